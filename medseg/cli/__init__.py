@@ -1,0 +1,92 @@
+"""The ``medseg`` command line: a thin layer over the library.
+
+Subcommands are imported only when called, so ``medseg --help`` answers without importing torch.
+Errors raised by the library (:class:`medseg.errors.MedsegError`) become one line on stderr and exit
+code 1; usage errors exit 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+__all__ = ["main", "cli"]
+
+# command name -> (module, attribute, one-line help)
+COMMANDS = {
+    "infer": ("medseg.cli.infer", "infer", "Segment NIfTI files or DICOM folders with a model package."),
+    "models": ("medseg.cli.models", "models", "List the shipped model packages and their labels."),
+    "synth": ("medseg.cli.synth", "synth", "Write a synthetic phantom volume (and its label) as NIfTI."),
+    "train": ("medseg.cli.train", "train", "Train a U-Net on labelled volumes and write a model package."),
+    "evaluate": ("medseg.cli.evaluate", "evaluate", "Score a segmentation against a reference label image."),
+    "report": ("medseg.cli.report", "report", "Build the cohort tables and HTML QA report from case results."),
+    "convert": ("medseg.cli.convert", "convert", "Convert a DICOM series folder to NIfTI."),
+    "inspect": ("medseg.cli.inspect", "inspect", "List the DICOM series in a folder and which would be used."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (module, _, _) in COMMANDS.items() if importlib.util.find_spec(module) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as error:
+            if error.name == module:
+                return None
+            raise
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="medseg")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Segment medical volumes in batch with slice-wise 2D U-Nets, and check the results.
+
+    \b
+    $ medseg infer scan.nii.gz                 # writes scan_seg.nii.gz + scan_seg.json
+    $ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx = click.get_current_context()
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+    ctx.obj["verbose"] = verbose
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: library errors → one line and exit 1."""
+    from medseg.errors import MedsegError
+
+    try:
+        code = cli.main(args=argv, prog_name="medseg", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as error:
+        sys.exit(error.exit_code)
+    except MedsegError as error:
+        click.echo(f"medseg: error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,115 @@
+"""`medseg infer`: segment inputs with a model package."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from medseg.cli.options import (
+    batch_option,
+    device_option,
+    model_option,
+    overwrite_option,
+    precision_option,
+    quiet,
+    series_option,
+)
+
+
+@click.command("infer")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@model_option
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for outputs (default: beside each input).")
+@click.option("--reference", "references", multiple=True, type=click.Path(path_type=Path),
+              help="Reference label image; score the result (give one per input, in order).")
+@device_option
+@precision_option
+@batch_option
+@click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
+@series_option
+@overwrite_option
+def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, overwrite):
+    """Segment NIfTI files or DICOM series folders.
+
+    Writes <stem>_seg.nii.gz (uint8 labels on the input's exact grid) and <stem>_seg.json (labels, model,
+    hashes, versions, device, timings). The model is loaded once for all inputs; a failing input is
+    reported and the others carry on (exit code 1 if any failed).
+
+    \b
+    $ medseg infer scan.nii.gz
+    $ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda
+    """
+    from medseg.errors import InputError, MedsegError
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.segment import segment_case
+
+    if references and len(references) != len(inputs):
+        raise click.UsageError(f"--reference was given {len(references)} times for {len(inputs)} inputs")
+    if series is not None and len(inputs) > 1:
+        raise click.UsageError("--series applies to one DICOM folder at a time")
+    silent = quiet()
+    package = load_package(model)
+    segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
+    if not silent:
+        click.echo(f"model {package.name} ({package.sha256[:12]}) on {segmenter.device_choice}, "
+                   f"precision {segmenter.precision}", err=True)
+    failures = 0
+    for index, path in enumerate(inputs):
+        reference = references[index] if references else None
+        try:
+            with _ProgressFactory(path, silent) as progress:
+                outputs = segment_case(path, segmenter, out_dir=output_dir, overwrite=overwrite, series=series,
+                                       reference=reference, progress=progress)
+        except MedsegError as error:
+            if len(inputs) == 1:
+                raise
+            failures += 1
+            click.echo(f"medseg: error: {error}", err=True)
+            continue
+        except (RuntimeError, MemoryError) as error:  # an unexpected failure on one case must not stop the batch
+            if len(inputs) == 1:
+                raise InputError(f"{path}: inference failed ({error})") from error
+            failures += 1
+            click.echo(f"medseg: error: {path}: inference failed ({error})", err=True)
+            continue
+        if not silent:
+            timing = outputs.record.get("timings_s", {})
+            click.echo(f"{path} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)")
+            if outputs.record.get("metrics"):
+                for label in outputs.record["metrics"]["labels"].values():
+                    dice = label["dice"]
+                    shown = "n/a (both empty)" if dice is None or (isinstance(dice, float) and math.isnan(dice)) \
+                        else f"{dice:.4f}"
+                    click.echo(f"  Dice {label['name']}: {shown}")
+    if failures:
+        click.echo(f"medseg: {failures} of {len(inputs)} inputs failed", err=True)
+        return 1
+    return 0
+
+
+class _ProgressFactory:
+    """A tqdm bar over slices on stderr, created once the number of slices is known."""
+
+    def __init__(self, path: Path, silent: bool) -> None:
+        self.path = path
+        self.silent = silent
+        self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, total: int):
+        if self.silent:
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=self.path.name, unit="slice", leave=False, dynamic_ncols=True)
+        return self.bar.update
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

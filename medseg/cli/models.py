@@ -1,0 +1,38 @@
+"""`medseg models`: list shipped model packages."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json: bool):
+    """List the shipped model packages with their labels.
+
+    \b
+    $ medseg models
+    """
+    from medseg.package import DEFAULT_MODEL, load_package, shipped_models
+
+    rows = []
+    for name in shipped_models():
+        package = load_package(name, check_hash=False)
+        rows.append({
+            "name": name,
+            "default": name == DEFAULT_MODEL,
+            "description": package.config.get("description", ""),
+            "labels": {str(k): v for k, v in package.labels.items()},
+            "slice_axis": package.inference["slice_axis"],
+            "weights_sha256": package.sha256,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        mark = " (default)" if row["default"] else ""
+        labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items())
+        click.echo(f"{row['name']}{mark}: {row['description']}\n  labels: {labels}")
+    return 0

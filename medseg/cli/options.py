@@ -1,0 +1,31 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+import click
+
+model_option = click.option(
+    "-m", "--model", default="phantom", show_default=True, metavar="NAME|DIR",
+    help="Shipped model name (see `medseg models`) or a model package folder.",
+)
+device_option = click.option(
+    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps",
+    help="Compute device. The device used is always reported; a missing device is an error, never a fallback.",
+)
+precision_option = click.option(
+    "--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    help="Autocast precision. auto: fp16 on CUDA, fp32 on CPU (bf16 on CPU is opt-in).",
+)
+batch_option = click.option(
+    "--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Tiles per forward pass."
+)
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outputs that exist already.")
+series_option = click.option(
+    "--series", default=None, metavar="UID|NUMBER", help="DICOM inputs: which series to use (see `medseg inspect`)."
+)
+
+
+def quiet(ctx: click.Context | None = None) -> bool:
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    return bool(root.obj and root.obj.get("quiet"))

@@ -1,0 +1,64 @@
+"""Choosing the compute device and precision, and saying which was chosen and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medseg.errors import DeviceError
+
+__all__ = ["DeviceChoice", "resolve_device", "resolve_precision"]
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.device} ({self.reason})"
+
+
+def resolve_device(spec: str = "auto") -> DeviceChoice:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``. Never falls back silently."""
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    cuda_ok = torch.cuda.is_available()
+    mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if spec == "auto":
+        if cuda_ok:
+            return DeviceChoice("cuda:0", f"auto: CUDA available, {torch.cuda.get_device_name(0)}")
+        if mps_ok:
+            return DeviceChoice("mps", "auto: Apple MPS available")
+        return DeviceChoice("cpu", "auto: no CUDA or MPS device found")
+    if spec == "cpu":
+        return DeviceChoice("cpu", "requested")
+    if spec.startswith("cuda"):
+        if not cuda_ok:
+            raise DeviceError(f"--device {spec}: CUDA is not available on this machine (use --device cpu or auto)")
+        index = 0
+        if ":" in spec:
+            try:
+                index = int(spec.split(":", 1)[1])
+            except ValueError as error:
+                raise DeviceError(f"--device {spec}: expected cuda or cuda:N") from error
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return DeviceChoice(f"cuda:{index}", f"requested, {torch.cuda.get_device_name(index)}")
+    if spec == "mps":
+        if not mps_ok:
+            raise DeviceError("--device mps: Apple MPS is not available on this machine")
+        return DeviceChoice("mps", "requested")
+    raise DeviceError(f"--device {spec}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` | ``fp32`` | ``bf16`` | ``fp16`` → the precision used. auto: fp16 on CUDA, fp32 elsewhere."""
+    precision = (precision or "auto").lower()
+    if precision == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise DeviceError(f"--precision {precision}: expected auto, fp32, bf16 or fp16")
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise DeviceError(f"--precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
+    return precision

@@ -1,0 +1,56 @@
+"""The one error root of medseg.
+
+Every error the library raises on purpose derives from :class:`MedsegError`, and also from the builtin
+that matches it, so callers can catch either. The CLI turns a MedsegError into a one-line message and
+exit code 1. Messages name the file and the problem, and say how to recover where that is known.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MedsegError",
+    "InputError",
+    "ImageReadError",
+    "OutputExistsError",
+    "ModelPackageError",
+    "DeviceError",
+    "GeometryError",
+    "DicomError",
+    "TrainingError",
+]
+
+
+class MedsegError(Exception):
+    """Root of every error medseg raises on purpose."""
+
+
+class InputError(MedsegError, ValueError):
+    """An input file or argument is not usable."""
+
+
+class ImageReadError(MedsegError, OSError):
+    """An image file could not be read (missing, truncated, not an image)."""
+
+
+class OutputExistsError(MedsegError, FileExistsError):
+    """An output exists already and overwriting was not asked for."""
+
+
+class ModelPackageError(MedsegError, ValueError):
+    """A model package is missing, corrupt or inconsistent."""
+
+
+class DeviceError(MedsegError, RuntimeError):
+    """The requested compute device is not available."""
+
+
+class GeometryError(MedsegError, ValueError):
+    """Two images do not share a grid, or a volume's geometry cannot be trusted."""
+
+
+class DicomError(MedsegError, ValueError):
+    """A DICOM folder or file cannot be turned into one 3D volume."""
+
+
+class TrainingError(MedsegError, ValueError):
+    """Training data or training settings are not usable."""

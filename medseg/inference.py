@@ -1,0 +1,146 @@
+"""Slice-wise 2D inference with sliding-window tiling.
+
+The model-space volume ``(C, X, Y, Z)`` is turned so that the slicing axis is last and cut into slabs of
+consecutive slices. Each slab goes through MONAI's :class:`~monai.inferers.SlidingWindowInferer` with a
+window of ``(roi_h, roi_w, 1)``: tiles of many slices are batched into one forward of the 2D network,
+overlapping tiles are blended with a gaussian (or constant) weight, and the slab's logits are reduced to
+uint8 labels by argmax before the next slab starts, so memory grows neither with the number of slices nor
+with the number of classes. Neighbouring slices are stacked as extra input channels when the package asks
+for context (2.5D). Flip test-time augmentation averages softmax over the declared flips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+from monai.inferers import SlidingWindowInferer
+from torch import nn
+
+from medseg.device import DeviceChoice, resolve_device, resolve_precision
+from medseg.package import ModelPackage
+
+__all__ = ["Segmenter", "SliceNet"]
+
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class SliceNet(nn.Module):
+    """Wraps a 2D network so that it takes 3D windows ``(B, C, H, W, 1)`` from the sliding window."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.tiles = 0  # tiles evaluated so far, for benchmarks and sidecars
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.tiles += x.shape[0]
+        return self.net(x[..., 0]).unsqueeze(-1)
+
+
+def context_stack(volume: torch.Tensor, start: int, stop: int, context: int) -> torch.Tensor:
+    """Slices ``start:stop`` of ``volume`` (C, X, Y, Z) with ``context`` neighbours each side as channels.
+
+    Returns ``(C * (2*context+1), X, Y, stop-start)``; edge slices repeat the first/last slice.
+    """
+    if context == 0:
+        return volume[..., start:stop]
+    depth = volume.shape[-1]
+    offsets = torch.arange(-context, context + 1)
+    index = (torch.arange(start, stop)[:, None] + offsets[None, :]).clamp(0, depth - 1)  # (S, 2k+1)
+    gathered = volume[..., index]  # (C, X, Y, S, 2k+1)
+    c, x, y, s, k = gathered.shape
+    return gathered.permute(0, 4, 1, 2, 3).reshape(c * k, x, y, s)
+
+
+class Segmenter:
+    """A model package loaded once on a device, ready to label many volumes."""
+
+    def __init__(
+        self,
+        package: ModelPackage,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int = 16,
+        overlap: float | None = None,
+        slab_voxels: int = 1 << 24,
+        net: nn.Module | None = None,
+    ) -> None:
+        self.package = package
+        self.device_choice: DeviceChoice = resolve_device(device)
+        self.device = torch.device(self.device_choice.device)
+        self.precision = resolve_precision(precision, self.device_choice.device)
+        settings = package.inference
+        self.slice_axis = int(settings["slice_axis"])
+        self.roi_size = tuple(int(v) for v in settings["roi_size"])
+        self.overlap = float(settings["overlap"] if overlap is None else overlap)
+        self.blend = settings["blend"]
+        self.context = int(settings["context_slices"])
+        self.flips = [int(a) for a in settings.get("flip_tta") or []]
+        self.batch_size = int(batch_size)
+        self.slab_voxels = int(slab_voxels)
+        self.n_classes = int(package.config["architecture"]["n_classes"])
+        # ``net`` lets training validate its network in memory with exactly this code path
+        self.net = package.build_network(str(self.device)) if net is None else net
+        self.window_net = SliceNet(self.net)
+
+    def _inferer(self, plane: tuple[int, int]) -> SlidingWindowInferer:
+        roi = tuple(min(r, p) for r, p in zip(self.roi_size, plane))
+        return SlidingWindowInferer(
+            roi_size=(*roi, 1),
+            sw_batch_size=self.batch_size,
+            overlap=(self.overlap, self.overlap, 0.0),
+            mode=self.blend,
+            sigma_scale=0.125,
+            padding_mode="replicate",
+            sw_device=self.device,
+            device=self.device,
+        )
+
+    def _autocast(self):
+        dtype = _DTYPES[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def slab_slices(self, plane: tuple[int, int]) -> int:
+        """Slices per slab, so a slab's logits stay near ``slab_voxels`` values."""
+        return max(1, self.slab_voxels // (plane[0] * plane[1] * max(self.n_classes, 1)))
+
+    @torch.inference_mode()
+    def predict(self, image: torch.Tensor, progress: Callable[[int], None] | None = None) -> torch.Tensor:
+        """Label a model-space image ``(C, X, Y, Z)``; returns uint8 labels ``(X, Y, Z)`` on the CPU."""
+        image = torch.as_tensor(image).float()
+        if image.ndim != 4:
+            raise ValueError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")
+        volume = torch.movedim(image, 1 + self.slice_axis, -1).contiguous()  # (C, A, B, S)
+        plane = tuple(volume.shape[1:3])
+        depth = volume.shape[-1]
+        inferer = self._inferer(plane)
+        step = self.slab_slices(plane)
+        out = torch.empty((*plane, depth), dtype=torch.uint8)
+        for start in range(0, depth, step):
+            stop = min(depth, start + step)
+            slab = context_stack(volume, start, stop, self.context).to(self.device)[None]
+            out[..., start:stop] = self._label_slab(inferer, slab).cpu()
+            if progress is not None:
+                progress(stop - start)
+        return torch.movedim(out, -1, self.slice_axis)
+
+    def _label_slab(self, inferer: SlidingWindowInferer, slab: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            if not self.flips:
+                logits = inferer(slab, self.window_net)
+                return torch.argmax(logits[0], dim=0).to(torch.uint8)
+            probs = torch.softmax(inferer(slab, self.window_net)[0].float(), dim=0)
+            for axis in self.flips:
+                dim = self._slab_dim(axis)
+                flipped = inferer(torch.flip(slab, dims=(dim + 2,)), self.window_net)[0].float()
+                probs += torch.flip(torch.softmax(flipped, dim=0), dims=(dim + 1,))
+            return torch.argmax(probs, dim=0).to(torch.uint8)
+
+    def _slab_dim(self, axis: int) -> int:
+        """Where model-space volume axis ``axis`` lies in the slab's (A, B, S) layout."""
+        order = [a for a in range(3) if a != self.slice_axis] + [self.slice_axis]
+        return order.index(axis)

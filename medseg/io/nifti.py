@@ -1,0 +1,101 @@
+"""NIfTI reading and label writing that keeps the input's geometry bit for bit."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from medseg.errors import ImageReadError, InputError
+from medseg.io.atomic import sha256_of
+from medseg.volume import Volume
+
+__all__ = ["read_nifti", "labels_image", "write_labels", "label_dtype"]
+
+
+def read_nifti(path: Path | str, hash_input: bool = True) -> Volume:
+    """Read a 3D NIfTI (or any 3D image nibabel reads) into a float32 :class:`Volume`.
+
+    A 4D image with a single volume is accepted and squeezed; other shapes are refused.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
+    try:
+        image = nib.load(str(path))
+    except nib.filebasedimages.ImageFileError as error:
+        raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as error:
+        raise ImageReadError(f"{path}: cannot read header ({_short(error)})") from error
+    try:
+        array = image.get_fdata(dtype=np.float32)
+    except (OSError, EOFError, zlib.error, ValueError) as error:
+        raise ImageReadError(f"{path}: truncated or corrupt image data ({_short(error)})") from error
+    if array.ndim == 4 and array.shape[3] == 1:
+        array = array[..., 0]
+    if array.ndim != 3:
+        raise InputError(f"{path}: expected a 3D volume, got shape {tuple(array.shape)}")
+    if min(array.shape) < 1:
+        raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError(f"{path}: the affine is singular or not finite:\n{affine}")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{path}: the image contains NaN or infinite voxels")
+    header = image.header if isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)) else None
+    return Volume(
+        array=array,
+        affine=affine,
+        source=path,
+        header=header,
+        source_sha256=sha256_of(path) if hash_input else None,
+    )
+
+
+def label_dtype(n_labels: int) -> np.dtype:
+    """uint8 up to 255 labels, uint16 beyond."""
+    return np.dtype(np.uint8) if n_labels <= 256 else np.dtype(np.uint16)
+
+
+def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
+    """A label image on ``like``'s grid.
+
+    When ``like`` came from a NIfTI file its header is copied, so sform, qform, their codes, units and
+    pixdim are exactly the input's; otherwise ``like.affine`` is written as both sform and qform
+    (code 1, scanner).
+    """
+    if tuple(labels.shape) != like.shape:
+        raise ValueError(f"label shape {labels.shape} differs from the volume's {like.shape}")
+    if like.header is not None:
+        header = like.header.copy()
+        klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+        image = klass(labels, None, header=header)
+        image.header.set_data_dtype(labels.dtype)
+        image.header.set_slope_inter(1.0, 0.0)
+        image.header["cal_min"] = 0
+        image.header["cal_max"] = float(labels.max()) if labels.size else 0.0
+        image.header.set_intent("label", name="medseg")
+        if image.header["dim"][0] > 3:
+            image.header["dim"][0] = 3
+        return image
+    image = nib.Nifti1Image(labels, like.affine)
+    image.header.set_sform(like.affine, code=1)
+    image.header.set_qform(like.affine, code=1)
+    image.header.set_xyzt_units("mm", "sec")
+    image.header.set_intent("label", name="medseg")
+    return image
+
+
+def write_labels(labels: np.ndarray, like: Volume, path: Path | str) -> None:
+    """Write ``labels`` on ``like``'s grid to ``path`` (not atomic: use :func:`atomic_paths` around it)."""
+    nib.save(labels_image(labels, like), str(path))
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

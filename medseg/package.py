@@ -1,0 +1,184 @@
+"""Model packages: a folder with ``model.json`` (architecture, labels, preprocessing, inference settings)
+and ``weights.safetensors`` whose SHA-256 the config records and the loader checks. No pickle is ever
+loaded. Shipped packages live in ``medseg/models/<name>/``; ``--model`` takes a name or a folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from medseg.errors import ModelPackageError
+from medseg.io.atomic import atomic_paths, sha256_of
+
+__all__ = [
+    "CONFIG_NAME",
+    "DEFAULT_MODEL",
+    "ModelPackage",
+    "load_package",
+    "shipped_models",
+    "save_package",
+    "validate_config",
+]
+
+CONFIG_NAME = "model.json"
+DEFAULT_MODEL = "phantom"
+
+
+def _models_root() -> Path:
+    return Path(str(resources.files("medseg") / "models"))
+
+
+@cache
+def _schema() -> dict:
+    return json.loads((resources.files("medseg") / "schemas" / "model.schema.json").read_text())
+
+
+def validate_config(config: dict, where: str) -> None:
+    """Check a model config against the schema and its internal consistency."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(config), key=lambda e: e.path)
+    if errors:
+        first = errors[0]
+        at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}")
+    arch = config["architecture"]
+    values = sorted(int(k) for k in config["labels"])
+    if values != list(range(arch["n_classes"])):
+        raise ModelPackageError(
+            f"{where}: labels must be 0..{arch['n_classes'] - 1} to match n_classes={arch['n_classes']}, "
+            f"got {values}"
+        )
+    context = config["inference"].get("context_slices", 0)
+    if arch["in_channels"] != 2 * context + 1:
+        raise ModelPackageError(
+            f"{where}: in_channels={arch['in_channels']} does not match context_slices={context} "
+            f"(expected {2 * context + 1})"
+        )
+
+
+@dataclass
+class ModelPackage:
+    """A loaded and checked model package (the network itself is built by :meth:`build_network`)."""
+
+    path: Path
+    config: dict
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def labels(self) -> dict[int, str]:
+        return {int(k): v for k, v in sorted(self.config["labels"].items(), key=lambda kv: int(kv[0]))}
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / self.config["weights"]["file"]
+
+    @property
+    def sha256(self) -> str:
+        return self.config["weights"]["sha256"]
+
+    @property
+    def preprocessing(self) -> dict:
+        return self.config["preprocessing"]
+
+    @property
+    def inference(self) -> dict:
+        defaults = {"overlap": 0.25, "blend": "gaussian", "context_slices": 0, "flip_tta": []}
+        return {**defaults, **self.config["inference"]}
+
+    def build_network(self, device: str | None = None):
+        """The U-Net with this package's weights, in eval mode, on ``device``."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from medseg.network import UNet2D, UNetConfig
+
+        arch = {k: v for k, v in self.config["architecture"].items() if k != "type"}
+        net = UNet2D(UNetConfig(**arch))
+        try:
+            state = load_file(str(self.weights_path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            detail = str(error).splitlines()[0]
+            raise ModelPackageError(
+                f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({detail})"
+            ) from error
+        net.eval()
+        if device is not None:
+            net.to(device)
+        return net
+
+
+def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
+    """Load a model package by shipped name or folder path, validating config and weights hash."""
+    candidate = Path(name_or_path)
+    if candidate.is_dir():
+        path = candidate
+    elif (_models_root() / str(name_or_path)).is_dir() and "/" not in str(name_or_path):
+        path = _models_root() / str(name_or_path)
+    elif candidate.exists():
+        raise ModelPackageError(f"{candidate}: a model package is a folder holding {CONFIG_NAME}, not a file")
+    else:
+        names = ", ".join(shipped_models()) or "none"
+        raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model (shipped: {names})")
+    config_path = path / CONFIG_NAME
+    if not config_path.is_file():
+        raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME})")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
+    validate_config(config, str(config_path))
+    package = ModelPackage(path=path, config=config)
+    if not package.weights_path.is_file():
+        raise ModelPackageError(f"{package.weights_path}: weights file missing")
+    if check_hash:
+        actual = sha256_of(package.weights_path)
+        if actual != package.sha256:
+            raise ModelPackageError(
+                f"{package.weights_path}: SHA-256 {actual[:12]}… does not match {package.sha256[:12]}… recorded "
+                f"in {CONFIG_NAME}; the file is corrupt or was replaced"
+            )
+    return package
+
+
+def shipped_models() -> list[str]:
+    """Names of the model packages shipped inside medseg."""
+    root = _models_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def save_package(net, config: dict, out_dir: Path | str, extra_files: dict[str, str] | None = None) -> ModelPackage:
+    """Write ``net``'s weights and ``config`` (weights entry filled in) as a package in ``out_dir``.
+
+    ``extra_files`` maps file names (e.g. ``MODEL_CARD.md``) to text written beside the config.
+    """
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_name = "weights.safetensors"
+    state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    config = dict(config)
+    with atomic_paths([out_dir / weights_name], overwrite=True) as (tmp,):
+        save_file(state, str(tmp))
+        digest = sha256_of(tmp)
+    config["weights"] = {"file": weights_name, "sha256": digest}
+    validate_config(config, str(out_dir / CONFIG_NAME))
+    texts = {CONFIG_NAME: json.dumps(config, indent=2) + "\n", **(extra_files or {})}
+    with atomic_paths([out_dir / n for n in texts], overwrite=True) as temps:
+        for temp, text in zip(temps, texts.values()):
+            temp.write_text(text)
+    return ModelPackage(path=out_dir, config=config)

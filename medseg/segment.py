@@ -1,0 +1,173 @@
+"""One case end to end: read → model space → slice-wise inference → input grid → atomic outputs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medseg.io.atomic import atomic_paths, check_writable
+from medseg.io.images import read_image
+from medseg.io.nifti import label_dtype, write_labels
+from medseg.volume import Volume, stem
+
+__all__ = ["CaseOutputs", "output_paths", "segment_case", "versions"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaseOutputs:
+    """Where one case's outputs went, and its sidecar record."""
+
+    segmentation: Path
+    sidecar: Path
+    metrics: Path | None = None
+    record: dict = field(default_factory=dict)
+
+
+def output_paths(
+    input_path: Path | str, out_dir: Path | str | None = None, case_id: str | None = None
+) -> tuple[Path, Path, Path]:
+    """``<name>_seg.nii.gz``, ``<name>_seg.json`` and ``<name>_metrics.json`` in ``out_dir`` (default:
+    beside the input); ``name`` is ``case_id`` or the input's stem."""
+    input_path = Path(input_path)
+    folder = Path(out_dir) if out_dir is not None else input_path.resolve().parent
+    name = case_id or stem(input_path.resolve() if input_path.name in ("", ".") else input_path)
+    return folder / f"{name}_seg.nii.gz", folder / f"{name}_seg.json", folder / f"{name}_metrics.json"
+
+
+def versions() -> dict[str, str]:
+    import monai
+    import nibabel
+    import torch
+
+    import medseg
+
+    return {
+        "medseg": medseg.__version__,
+        "monai": monai.__version__,
+        "torch": torch.__version__,
+        "nibabel": nibabel.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def segment_case(
+    input_path: Path | str,
+    segmenter,
+    out_dir: Path | str | None = None,
+    overwrite: bool = False,
+    series: str | None = None,
+    reference: Path | str | None = None,
+    progress: Callable[[int], Callable[[int], None] | None] | None = None,
+    case_id: str | None = None,
+) -> CaseOutputs:
+    """Segment one input file or DICOM folder with a loaded :class:`~medseg.inference.Segmenter`.
+
+    ``progress(total_slices)`` may return a callback that receives slice counts. With a ``reference``
+    label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
+    after ``case_id`` when given, else after the input. Nothing is written unless every step succeeds.
+    """
+    from medseg.preprocess import build_transforms, invert_labels, to_model_space
+
+    seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
+    targets = [seg_path, sidecar_path] + ([metrics_path] if reference is not None else [])
+    check_writable(targets, overwrite)
+    timings: dict[str, float] = {}
+
+    clock = time.perf_counter()
+    volume = read_image(input_path, series=series)
+    ref_volume = None
+    if reference is not None:
+        from medseg.metrics import check_same_grid, read_reference
+
+        ref_volume = read_reference(reference, segmenter.package.labels)
+        check_same_grid(volume, ref_volume)
+    timings["read_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    transforms = build_transforms(segmenter.package.preprocessing)
+    data = to_model_space(volume, transforms)
+    timings["preprocess_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    tiles_before = segmenter.window_net.tiles
+    slices = data["image"].shape[1 + segmenter.slice_axis]
+    callback = progress(slices) if progress is not None else None
+    model_labels = segmenter.predict(data["image"].as_tensor(), progress=callback)
+    timings["inference_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    labels = invert_labels(model_labels, data, transforms, volume.shape)
+    labels = labels.astype(label_dtype(len(segmenter.package.labels)), copy=False)
+    timings["postprocess_s"] = time.perf_counter() - clock
+
+    record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before)
+    record["case_id"] = case_id or volume.name
+    metrics = None
+    if ref_volume is not None:
+        from medseg.metrics import evaluate_volumes
+
+        clock = time.perf_counter()
+        metrics = evaluate_volumes(
+            Volume(labels, volume.affine, source=seg_path), ref_volume, segmenter.package.labels,
+            case_id=case_id or volume.name,
+        )
+        timings["metrics_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    with atomic_paths(targets, overwrite=overwrite) as temps:
+        write_labels(labels, volume, temps[0])
+        timings["write_s"] = time.perf_counter() - clock
+        record["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        temps[1].write_text(json.dumps(record, indent=2) + "\n")
+        if metrics is not None:
+            temps[2].write_text(json.dumps(metrics, indent=2, allow_nan=True) + "\n")
+    log.info("%s: wrote %s", volume.source, seg_path)
+    written_metrics = metrics_path if metrics is not None else None
+    return CaseOutputs(seg_path, sidecar_path, written_metrics, record | {"metrics": metrics})
+
+
+def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timings: dict, tiles: int) -> dict:
+    package = segmenter.package
+    counts = np.bincount(labels.ravel(), minlength=len(package.labels))
+    return {
+        "schema": "medseg-segmentation/1",
+        "input": str(volume.source),
+        "input_sha256": volume.source_sha256,
+        "input_info": volume.info,
+        "segmentation": seg_path.name,
+        "shape": list(volume.shape),
+        "affine": volume.affine.tolist(),
+        "labels": {str(k): v for k, v in package.labels.items()},
+        "label_voxels": {str(k): int(counts[k]) for k in package.labels},
+        "label_volume_ml": {str(k): round(float(counts[k]) * volume.voxel_volume_ml, 4) for k in package.labels},
+        "model": {
+            "name": package.name,
+            "version": package.config.get("version"),
+            "weights_sha256": package.sha256,
+            "path": str(package.path),
+        },
+        "inference": {
+            "slice_axis": segmenter.slice_axis,
+            "roi_size": list(segmenter.roi_size),
+            "overlap": segmenter.overlap,
+            "blend": segmenter.blend,
+            "batch_size": segmenter.batch_size,
+            "context_slices": segmenter.context,
+            "flip_tta": segmenter.flips,
+            "tiles": tiles,
+        },
+        "device": segmenter.device_choice.device,
+        "device_reason": segmenter.device_choice.reason,
+        "precision": segmenter.precision,
+        "versions": versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

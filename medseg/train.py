@@ -1,0 +1,486 @@
+"""Training the seed U-Net on labelled volumes, slice by slice, into a model package.
+
+Volumes are brought into model space with the package's own preprocessing, cut into 2D slices along the
+package's slicing axis (with neighbouring slices as channels for 2.5D), augmented with MONAI transforms,
+and fitted with DiceCE loss under a learning-rate schedule. Validation runs the whole held-out volumes
+through :class:`medseg.inference.Segmenter` — the code path of ``medseg infer`` — and the checkpoint with
+the best mean validation Dice becomes the package. Every epoch reseeds all random streams from
+``seed + epoch``, so a run resumed from its last checkpoint continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medseg.errors import TrainingError
+from medseg.inference import Segmenter, context_stack
+from medseg.io.atomic import atomic_paths
+from medseg.package import ModelPackage, save_package, validate_config
+from medseg.volume import stem
+
+__all__ = ["TrainCase", "pair_cases", "load_cases", "train", "split_cases", "default_training", "read_config"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = ".checkpoint"
+
+DEFAULT_TRAINING = {
+    "epochs": 20,
+    "steps_per_epoch": 100,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "schedule": "cosine",  # cosine | constant | poly
+    "warmup_epochs": 1,
+    "foreground_fraction": 0.7,
+    "val_fraction": 0.2,
+    "val_every": 1,
+    "seed": 0,
+    "augment": {
+        "rotate_deg": 15.0,
+        "scale": 0.15,
+        "translate_px": 4,
+        "flip_axes": [],
+        "noise_std": 0.05,
+        "intensity_scale": 0.1,
+        "intensity_shift": 0.1,
+        "gamma": [0.8, 1.25],
+        "smooth_prob": 0.1,
+        "prob": 0.8,
+    },
+}
+
+
+def default_training() -> dict:
+    return copy.deepcopy(DEFAULT_TRAINING)
+
+
+def read_config(path: Path | str) -> dict:
+    """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            config = yaml.safe_load(text)
+        else:
+            config = json.loads(text)
+    except Exception as error:  # noqa: BLE001 - any parse error is a config error
+        raise TrainingError(f"{path}: not valid {path.suffix[1:].upper() or 'JSON'} ({error})") from error
+    if not isinstance(config, dict):
+        raise TrainingError(f"{path}: expected a mapping at the top level")
+    return config
+
+
+@dataclass
+class TrainCase:
+    case_id: str
+    image_path: Path
+    label_path: Path
+    image: torch.Tensor | None = None  # (C, A, B, S) model space, slicing axis last
+    label: torch.Tensor | None = None  # (A, B, S) uint8
+
+
+_IMAGE_SUFFIXES = (".nii.gz", ".nii")
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise TrainingError(f"{folder}: no such folder")
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.name.endswith(_IMAGE_SUFFIXES):
+            continue
+        files[stem(path)] = path
+    return files
+
+
+def pair_cases(images_dir: Path | str, labels_dir: Path | str) -> list[TrainCase]:
+    """Pair images and labels by file name (a label may add ``_label``, ``_seg`` or ``_mask``)."""
+    images = _image_files(Path(images_dir))
+    labels = {}
+    for name, path in _image_files(Path(labels_dir)).items():
+        for suffix in ("_label", "_labels", "_seg", "_mask"):
+            if name.endswith(suffix) and name[: -len(suffix)] in images:
+                name = name[: -len(suffix)]
+                break
+        labels[name] = path
+    paired = sorted(set(images) & set(labels))
+    if not paired:
+        raise TrainingError(
+            f"{images_dir}: no image has a label of the same name in {labels_dir} "
+            f"({len(images)} images, {len(labels)} labels)"
+        )
+    unpaired = sorted(set(images) ^ set(labels))
+    if unpaired:
+        shown = ", ".join(unpaired[:10]) + (" …" if len(unpaired) > 10 else "")
+        raise TrainingError(f"{images_dir}: {len(unpaired)} case(s) lack an image or a label: {shown}")
+    return [TrainCase(name, images[name], labels[name]) for name in paired]
+
+
+def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
+    """Read, check and bring every case into model space (slicing axis last)."""
+    from medseg.io.nifti import read_nifti
+    from medseg.preprocess import build_transforms
+
+    transforms = build_transforms(config["preprocessing"], with_label=True)
+    axis = int(config["inference"]["slice_axis"])
+    declared = {int(k) for k in config["labels"]}
+    from monai.data import MetaTensor
+
+    for case in cases:
+        image = read_nifti(case.image_path, hash_input=False)
+        label = read_nifti(case.label_path, hash_input=False)
+        if image.shape != label.shape:
+            raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
+        if float(np.max(np.abs(image.affine - label.affine))) > 1e-3:
+            raise TrainingError(f"{case.label_path}: affine differs from its image's ({case.image_path})")
+        values = np.unique(label.array)
+        if not np.all(values == np.round(values)):
+            raise TrainingError(f"{case.label_path}: label values are not whole numbers")
+        unknown = sorted(set(int(v) for v in values) - declared)
+        if unknown:
+            raise TrainingError(
+                f"{case.label_path}: label values {unknown} are not declared in the config's labels {sorted(declared)}"
+            )
+        affine = torch.from_numpy(image.affine)
+        data = transforms({
+            "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
+            "label": MetaTensor(torch.from_numpy(label.array), affine=affine.clone()),
+        })
+        case.image = torch.movedim(data["image"].as_tensor().float(), 1 + axis, -1).contiguous()
+        case.label = torch.movedim(data["label"].as_tensor()[0], axis, -1).round().to(torch.uint8).contiguous()
+    return cases
+
+
+def split_cases(cases: list[TrainCase], val_fraction: float, seed: int) -> tuple[list[TrainCase], list[TrainCase]]:
+    """A seeded random split; at least one validation case when there are two or more cases."""
+    order = np.random.default_rng(seed).permutation(len(cases))
+    n_val = int(round(len(cases) * val_fraction))
+    if len(cases) >= 2:
+        n_val = min(max(n_val, 1), len(cases) - 1)
+    else:
+        n_val = 0
+    val = [cases[i] for i in sorted(order[:n_val])]
+    train_ = [cases[i] for i in sorted(order[n_val:])]
+    return train_, val
+
+
+def _augmentations(roi: tuple[int, int], aug: dict, seed: int):
+    from monai.transforms import (
+        Compose,
+        RandAdjustContrastd,
+        RandAffined,
+        RandFlipd,
+        RandGaussianNoised,
+        RandGaussianSmoothd,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+        RandSpatialCropd,
+        SpatialPadd,
+    )
+
+    prob = float(aug.get("prob", 0.8))
+    keys = ("image", "label")
+    transforms = [
+        SpatialPadd(keys=keys, spatial_size=roi, mode="edge"),
+        RandSpatialCropd(keys=keys, roi_size=roi, random_size=False),
+    ]
+    rotate = math.radians(float(aug.get("rotate_deg", 0.0)))
+    scale = float(aug.get("scale", 0.0))
+    translate = float(aug.get("translate_px", 0))
+    if rotate or scale or translate:
+        transforms.append(RandAffined(
+            keys=keys, prob=prob, rotate_range=(rotate,), scale_range=(scale, scale),
+            translate_range=(translate, translate), mode=("bilinear", "nearest"), padding_mode="border",
+        ))
+    for axis in aug.get("flip_axes", []):
+        transforms.append(RandFlipd(keys=keys, prob=0.5, spatial_axis=int(axis)))
+    if aug.get("noise_std"):
+        transforms.append(RandGaussianNoised(keys="image", prob=prob / 2, std=float(aug["noise_std"])))
+    if aug.get("smooth_prob"):
+        transforms.append(RandGaussianSmoothd(keys="image", prob=float(aug["smooth_prob"]),
+                                              sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0)))
+    if aug.get("intensity_scale"):
+        transforms.append(RandScaleIntensityd(keys="image", prob=prob / 2, factors=float(aug["intensity_scale"])))
+    if aug.get("intensity_shift"):
+        transforms.append(RandShiftIntensityd(keys="image", prob=prob / 2, offsets=float(aug["intensity_shift"])))
+    if aug.get("gamma"):
+        transforms.append(RandAdjustContrastd(keys="image", prob=prob / 2, gamma=tuple(aug["gamma"])))
+    compose = Compose(transforms)
+    compose.set_random_state(seed=seed)
+    return compose
+
+
+def _learning_rate(settings: dict, epoch: int) -> float:
+    base = float(settings["learning_rate"])
+    epochs = int(settings["epochs"])
+    warmup = int(settings.get("warmup_epochs", 0))
+    if epoch < warmup:
+        return base * (epoch + 1) / (warmup + 1)
+    schedule = settings.get("schedule", "cosine")
+    progress = (epoch - warmup) / max(1, epochs - warmup)
+    if schedule == "constant":
+        return base
+    if schedule == "poly":
+        return base * (1 - progress) ** 0.9
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    raise TrainingError(f"unknown learning-rate schedule {schedule!r} (cosine, poly or constant)")
+
+
+def _dice_per_label(pred: np.ndarray, ref: np.ndarray, labels: list[int]) -> dict[int, float]:
+    out = {}
+    for value in labels:
+        p, r = pred == value, ref == value
+        denom = int(p.sum()) + int(r.sum())
+        out[value] = float("nan") if denom == 0 else 2.0 * int(np.logical_and(p, r).sum()) / denom
+    return out
+
+
+class _SliceSampler:
+    """Draws (case, slice) pairs, preferring slices with foreground."""
+
+    def __init__(self, cases: list[TrainCase], foreground_fraction: float) -> None:
+        self.cases = cases
+        self.fraction = foreground_fraction
+        self.all = [(c, s) for c, case in enumerate(cases) for s in range(case.label.shape[-1])]
+        self.foreground = [(c, s) for c, s in self.all if bool(cases[c].label[..., s].any())]
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
+        picks = []
+        for _ in range(n):
+            pool = self.foreground if self.foreground and rng.random() < self.fraction else self.all
+            picks.append(pool[int(rng.integers(len(pool)))])
+        return picks
+
+
+def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
+    folder = out_dir / CHECKPOINT_DIR
+    return folder / "last.safetensors", folder / "last.json"
+
+
+def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
+    opt = optimizer.state_dict()
+    for index, entry in opt["state"].items():
+        for key, value in entry.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    state = dict(state, param_groups=opt["param_groups"])
+    weights, meta = _checkpoint_paths(out_dir)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_paths([weights, meta], overwrite=True) as (tmp_w, tmp_m):
+        save_file(tensors, str(tmp_w))
+        tmp_m.write_text(json.dumps(state, indent=1))
+
+
+def _load_checkpoint(out_dir: Path, net, optimizer) -> tuple[dict, dict | None]:
+    from safetensors.torch import load_file
+
+    weights, meta = _checkpoint_paths(out_dir)
+    tensors = load_file(str(weights))
+    state = json.loads(meta.read_text())
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    opt_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            opt_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    return state, best
+
+
+def train(
+    config: dict,
+    cases: list[TrainCase],
+    out_dir: Path | str,
+    resume: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    device: str = "cpu",
+    val_cases: list[TrainCase] | None = None,
+) -> ModelPackage:
+    """Train on ``cases`` (loaded with :func:`load_cases`) and write the best model package to ``out_dir``.
+
+    ``config`` holds the package fields and a ``training`` section (defaults in ``DEFAULT_TRAINING``).
+    Validation cases are ``val_cases`` or a seeded split of ``cases``.
+    """
+    from monai.losses import DiceCELoss
+    from monai.utils import set_determinism
+
+    from medseg.network import UNet2D, UNetConfig
+
+    out_dir = Path(out_dir)
+    settings = {**default_training(), **config.get("training", {})}
+    settings["augment"] = {**DEFAULT_TRAINING["augment"], **settings.get("augment", {})}
+    seed = int(settings["seed"])
+    package_config = {k: v for k, v in config.items() if k != "training"}
+    package_config.setdefault("format", "medseg-model/1")
+    package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
+    validate_config(package_config, "training config")
+    if val_cases is None:
+        train_cases, val_cases = split_cases(cases, float(settings["val_fraction"]), seed)
+    else:
+        train_cases = cases
+    if not train_cases:
+        raise TrainingError("no training cases left after the validation split")
+    context = int(config["inference"].get("context_slices", 0))
+    roi = tuple(int(v) for v in config["inference"]["roi_size"])
+    labels = sorted(int(k) for k in config["labels"])
+
+    set_determinism(seed=seed)
+    torch.manual_seed(seed)
+    arch = {k: v for k, v in config["architecture"].items() if k != "type"}
+    net = UNet2D(UNetConfig(**arch)).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=float(settings["learning_rate"]),
+                                  weight_decay=float(settings["weight_decay"]))
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    sampler = _SliceSampler(train_cases, float(settings["foreground_fraction"]))
+    validator = Segmenter(ModelPackage(out_dir, package_config), device=device, precision="fp32",
+                          batch_size=int(settings["batch_size"]), net=net)
+
+    state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": []}
+    best_state = None
+    if resume:
+        if not _checkpoint_paths(out_dir)[1].is_file():
+            raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
+        state, best_state = _load_checkpoint(out_dir, net, optimizer)
+        log.info("resuming after epoch %d", state["epoch"])
+
+    started = time.perf_counter() - sum(h.get("seconds", 0.0) for h in state["history"])
+    for epoch in range(state["epoch"], int(settings["epochs"])):
+        clock = time.perf_counter()
+        torch.manual_seed(seed + epoch)
+        rng = np.random.default_rng(seed + epoch)
+        augment = _augmentations(roi, settings["augment"], seed + epoch)
+        lr = _learning_rate(settings, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        net.train()
+        losses = []
+        for _ in range(int(settings["steps_per_epoch"])):
+            batch_images, batch_labels = [], []
+            for c, s in sampler.draw(rng, int(settings["batch_size"])):
+                case = train_cases[c]
+                sample = augment({
+                    "image": context_stack(case.image, s, s + 1, context)[..., 0],
+                    "label": case.label[None, ..., s].float(),
+                })
+                batch_images.append(torch.as_tensor(sample["image"]))
+                batch_labels.append(torch.as_tensor(sample["label"]))
+            images = torch.stack(batch_images).to(device)
+            targets = torch.stack(batch_labels).round().to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(images), targets)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses))}
+        if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
+            per_label = _validate(validator, val_cases, labels)
+            record["val_dice"] = {str(k): v for k, v in per_label.items()}
+            record["val_mean_dice"] = float(np.nanmean(list(per_label.values())))
+            if record["val_mean_dice"] > state["best_dice"]:
+                state["best_dice"] = record["val_mean_dice"]
+                state["best_epoch"] = epoch + 1
+                best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        elif not val_cases:
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            state["best_epoch"] = epoch + 1
+        record["seconds"] = time.perf_counter() - clock
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        _save_checkpoint(out_dir, net, best_state, optimizer, state)
+        if on_epoch is not None:
+            on_epoch(record)
+
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), state["history"][-1])
+    package_config["training"] = {
+        "settings": settings,
+        "train_cases": len(train_cases),
+        "val_cases": [c.case_id for c in val_cases],
+        "best_epoch": state["best_epoch"],
+        "val_dice": best.get("val_dice"),
+        "val_mean_dice": best.get("val_mean_dice"),
+        "epochs_run": state["epoch"],
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "device": device,
+        "torch": torch.__version__,
+        "data": config.get("training", {}).get("data", {}),
+    }
+    package_config.pop("weights")
+    card = model_card(package_config)
+    return save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
+
+
+def _validate(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, float]:
+    """Mean Dice per foreground label over whole validation volumes (cases where both are empty skipped)."""
+    segmenter.net.eval()
+    scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
+    for case in cases:
+        # case.image is in model space with the slicing axis last; predict expects model-space axes
+        image = torch.movedim(case.image, -1, 1 + segmenter.slice_axis)
+        pred = torch.movedim(segmenter.predict(image), segmenter.slice_axis, -1).numpy()
+        for value, dice in _dice_per_label(pred, case.label.numpy(), list(scores)).items():
+            if not math.isnan(dice):
+                scores[value].append(dice)
+    segmenter.net.train()
+    return {v: (float(np.mean(s)) if s else float("nan")) for v, s in scores.items()}
+
+
+def model_card(config: dict) -> str:
+    """A short markdown model card from a trained package config."""
+    training = config.get("training", {})
+    data = training.get("data", {})
+    labels = ", ".join(f"{k} {v}" for k, v in config["labels"].items())
+    dice = training.get("val_dice") or {}
+    rows = "\n".join(f"| {config['labels'].get(k, k)} | {v:.4f} |" for k, v in dice.items())
+    settings = training.get("settings", {})
+    return f"""# Model card: {config['name']}
+
+{config.get('description', '')}
+
+- Labels: {labels}
+- Architecture: 2D U-Net {json.dumps(config['architecture'])}
+- Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices
+  {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
+- Preprocessing: {json.dumps(config['preprocessing'])}
+
+## Data
+{data.get('description', 'not stated')}
+
+Licence / attribution: {data.get('licence', 'not stated')}
+
+## Training
+{training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases;
+{training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch {settings.get('batch_size')},
+learning rate {settings.get('learning_rate')} ({settings.get('schedule')}), seed {settings.get('seed')};
+{training.get('train_seconds')} s on {training.get('device')} (torch {training.get('torch')}).
+Best epoch {training.get('best_epoch')} by mean validation Dice.
+
+## Validation (whole volumes, same inference code as `medseg infer`)
+| label | mean Dice |
+|---|---|
+{rows}
+"""

@@ -1,0 +1,57 @@
+"""A volume: voxels and the geometry that places them, travelling together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Volume", "stem"]
+
+
+@dataclass
+class Volume:
+    """A 3D image on a grid.
+
+    ``array`` is indexed (i, j, k) like the file's voxels; ``affine`` maps voxel indices to RAS+ world
+    coordinates in mm (the NIfTI convention, also MONAI's). ``header`` is the NIfTI header the volume
+    came from, kept so that outputs reproduce its sform/qform exactly; DICOM inputs have none.
+    ``source`` is the file or folder read, ``source_sha256`` its content hash.
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    source: Path | None = None
+    header: object | None = None
+    source_sha256: str | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """Voxel size along each array axis, from the affine's column norms."""
+        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
+    @property
+    def name(self) -> str:
+        """Case name: the file name without its image extension, or the folder name."""
+        if self.source is None:
+            return "volume"
+        return stem(self.source)
+
+
+def stem(path: Path | str) -> str:
+    """File name without ``.nii.gz`` / ``.nii`` / other image extensions; a folder's own name."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".img", ".hdr", ".mgz"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
