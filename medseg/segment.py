@@ -129,7 +129,9 @@ def segment_case(
         record["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
         temps[1].write_text(json.dumps(record, indent=2) + "\n")
         if metrics is not None:
-            temps[2].write_text(json.dumps(metrics, indent=2, allow_nan=True) + "\n")
+            from medseg.metrics import metrics_json
+
+            temps[2].write_text(metrics_json(metrics))
     log.info("%s: wrote %s", volume.source, seg_path)
     written_metrics = metrics_path if metrics is not None else None
     return CaseOutputs(seg_path, sidecar_path, written_metrics, record | {"metrics": metrics})
