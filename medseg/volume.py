@@ -17,7 +17,8 @@ class Volume:
     ``array`` is indexed (i, j, k) like the file's voxels; ``affine`` maps voxel indices to RAS+ world
     coordinates in mm (the NIfTI convention, also MONAI's). ``header`` is the NIfTI header the volume
     came from, kept so that outputs reproduce its sform/qform exactly; DICOM inputs have none.
-    ``source`` is the file or folder read, ``source_sha256`` its content hash.
+    ``source`` is the file or folder read, ``source_sha256`` its content hash. ``dicom`` is set for DICOM
+    inputs: the source images in slice order (:class:`medseg.io.dicom.DicomSource`), for DICOM SEG output.
     """
 
     array: np.ndarray
@@ -26,6 +27,7 @@ class Volume:
     header: object | None = None
     source_sha256: str | None = None
     info: dict = field(default_factory=dict)
+    dicom: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
