@@ -1,0 +1,325 @@
+"""Metrics against independent computations (numpy, scipy distance transforms) and known answers."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from medseg.errors import GeometryError, InputError
+from medseg.metrics import (
+    check_same_grid,
+    evaluate_files,
+    evaluate_volumes,
+    grid_displacement_mm,
+    jsonable,
+    metrics_json,
+    read_reference,
+)
+from medseg.volume import Volume
+
+HIPPO_LABELS = {0: "background", 1: "anterior", 2: "posterior"}
+
+
+# ---------------------------------------------------------------- the independent reference implementation
+def independent_metrics(pred: np.ndarray, ref: np.ndarray, value: int, affine: np.ndarray) -> dict:
+    """Dice and volumes with numpy, HD95 and ASSD with scipy's Euclidean distance transform.
+
+    Surface = foreground voxels with a 6-neighbour outside the mask (the faces of the array count as
+    outside); HD95 = larger of the two directed 95th percentiles; ASSD = mean of both directions pooled.
+    """
+    p, r = pred == value, ref == value
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000
+    inter = np.logical_and(p, r).sum()
+    out = {
+        "dice": 2 * inter / (p.sum() + r.sum()),
+        "pred_volume_ml": p.sum() * voxel_ml,
+        "ref_volume_ml": r.sum() * voxel_ml,
+        "false_positive_ml": (p.sum() - inter) * voxel_ml,
+        "false_negative_ml": (r.sum() - inter) * voxel_ml,
+    }
+    cross = ndi.generate_binary_structure(3, 1)
+    surf_p = p & ~ndi.binary_erosion(p, structure=cross, border_value=0)
+    surf_r = r & ~ndi.binary_erosion(r, structure=cross, border_value=0)
+    to_r = ndi.distance_transform_edt(~surf_r, sampling=spacing)[surf_p]
+    to_p = ndi.distance_transform_edt(~surf_p, sampling=spacing)[surf_r]
+    out["hd95_mm"] = max(np.percentile(to_r, 95), np.percentile(to_p, 95))
+    out["assd_mm"] = np.concatenate([to_r, to_p]).mean()
+    return out
+
+
+def rotation(angles: tuple[float, float, float]) -> np.ndarray:
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def make_affine(spacing, angles=(0.0, 0.0, 0.0), origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    affine = np.eye(4)
+    affine[:3, :3] = rotation(angles) * np.asarray(spacing, dtype=float)[None, :]
+    affine[:3, 3] = origin
+    return affine
+
+
+def ball(shape, spacing, centre_mm, radius_mm) -> np.ndarray:
+    grids = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij")
+    return sum((g - c) ** 2 for g, c in zip(grids, centre_mm)) <= radius_mm**2
+
+
+def score(pred: np.ndarray, ref: np.ndarray, affine: np.ndarray, labels=None) -> dict:
+    labels = labels or {0: "background", 1: "structure"}
+    return evaluate_volumes(Volume(pred, affine, source="pred"), Volume(ref, affine, source="ref"), labels)["labels"]
+
+
+# ---------------------------------------------------------------- perturbed real labels
+def _perturb(label: np.ndarray, how: str) -> np.ndarray:
+    cross = ndi.generate_binary_structure(3, 1)
+    out = label.copy()
+    if how == "dilate_anterior":
+        grown = ndi.binary_dilation(label == 1, structure=cross, iterations=2)
+        out[grown & (label == 0)] = 1
+    elif how == "erode_posterior":
+        kept = ndi.binary_erosion(label == 2, structure=cross)
+        out[(label == 2) & ~kept] = 0
+    elif how == "shift":
+        out = np.roll(label, (2, -1, 1), axis=(0, 1, 2))
+    elif how == "swap_and_shift":
+        out = np.roll(np.where(label == 1, 2, np.where(label == 2, 1, 0)), 1, axis=2).astype(label.dtype)
+    return out
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("how", ["dilate_anterior", "erode_posterior", "shift", "swap_and_shift"])
+@pytest.mark.parametrize(
+    "affine",
+    [
+        np.eye(4),
+        make_affine((0.8, 1.25, 2.5)),
+        make_affine((0.9, 1.1, 1.4), angles=(0.3, -0.2, 0.25), origin=(5, -7, 3)),
+    ],
+    ids=["iso", "anisotropic", "oblique"],
+)
+def test_perturbed_real_labels_match_independent(shared_data, how, affine):
+    path = shared_data / "hippocampus" / "labels" / "hippocampus_004.nii.gz"
+    ref = np.asanyarray(nib.load(path).dataobj).astype(np.int32)
+    pred = _perturb(ref, how)
+    result = score(pred, ref, affine, HIPPO_LABELS)
+    assert sorted(result) == ["1", "2"]
+    for value in (1, 2):
+        expected = independent_metrics(pred, ref, value, affine)
+        got = result[str(value)]
+        assert got["status"] == "ok"
+        assert got["name"] == HIPPO_LABELS[value]
+        for key, want in expected.items():
+            assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-5), (how, value, key)
+    if how == "shift":  # a shift keeps volumes and moves voxels: false positives equal false negatives
+        assert result["1"]["pred_volume_ml"] == pytest.approx(result["1"]["ref_volume_ml"])
+        assert result["1"]["false_positive_ml"] == pytest.approx(result["1"]["false_negative_ml"])
+        assert result["1"]["dice"] < 0.9
+
+
+@pytest.mark.shared_data
+def test_evaluate_files_on_real_label_and_a_shifted_copy(shared_data, tmp_path):
+    path = shared_data / "hippocampus" / "labels" / "hippocampus_006.nii.gz"
+    image = nib.load(path)
+    ref = np.asanyarray(image.dataobj)
+    pred_path = tmp_path / "pred.nii.gz"
+    nib.save(nib.Nifti1Image(np.roll(ref, 1, axis=0).astype(np.uint8), image.affine), pred_path)
+    result = evaluate_files(pred_path, path, HIPPO_LABELS, case_id="h6")
+    assert result["schema"] == "medseg-metrics/1"
+    assert result["case_id"] == "h6"
+    assert result["spacing_mm"] == [1.0, 1.0, 1.0]
+    for value in (1, 2):
+        expected = independent_metrics(np.roll(ref, 1, axis=0), ref, value, image.affine)
+        assert result["labels"][str(value)]["dice"] == pytest.approx(expected["dice"], rel=1e-6)
+        assert result["labels"][str(value)]["hd95_mm"] == pytest.approx(expected["hd95_mm"], rel=1e-6)
+
+
+# ---------------------------------------------------------------- synthetic shapes with known answers
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.6, 0.9, 1.5)])
+@pytest.mark.parametrize(("radius", "distance"), [(10.0, 30.0), (8.0, 20.0)])
+def test_two_disjoint_spheres_a_known_distance_apart(spacing, radius, distance):
+    """Spheres of radius R, centres D apart: a surface point's distance to the other sphere is
+    sqrt(D² + R² + 2DRt) − R with t uniform in [−1, 1] (Archimedes), so HD95 is at t = 0.9 and
+    ASSD = D + R²/(3D) − R. The voxelised answer agrees within one voxel."""
+    shape = (int(np.ceil((2 * radius + distance + 10) / spacing[0])),) + tuple(
+        int(np.ceil((2 * radius + 10) / s)) for s in spacing[1:]
+    )
+    centre = np.array([5 + radius, 5 + radius, 5 + radius])
+    a = ball(shape, spacing, centre, radius).astype(np.uint8)
+    b = ball(shape, spacing, centre + [distance, 0, 0], radius).astype(np.uint8)
+    affine = make_affine(spacing)
+    got = score(a, b, affine)["1"]
+    tolerance = max(spacing)
+    assert got["dice"] == 0.0
+    assert got["false_positive_ml"] == pytest.approx(got["pred_volume_ml"])
+    assert got["hd95_mm"] == pytest.approx(math.sqrt(distance**2 + radius**2 + 1.8 * distance * radius) - radius,
+                                           abs=tolerance)
+    assert got["assd_mm"] == pytest.approx(distance + radius**2 / (3 * distance) - radius, abs=tolerance / 2)
+    assert got["pred_volume_ml"] == pytest.approx(4 / 3 * math.pi * radius**3 / 1000, rel=0.03)
+    expected = independent_metrics(a, b, 1, affine)
+    assert got["hd95_mm"] == pytest.approx(expected["hd95_mm"], rel=1e-6)
+    assert got["assd_mm"] == pytest.approx(expected["assd_mm"], rel=1e-6)
+
+
+def test_concentric_spheres_distance_is_the_gap_in_mm():
+    spacing = (0.7, 1.0, 2.0)
+    shape = (80, 56, 28)
+    centre = (28.0, 28.0, 28.0)
+    inner = ball(shape, spacing, centre, 12.0).astype(np.uint8)
+    outer = ball(shape, spacing, centre, 18.0).astype(np.uint8)
+    got = score(inner, outer, make_affine(spacing, angles=(0.4, 0.1, -0.3), origin=(-50, 20, 10)))["1"]
+    assert got["dice"] == pytest.approx(2 * 12**3 / (12**3 + 18**3), rel=0.03)
+    assert got["hd95_mm"] == pytest.approx(6.0, abs=2.0)  # one 2 mm voxel along the coarse axis
+    assert got["assd_mm"] == pytest.approx(6.0, abs=1.0)
+    assert got["false_positive_ml"] == 0.0
+    assert got["false_negative_ml"] == pytest.approx(got["ref_volume_ml"] - got["pred_volume_ml"])
+
+
+def test_shifted_box_exact_dice_volumes_and_spacing_aware_distances():
+    """A 20³ box and a copy shifted by 5 voxels along the 2 mm axis: Dice = 2·15/40 = 0.75 exactly."""
+    spacing = (0.5, 1.0, 2.0)
+    a = np.zeros((40, 40, 40), np.uint8)
+    a[10:30, 10:30, 10:30] = 1
+    b = np.roll(a, 5, axis=2)
+    got = score(a, b, make_affine(spacing))["1"]
+    voxel_ml = 0.5 * 1.0 * 2.0 / 1000
+    assert got["dice"] == pytest.approx(0.75, abs=1e-6)
+    assert got["pred_volume_ml"] == pytest.approx(8000 * voxel_ml)
+    assert got["false_positive_ml"] == pytest.approx(5 * 400 * voxel_ml)
+    assert got["hd95_mm"] == pytest.approx(10.0)  # the two end faces are 5 voxels × 2 mm apart
+    expected = independent_metrics(a, b, 1, make_affine(spacing))
+    assert got["assd_mm"] == pytest.approx(expected["assd_mm"], rel=1e-6)
+    # the same shift along the 0.5 mm axis is four times shorter
+    along_fine = score(a, np.roll(a, 5, axis=0), make_affine(spacing))["1"]
+    assert along_fine["hd95_mm"] == pytest.approx(2.5)
+
+
+def test_identical_masks_and_the_touching_volume_face():
+    a = np.zeros((20, 20, 20), np.uint8)
+    a[0:8, 3:12, 4:9] = 1  # on the face of the volume
+    got = score(a, a.copy(), make_affine((1.2, 1.2, 3.0)))["1"]
+    assert (got["dice"], got["hd95_mm"], got["assd_mm"]) == (1.0, 0.0, 0.0)
+    assert got["false_positive_ml"] == got["false_negative_ml"] == 0.0
+    b = np.roll(a, 1, axis=1)
+    expected = independent_metrics(b, a, 1, make_affine((1.2, 1.2, 3.0)))
+    got = score(b, a, make_affine((1.2, 1.2, 3.0)))["1"]
+    assert got["hd95_mm"] == pytest.approx(expected["hd95_mm"], rel=1e-6)
+    assert got["assd_mm"] == pytest.approx(expected["assd_mm"], rel=1e-6)
+
+
+# ---------------------------------------------------------------- the empty-mask policy
+def test_empty_mask_policy_and_json_null(tmp_path):
+    ref = np.zeros((16, 16, 16), np.uint8)
+    pred = np.zeros_like(ref)
+    ref[2:6, 2:6, 2:6] = 2  # label 2 only in the reference  -> empty prediction
+    pred[9:12, 9:12, 9:12] = 3  # label 3 only in the prediction -> false positive
+    labels = {0: "bg", 1: "absent", 2: "missed", 3: "extra"}
+    result = evaluate_volumes(Volume(pred, np.eye(4)), Volume(ref, np.eye(4)), labels, case_id="empty")
+    got = result["labels"]
+    assert got["1"]["status"] == "both_empty"
+    assert all(math.isnan(got["1"][k]) for k in ("dice", "hd95_mm", "assd_mm"))
+    assert got["1"]["pred_volume_ml"] == got["1"]["ref_volume_ml"] == 0.0
+    assert got["2"]["status"] == "empty_prediction"
+    assert got["2"]["dice"] == 0.0 and math.isnan(got["2"]["hd95_mm"]) and math.isnan(got["2"]["assd_mm"])
+    assert got["2"]["false_negative_ml"] == pytest.approx(64 / 1000)
+    assert got["3"]["status"] == "false_positive"
+    assert got["3"]["dice"] == 0.0 and math.isnan(got["3"]["hd95_mm"])
+    assert got["3"]["false_positive_ml"] == pytest.approx(27 / 1000)
+    text = metrics_json(result)
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    parsed = json.loads(text, parse_constant=refuse)
+    assert parsed["labels"]["1"]["dice"] is None and parsed["labels"]["2"]["hd95_mm"] is None
+    assert parsed["labels"]["2"]["dice"] == 0.0
+    assert "both_empty" in parsed["policy"]
+
+
+def test_jsonable_replaces_nan_and_inf_and_numpy_scalars():
+    out = jsonable({"a": [np.float32("nan"), float("inf"), np.int64(3)], "b": (1.5, None)})
+    assert out == {"a": [None, None, 3], "b": [1.5, None]}
+    assert type(out["a"][2]) is int
+
+
+def test_no_warnings_leak_from_monai():
+    a = np.zeros((24, 24, 24), np.uint8)
+    a[4:14, 5:15, 6:16] = 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score(np.roll(a, 2, axis=0), a, np.eye(4))
+        score(np.zeros_like(a), a, np.eye(4))
+    assert [str(w.message) for w in caught] == []
+
+
+# ---------------------------------------------------------------- grids
+def test_different_shape_is_refused():
+    a = Volume(np.zeros((10, 10, 10), np.int32), np.eye(4), source="pred.nii.gz")
+    b = Volume(np.zeros((10, 10, 11), np.int32), np.eye(4), source="ref.nii.gz")
+    with pytest.raises(GeometryError, match=r"ref.nii.gz: shape \(10, 10, 11\) differs .*not scored"):
+        check_same_grid(a, b)
+    with pytest.raises(GeometryError):
+        evaluate_volumes(b, a, {1: "x"})
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [("shift_half_mm", True), ("flip_axis", True), ("rotate_0.1_degree", True), ("float32_noise", False)],
+)
+def test_affine_tolerance(change, refused):
+    affine = make_affine((1.0, 1.0, 2.0), angles=(0.2, 0.0, 0.1), origin=(-100.0, 50.0, 20.0))
+    other = affine.copy()
+    if change == "shift_half_mm":
+        other[0, 3] += 0.5
+    elif change == "flip_axis":
+        other[:3, 0] *= -1
+        other[:3, 3] -= other[:3, 0] * 63
+    elif change == "rotate_0.1_degree":
+        other[:3, :3] = rotation((0, 0, math.radians(0.1))) @ affine[:3, :3]
+    else:
+        other = affine.astype(np.float32).astype(np.float64)
+    a = Volume(np.zeros((64, 64, 32), np.int32), affine, source="pred")
+    b = Volume(np.zeros((64, 64, 32), np.int32), other, source="ref")
+    if refused:
+        with pytest.raises(GeometryError, match="ref: its affine places voxels up to .* mm away"):
+            check_same_grid(a, b)
+    else:
+        check_same_grid(a, b)
+        assert grid_displacement_mm(a.shape, affine, other) < 1e-3
+
+
+def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
+    ref = np.zeros((12, 12, 12), np.uint8)
+    ref[3:7, 3:7, 3:7] = 1
+    nib.save(nib.Nifti1Image(ref, np.eye(4)), tmp_path / "ref.nii.gz")
+    nib.save(nib.Nifti1Image(ref, np.diag([1.0, 1.0, 1.5, 1.0])), tmp_path / "other.nii.gz")
+    with pytest.raises(GeometryError, match="not scored"):
+        evaluate_files(tmp_path / "other.nii.gz", tmp_path / "ref.nii.gz")
+    nib.save(nib.Nifti1Image(ref * 7, np.eye(4)), tmp_path / "seven.nii.gz")
+    with pytest.raises(InputError, match=r"label values \[7\] are not among the model's labels \[0, 1\]"):
+        evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz", {0: "bg", 1: "x"})
+    nib.save(nib.Nifti1Image(ref * 0.5, np.eye(4)), tmp_path / "half.nii.gz")
+    with pytest.raises(InputError, match="not a label image"):
+        read_reference(tmp_path / "half.nii.gz")
+    # default label names are the values present in either image
+    result = evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz")
+    assert {k: v["name"] for k, v in result["labels"].items()} == {"1": "label_1", "7": "label_7"}
+    assert result["labels"]["1"]["status"] == "empty_prediction"
+    assert result["labels"]["7"]["status"] == "false_positive"
+
+
+def test_oblique_spacing_from_column_norms():
+    affine = make_affine((0.8, 1.3, 2.2), angles=(0.5, -0.4, 0.9))
+    volume = Volume(np.zeros((4, 4, 4)), affine)
+    assert volume.spacing_mm == pytest.approx((0.8, 1.3, 2.2))
+    assert volume.voxel_volume_ml == pytest.approx(0.8 * 1.3 * 2.2 / 1000)
