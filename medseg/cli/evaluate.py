@@ -1,0 +1,83 @@
+"""`medseg evaluate`: score a segmentation against a reference label image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from medseg.cli.options import overwrite_option, quiet
+
+
+@click.command("evaluate")
+@click.argument("prediction", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("reference", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the metrics JSON (schema medseg-metrics/1) here, atomically.")
+@click.option("-m", "--model", default=None, metavar="NAME|DIR",
+              help="Take label names (and the allowed label values) from this model package. "
+                   "Default: every value present in either image, named label_N.")
+@click.option("--case-id", default=None, help="Case identifier to record (default: PREDICTION's name without _seg).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table.")
+@overwrite_option
+def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
+    """Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).
+
+    Both images must be label images on the same grid (same shape, affines within 0.01 mm); otherwise
+    nothing is scored and the exit code is 1. Empty masks: both empty gives Dice and distances null
+    (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
+    prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
+
+    \b
+    $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz
+    $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
+    """
+    from medseg.io.atomic import atomic_paths, check_writable
+    from medseg.metrics import evaluate_files, metrics_json
+    from medseg.volume import stem
+
+    if output is not None:
+        check_writable([output], overwrite)
+    labels = None
+    if model is not None:
+        from medseg.package import load_package
+
+        labels = load_package(model, check_hash=False).labels
+    if case_id is None:
+        case_id = stem(prediction).removesuffix("_seg")
+    metrics = evaluate_files(prediction, reference, labels, case_id=case_id)
+    text = metrics_json(metrics)
+    if output is not None:
+        with atomic_paths([output], overwrite=overwrite) as temps:
+            temps[0].write_text(text)
+    if as_json:
+        click.echo(text, nl=False)
+    elif not quiet():
+        click.echo(format_table(metrics))
+        if output is not None:
+            click.echo(f"wrote {output}")
+    return 0
+
+
+def format_table(metrics: dict) -> str:
+    """The per-label metrics as an aligned text table ('-' where a value is undefined)."""
+    import math
+
+    def show(value, digits):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return f"{value:.{digits}f}"
+
+    spacing = " x ".join(f"{s:.4g}" for s in metrics["spacing_mm"])
+    header = ("label", "dice", "hd95_mm", "assd_mm", "pred_ml", "ref_ml", "fp_ml", "fn_ml", "status")
+    rows = [header]
+    for value, entry in metrics["labels"].items():
+        rows.append((
+            f"{value} {entry['name']}", show(entry["dice"], 4), show(entry["hd95_mm"], 2), show(entry["assd_mm"], 2),
+            show(entry["pred_volume_ml"], 3), show(entry["ref_volume_ml"], 3), show(entry["false_positive_ml"], 3),
+            show(entry["false_negative_ml"], 3), entry["status"],
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"case {metrics['case_id']} (voxel {spacing} mm)"]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
