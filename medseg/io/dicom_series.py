@@ -1,0 +1,382 @@
+"""Finding the DICOM series in a folder, splitting mixed ones, and choosing one — never silently.
+
+A folder is scanned recursively; every file is read up to (not into) its pixel data. Files that are not
+DICOM are skipped and listed; a file that starts like DICOM but cannot be parsed is an error, because it
+may be a slice of the wanted series. Images are grouped by SeriesInstanceUID and a group is split when it
+mixes orientations, image types, echoes or image sizes. Localizers (ImageType LOCALIZER, or a scout /
+localizer / survey description) and non-image objects (SEG, RTSTRUCT, SR, ...) are never chosen on their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from medseg.errors import DicomError, ImageReadError
+from medseg.io.dicom_geometry import FrameGeometry, GeometryProblem, SeriesGeometry, series_geometry
+
+__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series"]
+
+log = logging.getLogger(__name__)
+
+NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "SR", "PR", "KO", "REG", "DOC", "FID",
+                        "PLAN", "RWV", "AU", "ECG", "HD"}
+LOCALIZER_WORDS = re.compile(r"locali[sz]er|scout|survey|topogram|surview|3[- ]?pl(ane)?[ _-]?loc|aahscout", re.I)
+DEFER = "4 KB"  # pixel data and other large values are read only when needed
+
+
+@dataclass(frozen=True)
+class DicomFrame:
+    """One 2D image of a series: a single-frame file, or frame ``frame`` (0-based) of a multi-frame file."""
+
+    path: Path
+    frame: int | None
+    geometry: FrameGeometry
+    slope: float
+    intercept: float
+    sop_instance_uid: str
+    instance_number: int | None
+
+
+@dataclass
+class SeriesCandidate:
+    """One series (or one part of a series split for mixing images), and whether it can be one 3D volume."""
+
+    uid: str
+    number: int | None
+    part: int | None  # 1-based part when the series was split, else None
+    description: str
+    modality: str
+    frames: list[DicomFrame]
+    datasets: dict[Path, pydicom.Dataset] = field(repr=False, default_factory=dict)
+    image_type: tuple[str, ...] = ()
+    localizer: bool = False
+    problem: str | None = None  # why this cannot be one 3D volume
+    geometry: SeriesGeometry | None = None
+    flags: list[str] = field(default_factory=list)
+    split_reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        """How ``--series`` names this candidate: the number (or UID), with ``-PART`` when split."""
+        base = str(self.number) if self.number is not None else self.uid
+        return base if self.part is None else f"{base}-{self.part}"
+
+    @property
+    def eligible(self) -> bool:
+        return self.problem is None and not self.localizer
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted({frame.path for frame in self.frames})
+
+    def label(self) -> str:
+        text = f"series {self.key}"
+        if self.description:
+            text += f" '{self.description}'"
+        return f"{text} ({self.modality}, {len(self.frames)} images, UID {self.uid})"
+
+
+@dataclass
+class FolderScan:
+    """Everything found under a folder."""
+
+    folder: Path
+    candidates: list[SeriesCandidate]
+    skipped: list[tuple[Path, str]]  # files that are not DICOM images, and why
+    non_image: list[tuple[Path, str]]  # DICOM objects that are not images (SEG, SR, ...)
+
+
+def scan_folder(folder: Path | str) -> FolderScan:
+    """Read every file's header under ``folder`` and group the images into series candidates."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    if not files:
+        raise DicomError(f"{folder}: empty folder, no DICOM files")
+    skipped: list[tuple[Path, str]] = []
+    non_image: list[tuple[Path, str]] = []
+    images: list[tuple[Path, pydicom.Dataset]] = []
+    for path in files:
+        dataset = _read_header(path)
+        if dataset is None:
+            skipped.append((path, "not a DICOM file"))
+            continue
+        modality = str(dataset.get("Modality", "")).upper()
+        if modality in NON_IMAGE_MODALITIES or "Rows" not in dataset:
+            non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
+            continue
+        images.append((path, dataset))
+    for path, reason in skipped:
+        log.warning("%s: skipped, %s", path, reason)
+    if not images:
+        what = f"{len(skipped)} non-DICOM file(s)" if skipped else "no files"
+        extra = f" and {len(non_image)} non-image DICOM object(s)" if non_image else ""
+        raise DicomError(f"{folder}: no DICOM images found ({what}{extra})")
+    return FolderScan(folder, _group(images), skipped, non_image)
+
+
+def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCandidate, str]:
+    """The candidate to convert and why; refuses (listing the candidates) rather than guessing."""
+    folder, candidates = scan.folder, scan.candidates
+    if series is not None:
+        wanted = str(series).strip()
+        matches = [c for c in candidates if c.key == wanted]
+        if not matches:
+            matches = [c for c in candidates if c.uid == wanted]
+        if not matches and re.fullmatch(r"-?\d+", wanted):
+            matches = [c for c in candidates if c.number == int(wanted)]
+        if not matches:
+            raise DicomError(f"{folder}: no series matches --series {wanted}; found {_listing(candidates)}")
+        if len(matches) > 1:
+            raise DicomError(f"{folder}: --series {wanted} is ambiguous, it matches {_listing(matches)}; "
+                             "pass one of their keys (NUMBER-PART) or UIDs")
+        chosen = matches[0]
+        if chosen.problem is not None:
+            raise DicomError(f"{folder}: {chosen.label()} cannot be one 3D volume: {chosen.problem}")
+        return chosen, f"chosen with --series {wanted}"
+    eligible = [c for c in candidates if c.eligible]
+    if len(eligible) == 1:
+        others = len(candidates) - 1
+        why = "the only eligible 3D series"
+        if others:
+            why += f" ({others} other(s) not eligible: {_listing([c for c in candidates if c is not eligible[0]])})"
+        return eligible[0], why
+    if not eligible:
+        images = [c for c in candidates if not c.localizer]
+        if len(images) == 1:
+            raise DicomError(f"{folder}: {images[0].label()} cannot be one 3D volume: {images[0].problem}")
+        raise DicomError(f"{folder}: no series can be one 3D volume: {_listing(candidates)}")
+    raise DicomError(f"{folder}: {len(eligible)} eligible series, choose one with --series: {_listing(eligible)}")
+
+
+def _listing(candidates: Sequence[SeriesCandidate]) -> str:
+    parts = []
+    for c in candidates:
+        why = c.problem or ("localizer" if c.localizer else "eligible")
+        parts.append(f"{c.label()} [{why}]")
+    return "; ".join(parts)
+
+
+def _read_header(path: Path) -> pydicom.Dataset | None:
+    """The dataset with large values deferred; None when the file is not DICOM; errors when it is broken."""
+    with open(path, "rb") as handle:
+        head = handle.read(132)
+    has_magic = len(head) == 132 and head[128:132] == b"DICM"
+    try:
+        dataset = pydicom.dcmread(path, defer_size=DEFER, force=not has_magic)
+    except InvalidDicomError:
+        return None
+    except Exception as error:  # pydicom raises many kinds on garbage; a DICM file that fails is broken
+        if has_magic:
+            raise ImageReadError(f"{path}: truncated or corrupt DICOM file ({_short(error)})") from error
+        return None
+    if not has_magic and not ("SOPClassUID" in dataset and "SeriesInstanceUID" in dataset):
+        return None  # force-parsing anything gives a dataset; without these it was not DICOM
+    required = [k for k in ("SOPClassUID", "SeriesInstanceUID") if k not in dataset]
+    if required:
+        raise ImageReadError(f"{path}: truncated or incomplete DICOM file (no {', '.join(required)})")
+    return dataset
+
+
+def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
+    by_uid: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
+    for path, dataset in images:
+        by_uid.setdefault(str(dataset.SeriesInstanceUID), []).append((path, dataset))
+    candidates: list[SeriesCandidate] = []
+    for uid, members in by_uid.items():
+        parts: dict[tuple, list[tuple[Path, pydicom.Dataset, DicomFrame]]] = {}
+        keys_seen: dict[str, set] = {"orientation": set(), "image type": set(), "echo": set(), "size": set()}
+        problems: list[str] = []
+        for path, dataset in members:
+            try:
+                frames = _frames(path, dataset)
+            except GeometryProblem as error:
+                problems.append(f"{path.name}: {error}")
+                frames = []
+            for frame in frames:
+                key = _split_key(dataset, frame)
+                for name, value in zip(keys_seen, key):
+                    keys_seen[name].add(value)
+                parts.setdefault(key, []).append((path, dataset, frame))
+        split_reason = ", ".join(name for name, values in keys_seen.items() if len(values) > 1) or None
+        ordered = sorted(parts.values(), key=lambda items: min(str(p) for p, _, _ in items))
+        for index, items in enumerate(ordered):
+            candidate = _candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason)
+            if problems and candidate.problem is None:
+                candidate.problem = problems[0]
+            candidates.append(candidate)
+        if not parts:
+            first_path, first = members[0]
+            candidate = SeriesCandidate(uid=uid, number=_int(first.get("SeriesNumber")), part=None,
+                                        description=str(first.get("SeriesDescription", "")),
+                                        modality=str(first.get("Modality", "")), frames=[],
+                                        problem=problems[0] if problems else "no images")
+            candidates.append(candidate)
+    candidates.sort(key=lambda c: (c.number if c.number is not None else 1 << 30, c.uid, c.part or 0))
+    _mark_localizer_sets(candidates)
+    return candidates
+
+
+def _candidate(uid: str, items: list, part: int | None, split_reason: str | None) -> SeriesCandidate:
+    first = items[0][1]
+    candidate = SeriesCandidate(
+        uid=uid,
+        number=_int(first.get("SeriesNumber")),
+        part=part,
+        description=str(first.get("SeriesDescription", "") or first.get("ProtocolName", "") or ""),
+        modality=str(first.get("Modality", "")),
+        frames=[frame for _, _, frame in items],
+        datasets={path: dataset for path, dataset, _ in items},
+        image_type=tuple(str(v).upper() for v in (first.get("ImageType") or ())),
+        split_reason=split_reason if part is not None else None,
+    )
+    candidate.localizer = "LOCALIZER" in candidate.image_type or bool(LOCALIZER_WORDS.search(candidate.description))
+    if candidate.localizer:
+        candidate.flags.append("localizer")
+    if part is not None:
+        candidate.flags.append(f"split:{split_reason}")
+    candidate.problem = _dataset_problem(candidate)
+    if candidate.problem is None:
+        try:
+            candidate.geometry = series_geometry([frame.geometry for frame in candidate.frames])
+            candidate.flags.extend(candidate.geometry.flags)
+        except GeometryProblem as error:
+            candidate.problem = str(error)
+            for word in ("missing slices", "uneven", "4D"):
+                if word in str(error):
+                    candidate.flags.append({"missing slices": "gaps", "uneven": "uneven", "4D": "4D"}[word])
+    if not _is_hounsfield(candidate):
+        candidate.flags.append("non-HU")
+    if len({frame.slope for frame in candidate.frames} | set()) > 1 or len({f.intercept for f in candidate.frames}) > 1:
+        candidate.flags.append("per-slice-rescale")
+    return candidate
+
+
+def _dataset_problem(candidate: SeriesCandidate) -> str | None:
+    for path, dataset in candidate.datasets.items():
+        if "MOSAIC" in candidate.image_type or (0x0019, 0x100A) in dataset:
+            return "Siemens mosaic (several slices tiled in each image): not supported, convert it with dcm2niix"
+        if not any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+            return f"{path.name} has no pixel data"
+        if int(dataset.get("SamplesPerPixel", 1)) != 1:
+            return f"colour images ({dataset.get('PhotometricInterpretation')}) are not supported"
+    return None
+
+
+def _is_hounsfield(candidate: SeriesCandidate) -> bool:
+    if candidate.modality != "CT" or not candidate.datasets:
+        return False
+    dataset = next(iter(candidate.datasets.values()))
+    rescale_type = str(dataset.get("RescaleType", "HU") or "HU").upper()
+    if rescale_type != "HU":
+        return False
+    has_rescale = "RescaleIntercept" in dataset or "SharedFunctionalGroupsSequence" in dataset
+    return has_rescale or int(dataset.get("PixelRepresentation", 0)) == 1
+
+
+def _mark_localizer_sets(candidates: list[SeriesCandidate]) -> None:
+    """A series split into three or more orientations of a few images each is a tri-planar localizer."""
+    by_uid: dict[str, list[SeriesCandidate]] = {}
+    for c in candidates:
+        by_uid.setdefault(c.uid, []).append(c)
+    for parts in by_uid.values():
+        if len(parts) >= 3 and all(p.split_reason and "orientation" in p.split_reason for p in parts) \
+                and all(len(p.frames) <= 5 for p in parts):
+            for p in parts:
+                if not p.localizer:
+                    p.localizer = True
+                    p.flags.append("localizer")
+
+
+def _split_key(dataset: pydicom.Dataset, frame: DicomFrame) -> tuple:
+    orientation = tuple(round(v, 3) for v in frame.geometry.orientation) if frame.geometry.orientation else None
+    image_type = tuple(str(v).upper() for v in (dataset.get("ImageType") or ()))
+    echo = dataset.get("EchoNumbers")
+    return orientation, image_type, str(echo) if echo is not None else None, (frame.geometry.rows,
+                                                                             frame.geometry.columns)
+
+
+def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
+    """The 2D images in one file, with their geometry and rescale values."""
+    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    count = _int(dataset.get("NumberOfFrames")) or 1
+    sop = str(dataset.get("SOPInstanceUID", ""))
+    instance = _int(dataset.get("InstanceNumber"))
+    if "PerFrameFunctionalGroupsSequence" in dataset or "SharedFunctionalGroupsSequence" in dataset:
+        shared = dataset.get("SharedFunctionalGroupsSequence")
+        shared = shared[0] if shared else pydicom.Dataset()
+        per_frame = dataset.get("PerFrameFunctionalGroupsSequence") or []
+        if len(per_frame) not in (0, count):
+            raise GeometryProblem(f"{len(per_frame)} per-frame groups for {count} frames")
+        frames = []
+        for index in range(count):
+            groups = per_frame[index] if per_frame else pydicom.Dataset()
+            position = _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")
+            orientation = _functional(groups, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+            spacing = _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing")
+            slope = _functional(groups, shared, "PixelValueTransformationSequence", "RescaleSlope")
+            intercept = _functional(groups, shared, "PixelValueTransformationSequence", "RescaleIntercept")
+            geometry = FrameGeometry(_floats(position, 3), _floats(orientation, 6), _floats(spacing, 2), rows, columns)
+            frames.append(DicomFrame(path, index, geometry, _float(slope, 1.0), _float(intercept, 0.0), sop,
+                                     instance))
+        return frames
+    if count > 1:
+        raise GeometryProblem(f"a multi-frame image ({count} frames) without per-frame geometry")
+    geometry = FrameGeometry(
+        _floats(dataset.get("ImagePositionPatient"), 3),
+        _floats(dataset.get("ImageOrientationPatient"), 6),
+        _floats(dataset.get("PixelSpacing"), 2),
+        rows,
+        columns,
+    )
+    return [DicomFrame(path, None, geometry, _float(dataset.get("RescaleSlope"), 1.0),
+                       _float(dataset.get("RescaleIntercept"), 0.0), sop, instance)]
+
+
+def _functional(groups: pydicom.Dataset, shared: pydicom.Dataset, sequence: str, keyword: str):
+    for source in (groups, shared):
+        items = source.get(sequence)
+        if items and keyword in items[0]:
+            return items[0].get(keyword)
+    return None
+
+
+def _floats(value, count: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return numbers if len(numbers) == count else None
+
+
+def _float(value, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _int(value) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

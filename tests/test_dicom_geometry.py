@@ -1,0 +1,184 @@
+"""Slice order, spacing, gaps, tilt and the affine of synthetic DICOM series, checked pixel by pixel against
+the DICOM definition of where each pixel lies (and against dcm2niix)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from dicom_factory import AXIAL, slice_positions, stored_values, write_series
+
+from medseg.errors import DicomError
+from medseg.io.dicom import read_dicom_series
+from medseg.io.dicom_geometry import FrameGeometry, GeometryProblem, series_geometry
+
+SHAPE = (12, 9, 7)  # columns, rows, slices
+
+
+def dicom_pixel_ras(ds: pydicom.Dataset, row: int, column: int) -> np.ndarray:
+    """Where pixel (row, column) of ``ds`` lies, by DICOM PS3.3 C.7.6.2.1.1, in RAS+ mm."""
+    position = np.asarray(ds.ImagePositionPatient, dtype=float)
+    orientation = np.asarray(ds.ImageOrientationPatient, dtype=float)
+    between_rows, between_columns = (float(v) for v in ds.PixelSpacing)
+    lps = position + orientation[:3] * between_columns * column + orientation[3:] * between_rows * row
+    return lps * np.array([-1.0, -1.0, 1.0])
+
+
+def assert_volume_matches_files(volume, paths) -> None:
+    """Every file's pixels are one slice of the volume, unflipped, and every pixel sits where DICOM says."""
+    columns, rows, slices = volume.shape
+    seen = set()
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        expected = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        matches = [k for k in range(slices) if np.array_equal(volume.array[:, :, k].T, expected.astype(np.float32))]
+        assert len(matches) == 1, f"{path.name}: found in slices {matches}"
+        k = matches[0]
+        seen.add(k)
+        for row, column in ((0, 0), (rows - 1, 0), (0, columns - 1), (rows // 2, columns // 3)):
+            world = volume.affine @ np.array([column, row, k, 1.0])
+            np.testing.assert_allclose(world[:3], dicom_pixel_ras(ds, row, column), atol=1e-6)
+    assert seen == set(range(slices))
+
+
+def rotation(axis, degrees: float) -> np.ndarray:
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    a = math.radians(degrees)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(a) * k + (1 - math.cos(a)) * k @ k
+
+
+@pytest.mark.parametrize("orientation", [
+    AXIAL,
+    (0.0, 1.0, 0.0, 0.0, 0.0, -1.0),  # sagittal
+    (1.0, 0.0, 0.0, 0.0, 0.0, -1.0),  # coronal
+    (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0),  # axial, rows running right-to-left (a "RAS-like" DICOM)
+    tuple(np.concatenate([rotation((1, 2, 3), 27) @ [1, 0, 0], rotation((1, 2, 3), 27) @ [0, 1, 0]])),  # oblique
+], ids=["axial", "sagittal", "coronal", "flipped-axial", "oblique"])
+def test_every_pixel_lies_where_dicom_says(tmp_path, orientation):
+    values = stored_values(SHAPE)
+    paths = write_series(tmp_path / "s", values, slice_positions(SHAPE[2], 2.5, orientation=orientation),
+                         orientation=orientation, pixel_spacing=(0.8, 0.6), slope=2.0, intercept=-1024.0)
+    volume = read_dicom_series(tmp_path / "s")
+    assert volume.shape == SHAPE
+    np.testing.assert_allclose(volume.spacing_mm, (0.6, 0.8, 2.5), atol=1e-9)
+    assert volume.array.dtype == np.float32
+    assert_volume_matches_files(volume, paths)
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) * 2.0 - 1024.0)  # slices ascending
+    assert volume.info["flags"] == []
+
+
+def test_descending_positions_are_sorted_by_the_normal_not_by_instance_number(tmp_path):
+    values = stored_values(SHAPE, seed=1)
+    positions = slice_positions(SHAPE[2], -3.0)  # instance 1 is the highest slice
+    paths = write_series(tmp_path / "s", values, positions)
+    volume = read_dicom_series(tmp_path / "s")
+    assert_volume_matches_files(volume, paths)
+    np.testing.assert_array_equal(volume.array, values[:, :, ::-1].astype(np.float32) - 1024.0)
+    assert volume.affine[2, 2] == pytest.approx(3.0)
+    assert volume.affine[2, 3] == pytest.approx(30.0 - 3.0 * (SHAPE[2] - 1))
+
+
+def test_spacing_comes_from_positions_not_slice_thickness(tmp_path):
+    write_series(tmp_path / "s", stored_values(SHAPE), slice_positions(SHAPE[2], 1.25))  # SliceThickness is 99
+    volume = read_dicom_series(tmp_path / "s")
+    assert volume.spacing_mm[2] == pytest.approx(1.25, abs=1e-9)
+
+
+def test_gap_is_refused_naming_the_missing_slices(tmp_path):
+    values = stored_values((8, 8, 8))
+    positions = slice_positions(8, 2.0)
+    keep = [0, 1, 2, 4, 5, 6, 7]  # slice 3 missing
+    write_series(tmp_path / "s", values[:, :, keep], [positions[k] for k in keep])
+    with pytest.raises(DicomError, match=r"missing slices: a step of 4\.000 mm .*\(1 slice\(s\) missing") as info:
+        read_dicom_series(tmp_path / "s")
+    assert str(tmp_path / "s") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_uneven_spacing_is_refused(tmp_path):
+    values = stored_values((8, 8, 6))
+    positions = [np.array([0.0, 0.0, z]) for z in (0.0, 2.0, 4.0, 6.7, 8.7, 10.7)]
+    write_series(tmp_path / "s", values, positions)
+    with pytest.raises(DicomError, match="uneven slice spacing: steps from 2.000 to 2.700 mm"):
+        read_dicom_series(tmp_path / "s")
+
+
+def test_gantry_tilt_is_kept_exactly_with_a_sheared_affine(tmp_path):
+    tilt = 15.0
+    step = 2.0
+    shift = (0.0, step * math.tan(math.radians(tilt)), 0.0)  # each slice moves along y (LPS) as z advances
+    values = stored_values(SHAPE, seed=2)
+    paths = write_series(tmp_path / "s", values, slice_positions(SHAPE[2], step, inplane_shift=shift),
+                         extra={"GantryDetectorTilt": tilt})
+    volume = read_dicom_series(tmp_path / "s")
+    assert "tilt" in volume.info["flags"]
+    assert volume.info["tilt_deg"] == pytest.approx(tilt, abs=1e-3)
+    assert_volume_matches_files(volume, paths)
+    # the third column is the true step between slice centres: not perpendicular to the slices
+    np.testing.assert_allclose(volume.affine[:3, 2], [0.0, -shift[1], step], atol=1e-9)
+    image = nib.Nifti1Image(np.zeros(SHAPE, np.uint8), volume.affine)
+    image.set_sform(volume.affine, code=1)
+    np.testing.assert_allclose(image.get_sform(), volume.affine, atol=1e-6)
+
+
+def test_four_d_series_is_refused(tmp_path):
+    values = stored_values((6, 6, 8))
+    positions = slice_positions(4, 2.0) * 2  # two time points at each of four positions
+    write_series(tmp_path / "s", values, positions)
+    with pytest.raises(DicomError, match=r"8 images at 4 positions \(2 per position\): a 4D series"):
+        read_dicom_series(tmp_path / "s")
+
+
+def test_geometry_without_positions_is_a_problem():
+    frame = FrameGeometry(None, AXIAL, (1.0, 1.0), 4, 4)
+    with pytest.raises(GeometryProblem, match="without ImagePositionPatient"):
+        series_geometry([frame, frame])
+    single = FrameGeometry((0.0, 0.0, 0.0), AXIAL, (1.0, 1.0), 4, 4)
+    with pytest.raises(GeometryProblem, match="a single slice"):
+        series_geometry([single])
+
+
+def _dcm2niix() -> str | None:
+    local = Path(sys.executable).with_name("dcm2niix")
+    return str(local) if local.exists() else shutil.which("dcm2niix")
+
+
+@pytest.mark.skipif(_dcm2niix() is None, reason="dcm2niix is not installed (pip install dcm2niix)")
+@pytest.mark.parametrize("orientation", [
+    (0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
+    tuple(np.concatenate([rotation((3, -1, 2), 20) @ [1, 0, 0], rotation((3, -1, 2), 20) @ [0, 1, 0]])),
+], ids=["sagittal", "oblique"])
+def test_synthetic_series_equals_dcm2niix(tmp_path, orientation):
+    values = stored_values(SHAPE, seed=3)
+    write_series(tmp_path / "s", values, slice_positions(SHAPE[2], 3.0, orientation=orientation),
+                 orientation=orientation, pixel_spacing=(0.75, 0.5))
+    out = tmp_path / "d2n"
+    out.mkdir()
+    subprocess.run([_dcm2niix(), "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(tmp_path / "s")],
+                   check=True, capture_output=True)
+    reference = nib.load(out / "ref.nii")
+    volume = read_dicom_series(tmp_path / "s")
+    ordered, affine_diff = to_reference_grid(volume.array, volume.affine, reference)
+    assert affine_diff < 1e-4
+    np.testing.assert_array_equal(ordered, reference.get_fdata(dtype=np.float32))
+
+
+def to_reference_grid(array: np.ndarray, affine: np.ndarray, reference) -> tuple[np.ndarray, float]:
+    """``array`` re-indexed onto ``reference``'s voxel order (a permutation / flip, checked to be one), and the
+    largest difference between the two affines once the index change is accounted for (mm)."""
+    change = np.linalg.inv(reference.affine) @ affine
+    permutation = np.rint(change)
+    assert np.abs(change - permutation).max() < 1e-3, f"the grids differ by more than a flip:\n{change}"
+    index = np.indices(array.shape).reshape(3, -1)
+    target = (permutation[:3, :3] @ index + permutation[:3, 3:]).astype(int)
+    assert tuple(target.max(axis=1) + 1) == tuple(reference.shape[:3]) and target.min() == 0
+    out = np.empty(reference.shape[:3], dtype=array.dtype)
+    out[tuple(target)] = array.reshape(-1)
+    return out, float(np.abs(affine - reference.affine @ permutation).max())
