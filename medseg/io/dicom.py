@@ -13,14 +13,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pydicom
 
-from medseg.errors import DicomError, ImageReadError
+from medseg.errors import DicomError, ImageReadError, InputError
 from medseg.io.dicom_series import SeriesCandidate, choose_series, scan_folder
 from medseg.volume import Volume
 
-__all__ = ["DicomSource", "read_dicom_series", "describe_folder", "POLICY"]
+__all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "POLICY"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,50 @@ def read_dicom_series(folder: Path | str, series: str | None = None) -> Volume:
                   source_sha256=_hash_files(files, folder), info=info, dicom=source)
 
 
+def convert_dicom(folder: Path | str, output: Path | str, series: str | None = None, overwrite: bool = False,
+                  sidecar: bool = False) -> Volume:
+    """Convert the chosen series under ``folder`` to a NIfTI file (and a JSON sidecar), atomically.
+
+    Voxels are written as int16 when every value is a whole number in its range (no loss), else float32.
+    """
+    import json
+
+    from medseg.io.atomic import atomic_paths, check_writable
+
+    output = Path(output)
+    if not output.name.endswith((".nii", ".nii.gz")):
+        raise InputError(f"{output}: the output must be a .nii or .nii.gz file")
+    targets = [output] + ([_sidecar_path(output)] if sidecar else [])
+    check_writable(targets, overwrite)
+    volume = read_dicom_series(folder, series=series)
+    with atomic_paths(targets, overwrite=overwrite) as temps:
+        nib.save(volume_image(volume), str(temps[0]))
+        if sidecar:
+            record = {"source": str(volume.source), "source_sha256": volume.source_sha256, "shape": list(volume.shape),
+                      "affine": volume.affine.tolist(), **volume.info}
+            temps[1].write_text(json.dumps(record, indent=2) + "\n")
+    log.info("%s: wrote %s", folder, output)
+    return volume
+
+
+def volume_image(volume: Volume) -> nib.Nifti1Image:
+    """A NIfTI image of ``volume``: its affine as sform and qform (code 1, scanner), int16 when lossless."""
+    array = volume.array
+    lossless = array.size and np.all(array == np.rint(array)) and array.min() >= -32768 and array.max() <= 32767
+    data = array.astype(np.int16) if lossless else array.astype(np.float32)
+    image = nib.Nifti1Image(data, volume.affine)
+    image.header.set_sform(volume.affine, code=1)
+    image.header.set_qform(volume.affine, code=1)
+    image.header.set_xyzt_units("mm", "sec")
+    return image
+
+
+def _sidecar_path(output: Path) -> Path:
+    name = output.name
+    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+    return output.with_name(stem + ".json")
+
+
 def describe_folder(folder: Path | str, series: str | None = None) -> dict:
     """What ``medseg inspect`` reports: every candidate series, what was skipped, and the choice (or why none)."""
     folder = Path(folder)
@@ -123,6 +168,7 @@ def _describe(candidate: SeriesCandidate) -> dict:
         "number": candidate.number,
         "description": candidate.description,
         "modality": candidate.modality,
+        "patient_position": _patient_position(candidate),
         "images": len(candidate.frames),
         "files": len(candidate.files),
         "shape": list(geometry.shape) if geometry else None,
@@ -134,6 +180,11 @@ def _describe(candidate: SeriesCandidate) -> dict:
         "eligible": candidate.eligible,
         "problem": candidate.problem,
     }
+
+
+def _patient_position(candidate: SeriesCandidate) -> str | None:
+    first = next(iter(candidate.datasets.values()), None)
+    return (str(first.get("PatientPosition", "") or "") or None) if first is not None else None
 
 
 def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray]) -> np.ndarray:

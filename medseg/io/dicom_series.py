@@ -61,11 +61,13 @@ class SeriesCandidate:
     geometry: SeriesGeometry | None = None
     flags: list[str] = field(default_factory=list)
     split_reason: str | None = None
+    index: int = 0  # 1-based place in the folder's listing, the key of last resort
 
     @property
     def key(self) -> str:
-        """How ``--series`` names this candidate: the number (or UID), with ``-PART`` when split."""
-        base = str(self.number) if self.number is not None else self.uid
+        """How ``--series`` names this candidate: the number (else the UID, else ``#INDEX``), with ``-PART`` when
+        the series was split."""
+        base = str(self.number) if self.number is not None else (self.uid or f"#{self.index}")
         return base if self.part is None else f"{base}-{self.part}"
 
     @property
@@ -80,7 +82,7 @@ class SeriesCandidate:
         text = f"series {self.key}"
         if self.description:
             text += f" '{self.description}'"
-        return f"{text} ({self.modality}, {len(self.frames)} images, UID {self.uid})"
+        return f"{text} ({self.modality}, {len(self.frames)} images, UID {self.uid or 'none'})"
 
 
 @dataclass
@@ -114,8 +116,10 @@ def scan_folder(folder: Path | str) -> FolderScan:
             non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
             continue
         images.append((path, dataset))
-    for path, reason in skipped:
-        log.warning("%s: skipped, %s", path, reason)
+    if skipped:
+        names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
+        log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
+                    ", ..." if len(skipped) > 5 else "")
     if not images:
         what = f"{len(skipped)} non-DICOM file(s)" if skipped else "no files"
         extra = f" and {len(non_image)} non-image DICOM object(s)" if non_image else ""
@@ -128,6 +132,8 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
     folder, candidates = scan.folder, scan.candidates
     if series is not None:
         wanted = str(series).strip()
+        if not wanted:
+            raise DicomError(f"{folder}: --series is empty; pass a series number, UID or key from `medseg inspect`")
         matches = [c for c in candidates if c.key == wanted]
         if not matches:
             matches = [c for c in candidates if c.uid == wanted]
@@ -187,11 +193,16 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
 
 
 def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
-    by_uid: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
+    by_uid: dict[tuple, list[tuple[Path, pydicom.Dataset]]] = {}
     for path, dataset in images:
-        by_uid.setdefault(str(dataset.SeriesInstanceUID), []).append((path, dataset))
+        uid = str(dataset.get("SeriesInstanceUID", "") or "")
+        # anonymised data may have lost the UID: fall back on what else tells series apart
+        group = (uid,) if uid else ("", str(dataset.get("StudyInstanceUID", "")), str(dataset.get("SeriesNumber", "")),
+                                    str(dataset.get("SeriesDescription", "")), str(dataset.get("Modality", "")))
+        by_uid.setdefault(group, []).append((path, dataset))
     candidates: list[SeriesCandidate] = []
-    for uid, members in by_uid.items():
+    for group, members in by_uid.items():
+        uid = group[0]
         parts: dict[tuple, list[tuple[Path, pydicom.Dataset, DicomFrame]]] = {}
         keys_seen: dict[str, set] = {"orientation": set(), "image type": set(), "echo": set(), "size": set()}
         problems: list[str] = []
@@ -221,6 +232,10 @@ def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
                                         problem=problems[0] if problems else "no images")
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.number if c.number is not None else 1 << 30, c.uid, c.part or 0))
+    for index, candidate in enumerate(candidates, start=1):
+        candidate.index = index
+        if not candidate.uid:
+            candidate.flags.append("no-series-uid")
     _mark_localizer_sets(candidates)
     return candidates
 

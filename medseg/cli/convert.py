@@ -1,0 +1,38 @@
+"""`medseg convert`: a DICOM series folder to NIfTI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from medseg.cli.options import overwrite_option, quiet, series_option
+
+
+@click.command("convert")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@series_option
+@click.option("--sidecar", is_flag=True, help="Also write <output>.json: series, flags, policy decisions, hashes.")
+@overwrite_option
+def convert(folder, output, series, sidecar, overwrite):
+    """Convert one DICOM series (found recursively under FOLDER) to a NIfTI file.
+
+    The series is the only eligible 3D one, or the one named with --series; otherwise nothing is written
+    and the candidates are listed (see `medseg inspect`). Voxels are rescaled values (e.g. HU), the affine
+    maps voxels to RAS+ mm.
+
+    \b
+    $ medseg convert study/ ct.nii.gz
+    $ medseg convert study/ t1.nii.gz --series 3 --sidecar
+    """
+    from medseg.io.dicom import convert_dicom
+
+    volume = convert_dicom(folder, output, series=series, overwrite=overwrite, sidecar=sidecar)
+    if not quiet():
+        info = volume.info
+        spacing = "x".join(f"{v:.4g}" for v in volume.spacing_mm)
+        flags = f" flags: {', '.join(info['flags'])}" if info["flags"] else ""
+        click.echo(f"{folder} -> {output}: series {info['series_key']} '{info['description']}' "
+                   f"{'x'.join(map(str, volume.shape))} @ {spacing} mm {info['orientation']}{flags}")
+    return 0

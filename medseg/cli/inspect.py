@@ -1,0 +1,67 @@
+"""`medseg inspect`: the DICOM series in a folder, and which one would be used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from medseg.cli.options import series_option
+
+COLUMNS = ("key", "description", "modality", "patient_position", "images", "shape", "spacing_mm", "orientation",
+           "flags", "status", "uid")
+
+
+@click.command("inspect")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@series_option
+def inspect(folder, as_json, series):
+    """List the DICOM series under FOLDER (searched recursively) and which one would be used, and why.
+
+    Nothing is decoded: shapes, spacings and flags come from the headers. Flags: localizer, tilt, gaps,
+    uneven, 4D, non-HU (intensities are not Hounsfield units), split:<why> (a series split because it mixes
+    orientations, image types, echoes or sizes; choose a part as NUMBER-PART).
+
+    \b
+    $ medseg inspect study/
+    $ medseg inspect study/ --json > series.json
+    """
+    from medseg.io.dicom import describe_folder
+
+    report = describe_folder(folder, series=series)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return 0
+    rows = [[_cell(entry, column) for column in COLUMNS] for entry in report["series"]]
+    header = [column.upper().replace("_MM", " (mm)").replace("PATIENT_POSITION", "POSITION") for column in COLUMNS]
+    widths = [max(len(str(v)) for v in [h] + [r[i] for r in rows]) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    for kind in ("skipped_files", "ignored_objects"):
+        if report[kind]:
+            names = ", ".join(f"{item['path']} ({item['reason']})" for item in report[kind][:10])
+            more = f" and {len(report[kind]) - 10} more" if len(report[kind]) > 10 else ""
+            click.echo(f"{kind.replace('_', ' ')}: {names}{more}")
+    chosen = report["chosen"]
+    if chosen["key"] is not None:
+        click.echo(f"would use: series {chosen['key']} ({chosen['reason']})")
+    else:
+        click.echo(f"would use: none: {chosen['reason']}")
+    return 0
+
+
+def _cell(entry: dict, column: str) -> str:
+    value = entry[column] if column != "status" else ("eligible" if entry["eligible"] else entry["problem"] or
+                                                       "not chosen automatically")
+    if column == "shape" and value:
+        return "x".join(str(v) for v in value)
+    if column == "spacing_mm" and value:
+        return "x".join(f"{v:.4g}" for v in value)
+    if column == "flags":
+        return ",".join(value) or "-"
+    if value is None or value == "":
+        return "-"
+    return str(value)

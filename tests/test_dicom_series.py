@@ -1,0 +1,235 @@
+"""Series discovery, splitting and explicit choice; bad inputs; compressed and multi-frame data; the `convert`
+and `inspect` commands. All on synthetic series written with pydicom."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from dicom_factory import AXIAL, slice_positions, stored_values, write_series
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from medseg.cli import main
+from medseg.errors import DicomError, ImageReadError
+from medseg.io import read_image
+from medseg.io.dicom import describe_folder, read_dicom_series
+from medseg.io.dicom_series import scan_folder
+
+SHAPE = (10, 8, 6)
+SAGITTAL = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+
+
+def make_series(folder, seed=0, shape=SHAPE, **kwargs):
+    values = stored_values(shape, seed=seed)
+    positions = kwargs.pop("positions", None) or slice_positions(shape[2], 2.0, orientation=kwargs.get(
+        "orientation", AXIAL))
+    paths = write_series(folder, values, positions, seed=seed, **kwargs)
+    return values, paths
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_shuffled_single_series_is_chosen_with_reason(tmp_path):
+    values, paths = make_series(tmp_path / "study" / "a" / "b", seed=4)
+    volume = read_image(tmp_path / "study")  # found recursively
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    assert volume.info["selection"] == "the only eligible 3D series"
+    assert volume.info["series_number"] == 3 and volume.info["modality"] == "CT"
+    assert volume.info["files"] == SHAPE[2] and volume.header is None
+    assert volume.source == tmp_path / "study" and len(volume.source_sha256) == 64
+    assert volume.dicom.paths[0] != volume.dicom.paths[1] and set(volume.dicom.paths) == set(paths)
+
+
+def test_two_series_are_refused_and_listed_then_chosen_by_number_or_uid(tmp_path):
+    make_series(tmp_path, seed=1, series_number=3, description="arterial", series_uid="1.2.3.3", prefix="a")
+    values, _ = make_series(tmp_path, seed=2, series_number=5, description="venous", series_uid="1.2.3.5", prefix="v")
+    with pytest.raises(DicomError) as info:
+        read_dicom_series(tmp_path)
+    message = str(info.value)
+    assert "2 eligible series, choose one with --series" in message and "\n" not in message
+    assert "series 3 'arterial'" in message and "series 5 'venous'" in message and str(tmp_path) in message
+    for choice in ("5", "1.2.3.5"):
+        volume = read_dicom_series(tmp_path, series=choice)
+        assert volume.info["series_uid"] == "1.2.3.5"
+        np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    with pytest.raises(DicomError, match="no series matches --series 7; found series 3 'arterial'"):
+        read_dicom_series(tmp_path, series="7")
+
+
+def test_localizer_is_dropped(tmp_path):
+    values, _ = make_series(tmp_path, seed=1, series_number=4)
+    # a three-image localizer of its own series, and one labelled LOCALIZER
+    for part, orientation in enumerate((AXIAL, SAGITTAL, (1.0, 0.0, 0.0, 0.0, 0.0, -1.0))):
+        make_series(tmp_path / "loc", seed=10 + part, shape=(10, 8, 1), series_number=1, description="3 plane",
+                    series_uid="1.2.9.1", orientation=orientation, prefix=f"l{part}")
+    make_series(tmp_path / "scout", seed=20, shape=(10, 8, 2), series_number=2, description="scout",
+                image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    volume = read_dicom_series(tmp_path)
+    assert volume.info["series_number"] == 4
+    assert volume.info["selection"].startswith("the only eligible 3D series (4 other(s) not eligible: series 1-1")
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    report = describe_folder(tmp_path)
+    flags = {entry["key"]: entry["flags"] for entry in report["series"]}
+    assert "localizer" in flags["2"] and all("localizer" in flags[f"1-{p}"] for p in (1, 2, 3))
+    assert report["chosen"]["key"] == "4"
+
+
+def test_mixed_orientations_are_split_and_addressed_by_part(tmp_path):
+    make_series(tmp_path, seed=1, series_uid="1.2.7", prefix="ax")
+    values, _ = make_series(tmp_path, seed=2, series_uid="1.2.7", orientation=SAGITTAL, prefix="sag")
+    scan = scan_folder(tmp_path)
+    assert sorted(c.key for c in scan.candidates) == ["3-1", "3-2"]
+    assert all(c.split_reason == "orientation" for c in scan.candidates)
+    with pytest.raises(DicomError, match="--series 3 is ambiguous"):
+        read_dicom_series(tmp_path, series="3")
+    sagittal = next(c for c in scan.candidates if c.geometry.plane == "sagittal")
+    volume = read_dicom_series(tmp_path, series=sagittal.key)
+    assert volume.info["plane"] == "sagittal"
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+
+
+def test_two_echoes_in_one_series_are_split(tmp_path):
+    make_series(tmp_path, seed=1, series_uid="1.2.8", modality="MR", prefix="e1", extra={"EchoNumbers": 1})
+    make_series(tmp_path, seed=2, series_uid="1.2.8", modality="MR", prefix="e2", extra={"EchoNumbers": 2})
+    with pytest.raises(DicomError, match="2 eligible series"):
+        read_dicom_series(tmp_path)
+    assert {c.split_reason for c in scan_folder(tmp_path).candidates} == {"echo"}
+    assert "non-HU" in read_dicom_series(tmp_path, series="3-2").info["flags"]
+
+
+def test_non_dicom_files_are_skipped_and_listed(tmp_path):
+    values, _ = make_series(tmp_path, seed=1)
+    (tmp_path / "README.txt").write_text("scanner export\n")
+    (tmp_path / "notes.bin").write_bytes(b"\x00" * 300)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    assert sorted(volume.info["skipped_files"]) == ["README.txt: not a DICOM file", "notes.bin: not a DICOM file"]
+
+
+def test_empty_folder_and_folder_without_dicom(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DicomError, match=r"empty: empty folder, no DICOM files$"):
+        read_dicom_series(tmp_path / "empty")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("hello")
+    with pytest.raises(DicomError, match=r"docs: no DICOM images found \(1 non-DICOM file\(s\)\)"):
+        read_dicom_series(tmp_path / "docs")
+
+
+def test_truncated_header_names_the_file(tmp_path):
+    _, paths = make_series(tmp_path, seed=1)
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[:400])
+    with pytest.raises(ImageReadError, match=rf"{paths[2].name}: truncated or (corrupt|incomplete) DICOM file"):
+        read_dicom_series(tmp_path)
+
+
+def test_truncated_pixel_data_names_the_file(tmp_path):
+    _, paths = make_series(tmp_path, seed=1)
+    data = paths[4].read_bytes()
+    paths[4].write_bytes(data[:-50])
+    with pytest.raises(ImageReadError, match=rf"{paths[4].name}: truncated or corrupt pixel data"):
+        read_dicom_series(tmp_path)
+
+
+def test_missing_pixel_data_names_the_file(tmp_path):
+    _, paths = make_series(tmp_path, seed=1)
+    ds = pydicom.dcmread(paths[1])
+    del ds.PixelData
+    ds.save_as(paths[1])
+    with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {paths[1].name} has no pixel data"):
+        read_dicom_series(tmp_path)
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless], ids=["rle", "jpeg-ls", "j2k"])
+def test_compressed_transfer_syntaxes_decode_to_the_same_volume(tmp_path, syntax):
+    shape = (64, 48, 4)  # the JPEG 2000 encoder needs a few resolution levels
+    values = stored_values(shape, seed=5) + 1024  # non-negative, like a CT's stored values
+    positions = slice_positions(shape[2], 2.0)
+    write_series(tmp_path / "plain", values, positions)
+    write_series(tmp_path / "packed", values, positions, transfer_syntax=syntax)
+    assert pydicom.dcmread(next((tmp_path / "packed").iterdir())).file_meta.TransferSyntaxUID == syntax
+    plain, packed = read_dicom_series(tmp_path / "plain"), read_dicom_series(tmp_path / "packed")
+    np.testing.assert_array_equal(packed.array, plain.array)
+    np.testing.assert_array_equal(packed.affine, plain.affine)
+    assert packed.info["transfer_syntax"] == str(syntax)
+
+
+def test_enhanced_multi_frame_equals_the_single_frame_series(tmp_path):
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    values, paths = make_series(tmp_path / "single", seed=6, orientation=SAGITTAL, slope=0.5, intercept=-100.0)
+    legacy = [pydicom.dcmread(p) for p in paths]
+    enhanced = LegacyConvertedEnhancedCTImage(legacy, series_instance_uid=pydicom.uid.generate_uid(),
+                                              series_number=9, sop_instance_uid=pydicom.uid.generate_uid(),
+                                              instance_number=1)
+    (tmp_path / "multi").mkdir()
+    enhanced.save_as(tmp_path / "multi" / "enhanced.dcm")
+    single, multi = read_dicom_series(tmp_path / "single"), read_dicom_series(tmp_path / "multi")
+    assert multi.info["files"] == 1 and multi.info["slices"] == SHAPE[2]
+    np.testing.assert_allclose(multi.affine, single.affine, atol=1e-9)
+    np.testing.assert_array_equal(multi.array, single.array)
+    np.testing.assert_array_equal(multi.array, values.astype(np.float32) * 0.5 - 100.0)
+    assert all(frame is not None for frame in multi.dicom.frames)
+
+
+def test_convert_writes_nifti_atomically_and_refuses_overwrite(tmp_path, capsys):
+    values, _ = make_series(tmp_path / "dcm", seed=7, orientation=SAGITTAL)
+    out = tmp_path / "out" / "t1.nii.gz"
+    code, stdout, _ = run_cli(["convert", str(tmp_path / "dcm"), str(out), "--sidecar"], capsys)
+    assert code == 0 and "series 3 'synthetic' 10x8x6" in stdout
+    image = nib.load(out)
+    volume = read_dicom_series(tmp_path / "dcm")
+    assert image.get_data_dtype() == np.int16
+    np.testing.assert_allclose(image.affine, volume.affine, atol=1e-5)
+    assert image.header["sform_code"] == 1 and image.header["qform_code"] == 1
+    np.testing.assert_array_equal(image.get_fdata(), values - 1024.0)
+    sidecar = json.loads((tmp_path / "out" / "t1.json").read_text())
+    assert sidecar["series_number"] == 3 and sidecar["policy"]["gantry_tilt"].startswith("kept exactly")
+    code, _, stderr = run_cli(["convert", str(tmp_path / "dcm"), str(out)], capsys)
+    assert code == 1 and "output exists already; pass --overwrite" in stderr
+
+
+def test_convert_failure_writes_nothing(tmp_path, capsys):
+    make_series(tmp_path / "dcm", seed=1, series_number=3, prefix="a")
+    make_series(tmp_path / "dcm", seed=2, series_number=4, prefix="b")
+    out = tmp_path / "out.nii.gz"
+    code, _, stderr = run_cli(["convert", str(tmp_path / "dcm"), str(out)], capsys)
+    assert code == 1
+    assert stderr.startswith("medseg: error: ") and "2 eligible series, choose one with --series" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.glob("*.nii.gz")) == [] and list(tmp_path.glob(".*")) == []
+
+
+def test_inspect_lists_series_flags_and_choice(tmp_path, capsys):
+    make_series(tmp_path, seed=1, series_number=3, description="body", prefix="a")
+    step = 2.0
+    make_series(tmp_path, seed=2, series_number=6, description="tilted", prefix="t",
+                positions=slice_positions(SHAPE[2], step, inplane_shift=(0.0, 0.5, 0.0)))
+    keep = [0, 1, 3, 4, 5]
+    positions = slice_positions(SHAPE[2], step)
+    write_series(tmp_path, stored_values(SHAPE)[:, :, keep], [positions[k] for k in keep], series_number=8,
+                 description="gappy", prefix="g")
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path), "--json"], capsys)
+    assert code == 0
+    report = json.loads(stdout)
+    entries = {entry["key"]: entry for entry in report["series"]}
+    assert entries["3"]["shape"] == [10, 8, 6] and entries["3"]["spacing_mm"] == [0.6, 0.8, 2.0]
+    assert entries["3"]["orientation"] == "LPS" and entries["3"]["flags"] == []
+    assert "tilt" in entries["6"]["flags"] and entries["6"]["tilt_deg"] == pytest.approx(14.0362, abs=1e-3)
+    assert "gaps" in entries["8"]["flags"] and not entries["8"]["eligible"]
+    assert report["chosen"]["key"] is None and "2 eligible series" in report["chosen"]["reason"]
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path), "--series", "6"], capsys)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert lines[0].split()[:3] == ["KEY", "DESCRIPTION", "MODALITY"]
+    assert any(line.startswith("8 ") and "missing slices" in line for line in lines)
+    assert lines[-1] == "would use: series 6 (chosen with --series 6)"
