@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.errors import InputError
 from medseg.io.atomic import atomic_paths, check_writable
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
@@ -68,6 +69,7 @@ def segment_case(
     reference: Path | str | None = None,
     progress: Callable[[int], Callable[[int], None] | None] | None = None,
     case_id: str | None = None,
+    output_format: str = "nifti",
 ) -> CaseOutputs:
     """Segment one input file or DICOM folder with a loaded :class:`~medseg.inference.Segmenter`.
 
@@ -78,12 +80,18 @@ def segment_case(
     from medseg.preprocess import build_transforms, invert_labels, to_model_space
 
     seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
+    if output_format == "dicom-seg":  # a DICOM SEG referencing the source series instead of the NIfTI
+        seg_path = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm")
+    elif output_format != "nifti":
+        raise ValueError(f"unknown output format {output_format!r} (nifti or dicom-seg)")
     targets = [seg_path, sidecar_path] + ([metrics_path] if reference is not None else [])
     check_writable(targets, overwrite)
     timings: dict[str, float] = {}
 
     clock = time.perf_counter()
     volume = read_image(input_path, series=series)
+    if output_format == "dicom-seg" and volume.dicom is None:
+        raise InputError(f"{input_path}: --format dicom-seg needs a DICOM series folder as input")
     ref_volume = None
     if reference is not None:
         from medseg.metrics import check_same_grid, read_reference
@@ -124,7 +132,13 @@ def segment_case(
 
     clock = time.perf_counter()
     with atomic_paths(targets, overwrite=overwrite) as temps:
-        write_labels(labels, volume, temps[0])
+        if output_format == "dicom-seg":
+            from medseg.dicom_seg import write_dicom_seg
+
+            write_dicom_seg(labels, volume, temps[0], segmenter.package.labels, segmenter.package.name,
+                            str(segmenter.package.config.get("version", "0")))
+        else:
+            write_labels(labels, volume, temps[0])
         timings["write_s"] = time.perf_counter() - clock
         record["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
         temps[1].write_text(json.dumps(record, indent=2) + "\n")
