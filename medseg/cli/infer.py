@@ -30,8 +30,12 @@ from medseg.cli.options import (
 @batch_option
 @click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
 @series_option
+@click.option("--format", "output_format", type=click.Choice(["nifti", "dicom-seg"]), default="nifti",
+              show_default=True, help="Segmentation file: NIfTI on the input grid, or (DICOM inputs) a DICOM SEG "
+              "referencing the source series, written as <stem>_seg.dcm.")
 @overwrite_option
-def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, overwrite):
+def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, output_format,
+          overwrite):
     """Segment NIfTI files or DICOM series folders.
 
     Writes <stem>_seg.nii.gz (uint8 labels on the input's exact grid) and <stem>_seg.json (labels, model,
@@ -41,6 +45,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     \b
     $ medseg infer scan.nii.gz
     $ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda
+    $ medseg infer dicom/study --series 3 --format dicom-seg
     """
     from medseg.errors import InputError, MedsegError
     from medseg.inference import Segmenter
@@ -63,7 +68,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         try:
             with _ProgressFactory(path, silent) as progress:
                 outputs = segment_case(path, segmenter, out_dir=output_dir, overwrite=overwrite, series=series,
-                                       reference=reference, progress=progress)
+                                       reference=reference, progress=progress, output_format=output_format)
         except MedsegError as error:
             if len(inputs) == 1:
                 raise
