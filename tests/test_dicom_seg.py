@@ -1,0 +1,204 @@
+"""DICOM SEG output: read back, every frame must land on the right source image with the right, unmirrored
+mask. Masks are defined from the source pixel values themselves, so the check does not reuse the reader's
+slice order or transposes."""
+
+from __future__ import annotations
+
+import json
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from dicom_factory import slice_positions, stored_values, write_series
+
+from medseg.cli import main
+from medseg.dicom_seg import write_dicom_seg
+from medseg.errors import InputError
+from medseg.io.dicom import read_dicom_series
+from medseg.volume import Volume
+
+SHAPE = (24, 20, 7)
+OBLIQUE = (0.0, 0.8, 0.6, 0.0, -0.6, 0.8)  # rows along +y tilted, columns going down in -y / +z
+NAMES = {0: "background", 1: "odd", 2: "corner"}
+
+
+def label_rule(values: np.ndarray) -> np.ndarray:
+    """Labels as a function of the (rescaled) pixel values: 1 where the value is a multiple of 5, 2 where it is
+    below a threshold that only the low-index corner of low slices reaches (an asymmetric region)."""
+    labels = np.zeros(values.shape, np.uint8)
+    labels[np.mod(values, 5) == 0] = 1
+    labels[values < -1024 + 120] = 2
+    return labels
+
+
+@pytest.fixture(scope="module")
+def tiny_package(tmp_path_factory):
+    """A small randomly initialised model package: the test is about where labels go, not their quality."""
+    import torch
+
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import load_package, save_package
+
+    torch.manual_seed(0)
+    architecture = {"in_channels": 1, "n_classes": 3, "base_width": 4, "depth": 2}
+    config = {
+        "format": "medseg-model/1", "name": "tiny", "version": "0.0.1",
+        "architecture": {"type": "unet2d", **architecture},
+        "labels": {"0": "background", "1": "first", "2": "second"},
+        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
+        "inference": {"slice_axis": 2, "roi_size": [32, 32], "overlap": 0.25},
+        "weights": {"file": "weights.safetensors", "sha256": "0" * 64},
+    }
+    net = UNet2D(UNetConfig(**architecture)).eval()
+    with torch.no_grad():  # spread the logits so that all three labels win somewhere
+        net.head.weight.mul_(500.0)
+        net.head.bias.zero_()
+        net.head.bias.sub_(net(torch.randn(4, 1, 32, 32)).mean(dim=(0, 2, 3)))
+    folder = tmp_path_factory.mktemp("tiny")
+    save_package(net, config, folder)
+    return load_package(folder)
+
+
+def frames_by_source(seg: pydicom.Dataset) -> dict[tuple[str, int | None], dict[int, np.ndarray]]:
+    """{(referenced SOP instance UID, referenced frame number): {segment number: mask (rows, columns)}}"""
+    pixels = seg.pixel_array.reshape(int(seg.NumberOfFrames), int(seg.Rows), int(seg.Columns))
+    found: dict[tuple[str, int | None], dict[int, np.ndarray]] = {}
+    for index, groups in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        source = groups.DerivationImageSequence[0].SourceImageSequence[0]
+        frame = source.get("ReferencedFrameNumber")
+        key = (str(source.ReferencedSOPInstanceUID), int(frame) if frame is not None else None)
+        segment = int(groups.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        found.setdefault(key, {})[segment] = pixels[index].astype(bool)
+    return found
+
+
+def test_each_seg_frame_lands_on_its_source_slice_unmirrored(tmp_path):
+    values = stored_values(SHAPE, seed=11)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.5, orientation=OBLIQUE),
+                         orientation=OBLIQUE, pixel_spacing=(0.7, 0.9), seed=5)
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    assert 0 < np.count_nonzero(labels == 2) < labels.size // 4
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model", "1.2")
+
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.Modality == "SEG" and seg.SegmentationType == "BINARY"
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["odd", "corner"]
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.info["series_uid"]
+    assert seg.FrameOfReferenceUID == pydicom.dcmread(paths[0]).FrameOfReferenceUID
+    found = frames_by_source(seg)
+    checked = asymmetric = 0
+    for path in paths:
+        source = pydicom.dcmread(path)
+        rescaled = source.pixel_array.astype(np.float64) * float(source.RescaleSlope) + float(source.RescaleIntercept)
+        expected = label_rule(rescaled)  # (rows, columns), straight from the file
+        masks = found.get((str(source.SOPInstanceUID), None), {})
+        for number, value in ((1, 1), (2, 2)):
+            want = expected == value
+            got = masks.get(number, np.zeros_like(want))
+            assert np.array_equal(got, want), f"{path.name}, segment {number}"
+            checked += int(want.any())
+            asymmetric += int(not np.array_equal(want, want[::-1]) and not np.array_equal(want, want[:, ::-1]))
+    assert checked >= SHAPE[2] + 1 and asymmetric >= SHAPE[2]  # a flipped frame would have been caught
+    # the frame's plane position is its source image's position
+    for groups in seg.PerFrameFunctionalGroupsSequence:
+        uid = groups.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        source = next(pydicom.dcmread(p) for p in paths if pydicom.dcmread(p).SOPInstanceUID == uid)
+        np.testing.assert_allclose([float(v) for v in groups.PlanePositionSequence[0].ImagePositionPatient],
+                                   [float(v) for v in source.ImagePositionPatient], atol=1e-4)
+
+
+def test_highdicom_reads_the_seg_back_onto_the_converted_grid(tmp_path):
+    values = stored_values(SHAPE, seed=12)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], -3.0), seed=2)  # descending positions
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    for number in (1, 2):
+        sop_uids = [pydicom.dcmread(p).SOPInstanceUID for p in volume.dicom.paths]
+        stack = seg.get_pixels_by_source_instance(source_sop_instance_uids=sop_uids, segment_numbers=[number])
+        # stack is (slices, rows, columns, 1) in our slice order: transpose back to (i, j, k)
+        np.testing.assert_array_equal(stack[..., 0].transpose(2, 1, 0).astype(bool), labels == number)
+
+
+def test_seg_from_an_enhanced_multi_frame_source(tmp_path):
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "single", values, slice_positions(SHAPE[2], 2.0, orientation=OBLIQUE),
+                         orientation=OBLIQUE, seed=3)
+    enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(p) for p in paths], series_instance_uid=hd.UID(),
+                                              series_number=9, sop_instance_uid=hd.UID(), instance_number=1)
+    (tmp_path / "multi").mkdir()
+    enhanced.save_as(tmp_path / "multi" / "ct.dcm")
+    volume = read_dicom_series(tmp_path / "multi")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    found = frames_by_source(pydicom.dcmread(tmp_path / "seg.dcm"))
+    source = pydicom.dcmread(tmp_path / "multi" / "ct.dcm")
+    pixels = source.pixel_array
+    for frame in range(SHAPE[2]):
+        groups = source.PerFrameFunctionalGroupsSequence[frame]
+        if "PixelValueTransformationSequence" not in groups:
+            groups = source.SharedFunctionalGroupsSequence[0]
+        transform = groups.PixelValueTransformationSequence[0]
+        expected = label_rule(pixels[frame] * float(transform.RescaleSlope) + float(transform.RescaleIntercept))
+        masks = found.get((str(source.SOPInstanceUID), frame + 1), {})
+        for number in (1, 2):
+            got = masks.get(number, np.zeros(expected.shape, bool))
+            assert np.array_equal(got, expected == number), f"frame {frame + 1}, segment {number}"
+
+
+def test_seg_needs_a_dicom_input(tmp_path):
+    volume = Volume(np.zeros((4, 4, 3), np.float32), np.eye(4), source=tmp_path / "x.nii.gz")
+    with pytest.raises(InputError, match="x.nii.gz: DICOM SEG output needs a DICOM series input"):
+        write_dicom_seg(np.zeros((4, 4, 3), np.uint8), volume, tmp_path / "seg.dcm", NAMES)
+
+
+def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path, capsys, tiny_package):
+    values = stored_values((40, 36, 6), seed=14) + 900
+    write_series(tmp_path / "case7", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "case7")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case7"), "-o", str(tmp_path / "out"), "--device", "cpu",
+              "--model", str(tiny_package.path)])
+    assert exit_info.value.code == 0
+    nifti = nib.load(tmp_path / "out" / "case7_seg.nii.gz")
+    assert nifti.shape == volume.shape
+    np.testing.assert_allclose(nifti.affine, volume.affine, atol=1e-5)
+    sidecar = json.loads((tmp_path / "out" / "case7_seg.json").read_text())
+    assert sidecar["input_info"]["series_uid"] == volume.info["series_uid"]
+    assert sidecar["input_sha256"] == volume.source_sha256
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case7"), "-o", str(tmp_path / "seg"), "--device", "cpu",
+              "--model", str(tiny_package.path), "--format", "dicom-seg"])
+    assert exit_info.value.code == 0
+    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == ["case7_seg.dcm", "case7_seg.json"]
+    seg = pydicom.dcmread(tmp_path / "seg" / "case7_seg.dcm")
+    assert seg.Modality == "SEG"
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.info["series_uid"]
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["first", "second"]  # segment n is label n
+    labels = np.asarray(nifti.dataobj)
+    assert set(np.unique(labels).tolist()) == {0, 1, 2}
+    found = frames_by_source(seg)
+    for k, path in enumerate(volume.dicom.paths):
+        masks = found.get((str(pydicom.dcmread(path).SOPInstanceUID), None), {})
+        for number in (1, 2):
+            want = labels[:, :, k].T == number
+            np.testing.assert_array_equal(masks.get(number, np.zeros_like(want)), want)
+    assert json.loads((tmp_path / "seg" / "case7_seg.json").read_text())["segmentation"] == "case7_seg.dcm"
+
+
+def test_infer_dicom_seg_refuses_a_nifti_input(tmp_path, capsys, tiny_package):
+    image = nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4))
+    nib.save(image, tmp_path / "scan.nii.gz")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "scan.nii.gz"), "--device", "cpu", "--format", "dicom-seg",
+              "--model", str(tiny_package.path)])
+    assert exit_info.value.code == 1
+    assert "--format dicom-seg needs a DICOM series folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]
