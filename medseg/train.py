@@ -46,6 +46,7 @@ DEFAULT_TRAINING = {
     "val_fraction": 0.2,
     "val_every": 1,
     "seed": 0,
+    "split_seed": None,  # seed of the validation split; None: ``seed``
     "augment": {
         "rotate_deg": 15.0,
         "scale": 0.15,
@@ -109,8 +110,11 @@ def _image_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def pair_cases(images_dir: Path | str, labels_dir: Path | str) -> list[TrainCase]:
-    """Pair images and labels by file name (a label may add ``_label``, ``_seg`` or ``_mask``)."""
+def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False) -> list[TrainCase]:
+    """Pair images and labels by file name (a label may add ``_label``, ``_seg`` or ``_mask``).
+
+    Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
+    """
     images = _image_files(Path(images_dir))
     labels = {}
     for name, path in _image_files(Path(labels_dir)).items():
@@ -125,10 +129,14 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str) -> list[TrainCase
             f"{images_dir}: no image has a label of the same name in {labels_dir} "
             f"({len(images)} images, {len(labels)} labels)"
         )
-    unpaired = sorted(set(images) ^ set(labels))
-    if unpaired:
-        shown = ", ".join(unpaired[:10]) + (" …" if len(unpaired) > 10 else "")
-        raise TrainingError(f"{images_dir}: {len(unpaired)} case(s) lack an image or a label: {shown}")
+    unpaired = [images[n] for n in sorted(set(images) - set(labels))]
+    unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
+    if unpaired and not allow_unpaired:
+        shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
+        raise TrainingError(
+            f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
+            f"(images in {images_dir}, labels in {labels_dir}): {shown}"
+        )
     return [TrainCase(name, images[name], labels[name]) for name in paired]
 
 
@@ -224,6 +232,22 @@ def _augmentations(roi: tuple[int, int], aug: dict, seed: int):
     compose = Compose(transforms)
     compose.set_random_state(seed=seed)
     return compose
+
+
+_SCHEDULES = ("cosine", "poly", "constant")
+
+
+def check_settings(settings: dict) -> None:
+    """Refuse training settings that would fail or mislead only later in a run."""
+    if settings.get("schedule", "cosine") not in _SCHEDULES:
+        raise TrainingError(f"unknown learning-rate schedule {settings['schedule']!r} (cosine, poly or constant)")
+    for key in ("epochs", "steps_per_epoch", "batch_size", "val_every"):
+        if int(settings[key]) < 1:
+            raise TrainingError(f"training.{key} must be at least 1, got {settings[key]}")
+    if not 0.0 <= float(settings["val_fraction"]) < 1.0:
+        raise TrainingError(f"training.val_fraction must be in [0, 1), got {settings['val_fraction']}")
+    if not 0.0 <= float(settings["foreground_fraction"]) <= 1.0:
+        raise TrainingError(f"training.foreground_fraction must be in [0, 1], got {settings['foreground_fraction']}")
 
 
 def _learning_rate(settings: dict, epoch: int) -> float:
@@ -331,13 +355,15 @@ def train(
     out_dir = Path(out_dir)
     settings = {**default_training(), **config.get("training", {})}
     settings["augment"] = {**DEFAULT_TRAINING["augment"], **settings.get("augment", {})}
+    check_settings(settings)
     seed = int(settings["seed"])
     package_config = {k: v for k, v in config.items() if k != "training"}
     package_config.setdefault("format", "medseg-model/1")
     package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
     validate_config(package_config, "training config")
     if val_cases is None:
-        train_cases, val_cases = split_cases(cases, float(settings["val_fraction"]), seed)
+        split_seed = seed if settings.get("split_seed") is None else int(settings["split_seed"])
+        train_cases, val_cases = split_cases(cases, float(settings["val_fraction"]), split_seed)
     else:
         train_cases = cases
     if not train_cases:

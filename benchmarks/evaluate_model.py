@@ -1,0 +1,98 @@
+"""Score a model package on a labelled folder through the code path of ``medseg infer``.
+
+    python benchmarks/evaluate_model.py MODEL IMAGES LABELS [--cases-from model|all] [--device cpu]
+
+Every case goes through :func:`medseg.segment.segment_case` (read → model space → slice-wise inference →
+back onto the input grid → Dice against the reference), exactly as ``medseg infer --reference`` runs it;
+outputs go to a temporary folder that is removed afterwards. Prints per-label mean / median / min Dice
+(cases where reference and prediction are both empty are left out, as the metrics policy says) and the
+seconds per volume (whole case, and the inference step alone).
+
+``--cases-from model`` restricts the run to the validation cases the package recorded when it was trained
+(``training.val_cases`` in its ``model.json``): the held-out figures of the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="shipped model name or model package folder")
+    parser.add_argument("images", type=Path, help="folder of images")
+    parser.add_argument("labels", type=Path, help="folder of reference labels with the same names")
+    parser.add_argument("--cases-from", choices=("model", "all"), default="model",
+                        help="model: only the package's recorded validation cases (default); all: every pair")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from medseg.errors import MedsegError
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.segment import segment_case
+    from medseg.train import pair_cases
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        package = load_package(args.model)
+        cases = pair_cases(args.images, args.labels, allow_unpaired=args.cases_from == "model")
+        if args.cases_from == "model":
+            wanted = package.config.get("training", {}).get("val_cases")
+            if not wanted:
+                print(f"{args.model}: the package records no validation cases; use --cases-from all", file=sys.stderr)
+                return 1
+            by_id = {case.case_id: case for case in cases}
+            missing = sorted(set(wanted) - set(by_id))
+            if missing:
+                print(f"{args.images}: {len(missing)} validation case(s) missing, e.g. {missing[0]}", file=sys.stderr)
+                return 1
+            cases = [by_id[name] for name in wanted]
+        segmenter = Segmenter(package, device=args.device, precision="fp32", batch_size=args.batch_size)
+        labels = {k: v for k, v in package.labels.items() if k != 0}
+        dice: dict[int, list[float]] = {k: [] for k in labels}
+        seconds, inference_seconds = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for case in cases:
+                clock = time.perf_counter()
+                outputs = segment_case(case.image_path, segmenter, out_dir=tmp, overwrite=True,
+                                       reference=case.label_path, case_id=case.case_id)
+                seconds.append(time.perf_counter() - clock)
+                inference_seconds.append(outputs.record["timings_s"]["inference_s"])
+                for value in labels:
+                    score = outputs.record["metrics"]["labels"][str(value)]["dice"]
+                    if not math.isnan(score):
+                        dice[value].append(score)
+    except MedsegError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    print(f"model {package.name} ({package.path}), {len(cases)} cases from {args.images} "
+          f"({'recorded validation split' if args.cases_from == 'model' else 'all pairs'}), "
+          f"device {segmenter.device_choice.device}, flip TTA {segmenter.flips}")
+    print(f"{'label':<14}{'n':>5}{'mean Dice':>11}{'median':>9}{'min':>8}")
+    for value, name in labels.items():
+        scores = dice[value]
+        if scores:
+            print(f"{name:<14}{len(scores):>5}{statistics.fmean(scores):>11.4f}{statistics.median(scores):>9.4f}"
+                  f"{min(scores):>8.4f}")
+        else:
+            print(f"{name:<14}{0:>5}{'n/a':>11}")
+    print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "
+          f"{statistics.fmean(inference_seconds):.3f} inference (torch threads {torch.get_num_threads()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""medseg.train and `medseg train` on a tiny synthetic set: package, reproducibility, resume, bad inputs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from medseg.errors import TrainingError
+from medseg.synthetic import write_phantom
+from medseg.train import load_cases, pair_cases, train
+
+SHAPE = (32, 32, 12)
+
+
+def tiny_training_config(**training) -> dict:
+    """A 2.5D config small enough to train two epochs in about a second."""
+    settings = {
+        "epochs": 2, "steps_per_epoch": 3, "batch_size": 4, "learning_rate": 0.01, "schedule": "cosine",
+        "warmup_epochs": 1, "val_fraction": 0.34, "split_seed": 0, "seed": 3,
+        "augment": {"rotate_deg": 10, "scale": 0.1, "flip_axes": [0], "noise_std": 0.05, "prob": 0.8},
+        "data": {"description": "medseg.synthetic phantoms", "licence": "generated"},
+    }
+    settings.update(training)
+    return {
+        "format": "medseg-model/1",
+        "name": "tiny",
+        "version": "0",
+        "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": 4, "base_width": 4, "depth": 2,
+                         "dropout": 0.0, "norm": "batch"},
+        "labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"},
+        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
+        "inference": {"slice_axis": 2, "roi_size": [32, 32], "overlap": 0.25, "blend": "gaussian",
+                      "context_slices": 1, "flip_tta": [0]},
+        "training": settings,
+    }
+
+
+def write_set(folder: Path, count: int = 6, label_suffix: str = "") -> tuple[Path, Path]:
+    for seed in range(count):
+        write_phantom(folder / "images" / f"case{seed}.nii.gz", folder / "labels" / f"case{seed}{label_suffix}.nii.gz",
+                      shape=SHAPE, seed=seed, oblique=False)
+    return folder / "images", folder / "labels"
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> tuple[Path, Path]:
+    return write_set(tmp_path_factory.mktemp("tiny_set"))
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.json"
+    path.write_text(json.dumps(tiny_training_config()))
+    return path
+
+
+def run(config: dict, images: Path, labels: Path, out: Path, **kwargs):
+    torch.set_num_threads(1)  # bit-identical results need the same reduction order in every run
+    cases = load_cases(pair_cases(images, labels), config)
+    return train(copy.deepcopy(config), cases, out, **kwargs)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "weights.safetensors"))
+
+
+def test_pairing_strips_label_suffixes(tmp_path):
+    images, labels = write_set(tmp_path, count=2, label_suffix="_seg")
+    cases = pair_cases(images, labels)
+    assert [c.case_id for c in cases] == ["case0", "case1"]
+    assert cases[1].label_path.name == "case1_seg.nii.gz"
+
+
+def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.segment import segment_case
+
+    epochs_seen = []
+    run(tiny_training_config(), *tiny_set, tmp_path / "model", on_epoch=epochs_seen.append)
+    assert [r["epoch"] for r in epochs_seen] == [1, 2]
+    assert all(np.isfinite(r["loss"]) and 0.0 <= r["val_mean_dice"] <= 1.0 for r in epochs_seen)
+
+    package = load_package(tmp_path / "model")  # checks schema and the weights' SHA-256
+    assert package.labels == {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
+    training = package.config["training"]
+    assert training["epochs_run"] == 2 and training["train_cases"] == 4
+    assert training["val_cases"] == ["case2", "case3"]  # seeded split, recorded by name
+    assert set(training["val_dice"]) == {"1", "2", "3"}
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "medseg.synthetic phantoms" in card and "| ellipsoid |" in card
+
+    segmenter = Segmenter(package, device="cpu", precision="fp32", batch_size=8)
+    outputs = segment_case(tiny_set[0] / "case2.nii.gz", segmenter, out_dir=tmp_path / "seg")
+    seg = nib.load(outputs.segmentation)
+    source = nib.load(tiny_set[0] / "case2.nii.gz")
+    assert seg.shape == SHAPE and seg.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(seg.affine, source.affine, atol=1e-6)
+    assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2, 3}
+
+
+def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
+    config = tiny_training_config(epochs=1)
+    run(config, *tiny_set, tmp_path / "a")
+    run(config, *tiny_set, tmp_path / "b")
+    run(tiny_training_config(epochs=1, seed=4), *tiny_set, tmp_path / "c")
+    a, b, c = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed matters, so the check above means something
+
+
+def test_resume_continues_exactly(tiny_set, tmp_path):
+    config = tiny_training_config()
+    run(config, *tiny_set, tmp_path / "whole")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(record: dict) -> None:
+        if record["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(config, *tiny_set, tmp_path / "resumed", on_epoch=kill_after_first)
+    assert not (tmp_path / "resumed" / "weights.safetensors").exists()
+    assert (tmp_path / "resumed" / ".checkpoint" / "last.json").is_file()
+    run(config, *tiny_set, tmp_path / "resumed", resume=True)
+
+    whole, resumed = weights(tmp_path / "whole"), weights(tmp_path / "resumed")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    history = [json.loads((tmp_path / d / ".checkpoint" / "last.json").read_text())["history"]
+               for d in ("whole", "resumed")]
+    assert [h["loss"] for h in history[0]] == [h["loss"] for h in history[1]]
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(array, np.eye(4)), str(path))
+
+
+def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
+    """A small folder pair with one defect; returns the folders and the file the message must name."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    image = np.random.default_rng(0).normal(size=(16, 16, 6)).astype(np.float32)
+    label = np.zeros((16, 16, 6), np.uint8)
+    label[4:8, 4:8, 2:4] = 1
+    _write(images / "a.nii.gz", image)
+    _write(labels / "a.nii.gz", label)
+    if kind == "no pairs":
+        (labels / "a.nii.gz").rename(labels / "b.nii.gz")
+        return images, labels, str(images)
+    if kind == "unpaired":
+        _write(images / "lonely.nii.gz", image)
+        return images, labels, "lonely.nii.gz"
+    if kind == "undeclared label":
+        label[0, 0, 0] = 7
+        _write(labels / "a.nii.gz", label)
+        return images, labels, str(labels / "a.nii.gz")
+    if kind == "shape mismatch":
+        _write(labels / "a.nii.gz", label[:, :, :5])
+        return images, labels, str(labels / "a.nii.gz")
+    raise AssertionError(kind)
+
+
+BAD = {
+    "no pairs": "no image has a label of the same name",
+    "unpaired": "have no counterpart of the same name",
+    "undeclared label": "label values [7] are not declared",
+    "shape mismatch": "shape (16, 16, 5) differs from its image's (16, 16, 6)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_inputs_fail_clearly(tmp_path, kind):
+    images, labels, named = _bad_set(tmp_path, kind)
+    with pytest.raises(TrainingError) as info:
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    message = str(info.value)
+    assert named in message and BAD[kind] in message and "\n" not in message
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, capsys, config_file, kind):
+    from medseg.cli import main
+
+    images, labels, named = _bad_set(tmp_path, kind)
+    out = tmp_path / "model"
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "-o", str(out)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("medseg: error: ") and named in err[0] and BAD[kind] in err[0]
+    assert not out.exists()
+
+
+def test_cli_trains_refuses_to_overwrite_and_resumes(tiny_set, tmp_path, capsys, config_file):
+    from medseg.cli import main
+    from medseg.package import load_package
+
+    torch.set_num_threads(1)
+    out = tmp_path / "model"
+    args = ["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(config_file), "-o", str(out)]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    captured = capsys.readouterr()
+    assert "epoch   2" in captured.err and "val mean Dice" in captured.err
+    assert captured.out.startswith(f"wrote {out}")
+    assert load_package(out).config["training"]["epochs_run"] == 2
+    first = weights(out)
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 1
+    assert "pass --overwrite or --resume" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as info:  # nothing left to do: the package is rewritten unchanged
+        main(args + ["--resume"])
+    assert info.value.code == 0
+    again = weights(out)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+
+def test_unknown_schedule_is_a_training_error(tiny_set, tmp_path):
+    with pytest.raises(TrainingError, match="unknown learning-rate schedule 'exp'"):
+        run(tiny_training_config(schedule="exp"), *tiny_set, tmp_path / "model")
