@@ -1,0 +1,17 @@
+"""Cohort QA report: collect per-case results, flag and summarise them, render a self-contained HTML page.
+
+Modules: ``collect`` (find and read case results), ``checks`` (border contact and grid of a segmentation
+file), ``flags`` (QA rules and the worst-first order), ``summary`` (statistics, provenance, summary.json),
+``table`` (cohort.tsv), ``plots`` and ``overlay`` (figures), ``html`` (the page), ``build`` (all together).
+"""
+
+from __future__ import annotations
+
+__all__ = ["build_report"]
+
+
+def build_report(*args, **kwargs):
+    """See :func:`medseg.report.build.build_report`."""
+    from medseg.report.build import build_report as _build
+
+    return _build(*args, **kwargs)

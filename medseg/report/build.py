@@ -1,0 +1,145 @@
+"""Build the cohort report: collect → check → flag → order → overlays → tables → page, written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from medseg.io.atomic import atomic_paths, check_writable
+from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, SURFACE_DEFINITION, jsonable
+from medseg.report.checks import check_segmentation
+from medseg.report.collect import CaseResult, collect_results
+from medseg.report.figures import label_colour
+from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
+from medseg.report.html import ReportContent, render_page
+from medseg.report.summary import summary_record
+from medseg.report.table import cohort_rows, write_tsv
+
+__all__ = ["DEFAULT_MAX_OVERLAYS", "ReportOutputs", "build_report", "report_policy"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_OVERLAYS = 50
+
+
+@dataclass
+class ReportOutputs:
+    """Where the report went, and what it found."""
+
+    html: Path
+    table: Path
+    summary: Path
+    cases: int
+    failed: int
+    flagged: int
+    overlays: int
+    seconds: float
+
+
+def report_policy() -> dict:
+    """The written rules the report applies, as stated on the page and in ``summary.json``."""
+    return {
+        "empty_masks": EMPTY_MASK_POLICY,
+        "surfaces": SURFACE_DEFINITION,
+        "grids": (f"Prediction and reference are scored only on the same grid: same shape, and no voxel centre more "
+                  f"than {GRID_TOLERANCE_MM} mm apart between the two affines; otherwise the case fails, unscored."),
+    }
+
+
+def build_report(
+    results_dir: Path | str,
+    output: Path | str,
+    dice_threshold: float = DEFAULT_DICE_THRESHOLD,
+    outlier_z: float = DEFAULT_OUTLIER_Z,
+    max_overlays: int = DEFAULT_MAX_OVERLAYS,
+    overwrite: bool = False,
+) -> ReportOutputs:
+    """Write ``output`` (HTML) and, beside it, ``cohort.tsv`` and ``summary.json`` for the cases under
+    ``results_dir``. Overlays are drawn for the ``max_overlays`` worst non-failed cases."""
+    clock = time.perf_counter()
+    results_dir, output = Path(results_dir), Path(output)
+    table_path, summary_path = output.with_name("cohort.tsv"), output.with_name("summary.json")
+    targets = [output, table_path, summary_path]
+    check_writable(targets, overwrite)
+
+    cases = collect_results(results_dir)
+    log.info("%s: %d cases", results_dir, len(cases))
+    checks = [check_segmentation(case) for case in cases]
+    flags = flag_cases(cases, checks, dice_threshold=dice_threshold, outlier_z=outlier_z)
+    order = worst_first(cases, flags)
+    label_order = _label_order(cases)
+    colours = {value: label_colour(position) for position, (value, _) in enumerate(label_order)}
+
+    overlays, notes = _overlays(cases, flags, order, label_order, max_overlays)
+    settings = {"dice_threshold": dice_threshold, "outlier_z": outlier_z, "max_overlays": max_overlays,
+                "overlays_drawn": len(overlays)}
+    rules = flag_rules(dice_threshold, outlier_z)
+    summary = jsonable(summary_record(results_dir, cases, flags, settings, rules, report_policy()))
+    header, rows = cohort_rows(cases, flags, order)
+
+    from medseg.report.plots import distribution_plots
+
+    flagged_labels = [{flag.label for flag in case_flags if flag.label} for case_flags in flags]
+    plots = distribution_plots(cases, flagged_labels, [value for value, _ in label_order], dice_threshold)
+    page = render_page(ReportContent(
+        results_dir=results_dir, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
+        plots=plots, overlays=overlays, overlay_notes=notes, label_colours=colours,
+    ))
+    with atomic_paths(targets, overwrite=overwrite) as temps:
+        temps[0].write_text(page, encoding="utf-8")
+        write_tsv(header, rows, temps[1])
+        temps[2].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    counts = summary["cases"]
+    seconds = time.perf_counter() - clock
+    log.info("wrote %s (%d overlays, %.1f s)", output, len(overlays), seconds)
+    return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
+                         len(overlays), seconds)
+
+
+def _label_order(cases: list[CaseResult]) -> list[tuple[str, str]]:
+    names: dict[str, str] = {}
+    for case in cases:
+        for label in case.labels():
+            names.setdefault(label.value, label.name)
+    return sorted(names.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)
+
+
+def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
+    """The label to slice through: the lowest Dice, else the first flagged label, else none (all labels)."""
+    labels = case.labels()
+    scored = [label for label in labels if label.dice is not None]
+    if scored:
+        return min(scored, key=lambda label: label.dice).value
+    flagged = {flag.label for flag in flags if flag.label}
+    return next((label.value for label in labels if label.name in flagged), None)
+
+
+def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int, bytes], dict[int, list[str]]]:
+    from medseg.report.overlay import load_case_arrays, render_overlay
+
+    overlays: dict[int, bytes] = {}
+    notes: dict[int, list[str]] = {}
+    for index in order:
+        case = cases[index]
+        if case.status == "failed":
+            continue
+        if len(overlays) >= max_overlays:
+            notes.setdefault(index, []).append(f"no overlay: only the {max_overlays} worst cases get one "
+                                               "(--max-overlays)")
+            continue
+        try:
+            arrays = load_case_arrays(case)
+            if arrays is None:
+                notes.setdefault(index, []).append("no overlay: segmentation file not found")
+                continue
+            for problem in arrays.problems:
+                flags[index].append(Flag("geometry", problem))
+            notes.setdefault(index, []).extend(arrays.notes)
+            overlays[index] = render_overlay(arrays, label_order, _focus_label(case, flags[index]))
+        except Exception as error:  # one unreadable case must not stop the cohort's report
+            log.warning("%s: no overlay (%s)", case.case_id, error)
+            notes.setdefault(index, []).append(f"no overlay: {type(error).__name__}: {error}")
+    return overlays, notes

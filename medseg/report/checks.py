@@ -1,0 +1,86 @@
+"""Checks that need the segmentation file itself: does a label touch the volume's faces, and is the file on
+the grid its sidecar recorded."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medseg.report.collect import CaseResult
+
+__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_labels"]
+
+log = logging.getLogger(__name__)
+
+FACE_NAMES = ("i-", "i+", "j-", "j+", "k-", "k+")
+
+
+@dataclass
+class SegmentationCheck:
+    """Per-label voxel counts on the volume's faces, and geometry problems found."""
+
+    path: Path | None
+    shape: tuple[int, ...] | None = None
+    border: dict[str, dict[str, int]] = field(default_factory=dict)  # label value -> {face: voxels}
+    geometry: list[str] = field(default_factory=list)
+
+
+def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A label image's integer array and affine, without converting it to float."""
+    import nibabel as nib
+
+    image = nib.load(str(path))
+    array = np.asanyarray(image.dataobj)
+    if array.ndim == 4 and array.shape[3] == 1:
+        array = array[..., 0]
+    if not np.issubdtype(array.dtype, np.integer):
+        array = np.rint(array).astype(np.int32)
+    return array, np.asarray(image.affine, dtype=np.float64)
+
+
+def border_voxels(labels: np.ndarray) -> dict[str, dict[str, int]]:
+    """For every non-zero label, how many of its voxels lie on each face of the volume."""
+    out: dict[str, dict[str, int]] = {}
+    faces = [labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]]
+    for name, face in zip(FACE_NAMES, faces):
+        values, counts = np.unique(face, return_counts=True)
+        for value, count in zip(values.tolist(), counts.tolist()):
+            if value != 0:
+                out.setdefault(str(value), {})[name] = int(count)
+    return out
+
+
+def check_segmentation(case: CaseResult, tolerance_mm: float = 0.01) -> SegmentationCheck:
+    """Read a case's segmentation (if any) and check its border contact and its grid against the sidecar."""
+    from medseg.metrics import grid_displacement_mm
+
+    if case.status == "failed":
+        return SegmentationCheck(path=None)
+    path = case.segmentation_path()
+    if path is None:
+        return SegmentationCheck(path=None, geometry=["segmentation file not found"])
+    try:
+        labels, affine = read_labels(path)
+    except Exception as error:  # any unreadable file is reported on the page, never raised
+        return SegmentationCheck(path=path, geometry=[f"{path.name}: cannot read ({error})"])
+    check = SegmentationCheck(path=path, shape=tuple(labels.shape))
+    if labels.ndim != 3:
+        check.geometry.append(f"{path.name}: not a 3D image (shape {labels.shape})")
+        return check
+    check.border = border_voxels(labels)
+    sidecar = case.sidecar or {}
+    if sidecar.get("shape") is not None and list(sidecar["shape"]) != list(labels.shape):
+        check.geometry.append(f"segmentation shape {tuple(labels.shape)} differs from the input's "
+                              f"{tuple(sidecar['shape'])} recorded in the sidecar")
+    elif sidecar.get("affine") is not None:
+        shift = grid_displacement_mm(labels.shape, np.asarray(sidecar["affine"], dtype=float), affine)
+        if not shift <= tolerance_mm:
+            check.geometry.append(f"segmentation affine moves voxels up to {shift:.3g} mm from the input's")
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    recorded = (case.metrics or {}).get("spacing_mm")
+    if recorded is not None and not np.allclose(recorded, spacing, atol=1e-3):
+        check.geometry.append(f"metrics were computed with voxel size {recorded}, the file has {spacing.round(4)}")
+    return check

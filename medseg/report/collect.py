@@ -1,0 +1,210 @@
+"""Find the per-case results under a results folder and read them into :class:`CaseResult` records.
+
+A case is the ``<case_id>_seg.json`` sidecar, ``<case_id>_metrics.json`` and ``<case_id>_failed.json``
+found in one folder (see the results-folder contract in the README). A case whose JSON cannot be read
+becomes a failed case (stage ``report``), so nothing found is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medseg.errors import InputError
+
+__all__ = ["KINDS", "CaseResult", "LabelResult", "collect_results", "resolve_path"]
+
+log = logging.getLogger(__name__)
+
+# file suffix -> (kind, schema)
+KINDS = {
+    "_seg.json": ("sidecar", "medseg-segmentation/1"),
+    "_metrics.json": ("metrics", "medseg-metrics/1"),
+    "_failed.json": ("failure", "medseg-failure/1"),
+}
+METRIC_FIELDS = ("dice", "hd95_mm", "assd_mm", "pred_volume_ml", "ref_volume_ml", "false_positive_ml",
+                 "false_negative_ml")
+
+
+@dataclass
+class LabelResult:
+    """One label of one case; ``None`` where a value is undefined or unknown."""
+
+    value: str
+    name: str
+    status: str  # ok | both_empty | false_positive | empty_prediction | no_reference
+    dice: float | None = None
+    hd95_mm: float | None = None
+    assd_mm: float | None = None
+    pred_volume_ml: float | None = None
+    ref_volume_ml: float | None = None
+    false_positive_ml: float | None = None
+    false_negative_ml: float | None = None
+
+
+@dataclass
+class CaseResult:
+    """What the results folder holds about one case."""
+
+    case_id: str
+    folder: Path
+    results_dir: Path
+    sidecar: dict | None = None
+    metrics: dict | None = None
+    failure: dict | None = None
+    paths: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``failed``, ``scored`` (has metrics) or ``no_reference`` (segmented, not scored)."""
+        if self.failure is not None:
+            return "failed"
+        return "scored" if self.metrics is not None else "no_reference"
+
+    @property
+    def model(self) -> dict:
+        return (self.sidecar or {}).get("model") or {}
+
+    def labels(self) -> list[LabelResult]:
+        """Per-label results: metrics when scored, else the sidecar's predicted volumes."""
+        if self.failure is not None:
+            return []
+        if self.metrics is not None:
+            out = []
+            for value, entry in sorted(self.metrics.get("labels", {}).items(), key=lambda kv: _int(kv[0])):
+                values = {key: _number(entry.get(key)) for key in METRIC_FIELDS}
+                out.append(LabelResult(str(value), str(entry.get("name", f"label_{value}")),
+                                       str(entry.get("status", "ok")), **values))
+            return out
+        sidecar = self.sidecar or {}
+        names = sidecar.get("labels", {})
+        volumes = sidecar.get("label_volume_ml", {})
+        return [
+            LabelResult(str(value), str(name), "no_reference", pred_volume_ml=_number(volumes.get(value)))
+            for value, name in sorted(names.items(), key=lambda kv: _int(kv[0]))
+            if _int(value) != 0
+        ]
+
+    def min_dice(self) -> float | None:
+        values = [label.dice for label in self.labels() if label.dice is not None]
+        return min(values) if values else None
+
+    def segmentation_path(self) -> Path | None:
+        """The segmentation file, if it can be found."""
+        candidates = []
+        if self.sidecar and self.sidecar.get("segmentation"):
+            candidates.append(self.folder / Path(str(self.sidecar["segmentation"])).name)
+        candidates.append(self.folder / f"{self.case_id}_seg.nii.gz")
+        if self.metrics and self.metrics.get("prediction"):
+            candidates.append(resolve_path(self.metrics["prediction"], self))
+        return next((c for c in candidates if c is not None and c.is_file()), None)
+
+    def input_path(self) -> Path | None:
+        source = (self.sidecar or {}).get("input") or (self.failure or {}).get("input")
+        return resolve_path(source, self) if source else None
+
+    def reference_path(self) -> Path | None:
+        source = (self.metrics or {}).get("reference") or (self.failure or {}).get("reference")
+        return resolve_path(source, self) if source else None
+
+
+def resolve_path(recorded: str | None, case: CaseResult) -> Path | None:
+    """A path recorded in a case's JSON, as it exists now.
+
+    Relative paths were relative to the working folder of the run that wrote them; they are tried
+    against the current folder, the results folder, its parent and the case's folder, in that order.
+    """
+    if not recorded:
+        return None
+    path = Path(str(recorded))
+    if path.is_absolute():
+        return path if path.exists() else None
+    for base in (Path.cwd(), case.results_dir, case.results_dir.parent, case.folder):
+        if (base / path).exists():
+            return base / path
+    return None
+
+
+def collect_results(results_dir: Path | str) -> list[CaseResult]:
+    """Every case under ``results_dir`` (searched recursively), in a stable order."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise InputError(f"{results_dir}: no such results folder")
+    cases: dict[tuple[Path, str], CaseResult] = {}
+    found = 0
+    for path in sorted(results_dir.rglob("*.json")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        suffix = next((s for s in KINDS if path.name.endswith(s)), None)
+        if suffix is None:
+            continue
+        found += 1
+        kind, schema = KINDS[suffix]
+        name_id = path.name[: -len(suffix)]
+        record, problem = _read_json(path, schema)
+        case_id = name_id
+        if record is not None and isinstance(record.get("case_id"), str) and record["case_id"]:
+            case_id = record["case_id"]
+        key = (path.parent, case_id)
+        case = cases.setdefault(key, CaseResult(case_id=case_id, folder=path.parent, results_dir=results_dir))
+        if problem is not None:
+            case.notes.append(problem)
+            case.failure = case.failure or {
+                "schema": "medseg-failure/1", "case_id": case_id, "stage": "report", "error": problem,
+                "error_type": "UnreadableResult",
+            }
+            case.paths[kind] = path
+            continue
+        setattr(case, kind, record)
+        case.paths[kind] = path
+    if not found:
+        raise InputError(
+            f"{results_dir}: no case results found (looked for *_seg.json, *_metrics.json and *_failed.json)"
+        )
+    for case in cases.values():
+        _resolve_stale_failure(case)
+    return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
+
+
+def _resolve_stale_failure(case: CaseResult) -> None:
+    """A failure record and a successful result for the same case: the newer file wins."""
+    failure_path, sidecar_path = case.paths.get("failure"), case.paths.get("sidecar")
+    if case.failure is None or sidecar_path is None or failure_path is None or case.sidecar is None:
+        return
+    if sidecar_path.stat().st_mtime >= failure_path.stat().st_mtime:
+        case.notes.append(f"ignored {failure_path.name}: older than {sidecar_path.name}")
+        case.failure = None
+    else:
+        case.notes.append(f"ignored {sidecar_path.name}: the case failed after it was written")
+        case.sidecar = case.metrics = None
+
+
+def _read_json(path: Path, schema: str) -> tuple[dict | None, str | None]:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, f"{path.name}: cannot read ({error})"
+    if not isinstance(record, dict):
+        return None, f"{path.name}: not a JSON object"
+    found = record.get("schema")
+    if found is not None and found != schema:
+        return None, f"{path.name}: schema {found!r}, expected {schema!r}"
+    return record, None
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 1 << 30

@@ -1,0 +1,33 @@
+"""Matplotlib figures rendered off-screen (Agg canvas, no pyplot state) to PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+__all__ = ["LABEL_COLOURS", "label_colour", "new_figure", "png_bytes"]
+
+# distinguishable on a grey image; no grey, no black, no red (red marks flagged cases in the plots)
+LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#34c759", "#ff9500", "#af52de", "#5ac8fa", "#a2845e",
+                 "#30d158", "#ffffff")
+
+
+def label_colour(position: int) -> str:
+    """The colour of the ``position``-th label (0-based), the same in every figure."""
+    return LABEL_COLOURS[position % len(LABEL_COLOURS)]
+
+
+def new_figure(width_in: float, height_in: float):
+    """A figure bound to an Agg canvas (never touches pyplot or the user's backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_in, height_in))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def png_bytes(figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()

@@ -1,0 +1,145 @@
+"""QA flags: per-case rules, the cohort volume-outlier rule, and the worst-first order.
+
+Every rule is stated in :func:`flag_rules`, which the report prints, so a reader knows why a case is flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from medseg.report.checks import SegmentationCheck
+from medseg.report.collect import CaseResult
+
+__all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "flag_cases", "flag_rules", "robust_z",
+           "worst_first"]
+
+DEFAULT_DICE_THRESHOLD = 0.7
+DEFAULT_OUTLIER_Z = 3.5
+MIN_CASES_FOR_OUTLIERS = 5
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One reason to look at a case. ``label`` names the label concerned, if any."""
+
+    code: str
+    message: str
+    label: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.code}({self.label})" if self.label else self.code
+
+
+def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float = DEFAULT_OUTLIER_Z) -> dict:
+    """Each flag code and the rule that raises it."""
+    return {
+        "failed": "the case failed (the stage and the error are shown); it has no usable result",
+        "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it)",
+        "false_positive": "a label is predicted where the reference has none",
+        "low_dice": f"Dice below {dice_threshold:g}",
+        "volume_outlier": (
+            f"a label's predicted volume is far from the cohort's: robust z = 0.6745·(v − median) / MAD over the "
+            f"non-empty predicted volumes of that label in the cohort, |z| > {outlier_z:g} (Iglewicz–Hoaglin); "
+            f"needs {MIN_CASES_FOR_OUTLIERS} cases or more and MAD > 0"
+        ),
+        "touches_border": "a predicted label has voxels on a face of the volume (it may be cut off by the field of "
+                          "view)",
+        "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, or the "
+                    "case failed because two grids differ",
+        "duplicate_id": "the same case id appears in more than one folder",
+    }
+
+
+def robust_z(values: np.ndarray) -> np.ndarray | None:
+    """Modified z-scores 0.6745·(x − median)/MAD; ``None`` when the MAD is 0."""
+    values = np.asarray(values, dtype=float)
+    median = np.median(values)
+    mad = np.median(np.abs(values - median))
+    if mad == 0:
+        return None
+    return 0.6745 * (values - median) / mad
+
+
+def flag_cases(
+    cases: list[CaseResult],
+    checks: list[SegmentationCheck],
+    dice_threshold: float = DEFAULT_DICE_THRESHOLD,
+    outlier_z: float = DEFAULT_OUTLIER_Z,
+) -> list[list[Flag]]:
+    """The flags of every case (aligned with ``cases``)."""
+    flags = [_case_flags(case, check, dice_threshold) for case, check in zip(cases, checks)]
+    for index, flag in _volume_outliers(cases, outlier_z):
+        flags[index].append(flag)
+    counts = Counter(case.case_id for case in cases)
+    for index, case in enumerate(cases):
+        if counts[case.case_id] > 1:
+            flags[index].append(Flag("duplicate_id", f"case id also used in {counts[case.case_id] - 1} other "
+                                                     f"folder(s); this one is {case.folder.name}"))
+    return flags
+
+
+def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: float) -> list[Flag]:
+    out: list[Flag] = []
+    if case.failure is not None:
+        failure = case.failure
+        out.append(Flag("failed", f"failed at stage {failure.get('stage', '?')}: "
+                                  f"{failure.get('error_type', 'error')}: {failure.get('error', '')}"))
+        if failure.get("error_type") == "GeometryError":
+            out.append(Flag("geometry", "not scored: prediction and reference are on different grids"))
+        return out
+    for problem in check.geometry:
+        out.append(Flag("geometry", problem))
+    for label in case.labels():
+        if label.status == "empty_prediction" or (label.status == "no_reference" and label.pred_volume_ml == 0):
+            where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""
+            out.append(Flag("empty_prediction", f"{label.name} predicted empty{where}", label.name))
+        elif label.status == "false_positive":
+            out.append(Flag("false_positive", f"{label.name}: {label.pred_volume_ml:.3g} ml predicted, none in the "
+                                              "reference", label.name))
+        if label.dice is not None and label.dice < dice_threshold and label.status == "ok":
+            out.append(Flag("low_dice", f"{label.name} Dice {label.dice:.3f} < {dice_threshold:g}", label.name))
+        faces = check.border.get(label.value)
+        if faces:
+            where = ", ".join(f"{face} {count}" for face, count in faces.items())
+            out.append(Flag("touches_border", f"{label.name} touches the volume border ({where} voxels)",
+                            label.name))
+    return out
+
+
+def _volume_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
+    by_label: dict[str, list[tuple[int, float, str]]] = {}
+    for index, case in enumerate(cases):
+        for label in case.labels():
+            if label.pred_volume_ml is not None and label.pred_volume_ml > 0:
+                by_label.setdefault(label.value, []).append((index, label.pred_volume_ml, label.name))
+    out = []
+    for entries in by_label.values():
+        if len(entries) < MIN_CASES_FOR_OUTLIERS:
+            continue
+        volumes = np.array([volume for _, volume, _ in entries])
+        scores = robust_z(volumes)
+        if scores is None:
+            continue
+        median = float(np.median(volumes))
+        for (index, volume, name), z in zip(entries, scores):
+            if abs(z) > outlier_z:
+                out.append((index, Flag("volume_outlier", f"{name} predicted volume {volume:.3g} ml, cohort median "
+                                                          f"{median:.3g} ml (robust z {z:+.1f})", name)))
+    return out
+
+
+def worst_first(cases: list[CaseResult], flags: list[list[Flag]]) -> list[int]:
+    """Indices of ``cases`` worst first: failed cases, then by lowest Dice over labels (cases without a Dice
+    after those with one), then by number of flags (most first), then by case id."""
+
+    def key(index: int):
+        case = cases[index]
+        dice = case.min_dice()
+        return (case.status != "failed", math.inf if dice is None else dice, -len(flags[index]), case.case_id)
+
+    return sorted(range(len(cases)), key=key)

@@ -1,0 +1,287 @@
+"""The self-contained HTML page: inline CSS, images as base64 PNG, no script, no external resource.
+
+Everything taken from the results (case ids, paths, label names, error messages) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medseg.report.collect import CaseResult
+from medseg.report.flags import Flag
+from medseg.report.plots import Plot
+
+__all__ = ["ReportContent", "render_page"]
+
+FLAG_COLOURS = {
+    "failed": "#8e0000", "empty_prediction": "#d70015", "false_positive": "#d70015", "low_dice": "#c35a00",
+    "volume_outlier": "#7d3cb5", "touches_border": "#a36b00", "geometry": "#1f3a93", "duplicate_id": "#555555",
+}
+STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
+             ("pred_volume_ml", "predicted volume (ml)", 3), ("ref_volume_ml", "reference volume (ml)", 3),
+             ("false_positive_ml", "false positive (ml)", 3), ("false_negative_ml", "false negative (ml)", 3))
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d1d1f;
+background:#f5f5f7}
+main{max-width:1320px;margin:0 auto;padding:18px 28px 60px}
+h1{font-size:24px;margin:6px 0 2px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d2d2d7;
+padding-bottom:4px}h3{font-size:15px;margin:0 0 6px}
+.sub{color:#555;margin:0 0 10px}.muted{color:#6e6e73}.small{font-size:12px}
+.tiles{display:flex;gap:10px;flex-wrap:wrap;margin:10px 0}
+.tile{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:8px 14px;min-width:110px}
+.tile b{display:block;font-size:22px}.tile.bad b{color:#d70015}
+table{border-collapse:collapse;background:#fff;margin:6px 0}
+th,td{border:1px solid #e0e0e5;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f0f0f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.na{color:#999}
+.badge{display:inline-block;color:#fff;border-radius:4px;padding:0 6px;margin:1px 2px;font-size:12px;
+white-space:nowrap}
+.plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #d2d2d7;border-radius:6px}
+.case{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:12px 14px;margin:12px 0}
+.case.flagged{border-left:6px solid #d70015}.case.failed{border-left:6px solid #8e0000}
+.case ul{margin:4px 0 8px 18px;padding:0}.overlay{max-width:100%;display:block}
+.row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.legend span{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin:0 4px 0 10px}
+.legend span.dash{border-top-style:dashed}
+code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
+dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
+"""
+
+
+@dataclass
+class ReportContent:
+    """Everything the page shows, computed by :func:`medseg.report.build.build_report`."""
+
+    results_dir: Path
+    cases: list[CaseResult]
+    flags: list[list[Flag]]
+    order: list[int]
+    summary: dict
+    label_order: list[tuple[str, str]]  # (value, name)
+    plots: list[Plot] = field(default_factory=list)
+    overlays: dict[int, bytes] = field(default_factory=dict)
+    overlay_notes: dict[int, list[str]] = field(default_factory=dict)
+    label_colours: dict[str, str] = field(default_factory=dict)
+
+
+def e(value) -> str:
+    """HTML-escaped text; empty for ``None``."""
+    return "" if value is None else html.escape(str(value), quote=True)
+
+
+def _num(value, digits: int) -> str:
+    return '<td class="num na">–</td>' if value is None else f'<td class="num">{value:.{digits}f}</td>'
+
+
+def _img(png: bytes, alt: str, css: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img{css} alt="{e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _badge(flag: Flag) -> str:
+    colour = FLAG_COLOURS.get(flag.code, "#555555")
+    return f'<span class="badge" style="background:{colour}" title="{e(flag.message)}">{e(flag.text)}</span>'
+
+
+def render_page(content: ReportContent) -> str:
+    """The whole HTML document."""
+    summary = content.summary
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>medseg QA report: {e(content.results_dir.name)}</title>",
+        f"<style>{CSS}</style></head><body><main>",
+        _header(content),
+        _summary_section(content),
+        _worst_table(content),
+        _plots_section(content),
+        _failed_section(content),
+        _cases_section(content),
+        _method_section(summary),
+        _provenance_section(summary),
+        "</main></body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _header(content: ReportContent) -> str:
+    summary = content.summary
+    counts = summary["cases"]
+    prov = summary["provenance"]
+    models = ", ".join(f"{e(m['name'])} {e(m['version'] or '')}".strip() for m in prov["models"]) or "unknown"
+    versions = ", ".join(f"{e(k)} {e('/'.join(v))}" for k, v in prov["versions"].items()
+                         if k in ("medseg", "monai", "torch"))
+    tiles = [("cases", counts["total"], False), ("scored", counts["scored"], False),
+             ("without reference", counts["no_reference"], False), ("failed", counts["failed"], counts["failed"] > 0),
+             ("flagged", counts["flagged"], counts["flagged"] > 0)]
+    tile_html = "".join(f'<div class="tile{" bad" if bad else ""}"><b>{n}</b>{e(name)}</div>'
+                        for name, n, bad in tiles)
+    flag_counts = " ".join(
+        f'{_badge(Flag(code, content.summary["flag_rules"].get(code, "")))}&thinsp;×{count["cases"]}'
+        for code, count in summary["flags"].items()
+    ) or '<span class="muted">no flags</span>'
+    return (
+        f"<h1>medseg QA report</h1>"
+        f'<p class="sub">{counts["total"]} cases in <code>{e(content.results_dir)}</code> · generated '
+        f'{e(summary["created"])} by medseg {e(summary["medseg_version"])}<br>'
+        f'model: {models} · {versions or "versions unknown"} · device: '
+        f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
+        f'<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>'
+    )
+
+
+def _summary_section(content: ReportContent) -> str:
+    labels = content.summary["labels"]
+    if not labels:
+        return "<h2>Summary</h2><p class=\"muted\">No case has a result to summarise.</p>"
+    rows = []
+    for value, stats in labels.items():
+        status = ", ".join(f"{e(k)} {v}" for k, v in stats["status_counts"].items())
+        first = True
+        shown = [(key, title, digits) for key, title, digits in STAT_ROWS if stats[key]["n"]]
+        for key, title, digits in shown:
+            s = stats[key]
+            head = (f'<td rowspan="{len(shown)}"><b>{e(value)} {e(stats["name"])}</b><br>'
+                    f'<span class="small muted">{status}</span></td>') if first else ""
+            first = False
+            rows.append(f"<tr>{head}<td>{e(title)}</td><td class=\"num\">{s['n']}</td>"
+                        + "".join(_num(s[k], digits) for k in ("mean", "median", "std", "min", "max")) + "</tr>")
+    return ("<h2>Summary per label</h2><table><tr><th>label</th><th>metric</th><th>n</th><th>mean</th>"
+            "<th>median</th><th>std</th><th>min</th><th>max</th></tr>" + "".join(rows) + "</table>"
+            '<p class="small muted">Statistics over the cases where the value is defined (n); see the empty-mask '
+            "policy below. std is the sample standard deviation.</p>")
+
+
+def _worst_table(content: ReportContent) -> str:
+    threshold = content.summary["settings"]["dice_threshold"]
+    label_heads = "".join(f"<th>Dice {e(name)}</th>" for _, name in content.label_order)
+    volume_heads = "".join(f"<th>vol {e(name)} (ml)</th>" for _, name in content.label_order)
+    rows = []
+    for rank, index in enumerate(content.order, start=1):
+        case = content.cases[index]
+        by_value = {label.value: label for label in case.labels()}
+        dice_cells, volume_cells = [], []
+        for value, _ in content.label_order:
+            label = by_value.get(value)
+            dice = label.dice if label else None
+            if dice is None:
+                status = label.status if label else ("failed" if case.status == "failed" else "")
+                dice_cells.append(f'<td class="num na">{e(status.replace("_", " ")) or "–"}</td>')
+            else:
+                css = "low" if dice < threshold else "ok"
+                dice_cells.append(f'<td class="num {css}">{dice:.3f}</td>')
+            volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
+        badges = "".join(_badge(flag) for flag in content.flags[index])
+        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#case-{index}">{e(case.case_id)}</a></td>'
+                    f"<td>{e(case.status.replace('_', ' '))}</td>{''.join(dice_cells)}{''.join(volume_cells)}"
+                    f"<td>{badges}</td></tr>")
+    return ("<h2>Cases, worst first</h2>"
+            '<p class="small muted">Failed cases first, then by the lowest Dice over labels, then by number of '
+            "flags. Hover a flag for its reason.</p>"
+            f'<table><tr><th>#</th><th>case</th><th>status</th>{label_heads}{volume_heads}<th>flags</th></tr>'
+            + "".join(rows) + "</table>")
+
+
+def _plots_section(content: ReportContent) -> str:
+    if not content.plots:
+        return ""
+    images = "".join(_img(plot.png, plot.title) for plot in content.plots)
+    return ("<h2>Distributions per label</h2>"
+            '<p class="small muted">One point per case; red crosses are cases flagged for that label; the worst '
+            "case of each label is named. Dashed red line: the Dice threshold.</p>"
+            f'<div class="plots">{images}</div>')
+
+
+def _failed_section(content: ReportContent) -> str:
+    failed = [i for i in content.order if content.cases[i].status == "failed"]
+    if not failed:
+        return ""
+    rows = []
+    for index in failed:
+        case = content.cases[index]
+        failure = case.failure or {}
+        rows.append(f'<tr><td><a href="#case-{index}">{e(case.case_id)}</a></td><td>{e(failure.get("stage"))}</td>'
+                    f'<td>{e(failure.get("error_type"))}</td><td>{e(failure.get("error"))}</td>'
+                    f'<td><code>{e(failure.get("input"))}</code></td></tr>')
+    return (f"<h2>Failed cases ({len(failed)})</h2><table><tr><th>case</th><th>stage</th><th>error type</th>"
+            "<th>error</th><th>input</th></tr>" + "".join(rows) + "</table>")
+
+
+def _legend(content: ReportContent) -> str:
+    items = "".join(f'<span style="border-color:{content.label_colours.get(v, "#888")}"></span>{e(name)}'
+                    for v, name in content.label_order)
+    return (f'<p class="legend small">{items} &nbsp;·&nbsp; solid: prediction, dashed: reference. Slices through '
+            "the worst label, reoriented to RAS+ (patient right on the right, anterior and superior up).</p>")
+
+
+def _cases_section(content: ReportContent) -> str:
+    cards = [_legend(content)]
+    for rank, index in enumerate(content.order, start=1):
+        cards.append(_case_card(content, rank, index))
+    return "<h2>Cases</h2>" + "".join(cards)
+
+
+def _case_card(content: ReportContent, rank: int, index: int) -> str:
+    case = content.cases[index]
+    flags = content.flags[index]
+    css = "case failed" if case.status == "failed" else ("case flagged" if flags else "case")
+    head = (f'<h3>#{rank} {e(case.case_id)} <span class="muted small">{e(case.status.replace("_", " "))}'
+            f"</span> {''.join(_badge(f) for f in flags)}</h3>")
+    body = []
+    if flags:
+        body.append("<ul>" + "".join(f"<li><b>{e(f.code)}</b>: {e(f.message)}</li>" for f in flags) + "</ul>")
+    labels = case.labels()
+    if labels:
+        rows = "".join(
+            f"<tr><td>{e(label.value)} {e(label.name)}</td>{_num(label.dice, 3)}{_num(label.hd95_mm, 2)}"
+            f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
+            f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}<td>{e(label.status)}</td></tr>"
+            for label in labels
+        )
+        body.append("<table><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th><th>pred ml</th>"
+                    "<th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr>" + rows + "</table>")
+    if index in content.overlays:
+        body.append(_img(content.overlays[index], f"overlay of {case.case_id}", ' class="overlay"'))
+    body = [f'<div class="row"><div>{"".join(body[:-1])}</div>{body[-1]}</div>'] if index in content.overlays \
+        else body
+    for note in content.overlay_notes.get(index, []) + case.notes:
+        body.append(f'<p class="small muted">{e(note)}</p>')
+    sidecar, failure = case.sidecar or {}, case.failure or {}
+    paths = [("input", sidecar.get("input") or failure.get("input")),
+             ("segmentation", case.segmentation_path()),
+             ("reference", (case.metrics or {}).get("reference") or failure.get("reference"))]
+    body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
+                + "</p>")
+    return f'<div class="{css}" id="case-{index}">{head}{"".join(body)}</div>'
+
+
+def _method_section(summary: dict) -> str:
+    policy = summary["policy"]
+    rules = "".join(f"<dt>{e(code)}</dt><dd>{e(rule)}</dd>" for code, rule in summary["flag_rules"].items())
+    return ("<h2>How to read this report</h2>"
+            f"<p><b>Empty masks.</b> {e(policy['empty_masks'])}</p>"
+            f"<p><b>Surface distances and volumes.</b> {e(policy['surfaces'])}</p>"
+            f"<p><b>Grids.</b> {e(policy['grids'])}</p>"
+            f'<p><b>Flags.</b></p><dl class="rules">{rules}</dl>')
+
+
+def _provenance_section(summary: dict) -> str:
+    prov = summary["provenance"]
+    models = "".join(
+        f"<tr><td>{e(m['name'])}</td><td>{e(m['version'])}</td><td><code>{e(m['weights_sha256'])}</code></td>"
+        f'<td class="num">{m["cases"]}</td></tr>' for m in prov["models"]
+    ) or '<tr><td colspan="4" class="muted">no sidecar records a model</td></tr>'
+    versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items())
+    settings = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in summary["settings"].items())
+    devices = ", ".join(f"{e(d)} ({n})" for d, n in prov["devices"].items()) or "unknown"
+    return ("<h2>Provenance</h2><table><tr><th>model</th><th>version</th><th>weights SHA-256</th><th>cases</th></tr>"
+            f"{models}</table><table><tr><th>package</th><th>versions used</th></tr>{versions}</table>"
+            f"<p>Devices: {devices}. Cases segmented between {e(prov['created_first'])} and "
+            f"{e(prov['created_last'])}. Report generated {e(summary['created'])} by medseg "
+            f"{e(summary['medseg_version'])}.</p>"
+            f"<table><tr><th>report setting</th><th>value</th></tr>{settings}</table>")

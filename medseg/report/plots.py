@@ -1,0 +1,132 @@
+"""Per-label distribution plots of the cohort: box plots with every case drawn as a point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from medseg.report.collect import CaseResult
+from medseg.report.figures import label_colour, new_figure, png_bytes
+
+__all__ = ["Plot", "distribution_plots"]
+
+FLAGGED_COLOUR = "#d70015"
+
+
+@dataclass
+class Plot:
+    title: str
+    png: bytes
+
+
+def distribution_plots(
+    cases: list[CaseResult],
+    flagged: list[set[str]],
+    label_order: list[str],
+    dice_threshold: float | None = None,
+) -> list[Plot]:
+    """Dice, HD95, ASSD and predicted volume per label, and predicted against reference volume.
+
+    ``flagged[i]`` holds the label names flagged in case ``i``; those points are drawn as red crosses, and
+    the worst case of each label is named on the plot.
+    """
+    series: dict[str, dict[str, list]] = {}
+    names: dict[str, str] = {}
+    for index, case in enumerate(cases):
+        for label in case.labels():
+            names.setdefault(label.value, label.name)
+            for key in ("dice", "hd95_mm", "assd_mm", "pred_volume_ml", "volumes"):
+                series.setdefault(key, {}).setdefault(label.value, [])
+            bad = label.name in flagged[index]
+            for key in ("dice", "hd95_mm", "assd_mm", "pred_volume_ml"):
+                value = getattr(label, key)
+                if value is not None:
+                    series[key][label.value].append((value, bad, case.case_id))
+            if label.pred_volume_ml is not None and label.ref_volume_ml is not None:
+                series["volumes"][label.value].append((label.ref_volume_ml, label.pred_volume_ml, bad))
+    values = [v for v in label_order if v in names]
+    plots = []
+    specs = [
+        ("dice", "Dice", "lowest", dice_threshold),
+        ("hd95_mm", "HD95 (mm)", "highest", None),
+        ("assd_mm", "ASSD (mm)", "highest", None),
+        ("pred_volume_ml", "Predicted volume (ml)", None, None),
+    ]
+    for key, title, worst, threshold in specs:
+        data = series.get(key, {})
+        if any(data.get(v) for v in values):
+            plots.append(Plot(title, _box_strip(title, [(names[v], data.get(v, [])) for v in values], worst,
+                                                threshold)))
+    volumes = series.get("volumes", {})
+    if any(volumes.get(v) for v in values):
+        plots.append(Plot("Predicted vs reference volume (ml)",
+                          _volume_scatter([(names[v], volumes.get(v, [])) for v in values])))
+    return plots
+
+
+def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, threshold: float | None) -> bytes:
+    figure = new_figure(4.6, 3.0)
+    axes = figure.add_subplot()
+    rng = np.random.default_rng(0)
+    positions = list(range(1, len(groups) + 1))
+    data = [np.array([value for value, _, _ in points], dtype=float) for _, points in groups]
+    non_empty = [(p, d) for p, d in zip(positions, data) if d.size]
+    if non_empty:
+        axes.boxplot([d for _, d in non_empty], positions=[p for p, _ in non_empty], widths=0.5, showfliers=False,
+                     medianprops={"color": "#333333"})
+    for position, (_, points), values in zip(positions, groups, data):
+        if not points:
+            continue
+        jitter = rng.uniform(-0.16, 0.16, size=len(points))
+        bad = np.array([flagged for _, flagged, _ in points], dtype=bool)
+        axes.scatter(position + jitter[~bad], values[~bad], s=16, c=label_colour(position - 1), edgecolors="#333333",
+                     linewidths=0.4, zorder=3)
+        axes.scatter(position + jitter[bad], values[bad], s=42, c=FLAGGED_COLOUR, marker="X", edgecolors="white",
+                     linewidths=0.5, zorder=4)
+        if worst is not None and len(points) > 1:
+            at = int(np.argmin(values) if worst == "lowest" else np.argmax(values))
+            axes.annotate(_short(points[at][2]), (position + jitter[at], values[at]), xytext=(6, 0),
+                          textcoords="offset points", fontsize=7, va="center", parse_math=False)
+    if threshold is not None:
+        axes.axhline(threshold, color=FLAGGED_COLOUR, linestyle="--", linewidth=0.8)
+    axes.set_xticks(positions, [name for name, _ in groups], fontsize=8)
+    axes.set_xlim(0.4, len(groups) + 0.9)
+    axes.set_title(title, fontsize=10)
+    axes.tick_params(axis="y", labelsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return png_bytes(figure)
+
+
+def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
+    figure = new_figure(4.6, 3.0)
+    axes = figure.add_subplot()
+    top = 0.0
+    for position, (name, points) in enumerate(groups):
+        if not points:
+            continue
+        ref = np.array([r for r, _, _ in points])
+        pred = np.array([p for _, p, _ in points])
+        bad = np.array([flagged for _, _, flagged in points], dtype=bool)
+        axes.scatter(ref[~bad], pred[~bad], s=16, c=label_colour(position), edgecolors="#333333", linewidths=0.4,
+                     label=name, zorder=3)
+        axes.scatter(ref[bad], pred[bad], s=42, c=label_colour(position), marker="X", edgecolors=FLAGGED_COLOUR,
+                     linewidths=1.0, zorder=4)
+        top = max(top, float(ref.max()), float(pred.max()))
+    top = top * 1.05 or 1.0
+    axes.plot([0, top], [0, top], color="#888888", linewidth=0.8, linestyle="--")
+    axes.set_xlim(0, top)
+    axes.set_ylim(0, top)
+    axes.set_xlabel("reference (ml)", fontsize=8)
+    axes.set_ylabel("predicted (ml)", fontsize=8)
+    axes.tick_params(labelsize=8)
+    axes.legend(fontsize=7, loc="upper left")
+    axes.set_title("Predicted vs reference volume", fontsize=10)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return png_bytes(figure)
+
+
+def _short(text: str, limit: int = 22) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,120 @@
+"""Cohort statistics per label, provenance, and the ``summary.json`` record (schema ``medseg-summary/1``)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from medseg.report.collect import METRIC_FIELDS, CaseResult
+from medseg.report.flags import Flag
+
+__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "provenance", "summary_record"]
+
+SUMMARY_SCHEMA = "medseg-summary/1"
+
+
+def describe(values: list[float]) -> dict:
+    """n, mean, median, std (sample, ddof=1), min and max of the defined values; ``None`` where undefined."""
+    data = np.array([v for v in values if v is not None], dtype=float)
+    if data.size == 0:
+        return {"n": 0, "mean": None, "median": None, "std": None, "min": None, "max": None}
+    return {
+        "n": int(data.size),
+        "mean": float(data.mean()),
+        "median": float(np.median(data)),
+        "std": float(data.std(ddof=1)) if data.size > 1 else None,
+        "min": float(data.min()),
+        "max": float(data.max()),
+    }
+
+
+def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
+    """Per label value: its name, the statistics of every metric, and how many cases had each status."""
+    gathered: dict[str, dict] = {}
+    for case in cases:
+        for label in case.labels():
+            entry = gathered.setdefault(label.value, {"names": [], "status": Counter(),
+                                                      **{key: [] for key in METRIC_FIELDS}})
+            if label.name not in entry["names"]:
+                entry["names"].append(label.name)
+            entry["status"][label.status] += 1
+            for key in METRIC_FIELDS:
+                entry[key].append(getattr(label, key))
+    out = {}
+    for value in sorted(gathered, key=lambda v: int(v) if v.isdigit() else 1 << 30):
+        entry = gathered[value]
+        out[value] = {
+            "name": "/".join(entry["names"]),
+            "status_counts": dict(sorted(entry["status"].items())),
+            **{key: describe(entry[key]) for key in METRIC_FIELDS},
+        }
+    return out
+
+
+def provenance(cases: list[CaseResult]) -> dict:
+    """Models, software versions, devices and the time span recorded in the cases' sidecars."""
+    models: dict[tuple, int] = Counter()
+    versions: dict[str, set] = {}
+    devices: Counter = Counter()
+    created = []
+    for case in cases:
+        sidecar = case.sidecar or {}
+        model = sidecar.get("model") or {}
+        if model:
+            models[(model.get("name"), model.get("version"), model.get("weights_sha256"))] += 1
+        for package, version in (sidecar.get("versions") or {}).items():
+            versions.setdefault(str(package), set()).add(str(version))
+        if sidecar.get("device"):
+            devices[str(sidecar["device"])] += 1
+        for record in (sidecar, case.failure or {}):
+            if record.get("created"):
+                created.append(str(record["created"]))
+    return {
+        "models": [
+            {"name": name, "version": version, "weights_sha256": sha, "cases": count}
+            for (name, version, sha), count in sorted(models.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        ],
+        "versions": {package: sorted(found) for package, found in sorted(versions.items())},
+        "devices": dict(devices),
+        "created_first": min(created) if created else None,
+        "created_last": max(created) if created else None,
+    }
+
+
+def summary_record(
+    results_dir: Path,
+    cases: list[CaseResult],
+    flags: list[list[Flag]],
+    settings: dict,
+    rules: dict,
+    policy: dict,
+) -> dict:
+    """The content of ``summary.json``."""
+    import medseg
+
+    flag_counts = Counter(flag.code for case_flags in flags for flag in case_flags)
+    cases_per_flag = Counter(code for case_flags in flags for code in {flag.code for flag in case_flags})
+    status = Counter(case.status for case in cases)
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "medseg_version": medseg.__version__,
+        "results_dir": str(results_dir),
+        "settings": settings,
+        "cases": {
+            "total": len(cases),
+            "scored": status.get("scored", 0),
+            "no_reference": status.get("no_reference", 0),
+            "failed": status.get("failed", 0),
+            "flagged": sum(1 for case_flags in flags if case_flags),
+        },
+        "flags": {code: {"cases": cases_per_flag[code], "flags": flag_counts[code]} for code in rules
+                  if cases_per_flag[code]},
+        "labels": label_statistics(cases),
+        "provenance": provenance(cases),
+        "policy": policy,
+        "flag_rules": rules,
+    }

@@ -1,0 +1,79 @@
+"""``cohort.tsv``: one row per case, worst first, with per-label metric columns."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from medseg.report.collect import METRIC_FIELDS, CaseResult
+from medseg.report.flags import Flag
+
+__all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "write_tsv"]
+
+CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "input", "segmentation",
+                "reference", "failed_stage", "error_type", "error")
+
+
+def label_columns(cases: list[CaseResult]) -> dict[str, str]:
+    """Label value -> column prefix: the label's name with characters other than letters, digits, ``-``
+    and ``_`` replaced by ``_`` (``<value>_<name>`` when two labels would share a prefix)."""
+    names: dict[str, str] = {}
+    for case in cases:
+        for label in case.labels():
+            names.setdefault(label.value, label.name)
+    prefixes = {value: re.sub(r"[^A-Za-z0-9_-]", "_", name) or f"label_{value}" for value, name in names.items()}
+    taken = list(prefixes.values())
+    return {value: (prefix if taken.count(prefix) == 1 else f"{value}_{prefix}") for value, prefix in
+            sorted(prefixes.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)}
+
+
+def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[int]) -> tuple[list[str], list[dict]]:
+    """Header and rows (dicts) of the cohort table, in ``order``."""
+    prefixes = label_columns(cases)
+    header = list(CASE_COLUMNS)
+    for prefix in prefixes.values():
+        header += [f"{prefix}_{key}" for key in METRIC_FIELDS] + [f"{prefix}_status"]
+    rows = []
+    for rank, index in enumerate(order, start=1):
+        case = cases[index]
+        failure = case.failure or {}
+        segmentation = case.segmentation_path()
+        row = {
+            "rank": rank,
+            "case_id": case.case_id,
+            "status": case.status,
+            "n_flags": len(flags[index]),
+            "flags": ";".join(flag.text for flag in flags[index]),
+            "min_dice": case.min_dice(),
+            "model": case.model.get("name"),
+            "input": (case.sidecar or {}).get("input") or failure.get("input"),
+            "segmentation": str(segmentation) if segmentation else None,
+            "reference": (case.metrics or {}).get("reference") or failure.get("reference"),
+            "failed_stage": failure.get("stage"),
+            "error_type": failure.get("error_type"),
+            "error": failure.get("error"),
+        }
+        for label in case.labels():
+            prefix = prefixes[label.value]
+            for key in METRIC_FIELDS:
+                row[f"{prefix}_{key}"] = getattr(label, key)
+            row[f"{prefix}_status"] = label.status
+        rows.append(row)
+    return header, rows
+
+
+def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
+    """Tab-separated, one header line; empty cells where a value is undefined; floats to 6 significant digits;
+    tabs and line breaks inside text become spaces."""
+    lines = ["\t".join(header)]
+    for row in rows:
+        lines.append("\t".join(_cell(row.get(column)) for column in header))
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return re.sub(r"[\t\r\n]+", " ", str(value))
