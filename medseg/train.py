@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,17 @@ from medseg.io.atomic import atomic_paths
 from medseg.package import ModelPackage, save_package, validate_config
 from medseg.volume import stem
 
-__all__ = ["TrainCase", "pair_cases", "load_cases", "train", "split_cases", "default_training", "read_config"]
+__all__ = [
+    "TrainCase",
+    "pair_cases",
+    "load_cases",
+    "train",
+    "split_cases",
+    "default_training",
+    "default_config",
+    "label_values",
+    "read_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,46 @@ DEFAULT_TRAINING = {
 
 def default_training() -> dict:
     return copy.deepcopy(DEFAULT_TRAINING)
+
+
+def default_config(values: list[int], name: str = "model") -> dict:
+    """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``).
+
+    Labels must run 0..N (the package format's rule); the training section holds :data:`DEFAULT_TRAINING`.
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+    values = sorted(set(int(v) for v in values) | {0})
+    if values != list(range(len(values))):
+        raise TrainingError(
+            f"label values {values} do not run 0..{len(values) - 1}; give a config (--config) whose labels "
+            "declare them"
+        )
+    return {
+        "format": "medseg-model/1",
+        "name": name,
+        "version": "1",
+        "description": "Trained with medseg train and its default config.",
+        "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": max(len(values), 2), "base_width": 16,
+                         "depth": 4, "dropout": 0.0, "norm": "batch"},
+        "labels": {str(v): ("background" if v == 0 else f"label_{v}") for v in range(max(len(values), 2))},
+        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
+        "inference": {"slice_axis": 2, "roi_size": [128, 128], "overlap": 0.25, "blend": "gaussian",
+                      "context_slices": 1, "flip_tta": []},
+        "training": default_training(),
+    }
+
+
+def label_values(cases: list[TrainCase]) -> list[int]:
+    """The label values found in the cases' label files (for :func:`default_config`)."""
+    from medseg.io.nifti import read_nifti
+
+    found: set[int] = set()
+    for case in cases:
+        values = np.unique(read_nifti(case.label_path, hash_input=False).array)
+        if not np.all(values == np.round(values)) or values.min() < 0:
+            raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers")
+        found.update(int(v) for v in values)
+    return sorted(found)
 
 
 def read_config(path: Path | str) -> dict:

@@ -232,3 +232,18 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(tiny_set, tmp_path, capsys,
 def test_unknown_schedule_is_a_training_error(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match="unknown learning-rate schedule 'exp'"):
         run(tiny_training_config(schedule="exp"), *tiny_set, tmp_path / "model")
+
+
+def test_default_config_declares_the_labels_found(tiny_set):
+    from medseg.package import validate_config
+    from medseg.train import default_config, label_values
+
+    values = label_values(pair_cases(*tiny_set))
+    assert values == [0, 1, 2, 3]
+    config = default_config(values, name="my model")
+    assert config["name"] == "my_model"
+    assert config["labels"] == {"0": "background", "1": "label_1", "2": "label_2", "3": "label_3"}
+    package_fields = {k: v for k, v in config.items() if k != "training"}
+    validate_config({**package_fields, "weights": {"file": "w.safetensors", "sha256": "0" * 64}}, "default")
+    with pytest.raises(TrainingError, match=r"label values \[0, 2\] do not run 0..1"):
+        default_config([0, 2])

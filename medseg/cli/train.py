@@ -11,8 +11,9 @@ import click
 @click.option("--images", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of images.")
 @click.option("--labels", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of label images with the same names.")
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Training config (JSON/YAML): model package fields plus a `training` section; see configs/train/.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Training config (JSON/YAML): model package fields plus a `training` section; see configs/train/. "
+              "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
@@ -31,20 +32,24 @@ def train(images, labels, config_path, output, epochs, seed, device, resume, ove
     from medseg.device import resolve_device
     from medseg.errors import OutputExistsError
     from medseg.package import CONFIG_NAME
-    from medseg.train import load_cases, pair_cases, read_config
+    from medseg.train import default_config, label_values, load_cases, pair_cases, read_config
     from medseg.train import train as run_training
 
-    config = read_config(config_path)
+    if (output / CONFIG_NAME).exists() and not (overwrite or resume):
+        raise OutputExistsError(f"{output}: holds a model package already; pass --overwrite or --resume")
+    pairs = pair_cases(images, labels)
+    if config_path is not None:
+        config = read_config(config_path)
+    else:
+        config = default_config(label_values(pairs), name=output.name or "model")
     training = dict(config.get("training", {}))
     if epochs is not None:
         training["epochs"] = epochs
     if seed is not None:
         training["seed"] = seed
     config["training"] = training
-    if (output / CONFIG_NAME).exists() and not (overwrite or resume):
-        raise OutputExistsError(f"{output}: holds a model package already; pass --overwrite or --resume")
     choice = resolve_device(device)
-    cases = load_cases(pair_cases(images, labels), config)
+    cases = load_cases(pairs, config)
     silent = quiet()
     if not silent:
         click.echo(f"training on {len(cases)} cases, device {choice}", err=True)
