@@ -233,3 +233,31 @@ def test_inspect_lists_series_flags_and_choice(tmp_path, capsys):
     assert lines[0].split()[:3] == ["KEY", "DESCRIPTION", "MODALITY"]
     assert any(line.startswith("8 ") and "missing slices" in line for line in lines)
     assert lines[-1] == "would use: series 6 (chosen with --series 6)"
+
+
+def test_mosaic_is_refused_with_a_reason(tmp_path):
+    make_series(tmp_path, seed=1, modality="MR", image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"))
+    with pytest.raises(DicomError, match="Siemens mosaic .* not supported, convert it with dcm2niix"):
+        read_dicom_series(tmp_path)
+
+
+def test_rescale_may_differ_per_slice(tmp_path):
+    values = stored_values(SHAPE, seed=8)
+    positions = slice_positions(SHAPE[2], 2.0)
+    for k in range(SHAPE[2]):  # e.g. PET: each slice has its own slope
+        write_series(tmp_path, values[:, :, k:k + 1], positions[k:k + 1], series_uid="1.2.6", slope=0.25 * (k + 1),
+                     intercept=float(k), prefix=f"s{k}")
+    volume = read_dicom_series(tmp_path)
+    expected = values * (0.25 * (np.arange(SHAPE[2]) + 1)) + np.arange(SHAPE[2])
+    np.testing.assert_array_equal(volume.array, expected.astype(np.float32))
+    assert "per-slice-rescale" in volume.info["flags"]
+
+
+def test_a_repeated_slice_is_refused(tmp_path):
+    positions = slice_positions(SHAPE[2], 2.0)
+    positions[3] = positions[2]
+    make_series(tmp_path, seed=1, positions=positions)
+    with pytest.raises(DicomError, match=r"1 image\(s\) repeat a slice position already taken"):
+        read_dicom_series(tmp_path)
+    with pytest.raises(DicomError, match="--series is empty"):
+        read_dicom_series(tmp_path, series=" ")

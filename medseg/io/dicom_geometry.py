@@ -110,7 +110,7 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
         if n % unique == 0 and unique > 1:
             raise GeometryProblem(f"{n} images at {unique} positions ({n // unique} per position): a 4D series "
                                   "(time points, echoes or repeats), not one 3D volume")
-        raise GeometryProblem(f"{n - unique} images repeat a slice position already taken")
+        raise GeometryProblem(f"{n - unique} image(s) repeat a slice position already taken")
     median = float(np.median(steps))
     tol = max(SPACING_ATOL_MM, SPACING_RTOL * median)
     off = np.flatnonzero(np.abs(steps - median) > tol)
