@@ -124,7 +124,7 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
     notes: dict[int, list[str]] = {}
     for index in order:
         case = cases[index]
-        if case.status == "failed":
+        if case.status == "failed" and case.sidecar is None:
             continue
         if len(overlays) >= max_overlays:
             notes.setdefault(index, []).append(f"no overlay: only the {max_overlays} worst cases get one "

@@ -171,16 +171,19 @@ def collect_results(results_dir: Path | str) -> list[CaseResult]:
 
 
 def _resolve_stale_failure(case: CaseResult) -> None:
-    """A failure record and a successful result for the same case: the newer file wins."""
-    failure_path, sidecar_path = case.paths.get("failure"), case.paths.get("sidecar")
-    if case.failure is None or sidecar_path is None or failure_path is None or case.sidecar is None:
+    """A failure record beside results of the same case: the newer wins. A case that failed after it was
+    segmented (say, at stage evaluate) keeps its sidecar, for provenance and its overlay."""
+    failure_path = case.paths.get("failure")
+    others = [case.paths[kind] for kind in ("sidecar", "metrics") if kind in case.paths and getattr(case, kind)]
+    if case.failure is None or failure_path is None or not others:
         return
-    if sidecar_path.stat().st_mtime >= failure_path.stat().st_mtime:
-        case.notes.append(f"ignored {failure_path.name}: older than {sidecar_path.name}")
+    newest = max(others, key=lambda p: p.stat().st_mtime)
+    if newest.stat().st_mtime > failure_path.stat().st_mtime:
+        case.notes.append(f"ignored {failure_path.name}: older than {newest.name}")
         case.failure = None
-    else:
-        case.notes.append(f"ignored {sidecar_path.name}: the case failed after it was written")
-        case.sidecar = case.metrics = None
+    elif case.metrics is not None:
+        case.notes.append(f"ignored {case.paths['metrics'].name}: the case failed after it was written")
+        case.metrics = None
 
 
 def _read_json(path: Path, schema: str) -> tuple[dict | None, str | None]:

@@ -1,0 +1,380 @@
+"""The cohort report on synthetic results folders written in the contract layout, and in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from medseg.errors import InputError, OutputExistsError
+from medseg.metrics import evaluate_volumes, metrics_json
+from medseg.report.build import build_report
+from medseg.report.flags import robust_z
+from medseg.volume import Volume
+
+LABELS = {0: "background", 1: "ball", 2: "box"}
+EVIL = "x<b>&\"'y"
+CROSS = ndi.generate_binary_structure(3, 1)
+
+
+# ---------------------------------------------------------------- a synthetic cohort in the contract layout
+def phantom(seed: int, shape=(30, 34, 18), spacing=(1.0, 1.0, 2.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, labels (1 ball, 2 box, away from the faces) and affine."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij")
+    radius = 6.0 + 0.3 * (seed % 3)
+    labels = np.zeros(shape, np.uint8)
+    labels[sum((g - c) ** 2 for g, c in zip(grid, (10.0, 12.0, 17.0))) <= radius**2] = 1
+    labels[18:25, 20:28, 5:12] = 2
+    image = (labels * 80.0 + rng.normal(0, 10, shape)).astype(np.float32)
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = (-20.0, 10.0, 5.0)
+    return image, labels, affine
+
+
+def shifted(array: np.ndarray, offset) -> np.ndarray:
+    out = np.zeros_like(array)
+    src = tuple(slice(max(-d, 0), n - max(d, 0)) for n, d in zip(array.shape, offset))
+    dst = tuple(slice(max(d, 0), n - max(-d, 0)) for n, d in zip(array.shape, offset))
+    out[dst] = array[src]
+    return out
+
+
+def perturb(labels: np.ndarray, how: str) -> np.ndarray:
+    out = labels.copy()
+    if how == "erode":
+        out[(labels == 1) & ~ndi.binary_erosion(labels == 1, CROSS)] = 0
+    elif how == "shift":
+        out = shifted(labels, (1, 0, 0))
+    elif how == "dilate3":
+        out[ndi.binary_dilation(labels == 1, CROSS, iterations=3) & (labels == 0)] = 1
+    elif how == "bad":  # box missed, ball pushed onto the i- face
+        out = shifted(np.where(labels == 1, 1, 0).astype(np.uint8), (-8, 0, 0))
+    return out
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_case(root: Path, case_id: str, seed: int, how: str, reference: bool = True) -> Path:
+    image, labels, affine = phantom(seed)
+    folder = root / "cases" / case_id
+    folder.mkdir(parents=True)
+    inputs = root / "inputs"
+    inputs.mkdir(exist_ok=True)
+    image_path, label_path = inputs / f"{seed}_image.nii.gz", inputs / f"{seed}_label.nii.gz"
+    nib.save(nib.Nifti1Image(image, affine), image_path)
+    nib.save(nib.Nifti1Image(labels, affine), label_path)
+    prediction = perturb(labels, how)
+    seg_path = folder / f"{case_id}_seg.nii.gz"
+    nib.save(nib.Nifti1Image(prediction, affine), seg_path)
+    counts = np.bincount(prediction.ravel(), minlength=3)
+    voxel_ml = float(np.prod(np.diag(affine)[:3])) / 1000
+    sidecar = {
+        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path), "input_sha256": "0" * 64,
+        "segmentation": seg_path.name, "shape": list(image.shape), "affine": affine.tolist(),
+        "labels": {str(k): v for k, v in LABELS.items()},
+        "label_volume_ml": {str(k): float(counts[k]) * voxel_ml for k in LABELS},
+        "model": {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32},
+        "device": "cpu", "versions": {"medseg": "0.1.0", "monai": "1.6.1", "torch": "2.13.0"},
+        "timings_s": {}, "created": now(),
+    }
+    (folder / f"{case_id}_seg.json").write_text(json.dumps(sidecar))
+    if reference:
+        metrics = evaluate_volumes(Volume(prediction, affine, source=seg_path),
+                                   Volume(labels, affine, source=label_path), LABELS, case_id=case_id)
+        (folder / f"{case_id}_metrics.json").write_text(metrics_json(metrics))
+    return folder
+
+
+def write_failure(root: Path, case_id: str, stage: str = "infer", error_type: str = "RuntimeError") -> Path:
+    folder = root / "cases" / case_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{case_id}_failed.json"
+    path.write_text(json.dumps({
+        "schema": "medseg-failure/1", "case_id": case_id, "input": f"/data/{case_id}.nii.gz", "reference": None,
+        "stage": stage, "error": "out of memory <in> the 'tiler'", "error_type": error_type, "created": now(),
+    }))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    plan = [("c00", "exact"), ("c01", "erode"), ("c02", "shift"), ("c03", "exact"), ("c04", "erode"),
+            ("c05", "shift"), ("bad", "bad"), (EVIL, "exact")]
+    for seed, (case_id, how) in enumerate(plan):
+        write_case(root, case_id, seed, how)
+    write_case(root, "noref_big", 20, "dilate3", reference=False)
+    write_failure(root, "crashed")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    outputs = build_report(cohort, out, dice_threshold=0.6)  # an eroded ball has Dice 0.675
+    return outputs
+
+
+def read_tsv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def flag_set(row: dict) -> set[str]:
+    return set(filter(None, row["flags"].split(";")))
+
+
+# ---------------------------------------------------------------- content
+def test_outputs_and_counts(built):
+    assert built.html.is_file() and built.table.is_file() and built.summary.is_file()
+    assert built.table.parent == built.html.parent
+    summary = json.loads(built.summary.read_text())
+    assert summary["schema"] == "medseg-summary/1"
+    assert summary["cases"] == {"total": 10, "scored": 8, "no_reference": 1, "failed": 1, "flagged": 3}
+    assert (built.cases, built.failed, built.flagged, built.overlays) == (10, 1, 3, 9)
+    assert summary["flags"]["failed"] == {"cases": 1, "flags": 1}
+    assert summary["flags"]["volume_outlier"]["cases"] == 1
+    assert summary["provenance"]["models"] == [
+        {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32, "cases": 9}]
+    assert "both_empty" in summary["policy"]["empty_masks"]
+
+
+def test_worst_first_order_and_flags(built):
+    rows = read_tsv(built.table)
+    assert [row["rank"] for row in rows] == [str(i) for i in range(1, 11)]
+    assert rows[0]["case_id"] == "crashed" and rows[0]["status"] == "failed"
+    assert rows[0]["failed_stage"] == "infer" and rows[0]["error_type"] == "RuntimeError"
+    assert flag_set(rows[0]) == {"failed"}
+    assert rows[1]["case_id"] == "bad"
+    assert flag_set(rows[1]) == {"low_dice(ball)", "touches_border(ball)", "empty_prediction(box)"}
+    assert float(rows[1]["box_dice"]) == 0.0 and rows[1]["box_status"] == "empty_prediction"
+    assert rows[1]["box_hd95_mm"] == ""  # undefined: empty cell
+    by_id = {row["case_id"]: row for row in rows}
+    assert flag_set(by_id["noref_big"]) == {"volume_outlier(ball)"}
+    assert by_id["noref_big"]["status"] == "no_reference" and by_id["noref_big"]["ball_dice"] == ""
+    assert rows[-1]["case_id"] == "noref_big"  # no Dice: after every scored case
+    dice = [float(row["min_dice"]) for row in rows if row["status"] == "scored"]
+    assert dice == sorted(dice)
+    assert by_id[EVIL]["min_dice"] == "1" and flag_set(by_id[EVIL]) == set()
+
+
+def test_summary_statistics_match_numpy_over_the_metrics_files(built, cohort):
+    summary = json.loads(built.summary.read_text())
+    values = {"1": [], "2": []}
+    hd95 = {"1": [], "2": []}
+    for path in cohort.rglob("*_metrics.json"):
+        for value, entry in json.loads(path.read_text())["labels"].items():
+            values[value].append(entry["dice"])
+            if entry["hd95_mm"] is not None:
+                hd95[value].append(entry["hd95_mm"])
+    for value in ("1", "2"):
+        stats = summary["labels"][value]["dice"]
+        data = np.array(values[value])
+        assert stats["n"] == 8
+        assert stats["mean"] == pytest.approx(data.mean())
+        assert stats["median"] == pytest.approx(np.median(data))
+        assert stats["std"] == pytest.approx(data.std(ddof=1))
+        assert stats["min"] == pytest.approx(data.min())
+        assert summary["labels"][value]["hd95_mm"]["n"] == len(hd95[value])
+        assert summary["labels"][value]["hd95_mm"]["max"] == pytest.approx(max(hd95[value]))
+    assert summary["labels"]["2"]["status_counts"] == {"empty_prediction": 1, "no_reference": 1, "ok": 7}
+    assert summary["labels"]["1"]["pred_volume_ml"]["n"] == 9  # the unreferenced case counts for volumes
+
+
+def test_html_is_self_contained_and_escaped(built):
+    page = built.html.read_text(encoding="utf-8")
+    assert "x&lt;b&gt;&amp;&quot;&#x27;y" in page
+    assert EVIL not in page and "<b>&" not in page
+    assert "out of memory &lt;in&gt; the &#x27;tiler&#x27;" in page
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", page)
+    sources = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(sources) == page.count("<img")
+    assert page.count('class="overlay"') == 9
+    from PIL import Image
+
+    for data in sources:
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        image.load()
+        assert image.format == "PNG" and min(image.size) > 50
+    # worst first on the page too: the failed case's card, then the bad one
+    cards = re.findall(r'<div class="case[^"]*" id="case-\d+"><h3>#(\d+) ([^<]*?) <span', page)
+    assert [int(rank) for rank, _ in cards] == list(range(1, 11))
+    assert [name for _, name in cards[:2]] == ["crashed", "bad"]
+    for text in ("Summary per label", "Cases, worst first", "Distributions per label", "Failed cases (1)",
+                 "How to read this report", "Provenance", "robust z", "tiny-test"):
+        assert text in page
+
+
+def test_overlay_limit_keeps_the_worst(cohort, tmp_path):
+    outputs = build_report(cohort, tmp_path / "r.html", max_overlays=2)
+    page = outputs.html.read_text()
+    assert outputs.overlays == 2 and page.count('class="overlay"') == 2
+    rows = read_tsv(outputs.table)
+    cards = page.split('<div class="case')[1:]
+    names = [re.search(r"<h3>#\d+ (.*?) <span", card).group(1) for card in cards]
+    drawn = [name for name, card in zip(names, cards) if 'class="overlay"' in card]
+    # the failed case has no segmentation: the two worst with one are the bad case and the next
+    assert drawn == [rows[1]["case_id"], rows[2]["case_id"]]
+    assert page.count("only the 2 worst cases get one") == 7
+    assert json.loads(outputs.summary.read_text())["settings"]["overlays_drawn"] == 2
+
+
+def test_without_references(tmp_path):
+    for seed, how in enumerate(["exact", "erode", "shift", "exact", "exact"]):
+        write_case(tmp_path, f"n{seed}", seed, how, reference=False)
+    blank = tmp_path / "cases" / "n4" / "n4_seg.json"
+    record = json.loads(blank.read_text())
+    record["label_volume_ml"]["2"] = 0.0  # as if the box had been predicted empty
+    blank.write_text(json.dumps(record))
+    outputs = build_report(tmp_path, tmp_path / "report.html")
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["cases"] == {"total": 5, "scored": 0, "no_reference": 5, "failed": 0, "flagged": 1}
+    assert summary["labels"]["1"]["dice"]["n"] == 0 and summary["labels"]["1"]["dice"]["mean"] is None
+    assert summary["labels"]["1"]["pred_volume_ml"]["n"] == 5
+    rows = read_tsv(outputs.table)
+    assert rows[0]["case_id"] == "n4" and flag_set(rows[0]) == {"empty_prediction(box)"}
+    page = outputs.html.read_text()
+    assert 'alt="Dice"' not in page and 'alt="Predicted volume (ml)"' in page
+    assert page.count('class="overlay"') == 5
+
+
+def test_geometry_flags(tmp_path):
+    for seed in range(3):
+        write_case(tmp_path, f"g{seed}", seed, "exact")
+    # g1: the segmentation file was replaced by one on another grid; g2: the file is gone
+    seg = tmp_path / "cases" / "g1" / "g1_seg.nii.gz"
+    image = nib.load(seg)
+    moved = image.affine.copy()
+    moved[0, 3] += 2.0
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), moved), seg)
+    (tmp_path / "cases" / "g2" / "g2_seg.nii.gz").unlink()
+    write_failure(tmp_path, "g3", stage="evaluate", error_type="GeometryError")
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
+    assert flag_set(rows["g0"]) == set()
+    assert flag_set(rows["g1"]) == {"geometry"}
+    assert flag_set(rows["g2"]) == {"geometry"}
+    assert flag_set(rows["g3"]) == {"failed", "geometry"}
+    page = (tmp_path / "r.html").read_text()
+    assert "segmentation affine moves voxels up to 2 mm" in page
+    assert "segmentation file not found" in page
+
+
+def test_unreadable_and_stale_records(tmp_path):
+    write_case(tmp_path, "ok", 0, "exact")
+    write_case(tmp_path, "retried", 1, "exact")
+    stale = write_failure(tmp_path, "retried")
+    past = (tmp_path / "cases" / "retried" / "retried_seg.json").stat().st_mtime - 60
+    os.utime(stale, (past, past))  # the failure is older than the successful retry
+    broken = tmp_path / "cases" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "broken_seg.json").write_text("{not json")
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
+    assert rows["retried"]["status"] == "scored"
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["failed_stage"] == "report"
+    assert "broken_seg.json: cannot read" in rows["broken"]["error"]
+    assert "ignored retried_failed.json" in (tmp_path / "r.html").read_text()
+
+
+def test_refusals_leave_nothing_behind(cohort, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no case results found"):
+        build_report(empty, empty / "report.html")
+    assert list(empty.iterdir()) == []
+    with pytest.raises(InputError, match="no such results folder"):
+        build_report(tmp_path / "missing", tmp_path / "report.html")
+    out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
+    (out.parent / "summary.json").write_text("{}")
+    with pytest.raises(OutputExistsError, match="summary.json: output exists already"):
+        build_report(cohort, out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["summary.json"]
+    build_report(cohort, out, overwrite=True)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
+
+
+def test_robust_z_and_the_outlier_rule():
+    z = robust_z(np.array([1.0, 1.1, 0.9, 1.0, 1.05, 3.0]))
+    # median 1.025, MAD 0.05 -> 0.6745 * (3 - 1.025) / 0.05
+    assert z[-1] == pytest.approx(0.6745 * 1.975 / 0.05)
+    assert abs(z[0]) < 1
+    assert robust_z(np.array([2.0, 2.0, 2.0, 5.0])) is None  # MAD 0: no outlier can be named
+
+
+def test_cli_report(cohort, tmp_path, capsys):
+    from medseg.cli import main
+
+    out = tmp_path / "cli" / "report.html"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(cohort), "-o", str(out), "--dice-threshold", "0.95", "--max-overlays", "0"])
+    assert exit_info.value.code == 0
+    captured = capsys.readouterr().out
+    assert "10 cases (1 failed, " in captured and "0 overlays" in captured
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["settings"]["dice_threshold"] == 0.95
+    assert summary["flags"]["low_dice"]["cases"] >= 5  # eroded and shifted balls are under 0.95
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(cohort), "-o", str(out)])
+    assert exit_info.value.code == 1
+    assert "output exists already; pass --overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(cohort), "--dice-threshold", "2"])
+    assert exit_info.value.code == 2
+
+
+# ---------------------------------------------------------------- in a real browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                   *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_renders_in_headless_chromium(built, tmp_path):
+    from PIL import Image
+
+    # a copy of the page with a probe that records, after load, how many images decoded
+    probe = tmp_path / "probe.html"
+    page = built.html.read_text(encoding="utf-8")
+    script = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
+              "document.body.setAttribute('data-images',i.length);"
+              "document.body.setAttribute('data-decoded',i.filter(x=>x.complete&&x.naturalWidth>0).length);"
+              "document.body.setAttribute('data-width',document.documentElement.scrollWidth);});</script>")
+    probe.write_text(page.replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = chromium("--window-size=1400,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    images = int(re.search(r'data-images="(\d+)"', dom.stdout).group(1))
+    assert images == page.count("<img") > 9
+    assert re.search(r'data-decoded="(\d+)"', dom.stdout).group(1) == str(images)
+    assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= 1400  # no horizontal overflow
+    assert "Cases, worst first" in dom.stdout and "x&lt;b&gt;&amp;\"'y" in dom.stdout
+
+    shot = tmp_path / "shot.png"
+    result = chromium(f"--screenshot={shot}", "--window-size=1400,2000", built.html.as_uri())
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2000, 1400)
+    assert pixels.std() > 20  # not blank: text, tables and plots
+    assert (pixels < 100).mean() > 0.01
