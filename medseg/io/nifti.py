@@ -13,7 +13,7 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
 from medseg.volume import Volume
 
-__all__ = ["read_nifti", "labels_image", "write_labels", "label_dtype"]
+__all__ = ["read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
 
 
 def read_nifti(path: Path | str, hash_input: bool = True) -> Volume:
@@ -85,7 +85,7 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
         return image
     image = nib.Nifti1Image(labels, like.affine)
     image.header.set_sform(like.affine, code=1)
-    image.header.set_qform(like.affine, code=1)
+    image.header.set_qform(like.affine, code=0 if is_sheared(like.affine) else 1)  # a qform cannot hold a shear
     image.header.set_xyzt_units("mm", "sec")
     image.header.set_intent("label", name="medseg")
     return image
@@ -94,6 +94,13 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
 def write_labels(labels: np.ndarray, like: Volume, path: Path | str) -> None:
     """Write ``labels`` on ``like``'s grid to ``path`` (not atomic: use :func:`atomic_paths` around it)."""
     nib.save(labels_image(labels, like), str(path))
+
+
+def is_sheared(affine: np.ndarray, tol: float = 1e-4) -> bool:
+    """True when the affine's voxel axes are not orthogonal (a qform cannot represent it)."""
+    axes = np.asarray(affine, dtype=np.float64)[:3, :3]
+    axes = axes / np.linalg.norm(axes, axis=0)
+    return bool(np.abs(axes.T @ axes - np.eye(3)).max() > tol)
 
 
 def _short(error: BaseException) -> str:
