@@ -16,8 +16,9 @@ import pytest
 from dicom_factory import AXIAL, slice_positions, stored_values, write_series
 
 from medseg.errors import DicomError
-from medseg.io.dicom import read_dicom_series
+from medseg.io.dicom import read_dicom_series, volume_image
 from medseg.io.dicom_geometry import FrameGeometry, GeometryProblem, series_geometry
+from medseg.io.nifti import labels_image
 
 SHAPE = (12, 9, 7)  # columns, rows, slices
 
@@ -123,9 +124,11 @@ def test_gantry_tilt_is_kept_exactly_with_a_sheared_affine(tmp_path):
     assert_volume_matches_files(volume, paths)
     # the third column is the true step between slice centres: not perpendicular to the slices
     np.testing.assert_allclose(volume.affine[:3, 2], [0.0, -shift[1], step], atol=1e-9)
-    image = nib.Nifti1Image(np.zeros(SHAPE, np.uint8), volume.affine)
-    image.set_sform(volume.affine, code=1)
-    np.testing.assert_allclose(image.get_sform(), volume.affine, atol=1e-6)
+    # written with the shear in the sform; the qform (which cannot shear) is marked unusable
+    for image in (volume_image(volume), labels_image(np.zeros(SHAPE, np.uint8), volume)):
+        np.testing.assert_allclose(image.header.get_sform(), volume.affine, atol=1e-5)
+        assert image.header["sform_code"] == 1 and image.header["qform_code"] == 0
+        np.testing.assert_allclose(nib.Nifti1Image.from_bytes(image.to_bytes()).affine, volume.affine, atol=1e-5)
 
 
 def test_four_d_series_is_refused(tmp_path):
