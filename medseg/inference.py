@@ -136,9 +136,23 @@ class Segmenter:
             probs = torch.softmax(inferer(slab, self.window_net)[0].float(), dim=0)
             for axis in self.flips:
                 dim = self._slab_dim(axis)
-                flipped = inferer(torch.flip(slab, dims=(dim + 2,)), self.window_net)[0].float()
+                flipped = inferer(self._flip_input(slab, dim), self.window_net)[0].float()
                 probs += torch.flip(torch.softmax(flipped, dim=0), dims=(dim + 1,))
             return torch.argmax(probs, dim=0).to(torch.uint8)
+
+    def _flip_input(self, slab: torch.Tensor, dim: int) -> torch.Tensor:
+        """``slab`` (1, C*(2k+1), A, B, S) as the stack of the volume flipped along slab dim ``dim``.
+
+        Flipping along the slicing axis (dim 2) also reverses each slice's context channels (the slice
+        below becomes the slice above); without context a 2D network would see the same slices, so that
+        flip would change nothing.
+        """
+        flipped = torch.flip(slab, dims=(dim + 2,))
+        if dim == 2 and self.context:
+            n, channels, *rest = flipped.shape
+            window = 2 * self.context + 1
+            flipped = flipped.reshape(n, channels // window, window, *rest).flip(2).reshape(n, channels, *rest)
+        return flipped
 
     def _slab_dim(self, axis: int) -> int:
         """Where model-space volume axis ``axis`` lies in the slab's (A, B, S) layout."""
