@@ -1,0 +1,105 @@
+"""`medseg evaluate`: output files, messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.cli import main
+from medseg.metrics import evaluate_files
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
+
+
+@pytest.fixture
+def pair(tmp_path):
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    affine[:3, 3] = (10.0, -4.0, 7.5)
+    ref = np.zeros((24, 24, 12), np.uint8)
+    ref[4:14, 5:15, 3:8] = 1
+    ref[16:20, 16:21, 4:9] = 2
+    pred = np.roll(ref, 1, axis=0)
+    pred[pred == 2] = 0  # label 2 missed
+    nib.save(nib.Nifti1Image(ref, affine), tmp_path / "ref.nii.gz")
+    nib.save(nib.Nifti1Image(pred, affine), tmp_path / "case7_seg.nii.gz")
+    return tmp_path / "case7_seg.nii.gz", tmp_path / "ref.nii.gz"
+
+
+def test_writes_metrics_json_and_prints_a_table(pair, tmp_path, capsys):
+    pred, ref = pair
+    out = tmp_path / "case7_metrics.json"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "case case7 (voxel 0.8 x 0.8 x 2 mm)" in stdout
+    assert "2 label_2" in stdout and "empty_prediction" in stdout
+    written = json.loads(out.read_text())
+    assert written["case_id"] == "case7"
+    assert written["labels"]["2"]["dice"] == 0.0 and written["labels"]["2"]["hd95_mm"] is None
+    expected = evaluate_files(pred, ref, case_id="case7")
+    assert written["labels"]["1"]["dice"] == pytest.approx(expected["labels"]["1"]["dice"])
+    # one-voxel shift along the 0.8 mm axis: Dice 2·9/20 and HD95 one voxel
+    assert written["labels"]["1"]["dice"] == pytest.approx(0.9)
+    assert written["labels"]["1"]["hd95_mm"] == pytest.approx(0.8)
+    assert written["labels"]["1"]["pred_volume_ml"] == pytest.approx(500 * 0.8 * 0.8 * 2 / 1000)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_json_on_stdout_is_strict_json(pair, capsys):
+    pred, ref = pair
+    assert run(["evaluate", str(pred), str(ref), "--json", "--case-id", "patient 1"]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text
+    record = json.loads(text)
+    assert record["case_id"] == "patient 1" and record["schema"] == "medseg-metrics/1"
+
+
+def test_refuses_to_overwrite(pair, tmp_path, capsys):
+    pred, ref = pair
+    out = tmp_path / "m.json"
+    out.write_text("keep")
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    assert "m.json: output exists already; pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "keep"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["labels"]["1"]["status"] == "ok"
+
+
+def test_other_grid_is_refused_and_nothing_written(pair, tmp_path, capsys):
+    pred, ref = pair
+    image = nib.load(ref)
+    affine = image.affine.copy()
+    affine[2, 3] += 1.0  # half a slice
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), affine), tmp_path / "moved.nii.gz")
+    out = tmp_path / "m.json"
+    assert run(["evaluate", str(pred), str(tmp_path / "moved.nii.gz"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("medseg: error: ") and "up to 1 mm away" in err and "not scored" in err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_file_is_one_line_and_exit_1(pair, tmp_path, capsys):
+    pred, ref = pair
+    assert run(["evaluate", str(tmp_path / "nope.nii.gz"), str(ref)]) == 1
+    assert "nope.nii.gz: no such file" in capsys.readouterr().err
+
+
+def test_label_names_from_a_model_package(pair, tmp_path, capsys, make_package):
+    pred, ref = pair
+    package = make_package("names")  # labels 0 background, 1 ellipsoid, 2 box, 3 tube
+    assert run(["evaluate", str(pred), str(ref), "--model", str(package), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert {k: v["name"] for k, v in record["labels"].items()} == {"1": "ellipsoid", "2": "box", "3": "tube"}
+    assert record["labels"]["3"]["status"] == "both_empty" and record["labels"]["3"]["dice"] is None
+    seven = np.asanyarray(nib.load(ref).dataobj) * 4
+    nib.save(nib.Nifti1Image(seven.astype(np.uint8), nib.load(ref).affine), tmp_path / "eight.nii.gz")
+    assert run(["evaluate", str(tmp_path / "eight.nii.gz"), str(ref), "--model", str(package)]) == 1
+    assert "label values [4, 8] are not among the model's labels [0, 1, 2, 3]" in capsys.readouterr().err
