@@ -8,6 +8,8 @@ nothing can rely on their order.
 from __future__ import annotations
 
 import random
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +117,23 @@ def _base(modality: str, series_uid: str, series_number: int, description: str, 
     ds.ContentDate = "20240101"
     ds.ContentTime = "120000"
     return ds
+
+
+def dcm2niix_path() -> str | None:
+    """The dcm2niix executable (the PyPI package installs it beside python), or None."""
+    local = Path(sys.executable).with_name("dcm2niix")
+    return str(local) if local.exists() else shutil.which("dcm2niix")
+
+
+def to_reference_grid(array: np.ndarray, affine: np.ndarray, reference) -> tuple[np.ndarray, float]:
+    """``array`` re-indexed onto ``reference``'s voxel order (a permutation / flip, checked to be one), and the
+    largest difference between the two affines once the index change is accounted for (mm)."""
+    change = np.linalg.inv(reference.affine) @ affine
+    permutation = np.rint(change)
+    assert np.abs(change - permutation).max() < 1e-3, f"the grids differ by more than a flip:\n{change}"
+    index = np.indices(array.shape).reshape(3, -1)
+    target = (permutation[:3, :3] @ index + permutation[:3, 3:]).astype(int)
+    assert tuple(target.max(axis=1) + 1) == tuple(reference.shape[:3]) and target.min() == 0
+    out = np.empty(reference.shape[:3], dtype=array.dtype)
+    out[tuple(target)] = array.reshape(-1)
+    return out, float(np.abs(affine - reference.affine @ permutation).max())

@@ -4,16 +4,13 @@ the DICOM definition of where each pixel lies (and against dcm2niix)."""
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from dicom_factory import AXIAL, slice_positions, stored_values, write_series
+from dicom_factory import AXIAL, dcm2niix_path, slice_positions, stored_values, to_reference_grid, write_series
 
 from medseg.errors import DicomError
 from medseg.io.dicom import read_dicom_series, volume_image
@@ -148,12 +145,7 @@ def test_geometry_without_positions_is_a_problem():
         series_geometry([single])
 
 
-def _dcm2niix() -> str | None:
-    local = Path(sys.executable).with_name("dcm2niix")
-    return str(local) if local.exists() else shutil.which("dcm2niix")
-
-
-@pytest.mark.skipif(_dcm2niix() is None, reason="dcm2niix is not installed (pip install dcm2niix)")
+@pytest.mark.skipif(dcm2niix_path() is None, reason="dcm2niix is not installed (pip install dcm2niix)")
 @pytest.mark.parametrize("orientation", [
     (0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
     tuple(np.concatenate([rotation((3, -1, 2), 20) @ [1, 0, 0], rotation((3, -1, 2), 20) @ [0, 1, 0]])),
@@ -164,24 +156,10 @@ def test_synthetic_series_equals_dcm2niix(tmp_path, orientation):
                  orientation=orientation, pixel_spacing=(0.75, 0.5))
     out = tmp_path / "d2n"
     out.mkdir()
-    subprocess.run([_dcm2niix(), "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(tmp_path / "s")],
+    subprocess.run([dcm2niix_path(), "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(tmp_path / "s")],
                    check=True, capture_output=True)
     reference = nib.load(out / "ref.nii")
     volume = read_dicom_series(tmp_path / "s")
     ordered, affine_diff = to_reference_grid(volume.array, volume.affine, reference)
     assert affine_diff < 1e-4
     np.testing.assert_array_equal(ordered, reference.get_fdata(dtype=np.float32))
-
-
-def to_reference_grid(array: np.ndarray, affine: np.ndarray, reference) -> tuple[np.ndarray, float]:
-    """``array`` re-indexed onto ``reference``'s voxel order (a permutation / flip, checked to be one), and the
-    largest difference between the two affines once the index change is accounted for (mm)."""
-    change = np.linalg.inv(reference.affine) @ affine
-    permutation = np.rint(change)
-    assert np.abs(change - permutation).max() < 1e-3, f"the grids differ by more than a flip:\n{change}"
-    index = np.indices(array.shape).reshape(3, -1)
-    target = (permutation[:3, :3] @ index + permutation[:3, 3:]).astype(int)
-    assert tuple(target.max(axis=1) + 1) == tuple(reference.shape[:3]) and target.min() == 0
-    out = np.empty(reference.shape[:3], dtype=array.dtype)
-    out[tuple(target)] = array.reshape(-1)
-    return out, float(np.abs(affine - reference.affine @ permutation).max())

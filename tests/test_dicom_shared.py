@@ -4,16 +4,14 @@ dcm2niix run here when a folder has none), compared in world space: dcm2niix sto
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from test_dicom_geometry import to_reference_grid
+from dicom_factory import dcm2niix_path, to_reference_grid
 
 from medseg.dicom_seg import write_dicom_seg
 from medseg.io.dicom import describe_folder, read_dicom_series
@@ -21,11 +19,6 @@ from medseg.io.dicom_series import scan_folder
 
 pytestmark = pytest.mark.shared_data
 AFFINE_TOL_MM = 1e-4
-
-
-def _dcm2niix() -> str | None:
-    local = Path(sys.executable).with_name("dcm2niix")
-    return str(local) if local.exists() else shutil.which("dcm2niix")
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +38,12 @@ def reference_for(candidate, root: Path, tmp_path: Path) -> Path:
         refs = [r for r in refs if json.loads(r.read_text()).get("SeriesNumber") == candidate.number]
     if len(refs) == 1:
         return refs[0].with_suffix(".nii.gz")
-    if _dcm2niix() is None:
+    if dcm2niix_path() is None:
         pytest.skip(f"{top} has no ref/ and dcm2niix is not installed")
     out = tmp_path / top.name
     out.mkdir(parents=True, exist_ok=True)
     folder = candidate.files[0].parent
-    subprocess.run([_dcm2niix(), "-z", "y", "-b", "n", "-f", "ref", "-o", str(out), str(folder)], check=True,
+    subprocess.run([dcm2niix_path(), "-z", "y", "-b", "n", "-f", "ref", "-o", str(out), str(folder)], check=True,
                    capture_output=True)
     return out / "ref.nii.gz"
 
