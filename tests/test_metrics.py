@@ -323,3 +323,29 @@ def test_oblique_spacing_from_column_norms():
     volume = Volume(np.zeros((4, 4, 4)), affine)
     assert volume.spacing_mm == pytest.approx((0.8, 1.3, 2.2))
     assert volume.voxel_volume_ml == pytest.approx(0.8 * 1.3 * 2.2 / 1000)
+
+
+def test_segment_case_writes_strict_metrics_json(make_package, tmp_path):
+    """`medseg infer --reference` goes through segment_case: its metrics file is strict JSON (null, never NaN)
+    and agrees with scoring the written segmentation again."""
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.segment import segment_case
+
+    affine = make_affine((1.0, 1.0, 2.0), origin=(3, 4, 5))
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(24, 24, 6)).astype(np.float32)
+    ref = np.zeros((24, 24, 6), np.uint8)
+    ref[5:12, 6:14, 1:4] = 1  # labels 2 and 3 absent from the reference
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "img.nii.gz")
+    nib.save(nib.Nifti1Image(ref, affine), tmp_path / "ref.nii.gz")
+    segmenter = Segmenter(load_package(make_package()), device="cpu", batch_size=4)
+    outputs = segment_case(tmp_path / "img.nii.gz", segmenter, out_dir=tmp_path / "out",
+                           reference=tmp_path / "ref.nii.gz", case_id="c1")
+    text = outputs.metrics.read_text()
+    assert "NaN" not in text
+    written = json.loads(text)
+    again = evaluate_files(outputs.segmentation, tmp_path / "ref.nii.gz", {0: "background", 1: "ellipsoid",
+                                                                          2: "box", 3: "tube"}, case_id="c1")
+    assert written["labels"] == jsonable(again["labels"])
+    assert written["case_id"] == "c1" and written["spacing_mm"] == [1.0, 1.0, 2.0]
