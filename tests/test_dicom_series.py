@@ -261,3 +261,16 @@ def test_a_repeated_slice_is_refused(tmp_path):
         read_dicom_series(tmp_path)
     with pytest.raises(DicomError, match="--series is empty"):
         read_dicom_series(tmp_path, series=" ")
+
+
+def test_a_dicomdir_file_set_is_read_through_its_files(tmp_path):
+    from pydicom.fileset import FileSet
+
+    values, paths = make_series(tmp_path / "export", seed=9)
+    file_set = FileSet()
+    for path in paths:
+        file_set.add(pydicom.dcmread(path))
+    file_set.write(tmp_path / "media")  # DICOMDIR plus files without extensions in nested folders
+    volume = read_dicom_series(tmp_path / "media")
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    assert volume.info["ignored_objects"] == ["DICOMDIR: DICOMDIR index, not an image"]

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "SR", "PR", "KO", "REG", "DOC", "FID",
                         "PLAN", "RWV", "AU", "ECG", "HD"}
 LOCALIZER_WORDS = re.compile(r"locali[sz]er|scout|survey|topogram|surview|3[- ]?pl(ane)?[ _-]?loc|aahscout", re.I)
-DEFER = "4 KB"  # pixel data and other large values are read only when needed
+DEFER = "4 KB"
+DICOMDIR_UID = "1.2.840.10008.1.3.10"  # pixel data and other large values are read only when needed
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,9 @@ def scan_folder(folder: Path | str) -> FolderScan:
             skipped.append((path, "not a DICOM file"))
             continue
         modality = str(dataset.get("Modality", "")).upper()
+        if "DirectoryRecordSequence" in dataset:
+            non_image.append((path, "DICOMDIR index, not an image"))
+            continue
         if modality in NON_IMAGE_MODALITIES or "Rows" not in dataset:
             non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
             continue
@@ -186,6 +190,9 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
         return None
     if not has_magic and not ("SOPClassUID" in dataset and "SeriesInstanceUID" in dataset):
         return None  # force-parsing anything gives a dataset; without these it was not DICOM
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_UID:
+        return dataset  # a media index, listed as a non-image object
     required = [k for k in ("SOPClassUID", "SeriesInstanceUID") if k not in dataset]
     if required:
         raise ImageReadError(f"{path}: truncated or incomplete DICOM file (no {', '.join(required)})")
