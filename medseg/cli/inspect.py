@@ -10,7 +10,7 @@ import click
 from medseg.cli.options import series_option
 
 COLUMNS = ("key", "description", "modality", "patient_position", "images", "shape", "spacing_mm", "orientation",
-           "flags", "status", "uid")
+           "flags", "uid", "status")
 
 
 @click.command("inspect")
@@ -61,7 +61,7 @@ def _cell(entry: dict, column: str) -> str:
     if column == "spacing_mm" and value:
         return "x".join(f"{v:.4g}" for v in value)
     if column == "flags":
-        return ",".join(value) or "-"
+        return ",".join(f"tilt({entry['tilt_deg']:.2f}deg)" if flag == "tilt" else flag for flag in value) or "-"
     if value is None or value == "":
         return "-"
     return str(value)
