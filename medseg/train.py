@@ -53,6 +53,7 @@ DEFAULT_TRAINING = {
     "weight_decay": 1e-4,
     "schedule": "cosine",  # cosine | constant | poly
     "warmup_epochs": 1,
+    "patch_size": None,  # training crop (H, W); default: the inference roi_size
     "foreground_fraction": 0.7,
     "val_fraction": 0.2,
     "val_every": 1,
@@ -420,7 +421,7 @@ def train(
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
     context = int(config["inference"].get("context_slices", 0))
-    roi = tuple(int(v) for v in config["inference"]["roi_size"])
+    roi = tuple(int(v) for v in settings.get("patch_size") or config["inference"]["roi_size"])
     labels = sorted(int(k) for k in config["labels"])
 
     set_determinism(seed=seed)
@@ -443,8 +444,10 @@ def train(
         log.info("resuming after epoch %d", state["epoch"])
 
     started = time.perf_counter() - sum(h.get("seconds", 0.0) for h in state["history"])
+    cpu_started = time.process_time() - sum(h.get("cpu_seconds", 0.0) for h in state["history"])
     for epoch in range(state["epoch"], int(settings["epochs"])):
         clock = time.perf_counter()
+        cpu_clock = time.process_time()
         torch.manual_seed(seed + epoch)
         rng = np.random.default_rng(seed + epoch)
         augment = _augmentations(roi, settings["augment"], seed + epoch)
@@ -472,8 +475,11 @@ def train(
             losses.append(float(loss.detach()))
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses))}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
-            per_label = _validate(validator, val_cases, labels)
+            scores = _validation_scores(validator, val_cases, labels)
+            per_label = {k: (float(np.mean(v)) if v else float("nan")) for k, v in scores.items()}
             record["val_dice"] = {str(k): v for k, v in per_label.items()}
+            record["val_dice_median"] = {str(k): (float(np.median(v)) if v else None) for k, v in scores.items()}
+            record["val_dice_min"] = {str(k): (float(np.min(v)) if v else None) for k, v in scores.items()}
             record["val_mean_dice"] = float(np.nanmean(list(per_label.values())))
             if record["val_mean_dice"] > state["best_dice"]:
                 state["best_dice"] = record["val_mean_dice"]
@@ -483,6 +489,7 @@ def train(
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
             state["best_epoch"] = epoch + 1
         record["seconds"] = time.perf_counter() - clock
+        record["cpu_seconds"] = time.process_time() - cpu_clock
         state["history"].append(record)
         state["epoch"] = epoch + 1
         _save_checkpoint(out_dir, net, best_state, optimizer, state)
@@ -499,9 +506,13 @@ def train(
         "val_cases": [c.case_id for c in val_cases],
         "best_epoch": state["best_epoch"],
         "val_dice": best.get("val_dice"),
+        "val_dice_median": best.get("val_dice_median"),
+        "val_dice_min": best.get("val_dice_min"),
         "val_mean_dice": best.get("val_mean_dice"),
         "epochs_run": state["epoch"],
         "train_seconds": round(time.perf_counter() - started, 1),
+        "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "torch_threads": torch.get_num_threads(),
         "device": device,
         "torch": torch.__version__,
         "data": config.get("training", {}).get("data", {}),
@@ -513,6 +524,12 @@ def train(
 
 def _validate(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, float]:
     """Mean Dice per foreground label over whole validation volumes (cases where both are empty skipped)."""
+    scores = _validation_scores(segmenter, cases, labels)
+    return {v: (float(np.mean(s)) if s else float("nan")) for v, s in scores.items()}
+
+
+def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, list[float]]:
+    """Per-case Dice per foreground label over whole validation volumes (cases where both are empty skipped)."""
     segmenter.net.eval()
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
     for case in cases:
@@ -523,7 +540,7 @@ def _validate(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -
             if not math.isnan(dice):
                 scores[value].append(dice)
     segmenter.net.train()
-    return {v: (float(np.mean(s)) if s else float("nan")) for v, s in scores.items()}
+    return scores
 
 
 def model_card(config: dict) -> str:
@@ -532,7 +549,16 @@ def model_card(config: dict) -> str:
     data = training.get("data", {})
     labels = ", ".join(f"{k} {v}" for k, v in config["labels"].items())
     dice = training.get("val_dice") or {}
-    rows = "\n".join(f"| {config['labels'].get(k, k)} | {v:.4f} |" for k, v in dice.items())
+    medians = training.get("val_dice_median") or {}
+    minima = training.get("val_dice_min") or {}
+
+    def cell(value) -> str:
+        return "n/a" if value is None or value != value else f"{value:.4f}"
+
+    rows = "\n".join(
+        f"| {config['labels'].get(k, k)} | {cell(v)} | {cell(medians.get(k))} | {cell(minima.get(k))} |"
+        for k, v in dice.items()
+    )
     settings = training.get("settings", {})
     return f"""# Model card: {config['name']}
 
@@ -553,11 +579,12 @@ Licence / attribution: {data.get('licence', 'not stated')}
 {training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases;
 {training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch {settings.get('batch_size')},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')}), seed {settings.get('seed')};
-{training.get('train_seconds')} s on {training.get('device')} (torch {training.get('torch')}).
+{training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
+{training.get('device')} ({training.get('torch_threads')} torch threads, torch {training.get('torch')}).
 Best epoch {training.get('best_epoch')} by mean validation Dice.
 
 ## Validation (whole volumes, same inference code as `medseg infer`)
-| label | mean Dice |
-|---|---|
+| label | mean Dice | median | min |
+|---|---|---|---|
 {rows}
 """

@@ -32,3 +32,39 @@ def phantom_segmenter(phantom_package):
     from medseg.inference import Segmenter
 
     return Segmenter(phantom_package, device="cpu", batch_size=8)
+
+
+def tiny_config(**overrides) -> dict:
+    """A small valid model config (phantom labels); ``overrides`` replace top-level sections."""
+    config = {
+        "format": "medseg-model/1",
+        "name": "tiny",
+        "version": "0",
+        "description": "random weights, for tests",
+        "architecture": {"type": "unet2d", "in_channels": 1, "n_classes": 4, "base_width": 4, "depth": 2,
+                         "dropout": 0.0, "norm": "batch"},
+        "labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"},
+        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
+        "inference": {"slice_axis": 2, "roi_size": [32, 32], "overlap": 0.25, "blend": "gaussian", "context_slices": 0},
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def make_package(tmp_path):
+    """Factory: write a random-weight package (seeded) and return its folder."""
+    import torch
+
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import save_package
+
+    def factory(name: str = "tiny", **overrides) -> Path:
+        config = tiny_config(name=name, **overrides)
+        torch.manual_seed(0)
+        arch = {k: v for k, v in config["architecture"].items() if k != "type"}
+        net = UNet2D(UNetConfig(**arch))
+        save_package(net, config, tmp_path / name)
+        return tmp_path / name
+
+    return factory

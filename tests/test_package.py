@@ -1,0 +1,106 @@
+import json
+
+import pytest
+import torch
+
+from medseg.errors import ModelPackageError
+from medseg.package import load_package, shipped_models
+
+
+def test_saved_package_round_trips(make_package):
+    path = make_package()
+    package = load_package(path)
+    assert package.name == "tiny"
+    assert package.labels == {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
+    assert len(package.sha256) == 64
+    net = package.build_network("cpu")
+    assert not net.training
+    with torch.inference_mode():
+        assert net(torch.zeros(1, 1, 20, 20)).shape == (1, 4, 20, 20)
+
+
+def test_shipped_models_load_with_checked_hash():
+    names = shipped_models()
+    assert "phantom" in names
+    for name in names:
+        package = load_package(name)
+        assert package.labels[0] == "background"
+        assert package.weights_path.stat().st_size < 10 * 2**20  # a few MB at most
+
+
+def test_missing_package_names_the_shipped_ones(tmp_path):
+    with pytest.raises(ModelPackageError, match="no such model folder or shipped model .*phantom"):
+        load_package(tmp_path / "nope")
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelPackageError, match="not a model package"):
+        load_package(tmp_path)
+
+
+def test_corrupt_weights_fail_the_hash_check(make_package):
+    path = make_package()
+    weights = path / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelPackageError, match="SHA-256 .* does not match"):
+        load_package(path)
+
+
+def test_truncated_weights_with_matching_hash_are_reported(make_package):
+    from medseg.io.atomic import sha256_of
+
+    path = make_package()
+    weights = path / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    config = json.loads((path / "model.json").read_text())
+    config["weights"]["sha256"] = sha256_of(weights)
+    (path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelPackageError, match="unreadable safetensors"):
+        load_package(path).build_network()
+
+
+def test_weights_that_do_not_match_the_architecture(make_package):
+    from medseg.io.atomic import sha256_of
+
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["architecture"]["base_width"] = 8
+    config["weights"]["sha256"] = sha256_of(path / "weights.safetensors")
+    (path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelPackageError, match="do not match the architecture"):
+        load_package(path).build_network()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["architecture"].update(n_classes=3), "labels must be 0..2"),
+        (lambda c: c["inference"].update(context_slices=1), "in_channels=1 does not match context_slices=1"),
+        (lambda c: c["inference"].update(slice_axis=5), "inference/slice_axis"),
+        (lambda c: c.pop("labels"), "'labels' is a required property"),
+        (lambda c: c.update(format="other"), "format"),
+    ],
+)
+def test_inconsistent_configs_are_refused(make_package, change, message):
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    change(config)
+    (path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelPackageError, match=message):
+        load_package(path)
+
+
+def test_config_that_is_not_json(make_package):
+    path = make_package()
+    (path / "model.json").write_text("{not json")
+    with pytest.raises(ModelPackageError, match="not valid JSON"):
+        load_package(path)
+
+
+def test_no_pickle_files_in_shipped_packages():
+    from medseg.package import _models_root
+
+    suffixes = {p.suffix for p in _models_root().rglob("*") if p.is_file()}
+    assert not suffixes & {".pt", ".pth", ".pkl", ".ckpt", ".bin"}
