@@ -277,7 +277,7 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
                     candidate.flags.append({"missing slices": "gaps", "uneven": "uneven", "4D": "4D"}[word])
     if not _is_hounsfield(candidate):
         candidate.flags.append("non-HU")
-    if len({frame.slope for frame in candidate.frames} | set()) > 1 or len({f.intercept for f in candidate.frames}) > 1:
+    if len({(frame.slope, frame.intercept) for frame in candidate.frames}) > 1:
         candidate.flags.append("per-slice-rescale")
     return candidate
 
