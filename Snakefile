@@ -1,0 +1,27 @@
+# medseg cohort workflow: sample sheet -> per-case segmentation (infer) -> per-case scores (evaluate) -> QA report.
+#
+#   snakemake --cores 2 --configfile configs/cohort.yaml --config samples=my.tsv model=hippocampus results=out
+#
+# The work is done by `medseg cohort infer|evaluate` and `medseg report` (medseg/cohort/, medseg/report/);
+# this file only plans the jobs. See the README, section "Cohorts with Snakemake".
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# defaults; relative paths in the config are relative to the working directory
+configfile: f"{workflow.basedir}/configs/cohort.yaml"
+
+
+validate(config, "configs/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/cohort.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output,

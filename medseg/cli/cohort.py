@@ -1,0 +1,109 @@
+"""`medseg cohort`: run a sample sheet's cases into a results folder, resumably (the Snakefile's steps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from medseg.cli.options import batch_option, device_option, model_option, precision_option, quiet
+
+_sheet = click.argument("samples", type=click.Path(dir_okay=False, path_type=Path))
+_results = click.option("-o", "--results", type=click.Path(file_okay=False, path_type=Path), required=True,
+                        help="The cohort's results folder (cases/<id>/... and status/).")
+_cases = click.option("--case", "cases", multiple=True, metavar="ID",
+                      help="Run only this case (repeatable; default: every case of the sheet).")
+_record = click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                       help="Write a JSON summary of this run here, atomically, once every case is done.")
+_threads = click.option("--threads", type=click.IntRange(1), default=None,
+                        help="CPU threads for torch (default: torch's own choice).")
+
+
+@click.group("cohort")
+def cohort():
+    """Run the cases of a sample sheet (TSV: case_id, image, optional reference) into a results folder.
+
+    Finished cases are kept; a case that fails gets a failure record (cases/<id>/<id>_failed.json) and the
+    others carry on; a run that was killed is resumed by running the same command again. The Snakefile
+    calls these steps for batches of cases; they also work on their own.
+
+    \b
+    $ medseg cohort infer samples.tsv -o results --model phantom
+    $ medseg cohort evaluate samples.tsv -o results
+    """
+
+
+def _select(samples, cases):
+    from medseg.cohort import read_samples
+
+    rows = read_samples(samples)
+    if not cases:
+        return rows
+    by_id = {row.case_id: row for row in rows}
+    unknown = [case for case in cases if case not in by_id]
+    if unknown:
+        raise click.BadParameter(f"not in {samples}: {', '.join(unknown)}", param_hint="--case")
+    return [by_id[case] for case in cases]
+
+
+def _report(summary, record) -> None:
+    from medseg.cohort import write_job_record
+
+    if record is not None:
+        write_job_record(record, summary)
+    if not quiet():
+        for case in summary.cases:
+            note = " (kept from an earlier run)" if case.reused else f" ({case.seconds:.1f} s)"
+            detail = f": {case.stage}: {case.error}" if case.outcome == "failed" else ""
+            click.echo(f"{case.case_id}: {case.outcome}{note}{detail}")
+        click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
+                   f"{summary.count('skipped')} skipped, {summary.reused} kept from earlier runs; "
+                   f"setup (imports, model) {summary.setup_s:.1f} s, total {summary.total_s:.1f} s", err=True)
+
+
+@cohort.command("infer")
+@_sheet
+@_results
+@_cases
+@model_option
+@device_option
+@precision_option
+@batch_option
+@click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
+@_threads
+@_record
+def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, record):
+    """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
+
+    Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
+    not go on (model, device, results folder).
+
+    \b
+    $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threads 1
+    """
+    from medseg.cohort import InferOptions, infer_cases
+
+    selected = _select(samples, cases)
+    options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
+                           threads=threads)
+    _report(infer_cases(selected, results, options), record)
+    return 0
+
+
+@cohort.command("evaluate")
+@_sheet
+@_results
+@_cases
+@_threads
+@_record
+def evaluate(samples, results, cases, threads, record):
+    """Score the segmented cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json.
+
+    \b
+    $ medseg cohort evaluate samples.tsv -o results
+    """
+    from medseg.cohort import evaluate_cases
+
+    selected = _select(samples, cases)
+    _report(evaluate_cases(selected, results, threads=threads), record)
+    return 0

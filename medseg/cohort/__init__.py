@@ -1,0 +1,24 @@
+"""Cohorts: a sample sheet of cases run into a results folder, case by case, resumably (see the Snakefile).
+
+:mod:`~medseg.cohort.samples` reads and checks the sheet, :mod:`~medseg.cohort.records` knows the results
+folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases.
+"""
+
+from medseg.cohort.records import ResultsFolder
+from medseg.cohort.run import CaseOutcome, InferOptions, JobSummary, evaluate_cases, infer_cases, write_job_record
+from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows
+
+__all__ = [
+    "CaseOutcome",
+    "InferOptions",
+    "JobSummary",
+    "ResultsFolder",
+    "Sample",
+    "batches",
+    "evaluate_cases",
+    "infer_cases",
+    "read_sample_rows",
+    "read_samples",
+    "samples_from_rows",
+    "write_job_record",
+]

@@ -1,0 +1,181 @@
+"""The results folder of a cohort, and the records that say which case is finished.
+
+Layout (the ``cases/`` part is shared with ``medseg report``)::
+
+    RESULTS/cases/<id>/<id>_seg.nii.gz, <id>_seg.json     segmentation and its sidecar
+    RESULTS/cases/<id>/<id>_metrics.json                   scores, when the case has a reference
+    RESULTS/cases/<id>/<id>_failed.json                    a failure record (schema medseg-failure/1)
+    RESULTS/status/<id>.<stage>.json                       completion record of a stage (infer, evaluate)
+
+A stage of a case is *finished* only when its completion record exists, was made for the same work (its
+fingerprint: the input files' size and time, the model's weights hash, the settings) and every output it
+lists exists. The record is written atomically and last, after the outputs, so a run killed at any moment
+leaves either a finished case or one that is redone from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from medseg.io.atomic import atomic_paths
+
+__all__ = [
+    "FAILURE_SCHEMA",
+    "STATUS_SCHEMA",
+    "ResultsFolder",
+    "fingerprint",
+    "now",
+    "one_line",
+    "path_signature",
+    "write_json",
+]
+
+FAILURE_SCHEMA = "medseg-failure/1"
+STATUS_SCHEMA = "medseg-case-status/1"
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line: library errors as they are, others prefixed with their type."""
+    from medseg.errors import MedsegError
+
+    text = " ".join(str(error).split())
+    if isinstance(error, MedsegError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def path_signature(path: Path | None) -> list | str | None:
+    """What identifies a file's or folder's content cheaply: sizes and modification times (ns)."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return sorted([str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns]
+                          for p in path.rglob("*") if p.is_file())
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def fingerprint(**parts) -> str:
+    """SHA-256 of the parts as canonical JSON (paths as strings)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Write ``record`` to ``path`` atomically (replacing it), as strict JSON."""
+    from medseg.metrics import jsonable
+
+    with atomic_paths([path], overwrite=True) as (temp,):
+        temp.write_text(json.dumps(jsonable(record), indent=2, allow_nan=False) + "\n")
+
+
+class ResultsFolder:
+    """Paths of one cohort's results, and the completion records of its cases."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def case_dir(self, case_id: str) -> Path:
+        return self.root / "cases" / case_id
+
+    def segmentation(self, case_id: str) -> Path:
+        return self.case_dir(case_id) / f"{case_id}_seg.nii.gz"
+
+    def sidecar(self, case_id: str) -> Path:
+        return self.case_dir(case_id) / f"{case_id}_seg.json"
+
+    def metrics(self, case_id: str) -> Path:
+        return self.case_dir(case_id) / f"{case_id}_metrics.json"
+
+    def failure(self, case_id: str) -> Path:
+        return self.case_dir(case_id) / f"{case_id}_failed.json"
+
+    def status_path(self, case_id: str, stage: str) -> Path:
+        return self.root / "status" / f"{case_id}.{stage}.json"
+
+    def relative(self, path: Path) -> str:
+        return Path(path).relative_to(self.root).as_posix()
+
+    def status(self, case_id: str, stage: str) -> dict | None:
+        """The completion record of a stage, or None when absent or unreadable."""
+        try:
+            record = json.loads(self.status_path(case_id, stage).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("schema") == STATUS_SCHEMA else None
+
+    def finished(self, case_id: str, stage: str, print_: str) -> dict | None:
+        """The completion record if the stage is finished for the work ``print_`` identifies, else None."""
+        record = self.status(case_id, stage)
+        if record is None or record.get("fingerprint") != print_:
+            return None
+        if not all((self.root / name).is_file() for name in record.get("outputs", [])):
+            return None
+        return record
+
+    def forget(self, case_id: str, stages: tuple[str, ...]) -> None:
+        """Remove completion records, first, so that the stages count as unfinished from here on."""
+        for stage in stages:
+            with contextlib.suppress(FileNotFoundError):
+                self.status_path(case_id, stage).unlink()
+
+    def clear(self, case_id: str, paths: list[Path]) -> None:
+        """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder."""
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        folder = self.case_dir(case_id)
+        if folder.is_dir():
+            for partial in folder.glob(".*.partial-*"):
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+
+    def mark_finished(self, case_id: str, stage: str, print_: str, outcome: str, outputs: list[Path],
+                      seconds: float, error: str | None = None, extra: dict | None = None) -> dict:
+        """Write the completion record (last, atomically) and return it."""
+        record = {
+            "schema": STATUS_SCHEMA,
+            "case_id": case_id,
+            "stage": stage,
+            "outcome": outcome,
+            "error": error,
+            "outputs": [self.relative(p) for p in outputs],
+            "fingerprint": print_,
+            "run_id": os.urandom(8).hex(),
+            "seconds": round(seconds, 3),
+            "host": os.uname().nodename if hasattr(os, "uname") else None,
+            "pid": os.getpid(),
+            "created": now(),
+            **(extra or {}),
+        }
+        write_json(self.status_path(case_id, stage), record)
+        return record
+
+    def write_failure(self, case_id: str, stage: str, error: BaseException, input_path: Path | None,
+                      reference: Path | None) -> Path:
+        """Write ``<id>_failed.json`` (schema medseg-failure/1) and return its path."""
+        path = self.failure(case_id)
+        write_json(path, {
+            "schema": FAILURE_SCHEMA,
+            "case_id": case_id,
+            "input": str(input_path) if input_path is not None else None,
+            "reference": str(reference) if reference is not None else None,
+            "stage": stage,
+            "error": one_line(error),
+            "error_type": type(error).__name__,
+            "created": now(),
+        })
+        return path

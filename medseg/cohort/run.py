@@ -1,0 +1,253 @@
+"""Run a batch of cohort cases: segment each (``infer``) or score each against its reference (``evaluate``).
+
+One call handles several cases, so the model is loaded once per batch (loading costs python, torch and MONAI
+imports, several seconds; see the README). Each case is independent:
+
+* a case already finished for the same work (see :mod:`medseg.cohort.records`) is kept as it is;
+* otherwise its old outputs are removed, it is run, and it ends either with its outputs or with a failure
+  record ``<id>_failed.json`` (stage ``read``, ``infer`` or ``evaluate``) — an error in one case never stops
+  the others;
+* its completion record is written last.
+
+Errors that are not about one case (the model package cannot be loaded, the device is missing, the results
+folder cannot be written) are raised: they would fail every case alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from medseg.cohort.records import ResultsFolder, fingerprint, now, one_line, path_signature, write_json
+from medseg.cohort.samples import Sample
+from medseg.errors import DicomError, GeometryError, ImageReadError, InputError
+from medseg.io.atomic import atomic_paths
+
+__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "infer_cases", "write_job_record"]
+
+log = logging.getLogger(__name__)
+
+JOB_SCHEMA = "medseg-cohort-job/1"
+_READ_ERRORS = (ImageReadError, DicomError, InputError, GeometryError)
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """What the segmentations are made with."""
+
+    model: str = "phantom"
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 16
+    overlap: float | None = None
+    threads: int | None = None  # CPU threads for torch; does not change results
+
+
+@dataclass
+class CaseOutcome:
+    case_id: str
+    outcome: str  # ok | failed | skipped
+    reused: bool  # finished by an earlier run, kept as it was
+    seconds: float
+    stage: str | None = None  # where it failed
+    error: str | None = None
+
+
+@dataclass
+class JobSummary:
+    stage: str
+    cases: list[CaseOutcome] = field(default_factory=list)
+    setup_s: float = 0.0  # imports and model loading, 0 when nothing had to be run
+    total_s: float = 0.0
+    model: dict | None = None
+
+    def count(self, outcome: str) -> int:
+        return sum(case.outcome == outcome for case in self.cases)
+
+    @property
+    def reused(self) -> int:
+        return sum(case.reused for case in self.cases)
+
+
+class _LazySegmenter:
+    """Loads the network on first use only, so that a batch whose cases are all finished loads nothing."""
+
+    def __init__(self, package, options: InferOptions) -> None:
+        self.package = package
+        self.options = options
+        self.segmenter = None
+        self.setup_s = 0.0
+
+    def get(self):
+        if self.segmenter is None:
+            clock = time.perf_counter()
+            import torch
+
+            from medseg.inference import Segmenter
+
+            if self.options.threads is not None:
+                torch.set_num_threads(self.options.threads)
+            self.segmenter = Segmenter(self.package, device=self.options.device, precision=self.options.precision,
+                                       batch_size=self.options.batch_size, overlap=self.options.overlap)
+            self.setup_s = time.perf_counter() - clock
+            log.info("model %s (%s) on %s, precision %s, loaded in %.2f s", self.package.name,
+                     self.package.sha256[:12], self.segmenter.device_choice, self.segmenter.precision, self.setup_s)
+        return self.segmenter
+
+
+def infer_fingerprint(sample: Sample, package, options: InferOptions) -> str:
+    """What makes a segmentation: the input (path, sizes, times), the model's weights and the settings that
+    change results (device and precision as requested, tile overlap). The batch size does not count."""
+    overlap = package.inference["overlap"] if options.overlap is None else options.overlap
+    return fingerprint(stage="infer", case_id=sample.case_id, image=str(sample.image),
+                       image_signature=path_signature(sample.image), series=sample.series,
+                       model=package.name, weights_sha256=package.sha256, device=options.device,
+                       precision=options.precision, overlap=float(overlap))
+
+
+def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions) -> JobSummary:
+    """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures."""
+    from medseg.package import load_package
+
+    clock = time.perf_counter()
+    folder = ResultsFolder(results)
+    package = load_package(options.model)
+    lazy = _LazySegmenter(package, options)
+    summary = JobSummary(stage="infer", model={"name": package.name, "weights_sha256": package.sha256})
+    for sample in samples:
+        summary.cases.append(_infer_one(sample, folder, package, options, lazy))
+    summary.setup_s = round(lazy.setup_s, 3)
+    summary.total_s = round(time.perf_counter() - clock, 3)
+    return summary
+
+
+def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOptions,
+               lazy: _LazySegmenter) -> CaseOutcome:
+    from medseg.segment import segment_case
+
+    case_id = sample.case_id
+    print_ = infer_fingerprint(sample, package, options)
+    done = folder.finished(case_id, "infer", print_)
+    if done is not None:
+        log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
+        return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
+    folder.forget(case_id, ("infer", "evaluate"))
+    folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
+                           folder.failure(case_id)])
+    segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
+    clock = time.perf_counter()
+    try:
+        outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
+                               series=sample.series, case_id=case_id)
+    except Exception as error:  # any error in one case is recorded, the others carry on
+        seconds = time.perf_counter() - clock
+        stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
+        log.error("%s: FAILED at %s: %s", case_id, stage, one_line(error), exc_info=not isinstance(error, _READ_ERRORS))
+        failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference)
+        folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
+                             {"failed_stage": stage})
+        return CaseOutcome(case_id, "failed", False, round(seconds, 3), stage, one_line(error))
+    seconds = time.perf_counter() - clock
+    folder.mark_finished(case_id, "infer", print_, "ok", [outputs.segmentation, outputs.sidecar], seconds,
+                         extra={"timings_s": outputs.record.get("timings_s")})
+    log.info("%s: segmented in %.2f s", case_id, seconds)
+    return CaseOutcome(case_id, "ok", False, round(seconds, 3))
+
+
+def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None) -> JobSummary:
+    """Score the segmentations of ``samples`` that have a reference, skipping finished cases.
+
+    Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``.
+    """
+    clock = time.perf_counter()
+    folder = ResultsFolder(results)
+    summary = JobSummary(stage="evaluate")
+    setup = _MetricsSetup(threads)
+    for sample in samples:
+        if sample.reference is None:
+            log.info("%s: no reference, nothing to score", sample.case_id)
+            continue
+        summary.cases.append(_evaluate_one(sample, folder, setup))
+    summary.setup_s = round(setup.setup_s, 3)
+    summary.total_s = round(time.perf_counter() - clock, 3)
+    return summary
+
+
+class _MetricsSetup:
+    """Imports torch and MONAI's metrics on first use, timed apart from the cases."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads = threads
+        self.setup_s = 0.0
+        self.ready = False
+
+    def get(self) -> None:
+        if not self.ready:
+            clock = time.perf_counter()
+            import monai.metrics  # noqa: F401 - the import is what is timed
+            import torch
+
+            if self.threads is not None:
+                torch.set_num_threads(self.threads)
+            self.ready = True
+            self.setup_s = time.perf_counter() - clock
+
+
+def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup) -> CaseOutcome:
+    from medseg.metrics import evaluate_files, metrics_json
+
+    case_id = sample.case_id
+    inferred = folder.status(case_id, "infer")
+    if inferred is None or not all((folder.root / name).is_file() for name in inferred.get("outputs", [])):
+        raise InputError(f"{folder.root}: case {case_id} has not been segmented yet; run the infer step first")
+    print_ = fingerprint(stage="evaluate", case_id=case_id, infer_run=inferred["run_id"],
+                         reference=str(sample.reference), reference_signature=path_signature(sample.reference))
+    done = folder.finished(case_id, "evaluate", print_)
+    if done is not None:
+        log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
+        return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
+    folder.forget(case_id, ("evaluate",))
+    if inferred["outcome"] != "ok":
+        folder.mark_finished(case_id, "evaluate", print_, "skipped", [], 0.0, "segmentation failed")
+        return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
+    folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
+    setup.get()
+    clock = time.perf_counter()
+    metrics_path = folder.metrics(case_id)
+    try:
+        sidecar = json.loads(folder.sidecar(case_id).read_text())
+        labels = {int(value): name for value, name in sidecar["labels"].items()}
+        metrics = evaluate_files(folder.segmentation(case_id), sample.reference, labels, case_id=case_id)
+        with atomic_paths([metrics_path], overwrite=True) as (temp,):
+            temp.write_text(metrics_json(metrics))
+    except Exception as error:  # any error in one case is recorded, the others carry on
+        seconds = time.perf_counter() - clock
+        log.error("%s: FAILED at evaluate: %s", case_id, one_line(error),
+                  exc_info=not isinstance(error, _READ_ERRORS))
+        failure = folder.write_failure(case_id, "evaluate", error, sample.image, sample.reference)
+        folder.mark_finished(case_id, "evaluate", print_, "failed", [failure], seconds, one_line(error),
+                             {"failed_stage": "evaluate"})
+        return CaseOutcome(case_id, "failed", False, round(seconds, 3), "evaluate", one_line(error))
+    seconds = time.perf_counter() - clock
+    folder.mark_finished(case_id, "evaluate", print_, "ok", [metrics_path], seconds)
+    log.info("%s: scored in %.2f s", case_id, seconds)
+    return CaseOutcome(case_id, "ok", False, round(seconds, 3))
+
+
+def write_job_record(path: Path | str, summary: JobSummary) -> None:
+    """Write a batch's summary (schema medseg-cohort-job/1) atomically: Snakemake's proof the job finished."""
+    write_json(Path(path), {
+        "schema": JOB_SCHEMA,
+        "stage": summary.stage,
+        "model": summary.model,
+        "setup_s": summary.setup_s,
+        "total_s": summary.total_s,
+        "counts": {outcome: summary.count(outcome) for outcome in ("ok", "failed", "skipped")} | {
+            "reused": summary.reused},
+        "cases": [asdict(case) for case in summary.cases],
+        "created": now(),
+    })

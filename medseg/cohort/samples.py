@@ -1,0 +1,133 @@
+"""Sample sheets: a TSV that lists a cohort's cases.
+
+Columns (a header line is required, in any order; other columns are allowed and ignored):
+
+* ``case_id`` — names the case's outputs; letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
+  digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows);
+* ``image`` — a NIfTI file or a DICOM series folder;
+* ``reference`` — optional: a label image on the image's grid to score the segmentation against (empty cell:
+  no reference);
+* ``series`` — optional: which DICOM series of the folder to use (UID or number).
+
+Relative paths are relative to the folder that holds the sheet (so a sheet moves with its data); ``~`` is
+expanded; absolute paths are used as they are. Blank lines and lines starting with ``#`` are skipped.
+A missing image is not an error here: the case ends as a recorded failure when it is run.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from medseg.errors import InputError
+
+__all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows"]
+
+CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+COLUMNS = ("case_id", "image", "reference", "series")
+REQUIRED = ("case_id", "image")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row of a sample sheet, with its paths made absolute."""
+
+    case_id: str
+    image: Path
+    reference: Path | None = None
+    series: str | None = None
+    line: int = 0  # line of the sheet it came from, for messages
+
+
+def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
+    """The sheet's rows as dicts of non-empty cells (strings, stripped), checked for shape only."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as error:
+        raise InputError(f"{path}: no such sample sheet") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read the sample sheet ({error})") from error
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise InputError(f"{path}: the sample sheet is empty (expected a header line: case_id, image, reference)")
+    header_number, header_line = lines[0]
+    header = [cell.strip() for cell in next(csv.reader([header_line], delimiter="\t"))]
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        hint = " (is it tab-separated?)" if len(header) == 1 else ""
+        raise InputError(f"{path}:{header_number}: header lacks the column(s) {', '.join(missing)}{hint}; "
+                         f"found {', '.join(header)}")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise InputError(f"{path}:{header_number}: column(s) {', '.join(duplicated)} appear twice in the header")
+    rows = []
+    for number, line in lines[1:]:
+        cells = next(csv.reader([line], delimiter="\t"))
+        if len(cells) > len(header):
+            raise InputError(f"{path}:{number}: {len(cells)} cells but the header has {len(header)} columns")
+        row = {column: cell.strip() for column, cell in zip(header, cells) if cell.strip()}
+        row["_line"] = str(number)
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{path}: the sample sheet has a header but no cases")
+    return rows
+
+
+def _resolve(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str = "sample sheet") -> list[Sample]:
+    """Check the rows' values and make :class:`Sample` records; relative paths are taken from ``base``."""
+    base = Path(base).resolve()
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        line = int(row.get("_line", 0))
+        at = f"{where}:{line}" if line else where
+        for column in REQUIRED:
+            if not row.get(column):
+                raise InputError(f"{at}: the {column} cell is empty")
+        case_id = row["case_id"]
+        if not re.match(CASE_ID_PATTERN, case_id):
+            raise InputError(f"{at}: case_id {case_id!r} must be 1-128 letters, digits, '.', '_' or '-', "
+                             f"starting with a letter or digit")
+        key = case_id.lower()
+        if key in seen:
+            raise InputError(f"{at}: case_id {case_id!r} repeats line {seen[key]} (case_ids must be unique, "
+                             f"ignoring letter case)")
+        seen[key] = line
+        reference = row.get("reference")
+        samples.append(Sample(
+            case_id=case_id,
+            image=_resolve(row["image"], base),
+            reference=_resolve(reference, base) if reference else None,
+            series=row.get("series") or None,
+            line=line,
+        ))
+    return samples
+
+
+def read_samples(path: Path | str) -> list[Sample]:
+    """Read and check a sample sheet; paths in it are relative to its folder."""
+    path = Path(path)
+    return samples_from_rows(read_sample_rows(path), path.parent, where=str(path))
+
+
+def batches(samples: list[Sample], cases_per_job: int) -> dict[str, list[Sample]]:
+    """Split ``samples`` (in sheet order) into jobs of ``cases_per_job`` cases.
+
+    A job of one case is named after the case; larger jobs are named ``batch001``, ``batch002``, ...
+    """
+    if cases_per_job < 1:
+        raise InputError(f"cases_per_job must be at least 1, got {cases_per_job}")
+    if cases_per_job == 1:
+        return {sample.case_id: [sample] for sample in samples}
+    chunks = [samples[i:i + cases_per_job] for i in range(0, len(samples), cases_per_job)]
+    width = max(3, len(str(len(chunks))))
+    return {f"batch{index:0{width}d}": chunk for index, chunk in enumerate(chunks, start=1)}

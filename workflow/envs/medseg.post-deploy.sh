@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run by Snakemake inside the new conda environment: install medseg (with its pinned dependencies) from the
+# checkout Snakemake runs in, or from $MEDSEG_SOURCE.
+set -euo pipefail
+src="${MEDSEG_SOURCE:-$PWD}"
+if ! grep -q '^name = "medseg"' "$src/pyproject.toml" 2>/dev/null; then
+    echo "medseg.post-deploy.sh: $src is not a medseg checkout; run snakemake from one or set MEDSEG_SOURCE" >&2
+    exit 1
+fi
+python -m pip install --quiet -c "$src/constraints.txt" "$src"

@@ -1,0 +1,94 @@
+# Sample sheet, jobs and helpers of the cohort workflow.
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from medseg import cohort
+from medseg.cohort import snakelock
+from medseg.package import load_package
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+SHEET = config["samples"]
+RESULTS = str(Path(config["results"]))
+# medseg runs with the interpreter that runs Snakemake (no environment to activate), or, with
+# --software-deployment-method conda, from the rule's conda environment (workflow/envs/medseg.yaml)
+_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+MEDSEG = "python -m medseg" if _CONDA else f"{shlex.quote(sys.executable)} -m medseg"
+
+_rows = cohort.read_sample_rows(SHEET)
+validate(
+    pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in _rows]),
+    "../../configs/schemas/samples.schema.yaml",
+)
+SAMPLES = cohort.samples_from_rows(_rows, Path(SHEET).parent, where=SHEET)
+BATCHES = cohort.batches(SAMPLES, config["cases_per_job"])
+SCORED = [name for name, batch in BATCHES.items() if any(s.reference for s in batch)]
+# a weights file that changes (a new model version) makes every inference job run again
+WEIGHTS = str(load_package(config["model"], check_hash=False).weights_path)
+GPUS = 1 if config["device"].startswith("cuda") else 0
+
+# a run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind; release it when that run is
+# provably gone, so that running the same command again resumes (medseg/cohort/snakelock.py)
+if workflow.is_main_process:
+    for _lock in snakelock.release_stale_locks(Path(".snakemake")):
+        logger.warning(f"released the Snakemake lock {_lock} left by a run that was killed")
+
+
+onstart:
+    snakelock.record_run(Path(".snakemake"))
+
+
+onsuccess:
+    snakelock.forget_run(Path(".snakemake"))
+
+
+onerror:
+    snakelock.forget_run(Path(".snakemake"))
+
+
+_missing = [s for s in SAMPLES if not s.image.exists()]
+if len(_missing) == len(SAMPLES):
+    raise WorkflowError(
+        f"{SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
+        f"the sheet's folder), e.g. {SAMPLES[0].image}"
+    )
+if _missing:
+    logger.warning(
+        f"{len(_missing)} of {len(SAMPLES)} images not found; these cases will end as recorded failures: "
+        + ", ".join(s.case_id for s in _missing[:10])
+        + (" ..." if len(_missing) > 10 else "")
+    )
+
+
+wildcard_constraints:
+    batch="|".join(re.escape(name) for name in BATCHES),
+
+
+def batch_images(wildcards):
+    """The batch's images that exist (a missing one becomes a failure record, not a missing input)."""
+    return [str(s.image) for s in BATCHES[wildcards.batch] if s.image.exists()]
+
+
+def batch_references(wildcards):
+    return [str(s.reference) for s in BATCHES[wildcards.batch] if s.reference and s.reference.exists()]
+
+
+def case_args(wildcards, scored_only=False):
+    """--case ID for each case of the batch (only those with a reference for scoring)."""
+    cases = [s for s in BATCHES[wildcards.batch] if s.reference or not scored_only]
+    return " ".join(f"--case {shlex.quote(s.case_id)}" for s in cases)
+
+
+def infer_minutes(wildcards):
+    return int(10 + config["minutes_per_case"] * len(BATCHES[wildcards.batch]))
+
+
+def results_of(job_record):
+    """The results folder of a job record RESULTS/jobs/<batch>.<stage>.json."""
+    return Path(job_record).parent.parent
