@@ -37,5 +37,21 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/infer_speed.py
 
+## Segment an example cohort with Snakemake (synthetic phantoms, case06 corrupt on purpose); print the report's path.
+COHORT_DATA := demo/cohort
+CORES ?= 2
+cohort: $(COHORT_DATA)/.complete
+	$(BIN)/snakemake --cores $(CORES) --configfile configs/cohort.yaml
+	@echo "Report: $(CURDIR)/results/cohort/report.html  (failure records: results/cohort/cases/*/*_failed.json)"
+
+$(COHORT_DATA)/.complete: | $(STAMP)
+	mkdir -p $(COHORT_DATA)
+	for i in 1 2 3 4 5 6; do \
+	  $(BIN)/medseg synth $(COHORT_DATA)/case0$$i.nii.gz --label $(COHORT_DATA)/case0$${i}_label.nii.gz \
+	    --seed $$((100 + i)) --overwrite || exit 1; \
+	done
+	head -c 20000 $(COHORT_DATA)/case06.nii.gz > $(COHORT_DATA)/case06.cut && mv $(COHORT_DATA)/case06.cut $(COHORT_DATA)/case06.nii.gz
+	touch $@
+
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

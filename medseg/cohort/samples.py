@@ -17,6 +17,7 @@ A missing image is not an error here: the case ends as a recorded failure when i
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,13 +79,13 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
 
 
 def _resolve(value: str, base: Path) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path)
+    # lexically normalised (a/../b -> b), symbolic links kept as written
+    return Path(os.path.abspath(base / Path(value).expanduser()))
 
 
 def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str = "sample sheet") -> list[Sample]:
     """Check the rows' values and make :class:`Sample` records; relative paths are taken from ``base``."""
-    base = Path(base).resolve()
+    base = Path(os.path.abspath(base))
     samples: list[Sample] = []
     seen: dict[str, int] = {}
     for row in rows:
