@@ -378,3 +378,35 @@ def test_renders_in_headless_chromium(built, tmp_path):
     assert pixels.shape == (2000, 1400)
     assert pixels.std() > 20  # not blank: text, tables and plots
     assert (pixels < 100).mean() > 0.01
+
+
+# ---------------------------------------------------------------- overlays
+def test_overlay_is_drawn_in_mm_and_independent_of_voxel_order():
+    from PIL import Image
+
+    from medseg.report.figures import LABEL_COLOURS
+    from medseg.report.overlay import CaseArrays, focus_voxel, render_overlay
+
+    image, labels, affine = phantom(1, shape=(20, 30, 10), spacing=(1.0, 1.0, 3.0))
+    labels[:] = 0
+    labels[5:12, 8:20, 3:7] = 1
+    reference = np.roll(labels, 1, axis=1)
+    ras = render_overlay(CaseArrays(labels, affine, image, reference), [("1", "ball")], "1", panel_px=300)
+    picture = np.asarray(Image.open(io.BytesIO(ras)).convert("RGB"))
+    # fields of view 20 x 30 x 30 mm at 10 px/mm: panels 300 (sagittal), 200 and 200 wide, 300 high + title
+    assert picture.shape == (300 + 16, 300 + 200 + 200 + 2 * 8, 3)
+    colour = tuple(int(LABEL_COLOURS[0][i:i + 2], 16) for i in (1, 3, 5))
+    assert (picture == colour).all(axis=2).sum() > 500
+    # the same data stored with permuted, flipped voxel axes gives the same picture
+    permuted = np.zeros((4, 4))
+    permuted[:3, :3] = affine[:3, [2, 0, 1]] * [-1, 1, 1]
+    permuted[:3, 3] = affine[:3, 3] + affine[:3, 2] * 9
+    permuted[3, 3] = 1
+
+    def store(array):
+        return np.ascontiguousarray(np.transpose(array, (2, 0, 1))[::-1])
+
+    other = render_overlay(CaseArrays(store(labels), permuted, store(image), store(reference)), [("1", "ball")], "1",
+                           panel_px=300)
+    assert other == ras
+    assert focus_voxel([labels == 1]) == (8, 13, 4)

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_MAX_OVERLAYS", "ReportOutputs", "build_report", "report_poli
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_OVERLAYS = 50
+DEFAULT_MAX_OVERLAYS = 100
 
 
 @dataclass

@@ -215,8 +215,10 @@ def _failed_section(content: ReportContent) -> str:
 def _legend(content: ReportContent) -> str:
     items = "".join(f'<span style="border-color:{content.label_colours.get(v, "#888")}"></span>{e(name)}'
                     for v, name in content.label_order)
-    return (f'<p class="legend small">{items} &nbsp;·&nbsp; solid: prediction, dashed: reference. Slices through '
-            "the worst label, reoriented to RAS+ (patient right on the right, anterior and superior up).</p>")
+    return (f'<p class="legend small">{items} &nbsp;·&nbsp; solid line just inside a label: prediction; dashed '
+            "line just outside: reference. Three slices through the worst label (the voxel nearest its centre), "
+            "reoriented to RAS+ (patient right on the right; anterior and superior up), voxels drawn to scale in "
+            "mm.</p>")
 
 
 def _cases_section(content: ReportContent) -> str:
@@ -235,6 +237,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     body = []
     if flags:
         body.append("<ul>" + "".join(f"<li><b>{e(f.code)}</b>: {e(f.message)}</li>" for f in flags) + "</ul>")
+    row = []  # the metrics table and the overlay side by side (they wrap on narrow windows)
     labels = case.labels()
     if labels:
         rows = "".join(
@@ -243,12 +246,12 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
             f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}<td>{e(label.status)}</td></tr>"
             for label in labels
         )
-        body.append("<table><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th><th>pred ml</th>"
-                    "<th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr>" + rows + "</table>")
+        row.append("<table><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th><th>pred ml</th>"
+                   "<th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr>" + rows + "</table>")
     if index in content.overlays:
-        body.append(_img(content.overlays[index], f"overlay of {case.case_id}", ' class="overlay"'))
-    body = [f'<div class="row"><div>{"".join(body[:-1])}</div>{body[-1]}</div>'] if index in content.overlays \
-        else body
+        row.append(_img(content.overlays[index], f"overlay of {case.case_id}", ' class="overlay"'))
+    if row:
+        body.append(f'<div class="row">{"".join(row)}</div>')
     for note in content.overlay_notes.get(index, []) + case.notes:
         body.append(f'<p class="small muted">{e(note)}</p>')
     sidecar, failure = case.sidecar or {}, case.failure or {}

@@ -7,13 +7,14 @@ whatever the file's voxel order; each panel is drawn in mm, so anisotropic voxel
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from medseg.report.collect import CaseResult
-from medseg.report.figures import label_colour, new_figure, png_bytes
+from medseg.report.figures import label_colour
 
 __all__ = ["CaseArrays", "focus_voxel", "load_case_arrays", "render_overlay"]
 
@@ -94,14 +95,22 @@ def render_overlay(
     arrays: CaseArrays,
     labels: list[tuple[str, str]],
     focus_label: str | None = None,
-    dpi: int = 80,
+    panel_px: int = 230,
 ) -> bytes:
     """PNG of three orthogonal slices through ``focus_label`` (prediction or reference), cropped around every
-    labelled voxel. ``labels`` is [(value, name)] in legend order; colours follow that order."""
-    import nibabel as nib
+    labelled voxel. ``labels`` is [(value, name)] in legend order; colours follow that order.
 
-    ornt = nib.orientations.io_orientation(arrays.affine)
-    spacing = np.linalg.norm(arrays.affine[:3, :3], axis=0)[ornt[:, 0].astype(int)]
+    Drawn with numpy and Pillow (about twenty times faster than matplotlib): every voxel becomes a block of
+    pixels of its size in mm (the largest field of view is ``panel_px`` pixels), the prediction's outline is
+    drawn solid just inside each label, the reference's dashed just outside it, so both stay visible where
+    they agree.
+    """
+    import nibabel as nib
+    from PIL import Image, ImageDraw
+
+    ornt = nib.orientations.io_orientation(arrays.affine)  # row i: (output axis of input axis i, flip)
+    spacing = np.empty(3)
+    spacing[ornt[:, 0].astype(int)] = np.linalg.norm(arrays.affine[:3, :3], axis=0)
 
     def reorient(array):
         return None if array is None else nib.orientations.apply_orientation(array, ornt)
@@ -115,47 +124,71 @@ def render_overlay(
     masks.append(union)
     centre = focus_voxel(masks)
     box = _crop_box(union, spacing, centre)
-
-    views = [("sagittal", 0, (1, 2)), ("coronal", 1, (0, 2)), ("axial", 2, (0, 1))]
-    # each panel as wide as its field of view is in mm for a common height, so the PNG has no empty margins
-    widths = [float(np.clip((box[u].stop - box[u].start) * spacing[u] / ((box[v].stop - box[v].start) * spacing[v]),
-                            0.4, 3.0)) for _, _, (u, v) in views]
-    height_in = 3.0
-    figure = new_figure(height_in * sum(widths) * 1.04 + 0.2, height_in + 0.3)
-    grid = figure.add_gridspec(1, 3, width_ratios=widths, left=0.01, right=0.99, top=0.91, bottom=0.01, wspace=0.05)
+    px_per_mm = panel_px / max((b.stop - b.start) * s for b, s in zip(box, spacing))
     window = _window(image, box)
-    for column, (name, axis, (u, v)) in enumerate(views):
-        axes = figure.add_subplot(grid[0, column])
+    colours = [_rgb(label_colour(position)) for position in range(len(labels))]
+
+    panels = []
+    for name, axis, (u, v) in (("sagittal", 0, (1, 2)), ("coronal", 1, (0, 2)), ("axial", 2, (0, 1))):
         index = [slice(None)] * 3
         index[axis] = centre[axis]
-        keep = [box[u], box[v]]
+        index[u], index[v] = box[u], box[v]
+        repeats = (_pixel_counts(box[u], spacing[u], px_per_mm), _pixel_counts(box[v], spacing[v], px_per_mm))
 
-        def cut(array, index=index, keep=keep):
-            return None if array is None else array[tuple(index)][keep[0], keep[1]]
+        def plane(array, index=tuple(index), repeats=repeats):
+            # (u, v) voxels -> (rows: v upwards, columns: u) pixels
+            cut = np.repeat(np.repeat(array[index], repeats[0], axis=0), repeats[1], axis=1)
+            return cut.T[::-1]
 
-        extent = [keep[0].start * spacing[u], keep[0].stop * spacing[u], keep[1].start * spacing[v],
-                  keep[1].stop * spacing[v]]
-        xs = (np.arange(keep[0].start, keep[0].stop) + 0.5) * spacing[u]
-        ys = (np.arange(keep[1].start, keep[1].stop) + 0.5) * spacing[v]
         if image is not None:
-            axes.imshow(cut(image).T, origin="lower", cmap="gray", extent=extent, vmin=window[0], vmax=window[1],
-                        interpolation="nearest")
+            grey = np.clip((plane(image).astype(np.float32) - window[0]) / (window[1] - window[0]), 0, 1)
+            rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
         else:
-            axes.imshow(np.zeros((len(ys), len(xs))), origin="lower", cmap="gray", extent=extent, vmin=0, vmax=1)
-        for position, (value, _) in enumerate(labels):
-            colour = label_colour(position)
-            for array, style, width in ((reference, "dashed", 1.1), (prediction, "solid", 1.4)):
-                plane = cut(array)
-                if plane is None:
-                    continue
-                mask = (plane == int(value)).T.astype(np.float32)
-                if mask.any() and not mask.all() and min(mask.shape) > 1:
-                    axes.contour(xs, ys, mask, levels=[0.5], colors=[colour], linestyles=style, linewidths=width)
-        axes.set_aspect("equal")
-        axes.set_title(f"{name} (slice {centre[axis]})", fontsize=9)
-        axes.set_xticks([])
-        axes.set_yticks([])
-    return png_bytes(figure, dpi=dpi)
+            rgb = np.full((int(repeats[1].sum()), int(repeats[0].sum()), 3), 40, np.uint8)
+        rows, cols = np.indices(rgb.shape[:2])
+        dashes = ((rows + cols) // 4) % 2 == 0
+        for (value, _), colour in zip(labels, colours):
+            if reference is not None:
+                mask = plane(reference) == int(value)
+                rgb[_outline(mask, outside=True) & dashes] = colour
+            mask = plane(prediction) == int(value)
+            rgb[_outline(mask, outside=False)] = colour
+        panels.append((f"{name} {centre[axis]}", rgb))
+
+    gap, title_px = 8, 16
+    width = sum(p.shape[1] for _, p in panels) + gap * (len(panels) - 1)
+    height = max(p.shape[0] for _, p in panels) + title_px
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for title, rgb in panels:
+        canvas.paste(Image.fromarray(rgb), (x, title_px))
+        draw.text((x + 2, 2), title, fill=(40, 40, 40))
+        x += rgb.shape[1] + gap
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def _pixel_counts(extent: slice, spacing_mm: float, px_per_mm: float) -> np.ndarray:
+    """Pixels per voxel along one axis so that voxel edges land on rounded mm positions (at least 1)."""
+    edges = np.round(np.arange(extent.stop - extent.start + 1) * spacing_mm * px_per_mm).astype(int)
+    return np.maximum(np.diff(edges), 1)
+
+
+def _outline(mask: np.ndarray, outside: bool, width: int = 2) -> np.ndarray:
+    """A ``width``-pixel ring just inside (or just outside) ``mask``."""
+    from scipy import ndimage as ndi
+
+    if not mask.any():
+        return mask
+    if outside:
+        return ndi.binary_dilation(mask, iterations=width) & ~mask
+    return mask & ~ndi.binary_erosion(mask, iterations=width, border_value=1)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
 def _crop_box(union: np.ndarray, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
