@@ -410,3 +410,20 @@ def test_overlay_is_drawn_in_mm_and_independent_of_voxel_order():
                            panel_px=300)
     assert other == ras
     assert focus_voxel([labels == 1]) == (8, 13, 4)
+
+
+def test_false_positive_and_duplicate_id_flags(tmp_path):
+    folder = write_case(tmp_path, "fp", 0, "exact")
+    image, labels, affine = phantom(0)
+    no_box = np.where(labels == 2, 0, labels).astype(np.uint8)  # the reference has no box, the prediction has
+    seg = folder / "fp_seg.nii.gz"
+    metrics = evaluate_volumes(Volume(np.asanyarray(nib.load(seg).dataobj), affine, source=seg),
+                               Volume(no_box, affine, source="ref"), LABELS, case_id="fp")
+    (folder / "fp_metrics.json").write_text(metrics_json(metrics))
+    shutil.copytree(folder, tmp_path / "rerun" / "fp")  # the same case id in a second folder
+    rows = read_tsv(build_report(tmp_path, tmp_path / "r.html").table)
+    assert [row["case_id"] for row in rows] == ["fp", "fp"]
+    for row in rows:
+        assert flag_set(row) == {"false_positive(box)", "duplicate_id"}
+        assert row["box_status"] == "false_positive" and float(row["box_dice"]) == 0.0
+        assert row["ball_dice"] == "1"
