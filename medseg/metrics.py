@@ -72,7 +72,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None) -> Vo
     """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given)."""
     from medseg.io.nifti import read_nifti
 
-    volume = read_nifti(path)
+    volume = read_nifti(path, hash_input=False)
     values = np.unique(volume.array)
     if values.min() < 0 or not np.all(values == np.round(values)):
         raise InputError(f"{path}: not a label image (values must be non-negative integers)")

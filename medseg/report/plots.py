@@ -45,6 +45,7 @@ def distribution_plots(
                     series[key][label.value].append((value, bad, case.case_id))
             if label.pred_volume_ml is not None and label.ref_volume_ml is not None:
                 series["volumes"][label.value].append((label.ref_volume_ml, label.pred_volume_ml, bad))
+    names = {value: name.replace("$", r"\$") for value, name in names.items()}  # no mathtext in label names
     values = [v for v in label_order if v in names]
     plots = []
     specs = [
