@@ -1,0 +1,251 @@
+"""medseg.cohort: sample sheets, batches, resumable per-case runs with failure records, stale Snakemake locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.cohort import InferOptions, batches, evaluate_cases, infer_cases, read_samples, snakelock
+from medseg.cohort.records import FAILURE_SCHEMA, ResultsFolder
+from medseg.errors import InputError
+from medseg.synthetic import write_phantom
+
+SHAPE = (48, 48, 16)
+MODEL = os.environ.get("MEDSEG_TEST_MODEL", "phantom")  # the shipped phantom model, or a package folder
+
+
+def _sheet(folder: Path, text: str) -> Path:
+    path = folder / "samples.tsv"
+    path.write_text(text)
+    return path
+
+
+# --- sample sheets ---------------------------------------------------------------------------------------------
+
+def test_sheet_paths_are_relative_to_its_folder(tmp_path):
+    sheet = _sheet(tmp_path, "# a comment\n\ncase_id\timage\treference\tsite\n"
+                             "a\timg/a.nii.gz\tlabels/a.nii.gz\tX\n"
+                             f"b\t{tmp_path}/elsewhere/b.nii.gz\t\tY\n"
+                             "c\t../up/c.nii.gz\n")
+    samples = read_samples(sheet)
+    assert [s.case_id for s in samples] == ["a", "b", "c"]
+    assert samples[0].image == tmp_path / "img" / "a.nii.gz"
+    assert samples[0].reference == tmp_path / "labels" / "a.nii.gz"
+    assert samples[1].image == tmp_path / "elsewhere" / "b.nii.gz"
+    assert samples[1].reference is None  # empty cell
+    assert samples[2].image == tmp_path.parent / "up" / "c.nii.gz"  # normalised, no '..' left
+    assert samples[2].reference is None  # short row
+    assert [s.line for s in samples] == [4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("case_id,image\na,x.nii.gz\n", "lacks the column(s) case_id, image (is it tab-separated?)"),
+        ("case_id\timage\na\tx.nii.gz\nA\ty.nii.gz\n", "case_id 'A' repeats line 2"),
+        ("case_id\timage\na/b\tx.nii.gz\n", "case_id 'a/b' must be"),
+        ("case_id\timage\n-a\tx.nii.gz\n", "case_id '-a' must be"),
+        ("case_id\timage\treference\na\t\tr.nii.gz\n", ":2: the image cell is empty"),
+        ("case_id\timage\na\tx.nii.gz\tz\n", ":2: 3 cells but the header has 2 columns"),
+        ("case_id\timage\n", "has a header but no cases"),
+        ("# only a comment\n", "the sample sheet is empty"),
+        ("case_id\timage\timage\na\tx\ty\n", "column(s) image appear twice"),
+    ],
+)
+def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):
+    sheet = _sheet(tmp_path, text)
+    with pytest.raises(InputError) as caught:
+        read_samples(sheet)
+    assert message in str(caught.value)
+    assert str(sheet) in str(caught.value)
+
+
+def test_missing_sheet(tmp_path):
+    with pytest.raises(InputError, match="no such sample sheet"):
+        read_samples(tmp_path / "nope.tsv")
+
+
+def test_batches(tmp_path):
+    lines = "".join(f"c{i}\tc{i}.nii.gz\n" for i in range(7))
+    samples = read_samples(_sheet(tmp_path, "case_id\timage\n" + lines))
+    assert list(batches(samples, 1)) == [f"c{i}" for i in range(7)]
+    jobs = batches(samples, 3)
+    assert list(jobs) == ["batch001", "batch002", "batch003"]
+    assert [[s.case_id for s in b] for b in jobs.values()] == [["c0", "c1", "c2"], ["c3", "c4", "c5"], ["c6"]]
+    with pytest.raises(InputError):
+        batches(samples, 0)
+
+
+# --- running cases -----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cohort(tmp_path):
+    """Two phantoms with references, one without, one truncated file, one missing file."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 1), ("b", 2), ("c", 3)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    raw = (data / "a.nii.gz").read_bytes()
+    (data / "bad.nii.gz").write_bytes(raw[: len(raw) // 2])
+    sheet = _sheet(data, "case_id\timage\treference\n"
+                         "a\ta.nii.gz\ta_label.nii.gz\n"
+                         "b\tb.nii.gz\tb_label.nii.gz\n"
+                         "c\tc.nii.gz\n"
+                         "bad\tbad.nii.gz\ta_label.nii.gz\n"
+                         "gone\tgone.nii.gz\n")
+    return sheet, tmp_path / "results"
+
+
+def _run_ids(folder: ResultsFolder, stage: str) -> dict[str, str]:
+    return {p.name.split(".")[0]: json.loads(p.read_text())["run_id"]
+            for p in sorted((folder.root / "status").glob(f"*.{stage}.json"))}
+
+
+def test_infer_records_failures_and_keeps_finished_cases(cohort):
+    sheet, results = cohort
+    samples = read_samples(sheet)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    summary = infer_cases(samples, results, options)
+    outcomes = {c.case_id: (c.outcome, c.stage) for c in summary.cases}
+    assert outcomes == {"a": ("ok", None), "b": ("ok", None), "c": ("ok", None), "bad": ("failed", "read"),
+                        "gone": ("failed", "read")}
+    assert summary.setup_s > 0
+    folder = ResultsFolder(results)
+    for case in ("a", "b", "c"):
+        seg = nib.load(folder.segmentation(case))
+        image = nib.load(sheet.parent / f"{case}.nii.gz")
+        assert seg.shape == SHAPE
+        np.testing.assert_array_equal(seg.affine, image.affine)
+        assert json.loads(folder.sidecar(case).read_text())["case_id"] == case
+        assert not folder.failure(case).exists()
+    failure = json.loads(folder.failure("bad").read_text())
+    assert failure["schema"] == FAILURE_SCHEMA
+    assert failure["case_id"] == "bad"
+    assert failure["stage"] == "read"
+    assert failure["error_type"] == "ImageReadError"
+    assert "truncated or corrupt" in failure["error"] and "\n" not in failure["error"]
+    assert failure["input"] == str(sheet.parent / "bad.nii.gz")
+    assert failure["reference"] == str(sheet.parent / "a_label.nii.gz")
+    assert not folder.segmentation("bad").exists() and not folder.sidecar("bad").exists()
+    gone = json.loads(folder.failure("gone").read_text())
+    assert "no such file" in gone["error"] and gone["reference"] is None
+
+    # again: nothing is redone and the model is not even loaded
+    before = _run_ids(folder, "infer")
+    again = infer_cases(samples, results, options)
+    assert all(c.reused for c in again.cases) and again.setup_s == 0.0
+    assert [c.outcome for c in again.cases] == ["ok", "ok", "ok", "failed", "failed"]
+    assert _run_ids(folder, "infer") == before
+
+    # a changed input, a repaired input and a case whose outputs went missing are redone; the others are kept
+    image_b = sheet.parent / "b.nii.gz"
+    os.utime(image_b, ns=(image_b.stat().st_atime_ns, image_b.stat().st_mtime_ns + 10**9))
+    (sheet.parent / "bad.nii.gz").write_bytes((sheet.parent / "a.nii.gz").read_bytes())
+    folder.segmentation("c").unlink()
+    third = infer_cases(samples, results, options)
+    assert {c.case_id: c.reused for c in third.cases} == {"a": True, "b": False, "c": False, "bad": False,
+                                                          "gone": True}
+    after = _run_ids(folder, "infer")
+    assert after["a"] == before["a"] and after["gone"] == before["gone"]
+    assert after["b"] != before["b"] and after["c"] != before["c"] and after["bad"] != before["bad"]
+    assert folder.segmentation("bad").exists() and not folder.failure("bad").exists()
+
+
+def test_unrecorded_outputs_are_redone_not_trusted(cohort):
+    """Outputs without a completion record (a run killed before writing it) are replaced, never reused."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    infer_cases(samples, results, options)
+    folder = ResultsFolder(results)
+    folder.status_path("a", "infer").unlink()
+    folder.segmentation("a").write_bytes(b"half a file")
+    partial = folder.case_dir("a") / ".a_seg.partial-0123abcd.nii.gz"
+    partial.write_bytes(b"left by a killed writer")
+    summary = infer_cases(samples, results, options)
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
+    assert nib.load(folder.segmentation("a")).shape == SHAPE
+    assert not partial.exists()
+    assert folder.status("a", "infer")["outcome"] == "ok"
+
+
+def test_evaluate_scores_cases_with_a_reference(cohort):
+    sheet, results = cohort
+    samples = read_samples(sheet)
+    folder = ResultsFolder(results)
+    with pytest.raises(InputError, match="case a has not been segmented yet"):
+        evaluate_cases(samples, results)
+    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    summary = evaluate_cases(samples, results)
+    assert {c.case_id: c.outcome for c in summary.cases} == {"a": "ok", "b": "ok", "bad": "skipped"}
+    metrics = json.loads(folder.metrics("a").read_text())
+    assert metrics["schema"] == "medseg-metrics/1" and metrics["case_id"] == "a"
+    assert set(metrics["labels"]) == {"1", "2", "3"}
+    assert metrics["labels"]["1"]["name"] == "ellipsoid"
+    assert 0.0 <= metrics["labels"]["1"]["dice"] <= 1.0
+    assert not folder.metrics("c").exists() and not folder.metrics("bad").exists()
+    again = evaluate_cases(samples, results)
+    assert all(c.reused for c in again.cases) and again.setup_s == 0.0
+
+    # a reference on another grid fails at the evaluate stage; the segmentation stays
+    write_phantom(sheet.parent / "other.nii.gz", sheet.parent / "b_label.nii.gz", shape=(40, 40, 12), seed=9)
+    third = evaluate_cases(samples, results)
+    assert {c.case_id: (c.outcome, c.reused) for c in third.cases} == {
+        "a": ("ok", True), "b": ("failed", False), "bad": ("skipped", True)}
+    failure = json.loads(folder.failure("b").read_text())
+    assert failure["stage"] == "evaluate" and failure["error_type"] == "GeometryError"
+    assert folder.segmentation("b").exists() and not folder.metrics("b").exists()
+
+
+# --- stale Snakemake locks ---------------------------------------------------------------------------------------
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _locks(state: Path) -> list[Path]:
+    (state / "locks").mkdir(parents=True, exist_ok=True)
+    paths = [state / "locks" / "0.input.lock", state / "locks" / "0.output.lock"]
+    for path in paths:
+        path.write_text("some/file\n")
+    return paths
+
+
+def test_locks_of_a_killed_run_are_released(tmp_path):
+    locks = _locks(tmp_path)
+    snakelock.record_run(tmp_path, pid=_dead_pid())
+    assert snakelock.release_stale_locks(tmp_path) == ["0.input.lock", "0.output.lock"]
+    assert not any(p.exists() for p in locks)
+    assert list((tmp_path / snakelock.RUNS).iterdir()) == []
+
+
+def test_locks_of_a_live_run_are_kept(tmp_path):
+    locks = _locks(tmp_path)
+    snakelock.record_run(tmp_path, pid=_dead_pid())
+    snakelock.record_run(tmp_path, pid=os.getpid())
+    assert snakelock.release_stale_locks(tmp_path) == []
+    assert all(p.exists() for p in locks)
+
+
+def test_unrecorded_or_newer_locks_are_kept(tmp_path):
+    locks = _locks(tmp_path)
+    snakelock.record_run(tmp_path, pid=_dead_pid())
+    # the lock file was replaced by another run after the recorded one died
+    os.utime(locks[0], ns=(0, locks[0].stat().st_mtime_ns + 10**9))
+    assert snakelock.release_stale_locks(tmp_path) == []
+    assert all(p.exists() for p in locks)
+    # a run recorded on another host cannot be checked, so its locks stay too
+    record = tmp_path / snakelock.RUNS / "elsewhere-1.json"
+    record.write_text(json.dumps({"pid": 1, "host": socket.gethostname() + "-other", "boot_id": None,
+                                  "locks": []}))
+    assert snakelock.release_stale_locks(tmp_path) == []

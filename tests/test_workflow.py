@@ -1,0 +1,216 @@
+"""The Snakefile, run for real by Snakemake on small synthetic cohorts with a corrupt and a missing case.
+
+Checks the outputs of every case, the failure records, the QA report, that a second run does nothing, that a
+run killed with SIGKILL resumes with only its unfinished cases, that bad settings are refused where they
+enter, and that ``snakemake --lint`` is clean.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.synthetic import write_phantom
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+MODEL = os.environ.get("MEDSEG_TEST_MODEL", "phantom")  # the shipped phantom model, or a package folder
+SHAPE = (48, 48, 16)
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 300, **config) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile in ``workdir`` (its own .snakemake folder)."""
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, **config}.items()]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
+               *args, "--config", *settings]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def write_sheet(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
+    sheet = folder / "samples.tsv"
+    sheet.write_text("case_id\timage\treference\n" + "".join("\t".join(row) + "\n" for row in rows))
+    return sheet
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> tuple[Path, Path]:
+    """Cases: a, b (with references), c (no reference), bad (truncated .nii.gz), gone (missing file)."""
+    folder = tmp_path_factory.mktemp("cohort")
+    data = folder / "data"
+    data.mkdir()
+    for name, seed in (("a", 11), ("b", 12), ("c", 13)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    raw = (data / "a.nii.gz").read_bytes()
+    (data / "bad.nii.gz").write_bytes(raw[: len(raw) // 2])
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz"),
+                               ("c", "c.nii.gz", ""), ("bad", "bad.nii.gz", "b_label.nii.gz"),
+                               ("gone", "gone.nii.gz", "")])
+    return folder, sheet
+
+
+@pytest.fixture(scope="module")
+def finished(cohort) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """The cohort run once, as a user would, without --keep-going."""
+    folder, sheet = cohort
+    results = folder / "results"
+    run = snakemake(folder, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
+    return folder, results, run
+
+
+def test_the_run_completes_despite_bad_cases(finished):
+    folder, results, run = finished
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "steps (100%) done" in run.stderr
+    data = folder / "data"
+    for case in ("a", "b", "c"):
+        seg = nib.load(results / "cases" / case / f"{case}_seg.nii.gz")
+        image = nib.load(data / f"{case}.nii.gz")
+        assert seg.shape == SHAPE
+        np.testing.assert_array_equal(seg.affine, image.affine)
+        assert seg.get_data_dtype() == np.uint8
+        sidecar = json.loads((results / "cases" / case / f"{case}_seg.json").read_text())
+        assert sidecar["case_id"] == case and sidecar["input"] == str(data / f"{case}.nii.gz")
+    for case in ("a", "b"):
+        metrics = json.loads((results / "cases" / case / f"{case}_metrics.json").read_text())
+        assert metrics["case_id"] == case and metrics["reference"] == str(data / f"{case}_label.nii.gz")
+        assert [entry["name"] for entry in metrics["labels"].values()] == ["ellipsoid", "box", "tube"]
+        dice = metrics["labels"]["1"]["dice"]
+        assert dice is not None and 0.0 <= dice <= 1.0
+    assert not (results / "cases" / "c" / "c_metrics.json").exists()
+    # every rule leaves its log and benchmark
+    assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]
+    assert sorted(p.name for p in (results / "benchmarks" / "evaluate").iterdir()) == ["batch001.tsv",
+                                                                                        "batch002.tsv"]
+    assert (results / "logs" / "report.log").is_file() and (results / "benchmarks" / "report.tsv").is_file()
+    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
+    assert [case["case_id"] for case in job["cases"]] == ["a", "b", "c"]
+    assert job["counts"] == {"ok": 3, "failed": 0, "skipped": 0, "reused": 0}
+
+
+def test_bad_cases_end_as_failure_records(finished):
+    folder, results, _ = finished
+    bad = json.loads((results / "cases" / "bad" / "bad_failed.json").read_text())
+    assert bad["schema"] == "medseg-failure/1"
+    assert (bad["case_id"], bad["stage"], bad["error_type"]) == ("bad", "read", "ImageReadError")
+    assert bad["input"] == str(folder / "data" / "bad.nii.gz")
+    assert bad["reference"] == str(folder / "data" / "b_label.nii.gz")
+    assert "truncated or corrupt image data" in bad["error"]
+    gone = json.loads((results / "cases" / "gone" / "gone_failed.json").read_text())
+    assert gone["stage"] == "read" and gone["reference"] is None and "no such file" in gone["error"]
+    assert sorted(p.name for p in (results / "cases" / "bad").iterdir()) == ["bad_failed.json"]
+    job = json.loads((results / "jobs" / "batch002.infer.json").read_text())
+    assert job["counts"] == {"ok": 0, "failed": 2, "skipped": 0, "reused": 0}
+
+
+def test_the_report_shows_every_case_and_the_failures(finished):
+    _, results, _ = finished
+    with open(results / "cohort.tsv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert set(rows) == {"a", "b", "c", "bad", "gone"}
+    assert {case: rows[case]["status"] for case in rows} == {
+        "a": "scored", "b": "scored", "c": "no_reference", "bad": "failed", "gone": "failed"}
+    assert rows["bad"]["failed_stage"] == "read" and "truncated" in rows["bad"]["error"]
+    summary = json.loads((results / "summary.json").read_text())
+    assert {k: summary["cases"][k] for k in ("total", "scored", "no_reference", "failed")} == {
+        "total": 5, "scored": 2, "no_reference": 1, "failed": 2}
+    html = (results / "report.html").read_text()
+    assert "truncated or corrupt image data" in html and "gone.nii.gz" in html
+
+
+def test_a_second_run_does_nothing(finished):
+    folder, results, _ = finished
+    status = {p.name: p.read_text() for p in (results / "status").iterdir()}
+    run = snakemake(folder, "--cores", "2", samples=folder / "data" / "samples.tsv", results=results,
+                    cases_per_job=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Nothing to be done" in run.stderr
+    assert {p.name: p.read_text() for p in (results / "status").iterdir()} == status
+
+
+def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
+    """SIGKILL the whole process group mid-batch, run the same command again: finished cases are kept."""
+    data = tmp_path / "data"
+    data.mkdir()
+    names = [f"k{i}" for i in range(4)]
+    for seed, name in enumerate(names):
+        write_phantom(data / f"{name}.nii.gz", None, shape=(96, 96, 48), seed=30 + seed)
+    sheet = write_sheet(data, [(name, f"{name}.nii.gz", "") for name in names])
+    results = tmp_path / "results"
+    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", "cases_per_job=4", "threads=1"]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "--config", *settings]
+    status = results / "status"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not list(status.glob("*.infer.json")):
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done_before = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    assert 1 <= len(done_before) < len(names), "the kill did not land in the middle of the batch"
+    assert not (results / "jobs" / "batch001.infer.json").exists()
+    assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "SIGKILL should leave Snakemake's lock"
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "left by a run that was killed" in rerun.stderr
+    done_after = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    assert len(done_after) == len(names)
+    assert {name: done_after[name] for name in done_before} == done_before  # finished cases were not redone
+    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
+    reused = {case["case_id"] for case in job["cases"] if case["reused"]}
+    assert reused == {name.split(".")[0] for name in done_before}
+    assert job["counts"]["ok"] == len(names)
+    for name in names:
+        assert nib.load(results / "cases" / name / f"{name}_seg.nii.gz").shape == (96, 96, 48)
+    assert not list(results.rglob(".*partial*"))
+    assert (results / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"cases_per_job": 0}, "cases_per_job"),
+        ({"device": "gpu"}, "device"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):
+    folder, sheet = cohort
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", **setting)
+    assert run.returncode != 0
+    assert message in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_sample_sheets_are_refused(tmp_path):
+    sheet = write_sheet(tmp_path, [("a", "a.nii.gz", ""), ("A", "b.nii.gz", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode != 0 and "samples.tsv:3: case_id 'A' repeats line 2" in run.stdout + run.stderr
+    sheet = write_sheet(tmp_path, [("a b", "a.nii.gz", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode != 0 and "Error validating row 0" in run.stdout + run.stderr
+    sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode != 0 and "none of the 1 images exists" in run.stdout + run.stderr
+
+
+def test_lint_is_clean(cohort, tmp_path):
+    _, sheet = cohort
+    run = snakemake(tmp_path, "--lint", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Lints for" not in run.stdout + run.stderr
+    assert "Congratulations, your workflow is in a good condition!" in run.stderr
