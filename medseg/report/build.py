@@ -135,8 +135,11 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
             if arrays is None:
                 notes.setdefault(index, []).append("no overlay: segmentation file not found")
                 continue
-            for problem in arrays.problems:
-                flags[index].append(Flag("geometry", problem))
+            for problem in arrays.problems:  # one geometry flag per case; further problems are notes
+                if any(flag.code == "geometry" for flag in flags[index]):
+                    notes.setdefault(index, []).append(problem)
+                else:
+                    flags[index].append(Flag("geometry", problem))
             notes.setdefault(index, []).extend(arrays.notes)
             overlays[index] = render_overlay(arrays, label_order, _focus_label(case, flags[index]))
         except Exception as error:  # one unreadable case must not stop the cohort's report

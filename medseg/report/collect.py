@@ -131,7 +131,7 @@ def resolve_path(recorded: str | None, case: CaseResult) -> Path | None:
 
 def collect_results(results_dir: Path | str) -> list[CaseResult]:
     """Every case under ``results_dir`` (searched recursively), in a stable order."""
-    results_dir = Path(results_dir)
+    results_dir = Path(results_dir).absolute()
     if not results_dir.is_dir():
         raise InputError(f"{results_dir}: no such results folder")
     cases: dict[tuple[Path, str], CaseResult] = {}

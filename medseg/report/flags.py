@@ -92,8 +92,8 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
         if failure.get("error_type") == "GeometryError":
             out.append(Flag("geometry", "not scored: prediction and reference are on different grids"))
         return out
-    for problem in check.geometry:
-        out.append(Flag("geometry", problem))
+    if check.geometry:
+        out.append(Flag("geometry", "; ".join(check.geometry)))
     for label in case.labels():
         if label.status == "empty_prediction" or (label.status == "no_reference" and label.pred_volume_ml == 0):
             where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""
