@@ -1,0 +1,154 @@
+"""Inference speed: how close `medseg infer` comes to the network's own forward time.
+
+On a synthetic 512x512xN phantom, in one run, this measures
+
+* forward: the network alone (inference mode, same precision and batch size) over exactly as many tiles
+  of the model's tile size as the sliding window evaluates for this volume;
+* pipeline: `segment_case` in-process — read, MONAI preprocessing, sliding-window inference with gaussian
+  blending, argmax, inversion to the input grid, atomic NIfTI + sidecar write (model already loaded);
+* command: the whole `medseg infer` command in a subprocess (interpreter start, imports, model load included),
+  with its peak RSS;
+* whole-slice forward: the network on whole 512x512 slices, i.e. without tiling, to show what tiling costs;
+* the forward's FLOP/s as a fraction of a float32 matrix product measured in the same run.
+
+    python benchmarks/infer_speed.py [--slices 32] [--model phantom] [--device cpu] [--batch-size 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from medseg.inference import Segmenter
+from medseg.package import load_package
+from medseg.segment import segment_case
+from medseg.synthetic import make_phantom
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_forward(segmenter: Segmenter, tiles: int, shape: tuple[int, int], repeats: int = 2) -> float:
+    """Seconds for the bare network over ``tiles`` tiles of ``shape`` in batches (best of ``repeats``)."""
+    channels = segmenter.package.config["architecture"]["in_channels"]
+    batch = torch.randn(segmenter.batch_size, channels, *shape, device=segmenter.device)
+    best = float("inf")
+    with torch.inference_mode(), segmenter._autocast():
+        segmenter.net(batch[:1])
+        for _ in range(repeats):
+            _sync(segmenter.device)
+            start = time.perf_counter()
+            left = tiles
+            while left > 0:
+                n = min(left, segmenter.batch_size)
+                segmenter.net(batch[:n]).argmax(1)
+                left -= n
+            _sync(segmenter.device)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def flops_per_tile(segmenter: Segmenter, shape: tuple[int, int]) -> float:
+    channels = segmenter.package.config["architecture"]["in_channels"]
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        segmenter.net(torch.zeros(1, channels, *shape, device=segmenter.device))
+    return float(counter.get_total_flops())
+
+
+def matmul_flops_per_s(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=32)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--model", default="phantom")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    args = parser.parse_args()
+
+    package = load_package(args.model)
+    segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    work = Path(tempfile.mkdtemp(prefix="medseg-bench-"))
+    phantom = make_phantom((args.size, args.size, args.slices), seed=3, oblique=False)
+    image_path = work / "bench.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([0.8, 0.8, 2.5, 1.0])), str(image_path))
+
+    # warm-up on a small volume so one-off costs (allocator, kernels) are not counted
+    small = work / "warm.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image[:128, :128, :4].copy(), np.diag([0.8, 0.8, 2.5, 1.0])), str(small))
+    segment_case(small, segmenter, out_dir=work / "warm", overwrite=True)
+
+    start = time.perf_counter()
+    outputs = segment_case(image_path, segmenter, out_dir=work / "out", overwrite=True)
+    pipeline_s = time.perf_counter() - start
+    tiles = outputs.record["inference"]["tiles"]
+    roi = tuple(min(r, args.size) for r in segmenter.roi_size)
+
+    forward_s = time_forward(segmenter, tiles, roi)
+    whole_s = time_forward(segmenter, args.slices, (args.size, args.size), repeats=1)
+    flops = flops_per_tile(segmenter, roi) * tiles
+    matmul = matmul_flops_per_s(segmenter.device)
+
+    command = [sys.executable, "-m", "medseg", "-q", "infer", str(image_path), "-o", str(work / "cmd"),
+               "--model", args.model, "--device", args.device, "--precision", args.precision,
+               "--batch-size", str(args.batch_size)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    command_s = time.perf_counter() - start
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    figures = {
+        "volume": [args.size, args.size, args.slices],
+        "model": package.name,
+        "device": str(segmenter.device_choice),
+        "precision": segmenter.precision,
+        "threads": torch.get_num_threads(),
+        "tiles": tiles,
+        "tile_size": list(roi),
+        "forward_s": round(forward_s, 3),
+        "pipeline_s": round(pipeline_s, 3),
+        "pipeline_over_forward": round(pipeline_s / forward_s, 3),
+        "command_s": round(command_s, 3),
+        "command_over_forward": round(command_s / forward_s, 3),
+        "whole_slice_forward_s": round(whole_s, 3),
+        "tiled_forward_over_whole_slice_forward": round(forward_s / whole_s, 3),
+        "slices_per_s_pipeline": round(args.slices / pipeline_s, 2),
+        "forward_gflop_per_s": round(flops / forward_s / 1e9, 2),
+        "matmul_gflop_per_s": round(matmul / 1e9, 2),
+        "forward_fraction_of_matmul": round(flops / forward_s / matmul, 3),
+        "command_peak_rss_mb": round(peak_rss_mb, 1),
+        "stage_timings_s": outputs.record["timings_s"],
+    }
+    for key, value in figures.items():
+        print(f"{key:40s} {value}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`medseg infer` from the command line: outputs, exit codes, one-line errors, nothing left behind."""
+
+import gzip
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.cli import main
+from medseg.synthetic import make_phantom, write_phantom
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def case(tmp_path):
+    """A 40x40x8 phantom stored in RAS order (so model space keeps its axes)."""
+    phantom = make_phantom((40, 40, 8), seed=11)
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case.nii.gz"))
+    return tmp_path / "case.nii.gz"
+
+
+def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys):
+    package = make_package()
+    code, out, err = run(["infer", str(case), "--model", str(package), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    seg = tmp_path / "out" / "case_seg.nii.gz"
+    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
+    assert nib.load(str(seg)).shape == (40, 40, 8)
+    assert sidecar["labels"] == {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"}
+    assert sidecar["model"]["name"] == "tiny" and len(sidecar["model"]["weights_sha256"]) == 64
+    assert sidecar["device"] == "cpu" and "no CUDA" in sidecar["device_reason"]
+    assert len(sidecar["input_sha256"]) == 64
+    assert set(sidecar["versions"]) >= {"medseg", "monai", "torch"}
+    assert set(sidecar["timings_s"]) >= {"read_s", "preprocess_s", "inference_s", "postprocess_s", "write_s"}
+    assert sidecar["inference"]["tiles"] == 8 * 4  # 40x40 slices, 32x32 tiles, 25% overlap: 2x2 tiles per slice
+    assert "cpu" in err  # the device is always reported
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_missing_file_is_one_line_exit_1(tmp_path, make_package, capsys):
+    code, out, err = run(["infer", str(tmp_path / "nope.nii.gz"), "--model", str(make_package())], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == f"medseg: error: {tmp_path / 'nope.nii.gz'}: no such file or folder"
+    assert "Traceback" not in err
+
+
+def test_not_an_image(tmp_path, make_package, capsys):
+    bad = tmp_path / "notes.nii.gz"
+    bad.write_text("this is not an image\n")
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"medseg: error: {bad}:") and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
+def test_truncated_gzip_leaves_nothing_behind(tmp_path, case, make_package, capsys):
+    truncated = tmp_path / "trunc.nii.gz"
+    truncated.write_bytes(case.read_bytes()[: len(case.read_bytes()) // 2])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, _, err = run(["infer", str(truncated), "--model", str(make_package()), "-o", str(out_dir)], capsys)
+    assert code == 1
+    assert f"{truncated}: truncated or corrupt" in err
+    assert _files(out_dir) == []  # no output, no hidden partial file
+
+
+def test_not_3d_is_refused(tmp_path, make_package, capsys):
+    path = tmp_path / "four_d.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 3), np.float32), np.eye(4)), str(path))
+    code, _, err = run(["infer", str(path), "--model", str(make_package())], capsys)
+    assert code == 1 and "expected a 3D volume, got shape (8, 8, 4, 3)" in err
+
+
+def test_existing_outputs_are_not_overwritten(tmp_path, case, make_package, capsys):
+    package = str(make_package())
+    assert run(["infer", str(case), "--model", package], capsys)[0] == 0
+    seg = tmp_path / "case_seg.nii.gz"
+    before = seg.read_bytes()
+    code, _, err = run(["infer", str(case), "--model", package], capsys)
+    assert code == 1 and "output exists already; pass --overwrite" in err
+    assert seg.read_bytes() == before
+    assert run(["infer", str(case), "--model", package, "--overwrite"], capsys)[0] == 0
+
+
+def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys):
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(gzip.compress(b"garbage" * 100))
+    out_dir = tmp_path / "out"
+    code, out, err = run(["infer", str(bad), str(case), "--model", str(make_package()), "-o", str(out_dir)], capsys)
+    assert code == 1
+    assert f"{bad}:" in err and "1 of 2 inputs failed" in err
+    assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert run(["infer"], capsys)[0] == 2
+    assert run(["infer", "x.nii.gz", "--batch-size", "0"], capsys)[0] == 2
+    assert run(["nonsense"], capsys)[0] == 2
+
+
+def test_unavailable_device_is_an_error_not_a_fallback(case, make_package, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "--device", "cuda"], capsys)
+    assert code == 1 and "CUDA is not available" in err
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "--precision", "fp16"], capsys)
+    assert code == 1 and "fp16 needs a CUDA device" in err
+
+
+def test_unknown_model(case, capsys):
+    code, _, err = run(["infer", str(case), "--model", "no-such-model"], capsys)
+    assert code == 1 and "no such model folder or shipped model" in err and "phantom" in err
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = (
+        "import sys\nfrom medseg.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
+        "assert 'monai' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "infer" in result.stdout and "models" in result.stdout
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "medseg", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "0.1.0" in result.stdout
+
+
+def test_models_lists_shipped_packages(capsys):
+    code, out, _ = run(["models", "--json"], capsys)
+    rows = json.loads(out)
+    phantom = next(r for r in rows if r["name"] == "phantom")
+    assert phantom["default"] and phantom["labels"]["2"] == "box"
+
+
+def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):
+    """The demo's promise: the default model reaches Dice >= 0.9 on an unseen oblique phantom."""
+    write_phantom(tmp_path / "p.nii.gz", tmp_path / "p_label.nii.gz", shape=(96, 96, 40), seed=7)
+    code, out, err = run(["infer", str(tmp_path / "p.nii.gz"), "--reference", str(tmp_path / "p_label.nii.gz")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "p_metrics.json").read_text())
+    dice = {v["name"]: v["dice"] for v in metrics["labels"].values()}
+    assert min(dice.values()) >= 0.9, dice
