@@ -17,6 +17,7 @@ __all__ = [
     "GeometryError",
     "DicomError",
     "TrainingError",
+    "WorkerDiedError",
 ]
 
 
@@ -54,3 +55,7 @@ class DicomError(MedsegError, ValueError):
 
 class TrainingError(MedsegError, ValueError):
     """Training data or training settings are not usable."""
+
+
+class WorkerDiedError(MedsegError, RuntimeError):
+    """A process died (killed, out of memory, crashed) while handling a case, more than once."""
