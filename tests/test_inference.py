@@ -1,0 +1,40 @@
+import torch
+
+from medseg.inference import Segmenter, context_stack
+from medseg.package import load_package
+
+
+def test_context_stack_repeats_edges_and_orders_channels():
+    volume = torch.arange(5, dtype=torch.float32).reshape(1, 1, 1, 5).expand(1, 2, 2, 5).contiguous()
+    stacked = context_stack(volume, 0, 5, context=1)
+    assert stacked.shape == (3, 2, 2, 5)
+    # channel k holds slice s + k - 1, clamped at the ends
+    assert stacked[:, 0, 0, :].tolist() == [[0, 0, 1, 2, 3], [0, 1, 2, 3, 4], [1, 2, 3, 4, 4]]
+    assert torch.equal(context_stack(volume, 1, 3, context=0), volume[..., 1:3])
+
+
+def test_slab_size_does_not_change_the_result(make_package):
+    package = load_package(make_package())
+    image = torch.randn(1, 45, 38, 9)
+    whole = Segmenter(package, device="cpu", batch_size=7).predict(image)
+    per_slice = Segmenter(package, device="cpu", batch_size=3, slab_voxels=1).predict(image)
+    assert whole.dtype == torch.uint8 and whole.shape == (45, 38, 9)
+    assert torch.equal(whole, per_slice)
+
+
+def test_slicing_axis_is_respected(make_package):
+    """A model slicing along axis 0 sees (Y, Z) planes: tiles are counted per slice of axis 0."""
+    config_path = make_package(inference={"slice_axis": 0, "roi_size": [16, 16], "overlap": 0.0,
+                                          "blend": "constant", "context_slices": 0})
+    segmenter = Segmenter(load_package(config_path), device="cpu")
+    labels = segmenter.predict(torch.randn(1, 5, 32, 16))
+    assert labels.shape == (5, 32, 16)
+    assert segmenter.window_net.tiles == 5 * 2  # 5 slices of 32x16, two 16x16 tiles each
+
+
+def test_progress_reports_every_slice(make_package):
+    seen = []
+    Segmenter(load_package(make_package()), device="cpu", slab_voxels=40 * 40 * 4 * 3).predict(
+        torch.randn(1, 40, 40, 10), progress=seen.append
+    )
+    assert sum(seen) == 10 and len(seen) == 4  # slabs of 3 slices
