@@ -249,3 +249,27 @@ def test_unrecorded_or_newer_locks_are_kept(tmp_path):
     record.write_text(json.dumps({"pid": 1, "host": socket.gethostname() + "-other", "boot_id": None,
                                   "locks": []}))
     assert snakelock.release_stale_locks(tmp_path) == []
+
+
+def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):
+    from medseg.cohort.run import infer_fingerprint
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    folder = ResultsFolder(results)
+    package = load_package(MODEL)
+    # "a" was started twice by processes that died; "b" once
+    folder.mark_started("a", "infer", infer_fingerprint(samples[0], package, options), 2)
+    folder.mark_started("b", "infer", infer_fingerprint(samples[1], package, options), 1)
+    summary = infer_cases(samples, results, options)
+    assert [(c.case_id, c.outcome, c.stage) for c in summary.cases] == [("a", "failed", "infer"), ("b", "ok", None)]
+    failure = json.loads(folder.failure("a").read_text())
+    assert failure["error_type"] == "WorkerDiedError" and "died 2 times" in failure["error"]
+    assert not folder.started_path("a", "infer").exists() and not folder.started_path("b", "infer").exists()
+    # a marker made for other work (here: another overlap) does not count
+    other = InferOptions(model=MODEL, device="cpu", batch_size=8, overlap=0.5)
+    folder.mark_started("a", "infer", "not this work", 5)
+    again = infer_cases(samples[:1], results, other)
+    assert [(c.outcome, c.reused) for c in again.cases] == [("ok", False)]

@@ -214,3 +214,52 @@ def test_lint_is_clean(cohort, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Lints for" not in run.stdout + run.stderr
     assert "Congratulations, your workflow is in a good condition!" in run.stderr
+
+
+def _kill_worker_when_started(status: Path, case: str, attempt: int, deadline: float) -> None:
+    """SIGKILL the `medseg cohort infer` process once it has started ``case`` for the ``attempt``-th time."""
+    import psutil
+
+    marker = status / f"{case}.infer.started.json"
+    while time.monotonic() < deadline:
+        try:
+            record = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            record = {}
+        if record.get("attempts") == attempt:
+            psutil.Process(record["pid"]).kill()
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{case} was not started a {attempt}. time")
+
+
+@pytest.mark.slow
+def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(tmp_path):
+    """A worker killed twice on the same case (as by a crash or the OOM killer): the job is retried, the case is
+    recorded as failed on the third attempt, and the other cases of its batch complete."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for seed, name in enumerate(("k0", "crash", "k2")):
+        write_phantom(data / f"{name}.nii.gz", None, shape=(96, 96, 48), seed=60 + seed)
+    sheet = write_sheet(data, [(name, f"{name}.nii.gz", "") for name in ("k0", "crash", "k2")])
+    results = tmp_path / "results"
+    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", "cases_per_job=3"]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "--config", *settings]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 400
+        _kill_worker_when_started(results / "status", "crash", 1, deadline)
+        _kill_worker_when_started(results / "status", "crash", 2, deadline)
+        _, stderr = process.communicate(timeout=400)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-3000:]
+    failure = json.loads((results / "cases" / "crash" / "crash_failed.json").read_text())
+    assert (failure["stage"], failure["error_type"]) == ("infer", "WorkerDiedError")
+    assert "died 2 times" in failure["error"]
+    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
+    assert {c["case_id"]: (c["outcome"], c["reused"]) for c in job["cases"]} == {
+        "k0": ("ok", True), "crash": ("failed", False), "k2": ("ok", False)}
+    assert (results / "cases" / "k2" / "k2_seg.nii.gz").is_file()
+    assert (results / "report.html").is_file()

@@ -6,11 +6,17 @@ Layout (the ``cases/`` part is shared with ``medseg report``)::
     RESULTS/cases/<id>/<id>_metrics.json                   scores, when the case has a reference
     RESULTS/cases/<id>/<id>_failed.json                    a failure record (schema medseg-failure/1)
     RESULTS/status/<id>.<stage>.json                       completion record of a stage (infer, evaluate)
+    RESULTS/status/<id>.<stage>.started.json               attempts at a stage not finished yet
 
 A stage of a case is *finished* only when its completion record exists, was made for the same work (its
 fingerprint: the input files' size and time, the model's weights hash, the settings) and every output it
 lists exists. The record is written atomically and last, after the outputs, so a run killed at any moment
 leaves either a finished case or one that is redone from scratch.
+
+A case that kills the process working on it (a decoder that crashes, the out-of-memory killer) cannot record
+its own failure. Each attempt is therefore noted before it starts (``.started.json``); a case that was started
+:data:`MAX_ATTEMPTS` times for the same work without finishing is recorded as failed instead of being tried
+again (the Snakefile retries a job that died, so the rest of its batch still runs).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from medseg.io.atomic import atomic_paths
 
 __all__ = [
     "FAILURE_SCHEMA",
+    "MAX_ATTEMPTS",
     "STATUS_SCHEMA",
     "ResultsFolder",
     "fingerprint",
@@ -37,6 +44,7 @@ __all__ = [
 
 FAILURE_SCHEMA = "medseg-failure/1"
 STATUS_SCHEMA = "medseg-case-status/1"
+MAX_ATTEMPTS = 2
 
 
 def now() -> str:
@@ -126,6 +134,24 @@ class ResultsFolder:
             return None
         return record
 
+    def started_path(self, case_id: str, stage: str) -> Path:
+        return self.root / "status" / f"{case_id}.{stage}.started.json"
+
+    def attempts(self, case_id: str, stage: str, print_: str) -> int:
+        """How many times this work was started on this case without finishing."""
+        try:
+            record = json.loads(self.started_path(case_id, stage).read_text())
+        except (OSError, ValueError):
+            return 0
+        if not isinstance(record, dict) or record.get("fingerprint") != print_:
+            return 0
+        return int(record.get("attempts", 0))
+
+    def mark_started(self, case_id: str, stage: str, print_: str, attempts: int) -> None:
+        write_json(self.started_path(case_id, stage), {
+            "case_id": case_id, "stage": stage, "fingerprint": print_, "attempts": attempts,
+            "pid": os.getpid(), "created": now()})
+
     def forget(self, case_id: str, stages: tuple[str, ...]) -> None:
         """Remove completion records, first, so that the stages count as unfinished from here on."""
         for stage in stages:
@@ -162,6 +188,8 @@ class ResultsFolder:
             **(extra or {}),
         }
         write_json(self.status_path(case_id, stage), record)
+        with contextlib.suppress(FileNotFoundError):
+            self.started_path(case_id, stage).unlink()
         return record
 
     def write_failure(self, case_id: str, stage: str, error: BaseException, input_path: Path | None,

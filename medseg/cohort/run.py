@@ -22,9 +22,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from medseg.cohort.records import ResultsFolder, fingerprint, now, one_line, path_signature, write_json
+from medseg.cohort.records import (
+    MAX_ATTEMPTS,
+    ResultsFolder,
+    fingerprint,
+    now,
+    one_line,
+    path_signature,
+    write_json,
+)
 from medseg.cohort.samples import Sample
-from medseg.errors import DicomError, GeometryError, ImageReadError, InputError
+from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, WorkerDiedError
 from medseg.io.atomic import atomic_paths
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "infer_cases", "write_job_record"]
@@ -138,7 +146,11 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     folder.forget(case_id, ("infer", "evaluate"))
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
+    attempts = folder.attempts(case_id, "infer", print_)
+    if attempts >= MAX_ATTEMPTS:
+        return _died(sample, folder, "infer", print_, attempts)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
+    folder.mark_started(case_id, "infer", print_, attempts + 1)
     clock = time.perf_counter()
     try:
         outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
@@ -156,6 +168,19 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
                          extra={"timings_s": outputs.record.get("timings_s")})
     log.info("%s: segmented in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
+
+
+def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attempts: int) -> CaseOutcome:
+    """Record a case whose earlier attempts killed their process, instead of trying it once more."""
+    error = WorkerDiedError(
+        f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
+        f"(crashed, killed or out of memory); not tried again"
+    )
+    log.error("%s: FAILED at %s: %s", sample.case_id, stage, error)
+    failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference)
+    folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
+                         {"failed_stage": stage})
+    return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
 
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None) -> JobSummary:
@@ -215,7 +240,11 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup) -
         folder.mark_finished(case_id, "evaluate", print_, "skipped", [], 0.0, "segmentation failed")
         return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
     folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
+    attempts = folder.attempts(case_id, "evaluate", print_)
+    if attempts >= MAX_ATTEMPTS:
+        return _died(sample, folder, "evaluate", print_, attempts)
     setup.get()
+    folder.mark_started(case_id, "evaluate", print_, attempts + 1)
     clock = time.perf_counter()
     metrics_path = folder.metrics(case_id)
     try:

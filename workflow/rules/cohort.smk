@@ -1,6 +1,8 @@
 # Rules: infer (a batch of cases per job) -> evaluate (the batch's cases that have a reference) -> report.
 # Each job ends by writing its record under RESULTS/jobs/ atomically, after every case of the batch has
 # either its outputs or its failure record; a case is never left half-written under its final name.
+# A job that dies (a case crashed or exhausted its process) is retried: finished cases are kept, and a case
+# that killed two attempts is recorded as failed instead of being tried a third time (medseg/cohort/records.py).
 
 
 rule infer:
@@ -26,6 +28,7 @@ rule infer:
     benchmark:
         f"{RESULTS}/benchmarks/infer/{{batch}}.tsv"
     threads: config["threads"]
+    retries: 2
     resources:
         mem_mb=config["mem_mb"],
         runtime=infer_minutes,
@@ -54,6 +57,7 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{batch}}.tsv"
     threads: 1
+    retries: 2
     resources:
         mem_mb=2000,
         runtime=30,
