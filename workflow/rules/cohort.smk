@@ -1,8 +1,9 @@
 # Rules: infer (a batch of cases per job) -> evaluate (the batch's cases that have a reference) -> report.
 # Each job ends by writing its record under RESULTS/jobs/ atomically, after every case of the batch has
 # either its outputs or its failure record; a case is never left half-written under its final name.
-# A job that dies (a case crashed or exhausted its process) is retried: finished cases are kept, and a case
-# that killed two attempts is recorded as failed instead of being tried a third time (medseg/cohort/records.py).
+# A job that dies (a case crashed or exhausted its process) is retried with more memory and time: finished cases
+# are kept, and a case that killed two attempts is recorded as failed instead of being tried a third time
+# (medseg/cohort/records.py).
 
 
 rule infer:
@@ -30,8 +31,9 @@ rule infer:
     threads: config["threads"]
     retries: 2
     resources:
-        mem_mb=config["mem_mb"],
-        runtime=infer_minutes,
+        # a retried job (out of memory or out of time on a cluster) asks for twice, then three times as much
+        mem_mb=lambda wildcards, attempt: config["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: infer_minutes(wildcards) * attempt,
         gpu=GPUS,
     shell:
         "{params.medseg} -v cohort infer {params.sheet:q} -o {params.results:q} {params.cases} --model {params.model:q}"
@@ -59,8 +61,8 @@ rule evaluate:
     threads: 1
     retries: 2
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
         " --record {output.record:q} > {log:q} 2>&1"
