@@ -273,3 +273,30 @@ def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):
     folder.mark_started("a", "infer", "not this work", 5)
     again = infer_cases(samples[:1], results, other)
     assert [(c.outcome, c.reused) for c in again.cases] == [("ok", False)]
+
+
+def test_cli_refuses_unknown_cases(cohort, capsys):
+    from medseg.cli import main
+
+    sheet, results = cohort
+    with pytest.raises(SystemExit) as caught:
+        main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "a", "--case", "zz"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"not in {sheet}: zz" in err
+    assert not results.exists()
+
+
+def test_cli_runs_a_sheet_and_writes_its_record(cohort, capsys):
+    from medseg.cli import main
+
+    sheet, results = cohort
+    record = results / "jobs" / "x.infer.json"
+    with pytest.raises(SystemExit) as caught:
+        main(["cohort", "infer", str(sheet), "-o", str(results), "--model", MODEL, "--device", "cpu",
+              "--case", "bad", "--case", "c", "--record", str(record)])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert "bad: failed" in out and "c: ok" in out
+    job = json.loads(record.read_text())
+    assert job["schema"] == "medseg-cohort-job/1" and job["counts"]["failed"] == 1 and job["counts"]["ok"] == 1
