@@ -86,6 +86,8 @@ def test_the_run_completes_despite_bad_cases(finished):
         assert [entry["name"] for entry in metrics["labels"].values()] == ["ellipsoid", "box", "tube"]
         dice = metrics["labels"]["1"]["dice"]
         assert dice is not None and 0.0 <= dice <= 1.0
+        if MODEL == "phantom":  # the shipped model finds the ellipsoid even on these small grids (0.92-0.96)
+            assert dice > 0.85
     assert not (results / "cases" / "c" / "c_metrics.json").exists()
     # every rule leaves its log and benchmark
     assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]
