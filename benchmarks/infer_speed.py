@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -80,6 +79,27 @@ def matmul_flops_per_s(device: torch.device, n: int = 2048, repeats: int = 5) ->
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
+def run_with_peak_rss(command: list[str]) -> float:
+    """Run ``command``; return its peak resident memory in MB, sampled every 10 ms.
+
+    (``RUSAGE_CHILDREN`` would also count the pages a forked child shares with this large process.)
+    """
+    import psutil
+
+    child = subprocess.Popen(command)
+    proc = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        try:
+            peak = max(peak, proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.01)
+    if child.returncode != 0:
+        raise SystemExit(f"{command[0]} exited with {child.returncode}")
+    return peak / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=32)
@@ -118,9 +138,8 @@ def main() -> None:
                "--model", args.model, "--device", args.device, "--precision", args.precision,
                "--batch-size", str(args.batch_size)]
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    peak_rss_mb = run_with_peak_rss(command)
     command_s = time.perf_counter() - start
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     figures = {
         "volume": [args.size, args.size, args.slices],
