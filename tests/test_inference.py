@@ -38,3 +38,16 @@ def test_progress_reports_every_slice(make_package):
         torch.randn(1, 40, 40, 10), progress=seen.append
     )
     assert sum(seen) == 10 and len(seen) == 4  # slabs of 3 slices
+
+
+def test_bf16_on_cpu_is_opt_in_and_agrees_with_fp32(phantom_package):
+    from medseg.synthetic import make_phantom
+
+    phantom = make_phantom((64, 64, 6), seed=21, oblique=False)
+    image = torch.from_numpy(phantom.image)[None]
+    image = (image - image.mean()) / image.std()
+    fp32 = Segmenter(phantom_package, device="cpu")
+    bf16 = Segmenter(phantom_package, device="cpu", precision="bf16")
+    assert fp32.precision == "fp32" and bf16.precision == "bf16"
+    a, b = fp32.predict(image), bf16.predict(image)
+    assert (a == b).float().mean() > 0.99
