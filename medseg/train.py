@@ -55,6 +55,7 @@ DEFAULT_TRAINING = {
     "warmup_epochs": 1,
     "patch_size": None,  # training crop (H, W); default: the inference roi_size
     "foreground_fraction": 0.7,
+    "batch_dice": False,  # DiceCE's Dice over the whole batch instead of per slice
     "val_fraction": 0.2,
     "val_every": 1,
     "seed": 0,
@@ -430,7 +431,8 @@ def train(
     net = UNet2D(UNetConfig(**arch)).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=float(settings["learning_rate"]),
                                   weight_decay=float(settings["weight_decay"]))
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    # batch_dice: Dice pooled over the batch's slices, not averaged per slice (kinder to small structures)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=bool(settings.get("batch_dice", False)))
     sampler = _SliceSampler(train_cases, float(settings["foreground_fraction"]))
     validator = Segmenter(ModelPackage(out_dir, package_config), device=device, precision="fp32",
                           batch_size=int(settings["batch_size"]), net=net)
