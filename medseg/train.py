@@ -562,6 +562,7 @@ def model_card(config: dict) -> str:
         for k, v in dice.items()
     )
     settings = training.get("settings", {})
+    split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}
@@ -578,12 +579,17 @@ def model_card(config: dict) -> str:
 Licence / attribution: {data.get('licence', 'not stated')}
 
 ## Training
-{training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases;
-{training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch {settings.get('batch_size')},
-learning rate {settings.get('learning_rate')} ({settings.get('schedule')}), seed {settings.get('seed')};
+{training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases (a seeded
+{settings.get('val_fraction')} split, split seed {split_seed}; the validation case ids are listed in `model.json` under
+`training.val_cases`); {training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch
+{settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
+learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, {settings.get('warmup_epochs')} warm-up
+epochs), DiceCE loss{' with batch Dice' if settings.get('batch_dice') else ''}, seed {settings.get('seed')};
+augmentation {json.dumps(settings.get('augment', {}))};
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
 {training.get('device')} ({training.get('torch_threads')} torch threads, torch {training.get('torch')}).
-Best epoch {training.get('best_epoch')} by mean validation Dice.
+Best epoch {training.get('best_epoch')} by mean validation Dice (checkpoint selection used the validation
+cases, so the figures below are slightly optimistic for unseen data).
 
 ## Validation (whole volumes, same inference code as `medseg infer`)
 | label | mean Dice | median | min |
