@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 
-.PHONY: install demo test test-all lint bench cohort clean
+.PHONY: install demo test test-all lint bench cohort clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP)
 ## Everything, slow tests included.
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+## Debian's Chromium for the HTML report's browser test (skipped with a reason when no browser is present).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || (command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: the browser test will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check medseg tests benchmarks
