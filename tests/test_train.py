@@ -207,7 +207,8 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(tiny_set, tmp_path, capsys,
 
     torch.set_num_threads(1)
     out = tmp_path / "model"
-    args = ["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(config_file), "-o", str(out)]
+    args = ["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(config_file), "-o", str(out),
+            "--threads", "1"]
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 0

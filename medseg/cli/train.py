@@ -19,9 +19,11 @@ import click
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
 @click.option("--seed", type=int, default=None, help="Override training.seed.")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|auto")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads for torch (default: torch's choice). On a busy shared machine 1 is often fastest.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing package in the output folder.")
-def train(images, labels, config_path, output, epochs, seed, device, resume, overwrite):
+def train(images, labels, config_path, output, epochs, seed, device, threads, resume, overwrite):
     """Train the seed's 2D U-Net on labelled volumes and write a model package.
 
     \b
@@ -49,6 +51,10 @@ def train(images, labels, config_path, output, epochs, seed, device, resume, ove
         training["seed"] = seed
     config["training"] = training
     choice = resolve_device(device)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     cases = load_cases(pairs, config)
     silent = quiet()
     if not silent:
