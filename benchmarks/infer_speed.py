@@ -53,7 +53,7 @@ def time_forward(segmenter: Segmenter, tiles: int, shape: tuple[int, int], repea
             left = tiles
             while left > 0:
                 n = min(left, segmenter.batch_size)
-                segmenter.net(batch[:n]).argmax(1)
+                segmenter.net(batch[:n])
                 left -= n
             _sync(segmenter.device)
             best = min(best, time.perf_counter() - start)

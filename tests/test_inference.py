@@ -51,3 +51,15 @@ def test_bf16_on_cpu_is_opt_in_and_agrees_with_fp32(phantom_package):
     assert fp32.precision == "fp32" and bf16.precision == "bf16"
     a, b = fp32.predict(image), bf16.predict(image)
     assert (a == b).float().mean() > 0.99
+
+
+def test_argmax_labels_matches_torch_argmax_including_ties():
+    from medseg.inference import argmax_labels
+
+    torch.manual_seed(0)
+    scores = torch.randn(5, 7, 9, 3)
+    scores[2, 0, 0, 0] = scores[4, 0, 0, 0] = 10.0  # a tie: the first class wins, as with torch.argmax
+    labels = argmax_labels(scores)
+    assert labels.dtype == torch.uint8
+    assert torch.equal(labels, torch.argmax(scores, 0).to(torch.uint8))
+    assert labels[0, 0, 0] == 2
