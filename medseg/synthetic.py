@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PHANTOM_LABELS", "Phantom", "make_phantom", "random_affine", "write_phantom"]
+__all__ = ["PHANTOM_LABELS", "Phantom", "make_phantom", "random_affine", "rotation_matrix", "write_phantom"]
 
 PHANTOM_LABELS = {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
 
@@ -24,19 +24,23 @@ class Phantom:
     affine: np.ndarray  # 4x4 voxel → RAS mm
 
 
+def rotation_matrix(angles) -> np.ndarray:
+    """Rotation by ``angles`` (radians) about x, then y, then z."""
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
 def random_affine(rng: np.random.Generator, oblique: bool = True) -> np.ndarray:
     """A random voxel→world affine: axis permutation and flips, optional rotation, spacing 0.7–2.5 mm."""
     perm = rng.permutation(3)
     flips = rng.choice([-1.0, 1.0], size=3)
     base = np.eye(3)[:, perm] * flips
     if oblique:
-        angles = rng.uniform(-0.35, 0.35, size=3)
-        cx, cy, cz = np.cos(angles)
-        sx, sy, sz = np.sin(angles)
-        rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-        ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-        rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-        base = rz @ ry @ rx @ base
+        base = rotation_matrix(rng.uniform(-0.35, 0.35, size=3)) @ base
     spacing = rng.uniform(0.7, 2.5, size=3)
     affine = np.eye(4)
     affine[:3, :3] = base * spacing[None, :]

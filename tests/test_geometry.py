@@ -10,22 +10,13 @@ from medseg.io.nifti import read_nifti
 from medseg.package import load_package
 from medseg.preprocess import build_transforms, invert_labels, to_model_space
 from medseg.segment import segment_case
-from medseg.synthetic import make_phantom
-
-
-def _rotation(angles):
-    cx, cy, cz = np.cos(angles)
-    sx, sy, sz = np.sin(angles)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+from medseg.synthetic import make_phantom, rotation_matrix
 
 
 def _affine(kind: str) -> np.ndarray:
     affine = np.eye(4)
     if kind == "oblique":
-        affine[:3, :3] = _rotation([0.3, -0.2, 0.5]) * [0.9, 1.1, 1.3]
+        affine[:3, :3] = rotation_matrix([0.3, -0.2, 0.5]) * [0.9, 1.1, 1.3]
         affine[:3, 3] = [-12.25, 33.5, 7.125]
     elif kind == "lps":  # voxel axes run towards L, P, S: what DICOM-derived NIfTIs often hold
         affine[:3, :3] = np.diag([-0.8, -0.8, 2.5])

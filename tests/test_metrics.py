@@ -21,6 +21,7 @@ from medseg.metrics import (
     metrics_json,
     read_reference,
 )
+from medseg.synthetic import rotation_matrix
 from medseg.volume import Volume
 
 HIPPO_LABELS = {0: "background", 1: "anterior", 2: "posterior"}
@@ -54,18 +55,9 @@ def independent_metrics(pred: np.ndarray, ref: np.ndarray, value: int, affine: n
     return out
 
 
-def rotation(angles: tuple[float, float, float]) -> np.ndarray:
-    cx, cy, cz = np.cos(angles)
-    sx, sy, sz = np.sin(angles)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def make_affine(spacing, angles=(0.0, 0.0, 0.0), origin=(0.0, 0.0, 0.0)) -> np.ndarray:
     affine = np.eye(4)
-    affine[:3, :3] = rotation(angles) * np.asarray(spacing, dtype=float)[None, :]
+    affine[:3, :3] = rotation_matrix(angles) * np.asarray(spacing, dtype=float)[None, :]
     affine[:3, 3] = origin
     return affine
 
@@ -285,7 +277,7 @@ def test_affine_tolerance(change, refused):
         other[:3, 0] *= -1
         other[:3, 3] -= other[:3, 0] * 63
     elif change == "rotate_0.1_degree":
-        other[:3, :3] = rotation((0, 0, math.radians(0.1))) @ affine[:3, :3]
+        other[:3, :3] = rotation_matrix((0, 0, math.radians(0.1))) @ affine[:3, :3]
     else:
         other = affine.astype(np.float32).astype(np.float64)
     a = Volume(np.zeros((64, 64, 32), np.int32), affine, source="pred")
