@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from safetensors.torch import load_file
 
 from medseg.errors import TrainingError
@@ -28,18 +29,10 @@ def tiny_training_config(**training) -> dict:
         "data": {"description": "medseg.synthetic phantoms", "licence": "generated"},
     }
     settings.update(training)
-    return {
-        "format": "medseg-model/1",
-        "name": "tiny",
-        "version": "0",
-        "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": 4, "base_width": 4, "depth": 2,
-                         "dropout": 0.0, "norm": "batch"},
-        "labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"},
-        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
-        "inference": {"slice_axis": 2, "roi_size": [32, 32], "overlap": 0.25, "blend": "gaussian",
-                      "context_slices": 1, "flip_tta": [0]},
-        "training": settings,
-    }
+    config = tiny_config(training=settings)
+    config["architecture"]["in_channels"] = 3
+    config["inference"].update(context_slices=1, flip_tta=[0])
+    return config
 
 
 def write_set(folder: Path, count: int = 6, label_suffix: str = "") -> tuple[Path, Path]:
