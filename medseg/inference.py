@@ -7,6 +7,10 @@ overlapping tiles are blended with a gaussian (or constant) weight, and the slab
 uint8 labels by argmax before the next slab starts, so memory grows neither with the number of slices nor
 with the number of classes. Neighbouring slices are stacked as extra input channels when the package asks
 for context (2.5D). Flip test-time augmentation averages softmax over the declared flips.
+
+A package may name several slicing axes (``slice_axis: [0, 1, 2]``): the same 2D network then runs along each
+axis and the softmax outputs are averaged in model space before the argmax (an ensemble over views). That
+path keeps one float32 probability volume per class, so its memory grows with the volume and the classes.
 """
 
 from __future__ import annotations
@@ -21,9 +25,15 @@ from torch import nn
 from medseg.device import DeviceChoice, resolve_device, resolve_precision
 from medseg.package import ModelPackage
 
-__all__ = ["Segmenter", "SliceNet"]
+__all__ = ["Segmenter", "SliceNet", "slice_axes"]
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def slice_axes(inference: dict) -> list[int]:
+    """The package's slicing axes: ``slice_axis`` is one model-space axis or a list of them (a view ensemble)."""
+    axis = inference["slice_axis"]
+    return [int(a) for a in axis] if isinstance(axis, list) else [int(axis)]
 
 
 class SliceNet(nn.Module):
@@ -87,7 +97,8 @@ class Segmenter:
         self.device = torch.device(self.device_choice.device)
         self.precision = resolve_precision(precision, self.device_choice.device)
         settings = package.inference
-        self.slice_axis = int(settings["slice_axis"])
+        self.slice_axes = slice_axes(settings)
+        self.slice_axis = self.slice_axes[0]
         self.roi_size = tuple(int(v) for v in settings["roi_size"])
         self.overlap = float(settings["overlap"] if overlap is None else overlap)
         self.blend = settings["blend"]
@@ -123,37 +134,60 @@ class Segmenter:
         """Slices per slab, so a slab's logits stay near ``slab_voxels`` values."""
         return max(1, self.slab_voxels // (plane[0] * plane[1] * max(self.n_classes, 1)))
 
+    def slices_to_label(self, image_shape: tuple[int, ...]) -> int:
+        """How many 2D slices :meth:`predict` evaluates for a model-space image of this shape (for progress)."""
+        return sum(int(image_shape[1 + axis]) for axis in self.slice_axes)
+
     @torch.inference_mode()
     def predict(self, image: torch.Tensor, progress: Callable[[int], None] | None = None) -> torch.Tensor:
         """Label a model-space image ``(C, X, Y, Z)``; returns uint8 labels ``(X, Y, Z)`` on the CPU."""
         image = torch.as_tensor(image).float()
         if image.ndim != 4:
             raise ValueError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")
-        volume = torch.movedim(image, 1 + self.slice_axis, -1).contiguous()  # (C, A, B, S)
+        if len(self.slice_axes) == 1:
+            return self._along(image, self.slice_axis, progress, probabilities=False)
+        probs = torch.zeros((self.n_classes, *image.shape[1:]), dtype=torch.float32)
+        for axis in self.slice_axes:
+            probs += self._along(image, axis, progress, probabilities=True)
+        return argmax_labels(probs)
+
+    def _along(self, image: torch.Tensor, axis: int, progress, probabilities: bool) -> torch.Tensor:
+        """Slab by slab along ``axis``: uint8 labels ``(X, Y, Z)``, or softmax ``(K, X, Y, Z)`` (float32, CPU)."""
+        volume = torch.movedim(image, 1 + axis, -1).contiguous()  # (C, A, B, S)
         plane = tuple(volume.shape[1:3])
         depth = volume.shape[-1]
         inferer = self._inferer(plane)
         step = self.slab_slices(plane)
-        out = torch.empty((*plane, depth), dtype=torch.uint8)
+        if probabilities:
+            out = torch.empty((self.n_classes, *plane, depth), dtype=torch.float32)
+        else:
+            out = torch.empty((*plane, depth), dtype=torch.uint8)
         for start in range(0, depth, step):
             stop = min(depth, start + step)
             slab = context_stack(volume, start, stop, self.context).to(self.device)[None]
-            out[..., start:stop] = self._label_slab(inferer, slab).cpu()
+            with self._autocast():
+                if probabilities:
+                    out[..., start:stop] = self._slab_probs(inferer, slab, axis).cpu()
+                elif self.flips:
+                    out[..., start:stop] = argmax_labels(self._slab_probs(inferer, slab, axis)).cpu()
+                else:
+                    out[..., start:stop] = argmax_labels(inferer(slab, self.window_net)[0]).cpu()
             if progress is not None:
                 progress(stop - start)
-        return torch.movedim(out, -1, self.slice_axis)
+        if probabilities:
+            return torch.movedim(out, -1, 1 + axis)
+        return torch.movedim(out, -1, axis)
 
-    def _label_slab(self, inferer: SlidingWindowInferer, slab: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
-            if not self.flips:
-                logits = inferer(slab, self.window_net)
-                return argmax_labels(logits[0])
-            probs = torch.softmax(inferer(slab, self.window_net)[0].float(), dim=0)
-            for axis in self.flips:
-                dim = self._slab_dim(axis)
-                flipped = inferer(self._flip_input(slab, dim), self.window_net)[0].float()
-                probs += torch.flip(torch.softmax(flipped, dim=0), dims=(dim + 1,))
-            return argmax_labels(probs)
+    def _slab_probs(self, inferer: SlidingWindowInferer, slab: torch.Tensor, axis: int) -> torch.Tensor:
+        """Softmax of one slab ``(K, A, B, S)``, averaged over the flip TTA when the package asks for it."""
+        probs = torch.softmax(inferer(slab, self.window_net)[0].float(), dim=0)
+        for flip in self.flips:
+            dim = self._slab_dim(flip, axis)
+            flipped = inferer(self._flip_input(slab, dim), self.window_net)[0].float()
+            probs += torch.flip(torch.softmax(flipped, dim=0), dims=(dim + 1,))
+        if self.flips:
+            probs /= len(self.flips) + 1
+        return probs
 
     def _flip_input(self, slab: torch.Tensor, dim: int) -> torch.Tensor:
         """``slab`` (1, C*(2k+1), A, B, S) as the stack of the volume flipped along slab dim ``dim``.
@@ -169,7 +203,7 @@ class Segmenter:
             flipped = flipped.reshape(n, channels // window, window, *rest).flip(2).reshape(n, channels, *rest)
         return flipped
 
-    def _slab_dim(self, axis: int) -> int:
-        """Where model-space volume axis ``axis`` lies in the slab's (A, B, S) layout."""
-        order = [a for a in range(3) if a != self.slice_axis] + [self.slice_axis]
+    def _slab_dim(self, axis: int, slice_axis: int) -> int:
+        """Where model-space volume axis ``axis`` lies in the (A, B, S) layout of slabs cut along ``slice_axis``."""
+        order = [a for a in range(3) if a != slice_axis] + [slice_axis]
         return order.index(axis)

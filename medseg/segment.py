@@ -107,7 +107,7 @@ def segment_case(
 
     clock = time.perf_counter()
     tiles_before = segmenter.window_net.tiles
-    slices = data["image"].shape[1 + segmenter.slice_axis]
+    slices = segmenter.slices_to_label(tuple(data["image"].shape))
     callback = progress(slices) if progress is not None else None
     model_labels = segmenter.predict(data["image"].as_tensor(), progress=callback)
     timings["inference_s"] = time.perf_counter() - clock
@@ -172,7 +172,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
             "path": str(package.path),
         },
         "inference": {
-            "slice_axis": segmenter.slice_axis,
+            "slice_axis": segmenter.slice_axes if len(segmenter.slice_axes) > 1 else segmenter.slice_axis,
             "roi_size": list(segmenter.roi_size),
             "overlap": segmenter.overlap,
             "blend": segmenter.blend,

@@ -10,6 +10,7 @@ the best mean validation Dice becomes the package. Every epoch reseeds all rando
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from medseg.errors import TrainingError
-from medseg.inference import Segmenter, context_stack
+from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.io.atomic import atomic_paths
 from medseg.package import ModelPackage, save_package, validate_config
 from medseg.volume import stem
@@ -56,6 +57,7 @@ DEFAULT_TRAINING = {
     "patch_size": None,  # training crop (H, W); default: the inference roi_size
     "foreground_fraction": 0.7,
     "batch_dice": False,  # DiceCE's Dice over the whole batch instead of per slice
+    "precision": "fp32",  # fp32 | bf16 (autocast of the forward pass; about 1.7x faster on AVX-512 CPUs)
     "val_fraction": 0.2,
     "val_every": 1,
     "seed": 0,
@@ -145,8 +147,12 @@ class TrainCase:
     case_id: str
     image_path: Path
     label_path: Path
-    image: torch.Tensor | None = None  # (C, A, B, S) model space, slicing axis last
-    label: torch.Tensor | None = None  # (A, B, S) uint8
+    image: torch.Tensor | None = None  # (C, X, Y, Z) model space
+    label: torch.Tensor | None = None  # (X, Y, Z) uint8, model space
+
+    def view(self, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image ``(C, A, B, S)`` and label ``(A, B, S)`` turned so that model-space ``axis`` is last."""
+        return torch.movedim(self.image, 1 + axis, -1), torch.movedim(self.label, axis, -1)
 
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii")
@@ -194,12 +200,11 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
 
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
-    """Read, check and bring every case into model space (slicing axis last)."""
+    """Read, check and bring every case into model space."""
     from medseg.io.nifti import read_nifti
     from medseg.preprocess import build_transforms
 
     transforms = build_transforms(config["preprocessing"], with_label=True)
-    axis = int(config["inference"]["slice_axis"])
     declared = {int(k) for k in config["labels"]}
     from monai.data import MetaTensor
 
@@ -223,8 +228,8 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
             "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
             "label": MetaTensor(torch.from_numpy(label.array), affine=affine.clone()),
         })
-        case.image = torch.movedim(data["image"].as_tensor().float(), 1 + axis, -1).contiguous()
-        case.label = torch.movedim(data["label"].as_tensor()[0], axis, -1).round().to(torch.uint8).contiguous()
+        case.image = data["image"].as_tensor().float().contiguous()
+        case.label = data["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
     return cases
 
 
@@ -299,8 +304,19 @@ def check_settings(settings: dict) -> None:
             raise TrainingError(f"training.{key} must be at least 1, got {settings[key]}")
     if not 0.0 <= float(settings["val_fraction"]) < 1.0:
         raise TrainingError(f"training.val_fraction must be in [0, 1), got {settings['val_fraction']}")
+    if settings.get("precision", "fp32") not in ("fp32", "bf16"):
+        raise TrainingError(f"training.precision must be fp32 or bf16, got {settings['precision']!r}")
     if not 0.0 <= float(settings["foreground_fraction"]) <= 1.0:
         raise TrainingError(f"training.foreground_fraction must be in [0, 1], got {settings['foreground_fraction']}")
+
+
+def _training_autocast(precision: str, device: str) -> Callable:
+    """A context factory for the forward pass: bf16 autocast (weights and loss stay float32) or nothing."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    raise TrainingError(f"training.precision must be fp32 or bf16, got {precision!r}")
 
 
 def _learning_rate(settings: dict, epoch: int) -> float:
@@ -330,15 +346,21 @@ def _dice_per_label(pred: np.ndarray, ref: np.ndarray, labels: list[int]) -> dic
 
 
 class _SliceSampler:
-    """Draws (case, slice) pairs, preferring slices with foreground."""
+    """Draws (case, axis, slice) triples over the slicing axes, preferring slices with foreground."""
 
-    def __init__(self, cases: list[TrainCase], foreground_fraction: float) -> None:
+    def __init__(self, cases: list[TrainCase], axes: list[int], foreground_fraction: float) -> None:
         self.cases = cases
         self.fraction = foreground_fraction
-        self.all = [(c, s) for c, case in enumerate(cases) for s in range(case.label.shape[-1])]
-        self.foreground = [(c, s) for c, s in self.all if bool(cases[c].label[..., s].any())]
+        self.all, self.foreground = [], []
+        for c, case in enumerate(cases):
+            for axis in axes:
+                labelled = torch.movedim(case.label, axis, 0).flatten(1).any(1).tolist()
+                for s, has in enumerate(labelled):
+                    self.all.append((c, axis, s))
+                    if has:
+                        self.foreground.append((c, axis, s))
 
-    def draw(self, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
+    def draw(self, rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
         picks = []
         for _ in range(n):
             pool = self.foreground if self.foreground and rng.random() < self.fraction else self.all
@@ -433,7 +455,11 @@ def train(
                                   weight_decay=float(settings["weight_decay"]))
     # batch_dice: Dice pooled over the batch's slices, not averaged per slice (kinder to small structures)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=bool(settings.get("batch_dice", False)))
-    sampler = _SliceSampler(train_cases, float(settings["foreground_fraction"]))
+    axes = slice_axes(config["inference"])
+    sampler = _SliceSampler(train_cases, axes, float(settings["foreground_fraction"]))
+    views = {(c, axis): tuple(t.contiguous() for t in case.view(axis))
+             for c, case in enumerate(train_cases) for axis in axes}
+    autocast = _training_autocast(settings.get("precision", "fp32"), device)
     validator = Segmenter(ModelPackage(out_dir, package_config), device=device, precision="fp32",
                           batch_size=int(settings["batch_size"]), net=net)
 
@@ -456,25 +482,8 @@ def train(
         lr = _learning_rate(settings, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        net.train()
-        losses = []
-        for _ in range(int(settings["steps_per_epoch"])):
-            batch_images, batch_labels = [], []
-            for c, s in sampler.draw(rng, int(settings["batch_size"])):
-                case = train_cases[c]
-                sample = augment({
-                    "image": context_stack(case.image, s, s + 1, context)[..., 0],
-                    "label": case.label[None, ..., s].float(),
-                })
-                batch_images.append(torch.as_tensor(sample["image"]))
-                batch_labels.append(torch.as_tensor(sample["label"]))
-            images = torch.stack(batch_images).to(device)
-            targets = torch.stack(batch_labels).round().to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(images), targets)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+        losses = _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context,
+                              device)
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses))}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
             scores = _validation_scores(validator, val_cases, labels)
@@ -524,6 +533,39 @@ def train(
     return save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
 
 
+def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context, device):
+    """One epoch of steps; returns the losses. MONAI metadata tracking is off meanwhile (2.5x faster transforms)."""
+    from monai.data import get_track_meta, set_track_meta
+
+    tracking = get_track_meta()
+    set_track_meta(False)
+    try:
+        net.train()
+        losses = []
+        for _ in range(int(settings["steps_per_epoch"])):
+            batch_images, batch_labels = [], []
+            for c, axis, s in sampler.draw(rng, int(settings["batch_size"])):
+                image, label = views[c, axis]
+                sample = augment({
+                    "image": context_stack(image, s, s + 1, context)[..., 0],
+                    "label": label[None, ..., s].float(),
+                })
+                batch_images.append(torch.as_tensor(sample["image"]))
+                batch_labels.append(torch.as_tensor(sample["label"]))
+            images = torch.stack(batch_images).to(device)
+            targets = torch.stack(batch_labels).round().to(device)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                logits = net(images)
+            loss = loss_fn(logits.float(), targets)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        return losses
+    finally:
+        set_track_meta(tracking)
+
+
 def _validate(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, float]:
     """Mean Dice per foreground label over whole validation volumes (cases where both are empty skipped)."""
     scores = _validation_scores(segmenter, cases, labels)
@@ -535,9 +577,7 @@ def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     segmenter.net.eval()
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
     for case in cases:
-        # case.image is in model space with the slicing axis last; predict expects model-space axes
-        image = torch.movedim(case.image, -1, 1 + segmenter.slice_axis)
-        pred = torch.movedim(segmenter.predict(image), segmenter.slice_axis, -1).numpy()
+        pred = segmenter.predict(case.image).numpy()
         for value, dice in _dice_per_label(pred, case.label.numpy(), list(scores)).items():
             if not math.isnan(dice):
                 scores[value].append(dice)

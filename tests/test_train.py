@@ -99,6 +99,37 @@ def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2, 3}
 
 
+def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_path):
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.train import _SliceSampler
+
+    config = tiny_training_config(precision="bf16", patch_size=[24, 24])
+    config["inference"].update(slice_axis=[0, 2], flip_tta=[])
+    cases = load_cases(pair_cases(*tiny_set), config)
+    sampler = _SliceSampler(cases, [0, 2], 0.5)
+    assert len(sampler.all) == sum(c.label.shape[0] + c.label.shape[2] for c in cases)
+    drawn = sampler.draw(np.random.default_rng(0), 200)
+    assert {axis for _, axis, _ in drawn} == {0, 2}
+    assert all(s < cases[c].label.shape[axis] for c, axis, s in drawn)
+
+    run(config, *tiny_set, tmp_path / "model")
+    package = load_package(tmp_path / "model")
+    assert package.inference["slice_axis"] == [0, 2]
+    assert package.config["training"]["settings"]["precision"] == "bf16"
+    segmenter = Segmenter(package, device="cpu", precision="fp32")
+    image = cases[0].image
+    labels = segmenter.predict(image)
+    assert labels.shape == image.shape[1:]
+    assert segmenter.window_net.tiles >= image.shape[1] + image.shape[3]
+
+
+def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
+    with pytest.raises(TrainingError, match="training.precision must be fp32 or bf16"):
+        run(tiny_training_config(precision="fp16"), *tiny_set, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
 def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
     config = tiny_training_config(epochs=1)
     run(config, *tiny_set, tmp_path / "a")
