@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseg.augment import SliceAugment
 from medseg.errors import TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.io.atomic import atomic_paths
@@ -246,52 +247,6 @@ def split_cases(cases: list[TrainCase], val_fraction: float, seed: int) -> tuple
     return train_, val
 
 
-def _augmentations(roi: tuple[int, int], aug: dict, seed: int):
-    from monai.transforms import (
-        Compose,
-        RandAdjustContrastd,
-        RandAffined,
-        RandFlipd,
-        RandGaussianNoised,
-        RandGaussianSmoothd,
-        RandScaleIntensityd,
-        RandShiftIntensityd,
-        RandSpatialCropd,
-        SpatialPadd,
-    )
-
-    prob = float(aug.get("prob", 0.8))
-    keys = ("image", "label")
-    transforms = [
-        SpatialPadd(keys=keys, spatial_size=roi, mode="edge"),
-        RandSpatialCropd(keys=keys, roi_size=roi, random_size=False),
-    ]
-    rotate = math.radians(float(aug.get("rotate_deg", 0.0)))
-    scale = float(aug.get("scale", 0.0))
-    translate = float(aug.get("translate_px", 0))
-    if rotate or scale or translate:
-        transforms.append(RandAffined(
-            keys=keys, prob=prob, rotate_range=(rotate,), scale_range=(scale, scale),
-            translate_range=(translate, translate), mode=("bilinear", "nearest"), padding_mode="border",
-        ))
-    for axis in aug.get("flip_axes", []):
-        transforms.append(RandFlipd(keys=keys, prob=0.5, spatial_axis=int(axis)))
-    if aug.get("noise_std"):
-        transforms.append(RandGaussianNoised(keys="image", prob=prob / 2, std=float(aug["noise_std"])))
-    if aug.get("smooth_prob"):
-        transforms.append(RandGaussianSmoothd(keys="image", prob=float(aug["smooth_prob"]),
-                                              sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0)))
-    if aug.get("intensity_scale"):
-        transforms.append(RandScaleIntensityd(keys="image", prob=prob / 2, factors=float(aug["intensity_scale"])))
-    if aug.get("intensity_shift"):
-        transforms.append(RandShiftIntensityd(keys="image", prob=prob / 2, offsets=float(aug["intensity_shift"])))
-    if aug.get("gamma"):
-        transforms.append(RandAdjustContrastd(keys="image", prob=prob / 2, gamma=tuple(aug["gamma"])))
-    compose = Compose(transforms)
-    compose.set_random_state(seed=seed)
-    return compose
-
-
 _SCHEDULES = ("cosine", "poly", "constant")
 
 
@@ -478,7 +433,7 @@ def train(
         cpu_clock = time.process_time()
         torch.manual_seed(seed + epoch)
         rng = np.random.default_rng(seed + epoch)
-        augment = _augmentations(roi, settings["augment"], seed + epoch)
+        augment = SliceAugment(roi, settings["augment"], seed + epoch)
         lr = _learning_rate(settings, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -539,21 +494,18 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
 
     tracking = get_track_meta()
     set_track_meta(False)
+    torch.set_flush_denormal(True)  # denormal floats in late-training gradients slow CPU arithmetic
     try:
         net.train()
         losses = []
         for _ in range(int(settings["steps_per_epoch"])):
-            batch_images, batch_labels = [], []
+            slices, slice_labels = [], []
             for c, axis, s in sampler.draw(rng, int(settings["batch_size"])):
                 image, label = views[c, axis]
-                sample = augment({
-                    "image": context_stack(image, s, s + 1, context)[..., 0],
-                    "label": label[None, ..., s].float(),
-                })
-                batch_images.append(torch.as_tensor(sample["image"]))
-                batch_labels.append(torch.as_tensor(sample["label"]))
-            images = torch.stack(batch_images).to(device)
-            targets = torch.stack(batch_labels).round().to(device)
+                slices.append(context_stack(image, s, s + 1, context)[..., 0])
+                slice_labels.append(label[..., s])
+            images, targets = augment(slices, slice_labels, rng)
+            images, targets = images.to(device), targets.to(device)
             optimizer.zero_grad(set_to_none=True)
             with autocast():
                 logits = net(images)
@@ -564,6 +516,7 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
         return losses
     finally:
         set_track_meta(tracking)
+        torch.set_flush_denormal(False)  # torch's default (it has no getter to restore from)
 
 
 def _validate(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, float]:
