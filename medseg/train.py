@@ -577,7 +577,8 @@ Licence / attribution: {data.get('licence', 'not stated')}
 `training.val_cases`); {training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, {settings.get('warmup_epochs')} warm-up
-epochs), DiceCE loss{' with batch Dice' if settings.get('batch_dice') else ''}, seed {settings.get('seed')};
+epochs), DiceCE loss{' with batch Dice' if settings.get('batch_dice') else ''},
+{settings.get('precision', 'fp32')} forward pass, seed {settings.get('seed')};
 augmentation {json.dumps(settings.get('augment', {}))};
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
 {training.get('device')} ({training.get('torch_threads')} torch threads, torch {training.get('torch')}).
