@@ -266,12 +266,13 @@ def check_settings(settings: dict) -> None:
 
 
 def _training_autocast(precision: str, device: str) -> Callable:
-    """A context factory for the forward pass: bf16 autocast (weights and loss stay float32) or nothing."""
-    if precision == "fp32":
-        return contextlib.nullcontext
+    """A context factory for the forward pass: bf16 autocast (weights and loss stay float32) or nothing.
+
+    ``precision`` was checked by :func:`check_settings`.
+    """
     if precision == "bf16":
         return lambda: torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-    raise TrainingError(f"training.precision must be fp32 or bf16, got {precision!r}")
+    return contextlib.nullcontext
 
 
 def _learning_rate(settings: dict, epoch: int) -> float:
