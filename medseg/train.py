@@ -402,6 +402,10 @@ def train(
     context = int(config["inference"].get("context_slices", 0))
     roi = tuple(int(v) for v in settings.get("patch_size") or config["inference"]["roi_size"])
     labels = sorted(int(k) for k in config["labels"])
+    tile = tuple(int(v) for v in config["inference"]["roi_size"])
+    if roi != tile:
+        log.warning("training patches %s differ from the inference tile %s: planes smaller than the tile will be "
+                    "padded differently at inference than in training", list(roi), list(tile))
 
     set_determinism(seed=seed)
     torch.manual_seed(seed)
@@ -518,12 +522,6 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
     finally:
         set_track_meta(tracking)
         torch.set_flush_denormal(False)  # torch's default (it has no getter to restore from)
-
-
-def _validate(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, float]:
-    """Mean Dice per foreground label over whole validation volumes (cases where both are empty skipped)."""
-    scores = _validation_scores(segmenter, cases, labels)
-    return {v: (float(np.mean(s)) if s else float("nan")) for v, s in scores.items()}
 
 
 def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, list[float]]:

@@ -63,3 +63,27 @@ def test_argmax_labels_matches_torch_argmax_including_ties():
     assert labels.dtype == torch.uint8
     assert torch.equal(labels, torch.argmax(scores, 0).to(torch.uint8))
     assert labels[0, 0, 0] == 2
+
+
+class _EdgeSensitiveNet(torch.nn.Module):
+    """Labels a pixel 1 where the image is positive; records the tile shapes it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(x.shape[-2:]))
+        background = torch.zeros_like(x[:, :1])
+        return torch.cat([background, 10 * x[:, :1], background - 10, background - 10], dim=1)
+
+
+def test_planes_smaller_than_the_tile_are_padded_to_it_and_cropped_back(make_package):
+    """Training shows a small plane to the network centred in a patch with repeated edges; inference must too."""
+    net = _EdgeSensitiveNet()
+    segmenter = Segmenter(load_package(make_package()), device="cpu", net=net)  # roi 32x32
+    torch.manual_seed(3)
+    image = torch.randn(1, 21, 27, 4)
+    labels = segmenter.predict(image)
+    assert set(net.shapes) == {(32, 32)}
+    assert torch.equal(labels, (image[0] > 0).to(torch.uint8))  # padding removed, pixels in place

@@ -45,9 +45,9 @@ def test_view_ensemble_averages_softmax_over_slicing_axes():
     net = UNet2D(UNetConfig(in_channels=3, n_classes=3, base_width=4, depth=2)).eval()
     with torch.no_grad():
         net.head.weight.mul_(50.0)
-    image = torch.randn(1, 12, 16, 10)
+    image = torch.randn(1, 16, 16, 16)
 
-    def probs(axis: int) -> torch.Tensor:  # (classes, X, Y, Z) from slices along ``axis`` (planes <= the roi)
+    def probs(axis: int) -> torch.Tensor:  # (classes, X, Y, Z) from slices along ``axis`` (planes = the roi)
         volume = torch.movedim(image, 1 + axis, -1)
         with torch.no_grad():
             stack = context_stack(volume, 0, volume.shape[-1], 1).permute(3, 0, 1, 2)
@@ -57,10 +57,10 @@ def test_view_ensemble_averages_softmax_over_slicing_axes():
     expected = torch.argmax(probs(0) + probs(1) + probs(2), dim=0).to(torch.uint8)
     views = _segmenter(net, [], [0, 1, 2])
     ensemble = views.predict(image)
-    assert ensemble.shape == (12, 16, 10)
+    assert ensemble.shape == (16, 16, 16)
     assert (ensemble != expected).float().mean() < 1e-3
-    assert views.window_net.tiles == 12 + 16 + 10  # one tile per slice of each view
-    assert views.slices_to_label(tuple(image.shape)) == 38
+    assert views.window_net.tiles == 3 * 16  # one tile per slice of each view
+    assert views.slices_to_label(tuple(image.shape)) == 48
     single = [_segmenter(net, [], axis).predict(image) for axis in range(3)]
     assert all(not torch.equal(ensemble, s) for s in single)
     assert torch.equal(_segmenter(net, [], [1]).predict(image), single[1])  # a one-item list is that axis

@@ -99,7 +99,7 @@ def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2, 3}
 
 
-def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_path):
+def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_path, caplog):
     from medseg.inference import Segmenter
     from medseg.package import load_package
     from medseg.train import _SliceSampler
@@ -113,7 +113,10 @@ def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_pat
     assert {axis for _, axis, _ in drawn} == {0, 2}
     assert all(s < cases[c].label.shape[axis] for c, axis, s in drawn)
 
-    run(config, *tiny_set, tmp_path / "model")
+    with caplog.at_level("WARNING", logger="medseg.train"):
+        run(config, *tiny_set, tmp_path / "model")
+    # 24-pixel patches against a 32-pixel inference tile: small planes would be padded differently
+    assert "training patches [24, 24] differ from the inference tile [32, 32]" in caplog.text
     package = load_package(tmp_path / "model")
     assert package.inference["slice_axis"] == [0, 2]
     assert package.config["training"]["settings"]["precision"] == "bf16"
