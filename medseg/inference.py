@@ -111,6 +111,7 @@ class Segmenter:
         # ``net`` lets training validate its network in memory with exactly this code path
         self.net = package.build_network(str(self.device)) if net is None else net
         self.window_net = SliceNet(self.net)
+        self.inferer = self._inferer()
 
     def _inferer(self) -> SlidingWindowInferer:
         # A plane smaller than the tile is padded to it (edges repeated, centred) rather than cut to a smaller
@@ -160,7 +161,7 @@ class Segmenter:
         volume = torch.movedim(image, 1 + axis, -1).contiguous()  # (C, A, B, S)
         plane = tuple(volume.shape[1:3])
         depth = volume.shape[-1]
-        inferer = self._inferer()
+        inferer = self.inferer
         step = self.slab_slices(plane)
         if probabilities:
             out = torch.empty((self.n_classes, *plane, depth), dtype=torch.float32)

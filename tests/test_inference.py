@@ -65,25 +65,34 @@ def test_argmax_labels_matches_torch_argmax_including_ties():
     assert labels[0, 0, 0] == 2
 
 
-class _EdgeSensitiveNet(torch.nn.Module):
-    """Labels a pixel 1 where the image is positive; records the tile shapes it is given."""
+class _ThresholdNet(torch.nn.Module):
+    """Labels a pixel 1 where the image is positive; keeps the tiles it is given."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.shapes = []
+        self.tiles = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.shapes.append(tuple(x.shape[-2:]))
+        self.tiles.append(x.clone())
         background = torch.zeros_like(x[:, :1])
         return torch.cat([background, 10 * x[:, :1], background - 10, background - 10], dim=1)
 
 
-def test_planes_smaller_than_the_tile_are_padded_to_it_and_cropped_back(make_package):
-    """Training shows a small plane to the network centred in a patch with repeated edges; inference must too."""
-    net = _EdgeSensitiveNet()
+def test_planes_smaller_than_the_tile_are_padded_like_training_patches(make_package):
+    """Training centres a small plane in its patch with repeated edges; inference must show it the same way."""
+    import numpy as np
+
+    from medseg.augment import SliceAugment
+
+    net = _ThresholdNet()
     segmenter = Segmenter(load_package(make_package()), device="cpu", net=net)  # roi 32x32
     torch.manual_seed(3)
     image = torch.randn(1, 21, 27, 4)
     labels = segmenter.predict(image)
-    assert set(net.shapes) == {(32, 32)}
+    tiles = torch.cat(net.tiles)
+    assert tiles.shape == (4, 1, 32, 32)  # one whole tile per slice, not a 21x27 one
     assert torch.equal(labels, (image[0] > 0).to(torch.uint8))  # padding removed, pixels in place
+    # the tile of slice 0 is exactly the training patch of that slice without random transforms
+    patch, _ = SliceAugment((32, 32), {"prob": 0.0}, seed=0)([image[..., 0]], [torch.zeros(21, 27)],
+                                                             np.random.default_rng(0))
+    torch.testing.assert_close(tiles[0], patch[0], atol=1e-4, rtol=0)  # bilinear warp at whole pixels
