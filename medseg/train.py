@@ -400,12 +400,12 @@ def train(
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
     context = int(config["inference"].get("context_slices", 0))
-    roi = tuple(int(v) for v in settings.get("patch_size") or config["inference"]["roi_size"])
-    labels = sorted(int(k) for k in config["labels"])
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
-    if roi != tile:
+    patch = tuple(int(v) for v in settings.get("patch_size") or tile)
+    labels = sorted(int(k) for k in config["labels"])
+    if patch != tile:
         log.warning("training patches %s differ from the inference tile %s: planes smaller than the tile will be "
-                    "padded differently at inference than in training", list(roi), list(tile))
+                    "padded differently at inference than in training", list(patch), list(tile))
 
     set_determinism(seed=seed)
     torch.manual_seed(seed)
@@ -438,7 +438,7 @@ def train(
         cpu_clock = time.process_time()
         torch.manual_seed(seed + epoch)
         rng = np.random.default_rng(seed + epoch)
-        augment = SliceAugment(roi, settings["augment"], seed + epoch)
+        augment = SliceAugment(patch, settings["augment"], seed + epoch)
         lr = _learning_rate(settings, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
