@@ -144,8 +144,9 @@ def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed matters, so the check above means something
 
 
-def test_resume_continues_exactly(tiny_set, tmp_path):
-    config = tiny_training_config()
+@pytest.mark.parametrize("extra", [{}, {"ema_decay": 0.9}], ids=["plain", "ema"])
+def test_resume_continues_exactly(tiny_set, tmp_path, extra):
+    config = tiny_training_config(**extra)
     run(config, *tiny_set, tmp_path / "whole")
 
     class Killed(Exception):
@@ -166,6 +167,35 @@ def test_resume_continues_exactly(tiny_set, tmp_path):
     history = [json.loads((tmp_path / d / ".checkpoint" / "last.json").read_text())["history"]
                for d in ("whole", "resumed")]
     assert [h["loss"] for h in history[0]] == [h["loss"] for h in history[1]]
+
+
+def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
+    from medseg.train import _EMA
+
+    run(tiny_training_config(epochs=1, val_fraction=0.0, ema_decay=0.5), *tiny_set, tmp_path / "ema")
+    shipped = weights(tmp_path / "ema")
+    checkpoint = load_file(str(tmp_path / "ema" / ".checkpoint" / "last.safetensors"))
+    # without validation the last epoch is shipped: the averaged weights, not the raw ones
+    assert all(torch.equal(shipped[k], checkpoint[f"ema.{k}"]) for k in shipped)
+    assert not all(torch.equal(shipped[k], checkpoint[f"model.{k}"]) for k in shipped)
+
+    # the average itself: decay ramps (1+n)/(10+n) up to its setting, integer buffers are copied
+    source = torch.nn.BatchNorm1d(2)
+    ema = _EMA(source, 0.5)
+    with torch.no_grad():
+        source.weight.fill_(3.0)
+        source.num_batches_tracked.fill_(7)
+    ema.update(source)  # n = 1: decay min(0.5, 2/11) = 2/11
+    expected = 1.0 + (3.0 - 1.0) * (1 - 2 / 11)
+    torch.testing.assert_close(ema.net.weight, torch.full((2,), expected))
+    assert int(ema.net.num_batches_tracked) == 7
+    ema.update(source)  # n = 2: decay 3/12
+    torch.testing.assert_close(ema.net.weight, torch.full((2,), expected + (3.0 - expected) * (1 - 3 / 12)))
+
+
+def test_bad_ema_decay_is_a_training_error(tiny_set, tmp_path):
+    with pytest.raises(TrainingError, match=r"training.ema_decay must be in \(0, 1\)"):
+        run(tiny_training_config(ema_decay=1.0), *tiny_set, tmp_path / "model")
 
 
 def _write(path: Path, array: np.ndarray) -> None:
