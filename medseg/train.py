@@ -403,8 +403,10 @@ def train(
     if val_cases is None:
         split_seed = seed if settings.get("split_seed") is None else int(settings["split_seed"])
         train_cases, val_cases = split_cases(cases, float(settings["val_fraction"]), split_seed)
+        val_split = f"a seeded {settings['val_fraction']} split, split seed {split_seed}"
     else:
         train_cases = cases
+        val_split = "chosen by the caller"
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
     context = int(config["inference"].get("context_slices", 0))
@@ -489,6 +491,7 @@ def train(
         "settings": settings,
         "train_cases": len(train_cases),
         "val_cases": [c.case_id for c in val_cases],
+        "val_split": val_split,
         "best_epoch": state["best_epoch"],
         "val_dice": best.get("val_dice"),
         "val_dice_median": best.get("val_dice_median"),
@@ -598,6 +601,7 @@ def model_card(config: dict) -> str:
     )
     settings = training.get("settings", {})
     split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
+    val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}
@@ -614,9 +618,8 @@ def model_card(config: dict) -> str:
 Licence / attribution: {data.get('licence', 'not stated')}
 
 ## Training
-{training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases (a seeded
-{settings.get('val_fraction')} split, split seed {split_seed}; the validation case ids are listed in `model.json` under
-`training.val_cases`); {training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch
+{training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases ({val_split};
+the validation case ids are listed in `model.json` under `training.val_cases`); {training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, {settings.get('warmup_epochs')} warm-up
 epochs), DiceCE loss{' with batch Dice' if settings.get('batch_dice') else ''},

@@ -86,6 +86,7 @@ def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     training = package.config["training"]
     assert training["epochs_run"] == 2 and training["train_cases"] == 4
     assert training["val_cases"] == ["case2", "case3"]  # seeded split, recorded by name
+    assert training["val_split"] == "a seeded 0.34 split, split seed 0"
     assert set(training["val_dice"]) == {"1", "2", "3"}
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "medseg.synthetic phantoms" in card and "| ellipsoid |" in card
@@ -125,6 +126,19 @@ def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_pat
     labels = segmenter.predict(image)
     assert labels.shape == image.shape[1:]
     assert segmenter.window_net.tiles >= image.shape[1] + image.shape[3]
+
+
+def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_path):
+    config = tiny_training_config(epochs=1)
+    cases = load_cases(pair_cases(*tiny_set), config)
+    held_out = [c for c in cases if c.case_id in ("case0", "case5")]
+    rest = [c for c in cases if c not in held_out]
+    package = train(copy.deepcopy(config), rest, tmp_path / "model", val_cases=held_out)
+    training = package.config["training"]
+    assert training["val_cases"] == ["case0", "case5"] and training["train_cases"] == 4
+    assert training["val_split"] == "chosen by the caller"
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "2 validation cases (chosen by the caller;" in card and "seeded" not in card
 
 
 def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
