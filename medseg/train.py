@@ -619,7 +619,8 @@ Licence / attribution: {data.get('licence', 'not stated')}
 
 ## Training
 {training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases ({val_split};
-the validation case ids are listed in `model.json` under `training.val_cases`); {training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch
+the validation case ids are listed in `model.json` under `training.val_cases`); {training.get('epochs_run')} epochs
+of {settings.get('steps_per_epoch')} steps, batch
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, {settings.get('warmup_epochs')} warm-up
 epochs), DiceCE loss{' with batch Dice' if settings.get('batch_dice') else ''},
