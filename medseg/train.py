@@ -37,6 +37,7 @@ __all__ = [
     "load_cases",
     "train",
     "split_cases",
+    "seeded_split",
     "default_training",
     "default_config",
     "label_values",
@@ -63,6 +64,7 @@ DEFAULT_TRAINING = {
     "val_every": 1,
     "seed": 0,
     "split_seed": None,  # seed of the validation split; None: ``seed``
+    "fold": 0,  # which block of the seeded order validates (cross-validation); 0: the plain split
     "ema_decay": None,  # e.g. 0.999: validate and ship an exponential moving average of the weights
     "augment": {
         "rotate_deg": 15.0,
@@ -235,17 +237,38 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     return cases
 
 
-def split_cases(cases: list[TrainCase], val_fraction: float, seed: int) -> tuple[list[TrainCase], list[TrainCase]]:
-    """A seeded random split; at least one validation case when there are two or more cases."""
+def split_cases(
+    cases: list[TrainCase], val_fraction: float, seed: int, fold: int = 0
+) -> tuple[list[TrainCase], list[TrainCase]]:
+    """A seeded random split; at least one validation case when there are two or more cases.
+
+    The seeded order of the cases is cut into blocks of the validation size; ``fold`` picks the block that
+    validates, so folds 0, 1, … of one seed are disjoint (cross-validation) and fold 0 is the plain split.
+    """
     order = np.random.default_rng(seed).permutation(len(cases))
     n_val = int(round(len(cases) * val_fraction))
     if len(cases) >= 2:
         n_val = min(max(n_val, 1), len(cases) - 1)
     else:
         n_val = 0
-    val = [cases[i] for i in sorted(order[:n_val])]
-    train_ = [cases[i] for i in sorted(order[n_val:])]
+    folds = len(cases) // n_val if n_val else 1
+    if not 0 <= fold < folds:
+        raise TrainingError(f"training.fold must be in 0..{folds - 1} ({len(cases)} cases, {n_val} validation cases "
+                            f"per fold), got {fold}")
+    chosen = set(order[fold * n_val:(fold + 1) * n_val].tolist())
+    val = [case for i, case in enumerate(cases) if i in chosen]
+    train_ = [case for i, case in enumerate(cases) if i not in chosen]
     return train_, val
+
+
+def seeded_split(cases: list[TrainCase], training: dict) -> tuple[list[TrainCase], list[TrainCase], str]:
+    """Training cases, validation cases and a description, from a ``training`` section's split settings."""
+    settings = {**default_training(), **training}
+    split_seed = int(settings["seed"] if settings.get("split_seed") is None else settings["split_seed"])
+    fold = int(settings.get("fold") or 0)
+    train_, val = split_cases(cases, float(settings["val_fraction"]), split_seed, fold)
+    described = f"a seeded {settings['val_fraction']} split, split seed {split_seed}"
+    return train_, val, described + (f", fold {fold}" if fold else "")
 
 
 _SCHEDULES = ("cosine", "poly", "constant")
@@ -401,9 +424,7 @@ def train(
     package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
     validate_config(package_config, "training config")
     if val_cases is None:
-        split_seed = seed if settings.get("split_seed") is None else int(settings["split_seed"])
-        train_cases, val_cases = split_cases(cases, float(settings["val_fraction"]), split_seed)
-        val_split = f"a seeded {settings['val_fraction']} split, split seed {split_seed}"
+        train_cases, val_cases, val_split = seeded_split(cases, settings)
     else:
         train_cases = cases
         val_split = "chosen by the caller"

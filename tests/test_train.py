@@ -141,6 +141,41 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
     assert "2 validation cases (chosen by the caller;" in card and "seeded" not in card
 
 
+def test_folds_of_one_seed_are_disjoint_and_fold_zero_is_the_plain_split():
+    from medseg.train import TrainCase, split_cases
+
+    cases = [TrainCase(f"c{i}", Path(f"c{i}.nii.gz"), Path(f"c{i}.nii.gz")) for i in range(11)]
+    order = np.random.default_rng(7).permutation(11)
+    folds = [split_cases(cases, 0.2, 7, fold) for fold in range(5)]
+    assert [c.case_id for c in folds[0][1]] == [f"c{i}" for i in sorted(order[:2])]
+    for train_, val in folds:
+        assert len(val) == 2 and len(train_) == 9 and not set(map(id, val)) & set(map(id, train_))
+    validated = [c.case_id for _, val in folds for c in val]
+    assert len(set(validated)) == 10  # 11 // 2 = 5 folds of two; one case is never validated
+    with pytest.raises(TrainingError, match=r"training.fold must be in 0..4 \(11 cases, 2 validation cases per fold\)"):
+        split_cases(cases, 0.2, 7, 5)
+
+
+def test_cli_fold_trains_on_another_block_and_says_so(tiny_set, tmp_path, capsys, config_file):
+    from medseg.cli import main
+
+    images, labels = tiny_set
+    args = ["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "--epochs", "1"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "-o", str(tmp_path / "f1"), "--fold", "1"])
+    assert info.value.code == 0
+    training = json.loads((tmp_path / "f1" / "model.json").read_text())["training"]
+    assert training["val_cases"] == ["case4", "case5"] and training["train_cases"] == 4  # fold 0: case2, case3
+    assert training["val_split"] == "a seeded 0.34 split, split seed 0, fold 1"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*args, "-o", str(tmp_path / "f3"), "--fold", "3"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training.fold must be in 0..2 (6 cases, 2 validation cases per fold), got 3" in err[0]
+    assert not (tmp_path / "f3").exists()
+
+
 def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match="training.precision must be fp32 or bf16"):
         run(tiny_training_config(precision="fp16"), *tiny_set, tmp_path / "model")

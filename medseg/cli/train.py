@@ -18,12 +18,14 @@ import click
               help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
 @click.option("--seed", type=int, default=None, help="Override training.seed.")
+@click.option("--fold", type=click.IntRange(0), default=None,
+              help="Override training.fold: validate on this block of the seeded split (cross-validation).")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|auto")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="CPU threads for torch (default: torch's choice). On a busy shared machine 1 is often fastest.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing package in the output folder.")
-def train(images, labels, config_path, output, epochs, seed, device, threads, resume, overwrite):
+def train(images, labels, config_path, output, epochs, seed, fold, device, threads, resume, overwrite):
     """Train the seed's 2D U-Net on labelled volumes and write a model package.
 
     \b
@@ -34,7 +36,7 @@ def train(images, labels, config_path, output, epochs, seed, device, threads, re
     from medseg.device import resolve_device
     from medseg.errors import OutputExistsError
     from medseg.package import CONFIG_NAME
-    from medseg.train import default_config, label_values, load_cases, pair_cases, read_config
+    from medseg.train import default_config, label_values, load_cases, pair_cases, read_config, seeded_split
     from medseg.train import train as run_training
 
     if (output / CONFIG_NAME).exists() and not (overwrite or resume):
@@ -49,7 +51,10 @@ def train(images, labels, config_path, output, epochs, seed, device, threads, re
         training["epochs"] = epochs
     if seed is not None:
         training["seed"] = seed
+    if fold is not None:
+        training["fold"] = fold
     config["training"] = training
+    seeded_split(pairs, training)  # a bad split setting fails before the cases are read
     choice = resolve_device(device)
     if threads is not None:
         import torch
