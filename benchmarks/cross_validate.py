@@ -1,0 +1,98 @@
+"""Cross-validate a training config: one model per fold of its seeded split, then Dice per fold and over folds.
+
+    python benchmarks/cross_validate.py CONFIG IMAGES LABELS -o OUT [--folds 0,1,2,3,4] [--threads N]
+
+Fold ``k`` is what ``medseg train -c CONFIG --fold k`` trains: the seeded order of the cases cut into blocks of
+the validation size, block ``k`` held out (fold 0 is the config's plain split). Each fold's package goes to
+``OUT/fold<k>``; a folder that already holds a package whose recorded validation cases are exactly that fold's is
+reused, so the folds can be trained in separate runs (or on separate machines) and summarised at the end. The
+figures are the ones each package recorded when it was trained: whole validation volumes through the inference
+code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that package).
+
+Prints per fold the validation Dice of every label and the training time, then the mean and the standard
+deviation over the folds: with equal folds the mean over folds is the mean over every case of the data set, each
+scored by the one model that did not train on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path, help="training config (as for medseg train -c)")
+    parser.add_argument("images", type=Path, help="folder of images")
+    parser.add_argument("labels", type=Path, help="folder of labels with the same names")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the fold packages")
+    parser.add_argument("--folds", default=None, help="comma-separated folds (default: every fold)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--summary-only", action="store_true", help="train nothing; summarise the packages there")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from medseg.errors import MedsegError
+    from medseg.package import CONFIG_NAME
+    from medseg.train import load_cases, pair_cases, read_config, seeded_split, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        config = read_config(args.config)
+        pairs = pair_cases(args.images, args.labels)
+        training = dict(config.get("training", {}))
+        _, first, _ = seeded_split(pairs, training)
+        every = list(range(len(pairs) // len(first))) if first else [0]
+        folds = [int(f) for f in args.folds.split(",")] if args.folds else every
+        loaded = None
+        rows = []
+        for fold in folds:
+            _, val, _ = seeded_split(pairs, {**training, "fold": fold})
+            wanted = [case.case_id for case in val]
+            folder = args.output / f"fold{fold}"
+            record = folder / CONFIG_NAME
+            if record.exists():
+                recorded = json.loads(record.read_text())["training"]
+                if recorded.get("val_cases") != wanted:
+                    print(f"{folder}: holds a package validated on other cases than fold {fold}", file=sys.stderr)
+                    return 1
+            elif args.summary_only:
+                print(f"{folder}: no package for fold {fold}", file=sys.stderr)
+                return 1
+            else:
+                if loaded is None:
+                    loaded = load_cases(pairs, config)
+                fold_config = copy.deepcopy(config)
+                fold_config["training"] = {**training, "fold": fold}
+                print(f"training fold {fold} into {folder}", file=sys.stderr, flush=True)
+                train(fold_config, loaded, folder)
+                recorded = json.loads(record.read_text())["training"]
+            rows.append((fold, len(wanted), recorded))
+    except MedsegError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    names = {str(k): v for k, v in config["labels"].items() if str(k) != "0"}
+    header = f"{'fold':>4} {'cases':>5}  " + "  ".join(f"{name:>10}" for name in names.values()) + "  train min"
+    print(f"{args.config.name}: {len(rows)} fold(s) of {len(pairs)} cases, validation mean Dice per fold")
+    print(header)
+    for fold, count, recorded in rows:
+        dice = recorded["val_dice"]
+        cells = "  ".join(f"{dice[k]:>10.4f}" for k in names)
+        print(f"{fold:>4} {count:>5}  {cells}  {recorded['train_seconds'] / 60:>9.1f}")
+    if len(rows) > 1:
+        means = [statistics.fmean(r[2]["val_dice"][k] for r in rows) for k in names]
+        spreads = [statistics.stdev(r[2]["val_dice"][k] for r in rows) for k in names]
+        print(f"{'mean':>4} {sum(r[1] for r in rows):>5}  " + "  ".join(f"{m:>10.4f}" for m in means))
+        print(f"{'SD':>4} {'':>5}  " + "  ".join(f"{s:>10.4f}" for s in spreads))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

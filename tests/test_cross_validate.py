@@ -1,0 +1,59 @@
+"""benchmarks/cross_validate.py on the tiny synthetic set: folds trained, reused, summarised, checked."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import tiny_training_config, write_set
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cross_validate.py"
+
+
+@pytest.fixture(scope="module")
+def cross_validate():
+    spec = importlib.util.spec_from_file_location("cross_validate", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsys):
+    torch.set_num_threads(1)
+    images, labels = write_set(tmp_path / "data")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_training_config(epochs=1)))
+    out = tmp_path / "cv"
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "0,1"]) == 0
+    first = capsys.readouterr().out.splitlines()
+    recorded = {k: json.loads((out / f"fold{k}" / "model.json").read_text())["training"] for k in (0, 1)}
+    assert recorded[0]["val_cases"] == ["case2", "case3"] and recorded[1]["val_cases"] == ["case4", "case5"]
+    assert first[0] == "tiny.json: 2 fold(s) of 6 cases, validation mean Dice per fold"
+    fold_rows = [line.split() for line in first[2:4]]
+    assert [row[:2] for row in fold_rows] == [["0", "2"], ["1", "2"]]
+    for row, k in zip(fold_rows, (0, 1)):
+        assert [float(v) for v in row[2:5]] == pytest.approx(
+            [recorded[k]["val_dice"][label] for label in ("1", "2", "3")], abs=5e-5)
+    mean = first[4].split()
+    assert mean[:2] == ["mean", "4"]
+    assert float(mean[2]) == pytest.approx((recorded[0]["val_dice"]["1"] + recorded[1]["val_dice"]["1"]) / 2, abs=5e-5)
+
+    # summarising again trains nothing and prints the same table
+    stamp = (out / "fold0" / "weights.safetensors").stat().st_mtime_ns
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "0,1",
+                           "--summary-only"]) == 0
+    assert capsys.readouterr().out.splitlines() == first
+    assert (out / "fold0" / "weights.safetensors").stat().st_mtime_ns == stamp
+
+    # a package validated on other cases is refused, and a missing fold is not trained in summary mode
+    shutil.rmtree(out / "fold1")
+    shutil.copytree(out / "fold0", out / "fold1")
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "1"]) == 1
+    assert "validated on other cases than fold 1" in capsys.readouterr().err
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "2",
+                           "--summary-only"]) == 1
+    assert "no package for fold 2" in capsys.readouterr().err and not (out / "fold2").exists()
