@@ -265,7 +265,9 @@ def seeded_split(cases: list[TrainCase], training: dict) -> tuple[list[TrainCase
     """Training cases, validation cases and a description, from a ``training`` section's split settings."""
     settings = {**default_training(), **training}
     split_seed = int(settings["seed"] if settings.get("split_seed") is None else settings["split_seed"])
-    fold = int(settings.get("fold") or 0)
+    fold = settings.get("fold") or 0
+    if not isinstance(fold, int) or isinstance(fold, bool):
+        raise TrainingError(f"training.fold must be a whole number, got {fold!r}")
     train_, val = split_cases(cases, float(settings["val_fraction"]), split_seed, fold)
     described = f"a seeded {settings['val_fraction']} split, split seed {split_seed}"
     return train_, val, described + (f", fold {fold}" if fold else "")
@@ -457,12 +459,16 @@ def train(
     validator = Segmenter(ModelPackage(out_dir, package_config), device=device, precision="fp32",
                           batch_size=int(settings["batch_size"]), net=shipped)
 
-    state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": []}
+    val_ids = [c.case_id for c in val_cases]
+    state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids}
     best_state = None
     if resume:
         if not _checkpoint_paths(out_dir)[1].is_file():
             raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
+        if state.get("val_cases", val_ids) != val_ids:
+            raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases ({val_split} now); "
+                                "resume with the split settings it was started with")
         if ema is not None:
             ema.updates = state["epoch"] * int(settings["steps_per_epoch"])
         log.info("resuming after epoch %d", state["epoch"])

@@ -176,6 +176,17 @@ def test_cli_fold_trains_on_another_block_and_says_so(tiny_set, tmp_path, capsys
     assert not (tmp_path / "f3").exists()
 
 
+def test_resume_refuses_another_validation_split(tiny_set, tmp_path):
+    run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
+    with pytest.raises(TrainingError, match="checkpoint was validated on other cases .*fold 1 now"):
+        run(tiny_training_config(epochs=2, fold=1), *tiny_set, tmp_path / "model", resume=True)
+    with pytest.raises(TrainingError, match="training.fold must be a whole number, got 1.5"):
+        run(tiny_training_config(fold=1.5), *tiny_set, tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+    package = run(tiny_training_config(epochs=2), *tiny_set, tmp_path / "model", resume=True)  # same split: fine
+    assert package.config["training"]["epochs_run"] == 2
+
+
 def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match="training.precision must be fp32 or bf16"):
         run(tiny_training_config(precision="fp16"), *tiny_set, tmp_path / "model")
