@@ -5,7 +5,8 @@
 Fold ``k`` is what ``medseg train -c CONFIG --fold k`` trains: the seeded order of the cases cut into blocks of
 the validation size, block ``k`` held out (fold 0 is the config's plain split). Each fold's package goes to
 ``OUT/fold<k>``; a folder that already holds a package whose recorded validation cases are exactly that fold's is
-reused, so the folds can be trained in separate runs (or on separate machines) and summarised at the end. The
+reused, and a fold interrupted mid-training resumes from its checkpoint, so the folds can be trained in separate
+runs (or on separate machines) and summarised at the end. The
 figures are the ones each package recorded when it was trained: whole validation volumes through the inference
 code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that package).
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.errors import MedsegError
     from medseg.package import CONFIG_NAME
-    from medseg.train import load_cases, pair_cases, read_config, seeded_split, train
+    from medseg.train import CHECKPOINT_DIR, load_cases, pair_cases, read_config, seeded_split, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                     loaded = load_cases(pairs, config)
                 fold_config = copy.deepcopy(config)
                 fold_config["training"] = {**training, "fold": fold}
-                print(f"training fold {fold} into {folder}", file=sys.stderr, flush=True)
-                train(fold_config, loaded, folder)
+                resume = (folder / CHECKPOINT_DIR / "last.json").is_file()  # an interrupted fold continues
+                print(f"{'resuming' if resume else 'training'} fold {fold} in {folder}", file=sys.stderr, flush=True)
+                train(fold_config, loaded, folder, resume=resume)
                 recorded = json.loads(record.read_text())["training"]
             rows.append((fold, len(wanted), recorded))
     except MedsegError as error:

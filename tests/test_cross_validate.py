@@ -49,6 +49,14 @@ def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsy
     assert capsys.readouterr().out.splitlines() == first
     assert (out / "fold0" / "weights.safetensors").stat().st_mtime_ns == stamp
 
+    # a fold interrupted after its checkpoint resumes instead of starting again: same weights
+    weights = (out / "fold1" / "weights.safetensors").read_bytes()
+    (out / "fold1" / "model.json").unlink()
+    (out / "fold1" / "weights.safetensors").unlink()
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "1"]) == 0
+    assert "resuming fold 1" in capsys.readouterr().err
+    assert (out / "fold1" / "weights.safetensors").read_bytes() == weights
+
     # a package validated on other cases is refused, and a missing fold is not trained in summary mode
     shutil.rmtree(out / "fold1")
     shutil.copytree(out / "fold0", out / "fold1")
