@@ -1,0 +1,35 @@
+"""benchmarks/reference_3d.py on the tiny synthetic set: the 2D config's split, a 3D network, a Dice table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+from test_train import tiny_training_config, write_set
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_3d.py"
+
+
+def test_trains_on_the_configs_split_and_prints_dice(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("reference_3d", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.set_num_threads(1)
+    images, labels = write_set(tmp_path / "data")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_training_config()))
+
+    args = [str(config), str(images), str(labels), "--epochs", "2", "--steps", "2", "--patch", "16", "16", "8",
+            "--width", "4", "--val-every", "1"]
+    assert module.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # the same validation cases as `medseg train` with this config (case2, case3: see test_train)
+    assert lines[0] == "tiny.json: 4 training / 2 validation cases (a seeded 0.34 split, split seed 0)"
+    assert [line.split()[:2] for line in lines[1:3]] == [["epoch", "1"], ["epoch", "2"]]
+    assert lines[3].startswith("best epoch ")
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[5:]}
+    assert set(rows) == {"ellipsoid", "box", "tube"}
+    for n, mean, median, minimum in rows.values():
+        assert n <= 2 and 0.0 <= minimum <= mean <= 1.0 and 0.0 <= median <= 1.0
