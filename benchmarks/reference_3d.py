@@ -6,8 +6,9 @@ How good is a 2D model against a 3D one *on the same validation cases*? This tra
 nnU-Net architecture: paired 3x3x3 convolutions with instance norm and leaky ReLU, strided downsampling,
 transposed-convolution upsampling) on whole volumes, with the preprocessing, seeded split and fold of CONFIG
 (read and split by :mod:`medseg.train`, so the validation cases are exactly those of a package trained with
-that config), DiceCE with batch Dice, AdamW with cosine decay, bf16 forward pass, and 3D versions of the
-augmentation medseg's 2D training uses (affine, intensity, noise, gamma, smoothing; no flips). Validation runs
+that config), DiceCE with batch Dice, AdamW with medseg's warm-up and cosine schedule, bf16 forward pass, and
+3D versions of the augmentation medseg's 2D training uses (affine, intensity, noise, gamma, smoothing; no flips).
+Validation runs
 whole volumes through MONAI's sliding-window inferer (gaussian blend) every ``--val-every`` epochs and prints
 per-label mean Dice; at the end it prints mean / median / min Dice of the best validation point and the training
 time. Nothing is written: the 3D network is a yardstick, not something ``medseg infer`` could run.
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from monai.networks.nets import DynUNet
     from monai.utils import set_determinism
 
-    from medseg.train import _dice_per_label, load_cases, pair_cases, read_config, seeded_split
+    from medseg.train import _dice_per_label, _learning_rate, load_cases, pair_cases, read_config, seeded_split
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         net.train()
         return scores
 
-    best, best_epoch, started = None, 0, time.perf_counter()
+    # medseg's own schedule: one warm-up epoch, then cosine decay
+    schedule = {"learning_rate": args.learning_rate, "epochs": args.epochs, "warmup_epochs": 1, "schedule": "cosine"}
+    best, best_mean, best_epoch, started = None, -1.0, 0, time.perf_counter()
     for epoch in range(args.epochs):
-        progress = epoch / max(1, args.epochs - 1)
         for group in optimizer.param_groups:
-            group["lr"] = args.learning_rate * (0.5 * (1 + math.cos(math.pi * progress)) if epoch else 0.5)
+            group["lr"] = _learning_rate(schedule, epoch)
         net.train()
         losses = []
         for _ in range(args.steps):
@@ -122,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             scores = validate()
             means = {v: statistics.mean(s) for v, s in scores.items()}
             line += "  val " + "  ".join(f"{config['labels'][str(v)]} {m:.4f}" for v, m in means.items())
-            if best is None or statistics.mean(means.values()) > statistics.mean(
-                    statistics.mean(s) for s in best.values()):
-                best, best_epoch = scores, epoch + 1
+            if statistics.mean(means.values()) > best_mean:
+                best, best_mean, best_epoch = scores, statistics.mean(means.values()), epoch + 1
         print(line + f"  {time.perf_counter() - started:.0f}s", flush=True)
 
     print(f"best epoch {best_epoch}; training {(time.perf_counter() - started) / 60:.1f} min "

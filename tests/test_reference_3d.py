@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from test_train import tiny_training_config, write_set
 
@@ -33,3 +34,11 @@ def test_trains_on_the_configs_split_and_prints_dice(tmp_path, capsys):
     assert set(rows) == {"ellipsoid", "box", "tube"}
     for n, mean, median, minimum in rows.values():
         assert n <= 2 and 0.0 <= minimum <= mean <= 1.0 and 0.0 <= median <= 1.0
+    # the table is the best validation point: its means are those printed for that epoch, the higher mean of the two
+    per_epoch = {}
+    for line in lines[1:3]:
+        words = line.split()
+        per_epoch[int(words[1])] = {words[i]: float(words[i + 1]) for i in range(5, 11, 2)}
+    best = int(lines[3].split()[2].rstrip(";"))
+    assert {name: row[1] for name, row in rows.items()} == pytest.approx(per_epoch[best], abs=5e-5)
+    assert sum(per_epoch[best].values()) >= max(sum(v.values()) for v in per_epoch.values())
