@@ -174,13 +174,19 @@ def _image_files(folder: Path) -> dict[str, Path]:
 
 
 def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False) -> list[TrainCase]:
-    """Pair images and labels by file name (a label may add ``_label``, ``_seg`` or ``_mask``).
+    """Pair images and labels by file name (a label may add ``_label``, ``_seg`` or ``_mask``; an image may add
+    nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
 
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     """
-    images = _image_files(Path(images_dir))
+    label_files = _image_files(Path(labels_dir))
+    images = {}
+    for name, path in _image_files(Path(images_dir)).items():
+        if name.endswith("_0000") and name[:-5] in label_files and name not in label_files:
+            name = name[:-5]
+        images[name] = path
     labels = {}
-    for name, path in _image_files(Path(labels_dir)).items():
+    for name, path in label_files.items():
         for suffix in ("_label", "_labels", "_seg", "_mask"):
             if name.endswith(suffix) and name[: -len(suffix)] in images:
                 name = name[: -len(suffix)]

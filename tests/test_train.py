@@ -71,6 +71,20 @@ def test_pairing_strips_label_suffixes(tmp_path):
     assert cases[1].label_path.name == "case1_seg.nii.gz"
 
 
+def test_pairing_accepts_nnunet_channel_suffix(tmp_path):
+    """nnU-Net's raw-data layout: ``imagesTr/case_0000.nii.gz`` pairs with ``labelsTr/case.nii.gz``."""
+    images, labels = write_set(tmp_path, count=2)
+    for path in sorted(images.iterdir()):
+        path.rename(path.with_name(path.name.replace(".nii.gz", "_0000.nii.gz")))
+    cases = pair_cases(images, labels)
+    assert [c.case_id for c in cases] == ["case0", "case1"]
+    assert cases[0].image_path.name == "case0_0000.nii.gz" and cases[0].label_path.name == "case0.nii.gz"
+    # a second channel file has no label of its own: named in the error, not silently dropped
+    (images / "case1_0001.nii.gz").write_bytes((images / "case1_0000.nii.gz").read_bytes())
+    with pytest.raises(TrainingError, match="case1_0001.nii.gz: 1 file"):
+        pair_cases(images, labels)
+
+
 def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     from medseg.inference import Segmenter
     from medseg.package import load_package
