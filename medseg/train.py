@@ -635,6 +635,19 @@ def model_card(config: dict) -> str:
     settings = training.get("settings", {})
     split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
     val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
+    if training.get("val_cases"):
+        selection = f"""Best epoch {training.get('best_epoch')} by mean validation Dice (checkpoint selection used the validation
+cases, so the figures below are slightly optimistic for unseen data).
+
+## Validation (whole volumes, same inference code as `medseg infer`)
+| label | mean Dice | median | min |
+|---|---|---|---|
+{rows}
+"""
+    else:
+        selection = f"""No validation cases: the package holds the weights of the last epoch ({training.get('best_epoch')}), and no
+accuracy figures were measured.
+"""
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}
@@ -661,11 +674,4 @@ epochs), DiceCE loss{' with batch Dice' if settings.get('batch_dice') else ''},
 augmentation {json.dumps(settings.get('augment', {}))};
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
 {training.get('device')} ({training.get('torch_threads')} torch threads, torch {training.get('torch')}).
-Best epoch {training.get('best_epoch')} by mean validation Dice (checkpoint selection used the validation
-cases, so the figures below are slightly optimistic for unseen data).
-
-## Validation (whole volumes, same inference code as `medseg infer`)
-| label | mean Dice | median | min |
-|---|---|---|---|
-{rows}
-"""
+{selection}"""

@@ -379,3 +379,24 @@ def test_default_config_declares_the_labels_found(tiny_set):
     validate_config({**package_fields, "weights": {"file": "w.safetensors", "sha256": "0" * 64}}, "default")
     with pytest.raises(TrainingError, match=r"label values \[0, 2\] do not run 0..1"):
         default_config([0, 2])
+
+
+def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys, config_file):
+    from medseg.cli import main
+    from medseg.package import load_package
+
+    torch.set_num_threads(1)
+    images, labels = write_set(tmp_path, count=1)
+    out = tmp_path / "model"
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "-o", str(out)])
+    assert info.value.code == 0
+    captured = capsys.readouterr()
+    assert "training on 1 case(s), validating on 0" in captured.err
+    assert "warning: no validation case" in captured.err
+    assert captured.out.strip() == f"wrote {out} (epoch 2, not validated)"
+    training = load_package(out).config["training"]
+    assert training["val_cases"] == [] and training["best_epoch"] == 2
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "No validation cases: the package holds the weights of the last epoch (2)" in card
+    assert "by mean validation Dice" not in card

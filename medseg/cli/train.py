@@ -63,7 +63,11 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     cases = load_cases(pairs, config)
     silent = quiet()
     if not silent:
-        click.echo(f"training on {len(cases)} cases, device {choice}", err=True)
+        n_train, n_val = len(cases), len(seeded_split(cases, training)[1])
+        click.echo(f"training on {n_train - n_val} case(s), validating on {n_val}, device {choice}", err=True)
+        if not n_val:
+            click.echo("warning: no validation case (fewer than two cases): the last epoch becomes the package, "
+                       "and its validation figures stay empty", err=True)
 
     def report(record: dict) -> None:
         if silent:
@@ -76,5 +80,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
 
     package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device)
     t = package.config["training"]
-    click.echo(f"wrote {output} (best epoch {t['best_epoch']}, val mean Dice {t['val_mean_dice']})")
+    if t.get("val_mean_dice") is None:
+        click.echo(f"wrote {output} (epoch {t['best_epoch']}, not validated)")
+    else:
+        click.echo(f"wrote {output} (best epoch {t['best_epoch']}, val mean Dice {t['val_mean_dice']:.4f})")
     return 0
