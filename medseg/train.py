@@ -635,8 +635,9 @@ def model_card(config: dict) -> str:
     settings = training.get("settings", {})
     split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
     val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
+    best = training.get("best_epoch")
     if training.get("val_cases"):
-        selection = f"""Best epoch {training.get('best_epoch')} by mean validation Dice (checkpoint selection used the validation
+        selection = f"""Best epoch {best} by mean validation Dice (checkpoint selection used the validation
 cases, so the figures below are slightly optimistic for unseen data).
 
 ## Validation (whole volumes, same inference code as `medseg infer`)
@@ -645,7 +646,7 @@ cases, so the figures below are slightly optimistic for unseen data).
 {rows}
 """
     else:
-        selection = f"""No validation cases: the package holds the weights of the last epoch ({training.get('best_epoch')}), and no
+        selection = f"""No validation cases: the package holds the weights of the last epoch ({best}), and no
 accuracy figures were measured.
 """
     return f"""# Model card: {config['name']}
