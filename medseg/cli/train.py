@@ -54,7 +54,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     if fold is not None:
         training["fold"] = fold
     config["training"] = training
-    seeded_split(pairs, training)  # a bad split setting fails before the cases are read
+    n_val = len(seeded_split(pairs, training)[1])  # a bad split setting fails before the cases are read
     choice = resolve_device(device)
     if threads is not None:
         import torch
@@ -63,8 +63,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     cases = load_cases(pairs, config)
     silent = quiet()
     if not silent:
-        n_train, n_val = len(cases), len(seeded_split(cases, training)[1])
-        click.echo(f"training on {n_train - n_val} case(s), validating on {n_val}, device {choice}", err=True)
+        click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}", err=True)
         if not n_val:
             click.echo("warning: no validation case (fewer than two cases): the last epoch becomes the package, "
                        "and its validation figures stay empty", err=True)
