@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
+import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +28,10 @@ import numpy as np
 import torch
 
 from medseg.augment import SliceAugment
-from medseg.errors import TrainingError
+from medseg.errors import OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.io.atomic import atomic_paths
-from medseg.package import ModelPackage, save_package, validate_config
+from medseg.package import CONFIG_NAME, ModelPackage, save_package, validate_config
 from medseg.volume import stem
 
 __all__ = [
@@ -42,6 +45,10 @@ __all__ = [
     "default_config",
     "label_values",
     "read_config",
+    "check_config",
+    "check_output_folder",
+    "check_resume",
+    "checkpoint_epoch",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,17 +92,18 @@ def default_training() -> dict:
     return copy.deepcopy(DEFAULT_TRAINING)
 
 
-def default_config(values: list[int], name: str = "model") -> dict:
+def default_config(values: list[int], name: str = "model", where: str = "labels") -> dict:
     """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``).
 
     Labels must run 0..N (the package format's rule); the training section holds :data:`DEFAULT_TRAINING`.
+    ``where`` (the labels folder) starts the error message.
     """
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
     values = sorted(set(int(v) for v in values) | {0})
     if values != list(range(len(values))):
         raise TrainingError(
-            f"label values {values} do not run 0..{len(values) - 1}; give a config (--config) whose labels "
-            "declare them"
+            f"{where}: label values {values} do not run 0..{len(values) - 1}; give a config (--config) whose "
+            "labels declare them"
         )
     return {
         "format": "medseg-model/1",
@@ -165,12 +173,20 @@ _IMAGE_SUFFIXES = (".nii.gz", ".nii")
 def _image_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such folder")
-    files = {}
+    files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or not path.name.endswith(_IMAGE_SUFFIXES):
             continue
-        files[stem(path)] = path
+        _add_case(files, stem(path), path)
     return files
+
+
+def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
+    """Add ``path`` as case ``name``; two files for one case are an error, never a silent pick."""
+    if name in files:
+        raise TrainingError(f"{path}: case {name!r} has two files ({files[name].name} and {path.name}); "
+                            "keep one of them")
+    files[name] = path
 
 
 def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False) -> list[TrainCase]:
@@ -180,18 +196,18 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     """
     label_files = _image_files(Path(labels_dir))
-    images = {}
+    images: dict[str, Path] = {}
     for name, path in _image_files(Path(images_dir)).items():
         if name.endswith("_0000") and name[:-5] in label_files and name not in label_files:
             name = name[:-5]
-        images[name] = path
-    labels = {}
+        _add_case(images, name, path)
+    labels: dict[str, Path] = {}
     for name, path in label_files.items():
         for suffix in ("_label", "_labels", "_seg", "_mask"):
             if name.endswith(suffix) and name[: -len(suffix)] in images:
                 name = name[: -len(suffix)]
                 break
-        labels[name] = path
+        _add_case(labels, name, path)
     paired = sorted(set(images) & set(labels))
     if not paired:
         raise TrainingError(
@@ -279,30 +295,52 @@ def seeded_split(cases: list[TrainCase], training: dict) -> tuple[list[TrainCase
     return train_, val, described + (f", fold {fold}" if fold else "")
 
 
-_SCHEDULES = ("cosine", "poly", "constant")
+@functools.cache
+def _training_schema() -> dict:
+    from importlib import resources
+
+    return json.loads((resources.files("medseg") / "schemas" / "training.schema.json").read_text())
 
 
-def check_settings(settings: dict) -> None:
-    """Refuse training settings that would fail or mislead only later in a run."""
-    if settings.get("schedule", "cosine") not in _SCHEDULES:
-        raise TrainingError(f"unknown learning-rate schedule {settings['schedule']!r} (cosine, poly or constant)")
-    for key in ("epochs", "steps_per_epoch", "batch_size", "val_every"):
-        if int(settings[key]) < 1:
-            raise TrainingError(f"training.{key} must be at least 1, got {settings[key]}")
-    if not 0.0 <= float(settings["val_fraction"]) < 1.0:
-        raise TrainingError(f"training.val_fraction must be in [0, 1), got {settings['val_fraction']}")
-    if settings.get("precision", "fp32") not in ("fp32", "bf16"):
-        raise TrainingError(f"training.precision must be fp32 or bf16, got {settings['precision']!r}")
-    if settings.get("ema_decay") is not None and not 0.0 < float(settings["ema_decay"]) < 1.0:
-        raise TrainingError(f"training.ema_decay must be in (0, 1), got {settings['ema_decay']}")
-    if not 0.0 <= float(settings["foreground_fraction"]) <= 1.0:
-        raise TrainingError(f"training.foreground_fraction must be in [0, 1], got {settings['foreground_fraction']}")
+def check_config(config: dict, where: str = "training config") -> dict:
+    """Check a training config before any case is read; return its merged training settings.
+
+    The package fields go through the package schema, the ``training`` section through
+    ``schemas/training.schema.json`` (types, ranges, no unknown keys, so a misspelt setting is not silently
+    ignored). Every problem is a :class:`TrainingError` starting with ``where`` (the config file).
+    """
+    import jsonschema
+
+    from medseg.errors import ModelPackageError
+
+    if not isinstance(config, dict):
+        raise TrainingError(f"{where}: expected a mapping at the top level")
+    package_config = {k: v for k, v in config.items() if k != "training"}
+    package_config.setdefault("format", "medseg-model/1")
+    package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
+    try:
+        validate_config(package_config, where)
+    except ModelPackageError as error:
+        raise TrainingError(str(error)) from error
+    training = config.get("training", {})
+    errors = sorted(jsonschema.Draft202012Validator(_training_schema()).iter_errors(training),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        at = ".".join(["training", *(str(p) for p in first.absolute_path)])
+        message = first.message
+        if first.validator == "additionalProperties":
+            message = message.replace("Additional properties are not allowed", "unknown setting(s)")
+        raise TrainingError(f"{where}: {at}: {message}")
+    settings = {**default_training(), **training}
+    settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
+    return settings
 
 
 def _training_autocast(precision: str, device: str) -> Callable:
     """A context factory for the forward pass: bf16 autocast (weights and loss stay float32) or nothing.
 
-    ``precision`` was checked by :func:`check_settings`.
+    ``precision`` was checked by :func:`check_config`.
     """
     if precision == "bf16":
         return lambda: torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
@@ -358,6 +396,61 @@ class _SliceSampler:
         return picks
 
 
+def checkpoint_epoch(out_dir: Path | str) -> int | None:
+    """The last finished epoch of the checkpoint in ``out_dir``, or None when there is none (or it is unreadable)."""
+    meta = _checkpoint_paths(Path(out_dir))[1]
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse an output folder before any case is read: one that holds a package or an unfinished run that would be
+    replaced without ``overwrite`` (or ``resume``), one that holds other files, or one that cannot be written.
+
+    Creates nothing: a folder made to test writing is removed again.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"{out_dir}: exists and is not a folder")
+    if resume and checkpoint_epoch(out_dir) is None:
+        raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json)")
+    if out_dir.is_dir():
+        entries = sorted(p.name for p in out_dir.iterdir())
+        epoch = checkpoint_epoch(out_dir)
+        package = CONFIG_NAME in entries
+        if not (package or resume or overwrite) and epoch is not None:
+            raise OutputExistsError(f"{out_dir}: holds an unfinished training run (checkpoint after epoch {epoch}); "
+                                    "pass --resume to continue it or --overwrite to start again")
+        if package and not (overwrite or resume):
+            raise OutputExistsError(f"{out_dir}: holds a model package already; pass --overwrite or --resume")
+        if entries and not package and entries != [CHECKPOINT_DIR]:
+            shown = ", ".join(entries[:3]) + (" …" if len(entries) > 3 else "")
+            raise TrainingError(f"{out_dir}: is not empty and holds no model package ({shown}); give a new or empty "
+                                "folder")
+    missing, existing = [], out_dir
+    while not existing.exists():
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TrainingError(f"{out_dir}: cannot create the output folder ({existing} is not a folder)")
+    created = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        handle, probe = tempfile.mkstemp(dir=out_dir, prefix=".medseg-write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise TrainingError(f"{out_dir}: cannot write the output folder here ({error.strerror or error})") from error
+    finally:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
     folder = out_dir / CHECKPOINT_DIR
     return folder / "last.safetensors", folder / "last.json"
@@ -387,9 +480,14 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
     from safetensors.torch import load_file
 
     weights, meta = _checkpoint_paths(out_dir)
-    tensors = load_file(str(weights))
-    state = json.loads(meta.read_text())
-    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        tensors = load_file(str(weights))
+        state = json.loads(meta.read_text())
+        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except (OSError, ValueError, RuntimeError) as error:  # missing, corrupt, or another architecture's weights
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
+                            "--overwrite") from error
     if ema is not None:
         ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
         ema.load_state_dict(ema_state or net.state_dict())
@@ -423,14 +521,11 @@ def train(
     from medseg.network import UNet2D, UNetConfig
 
     out_dir = Path(out_dir)
-    settings = {**default_training(), **config.get("training", {})}
-    settings["augment"] = {**DEFAULT_TRAINING["augment"], **settings.get("augment", {})}
-    check_settings(settings)
+    settings = check_config(config)
     seed = int(settings["seed"])
     package_config = {k: v for k, v in config.items() if k != "training"}
     package_config.setdefault("format", "medseg-model/1")
     package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
-    validate_config(package_config, "training config")
     if val_cases is None:
         train_cases, val_cases, val_split = seeded_split(cases, settings)
     else:
@@ -466,15 +561,14 @@ def train(
                           batch_size=int(settings["batch_size"]), net=shipped)
 
     val_ids = [c.case_id for c in val_cases]
-    state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids}
+    started_with = _resume_key(package_config, settings)
+    state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
+             "config": started_with}
     best_state = None
     if resume:
-        if not _checkpoint_paths(out_dir)[1].is_file():
-            raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
+        check_resume(out_dir, config, val_ids, val_split)
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
-        if state.get("val_cases", val_ids) != val_ids:
-            raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases ({val_split} now); "
-                                "resume with the split settings it was started with")
+        state["config"] = started_with
         if ema is not None:
             ema.updates = state["epoch"] * int(settings["steps_per_epoch"])
         log.info("resuming after epoch %d", state["epoch"])
@@ -495,12 +589,14 @@ def train(
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses))}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
             scores = _validation_scores(validator, val_cases, labels)
-            per_label = {k: (float(np.mean(v)) if v else float("nan")) for k, v in scores.items()}
+            # a label that no validation case holds (nor predicts) has no Dice: None, not NaN (valid JSON)
+            per_label = {k: (float(np.mean(v)) if v else None) for k, v in scores.items()}
+            scored = [v for v in per_label.values() if v is not None]
             record["val_dice"] = {str(k): v for k, v in per_label.items()}
             record["val_dice_median"] = {str(k): (float(np.median(v)) if v else None) for k, v in scores.items()}
             record["val_dice_min"] = {str(k): (float(np.min(v)) if v else None) for k, v in scores.items()}
-            record["val_mean_dice"] = float(np.nanmean(list(per_label.values())))
-            if record["val_mean_dice"] > state["best_dice"]:
+            record["val_mean_dice"] = float(np.mean(scored)) if scored else None
+            if record["val_mean_dice"] is not None and record["val_mean_dice"] > state["best_dice"]:
                 state["best_dice"] = record["val_mean_dice"]
                 state["best_epoch"] = epoch + 1
                 best_state = {k: v.detach().cpu().clone() for k, v in shipped.state_dict().items()}
@@ -511,12 +607,18 @@ def train(
         record["cpu_seconds"] = time.process_time() - cpu_clock
         state["history"].append(record)
         state["epoch"] = epoch + 1
-        _save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
+        try:
+            _save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
+        except OSError as error:
+            raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: cannot write the checkpoint "
+                                f"({error.strerror or error})") from error
         if on_epoch is not None:
             on_epoch(record)
 
     net = shipped
-    if best_state is not None:
+    if best_state is None:  # validated, but no label could be scored in any case: ship the last epoch
+        state["best_epoch"] = state["epoch"]
+    else:
         net.load_state_dict(best_state)
     net.eval()
     best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), state["history"][-1])
@@ -540,7 +642,57 @@ def train(
     }
     package_config.pop("weights")
     card = model_card(package_config)
-    return save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
+    try:
+        return save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
+    except OSError as error:
+        raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
+
+
+def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_split: str = "") -> None:
+    """Refuse to resume the checkpoint in ``out_dir`` with other validation cases or other settings than it was
+    started with (only the epoch count may change); call before reading the cases to fail early."""
+    out_dir = Path(out_dir)
+    settings = check_config(config)
+    package_config = {k: v for k, v in config.items() if k != "training"}
+    package_config.setdefault("format", "medseg-model/1")
+    meta = _checkpoint_paths(out_dir)[1]
+    if not meta.is_file():
+        raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
+    try:
+        recorded = json.loads(meta.read_text())
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
+    if recorded.get("val_cases", val_ids) != val_ids:
+        raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
+                            f"({val_split or 'another split'} now); resume with the split settings it was started with")
+    started_with = _resume_key(package_config, settings)
+    changed = _differences(recorded.get("config", started_with), started_with)
+    if changed:
+        shown = ", ".join(changed[:6]) + (" …" if len(changed) > 6 else "")
+        raise TrainingError(f"{out_dir}: the checkpoint was started with other settings ({shown}); resume with the "
+                            "config it was started with (only the epoch count may change), or start again with "
+                            "--overwrite")
+
+
+def _resume_key(package_config: dict, settings: dict) -> dict:
+    """What a resumed run must share with the run it continues: everything but the epoch count and data notes."""
+    key = {k: v for k, v in package_config.items() if k not in ("weights", "description", "version")}
+    key["training"] = {k: v for k, v in settings.items() if k not in ("epochs", "data")}
+    return json.loads(json.dumps(key))
+
+
+def _differences(before, after, at: str = "") -> list[str]:
+    """Dotted paths where two JSON-like values differ."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found = []
+        for key in sorted(set(before) | set(after), key=str):
+            path = f"{at}.{key}" if at else str(key)
+            if key not in before or key not in after:
+                found.append(path)
+            else:
+                found += _differences(before[key], after[key], path)
+        return found
+    return [] if before == after else [at or "(top level)"]
 
 
 class _EMA:

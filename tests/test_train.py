@@ -194,7 +194,7 @@ def test_resume_refuses_another_validation_split(tiny_set, tmp_path):
     run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
     with pytest.raises(TrainingError, match="checkpoint was validated on other cases .*fold 1 now"):
         run(tiny_training_config(epochs=2, fold=1), *tiny_set, tmp_path / "model", resume=True)
-    with pytest.raises(TrainingError, match="training.fold must be a whole number, got 1.5"):
+    with pytest.raises(TrainingError, match="training config: training.fold: 1.5 is not of type 'integer'"):
         run(tiny_training_config(fold=1.5), *tiny_set, tmp_path / "other")
     assert not (tmp_path / "other").exists()
     package = run(tiny_training_config(epochs=2), *tiny_set, tmp_path / "model", resume=True)  # same split: fine
@@ -202,7 +202,7 @@ def test_resume_refuses_another_validation_split(tiny_set, tmp_path):
 
 
 def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
-    with pytest.raises(TrainingError, match="training.precision must be fp32 or bf16"):
+    with pytest.raises(TrainingError, match=r"training.precision: 'fp16' is not one of \['fp32', 'bf16'\]"):
         run(tiny_training_config(precision="fp16"), *tiny_set, tmp_path / "model")
     assert not (tmp_path / "model").exists()
 
@@ -268,7 +268,7 @@ def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
 
 
 def test_bad_ema_decay_is_a_training_error(tiny_set, tmp_path):
-    with pytest.raises(TrainingError, match=r"training.ema_decay must be in \(0, 1\)"):
+    with pytest.raises(TrainingError, match="training.ema_decay: 1.0 is greater than or equal to the maximum of 1"):
         run(tiny_training_config(ema_decay=1.0), *tiny_set, tmp_path / "model")
 
 
@@ -362,7 +362,7 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(tiny_set, tmp_path, capsys,
 
 
 def test_unknown_schedule_is_a_training_error(tiny_set, tmp_path):
-    with pytest.raises(TrainingError, match="unknown learning-rate schedule 'exp'"):
+    with pytest.raises(TrainingError, match=r"training.schedule: 'exp' is not one of \['cosine', 'poly', 'constant'\]"):
         run(tiny_training_config(schedule="exp"), *tiny_set, tmp_path / "model")
 
 
@@ -400,3 +400,138 @@ def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys,
     card = (out / "MODEL_CARD.md").read_text()
     assert "No validation cases: the package holds the weights of the last epoch (2)" in card
     assert "by mean validation Dice" not in card
+
+
+def _train_cli(images: Path, labels: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--images", str(images), "--labels", str(labels), "-o", str(out), "--threads", "1", *extra]
+
+
+def _exit_code(args: list[str]) -> int:
+    from medseg.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    return info.value.code
+
+
+BAD_CONFIGS = {
+    "misspelt setting": (lambda c: c["training"].update(epoch=2),
+                         "training: unknown setting(s) ('epoch' was unexpected)"),
+    "misspelt augment": (lambda c: c["training"]["augment"].update(rotate_degg=90),
+                         "training.augment: unknown setting(s) ('rotate_degg' was unexpected)"),
+    "text for a number": (lambda c: c["training"].update(epochs="two"),
+                          "training.epochs: 'two' is not of type 'integer'"),
+    "fractional count": (lambda c: c["training"].update(epochs=2.7), "training.epochs: 2.7 is not of type 'integer'"),
+    "gamma not a range": (lambda c: c["training"]["augment"].update(gamma=1.2),
+                          "training.augment.gamma: 1.2 is not of type 'array', 'null'"),
+    "short patch": (lambda c: c["training"].update(patch_size=[32]), "training.patch_size: [32] is too short"),
+    "negative seed": (lambda c: c["training"].update(seed=-1), "training.seed: -1 is less than the minimum of 0"),
+    "training not a mapping": (lambda c: c.update(training=[1, 2]), "training: [1, 2] is not of type 'object'"),
+    "no preprocessing": (lambda c: c.pop("preprocessing"), "'preprocessing' is a required property"),
+    "label key": (lambda c: c["labels"].update(one="x"), "invalid model config at labels"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CONFIGS))
+def test_cli_bad_config_fails_before_any_volume_is_read(tmp_path, capsys, kind):
+    change, expected = BAD_CONFIGS[kind]
+    config = tiny_training_config()
+    change(config)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for folder in (images, labels):  # unreadable volumes: reading them first would fail on them instead
+        folder.mkdir()
+        (folder / "a.nii.gz").write_bytes(b"not a volume")
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "-c", str(path))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"medseg: error: {path}: ") and expected in err[0], err
+    assert not out.exists()
+
+
+def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, capsys, config_file):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    assert _exit_code(_train_cli(*tiny_set, busy, "-c", str(config_file), "--overwrite")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"medseg: error: {busy}: is not empty and holds no model package (notes.txt); give a new or "
+                   "empty folder")
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert _exit_code(_train_cli(*tiny_set, blocker / "model", "-c", str(config_file))) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"medseg: error: {blocker / 'model'}: cannot create the output folder ({blocker} is not a folder)"
+
+    fresh = tmp_path / "new" / "deeper" / "model"
+    assert _exit_code(_train_cli(*tiny_set, fresh, "-c", str(config_file), "--resume")) == 1
+    assert "nothing to resume" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the write test leaves no folder behind
+
+
+def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tiny_set, tmp_path, capsys,
+                                                                             config_file, monkeypatch):
+    import medseg.train as training
+
+    torch.set_num_threads(1)
+    real_epoch, calls = training._train_epoch, []
+
+    def interrupted_in_second_epoch(*args, **kwargs):  # Ctrl-C during epoch 2
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file))
+    monkeypatch.setattr(training, "_train_epoch", interrupted_in_second_epoch)
+    assert _exit_code(args) == 130
+    err = capsys.readouterr().err
+    assert f"{out}: checkpoint after epoch 1 kept; run the same command with --resume to continue" in err
+    assert not (out / "model.json").exists()
+    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+
+    assert _exit_code(args) == 1  # a plain rerun would start over silently: it is told about the checkpoint
+    assert (f"{out}: holds an unfinished training run (checkpoint after epoch 1); pass --resume to continue it or "
+            "--overwrite to start again") in capsys.readouterr().err
+
+    for change, named in ((lambda c: c["architecture"].update(base_width=8), "architecture.base_width"),
+                          (lambda c: c["training"].update(learning_rate=0.5), "training.learning_rate")):
+        config = tiny_training_config()
+        change(config)
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps(config))
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(other), "--resume")) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"the checkpoint was started with other settings ({named})" in err[0]
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume", "--seed", "9")) == 1
+    assert "other settings (training.seed)" in capsys.readouterr().err
+
+    assert _exit_code(args + ["--resume"]) == 0
+    assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 2
+
+
+def test_two_files_for_one_case_are_an_error(tmp_path):
+    images, labels = write_set(tmp_path, count=2)
+    (labels / "case1_seg.nii.gz").write_bytes((labels / "case1.nii.gz").read_bytes())
+    with pytest.raises(TrainingError, match=r"case1_seg.nii.gz: case 'case1' has two files \(case1.nii.gz and "
+                                            r"case1_seg.nii.gz\); keep one of them"):
+        pair_cases(images, labels)
+    (labels / "case1_seg.nii.gz").unlink()
+    nib.save(nib.load(images / "case0.nii.gz"), images / "case0.nii")
+    with pytest.raises(TrainingError, match=r"case0.nii.gz: case 'case0' has two files \(case0.nii and "):
+        pair_cases(images, labels)
+
+
+def test_package_files_are_readable_like_any_other_output(tiny_set, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
+    for name in ("weights.safetensors", "model.json", "MODEL_CARD.md"):  # safetensors alone would write 0600
+        assert stat.S_IMODE((tmp_path / "model" / name).stat().st_mode) == 0o666 & ~mask, name

@@ -34,27 +34,35 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     """
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
-    from medseg.errors import OutputExistsError
-    from medseg.package import CONFIG_NAME
-    from medseg.train import default_config, label_values, load_cases, pair_cases, read_config, seeded_split
+    from medseg.train import (
+        check_config,
+        check_output_folder,
+        check_resume,
+        checkpoint_epoch,
+        default_config,
+        label_values,
+        load_cases,
+        pair_cases,
+        read_config,
+        seeded_split,
+    )
     from medseg.train import train as run_training
 
-    if (output / CONFIG_NAME).exists() and not (overwrite or resume):
-        raise OutputExistsError(f"{output}: holds a model package already; pass --overwrite or --resume")
-    pairs = pair_cases(images, labels)
+    # everything that can be checked without reading a volume fails first: output folder, config, pairing
+    check_output_folder(output, overwrite=overwrite, resume=resume)
+    overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("fold", fold)) if v is not None}
     if config_path is not None:
-        config = read_config(config_path)
-    else:
-        config = default_config(label_values(pairs), name=output.name or "model")
-    training = dict(config.get("training", {}))
-    if epochs is not None:
-        training["epochs"] = epochs
-    if seed is not None:
-        training["seed"] = seed
-    if fold is not None:
-        training["fold"] = fold
-    config["training"] = training
-    n_val = len(seeded_split(pairs, training)[1])  # a bad split setting fails before the cases are read
+        config = with_overrides(read_config(config_path), overrides)
+        check_config(config, str(config_path))
+    pairs = pair_cases(images, labels)
+    if config_path is None:
+        config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels)),
+                                overrides)
+        check_config(config, "default config")
+    _, val, described = seeded_split(pairs, config["training"])  # a bad split setting fails before reading
+    n_val = len(val)
+    if resume:
+        check_resume(output, config, [case.case_id for case in val], described)
     choice = resolve_device(device)
     if threads is not None:
         import torch
@@ -73,14 +81,33 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
             return
         line = f"epoch {record['epoch']:3d}  lr {record['lr']:.2e}  loss {record['loss']:.4f}"
         if "val_dice" in record:
-            dice = "  ".join(f"{k}:{v:.4f}" for k, v in record["val_dice"].items())
-            line += f"  val mean Dice {record['val_mean_dice']:.4f}  ({dice})"
+            dice = "  ".join(f"{k}:{dice_text(v)}" for k, v in record["val_dice"].items())
+            line += f"  val mean Dice {dice_text(record['val_mean_dice'])}  ({dice})"
         click.echo(line + f"  {record['seconds']:.0f}s", err=True)
 
-    package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device)
+    try:
+        package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device)
+    except KeyboardInterrupt:
+        done = checkpoint_epoch(output)
+        if done is not None:
+            click.echo(f"{output}: checkpoint after epoch {done} kept; run the same command with --resume to "
+                       "continue", err=True)
+        raise
     t = package.config["training"]
     if t.get("val_mean_dice") is None:
         click.echo(f"wrote {output} (epoch {t['best_epoch']}, not validated)")
     else:
         click.echo(f"wrote {output} (best epoch {t['best_epoch']}, val mean Dice {t['val_mean_dice']:.4f})")
     return 0
+
+
+def with_overrides(config: dict, overrides: dict) -> dict:
+    """``config`` with command-line overrides of its ``training`` section."""
+    training = config.get("training", {})
+    if not isinstance(training, dict):
+        return config  # check_config names the problem
+    return {**config, "training": {**training, **overrides}}
+
+
+def dice_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import uuid
@@ -45,11 +46,21 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iter
     try:
         yield temps
         for temp, target in zip(temps, targets):
+            # some writers (safetensors) create private 0600 files: give every output the usual umask mode
+            os.chmod(temp, _file_mode())
             os.replace(temp, target)
     finally:
         for temp in temps:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+@functools.cache
+def _file_mode() -> int:
+    """The mode a plain ``open()`` gives a new file under this process's umask (read once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def sha256_of(path: Path | str) -> str:
