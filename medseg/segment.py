@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import InputError
+from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_writable
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
@@ -104,6 +105,7 @@ def segment_case(
     transforms = build_transforms(segmenter.package.preprocessing)
     data = to_model_space(volume, transforms)
     timings["preprocess_s"] = time.perf_counter() - clock
+    input_check = _input_check(data["image"], segmenter.package, input_path)
 
     clock = time.perf_counter()
     tiles_before = segmenter.window_net.tiles
@@ -119,6 +121,8 @@ def segment_case(
 
     record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before)
     record["case_id"] = case_id or volume.name
+    if input_check is not None:
+        record["input_check"] = input_check
     metrics = None
     if ref_volume is not None:
         from medseg.metrics import evaluate_volumes
@@ -149,6 +153,18 @@ def segment_case(
     log.info("%s: wrote %s", volume.source, seg_path)
     written_metrics = metrics_path if metrics is not None else None
     return CaseOutputs(seg_path, sidecar_path, written_metrics, record | {"metrics": metrics})
+
+
+def _input_check(image, package, input_path) -> dict | None:
+    """The input's field of view against the package's training volumes; a warning (before inference) when far off."""
+    trained = package.config.get("input_extent_mm")
+    if not trained:
+        return None
+    check = check_extent(model_space_extent(image), trained)
+    if not check["within_training_range"]:
+        log.warning("%s: field of view unlike the volumes model %s was trained on: %s; the result is not covered by "
+                    "its validation figures", input_path, package.name, "; ".join(check["outside"]))
+    return check
 
 
 def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timings: dict, tiles: int) -> dict:

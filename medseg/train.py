@@ -30,6 +30,7 @@ import torch
 from medseg.augment import SliceAugment
 from medseg.errors import OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
+from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
 from medseg.package import CONFIG_NAME, ModelPackage, save_package, validate_config
 from medseg.volume import stem
@@ -161,6 +162,7 @@ class TrainCase:
     label_path: Path
     image: torch.Tensor | None = None  # (C, X, Y, Z) model space
     label: torch.Tensor | None = None  # (X, Y, Z) uint8, model space
+    extent_mm: list[float] | None = None  # field of view per model-space axis (for the package's input range)
 
     def view(self, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Image ``(C, A, B, S)`` and label ``(A, B, S)`` turned so that model-space ``axis`` is last."""
@@ -254,6 +256,7 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
             "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
             "label": MetaTensor(torch.from_numpy(label.array), affine=affine.clone()),
         })
+        case.extent_mm = model_space_extent(data["image"])
         case.image = data["image"].as_tensor().float().contiguous()
         case.label = data["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
     return cases
@@ -622,6 +625,9 @@ def train(
         net.load_state_dict(best_state)
     net.eval()
     best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), state["history"][-1])
+    extents = [c.extent_mm for c in [*train_cases, *val_cases] if c.extent_mm is not None]
+    if extents:  # what inputs the model has seen; `medseg infer` flags inputs far outside it
+        package_config["input_extent_mm"] = extent_range(extents)
     package_config["training"] = {
         "settings": settings,
         "train_cases": len(train_cases),
@@ -676,7 +682,8 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
 
 def _resume_key(package_config: dict, settings: dict) -> dict:
     """What a resumed run must share with the run it continues: everything but the epoch count and data notes."""
-    key = {k: v for k, v in package_config.items() if k not in ("weights", "description", "version")}
+    key = {k: v for k, v in package_config.items()
+           if k not in ("weights", "description", "version", "input_extent_mm")}
     key["training"] = {k: v for k, v in settings.items() if k not in ("epochs", "data")}
     return json.loads(json.dumps(key))
 
@@ -768,6 +775,14 @@ def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     return scores
 
 
+def _extent_line(extent: dict | None) -> str:
+    if not extent:
+        return ""
+    sizes = " × ".join(f"{low:g}–{high:g}" for low, high in zip(extent["min"], extent["max"]))
+    return (f"\n- Inputs: trained on fields of view of {sizes} mm (model-space axes, {extent.get('cases', '?')} "
+            "cases);\n  `medseg infer` flags inputs outside half the smallest to twice the largest (`unlike_training`)")
+
+
 def model_card(config: dict) -> str:
     """A short markdown model card from a trained package config."""
     training = config.get("training", {})
@@ -809,7 +824,7 @@ accuracy figures were measured.
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
 - Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices
   {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
-- Preprocessing: {json.dumps(config['preprocessing'])}
+- Preprocessing: {json.dumps(config['preprocessing'])}{_extent_line(config.get('input_extent_mm'))}
 
 ## Data
 {data.get('description', 'not stated')}

@@ -160,3 +160,26 @@ def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):
     metrics = json.loads((tmp_path / "p_metrics.json").read_text())
     dice = {v["name"]: v["dice"] for v in metrics["labels"].values()}
     assert min(dice.values()) >= 0.9, dice
+
+
+def test_input_unlike_the_training_volumes_is_segmented_but_flagged(tmp_path, capsys, caplog):
+    """The shipped hippocampus package records its training crops' field of view (31–43 × 40–59 × 24–47 mm)."""
+    rng = np.random.default_rng(0)
+    like = tmp_path / "crop.nii.gz"  # an MSD-sized crop, 1 mm
+    nib.save(nib.Nifti1Image(rng.normal(size=(36, 50, 36)).astype(np.float32), np.eye(4)), str(like))
+    wide = tmp_path / "wide.nii.gz"  # 100 mm left-right: more than twice the largest training crop
+    nib.save(nib.Nifti1Image(rng.normal(size=(100, 50, 36)).astype(np.float32), np.eye(4)), str(wide))
+    code, _, err = run(["infer", str(like), str(wide), "--model", "hippocampus", "-o", str(tmp_path / "out"),
+                        "--device", "cpu"], capsys)
+    assert code == 0, err
+    crop = json.loads((tmp_path / "out" / "crop_seg.json").read_text())["input_check"]
+    assert crop == {"extent_mm": [36.0, 50.0, 36.0], "trained_extent_mm": {"min": [31.0, 40.0, 24.0],
+                                                                           "max": [43.0, 59.0, 47.0]},
+                    "tolerance": 2.0, "within_training_range": True, "outside": []}
+    check = json.loads((tmp_path / "out" / "wide_seg.json").read_text())["input_check"]
+    assert check["within_training_range"] is False and check["outside"] == ["x 100 mm against 31–43 mm trained"]
+    assert (tmp_path / "out" / "wide_seg.nii.gz").is_file()  # still segmented: a warning, not a refusal
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"{wide}: field of view unlike the volumes model hippocampus was trained on: x 100 mm against" in w
+               for w in warnings), warnings
+    assert not any("crop.nii.gz" in w for w in warnings)

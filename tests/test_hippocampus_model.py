@@ -44,3 +44,12 @@ def test_infer_with_hippocampus_model_on_a_validation_case(shared_data, tmp_path
     np.testing.assert_allclose(seg.affine, source.affine, atol=1e-6)
     metrics = json.loads((tmp_path / f"{case}_metrics.json").read_text())
     assert metrics["labels"]["1"]["dice"] > 0.75 and metrics["labels"]["2"]["dice"] > 0.75
+
+
+def test_shipped_card_is_what_the_trainer_writes_for_its_config():
+    from medseg.package import load_package
+    from medseg.train import model_card
+
+    package = load_package("hippocampus")
+    assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)
+    assert package.config["input_extent_mm"] == {"min": [31.0, 40.0, 24.0], "max": [43.0, 59.0, 47.0], "cases": 200}

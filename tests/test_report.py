@@ -427,3 +427,18 @@ def test_false_positive_and_duplicate_id_flags(tmp_path):
         assert flag_set(row) == {"false_positive(box)", "duplicate_id"}
         assert row["box_status"] == "false_positive" and float(row["box_dice"]) == 0.0
         assert row["ball_dice"] == "1"
+
+
+def test_input_unlike_the_training_volumes_is_flagged(tmp_path):
+    folder = write_case(tmp_path, "wide", 3, "exact")
+    sidecar_path = folder / "wide_seg.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["input_check"] = {"extent_mm": [100.0, 50.0, 36.0], "within_training_range": False,
+                              "outside": ["x 100 mm against 31–43 mm trained"]}
+    sidecar_path.write_text(json.dumps(sidecar))
+    write_case(tmp_path, "fine", 4, "exact")
+    outputs = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert flag_set(rows["wide"]) == {"unlike_training"} and flag_set(rows["fine"]) == set()
+    html = outputs.html.read_text()
+    assert "field of view unlike the model&#x27;s training volumes: x 100 mm against 31–43 mm trained" in html

@@ -535,3 +535,22 @@ def test_package_files_are_readable_like_any_other_output(tiny_set, tmp_path):
     run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
     for name in ("weights.safetensors", "model.json", "MODEL_CARD.md"):  # safetensors alone would write 0600
         assert stat.S_IMODE((tmp_path / "model" / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_package_records_the_field_of_view_it_was_trained_on(tiny_set, tmp_path):
+    from medseg.package import load_package
+
+    run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
+    extents = []
+    for path in sorted(tiny_set[0].iterdir()):  # axis-aligned, no resampling: RAS orientation permutes the axes
+        image = nib.load(path)
+        extent = np.zeros(3)
+        for axis in range(3):
+            column = image.affine[:3, axis]
+            extent[np.argmax(np.abs(column))] = np.linalg.norm(column) * image.shape[axis]
+        extents.append(extent)
+    recorded = load_package(tmp_path / "model").config["input_extent_mm"]
+    assert recorded["cases"] == 6
+    np.testing.assert_allclose(recorded["min"], np.min(extents, 0), atol=0.01)
+    np.testing.assert_allclose(recorded["max"], np.max(extents, 0), atol=0.01)
+    assert "- Inputs: trained on fields of view of" in (tmp_path / "model" / "MODEL_CARD.md").read_text()

@@ -52,6 +52,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, or the "
                     "case failed because two grids differ",
         "duplicate_id": "the same case id appears in more than one folder",
+        "unlike_training": "the input's field of view (mm per model-space axis) lies outside half the smallest to "
+                           "twice the largest of the volumes the model was trained on (as its package records); the "
+                           "model's validation figures do not speak for such an input",
     }
 
 
@@ -94,6 +97,10 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
         return out
     if check.geometry:
         out.append(Flag("geometry", "; ".join(check.geometry)))
+    input_check = (case.sidecar or {}).get("input_check") or {}
+    if input_check.get("within_training_range") is False:
+        out.append(Flag("unlike_training", "field of view unlike the model's training volumes: "
+                                           + "; ".join(str(v) for v in input_check.get("outside", []))))
     for label in case.labels():
         if label.status == "empty_prediction" or (label.status == "no_reference" and label.pred_volume_ml == 0):
             where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""

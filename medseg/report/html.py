@@ -19,6 +19,7 @@ __all__ = ["ReportContent", "render_page"]
 FLAG_COLOURS = {
     "failed": "#8e0000", "empty_prediction": "#d70015", "false_positive": "#d70015", "low_dice": "#c35a00",
     "volume_outlier": "#7d3cb5", "touches_border": "#a36b00", "geometry": "#1f3a93", "duplicate_id": "#555555",
+    "unlike_training": "#7a4b00",
 }
 STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
              ("pred_volume_ml", "predicted volume (ml)", 3), ("ref_volume_ml", "reference volume (ml)", 3),
