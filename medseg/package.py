@@ -41,7 +41,9 @@ def validate_config(config: dict, where: str) -> None:
     """Check a model config against the schema and its internal consistency."""
     import jsonschema
 
-    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(config), key=lambda e: e.path)
+    # a misspelt key is usually the cause of a "required" error beside it: name it first
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(config),
+                    key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))
     if errors:
         first = errors[0]
         at = "/".join(str(p) for p in first.absolute_path) or "(top level)"

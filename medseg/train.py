@@ -129,9 +129,17 @@ def label_values(cases: list[TrainCase]) -> list[int]:
     for case in cases:
         values = np.unique(read_nifti(case.label_path, hash_input=False).array)
         if not np.all(values == np.round(values)) or values.min() < 0:
-            raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers")
+            raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
+                                f"{_odd_values(values, negative=True)}")
         found.update(int(v) for v in values)
     return sorted(found)
+
+
+def _odd_values(values: np.ndarray, negative: bool = False) -> str:
+    """The first few label values that are not whole (or negative), for an error message."""
+    odd = values[(values != np.round(values)) | ((values < 0) if negative else False)]
+    shown = ", ".join(f"{float(v):.9g}" for v in odd[:3])
+    return shown + (f" … ({len(odd)} values)" if len(odd) > 3 else "")
 
 
 def read_config(path: Path | str) -> dict:
@@ -245,7 +253,7 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
             raise TrainingError(f"{case.label_path}: affine differs from its image's ({case.image_path})")
         values = np.unique(label.array)
         if not np.all(values == np.round(values)):
-            raise TrainingError(f"{case.label_path}: label values are not whole numbers")
+            raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {_odd_values(values)}")
         unknown = sorted(set(int(v) for v in values) - declared)
         if unknown:
             raise TrainingError(
@@ -327,7 +335,7 @@ def check_config(config: dict, where: str = "training config") -> dict:
         raise TrainingError(str(error)) from error
     training = config.get("training", {})
     errors = sorted(jsonschema.Draft202012Validator(_training_schema()).iter_errors(training),
-                    key=lambda e: list(e.absolute_path))
+                    key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
         first = errors[0]
         at = ".".join(["training", *(str(p) for p in first.absolute_path)])

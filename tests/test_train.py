@@ -295,6 +295,11 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
         label[0, 0, 0] = 7
         _write(labels / "a.nii.gz", label)
         return images, labels, str(labels / "a.nii.gz")
+    if kind == "fractional label":
+        fractional = label.astype(np.float32)
+        fractional[0, 0, 0] = 1.5
+        _write(labels / "a.nii.gz", fractional)
+        return images, labels, str(labels / "a.nii.gz")
     if kind == "shape mismatch":
         _write(labels / "a.nii.gz", label[:, :, :5])
         return images, labels, str(labels / "a.nii.gz")
@@ -305,6 +310,7 @@ BAD = {
     "no pairs": "no image has a label of the same name",
     "unpaired": "have no counterpart of the same name",
     "undeclared label": "label values [7] are not declared",
+    "fractional label": "label values are not whole numbers, found 1.5",
     "shape mismatch": "shape (16, 16, 5) differs from its image's (16, 16, 6)",
 }
 
