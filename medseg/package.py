@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "ModelPackage",
     "load_package",
+    "load_schema",
     "shipped_models",
     "save_package",
     "validate_config",
@@ -33,8 +34,9 @@ def _models_root() -> Path:
 
 
 @cache
-def _schema() -> dict:
-    return json.loads((resources.files("medseg") / "schemas" / "model.schema.json").read_text())
+def load_schema(name: str = "model") -> dict:
+    """A JSON schema shipped in ``medseg/schemas`` (``model``: package configs, ``training``: training sections)."""
+    return json.loads((resources.files("medseg") / "schemas" / f"{name}.schema.json").read_text())
 
 
 def validate_config(config: dict, where: str) -> None:
@@ -42,7 +44,7 @@ def validate_config(config: dict, where: str) -> None:
     import jsonschema
 
     # a misspelt key is usually the cause of a "required" error beside it: name it first
-    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(config),
+    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(config),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))
     if errors:
         first = errors[0]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ from medseg.errors import OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
-from medseg.package import CONFIG_NAME, ModelPackage, save_package, validate_config
+from medseg.package import CONFIG_NAME, ModelPackage, load_schema, save_package, validate_config
 from medseg.volume import stem
 
 __all__ = [
@@ -306,13 +305,6 @@ def seeded_split(cases: list[TrainCase], training: dict) -> tuple[list[TrainCase
     return train_, val, described + (f", fold {fold}" if fold else "")
 
 
-@functools.cache
-def _training_schema() -> dict:
-    from importlib import resources
-
-    return json.loads((resources.files("medseg") / "schemas" / "training.schema.json").read_text())
-
-
 def check_config(config: dict, where: str = "training config") -> dict:
     """Check a training config before any case is read; return its merged training settings.
 
@@ -334,7 +326,7 @@ def check_config(config: dict, where: str = "training config") -> dict:
     except ModelPackageError as error:
         raise TrainingError(str(error)) from error
     training = config.get("training", {})
-    errors = sorted(jsonschema.Draft202012Validator(_training_schema()).iter_errors(training),
+    errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
         first = errors[0]
@@ -425,11 +417,11 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainingError(f"{out_dir}: exists and is not a folder")
-    if resume and checkpoint_epoch(out_dir) is None:
+    epoch = checkpoint_epoch(out_dir)
+    if resume and epoch is None:
         raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json)")
     if out_dir.is_dir():
         entries = sorted(p.name for p in out_dir.iterdir())
-        epoch = checkpoint_epoch(out_dir)
         package = CONFIG_NAME in entries
         if not (package or resume or overwrite) and epoch is not None:
             raise OutputExistsError(f"{out_dir}: holds an unfinished training run (checkpoint after epoch {epoch}); "
