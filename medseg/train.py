@@ -783,6 +783,10 @@ def _extent_line(extent: dict | None) -> str:
             "cases);\n  `medseg infer` flags inputs outside half the smallest to twice the largest (`unlike_training`)")
 
 
+def _count(n, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def model_card(config: dict) -> str:
     """A short markdown model card from a trained package config."""
     training = config.get("training", {})
@@ -803,7 +807,12 @@ def model_card(config: dict) -> str:
     split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
     val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
     best = training.get("best_epoch")
-    if training.get("val_cases"):
+    batch_dice = " with batch Dice" if settings.get("batch_dice") else ""
+    if training.get("val_cases") and training.get("val_mean_dice") is None:
+        selection = f"""No label could be scored: no validation case holds a foreground label or has one predicted, so
+no Dice was measured and the package holds the weights of the last epoch ({best}).
+"""
+    elif training.get("val_cases"):
         selection = f"""Best epoch {best} by mean validation Dice (checkpoint selection used the validation
 cases, so the figures below are slightly optimistic for unseen data).
 
@@ -836,10 +845,10 @@ Licence / attribution: {data.get('licence', 'not stated')}
 the validation case ids are listed in `model.json` under `training.val_cases`); {training.get('epochs_run')} epochs
 of {settings.get('steps_per_epoch')} steps, batch
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
-learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, {settings.get('warmup_epochs')} warm-up
-epochs), DiceCE loss{' with batch Dice' if settings.get('batch_dice') else ''},
+learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
+{_count(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},
 {settings.get('precision', 'fp32')} forward pass, seed {settings.get('seed')};
 augmentation {json.dumps(settings.get('augment', {}))};
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
-{training.get('device')} ({training.get('torch_threads')} torch threads, torch {training.get('torch')}).
+{training.get('device')} ({_count(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
 {selection}"""

@@ -155,6 +155,26 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
     assert "2 validation cases (chosen by the caller;" in card and "seeded" not in card
 
 
+def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_json(tiny_set, tmp_path):
+    # labels wiped: the network learns background only, so no validation case holds or is predicted any label
+    config = tiny_training_config(epochs=2, steps_per_epoch=30)
+    torch.set_num_threads(1)
+    cases = load_cases(pair_cases(*tiny_set), config)
+    for case in cases:
+        case.label = torch.zeros_like(case.label)
+    train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    text = (tmp_path / "model" / "model.json").read_text()
+    assert "NaN" not in text
+    training = json.loads(text)["training"]
+    assert training["val_dice"] == {"1": None, "2": None, "3": None} and training["val_mean_dice"] is None
+    assert training["best_epoch"] == 2 and training["epochs_run"] == 2
+    state = (tmp_path / "model" / ".checkpoint" / "last.json").read_text()
+    assert "NaN" not in state
+    assert [h["val_mean_dice"] for h in json.loads(state)["history"]] == [None, None]
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "No label could be scored" in card and "last epoch (2)" in card and "Best epoch" not in card
+
+
 def test_folds_of_one_seed_are_disjoint_and_fold_zero_is_the_plain_split():
     from medseg.train import TrainCase, split_cases
 

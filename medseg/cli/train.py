@@ -94,7 +94,10 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
                        "continue", err=True)
         raise
     t = package.config["training"]
-    if t.get("val_mean_dice") is None:
+    if t.get("val_mean_dice") is None and t.get("val_cases"):
+        click.echo(f"wrote {output} (epoch {t['best_epoch']}; no label could be scored in the "
+                   f"{len(t['val_cases'])} validation case(s))")
+    elif t.get("val_mean_dice") is None:
         click.echo(f"wrote {output} (epoch {t['best_epoch']}, not validated)")
     else:
         click.echo(f"wrote {output} (best epoch {t['best_epoch']}, val mean Dice {t['val_mean_dice']:.4f})")
