@@ -1,6 +1,7 @@
 """Score a model package on a labelled folder through the code path of ``medseg infer``.
 
     python benchmarks/evaluate_model.py MODEL IMAGES LABELS [--cases-from model|all] [--device cpu]
+        [--precision fp32] [--batch-size 32] [--threads N]
 
 Every case goes through :func:`medseg.segment.segment_case` (read → model space → slice-wise inference →
 back onto the input grid → Dice against the reference), exactly as ``medseg infer --reference`` runs it;
@@ -31,8 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases-from", choices=("model", "all"), default="model",
                         help="model: only the package's recorded validation cases (default); all: every pair")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
+                        help="autocast precision (default fp32, the figures of the model card; `medseg infer`'s "
+                        "auto is fp16 on CUDA)")
+    parser.add_argument("--batch-size", type=_positive, default=32)
+    parser.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
     import torch
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.package import load_package
     from medseg.segment import segment_case
     from medseg.train import pair_cases
+    from medseg.volume import stem
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -56,10 +61,14 @@ def main(argv: list[str] | None = None) -> int:
             by_id = {case.case_id: case for case in cases}
             missing = sorted(set(wanted) - set(by_id))
             if missing:
-                print(f"{args.images}: {len(missing)} validation case(s) missing, e.g. {missing[0]}", file=sys.stderr)
+                images = {stem(p) for p in args.images.iterdir()}
+                folder, what = ((args.labels, "label") if {missing[0], f"{missing[0]}_0000"} & images
+                                else (args.images, "image"))
+                print(f"{folder}: {len(missing)} validation case(s) missing, e.g. {missing[0]} (no {what}; "
+                      f"the package lists its validation cases under training.val_cases)", file=sys.stderr)
                 return 1
             cases = [by_id[name] for name in wanted]
-        segmenter = Segmenter(package, device=args.device, precision="fp32", batch_size=args.batch_size)
+        segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
         labels = {k: v for k, v in package.labels.items() if k != 0}
         dice: dict[int, list[float]] = {k: [] for k in labels}
         seconds, inference_seconds = [], []
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"model {package.name} ({package.path}), {len(cases)} cases from {args.images} "
           f"({'recorded validation split' if args.cases_from == 'model' else 'all pairs'}), "
-          f"device {segmenter.device_choice.device}, flip TTA {segmenter.flips}")
+          f"device {segmenter.device_choice.device}, precision {segmenter.precision}, flip TTA {segmenter.flips}")
     print(f"{'label':<14}{'n':>5}{'mean Dice':>11}{'median':>9}{'min':>8}")
     for value, name in labels.items():
         scores = dice[value]
@@ -92,6 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "
           f"{statistics.fmean(inference_seconds):.3f} inference (torch threads {torch.get_num_threads()})")
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "ImageReadError",
     "OutputExistsError",
+    "OutputWriteError",
     "ModelPackageError",
     "DeviceError",
     "GeometryError",
@@ -35,6 +36,10 @@ class ImageReadError(MedsegError, OSError):
 
 class OutputExistsError(MedsegError, FileExistsError):
     """An output exists already and overwriting was not asked for."""
+
+
+class OutputWriteError(MedsegError, OSError):
+    """An output could not be written (no permission, a folder in its place, disk full)."""
 
 
 class ModelPackageError(MedsegError, ValueError):

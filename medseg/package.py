@@ -126,10 +126,12 @@ class ModelPackage:
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash."""
     candidate = Path(name_or_path)
-    if candidate.is_dir():
-        path = candidate
-    elif (_models_root() / str(name_or_path)).is_dir() and "/" not in str(name_or_path):
-        path = _models_root() / str(name_or_path)
+    shipped = _models_root() / str(name_or_path)
+    is_name = "/" not in str(name_or_path) and (shipped / CONFIG_NAME).is_file()
+    if candidate.is_dir() and (not is_name or (candidate / CONFIG_NAME).is_file()):
+        path = candidate  # a package folder wins over a shipped name; a plain folder of that name does not
+    elif is_name:
+        path = shipped
     elif candidate.exists():
         raise ModelPackageError(f"{candidate}: a model package is a folder holding {CONFIG_NAME}, not a file")
     else:

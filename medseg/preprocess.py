@@ -15,6 +15,7 @@ from monai.transforms import (
     Spacingd,
 )
 
+from medseg.errors import InputError
 from medseg.volume import Volume
 
 __all__ = ["build_transforms", "to_model_space", "invert_labels", "spatial_transforms"]
@@ -59,7 +60,12 @@ def build_transforms(pre: dict, with_label: bool = False) -> Compose:
 def to_model_space(volume: Volume, transforms: Compose) -> dict:
     """Apply ``transforms`` to ``volume``; the result's ``image`` is a (1, X, Y, Z) MetaTensor."""
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume.array)), affine=torch.from_numpy(volume.affine))
-    return transforms({"image": image})
+    data = transforms({"image": image})
+    if not bool(torch.isfinite(data["image"].as_tensor()).all()):
+        peak = float(np.abs(volume.array).max()) if volume.array.size else 0.0
+        raise InputError(f"{volume.source}: preprocessing gave non-finite values (intensities up to {peak:.3g} "
+                         "overflow float32); rescale the image")
+    return data
 
 
 def invert_labels(labels: torch.Tensor, data: dict, transforms: Compose, shape: tuple[int, ...]) -> np.ndarray:

@@ -184,7 +184,7 @@ def _image_files(folder: Path) -> dict[str, Path]:
         raise TrainingError(f"{folder}: no such folder")
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.name.endswith(_IMAGE_SUFFIXES):
+        if path.name.startswith(".") or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
             continue
         _add_case(files, stem(path), path)
     return files

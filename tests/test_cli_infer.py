@@ -183,3 +183,99 @@ def test_input_unlike_the_training_volumes_is_segmented_but_flagged(tmp_path, ca
     assert any(f"{wide}: field of view unlike the volumes model hippocampus was trained on: x 100 mm against" in w
                for w in warnings), warnings
     assert not any("crop.nii.gz" in w for w in warnings)
+
+
+def _corrupt_files(folder, case):
+    """NIfTI files whose header or voxel type nibabel cannot turn into a grey-level volume."""
+    import struct
+
+    good = folder / "good.nii"
+    nib.save(nib.load(str(case)), str(good))
+    raw = good.read_bytes()
+
+    def patched(name, offset, fmt, *values):
+        data = bytearray(raw)
+        struct.pack_into(fmt, data, offset, *values)
+        (folder / name).write_bytes(bytes(data))
+        return folder / name
+
+    rgb = np.zeros((4, 5, 6), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb, np.eye(4)), str(folder / "rgb.nii.gz"))
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 6), np.complex64), np.eye(4)), str(folder / "complex.nii.gz"))
+    return {
+        patched("dtype.nii", 70, "<h", 9999): "cannot read header (data code 9999 not recognized)",
+        patched("negdim.nii", 42, "<h", -5): "corrupt header (negative dimension in shape (-5, 40, 8))",
+        folder / "rgb.nii.gz": "RGB or other multi-value voxels",
+        folder / "complex.nii.gz": "complex voxels (complex64)",
+    }
+
+
+def test_corrupt_headers_and_voxel_types_are_one_line_and_the_batch_goes_on(tmp_path, case, make_package, capsys):
+    bad = _corrupt_files(tmp_path, case)
+    out_dir = tmp_path / "out"
+    code, _, err = run(["infer", *map(str, bad), str(case), "--model", str(make_package()), "-o", str(out_dir)],
+                       capsys)
+    assert code == 1 and "Traceback" not in err and "nibabel" not in err
+    lines = [line for line in err.splitlines() if line.startswith("medseg: error:")]
+    assert lines == [f"medseg: error: {path}: {problem}" + (lines[i].split(problem, 1)[1] if problem in lines[i]
+                                                             else "")
+                     for i, (path, problem) in enumerate(bad.items())]
+    assert f"4 of {len(bad) + 1} inputs failed" in err
+    assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_intensities_that_overflow_normalisation_are_refused(tmp_path, make_package, capsys):
+    path = tmp_path / "huge.nii.gz"
+    array = np.where(make_phantom((40, 40, 8), seed=3).image > 0.5, 3e38, -3e38).astype(np.float32)
+    nib.save(nib.Nifti1Image(array, np.eye(4)), str(path))
+    code, _, err = run(["infer", str(path), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {path}: preprocessing gave non-finite values "
+                                            "(intensities up to 3e+38 overflow float32); rescale the image")
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, case, make_package, capsys):
+    (tmp_path / "a").mkdir()
+    other = tmp_path / "a" / "case.nii"
+    nib.save(nib.load(str(case)), str(other))
+    code, _, err = run(["infer", str(case), str(other), "--model", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--overwrite"], capsys)
+    assert code == 2
+    assert f"{case} and {other} would both be written to case_seg.nii.gz" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_in_the_place_of_an_output_is_refused_before_any_work(tmp_path, case, make_package, capsys):
+    out_dir = tmp_path / "out"
+    (out_dir / "case_seg.json").mkdir(parents=True)
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(out_dir), "--overwrite"],
+                       capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out_dir / 'case_seg.json'}: a folder is in the place "
+                                            "of this output; move it away")
+    assert _files(out_dir) == []
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, case, make_package, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder\n")
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(blocker / "out")], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {blocker / 'out'}: cannot create the output folder "
+                                            "(Not a directory)")
+
+
+def test_a_plain_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch):
+    import shutil
+
+    from medseg.package import load_package
+
+    shipped = load_package("phantom").path
+    (tmp_path / "phantom").mkdir()  # e.g. a data folder of the same name in the working folder
+    monkeypatch.chdir(tmp_path)
+    assert load_package("phantom").path == shipped
+    # a package folder of that name is what the user means: it wins over the shipped one
+    shutil.rmtree(tmp_path / "phantom")
+    shutil.copytree(shipped, tmp_path / "phantom")
+    assert load_package("phantom").path.resolve() == (tmp_path / "phantom").resolve()

@@ -64,6 +64,8 @@ def cli(verbose: int, quiet: bool) -> None:
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
+        logging.getLogger("nibabel").setLevel(logging.CRITICAL)
     ctx = click.get_current_context()
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         raise click.UsageError(f"--reference was given {len(references)} times for {len(inputs)} inputs")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
+    _refuse_shared_outputs(inputs, output_dir)
     silent = quiet()
     package = load_package(model)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
@@ -81,6 +83,14 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             failures += 1
             click.echo(f"medseg: error: {path}: inference failed ({error})", err=True)
             continue
+        except Exception as error:  # a bug met by one case: report it, go on with the others
+            if len(inputs) == 1:
+                raise
+            logging.getLogger("medseg").debug("%s failed", path, exc_info=True)
+            failures += 1
+            click.echo(f"medseg: error: {path}: unexpected failure ({type(error).__name__}: {error}); "
+                       "run it alone for the traceback", err=True)
+            continue
         if not silent:
             timing = outputs.record.get("timings_s", {})
             click.echo(f"{path} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)")
@@ -94,6 +104,19 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         click.echo(f"medseg: {failures} of {len(inputs)} inputs failed", err=True)
         return 1
     return 0
+
+
+def _refuse_shared_outputs(inputs, output_dir) -> None:
+    """Two inputs that would write the same output names (a/scan.nii.gz, b/scan.nii.gz into one folder)."""
+    from medseg.segment import output_paths
+
+    seen: dict[Path, Path] = {}
+    for path in inputs:
+        segmentation = output_paths(path, output_dir)[0].resolve()
+        if segmentation in seen:
+            raise click.UsageError(f"{seen[segmentation]} and {path} would both be written to {segmentation.name} in "
+                                   f"{segmentation.parent}; segment them into different folders (-o)")
+        seen[segmentation] = path
 
 
 class _ProgressFactory:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import os
@@ -10,7 +11,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from medseg.errors import OutputExistsError
+from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 
 __all__ = ["atomic_paths", "check_writable", "sha256_of"]
 
@@ -23,36 +24,90 @@ def _temp_name(target: Path) -> Path:
 
 
 def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
-    """Refuse when any target exists and ``overwrite`` is false."""
-    if overwrite:
-        return
+    """Refuse when any target exists and ``overwrite`` is false, or is a folder (never replaced)."""
     for target in targets:
-        if Path(target).exists():
+        target = Path(target)
+        if target.is_dir():
+            raise OutputWriteError(f"{target}: a folder is in the place of this output; move it away")
+        if not overwrite and (target.exists() or target.is_symlink()):
             raise OutputExistsError(f"{target}: output exists already; pass --overwrite to replace it")
 
 
 @contextlib.contextmanager
 def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iterator[list[Path]]:
-    """Yield temporary paths for ``targets``; on success rename each onto its target.
+    """Yield temporary paths for ``targets``; on success put each onto its target, all or none.
 
     Nothing partial is ever visible under a target name: if the block raises, the temporary files are
-    removed and the targets are left as they were.
+    removed and the targets are left as they were; if putting one output in place fails, those already
+    put in place are taken back and replaced targets restored. An ``OSError`` while writing (no
+    permission, disk full) becomes :class:`OutputWriteError` naming the output.
     """
     targets = [Path(t) for t in targets]
     check_writable(targets, overwrite)
     for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputWriteError(f"{target.parent}: cannot create the output folder ({_reason(error)})") from error
     temps = [_temp_name(t) for t in targets]
     try:
-        yield temps
-        for temp, target in zip(temps, targets):
-            # some writers (safetensors) create private 0600 files: give every output the usual umask mode
-            os.chmod(temp, _file_mode())
-            os.replace(temp, target)
+        try:
+            yield temps
+            mode = _file_mode()
+            for temp in temps:
+                # some writers (safetensors) create private 0600 files: give every output the usual umask mode
+                os.chmod(temp, mode)
+        except OSError as error:
+            if isinstance(error, MedsegError):
+                raise
+            raise OutputWriteError(f"{_which(error, targets, temps)}: cannot write ({_reason(error)})") from error
+        _put_in_place(temps, targets)
     finally:
         for temp in temps:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
+    """Rename every temp onto its target; on a failure undo the renames done so far (old targets come back)."""
+    backups: list[tuple[Path, Path]] = []  # (target, its previous file moved aside)
+    placed: list[Path] = []
+    try:
+        for temp, target in zip(temps, targets):
+            if target.is_dir() and not target.is_symlink():  # never move a folder aside
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+            if target.exists() or target.is_symlink():
+                backup = target.with_name(f".{target.name}.previous-{uuid.uuid4().hex[:8]}")
+                os.replace(target, backup)
+                backups.append((target, backup))
+            os.replace(temp, target)
+            placed.append(target)
+    except OSError as error:
+        for target in placed:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        for target, backup in backups:
+            with contextlib.suppress(OSError):
+                os.replace(backup, target)
+        failed = targets[len(placed)]
+        raise OutputWriteError(f"{failed}: cannot put the output in place ({_reason(error)}); "
+                               "no output of this set was changed") from error
+    for _, backup in backups:
+        with contextlib.suppress(OSError):
+            backup.unlink()
+
+
+def _which(error: OSError, targets: list[Path], temps: list[Path]) -> Path:
+    """The output an OSError was about (by its temp file's name), else the outputs' folder."""
+    name = str(error.filename or "")
+    for temp, target in zip(temps, targets):
+        if name and Path(name).name == temp.name:
+            return target
+    return targets[0].parent if targets else Path(name or ".")
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
 
 
 @functools.cache

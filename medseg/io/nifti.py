@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
@@ -30,11 +31,26 @@ def read_nifti(path: Path | str, hash_input: bool = True) -> Volume:
         image = nib.load(str(path))
     except nib.filebasedimages.ImageFileError as error:
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as error:
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
+            HeaderDataError, HeaderTypeError) as error:
         raise ImageReadError(f"{path}: cannot read header ({_short(error)})") from error
     try:
+        dtype = np.dtype(image.get_data_dtype())
+        shape = tuple(int(n) for n in image.shape)
+    except (TypeError, ValueError, HeaderDataError) as error:
+        raise ImageReadError(f"{path}: corrupt header ({_short(error)})") from error
+    if dtype.kind not in "biuf":
+        kind = "RGB or other multi-value" if dtype.fields else "complex" if dtype.kind == "c" else "non-numeric"
+        raise InputError(f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per voxel)")
+    if any(n < 0 for n in shape):
+        raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
+    try:
         array = image.get_fdata(dtype=np.float32)
-    except (OSError, EOFError, zlib.error, ValueError) as error:
+    except MemoryError as error:
+        gib = float(np.prod(shape, dtype=np.float64)) * 4 / 2**30
+        raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as float32; "
+                             "the header is corrupt or the image too large") from error
+    except (OSError, EOFError, zlib.error, ValueError, OverflowError, TypeError) as error:
         raise ImageReadError(f"{path}: truncated or corrupt image data ({_short(error)})") from error
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]

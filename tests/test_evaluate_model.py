@@ -1,0 +1,114 @@
+"""benchmarks/evaluate_model.py: the figures it prints are the package's own validation record, reached through the
+code path of `medseg infer`; bad folders and options are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import tiny_training_config, write_set
+
+from medseg.train import load_cases, pair_cases, train
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate_model.py"
+
+
+@pytest.fixture(scope="module")
+def evaluate():
+    spec = importlib.util.spec_from_file_location("evaluate_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny package trained two epochs, with its data folders."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("evaluate")
+    images, labels = write_set(root / "data")
+    config = tiny_training_config()
+    package = train(copy.deepcopy(config), load_cases(pair_cases(images, labels), config), root / "model")
+    return package, images, labels
+
+
+def _table(text: str) -> dict[str, tuple[int, float, float, float]]:
+    rows = re.findall(r"^(\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", text, flags=re.M)
+    return {name: (int(n), float(mean), float(median), float(low)) for name, n, mean, median, low in rows}
+
+
+def test_prints_the_packages_validation_figures(evaluate, trained, capsys):
+    package, images, labels = trained
+    assert evaluate([str(package.path), str(images), str(labels), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    training = package.config["training"]
+    assert f"{len(training['val_cases'])} cases from {images} (recorded validation split)" in out
+    assert "precision fp32" in out
+    table = _table(out)
+    for value, name in package.labels.items():
+        if value == 0:
+            continue
+        recorded = training["val_dice"][str(value)]
+        if recorded is None:
+            assert name not in table
+            continue
+        n, mean, median, low = table[name]
+        assert mean == pytest.approx(recorded, abs=6e-5)  # printed with four decimals
+        assert median == pytest.approx(training["val_dice_median"][str(value)], abs=6e-5)
+        assert low == pytest.approx(training["val_dice_min"][str(value)], abs=6e-5)
+    assert re.search(r"seconds per volume: [\d.]+ whole case, [\d.]+ inference \(torch threads 1\)", out)
+
+
+def test_all_pairs_counts_upper_case_extensions(evaluate, trained, tmp_path, capsys):
+    package, images, labels = trained
+    shutil.copytree(images, tmp_path / "images")
+    shutil.copytree(labels, tmp_path / "labels")
+    for folder in ("images", "labels"):
+        (tmp_path / folder / "case1.nii.gz").rename(tmp_path / folder / "case1.NII.GZ")
+    assert evaluate([str(package.path), str(tmp_path / "images"), str(tmp_path / "labels"),
+                     "--cases-from", "all"]) == 0
+    assert "6 cases from" in capsys.readouterr().out
+
+
+def test_a_missing_label_names_the_labels_folder(evaluate, trained, tmp_path, capsys):
+    package, images, labels = trained
+    shutil.copytree(labels, tmp_path / "labels")
+    missing = package.config["training"]["val_cases"][0]
+    (tmp_path / "labels" / f"{missing}.nii.gz").unlink()
+    assert evaluate([str(package.path), str(images), str(tmp_path / "labels")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{tmp_path / 'labels'}: 1 validation case(s) missing, e.g. {missing} (no label;")
+    assert "\n" not in err
+
+
+def test_a_corrupt_image_is_one_line(evaluate, trained, tmp_path, capsys):
+    package, images, labels = trained
+    shutil.copytree(images, tmp_path / "images")
+    bad = tmp_path / "images" / f"{package.config['training']['val_cases'][0]}.nii.gz"
+    bad.write_bytes(bad.read_bytes()[:200])
+    assert evaluate([str(package.path), str(tmp_path / "images"), str(labels)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: ") and "\n" not in err
+
+
+@pytest.mark.parametrize("option", [["--batch-size", "0"], ["--threads", "-2"], ["--threads", "two"]])
+def test_bad_numbers_are_usage_errors(evaluate, trained, option, capsys):
+    package, images, labels = trained
+    with pytest.raises(SystemExit) as info:
+        evaluate([str(package.path), str(images), str(labels), *option])
+    assert info.value.code == 2
+    assert f"argument {option[0]}: " in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_shipped_hippocampus_figures_are_reproduced(evaluate, shared_data, capsys):
+    data = shared_data / "hippocampus"
+    assert evaluate(["hippocampus", str(data / "images"), str(data / "labels"), "--threads", "2"]) == 0
+    table = _table(capsys.readouterr().out)
+    assert table["anterior"] == (40, 0.8913, 0.8993, 0.7902)
+    assert table["posterior"] == (40, 0.8783, 0.8882, 0.7861)
