@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import benchmark_main
 from test_train import tiny_training_config, write_set
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cross_validate.py"
 
 
 @pytest.fixture(scope="module")
 def cross_validate():
-    spec = importlib.util.spec_from_file_location("cross_validate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return benchmark_main("cross_validate")
 
 
 def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsys):

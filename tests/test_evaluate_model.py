@@ -4,26 +4,20 @@ code path of `medseg infer`; bad folders and options are one line and a non-zero
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import benchmark_main
 from test_train import tiny_training_config, write_set
 
 from medseg.train import load_cases, pair_cases, train
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate_model.py"
-
 
 @pytest.fixture(scope="module")
 def evaluate():
-    spec = importlib.util.spec_from_file_location("evaluate_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return benchmark_main("evaluate_model")
 
 
 @pytest.fixture(scope="module")

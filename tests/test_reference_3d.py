@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import benchmark_main
 from test_train import tiny_training_config, write_set
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_3d.py"
 
 
 def test_trains_on_the_configs_split_and_prints_dice(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("reference_3d", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    main = benchmark_main("reference_3d")
     torch.set_num_threads(1)
     images, labels = write_set(tmp_path / "data")
     config = tmp_path / "tiny.json"
@@ -24,7 +19,7 @@ def test_trains_on_the_configs_split_and_prints_dice(tmp_path, capsys):
 
     args = [str(config), str(images), str(labels), "--epochs", "2", "--steps", "2", "--patch", "16", "16", "8",
             "--width", "4", "--val-every", "1"]
-    assert module.main(args) == 0
+    assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     # the same validation cases as `medseg train` with this config (case2, case3: see test_train)
     assert lines[0] == "tiny.json: 4 training / 2 validation cases (a seeded 0.34 split, split seed 0)"
