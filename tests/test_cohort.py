@@ -300,3 +300,101 @@ def test_cli_runs_a_sheet_and_writes_its_record(cohort, capsys):
     assert "bad: failed" in out and "c: ok" in out
     job = json.loads(record.read_text())
     assert job["schema"] == "medseg-cohort-job/1" and job["counts"]["failed"] == 1 and job["counts"]["ok"] == 1
+
+
+# --- stale results after the sheet, the model or the run changed ------------------------------------------------
+
+def test_a_changed_model_json_redoes_the_cases(cohort, tmp_path):
+    import shutil
+
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    model = tmp_path / "model"
+    shutil.copytree(load_package(MODEL).path, model)
+    infer_cases(samples, results, InferOptions(model=str(model), device="cpu", batch_size=8))
+    config = json.loads((model / "model.json").read_text())
+    config["labels"]["1"] = "lesion"  # same weights, another label name: the sidecar must say so
+    (model / "model.json").write_text(json.dumps(config))
+    summary = infer_cases(samples, results, InferOptions(model=str(model), device="cpu", batch_size=8))
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
+    assert json.loads(ResultsFolder(results).sidecar("a").read_text())["labels"]["1"] == "lesion"
+
+
+def test_a_reference_taken_out_of_the_sheet_takes_its_scores_along(cohort):
+    sheet, results = cohort
+    folder = ResultsFolder(results)
+    write_phantom(sheet.parent / "other.nii.gz", sheet.parent / "small_label.nii.gz", shape=(40, 40, 12), seed=9)
+    text = sheet.read_text().replace("b\tb.nii.gz\tb_label.nii.gz", "b\tb.nii.gz\tsmall_label.nii.gz")
+    sheet.write_text(text)
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    evaluate_cases(samples, results)
+    assert folder.metrics("a").exists() and json.loads(folder.failure("b").read_text())["stage"] == "evaluate"
+
+    sheet.write_text(text.replace("a_label.nii.gz", "").replace("small_label.nii.gz", ""))
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    summary = evaluate_cases(samples, results)
+    assert summary.cases == []
+    for case in ("a", "b"):
+        assert not folder.metrics(case).exists() and not folder.failure(case).exists()
+        assert folder.status(case, "evaluate") is None
+        assert folder.segmentation(case).exists() and folder.status(case, "infer")["outcome"] == "ok"
+
+
+def test_a_stopped_run_does_not_count_as_a_crash(cohort, monkeypatch):
+    import medseg.segment
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    folder = ResultsFolder(results)
+
+    def stopped(*args, **kwargs):  # Ctrl-C, or the SIGTERM of a scheduler (raised as SystemExit by the CLI)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(medseg.segment, "segment_case", stopped)
+    for _ in range(3):
+        with pytest.raises(KeyboardInterrupt):
+            infer_cases(samples, results, options)
+        assert not folder.started_path("a", "infer").exists()
+    monkeypatch.undo()
+    summary = infer_cases(samples, results, options)
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
+
+
+def test_a_file_in_the_place_of_a_case_folder_fails_that_case_only(cohort):
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    (results / "cases").mkdir(parents=True)
+    (results / "cases" / "a").write_text("not a folder\n")
+    summary = infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed"), ("b", "ok")]
+    assert summary.cases[0].error == (f"{results / 'cases' / 'a'}: a file is in the place of this case's results "
+                                      "folder; move it away")
+
+
+def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):
+    """A scheduler's SIGTERM (scancel, a time limit) mid-case: exit 143, the attempt is not counted."""
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "big.nii.gz", None, shape=(256, 256, 96), seed=5)
+    sheet = _sheet(data, "case_id\timage\nbig\tbig.nii.gz\n")
+    results = tmp_path / "results"
+    started = ResultsFolder(results).started_path("big", "infer")
+    process = subprocess.Popen([sys.executable, "-m", "medseg", "cohort", "infer", str(sheet), "-o", str(results),
+                                "--model", MODEL, "--device", "cpu", "--threads", "1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert started.exists(), "the case never started"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err[-2000:]
+    assert not started.exists()
+    assert ResultsFolder(results).status("big", "infer") is None and not list(results.rglob(".*partial*"))

@@ -292,6 +292,38 @@ def test_unreadable_and_stale_records(tmp_path):
     assert "ignored retried_failed.json" in (tmp_path / "r.html").read_text()
 
 
+def test_a_failure_at_scoring_stays_failed_whatever_the_file_times(tmp_path):
+    # a results folder copied without its times (scp -r): the sidecar ends up newer than the failure record
+    write_case(tmp_path, "unscored", 2, "exact", reference=False)
+    failure = write_failure(tmp_path, "unscored", stage="evaluate", error_type="GeometryError")
+    sidecar = tmp_path / "cases" / "unscored" / "unscored_seg.json"
+    past = sidecar.stat().st_mtime - 60
+    os.utime(failure, (past, past))
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
+    assert rows["unscored"]["status"] == "failed" and rows["unscored"]["failed_stage"] == "evaluate"
+
+
+def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
+    write_case(tmp_path, "done", 0, "exact")
+    write_case(tmp_path, "pending", 1, "exact", reference=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    sheet = data / "samples.tsv"
+    sheet.write_text("case_id\timage\treference\n"
+                     "done\tdone.nii.gz\tdone_label.nii.gz\n"
+                     "pending\tpending.nii.gz\tpending_label.nii.gz\n"
+                     "never\tnever.nii.gz\n")
+    outputs = build_report(tmp_path, tmp_path / "r.html", sheet=sheet)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert {case: (row["status"], row["failed_stage"]) for case, row in rows.items()} == {
+        "done": ("scored", ""), "pending": ("failed", "not_scored"), "never": ("failed", "not_run")}
+    assert rows["never"]["error"].startswith("in the sample sheet, but the results folder holds nothing for it")
+    assert f"gives the reference {data / 'pending_label.nii.gz'}" in rows["pending"]["error"]
+    assert (outputs.cases, outputs.failed) == (3, 2)
+    # without the sheet, the same folder looks finished: two cases, none failed
+    assert build_report(tmp_path, tmp_path / "r.html", overwrite=True).failed == 0
+
+
 def test_refusals_leave_nothing_behind(cohort, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

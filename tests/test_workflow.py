@@ -204,7 +204,7 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     assert run.returncode != 0 and "samples.tsv:3: case_id 'A' repeats line 2" in run.stdout + run.stderr
     sheet = write_sheet(tmp_path, [("a b", "a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
-    assert run.returncode != 0 and "Error validating row 0" in run.stdout + run.stderr
+    assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 letters" in run.stdout + run.stderr
     sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
     assert run.returncode != 0 and "none of the 1 images exists" in run.stdout + run.stderr
@@ -265,3 +265,56 @@ def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(t
         "k0": ("ok", True), "crash": ("failed", False), "k2": ("ok", False)}
     assert (results / "cases" / "k2" / "k2_seg.nii.gz").is_file()
     assert (results / "report.html").is_file()
+
+
+def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 21), ("b", 22), ("other", 23)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    results = tmp_path / "results"
+
+    def run_ids() -> dict[str, str]:
+        return {p.name.split(".")[0]: json.loads(p.read_text())["run_id"]
+                for p in (results / "status").glob("*.infer.json")}
+
+    def rerun() -> None:
+        run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+        assert run.returncode == 0, run.stderr[-3000:]
+
+    rerun()
+    first = run_ids()
+    dice_before = json.loads((results / "cases" / "a" / "a_metrics.json").read_text())["labels"]["1"]["dice"]
+    # an image and its reference replaced by another pair with older modification times (mv, rsync -a, a backup)
+    image = data / "a.nii.gz"
+    old = image.stat().st_mtime - 3600
+    (data / "other.nii.gz").replace(image)
+    (data / "other_label.nii.gz").replace(data / "a_label.nii.gz")
+    for path in (image, data / "a_label.nii.gz"):
+        os.utime(path, (old, old))
+    rerun()
+    second = run_ids()
+    assert second["a"] != first["a"] and second["b"] == first["b"]
+    sidecar = json.loads((results / "cases" / "a" / "a_seg.json").read_text())
+    from medseg.io.atomic import sha256_of
+
+    assert sidecar["input_sha256"] == sha256_of(image)
+    assert json.loads((results / "cases" / "a" / "a_metrics.json").read_text())["labels"]["1"]["dice"] != dice_before
+    # a case's results removed by hand: the case is redone, the other kept
+    import shutil
+
+    shutil.rmtree(results / "cases" / "b")
+    rerun()
+    third = run_ids()
+    assert third["a"] == second["a"] and third["b"] != second["b"]
+    assert (results / "cases" / "b" / "b_seg.nii.gz").is_file()
+    # references taken out of the sheet: their scores go, and the report says so
+    assert (results / "cases" / "a" / "a_metrics.json").is_file()
+    write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "")])
+    rerun()
+    assert not list(results.glob("cases/*/*_metrics.json"))
+    with open(results / "cohort.tsv", newline="") as handle:
+        assert {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")} == {
+            "a": "no_reference", "b": "no_reference"}
+    assert run_ids() == third

@@ -33,6 +33,17 @@ def cohort():
     """
 
 
+def _stop_on_sigterm() -> None:
+    """A scheduler's SIGTERM (scancel, a time limit) stops the run like Ctrl-C: the case being worked on is
+    not counted as one that crashed its process."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _select(samples, cases):
     from medseg.cohort import read_samples
 
@@ -83,6 +94,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     """
     from medseg.cohort import InferOptions, infer_cases
 
+    _stop_on_sigterm()
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads)
@@ -104,6 +116,7 @@ def evaluate(samples, results, cases, threads, record):
     """
     from medseg.cohort import evaluate_cases
 
+    _stop_on_sigterm()
     selected = _select(samples, cases)
     _report(evaluate_cases(selected, results, threads=threads), record)
     return 0

@@ -22,8 +22,10 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
               help="Flag predicted volumes whose robust z-score across the cohort exceeds this.")
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
               help="Draw slice overlays for this many cases, worst first (the slow part on large cohorts).")
+@click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option
-def report(results_dir, output, dice_threshold, outlier_z, max_overlays, overwrite):
+def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, overwrite):
     """Collect every case under RESULTS_DIR (*_seg.json, *_metrics.json, *_failed.json, searched
     recursively) into cohort.tsv, summary.json and one self-contained HTML page: summary per label,
     distributions, cases worst first with their flags and overlays, failures and provenance.
@@ -31,12 +33,13 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, overwri
     \b
     $ medseg report results -o results/report.html
     $ medseg report results --dice-threshold 0.8 --max-overlays 200 --overwrite
+    $ medseg report results --sheet samples.tsv
     """
     from medseg.report.build import build_report
 
     output = output or results_dir / "report.html"
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
-                           max_overlays=max_overlays, overwrite=overwrite)
+                           max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
         click.echo(f"{outputs.cases} cases ({outputs.failed} failed, {outputs.flagged} flagged), "
                    f"{outputs.overlays} overlays in {outputs.seconds:.1f} s")

@@ -134,6 +134,11 @@ class ResultsFolder:
             return None
         return record
 
+    def case_outputs_present(self, case_id: str) -> bool:
+        """Whether the case's infer record and every output it lists still exist (whatever made them)."""
+        record = self.status(case_id, "infer")
+        return record is not None and all((self.root / name).is_file() for name in record.get("outputs", []))
+
     def started_path(self, case_id: str, stage: str) -> Path:
         return self.root / "status" / f"{case_id}.{stage}.started.json"
 
@@ -152,6 +157,32 @@ class ResultsFolder:
             "case_id": case_id, "stage": stage, "fingerprint": print_, "attempts": attempts,
             "pid": os.getpid(), "created": now()})
 
+    def unmark_started(self, case_id: str, stage: str, attempts_before: int) -> None:
+        """Take back the attempt just marked (the run was stopped, the case did not crash it)."""
+        if attempts_before:
+            record = json.loads(self.started_path(case_id, stage).read_text())
+            write_json(self.started_path(case_id, stage), record | {"attempts": attempts_before})
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.started_path(case_id, stage).unlink()
+
+    def unscore(self, case_id: str) -> bool:
+        """Remove the scores of a case that has no reference any more: its evaluate record, metrics, and a
+        failure record of stage evaluate. True when there was something to remove."""
+        removed = self.status_path(case_id, "evaluate").exists() or self.metrics(case_id).exists()
+        self.forget(case_id, ("evaluate",))
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            self.started_path(case_id, "evaluate").unlink()
+        self.clear(case_id, [self.metrics(case_id)])
+        try:
+            stage = json.loads(self.failure(case_id).read_text()).get("stage")
+        except (OSError, ValueError, AttributeError):
+            stage = None
+        if stage == "evaluate":
+            self.failure(case_id).unlink()
+            removed = True
+        return removed
+
     def forget(self, case_id: str, stages: tuple[str, ...]) -> None:
         """Remove completion records, first, so that the stages count as unfinished from here on."""
         for stage in stages:
@@ -161,7 +192,7 @@ class ResultsFolder:
     def clear(self, case_id: str, paths: list[Path]) -> None:
         """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder."""
         for path in paths:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
         folder = self.case_dir(case_id)
         if folder.is_dir():

@@ -108,13 +108,16 @@ class _LazySegmenter:
 
 
 def infer_fingerprint(sample: Sample, package, options: InferOptions) -> str:
-    """What makes a segmentation: the input (path, sizes, times), the model's weights and the settings that
-    change results (device and precision as requested, tile overlap). The batch size does not count."""
+    """What makes a segmentation: the input (path, sizes, times), the model (its weights and every field of its
+    ``model.json`` but the training record: labels, preprocessing, tiles, blending, context, version) and the
+    settings that change results (device and precision as requested, tile overlap). The batch size does not
+    count."""
     overlap = package.inference["overlap"] if options.overlap is None else options.overlap
+    model_config = {key: value for key, value in package.config.items() if key != "training"}
     return fingerprint(stage="infer", case_id=sample.case_id, image=str(sample.image),
                        image_signature=path_signature(sample.image), series=sample.series,
-                       model=package.name, weights_sha256=package.sha256, device=options.device,
-                       precision=options.precision, overlap=float(overlap))
+                       model=package.name, weights_sha256=package.sha256, model_config=model_config,
+                       device=options.device, precision=options.precision, overlap=float(overlap))
 
 
 def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions) -> JobSummary:
@@ -138,6 +141,9 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     from medseg.segment import segment_case
 
     case_id = sample.case_id
+    blocked = _blocked_case_folder(folder, case_id)
+    if blocked is not None:
+        return blocked
     print_ = infer_fingerprint(sample, package, options)
     done = folder.finished(case_id, "infer", print_)
     if done is not None:
@@ -155,6 +161,9 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     try:
         outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
                                series=sample.series, case_id=case_id)
+    except (KeyboardInterrupt, SystemExit):  # stopped (Ctrl-C, a scheduler's SIGTERM): not this case's crash
+        folder.unmark_started(case_id, "infer", attempts)
+        raise
     except Exception as error:  # any error in one case is recorded, the others carry on
         seconds = time.perf_counter() - clock
         stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
@@ -168,6 +177,16 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
                          extra={"timings_s": outputs.record.get("timings_s")})
     log.info("%s: segmented in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
+
+
+def _blocked_case_folder(folder: ResultsFolder, case_id: str) -> CaseOutcome | None:
+    """A file where the case's folder should be: the case fails (no record can be written there), others go on."""
+    where = folder.case_dir(case_id)
+    if where.exists() and not where.is_dir():
+        error = f"{where}: a file is in the place of this case's results folder; move it away"
+        log.error("%s: FAILED: %s", case_id, error)
+        return CaseOutcome(case_id, "failed", False, 0.0, "infer", error)
+    return None
 
 
 def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attempts: int) -> CaseOutcome:
@@ -194,9 +213,12 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     setup = _MetricsSetup(threads)
     for sample in samples:
         if sample.reference is None:
-            log.info("%s: no reference, nothing to score", sample.case_id)
+            if folder.unscore(sample.case_id):
+                log.info("%s: no reference any more; its earlier scores were removed", sample.case_id)
+            else:
+                log.info("%s: no reference, nothing to score", sample.case_id)
             continue
-        summary.cases.append(_evaluate_one(sample, folder, setup))
+        summary.cases.append(_blocked_case_folder(folder, sample.case_id) or _evaluate_one(sample, folder, setup))
     summary.setup_s = round(setup.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
@@ -253,6 +275,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup) -
         metrics = evaluate_files(folder.segmentation(case_id), sample.reference, labels, case_id=case_id)
         with atomic_paths([metrics_path], overwrite=True) as (temp,):
             temp.write_text(metrics_json(metrics))
+    except (KeyboardInterrupt, SystemExit):
+        folder.unmark_started(case_id, "evaluate", attempts)
+        raise
     except Exception as error:  # any error in one case is recorded, the others carry on
         seconds = time.perf_counter() - clock
         log.error("%s: FAILED at evaluate: %s", case_id, one_line(error),

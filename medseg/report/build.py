@@ -11,7 +11,7 @@ from pathlib import Path
 from medseg.io.atomic import atomic_paths, check_writable
 from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
-from medseg.report.collect import CaseResult, collect_results
+from medseg.report.collect import CaseResult, add_expected_cases, collect_results
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
@@ -56,16 +56,25 @@ def build_report(
     outlier_z: float = DEFAULT_OUTLIER_Z,
     max_overlays: int = DEFAULT_MAX_OVERLAYS,
     overwrite: bool = False,
+    sheet: Path | str | None = None,
 ) -> ReportOutputs:
     """Write ``output`` (HTML) and, beside it, ``cohort.tsv`` and ``summary.json`` for the cases under
-    ``results_dir``. Overlays are drawn for the ``max_overlays`` worst non-failed cases."""
+    ``results_dir``. Overlays are drawn for the ``max_overlays`` worst non-failed cases. With the cohort's
+    sample ``sheet``, its cases that have no results, or a reference but no scores, are listed as failed."""
     clock = time.perf_counter()
     results_dir, output = Path(results_dir), Path(output)
     table_path, summary_path = output.with_name("cohort.tsv"), output.with_name("summary.json")
     targets = [output, table_path, summary_path]
     check_writable(targets, overwrite)
 
+    samples = None
+    if sheet is not None:
+        from medseg.cohort.samples import read_samples
+
+        samples = read_samples(sheet)
     cases = collect_results(results_dir)
+    if samples is not None:
+        cases = add_expected_cases(cases, samples, results_dir)
     log.info("%s: %d cases", results_dir, len(cases))
     checks = [check_segmentation(case) for case in cases]
     flags = flag_cases(cases, checks, dice_threshold=dice_threshold, outlier_z=outlier_z)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["KINDS", "CaseResult", "LabelResult", "collect_results", "resolve_path"]
+__all__ = ["KINDS", "CaseResult", "LabelResult", "add_expected_cases", "collect_results", "resolve_path"]
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,32 @@ def collect_results(results_dir: Path | str) -> list[CaseResult]:
     return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
 
 
+def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str) -> list[CaseResult]:
+    """``cases`` with what a sample sheet expected and the results folder lacks, as failed cases: a sheet case
+    without results (stage ``not_run``), and one with a reference but no scores (stage ``not_scored``)."""
+    results_dir = Path(results_dir).absolute()
+    by_id = {case.case_id: case for case in cases}
+    out = list(cases)
+    for sample in samples:
+        reference = str(sample.reference) if sample.reference is not None else None
+        case = by_id.get(sample.case_id)
+        if case is None:
+            out.append(CaseResult(case_id=sample.case_id, folder=results_dir / "cases" / sample.case_id,
+                                  results_dir=results_dir, failure={
+                                      "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "not_run",
+                                      "input": str(sample.image), "reference": reference,
+                                      "error": "in the sample sheet, but the results folder holds nothing for it "
+                                               "(not run yet, or its results were removed)",
+                                      "error_type": "MissingResult"}))
+        elif reference is not None and case.status == "no_reference":
+            case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "not_scored",
+                            "input": str(sample.image), "reference": reference,
+                            "error": f"the sample sheet gives the reference {sample.reference}, but the case has "
+                                     "no scores (the evaluate step has not run for it)",
+                            "error_type": "MissingResult"}
+    return sorted(out, key=lambda c: (c.case_id, str(c.folder)))
+
+
 def _resolve_stale_failure(case: CaseResult) -> None:
     """A failure record beside results of the same case: the newer wins. A case that failed after it was
     segmented (say, at stage evaluate) keeps its sidecar, for provenance and its overlay."""
@@ -177,6 +203,8 @@ def _resolve_stale_failure(case: CaseResult) -> None:
     others = [case.paths[kind] for kind in ("sidecar", "metrics") if kind in case.paths and getattr(case, kind)]
     if case.failure is None or failure_path is None or not others:
         return
+    if case.failure.get("stage") == "evaluate" and case.metrics is None:
+        return  # segmented, then failed at scoring: the sidecar stays for provenance (file times do not matter)
     newest = max(others, key=lambda p: p.stat().st_mtime)
     if newest.stat().st_mtime > failure_path.stat().st_mtime:
         case.notes.append(f"ignored {failure_path.name}: older than {newest.name}")

@@ -1,4 +1,5 @@
-# Rules: infer (a batch of cases per job) -> evaluate (the batch's cases that have a reference) -> report.
+# Rules: infer (a batch of cases per job) -> evaluate (scores the batch's cases that have a reference, removes the
+# scores of those that no longer have one) -> report.
 # Each job ends by writing its record under RESULTS/jobs/ atomically, after every case of the batch has
 # either its outputs or its failure record; a case is never left half-written under its final name.
 # A job that dies (a case crashed or exhausted its process) is retried with more memory and time: finished cases
@@ -10,6 +11,7 @@ rule infer:
     input:
         images=batch_images,
         weights=WEIGHTS,
+        model_config=MODEL_CONFIG,
     output:
         record=f"{RESULTS}/jobs/{{batch}}.infer.json",
     params:
@@ -17,6 +19,7 @@ rule infer:
         sheet=SHEET,
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
+        inputs=lambda wildcards: inputs_signature(wildcards, "image"),
         model=lambda wildcards, input: Path(input.weights).parent,
         device=config["device"],
         precision=config["precision"],
@@ -51,7 +54,8 @@ rule evaluate:
         medseg=MEDSEG,
         sheet=SHEET,
         results=lambda wildcards, output: results_of(output.record),
-        cases=lambda wildcards: case_args(wildcards, scored_only=True),
+        cases=case_args,
+        references=lambda wildcards: inputs_signature(wildcards, "reference"),
     log:
         f"{RESULTS}/logs/evaluate/{{batch}}.log",
     conda:
@@ -71,13 +75,14 @@ rule evaluate:
 rule report:
     input:
         infer=expand(rules.infer.output.record, batch=BATCHES),
-        evaluate=expand(rules.evaluate.output.record, batch=SCORED),
+        evaluate=expand(rules.evaluate.output.record, batch=BATCHES),
     output:
         html=f"{RESULTS}/report.html",
         table=f"{RESULTS}/cohort.tsv",
         summary=f"{RESULTS}/summary.json",
     params:
         medseg=MEDSEG,
+        sheet=SHEET,
         results=lambda wildcards, output: Path(output.html).parent,
         dice_threshold=config["dice_threshold"],
         max_overlays=config["max_overlays"],
@@ -93,4 +98,4 @@ rule report:
         runtime=60,
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
-        " --max-overlays {params.max_overlays} --overwrite > {log:q} 2>&1"
+        " --max-overlays {params.max_overlays} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from medseg import cohort
-from medseg.cohort import snakelock
+from medseg.cohort import records, snakelock
 from medseg.package import load_package
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -22,15 +22,17 @@ _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_metho
 MEDSEG = "python -m medseg" if _CONDA else f"{shlex.quote(sys.executable)} -m medseg"
 
 _rows = cohort.read_sample_rows(SHEET)
+# medseg's own checks first: their messages name the sheet and its line; the schema documents the columns
+SAMPLES = cohort.samples_from_rows(_rows, Path(SHEET).parent, where=SHEET)
 validate(
     pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in _rows]),
     "../../configs/schemas/samples.schema.yaml",
 )
-SAMPLES = cohort.samples_from_rows(_rows, Path(SHEET).parent, where=SHEET)
 BATCHES = cohort.batches(SAMPLES, config["cases_per_job"])
-SCORED = [name for name, batch in BATCHES.items() if any(s.reference for s in batch)]
-# a weights file that changes (a new model version) makes every inference job run again
-WEIGHTS = str(load_package(config["model"], check_hash=False).weights_path)
+# a changed weights file or model.json (a new model version) makes every inference job run again
+_PACKAGE = load_package(config["model"], check_hash=False)
+WEIGHTS = str(_PACKAGE.weights_path)
+MODEL_CONFIG = str(_PACKAGE.path / "model.json")
 GPUS = 1 if config["device"].startswith("cuda") else 0
 
 # a run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind; release it when that run is
@@ -70,6 +72,28 @@ wildcard_constraints:
     batch="|".join(re.escape(name) for name in BATCHES),
 
 
+def inputs_signature(wildcards, column):
+    """The batch's input files by path, size and modification time, as a short hash: a job parameter, so that
+    a file replaced by another with an older time (mv, rsync -a, a restored backup) still reruns the job."""
+    paths = [getattr(s, column) for s in BATCHES[wildcards.batch]]
+    return records.fingerprint(files=[[str(p), records.path_signature(p)] for p in paths])[:16]
+
+
+# a job record vouches that its batch's cases are finished; if a case's results were removed since, the record
+# is void, and so is the report that shows them: remove both, so that the batch runs again (its finished cases
+# are kept, the others redone) and the report is rebuilt (Snakemake does not rerun a job for a missing
+# intermediate file whose consumers are present)
+if workflow.is_main_process:
+    _folder = cohort.ResultsFolder(RESULTS)
+    for _batch, _samples in BATCHES.items():
+        _record = Path(RESULTS) / "jobs" / f"{_batch}.infer.json"
+        _gone = [s.case_id for s in _samples if _record.exists() and not _folder.case_outputs_present(s.case_id)]
+        if _gone:
+            logger.warning(f"results of {', '.join(_gone)} are missing: job {_batch} will run again")
+            _record.unlink()
+            Path(RESULTS, "report.html").unlink(missing_ok=True)
+
+
 def batch_images(wildcards):
     """The batch's images that exist (a missing one becomes a failure record, not a missing input)."""
     return [str(s.image) for s in BATCHES[wildcards.batch] if s.image.exists()]
@@ -79,10 +103,9 @@ def batch_references(wildcards):
     return [str(s.reference) for s in BATCHES[wildcards.batch] if s.reference and s.reference.exists()]
 
 
-def case_args(wildcards, scored_only=False):
-    """--case ID for each case of the batch (only those with a reference for scoring)."""
-    cases = [s for s in BATCHES[wildcards.batch] if s.reference or not scored_only]
-    return " ".join(f"--case {shlex.quote(s.case_id)}" for s in cases)
+def case_args(wildcards):
+    """--case ID for each case of the batch."""
+    return " ".join(f"--case {shlex.quote(s.case_id)}" for s in BATCHES[wildcards.batch])
 
 
 def infer_minutes(wildcards):
