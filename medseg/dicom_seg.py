@@ -9,32 +9,61 @@ orientation into the frame, so the mask lands on the slice it was computed on, u
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from medseg.errors import InputError
+from medseg.errors import DicomError, InputError
 from medseg.volume import Volume
 
-__all__ = ["write_dicom_seg"]
+__all__ = ["seg_sources", "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
 
+def seg_sources(volume: Volume) -> dict[Path, object]:
+    """The source images' headers, made fit for a SEG, checked before any inference is spent.
+
+    Refuses (one line naming the series) what a SEG cannot be made from: no FrameOfReferenceUID, a series
+    split across several multi-frame files. Type 2 patient and study attributes a source lacks are written
+    empty, an invalid SpecificCharacterSet or PatientSex is dropped or normalised, and a source without study or
+    series UIDs (anonymised) gives a warning: the SEG cannot be linked to it in an archive.
+    """
+    source = volume.dicom
+    if source is None:
+        raise InputError(f"{volume.source}: DICOM SEG output needs a DICOM series input, this is not one")
+    files = list(dict.fromkeys(source.paths))
+    if any(frame is not None for frame in source.frames) and len(files) != 1:
+        raise DicomError(f"{volume.source}: DICOM SEG output from a series split over several multi-frame files "
+                         "is not supported; write NIfTI instead")
+    datasets = {p: _source_header(p) for p in files}
+    first = datasets[files[0]]
+    if not str(first.get("FrameOfReferenceUID", "") or ""):
+        raise DicomError(f"{files[0]}: no FrameOfReferenceUID, so a DICOM SEG cannot be placed on this series; "
+                         "write NIfTI instead")
+    unlinked = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not str(first.get(k, "") or "")]
+    if unlinked:
+        log.warning("%s: the source has no %s (anonymised?): its DICOM SEG cannot be linked to the series in an "
+                    "archive", volume.source, " or ".join(unlinked))
+    return datasets
+
+
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_names: dict[int, str],
-                    algorithm: str = "medseg", algorithm_version: str = "0") -> None:
+                    algorithm: str = "medseg", algorithm_version: str = "0",
+                    sources: dict[Path, object] | None = None) -> None:
     """Write ``labels`` (on ``volume``'s grid) as a binary DICOM SEG, one segment per non-zero label.
 
-    Not atomic on its own: use :func:`medseg.io.atomic.atomic_paths` around it.
+    ``sources`` are the headers from :func:`seg_sources` (read here when not given). Not atomic on its own:
+    use :func:`medseg.io.atomic.atomic_paths` around it.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     import medseg
 
+    datasets = seg_sources(volume) if sources is None else sources
     source = volume.dicom
-    if source is None:
-        raise InputError(f"{volume.source}: DICOM SEG output needs a DICOM series input, this is not one")
     if tuple(labels.shape) != volume.shape:
         raise ValueError(f"label shape {labels.shape} differs from the volume's {volume.shape}")
     values = sorted(int(v) for v in label_names if int(v) != 0)
@@ -45,11 +74,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     if unknown:
         raise ValueError(f"labels {sorted(unknown)} have no name in the model package")
 
-    files = list(dict.fromkeys(source.paths))
-    datasets = {p: _source_header(p) for p in files}
+    files = list(datasets)
     multi_frame = any(frame is not None for frame in source.frames)
-    if multi_frame and len(files) != 1:
-        raise InputError(f"{volume.source}: DICOM SEG output from several multi-frame files is not supported")
     columns, rows, slices = volume.shape
     if multi_frame:
         count = int(datasets[files[0]].NumberOfFrames)
@@ -78,7 +104,21 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     ]
     first = source_images[0]
     number = int(first.get("SeriesNumber") or 0) + 1000
-    seg = hd.seg.Segmentation(
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # highdicom's doubts about source values: logged
+            warnings.simplefilter("always")
+            seg = _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm, medseg.__version__)
+        for warning in caught:
+            log.info("%s: %s", volume.source, " ".join(str(warning.message).split()))
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        raise DicomError(f"{volume.source}: cannot make a DICOM SEG from this series "
+                         f"({' '.join(str(error).split()) or type(error).__name__})") from error
+    seg.save_as(str(path))
+    log.info("%s: DICOM SEG with %d segments over %d source images", path, len(values), len(source_images))
+
+
+def _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm, version):
+    return hd.seg.Segmentation(
         source_images=source_images,
         pixel_array=pixel_array,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -89,13 +129,11 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
         instance_number=1,
         manufacturer="medseg",
         manufacturer_model_name=algorithm[:64],
-        software_versions=f"medseg {medseg.__version__}",
+        software_versions=f"medseg {version}",
         device_serial_number="0",
         series_description=f"medseg {algorithm}"[:64],
         omit_empty_frames=True,
     )
-    seg.save_as(str(path))
-    log.info("%s: DICOM SEG with %d segments over %d source images", path, len(values), len(source_images))
 
 
 def _source_header(path: Path):
@@ -108,4 +146,30 @@ def _source_header(path: Path):
                                   ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
         if not str(dataset.get(keyword, "") or "") and meta is not None and meta.get(meta_keyword):
             setattr(dataset, keyword, meta.get(meta_keyword))
+    _fit_for_seg(dataset, path)
     return dataset
+
+
+_PATIENT_STUDY_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+                        "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyInstanceUID")
+
+
+def _fit_for_seg(dataset, path: Path) -> None:
+    """Values highdicom copies into the SEG, made valid: absent type 2 attributes empty, a character set that
+    is not a DICOM term dropped (the default repertoire), PatientSex as M, F, O or empty."""
+    from highdicom.enum import SpecificCharacterSetValues
+
+    for keyword in _PATIENT_STUDY_TYPE2:
+        if keyword not in dataset:
+            setattr(dataset, keyword, "")
+    if "SpecificCharacterSet" in dataset:
+        value = dataset.SpecificCharacterSet
+        terms = [str(value)] if isinstance(value, str) else [str(v) for v in value]
+        known = {item.value for item in SpecificCharacterSetValues}
+        if not any(terms) or not all(t in known for t in terms if t):
+            if any(terms):
+                log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG uses the default character set",
+                            path, "\\".join(terms))
+            del dataset.SpecificCharacterSet
+    sex = str(dataset.get("PatientSex", "") or "").strip().upper()
+    dataset.PatientSex = sex[:1] if sex[:1] in ("M", "F", "O") else ""

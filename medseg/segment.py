@@ -91,8 +91,13 @@ def segment_case(
 
     clock = time.perf_counter()
     volume = read_image(input_path, series=series)
-    if output_format == "dicom-seg" and volume.dicom is None:
-        raise InputError(f"{input_path}: --format dicom-seg needs a DICOM series folder as input")
+    seg_sources = None
+    if output_format == "dicom-seg":
+        if volume.dicom is None:
+            raise InputError(f"{input_path}: --format dicom-seg needs a DICOM series folder as input")
+        from medseg.dicom_seg import seg_sources as read_seg_sources
+
+        seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
     ref_volume = None
     if reference is not None:
         from medseg.metrics import check_same_grid, read_reference
@@ -140,7 +145,7 @@ def segment_case(
             from medseg.dicom_seg import write_dicom_seg
 
             write_dicom_seg(labels, volume, temps[0], segmenter.package.labels, segmenter.package.name,
-                            str(segmenter.package.config.get("version", "0")))
+                            str(segmenter.package.config.get("version", "0")), sources=seg_sources)
         else:
             write_labels(labels, volume, temps[0])
         timings["write_s"] = time.perf_counter() - clock

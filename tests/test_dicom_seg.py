@@ -202,3 +202,51 @@ def test_infer_dicom_seg_refuses_a_nifti_input(tmp_path, capsys, tiny_package):
     assert exit_info.value.code == 1
     assert "--format dicom-seg needs a DICOM series folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]
+
+
+def _retag(paths, **changes) -> None:
+    """Rewrite every file of a series with attributes changed (None: removed)."""
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        for keyword, value in changes.items():
+            if value is None:
+                if keyword in dataset:
+                    delattr(dataset, keyword)
+            else:
+                setattr(dataset, keyword, value)
+        dataset.save_as(path)
+
+
+@pytest.mark.parametrize("changes", [
+    {"SpecificCharacterSet": ""},  # left empty by some exporters (the shared ct-seg series)
+    {"SpecificCharacterSet": "ISO_IR_100"},  # not a DICOM term
+    {"PatientID": None, "PatientBirthDate": None},  # type 2 attributes missing
+    {"PatientSex": "Male"},
+])
+def test_seg_from_sources_with_faulty_patient_and_charset_values(tmp_path, changes):
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    _retag(paths, **changes)
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    source = pydicom.dcmread(paths[0])
+    assert seg.StudyInstanceUID == source.StudyInstanceUID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    assert seg.get("SpecificCharacterSet", "ISO_IR 100") in ("ISO_IR 100", "ISO_IR 192", "")
+    assert seg.PatientSex == ("M" if changes.get("PatientSex") == "Male" else source.PatientSex)
+    assert str(seg.get("PatientID", "")) == str(source.get("PatientID", ""))
+
+
+def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, capsys, tiny_package):
+    values = stored_values(SHAPE, seed=14)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=4)
+    _retag(paths, FrameOfReferenceUID=None)
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "infer", str(tmp_path / "dcm"), "--device", "cpu", "--format", "dicom-seg",
+              "--model", str(tiny_package.path), "-o", str(tmp_path / "out")])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("medseg: error: ") and "no FrameOfReferenceUID, so a DICOM SEG cannot be placed" in err[-1]
+    assert not (tmp_path / "out").exists()

@@ -180,3 +180,18 @@ def test_dicom_seg_of_a_real_segmentation_lands_on_its_slices(dicom_root, tmp_pa
         seen.add((uid, number))
     present = {(uid, values.index(int(v)) + 1) for uid, plane in on_source.items() for v in np.unique(plane) if v}
     assert present <= seen  # every label present on a slice has its frame
+
+
+def test_dicom_seg_from_the_ct_seg_series_whose_character_set_is_empty(dicom_root, tmp_path):
+    """Its files carry an empty SpecificCharacterSet, which highdicom refuses as it is."""
+    import highdicom as hd
+
+    volume = read_dicom_series(dicom_root / "ct-seg" / "series")
+    labels = (volume.array > 100).astype(np.uint8)  # bone and contrast, on every slice
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", {1: "dense"}, "shared-test")
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    sources = [pydicom.dcmread(p, stop_before_pixels=True) for p in volume.dicom.paths]
+    assert seg.StudyInstanceUID == sources[0].StudyInstanceUID and seg.PatientID == sources[0].PatientID
+    stack = seg.get_pixels_by_source_instance(source_sop_instance_uids=[s.SOPInstanceUID for s in sources],
+                                              segment_numbers=[1])
+    np.testing.assert_array_equal(stack[..., 0].transpose(2, 1, 0).astype(bool), labels == 1)
