@@ -103,3 +103,46 @@ def test_label_names_from_a_model_package(pair, tmp_path, capsys, make_package):
     nib.save(nib.Nifti1Image(seven.astype(np.uint8), nib.load(ref).affine), tmp_path / "eight.nii.gz")
     assert run(["evaluate", str(tmp_path / "eight.nii.gz"), str(ref), "--model", str(package)]) == 1
     assert "label values [4, 8] are not among the model's labels [0, 1, 2, 3]" in capsys.readouterr().err
+
+
+def test_an_output_that_is_an_input_or_an_image_is_refused(pair, tmp_path, capsys):
+    pred, ref = pair
+    before = ref.read_bytes()
+    for output in (ref, tmp_path / "metrics.nii.gz"):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(output), "--overwrite"]) == 2
+        assert "the metrics are JSON; give a .json path that is not an input" in capsys.readouterr().err
+    assert ref.read_bytes() == before and not (tmp_path / "metrics.nii.gz").exists()
+
+
+def test_label_names_and_model_come_from_the_predictions_sidecar(pair, tmp_path, capsys):
+    pred, ref = pair
+    sidecar = {"labels": {"0": "background", "1": "anterior", "2": "posterior"}, "model": {"name": "hippocampus"}}
+    (tmp_path / "case7_seg.json").write_text(json.dumps(sidecar))
+    assert run(["evaluate", str(pred), str(ref), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {v: e["name"] for v, e in metrics["labels"].items()} == {"1": "anterior", "2": "posterior"}
+    assert run(["evaluate", str(pred), str(ref), "--model", "phantom"]) == 2
+    assert ("was made by model 'hippocampus' (its sidecar says so), not 'phantom'; pass --model hippocampus"
+            in capsys.readouterr().err)
+
+
+def test_two_empty_images_without_a_model_say_there_is_nothing_to_score(tmp_path, capsys):
+    empty = np.zeros((8, 8, 4), np.uint8)
+    for name in ("a.nii.gz", "b.nii.gz"):
+        nib.save(nib.Nifti1Image(empty, np.eye(4)), tmp_path / name)
+    assert run(["evaluate", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz")]) == 0
+    assert "no foreground label in either image" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["b.nii.gz", "--label", "b.nii.gz"], "the label file would replace the image"),
+    (["c.txt"], "phantoms are written as NIfTI"),
+    (["c.nii.gz", "--shape", "0", "10", "10"], "0 is not in the range 1<=x<=2048"),
+    (["c.nii.gz", "--seed", "-1"], "-1 is not in the range x>=0"),
+    (["c.nii.gz", "--shape", "2000", "2000", "2000"], "more than 512³ voxels"),
+])
+def test_synth_refuses_bad_arguments_before_writing(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert run(["synth", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -248,5 +248,6 @@ def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, ca
               "--model", str(tiny_package.path), "-o", str(tmp_path / "out")])
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("medseg: error: ") and "no FrameOfReferenceUID, so a DICOM SEG cannot be placed" in err[-1]
+    assert err[-1].startswith("medseg: error: ")
+    assert "no FrameOfReferenceUID, so a DICOM SEG cannot be placed" in err[-1]
     assert not (tmp_path / "out").exists()

@@ -274,3 +274,90 @@ def test_a_dicomdir_file_set_is_read_through_its_files(tmp_path):
     volume = read_dicom_series(tmp_path / "media")
     np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
     assert volume.info["ignored_objects"] == ["DICOMDIR: DICOMDIR index, not an image"]
+
+
+def _retag(paths, **changes) -> None:
+    for index, path in enumerate(paths):
+        dataset = pydicom.dcmread(path)
+        for keyword, value in changes.items():
+            value = value(index) if callable(value) else value
+            if value is None:
+                delattr(dataset, keyword)
+            else:
+                setattr(dataset, keyword, value)
+        dataset.save_as(path)
+
+
+def test_orientations_a_hair_apart_stay_one_series(tmp_path):
+    values, paths = make_series(tmp_path, seed=2)
+    # ±1e-6 around 0.0005, across the old 3-decimal rounding boundary; well inside the geometry tolerance
+    _retag(paths, ImageOrientationPatient=lambda k: [1.0, 0.0005 + (-1) ** k * 1e-6, 0.0, 0.0, 1.0, 0.0])
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == values.shape
+
+
+def test_a_series_without_series_uid_is_read(tmp_path):
+    values, paths = make_series(tmp_path, seed=3)
+    _retag(paths, SeriesInstanceUID=None)
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == values.shape and "no-series-uid" in volume.info["flags"]
+
+
+def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
+    import shutil
+
+    values, paths = make_series(tmp_path / "study", seed=4)
+    shutil.copytree(tmp_path / "study", tmp_path / "study" / "backup")
+    with caplog.at_level("WARNING", logger="medseg"):
+        volume = read_dicom_series(tmp_path / "study")
+    assert volume.shape == values.shape
+    assert sum("the copy is ignored" in r.getMessage() for r in caplog.records) == len(paths)
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"PixelSpacing": [0.0, 0.0]}, "PixelSpacing [0.0, 0.0] is not positive"),
+    ({"RescaleSlope": "xxxxx"}, "RescaleSlope 'xxxxx' is not a number"),
+])
+def test_unusable_spacing_or_rescale_values_are_refused(tmp_path, capsys, changes, problem):
+    _, paths = make_series(tmp_path / "dcm", seed=5)
+    for path in paths:  # written raw: pydicom would refuse to store these values as numbers
+        dataset = pydicom.dcmread(path)
+        for keyword, value in changes.items():
+            tag = pydicom.datadict.tag_for_keyword(keyword)
+            text = "\\".join(str(v) for v in value) if isinstance(value, list) else value
+            dataset[tag] = pydicom.DataElement(tag, "LO", text)
+        dataset.save_as(path)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert problem in err.strip().splitlines()[-1]
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_a_single_valued_image_type_is_one_value(tmp_path):
+    _, paths = make_series(tmp_path, seed=6)
+    _retag(paths, ImageType="LOCALIZER")
+    from medseg.io.dicom_series import scan_folder
+
+    (candidate,) = scan_folder(tmp_path).candidates
+    assert candidate.image_type == ("LOCALIZER",) and candidate.localizer
+
+
+def test_infer_names_the_series_and_warns_about_a_broken_one(tmp_path, capsys, caplog):
+    make_series(tmp_path / "study", seed=7, series_number=4, description="thick recon")
+    broken = slice_positions(SHAPE[2] + 1, 2.0)
+    del broken[2]  # a slice missing in the middle
+    make_series(tmp_path / "study", seed=8, series_number=3, description="main", positions=broken, prefix="m")
+    with caplog.at_level("WARNING", logger="medseg"):
+        code, out, err = run_cli(["infer", str(tmp_path / "study"), "--model", "phantom", "-o", str(tmp_path / "out"),
+                                  "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert "(series 4 'thick recon') ->" in out
+    assert any("1 other image series could not be used: series 3 'main'" in r.getMessage() and "missing slices"
+               in r.getMessage() for r in caplog.records)
+
+
+def test_inspect_with_a_series_that_matches_nothing_exits_1(tmp_path, capsys):
+    make_series(tmp_path, seed=9)
+    code, out, _ = run_cli(["inspect", str(tmp_path), "--series", "99"], capsys)
+    assert code == 1 and "would use: none: " in out and "no series matches --series 99" in out
+    assert run_cli(["inspect", str(tmp_path)], capsys)[0] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import warnings
 
 import click
 
@@ -66,10 +67,15 @@ def cli(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
+    warnings.showwarning = _warning_as_one_line  # library warnings (pydicom, highdicom): one log line each
     ctx = click.get_current_context()
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
     ctx.obj["verbose"] = verbose
+
+
+def _warning_as_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, " ".join(str(message).split()))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,8 @@ from medseg.cli.options import overwrite_option, quiet
 def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     """Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).
 
+    Label names come from --model, else from the prediction's sidecar (<name>_seg.json, written by
+    `medseg infer`), else label_N for every value present; --model must be the model the sidecar names.
     Both images must be label images on the same grid (same shape, affines within 0.01 mm); otherwise
     nothing is scored and the exit code is 1. Empty masks: both empty gives Dice and distances null
     (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
@@ -37,12 +39,22 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     from medseg.volume import stem
 
     if output is not None:
+        if output.name.lower().endswith((".nii", ".nii.gz")) or any(
+                output.resolve() == path.resolve() for path in (prediction, reference)):
+            raise click.UsageError(f"-o {output}: the metrics are JSON; give a .json path that is not an input")
         check_writable([output], overwrite)
     labels = None
+    made_by = _sidecar_model(prediction)
     if model is not None:
         from medseg.package import load_package
 
-        labels = load_package(model, check_hash=False).labels
+        package = load_package(model, check_hash=False)
+        if made_by is not None and made_by["name"] and made_by["name"] != package.name:
+            raise click.UsageError(f"{prediction} was made by model {made_by['name']!r} (its sidecar says so), not "
+                                   f"{package.name!r}; pass --model {made_by['name']} or leave --model out")
+        labels = package.labels
+    elif made_by is not None and made_by["labels"]:
+        labels = made_by["labels"]  # the label names of the model that made the prediction
     if case_id is None:
         case_id = stem(prediction).removesuffix("_seg")
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id)
@@ -57,6 +69,22 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if output is not None:
             click.echo(f"wrote {output}")
     return 0
+
+
+def _sidecar_model(prediction: Path) -> dict | None:
+    """The model name and label names recorded in the prediction's sidecar (``<name>_seg.json`` beside a
+    ``<name>_seg.nii.gz``), or None when there is no readable sidecar."""
+    import json
+
+    from medseg.volume import stem
+
+    sidecar = prediction.with_name(f"{stem(prediction)}.json")
+    try:
+        record = json.loads(sidecar.read_text())
+        labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
+        return {"name": str((record.get("model") or {}).get("name") or ""), "labels": labels}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
 
 
 def format_table(metrics: dict) -> str:
@@ -80,4 +108,7 @@ def format_table(metrics: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"case {metrics['case_id']} (voxel {spacing} mm)"]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    if len(rows) == 1:
+        lines.append("(no foreground label in either image, and no --model to name the expected ones: "
+                     "nothing to score)")
     return "\n".join(lines)

@@ -93,7 +93,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             continue
         if not silent:
             timing = outputs.record.get("timings_s", {})
-            click.echo(f"{path} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)")
+            info = outputs.record.get("input_info") or {}
+            used = f" (series {info['series_key']} '{info.get('description', '')}')" if info.get("series_key") else ""
+            click.echo(f"{path}{used} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)")
             if outputs.record.get("metrics"):
                 for label in outputs.record["metrics"]["labels"].values():
                     dice = label["dice"]

@@ -31,9 +31,11 @@ def inspect(folder, as_json, series):
     from medseg.io.dicom import describe_folder
 
     report = describe_folder(folder, series=series)
+    # the listing is the answer; only a --series that names no usable series is a failure (exit 1)
+    failed = 1 if series is not None and report["chosen"]["key"] is None else 0
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return 0
+        return failed
     rows = [[_cell(entry, column) for column in COLUMNS] for entry in report["series"]]
     header = [column.upper().replace("_MM", " (mm)").replace("PATIENT_POSITION", "POSITION") for column in COLUMNS]
     widths = [max(len(str(v)) for v in [h] + [r[i] for r in rows]) for i, h in enumerate(header)]
@@ -50,7 +52,7 @@ def inspect(folder, as_json, series):
         click.echo(f"would use: series {chosen['key']} ({chosen['reason']})")
     else:
         click.echo(f"would use: none: {chosen['reason']}")
-    return 0
+    return failed
 
 
 def _cell(entry: dict, column: str) -> str:

@@ -10,8 +10,8 @@ import click
 @click.command("synth")
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--label", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write its labels.")
-@click.option("--shape", nargs=3, type=int, default=(128, 128, 64), show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--shape", nargs=3, type=click.IntRange(1, 2048), default=(128, 128, 64), show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--axis-aligned", is_flag=True, help="No oblique rotation (axis permutations and flips only).")
 @click.option("--overwrite", is_flag=True, help="Replace files that exist already.")
 def synth(image, label, shape, seed, axis_aligned, overwrite):
@@ -23,6 +23,13 @@ def synth(image, label, shape, seed, axis_aligned, overwrite):
     from medseg.io.atomic import atomic_paths
     from medseg.synthetic import write_phantom
 
+    for path in [image] + ([label] if label else []):
+        if not path.name.lower().endswith((".nii", ".nii.gz")):
+            raise click.UsageError(f"{path}: phantoms are written as NIfTI; give a .nii or .nii.gz name")
+    if label is not None and label.resolve() == image.resolve():
+        raise click.UsageError(f"{label}: the label file would replace the image; give it another name")
+    if shape[0] * shape[1] * shape[2] > 512**3:
+        raise click.UsageError(f"--shape {' '.join(map(str, shape))}: more than 512³ voxels; make it smaller")
     targets = [image] + ([label] if label else [])
     with atomic_paths(targets, overwrite=overwrite) as temps:
         write_phantom(temps[0], temps[1] if label else None, shape=tuple(shape), seed=seed, oblique=not axis_aligned)

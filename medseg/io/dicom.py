@@ -55,7 +55,12 @@ def read_dicom_series(folder: Path | str, series: str | None = None) -> Volume:
     folder = Path(folder)
     scan = scan_folder(folder)
     candidate, reason = choose_series(scan, series)
-    log.info("%s: using %s: %s", folder, candidate.label(), reason)
+    rejected = [c for c in scan.candidates if c is not candidate and not c.localizer and c.problem is not None]
+    if rejected and series is None:  # a series that would have been chosen had it not been broken: say so loudly
+        log.warning("%s: using %s; %d other image series could not be used: %s", folder, candidate.label(),
+                    len(rejected), "; ".join(f"{c.label()}: {c.problem}" for c in rejected))
+    else:
+        log.info("%s: using %s: %s", folder, candidate.label(), reason)
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape

@@ -89,6 +89,8 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
     if np.abs(orientations - orientations[0]).max() > ORIENTATION_ATOL:
         raise GeometryProblem("images with different orientations")
     spacings = np.array([f.pixel_spacing for f in frames], dtype=np.float64)
+    if not np.all(np.isfinite(spacings)) or np.any(spacings <= 0):
+        raise GeometryProblem(f"PixelSpacing {[float(v) for v in spacings[0]]} is not positive: no patient geometry")
     if np.abs(spacings - spacings[0]).max() > 1e-4:
         raise GeometryProblem("images with different pixel spacings")
     row_dir, col_dir = _unit(orientations[0][:3]), _unit(orientations[0][3:])

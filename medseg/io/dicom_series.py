@@ -10,6 +10,7 @@ localizer / survey description) and non-image objects (SEG, RTSTRUCT, SR, ...) a
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,13 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from medseg.errors import DicomError, ImageReadError
-from medseg.io.dicom_geometry import FrameGeometry, GeometryProblem, SeriesGeometry, series_geometry
+from medseg.io.dicom_geometry import (
+    ORIENTATION_ATOL,
+    FrameGeometry,
+    GeometryProblem,
+    SeriesGeometry,
+    series_geometry,
+)
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series"]
 
@@ -193,7 +200,11 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
     meta = getattr(dataset, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_UID:
         return dataset  # a media index, listed as a non-image object
-    required = [k for k in ("SOPClassUID", "SeriesInstanceUID") if k not in dataset]
+    # an image without SeriesInstanceUID (anonymised) is grouped by study, number and description; without it
+    # and without pixel data too, the header was cut short
+    pixels = any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    required = [k for k in ("SOPClassUID", "SeriesInstanceUID") if k not in dataset
+                and (k == "SOPClassUID" or not pixels)]
     if required:
         raise ImageReadError(f"{path}: truncated or incomplete DICOM file (no {', '.join(required)})")
     return dataset
@@ -213,14 +224,22 @@ def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
         parts: dict[tuple, list[tuple[Path, pydicom.Dataset, DicomFrame]]] = {}
         keys_seen: dict[str, set] = {"orientation": set(), "image type": set(), "echo": set(), "size": set()}
         problems: list[str] = []
-        for path, dataset in members:
+        orientations: list[tuple[float, ...]] = []
+        seen: dict[tuple[str, int | None], Path] = {}
+        for path, dataset in sorted(members, key=lambda item: str(item[0])):
             try:
                 frames = _frames(path, dataset)
             except GeometryProblem as error:
                 problems.append(f"{path.name}: {error}")
                 frames = []
             for frame in frames:
-                key = _split_key(dataset, frame)
+                image = (frame.sop_instance_uid, frame.frame)
+                if frame.sop_instance_uid and image in seen:  # a copy of a file (a backup/ folder, a re-export)
+                    log.warning("%s: the same image (SOPInstanceUID %s) as %s; the copy is ignored", path,
+                                frame.sop_instance_uid, seen[image])
+                    continue
+                seen[image] = path
+                key = _split_key(dataset, frame, orientations)
                 for name, value in zip(keys_seen, key):
                     keys_seen[name].add(value)
                 parts.setdefault(key, []).append((path, dataset, frame))
@@ -257,7 +276,7 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
         modality=str(first.get("Modality", "")),
         frames=[frame for _, _, frame in items],
         datasets={path: dataset for path, dataset, _ in items},
-        image_type=tuple(str(v).upper() for v in (first.get("ImageType") or ())),
+        image_type=_image_type(first),
         split_reason=split_reason if part is not None else None,
     )
     candidate.localizer = "LOCALIZER" in candidate.image_type or bool(LOCALIZER_WORDS.search(candidate.description))
@@ -318,9 +337,17 @@ def _mark_localizer_sets(candidates: list[SeriesCandidate]) -> None:
                     p.flags.append("localizer")
 
 
-def _split_key(dataset: pydicom.Dataset, frame: DicomFrame) -> tuple:
-    orientation = tuple(round(v, 3) for v in frame.geometry.orientation) if frame.geometry.orientation else None
-    image_type = tuple(str(v).upper() for v in (dataset.get("ImageType") or ()))
+def _split_key(dataset: pydicom.Dataset, frame: DicomFrame, orientations: list[tuple[float, ...]]) -> tuple:
+    """What splits a series: orientation (the first seen within the geometry's tolerance stands for all
+    orientations near it, so values straddling a rounding boundary stay together), image type, echo, size."""
+    orientation = frame.geometry.orientation
+    if orientation is not None:
+        near = [o for o in orientations if max(abs(a - b) for a, b in zip(o, orientation)) <= ORIENTATION_ATOL]
+        if near:
+            orientation = near[0]
+        else:
+            orientations.append(orientation)
+    image_type = _image_type(dataset)
     echo = dataset.get("EchoNumbers")
     return orientation, image_type, str(echo) if echo is not None else None, (frame.geometry.rows,
                                                                              frame.geometry.columns)
@@ -347,8 +374,8 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
             slope = _functional(groups, shared, "PixelValueTransformationSequence", "RescaleSlope")
             intercept = _functional(groups, shared, "PixelValueTransformationSequence", "RescaleIntercept")
             geometry = FrameGeometry(_floats(position, 3), _floats(orientation, 6), _floats(spacing, 2), rows, columns)
-            frames.append(DicomFrame(path, index, geometry, _float(slope, 1.0), _float(intercept, 0.0), sop,
-                                     instance))
+            frames.append(DicomFrame(path, index, geometry, _float(slope, 1.0, "RescaleSlope"),
+                                     _float(intercept, 0.0, "RescaleIntercept"), sop, instance))
         return frames
     if count > 1:
         raise GeometryProblem(f"a multi-frame image ({count} frames) without per-frame geometry")
@@ -359,8 +386,8 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
         rows,
         columns,
     )
-    return [DicomFrame(path, None, geometry, _float(dataset.get("RescaleSlope"), 1.0),
-                       _float(dataset.get("RescaleIntercept"), 0.0), sop, instance)]
+    return [DicomFrame(path, None, geometry, _float(dataset.get("RescaleSlope"), 1.0, "RescaleSlope"),
+                       _float(dataset.get("RescaleIntercept"), 0.0, "RescaleIntercept"), sop, instance)]
 
 
 def _functional(groups: pydicom.Dataset, shared: pydicom.Dataset, sequence: str, keyword: str):
@@ -381,13 +408,23 @@ def _floats(value, count: int) -> tuple[float, ...] | None:
     return numbers if len(numbers) == count else None
 
 
-def _float(value, default: float) -> float:
+def _float(value, default: float, keyword: str = "value") -> float:
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        return default
+        raise GeometryProblem(f"{keyword} {str(value)!r} is not a number") from None
+    if not math.isfinite(number):
+        raise GeometryProblem(f"{keyword} {str(value)!r} is not a finite number")
+    return number
+
+
+def _image_type(dataset: pydicom.Dataset) -> tuple[str, ...]:
+    """ImageType values upper-cased; a single value (a string) is one value, not its characters."""
+    value = dataset.get("ImageType") or ()
+    values = [value] if isinstance(value, (str, bytes)) else list(value)
+    return tuple(str(v).upper() for v in values)
 
 
 def _int(value) -> int | None:
