@@ -44,8 +44,17 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
                          "write NIfTI instead")
     unlinked = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not str(first.get(k, "") or "")]
     if unlinked:
+        import highdicom as hd
+
+        study = str(hd.UID()) if "StudyInstanceUID" in unlinked else None
+        for dataset in datasets.values():
+            if study is not None:
+                dataset.StudyInstanceUID = study  # required in the SEG: a new study, since the source names none
+            if not str(dataset.get("SeriesInstanceUID", "") or ""):
+                dataset.SeriesInstanceUID = ""
         log.warning("%s: the source has no %s (anonymised?): its DICOM SEG cannot be linked to the series in an "
-                    "archive", volume.source, " or ".join(unlinked))
+                    "archive%s", volume.source, " or ".join(unlinked),
+                    " (the SEG gets a new StudyInstanceUID)" if study else "")
     return datasets
 
 
@@ -151,7 +160,7 @@ def _source_header(path: Path):
 
 
 _PATIENT_STUDY_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
-                        "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyInstanceUID")
+                        "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
 def _fit_for_seg(dataset, path: Path) -> None:

@@ -19,7 +19,7 @@ from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.volume import Volume, stem
 
-__all__ = ["CaseOutputs", "output_paths", "segment_case", "versions"]
+__all__ = ["CaseOutputs", "case_targets", "output_paths", "segment_case", "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,18 @@ def output_paths(
     folder = Path(out_dir) if out_dir is not None else input_path.resolve().parent
     name = case_id or stem(input_path.resolve() if input_path.name in ("", ".") else input_path)
     return folder / f"{name}_seg.nii.gz", folder / f"{name}_seg.json", folder / f"{name}_metrics.json"
+
+
+def case_targets(input_path: Path | str, out_dir: Path | str | None = None, scored: bool = False,
+                 output_format: str = "nifti", case_id: str | None = None) -> list[Path]:
+    """The files :func:`segment_case` writes for one input: segmentation (``.nii.gz``, or ``.dcm`` for a DICOM
+    SEG), sidecar, and the metrics when ``scored``."""
+    seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
+    if output_format == "dicom-seg":  # a DICOM SEG referencing the source series instead of the NIfTI
+        seg_path = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm")
+    elif output_format != "nifti":
+        raise ValueError(f"unknown output format {output_format!r} (nifti or dicom-seg)")
+    return [seg_path, sidecar_path] + ([metrics_path] if scored else [])
 
 
 def versions() -> dict[str, str]:
@@ -80,12 +92,9 @@ def segment_case(
     """
     from medseg.preprocess import build_transforms, invert_labels, to_model_space
 
-    seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
-    if output_format == "dicom-seg":  # a DICOM SEG referencing the source series instead of the NIfTI
-        seg_path = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm")
-    elif output_format != "nifti":
-        raise ValueError(f"unknown output format {output_format!r} (nifti or dicom-seg)")
-    targets = [seg_path, sidecar_path] + ([metrics_path] if reference is not None else [])
+    targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
+    seg_path, sidecar_path = targets[:2]
+    metrics_path = targets[2] if reference is not None else None
     check_writable(targets, overwrite)
     timings: dict[str, float] = {}
 

@@ -121,6 +121,9 @@ def test_label_names_and_model_come_from_the_predictions_sidecar(pair, tmp_path,
     assert run(["evaluate", str(pred), str(ref), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert {v: e["name"] for v, e in metrics["labels"].items()} == {"1": "anterior", "2": "posterior"}
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "case7_seg.json"), "--overwrite"]) == 2
+    assert "(nor the prediction's sidecar)" in capsys.readouterr().err
+    assert json.loads((tmp_path / "case7_seg.json").read_text()) == sidecar
     assert run(["evaluate", str(pred), str(ref), "--model", "phantom"]) == 2
     assert ("was made by model 'hippocampus' (its sidecar says so), not 'phantom'; pass --model hippocampus"
             in capsys.readouterr().err)

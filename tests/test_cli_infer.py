@@ -279,3 +279,16 @@ def test_a_plain_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, mo
     shutil.rmtree(tmp_path / "phantom")
     shutil.copytree(shipped, tmp_path / "phantom")
     assert load_package("phantom").path.resolve() == (tmp_path / "phantom").resolve()
+
+
+def test_existing_outputs_of_any_input_are_refused_before_any_work(tmp_path, case, make_package, capsys):
+    other = tmp_path / "other.nii.gz"
+    other.write_bytes(case.read_bytes())
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "other_seg.json").write_text("{}")
+    code, _, err = run(["infer", str(case), str(other), "--model", str(make_package()), "-o", str(out_dir)], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out_dir / 'other_seg.json'}: output exists already; "
+                                            "pass --overwrite to replace it")
+    assert _files(out_dir) == ["other_seg.json"]  # the first input was not segmented either

@@ -252,3 +252,18 @@ def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, ca
     assert err[-1].startswith("medseg: error: ")
     assert "no FrameOfReferenceUID, so a DICOM SEG cannot be placed" in err[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_seg_from_a_source_without_study_and_series_uids(tmp_path, caplog):
+    values = stored_values(SHAPE, seed=15)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)
+    _retag(paths, StudyInstanceUID=None, SeriesInstanceUID=None)
+    volume = read_dicom_series(tmp_path / "dcm")
+    with caplog.at_level("WARNING", logger="medseg"):
+        write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert len(str(seg.StudyInstanceUID)) > 10  # required: a new study, since the source names none
+    assert any("cannot be linked" in r.getMessage() and "new StudyInstanceUID" in r.getMessage()
+               for r in caplog.records)
+    assert {str(f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
+            for f in seg.PerFrameFunctionalGroupsSequence} <= {str(pydicom.dcmread(p).SOPInstanceUID) for p in paths}

@@ -311,7 +311,13 @@ def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="medseg"):
         volume = read_dicom_series(tmp_path / "study")
     assert volume.shape == values.shape
-    assert sum("the copy is ignored" in r.getMessage() for r in caplog.records) == len(paths)
+    assert sum("(same SOPInstanceUID, same bytes); used once" in r.getMessage() for r in caplog.records) == len(paths)
+    # another file that claims an image's SOPInstanceUID is not taken for a copy
+    impostor = pydicom.dcmread(paths[0])
+    impostor.PixelData = bytes(len(impostor.PixelData))
+    impostor.save_as(tmp_path / "study" / "00.dcm")
+    with pytest.raises(DicomError, match="carry the same SOPInstanceUID .* but differ; remove the wrong one"):
+        read_dicom_series(tmp_path / "study")
 
 
 @pytest.mark.parametrize(("changes", "problem"), [

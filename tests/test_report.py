@@ -312,14 +312,18 @@ def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
     sheet.write_text("case_id\timage\treference\n"
                      "done\tdone.nii.gz\tdone_label.nii.gz\n"
                      "pending\tpending.nii.gz\tpending_label.nii.gz\n"
-                     "never\tnever.nii.gz\n")
+                     "never\tnever.nii.gz\n"
+                     "blocked\tblocked.nii.gz\n")
+    (tmp_path / "cases" / "blocked").write_text("a file where the case folder should be\n")
     outputs = build_report(tmp_path, tmp_path / "r.html", sheet=sheet)
     rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
     assert {case: (row["status"], row["failed_stage"]) for case, row in rows.items()} == {
-        "done": ("scored", ""), "pending": ("failed", "not_scored"), "never": ("failed", "not_run")}
+        "done": ("scored", ""), "pending": ("failed", "not_scored"), "never": ("failed", "not_run"),
+        "blocked": ("failed", "infer")}
+    assert "a file is in the place of this case's results folder" in rows["blocked"]["error"]
     assert rows["never"]["error"].startswith("in the sample sheet, but the results folder holds nothing for it")
     assert f"gives the reference {data / 'pending_label.nii.gz'}" in rows["pending"]["error"]
-    assert (outputs.cases, outputs.failed) == (3, 2)
+    assert (outputs.cases, outputs.failed) == (4, 3)
     # without the sheet, the same folder looks finished: two cases, none failed
     assert build_report(tmp_path, tmp_path / "r.html", overwrite=True).failed == 0
 

@@ -309,8 +309,11 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     third = run_ids()
     assert third["a"] == second["a"] and third["b"] != second["b"]
     assert (results / "cases" / "b" / "b_seg.nii.gz").is_file()
+    # a case's scores removed by hand: rescored, nothing segmented again
+    (results / "cases" / "a" / "a_metrics.json").unlink()
+    rerun()
+    assert (results / "cases" / "a" / "a_metrics.json").is_file() and run_ids() == third
     # references taken out of the sheet: their scores go, and the report says so
-    assert (results / "cases" / "a" / "a_metrics.json").is_file()
     write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "")])
     rerun()
     assert not list(results.glob("cases/*/*_metrics.json"))

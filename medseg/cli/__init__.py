@@ -74,8 +74,14 @@ def cli(verbose: int, quiet: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
+_WARNED: set[str] = set()
+
+
 def _warning_as_one_line(message, category, filename, lineno, file=None, line=None) -> None:
-    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, " ".join(str(message).split()))
+    text = f"{category.__name__}: {' '.join(str(message).split())}"
+    if text not in _WARNED:  # a decoder may warn once per slice: once is enough
+        _WARNED.add(text)
+        logging.getLogger("py.warnings").warning("%s", text)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,9 +39,11 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     from medseg.volume import stem
 
     if output is not None:
+        sidecar = prediction.with_name(f"{stem(prediction)}.json")
         if output.name.lower().endswith((".nii", ".nii.gz")) or any(
-                output.resolve() == path.resolve() for path in (prediction, reference)):
-            raise click.UsageError(f"-o {output}: the metrics are JSON; give a .json path that is not an input")
+                output.resolve() == path.resolve() for path in (prediction, reference, sidecar)):
+            raise click.UsageError(f"-o {output}: the metrics are JSON; give a .json path that is not an input "
+                                   "(nor the prediction's sidecar)")
         check_writable([output], overwrite)
     labels = None
     made_by = _sidecar_model(prediction)

@@ -58,6 +58,15 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
     _refuse_shared_outputs(inputs, output_dir)
+    if not overwrite:  # every input's outputs, before the model is loaded or any input is read
+        from medseg.errors import OutputExistsError
+        from medseg.segment import case_targets
+
+        existing = [t for path in inputs
+                    for t in case_targets(path, output_dir, bool(references), output_format) if t.exists()]
+        if existing:
+            more = f" ({len(existing) - 1} more output(s) of these inputs exist too)" if len(existing) > 1 else ""
+            raise OutputExistsError(f"{existing[0]}: output exists already; pass --overwrite to replace it{more}")
     silent = quiet()
     package = load_package(model)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)

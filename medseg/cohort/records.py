@@ -134,9 +134,9 @@ class ResultsFolder:
             return None
         return record
 
-    def case_outputs_present(self, case_id: str) -> bool:
-        """Whether the case's infer record and every output it lists still exist (whatever made them)."""
-        record = self.status(case_id, "infer")
+    def case_outputs_present(self, case_id: str, stage: str = "infer") -> bool:
+        """Whether the case's record of ``stage`` and every output it lists still exist (whatever made them)."""
+        record = self.status(case_id, stage)
         return record is not None and all((self.root / name).is_file() for name in record.get("outputs", []))
 
     def started_path(self, case_id: str, stage: str) -> Path:

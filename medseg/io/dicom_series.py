@@ -20,6 +20,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from medseg.errors import DicomError, ImageReadError
+from medseg.io.atomic import sha256_of
 from medseg.io.dicom_geometry import (
     ORIENTATION_ATOL,
     FrameGeometry,
@@ -225,20 +226,24 @@ def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
         keys_seen: dict[str, set] = {"orientation": set(), "image type": set(), "echo": set(), "size": set()}
         problems: list[str] = []
         orientations: list[tuple[float, ...]] = []
-        seen: dict[tuple[str, int | None], Path] = {}
+        seen: dict[str, Path] = {}  # SOPInstanceUID -> the file that has it
         for path, dataset in sorted(members, key=lambda item: str(item[0])):
+            sop = str(dataset.get("SOPInstanceUID", "") or "")
+            if sop and sop in seen:
+                if sha256_of(path) == sha256_of(seen[sop]):  # a copy (a backup/ folder, a second export)
+                    log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes); used once", path, seen[sop])
+                else:
+                    problems.append(f"{seen[sop].name} and {path.name} carry the same SOPInstanceUID {sop} but "
+                                    "differ; remove the wrong one")
+                continue
+            if sop:
+                seen[sop] = path
             try:
                 frames = _frames(path, dataset)
             except GeometryProblem as error:
                 problems.append(f"{path.name}: {error}")
                 frames = []
             for frame in frames:
-                image = (frame.sop_instance_uid, frame.frame)
-                if frame.sop_instance_uid and image in seen:  # a copy of a file (a backup/ folder, a re-export)
-                    log.warning("%s: the same image (SOPInstanceUID %s) as %s; the copy is ignored", path,
-                                frame.sop_instance_uid, seen[image])
-                    continue
-                seen[image] = path
                 key = _split_key(dataset, frame, orientations)
                 for name, value in zip(keys_seen, key):
                     keys_seen[name].add(value)

@@ -180,13 +180,15 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
         reference = str(sample.reference) if sample.reference is not None else None
         case = by_id.get(sample.case_id)
         if case is None:
-            out.append(CaseResult(case_id=sample.case_id, folder=results_dir / "cases" / sample.case_id,
-                                  results_dir=results_dir, failure={
-                                      "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "not_run",
-                                      "input": str(sample.image), "reference": reference,
-                                      "error": "in the sample sheet, but the results folder holds nothing for it "
-                                               "(not run yet, or its results were removed)",
-                                      "error_type": "MissingResult"}))
+            folder = results_dir / "cases" / sample.case_id
+            blocked = folder.exists() and not folder.is_dir()
+            error = (f"{folder}: a file is in the place of this case's results folder; move it away" if blocked
+                     else "in the sample sheet, but the results folder holds nothing for it (not run yet, or its "
+                          "results were removed)")
+            out.append(CaseResult(case_id=sample.case_id, folder=folder, results_dir=results_dir, failure={
+                "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "infer" if blocked else "not_run",
+                "input": str(sample.image), "reference": reference, "error": error,
+                "error_type": "OutputWriteError" if blocked else "MissingResult"}))
         elif reference is not None and case.status == "no_reference":
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "not_scored",
                             "input": str(sample.image), "reference": reference,

@@ -86,12 +86,15 @@ def inputs_signature(wildcards, column):
 if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
     for _batch, _samples in BATCHES.items():
-        _record = Path(RESULTS) / "jobs" / f"{_batch}.infer.json"
-        _gone = [s.case_id for s in _samples if _record.exists() and not _folder.case_outputs_present(s.case_id)]
-        if _gone:
-            logger.warning(f"results of {', '.join(_gone)} are missing: job {_batch} will run again")
-            _record.unlink()
-            Path(RESULTS, "report.html").unlink(missing_ok=True)
+        for _stage in ("infer", "evaluate"):
+            _record = Path(RESULTS) / "jobs" / f"{_batch}.{_stage}.json"
+            _gone = [s.case_id for s in _samples if _record.exists() and (s.reference or _stage == "infer")
+                     and not _folder.case_outputs_present(s.case_id, _stage)]
+            if _gone:
+                logger.warning(f"{_stage} results of {', '.join(_gone)} are missing: job {_batch}.{_stage} will "
+                               "run again")
+                _record.unlink()
+                Path(RESULTS, "report.html").unlink(missing_ok=True)
 
 
 def batch_images(wildcards):
