@@ -38,6 +38,10 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         raise DicomError(f"{volume.source}: DICOM SEG output from a series split over several multi-frame files "
                          "is not supported; write NIfTI instead")
     datasets = {p: _source_header(p) for p in files}
+    dropped = sorted({charset for d in datasets.values() if (charset := _fit_for_seg(d))})
+    if dropped:
+        log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG uses the default character set",
+                    volume.source, ", ".join(dropped))
     first = datasets[files[0]]
     if not str(first.get("FrameOfReferenceUID", "") or ""):
         raise DicomError(f"{files[0]}: no FrameOfReferenceUID, so a DICOM SEG cannot be placed on this series; "
@@ -155,7 +159,6 @@ def _source_header(path: Path):
                                   ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
         if not str(dataset.get(keyword, "") or "") and meta is not None and meta.get(meta_keyword):
             setattr(dataset, keyword, meta.get(meta_keyword))
-    _fit_for_seg(dataset, path)
     return dataset
 
 
@@ -163,22 +166,23 @@ _PATIENT_STUDY_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "Patient
                         "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
-def _fit_for_seg(dataset, path: Path) -> None:
-    """Values highdicom copies into the SEG, made valid: absent type 2 attributes empty, a character set that
-    is not a DICOM term dropped (the default repertoire), PatientSex as M, F, O or empty."""
+def _fit_for_seg(dataset) -> str | None:
+    """Make the values highdicom copies into the SEG valid: absent type 2 attributes empty, a character set that
+    is not a DICOM term dropped (the default repertoire; returned, for one warning per series), PatientSex as
+    M, F, O or empty."""
     from highdicom.enum import SpecificCharacterSetValues
 
     for keyword in _PATIENT_STUDY_TYPE2:
         if keyword not in dataset:
             setattr(dataset, keyword, "")
+    dropped = None
     if "SpecificCharacterSet" in dataset:
         value = dataset.SpecificCharacterSet
         terms = [str(value)] if isinstance(value, str) else [str(v) for v in value]
         known = {item.value for item in SpecificCharacterSetValues}
         if not any(terms) or not all(t in known for t in terms if t):
-            if any(terms):
-                log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG uses the default character set",
-                            path, "\\".join(terms))
+            dropped = "\\".join(terms) or None
             del dataset.SpecificCharacterSet
     sex = str(dataset.get("PatientSex", "") or "").strip().upper()
     dataset.PatientSex = sex[:1] if sex[:1] in ("M", "F", "O") else ""
+    return dropped

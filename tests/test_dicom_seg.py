@@ -267,3 +267,14 @@ def test_seg_from_a_source_without_study_and_series_uids(tmp_path, caplog):
                for r in caplog.records)
     assert {str(f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
             for f in seg.PerFrameFunctionalGroupsSequence} <= {str(pydicom.dcmread(p).SOPInstanceUID) for p in paths}
+
+
+def test_an_unknown_character_set_is_reported_once_per_series(tmp_path, caplog):
+    values = stored_values(SHAPE, seed=16)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=7)
+    _retag(paths, SpecificCharacterSet="ISO_IR_100")
+    volume = read_dicom_series(tmp_path / "dcm")
+    with caplog.at_level("WARNING", logger="medseg"):
+        write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    warned = [r.getMessage() for r in caplog.records if "SpecificCharacterSet" in r.getMessage()]
+    assert len(warned) == 1 and "ISO_IR_100 is not a DICOM term" in warned[0]

@@ -38,15 +38,15 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     from medseg.metrics import evaluate_files, metrics_json
     from medseg.volume import stem
 
+    sidecar = prediction.with_name(f"{stem(prediction)}.json")  # written by `medseg infer` beside its output
     if output is not None:
-        sidecar = prediction.with_name(f"{stem(prediction)}.json")
         if output.name.lower().endswith((".nii", ".nii.gz")) or any(
                 output.resolve() == path.resolve() for path in (prediction, reference, sidecar)):
             raise click.UsageError(f"-o {output}: the metrics are JSON; give a .json path that is not an input "
                                    "(nor the prediction's sidecar)")
         check_writable([output], overwrite)
     labels = None
-    made_by = _sidecar_model(prediction)
+    made_by = _sidecar_model(sidecar)
     if model is not None:
         from medseg.package import load_package
 
@@ -73,14 +73,11 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     return 0
 
 
-def _sidecar_model(prediction: Path) -> dict | None:
-    """The model name and label names recorded in the prediction's sidecar (``<name>_seg.json`` beside a
-    ``<name>_seg.nii.gz``), or None when there is no readable sidecar."""
+def _sidecar_model(sidecar: Path) -> dict | None:
+    """The model name and label names recorded in a prediction's sidecar, or None when it is absent or
+    unreadable."""
     import json
 
-    from medseg.volume import stem
-
-    sidecar = prediction.with_name(f"{stem(prediction)}.json")
     try:
         record = json.loads(sidecar.read_text())
         labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}

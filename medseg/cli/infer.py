@@ -57,16 +57,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         raise click.UsageError(f"--reference was given {len(references)} times for {len(inputs)} inputs")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
-    _refuse_shared_outputs(inputs, output_dir)
-    if not overwrite:  # every input's outputs, before the model is loaded or any input is read
-        from medseg.errors import OutputExistsError
-        from medseg.segment import case_targets
-
-        existing = [t for path in inputs
-                    for t in case_targets(path, output_dir, bool(references), output_format) if t.exists()]
-        if existing:
-            more = f" ({len(existing) - 1} more output(s) of these inputs exist too)" if len(existing) > 1 else ""
-            raise OutputExistsError(f"{existing[0]}: output exists already; pass --overwrite to replace it{more}")
+    _check_outputs(inputs, output_dir, bool(references), output_format, overwrite)
     silent = quiet()
     package = load_package(model)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
@@ -117,17 +108,25 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     return 0
 
 
-def _refuse_shared_outputs(inputs, output_dir) -> None:
-    """Two inputs that would write the same output names (a/scan.nii.gz, b/scan.nii.gz into one folder)."""
-    from medseg.segment import output_paths
+def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool) -> None:
+    """Before the model is loaded or any input read: two inputs that would write the same names (a/scan.nii.gz,
+    b/scan.nii.gz into one folder) are a usage error, and existing outputs of any input need --overwrite."""
+    from medseg.errors import OutputExistsError
+    from medseg.segment import case_targets
 
     seen: dict[Path, Path] = {}
+    existing: list[Path] = []
     for path in inputs:
-        segmentation = output_paths(path, output_dir)[0].resolve()
+        targets = case_targets(path, output_dir, scored, output_format)
+        segmentation = targets[0].resolve()
         if segmentation in seen:
             raise click.UsageError(f"{seen[segmentation]} and {path} would both be written to {segmentation.name} in "
                                    f"{segmentation.parent}; segment them into different folders (-o)")
         seen[segmentation] = path
+        existing += [t for t in targets if t.exists()] if not overwrite else []
+    if existing:
+        more = f" ({len(existing) - 1} more output(s) of these inputs exist too)" if len(existing) > 1 else ""
+        raise OutputExistsError(f"{existing[0]}: output exists already; pass --overwrite to replace it{more}")
 
 
 class _ProgressFactory:

@@ -128,16 +128,17 @@ class ResultsFolder:
     def finished(self, case_id: str, stage: str, print_: str) -> dict | None:
         """The completion record if the stage is finished for the work ``print_`` identifies, else None."""
         record = self.status(case_id, stage)
-        if record is None or record.get("fingerprint") != print_:
-            return None
-        if not all((self.root / name).is_file() for name in record.get("outputs", [])):
+        if record is None or record.get("fingerprint") != print_ or not self._outputs_exist(record):
             return None
         return record
 
     def case_outputs_present(self, case_id: str, stage: str = "infer") -> bool:
         """Whether the case's record of ``stage`` and every output it lists still exist (whatever made them)."""
         record = self.status(case_id, stage)
-        return record is not None and all((self.root / name).is_file() for name in record.get("outputs", []))
+        return record is not None and self._outputs_exist(record)
+
+    def _outputs_exist(self, record: dict) -> bool:
+        return all((self.root / name).is_file() for name in record.get("outputs", []))
 
     def started_path(self, case_id: str, stage: str) -> Path:
         return self.root / "status" / f"{case_id}.{stage}.started.json"

@@ -249,7 +249,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup) -
 
     case_id = sample.case_id
     inferred = folder.status(case_id, "infer")
-    if inferred is None or not all((folder.root / name).is_file() for name in inferred.get("outputs", [])):
+    if inferred is None or not folder.case_outputs_present(case_id):
         raise InputError(f"{folder.root}: case {case_id} has not been segmented yet; run the infer step first")
     print_ = fingerprint(stage="evaluate", case_id=case_id, infer_run=inferred["run_id"],
                          reference=str(sample.reference), reference_signature=path_signature(sample.reference))
