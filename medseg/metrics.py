@@ -17,7 +17,9 @@ in ml (voxel count × |det(affine)| / 1000).
 
 Prediction and reference must share a grid: same shape, and no voxel centre placed more than
 ``GRID_TOLERANCE_MM`` apart by the two affines; otherwise :class:`~medseg.errors.GeometryError` and nothing
-is scored.
+is scored. A reference that holds the same voxel centres in another order (axes swapped or reversed, as
+between two DICOM converters) is first re-indexed onto the prediction's grid, which moves no voxel and
+interpolates nothing (:func:`reorder_onto_grid`); the record says so.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "jsonable",
     "metrics_json",
     "read_reference",
+    "reorder_onto_grid",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,38 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float = GRID_TOLERANCE_M
         )
 
 
+def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float = GRID_TOLERANCE_MM) -> Volume:
+    """``volume`` re-indexed onto ``target``'s grid when that grid holds the same voxel centres in another order.
+
+    Converters disagree on voxel order (dcm2niix reverses the rows of a DICOM series that medseg keeps), so
+    the same label image can come on a grid whose axes are swapped or reversed. Such a grid is brought onto
+    ``target``'s by transposing and flipping the array (nibabel's orientation tools): no voxel moves in space,
+    nothing is interpolated. Anything else (other spacing, extent or position, a rotation that is not a
+    reordering) returns ``volume`` unchanged, for :func:`check_same_grid` to refuse.
+    """
+    from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
+
+    if volume.shape == target.shape and (
+            grid_displacement_mm(target.shape, volume.affine, target.affine) <= tolerance_mm):
+        return volume
+    try:
+        with np.errstate(all="ignore"):
+            change = ornt_transform(io_orientation(volume.affine), io_orientation(target.affine))
+    except ValueError:  # an axis without direction (a degenerate affine): not a reordering
+        return volume
+    if not np.all(np.isfinite(change)):
+        return volume
+    array = apply_orientation(volume.array, change)
+    affine = volume.affine @ inv_ornt_aff(change, volume.shape)
+    if tuple(array.shape) != target.shape or not (
+            grid_displacement_mm(target.shape, affine, target.affine) <= tolerance_mm):
+        return volume
+    log.info("%s: voxels re-indexed onto %s's grid (axes %s, reversed %s); nothing resampled", volume.source,
+             target.source, [int(a) for a in change[:, 0]], [bool(f < 0) for f in change[:, 1]])
+    return Volume(np.ascontiguousarray(array), target.affine.copy(), source=volume.source,
+                  source_sha256=volume.source_sha256, info={**volume.info, "reordered": True})
+
+
 def _bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...]:
     """Slices of the foreground's bounding box grown by ``margin`` voxels (clipped to the array)."""
     box = []
@@ -143,6 +178,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     Returns a ``medseg-metrics/1`` record; undefined values are ``float('nan')`` (use :func:`metrics_json`
     to write it, which turns them into ``null``).
     """
+    ref = reorder_onto_grid(ref, pred)
     check_same_grid(ref, pred)
     spacing = pred.spacing_mm
     _warn_if_sheared(pred)
@@ -179,6 +215,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "case_id": case_id,
         "prediction": str(pred.source),
         "reference": str(ref.source),
+        "reference_reordered": bool(ref.info.get("reordered", False)),
         "spacing_mm": list(spacing),
         "policy": EMPTY_MASK_POLICY,
         "labels": results,

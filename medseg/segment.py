@@ -109,9 +109,9 @@ def segment_case(
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
     ref_volume = None
     if reference is not None:
-        from medseg.metrics import check_same_grid, read_reference
+        from medseg.metrics import check_same_grid, read_reference, reorder_onto_grid
 
-        ref_volume = read_reference(reference, segmenter.package.labels)
+        ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
         check_same_grid(volume, ref_volume)
     timings["read_s"] = time.perf_counter() - clock
 

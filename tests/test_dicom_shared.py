@@ -195,3 +195,26 @@ def test_dicom_seg_from_the_ct_seg_series_whose_character_set_is_empty(dicom_roo
     stack = seg.get_pixels_by_source_instance(source_sop_instance_uids=[s.SOPInstanceUID for s in sources],
                                               segment_numbers=[1])
     np.testing.assert_array_equal(stack[..., 0].transpose(2, 1, 0).astype(bool), labels == 1)
+
+
+def test_evaluate_against_a_reference_on_dcm2niix_grid(dicom_root, tmp_path, capsys):
+    """The shared model segmentation lies on dcm2niix's grid (rows reversed against medseg's conversion); the
+    same labels on medseg's grid score Dice 1 against it, re-indexed, not refused and not resampled."""
+    from medseg.cli import main
+
+    volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
+    reference = dicom_root / "ct-jpeg2000" / "model_segmentation.nii.gz"
+    theirs = nib.load(reference)
+    ours, _ = to_reference_grid(np.asarray(theirs.dataobj).astype(np.uint8), theirs.affine, volume)
+    assert not np.allclose(theirs.affine, volume.affine)  # a different voxel order, not the same grid
+    nib.save(nib.Nifti1Image(ours, volume.affine), tmp_path / "ct_seg.nii.gz")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(tmp_path / "ct_seg.nii.gz"), str(reference), "-o", str(tmp_path / "m.json")])
+    assert exit_info.value.code == 0
+    assert "reference re-indexed onto the prediction's voxel order" in capsys.readouterr().out
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["reference_reordered"] is True
+    values = sorted(int(v) for v in np.unique(ours) if v)
+    assert len(values) > 1 and sorted(int(k) for k in record["labels"]) == values
+    assert {entry["dice"] for entry in record["labels"].values()} == {1.0}
+    assert {entry["hd95_mm"] for entry in record["labels"].values()} == {0.0}

@@ -20,6 +20,7 @@ from medseg.metrics import (
     jsonable,
     metrics_json,
     read_reference,
+    reorder_onto_grid,
 )
 from medseg.synthetic import rotation_matrix
 from medseg.volume import Volume
@@ -290,6 +291,60 @@ def test_affine_tolerance(change, refused):
         assert grid_displacement_mm(a.shape, affine, other) < 1e-3
 
 
+def reindexed(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same voxels stored in another order: new axes (old 2 reversed, old 0, old 1), written out by hand.
+
+    new[i, j, k] = old[j, k, n2 - 1 - i], so new voxel (i, j, k) lies where old voxel (j, k, n2 - 1 - i) does.
+    """
+    n2 = array.shape[2]
+    new = np.flip(array.transpose(2, 0, 1), axis=0)
+    index_change = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [-1, 0, 0, n2 - 1], [0, 0, 0, 1]], dtype=float)
+    return new, affine @ index_change
+
+
+def test_reference_in_another_voxel_order_is_scored_on_the_predictions_grid(tmp_path):
+    affine = make_affine((0.8, 1.0, 2.0), angles=(0.3, -0.2, 0.1), origin=(-40.0, 12.0, 7.0))
+    shape = (20, 24, 12)
+    ref = np.zeros(shape, np.uint8)
+    ref[ball(shape, (0.8, 1.0, 2.0), (7.0, 12.0, 11.0), 5.0)] = 1
+    ref[ball(shape, (0.8, 1.0, 2.0), (11.0, 8.0, 12.0), 3.0)] = 2
+    pred = np.roll(ref, 1, axis=1)
+    nib.save(nib.Nifti1Image(pred, affine), tmp_path / "pred.nii.gz")
+    nib.save(nib.Nifti1Image(ref, affine), tmp_path / "ref.nii.gz")
+    nib.save(nib.Nifti1Image(*reindexed(ref, affine)), tmp_path / "ref_other_order.nii.gz")
+    same = evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref.nii.gz", HIPPO_LABELS)
+    other = evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref_other_order.nii.gz", HIPPO_LABELS)
+    assert same["reference_reordered"] is False and other["reference_reordered"] is True
+    assert other["labels"] == same["labels"]
+    for value in (1, 2):
+        expected = independent_metrics(pred, ref, value, affine)
+        assert other["labels"][str(value)]["dice"] == pytest.approx(expected["dice"])
+        assert other["labels"][str(value)]["hd95_mm"] == pytest.approx(expected["hd95_mm"])
+    # the re-indexed reference is voxel for voxel the original, on the prediction's affine
+    moved = reorder_onto_grid(read_reference(tmp_path / "ref_other_order.nii.gz"),
+                              Volume(pred, affine, source="pred"))
+    np.testing.assert_array_equal(moved.array, ref)
+    np.testing.assert_array_equal(moved.affine, affine)
+
+
+@pytest.mark.parametrize("change", ["shift_half_voxel", "other_spacing"])
+def test_reordering_never_resamples(tmp_path, change):
+    """A grid that is not a reordering of the prediction's (shifted, other spacing) is still refused."""
+    affine = make_affine((1.0, 1.0, 2.0))
+    ref = np.zeros((16, 16, 8), np.uint8)
+    ref[4:10, 4:10, 2:6] = 1
+    other, other_affine = reindexed(ref, affine)
+    if change == "shift_half_voxel":
+        other_affine[:3, 3] += (0.5, 0.0, 0.0)
+    else:
+        other_affine[:3, 2] *= 1.5
+    pred = Volume(ref, affine, source="pred")
+    moved = reorder_onto_grid(Volume(other, other_affine, source="ref"), pred)
+    assert moved.shape == other.shape and "reordered" not in moved.info
+    with pytest.raises(GeometryError, match=r"pred: shape \(16, 16, 8\) differs from ref's \(8, 16, 16\); not scored"):
+        evaluate_volumes(pred, Volume(other, other_affine, source="ref"), {1: "x"})
+
+
 def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
     ref = np.zeros((12, 12, 12), np.uint8)
     ref[3:7, 3:7, 3:7] = 1
@@ -341,3 +396,11 @@ def test_segment_case_writes_strict_metrics_json(make_package, tmp_path):
                                                                           2: "box", 3: "tube"}, case_id="c1")
     assert written["labels"] == jsonable(again["labels"])
     assert written["case_id"] == "c1" and written["spacing_mm"] == [1.0, 1.0, 2.0]
+    assert written["reference_reordered"] is False
+    # the same reference stored in another voxel order gives the same scores, before any inference is wasted
+    nib.save(nib.Nifti1Image(*reindexed(ref, affine)), tmp_path / "ref_reindexed.nii.gz")
+    outputs = segment_case(tmp_path / "img.nii.gz", segmenter, out_dir=tmp_path / "out2",
+                           reference=tmp_path / "ref_reindexed.nii.gz", case_id="c1")
+    reindexed_record = json.loads(outputs.metrics.read_text())
+    assert reindexed_record["reference_reordered"] is True
+    assert reindexed_record["labels"] == written["labels"]

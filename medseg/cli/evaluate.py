@@ -105,7 +105,8 @@ def format_table(metrics: dict) -> str:
             show(entry["false_negative_ml"], 3), entry["status"],
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [f"case {metrics['case_id']} (voxel {spacing} mm)"]
+    reordered = "; reference re-indexed onto the prediction's voxel order" if metrics.get("reference_reordered") else ""
+    lines = [f"case {metrics['case_id']} (voxel {spacing} mm{reordered})"]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     if len(rows) == 1:
         lines.append("(no foreground label in either image, and no --model to name the expected ones: "
