@@ -256,9 +256,12 @@ def test_rescale_may_differ_per_slice(tmp_path):
 def test_a_repeated_slice_is_refused(tmp_path):
     positions = slice_positions(SHAPE[2], 2.0)
     positions[3] = positions[2]
-    make_series(tmp_path, seed=1, positions=positions)
-    with pytest.raises(DicomError, match=r"1 image\(s\) repeat a slice position already taken"):
+    _, paths = make_series(tmp_path, seed=1, positions=positions)
+    with pytest.raises(DicomError, match=r"1 image\(s\) repeat a slice position already taken \(first at "
+                       r"[-0-9.]+ mm along the normal\): \S+ and \S+$") as error:
         read_dicom_series(tmp_path)
+    named = str(error.value).rsplit(": ", 1)[1].split(" and ")
+    assert sorted(named) == sorted((paths[2].name, paths[3].name))  # the two files at one position
     with pytest.raises(DicomError, match="--series is empty"):
         read_dicom_series(tmp_path, series=" ")
 

@@ -37,7 +37,14 @@ ORIENTATION_ATOL = 1e-4
 
 
 class GeometryProblem(ValueError):
-    """The slices cannot be one regular 3D grid (the message says why); internal to the DICOM reader."""
+    """The slices cannot be one regular 3D grid (the message says why); internal to the DICOM reader.
+
+    ``frames`` holds the indices of the frames at fault, when a few can be named (the reader names their files).
+    """
+
+    def __init__(self, message: str, frames: tuple[int, ...] = ()):
+        super().__init__(message)
+        self.frames = frames
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,9 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
         if n % unique == 0 and unique > 1:
             raise GeometryProblem(f"{n} images at {unique} positions ({n // unique} per position): a 4D series "
                                   "(time points, echoes or repeats), not one 3D volume")
-        raise GeometryProblem(f"{n - unique} image(s) repeat a slice position already taken")
+        k = int(np.flatnonzero(steps <= duplicate_tol)[0])
+        raise GeometryProblem(f"{n - unique} image(s) repeat a slice position already taken "
+                              f"(first at {distance[k]:.3f} mm along the normal)", frames=(order[k], order[k + 1]))
     median = float(np.median(steps))
     tol = max(SPACING_ATOL_MM, SPACING_RTOL * median)
     off = np.flatnonzero(np.abs(steps - median) > tol)

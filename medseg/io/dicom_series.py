@@ -296,6 +296,8 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
             candidate.flags.extend(candidate.geometry.flags)
         except GeometryProblem as error:
             candidate.problem = str(error)
+            if error.frames:
+                candidate.problem += ": " + " and ".join(_frame_name(candidate.frames[i]) for i in error.frames)
             for word in ("missing slices", "uneven", "4D"):
                 if word in str(error):
                     candidate.flags.append({"missing slices": "gaps", "uneven": "uneven", "4D": "4D"}[word])
@@ -304,6 +306,11 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
     if len({(frame.slope, frame.intercept) for frame in candidate.frames}) > 1:
         candidate.flags.append("per-slice-rescale")
     return candidate
+
+
+def _frame_name(frame: DicomFrame) -> str:
+    """A frame as a user finds it: the file name, with the frame number for a multi-frame file."""
+    return frame.path.name if frame.frame is None else f"{frame.path.name} frame {frame.frame + 1}"
 
 
 def _dataset_problem(candidate: SeriesCandidate) -> str | None:
