@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 METRICS_SCHEMA = "medseg-metrics/1"
 GRID_TOLERANCE_MM = 0.01
+MAX_LABEL = 2**53  # float64 holds every integer up to here exactly
 METRIC_KEYS = ("dice", "hd95_mm", "assd_mm", "pred_volume_ml", "ref_volume_ml", "false_positive_ml",
                "false_negative_ml")
 
@@ -72,18 +73,25 @@ SURFACE_DEFINITION = (
 
 
 def read_reference(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
-    """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given)."""
+    """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given).
+
+    Integer files keep their stored type (values exact at any size); others are checked in float64.
+    """
     from medseg.io.nifti import read_nifti
 
-    volume = read_nifti(path, hash_input=False)
+    volume = read_nifti(path, hash_input=False, labels=True)
     values = np.unique(volume.array)
     if values.min() < 0 or not np.all(values == np.round(values)):
         raise InputError(f"{path}: not a label image (values must be non-negative integers)")
+    if values.max() > MAX_LABEL:
+        raise InputError(f"{path}: label value {values.max():.0f} is above {MAX_LABEL} (2^53), the largest medseg "
+                         "can tell apart from its neighbours")
     if labels is not None:
         unknown = sorted({int(v) for v in values} - set(labels))
         if unknown:
             raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}")
-    volume.array = volume.array.astype(np.int32)
+    if volume.array.dtype.kind == "f":
+        volume.array = volume.array.astype(np.int64)
     return volume
 
 
@@ -114,30 +122,40 @@ def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float = GRID
     """``volume`` re-indexed onto ``target``'s grid when that grid holds the same voxel centres in another order.
 
     Converters disagree on voxel order (dcm2niix reverses the rows of a DICOM series that medseg keeps), so
-    the same label image can come on a grid whose axes are swapped or reversed. Such a grid is brought onto
-    ``target``'s by transposing and flipping the array (nibabel's orientation tools): no voxel moves in space,
-    nothing is interpolated. Anything else (other spacing, extent or position, a rotation that is not a
-    reordering) returns ``volume`` unchanged, for :func:`check_same_grid` to refuse.
+    the same label image can come on a grid whose axes are swapped or reversed. The index change between the
+    two grids, ``inv(volume.affine) @ target.affine``, is then a signed permutation; the array is transposed
+    and flipped accordingly: no voxel moves in space, nothing is interpolated. Anything else (other spacing,
+    extent or position, a rotation that is not a reordering) returns ``volume`` unchanged, for
+    :func:`check_same_grid` to refuse.
     """
-    from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
-
     if volume.shape == target.shape and (
             grid_displacement_mm(target.shape, volume.affine, target.affine) <= tolerance_mm):
         return volume
-    try:
-        with np.errstate(all="ignore"):
-            change = ornt_transform(io_orientation(volume.affine), io_orientation(target.affine))
-    except ValueError:  # an axis without direction (a degenerate affine): not a reordering
+    with np.errstate(all="ignore"):
+        try:
+            change = np.linalg.inv(np.asarray(volume.affine, np.float64)) @ np.asarray(target.affine, np.float64)
+        except np.linalg.LinAlgError:
+            return volume
+    signed = np.rint(change[:3, :3])
+    if not np.all(np.isfinite(change)) or np.abs(change[:3, :3] - signed).max() > 1e-3:
         return volume
-    if not np.all(np.isfinite(change)):
+    axes = [int(np.flatnonzero(signed[:, t])[0]) if np.count_nonzero(signed[:, t]) == 1 else -1 for t in range(3)]
+    if sorted(axes) != [0, 1, 2] or not np.all(np.abs(signed).sum(axis=0) == 1):
         return volume
-    array = apply_orientation(volume.array, change)
-    affine = volume.affine @ inv_ornt_aff(change, volume.shape)
+    flips = [bool(signed[axes[t], t] < 0) for t in range(3)]
+    array = np.transpose(volume.array, axes)
+    array = np.flip(array, axis=[t for t in range(3) if flips[t]]) if any(flips) else array
+    index_change = np.eye(4)  # new voxel index -> volume voxel index
+    index_change[:3, :3] = signed
+    for t in range(3):
+        if flips[t]:
+            index_change[axes[t], 3] = volume.shape[axes[t]] - 1
+    affine = volume.affine @ index_change
     if tuple(array.shape) != target.shape or not (
             grid_displacement_mm(target.shape, affine, target.affine) <= tolerance_mm):
         return volume
     log.info("%s: voxels re-indexed onto %s's grid (axes %s, reversed %s); nothing resampled", volume.source,
-             target.source, [int(a) for a in change[:, 0]], [bool(f < 0) for f in change[:, 1]])
+             target.source, axes, flips)
     return Volume(np.ascontiguousarray(array), target.affine.copy(), source=volume.source,
                   source_sha256=volume.source_sha256, info={**volume.info, "reordered": True})
 

@@ -126,7 +126,7 @@ def label_values(cases: list[TrainCase]) -> list[int]:
 
     found: set[int] = set()
     for case in cases:
-        values = np.unique(read_nifti(case.label_path, hash_input=False).array)
+        values = np.unique(read_nifti(case.label_path, hash_input=False, labels=True).array)
         if not np.all(values == np.round(values)) or values.min() < 0:
             raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
                                 f"{_odd_values(values, negative=True)}")
@@ -245,7 +245,7 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
 
     for case in cases:
         image = read_nifti(case.image_path, hash_input=False)
-        label = read_nifti(case.label_path, hash_input=False)
+        label = read_nifti(case.label_path, hash_input=False, labels=True)
         if image.shape != label.shape:
             raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
         if float(np.max(np.abs(image.affine - label.affine))) > 1e-3:
@@ -261,7 +261,7 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
         affine = torch.from_numpy(image.affine)
         data = transforms({
             "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
-            "label": MetaTensor(torch.from_numpy(label.array), affine=affine.clone()),
+            "label": MetaTensor(torch.from_numpy(label.array.astype(np.float32)), affine=affine.clone()),
         })
         case.extent_mm = model_space_extent(data["image"])
         case.image = data["image"].as_tensor().float().contiguous()

@@ -202,11 +202,16 @@ def _corrupt_files(folder, case):
     rgb = np.zeros((4, 5, 6), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
     nib.save(nib.Nifti1Image(rgb, np.eye(4)), str(folder / "rgb.nii.gz"))
     nib.save(nib.Nifti1Image(np.ones((4, 5, 6), np.complex64), np.eye(4)), str(folder / "complex.nii.gz"))
+    header = nib.Nifti1Header()
+    header.set_data_shape((4, 5, 6))
+    header.set_sform(np.diag([0.0, 1.0, 1.0, 1.0]), code=1)  # a zero voxel axis, no qform to fall back on
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 6), np.float32), None, header=header), str(folder / "flat.nii.gz"))
     return {
         patched("dtype.nii", 70, "<h", 9999): "cannot read header (data code 9999 not recognized)",
         patched("negdim.nii", 42, "<h", -5): "corrupt header (negative dimension in shape (-5, 40, 8))",
         folder / "rgb.nii.gz": "RGB or other multi-value voxels",
         folder / "complex.nii.gz": "complex voxels (complex64)",
+        folder / "flat.nii.gz": "the affine is singular or not finite (rows 0 0 0 0; 0 1 0 0; 0 0 1 0)",
     }
 
 
@@ -220,7 +225,7 @@ def test_corrupt_headers_and_voxel_types_are_one_line_and_the_batch_goes_on(tmp_
     assert len(lines) == len(bad)
     for line, (path, problem) in zip(lines, bad.items()):
         assert line.startswith(f"medseg: error: {path}: {problem}")
-    assert f"4 of {len(bad) + 1} inputs failed" in err
+    assert f"{len(bad)} of {len(bad) + 1} inputs failed" in err
     assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
 
 

@@ -302,12 +302,20 @@ def reindexed(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
     return new, affine @ index_change
 
 
-def test_reference_in_another_voxel_order_is_scored_on_the_predictions_grid(tmp_path):
-    affine = make_affine((0.8, 1.0, 2.0), angles=(0.3, -0.2, 0.1), origin=(-40.0, 12.0, 7.0))
+@pytest.mark.parametrize(("spacing", "angles"), [
+    ((0.8, 1.0, 2.0), (0.3, -0.2, 0.1)),
+    ((0.8, 1.0, 2.0), (0.0, 0.0, math.radians(45))),
+    ((1.0, 1.0, 1.0), (0.0, 0.0, math.radians(225))),
+    ((0.8, 0.8, 2.0), (0.0, math.radians(225), 0.0)),
+])
+def test_reference_in_another_voxel_order_is_scored_on_the_predictions_grid(tmp_path, spacing, angles):
+    """Oblique grids, and grids rotated by 45° multiples, where the nearest world axis is a tie (nibabel's
+    io_orientation then breaks the tie differently for the two grids)."""
+    affine = make_affine(spacing, angles=angles, origin=(-40.0, 12.0, 7.0))
     shape = (20, 24, 12)
     ref = np.zeros(shape, np.uint8)
-    ref[ball(shape, (0.8, 1.0, 2.0), (7.0, 12.0, 11.0), 5.0)] = 1
-    ref[ball(shape, (0.8, 1.0, 2.0), (11.0, 8.0, 12.0), 3.0)] = 2
+    ref[ball(shape, spacing, (7.0, 12.0, 11.0), 5.0)] = 1
+    ref[ball(shape, spacing, (11.0, 8.0, 12.0), 3.0)] = 2
     pred = np.roll(ref, 1, axis=1)
     nib.save(nib.Nifti1Image(pred, affine), tmp_path / "pred.nii.gz")
     nib.save(nib.Nifti1Image(ref, affine), tmp_path / "ref.nii.gz")
@@ -343,6 +351,32 @@ def test_reordering_never_resamples(tmp_path, change):
     assert moved.shape == other.shape and "reordered" not in moved.info
     with pytest.raises(GeometryError, match=r"pred: shape \(16, 16, 8\) differs from ref's \(8, 16, 16\); not scored"):
         evaluate_volumes(pred, Volume(other, other_affine, source="ref"), {1: "x"})
+
+
+def test_large_label_values_stay_apart(tmp_path):
+    """Atlas ids beyond float32's exact range (2^24) and uint32 values beyond int32 are scored as themselves."""
+    shape = (12, 12, 12)
+    blob = np.zeros(shape, bool)
+    blob[3:8, 3:8, 3:8] = True
+    for name, value in (("a", 16777216), ("b", 16777217), ("c", 3_000_000_000), ("d", 4_000_000_000)):
+        nib.save(nib.Nifti1Image(blob.astype(np.uint32) * np.uint32(value), np.eye(4)), tmp_path / f"{name}.nii.gz")
+    result = evaluate_files(tmp_path / "b.nii.gz", tmp_path / "a.nii.gz")
+    assert {k: v["status"] for k, v in result["labels"].items()} == {"16777216": "empty_prediction",
+                                                                    "16777217": "false_positive"}
+    result = evaluate_files(tmp_path / "c.nii.gz", tmp_path / "d.nii.gz")
+    assert sorted(result["labels"]) == ["3000000000", "4000000000"]
+    assert result["labels"]["3000000000"]["dice"] == 0.0
+    same = evaluate_files(tmp_path / "d.nii.gz", tmp_path / "d.nii.gz")
+    assert same["labels"]["4000000000"]["dice"] == 1.0
+    # a float file is checked in float64: 1.00000001 is not label 1
+    nib.save(nib.Nifti1Image(blob * 1.00000001, np.eye(4), dtype=np.float64), tmp_path / "near_one.nii.gz")
+    with pytest.raises(InputError, match="near_one.nii.gz: not a label image"):
+        read_reference(tmp_path / "near_one.nii.gz")
+    nib.save(nib.Nifti1Image(blob * 2.0**60, np.eye(4), dtype=np.float64), tmp_path / "huge.nii.gz")
+    with pytest.raises(InputError, match=r"huge.nii.gz: label value 1152921504606846976 is above 9007199254740992"):
+        read_reference(tmp_path / "huge.nii.gz")
+    # integer files keep their type (no float copy of a large label image)
+    assert read_reference(tmp_path / "a.nii.gz").array.dtype == np.uint32
 
 
 def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):

@@ -17,9 +17,11 @@ from medseg.volume import Volume
 __all__ = ["read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
 
 
-def read_nifti(path: Path | str, hash_input: bool = True) -> Volume:
+def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) -> Volume:
     """Read a 3D NIfTI (or any 3D image nibabel reads) into a float32 :class:`Volume`.
 
+    With ``labels`` the voxels keep their stored integer type when the file has no scaling (float64
+    otherwise), so that label values beyond float32's exact range (2^24) are not merged.
     A 4D image with a single volume is accepted and squeezed; other shapes are refused.
     """
     path = Path(path)
@@ -44,11 +46,13 @@ def read_nifti(path: Path | str, hash_input: bool = True) -> Volume:
         raise InputError(f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per voxel)")
     if any(n < 0 for n in shape):
         raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
+    as_stored = labels and dtype.kind in "biu" and _unscaled(image)
+    out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
     try:
-        array = image.get_fdata(dtype=np.float32)
+        array = np.asarray(image.dataobj) if as_stored else image.get_fdata(dtype=out_dtype)
     except MemoryError as error:
-        gib = float(np.prod(shape, dtype=np.float64)) * 4 / 2**30
-        raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as float32; "
+        gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
+        raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
                              "the header is corrupt or the image too large") from error
     except (OSError, EOFError, zlib.error, ValueError, OverflowError, TypeError) as error:
         raise ImageReadError(f"{path}: truncated or corrupt image data ({_short(error)})") from error
@@ -60,8 +64,9 @@ def read_nifti(path: Path | str, hash_input: bool = True) -> Volume:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
     affine = np.asarray(image.affine, dtype=np.float64)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise InputError(f"{path}: the affine is singular or not finite:\n{affine}")
-    if not np.all(np.isfinite(array)):
+        rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
+        raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise InputError(f"{path}: the image contains NaN or infinite voxels")
     header = image.header if isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)) else None
     return Volume(
@@ -117,6 +122,13 @@ def is_sheared(affine: np.ndarray, tol: float = 1e-4) -> bool:
     axes = np.asarray(affine, dtype=np.float64)[:3, :3]
     axes = axes / np.linalg.norm(axes, axis=0)
     return bool(np.abs(axes.T @ axes - np.eye(3)).max() > tol)
+
+
+def _unscaled(image) -> bool:
+    """True when the file stores its voxel values as they are (no slope / intercept to apply)."""
+    slope = getattr(image.dataobj, "slope", 1.0)
+    inter = getattr(image.dataobj, "inter", 0.0)
+    return (slope is None or float(slope) == 1.0) and (inter is None or float(inter) == 0.0)
 
 
 def _short(error: BaseException) -> str:
