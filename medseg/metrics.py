@@ -45,6 +45,7 @@ __all__ = [
     "evaluate_files",
     "evaluate_volumes",
     "grid_displacement_mm",
+    "grid_reordering",
     "jsonable",
     "metrics_json",
     "read_reference",
@@ -118,42 +119,61 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float = GRID_TOLERANCE_M
         )
 
 
+def grid_reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
+                    target_affine: np.ndarray, tolerance_mm: float = GRID_TOLERANCE_MM
+                    ) -> tuple[list[int], list[bool]] | None:
+    """How a grid is re-indexed onto ``target``'s when both hold the same voxel centres in another order.
+
+    Returns ``(axes, flips)``: target axis ``t`` is the grid's axis ``axes[t]``, reversed when ``flips[t]``
+    (``numpy.transpose(array, axes)``, then a flip of those axes); ``None`` when the grids are not such a
+    reordering of each other (other spacing, extent or position, a rotation that is not a reordering). The
+    index change ``inv(affine) @ target_affine`` must round to a signed permutation, and the re-indexed
+    grid must then place every voxel within ``tolerance_mm`` of the target's.
+    """
+    shape, target_shape = tuple(int(n) for n in shape[:3]), tuple(int(n) for n in target_shape[:3])
+    with np.errstate(all="ignore"):
+        try:
+            change = np.linalg.inv(np.asarray(affine, np.float64)) @ np.asarray(target_affine, np.float64)
+        except np.linalg.LinAlgError:
+            return None
+    if change.shape != (4, 4) or not np.all(np.isfinite(change)):
+        return None
+    signed = np.rint(change[:3, :3])
+    if np.abs(change[:3, :3] - signed).max() > 1e-3 or not np.all(np.abs(signed).sum(axis=0) == 1):
+        return None
+    axes = [int(np.flatnonzero(signed[:, t])[0]) for t in range(3)]
+    if sorted(axes) != [0, 1, 2] or tuple(shape[a] for a in axes) != target_shape:
+        return None
+    flips = [bool(signed[axes[t], t] < 0) for t in range(3)]
+    index_change = np.eye(4)  # re-indexed voxel index -> the grid's voxel index
+    index_change[:3, :3] = signed
+    for t in range(3):
+        if flips[t]:
+            index_change[axes[t], 3] = shape[axes[t]] - 1
+    if not grid_displacement_mm(target_shape, np.asarray(affine, np.float64) @ index_change,
+                                target_affine) <= tolerance_mm:
+        return None
+    return axes, flips
+
+
 def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float = GRID_TOLERANCE_MM) -> Volume:
     """``volume`` re-indexed onto ``target``'s grid when that grid holds the same voxel centres in another order.
 
     Converters disagree on voxel order (dcm2niix reverses the rows of a DICOM series that medseg keeps), so
-    the same label image can come on a grid whose axes are swapped or reversed. The index change between the
-    two grids, ``inv(volume.affine) @ target.affine``, is then a signed permutation; the array is transposed
-    and flipped accordingly: no voxel moves in space, nothing is interpolated. Anything else (other spacing,
-    extent or position, a rotation that is not a reordering) returns ``volume`` unchanged, for
-    :func:`check_same_grid` to refuse.
+    the same label image can come on a grid whose axes are swapped or reversed; the array is then transposed
+    and flipped (:func:`grid_reordering`): no voxel moves in space, nothing is interpolated. Anything else
+    returns ``volume`` unchanged, for :func:`check_same_grid` to refuse.
     """
     if volume.shape == target.shape and (
             grid_displacement_mm(target.shape, volume.affine, target.affine) <= tolerance_mm):
         return volume
-    with np.errstate(all="ignore"):
-        try:
-            change = np.linalg.inv(np.asarray(volume.affine, np.float64)) @ np.asarray(target.affine, np.float64)
-        except np.linalg.LinAlgError:
-            return volume
-    signed = np.rint(change[:3, :3])
-    if not np.all(np.isfinite(change)) or np.abs(change[:3, :3] - signed).max() > 1e-3:
+    found = grid_reordering(volume.shape, volume.affine, target.shape, target.affine, tolerance_mm)
+    if found is None:
         return volume
-    axes = [int(np.flatnonzero(signed[:, t])[0]) if np.count_nonzero(signed[:, t]) == 1 else -1 for t in range(3)]
-    if sorted(axes) != [0, 1, 2] or not np.all(np.abs(signed).sum(axis=0) == 1):
-        return volume
-    flips = [bool(signed[axes[t], t] < 0) for t in range(3)]
+    axes, flips = found
     array = np.transpose(volume.array, axes)
-    array = np.flip(array, axis=[t for t in range(3) if flips[t]]) if any(flips) else array
-    index_change = np.eye(4)  # new voxel index -> volume voxel index
-    index_change[:3, :3] = signed
-    for t in range(3):
-        if flips[t]:
-            index_change[axes[t], 3] = volume.shape[axes[t]] - 1
-    affine = volume.affine @ index_change
-    if tuple(array.shape) != target.shape or not (
-            grid_displacement_mm(target.shape, affine, target.affine) <= tolerance_mm):
-        return volume
+    if any(flips):
+        array = np.flip(array, axis=[t for t in range(3) if flips[t]])
     log.info("%s: voxels re-indexed onto %s's grid (axes %s, reversed %s); nothing resampled", volume.source,
              target.source, axes, flips)
     return Volume(np.ascontiguousarray(array), target.affine.copy(), source=volume.source,

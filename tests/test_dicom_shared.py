@@ -199,22 +199,30 @@ def test_dicom_seg_from_the_ct_seg_series_whose_character_set_is_empty(dicom_roo
 
 def test_evaluate_against_a_reference_on_dcm2niix_grid(dicom_root, tmp_path, capsys):
     """The shared model segmentation lies on dcm2niix's grid (rows reversed against medseg's conversion); the
-    same labels on medseg's grid score Dice 1 against it, re-indexed, not refused and not resampled."""
+    same labels on medseg's grid score Dice 1 against it, re-indexed, not refused and not resampled; the QA
+    report raises no geometry flag for it."""
     from medseg.cli import main
+    from medseg.report.build import build_report
 
     volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
     reference = dicom_root / "ct-jpeg2000" / "model_segmentation.nii.gz"
     theirs = nib.load(reference)
     ours, _ = to_reference_grid(np.asarray(theirs.dataobj).astype(np.uint8), theirs.affine, volume)
     assert not np.allclose(theirs.affine, volume.affine)  # a different voxel order, not the same grid
-    nib.save(nib.Nifti1Image(ours, volume.affine), tmp_path / "ct_seg.nii.gz")
+    case = tmp_path / "results" / "cases" / "ct"
+    case.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(ours, volume.affine), case / "ct_seg.nii.gz")
     with pytest.raises(SystemExit) as exit_info:
-        main(["evaluate", str(tmp_path / "ct_seg.nii.gz"), str(reference), "-o", str(tmp_path / "m.json")])
+        main(["evaluate", str(case / "ct_seg.nii.gz"), str(reference), "-o", str(case / "ct_metrics.json")])
     assert exit_info.value.code == 0
     assert "reference re-indexed onto the prediction's voxel order" in capsys.readouterr().out
-    record = json.loads((tmp_path / "m.json").read_text())
+    record = json.loads((case / "ct_metrics.json").read_text())
     assert record["reference_reordered"] is True
     values = sorted(int(v) for v in np.unique(ours) if v)
     assert len(values) > 1 and sorted(int(k) for k in record["labels"]) == values
     assert {entry["dice"] for entry in record["labels"].values()} == {1.0}
     assert {entry["hd95_mm"] for entry in record["labels"].values()} == {0.0}
+    outputs = build_report(tmp_path / "results", tmp_path / "results" / "report.html")
+    summary = json.loads(outputs.summary.read_text())
+    assert "geometry" not in summary["flags"] and outputs.overlays == 1  # (labels touch the 20-slice box: flagged)
+    assert "scored against a reference holding the same voxels in another order" in outputs.html.read_text()

@@ -276,6 +276,125 @@ def test_geometry_flags(tmp_path):
     assert "segmentation file not found" in page
 
 
+@pytest.mark.parametrize("max_overlays", [0, 100])
+def test_input_and_reference_grids_are_checked_for_every_case(tmp_path, max_overlays):
+    """Grid flags do not depend on which cases get an overlay; a reference holding the same voxels in another
+    order (as scoring re-indexes it) is no geometry problem and is drawn."""
+    for seed, case_id in enumerate(("same", "replaced", "reordered", "wrong_ref")):
+        write_case(tmp_path, case_id, seed, "exact")
+    # replaced: its input image was replaced after inference by one on another grid
+    replaced = tmp_path / "inputs" / "1_image.nii.gz"
+    image = nib.load(replaced)
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj)[:, :, :-1], image.affine), replaced)
+    # reordered: scored against its reference stored with axes (2, 0, 1) reversed along the first
+    _, labels, affine = phantom(2)
+    n2 = labels.shape[2]
+    index_change = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [-1, 0, 0, n2 - 1], [0, 0, 0, 1]], dtype=float)
+    reordered_ref = tmp_path / "inputs" / "2_label_reordered.nii.gz"
+    nib.save(nib.Nifti1Image(np.flip(labels.transpose(2, 0, 1), axis=0), affine @ index_change), reordered_ref)
+    from medseg.metrics import evaluate_files
+
+    case = tmp_path / "cases" / "reordered"
+    metrics = evaluate_files(case / "reordered_seg.nii.gz", reordered_ref, LABELS, case_id="reordered")
+    assert metrics["reference_reordered"] is True
+    (case / "reordered_metrics.json").write_text(metrics_json(metrics))
+    # wrong_ref: its reference now lies 3 mm away
+    wrong = tmp_path / "inputs" / "3_label.nii.gz"
+    image = nib.load(wrong)
+    moved = image.affine.copy()
+    moved[1, 3] += 3.0
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), moved), wrong)
+
+    outputs = build_report(tmp_path, tmp_path / "r.html", max_overlays=max_overlays)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert {case_id: flag_set(row) for case_id, row in rows.items()} == {
+        "same": set(), "replaced": {"geometry"}, "reordered": set(), "wrong_ref": {"geometry"}}
+    page = (tmp_path / "r.html").read_text()
+    assert "input image 1_image.nii.gz is not on the segmentation&#x27;s grid (shape (30, 34, 17) vs (30, 34, 18))" in page
+    assert "reference 3_label.nii.gz is not on the segmentation&#x27;s grid" in page
+    assert "scored against a reference holding the same voxels in another order" in page
+    assert outputs.overlays == (4 if max_overlays else 0)
+
+
+def test_the_reordered_reference_is_drawn_voxel_for_voxel(tmp_path):
+    from medseg.report.collect import collect_results
+    from medseg.report.overlay import load_case_arrays
+
+    write_case(tmp_path, "r", 0, "exact")
+    _, labels, affine = phantom(0)
+    flipped = affine.copy()
+    flipped[:3, 1] *= -1
+    flipped[:3, 3] -= flipped[:3, 1] * (labels.shape[1] - 1)
+    nib.save(nib.Nifti1Image(labels[:, ::-1, :], flipped), tmp_path / "inputs" / "0_label.nii.gz")
+    arrays = load_case_arrays(collect_results(tmp_path)[0])
+    np.testing.assert_array_equal(arrays.reference, labels)
+    assert arrays.image is not None and arrays.notes == []
+
+
+def test_records_of_the_wrong_shape_fail_the_case_not_the_report(tmp_path):
+    """JSON that parses but is not a usable record becomes a failed case (stage report) naming the field."""
+    edits = {
+        "m_labels_list": ("metrics", lambda r: r.update(labels=[1, 2]), "field 'labels' is not an object"),
+        "m_no_labels": ("metrics", lambda r: r.pop("labels"), "field 'labels' is not an object"),
+        "m_label_key": ("metrics", lambda r: r["labels"].update({"²": {}}), "has the key '²', not a label value"),
+        "m_dice_text": ("metrics", lambda r: r["labels"]["1"].update(dice="high"), "label 1: dice not a number"),
+        "m_spacing": ("metrics", lambda r: r.update(spacing_mm=[1, 2]), "field 'spacing_mm' is not three numbers"),
+        "s_shape": ("seg", lambda r: r.update(shape=64), "field 'shape' is not three whole numbers"),
+        "s_affine": ("seg", lambda r: r.update(affine=r["affine"][:3]), "field 'affine' is not a 4×4 matrix"),
+        "s_model": ("seg", lambda r: r.update(model="phantom"), "field 'model' is not an object"),
+        "s_labels": ("seg", lambda r: r.update(labels=None, label_volume_ml=[0.1]),
+                     "field 'label_volume_ml' is not an object"),
+    }
+    write_case(tmp_path, "fine", 0, "exact")
+    for seed, (case_id, (kind, edit, _)) in enumerate(edits.items(), start=1):
+        path = write_case(tmp_path, case_id, seed, "exact") / f"{case_id}_{kind}.json"
+        record = json.loads(path.read_text())
+        edit(record)
+        path.write_text(json.dumps(record))
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
+    assert rows["fine"]["status"] == "scored"
+    for case_id, (kind, _, problem) in edits.items():
+        assert rows[case_id]["status"] == "failed" and rows[case_id]["failed_stage"] == "report", case_id
+        assert rows[case_id]["error"] == f"{case_id}_{kind}.json: {problem}" or problem in rows[case_id]["error"]
+
+
+def test_odd_values_are_shown_honestly(tmp_path):
+    from medseg.report.flags import dice_text
+
+    assert [dice_text(d, 0.7) for d in (0.69996, 0.7, 0.70004, 0.85)] == ["0.69996", "0.700", "0.700", "0.850"]
+    assert dice_text(0.6999999999, 0.7) == "0.6999999999" and dice_text(0.5) == "0.500"
+    folder = write_case(tmp_path, "near", 0, "erode")
+    metrics = json.loads((folder / "near_metrics.json").read_text())
+    metrics["labels"]["1"]["dice"] = 0.69996
+    metrics["labels"]["2"].update(dice=None, hd95_mm=None)  # status stays ok
+    metrics["labels"]["1"]["status"] = metrics["labels"]["2"]["status"] = "ok"
+    (folder / "near_metrics.json").write_text(json.dumps(metrics))
+    fp = write_case(tmp_path, "fp", 1, "exact")
+    metrics = json.loads((fp / "fp_metrics.json").read_text())
+    metrics["labels"]["2"].update(status="false_positive", dice=0.0, pred_volume_ml=None)
+    (fp / "fp_metrics.json").write_text(json.dumps(metrics))
+    build_report(tmp_path, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "ball Dice 0.69996 &lt; 0.7" in page and ">0.69996</td>" in page
+    assert "label 2: status ok but no dice, hd95_mm recorded (null or not finite)" in page
+    assert "box: ? ml predicted, none in the reference" in page
+
+
+def test_names_that_are_not_valid_unicode_are_written_escaped(tmp_path):
+    folder = write_case(tmp_path, "lone", 0, "exact")
+    metrics = json.loads((folder / "lone_metrics.json").read_text())
+    metrics["case_id"] = "c\ud800x"  # a lone surrogate, as Python makes from an undecodable file name
+    (folder / "lone_metrics.json").write_text(json.dumps(metrics))
+    sidecar = json.loads((folder / "lone_seg.json").read_text())
+    sidecar["case_id"] = "c\ud800x"
+    (folder / "lone_seg.json").write_text(json.dumps(sidecar))
+    os.rename(os.fsencode(folder), os.fsencode(tmp_path / "cases") + b"/caf\xe9")  # not UTF-8
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    assert outputs.cases == 1
+    assert "c\\ud800x" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert [row["case_id"] for row in read_tsv(outputs.table)] == ["c\\ud800x"]
+
+
 def test_unreadable_and_stale_records(tmp_path):
     write_case(tmp_path, "ok", 0, "exact")
     write_case(tmp_path, "retried", 1, "exact")

@@ -11,7 +11,7 @@ from pathlib import Path
 from medseg.io.atomic import atomic_paths, check_writable
 from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
-from medseg.report.collect import CaseResult, add_expected_cases, collect_results
+from medseg.report.collect import CaseResult, add_expected_cases, collect_results, label_key
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
@@ -77,6 +77,8 @@ def build_report(
         cases = add_expected_cases(cases, samples, results_dir)
     log.info("%s: %d cases", results_dir, len(cases))
     checks = [check_segmentation(case) for case in cases]
+    for case, check in zip(cases, checks):
+        case.notes.extend(check.notes)
     flags = flag_cases(cases, checks, dice_threshold=dice_threshold, outlier_z=outlier_z)
     order = worst_first(cases, flags)
     label_order = _label_order(cases)
@@ -98,7 +100,7 @@ def build_report(
         plots=plots, overlays=overlays, overlay_notes=notes, label_colours=colours,
     ))
     with atomic_paths(targets, overwrite=overwrite) as temps:
-        temps[0].write_text(page, encoding="utf-8")
+        temps[0].write_text(page, encoding="utf-8", errors="backslashreplace")  # undecodable file names
         write_tsv(header, rows, temps[1])
         temps[2].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     counts = summary["cases"]
@@ -113,7 +115,7 @@ def _label_order(cases: list[CaseResult]) -> list[tuple[str, str]]:
     for case in cases:
         for label in case.labels():
             names.setdefault(label.value, label.name)
-    return sorted(names.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)
+    return sorted(names.items(), key=lambda kv: label_key(kv[0]))
 
 
 def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
@@ -144,11 +146,6 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
             if arrays is None:
                 notes.setdefault(index, []).append("no overlay: segmentation file not found")
                 continue
-            for problem in arrays.problems:  # one geometry flag per case; further problems are notes
-                if any(flag.code == "geometry" for flag in flags[index]):
-                    notes.setdefault(index, []).append(problem)
-                else:
-                    flags[index].append(Flag("geometry", problem))
             notes.setdefault(index, []).extend(arrays.notes)
             overlays[index] = render_overlay(arrays, label_order, _focus_label(case, flags[index]))
         except Exception as error:  # one unreadable case must not stop the cohort's report

@@ -1,5 +1,7 @@
-"""Checks that need the segmentation file itself: does a label touch the volume's faces, and is the file on
-the grid its sidecar recorded."""
+"""Checks that need the files themselves: does a label touch the volume's faces, is the segmentation on the
+grid its sidecar recorded, and are the input image and the reference (as they are now) on the segmentation's
+grid. Done for every case (headers only for the input and the reference), so flags never depend on which
+cases get an overlay."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class SegmentationCheck:
     shape: tuple[int, ...] | None = None
     border: dict[str, dict[str, int]] = field(default_factory=dict)  # label value -> {face: voxels}
     geometry: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -83,4 +86,37 @@ def check_segmentation(case: CaseResult, tolerance_mm: float = 0.01) -> Segmenta
     recorded = (case.metrics or {}).get("spacing_mm")
     if recorded is not None and not np.allclose(recorded, spacing, atol=1e-3):
         check.geometry.append(f"metrics were computed with voxel size {recorded}, the file has {spacing.round(4)}")
+    _check_input_and_reference(case, check, affine, tolerance_mm)
     return check
+
+
+def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affine: np.ndarray,
+                               tolerance_mm: float) -> None:
+    """Is the input image, as it is now, on the segmentation's grid; and the reference (allowing the same voxels
+    in another order, which scoring re-indexes)?"""
+    from medseg.errors import MedsegError
+    from medseg.io.images import read_grid
+    from medseg.metrics import grid_displacement_mm, grid_reordering
+
+    shape = check.shape
+    image_path = case.input_path()
+    if image_path is not None:
+        series = ((case.sidecar or {}).get("input_info") or {}).get("series_uid")
+        try:
+            image_shape, image_affine = read_grid(image_path, series=series if image_path.is_dir() else None)
+        except MedsegError as error:
+            check.notes.append(f"input image not checked: {error}")
+        else:
+            if image_shape != shape or not grid_displacement_mm(shape, affine, image_affine) <= tolerance_mm:
+                check.geometry.append(f"input image {image_path.name} is not on the segmentation's grid (shape "
+                                      f"{image_shape} vs {shape}); was it replaced after inference?")
+    reference_path = case.reference_path()
+    if reference_path is not None and case.metrics is not None:
+        try:
+            reference_shape, reference_affine = read_grid(reference_path)
+        except MedsegError as error:
+            check.notes.append(f"reference not checked: {error}")
+        else:
+            same = reference_shape == shape and grid_displacement_mm(shape, affine, reference_affine) <= tolerance_mm
+            if not same and grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm) is None:
+                check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["KINDS", "CaseResult", "LabelResult", "add_expected_cases", "collect_results", "resolve_path"]
+__all__ = ["KINDS", "CaseResult", "LabelResult", "add_expected_cases", "collect_results", "label_key", "resolve_path"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class CaseResult:
             return []
         if self.metrics is not None:
             out = []
-            for value, entry in sorted(self.metrics.get("labels", {}).items(), key=lambda kv: _int(kv[0])):
+            for value, entry in sorted(self.metrics.get("labels", {}).items(), key=lambda kv: label_key(kv[0])):
                 values = {key: _number(entry.get(key)) for key in METRIC_FIELDS}
                 out.append(LabelResult(str(value), str(entry.get("name", f"label_{value}")),
                                        str(entry.get("status", "ok")), **values))
@@ -85,8 +85,8 @@ class CaseResult:
         volumes = sidecar.get("label_volume_ml", {})
         return [
             LabelResult(str(value), str(name), "no_reference", pred_volume_ml=_number(volumes.get(value)))
-            for value, name in sorted(names.items(), key=lambda kv: _int(kv[0]))
-            if _int(value) != 0
+            for value, name in sorted(names.items(), key=lambda kv: label_key(kv[0]))
+            if label_key(value) != 0
         ]
 
     def min_dice(self) -> float | None:
@@ -161,6 +161,8 @@ def collect_results(results_dir: Path | str) -> list[CaseResult]:
             continue
         setattr(case, kind, record)
         case.paths[kind] = path
+        if kind == "metrics":
+            case.notes.extend(_metrics_notes(record))
     if not found:
         raise InputError(
             f"{results_dir}: no case results found (looked for *_seg.json, *_metrics.json and *_failed.json)"
@@ -226,7 +228,71 @@ def _read_json(path: Path, schema: str) -> tuple[dict | None, str | None]:
     found = record.get("schema")
     if found is not None and found != schema:
         return None, f"{path.name}: schema {found!r}, expected {schema!r}"
+    problem = _structure_problem(record, schema)
+    if problem is not None:
+        return None, f"{path.name}: {problem}"
     return record, None
+
+
+def _metrics_notes(record: dict) -> list[str]:
+    """What a reader of the page should know about a metrics record: a re-indexed reference, missing values."""
+    notes = []
+    if record.get("reference_reordered"):
+        notes.append("scored against a reference holding the same voxels in another order, re-indexed onto the "
+                     "segmentation's grid (no resampling)")
+    for value, entry in record["labels"].items():
+        missing = [key for key in ("dice", "hd95_mm", "assd_mm") if _number(entry.get(key)) is None]
+        if entry.get("status", "ok") == "ok" and missing:
+            notes.append(f"label {value}: status ok but no {', '.join(missing)} recorded (null or not finite)")
+    return notes
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _structure_problem(record: dict, schema: str) -> str | None:
+    """What makes a record that parses unusable for the report (a field of the wrong shape), or None."""
+    def label_map(key: str, values_are_objects: bool) -> str | None:
+        value = record.get(key)
+        if value is None and not (key == "labels" and schema == "medseg-metrics/1"):
+            return None
+        if not isinstance(value, dict):
+            return f"field '{key}' is not an object"
+        for label, entry in value.items():
+            if not (isinstance(label, str) and label.isascii() and label.isdigit()):
+                return f"field '{key}' has the key {label!r}, not a label value"
+            if values_are_objects and not isinstance(entry, dict):
+                return f"field '{key}' entry {label} is not an object"
+        return None
+
+    if schema == "medseg-metrics/1":
+        problem = label_map("labels", values_are_objects=True)
+        if problem:
+            return problem
+        for label, entry in record["labels"].items():
+            odd = [k for k in METRIC_FIELDS if entry.get(k) is not None and not _is_number(entry[k])]
+            if odd:
+                return f"label {label}: {', '.join(odd)} not a number"
+        spacing = record.get("spacing_mm")
+        if spacing is not None and not (isinstance(spacing, list) and len(spacing) == 3
+                                         and all(_is_number(v) for v in spacing)):
+            return "field 'spacing_mm' is not three numbers"
+    elif schema == "medseg-segmentation/1":
+        problem = label_map("labels", values_are_objects=False) or label_map("label_volume_ml", False)
+        if problem:
+            return problem
+        shape, affine = record.get("shape"), record.get("affine")
+        if shape is not None and not (isinstance(shape, list) and len(shape) == 3
+                                      and all(isinstance(n, int) and not isinstance(n, bool) for n in shape)):
+            return "field 'shape' is not three whole numbers"
+        if affine is not None and not (isinstance(affine, list) and len(affine) == 4 and all(
+                isinstance(row, list) and len(row) == 4 and all(_is_number(v) for v in row) for row in affine)):
+            return "field 'affine' is not a 4×4 matrix of numbers"
+        for key in ("model", "input_check", "input_info"):
+            if record.get(key) is not None and not isinstance(record[key], dict):
+                return f"field '{key}' is not an object"
+    return None
 
 
 def _number(value) -> float | None:
@@ -236,8 +302,9 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _int(value) -> int:
+def label_key(value) -> int:
+    """A label value (a JSON key) as a number to sort by; anything else sorts last."""
     try:
         return int(value)
     except (TypeError, ValueError):
-        return 1 << 30
+        return 1 << 62

@@ -14,8 +14,8 @@ import numpy as np
 from medseg.report.checks import SegmentationCheck
 from medseg.report.collect import CaseResult
 
-__all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "flag_cases", "flag_rules", "robust_z",
-           "worst_first"]
+__all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "dice_text", "flag_cases", "flag_rules",
+           "robust_z", "worst_first"]
 
 DEFAULT_DICE_THRESHOLD = 0.7
 DEFAULT_OUTLIER_Z = 3.5
@@ -49,13 +49,25 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         ),
         "touches_border": "a predicted label has voxels on a face of the volume (it may be cut off by the field of "
                           "view)",
-        "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, or the "
-                    "case failed because two grids differ",
+        "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, the input "
+                    "image or the reference as they are now is not on the segmentation's grid (a reference holding "
+                    "the same voxels in another order counts as on it: scoring re-indexes it), or the case failed "
+                    "because two grids differ; checked for every case",
         "duplicate_id": "the same case id appears in more than one folder",
         "unlike_training": "the input's field of view (mm per model-space axis) lies outside half the smallest to "
                            "twice the largest of the volumes the model was trained on (as its package records); the "
                            "model's validation figures do not speak for such an input",
     }
+
+
+def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> str:
+    """Dice to ``digits`` decimals, or to as many more as it takes to stay on its side of ``threshold``
+    (0.69996 against 0.7 is shown as 0.69996, never as 0.700)."""
+    for places in range(digits, 10):
+        text = f"{dice:.{places}f}"
+        if threshold is None or (float(text) < threshold) == (dice < threshold):
+            return text
+    return repr(float(dice))
 
 
 def robust_z(values: np.ndarray) -> np.ndarray | None:
@@ -106,10 +118,12 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
             where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""
             out.append(Flag("empty_prediction", f"{label.name} predicted empty{where}", label.name))
         elif label.status == "false_positive":
-            out.append(Flag("false_positive", f"{label.name}: {label.pred_volume_ml:.3g} ml predicted, none in the "
-                                              "reference", label.name))
+            volume = "?" if label.pred_volume_ml is None else f"{label.pred_volume_ml:.3g}"
+            out.append(Flag("false_positive", f"{label.name}: {volume} ml predicted, none in the reference",
+                            label.name))
         if label.dice is not None and label.dice < dice_threshold and label.status == "ok":
-            out.append(Flag("low_dice", f"{label.name} Dice {label.dice:.3f} < {dice_threshold:g}", label.name))
+            out.append(Flag("low_dice", f"{label.name} Dice {dice_text(label.dice, dice_threshold)} < "
+                                        f"{dice_threshold:g}", label.name))
         faces = check.border.get(label.value)
         if faces:
             where = ", ".join(f"{face} {count}" for face, count in faces.items())

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.report.collect import CaseResult
-from medseg.report.flags import Flag
+from medseg.report.flags import Flag, dice_text
 from medseg.report.plots import Plot
 
 __all__ = ["ReportContent", "render_page"]
@@ -72,6 +72,10 @@ class ReportContent:
 def e(value) -> str:
     """HTML-escaped text; empty for ``None``."""
     return "" if value is None else html.escape(str(value), quote=True)
+
+
+def _dice(value, threshold: float) -> str:
+    return '<td class="num na">–</td>' if value is None else f'<td class="num">{dice_text(value, threshold)}</td>'
 
 
 def _num(value, digits: int) -> str:
@@ -175,7 +179,7 @@ def _worst_table(content: ReportContent) -> str:
                 dice_cells.append(f'<td class="num na">{e(status.replace("_", " ")) or "–"}</td>')
             else:
                 css = "low" if dice < threshold else "ok"
-                dice_cells.append(f'<td class="num {css}">{dice:.3f}</td>')
+                dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
         rows.append(f'<tr><td class="num">{rank}</td><td><a href="#case-{index}">{e(case.case_id)}</a></td>'
@@ -232,6 +236,7 @@ def _cases_section(content: ReportContent) -> str:
 def _case_card(content: ReportContent, rank: int, index: int) -> str:
     case = content.cases[index]
     flags = content.flags[index]
+    threshold = content.summary["settings"]["dice_threshold"]
     css = "case failed" if case.status == "failed" else ("case flagged" if flags else "case")
     head = (f'<h3>#{rank} {e(case.case_id)} <span class="muted small">{e(case.status.replace("_", " "))}'
             f"</span> {''.join(_badge(f) for f in flags)}</h3>")
@@ -242,7 +247,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     labels = case.labels()
     if labels:
         rows = "".join(
-            f"<tr><td>{e(label.value)} {e(label.name)}</td>{_num(label.dice, 3)}{_num(label.hd95_mm, 2)}"
+            f"<tr><td>{e(label.value)} {e(label.name)}</td>{_dice(label.dice, threshold)}{_num(label.hd95_mm, 2)}"
             f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
             f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}<td>{e(label.status)}</td></tr>"
             for label in labels

@@ -29,16 +29,18 @@ class CaseArrays:
     affine: np.ndarray
     image: np.ndarray | None = None
     reference: np.ndarray | None = None
-    problems: list[str] = field(default_factory=list)  # geometry problems found while loading
-    notes: list[str] = field(default_factory=list)  # why the image or the reference is not shown
+    notes: list[str] = field(default_factory=list)  # why the image or the reference is not shown, or how it is
 
 
 def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays | None:
-    """Read the segmentation, and the input image and reference when they can be found and share its grid."""
+    """Read the segmentation, and the input image and reference when they can be found and share its grid (a
+    reference holding the same voxels in another order is re-indexed, as scoring does). Grid problems are
+    flagged by :func:`medseg.report.checks.check_segmentation` for every case; here they only leave a layer out."""
     from medseg.errors import MedsegError
     from medseg.io.images import read_image
-    from medseg.metrics import grid_displacement_mm
+    from medseg.metrics import grid_displacement_mm, reorder_onto_grid
     from medseg.report.checks import read_labels
+    from medseg.volume import Volume
 
     path = case.segmentation_path()
     if path is None:
@@ -62,8 +64,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
             if same_grid(volume.shape, volume.affine):
                 arrays.image = volume.array
             else:
-                arrays.problems.append(f"input image {image_path.name} is not on the segmentation's grid "
-                                       f"(shape {volume.shape} vs {prediction.shape})")
+                arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     reference_path = case.reference_path()
     if reference_path is not None:
         try:
@@ -71,10 +72,12 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
         except Exception as error:  # an unreadable reference is reported on the page, never raised
             arrays.notes.append(f"reference not shown: {reference_path.name}: {error}")
         else:
-            if same_grid(reference.shape, reference_affine):
-                arrays.reference = reference
+            moved = reorder_onto_grid(Volume(reference, reference_affine, source=reference_path),
+                                      Volume(prediction, affine, source=path), tolerance_mm)
+            if same_grid(moved.shape, moved.affine):
+                arrays.reference = moved.array
             else:
-                arrays.problems.append(f"reference {reference_path.name} is not on the segmentation's grid")
+                arrays.notes.append(f"reference not shown: {reference_path.name} is not on the segmentation's grid")
     elif case.metrics is not None:
         arrays.notes.append(f"reference not shown: {case.metrics.get('reference')} not found")
     return arrays

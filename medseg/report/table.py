@@ -68,7 +68,7 @@ def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
     lines = ["\t".join(header)]
     for row in rows:
         lines.append("\t".join(_cell(row.get(column)) for column in header))
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8", errors="backslashreplace")
 
 
 def _cell(value) -> str:
