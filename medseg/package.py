@@ -57,6 +57,14 @@ def validate_config(config: dict, where: str) -> None:
             f"{where}: labels must be 0..{arch['n_classes'] - 1} to match n_classes={arch['n_classes']}, "
             f"got {values}"
         )
+    from medseg.network import bottleneck_cells
+
+    tile = config["inference"]["roi_size"]
+    if arch.get("norm", "batch") == "instance" and bottleneck_cells(tile, arch.get("depth", 4)) <= 1:
+        raise ModelPackageError(
+            f"{where}: inference.roi_size {list(tile)} leaves one cell at the bottom of a depth-{arch.get('depth', 4)} "
+            f"U-Net, where instance norm is undefined; make a side larger than {2 ** arch.get('depth', 4)}"
+        )
     context = config["inference"].get("context_slices", 0)
     if arch["in_channels"] != 2 * context + 1:
         raise ModelPackageError(

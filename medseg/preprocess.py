@@ -61,11 +61,19 @@ def to_model_space(volume: Volume, transforms: Compose) -> dict:
     """Apply ``transforms`` to ``volume``; the result's ``image`` is a (1, X, Y, Z) MetaTensor."""
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume.array)), affine=torch.from_numpy(volume.affine))
     data = transforms({"image": image})
-    if not bool(torch.isfinite(data["image"].as_tensor()).all()):
-        peak = float(np.abs(volume.array).max()) if volume.array.size else 0.0
+    check_finite(data["image"], volume)
+    return data
+
+
+def check_finite(image: torch.Tensor, volume: Volume, peak: float | None = None) -> None:
+    """Refuse a volume whose preprocessed ``image`` holds NaN or infinity (intensities that overflow float32).
+
+    ``peak`` is the volume's largest absolute intensity, when taken before transforms that work in place."""
+    if not bool(torch.isfinite(torch.as_tensor(image)).all()):
+        if peak is None:
+            peak = float(np.abs(volume.array).max()) if volume.array.size else 0.0
         raise InputError(f"{volume.source}: preprocessing gave non-finite values (intensities up to {peak:.3g} "
                          "overflow float32); rescale the image")
-    return data
 
 
 def invert_labels(labels: torch.Tensor, data: dict, transforms: Compose, shape: tuple[int, ...]) -> np.ndarray:

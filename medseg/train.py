@@ -54,6 +54,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = ".checkpoint"
+MAX_TRAINING_LABEL = 255
 
 DEFAULT_TRAINING = {
     "epochs": 20,
@@ -156,7 +157,8 @@ def read_config(path: Path | str) -> dict:
         else:
             config = json.loads(text)
     except Exception as error:  # noqa: BLE001 - any parse error is a config error
-        raise TrainingError(f"{path}: not valid {path.suffix[1:].upper() or 'JSON'} ({error})") from error
+        detail = " ".join(str(error).split())
+        raise TrainingError(f"{path}: not valid {path.suffix[1:].upper() or 'JSON'} ({detail})") from error
     if not isinstance(config, dict):
         raise TrainingError(f"{path}: expected a mapping at the top level")
     return config
@@ -205,18 +207,26 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     """
     label_files = _image_files(Path(labels_dir))
-    images: dict[str, Path] = {}
-    for name, path in _image_files(Path(images_dir)).items():
-        if name.endswith("_0000") and name[:-5] in label_files and name not in label_files:
-            name = name[:-5]
-        _add_case(images, name, path)
+    image_files = _image_files(Path(images_dir))
+
+    def bare(name: str) -> str:
+        return name[:-5] if name.endswith("_0000") else name
+
+    # a label name with a label suffix names a case when an image (with or without nnU-Net's _0000) has that name
+    image_names = set(image_files) | {bare(name) for name in image_files}
     labels: dict[str, Path] = {}
     for name, path in label_files.items():
-        for suffix in ("_label", "_labels", "_seg", "_mask"):
-            if name.endswith(suffix) and name[: -len(suffix)] in images:
-                name = name[: -len(suffix)]
-                break
+        if name not in image_names:
+            for suffix in ("_label", "_labels", "_seg", "_mask"):
+                if name.endswith(suffix) and name[: -len(suffix)] in image_names:
+                    name = name[: -len(suffix)]
+                    break
         _add_case(labels, name, path)
+    images: dict[str, Path] = {}
+    for name, path in image_files.items():
+        if name.endswith("_0000") and bare(name) in labels and name not in labels:
+            name = bare(name)
+        _add_case(images, name, path)
     paired = sorted(set(images) & set(labels))
     if not paired:
         raise TrainingError(
@@ -237,7 +247,7 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     """Read, check and bring every case into model space."""
     from medseg.io.nifti import read_nifti
-    from medseg.preprocess import build_transforms
+    from medseg.preprocess import build_transforms, check_finite
 
     transforms = build_transforms(config["preprocessing"], with_label=True)
     declared = {int(k) for k in config["labels"]}
@@ -259,10 +269,12 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
                 f"{case.label_path}: label values {unknown} are not declared in the config's labels {sorted(declared)}"
             )
         affine = torch.from_numpy(image.affine)
+        peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
         data = transforms({
             "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
             "label": MetaTensor(torch.from_numpy(label.array.astype(np.float32)), affine=affine.clone()),
         })
+        check_finite(data["image"].as_tensor(), image, peak)
         case.extent_mm = model_space_extent(data["image"])
         case.image = data["image"].as_tensor().float().contiguous()
         case.label = data["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
@@ -270,37 +282,40 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
 
 
 def split_cases(
-    cases: list[TrainCase], val_fraction: float, seed: int, fold: int = 0
+    cases: list[TrainCase], val_fraction: float, seed: int, fold: int = 0, where: str = "training config"
 ) -> tuple[list[TrainCase], list[TrainCase]]:
-    """A seeded random split; at least one validation case when there are two or more cases.
+    """A seeded random split; at least one validation case when there are two or more cases (none when
+    ``val_fraction`` is 0).
 
     The seeded order of the cases is cut into blocks of the validation size; ``fold`` picks the block that
     validates, so folds 0, 1, … of one seed are disjoint (cross-validation) and fold 0 is the plain split.
     """
     order = np.random.default_rng(seed).permutation(len(cases))
     n_val = int(round(len(cases) * val_fraction))
-    if len(cases) >= 2:
+    if len(cases) >= 2 and val_fraction > 0:
         n_val = min(max(n_val, 1), len(cases) - 1)
     else:
         n_val = 0
     folds = len(cases) // n_val if n_val else 1
     if not 0 <= fold < folds:
-        raise TrainingError(f"training.fold must be in 0..{folds - 1} ({len(cases)} cases, {n_val} validation cases "
-                            f"per fold), got {fold}")
+        raise TrainingError(f"{where}: training.fold (--fold) must be in 0..{folds - 1} ({len(cases)} cases, "
+                            f"{n_val} validation cases per fold), got {fold}")
     chosen = set(order[fold * n_val:(fold + 1) * n_val].tolist())
     val = [case for i, case in enumerate(cases) if i in chosen]
     train_ = [case for i, case in enumerate(cases) if i not in chosen]
     return train_, val
 
 
-def seeded_split(cases: list[TrainCase], training: dict) -> tuple[list[TrainCase], list[TrainCase], str]:
-    """Training cases, validation cases and a description, from a ``training`` section's split settings."""
+def seeded_split(cases: list[TrainCase], training: dict, where: str = "training config"
+                 ) -> tuple[list[TrainCase], list[TrainCase], str]:
+    """Training cases, validation cases and a description, from a ``training`` section's split settings
+    (errors start with ``where``, the config file)."""
     settings = {**default_training(), **training}
     split_seed = int(settings["seed"] if settings.get("split_seed") is None else settings["split_seed"])
     fold = settings.get("fold") or 0
     if not isinstance(fold, int) or isinstance(fold, bool):
-        raise TrainingError(f"training.fold must be a whole number, got {fold!r}")
-    train_, val = split_cases(cases, float(settings["val_fraction"]), split_seed, fold)
+        raise TrainingError(f"{where}: training.fold must be a whole number, got {fold!r}")
+    train_, val = split_cases(cases, float(settings["val_fraction"]), split_seed, fold, where)
     described = f"a seeded {settings['val_fraction']} split, split seed {split_seed}"
     return train_, val, described + (f", fold {fold}" if fold else "")
 
@@ -337,6 +352,22 @@ def check_config(config: dict, where: str = "training config") -> dict:
         raise TrainingError(f"{where}: {at}: {message}")
     settings = {**default_training(), **training}
     settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
+    largest = max(int(k) for k in config["labels"])
+    if largest > MAX_TRAINING_LABEL:
+        raise TrainingError(f"{where}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest medseg train "
+                            "supports (labels are kept as 8-bit values)")
+    from medseg.network import bottleneck_cells
+
+    arch = config["architecture"]
+    depth, norm = int(arch.get("depth", 4)), arch.get("norm", "batch")
+    tile = list(config["inference"]["roi_size"])
+    patch = list(settings.get("patch_size") or tile)
+    for name, size, needed in (("training.patch_size", patch, norm == "instance" or (
+            norm == "batch" and int(settings["batch_size"]) == 1)), ("inference.roi_size", tile, norm == "instance")):
+        if needed and bottleneck_cells(size, depth) <= 1:
+            why = "instance norm" if norm == "instance" else "batch norm with training.batch_size 1"
+            raise TrainingError(f"{where}: {name} {size} leaves one cell at the bottom of a depth-{depth} U-Net, where "
+                                f"{why} is undefined; make a side larger than {2 ** depth}")
     return settings
 
 
@@ -423,12 +454,17 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     if out_dir.is_dir():
         entries = sorted(p.name for p in out_dir.iterdir())
         package = CONFIG_NAME in entries
+        checkpoint = CHECKPOINT_DIR in entries
         if not (package or resume or overwrite) and epoch is not None:
             raise OutputExistsError(f"{out_dir}: holds an unfinished training run (checkpoint after epoch {epoch}); "
                                     "pass --resume to continue it or --overwrite to start again")
+        if checkpoint and epoch is None and not overwrite:
+            raise OutputExistsError(f"{out_dir}: holds a checkpoint whose record {CHECKPOINT_DIR}/last.json cannot "
+                                    "be read; pass --overwrite to start again")
         if package and not (overwrite or resume):
             raise OutputExistsError(f"{out_dir}: holds a model package already; pass --overwrite or --resume")
-        if entries and not package and entries != [CHECKPOINT_DIR]:
+        # a training folder (package or checkpoint) may hold the user's notes beside it; any other folder is refused
+        if entries and not package and not (checkpoint and (resume or overwrite)) and entries != [CHECKPOINT_DIR]:
             shown = ", ".join(entries[:3]) + (" …" if len(entries) > 3 else "")
             raise TrainingError(f"{out_dir}: is not empty and holds no model package ({shown}); give a new or empty "
                                 "folder")
@@ -576,6 +612,21 @@ def train(
             ema.updates = state["epoch"] * int(settings["steps_per_epoch"])
         log.info("resuming after epoch %d", state["epoch"])
 
+    def validate(record: dict) -> None:
+        nonlocal best_state
+        scores = _validation_scores(validator, val_cases, labels)
+        # a label that no validation case holds (nor predicts) has no Dice: None, not NaN (valid JSON)
+        per_label = {k: (float(np.mean(v)) if v else None) for k, v in scores.items()}
+        scored = [v for v in per_label.values() if v is not None]
+        record["val_dice"] = {str(k): v for k, v in per_label.items()}
+        record["val_dice_median"] = {str(k): (float(np.median(v)) if v else None) for k, v in scores.items()}
+        record["val_dice_min"] = {str(k): (float(np.min(v)) if v else None) for k, v in scores.items()}
+        record["val_mean_dice"] = float(np.mean(scored)) if scored else None
+        if record["val_mean_dice"] is not None and record["val_mean_dice"] > state["best_dice"]:
+            state["best_dice"] = record["val_mean_dice"]
+            state["best_epoch"] = record["epoch"]
+            best_state = {k: v.detach().cpu().clone() for k, v in shipped.state_dict().items()}
+
     started = time.perf_counter() - sum(h.get("seconds", 0.0) for h in state["history"])
     cpu_started = time.process_time() - sum(h.get("cpu_seconds", 0.0) for h in state["history"])
     for epoch in range(state["epoch"], int(settings["epochs"])):
@@ -591,18 +642,7 @@ def train(
                               device, ema)
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses))}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
-            scores = _validation_scores(validator, val_cases, labels)
-            # a label that no validation case holds (nor predicts) has no Dice: None, not NaN (valid JSON)
-            per_label = {k: (float(np.mean(v)) if v else None) for k, v in scores.items()}
-            scored = [v for v in per_label.values() if v is not None]
-            record["val_dice"] = {str(k): v for k, v in per_label.items()}
-            record["val_dice_median"] = {str(k): (float(np.median(v)) if v else None) for k, v in scores.items()}
-            record["val_dice_min"] = {str(k): (float(np.min(v)) if v else None) for k, v in scores.items()}
-            record["val_mean_dice"] = float(np.mean(scored)) if scored else None
-            if record["val_mean_dice"] is not None and record["val_mean_dice"] > state["best_dice"]:
-                state["best_dice"] = record["val_mean_dice"]
-                state["best_epoch"] = epoch + 1
-                best_state = {k: v.detach().cpu().clone() for k, v in shipped.state_dict().items()}
+            validate(record)
         elif not val_cases:
             best_state = {k: v.detach().cpu().clone() for k, v in shipped.state_dict().items()}
             state["best_epoch"] = epoch + 1
@@ -618,6 +658,11 @@ def train(
         if on_epoch is not None:
             on_epoch(record)
 
+    if val_cases and state["history"] and "val_dice" not in state["history"][-1]:
+        # resumed at an epoch that was not validated, with no more epochs to run: the last epoch is validated
+        # as an uninterrupted run's would be
+        validate(state["history"][-1])
+        _save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
     net = shipped
     if best_state is None:  # validated, but no label could be scored in any case: ship the last epoch
         state["best_epoch"] = state["epoch"]
@@ -668,6 +713,10 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
         recorded = json.loads(meta.read_text())
     except (OSError, ValueError) as error:
         raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
+    done = recorded.get("epoch")
+    if isinstance(done, int) and int(settings["epochs"]) < done:
+        raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "
+                            "asked for (--epochs / training.epochs); ask for at least as many")
     if recorded.get("val_cases", val_ids) != val_ids:
         raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
                             f"({val_split or 'another split'} now); resume with the split settings it was started with")
@@ -751,6 +800,10 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
             with autocast():
                 logits = net(images)
             loss = loss_fn(logits.float(), targets)
+            if not bool(torch.isfinite(loss)):
+                raise TrainingError(f"the loss became {float(loss)} at step {len(losses) + 1} of the epoch; lower "
+                                    "training.learning_rate or check the images' intensities (the checkpoint of the "
+                                    "last finished epoch is kept)")
             loss.backward()
             optimizer.step()
             if ema is not None:

@@ -81,6 +81,8 @@ def test_weights_that_do_not_match_the_architecture(make_package):
         (lambda c: c["inference"].update(slice_axis=5), "inference/slice_axis"),
         (lambda c: c.pop("labels"), "'labels' is a required property"),
         (lambda c: c.update(format="other"), "format"),
+        (lambda c: c["architecture"].update(norm="instance", depth=5),
+         r"inference.roi_size \[32, 32\] leaves one cell at the bottom of a depth-5 U-Net, where instance norm"),
     ],
 )
 def test_inconsistent_configs_are_refused(make_package, change, message):

@@ -310,7 +310,8 @@ def test_input_and_reference_grids_are_checked_for_every_case(tmp_path, max_over
     assert {case_id: flag_set(row) for case_id, row in rows.items()} == {
         "same": set(), "replaced": {"geometry"}, "reordered": set(), "wrong_ref": {"geometry"}}
     page = (tmp_path / "r.html").read_text()
-    assert "input image 1_image.nii.gz is not on the segmentation&#x27;s grid (shape (30, 34, 17) vs (30, 34, 18))" in page
+    assert ("input image 1_image.nii.gz is not on the segmentation&#x27;s grid (shape (30, 34, 17) vs "
+            "(30, 34, 18))") in page
     assert "reference 3_label.nii.gz is not on the segmentation&#x27;s grid" in page
     assert "scored against a reference holding the same voxels in another order" in page
     assert outputs.overlays == (4 if max_overlays else 0)

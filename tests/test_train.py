@@ -13,7 +13,7 @@ import torch
 from conftest import tiny_config
 from safetensors.torch import load_file
 
-from medseg.errors import TrainingError
+from medseg.errors import MedsegError, TrainingError
 from medseg.synthetic import write_phantom
 from medseg.train import load_cases, pair_cases, train
 
@@ -69,6 +69,15 @@ def test_pairing_strips_label_suffixes(tmp_path):
     cases = pair_cases(images, labels)
     assert [c.case_id for c in cases] == ["case0", "case1"]
     assert cases[1].label_path.name == "case1_seg.nii.gz"
+
+
+def test_pairing_accepts_nnunet_channel_suffix_with_label_suffixes(tmp_path):
+    images, labels = write_set(tmp_path, count=2, label_suffix="_seg")
+    for path in sorted(images.iterdir()):
+        path.rename(path.with_name(path.name.replace(".nii.gz", "_0000.nii.gz")))
+    cases = pair_cases(images, labels)
+    assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
+        ("case0", "case0_0000.nii.gz", "case0_seg.nii.gz"), ("case1", "case1_0000.nii.gz", "case1_seg.nii.gz")]
 
 
 def test_pairing_accepts_nnunet_channel_suffix(tmp_path):
@@ -175,6 +184,15 @@ def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_
     assert "No label could be scored" in card and "last epoch (2)" in card and "Best epoch" not in card
 
 
+def test_val_fraction_zero_validates_on_nothing():
+    from medseg.train import TrainCase, split_cases
+
+    cases = [TrainCase(f"c{i}", Path("i"), Path("l")) for i in range(5)]
+    train_, val = split_cases(cases, 0.0, seed=0)
+    assert len(train_) == 5 and val == []
+    assert [len(part) for part in split_cases(cases, 0.01, seed=0)] == [4, 1]  # a small fraction still holds one
+
+
 def test_folds_of_one_seed_are_disjoint_and_fold_zero_is_the_plain_split():
     from medseg.train import TrainCase, split_cases
 
@@ -186,7 +204,8 @@ def test_folds_of_one_seed_are_disjoint_and_fold_zero_is_the_plain_split():
         assert len(val) == 2 and len(train_) == 9 and not set(map(id, val)) & set(map(id, train_))
     validated = [c.case_id for _, val in folds for c in val]
     assert len(set(validated)) == 10  # 11 // 2 = 5 folds of two; one case is never validated
-    with pytest.raises(TrainingError, match=r"training.fold must be in 0..4 \(11 cases, 2 validation cases per fold\)"):
+    with pytest.raises(TrainingError, match=r"training config: training.fold \(--fold\) must be in 0..4 "
+                       r"\(11 cases, 2 validation cases per fold\)"):
         split_cases(cases, 0.2, 7, 5)
 
 
@@ -206,7 +225,8 @@ def test_cli_fold_trains_on_another_block_and_says_so(tiny_set, tmp_path, capsys
         main([*args, "-o", str(tmp_path / "f3"), "--fold", "3"])
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "training.fold must be in 0..2 (6 cases, 2 validation cases per fold), got 3" in err[0]
+    assert err == [f"medseg: error: {config_file}: training.fold (--fold) must be in 0..2 (6 cases, 2 validation "
+                   "cases per fold), got 3"]
     assert not (tmp_path / "f3").exists()
 
 
@@ -323,6 +343,9 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
     if kind == "shape mismatch":
         _write(labels / "a.nii.gz", label[:, :, :5])
         return images, labels, str(labels / "a.nii.gz")
+    if kind == "overflowing intensities":  # finite as stored, infinite once normalised
+        _write(images / "a.nii.gz", np.where(image > 0, 3e38, -3e38).astype(np.float32))
+        return images, labels, str(images / "a.nii.gz")
     raise AssertionError(kind)
 
 
@@ -332,13 +355,14 @@ BAD = {
     "undeclared label": "label values [7] are not declared",
     "fractional label": "label values are not whole numbers, found 1.5",
     "shape mismatch": "shape (16, 16, 5) differs from its image's (16, 16, 6)",
+    "overflowing intensities": "preprocessing gave non-finite values (intensities up to 3e+38 overflow float32)",
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_bad_inputs_fail_clearly(tmp_path, kind):
     images, labels, named = _bad_set(tmp_path, kind)
-    with pytest.raises(TrainingError) as info:
+    with pytest.raises(MedsegError) as info:
         load_cases(pair_cases(images, labels), tiny_training_config())
     message = str(info.value)
     assert named in message and BAD[kind] in message and "\n" not in message
@@ -455,6 +479,18 @@ BAD_CONFIGS = {
     "training not a mapping": (lambda c: c.update(training=[1, 2]), "training: [1, 2] is not of type 'object'"),
     "no preprocessing": (lambda c: c.pop("preprocessing"), "'preprocessing' is a required property"),
     "label key": (lambda c: c["labels"].update(one="x"), "invalid model config at labels"),
+    "instance norm, small patch": (
+        lambda c: (c["architecture"].update(norm="instance", depth=4), c["training"].update(patch_size=[16, 16]),
+                   c["inference"].update(roi_size=[32, 32])),
+        "training.patch_size [16, 16] leaves one cell at the bottom of a depth-4 U-Net, where instance norm is "
+        "undefined; make a side larger than 16"),
+    "batch norm, one slice per batch": (
+        lambda c: (c["architecture"].update(depth=4), c["training"].update(batch_size=1, patch_size=[16, 16])),
+        "training.patch_size [16, 16] leaves one cell at the bottom of a depth-4 U-Net, where batch norm with "
+        "training.batch_size 1 is undefined"),
+    "label above 255": (
+        lambda c: (c["architecture"].update(n_classes=258), c.update(labels={str(v): f"l{v}" for v in range(258)})),
+        "label value 257 is above 255, the largest medseg train supports"),
 }
 
 
@@ -538,6 +574,76 @@ def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tin
 
     assert _exit_code(args + ["--resume"]) == 0
     assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 2
+
+
+def test_resume_beside_a_stray_file_an_unreadable_record_and_epoch_counts(tiny_set, tmp_path, capsys,
+                                                                         monkeypatch):
+    """An interrupted run resumes with the user's notes in its folder; an unreadable checkpoint record is never
+    silently replaced; fewer epochs than the checkpoint has are refused; an epoch that was not validated is
+    validated before it ships."""
+    import medseg.train as training
+
+    torch.set_num_threads(1)
+    config = tiny_training_config(epochs=3, val_every=2)
+    path = tmp_path / "ve2.json"
+    path.write_text(json.dumps(config))
+    real_epoch, calls = training._train_epoch, []
+
+    def interrupted_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(path))
+    monkeypatch.setattr(training, "_train_epoch", interrupted_in_second_epoch)
+    assert _exit_code(args) == 130
+    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    (out / "notes.txt").write_text("mine")
+    record = out / ".checkpoint" / "last.json"
+    kept = record.read_text()
+    record.write_text("{")
+    capsys.readouterr()
+    assert _exit_code(args + ["--epochs", "1"]) == 1
+    assert capsys.readouterr().err.strip() == (f"medseg: error: {out}: holds a checkpoint whose record "
+                                               ".checkpoint/last.json cannot be read; pass --overwrite to start again")
+    assert record.read_text() == "{"
+    record.write_text(kept)
+
+    assert _exit_code(args + ["--resume", "--epochs", "1"]) == 0  # epoch 1 (val_every 2) was not validated
+    package = json.loads((out / "model.json").read_text())["training"]
+    assert package["epochs_run"] == 1 and package["best_epoch"] == 1
+    assert set(package["val_dice"]) == {"1", "2", "3"} and package["val_mean_dice"] is not None
+    assert (out / "notes.txt").read_text() == "mine"
+    assert _exit_code(args + ["--resume"]) == 0  # on to the config's 3 epochs
+    assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 3
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume", "--epochs", "2"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {out}: the checkpoint has 3 finished epochs, more than the 2 asked for (--epochs / "
+        "training.epochs); ask for at least as many")
+
+
+def test_a_loss_that_becomes_nan_stops_training_with_one_line(tiny_set, tmp_path, capsys, config_file, monkeypatch):
+    from monai.losses import DiceCELoss
+
+    real = DiceCELoss.forward
+    monkeypatch.setattr(DiceCELoss, "forward", lambda self, x, y: real(self, x, y) * float("nan"))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("medseg: error: the loss became nan at step 1 of the epoch; lower training.learning_rate or "
+                       "check the images' intensities (the checkpoint of the last finished epoch is kept)")
+    assert not (out / "model.json").exists()
+
+
+def test_yaml_errors_are_one_line(tmp_path, capsys, tiny_set):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n  bad: [1\n")
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "m", "-c", str(bad))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"medseg: error: {bad}: not valid YAML (")
 
 
 def test_two_files_for_one_case_are_an_error(tmp_path):

@@ -59,7 +59,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels)),
                                 overrides)
         check_config(config, "default config")
-    _, val, described = seeded_split(pairs, config["training"])  # a bad split setting fails before reading
+    where = str(config_path) if config_path is not None else "default config"
+    _, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)
     if resume:
         check_resume(output, config, [case.case_id for case in val], described)
