@@ -464,6 +464,26 @@ def _exit_code(args: list[str]) -> int:
     return info.value.code
 
 
+def _interrupted_in_second_epoch(args: list[str], monkeypatch) -> int:
+    """Run `medseg train` with a Ctrl-C during epoch 2 (after epoch 1's checkpoint); returns the exit code."""
+    import medseg.train as training
+
+    torch.set_num_threads(1)
+    real_epoch, calls = training._train_epoch, []
+
+    def interrupted(*epoch_args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*epoch_args, **kwargs)
+
+    monkeypatch.setattr(training, "_train_epoch", interrupted)
+    try:
+        return _exit_code(args)
+    finally:
+        monkeypatch.setattr(training, "_train_epoch", real_epoch)
+
+
 BAD_CONFIGS = {
     "misspelt setting": (lambda c: c["training"].update(epoch=2),
                          "training: unknown setting(s) ('epoch' was unexpected)"),
@@ -536,25 +556,12 @@ def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, caps
 
 def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tiny_set, tmp_path, capsys,
                                                                              config_file, monkeypatch):
-    import medseg.train as training
-
-    torch.set_num_threads(1)
-    real_epoch, calls = training._train_epoch, []
-
-    def interrupted_in_second_epoch(*args, **kwargs):  # Ctrl-C during epoch 2
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
     out = tmp_path / "model"
     args = _train_cli(*tiny_set, out, "-c", str(config_file))
-    monkeypatch.setattr(training, "_train_epoch", interrupted_in_second_epoch)
-    assert _exit_code(args) == 130
+    assert _interrupted_in_second_epoch(args, monkeypatch) == 130
     err = capsys.readouterr().err
     assert f"{out}: checkpoint after epoch 1 kept; run the same command with --resume to continue" in err
     assert not (out / "model.json").exists()
-    monkeypatch.setattr(training, "_train_epoch", real_epoch)
 
     assert _exit_code(args) == 1  # a plain rerun would start over silently: it is told about the checkpoint
     assert (f"{out}: holds an unfinished training run (checkpoint after epoch 1); pass --resume to continue it or "
@@ -581,25 +588,13 @@ def test_resume_beside_a_stray_file_an_unreadable_record_and_epoch_counts(tiny_s
     """An interrupted run resumes with the user's notes in its folder; an unreadable checkpoint record is never
     silently replaced; fewer epochs than the checkpoint has are refused; an epoch that was not validated is
     validated before it ships."""
-    import medseg.train as training
 
-    torch.set_num_threads(1)
     config = tiny_training_config(epochs=3, val_every=2)
     path = tmp_path / "ve2.json"
     path.write_text(json.dumps(config))
-    real_epoch, calls = training._train_epoch, []
-
-    def interrupted_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
     out = tmp_path / "model"
     args = _train_cli(*tiny_set, out, "-c", str(path))
-    monkeypatch.setattr(training, "_train_epoch", interrupted_in_second_epoch)
-    assert _exit_code(args) == 130
-    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    assert _interrupted_in_second_epoch(args, monkeypatch) == 130
     (out / "notes.txt").write_text("mine")
     record = out / ".checkpoint" / "last.json"
     kept = record.read_text()
