@@ -101,9 +101,8 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     shape = check.shape
     image_path = case.input_path()
     if image_path is not None:
-        series = ((case.sidecar or {}).get("input_info") or {}).get("series_uid")
         try:
-            image_shape, image_affine = read_grid(image_path, series=series if image_path.is_dir() else None)
+            image_shape, image_affine = read_grid(image_path, case.input_series() if image_path.is_dir() else None)
         except MedsegError as error:
             check.notes.append(f"input image not checked: {error}")
         else:

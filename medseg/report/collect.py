@@ -107,6 +107,11 @@ class CaseResult:
         source = (self.sidecar or {}).get("input") or (self.failure or {}).get("input")
         return resolve_path(source, self) if source else None
 
+    def input_series(self) -> str | None:
+        """The DICOM series the case was segmented from (its UID), when the input is a DICOM folder."""
+        series = ((self.sidecar or {}).get("input_info") or {}).get("series_uid")
+        return str(series) if series else None
+
     def reference_path(self) -> Path | None:
         source = (self.metrics or {}).get("reference") or (self.failure or {}).get("reference")
         return resolve_path(source, self) if source else None

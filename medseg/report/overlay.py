@@ -57,7 +57,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
     else:
         try:
-            volume = read_image(image_path)
+            volume = read_image(image_path, case.input_series() if image_path.is_dir() else None)
         except MedsegError as error:
             arrays.notes.append(f"image not shown: {error}")
         else:
