@@ -7,10 +7,14 @@ DEMO   ?= demo
 
 .PHONY: install demo test test-all lint bench cohort clean browser
 
+# TORCH_INDEX: a package index to take torch from, e.g. PyTorch's CPU-only wheels on a machine without a GPU:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0 -c constraints.txt
+	$(BIN)/python -m pip install --quiet torch==2.13.0 -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
@@ -47,7 +51,7 @@ bench: $(STAMP)
 COHORT_DATA := demo/cohort
 CORES ?= 2
 cohort: $(COHORT_DATA)/.complete
-	$(BIN)/snakemake --cores $(CORES) --configfile configs/cohort.yaml
+	$(BIN)/snakemake --cores $(CORES)
 	@echo "Report: $(CURDIR)/results/cohort/report.html  (failure records: results/cohort/cases/*/*_failed.json)"
 
 $(COHORT_DATA)/.complete: | $(STAMP)

@@ -1,6 +1,6 @@
 # medseg cohort workflow: sample sheet -> per-case segmentation (infer) -> per-case scores (evaluate) -> QA report.
 #
-#   snakemake --cores 2 --configfile configs/cohort.yaml --config samples=my.tsv model=hippocampus results=out
+#   snakemake --cores 2 --config samples=my.tsv model=hippocampus results=out
 #
 # The work is done by `medseg cohort infer|evaluate` and `medseg report` (medseg/cohort/, medseg/report/);
 # this file only plans the jobs. See the README, section "Cohorts with Snakemake".

@@ -53,7 +53,7 @@ def dry_run_seconds(sheet: Path, results: Path, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         clock = time.perf_counter()
-        subprocess.run([str(snakemake), "-n", "--cores", "1", "--configfile", "configs/cohort.yaml", "--config",
+        subprocess.run([str(snakemake), "-n", "--cores", "1", "--config",
                         f"samples={sheet}", f"results={results}"], cwd=REPO, check=True, capture_output=True)
         times.append(time.perf_counter() - clock)
     return statistics.median(times)

@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=10, help="number of cases (at least 9)")
     parser.add_argument("--max-overlays", type=int, default=50)
     args = parser.parse_args(argv)
+    for folder in (args.hippocampus / "images", args.hippocampus / "labels"):
+        if not folder.is_dir():
+            raise SystemExit(f"{folder}: no such folder (give a folder with images/ and labels/)")
     labels = sorted((args.hippocampus / "labels").glob("*.nii.gz"))
     if len(labels) < max(args.cases, 9):
         raise SystemExit(f"{args.hippocampus}: need {max(args.cases, 9)} labelled cases, found {len(labels)}")

@@ -160,6 +160,12 @@ def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):
     metrics = json.loads((tmp_path / "p_metrics.json").read_text())
     dice = {v["name"]: v["dice"] for v in metrics["labels"].values()}
     assert min(dice.values()) >= 0.9, dice
+    # without --model the demo model is used, and said to be one; naming it silences the note
+    note = ("note: no --model given: phantom is the shipped demo model (synthetic shapes only); name yours with "
+            "--model (`medseg models` lists the shipped ones)")
+    assert note in err.splitlines()
+    code, _, err = run(["infer", str(tmp_path / "p.nii.gz"), "-o", str(tmp_path / "again"), "-m", "phantom"], capsys)
+    assert code == 0 and "note:" not in err
 
 
 def test_input_unlike_the_training_volumes_is_segmented_but_flagged(tmp_path, capsys, caplog):

@@ -21,7 +21,7 @@ _threads = click.option("--threads", type=click.IntRange(1), default=None,
 
 @click.group("cohort")
 def cohort():
-    """Run the cases of a sample sheet (TSV: case_id, image, optional reference) into a results folder.
+    """Run the cases of a sample sheet (TSV: case_id, image, optional reference and series) into a results folder.
 
     Finished cases are kept; a case that fails gets a failure record (cases/<id>/<id>_failed.json) and the
     others carry on; a run that was killed is resumed by running the same command again. The Snakefile

@@ -64,6 +64,10 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     if not silent:
         click.echo(f"model {package.name} ({package.sha256[:12]}) on {segmenter.device_choice}, "
                    f"precision {segmenter.precision}", err=True)
+        source = click.get_current_context().get_parameter_source("model")
+        if source is click.core.ParameterSource.DEFAULT:
+            click.echo(f"note: no --model given: {package.name} is the shipped demo model (synthetic shapes only); "
+                       "name yours with --model (`medseg models` lists the shipped ones)", err=True)
     failures = 0
     for index, path in enumerate(inputs):
         reference = references[index] if references else None
@@ -136,6 +140,7 @@ class _ProgressFactory:
         self.path = path
         self.silent = silent
         self.bar = None
+        self.redirect = None
 
     def __enter__(self):
         return self
@@ -144,10 +149,16 @@ class _ProgressFactory:
         if self.silent:
             return None
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
+        # log lines (-v) go above the bar instead of being glued to its end
+        self.redirect = logging_redirect_tqdm()
+        self.redirect.__enter__()
         self.bar = tqdm(total=total, desc=self.path.name, unit="slice", leave=False, dynamic_ncols=True)
         return self.bar.update
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+        if self.redirect is not None:
+            self.redirect.__exit__(None, None, None)

@@ -102,8 +102,9 @@ class _LazySegmenter:
             self.segmenter = Segmenter(self.package, device=self.options.device, precision=self.options.precision,
                                        batch_size=self.options.batch_size, overlap=self.options.overlap)
             self.setup_s = time.perf_counter() - clock
-            log.info("model %s (%s) on %s, precision %s, loaded in %.2f s", self.package.name,
-                     self.package.sha256[:12], self.segmenter.device_choice, self.segmenter.precision, self.setup_s)
+            log.info("model %s (%s) on %s, precision %s, ready in %.2f s (torch and MONAI imports included)",
+                     self.package.name, self.package.sha256[:12], self.segmenter.device_choice,
+                     self.segmenter.precision, self.setup_s)
         return self.segmenter
 
 
