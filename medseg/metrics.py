@@ -85,7 +85,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None) -> Vo
     if values.min() < 0 or not np.all(values == np.round(values)):
         raise InputError(f"{path}: not a label image (values must be non-negative integers)")
     if values.max() > MAX_LABEL:
-        raise InputError(f"{path}: label value {values.max():.0f} is above {MAX_LABEL} (2^53), the largest medseg "
+        raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
                          "can tell apart from its neighbours")
     if labels is not None:
         unknown = sorted({int(v) for v in values} - set(labels))
@@ -130,7 +130,9 @@ def grid_reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tu
     index change ``inv(affine) @ target_affine`` must round to a signed permutation, and the re-indexed
     grid must then place every voxel within ``tolerance_mm`` of the target's.
     """
-    shape, target_shape = tuple(int(n) for n in shape[:3]), tuple(int(n) for n in target_shape[:3])
+    if len(shape) != 3 or len(target_shape) != 3:
+        return None
+    shape, target_shape = tuple(int(n) for n in shape), tuple(int(n) for n in target_shape)
     with np.errstate(all="ignore"):
         try:
             change = np.linalg.inv(np.asarray(affine, np.float64)) @ np.asarray(target_affine, np.float64)
@@ -164,8 +166,8 @@ def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float = GRID
     and flipped (:func:`grid_reordering`): no voxel moves in space, nothing is interpolated. Anything else
     returns ``volume`` unchanged, for :func:`check_same_grid` to refuse.
     """
-    if volume.shape == target.shape and (
-            grid_displacement_mm(target.shape, volume.affine, target.affine) <= tolerance_mm):
+    if volume.array.ndim != 3 or (volume.shape == target.shape and (
+            grid_displacement_mm(target.shape, volume.affine, target.affine) <= tolerance_mm)):
         return volume
     found = grid_reordering(volume.shape, volume.affine, target.shape, target.affine, tolerance_mm)
     if found is None:

@@ -375,6 +375,9 @@ def test_large_label_values_stay_apart(tmp_path):
     nib.save(nib.Nifti1Image(blob * 2.0**60, np.eye(4), dtype=np.float64), tmp_path / "huge.nii.gz")
     with pytest.raises(InputError, match=r"huge.nii.gz: label value 1152921504606846976 is above 9007199254740992"):
         read_reference(tmp_path / "huge.nii.gz")
+    nib.save(nib.Nifti1Image(blob.astype(np.int64) * (2**53 + 1), np.eye(4), dtype=np.int64), tmp_path / "odd.nii.gz")
+    with pytest.raises(InputError, match=r"odd.nii.gz: label value 9007199254740993 is above 9007199254740992"):
+        read_reference(tmp_path / "odd.nii.gz")
     # integer files keep their type (no float copy of a large label image)
     assert read_reference(tmp_path / "a.nii.gz").array.dtype == np.uint32
 

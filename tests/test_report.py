@@ -317,6 +317,61 @@ def test_input_and_reference_grids_are_checked_for_every_case(tmp_path, max_over
     assert outputs.overlays == (4 if max_overlays else 0)
 
 
+@pytest.mark.parametrize("ndim", [2, 4])
+def test_a_reference_replaced_by_one_that_is_not_3d_is_a_geometry_flag(tmp_path, ndim):
+    write_case(tmp_path, "c", 0, "exact")
+    _, labels, affine = phantom(0)
+    replaced = labels[:, :, 5] if ndim == 2 else np.stack([labels, labels], axis=-1)
+    nib.save(nib.Nifti1Image(replaced, affine), tmp_path / "inputs" / "0_label.nii.gz")
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    row = read_tsv(outputs.table)[0]
+    assert flag_set(row) == {"geometry"} and outputs.overlays == 1
+    page = outputs.html.read_text()
+    assert "reference 0_label.nii.gz is not on the segmentation&#x27;s grid" in page
+    assert "reference not shown: 0_label.nii.gz is not on the segmentation&#x27;s grid" in page
+
+
+def _dicom_case(tmp_path, make_package, series_args=()):
+    """A DICOM folder holding one series split in two parts (two orientations under one UID), segmented with a
+    tiny model; returns the results folder."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_factory import slice_positions, write_series
+
+    from medseg.cli import main
+
+    coronal = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    values = (np.random.default_rng(0).integers(0, 40, (48, 48, 12)) + 1024).astype(np.int16)
+    folder = tmp_path / "study"
+    write_series(folder, values, slice_positions(12, 2.0), series_number=7, series_uid="1.2.3.7")
+    write_series(folder, values, slice_positions(12, 2.0, origin=(0.0, 50.0, 0.0), orientation=coronal),
+                 orientation=coronal, series_number=7, series_uid="1.2.3.7", prefix="c")
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "infer", str(folder), "--series", "7-1", "-m", str(make_package()), "-o",
+              str(results / "cases" / "study")])
+    assert info.value.code == 0
+    return folder, results
+
+
+def test_the_segmented_part_of_a_split_dicom_series_is_checked_and_drawn(tmp_path, make_package):
+    _, results = _dicom_case(tmp_path, make_package)
+    outputs = build_report(results, results / "report.html")
+    assert "geometry" not in flag_set(read_tsv(outputs.table)[0]) and outputs.overlays == 1
+    page = outputs.html.read_text()
+    assert "not checked" not in page and "image not shown" not in page
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs a file that cannot be read, /proc/self/mem")
+def test_an_unreadable_file_in_a_dicom_input_is_a_note_not_a_crash(tmp_path, make_package):
+    folder, results = _dicom_case(tmp_path, make_package)
+    os.symlink("/proc/self/mem", folder / "zz.dcm")  # opening it works, reading it fails (EIO), even as root
+    outputs = build_report(results, results / "report.html")
+    assert outputs.cases == 1
+    assert "input image not checked: " in outputs.html.read_text()
+
+
 def test_the_reordered_reference_is_drawn_voxel_for_voxel(tmp_path):
     from medseg.report.collect import collect_results
     from medseg.report.overlay import load_case_arrays

@@ -25,8 +25,10 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
 
     Label names come from --model, else from the prediction's sidecar (<name>_seg.json, written by
     `medseg infer`), else label_N for every value present; --model must be the model the sidecar names.
-    Both images must be label images on the same grid (same shape, affines within 0.01 mm); otherwise
-    nothing is scored and the exit code is 1. Empty masks: both empty gives Dice and distances null
+    Both images must be label images on the same grid (same shape, affines within 0.01 mm); a reference that
+    holds the same voxels in another order (axes swapped or reversed, as from another DICOM converter) is
+    re-indexed onto the prediction's grid without resampling. Otherwise nothing is scored and the exit code
+    is 1. Empty masks: both empty gives Dice and distances null
     (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
     prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 

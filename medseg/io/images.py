@@ -27,15 +27,23 @@ def read_image(path: Path | str, series: str | None = None) -> Volume:
     return read_nifti(path)
 
 
-def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, int, int], np.ndarray]:
-    """The shape and affine an input would be read with, from headers only (no voxel data is read)."""
+def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, ...], np.ndarray]:
+    """The shape and affine of an input, from headers only (no voxel data is read).
+
+    The shape is the file's (a 4D image with one volume counts as 3D); unlike :func:`read_image` a shape that is
+    not 3D is returned, not refused, for the caller to compare. Any file that cannot be read is an
+    :class:`ImageReadError`.
+    """
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder")
     if path.is_dir():
         from medseg.io.dicom_series import choose_series, scan_folder
 
-        candidate, _ = choose_series(scan_folder(path), series)
+        try:
+            candidate, _ = choose_series(scan_folder(path), series)
+        except OSError as error:  # a file of the folder that cannot be opened
+            raise ImageReadError(f"{path}: cannot read the DICOM headers ({error})") from error
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
     import nibabel as nib
 
@@ -47,6 +55,4 @@ def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, i
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
-    if len(shape) != 3:
-        raise ImageReadError(f"{path}: expected a 3D volume, got shape {shape}")
     return shape, affine

@@ -98,7 +98,7 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     from medseg.io.images import read_grid
     from medseg.metrics import grid_displacement_mm, grid_reordering
 
-    shape = check.shape
+    shape = tuple(check.shape)
     image_path = case.input_path()
     if image_path is not None:
         try:

@@ -108,8 +108,10 @@ class CaseResult:
         return resolve_path(source, self) if source else None
 
     def input_series(self) -> str | None:
-        """The DICOM series the case was segmented from (its UID), when the input is a DICOM folder."""
-        series = ((self.sidecar or {}).get("input_info") or {}).get("series_uid")
+        """The DICOM series the case was segmented from, when the input is a DICOM folder: its key (which also
+        tells the parts of a split series apart and needs no UID), else its UID."""
+        info = (self.sidecar or {}).get("input_info") or {}
+        series = info.get("series_key") or info.get("series_uid")
         return str(series) if series else None
 
     def reference_path(self) -> Path | None:
