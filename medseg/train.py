@@ -212,16 +212,24 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     def bare(name: str) -> str:
         return name[:-5] if name.endswith("_0000") else name
 
-    # a label name with a label suffix names a case when an image (with or without nnU-Net's _0000) has that name
+    # a label may name its case with a label suffix, when an image (with or without nnU-Net's _0000) has the name
+    # without it; a name that is both an image's and, stripped, another image's goes to whichever is left free
     image_names = set(image_files) | {bare(name) for name in image_files}
+
+    def stripped(name: str) -> str | None:
+        for suffix in ("_label", "_labels", "_seg", "_mask"):
+            if name.endswith(suffix) and name[: -len(suffix)] in image_names:
+                return name[: -len(suffix)]
+        return None
+
+    case_of = {name: stripped(name) for name in label_files if name not in image_names}  # only one reading
+    taken = {case for case in case_of.values() if case is not None}
+    for name in label_files:
+        if name in image_names:  # its own name is an image's, unless another label has claimed that image
+            case_of[name] = stripped(name) if name in taken and stripped(name) not in taken else name
     labels: dict[str, Path] = {}
     for name, path in label_files.items():
-        if name not in image_names:
-            for suffix in ("_label", "_labels", "_seg", "_mask"):
-                if name.endswith(suffix) and name[: -len(suffix)] in image_names:
-                    name = name[: -len(suffix)]
-                    break
-        _add_case(labels, name, path)
+        _add_case(labels, case_of[name] or name, path)
     images: dict[str, Path] = {}
     for name, path in image_files.items():
         if name.endswith("_0000") and bare(name) in labels and name not in labels:

@@ -80,6 +80,20 @@ def test_pairing_accepts_nnunet_channel_suffix_with_label_suffixes(tmp_path):
         ("case0", "case0_0000.nii.gz", "case0_seg.nii.gz"), ("case1", "case1_0000.nii.gz", "case1_seg.nii.gz")]
 
 
+@pytest.mark.parametrize(("images", "labels", "pairs"), [
+    (["a", "a_seg"], ["a_seg", "a_seg_seg"], [("a", "a", "a_seg"), ("a_seg", "a_seg", "a_seg_seg")]),
+    (["a", "a_seg"], ["a", "a_seg"], [("a", "a", "a"), ("a_seg", "a_seg", "a_seg")]),
+    (["a_0000", "b_0000"], ["a_seg", "b"], [("a", "a_0000", "a_seg"), ("b", "b_0000", "b")]),
+])
+def test_pairing_when_image_names_end_like_label_suffixes(tmp_path, images, labels, pairs):
+    for folder, names in (("images", images), ("labels", labels)):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / f"{name}.nii.gz").write_bytes(b"")  # pairing reads names only
+    cases = pair_cases(tmp_path / "images", tmp_path / "labels")
+    assert [(c.case_id, c.image_path.name[:-7], c.label_path.name[:-7]) for c in cases] == pairs
+
+
 def test_pairing_accepts_nnunet_channel_suffix(tmp_path):
     """nnU-Net's raw-data layout: ``imagesTr/case_0000.nii.gz`` pairs with ``labelsTr/case.nii.gz``."""
     images, labels = write_set(tmp_path, count=2)
