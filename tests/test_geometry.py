@@ -1,5 +1,7 @@
 """Outputs lie exactly on the input grid: shape, sform/qform and codes reproduced; labels not mirrored."""
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -101,3 +103,99 @@ def test_spacing_resampling_inverts_onto_the_input_grid(tmp_path):
         assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.85
         shift = np.abs(np.argwhere(a).mean(0) - np.argwhere(b).mean(0))
         assert np.all(shift <= np.array([1.0, 0.5 / 0.7, 0.1]) + 1e-6)
+
+
+# ---------------------------------------------------------------- headers whose affine nibabel does not give in mm
+def _segment(path, package, out):
+    outputs = segment_case(path, Segmenter(package, device="cpu"), out_dir=out)
+    return np.asarray(nib.load(str(outputs.segmentation)).dataobj), json.loads(outputs.sidecar.read_text())
+
+
+def _hippocampus_like(seed=5):
+    """A hippocampus-sized volume (1 mm) that the shipped hippocampus model resamples and reorients."""
+    return make_phantom((36, 50, 34), seed=seed).image
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("micron", 1000.0), ("meter", 0.001)])
+def test_spatial_units_other_than_mm_are_honoured(tmp_path, unit, scale):
+    """The same 1 mm voxels stored in microns or metres give the same labels and volumes as in mm."""
+    package = load_package("hippocampus")
+    array = _hippocampus_like()
+    mm = nib.Nifti1Image(array, np.eye(4))
+    mm.header.set_xyzt_units("mm", "sec")
+    nib.save(mm, tmp_path / "mm.nii.gz")
+    other = nib.Nifti1Image(array, np.diag([scale, scale, scale, 1.0]))
+    other.header.set_xyzt_units(unit, "sec")
+    nib.save(other, tmp_path / f"{unit}.nii.gz")
+    labels_mm, sidecar_mm = _segment(tmp_path / "mm.nii.gz", package, tmp_path / "a")
+    labels_other, sidecar_other = _segment(tmp_path / f"{unit}.nii.gz", package, tmp_path / "b")
+    assert labels_mm.any()
+    np.testing.assert_array_equal(labels_other, labels_mm)
+    assert sidecar_other["label_volume_ml"] == sidecar_mm["label_volume_ml"]
+    written = nib.load(tmp_path / "b" / f"{unit}_seg.nii.gz")
+    source = nib.load(tmp_path / f"{unit}.nii.gz")
+    assert written.header.get_xyzt_units()[0] == unit and np.array_equal(written.affine, source.affine)
+
+
+def test_a_header_without_orientation_is_read_by_nifti_method_1_with_a_warning(tmp_path, caplog):
+    """sform and qform codes 0: x = i*pixdim1 (no left/right flip, unlike nibabel's Analyze fallback)."""
+    package = load_package("hippocampus")
+    array = _hippocampus_like()
+    coded = nib.Nifti1Image(array, np.diag([1.0, 1.0, 1.0, 1.0]))
+    nib.save(coded, tmp_path / "coded.nii.gz")
+    header = nib.Nifti1Header()
+    header.set_data_shape(array.shape)
+    header.set_zooms((1.0, 1.0, 1.0))
+    nib.save(nib.Nifti1Image(array, None, header=header), tmp_path / "nocode.nii.gz")
+    assert int(nib.load(tmp_path / "nocode.nii.gz").header["sform_code"]) == 0
+    with caplog.at_level("WARNING"):
+        labels_nocode, sidecar = _segment(tmp_path / "nocode.nii.gz", package, tmp_path / "a")
+    labels_coded, _ = _segment(tmp_path / "coded.nii.gz", package, tmp_path / "b")
+    np.testing.assert_array_equal(labels_nocode, labels_coded)
+    assert "NIfTI method 1 assumed" in sidecar["input_info"]["orientation_note"]
+    assert any("no orientation in the header" in r.getMessage() for r in caplog.records)
+    written = nib.load(tmp_path / "a" / "nocode_seg.nii.gz")
+    assert int(written.header["sform_code"]) == 0 and int(written.header["qform_code"]) == 0
+
+
+def test_an_analyze_style_pair_keeps_its_codes_and_units(tmp_path, make_package):
+    phantom = make_phantom((24, 24, 8), seed=2)
+    pair = nib.Nifti1Pair(phantom.image, np.diag([0.001, 0.001, 0.002, 1.0]))
+    pair.header.set_sform(np.diag([0.001, 0.001, 0.002, 1.0]), code=2)
+    pair.header.set_qform(None, code=0)
+    pair.header.set_xyzt_units("meter", "sec")
+    nib.save(pair, tmp_path / "pair.img")
+    outputs = segment_case(tmp_path / "pair.img", Segmenter(load_package(make_package()), device="cpu"),
+                           out_dir=tmp_path / "out")
+    written = nib.load(str(outputs.segmentation))
+    assert int(written.header["sform_code"]) == 2 and int(written.header["qform_code"]) == 0
+    assert written.header.get_xyzt_units()[0] == "meter"
+    assert np.array_equal(written.get_sform(), pair.get_sform())
+
+
+def test_a_2d_image_is_one_slice_and_a_5d_image_with_one_volume_is_3d(tmp_path, make_package):
+    package = load_package(make_package())
+    image = make_phantom((40, 36, 1), seed=4).image
+    affine = np.diag([0.8, 0.8, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "slice3d.nii.gz")
+    nib.save(nib.Nifti1Image(image[:, :, 0], affine), tmp_path / "slice2d.nii.gz")
+    nib.save(nib.Nifti1Image(image[..., None, None], affine), tmp_path / "five_d.nii.gz")
+    reference, _ = _segment(tmp_path / "slice3d.nii.gz", package, tmp_path / "a")
+    for name in ("slice2d", "five_d"):
+        labels, sidecar = _segment(tmp_path / f"{name}.nii.gz", package, tmp_path / name)
+        np.testing.assert_array_equal(labels.reshape(reference.shape), reference)
+        assert sidecar["shape"] == [40, 36, 1]
+        assert np.allclose(nib.load(tmp_path / name / f"{name}_seg.nii.gz").affine, affine)
+
+
+def test_float64_intensities_beyond_float32_are_one_line(tmp_path):
+    import warnings
+
+    from medseg.errors import InputError
+
+    nib.save(nib.Nifti1Image(np.full((8, 8, 4), 1e300), np.eye(4), dtype=np.float64), tmp_path / "big.nii.gz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match=r"big.nii.gz: intensities up to 1e\+300 overflow float32; rescale"):
+            read_nifti(tmp_path / "big.nii.gz")
+    assert [str(w.message) for w in caught] == []  # no numpy overflow warning on top of the one line

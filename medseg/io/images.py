@@ -30,7 +30,8 @@ def read_image(path: Path | str, series: str | None = None) -> Volume:
 def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, ...], np.ndarray]:
     """The shape and affine of an input, from headers only (no voxel data is read).
 
-    The shape is the file's (a 4D image with one volume counts as 3D); unlike :func:`read_image` a shape that is
+    The shape is the file's as :func:`read_image` takes it (a 2D image is one slice, a 4D or 5D image holding one
+    volume counts as 3D), the affine in mm; unlike :func:`read_image` a shape that is
     not 3D is returned, not refused, for the caller to compare. Any file that cannot be read is an
     :class:`ImageReadError`.
     """
@@ -47,12 +48,16 @@ def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, .
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
     import nibabel as nib
 
+    from medseg.io.nifti import affine_mm
+
     try:
         image = nib.load(str(path))
         shape = tuple(int(n) for n in image.shape)
-        affine = np.asarray(image.affine, dtype=np.float64)
+        affine = affine_mm(image)[0]
     except Exception as error:  # any header nibabel cannot read
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
     return shape, affine

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import logging
+import warnings
 import zlib
 from pathlib import Path
 
@@ -14,7 +16,9 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
 from medseg.volume import Volume
 
-__all__ = ["read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
+__all__ = ["affine_mm", "as_3d", "read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
+
+log = logging.getLogger(__name__)
 
 
 def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) -> Volume:
@@ -22,7 +26,8 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
 
     With ``labels`` the voxels keep their stored integer type when the file has no scaling (float64
     otherwise), so that label values beyond float32's exact range (2^24) are not merged.
-    A 4D image with a single volume is accepted and squeezed; other shapes are refused.
+    A 2D image is one slice; a 4D or 5D image holding a single volume is squeezed; other shapes are refused.
+    The affine is in mm (:func:`affine_mm`).
     """
     path = Path(path)
     if not path.exists():
@@ -49,33 +54,81 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     as_stored = labels and dtype.kind in "biu" and _unscaled(image)
     out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
     try:
-        array = np.asarray(image.dataobj) if as_stored else image.get_fdata(dtype=out_dtype)
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an overflowing cast is refused below, in one line
+            array = np.asarray(image.dataobj) if as_stored else image.get_fdata(dtype=out_dtype)
     except MemoryError as error:
         gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
         raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
                              "the header is corrupt or the image too large") from error
     except (OSError, EOFError, zlib.error, ValueError, OverflowError, TypeError) as error:
         raise ImageReadError(f"{path}: truncated or corrupt image data ({_short(error)})") from error
-    if array.ndim == 4 and array.shape[3] == 1:
-        array = array[..., 0]
+    array = as_3d(array)
     if array.ndim != 3:
         raise InputError(f"{path}: expected a 3D volume, got shape {tuple(array.shape)}")
     if min(array.shape) < 1:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
-    affine = np.asarray(image.affine, dtype=np.float64)
+    affine, orientation_note = affine_mm(image)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        stored = np.asanyarray(image.dataobj)
+        if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
+            peak = float(np.abs(stored).max()) * float(getattr(image.dataobj, "slope", 1.0) or 1.0)
+            raise InputError(f"{path}: intensities up to {peak:.3g} overflow float32; rescale the image")
         raise InputError(f"{path}: the image contains NaN or infinite voxels")
-    header = image.header if isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)) else None
+    info = {}
+    if orientation_note:
+        log.warning("%s: %s", path, orientation_note)
+        info["orientation_note"] = orientation_note
+    # Nifti1Pair / Nifti2Pair include the single-file images: their header (codes, units) is what outputs copy
+    header = image.header if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)) else None
     return Volume(
         array=array,
         affine=affine,
         source=path,
         header=header,
         source_sha256=sha256_of(path) if hash_input else None,
+        info=info,
     )
+
+
+_UNIT_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}
+
+
+def affine_mm(image) -> tuple[np.ndarray, str | None]:
+    """The voxel → world affine of a nibabel image in millimetres, and a note when the header gives no orientation.
+
+    nibabel's ``affine`` ignores the spatial unit of ``xyzt_units``: a file in microns or metres is scaled here
+    to mm. A NIfTI file whose sform and qform codes are both 0 has no orientation; the NIfTI standard's method 1
+    (x = i·pixdim[1], y = j·pixdim[2], z = k·pixdim[3], no flip) is used for it, not nibabel's Analyze-style
+    fallback, which mirrors left and right; the note says so.
+    """
+    header = image.header
+    affine = np.asarray(image.affine, dtype=np.float64)
+    note = None
+    if isinstance(header, nib.Nifti1Header):  # Nifti2Header too
+        if int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0:
+            zooms = [float(v) for v in header["pixdim"][1:4]]
+            affine = np.diag([*zooms, 1.0])
+            note = ("no orientation in the header (sform and qform codes 0): NIfTI method 1 assumed (x = i*pixdim1, "
+                    "y = j*pixdim2, z = k*pixdim3, no flip); left and right may be swapped")
+        unit = header.get_xyzt_units()[0]
+        scale = _UNIT_MM.get(unit, 1.0)
+        if scale != 1.0:
+            affine = np.diag([scale, scale, scale, 1.0]) @ affine
+    return affine, note
+
+
+def as_3d(array: np.ndarray) -> np.ndarray:
+    """A 2D image as one slice ``(X, Y, 1)``; trailing axes of size 1 beyond the third dropped (a 4D or 5D image
+    holding one volume). Anything else is returned as it is, for the caller to refuse."""
+    if array.ndim == 2:
+        return array[..., None]
+    while array.ndim > 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    return array
 
 
 def label_dtype(n_labels: int) -> np.dtype:

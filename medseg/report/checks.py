@@ -32,16 +32,17 @@ class SegmentationCheck:
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A label image's integer array and affine, without converting it to float."""
+    """A label image's integer array and affine (in mm, as medseg reads every NIfTI), without converting it to
+    float."""
     import nibabel as nib
 
+    from medseg.io.nifti import affine_mm, as_3d
+
     image = nib.load(str(path))
-    array = np.asanyarray(image.dataobj)
-    if array.ndim == 4 and array.shape[3] == 1:
-        array = array[..., 0]
+    array = as_3d(np.asanyarray(image.dataobj))
     if not np.issubdtype(array.dtype, np.integer):
         array = np.rint(array).astype(np.int32)
-    return array, np.asarray(image.affine, dtype=np.float64)
+    return array, affine_mm(image)[0]
 
 
 def border_voxels(labels: np.ndarray) -> dict[str, dict[str, int]]:
