@@ -4,6 +4,7 @@ and `inspect` commands. All on synthetic series written with pydicom."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -370,3 +371,20 @@ def test_inspect_with_a_series_that_matches_nothing_exits_1(tmp_path, capsys):
     code, out, _ = run_cli(["inspect", str(tmp_path), "--series", "99"], capsys)
     assert code == 1 and "would use: none: " in out and "no series matches --series 99" in out
     assert run_cli(["inspect", str(tmp_path)], capsys)[0] == 0
+
+
+def test_a_library_message_both_logged_and_warned_is_shown_once(tmp_path):
+    """pydicom logs and warns many messages (warn_and_log); the command line shows each once."""
+    import subprocess
+    import sys
+
+    paths = write_series(tmp_path / "s", (np.zeros((16, 16, 4)) + 1000).astype(np.int16), slice_positions(4, 2.0))
+    raw = paths[0].read_bytes()
+    paths[0].write_bytes(raw[:330] + b"\xff" * 40)  # the header ends inside a sequence
+    repo = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-m", "medseg", "inspect", str(tmp_path / "s")], capture_output=True,
+                         text=True, cwd=repo)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert sum("End of file reached before delimiter" in line for line in lines) == 1, lines
+    assert lines[-1].startswith(f"medseg: error: {paths[0]}: truncated or incomplete DICOM file")

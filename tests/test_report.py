@@ -363,6 +363,30 @@ def test_the_segmented_part_of_a_split_dicom_series_is_checked_and_drawn(tmp_pat
     assert "not checked" not in page and "image not shown" not in page
 
 
+def test_a_series_sharing_its_number_with_another_is_found_by_uid_and_named_on_the_card(tmp_path, make_package):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_factory import slice_positions, write_series
+
+    from medseg.cli import main
+
+    folder = tmp_path / "study"
+    for seed, uid in ((1, "1.2.3.51"), (2, "1.2.3.52")):
+        values = (np.random.default_rng(seed).integers(0, 40, (40, 40, 8)) + 1024).astype(np.int16)
+        write_series(folder, values, slice_positions(8, 2.0), series_number=5, series_uid=uid, prefix=f"u{seed}_",
+                     description=f"part {seed}")
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "infer", str(folder), "--series", "1.2.3.52", "-m", str(make_package()), "-o",
+              str(results / "cases" / "study")])
+    assert info.value.code == 0
+    outputs = build_report(results, results / "report.html")
+    page = outputs.html.read_text()
+    assert "not checked" not in page and "image not shown" not in page
+    assert f"input <code>{folder} (series 5 &#x27;part 2&#x27;)</code>" in page
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs a file that cannot be read, /proc/self/mem")
 def test_an_unreadable_file_in_a_dicom_input_is_a_note_not_a_crash(tmp_path, make_package):
     folder, results = _dicom_case(tmp_path, make_package)

@@ -321,3 +321,36 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
         assert {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")} == {
             "a": "no_reference", "b": "no_reference"}
     assert run_ids() == third
+
+
+def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refused(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_factory import slice_positions, write_series
+
+    study = tmp_path / "data" / "study"
+    for number, seed in ((3, 1), (4, 2)):
+        values = (np.random.default_rng(seed).integers(0, 60, (32, 32, 6)) + 1000).astype(np.int16)
+        write_series(study, values, slice_positions(6, 2.0), series_number=number, prefix=f"s{number}_")
+    write_phantom(tmp_path / "data" / "n.nii.gz", shape=SHAPE, seed=5)
+    results = tmp_path / "results"
+
+    def sheet(series: str, nifti_series: str = "") -> Path:
+        path = tmp_path / "data" / "samples.tsv"
+        path.write_text(f"case_id\timage\treference\tseries\nd\tstudy\t\t{series}\nn\tn.nii.gz\t\t{nifti_series}\n")
+        return path
+
+    def run(series: str) -> dict:
+        done = snakemake(tmp_path, "--cores", "2", samples=sheet(series), results=results, cases_per_job=2)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return {case: json.loads((results / "status" / f"{case}.infer.json").read_text())["run_id"]
+                for case in ("d", "n")}
+
+    first = run("3")
+    assert json.loads((results / "cases" / "d" / "d_seg.json").read_text())["input_info"]["series_key"] == "3"
+    second = run("4")  # only the sheet's series cell changed
+    assert second["d"] != first["d"] and second["n"] == first["n"]
+    assert json.loads((results / "cases" / "d" / "d_seg.json").read_text())["input_info"]["series_key"] == "4"
+    refused = snakemake(tmp_path, "-n", samples=sheet("4", nifti_series="2"), results=results)
+    assert refused.returncode != 0
+    assert (f"samples.tsv:3: a series (2) is given for {tmp_path / 'data' / 'n.nii.gz'}, a file; the series column "
+            "is for DICOM folders only") in refused.stdout + refused.stderr

@@ -68,20 +68,38 @@ def cli(verbose: int, quiet: bool) -> None:
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
     warnings.showwarning = _warning_as_one_line  # library warnings (pydicom, highdicom): one log line each
+    for name in ("pydicom", "highdicom"):
+        library = logging.getLogger(name)
+        if not any(isinstance(f, _OncePerMessage) for f in library.filters):
+            library.addFilter(_OncePerMessage())
     ctx = click.get_current_context()
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
     ctx.obj["verbose"] = verbose
 
 
-_WARNED: set[str] = set()
+_WARNED: set[str] = set()  # library messages already shown, whitespace-normalised
 
 
 def _warning_as_one_line(message, category, filename, lineno, file=None, line=None) -> None:
-    text = f"{category.__name__}: {' '.join(str(message).split())}"
-    if text not in _WARNED:  # a decoder may warn once per slice: once is enough
-        _WARNED.add(text)
-        logging.getLogger("py.warnings").warning("%s", text)
+    key = " ".join(str(message).split())
+    if key not in _WARNED:  # a decoder may warn once per slice: once is enough
+        _WARNED.add(key)
+        logging.getLogger("py.warnings").warning("%s: %s", category.__name__, key)
+
+
+class _OncePerMessage(logging.Filter):
+    """Lets a library's log message through once; pydicom both logs and warns many messages (warn_and_log),
+    which would otherwise show twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        key = " ".join(record.getMessage().split())
+        if key in _WARNED:
+            return False
+        _WARNED.add(key)
+        return True
 
 
 def main(argv: list[str] | None = None) -> None:

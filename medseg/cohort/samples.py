@@ -104,9 +104,13 @@ def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str =
                              f"ignoring letter case)")
         seen[key] = line
         reference = row.get("reference")
+        image = _resolve(row["image"], base)
+        if row.get("series") and image.is_file():
+            raise InputError(f"{at}: a series ({row['series']}) is given for {image}, a file; the series column is "
+                             "for DICOM folders only")
         samples.append(Sample(
             case_id=case_id,
-            image=_resolve(row["image"], base),
+            image=image,
             reference=_resolve(reference, base) if reference else None,
             series=row.get("series") or None,
             line=line,

@@ -154,8 +154,9 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         if not matches:
             raise DicomError(f"{folder}: no series matches --series {wanted}; found {_listing(candidates)}")
         if len(matches) > 1:
+            keys_differ = len({c.key for c in matches}) == len(matches)
             raise DicomError(f"{folder}: --series {wanted} is ambiguous, it matches {_listing(matches)}; "
-                             "pass one of their keys (NUMBER-PART) or UIDs")
+                             f"pass one of their {'keys (NUMBER-PART) or UIDs' if keys_differ else 'UIDs'}")
         chosen = matches[0]
         if chosen.problem is not None:
             raise DicomError(f"{folder}: {chosen.label()} cannot be one 3D volume: {chosen.problem}")
@@ -172,7 +173,8 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         if len(images) == 1:
             raise DicomError(f"{folder}: {images[0].label()} cannot be one 3D volume: {images[0].problem}")
         raise DicomError(f"{folder}: no series can be one 3D volume: {_listing(candidates)}")
-    raise DicomError(f"{folder}: {len(eligible)} eligible series, choose one with --series: {_listing(eligible)}")
+    raise DicomError(f"{folder}: {len(eligible)} eligible series, choose one with --series (in a sample sheet: the "
+                     f"series column): {_listing(eligible)}")
 
 
 def _listing(candidates: Sequence[SeriesCandidate]) -> str:

@@ -108,11 +108,21 @@ class CaseResult:
         return resolve_path(source, self) if source else None
 
     def input_series(self) -> str | None:
-        """The DICOM series the case was segmented from, when the input is a DICOM folder: its key (which also
-        tells the parts of a split series apart and needs no UID), else its UID."""
+        """The DICOM series the case was segmented from, when the input is a DICOM folder: its UID, or its key
+        when the UID does not single it out (the parts of a split series share one; an anonymised series has
+        none). Two series may share a number, so the key alone is not enough either."""
         info = (self.sidecar or {}).get("input_info") or {}
-        series = info.get("series_key") or info.get("series_uid")
+        split = any(str(flag).startswith("split:") for flag in info.get("flags") or [])
+        series = info.get("series_key") if split or not info.get("series_uid") else info.get("series_uid")
         return str(series) if series else None
+
+    def input_label(self) -> str | None:
+        """The input as a reader should see it: the path, with the DICOM series used."""
+        source = (self.sidecar or {}).get("input") or (self.failure or {}).get("input")
+        info = (self.sidecar or {}).get("input_info") or {}
+        if source and info.get("series_key"):
+            return f"{source} (series {info['series_key']} '{info.get('description', '')}')"
+        return source
 
     def reference_path(self) -> Path | None:
         source = (self.metrics or {}).get("reference") or (self.failure or {}).get("reference")

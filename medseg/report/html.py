@@ -260,8 +260,8 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         body.append(f'<div class="row">{"".join(row)}</div>')
     for note in content.overlay_notes.get(index, []) + case.notes:
         body.append(f'<p class="small muted">{e(note)}</p>')
-    sidecar, failure = case.sidecar or {}, case.failure or {}
-    paths = [("input", sidecar.get("input") or failure.get("input")),
+    failure = case.failure or {}
+    paths = [("input", case.input_label()),
              ("segmentation", case.segmentation_path()),
              ("reference", (case.metrics or {}).get("reference") or failure.get("reference"))]
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)

@@ -74,9 +74,13 @@ wildcard_constraints:
 
 def inputs_signature(wildcards, column):
     """The batch's input files by path, size and modification time, as a short hash: a job parameter, so that
-    a file replaced by another with an older time (mv, rsync -a, a restored backup) still reruns the job."""
-    paths = [getattr(s, column) for s in BATCHES[wildcards.batch]]
-    return records.fingerprint(files=[[str(p), records.path_signature(p)] for p in paths])[:16]
+    a file replaced by another with an older time (mv, rsync -a, a restored backup) still reruns the job. For
+    the images, each case's DICOM series choice (the sheet's series column) counts too."""
+    samples = BATCHES[wildcards.batch]
+    files = [[str(getattr(s, column)), records.path_signature(getattr(s, column))] for s in samples]
+    if column == "image":
+        files = [[*entry, s.series] for entry, s in zip(files, samples)]
+    return records.fingerprint(files=files)[:16]
 
 
 # a job record vouches that its batch's cases are finished; if a case's results were removed since, the record
