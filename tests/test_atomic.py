@@ -50,3 +50,126 @@ def test_a_write_error_inside_the_block_names_the_output(tmp_path):
             open(temp.parent / "gone" / "x", "w").close()
             raise FileNotFoundError(2, "No such file or directory", str(temp))
     assert _names(tmp_path) == ["gone"]
+
+
+def test_a_full_disk_names_the_output_being_written(tmp_path):
+    """A write error without a file name (ENOSPC from write()) names the output whose file was begun last."""
+    import errno
+
+    first, second = tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"
+    with pytest.raises(OutputWriteError, match=rf"^{second}: cannot write \(No space left on device\)$"):
+        with atomic_paths([first, second]) as temps:
+            temps[0].write_text("image")
+            temps[1].write_text("half a sid")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert _names(tmp_path) == []
+
+
+def test_temporary_files_that_cannot_be_removed_do_not_hide_the_error(tmp_path, monkeypatch):
+    """On a read-only file system the clean-up fails too; the write error stays the one line shown."""
+    import errno
+    from pathlib import Path
+
+    real_unlink = Path.unlink
+
+    def read_only(self, missing_ok=False):
+        if self.name.startswith("."):  # the temporary files
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    target = tmp_path / "a_seg.json"
+    with pytest.raises(OutputWriteError, match=rf"^{target}: cannot write \(Read-only file system\)$"):
+        with atomic_paths([target]) as (temp,):
+            raise OSError(errno.EROFS, "Read-only file system", str(temp))
+
+
+def test_long_names_get_short_temporary_files_and_too_long_ones_one_line(tmp_path):
+    target = tmp_path / ("a" * 240 + ".nii.gz")  # 247 bytes: fits, its temporary and backup names must too
+    for text in ("first", "second"):
+        with atomic_paths([target], overwrite=True) as (temp,):
+            assert len(temp.name) < 40
+            temp.write_text(text)
+    assert target.read_text() == "second" and _names(tmp_path) == [target.name]
+    too_long = tmp_path / ("b" * 250 + "_seg.nii.gz")
+    with pytest.raises(OutputWriteError, match=r"the file name is too long \(261 bytes, at most 255\)"):
+        with atomic_paths([too_long]):
+            pass
+
+
+def test_a_replaced_output_never_disappears(tmp_path, monkeypatch):
+    """A reader (the QA report) sees the old file or the new one, never none: the old file keeps a second name
+    until the new one replaces it."""
+    import os
+
+    import medseg.io.atomic as atomic
+
+    targets = [tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"]
+    for target in targets:
+        target.write_text("old")
+    seen = []
+    real_replace = os.replace
+
+    def watching(src, dst):
+        if Path(dst) in targets:
+            seen.append(Path(dst).exists())
+        return real_replace(src, dst)
+
+    from pathlib import Path
+
+    monkeypatch.setattr(atomic.os, "replace", watching)
+    with atomic_paths(targets, overwrite=True) as temps:
+        for temp in temps:
+            temp.write_text("new")
+    assert seen == [True, True] and [t.read_text() for t in targets] == ["new", "new"]
+    assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]
+
+
+def test_ctrl_c_while_placing_waits_until_the_set_is_whole(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import medseg.io.atomic as atomic
+
+    targets = [tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"]
+    for target in targets:
+        target.write_text("old")
+    real_replace, calls = os.replace, []
+
+    def interrupted(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the two renames
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_paths(targets, overwrite=True) as temps:
+            for temp in temps:
+                temp.write_text("new")
+    assert [t.read_text() for t in targets] == ["new", "new"]  # delivered after placing, not in the middle
+    assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]
+
+
+def test_placing_waits_for_another_writer_of_the_folder(tmp_path):
+    """Two processes writing one case's outputs place whole sets one after the other (a lock on the folder)."""
+    import fcntl
+    import os
+    import threading
+    import time
+
+    target = tmp_path / "a_seg.json"
+    handle = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)  # another writer is placing its set
+
+    def write():
+        with atomic_paths([target]) as (temp,):
+            temp.write_text("mine")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.3)
+    assert not target.exists()  # written, waiting to be placed
+    os.close(handle)
+    writer.join(timeout=10)
+    assert target.read_text() == "mine"

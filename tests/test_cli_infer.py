@@ -303,3 +303,35 @@ def test_existing_outputs_of_any_input_are_refused_before_any_work(tmp_path, cas
     assert err.strip().splitlines()[-1] == (f"medseg: error: {out_dir / 'other_seg.json'}: output exists already; "
                                             "pass --overwrite to replace it")
     assert _files(out_dir) == ["other_seg.json"]  # the first input was not segmented either
+
+
+def test_an_output_that_would_replace_an_input_is_refused(tmp_path, case, make_package, capsys):
+    other = tmp_path / "case_seg.nii.gz"  # another image that happens to carry the first one's output name
+    other.write_bytes(case.read_bytes())
+    before = other.read_bytes()
+    code, _, err = run(["infer", str(case), str(other), "--model", str(make_package()), "--overwrite"], capsys)
+    assert code == 2
+    assert f"{case}: its output {other} would replace the input {other}; write the outputs elsewhere (-o)" in err
+    assert other.read_bytes() == before and not (tmp_path / "case_seg.json").exists()
+
+
+def test_sigterm_stops_like_ctrl_c_with_exit_143_and_no_partial_files(tmp_path, case, make_package, capsys,
+                                                                     monkeypatch):
+    import os
+    import signal
+
+    import medseg.segment as segment
+
+    real = segment.write_labels
+
+    def terminated_while_writing(labels, like, path):
+        real(labels, like, path)
+        os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's stop, in the middle of writing the case
+
+    monkeypatch.setattr(segment, "write_labels", terminated_while_writing)
+    try:
+        code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert code == 143 and err.strip().splitlines()[-1] == "Terminated."
+    assert _files(tmp_path / "out") == []  # nothing partial, no temporary file

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import threading
 import warnings
 
 import click
@@ -102,13 +103,32 @@ class _OncePerMessage(logging.Filter):
         return True
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a scheduler's stop): handled like Ctrl-C, so that temporary files are removed and a
+    training run keeps its checkpoint; exit code 143."""
+
+
+def _stop_on_sigterm() -> None:
+    import signal
+
+    def stop(signum, frame):
+        raise _Terminated()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: library errors → one line and exit 1."""
     from medseg.errors import MedsegError
 
+    _stop_on_sigterm()
     try:
         code = cli.main(args=argv, prog_name="medseg", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as error:
+        if isinstance(error.__cause__, _Terminated):
+            click.echo("Terminated.", err=True)
+            sys.exit(143)
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as error:
@@ -119,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     except MedsegError as error:
         click.echo(f"medseg: error: {error}", err=True)
         sys.exit(1)
+    except _Terminated:
+        click.echo("Terminated.", err=True)
+        sys.exit(143)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

@@ -57,7 +57,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         raise click.UsageError(f"--reference was given {len(references)} times for {len(inputs)} inputs")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
-    _check_outputs(inputs, output_dir, bool(references), output_format, overwrite)
+    _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     silent = quiet()
     package = load_package(model)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
@@ -112,21 +112,29 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     return 0
 
 
-def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool) -> None:
+def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:
     """Before the model is loaded or any input read: two inputs that would write the same names (a/scan.nii.gz,
-    b/scan.nii.gz into one folder) are a usage error, and existing outputs of any input need --overwrite."""
+    b/scan.nii.gz into one folder) and an output that would replace an input or a reference (scan.nii.gz beside
+    scan_seg.nii.gz, both given) are usage errors, and existing outputs of any input need --overwrite."""
     from medseg.errors import OutputExistsError
+    from medseg.io.atomic import check_writable
     from medseg.segment import case_targets
 
+    given = {Path(p).resolve(): Path(p) for p in [*inputs, *references]}
     seen: dict[Path, Path] = {}
     existing: list[Path] = []
     for path in inputs:
         targets = case_targets(path, output_dir, scored, output_format)
+        for target in targets:
+            if target.resolve() in given:
+                raise click.UsageError(f"{path}: its output {target} would replace the input "
+                                       f"{given[target.resolve()]}; write the outputs elsewhere (-o)")
         segmentation = targets[0].resolve()
         if segmentation in seen:
             raise click.UsageError(f"{seen[segmentation]} and {path} would both be written to {segmentation.name} in "
                                    f"{segmentation.parent}; segment them into different folders (-o)")
         seen[segmentation] = path
+        check_writable(targets, overwrite=True)  # names the file system cannot hold, folders in the way
         existing += [t for t in targets if t.exists()] if not overwrite else []
     if existing:
         more = f" ({len(existing) - 1} more output(s) of these inputs exist too)" if len(existing) > 1 else ""

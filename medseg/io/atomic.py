@@ -7,6 +7,8 @@ import errno
 import functools
 import hashlib
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,20 +18,33 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 __all__ = ["atomic_paths", "check_writable", "sha256_of"]
 
 
+MAX_NAME_BYTES = 255  # the file-name limit of common file systems
+
+
 def _temp_name(target: Path) -> Path:
-    # keep the full suffix (.nii.gz) so writers pick the right format from the name
-    name = target.name
-    suffix = ".nii.gz" if name.endswith(".nii.gz") else target.suffix
-    return target.with_name(f".{name[: len(name) - len(suffix)]}.partial-{uuid.uuid4().hex[:8]}{suffix}")
+    # short (a long target name must not become an over-long temporary name) and keeping the full suffix
+    # (.nii.gz) so that writers pick the right format from the name
+    suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix
+    return target.with_name(f".ms-{uuid.uuid4().hex[:8]}.part{suffix}")
 
 
 def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
-    """Refuse when any target exists and ``overwrite`` is false, or is a folder (never replaced)."""
+    """Refuse when any target exists and ``overwrite`` is false, is a folder (never replaced), or has a name
+    the file system cannot hold."""
     for target in targets:
         target = Path(target)
-        if target.is_dir():
+        size = len(os.fsencode(target.name))
+        if size > MAX_NAME_BYTES:
+            raise OutputWriteError(f"{target}: the file name is too long ({size} bytes, at most {MAX_NAME_BYTES}); "
+                                   "shorten the input's name")
+        try:
+            folder = target.is_dir()
+            exists = target.exists() or target.is_symlink()
+        except OSError as error:
+            raise OutputWriteError(f"{target}: cannot check this output ({_reason(error)})") from error
+        if folder:
             raise OutputWriteError(f"{target}: a folder is in the place of this output; move it away")
-        if not overwrite and (target.exists() or target.is_symlink()):
+        if not overwrite and exists:
             raise OutputExistsError(f"{target}: output exists already; pass --overwrite to replace it")
 
 
@@ -39,8 +54,11 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iter
 
     Nothing partial is ever visible under a target name: if the block raises, the temporary files are
     removed and the targets are left as they were; if putting one output in place fails, those already
-    put in place are taken back and replaced targets restored. An ``OSError`` while writing (no
-    permission, disk full) becomes :class:`OutputWriteError` naming the output.
+    put in place are taken back and replaced targets restored. A replaced target never disappears, not even
+    for a moment (its old file is kept under a second name until the new one is in place), so a reader
+    sees the old set or the new one. Placing holds a lock on the folder, so two processes writing the same
+    outputs leave one complete set, and Ctrl-C or SIGTERM wait until placing is over. An ``OSError`` while
+    writing (no permission, disk full) becomes :class:`OutputWriteError` naming the output.
     """
     targets = [Path(t) for t in targets]
     check_writable(targets, overwrite)
@@ -61,48 +79,111 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iter
             if isinstance(error, MedsegError):
                 raise
             raise OutputWriteError(f"{_which(error, targets, temps)}: cannot write ({_reason(error)})") from error
-        _put_in_place(temps, targets)
+        with _signals_held(), _folder_locks(targets):
+            _put_in_place(temps, targets)
     finally:
         for temp in temps:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # a read-only folder or a vanished file: nothing more to clean
                 temp.unlink()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are held back while outputs are put in place and acted on right after, so that a stop
+    never leaves a half-placed set. Python handles signals in the main thread only, so the handlers are swapped
+    there (blocking the signal would not do: another thread, such as torch's, may receive it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            previous[number] = signal.signal(number, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(received):
+            handler = previous.get(number)
+            if callable(handler):
+                handler(number, None)  # Python's own Ctrl-C handler raises KeyboardInterrupt here
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), number)
+
+
+@contextlib.contextmanager
+def _folder_locks(targets: list[Path]) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on each output folder, so that concurrent writers place whole sets one
+    after the other; a file system without flock is used without it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    handles = []
+    try:
+        for folder in sorted({t.parent.resolve() for t in targets}):
+            try:
+                handle = os.open(folder, os.O_RDONLY)
+            except OSError:
+                continue
+            handles.append(handle)
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        for handle in handles:
+            with contextlib.suppress(OSError):
+                os.close(handle)  # closing releases the lock
 
 
 def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
     """Rename every temp onto its target; on a failure undo the renames done so far (old targets come back)."""
-    backups: list[tuple[Path, Path]] = []  # (target, its previous file moved aside)
+    backups: dict[Path, Path] = {}  # target -> a second name of its previous file
     placed: list[Path] = []
     try:
         for temp, target in zip(temps, targets):
             if target.is_dir() and not target.is_symlink():  # never move a folder aside
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
             if target.exists() or target.is_symlink():
-                backup = target.with_name(f".{target.name}.previous-{uuid.uuid4().hex[:8]}")
-                os.replace(target, backup)
-                backups.append((target, backup))
+                backup = target.with_name(f".ms-{uuid.uuid4().hex[:8]}.prev")
+                try:  # a second name: the target stays visible until the new file replaces it
+                    os.link(target, backup, follow_symlinks=False)
+                except OSError:  # no hard links here (some network or FAT file systems): move it aside
+                    os.replace(target, backup)
+                backups[target] = backup
             os.replace(temp, target)
             placed.append(target)
-    except OSError as error:
+    except BaseException as error:
         for target in placed:
             with contextlib.suppress(OSError):
-                target.unlink()
-        for target, backup in backups:
+                if target not in backups:
+                    target.unlink()
+        for target, backup in backups.items():
             with contextlib.suppress(OSError):
                 os.replace(backup, target)
+        if not isinstance(error, OSError):
+            raise
         failed = targets[len(placed)]
         raise OutputWriteError(f"{failed}: cannot put the output in place ({_reason(error)}); "
                                "no output of this set was changed") from error
-    for _, backup in backups:
+    for backup in backups.values():
         with contextlib.suppress(OSError):
             backup.unlink()
 
 
 def _which(error: OSError, targets: list[Path], temps: list[Path]) -> Path:
-    """The output an OSError was about (by its temp file's name), else the outputs' folder."""
+    """The output an OSError was about: by its temp file's name, else the last output whose temporary file was
+    begun (outputs are written in order; a full disk does not say which file it stopped), else the folder."""
     name = str(error.filename or "")
     for temp, target in zip(temps, targets):
         if name and Path(name).name == temp.name:
             return target
+    begun = [target for temp, target in zip(temps, targets) if temp.exists()]
+    if begun:
+        return begun[-1]
     return targets[0].parent if targets else Path(name or ".")
 
 
