@@ -173,3 +173,88 @@ def test_placing_waits_for_another_writer_of_the_folder(tmp_path):
     os.close(handle)
     writer.join(timeout=10)
     assert target.read_text() == "mine"
+
+
+def test_a_failed_rename_after_a_backup_leaves_no_hidden_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import medseg.io.atomic as atomic
+
+    targets = [tmp_path / "x_seg.nii.gz", tmp_path / "x_seg.json"]
+    for target in targets:
+        target.write_text("old")
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if str(dst) == str(targets[1]) and ".part" in str(src):
+            raise OSError(errno.EIO, "Input/output error", str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", failing)
+    with pytest.raises(OutputWriteError, match="x_seg.json: cannot put the output in place"):
+        with atomic_paths(targets, overwrite=True) as temps:
+            for temp in temps:
+                temp.write_text("new")
+    assert [t.read_text() for t in targets] == ["old", "old"]
+    assert _names(tmp_path) == ["x_seg.json", "x_seg.nii.gz"]  # no .ms-*.prev left
+
+
+def test_an_output_written_meanwhile_by_another_process_is_not_replaced_without_overwrite(tmp_path):
+    import fcntl
+    import os
+    import threading
+
+    target = tmp_path / "a_seg.json"
+    handle = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    errors, written, go = [], threading.Event(), threading.Event()
+
+    def write():
+        try:
+            with atomic_paths([target]) as (temp,):
+                temp.write_text("mine")
+                written.set()
+                go.wait(10)
+        except OutputExistsError as error:
+            errors.append(str(error))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert written.wait(10)
+    target.write_text("theirs")  # the other process placed it while this one was writing
+    go.set()
+    os.close(handle)
+    writer.join(timeout=10)
+    assert target.read_text() == "theirs"
+    assert errors == [f"{target}: output exists already; pass --overwrite to replace it"]
+    assert _names(tmp_path) == ["a_seg.json"]
+
+
+def test_a_stop_while_waiting_for_the_folder_lock_stops_before_anything_is_placed(tmp_path):
+    import fcntl
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    handle = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)  # a writer that hangs while placing
+    repo = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen([sys.executable, "-m", "medseg", "synth", str(tmp_path / "x.nii.gz")], cwd=repo,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not list(tmp_path.glob(".ms-*")) and time.time() < deadline:  # written, now waiting for the lock
+            time.sleep(0.05)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        os.close(handle)
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143 and err.strip().splitlines()[-1] == "Terminated."
+    assert _names(tmp_path) == []  # nothing placed, temporary files removed

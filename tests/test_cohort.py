@@ -168,12 +168,19 @@ def test_unrecorded_outputs_are_redone_not_trusted(cohort):
     folder = ResultsFolder(results)
     folder.status_path("a", "infer").unlink()
     folder.segmentation("a").write_bytes(b"half a file")
-    partial = folder.case_dir("a") / ".a_seg.partial-0123abcd.nii.gz"
-    partial.write_bytes(b"left by a killed writer")
+    import fnmatch
+
+    from medseg.io.atomic import LEFTOVER_PATTERNS
+
+    # what atomic_paths names a temporary file and a backup, left by a writer killed outright
+    leftovers = [folder.case_dir("a") / ".ms-0123abcd.part.nii.gz", folder.case_dir("a") / ".ms-89abcdef.prev"]
+    for partial in leftovers:
+        assert any(fnmatch.fnmatch(partial.name, pattern) for pattern in LEFTOVER_PATTERNS)
+        partial.write_bytes(b"left by a killed writer")
     summary = infer_cases(samples, results, options)
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
     assert nib.load(folder.segmentation("a")).shape == SHAPE
-    assert not partial.exists()
+    assert not any(partial.exists() for partial in leftovers)
     assert folder.status("a", "infer")["outcome"] == "ok"
 
 
@@ -397,4 +404,4 @@ def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err[-2000:]
     assert not started.exists()
-    assert ResultsFolder(results).status("big", "infer") is None and not list(results.rglob(".*partial*"))
+    assert ResultsFolder(results).status("big", "infer") is None and not list(results.rglob(".ms-*"))

@@ -178,7 +178,7 @@ def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
     assert job["counts"]["ok"] == len(names)
     for name in names:
         assert nib.load(results / "cases" / name / f"{name}_seg.nii.gz").shape == (96, 96, 48)
-    assert not list(results.rglob(".*partial*"))
+    assert not list(results.rglob(".ms-*"))
     assert (results / "report.html").is_file()
 
 

@@ -195,11 +195,14 @@ class ResultsFolder:
         for path in paths:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
+        from medseg.io.atomic import LEFTOVER_PATTERNS
+
         folder = self.case_dir(case_id)
         if folder.is_dir():
-            for partial in folder.glob(".*.partial-*"):
-                with contextlib.suppress(FileNotFoundError):
-                    partial.unlink()
+            for pattern in LEFTOVER_PATTERNS:
+                for partial in folder.glob(pattern):
+                    with contextlib.suppress(FileNotFoundError):
+                        partial.unlink()
 
     def mark_finished(self, case_id: str, stage: str, print_: str, outcome: str, outputs: list[Path],
                       seconds: float, error: str | None = None, extra: dict | None = None) -> dict:

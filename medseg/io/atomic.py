@@ -15,10 +15,12 @@ from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 
-__all__ = ["atomic_paths", "check_writable", "sha256_of"]
+__all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_writable", "sha256_of"]
 
 
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
+# hidden files a writer killed outright (SIGKILL, power loss) may leave beside its targets
+LEFTOVER_PATTERNS = (".ms-*.part*", ".ms-*.prev")
 
 
 def _temp_name(target: Path) -> Path:
@@ -54,10 +56,12 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iter
 
     Nothing partial is ever visible under a target name: if the block raises, the temporary files are
     removed and the targets are left as they were; if putting one output in place fails, those already
-    put in place are taken back and replaced targets restored. A replaced target never disappears, not even
-    for a moment (its old file is kept under a second name until the new one is in place), so a reader
-    sees the old set or the new one. Placing holds a lock on the folder, so two processes writing the same
-    outputs leave one complete set, and Ctrl-C or SIGTERM wait until placing is over. An ``OSError`` while
+    put in place are taken back and replaced targets restored. Each replaced target is replaced in one step
+    and never disappears, not even for a moment (its old file keeps a second name until the new one is in
+    place), so a reader finds an old or a new file, never none (it takes no lock: between two files of a set
+    it may find one new and one old). Placing holds a lock on the folder, so two processes writing the same
+    outputs leave one complete set, and a target written meanwhile by another process is not replaced without
+    ``overwrite``; Ctrl-C or SIGTERM arriving while a set is placed act once it is whole. An ``OSError`` while
     writing (no permission, disk full) becomes :class:`OutputWriteError` naming the output.
     """
     targets = [Path(t) for t in targets]
@@ -79,7 +83,9 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iter
             if isinstance(error, MedsegError):
                 raise
             raise OutputWriteError(f"{_which(error, targets, temps)}: cannot write ({_reason(error)})") from error
-        with _signals_held(), _folder_locks(targets):
+        with _folder_locks(targets), _signals_held():  # a stop while waiting for the lock still stops
+            if not overwrite:  # another process may have written a target since the check above
+                check_writable(targets, overwrite=False)
             _put_in_place(temps, targets)
     finally:
         for temp in temps:
@@ -163,7 +169,9 @@ def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
                     target.unlink()
         for target, backup in backups.items():
             with contextlib.suppress(OSError):
-                os.replace(backup, target)
+                os.replace(backup, target)  # a no-op when both are still one file (not yet replaced)
+            with contextlib.suppress(OSError):
+                backup.unlink()
         if not isinstance(error, OSError):
             raise
         failed = targets[len(placed)]
