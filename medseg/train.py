@@ -366,16 +366,15 @@ def check_config(config: dict, where: str = "training config") -> dict:
                             "supports (labels are kept as 8-bit values)")
     from medseg.network import bottleneck_cells
 
+    # the inference tile was checked with the package fields (validate_config); the training patch is checked here
     arch = config["architecture"]
     depth, norm = int(arch.get("depth", 4)), arch.get("norm", "batch")
-    tile = list(config["inference"]["roi_size"])
-    patch = list(settings.get("patch_size") or tile)
-    for name, size, needed in (("training.patch_size", patch, norm == "instance" or (
-            norm == "batch" and int(settings["batch_size"]) == 1)), ("inference.roi_size", tile, norm == "instance")):
-        if needed and bottleneck_cells(size, depth) <= 1:
-            why = "instance norm" if norm == "instance" else "batch norm with training.batch_size 1"
-            raise TrainingError(f"{where}: {name} {size} leaves one cell at the bottom of a depth-{depth} U-Net, where "
-                                f"{why} is undefined; make a side larger than {2 ** depth}")
+    patch = list(settings.get("patch_size") or config["inference"]["roi_size"])
+    if (norm == "instance" or (norm == "batch" and int(settings["batch_size"]) == 1)) and (
+            bottleneck_cells(patch, depth) <= 1):
+        why = "instance norm" if norm == "instance" else "batch norm with training.batch_size 1"
+        raise TrainingError(f"{where}: training.patch_size {patch} leaves one cell at the bottom of a depth-{depth} "
+                            f"U-Net, where {why} is undefined; make a side larger than {2 ** depth}")
     return settings
 
 

@@ -48,7 +48,7 @@ def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, .
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
     import nibabel as nib
 
-    from medseg.io.nifti import affine_mm
+    from medseg.io.nifti import affine_mm, shape_3d
 
     try:
         image = nib.load(str(path))
@@ -56,8 +56,4 @@ def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, .
         affine = affine_mm(image)[0]
     except Exception as error:  # any header nibabel cannot read
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
-    if len(shape) == 2:
-        shape = (*shape, 1)
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape, affine
+    return shape_3d(shape), affine

@@ -16,7 +16,7 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
 from medseg.volume import Volume
 
-__all__ = ["affine_mm", "as_3d", "read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
+__all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,21 @@ def affine_mm(image) -> tuple[np.ndarray, str | None]:
     return affine, note
 
 
+def shape_3d(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape medseg reads an image as: a 2D image as one slice ``(X, Y, 1)``; trailing axes of size 1 beyond
+    the third dropped (a 4D or 5D image holding one volume). Any other shape is returned as it is, for the
+    caller to refuse."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 2:
+        return (*shape, 1)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
 def as_3d(array: np.ndarray) -> np.ndarray:
-    """A 2D image as one slice ``(X, Y, 1)``; trailing axes of size 1 beyond the third dropped (a 4D or 5D image
-    holding one volume). Anything else is returned as it is, for the caller to refuse."""
-    if array.ndim == 2:
-        return array[..., None]
-    while array.ndim > 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    return array
+    """``array`` in the shape of :func:`shape_3d` (a view: only axes of size 1 are added or dropped)."""
+    return array.reshape(shape_3d(array.shape))
 
 
 def label_dtype(n_labels: int) -> np.dtype:

@@ -117,6 +117,6 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
         except MedsegError as error:
             check.notes.append(f"reference not checked: {error}")
         else:
-            same = reference_shape == shape and grid_displacement_mm(shape, affine, reference_affine) <= tolerance_mm
-            if not same and grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm) is None:
+            # the same grid is the identity reordering; the same voxels in another order are scored re-indexed
+            if grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm) is None:
                 check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")
