@@ -677,3 +677,119 @@ def test_input_unlike_the_training_volumes_is_flagged(tmp_path):
     assert flag_set(rows["wide"]) == {"unlike_training"} and flag_set(rows["fine"]) == set()
     html = outputs.html.read_text()
     assert "field of view unlike the model&#x27;s training volumes: x 100 mm against 31–43 mm trained" in html
+
+
+# ---------------------------------------------------------------- many labels: the compact forms
+def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[int, ...]) -> None:
+    """``count`` boxes of 7×7×9 voxels (labels 1..count) on a grid; the ``eroded`` labels lose their surface
+    in the prediction (Dice 0.568)."""
+    shape, affine = (60, 60, 24), np.diag([1.0, 1.0, 2.0, 1.0])
+    labels = np.zeros(shape, np.uint8)
+    for k in range(1, count + 1):
+        i, j = (k - 1) % 6, (k - 1) // 6
+        labels[3 + 9 * i: 10 + 9 * i, 3 + 9 * j: 10 + 9 * j, 8:17] = k
+    prediction = labels.copy()
+    for k in eroded:
+        prediction[(labels == k) & ~ndi.binary_erosion(labels == k)] = 0
+    names = {0: "background", **{k: f"organ_{k:02d}" for k in range(1, count + 1)}}
+    folder, inputs = root / "cases" / case_id, root / "inputs"
+    folder.mkdir(parents=True)
+    inputs.mkdir(exist_ok=True)
+    image_path, label_path = inputs / f"{case_id}_image.nii.gz", inputs / f"{case_id}_label.nii.gz"
+    nib.save(nib.Nifti1Image(labels.astype(np.float32) * 10, affine), image_path)
+    nib.save(nib.Nifti1Image(labels, affine), label_path)
+    seg_path = folder / f"{case_id}_seg.nii.gz"
+    nib.save(nib.Nifti1Image(prediction, affine), seg_path)
+    counts = np.bincount(prediction.ravel(), minlength=count + 1)
+    (folder / f"{case_id}_seg.json").write_text(json.dumps({
+        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path), "input_sha256": "0" * 64,
+        "segmentation": seg_path.name, "shape": list(shape), "affine": affine.tolist(),
+        "labels": {str(k): v for k, v in names.items()},
+        "label_volume_ml": {str(k): float(counts[k]) * 0.002 for k in names},
+        "model": {"name": "many", "version": "1", "weights_sha256": "cd" * 32}, "device": "cpu",
+        "versions": {"medseg": "0.1.0"}, "timings_s": {}, "created": now(),
+    }))
+    metrics = evaluate_volumes(Volume(prediction, affine, source=seg_path), Volume(labels, affine, source=label_path),
+                               names, case_id=case_id)
+    (folder / f"{case_id}_metrics.json").write_text(metrics_json(metrics))
+
+
+@pytest.fixture(scope="module")
+def many_labels(tmp_path_factory):
+    from medseg.report.figures import MANY_LABELS
+
+    count = MANY_LABELS + 14  # 20: plots wider than the few-label ones
+    root = tmp_path_factory.mktemp("many")
+    for case_id, eroded in (("m0", ()), ("m1", (3, 11)), ("m2", (5,)), ("m3", ())):
+        write_many_label_case(root, case_id, count, eroded)
+    write_failure(root, "m_failed")
+    return count, build_report(root, root / "report.html")
+
+
+def section(page: str, heading: str) -> str:
+    start = page.index(f"<h2>{heading}")
+    return page[start: page.index("<h2>", start + 4)]
+
+
+def test_many_labels_get_one_summary_row_each_and_a_narrow_case_table(many_labels):
+    count, built = many_labels
+    page = built.html.read_text(encoding="utf-8")
+    summary = json.loads(built.summary.read_text())
+    rows = section(page, "Summary per label").split("<tr>")[1:]
+    assert len(rows) == 2 + count  # two header rows, then one row per label
+    organ_03 = next(row for row in rows if "<b>3 organ_03</b>" in row)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', organ_03)
+    dice = summary["labels"]["3"]["dice"]
+    assert cells[:4] == ["4", f"{dice['mean']:.3f}", f"{dice['median']:.3f}", f"{dice['min']:.3f}"]
+    assert dice["min"] == pytest.approx(0.568, abs=1e-3) and cells[3] == "0.568"
+
+    table = section(page, "Cases, worst first")
+    assert "Dice organ_" not in table and "vol organ_" not in table  # no column per label
+    by_case = {re.search(r'">([^<]+)</a>', row).group(1): row for row in table.split("<tr>")[2:]}
+    assert list(by_case) == ["m_failed", "m1", "m2", "m0", "m3"]
+    low = re.findall(r"<td[^>]*>([^<]*)</td>", by_case["m1"])
+    mean = (count - 2 + 2 * dice["min"]) / count
+    assert low[2:6] == ["0.568", "organ_03", f"{mean:.3f}", f"2 of {count}"]
+    assert 'title="organ_03 Dice 0.568 &lt; 0.7; organ_11 Dice 0.568 &lt; 0.7">low_dice ×2</span>' in by_case["m1"]
+    assert ">low_dice(organ_05)</span>" in by_case["m2"]  # one label: named, as in the long form
+
+
+def test_many_labels_fold_each_case_table_and_widen_the_plots(many_labels):
+    from PIL import Image
+
+    count, built = many_labels
+    page = built.html.read_text(encoding="utf-8")
+    card = page[page.index('<h3>#2 m1 '):]
+    card = card[: card.index('<div class="case')]
+    look = card[card.index("labels to look at (2):"): card.index("<details>")]
+    assert re.findall(r"<tr><td>(\d+) organ", look) == ["3", "11"]
+    folded = card[card.index(f"<details><summary>all {count} labels</summary>"): card.index("</details>")]
+    assert re.findall(r"<tr><td>(\d+) organ", folded) == [str(k) for k in range(1, count + 1)]
+    assert "no label flagged or below Dice 0.7" in page[page.index('<h3>#4 m0 '):]
+    assert f"Colours repeat: 10 colours for {count} labels." in page
+
+    plots = section(page, "Distributions per label")
+    titles = re.findall(r'<img alt="([^"]+)"', plots)
+    assert titles == ["Dice", "HD95 (mm)", "ASSD (mm)", "Predicted volume (ml)", "Volume difference (% of reference)"]
+    widths = [Image.open(io.BytesIO(base64.b64decode(data))).size[0]
+              for data in re.findall(r'src="data:image/png;base64,([^"]+)"', plots)]
+    assert min(widths) > 4.6 * 80 * 1.2  # wider than the few-label plots, one box per label
+
+
+def test_few_labels_keep_the_long_forms(built):
+    page = built.html.read_text(encoding="utf-8")
+    assert "<th>Dice ball</th><th>Dice box</th>" in section(page, "Cases, worst first")
+    assert page.count("<details>") == 0 and "Volume difference" not in page
+    assert "Predicted vs reference volume (ml)" in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_many_labels_fit_the_browser_window(many_labels, tmp_path):
+    _, built = many_labels
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-width',"
+              "document.documentElement.scrollWidth);});</script>")
+    probe.write_text(built.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = chromium("--window-size=1000,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= 1000  # no horizontal scrolling

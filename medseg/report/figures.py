@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 
-__all__ = ["LABEL_COLOURS", "label_colour", "new_figure", "png_bytes"]
+__all__ = ["LABEL_COLOURS", "MANY_LABELS", "label_colour", "new_figure", "png_bytes"]
+
+MANY_LABELS = 6  # above this many labels the report's tables and plots take their compact forms
 
 # distinguishable on a grey image; no grey, no black, no red (red marks flagged cases in the plots)
 LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#34c759", "#ff9500", "#af52de", "#5ac8fa", "#a2845e",

@@ -10,7 +10,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medseg.report.collect import CaseResult
+from medseg.report.collect import CaseResult, LabelResult
+from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import Flag, dice_text
 from medseg.report.plots import Plot
 
@@ -46,7 +47,9 @@ white-space:nowrap}
 .case.flagged{border-left:6px solid #d70015}.case.failed{border-left:6px solid #8e0000}
 .case ul{margin:4px 0 8px 18px;padding:0}.overlay{max-width:100%;display:block}
 .row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-.legend span{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin:0 4px 0 10px}
+.legend span{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin:0 4px 0 10px;
+box-shadow:0 0 0 1px #c7c7cc}
+details>summary{cursor:pointer;color:#0b57d0;margin:4px 0}.plots img{max-width:100%}
 .legend span.dash{border-top-style:dashed}
 code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
 dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
@@ -67,6 +70,12 @@ class ReportContent:
     overlays: dict[int, bytes] = field(default_factory=dict)
     overlay_notes: dict[int, list[str]] = field(default_factory=dict)
     label_colours: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def compact(self) -> bool:
+        """With more than ``MANY_LABELS`` labels: one summary row per label, the case table's Dice reduced to
+        the lowest and the mean, and each case's full label table folded away."""
+        return len(self.label_order) > MANY_LABELS
 
 
 def e(value) -> str:
@@ -144,15 +153,15 @@ def _summary_section(content: ReportContent) -> str:
     labels = content.summary["labels"]
     if not labels:
         return "<h2>Summary</h2><p class=\"muted\">No case has a result to summarise.</p>"
+    if content.compact:
+        return _summary_compact(labels)
     rows = []
     for value, stats in labels.items():
-        status = ", ".join(f"{e(k)} {v}" for k, v in stats["status_counts"].items())
         first = True
         shown = [(key, title, digits) for key, title, digits in STAT_ROWS if stats[key]["n"]]
         for key, title, digits in shown:
             s = stats[key]
-            head = (f'<td rowspan="{len(shown)}"><b>{e(value)} {e(stats["name"])}</b><br>'
-                    f'<span class="small muted">{status}</span></td>') if first else ""
+            head = f'<td rowspan="{len(shown)}">{_label_head(value, stats)}</td>' if first else ""
             first = False
             rows.append(f"<tr>{head}<td>{e(title)}</td><td class=\"num\">{s['n']}</td>"
                         + "".join(_num(s[k], digits) for k in ("mean", "median", "std", "min", "max")) + "</tr>")
@@ -162,8 +171,36 @@ def _summary_section(content: ReportContent) -> str:
             "policy below. std is the sample standard deviation.</p>")
 
 
+TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
+COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3), ("hd95_mm", "HD95 (mm)", ("median", "max"), 2),
+                   ("assd_mm", "ASSD (mm)", ("mean",), 2), ("pred_volume_ml", "predicted (ml)", ("median",), 3),
+                   ("ref_volume_ml", "reference (ml)", ("median",), 3))
+
+
+def _summary_compact(labels: dict) -> str:
+    groups = "".join(f'<th colspan="{len(keys)}">{e(title)}</th>' for _, title, keys, _ in COMPACT_COLUMNS)
+    heads = "".join(f"<th>{k}</th>" for _, _, keys, _ in COMPACT_COLUMNS for k in keys)
+    rows = []
+    for value, stats in labels.items():
+        cells = "".join(f'<td class="num">{stats[metric]["n"]}</td>' if k == "n" else _num(stats[metric][k], digits)
+                        for metric, _, keys, digits in COMPACT_COLUMNS for k in keys)
+        rows.append(f"<tr><td>{_label_head(value, stats)}</td>{cells}</tr>")
+    return (f"<h2>Summary per label ({len(labels)} labels)</h2>"
+            f'<table><tr><th rowspan="2">label</th>{groups}</tr><tr>{heads}</tr>' + "".join(rows) + "</table>"
+            '<p class="small muted">One row per label; statistics over the cases where the value is defined (n: '
+            "cases with a Dice); see the empty-mask policy below. Every statistic of every metric (n, mean, median, "
+            "std, min, max) is in <code>summary.json</code>.</p>")
+
+
+def _label_head(value: str, stats: dict) -> str:
+    status = ", ".join(f"{e(k)} {v}" for k, v in stats["status_counts"].items())
+    return f'<b>{e(value)} {e(stats["name"])}</b><br><span class="small muted">{status}</span>'
+
+
 def _worst_table(content: ReportContent) -> str:
     threshold = content.summary["settings"]["dice_threshold"]
+    if content.compact:
+        return _worst_table_compact(content, threshold)
     label_heads = "".join(f"<th>Dice {e(name)}</th>" for _, name in content.label_order)
     volume_heads = "".join(f"<th>vol {e(name)} (ml)</th>" for _, name in content.label_order)
     rows = []
@@ -192,13 +229,55 @@ def _worst_table(content: ReportContent) -> str:
             + "".join(rows) + "</table>")
 
 
+def _worst_table_compact(content: ReportContent, threshold: float) -> str:
+    rows = []
+    for rank, index in enumerate(content.order, start=1):
+        case = content.cases[index]
+        scored = [label for label in case.labels() if label.dice is not None]
+        if scored:
+            low = min(scored, key=lambda label: label.dice)
+            css = "low" if low.dice < threshold else "ok"
+            below = sum(label.dice < threshold for label in scored)
+            cells = (f'<td class="num {css}">{dice_text(low.dice, threshold)}</td><td>{e(low.name)}</td>'
+                     f'<td class="num">{dice_text(sum(label.dice for label in scored) / len(scored))}</td>'
+                     f'<td class="num">{below} of {len(scored)}</td>')
+        else:
+            cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
+        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#case-{index}">{e(case.case_id)}</a></td>'
+                    f"<td>{e(case.status.replace('_', ' '))}</td>{cells}<td>{_grouped_badges(content.flags[index])}"
+                    "</td></tr>")
+    return ("<h2>Cases, worst first</h2>"
+            '<p class="small muted">Failed cases first, then by the lowest Dice over labels, then by number of '
+            f"flags. With {len(content.label_order)} labels, each case's Dice per label is on its card (follow the "
+            "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
+            "for its reasons.</p>"
+            f'<table><tr><th>#</th><th>case</th><th>status</th><th>lowest Dice</th><th>label</th><th>mean Dice</th>'
+            f"<th>labels with Dice &lt; {threshold:g}</th><th>flags</th></tr>" + "".join(rows) + "</table>")
+
+
+def _grouped_badges(flags: list[Flag]) -> str:
+    """One badge per flag code, counting its labels; the title lists every reason."""
+    grouped: dict[str, list[Flag]] = {}
+    for flag in flags:
+        grouped.setdefault(flag.code, []).append(flag)
+    badges = []
+    for code, members in grouped.items():
+        text = members[0].text if len(members) == 1 else f"{code} ×{len(members)}"
+        title = "; ".join(flag.message for flag in members)
+        badges.append(f'<span class="badge" style="background:{FLAG_COLOURS.get(code, "#555555")}" '
+                      f'title="{e(title)}">{e(text)}</span>')
+    return "".join(badges)
+
+
 def _plots_section(content: ReportContent) -> str:
     if not content.plots:
         return ""
     images = "".join(_img(plot.png, plot.title) for plot in content.plots)
+    named = ("the worst case of each plot is named; the volume plot shows (predicted − reference) / reference "
+             "per label" if content.compact else "the worst case of each label is named")
     return ("<h2>Distributions per label</h2>"
-            '<p class="small muted">One point per case; red crosses are cases flagged for that label; the worst '
-            "case of each label is named. Dashed red line: the Dice threshold.</p>"
+            '<p class="small muted">One point per case; red crosses are cases flagged for that label; '
+            f"{named}. Dashed red line: the Dice threshold.</p>"
             f'<div class="plots">{images}</div>')
 
 
@@ -220,8 +299,12 @@ def _failed_section(content: ReportContent) -> str:
 def _legend(content: ReportContent) -> str:
     items = "".join(f'<span style="border-color:{content.label_colours.get(v, "#888")}"></span>{e(name)}'
                     for v, name in content.label_order)
+    distinct = len({content.label_colours.get(v) for v, _ in content.label_order})
+    repeat = (f" Colours repeat: {distinct} colours for {len(content.label_order)} labels."
+              if distinct < len(content.label_order) else "")
     return (f'<p class="legend small">{items} &nbsp;·&nbsp; solid line just inside a label: prediction; dashed '
-            "line just outside: reference. Three slices through the worst label (the voxel nearest its centre), "
+            f"line just outside: reference.{repeat} Three slices through the worst label (the voxel nearest its "
+            "centre), "
             "reoriented to RAS+ (patient right on the right; anterior and superior up), voxels drawn to scale in "
             "mm.</p>")
 
@@ -238,22 +321,27 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     flags = content.flags[index]
     threshold = content.summary["settings"]["dice_threshold"]
     css = "case failed" if case.status == "failed" else ("case flagged" if flags else "case")
+    badges = _grouped_badges(flags) if content.compact else "".join(_badge(f) for f in flags)
     head = (f'<h3>#{rank} {e(case.case_id)} <span class="muted small">{e(case.status.replace("_", " "))}'
-            f"</span> {''.join(_badge(f) for f in flags)}</h3>")
+            f"</span> {badges}</h3>")
     body = []
     if flags:
         body.append("<ul>" + "".join(f"<li><b>{e(f.code)}</b>: {e(f.message)}</li>" for f in flags) + "</ul>")
     row = []  # the metrics table and the overlay side by side (they wrap on narrow windows)
     labels = case.labels()
-    if labels:
-        rows = "".join(
-            f"<tr><td>{e(label.value)} {e(label.name)}</td>{_dice(label.dice, threshold)}{_num(label.hd95_mm, 2)}"
-            f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
-            f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}<td>{e(label.status)}</td></tr>"
-            for label in labels
-        )
-        row.append("<table><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th><th>pred ml</th>"
-                   "<th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr>" + rows + "</table>")
+    if labels and content.compact:
+        flagged = {flag.label for flag in flags if flag.label}
+        look = [label for label in labels if label.name in flagged or label.status in TO_LOOK_AT
+                or (label.dice is not None and label.dice < threshold)]
+        folded = (f"<details><summary>all {len(labels)} labels</summary>{_label_table(labels, threshold)}"
+                  "</details>")
+        if look:
+            row.append(f'<div><p class="small">labels to look at ({len(look)}):</p>{_label_table(look, threshold)}'
+                       f"{folded}</div>")
+        else:
+            row.append(f'<div><p class="small">no label flagged or below Dice {threshold:g}</p>{folded}</div>')
+    elif labels:
+        row.append(_label_table(labels, threshold))
     if index in content.overlays:
         row.append(_img(content.overlays[index], f"overlay of {case.case_id}", ' class="overlay"'))
     if row:
@@ -267,6 +355,17 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
                 + "</p>")
     return f'<div class="{css}" id="case-{index}">{head}{"".join(body)}</div>'
+
+
+def _label_table(labels: list[LabelResult], threshold: float) -> str:
+    rows = "".join(
+        f"<tr><td>{e(label.value)} {e(label.name)}</td>{_dice(label.dice, threshold)}{_num(label.hd95_mm, 2)}"
+        f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
+        f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}<td>{e(label.status)}</td></tr>"
+        for label in labels
+    )
+    return ("<table><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th><th>pred ml</th>"
+            "<th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr>" + rows + "</table>")
 
 
 def _method_section(summary: dict) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.report.collect import CaseResult
-from medseg.report.figures import label_colour, new_figure, png_bytes
+from medseg.report.figures import MANY_LABELS, label_colour, new_figure, png_bytes
 
 __all__ = ["Plot", "distribution_plots"]
 
@@ -29,7 +29,9 @@ def distribution_plots(
     """Dice, HD95, ASSD and predicted volume per label, and predicted against reference volume.
 
     ``flagged[i]`` holds the label names flagged in case ``i``; those points are drawn as red crosses, and
-    the worst case of each label is named on the plot.
+    the worst case of each label is named on the plot. With more than ``MANY_LABELS`` labels the plots widen
+    with the label count, name only the worst case of the plot, and show the volume difference in percent of
+    the reference per label instead of the scatter (whose legend and linear axes do not suit dozens of organs).
     """
     series: dict[str, dict[str, list]] = {}
     names: dict[str, str] = {}
@@ -44,7 +46,8 @@ def distribution_plots(
                 if value is not None:
                     series[key][label.value].append((value, bad, case.case_id))
             if label.pred_volume_ml is not None and label.ref_volume_ml is not None:
-                series["volumes"][label.value].append((label.ref_volume_ml, label.pred_volume_ml, bad))
+                series["volumes"][label.value].append((label.ref_volume_ml, label.pred_volume_ml, bad,
+                                                       case.case_id))
     names = {value: name.replace("$", r"\$") for value, name in names.items()}  # no mathtext in label names
     values = [v for v in label_order if v in names]
     plots = []
@@ -60,14 +63,22 @@ def distribution_plots(
             plots.append(Plot(title, _box_strip(title, [(names[v], data.get(v, [])) for v in values], worst,
                                                 threshold)))
     volumes = series.get("volumes", {})
-    if any(volumes.get(v) for v in values):
+    if len(values) > MANY_LABELS:
+        title = "Volume difference (% of reference)"
+        groups = [(names[v], [(100.0 * (pred - ref) / ref, bad, case_id) for ref, pred, bad, case_id
+                              in volumes.get(v, []) if ref > 0]) for v in values]
+        if any(points for _, points in groups):
+            plots.append(Plot(title, _box_strip(title, groups, "farthest", 0.0)))
+    elif any(volumes.get(v) for v in values):
         plots.append(Plot("Predicted vs reference volume (ml)",
                           _volume_scatter([(names[v], volumes.get(v, [])) for v in values])))
     return plots
 
 
 def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, threshold: float | None) -> bytes:
-    figure = new_figure(4.6, 3.0)
+    """``worst``: which point of a label to name (``lowest``, ``highest``, ``farthest`` from ``threshold``)."""
+    many = len(groups) > MANY_LABELS
+    figure = new_figure(max(4.6, 1.0 + 0.26 * len(groups)), 4.2 if many else 3.0)
     axes = figure.add_subplot()
     rng = np.random.default_rng(0)
     positions = list(range(1, len(groups) + 1))
@@ -76,6 +87,7 @@ def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, th
     if non_empty:
         axes.boxplot([d for _, d in non_empty], positions=[p for p, _ in non_empty], widths=0.5, showfliers=False,
                      medianprops={"color": "#333333"})
+    named = []  # (badness, position, value, case id) of each label's worst point
     for position, (_, points), values in zip(positions, groups, data):
         if not points:
             continue
@@ -86,12 +98,18 @@ def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, th
         axes.scatter(position + jitter[bad], values[bad], s=42, c=FLAGGED_COLOUR, marker="X", edgecolors="white",
                      linewidths=0.5, zorder=4)
         if worst is not None and len(points) > 1:
-            at = int(np.argmin(values) if worst == "lowest" else np.argmax(values))
-            axes.annotate(_short(points[at][2]), (position + jitter[at], values[at]), xytext=(6, 0),
-                          textcoords="offset points", fontsize=7, va="center", parse_math=False)
+            badness = {"lowest": -values, "highest": values}.get(worst)
+            badness = np.abs(values - (threshold or 0.0)) if badness is None else badness
+            at = int(np.argmax(badness))
+            named.append((float(badness[at]), position + jitter[at], values[at], points[at][2]))
+    for _, x, y, case_id in (sorted(named)[-1:] if many else named):
+        axes.annotate(_short(case_id), (x, y), xytext=(6, 0), textcoords="offset points", fontsize=7, va="center",
+                      parse_math=False)
     if threshold is not None:
-        axes.axhline(threshold, color=FLAGGED_COLOUR, linestyle="--", linewidth=0.8)
-    axes.set_xticks(positions, [name for name, _ in groups], fontsize=8)
+        axes.axhline(threshold, color=FLAGGED_COLOUR if worst == "lowest" else "#888888", linestyle="--",
+                     linewidth=0.8)
+    axes.set_xticks(positions, [_short(name, 18) if many else name for name, _ in groups], fontsize=8,
+                    rotation=90 if many else 0)
     axes.set_xlim(0.4, len(groups) + 0.9)
     axes.set_title(title, fontsize=10)
     axes.tick_params(axis="y", labelsize=8)
@@ -107,9 +125,9 @@ def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
     for position, (name, points) in enumerate(groups):
         if not points:
             continue
-        ref = np.array([r for r, _, _ in points])
-        pred = np.array([p for _, p, _ in points])
-        bad = np.array([flagged for _, _, flagged in points], dtype=bool)
+        ref = np.array([r for r, _, _, _ in points])
+        pred = np.array([p for _, p, _, _ in points])
+        bad = np.array([flagged for _, _, flagged, _ in points], dtype=bool)
         axes.scatter(ref[~bad], pred[~bad], s=16, c=label_colour(position), edgecolors="#333333", linewidths=0.4,
                      label=name, zorder=3)
         axes.scatter(ref[bad], pred[bad], s=42, c=label_colour(position), marker="X", edgecolors=FLAGGED_COLOUR,
