@@ -343,6 +343,34 @@ def test_unusable_spacing_or_rescale_values_are_refused(tmp_path, capsys, change
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+@pytest.mark.parametrize(("keyword", "raw", "problem"), [
+    ("PixelSpacing", "0.8\\0.6x", "PixelSpacing '0.8\\0.6x' is not 2 numbers"),
+    ("ImagePositionPatient", "-10\\-20", "ImagePositionPatient '-10\\-20' is not 3 numbers"),
+    ("ImageOrientationPatient", "1\\0\\0\\0\\1\\nan", "ImageOrientationPatient '1\\0\\0\\0\\1\\nan' is not 6 numbers"),
+    ("ImagePositionPatient", None, "1 of 6 images without ImagePositionPatient: no patient geometry"),
+    ("PixelSpacing", "0.9\\0.6", "images with different pixel spacings"),
+])
+def test_a_file_with_unusable_geometry_is_named(tmp_path, capsys, keyword, raw, problem):
+    """One file's geometry element is unreadable, absent or differs: the message names that element and file.
+    Before, an unreadable value read as an absent one ("images without PixelSpacing"), and no file was named."""
+    _, paths = make_series(tmp_path / "dcm", seed=6)
+    target = sorted(paths)[3]
+    dataset = pydicom.dcmread(target)
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    if raw is None:
+        del dataset[tag]
+    else:  # written raw: pydicom would refuse to store these values as numbers
+        dataset[tag] = pydicom.DataElement(tag, "LO", raw)
+    dataset.save_as(target)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert problem in line and target.name in line, line
+    assert not (tmp_path / "out.nii.gz").exists()
+    scan = scan_folder(tmp_path / "dcm")
+    assert [c.flags for c in scan.candidates] == [[]]  # no flag taken from the other files' geometry
+
+
 def test_a_single_valued_image_type_is_one_value(tmp_path):
     _, paths = make_series(tmp_path, seed=6)
     _retag(paths, ImageType="LOCALIZER")

@@ -79,27 +79,39 @@ class SeriesGeometry:
         return plane_name(self.affine)
 
 
+def _first_differing(values: list) -> tuple[int, int]:
+    """The first frame, and the first whose value differs from it."""
+    return 0, next(i for i, value in enumerate(values) if value != values[0])
+
+
 def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
     """Order ``frames`` into slices and build the affine; raise :class:`GeometryProblem` when they cannot
     form one regular 3D grid."""
     if not frames:
         raise GeometryProblem("no images")
-    missing = [name for name, attr in (("ImagePositionPatient", "position"), ("ImageOrientationPatient",
-               "orientation"), ("PixelSpacing", "pixel_spacing")) if any(getattr(f, attr) is None for f in frames)]
+    fields = (("ImagePositionPatient", "position"), ("ImageOrientationPatient", "orientation"),
+              ("PixelSpacing", "pixel_spacing"))
+    missing = [name for name, attr in fields if any(getattr(f, attr) is None for f in frames)]
     if missing:
-        raise GeometryProblem(f"images without {', '.join(missing)}: no patient geometry")
-    sizes = {(f.rows, f.columns) for f in frames}
-    if len(sizes) > 1:
-        raise GeometryProblem(f"images of different sizes {sorted(sizes)}")
+        lacking = [i for i, f in enumerate(frames) if any(getattr(f, attr) is None for _, attr in fields)]
+        some = "images" if len(lacking) == len(frames) else f"{len(lacking)} of {len(frames)} images"
+        raise GeometryProblem(f"{some} without {', '.join(missing)}: no patient geometry", frames=tuple(lacking[:2]))
+    sizes = [(f.rows, f.columns) for f in frames]
+    if len(set(sizes)) > 1:
+        raise GeometryProblem(f"images of different sizes {sorted(set(sizes))}", frames=_first_differing(sizes))
     rows, columns = frames[0].rows, frames[0].columns
     orientations = np.array([f.orientation for f in frames], dtype=np.float64)
     if np.abs(orientations - orientations[0]).max() > ORIENTATION_ATOL:
-        raise GeometryProblem("images with different orientations")
+        differing = np.abs(orientations - orientations[0]).max(axis=1) > ORIENTATION_ATOL
+        raise GeometryProblem("images with different orientations", frames=(0, int(np.argmax(differing))))
     spacings = np.array([f.pixel_spacing for f in frames], dtype=np.float64)
-    if not np.all(np.isfinite(spacings)) or np.any(spacings <= 0):
-        raise GeometryProblem(f"PixelSpacing {[float(v) for v in spacings[0]]} is not positive: no patient geometry")
+    if np.any(spacings <= 0):
+        bad = int(np.argmax(np.any(spacings <= 0, axis=1)))
+        raise GeometryProblem(f"PixelSpacing {[float(v) for v in spacings[bad]]} is not positive: no patient geometry",
+                              frames=(bad,))
     if np.abs(spacings - spacings[0]).max() > 1e-4:
-        raise GeometryProblem("images with different pixel spacings")
+        differing = np.abs(spacings - spacings[0]).max(axis=1) > 1e-4
+        raise GeometryProblem("images with different pixel spacings", frames=(0, int(np.argmax(differing))))
     row_dir, col_dir = _unit(orientations[0][:3]), _unit(orientations[0][3:])
     if abs(float(row_dir @ col_dir)) > 1e-3:
         raise GeometryProblem("ImageOrientationPatient row and column directions are not orthogonal")

@@ -252,11 +252,13 @@ def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
                 parts.setdefault(key, []).append((path, dataset, frame))
         split_reason = ", ".join(name for name, values in keys_seen.items() if len(values) > 1) or None
         ordered = sorted(parts.values(), key=lambda items: min(str(p) for p, _, _ in items))
+        # a file left out of the series is the problem, not what its absence does to the others' geometry
+        file_problem = None
+        if problems:
+            file_problem = problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else "")
         for index, items in enumerate(ordered):
-            candidate = _candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason)
-            if problems and candidate.problem is None:
-                candidate.problem = problems[0]
-            candidates.append(candidate)
+            candidates.append(_candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
+                                         file_problem))
         if not parts:
             first_path, first = members[0]
             candidate = SeriesCandidate(uid=uid, number=_int(first.get("SeriesNumber")), part=None,
@@ -273,7 +275,8 @@ def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
     return candidates
 
 
-def _candidate(uid: str, items: list, part: int | None, split_reason: str | None) -> SeriesCandidate:
+def _candidate(uid: str, items: list, part: int | None, split_reason: str | None,
+               file_problem: str | None = None) -> SeriesCandidate:
     first = items[0][1]
     candidate = SeriesCandidate(
         uid=uid,
@@ -291,7 +294,7 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
         candidate.flags.append("localizer")
     if part is not None:
         candidate.flags.append(f"split:{split_reason}")
-    candidate.problem = _dataset_problem(candidate)
+    candidate.problem = file_problem or _dataset_problem(candidate)
     if candidate.problem is None:
         try:
             candidate.geometry = series_geometry([frame.geometry for frame in candidate.frames])
@@ -387,16 +390,18 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
             spacing = _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing")
             slope = _functional(groups, shared, "PixelValueTransformationSequence", "RescaleSlope")
             intercept = _functional(groups, shared, "PixelValueTransformationSequence", "RescaleIntercept")
-            geometry = FrameGeometry(_floats(position, 3), _floats(orientation, 6), _floats(spacing, 2), rows, columns)
+            geometry = FrameGeometry(_floats(position, 3, "ImagePositionPatient"),
+                                     _floats(orientation, 6, "ImageOrientationPatient"),
+                                     _floats(spacing, 2, "PixelSpacing"), rows, columns)
             frames.append(DicomFrame(path, index, geometry, _float(slope, 1.0, "RescaleSlope"),
                                      _float(intercept, 0.0, "RescaleIntercept"), sop, instance))
         return frames
     if count > 1:
         raise GeometryProblem(f"a multi-frame image ({count} frames) without per-frame geometry")
     geometry = FrameGeometry(
-        _floats(dataset.get("ImagePositionPatient"), 3),
-        _floats(dataset.get("ImageOrientationPatient"), 6),
-        _floats(dataset.get("PixelSpacing"), 2),
+        _floats(dataset.get("ImagePositionPatient"), 3, "ImagePositionPatient"),
+        _floats(dataset.get("ImageOrientationPatient"), 6, "ImageOrientationPatient"),
+        _floats(dataset.get("PixelSpacing"), 2, "PixelSpacing"),
         rows,
         columns,
     )
@@ -412,14 +417,21 @@ def _functional(groups: pydicom.Dataset, shared: pydicom.Dataset, sequence: str,
     return None
 
 
-def _floats(value, count: int) -> tuple[float, ...] | None:
-    if value is None:
+def _floats(value, count: int, keyword: str) -> tuple[float, ...] | None:
+    """``count`` numbers; ``None`` when the element is absent or empty; a problem naming the element when its
+    value is there but is not ``count`` finite numbers (an image with an unreadable geometry is not one
+    "without" it)."""
+    if value is None or value == "" or (not isinstance(value, (str, bytes)) and len(value) == 0):
         return None
+    values = [value] if isinstance(value, (str, bytes, int, float)) else list(value)
     try:
-        numbers = tuple(float(v) for v in value)
+        numbers = tuple(float(v) for v in values)
     except (TypeError, ValueError):
-        return None
-    return numbers if len(numbers) == count else None
+        numbers = ()
+    if len(numbers) != count or not all(math.isfinite(v) for v in numbers):
+        shown = "\\".join(str(v) for v in values)  # as DICOM writes a multi-valued element
+        raise GeometryProblem(f"{keyword} '{shown}' is not {count} numbers")
+    return numbers
 
 
 def _float(value, default: float, keyword: str = "value") -> float:
