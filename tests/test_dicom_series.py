@@ -4,6 +4,7 @@ and `inspect` commands. All on synthetic series written with pydicom."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -315,7 +316,10 @@ def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="medseg"):
         volume = read_dicom_series(tmp_path / "study")
     assert volume.shape == values.shape
-    assert sum("(same SOPInstanceUID, same bytes); used once" in r.getMessage() for r in caplog.records) == len(paths)
+    copies = [r.getMessage() for r in caplog.records if "same SOPInstanceUID, same bytes" in r.getMessage()]
+    study = tmp_path / "study"
+    assert copies == [f"{study / 'backup' / '0000.dcm'}: a copy of {study / '0000.dcm'} (same SOPInstanceUID, same "
+                      f"bytes); {len(paths) - 1} more file(s) copy others of the series; each image used once"]
     # another file that claims an image's SOPInstanceUID is not taken for a copy
     impostor = pydicom.dcmread(paths[0])
     impostor.PixelData = bytes(len(impostor.PixelData))
@@ -416,3 +420,128 @@ def test_a_library_message_both_logged_and_warned_is_shown_once(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert sum("End of file reached before delimiter" in line for line in lines) == 1, lines
     assert lines[-1].startswith(f"medseg: error: {paths[0]}: truncated or incomplete DICOM file")
+
+
+def test_enhanced_files_of_one_frame_each_are_read(tmp_path):
+    """Before, pydicom's 2D array of a one-frame file was indexed as if 3D: "pixel data of shape (6,)"."""
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    values, paths = make_series(tmp_path / "single", seed=11, slope=0.5, intercept=-100.0)
+    uid = pydicom.uid.generate_uid()
+    (tmp_path / "enhanced").mkdir()
+    for number, path in enumerate(paths, start=1):
+        enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(path)], series_instance_uid=uid, series_number=9,
+                                                  sop_instance_uid=pydicom.uid.generate_uid(), instance_number=number)
+        enhanced.save_as(tmp_path / "enhanced" / f"{number:02d}.dcm")
+    single, enhanced = read_dicom_series(tmp_path / "single"), read_dicom_series(tmp_path / "enhanced")
+    assert enhanced.info["files"] == enhanced.info["slices"] == SHAPE[2]
+    np.testing.assert_allclose(enhanced.affine, single.affine, atol=1e-9)
+    np.testing.assert_array_equal(enhanced.array, values.astype(np.float32) * 0.5 - 100.0)
+
+
+def _raw(path: Path, keyword: str, vr: str, value: bytes) -> None:
+    """Store ``value`` as the element's bytes, as a non-conformant writer would (pydicom refuses to)."""
+    from pydicom.dataelem import RawDataElement
+
+    dataset = pydicom.dcmread(path)
+    tag = pydicom.tag.Tag(pydicom.datadict.tag_for_keyword(keyword))
+    dataset[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    dataset.save_as(path)
+
+
+@pytest.mark.parametrize(("keyword", "vr", "value", "problem"), [
+    ("Rows", "US", b"\x05\x00\x00\x00", "Rows '5\\0' is not a positive whole number"),
+    ("Rows", "US", b"", "Rows is empty"),
+    ("SamplesPerPixel", "US", b"\x01\x00\x01\x00", "SamplesPerPixel '1\\1' is not a positive whole number"),
+    ("NumberOfFrames", "IS", b"one ", "NumberOfFrames 'one' is not a positive whole number"),
+])
+def test_malformed_size_elements_are_one_line_naming_the_file(tmp_path, capsys, keyword, vr, value, problem):
+    """Before: a bare TypeError traceback from int(), or a "corrupt pixel data" that was a bad frame count."""
+    _, paths = make_series(tmp_path / "dcm", seed=12)
+    target = sorted(paths)[2]
+    _raw(target, keyword, vr, value)
+    for command in (["inspect", str(tmp_path / "dcm")], ["convert", str(tmp_path / "dcm"),
+                                                        str(tmp_path / "out.nii.gz")]):
+        code, out, err = run_cli(command, capsys)
+        assert code == (0 if command[0] == "inspect" else 1) and "Traceback" not in err  # inspect: a listing
+        assert f"{target.name}: {problem}" in (out if command[0] == "inspect" else err.strip().splitlines()[-1])
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_an_unreadable_file_is_one_line(tmp_path):
+    """Permission denied on one file of the folder: named, one line, exit 1 (before: a traceback). Root reads
+    everything, so as root the command runs with the file-access capabilities dropped."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    _, paths = make_series(tmp_path / "dcm", seed=13)
+    target = sorted(paths)[1]
+    target.chmod(0)
+    command = [sys.executable, "-m", "medseg", "inspect", str(tmp_path / "dcm")]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: every file is readable")
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    run = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().splitlines() == [f"medseg: error: {target}: cannot read (permission denied)"]
+
+
+def test_a_bare_dataset_without_file_meta_is_read(tmp_path):
+    """Files without preamble and file meta (older scanners, PACS exports): read in the encoding they were written
+    in, as dcm2niix does. Before: "truncated or corrupt pixel data (... no 'Transfer Syntax UID')"."""
+    values, paths = make_series(tmp_path / "dcm", seed=14)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        del dataset.file_meta
+        dataset.preamble = None
+        pydicom.filewriter.dcmwrite(path, dataset, enforce_file_format=False, implicit_vr=True, little_endian=True)
+        assert path.read_bytes()[128:132] != b"DICM"
+    volume = read_dicom_series(tmp_path / "dcm")
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    assert volume.info["transfer_syntax"] == pydicom.uid.ImplicitVRLittleEndian
+
+
+def test_a_transfer_syntax_without_decoder_is_named(tmp_path, capsys):
+    _, paths = make_series(tmp_path / "dcm", seed=15)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML
+        dataset.PixelData = pydicom.encaps.encapsulate([dataset.PixelData])
+        dataset.save_as(path)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert re.search(r"\d{4}\.dcm: cannot decode MPEG2 Main Profile / Main Level pixel data \(", err)
+    assert "corrupt" not in err and not (tmp_path / "out.nii.gz").exists()
+
+
+def test_library_warnings_are_one_line_per_kind_naming_files_for_every_input(tmp_path):
+    """pydicom warns once per file and value, naming neither (300 slices: 300 lines), and the command line used
+    to show a message only for the first input of a batch. Now: one line per kind of message and input, with the
+    folder, the number of files and the first of them."""
+    import subprocess
+    import sys
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for seed, folder in enumerate(folders):
+        _, paths = make_series(folder, seed=seed)
+        for number, path in enumerate(sorted(paths), start=1):
+            _raw(path, "InstanceNumber", "IS", f"{number}.0 ".encode())  # IS must be a whole number
+            _raw(path, "SpecificCharacterSet", "CS", b"ISO_IR 999")
+    run = subprocess.run([sys.executable, "-m", "medseg", "infer", *map(str, folders), "--model", "phantom", "-o",
+                          str(tmp_path / "out"), "--device", "cpu"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    warned = [line for line in run.stderr.splitlines() if line.startswith("WARNING")]
+    names = ", ".join(f"{k:04d}.dcm" for k in range(3))
+    for folder in folders:
+        mine = [line for line in warned if f": {folder}: " in line]
+        assert len([line for line in mine if "Invalid value for VR IS" in line]) == 1, warned
+        assert any(f"Unknown encoding 'ISO_IR 999' - using default encoding instead (in {SHAPE[2]} file(s): "
+                   f"{names}, ...)" in line for line in mine), warned
+        assert any(line.endswith(f"; {SHAPE[2]} different values") and "Invalid value for VR IS: '" in line
+                   for line in mine), warned
+    assert len(warned) <= 2 * len(folders) + 2, warned
+    assert all("Please see <" not in line for line in warned)

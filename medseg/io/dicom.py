@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 
 from medseg.errors import DicomError, ImageReadError, InputError
+from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_series import SeriesCandidate, choose_series, scan_folder
 from medseg.io.nifti import is_sheared
 from medseg.volume import Volume
@@ -66,13 +67,15 @@ def read_dicom_series(folder: Path | str, series: str | None = None) -> Volume:
     columns, rows, _ = geometry.shape
     array = np.empty(geometry.shape, dtype=np.float32)
     cache: dict[Path, np.ndarray] = {}
-    for k, frame in enumerate(frames):
-        pixels = _pixels(frame.path, candidate.datasets[frame.path], cache)
-        plane = pixels[frame.frame] if frame.frame is not None else pixels
-        if plane.shape != (rows, columns):
-            raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {(rows, columns)}")
-        values = plane.astype(np.float64) * frame.slope + frame.intercept
-        array[:, :, k] = values.T
+    with FileMessages(folder) as messages:
+        for k, frame in enumerate(frames):
+            with messages.about(frame.path):
+                pixels = _pixels(frame.path, candidate.datasets[frame.path], cache)
+            plane = pixels[frame.frame] if frame.frame is not None and pixels.ndim == 3 else pixels  # 1 frame: 2D
+            if plane.shape != (rows, columns):
+                raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {(rows, columns)}")
+            values = plane.astype(np.float64) * frame.slope + frame.intercept
+            array[:, :, k] = values.T
     if not np.all(np.isfinite(array)):
         raise DicomError(f"{folder}: {candidate.label()} has NaN or infinite voxel values")
     files = candidate.files
@@ -201,8 +204,10 @@ def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray])
         pixels = dataset.pixel_array
     except Exception as error:  # decoders raise many kinds: missing plugin, truncated data, bad codestream
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "plugin" in message.lower() or "decoder" in message.lower():
-            raise ImageReadError(f"{path}: cannot decode pixel data ({message})") from error
+        if any(word in message.lower() for word in ("plugin", "decoder", "not supported", "unable to decode")):
+            syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
+            what = f"{syntax.name} " if syntax is not None else ""
+            raise ImageReadError(f"{path}: cannot decode {what}pixel data ({message})") from error
         raise ImageReadError(f"{path}: truncated or corrupt pixel data ({message})") from error
     cache.clear()  # one multi-frame file at a time is enough
     cache[path] = pixels

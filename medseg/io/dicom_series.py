@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medseg.errors import DicomError, ImageReadError
 from medseg.io.atomic import sha256_of
@@ -28,6 +30,7 @@ from medseg.io.dicom_geometry import (
     SeriesGeometry,
     series_geometry,
 )
+from medseg.io.dicom_messages import FileMessages
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series"]
 
@@ -112,22 +115,28 @@ def scan_folder(folder: Path | str) -> FolderScan:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     if not files:
         raise DicomError(f"{folder}: empty folder, no DICOM files")
+    with FileMessages(folder) as messages:
+        return _scan(folder, files, messages)
+
+
+def _scan(folder: Path, files: list[Path], messages: FileMessages) -> FolderScan:
     skipped: list[tuple[Path, str]] = []
     non_image: list[tuple[Path, str]] = []
     images: list[tuple[Path, pydicom.Dataset]] = []
     for path in files:
-        dataset = _read_header(path)
-        if dataset is None:
-            skipped.append((path, "not a DICOM file"))
-            continue
-        modality = str(dataset.get("Modality", "")).upper()
-        if "DirectoryRecordSequence" in dataset:
-            non_image.append((path, "DICOMDIR index, not an image"))
-            continue
-        if modality in NON_IMAGE_MODALITIES or "Rows" not in dataset:
-            non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
-            continue
-        images.append((path, dataset))
+        with messages.about(path):
+            dataset = _read_header(path)
+            if dataset is None:
+                skipped.append((path, "not a DICOM file"))
+                continue
+            modality = str(dataset.get("Modality", "")).upper()
+            if "DirectoryRecordSequence" in dataset:
+                non_image.append((path, "DICOMDIR index, not an image"))
+                continue
+            if modality in NON_IMAGE_MODALITIES or "Rows" not in dataset:
+                non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
+                continue
+            images.append((path, dataset))
     if skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
         log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
@@ -136,7 +145,7 @@ def scan_folder(folder: Path | str) -> FolderScan:
         what = f"{len(skipped)} non-DICOM file(s)" if skipped else "no files"
         extra = f" and {len(non_image)} non-image DICOM object(s)" if non_image else ""
         raise DicomError(f"{folder}: no DICOM images found ({what}{extra})")
-    return FolderScan(folder, _group(images), skipped, non_image)
+    return FolderScan(folder, _group(images, messages), skipped, non_image)
 
 
 def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCandidate, str]:
@@ -187,8 +196,11 @@ def _listing(candidates: Sequence[SeriesCandidate]) -> str:
 
 def _read_header(path: Path) -> pydicom.Dataset | None:
     """The dataset with large values deferred; None when the file is not DICOM; errors when it is broken."""
-    with open(path, "rb") as handle:
-        head = handle.read(132)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read ({(error.strerror or type(error).__name__).lower()})") from error
     has_magic = len(head) == 132 and head[128:132] == b"DICM"
     try:
         dataset = pydicom.dcmread(path, defer_size=DEFER, force=not has_magic)
@@ -210,16 +222,30 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
                 and (k == "SOPClassUID" or not pixels)]
     if required:
         raise ImageReadError(f"{path}: truncated or incomplete DICOM file (no {', '.join(required)})")
+    if meta is None or "TransferSyntaxUID" not in meta:  # a bare dataset (no preamble or file meta, as older
+        _set_transfer_syntax(dataset)  # scanners and PACS exports write): its encoding is the one it was read in
     return dataset
 
 
-def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
+def _set_transfer_syntax(dataset: pydicom.Dataset) -> None:
+    implicit, little = dataset.original_encoding
+    if implicit is None or little is None:
+        return
+    meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
+    meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                              ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    dataset.file_meta = meta
+
+
+def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -> list[SeriesCandidate]:
     by_uid: dict[tuple, list[tuple[Path, pydicom.Dataset]]] = {}
     for path, dataset in images:
-        uid = str(dataset.get("SeriesInstanceUID", "") or "")
-        # anonymised data may have lost the UID: fall back on what else tells series apart
-        group = (uid,) if uid else ("", str(dataset.get("StudyInstanceUID", "")), str(dataset.get("SeriesNumber", "")),
-                                    str(dataset.get("SeriesDescription", "")), str(dataset.get("Modality", "")))
+        with messages.about(path):
+            uid = str(dataset.get("SeriesInstanceUID", "") or "")
+            # anonymised data may have lost the UID: fall back on what else tells series apart
+            group = (uid,) if uid else ("", str(dataset.get("StudyInstanceUID", "")),
+                                        str(dataset.get("SeriesNumber", "")), str(dataset.get("SeriesDescription", "")),
+                                        str(dataset.get("Modality", "")))
         by_uid.setdefault(group, []).append((path, dataset))
     candidates: list[SeriesCandidate] = []
     for group, members in by_uid.items():
@@ -229,27 +255,33 @@ def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
         problems: list[str] = []
         orientations: list[tuple[float, ...]] = []
         seen: dict[str, Path] = {}  # SOPInstanceUID -> the file that has it
+        copies: list[tuple[Path, Path]] = []  # (copy, the file it copies)
         for path, dataset in sorted(members, key=lambda item: str(item[0])):
-            sop = str(dataset.get("SOPInstanceUID", "") or "")
-            if sop and sop in seen:
-                if sha256_of(path) == sha256_of(seen[sop]):  # a copy (a backup/ folder, a second export)
-                    log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes); used once", path, seen[sop])
-                else:
-                    problems.append(f"{seen[sop].name} and {path.name} carry the same SOPInstanceUID {sop} but "
-                                    "differ; remove the wrong one")
-                continue
-            if sop:
-                seen[sop] = path
-            try:
-                frames = _frames(path, dataset)
-            except GeometryProblem as error:
-                problems.append(f"{path.name}: {error}")
-                frames = []
-            for frame in frames:
-                key = _split_key(dataset, frame, orientations)
-                for name, value in zip(keys_seen, key):
-                    keys_seen[name].add(value)
-                parts.setdefault(key, []).append((path, dataset, frame))
+            with messages.about(path):
+                sop = str(dataset.get("SOPInstanceUID", "") or "")
+                if sop and sop in seen:
+                    if sha256_of(path) == sha256_of(seen[sop]):  # a copy (a backup/ folder, a second export)
+                        copies.append((path, seen[sop]))
+                    else:
+                        problems.append(f"{seen[sop].name} and {path.name} carry the same SOPInstanceUID {sop} but "
+                                        "differ; remove the wrong one")
+                    continue
+                if sop:
+                    seen[sop] = path
+                try:
+                    frames = _frames(path, dataset)
+                except GeometryProblem as error:
+                    problems.append(f"{path.name}: {error}")
+                    frames = []
+                for frame in frames:
+                    key = _split_key(dataset, frame, orientations)
+                    for name, value in zip(keys_seen, key):
+                        keys_seen[name].add(value)
+                    parts.setdefault(key, []).append((path, dataset, frame))
+        if copies:
+            more = f"; {len(copies) - 1} more file(s) copy others of the series" if len(copies) > 1 else ""
+            log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
+                        copies[0][1], more)
         split_reason = ", ".join(name for name, values in keys_seen.items() if len(values) > 1) or None
         ordered = sorted(parts.values(), key=lambda items: min(str(p) for p, _, _ in items))
         # a file left out of the series is the problem, not what its absence does to the others' geometry
@@ -264,7 +296,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]]) -> list[SeriesCandidate]:
             candidate = SeriesCandidate(uid=uid, number=_int(first.get("SeriesNumber")), part=None,
                                         description=str(first.get("SeriesDescription", "")),
                                         modality=str(first.get("Modality", "")), frames=[],
-                                        problem=problems[0] if problems else "no images")
+                                        problem=file_problem or "no images")
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.number if c.number is not None else 1 << 30, c.uid, c.part or 0))
     for index, candidate in enumerate(candidates, start=1):
@@ -324,7 +356,11 @@ def _dataset_problem(candidate: SeriesCandidate) -> str | None:
             return "Siemens mosaic (several slices tiled in each image): not supported, convert it with dcm2niix"
         if not any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
             return f"{path.name} has no pixel data"
-        if int(dataset.get("SamplesPerPixel", 1)) != 1:
+        try:
+            samples = _count(dataset, "SamplesPerPixel", 1)
+        except GeometryProblem as error:
+            return f"{path.name}: {error}"
+        if samples != 1:
             return f"colour images ({dataset.get('PhotometricInterpretation')}) are not supported"
     return None
 
@@ -337,7 +373,7 @@ def _is_hounsfield(candidate: SeriesCandidate) -> bool:
     if rescale_type != "HU":
         return False
     has_rescale = "RescaleIntercept" in dataset or "SharedFunctionalGroupsSequence" in dataset
-    return has_rescale or int(dataset.get("PixelRepresentation", 0)) == 1
+    return has_rescale or _int(dataset.get("PixelRepresentation")) == 1
 
 
 def _mark_localizer_sets(candidates: list[SeriesCandidate]) -> None:
@@ -372,8 +408,8 @@ def _split_key(dataset: pydicom.Dataset, frame: DicomFrame, orientations: list[t
 
 def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
     """The 2D images in one file, with their geometry and rescale values."""
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    count = _int(dataset.get("NumberOfFrames")) or 1
+    rows, columns = _count(dataset, "Rows"), _count(dataset, "Columns")
+    count = _count(dataset, "NumberOfFrames", 1)
     sop = str(dataset.get("SOPInstanceUID", ""))
     instance = _int(dataset.get("InstanceNumber"))
     if "PerFrameFunctionalGroupsSequence" in dataset or "SharedFunctionalGroupsSequence" in dataset:
@@ -451,6 +487,22 @@ def _image_type(dataset: pydicom.Dataset) -> tuple[str, ...]:
     value = dataset.get("ImageType") or ()
     values = [value] if isinstance(value, (str, bytes)) else list(value)
     return tuple(str(v).upper() for v in values)
+
+
+def _count(dataset: pydicom.Dataset, keyword: str, default: int | None = None) -> int:
+    """A size or count element as a positive whole number (``default`` when absent); a problem naming the
+    element otherwise (an empty, multi-valued or non-numeric value used to raise a bare TypeError)."""
+    value = dataset.get(keyword)
+    if value is None or value == "":
+        if default is not None and keyword not in dataset:
+            return default
+        raise GeometryProblem(f"{keyword} is empty" if keyword in dataset else f"no {keyword}")
+    number = _int(value) if isinstance(value, (int, str, bytes)) else None
+    if number is None or number < 1:
+        single = isinstance(value, (int, float, str, bytes))
+        shown = str(value) if single else "\\".join(str(v) for v in value)
+        raise GeometryProblem(f"{keyword} '{shown}' is not a positive whole number")
+    return number
 
 
 def _int(value) -> int | None:
