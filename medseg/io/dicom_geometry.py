@@ -32,7 +32,8 @@ __all__ = ["FrameGeometry", "SeriesGeometry", "GeometryProblem", "series_geometr
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SPACING_RTOL = 0.01  # a step may differ from the median step by 1 % ...
 SPACING_ATOL_MM = 0.01  # ... or 0.01 mm, whichever is larger
-TILT_MIN_DEG = 0.01  # below this the in-plane part of the step is taken as rounding noise
+TILT_MIN_DEG = 0.01  # below this the in-plane part of the step is taken as rounding noise,
+TILT_MIN_DRIFT_MM = 0.05  # and so is an in-plane drift this small over the whole stack (positions to 0.01 mm)
 ORIENTATION_ATOL = 1e-4
 
 
@@ -158,10 +159,11 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
     inplane = float(np.linalg.norm(step_vec - along * normal))
     tilt_deg = math.degrees(math.atan2(inplane, along))
     flags: list[str] = []
-    if tilt_deg > TILT_MIN_DEG:
+    if tilt_deg > TILT_MIN_DEG and inplane * (n - 1) > TILT_MIN_DRIFT_MM:
         flags.append("tilt")
-    else:
-        tilt_deg = 0.0
+    else:  # rounding noise in the positions: the stack runs along the normal (a sheared affine is not a grid
+        tilt_deg = 0.0  # that ITK-based tools read, and its qform would be dropped)
+        step_vec = along * normal
     row_spacing, col_spacing = float(spacings[0][0]), float(spacings[0][1])
     lps = np.eye(4)
     lps[:3, 0] = row_dir * col_spacing  # i runs along a row: next column
