@@ -38,10 +38,15 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         raise DicomError(f"{volume.source}: DICOM SEG output from a series split over several multi-frame files "
                          "is not supported; write NIfTI instead")
     datasets = {p: _source_header(p) for p in files}
-    dropped = sorted({charset for d in datasets.values() if (charset := _fit_for_seg(d))})
+    fits = [_fit_for_seg(d) for d in datasets.values()]
+    dropped = sorted({charset for charset, _ in fits if charset})
     if dropped:
         log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG uses the default character set",
                     volume.source, ", ".join(dropped))
+    blanked = sorted({value for _, values in fits for value in values})
+    if blanked:
+        log.warning("%s: %s not a valid DICOM date or time; written empty in the SEG", volume.source,
+                    ", ".join(blanked) + (" is" if len(blanked) == 1 else " are"))
     first = datasets[files[0]]
     if not str(first.get("FrameOfReferenceUID", "") or ""):
         raise DicomError(f"{files[0]}: no FrameOfReferenceUID, so a DICOM SEG cannot be placed on this series; "
@@ -166,11 +171,14 @@ _PATIENT_STUDY_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "Patient
                         "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
-def _fit_for_seg(dataset) -> str | None:
+def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
     """Make the values highdicom copies into the SEG valid: absent type 2 attributes empty, a character set that
-    is not a DICOM term dropped (the default repertoire; returned, for one warning per series), PatientSex as
-    M, F, O or empty."""
+    is not a DICOM term dropped (the default repertoire), PatientSex as M, F, O or empty, a date or time that is
+    not one in DICOM's form (``2024-01-01`` for a DA) empty. Returns the dropped character set and the emptied
+    values (``StudyDate '2024-01-01'``), for one warning per series; before, highdicom refused the whole SEG
+    without naming the attribute."""
     from highdicom.enum import SpecificCharacterSetValues
+    from pydicom import valuerep
 
     for keyword in _PATIENT_STUDY_TYPE2:
         if keyword not in dataset:
@@ -185,4 +193,14 @@ def _fit_for_seg(dataset) -> str | None:
             del dataset.SpecificCharacterSet
     sex = str(dataset.get("PatientSex", "") or "").strip().upper()
     dataset.PatientSex = sex[:1] if sex[:1] in ("M", "F", "O") else ""
-    return dropped
+    blanked = []
+    kinds = {"DA": valuerep.DA, "TM": valuerep.TM, "DT": valuerep.DT}
+    for element in dataset:
+        value = element.value
+        if element.VR in kinds and isinstance(value, str) and value.strip():
+            try:
+                kinds[element.VR](value.strip())
+            except (ValueError, TypeError):
+                blanked.append(f"{element.keyword or element.tag} '{value}'")
+                element.value = ""
+    return dropped, blanked

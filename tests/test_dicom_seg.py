@@ -278,3 +278,27 @@ def test_an_unknown_character_set_is_reported_once_per_series(tmp_path, caplog):
         write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
     warned = [r.getMessage() for r in caplog.records if "SpecificCharacterSet" in r.getMessage()]
     assert len(warned) == 1 and "ISO_IR_100 is not a DICOM term" in warned[0]
+
+
+def test_a_date_not_in_dicom_form_is_emptied_with_a_warning(tmp_path, caplog):
+    """StudyDate '2024-01-01' (a common non-conformant export). Before: "cannot make a DICOM SEG from this series
+    (Unable to convert '2024-01-01' to 'DA' object)", after the inference, naming no attribute."""
+    from pydicom.dataelem import RawDataElement
+
+    values = stored_values(SHAPE, seed=17)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=8)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        for keyword, raw in (("StudyDate", b"2024-01-01"), ("StudyTime", b"12:30:00")):
+            tag = pydicom.tag.Tag(pydicom.datadict.tag_for_keyword(keyword))
+            dataset[tag] = RawDataElement(tag, pydicom.datadict.dictionary_VR(tag), len(raw), raw, 0, False, True)
+        dataset.save_as(path)
+    volume = read_dicom_series(tmp_path / "dcm")
+    with caplog.at_level("WARNING", logger="medseg"):
+        write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.StudyDate == "" and seg.StudyTime == ""
+    assert seg.StudyInstanceUID == pydicom.dcmread(paths[0]).StudyInstanceUID
+    warned = [r.getMessage() for r in caplog.records if "date or time" in r.getMessage()]
+    assert warned == [f"{tmp_path / 'dcm'}: StudyDate '2024-01-01', StudyTime '12:30:00' are not a valid DICOM date "
+                      "or time; written empty in the SEG"]
