@@ -194,7 +194,10 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "affine": volume.affine.tolist(),
         "labels": {str(k): v for k, v in package.labels.items()},
         "label_voxels": {str(k): int(counts[k]) for k in package.labels},
-        "label_volume_ml": {str(k): round(float(counts[k]) * volume.voxel_volume_ml, 4) for k in package.labels},
+        # 12 significant digits, not decimals: 20 µm voxels make real labels of a few nanolitres (0.0000066 ml),
+        # which 4 decimals wrote as 0 and the report then flagged as empty predictions
+        "label_volume_ml": {str(k): float(f"{float(counts[k]) * volume.voxel_volume_ml:.12g}")
+                            for k in package.labels},
         "model": {
             "name": package.name,
             "version": package.config.get("version"),

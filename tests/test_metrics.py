@@ -441,3 +441,49 @@ def test_segment_case_writes_strict_metrics_json(make_package, tmp_path):
     reindexed_record = json.loads(outputs.metrics.read_text())
     assert reindexed_record["reference_reordered"] is True
     assert reindexed_record["labels"] == written["labels"]
+
+
+# ---------------------------------------------------------------- exact Dice, 2D images, many surface voxels
+def test_dice_is_exact_from_the_voxel_counts():
+    """14/20 shared is Dice 0.7 exactly; float32 masks (MONAI's compute_dice) gave 0.699999988 and a false
+    "Dice below 0.7" flag."""
+    ref = np.zeros((8, 8, 8), np.uint8)
+    pred = np.zeros_like(ref)
+    ref.reshape(-1)[:10] = 1
+    pred.reshape(-1)[3:13] = 1
+    entry = score(pred, ref, np.eye(4))["1"]
+    assert entry["dice"] == 0.7 and entry["status"] == "ok"
+    ref.reshape(-1)[:] = 0
+    ref.reshape(-1)[:233] = 1  # 2·200 / (233 + 349) = 0.68728522..., not representable in float32 either
+    pred.reshape(-1)[:] = 0
+    pred.reshape(-1)[33:382] = 1
+    assert score(pred, ref, np.eye(4))["1"]["dice"] == 2 * 200 / (233 + 349)
+
+
+def test_a_one_slice_image_is_scored_on_its_contours():
+    """A 5×5 square against a 5×6 rectangle at 0.5 mm: contour distances (square → rectangle: 3 of 16 contour
+    pixels 0.5 mm off; rectangle → square: 5 of 18), so ASSD (3 + 5) × 0.5 / 34. Before, every pixel of a one-slice
+    image lay on the volume's faces and counted as surface: ASSD 0.045 mm."""
+    square = np.zeros((12, 12, 1), np.uint8)
+    rectangle = np.zeros_like(square)
+    square[2:7, 2:7] = 1
+    rectangle[2:7, 2:8] = 1
+    for axis in range(3):  # the single slice may lie along any axis
+        a, b = np.moveaxis(square, 2, axis), np.moveaxis(rectangle, 2, axis)
+        spacing = [0.5, 0.5, 0.5]
+        spacing[axis] = 3.0
+        entry = score(a, b, np.diag([*spacing, 1.0]))["1"]
+        assert entry["assd_mm"] == pytest.approx((3 + 5) * 0.5 / 34, abs=1e-7)
+        assert entry["hd95_mm"] == pytest.approx(0.5, abs=1e-7)
+        assert entry["dice"] == 2 * 25 / 55
+
+
+@pytest.mark.slow
+def test_hd95_over_more_than_2_to_the_24_surface_distances():
+    """torch.quantile refuses more than 2^24 values: MONAI's HD95 raised RuntimeError on large surfaces (two
+    full 4100² slices: every voxel lies on a face)."""
+    ref = np.ones((4100, 4100, 2), bool)
+    pred = ref.copy()
+    pred[0, 0, 0] = False
+    entry = score(pred.astype(np.uint8), ref.astype(np.uint8), np.eye(4))["1"]
+    assert entry["hd95_mm"] == 0.0 and entry["assd_mm"] == pytest.approx(1 / (2 * ref.sum() - 1), rel=1e-6)

@@ -793,3 +793,45 @@ def test_many_labels_fit_the_browser_window(many_labels, tmp_path):
     dom = chromium("--window-size=1000,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= 1000  # no horizontal scrolling
+
+
+def test_values_near_the_threshold_and_tiny_volumes_stay_honest_everywhere(tmp_path):
+    """A Dice just below the threshold is never rounded onto it (summary rows, cohort.tsv), and labels of a few
+    nanolitres (20 µm voxels) are neither written as 0 ml in the sidecar nor flagged as empty predictions.
+    Before: the summary showed 0.700 and the TSV 0.7 beside a low_dice flag; the sidecar rounded volumes to
+    4 decimals, so every label of such an image read as empty."""
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.segment import segment_case
+    from medseg.synthetic import make_phantom
+
+    for case_id, dice in (("near_a", 0.69996), ("near_b", 0.6999996)):
+        folder = write_case(tmp_path, case_id, 0, "exact")
+        metrics = json.loads((folder / f"{case_id}_metrics.json").read_text())
+        metrics["labels"]["1"]["dice"] = dice
+        (folder / f"{case_id}_metrics.json").write_text(json.dumps(metrics))
+    phantom = make_phantom((40, 36, 12), seed=3)
+    tiny = tmp_path / "inputs" / "tiny.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([0.01, 0.01, 0.02, 1.0])), tiny)
+    outputs = segment_case(tiny, Segmenter(load_package("phantom"), device="cpu"), out_dir=tmp_path / "cases" / "tiny")
+    sidecar = json.loads(outputs.sidecar.read_text())
+    voxel_ml = 0.01 * 0.01 * 0.02 / 1000  # to float32 precision: the header stores the affine so
+    for value, count in sidecar["label_voxels"].items():
+        assert count > 0 and sidecar["label_volume_ml"][value] == pytest.approx(count * voxel_ml, rel=1e-6)
+        assert round(count * voxel_ml, 4) == 0  # what the sidecar used to hold
+
+    built = build_report(tmp_path, tmp_path / "report.html", dice_threshold=0.7)
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    assert rows["near_a"]["ball_dice"] == rows["near_a"]["min_dice"] == "0.69996"
+    assert rows["near_b"]["ball_dice"] == "0.6999996" and "low_dice(ball)" in rows["near_b"]["flags"]
+    assert "empty_prediction" not in rows["tiny"]["flags"]
+    page = built.html.read_text(encoding="utf-8")
+    dice_row = section(page, "Summary per label").split("<tr>")[2]  # label 1's first row: Dice
+    mean, std = (0.69996 + 0.6999996) / 2, np.std([0.69996, 0.6999996], ddof=1)
+    assert mean < 0.7 and f"{mean:.3f}" == "0.700"  # what the row used to show
+    assert re.findall(r'<td class="num">([^<]*)</td>', dice_row)[1:] == ["0.69998", "0.69998", f"{std:.3g}",
+                                                                         "0.69996", "0.6999996"]
+    card = page[page.index('<h3>#'):]
+    card = card[card.index(" tiny "):]
+    volume = sidecar["label_volume_ml"]["1"]
+    assert f'<td class="num">{volume:.3g}</td>' in card[: card.index("</table>")]

@@ -89,7 +89,7 @@ def build_report(
                 "overlays_drawn": len(overlays)}
     rules = flag_rules(dice_threshold, outlier_z)
     summary = jsonable(summary_record(results_dir, cases, flags, settings, rules, report_policy()))
-    header, rows = cohort_rows(cases, flags, order)
+    header, rows = cohort_rows(cases, flags, order, dice_threshold)
 
     from medseg.report.plots import distribution_plots
 

@@ -88,7 +88,14 @@ def _dice(value, threshold: float) -> str:
 
 
 def _num(value, digits: int) -> str:
-    return '<td class="num na">–</td>' if value is None else f'<td class="num">{value:.{digits}f}</td>'
+    """``digits`` decimals; a value that would read as zero but is not gets 3 significant digits (labels of a
+    few nanolitres on 20 µm voxels are not 0.000 ml)."""
+    if value is None:
+        return '<td class="num na">–</td>'
+    text = f"{value:.{digits}f}"
+    if value != 0 and float(text) == 0:
+        text = f"{value:.3g}"
+    return f'<td class="num">{text}</td>'
 
 
 def _img(png: bytes, alt: str, css: str = "") -> str:
@@ -154,7 +161,7 @@ def _summary_section(content: ReportContent) -> str:
     if not labels:
         return "<h2>Summary</h2><p class=\"muted\">No case has a result to summarise.</p>"
     if content.compact:
-        return _summary_compact(labels)
+        return _summary_compact(labels, content.summary["settings"]["dice_threshold"])
     rows = []
     for value, stats in labels.items():
         first = True
@@ -163,8 +170,10 @@ def _summary_section(content: ReportContent) -> str:
             s = stats[key]
             head = f'<td rowspan="{len(shown)}">{_label_head(value, stats)}</td>' if first else ""
             first = False
-            rows.append(f"<tr>{head}<td>{e(title)}</td><td class=\"num\">{s['n']}</td>"
-                        + "".join(_num(s[k], digits) for k in ("mean", "median", "std", "min", "max")) + "</tr>")
+            threshold = content.summary["settings"]["dice_threshold"]
+            cells = "".join(_dice(s[k], threshold) if key == "dice" and k != "std" else _num(s[k], digits)
+                            for k in ("mean", "median", "std", "min", "max"))
+            rows.append(f"<tr>{head}<td>{e(title)}</td><td class=\"num\">{s['n']}</td>{cells}</tr>")
     return ("<h2>Summary per label</h2><table><tr><th>label</th><th>metric</th><th>n</th><th>mean</th>"
             "<th>median</th><th>std</th><th>min</th><th>max</th></tr>" + "".join(rows) + "</table>"
             '<p class="small muted">Statistics over the cases where the value is defined (n); see the empty-mask '
@@ -177,12 +186,13 @@ COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3), ("hd95_m
                    ("ref_volume_ml", "reference (ml)", ("median",), 3))
 
 
-def _summary_compact(labels: dict) -> str:
+def _summary_compact(labels: dict, threshold: float) -> str:
     groups = "".join(f'<th colspan="{len(keys)}">{e(title)}</th>' for _, title, keys, _ in COMPACT_COLUMNS)
     heads = "".join(f"<th>{k}</th>" for _, _, keys, _ in COMPACT_COLUMNS for k in keys)
     rows = []
     for value, stats in labels.items():
-        cells = "".join(f'<td class="num">{stats[metric]["n"]}</td>' if k == "n" else _num(stats[metric][k], digits)
+        cells = "".join(f'<td class="num">{stats[metric]["n"]}</td>' if k == "n" else
+                        _dice(stats[metric][k], threshold) if metric == "dice" else _num(stats[metric][k], digits)
                         for metric, _, keys, digits in COMPACT_COLUMNS for k in keys)
         rows.append(f"<tr><td>{_label_head(value, stats)}</td>{cells}</tr>")
     return (f"<h2>Summary per label ({len(labels)} labels)</h2>"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from medseg.report.collect import METRIC_FIELDS, CaseResult
-from medseg.report.flags import Flag
+from medseg.report.flags import Flag, dice_text
 
 __all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "write_tsv"]
 
@@ -27,8 +27,10 @@ def label_columns(cases: list[CaseResult]) -> dict[str, str]:
             sorted(prefixes.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)}
 
 
-def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[int]) -> tuple[list[str], list[dict]]:
-    """Header and rows (dicts) of the cohort table, in ``order``."""
+def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[int],
+                dice_threshold: float | None = None) -> tuple[list[str], list[dict]]:
+    """Header and rows (dicts) of the cohort table, in ``order``. Dice values are text to 6 decimals, or to as
+    many more as it takes to stay on their side of ``dice_threshold`` (0.6999996 is not written 0.7)."""
     prefixes = label_columns(cases)
     header = list(CASE_COLUMNS)
     for prefix in prefixes.values():
@@ -44,7 +46,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "status": case.status,
             "n_flags": len(flags[index]),
             "flags": ";".join(flag.text for flag in flags[index]),
-            "min_dice": case.min_dice(),
+            "min_dice": _dice(case.min_dice(), dice_threshold),
             "model": case.model.get("name"),
             "input": (case.sidecar or {}).get("input") or failure.get("input"),
             "segmentation": str(segmentation) if segmentation else None,
@@ -56,7 +58,8 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
         for label in case.labels():
             prefix = prefixes[label.value]
             for key in METRIC_FIELDS:
-                row[f"{prefix}_{key}"] = getattr(label, key)
+                value = getattr(label, key)
+                row[f"{prefix}_{key}"] = _dice(value, dice_threshold) if key == "dice" else value
             row[f"{prefix}_status"] = label.status
         rows.append(row)
     return header, rows
@@ -69,6 +72,10 @@ def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
     for row in rows:
         lines.append("\t".join(_cell(row.get(column)) for column in header))
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8", errors="backslashreplace")
+
+
+def _dice(value: float | None, threshold: float | None) -> str | None:
+    return None if value is None else dice_text(value, threshold, digits=6).rstrip("0").rstrip(".") or "0"
 
 
 def _cell(value) -> str:
