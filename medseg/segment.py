@@ -90,7 +90,7 @@ def segment_case(
     label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
     after ``case_id`` when given, else after the input. Nothing is written unless every step succeeds.
     """
-    from medseg.preprocess import build_transforms, invert_labels, to_model_space
+    from medseg.preprocess import build_transforms, check_resampling_size, invert_labels, to_model_space
 
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]
@@ -116,6 +116,7 @@ def segment_case(
     timings["read_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    check_resampling_size(volume, segmenter.package.preprocessing)
     transforms = build_transforms(segmenter.package.preprocessing)
     data = to_model_space(volume, transforms)
     timings["preprocess_s"] = time.perf_counter() - clock
@@ -129,7 +130,7 @@ def segment_case(
     timings["inference_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    labels = invert_labels(model_labels, data, transforms, volume.shape)
+    labels = invert_labels(model_labels, data, transforms, volume.shape, volume.source)
     labels = labels.astype(label_dtype(len(segmenter.package.labels)), copy=False)
     timings["postprocess_s"] = time.perf_counter() - clock
 
@@ -182,6 +183,8 @@ def _input_check(image, package, input_path) -> dict | None:
 
 
 def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timings: dict, tiles: int) -> dict:
+    import torch
+
     package = segmenter.package
     counts = np.bincount(labels.ravel(), minlength=len(package.labels))
     return {
@@ -216,6 +219,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         },
         "device": segmenter.device_choice.device,
         "device_reason": segmenter.device_choice.reason,
+        "cpu_threads": torch.get_num_threads(),
         "precision": segmenter.precision,
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

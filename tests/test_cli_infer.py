@@ -335,3 +335,85 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143_and_no_partial_files(tmp_path, 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     assert code == 143 and err.strip().splitlines()[-1] == "Terminated."
     assert _files(tmp_path / "out") == []  # nothing partial, no temporary file
+
+
+# ---------------------------------------------------------------- resampling size, transform failures, threads
+def _nifti(path, shape, spacing, dtype="f4"):
+    affine = np.diag([*spacing, 1.0])
+    image = nib.Nifti1Image(np.random.default_rng(0).random(shape).astype(dtype), affine)
+    image.set_sform(affine, 1)
+    nib.save(image, path)
+    return path
+
+
+def test_a_resampling_larger_than_the_machine_is_refused_before_any_work(tmp_path, capsys):
+    """32³ voxels whose header says 200 mm become 6201³ at the hippocampus model's 1 mm. Before: MONAI tried,
+    and the message was "inference failed (applying transform <...Spacingd object at 0x...>)"."""
+    good = _nifti(tmp_path / "good.nii.gz", (30, 40, 30), (1.0, 1.0, 1.0))
+    huge = _nifti(tmp_path / "huge.nii.gz", (32, 32, 32), (200.0, 200.0, 200.0))
+    code, _, err = run(["infer", str(huge), str(good), "-m", "hippocampus", "-o", str(tmp_path / "out"),
+                        "--device", "cpu"], capsys)
+    line = next(line for line in err.splitlines() if "huge.nii.gz" in line)
+    assert code == 1 and line.startswith(f"medseg: error: {huge}: resampling its 32×32×32 voxels of 200 × 200 × 200 mm "
+                                         "to the model's 1 × 1 × 1 mm gives 6201×6201×6201 voxels, about ")
+    assert line.endswith("; check the voxel size in the header")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_seg.json", "good_seg.nii.gz"]
+
+
+@pytest.mark.parametrize(("shape", "spacing"), [((30, 40, 30), (1.0, 1.0, 1.0)), ((37, 21, 9), (0.7, 1.3, 3.1)),
+                                                ((64, 64, 1), (0.5, 0.5, 5.0))])
+def test_the_model_space_shape_is_known_before_resampling(tmp_path, shape, spacing):
+    from medseg.io import read_image
+    from medseg.package import load_package
+    from medseg.preprocess import build_transforms, model_space_shape, to_model_space
+
+    package = load_package("hippocampus")
+    for flip in (1.0, -1.0):
+        volume = read_image(_nifti(tmp_path / f"v{flip}.nii.gz", shape, (flip * spacing[0], *spacing[1:])))
+        actual = tuple(to_model_space(volume, build_transforms(package.preprocessing))["image"].shape[1:])
+        predicted = model_space_shape(volume, package.preprocessing)
+        assert all(abs(a - p) <= 1 for a, p in zip(actual, predicted)), (actual, predicted)
+
+
+def test_a_failing_transform_is_named_with_its_cause(tmp_path):
+    from monai.transforms import Compose, EnsureChannelFirstd, Lambdad
+
+    from medseg.errors import InputError
+    from medseg.io import read_image
+    from medseg.preprocess import to_model_space
+
+    def refuse(image):
+        raise RuntimeError("can't allocate memory: you tried to allocate 119394788832 bytes")
+
+    volume = read_image(_nifti(tmp_path / "v.nii.gz", (8, 8, 8), (1.0, 1.0, 1.0)))
+    transforms = Compose([EnsureChannelFirstd(keys="image", channel_dim="no_channel"), Lambdad("image", refuse)])
+    with pytest.raises(InputError) as info:
+        to_model_space(volume, transforms)
+    assert str(info.value) == (f"{tmp_path / 'v.nii.gz'}: preprocessing failed in Lambdad (RuntimeError: can't "
+                               "allocate memory: you tried to allocate 119394788832 bytes)")
+
+
+def test_an_empty_volume_names_its_shape(tmp_path, capsys):
+    path = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((10, 10, 0), "f4"), np.eye(4)), path)
+    code, _, err = run(["infer", str(path), "-o", str(tmp_path / "out"), "--device", "cpu"], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {path}: empty volume of shape (10, 10, 0)"
+
+
+def test_threads_are_set_and_recorded_without_changing_the_labels(tmp_path, case, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        labels = {}
+        for threads in (1, 2):
+            out = tmp_path / f"t{threads}"
+            code, _, err = run(["infer", str(case), "-o", str(out), "--device", "cpu", "--threads", str(threads)],
+                               capsys)
+            assert code == 0, err
+            sidecar = json.loads(next(out.glob("*_seg.json")).read_text())
+            assert sidecar["cpu_threads"] == threads
+            labels[threads] = np.asarray(nib.load(next(out.glob("*_seg.nii.gz"))).dataobj)
+        np.testing.assert_array_equal(labels[1], labels[2])
+    finally:
+        torch.set_num_threads(before)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import batch_option, device_option, model_option, precision_option, quiet
+from medseg.cli.options import (
+    batch_option,
+    device_option,
+    model_option,
+    precision_option,
+    quiet,
+    threads_option,
+)
 
 _sheet = click.argument("samples", type=click.Path(dir_okay=False, path_type=Path))
 _results = click.option("-o", "--results", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -15,8 +22,6 @@ _cases = click.option("--case", "cases", multiple=True, metavar="ID",
                       help="Run only this case (repeatable; default: every case of the sheet).")
 _record = click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
-_threads = click.option("--threads", type=click.IntRange(1), default=None,
-                        help="CPU threads for torch (default: torch's own choice).")
 
 
 @click.group("cohort")
@@ -81,7 +86,7 @@ def _report(summary, record) -> None:
 @precision_option
 @batch_option
 @click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
-@_threads
+@threads_option
 @_record
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, record):
     """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
@@ -106,7 +111,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @_sheet
 @_results
 @_cases
-@_threads
+@threads_option
 @_record
 def evaluate(samples, results, cases, threads, record):
     """Score the segmented cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json.

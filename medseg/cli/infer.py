@@ -16,6 +16,7 @@ from medseg.cli.options import (
     precision_option,
     quiet,
     series_option,
+    threads_option,
 )
 
 
@@ -31,12 +32,13 @@ from medseg.cli.options import (
 @batch_option
 @click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
 @series_option
+@threads_option
 @click.option("--format", "output_format", type=click.Choice(["nifti", "dicom-seg"]), default="nifti",
               show_default=True, help="Segmentation file: NIfTI on the input grid, or (DICOM inputs) a DICOM SEG "
               "referencing the source series, written as <stem>_seg.dcm.")
 @overwrite_option
-def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, output_format,
-          overwrite):
+def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, threads,
+          output_format, overwrite):
     """Segment NIfTI files or DICOM series folders.
 
     Writes <stem>_seg.nii.gz (uint8 labels on the input's exact grid) and <stem>_seg.json (labels, model,
@@ -59,6 +61,10 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         raise click.UsageError("--series applies to one DICOM folder at a time")
     _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     silent = quiet()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     package = load_package(model)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
     if not silent:

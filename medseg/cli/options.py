@@ -20,6 +20,11 @@ batch_option = click.option(
     "--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Tiles per forward pass."
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outputs that exist already.")
+threads_option = click.option(
+    "--threads", type=click.IntRange(1), default=None,
+    help="CPU threads for torch (default: torch's own choice). Results do not depend on it; on a busy shared "
+         "machine 1 is often fastest.",
+)
 series_option = click.option(
     "--series", default=None, metavar="UID|NUMBER", help="DICOM inputs: which series to use (see `medseg inspect`)."
 )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from medseg.cli.options import threads_option
+
 
 @click.command("train")
 @click.option("--images", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of images.")
@@ -21,8 +23,7 @@ import click
 @click.option("--fold", type=click.IntRange(0), default=None,
               help="Override training.fold: validate on this block of the seeded split (cross-validation).")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|auto")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="CPU threads for torch (default: torch's choice). On a busy shared machine 1 is often fastest.")
+@threads_option
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing package in the output folder.")
 def train(images, labels, config_path, output, epochs, seed, fold, device, threads, resume, overwrite):

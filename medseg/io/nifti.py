@@ -51,6 +51,8 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         raise InputError(f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per voxel)")
     if any(n < 0 for n in shape):
         raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
+    if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
+        raise InputError(f"{path}: empty volume of shape {shape}")
     as_stored = labels and dtype.kind in "biu" and _unscaled(image)
     out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
     try:
