@@ -9,6 +9,7 @@ orientation into the frame, so the mask lands on the slice it was computed on, u
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -167,6 +168,24 @@ def _source_header(path: Path):
     return dataset
 
 
+# DICOM's own forms (PS3.5 table 6.2-1); pydicom also accepts the ACR-NEMA 2024.01.01 and 12:30:00, which a SEG
+# must not carry
+_DATE_TIME_FORMS = {
+    "DA": re.compile(r"\d{8}"),
+    "TM": re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"),
+    "DT": re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?"),
+}
+
+
+def _vm(tag) -> str | None:
+    from pydicom.datadict import dictionary_VM
+
+    try:
+        return dictionary_VM(tag)
+    except KeyError:  # a private or unknown element
+        return None
+
+
 _PATIENT_STUDY_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
                         "StudyDate", "StudyTime", "ReferringPhysicianName")
 
@@ -178,7 +197,6 @@ def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
     values (``StudyDate '2024-01-01'``), for one warning per series; before, highdicom refused the whole SEG
     without naming the attribute."""
     from highdicom.enum import SpecificCharacterSetValues
-    from pydicom import valuerep
 
     for keyword in _PATIENT_STUDY_TYPE2:
         if keyword not in dataset:
@@ -194,13 +212,15 @@ def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
     sex = str(dataset.get("PatientSex", "") or "").strip().upper()
     dataset.PatientSex = sex[:1] if sex[:1] in ("M", "F", "O") else ""
     blanked = []
-    kinds = {"DA": valuerep.DA, "TM": valuerep.TM, "DT": valuerep.DT}
     for element in dataset:
-        value = element.value
-        if element.VR in kinds and isinstance(value, str) and value.strip():
-            try:
-                kinds[element.VR](value.strip())
-            except (ValueError, TypeError):
-                blanked.append(f"{element.keyword or element.tag} '{value}'")
-                element.value = ""
+        form = _DATE_TIME_FORMS.get(element.VR)
+        if form is None or element.value is None:
+            continue
+        values = [element.value] if isinstance(element.value, (str, bytes)) else list(element.value)
+        texts = [v.decode("ascii", "replace") if isinstance(v, bytes) else str(v) for v in values]
+        single = len(texts) > 1 and _vm(element.tag) == "1"  # several dates where DICOM allows one
+        if single or any(text.strip() and not form.fullmatch(text.strip()) for text in texts):
+            shown = "\\".join(texts)  # as DICOM writes several values
+            blanked.append(f"{element.keyword or element.tag} '{shown}'")
+            element.value = ""
     return dropped, blanked

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from monai.data import MetaTensor
@@ -88,7 +90,7 @@ def check_resampling_size(volume: Volume, pre: dict) -> None:
     import os
 
     model_shape = model_space_shape(volume, pre)
-    voxels = int(np.prod(model_shape, dtype=np.int64)) + int(np.prod(volume.shape, dtype=np.int64))
+    voxels = math.prod(model_shape) + math.prod(volume.shape)  # Python integers: no int64 overflow
     needed = voxels * RESAMPLE_BYTES_PER_VOXEL
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -417,3 +417,15 @@ def test_threads_are_set_and_recorded_without_changing_the_labels(tmp_path, case
         np.testing.assert_array_equal(labels[1], labels[2])
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_size_guard_counts_without_overflow(tmp_path):
+    """1e6 mm voxels make 31 000 001³ voxels: int64 products wrapped round and let it through to MONAI."""
+    from medseg.errors import InputError
+    from medseg.io import read_image
+    from medseg.package import load_package
+    from medseg.preprocess import check_resampling_size
+
+    volume = read_image(_nifti(tmp_path / "v.nii.gz", (32, 32, 32), (1e6, 1e6, 1e6)))
+    with pytest.raises(InputError, match="gives 31000001×31000001×31000001 voxels"):
+        check_resampling_size(volume, load_package("hippocampus").preprocessing)

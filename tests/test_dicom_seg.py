@@ -280,16 +280,19 @@ def test_an_unknown_character_set_is_reported_once_per_series(tmp_path, caplog):
     assert len(warned) == 1 and "ISO_IR_100 is not a DICOM term" in warned[0]
 
 
-def test_a_date_not_in_dicom_form_is_emptied_with_a_warning(tmp_path, caplog):
-    """StudyDate '2024-01-01' (a common non-conformant export). Before: "cannot make a DICOM SEG from this series
-    (Unable to convert '2024-01-01' to 'DA' object)", after the inference, naming no attribute."""
+@pytest.mark.parametrize(("date", "time"), [(b"2024-01-01", b"12:30:00"), (b"2024.01.01", b"12:30:00 "),
+                                            (b"20240101\\20240102", b"12:30:00")])
+def test_a_date_not_in_dicom_form_is_emptied_with_a_warning(tmp_path, caplog, date, time):
+    """StudyDate '2024-01-01' (a common non-conformant export), the ACR-NEMA '2024.01.01' that pydicom accepts,
+    two dates where DICOM allows one. Before: "cannot make a DICOM SEG from this series (Unable to convert
+    '2024-01-01' to 'DA' object)" after the inference, naming no attribute; or an invalid date in the SEG."""
     from pydicom.dataelem import RawDataElement
 
     values = stored_values(SHAPE, seed=17)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=8)
     for path in paths:
         dataset = pydicom.dcmread(path)
-        for keyword, raw in (("StudyDate", b"2024-01-01"), ("StudyTime", b"12:30:00")):
+        for keyword, raw in (("StudyDate", date), ("StudyTime", time)):
             tag = pydicom.tag.Tag(pydicom.datadict.tag_for_keyword(keyword))
             dataset[tag] = RawDataElement(tag, pydicom.datadict.dictionary_VR(tag), len(raw), raw, 0, False, True)
         dataset.save_as(path)
@@ -300,5 +303,6 @@ def test_a_date_not_in_dicom_form_is_emptied_with_a_warning(tmp_path, caplog):
     assert seg.StudyDate == "" and seg.StudyTime == ""
     assert seg.StudyInstanceUID == pydicom.dcmread(paths[0]).StudyInstanceUID
     warned = [r.getMessage() for r in caplog.records if "date or time" in r.getMessage()]
-    assert warned == [f"{tmp_path / 'dcm'}: StudyDate '2024-01-01', StudyTime '12:30:00' are not a valid DICOM date "
+    shown = date.decode()
+    assert warned == [f"{tmp_path / 'dcm'}: StudyDate '{shown}', StudyTime '12:30:00' are not a valid DICOM date "
                       "or time; written empty in the SEG"]

@@ -545,3 +545,83 @@ def test_library_warnings_are_one_line_per_kind_naming_files_for_every_input(tmp
                    for line in mine), warned
     assert len(warned) <= 2 * len(folders) + 2, warned
     assert all("Please see <" not in line for line in warned)
+
+
+def test_a_single_valued_pixel_spacing_is_one_line(tmp_path, capsys):
+    """Before the fix of this check: a DS scalar has no len(), and the whole folder gave a traceback."""
+    _, paths = make_series(tmp_path / "dcm", seed=16)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.PixelSpacing = "0.7"
+        dataset.save_as(path)
+    code, out, err = run_cli(["inspect", str(tmp_path / "dcm")], capsys)
+    assert code == 0 and "Traceback" not in err and "PixelSpacing '0.7' is not 2 numbers" in out
+
+
+@pytest.mark.parametrize("frames", ["", "0"])
+def test_an_empty_or_zero_frame_count_on_single_frame_files_is_one_frame(tmp_path, frames):
+    """Such files exist; pydicom assumes one frame, and so does medseg."""
+    values, paths = make_series(tmp_path / "dcm", seed=17)
+    for path in paths:
+        _raw(path, "NumberOfFrames", "IS", frames.encode().ljust(2 if frames else 0))
+    volume = read_dicom_series(tmp_path / "dcm")
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+
+
+def test_a_broken_file_of_another_part_does_not_block_the_series(tmp_path, caplog):
+    """A localizer sharing the series UID, whose ImagePositionPatient has two values, is left out with a warning
+    naming it; the axial part is still used (it was, before files with unreadable geometry became problems)."""
+    uid = pydicom.uid.generate_uid()
+    values, _ = make_series(tmp_path / "dcm", seed=18, series_uid=uid)
+    (localizer,) = write_series(tmp_path / "dcm", stored_values((SHAPE[0], SHAPE[1], 1), seed=19), [(0.0, 0.0, 0.0)],
+                                series_uid=uid, prefix="loc", orientation=SAGITTAL,
+                                image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    dataset = pydicom.dcmread(localizer)
+    dataset.ImagePositionPatient = [1.0, 2.0]
+    dataset.save_as(localizer)
+    with caplog.at_level("WARNING", logger="medseg"):
+        volume = read_dicom_series(tmp_path / "dcm")
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    assert [r.getMessage() for r in caplog.records if "left out" in r.getMessage()] == [
+        "loc0000.dcm: ImagePositionPatient '1.0\\2.0' is not 3 numbers; it belongs to no usable part of its series "
+        "and is left out"]
+    # the same fault in a file of the axial part is that part's problem
+    target = sorted((tmp_path / "dcm").glob("0*.dcm"))[2]
+    dataset = pydicom.dcmread(target)
+    dataset.ImagePositionPatient = [1.0, 2.0]
+    dataset.save_as(target)
+    with pytest.raises(DicomError, match=rf"{target.name}: ImagePositionPatient '1.0\\2.0' is not 3 numbers"):
+        read_dicom_series(tmp_path / "dcm")
+
+
+def test_the_collector_counts_log_only_messages_of_every_input_and_passes_other_warnings_on(tmp_path):
+    """The command line puts a once-per-message filter on pydicom's logger; the collector must see each record
+    first, and leave warnings of other libraries to the usual display."""
+    import logging
+    import warnings
+
+    from medseg.cli import _OncePerMessage
+    from medseg.io.dicom_messages import FileMessages
+
+    logger = logging.getLogger("pydicom")
+    once = _OncePerMessage()
+    logger.addFilter(once)
+    shown = []
+    previous = warnings.showwarning
+    warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
+    try:
+        reports = []
+        for folder in ("input1", "input2"):
+            collector = FileMessages(tmp_path / folder)
+            with collector:
+                for name in ("a.dcm", "b.dcm", "c.dcm"):
+                    with collector.about(tmp_path / folder / name):
+                        logger.warning("Expected length between 2 and 16, got length 17")
+                warnings.warn("not pydicom's", UserWarning, stacklevel=1)
+            reports.append({kind.text: sorted(p.name for p in kind.files) for kind in collector.kinds.values()})
+    finally:
+        logger.removeFilter(once)
+        warnings.showwarning = previous
+    assert reports == [{"Expected length between 2 and 16, got length 17": ["a.dcm", "b.dcm", "c.dcm"]}] * 2
+    assert shown == ["not pydicom's", "not pydicom's"]
+    assert once not in logger.filters and not any(type(f).__name__ == "_Collect" for f in logger.filters)

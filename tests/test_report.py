@@ -835,3 +835,20 @@ def test_values_near_the_threshold_and_tiny_volumes_stay_honest_everywhere(tmp_p
     card = card[card.index(" tiny "):]
     volume = sidecar["label_volume_ml"]["1"]
     assert f'<td class="num">{volume:.3g}</td>' in card[: card.index("</table>")]
+
+
+def test_a_tiny_dice_is_not_written_as_zero():
+    from medseg.report.table import _dice
+
+    assert [_dice(v, 0.7) for v in (4e-7, 0.0, 1.0, None, 0.5, 0.123456789, 0.6999996)] == [
+        "4e-07", "0", "1", None, "0.5", "0.123457", "0.6999996"]
+
+
+def test_a_compact_card_with_every_label_to_look_at_shows_one_table_and_one_line_per_flag(tmp_path):
+    write_many_label_case(tmp_path, "worn", 8, eroded=tuple(range(1, 9)))
+    page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
+    card = page[page.index('<h3>#1 worn '):]
+    card = card[: card.index("<h2>")]
+    assert "<details>" not in card and "labels to look at: all 8" in card
+    assert card.count("<tr><td>") == 8  # one table, each label once
+    assert card.count("<li>") == 1 and "<li><b>low_dice</b> (8 labels): organ_01 Dice 0.568 &lt; 0.7; " in card

@@ -45,11 +45,13 @@ class FileMessages:
 
     def __enter__(self) -> FileMessages:
         self._catch = warnings.catch_warnings()
+        self._previous = warnings.showwarning
         self._catch.__enter__()
-        warnings.simplefilter("always")
+        for name in LIBRARIES:  # every time, not once per code location: each file is counted
+            warnings.filterwarnings("always", module=rf"{name}(\.|$)")
         warnings.showwarning = self._warning
-        for name in LIBRARIES:
-            logging.getLogger(name).addFilter(self._filter)
+        for name in LIBRARIES:  # first, before any filter the command line added (it would drop repeats)
+            logging.getLogger(name).filters.insert(0, self._filter)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -75,7 +77,10 @@ class FileMessages:
             kind.files.append(self.current)
 
     def _warning(self, message, category, filename, lineno, file=None, line=None) -> None:
-        self.note(message)
+        if any(part in LIBRARIES for part in Path(str(filename)).parts):
+            self.note(message)
+        else:  # another library's warning (a deprecation, say): shown as it would have been
+            self._previous(message, category, filename, lineno, file, line)
 
     def _report(self) -> None:
         for kind in self.kinds.values():

@@ -252,7 +252,8 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
         uid = group[0]
         parts: dict[tuple, list[tuple[Path, pydicom.Dataset, DicomFrame]]] = {}
         keys_seen: dict[str, set] = {"orientation": set(), "image type": set(), "echo": set(), "size": set()}
-        problems: list[str] = []
+        problems: list[str] = []  # of the whole series
+        left_out: list[tuple[pydicom.Dataset, str]] = []  # files whose geometry cannot be read, and why
         orientations: list[tuple[float, ...]] = []
         seen: dict[str, Path] = {}  # SOPInstanceUID -> the file that has it
         copies: list[tuple[Path, Path]] = []  # (copy, the file it copies)
@@ -271,7 +272,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
                 try:
                     frames = _frames(path, dataset)
                 except GeometryProblem as error:
-                    problems.append(f"{path.name}: {error}")
+                    left_out.append((dataset, f"{path.name}: {error}"))
                     frames = []
                 for frame in frames:
                     key = _split_key(dataset, frame, orientations)
@@ -283,20 +284,24 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
             log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
                         copies[0][1], more)
         split_reason = ", ".join(name for name, values in keys_seen.items() if len(values) > 1) or None
-        ordered = sorted(parts.values(), key=lambda items: min(str(p) for p, _, _ in items))
-        # a file left out of the series is the problem, not what its absence does to the others' geometry
-        file_problem = None
-        if problems:
-            file_problem = problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else "")
-        for index, items in enumerate(ordered):
+        ordered = sorted(parts.items(), key=lambda item: min(str(p) for p, _, _ in item[1]))
+        # a file left out of a part is that part's problem, not what its absence does to the others' geometry;
+        # it belongs to the parts whose split key agrees with what its header does give (a broken localizer
+        # does not block the series it was acquired with)
+        keys = {id(dataset): _file_key(dataset, orientations) for dataset, _ in left_out}
+        for dataset, why in left_out:
+            if parts and not any(_same_part(keys[id(dataset)], key) for key in parts):
+                log.warning("%s; it belongs to no usable part of its series and is left out", why)
+        for index, (key, items) in enumerate(ordered):
+            found = problems + [why for dataset, why in left_out if _same_part(keys[id(dataset)], key)]
             candidates.append(_candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
-                                         file_problem))
+                                         _first_of(found)))
         if not parts:
             first_path, first = members[0]
             candidate = SeriesCandidate(uid=uid, number=_int(first.get("SeriesNumber")), part=None,
                                         description=str(first.get("SeriesDescription", "")),
                                         modality=str(first.get("Modality", "")), frames=[],
-                                        problem=file_problem or "no images")
+                                        problem=_first_of(problems + [why for _, why in left_out]) or "no images")
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.number if c.number is not None else 1 << 30, c.uid, c.part or 0))
     for index, candidate in enumerate(candidates, start=1):
@@ -406,6 +411,31 @@ def _split_key(dataset: pydicom.Dataset, frame: DicomFrame, orientations: list[t
                                                                              frame.geometry.columns)
 
 
+def _file_key(dataset: pydicom.Dataset, orientations: list[tuple[float, ...]]) -> tuple:
+    """The split key of a file whose geometry could not be read, as far as its header gives it (None where not)."""
+    try:
+        orientation = _floats(dataset.get("ImageOrientationPatient"), 6, "ImageOrientationPatient")
+    except GeometryProblem:
+        orientation = None
+    if orientation is not None:
+        near = [o for o in orientations if max(abs(a - b) for a, b in zip(o, orientation)) <= ORIENTATION_ATOL]
+        orientation = near[0] if near else orientation
+    echo = dataset.get("EchoNumbers")
+    size = (_int(dataset.get("Rows")), _int(dataset.get("Columns")))
+    return (orientation, _image_type(dataset), str(echo) if echo is not None else None,
+            None if None in size else size)
+
+
+def _first_of(problems: list[str]) -> str | None:
+    if not problems:
+        return None
+    return problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else "")
+
+
+def _same_part(file_key: tuple, part_key: tuple) -> bool:
+    return all(mine is None or mine == theirs for mine, theirs in zip(file_key, part_key))
+
+
 def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
     """The 2D images in one file, with their geometry and rescale values."""
     rows, columns = _count(dataset, "Rows"), _count(dataset, "Columns")
@@ -457,9 +487,11 @@ def _floats(value, count: int, keyword: str) -> tuple[float, ...] | None:
     """``count`` numbers; ``None`` when the element is absent or empty; a problem naming the element when its
     value is there but is not ``count`` finite numbers (an image with an unreadable geometry is not one
     "without" it)."""
-    if value is None or value == "" or (not isinstance(value, (str, bytes)) and len(value) == 0):
+    if value is None or value == "":
         return None
-    values = [value] if isinstance(value, (str, bytes, int, float)) else list(value)
+    values = [value] if isinstance(value, (str, bytes, int, float)) else list(value)  # DSfloat is a float
+    if not values:
+        return None
     try:
         numbers = tuple(float(v) for v in values)
     except (TypeError, ValueError):
@@ -490,12 +522,12 @@ def _image_type(dataset: pydicom.Dataset) -> tuple[str, ...]:
 
 
 def _count(dataset: pydicom.Dataset, keyword: str, default: int | None = None) -> int:
-    """A size or count element as a positive whole number (``default`` when absent); a problem naming the
-    element otherwise (an empty, multi-valued or non-numeric value used to raise a bare TypeError)."""
+    """A size or count element as a positive whole number (``default`` when absent, empty or 0); a problem naming
+    the element otherwise (an empty, multi-valued or non-numeric value used to raise a bare TypeError)."""
     value = dataset.get(keyword)
+    if default is not None and (value is None or value == "" or value == 0):
+        return default  # an empty or zero NumberOfFrames on a single-frame file: pydicom, too, assumes one
     if value is None or value == "":
-        if default is not None and keyword not in dataset:
-            return default
         raise GeometryProblem(f"{keyword} is empty" if keyword in dataset else f"no {keyword}")
     number = _int(value) if isinstance(value, (int, str, bytes)) else None
     if number is None or number < 1:

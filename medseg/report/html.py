@@ -335,7 +335,14 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     head = (f'<h3>#{rank} {e(case.case_id)} <span class="muted small">{e(case.status.replace("_", " "))}'
             f"</span> {badges}</h3>")
     body = []
-    if flags:
+    if flags and content.compact:  # one line per flag code, its reasons joined (31 labels on a face: one line)
+        grouped: dict[str, list[str]] = {}
+        for flag in flags:
+            grouped.setdefault(flag.code, []).append(flag.message)
+        body.append("<ul>" + "".join(
+            f"<li><b>{e(code)}</b>{f' ({len(reasons)} labels)' if len(reasons) > 1 else ''}: "
+            f"{e('; '.join(reasons))}</li>" for code, reasons in grouped.items()) + "</ul>")
+    elif flags:
         body.append("<ul>" + "".join(f"<li><b>{e(f.code)}</b>: {e(f.message)}</li>" for f in flags) + "</ul>")
     row = []  # the metrics table and the overlay side by side (they wrap on narrow windows)
     labels = case.labels()
@@ -345,7 +352,10 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
                 or (label.dice is not None and label.dice < threshold)]
         folded = (f"<details><summary>all {len(labels)} labels</summary>{_label_table(labels, threshold)}"
                   "</details>")
-        if look:
+        if len(look) == len(labels):  # nothing to fold away
+            row.append(f'<div><p class="small">labels to look at: all {len(labels)}</p>'
+                       f"{_label_table(labels, threshold)}</div>")
+        elif look:
             row.append(f'<div><p class="small">labels to look at ({len(look)}):</p>{_label_table(look, threshold)}'
                        f"{folded}</div>")
         else:

@@ -75,7 +75,11 @@ def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
 
 
 def _dice(value: float | None, threshold: float | None) -> str | None:
-    return None if value is None else dice_text(value, threshold, digits=6).rstrip("0").rstrip(".") or "0"
+    """Up to six decimals (trailing zeros dropped), more near the threshold; a tiny non-zero Dice is not 0."""
+    if value is None:
+        return None
+    text = dice_text(value, threshold, digits=6).rstrip("0").rstrip(".")
+    return f"{value:.3g}" if value != 0 and float(text) == 0 else text
 
 
 def _cell(value) -> str:
