@@ -72,14 +72,20 @@ def now() -> str:
 
 def write_case(root: Path, case_id: str, seed: int, how: str, reference: bool = True) -> Path:
     image, labels, affine = phantom(seed)
+    return write_case_arrays(root, case_id, image, labels, perturb(labels, how), affine, reference, name=str(seed))
+
+
+def write_case_arrays(root: Path, case_id: str, image: np.ndarray, labels: np.ndarray, prediction: np.ndarray,
+                      affine: np.ndarray, reference: bool = True, name: str | None = None) -> Path:
+    """A case in the contract layout: input and reference under ``inputs/``, segmentation, sidecar, metrics."""
+    name = name or case_id
     folder = root / "cases" / case_id
     folder.mkdir(parents=True)
     inputs = root / "inputs"
     inputs.mkdir(exist_ok=True)
-    image_path, label_path = inputs / f"{seed}_image.nii.gz", inputs / f"{seed}_label.nii.gz"
+    image_path, label_path = inputs / f"{name}_image.nii.gz", inputs / f"{name}_label.nii.gz"
     nib.save(nib.Nifti1Image(image, affine), image_path)
     nib.save(nib.Nifti1Image(labels, affine), label_path)
-    prediction = perturb(labels, how)
     seg_path = folder / f"{case_id}_seg.nii.gz"
     nib.save(nib.Nifti1Image(prediction, affine), seg_path)
     counts = np.bincount(prediction.ravel(), minlength=3)
@@ -162,15 +168,20 @@ def test_worst_first_order_and_flags(built):
     assert rows[0]["failed_stage"] == "infer" and rows[0]["error_type"] == "RuntimeError"
     assert flag_set(rows[0]) == {"failed"}
     assert rows[1]["case_id"] == "bad"
-    assert flag_set(rows[1]) == {"low_dice(ball)", "touches_border(ball)", "empty_prediction(box)"}
+    assert flag_set(rows[1]) == {"low_dice(ball)", "touches_border(ball)", "empty_prediction(box)",
+                                 "distance_outlier(ball)"}  # the ball moved 8 voxels: HD95 far above the others
     assert float(rows[1]["box_dice"]) == 0.0 and rows[1]["box_status"] == "empty_prediction"
     assert rows[1]["box_hd95_mm"] == ""  # undefined: empty cell
     by_id = {row["case_id"]: row for row in rows}
     assert flag_set(by_id["noref_big"]) == {"volume_outlier(ball)"}
     assert by_id["noref_big"]["status"] == "no_reference" and by_id["noref_big"]["ball_dice"] == ""
-    assert rows[-1]["case_id"] == "noref_big"  # no Dice: after every scored case
-    dice = [float(row["min_dice"]) for row in rows if row["status"] == "scored"]
-    assert dice == sorted(dice)
+    # flagged cases before clean ones, so a flagged case without a reference is not ranked below clean ones;
+    # within each group by lowest Dice, cases without a Dice last
+    flagged = [bool(row["flags"]) for row in rows[1:]]
+    assert flagged == sorted(flagged, reverse=True) and by_id["noref_big"]["rank"] == str(1 + sum(flagged))
+    for group in (True, False):
+        dice = [float(row["min_dice"]) for row in rows[1:] if bool(row["flags"]) == group and row["min_dice"]]
+        assert dice == sorted(dice)
     assert by_id[EVIL]["min_dice"] == "1" and flag_set(by_id[EVIL]) == set()
 
 
@@ -550,7 +561,9 @@ def test_robust_z_and_the_outlier_rule():
     # median 1.025, MAD 0.05 -> 0.6745 * (3 - 1.025) / 0.05
     assert z[-1] == pytest.approx(0.6745 * 1.975 / 0.05)
     assert abs(z[0]) < 1
-    assert robust_z(np.array([2.0, 2.0, 2.0, 5.0])) is None  # MAD 0: no outlier can be named
+    # MAD 0 (most values equal): the mean absolute deviation stands in, 1.2533·0.75
+    assert robust_z(np.array([2.0, 2.0, 2.0, 5.0]))[-1] == pytest.approx(3.0 / (1.253314 * 0.75))
+    assert robust_z(np.array([2.0, 2.0, 2.0, 2.0])) is None  # all equal: no outlier can be named
 
 
 def test_cli_report(cohort, tmp_path, capsys):
@@ -852,3 +865,57 @@ def test_a_compact_card_with_every_label_to_look_at_shows_one_table_and_one_line
     assert "<details>" not in card and "labels to look at: all 8" in card
     assert card.count("<tr><td>") == 8  # one table, each label once
     assert card.count("<li>") == 1 and "<li><b>low_dice</b> (8 labels): organ_01 Dice 0.568 &lt; 0.7; " in card
+
+
+# ---------------------------------------------------------------- after reading reports as a QA reader would
+def test_border_contact_is_flagged_only_where_the_reference_does_not_reach(tmp_path):
+    """A structure the field of view cuts off touches the face in the reference too: no flag (before, every organ
+    of a cropped CT was flagged, on perfect cases too). A prediction leaking onto a face the reference does not
+    reach is flagged, naming the face in words."""
+    image, labels, affine = phantom(0)
+    cut = labels.copy()
+    footprint = labels[:, :, 8] == 1
+    for k in range(8):
+        cut[:, :, k][footprint] = 1  # the ball reaches the first k face in the reference...
+    write_case_arrays(tmp_path, "cut_off", image, cut, cut.copy(), affine)  # ...and in the prediction
+    leak = labels.copy()
+    leak[0, 10:14, 15:18] = 2  # a few box voxels on the first i face, where the reference has none
+    write_case_arrays(tmp_path, "leaks", image, labels, leak, affine)
+    write_case_arrays(tmp_path, "unscored", image, cut, cut.copy(), affine, reference=False)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    assert flag_set(rows["cut_off"]) == set()
+    assert flag_set(rows["leaks"]) == {"touches_border(box)"}
+    assert flag_set(rows["unscored"]) == {"touches_border(ball)"}  # without a reference: nothing to compare with
+    page = built.html.read_text(encoding="utf-8")
+    assert "box touches the volume border where the reference does not (first i 12, last k 4 voxels)" in page
+
+
+def test_a_far_island_is_a_distance_outlier_though_dice_stays_high(tmp_path):
+    image, labels, affine = phantom(0, shape=(40, 34, 18))
+    for index in range(6):
+        prediction = labels.copy()
+        if index == 5:
+            prediction[34:38, 28:32, 1:3] = 1  # 32 voxels some 25 mm from the ball: 1 in 10 of its surface
+        write_case_arrays(tmp_path, f"c{index}", image, labels, prediction, affine)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    # the other five are identical (MAD 0): the mean absolute deviation stands in, for distance and volume alike
+    assert float(rows["c5"]["ball_dice"]) > 0.95
+    assert flag_set(rows["c5"]) == {"distance_outlier(ball)", "volume_outlier(ball)"}
+    assert rows["c5"]["rank"] == "1" and all(flag_set(rows[f"c{i}"]) == set() for i in range(5))
+
+
+def test_a_flagged_case_without_reference_is_ranked_and_drawn_before_clean_ones(tmp_path):
+    for seed in range(4):
+        write_case(tmp_path, f"clean{seed}", seed, "exact")
+    write_case(tmp_path, "noref_big", 20, "dilate3", reference=False)
+    write_case(tmp_path, "noref_a", 21, "exact", reference=False)
+    write_case(tmp_path, "noref_b", 22, "exact", reference=False)
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=1)
+    rows = read_tsv(built.table)
+    assert rows[0]["case_id"] == "noref_big" and flag_set(rows[0]) == {"volume_outlier(ball)"}
+    page = built.html.read_text(encoding="utf-8")
+    card = page[page.index("<h3>#1 noref_big "):]
+    assert 'alt="overlay of noref_big"' in card[: card.index('<div class="case')]
+    assert "<td>scored</td>" in page and "<td>ok</td>" not in page  # a label's status, as a reader reads it

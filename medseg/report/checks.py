@@ -27,6 +27,7 @@ class SegmentationCheck:
     path: Path | None
     shape: tuple[int, ...] | None = None
     border: dict[str, dict[str, int]] = field(default_factory=dict)  # label value -> {face: voxels}
+    reference_border: dict[str, dict[str, int]] | None = None  # the same for the reference, when it was read
     geometry: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
@@ -118,5 +119,23 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
             check.notes.append(f"reference not checked: {error}")
         else:
             # the same grid is the identity reordering; the same voxels in another order are scored re-indexed
-            if grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm) is None:
+            found = grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm)
+            if found is None:
                 check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")
+            else:
+                check.reference_border = _reference_border(reference_path, *found, check)
+
+
+def _reference_border(path: Path, axes: tuple[int, ...], flips: tuple[bool, ...],
+                      check: SegmentationCheck) -> dict[str, dict[str, int]] | None:
+    """The reference's voxels on each face of the segmentation's grid (a structure the field of view cuts off
+    touches a face in both): read in full, re-indexed as scoring does."""
+    try:
+        labels, _ = read_labels(path)
+    except Exception as error:  # reported on the page, never raised
+        check.notes.append(f"reference border not checked: {error}")
+        return None
+    labels = np.transpose(labels, axes)
+    if any(flips):
+        labels = np.flip(labels, axis=[t for t in range(3) if flips[t]])
+    return border_voxels(labels)

@@ -20,6 +20,7 @@ __all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "dice_text", "
 DEFAULT_DICE_THRESHOLD = 0.7
 DEFAULT_OUTLIER_Z = 3.5
 MIN_CASES_FOR_OUTLIERS = 5
+FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", "k-": "first k", "k+": "last k"}
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,18 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "volume_outlier": (
             f"a label's predicted volume is far from the cohort's: robust z = 0.6745·(v − median) / MAD over the "
             f"non-empty predicted volumes of that label in the cohort, |z| > {outlier_z:g} (Iglewicz–Hoaglin); "
-            f"needs {MIN_CASES_FOR_OUTLIERS} cases or more and MAD > 0"
+            f"needs {MIN_CASES_FOR_OUTLIERS} cases or more; when the MAD is 0, (v − median) / (1.2533·mean absolute "
+            f"deviation)"
         ),
-        "touches_border": "a predicted label has voxels on a face of the volume (it may be cut off by the field of "
-                          "view)",
+        "touches_border": "a predicted label has voxels on a face of the volume where its reference, if there is "
+                          "one, has none (it may be cut off by the field of view, or leak out of it); faces are "
+                          "named in the file's voxel axes (first/last along i, j, k)",
+        "distance_outlier": (
+            f"a label's HD95 is far above the cohort's: robust z = 0.6745·(d − median) / MAD over that label's HD95 "
+            f"in the cohort, z > {outlier_z:g}; needs {MIN_CASES_FOR_OUTLIERS} cases or more; when the MAD is 0, "
+            f"(d − median) / (1.2533·mean absolute deviation) (a stray island far from the structure barely moves "
+            f"Dice)"
+        ),
         "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, the input "
                     "image or the reference as they are now is not on the segmentation's grid (a reference holding "
                     "the same voxels in another order counts as on it: scoring re-indexes it), or the case failed "
@@ -71,13 +80,19 @@ def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> s
 
 
 def robust_z(values: np.ndarray) -> np.ndarray | None:
-    """Modified z-scores 0.6745·(x − median)/MAD; ``None`` when the MAD is 0."""
+    """Modified z-scores 0.6745·(x − median)/MAD. When more than half the values are equal the MAD is 0 (HD95 is
+    often a whole number of voxels: eleven cases at 1.00 mm), and the mean absolute deviation stands in for it:
+    (x − median)/(1.2533·MeanAD); ``None`` when that is 0 too (all values equal)."""
     values = np.asarray(values, dtype=float)
     median = np.median(values)
-    mad = np.median(np.abs(values - median))
-    if mad == 0:
+    deviations = np.abs(values - median)
+    mad = np.median(deviations)
+    if mad > 0:
+        return 0.6745 * (values - median) / mad
+    mean_ad = deviations.mean()
+    if mean_ad == 0:
         return None
-    return 0.6745 * (values - median) / mad
+    return (values - median) / (1.253314 * mean_ad)
 
 
 def flag_cases(
@@ -88,7 +103,7 @@ def flag_cases(
 ) -> list[list[Flag]]:
     """The flags of every case (aligned with ``cases``)."""
     flags = [_case_flags(case, check, dice_threshold) for case, check in zip(cases, checks)]
-    for index, flag in _volume_outliers(cases, outlier_z):
+    for index, flag in _volume_outliers(cases, outlier_z) + _distance_outliers(cases, outlier_z):
         flags[index].append(flag)
     counts = Counter(case.case_id for case in cases)
     for index, case in enumerate(cases):
@@ -124,43 +139,62 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
         if label.dice is not None and label.dice < dice_threshold and label.status == "ok":
             out.append(Flag("low_dice", f"{label.name} Dice {dice_text(label.dice, dice_threshold)} < "
                                         f"{dice_threshold:g}", label.name))
-        faces = check.border.get(label.value)
+        faces = check.border.get(label.value) or {}
+        if check.reference_border is not None:  # only where the reference does not reach: a cut-off organ is fine
+            faces = {face: n for face, n in faces.items() if face not in check.reference_border.get(label.value, {})}
         if faces:
-            where = ", ".join(f"{face} {count}" for face, count in faces.items())
-            out.append(Flag("touches_border", f"{label.name} touches the volume border ({where} voxels)",
+            where = ", ".join(f"{FACE_WORDS[face]} {count}" for face, count in faces.items())
+            unlike = " where the reference does not" if check.reference_border is not None else ""
+            out.append(Flag("touches_border", f"{label.name} touches the volume border{unlike} ({where} voxels)",
                             label.name))
     return out
 
 
 def _volume_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
+    return _outliers(cases, outlier_z, "pred_volume_ml", lambda v: v > 0, both_sides=True)
+
+
+def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
+    """HD95 far above the cohort's for that label: a stray island far from the structure barely moves Dice
+    (316 mm off at Dice 0.825), so Dice alone would not flag it."""
+    return _outliers(cases, outlier_z, "hd95_mm", lambda v: True, both_sides=False)
+
+
+def _outliers(cases: list[CaseResult], outlier_z: float, key: str, keep, both_sides: bool) -> list[tuple[int, Flag]]:
+    code, what, unit = {"pred_volume_ml": ("volume_outlier", "predicted volume", "ml"),
+                        "hd95_mm": ("distance_outlier", "HD95", "mm")}[key]
     by_label: dict[str, list[tuple[int, float, str]]] = {}
     for index, case in enumerate(cases):
         for label in case.labels():
-            if label.pred_volume_ml is not None and label.pred_volume_ml > 0:
-                by_label.setdefault(label.value, []).append((index, label.pred_volume_ml, label.name))
+            value = getattr(label, key)
+            if value is not None and keep(value):
+                by_label.setdefault(label.value, []).append((index, value, label.name))
     out = []
     for entries in by_label.values():
         if len(entries) < MIN_CASES_FOR_OUTLIERS:
             continue
-        volumes = np.array([volume for _, volume, _ in entries])
-        scores = robust_z(volumes)
+        values = np.array([value for _, value, _ in entries])
+        scores = robust_z(values)
         if scores is None:
             continue
-        median = float(np.median(volumes))
-        for (index, volume, name), z in zip(entries, scores):
-            if abs(z) > outlier_z:
-                out.append((index, Flag("volume_outlier", f"{name} predicted volume {volume:.3g} ml, cohort median "
-                                                          f"{median:.3g} ml (robust z {z:+.1f})", name)))
+        median = float(np.median(values))
+        for (index, value, name), z in zip(entries, scores):
+            if (abs(z) if both_sides else z) > outlier_z:
+                out.append((index, Flag(code, f"{name} {what} {value:.3g} {unit}, cohort median {median:.3g} {unit} "
+                                              f"(robust z {z:+.1f})", name)))
     return out
 
 
 def worst_first(cases: list[CaseResult], flags: list[list[Flag]]) -> list[int]:
-    """Indices of ``cases`` worst first: failed cases, then by lowest Dice over labels (cases without a Dice
-    after those with one), then by number of flags (most first), then by case id."""
+    """Indices of ``cases`` worst first: failed cases, then flagged cases before the others; within each, by
+    lowest Dice over labels (cases without a Dice after those with one), then by number of flags (most first),
+    then by case id. A flagged case without a reference is never ranked below clean ones (nor left without an
+    overlay while they get one)."""
 
     def key(index: int):
         case = cases[index]
         dice = case.min_dice()
-        return (case.status != "failed", math.inf if dice is None else dice, -len(flags[index]), case.case_id)
+        return (case.status != "failed", not flags[index], math.inf if dice is None else dice, -len(flags[index]),
+                case.case_id)
 
     return sorted(range(len(cases)), key=key)

@@ -17,10 +17,11 @@ from medseg.report.plots import Plot
 
 __all__ = ["ReportContent", "render_page"]
 
+# white text on each at 4.5:1 or more (WCAG AA for small text)
 FLAG_COLOURS = {
-    "failed": "#8e0000", "empty_prediction": "#d70015", "false_positive": "#d70015", "low_dice": "#c35a00",
-    "volume_outlier": "#7d3cb5", "touches_border": "#a36b00", "geometry": "#1f3a93", "duplicate_id": "#555555",
-    "unlike_training": "#7a4b00",
+    "failed": "#8e0000", "empty_prediction": "#c8001a", "false_positive": "#c8001a", "low_dice": "#a33a00",
+    "volume_outlier": "#7d3cb5", "distance_outlier": "#00696b", "touches_border": "#6b5a00", "geometry": "#1f3a93",
+    "duplicate_id": "#555555", "unlike_training": "#7a4b00",
 }
 STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
              ("pred_volume_ml", "predicted volume (ml)", 3), ("ref_volume_ml", "reference volume (ml)", 3),
@@ -32,14 +33,14 @@ background:#f5f5f7}
 main{max-width:1320px;margin:0 auto;padding:18px 28px 60px}
 h1{font-size:24px;margin:6px 0 2px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d2d2d7;
 padding-bottom:4px}h3{font-size:15px;margin:0 0 6px}
-.sub{color:#555;margin:0 0 10px}.muted{color:#6e6e73}.small{font-size:12px}
+.sub{color:#555;margin:0 0 10px}.muted{color:#5f5f64}.small{font-size:12px}
 .tiles{display:flex;gap:10px;flex-wrap:wrap;margin:10px 0}
 .tile{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:8px 14px;min-width:110px}
 .tile b{display:block;font-size:22px}.tile.bad b{color:#d70015}
 table{border-collapse:collapse;background:#fff;margin:6px 0}
 th,td{border:1px solid #e0e0e5;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.na{color:#999}
+td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.na{color:#6e6e73}
 .badge{display:inline-block;color:#fff;border-radius:4px;padding:0 6px;margin:1px 2px;font-size:12px;
 white-space:nowrap}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #d2d2d7;border-radius:6px}
@@ -76,6 +77,15 @@ class ReportContent:
         """With more than ``MANY_LABELS`` labels: one summary row per label, the case table's Dice reduced to
         the lowest and the mean, and each case's full label table folded away."""
         return len(self.label_order) > MANY_LABELS
+
+
+# a label's metrics status as a reader should read it: "ok" only meant that neither mask was empty
+STATUS_TEXT = {"ok": "scored", "both_empty": "both empty", "false_positive": "false positive",
+               "empty_prediction": "empty prediction", "no_reference": "no reference"}
+
+
+def status_text(status: str) -> str:
+    return STATUS_TEXT.get(status, status.replace("_", " "))
 
 
 def e(value) -> str:
@@ -203,7 +213,7 @@ def _summary_compact(labels: dict, threshold: float) -> str:
 
 
 def _label_head(value: str, stats: dict) -> str:
-    status = ", ".join(f"{e(k)} {v}" for k, v in stats["status_counts"].items())
+    status = ", ".join(f"{e(status_text(k))} {v}" for k, v in stats["status_counts"].items())
     return f'<b>{e(value)} {e(stats["name"])}</b><br><span class="small muted">{status}</span>'
 
 
@@ -223,7 +233,7 @@ def _worst_table(content: ReportContent) -> str:
             dice = label.dice if label else None
             if dice is None:
                 status = label.status if label else ("failed" if case.status == "failed" else "")
-                dice_cells.append(f'<td class="num na">{e(status.replace("_", " ")) or "–"}</td>')
+                dice_cells.append(f'<td class="num na">{e(status_text(status)) or "–"}</td>')
             else:
                 css = "low" if dice < threshold else "ok"
                 dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
@@ -381,7 +391,8 @@ def _label_table(labels: list[LabelResult], threshold: float) -> str:
     rows = "".join(
         f"<tr><td>{e(label.value)} {e(label.name)}</td>{_dice(label.dice, threshold)}{_num(label.hd95_mm, 2)}"
         f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
-        f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}<td>{e(label.status)}</td></tr>"
+        f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}"
+        f"<td>{e(status_text(label.status))}</td></tr>"
         for label in labels
     )
     return ("<table><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th><th>pred ml</th>"
