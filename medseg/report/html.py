@@ -54,6 +54,9 @@ details>summary{cursor:pointer;color:#0b57d0;margin:4px 0}.plots img{max-width:1
 .legend span.dash{border-top-style:dashed}
 code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
 dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
+.wide{max-width:100%;overflow-x:auto}
+@media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
+thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
 
 
@@ -184,8 +187,9 @@ def _summary_section(content: ReportContent) -> str:
             cells = "".join(_dice(s[k], threshold) if key == "dice" and k != "std" else _num(s[k], digits)
                             for k in ("mean", "median", "std", "min", "max"))
             rows.append(f"<tr>{head}<td>{e(title)}</td><td class=\"num\">{s['n']}</td>{cells}</tr>")
-    return ("<h2>Summary per label</h2><table><tr><th>label</th><th>metric</th><th>n</th><th>mean</th>"
-            "<th>median</th><th>std</th><th>min</th><th>max</th></tr>" + "".join(rows) + "</table>"
+    return ("<h2>Summary per label</h2><div class=\"wide\"><table><thead><tr><th>label</th><th>metric</th>"
+            "<th>n</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th></tr></thead>"
+            + "".join(rows) + "</table></div>"
             '<p class="small muted">Statistics over the cases where the value is defined (n); see the empty-mask '
             "policy below. std is the sample standard deviation.</p>")
 
@@ -206,7 +210,8 @@ def _summary_compact(labels: dict, threshold: float) -> str:
                         for metric, _, keys, digits in COMPACT_COLUMNS for k in keys)
         rows.append(f"<tr><td>{_label_head(value, stats)}</td>{cells}</tr>")
     return (f"<h2>Summary per label ({len(labels)} labels)</h2>"
-            f'<table><tr><th rowspan="2">label</th>{groups}</tr><tr>{heads}</tr>' + "".join(rows) + "</table>"
+            f'<div class="wide"><table><thead><tr><th rowspan="2">label</th>{groups}</tr><tr>{heads}</tr></thead>'
+            + "".join(rows) + "</table></div>"
             '<p class="small muted">One row per label; statistics over the cases where the value is defined (n: '
             "cases with a Dice); see the empty-mask policy below. Every statistic of every metric (n, mean, median, "
             "std, min, max) is in <code>summary.json</code>.</p>")
@@ -245,8 +250,8 @@ def _worst_table(content: ReportContent) -> str:
     return ("<h2>Cases, worst first</h2>"
             '<p class="small muted">Failed cases first, then by the lowest Dice over labels, then by number of '
             "flags. Hover a flag for its reason.</p>"
-            f'<table><tr><th>#</th><th>case</th><th>status</th>{label_heads}{volume_heads}<th>flags</th></tr>'
-            + "".join(rows) + "</table>")
+            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th>{label_heads}'
+            f"{volume_heads}<th>flags</th></tr></thead>" + "".join(rows) + "</table></div>")
 
 
 def _worst_table_compact(content: ReportContent, threshold: float) -> str:
@@ -271,8 +276,9 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
             f"flags. With {len(content.label_order)} labels, each case's Dice per label is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
             "for its reasons.</p>"
-            f'<table><tr><th>#</th><th>case</th><th>status</th><th>lowest Dice</th><th>label</th><th>mean Dice</th>'
-            f"<th>labels with Dice &lt; {threshold:g}</th><th>flags</th></tr>" + "".join(rows) + "</table>")
+            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>lowest Dice</th>'
+            f"<th>label</th><th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th><th>flags</th></tr></thead>"
+            + "".join(rows) + "</table></div>")
 
 
 def _grouped_badges(flags: list[Flag]) -> str:
@@ -312,8 +318,9 @@ def _failed_section(content: ReportContent) -> str:
         rows.append(f'<tr><td><a href="#case-{index}">{e(case.case_id)}</a></td><td>{e(failure.get("stage"))}</td>'
                     f'<td>{e(failure.get("error_type"))}</td><td>{e(failure.get("error"))}</td>'
                     f'<td><code>{e(failure.get("input"))}</code></td></tr>')
-    return (f"<h2>Failed cases ({len(failed)})</h2><table><tr><th>case</th><th>stage</th><th>error type</th>"
-            "<th>error</th><th>input</th></tr>" + "".join(rows) + "</table>")
+    return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table><thead><tr><th>case</th>"
+            "<th>stage</th><th>error type</th><th>error</th><th>input</th></tr></thead>" + "".join(rows)
+            + "</table></div>")
 
 
 def _legend(content: ReportContent) -> str:
@@ -323,10 +330,11 @@ def _legend(content: ReportContent) -> str:
     repeat = (f" Colours repeat: {distinct} colours for {len(content.label_order)} labels."
               if distinct < len(content.label_order) else "")
     return (f'<p class="legend small">{items} &nbsp;·&nbsp; solid line just inside a label: prediction; dashed '
-            f"line just outside: reference.{repeat} Three slices through the worst label (the voxel nearest its "
-            "centre), "
-            "reoriented to RAS+ (patient right on the right; anterior and superior up), voxels drawn to scale in "
-            "mm.</p>")
+            "line just outside: reference; shaded in the label's colour where they disagree (solid shade: predicted "
+            f"only; striped: reference only).{repeat} Three slices through the worst label (the voxel nearest its "
+            "centre), each titled with the slice number in the file; reoriented to RAS+ — patient right on the "
+            "right (not the radiological convention), anterior and superior up, as the yellow letters say — with "
+            "voxels drawn to scale in mm (scale bar).</p>")
 
 
 def _cases_section(content: ReportContent) -> str:
@@ -395,8 +403,9 @@ def _label_table(labels: list[LabelResult], threshold: float) -> str:
         f"<td>{e(status_text(label.status))}</td></tr>"
         for label in labels
     )
-    return ("<table><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th><th>pred ml</th>"
-            "<th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr>" + rows + "</table>")
+    return ('<div class="wide"><table><thead><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th>'
+            "<th>pred ml</th><th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr></thead>" + rows
+            + "</table></div>")
 
 
 def _method_section(summary: dict) -> str:

@@ -106,7 +106,9 @@ def render_overlay(
     Drawn with numpy and Pillow (about twenty times faster than matplotlib): every voxel becomes a block of
     pixels of its size in mm (the largest field of view is ``panel_px`` pixels), the prediction's outline is
     drawn solid just inside each label, the reference's dashed just outside it, so both stay visible where
-    they agree.
+    they agree; where they disagree the voxels are shaded in the label's colour (predicted only: solid shade;
+    reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
+    of the directions it looks along (right and up) and a scale bar.
     """
     import nibabel as nib
     from PIL import Image, ImageDraw
@@ -150,27 +152,56 @@ def render_overlay(
             rgb = np.full((int(repeats[1].sum()), int(repeats[0].sum()), 3), 40, np.uint8)
         rows, cols = np.indices(rgb.shape[:2])
         dashes = ((rows + cols) // 4) % 2 == 0
+        stripes = ((rows - cols) // 3) % 2 == 0
         for (value, _), colour in zip(labels, colours):
+            predicted = plane(prediction) == int(value)
             if reference is not None:
-                mask = plane(reference) == int(value)
-                rgb[_outline(mask, outside=True) & dashes] = colour
-            mask = plane(prediction) == int(value)
-            rgb[_outline(mask, outside=False)] = colour
-        panels.append((f"{name} {centre[axis]}", rgb))
+                referenced = plane(reference) == int(value)
+                # where they disagree, shaded: predicted only solid, reference only striped (a one-voxel rim of
+                # over-segmentation is otherwise two lines a pixel apart)
+                for where in (predicted & ~referenced, referenced & ~predicted & stripes):
+                    rgb[where] = (0.55 * rgb[where] + 0.45 * np.asarray(colour)).astype(np.uint8)
+                rgb[_outline(referenced, outside=True) & dashes] = colour
+            rgb[_outline(predicted, outside=False)] = colour
+        # the slice as the file numbers it (a viewer opens that one), and which way the panel looks
+        file_axis = int(np.flatnonzero(ornt[:, 0] == axis)[0])
+        n = arrays.prediction.shape[file_axis]
+        file_index = centre[axis] if ornt[file_axis, 1] > 0 else n - 1 - centre[axis]
+        title = f"{name}, file {'ijk'[file_axis]} {file_index}"
+        panels.append((title, rgb, (_AXIS_LETTERS[u], _AXIS_LETTERS[v])))
 
     gap, title_px = 8, 16
-    width = sum(p.shape[1] for _, p in panels) + gap * (len(panels) - 1)
-    height = max(p.shape[0] for _, p in panels) + title_px
+    width = sum(p.shape[1] for _, p, _ in panels) + gap * (len(panels) - 1)
+    height = max(p.shape[0] for _, p, _ in panels) + title_px
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     x = 0
-    for title, rgb in panels:
+    for title, rgb, (right, up) in panels:
         canvas.paste(Image.fromarray(rgb), (x, title_px))
         draw.text((x + 2, 2), title, fill=(40, 40, 40))
+        h, w = rgb.shape[:2]
+        draw.text((x + w - 9, title_px + h // 2 - 5), right, fill=(255, 255, 0))  # + direction of the columns
+        draw.text((x + w // 2 - 3, title_px + 2), up, fill=(255, 255, 0))  # + direction of the rows
+        _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm)
         x += rgb.shape[1] + gap
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
+
+
+_AXIS_LETTERS = ("R", "A", "S")  # the + direction of each RAS+ axis
+
+
+def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float) -> None:
+    """A bar of a round length in mm (at most 40 % of the panel), with its length written above it."""
+    fits = [mm for mm in (1, 2, 5, 10, 20, 50, 100, 200) if mm * px_per_mm <= 0.4 * panel_width]
+    if not fits:
+        return
+    mm = fits[-1]
+    length = int(round(mm * px_per_mm))
+    draw.rectangle((x - 1, y - 1, x + length + 1, y + 2), fill=(0, 0, 0))
+    draw.rectangle((x, y, x + length, y + 1), fill=(255, 255, 255))
+    draw.text((x, y - 12), f"{mm} mm", fill=(255, 255, 255))
 
 
 def _pixel_counts(extent: slice, spacing_mm: float, px_per_mm: float) -> np.ndarray:
