@@ -960,3 +960,17 @@ def test_a_narrow_window_scrolls_tables_not_the_page(built, tmp_path):
         dom = chromium(f"--window-size={width},2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
         assert dom.returncode == 0, dom.stderr[-2000:]
         assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= width
+
+
+def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(built):
+    from medseg.report.plots import _middle
+
+    page = built.html.read_text(encoding="utf-8")
+    nav = page[page.index("<nav"): page.index("</nav>")]
+    anchors = re.findall(r'href="#([a-z]+)"', nav)
+    assert anchors == ["summary", "worst", "plots", "failed", "cards", "method", "provenance"]
+    assert all(f'<div id="{anchor}">' in page for anchor in anchors)
+    assert page.count('<a href="#worst">back to the case table</a>') == 10  # one per case card
+    assert "flagged (failed included)" in page
+    left, right = _middle("lung_lower_lobe_left_x", 20), _middle("lung_lower_lobe_right_x", 20)
+    assert len(left) == len(right) == 20 and left != right and left.startswith("lung_lowe")

@@ -9,8 +9,9 @@ __all__ = ["LABEL_COLOURS", "MANY_LABELS", "label_colour", "new_figure", "png_by
 MANY_LABELS = 6  # above this many labels the report's tables and plots take their compact forms
 
 # distinguishable on a grey image; no grey, no black, no red (red marks flagged cases in the plots)
-LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#34c759", "#ff9500", "#af52de", "#5ac8fa", "#a2845e",
-                 "#30d158", "#ffffff")
+# (pairs too alike, a cyan and a sky blue, two greens, were replaced by an indigo and a lime)
+LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#34c759", "#ff9500", "#af52de", "#7d7aff", "#a2845e",
+                 "#c6ff3d", "#ffffff")
 
 
 def label_colour(position: int) -> str:

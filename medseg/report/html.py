@@ -131,15 +131,17 @@ def render_page(content: ReportContent) -> str:
         f"<title>medseg QA report: {e(content.results_dir.name)}</title>",
         f"<style>{CSS}</style></head><body><main>",
         _header(content),
-        _summary_section(content),
-        _worst_table(content),
-        _plots_section(content),
-        _failed_section(content),
-        _cases_section(content),
-        _method_section(summary),
-        _provenance_section(summary),
-        "</main></body></html>",
     ]
+    sections = [("summary", "summary", _summary_section(content)), ("worst", "cases, worst first",
+                _worst_table(content)), ("plots", "distributions", _plots_section(content)),
+                ("failed", "failed cases", _failed_section(content)), ("cards", "case cards", _cases_section(content)),
+                ("method", "how to read it", _method_section(summary)),
+                ("provenance", "provenance", _provenance_section(summary))]
+    shown = [(anchor, title, html_) for anchor, title, html_ in sections if html_]
+    # a table of contents: the plots sit below a table of every case, the cards below those (200 cases: 70 000 px)
+    parts.append('<nav class="small">' + " · ".join(f'<a href="#{a}">{e(t)}</a>' for a, t, _ in shown) + "</nav>")
+    parts += [f'<div id="{anchor}">{html_}</div>' for anchor, _, html_ in shown]
+    parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
 
@@ -152,7 +154,7 @@ def _header(content: ReportContent) -> str:
                          if k in ("medseg", "monai", "torch"))
     tiles = [("cases", counts["total"], False), ("scored", counts["scored"], False),
              ("without reference", counts["no_reference"], False), ("failed", counts["failed"], counts["failed"] > 0),
-             ("flagged", counts["flagged"], counts["flagged"] > 0)]
+             ("flagged (failed included)", counts["flagged"], counts["flagged"] > 0)]
     tile_html = "".join(f'<div class="tile{" bad" if bad else ""}"><b>{n}</b>{e(name)}</div>'
                         for name, n, bad in tiles)
     flag_counts = " ".join(
@@ -392,6 +394,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
              ("reference", (case.metrics or {}).get("reference") or failure.get("reference"))]
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
                 + "</p>")
+    body.append('<p class="small"><a href="#worst">back to the case table</a></p>')
     return f'<div class="{css}" id="case-{index}">{head}{"".join(body)}</div>'
 
 

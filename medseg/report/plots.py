@@ -108,7 +108,7 @@ def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, th
     if threshold is not None:
         axes.axhline(threshold, color=FLAGGED_COLOUR if worst == "lowest" else "#888888", linestyle="--",
                      linewidth=0.8)
-    axes.set_xticks(positions, [_short(name, 18) if many else name for name, _ in groups], fontsize=8,
+    axes.set_xticks(positions, [_middle(name, 20) if many else name for name, _ in groups], fontsize=8,
                     rotation=90 if many else 0)
     axes.set_xlim(0.4, len(groups) + 0.9)
     axes.set_title(title, fontsize=10)
@@ -149,3 +149,11 @@ def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
 
 def _short(text: str, limit: int = 22) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _middle(text: str, limit: int) -> str:
+    """Shortened in the middle: names that differ at their ends (``lung_lower_lobe_left/right``) stay apart."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 1
+    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2:]
