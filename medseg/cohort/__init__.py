@@ -4,6 +4,7 @@
 folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases.
 """
 
+from medseg.cohort.invocation import previewing
 from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import CaseOutcome, InferOptions, JobSummary, evaluate_cases, infer_cases, write_job_record
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows
@@ -17,6 +18,7 @@ __all__ = [
     "batches",
     "evaluate_cases",
     "infer_cases",
+    "previewing",
     "read_sample_rows",
     "read_samples",
     "samples_from_rows",

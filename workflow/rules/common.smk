@@ -87,7 +87,9 @@ def inputs_signature(wildcards, column):
 # is void, and so is the report that shows them: remove both, so that the batch runs again (its finished cases
 # are kept, the others redone) and the report is rebuilt (Snakemake does not rerun a job for a missing
 # intermediate file whose consumers are present)
-if workflow.is_main_process:
+# Snakemake tells a Snakefile neither that it is only previewing (-n, --unlock, --lint, --summary...) nor what
+# it will run: the command line says so, and a preview must change nothing
+if workflow.is_main_process and not cohort.previewing(sys.argv[1:]):
     _folder = cohort.ResultsFolder(RESULTS)
     for _batch, _samples in BATCHES.items():
         for _stage in ("infer", "evaluate"):
