@@ -168,8 +168,8 @@ def test_worst_first_order_and_flags(built):
     assert rows[0]["failed_stage"] == "infer" and rows[0]["error_type"] == "RuntimeError"
     assert flag_set(rows[0]) == {"failed"}
     assert rows[1]["case_id"] == "bad"
-    assert flag_set(rows[1]) == {"low_dice(ball)", "touches_border(ball)", "empty_prediction(box)",
-                                 "distance_outlier(ball)"}  # the ball moved 8 voxels: HD95 far above the others
+    # the ball moved 8 mm: HD95 7 mm above the median, but the scale is at least a voxel (2 mm here): z 3.5
+    assert flag_set(rows[1]) == {"low_dice(ball)", "touches_border(ball)", "empty_prediction(box)"}
     assert float(rows[1]["box_dice"]) == 0.0 and rows[1]["box_status"] == "empty_prediction"
     assert rows[1]["box_hd95_mm"] == ""  # undefined: empty cell
     by_id = {row["case_id"]: row for row in rows}
@@ -564,6 +564,8 @@ def test_robust_z_and_the_outlier_rule():
     # MAD 0 (most values equal): the mean absolute deviation stands in, 1.2533·0.75
     assert robust_z(np.array([2.0, 2.0, 2.0, 5.0]))[-1] == pytest.approx(3.0 / (1.253314 * 0.75))
     assert robust_z(np.array([2.0, 2.0, 2.0, 2.0])) is None  # all equal: no outlier can be named
+    # a floor on the scale (one voxel of HD95): 2 mm against a median of 1 mm is one voxel step, z 1
+    assert robust_z(np.array([1.0] * 11 + [2.0]), min_scale=1.0)[-1] == 1.0
 
 
 def test_cli_report(cohort, tmp_path, capsys):

@@ -55,8 +55,8 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "distance_outlier": (
             f"a label's HD95 is far above the cohort's: robust z = 0.6745·(d − median) / MAD over that label's HD95 "
             f"in the cohort, z > {outlier_z:g}; needs {MIN_CASES_FOR_OUTLIERS} cases or more; when the MAD is 0, "
-            f"(d − median) / (1.2533·mean absolute deviation) (a stray island far from the structure barely moves "
-            f"Dice)"
+            f"(d − median) / (1.2533·mean absolute deviation); the scale is never below one voxel (the cohort's "
+            f"median largest voxel size) (a stray island far from the structure barely moves Dice)"
         ),
         "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, the input "
                     "image or the reference as they are now is not on the segmentation's grid (a reference holding "
@@ -79,20 +79,18 @@ def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> s
     return repr(float(dice))
 
 
-def robust_z(values: np.ndarray) -> np.ndarray | None:
-    """Modified z-scores 0.6745·(x − median)/MAD. When more than half the values are equal the MAD is 0 (HD95 is
-    often a whole number of voxels: eleven cases at 1.00 mm), and the mean absolute deviation stands in for it:
-    (x − median)/(1.2533·MeanAD); ``None`` when that is 0 too (all values equal)."""
+def robust_z(values: np.ndarray, min_scale: float = 0.0) -> np.ndarray | None:
+    """Modified z-scores (x − median)/s with s = MAD/0.6745. When more than half the values are equal the MAD is
+    0 (HD95 is often a whole number of voxels: eleven cases at 1.00 mm), and s = 1.2533·MeanAD stands in for it;
+    s is never below ``min_scale`` (a measurement's resolution: one voxel of HD95). ``None`` when s is 0."""
     values = np.asarray(values, dtype=float)
     median = np.median(values)
     deviations = np.abs(values - median)
     mad = np.median(deviations)
-    if mad > 0:
-        return 0.6745 * (values - median) / mad
-    mean_ad = deviations.mean()
-    if mean_ad == 0:
+    scale = max(mad / 0.6745 if mad > 0 else 1.253314 * deviations.mean(), min_scale)
+    if scale == 0:
         return None
-    return (values - median) / (1.253314 * mean_ad)
+    return (values - median) / scale
 
 
 def flag_cases(
@@ -156,11 +154,16 @@ def _volume_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[in
 
 def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
     """HD95 far above the cohort's for that label: a stray island far from the structure barely moves Dice
-    (316 mm off at Dice 0.825), so Dice alone would not flag it."""
-    return _outliers(cases, outlier_z, "hd95_mm", lambda v: True, both_sides=False)
+    (316 mm off at Dice 0.825), so Dice alone would not flag it. The scale is at least one voxel (the cohort's
+    median largest voxel size): HD95 moves in voxel steps, and 2 mm against a median of 1 mm is one step."""
+    voxels = [max(spacing) for case in cases if (spacing := (case.metrics or {}).get("spacing_mm"))
+              and all(isinstance(v, (int, float)) for v in spacing)]
+    voxel = float(np.median(voxels)) if voxels else 0.0
+    return _outliers(cases, outlier_z, "hd95_mm", lambda v: True, both_sides=False, min_scale=voxel)
 
 
-def _outliers(cases: list[CaseResult], outlier_z: float, key: str, keep, both_sides: bool) -> list[tuple[int, Flag]]:
+def _outliers(cases: list[CaseResult], outlier_z: float, key: str, keep, both_sides: bool,
+              min_scale: float = 0.0) -> list[tuple[int, Flag]]:
     code, what, unit = {"pred_volume_ml": ("volume_outlier", "predicted volume", "ml"),
                         "hd95_mm": ("distance_outlier", "HD95", "mm")}[key]
     by_label: dict[str, list[tuple[int, float, str]]] = {}
@@ -174,7 +177,7 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key: str, keep, both_si
         if len(entries) < MIN_CASES_FOR_OUTLIERS:
             continue
         values = np.array([value for _, value, _ in entries])
-        scores = robust_z(values)
+        scores = robust_z(values, min_scale)
         if scores is None:
             continue
         median = float(np.median(values))
