@@ -196,6 +196,8 @@ def _summary_section(content: ReportContent) -> str:
             "policy below. std is the sample standard deviation.</p>")
 
 
+ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
+              "(cases without a reference last), then by number of flags.")
 TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
 COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3), ("hd95_mm", "HD95 (mm)", ("median", "max"), 2),
                    ("assd_mm", "ASSD (mm)", ("mean",), 2), ("pred_volume_ml", "predicted (ml)", ("median",), 3),
@@ -250,8 +252,7 @@ def _worst_table(content: ReportContent) -> str:
                     f"<td>{e(case.status.replace('_', ' '))}</td>{''.join(dice_cells)}{''.join(volume_cells)}"
                     f"<td>{badges}</td></tr>")
     return ("<h2>Cases, worst first</h2>"
-            '<p class="small muted">Failed cases first, then by the lowest Dice over labels, then by number of '
-            "flags. Hover a flag for its reason.</p>"
+            f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason.</p>'
             f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th>{label_heads}'
             f"{volume_heads}<th>flags</th></tr></thead>" + "".join(rows) + "</table></div>")
 
@@ -274,8 +275,8 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
                     f"<td>{e(case.status.replace('_', ' '))}</td>{cells}<td>{_grouped_badges(content.flags[index])}"
                     "</td></tr>")
     return ("<h2>Cases, worst first</h2>"
-            '<p class="small muted">Failed cases first, then by the lowest Dice over labels, then by number of '
-            f"flags. With {len(content.label_order)} labels, each case's Dice per label is on its card (follow the "
+            f'<p class="small muted">{ORDER_TEXT} With {len(content.label_order)} labels, each case\'s Dice per label '
+            "is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
             "for its reasons.</p>"
             f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>lowest Dice</th>'
