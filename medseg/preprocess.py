@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -121,10 +122,8 @@ def _apply(transform, data: dict, source, stage: str) -> dict:
     except (RuntimeError, MemoryError) as error:
         cause, name = error, None
         while "applying transform" in str(cause) and cause.__cause__ is not None:
-            name = type(getattr(cause, "transform", None) or cause).__name__
-            text = str(cause)
-            if "<" in text and " object at " in text:
-                name = text.split("<", 1)[1].split(" object at ", 1)[0].rsplit(".", 1)[-1]
+            found = re.search(r"<([\w.]+) object at ", str(cause))  # "applying transform <monai...Spacingd object at"
+            name = found.group(1).rsplit(".", 1)[-1] if found else name
             cause = cause.__cause__
         what = " ".join(str(cause).split()) or type(cause).__name__
         where = f" in {name}" if name else ""

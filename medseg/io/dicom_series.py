@@ -288,12 +288,12 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
         # a file left out of a part is that part's problem, not what its absence does to the others' geometry;
         # it belongs to the parts whose split key agrees with what its header does give (a broken localizer
         # does not block the series it was acquired with)
-        keys = {id(dataset): _file_key(dataset, orientations) for dataset, _ in left_out}
-        for dataset, why in left_out:
-            if parts and not any(_same_part(keys[id(dataset)], key) for key in parts):
+        left_keys = [(_file_key(dataset, orientations), why) for dataset, why in left_out]
+        for file_key, why in left_keys:
+            if parts and not any(_same_part(file_key, key) for key in parts):
                 log.warning("%s; it belongs to no usable part of its series and is left out", why)
         for index, (key, items) in enumerate(ordered):
-            found = problems + [why for dataset, why in left_out if _same_part(keys[id(dataset)], key)]
+            found = problems + [why for file_key, why in left_keys if _same_part(file_key, key)]
             candidates.append(_candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
                                          _first_of(found)))
         if not parts:
@@ -398,17 +398,19 @@ def _mark_localizer_sets(candidates: list[SeriesCandidate]) -> None:
 def _split_key(dataset: pydicom.Dataset, frame: DicomFrame, orientations: list[tuple[float, ...]]) -> tuple:
     """What splits a series: orientation (the first seen within the geometry's tolerance stands for all
     orientations near it, so values straddling a rounding boundary stay together), image type, echo, size."""
-    orientation = frame.geometry.orientation
+    geometry = frame.geometry
+    return _key(dataset, geometry.orientation, (geometry.rows, geometry.columns), orientations, remember=True)
+
+
+def _key(dataset: pydicom.Dataset, orientation, size, orientations: list[tuple[float, ...]], remember: bool) -> tuple:
     if orientation is not None:
         near = [o for o in orientations if max(abs(a - b) for a, b in zip(o, orientation)) <= ORIENTATION_ATOL]
         if near:
             orientation = near[0]
-        else:
+        elif remember:
             orientations.append(orientation)
-    image_type = _image_type(dataset)
     echo = dataset.get("EchoNumbers")
-    return orientation, image_type, str(echo) if echo is not None else None, (frame.geometry.rows,
-                                                                             frame.geometry.columns)
+    return orientation, _image_type(dataset), str(echo) if echo is not None else None, size
 
 
 def _file_key(dataset: pydicom.Dataset, orientations: list[tuple[float, ...]]) -> tuple:
@@ -417,13 +419,8 @@ def _file_key(dataset: pydicom.Dataset, orientations: list[tuple[float, ...]]) -
         orientation = _floats(dataset.get("ImageOrientationPatient"), 6, "ImageOrientationPatient")
     except GeometryProblem:
         orientation = None
-    if orientation is not None:
-        near = [o for o in orientations if max(abs(a - b) for a, b in zip(o, orientation)) <= ORIENTATION_ATOL]
-        orientation = near[0] if near else orientation
-    echo = dataset.get("EchoNumbers")
     size = (_int(dataset.get("Rows")), _int(dataset.get("Columns")))
-    return (orientation, _image_type(dataset), str(echo) if echo is not None else None,
-            None if None in size else size)
+    return _key(dataset, orientation, None if None in size else size, orientations, remember=False)
 
 
 def _first_of(problems: list[str]) -> str | None:

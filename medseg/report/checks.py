@@ -122,7 +122,7 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
             found = grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm)
             if found is None:
                 check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")
-            else:
+            elif check.border:  # read in full only when the prediction touches a face (it may then be flagged)
                 check.reference_border = _reference_border(reference_path, *found, check)
 
 

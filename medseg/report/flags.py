@@ -139,6 +139,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
                                         f"{dice_threshold:g}", label.name))
         faces = check.border.get(label.value) or {}
         if check.reference_border is not None:  # only where the reference does not reach: a cut-off organ is fine
+            # (read only for segmentations that touch a face; a scored case without it touched none)
             faces = {face: n for face, n in faces.items() if face not in check.reference_border.get(label.value, {})}
         if faces:
             where = ", ".join(f"{FACE_WORDS[face]} {count}" for face, count in faces.items())
@@ -149,7 +150,8 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
 
 
 def _volume_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
-    return _outliers(cases, outlier_z, "pred_volume_ml", lambda v: v > 0, both_sides=True)
+    return _outliers(cases, outlier_z, "pred_volume_ml", ("volume_outlier", "predicted volume", "ml"), lambda v: v > 0,
+                     both_sides=True)
 
 
 def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
@@ -159,13 +161,15 @@ def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[
     voxels = [max(spacing) for case in cases if (spacing := (case.metrics or {}).get("spacing_mm"))
               and all(isinstance(v, (int, float)) for v in spacing)]
     voxel = float(np.median(voxels)) if voxels else 0.0
-    return _outliers(cases, outlier_z, "hd95_mm", lambda v: True, both_sides=False, min_scale=voxel)
+    return _outliers(cases, outlier_z, "hd95_mm", ("distance_outlier", "HD95", "mm"), lambda v: True,
+                     both_sides=False, min_scale=voxel)
 
 
-def _outliers(cases: list[CaseResult], outlier_z: float, key: str, keep, both_sides: bool,
-              min_scale: float = 0.0) -> list[tuple[int, Flag]]:
-    code, what, unit = {"pred_volume_ml": ("volume_outlier", "predicted volume", "ml"),
-                        "hd95_mm": ("distance_outlier", "HD95", "mm")}[key]
+def _outliers(cases: list[CaseResult], outlier_z: float, key: str, flag: tuple[str, str, str], keep,
+              both_sides: bool, min_scale: float = 0.0) -> list[tuple[int, Flag]]:
+    """Cases whose label ``key`` lies beyond ``outlier_z`` robust z of the cohort's; ``flag`` is (code, what is
+    measured, unit)."""
+    code, what, unit = flag
     by_label: dict[str, list[tuple[int, float, str]]] = {}
     for index, case in enumerate(cases):
         for label in case.labels():

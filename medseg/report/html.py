@@ -177,6 +177,7 @@ def _summary_section(content: ReportContent) -> str:
         return "<h2>Summary</h2><p class=\"muted\">No case has a result to summarise.</p>"
     if content.compact:
         return _summary_compact(labels, content.summary["settings"]["dice_threshold"])
+    threshold = content.summary["settings"]["dice_threshold"]
     rows = []
     for value, stats in labels.items():
         first = True
@@ -185,7 +186,6 @@ def _summary_section(content: ReportContent) -> str:
             s = stats[key]
             head = f'<td rowspan="{len(shown)}">{_label_head(value, stats)}</td>' if first else ""
             first = False
-            threshold = content.summary["settings"]["dice_threshold"]
             cells = "".join(_dice(s[k], threshold) if key == "dice" and k != "std" else _num(s[k], digits)
                             for k in ("mean", "median", "std", "min", "max"))
             rows.append(f"<tr>{head}<td>{e(title)}</td><td class=\"num\">{s['n']}</td>{cells}</tr>")
@@ -284,13 +284,17 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
             + "".join(rows) + "</table></div>")
 
 
-def _grouped_badges(flags: list[Flag]) -> str:
-    """One badge per flag code, counting its labels; the title lists every reason."""
+def _by_code(flags: list[Flag]) -> dict[str, list[Flag]]:
     grouped: dict[str, list[Flag]] = {}
     for flag in flags:
         grouped.setdefault(flag.code, []).append(flag)
+    return grouped
+
+
+def _grouped_badges(flags: list[Flag]) -> str:
+    """One badge per flag code, counting its labels; the title lists every reason."""
     badges = []
-    for code, members in grouped.items():
+    for code, members in _by_code(flags).items():
         text = members[0].text if len(members) == 1 else f"{code} ×{len(members)}"
         title = "; ".join(flag.message for flag in members)
         badges.append(f'<span class="badge" style="background:{FLAG_COLOURS.get(code, "#555555")}" '
@@ -357,12 +361,10 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
             f"</span> {badges}</h3>")
     body = []
     if flags and content.compact:  # one line per flag code, its reasons joined (31 labels on a face: one line)
-        grouped: dict[str, list[str]] = {}
-        for flag in flags:
-            grouped.setdefault(flag.code, []).append(flag.message)
         body.append("<ul>" + "".join(
-            f"<li><b>{e(code)}</b>{f' ({len(reasons)} labels)' if len(reasons) > 1 else ''}: "
-            f"{e('; '.join(reasons))}</li>" for code, reasons in grouped.items()) + "</ul>")
+            f"<li><b>{e(code)}</b>{f' ({len(members)} labels)' if len(members) > 1 else ''}: "
+            f"{e('; '.join(flag.message for flag in members))}</li>" for code, members in _by_code(flags).items())
+            + "</ul>")
     elif flags:
         body.append("<ul>" + "".join(f"<li><b>{e(f.code)}</b>: {e(f.message)}</li>" for f in flags) + "</ul>")
     row = []  # the metrics table and the overlay side by side (they wrap on narrow windows)
