@@ -225,9 +225,14 @@ def test_html_is_self_contained_and_escaped(built):
         image.load()
         assert image.format == "PNG" and min(image.size) > 50
     # worst first on the page too: the failed case's card, then the bad one
-    cards = re.findall(r'<div class="case[^"]*" id="case-\d+"><h3>#(\d+) ([^<]*?) <span', page)
-    assert [int(rank) for rank, _ in cards] == list(range(1, 11))
-    assert [name for _, name in cards[:2]] == ["crashed", "bad"]
+    cards = re.findall(r'<div class="case[^"]*" id="([^"]+)"><h3>#(\d+) ([^<]*?) <span', page)
+    assert [int(rank) for _, rank, _ in cards] == list(range(1, 11))
+    assert [name for _, _, name in cards[:2]] == ["crashed", "bad"]
+    # each card's anchor is its case id, and every link inside the page has its target
+    assert all(anchor == f"case-{name}" for anchor, _, name in cards if name.isidentifier())
+    assert len({anchor for anchor, _, _ in cards}) == 10
+    targets = set(re.findall(r' id="([^"]+)"', page))
+    assert set(re.findall(r'href="#([^"]+)"', page)) <= targets
     for text in ("Summary per label", "Cases, worst first", "Distributions per label", "Failed cases (1)",
                  "How to read this report", "Provenance", "robust z", "tiny-test"):
         assert text in page
@@ -976,3 +981,14 @@ def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(buil
     assert "flagged (failed included)" in page
     left, right = _middle("lung_lower_lobe_left_x", 20), _middle("lung_lower_lobe_right_x", 20)
     assert len(left) == len(right) == 20 and left != right and left.startswith("lung_lowe")
+
+
+def test_case_anchors_are_the_case_ids_made_safe_and_unique(tmp_path):
+    from medseg.report.collect import CaseResult
+    from medseg.report.html import ReportContent
+
+    ids = ["sub-01", "patient 1", "patient_1", "ü/x#1", "sub-01"]
+    cases = [CaseResult(case_id=i, folder=tmp_path, results_dir=tmp_path) for i in ids]
+    content = ReportContent(results_dir=tmp_path, cases=cases, flags=[[] for _ in ids], order=list(range(5)),
+                            summary={}, label_order=[])
+    assert content.anchors == ["case-sub-01", "case-patient_1", "case-patient_1-2", "case-__x_1", "case-sub-01-2"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from medseg.report.collect import CaseResult, LabelResult
@@ -80,6 +82,23 @@ class ReportContent:
         """With more than ``MANY_LABELS`` labels: one summary row per label, the case table's Dice reduced to
         the lowest and the mean, and each case's full label table folded away."""
         return len(self.label_order) > MANY_LABELS
+
+    @cached_property
+    def anchors(self) -> list[str]:
+        """Each case card's fragment id, from its case id (``report.html#case-sub-01`` stays valid when the
+        cohort grows or the order changes); characters outside ``[A-Za-z0-9._-]`` become ``_``, and a clash
+        gets ``-2``, ``-3``, …"""
+        taken: set[str] = set()
+        anchors = []
+        for case in self.cases:
+            base = "case-" + re.sub(r"[^A-Za-z0-9._-]", "_", str(case.case_id))
+            anchor, n = base, 1
+            while anchor in taken:
+                n += 1
+                anchor = f"{base}-{n}"
+            taken.add(anchor)
+            anchors.append(anchor)
+        return anchors
 
 
 # a label's metrics status as a reader should read it: "ok" only meant that neither mask was empty
@@ -248,7 +267,7 @@ def _worst_table(content: ReportContent) -> str:
                 dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
-        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#case-{index}">{e(case.case_id)}</a></td>'
+        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
                     f"<td>{e(case.status.replace('_', ' '))}</td>{''.join(dice_cells)}{''.join(volume_cells)}"
                     f"<td>{badges}</td></tr>")
     return ("<h2>Cases, worst first</h2>"
@@ -271,7 +290,7 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
                      f'<td class="num">{below} of {len(scored)}</td>')
         else:
             cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
-        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#case-{index}">{e(case.case_id)}</a></td>'
+        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
                     f"<td>{e(case.status.replace('_', ' '))}</td>{cells}<td>{_grouped_badges(content.flags[index])}"
                     "</td></tr>")
     return ("<h2>Cases, worst first</h2>"
@@ -322,7 +341,8 @@ def _failed_section(content: ReportContent) -> str:
     for index in failed:
         case = content.cases[index]
         failure = case.failure or {}
-        rows.append(f'<tr><td><a href="#case-{index}">{e(case.case_id)}</a></td><td>{e(failure.get("stage"))}</td>'
+        rows.append(f'<tr><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
+                    f'<td>{e(failure.get("stage"))}</td>'
                     f'<td>{e(failure.get("error_type"))}</td><td>{e(failure.get("error"))}</td>'
                     f'<td><code>{e(failure.get("input"))}</code></td></tr>')
     return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table><thead><tr><th>case</th>"
@@ -398,7 +418,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
                 + "</p>")
     body.append('<p class="small"><a href="#worst">back to the case table</a></p>')
-    return f'<div class="{css}" id="case-{index}">{head}{"".join(body)}</div>'
+    return f'<div class="{css}" id="{content.anchors[index]}">{head}{"".join(body)}</div>'
 
 
 def _label_table(labels: list[LabelResult], threshold: float) -> str:
