@@ -97,12 +97,20 @@ def test_long_names_get_short_temporary_files_and_too_long_ones_one_line(tmp_pat
             pass
 
 
-def test_a_replaced_output_never_disappears(tmp_path, monkeypatch):
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_a_replaced_output_never_disappears(tmp_path, monkeypatch, hard_links):
     """A reader (the QA report) sees the old file or the new one, never none: the old file keeps a second name
-    until the new one replaces it."""
+    (or, on a file system without hard links, a copy) until the new one replaces it."""
+    import errno
     import os
 
     import medseg.io.atomic as atomic
+
+    if not hard_links:
+        def no_link(*args, **kwargs):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(atomic.os, "link", no_link)
 
     targets = [tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"]
     for target in targets:

@@ -7,6 +7,7 @@ import errno
 import functools
 import hashlib
 import os
+import shutil
 import signal
 import threading
 import uuid
@@ -54,12 +55,12 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
 def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iterator[list[Path]]:
     """Yield temporary paths for ``targets``; on success put each onto its target, all or none.
 
-    Nothing partial is ever visible under a target name: if the block raises, the temporary files are
-    removed and the targets are left as they were; if putting one output in place fails, those already
-    put in place are taken back and replaced targets restored. Each replaced target is replaced in one step
-    and never disappears, not even for a moment (its old file keeps a second name until the new one is in
-    place), so a reader finds an old or a new file, never none (it takes no lock: between two files of a set
-    it may find one new and one old). Placing holds a lock on the folder, so two processes writing the same
+    Nothing partial is ever visible under a target name: if the block raises, the temporary files are removed and
+    the targets are left as they were; if putting one output in place fails, those already put in place are taken
+    back and replaced targets restored. Each replaced target is replaced in one step and never disappears, not even
+    for a moment (its old file keeps a second name, or a copy where the file system has no hard links, until the new
+    one is in place), so a reader finds an old or a new file, never none (it takes no lock: between two files of a
+    set it may find one new and one old). Placing holds a lock on the folder, so two processes writing the same
     outputs leave one complete set, and a target written meanwhile by another process is not replaced without
     ``overwrite``; Ctrl-C or SIGTERM arriving while a set is placed act once it is whole. An ``OSError`` while
     writing (no permission, disk full) becomes :class:`OutputWriteError` naming the output.
@@ -157,8 +158,8 @@ def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
                 backup = target.with_name(f".ms-{uuid.uuid4().hex[:8]}.prev")
                 try:  # a second name: the target stays visible until the new file replaces it
                     os.link(target, backup, follow_symlinks=False)
-                except OSError:  # no hard links here (some network or FAT file systems): move it aside
-                    os.replace(target, backup)
+                except OSError:  # no hard links here (some network or FAT file systems): a copy, the target stays
+                    shutil.copy2(target, backup, follow_symlinks=False)
                 backups[target] = backup
             os.replace(temp, target)
             placed.append(target)
@@ -169,7 +170,7 @@ def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
                     target.unlink()
         for target, backup in backups.items():
             with contextlib.suppress(OSError):
-                os.replace(backup, target)  # a no-op when both are still one file (not yet replaced)
+                os.replace(backup, target)  # a no-op (or the same bytes) while not yet replaced
             with contextlib.suppress(OSError):
                 backup.unlink()
         if not isinstance(error, OSError):
