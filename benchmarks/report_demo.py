@@ -93,7 +93,7 @@ def sidecar(case_id: str, image: Volume, prediction: np.ndarray, seg_name: str, 
         "versions": versions(),
         "timings_s": {},
         "demo_perturbation": how,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -127,7 +127,7 @@ def write_failure(out: Path, image_path: Path, wrong_label: Path) -> None:
         record = {"schema": "medseg-failure/1", "case_id": case_id, "input": str(image_path),
                   "reference": str(wrong_label), "stage": "evaluate", "error": str(error),
                   "error_type": type(error).__name__,
-                  "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                  "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         path = out / "cases" / case_id / f"{case_id}_failed.json"
         with atomic_paths([path], overwrite=True) as temps:
             temps[0].write_text(json.dumps(record, indent=2) + "\n")

@@ -67,7 +67,7 @@ def perturb(labels: np.ndarray, how: str) -> np.ndarray:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def write_case(root: Path, case_id: str, seed: int, how: str, reference: bool = True) -> Path:

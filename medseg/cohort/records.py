@@ -48,7 +48,7 @@ MAX_ATTEMPTS = 2
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def one_line(error: BaseException) -> str:

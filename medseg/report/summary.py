@@ -100,7 +100,7 @@ def summary_record(
     status = Counter(case.status for case in cases)
     return {
         "schema": SUMMARY_SCHEMA,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "medseg_version": medseg.__version__,
         "results_dir": str(results_dir),
         "settings": settings,
