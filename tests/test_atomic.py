@@ -266,3 +266,11 @@ def test_a_stop_while_waiting_for_the_folder_lock_stops_before_anything_is_place
             process.kill()
     assert process.returncode == 143 and err.strip().splitlines()[-1] == "Terminated."
     assert _names(tmp_path) == []  # nothing placed, temporary files removed
+
+
+def test_one_file_named_twice_is_refused_before_anything_is_written(tmp_path):
+    target = tmp_path / "cohort.tsv"
+    with pytest.raises(OutputWriteError, match=r"/x/../cohort.tsv: named twice among the outputs of one step$"):
+        with atomic_paths([target, tmp_path / "x" / ".." / "cohort.tsv"]):
+            pass
+    assert sorted(tmp_path.iterdir()) == []

@@ -108,10 +108,27 @@ def test_label_names_from_a_model_package(pair, tmp_path, capsys, make_package):
 def test_an_output_that_is_an_input_or_an_image_is_refused(pair, tmp_path, capsys):
     pred, ref = pair
     before = ref.read_bytes()
-    for output in (ref, tmp_path / "metrics.nii.gz"):
+    for output in (ref, tmp_path / "metrics.nii.gz", tmp_path / "metrics"):
         assert run(["evaluate", str(pred), str(ref), "-o", str(output), "--overwrite"]) == 2
-        assert "the metrics are JSON; give a .json path that is not an input" in capsys.readouterr().err
+        assert f"-o {output}: give a file name ending in .json, or a folder" in capsys.readouterr().err
     assert ref.read_bytes() == before and not (tmp_path / "metrics.nii.gz").exists()
+    sidecar = pred.with_name(pred.name.replace(".nii.gz", ".json"))
+    sidecar.write_text("{}")
+    assert run(["evaluate", str(pred), str(ref), "-o", str(sidecar), "--overwrite"]) == 2
+    assert "the metrics are JSON; give a .json path that is not an input" in capsys.readouterr().err
+    assert sidecar.read_text() == "{}"
+
+
+@pytest.mark.parametrize("how", ["existing", "slash"])
+def test_an_output_folder_gets_the_cases_metrics_file(pair, tmp_path, capsys, how):
+    pred, ref = pair
+    folder = tmp_path / "scores"
+    if how == "existing":
+        folder.mkdir()
+    assert run(["evaluate", str(pred), str(ref), "-o", f"{folder}/" if how == "slash" else str(folder)]) == 0
+    written = folder / f"{pred.name.removesuffix('.nii.gz').removesuffix('_seg')}_metrics.json"
+    assert sorted(p.name for p in folder.iterdir()) == [written.name]
+    assert json.loads(written.read_text())["schema"] == "medseg-metrics/1"
 
 
 def test_label_names_and_model_come_from_the_predictions_sidecar(pair, tmp_path, capsys):

@@ -594,6 +594,31 @@ def test_cli_report(cohort, tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
+def test_cli_report_output_names(cohort, tmp_path, capsys):
+    """-o names the HTML page: a table's or a record's name is refused (it would be overwritten by the page or
+    by the tables written beside it), a folder gets report.html in it, and the tables are named in full."""
+    from medseg.cli import main
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["report", str(cohort), "--max-overlays", "0", *argv])
+        return exit_info.value.code
+
+    case_sidecar = next(cohort.rglob("c00_seg.json"))
+    before = case_sidecar.read_bytes()
+    for output in (tmp_path / "summary.json", tmp_path / "cohort.tsv", case_sidecar, tmp_path / "page"):
+        assert run("-o", str(output), "--overwrite") == 2
+        assert f"-o {output}: give a file name ending in .html or .htm, or a folder" in capsys.readouterr().err
+    assert case_sidecar.read_bytes() == before and sorted(tmp_path.iterdir()) == []
+    for folder, argv in ((tmp_path / "new", f"{tmp_path / 'new'}/"), (tmp_path, str(tmp_path))):
+        assert run("-o", argv) == 0
+        assert sorted(p.name for p in folder.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
+        assert (f"wrote {folder / 'report.html'}, {folder / 'cohort.tsv'} and {folder / 'summary.json'}"
+                in capsys.readouterr().out)
+        if folder != tmp_path:
+            shutil.rmtree(folder)
+
+
 # ---------------------------------------------------------------- in a real browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import overwrite_option, quiet
+from medseg.cli.options import file_output, overwrite_option, quiet
 
 
 @click.command("evaluate")
 @click.argument("prediction", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("reference", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the metrics JSON (schema medseg-metrics/1) here, atomically.")
+@click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
+              help="Write the metrics JSON (schema medseg-metrics/1) here, atomically (a folder: "
+                   "<case>_metrics.json in it).")
 @click.option("-m", "--model", default=None, metavar="NAME|DIR",
               help="Take label names (and the allowed label values) from this model package. "
-                   "Default: every value present in either image, named label_N.")
+                   "Default: the names in the prediction's sidecar, else every value present in either image, "
+                   "named label_N.")
 @click.option("--case-id", default=None, help="Case identifier to record (default: PREDICTION's name without _seg).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table.")
 @overwrite_option
@@ -41,8 +43,11 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     from medseg.volume import stem
 
     sidecar = prediction.with_name(f"{stem(prediction)}.json")  # written by `medseg infer` beside its output
+    if case_id is None:
+        case_id = stem(prediction).removesuffix("_seg")
+    output = file_output("-o", output, f"{case_id}_metrics.json", (".json",))
     if output is not None:
-        if output.name.lower().endswith((".nii", ".nii.gz")) or any(
+        if any(
                 output.resolve() == path.resolve() for path in (prediction, reference, sidecar)):
             raise click.UsageError(f"-o {output}: the metrics are JSON; give a .json path that is not an input "
                                    "(nor the prediction's sidecar)")
@@ -59,8 +64,6 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         labels = package.labels
     elif made_by is not None and made_by["labels"]:
         labels = made_by["labels"]  # the label names of the model that made the prediction
-    if case_id is None:
-        case_id = stem(prediction).removesuffix("_seg")
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id)
     text = metrics_json(metrics)
     if output is not None:

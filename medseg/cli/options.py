@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 model_option = click.option(
@@ -34,3 +37,18 @@ def quiet(ctx: click.Context | None = None) -> bool:
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("quiet"))
+
+
+def file_output(option: str, value: str | None, default_name: str, suffixes: tuple[str, ...]) -> Path | None:
+    """An ``-o`` value naming one file: a folder (existing, or written with a trailing ``/``) gets
+    ``default_name`` inside it; a name without one of ``suffixes`` is a usage error (``-o cohort.tsv`` would
+    otherwise become the HTML page, or a metrics file a sidecar)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if value.endswith((os.sep, "/")) or path.is_dir():
+        return path / default_name
+    if not path.name.lower().endswith(suffixes):
+        raise click.UsageError(f"{option} {value}: give a file name ending in {' or '.join(suffixes)}, or a folder "
+                               f"(then {default_name} is written in it)")
+    return path

@@ -6,20 +6,20 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import overwrite_option, quiet
+from medseg.cli.options import file_output, overwrite_option, quiet
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 
 
 @click.command("report")
 @click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The HTML page; cohort.tsv and summary.json are written beside it. "
-                   "Default: RESULTS_DIR/report.html.")
+@click.option("-o", "--output", default=None, metavar="FILE.html|DIR",
+              help="The HTML page (a folder: report.html in it); cohort.tsv and summary.json are written beside "
+                   "it. Default: RESULTS_DIR/report.html.")
 @click.option("--dice-threshold", type=click.FloatRange(0, 1), default=DEFAULT_DICE_THRESHOLD, show_default=True,
               help="Flag labels whose Dice is below this.")
 @click.option("--outlier-z", type=click.FloatRange(0, min_open=True), default=DEFAULT_OUTLIER_Z, show_default=True,
-              help="Flag predicted volumes whose robust z-score across the cohort exceeds this.")
+              help="Flag predicted volumes and HD95 whose robust z-score across the cohort exceeds this.")
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
               help="Draw slice overlays for this many cases, worst first (the slow part on large cohorts).")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -37,11 +37,11 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     """
     from medseg.report.build import build_report
 
-    output = output or results_dir / "report.html"
+    output = file_output("-o", output, "report.html", (".html", ".htm")) or results_dir / "report.html"
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
                            max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
         click.echo(f"{outputs.cases} cases ({outputs.failed} failed, {outputs.flagged} flagged), "
                    f"{outputs.overlays} overlays in {outputs.seconds:.1f} s")
-        click.echo(f"wrote {outputs.html}, {outputs.table.name} and {outputs.summary.name}")
+        click.echo(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}")
     return 0

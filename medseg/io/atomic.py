@@ -33,8 +33,13 @@ def _temp_name(target: Path) -> Path:
 
 def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
     """Refuse when any target exists and ``overwrite`` is false, is a folder (never replaced), or has a name
-    the file system cannot hold."""
+    the file system cannot hold; or when two targets are one file."""
+    seen: set[Path] = set()
     for target in targets:
+        same = Path(os.path.abspath(target))
+        if same in seen:
+            raise OutputWriteError(f"{target}: named twice among the outputs of one step")
+        seen.add(same)
         target = Path(target)
         size = len(os.fsencode(target.name))
         if size > MAX_NAME_BYTES:
