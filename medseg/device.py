@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from medseg.errors import DeviceError
@@ -50,6 +51,16 @@ def resolve_device(spec: str = "auto") -> DeviceChoice:
             raise DeviceError("--device mps: Apple MPS is not available on this machine")
         return DeviceChoice("mps", "requested")
     raise DeviceError(f"--device {spec}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device_spec(spec: str) -> str:
+    """``spec`` when it has a form :func:`resolve_device` accepts (whether the device exists is its business)."""
+    if not DEVICE_PATTERN.fullmatch(str(spec).strip().lower()):
+        raise DeviceError(f"--device {spec}: expected auto, cpu, cuda, cuda:N or mps")
+    return spec
 
 
 def resolve_precision(precision: str, device: str) -> str:

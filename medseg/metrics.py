@@ -29,13 +29,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from medseg.errors import GeometryError, InputError
-from medseg.volume import Volume
+from medseg.volume import Volume, volume_ml
 
 __all__ = [
     "EMPTY_MASK_POLICY",
@@ -257,17 +258,17 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
             # Dice from the exact voxel counts (float32 masks, as in MONAI's compute_dice, put 14/20 below 0.7)
             entry.update(dice=2.0 * tp / (n_p + n_r), hd95_mm=hd95, assd_mm=assd, status="ok")
         entry.update(
-            pred_volume_ml=n_p * voxel_ml,
-            ref_volume_ml=n_r * voxel_ml,
-            false_positive_ml=(n_p - tp) * voxel_ml,
-            false_negative_ml=(n_r - tp) * voxel_ml,
+            pred_volume_ml=volume_ml(n_p, voxel_ml),
+            ref_volume_ml=volume_ml(n_r, voxel_ml),
+            false_positive_ml=volume_ml(n_p - tp, voxel_ml),
+            false_negative_ml=volume_ml(n_r - tp, voxel_ml),
         )
         results[str(value)] = entry
     return {
         "schema": METRICS_SCHEMA,
         "case_id": case_id,
-        "prediction": str(pred.source),
-        "reference": str(ref.source),
+        "prediction": os.path.abspath(pred.source) if pred.source is not None else None,
+        "reference": os.path.abspath(ref.source) if ref.source is not None else None,
         "reference_reordered": bool(ref.info.get("reordered", False)),
         "spacing_mm": list(spacing),
         "policy": EMPTY_MASK_POLICY,

@@ -21,8 +21,8 @@ from monai.transforms import (
 from medseg.errors import InputError
 from medseg.volume import Volume
 
-__all__ = ["build_transforms", "check_resampling_size", "invert_labels", "model_space_shape", "spatial_transforms",
-           "to_model_space"]
+__all__ = ["build_transforms", "check_resampling_size", "check_slices_fit", "invert_labels", "model_space_shape",
+           "spatial_transforms", "to_model_space"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -104,6 +104,20 @@ def check_resampling_size(volume: Volume, pre: dict) -> None:
                          f"to the model's {wanted} mm gives {'×'.join(map(str, model_shape))} voxels, about "
                          f"{needed / 2**30:.0f} GiB of memory (this machine has {memory / 2**30:.0f} GiB); check the "
                          "voxel size in the header")
+
+
+def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
+    """Refuse a volume one voxel thick across the model's slices (a 2D image in another plane than the one the
+    model segments): each slice would be a strip one voxel wide, and the labels nonsense."""
+    model_shape = model_space_shape(volume, pre)
+    for axis in axes:
+        thin = [a for a in range(3) if a != axis and model_shape[a] == 1]
+        if thin:
+            names = "RAS" if pre.get("orientation") else "ijk"
+            raise InputError(f"{volume.source}: one voxel thick along model-space axis {thin[0]} ({names[thin[0]]}; "
+                             f"{'×'.join(map(str, model_shape))} in model space), but the model segments slices "
+                             f"across axis {axis} ({names[axis]}); give a volume, or a 2D image in the model's slice "
+                             "plane")
 
 
 def to_model_space(volume: Volume, transforms: Compose) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.errors import InputError
+from medseg.errors import ImageReadError, InputError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_writable
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
-from medseg.volume import Volume, stem
+from medseg.volume import Volume, stem, volume_ml
 
 __all__ = ["CaseOutputs", "case_targets", "output_paths", "segment_case", "versions"]
 
@@ -90,7 +91,13 @@ def segment_case(
     label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
     after ``case_id`` when given, else after the input. Nothing is written unless every step succeeds.
     """
-    from medseg.preprocess import build_transforms, check_resampling_size, invert_labels, to_model_space
+    from medseg.preprocess import (
+        build_transforms,
+        check_resampling_size,
+        check_slices_fit,
+        invert_labels,
+        to_model_space,
+    )
 
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]
@@ -111,12 +118,15 @@ def segment_case(
     if reference is not None:
         from medseg.metrics import check_same_grid, read_reference, reorder_onto_grid
 
+        if not Path(reference).exists():
+            raise ImageReadError(f"{reference}: no such file (the reference given for {input_path})")
         ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
         check_same_grid(volume, ref_volume)
     timings["read_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     check_resampling_size(volume, segmenter.package.preprocessing)
+    check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
     transforms = build_transforms(segmenter.package.preprocessing)
     data = to_model_space(volume, transforms)
     timings["preprocess_s"] = time.perf_counter() - clock
@@ -189,7 +199,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
     counts = np.bincount(labels.ravel(), minlength=len(package.labels))
     return {
         "schema": "medseg-segmentation/1",
-        "input": str(volume.source),
+        "input": os.path.abspath(volume.source),  # readable from anywhere (the run's folder is not recorded)
         "input_sha256": volume.source_sha256,
         "input_info": volume.info,
         "segmentation": seg_path.name,
@@ -197,10 +207,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "affine": volume.affine.tolist(),
         "labels": {str(k): v for k, v in package.labels.items()},
         "label_voxels": {str(k): int(counts[k]) for k in package.labels},
-        # 12 significant digits, not decimals: 20 µm voxels make real labels of a few nanolitres (0.0000066 ml),
-        # which 4 decimals wrote as 0 and the report then flagged as empty predictions
-        "label_volume_ml": {str(k): float(f"{float(counts[k]) * volume.voxel_volume_ml:.12g}")
-                            for k in package.labels},
+        "label_volume_ml": {str(k): volume_ml(counts[k], volume.voxel_volume_ml) for k in package.labels},
         "model": {
             "name": package.name,
             "version": package.config.get("version"),

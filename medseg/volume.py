@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Volume", "stem"]
+__all__ = ["Volume", "stem", "volume_ml"]
 
 
 @dataclass
@@ -57,3 +57,10 @@ def stem(path: Path | str) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def volume_ml(voxels: int, voxel_ml: float) -> float:
+    """``voxels`` × ``voxel_ml`` to 12 significant digits: no binary noise in the JSON (0.174, not
+    0.17400000000000002), and no rounding to decimals either (20 µm voxels make real labels of a few nanolitres,
+    0.0000066 ml, which 4 decimals wrote as 0 and the report then flagged as empty predictions)."""
+    return float(f"{float(voxels) * voxel_ml:.12g}")

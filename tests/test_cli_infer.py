@@ -429,3 +429,51 @@ def test_the_size_guard_counts_without_overflow(tmp_path):
     volume = read_image(_nifti(tmp_path / "v.nii.gz", (32, 32, 32), (1e6, 1e6, 1e6)))
     with pytest.raises(InputError, match="gives 31000001×31000001×31000001 voxels"):
         check_resampling_size(volume, load_package("hippocampus").preprocessing)
+
+
+def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_package, capsys):
+    package = str(make_package())
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "case_seg.nii.gz").write_text("an earlier output")
+    # a malformed --device is a usage error, named before existing outputs are
+    for device in ("gpu", "cuda:x"):
+        code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "out"), "--device", device], capsys)
+        assert code == 2 and "Invalid value for '--device': expected auto, cpu, cuda, cuda:N or mps" in err
+    # a missing reference is named as the reference of its input
+    missing = tmp_path / "nothere.nii.gz"
+    code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "o2"), "--reference", str(missing)],
+                       capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {missing}: no such file (the reference given for {case})")
+    assert "model tiny" not in err  # found before the model was loaded
+    code, _, err = run(["infer", str(case), str(case), "-m", package, "--reference", str(case)], capsys)
+    assert code == 2 and "--reference was given 1 time(s) for 2 input(s); give one per input" in err
+    # a folder of NIfTI files is not a DICOM study
+    folder = tmp_path / "niftis"
+    folder.mkdir()
+    (folder / "a.nii.gz").write_bytes(case.read_bytes())
+    code, _, err = run(["infer", str(folder), "-m", package, "-o", str(tmp_path / "o3")], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].endswith(
+        f"no DICOM images found (1 non-DICOM file(s)); a folder is read as one DICOM study: give NIfTI files one "
+        f"by one, e.g. {folder}/*.nii.gz")
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_an_output_that_would_replace_the_reference_says_so(tmp_path, case, make_package, capsys):
+    reference = tmp_path / "case_seg.nii.gz"
+    reference.write_bytes(case.read_bytes())
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "--reference", str(reference), "--overwrite"],
+                       capsys)
+    assert code == 2 and f"would replace the reference {reference}; write the outputs elsewhere (-o)" in err
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, case, make_package, capsys):
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0 and "\r" not in err and "slice/s" not in err
+
+
+def test_a_mistyped_command_or_a_global_option_after_the_command_gets_a_hint(capsys):
+    code, _, err = run(["infr", "x.nii.gz"], capsys)
+    assert code == 2 and "No such command 'infr'. Did you mean 'infer'?" in err
+    code, _, err = run(["infer", "x.nii.gz", "-q"], capsys)
+    assert code == 2 and "No such option '-q'. (-q is an option of medseg itself: medseg -q COMMAND …)" in err

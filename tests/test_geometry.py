@@ -200,3 +200,96 @@ def test_float64_intensities_beyond_float32_are_one_line(tmp_path):
         with pytest.raises(InputError, match=r"big.nii.gz: intensities up to 1e\+300 overflow float32; rescale"):
             read_nifti(tmp_path / "big.nii.gz")
     assert [str(w.message) for w in caught] == []  # no numpy overflow warning on top of the one line
+
+
+# ---------------------------------------------------------------- headers as the file stores them
+def _raw(path):
+    """The header as stored, before nibabel's repairs on loading."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as handle:
+        return nib.Nifti1Header.from_fileobj(handle, check=False)
+
+
+def _oblique_image(array):
+    image = nib.Nifti1Image(array, _affine("oblique"))
+    image.header.set_sform(_affine("oblique"), code=2)
+    image.header.set_qform(None, code=0)
+    return image
+
+
+def test_header_faults_nibabel_repairs_quietly_are_refused_in_one_line(tmp_path, make_package):
+    """An out-of-range sform code, an undefined spatial unit, or a zero voxel size the geometry depends on would be
+    read by nibabel as code 0, mm or 1 mm without a word: the volumes and the overlay would rest on a guess."""
+    from medseg.errors import InputError
+
+    segmenter = Segmenter(load_package(make_package()), device="cpu")
+    array = make_phantom((24, 24, 8), seed=2).image
+    faults = {}
+    image = _oblique_image(array)
+    image.header["sform_code"] = 9
+    faults["code9"] = (image, r"sform_code 9 is not a NIfTI code \(0-4\)")
+    image = _oblique_image(array)
+    image.header["xyzt_units"] = 5
+    faults["unit5"] = (image, r"xyzt_units gives the spatial unit code 5, which NIfTI does not define")
+    image = nib.Nifti1Image(array, None)
+    image.header.set_qform(_affine("oblique"), code=1)
+    image.header["pixdim"][3] = 0
+    faults["pixdim0"] = (image, r"voxel size 0 along k \(pixdim\[3\]\) in the header; the spacing of the voxels is "
+                                r"unknown")
+    for name, (image, message) in faults.items():
+        nib.save(image, tmp_path / f"{name}.nii.gz")
+        with pytest.raises(InputError, match=rf"^{tmp_path / name}.nii.gz: {message}"):
+            segment_case(tmp_path / f"{name}.nii.gz", segmenter, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_harmless_header_oddities_are_read_and_written_back_as_stored(tmp_path, make_package):
+    """A time unit NIfTI does not define (a 3D tool has no use for it), and a zero voxel size where the sform gives
+    the geometry: read, and the output's header holds the input's bytes, not nibabel's repairs."""
+    segmenter = Segmenter(load_package(make_package()), device="cpu")
+    array = make_phantom((24, 24, 8), seed=2).image
+    image = _oblique_image(array)
+    image.header["xyzt_units"] = 2 | 56
+    image.header["pixdim"][3] = 0
+    nib.save(image, tmp_path / "odd.nii.gz")
+    outputs = segment_case(tmp_path / "odd.nii.gz", segmenter, out_dir=tmp_path / "out")
+    stored, written = _raw(tmp_path / "odd.nii.gz"), _raw(outputs.segmentation)
+    assert float(stored["pixdim"][3]) == 0.0
+    assert np.array_equal(written["pixdim"], stored["pixdim"]) and int(written["xyzt_units"]) == 58
+    assert np.array_equal(nib.load(outputs.segmentation).affine, nib.load(tmp_path / "odd.nii.gz").affine)
+
+
+def test_an_analyze_file_without_orientation_is_read_like_a_nifti_without_codes(tmp_path, make_package):
+    """Analyze states no orientation (nibabel assumes a left/right flip): method 1 with the note, as for a NIfTI
+    whose codes are 0, and the output claims no scanner coordinates (codes 0) either."""
+    segmenter = Segmenter(load_package(make_package()), device="cpu")
+    array = make_phantom((24, 24, 8), seed=2).image
+    nib.save(nib.AnalyzeImage(array, np.diag([1.7, 0.8, 0.7, 1.0])), tmp_path / "ana.img")
+    (tmp_path / "ana.mat").unlink(missing_ok=True)
+    header = nib.Nifti1Header()
+    header.set_data_shape(array.shape)
+    header.set_zooms((1.7, 0.8, 0.7))
+    nib.save(nib.Nifti1Image(array, None, header=header), tmp_path / "codes0.nii.gz")
+    labels_ana, sidecar = _segment(tmp_path / "ana.img", segmenter.package, tmp_path / "a")
+    labels_nifti, _ = _segment(tmp_path / "codes0.nii.gz", segmenter.package, tmp_path / "b")
+    np.testing.assert_array_equal(labels_ana, labels_nifti)
+    assert sidecar["input_info"]["orientation_note"].startswith("no orientation in the header (an Analyze header)")
+    written = nib.load(tmp_path / "a" / "ana_seg.nii.gz")
+    assert int(written.header["sform_code"]) == 0 and int(written.header["qform_code"]) == 0
+    assert np.allclose(written.header["pixdim"][1:4], [1.7, 0.8, 0.7])
+    # nibabel reads input and output alike (its Analyze-style affine for both): they overlay
+    assert np.allclose(written.affine, nib.load(tmp_path / "ana.img").affine)
+
+
+def test_a_2d_image_across_the_models_slices_is_refused(tmp_path, make_package):
+    """A sagittal 2D image under a model that segments axial slices: each slice would be a one-voxel strip."""
+    from medseg.errors import InputError
+
+    segmenter = Segmenter(load_package(make_package()), device="cpu")  # slices across axis 2
+    image = make_phantom((1, 40, 36), seed=4).image
+    nib.save(nib.Nifti1Image(image, np.diag([3.0, 0.8, 0.8, 1.0])), tmp_path / "sagittal.nii.gz")
+    with pytest.raises(InputError, match=r"sagittal.nii.gz: one voxel thick along model-space axis 0 .*1×40×36 in "
+                                         r"model space\), but the model segments slices across axis 2"):
+        segment_case(tmp_path / "sagittal.nii.gz", segmenter, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

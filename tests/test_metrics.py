@@ -197,6 +197,17 @@ def test_shifted_box_exact_dice_volumes_and_spacing_aware_distances():
     assert along_fine["hd95_mm"] == pytest.approx(2.5)
 
 
+def test_volumes_are_written_without_binary_noise():
+    """174 voxels of 1 µl: 0.174 ml in the JSON, not 0.17400000000000002."""
+    a = np.zeros((10, 10, 10), np.uint8)
+    a.flat[:174] = 1
+    b = np.zeros_like(a)
+    b.flat[:100] = 1
+    got = score(a, b, make_affine((1.0, 1.0, 1.0)))["1"]
+    assert (got["pred_volume_ml"], got["ref_volume_ml"], got["false_positive_ml"]) == (0.174, 0.1, 0.074)
+    assert '"pred_volume_ml": 0.174,' in metrics_json({"labels": {"1": got}})
+
+
 def test_identical_masks_and_the_touching_volume_face():
     a = np.zeros((20, 20, 20), np.uint8)
     a[0:8, 3:12, 4:9] = 1  # on the face of the volume

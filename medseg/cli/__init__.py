@@ -46,6 +46,16 @@ class LazyGroup(click.Group):
                 return None
             raise
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else f" Commands: {', '.join(COMMANDS)}."
+            raise click.UsageError(f"No such command '{name}'.{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         if rows:
@@ -132,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as error:
+        if isinstance(error, click.NoSuchOption) and error.option_name in ("-q", "-v", "-vv", "--quiet", "--verbose"):
+            name = error.option_name
+            error.message += f" ({name} is an option of medseg itself: medseg {name} COMMAND …)"
         error.show()
         sys.exit(error.exit_code)
     except click.exceptions.Exit as error:

@@ -74,7 +74,8 @@ def _report(summary, record) -> None:
             click.echo(f"{case.case_id}: {case.outcome}{note}{detail}")
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
                    f"{summary.count('skipped')} skipped, {summary.reused} kept from earlier runs; "
-                   f"setup (imports, model) {summary.setup_s:.1f} s, total {summary.total_s:.1f} s", err=True)
+                   f"setup ({'imports, model' if summary.stage == 'infer' else 'imports'}) {summary.setup_s:.1f} s, "
+                   f"total {summary.total_s:.1f} s", err=True)
 
 
 @cohort.command("infer")

@@ -13,7 +13,9 @@ from medseg.cli.options import overwrite_option, quiet, series_option
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @series_option
-@click.option("--sidecar", is_flag=True, help="Also write <output>.json: series, flags, policy decisions, hashes.")
+@click.option("--sidecar", is_flag=True,
+              help="Also write a JSON sidecar, the output's name with .json for .nii(.gz) (t1.nii.gz: t1.json): "
+                   "series, flags, policy decisions, hashes.")
 @overwrite_option
 def convert(folder, output, series, sidecar, overwrite):
     """Convert one DICOM series (found recursively under FOLDER) to a NIfTI file.

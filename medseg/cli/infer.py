@@ -56,10 +56,13 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.segment import segment_case
 
     if references and len(references) != len(inputs):
-        raise click.UsageError(f"--reference was given {len(references)} times for {len(inputs)} inputs")
+        raise click.UsageError(f"--reference was given {len(references)} time(s) for {len(inputs)} input(s); give "
+                               "one per input, in the inputs' order")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
     _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
+    if len(inputs) == 1:  # nothing else to do: a missing file is reported before the model loads
+        _check_exists(inputs[0], references[0] if references else None)
     silent = quiet()
     if threads is not None:
         import torch
@@ -133,7 +136,8 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         targets = case_targets(path, output_dir, scored, output_format)
         for target in targets:
             if target.resolve() in given:
-                raise click.UsageError(f"{path}: its output {target} would replace the input "
+                what = "the reference" if target.resolve() in {Path(r).resolve() for r in references} else "the input"
+                raise click.UsageError(f"{path}: its output {target} would replace {what} "
                                        f"{given[target.resolve()]}; write the outputs elsewhere (-o)")
         segmentation = targets[0].resolve()
         if segmentation in seen:
@@ -147,8 +151,17 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         raise OutputExistsError(f"{existing[0]}: output exists already; pass --overwrite to replace it{more}")
 
 
+def _check_exists(path: Path, reference: Path | None) -> None:
+    from medseg.errors import ImageReadError
+
+    if not (path.exists() or path.is_symlink()):
+        raise ImageReadError(f"{path}: no such file or folder")
+    if reference is not None and not reference.exists():
+        raise ImageReadError(f"{reference}: no such file (the reference given for {path})")
+
+
 class _ProgressFactory:
-    """A tqdm bar over slices on stderr, created once the number of slices is known."""
+    """A tqdm bar over slices on stderr when it is a terminal, created once the number of slices is known."""
 
     def __init__(self, path: Path, silent: bool) -> None:
         self.path = path
@@ -160,7 +173,9 @@ class _ProgressFactory:
         return self
 
     def __call__(self, total: int):
-        if self.silent:
+        import sys
+
+        if self.silent or not sys.stderr.isatty():  # a log file or cron mail gets the one line per case
             return None
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm

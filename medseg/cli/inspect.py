@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import series_option
-
 COLUMNS = ("key", "description", "modality", "patient_position", "images", "shape", "spacing_mm", "orientation",
            "flags", "uid", "status")
 
@@ -16,7 +14,8 @@ COLUMNS = ("key", "description", "modality", "patient_position", "images", "shap
 @click.command("inspect")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@series_option
+@click.option("--series", default=None, metavar="KEY|NUMBER|UID",
+              help="Check that this series would be usable, and say why not (exit 1 if it names none that is).")
 def inspect(folder, as_json, series):
     """List the DICOM series under FOLDER (searched recursively) and which one would be used, and why.
 

@@ -11,8 +11,20 @@ model_option = click.option(
     "-m", "--model", default="phantom", show_default=True, metavar="NAME|DIR",
     help="Shipped model name (see `medseg models`) or a model package folder.",
 )
+def _device_form(ctx, param, value):
+    """A malformed --device is a usage error (exit 2) before any input is looked at."""
+    from medseg.errors import DeviceError
+
+    try:
+        from medseg.device import check_device_spec
+
+        return check_device_spec(value)
+    except DeviceError as error:
+        raise click.BadParameter(str(error).split(": ", 1)[1]) from error
+
+
 device_option = click.option(
-    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps",
+    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps", callback=_device_form,
     help="Compute device. The device used is always reported; a missing device is an error, never a fallback.",
 )
 precision_option = click.option(
@@ -29,7 +41,9 @@ threads_option = click.option(
          "machine 1 is often fastest.",
 )
 series_option = click.option(
-    "--series", default=None, metavar="UID|NUMBER", help="DICOM inputs: which series to use (see `medseg inspect`)."
+    "--series", default=None, metavar="KEY|NUMBER|UID",
+    help="DICOM inputs: which series to use, as a key from `medseg inspect` (3, 3-2, #1), a SeriesNumber or a "
+         "SeriesInstanceUID.",
 )
 
 

@@ -234,8 +234,8 @@ class ResultsFolder:
         write_json(path, {
             "schema": FAILURE_SCHEMA,
             "case_id": case_id,
-            "input": str(input_path) if input_path is not None else None,
-            "reference": str(reference) if reference is not None else None,
+            "input": os.path.abspath(input_path) if input_path is not None else None,
+            "reference": os.path.abspath(reference) if reference is not None else None,
             "stage": stage,
             "error": one_line(error),
             "error_type": type(error).__name__,

@@ -155,7 +155,7 @@ def _sidecar_path(output: Path) -> Path:
 def describe_folder(folder: Path | str, series: str | None = None) -> dict:
     """What ``medseg inspect`` reports: every candidate series, what was skipped, and the choice (or why none)."""
     folder = Path(folder)
-    scan = scan_folder(folder)
+    scan = scan_folder(folder, warn_skipped=False)  # listed in the report itself
     try:
         chosen, reason = choose_series(scan, series)
         choice = {"key": chosen.key, "uid": chosen.uid, "reason": reason}

@@ -107,8 +107,9 @@ class FolderScan:
     non_image: list[tuple[Path, str]]  # DICOM objects that are not images (SEG, SR, ...)
 
 
-def scan_folder(folder: Path | str) -> FolderScan:
-    """Read every file's header under ``folder`` and group the images into series candidates."""
+def scan_folder(folder: Path | str, warn_skipped: bool = True) -> FolderScan:
+    """Read every file's header under ``folder`` and group the images into series candidates. Files that are not
+    DICOM are logged as a warning unless ``warn_skipped`` is false (a caller that lists them itself)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(f"{folder}: not a folder")
@@ -116,10 +117,10 @@ def scan_folder(folder: Path | str) -> FolderScan:
     if not files:
         raise DicomError(f"{folder}: empty folder, no DICOM files")
     with FileMessages(folder) as messages:
-        return _scan(folder, files, messages)
+        return _scan(folder, files, messages, warn_skipped)
 
 
-def _scan(folder: Path, files: list[Path], messages: FileMessages) -> FolderScan:
+def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped: bool = True) -> FolderScan:
     skipped: list[tuple[Path, str]] = []
     non_image: list[tuple[Path, str]] = []
     images: list[tuple[Path, pydicom.Dataset]] = []
@@ -137,14 +138,17 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages) -> FolderScan
                 non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
                 continue
             images.append((path, dataset))
-    if skipped:
+    if skipped and warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
         log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
                     ", ..." if len(skipped) > 5 else "")
     if not images:
         what = f"{len(skipped)} non-DICOM file(s)" if skipped else "no files"
         extra = f" and {len(non_image)} non-image DICOM object(s)" if non_image else ""
-        raise DicomError(f"{folder}: no DICOM images found ({what}{extra})")
+        nifti = [p for p, _ in skipped if p.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".img", ".mgz"))]
+        hint = (f"; a folder is read as one DICOM study: give NIfTI files one by one, e.g. {folder}/*.nii.gz"
+                if nifti else "")
+        raise DicomError(f"{folder}: no DICOM images found ({what}{extra}){hint}")
     return FolderScan(folder, _group(images, messages), skipped, non_image)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.errors import ImageReadError
+from medseg.errors import ImageReadError, MedsegError
 from medseg.io.nifti import read_nifti
 from medseg.volume import Volume
 
@@ -54,6 +54,8 @@ def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, .
         image = nib.load(str(path))
         shape = tuple(int(n) for n in image.shape)
         affine = affine_mm(image)[0]
+    except MedsegError:
+        raise
     except Exception as error:  # any header nibabel cannot read
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
     return shape_3d(shape), affine

@@ -84,8 +84,15 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if orientation_note:
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
-    # Nifti1Pair / Nifti2Pair include the single-file images: their header (codes, units) is what outputs copy
-    header = image.header if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)) else None
+    # Nifti1Pair / Nifti2Pair include the single-file images: their header as stored (codes, units, pixdim) is
+    # what outputs copy; an Analyze header without orientation becomes a NIfTI header with codes 0, which states
+    # none either
+    if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)):
+        header = raw_header(image)
+    elif orientation_note is not None:
+        header = nib.Nifti1Header.from_header(image.header)
+    else:
+        header = None
     return Volume(
         array=array,
         affine=affine,
@@ -96,31 +103,82 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     )
 
 
-_UNIT_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}
+_UNIT_MM = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}  # xyzt_units & 7: unknown (read as mm), metre, mm, micron
+_NO_ORIENTATION = ("no orientation in the header ({why}): NIfTI method 1 assumed (x = i*pixdim1, y = j*pixdim2, "
+                   "z = k*pixdim3, no flip); left and right may be swapped")
 
 
 def affine_mm(image) -> tuple[np.ndarray, str | None]:
     """The voxel → world affine of a nibabel image in millimetres, and a note when the header gives no orientation.
 
     nibabel's ``affine`` ignores the spatial unit of ``xyzt_units``: a file in microns or metres is scaled here
-    to mm. A NIfTI file whose sform and qform codes are both 0 has no orientation; the NIfTI standard's method 1
-    (x = i·pixdim[1], y = j·pixdim[2], z = k·pixdim[3], no flip) is used for it, not nibabel's Analyze-style
-    fallback, which mirrors left and right; the note says so.
+    to mm. A NIfTI file whose sform and qform codes are both 0, and an Analyze file without an SPM ``.mat``, have
+    no orientation; the NIfTI standard's method 1 (x = i·pixdim[1], y = j·pixdim[2], z = k·pixdim[3], no flip) is
+    used for them, not nibabel's Analyze-style fallback, which mirrors left and right; the note says so.
+
+    The header is checked as the file stores it (nibabel quietly repairs some fields on loading): an sform or qform
+    code outside 0–4, a spatial unit NIfTI does not define, or a voxel size of zero, below zero or not finite in
+    ``pixdim`` where the geometry is computed from it (qform or method 1) along an axis of more than one voxel
+    (nibabel would read it as 1 mm) raise :class:`InputError` naming the file.
     """
     header = image.header
     affine = np.asarray(image.affine, dtype=np.float64)
     note = None
+    raw = raw_header(image)
+    name = image.get_filename() or "image"
     if isinstance(header, nib.Nifti1Header):  # Nifti2Header too
-        if int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0:
-            zooms = [float(v) for v in header["pixdim"][1:4]]
-            affine = np.diag([*zooms, 1.0])
-            note = ("no orientation in the header (sform and qform codes 0): NIfTI method 1 assumed (x = i*pixdim1, "
-                    "y = j*pixdim2, z = k*pixdim3, no flip); left and right may be swapped")
-        unit = header.get_xyzt_units()[0]
-        scale = _UNIT_MM.get(unit, 1.0)
+        codes = {key: int(raw[key]) for key in ("sform_code", "qform_code")}
+        for key, code in codes.items():
+            if not 0 <= code <= 4:
+                raise InputError(f"{name}: {key} {code} is not a NIfTI code (0-4); the header's orientation cannot "
+                                 "be trusted")
+        unit = int(raw["xyzt_units"]) & 7
+        if unit not in _UNIT_MM:
+            raise InputError(f"{name}: xyzt_units gives the spatial unit code {unit}, which NIfTI does not define "
+                             "(0 unknown, 1 m, 2 mm, 3 micron)")
+        if codes["sform_code"] == 0:
+            _check_voxel_sizes(raw, image.shape, name)
+        if codes["sform_code"] == 0 and codes["qform_code"] == 0:
+            affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
+            note = _NO_ORIENTATION.format(why="sform and qform codes 0")
+        scale = _UNIT_MM[unit]
         if scale != 1.0:
             affine = np.diag([scale, scale, scale, 1.0]) @ affine
+    elif isinstance(header, nib.analyze.AnalyzeHeader) and not _has_spm_mat(image):
+        _check_voxel_sizes(raw, image.shape, name)
+        affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
+        note = _NO_ORIENTATION.format(why="an Analyze header")
     return affine, note
+
+
+def raw_header(image):
+    """``image``'s header as its file stores it, before nibabel's repairs (the loaded header when it cannot be
+    read again, or for formats without one)."""
+    from nibabel.openers import ImageOpener
+
+    header = image.header
+    if not isinstance(header, nib.analyze.AnalyzeHeader):
+        return header
+    holder = image.file_map.get("header") or image.file_map.get("image")
+    try:
+        with ImageOpener(holder.filename) as handle:
+            return type(header).from_fileobj(handle, check=False)
+    except Exception:  # a header that reads once reads twice; this only guards odd file maps
+        return header
+
+
+def _check_voxel_sizes(raw, shape, name) -> None:
+    sizes = shape_3d(tuple(int(n) for n in shape))
+    for axis in range(3):
+        size = float(raw["pixdim"][axis + 1])
+        if sizes[axis] > 1 and not (np.isfinite(size) and size > 0):
+            raise InputError(f"{name}: voxel size {size:g} along {'ijk'[axis]} (pixdim[{axis + 1}]) in the header; "
+                             "the spacing of the voxels is unknown")
+
+
+def _has_spm_mat(image) -> bool:
+    holder = image.file_map.get("mat")
+    return bool(holder is not None and holder.filename and Path(holder.filename).is_file())
 
 
 def shape_3d(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -158,6 +216,7 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
         header = like.header.copy()
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
         image = klass(labels, None, header=header)
+        image.header["pixdim"] = header["pixdim"]  # as the input stores it: nibabel repairs a copy on the way
         image.header.set_data_dtype(labels.dtype)
         image.header.set_slope_inter(1.0, 0.0)
         image.header["cal_min"] = 0
