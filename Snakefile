@@ -14,6 +14,12 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/configs/cohort.yaml"
 
 
+# medseg's check first: one line naming the key (Snakemake's prints the whole schema); then Snakemake's, which
+# also fills in the defaults
+from medseg.cohort.settings import check_config, check_results_folder
+
+check_config(config, f"{workflow.basedir}/configs/schemas/config.schema.yaml")
+check_results_folder(config["results"])
 validate(config, "configs/schemas/config.schema.yaml")
 
 

@@ -185,17 +185,30 @@ def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ({"cases_per_job": 0}, "cases_per_job"),
-        ({"device": "gpu"}, "device"),
-        ({"colour": "red"}, "colour"),
+        ({"cases_per_job": 0}, "config cases_per_job: 0 is less than the minimum of 1"),
+        ({"device": "gpu"}, "config device: 'gpu' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"),
+        ({"colour": "red"}, "config: unknown key 'colour'; the keys are samples, model, results"),
+        ({"modle": "phantom"}, "config: unknown key 'modle' (did you mean 'model'?)"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):
+    """One line naming the key (not Snakemake's print of the whole schema, a hundred lines)."""
     folder, sheet = cohort
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", **setting)
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
+    assert len((run.stdout + run.stderr).strip().splitlines()) < 10
     assert not (tmp_path / "results").exists()
+
+
+def test_a_results_folder_that_is_a_file_is_one_line(cohort, tmp_path):
+    folder, sheet = cohort
+    (tmp_path / "afile").write_text("x")
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "afile")
+    assert run.returncode != 0 and len((run.stdout + run.stderr).strip().splitlines()) < 10
+    message = f"{tmp_path / 'afile'}: the results folder (config 'results') is a file; name a folder"
+    assert message in run.stdout + run.stderr
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 def test_bad_sample_sheets_are_refused(tmp_path):

@@ -1,0 +1,38 @@
+"""The cohort workflow's settings (``configs/cohort.yaml`` and ``--config``), checked before Snakemake's own
+validation so that a typo is one line with a suggestion rather than the schema printed whole."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from medseg.errors import InputError
+
+__all__ = ["check_config", "check_results_folder"]
+
+
+def check_config(config: dict, schema_path: Path | str) -> None:
+    """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    known = list(schema.get("properties", {}))
+    for key in config:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(f"config: unknown key {key!r}{hint}; the keys are {', '.join(known)}")
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
+    if errors:
+        error = errors[0]
+        where = ".".join(str(p) for p in error.path)
+        raise InputError(f"config {where}: {' '.join(error.message.split())}" if where else
+                         f"config: {' '.join(error.message.split())}")
+
+
+def check_results_folder(results: Path | str) -> None:
+    """A results path that exists as something other than a folder is refused in one line."""
+    path = Path(results)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: the results folder (config 'results') is a file; name a folder")
