@@ -18,7 +18,7 @@ import numpy as np
 from medseg.errors import DicomError, InputError
 from medseg.volume import Volume
 
-__all__ = ["seg_sources", "write_dicom_seg"]
+__all__ = ["read_dicom_seg", "read_seg_volume", "recorded_series", "seg_sources", "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,81 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
                          f"({' '.join(str(error).split()) or type(error).__name__})") from error
     seg.save_as(str(path))
     log.info("%s: DICOM SEG with %d segments over %d source images", path, len(values), len(source_images))
+
+
+def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]) -> np.ndarray:
+    """The labels of a DICOM SEG on the grid of ``volume``, the source series it was made from (read with
+    :func:`medseg.io.images.read_image`): the inverse of :func:`write_dicom_seg`, frame by referenced source image
+    (or frame), so nothing is resampled. Segments are matched to ``label_names`` by their label; a SEG of another
+    series, or with a segment the names do not hold, raises :class:`InputError` naming the file."""
+    import highdicom as hd
+
+    path = Path(path)
+    source = volume.dicom
+    if source is None:
+        raise InputError(f"{path}: a DICOM SEG is read onto its source series, and {volume.source} is not one")
+    try:
+        seg = hd.seg.segread(str(path))
+    except Exception as error:  # not a SEG, truncated, unreadable: one line
+        raise InputError(f"{path}: cannot read this DICOM SEG ({' '.join(str(error).split()) or type(error).__name__})"
+                         ) from error
+    referenced = {str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])}
+    if source.series_uid and referenced and source.series_uid not in referenced:
+        raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
+                         f"{volume.source} (series {source.series_uid})")
+    by_name = {str(name)[:64]: int(value) for value, name in label_names.items() if int(value) != 0}
+    segments = {}
+    for item in seg.SegmentSequence:
+        label = str(item.SegmentLabel)
+        if label not in by_name:
+            raise InputError(f"{path}: segment {int(item.SegmentNumber)} '{label}' is not a label of the model "
+                             f"({', '.join(by_name)})")
+        segments[int(item.SegmentNumber)] = by_name[label]
+    labels = np.zeros(volume.shape, dtype=np.uint8 if max(by_name.values(), default=0) < 256 else np.uint16)
+    options = {"combine_segments": False, "assert_missing_frames_are_empty": True}
+    multi_frame = any(frame is not None for frame in source.frames)
+    if multi_frame:
+        uid = str(_source_header(source.paths[0]).SOPInstanceUID)
+    else:
+        uids = [str(_source_header(p).SOPInstanceUID) for p in source.paths]
+    for number, value in segments.items():
+        try:
+            if multi_frame:
+                stack = seg.get_pixels_by_source_frame(uid, [frame + 1 for frame in source.frames],
+                                                       segment_numbers=[number], **options)
+            else:
+                stack = seg.get_pixels_by_source_instance(uids, segment_numbers=[number], **options)
+        except (ValueError, KeyError, IndexError, AttributeError) as error:
+            raise InputError(f"{path}: its frames do not match the images of {volume.source} "
+                             f"({' '.join(str(error).split())})") from error
+        # (slices, rows, columns, 1) in slice order → (i = column, j = row, k = slice)
+        labels[np.asarray(stack[..., 0]).transpose(2, 1, 0).astype(bool)] = value
+    return labels
+
+
+def recorded_series(sidecar: dict) -> str | None:
+    """The DICOM series a sidecar says its case was segmented from: its UID, or its key when the UID does not
+    single it out (the parts of a split series share one; an anonymised series has none). Two series may share
+    a number, so the key alone is not enough either."""
+    info = sidecar.get("input_info") or {}
+    split = any(str(flag).startswith("split:") for flag in info.get("flags") or [])
+    series = info.get("series_key") if split or not info.get("series_uid") else info.get("series_uid")
+    return str(series) if series else None
+
+
+def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | None = None) -> Volume:
+    """A DICOM SEG written by ``medseg infer`` as a label :class:`Volume` on its source series' grid: the source
+    is the input its sidecar records (or ``source_path``, where it lies now), in the series it records."""
+    from medseg.io.images import read_image
+
+    source_path = source_path or sidecar.get("input")
+    labels = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
+    if not source_path or not labels:
+        raise InputError(f"{path}: a DICOM SEG is placed on its source series, which its sidecar must name (with the "
+                         "labels); none found")
+    source = read_image(source_path, series=recorded_series(sidecar))
+    array = read_dicom_seg(path, source, labels)
+    return Volume(array=array, affine=source.affine, source=Path(path), info={"dicom_seg_source": str(source_path)})
 
 
 def _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm, version):

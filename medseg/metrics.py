@@ -282,13 +282,39 @@ def evaluate_files(
     labels: dict[int, str] | None = None,
     case_id: str | None = None,
 ) -> dict:
-    """Read two label images and score them; labels default to the values present, named ``label_N``."""
-    pred = read_reference(pred_path, labels)
+    """Read two label images and score them; labels default to the values present, named ``label_N``.
+
+    A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
+    (``<stem>_seg.json`` beside it) names."""
+    pred = read_prediction(pred_path, labels)
     ref = read_reference(ref_path, labels)
     if labels is None:
         values = sorted(set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0})
         labels = {int(v): f"label_{int(v)}" for v in values}
     return evaluate_volumes(pred, ref, labels, case_id=case_id)
+
+
+def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
+    """A segmentation to score: a label NIfTI (see :func:`read_reference`), or a DICOM SEG of ``medseg infer``
+    placed on the source series its sidecar records."""
+    path = Path(path)
+    if path.suffix.lower() != ".dcm":
+        return read_reference(path, labels)
+    from medseg.dicom_seg import read_seg_volume
+    from medseg.volume import stem
+
+    sidecar_path = path.with_name(f"{stem(path)}.json")
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: a DICOM SEG is scored on its source series, named by its sidecar "
+                         f"{sidecar_path.name}, which cannot be read ({error})") from error
+    volume = read_seg_volume(path, sidecar)
+    if labels is not None:
+        unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
+        if unknown:
+            raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}")
+    return volume
 
 
 def jsonable(value):

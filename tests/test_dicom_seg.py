@@ -306,3 +306,73 @@ def test_a_date_not_in_dicom_form_is_emptied_with_a_warning(tmp_path, caplog, da
     shown = date.decode()
     assert warned == [f"{tmp_path / 'dcm'}: StudyDate '{shown}', StudyTime '12:30:00' are not a valid DICOM date "
                       "or time; written empty in the SEG"]
+
+
+@pytest.mark.parametrize("layout", ["single", "multi"])
+def test_medseg_reads_its_seg_back_onto_the_source_grid(tmp_path, layout):
+    """read_dicom_seg inverts write_dicom_seg exactly (descending slices, an oblique multi-frame source), and
+    refuses a SEG of another series or with a segment the model does not name."""
+    from medseg.dicom_seg import read_dicom_seg
+
+    values = stored_values(SHAPE, seed=14)
+    if layout == "single":
+        write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], -3.0), seed=2)
+    else:
+        from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+        paths = write_series(tmp_path / "single", values, slice_positions(SHAPE[2], 2.0, orientation=OBLIQUE),
+                             orientation=OBLIQUE, seed=3)
+        enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(p) for p in paths], series_instance_uid=hd.UID(),
+                                                  series_number=9, sop_instance_uid=hd.UID(), instance_number=1)
+        (tmp_path / "dcm").mkdir()
+        enhanced.save_as(tmp_path / "dcm" / "ct.dcm")
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    back = read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES)
+    assert back.shape == volume.shape and np.array_equal(back, labels)
+    with pytest.raises(InputError, match=r"seg.dcm: segment 2 'corner' is not a label of the model \(odd, edge\)"):
+        read_dicom_seg(tmp_path / "seg.dcm", volume, {0: "background", 1: "odd", 2: "edge"})
+    other = tmp_path / "other"
+    write_series(other, values, slice_positions(SHAPE[2], 2.0), seed=4)
+    with pytest.raises(InputError, match=r"seg.dcm: a segmentation of series .*, not of .*other"):
+        read_dicom_seg(tmp_path / "seg.dcm", read_dicom_series(other), NAMES)
+
+
+def test_a_dicom_seg_result_is_scored_and_reviewed_like_a_nifti_one(tmp_path, capsys, tiny_package):
+    """`evaluate` scores a DICOM SEG on its source series, and the QA report checks and draws it: the same Dice as
+    the NIfTI output of the same input, and no geometry flag (it used to be 'cannot read')."""
+    from medseg.report.build import build_report
+
+    values = stored_values((40, 36, 6), seed=15) + 900
+    write_series(tmp_path / "case8", values, slice_positions(6, -3.0), pixel_spacing=(1.1, 1.2))
+    for folder, extra in (("nii", []), ("seg", ["--format", "dicom-seg"])):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", "infer", str(tmp_path / "case8"), "-o", str(tmp_path / folder), "--device", "cpu",
+                  "--model", str(tiny_package.path), *extra])
+        assert exit_info.value.code == 0
+    nifti = nib.load(tmp_path / "nii" / "case8_seg.nii.gz")
+    reference = np.asarray(nifti.dataobj).copy()
+    reference[:, :, 2] = 0  # a reference that differs from the prediction on one slice
+    nib.save(nib.Nifti1Image(reference, nifti.affine), tmp_path / "reference.nii.gz")
+    scores = {}
+    for name in ("nii/case8_seg.nii.gz", "seg/case8_seg.dcm"):
+        with pytest.raises(SystemExit) as exit_info:  # -o as a folder: <case>_metrics.json in it
+            main(["evaluate", str(tmp_path / name), str(tmp_path / "reference.nii.gz"), "--json",
+                  "-o", str((tmp_path / name).parent)])
+        assert exit_info.value.code == 0
+        record = json.loads(capsys.readouterr().out)
+        scores[name] = {k: v["dice"] for k, v in record["labels"].items()}
+    assert scores["seg/case8_seg.dcm"] == scores["nii/case8_seg.nii.gz"]
+    assert min(scores["nii/case8_seg.nii.gz"].values()) < 1.0
+    outputs = build_report(tmp_path / "seg", tmp_path / "report" / "report.html", max_overlays=1)
+    row = next(csv_rows(outputs.table))
+    assert row["case_id"] == "case8" and "geometry" not in row["flags"] and outputs.overlays == 1
+    assert "cannot read" not in outputs.html.read_text()
+
+
+def csv_rows(path):
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle, delimiter="\t")

@@ -13,7 +13,7 @@ import numpy as np
 
 from medseg.report.collect import CaseResult
 
-__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_labels"]
+__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_labels", "read_segmentation"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,17 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return array, affine_mm(image)[0]
 
 
+def read_segmentation(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A case's segmentation as (labels, affine): a NIfTI as :func:`read_labels` reads it, a DICOM SEG placed on
+    the source series its sidecar records (found where it lies now)."""
+    if path.suffix.lower() == ".dcm":
+        from medseg.dicom_seg import read_seg_volume
+
+        volume = read_seg_volume(path, case.sidecar or {}, case.input_path())
+        return volume.array, volume.affine
+    return read_labels(path)
+
+
 def border_voxels(labels: np.ndarray) -> dict[str, dict[str, int]]:
     """For every non-zero label, how many of its voxels lie on each face of the volume."""
     out: dict[str, dict[str, int]] = {}
@@ -68,7 +79,7 @@ def check_segmentation(case: CaseResult, tolerance_mm: float = 0.01) -> Segmenta
     if path is None:
         return SegmentationCheck(path=None, geometry=["segmentation file not found"])
     try:
-        labels, affine = read_labels(path)
+        labels, affine = read_segmentation(case, path)
     except Exception as error:  # any unreadable file is reported on the page, never raised
         return SegmentationCheck(path=path, geometry=[f"{path.name}: cannot read ({error})"])
     check = SegmentationCheck(path=path, shape=tuple(labels.shape))

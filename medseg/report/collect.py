@@ -111,10 +111,9 @@ class CaseResult:
         """The DICOM series the case was segmented from, when the input is a DICOM folder: its UID, or its key
         when the UID does not single it out (the parts of a split series share one; an anonymised series has
         none). Two series may share a number, so the key alone is not enough either."""
-        info = (self.sidecar or {}).get("input_info") or {}
-        split = any(str(flag).startswith("split:") for flag in info.get("flags") or [])
-        series = info.get("series_key") if split or not info.get("series_uid") else info.get("series_uid")
-        return str(series) if series else None
+        from medseg.dicom_seg import recorded_series
+
+        return recorded_series(self.sidecar or {})
 
     def input_label(self) -> str | None:
         """The input as a reader should see it: the path, with the DICOM series used."""

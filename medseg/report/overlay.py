@@ -39,13 +39,13 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
     from medseg.errors import MedsegError
     from medseg.io.images import read_image
     from medseg.metrics import grid_displacement_mm, reorder_onto_grid
-    from medseg.report.checks import read_labels
+    from medseg.report.checks import read_labels, read_segmentation
     from medseg.volume import Volume
 
     path = case.segmentation_path()
     if path is None:
         return None
-    prediction, affine = read_labels(path)
+    prediction, affine = read_segmentation(case, path)
     arrays = CaseArrays(prediction=prediction, affine=affine)
 
     def same_grid(shape, other_affine) -> bool:
