@@ -103,8 +103,8 @@ def default_config(values: list[int], name: str = "model", where: str = "labels"
     values = sorted(set(int(v) for v in values) | {0})
     if values != list(range(len(values))):
         raise TrainingError(
-            f"{where}: label values {values} do not run 0..{len(values) - 1}; give a config (--config) whose "
-            "labels declare them"
+            f"{where}: label values {values} do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
+            "(background 0), so recode the label files to consecutive values first (a 0/255 mask: 255 -> 1)"
         )
     return {
         "format": "medseg-model/1",
@@ -172,6 +172,7 @@ class TrainCase:
     image: torch.Tensor | None = None  # (C, X, Y, Z) model space
     label: torch.Tensor | None = None  # (X, Y, Z) uint8, model space
     extent_mm: list[float] | None = None  # field of view per model-space axis (for the package's input range)
+    sha256: tuple[str, str] | None = None  # of the image and label files, as read (a resumed run checks them)
 
     def view(self, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Image ``(C, A, B, S)`` and label ``(A, B, S)`` turned so that model-space ``axis`` is last."""
@@ -182,13 +183,23 @@ _IMAGE_SUFFIXES = (".nii.gz", ".nii")
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
+    """The NIfTI files directly in ``folder`` by case name; anything else there (a subfolder, a DICOM folder, another
+    format) is left out with a warning naming it, never silently."""
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such folder")
     files: dict[str, Path] = {}
+    left_out = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
+        if path.name.startswith("."):
+            continue
+        if not path.is_file() or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
+            left_out.append(path.name + ("/" if path.is_dir() else ""))
             continue
         _add_case(files, stem(path), path)
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
+        log.warning("%s: left out %d entries that are not .nii/.nii.gz files (subfolders are not searched): %s",
+                    folder, len(left_out), shown)
     return files
 
 
@@ -262,8 +273,9 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     from monai.data import MetaTensor
 
     for case in cases:
-        image = read_nifti(case.image_path, hash_input=False)
-        label = read_nifti(case.label_path, hash_input=False, labels=True)
+        image = read_nifti(case.image_path)
+        label = read_nifti(case.label_path, labels=True)
+        case.sha256 = (image.source_sha256, label.source_sha256)
         if image.shape != label.shape:
             raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
         if float(np.max(np.abs(image.affine - label.affine))) > 1e-3:
@@ -530,7 +542,7 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
         tensors = load_file(str(weights))
         state = json.loads(meta.read_text())
         net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    except (OSError, ValueError, RuntimeError) as error:  # missing, corrupt, or another architecture's weights
+    except Exception as error:  # missing, corrupt (safetensors' own error type), another architecture's weights
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error
@@ -579,6 +591,7 @@ def train(
         val_split = "chosen by the caller"
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
+    _check_label_presence(config, train_cases, val_cases)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
     patch = tuple(int(v) for v in settings.get("patch_size") or tile)
@@ -608,27 +621,25 @@ def train(
 
     val_ids = [c.case_id for c in val_cases]
     started_with = _resume_key(package_config, settings)
+    data = {c.case_id: list(c.sha256) for c in [*train_cases, *val_cases] if c.sha256 is not None}
     state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
-             "config": started_with}
+             "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])]}
     best_state = None
     if resume:
         check_resume(out_dir, config, val_ids, val_split)
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
+        _check_same_data(out_dir, state.get("data_sha256"), data)
         state["config"] = started_with
+        planned = state.setdefault("epochs_planned", [])
+        if not planned or planned[-1] != int(settings["epochs"]):  # an extended run: its schedule changed midway
+            planned.append(int(settings["epochs"]))
         if ema is not None:
             ema.updates = state["epoch"] * int(settings["steps_per_epoch"])
         log.info("resuming after epoch %d", state["epoch"])
 
     def validate(record: dict) -> None:
         nonlocal best_state
-        scores = _validation_scores(validator, val_cases, labels)
-        # a label that no validation case holds (nor predicts) has no Dice: None, not NaN (valid JSON)
-        per_label = {k: (float(np.mean(v)) if v else None) for k, v in scores.items()}
-        scored = [v for v in per_label.values() if v is not None]
-        record["val_dice"] = {str(k): v for k, v in per_label.items()}
-        record["val_dice_median"] = {str(k): (float(np.median(v)) if v else None) for k, v in scores.items()}
-        record["val_dice_min"] = {str(k): (float(np.min(v)) if v else None) for k, v in scores.items()}
-        record["val_mean_dice"] = float(np.mean(scored)) if scored else None
+        record.update(_summaries(_validation_scores(validator, val_cases, labels)))
         if record["val_mean_dice"] is not None and record["val_mean_dice"] > state["best_dice"]:
             state["best_dice"] = record["val_mean_dice"]
             state["best_epoch"] = record["epoch"]
@@ -646,7 +657,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         losses = _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context,
-                              device, ema)
+                              device, ema, epoch)
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses))}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
             validate(record)
@@ -677,12 +688,18 @@ def train(
         net.load_state_dict(best_state)
     net.eval()
     best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), state["history"][-1])
+    scored_on = "model space"
+    if val_cases and config["preprocessing"].get("spacing_mm") and best.get("val_dice") is not None:
+        # a resampling package: the recorded figures are the shipped weights scored on the volumes' own grids
+        best = {**best, **_summaries(_input_grid_scores(validator, val_cases, labels))}
+        scored_on = "input grid"
     extents = [c.extent_mm for c in [*train_cases, *val_cases] if c.extent_mm is not None]
     if extents:  # what inputs the model has seen; `medseg infer` flags inputs far outside it
         package_config["input_extent_mm"] = extent_range(extents)
     package_config["training"] = {
         "settings": settings,
         "train_cases": len(train_cases),
+        "train_case_ids": [c.case_id for c in train_cases],
         "val_cases": [c.case_id for c in val_cases],
         "val_split": val_split,
         "best_epoch": state["best_epoch"],
@@ -690,7 +707,11 @@ def train(
         "val_dice_median": best.get("val_dice_median"),
         "val_dice_min": best.get("val_dice_min"),
         "val_mean_dice": best.get("val_mean_dice"),
+        "val_scored_on": scored_on,
         "epochs_run": state["epoch"],
+        # more than one entry: resumed with another --epochs, so the schedule changed midway and a fresh run of the
+        # final settings would not reproduce these weights
+        "epochs_planned": state.get("epochs_planned") or [int(settings["epochs"])],
         "train_seconds": round(time.perf_counter() - started, 1),
         "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
         "torch_threads": torch.get_num_threads(),
@@ -704,6 +725,44 @@ def train(
         return save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
     except OSError as error:
         raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
+
+
+def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> None:
+    """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
+    network cannot learn it) or no validation case holds (its Dice cannot be measured)."""
+    def present(cases):
+        found: set[int] = set()
+        for case in cases:
+            if case.label is not None:
+                found.update(int(v) for v in torch.unique(case.label).tolist())
+        return found
+
+    declared = {int(k): str(v) for k, v in config["labels"].items() if int(k) != 0}
+    in_training = present(train_cases)
+    if not in_training - {0}:
+        raise TrainingError(f"{train_cases[0].label_path.parent}: no training label image holds any foreground "
+                            f"(all {len(train_cases)} are background only); there is nothing to learn")
+    for value, name in declared.items():
+        if value not in in_training:
+            log.warning("label %d %r appears in no training case: the network cannot learn it", value, name)
+    if val_cases:
+        in_validation = present(val_cases)
+        for value, name in declared.items():
+            if value not in in_validation:
+                log.warning("label %d %r appears in no validation case: its Dice is n/a", value, name)
+
+
+def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
+    """A resumed run must train on the files the checkpoint was trained on (same contents by SHA-256)."""
+    if recorded is None or not now:  # a checkpoint from before data fingerprints: nothing to compare
+        return
+    changed = sorted(k for k in set(recorded) & set(now) if list(recorded[k]) != list(now[k]))
+    added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
+    if changed or added or removed:
+        parts = [f"{what}: {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}"
+                 for what, ids in (("changed", changed), ("added", added), ("removed", removed)) if ids]
+        raise TrainingError(f"{out_dir}: the checkpoint was trained on other data ({'; '.join(parts)}); resume with "
+                            "the files it was started with, or start again with --overwrite")
 
 
 def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_split: str = "") -> None:
@@ -785,7 +844,7 @@ class _EMA:
 
 
 def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context, device,
-                 ema=None):
+                 ema=None, epoch: int = 0):
     """One epoch of steps; returns the losses. MONAI metadata tracking is off meanwhile (2.5x faster transforms)."""
     from monai.data import get_track_meta, set_track_meta
 
@@ -808,9 +867,11 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
                 logits = net(images)
             loss = loss_fn(logits.float(), targets)
             if not bool(torch.isfinite(loss)):
-                raise TrainingError(f"the loss became {float(loss)} at step {len(losses) + 1} of the epoch; lower "
-                                    "training.learning_rate or check the images' intensities (the checkpoint of the "
-                                    "last finished epoch is kept)")
+                kept = ("the checkpoint of the last finished epoch is kept" if epoch else "no epoch finished, "
+                        "nothing was written")
+                raise TrainingError(f"the loss became {float(loss.detach())} at step {len(losses) + 1} of epoch "
+                                    f"{epoch + 1}; lower training.learning_rate or check the images' intensities "
+                                    f"({kept})")
             loss.backward()
             optimizer.step()
             if ema is not None:
@@ -822,17 +883,59 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
         torch.set_flush_denormal(False)  # torch's default (it has no getter to restore from)
 
 
-def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, list[float]]:
-    """Per-case Dice per foreground label over whole validation volumes (cases where both are empty skipped)."""
+def _summaries(scores: dict[int, list[float]]) -> dict:
+    """Mean, median and minimum Dice per label, and the mean over labels; a label without figures is None, not
+    NaN (valid JSON)."""
+    per_label = {k: (float(np.mean(v)) if v else None) for k, v in scores.items()}
+    scored = [v for v in per_label.values() if v is not None]
+    return {
+        "val_dice": {str(k): v for k, v in per_label.items()},
+        "val_dice_median": {str(k): (float(np.median(v)) if v else None) for k, v in scores.items()},
+        "val_dice_min": {str(k): (float(np.min(v)) if v else None) for k, v in scores.items()},
+        "val_mean_dice": float(np.mean(scored)) if scored else None,
+    }
+
+
+def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, list[float]]:
+    """As :func:`_validation_scores`, but each validation volume read from its file, segmented and mapped back onto
+    its own grid as ``medseg infer`` does, and scored against its label file: what a user of a resampling package
+    gets (model-space scores compare against a resampled label)."""
+    from medseg.io.nifti import read_nifti
+    from medseg.preprocess import build_transforms, invert_labels, to_model_space
+
+    transforms = build_transforms(segmenter.package.preprocessing)
     segmenter.net.eval()
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
+    held: set[int] = set()
+    for case in cases:
+        volume = read_nifti(case.image_path, hash_input=False)
+        reference = read_nifti(case.label_path, hash_input=False, labels=True).array
+        data = to_model_space(volume, transforms)
+        predicted = invert_labels(segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape,
+                                  volume.source)
+        held.update(int(v) for v in np.unique(reference))
+        for value, dice in _dice_per_label(predicted, reference, list(scores)).items():
+            if not math.isnan(dice):
+                scores[value].append(dice)
+    return {value: (found if value in held else []) for value, found in scores.items()}
+
+
+def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, list[float]]:
+    """Per-case Dice per foreground label over whole validation volumes (cases where both are empty skipped). A
+    label that no validation reference holds has no figure (an empty list): its Dice would only count false
+    positives."""
+    segmenter.net.eval()
+    scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
+    held: set[int] = set()
     for case in cases:
         pred = segmenter.predict(case.image).numpy()
-        for value, dice in _dice_per_label(pred, case.label.numpy(), list(scores)).items():
+        reference = case.label.numpy()
+        held.update(int(v) for v in np.unique(reference))
+        for value, dice in _dice_per_label(pred, reference, list(scores)).items():
             if not math.isnan(dice):
                 scores[value].append(dice)
     segmenter.net.train()
-    return scores
+    return {value: (found if value in held else []) for value, found in scores.items()}
 
 
 def _extent_line(extent: dict | None) -> str:
@@ -873,10 +976,13 @@ def model_card(config: dict) -> str:
 no Dice was measured and the package holds the weights of the last epoch ({best}).
 """
     elif training.get("val_cases"):
+        grid = ("each volume resampled into model space, segmented, mapped back onto its own grid and scored against "
+                "its label file, as `medseg infer` does" if training.get("val_scored_on") == "input grid" else
+                "same inference code as `medseg infer`")
         selection = f"""Best epoch {best} by mean validation Dice (checkpoint selection used the validation
-cases, so the figures below are slightly optimistic for unseen data).
+cases, so the figures below are slightly optimistic for unseen data). n/a: no validation case holds the label.
 
-## Validation (whole volumes, same inference code as `medseg infer`)
+## Validation (whole volumes, {grid})
 | label | mean Dice | median | min |
 |---|---|---|---|
 {rows}
@@ -885,6 +991,13 @@ cases, so the figures below are slightly optimistic for unseen data).
         selection = f"""No validation cases: the package holds the weights of the last epoch ({best}), and no
 accuracy figures were measured.
 """
+    ids = ("the case ids are listed in `model.json` under `training.train_case_ids` and `training.val_cases`"
+           if "train_case_ids" in training else
+           "the validation case ids are listed in `model.json` under `training.val_cases`")
+    planned = training.get("epochs_planned") or []
+    extended = (f"\nResumed with another epoch count (planned {', then '.join(map(str, planned))}): the "
+                "learning-rate schedule changed midway, so a fresh run of these settings would not give these "
+                "weights.\n" if len(planned) > 1 else "")
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}
@@ -902,8 +1015,8 @@ Licence / attribution: {data.get('licence', 'not stated')}
 
 ## Training
 {training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases ({val_split};
-the validation case ids are listed in `model.json` under `training.val_cases`); {training.get('epochs_run')} epochs
-of {settings.get('steps_per_epoch')} steps, batch
+{ids});
+{training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
 {_count(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},
@@ -911,4 +1024,4 @@ learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
 augmentation {json.dumps(settings.get('augment', {}))};
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
 {training.get('device')} ({_count(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
-{selection}"""
+{extended}{selection}"""

@@ -179,11 +179,12 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
 
 
 def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_json(tiny_set, tmp_path):
-    # labels wiped: the network learns background only, so no validation case holds or is predicted any label
+    # validation labels wiped: no validation case holds any label, so whatever the network predicts there has no
+    # Dice (a label no reference holds would only count false positives)
     config = tiny_training_config(epochs=2, steps_per_epoch=30)
     torch.set_num_threads(1)
     cases = load_cases(pair_cases(*tiny_set), config)
-    for case in cases:
+    for case in cases[:2]:
         case.label = torch.zeros_like(case.label)
     train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     text = (tmp_path / "model" / "model.json").read_text()
@@ -196,6 +197,29 @@ def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_
     assert [h["val_mean_dice"] for h in json.loads(state)["history"]] == [None, None]
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "No label could be scored" in card and "last epoch (2)" in card and "Best epoch" not in card
+
+
+def test_training_labels_without_foreground_are_refused_and_missing_labels_named(tiny_set, tmp_path, caplog):
+    config = tiny_training_config(epochs=1, steps_per_epoch=2)
+    cases = load_cases(pair_cases(*tiny_set), config)
+    for case in cases:
+        case.label = torch.zeros_like(case.label)
+    with pytest.raises(TrainingError, match=r"no training label image holds any foreground \(all 4 are background "
+                                            r"only\); there is nothing to learn"):
+        train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    assert not (tmp_path / "model").exists()
+    cases = load_cases(pair_cases(*tiny_set), config)
+    for case in cases:
+        case.label[case.label == 3] = 0
+    with caplog.at_level("WARNING"):
+        train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    messages = [r.getMessage() for r in caplog.records]
+    assert "label 3 'tube' appears in no training case: the network cannot learn it" in messages
+    assert "label 3 'tube' appears in no validation case: its Dice is n/a" in messages
+    training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
+    assert training["val_dice"]["3"] is None and training["val_dice"]["1"] is not None
+    assert "| tube | n/a | n/a | n/a |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert sorted(training["train_case_ids"]) == sorted(c.case_id for c in cases[2:])
 
 
 def test_val_fraction_zero_validates_on_nothing():
@@ -642,9 +666,9 @@ def test_a_loss_that_becomes_nan_stops_training_with_one_line(tiny_set, tmp_path
     out = tmp_path / "model"
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == ("medseg: error: the loss became nan at step 1 of the epoch; lower training.learning_rate or "
-                       "check the images' intensities (the checkpoint of the last finished epoch is kept)")
-    assert not (out / "model.json").exists()
+    assert err[-1] == ("medseg: error: the loss became nan at step 1 of epoch 1; lower training.learning_rate or "
+                       "check the images' intensities (no epoch finished, nothing was written)")
+    assert not (out / "model.json").exists() and not any("requires_grad" in line for line in err)
 
 
 def test_yaml_errors_are_one_line(tmp_path, capsys, tiny_set):
@@ -695,3 +719,90 @@ def test_package_records_the_field_of_view_it_was_trained_on(tiny_set, tmp_path)
     np.testing.assert_allclose(recorded["min"], np.min(extents, 0), atol=0.01)
     np.testing.assert_allclose(recorded["max"], np.max(extents, 0), atol=0.01)
     assert "- Inputs: trained on fields of view of" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
+    images, labels = write_set(tmp_path, count=3)
+    (images / "site2").mkdir()
+    (images / "site2" / "case9.nii.gz").write_bytes((images / "case0.nii.gz").read_bytes())
+    (images / "case8.img").write_bytes(b"analyze")
+    with caplog.at_level("WARNING"):
+        assert [c.case_id for c in pair_cases(images, labels)] == ["case0", "case1", "case2"]
+    assert (f"{images}: left out 2 entries that are not .nii/.nii.gz files (subfolders are not searched): case8.img, "
+            "site2/") in [r.getMessage() for r in caplog.records]
+
+
+def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():
+    from medseg.train import default_config
+
+    with pytest.raises(TrainingError, match=r"labels: label values \[0, 255\] do not run 0..1; a model's labels must "
+                                            r"be 0..N-1 \(background 0\), so recode the label files to consecutive "
+                                            r"values first \(a 0/255 mask: 255 -> 1\)"):
+        default_config([0, 255])
+
+
+def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, capsys, config_file, monkeypatch):
+    """A corrupt checkpoint is one line; a checkpoint trained on other files is refused, naming the cases; --resume
+    with --overwrite is a usage error; extending a finished run is recorded in model.json and the card."""
+    import shutil
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    shutil.copytree(tiny_set[0], images)
+    shutil.copytree(tiny_set[1], labels)
+    out = tmp_path / "model"
+    args = _train_cli(images, labels, out, "-c", str(config_file))
+    assert _interrupted_in_second_epoch(args, monkeypatch) == 130
+    checkpoint = out / ".checkpoint" / "last.safetensors"
+    kept = checkpoint.read_bytes()
+    checkpoint.write_bytes(b"junk")
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"medseg: error: {checkpoint}: cannot resume from this checkpoint (") and \
+        err[-1].endswith("); start again with --overwrite") and not any("Traceback" in line for line in err)
+    checkpoint.write_bytes(kept)
+    label = nib.load(labels / "case4.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), labels / "case4.nii.gz")
+    assert _exit_code(args + ["--resume"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out}: the checkpoint was trained on other data (changed: case4); resume with the files it "
+        "was started with, or start again with --overwrite")
+    shutil.copy(tiny_set[1] / "case4.nii.gz", labels / "case4.nii.gz")
+    assert _exit_code(args + ["--resume", "--overwrite"]) == 2
+    assert "--resume continues the checkpoint and --overwrite starts again: choose one" in capsys.readouterr().err
+    assert _exit_code(args + ["--resume"]) == 0
+    assert json.loads((out / "model.json").read_text())["training"]["epochs_planned"] == [2]
+    assert _exit_code(args + ["--resume", "--epochs", "3"]) == 0
+    training = json.loads((out / "model.json").read_text())["training"]
+    assert training["epochs_planned"] == [2, 3] and training["epochs_run"] == 3
+    assert "Resumed with another epoch count (planned 2, then 3)" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_resampling_package_records_the_dice_users_get_on_the_input_grid(tmp_path):
+    """With spacing_mm the recorded validation figures are those of `medseg infer` on the files' own grids (scored
+    against the label files), not those against labels resampled into model space."""
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.segment import segment_case
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for seed in range(4):
+        write_phantom(images / f"case{seed}.nii.gz", labels / f"case{seed}.nii.gz", shape=(36, 30, 10), seed=seed,
+                      oblique=True)
+    config = tiny_training_config(epochs=2, steps_per_epoch=6, val_fraction=0.5)
+    config["preprocessing"]["spacing_mm"] = [1.3, 1.3, 2.1]
+    run(config, images, labels, tmp_path / "model")
+    training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
+    assert training["val_scored_on"] == "input grid"
+    segmenter = Segmenter(load_package(tmp_path / "model"), device="cpu")
+    dice = {"1": [], "2": [], "3": []}
+    for case in training["val_cases"]:
+        outputs = segment_case(images / f"{case}.nii.gz", segmenter, out_dir=tmp_path / "infer",
+                               reference=labels / f"{case}.nii.gz")
+        for value, entry in outputs.record["metrics"]["labels"].items():
+            if entry["dice"] is not None and entry["status"] != "false_positive":
+                dice[value].append(entry["dice"])
+    for value, scores in dice.items():
+        if scores:
+            assert training["val_dice"][value] == pytest.approx(float(np.mean(scores)), abs=1e-9)
+    assert "mapped back onto its own grid" in (tmp_path / "model" / "MODEL_CARD.md").read_text()

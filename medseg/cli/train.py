@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import threads_option
-
 
 @click.command("train")
 @click.option("--images", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of images.")
@@ -19,11 +17,15 @@ from medseg.cli.options import threads_option
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
-@click.option("--seed", type=int, default=None, help="Override training.seed.")
+@click.option("--seed", type=int, default=None,
+              help="Override training.seed. Without training.split_seed in the config it also draws the validation "
+                   "split, so figures of different seeds come from different validation cases.")
 @click.option("--fold", type=click.IntRange(0), default=None,
               help="Override training.fold: validate on this block of the seeded split (cross-validation).")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|auto")
-@threads_option
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads for torch (default: torch's own choice). The trained weights depend on it in their "
+                   "last bits (two runs are identical only with the same seed and the same --threads).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing package in the output folder.")
 def train(images, labels, config_path, output, epochs, seed, fold, device, threads, resume, overwrite):
@@ -50,6 +52,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     from medseg.train import train as run_training
 
     # everything that can be checked without reading a volume fails first: output folder, config, pairing
+    if resume and overwrite:
+        raise click.UsageError("--resume continues the checkpoint and --overwrite starts again: choose one")
     check_output_folder(output, overwrite=overwrite, resume=resume)
     overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("fold", fold)) if v is not None}
     if config_path is not None:
@@ -75,8 +79,10 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     if not silent:
         click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}", err=True)
         if not n_val:
-            click.echo("warning: no validation case (fewer than two cases): the last epoch becomes the package, "
-                       "and its validation figures stay empty", err=True)
+            zero = float(config["training"].get("val_fraction", 1)) == 0
+            why = "training.val_fraction is 0" if zero else "fewer than two cases"
+            click.echo(f"warning: no validation case ({why}): the last epoch becomes the package, and its validation "
+                       "figures stay empty", err=True)
 
     def report(record: dict) -> None:
         if silent:
