@@ -84,15 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'fold':>4} {'cases':>5}  " + "  ".join(f"{name:>10}" for name in names.values()) + "  train min"
     print(f"{args.config.name}: {len(rows)} fold(s) of {len(pairs)} cases, validation mean Dice per fold")
     print(header)
+    def cell(value) -> str:  # n/a: the fold's validation cases hold no such label (or too few folds for an SD)
+        return f"{'n/a':>10}" if value is None else f"{value:>10.4f}"
+
     for fold, count, recorded in rows:
         dice = recorded["val_dice"]
-        cells = "  ".join(f"{dice[k]:>10.4f}" for k in names)
+        cells = "  ".join(cell(dice.get(k)) for k in names)
         print(f"{fold:>4} {count:>5}  {cells}  {recorded['train_seconds'] / 60:>9.1f}")
     if len(rows) > 1:
-        means = [statistics.fmean(r[2]["val_dice"][k] for r in rows) for k in names]
-        spreads = [statistics.stdev(r[2]["val_dice"][k] for r in rows) for k in names]
-        print(f"{'mean':>4} {sum(r[1] for r in rows):>5}  " + "  ".join(f"{m:>10.4f}" for m in means))
-        print(f"{'SD':>4} {'':>5}  " + "  ".join(f"{s:>10.4f}" for s in spreads))
+        scored = {k: [r[2]["val_dice"].get(k) for r in rows if r[2]["val_dice"].get(k) is not None] for k in names}
+        means = [statistics.fmean(v) if v else None for v in scored.values()]
+        spreads = [statistics.stdev(v) if len(v) > 1 else None for v in scored.values()]
+        print(f"{'mean':>4} {sum(r[1] for r in rows):>5}  " + "  ".join(cell(m) for m in means))
+        print(f"{'SD':>4} {'':>5}  " + "  ".join(cell(s) for s in spreads))
     return 0
 
 

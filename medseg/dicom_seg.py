@@ -169,8 +169,19 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     multi_frame = any(frame is not None for frame in source.frames)
     if multi_frame:
         uid = str(_source_header(source.paths[0]).SOPInstanceUID)
+        images = {(uid, frame + 1) for frame in source.frames}
     else:
         uids = [str(_source_header(p).SOPInstanceUID) for p in source.paths]
+        images = {(u, None) for u in uids}
+    # every frame must come from an image of this series (part): a SEG of other images would read as empty, since
+    # source images without frames are empty ones (an anonymised series has no UID to compare; the parts of a
+    # split series share theirs)
+    foreign = sorted({ref for ref in _frame_sources(seg) if ref not in images}, key=str)
+    if foreign:
+        shown = ", ".join(f"{u}" + (f" frame {f}" if f else "") for u, f in foreign[:3])
+        raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
+                         f"{f' (series {source.series_uid})' if source.series_uid else ''}: {shown}"
+                         f"{' …' if len(foreign) > 3 else ''}")
     for number, value in segments.items():
         try:
             if multi_frame:
@@ -184,6 +195,17 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         # (slices, rows, columns, 1) in slice order → (i = column, j = row, k = slice)
         labels[np.asarray(stack[..., 0]).transpose(2, 1, 0).astype(bool)] = value
     return labels
+
+
+def _frame_sources(seg) -> list[tuple[str, int | None]]:
+    """(referenced SOP instance UID, frame number or None) of each SEG frame."""
+    found = []
+    for groups in seg.get("PerFrameFunctionalGroupsSequence", []):
+        for derivation in groups.get("DerivationImageSequence", []):
+            for item in derivation.get("SourceImageSequence", []):
+                frame = item.get("ReferencedFrameNumber")
+                found.append((str(item.ReferencedSOPInstanceUID), int(frame) if frame is not None else None))
+    return found
 
 
 def recorded_series(sidecar: dict) -> str | None:
@@ -201,11 +223,21 @@ def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | N
     is the input its sidecar records (or ``source_path``, where it lies now), in the series it records."""
     from medseg.io.images import read_image
 
-    source_path = source_path or sidecar.get("input")
+    path = Path(path)
+    recorded = sidecar.get("input")
     labels = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
-    if not source_path or not labels:
+    if not (source_path or recorded) or not labels:
         raise InputError(f"{path}: a DICOM SEG is placed on its source series, which its sidecar must name (with the "
                          "labels); none found")
+    if source_path is None:
+        # a relative path (sidecars before medseg recorded absolute ones) was relative to the folder the run
+        # started in: tried from here, from the SEG's folder and from the folder above it
+        candidates = [Path(recorded)] if Path(recorded).is_absolute() else [
+            Path(recorded), path.parent / recorded, path.parent.parent / recorded]
+        source_path = next((c for c in candidates if c.exists()), None)
+        if source_path is None:
+            raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found; the SEG "
+                             "is scored on the source images it references")
     source = read_image(source_path, series=recorded_series(sidecar))
     array = read_dicom_seg(path, source, labels)
     return Volume(array=array, affine=source.affine, source=Path(path), info={"dicom_seg_source": str(source_path)})

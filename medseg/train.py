@@ -629,8 +629,9 @@ def train(
         check_resume(out_dir, config, val_ids, val_split)
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         _check_same_data(out_dir, state.get("data_sha256"), data)
+        state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
         state["config"] = started_with
-        planned = state.setdefault("epochs_planned", [])
+        planned = state.setdefault("epochs_planned", [None])  # None: a checkpoint from before they were recorded
         if not planned or planned[-1] != int(settings["epochs"]):  # an extended run: its schedule changed midway
             planned.append(int(settings["epochs"]))
         if ema is not None:
@@ -995,9 +996,15 @@ accuracy figures were measured.
            if "train_case_ids" in training else
            "the validation case ids are listed in `model.json` under `training.val_cases`")
     planned = training.get("epochs_planned") or []
-    extended = (f"\nResumed with another epoch count (planned {', then '.join(map(str, planned))}): the "
-                "learning-rate schedule changed midway, so a fresh run of these settings would not give these "
-                "weights.\n" if len(planned) > 1 else "")
+    if len(planned) == 2 and planned[0] is None:
+        extended = (f"\nResumed from a checkpoint that did not record how many epochs it planned (then {planned[1]}): "
+                    "had it planned another count, the learning-rate schedule changed midway.\n")
+    elif len(planned) > 1:
+        counts = ", then ".join("unknown" if n is None else str(n) for n in planned)
+        extended = (f"\nResumed with another epoch count (planned {counts}): the learning-rate schedule changed "
+                    "midway, so a fresh run of these settings would not give these weights.\n")
+    else:
+        extended = ""
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}

@@ -274,3 +274,31 @@ def test_one_file_named_twice_is_refused_before_anything_is_written(tmp_path):
         with atomic_paths([target, tmp_path / "x" / ".." / "cohort.tsv"]):
             pass
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_copy_aside_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
+    """No hard links and a full disk while the old output is copied aside: one line, the old outputs unchanged, no
+    partial copy left beside them."""
+    import errno
+    import shutil
+
+    import medseg.io.atomic as atomic
+
+    def no_link(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    def full_disk(source, target, **kwargs):
+        with open(target, "wb") as handle:
+            handle.write(b"pa")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "link", no_link)
+    monkeypatch.setattr(shutil, "copy2", full_disk)
+    targets = [tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"]
+    for target in targets:
+        target.write_text("old")
+    with pytest.raises(OutputWriteError, match=r"No space left on device\); no output of this set was changed$"):
+        with atomic_paths(targets, overwrite=True) as temps:
+            for temp in temps:
+                temp.write_text("new")
+    assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"] and [t.read_text() for t in targets] == ["old", "old"]

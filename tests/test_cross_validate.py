@@ -59,3 +59,22 @@ def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsy
     assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "2",
                            "--summary-only"]) == 1
     assert "no package for fold 2" in capsys.readouterr().err and not (out / "fold2").exists()
+
+
+def test_a_fold_without_a_labels_dice_prints_n_a_and_is_left_out_of_the_mean(cross_validate, tmp_path, capsys):
+    torch.set_num_threads(1)
+    images, labels = write_set(tmp_path / "data")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_training_config(epochs=1)))
+    out = tmp_path / "cv"
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "0,1"]) == 0
+    capsys.readouterr()
+    record = json.loads((out / "fold0" / "model.json").read_text())
+    record["training"]["val_dice"]["3"] = None  # as when fold 0's validation cases hold no label 3
+    (out / "fold0" / "model.json").write_text(json.dumps(record))
+    other = json.loads((out / "fold1" / "model.json").read_text())["training"]["val_dice"]["3"]
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "0,1",
+                           "--summary-only"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split()[4] == "n/a"
+    assert float(lines[4].split()[4]) == pytest.approx(other, abs=5e-5) and lines[5].split()[3] == "n/a"

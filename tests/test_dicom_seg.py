@@ -376,3 +376,35 @@ def csv_rows(path):
 
     with open(path, newline="", encoding="utf-8") as handle:
         yield from csv.DictReader(handle, delimiter="\t")
+
+
+def test_a_seg_of_other_images_of_the_same_series_uid_is_refused(tmp_path):
+    """Two series sharing one UID (parts of a split series, or anonymised copies): the UID cannot tell them apart,
+    the referenced images can. Read against the wrong one, the SEG would otherwise be all background."""
+    from medseg.dicom_seg import read_dicom_seg
+
+    values = stored_values(SHAPE, seed=16)
+    write_series(tmp_path / "a", values, slice_positions(SHAPE[2], 2.0), series_uid="1.2.3.4", seed=1)
+    write_series(tmp_path / "b", values, slice_positions(SHAPE[2], 2.0), series_uid="1.2.3.4", seed=2)
+    a, b = read_dicom_series(tmp_path / "a"), read_dicom_series(tmp_path / "b")
+    write_dicom_seg(label_rule(a.array), a, tmp_path / "seg.dcm", NAMES, "test-model")
+    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} image\(s\) that are not in .*b \(series "
+                                         r"1.2.3.4\): "):
+        read_dicom_seg(tmp_path / "seg.dcm", b, NAMES)
+
+
+def test_a_seg_finds_its_source_from_an_old_relative_sidecar_or_says_what_is_missing(tmp_path, monkeypatch):
+    from medseg.dicom_seg import read_seg_volume
+
+    values = stored_values(SHAPE, seed=17)
+    write_series(tmp_path / "study" / "series", values, slice_positions(SHAPE[2], 2.0), seed=1)
+    volume = read_dicom_series(tmp_path / "study" / "series")
+    (tmp_path / "study" / "out").mkdir()
+    seg = tmp_path / "study" / "out" / "series_seg.dcm"
+    write_dicom_seg(label_rule(volume.array), volume, seg, NAMES, "test-model")
+    sidecar = {"input": "series", "labels": {str(k): v for k, v in NAMES.items()}}  # relative to study/, the run's
+    monkeypatch.chdir(tmp_path)
+    assert np.array_equal(read_seg_volume(seg, sidecar).array, label_rule(volume.array))
+    with pytest.raises(InputError, match=r"series_seg.dcm: its source series gone \(recorded in its sidecar\) is not "
+                                         r"found; the SEG is scored on the source images it references"):
+        read_seg_volume(seg, {**sidecar, "input": "gone"})

@@ -260,26 +260,23 @@ def test_harmless_header_oddities_are_read_and_written_back_as_stored(tmp_path, 
     assert np.array_equal(nib.load(outputs.segmentation).affine, nib.load(tmp_path / "odd.nii.gz").affine)
 
 
-def test_an_analyze_file_without_orientation_is_read_like_a_nifti_without_codes(tmp_path, make_package):
-    """Analyze states no orientation (nibabel assumes a left/right flip): method 1 with the note, as for a NIfTI
-    whose codes are 0, and the output claims no scanner coordinates (codes 0) either."""
+def test_an_analyze_file_without_orientation_is_read_as_its_tools_read_it_and_says_so(tmp_path, make_package):
+    """Analyze states no orientation: read as nibabel and SPM read it (the origin field, x mirrored), so that the
+    segmentation overlays the input in those tools, with the note in the sidecar."""
     segmenter = Segmenter(load_package(make_package()), device="cpu")
     array = make_phantom((24, 24, 8), seed=2).image
-    nib.save(nib.AnalyzeImage(array, np.diag([1.7, 0.8, 0.7, 1.0])), tmp_path / "ana.img")
+    image = nib.Spm99AnalyzeImage(array, np.diag([1.7, 0.8, 0.7, 1.0]))
+    image.header["origin"][:3] = [10, 11, 3]
+    nib.save(image, tmp_path / "ana.img")
     (tmp_path / "ana.mat").unlink(missing_ok=True)
-    header = nib.Nifti1Header()
-    header.set_data_shape(array.shape)
-    header.set_zooms((1.7, 0.8, 0.7))
-    nib.save(nib.Nifti1Image(array, None, header=header), tmp_path / "codes0.nii.gz")
-    labels_ana, sidecar = _segment(tmp_path / "ana.img", segmenter.package, tmp_path / "a")
-    labels_nifti, _ = _segment(tmp_path / "codes0.nii.gz", segmenter.package, tmp_path / "b")
-    np.testing.assert_array_equal(labels_ana, labels_nifti)
-    assert sidecar["input_info"]["orientation_note"].startswith("no orientation in the header (an Analyze header)")
+    source = nib.load(tmp_path / "ana.img")
+    assert source.affine[0, 0] < 0 and source.affine[0, 3] == pytest.approx(9 * 1.7)  # mirrored, from the origin
+    _, sidecar = _segment(tmp_path / "ana.img", segmenter.package, tmp_path / "a")
+    assert sidecar["input_info"]["orientation_note"].startswith(
+        "no orientation in the header (an Analyze file without an SPM .mat): read as nibabel and SPM read it")
+    assert np.allclose(sidecar["affine"], source.affine)
     written = nib.load(tmp_path / "a" / "ana_seg.nii.gz")
-    assert int(written.header["sform_code"]) == 0 and int(written.header["qform_code"]) == 0
-    assert np.allclose(written.header["pixdim"][1:4], [1.7, 0.8, 0.7])
-    # nibabel reads input and output alike (its Analyze-style affine for both): they overlay
-    assert np.allclose(written.affine, nib.load(tmp_path / "ana.img").affine)
+    assert np.allclose(written.affine, source.affine)  # overlays the input
 
 
 def test_a_2d_image_across_the_models_slices_is_refused(tmp_path, make_package):

@@ -806,3 +806,30 @@ def test_a_resampling_package_records_the_dice_users_get_on_the_input_grid(tmp_p
         if scores:
             assert training["val_dice"][value] == pytest.approx(float(np.mean(scores)), abs=1e-9)
     assert "mapped back onto its own grid" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_a_checkpoint_from_before_data_fingerprints_gets_one_on_resuming(tiny_set, tmp_path, capsys, config_file,
+                                                                         monkeypatch):
+    import shutil
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    shutil.copytree(tiny_set[0], images)
+    shutil.copytree(tiny_set[1], labels)
+    out = tmp_path / "model"
+    args = _train_cli(images, labels, out, "-c", str(config_file))
+    assert _interrupted_in_second_epoch(args, monkeypatch) == 130
+    record = out / ".checkpoint" / "last.json"
+    state = json.loads(record.read_text())
+    for key in ("data_sha256", "epochs_planned"):  # as an older medseg wrote it
+        state.pop(key)
+    record.write_text(json.dumps(state))
+    assert _exit_code(args + ["--resume", "--epochs", "3"]) == 0
+    training = json.loads((out / "model.json").read_text())["training"]
+    assert training["epochs_planned"] == [None, 3]
+    assert "Resumed from a checkpoint that did not record how many epochs it planned (then 3)" in \
+        (out / "MODEL_CARD.md").read_text()
+    label = nib.load(labels / "case4.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), labels / "case4.nii.gz")
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume", "--epochs", "4"]) == 1
+    assert "the checkpoint was trained on other data (changed: case4)" in capsys.readouterr().err

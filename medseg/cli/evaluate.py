@@ -45,7 +45,8 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     sidecar = prediction.with_name(f"{stem(prediction)}.json")  # written by `medseg infer` beside its output
     if case_id is None:
         case_id = stem(prediction).removesuffix("_seg")
-    output = file_output("-o", output, f"{case_id}_metrics.json", (".json",))
+    safe = case_id.replace("/", "_").replace("\\", "_")  # a folder as -o: the file goes in it, not below it
+    output = file_output("-o", output, f"{safe}_metrics.json", (".json",))
     if output is not None:
         if any(
                 output.resolve() == path.resolve() for path in (prediction, reference, sidecar)):

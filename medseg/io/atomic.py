@@ -164,7 +164,12 @@ def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
                 try:  # a second name: the target stays visible until the new file replaces it
                     os.link(target, backup, follow_symlinks=False)
                 except OSError:  # no hard links here (some network or FAT file systems): a copy, the target stays
-                    shutil.copy2(target, backup, follow_symlinks=False)
+                    try:
+                        shutil.copy2(target, backup, follow_symlinks=False)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            backup.unlink()  # a partial copy (a full disk) is not left behind
+                        raise
                 backups[target] = backup
             os.replace(temp, target)
             placed.append(target)

@@ -85,14 +85,8 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
     # Nifti1Pair / Nifti2Pair include the single-file images: their header as stored (codes, units, pixdim) is
-    # what outputs copy; an Analyze header without orientation becomes a NIfTI header with codes 0, which states
-    # none either
-    if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)):
-        header = raw_header(image)
-    elif orientation_note is not None:
-        header = nib.Nifti1Header.from_header(image.header)
-    else:
-        header = None
+    # what outputs copy
+    header = raw_header(image) if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)) else None
     return Volume(
         array=array,
         affine=affine,
@@ -112,9 +106,10 @@ def affine_mm(image) -> tuple[np.ndarray, str | None]:
     """The voxel → world affine of a nibabel image in millimetres, and a note when the header gives no orientation.
 
     nibabel's ``affine`` ignores the spatial unit of ``xyzt_units``: a file in microns or metres is scaled here
-    to mm. A NIfTI file whose sform and qform codes are both 0, and an Analyze file without an SPM ``.mat``, have
-    no orientation; the NIfTI standard's method 1 (x = i·pixdim[1], y = j·pixdim[2], z = k·pixdim[3], no flip) is
-    used for them, not nibabel's Analyze-style fallback, which mirrors left and right; the note says so.
+    to mm. A NIfTI file whose sform and qform codes are both 0 has no orientation; the NIfTI standard's method 1
+    (x = i·pixdim[1], y = j·pixdim[2], z = k·pixdim[3], no flip) is used for it, not nibabel's Analyze-style
+    fallback, which mirrors left and right; the note says so. An Analyze file without an SPM ``.mat`` states none
+    either: it is read as nibabel and SPM read it (its outputs must overlay it in those tools), with a note.
 
     The header is checked as the file stores it (nibabel quietly repairs some fields on loading): an sform or qform
     code outside 0–4, a spatial unit NIfTI does not define, or a voxel size of zero, below zero or not finite in
@@ -145,9 +140,11 @@ def affine_mm(image) -> tuple[np.ndarray, str | None]:
         if scale != 1.0:
             affine = np.diag([scale, scale, scale, 1.0]) @ affine
     elif isinstance(header, nib.analyze.AnalyzeHeader) and not _has_spm_mat(image):
+        # kept as nibabel and SPM read it (origin field, x mirrored), so that outputs overlay the input in the tools
+        # that made it; but said, since the header does not state it
         _check_voxel_sizes(raw, image.shape, name)
-        affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
-        note = _NO_ORIENTATION.format(why="an Analyze header")
+        note = ("no orientation in the header (an Analyze file without an SPM .mat): read as nibabel and SPM read "
+                "it (the header's origin, x mirrored, the radiological convention); left and right may be swapped")
     return affine, note
 
 
