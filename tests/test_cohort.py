@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -280,6 +281,34 @@ def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):
     folder.mark_started("a", "infer", "not this work", 5)
     again = infer_cases(samples[:1], results, other)
     assert [(c.outcome, c.reused) for c in again.cases] == [("ok", False)]
+
+
+def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(cohort):
+    """On a cluster a job killed for memory is retried with more (the Snakefile passes its mem_mb): a case that
+    died twice with 2000 and 4000 MB is tried again with 6000, and given up only when two deaths had as much."""
+    from medseg.cohort.run import infer_fingerprint
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    sample = next(s for s in read_samples(sheet) if s.case_id == "a")
+    folder = ResultsFolder(results)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=4, overlap=0.3)  # work of its own
+    print_ = infer_fingerprint(sample, load_package(MODEL), options)
+    folder.mark_started("a", "infer", print_, 1, 2000)
+    folder.mark_started("a", "infer", print_, 2, 4000)
+    assert json.loads(folder.started_path("a", "infer").read_text())["memory_mb"] == [2000, 4000]
+    assert [folder.crashes("a", "infer", print_, m) for m in (None, 2000, 4000, 6000)] == [2, 2, 1, 0]
+    summary = infer_cases([sample], results, replace(options, memory_mb=6000))
+    assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "ok")]
+    # given up when two deaths had at least the job's memory
+    options = replace(options, overlap=0.35)
+    print_ = infer_fingerprint(sample, load_package(MODEL), options)
+    folder.mark_started("a", "infer", print_, 1, 4000)
+    folder.mark_started("a", "infer", print_, 2, 4000)
+    summary = infer_cases([sample], results, replace(options, memory_mb=4000))
+    assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
+    assert "died 2 times without reporting an error (crashed, killed or out of memory, 2 of them with 4000 MB or " \
+           "more); not tried again" in json.loads(folder.failure("a").read_text())["error"]
 
 
 def test_cli_refuses_unknown_cases(cohort, capsys):

@@ -250,32 +250,37 @@ def _kill_worker_when_started(status: Path, case: str, attempt: int, deadline: f
 
 @pytest.mark.slow
 def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(tmp_path):
-    """A worker killed twice on the same case (as by a crash or the OOM killer): the job is retried, the case is
-    recorded as failed on the third attempt, and the other cases of its batch complete."""
+    """A worker killed on the same case at every attempt (a crash, or the OOM killer even with the retries' extra
+    memory): the job's three attempts fail, the next run records the case as failed without trying it again (its
+    deaths had at least the memory the job has then), and the other cases of the batch complete. Each attempt noted
+    the memory its job had, so a case killed only with less would have been tried again."""
     data = tmp_path / "data"
     data.mkdir()
     for seed, name in enumerate(("k0", "crash", "k2")):
         write_phantom(data / f"{name}.nii.gz", None, shape=(96, 96, 48), seed=60 + seed)
     sheet = write_sheet(data, [(name, f"{name}.nii.gz", "") for name in ("k0", "crash", "k2")])
     results = tmp_path / "results"
-    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", "cases_per_job=3"]
+    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", "cases_per_job=3", "mem_mb=1000"]
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
                "--cores", "1", "--config", *settings]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 400
-        _kill_worker_when_started(results / "status", "crash", 1, deadline)
-        _kill_worker_when_started(results / "status", "crash", 2, deadline)
+        for attempt in (1, 2, 3):
+            _kill_worker_when_started(results / "status", "crash", attempt, deadline)
         _, stderr = process.communicate(timeout=400)
     finally:
         process.kill()
-    assert process.returncode == 0, stderr[-3000:]
+    assert process.returncode != 0  # the job's retries are spent
+    started = json.loads((results / "status" / "crash.infer.started.json").read_text())
+    assert started["attempts"] == 3 and started["memory_mb"] == [1000, 2000, 3000]
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
     failure = json.loads((results / "cases" / "crash" / "crash_failed.json").read_text())
     assert (failure["stage"], failure["error_type"]) == ("infer", "WorkerDiedError")
-    assert "died 2 times" in failure["error"]
+    assert "died 3 times" in failure["error"] and "with 1000 MB or more" in failure["error"]
     job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
-    assert {c["case_id"]: (c["outcome"], c["reused"]) for c in job["cases"]} == {
-        "k0": ("ok", True), "crash": ("failed", False), "k2": ("ok", False)}
+    assert {c["case_id"]: c["outcome"] for c in job["cases"]} == {"k0": "ok", "crash": "failed", "k2": "ok"}
     assert (results / "cases" / "k2" / "k2_seg.nii.gz").is_file()
     assert (results / "report.html").is_file()
 

@@ -20,6 +20,9 @@ _results = click.option("-o", "--results", type=click.Path(file_okay=False, path
                         help="The cohort's results folder (cases/<id>/... and status/).")
 _cases = click.option("--case", "cases", multiple=True, metavar="ID",
                       help="Run only this case (repeatable; default: every case of the sheet).")
+_memory = click.option("--memory-mb", type=click.IntRange(1), default=None,
+                       help="The memory this job has (the scheduler's request): a case whose earlier attempts died "
+                            "with less is tried again instead of being given up.")
 _record = click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -88,8 +91,9 @@ def _report(summary, record) -> None:
 @batch_option
 @click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
 @threads_option
+@_memory
 @_record
-def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, record):
+def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, record):
     """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
 
     Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
@@ -103,7 +107,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     _stop_on_sigterm()
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
-                           threads=threads)
+                           threads=threads, memory_mb=memory_mb)
     _report(infer_cases(selected, results, options), record)
     return 0
 
@@ -113,8 +117,9 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @_results
 @_cases
 @threads_option
+@_memory
 @_record
-def evaluate(samples, results, cases, threads, record):
+def evaluate(samples, results, cases, threads, memory_mb, record):
     """Score the segmented cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json.
 
     \b
@@ -124,5 +129,5 @@ def evaluate(samples, results, cases, threads, record):
 
     _stop_on_sigterm()
     selected = _select(samples, cases)
-    _report(evaluate_cases(selected, results, threads=threads), record)
+    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb), record)
     return 0

@@ -16,7 +16,9 @@ leaves either a finished case or one that is redone from scratch.
 A case that kills the process working on it (a decoder that crashes, the out-of-memory killer) cannot record
 its own failure. Each attempt is therefore noted before it starts (``.started.json``); a case that was started
 :data:`MAX_ATTEMPTS` times for the same work without finishing is recorded as failed instead of being tried
-again (the Snakefile retries a job that died, so the rest of its batch still runs).
+again (the Snakefile retries a job that died, so the rest of its batch still runs). Each attempt notes the memory
+its job had (``--memory-mb``, from the scheduler's request); attempts that died with less memory than the job now
+has do not count, so a case killed for memory is tried again when a retry brings more.
 """
 
 from __future__ import annotations
@@ -153,16 +155,36 @@ class ResultsFolder:
             return 0
         return int(record.get("attempts", 0))
 
-    def mark_started(self, case_id: str, stage: str, print_: str, attempts: int) -> None:
+    def crashes(self, case_id: str, stage: str, print_: str, memory_mb: int | None = None) -> int:
+        """The unfinished attempts that count against trying once more: all of them, or, given the memory this job
+        has (``memory_mb``), those that had as much or more. An attempt killed with less memory (the scheduler's
+        out-of-memory kill, retried with more) may succeed now; attempts that recorded no memory count."""
+        total = self.attempts(case_id, stage, print_)
+        if memory_mb is None or not total:
+            return total
+        record = json.loads(self.started_path(case_id, stage).read_text())
+        known = [m for m in record.get("memory_mb") or [] if isinstance(m, int)][:total]
+        return total - len(known) + sum(1 for m in known if m >= memory_mb)
+
+    def mark_started(self, case_id: str, stage: str, print_: str, attempts: int, memory_mb: int | None = None) -> None:
+        memories: list = []
+        if attempts > 1:  # the earlier attempts' memory, from the record of the same work
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                record = json.loads(self.started_path(case_id, stage).read_text())
+                if record.get("fingerprint") == print_:
+                    memories = list(record.get("memory_mb") or [])[:attempts - 1]
+        memories += [None] * (attempts - 1 - len(memories)) + [memory_mb]
         write_json(self.started_path(case_id, stage), {
             "case_id": case_id, "stage": stage, "fingerprint": print_, "attempts": attempts,
-            "pid": os.getpid(), "created": now()})
+            "memory_mb": memories, "pid": os.getpid(), "created": now()})
 
     def unmark_started(self, case_id: str, stage: str, attempts_before: int) -> None:
         """Take back the attempt just marked (the run was stopped, the case did not crash it)."""
         if attempts_before:
             record = json.loads(self.started_path(case_id, stage).read_text())
-            write_json(self.started_path(case_id, stage), record | {"attempts": attempts_before})
+            memories = list(record.get("memory_mb") or [])[:attempts_before]
+            write_json(self.started_path(case_id, stage), record | {"attempts": attempts_before,
+                                                                    "memory_mb": memories})
         else:
             with contextlib.suppress(FileNotFoundError):
                 self.started_path(case_id, stage).unlink()

@@ -53,6 +53,7 @@ class InferOptions:
     batch_size: int = 16
     overlap: float | None = None
     threads: int | None = None  # CPU threads for torch; does not change results
+    memory_mb: int | None = None  # the job's memory (the scheduler's request): crashes with less do not count
 
 
 @dataclass
@@ -154,10 +155,10 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
     attempts = folder.attempts(case_id, "infer", print_)
-    if attempts >= MAX_ATTEMPTS:
-        return _died(sample, folder, "infer", print_, attempts)
+    if folder.crashes(case_id, "infer", print_, options.memory_mb) >= MAX_ATTEMPTS:
+        return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
-    folder.mark_started(case_id, "infer", print_, attempts + 1)
+    folder.mark_started(case_id, "infer", print_, attempts + 1, options.memory_mb)
     clock = time.perf_counter()
     try:
         outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
@@ -190,11 +191,13 @@ def _blocked_case_folder(folder: ResultsFolder, case_id: str) -> CaseOutcome | N
     return None
 
 
-def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attempts: int) -> CaseOutcome:
+def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attempts: int,
+          memory_mb: int | None = None) -> CaseOutcome:
     """Record a case whose earlier attempts killed their process, instead of trying it once more."""
+    memory = f", {MAX_ATTEMPTS} of them with {memory_mb} MB or more" if memory_mb is not None else ""
     error = WorkerDiedError(
         f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
-        f"(crashed, killed or out of memory); not tried again"
+        f"(crashed, killed or out of memory{memory}); not tried again"
     )
     log.error("%s: FAILED at %s: %s", sample.case_id, stage, error)
     failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference)
@@ -203,8 +206,10 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
     return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
 
 
-def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None) -> JobSummary:
-    """Score the segmentations of ``samples`` that have a reference, skipping finished cases.
+def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
+                   memory_mb: int | None = None) -> JobSummary:
+    """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
+    job's memory, as for :class:`InferOptions`).
 
     Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``.
     """
@@ -219,7 +224,8 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
             else:
                 log.info("%s: no reference, nothing to score", sample.case_id)
             continue
-        summary.cases.append(_blocked_case_folder(folder, sample.case_id) or _evaluate_one(sample, folder, setup))
+        summary.cases.append(_blocked_case_folder(folder, sample.case_id)
+                             or _evaluate_one(sample, folder, setup, memory_mb))
     summary.setup_s = round(setup.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
@@ -245,7 +251,8 @@ class _MetricsSetup:
             self.setup_s = time.perf_counter() - clock
 
 
-def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup) -> CaseOutcome:
+def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
+                  memory_mb: int | None = None) -> CaseOutcome:
     from medseg.metrics import evaluate_files, metrics_json
 
     case_id = sample.case_id
@@ -264,10 +271,10 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup) -
         return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
     folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
     attempts = folder.attempts(case_id, "evaluate", print_)
-    if attempts >= MAX_ATTEMPTS:
-        return _died(sample, folder, "evaluate", print_, attempts)
+    if folder.crashes(case_id, "evaluate", print_, memory_mb) >= MAX_ATTEMPTS:
+        return _died(sample, folder, "evaluate", print_, attempts, memory_mb)
     setup.get()
-    folder.mark_started(case_id, "evaluate", print_, attempts + 1)
+    folder.mark_started(case_id, "evaluate", print_, attempts + 1, memory_mb)
     clock = time.perf_counter()
     metrics_path = folder.metrics(case_id)
     try:

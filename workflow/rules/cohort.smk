@@ -3,8 +3,8 @@
 # Each job ends by writing its record under RESULTS/jobs/ atomically, after every case of the batch has
 # either its outputs or its failure record; a case is never left half-written under its final name.
 # A job that dies (a case crashed or exhausted its process) is retried with more memory and time: finished cases
-# are kept, and a case that killed two attempts is recorded as failed instead of being tried a third time
-# (medseg/cohort/records.py).
+# are kept, and a case that killed two attempts with as much memory as the job now has is recorded as failed
+# instead of being tried again (medseg/cohort/records.py); one killed with less is tried with the retry's memory.
 
 
 rule infer:
@@ -41,7 +41,7 @@ rule infer:
     shell:
         "{params.medseg} -v cohort infer {params.sheet:q} -o {params.results:q} {params.cases} --model {params.model:q}"
         " --device {params.device} --precision {params.precision} --batch-size {params.batch_size}"
-        " {params.overlap} --threads {threads} --record {output.record:q} > {log:q} 2>&1"
+        " {params.overlap} --threads {threads} --memory-mb {resources.mem_mb} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -69,7 +69,7 @@ rule evaluate:
         runtime=lambda wildcards, attempt: 30 * attempt,
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
-        " --record {output.record:q} > {log:q} 2>&1"
+        " --memory-mb {resources.mem_mb} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule report:
