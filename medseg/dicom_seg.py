@@ -133,7 +133,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
         raise DicomError(f"{volume.source}: cannot make a DICOM SEG from this series "
                          f"({' '.join(str(error).split()) or type(error).__name__})") from error
     seg.save_as(str(path))
-    log.info("%s: DICOM SEG with %d segments over %d source images", path, len(values), len(source_images))
+    log.info("%s: DICOM SEG made with %d segments over %d source images", volume.source, len(values),
+             len(source_images))  # (path is still the temporary name here)
 
 
 def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]) -> np.ndarray:
