@@ -23,6 +23,9 @@ _cases = click.option("--case", "cases", multiple=True, metavar="ID",
 _memory = click.option("--memory-mb", type=click.IntRange(1), default=None,
                        help="The memory this job has (the scheduler's request): a case whose earlier attempts died "
                             "with less is tried again instead of being given up.")
+_final_memory = click.option("--final-memory-mb", type=click.IntRange(1), default=None,
+                             help="The memory of the job's last retry: there, a case whose workers died twice is "
+                                  "given up (so that the rest of the batch completes) instead of tried once more.")
 _record = click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -92,8 +95,10 @@ def _report(summary, record) -> None:
 @click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
 @threads_option
 @_memory
+@_final_memory
 @_record
-def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, record):
+def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
+          record):
     """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
 
     Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
@@ -107,7 +112,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     _stop_on_sigterm()
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
-                           threads=threads, memory_mb=memory_mb)
+                           threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb)
     _report(infer_cases(selected, results, options), record)
     return 0
 
@@ -118,8 +123,9 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @_cases
 @threads_option
 @_memory
+@_final_memory
 @_record
-def evaluate(samples, results, cases, threads, memory_mb, record):
+def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, record):
     """Score the segmented cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json.
 
     \b
@@ -129,5 +135,6 @@ def evaluate(samples, results, cases, threads, memory_mb, record):
 
     _stop_on_sigterm()
     selected = _select(samples, cases)
-    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb), record)
+    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb),
+            record)
     return 0

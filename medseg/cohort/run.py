@@ -54,6 +54,7 @@ class InferOptions:
     overlap: float | None = None
     threads: int | None = None  # CPU threads for torch; does not change results
     memory_mb: int | None = None  # the job's memory (the scheduler's request): crashes with less do not count
+    final_memory_mb: int | None = None  # the memory of the job's last retry (see give_up)
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if blocked is not None:
         return blocked
     print_ = infer_fingerprint(sample, package, options)
-    done = folder.finished(case_id, "infer", print_)
+    done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
     if done is not None:
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
@@ -155,7 +156,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
     attempts = folder.attempts(case_id, "infer", print_)
-    if folder.crashes(case_id, "infer", print_, options.memory_mb) >= MAX_ATTEMPTS:
+    if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_memory_mb):
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
     folder.mark_started(case_id, "infer", print_, attempts + 1, options.memory_mb)
@@ -191,23 +192,47 @@ def _blocked_case_folder(folder: ResultsFolder, case_id: str) -> CaseOutcome | N
     return None
 
 
+def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory_mb: int | None,
+            final_memory_mb: int | None) -> bool:
+    """Whether a case whose earlier attempts killed their process is given up instead of tried once more: when
+    :data:`MAX_ATTEMPTS` of them had at least this job's memory, or when this is the job's last retry
+    (``memory_mb`` has reached ``final_memory_mb``) and it died :data:`MAX_ATTEMPTS` times already. The second
+    rule keeps one case that kills every worker from failing its job, and the run, for good: the other cases of
+    the batch complete and the report is made; its record says to raise the memory to try it again."""
+    if folder.crashes(case_id, stage, print_, memory_mb) >= MAX_ATTEMPTS:
+        return True
+    last = memory_mb is not None and final_memory_mb is not None and memory_mb >= final_memory_mb
+    return last and folder.attempts(case_id, stage, print_) >= MAX_ATTEMPTS
+
+
+def _unless_more_memory(done: dict | None, memory_mb: int | None, case_id: str) -> dict | None:
+    """A finished record, unless it is a case given up for killing its workers and this job has more memory than
+    they had (the user raised mem_mb): then the case is tried again."""
+    died_with = (done or {}).get("worker_died_memory_mb")
+    if done is not None and died_with is not None and memory_mb is not None and memory_mb > died_with:
+        log.info("%s: its workers died with %d MB; trying again with %d MB", case_id, died_with, memory_mb)
+        return None
+    return done
+
+
 def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attempts: int,
           memory_mb: int | None = None) -> CaseOutcome:
     """Record a case whose earlier attempts killed their process, instead of trying it once more."""
-    memory = f", {MAX_ATTEMPTS} of them with {memory_mb} MB or more" if memory_mb is not None else ""
+    memory = f"; not tried again with {memory_mb} MB (raise mem_mb to try it with more)" if memory_mb else \
+        "; not tried again"
     error = WorkerDiedError(
         f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
-        f"(crashed, killed or out of memory{memory}); not tried again"
+        f"(crashed, killed or out of memory){memory}"
     )
     log.error("%s: FAILED at %s: %s", sample.case_id, stage, error)
     failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference)
     folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
-                         {"failed_stage": stage})
+                         {"failed_stage": stage, "worker_died_memory_mb": memory_mb})
     return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
 
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
-                   memory_mb: int | None = None) -> JobSummary:
+                   memory_mb: int | None = None, final_memory_mb: int | None = None) -> JobSummary:
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
     job's memory, as for :class:`InferOptions`).
 
@@ -225,7 +250,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
                 log.info("%s: no reference, nothing to score", sample.case_id)
             continue
         summary.cases.append(_blocked_case_folder(folder, sample.case_id)
-                             or _evaluate_one(sample, folder, setup, memory_mb))
+                             or _evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
     summary.setup_s = round(setup.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
@@ -252,7 +277,7 @@ class _MetricsSetup:
 
 
 def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
-                  memory_mb: int | None = None) -> CaseOutcome:
+                  memory_mb: int | None = None, final_memory_mb: int | None = None) -> CaseOutcome:
     from medseg.metrics import evaluate_files, metrics_json
 
     case_id = sample.case_id
@@ -261,7 +286,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         raise InputError(f"{folder.root}: case {case_id} has not been segmented yet; run the infer step first")
     print_ = fingerprint(stage="evaluate", case_id=case_id, infer_run=inferred["run_id"],
                          reference=str(sample.reference), reference_signature=path_signature(sample.reference))
-    done = folder.finished(case_id, "evaluate", print_)
+    done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, case_id)
     if done is not None:
         log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
@@ -271,7 +296,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
     folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
     attempts = folder.attempts(case_id, "evaluate", print_)
-    if folder.crashes(case_id, "evaluate", print_, memory_mb) >= MAX_ATTEMPTS:
+    if give_up(folder, case_id, "evaluate", print_, memory_mb, final_memory_mb):
         return _died(sample, folder, "evaluate", print_, attempts, memory_mb)
     setup.get()
     folder.mark_started(case_id, "evaluate", print_, attempts + 1, memory_mb)

@@ -3,8 +3,9 @@
 # Each job ends by writing its record under RESULTS/jobs/ atomically, after every case of the batch has
 # either its outputs or its failure record; a case is never left half-written under its final name.
 # A job that dies (a case crashed or exhausted its process) is retried with more memory and time: finished cases
-# are kept, and a case that killed two attempts with as much memory as the job now has is recorded as failed
-# instead of being tried again (medseg/cohort/records.py); one killed with less is tried with the retry's memory.
+# are kept, and a case that killed two attempts with as much memory as the job now has, or two attempts in all by
+# the job's last retry, is recorded as failed instead of being tried again (medseg/cohort/run.py give_up); one
+# killed with less is tried with the retry's memory, and a later run with a larger mem_mb tries it again.
 
 
 rule infer:
@@ -25,6 +26,7 @@ rule infer:
         precision=config["precision"],
         batch_size=config["batch_size"],
         overlap="" if config["overlap"] is None else f"--overlap {config['overlap']}",
+        final_mem=config["mem_mb"] * 3,  # the memory of the last of the 1 + 2 retries' attempts
     log:
         f"{RESULTS}/logs/infer/{{batch}}.log",
     conda:
@@ -41,7 +43,8 @@ rule infer:
     shell:
         "{params.medseg} -v cohort infer {params.sheet:q} -o {params.results:q} {params.cases} --model {params.model:q}"
         " --device {params.device} --precision {params.precision} --batch-size {params.batch_size}"
-        " {params.overlap} --threads {threads} --memory-mb {resources.mem_mb} --record {output.record:q} > {log:q} 2>&1"
+        " {params.overlap} --threads {threads} --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem}"
+        " --record {output.record:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -56,6 +59,7 @@ rule evaluate:
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         references=lambda wildcards: inputs_signature(wildcards, "reference"),
+        final_mem=2000 * 3,
     log:
         f"{RESULTS}/logs/evaluate/{{batch}}.log",
     conda:
@@ -69,7 +73,7 @@ rule evaluate:
         runtime=lambda wildcards, attempt: 30 * attempt,
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
-        " --memory-mb {resources.mem_mb} --record {output.record:q} > {log:q} 2>&1"
+        " --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule report:
