@@ -944,7 +944,8 @@ def _extent_line(extent: dict | None) -> str:
         return ""
     sizes = " × ".join(f"{low:g}–{high:g}" for low, high in zip(extent["min"], extent["max"]))
     return (f"\n- Inputs: trained on fields of view of {sizes} mm (model-space axes, {extent.get('cases', '?')} "
-            "cases);\n  `medseg infer` flags inputs outside half the smallest to twice the largest (`unlike_training`)")
+            "cases);\n  `medseg infer` warns about inputs outside half the smallest to twice the largest, and the QA "
+            "report flags them (`unlike_training`)")
 
 
 def _count(n, noun: str) -> str:
