@@ -97,6 +97,7 @@ def segment_case(
         check_slices_fit,
         invert_labels,
         to_model_space,
+        without_voxels,
     )
 
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
@@ -128,7 +129,7 @@ def segment_case(
     check_resampling_size(volume, segmenter.package.preprocessing)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
     transforms = build_transforms(segmenter.package.preprocessing)
-    data = to_model_space(volume, transforms)
+    data = to_model_space(volume, transforms, release_voxels=True)  # only the input's grid is needed from here on
     timings["preprocess_s"] = time.perf_counter() - clock
     input_check = _input_check(data["image"], segmenter.package, input_path)
 
@@ -138,6 +139,7 @@ def segment_case(
     callback = progress(slices) if progress is not None else None
     model_labels = segmenter.predict(data["image"].as_tensor(), progress=callback)
     timings["inference_s"] = time.perf_counter() - clock
+    data = without_voxels(data)  # the model-space image is not needed to invert
 
     clock = time.perf_counter()
     labels = invert_labels(model_labels, data, transforms, volume.shape, volume.source)
@@ -192,11 +194,24 @@ def _input_check(image, package, input_path) -> dict | None:
     return check
 
 
+def _label_counts(labels: np.ndarray, minlength: int, block: int = 1 << 22) -> np.ndarray:
+    """``np.bincount(labels.ravel(), minlength)`` a block of voxels at a time: bincount casts its input to int64,
+    8 bytes per voxel (315 MB for a 512×512×150 volume) where the labels take one."""
+    flat = labels.reshape(-1)
+    counts = np.zeros(minlength, dtype=np.int64)
+    for start in range(0, flat.size, block):
+        part = np.bincount(flat[start:start + block], minlength=minlength)
+        if part.size > counts.size:
+            counts = np.pad(counts, (0, part.size - counts.size))
+        counts[: part.size] += part
+    return counts
+
+
 def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timings: dict, tiles: int) -> dict:
     import torch
 
     package = segmenter.package
-    counts = np.bincount(labels.ravel(), minlength=len(package.labels))
+    counts = _label_counts(labels, len(package.labels))
     return {
         "schema": "medseg-segmentation/1",
         "input": os.path.abspath(volume.source),  # readable from anywhere (the run's folder is not recorded)

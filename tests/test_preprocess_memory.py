@@ -1,0 +1,97 @@
+"""The memory-saving steps of preprocessing and inversion give exactly the values MONAI's own steps give."""
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Compose, NormalizeIntensityd
+
+from medseg.preprocess import (
+    InPlaceZScore,
+    _all_finite,
+    build_transforms,
+    invert_labels,
+    to_model_space,
+    without_voxels,
+)
+from medseg.segment import _label_counts
+from medseg.synthetic import make_phantom, rotation_matrix
+from medseg.volume import Volume
+
+PRE = {"orientation": "RAS", "spacing_mm": [1.0, 1.0, 1.0], "intensity": {"kind": "zscore"}}
+
+
+def _volume(order: str = "F") -> Volume:
+    rng = np.random.default_rng(0)
+    image = np.asarray(rng.normal(300.0, 200.0, size=(30, 26, 12)), dtype=np.float32, order=order)
+    affine = np.eye(4)
+    affine[:3, :3] = rotation_matrix([0.3, -0.2, 0.5]) @ np.array([[0, 0, -1.2], [0, 0.9, 0], [3.0, 0, 0]])
+    affine[:3, 3] = [-12.25, 33.5, 7.125]
+    return Volume(image, affine, source="synthetic")
+
+
+def test_in_place_zscore_is_monai_bit_for_bit():
+    image = torch.from_numpy(_volume("C").array.copy())[None]
+    expected = NormalizeIntensityd(keys="image", channel_wise=True)({"image": image.clone()})["image"]
+    result = InPlaceZScore(channel_wise=True)(image)
+    assert torch.equal(torch.as_tensor(result), torch.as_tensor(expected))
+    assert result.data_ptr() == image.data_ptr()  # written into the image: no copy
+
+
+def test_in_place_zscore_of_a_constant_image_divides_by_one():
+    image = torch.full((1, 4, 4, 4), 7.0)
+    assert torch.equal(torch.as_tensor(InPlaceZScore(channel_wise=True)(image)), torch.zeros((1, 4, 4, 4)))
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_released_voxels_give_the_same_model_space_image(order):
+    transforms = build_transforms(PRE)
+    kept, released = _volume(order), _volume(order)
+    expected = to_model_space(kept, transforms)["image"]
+    data = to_model_space(released, transforms, release_voxels=True)
+    assert torch.equal(data["image"].as_tensor(), expected.as_tensor())
+    assert np.array_equal(np.asarray(data["image"].affine), np.asarray(expected.affine))
+    # the volume keeps its grid but no voxels
+    assert released.shape == kept.shape and released.array.dtype == np.float32
+    assert released.array.strides == (0, 0, 0) and not released.array.flags.writeable
+
+
+def test_monai_compose_and_stepwise_application_agree():
+    volume = _volume()
+    transforms = build_transforms(PRE)
+    image = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume.array)), affine=torch.from_numpy(volume.affine))
+    expected = Compose(transforms.transforms)({"image": image})["image"]
+    data = to_model_space(volume, transforms)
+    assert torch.equal(data["image"].as_tensor(), expected.as_tensor())
+    assert [op["class"] for op in data["image"].applied_operations] == [
+        op["class"] for op in expected.applied_operations]
+
+
+def test_inverting_without_the_model_space_voxels_gives_the_same_labels():
+    phantom = make_phantom((30, 26, 12), seed=4)
+    volume = _volume()
+    volume.array = np.asfortranarray(phantom.image)
+    transforms = build_transforms(PRE)
+    data = to_model_space(volume, transforms)
+    model_labels = (data["image"][0].as_tensor() > 0.5).to(torch.uint8)
+    expected = invert_labels(model_labels, data, transforms, volume.shape)
+    stub = without_voxels(data)
+    assert stub["image"].numel() == 0
+    assert np.array_equal(invert_labels(model_labels, stub, transforms, volume.shape), expected)
+
+
+def test_finite_check_looks_at_every_block():
+    image = torch.zeros((1, 64, 8, 8))
+    assert _all_finite(image, block_voxels=100)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        image[0, 63, 7, 7] = bad
+        assert not _all_finite(image, block_voxels=100)
+        assert not _all_finite(MetaTensor(image), block_voxels=100)
+        image[0, 63, 7, 7] = 0.0
+
+
+def test_label_counts_in_blocks_equal_bincount():
+    labels = np.random.default_rng(1).integers(0, 5, size=(17, 13, 11), dtype=np.uint8)
+    for view in (labels, labels.transpose(2, 0, 1)):
+        assert np.array_equal(_label_counts(view, 3, block=100), np.bincount(view.ravel(), minlength=3))
+    assert np.array_equal(_label_counts(np.zeros((0, 4, 4), np.uint8), 4), np.zeros(4, np.int64))
