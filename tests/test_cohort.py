@@ -307,20 +307,26 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     folder.mark_started("a", "infer", print_, 2, 4000)
     summary = infer_cases([sample], results, replace(options, memory_mb=4000))
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
-    assert "died 2 times without reporting an error (crashed, killed or out of memory); not tried again with 4000 " \
-           "MB (raise mem_mb to try it with more)" in json.loads(folder.failure("a").read_text())["error"]
+    assert "died 2 times without reporting an error (crashed, killed or out of memory); the most memory it died " \
+           "with was 4000 MB, and a later run whose job has more tries it again" in \
+           json.loads(folder.failure("a").read_text())["error"]
     # kept as failed for as much memory, tried again (and segmented) with more
     summary = infer_cases([sample], results, replace(options, memory_mb=4000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
     summary = infer_cases([sample], results, replace(options, memory_mb=8000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
-    # on the job's last retry, two deaths in all are enough (with less memory): the batch completes
+    # on the job's last retry, two deaths in all are enough (with less memory): the batch completes; the record
+    # keeps the most memory it died with (2000 and 4000: 4000), not the last retry's, which it never had
     options = replace(options, overlap=0.4)
     print_ = infer_fingerprint(sample, load_package(MODEL), options)
     folder.mark_started("a", "infer", print_, 1, 2000)
     folder.mark_started("a", "infer", print_, 2, 4000)
     summary = infer_cases([sample], results, replace(options, memory_mb=6000, final_memory_mb=6000))
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
+    assert json.loads(folder.status_path("a", "infer").read_text())["worker_died_memory_mb"] == 4000
+    # a later run that starts lower (mem_mb 3000) but whose retries reach more (9000) tries it again
+    summary = infer_cases([sample], results, replace(options, memory_mb=3000, final_memory_mb=9000))
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
 
 
 def test_cli_refuses_unknown_cases(cohort, capsys):

@@ -22,10 +22,13 @@ _cases = click.option("--case", "cases", multiple=True, metavar="ID",
                       help="Run only this case (repeatable; default: every case of the sheet).")
 _memory = click.option("--memory-mb", type=click.IntRange(1), default=None,
                        help="The memory this job has (the scheduler's request): a case whose earlier attempts died "
-                            "with less is tried again instead of being given up.")
+                            "with less is tried again instead of being given up; one that died twice with as much is "
+                            "given up.")
 _final_memory = click.option("--final-memory-mb", type=click.IntRange(1), default=None,
-                             help="The memory of the job's last retry: there, a case whose workers died twice is "
-                                  "given up (so that the rest of the batch completes) instead of tried once more.")
+                             help="The memory of the job's last retry (needs --memory-mb): there, a case whose "
+                                  "workers died twice is given up (so that the rest of the batch completes) instead of "
+                                  "tried once more. Without it, a case that kills every worker while the memory keeps "
+                                  "rising fails the job's last retry.")
 _record = click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -66,6 +69,11 @@ def _select(samples, cases):
     if unknown:
         raise click.BadParameter(f"not in {samples}: {', '.join(unknown)}", param_hint="--case")
     return [by_id[case] for case in cases]
+
+
+def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:
+    if final_memory_mb is not None and memory_mb is None:
+        raise click.UsageError("--final-memory-mb needs --memory-mb (the memory this job has)")
 
 
 def _report(summary, record) -> None:
@@ -110,6 +118,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     from medseg.cohort import InferOptions, infer_cases
 
     _stop_on_sigterm()
+    _check_memory(memory_mb, final_memory_mb)
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb)
@@ -134,6 +143,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, recor
     from medseg.cohort import evaluate_cases
 
     _stop_on_sigterm()
+    _check_memory(memory_mb, final_memory_mb)
     selected = _select(samples, cases)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb),
             record)

@@ -166,6 +166,15 @@ class ResultsFolder:
         known = [m for m in record.get("memory_mb") or [] if isinstance(m, int)][:total]
         return total - len(known) + sum(1 for m in known if m >= memory_mb)
 
+    def death_memory(self, case_id: str, stage: str, print_: str) -> int | None:
+        """The most memory an unfinished attempt of this work had (None when none recorded its memory)."""
+        total = self.attempts(case_id, stage, print_)
+        if not total:
+            return None
+        record = json.loads(self.started_path(case_id, stage).read_text())
+        known = [m for m in (record.get("memory_mb") or [])[:total] if isinstance(m, int)]
+        return max(known, default=None)
+
     def mark_started(self, case_id: str, stage: str, print_: str, attempts: int, memory_mb: int | None = None) -> None:
         memories: list = []
         if attempts > 1:  # the earlier attempts' memory, from the record of the same work

@@ -148,7 +148,8 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if blocked is not None:
         return blocked
     print_ = infer_fingerprint(sample, package, options)
-    done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
+    done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb,
+                               options.final_memory_mb, case_id)
     if done is not None:
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
@@ -205,12 +206,15 @@ def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory
     return last and folder.attempts(case_id, stage, print_) >= MAX_ATTEMPTS
 
 
-def _unless_more_memory(done: dict | None, memory_mb: int | None, case_id: str) -> dict | None:
-    """A finished record, unless it is a case given up for killing its workers and this job has more memory than
-    they had (the user raised mem_mb): then the case is tried again."""
+def _unless_more_memory(done: dict | None, memory_mb: int | None, final_memory_mb: int | None,
+                        case_id: str) -> dict | None:
+    """A finished record, unless it is a case given up for killing its workers and this job can bring more memory
+    than the most they died with (its retries reach ``final_memory_mb``): then the case is tried again."""
     died_with = (done or {}).get("worker_died_memory_mb")
-    if done is not None and died_with is not None and memory_mb is not None and memory_mb > died_with:
-        log.info("%s: its workers died with %d MB; trying again with %d MB", case_id, died_with, memory_mb)
+    reach = max((m for m in (memory_mb, final_memory_mb) if m is not None), default=None)
+    if done is not None and died_with is not None and reach is not None and reach > died_with:
+        log.info("%s: its workers died with up to %d MB; trying again (this job's attempts reach %d MB)", case_id,
+                 died_with, reach)
         return None
     return done
 
@@ -218,8 +222,9 @@ def _unless_more_memory(done: dict | None, memory_mb: int | None, case_id: str) 
 def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attempts: int,
           memory_mb: int | None = None) -> CaseOutcome:
     """Record a case whose earlier attempts killed their process, instead of trying it once more."""
-    memory = f"; not tried again with {memory_mb} MB (raise mem_mb to try it with more)" if memory_mb else \
-        "; not tried again"
+    died_with = folder.death_memory(sample.case_id, stage, print_)
+    memory = (f"; the most memory it died with was {died_with} MB, and a later run whose job has more tries it "
+              "again" if died_with is not None else "; not tried again")
     error = WorkerDiedError(
         f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
         f"(crashed, killed or out of memory){memory}"
@@ -227,7 +232,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
     log.error("%s: FAILED at %s: %s", sample.case_id, stage, error)
     failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference)
     folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
-                         {"failed_stage": stage, "worker_died_memory_mb": memory_mb})
+                         {"failed_stage": stage, "worker_died_memory_mb": died_with})
     return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
 
 
@@ -286,7 +291,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         raise InputError(f"{folder.root}: case {case_id} has not been segmented yet; run the infer step first")
     print_ = fingerprint(stage="evaluate", case_id=case_id, infer_run=inferred["run_id"],
                          reference=str(sample.reference), reference_signature=path_signature(sample.reference))
-    done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, case_id)
+    done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, final_memory_mb, case_id)
     if done is not None:
         log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
