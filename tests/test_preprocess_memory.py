@@ -30,12 +30,28 @@ def _volume(order: str = "F") -> Volume:
     return Volume(image, affine, source="synthetic")
 
 
-def test_in_place_zscore_is_monai_bit_for_bit():
-    image = torch.from_numpy(_volume("C").array.copy())[None]
+def _images():
+    rng = np.random.default_rng(2)
+    c = torch.from_numpy(_volume("C").array.copy())[None]
+    yield "C order", c
+    yield "Fortran strides", torch.from_numpy(_volume("F").array)[None]
+    yield "permuted view", c.permute(0, 3, 1, 2)
+    ct = rng.integers(-1024, 3000, (20, 18, 9), dtype=np.int16)
+    yield "from int16", torch.from_numpy(ct.astype(np.float32))[None]
+    yield "two channels", torch.from_numpy(rng.normal(5.0, 3.0, (2, 12, 10, 6)).astype(np.float32))
+    yield "large values", torch.from_numpy(rng.normal(1e30, 1e29, (10, 10, 4)).astype(np.float32))[None]
+    yield "constant", torch.full((1, 6, 5, 4), -3.5)
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _images()])
+def test_in_place_zscore_is_monai_bit_for_bit(name):
+    image = dict(_images())[name]
     expected = NormalizeIntensityd(keys="image", channel_wise=True)({"image": image.clone()})["image"]
+    contiguous = image.is_contiguous()
     result = InPlaceZScore(channel_wise=True)(image)
     assert torch.equal(torch.as_tensor(result), torch.as_tensor(expected))
-    assert result.data_ptr() == image.data_ptr()  # written into the image: no copy
+    if contiguous:
+        assert result.data_ptr() == image.data_ptr()  # written into the image: no copy
 
 
 def test_in_place_zscore_of_a_constant_image_divides_by_one():
@@ -57,10 +73,17 @@ def test_released_voxels_give_the_same_model_space_image(order):
 
 
 def test_monai_compose_and_stepwise_application_agree():
+    """to_model_space (one step at a time, in-place z-score) against one call of MONAI's own Compose with MONAI's
+    NormalizeIntensityd."""
+    from medseg.preprocess import InPlaceZScored
+
     volume = _volume()
     transforms = build_transforms(PRE)
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume.array)), affine=torch.from_numpy(volume.affine))
-    expected = Compose(transforms.transforms)({"image": image})["image"]
+    monai_own = [NormalizeIntensityd(keys="image", channel_wise=True) if isinstance(t, InPlaceZScored) else t
+                 for t in transforms.transforms]
+    assert any(isinstance(t, InPlaceZScored) for t in transforms.transforms)
+    expected = Compose(monai_own)({"image": image})["image"]
     data = to_model_space(volume, transforms)
     assert torch.equal(data["image"].as_tensor(), expected.as_tensor())
     assert [op["class"] for op in data["image"].applied_operations] == [
