@@ -382,3 +382,27 @@ def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refu
     assert refused.returncode != 0
     assert (f"samples.tsv:3: a series (2) is given for {tmp_path / 'data' / 'n.nii.gz'}, a file; the series column "
             "is for DICOM folders only") in refused.stdout + refused.stderr
+
+
+def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
+    """Snakemake's change detection lives in the .snakemake metadata of the folder it ran in. A run from another
+    folder (a second checkout, a copied results folder) must still redo a case whose sheet row now names another
+    image, instead of reporting the old image's segmentation under it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 31), ("b", 32)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    results = tmp_path / "results"
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    run = snakemake(tmp_path / "first", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    write_sheet(data, [("a", "b.nii.gz", "b_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    run = snakemake(tmp_path / "second", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "a were made for other inputs or settings: job batch001.infer will run again" in run.stderr
+    sidecar = json.loads((results / "cases" / "a" / "a_seg.json").read_text())
+    assert sidecar["input"] == str(data / "b.nii.gz")
+    metrics = json.loads((results / "cases" / "a" / "a_metrics.json").read_text())
+    assert metrics["reference"] == str(data / "b_label.nii.gz")

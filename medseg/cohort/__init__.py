@@ -6,7 +6,15 @@ folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cas
 
 from medseg.cohort.invocation import previewing
 from medseg.cohort.records import ResultsFolder
-from medseg.cohort.run import CaseOutcome, InferOptions, JobSummary, evaluate_cases, infer_cases, write_job_record
+from medseg.cohort.run import (
+    CaseOutcome,
+    InferOptions,
+    JobSummary,
+    evaluate_cases,
+    infer_cases,
+    stale_cases,
+    write_job_record,
+)
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows
 
 __all__ = [
@@ -22,5 +30,6 @@ __all__ = [
     "read_sample_rows",
     "read_samples",
     "samples_from_rows",
+    "stale_cases",
     "write_job_record",
 ]

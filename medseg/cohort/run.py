@@ -123,6 +123,35 @@ def infer_fingerprint(sample: Sample, package, options: InferOptions) -> str:
                        device=options.device, precision=options.precision, overlap=float(overlap))
 
 
+def evaluate_fingerprint(sample: Sample, inferred: dict) -> str:
+    """What makes a case's scores: the segmentation run they score and the reference (path, sizes, times)."""
+    return fingerprint(stage="evaluate", case_id=sample.case_id, infer_run=inferred["run_id"],
+                       reference=str(sample.reference), reference_signature=path_signature(sample.reference))
+
+
+def stale_cases(samples: Sequence[Sample], results: Path | str, package, options: InferOptions
+                ) -> dict[str, list[str]]:
+    """Per stage, the cases whose finished record was made for other work than the sheet and settings now ask
+    for (another image or series, a replaced file, another model or setting; for scores, another reference or a
+    newer segmentation). The workflow voids those batches' job records at planning time: Snakemake's own change
+    detection lives in the working folder's ``.snakemake`` metadata, which a run from another checkout, or with a
+    copied results folder, does not have."""
+    folder = ResultsFolder(results)
+    stale: dict[str, list[str]] = {"infer": [], "evaluate": []}
+    for sample in samples:
+        inferred = folder.status(sample.case_id, "infer")
+        if inferred is None:
+            continue
+        if inferred.get("fingerprint") != infer_fingerprint(sample, package, options):
+            stale["infer"].append(sample.case_id)
+            continue
+        scored = folder.status(sample.case_id, "evaluate")
+        if scored is not None and sample.reference is not None and \
+                scored.get("fingerprint") != evaluate_fingerprint(sample, inferred):
+            stale["evaluate"].append(sample.case_id)
+    return stale
+
+
 def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions) -> JobSummary:
     """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures."""
     from medseg.package import load_package
@@ -289,8 +318,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     inferred = folder.status(case_id, "infer")
     if inferred is None or not folder.case_outputs_present(case_id):
         raise InputError(f"{folder.root}: case {case_id} has not been segmented yet; run the infer step first")
-    print_ = fingerprint(stage="evaluate", case_id=case_id, infer_run=inferred["run_id"],
-                         reference=str(sample.reference), reference_signature=path_signature(sample.reference))
+    print_ = evaluate_fingerprint(sample, inferred)
     done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, final_memory_mb, case_id)
     if done is not None:
         log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])

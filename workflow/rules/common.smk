@@ -89,16 +89,27 @@ def inputs_signature(wildcards, column):
 # intermediate file whose consumers are present)
 # Snakemake tells a Snakefile neither that it is only previewing (-n, --unlock, --lint, --summary...) nor what
 # it will run: the command line says so, and a preview must change nothing
+# The same for a case whose results were made for other work than the sheet and settings now ask for (another
+# image or series, a replaced file, another model; for scores another reference): Snakemake's own change detection
+# needs the .snakemake metadata of the folder it ran in, which a run from another checkout or a copied results
+# folder lacks, and a results folder must never show one series' segmentation under a row that names another
 if workflow.is_main_process and not cohort.previewing(sys.argv[1:]):
     _folder = cohort.ResultsFolder(RESULTS)
+    _options = cohort.InferOptions(model=config["model"], device=config["device"], precision=config["precision"],
+                                   overlap=config["overlap"])
     for _batch, _samples in BATCHES.items():
+        _stale = cohort.stale_cases(_samples, RESULTS, _PACKAGE, _options)
         for _stage in ("infer", "evaluate"):
             _record = Path(RESULTS) / "jobs" / f"{_batch}.{_stage}.json"
-            _gone = [s.case_id for s in _samples if _record.exists() and (s.reference or _stage == "infer")
+            if not _record.exists():
+                continue
+            _gone = [s.case_id for s in _samples if (s.reference or _stage == "infer")
                      and not _folder.case_outputs_present(s.case_id, _stage)]
-            if _gone:
-                logger.warning(f"{_stage} results of {', '.join(_gone)} are missing: job {_batch}.{_stage} will "
-                               "run again")
+            _changed = _stale[_stage] + (_stale["infer"] if _stage == "evaluate" else [])
+            if _gone or _changed:
+                why = [f"results of {', '.join(_gone)} are missing"] if _gone else []
+                why += [f"{', '.join(_changed)} were made for other inputs or settings"] if _changed else []
+                logger.warning(f"{_stage}: {'; '.join(why)}: job {_batch}.{_stage} will run again")
                 _record.unlink()
                 Path(RESULTS, "report.html").unlink(missing_ok=True)
 
