@@ -521,25 +521,34 @@ def test_a_failure_at_scoring_stays_failed_whatever_the_file_times(tmp_path):
 def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
     write_case(tmp_path, "done", 0, "exact")
     write_case(tmp_path, "pending", 1, "exact", reference=False)
+    write_case(tmp_path, "moved", 2, "exact")
+    write_case(tmp_path, "rescored", 3, "exact")
     data = tmp_path / "data"
     data.mkdir()
     sheet = data / "samples.tsv"
     sheet.write_text("case_id\timage\treference\n"
-                     "done\tdone.nii.gz\tdone_label.nii.gz\n"
-                     "pending\tpending.nii.gz\tpending_label.nii.gz\n"
+                     "done\t../inputs/0_image.nii.gz\t../inputs/0_label.nii.gz\n"
+                     "pending\t../inputs/1_image.nii.gz\tpending_label.nii.gz\n"
                      "never\tnever.nii.gz\n"
-                     "blocked\tblocked.nii.gz\n")
+                     "blocked\tblocked.nii.gz\n"
+                     "moved\t../inputs/0_image.nii.gz\t../inputs/2_label.nii.gz\n"
+                     "rescored\t../inputs/3_image.nii.gz\t../inputs/0_label.nii.gz\n")
     (tmp_path / "cases" / "blocked").write_text("a file where the case folder should be\n")
     outputs = build_report(tmp_path, tmp_path / "r.html", sheet=sheet)
     rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
     assert {case: (row["status"], row["failed_stage"]) for case, row in rows.items()} == {
         "done": ("scored", ""), "pending": ("failed", "not_scored"), "never": ("failed", "not_run"),
-        "blocked": ("failed", "infer")}
+        "blocked": ("failed", "infer"), "moved": ("failed", "stale"), "rescored": ("failed", "stale")}
     assert "a file is in the place of this case's results folder" in rows["blocked"]["error"]
     assert rows["never"]["error"].startswith("in the sample sheet, but the results folder holds nothing for it")
     assert f"gives the reference {data / 'pending_label.nii.gz'}" in rows["pending"]["error"]
-    assert (outputs.cases, outputs.failed) == (4, 3)
-    # without the sheet, the same folder looks finished: two cases, none failed
+    # results made from another image (or scored against another reference) than the row names never pass as its
+    assert rows["moved"]["error"] == (f"the sample sheet names {tmp_path / 'inputs' / '0_image.nii.gz'}, but the "
+                                      f"results were made from {tmp_path / 'inputs' / '2_image.nii.gz'}; run the "
+                                      "workflow again to redo the case")
+    assert "but the scores were made against" in rows["rescored"]["error"]
+    assert (outputs.cases, outputs.failed) == (6, 5)
+    # without the sheet, the same folder looks finished: none failed
     assert build_report(tmp_path, tmp_path / "r.html", overwrite=True).failed == 0
 
 

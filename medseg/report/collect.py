@@ -188,6 +188,31 @@ def collect_results(results_dir: Path | str) -> list[CaseResult]:
     return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
 
 
+def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
+    """Why a case's results do not answer its sheet row (another image, series or reference than the row names),
+    or None. A results folder must never show one series' segmentation under a row that names another."""
+    import os
+
+    sidecar = case.sidecar or {}
+    made_from = sidecar.get("input")
+    named = os.path.abspath(sample.image)
+    if made_from and os.path.isabs(made_from) and named != made_from:
+        return (f"the sample sheet names {named}, but the results were made from {made_from}; run the workflow "
+                "again to redo the case")
+    info = sidecar.get("input_info") or {}
+    if sample.series is not None and info and str(sample.series) not in {
+            str(info.get(key)) for key in ("series_key", "series_number", "series_uid") if info.get(key) is not None}:
+        return (f"the sample sheet names series {sample.series}, but the results were made from series "
+                f"{info.get('series_key')} (UID {info.get('series_uid') or 'none'}); run the workflow again to redo "
+                "the case")
+    scored_against = (case.metrics or {}).get("reference")
+    if sample.reference is not None and scored_against and os.path.isabs(scored_against) \
+            and os.path.abspath(sample.reference) != scored_against:
+        return (f"the sample sheet names the reference {os.path.abspath(sample.reference)}, but the scores were made "
+                f"against {scored_against}; run the workflow again to rescore the case")
+    return None
+
+
 def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str) -> list[CaseResult]:
     """``cases`` with what a sample sheet expected and the results folder lacks, as failed cases: a sheet case
     without results (stage ``not_run``), and one with a reference but no scores (stage ``not_scored``)."""
@@ -207,6 +232,10 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
                 "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "infer" if blocked else "not_run",
                 "input": str(sample.image), "reference": reference, "error": error,
                 "error_type": "OutputWriteError" if blocked else "MissingResult"}))
+        elif case.failure is None and _made_from_other_inputs(case, sample):
+            case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "stale",
+                            "input": str(sample.image), "reference": reference,
+                            "error": _made_from_other_inputs(case, sample), "error_type": "StaleResult"}
         elif reference is not None and case.status == "no_reference":
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "not_scored",
                             "input": str(sample.image), "reference": reference,
