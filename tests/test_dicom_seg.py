@@ -408,3 +408,23 @@ def test_a_seg_finds_its_source_from_an_old_relative_sidecar_or_says_what_is_mis
     with pytest.raises(InputError, match=r"series_seg.dcm: its source series gone \(recorded in its sidecar\) is not "
                                          r"found; the SEG is scored on the source images it references"):
         read_seg_volume(seg, {**sidecar, "input": "gone"})
+
+
+def test_the_cohort_table_names_the_series_each_row_segmented(tmp_path, tiny_package):
+    """Two rows segmenting two series of one folder are told apart in cohort.tsv, not only on the HTML cards."""
+    from medseg.report.build import build_report
+
+    values = stored_values((32, 30, 5), seed=18) + 900
+    write_series(tmp_path / "study", values, slice_positions(5, 3.0), series_number=3, series_uid="1.2.3.3", seed=1)
+    write_series(tmp_path / "study", values, slice_positions(5, 3.0), series_number=4, series_uid="1.2.3.4", seed=2,
+                 prefix="b")
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\tseries\ns3\tstudy\t3\ns4\tstudy\t4\n")
+    summary = infer_cases(read_samples(sheet), tmp_path / "results",
+                          InferOptions(model=str(tiny_package.path), device="cpu"))
+    assert [c.outcome for c in summary.cases] == ["ok", "ok"]
+    outputs = build_report(tmp_path / "results", tmp_path / "results" / "report.html", max_overlays=0)
+    rows = {row["case_id"]: (row["series"], row["series_uid"]) for row in csv_rows(outputs.table)}
+    assert rows == {"s3": ("3", "1.2.3.3"), "s4": ("4", "1.2.3.4")}

@@ -10,8 +10,8 @@ from medseg.report.flags import Flag, dice_text
 
 __all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "write_tsv"]
 
-CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "input", "segmentation",
-                "reference", "failed_stage", "error_type", "error")
+CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "input", "series",
+                "series_uid", "segmentation", "reference", "failed_stage", "error_type", "error")
 
 
 def label_columns(cases: list[CaseResult]) -> dict[str, str]:
@@ -39,6 +39,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
     for rank, index in enumerate(order, start=1):
         case = cases[index]
         failure = case.failure or {}
+        info = (case.sidecar or {}).get("input_info") or {}
         segmentation = case.segmentation_path()
         row = {
             "rank": rank,
@@ -49,6 +50,9 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "min_dice": _dice(case.min_dice(), dice_threshold),
             "model": case.model.get("name"),
             "input": (case.sidecar or {}).get("input") or failure.get("input"),
+            # a DICOM input: which series of the folder (two rows may segment two series of one study)
+            "series": info.get("series_key"),
+            "series_uid": info.get("series_uid"),
             "segmentation": str(segmentation) if segmentation else None,
             "reference": (case.metrics or {}).get("reference") or failure.get("reference"),
             "failed_stage": failure.get("stage"),
