@@ -1026,3 +1026,22 @@ def test_case_anchors_are_the_case_ids_made_safe_and_unique(tmp_path):
     content = ReportContent(results_dir=tmp_path, cases=cases, flags=[[] for _ in ids], order=list(range(5)),
                             summary={}, label_order=[])
     assert content.anchors == ["case-sub-01", "case-patient_1", "case-patient_1-2", "case-__x_1", "case-sub-01-2"]
+
+
+def test_a_case_that_failed_only_at_scoring_keeps_its_volumes_and_its_refused_reference_is_not_drawn(tmp_path):
+    write_case(tmp_path, "refused", 4, "exact", reference=False)
+    label = tmp_path / "inputs" / "4_label.nii.gz"
+    (tmp_path / "cases" / "refused" / "refused_failed.json").write_text(json.dumps({
+        "schema": "medseg-failure/1", "case_id": "refused", "input": str(tmp_path / "inputs" / "4_image.nii.gz"),
+        "reference": str(label), "stage": "evaluate", "error_type": "InputError", "created": now(),
+        "error": f"{label}: label values [5, 6] are not among the model's labels [0, 1, 2]"}))
+    sidecar = json.loads((tmp_path / "cases" / "refused" / "refused_seg.json").read_text())
+    outputs = build_report(tmp_path, tmp_path / "r.html", max_overlays=5)
+    row = read_tsv(outputs.table)[0]
+    assert (row["status"], row["failed_stage"]) == ("failed", "evaluate")
+    volumes = {k: v for k, v in sidecar["label_volume_ml"].items() if k != "0"}
+    assert [float(row[f"{name}_pred_volume_ml"]) for name in ("ball", "box")] == pytest.approx(
+        [volumes["1"], volumes["2"]], rel=1e-5)
+    assert row["ball_status"] == "not_scored" and row["ball_dice"] == ""
+    page = outputs.html.read_text()
+    assert "reference not shown: scoring refused 4_label.nii.gz (see the failure)" in page

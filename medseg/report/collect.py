@@ -70,8 +70,11 @@ class CaseResult:
         return (self.sidecar or {}).get("model") or {}
 
     def labels(self) -> list[LabelResult]:
-        """Per-label results: metrics when scored, else the sidecar's predicted volumes."""
+        """Per-label results: metrics when scored, else the sidecar's predicted volumes (also for a case that failed
+        only at scoring: its segmentation stands, status ``not_scored``)."""
         if self.failure is not None:
+            if self.failure.get("stage") in ("evaluate", "not_scored") and self.sidecar:
+                return self._predicted("not_scored")
             return []
         if self.metrics is not None:
             out = []
@@ -80,11 +83,15 @@ class CaseResult:
                 out.append(LabelResult(str(value), str(entry.get("name", f"label_{value}")),
                                        str(entry.get("status", "ok")), **values))
             return out
+        return self._predicted("no_reference")
+
+    def _predicted(self, status: str) -> list[LabelResult]:
+        """The sidecar's label names and predicted volumes."""
         sidecar = self.sidecar or {}
         names = sidecar.get("labels", {})
         volumes = sidecar.get("label_volume_ml", {})
         return [
-            LabelResult(str(value), str(name), "no_reference", pred_volume_ml=_number(volumes.get(value)))
+            LabelResult(str(value), str(name), status, pred_volume_ml=_number(volumes.get(value)))
             for value, name in sorted(names.items(), key=lambda kv: label_key(kv[0]))
             if label_key(value) != 0
         ]

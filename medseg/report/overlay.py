@@ -66,7 +66,11 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
             else:
                 arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     reference_path = case.reference_path()
-    if reference_path is not None:
+    if reference_path is not None and (case.failure or {}).get("stage") == "evaluate":
+        # scoring refused this reference (labels the model does not have, another grid): drawing it in the
+        # model's colours would present it as comparable
+        arrays.notes.append(f"reference not shown: scoring refused {reference_path.name} (see the failure)")
+    elif reference_path is not None:
         try:
             reference, reference_affine = read_labels(reference_path)
         except Exception as error:  # an unreadable reference is reported on the page, never raised
