@@ -1045,3 +1045,19 @@ def test_a_case_that_failed_only_at_scoring_keeps_its_volumes_and_its_refused_re
     assert row["ball_status"] == "not_scored" and row["ball_dice"] == ""
     page = outputs.html.read_text()
     assert "reference not shown: scoring refused 4_label.nii.gz (see the failure)" in page
+
+
+def test_a_thin_stack_is_drawn_stretched_to_a_readable_height_and_says_so():
+    """Three CT slices across a 330 mm field: the sagittal and coronal panels were a few pixels high."""
+    from PIL import Image
+
+    from medseg.report.overlay import MIN_PANEL_PX, CaseArrays, render_overlay
+
+    labels = np.zeros((300, 300, 3), np.uint8)
+    labels[100:200, 120:180, :] = 1
+    affine = np.diag([1.1, 1.1, 3.0, 1.0])
+    png = render_overlay(CaseArrays(labels, affine, labels.astype(np.float32), labels), [("1", "ball")], "1")
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert image.shape[0] >= 16 + MIN_PANEL_PX
+    # the sagittal panel (left) is drawn, not white canvas, down to the readable height
+    assert (image[16:16 + MIN_PANEL_PX, 5].sum(axis=1) < 255 * 3).sum() >= MIN_PANEL_PX - 4  # (the scale bar is white)

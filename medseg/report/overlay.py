@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,6 +144,10 @@ def render_overlay(
         index[axis] = centre[axis]
         index[u], index[v] = box[u], box[v]
         repeats = (_pixel_counts(box[u], spacing[u], px_per_mm), _pixel_counts(box[v], spacing[v], px_per_mm))
+        # a thin stack (3 CT slices across a 330 mm field) would be a strip a few pixels high: stretched to a
+        # readable size along that axis, and the title says by how much
+        stretch = [max(1, math.ceil(MIN_PANEL_PX / int(r.sum()))) for r in repeats]
+        repeats = (repeats[0] * stretch[0], repeats[1] * stretch[1])
 
         def plane(array, index=tuple(index), repeats=repeats):
             # (u, v) voxels -> (rows: v upwards, columns: u) pixels
@@ -172,21 +177,24 @@ def render_overlay(
         n = arrays.prediction.shape[file_axis]
         file_index = centre[axis] if ornt[file_axis, 1] > 0 else n - 1 - centre[axis]
         title = f"{name}, file {'ijk'[file_axis]} {file_index}"
-        panels.append((title, rgb, (_AXIS_LETTERS[u], _AXIS_LETTERS[v])))
+        if stretch[0] > 1 or stretch[1] > 1:
+            title += f" (stretched x{max(stretch)})"  # the default bitmap font has no ×
+        panels.append((title, rgb, (_AXIS_LETTERS[u], _AXIS_LETTERS[v]), stretch[0] == 1))
 
     gap, title_px = 8, 16
-    width = sum(p.shape[1] for _, p, _ in panels) + gap * (len(panels) - 1)
-    height = max(p.shape[0] for _, p, _ in panels) + title_px
+    width = sum(p.shape[1] for _, p, _, _ in panels) + gap * (len(panels) - 1)
+    height = max(p.shape[0] for _, p, _, _ in panels) + title_px
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     x = 0
-    for title, rgb, (right, up) in panels:
+    for title, rgb, (right, up), to_scale in panels:
         canvas.paste(Image.fromarray(rgb), (x, title_px))
         draw.text((x + 2, 2), title, fill=(40, 40, 40))
         h, w = rgb.shape[:2]
         draw.text((x + w - 9, title_px + h // 2 - 5), right, fill=(255, 255, 0))  # + direction of the columns
         draw.text((x + w // 2 - 3, title_px + 2), up, fill=(255, 255, 0))  # + direction of the rows
-        _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm)
+        if to_scale:  # the bar measures the columns, which are to scale unless stretched
+            _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm)
         x += rgb.shape[1] + gap
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=6)
@@ -194,6 +202,7 @@ def render_overlay(
 
 
 _AXIS_LETTERS = ("R", "A", "S")  # the + direction of each RAS+ axis
+MIN_PANEL_PX = 60  # a panel side below this is stretched (thin stacks), and says so
 
 
 def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float) -> None:
