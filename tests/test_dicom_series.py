@@ -625,3 +625,18 @@ def test_the_collector_counts_log_only_messages_of_every_input_and_passes_other_
     assert reports == [{"Expected length between 2 and 16, got length 17": ["a.dcm", "b.dcm", "c.dcm"]}] * 2
     assert shown == ["not pydicom's", "not pydicom's"]
     assert once not in logger.filters and not any(type(f).__name__ == "_Collect" for f in logger.filters)
+
+
+def test_a_file_cut_inside_its_pixel_data_is_named_as_such(tmp_path):
+    """pydicom gives up on the whole file; the header before the pixels is complete, so the pixels are the problem
+    (the message said 'no SOPClassUID, SeriesInstanceUID')."""
+    from medseg.errors import ImageReadError
+    from medseg.io.dicom import read_dicom_series
+
+    paths = write_series(tmp_path / "dcm", stored_values((64, 64, 3), seed=1), slice_positions(3, 2.0),
+                         transfer_syntax=JPEG2000Lossless)  # encapsulated: the cut loses the sequence delimiter
+    data = paths[1].read_bytes()
+    paths[1].write_bytes(data[:-30])
+    with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated DICOM file \(its pixel data ends early; the "
+                                             r"header is complete\)$"):
+        read_dicom_series(tmp_path / "dcm")

@@ -198,6 +198,15 @@ def _listing(candidates: Sequence[SeriesCandidate]) -> str:
     return "; ".join(parts)
 
 
+def _header_complete_without_pixels(path: Path, required: list[str]) -> bool:
+    """Whether the header alone (read up to the pixel data) holds ``required``: then what is cut is the pixels."""
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception:  # as broken as it looked
+        return False
+    return all(k in header for k in required)
+
+
 def _read_header(path: Path) -> pydicom.Dataset | None:
     """The dataset with large values deferred; None when the file is not DICOM; errors when it is broken."""
     try:
@@ -225,6 +234,8 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
     required = [k for k in ("SOPClassUID", "SeriesInstanceUID") if k not in dataset
                 and (k == "SOPClassUID" or not pixels)]
     if required:
+        if _header_complete_without_pixels(path, required):  # pydicom gives up on the whole file, not only the pixels
+            raise ImageReadError(f"{path}: truncated DICOM file (its pixel data ends early; the header is complete)")
         raise ImageReadError(f"{path}: truncated or incomplete DICOM file (no {', '.join(required)})")
     if meta is None or "TransferSyntaxUID" not in meta:  # a bare dataset (no preamble or file meta, as older
         _set_transfer_syntax(dataset)  # scanners and PACS exports write): its encoding is the one it was read in
