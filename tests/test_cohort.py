@@ -323,7 +323,11 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     folder.mark_started("a", "infer", print_, 2, 4000)
     summary = infer_cases([sample], results, replace(options, memory_mb=6000, final_memory_mb=6000))
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
-    assert json.loads(folder.status_path("a", "infer").read_text())["worker_died_memory_mb"] == 4000
+    status = json.loads(folder.status_path("a", "infer").read_text())
+    assert (status["worker_died_memory_mb"], status["worker_given_up_memory_mb"]) == (4000, 6000)
+    # the same settings keep it given up (it was offered 6000 on the last retry, untried)
+    summary = infer_cases([sample], results, replace(options, memory_mb=2000, final_memory_mb=6000))
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
     # a later run that starts lower (mem_mb 3000) but whose retries reach more (9000) tries it again
     summary = infer_cases([sample], results, replace(options, memory_mb=3000, final_memory_mb=9000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]

@@ -633,10 +633,17 @@ def test_a_file_cut_inside_its_pixel_data_is_named_as_such(tmp_path):
     from medseg.errors import ImageReadError
     from medseg.io.dicom import read_dicom_series
 
-    paths = write_series(tmp_path / "dcm", stored_values((64, 64, 3), seed=1), slice_positions(3, 2.0),
-                         transfer_syntax=JPEG2000Lossless)  # encapsulated: the cut loses the sequence delimiter
-    data = paths[1].read_bytes()
-    paths[1].write_bytes(data[:-30])
-    with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated DICOM file \(its pixel data ends early; the "
-                                             r"header is complete\)$"):
-        read_dicom_series(tmp_path / "dcm")
+    for anonymised in (False, True):  # an anonymised header has no SeriesInstanceUID at all
+        folder = tmp_path / f"dcm{int(anonymised)}"
+        paths = write_series(folder, stored_values((64, 64, 3), seed=1), slice_positions(3, 2.0),
+                             transfer_syntax=JPEG2000Lossless)  # encapsulated: the cut loses the sequence delimiter
+        if anonymised:
+            for path in paths:
+                dataset = pydicom.dcmread(path)
+                del dataset.SeriesInstanceUID
+                dataset.save_as(path)
+        data = paths[1].read_bytes()
+        paths[1].write_bytes(data[:-30])
+        with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated DICOM file \(its pixel data ends early; "
+                                                 r"the header is complete\)$"):
+            read_dicom_series(folder)

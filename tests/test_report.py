@@ -547,9 +547,19 @@ def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
                                       f"results were made from {tmp_path / 'inputs' / '2_image.nii.gz'}; run the "
                                       "workflow again to redo the case")
     assert "but the scores were made against" in rows["rescored"]["error"]
+    # a reference taken out of the sheet while the case keeps its scores; odd field types never crash the check
+    sheet.write_text(sheet.read_text().replace("done\t../inputs/0_image.nii.gz\t../inputs/0_label.nii.gz",
+                                               "done\t../inputs/0_image.nii.gz\t"))
+    record = tmp_path / "cases" / "moved" / "moved_seg.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "input": 123}))
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html", sheet=sheet,
+                                                                 overwrite=True).table)}
+    assert rows["done"]["failed_stage"] == "stale" and "gives no reference, but the case has scores" in \
+        rows["done"]["error"]
+    assert rows["moved"]["failed_stage"] == "report"  # the wrong type, as the report names such fields
     assert (outputs.cases, outputs.failed) == (6, 5)
-    # without the sheet, the same folder looks finished: none failed
-    assert build_report(tmp_path, tmp_path / "r.html", overwrite=True).failed == 0
+    # without the sheet, the same folder looks finished: none failed but the record broken above
+    assert build_report(tmp_path, tmp_path / "r.html", overwrite=True).failed == 1
 
 
 def test_refusals_leave_nothing_behind(cohort, tmp_path):
@@ -1061,3 +1071,11 @@ def test_a_thin_stack_is_drawn_stretched_to_a_readable_height_and_says_so():
     assert image.shape[0] >= 16 + MIN_PANEL_PX
     # the sagittal panel (left) is drawn, not white canvas, down to the readable height
     assert (image[16:16 + MIN_PANEL_PX, 5].sum(axis=1) < 255 * 3).sum() >= MIN_PANEL_PX - 4  # (the scale bar is white)
+
+
+def test_a_series_cell_is_matched_as_the_series_choice_reads_it():
+    from medseg.report.collect import _same_series
+
+    info = {"series_key": "3-2", "series_number": 3, "series_uid": "1.2.840.5"}
+    assert [_same_series(cell, info) for cell in ("3-2", "1.2.840.5", "03", "3")] == [True, True, True, True]
+    assert [_same_series(cell, info) for cell in ("4", "3-1", "1.2.840.6", "#1")] == [False] * 4

@@ -401,8 +401,15 @@ def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     write_sheet(data, [("a", "b.nii.gz", "b_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
     run = snakemake(tmp_path / "second", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "a were made for other inputs or settings: job batch001.infer will run again" in run.stderr
+    assert "made for other inputs or settings: a: job batch001.infer will run again" in run.stderr
     sidecar = json.loads((results / "cases" / "a" / "a_seg.json").read_text())
     assert sidecar["input"] == str(data / "b.nii.gz")
     metrics = json.loads((results / "cases" / "a" / "a_metrics.json").read_text())
     assert metrics["reference"] == str(data / "b_label.nii.gz")
+    # a reference taken out of the sheet, from a third folder: its scores go
+    (tmp_path / "third").mkdir()
+    write_sheet(data, [("a", "b.nii.gz", ""), ("b", "b.nii.gz", "b_label.nii.gz")])
+    run = snakemake(tmp_path / "third", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not (results / "cases" / "a" / "a_metrics.json").exists()
+    assert (results / "cases" / "b" / "b_metrics.json").exists()

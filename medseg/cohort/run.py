@@ -146,8 +146,8 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
             stale["infer"].append(sample.case_id)
             continue
         scored = folder.status(sample.case_id, "evaluate")
-        if scored is not None and sample.reference is not None and \
-                scored.get("fingerprint") != evaluate_fingerprint(sample, inferred):
+        if scored is not None and (sample.reference is None  # scores whose reference left the sheet: to remove
+                                   or scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)):
             stale["evaluate"].append(sample.case_id)
     return stale
 
@@ -238,12 +238,13 @@ def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory
 def _unless_more_memory(done: dict | None, memory_mb: int | None, final_memory_mb: int | None,
                         case_id: str) -> dict | None:
     """A finished record, unless it is a case given up for killing its workers and this job can bring more memory
-    than the most they died with (its retries reach ``final_memory_mb``): then the case is tried again."""
-    died_with = (done or {}).get("worker_died_memory_mb")
+    than it was given up with (its retries reach ``final_memory_mb``): then the case is tried again. The same
+    settings keep it given up."""
+    record = done or {}
+    offered = record.get("worker_given_up_memory_mb", record.get("worker_died_memory_mb"))
     reach = max((m for m in (memory_mb, final_memory_mb) if m is not None), default=None)
-    if done is not None and died_with is not None and reach is not None and reach > died_with:
-        log.info("%s: its workers died with up to %d MB; trying again (this job's attempts reach %d MB)", case_id,
-                 died_with, reach)
+    if done is not None and offered is not None and reach is not None and reach > offered:
+        log.info("%s: given up with %d MB; trying again (this job's attempts reach %d MB)", case_id, offered, reach)
         return None
     return done
 
@@ -261,7 +262,10 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
     log.error("%s: FAILED at %s: %s", sample.case_id, stage, error)
     failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference)
     folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
-                         {"failed_stage": stage, "worker_died_memory_mb": died_with})
+                         {"failed_stage": stage, "worker_died_memory_mb": died_with,
+                          # the most this job offered (on its last retry a case is given up untried)
+                          "worker_given_up_memory_mb": max((m for m in (died_with, memory_mb) if m is not None),
+                                                           default=None)})
     return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
 
 

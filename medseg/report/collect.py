@@ -203,21 +203,35 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
     sidecar = case.sidecar or {}
     made_from = sidecar.get("input")
     named = os.path.abspath(sample.image)
-    if made_from and os.path.isabs(made_from) and named != made_from:
+    if isinstance(made_from, str) and os.path.isabs(made_from) and named != made_from:
         return (f"the sample sheet names {named}, but the results were made from {made_from}; run the workflow "
                 "again to redo the case")
     info = sidecar.get("input_info") or {}
-    if sample.series is not None and info and str(sample.series) not in {
-            str(info.get(key)) for key in ("series_key", "series_number", "series_uid") if info.get(key) is not None}:
+    if sample.series is not None and isinstance(info, dict) and info and not _same_series(str(sample.series), info):
         return (f"the sample sheet names series {sample.series}, but the results were made from series "
                 f"{info.get('series_key')} (UID {info.get('series_uid') or 'none'}); run the workflow again to redo "
                 "the case")
     scored_against = (case.metrics or {}).get("reference")
-    if sample.reference is not None and scored_against and os.path.isabs(scored_against) \
+    if sample.reference is None and case.metrics is not None:
+        return (f"the sample sheet gives no reference, but the case has scores against {scored_against}; run the "
+                "workflow again to remove them")
+    if sample.reference is not None and isinstance(scored_against, str) and os.path.isabs(scored_against) \
             and os.path.abspath(sample.reference) != scored_against:
         return (f"the sample sheet names the reference {os.path.abspath(sample.reference)}, but the scores were made "
                 f"against {scored_against}; run the workflow again to rescore the case")
     return None
+
+
+def _same_series(cell: str, info: dict) -> bool:
+    """Whether a sheet's series cell names the series a sidecar records, read as the series choice reads it: a key
+    or a UID as written, a whole number as the SeriesNumber (``03`` is series 3)."""
+    import re
+
+    if cell in {str(info.get("series_key")), str(info.get("series_uid"))}:
+        return True
+    number = info.get("series_number")
+    return bool(re.fullmatch(r"-?\d+", cell)) and number is not None and str(number).lstrip("-").isdigit() \
+        and int(cell) == int(number)
 
 
 def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str) -> list[CaseResult]:
@@ -344,6 +358,9 @@ def _structure_problem(record: dict, schema: str) -> str | None:
         for key in ("model", "input_check", "input_info"):
             if record.get(key) is not None and not isinstance(record[key], dict):
                 return f"field '{key}' is not an object"
+    for key in ("input", "reference", "prediction", "segmentation"):  # paths the report reads and compares
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f"field '{key}' is not a path"
     return None
 
 

@@ -67,7 +67,9 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
             else:
                 arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     reference_path = case.reference_path()
-    if reference_path is not None and (case.failure or {}).get("stage") == "evaluate":
+    failure = case.failure or {}
+    refused = failure.get("stage") == "evaluate" and failure.get("error_type") != "WorkerDiedError"
+    if reference_path is not None and refused:
         # scoring refused this reference (labels the model does not have, another grid): drawing it in the
         # model's colours would present it as comparable
         arrays.notes.append(f"reference not shown: scoring refused {reference_path.name} (see the failure)")

@@ -108,7 +108,7 @@ if workflow.is_main_process and not cohort.previewing(sys.argv[1:]):
             _changed = _stale[_stage] + (_stale["infer"] if _stage == "evaluate" else [])
             if _gone or _changed:
                 why = [f"results of {', '.join(_gone)} are missing"] if _gone else []
-                why += [f"{', '.join(_changed)} were made for other inputs or settings"] if _changed else []
+                why += [f"made for other inputs or settings: {', '.join(_changed)}"] if _changed else []
                 logger.warning(f"{_stage}: {'; '.join(why)}: job {_batch}.{_stage} will run again")
                 _record.unlink()
                 Path(RESULTS, "report.html").unlink(missing_ok=True)
