@@ -16,13 +16,19 @@ def cross_validate():
     return benchmark_main("cross_validate")
 
 
-def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsys):
+def _two_folds(cross_validate, tmp_path):
+    """Folds 0 and 1 of the tiny set trained for one epoch: (config, images, labels, out)."""
     torch.set_num_threads(1)
     images, labels = write_set(tmp_path / "data")
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(tiny_training_config(epochs=1)))
     out = tmp_path / "cv"
     assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "0,1"]) == 0
+    return config, images, labels, out
+
+
+def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsys):
+    config, images, labels, out = _two_folds(cross_validate, tmp_path)
     first = capsys.readouterr().out.splitlines()
     recorded = {k: json.loads((out / f"fold{k}" / "model.json").read_text())["training"] for k in (0, 1)}
     assert recorded[0]["val_cases"] == ["case2", "case3"] and recorded[1]["val_cases"] == ["case4", "case5"]
@@ -62,12 +68,7 @@ def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsy
 
 
 def test_a_fold_without_a_labels_dice_prints_n_a_and_is_left_out_of_the_mean(cross_validate, tmp_path, capsys):
-    torch.set_num_threads(1)
-    images, labels = write_set(tmp_path / "data")
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(tiny_training_config(epochs=1)))
-    out = tmp_path / "cv"
-    assert cross_validate([str(config), str(images), str(labels), "-o", str(out), "--folds", "0,1"]) == 0
+    config, images, labels, out = _two_folds(cross_validate, tmp_path)
     capsys.readouterr()
     record = json.loads((out / "fold0" / "model.json").read_text())
     record["training"]["val_dice"]["3"] = None  # as when fold 0's validation cases hold no label 3

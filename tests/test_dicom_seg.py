@@ -124,16 +124,21 @@ def test_highdicom_reads_the_seg_back_onto_the_converted_grid(tmp_path):
         np.testing.assert_array_equal(stack[..., 0].transpose(2, 1, 0).astype(bool), labels == number)
 
 
-def test_seg_from_an_enhanced_multi_frame_source(tmp_path):
+def write_enhanced(folder, values, scratch) -> None:
+    """An oblique series converted to one legacy-enhanced multi-frame CT file ``folder/ct.dcm``."""
     from highdicom.legacy import LegacyConvertedEnhancedCTImage
 
-    values = stored_values(SHAPE, seed=13)
-    paths = write_series(tmp_path / "single", values, slice_positions(SHAPE[2], 2.0, orientation=OBLIQUE),
+    paths = write_series(scratch, values, slice_positions(values.shape[2], 2.0, orientation=OBLIQUE),
                          orientation=OBLIQUE, seed=3)
     enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(p) for p in paths], series_instance_uid=hd.UID(),
                                               series_number=9, sop_instance_uid=hd.UID(), instance_number=1)
-    (tmp_path / "multi").mkdir()
-    enhanced.save_as(tmp_path / "multi" / "ct.dcm")
+    folder.mkdir()
+    enhanced.save_as(folder / "ct.dcm")
+
+
+def test_seg_from_an_enhanced_multi_frame_source(tmp_path):
+    values = stored_values(SHAPE, seed=13)
+    write_enhanced(tmp_path / "multi", values, tmp_path / "single")
     volume = read_dicom_series(tmp_path / "multi")
     labels = label_rule(volume.array)
     write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
@@ -318,14 +323,7 @@ def test_medseg_reads_its_seg_back_onto_the_source_grid(tmp_path, layout):
     if layout == "single":
         write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], -3.0), seed=2)
     else:
-        from highdicom.legacy import LegacyConvertedEnhancedCTImage
-
-        paths = write_series(tmp_path / "single", values, slice_positions(SHAPE[2], 2.0, orientation=OBLIQUE),
-                             orientation=OBLIQUE, seed=3)
-        enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(p) for p in paths], series_instance_uid=hd.UID(),
-                                                  series_number=9, sop_instance_uid=hd.UID(), instance_number=1)
-        (tmp_path / "dcm").mkdir()
-        enhanced.save_as(tmp_path / "dcm" / "ct.dcm")
+        write_enhanced(tmp_path / "dcm", values, tmp_path / "single")
     volume = read_dicom_series(tmp_path / "dcm")
     labels = label_rule(volume.array)
     write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")

@@ -741,9 +741,8 @@ def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():
         default_config([0, 255])
 
 
-def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, capsys, config_file, monkeypatch):
-    """A corrupt checkpoint is one line; a checkpoint trained on other files is refused, naming the cases; --resume
-    with --overwrite is a usage error; extending a finished run is recorded in model.json and the card."""
+def _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch):
+    """A copy of the tiny set and a CLI run on it interrupted in its second epoch: (images, labels, out, args)."""
     import shutil
 
     images, labels = tmp_path / "images", tmp_path / "labels"
@@ -752,6 +751,13 @@ def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, ca
     out = tmp_path / "model"
     args = _train_cli(images, labels, out, "-c", str(config_file))
     assert _interrupted_in_second_epoch(args, monkeypatch) == 130
+    return images, labels, out, args
+
+
+def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, capsys, config_file, monkeypatch):
+    """A corrupt checkpoint is one line; a checkpoint trained on other files is refused, naming the cases; --resume
+    with --overwrite is a usage error; extending a finished run is recorded in model.json and the card."""
+    images, labels, out, args = _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch)
     checkpoint = out / ".checkpoint" / "last.safetensors"
     kept = checkpoint.read_bytes()
     checkpoint.write_bytes(b"junk")
@@ -767,7 +773,7 @@ def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, ca
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {out}: the checkpoint was trained on other data (changed: case4); resume with the files it "
         "was started with, or start again with --overwrite")
-    shutil.copy(tiny_set[1] / "case4.nii.gz", labels / "case4.nii.gz")
+    (labels / "case4.nii.gz").write_bytes((tiny_set[1] / "case4.nii.gz").read_bytes())
     assert _exit_code(args + ["--resume", "--overwrite"]) == 2
     assert "--resume continues the checkpoint and --overwrite starts again: choose one" in capsys.readouterr().err
     assert _exit_code(args + ["--resume"]) == 0
@@ -810,14 +816,7 @@ def test_a_resampling_package_records_the_dice_users_get_on_the_input_grid(tmp_p
 
 def test_a_checkpoint_from_before_data_fingerprints_gets_one_on_resuming(tiny_set, tmp_path, capsys, config_file,
                                                                          monkeypatch):
-    import shutil
-
-    images, labels = tmp_path / "images", tmp_path / "labels"
-    shutil.copytree(tiny_set[0], images)
-    shutil.copytree(tiny_set[1], labels)
-    out = tmp_path / "model"
-    args = _train_cli(images, labels, out, "-c", str(config_file))
-    assert _interrupted_in_second_epoch(args, monkeypatch) == 130
+    images, labels, out, args = _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch)
     record = out / ".checkpoint" / "last.json"
     state = json.loads(record.read_text())
     for key in ("data_sha256", "epochs_planned"):  # as an older medseg wrote it
