@@ -328,8 +328,11 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     # the same settings keep it given up (it was offered 6000 on the last retry, untried)
     summary = infer_cases([sample], results, replace(options, memory_mb=2000, final_memory_mb=6000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
-    # a later run that starts lower (mem_mb 3000) but whose retries reach more (9000) tries it again
-    summary = infer_cases([sample], results, replace(options, memory_mb=3000, final_memory_mb=9000))
+    # the same with a constant memory (--set-resources): kept; a later run whose job has more than it was offered
+    # (6000) tries it again
+    summary = infer_cases([sample], results, replace(options, memory_mb=6000, final_memory_mb=18000))
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
+    summary = infer_cases([sample], results, replace(options, memory_mb=7000, final_memory_mb=21000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
 
 

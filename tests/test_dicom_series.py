@@ -644,6 +644,6 @@ def test_a_file_cut_inside_its_pixel_data_is_named_as_such(tmp_path):
                 dataset.save_as(path)
         data = paths[1].read_bytes()
         paths[1].write_bytes(data[:-30])
-        with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated DICOM file \(its pixel data ends early; "
-                                                 r"the header is complete\)$"):
+        with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated DICOM file \(it ends inside an element "
+                                                 r"after its image header, most likely in the pixel data\)$"):
             read_dicom_series(folder)

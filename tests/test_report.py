@@ -1077,5 +1077,8 @@ def test_a_series_cell_is_matched_as_the_series_choice_reads_it():
     from medseg.report.collect import _same_series
 
     info = {"series_key": "3-2", "series_number": 3, "series_uid": "1.2.840.5"}
-    assert [_same_series(cell, info) for cell in ("3-2", "1.2.840.5", "03", "3")] == [True, True, True, True]
-    assert [_same_series(cell, info) for cell in ("4", "3-1", "1.2.840.6", "#1")] == [False] * 4
+    # a part of a split series: "3" alone is refused as ambiguous by the series choice, so it never made these
+    assert [_same_series(cell, info) for cell in ("3-2", "1.2.840.5", "03", "3")] == [True, True, False, False]
+    assert [_same_series(cell, info) for cell in ("4", "3-1", "1.2.840.6", "#1", "None")] == [False] * 5
+    whole = {"series_key": "3", "series_number": 3, "series_uid": None}
+    assert [_same_series(cell, whole) for cell in ("3", "03", "None")] == [True, True, False]

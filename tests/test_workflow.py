@@ -279,9 +279,9 @@ def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(t
         "k0": ("ok", True), "crash": ("failed", False), "k2": ("ok", False)}
     assert (results / "cases" / "k2" / "k2_seg.nii.gz").is_file()
     assert (results / "report.html").is_file()
-    # a larger mem_mb, whose retries reach more than the case died with: it is tried again (and, no longer
+    # a mem_mb above what the case was offered (its last retry's 3000 MB): it is tried again (and, no longer
     # killed, segmented); the others are kept
-    settings[-1] = "mem_mb=1500"
+    settings[-1] = "mem_mb=4000"
     rerun = subprocess.run(command[:-len(settings)] + settings, capture_output=True, text=True, timeout=400)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     job = json.loads((results / "jobs" / "batch001.infer.json").read_text())

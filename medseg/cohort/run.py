@@ -237,14 +237,14 @@ def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory
 
 def _unless_more_memory(done: dict | None, memory_mb: int | None, final_memory_mb: int | None,
                         case_id: str) -> dict | None:
-    """A finished record, unless it is a case given up for killing its workers and this job can bring more memory
-    than it was given up with (its retries reach ``final_memory_mb``): then the case is tried again. The same
-    settings keep it given up."""
+    """A finished record, unless it is a case given up for killing its workers and this job has more memory than
+    the case was offered when it was given up: then it is tried again. The same settings keep it given up, whatever
+    sets the memory (the rule's mem_mb or --set-resources); ``final_memory_mb`` is not used here, since a
+    --set-resources value does not follow it."""
     record = done or {}
     offered = record.get("worker_given_up_memory_mb", record.get("worker_died_memory_mb"))
-    reach = max((m for m in (memory_mb, final_memory_mb) if m is not None), default=None)
-    if done is not None and offered is not None and reach is not None and reach > offered:
-        log.info("%s: given up with %d MB; trying again (this job's attempts reach %d MB)", case_id, offered, reach)
+    if done is not None and offered is not None and memory_mb is not None and memory_mb > offered:
+        log.info("%s: given up with %d MB; trying again with %d MB", case_id, offered, memory_mb)
         return None
     return done
 

@@ -237,7 +237,8 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
         # pydicom gives up on the whole file, not only the pixels: the header is whole when it reaches the image
         # pixel module (group 0028, just before the pixels; an anonymised header never has the series UID)
         if _header_complete_without_pixels(path, ["SOPClassUID", "Rows", "Columns", "BitsAllocated"]):
-            raise ImageReadError(f"{path}: truncated DICOM file (its pixel data ends early; the header is complete)")
+            raise ImageReadError(f"{path}: truncated DICOM file (it ends inside an element after its image header, "
+                                 "most likely in the pixel data)")
         raise ImageReadError(f"{path}: truncated or incomplete DICOM file (no {', '.join(required)})")
     if meta is None or "TransferSyntaxUID" not in meta:  # a bare dataset (no preamble or file meta, as older
         _set_transfer_syntax(dataset)  # scanners and PACS exports write): its encoding is the one it was read in

@@ -227,8 +227,11 @@ def _same_series(cell: str, info: dict) -> bool:
     or a UID as written, a whole number as the SeriesNumber (``03`` is series 3)."""
     import re
 
-    if cell in {str(info.get("series_key")), str(info.get("series_uid"))}:
+    key, uid = info.get("series_key"), info.get("series_uid")
+    if cell in {str(v) for v in (key, uid) if v is not None}:
         return True
+    if re.fullmatch(r"-?\d+-\d+", str(key or "")):  # a part of a split series: a bare number cannot choose it
+        return False
     number = info.get("series_number")
     return bool(re.fullmatch(r"-?\d+", cell)) and number is not None and str(number).lstrip("-").isdigit() \
         and int(cell) == int(number)
