@@ -177,8 +177,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if blocked is not None:
         return blocked
     print_ = infer_fingerprint(sample, package, options)
-    done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb,
-                               options.final_memory_mb, case_id)
+    done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
     if done is not None:
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
@@ -235,12 +234,10 @@ def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory
     return last and folder.attempts(case_id, stage, print_) >= MAX_ATTEMPTS
 
 
-def _unless_more_memory(done: dict | None, memory_mb: int | None, final_memory_mb: int | None,
-                        case_id: str) -> dict | None:
+def _unless_more_memory(done: dict | None, memory_mb: int | None, case_id: str) -> dict | None:
     """A finished record, unless it is a case given up for killing its workers and this job has more memory than
     the case was offered when it was given up: then it is tried again. The same settings keep it given up, whatever
-    sets the memory (the rule's mem_mb or --set-resources); ``final_memory_mb`` is not used here, since a
-    --set-resources value does not follow it."""
+    sets the memory (the rule's mem_mb or --set-resources; the final-retry figure does not follow the latter)."""
     record = done or {}
     offered = record.get("worker_given_up_memory_mb", record.get("worker_died_memory_mb"))
     if done is not None and offered is not None and memory_mb is not None and memory_mb > offered:
@@ -323,7 +320,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     if inferred is None or not folder.case_outputs_present(case_id):
         raise InputError(f"{folder.root}: case {case_id} has not been segmented yet; run the infer step first")
     print_ = evaluate_fingerprint(sample, inferred)
-    done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, final_memory_mb, case_id)
+    done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, case_id)
     if done is not None:
         log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
