@@ -647,3 +647,17 @@ def test_a_file_cut_inside_its_pixel_data_is_named_as_such(tmp_path):
         with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated DICOM file \(it ends inside an element "
                                                  r"after its image header, most likely in the pixel data\)$"):
             read_dicom_series(folder)
+
+
+def test_an_image_file_cut_inside_its_header_is_named_truncated(tmp_path):
+    """Cut before its image header (Rows, Columns...), a CT file read as a non-image object, and the folder was
+    reported as 'no files and 1 non-image DICOM object(s)'."""
+    from medseg.errors import ImageReadError
+    from medseg.io.dicom import read_dicom_series
+
+    paths = write_series(tmp_path / "dcm", stored_values((16, 14, 3), seed=1), slice_positions(3, 2.0))
+    data = paths[1].read_bytes()
+    paths[1].write_bytes(data[:data.index(b"\x28\x00\x10\x00")])  # up to (0028,0010) Rows
+    with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated or incomplete DICOM file \(CT Image Storage "
+                                             r"without Rows or pixel data\)$"):
+        read_dicom_series(tmp_path / "dcm")

@@ -143,8 +143,9 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
                     ", ..." if len(skipped) > 5 else "")
     if not images:
-        what = f"{len(skipped)} non-DICOM file(s)" if skipped else "no files"
-        extra = f" and {len(non_image)} non-image DICOM object(s)" if non_image else ""
+        parts = ([f"{len(skipped)} non-DICOM file(s)"] if skipped else []) + (
+            [f"{len(non_image)} non-image DICOM object(s)"] if non_image else [])
+        what, extra = " and ".join(parts) or "no files", ""
         nifti = [p for p, _ in skipped if p.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".img", ".mgz"))]
         hint = (f"; a folder is read as one DICOM study: give NIfTI files one by one, e.g. {folder}/*.nii.gz"
                 if nifti else "")
@@ -198,6 +199,14 @@ def _listing(candidates: Sequence[SeriesCandidate]) -> str:
     return "; ".join(parts)
 
 
+def _image_storage(dataset) -> bool:
+    """Whether the file's SOP class is an image storage class (CT Image Storage, ...), by pydicom's UID names."""
+    try:
+        return "Image Storage" in str(dataset.SOPClassUID.name)
+    except (AttributeError, KeyError, ValueError):
+        return False
+
+
 def _header_complete_without_pixels(path: Path, required: list[str]) -> bool:
     """Whether the header alone (read up to the pixel data) holds ``required``: then what is cut is the pixels."""
     try:
@@ -233,6 +242,10 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
     pixels = any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     required = [k for k in ("SOPClassUID", "SeriesInstanceUID") if k not in dataset
                 and (k == "SOPClassUID" or not pixels)]
+    if has_magic and not pixels and "Rows" not in dataset and _image_storage(dataset):
+        # an image without its image header: cut short (a whole file of this class always has both)
+        raise ImageReadError(f"{path}: truncated or incomplete DICOM file ({dataset.SOPClassUID.name} without Rows "
+                             "or pixel data)")
     if required:
         # pydicom gives up on the whole file, not only the pixels: the header is whole when it reaches the image
         # pixel module (group 0028, just before the pixels; an anonymised header never has the series UID)
