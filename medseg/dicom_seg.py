@@ -18,7 +18,8 @@ import numpy as np
 from medseg.errors import DicomError, InputError
 from medseg.volume import Volume
 
-__all__ = ["read_dicom_seg", "read_seg_volume", "recorded_series", "seg_sources", "write_dicom_seg"]
+__all__ = ["read_dicom_seg", "read_seg_volume", "read_seg_with_source", "recorded_series", "seg_sources",
+           "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,12 @@ def recorded_series(sidecar: dict) -> str | None:
 def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | None = None) -> Volume:
     """A DICOM SEG written by ``medseg infer`` as a label :class:`Volume` on its source series' grid: the source
     is the input its sidecar records (or ``source_path``, where it lies now), in the series it records."""
+    return read_seg_with_source(path, sidecar, source_path)[0]
+
+
+def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | str | None = None
+                         ) -> tuple[Volume, Volume]:
+    """As :func:`read_seg_volume`, with the source series it read (a caller that shows the image reads it once)."""
     from medseg.io.images import read_image
 
     path = Path(path)
@@ -241,7 +248,9 @@ def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | N
                              "is scored on the source images it references")
     source = read_image(source_path, series=recorded_series(sidecar))
     array = read_dicom_seg(path, source, labels)
-    return Volume(array=array, affine=source.affine, source=Path(path), info={"dicom_seg_source": str(source_path)})
+    labels_volume = Volume(array=array, affine=source.affine, source=Path(path),
+                           info={"dicom_seg_source": str(source_path)})
+    return labels_volume, source
 
 
 def _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm, version):

@@ -307,8 +307,8 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     folder.mark_started("a", "infer", print_, 2, 4000)
     summary = infer_cases([sample], results, replace(options, memory_mb=4000))
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
-    assert "died 2 times without reporting an error (crashed, killed or out of memory); the most memory it died " \
-           "with was 4000 MB, and a later run whose job has more tries it again" in \
+    assert "died 2 times without reporting an error (crashed, killed or out of memory); it died with up to 4000 MB " \
+           "and was given up with 4000 MB, and a later run whose job starts with more than 4000 MB tries it again" in \
            json.loads(folder.failure("a").read_text())["error"]
     # kept as failed for as much memory, tried again (and segmented) with more
     summary = infer_cases([sample], results, replace(options, memory_mb=4000))

@@ -273,7 +273,8 @@ def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(t
     assert process.returncode == 0, stderr[-3000:]
     failure = json.loads((results / "cases" / "crash" / "crash_failed.json").read_text())
     assert (failure["stage"], failure["error_type"]) == ("infer", "WorkerDiedError")
-    assert "died 2 times" in failure["error"] and "the most memory it died with was 2000 MB" in failure["error"]
+    assert "died 2 times" in failure["error"] and "died with up to 2000 MB and was given up with 3000 MB" in \
+        failure["error"]
     job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
     assert {c["case_id"]: (c["outcome"], c["reused"]) for c in job["cases"]} == {
         "k0": ("ok", True), "crash": ("failed", False), "k2": ("ok", False)}

@@ -159,21 +159,22 @@ class ResultsFolder:
         """The unfinished attempts that count against trying once more: all of them, or, given the memory this job
         has (``memory_mb``), those that had as much or more. An attempt killed with less memory (the scheduler's
         out-of-memory kill, retried with more) may succeed now; attempts that recorded no memory count."""
-        total = self.attempts(case_id, stage, print_)
-        if memory_mb is None or not total:
+        total, known = self._attempt_memories(case_id, stage, print_)
+        if memory_mb is None:
             return total
-        record = json.loads(self.started_path(case_id, stage).read_text())
-        known = [m for m in record.get("memory_mb") or [] if isinstance(m, int)][:total]
         return total - len(known) + sum(1 for m in known if m >= memory_mb)
 
     def death_memory(self, case_id: str, stage: str, print_: str) -> int | None:
         """The most memory an unfinished attempt of this work had (None when none recorded its memory)."""
+        return max(self._attempt_memories(case_id, stage, print_)[1], default=None)
+
+    def _attempt_memories(self, case_id: str, stage: str, print_: str) -> tuple[int, list[int]]:
+        """The number of unfinished attempts of this work, and the memory of those that recorded it."""
         total = self.attempts(case_id, stage, print_)
         if not total:
-            return None
+            return 0, []
         record = json.loads(self.started_path(case_id, stage).read_text())
-        known = [m for m in (record.get("memory_mb") or [])[:total] if isinstance(m, int)]
-        return max(known, default=None)
+        return total, [m for m in (record.get("memory_mb") or [])[:total] if isinstance(m, int)]
 
     def mark_started(self, case_id: str, stage: str, print_: str, attempts: int, memory_mb: int | None = None) -> None:
         memories: list = []

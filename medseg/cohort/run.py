@@ -250,8 +250,9 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
           memory_mb: int | None = None) -> CaseOutcome:
     """Record a case whose earlier attempts killed their process, instead of trying it once more."""
     died_with = folder.death_memory(sample.case_id, stage, print_)
-    memory = (f"; the most memory it died with was {died_with} MB, and a later run whose job has more tries it "
-              "again" if died_with is not None else "; not tried again")
+    offered = max((m for m in (died_with, memory_mb) if m is not None), default=None)
+    memory = (f"; it died with up to {died_with} MB and was given up with {offered} MB, and a later run whose job "
+              f"starts with more than {offered} MB tries it again" if died_with is not None else "; not tried again")
     error = WorkerDiedError(
         f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
         f"(crashed, killed or out of memory){memory}"
@@ -261,8 +262,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
     folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
                          {"failed_stage": stage, "worker_died_memory_mb": died_with,
                           # the most this job offered (on its last retry a case is given up untried)
-                          "worker_given_up_memory_mb": max((m for m in (died_with, memory_mb) if m is not None),
-                                                           default=None)})
+                          "worker_given_up_memory_mb": offered})
     return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
 
 

@@ -32,7 +32,7 @@ from medseg.io.dicom_geometry import (
 )
 from medseg.io.dicom_messages import FileMessages
 
-__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series"]
+__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,18 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
     return FolderScan(folder, _group(images, messages), skipped, non_image)
 
 
+def series_match(wanted: str, key: str | None, uid: str | None, number: int | None) -> str | None:
+    """How ``wanted`` (a --series value or a sheet's series cell) names a series with this key, UID and number:
+    ``"key"``, ``"uid"``, ``"number"`` (a whole number, ``03`` too, as the SeriesNumber), or None."""
+    if key is not None and wanted == str(key):
+        return "key"
+    if uid and wanted == str(uid):
+        return "uid"
+    if number is not None and re.fullmatch(r"-?\d+", wanted) and int(wanted) == int(number):
+        return "number"
+    return None
+
+
 def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCandidate, str]:
     """The candidate to convert and why; refuses (listing the candidates) rather than guessing."""
     folder, candidates = scan.folder, scan.candidates
@@ -160,11 +172,11 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         wanted = str(series).strip()
         if not wanted:
             raise DicomError(f"{folder}: --series is empty; pass a series number, UID or key from `medseg inspect`")
-        matches = [c for c in candidates if c.key == wanted]
-        if not matches:
-            matches = [c for c in candidates if c.uid == wanted]
-        if not matches and re.fullmatch(r"-?\d+", wanted):
-            matches = [c for c in candidates if c.number == int(wanted)]
+        matches = []
+        for kind in ("key", "uid", "number"):  # a key first, then a UID, then a SeriesNumber
+            matches = [c for c in candidates if series_match(wanted, c.key, c.uid, c.number) == kind]
+            if matches:
+                break
         if not matches:
             raise DicomError(f"{folder}: no series matches --series {wanted}; found {_listing(candidates)}")
         if len(matches) > 1:

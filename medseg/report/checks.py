@@ -46,15 +46,16 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return array, affine_mm(image)[0]
 
 
-def read_segmentation(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A case's segmentation as (labels, affine): a NIfTI as :func:`read_labels` reads it, a DICOM SEG placed on
-    the source series its sidecar records (found where it lies now)."""
+def read_segmentation(case: CaseResult, path: Path):
+    """A case's segmentation as (labels, affine, source): a NIfTI as :func:`read_labels` reads it (source None), a
+    DICOM SEG placed on the source series its sidecar records (found where it lies now), with that series' volume
+    (read anyway, so an overlay need not read it again)."""
     if path.suffix.lower() == ".dcm":
-        from medseg.dicom_seg import read_seg_volume
+        from medseg.dicom_seg import read_seg_with_source
 
-        volume = read_seg_volume(path, case.sidecar or {}, case.input_path())
-        return volume.array, volume.affine
-    return read_labels(path)
+        volume, source = read_seg_with_source(path, case.sidecar or {}, case.input_path())
+        return volume.array, volume.affine, source
+    return (*read_labels(path), None)
 
 
 def border_voxels(labels: np.ndarray) -> dict[str, dict[str, int]]:
@@ -79,7 +80,7 @@ def check_segmentation(case: CaseResult, tolerance_mm: float = 0.01) -> Segmenta
     if path is None:
         return SegmentationCheck(path=None, geometry=["segmentation file not found"])
     try:
-        labels, affine = read_segmentation(case, path)
+        labels, affine, _ = read_segmentation(case, path)
     except Exception as error:  # any unreadable file is reported on the page, never raised
         return SegmentationCheck(path=path, geometry=[f"{path.name}: cannot read ({error})"])
     check = SegmentationCheck(path=path, shape=tuple(labels.shape))

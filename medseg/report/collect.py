@@ -227,14 +227,13 @@ def _same_series(cell: str, info: dict) -> bool:
     or a UID as written, a whole number as the SeriesNumber (``03`` is series 3)."""
     import re
 
-    key, uid = info.get("series_key"), info.get("series_uid")
-    if cell in {str(v) for v in (key, uid) if v is not None}:
-        return True
-    if re.fullmatch(r"-?\d+-\d+", str(key or "")):  # a part of a split series: a bare number cannot choose it
-        return False
-    number = info.get("series_number")
-    return bool(re.fullmatch(r"-?\d+", cell)) and number is not None and str(number).lstrip("-").isdigit() \
-        and int(cell) == int(number)
+    from medseg.io.dicom_series import series_match
+
+    key, number = info.get("series_key"), info.get("series_number")
+    number = int(number) if isinstance(number, int) or str(number).lstrip("-").isdigit() else None
+    found = series_match(cell, key, info.get("series_uid"), number)
+    # a part of a split series: a bare number matches every part, which the series choice refuses as ambiguous
+    return found is not None and not (found == "number" and re.fullmatch(r"-?\d+-\d+", str(key or "")))
 
 
 def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str) -> list[CaseResult]:
@@ -256,10 +255,10 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
                 "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "infer" if blocked else "not_run",
                 "input": str(sample.image), "reference": reference, "error": error,
                 "error_type": "OutputWriteError" if blocked else "MissingResult"}))
-        elif case.failure is None and _made_from_other_inputs(case, sample):
+        elif case.failure is None and (stale := _made_from_other_inputs(case, sample)):
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "stale",
-                            "input": str(sample.image), "reference": reference,
-                            "error": _made_from_other_inputs(case, sample), "error_type": "StaleResult"}
+                            "input": str(sample.image), "reference": reference, "error": stale,
+                            "error_type": "StaleResult"}
         elif reference is not None and case.status == "no_reference":
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "not_scored",
                             "input": str(sample.image), "reference": reference,

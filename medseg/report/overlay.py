@@ -46,14 +46,16 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
     path = case.segmentation_path()
     if path is None:
         return None
-    prediction, affine = read_segmentation(case, path)
+    prediction, affine, source = read_segmentation(case, path)
     arrays = CaseArrays(prediction=prediction, affine=affine)
 
     def same_grid(shape, other_affine) -> bool:
         return tuple(shape) == prediction.shape and grid_displacement_mm(shape, affine, other_affine) <= tolerance_mm
 
     image_path = case.input_path()
-    if image_path is None:
+    if source is not None:  # a DICOM SEG: its source series, just read to place it, is the image
+        arrays.image = source.array
+    elif image_path is None:
         recorded = (case.sidecar or {}).get("input")
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
     else:
