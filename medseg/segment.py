@@ -74,6 +74,12 @@ def versions() -> dict[str, str]:
     }
 
 
+def check_reference_exists(reference: Path | str, input_path: Path | str) -> None:
+    """A missing reference is named as the reference of its input (not as a bare missing file)."""
+    if not Path(reference).exists():
+        raise ImageReadError(f"{reference}: no such file (the reference given for {input_path})")
+
+
 def segment_case(
     input_path: Path | str,
     segmenter,
@@ -119,8 +125,7 @@ def segment_case(
     if reference is not None:
         from medseg.metrics import check_same_grid, read_reference, reorder_onto_grid
 
-        if not Path(reference).exists():
-            raise ImageReadError(f"{reference}: no such file (the reference given for {input_path})")
+        check_reference_exists(reference, input_path)
         ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
         check_same_grid(volume, ref_volume)
     timings["read_s"] = time.perf_counter() - clock

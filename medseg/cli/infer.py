@@ -153,11 +153,12 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
 
 def _check_exists(path: Path, reference: Path | None) -> None:
     from medseg.errors import ImageReadError
+    from medseg.segment import check_reference_exists
 
     if not (path.exists() or path.is_symlink()):
         raise ImageReadError(f"{path}: no such file or folder")
-    if reference is not None and not reference.exists():
-        raise ImageReadError(f"{reference}: no such file (the reference given for {path})")
+    if reference is not None:
+        check_reference_exists(reference, path)
 
 
 class _ProgressFactory:
