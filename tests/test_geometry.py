@@ -1,5 +1,6 @@
 """Outputs lie exactly on the input grid: shape, sform/qform and codes reproduced; labels not mirrored."""
 
+import gzip
 import json
 
 import nibabel as nib
@@ -290,3 +291,24 @@ def test_a_2d_image_across_the_models_slices_is_refused(tmp_path, make_package):
                                          r"model space\), but the model segments slices across axis 2"):
         segment_case(tmp_path / "sagittal.nii.gz", segmenter, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_segmentation_does_not_copy_the_inputs_free_text_or_extensions(tmp_path, make_package):
+    """Free-text header fields and extensions (which may hold a name or a whole DICOM header) stay behind; the
+    geometry fields are still the input's."""
+    array = make_phantom((24, 24, 8), seed=4).image
+    image = nib.Nifti1Image(array, _affine("oblique"))
+    image.header["descrip"] = b"Doe^Jane 1961-02-03"
+    image.header["aux_file"] = b"jane.lut"
+    image.header["db_name"] = b"ward 7"
+    image.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"PatientName=Doe^Jane"))  # ecode 6: comment
+    nib.save(image, tmp_path / "named.nii.gz")
+    outputs = segment_case(tmp_path / "named.nii.gz", Segmenter(load_package(make_package()), device="cpu"),
+                           out_dir=tmp_path / "out")
+    written = nib.load(outputs.segmentation)
+    assert len(written.header.extensions) == 0
+    assert written.header["descrip"].item() == b"medseg segmentation"
+    assert written.header["aux_file"].item() == b"" and written.header["db_name"].item() == b""
+    assert b"Doe" not in gzip.decompress(outputs.segmentation.read_bytes())
+    assert np.array_equal(written.get_sform(), nib.load(tmp_path / "named.nii.gz").get_sform())
+    assert written.header.get_intent()[0] == "label"

@@ -204,8 +204,9 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
     """A label image on ``like``'s grid.
 
     When ``like`` came from a NIfTI file its header is copied, so sform, qform, their codes, units and
-    pixdim are exactly the input's; otherwise ``like.affine`` is written as both sform and qform
-    (code 1, scanner).
+    pixdim are exactly the input's; its free text (``descrip``, ``aux_file``, ``db_name``) and extensions, which
+    may name the patient or hold a whole DICOM header, are not; otherwise ``like.affine`` is written as both sform
+    and qform (code 1, scanner).
     """
     if tuple(labels.shape) != like.shape:
         raise ValueError(f"label shape {labels.shape} differs from the volume's {like.shape}")
@@ -219,6 +220,12 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
         image.header["cal_min"] = 0
         image.header["cal_max"] = float(labels.max()) if labels.size else 0.0
         image.header.set_intent("label", name="medseg")
+        image.header["descrip"] = b"medseg segmentation"
+        image.header["aux_file"] = b""
+        if "db_name" in image.header:  # NIfTI-1's unused Analyze fields; NIfTI-2 has none
+            image.header["db_name"] = b""
+            image.header["data_type"] = b""
+        image.header.extensions.clear()
         if image.header["dim"][0] > 3:
             image.header["dim"][0] = 3
         return image
@@ -227,6 +234,7 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
     image.header.set_qform(like.affine, code=0 if is_sheared(like.affine) else 1)  # a qform cannot hold a shear
     image.header.set_xyzt_units("mm", "sec")
     image.header.set_intent("label", name="medseg")
+    image.header["descrip"] = b"medseg segmentation"
     return image
 
 
