@@ -147,7 +147,17 @@ def test_missing_pixel_data_names_the_file(tmp_path):
     ds = pydicom.dcmread(paths[1])
     del ds.PixelData
     ds.save_as(paths[1])
-    with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {paths[1].name} has no pixel data"):
+    with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {paths[1].name} has no pixel data \(the file was "
+                                         r"cut short after its image header, or written without its pixels\)"):
+        read_dicom_series(tmp_path)
+
+
+def test_a_file_cut_just_before_its_pixel_data_says_it_may_be_cut_short(tmp_path):
+    """A copy interrupted at the pixel data element: the header is whole, the pixels are missing."""
+    _, paths = make_series(tmp_path, seed=1)
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[:data.index(b"\xe0\x7f\x10\x00")])  # up to (7FE0,0010) Pixel Data
+    with pytest.raises(DicomError, match=rf"{paths[2].name} has no pixel data \(the file was cut short"):
         read_dicom_series(tmp_path)
 
 
