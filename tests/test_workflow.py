@@ -414,3 +414,13 @@ def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert not (results / "cases" / "a" / "a_metrics.json").exists()
     assert (results / "cases" / "b" / "b_metrics.json").exists()
+
+
+def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
+    """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
+    _, sheet = cohort
+    run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", evaluate_mem_mb=5000,
+                    cases_per_job=10)
+    assert run.returncode == 0, run.stderr[-3000:]
+    commands = [line for line in run.stdout.splitlines() if "cohort evaluate" in line]
+    assert len(commands) == 1 and "--memory-mb 5000 --final-memory-mb 15000" in commands[0]

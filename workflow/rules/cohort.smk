@@ -59,7 +59,7 @@ rule evaluate:
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         references=lambda wildcards: inputs_signature(wildcards, "reference"),
-        final_mem=2000 * 3,
+        final_mem=config["evaluate_mem_mb"] * 3,
     log:
         f"{RESULTS}/logs/evaluate/{{batch}}.log",
     conda:
@@ -69,7 +69,7 @@ rule evaluate:
     threads: 1
     retries: 2
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        mem_mb=lambda wildcards, attempt: config["evaluate_mem_mb"] * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
