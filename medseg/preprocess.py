@@ -23,8 +23,8 @@ from monai.transforms import (
 from medseg.errors import InputError
 from medseg.volume import Volume
 
-__all__ = ["build_transforms", "check_resampling_size", "check_slices_fit", "invert_labels", "model_space_shape",
-           "spatial_transforms", "to_model_space", "without_voxels"]
+__all__ = ["apply_transforms", "build_transforms", "check_resampling_size", "check_slices_fit", "invert_labels",
+           "model_space_shape", "spatial_transforms", "to_model_space", "without_voxels"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -159,7 +159,7 @@ def to_model_space(volume: Volume, transforms: Compose, release_voxels: bool = F
     """
     peak = _abs_peak(volume.array)  # now: normalising works in place, and the voxels may be released
     # the input dict is made in a call of its own: no local here keeps the C-ordered copy alive after the first step
-    data = _apply_each(transforms, _transform_input(volume, release_voxels), volume.source, "preprocessing")
+    data = apply_transforms(transforms, _transform_input(volume, release_voxels), volume.source, "preprocessing")
     check_finite(data["image"], volume, peak)
     return data
 
@@ -193,9 +193,10 @@ def without_voxels(data: dict) -> dict:
     return {"image": stub}
 
 
-def _apply_each(transforms: Compose, data: dict, source, stage: str) -> dict:
+def apply_transforms(transforms: Compose, data: dict, source, stage: str = "preprocessing") -> dict:
     """``transforms`` one at a time (as Compose runs them): each step's input is freed as soon as its output exists,
-    where one Compose call holds its argument, a full copy of the volume, until the last transform is done."""
+    where one Compose call holds its argument, a full copy of the volume, until the last transform is done. A
+    failure is one line naming ``source`` (:class:`InputError`)."""
     for index in range(len(transforms.transforms)):
         data = _apply(functools.partial(transforms, start=index, end=index + 1), data, source, stage)
     return data

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -265,15 +266,26 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     """Read, check and bring every case into model space."""
-    from medseg.io.nifti import read_nifti
-    from medseg.preprocess import build_transforms, check_finite
-
-    transforms = build_transforms(config["preprocessing"], with_label=True)
-    declared = {int(k) for k in config["labels"]}
     from monai.data import MetaTensor
 
+    from medseg.io.nifti import read_nifti
+    from medseg.preprocess import (
+        apply_transforms,
+        build_transforms,
+        check_finite,
+        check_resampling_size,
+        check_slices_fit,
+    )
+
+    pre = config["preprocessing"]
+    transforms = build_transforms(pre, with_label=True)
+    declared = {int(k) for k in config["labels"]}
+    axes = slice_axes(config["inference"])
     for case in cases:
         image = read_nifti(case.image_path)
+        # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
+        check_slices_fit(image, pre, axes)
+        check_resampling_size(image, pre)
         label = read_nifti(case.label_path, labels=True)
         case.sha256 = (image.source_sha256, label.source_sha256)
         if image.shape != label.shape:
@@ -290,10 +302,10 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
             )
         affine = torch.from_numpy(image.affine)
         peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
-        data = transforms({
+        data = apply_transforms(transforms, {
             "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
             "label": MetaTensor(torch.from_numpy(label.array.astype(np.float32)), affine=affine.clone()),
-        })
+        }, case.image_path)
         check_finite(data["image"].as_tensor(), image, peak)
         case.extent_mm = model_space_extent(data["image"])
         case.image = data["image"].as_tensor().float().contiguous()
@@ -509,6 +521,9 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
                 folder.rmdir()
 
 
+CHECKPOINT_FIELDS = ("epoch", "best_dice", "best_epoch", "history", "param_groups")
+
+
 def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
     folder = out_dir / CHECKPOINT_DIR
     return folder / "last.safetensors", folder / "last.json"
@@ -534,18 +549,31 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
         tmp_m.write_text(json.dumps(state, indent=1))
 
 
+def _checkpoint_record(meta: Path) -> dict:
+    """The checkpoint's JSON record, refused in one line when unreadable or without the fields a resume needs."""
+    try:
+        state = json.loads(meta.read_text())
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
+    missing = [k for k in CHECKPOINT_FIELDS if k not in state] if isinstance(state, dict) else ["its fields"]
+    if missing:
+        raise TrainingError(f"{meta}: cannot resume from this checkpoint record (it lacks {', '.join(missing)}); "
+                            "start again with --overwrite")
+    return state
+
+
 def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dict | None]:
     from safetensors.torch import load_file
 
     weights, meta = _checkpoint_paths(out_dir)
     try:
         tensors = load_file(str(weights))
-        state = json.loads(meta.read_text())
         net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except Exception as error:  # missing, corrupt (safetensors' own error type), another architecture's weights
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error
+    state = _checkpoint_record(meta)
     if ema is not None:
         ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
         ema.load_state_dict(ema_state or net.state_dict())
@@ -591,7 +619,7 @@ def train(
         val_split = "chosen by the caller"
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
-    _check_label_presence(config, train_cases, val_cases)
+    val_absent = _check_label_presence(config, train_cases, val_cases)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
     patch = tuple(int(v) for v in settings.get("patch_size") or tile)
@@ -637,6 +665,8 @@ def train(
         if ema is not None:
             ema.updates = state["epoch"] * int(settings["steps_per_epoch"])
         log.info("resuming after epoch %d", state["epoch"])
+    else:  # starting again (--overwrite): the replaced run's checkpoint is not this run's
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
 
     def validate(record: dict) -> None:
         nonlocal best_state
@@ -659,7 +689,8 @@ def train(
             group["lr"] = lr
         losses = _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context,
                               device, ema, epoch)
-        record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses))}
+        record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
+                  "torch_threads": torch.get_num_threads(), "device": device}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
             validate(record)
         elif not val_cases:
@@ -708,6 +739,7 @@ def train(
         "val_dice_median": best.get("val_dice_median"),
         "val_dice_min": best.get("val_dice_min"),
         "val_mean_dice": best.get("val_mean_dice"),
+        "val_labels_absent": val_absent,
         "val_scored_on": scored_on,
         "epochs_run": state["epoch"],
         # more than one entry: resumed with another --epochs, so the schedule changed midway and a fresh run of the
@@ -717,6 +749,8 @@ def train(
         "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
         "torch_threads": torch.get_num_threads(),
         "device": device,
+        # a resumed run's epochs may have run with other threads or on another device (the weights depend on both)
+        "sessions": _sessions(state["history"]),
         "torch": torch.__version__,
         "data": config.get("training", {}).get("data", {}),
     }
@@ -728,9 +762,10 @@ def train(
         raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
 
 
-def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> None:
+def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
-    network cannot learn it) or no validation case holds (its Dice cannot be measured)."""
+    network cannot learn it) or no validation case holds (its Dice only counts false positives). Returns the
+    latter labels."""
     def present(cases):
         found: set[int] = set()
         for case in cases:
@@ -746,11 +781,14 @@ def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases:
     for value, name in declared.items():
         if value not in in_training:
             log.warning("label %d %r appears in no training case: the network cannot learn it", value, name)
-    if val_cases:
-        in_validation = present(val_cases)
-        for value, name in declared.items():
-            if value not in in_validation:
-                log.warning("label %d %r appears in no validation case: its Dice is n/a", value, name)
+    if not val_cases:
+        return []
+    in_validation = present(val_cases)
+    absent = [value for value in declared if value not in in_validation]
+    for value in absent:
+        log.warning("label %d %r appears in no validation case: its Dice counts only false positives (0 in a case "
+                    "where it is predicted, n/a where not)", value, declared[value])
+    return absent
 
 
 def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
@@ -776,10 +814,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     meta = _checkpoint_paths(out_dir)[1]
     if not meta.is_file():
         raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
-    try:
-        recorded = json.loads(meta.read_text())
-    except (OSError, ValueError) as error:
-        raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
+    recorded = _checkpoint_record(meta)
     done = recorded.get("epoch")
     if isinstance(done, int) and int(settings["epochs"]) < done:
         raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "
@@ -797,9 +832,10 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
 
 
 def _resume_key(package_config: dict, settings: dict) -> dict:
-    """What a resumed run must share with the run it continues: everything but the epoch count and data notes."""
+    """What a resumed run must share with the run it continues: everything but the epoch count, the package's name
+    (a run without a config is named after its folder, which may since have been moved) and data notes."""
     key = {k: v for k, v in package_config.items()
-           if k not in ("weights", "description", "version", "input_extent_mm")}
+           if k not in ("weights", "name", "description", "version", "input_extent_mm")}
     key["training"] = {k: v for k, v in settings.items() if k not in ("epochs", "data")}
     return json.loads(json.dumps(key))
 
@@ -884,6 +920,19 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
         torch.set_flush_denormal(False)  # torch's default (it has no getter to restore from)
 
 
+def _sessions(history: list[dict]) -> list[dict]:
+    """Runs of consecutive epochs with the same torch threads and device (None: a checkpoint from before they were
+    recorded)."""
+    out: list[dict] = []
+    for record in history:
+        how = (record.get("torch_threads"), record.get("device"))
+        if out and (out[-1]["torch_threads"], out[-1]["device"]) == how:
+            out[-1]["epochs"][1] = record["epoch"]
+        else:
+            out.append({"epochs": [record["epoch"], record["epoch"]], "torch_threads": how[0], "device": how[1]})
+    return out
+
+
 def _summaries(scores: dict[int, list[float]]) -> dict:
     """Mean, median and minimum Dice per label, and the mean over labels; a label without figures is None, not
     NaN (valid JSON)."""
@@ -907,36 +956,32 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     transforms = build_transforms(segmenter.package.preprocessing)
     segmenter.net.eval()
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
-    held: set[int] = set()
     for case in cases:
         volume = read_nifti(case.image_path, hash_input=False)
         reference = read_nifti(case.label_path, hash_input=False, labels=True).array
         data = to_model_space(volume, transforms)
         predicted = invert_labels(segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape,
                                   volume.source)
-        held.update(int(v) for v in np.unique(reference))
         for value, dice in _dice_per_label(predicted, reference, list(scores)).items():
             if not math.isnan(dice):
                 scores[value].append(dice)
-    return {value: (found if value in held else []) for value, found in scores.items()}
+    return scores
 
 
 def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: list[int]) -> dict[int, list[float]]:
-    """Per-case Dice per foreground label over whole validation volumes (cases where both are empty skipped). A
-    label that no validation reference holds has no figure (an empty list): its Dice would only count false
-    positives."""
+    """Per-case Dice per foreground label over whole validation volumes, under medseg's empty-mask policy (as
+    ``medseg evaluate`` and ``benchmarks/evaluate_model.py`` score them): a case where both are empty has no figure,
+    one where only the prediction holds the label scores 0 (false positives)."""
     segmenter.net.eval()
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
-    held: set[int] = set()
     for case in cases:
         pred = segmenter.predict(case.image).numpy()
         reference = case.label.numpy()
-        held.update(int(v) for v in np.unique(reference))
         for value, dice in _dice_per_label(pred, reference, list(scores)).items():
             if not math.isnan(dice):
                 scores[value].append(dice)
     segmenter.net.train()
-    return {value: (found if value in held else []) for value, found in scores.items()}
+    return scores
 
 
 def _extent_line(extent: dict | None) -> str:
@@ -964,10 +1009,13 @@ def model_card(config: dict) -> str:
     def cell(value) -> str:
         return "n/a" if value is None or value != value else f"{value:.4f}"
 
+    absent = {str(v) for v in training.get("val_labels_absent") or []}
     rows = "\n".join(
-        f"| {config['labels'].get(k, k)} | {cell(v)} | {cell(medians.get(k))} | {cell(minima.get(k))} |"
-        for k, v in dice.items()
+        f"| {config['labels'].get(k, k)}{' *' if k in absent else ''} | {cell(v)} | {cell(medians.get(k))} | "
+        f"{cell(minima.get(k))} |" for k, v in dice.items()
     )
+    note = ("\n\n\\* in no validation reference: its Dice counts only false positives (0 in each case where it was "
+            "predicted), as `medseg evaluate` scores it." if absent else "")
     settings = training.get("settings", {})
     split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
     val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
@@ -982,12 +1030,13 @@ no Dice was measured and the package holds the weights of the last epoch ({best}
                 "its label file, as `medseg infer` does" if training.get("val_scored_on") == "input grid" else
                 "same inference code as `medseg infer`")
         selection = f"""Best epoch {best} by mean validation Dice (checkpoint selection used the validation
-cases, so the figures below are slightly optimistic for unseen data). n/a: no validation case holds the label.
+cases, so the figures below are slightly optimistic for unseen data). Per case, medseg's empty-mask policy:
+a label in neither the reference nor the prediction has no Dice; n/a: no validation case has one.
 
 ## Validation (whole volumes, {grid})
 | label | mean Dice | median | min |
 |---|---|---|---|
-{rows}
+{rows}{note}
 """
     else:
         selection = f"""No validation cases: the package holds the weights of the last epoch ({best}), and no
@@ -1006,6 +1055,14 @@ accuracy figures were measured.
                     "midway, so a fresh run of these settings would not give these weights.\n")
     else:
         extended = ""
+    sessions = training.get("sessions") or []
+    if len(sessions) > 1:
+        runs = "; ".join(
+            f"epoch{'s' if a != b else ''} {a}{f'–{b}' if a != b else ''} on {d or 'an unrecorded device'} with "
+            f"{_count(t, 'torch thread') if t else 'unrecorded torch threads'}" for (a, b), t, d in
+            ((x["epochs"], x["torch_threads"], x["device"]) for x in sessions))
+        extended += (f"\nTrained in {len(sessions)} sessions with different threads or devices ({runs}); the weights "
+                     "depend on both in their last bits.\n")
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}

@@ -179,13 +179,14 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
 
 
 def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_json(tiny_set, tmp_path):
-    # validation labels wiped: no validation case holds any label, so whatever the network predicts there has no
-    # Dice (a label no reference holds would only count false positives)
+    # validation labels wiped and images blank: no validation case holds a label and the network predicts none
+    # there, so no label has a Dice (medseg's empty-mask policy: both empty is undefined)
     config = tiny_training_config(epochs=2, steps_per_epoch=30)
     torch.set_num_threads(1)
     cases = load_cases(pair_cases(*tiny_set), config)
     for case in cases[:2]:
         case.label = torch.zeros_like(case.label)
+        case.image = torch.zeros_like(case.image)
     train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     text = (tmp_path / "model" / "model.json").read_text()
     assert "NaN" not in text
@@ -197,6 +198,40 @@ def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_
     assert [h["val_mean_dice"] for h in json.loads(state)["history"]] == [None, None]
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "No label could be scored" in card and "last epoch (2)" in card and "Best epoch" not in card
+
+
+def test_a_label_no_validation_reference_holds_scores_its_false_positives_as_evaluate_does(tmp_path):
+    """The recorded figures follow medseg's empty-mask policy, so `medseg infer --reference` (and
+    benchmarks/evaluate_model.py) reproduce them; before, such a label was n/a while evaluate scored 0."""
+    from medseg.cli import main
+
+    images, labels = write_set(tmp_path / "data")
+    for case in ("case0", "case1"):  # the validation cases: references without the ellipsoid, which they show
+        label = nib.load(labels / f"{case}.nii.gz")
+        array = np.asarray(label.dataobj).copy()
+        array[array == 1] = 0
+        nib.save(nib.Nifti1Image(array, label.affine, label.header), labels / f"{case}.nii.gz")
+    config = tiny_training_config(epochs=2, steps_per_epoch=30)
+    torch.set_num_threads(1)
+    cases = load_cases(pair_cases(images, labels), config)
+    train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
+    assert training["val_labels_absent"] == [1]
+    scored: dict[str, list[float]] = {"1": [], "2": [], "3": []}
+    for case in ("case0", "case1"):
+        with pytest.raises(SystemExit) as info:
+            main(["-q", "infer", str(images / f"{case}.nii.gz"), "-m", str(tmp_path / "model"), "-o",
+                  str(tmp_path / "out"), "--reference", str(labels / f"{case}.nii.gz"), "--device", "cpu"])
+        assert info.value.code == 0
+        metrics = json.loads((tmp_path / "out" / f"{case}_metrics.json").read_text())["labels"]
+        for value, entry in metrics.items():
+            if entry["dice"] is not None:
+                scored[value].append(entry["dice"])
+    expected = {k: (float(np.mean(v)) if v else None) for k, v in scored.items()}
+    assert training["val_dice"] == pytest.approx(expected, abs=1e-12)
+    assert scored["1"] and set(scored["1"]) == {0.0}  # predicted in the validation cases: false positives
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "| ellipsoid * | 0.0000 | 0.0000 | 0.0000 |" in card and "\\* in no validation reference" in card
 
 
 def test_training_labels_without_foreground_are_refused_and_missing_labels_named(tiny_set, tmp_path, caplog):
@@ -215,10 +250,11 @@ def test_training_labels_without_foreground_are_refused_and_missing_labels_named
         train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     messages = [r.getMessage() for r in caplog.records]
     assert "label 3 'tube' appears in no training case: the network cannot learn it" in messages
-    assert "label 3 'tube' appears in no validation case: its Dice is n/a" in messages
+    assert ("label 3 'tube' appears in no validation case: its Dice counts only false positives (0 in a case where "
+            "it is predicted, n/a where not)") in messages
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
     assert training["val_dice"]["3"] is None and training["val_dice"]["1"] is not None
-    assert "| tube | n/a | n/a | n/a |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "| tube * | n/a | n/a | n/a |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert sorted(training["train_case_ids"]) == sorted(c.case_id for c in cases[2:])
 
 
@@ -832,3 +868,79 @@ def test_a_checkpoint_from_before_data_fingerprints_gets_one_on_resuming(tiny_se
     capsys.readouterr()
     assert _exit_code(args + ["--resume", "--epochs", "4"]) == 1
     assert "the checkpoint was trained on other data (changed: case4)" in capsys.readouterr().err
+
+
+def test_what_infer_refuses_is_refused_before_training(tmp_path, capsys):
+    """A 2D image across the model's slices trained on one-voxel strips and recorded figures `medseg infer` could
+    not reproduce (it refuses the file); a wrong voxel size asked for 50 GB and ended in a traceback."""
+    config = tiny_training_config(epochs=1, steps_per_epoch=1)
+    images, labels = write_set(tmp_path / "flat", count=3)
+    for folder in (images, labels):
+        image = nib.load(folder / "case1.nii.gz")
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:, :, 5:6], image.affine), folder / "case1.nii.gz")
+    with pytest.raises(MedsegError, match=rf"^{images / 'case1.nii.gz'}: one voxel thick along model-space axis 0 "):
+        load_cases(pair_cases(images, labels), config)
+
+    config = tiny_training_config(epochs=1, steps_per_epoch=1)
+    config["preprocessing"]["spacing_mm"] = [1.0, 1.0, 1.0]
+    images, labels = write_set(tmp_path / "huge", count=3)
+    for folder in (images, labels):
+        image = nib.load(folder / "case2.nii.gz")
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj), np.diag([500.0, 500.0, 500.0, 1.0])),
+                 folder / "case2.nii.gz")
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(config))
+    assert _exit_code(_train_cli(images, labels, tmp_path / "model", "-c", str(path))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"medseg: error: {images / 'case2.nii.gz'}: resampling its 32×32×12 voxels of "
+                              "500 × 500 × 500 mm") and "check the voxel size in the header" in err[-1]
+    assert not any("Traceback" in line for line in err) and not (tmp_path / "model").exists()
+
+
+def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_set, tmp_path, capsys,
+                                                                          config_file, monkeypatch):
+    """After --overwrite an interrupted run pointed at the replaced run's checkpoint (whose --resume was then
+    refused); a run without a config, named after its folder, could not be resumed once the folder was moved."""
+    import shutil
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file))
+    assert _exit_code(args + ["--epochs", "3"]) == 0
+    capsys.readouterr()
+    assert _interrupted_in_second_epoch(args + ["--overwrite", "--seed", "5"], monkeypatch) == 130
+    assert f"{out}: checkpoint after epoch 1 kept" in capsys.readouterr().err
+    state = json.loads((out / ".checkpoint" / "last.json").read_text())
+    assert state["epoch"] == 1 and state["config"]["training"]["seed"] == 5
+    assert _exit_code(args + ["--seed", "5", "--resume"]) == 0
+    assert json.loads((out / "model.json").read_text())["training"]["settings"]["seed"] == 5
+
+    plain = tmp_path / "plain"
+    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, plain, "--epochs", "2"), monkeypatch) == 130
+    shutil.move(plain, tmp_path / "renamed")
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "renamed", "--epochs", "2", "--resume")) == 0
+    assert json.loads((tmp_path / "renamed" / "model.json").read_text())["training"]["epochs_run"] == 2
+
+
+def test_threads_of_every_session_are_recorded_and_bad_records_are_one_line(tiny_set, tmp_path, capsys,
+                                                                           config_file, monkeypatch):
+    """The record kept only the last session's thread count, though the weights depend on it; a checkpoint record
+    without its fields was a KeyError traceback; a malformed --device is a usage error (exit 2)."""
+    images, labels, out, args = _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch)
+    args = [a for a in args if a not in ("--threads", "1")] + ["--threads", "2"]
+    assert _exit_code(args + ["--resume"]) == 0
+    training = json.loads((out / "model.json").read_text())["training"]
+    assert training["sessions"] == [{"epochs": [1, 1], "torch_threads": 1, "device": "cpu"},
+                                    {"epochs": [2, 2], "torch_threads": 2, "device": "cpu"}]
+    assert ("Trained in 2 sessions with different threads or devices (epoch 1 on cpu with 1 torch thread; epoch 2 "
+            "on cpu with 2 torch threads)") in (out / "MODEL_CARD.md").read_text()
+    torch.set_num_threads(1)
+
+    images, labels, out, args = _interrupted_copy(tiny_set, tmp_path / "again", config_file, monkeypatch)
+    record = out / ".checkpoint" / "last.json"
+    record.write_text('{"epoch": 1}')
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"medseg: error: {record}: cannot resume from this checkpoint record (it lacks best_dice, "
+                   "best_epoch, history, param_groups); start again with --overwrite"]
+    assert _exit_code(args + ["--device", "gpu"]) == 2

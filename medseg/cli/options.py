@@ -11,7 +11,7 @@ model_option = click.option(
     "-m", "--model", default="phantom", show_default=True, metavar="NAME|DIR",
     help="Shipped model name (see `medseg models`) or a model package folder.",
 )
-def _device_form(ctx, param, value):
+def device_form(ctx, param, value):
     """A malformed --device is a usage error (exit 2) before any input is looked at."""
     from medseg.errors import DeviceError
 
@@ -24,7 +24,7 @@ def _device_form(ctx, param, value):
 
 
 device_option = click.option(
-    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps", callback=_device_form,
+    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps", callback=device_form,
     help="Compute device. The device used is always reported; a missing device is an error, never a fallback.",
 )
 precision_option = click.option(

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from medseg.cli.options import device_form
+
 
 @click.command("train")
 @click.option("--images", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of images.")
@@ -22,7 +24,8 @@ import click
                    "split, so figures of different seeds come from different validation cases.")
 @click.option("--fold", type=click.IntRange(0), default=None,
               help="Override training.fold: validate on this block of the seeded split (cross-validation).")
-@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|auto")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|auto|mps", callback=device_form,
+              help="Compute device; a missing device is an error, never a fallback.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="CPU threads for torch (default: torch's own choice). The trained weights depend on it in their "
                    "last bits (two runs are identical only with the same seed and the same --threads).")
