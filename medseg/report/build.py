@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.io.atomic import atomic_paths, check_writable
-from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, SURFACE_DEFINITION, jsonable
+from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
 from medseg.report.collect import CaseResult, add_expected_cases, collect_results, label_key
 from medseg.report.figures import label_colour
@@ -45,7 +45,8 @@ def report_policy() -> dict:
         "empty_masks": EMPTY_MASK_POLICY,
         "surfaces": SURFACE_DEFINITION,
         "grids": (f"Prediction and reference are scored only on the same grid: same shape, and no voxel centre more "
-                  f"than {GRID_TOLERANCE_MM} mm apart between the two affines; otherwise the case fails, unscored."),
+                  f"than {GRID_TOLERANCE_MM} mm (or {GRID_TOLERANCE_VOXELS:g} of the smallest voxel size, if less) "
+                  "apart between the two affines; otherwise the case fails, unscored."),
     }
 
 

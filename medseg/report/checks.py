@@ -70,9 +70,10 @@ def border_voxels(labels: np.ndarray) -> dict[str, dict[str, int]]:
     return out
 
 
-def check_segmentation(case: CaseResult, tolerance_mm: float = 0.01) -> SegmentationCheck:
-    """Read a case's segmentation (if any) and check its border contact and its grid against the sidecar."""
-    from medseg.metrics import grid_displacement_mm
+def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> SegmentationCheck:
+    """Read a case's segmentation (if any) and check its border contact and its grid against the sidecar (within
+    ``tolerance_mm``, by default scoring's :func:`medseg.metrics.grid_tolerance_mm` of its grid)."""
+    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm
 
     if case.status == "failed":
         return SegmentationCheck(path=None)
@@ -88,6 +89,8 @@ def check_segmentation(case: CaseResult, tolerance_mm: float = 0.01) -> Segmenta
         check.geometry.append(f"{path.name}: not a 3D image (shape {labels.shape})")
         return check
     check.border = border_voxels(labels)
+    if tolerance_mm is None:
+        tolerance_mm = grid_tolerance_mm(affine)
     sidecar = case.sidecar or {}
     if sidecar.get("shape") is not None and list(sidecar["shape"]) != list(labels.shape):
         check.geometry.append(f"segmentation shape {tuple(labels.shape)} differs from the input's "

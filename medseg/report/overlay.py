@@ -33,13 +33,13 @@ class CaseArrays:
     notes: list[str] = field(default_factory=list)  # why the image or the reference is not shown, or how it is
 
 
-def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays | None:
+def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> CaseArrays | None:
     """Read the segmentation, and the input image and reference when they can be found and share its grid (a
     reference holding the same voxels in another order is re-indexed, as scoring does). Grid problems are
     flagged by :func:`medseg.report.checks.check_segmentation` for every case; here they only leave a layer out."""
     from medseg.errors import MedsegError
     from medseg.io.images import read_image
-    from medseg.metrics import grid_displacement_mm, reorder_onto_grid
+    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm, reorder_onto_grid
     from medseg.report.checks import read_labels, read_segmentation
     from medseg.volume import Volume
 
@@ -48,6 +48,8 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float = 0.01) -> CaseArrays
         return None
     prediction, affine, source = read_segmentation(case, path)
     arrays = CaseArrays(prediction=prediction, affine=affine)
+    if tolerance_mm is None:
+        tolerance_mm = grid_tolerance_mm(affine)
 
     def same_grid(shape, other_affine) -> bool:
         return tuple(shape) == prediction.shape and grid_displacement_mm(shape, affine, other_affine) <= tolerance_mm
