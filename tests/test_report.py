@@ -206,6 +206,12 @@ def test_summary_statistics_match_numpy_over_the_metrics_files(built, cohort):
         assert summary["labels"][value]["hd95_mm"]["max"] == pytest.approx(max(hd95[value]))
     assert summary["labels"]["2"]["status_counts"] == {"empty_prediction": 1, "no_reference": 1, "ok": 7}
     assert summary["labels"]["1"]["pred_volume_ml"]["n"] == 9  # the unreferenced case counts for volumes
+    # reference volumes come only from the 8 scored cases: the difference pairs them case by case
+    differences = [entry["pred_volume_ml"] - entry["ref_volume_ml"] for path in cohort.rglob("*_metrics.json")
+                   for value, entry in json.loads(path.read_text())["labels"].items() if value == "1"]
+    paired = summary["labels"]["1"]["volume_difference_ml"]
+    assert summary["labels"]["1"]["ref_volume_ml"]["n"] == paired["n"] == len(differences) == 8
+    assert paired["mean"] == pytest.approx(np.mean(differences)) and paired["min"] == pytest.approx(min(differences))
 
 
 def test_html_is_self_contained_and_escaped(built):

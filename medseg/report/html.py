@@ -27,6 +27,7 @@ FLAG_COLOURS = {
 }
 STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
              ("pred_volume_ml", "predicted volume (ml)", 3), ("ref_volume_ml", "reference volume (ml)", 3),
+             ("volume_difference_ml", "predicted − reference (ml)", 3),
              ("false_positive_ml", "false positive (ml)", 3), ("false_negative_ml", "false negative (ml)", 3))
 
 CSS = """
@@ -211,8 +212,9 @@ def _summary_section(content: ReportContent) -> str:
     return ("<h2>Summary per label</h2><div class=\"wide\"><table><thead><tr><th>label</th><th>metric</th>"
             "<th>n</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th></tr></thead>"
             + "".join(rows) + "</table></div>"
-            '<p class="small muted">Statistics over the cases where the value is defined (n); see the empty-mask '
-            "policy below. std is the sample standard deviation.</p>")
+            '<p class="small muted">Statistics over the cases where the value is defined (n): predicted volumes over '
+            "every segmented case, reference volumes and predicted − reference (paired, case by case) over the scored "
+            "ones; see the empty-mask policy below. std is the sample standard deviation.</p>")
 
 
 ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
@@ -220,7 +222,8 @@ ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within 
 TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
 COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3), ("hd95_mm", "HD95 (mm)", ("median", "max"), 2),
                    ("assd_mm", "ASSD (mm)", ("mean",), 2), ("pred_volume_ml", "predicted (ml)", ("median",), 3),
-                   ("ref_volume_ml", "reference (ml)", ("median",), 3))
+                   ("ref_volume_ml", "reference (ml)", ("median",), 3),
+                   ("volume_difference_ml", "pred − ref (ml)", ("mean",), 3))
 
 
 def _summary_compact(labels: dict, threshold: float) -> str:
@@ -236,8 +239,9 @@ def _summary_compact(labels: dict, threshold: float) -> str:
             f'<div class="wide"><table><thead><tr><th rowspan="2">label</th>{groups}</tr><tr>{heads}</tr></thead>'
             + "".join(rows) + "</table></div>"
             '<p class="small muted">One row per label; statistics over the cases where the value is defined (n: '
-            "cases with a Dice); see the empty-mask policy below. Every statistic of every metric (n, mean, median, "
-            "std, min, max) is in <code>summary.json</code>.</p>")
+            "cases with a Dice; predicted volumes over every segmented case, reference volumes and pred − ref, paired "
+            "case by case, over the scored ones); see the empty-mask policy below. Every statistic of every metric "
+            "(n, mean, median, std, min, max) is in <code>summary.json</code>.</p>")
 
 
 def _label_head(value: str, stats: dict) -> str:

@@ -31,25 +31,33 @@ def describe(values: list[float]) -> dict:
     }
 
 
+STATISTIC_FIELDS = (*METRIC_FIELDS, "volume_difference_ml")
+
+
 def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
-    """Per label value: its name, the statistics of every metric, and how many cases had each status."""
+    """Per label value: its name, the statistics of every metric, and how many cases had each status.
+
+    Predicted volumes come from every segmented case, reference volumes only from scored ones, so their means may
+    be over different cases; ``volume_difference_ml`` (predicted − reference) pairs them case by case."""
     gathered: dict[str, dict] = {}
     for case in cases:
         for label in case.labels():
             entry = gathered.setdefault(label.value, {"names": [], "status": Counter(),
-                                                      **{key: [] for key in METRIC_FIELDS}})
+                                                      **{key: [] for key in STATISTIC_FIELDS}})
             if label.name not in entry["names"]:
                 entry["names"].append(label.name)
             entry["status"][label.status] += 1
             for key in METRIC_FIELDS:
                 entry[key].append(getattr(label, key))
+            paired = label.pred_volume_ml is not None and label.ref_volume_ml is not None
+            entry["volume_difference_ml"].append(label.pred_volume_ml - label.ref_volume_ml if paired else None)
     out = {}
     for value in sorted(gathered, key=lambda v: int(v) if v.isdigit() else 1 << 30):
         entry = gathered[value]
         out[value] = {
             "name": "/".join(entry["names"]),
             "status_counts": dict(sorted(entry["status"].items())),
-            **{key: describe(entry[key]) for key in METRIC_FIELDS},
+            **{key: describe(entry[key]) for key in STATISTIC_FIELDS},
         }
     return out
 
