@@ -166,3 +166,20 @@ def test_synth_refuses_bad_arguments_before_writing(tmp_path, capsys, monkeypatc
     assert run(["synth", *args]) == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, capsys):
+    """Dice 14000/20001 = 0.69997 printed as 0.7000 (as if it passed a 0.7 threshold); on 20 µm voxels every volume
+    printed as 0.000 ml."""
+    affine = np.diag([0.02, 0.02, 0.02, 1.0])
+    ref = np.zeros((100, 100, 2), np.uint8)
+    pred = np.zeros_like(ref)
+    ref.reshape(-1)[:10000] = 1  # 10000 voxels
+    pred.reshape(-1)[:7000] = 1
+    pred.reshape(-1)[10000:13001] = 1  # 10001 voxels, 7000 shared: Dice 14000 / 20001
+    nib.save(nib.Nifti1Image(ref, affine), tmp_path / "ref.nii.gz")
+    nib.save(nib.Nifti1Image(pred, affine), tmp_path / "pred.nii.gz")
+    assert run(["evaluate", str(tmp_path / "pred.nii.gz"), str(tmp_path / "ref.nii.gz")]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("1 label_1")).split()
+    assert row[2] == "0.6999" and 14000 / 20001 > 0.6999
+    assert row[5:9] == ["8e-05", "8e-05", "2.4e-05", "2.4e-05"]  # pred, ref, false positive, false negative ml

@@ -461,7 +461,7 @@ def test_records_of_the_wrong_shape_fail_the_case_not_the_report(tmp_path):
 
 
 def test_odd_values_are_shown_honestly(tmp_path):
-    from medseg.report.flags import dice_text
+    from medseg.numbers import dice_text
 
     assert [dice_text(d, 0.7) for d in (0.69996, 0.7, 0.70004, 0.85)] == ["0.69996", "0.700", "0.700", "0.850"]
     assert dice_text(0.6999999999, 0.7) == "0.6999999999" and dice_text(0.5) == "0.500"

@@ -96,17 +96,19 @@ def format_table(metrics: dict) -> str:
     """The per-label metrics as an aligned text table ('-' where a value is undefined)."""
     import math
 
+    from medseg.numbers import dice_floor_text, number_text
+
     def show(value, digits):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "-"
-        return f"{value:.{digits}f}"
+        return dice_floor_text(value) if digits is None else number_text(value, digits)
 
     spacing = " x ".join(f"{s:.4g}" for s in metrics["spacing_mm"])
     header = ("label", "dice", "hd95_mm", "assd_mm", "pred_ml", "ref_ml", "fp_ml", "fn_ml", "status")
     rows = [header]
     for value, entry in metrics["labels"].items():
         rows.append((
-            f"{value} {entry['name']}", show(entry["dice"], 4), show(entry["hd95_mm"], 2), show(entry["assd_mm"], 2),
+            f"{value} {entry['name']}", show(entry["dice"], None), show(entry["hd95_mm"], 2), show(entry["assd_mm"], 2),
             show(entry["pred_volume_ml"], 3), show(entry["ref_volume_ml"], 3), show(entry["false_positive_ml"], 3),
             show(entry["false_negative_ml"], 3), entry["status"],
         ))

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medseg.numbers import dice_text
 from medseg.report.checks import SegmentationCheck
 from medseg.report.collect import CaseResult
 
-__all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "dice_text", "flag_cases", "flag_rules",
-           "robust_z", "worst_first"]
+__all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "flag_cases", "flag_rules", "robust_z",
+           "worst_first"]
 
 DEFAULT_DICE_THRESHOLD = 0.7
 DEFAULT_OUTLIER_Z = 3.5
@@ -67,16 +68,6 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
                            "twice the largest of the volumes the model was trained on (as its package records); the "
                            "model's validation figures do not speak for such an input",
     }
-
-
-def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> str:
-    """Dice to ``digits`` decimals, or to as many more as it takes to stay on its side of ``threshold``
-    (0.69996 against 0.7 is shown as 0.69996, never as 0.700)."""
-    for places in range(digits, 10):
-        text = f"{dice:.{places}f}"
-        if threshold is None or (float(text) < threshold) == (dice < threshold):
-            return text
-    return repr(float(dice))
 
 
 def robust_z(values: np.ndarray, min_scale: float = 0.0) -> np.ndarray | None:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from medseg.numbers import dice_text, number_text
 from medseg.report.collect import CaseResult, LabelResult
 from medseg.report.figures import MANY_LABELS
-from medseg.report.flags import Flag, dice_text
+from medseg.report.flags import Flag
 from medseg.report.plots import Plot
 
 __all__ = ["ReportContent", "render_page"]
@@ -121,14 +122,10 @@ def _dice(value, threshold: float) -> str:
 
 
 def _num(value, digits: int) -> str:
-    """``digits`` decimals; a value that would read as zero but is not gets 3 significant digits (labels of a
-    few nanolitres on 20 µm voxels are not 0.000 ml)."""
+    """A table cell of :func:`number_text` (``digits`` decimals, or 3 significant digits where that reads 0)."""
     if value is None:
         return '<td class="num na">–</td>'
-    text = f"{value:.{digits}f}"
-    if value != 0 and float(text) == 0:
-        text = f"{value:.3g}"
-    return f'<td class="num">{text}</td>'
+    return f'<td class="num">{number_text(value, digits)}</td>'
 
 
 def _img(png: bytes, alt: str, css: str = "") -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from medseg.numbers import dice_text
 from medseg.report.collect import METRIC_FIELDS, CaseResult
-from medseg.report.flags import Flag, dice_text
+from medseg.report.flags import Flag
 
 __all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "write_tsv"]
 
