@@ -241,6 +241,11 @@ def invert_labels(labels: torch.Tensor, data: dict, transforms: Compose, shape: 
                   source: object = "the labels") -> np.ndarray:
     """Bring model-space ``labels`` (X', Y', Z') back onto the input grid with nearest interpolation; ``source``
     names the input in errors."""
+    if not data["image"].applied_operations:  # no orientation or spacing to undo: the labels are on the input grid
+        result = np.asarray(labels.detach().cpu().numpy())
+        if tuple(result.shape) != tuple(shape):
+            raise RuntimeError(f"labels have shape {result.shape}, expected {shape}")
+        return result
     pred = MetaTensor(labels[None], meta=dict(data["image"].meta))
     pred.applied_operations = list(data["image"].applied_operations)
     invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=True)

@@ -312,3 +312,32 @@ def test_the_segmentation_does_not_copy_the_inputs_free_text_or_extensions(tmp_p
     assert b"Doe" not in gzip.decompress(outputs.segmentation.read_bytes())
     assert np.array_equal(written.get_sform(), nib.load(tmp_path / "named.nii.gz").get_sform())
     assert written.header.get_intent()[0] == "label"
+
+
+def test_a_package_without_spatial_preprocessing_segments_on_the_input_grid_without_warnings(tmp_path):
+    """orientation null and no spacing: nothing to invert (MONAI warned 'inverse has been called but no invertible
+    transforms have been supplied' on every case); the labels are the network's, voxel for voxel."""
+    import warnings
+
+    from conftest import tiny_config
+
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import save_package
+
+    config = tiny_config()
+    config["preprocessing"]["orientation"] = None
+    torch.manual_seed(0)
+    save_package(UNet2D(UNetConfig(**{k: v for k, v in config["architecture"].items() if k != "type"})), config,
+                 tmp_path / "plain")
+    image = nib.Nifti1Image(make_phantom((32, 30, 8), seed=2).image, _affine("lps"))
+    nib.save(image, tmp_path / "lps.nii.gz")
+    segmenter = Segmenter(load_package(tmp_path / "plain"), device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outputs = segment_case(tmp_path / "lps.nii.gz", segmenter, out_dir=tmp_path / "out")
+    assert not [w for w in caught if "inverse" in str(w.message)]
+    expected = segmenter.predict(to_model_space(read_nifti(tmp_path / "lps.nii.gz"),
+                                                build_transforms(config["preprocessing"]))["image"].as_tensor())
+    written = nib.load(outputs.segmentation)
+    assert np.array_equal(np.asarray(written.dataobj), expected.numpy()) and written.shape == (32, 30, 8)
+    assert np.array_equal(written.affine, nib.load(tmp_path / "lps.nii.gz").affine)
