@@ -20,6 +20,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from medseg.errors import InputError, OutputExistsError
+from medseg.io.atomic import sha256_of
 from medseg.metrics import evaluate_volumes, metrics_json
 from medseg.report.build import build_report
 from medseg.report.flags import robust_z
@@ -91,7 +92,8 @@ def write_case_arrays(root: Path, case_id: str, image: np.ndarray, labels: np.nd
     counts = np.bincount(prediction.ravel(), minlength=3)
     voxel_ml = float(np.prod(np.diag(affine)[:3])) / 1000
     sidecar = {
-        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path), "input_sha256": "0" * 64,
+        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path),
+        "input_sha256": sha256_of(image_path),
         "segmentation": seg_path.name, "shape": list(image.shape), "affine": affine.tolist(),
         "labels": {str(k): v for k, v in LABELS.items()},
         "label_volume_ml": {str(k): float(counts[k]) * voxel_ml for k in LABELS},
@@ -247,15 +249,16 @@ def test_html_is_self_contained_and_escaped(built):
 def test_overlay_limit_keeps_the_worst(cohort, tmp_path):
     outputs = build_report(cohort, tmp_path / "r.html", max_overlays=2)
     page = outputs.html.read_text()
-    assert outputs.overlays == 2 and page.count('class="overlay"') == 2
+    assert outputs.overlays == 3 and page.count('class="overlay"') == 3
     rows = read_tsv(outputs.table)
     cards = page.split('<div class="case')[1:]
     names = [re.search(r"<h3>#\d+ (.*?) <span", card).group(1) for card in cards]
     drawn = [name for name, card in zip(names, cards) if 'class="overlay"' in card]
-    # the failed case has no segmentation: the two worst with one are the bad case and the next
-    assert drawn == [rows[1]["case_id"], rows[2]["case_id"]]
-    assert page.count("only the 2 worst cases get one") == 7
-    assert json.loads(outputs.summary.read_text())["settings"]["overlays_drawn"] == 2
+    # the failed case has no segmentation: the two worst with one are the bad case and the next; the case without
+    # a reference has a budget of its own (the overlay is all a reader can check it by)
+    assert drawn == [rows[1]["case_id"], rows[2]["case_id"], "noref_big"]
+    assert page.count("only the 2 worst scored or failed cases get one") == 6
+    assert json.loads(outputs.summary.read_text())["settings"]["overlays_drawn"] == 3
 
 
 def test_without_references(tmp_path):
@@ -799,7 +802,8 @@ def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[in
     nib.save(nib.Nifti1Image(prediction, affine), seg_path)
     counts = np.bincount(prediction.ravel(), minlength=count + 1)
     (folder / f"{case_id}_seg.json").write_text(json.dumps({
-        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path), "input_sha256": "0" * 64,
+        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path),
+        "input_sha256": sha256_of(image_path),
         "segmentation": seg_path.name, "shape": list(shape), "affine": affine.tolist(),
         "labels": {str(k): v for k, v in names.items()},
         "label_volume_ml": {str(k): float(counts[k]) * 0.002 for k in names},
@@ -964,8 +968,8 @@ def test_border_contact_is_flagged_only_where_the_reference_does_not_reach(tmp_p
     write_case_arrays(tmp_path, "cut_off", image, cut, cut.copy(), affine)  # ...and in the prediction
     leak = labels.copy()
     leak[0, 10:14, 15:18] = 2  # a few box voxels on the first i face, where the reference has none
-    write_case_arrays(tmp_path, "leaks", image, labels, leak, affine)
-    write_case_arrays(tmp_path, "unscored", image, cut, cut.copy(), affine, reference=False)
+    write_case_arrays(tmp_path, "leaks", image + 1, labels, leak, affine)  # other scans (not duplicate inputs)
+    write_case_arrays(tmp_path, "unscored", image + 2, cut, cut.copy(), affine, reference=False)
     built = build_report(tmp_path, tmp_path / "report.html")
     rows = {row["case_id"]: row for row in read_tsv(built.table)}
     assert flag_set(rows["cut_off"]) == set()
@@ -981,7 +985,7 @@ def test_a_far_island_is_a_distance_outlier_though_dice_stays_high(tmp_path):
         prediction = labels.copy()
         if index == 5:
             prediction[34:38, 28:32, 1:3] = 1  # 32 voxels some 25 mm from the ball: 1 in 10 of its surface
-        write_case_arrays(tmp_path, f"c{index}", image, labels, prediction, affine)
+        write_case_arrays(tmp_path, f"c{index}", image + index, labels, prediction, affine)  # six scans
     built = build_report(tmp_path, tmp_path / "report.html")
     rows = {row["case_id"]: row for row in read_tsv(built.table)}
     # the other five are identical (MAD 0): the mean absolute deviation stands in, for distance and volume alike
@@ -1088,3 +1092,75 @@ def test_a_series_cell_is_matched_as_the_series_choice_reads_it():
     assert [_same_series(cell, info) for cell in ("4", "3-1", "1.2.840.6", "#1", "None")] == [False] * 5
     whole = {"series_key": "3", "series_number": 3, "series_uid": None}
     assert [_same_series(cell, whole) for cell in ("3", "03", "None")] == [True, True, False]
+
+
+def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):
+    """A sheet row with another case's image and a reference that does not belong to it scored Dice 0.8 (above
+    the threshold) and passed as clean: the paired volume difference and the repeated input now flag it."""
+    for seed in range(6):
+        image, labels, affine = phantom(seed)
+        write_case_arrays(tmp_path, f"c{seed}", image, labels, labels.copy(), affine)
+    image, labels, affine = phantom(0)  # c0's scan again
+    wrong = labels.copy()
+    wrong[ndi.binary_dilation(labels == 1, CROSS) & (labels == 0)] = 1  # a larger ball: not this scan's reference
+    write_case_arrays(tmp_path, "wrong", image, wrong, labels.copy(), affine)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    assert float(rows["wrong"]["ball_dice"]) > 0.7
+    assert flag_set(rows["wrong"]) == {"volume_difference_outlier(ball)", "duplicate_input"}
+    assert flag_set(rows["c0"]) == {"duplicate_input"} and all(flag_set(rows[f"c{i}"]) == set() for i in range(1, 6))
+    page = built.html.read_text(encoding="utf-8")
+    metrics = json.loads((tmp_path / "cases" / "wrong" / "wrong_metrics.json").read_text())["labels"]["1"]
+    percent = 100 * (metrics["pred_volume_ml"] - metrics["ref_volume_ml"]) / metrics["ref_volume_ml"]
+    assert f"ball predicted − reference volume {percent:+.3g} %, cohort median +0 %" in page
+    assert "input identical to that of c0 (same SHA-256)" in page and "input identical to that of wrong" in page
+
+
+def test_the_overlay_shows_the_flagged_label_and_the_page_wraps_long_paths(tmp_path):
+    """A case flagged for one label's border contact was drawn through another label with a lower Dice, which
+    hid the reason; a long path in an error or a flag pushed a 600 px page sideways (and shrank the print)."""
+    from medseg.report.build import _focus_label
+    from medseg.report.checks import check_segmentation
+    from medseg.report.collect import collect_results
+    from medseg.report.flags import flag_cases
+
+    image, labels, affine = phantom(3)
+    prediction = perturb(labels, "erode")  # the ball's Dice is the lower one
+    prediction[0, 10:14, 15:18] = 2  # the box leaks onto the first i face
+    write_case_arrays(tmp_path, "leaky", image, labels, prediction, affine)
+    deep = "/".join(["hospital_radiology_department_archive"] * 6)
+    failure = write_failure(tmp_path, "lost")
+    record = json.loads(failure.read_text())
+    record["error"] = f"/{deep}/lost_seg.nii.gz: cannot read"
+    failure.write_text(json.dumps(record))
+    cases = collect_results(tmp_path)
+    leaky = next(case for case in cases if case.case_id == "leaky")
+    flags = flag_cases([leaky], [check_segmentation(leaky)])[0]
+    assert [flag.text for flag in flags] == ["low_dice(ball)", "touches_border(box)"]
+    assert _focus_label(leaky, [f for f in flags if f.code == "touches_border"]) == "2"
+    assert _focus_label(leaky, flags) == "1"  # among the flagged labels, the lowest Dice
+    built = build_report(tmp_path, tmp_path / "report.html")
+    if CHROMIUM is None:
+        pytest.skip("chromium is not on PATH (Debian: apt-get install chromium)")
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-width',"
+              "document.documentElement.scrollWidth);});</script>")
+    probe.write_text(built.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = chromium("--window-size=600,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= 600
+
+
+def test_the_time_span_of_segmentation_leaves_failure_records_out(tmp_path):
+    write_case(tmp_path, "done", 0, "exact")
+    sidecar = tmp_path / "cases" / "done" / "done_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["created"] = "2026-01-01T10:00:00+00:00"
+    sidecar.write_text(json.dumps(record))
+    failure = write_failure(tmp_path, "late")
+    record = json.loads(failure.read_text())
+    record["created"] = "2026-01-01T12:00:00+00:00"
+    failure.write_text(json.dumps(record))
+    built = build_report(tmp_path, tmp_path / "report.html")
+    provenance = json.loads(built.summary.read_text())["provenance"]
+    assert provenance["created_first"] == provenance["created_last"] == "2026-01-01T10:00:00+00:00"

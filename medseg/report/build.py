@@ -120,13 +120,15 @@ def _label_order(cases: list[CaseResult]) -> list[tuple[str, str]]:
 
 
 def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
-    """The label to slice through: the lowest Dice, else the first flagged label, else none (all labels)."""
-    labels = case.labels()
+    """The label to slice through: among the labels a flag names (or all, when none does), the lowest Dice, else
+    the first; none when nothing singles one out (all labels). A case flagged for one label's border contact is
+    shown through that label, even when another has the lower Dice."""
+    flagged = {flag.label for flag in flags if flag.label}
+    labels = [label for label in case.labels() if label.name in flagged] or case.labels()
     scored = [label for label in labels if label.dice is not None]
     if scored:
         return min(scored, key=lambda label: label.dice).value
-    flagged = {flag.label for flag in flags if flag.label}
-    return next((label.value for label in labels if label.name in flagged), None)
+    return labels[0].value if flagged and labels else None
 
 
 def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int, bytes], dict[int, list[str]]]:
@@ -134,12 +136,17 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
 
     overlays: dict[int, bytes] = {}
     notes: dict[int, list[str]] = {}
+    # cases without a reference rank after the scored ones, and the overlay is all a reader can check them by:
+    # they have a budget of their own
+    given = {False: 0, True: 0}
     for index in order:
         case = cases[index]
         if case.status == "failed" and case.sidecar is None:
             continue
-        if len(overlays) >= max_overlays:
-            notes.setdefault(index, []).append(f"no overlay: only the {max_overlays} worst cases get one "
+        unscored = case.status == "no_reference"
+        if given[unscored] >= max_overlays:
+            kind = "cases without a reference" if unscored else "scored or failed cases"
+            notes.setdefault(index, []).append(f"no overlay: only the {max_overlays} worst {kind} get one "
                                                "(--max-overlays)")
             continue
         try:
@@ -149,6 +156,7 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
                 continue
             notes.setdefault(index, []).extend(arrays.notes)
             overlays[index] = render_overlay(arrays, label_order, _focus_label(case, flags[index]))
+            given[unscored] += 1
         except Exception as error:  # one unreadable case must not stop the cohort's report
             log.warning("%s: no overlay (%s)", case.case_id, error)
             notes.setdefault(index, []).append(f"no overlay: {type(error).__name__}: {error}")

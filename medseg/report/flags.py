@@ -21,6 +21,7 @@ __all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "flag_cases", 
 DEFAULT_DICE_THRESHOLD = 0.7
 DEFAULT_OUTLIER_Z = 3.5
 MIN_CASES_FOR_OUTLIERS = 5
+MIN_VOLUME_DIFFERENCE_SCALE = 0.05  # of the reference volume: closer to the cohort's median is never an outlier
 FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", "k-": "first k", "k+": "last k"}
 
 
@@ -63,7 +64,15 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
                     "image or the reference as they are now is not on the segmentation's grid (a reference holding "
                     "the same voxels in another order counts as on it: scoring re-indexes it), or the case failed "
                     "because two grids differ; checked for every case",
+        "volume_difference_outlier": (
+            f"a label's predicted − reference volume, in percent of the reference, is far from the cohort's: robust z "
+            f"as for volume_outlier over the scored cases of that label, |z| > {outlier_z:g}, the scale never below "
+            f"{MIN_VOLUME_DIFFERENCE_SCALE:.0%} (a wrong reference, or a systematic over- or under-segmentation that "
+            f"Dice above the threshold hides); needs {MIN_CASES_FOR_OUTLIERS} cases or more"
+        ),
         "duplicate_id": "the same case id appears in more than one folder",
+        "duplicate_input": "the input is byte for byte the input of another case (same SHA-256 in the sidecars): a "
+                           "sample sheet row pointing at the wrong file, or the same scan twice",
         "unlike_training": "the input's field of view (mm per model-space axis) lies outside half the smallest to "
                            "twice the largest of the volumes the model was trained on (as its package records); the "
                            "model's validation figures do not speak for such an input",
@@ -92,13 +101,25 @@ def flag_cases(
 ) -> list[list[Flag]]:
     """The flags of every case (aligned with ``cases``)."""
     flags = [_case_flags(case, check, dice_threshold) for case, check in zip(cases, checks)]
-    for index, flag in _volume_outliers(cases, outlier_z) + _distance_outliers(cases, outlier_z):
+    for index, flag in (_volume_outliers(cases, outlier_z) + _distance_outliers(cases, outlier_z)
+                        + _volume_difference_outliers(cases, outlier_z)):
         flags[index].append(flag)
     counts = Counter(case.case_id for case in cases)
+    inputs: dict[str, list[int]] = {}
     for index, case in enumerate(cases):
         if counts[case.case_id] > 1:
             flags[index].append(Flag("duplicate_id", f"case id also used in {counts[case.case_id] - 1} other "
                                                      f"folder(s); this one is {case.folder.name}"))
+        digest = (case.sidecar or {}).get("input_sha256")
+        if isinstance(digest, str) and digest and case.status != "failed":
+            inputs.setdefault(digest, []).append(index)
+    for same in inputs.values():
+        for index in same:
+            # one case id in two folders is duplicate_id's business: the same input is expected there
+            others = sorted({cases[i].case_id for i in same} - {cases[index].case_id})
+            if others:
+                flags[index].append(Flag("duplicate_input", f"input identical to that of {', '.join(others)} (same "
+                                                            "SHA-256)"))
     return flags
 
 
@@ -156,15 +177,28 @@ def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[
                      both_sides=False, min_scale=voxel)
 
 
-def _outliers(cases: list[CaseResult], outlier_z: float, key: str, flag: tuple[str, str, str], keep,
+def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
+    """Predicted − reference volume (percent of the reference) far from the cohort's: a reference of another case
+    on the same grid can keep Dice above the threshold (0.71) while the volumes differ by 73 %."""
+    def relative(label) -> float | None:  # scored labels only: an empty prediction is flagged as such
+        if label.status != "ok" or label.pred_volume_ml is None or not label.ref_volume_ml:
+            return None
+        return 100.0 * (label.pred_volume_ml - label.ref_volume_ml) / label.ref_volume_ml
+
+    return _outliers(cases, outlier_z, relative, ("volume_difference_outlier", "predicted − reference volume", "%"),
+                     lambda v: True, both_sides=True, min_scale=100.0 * MIN_VOLUME_DIFFERENCE_SCALE)
+
+
+def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, str, str], keep,
               both_sides: bool, min_scale: float = 0.0) -> list[tuple[int, Flag]]:
-    """Cases whose label ``key`` lies beyond ``outlier_z`` robust z of the cohort's; ``flag`` is (code, what is
-    measured, unit)."""
+    """Cases whose label ``key`` (an attribute name, or a function of the label) lies beyond ``outlier_z`` robust z
+    of the cohort's; ``flag`` is (code, what is measured, unit)."""
     code, what, unit = flag
+    value_of = key if callable(key) else (lambda label: getattr(label, key))
     by_label: dict[str, list[tuple[int, float, str]]] = {}
     for index, case in enumerate(cases):
         for label in case.labels():
-            value = getattr(label, key)
+            value = value_of(label)
             if value is not None and keep(value):
                 by_label.setdefault(label.value, []).append((index, value, label.name))
     out = []
@@ -178,8 +212,9 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key: str, flag: tuple[s
         median = float(np.median(values))
         for (index, value, name), z in zip(entries, scores):
             if (abs(z) if both_sides else z) > outlier_z:
-                out.append((index, Flag(code, f"{name} {what} {value:.3g} {unit}, cohort median {median:.3g} {unit} "
-                                              f"(robust z {z:+.1f})", name)))
+                sign = "+" if both_sides and unit == "%" else ""
+                out.append((index, Flag(code, f"{name} {what} {value:{sign}.3g} {unit}, cohort median "
+                                              f"{median:{sign}.3g} {unit} (robust z {z:+.1f})", name)))
     return out
 
 

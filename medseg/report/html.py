@@ -59,6 +59,7 @@ details>summary{cursor:pointer;color:#0b57d0;margin:4px 0}.plots img{max-width:1
 code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
 dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
+.case li,td.err{overflow-wrap:anywhere}td.path{min-width:14em}
 @media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
 thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
@@ -344,8 +345,8 @@ def _failed_section(content: ReportContent) -> str:
         failure = case.failure or {}
         rows.append(f'<tr><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
                     f'<td>{e(failure.get("stage"))}</td>'
-                    f'<td>{e(failure.get("error_type"))}</td><td>{e(failure.get("error"))}</td>'
-                    f'<td><code>{e(failure.get("input"))}</code></td></tr>')
+                    f'<td>{e(failure.get("error_type"))}</td><td class="err">{e(failure.get("error"))}</td>'
+                    f'<td class="path"><code>{e(failure.get("input"))}</code></td></tr>')
     return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table><thead><tr><th>case</th>"
             "<th>stage</th><th>error type</th><th>error</th><th>input</th></tr></thead>" + "".join(rows)
             + "</table></div>")

@@ -77,9 +77,8 @@ def provenance(cases: list[CaseResult]) -> dict:
             versions.setdefault(str(package), set()).add(str(version))
         if sidecar.get("device"):
             devices[str(sidecar["device"])] += 1
-        for record in (sidecar, case.failure or {}):
-            if record.get("created"):
-                created.append(str(record["created"]))
+        if sidecar.get("created"):  # when it was segmented (a failure record's time is when it failed)
+            created.append(str(sidecar["created"]))
     return {
         "models": [
             {"name": name, "version": version, "weights_sha256": sha, "cases": count}
