@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.errors import MedsegError
     from medseg.inference import Segmenter
+    from medseg.numbers import dice_round_text
     from medseg.package import load_package
     from medseg.segment import segment_case
     from medseg.train import pair_cases
@@ -94,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     for value, name in labels.items():
         scores = dice[value]
         if scores:
-            print(f"{name:<14}{len(scores):>5}{statistics.fmean(scores):>11.4f}{statistics.median(scores):>9.4f}"
-                  f"{min(scores):>8.4f}")
+            print(f"{name:<14}{len(scores):>5}{dice_round_text(statistics.fmean(scores)):>11}"
+                  f"{dice_round_text(statistics.median(scores)):>9}{dice_round_text(min(scores)):>8}")
         else:
             print(f"{name:<14}{0:>5}{'n/a':>11}")
     print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "

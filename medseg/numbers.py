@@ -3,7 +3,7 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["dice_floor_text", "dice_text", "number_text"]
+__all__ = ["dice_round_text", "dice_text", "number_text"]
 
 
 def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> str:
@@ -16,17 +16,25 @@ def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> s
     return repr(float(dice))
 
 
-def dice_floor_text(dice: float, digits: int = 4) -> str:
-    """Dice cut (not rounded) to ``digits`` decimals, for text with no threshold at hand: it never reads higher
-    than it is (0.69997 is 0.6999, not 0.7000, which would read as passing a 0.7 threshold)."""
-    from decimal import ROUND_DOWN, Decimal
+def dice_round_text(dice: float, digits: int = 4) -> str:
+    """Dice rounded to ``digits`` decimals, with as many more as it takes not to read as reaching a round value it
+    does not reach (a multiple of 0.05, where thresholds sit): 0.69997 reads 0.69997, never 0.7000; 0.89126 reads
+    0.8913, as everywhere else. For text with no threshold at hand (consoles, model cards)."""
+    from decimal import Decimal
 
-    return str(Decimal(repr(float(dice))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_DOWN))
+    value = Decimal(repr(float(dice) + 0.0))  # + 0.0: no "-0.0000"
+    step = Decimal("0.05")
+    for places in range(digits, 17):
+        text = f"{value:.{places}f}"
+        if (Decimal(text) // step == value // step) or Decimal(text) < value:  # rounding down never overstates
+            return text
+    return repr(float(dice))
 
 
 def number_text(value: float, digits: int) -> str:
     """``digits`` decimals; a value that would read as zero but is not gets 3 significant digits (labels of a
     few nanolitres on 20 µm voxels are not 0.000 ml)."""
+    value = value + 0.0  # no "-0.000"
     text = f"{value:.{digits}f}"
     if value != 0 and float(text) == 0:
         text = f"{value:.3g}"

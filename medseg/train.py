@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from medseg.errors import OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
+from medseg.numbers import dice_round_text
 from medseg.package import CONFIG_NAME, ModelPackage, load_schema, save_package, validate_config
 from medseg.volume import stem
 
@@ -461,6 +461,16 @@ class _SliceSampler:
         return picks
 
 
+def checkpoint_stamp(out_dir: Path | str) -> tuple[int, int] | None:
+    """Identifies the checkpoint record now in ``out_dir`` (inode and modification time), or None: a run that
+    replaces a package (--overwrite) keeps the old run's checkpoint until its own first epoch is saved over it."""
+    try:
+        status = _checkpoint_paths(Path(out_dir))[1].stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
 def checkpoint_epoch(out_dir: Path | str) -> int | None:
     """The last finished epoch of the checkpoint in ``out_dir``, or None when there is none (or it is unreadable)."""
     meta = _checkpoint_paths(Path(out_dir))[1]
@@ -521,7 +531,8 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
                 folder.rmdir()
 
 
-CHECKPOINT_FIELDS = ("epoch", "best_dice", "best_epoch", "history", "param_groups")
+CHECKPOINT_FIELDS = {"epoch": int, "best_dice": (int, float), "best_epoch": int, "history": list,
+                     "param_groups": list}
 
 
 def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
@@ -559,6 +570,11 @@ def _checkpoint_record(meta: Path) -> dict:
     if missing:
         raise TrainingError(f"{meta}: cannot resume from this checkpoint record (it lacks {', '.join(missing)}); "
                             "start again with --overwrite")
+    wrong = [k for k, kind in CHECKPOINT_FIELDS.items() if isinstance(state[k], bool) or not isinstance(state[k], kind)
+             or (k == "param_groups" and not all(isinstance(g, dict) for g in state[k] or [None]))]
+    if wrong:
+        raise TrainingError(f"{meta}: cannot resume from this checkpoint record (malformed {', '.join(wrong)}); "
+                            "start again with --overwrite")
     return state
 
 
@@ -583,7 +599,11 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
             opt_state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    try:
+        optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    except (ValueError, KeyError, TypeError, RuntimeError) as error:  # another optimizer's or a damaged state
+        raise TrainingError(f"{meta}: cannot resume from this checkpoint's optimizer state ({error}); start again "
+                            "with --overwrite") from error
     return state, best
 
 
@@ -665,8 +685,6 @@ def train(
         if ema is not None:
             ema.updates = state["epoch"] * int(settings["steps_per_epoch"])
         log.info("resuming after epoch %d", state["epoch"])
-    else:  # starting again (--overwrite): the replaced run's checkpoint is not this run's
-        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
 
     def validate(record: dict) -> None:
         nonlocal best_state
@@ -1007,7 +1025,7 @@ def model_card(config: dict) -> str:
     minima = training.get("val_dice_min") or {}
 
     def cell(value) -> str:
-        return "n/a" if value is None or value != value else f"{value:.4f}"
+        return "n/a" if value is None or value != value else dice_round_text(value)
 
     absent = {str(v) for v in training.get("val_labels_absent") or []}
     rows = "\n".join(

@@ -170,7 +170,12 @@ def test_synth_refuses_bad_arguments_before_writing(tmp_path, capsys, monkeypatc
 
 def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, capsys):
     """Dice 14000/20001 = 0.69997 printed as 0.7000 (as if it passed a 0.7 threshold); on 20 µm voxels every volume
-    printed as 0.000 ml."""
+    printed as 0.000 ml. Elsewhere Dice rounds to four decimals, as in every other output."""
+    from medseg.numbers import dice_round_text, number_text
+
+    assert [dice_round_text(d) for d in (0.8912641499, 0.6999, 0.70004, 0.74996, 0.9999999, 1.0, 0.0, -0.0, 0.57)] \
+        == ["0.8913", "0.6999", "0.7000", "0.74996", "0.9999999", "1.0000", "0.0000", "0.0000", "0.5700"]
+    assert number_text(-0.0, 3) == "0.000" and number_text(2.4e-05, 3) == "2.4e-05"
     affine = np.diag([0.02, 0.02, 0.02, 1.0])
     ref = np.zeros((100, 100, 2), np.uint8)
     pred = np.zeros_like(ref)
@@ -181,5 +186,5 @@ def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, c
     nib.save(nib.Nifti1Image(pred, affine), tmp_path / "pred.nii.gz")
     assert run(["evaluate", str(tmp_path / "pred.nii.gz"), str(tmp_path / "ref.nii.gz")]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("1 label_1")).split()
-    assert row[2] == "0.6999" and 14000 / 20001 > 0.6999
+    assert row[2] == "0.69997"
     assert row[5:9] == ["8e-05", "8e-05", "2.4e-05", "2.4e-05"]  # pred, ref, false positive, false negative ml

@@ -1151,6 +1151,23 @@ def test_the_overlay_shows_the_flagged_label_and_the_page_wraps_long_paths(tmp_p
     assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= 600
 
 
+def test_a_paired_volume_difference_of_zero_reads_zero(tmp_path):
+    """Differences of ml values keep their float noise: +0.09 and −0.09 ml averaged to −2.2e-16, shown as a value."""
+    affine = np.diag([3.0, 3.0, 5.0, 1.0])
+    for case_id, extra in (("a", 2), ("b", -2)):
+        labels = np.zeros((10, 10, 6), np.uint8)
+        labels.reshape(-1)[:50 if extra > 0 else 55] = 1
+        prediction = np.zeros_like(labels)
+        prediction.reshape(-1)[:(50 if extra > 0 else 55) + extra] = 1
+        write_case_arrays(tmp_path, case_id, np.zeros(labels.shape, np.float32) + len(case_id), labels, prediction,
+                          affine)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    stats = json.loads(built.summary.read_text())["labels"]["1"]["volume_difference_ml"]
+    assert stats["mean"] == 0.0 and stats["median"] == 0.0 and stats["max"] == 0.09 and stats["min"] == -0.09
+    row = section(built.html.read_text(encoding="utf-8"), "Summary per label").split("predicted − reference")[1]
+    assert "e-16" not in row.split("</tr>")[0]
+
+
 def test_the_time_span_of_segmentation_leaves_failure_records_out(tmp_path):
     write_case(tmp_path, "done", 0, "exact")
     sidecar = tmp_path / "cases" / "done" / "done_seg.json"

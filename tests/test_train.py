@@ -944,3 +944,34 @@ def test_threads_of_every_session_are_recorded_and_bad_records_are_one_line(tiny
     assert err == [f"medseg: error: {record}: cannot resume from this checkpoint record (it lacks best_dice, "
                    "best_epoch, history, param_groups); start again with --overwrite"]
     assert _exit_code(args + ["--device", "gpu"]) == 2
+    capsys.readouterr()
+    record.write_text(json.dumps({"epoch": 1, "best_dice": 0.5, "best_epoch": 1, "history": [],
+                                  "param_groups": None}))
+    assert _exit_code(args + ["--resume"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"medseg: error: {record}: cannot resume from this checkpoint record (malformed param_groups); start again "
+        "with --overwrite"]
+
+
+def test_an_overwrite_stopped_in_its_first_epoch_leaves_the_replaced_run_as_it_was(tiny_set, tmp_path, capsys,
+                                                                                    config_file, monkeypatch):
+    """It deleted the replaced run's checkpoint at once, so a Ctrl-C in the first epoch lost it (the package could
+    no longer be extended); now its first saved epoch replaces it."""
+    import medseg.train as training
+    from medseg.package import load_package
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file))
+    assert _exit_code(args + ["--epochs", "3"]) == 0
+    kept = {p.name: p.read_bytes() for p in (out / ".checkpoint").iterdir()}
+    capsys.readouterr()
+
+    def interrupted(*epoch_args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_train_epoch", interrupted)
+    assert _exit_code(args + ["--overwrite", "--seed", "5"]) == 130
+    assert f"{out}: stopped before this run's first checkpoint; the folder holds the run it was to replace" in \
+        capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (out / ".checkpoint").iterdir()} == kept
+    assert load_package(out).config["training"]["epochs_run"] == 3

@@ -27,10 +27,10 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
 
     Label names come from --model, else from the prediction's sidecar (<name>_seg.json, written by
     `medseg infer`), else label_N for every value present; --model must be the model the sidecar names.
-    Both images must be label images on the same grid (same shape, affines within 0.01 mm); a reference that
-    holds the same voxels in another order (axes swapped or reversed, as from another DICOM converter) is
-    re-indexed onto the prediction's grid without resampling. Otherwise nothing is scored and the exit code
-    is 1. Empty masks: both empty gives Dice and distances null
+    Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
+    smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
+    reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
+    Otherwise nothing is scored and the exit code is 1. Empty masks: both empty gives Dice and distances null
     (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
     prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 
@@ -96,12 +96,12 @@ def format_table(metrics: dict) -> str:
     """The per-label metrics as an aligned text table ('-' where a value is undefined)."""
     import math
 
-    from medseg.numbers import dice_floor_text, number_text
+    from medseg.numbers import dice_round_text, number_text
 
     def show(value, digits):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "-"
-        return dice_floor_text(value) if digits is None else number_text(value, digits)
+        return dice_round_text(value) if digits is None else number_text(value, digits)
 
     spacing = " x ".join(f"{s:.4g}" for s in metrics["spacing_mm"])
     header = ("label", "dice", "hd95_mm", "assd_mm", "pred_ml", "ref_ml", "fp_ml", "fn_ml", "status")

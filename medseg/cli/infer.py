@@ -52,7 +52,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     """
     from medseg.errors import InputError, MedsegError
     from medseg.inference import Segmenter
-    from medseg.numbers import dice_floor_text
+    from medseg.numbers import dice_round_text
     from medseg.package import load_package
     from medseg.segment import segment_case
 
@@ -114,7 +114,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 for label in outputs.record["metrics"]["labels"].values():
                     dice = label["dice"]
                     shown = "n/a (both empty)" if dice is None or (isinstance(dice, float) and math.isnan(dice)) \
-                        else dice_floor_text(dice)
+                        else dice_round_text(dice)
                     click.echo(f"  Dice {label['name']}: {shown}")
     if failures:
         click.echo(f"medseg: {failures} of {len(inputs)} inputs failed", err=True)

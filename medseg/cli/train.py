@@ -45,6 +45,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         check_output_folder,
         check_resume,
         checkpoint_epoch,
+        checkpoint_stamp,
         default_config,
         label_values,
         load_cases,
@@ -96,13 +97,17 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
             line += f"  val mean Dice {dice_text(record['val_mean_dice'])}  ({dice})"
         click.echo(line + f"  {record['seconds']:.0f}s", err=True)
 
+    before = checkpoint_stamp(output)
     try:
         package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device)
     except KeyboardInterrupt:
         done = checkpoint_epoch(output)
-        if done is not None:
+        if done is not None and (resume or checkpoint_stamp(output) != before):
             click.echo(f"{output}: checkpoint after epoch {done} kept; run the same command with --resume to "
                        "continue", err=True)
+        elif done is not None:  # --overwrite stopped before its first epoch ended: the replaced run is untouched
+            click.echo(f"{output}: stopped before this run's first checkpoint; the folder holds the run it was to "
+                       "replace, as before", err=True)
         raise
     t = package.config["training"]
     if t.get("val_mean_dice") is None and t.get("val_cases"):
@@ -111,7 +116,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     elif t.get("val_mean_dice") is None:
         click.echo(f"wrote {output} (epoch {t['best_epoch']}, not validated)")
     else:
-        click.echo(f"wrote {output} (best epoch {t['best_epoch']}, val mean Dice {t['val_mean_dice']:.4f})")
+        click.echo(f"wrote {output} (best epoch {t['best_epoch']}, val mean Dice {dice_text(t['val_mean_dice'])})")
     return 0
 
 
@@ -124,4 +129,6 @@ def with_overrides(config: dict, overrides: dict) -> dict:
 
 
 def dice_text(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    from medseg.numbers import dice_round_text
+
+    return "n/a" if value is None else dice_round_text(value)
