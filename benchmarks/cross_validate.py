@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.config.name}: {len(rows)} fold(s) of {len(pairs)} cases, validation mean Dice per fold")
     print(header)
     def cell(value) -> str:  # n/a: the fold's validation cases hold no such label (or too few folds for an SD)
-        return f"{'n/a':>10}" if value is None else f"{dice_round_text(value):>10}"
+        return f"{'n/a':>10}" if value is None else f"{' ' + dice_round_text(value):>10}"
 
     for fold, count, recorded in rows:
         dice = recorded["val_dice"]

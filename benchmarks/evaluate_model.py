@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     for value, name in labels.items():
         scores = dice[value]
         if scores:
-            print(f"{name:<14}{len(scores):>5}{dice_round_text(statistics.fmean(scores)):>11}"
-                  f"{dice_round_text(statistics.median(scores)):>9}{dice_round_text(min(scores)):>8}")
+            figures = (statistics.fmean(scores), statistics.median(scores), min(scores))
+            cells = [" " + dice_round_text(v) for v in figures]  # a space apart, however many digits
+            print(f"{name:<14}{len(scores):>5}{cells[0]:>11}{cells[1]:>9}{cells[2]:>8}")
         else:
             print(f"{name:<14}{0:>5}{'n/a':>11}")
     print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "

@@ -20,15 +20,18 @@ def dice_round_text(dice: float, digits: int = 4) -> str:
     """Dice rounded to ``digits`` decimals, with as many more as it takes not to read as reaching a round value it
     does not reach (a multiple of 0.05, where thresholds sit): 0.69997 reads 0.69997, never 0.7000; 0.89126 reads
     0.8913, as everywhere else. For text with no threshold at hand (consoles, model cards)."""
+    import math
     from decimal import Decimal
 
-    value = Decimal(repr(float(dice) + 0.0))  # + 0.0: no "-0.0000"
-    step = Decimal("0.05")
+    dice = float(dice) + 0.0  # + 0.0: no "-0.0000"
+    if not math.isfinite(dice):
+        return "n/a" if math.isnan(dice) else repr(dice)
+    exact, step = Decimal(dice), Decimal("0.05")  # the float's exact value, which f-string rounding rounds
     for places in range(digits, 17):
-        text = f"{value:.{places}f}"
-        if (Decimal(text) // step == value // step) or Decimal(text) < value:  # rounding down never overstates
+        text = f"{dice:.{places}f}"
+        if Decimal(text) // step == exact // step or Decimal(text) < exact:  # rounding down never overstates
             return text
-    return repr(float(dice))
+    return repr(dice)
 
 
 def number_text(value: float, digits: int) -> str:

@@ -531,8 +531,19 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
                 folder.rmdir()
 
 
-CHECKPOINT_FIELDS = {"epoch": int, "best_dice": (int, float), "best_epoch": int, "history": list,
-                     "param_groups": list}
+CHECKPOINT_SCHEMA = {  # what a resume reads from the checkpoint record (last.json)
+    "type": "object",
+    "required": ["epoch", "best_dice", "best_epoch", "history", "param_groups"],
+    "properties": {
+        "epoch": {"type": "integer", "minimum": 0}, "best_dice": {"type": "number"}, "best_epoch": {"type": "integer"},
+        "history": {"type": "array", "items": {"type": "object", "required": ["epoch"],
+                                               "properties": {"epoch": {"type": "integer", "minimum": 1}}}},
+        "param_groups": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        "epochs_planned": {"type": "array", "items": {"type": ["integer", "null"]}},
+        "data_sha256": {"type": "object", "additionalProperties": {"type": "array"}},
+        "val_cases": {"type": "array"}, "config": {"type": "object"},
+    },
+}
 
 
 def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
@@ -566,15 +577,15 @@ def _checkpoint_record(meta: Path) -> dict:
         state = json.loads(meta.read_text())
     except (OSError, ValueError) as error:
         raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
-    missing = [k for k in CHECKPOINT_FIELDS if k not in state] if isinstance(state, dict) else ["its fields"]
-    if missing:
-        raise TrainingError(f"{meta}: cannot resume from this checkpoint record (it lacks {', '.join(missing)}); "
-                            "start again with --overwrite")
-    wrong = [k for k, kind in CHECKPOINT_FIELDS.items() if isinstance(state[k], bool) or not isinstance(state[k], kind)
-             or (k == "param_groups" and not all(isinstance(g, dict) for g in state[k] or [None]))]
-    if wrong:
-        raise TrainingError(f"{meta}: cannot resume from this checkpoint record (malformed {', '.join(wrong)}); "
-                            "start again with --overwrite")
+    import jsonschema
+
+    missing = [k for k in CHECKPOINT_SCHEMA["required"] if k not in state] if isinstance(state, dict) else []
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(CHECKPOINT_SCHEMA).iter_errors(state))
+    if missing or error is not None:
+        what = (f"it lacks {', '.join(missing)}" if missing else
+                f"malformed {'.'.join(str(p) for p in error.path) or 'record'}")
+        raise TrainingError(f"{meta}: cannot resume from this checkpoint record ({what}); start again with "
+                            "--overwrite")
     return state
 
 

@@ -106,3 +106,12 @@ def test_no_pickle_files_in_shipped_packages():
 
     suffixes = {p.suffix for p in _models_root().rglob("*") if p.is_file()}
     assert not suffixes & {".pt", ".pth", ".pkl", ".ckpt", ".bin"}
+
+
+@pytest.mark.parametrize("name", ["phantom", "hippocampus"])
+def test_every_shipped_card_is_what_the_trainer_writes_for_its_config(name):
+    """The phantom's card had drifted from its own training record (no split, patch or augmentation)."""
+    from medseg.train import model_card
+
+    package = load_package(name)
+    assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)

@@ -1112,7 +1112,7 @@ def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):
     page = built.html.read_text(encoding="utf-8")
     metrics = json.loads((tmp_path / "cases" / "wrong" / "wrong_metrics.json").read_text())["labels"]["1"]
     percent = 100 * (metrics["pred_volume_ml"] - metrics["ref_volume_ml"]) / metrics["ref_volume_ml"]
-    assert f"ball predicted − reference volume {percent:+.3g} %, cohort median +0 %" in page
+    assert f"ball predicted − reference volume {percent:+.1f} %, cohort median +0.0 %" in page
     assert "input identical to that of c0 (same SHA-256)" in page and "input identical to that of wrong" in page
 
 
@@ -1164,8 +1164,32 @@ def test_a_paired_volume_difference_of_zero_reads_zero(tmp_path):
     built = build_report(tmp_path, tmp_path / "report.html")
     stats = json.loads(built.summary.read_text())["labels"]["1"]["volume_difference_ml"]
     assert stats["mean"] == 0.0 and stats["median"] == 0.0 and stats["max"] == 0.09 and stats["min"] == -0.09
+    from medseg.report.summary import _without_float_residue, describe
+
+    same = describe([0.3 - 0.2, 0.4 - 0.3])  # equal differences: the std is float noise (3.9e-17)
+    assert _without_float_residue(same, [0.4])["std"] == 0.0
     row = section(built.html.read_text(encoding="utf-8"), "Summary per label").split("predicted − reference")[1]
     assert "e-16" not in row.split("</tr>")[0]
+
+
+def test_two_stacks_of_one_dicom_file_are_not_duplicate_inputs(tmp_path):
+    """A DICOM input's digest covers its series' files: two stacks split out of one multi-frame file share it."""
+    image, labels, affine = phantom(1)
+    for case_id, key in (("part_a", "9-1"), ("part_b", "9-2"), ("again", "9-1")):
+        folder = write_case_arrays(tmp_path, case_id, image, labels, labels.copy(), affine, name="same")
+        sidecar = folder / f"{case_id}_seg.json"
+        record = json.loads(sidecar.read_text())
+        record["input_info"] = {"format": "dicom", "series_key": key}
+        sidecar.write_text(json.dumps(record))
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
+    assert flag_set(rows["part_b"]) == set()
+    assert flag_set(rows["part_a"]) == flag_set(rows["again"]) == {"duplicate_input"}
+
+
+def test_a_cohort_where_every_case_failed_says_none_was_segmented(tmp_path):
+    write_failure(tmp_path, "lost")
+    page = build_report(tmp_path, tmp_path / "r.html").html.read_text(encoding="utf-8")
+    assert "No case was segmented." in page and "between  and" not in page
 
 
 def test_the_time_span_of_segmentation_leaves_failure_records_out(tmp_path):

@@ -427,8 +427,10 @@ def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     # a whole number written as 3000.0 passes the schema's integer check; the jobs must get 3000 (medseg refused
     # "9000.0" for --final-memory-mb, so every job failed after the dry run had passed)
     run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", evaluate_mem_mb=3000.0,
-                    mem_mb=3000.0, cases_per_job=10)
+                    mem_mb=3000.0, cases_per_job=10.0, batch_size=16.0, max_overlays=5.0)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
     assert any("cohort evaluate" in line and "--memory-mb 3000 --final-memory-mb 9000 " in line for line in lines)
-    assert any("cohort infer" in line and "--memory-mb 3000 --final-memory-mb 9000 " in line for line in lines)
+    assert any("cohort infer" in line and "--memory-mb 3000 --final-memory-mb 9000 " in line
+               and "--batch-size 16 " in line for line in lines)
+    assert any(" report " in line and "--max-overlays 5 " in line for line in lines)

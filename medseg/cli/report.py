@@ -19,9 +19,11 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 @click.option("--dice-threshold", type=click.FloatRange(0, 1), default=DEFAULT_DICE_THRESHOLD, show_default=True,
               help="Flag labels whose Dice is below this.")
 @click.option("--outlier-z", type=click.FloatRange(0, min_open=True), default=DEFAULT_OUTLIER_Z, show_default=True,
-              help="Flag predicted volumes and HD95 whose robust z-score across the cohort exceeds this.")
+              help="Flag predicted volumes, predicted − reference volumes and HD95 whose robust z-score across the "
+                   "cohort exceeds this.")
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
-              help="Draw slice overlays for this many cases, worst first (the slow part on large cohorts).")
+              help="Draw slice overlays for this many scored or failed cases, worst first, and as many cases "
+                   "without a reference (the slow part on large cohorts).")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option

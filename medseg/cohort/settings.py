@@ -12,7 +12,9 @@ __all__ = ["check_config", "check_results_folder"]
 
 
 def check_config(config: dict, schema_path: Path | str) -> None:
-    """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value."""
+    """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value. A whole
+    number written as a float (``batch_size=16.0``), which the schema's ``integer`` accepts, is made an int in
+    ``config``: the commands the jobs run refuse "16.0", so every job failed after a passing dry run."""
     import jsonschema
     import yaml
 
@@ -29,6 +31,10 @@ def check_config(config: dict, schema_path: Path | str) -> None:
         where = ".".join(str(p) for p in error.path)
         raise InputError(f"config {where}: {' '.join(error.message.split())}" if where else
                          f"config: {' '.join(error.message.split())}")
+    for key, spec in schema.get("properties", {}).items():
+        kinds = spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
+        if "integer" in kinds and isinstance(config.get(key), float) and config[key].is_integer():
+            config[key] = int(config[key])
 
 
 def check_results_folder(results: Path | str) -> None:

@@ -71,8 +71,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"Dice above the threshold hides); needs {MIN_CASES_FOR_OUTLIERS} cases or more"
         ),
         "duplicate_id": "the same case id appears in more than one folder",
-        "duplicate_input": "the input is byte for byte the input of another case (same SHA-256 in the sidecars): a "
-                           "sample sheet row pointing at the wrong file, or the same scan twice",
+        "duplicate_input": "the input is byte for byte the input of another case (same SHA-256 in the sidecars, and "
+                           "for DICOM the same series): a sample sheet row pointing at the wrong file, or the same "
+                           "scan twice (as a sheet for inter-rater comparison has it on purpose)",
         "unlike_training": "the input's field of view (mm per model-space axis) lies outside half the smallest to "
                            "twice the largest of the volumes the model was trained on (as its package records); the "
                            "model's validation figures do not speak for such an input",
@@ -105,14 +106,17 @@ def flag_cases(
                         + _volume_difference_outliers(cases, outlier_z)):
         flags[index].append(flag)
     counts = Counter(case.case_id for case in cases)
-    inputs: dict[str, list[int]] = {}
+    inputs: dict[tuple[str, str | None], list[int]] = {}
     for index, case in enumerate(cases):
         if counts[case.case_id] > 1:
             flags[index].append(Flag("duplicate_id", f"case id also used in {counts[case.case_id] - 1} other "
                                                      f"folder(s); this one is {case.folder.name}"))
-        digest = (case.sidecar or {}).get("input_sha256")
+        sidecar = case.sidecar or {}
+        digest = sidecar.get("input_sha256")
         if isinstance(digest, str) and digest and case.status != "failed":
-            inputs.setdefault(digest, []).append(index)
+            # a DICOM input's digest covers the series' files: two stacks of one multi-frame file share it
+            series = (sidecar.get("input_info") or {}).get("series_key")
+            inputs.setdefault((digest, str(series) if series is not None else None), []).append(index)
     for same in inputs.values():
         for index in same:
             # one case id in two folders is duplicate_id's business: the same input is expected there
@@ -212,9 +216,9 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
         median = float(np.median(values))
         for (index, value, name), z in zip(entries, scores):
             if (abs(z) if both_sides else z) > outlier_z:
-                sign = "+" if both_sides and unit == "%" else ""
-                out.append((index, Flag(code, f"{name} {what} {value:{sign}.3g} {unit}, cohort median "
-                                              f"{median:{sign}.3g} {unit} (robust z {z:+.1f})", name)))
+                shown = "+.1f" if unit == "%" else ".3g"
+                out.append((index, Flag(code, f"{name} {what} {value:{shown}} {unit}, cohort median "
+                                              f"{median:{shown}} {unit} (robust z {z:+.1f})", name)))
     return out
 
 

@@ -72,7 +72,7 @@ def _without_float_residue(stats: dict, volumes: list[float]) -> dict:
     if not volumes:
         return stats
     places = 12 - math.ceil(math.log10(max(volumes)))
-    return {k: (round(v, places) + 0.0 if isinstance(v, float) and k != "std" else v) for k, v in stats.items()}
+    return {k: (round(v, places) + 0.0 if isinstance(v, float) else v) for k, v in stats.items()}
 
 
 def provenance(cases: list[CaseResult]) -> dict:

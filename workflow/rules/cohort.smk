@@ -26,7 +26,7 @@ rule infer:
         precision=config["precision"],
         batch_size=config["batch_size"],
         overlap="" if config["overlap"] is None else f"--overlap {config['overlap']}",
-        final_mem=int(config["mem_mb"]) * 3,  # the memory of the last of the 1 + 2 retries' attempts
+        final_mem=config["mem_mb"] * 3,  # the memory of the last of the 1 + 2 retries' attempts
     log:
         f"{RESULTS}/logs/infer/{{batch}}.log",
     conda:
@@ -37,7 +37,7 @@ rule infer:
     retries: 2
     resources:
         # a retried job (out of memory or out of time on a cluster) asks for twice, then three times as much
-        mem_mb=lambda wildcards, attempt: int(config["mem_mb"]) * attempt,
+        mem_mb=lambda wildcards, attempt: config["mem_mb"] * attempt,
         runtime=lambda wildcards, attempt: infer_minutes(wildcards) * attempt,
         gpu=GPUS,
     shell:
@@ -59,7 +59,7 @@ rule evaluate:
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         references=lambda wildcards: inputs_signature(wildcards, "reference"),
-        final_mem=int(config["evaluate_mem_mb"]) * 3,
+        final_mem=config["evaluate_mem_mb"] * 3,
     log:
         f"{RESULTS}/logs/evaluate/{{batch}}.log",
     conda:
@@ -69,7 +69,7 @@ rule evaluate:
     threads: 1
     retries: 2
     resources:
-        mem_mb=lambda wildcards, attempt: int(config["evaluate_mem_mb"]) * attempt,
+        mem_mb=lambda wildcards, attempt: config["evaluate_mem_mb"] * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
