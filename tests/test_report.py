@@ -659,6 +659,17 @@ def chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
+def page_width(html: Path, tmp_path: Path, window: int) -> int:
+    """The page's scroll width in Chromium at a ``window`` px wide window (no wider than it: no sideways scroll)."""
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-width',"
+              "document.documentElement.scrollWidth);});</script>")
+    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = chromium(f"--window-size={window},2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return int(re.search(r'data-width="(\d+)"', dom.stdout).group(1))
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
 def test_renders_in_headless_chromium(built, tmp_path):
     from PIL import Image
@@ -887,13 +898,7 @@ def test_few_labels_keep_the_long_forms(built):
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
 def test_many_labels_fit_the_browser_window(many_labels, tmp_path):
     _, built = many_labels
-    probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-width',"
-              "document.documentElement.scrollWidth);});</script>")
-    probe.write_text(built.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = chromium("--window-size=1000,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= 1000  # no horizontal scrolling
+    assert page_width(built.html, tmp_path, 1000) <= 1000  # no horizontal scrolling
 
 
 def test_values_near_the_threshold_and_tiny_volumes_stay_honest_everywhere(tmp_path):
@@ -1013,14 +1018,8 @@ def test_a_flagged_case_without_reference_is_ranked_and_drawn_before_clean_ones(
 def test_a_narrow_window_scrolls_tables_not_the_page(built, tmp_path):
     """At 800 or 600 px the wide tables scroll inside their box; the page itself does not scroll sideways (it did:
     909 px for a two-label cohort at 800, with the flags column cut off)."""
-    probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-width',"
-              "document.documentElement.scrollWidth);});</script>")
-    probe.write_text(built.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
     for width in (800, 600):
-        dom = chromium(f"--window-size={width},2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
-        assert dom.returncode == 0, dom.stderr[-2000:]
-        assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= width
+        assert page_width(built.html, tmp_path, width) <= width
 
 
 def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(built):
@@ -1142,13 +1141,7 @@ def test_the_overlay_shows_the_flagged_label_and_the_page_wraps_long_paths(tmp_p
     built = build_report(tmp_path, tmp_path / "report.html")
     if CHROMIUM is None:
         pytest.skip("chromium is not on PATH (Debian: apt-get install chromium)")
-    probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-width',"
-              "document.documentElement.scrollWidth);});</script>")
-    probe.write_text(built.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = chromium("--window-size=600,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert int(re.search(r'data-width="(\d+)"', dom.stdout).group(1)) <= 600
+    assert page_width(built.html, tmp_path, 600) <= 600
 
 
 def test_a_paired_volume_difference_of_zero_reads_zero(tmp_path):
