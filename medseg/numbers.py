@@ -26,10 +26,12 @@ def dice_round_text(dice: float, digits: int = 4) -> str:
     dice = float(dice) + 0.0  # + 0.0: no "-0.0000"
     if not math.isfinite(dice):
         return "n/a" if math.isnan(dice) else repr(dice)
-    exact, step = Decimal(dice), Decimal("0.05")  # the float's exact value, which f-string rounding rounds
+    # the text rounds the float's binary value, as f"{x:.4f}" does; the comparison takes the value as Python shows
+    # and compares it (0.7 is 0.7, though stored a hair below)
+    shown, step = Decimal(repr(dice)), Decimal("0.05")
     for places in range(digits, 17):
         text = f"{dice:.{places}f}"
-        if Decimal(text) // step == exact // step or Decimal(text) < exact:  # rounding down never overstates
+        if Decimal(text) // step == shown // step or Decimal(text) < shown:  # rounding down never overstates
             return text
     return repr(dice)
 

@@ -579,8 +579,12 @@ def _checkpoint_record(meta: Path) -> dict:
         raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
     import jsonschema
 
+    # an integer here is a Python int: JSON Schema's integer also takes 3.0, which range() refuses
+    whole = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=whole)(CHECKPOINT_SCHEMA)
     missing = [k for k in CHECKPOINT_SCHEMA["required"] if k not in state] if isinstance(state, dict) else []
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(CHECKPOINT_SCHEMA).iter_errors(state))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(state))
     if missing or error is not None:
         what = (f"it lacks {', '.join(missing)}" if missing else
                 f"malformed {'.'.join(str(p) for p in error.path) or 'record'}")

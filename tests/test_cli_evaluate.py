@@ -178,6 +178,8 @@ def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, c
     assert number_text(-0.0, 3) == "0.000" and number_text(2.4e-05, 3) == "2.4e-05"
     # the float's own value is rounded, as f"{x:.4f}" rounds it (667/800 is 0.833749999…, not 0.83375)
     assert dice_round_text(667 / 800) == f"{667 / 800:.4f}" == "0.8337" and dice_round_text(float("nan")) == "n/a"
+    # multiples of 0.05 stored a hair below (0.7, 0.85) are those values, as Python compares them
+    assert [dice_round_text(d) for d in (0.7, 0.85, 0.15, 14 / 20)] == ["0.7000", "0.8500", "0.1500", "0.7000"]
     affine = np.diag([0.02, 0.02, 0.02, 1.0])
     ref = np.zeros((100, 100, 2), np.uint8)
     pred = np.zeros_like(ref)

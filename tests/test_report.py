@@ -1111,7 +1111,7 @@ def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):
     page = built.html.read_text(encoding="utf-8")
     metrics = json.loads((tmp_path / "cases" / "wrong" / "wrong_metrics.json").read_text())["labels"]["1"]
     percent = 100 * (metrics["pred_volume_ml"] - metrics["ref_volume_ml"]) / metrics["ref_volume_ml"]
-    assert f"ball predicted − reference volume {percent:+.1f} %, cohort median +0.0 %" in page
+    assert f"ball predicted − reference volume {percent:+.1f} %, cohort median 0.0 %" in page
     assert "input identical to that of c0 (same SHA-256)" in page and "input identical to that of wrong" in page
 
 

@@ -952,7 +952,8 @@ def test_threads_of_every_session_are_recorded_and_bad_records_are_one_line(tiny
         f"medseg: error: {record}: cannot resume from this checkpoint record (malformed param_groups); start again "
         "with --overwrite"]
     for field, value, where in (("history", [1], "history.0"), ("history", [{}], "history.0"),
-                                ("epochs_planned", 5, "epochs_planned"), ("epoch", -1, "epoch")):
+                                ("epochs_planned", 5, "epochs_planned"), ("epoch", -1, "epoch"),
+                                ("epoch", 1.0, "epoch")):
         record.write_text(json.dumps({"epoch": 1, "best_dice": 0.5, "best_epoch": 1, "history": [],
                                       "param_groups": [{"lr": 0.1}], field: value}))
         assert _exit_code(args + ["--resume"]) == 1

@@ -216,10 +216,17 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
         median = float(np.median(values))
         for (index, value, name), z in zip(entries, scores):
             if (abs(z) if both_sides else z) > outlier_z:
-                shown = "+.1f" if unit == "%" else ".3g"
-                out.append((index, Flag(code, f"{name} {what} {value:{shown}} {unit}, cohort median "
-                                              f"{median:{shown}} {unit} (robust z {z:+.1f})", name)))
+                out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)} {unit}, cohort median "
+                                              f"{_amount(median, unit)} {unit} (robust z {z:+.1f})", name)))
     return out
+
+
+def _amount(value: float, unit: str) -> str:
+    """A flagged amount: percentages signed to one decimal (zero unsigned: no "-0.0 %"), others 3 digits."""
+    if unit != "%":
+        return f"{value:.3g}"
+    text = f"{value:+.1f}"
+    return "0.0" if float(text) == 0 else text
 
 
 def worst_first(cases: list[CaseResult], flags: list[list[Flag]]) -> list[int]:
