@@ -914,11 +914,16 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
     assert _exit_code(args + ["--seed", "5", "--resume"]) == 0
     assert json.loads((out / "model.json").read_text())["training"]["settings"]["seed"] == 5
 
+    # a run without -c is named after its folder (default_config(name=output.name)); moved, its name differs from
+    # the checkpoint's, as here with a config that differs only in its name
     plain = tmp_path / "plain"
-    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, plain, "--epochs", "2"), monkeypatch) == 130
+    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, plain, "-c", str(config_file)), monkeypatch) == 130
     shutil.move(plain, tmp_path / "renamed")
-    assert _exit_code(_train_cli(*tiny_set, tmp_path / "renamed", "--epochs", "2", "--resume")) == 0
-    assert json.loads((tmp_path / "renamed" / "model.json").read_text())["training"]["epochs_run"] == 2
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps({**json.loads(config_file.read_text()), "name": "renamed"}))
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "renamed", "-c", str(renamed), "--resume")) == 0
+    package = json.loads((tmp_path / "renamed" / "model.json").read_text())
+    assert package["name"] == "renamed" and package["training"]["epochs_run"] == 2
 
 
 def test_threads_of_every_session_are_recorded_and_bad_records_are_one_line(tiny_set, tmp_path, capsys,
