@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'fold':>4} {'cases':>5}  " + "  ".join(f"{name:>10}" for name in names.values()) + "  train min"
     print(f"{args.config.name}: {len(rows)} fold(s) of {len(pairs)} cases, validation mean Dice per fold")
     print(header)
-    def cell(value) -> str:  # n/a: the fold's validation cases hold no such label (or too few folds for an SD)
+    # n/a: no Dice in the fold (the label in no validation reference and never predicted there), or too few folds
+    # for an SD
+    def cell(value) -> str:
         return f"{'n/a':>10}" if value is None else f"{' ' + dice_round_text(value):>10}"
 
     for fold, count, recorded in rows:

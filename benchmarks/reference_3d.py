@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from monai.networks.nets import DynUNet
     from monai.utils import set_determinism
 
+    from medseg.numbers import dice_round_text
     from medseg.train import _dice_per_label, _learning_rate, load_cases, pair_cases, read_config, seeded_split
 
     if args.threads:
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         if (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs:
             scores = validate()
             means = {v: statistics.mean(s) for v, s in scores.items()}
-            line += "  val " + "  ".join(f"{config['labels'][str(v)]} {m:.4f}" for v, m in means.items())
+            line += "  val " + "  ".join(f"{config['labels'][str(v)]} {dice_round_text(m)}" for v, m in means.items())
             if statistics.mean(means.values()) > best_mean:
                 best, best_mean, best_epoch = scores, statistics.mean(means.values()), epoch + 1
         print(line + f"  {time.perf_counter() - started:.0f}s", flush=True)
@@ -132,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({torch.get_num_threads()} torch threads)")
     print(f"{'label':<12} {'n':>3}  mean Dice   median     min")
     for value, scores in best.items():
-        print(f"{config['labels'][str(value)]:<12} {len(scores):>3}  {statistics.mean(scores):9.4f}  "
-              f"{statistics.median(scores):7.4f}  {min(scores):6.4f}")
+        cells = [" " + dice_round_text(v) for v in (statistics.mean(scores), statistics.median(scores), min(scores))]
+        print(f"{config['labels'][str(value)]:<12} {len(scores):>3} {cells[0]:>10} {cells[1]:>8} {cells[2]:>7}")
     return 0
 
 
