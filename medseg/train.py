@@ -848,8 +848,8 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     if not meta.is_file():
         raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
     recorded = _checkpoint_record(meta)
-    done = recorded.get("epoch")
-    if isinstance(done, int) and int(settings["epochs"]) < done:
+    done = recorded["epoch"]  # an int: _checkpoint_record checked it
+    if int(settings["epochs"]) < done:
         raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "
                             "asked for (--epochs / training.epochs); ask for at least as many")
     if recorded.get("val_cases", val_ids) != val_ids:
@@ -1040,7 +1040,7 @@ def model_card(config: dict) -> str:
     minima = training.get("val_dice_min") or {}
 
     def cell(value) -> str:
-        return "n/a" if value is None or value != value else dice_round_text(value)
+        return "n/a" if value is None else dice_round_text(value)  # NaN reads n/a too
 
     absent = {str(v) for v in training.get("val_labels_absent") or []}
     rows = "\n".join(
