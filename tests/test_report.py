@@ -993,10 +993,33 @@ def test_a_far_island_is_a_distance_outlier_though_dice_stays_high(tmp_path):
         write_case_arrays(tmp_path, f"c{index}", image + index, labels, prediction, affine)  # six scans
     built = build_report(tmp_path, tmp_path / "report.html")
     rows = {row["case_id"]: row for row in read_tsv(built.table)}
-    # the other five are identical (MAD 0): the mean absolute deviation stands in, for distance and volume alike
+    # the other five are identical (MAD 0): the mean absolute deviation stands in, and the scale is at least a
+    # voxel; the island adds 7 % to the ball's volume, within a tenth of the median (the volume scale's floor)
     assert float(rows["c5"]["ball_dice"]) > 0.95
-    assert flag_set(rows["c5"]) == {"distance_outlier(ball)", "volume_outlier(ball)"}
+    assert flag_set(rows["c5"]) == {"distance_outlier(ball)"}
     assert rows["c5"]["rank"] == "1" and all(flag_set(rows[f"c{i}"]) == set() for i in range(5))
+
+
+@pytest.mark.parametrize("rows_added, flagged", [
+    (1, set()),  # +14 %: people differ by more; five near-identical volumes made it z 24
+    (3, {"volume_outlier(box)", "volume_difference_outlier(box)"}),  # +43 %: z 4.2 against a scale of 10 %
+])
+def test_the_volume_outlier_scale_is_at_least_a_tenth_of_the_median(tmp_path, rows_added, flagged):
+    """A small cohort's MAD can be far below the natural spread of volumes: five boxes within four voxels of each
+    other (MAD 1.5 voxels) made a box 14 % larger a volume outlier at z 24."""
+    image, labels, affine = phantom(0)
+    for index in range(6):
+        prediction = labels.copy()
+        prediction[25, 20:20 + index, 5] = 2  # 392 to 396 voxels
+        if index == 5:
+            prediction[25:25 + rows_added, 20:28, 5:12] = 2  # 56 voxels a row
+        write_case_arrays(tmp_path, f"c{index}", image + index, labels, prediction, affine)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    assert float(rows["c5"]["box_pred_volume_ml"]) == pytest.approx((392 + 56 * rows_added) * 2 / 1000)
+    assert flag_set(rows["c5"]) == flagged and all(flag_set(rows[f"c{i}"]) == set() for i in range(5))
+    assert "the scale is never below 10% of the median (within 35% of the median is never an outlier" in \
+        built.html.read_text(encoding="utf-8")
 
 
 def test_a_flagged_case_without_reference_is_ranked_and_drawn_before_clean_ones(tmp_path):

@@ -22,6 +22,9 @@ DEFAULT_DICE_THRESHOLD = 0.7
 DEFAULT_OUTLIER_Z = 3.5
 MIN_CASES_FOR_OUTLIERS = 5
 MIN_VOLUME_DIFFERENCE_SCALE = 0.05  # of the reference volume: closer to the cohort's median is never an outlier
+# of the cohort's median predicted volume: people differ by 15-20 % (hippocampus), and the MAD of 6-8 cases can come
+# out far smaller by chance (one 6-case subset in seven of 200 real reference volumes then had a flag)
+MIN_VOLUME_SCALE = 0.10
 FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", "k-": "first k", "k+": "last k"}
 
 
@@ -49,7 +52,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"a label's predicted volume is far from the cohort's: robust z = 0.6745·(v − median) / MAD over the "
             f"non-empty predicted volumes of that label in the cohort, |z| > {outlier_z:g} (Iglewicz–Hoaglin); "
             f"needs {MIN_CASES_FOR_OUTLIERS} cases or more; when the MAD is 0, (v − median) / (1.2533·mean absolute "
-            f"deviation)"
+            f"deviation); the scale is never below {MIN_VOLUME_SCALE:.0%} of the median (within "
+            f"{MIN_VOLUME_SCALE * outlier_z:.0%} of the median is never an outlier: a small cohort's MAD can be far "
+            f"below the natural spread of volumes by chance)"
         ),
         "touches_border": "a predicted label has voxels on a face of the volume where its reference, if there is "
                           "one, has none (it may be cut off by the field of view, or leak out of it); faces are "
@@ -167,7 +172,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
 
 def _volume_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
     return _outliers(cases, outlier_z, "pred_volume_ml", ("volume_outlier", "predicted volume", "ml"), lambda v: v > 0,
-                     both_sides=True)
+                     both_sides=True, min_scale=lambda values: MIN_VOLUME_SCALE * float(np.median(values)))
 
 
 def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
@@ -194,9 +199,10 @@ def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> li
 
 
 def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, str, str], keep,
-              both_sides: bool, min_scale: float = 0.0) -> list[tuple[int, Flag]]:
+              both_sides: bool, min_scale=0.0) -> list[tuple[int, Flag]]:
     """Cases whose label ``key`` (an attribute name, or a function of the label) lies beyond ``outlier_z`` robust z
-    of the cohort's; ``flag`` is (code, what is measured, unit)."""
+    of the cohort's; ``flag`` is (code, what is measured, unit); ``min_scale`` is a number or a function of the
+    label's values."""
     code, what, unit = flag
     value_of = key if callable(key) else (lambda label: getattr(label, key))
     by_label: dict[str, list[tuple[int, float, str]]] = {}
@@ -210,7 +216,7 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
         if len(entries) < MIN_CASES_FOR_OUTLIERS:
             continue
         values = np.array([value for _, value, _ in entries])
-        scores = robust_z(values, min_scale)
+        scores = robust_z(values, min_scale(values) if callable(min_scale) else min_scale)
         if scores is None:
             continue
         median = float(np.median(values))
