@@ -23,7 +23,7 @@ DEFAULT_OUTLIER_Z = 3.5
 MIN_CASES_FOR_OUTLIERS = 5
 MIN_VOLUME_DIFFERENCE_SCALE = 0.05  # of the reference volume: closer to the cohort's median is never an outlier
 # of the cohort's median predicted volume: people differ by 15-20 % (hippocampus), and the MAD of 6-8 cases can come
-# out far smaller by chance (one 6-case subset in seven of 200 real reference volumes then had a flag)
+# out far smaller by chance (one 6-case subset in seven of 200 real reference volumes then had a flag on a label)
 MIN_VOLUME_SCALE = 0.10
 FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", "k-": "first k", "k+": "last k"}
 
