@@ -1221,3 +1221,21 @@ def test_the_time_span_of_segmentation_leaves_failure_records_out(tmp_path):
     built = build_report(tmp_path, tmp_path / "report.html")
     provenance = json.loads(built.summary.read_text())["provenance"]
     assert provenance["created_first"] == provenance["created_last"] == "2026-01-01T10:00:00+00:00"
+
+
+def test_the_failed_cases_table_names_the_reference_where_the_case_has_one(tmp_path):
+    """A case failing on its reference (missing, unreadable) showed only its input: the file at fault was not on
+    the page."""
+    write_case(tmp_path, "c0", 0, "exact")
+    path = write_failure(tmp_path, "bad_ref", stage="evaluate", error_type="InputError")
+    record = json.loads(path.read_text())
+    record["reference"] = "/data/bad_ref_label.nii.gz"
+    path.write_text(json.dumps(record))
+    write_failure(tmp_path, "no_ref")
+    page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
+    table = page[page.index("<h2>Failed cases (2)</h2>"):]
+    table = table[:table.index("</table>")]
+    assert "<th>files</th>" in table
+    assert ('<td class="path"><code>/data/bad_ref.nii.gz</code><br>reference <code>/data/bad_ref_label.nii.gz</code>'
+            '</td>') in table
+    assert '<td class="path"><code>/data/no_ref.nii.gz</code></td>' in table

@@ -346,10 +346,19 @@ def _failed_section(content: ReportContent) -> str:
         rows.append(f'<tr><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
                     f'<td>{e(failure.get("stage"))}</td>'
                     f'<td>{e(failure.get("error_type"))}</td><td class="err">{e(failure.get("error"))}</td>'
-                    f'<td class="path"><code>{e(failure.get("input"))}</code></td></tr>')
+                    f'<td class="path">{_failure_files(failure)}</td></tr>')
     return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table><thead><tr><th>case</th>"
-            "<th>stage</th><th>error type</th><th>error</th><th>input</th></tr></thead>" + "".join(rows)
+            "<th>stage</th><th>error type</th><th>error</th><th>files</th></tr></thead>" + "".join(rows)
             + "</table></div>")
+
+
+def _failure_files(failure: dict) -> str:
+    """The input, and the reference where the case has one (a missing or unreadable reference is the file the
+    error is about)."""
+    files = [f"<code>{e(failure.get('input'))}</code>"]
+    if failure.get("reference"):
+        files.append(f"reference <code>{e(failure['reference'])}</code>")
+    return "<br>".join(files)
 
 
 def _legend(content: ReportContent) -> str:
