@@ -716,6 +716,12 @@ def test_overlay_is_drawn_in_mm_and_independent_of_voxel_order():
     assert picture.shape == (300 + 16, 300 + 200 + 200 + 2 * 8, 3)
     colour = tuple(int(LABEL_COLOURS[0][i:i + 2], 16) for i in (1, 3, 5))
     assert (picture == colour).all(axis=2).sum() > 500
+    # the orientation letters (R on the right of the sagittal panel... A there) are white outlined in black, in no
+    # label's colour (they were the second label's yellow)
+    letter = picture[16 + 150 - 8:16 + 150 + 10, 300 - 14:300].reshape(-1, 3).astype(int)
+    grey = np.ptp(letter, axis=1) <= 10
+    assert (grey & (letter.min(axis=1) >= 200)).sum() >= 5 and (grey & (letter.max(axis=1) <= 30)).sum() >= 5
+    assert not (picture == (255, 255, 0)).all(axis=2).any()
     # the same data stored with permuted, flipped voxel axes gives the same picture
     permuted = np.zeros((4, 4))
     permuted[:3, :3] = affine[:3, [2, 0, 1]] * [-1, 1, 1]

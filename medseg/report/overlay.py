@@ -122,7 +122,7 @@ def render_overlay(
     of the directions it looks along (right and up) and a scale bar.
     """
     import nibabel as nib
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     ornt = nib.orientations.io_orientation(arrays.affine)  # row i: (output axis of input axis i, flip)
     spacing = np.empty(3)
@@ -184,7 +184,7 @@ def render_overlay(
         file_index = centre[axis] if ornt[file_axis, 1] > 0 else n - 1 - centre[axis]
         title = f"{name}, file {'ijk'[file_axis]} {file_index}"
         if stretch[0] > 1 or stretch[1] > 1:
-            title += f" (stretched x{max(stretch)})"  # the default bitmap font has no ×
+            title += f" (stretched x{max(stretch)})"  # the default font has no ×
         panels.append((title, rgb, (_AXIS_LETTERS[u], _AXIS_LETTERS[v]), stretch[0] == 1))
 
     gap, title_px = 8, 16
@@ -192,15 +192,18 @@ def render_overlay(
     height = max(p.shape[0] for _, p, _, _ in panels) + title_px
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=FONT_PX)
     x = 0
     for title, rgb, (right, up), to_scale in panels:
         canvas.paste(Image.fromarray(rgb), (x, title_px))
-        draw.text((x + 2, 2), title, fill=(40, 40, 40))
+        draw.text((x + 2, 0), title, fill=(40, 40, 40), font=font)  # rows 3-15: clear of the panel
         h, w = rgb.shape[:2]
-        draw.text((x + w - 9, title_px + h // 2 - 5), right, fill=(255, 255, 0))  # + direction of the columns
-        draw.text((x + w // 2 - 3, title_px + 2), up, fill=(255, 255, 0))  # + direction of the rows
+        # white letters outlined in black: the yellow they had was the second label's colour
+        letters = {"fill": (255, 255, 255), "stroke_width": 1, "stroke_fill": (0, 0, 0), "font": font}
+        draw.text((x + w - 12, title_px + h // 2 - 7), right, **letters)  # + direction of the columns
+        draw.text((x + w // 2 - 4, title_px + 2), up, **letters)  # + direction of the rows
         if to_scale:  # the bar measures the columns, which are to scale unless stretched
-            _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm)
+            _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm, font)
         x += rgb.shape[1] + gap
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=6)
@@ -209,9 +212,10 @@ def render_overlay(
 
 _AXIS_LETTERS = ("R", "A", "S")  # the + direction of each RAS+ axis
 MIN_PANEL_PX = 60  # a panel side below this is stretched (thin stacks), and says so
+FONT_PX = 13  # titles, orientation letters and scale bars (the 10-px bitmap font was hard to read)
 
 
-def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float) -> None:
+def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float, font) -> None:
     """A bar of a round length in mm (at most 40 % of the panel), with its length written above it."""
     fits = [mm for mm in (1, 2, 5, 10, 20, 50, 100, 200) if mm * px_per_mm <= 0.4 * panel_width]
     if not fits:
@@ -220,7 +224,7 @@ def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float) -> None
     length = int(round(mm * px_per_mm))
     draw.rectangle((x - 1, y - 1, x + length + 1, y + 2), fill=(0, 0, 0))
     draw.rectangle((x, y, x + length, y + 1), fill=(255, 255, 255))
-    draw.text((x, y - 12), f"{mm} mm", fill=(255, 255, 255))
+    draw.text((x, y - 15), f"{mm} mm", fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0), font=font)
 
 
 def _pixel_counts(extent: slice, spacing_mm: float, px_per_mm: float) -> np.ndarray:
