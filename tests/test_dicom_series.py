@@ -341,6 +341,8 @@ def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
 @pytest.mark.parametrize(("changes", "problem"), [
     ({"PixelSpacing": [0.0, 0.0]}, "PixelSpacing [0.0, 0.0] is not positive"),
     ({"RescaleSlope": "xxxxx"}, "RescaleSlope 'xxxxx' is not a number"),
+    # a blank image the model segmented without a word (the phantom labelled 99.6 % of it)
+    ({"RescaleSlope": "0"}, "RescaleSlope '0' is zero: every pixel would read as RescaleIntercept"),
 ])
 def test_unusable_spacing_or_rescale_values_are_refused(tmp_path, capsys, changes, problem):
     _, paths = make_series(tmp_path / "dcm", seed=5)

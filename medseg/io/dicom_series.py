@@ -500,7 +500,7 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
             geometry = FrameGeometry(_floats(position, 3, "ImagePositionPatient"),
                                      _floats(orientation, 6, "ImageOrientationPatient"),
                                      _floats(spacing, 2, "PixelSpacing"), rows, columns)
-            frames.append(DicomFrame(path, index, geometry, _float(slope, 1.0, "RescaleSlope"),
+            frames.append(DicomFrame(path, index, geometry, _slope(slope),
                                      _float(intercept, 0.0, "RescaleIntercept"), sop, instance))
         return frames
     if count > 1:
@@ -512,7 +512,7 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
         rows,
         columns,
     )
-    return [DicomFrame(path, None, geometry, _float(dataset.get("RescaleSlope"), 1.0, "RescaleSlope"),
+    return [DicomFrame(path, None, geometry, _slope(dataset.get("RescaleSlope")),
                        _float(dataset.get("RescaleIntercept"), 0.0, "RescaleIntercept"), sop, instance)]
 
 
@@ -553,6 +553,15 @@ def _float(value, default: float, keyword: str = "value") -> float:
     if not math.isfinite(number):
         raise GeometryProblem(f"{keyword} {str(value)!r} is not a finite number")
     return number
+
+
+def _slope(value) -> float:
+    """RescaleSlope (absent: 1). Zero is refused: every pixel would read as the intercept, a blank image that
+    would be segmented without a word."""
+    slope = _float(value, 1.0, "RescaleSlope")
+    if slope == 0:
+        raise GeometryProblem(f"RescaleSlope {str(value)!r} is zero: every pixel would read as RescaleIntercept")
+    return slope
 
 
 def _image_type(dataset: pydicom.Dataset) -> tuple[str, ...]:
