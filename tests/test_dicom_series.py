@@ -673,3 +673,21 @@ def test_an_image_file_cut_inside_its_header_is_named_truncated(tmp_path):
     with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated or incomplete DICOM file \(CT Image Storage "
                                              r"without Rows or pixel data\)$"):
         read_dicom_series(tmp_path / "dcm")
+
+
+def test_a_header_that_does_not_fit_its_pixel_data_says_which_values_it_holds(tmp_path, capsys):
+    """A 16-bit image whose header says 8 bits reads as two frames; the message only said the shape was not the
+    expected one. It now names the header values that size the pixel data, and the data's length."""
+    _, paths = make_series(tmp_path / "dcm", seed=7)
+    target = sorted(paths)[2]
+    dataset = pydicom.dcmread(target)
+    length = len(dataset.PixelData)
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
+    dataset.save_as(target)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    rows, columns = dataset.Rows, dataset.Columns
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {target}: pixel data of shape (2, {rows}, {columns}), expected ({rows}, {columns}): its "
+        f"header (Rows {rows}, Columns {columns}, BitsAllocated 8, SamplesPerPixel 1, NumberOfFrames absent) does "
+        f"not fit its {length} bytes of pixel data")
+    assert not (tmp_path / "out.nii.gz").exists()

@@ -73,7 +73,8 @@ def read_dicom_series(folder: Path | str, series: str | None = None) -> Volume:
                 pixels = _pixels(frame.path, candidate.datasets[frame.path], cache)
             plane = pixels[frame.frame] if frame.frame is not None and pixels.ndim == 3 else pixels  # 1 frame: 2D
             if plane.shape != (rows, columns):
-                raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {(rows, columns)}")
+                raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {(rows, columns)}: "
+                                 f"{_header_and_pixels(candidate.datasets[frame.path])}")
             values = plane.astype(np.float64) * frame.slope + frame.intercept
             array[:, :, k] = values.T
     if not np.all(np.isfinite(array)):
@@ -212,6 +213,21 @@ def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray])
     cache.clear()  # one multi-frame file at a time is enough
     cache[path] = pixels
     return pixels
+
+
+def _header_and_pixels(dataset: pydicom.Dataset) -> str:
+    """The header values that size the pixel data, and its length: a wrong BitsAllocated read 16-bit pixels as
+    two frames, and the message said only that the shape was unexpected."""
+    values = ", ".join(f"{keyword} {dataset.get(keyword, 'absent')}" for keyword in
+                       ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "NumberOfFrames"))
+    length = len(dataset.PixelData) if "PixelData" in dataset and not _compressed(dataset) else None
+    stored = f"its {length} bytes of" if length is not None else "its"
+    return f"its header ({values}) does not fit {stored} pixel data"
+
+
+def _compressed(dataset: pydicom.Dataset) -> bool:
+    syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
+    return bool(syntax is not None and syntax.is_compressed)
 
 
 def _hash_files(files: list[Path], folder: Path) -> str:
