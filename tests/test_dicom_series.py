@@ -691,3 +691,20 @@ def test_a_header_that_does_not_fit_its_pixel_data_says_which_values_it_holds(tm
         f"header (Rows {rows}, Columns {columns}, BitsAllocated 8, SamplesPerPixel 1, NumberOfFrames absent) does "
         f"not fit its {length} bytes of pixel data")
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_a_part_split_off_by_its_header_names_what_differs_and_its_files(tmp_path, capsys):
+    """One file whose Rows is wrong splits the series by image size; the message said only "missing slices" for
+    one part and "a single slice" for the other, naming neither the file nor the size."""
+    _, paths = make_series(tmp_path / "dcm", seed=8)
+    target = sorted(paths)[2]
+    dataset = pydicom.dcmread(target)
+    rows, columns = dataset.Rows, dataset.Columns
+    dataset.Rows = rows // 2
+    dataset.save_as(target)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 1 and "no series can be one 3D volume" in line
+    assert f"[size {rows}×{columns} (rows×columns); missing slices" in line
+    assert f"[size {rows // 2}×{columns} (rows×columns) in {target.name}; a single slice" in line
+    assert not (tmp_path / "out.nii.gz").exists()

@@ -73,6 +73,7 @@ class SeriesCandidate:
     geometry: SeriesGeometry | None = None
     flags: list[str] = field(default_factory=list)
     split_reason: str | None = None
+    split_values: str | None = None  # what sets this part apart, e.g. "size 128×256"
     index: int = 0  # 1-based place in the folder's listing, the key of last resort
 
     @property
@@ -207,8 +208,26 @@ def _listing(candidates: Sequence[SeriesCandidate]) -> str:
     parts = []
     for c in candidates:
         why = c.problem or ("localizer" if c.localizer else "eligible")
+        if c.split_values:  # a part of a few files is often one file whose header is wrong: name them
+            files = c.files
+            named = f" in {', '.join(p.name for p in files)}" if len(files) <= SHOWN_PART_FILES else ""
+            why = f"{c.split_values}{named}; {why}"
         parts.append(f"{c.label()} [{why}]")
     return "; ".join(parts)
+
+
+SHOWN_PART_FILES = 3
+
+
+def _split_values(key: tuple, names: list[str]) -> str:
+    """What sets a part of a split series apart, in the words of its split key (see :func:`_key`)."""
+    orientation, image_type, echo, size = key
+    shown = {"orientation": "orientation " + ("?" if orientation is None else
+                                              "\\".join(f"{v:.4g}" for v in orientation)),
+             "image type": "image type " + "\\".join(image_type),
+             "echo": f"echo {echo}",
+             "size": "size ?" if size is None else f"size {size[0]}×{size[1]} (rows×columns)"}
+    return ", ".join(shown[name] for name in names)
 
 
 def _image_storage(dataset) -> bool:
@@ -337,8 +356,11 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
                 log.warning("%s; it belongs to no usable part of its series and is left out", why)
         for index, (key, items) in enumerate(ordered):
             found = problems + [why for file_key, why in left_keys if _same_part(file_key, key)]
-            candidates.append(_candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
-                                         _first_of(found)))
+            candidate = _candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
+                                   _first_of(found))
+            if candidate.part is not None:
+                candidate.split_values = _split_values(key, [n for n, values in keys_seen.items() if len(values) > 1])
+            candidates.append(candidate)
         if not parts:
             first_path, first = members[0]
             candidate = SeriesCandidate(uid=uid, number=_int(first.get("SeriesNumber")), part=None,
