@@ -364,6 +364,8 @@ def test_unusable_spacing_or_rescale_values_are_refused(tmp_path, capsys, change
     ("ImagePositionPatient", "-10\\-20", "ImagePositionPatient '-10\\-20' is not 3 numbers"),
     ("ImageOrientationPatient", "1\\0\\0\\0\\1\\nan", "ImageOrientationPatient '1\\0\\0\\0\\1\\nan' is not 6 numbers"),
     ("ImagePositionPatient", None, "1 of 6 images without ImagePositionPatient: no patient geometry"),
+    # was a part of its own: "missing slices" in the rest first, the file's fault second
+    ("ImageOrientationPatient", None, "without ImageOrientationPatient (the series' other images have it)"),
     ("PixelSpacing", "0.9\\0.6", "images with different pixel spacings"),
 ])
 def test_a_file_with_unusable_geometry_is_named(tmp_path, capsys, keyword, raw, problem):

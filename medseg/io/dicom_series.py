@@ -345,6 +345,8 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
             more = f"; {len(copies) - 1} more file(s) copy others of the series" if len(copies) > 1 else ""
             log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
                         copies[0][1], more)
+        _leave_out_unoriented(parts, left_out)
+        keys_seen = {name: {key[i] for key in parts} for i, name in enumerate(keys_seen)}
         split_reason = ", ".join(name for name, values in keys_seen.items() if len(values) > 1) or None
         ordered = sorted(parts.items(), key=lambda item: min(str(p) for p, _, _ in item[1]))
         # a file left out of a part is that part's problem, not what its absence does to the others' geometry;
@@ -493,6 +495,20 @@ def _first_of(problems: list[str]) -> str | None:
     if not problems:
         return None
     return problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else "")
+
+
+def _leave_out_unoriented(parts: dict[tuple, list], left_out: list) -> None:
+    """Images without ImageOrientationPatient in a series whose other images have it are faulty files, not a part
+    of their own: their absence was reported as missing slices in the rest, their own fault second."""
+    if all(key[0] is None for key in parts):
+        return
+    named: set[Path] = set()
+    for key in [key for key in parts if key[0] is None]:
+        for path, dataset, _ in parts.pop(key):
+            if path not in named:
+                named.add(path)
+                left_out.append((dataset, f"{path.name}: without ImageOrientationPatient (the series' other images "
+                                          "have it)"))
 
 
 def _same_part(file_key: tuple, part_key: tuple) -> bool:
