@@ -71,8 +71,9 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
 
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_names: dict[int, str],
                     algorithm: str = "medseg", algorithm_version: str = "0",
-                    sources: dict[Path, object] | None = None) -> None:
-    """Write ``labels`` (on ``volume``'s grid) as a binary DICOM SEG, one segment per non-zero label.
+                    sources: dict[Path, object] | None = None) -> dict:
+    """Write ``labels`` (on ``volume``'s grid) as a binary DICOM SEG, one segment per non-zero label; return its
+    identifiers (SOP instance, series, study UIDs and series number) for the sidecar.
 
     ``sources`` are the headers from :func:`seg_sources` (read here when not given). Not atomic on its own:
     use :func:`medseg.io.atomic.atomic_paths` around it.
@@ -136,6 +137,9 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     seg.save_as(str(path))
     log.info("%s: DICOM SEG made with %d segments over %d source images", volume.source, len(values),
              len(source_images))  # (path is still the temporary name here)
+    return {"sop_instance_uid": str(seg.SOPInstanceUID), "series_instance_uid": str(seg.SeriesInstanceUID),
+            "study_instance_uid": str(seg.StudyInstanceUID), "series_number": int(seg.SeriesNumber),
+            "segments": len(values)}
 
 
 def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]) -> np.ndarray:

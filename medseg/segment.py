@@ -171,8 +171,11 @@ def segment_case(
         if output_format == "dicom-seg":
             from medseg.dicom_seg import write_dicom_seg
 
-            write_dicom_seg(labels, volume, temps[0], segmenter.package.labels, segmenter.package.name,
-                            str(segmenter.package.config.get("version", "0")), sources=seg_sources)
+            # the SEG's identifiers: the sidecar can be matched to the object in an archive
+            record["dicom_seg"] = write_dicom_seg(labels, volume, temps[0], segmenter.package.labels,
+                                                  segmenter.package.name,
+                                                  str(segmenter.package.config.get("version", "0")),
+                                                  sources=seg_sources)
         else:
             write_labels(labels, volume, temps[0])
         timings["write_s"] = time.perf_counter() - clock

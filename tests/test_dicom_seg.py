@@ -195,7 +195,14 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
         for number in (1, 2):
             want = labels[:, :, k].T == number
             np.testing.assert_array_equal(masks.get(number, np.zeros_like(want)), want)
-    assert json.loads((tmp_path / "seg" / "case7_seg.json").read_text())["segmentation"] == "case7_seg.dcm"
+    seg_sidecar = json.loads((tmp_path / "seg" / "case7_seg.json").read_text())
+    assert seg_sidecar["segmentation"] == "case7_seg.dcm"
+    # the sidecar names the SEG as an archive knows it (it held only the file name)
+    assert seg_sidecar["dicom_seg"] == {
+        "sop_instance_uid": seg.SOPInstanceUID, "series_instance_uid": seg.SeriesInstanceUID,
+        "study_instance_uid": seg.StudyInstanceUID, "series_number": int(seg.SeriesNumber), "segments": 2}
+    assert seg.StudyInstanceUID == pydicom.dcmread(volume.dicom.paths[0]).StudyInstanceUID
+    assert "dicom_seg" not in sidecar
 
 
 def test_infer_dicom_seg_refuses_a_nifti_input(tmp_path, capsys, tiny_package):
