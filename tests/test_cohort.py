@@ -459,3 +459,25 @@ def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):
     assert process.returncode == 143, err[-2000:]
     assert not started.exists()
     assert ResultsFolder(results).status("big", "infer") is None and not list(results.rglob(".ms-*"))
+
+
+def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
+    """After SIGKILL of Snakemake alone its job processes go on; releasing the lock then started a second worker on
+    the same cases beside them (it cleared their partial files and counted their attempt as a crash)."""
+    state = tmp_path / ".snakemake"
+    locks = _locks(state)
+    snakelock.record_run(state, pid=_dead_pid())
+    # a process whose arguments are those of a cohort step, working in the run's folder
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-v", "cohort", "infer", "x"],
+                              cwd=tmp_path)
+    try:
+        assert snakelock.working_steps(tmp_path) == [worker.pid]
+        assert snakelock.working_steps(tmp_path / "locks") == []  # another folder
+        with caplog.at_level("WARNING", logger="medseg"):
+            assert snakelock.release_stale_locks(state) == []
+        assert all(p.exists() for p in locks)
+        assert f"still working here (pid {worker.pid})" in caplog.text
+    finally:
+        worker.kill()
+        worker.wait()
+    assert snakelock.release_stale_locks(state) == ["0.input.lock", "0.output.lock"]

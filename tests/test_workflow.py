@@ -182,6 +182,48 @@ def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
     assert (results / "report.html").is_file()
 
 
+def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_path):
+    """SIGKILL Snakemake alone: its job goes on and writes its record after Snakemake is gone, so Snakemake's
+    marker says the record is incomplete; the plain command stopped at IncompleteFilesException."""
+    from medseg.cohort import snakelock
+
+    data = tmp_path / "data"
+    data.mkdir()
+    names = [f"o{i}" for i in range(3)]
+    for seed, name in enumerate(names):
+        write_phantom(data / f"{name}.nii.gz", None, shape=(96, 96, 48), seed=40 + seed)
+    sheet = write_sheet(data, [(name, f"{name}.nii.gz", "") for name in names])
+    results = tmp_path / "results"
+    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", "cases_per_job=3", "threads=1"]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "--config", *settings]
+    status = results / "status"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not list(status.glob("*.infer.json")):
+            time.sleep(0.05)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)  # Snakemake only: its job is left running
+        process.wait()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and snakelock.working_steps(tmp_path):
+        time.sleep(0.1)
+    record = results / "jobs" / "batch001.infer.json"
+    assert record.is_file(), "the orphaned job should have finished its batch"
+    done_before = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    assert len(done_before) == len(names)
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "IncompleteFilesException" not in rerun.stderr
+    done_after = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    assert done_after == done_before  # the batch ran again and kept every case
+    assert {case["case_id"] for case in json.loads(record.read_text())["cases"] if case["reused"]} == set(names)
+    assert (results / "report.html").is_file()
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [

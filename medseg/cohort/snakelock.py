@@ -78,11 +78,36 @@ def forget_run(state: Path | str = ".snakemake", pid: int | None = None) -> None
         (Path(state) / RUNS / f"{socket.gethostname()}-{pid}.json").unlink()
 
 
+STEPS = ("infer", "evaluate", "report")  # the ``medseg cohort`` steps the workflow's jobs run
+
+
+def working_steps(workdir: Path | str) -> list[int]:
+    """The processes running a ``medseg cohort`` step in ``workdir`` (jobs of the local executor run there; they
+    outlive a Snakemake killed with SIGKILL). Read from ``/proc``; none where it does not exist."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    workdir = os.path.realpath(workdir)
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if os.readlink(entry / "cwd") != workdir:
+                continue
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        if any(word == b"cohort" and step.decode() in STEPS for word, step in zip(words, words[1:])):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
     """Remove the lock files held only by recorded runs that are gone; return their names.
 
-    Nothing is removed unless every lock file present is accounted for by such a run and no recorded run on
-    this host is still alive.
+    Nothing is removed unless every lock file present is accounted for by such a run, no recorded run on this
+    host is still alive, and no ``medseg cohort`` step of it is still working in the run's folder.
     """
     state = Path(state)
     locks = _lock_files(state)
@@ -104,6 +129,11 @@ def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
         dead.append(path)
         held.update(record.get("locks", []))
     if not dead or any(_identity(lock) not in held for lock in locks):
+        return []
+    workers = working_steps(state.resolve().parent)
+    if workers:  # the killed run's jobs outlive it: a second run would work on their cases beside them
+        log.warning("the Snakemake lock of a killed run is kept: %d of its medseg steps are still working here "
+                    "(pid %s); run again when they have finished", len(workers), ", ".join(map(str, workers)))
         return []
     for lock in locks:
         with contextlib.suppress(FileNotFoundError):
