@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -481,3 +482,42 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
         worker.kill()
         worker.wait()
     assert snakelock.release_stale_locks(state) == ["0.input.lock", "0.output.lock"]
+
+
+def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp_path):
+    """An image moved away (an unmounted share, an archived file) made the next run delete the case's finished
+    segmentation and scores, which could not be made again until it was back."""
+    from medseg.report import build_report
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    infer_cases(samples, results, options)
+    evaluate_cases(samples, results)
+    folder = ResultsFolder(results)
+    before = (_run_ids(folder, "infer"), _run_ids(folder, "evaluate"))
+    image = sheet.parent / "a.nii.gz"
+    away = tmp_path / "archive.nii.gz"
+    os.rename(image, away)  # keeps the modification time, as a remount would
+    summary = infer_cases(samples, results, options)
+    outcome = {c.case_id: c for c in summary.cases}
+    assert (outcome["a"].outcome, outcome["a"].stage, outcome["a"].reused) == ("failed", "read", False)
+    assert outcome["a"].error == (f"{image}: no such file or folder; the results made from it earlier are kept, and "
+                                  "reused if it comes back unchanged")
+    assert outcome["b"].reused
+    assert [c.reused for c in evaluate_cases(samples, results).cases] == [True, True]
+    for path in (folder.segmentation("a"), folder.sidecar("a"), folder.metrics("a")):
+        assert path.is_file()
+    assert not folder.failure("a").exists()
+    assert (_run_ids(folder, "infer"), _run_ids(folder, "evaluate")) == before
+    # meanwhile the report does not present them as the answer to the row
+    built = build_report(results, tmp_path / "report" / "report.html", sheet=sheet)
+    with open(built.table, encoding="utf-8", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert rows["a"]["status"] == "failed" and rows["a"]["failed_stage"] == "stale"
+    assert f"the input {image} is missing; the results shown were made from it earlier" in rows["a"]["error"]
+    assert rows["b"]["status"] == "scored"
+    # back unchanged: nothing is redone
+    os.rename(away, image)
+    assert all(c.reused and c.outcome == "ok" for c in infer_cases(samples, results, options).cases)
+    assert (_run_ids(folder, "infer"), _run_ids(folder, "evaluate")) == before

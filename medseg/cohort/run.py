@@ -181,6 +181,13 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if done is not None:
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
+    if not sample.image.exists() and folder.sidecar(case_id).is_file():
+        # unmounted, archived, moved for a while: what was made from it stays (reused if it comes back unchanged;
+        # the report shows the case as not answering its row meanwhile)
+        error = (f"{sample.image}: no such file or folder; the results made from it earlier are kept, and reused "
+                 "if it comes back unchanged")
+        log.error("%s: FAILED at read: %s", case_id, error)
+        return CaseOutcome(case_id, "failed", False, 0.0, "read", error)
     folder.forget(case_id, ("infer", "evaluate"))
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])

@@ -203,6 +203,9 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
     sidecar = case.sidecar or {}
     made_from = sidecar.get("input")
     named = os.path.abspath(sample.image)
+    if not os.path.exists(named):
+        return (f"the input {named} is missing; the results shown were made from it earlier (kept, and reused if "
+                "it comes back unchanged)")
     if isinstance(made_from, str) and os.path.isabs(made_from) and named != made_from:
         return (f"the sample sheet names {named}, but the results were made from {made_from}; run the workflow "
                 "again to redo the case")
