@@ -71,6 +71,9 @@ def test_the_run_completes_despite_bad_cases(finished):
     folder, results, run = finished
     assert run.returncode == 0, run.stderr[-3000:]
     assert "steps (100%) done" in run.stderr
+    # the demo model is named as such (a sheet of real scans run without model= got synthetic-shape labels)
+    demo = "model phantom: the shipped demo model (synthetic shapes only), the default of configs/cohort.yaml"
+    assert (demo in run.stderr) == (MODEL == "phantom")
     data = folder / "data"
     for case in ("a", "b", "c"):
         seg = nib.load(results / "cases" / case / f"{case}_seg.nii.gz")

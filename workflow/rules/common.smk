@@ -9,7 +9,7 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
-from medseg.package import load_package
+from medseg.package import DEFAULT_MODEL, load_package
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
@@ -34,6 +34,10 @@ _PACKAGE = load_package(config["model"], check_hash=False)
 WEIGHTS = str(_PACKAGE.weights_path)
 MODEL_CONFIG = str(_PACKAGE.path / "model.json")
 GPUS = 1 if config["device"].startswith("cuda") else 0
+if workflow.is_main_process and str(config["model"]) == DEFAULT_MODEL:
+    # as `medseg infer` without --model says: a sheet of real scans run without model= gets synthetic-shape labels
+    logger.warning(f"model {DEFAULT_MODEL}: the shipped demo model (synthetic shapes only), the default of "
+                   "configs/cohort.yaml; for real images give model=NAME (`medseg models`) or a package folder")
 
 # a run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind; release it when that run is
 # provably gone, so that running the same command again resumes (medseg/cohort/snakelock.py)
