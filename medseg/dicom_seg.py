@@ -230,9 +230,10 @@ def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | N
     return read_seg_with_source(path, sidecar, source_path)[0]
 
 
-def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | str | None = None
-                         ) -> tuple[Volume, Volume]:
-    """As :func:`read_seg_volume`, with the source series it read (a caller that shows the image reads it once)."""
+def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | str | None = None,
+                         warn_skipped: bool = True) -> tuple[Volume, Volume]:
+    """As :func:`read_seg_volume`, with the source series it read (a caller that shows the image reads it once;
+    ``warn_skipped`` as for :func:`medseg.io.images.read_image`)."""
     from medseg.io.images import read_image
 
     path = Path(path)
@@ -250,7 +251,7 @@ def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | st
         if source_path is None:
             raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found; the SEG "
                              "is scored on the source images it references")
-    source = read_image(source_path, series=recorded_series(sidecar))
+    source = read_image(source_path, series=recorded_series(sidecar), warn_skipped=warn_skipped)
     array = read_dicom_seg(path, source, labels)
     labels_volume = Volume(array=array, affine=source.affine, source=Path(path),
                            info={"dicom_seg_source": str(source_path)})

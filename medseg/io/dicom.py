@@ -51,10 +51,11 @@ class DicomSource:
     frames: tuple[int | None, ...]  # frame of slice k in a multi-frame file (0-based), None if single-frame
 
 
-def read_dicom_series(folder: Path | str, series: str | None = None) -> Volume:
-    """Convert the chosen series under ``folder`` to a float32 volume with a voxel → RAS+ affine."""
+def read_dicom_series(folder: Path | str, series: str | None = None, warn_skipped: bool = True) -> Volume:
+    """Convert the chosen series under ``folder`` to a float32 volume with a voxel → RAS+ affine (``warn_skipped``:
+    warn about files that are not DICOM)."""
     folder = Path(folder)
-    scan = scan_folder(folder)
+    scan = scan_folder(folder, warn_skipped=warn_skipped)
     candidate, reason = choose_series(scan, series)
     rejected = [c for c in scan.candidates if c is not candidate and not c.localizer and c.problem is not None]
     if rejected and series is None:  # a series that would have been chosen had it not been broken: say so loudly

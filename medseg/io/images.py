@@ -13,21 +13,23 @@ from medseg.volume import Volume
 __all__ = ["read_grid", "read_image"]
 
 
-def read_image(path: Path | str, series: str | None = None) -> Volume:
-    """Read a NIfTI file, or a DICOM folder (``series`` picks a series by UID or number)."""
+def read_image(path: Path | str, series: str | None = None, warn_skipped: bool = True) -> Volume:
+    """Read a NIfTI file, or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
+    about the folder's files that are not DICOM, as a second reading of an input need not)."""
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder")
     if path.is_dir():
         from medseg.io.dicom import read_dicom_series
 
-        return read_dicom_series(path, series=series)
+        return read_dicom_series(path, series=series, warn_skipped=warn_skipped)
     if series is not None:
         raise ImageReadError(f"{path}: --series applies to DICOM folders only")
     return read_nifti(path)
 
 
-def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, ...], np.ndarray]:
+def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = True
+              ) -> tuple[tuple[int, ...], np.ndarray]:
     """The shape and affine of an input, from headers only (no voxel data is read).
 
     The shape is the file's as :func:`read_image` takes it (a 2D image is one slice, a 4D or 5D image holding one
@@ -42,7 +44,7 @@ def read_grid(path: Path | str, series: str | None = None) -> tuple[tuple[int, .
         from medseg.io.dicom_series import choose_series, scan_folder
 
         try:
-            candidate, _ = choose_series(scan_folder(path), series)
+            candidate, _ = choose_series(scan_folder(path, warn_skipped=warn_skipped), series)
         except OSError as error:  # a file of the folder that cannot be opened
             raise ImageReadError(f"{path}: cannot read the DICOM headers ({error})") from error
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)

@@ -53,7 +53,8 @@ def read_segmentation(case: CaseResult, path: Path):
     if path.suffix.lower() == ".dcm":
         from medseg.dicom_seg import read_seg_with_source
 
-        volume, source = read_seg_with_source(path, case.sidecar or {}, case.input_path())
+        # the report reads inputs again: their skipped files were named when the case was segmented
+        volume, source = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False)
         return volume.array, volume.affine, source
     return (*read_labels(path), None)
 
@@ -119,7 +120,8 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     image_path = case.input_path()
     if image_path is not None:
         try:
-            image_shape, image_affine = read_grid(image_path, case.input_series() if image_path.is_dir() else None)
+            image_shape, image_affine = read_grid(image_path, case.input_series() if image_path.is_dir() else None,
+                                                  warn_skipped=False)
         except MedsegError as error:
             check.notes.append(f"input image not checked: {error}")
         else:

@@ -62,7 +62,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
     else:
         try:
-            volume = read_image(image_path, case.input_series() if image_path.is_dir() else None)
+            volume = read_image(image_path, case.input_series() if image_path.is_dir() else None, warn_skipped=False)
         except MedsegError as error:
             arrays.notes.append(f"image not shown: {error}")
         else:
