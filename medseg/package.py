@@ -21,6 +21,7 @@ __all__ = [
     "load_package",
     "load_schema",
     "shipped_models",
+    "shipped_package_path",
     "save_package",
     "validate_config",
 ]
@@ -172,6 +173,11 @@ def shipped_models() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def shipped_package_path(name: str) -> Path | None:
+    """The folder of the model shipped under ``name``, or None when no shipped model has that name."""
+    return _models_root() / name if name in shipped_models() else None
 
 
 def save_package(net, config: dict, out_dir: Path | str, extra_files: dict[str, str] | None = None) -> ModelPackage:

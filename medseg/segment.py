@@ -235,7 +235,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
             "name": package.name,
             "version": package.config.get("version"),
             "weights_sha256": package.sha256,
-            "path": str(package.path),
+            "path": os.path.abspath(package.path),  # as the input: readable from anywhere
         },
         "inference": {
             "slice_axis": segmenter.slice_axes if len(segmenter.slice_axes) > 1 else segmenter.slice_axis,

@@ -32,15 +32,17 @@ def case(tmp_path):
     return tmp_path / "case.nii.gz"
 
 
-def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys):
+def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, monkeypatch):
     package = make_package()
-    code, out, err = run(["infer", str(case), "--model", str(package), "-o", str(tmp_path / "out")], capsys)
+    monkeypatch.chdir(package.parent)  # the model named relative to the folder the run starts in
+    code, out, err = run(["infer", str(case), "--model", package.name, "-o", str(tmp_path / "out")], capsys)
     assert code == 0, err
     seg = tmp_path / "out" / "case_seg.nii.gz"
     sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
     assert nib.load(str(seg)).shape == (40, 40, 8)
     assert sidecar["labels"] == {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"}
     assert sidecar["model"]["name"] == "tiny" and len(sidecar["model"]["weights_sha256"]) == 64
+    assert sidecar["model"]["path"] == str(package.resolve())  # readable from anywhere, as the input's path
     assert sidecar["device"] == "cpu" and "no CUDA" in sidecar["device_reason"]
     assert len(sidecar["input_sha256"]) == 64
     assert set(sidecar["versions"]) >= {"medseg", "monai", "torch"}

@@ -469,6 +469,7 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(tiny_set, tmp_path, capsys,
     assert info.value.code == 0
     captured = capsys.readouterr()
     assert "epoch   2" in captured.err and "val mean Dice" in captured.err
+    assert "as a model shipped with medseg" not in captured.err
     assert captured.out.startswith(f"wrote {out}")
     assert load_package(out).config["training"]["epochs_run"] == 2
     first = weights(out)
@@ -989,3 +990,21 @@ def test_an_overwrite_stopped_in_its_first_epoch_leaves_the_replaced_run_as_it_w
         capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (out / ".checkpoint").iterdir()} == kept
     assert load_package(out).config["training"]["epochs_run"] == 3
+
+
+def test_a_package_named_like_a_shipped_model_is_warned_about(tiny_set, tmp_path, capsys):
+    """Training on one's own data with the shipped hippocampus config made a package named and versioned like the
+    shipped model: sidecars and reports could not tell them apart."""
+    from medseg.cli import main
+
+    config = tiny_training_config(epochs=1)
+    config["name"] = "phantom"
+    path = tmp_path / "phantom-like.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "mine"
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(path), "-o", str(out),
+              "--threads", "1"])
+    assert info.value.code == 0
+    assert (f"warning: {path} names the package 'phantom', as a model shipped with medseg: sidecars and reports "
+            "name models by name and version") in capsys.readouterr().err

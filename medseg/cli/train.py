@@ -40,6 +40,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     """
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
+    from medseg.package import shipped_package_path
     from medseg.train import (
         check_config,
         check_output_folder,
@@ -87,6 +88,11 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
             why = "training.val_fraction is 0" if zero else "fewer than two cases"
             click.echo(f"warning: no validation case ({why}): the last epoch becomes the package, and its validation "
                        "figures stay empty", err=True)
+        shipped = shipped_package_path(str(config["name"]))
+        if shipped is not None and output.resolve() != shipped.resolve():
+            click.echo(f"warning: {where} names the package {config['name']!r}, as a model shipped with medseg: "
+                       "sidecars and reports name models by name and version; set another name (and the data "
+                       "description and licence its model card will show) in a copy of the config", err=True)
 
     def report(record: dict) -> None:
         if silent:
