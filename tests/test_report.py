@@ -1249,3 +1249,24 @@ def test_the_failed_cases_table_names_the_reference_where_the_case_has_one(tmp_p
     assert ('<td class="path"><code>/data/bad_ref.nii.gz</code><br>reference <code>/data/bad_ref_label.nii.gz</code>'
             '</td>') in table
     assert '<td class="path"><code>/data/no_ref.nii.gz</code></td>' in table
+
+
+def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, caplog):
+    """Two models' results in one folder were merged by label number without a word ("1 anterior/ellipsoid")."""
+    write_case(tmp_path, "c0", 0, "exact")
+    folder = write_case(tmp_path, "c1", 1, "exact")
+    for path in (folder / "c1_seg.json", folder / "c1_metrics.json"):
+        path.write_text(path.read_text().replace('"ball"', '"anterior"'))
+    with caplog.at_level("WARNING", logger="medseg"):
+        built = build_report(tmp_path, tmp_path / "report.html")
+    summary = json.loads(built.summary.read_text())
+    assert summary["label_conflicts"] == {"1": ["anterior", "ball"]}
+    assert "label values name different labels in different cases (1: anterior / ball)" in caplog.text
+    page = built.html.read_text(encoding="utf-8")
+    assert ('<p class="warn"><b>Label values mean different things in different cases</b> (1 = anterior / ball)'
+            in page)
+    # one model's results: nothing to say
+    write_case(tmp_path / "one", "c0", 0, "exact")
+    clean = build_report(tmp_path / "one", tmp_path / "one" / "report.html")
+    assert clean.cases == 1 and json.loads(clean.summary.read_text())["label_conflicts"] == {}
+    assert 'class="warn"' not in clean.html.read_text(encoding="utf-8")

@@ -90,6 +90,11 @@ def build_report(
                 "overlays_drawn": len(overlays)}
     rules = flag_rules(dice_threshold, outlier_z)
     summary = jsonable(summary_record(results_dir, cases, flags, settings, rules, report_policy()))
+    summary["label_conflicts"] = _label_conflicts(cases)
+    if summary["label_conflicts"]:
+        log.warning("%s: label values name different labels in different cases (%s): per-label tables, plots and "
+                    "outlier flags pool them by value; make one report per model", results_dir,
+                    "; ".join(f"{value}: {' / '.join(names)}" for value, names in summary["label_conflicts"].items()))
     header, rows = cohort_rows(cases, flags, order, dice_threshold)
 
     from medseg.report.plots import distribution_plots
@@ -117,6 +122,16 @@ def _label_order(cases: list[CaseResult]) -> list[tuple[str, str]]:
         for label in case.labels():
             names.setdefault(label.value, label.name)
     return sorted(names.items(), key=lambda kv: label_key(kv[0]))
+
+
+def _label_conflicts(cases: list[CaseResult]) -> dict[str, list[str]]:
+    """Label values that name different labels in different cases (results of two models in one folder)."""
+    names: dict[str, set[str]] = {}
+    for case in cases:
+        for label in case.labels():
+            names.setdefault(label.value, set()).add(label.name)
+    return {value: sorted(found) for value, found in sorted(names.items(), key=lambda kv: label_key(kv[0]))
+            if len(found) > 1}
 
 
 def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:

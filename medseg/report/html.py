@@ -59,6 +59,7 @@ details>summary{cursor:pointer;color:#0b57d0;margin:4px 0}.plots img{max-width:1
 code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
 dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
+.warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
 .case li,td.err{overflow-wrap:anywhere}td.path{min-width:14em}
 @media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
 thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
@@ -185,8 +186,18 @@ def _header(content: ReportContent) -> str:
         f'{e(summary["created"])} by medseg {e(summary["medseg_version"])}<br>'
         f'model: {models} · {versions or "versions unknown"} · device: '
         f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
-        f'<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>'
+        f'<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>{_conflict_note(summary)}'
     )
+
+
+def _conflict_note(summary: dict) -> str:
+    """A warning when one label value names different labels in different cases (two models' results)."""
+    conflicts = summary.get("label_conflicts") or {}
+    if not conflicts:
+        return ""
+    pairs = "; ".join(f"{e(value)} = {e(' / '.join(names))}" for value, names in conflicts.items())
+    return (f'<p class="warn"><b>Label values mean different things in different cases</b> ({pairs}): the tables, '
+            "plots and outlier flags below pool cases by label value. Make one report per model.</p>")
 
 
 def _summary_section(content: ReportContent) -> str:
