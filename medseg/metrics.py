@@ -82,8 +82,9 @@ SURFACE_DEFINITION = (
 )
 
 
-def read_reference(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
-    """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given).
+def read_reference(path: Path | str, labels: dict[int, str] | None = None, role: str = "reference") -> Volume:
+    """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given). ``role``
+    (reference, prediction) is named when the file is not a label image: an image given as the reference.
 
     Integer files keep their stored type (values exact at any size); others are checked in float64.
     """
@@ -92,7 +93,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None) -> Vo
     volume = read_nifti(path, hash_input=False, labels=True)
     values = np.unique(volume.array)
     if values.min() < 0 or not np.all(values == np.round(values)):
-        raise InputError(f"{path}: not a label image (values must be non-negative integers)")
+        raise InputError(f"{path}: not a label image (values must be non-negative integers), given as the {role}")
     if values.max() > MAX_LABEL:
         raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
                          "can tell apart from its neighbours")
@@ -342,7 +343,7 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     placed on the source series its sidecar records."""
     path = Path(path)
     if path.suffix.lower() != ".dcm":
-        return read_reference(path, labels)
+        return read_reference(path, labels, role="prediction")
     from medseg.dicom_seg import read_seg_volume
     from medseg.volume import stem
 

@@ -257,6 +257,11 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, c
     assert code == 2
     assert f"{case} and {other} would both be written to case_seg.nii.gz" in err
     assert not (tmp_path / "out").exists()
+    # the same file twice is said to be that (it was advised to segment "them" into different folders)
+    code, _, err = run(["infer", str(case), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                       capsys)
+    assert code == 2 and f"{case} is given twice; give each input once" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_folder_in_the_place_of_an_output_is_refused_before_any_work(tmp_path, case, make_package, capsys):

@@ -406,6 +406,12 @@ def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
     nib.save(nib.Nifti1Image(ref * 0.5, np.eye(4)), tmp_path / "half.nii.gz")
     with pytest.raises(InputError, match="not a label image"):
         read_reference(tmp_path / "half.nii.gz")
+    # the message says which role the file had (an image given as the reference read as a bare "not a label image")
+    with pytest.raises(InputError, match=r"half.nii.gz: not a label image \(values must be non-negative integers\), "
+                                         "given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "half.nii.gz")
+    with pytest.raises(InputError, match=r"half.nii.gz: .*, given as the prediction$"):
+        evaluate_files(tmp_path / "half.nii.gz", tmp_path / "ref.nii.gz")
     # default label names are the values present in either image
     result = evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz")
     assert {k: v["name"] for k, v in result["labels"].items()} == {"1": "label_1", "7": "label_7"}

@@ -142,6 +142,8 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
                                        f"{given[target.resolve()]}; write the outputs elsewhere (-o)")
         segmentation = targets[0].resolve()
         if segmentation in seen:
+            if Path(seen[segmentation]).resolve() == Path(path).resolve():
+                raise click.UsageError(f"{path} is given twice; give each input once")
             raise click.UsageError(f"{seen[segmentation]} and {path} would both be written to {segmentation.name} in "
                                    f"{segmentation.parent}; segment them into different folders (-o)")
         seen[segmentation] = path
