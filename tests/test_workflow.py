@@ -445,6 +445,12 @@ def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     run = snakemake(tmp_path / "first", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert run.returncode == 0, run.stderr[-3000:]
     write_sheet(data, [("a", "b.nii.gz", "b_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    # a preview from there says what the run will redo (it said "Nothing to be done"), and changes nothing
+    preview = snakemake(tmp_path / "second", "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert ("made for other inputs or settings: a: job batch001.infer will run again when the workflow runs (not in "
+            "a preview's list of jobs") in preview.stderr + preview.stdout
+    assert (results / "jobs" / "batch001.infer.json").is_file() and (results / "report.html").is_file()
     run = snakemake(tmp_path / "second", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "made for other inputs or settings: a: job batch001.infer will run again" in run.stderr

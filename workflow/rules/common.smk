@@ -96,8 +96,10 @@ def inputs_signature(wildcards, column):
 # The same for a case whose results were made for other work than the sheet and settings now ask for (another
 # image or series, a replaced file, another model; for scores another reference): Snakemake's own change detection
 # needs the .snakemake metadata of the folder it ran in, which a run from another checkout or a copied results
-# folder lacks, and a results folder must never show one series' segmentation under a row that names another
-if workflow.is_main_process and not cohort.previewing(sys.argv[1:]):
+# folder lacks, and a results folder must never show one series' segmentation under a row that names another.
+# A preview says what the run will redo (its own list of jobs cannot: the records are still there)
+_PREVIEW = cohort.previewing(sys.argv[1:])
+if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
     _options = cohort.InferOptions(model=config["model"], device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
@@ -113,6 +115,10 @@ if workflow.is_main_process and not cohort.previewing(sys.argv[1:]):
             if _gone or _changed:
                 why = [f"results of {', '.join(_gone)} are missing"] if _gone else []
                 why += [f"made for other inputs or settings: {', '.join(_changed)}"] if _changed else []
+                if _PREVIEW:
+                    logger.warning(f"{_stage}: {'; '.join(why)}: job {_batch}.{_stage} will run again when the "
+                                   "workflow runs (not in a preview's list of jobs: a preview changes nothing)")
+                    continue
                 logger.warning(f"{_stage}: {'; '.join(why)}: job {_batch}.{_stage} will run again")
                 _record.unlink()
                 Path(RESULTS, "report.html").unlink(missing_ok=True)
