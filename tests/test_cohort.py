@@ -46,6 +46,9 @@ def test_sheet_paths_are_relative_to_its_folder(tmp_path):
     assert samples[2].image == tmp_path.parent / "up" / "c.nii.gz"  # normalised, no '..' left
     assert samples[2].reference is None  # short row
     assert [s.line for s in samples] == [4, 5, 6]
+    # trailing tabs (as a spreadsheet exports a row) are empty cells, not extra columns
+    trailing = read_samples(_sheet(tmp_path, "case_id\timage\treference\na\ta.nii.gz\t\t\t\n"))
+    assert trailing[0].image == tmp_path / "a.nii.gz" and trailing[0].reference is None
 
 
 @pytest.mark.parametrize(

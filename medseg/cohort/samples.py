@@ -68,6 +68,8 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     rows = []
     for number, line in lines[1:]:
         cells = next(csv.reader([line], delimiter="\t"))
+        while len(cells) > len(header) and not cells[-1].strip():
+            cells.pop()  # trailing tabs (a spreadsheet's export): empty cells beyond the header say nothing
         if len(cells) > len(header):
             raise InputError(f"{path}:{number}: {len(cells)} cells but the header has {len(header)} columns")
         row = {column: cell.strip() for column, cell in zip(header, cells) if cell.strip()}
