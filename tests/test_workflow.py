@@ -485,3 +485,17 @@ def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     assert any("cohort infer" in line and "--memory-mb 3000 --final-memory-mb 9000 " in line
                and "--batch-size 16 " in line for line in lines)
     assert any(" report " in line and "--max-overlays 5 " in line for line in lines)
+
+
+def test_missing_references_are_named_at_planning(tmp_path):
+    """A missing image was warned about before any job ran, a missing reference only showed as a scoring failure
+    at the end."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", data / "a_label.nii.gz", shape=SHAPE, seed=1)
+    write_phantom(data / "b.nii.gz", None, shape=SHAPE, seed=2)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("1 reference(s) not found; these cases will be segmented, and their scoring will end as a recorded "
+            "failure: b") in run.stderr + run.stdout

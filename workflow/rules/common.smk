@@ -70,6 +70,13 @@ if _missing:
         + ", ".join(s.case_id for s in _missing[:10])
         + (" ..." if len(_missing) > 10 else "")
     )
+_no_reference = [s for s in SAMPLES if s.reference is not None and not s.reference.exists()]
+if _no_reference:
+    logger.warning(
+        f"{len(_no_reference)} reference(s) not found; these cases will be segmented, and their scoring will end "
+        "as a recorded failure: " + ", ".join(s.case_id for s in _no_reference[:10])
+        + (" ..." if len(_no_reference) > 10 else "")
+    )
 
 
 wildcard_constraints:
