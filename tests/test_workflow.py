@@ -499,3 +499,16 @@ def test_missing_references_are_named_at_planning(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert ("1 reference(s) not found; these cases will be segmented, and their scoring will end as a recorded "
             "failure: b") in run.stderr + run.stdout
+
+
+def test_a_null_setting_can_be_given_on_the_command_line(cohort, tmp_path):
+    """Snakemake passes overlap=null as the text 'null'; it was refused ("'null' is not of type 'number',
+    'null'"), so the model's own overlap could not be restored from the command line."""
+    _, sheet = cohort
+    commands = {}
+    for value in ("null", "0.5"):
+        run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", overlap=value)
+        assert run.returncode == 0, run.stderr[-3000:]
+        commands[value] = [line for line in run.stdout.splitlines() if "cohort infer" in line]
+    assert commands["null"] and not any("--overlap" in line for line in commands["null"])
+    assert commands["0.5"] and all("--overlap 0.5" in line for line in commands["0.5"])

@@ -25,6 +25,11 @@ def check_config(config: dict, schema_path: Path | str) -> None:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"config: unknown key {key!r}{hint}; the keys are {', '.join(known)}")
+    for key, spec in schema.get("properties", {}).items():
+        kinds = spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
+        # Snakemake passes --config overlap=null as the text 'null': the YAML file's null, given on the command line
+        if "null" in kinds and "string" not in kinds and config.get(key) in ("null", "None", "~"):
+            config[key] = None
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
         error = errors[0]
