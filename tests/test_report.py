@@ -1270,3 +1270,14 @@ def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, cap
     clean = build_report(tmp_path / "one", tmp_path / "one" / "report.html")
     assert clean.cases == 1 and json.loads(clean.summary.read_text())["label_conflicts"] == {}
     assert 'class="warn"' not in clean.html.read_text(encoding="utf-8")
+
+
+def test_a_single_slice_case_says_its_volumes_rest_on_the_header(tmp_path):
+    """The volume in ml of a one-slice image is its area times the header's slice thickness, which nothing in the
+    image confirms; the page did not say so."""
+    image, labels, affine = phantom(0)
+    write_case_arrays(tmp_path, "flat", image[:, :, 8:9], labels[:, :, 8:9], labels[:, :, 8:9].copy(), affine)
+    write_case(tmp_path, "thick", 1, "exact")
+    page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
+    note = "a single slice along file axis k: its volumes (ml) rest on the header&#x27;s voxel size there (2 mm)"
+    assert page.count(note) == 1  # on the one-slice case's card only

@@ -101,6 +101,10 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
         if not shift <= tolerance_mm:
             check.geometry.append(f"segmentation affine moves voxels up to {shift:.3g} mm from the input's")
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    thin = [axis for axis, n in enumerate(labels.shape) if n == 1]
+    if thin:  # nothing in the image measures that axis: the header's voxel size is the whole thickness
+        check.notes.append(f"a single slice along file axis {'ijk'[thin[0]]}: its volumes (ml) rest on the "
+                           f"header's voxel size there ({spacing[thin[0]]:.4g} mm)")
     recorded = (case.metrics or {}).get("spacing_mm")
     if recorded is not None and not np.allclose(recorded, spacing, atol=1e-3):
         check.geometry.append(f"metrics were computed with voxel size {recorded}, the file has {spacing.round(4)}")
