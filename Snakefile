@@ -5,7 +5,7 @@
 # The work is done by `medseg cohort infer|evaluate` and `medseg report` (medseg/cohort/, medseg/report/);
 # this file only plans the jobs. See the README, section "Cohorts with Snakemake".
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -14,15 +14,7 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/configs/cohort.yaml"
 
 
-# medseg's check first: one line naming the key (Snakemake's prints the whole schema); then Snakemake's, which
-# also fills in the defaults
-from medseg.cohort.settings import check_config, check_results_folder
-
-check_config(config, f"{workflow.basedir}/configs/schemas/config.schema.yaml")
-check_results_folder(config["results"])
-validate(config, "configs/schemas/config.schema.yaml")
-
-
+# the settings are checked first thing in workflow/rules/common.smk (one line naming the key)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cohort.smk"
 

@@ -9,10 +9,28 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
+from medseg.cohort.settings import check_config, check_results_folder
+from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package
-from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
+from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+
+def planned(step, *args, **kwargs):
+    """Run a planning step; its MedsegError is medseg's one-line error and exit code 1 (raised, Snakemake would
+    frame it with the Snakefile's line and two traceback lines)."""
+    try:
+        return step(*args, **kwargs)
+    except MedsegError as error:
+        sys.exit(f"medseg: error: {error}")
+
+
+# medseg's check first: one line naming the key (Snakemake's prints the whole schema); then Snakemake's, which
+# also fills in the defaults
+planned(check_config, config, f"{workflow.basedir}/configs/schemas/config.schema.yaml")
+planned(check_results_folder, config["results"])
+validate(config, "../../configs/schemas/config.schema.yaml")
 
 SHEET = config["samples"]
 RESULTS = str(Path(config["results"]))
@@ -21,16 +39,16 @@ RESULTS = str(Path(config["results"]))
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 MEDSEG = "python -m medseg" if _CONDA else f"{shlex.quote(sys.executable)} -m medseg"
 
-_rows = cohort.read_sample_rows(SHEET)
+_rows = planned(cohort.read_sample_rows, SHEET)
 # medseg's own checks first: their messages name the sheet and its line; the schema documents the columns
-SAMPLES = cohort.samples_from_rows(_rows, Path(SHEET).parent, where=SHEET)
+SAMPLES = planned(cohort.samples_from_rows, _rows, Path(SHEET).parent, where=SHEET)
 validate(
     pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in _rows]),
     "../../configs/schemas/samples.schema.yaml",
 )
-BATCHES = cohort.batches(SAMPLES, config["cases_per_job"])
+BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"])
 # a changed weights file or model.json (a new model version) makes every inference job run again
-_PACKAGE = load_package(config["model"], check_hash=False)
+_PACKAGE = planned(load_package, config["model"], check_hash=False)
 WEIGHTS = str(_PACKAGE.weights_path)
 MODEL_CONFIG = str(_PACKAGE.path / "model.json")
 GPUS = 1 if config["device"].startswith("cuda") else 0
@@ -60,8 +78,8 @@ onerror:
 
 _missing = [s for s in SAMPLES if not s.image.exists()]
 if len(_missing) == len(SAMPLES):
-    raise WorkflowError(
-        f"{SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
+    sys.exit(
+        f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
         f"the sheet's folder), e.g. {SAMPLES[0].image}"
     )
 if _missing:
