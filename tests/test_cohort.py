@@ -471,9 +471,9 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
     state = tmp_path / ".snakemake"
     locks = _locks(state)
     snakelock.record_run(state, pid=_dead_pid())
-    # a process whose arguments are those of a cohort step, working in the run's folder
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-v", "cohort", "infer", "x"],
-                              cwd=tmp_path)
+    # a process whose arguments are those of a workflow step, working in the run's folder
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "medseg", "-v", "cohort", "infer",
+                               "x"], cwd=tmp_path)
     try:
         assert snakelock.working_steps(tmp_path) == [worker.pid]
         assert snakelock.working_steps(tmp_path / "locks") == []  # another folder
@@ -485,6 +485,19 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
         worker.kill()
         worker.wait()
     assert snakelock.release_stale_locks(state) == ["0.input.lock", "0.output.lock"]
+
+
+@pytest.mark.parametrize(("argv", "step"), [
+    (["/usr/bin/python3", "-m", "medseg", "-v", "cohort", "infer", "s.tsv"], True),
+    (["/usr/bin/python3", "-m", "medseg", "-v", "cohort", "evaluate", "s.tsv"], True),
+    (["/usr/bin/python3", "-m", "medseg", "-v", "report", "results"], True),  # was never matched
+    (["/venv/bin/medseg", "report", "results"], True),
+    (["/usr/bin/python3", "-m", "snakemake", "--config", "results=report"], False),
+    (["/usr/bin/python3", "-m", "medseg", "infer", "cohort"], False),
+    (["/bin/sh", "-c", "python -m medseg -v report r > log"], False),  # its child, python, is the step
+])
+def test_the_workflows_steps_are_told_by_their_command_line(argv, step):
+    assert snakelock._runs_step([word.encode() for word in argv]) == step
 
 
 def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp_path):

@@ -78,12 +78,13 @@ def forget_run(state: Path | str = ".snakemake", pid: int | None = None) -> None
         (Path(state) / RUNS / f"{socket.gethostname()}-{pid}.json").unlink()
 
 
-STEPS = ("infer", "evaluate", "report")  # the ``medseg cohort`` steps the workflow's jobs run
+STEPS = ((b"cohort", b"infer"), (b"cohort", b"evaluate"), (b"report",))  # what the workflow's jobs run
 
 
 def working_steps(workdir: Path | str) -> list[int]:
-    """The processes running a ``medseg cohort`` step in ``workdir`` (jobs of the local executor run there; they
-    outlive a Snakemake killed with SIGKILL). Read from ``/proc``; none where it does not exist."""
+    """The processes running a step of the workflow (``medseg [-v] cohort infer|evaluate``, ``medseg [-v] report``)
+    in ``workdir`` (jobs of the local executor run there; they outlive a Snakemake killed with SIGKILL). Read from
+    ``/proc``; none where it does not exist."""
     proc = Path("/proc")
     if not proc.is_dir():
         return []
@@ -98,9 +99,20 @@ def working_steps(workdir: Path | str) -> list[int]:
             words = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:  # gone meanwhile, or another user's
             continue
-        if any(word == b"cohort" and step.decode() in STEPS for word, step in zip(words, words[1:])):
+        if _runs_step(words):
             found.append(int(entry.name))
     return sorted(found)
+
+
+def _runs_step(words: list[bytes]) -> bool:
+    """Whether a command line runs medseg (``-m medseg``, or a ``medseg`` script) with one of :data:`STEPS` as its
+    command (options of medseg itself, like ``-v``, may come between)."""
+    starts = [i + 1 for i, word in enumerate(words) if word == b"medseg" or word.endswith(b"/medseg")]
+    for start in starts:
+        rest = [word for word in words[start:] if not word.startswith(b"-")][:2]
+        if any(tuple(rest[:len(step)]) == step for step in STEPS):
+            return True
+    return False
 
 
 def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
