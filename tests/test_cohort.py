@@ -502,7 +502,9 @@ def test_the_workflows_steps_are_told_by_their_command_line(argv, step):
 
 def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp_path):
     """An image moved away (an unmounted share, an archived file) made the next run delete the case's finished
-    segmentation and scores, which could not be made again until it was back."""
+    segmentation and scores, which could not be made again until it was back. They are kept while the row, model
+    and settings are the same (the image and its reference may both be away); a row now naming another file is
+    redone as before."""
     from medseg.report import build_report
 
     sheet, results = cohort
@@ -512,16 +514,21 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
     evaluate_cases(samples, results)
     folder = ResultsFolder(results)
     before = (_run_ids(folder, "infer"), _run_ids(folder, "evaluate"))
-    image = sheet.parent / "a.nii.gz"
-    away = tmp_path / "archive.nii.gz"
-    os.rename(image, away)  # keeps the modification time, as a remount would
+    image, reference = sheet.parent / "a.nii.gz", sheet.parent / "a_label.nii.gz"
+    os.rename(image, tmp_path / "image.nii.gz")  # keeps the modification times, as a remount would
+    os.rename(reference, tmp_path / "label.nii.gz")
+    image.mkdir()  # a bare mount point in the image's place
     summary = infer_cases(samples, results, options)
     outcome = {c.case_id: c for c in summary.cases}
     assert (outcome["a"].outcome, outcome["a"].stage, outcome["a"].reused) == ("failed", "read", False)
-    assert outcome["a"].error == (f"{image}: no such file or folder; the results made from it earlier are kept, and "
+    assert outcome["a"].error == (f"{image}: an empty folder; the results made from it earlier are kept, and "
                                   "reused if it comes back unchanged")
     assert outcome["b"].reused
-    assert [c.reused for c in evaluate_cases(samples, results).cases] == [True, True]
+    scored = {c.case_id: c for c in evaluate_cases(samples, results).cases}
+    assert (scored["a"].outcome, scored["a"].error) == ("failed", f"{reference}: no such file; the scores made "
+                                                        "against it earlier are kept, and reused if it comes back "
+                                                        "unchanged")
+    assert scored["b"].reused
     for path in (folder.segmentation("a"), folder.sidecar("a"), folder.metrics("a")):
         assert path.is_file()
     assert not folder.failure("a").exists()
@@ -533,7 +540,23 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
     assert rows["a"]["status"] == "failed" and rows["a"]["failed_stage"] == "stale"
     assert f"the input {image} is missing; the results shown were made from it earlier" in rows["a"]["error"]
     assert rows["b"]["status"] == "scored"
+    # the image back, the reference still away: the scores are said to rest on it
+    image.rmdir()
+    os.rename(tmp_path / "image.nii.gz", image)
+    built = build_report(results, tmp_path / "report" / "report.html", sheet=sheet, overwrite=True)
+    with open(built.table, encoding="utf-8", newline="") as handle:
+        row = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}["a"]
+    assert row["failed_stage"] == "stale" and row["error"].startswith(
+        f"the reference {reference} is missing; the scores shown were made against it earlier")
     # back unchanged: nothing is redone
-    os.rename(away, image)
+    os.rename(tmp_path / "label.nii.gz", reference)
     assert all(c.reused and c.outcome == "ok" for c in infer_cases(samples, results, options).cases)
+    assert all(c.reused and c.outcome == "ok" for c in evaluate_cases(samples, results).cases)
     assert (_run_ids(folder, "infer"), _run_ids(folder, "evaluate")) == before
+    # a row that now names a file that does not exist (a typo, an unfinished rename) is another input: the
+    # results made from the old file go, and the case fails
+    renamed = [replace(s, image=sheet.parent / "a_renamed.nii.gz") if s.case_id == "a" else s for s in samples]
+    outcome = {c.case_id: c for c in infer_cases(renamed, results, options).cases}
+    assert outcome["a"].outcome == "failed" and "no such file" in outcome["a"].error
+    assert not folder.segmentation("a").exists() and not folder.metrics("a").exists()
+    assert json.loads(folder.failure("a").read_text())["input"] == str(sheet.parent / "a_renamed.nii.gz")

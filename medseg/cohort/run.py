@@ -110,23 +110,39 @@ class _LazySegmenter:
         return self.segmenter
 
 
-def infer_fingerprint(sample: Sample, package, options: InferOptions) -> str:
+_NOW = object()  # a file's signature as it is now
+UNAVAILABLE = ("missing", [])  # path_signature of a missing file or folder, and of an empty folder (a bare mount point)
+
+
+def infer_fingerprint(sample: Sample, package, options: InferOptions, image_signature=_NOW) -> str:
     """What makes a segmentation: the input (path, sizes, times), the model (its weights and every field of its
     ``model.json`` but the training record: labels, preprocessing, tiles, blending, context, version) and the
     settings that change results (device and precision as requested, tile overlap). The batch size does not
-    count."""
+    count. ``image_signature``: the input's :func:`path_signature` to use instead of the one it has now."""
     overlap = package.inference["overlap"] if options.overlap is None else options.overlap
     model_config = {key: value for key, value in package.config.items() if key != "training"}
+    signature = path_signature(sample.image) if image_signature is _NOW else image_signature
     return fingerprint(stage="infer", case_id=sample.case_id, image=str(sample.image),
-                       image_signature=path_signature(sample.image), series=sample.series,
+                       image_signature=signature, series=sample.series,
                        model=package.name, weights_sha256=package.sha256, model_config=model_config,
                        device=options.device, precision=options.precision, overlap=float(overlap))
 
 
-def evaluate_fingerprint(sample: Sample, inferred: dict) -> str:
+def evaluate_fingerprint(sample: Sample, inferred: dict, reference_signature=_NOW) -> str:
     """What makes a case's scores: the segmentation run they score and the reference (path, sizes, times)."""
+    signature = path_signature(sample.reference) if reference_signature is _NOW else reference_signature
     return fingerprint(stage="evaluate", case_id=sample.case_id, infer_run=inferred["run_id"],
-                       reference=str(sample.reference), reference_signature=path_signature(sample.reference))
+                       reference=str(sample.reference), reference_signature=signature)
+
+
+def _kept_while_unavailable(folder: ResultsFolder, case_id: str, stage: str, key: str, print_with) -> bool:
+    """Whether a stage's finished results were made for exactly the work asked now, but for the file being there
+    (an unmounted share, an archived file): ``print_with(signature)`` is the fingerprint with the file's recorded
+    signature (``key`` in the record). Such results are kept, not cleared, and reused when the file is back."""
+    record = folder.status(case_id, stage)
+    return bool(record and record.get("outcome") == "ok" and key in record
+                and print_with(record[key]) == record.get("fingerprint")
+                and folder.case_outputs_present(case_id, stage))
 
 
 def stale_cases(samples: Sequence[Sample], results: Path | str, package, options: InferOptions
@@ -176,16 +192,19 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     blocked = _blocked_case_folder(folder, case_id)
     if blocked is not None:
         return blocked
-    print_ = infer_fingerprint(sample, package, options)
+    signature = path_signature(sample.image)
+    print_ = infer_fingerprint(sample, package, options, signature)
     done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
     if done is not None:
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
-    if not sample.image.exists() and folder.sidecar(case_id).is_file():
-        # unmounted, archived, moved for a while: what was made from it stays (reused if it comes back unchanged;
-        # the report shows the case as not answering its row meanwhile)
-        error = (f"{sample.image}: no such file or folder; the results made from it earlier are kept, and reused "
-                 "if it comes back unchanged")
+    if signature in UNAVAILABLE and _kept_while_unavailable(
+            folder, case_id, "infer", "image_signature", lambda s: infer_fingerprint(sample, package, options, s)):
+        # the same row, model and settings; only the file is away: what was made from it stays (the report shows
+        # the case as not answering its row meanwhile)
+        what = "no such file or folder" if signature == "missing" else "an empty folder"
+        error = (f"{sample.image}: {what}; the results made from it earlier are kept, and reused if it comes back "
+                 "unchanged")
         log.error("%s: FAILED at read: %s", case_id, error)
         return CaseOutcome(case_id, "failed", False, 0.0, "read", error)
     folder.forget(case_id, ("infer", "evaluate"))
@@ -209,11 +228,11 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
         log.error("%s: FAILED at %s: %s", case_id, stage, one_line(error), exc_info=not isinstance(error, _READ_ERRORS))
         failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference)
         folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
-                             {"failed_stage": stage})
+                             {"failed_stage": stage, "image_signature": signature})
         return CaseOutcome(case_id, "failed", False, round(seconds, 3), stage, one_line(error))
     seconds = time.perf_counter() - clock
     folder.mark_finished(case_id, "infer", print_, "ok", [outputs.segmentation, outputs.sidecar], seconds,
-                         extra={"timings_s": outputs.record.get("timings_s")})
+                         extra={"timings_s": outputs.record.get("timings_s"), "image_signature": signature})
     log.info("%s: segmented in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
@@ -326,11 +345,18 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     inferred = folder.status(case_id, "infer")
     if inferred is None or not folder.case_outputs_present(case_id):
         raise InputError(f"{folder.root}: case {case_id} has not been segmented yet; run the infer step first")
-    print_ = evaluate_fingerprint(sample, inferred)
+    signature = path_signature(sample.reference)
+    print_ = evaluate_fingerprint(sample, inferred, signature)
     done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, case_id)
     if done is not None:
         log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
+    if signature in UNAVAILABLE and _kept_while_unavailable(
+            folder, case_id, "evaluate", "reference_signature", lambda s: evaluate_fingerprint(sample, inferred, s)):
+        error = (f"{sample.reference}: no such file; the scores made against it earlier are kept, and reused if it "
+                 "comes back unchanged")
+        log.error("%s: FAILED at evaluate: %s", case_id, error)
+        return CaseOutcome(case_id, "failed", False, 0.0, "evaluate", error)
     folder.forget(case_id, ("evaluate",))
     if inferred["outcome"] != "ok":
         folder.mark_finished(case_id, "evaluate", print_, "skipped", [], 0.0, "segmentation failed")
@@ -361,7 +387,8 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
                              {"failed_stage": "evaluate"})
         return CaseOutcome(case_id, "failed", False, round(seconds, 3), "evaluate", one_line(error))
     seconds = time.perf_counter() - clock
-    folder.mark_finished(case_id, "evaluate", print_, "ok", [metrics_path], seconds)
+    folder.mark_finished(case_id, "evaluate", print_, "ok", [metrics_path], seconds,
+                         extra={"reference_signature": signature})
     log.info("%s: scored in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 

@@ -84,15 +84,16 @@ if len(_missing) == len(SAMPLES):
     )
 if _missing:
     logger.warning(
-        f"{len(_missing)} of {len(SAMPLES)} images not found; these cases will end as recorded failures: "
+        f"{len(_missing)} of {len(SAMPLES)} images not found; these cases fail (results made earlier from the same "
+        "row, model and settings are kept): "
         + ", ".join(s.case_id for s in _missing[:10])
         + (" ..." if len(_missing) > 10 else "")
     )
-_no_reference = [s for s in SAMPLES if s.reference is not None and not s.reference.exists()]
+_no_reference = [s for s in SAMPLES if s.image.exists() and s.reference is not None and not s.reference.exists()]
 if _no_reference:
     logger.warning(
-        f"{len(_no_reference)} reference(s) not found; these cases will be segmented, and their scoring will end "
-        "as a recorded failure: " + ", ".join(s.case_id for s in _no_reference[:10])
+        f"{len(_no_reference)} reference(s) not found; these cases will be segmented, and their scoring fails "
+        "(scores made earlier against the same file are kept): " + ", ".join(s.case_id for s in _no_reference[:10])
         + (" ..." if len(_no_reference) > 10 else "")
     )
 
