@@ -710,3 +710,27 @@ def test_a_part_split_off_by_its_header_names_what_differs_and_its_files(tmp_pat
     assert f"[size {rows}×{columns} (rows×columns); missing slices" in line
     assert f"[size {rows // 2}×{columns} (rows×columns) in {target.name}; a single slice" in line
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_path, caplog):
+    """A complete stack plus one extra file without ImageOrientationPatient was read before (the file split off);
+    the file must not make the whole series unusable. Where such files outnumber the oriented ones, they are the
+    series' problem."""
+    values, paths = make_series(tmp_path / "dcm", seed=9)
+    spare = pydicom.dcmread(sorted(paths)[0])
+    del spare.ImageOrientationPatient
+    spare.SOPInstanceUID = pydicom.uid.generate_uid()
+    spare.save_as(tmp_path / "dcm" / "spare.dcm")
+    with caplog.at_level("WARNING", logger="medseg"):
+        volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.shape == values.shape
+    assert ("spare.dcm: without ImageOrientationPatient (the series' other images have it); left out of series"
+            in caplog.text)
+    # most images without it: refused, naming them first
+    for path in sorted(paths)[1:]:
+        dataset = pydicom.dcmread(path)
+        del dataset.ImageOrientationPatient
+        dataset.save_as(path)
+    with pytest.raises(DicomError, match=r"cannot be one 3D volume: .*without ImageOrientationPatient \(the series' "
+                                         r"other images have it\) \(and \d+ more file\(s\)\)"):
+        read_dicom_series(tmp_path / "dcm")

@@ -345,7 +345,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
             more = f"; {len(copies) - 1} more file(s) copy others of the series" if len(copies) > 1 else ""
             log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
                         copies[0][1], more)
-        _leave_out_unoriented(parts, left_out)
+        unoriented = _leave_out_unoriented(parts)
         keys_seen = {name: {key[i] for key in parts} for i, name in enumerate(keys_seen)}
         split_reason = ", ".join(name for name, values in keys_seen.items() if len(values) > 1) or None
         ordered = sorted(parts.items(), key=lambda item: min(str(p) for p, _, _ in item[1]))
@@ -353,13 +353,15 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
         # it belongs to the parts whose split key agrees with what its header does give (a broken localizer
         # does not block the series it was acquired with)
         left_keys = [(_file_key(dataset, orientations), why) for dataset, why in left_out]
-        for file_key, why in left_keys:
+        unoriented_keys = [(_file_key(dataset, orientations), why) for dataset, why in unoriented]
+        for file_key, why in left_keys + unoriented_keys:
             if parts and not any(_same_part(file_key, key) for key in parts):
                 log.warning("%s; it belongs to no usable part of its series and is left out", why)
         for index, (key, items) in enumerate(ordered):
             found = problems + [why for file_key, why in left_keys if _same_part(file_key, key)]
             candidate = _candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
                                    _first_of(found))
+            _judge_unoriented(candidate, [why for file_key, why in unoriented_keys if _same_part(file_key, key)])
             if candidate.part is not None:
                 candidate.split_values = _split_values(key, [n for n, values in keys_seen.items() if len(values) > 1])
             candidates.append(candidate)
@@ -497,18 +499,36 @@ def _first_of(problems: list[str]) -> str | None:
     return problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else "")
 
 
-def _leave_out_unoriented(parts: dict[tuple, list], left_out: list) -> None:
-    """Images without ImageOrientationPatient in a series whose other images have it are faulty files, not a part
-    of their own: their absence was reported as missing slices in the rest, their own fault second."""
+def _leave_out_unoriented(parts: dict[tuple, list]) -> list[tuple]:
+    """Take the images without ImageOrientationPatient out of a series whose other images have it, as (dataset,
+    problem): faulty files, not a part of their own (their absence was reported as missing slices in the rest, their
+    own fault second). :func:`_judge_unoriented` decides what they mean for the part they would belong to."""
     if all(key[0] is None for key in parts):
-        return
-    named: set[Path] = set()
+        return []
+    named: dict[Path, tuple] = {}
     for key in [key for key in parts if key[0] is None]:
         for path, dataset, _ in parts.pop(key):
-            if path not in named:
-                named.add(path)
-                left_out.append((dataset, f"{path.name}: without ImageOrientationPatient (the series' other images "
-                                          "have it)"))
+            named.setdefault(path, (dataset, f"{path.name}: without ImageOrientationPatient (the series' other "
+                                             "images have it)"))
+    return list(named.values())
+
+
+def _judge_unoriented(candidate: SeriesCandidate, problems: list[str]) -> None:
+    """Images without orientation that would belong to ``candidate``: a spare file beside a part that is a sound
+    volume without it is left out with a warning (a complete stack is not refused for it); where the part is not
+    sound without them, or they outnumber its images, they are its problem, named first."""
+    if not problems:
+        return
+    if candidate.problem is None and len(problems) < len(candidate.frames):
+        log.warning("%s; left out of %s, which is a whole volume without it", _first_of(problems), candidate.label())
+        return
+    without = f"; without them: {candidate.problem}" if candidate.problem else ""
+    candidate.problem = _first_of(problems) + without
+    if candidate.geometry is not None:
+        candidate.flags = [f for f in candidate.flags if f not in candidate.geometry.flags]
+    candidate.geometry = None
+    # what their absence does to the geometry is not the series' own flag (as for any file left out)
+    candidate.flags = [flag for flag in candidate.flags if flag not in ("gaps", "uneven", "4D")]
 
 
 def _same_part(file_key: tuple, part_key: tuple) -> bool:
