@@ -49,6 +49,8 @@ def test_sheet_paths_are_relative_to_its_folder(tmp_path):
     # trailing tabs (as a spreadsheet exports a row) are empty cells, not extra columns
     trailing = read_samples(_sheet(tmp_path, "case_id\timage\treference\na\ta.nii.gz\t\t\t\n"))
     assert trailing[0].image == tmp_path / "a.nii.gz" and trailing[0].reference is None
+    trailing = read_samples(_sheet(tmp_path, "case_id\timage\t\t\na\ta.nii.gz\n"))  # on the header too
+    assert trailing[0].image == tmp_path / "a.nii.gz"
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,7 @@ def test_sheet_paths_are_relative_to_its_folder(tmp_path):
         ("case_id\timage\n", "has a header but no cases"),
         ("# only a comment\n", "the sample sheet is empty"),
         ("case_id\timage\timage\na\tx\ty\n", "column(s) image appear twice"),
+        ("case_id\t\timage\na\tb\tx\n", ":1: column 2 of the header has no name"),  # its cells were dropped
     ],
 )
 def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):

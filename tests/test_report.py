@@ -1266,9 +1266,13 @@ def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, cap
     assert ('<p class="warn"><b>Label values mean different things in different cases</b> (1 = anterior / ball)'
             in page)
     # one model's results: nothing to say
+    # one model's results, and a case scored without label names (label_1 ...): nothing to say
     write_case(tmp_path / "one", "c0", 0, "exact")
+    unnamed = write_case(tmp_path / "one", "c1", 1, "exact")
+    for path in (unnamed / "c1_seg.json", unnamed / "c1_metrics.json"):
+        path.write_text(path.read_text().replace('"ball"', '"label_1"'))
     clean = build_report(tmp_path / "one", tmp_path / "one" / "report.html")
-    assert clean.cases == 1 and json.loads(clean.summary.read_text())["label_conflicts"] == {}
+    assert clean.cases == 2 and json.loads(clean.summary.read_text())["label_conflicts"] == {}
     assert 'class="warn"' not in clean.html.read_text(encoding="utf-8")
 
 

@@ -510,9 +510,9 @@ def test_a_null_setting_can_be_given_on_the_command_line(cohort, tmp_path):
     'null'"), so the model's own overlap could not be restored from the command line."""
     _, sheet = cohort
     commands = {}
-    for value in ("null", "0.5"):
+    for value in ("null", "0.5", "NULL"):
         run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", overlap=value)
         assert run.returncode == 0, run.stderr[-3000:]
         commands[value] = [line for line in run.stdout.splitlines() if "cohort infer" in line]
-    assert commands["null"] and not any("--overlap" in line for line in commands["null"])
+    assert commands["null"] and not any("--overlap" in line for line in commands["null"] + commands["NULL"])
     assert commands["0.5"] and all("--overlap 0.5" in line for line in commands["0.5"])

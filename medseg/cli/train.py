@@ -90,9 +90,10 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
                        "figures stay empty", err=True)
         shipped = shipped_package_path(str(config["name"]))
         if shipped is not None and output.resolve() != shipped.resolve():
+            fix = ("set another name (and the data description and licence its model card will show) in a copy of "
+                   "the config" if config_path is not None else "give -o a folder of another name")
             click.echo(f"warning: {where} names the package {config['name']!r}, as a model shipped with medseg: "
-                       "sidecars and reports name models by name and version; set another name (and the data "
-                       "description and licence its model card will show) in a copy of the config", err=True)
+                       f"sidecars and reports name models by name and version; {fix}", err=True)
 
     def report(record: dict) -> None:
         if silent:

@@ -57,6 +57,10 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
         raise InputError(f"{path}: the sample sheet is empty (expected a header line: case_id, image, reference)")
     header_number, header_line = lines[0]
     header = [cell.strip() for cell in next(csv.reader([header_line], delimiter="\t"))]
+    while len(header) > 1 and not header[-1]:
+        header.pop()  # trailing tabs, as on the rows
+    if "" in header:
+        raise InputError(f"{path}:{header_number}: column {header.index('') + 1} of the header has no name")
     missing = [column for column in REQUIRED if column not in header]
     if missing:
         hint = " (is it tab-separated?)" if len(header) == 1 else ""

@@ -28,7 +28,7 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     for key, spec in schema.get("properties", {}).items():
         kinds = spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
         # Snakemake passes --config overlap=null as the text 'null': the YAML file's null, given on the command line
-        if "null" in kinds and "string" not in kinds and config.get(key) in ("null", "None", "~"):
+        if "null" in kinds and "string" not in kinds and str(config.get(key)).lower() in ("null", "none", "~"):
             config[key] = None
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:

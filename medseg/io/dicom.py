@@ -228,7 +228,10 @@ def _header_and_pixels(dataset: pydicom.Dataset) -> str:
 
 def _compressed(dataset: pydicom.Dataset) -> bool:
     syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
-    return bool(syntax is not None and syntax.is_compressed)
+    try:
+        return bool(syntax is not None and syntax.is_compressed)
+    except ValueError:  # a private or unknown transfer syntax: its length says nothing certain
+        return True
 
 
 def _hash_files(files: list[Path], folder: Path) -> str:

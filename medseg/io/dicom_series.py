@@ -224,7 +224,7 @@ def _split_values(key: tuple, names: list[str]) -> str:
     orientation, image_type, echo, size = key
     shown = {"orientation": "orientation " + ("?" if orientation is None else
                                               "\\".join(f"{v:.4g}" for v in orientation)),
-             "image type": "image type " + "\\".join(image_type),
+             "image type": "image type " + ("\\".join(image_type) or "(none)"),
              "echo": f"echo {echo}",
              "size": "size ?" if size is None else f"size {size[0]}×{size[1]} (rows×columns)"}
     return ", ".join(shown[name] for name in names)

@@ -129,7 +129,8 @@ def _label_conflicts(cases: list[CaseResult]) -> dict[str, list[str]]:
     names: dict[str, set[str]] = {}
     for case in cases:
         for label in case.labels():
-            names.setdefault(label.value, set()).add(label.name)
+            if label.name != f"label_{label.value}":  # the name of a label scored without names says nothing
+                names.setdefault(label.value, set()).add(label.name)
     return {value: sorted(found) for value, found in sorted(names.items(), key=lambda kv: label_key(kv[0]))
             if len(found) > 1}
 
