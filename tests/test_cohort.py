@@ -498,6 +498,8 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
     (["/usr/bin/python3", "-m", "snakemake", "--config", "results=report"], False),
     (["/usr/bin/python3", "-m", "medseg", "infer", "cohort"], False),
     (["/bin/sh", "-c", "python -m medseg -v report r > log"], False),  # its child, python, is the step
+    (["/usr/bin/python3", "-m", "snakemake", "-d", "/home/u/medseg", "report"], False),
+    (["/usr/bin/python3", "-mmedseg", "report", "results"], True),
 ])
 def test_the_workflows_steps_are_told_by_their_command_line(argv, step):
     assert snakelock._runs_step([word.encode() for word in argv]) == step
@@ -528,9 +530,8 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
                                   "reused if it comes back unchanged")
     assert outcome["b"].reused
     scored = {c.case_id: c for c in evaluate_cases(samples, results).cases}
-    assert (scored["a"].outcome, scored["a"].error) == ("failed", f"{reference}: no such file; the scores made "
-                                                        "against it earlier are kept, and reused if it comes back "
-                                                        "unchanged")
+    assert (scored["a"].outcome, scored["a"].error) == ("failed", f"{reference}: missing; the scores made against "
+                                                        "it earlier are kept, and reused if it comes back unchanged")
     assert scored["b"].reused
     for path in (folder.segmentation("a"), folder.sidecar("a"), folder.metrics("a")):
         assert path.is_file()
@@ -563,3 +564,34 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
     assert outcome["a"].outcome == "failed" and "no such file" in outcome["a"].error
     assert not folder.segmentation("a").exists() and not folder.metrics("a").exists()
     assert json.loads(folder.failure("a").read_text())["input"] == str(sheet.parent / "a_renamed.nii.gz")
+
+
+def test_records_from_before_the_stored_signature_keep_their_results_too(cohort, tmp_path):
+    """Status records written before medseg stored the input's signature: results are kept while the image is
+    away when they name the row's image and the model's weights (the report marks them stale meanwhile)."""
+    from medseg.cohort.run import stale_cases
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    infer_cases(samples, results, options)
+    evaluate_cases(samples, results)
+    folder = ResultsFolder(results)
+    for stage, key in (("infer", "image_signature"), ("evaluate", "reference_signature")):
+        path = folder.status_path("a", stage)
+        record = json.loads(path.read_text())
+        del record[key]
+        path.write_text(json.dumps(record))
+    before = (_run_ids(folder, "infer"), _run_ids(folder, "evaluate"))
+    image, reference = sheet.parent / "a.nii.gz", sheet.parent / "a_label.nii.gz"
+    os.rename(image, tmp_path / "image.nii.gz")
+    os.rename(reference, tmp_path / "label.nii.gz")
+    image.mkdir()
+    (image / "lost+found").mkdir()  # an empty subfolder: the folder still holds no file
+    # planning does not void the batch for a case the job would only keep again (every run redid the batch)
+    assert stale_cases(samples, results, load_package(MODEL), options) == {"infer": [], "evaluate": []}
+    assert [c.outcome for c in infer_cases(samples, results, options).cases] == ["failed"]
+    assert [c.outcome for c in evaluate_cases(samples, results).cases] == ["failed"]
+    assert folder.segmentation("a").is_file() and folder.metrics("a").is_file()
+    assert (_run_ids(folder, "infer"), _run_ids(folder, "evaluate")) == before

@@ -725,12 +725,41 @@ def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_
         volume = read_dicom_series(tmp_path / "dcm")
     assert volume.shape == values.shape
     assert ("spare.dcm: without ImageOrientationPatient (the series' other images have it); left out of series"
-            in caplog.text)
+            in caplog.text) and "it stands where one of its slices stands" in caplog.text
+    # the last slice by position without it (its position one step past the rest): the stack is not read a slice
+    # short with a warning; refused, naming it first
+    (tmp_path / "dcm" / "spare.dcm").unlink()
+    last = max(paths, key=lambda p: float(pydicom.dcmread(p).ImagePositionPatient[2]))
+    dataset = pydicom.dcmread(last)
+    del dataset.ImageOrientationPatient
+    dataset.save_as(last)
+    with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {last.name}: without ImageOrientationPatient"):
+        read_dicom_series(tmp_path / "dcm")
     # most images without it: refused, naming them first
     for path in sorted(paths)[1:]:
         dataset = pydicom.dcmread(path)
-        del dataset.ImageOrientationPatient
-        dataset.save_as(path)
+        if "ImageOrientationPatient" in dataset:
+            del dataset.ImageOrientationPatient
+            dataset.save_as(path)
     with pytest.raises(DicomError, match=r"cannot be one 3D volume: .*without ImageOrientationPatient \(the series' "
                                          r"other images have it\) \(and \d+ more file\(s\)\)"):
         read_dicom_series(tmp_path / "dcm")
+
+
+def test_a_spare_image_without_orientation_is_left_out_of_the_part_it_copies_only(tmp_path, caplog):
+    """An axial and a sagittal stack under one UID plus a spare of an axial slice without orientation: the spare
+    was reported against both parts (it may belong to either by its header)."""
+    sagittal = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    _, paths = make_series(tmp_path / "dcm", seed=10)
+    uid = str(pydicom.dcmread(paths[0]).SeriesInstanceUID)
+    number = int(pydicom.dcmread(paths[0]).SeriesNumber)
+    write_series(tmp_path / "dcm", stored_values((10, 8, 6), seed=11), slice_positions(6, 2.0, orientation=sagittal),
+                 orientation=sagittal, series_uid=uid, series_number=number, prefix="sag")
+    spare = pydicom.dcmread(sorted(paths)[2])
+    del spare.ImageOrientationPatient
+    spare.SOPInstanceUID = pydicom.uid.generate_uid()
+    spare.save_as(tmp_path / "dcm" / "spare.dcm")
+    with caplog.at_level("WARNING", logger="medseg"):
+        scan = scan_folder(tmp_path / "dcm")
+    assert [c.eligible for c in scan.candidates] == [True, True]
+    assert caplog.text.count("spare.dcm: without ImageOrientationPatient") == 1

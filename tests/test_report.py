@@ -1268,11 +1268,14 @@ def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, cap
     # one model's results: nothing to say
     # one model's results, and a case scored without label names (label_1 ...): nothing to say
     write_case(tmp_path / "one", "c0", 0, "exact")
-    unnamed = write_case(tmp_path / "one", "c1", 1, "exact")
-    for path in (unnamed / "c1_seg.json", unnamed / "c1_metrics.json"):
+    unnamed = write_case(tmp_path / "one", "a1", 1, "exact")  # read first
+    for path in (unnamed / "a1_seg.json", unnamed / "a1_metrics.json"):
         path.write_text(path.read_text().replace('"ball"', '"label_1"'))
     clean = build_report(tmp_path / "one", tmp_path / "one" / "report.html")
     assert clean.cases == 2 and json.loads(clean.summary.read_text())["label_conflicts"] == {}
+    header = read_tsv(clean.table)[0].keys()
+    assert "ball_dice" in header and "label_1_dice" not in header  # the columns keep the label's name
+    assert json.loads(clean.summary.read_text())["labels"]["1"]["name"] == "ball"
     assert 'class="warn"' not in clean.html.read_text(encoding="utf-8")
 
 

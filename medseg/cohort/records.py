@@ -41,6 +41,7 @@ __all__ = [
     "now",
     "one_line",
     "path_signature",
+    "unavailable",
     "write_json",
 ]
 
@@ -76,6 +77,12 @@ def path_signature(path: Path | None) -> list | str | None:
     except OSError:
         return "missing"
     return [stat.st_size, stat.st_mtime_ns]
+
+
+def unavailable(path: Path | str | None) -> bool:
+    """Whether an input is away: missing, or a folder without any file in it (a share not mounted, an emptied
+    DICOM folder; empty subfolders like ``lost+found`` do not count)."""
+    return path is not None and path_signature(path) in ("missing", [])
 
 
 def fingerprint(**parts) -> str:

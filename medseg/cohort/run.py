@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ from medseg.cohort.records import (
     now,
     one_line,
     path_signature,
+    unavailable,
     write_json,
 )
 from medseg.cohort.samples import Sample
@@ -111,7 +113,6 @@ class _LazySegmenter:
 
 
 _NOW = object()  # a file's signature as it is now
-UNAVAILABLE = ("missing", [])  # path_signature of a missing file or folder, and of an empty folder (a bare mount point)
 
 
 def infer_fingerprint(sample: Sample, package, options: InferOptions, image_signature=_NOW) -> str:
@@ -135,14 +136,49 @@ def evaluate_fingerprint(sample: Sample, inferred: dict, reference_signature=_NO
                        reference=str(sample.reference), reference_signature=signature)
 
 
-def _kept_while_unavailable(folder: ResultsFolder, case_id: str, stage: str, key: str, print_with) -> bool:
+def _kept_while_unavailable(folder: ResultsFolder, case_id: str, stage: str, key: str, print_with,
+                            made_from) -> bool:
     """Whether a stage's finished results were made for exactly the work asked now, but for the file being there
     (an unmounted share, an archived file): ``print_with(signature)`` is the fingerprint with the file's recorded
-    signature (``key`` in the record). Such results are kept, not cleared, and reused when the file is back."""
+    signature (``key`` in the record). A record written before medseg stored that signature is judged by
+    ``made_from()`` instead (the results name the row's file). Such results are kept, not cleared, and reused when
+    the file is back unchanged (a changed one is told by the fingerprint then)."""
     record = folder.status(case_id, stage)
-    return bool(record and record.get("outcome") == "ok" and key in record
-                and print_with(record[key]) == record.get("fingerprint")
-                and folder.case_outputs_present(case_id, stage))
+    if not record or record.get("outcome") != "ok" or not folder.case_outputs_present(case_id, stage):
+        return False
+    if key in record:
+        return print_with(record[key]) == record.get("fingerprint")
+    return made_from()
+
+
+def infer_kept(sample: Sample, folder: ResultsFolder, package, options: InferOptions) -> bool:
+    """Whether the case's image is unavailable (missing, or a folder without files) while its segmentation, made
+    for this row, model and settings, is kept (see :func:`_kept_while_unavailable`)."""
+    def made_from() -> bool:
+        try:
+            sidecar = json.loads(folder.sidecar(sample.case_id).read_text())
+        except (OSError, ValueError):
+            return False
+        return (sidecar.get("input") == os.path.abspath(sample.image)
+                and (sidecar.get("model") or {}).get("weights_sha256") == package.sha256)
+
+    return unavailable(sample.image) and _kept_while_unavailable(
+        folder, sample.case_id, "infer", "image_signature", lambda s: infer_fingerprint(sample, package, options, s),
+        made_from)
+
+
+def evaluate_kept(sample: Sample, folder: ResultsFolder, inferred: dict) -> bool:
+    """As :func:`infer_kept` for a case's reference and its scores."""
+    def made_from() -> bool:
+        try:
+            metrics = json.loads(folder.metrics(sample.case_id).read_text())
+        except (OSError, ValueError):
+            return False
+        return metrics.get("reference") == os.path.abspath(sample.reference)
+
+    return sample.reference is not None and unavailable(sample.reference) and _kept_while_unavailable(
+        folder, sample.case_id, "evaluate", "reference_signature",
+        lambda s: evaluate_fingerprint(sample, inferred, s), made_from)
 
 
 def stale_cases(samples: Sequence[Sample], results: Path | str, package, options: InferOptions
@@ -159,11 +195,13 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
         if inferred is None:
             continue
         if inferred.get("fingerprint") != infer_fingerprint(sample, package, options):
-            stale["infer"].append(sample.case_id)
+            if not infer_kept(sample, folder, package, options):  # a kept case's job would only keep it again
+                stale["infer"].append(sample.case_id)
             continue
         scored = folder.status(sample.case_id, "evaluate")
         if scored is not None and (sample.reference is None  # scores whose reference left the sheet: to remove
-                                   or scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)):
+                                   or (scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)
+                                       and not evaluate_kept(sample, folder, inferred))):
             stale["evaluate"].append(sample.case_id)
     return stale
 
@@ -198,8 +236,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if done is not None:
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
-    if signature in UNAVAILABLE and _kept_while_unavailable(
-            folder, case_id, "infer", "image_signature", lambda s: infer_fingerprint(sample, package, options, s)):
+    if infer_kept(sample, folder, package, options):
         # the same row, model and settings; only the file is away: what was made from it stays (the report shows
         # the case as not answering its row meanwhile)
         what = "no such file or folder" if signature == "missing" else "an empty folder"
@@ -351,10 +388,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     if done is not None:
         log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
-    if signature in UNAVAILABLE and _kept_while_unavailable(
-            folder, case_id, "evaluate", "reference_signature", lambda s: evaluate_fingerprint(sample, inferred, s)):
-        error = (f"{sample.reference}: no such file; the scores made against it earlier are kept, and reused if it "
-                 "comes back unchanged")
+    if evaluate_kept(sample, folder, inferred):
+        error = (f"{sample.reference}: missing; the scores made against it earlier are kept, and reused if it comes "
+                 "back unchanged")
         log.error("%s: FAILED at evaluate: %s", case_id, error)
         return CaseOutcome(case_id, "failed", False, 0.0, "evaluate", error)
     folder.forget(case_id, ("evaluate",))

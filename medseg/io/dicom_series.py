@@ -353,15 +353,16 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
         # it belongs to the parts whose split key agrees with what its header does give (a broken localizer
         # does not block the series it was acquired with)
         left_keys = [(_file_key(dataset, orientations), why) for dataset, why in left_out]
-        unoriented_keys = [(_file_key(dataset, orientations), why) for dataset, why in unoriented]
+        unoriented_keys = [(_file_key(dataset, orientations), why) for dataset, why, _ in unoriented]
         for file_key, why in left_keys + unoriented_keys:
             if parts and not any(_same_part(file_key, key) for key in parts):
                 log.warning("%s; it belongs to no usable part of its series and is left out", why)
+        placed = _place_unoriented(unoriented, list(parts), parts, orientations)
         for index, (key, items) in enumerate(ordered):
             found = problems + [why for file_key, why in left_keys if _same_part(file_key, key)]
             candidate = _candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
                                    _first_of(found))
-            _judge_unoriented(candidate, [why for file_key, why in unoriented_keys if _same_part(file_key, key)])
+            _judge_unoriented(candidate, *placed[key])
             if candidate.part is not None:
                 candidate.split_values = _split_values(key, [n for n, values in keys_seen.items() if len(values) > 1])
             candidates.append(candidate)
@@ -501,26 +502,53 @@ def _first_of(problems: list[str]) -> str | None:
 
 def _leave_out_unoriented(parts: dict[tuple, list]) -> list[tuple]:
     """Take the images without ImageOrientationPatient out of a series whose other images have it, as (dataset,
-    problem): faulty files, not a part of their own (their absence was reported as missing slices in the rest, their
-    own fault second). :func:`_judge_unoriented` decides what they mean for the part they would belong to."""
+    problem, positions of its frames): faulty files, not a part of their own (their absence was reported as
+    missing slices in the rest, their own fault second). :func:`_place_unoriented` decides what they mean."""
     if all(key[0] is None for key in parts):
         return []
     named: dict[Path, tuple] = {}
     for key in [key for key in parts if key[0] is None]:
-        for path, dataset, _ in parts.pop(key):
-            named.setdefault(path, (dataset, f"{path.name}: without ImageOrientationPatient (the series' other "
-                                             "images have it)"))
+        for path, dataset, frame in parts.pop(key):
+            entry = named.setdefault(path, (dataset, f"{path.name}: without ImageOrientationPatient (the series' "
+                                                     "other images have it)", []))
+            entry[2].append(frame.geometry.position)
     return list(named.values())
 
 
-def _judge_unoriented(candidate: SeriesCandidate, problems: list[str]) -> None:
-    """Images without orientation that would belong to ``candidate``: a spare file beside a part that is a sound
-    volume without it is left out with a warning (a complete stack is not refused for it); where the part is not
-    sound without them, or they outnumber its images, they are its problem, named first."""
-    if not problems:
+SPARE_ATOL_MM = 0.01  # an unoriented image this close to a slice of a part stands where that slice stands
+
+
+def _place_unoriented(unoriented: list[tuple], keys: list[tuple], items_of: dict, orientations: list) -> dict:
+    """For each part key, ([spares], [problems]) among the images without orientation that may belong to it. An
+    image standing where a slice of a part stands (a spare copy) is that part's spare only: left out with a
+    warning. Any other (one a slice short at an end of the stack, or one of another acquisition) is the problem
+    of every part it may belong to: a stack is not read one slice short without a word."""
+    placed: dict[tuple, tuple[list, list]] = {key: ([], []) for key in keys}
+    for dataset, why, positions in unoriented:
+        file_key = _file_key(dataset, orientations)
+        candidates = [key for key in keys if _same_part(file_key, key)]
+        home = [key for key in candidates
+                if positions and all(p is not None and any(q is not None and max(abs(a - b) for a, b in zip(p, q))
+                                                          <= SPARE_ATOL_MM
+                                                          for q in (f.geometry.position for _, _, f in items_of[key]))
+                                     for p in positions)]
+        if home:
+            placed[home[0]][0].append(why)
+        else:
+            for key in candidates:
+                placed[key][1].append(why)
+    return placed
+
+
+def _judge_unoriented(candidate: SeriesCandidate, spares: list[str], problems: list[str]) -> None:
+    """Images without orientation placed with ``candidate`` (see :func:`_place_unoriented`): spares beside it are
+    left out with a warning; problems, or spares that outnumber its images, make it unusable, named first."""
+    if spares and not problems and len(spares) < len(candidate.frames):
+        log.warning("%s; left out of %s: it stands where one of its slices stands", _first_of(spares),
+                    candidate.label())
         return
-    if candidate.problem is None and len(problems) < len(candidate.frames):
-        log.warning("%s; left out of %s, which is a whole volume without it", _first_of(problems), candidate.label())
+    problems = problems + spares
+    if not problems:
         return
     without = f"; without them: {candidate.problem}" if candidate.problem else ""
     candidate.problem = _first_of(problems) + without

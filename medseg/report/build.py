@@ -16,7 +16,7 @@ from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
 from medseg.report.summary import summary_record
-from medseg.report.table import cohort_rows, write_tsv
+from medseg.report.table import cohort_rows, label_names, write_tsv
 
 __all__ = ["DEFAULT_MAX_OVERLAYS", "ReportOutputs", "build_report", "report_policy"]
 
@@ -117,11 +117,7 @@ def build_report(
 
 
 def _label_order(cases: list[CaseResult]) -> list[tuple[str, str]]:
-    names: dict[str, str] = {}
-    for case in cases:
-        for label in case.labels():
-            names.setdefault(label.value, label.name)
-    return sorted(names.items(), key=lambda kv: label_key(kv[0]))
+    return sorted(label_names(cases).items(), key=lambda kv: label_key(kv[0]))
 
 
 def _label_conflicts(cases: list[CaseResult]) -> dict[str, list[str]]:

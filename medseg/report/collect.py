@@ -220,10 +220,12 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
         return (f"the sample sheet names the reference {os.path.abspath(sample.reference)}, but the scores were made "
                 f"against {scored_against}; run the workflow again to rescore the case")
     # the row's own files, away for a while (an unmounted share): the cohort keeps what was made from them
-    if not os.path.exists(named) or (os.path.isdir(named) and not any(Path(named).rglob("*"))):
+    from medseg.cohort.records import unavailable
+
+    if unavailable(named):
         return (f"the input {named} is missing; the results shown were made from it earlier (kept, and reused if "
                 "it comes back unchanged)")
-    if sample.reference is not None and case.metrics is not None and not os.path.exists(sample.reference):
+    if sample.reference is not None and case.metrics is not None and unavailable(sample.reference):
         return (f"the reference {os.path.abspath(sample.reference)} is missing; the scores shown were made against it "
                 "earlier (kept, and reused if it comes back unchanged)")
     return None

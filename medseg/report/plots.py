@@ -33,11 +33,12 @@ def distribution_plots(
     with the label count, name only the worst case of the plot, and show the volume difference in percent of
     the reference per label instead of the scatter (whose legend and linear axes do not suit dozens of organs).
     """
+    from medseg.report.table import label_names
+
     series: dict[str, dict[str, list]] = {}
-    names: dict[str, str] = {}
+    names = label_names(cases)
     for index, case in enumerate(cases):
         for label in case.labels():
-            names.setdefault(label.value, label.name)
             for key in ("dice", "hd95_mm", "assd_mm", "pred_volume_ml", "volumes"):
                 series.setdefault(key, {}).setdefault(label.value, [])
             bad = label.name in flagged[index]

@@ -56,7 +56,8 @@ def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
     for value in sorted(gathered, key=lambda v: int(v) if v.isdigit() else 1 << 30):
         entry = gathered[value]
         out[value] = {
-            "name": "/".join(entry["names"]),
+            # a case scored without names (label_N) does not add to the label's own name
+            "name": "/".join([n for n in entry["names"] if n != f"label_{value}"] or entry["names"]),
             "status_counts": dict(sorted(entry["status"].items())),
             **{key: describe(entry[key]) for key in STATISTIC_FIELDS},
         }

@@ -9,19 +9,27 @@ from medseg.numbers import dice_text
 from medseg.report.collect import METRIC_FIELDS, CaseResult
 from medseg.report.flags import Flag
 
-__all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "write_tsv"]
+__all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "label_names", "write_tsv"]
 
 CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "input", "series",
                 "series_uid", "segmentation", "reference", "failed_stage", "error_type", "error")
 
 
-def label_columns(cases: list[CaseResult]) -> dict[str, str]:
-    """Label value -> column prefix: the label's name with characters other than letters, digits, ``-``
-    and ``_`` replaced by ``_`` (``<value>_<name>`` when two labels would share a prefix)."""
+def label_names(cases: list[CaseResult]) -> dict[str, str]:
+    """Label value -> name, the first found; a name only where some case has one, not the ``label_N`` of a case
+    scored without names (it renamed every column and the tables' rows)."""
     names: dict[str, str] = {}
     for case in cases:
         for label in case.labels():
-            names.setdefault(label.value, label.name)
+            if names.get(label.value, f"label_{label.value}") == f"label_{label.value}":
+                names[label.value] = label.name
+    return names
+
+
+def label_columns(cases: list[CaseResult]) -> dict[str, str]:
+    """Label value -> column prefix: the label's name with characters other than letters, digits, ``-``
+    and ``_`` replaced by ``_`` (``<value>_<name>`` when two labels would share a prefix)."""
+    names = label_names(cases)
     prefixes = {value: re.sub(r"[^A-Za-z0-9_-]", "_", name) or f"label_{value}" for value, name in names.items()}
     taken = list(prefixes.values())
     return {value: (prefix if taken.count(prefix) == 1 else f"{value}_{prefix}") for value, prefix in

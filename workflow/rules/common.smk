@@ -76,21 +76,21 @@ onerror:
     snakelock.forget_run(Path(".snakemake"))
 
 
-_missing = [s for s in SAMPLES if not s.image.exists()]
+_missing = [s for s in SAMPLES if records.unavailable(s.image)]
 if len(_missing) == len(SAMPLES):
     sys.exit(
         f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
-        f"the sheet's folder), e.g. {SAMPLES[0].image}"
+        f"the sheet's folder; an empty folder counts as missing), e.g. {SAMPLES[0].image}"
     )
-if _missing:
+if _missing and workflow.is_main_process:
     logger.warning(
-        f"{len(_missing)} of {len(SAMPLES)} images not found; these cases fail (results made earlier from the same "
+        f"{len(_missing)} of {len(SAMPLES)} images not found (or empty folders); these cases fail (results made earlier from the same "
         "row, model and settings are kept): "
         + ", ".join(s.case_id for s in _missing[:10])
         + (" ..." if len(_missing) > 10 else "")
     )
-_no_reference = [s for s in SAMPLES if s.image.exists() and s.reference is not None and not s.reference.exists()]
-if _no_reference:
+_no_reference = [s for s in SAMPLES if not records.unavailable(s.image) and records.unavailable(s.reference)]
+if _no_reference and workflow.is_main_process:
     logger.warning(
         f"{len(_no_reference)} reference(s) not found; these cases will be segmented, and their scoring fails "
         "(scores made earlier against the same file are kept): " + ", ".join(s.case_id for s in _no_reference[:10])
