@@ -474,9 +474,13 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
     state = tmp_path / ".snakemake"
     locks = _locks(state)
     snakelock.record_run(state, pid=_dead_pid())
-    # a process whose arguments are those of a workflow step, working in the run's folder
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "medseg", "-v", "cohort", "infer",
-                               "x"], cwd=tmp_path)
+    # a process whose arguments are those of a workflow step, working in the run's folder: a script named medseg,
+    # run by its interpreter as the installed console script is
+    script = tmp_path / "bin" / "medseg"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\nsleep 60\n")
+    script.chmod(0o755)
+    worker = subprocess.Popen([str(script), "-v", "cohort", "infer", "x"], cwd=tmp_path)
     try:
         assert snakelock.working_steps(tmp_path) == [worker.pid]
         assert snakelock.working_steps(tmp_path / "locks") == []  # another folder
@@ -495,6 +499,7 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
     (["/usr/bin/python3", "-m", "medseg", "-v", "cohort", "evaluate", "s.tsv"], True),
     (["/usr/bin/python3", "-m", "medseg", "-v", "report", "results"], True),  # was never matched
     (["/venv/bin/medseg", "report", "results"], True),
+    (["/venv/bin/python3", "/venv/bin/medseg", "-v", "cohort", "infer", "s.tsv"], True),  # the console script
     (["/usr/bin/python3", "-m", "snakemake", "--config", "results=report"], False),
     (["/usr/bin/python3", "-m", "medseg", "infer", "cohort"], False),
     (["/bin/sh", "-c", "python -m medseg -v report r > log"], False),  # its child, python, is the step

@@ -108,7 +108,8 @@ def _runs_step(words: list[bytes]) -> bool:
     """Whether a command line runs medseg (``-m medseg``, or a ``medseg`` script) with one of :data:`STEPS` as its
     command (options of medseg itself, like ``-v``, may come between)."""
     starts = [i + 1 for i, word in enumerate(words)
-              if (i == 0 and (word == b"medseg" or word.endswith(b"/medseg")))  # the installed script
+              # the installed script, run by its interpreter (python /venv/bin/medseg ...) or on its own
+              if (i <= 1 and (word == b"medseg" or word.endswith(b"/medseg")))
               or (word == b"medseg" and i > 0 and words[i - 1] == b"-m") or word == b"-mmedseg"]
     for start in starts:
         rest = [word for word in words[start:] if not word.startswith(b"-")][:2]
