@@ -712,15 +712,20 @@ def test_a_part_split_off_by_its_header_names_what_differs_and_its_files(tmp_pat
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+def _spare_without_orientation(source: Path, target: Path) -> None:
+    """A copy of ``source`` under a new SOPInstanceUID, without ImageOrientationPatient."""
+    spare = pydicom.dcmread(source)
+    del spare.ImageOrientationPatient
+    spare.SOPInstanceUID = pydicom.uid.generate_uid()
+    spare.save_as(target)
+
+
 def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_path, caplog):
     """A complete stack plus one extra file without ImageOrientationPatient was read before (the file split off);
     the file must not make the whole series unusable. Where such files outnumber the oriented ones, they are the
     series' problem."""
     values, paths = make_series(tmp_path / "dcm", seed=9)
-    spare = pydicom.dcmread(sorted(paths)[0])
-    del spare.ImageOrientationPatient
-    spare.SOPInstanceUID = pydicom.uid.generate_uid()
-    spare.save_as(tmp_path / "dcm" / "spare.dcm")
+    _spare_without_orientation(sorted(paths)[0], tmp_path / "dcm" / "spare.dcm")
     with caplog.at_level("WARNING", logger="medseg"):
         volume = read_dicom_series(tmp_path / "dcm")
     assert volume.shape == values.shape
@@ -755,10 +760,7 @@ def test_a_spare_image_without_orientation_is_left_out_of_the_part_it_copies_onl
     number = int(pydicom.dcmread(paths[0]).SeriesNumber)
     write_series(tmp_path / "dcm", stored_values((10, 8, 6), seed=11), slice_positions(6, 2.0, orientation=sagittal),
                  orientation=sagittal, series_uid=uid, series_number=number, prefix="sag")
-    spare = pydicom.dcmread(sorted(paths)[2])
-    del spare.ImageOrientationPatient
-    spare.SOPInstanceUID = pydicom.uid.generate_uid()
-    spare.save_as(tmp_path / "dcm" / "spare.dcm")
+    _spare_without_orientation(sorted(paths)[2], tmp_path / "dcm" / "spare.dcm")
     with caplog.at_level("WARNING", logger="medseg"):
         scan = scan_folder(tmp_path / "dcm")
     assert [c.eligible for c in scan.candidates] == [True, True]

@@ -142,28 +142,36 @@ def test_a_second_run_does_nothing(finished):
     assert {p.name: p.read_text() for p in (results / "status").iterdir()} == status
 
 
-def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
-    """SIGKILL the whole process group mid-batch, run the same command again: finished cases are kept."""
+def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[list[str], Path]:
+    """One batch of ``names`` (96x96x48 phantoms) started by Snakemake in its own session; ``kill(pid)`` once the
+    first case has finished. Returns the command (to run again) and the results folder."""
     data = tmp_path / "data"
     data.mkdir()
-    names = [f"k{i}" for i in range(4)]
-    for seed, name in enumerate(names):
-        write_phantom(data / f"{name}.nii.gz", None, shape=(96, 96, 48), seed=30 + seed)
+    for offset, name in enumerate(names):
+        write_phantom(data / f"{name}.nii.gz", None, shape=(96, 96, 48), seed=seed + offset)
     sheet = write_sheet(data, [(name, f"{name}.nii.gz", "") for name in names])
     results = tmp_path / "results"
-    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", "cases_per_job=4", "threads=1"]
+    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", f"cases_per_job={len(names)}",
+                "threads=1"]
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
                "--cores", "1", "--config", *settings]
-    status = results / "status"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not list(status.glob("*.infer.json")):
+        while time.monotonic() < deadline and not list((results / "status").glob("*.infer.json")):
             time.sleep(0.05)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill(process.pid)
         process.wait()
+    return command, results
+
+
+def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
+    """SIGKILL the whole process group mid-batch, run the same command again: finished cases are kept."""
+    names = [f"k{i}" for i in range(4)]
+    command, results = _kill_mid_batch(tmp_path, names, 30, lambda pid: os.killpg(pid, signal.SIGKILL))
+    status = results / "status"
     done_before = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
     assert 1 <= len(done_before) < len(names), "the kill did not land in the middle of the batch"
     assert not (results / "jobs" / "batch001.infer.json").exists()
@@ -190,26 +198,10 @@ def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_pat
     marker says the record is incomplete; the plain command stopped at IncompleteFilesException."""
     from medseg.cohort import snakelock
 
-    data = tmp_path / "data"
-    data.mkdir()
     names = [f"o{i}" for i in range(3)]
-    for seed, name in enumerate(names):
-        write_phantom(data / f"{name}.nii.gz", None, shape=(96, 96, 48), seed=40 + seed)
-    sheet = write_sheet(data, [(name, f"{name}.nii.gz", "") for name in names])
-    results = tmp_path / "results"
-    settings = [f"model={MODEL}", f"samples={sheet}", f"results={results}", "cases_per_job=3", "threads=1"]
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
-               "--cores", "1", "--config", *settings]
+    # Snakemake only: its job is left running
+    command, results = _kill_mid_batch(tmp_path, names, 40, lambda pid: os.kill(pid, signal.SIGKILL))
     status = results / "status"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not list(status.glob("*.infer.json")):
-            time.sleep(0.05)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)  # Snakemake only: its job is left running
-        process.wait()
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and snakelock.working_steps(tmp_path):
         time.sleep(0.1)
