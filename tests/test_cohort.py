@@ -478,7 +478,7 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
     # run by its interpreter as the installed console script is
     script = tmp_path / "bin" / "medseg"
     script.parent.mkdir()
-    script.write_text("#!/bin/sh\nsleep 60\n")
+    script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
     script.chmod(0o755)
     worker = subprocess.Popen([str(script), "-v", "cohort", "infer", "x"], cwd=tmp_path)
     try:
@@ -500,6 +500,8 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
     (["/usr/bin/python3", "-m", "medseg", "-v", "report", "results"], True),  # was never matched
     (["/venv/bin/medseg", "report", "results"], True),
     (["/venv/bin/python3", "/venv/bin/medseg", "-v", "cohort", "infer", "s.tsv"], True),  # the console script
+    (["/usr/bin/python3", "-sP", "/venv/bin/medseg", "report", "r"], True),  # a shebang with interpreter flags
+    (["vim", "/home/u/medseg", "report"], False),
     (["/usr/bin/python3", "-m", "snakemake", "--config", "results=report"], False),
     (["/usr/bin/python3", "-m", "medseg", "infer", "cohort"], False),
     (["/bin/sh", "-c", "python -m medseg -v report r > log"], False),  # its child, python, is the step
@@ -571,32 +573,34 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
     assert json.loads(folder.failure("a").read_text())["input"] == str(sheet.parent / "a_renamed.nii.gz")
 
 
-def test_records_from_before_the_stored_signature_keep_their_results_too(cohort, tmp_path):
-    """Status records written before medseg stored the input's signature: results are kept while the image is
-    away when they name the row's image and the model's weights (the report marks them stale meanwhile)."""
+def test_a_kept_case_is_not_planned_again_but_its_scores_follow_the_sheet(cohort, tmp_path):
+    """Planning does not void a batch for a case whose image is away and whose results are kept (every run redid
+    the batch); its scores still follow the sheet's reference cell. A record written before medseg stored the
+    input's signature cannot show it was made for this work: its results are cleared, as they always were."""
     from medseg.cohort.run import stale_cases
     from medseg.package import load_package
 
     sheet, results = cohort
     samples = [s for s in read_samples(sheet) if s.case_id == "a"]
     options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    package = load_package(MODEL)
     infer_cases(samples, results, options)
     evaluate_cases(samples, results)
     folder = ResultsFolder(results)
-    for stage, key in (("infer", "image_signature"), ("evaluate", "reference_signature")):
-        path = folder.status_path("a", stage)
-        record = json.loads(path.read_text())
-        del record[key]
-        path.write_text(json.dumps(record))
-    before = (_run_ids(folder, "infer"), _run_ids(folder, "evaluate"))
-    image, reference = sheet.parent / "a.nii.gz", sheet.parent / "a_label.nii.gz"
+    image = sheet.parent / "a.nii.gz"
     os.rename(image, tmp_path / "image.nii.gz")
-    os.rename(reference, tmp_path / "label.nii.gz")
     image.mkdir()
     (image / "lost+found").mkdir()  # an empty subfolder: the folder still holds no file
-    # planning does not void the batch for a case the job would only keep again (every run redid the batch)
-    assert stale_cases(samples, results, load_package(MODEL), options) == {"infer": [], "evaluate": []}
+    assert stale_cases(samples, results, package, options) == {"infer": [], "evaluate": []}
+    rereferenced = [replace(samples[0], reference=sheet.parent / "b_label.nii.gz")]
+    assert stale_cases(rereferenced, results, package, options) == {"infer": [], "evaluate": ["a"]}
+    unreferenced = [replace(samples[0], reference=None)]
+    assert stale_cases(unreferenced, results, package, options) == {"infer": [], "evaluate": ["a"]}
+    # a record without the stored signature: cleared (it may have been made with other settings)
+    path = folder.status_path("a", "infer")
+    record = json.loads(path.read_text())
+    del record["image_signature"]
+    path.write_text(json.dumps(record))
+    assert stale_cases(samples, results, package, options) == {"infer": ["a"], "evaluate": []}
     assert [c.outcome for c in infer_cases(samples, results, options).cases] == ["failed"]
-    assert [c.outcome for c in evaluate_cases(samples, results).cases] == ["failed"]
-    assert folder.segmentation("a").is_file() and folder.metrics("a").is_file()
-    assert (_run_ids(folder, "infer"), _run_ids(folder, "evaluate")) == before
+    assert not folder.segmentation("a").exists() and folder.failure("a").is_file()

@@ -730,7 +730,7 @@ def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_
         volume = read_dicom_series(tmp_path / "dcm")
     assert volume.shape == values.shape
     assert ("spare.dcm: without ImageOrientationPatient (the series' other images have it); left out of series"
-            in caplog.text) and "it stands where one of its slices stands" in caplog.text
+            in caplog.text) and "it stands on a slice of it" in caplog.text
     # the last slice by position without it (its position one step past the rest): the stack is not read a slice
     # short with a warning; refused, naming it first
     (tmp_path / "dcm" / "spare.dcm").unlink()
@@ -738,7 +738,9 @@ def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_
     dataset = pydicom.dcmread(last)
     del dataset.ImageOrientationPatient
     dataset.save_as(last)
-    with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {last.name}: without ImageOrientationPatient"):
+    with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {last.name}: without ImageOrientationPatient "
+                                         r"\(the series' other images have it\), and it stands on no slice of the "
+                                         "stack"):
         read_dicom_series(tmp_path / "dcm")
     # most images without it: refused, naming them first
     for path in sorted(paths)[1:]:
@@ -747,7 +749,8 @@ def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_
             del dataset.ImageOrientationPatient
             dataset.save_as(path)
     with pytest.raises(DicomError, match=r"cannot be one 3D volume: .*without ImageOrientationPatient \(the series' "
-                                         r"other images have it\) \(and \d+ more file\(s\)\)"):
+                                         r"other images have it\), and it stands on no slice of the stack \(and \d+ "
+                                         r"more file\(s\)\)"):
         read_dicom_series(tmp_path / "dcm")
 
 
@@ -765,3 +768,16 @@ def test_a_spare_image_without_orientation_is_left_out_of_the_part_it_copies_onl
         scan = scan_folder(tmp_path / "dcm")
     assert [c.eligible for c in scan.candidates] == [True, True]
     assert caplog.text.count("spare.dcm: without ImageOrientationPatient") == 1
+
+
+def test_an_image_without_orientation_or_position_says_both(tmp_path):
+    """Such an image can stand on no slice; the message said only that the orientation was missing, so a user
+    could not tell why one spare image was left out and another refused."""
+    _, paths = make_series(tmp_path / "dcm", seed=12)
+    _spare_without_orientation(sorted(paths)[0], tmp_path / "dcm" / "spare.dcm")
+    spare = pydicom.dcmread(tmp_path / "dcm" / "spare.dcm")
+    del spare.ImagePositionPatient
+    spare.save_as(tmp_path / "dcm" / "spare.dcm")
+    with pytest.raises(DicomError, match=r"spare.dcm: without ImageOrientationPatient \(the series' other images have "
+                                         r"it\), nor ImagePositionPatient"):
+        read_dicom_series(tmp_path / "dcm")

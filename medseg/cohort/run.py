@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -136,49 +135,30 @@ def evaluate_fingerprint(sample: Sample, inferred: dict, reference_signature=_NO
                        reference=str(sample.reference), reference_signature=signature)
 
 
-def _kept_while_unavailable(folder: ResultsFolder, case_id: str, stage: str, key: str, print_with,
-                            made_from) -> bool:
+def _kept_while_unavailable(folder: ResultsFolder, case_id: str, stage: str, key: str, print_with) -> bool:
     """Whether a stage's finished results were made for exactly the work asked now, but for the file being there
     (an unmounted share, an archived file): ``print_with(signature)`` is the fingerprint with the file's recorded
-    signature (``key`` in the record). A record written before medseg stored that signature is judged by
-    ``made_from()`` instead (the results name the row's file). Such results are kept, not cleared, and reused when
-    the file is back unchanged (a changed one is told by the fingerprint then)."""
+    signature (``key`` in the record). Such results are kept, not cleared, and reused when the file is back
+    unchanged. A record without the signature (written before medseg stored it) cannot show that: its results are
+    cleared as before."""
     record = folder.status(case_id, stage)
-    if not record or record.get("outcome") != "ok" or not folder.case_outputs_present(case_id, stage):
-        return False
-    if key in record:
-        return print_with(record[key]) == record.get("fingerprint")
-    return made_from()
+    return bool(record and record.get("outcome") == "ok" and key in record
+                and print_with(record[key]) == record.get("fingerprint")
+                and folder.case_outputs_present(case_id, stage))
 
 
 def infer_kept(sample: Sample, folder: ResultsFolder, package, options: InferOptions) -> bool:
     """Whether the case's image is unavailable (missing, or a folder without files) while its segmentation, made
     for this row, model and settings, is kept (see :func:`_kept_while_unavailable`)."""
-    def made_from() -> bool:
-        try:
-            sidecar = json.loads(folder.sidecar(sample.case_id).read_text())
-        except (OSError, ValueError):
-            return False
-        return (sidecar.get("input") == os.path.abspath(sample.image)
-                and (sidecar.get("model") or {}).get("weights_sha256") == package.sha256)
-
     return unavailable(sample.image) and _kept_while_unavailable(
-        folder, sample.case_id, "infer", "image_signature", lambda s: infer_fingerprint(sample, package, options, s),
-        made_from)
+        folder, sample.case_id, "infer", "image_signature", lambda s: infer_fingerprint(sample, package, options, s))
 
 
 def evaluate_kept(sample: Sample, folder: ResultsFolder, inferred: dict) -> bool:
     """As :func:`infer_kept` for a case's reference and its scores."""
-    def made_from() -> bool:
-        try:
-            metrics = json.loads(folder.metrics(sample.case_id).read_text())
-        except (OSError, ValueError):
-            return False
-        return metrics.get("reference") == os.path.abspath(sample.reference)
-
     return sample.reference is not None and unavailable(sample.reference) and _kept_while_unavailable(
         folder, sample.case_id, "evaluate", "reference_signature",
-        lambda s: evaluate_fingerprint(sample, inferred, s), made_from)
+        lambda s: evaluate_fingerprint(sample, inferred, s))
 
 
 def stale_cases(samples: Sequence[Sample], results: Path | str, package, options: InferOptions
@@ -195,9 +175,11 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
         if inferred is None:
             continue
         if inferred.get("fingerprint") != infer_fingerprint(sample, package, options):
-            if not infer_kept(sample, folder, package, options):  # a kept case's job would only keep it again
+            if not infer_kept(sample, folder, package, options):
                 stale["infer"].append(sample.case_id)
-            continue
+                continue
+            # a kept segmentation's job would only keep it again; its scores may still be stale (another
+            # reference, or none)
         scored = folder.status(sample.case_id, "evaluate")
         if scored is not None and (sample.reference is None  # scores whose reference left the sheet: to remove
                                    or (scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)

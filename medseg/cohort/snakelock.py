@@ -107,9 +107,11 @@ def working_steps(workdir: Path | str) -> list[int]:
 def _runs_step(words: list[bytes]) -> bool:
     """Whether a command line runs medseg (``-m medseg``, or a ``medseg`` script) with one of :data:`STEPS` as its
     command (options of medseg itself, like ``-v``, may come between)."""
+    python = bool(words) and Path(words[0].decode(errors="replace")).name.startswith("python")
     starts = [i + 1 for i, word in enumerate(words)
-              # the installed script, run by its interpreter (python /venv/bin/medseg ...) or on its own
-              if (i <= 1 and (word == b"medseg" or word.endswith(b"/medseg")))
+              # the installed script, on its own or run by its interpreter (python [-sP] /venv/bin/medseg ...)
+              if ((i == 0 or (python and all(w.startswith(b"-") for w in words[1:i])))
+                  and (word == b"medseg" or word.endswith(b"/medseg")))
               or (word == b"medseg" and i > 0 and words[i - 1] == b"-m") or word == b"-mmedseg"]
     for start in starts:
         rest = [word for word in words[start:] if not word.startswith(b"-")][:2]

@@ -535,19 +535,18 @@ def _place_unoriented(unoriented: list[tuple], keys: list[tuple], items_of: dict
         if home:
             placed[home[0]][0].append(why)
         else:
+            where = ("nor ImagePositionPatient" if not positions or any(p is None for p in positions)
+                     else "and it stands on no slice of the stack")
             for key in candidates:
-                placed[key][1].append(why)
+                placed[key][1].append(f"{why}, {where}")
     return placed
 
 
 def _judge_unoriented(candidate: SeriesCandidate, spares: list[str], problems: list[str]) -> None:
-    """Images without orientation placed with ``candidate`` (see :func:`_place_unoriented`): spares beside it are
-    left out with a warning; problems, or spares that outnumber its images, make it unusable, named first."""
-    if spares and not problems and len(spares) < len(candidate.frames):
-        log.warning("%s; left out of %s: it stands where one of its slices stands", _first_of(spares),
-                    candidate.label())
-        return
-    problems = problems + spares
+    """Images without orientation placed with ``candidate`` (see :func:`_place_unoriented`): spares (each standing
+    on one of its slices) are left out with a warning; problems make it unusable, named first."""
+    if spares:
+        log.warning("%s; left out of %s: it stands on a slice of it", _first_of(spares), candidate.label())
     if not problems:
         return
     without = f"; without them: {candidate.problem}" if candidate.problem else ""
