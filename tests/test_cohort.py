@@ -591,6 +591,7 @@ def test_a_kept_case_is_not_planned_again_but_its_scores_follow_the_sheet(cohort
     os.rename(image, tmp_path / "image.nii.gz")
     image.mkdir()
     (image / "lost+found").mkdir()  # an empty subfolder: the folder still holds no file
+    (image / ".DS_Store").write_bytes(b"\0")  # nor does a hidden one count
     assert stale_cases(samples, results, package, options) == {"infer": [], "evaluate": []}
     rereferenced = [replace(samples[0], reference=sheet.parent / "b_label.nii.gz")]
     assert stale_cases(rereferenced, results, package, options) == {"infer": [], "evaluate": ["a"]}

@@ -80,9 +80,14 @@ def path_signature(path: Path | None) -> list | str | None:
 
 
 def unavailable(path: Path | str | None) -> bool:
-    """Whether an input is away: missing, or a folder without any file in it (a share not mounted, an emptied
-    DICOM folder; empty subfolders like ``lost+found`` do not count)."""
-    return path is not None and path_signature(path) in ("missing", [])
+    """Whether an input is away: missing, or a folder without any file in it but hidden ones (a share not mounted,
+    an emptied DICOM folder; empty subfolders like ``lost+found`` and files like ``.DS_Store`` do not count)."""
+    if path is None:
+        return False
+    signature = path_signature(path)
+    if signature == "missing":
+        return True
+    return Path(path).is_dir() and all(Path(entry[0]).name.startswith(".") for entry in signature)
 
 
 def fingerprint(**parts) -> str:
