@@ -84,10 +84,14 @@ def unavailable(path: Path | str | None) -> bool:
     an emptied DICOM folder; empty subfolders like ``lost+found`` and files like ``.DS_Store`` do not count)."""
     if path is None:
         return False
-    signature = path_signature(path)
-    if signature == "missing":
+    path = Path(path)
+    try:
+        if not path.is_dir():
+            return not path.exists()
+        # stops at the first file: a DICOM folder of thousands is not walked for this
+        return not any(p.is_file() and not p.name.startswith(".") for p in path.rglob("*"))
+    except OSError:
         return True
-    return Path(path).is_dir() and all(Path(entry[0]).name.startswith(".") for entry in signature)
 
 
 def fingerprint(**parts) -> str:

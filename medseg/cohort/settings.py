@@ -25,10 +25,11 @@ def check_config(config: dict, schema_path: Path | str) -> None:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"config: unknown key {key!r}{hint}; the keys are {', '.join(known)}")
-    for key, spec in schema.get("properties", {}).items():
-        kinds = spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
+    kinds = {key: spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
+             for key, spec in schema.get("properties", {}).items()}
+    for key, types in kinds.items():
         # Snakemake passes --config overlap=null as the text 'null': the YAML file's null, given on the command line
-        if "null" in kinds and "string" not in kinds and str(config.get(key)).lower() in ("null", "none", "~"):
+        if "null" in types and "string" not in types and str(config.get(key)).lower() in ("null", "none", "~"):
             config[key] = None
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
@@ -36,9 +37,8 @@ def check_config(config: dict, schema_path: Path | str) -> None:
         where = ".".join(str(p) for p in error.path)
         raise InputError(f"config {where}: {' '.join(error.message.split())}" if where else
                          f"config: {' '.join(error.message.split())}")
-    for key, spec in schema.get("properties", {}).items():
-        kinds = spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
-        if "integer" in kinds and isinstance(config.get(key), float) and config[key].is_integer():
+    for key, types in kinds.items():
+        if "integer" in types and isinstance(config.get(key), float) and config[key].is_integer():
             config[key] = int(config[key])
 
 

@@ -217,6 +217,7 @@ def _listing(candidates: Sequence[SeriesCandidate]) -> str:
 
 
 SHOWN_PART_FILES = 3
+SPLIT_KEY_NAMES = ("orientation", "image type", "echo", "size")  # the parts of a split key (see :func:`_key`)
 
 
 def _split_values(key: tuple, names: list[str]) -> str:
@@ -313,7 +314,6 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
     for group, members in by_uid.items():
         uid = group[0]
         parts: dict[tuple, list[tuple[Path, pydicom.Dataset, DicomFrame]]] = {}
-        keys_seen: dict[str, set] = {"orientation": set(), "image type": set(), "echo": set(), "size": set()}
         problems: list[str] = []  # of the whole series
         left_out: list[tuple[pydicom.Dataset, str]] = []  # files whose geometry cannot be read, and why
         orientations: list[tuple[float, ...]] = []
@@ -338,33 +338,32 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
                     frames = []
                 for frame in frames:
                     key = _split_key(dataset, frame, orientations)
-                    for name, value in zip(keys_seen, key):
-                        keys_seen[name].add(value)
                     parts.setdefault(key, []).append((path, dataset, frame))
         if copies:
             more = f"; {len(copies) - 1} more file(s) copy others of the series" if len(copies) > 1 else ""
             log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
                         copies[0][1], more)
         unoriented = _leave_out_unoriented(parts)
-        keys_seen = {name: {key[i] for key in parts} for i, name in enumerate(keys_seen)}
-        split_reason = ", ".join(name for name, values in keys_seen.items() if len(values) > 1) or None
+        # what differs between the parts (after the unoriented images left): the split's reason
+        split_names = [name for i, name in enumerate(SPLIT_KEY_NAMES) if len({key[i] for key in parts}) > 1]
+        split_reason = ", ".join(split_names) or None
         ordered = sorted(parts.items(), key=lambda item: min(str(p) for p, _, _ in item[1]))
         # a file left out of a part is that part's problem, not what its absence does to the others' geometry;
         # it belongs to the parts whose split key agrees with what its header does give (a broken localizer
         # does not block the series it was acquired with)
         left_keys = [(_file_key(dataset, orientations), why) for dataset, why in left_out]
-        unoriented_keys = [(_file_key(dataset, orientations), why) for dataset, why, _ in unoriented]
-        for file_key, why in left_keys + unoriented_keys:
+        unoriented = [(_file_key(dataset, orientations), why, positions) for dataset, why, positions in unoriented]
+        for file_key, why, *_ in left_keys + unoriented:
             if parts and not any(_same_part(file_key, key) for key in parts):
                 log.warning("%s; it belongs to no usable part of its series and is left out", why)
-        placed = _place_unoriented(unoriented, list(parts), parts, orientations)
+        placed = _place_unoriented(unoriented, parts)
         for index, (key, items) in enumerate(ordered):
             found = problems + [why for file_key, why in left_keys if _same_part(file_key, key)]
             candidate = _candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
                                    _first_of(found))
             _judge_unoriented(candidate, *placed[key])
             if candidate.part is not None:
-                candidate.split_values = _split_values(key, [n for n, values in keys_seen.items() if len(values) > 1])
+                candidate.split_values = _split_values(key, split_names)
             candidates.append(candidate)
         if not parts:
             first_path, first = members[0]
@@ -518,19 +517,19 @@ def _leave_out_unoriented(parts: dict[tuple, list]) -> list[tuple]:
 SPARE_ATOL_MM = 0.01  # an unoriented image this close to a slice of a part stands where that slice stands
 
 
-def _place_unoriented(unoriented: list[tuple], keys: list[tuple], items_of: dict, orientations: list) -> dict:
-    """For each part key, ([spares], [problems]) among the images without orientation that may belong to it. An
+def _place_unoriented(unoriented: list[tuple], parts: dict[tuple, list]) -> dict:
+    """For each part key, ([spares], [problems]) among the images without orientation (file key, problem,
+    positions) that may belong to it. An
     image standing where a slice of a part stands (a spare copy) is that part's spare only: left out with a
     warning. Any other (one a slice short at an end of the stack, or one of another acquisition) is the problem
     of every part it may belong to: a stack is not read one slice short without a word."""
-    placed: dict[tuple, tuple[list, list]] = {key: ([], []) for key in keys}
-    for dataset, why, positions in unoriented:
-        file_key = _file_key(dataset, orientations)
-        candidates = [key for key in keys if _same_part(file_key, key)]
+    placed: dict[tuple, tuple[list, list]] = {key: ([], []) for key in parts}
+    for file_key, why, positions in unoriented:
+        candidates = [key for key in parts if _same_part(file_key, key)]
         home = [key for key in candidates
                 if positions and all(p is not None and any(q is not None and max(abs(a - b) for a, b in zip(p, q))
                                                           <= SPARE_ATOL_MM
-                                                          for q in (f.geometry.position for _, _, f in items_of[key]))
+                                                          for q in (f.geometry.position for _, _, f in parts[key]))
                                      for p in positions)]
         if home:
             placed[home[0]][0].append(why)

@@ -125,7 +125,7 @@ def _label_conflicts(cases: list[CaseResult]) -> dict[str, list[str]]:
     names: dict[str, set[str]] = {}
     for case in cases:
         for label in case.labels():
-            if label.name != f"label_{label.value}":  # the name of a label scored without names says nothing
+            if label.named:  # the label_N of a case scored without names says nothing
                 names.setdefault(label.value, set()).add(label.name)
     return {value: sorted(found) for value, found in sorted(names.items(), key=lambda kv: label_key(kv[0]))
             if len(found) > 1}

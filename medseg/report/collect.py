@@ -44,6 +44,11 @@ class LabelResult:
     false_positive_ml: float | None = None
     false_negative_ml: float | None = None
 
+    @property
+    def named(self) -> bool:
+        """Whether the name says what the label is: not the ``label_N`` of a case scored without label names."""
+        return self.name != f"label_{self.value}"
+
 
 @dataclass
 class CaseResult:

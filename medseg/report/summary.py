@@ -43,9 +43,9 @@ def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
     gathered: dict[str, dict] = {}
     for case in cases:
         for label in case.labels():
-            entry = gathered.setdefault(label.value, {"names": [], "status": Counter(),
+            entry = gathered.setdefault(label.value, {"names": [], "unnamed": label.name, "status": Counter(),
                                                       **{key: [] for key in STATISTIC_FIELDS}})
-            if label.name not in entry["names"]:
+            if label.named and label.name not in entry["names"]:  # not the label_N of a case scored without names
                 entry["names"].append(label.name)
             entry["status"][label.status] += 1
             for key in METRIC_FIELDS:
@@ -56,8 +56,7 @@ def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
     for value in sorted(gathered, key=lambda v: int(v) if v.isdigit() else 1 << 30):
         entry = gathered[value]
         out[value] = {
-            # a case scored without names (label_N) does not add to the label's own name
-            "name": "/".join([n for n in entry["names"] if n != f"label_{value}"] or entry["names"]),
+            "name": "/".join(entry["names"]) or entry["unnamed"],
             "status_counts": dict(sorted(entry["status"].items())),
             **{key: describe(entry[key]) for key in STATISTIC_FIELDS},
         }

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from medseg.numbers import dice_text
-from medseg.report.collect import METRIC_FIELDS, CaseResult
+from medseg.report.collect import METRIC_FIELDS, CaseResult, LabelResult
 from medseg.report.flags import Flag
 
 __all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "label_names", "write_tsv"]
@@ -18,12 +18,12 @@ CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "mo
 def label_names(cases: list[CaseResult]) -> dict[str, str]:
     """Label value -> name, the first found; a name only where some case has one, not the ``label_N`` of a case
     scored without names (it renamed every column and the tables' rows)."""
-    names: dict[str, str] = {}
+    found: dict[str, LabelResult] = {}
     for case in cases:
         for label in case.labels():
-            if names.get(label.value, f"label_{label.value}") == f"label_{label.value}":
-                names[label.value] = label.name
-    return names
+            if label.value not in found or (label.named and not found[label.value].named):
+                found[label.value] = label
+    return {value: label.name for value, label in found.items()}
 
 
 def label_columns(cases: list[CaseResult]) -> dict[str, str]:

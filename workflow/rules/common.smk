@@ -84,8 +84,8 @@ if len(_missing) == len(SAMPLES):
     )
 if _missing and workflow.is_main_process:
     logger.warning(
-        f"{len(_missing)} of {len(SAMPLES)} images not found (or empty folders); these cases fail (results made earlier from the same "
-        "row, model and settings are kept): "
+        f"{len(_missing)} of {len(SAMPLES)} images not found (or empty folders); these cases fail (results made "
+        "earlier from the same row, model and settings are kept): "
         + ", ".join(s.case_id for s in _missing[:10])
         + (" ..." if len(_missing) > 10 else "")
     )
