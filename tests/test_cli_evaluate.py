@@ -86,6 +86,20 @@ def test_other_grid_is_refused_and_nothing_written(pair, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_reference_with_a_wrong_gzip_checksum_is_not_scored(pair, tmp_path, capsys):
+    """Before, a reference whose deflate stream decodes but whose CRC-32 does not match was scored, exit 0."""
+    pred, ref = pair
+    data = bytearray(ref.read_bytes())
+    data[-8] ^= 0x01
+    ref.write_bytes(bytes(data))
+    out = tmp_path / "m.json"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith(f"medseg: error: {ref}: truncated or corrupt image data (gzip: CRC check failed")
+    assert not out.exists()
+
+
 def test_missing_file_is_one_line_and_exit_1(pair, tmp_path, capsys):
     pred, ref = pair
     assert run(["evaluate", str(tmp_path / "nope.nii.gz"), str(ref)]) == 1

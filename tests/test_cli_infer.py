@@ -80,6 +80,26 @@ def test_truncated_gzip_leaves_nothing_behind(tmp_path, case, make_package, caps
     assert _files(out_dir) == []  # no output, no hidden partial file
 
 
+@pytest.mark.parametrize("damage", ["checksum", "cut trailer"])
+def test_a_damaged_gzip_stream_is_refused_though_its_voxels_decode(tmp_path, case, make_package, capsys, damage):
+    """nibabel stops reading once it has the voxels: before, a wrong CRC-32 (a flipped bit the deflate stream
+    decodes) or a file cut inside its 8-byte gzip trailer was segmented with exit 0."""
+    data = bytearray(case.read_bytes())
+    if damage == "checksum":
+        data[-8] ^= 0x01  # the CRC-32 of the uncompressed data
+    else:
+        data = data[:-4]  # the uncompressed length is gone
+    bad = tmp_path / "damaged.nii.gz"
+    bad.write_bytes(bytes(data))
+    assert nib.load(bad).get_fdata().shape == (40, 40, 8)  # nibabel itself reads it
+    out_dir = tmp_path / "out"
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(out_dir)], capsys)
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"medseg: error: {bad}: truncated or corrupt image data (gzip: ")
+    assert not out_dir.exists() or _files(out_dir) == []
+
+
 def test_not_3d_is_refused(tmp_path, make_package, capsys):
     path = tmp_path / "four_d.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 3), np.float32), np.eye(4)), str(path))

@@ -175,6 +175,59 @@ def test_an_analyze_style_pair_keeps_its_codes_and_units(tmp_path, make_package)
     assert np.array_equal(written.get_sform(), pair.get_sform())
 
 
+def test_a_pairs_content_hash_covers_header_and_image(tmp_path):
+    """Before, ``source_sha256`` (the sidecar's ``input_sha256``) hashed only the file named: an edited ``.hdr``
+    kept the hash of its ``.img``, and two scans with byte-identical headers shared one (flagged duplicate_input)."""
+    from medseg.cohort.records import path_signature
+    from medseg.io.atomic import sha256_of
+
+    first = make_phantom((16, 16, 4), seed=1).image
+    for name, array in (("a", first), ("b", first[::-1].copy())):
+        nib.save(nib.Nifti1Pair(array, np.diag([1.0, 1.0, 2.0, 1.0])), tmp_path / f"{name}.img")
+    assert (tmp_path / "a.hdr").read_bytes() == (tmp_path / "b.hdr").read_bytes()
+    digests = {name: read_nifti(tmp_path / name).source_sha256 for name in ("a.hdr", "a.img", "b.hdr")}
+    assert digests["a.hdr"] == digests["a.img"] == sha256_of([tmp_path / "a.hdr", tmp_path / "a.img"])
+    assert digests["a.hdr"] != digests["b.hdr"]
+    before = path_signature(tmp_path / "a.hdr")
+    image = nib.load(tmp_path / "a.hdr")
+    moved = image.affine.copy()
+    moved[0, 3] += 25.0
+    array = image.get_fdata().astype(np.float32)  # a copy: the file is rewritten below
+    nib.save(nib.Nifti1Pair(array, moved), tmp_path / "a.img")  # both files rewritten
+    (tmp_path / "b.img").write_bytes((first * 2).astype("<f4").tobytes(order="F"))  # only b's image file changes
+    assert read_nifti(tmp_path / "a.hdr").source_sha256 != digests["a.hdr"]
+    assert read_nifti(tmp_path / "b.hdr").source_sha256 != digests["b.hdr"]
+    assert path_signature(tmp_path / "a.hdr") != before and len(before) == 2  # both files' size and time
+    assert path_signature(tmp_path / "b.nii.gz") == "missing"
+    nib.save(nib.Nifti1Image(first, np.eye(4)), tmp_path / "single.nii.gz")
+    assert read_nifti(tmp_path / "single.nii.gz").source_sha256 == sha256_of(tmp_path / "single.nii.gz")
+
+
+def test_an_uncompressed_label_file_is_read_into_memory_not_mapped(tmp_path):
+    """Before, integer labels from a ``.nii`` were a view of a memory map of the file: the file rewritten while in
+    use (a re-export, another run) ended the process with a bus error."""
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), np.eye(4)), tmp_path / "labels.nii")
+    array = read_nifti(tmp_path / "labels.nii", labels=True).array
+    bases = []
+    while array is not None:
+        bases.append(type(array))
+        array = getattr(array, "base", None)
+    assert np.memmap not in bases and all("mmap" not in kind.__name__ for kind in bases)
+
+
+def test_the_overflow_message_gives_the_scaled_peak_once(tmp_path):
+    """Before, the header's slope was applied twice: an int16 peak of 4485 with slope 1e36 read 4.48e+75."""
+    from medseg.errors import InputError
+
+    array = np.zeros((8, 8, 4), np.int16)
+    array[0, 0, 0] = 4485
+    image = nib.Nifti1Image(array, np.eye(4))
+    image.header.set_slope_inter(1e36, 0.0)
+    nib.save(image, tmp_path / "scaled.nii.gz")
+    with pytest.raises(InputError, match=r"scaled.nii.gz: intensities up to 4.48e\+39 overflow float32"):
+        read_nifti(tmp_path / "scaled.nii.gz")
+
+
 def test_a_2d_image_is_one_slice_and_a_5d_image_with_one_volume_is_3d(tmp_path, make_package):
     package = load_package(make_package())
     image = make_phantom((40, 36, 1), seed=4).image

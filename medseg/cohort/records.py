@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 
 from medseg.io.atomic import atomic_paths
+from medseg.io.pairs import image_files
 
 __all__ = [
     "FAILURE_SCHEMA",
@@ -65,7 +66,8 @@ def one_line(error: BaseException) -> str:
 
 
 def path_signature(path: Path | None) -> list | str | None:
-    """What identifies a file's or folder's content cheaply: sizes and modification times (ns)."""
+    """What identifies a file's or folder's content cheaply: sizes and modification times (ns), of both files of a
+    header / image pair."""
     if path is None:
         return None
     path = Path(path)
@@ -73,10 +75,12 @@ def path_signature(path: Path | None) -> list | str | None:
         if path.is_dir():
             return sorted([str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns]
                           for p in path.rglob("*") if p.is_file())
-        stat = path.stat()
+        stats = [p.stat() for p in image_files(path)]
     except OSError:
         return "missing"
-    return [stat.st_size, stat.st_mtime_ns]
+    if len(stats) == 1:
+        return [stats[0].st_size, stats[0].st_mtime_ns]
+    return [[stat.st_size, stat.st_mtime_ns] for stat in stats]  # a header / image pair: a change in either
 
 
 def unavailable(path: Path | str | None) -> bool:

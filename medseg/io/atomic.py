@@ -218,13 +218,19 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def sha256_of(path: Path | str) -> str:
-    """SHA-256 of a file, or of a folder's files (sorted relative paths and contents)."""
-    path = Path(path)
+def sha256_of(path: Path | str | Sequence[Path | str]) -> str:
+    """SHA-256 of a file, of a folder's files (sorted relative paths and contents), or of several files' contents in
+    the order given (an image stored as a header and an image file); one file in a list hashes as that file."""
+    if isinstance(path, (list, tuple)):
+        if len(path) == 1:
+            return sha256_of(path[0])
+        files, path = [Path(p) for p in path], None
+    else:
+        path = Path(path)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
-        if path.is_dir():
+        if path is not None and path.is_dir():
             digest.update(str(file.relative_to(path)).encode())
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

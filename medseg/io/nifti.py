@@ -14,6 +14,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
+from medseg.io.pairs import image_files
 from medseg.volume import Volume
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
@@ -35,12 +36,17 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
     try:
-        image = nib.load(str(path))
+        # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
+        # the process with a bus error instead of an error naming it
+        image = nib.load(str(path), mmap=False)
     except nib.filebasedimages.ImageFileError as error:
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
         raise ImageReadError(f"{path}: cannot read header ({_short(error)})") from error
+    files = image_files(path)
+    for file in files:
+        _check_compressed(file)
     try:
         dtype = np.dtype(image.get_data_dtype())
         shape = tuple(int(n) for n in image.shape)
@@ -77,7 +83,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         stored = np.asanyarray(image.dataobj)
         if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
-            peak = float(np.abs(stored).max()) * float(getattr(image.dataobj, "slope", 1.0) or 1.0)
+            peak = float(np.abs(stored).max())  # dataobj's values are already scaled by the header's slope
             raise InputError(f"{path}: intensities up to {peak:.3g} overflow float32; rescale the image")
         raise InputError(f"{path}: the image contains NaN or infinite voxels")
     info = {}
@@ -92,9 +98,22 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         affine=affine,
         source=path,
         header=header,
-        source_sha256=sha256_of(path) if hash_input else None,
+        source_sha256=sha256_of(files) if hash_input else None,
         info=info,
     )
+
+
+def _check_compressed(file: Path) -> None:
+    """Decompress a gzipped file to its end: nibabel stops once it has the voxels, so a damaged stream whose
+    checksum or length does not match, or a file cut short in its last bytes, would otherwise read as an image."""
+    if not file.name.lower().endswith(".gz"):
+        return
+    try:
+        with gzip.open(file, "rb") as handle:
+            while handle.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise ImageReadError(f"{file}: truncated or corrupt image data (gzip: {_short(error)})") from error
 
 
 _UNIT_MM = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}  # xyzt_units & 7: unknown (read as mm), metre, mm, micron

@@ -1,0 +1,27 @@
+"""Which files hold one image: a single NIfTI file, or an Analyze / NIfTI pair's header and image (and an SPM
+``.mat``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["image_files"]
+
+_COMPANION = {"hdr": "img", "img": "hdr", "HDR": "IMG", "IMG": "HDR"}
+
+
+def image_files(path: Path | str) -> list[Path]:
+    """The files whose content is the image ``path`` names, header first: ``path`` itself, and for a ``.hdr`` /
+    ``.img`` (optionally ``.gz``) its companion and an SPM ``.mat`` beside it when they exist. A change in any of
+    them changes the image, so content hashes and signatures cover them all."""
+    path = Path(path)
+    name = path.name
+    compressed = name.lower().endswith(".gz")
+    base = name[:-3] if compressed else name
+    stem, dot, ext = base.rpartition(".")
+    if not dot or ext not in _COMPANION:
+        return [path]
+    companion = path.with_name(f"{stem}.{_COMPANION[ext]}{name[len(base):]}")
+    header, image = (path, companion) if ext.lower() == "hdr" else (companion, path)
+    mat = path.with_name(f"{stem}.mat")
+    return [p for p in (header, image, mat) if p == path or p.is_file()]
