@@ -126,18 +126,19 @@ def grid_tolerance_mm(affine: np.ndarray) -> float:
     return float(min(GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS * sizes.min())) if sizes.size else GRID_TOLERANCE_MM
 
 
-def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None) -> None:
-    """Raise :class:`GeometryError` unless ``a`` and ``b`` have the same shape and (nearly) the same affine (within
-    ``tolerance_mm``, by default :func:`grid_tolerance_mm` of ``a``'s grid)."""
+def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None, outcome: str = "not scored") -> None:
+    """Raise :class:`GeometryError` naming ``b`` unless ``a`` and ``b`` have the same shape and (nearly) the same
+    affine (within ``tolerance_mm``, by default :func:`grid_tolerance_mm` of ``a``'s grid); the message ends with
+    ``outcome``, what the caller then does not do."""
     if tolerance_mm is None:
         tolerance_mm = grid_tolerance_mm(a.affine)
     if a.shape != b.shape:
-        raise GeometryError(f"{b.source}: shape {b.shape} differs from {a.source}'s {a.shape}; not scored")
+        raise GeometryError(f"{b.source}: shape {b.shape} differs from {a.source}'s {a.shape}; {outcome}")
     shift = grid_displacement_mm(a.shape, a.affine, b.affine)
     if not shift <= tolerance_mm:
         raise GeometryError(
             f"{b.source}: its affine places voxels up to {shift:.4g} mm away from where {a.source}'s does "
-            f"(tolerance {tolerance_mm:.4g} mm); resample one onto the other's grid first; not scored"
+            f"(tolerance {tolerance_mm:.4g} mm); resample one onto the other's grid first; {outcome}"
         )
 
 
@@ -274,7 +275,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     to write it, which turns them into ``null``).
     """
     ref = reorder_onto_grid(ref, pred)
-    check_same_grid(ref, pred)
+    check_same_grid(pred, ref)  # the reference is named first, as `medseg infer --reference` names it
     from medseg.io.nifti import is_sheared
 
     spacing = pred.spacing_mm

@@ -127,7 +127,7 @@ def segment_case(
 
         check_reference_exists(reference, input_path)
         ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
-        check_same_grid(volume, ref_volume)
+        check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
     timings["read_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

@@ -486,6 +486,23 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
+def test_a_reference_on_another_grid_says_nothing_is_written(tmp_path, case, make_package, capsys):
+    """The case stops before inference; the message said "not scored", as if only the scoring were skipped."""
+    image = nib.load(case)
+    moved = image.affine.copy()
+    moved[0, 3] += 0.5
+    nib.save(nib.Nifti1Image((image.get_fdata() > 0.5).astype(np.uint8), moved), tmp_path / "ref.nii.gz")
+    out_dir = tmp_path / "out"
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out_dir), "--reference",
+                        str(tmp_path / "ref.nii.gz")], capsys)
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"medseg: error: {tmp_path / 'ref.nii.gz'}: its affine places voxels up to 0.5 mm away "
+                           f"from where {case}'s does")
+    assert line.endswith("; nothing segmented or written")
+    assert not out_dir.exists() or _files(out_dir) == []
+
+
 def test_an_output_that_would_replace_the_reference_says_so(tmp_path, case, make_package, capsys):
     reference = tmp_path / "case_seg.nii.gz"
     reference.write_bytes(case.read_bytes())

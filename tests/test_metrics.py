@@ -360,7 +360,7 @@ def test_reordering_never_resamples(tmp_path, change):
     pred = Volume(ref, affine, source="pred")
     moved = reorder_onto_grid(Volume(other, other_affine, source="ref"), pred)
     assert moved.shape == other.shape and "reordered" not in moved.info
-    with pytest.raises(GeometryError, match=r"pred: shape \(16, 16, 8\) differs from ref's \(8, 16, 16\); not scored"):
+    with pytest.raises(GeometryError, match=r"ref: shape \(8, 16, 16\) differs from pred's \(16, 16, 8\); not scored"):
         evaluate_volumes(pred, Volume(other, other_affine, source="ref"), {1: "x"})
 
 
@@ -519,7 +519,7 @@ def test_the_grid_tolerance_scales_down_with_tiny_voxels():
     ref = np.zeros_like(pred)
     ref[8:38, 10:40, 5:15] = 1  # the same box in world space, on the shifted grid
     assert grid_tolerance_mm(affine) == pytest.approx(0.0005) and grid_tolerance_mm(np.eye(4)) == 0.01
-    with pytest.raises(GeometryError, match=r"pred: its affine places voxels up to 0.0099 mm away from where ref's "
+    with pytest.raises(GeometryError, match=r"ref: its affine places voxels up to 0.0099 mm away from where pred's "
                                             r"does \(tolerance 0.0005 mm\)"):
         evaluate_volumes(Volume(pred, affine, source="pred"), Volume(ref, shifted, source="ref"), {1: "box"})
     float_noise = affine + 1e-9  # what a float32 header round trip leaves is still one grid
