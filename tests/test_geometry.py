@@ -243,6 +243,33 @@ def test_a_2d_image_is_one_slice_and_a_5d_image_with_one_volume_is_3d(tmp_path, 
         assert np.allclose(nib.load(tmp_path / name / f"{name}_seg.nii.gz").affine, affine)
 
 
+def test_a_slice_without_a_thickness_says_its_ml_assume_1_mm(tmp_path, make_package, caplog):
+    """Before, a 2D image whose geometry comes from pixdim (qform only) with pixdim[3] 0 got nibabel's 1 mm
+    silently: its label volumes in ml rested on a guess nobody was told about."""
+    import struct
+
+    image = nib.Nifti1Image(make_phantom((40, 36, 1), seed=4).image[:, :, 0], np.diag([0.8, 0.8, 3.0, 1.0]))
+    image.header.set_sform(None, code=0)
+    image.header.set_qform(np.diag([0.8, 0.8, 3.0, 1.0]), code=1)
+    nib.save(image, tmp_path / "slice.nii")
+    data = bytearray((tmp_path / "slice.nii").read_bytes())
+    data[88:92] = struct.pack("<f", 0.0)  # pixdim[3], as a file that never wrote it stores it
+    (tmp_path / "slice.nii").write_bytes(bytes(data))
+    assert int(nib.load(tmp_path / "slice.nii").header["sform_code"]) == 0
+    with caplog.at_level("WARNING"):
+        labels, sidecar = _segment(tmp_path / "slice.nii", load_package(make_package()), tmp_path / "out")
+    note = "slice thickness unknown (pixdim[3] 0 along k, an axis of one voxel): 1 mm assumed; the volumes in ml rest on it"
+    assert sidecar["input_info"] == {"thickness_note": note}
+    assert any(r.getMessage() == f"{tmp_path / 'slice.nii'}: {note}" for r in caplog.records)
+    counted = {str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True)) if k}
+    assert counted
+    assert {k: v for k, v in sidecar["label_volume_ml"].items() if k in counted} == pytest.approx(
+        {k: n * 0.8 * 0.8 * 1.0 / 1000 for k, n in counted.items()}, rel=1e-5)
+    # with a thickness in the header, or an sform that gives one, there is nothing to say
+    nib.save(nib.Nifti1Image(image.get_fdata(dtype=np.float32), np.diag([0.8, 0.8, 3.0, 1.0])), tmp_path / "ok.nii")
+    assert "thickness_note" not in read_nifti(tmp_path / "ok.nii").info
+
+
 def test_float64_intensities_beyond_float32_are_one_line(tmp_path):
     import warnings
 

@@ -90,6 +90,10 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if orientation_note:
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
+    thickness_note = _unknown_thickness(image, array.shape)
+    if thickness_note:
+        log.warning("%s: %s", path, thickness_note)
+        info["thickness_note"] = thickness_note
     # Nifti1Pair / Nifti2Pair include the single-file images: their header as stored (codes, units, pixdim) is
     # what outputs copy
     header = raw_header(image) if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)) else None
@@ -190,6 +194,26 @@ def _check_voxel_sizes(raw, shape, name) -> None:
         if sizes[axis] > 1 and not (np.isfinite(size) and size > 0):
             raise InputError(f"{name}: voxel size {size:g} along {'ijk'[axis]} (pixdim[{axis + 1}]) in the header; "
                              "the spacing of the voxels is unknown")
+
+
+def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
+    """A note when an axis of one voxel (a 2D image's slice) has no usable size in ``pixdim`` where the geometry is
+    computed from it: nibabel then takes 1 mm, and only the volumes in ml depend on that (larger axes are refused
+    by :func:`_check_voxel_sizes`)."""
+    header = image.header
+    if isinstance(header, nib.Nifti1Header):  # Nifti2Header too
+        from_pixdim = int(raw_header(image)["sform_code"]) == 0
+    else:
+        from_pixdim = isinstance(header, nib.analyze.AnalyzeHeader) and not _has_spm_mat(image)
+    if not from_pixdim:
+        return None
+    raw = raw_header(image)
+    for axis, size in enumerate(shape[:3]):
+        pixdim = float(raw["pixdim"][axis + 1])
+        if size == 1 and not (np.isfinite(pixdim) and pixdim > 0):
+            return (f"slice thickness unknown (pixdim[{axis + 1}] {pixdim:g} along {'ijk'[axis]}, an axis of one "
+                    "voxel): 1 mm assumed; the volumes in ml rest on it")
+    return None
 
 
 def _has_spm_mat(image) -> bool:
