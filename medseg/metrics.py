@@ -92,8 +92,11 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
 
     volume = read_nifti(path, hash_input=False, labels=True)
     values = np.unique(volume.array)
-    if values.min() < 0 or not np.all(values == np.round(values)):
-        raise InputError(f"{path}: not a label image (values must be non-negative integers), given as the {role}")
+    wrong = values[(values < 0) | (values != np.round(values))]
+    if wrong.size:
+        shown = ", ".join(f"{float(v):.9g}" for v in wrong[:3]) + (f" and {wrong.size - 3} more" if wrong.size > 3 else "")
+        raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds {shown}), given "
+                         f"as the {role}")
     if values.max() > MAX_LABEL:
         raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
                          "can tell apart from its neighbours")

@@ -407,11 +407,21 @@ def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
     with pytest.raises(InputError, match="not a label image"):
         read_reference(tmp_path / "half.nii.gz")
     # the message says which role the file had (an image given as the reference read as a bare "not a label image")
-    with pytest.raises(InputError, match=r"half.nii.gz: not a label image \(values must be non-negative integers\), "
-                                         "given as the reference$"):
+    with pytest.raises(InputError, match=r"half.nii.gz: not a label image \(values must be non-negative integers; "
+                                         r"it holds 0.5\), given as the reference$"):
         evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "half.nii.gz")
     with pytest.raises(InputError, match=r"half.nii.gz: .*, given as the prediction$"):
         evaluate_files(tmp_path / "half.nii.gz", tmp_path / "ref.nii.gz")
+    # the values that are no labels are named: a label map off by float noise is told apart from an image
+    noisy = (ref + 1e-7 * (ref > 0)).astype(np.float64)
+    noisy[0, 0, 0] = -3.0
+    nib.save(nib.Nifti1Image(noisy, np.eye(4)), tmp_path / "noisy.nii.gz")
+    with pytest.raises(InputError, match=r"noisy.nii.gz: not a label image \(values must be non-negative integers; "
+                                         r"it holds -3, 1.0000001\), given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "noisy.nii.gz")
+    nib.save(nib.Nifti1Image(np.arange(64, dtype=np.float64).reshape(4, 4, 4) / 3, np.eye(4)), tmp_path / "ramp.nii.gz")
+    with pytest.raises(InputError, match=r"it holds 0.333333333, 0.666666667, 1.33333333 and 39 more\)"):
+        read_reference(tmp_path / "ramp.nii.gz")
     # default label names are the values present in either image
     result = evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz")
     assert {k: v["name"] for k, v in result["labels"].items()} == {"1": "label_1", "7": "label_7"}
