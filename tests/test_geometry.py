@@ -270,6 +270,28 @@ def test_a_slice_without_a_thickness_says_its_ml_assume_1_mm(tmp_path, make_pack
     assert "thickness_note" not in read_nifti(tmp_path / "ok.nii").info
 
 
+def test_an_sform_and_qform_that_disagree_are_warned_about(tmp_path, make_package, caplog):
+    """Before, a header whose qform placed the volume 10 mm from its sform was read without a word."""
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    image = nib.Nifti1Image(make_phantom((40, 40, 8), seed=3).image, affine)
+    moved = affine.copy()
+    moved[0, 3] += 10.0
+    image.header.set_qform(moved, code=1)
+    nib.save(image, tmp_path / "two.nii.gz")
+    with caplog.at_level("WARNING"):
+        _, sidecar = _segment(tmp_path / "two.nii.gz", load_package(make_package()), tmp_path / "out")
+    note = ("the header's sform and qform disagree, placing voxels up to 10 mm apart: the sform is used (as nibabel "
+            "does); a tool that reads the qform shows the input, and its segmentation, elsewhere")
+    assert sidecar["input_info"] == {"qform_note": note}
+    assert any(r.getMessage() == f"{tmp_path / 'two.nii.gz'}: {note}" for r in caplog.records)
+    written = nib.load(tmp_path / "out" / "two_seg.nii.gz")
+    assert np.array_equal(written.get_qform(), image.get_qform()) and np.array_equal(written.affine, affine)
+    # nibabel's own float32 round trip of an oblique affine is one grid
+    oblique = nib.Nifti1Image(np.zeros((64, 64, 20), np.float32), _affine("oblique"))
+    nib.save(oblique, tmp_path / "oblique.nii.gz")
+    assert "qform_note" not in read_nifti(tmp_path / "oblique.nii.gz").info
+
+
 def test_float64_intensities_beyond_float32_are_one_line(tmp_path):
     import warnings
 

@@ -90,6 +90,10 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if orientation_note:
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
+    qform_note = _disagreeing_qform(image, array.shape)
+    if qform_note:
+        log.warning("%s: %s", path, qform_note)
+        info["qform_note"] = qform_note
     thickness_note = _unknown_thickness(image, array.shape)
     if thickness_note:
         log.warning("%s: %s", path, thickness_note)
@@ -194,6 +198,27 @@ def _check_voxel_sizes(raw, shape, name) -> None:
         if sizes[axis] > 1 and not (np.isfinite(size) and size > 0):
             raise InputError(f"{name}: voxel size {size:g} along {'ijk'[axis]} (pixdim[{axis + 1}]) in the header; "
                              "the spacing of the voxels is unknown")
+
+
+def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
+    """A note when a NIfTI header's sform and qform (both coded) place the voxels in different places: the sform is
+    used, as nibabel does; a tool that takes the qform shows the input, and the segmentation that copies its header,
+    somewhere else in the world."""
+    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm
+
+    header = image.header
+    if not isinstance(header, nib.Nifti1Header):  # Nifti2Header too
+        return None
+    sform, sform_code = header.get_sform(coded=True)
+    qform, qform_code = header.get_qform(coded=True)
+    if not sform_code or not qform_code:
+        return None
+    scale = _UNIT_MM.get(int(raw_header(image)["xyzt_units"]) & 7, 1.0)
+    shift = grid_displacement_mm(shape, sform, qform) * scale
+    if not shift > grid_tolerance_mm(np.diag([scale, scale, scale, 1.0]) @ sform):
+        return None
+    return (f"the header's sform and qform disagree, placing voxels up to {shift:.3g} mm apart: the sform is used "
+            "(as nibabel does); a tool that reads the qform shows the input, and its segmentation, elsewhere")
 
 
 def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
