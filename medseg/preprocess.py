@@ -97,19 +97,28 @@ RESAMPLE_BYTES_PER_VOXEL = 40
 
 
 def model_space_shape(volume: Volume, pre: dict) -> tuple[int, ...]:
-    """The shape ``volume`` takes in model space (orientation, then spacing), computed from its header."""
+    """The shape ``volume`` takes in model space (orientation, then spacing), computed from its header the way
+    MONAI's ``Orientation`` and ``Spacing`` compute it (with their own functions), so that an oblique or anisotropic
+    grid is predicted to the voxel."""
     import nibabel as nib
+    from monai.data.utils import AFFINE_TOL, affine_to_spacing, compute_shape_offset, zoom_affine
 
-    shape, spacing = volume.shape, volume.spacing_mm
-    source = nib.orientations.io_orientation(volume.affine)  # per input axis: the RAS axis it runs along
+    shape, affine = tuple(int(n) for n in volume.shape), np.asarray(volume.affine, dtype=np.float64)
     if pre.get("orientation"):
         target = nib.orientations.axcodes2ornt(tuple(pre["orientation"]), labels=_RAS_LABELS)
-        axes = [int(np.flatnonzero(source[:, 0] == ras)[0]) for ras in target[:, 0]]
-    else:
-        axes = list(range(len(shape)))
-    wanted = [float(v) if v else 0.0 for v in pre.get("spacing_mm") or []] or [0.0] * len(shape)
-    # MONAI spans the first to the last voxel centre: (n − 1)·s / s' + 1 voxels
-    return tuple(round((shape[i] - 1) * spacing[i] / (wanted[k] or spacing[i])) + 1 for k, i in enumerate(axes))
+        turn = nib.orientations.ornt_transform(nib.io_orientation(affine), target)
+        affine = affine @ nib.orientations.inv_ornt_aff(turn, shape)
+        turned = [0] * len(shape)
+        for axis, (to, _) in enumerate(turn):
+            turned[int(to)] = shape[axis]
+        shape = tuple(turned)
+    wanted = np.array([float(v) if v else 0.0 for v in pre.get("spacing_mm") or []], dtype=np.float64)
+    if not wanted.any():
+        return shape
+    original = affine_to_spacing(affine, len(shape), np.float64)
+    wanted = np.where(np.abs(original - wanted) <= AFFINE_TOL, original, wanted)  # Spacing keeps a spacing this close
+    out_shape, _ = compute_shape_offset(shape, affine, zoom_affine(affine, wanted, diagonal=False), scale_extent=False)
+    return tuple(int(n) for n in out_shape)
 
 
 def check_resampling_size(volume: Volume, pre: dict) -> None:
