@@ -165,6 +165,7 @@ def segment_case(
             case_id=case_id or volume.name,
         )
         timings["metrics_s"] = time.perf_counter() - clock
+        record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
 
     clock = time.perf_counter()
     with atomic_paths(targets, overwrite=overwrite) as temps:

@@ -50,6 +50,7 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
     assert sidecar["inference"]["tiles"] == 8 * 4  # 40x40 slices, 32x32 tiles, 25% overlap: 2x2 tiles per slice
     assert "cpu" in err  # the device is always reported
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    assert "reference" not in sidecar and sidecar["input_info"] == {}
 
 
 def test_missing_file_is_one_line_exit_1(tmp_path, make_package, capsys):
@@ -182,6 +183,8 @@ def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):
     metrics = json.loads((tmp_path / "p_metrics.json").read_text())
     dice = {v["name"]: v["dice"] for v in metrics["labels"].values()}
     assert min(dice.values()) >= 0.9, dice
+    sidecar = json.loads((tmp_path / "p_seg.json").read_text())
+    assert sidecar["reference"] == str(tmp_path / "p_label.nii.gz") and sidecar["timings_s"]["metrics_s"] > 0
     # without --model the demo model is used, and said to be one; naming it silences the note
     note = ("note: no --model given: phantom is the shipped demo model (synthetic shapes only); name yours with "
             "--model (`medseg models` lists the shipped ones)")

@@ -240,6 +240,7 @@ def test_a_2d_image_is_one_slice_and_a_5d_image_with_one_volume_is_3d(tmp_path, 
         labels, sidecar = _segment(tmp_path / f"{name}.nii.gz", package, tmp_path / name)
         np.testing.assert_array_equal(labels.reshape(reference.shape), reference)
         assert sidecar["shape"] == [40, 36, 1]
+        assert sidecar["input_info"]["stored_shape"] == {"slice2d": [40, 36], "five_d": [40, 36, 1, 1, 1]}[name]
         assert np.allclose(nib.load(tmp_path / name / f"{name}_seg.nii.gz").affine, affine)
 
 
@@ -259,7 +260,7 @@ def test_a_slice_without_a_thickness_says_its_ml_assume_1_mm(tmp_path, make_pack
     with caplog.at_level("WARNING"):
         labels, sidecar = _segment(tmp_path / "slice.nii", load_package(make_package()), tmp_path / "out")
     note = "slice thickness unknown (pixdim[3] 0 along k, an axis of one voxel): 1 mm assumed; the volumes in ml rest on it"
-    assert sidecar["input_info"] == {"thickness_note": note}
+    assert sidecar["input_info"] == {"stored_shape": [40, 36], "thickness_note": note}
     assert any(r.getMessage() == f"{tmp_path / 'slice.nii'}: {note}" for r in caplog.records)
     counted = {str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True)) if k}
     assert counted

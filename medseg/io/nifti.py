@@ -87,6 +87,8 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
             raise InputError(f"{path}: intensities up to {peak:.3g} overflow float32; rescale the image")
         raise InputError(f"{path}: the image contains NaN or infinite voxels")
     info = {}
+    if tuple(array.shape) != shape:  # a 2D image, or a 4D / 5D one holding one volume
+        info["stored_shape"] = list(shape)
     if orientation_note:
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
