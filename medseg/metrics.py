@@ -94,7 +94,8 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     values = np.unique(volume.array)
     wrong = values[(values < 0) | (values != np.round(values))]
     if wrong.size:
-        shown = ", ".join(f"{float(v):.9g}" for v in wrong[:3]) + (f" and {wrong.size - 3} more" if wrong.size > 3 else "")
+        shown = ", ".join(f"{float(v):.9g}" for v in wrong[:3])
+        shown += f" and {wrong.size - 3} more" if wrong.size > 3 else ""
         raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds {shown}), given "
                          f"as the {role}")
     if values.max() > MAX_LABEL:

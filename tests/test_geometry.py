@@ -259,7 +259,8 @@ def test_a_slice_without_a_thickness_says_its_ml_assume_1_mm(tmp_path, make_pack
     assert int(nib.load(tmp_path / "slice.nii").header["sform_code"]) == 0
     with caplog.at_level("WARNING"):
         labels, sidecar = _segment(tmp_path / "slice.nii", load_package(make_package()), tmp_path / "out")
-    note = "slice thickness unknown (pixdim[3] 0 along k, an axis of one voxel): 1 mm assumed; the volumes in ml rest on it"
+    note = ("slice thickness unknown (pixdim[3] 0 along k, an axis of one voxel): 1 mm assumed; the volumes in ml "
+            "rest on it")
     assert sidecar["input_info"] == {"stored_shape": [40, 36], "thickness_note": note}
     assert any(r.getMessage() == f"{tmp_path / 'slice.nii'}: {note}" for r in caplog.records)
     counted = {str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True)) if k}
