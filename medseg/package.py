@@ -6,6 +6,7 @@ loaded. Shipped packages live in ``medseg/models/<name>/``; ``--model`` takes a 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -15,18 +16,23 @@ from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, sha256_of
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "CONFIG_NAME",
     "DEFAULT_MODEL",
     "ModelPackage",
     "load_package",
     "load_schema",
     "shipped_models",
+    "unfinished_training",
     "shipped_package_path",
     "save_package",
     "validate_config",
 ]
 
+log = logging.getLogger(__name__)
+
 CONFIG_NAME = "model.json"
+CHECKPOINT_DIR = ".checkpoint"  # `medseg train`'s resumable state, beside the package it writes
 DEFAULT_MODEL = "phantom"
 
 
@@ -52,6 +58,11 @@ def validate_config(config: dict, where: str) -> None:
         at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}")
     arch = config["architecture"]
+    names = [str(name) for name in config["labels"].values()]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # sidecars, metrics and reports name labels: two of one name could not be told apart
+        raise ModelPackageError(f"{where}: label name(s) {', '.join(map(repr, twice))} given to more than one value; "
+                                "each label needs a name of its own")
     values = sorted(int(k) for k in config["labels"])
     if values != list(range(arch["n_classes"])):
         raise ModelPackageError(
@@ -155,6 +166,10 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
     validate_config(config, str(config_path))
     package = ModelPackage(path=path, config=config)
+    unfinished = unfinished_training(path)
+    if unfinished is not None:
+        log.warning("%s: holds an unfinished training run (checkpoint after epoch %d of %d) that will replace this "
+                    "package when it finishes; the package is the earlier run's", path, *unfinished)
     if not package.weights_path.is_file():
         raise ModelPackageError(f"{package.weights_path}: weights file missing")
     if check_hash:
@@ -165,6 +180,20 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                 f"in {CONFIG_NAME}; the file is corrupt or was replaced"
             )
     return package
+
+
+def unfinished_training(folder: Path | str) -> tuple[int, int] | None:
+    """``(epochs done, epochs planned)`` of a training run in ``folder`` that has not finished (its checkpoint is
+    short of the epochs last planned for it); None without a checkpoint, for a finished run, or for a checkpoint
+    from before the plan was recorded. A finished run keeps its checkpoint beside its package (for ``--resume``
+    with more epochs), so a checkpoint alone says nothing."""
+    try:
+        state = json.loads((Path(folder) / CHECKPOINT_DIR / "last.json").read_text())
+        epoch, planned = int(state["epoch"]), state.get("epochs_planned") or [None]
+        planned = None if planned[-1] is None else int(planned[-1])
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+    return (epoch, planned) if planned is not None and epoch < planned else None
 
 
 def shipped_models() -> list[str]:

@@ -32,7 +32,15 @@ from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
 from medseg.numbers import dice_round_text
-from medseg.package import CONFIG_NAME, ModelPackage, load_schema, save_package, validate_config
+from medseg.package import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    ModelPackage,
+    load_schema,
+    save_package,
+    unfinished_training,
+    validate_config,
+)
 from medseg.volume import stem
 
 __all__ = [
@@ -54,7 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = ".checkpoint"
 MAX_TRAINING_LABEL = 255
 
 DEFAULT_TRAINING = {
@@ -94,18 +101,24 @@ def default_training() -> dict:
     return copy.deepcopy(DEFAULT_TRAINING)
 
 
-def default_config(values: list[int], name: str = "model", where: str = "labels") -> dict:
+def default_config(values: list[int] | dict[int, Path], name: str = "model", where: str = "labels") -> dict:
     """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``).
 
     Labels must run 0..N (the package format's rule); the training section holds :data:`DEFAULT_TRAINING`.
-    ``where`` (the labels folder) starts the error message.
+    ``where`` (the labels folder) starts the error message; when ``values`` maps each value to a file holding it
+    (:func:`label_values`), the file with the first value out of the run starts it instead.
     """
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+    files = values if isinstance(values, dict) else {}
     values = sorted(set(int(v) for v in values) | {0})
     if values != list(range(len(values))):
+        beyond = next(v for k, v in enumerate(values) if v != k)
+        first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
+                 f"{where}: label values")
+        advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else ""
         raise TrainingError(
-            f"{where}: label values {values} do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
-            "(background 0), so recode the label files to consecutive values first (a 0/255 mask: 255 -> 1)"
+            f"{first} {values}, which do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
+            f"(background 0), so recode the label files to consecutive values first{advice}"
         )
     return {
         "format": "medseg-model/1",
@@ -122,18 +135,20 @@ def default_config(values: list[int], name: str = "model", where: str = "labels"
     }
 
 
-def label_values(cases: list[TrainCase]) -> list[int]:
-    """The label values found in the cases' label files (for :func:`default_config`)."""
+def label_values(cases: list[TrainCase]) -> dict[int, Path]:
+    """The label values found in the cases' label files, each with the first file holding it, in value order (for
+    :func:`default_config`)."""
     from medseg.io.nifti import read_nifti
 
-    found: set[int] = set()
+    found: dict[int, Path] = {}
     for case in cases:
         values = np.unique(read_nifti(case.label_path, hash_input=False, labels=True).array)
         if not np.all(values == np.round(values)) or values.min() < 0:
             raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
                                 f"{_odd_values(values, negative=True)}")
-        found.update(int(v) for v in values)
-    return sorted(found)
+        for value in values:
+            found.setdefault(int(value), case.label_path)
+    return dict(sorted(found.items()))
 
 
 def _odd_values(values: np.ndarray, negative: bool = False) -> str:
@@ -218,6 +233,10 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     """
+    with contextlib.suppress(OSError):
+        if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
+            raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
+                                "in a folder of their own")
     label_files = _image_files(Path(labels_dir))
     image_files = _image_files(Path(images_dir))
 
@@ -352,6 +371,16 @@ def seeded_split(cases: list[TrainCase], training: dict, where: str = "training 
     return train_, val, described + (f", fold {fold}" if fold else "")
 
 
+def _whole_number_validator(schema: dict):
+    """A JSON Schema validator whose integers are whole numbers written as such: JSON Schema's own ``integer`` also
+    takes 3.0, which ``range()`` refuses, and which a config should not hold for a count."""
+    import jsonschema
+
+    whole = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=whole)(schema)
+
+
 def check_config(config: dict, where: str = "training config") -> dict:
     """Check a training config before any case is read; return its merged training settings.
 
@@ -359,8 +388,6 @@ def check_config(config: dict, where: str = "training config") -> dict:
     ``schemas/training.schema.json`` (types, ranges, no unknown keys, so a misspelt setting is not silently
     ignored). Every problem is a :class:`TrainingError` starting with ``where`` (the config file).
     """
-    import jsonschema
-
     from medseg.errors import ModelPackageError
 
     if not isinstance(config, dict):
@@ -373,7 +400,7 @@ def check_config(config: dict, where: str = "training config") -> dict:
     except ModelPackageError as error:
         raise TrainingError(str(error)) from error
     training = config.get("training", {})
-    errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
+    errors = sorted(_whole_number_validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
         first = errors[0]
@@ -502,6 +529,11 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         if checkpoint and epoch is None and not overwrite:
             raise OutputExistsError(f"{out_dir}: holds a checkpoint whose record {CHECKPOINT_DIR}/last.json cannot "
                                     "be read; pass --overwrite to start again")
+        unfinished = unfinished_training(out_dir) if package else None
+        if unfinished is not None and not (overwrite or resume):  # an --overwrite run stopped before it finished
+            raise OutputExistsError(f"{out_dir}: holds a model package and an unfinished training run that would "
+                                    f"replace it (checkpoint after epoch {unfinished[0]} of {unfinished[1]}); pass "
+                                    "--resume to finish that run or --overwrite to start again")
         if package and not (overwrite or resume):
             raise OutputExistsError(f"{out_dir}: holds a model package already; pass --overwrite or --resume")
         # a training folder (package or checkpoint) may hold the user's notes beside it; any other folder is refused
@@ -579,10 +611,7 @@ def _checkpoint_record(meta: Path) -> dict:
         raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
     import jsonschema
 
-    # an integer here is a Python int: JSON Schema's integer also takes 3.0, which range() refuses
-    whole = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
-    validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=whole)(CHECKPOINT_SCHEMA)
+    validator = _whole_number_validator(CHECKPOINT_SCHEMA)
     missing = [k for k in CHECKPOINT_SCHEMA["required"] if k not in state] if isinstance(state, dict) else []
     error = jsonschema.exceptions.best_match(validator.iter_errors(state))
     if missing or error is not None:
@@ -689,10 +718,11 @@ def train(
              "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])]}
     best_state = None
     if resume:
-        check_resume(out_dir, config, val_ids, val_split)
+        check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         _check_same_data(out_dir, state.get("data_sha256"), data)
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
+        state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word
         state["config"] = started_with
         planned = state.setdefault("epochs_planned", [None])  # None: a checkpoint from before they were recorded
         if not planned or planned[-1] != int(settings["epochs"]):  # an extended run: its schedule changed midway
@@ -720,8 +750,11 @@ def train(
         lr = _learning_rate(settings, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        losses = _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context,
-                              device, ema, epoch)
+        try:
+            losses = _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context,
+                                  device, ema, epoch)
+        except TrainingError as error:  # a loss gone non-finite: named with the run it stopped
+            raise TrainingError(f"{out_dir}: {error}") from error
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
                   "torch_threads": torch.get_num_threads(), "device": device}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
@@ -790,9 +823,25 @@ def train(
     package_config.pop("weights")
     card = model_card(package_config)
     try:
-        return save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
+        package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
+        # the checkpoint says which package it made: a finished run resumed again has nothing left to do
+        _, meta = _checkpoint_paths(out_dir)
+        with atomic_paths([meta], overwrite=True) as (temp,):
+            temp.write_text(json.dumps({**json.loads(meta.read_text()), "package_sha256": package.sha256}, indent=1))
     except OSError as error:
         raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
+    return package
+
+
+def packaged(out_dir: Path | str) -> bool:
+    """Whether the package in ``out_dir`` is the one its checkpoint's run made when it finished."""
+    out_dir = Path(out_dir)
+    try:
+        made = json.loads(_checkpoint_paths(out_dir)[1].read_text()).get("package_sha256")
+        recorded = json.loads((out_dir / CONFIG_NAME).read_text())["weights"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return made is not None and made == recorded
 
 
 def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
@@ -810,7 +859,8 @@ def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases:
     in_training = present(train_cases)
     if not in_training - {0}:
         raise TrainingError(f"{train_cases[0].label_path.parent}: no training label image holds any foreground "
-                            f"(all {len(train_cases)} are background only); there is nothing to learn")
+                            f"(those of all {len(train_cases)} training cases are background only); there is nothing "
+                            "to learn")
     for value, name in declared.items():
         if value not in in_training:
             log.warning("label %d %r appears in no training case: the network cannot learn it", value, name)
@@ -837,9 +887,11 @@ def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
                             "the files it was started with, or start again with --overwrite")
 
 
-def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_split: str = "") -> None:
-    """Refuse to resume the checkpoint in ``out_dir`` with other validation cases or other settings than it was
-    started with (only the epoch count may change); call before reading the cases to fail early."""
+def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_split: str = "",
+                 case_ids: list[str] | None = None) -> None:
+    """Refuse to resume the checkpoint in ``out_dir`` with other cases (``case_ids``, all of them, when given), other
+    validation cases or other settings than it was started with (only the epoch count may change); call before
+    reading the cases to fail early."""
     out_dir = Path(out_dir)
     settings = check_config(config)
     package_config = {k: v for k, v in config.items() if k != "training"}
@@ -852,6 +904,10 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     if int(settings["epochs"]) < done:
         raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "
                             "asked for (--epochs / training.epochs); ask for at least as many")
+    trained_on = recorded.get("data_sha256")
+    if case_ids is not None and isinstance(trained_on, dict) and set(trained_on) != set(case_ids):
+        # an added or removed case also moves the seeded split: named as what it is, not as a split setting
+        _check_same_data(out_dir, dict.fromkeys(trained_on, []), dict.fromkeys(case_ids, []))
     if recorded.get("val_cases", val_ids) != val_ids:
         raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
                             f"({val_split or 'another split'} now); resume with the split settings it was started with")

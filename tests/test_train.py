@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -239,8 +240,8 @@ def test_training_labels_without_foreground_are_refused_and_missing_labels_named
     cases = load_cases(pair_cases(*tiny_set), config)
     for case in cases:
         case.label = torch.zeros_like(case.label)
-    with pytest.raises(TrainingError, match=r"no training label image holds any foreground \(all 4 are background "
-                                            r"only\); there is nothing to learn"):
+    with pytest.raises(TrainingError, match=r"no training label image holds any foreground \(those of all 4 training "
+                                            r"cases are background only\); there is nothing to learn"):
         train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     assert not (tmp_path / "model").exists()
     cases = load_cases(pair_cases(*tiny_set), config)
@@ -417,6 +418,9 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
     if kind == "shape mismatch":
         _write(labels / "a.nii.gz", label[:, :, :5])
         return images, labels, str(labels / "a.nii.gz")
+    if kind == "one folder for both":  # each image was its own label: "label values are not whole numbers"
+        _write(images / "a_seg.nii.gz", label)
+        return images, images, str(images)
     if kind == "overflowing intensities":  # finite as stored, infinite once normalised
         _write(images / "a.nii.gz", np.where(image > 0, 3e38, -3e38).astype(np.float32))
         return images, labels, str(images / "a.nii.gz")
@@ -429,6 +433,8 @@ BAD = {
     "undeclared label": "label values [7] are not declared",
     "fractional label": "label values are not whole numbers, found 1.5",
     "shape mismatch": "shape (16, 16, 5) differs from its image's (16, 16, 6)",
+    "one folder for both": ("given as both the images and the labels folder; put the label files in a folder of "
+                            "their own"),
     "overflowing intensities": "preprocessing gave non-finite values (intensities up to 3e+38 overflow float32)",
 }
 
@@ -496,14 +502,19 @@ def test_default_config_declares_the_labels_found(tiny_set):
     from medseg.train import default_config, label_values
 
     values = label_values(pair_cases(*tiny_set))
-    assert values == [0, 1, 2, 3]
+    assert list(values) == [0, 1, 2, 3] and values[3] == tiny_set[1] / "case0.nii.gz"
     config = default_config(values, name="my model")
     assert config["name"] == "my_model"
     assert config["labels"] == {"0": "background", "1": "label_1", "2": "label_2", "3": "label_3"}
     package_fields = {k: v for k, v in config.items() if k != "training"}
     validate_config({**package_fields, "weights": {"file": "w.safetensors", "sha256": "0" * 64}}, "default")
-    with pytest.raises(TrainingError, match=r"label values \[0, 2\] do not run 0..1"):
+    with pytest.raises(TrainingError, match=r"^labels: label values \[0, 2\], which do not run 0..1; "):
         default_config([0, 2])
+    # found in files, the first file with a value out of the run is named; the 0/255 advice only where it fits
+    with pytest.raises(TrainingError, match=r"^b.nii.gz: label value 255; the label files in lab hold "
+                                            r"\[0, 1, 2, 255\], which do not run 0..3; .* consecutive values first$"):
+        default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 2: Path("a.nii.gz"), 255: Path("b.nii.gz")},
+                       where="lab")
 
 
 def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys, config_file):
@@ -567,6 +578,9 @@ BAD_CONFIGS = {
     "text for a number": (lambda c: c["training"].update(epochs="two"),
                           "training.epochs: 'two' is not of type 'integer'"),
     "fractional count": (lambda c: c["training"].update(epochs=2.7), "training.epochs: 2.7 is not of type 'integer'"),
+    "whole count as a float": (lambda c: c["training"].update(seed=1.0), "training.seed: 1.0 is not of type 'integer'"),
+    "one label name twice": (lambda c: c["labels"].update({"2": c["labels"]["1"]}),
+                             "given to more than one value; each label needs a name of its own"),
     "gamma not a range": (lambda c: c["training"]["augment"].update(gamma=1.2),
                           "training.augment.gamma: 1.2 is not of type 'array', 'null'"),
     "short patch": (lambda c: c["training"].update(patch_size=[32]), "training.patch_size: [32] is too short"),
@@ -695,6 +709,13 @@ def test_resume_beside_a_stray_file_an_unreadable_record_and_epoch_counts(tiny_s
         "training.epochs); ask for at least as many")
 
 
+def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path, capsys, config_file):
+    """It was refused as "<config>: training.seed: -1 is less than the minimum of 0", blaming the config file."""
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--seed", "-1")) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--seed': -1 is not in the range x>=0" in err and str(config_file) not in err
+
+
 def test_a_loss_that_becomes_nan_stops_training_with_one_line(tiny_set, tmp_path, capsys, config_file, monkeypatch):
     from monai.losses import DiceCELoss
 
@@ -703,8 +724,9 @@ def test_a_loss_that_becomes_nan_stops_training_with_one_line(tiny_set, tmp_path
     out = tmp_path / "model"
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == ("medseg: error: the loss became nan at step 1 of epoch 1; lower training.learning_rate or "
-                       "check the images' intensities (no epoch finished, nothing was written)")
+    assert err[-1] == (f"medseg: error: {out}: the loss became nan at step 1 of epoch 1; lower "
+                       "training.learning_rate or check the images' intensities (no epoch finished, nothing was "
+                       "written)")
     assert not (out / "model.json").exists() and not any("requires_grad" in line for line in err)
 
 
@@ -772,9 +794,9 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
 def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():
     from medseg.train import default_config
 
-    with pytest.raises(TrainingError, match=r"labels: label values \[0, 255\] do not run 0..1; a model's labels must "
-                                            r"be 0..N-1 \(background 0\), so recode the label files to consecutive "
-                                            r"values first \(a 0/255 mask: 255 -> 1\)"):
+    with pytest.raises(TrainingError, match=r"labels: label values \[0, 255\], which do not run 0..1; a model's "
+                                            r"labels must be 0..N-1 \(background 0\), so recode the label files to "
+                                            r"consecutive values first \(a 0/255 mask: 255 -> 1\)"):
         default_config([0, 255])
 
 
@@ -811,6 +833,25 @@ def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, ca
         f"medseg: error: {out}: the checkpoint was trained on other data (changed: case4); resume with the files it "
         "was started with, or start again with --overwrite")
     (labels / "case4.nii.gz").write_bytes((tiny_set[1] / "case4.nii.gz").read_bytes())
+    # a case added or taken away is named as such; it was blamed on the split settings, since it moves the split
+    import shutil
+
+    for folder in (images, labels):
+        shutil.copy(folder / "case4.nii.gz", folder / "case9.nii.gz")
+    assert _exit_code(args + ["--resume"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out}: the checkpoint was trained on other data (added: case9); resume with the files it "
+        "was started with, or start again with --overwrite")
+    for folder in (images, labels):
+        (folder / "case9.nii.gz").unlink()
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for folder, name in ((images, "i.nii.gz"), (labels, "l.nii.gz")):
+        shutil.move(folder / "case0.nii.gz", aside / name)
+    assert _exit_code(args + ["--resume"]) == 1
+    assert "the checkpoint was trained on other data (removed: case0)" in capsys.readouterr().err
+    for folder, name in ((images, "i.nii.gz"), (labels, "l.nii.gz")):
+        shutil.move(aside / name, folder / "case0.nii.gz")
     assert _exit_code(args + ["--resume", "--overwrite"]) == 2
     assert "--resume continues the checkpoint and --overwrite starts again: choose one" in capsys.readouterr().err
     assert _exit_code(args + ["--resume"]) == 0
@@ -898,6 +939,21 @@ def test_what_infer_refuses_is_refused_before_training(tmp_path, capsys):
     assert not any("Traceback" in line for line in err) and not (tmp_path / "model").exists()
 
 
+@contextlib.contextmanager
+def _caught_warnings(name):
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
 def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_set, tmp_path, capsys,
                                                                           config_file, monkeypatch):
     """After --overwrite an interrupted run pointed at the replaced run's checkpoint (whose --resume was then
@@ -909,10 +965,37 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
     assert _exit_code(args + ["--epochs", "3"]) == 0
     capsys.readouterr()
     assert _interrupted_in_second_epoch(args + ["--overwrite", "--seed", "5"], monkeypatch) == 130
-    assert f"{out}: checkpoint after epoch 1 kept" in capsys.readouterr().err
+    assert (f"{out}: checkpoint after epoch 1 kept; run the same command with --resume instead of --overwrite to "
+            "continue; until it finishes, the package in the folder is the earlier run's") in capsys.readouterr().err
     state = json.loads((out / ".checkpoint" / "last.json").read_text())
     assert state["epoch"] == 1 and state["config"]["training"]["seed"] == 5
+    # the package and the unfinished run that would replace it are both named, not the package alone
+    assert _exit_code(args + ["--seed", "5"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"medseg: error: {out}: holds a model package and an unfinished training run that would replace it "
+        "(checkpoint after epoch 1 of 2); pass --resume to finish that run or --overwrite to start again"]
+    import logging
+
+    from medseg.package import load_package
+
+    with _caught_warnings("medseg.package") as records:
+        assert load_package(out).config["training"]["settings"]["seed"] != 5  # still the earlier run's
+    assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
+        f"{out}: holds an unfinished training run (checkpoint after epoch 1 of 2) that will replace this package "
+        "when it finishes; the package is the earlier run's"]
     assert _exit_code(args + ["--seed", "5", "--resume"]) == 0
+    with _caught_warnings("medseg.package") as records:
+        load_package(out)
+    assert records == []  # finished: its checkpoint stays beside the package without a word
+    # resumed again, a finished run has nothing to train: the package is not rewritten with this session's threads
+    written = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert _exit_code(args + ["--seed", "5", "--resume", "--threads", "2"]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"{out}: the run has finished its 2 epochs and its package is written; nothing to train (give --epochs with "
+        "more to extend it)")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == written
+    torch.set_num_threads(1)
     assert json.loads((out / "model.json").read_text())["training"]["settings"]["seed"] == 5
 
     # a run without -c is named after its folder (default_config(name=output.name)); moved, its name differs from

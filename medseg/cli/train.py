@@ -19,7 +19,7 @@ from medseg.cli.options import device_form
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=click.IntRange(0), default=None,
               help="Override training.seed. Without training.split_seed in the config it also draws the validation "
                    "split, so figures of different seeds come from different validation cases.")
 @click.option("--fold", type=click.IntRange(0), default=None,
@@ -40,7 +40,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     """
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
-    from medseg.package import shipped_package_path
+    from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.train import (
         check_config,
         check_output_folder,
@@ -50,6 +50,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         default_config,
         label_values,
         load_cases,
+        packaged,
         pair_cases,
         read_config,
         seeded_split,
@@ -70,10 +71,17 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
                                 overrides)
         check_config(config, "default config")
     where = str(config_path) if config_path is not None else "default config"
-    _, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
+    fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)
     if resume:
-        check_resume(output, config, [case.case_id for case in val], described)
+        check_resume(output, config, [case.case_id for case in val], described,
+                     [case.case_id for case in [*fit, *val]])
+        epochs = int(config["training"].get("epochs", 0))
+        if packaged(output) and checkpoint_epoch(output) == epochs:
+            # finished, and packaged: rewriting the package would only re-record this session's threads and times
+            click.echo(f"{output}: the run has finished its {epochs} epochs and its package is written; nothing to "
+                       "train (give --epochs with more to extend it)", err=True)
+            return 0
     choice = resolve_device(device)
     if threads is not None:
         import torch
@@ -110,8 +118,11 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     except KeyboardInterrupt:
         done = checkpoint_epoch(output)
         if done is not None and (resume or checkpoint_stamp(output) != before):
-            click.echo(f"{output}: checkpoint after epoch {done} kept; run the same command with --resume to "
-                       "continue", err=True)
+            again = "with --resume instead of --overwrite" if overwrite else "with --resume"
+            earlier = ("; until it finishes, the package in the folder is the earlier run's"
+                       if (output / CONFIG_NAME).is_file() else "")
+            click.echo(f"{output}: checkpoint after epoch {done} kept; run the same command {again} to continue"
+                       f"{earlier}", err=True)
         elif done is not None:  # --overwrite stopped before its first epoch ended: the replaced run is untouched
             click.echo(f"{output}: stopped before this run's first checkpoint; the folder holds the run it was to "
                        "replace, as before", err=True)
