@@ -47,6 +47,7 @@ __all__ = [
     "METRICS_SCHEMA",
     "SURFACE_DEFINITION",
     "check_same_grid",
+    "odd_values",
     "evaluate_files",
     "evaluate_volumes",
     "grid_displacement_mm",
@@ -92,12 +93,9 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
 
     volume = read_nifti(path, hash_input=False, labels=True)
     values = np.unique(volume.array)
-    wrong = values[(values < 0) | (values != np.round(values))]
-    if wrong.size:
-        shown = ", ".join(f"{float(v):.9g}" for v in wrong[:3])
-        shown += f" and {wrong.size - 3} more" if wrong.size > 3 else ""
-        raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds {shown}), given "
-                         f"as the {role}")
+    if np.any((values < 0) | (values != np.round(values))):
+        raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds "
+                         f"{odd_values(values, negative=True)}), given as the {role}")
     if values.max() > MAX_LABEL:
         raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
                          "can tell apart from its neighbours")
@@ -108,6 +106,14 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     if volume.array.dtype.kind == "f":
         volume.array = volume.array.astype(np.int64)
     return volume
+
+
+def odd_values(values: np.ndarray, negative: bool = False) -> str:
+    """The first few of ``values`` that are no label values (not whole, or with ``negative`` below zero), for an
+    error message."""
+    odd = values[(values != np.round(values)) | ((values < 0) if negative else False)]
+    shown = ", ".join(f"{float(v):.9g}" for v in odd[:3])
+    return shown + (f" … ({len(odd)} values)" if len(odd) > 3 else "")
 
 
 def grid_displacement_mm(shape: tuple[int, ...], affine_a: np.ndarray, affine_b: np.ndarray) -> float:

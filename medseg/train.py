@@ -31,6 +31,7 @@ from medseg.errors import OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
+from medseg.metrics import odd_values
 from medseg.numbers import dice_round_text
 from medseg.package import (
     CHECKPOINT_DIR,
@@ -145,17 +146,10 @@ def label_values(cases: list[TrainCase]) -> dict[int, Path]:
         values = np.unique(read_nifti(case.label_path, hash_input=False, labels=True).array)
         if not np.all(values == np.round(values)) or values.min() < 0:
             raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
-                                f"{_odd_values(values, negative=True)}")
+                                f"{odd_values(values, negative=True)}")
         for value in values:
             found.setdefault(int(value), case.label_path)
     return dict(sorted(found.items()))
-
-
-def _odd_values(values: np.ndarray, negative: bool = False) -> str:
-    """The first few label values that are not whole (or negative), for an error message."""
-    odd = values[(values != np.round(values)) | ((values < 0) if negative else False)]
-    shown = ", ".join(f"{float(v):.9g}" for v in odd[:3])
-    return shown + (f" … ({len(odd)} values)" if len(odd) > 3 else "")
 
 
 def read_config(path: Path | str) -> dict:
@@ -313,7 +307,7 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
             raise TrainingError(f"{case.label_path}: affine differs from its image's ({case.image_path})")
         values = np.unique(label.array)
         if not np.all(values == np.round(values)):
-            raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {_odd_values(values)}")
+            raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}")
         unknown = sorted(set(int(v) for v in values) - declared)
         if unknown:
             raise TrainingError(

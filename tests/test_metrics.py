@@ -420,7 +420,7 @@ def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
                                          r"it holds -3, 1.0000001\), given as the reference$"):
         evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "noisy.nii.gz")
     nib.save(nib.Nifti1Image(np.arange(64, dtype=np.float64).reshape(4, 4, 4) / 3, np.eye(4)), tmp_path / "ramp.nii.gz")
-    with pytest.raises(InputError, match=r"it holds 0.333333333, 0.666666667, 1.33333333 and 39 more\)"):
+    with pytest.raises(InputError, match=r"it holds 0.333333333, 0.666666667, 1.33333333 … \(42 values\)\)"):
         read_reference(tmp_path / "ramp.nii.gz")
     # default label names are the values present in either image
     result = evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz")
