@@ -58,11 +58,6 @@ def validate_config(config: dict, where: str) -> None:
         at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}")
     arch = config["architecture"]
-    names = [str(name) for name in config["labels"].values()]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:  # sidecars, metrics and reports name labels: two of one name could not be told apart
-        raise ModelPackageError(f"{where}: label name(s) {', '.join(map(repr, twice))} given to more than one value; "
-                                "each label needs a name of its own")
     values = sorted(int(k) for k in config["labels"])
     if values != list(range(arch["n_classes"])):
         raise ModelPackageError(
@@ -169,7 +164,7 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     unfinished = unfinished_training(path)
     if unfinished is not None:
         log.warning("%s: holds an unfinished training run (checkpoint after epoch %d of %d) that will replace this "
-                    "package when it finishes; the package is the earlier run's", path, *unfinished)
+                    "package when it finishes; until then the package is the one written before it", path, *unfinished)
     if not package.weights_path.is_file():
         raise ModelPackageError(f"{package.weights_path}: weights file missing")
     if check_hash:

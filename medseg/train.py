@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from medseg.augment import SliceAugment
-from medseg.errors import OutputExistsError, TrainingError
+from medseg.errors import MedsegError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
@@ -37,6 +37,7 @@ from medseg.package import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
     ModelPackage,
+    load_package,
     load_schema,
     save_package,
     unfinished_training,
@@ -365,16 +366,6 @@ def seeded_split(cases: list[TrainCase], training: dict, where: str = "training 
     return train_, val, described + (f", fold {fold}" if fold else "")
 
 
-def _whole_number_validator(schema: dict):
-    """A JSON Schema validator whose integers are whole numbers written as such: JSON Schema's own ``integer`` also
-    takes 3.0, which ``range()`` refuses, and which a config should not hold for a count."""
-    import jsonschema
-
-    whole = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
-    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=whole)(schema)
-
-
 def check_config(config: dict, where: str = "training config") -> dict:
     """Check a training config before any case is read; return its merged training settings.
 
@@ -394,7 +385,9 @@ def check_config(config: dict, where: str = "training config") -> dict:
     except ModelPackageError as error:
         raise TrainingError(str(error)) from error
     training = config.get("training", {})
-    errors = sorted(_whole_number_validator(load_schema("training")).iter_errors(training),
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
         first = errors[0]
@@ -403,6 +396,11 @@ def check_config(config: dict, where: str = "training config") -> dict:
         if first.validator == "additionalProperties":
             message = message.replace("Additional properties are not allowed", "unknown setting(s)")
         raise TrainingError(f"{where}: {at}: {message}")
+    names = [str(name) for name in config["labels"].values()]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # sidecars, metrics and reports name labels: two of one name could not be told apart
+        raise TrainingError(f"{where}: label name(s) {', '.join(map(repr, twice))} given to more than one value; "
+                            "each label needs a name of its own")
     settings = {**default_training(), **training}
     settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
     largest = max(int(k) for k in config["labels"])
@@ -605,7 +603,10 @@ def _checkpoint_record(meta: Path) -> dict:
         raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
     import jsonschema
 
-    validator = _whole_number_validator(CHECKPOINT_SCHEMA)
+    # an integer here is a Python int: JSON Schema's integer also takes 3.0, which range() refuses
+    whole = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=whole)(CHECKPOINT_SCHEMA)
     missing = [k for k in CHECKPOINT_SCHEMA["required"] if k not in state] if isinstance(state, dict) else []
     error = jsonschema.exceptions.best_match(validator.iter_errors(state))
     if missing or error is not None:
@@ -715,6 +716,9 @@ def train(
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         _check_same_data(out_dir, state.get("data_sha256"), data)
+        if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
+            log.info("%s: the run has finished its %s epochs; its package is kept", out_dir, settings["epochs"])
+            return load_package(out_dir)
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
         state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word
         state["config"] = started_with
@@ -827,15 +831,19 @@ def train(
     return package
 
 
-def packaged(out_dir: Path | str) -> bool:
-    """Whether the package in ``out_dir`` is the one its checkpoint's run made when it finished."""
+def finished_package(out_dir: Path | str, epochs: int) -> bool:
+    """Whether ``out_dir`` holds a run that has finished ``epochs`` epochs and the package it then wrote, intact
+    (its config valid, its weights matching their recorded SHA-256, its card present): resuming it has nothing to
+    do. A package deleted, damaged or replaced since is made again from the checkpoint."""
     out_dir = Path(out_dir)
+    if checkpoint_epoch(out_dir) != epochs or not (out_dir / "MODEL_CARD.md").is_file():
+        return False
     try:
         made = json.loads(_checkpoint_paths(out_dir)[1].read_text()).get("package_sha256")
-        recorded = json.loads((out_dir / CONFIG_NAME).read_text())["weights"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        package = load_package(out_dir)
+    except (OSError, ValueError, AttributeError, MedsegError):
         return False
-    return made is not None and made == recorded
+    return made is not None and made == package.sha256
 
 
 def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:

@@ -201,6 +201,42 @@ def test_a_pairs_content_hash_covers_header_and_image(tmp_path):
     assert path_signature(tmp_path / "b.nii.gz") == "missing"
     nib.save(nib.Nifti1Image(first, np.eye(4)), tmp_path / "single.nii.gz")
     assert read_nifti(tmp_path / "single.nii.gz").source_sha256 == sha256_of(tmp_path / "single.nii.gz")
+    # a .mat beside a NIfTI pair is not read, so it is not hashed; an SPM Analyze image's .mat is
+    digest = read_nifti(tmp_path / "b.hdr").source_sha256
+    (tmp_path / "b.mat").write_bytes(b"someone's MATLAB data")
+    assert read_nifti(tmp_path / "b.hdr").source_sha256 == digest
+    import scipy.io
+
+    nib.save(nib.AnalyzeImage(first, np.eye(4)), tmp_path / "spm.img")
+    scipy.io.savemat(tmp_path / "spm.mat", {"mat": np.diag([2.0, 2.0, 2.0, 1.0])})
+    files = [tmp_path / f"spm.{ext}" for ext in ("hdr", "img", "mat")]
+    assert read_nifti(tmp_path / "spm.hdr").source_sha256 == sha256_of(files)
+
+
+def test_gzip_streams_are_checked_in_the_one_pass_that_reads_them(tmp_path, caplog):
+    """The checksum check had decompressed every .nii.gz a second time (3.5–4.5 s against 2.1–2.5 s for a 112 MB
+    file), and refused a file with bytes after its stream, which gunzip reads with a warning."""
+    from unittest import mock
+
+    array = make_phantom((24, 20, 6), seed=3).image
+    nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "one.nii.gz")
+    raw = gzip.decompress((tmp_path / "one.nii.gz").read_bytes())
+    (tmp_path / "two.nii.gz").write_bytes(gzip.compress(raw[:500]) + gzip.compress(raw[500:]) + b"trailing bytes")
+    opened = []
+    real_open = gzip.open
+
+    def counting(*args, **kwargs):
+        opened.append(str(args[0]))
+        return real_open(*args, **kwargs)
+
+    with mock.patch.object(gzip, "open", counting), caplog.at_level("WARNING"):
+        volume = read_nifti(tmp_path / "two.nii.gz")
+    np.testing.assert_array_equal(volume.array, array)
+    # one decompressing pass, medseg's own, that nibabel reads the voxels through (nibabel's own opener reads the
+    # header only)
+    assert opened == [str(tmp_path / "two.nii.gz")]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'two.nii.gz'}: bytes after the end of the gzip stream ignored"]
 
 
 def test_an_uncompressed_label_file_is_read_into_memory_not_mapped(tmp_path):

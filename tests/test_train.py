@@ -578,7 +578,6 @@ BAD_CONFIGS = {
     "text for a number": (lambda c: c["training"].update(epochs="two"),
                           "training.epochs: 'two' is not of type 'integer'"),
     "fractional count": (lambda c: c["training"].update(epochs=2.7), "training.epochs: 2.7 is not of type 'integer'"),
-    "whole count as a float": (lambda c: c["training"].update(seed=1.0), "training.seed: 1.0 is not of type 'integer'"),
     "one label name twice": (lambda c: c["labels"].update({"2": c["labels"]["1"]}),
                              "given to more than one value; each label needs a name of its own"),
     "gamma not a range": (lambda c: c["training"]["augment"].update(gamma=1.2),
@@ -966,7 +965,8 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
     capsys.readouterr()
     assert _interrupted_in_second_epoch(args + ["--overwrite", "--seed", "5"], monkeypatch) == 130
     assert (f"{out}: checkpoint after epoch 1 kept; run the same command with --resume instead of --overwrite to "
-            "continue; until it finishes, the package in the folder is the earlier run's") in capsys.readouterr().err
+            "continue; until it finishes, the package in the folder is the one written before it"
+            ) in capsys.readouterr().err
     state = json.loads((out / ".checkpoint" / "last.json").read_text())
     assert state["epoch"] == 1 and state["config"]["training"]["seed"] == 5
     # the package and the unfinished run that would replace it are both named, not the package alone
@@ -982,7 +982,7 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
         assert load_package(out).config["training"]["settings"]["seed"] != 5  # still the earlier run's
     assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
         f"{out}: holds an unfinished training run (checkpoint after epoch 1 of 2) that will replace this package "
-        "when it finishes; the package is the earlier run's"]
+        "when it finishes; until then the package is the one written before it"]
     assert _exit_code(args + ["--seed", "5", "--resume"]) == 0
     with _caught_warnings("medseg.package") as records:
         load_package(out)
@@ -992,10 +992,33 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
     capsys.readouterr()
     assert _exit_code(args + ["--seed", "5", "--resume", "--threads", "2"]) == 0
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"{out}: the run has finished its 2 epochs and its package is written; nothing to train (give --epochs with "
-        "more to extend it)")
+        f"{out}: the run had finished its 2 epochs and its package is intact; nothing to train, the package is kept "
+        "as it was (give --epochs with more to extend it)")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == written
     torch.set_num_threads(1)
+    # but the data are still checked, and a package deleted or damaged since is made again from the checkpoint
+    label = nib.load(tiny_set[1] / "case4.nii.gz")
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny_set[1], changed)
+    nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), changed / "case4.nii.gz")
+    assert _exit_code(_train_cli(tiny_set[0], changed, out, "-c", str(config_file), "--seed", "5", "--resume")) == 1
+    assert "the checkpoint was trained on other data (changed: case4)" in capsys.readouterr().err
+    for damage in ("weights.safetensors", "MODEL_CARD.md"):
+        (out / damage).unlink()
+        assert _exit_code(args + ["--seed", "5", "--resume"]) == 0
+        assert capsys.readouterr().out.startswith(f"wrote {out}")
+        assert (out / "weights.safetensors").read_bytes() == written["weights.safetensors"]  # the same best epoch
+        assert (out / "MODEL_CARD.md").is_file()
+    # a config without training.epochs resumes on the default count (it read 0 there and rewrote the package)
+    config = json.loads(config_file.read_text())
+    del config["training"]["epochs"]
+    config["training"].update(steps_per_epoch=1, batch_size=2, val_every=50)
+    (tmp_path / "no_epochs.json").write_text(json.dumps(config))
+    default_count = _train_cli(*tiny_set, tmp_path / "default_count", "-c", str(tmp_path / "no_epochs.json"))
+    assert _exit_code(default_count) == 0
+    capsys.readouterr()
+    assert _exit_code(default_count + ["--resume"]) == 0
+    assert f"{tmp_path / 'default_count'}: the run had finished its 20 epochs" in capsys.readouterr().err
     assert json.loads((out / "model.json").read_text())["training"]["settings"]["seed"] == 5
 
     # a run without -c is named after its folder (default_config(name=output.name)); moved, its name differs from

@@ -48,9 +48,9 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         checkpoint_epoch,
         checkpoint_stamp,
         default_config,
+        finished_package,
         label_values,
         load_cases,
-        packaged,
         pair_cases,
         read_config,
         seeded_split,
@@ -64,24 +64,21 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("fold", fold)) if v is not None}
     if config_path is not None:
         config = with_overrides(read_config(config_path), overrides)
-        check_config(config, str(config_path))
+        settings = check_config(config, str(config_path))
     pairs = pair_cases(images, labels)
     if config_path is None:
         config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels)),
                                 overrides)
-        check_config(config, "default config")
+        settings = check_config(config, "default config")
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)
+    planned = int(settings["epochs"])
+    # a finished run whose package is intact: training checks the data and keeps the package as it is
+    finished = resume and finished_package(output, planned)
     if resume:
         check_resume(output, config, [case.case_id for case in val], described,
                      [case.case_id for case in [*fit, *val]])
-        epochs = int(config["training"].get("epochs", 0))
-        if packaged(output) and checkpoint_epoch(output) == epochs:
-            # finished, and packaged: rewriting the package would only re-record this session's threads and times
-            click.echo(f"{output}: the run has finished its {epochs} epochs and its package is written; nothing to "
-                       "train (give --epochs with more to extend it)", err=True)
-            return 0
     choice = resolve_device(device)
     if threads is not None:
         import torch
@@ -119,7 +116,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         done = checkpoint_epoch(output)
         if done is not None and (resume or checkpoint_stamp(output) != before):
             again = "with --resume instead of --overwrite" if overwrite else "with --resume"
-            earlier = ("; until it finishes, the package in the folder is the earlier run's"
+            earlier = ("; until it finishes, the package in the folder is the one written before it"
                        if (output / CONFIG_NAME).is_file() else "")
             click.echo(f"{output}: checkpoint after epoch {done} kept; run the same command {again} to continue"
                        f"{earlier}", err=True)
@@ -128,6 +125,10 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
                        "replace, as before", err=True)
         raise
     t = package.config["training"]
+    if finished:
+        click.echo(f"{output}: the run had finished its {planned} epochs and its package is intact; nothing to train, "
+                   "the package is kept as it was (give --epochs with more to extend it)", err=True)
+        return 0
     if t.get("val_mean_dice") is None and t.get("val_cases"):
         click.echo(f"wrote {output} (epoch {t['best_epoch']}; no label could be scored in the "
                    f"{len(t['val_cases'])} validation case(s))")

@@ -14,7 +14,6 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
-from medseg.io.pairs import image_files
 from medseg.volume import Volume
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
@@ -39,38 +38,40 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
         image = nib.load(str(path), mmap=False)
+        streams = _CheckedStreams(image)
     except nib.filebasedimages.ImageFileError as error:
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
         raise ImageReadError(f"{path}: cannot read header ({_short(error)})") from error
-    files = image_files(path)
-    for file in files:
-        _check_compressed(file)
-    try:
-        dtype = np.dtype(image.get_data_dtype())
-        shape = tuple(int(n) for n in image.shape)
-    except (TypeError, ValueError, HeaderDataError) as error:
-        raise ImageReadError(f"{path}: corrupt header ({_short(error)})") from error
-    if dtype.kind not in "biuf":
-        kind = "RGB or other multi-value" if dtype.fields else "complex" if dtype.kind == "c" else "non-numeric"
-        raise InputError(f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per voxel)")
-    if any(n < 0 for n in shape):
-        raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
-    if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
-        raise InputError(f"{path}: empty volume of shape {shape}")
-    as_stored = labels and dtype.kind in "biu" and _unscaled(image)
-    out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
-    try:
-        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an overflowing cast is refused below, in one line
-            array = np.asarray(image.dataobj) if as_stored else image.get_fdata(dtype=out_dtype)
-    except MemoryError as error:
-        gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
-        raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
-                             "the header is corrupt or the image too large") from error
-    except (OSError, EOFError, zlib.error, ValueError, OverflowError, TypeError) as error:
-        raise ImageReadError(f"{path}: truncated or corrupt image data ({_short(error)})") from error
+    with streams:
+        image = streams.image
+        try:
+            dtype = np.dtype(image.get_data_dtype())
+            shape = tuple(int(n) for n in image.shape)
+        except (TypeError, ValueError, HeaderDataError) as error:
+            raise ImageReadError(f"{path}: corrupt header ({_short(error)})") from error
+        if dtype.kind not in "biuf":
+            kind = "RGB or other multi-value" if dtype.fields else "complex" if dtype.kind == "c" else "non-numeric"
+            raise InputError(f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per "
+                             "voxel)")
+        if any(n < 0 for n in shape):
+            raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
+        if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
+            raise InputError(f"{path}: empty volume of shape {shape}")
+        as_stored = labels and dtype.kind in "biu" and _unscaled(image)
+        out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an overflowing cast is refused below, in one line
+                array = np.asarray(image.dataobj) if as_stored else image.get_fdata(dtype=out_dtype)
+        except MemoryError as error:
+            gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
+            raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
+                                 "the header is corrupt or the image too large") from error
+        except (OSError, EOFError, zlib.error, ValueError, OverflowError, TypeError) as error:
+            raise ImageReadError(f"{path}: truncated or corrupt image data ({_short(error)})") from error
+        streams.read_to_end()
     array = as_3d(array)
     if array.ndim != 3:
         raise InputError(f"{path}: expected a 3D volume, got shape {tuple(array.shape)}")
@@ -81,7 +82,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        stored = np.asanyarray(image.dataobj)
+        stored = np.asanyarray(nib.load(str(path), mmap=False).dataobj)  # the checked streams are closed
         if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
             peak = float(np.abs(stored).max())  # dataobj's values are already scaled by the header's slope
             raise InputError(f"{path}: intensities up to {peak:.3g} overflow float32; rescale the image")
@@ -108,22 +109,67 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         affine=affine,
         source=path,
         header=header,
-        source_sha256=sha256_of(files) if hash_input else None,
+        source_sha256=sha256_of(_files_read(image)) if hash_input else None,
         info=info,
     )
 
 
-def _check_compressed(file: Path) -> None:
-    """Decompress a gzipped file to its end: nibabel stops once it has the voxels, so a damaged stream whose
-    checksum or length does not match, or a file cut short in its last bytes, would otherwise read as an image."""
-    if not file.name.lower().endswith(".gz"):
-        return
-    try:
-        with gzip.open(file, "rb") as handle:
-            while handle.read(1 << 24):
-                pass
-    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-        raise ImageReadError(f"{file}: truncated or corrupt image data (gzip: {_short(error)})") from error
+def _files_read(image) -> list[Path]:
+    """The files ``image`` was read from, header first: one for a single-file image; a pair's header and image, and
+    the ``.mat`` of an SPM Analyze image when there is one (a ``.mat`` beside a NIfTI pair is not read)."""
+    files: list[Path] = []
+    for key in ("header", "image", "mat"):
+        holder = image.file_map.get(key)
+        name = Path(holder.filename) if holder is not None and holder.filename else None
+        if name is not None and name not in files and (key != "mat" or name.is_file()):
+            files.append(name)
+    return files
+
+
+class _CheckedStreams:
+    """``image`` re-bound to decompressing handles of its own for its gzipped files, so that the one pass nibabel
+    makes over the voxels goes on to the end of each stream (:meth:`read_to_end`), where gzip checks its checksum and
+    length: nibabel stops once it has the voxels, so a damaged stream that still decodes, or a file cut inside its
+    last bytes, would otherwise read as an image. Uncompressed files are left as nibabel opened them."""
+
+    def __init__(self, image):
+        from nibabel.fileholders import FileHolder
+
+        names = {key: holder.filename for key, holder in image.file_map.items()}
+        self.handles = {name: gzip.open(name, "rb") for name in set(names.values())
+                        if name and str(name).lower().endswith(".gz")}
+        self.image = image
+        if self.handles:
+            try:
+                self.image = type(image).from_file_map(
+                    {key: FileHolder(filename=name, fileobj=self.handles.get(name)) for key, name in names.items()},
+                    mmap=False)
+            except BaseException:
+                self.close()
+                raise
+
+    def read_to_end(self) -> None:
+        for name, handle in self.handles.items():
+            try:
+                while handle.read(1 << 24):
+                    pass
+            except gzip.BadGzipFile as error:
+                if str(error).startswith("Not a gzipped file"):  # bytes after the checked stream: gunzip skips them too
+                    log.warning("%s: bytes after the end of the gzip stream ignored", name)
+                    continue
+                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
+            except (OSError, EOFError, zlib.error) as error:
+                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+    def __enter__(self) -> _CheckedStreams:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 _UNIT_MM = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}  # xyzt_units & 7: unknown (read as mm), metre, mm, micron
