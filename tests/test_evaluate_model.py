@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,3 +107,19 @@ def test_shipped_hippocampus_figures_are_reproduced(evaluate, shared_data, capsy
     table = _table(capsys.readouterr().out)
     assert table["anterior"] == (40, 0.8913, 0.8993, 0.7902)
     assert table["posterior"] == (40, 0.8783, 0.8882, 0.7861)
+
+
+@pytest.mark.shared_data
+def test_shipped_hippocampus_records_its_split(shared_data):
+    """The training and validation ids the package records are its config's seeded split of the 200 cases (the
+    training ids were added to the package after it was trained, from that split)."""
+    from medseg.package import load_package
+    from medseg.train import read_config, seeded_split
+
+    data = shared_data / "hippocampus"
+    training = load_package("hippocampus").config["training"]
+    config = read_config(Path(__file__).parents[1] / "configs" / "train" / "hippocampus.json")
+    fit, val, described = seeded_split(pair_cases(data / "images", data / "labels"), config["training"])
+    assert training["train_case_ids"] == [c.case_id for c in fit] and len(fit) == training["train_cases"] == 160
+    assert training["val_cases"] == [c.case_id for c in val] and described == training["val_split"]
+    assert training["sessions"] == [{"epochs": [1, 45], "torch_threads": 2, "device": "cpu"}]
