@@ -172,7 +172,24 @@ def read_config(path: Path | str) -> dict:
         raise TrainingError(f"{path}: not valid {path.suffix[1:].upper() or 'JSON'} ({detail})") from error
     if not isinstance(config, dict):
         raise TrainingError(f"{path}: expected a mapping at the top level")
+    # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number
+    config = _whole_numbers(config, load_schema())
+    if isinstance(config.get("training"), dict):
+        config["training"] = _whole_numbers(config["training"], load_schema("training"))
     return config
+
+
+def _whole_numbers(value, schema: dict):
+    """``value`` with whole-number floats made ints wherever ``schema`` asks for an integer."""
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if isinstance(value, float) and "integer" in types and value.is_integer():
+        return int(value)
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        return {k: _whole_numbers(v, schema["properties"].get(k, {})) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_whole_numbers(v, schema["items"]) for v in value]
+    return value
 
 
 @dataclass
@@ -811,8 +828,10 @@ def train(
         "epochs_planned": state.get("epochs_planned") or [int(settings["epochs"])],
         "train_seconds": round(time.perf_counter() - started, 1),
         "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
+        # the threads of the last epoch trained: a package made again without training (--resume after it was
+        # deleted) keeps the training's, as `sessions` does
+        "torch_threads": state["history"][-1].get("torch_threads") if state["history"] else torch.get_num_threads(),
+        "device": state["history"][-1].get("device") if state["history"] else device,
         # a resumed run's epochs may have run with other threads or on another device (the weights depend on both)
         "sessions": _sessions(state["history"]),
         "torch": torch.__version__,
@@ -824,8 +843,11 @@ def train(
         package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
         # the checkpoint says which package it made: a finished run resumed again has nothing left to do
         _, meta = _checkpoint_paths(out_dir)
+        # with what this session changed even if it trained no epoch (a plan cut back to the epochs reached)
+        record = {**json.loads(meta.read_text()), **{k: state[k] for k in ("epochs_planned", "config", "data_sha256")
+                                                      if k in state}, "package_sha256": package.sha256}
         with atomic_paths([meta], overwrite=True) as (temp,):
-            temp.write_text(json.dumps({**json.loads(meta.read_text()), "package_sha256": package.sha256}, indent=1))
+            temp.write_text(json.dumps(record, indent=1))
     except OSError as error:
         raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
     return package
@@ -836,7 +858,9 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
     (its config valid, its weights matching their recorded SHA-256, its card present): resuming it has nothing to
     do. A package deleted, damaged or replaced since is made again from the checkpoint."""
     out_dir = Path(out_dir)
-    if checkpoint_epoch(out_dir) != epochs or not (out_dir / "MODEL_CARD.md").is_file():
+    card = out_dir / "MODEL_CARD.md"
+    if checkpoint_epoch(out_dir) != epochs or unfinished_training(out_dir) or not card.is_file() \
+            or not card.stat().st_size:
         return False
     try:
         made = json.loads(_checkpoint_paths(out_dir)[1].read_text()).get("package_sha256")

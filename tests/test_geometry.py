@@ -239,6 +239,28 @@ def test_gzip_streams_are_checked_in_the_one_pass_that_reads_them(tmp_path, capl
         f"{tmp_path / 'two.nii.gz'}: bytes after the end of the gzip stream ignored"]
 
 
+def test_a_gzipped_analyze_pair_without_an_spm_mat_is_read(tmp_path, make_package):
+    """nibabel's file map of an Analyze image names an SPM .mat.gz whether or not one exists: opening it to check
+    its gzip stream refused every such pair ("cannot read header (No such file ... .mat.gz)"); its outputs were
+    named ``pair.hdr.gz_seg.nii.gz``."""
+    from medseg.io.pairs import image_files
+    from medseg.volume import stem
+
+    array = make_phantom((24, 24, 6), seed=5).image
+    nib.save(nib.AnalyzeImage(array, np.diag([1.0, 1.0, 2.0, 1.0])), tmp_path / "pair.hdr.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.hdr.gz", "pair.img.gz"]
+    np.testing.assert_array_equal(read_nifti(tmp_path / "pair.hdr.gz").array, array)
+    outputs = segment_case(tmp_path / "pair.hdr.gz", Segmenter(load_package(make_package()), device="cpu"),
+                           out_dir=tmp_path / "out")
+    assert outputs.segmentation.name == "pair_seg.nii.gz" and stem("a.img.gz") == "a"
+    (tmp_path / "pair.mat.gz").write_bytes(gzip.compress(b"SPM's orientation"))
+    assert image_files(tmp_path / "pair.img.gz") == [tmp_path / f"pair.{ext}.gz" for ext in ("hdr", "img", "mat")]
+    (tmp_path / "pair.mat.gz").unlink()
+    (tmp_path / "pair.img.gz").unlink()
+    with pytest.raises(Exception, match=r"pair.hdr.gz: truncated or corrupt image data \(.*No such .*pair.img.gz"):
+        read_nifti(tmp_path / "pair.hdr.gz")
+
+
 def test_an_uncompressed_label_file_is_read_into_memory_not_mapped(tmp_path):
     """Before, integer labels from a ``.nii`` were a view of a memory map of the file: the file rewritten while in
     use (a re-export, another run) ended the process with a bus error."""

@@ -1114,3 +1114,44 @@ def test_a_package_named_like_a_shipped_model_is_warned_about(tiny_set, tmp_path
     assert info.value.code == 0
     assert (f"warning: {path} names the package 'phantom', as a model shipped with medseg: sidecars and reports "
             "name models by name and version") in capsys.readouterr().err
+
+
+def test_a_stopped_run_finished_at_the_epoch_it_reached_is_finished(tiny_set, tmp_path, capsys, config_file,
+                                                                    monkeypatch):
+    """`--resume --epochs 1` of a run planned for 4 and stopped after epoch 1 wrote the package, but the checkpoint
+    kept its plan of 4: every load then warned of an unfinished run that would replace the package. A package made
+    again without training recorded that session's threads as the training's."""
+    from medseg.package import load_package
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file))
+    assert _interrupted_in_second_epoch(args + ["--epochs", "4"], monkeypatch) == 130
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume", "--epochs", "1"]) == 0
+    assert json.loads((out / ".checkpoint" / "last.json").read_text())["epochs_planned"] == [4, 1]
+    with _caught_warnings("medseg.package") as records:
+        load_package(out)
+    assert records == []
+    (out / "weights.safetensors").unlink()
+    assert _exit_code(args + ["--resume", "--epochs", "1", "--threads", "2"]) == 0
+    training = json.loads((out / "model.json").read_text())["training"]
+    assert training["torch_threads"] == 1 and training["sessions"][-1]["torch_threads"] == 1
+    torch.set_num_threads(1)
+
+
+def test_whole_number_floats_in_a_config_file_are_counts(tmp_path, config_file):
+    """A config written with 2.0 (YAML, a script's JSON) made a card reading "2.0 steps" and, for the U-Net's depth,
+    a TypeError traceback."""
+    from medseg.train import read_config
+
+    config = json.loads(config_file.read_text())
+    config["architecture"]["depth"] = 2.0
+    config["inference"]["roi_size"] = [32.0, 32.0]
+    config["training"].update(steps_per_epoch=3.0, patch_size=[32.0, 32.0], learning_rate=1.0)
+    (tmp_path / "floats.json").write_text(json.dumps(config))
+    read = read_config(tmp_path / "floats.json")
+    assert read["architecture"]["depth"] == 2 and isinstance(read["architecture"]["depth"], int)
+    assert read["inference"]["roi_size"] == [32, 32] and all(isinstance(v, int) for v in read["inference"]["roi_size"])
+    training = read["training"]
+    assert isinstance(training["steps_per_epoch"], int) and all(isinstance(v, int) for v in training["patch_size"])
+    assert isinstance(training["learning_rate"], float)  # a number that may be fractional stays as written

@@ -126,8 +126,9 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         raise
     t = package.config["training"]
     if finished:
-        click.echo(f"{output}: the run had finished its {planned} epochs and its package is intact; nothing to train, "
-                   "the package is kept as it was (give --epochs with more to extend it)", err=True)
+        click.echo(f"{output}: the run had finished its {planned} epoch{'s' if planned != 1 else ''} and its package "
+                   "is intact; nothing to train, the package is kept as it was (give --epochs with more to extend it)",
+                   err=True)
         return 0
     if t.get("val_mean_dice") is None and t.get("val_cases"):
         click.echo(f"wrote {output} (epoch {t['best_epoch']}; no label could be scored in the "

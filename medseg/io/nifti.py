@@ -136,8 +136,10 @@ class _CheckedStreams:
         from nibabel.fileholders import FileHolder
 
         names = {key: holder.filename for key, holder in image.file_map.items()}
+        # only files that are there: an Analyze image's file map names an SPM .mat whether or not it exists, and a
+        # missing image file is nibabel's to report when it reads the voxels
         self.handles = {name: gzip.open(name, "rb") for name in set(names.values())
-                        if name and str(name).lower().endswith(".gz")}
+                        if name and str(name).lower().endswith((".gz", ".mgz")) and Path(name).is_file()}
         self.image = image
         if self.handles:
             try:

@@ -23,5 +23,5 @@ def image_files(path: Path | str) -> list[Path]:
         return [path]
     companion = path.with_name(f"{stem}.{_COMPANION[ext]}{name[len(base):]}")
     header, image = (path, companion) if ext.lower() == "hdr" else (companion, path)
-    mat = path.with_name(f"{stem}.mat")
-    return [p for p in (header, image, mat) if p == path or p.is_file()]
+    mats = (path.with_name(f"{stem}.mat"), path.with_name(f"{stem}.mat{name[len(base):]}"))  # nibabel: .mat(.gz)
+    return [p for p in dict.fromkeys((header, image, *mats)) if p == path or p.is_file()]
