@@ -27,6 +27,7 @@ __all__ = [
     "shipped_package_path",
     "save_package",
     "validate_config",
+    "whole_numbers",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
+    config = whole_numbers(config, load_schema())  # a hand-written depth of 2.0 is 2, not a TypeError
     validate_config(config, str(config_path))
     package = ModelPackage(path=path, config=config)
     unfinished = unfinished_training(path)
@@ -175,6 +177,19 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                 f"in {CONFIG_NAME}; the file is corrupt or was replaced"
             )
     return package
+
+
+def whole_numbers(value, schema: dict):
+    """``value`` with whole-number floats made ints wherever ``schema`` asks for an integer."""
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if isinstance(value, float) and "integer" in types and value.is_integer():
+        return int(value)
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        return {k: whole_numbers(v, schema["properties"].get(k, {})) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [whole_numbers(v, schema["items"]) for v in value]
+    return value
 
 
 def unfinished_training(folder: Path | str) -> tuple[int, int] | None:

@@ -42,6 +42,7 @@ from medseg.package import (
     save_package,
     unfinished_training,
     validate_config,
+    whole_numbers,
 )
 from medseg.volume import stem
 
@@ -173,23 +174,10 @@ def read_config(path: Path | str) -> dict:
     if not isinstance(config, dict):
         raise TrainingError(f"{path}: expected a mapping at the top level")
     # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number
-    config = _whole_numbers(config, load_schema())
+    config = whole_numbers(config, load_schema())
     if isinstance(config.get("training"), dict):
-        config["training"] = _whole_numbers(config["training"], load_schema("training"))
+        config["training"] = whole_numbers(config["training"], load_schema("training"))
     return config
-
-
-def _whole_numbers(value, schema: dict):
-    """``value`` with whole-number floats made ints wherever ``schema`` asks for an integer."""
-    types = schema.get("type")
-    types = [types] if isinstance(types, str) else list(types or [])
-    if isinstance(value, float) and "integer" in types and value.is_integer():
-        return int(value)
-    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
-        return {k: _whole_numbers(v, schema["properties"].get(k, {})) for k, v in value.items()}
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [_whole_numbers(v, schema["items"]) for v in value]
-    return value
 
 
 @dataclass

@@ -115,3 +115,20 @@ def test_every_shipped_card_is_what_the_trainer_writes_for_its_config(name):
 
     package = load_package(name)
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)
+
+
+def test_whole_number_floats_in_a_hand_written_config_are_counts(make_package):
+    """A model.json with "depth": 2.0 passed the schema (JSON Schema's integer takes 2.0) and ended in a TypeError
+    traceback when the network was built."""
+    from medseg.inference import Segmenter
+
+    folder = make_package()
+    config = json.loads((folder / "model.json").read_text())
+    depth = config["architecture"]["depth"]
+    config["architecture"]["depth"] = float(depth)
+    config["inference"]["roi_size"] = [float(v) for v in config["inference"]["roi_size"]]
+    (folder / "model.json").write_text(json.dumps(config))
+    package = load_package(folder)
+    assert package.config["architecture"]["depth"] == depth and type(package.config["architecture"]["depth"]) is int
+    assert all(type(v) is int for v in package.config["inference"]["roi_size"])
+    Segmenter(package, device="cpu")  # builds the network
