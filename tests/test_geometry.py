@@ -325,6 +325,11 @@ def test_a_slice_without_a_thickness_says_its_ml_assume_1_mm(tmp_path, make_pack
     assert counted
     assert {k: v for k, v in sidecar["label_volume_ml"].items() if k in counted} == pytest.approx(
         {k: n * 0.8 * 0.8 * 1.0 / 1000 for k, n in counted.items()}, rel=1e-5)
+    # a negative thickness is read as its magnitude (nibabel's reading), not as 1 mm: no note
+    data[88:92] = struct.pack("<f", -2.0)
+    (tmp_path / "negative.nii").write_bytes(bytes(data))
+    negative = read_nifti(tmp_path / "negative.nii")
+    assert "thickness_note" not in negative.info and negative.voxel_volume_ml == pytest.approx(0.8 * 0.8 * 2 / 1000)
     # with a thickness in the header, or an sform that gives one, there is nothing to say
     nib.save(nib.Nifti1Image(image.get_fdata(dtype=np.float32), np.diag([0.8, 0.8, 3.0, 1.0])), tmp_path / "ok.nii")
     assert "thickness_note" not in read_nifti(tmp_path / "ok.nii").info

@@ -272,7 +272,7 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
 
 
 def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
-    """A note when an axis of one voxel (a 2D image's slice) has no usable size in ``pixdim`` where the geometry is
+    """A note when an axis of one voxel (a 2D image's slice) has a size of 0 in ``pixdim`` where the geometry is
     computed from it: nibabel then takes 1 mm, and only the volumes in ml depend on that (larger axes are refused
     by :func:`_check_voxel_sizes`)."""
     header = image.header
@@ -285,7 +285,7 @@ def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
     raw = raw_header(image)
     for axis, size in enumerate(shape[:3]):
         pixdim = float(raw["pixdim"][axis + 1])
-        if size == 1 and not (np.isfinite(pixdim) and pixdim > 0):
+        if size == 1 and pixdim == 0:  # nibabel reads a negative size as its magnitude; NaN or inf is refused
             return (f"slice thickness unknown (pixdim[{axis + 1}] {pixdim:g} along {'ijk'[axis]}, an axis of one "
                     "voxel): 1 mm assumed; the volumes in ml rest on it")
     return None
