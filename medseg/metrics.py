@@ -266,6 +266,9 @@ def _surface_metrics(p: np.ndarray, r: np.ndarray, spacing_mm: tuple[float, ...]
                          for d in distances)
     hd95 = max(float(np.percentile(forward, 95)), float(np.percentile(backward, 95)))
     assd = float(np.concatenate([forward, backward]).mean())
+    if columns is None:  # MONAI's distances are float32: 7 significant digits are what they hold (√2 reads
+        # 1.414214, not the float32 value's 1.4142135381698608); the world-space ones are float64
+        hd95, assd = float(f"{hd95:.7g}"), float(f"{assd:.7g}")
     return hd95, assd
 
 

@@ -559,3 +559,18 @@ def test_surface_distances_on_a_sheared_grid_are_measured_in_world_space(tilt_de
     assert result["hd95_mm"] == pytest.approx(max(np.percentile(w, 95) for w in ways), abs=1e-9)
     assert result["assd_mm"] == pytest.approx(np.concatenate(ways).mean(), abs=1e-9)
     assert result["dice"] == pytest.approx(independent_metrics(pred, ref, 1, affine)["dice"])
+
+
+def test_surface_distances_carry_no_float32_noise():
+    """MONAI's edge distances are float32: a diagonal step of one voxel was written 1.4142135381698608 mm."""
+    ref = np.zeros((12, 12, 12), np.uint8)
+    ref[3:8, 3:8, 3:8] = 1
+    pred = np.roll(np.roll(ref, 1, axis=0), 1, axis=1)  # one voxel off along two axes: √2 mm
+    entry = score(pred, ref, np.eye(4))["1"]
+    for key in ("hd95_mm", "assd_mm"):
+        assert entry[key] == float(f"{entry[key]:.7g}") and len(repr(entry[key])) <= 9, entry
+    assert entry["hd95_mm"] == pytest.approx(1.0621320, abs=1e-6)  # the 95th percentile between 1 and √2 mm
+    from medseg.metrics import metrics_json
+
+    text = metrics_json(evaluate_volumes(Volume(pred, np.eye(4)), Volume(ref, np.eye(4)), {1: "box"}))
+    assert f'"hd95_mm": {entry["hd95_mm"]!r}' in text
