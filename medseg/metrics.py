@@ -47,7 +47,6 @@ __all__ = [
     "METRICS_SCHEMA",
     "SURFACE_DEFINITION",
     "check_same_grid",
-    "odd_values",
     "evaluate_files",
     "evaluate_volumes",
     "grid_displacement_mm",
@@ -55,6 +54,7 @@ __all__ = [
     "grid_tolerance_mm",
     "jsonable",
     "metrics_json",
+    "odd_values",
     "read_reference",
     "reorder_onto_grid",
 ]

@@ -22,10 +22,10 @@ __all__ = [
     "ModelPackage",
     "load_package",
     "load_schema",
-    "shipped_models",
-    "unfinished_training",
-    "shipped_package_path",
     "save_package",
+    "shipped_models",
+    "shipped_package_path",
+    "unfinished_training",
     "validate_config",
     "whole_numbers",
 ]

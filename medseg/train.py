@@ -378,6 +378,8 @@ def check_config(config: dict, where: str = "training config") -> dict:
     ``schemas/training.schema.json`` (types, ranges, no unknown keys, so a misspelt setting is not silently
     ignored). Every problem is a :class:`TrainingError` starting with ``where`` (the config file).
     """
+    import jsonschema
+
     from medseg.errors import ModelPackageError
 
     if not isinstance(config, dict):
@@ -390,8 +392,6 @@ def check_config(config: dict, where: str = "training config") -> dict:
     except ModelPackageError as error:
         raise TrainingError(str(error)) from error
     training = config.get("training", {})
-    import jsonschema
-
     errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
@@ -659,11 +659,14 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     device: str = "cpu",
     val_cases: list[TrainCase] | None = None,
+    on_kept: Callable[[], None] | None = None,
 ) -> ModelPackage:
     """Train on ``cases`` (loaded with :func:`load_cases`) and write the best model package to ``out_dir``.
 
     ``config`` holds the package fields and a ``training`` section (defaults in ``DEFAULT_TRAINING``).
-    Validation cases are ``val_cases`` or a seeded split of ``cases``.
+    Validation cases are ``val_cases`` or a seeded split of ``cases``. Resuming a run that has finished its epochs
+    and whose package is intact (:func:`finished_package`) trains nothing and returns that package as it is, after
+    calling ``on_kept``.
     """
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
@@ -722,7 +725,8 @@ def train(
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         _check_same_data(out_dir, state.get("data_sha256"), data)
         if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
-            log.info("%s: the run has finished its %s epochs; its package is kept", out_dir, settings["epochs"])
+            if on_kept is not None:
+                on_kept()
             return load_package(out_dir)
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
         state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word

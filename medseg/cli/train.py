@@ -48,7 +48,6 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         checkpoint_epoch,
         checkpoint_stamp,
         default_config,
-        finished_package,
         label_values,
         load_cases,
         pair_cases,
@@ -64,18 +63,15 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("fold", fold)) if v is not None}
     if config_path is not None:
         config = with_overrides(read_config(config_path), overrides)
-        settings = check_config(config, str(config_path))
+        check_config(config, str(config_path))
     pairs = pair_cases(images, labels)
     if config_path is None:
         config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels)),
                                 overrides)
-        settings = check_config(config, "default config")
+        check_config(config, "default config")
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)
-    planned = int(settings["epochs"])
-    # a finished run whose package is intact: training checks the data and keeps the package as it is
-    finished = resume and finished_package(output, planned)
     if resume:
         check_resume(output, config, [case.case_id for case in val], described,
                      [case.case_id for case in [*fit, *val]])
@@ -111,7 +107,9 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
 
     before = checkpoint_stamp(output)
     try:
-        package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device)
+        kept = []  # set when a finished run's intact package is kept (checked after the data)
+        package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device,
+                               on_kept=lambda: kept.append(True))
     except KeyboardInterrupt:
         done = checkpoint_epoch(output)
         if done is not None and (resume or checkpoint_stamp(output) != before):
@@ -125,7 +123,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
                        "replace, as before", err=True)
         raise
     t = package.config["training"]
-    if finished:
+    if kept:
+        planned = int(t["epochs_run"])
         click.echo(f"{output}: the run had finished its {planned} epoch{'s' if planned != 1 else ''} and its package "
                    "is intact; nothing to train, the package is kept as it was (give --epochs with more to extend it)",
                    err=True)
