@@ -3,7 +3,14 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["dice_round_text", "dice_text", "number_text"]
+__all__ = ["MINUS", "dice_round_text", "dice_text", "number_text", "with_minus"]
+
+MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
+
+
+def with_minus(text: str) -> str:
+    """A number's text with its leading hyphen-minus as a typographic minus (an exponent's sign is kept)."""
+    return MINUS + text[1:] if text.startswith("-") else text
 
 
 def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> str:

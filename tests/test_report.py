@@ -214,6 +214,8 @@ def test_summary_statistics_match_numpy_over_the_metrics_files(built, cohort):
     paired = summary["labels"]["1"]["volume_difference_ml"]
     assert summary["labels"]["1"]["ref_volume_ml"]["n"] == paired["n"] == len(differences) == 8
     assert paired["mean"] == pytest.approx(np.mean(differences)) and paired["min"] == pytest.approx(min(differences))
+    # the page writes a negative difference with a typographic minus; the summary keeps a number
+    assert paired["min"] < 0 and f'<td class="num">\u2212{-paired["min"]:.3f}</td>' in built.html.read_text("utf-8")
 
 
 def test_html_is_self_contained_and_escaped(built):
@@ -1144,7 +1146,8 @@ def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):
     page = built.html.read_text(encoding="utf-8")
     metrics = json.loads((tmp_path / "cases" / "wrong" / "wrong_metrics.json").read_text())["labels"]["1"]
     percent = 100 * (metrics["pred_volume_ml"] - metrics["ref_volume_ml"]) / metrics["ref_volume_ml"]
-    assert f"ball predicted − reference volume {percent:+.1f} %, cohort median 0.0 %" in page
+    signed = f"{percent:+.1f}".replace("-", "\u2212")  # the report's minus sign
+    assert percent < 0 and f"ball predicted − reference volume {signed} %, cohort median 0.0 %" in page
     assert "input identical to that of c0 (same SHA-256)" in page and "input identical to that of wrong" in page
 
 
@@ -1288,3 +1291,12 @@ def test_a_single_slice_case_says_its_volumes_rest_on_the_header(tmp_path):
     page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
     note = "a single slice along file axis k: its volumes (ml) rest on the header&#x27;s voxel size there (2 mm)"
     assert page.count(note) == 1  # on the one-slice case's card only
+
+
+def test_negative_amounts_in_flags_use_a_typographic_minus():
+    """Signed figures in flag messages read as the tables do (U+2212); a label name keeps its hyphen."""
+    from medseg.report.flags import _amount, _signed
+
+    assert _amount(-12.34, "%") == "\u221212.3" and _amount(12.34, "%") == "+12.3" and _amount(-0.01, "%") == "0.0"
+    assert _amount(-0.5, "mm") == "\u22120.5" and _signed(-3.14) == "\u22123.1" and _signed(2.0) == "+2.0"
+    assert _amount(-2.5e-05, "mm") == "\u22122.5e-05"  # the exponent keeps its sign

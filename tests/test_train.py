@@ -517,6 +517,46 @@ def test_default_config_declares_the_labels_found(tiny_set):
                        where="lab")
 
 
+def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
+    """Without -c the tile (and training patch) just holds the largest RAS plane, in steps of 16, within 32..128:
+    small crops are not padded to 128 × 128, and the axes are the model's, not the file's."""
+    from medseg.train import default_config, default_tile
+
+    def write(name, shape, affine):
+        for folder in ("images", "labels"):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            nib.save(nib.Nifti1Image(np.zeros(shape, np.uint8), affine), str(tmp_path / folder / name))
+
+    # stored (z, y, x): voxel axis 0 runs along S, so the RAS plane is 50 (x) × 35 (y)
+    permuted = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+    write("a.nii.gz", (20, 35, 50), permuted)
+    write("b.nii.gz", (40, 30, 8), np.diag([-1.0, -1, 1, 1]))  # LPS order: same axes
+    cases = pair_cases(tmp_path / "images", tmp_path / "labels")
+    assert default_tile(cases) == [64, 48]
+    assert default_tile(cases, slice_axis=0) == [48, 32]  # y 35 -> 48, z 20 -> 32 (the smallest tile)
+    write("c.nii.gz", (600, 100, 5), np.eye(4))
+    assert default_tile(pair_cases(tmp_path / "images", tmp_path / "labels")) == [128, 112]
+    assert default_config([0, 1], tile=[64, 48])["inference"]["roi_size"] == [64, 48]
+    assert default_config([0, 1])["inference"]["roi_size"] == [128, 128]
+    (tmp_path / "labels" / "c.nii.gz").write_bytes(b"not a nifti")
+    with pytest.raises(TrainingError, match=r"c\.nii\.gz: cannot read the header"):
+        default_tile(pair_cases(tmp_path / "images", tmp_path / "labels"))
+
+
+def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tmp_path, capsys):
+    """`medseg train` without -c: the default 2.5D U-Net, named after its folder, on 32 × 32 tiles for 32 × 32
+    planes (not 128 × 128), and `medseg infer` runs the package."""
+    out = tmp_path / "my model"
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1")) == 0
+    config = json.loads((out / "model.json").read_text())
+    assert config["name"] == "my_model" and config["inference"]["roi_size"] == [32, 32]
+    assert config["training"]["settings"]["patch_size"] is None and config["architecture"]["in_channels"] == 3
+    assert "training patch [32, 32]" in (out / "MODEL_CARD.md").read_text()
+    capsys.readouterr()
+    assert _exit_code(["infer", str(tiny_set[0] / "case0.nii.gz"), "-m", str(out), "-o", str(tmp_path / "seg")]) == 0
+    assert nib.load(str(tmp_path / "seg" / "case0_seg.nii.gz")).shape == SHAPE
+
+
 def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys, config_file):
     from medseg.cli import main
     from medseg.package import load_package

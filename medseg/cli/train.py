@@ -15,7 +15,8 @@ from medseg.cli.options import device_form
               help="Folder of label images with the same names.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Training config (JSON/YAML): model package fields plus a `training` section; see configs/train/. "
-              "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder.")
+              "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder, "
+              "with a tile (and training patch) that holds the largest axial plane, at most 128 x 128.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
@@ -48,6 +49,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         checkpoint_epoch,
         checkpoint_stamp,
         default_config,
+        default_tile,
         label_values,
         load_cases,
         pair_cases,
@@ -66,8 +68,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         check_config(config, str(config_path))
     pairs = pair_cases(images, labels)
     if config_path is None:
-        config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels)),
-                                overrides)
+        config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels),
+                                               tile=default_tile(pairs)), overrides)
         check_config(config, "default config")
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medseg.numbers import dice_text
+from medseg.numbers import dice_text, with_minus
 from medseg.report.checks import SegmentationCheck
 from medseg.report.collect import CaseResult
 
@@ -223,16 +223,21 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
         for (index, value, name), z in zip(entries, scores):
             if (abs(z) if both_sides else z) > outlier_z:
                 out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)} {unit}, cohort median "
-                                              f"{_amount(median, unit)} {unit} (robust z {z:+.1f})", name)))
+                                              f"{_amount(median, unit)} {unit} (robust z {_signed(z)})", name)))
     return out
 
 
+def _signed(value: float) -> str:
+    return with_minus(f"{value:+.1f}")
+
+
 def _amount(value: float, unit: str) -> str:
-    """A flagged amount: percentages signed to one decimal (zero unsigned: no "-0.0 %"), others 3 digits."""
+    """A flagged amount: percentages signed to one decimal (zero unsigned: no "-0.0 %"), others 3 digits; a
+    typographic minus, as in the report's tables."""
     if unit != "%":
-        return f"{value:.3g}"
+        return with_minus(f"{value:.3g}")
     text = f"{value:+.1f}"
-    return "0.0" if float(text) == 0 else text
+    return "0.0" if float(text) == 0 else with_minus(text)
 
 
 def worst_first(cases: list[CaseResult], flags: list[list[Flag]]) -> list[int]:

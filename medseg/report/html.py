@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from medseg.numbers import dice_text, number_text
+from medseg.numbers import dice_text, number_text, with_minus
 from medseg.report.collect import CaseResult, LabelResult
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import Flag
@@ -124,10 +124,12 @@ def _dice(value, threshold: float) -> str:
 
 
 def _num(value, digits: int) -> str:
-    """A table cell of :func:`number_text` (``digits`` decimals, or 3 significant digits where that reads 0)."""
+    """A table cell of :func:`number_text` (``digits`` decimals, or 3 significant digits where that reads 0), with
+    a typographic minus (U+2212: as wide as the plus, and not a hyphen a line may break after); the JSON and TSV
+    files keep ASCII."""
     if value is None:
         return '<td class="num na">–</td>'
-    return f'<td class="num">{number_text(value, digits)}</td>'
+    return f'<td class="num">{with_minus(number_text(value, digits))}</td>'
 
 
 def _img(png: bytes, alt: str, css: str = "") -> str:
