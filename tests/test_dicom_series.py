@@ -66,6 +66,19 @@ def test_two_series_are_refused_and_listed_then_chosen_by_number_or_uid(tmp_path
         read_dicom_series(tmp_path, series="7")
 
 
+def test_a_second_reading_does_not_claim_a_user_chose_the_series(tmp_path, caplog):
+    """The report re-reads an input with the series UID its sidecar records; its log said "chosen with --series
+    <UID>" for a sheet row that named no series."""
+    make_series(tmp_path, seed=1, series_uid="1.2.3.3")
+    with caplog.at_level("INFO"):
+        read_dicom_series(tmp_path, series="1.2.3.3", warn_skipped=False)
+    assert not [r for r in caplog.records if r.levelname != "DEBUG" and "--series" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        read_dicom_series(tmp_path, series="1.2.3.3")
+    assert any("chosen with --series 1.2.3.3" in r.getMessage() for r in caplog.records)
+
+
 def test_localizer_is_dropped(tmp_path):
     values, _ = make_series(tmp_path, seed=1, series_number=4)
     # a three-image localizer of its own series, and one labelled LOCALIZER

@@ -1151,6 +1151,28 @@ def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):
     assert "input identical to that of c0 (same SHA-256)" in page and "input identical to that of wrong" in page
 
 
+def test_a_repeated_input_is_flagged_when_the_wrong_reference_failed_scoring(tmp_path):
+    """A sheet row with c0's image and another case's reference on another grid fails at scoring: it was not
+    compared for duplicate_input, though its sidecar records the input it segmented. A case that failed before
+    segmenting keeps no claim on its (older) sidecar's input."""
+    for seed in range(3):
+        image, labels, affine = phantom(seed)
+        write_case_arrays(tmp_path, f"c{seed}", image, labels, labels.copy(), affine)
+    image, labels, _ = phantom(0)
+    for case_id, stage in (("wrong", "evaluate"), ("older", "infer")):
+        write_case_arrays(tmp_path, case_id, image, labels, labels.copy(), phantom(0)[2], reference=False,
+                          name=f"{case_id}_input")
+        write_failure(tmp_path, case_id, stage=stage, error_type="GeometryError")
+    built = build_report(tmp_path, tmp_path / "r.html")
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    assert rows["wrong"]["status"] == rows["older"]["status"] == "failed"
+    assert flag_set(rows["wrong"]) == {"failed", "geometry", "duplicate_input"}
+    assert flag_set(rows["older"]) == {"failed", "geometry"}
+    assert flag_set(rows["c0"]) == {"duplicate_input"}
+    page = built.html.read_text(encoding="utf-8")
+    assert "input identical to that of wrong (same SHA-256)" in page and "that of older" not in page
+
+
 def test_the_overlay_shows_the_flagged_label_and_the_page_wraps_long_paths(tmp_path):
     """A case flagged for one label's border contact was drawn through another label with a lower Dice, which
     hid the reason; a long path in an error or a flag pushed a 600 px page sideways (and shrank the print)."""
@@ -1300,3 +1322,6 @@ def test_negative_amounts_in_flags_use_a_typographic_minus():
     assert _amount(-12.34, "%") == "\u221212.3" and _amount(12.34, "%") == "+12.3" and _amount(-0.01, "%") == "0.0"
     assert _amount(-0.5, "mm") == "\u22120.5" and _signed(-3.14) == "\u22123.1" and _signed(2.0) == "+2.0"
     assert _amount(-2.5e-05, "mm") == "\u22122.5e-05"  # the exponent keeps its sign
+    # a flagged z never reads as sitting on the limit (|z| > 3.5 flags)
+    assert _signed(-3.516, 3.5) == "\u22123.52" and _signed(4.04, 3.5) == "+4.0"
+    assert _signed(3.5000004, 3.5) == "+3.500000"  # six decimals at most

@@ -71,6 +71,8 @@ def test_the_run_completes_despite_bad_cases(finished):
     folder, results, run = finished
     assert run.returncode == 0, run.stderr[-3000:]
     assert "steps (100%) done" in run.stderr
+    # what became of the cases is on the console, not only in the report's log
+    assert "5 cases (2 failed, " in run.stdout + run.stderr and f"wrote {results / 'report.html'}" in run.stdout
     # the demo model is named as such (a sheet of real scans run without model= got synthetic-shape labels)
     demo = "model phantom: the shipped demo model (synthetic shapes only), the default of configs/cohort.yaml"
     assert (demo in run.stderr) == (MODEL == "phantom")

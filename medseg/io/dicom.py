@@ -53,7 +53,8 @@ class DicomSource:
 
 def read_dicom_series(folder: Path | str, series: str | None = None, warn_skipped: bool = True) -> Volume:
     """Convert the chosen series under ``folder`` to a float32 volume with a voxel → RAS+ affine (``warn_skipped``:
-    warn about files that are not DICOM)."""
+    warn about files that are not DICOM, and log which series is used and why; False for a second reading of an
+    input, as the report's, whose ``series`` is the one its sidecar records rather than a user's --series)."""
     folder = Path(folder)
     scan = scan_folder(folder, warn_skipped=warn_skipped)
     candidate, reason = choose_series(scan, series)
@@ -61,8 +62,10 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     if rejected and series is None:  # a series that would have been chosen had it not been broken: say so loudly
         log.warning("%s: using %s; %d other image series could not be used: %s", folder, candidate.label(),
                     len(rejected), "; ".join(f"{c.label()}: {c.problem}" for c in rejected))
-    else:
+    elif warn_skipped:
         log.info("%s: using %s: %s", folder, candidate.label(), reason)
+    else:
+        log.debug("%s: reading %s again", folder, candidate.label())
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape

@@ -74,11 +74,18 @@ class CaseResult:
     def model(self) -> dict:
         return (self.sidecar or {}).get("model") or {}
 
+    @property
+    def failed_at_scoring(self) -> bool:
+        """Failed only at scoring, with a sidecar: its segmentation, and the sidecar's input record, stand (a case
+        that failed earlier may keep an older run's sidecar)."""
+        return self.failure is not None and self.failure.get("stage") in ("evaluate", "not_scored") and bool(
+            self.sidecar)
+
     def labels(self) -> list[LabelResult]:
         """Per-label results: metrics when scored, else the sidecar's predicted volumes (also for a case that failed
         only at scoring: its segmentation stands, status ``not_scored``)."""
         if self.failure is not None:
-            if self.failure.get("stage") in ("evaluate", "not_scored") and self.sidecar:
+            if self.failed_at_scoring:
                 return self._predicted("not_scored")
             return []
         if self.metrics is not None:

@@ -118,7 +118,8 @@ def flag_cases(
                                                      f"folder(s); this one is {case.folder.name}"))
         sidecar = case.sidecar or {}
         digest = sidecar.get("input_sha256")
-        if isinstance(digest, str) and digest and case.status != "failed":
+        # a case that failed at scoring was segmented from this input (a wrong reference beside the wrong image)
+        if isinstance(digest, str) and digest and (case.status != "failed" or case.failed_at_scoring):
             # a DICOM input's digest covers the series' files: two stacks of one multi-frame file share it
             series = (sidecar.get("input_info") or {}).get("series_key")
             inputs.setdefault((digest, str(series) if series is not None else None), []).append(index)
@@ -222,13 +223,20 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
         median = float(np.median(values))
         for (index, value, name), z in zip(entries, scores):
             if (abs(z) if both_sides else z) > outlier_z:
+                score = _signed(z, outlier_z)
                 out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)} {unit}, cohort median "
-                                              f"{_amount(median, unit)} {unit} (robust z {_signed(z)})", name)))
+                                              f"{_amount(median, unit)} {unit} (robust z {score})", name)))
     return out
 
 
-def _signed(value: float) -> str:
-    return with_minus(f"{value:+.1f}")
+def _signed(value: float, beyond: float | None = None) -> str:
+    """One decimal, signed; a flagged score (|value| > ``beyond``) gets more decimals until its text does not read
+    as sitting on the limit (−3.516 against 3.5 reads −3.52, not −3.5)."""
+    for places in range(1, 7):
+        text = f"{value:+.{places}f}"
+        if beyond is None or abs(float(text)) > beyond:
+            break
+    return with_minus(text)
 
 
 def _amount(value: float, unit: str) -> str:
