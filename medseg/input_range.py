@@ -32,26 +32,17 @@ def extent_range(extents: list[list[float]]) -> dict:
             "cases": len(values)}
 
 
-def check_extent(extent: list[float], trained: dict, tolerance: float = TOLERANCE,
-                 thin_ok: tuple[int, ...] = ()) -> dict:
+def check_extent(extent: list[float], trained: dict, tolerance: float = TOLERANCE) -> dict:
     """The sidecar's ``input_check``: the input's extent against the training range, and which axes lie outside
-    ``[min / tolerance, max · tolerance]``.
-
-    ``thin_ok``: model-space axes along which a short extent is no departure — the slicing axis of a 2D package
-    without context slices, which segments every slice on its own, so one slice or a thin stack is like its
-    training slices. They are recorded as ``thin_ok`` (only when there are any); the upper bound still holds.
-    """
+    ``[min / tolerance, max · tolerance]``."""
     outside = []
-    for index, (axis, value, low, high) in enumerate(zip(_AXES, extent, trained["min"], trained["max"])):
-        if value > high * tolerance or (value < low / tolerance and index not in thin_ok):
+    for axis, value, low, high in zip(_AXES, extent, trained["min"], trained["max"]):
+        if value > high * tolerance or value < low / tolerance:
             outside.append(f"{axis} {value:g} mm against {low:g}–{high:g} mm trained")
-    check = {
+    return {
         "extent_mm": [float(v) for v in extent],
         "trained_extent_mm": {"min": trained["min"], "max": trained["max"]},
         "tolerance": tolerance,
         "within_training_range": not outside,
         "outside": outside,
     }
-    if thin_ok:
-        check["thin_ok"] = [_AXES[i] for i in sorted(thin_ok)]
-    return check

@@ -196,13 +196,7 @@ def _input_check(image, package, input_path) -> dict | None:
     trained = package.config.get("input_extent_mm")
     if not trained:
         return None
-    from medseg.inference import slice_axes
-
-    inference = package.config["inference"]
-    axes = slice_axes(inference)
-    # a 2D package without context slices segments each slice on its own: one slice is like its training slices
-    thin_ok = tuple(axes) if len(axes) == 1 and not inference.get("context_slices") else ()
-    check = check_extent(model_space_extent(image), trained, thin_ok=thin_ok)
+    check = check_extent(model_space_extent(image), trained)
     if not check["within_training_range"]:
         log.warning("%s: field of view unlike the volumes model %s was trained on: %s; the result is not covered by "
                     "its validation figures", input_path, package.name, "; ".join(check["outside"]))

@@ -62,6 +62,7 @@ __all__ = [
     "check_output_folder",
     "check_resume",
     "checkpoint_epoch",
+    "checkpoint_tile",
 ]
 
 log = logging.getLogger(__name__)
@@ -527,6 +528,20 @@ def checkpoint_stamp(out_dir: Path | str) -> tuple[int, int] | None:
     except OSError:
         return None
     return status.st_ino, status.st_mtime_ns
+
+
+def checkpoint_tile(out_dir: Path | str) -> list[int] | None:
+    """The tile (``inference.roi_size``) the checkpoint in ``out_dir`` was started with, or None (no readable
+    record): a run without a config resumes on its own tile, not on one sized anew from the data (which a run
+    started before the default tile followed the planes had as 128 × 128, and which a replaced case may change)."""
+    try:
+        state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
+        tile = state["config"]["inference"]["roi_size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if isinstance(tile, list) and len(tile) == 2 and all(isinstance(v, int) and v > 0 for v in tile):
+        return tile
+    return None
 
 
 def checkpoint_epoch(out_dir: Path | str) -> int | None:

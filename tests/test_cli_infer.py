@@ -216,18 +216,18 @@ def test_input_unlike_the_training_volumes_is_segmented_but_flagged(tmp_path, ca
     assert not any("crop.nii.gz" in w for w in warnings)
 
 
-def test_one_slice_is_like_training_for_a_2d_package_without_context(tmp_path, capsys):
-    """A single axial slice was always flagged unlike_training by its 3D extent, though the phantom package (no
-    context slices) segments each slice on its own; a 2.5D package (hippocampus) still flags a thin stack."""
+def test_one_slice_is_flagged_even_for_a_2d_package_without_context(tmp_path, capsys):
+    """A single slice is unlike training even where each slice is segmented on its own: the z-score runs over the
+    whole input, so a slice alone is normalised with other statistics (this slice of a phantom scored box Dice
+    0.60 alone, 0.997 inside its volume). Both bounds hold along the slicing axis; a 2.5D package flags too."""
     phantom = make_phantom((96, 96, 40), seed=21)
     one = tmp_path / "one.nii.gz"
     nib.save(nib.Nifti1Image(phantom.image[:, :, 20:21], np.diag([1.0, 1.0, 1.5, 1.0])), str(one))
     code, _, err = run(["infer", str(one), "-m", "phantom", "-o", str(tmp_path / "p")], capsys)
-    assert code == 0, err
     check = json.loads((tmp_path / "p" / "one_seg.json").read_text())["input_check"]
-    assert check["extent_mm"] == [96.0, 96.0, 1.5] and check["within_training_range"] is True
-    assert check["thin_ok"] == ["z"] and "field of view unlike" not in err
-    wide = tmp_path / "wide.nii.gz"  # the upper bound still holds along the slicing axis
+    assert code == 0 and check["extent_mm"] == [96.0, 96.0, 1.5] and check["within_training_range"] is False
+    assert check["outside"] == ["z 1.5 mm against 58.83–279.36 mm trained"]
+    wide = tmp_path / "wide.nii.gz"
     nib.save(nib.Nifti1Image(np.tile(phantom.image, (1, 1, 20)), np.diag([1.0, 1.0, 1.5, 1.0])), str(wide))
     code, _, err = run(["infer", str(wide), "-m", "phantom", "-o", str(tmp_path / "p")], capsys)
     check = json.loads((tmp_path / "p" / "wide_seg.json").read_text())["input_check"]
@@ -238,7 +238,7 @@ def test_one_slice_is_like_training_for_a_2d_package_without_context(tmp_path, c
     nib.save(nib.Nifti1Image(rng.normal(size=(36, 1, 36)).astype(np.float32), np.eye(4)), str(coronal))
     code, _, err = run(["infer", str(coronal), "-m", "hippocampus", "-o", str(tmp_path / "h")], capsys)
     check = json.loads((tmp_path / "h" / "coronal_seg.json").read_text())["input_check"]
-    assert code == 0 and check["outside"] == ["y 1 mm against 40–59 mm trained"] and "thin_ok" not in check
+    assert code == 0 and check["outside"] == ["y 1 mm against 40–59 mm trained"]
 
 
 def _corrupt_files(folder, case):

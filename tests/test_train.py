@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -555,6 +556,22 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     capsys.readouterr()
     assert _exit_code(["infer", str(tiny_set[0] / "case0.nii.gz"), "-m", str(out), "-o", str(tmp_path / "seg")]) == 0
     assert nib.load(str(tmp_path / "seg" / "case0_seg.nii.gz")).shape == SHAPE
+
+    # --resume keeps the checkpoint's tile: a case replaced by one with larger planes is named as changed data
+    # (it was blamed on "other settings (inference.roi_size)"), and a run started when the default tile was
+    # 128 x 128 still resumes
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    shutil.copytree(tiny_set[0], images)
+    shutil.copytree(tiny_set[1], labels)
+    write_phantom(images / "case1.nii.gz", labels / "case1.nii.gz", shape=(60, 40, 12), seed=1, oblique=False)
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 1
+    assert "the checkpoint was trained on other data (changed: case1)" in capsys.readouterr().err
+    record = out / ".checkpoint" / "last.json"
+    state = json.loads(record.read_text())
+    state["config"]["inference"]["roi_size"] = [128, 128]
+    record.write_text(json.dumps(state))
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", "--resume")) == 0
+    assert "the run had finished its 1 epoch and its package is intact; nothing to train" in capsys.readouterr().err
 
 
 def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys, config_file):

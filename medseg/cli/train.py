@@ -48,6 +48,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         check_resume,
         checkpoint_epoch,
         checkpoint_stamp,
+        checkpoint_tile,
         default_config,
         default_tile,
         label_values,
@@ -68,8 +69,9 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         check_config(config, str(config_path))
     pairs = pair_cases(images, labels)
     if config_path is None:
+        tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
         config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels),
-                                               tile=default_tile(pairs)), overrides)
+                                               tile=tile), overrides)
         check_config(config, "default config")
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
