@@ -163,13 +163,18 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
                          f"{volume.source} (series {source.series_uid})")
     by_name = {str(name)[:64]: int(value) for value, name in label_names.items() if int(value) != 0}
+    folded: dict[str, list[int]] = {}
+    for name, value in by_name.items():
+        folded.setdefault(name.casefold(), []).append(value)
     segments = {}
     for item in seg.SegmentSequence:
         label = str(item.SegmentLabel)
-        if label not in by_name:
+        # exact, else regardless of case where that singles one out ("Liver" from another tool is "liver")
+        matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
+        if len(matches) != 1:
             raise InputError(f"{path}: segment {int(item.SegmentNumber)} '{label}' is not a label of the model "
                              f"({', '.join(by_name)})")
-        segments[int(item.SegmentNumber)] = by_name[label]
+        segments[int(item.SegmentNumber)] = matches[0]
     labels = np.zeros(volume.shape, dtype=np.uint8 if max(by_name.values(), default=0) < 256 else np.uint16)
     options = {"combine_segments": False, "assert_missing_frames_are_empty": True}
     multi_frame = any(frame is not None for frame in source.frames)
@@ -177,7 +182,8 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         uid = str(_source_header(source.paths[0]).SOPInstanceUID)
         images = {(uid, frame + 1) for frame in source.frames}
     else:
-        uids = [str(_source_header(p).SOPInstanceUID) for p in source.paths]
+        headers = [_source_header(p) for p in source.paths]
+        uids = [str(h.SOPInstanceUID) for h in headers]
         images = {(u, None) for u in uids}
     # every frame must come from an image of this series (part): a SEG of other images would read as empty, since
     # source images without frames are empty ones (an anonymised series has no UID to compare; the parts of a
@@ -188,6 +194,10 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
                          f"{f' (series {source.series_uid})' if source.series_uid else ''}: {shown}"
                          f"{' …' if len(foreign) > 3 else ''}")
+    if not multi_frame and _frames_on_their_sources(seg, dict(zip(uids, headers)), path):
+        # a SEG from another tool may not state that its frames keep the source images' geometry (highdicom then
+        # refuses to index it by source image): they were checked to lie on them, position by position
+        options["ignore_spatial_locations"] = True
     for number, value in segments.items():
         try:
             if multi_frame:
@@ -195,12 +205,58 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
                                                        segment_numbers=[number], **options)
             else:
                 stack = seg.get_pixels_by_source_instance(uids, segment_numbers=[number], **options)
-        except (ValueError, KeyError, IndexError, AttributeError) as error:
+        except (ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:
             raise InputError(f"{path}: its frames do not match the images of {volume.source} "
                              f"({' '.join(str(error).split())})") from error
         # (slices, rows, columns, 1) in slice order → (i = column, j = row, k = slice)
         labels[np.asarray(stack[..., 0]).transpose(2, 1, 0).astype(bool)] = value
     return labels
+
+
+_POSITION_TOLERANCE_MM = 0.01
+
+
+def _frames_on_their_sources(seg, headers: dict, path: Path) -> bool:
+    """Does every frame of ``seg`` lie on the source image it references (``headers`` by SOP instance UID): the
+    same rows and columns, pixel spacing, orientation and position, where the SEG states them? True when all are
+    stated and agree; an InputError naming the first frame that does not; False when the SEG states no geometry
+    (highdicom's own rule then applies)."""
+    shared = (seg.get("SharedFunctionalGroupsSequence") or [{}])[0]
+    stated = False
+    for index, groups in enumerate(seg.get("PerFrameFunctionalGroupsSequence", [])):
+        refs = [item for derivation in groups.get("DerivationImageSequence", [])
+                for item in derivation.get("SourceImageSequence", [])]
+        position = _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")
+        orientation = _functional(groups, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+        spacing = _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing")
+        if not refs or position is None or orientation is None or spacing is None:
+            return False
+        header = headers.get(str(refs[0].ReferencedSOPInstanceUID))
+        if header is None:
+            return False  # not a source of this series: refused before, by the caller
+        stated = True
+        checks = (
+            ("size", (int(seg.Rows), int(seg.Columns)), (int(header.Rows), int(header.Columns)), 0.0),
+            ("pixel spacing", spacing, header.get("PixelSpacing"), 1e-4),
+            ("orientation", orientation, header.get("ImageOrientationPatient"), 1e-4),
+            ("position", position, header.get("ImagePositionPatient"), _POSITION_TOLERANCE_MM),
+        )
+        for what, mine, theirs, tolerance in checks:
+            if theirs is None or len(mine) != len(theirs) or np.max(
+                    np.abs(np.asarray(mine, float) - np.asarray(theirs, float))) > tolerance:
+                raise InputError(f"{path}: frame {index + 1} does not lie on the source image it references "
+                                 f"({what} {list(mine)} against {list(theirs) if theirs is not None else 'none'}): "
+                                 "it is not a segmentation of these images' pixels")
+    return stated
+
+
+def _functional(groups, shared, sequence: str, keyword: str):
+    """A frame's value from its own functional groups, else the shared ones; None when neither states it."""
+    for source in (groups, shared):
+        items = source.get(sequence) if hasattr(source, "get") else None
+        if items and keyword in items[0]:
+            return [float(v) for v in items[0].get(keyword)]
+    return None
 
 
 def _frame_sources(seg) -> list[tuple[str, int | None]]:

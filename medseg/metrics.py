@@ -52,10 +52,12 @@ __all__ = [
     "grid_displacement_mm",
     "grid_reordering",
     "grid_tolerance_mm",
+    "is_dicom_file",
     "jsonable",
     "metrics_json",
     "odd_values",
     "read_reference",
+    "read_seg_reference",
     "reorder_onto_grid",
 ]
 
@@ -343,31 +345,63 @@ def evaluate_files(
     """Read two label images and score them; labels default to the values present, named ``label_N``.
 
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
-    (``<stem>_seg.json`` beside it) names."""
+    (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG (:func:`read_seg_reference`)."""
     pred = read_prediction(pred_path, labels)
-    ref = read_reference(ref_path, labels)
+    ref = read_seg_reference(ref_path, pred_path) if is_dicom_file(ref_path) else read_reference(ref_path, labels)
     if labels is None:
         values = sorted(set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0})
         labels = {int(v): f"label_{int(v)}" for v in values}
     return evaluate_volumes(pred, ref, labels, case_id=case_id)
 
 
+def is_dicom_file(path: Path | str) -> bool:
+    """Is ``path`` a DICOM file (a DICOM SEG, as a label image): named ``.dcm``, or a file with the ``DICM`` marker
+    after its 128-byte preamble, as DICOM files from an archive often have no suffix."""
+    path = Path(path)
+    if path.suffix.lower() == ".dcm":
+        return True
+    if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz", ".mgz")):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return path.is_file() and handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
+    """The sidecar ``medseg infer`` wrote beside a prediction, which names the DICOM series ``subject`` (a DICOM
+    SEG: ``what``) is placed on."""
+    from medseg.volume import stem
+
+    sidecar_path = pred_path.with_name(f"{stem(pred_path)}.json")
+    try:
+        return json.loads(sidecar_path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{subject}: {what} is scored on its source series, named by the sidecar "
+                         f"{sidecar_path} of the prediction, which cannot be read ({error})") from error
+
+
+def read_seg_reference(path: Path | str, pred_path: Path | str) -> Volume:
+    """A reference that is a DICOM SEG (another tool's, or a reader's), placed frame by frame on the DICOM series the
+    prediction was made from (its sidecar records the series and the model's label names); segments are matched to
+    the labels by name, regardless of case where that singles one out."""
+    from medseg.dicom_seg import read_seg_volume
+
+    path = Path(path)
+    sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
+    return read_seg_volume(path, sidecar)
+
+
 def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
     """A segmentation to score: a label NIfTI (see :func:`read_reference`), or a DICOM SEG of ``medseg infer``
     placed on the source series its sidecar records."""
     path = Path(path)
-    if path.suffix.lower() != ".dcm":
+    if not is_dicom_file(path):
         return read_reference(path, labels, role="prediction")
     from medseg.dicom_seg import read_seg_volume
-    from medseg.volume import stem
 
-    sidecar_path = path.with_name(f"{stem(path)}.json")
-    try:
-        sidecar = json.loads(sidecar_path.read_text())
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: a DICOM SEG is scored on its source series, named by its sidecar "
-                         f"{sidecar_path.name}, which cannot be read ({error})") from error
-    volume = read_seg_volume(path, sidecar)
+    volume = read_seg_volume(path, _prediction_sidecar(path, path, "a DICOM SEG"))
     if labels is not None:
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
         if unknown:

@@ -123,10 +123,13 @@ def segment_case(
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
     ref_volume = None
     if reference is not None:
-        from medseg.metrics import check_same_grid, read_reference, reorder_onto_grid
+        from medseg.metrics import check_same_grid, is_dicom_file, read_reference, reorder_onto_grid
 
         check_reference_exists(reference, input_path)
-        ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
+        if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments
+            ref_volume = _seg_reference(reference, volume, segmenter.package.labels)
+        else:
+            ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
         check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
     timings["read_s"] = time.perf_counter() - clock
 
@@ -189,6 +192,18 @@ def segment_case(
     log.info("%s: wrote %s", volume.source, seg_path)
     written_metrics = metrics_path if metrics is not None else None
     return CaseOutputs(seg_path, sidecar_path, written_metrics, record | {"metrics": metrics})
+
+
+def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]) -> Volume:
+    """A DICOM SEG reference on the grid of ``volume``, the DICOM series it segments (nothing is resampled)."""
+    from medseg.dicom_seg import read_dicom_seg
+
+    if volume.dicom is None:
+        raise InputError(f"{reference}: a DICOM SEG reference is placed on the DICOM series it segments, and "
+                         f"{volume.source} is not a DICOM series folder; nothing segmented or written")
+    array = read_dicom_seg(reference, volume, labels)
+    return Volume(array=array, affine=volume.affine, source=Path(reference),
+                  info={"dicom_seg_source": str(volume.source)})
 
 
 def _input_check(image, package, input_path) -> dict | None:

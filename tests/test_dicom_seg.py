@@ -434,3 +434,82 @@ def test_the_cohort_table_names_the_series_each_row_segmented(tmp_path, tiny_pac
     outputs = build_report(tmp_path / "results", tmp_path / "results" / "report.html", max_overlays=0)
     rows = {row["case_id"]: (row["series"], row["series_uid"]) for row in csv_rows(outputs.table)}
     assert rows == {"s3": ("3", "1.2.3.3"), "s4": ("4", "1.2.3.4")}
+
+
+def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_path, capsys, tiny_package):
+    """A reference that is a DICOM SEG (another tool's, segment names in its own case) is placed frame by frame on
+    the series it segments: the same figures as the same labels as a NIfTI reference, in `infer --reference`,
+    `evaluate` and the QA report (it was 'not a NIfTI image')."""
+    from medseg.report.build import build_report
+
+    values = stored_values((40, 36, 6), seed=16) + 900
+    write_series(tmp_path / "case9", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "case9")
+
+    def cli(*args) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", *args])
+        return exit_info.value.code
+
+    model = ["--device", "cpu", "--model", str(tiny_package.path)]
+    assert cli("infer", str(tmp_path / "case9"), "-o", str(tmp_path / "nii"), *model) == 0
+    nifti = nib.load(tmp_path / "nii" / "case9_seg.nii.gz")
+    reference = np.asarray(nifti.dataobj).copy()
+    reference[:, :, 2] = 0  # differs from the prediction on one slice
+    nib.save(nib.Nifti1Image(reference, nifti.affine), tmp_path / "reference.nii.gz")
+    write_dicom_seg(reference, volume, tmp_path / "reference_seg", {0: "background", 1: "FIRST", 2: "Second"})
+    assert not (tmp_path / "reference_seg").suffix  # an archive's file name: found by its DICM marker
+
+    capsys.readouterr()
+    scores = {}
+    for name, reference_file in (("nifti", "reference.nii.gz"), ("seg", "reference_seg")):
+        assert cli("infer", str(tmp_path / "case9"), "-o", str(tmp_path / name), "--reference",
+                   str(tmp_path / reference_file), *model) == 0
+        record = json.loads((tmp_path / name / "case9_metrics.json").read_text())
+        scores[name] = {k: (v["dice"], v["hd95_mm"], v["ref_volume_ml"]) for k, v in record["labels"].items()}
+        assert cli("evaluate", str(tmp_path / "nii" / "case9_seg.nii.gz"), str(tmp_path / reference_file),
+                   "--json") == 0
+        again = json.loads(capsys.readouterr().out)["labels"]
+        # evaluate measures volumes on the NIfTI prediction's float32 affine, infer on the series' own
+        assert {k: v["dice"] for k, v in again.items()} == {k: v[0] for k, v in scores[name].items()}
+        assert [v["ref_volume_ml"] for v in again.values()] == pytest.approx([v[2] for v in scores[name].values()])
+    assert scores["seg"] == scores["nifti"] and min(v[0] for v in scores["seg"].values()) < 1.0
+    outputs = build_report(tmp_path / "seg", tmp_path / "report" / "report.html", max_overlays=1)
+    row = next(csv_rows(outputs.table))
+    assert row["status"] == "scored" and "geometry" not in row["flags"] and outputs.overlays == 1
+    page = outputs.html.read_text()
+    assert "reference not shown" not in page and "reference not checked" not in page
+
+    # a cohort whose sheet names the SEG as the reference: scored the same, and drawn in the report
+    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
+
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"case_id\timage\treference\ncase9\t{tmp_path / 'case9'}\t{tmp_path / 'reference_seg'}\n")
+    samples = read_samples(sheet)
+    infer_cases(samples, tmp_path / "cohort", InferOptions(model=str(tiny_package.path), device="cpu"))
+    assert [c.outcome for c in evaluate_cases(samples, tmp_path / "cohort").cases] == ["ok"]
+    record = json.loads((tmp_path / "cohort" / "cases" / "case9" / "case9_metrics.json").read_text())
+    assert {k: v["dice"] for k, v in record["labels"].items()} == {k: v[0] for k, v in scores["seg"].items()}
+    outputs = build_report(tmp_path / "cohort", tmp_path / "cohort" / "report.html", max_overlays=1)
+    assert next(csv_rows(outputs.table))["status"] == "scored" and outputs.overlays == 1
+    assert "reference not shown" not in outputs.html.read_text()
+
+    # refused in one line naming the file: a NIfTI input, a prediction without its sidecar, an unknown segment
+    nib.save(nib.Nifti1Image(np.zeros((40, 36, 6), np.float32), nifti.affine), tmp_path / "plain.nii.gz")
+    assert cli("infer", str(tmp_path / "plain.nii.gz"), "-o", str(tmp_path / "x"), "--reference",
+               str(tmp_path / "reference_seg"), *model) == 1
+    assert (f"{tmp_path / 'reference_seg'}: a DICOM SEG reference is placed on the DICOM series it segments, and "
+            f"{tmp_path / 'plain.nii.gz'} is not a DICOM series folder") in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert cli("evaluate", str(tmp_path / "reference.nii.gz"), str(tmp_path / "reference_seg")) == 1
+    assert "a DICOM SEG reference is scored on its source series, named by the sidecar" in capsys.readouterr().err
+    moved = pydicom.dcmread(tmp_path / "reference_seg")  # a frame shifted off its source image by 0.5 mm
+    position = moved.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0]
+    position.ImagePositionPatient = [float(v) + (0.5 if k == 0 else 0.0)
+                                     for k, v in enumerate(position.ImagePositionPatient)]
+    moved.save_as(tmp_path / "moved.dcm")
+    assert cli("evaluate", str(tmp_path / "nii" / "case9_seg.nii.gz"), str(tmp_path / "moved.dcm")) == 1
+    assert "moved.dcm: frame 2 does not lie on the source image it references (position [" in capsys.readouterr().err
+    write_dicom_seg(reference, volume, tmp_path / "liver.dcm", {0: "background", 1: "liver", 2: "Second"})
+    assert cli("evaluate", str(tmp_path / "nii" / "case9_seg.nii.gz"), str(tmp_path / "liver.dcm")) == 1
+    assert "liver.dcm: segment 1 'liver' is not a label of the model (first, second)" in capsys.readouterr().err

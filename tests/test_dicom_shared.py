@@ -226,3 +226,33 @@ def test_evaluate_against_a_reference_on_dcm2niix_grid(dicom_root, tmp_path, cap
     summary = json.loads(outputs.summary.read_text())
     assert "geometry" not in summary["flags"] and outputs.overlays == 1  # (labels touch the 20-slice box: flagged)
     assert "scored against a reference holding the same voxels in another order" in outputs.html.read_text()
+
+
+def test_a_dicom_seg_of_another_tool_is_a_reference_voxel_for_voxel(dicom_root, tmp_path, capsys):
+    """dcmqi's liver.dcm (its frames do not state that they keep the source geometry, which highdicom then refuses
+    to index by source image; medseg checks every frame's position against its source) read onto the ct-seg
+    series equals dcmqi's own NRRD label map, and scores as a reference of a prediction made from that series."""
+    import gzip
+
+    from medseg.cli import main
+    from medseg.dicom_seg import read_dicom_seg
+
+    folder = dicom_root / "ct-seg"
+    head, _, body = (folder / "liver_seg.nrrd").read_bytes().partition(b"\n\n")
+    assert b"encoding: gzip" in head and b"sizes: 512 512 3" in head and b"type: short" in head
+    expected = np.frombuffer(gzip.decompress(body), "<i2").reshape(3, 512, 512).transpose(2, 1, 0)
+    volume = read_dicom_series(folder / "series")
+    labels = read_dicom_seg(folder / "liver.dcm", volume, {0: "background", 1: "liver"})
+    assert expected.sum() == 107098 and np.array_equal(labels, expected)
+
+    prediction = labels.astype(np.uint8)
+    prediction[:, :, 1] = 0  # one of three slices missed
+    nib.save(nib.Nifti1Image(prediction, volume.affine), tmp_path / "ct_seg.nii.gz")
+    (tmp_path / "ct_seg.json").write_text(json.dumps({  # what `medseg infer` records of its input and labels
+        "input": str(folder / "series"), "labels": {"0": "background", "1": "liver"}}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(tmp_path / "ct_seg.nii.gz"), str(folder / "liver.dcm"), "--json"])
+    assert exit_info.value.code == 0
+    liver = json.loads(capsys.readouterr().out)["labels"]["1"]
+    kept = int(expected[:, :, [0, 2]].sum())
+    assert liver["name"] == "liver" and liver["dice"] == pytest.approx(2 * kept / (kept + int(expected.sum())))

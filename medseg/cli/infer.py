@@ -26,7 +26,8 @@ from medseg.cli.options import (
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for outputs (default: beside each input).")
 @click.option("--reference", "references", multiple=True, type=click.Path(path_type=Path),
-              help="Reference label image; score the result (give one per input, in order).")
+              help="Reference label image (NIfTI, or a DICOM SEG of a DICOM input); score the result (give one "
+              "per input, in order).")
 @device_option
 @precision_option
 @batch_option

@@ -5,8 +5,8 @@ Columns (a header line is required, in any order; other columns are allowed and 
 * ``case_id`` — names the case's outputs; letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
   digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows);
 * ``image`` — a NIfTI file or a DICOM series folder;
-* ``reference`` — optional: a label image on the image's grid to score the segmentation against (empty cell:
-  no reference);
+* ``reference`` — optional: a label image on the image's grid (or a DICOM SEG of the image's series) to score the
+  segmentation against (empty cell: no reference);
 * ``series`` — optional: which DICOM series of the folder to use (UID or number).
 
 Relative paths are relative to the folder that holds the sheet (so a sheet moves with its data); ``~`` is

@@ -46,6 +46,19 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return array, affine_mm(image)[0]
 
 
+def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A case's label image (its reference) as :func:`read_labels` gives it; a DICOM SEG (another tool's
+    reference) placed on the source series the case's sidecar records, as scoring placed it."""
+    from medseg.metrics import is_dicom_file
+
+    if not is_dicom_file(path):
+        return read_labels(path)
+    from medseg.dicom_seg import read_seg_with_source
+
+    volume, _ = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False)
+    return volume.array, volume.affine
+
+
 def read_segmentation(case: CaseResult, path: Path):
     """A case's segmentation as (labels, affine, source): a NIfTI as :func:`read_labels` reads it (source None), a
     DICOM SEG placed on the source series its sidecar records (found where it lies now), with that series' volume
@@ -118,7 +131,7 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     in another order, which scoring re-indexes)?"""
     from medseg.errors import MedsegError
     from medseg.io.images import read_grid
-    from medseg.metrics import grid_displacement_mm, grid_reordering
+    from medseg.metrics import grid_displacement_mm, grid_reordering, is_dicom_file
 
     shape = tuple(check.shape)
     image_path = case.input_path()
@@ -133,7 +146,11 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
                 check.geometry.append(f"input image {image_path.name} is not on the segmentation's grid (shape "
                                       f"{image_shape} vs {shape}); was it replaced after inference?")
     reference_path = case.reference_path()
-    if reference_path is not None and case.metrics is not None:
+    if reference_path is not None and case.metrics is not None and is_dicom_file(reference_path):
+        # a DICOM SEG reference lies on the source images it references, as scoring placed it: no grid to compare
+        if check.border:
+            check.reference_border = _reference_border(case, reference_path, (0, 1, 2), (False, False, False), check)
+    elif reference_path is not None and case.metrics is not None:
         try:
             reference_shape, reference_affine = read_grid(reference_path)
         except MedsegError as error:
@@ -144,15 +161,15 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
             if found is None:
                 check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")
             elif check.border:  # read in full only when the prediction touches a face (it may then be flagged)
-                check.reference_border = _reference_border(reference_path, *found, check)
+                check.reference_border = _reference_border(case, reference_path, *found, check)
 
 
-def _reference_border(path: Path, axes: tuple[int, ...], flips: tuple[bool, ...],
+def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips: tuple[bool, ...],
                       check: SegmentationCheck) -> dict[str, dict[str, int]] | None:
     """The reference's voxels on each face of the segmentation's grid (a structure the field of view cuts off
     touches a face in both): read in full, re-indexed as scoring does."""
     try:
-        labels, _ = read_labels(path)
+        labels, _ = read_case_labels(case, path)
     except Exception as error:  # reported on the page, never raised
         check.notes.append(f"reference border not checked: {error}")
         return None

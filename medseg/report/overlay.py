@@ -40,7 +40,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     from medseg.errors import MedsegError
     from medseg.io.images import read_image
     from medseg.metrics import grid_displacement_mm, grid_tolerance_mm, reorder_onto_grid
-    from medseg.report.checks import read_labels, read_segmentation
+    from medseg.report.checks import read_case_labels, read_segmentation
     from medseg.volume import Volume
 
     path = case.segmentation_path()
@@ -79,7 +79,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         arrays.notes.append(f"reference not shown: scoring refused {reference_path.name} (see the failure)")
     elif reference_path is not None:
         try:
-            reference, reference_affine = read_labels(reference_path)
+            reference, reference_affine = read_case_labels(case, reference_path)
         except Exception as error:  # an unreadable reference is reported on the page, never raised
             arrays.notes.append(f"reference not shown: {reference_path.name}: {error}")
         else:
