@@ -23,6 +23,8 @@ __all__ = ["read_dicom_seg", "read_seg_volume", "read_seg_with_source", "recorde
 
 log = logging.getLogger(__name__)
 
+_POSITION_TOLERANCE_MM = 0.01  # least tolerance of a SEG frame's position against its source image's
+
 
 def seg_sources(volume: Volume) -> dict[Path, object]:
     """The source images' headers, made fit for a SEG, checked before any inference is spent.
@@ -145,109 +147,194 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
 def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]) -> np.ndarray:
     """The labels of a DICOM SEG on the grid of ``volume``, the source series it was made from (read with
     :func:`medseg.io.images.read_image`): the inverse of :func:`write_dicom_seg`, frame by referenced source image
-    (or frame), so nothing is resampled. Segments are matched to ``label_names`` by their label; a SEG of another
-    series, or with a segment the names do not hold, raises :class:`InputError` naming the file."""
+    (or frame), so nothing is resampled. Also reads another tool's SEG given as a reference (BINARY or LABELMAP).
+
+    Segments are matched to ``label_names`` by their label, regardless of case where that singles one out. Refused
+    with :class:`InputError` naming the file: a SEG of another series or of images outside this one, a segment the
+    names do not hold, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds
+    one label per voxel), a frame that does not lie on the source image it references. A label without a segment
+    is read as absent, with a warning.
+    """
     import highdicom as hd
 
     path = Path(path)
     source = volume.dicom
     if source is None:
         raise InputError(f"{path}: a DICOM SEG is read onto its source series, and {volume.source} is not one")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
     try:
         seg = hd.seg.segread(str(path))
     except Exception as error:  # not a SEG, truncated, unreadable: one line
-        raise InputError(f"{path}: cannot read this DICOM SEG ({' '.join(str(error).split()) or type(error).__name__})"
-                         ) from error
+        raise InputError(f"{path}: cannot read this DICOM SEG ({_error_text(error)})") from error
+    kind = str(seg.get("SegmentationType", "BINARY"))
+    if kind == "FRACTIONAL":
+        fraction = str(seg.get("SegmentationFractionalType", "")).lower() or "fractions"
+        raise InputError(f"{path}: a FRACTIONAL SEG ({fraction} per voxel), not labels: make it a BINARY SEG or a "
+                         "label image at the threshold you mean")
     referenced = {str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])}
     if source.series_uid and referenced and source.series_uid not in referenced:
         raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
                          f"{volume.source} (series {source.series_uid})")
-    by_name = {str(name)[:64]: int(value) for value, name in label_names.items() if int(value) != 0}
-    folded: dict[str, list[int]] = {}
-    for name, value in by_name.items():
-        folded.setdefault(name.casefold(), []).append(value)
-    segments = {}
-    for item in seg.SegmentSequence:
-        label = str(item.SegmentLabel)
-        # exact, else regardless of case where that singles one out ("Liver" from another tool is "liver")
-        matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
-        if len(matches) != 1:
-            raise InputError(f"{path}: segment {int(item.SegmentNumber)} '{label}' is not a label of the model "
-                             f"({', '.join(by_name)})")
-        segments[int(item.SegmentNumber)] = matches[0]
-    labels = np.zeros(volume.shape, dtype=np.uint8 if max(by_name.values(), default=0) < 256 else np.uint16)
-    options = {"combine_segments": False, "assert_missing_frames_are_empty": True}
-    multi_frame = any(frame is not None for frame in source.frames)
-    if multi_frame:
-        uid = str(_source_header(source.paths[0]).SOPInstanceUID)
-        images = {(uid, frame + 1) for frame in source.frames}
-    else:
-        headers = [_source_header(p) for p in source.paths]
-        uids = [str(h.SOPInstanceUID) for h in headers]
-        images = {(u, None) for u in uids}
+    segments = _segment_labels(seg, label_names, path)
+    headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
+    slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
+              for p, f in zip(source.paths, source.frames)]
     # every frame must come from an image of this series (part): a SEG of other images would read as empty, since
     # source images without frames are empty ones (an anonymised series has no UID to compare; the parts of a
     # split series share theirs)
+    images = set(slices)
     foreign = sorted({ref for ref in _frame_sources(seg) if ref not in images}, key=str)
     if foreign:
         shown = ", ".join(f"{u}" + (f" frame {f}" if f else "") for u, f in foreign[:3])
         raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
                          f"{f' (series {source.series_uid})' if source.series_uid else ''}: {shown}"
                          f"{' …' if len(foreign) > 3 else ''}")
-    if not multi_frame and _frames_on_their_sources(seg, dict(zip(uids, headers)), path):
+    geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
+    options = {"combine_segments": False, "assert_missing_frames_are_empty": True}
+    if _frames_on_their_sources(seg, geometry, path):
         # a SEG from another tool may not state that its frames keep the source images' geometry (highdicom then
-        # refuses to index it by source image): they were checked to lie on them, position by position
+        # refuses to index it by source image): they were checked to lie on them, frame by frame
         options["ignore_spatial_locations"] = True
-    for number, value in segments.items():
-        try:
-            if multi_frame:
-                stack = seg.get_pixels_by_source_frame(uid, [frame + 1 for frame in source.frames],
-                                                       segment_numbers=[number], **options)
-            else:
-                stack = seg.get_pixels_by_source_instance(uids, segment_numbers=[number], **options)
-        except (ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:
-            raise InputError(f"{path}: its frames do not match the images of {volume.source} "
-                             f"({' '.join(str(error).split())})") from error
-        # (slices, rows, columns, 1) in slice order → (i = column, j = row, k = slice)
-        labels[np.asarray(stack[..., 0]).transpose(2, 1, 0).astype(bool)] = value
+    labels = np.zeros(volume.shape, dtype=np.uint8 if max(label_names, default=0) < 256 else np.uint16)
+    drawn_by: dict[int, str] = {}
+    for number, (value, name) in segments.items():
+        mask = _segment_mask(seg, number, slices, volume.shape, options, path, volume.source)
+        clash = mask & (labels != 0) & (labels != value)
+        if clash.any():
+            other = drawn_by[int(labels[clash][0])]
+            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {int(clash.sum())} voxel(s); a "
+                             "reference label map holds one label per voxel, so make them disjoint (e.g. the liver "
+                             "without its tumour)")
+        labels[mask] = value
+        drawn_by.setdefault(value, name)
+    missing = [label_names[v] for v in sorted(label_names) if int(v) != 0 and v not in drawn_by]
+    if missing:
+        log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
+                    "predicted)", path, ", ".join(f"'{m}'" for m in missing))
     return labels
 
 
-_POSITION_TOLERANCE_MM = 0.01
+def _segment_labels(seg, label_names: dict[int, str], path: Path) -> dict[int, tuple[int, str]]:
+    """Segment number → (label value, segment label), matched by name: exactly, else regardless of case where that
+    singles one model label out. A LABELMAP SEG's segment 0 (its background) is no segment to match."""
+    by_name = {str(name)[:64]: int(value) for value, name in label_names.items() if int(value) != 0}
+    folded: dict[str, list[int]] = {}
+    for name, value in by_name.items():
+        folded.setdefault(name.casefold(), []).append(value)
+    segments = {}
+    for item in seg.SegmentSequence:
+        number, label = int(item.SegmentNumber), str(item.SegmentLabel)
+        if number == 0:
+            continue
+        matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
+        if len(matches) > 1:
+            raise InputError(f"{path}: segment {number} '{label}' matches more than one label of the model regardless "
+                             f"of case ({', '.join(n for n in by_name if n.casefold() == label.casefold())}); name "
+                             "the segment exactly as one of them")
+        if not matches:
+            raise InputError(f"{path}: segment {number} '{label}' is not a label of the model ({', '.join(by_name)})")
+        segments[number] = (matches[0], label)
+    return segments
 
 
-def _frames_on_their_sources(seg, headers: dict, path: Path) -> bool:
-    """Does every frame of ``seg`` lie on the source image it references (``headers`` by SOP instance UID): the
-    same rows and columns, pixel spacing, orientation and position, where the SEG states them? True when all are
-    stated and agree; an InputError naming the first frame that does not; False when the SEG states no geometry
-    (highdicom's own rule then applies)."""
+def _segment_mask(seg, number: int, slices: list[tuple[str, int | None]], shape, options: dict, path: Path,
+                  source) -> np.ndarray:
+    """Segment ``number`` on the source grid: slice k holds the frame referencing ``slices[k]`` (one call per
+    source file: single-frame images together, the frames of each multi-frame file together)."""
+    mask = np.zeros(shape, dtype=bool)
+    try:
+        if all(frame is None for _, frame in slices):
+            groups = {None: list(range(len(slices)))}
+        else:
+            groups = {}
+            for k, (uid, _) in enumerate(slices):
+                groups.setdefault(uid, []).append(k)
+        for uid, ks in groups.items():
+            if uid is None:
+                stack = seg.get_pixels_by_source_instance([u for u, _ in slices], segment_numbers=[number],
+                                                          **options)
+            else:
+                stack = seg.get_pixels_by_source_frame(uid, [slices[k][1] for k in ks], segment_numbers=[number],
+                                                       **options)
+            # (slices, rows, columns, 1) → (i = column, j = row, k = slice)
+            mask[:, :, ks] = np.asarray(stack[..., 0]).transpose(2, 1, 0) > 0
+    except (ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:
+        raise InputError(f"{path}: its frames do not match the images of {source} ({_error_text(error)})") from error
+    return mask
+
+
+def _error_text(error: Exception) -> str:
+    """One line for a library error; a missing DICOM attribute (a KeyError of its tag) is named."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, KeyError) and error.args:
+        try:
+            from pydicom.datadict import keyword_for_tag
+            from pydicom.tag import Tag
+
+            tag = Tag(error.args[0])
+            text = f"it lacks {keyword_for_tag(tag) or 'the attribute'} {tag}"
+        except Exception:  # noqa: BLE001 - not a tag: keep the library's text
+            pass
+    return text
+
+
+def _source_geometry(header, frame: int | None) -> dict | None:
+    """Rows, columns, pixel spacing, orientation and position of a source image (``frame``: 1-based frame of a
+    multi-frame file, from its functional groups); None where the header does not state them all."""
+    if frame is None:
+        values = {key: header.get(key) for key in ("PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient")}
+        values = {k: [float(x) for x in v] if v is not None else None for k, v in values.items()}
+    else:
+        per_frame = header.get("PerFrameFunctionalGroupsSequence") or []
+        if frame > len(per_frame):
+            return None
+        shared = (header.get("SharedFunctionalGroupsSequence") or [{}])[0]
+        groups = per_frame[frame - 1]
+        values = {"PixelSpacing": _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing"),
+                  "ImageOrientationPatient": _functional(groups, shared, "PlaneOrientationSequence",
+                                                         "ImageOrientationPatient"),
+                  "ImagePositionPatient": _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")}
+    if any(v is None for v in values.values()) or "Rows" not in header or "Columns" not in header:
+        return None
+    return {"size": [int(header.Rows), int(header.Columns)], **values}
+
+
+def _frames_on_their_sources(seg, geometry: dict, path: Path) -> bool:
+    """Does every frame of ``seg`` lie on the source image (or frame) it references (``geometry`` by (SOP instance
+    UID, frame number or None), from :func:`_source_geometry`): the same rows and columns, pixel spacing and
+    orientation, and a position within a tenth of the smallest pixel spacing (at least 0.01 mm)? True when every
+    frame states its geometry and agrees; an InputError naming the first frame that does not; False when a frame
+    or its source states none (highdicom's own rule then applies)."""
     shared = (seg.get("SharedFunctionalGroupsSequence") or [{}])[0]
-    stated = False
     for index, groups in enumerate(seg.get("PerFrameFunctionalGroupsSequence", [])):
         refs = [item for derivation in groups.get("DerivationImageSequence", [])
                 for item in derivation.get("SourceImageSequence", [])]
-        position = _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")
-        orientation = _functional(groups, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
-        spacing = _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing")
-        if not refs or position is None or orientation is None or spacing is None:
+        mine = {"size": [int(seg.Rows), int(seg.Columns)],
+                "PixelSpacing": _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing"),
+                "ImageOrientationPatient": _functional(groups, shared, "PlaneOrientationSequence",
+                                                       "ImageOrientationPatient"),
+                "ImagePositionPatient": _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")}
+        if not refs or any(v is None for v in mine.values()):
             return False
-        header = headers.get(str(refs[0].ReferencedSOPInstanceUID))
-        if header is None:
-            return False  # not a source of this series: refused before, by the caller
-        stated = True
-        checks = (
-            ("size", (int(seg.Rows), int(seg.Columns)), (int(header.Rows), int(header.Columns)), 0.0),
-            ("pixel spacing", spacing, header.get("PixelSpacing"), 1e-4),
-            ("orientation", orientation, header.get("ImageOrientationPatient"), 1e-4),
-            ("position", position, header.get("ImagePositionPatient"), _POSITION_TOLERANCE_MM),
-        )
-        for what, mine, theirs, tolerance in checks:
-            if theirs is None or len(mine) != len(theirs) or np.max(
-                    np.abs(np.asarray(mine, float) - np.asarray(theirs, float))) > tolerance:
+        frame = refs[0].get("ReferencedFrameNumber")
+        theirs = geometry.get((str(refs[0].ReferencedSOPInstanceUID), int(frame) if frame is not None else None))
+        if theirs is None:
+            return False
+        position_tolerance = max(_POSITION_TOLERANCE_MM, 0.1 * min(theirs["PixelSpacing"]))
+        for key, what, tolerance in (("size", "size", 0.0), ("PixelSpacing", "pixel spacing", 1e-4),
+                                     ("ImageOrientationPatient", "orientation", 1e-4),
+                                     ("ImagePositionPatient", "position", position_tolerance)):
+            a, b = np.asarray(mine[key], float), np.asarray(theirs[key], float)
+            if a.shape != b.shape or np.max(np.abs(a - b)) > tolerance:
                 raise InputError(f"{path}: frame {index + 1} does not lie on the source image it references "
-                                 f"({what} {list(mine)} against {list(theirs) if theirs is not None else 'none'}): "
-                                 "it is not a segmentation of these images' pixels")
-    return stated
+                                 f"({what} {_numbers(mine[key])} against {_numbers(theirs[key])}): it is not a "
+                                 "segmentation of these images' pixels")
+    return True
+
+
+def _numbers(values) -> str:
+    return "[" + ", ".join(f"{float(v):g}" for v in values) + "]"
 
 
 def _functional(groups, shared, sequence: str, keyword: str):

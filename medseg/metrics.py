@@ -347,7 +347,10 @@ def evaluate_files(
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
     (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG (:func:`read_seg_reference`)."""
     pred = read_prediction(pred_path, labels)
-    ref = read_seg_reference(ref_path, pred_path) if is_dicom_file(ref_path) else read_reference(ref_path, labels)
+    if is_dicom_file(ref_path):
+        ref = read_seg_reference(ref_path, pred_path, labels)
+    else:
+        ref = read_reference(ref_path, labels)
     if labels is None:
         values = sorted(set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0})
         labels = {int(v): f"label_{int(v)}" for v in values}
@@ -382,15 +385,21 @@ def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
                          f"{sidecar_path} of the prediction, which cannot be read ({error})") from error
 
 
-def read_seg_reference(path: Path | str, pred_path: Path | str) -> Volume:
+def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None) -> Volume:
     """A reference that is a DICOM SEG (another tool's, or a reader's), placed frame by frame on the DICOM series the
-    prediction was made from (its sidecar records the series and the model's label names); segments are matched to
-    the labels by name, regardless of case where that singles one out."""
-    from medseg.dicom_seg import read_seg_volume
+    prediction was made from (its sidecar records the series and the model's label names; ``labels``, when given,
+    name them instead); segments are matched to the labels by name, regardless of case where that singles one
+    out."""
+    from medseg.dicom_seg import read_seg_with_source
 
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
     sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
-    return read_seg_volume(path, sidecar)
+    if labels:
+        sidecar = {**sidecar, "labels": {str(k): v for k, v in labels.items()}}
+    # a second reading of the case's input: its skipped files and series choice were told when it was segmented
+    return read_seg_with_source(path, sidecar, warn_skipped=False)[0]
 
 
 def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
@@ -399,9 +408,9 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     path = Path(path)
     if not is_dicom_file(path):
         return read_reference(path, labels, role="prediction")
-    from medseg.dicom_seg import read_seg_volume
+    from medseg.dicom_seg import read_seg_with_source
 
-    volume = read_seg_volume(path, _prediction_sidecar(path, path, "a DICOM SEG"))
+    volume = read_seg_with_source(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)[0]
     if labels is not None:
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
         if unknown:

@@ -14,7 +14,7 @@ import pytest
 from dicom_factory import slice_positions, stored_values, write_series
 
 from medseg.cli import main
-from medseg.dicom_seg import write_dicom_seg
+from medseg.dicom_seg import read_dicom_seg, write_dicom_seg
 from medseg.errors import InputError
 from medseg.io.dicom import read_dicom_series
 from medseg.volume import Volume
@@ -513,3 +513,127 @@ def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_pa
     write_dicom_seg(reference, volume, tmp_path / "liver.dcm", {0: "background", 1: "liver", 2: "Second"})
     assert cli("evaluate", str(tmp_path / "nii" / "case9_seg.nii.gz"), str(tmp_path / "liver.dcm")) == 1
     assert "liver.dcm: segment 1 'liver' is not a label of the model (first, second)" in capsys.readouterr().err
+
+
+def _foreign_seg(path, sources, masks, names, kind="BINARY", **kwargs):
+    """A SEG as another tool writes one (highdicom directly): ``masks`` (slices, rows, columns, segments), or a
+    label map (slices, rows, columns) for ``kind`` LABELMAP."""
+    from pydicom.sr.codedict import codes
+
+    descriptions = [hd.seg.SegmentDescription(
+        segment_number=n + 1, segment_label=name, segmented_property_category=codes.SCT.Tissue,
+        segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for n, name in enumerate(names)]
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=masks, segmentation_type=getattr(hd.seg.SegmentationTypeValues, kind),
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=99, sop_instance_uid=hd.UID(),
+        instance_number=1, manufacturer="other", manufacturer_model_name="other", software_versions="1",
+        device_serial_number="0", **kwargs)
+    seg.save_as(str(path))
+
+
+def _without_preserved_flag(path, out, shift_frame: int | None = None):
+    """``path`` as dcmqi writes SEGs (no SpatialLocationsPreserved); ``shift_frame`` moved 5 mm along x."""
+    seg = pydicom.dcmread(path)
+    for index, groups in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        for derivation in groups.DerivationImageSequence:
+            for item in derivation.SourceImageSequence:
+                if "SpatialLocationsPreserved" in item:
+                    del item.SpatialLocationsPreserved
+        if index + 1 == shift_frame:
+            plane = groups.PlanePositionSequence[0]
+            plane.ImagePositionPatient = [float(plane.ImagePositionPatient[0]) + 5.0,
+                                          *plane.ImagePositionPatient[1:]]
+    seg.save_as(out)
+
+
+def test_reference_segs_of_other_tools_are_read_or_refused_in_one_line(tmp_path, caplog):
+    """Label maps are read (their segment 0 is background); overlapping segments of two labels, FRACTIONAL SEGs,
+    a segment name that fits two labels regardless of case and frames without positions are refused naming the
+    file; a label without a segment is read as absent, with a warning."""
+    values = stored_values((40, 36, 6), seed=17) + 900
+    write_series(tmp_path / "ct", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "ct")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
+    names = {0: "background", 1: "first", 2: "second"}
+    label_map = np.zeros((6, 36, 40), np.uint8)  # (slices, rows, columns)
+    label_map[:, 0:10] = 1
+    label_map[:, 20:30] = 2
+    _foreign_seg(tmp_path / "labelmap.dcm", sources, label_map, ["first", "second"], kind="LABELMAP")
+    read = read_dicom_seg(tmp_path / "labelmap.dcm", volume, names)
+    assert np.array_equal(read, label_map.transpose(2, 1, 0))
+
+    masks = np.zeros((6, 36, 40, 2), bool)
+    masks[:, 0:20, :, 0] = True
+    masks[:, 10:30, :, 1] = True  # rows 10-19 in both
+    _foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second"])
+    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'second' overlap in 2400 voxel\(s\); "
+                                         r"a reference label map holds one label per voxel"):
+        read_dicom_seg(tmp_path / "overlap.dcm", volume, names)
+    fractions = np.where(masks[..., :1], 0.9, 0.02).astype(np.float32)
+    _foreign_seg(tmp_path / "fractional.dcm", sources, fractions, ["first"], kind="FRACTIONAL",
+                 fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY)
+    with pytest.raises(InputError, match=r"fractional\.dcm: a FRACTIONAL SEG \(probability per voxel\), not labels"):
+        read_dicom_seg(tmp_path / "fractional.dcm", volume, names)
+    _foreign_seg(tmp_path / "upper.dcm", sources, masks[..., :1], ["FIRST"])
+    with pytest.raises(InputError, match=r"segment 1 'FIRST' matches more than one label of the model regardless of "
+                                         r"case \(First, first\)"):
+        read_dicom_seg(tmp_path / "upper.dcm", volume, {0: "background", 1: "First", 2: "first"})
+
+    _foreign_seg(tmp_path / "first_only.dcm", sources, masks[..., :1], ["First"])
+    with caplog.at_level("WARNING"):
+        read = read_dicom_seg(tmp_path / "first_only.dcm", volume, names)
+    assert int((read == 1).sum()) == 4800 and not (read == 2).any()
+    assert any("first_only.dcm: no segment for 'second' of the model: read as absent" in r.getMessage()
+               for r in caplog.records)
+    seg = pydicom.dcmread(tmp_path / "first_only.dcm")
+    del seg.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence
+    seg.save_as(tmp_path / "no_position.dcm")
+    with pytest.raises(InputError, match=r"no_position\.dcm: cannot read this DICOM SEG \(it lacks "
+                                         r"PlanePositionSequence \(0020,9113\)\)"):
+        read_dicom_seg(tmp_path / "no_position.dcm", volume, names)
+    with pytest.raises(InputError, match=r"gone\.dcm: no such file$"):
+        read_dicom_seg(tmp_path / "gone.dcm", volume, names)
+
+
+def test_reference_segs_of_multi_frame_sources_are_checked_frame_by_frame(tmp_path):
+    """On an enhanced multi-frame source a SEG without SpatialLocationsPreserved was refused with highdicom's text,
+    and a frame moved off its source frame was read as if on it; a series of one-frame enhanced files was 'not in'
+    its own series."""
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    values = stored_values(SHAPE, seed=13)
+    write_enhanced(tmp_path / "multi", values, tmp_path / "single")
+    volume = read_dicom_series(tmp_path / "multi")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    _without_preserved_flag(tmp_path / "seg.dcm", tmp_path / "dcmqi_like.dcm")
+    assert np.array_equal(read_dicom_seg(tmp_path / "dcmqi_like.dcm", volume, NAMES), labels)
+    _without_preserved_flag(tmp_path / "seg.dcm", tmp_path / "shifted.dcm", shift_frame=2)
+    with pytest.raises(InputError, match=r"shifted\.dcm: frame 2 does not lie on the source image it references "
+                                         r"\(position \["):
+        read_dicom_seg(tmp_path / "shifted.dcm", volume, NAMES)
+
+    # each slice its own one-frame enhanced file: the SEG references (file k, frame 1)
+    single = read_dicom_series(tmp_path / "single")
+    uid, mapping = hd.UID(), {}
+    (tmp_path / "files").mkdir()
+    for n, path in enumerate(single.dicom.paths, 1):
+        image = pydicom.dcmread(path)
+        enhanced = LegacyConvertedEnhancedCTImage([image], series_instance_uid=uid, series_number=9,
+                                                  sop_instance_uid=hd.UID(), instance_number=n)
+        enhanced.save_as(tmp_path / "files" / f"{n:02d}.dcm")
+        mapping[str(image.SOPInstanceUID)] = str(enhanced.SOPInstanceUID)
+    files = read_dicom_series(tmp_path / "files")
+    assert files.dicom.frames == (0,) * SHAPE[2] and len(set(files.dicom.paths)) == SHAPE[2]
+    write_dicom_seg(label_rule(single.array), single, tmp_path / "single_seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "single_seg.dcm")
+    for groups in seg.PerFrameFunctionalGroupsSequence:
+        for item in groups.DerivationImageSequence[0].SourceImageSequence:
+            item.ReferencedSOPInstanceUID = mapping[str(item.ReferencedSOPInstanceUID)]
+            item.ReferencedFrameNumber = 1
+    seg.ReferencedSeriesSequence[0].SeriesInstanceUID = uid
+    for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence:
+        item.ReferencedSOPInstanceUID = mapping[str(item.ReferencedSOPInstanceUID)]
+    seg.save_as(tmp_path / "files_seg.dcm")
+    assert np.array_equal(read_dicom_seg(tmp_path / "files_seg.dcm", files, NAMES), label_rule(files.array))
