@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,7 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     import highdicom as hd
 
     path = Path(path)
+    label_names = {int(value): str(name) for value, name in label_names.items()}
     source = volume.dicom
     if source is None:
         raise InputError(f"{path}: a DICOM SEG is read onto its source series, and {volume.source} is not one")
@@ -184,7 +186,7 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     # source images without frames are empty ones (an anonymised series has no UID to compare; the parts of a
     # split series share theirs)
     images = set(slices)
-    foreign = sorted({ref for ref in _frame_sources(seg) if ref not in images}, key=str)
+    foreign = sorted({ref for ref in map(_single_frame(images), _frame_sources(seg)) if ref not in images}, key=str)
     if foreign:
         shown = ", ".join(f"{u}" + (f" frame {f}" if f else "") for u, f in foreign[:3])
         raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
@@ -200,10 +202,11 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     drawn_by: dict[int, str] = {}
     for number, (value, name) in segments.items():
         mask = _segment_mask(seg, number, slices, volume.shape, options, path, volume.source)
-        clash = mask & (labels != 0) & (labels != value)
-        if clash.any():
-            other = drawn_by[int(labels[clash][0])]
-            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {int(clash.sum())} voxel(s); a "
+        under = labels[mask]  # the voxels of this segment only: no full-volume temporaries
+        clash = under[(under != 0) & (under != value)]
+        if clash.size:
+            other = drawn_by[int(clash[0])]
+            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {clash.size} voxel(s); a "
                              "reference label map holds one label per voxel, so make them disjoint (e.g. the liver "
                              "without its tumour)")
         labels[mask] = value
@@ -266,16 +269,13 @@ def _segment_mask(seg, number: int, slices: list[tuple[str, int | None]], shape,
 
 def _error_text(error: Exception) -> str:
     """One line for a library error; a missing DICOM attribute (a KeyError of its tag) is named."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, KeyError) and error.args:
-        try:
-            from pydicom.datadict import keyword_for_tag
-            from pydicom.tag import Tag
+    from pydicom.datadict import keyword_for_tag
+    from pydicom.tag import BaseTag
 
-            tag = Tag(error.args[0])
-            text = f"it lacks {keyword_for_tag(tag) or 'the attribute'} {tag}"
-        except Exception:  # noqa: BLE001 - not a tag: keep the library's text
-            pass
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, KeyError) and error.args and isinstance(error.args[0], BaseTag):
+        tag = error.args[0]
+        text = f"it lacks {keyword_for_tag(tag) or 'the attribute'} {tag}"
     return text
 
 
@@ -318,7 +318,8 @@ def _frames_on_their_sources(seg, geometry: dict, path: Path) -> bool:
         if not refs or any(v is None for v in mine.values()):
             return False
         frame = refs[0].get("ReferencedFrameNumber")
-        theirs = geometry.get((str(refs[0].ReferencedSOPInstanceUID), int(frame) if frame is not None else None))
+        uid = str(refs[0].ReferencedSOPInstanceUID)
+        theirs = geometry.get(_single_frame(geometry)((uid, int(frame) if frame is not None else None)))
         if theirs is None:
             return False
         position_tolerance = max(_POSITION_TOLERANCE_MM, 0.1 * min(theirs["PixelSpacing"]))
@@ -331,6 +332,14 @@ def _frames_on_their_sources(seg, geometry: dict, path: Path) -> bool:
                                  f"({what} {_numbers(mine[key])} against {_numbers(theirs[key])}): it is not a "
                                  "segmentation of these images' pixels")
     return True
+
+
+def _single_frame(images) -> Callable:
+    """A SEG frame's source reference as the series keys it: frame 1 of a single-frame image, which some writers
+    name, is that image (``images``: the series' (UID, frame or None) keys)."""
+    def key(ref: tuple[str, int | None]) -> tuple[str, int | None]:
+        return (ref[0], None) if ref[1] == 1 and (ref[0], None) in images else ref
+    return key
 
 
 def _numbers(values) -> str:

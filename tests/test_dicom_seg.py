@@ -594,6 +594,14 @@ def test_reference_segs_of_other_tools_are_read_or_refused_in_one_line(tmp_path,
         read_dicom_seg(tmp_path / "no_position.dcm", volume, names)
     with pytest.raises(InputError, match=r"gone\.dcm: no such file$"):
         read_dicom_seg(tmp_path / "gone.dcm", volume, names)
+    # frame 1 of a single-frame source image, as some writers name it, is that image; label keys may be text
+    seg = pydicom.dcmread(tmp_path / "labelmap.dcm")
+    for groups in seg.PerFrameFunctionalGroupsSequence:
+        for item in groups.DerivationImageSequence[0].SourceImageSequence:
+            item.ReferencedFrameNumber = 1
+    seg.save_as(tmp_path / "frame_one.dcm")
+    read = read_dicom_seg(tmp_path / "frame_one.dcm", volume, {str(k): v for k, v in names.items()})
+    assert np.array_equal(read, label_map.transpose(2, 1, 0))
 
 
 def test_reference_segs_of_multi_frame_sources_are_checked_frame_by_frame(tmp_path):
