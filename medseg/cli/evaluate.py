@@ -30,9 +30,9 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
     smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
     reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
-    Either may be a DICOM SEG (.dcm, or a file with the DICM marker): it is placed frame by frame on the DICOM
-    series the prediction's sidecar records, its segments matched to the labels by name.
-    Otherwise nothing is scored and the exit code is 1. Empty masks: both empty gives Dice and distances null
+    Otherwise nothing is scored and the exit code is 1. Either file may be a DICOM SEG (.dcm, or a file with
+    the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, its
+    segments matched to the labels by name. Empty masks: both empty gives Dice and distances null
     (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
     prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 
