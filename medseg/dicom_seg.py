@@ -145,7 +145,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
             "segments": len(values)}
 
 
-def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]) -> np.ndarray:
+def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str], warn_missing: bool = True
+                   ) -> np.ndarray:
     """The labels of a DICOM SEG on the grid of ``volume``, the source series it was made from (read with
     :func:`medseg.io.images.read_image`): the inverse of :func:`write_dicom_seg`, frame by referenced source image
     (or frame), so nothing is resampled. Also reads another tool's SEG given as a reference (BINARY or LABELMAP).
@@ -154,7 +155,7 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     with :class:`InputError` naming the file: a SEG of another series or of images outside this one, a segment the
     names do not hold, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds
     one label per voxel), a frame that does not lie on the source image it references. A label without a segment
-    is read as absent, with a warning.
+    is read as absent, with a warning (``warn_missing``; not on a second reading, as the report's).
     """
     import highdicom as hd
 
@@ -212,7 +213,7 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         labels[mask] = value
         drawn_by.setdefault(value, name)
     missing = [label_names[v] for v in sorted(label_names) if int(v) != 0 and v not in drawn_by]
-    if missing:
+    if missing and warn_missing:
         log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
                     "predicted)", path, ", ".join(f"'{m}'" for m in missing))
     return labels
@@ -383,9 +384,9 @@ def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | N
 
 
 def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | str | None = None,
-                         warn_skipped: bool = True) -> tuple[Volume, Volume]:
+                         warn_skipped: bool = True, warn_missing: bool = True) -> tuple[Volume, Volume]:
     """As :func:`read_seg_volume`, with the source series it read (a caller that shows the image reads it once;
-    ``warn_skipped`` as for :func:`medseg.io.images.read_image`)."""
+    ``warn_skipped`` as for :func:`medseg.io.images.read_image`, ``warn_missing`` as for :func:`read_dicom_seg`)."""
     from medseg.io.images import read_image
 
     path = Path(path)
@@ -404,7 +405,7 @@ def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | st
             raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found; the SEG "
                              "is scored on the source images it references")
     source = read_image(source_path, series=recorded_series(sidecar), warn_skipped=warn_skipped)
-    array = read_dicom_seg(path, source, labels)
+    array = read_dicom_seg(path, source, labels, warn_missing=warn_missing)
     labels_volume = Volume(array=array, affine=source.affine, source=Path(path),
                            info={"dicom_seg_source": str(source_path)})
     return labels_volume, source

@@ -436,7 +436,7 @@ def test_the_cohort_table_names_the_series_each_row_segmented(tmp_path, tiny_pac
     assert rows == {"s3": ("3", "1.2.3.3"), "s4": ("4", "1.2.3.4")}
 
 
-def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_path, capsys, tiny_package):
+def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_path, capsys, caplog, tiny_package):
     """A reference that is a DICOM SEG (another tool's, segment names in its own case) is placed frame by frame on
     the series it segments: the same figures as the same labels as a NIfTI reference, in `infer --reference`,
     `evaluate` and the QA report (it was 'not a NIfTI image')."""
@@ -493,6 +493,18 @@ def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_pa
     outputs = build_report(tmp_path / "cohort", tmp_path / "cohort" / "report.html", max_overlays=1)
     assert next(csv_rows(outputs.table))["status"] == "scored" and outputs.overlays == 1
     assert "reference not shown" not in outputs.html.read_text()
+    # a reference SEG without a segment for one label: scoring warns once; the report, reading it again, does not
+    write_dicom_seg(np.where(reference == 1, 1, 0), volume, tmp_path / "first_only", {0: "background", 1: "first"})
+    sheet.write_text(f"case_id\timage\treference\ncase9\t{tmp_path / 'case9'}\t{tmp_path / 'first_only'}\n")
+    samples = read_samples(sheet)
+    infer_cases(samples, tmp_path / "cohort1", InferOptions(model=str(tiny_package.path), device="cpu"))
+    caplog.clear()
+    evaluate_cases(samples, tmp_path / "cohort1")
+    warned = [r for r in caplog.records if "no segment for 'second' of the model" in r.getMessage()]
+    assert len(warned) == 1
+    caplog.clear()
+    build_report(tmp_path / "cohort1", tmp_path / "cohort1" / "report.html", max_overlays=1)
+    assert not [r for r in caplog.records if "no segment for" in r.getMessage()]
 
     # refused in one line naming the file: a NIfTI input, a prediction without its sidecar, an unknown segment
     nib.save(nib.Nifti1Image(np.zeros((40, 36, 6), np.float32), nifti.affine), tmp_path / "plain.nii.gz")

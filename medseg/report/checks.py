@@ -55,7 +55,9 @@ def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarr
         return read_labels(path)
     from medseg.dicom_seg import read_seg_with_source
 
-    volume, _ = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False)
+    # a second reading: scoring warned about what the reference lacks, in its own log
+    volume, _ = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False,
+                                     warn_missing=False)
     return volume.array, volume.affine
 
 
