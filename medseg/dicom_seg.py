@@ -291,11 +291,7 @@ def _source_geometry(header, frame: int | None) -> dict | None:
         if frame > len(per_frame):
             return None
         shared = (header.get("SharedFunctionalGroupsSequence") or [{}])[0]
-        groups = per_frame[frame - 1]
-        values = {"PixelSpacing": _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing"),
-                  "ImageOrientationPatient": _functional(groups, shared, "PlaneOrientationSequence",
-                                                         "ImageOrientationPatient"),
-                  "ImagePositionPatient": _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")}
+        values = _plane_geometry(per_frame[frame - 1], shared)
     if any(v is None for v in values.values()) or "Rows" not in header or "Columns" not in header:
         return None
     return {"size": [int(header.Rows), int(header.Columns)], **values}
@@ -311,11 +307,7 @@ def _frames_on_their_sources(seg, geometry: dict, path: Path) -> bool:
     for index, groups in enumerate(seg.get("PerFrameFunctionalGroupsSequence", [])):
         refs = [item for derivation in groups.get("DerivationImageSequence", [])
                 for item in derivation.get("SourceImageSequence", [])]
-        mine = {"size": [int(seg.Rows), int(seg.Columns)],
-                "PixelSpacing": _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing"),
-                "ImageOrientationPatient": _functional(groups, shared, "PlaneOrientationSequence",
-                                                       "ImageOrientationPatient"),
-                "ImagePositionPatient": _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")}
+        mine = {"size": [int(seg.Rows), int(seg.Columns)], **_plane_geometry(groups, shared)}
         if not refs or any(v is None for v in mine.values()):
             return False
         frame = refs[0].get("ReferencedFrameNumber")
@@ -345,6 +337,15 @@ def _single_frame(images) -> Callable:
 
 def _numbers(values) -> str:
     return "[" + ", ".join(f"{float(v):g}" for v in values) + "]"
+
+
+def _plane_geometry(groups, shared) -> dict:
+    """Pixel spacing, orientation and position of one frame of a multi-frame object (a SEG, an enhanced image),
+    from its own functional groups, else the shared ones; None for what neither states."""
+    return {"PixelSpacing": _functional(groups, shared, "PixelMeasuresSequence", "PixelSpacing"),
+            "ImageOrientationPatient": _functional(groups, shared, "PlaneOrientationSequence",
+                                                   "ImageOrientationPatient"),
+            "ImagePositionPatient": _functional(groups, shared, "PlanePositionSequence", "ImagePositionPatient")}
 
 
 def _functional(groups, shared, sequence: str, keyword: str):

@@ -23,8 +23,8 @@ from monai.transforms import (
 from medseg.errors import InputError
 from medseg.volume import Volume
 
-__all__ = ["apply_transforms", "build_transforms", "check_resampling_size", "check_slices_fit", "invert_labels",
-           "model_space_shape", "spatial_transforms", "to_model_space", "without_voxels"]
+__all__ = ["apply_transforms", "build_transforms", "check_resampling_size", "check_slices_fit", "grid_model_shape",
+           "invert_labels", "model_space_shape", "spatial_transforms", "to_model_space", "without_voxels"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -100,10 +100,15 @@ def model_space_shape(volume: Volume, pre: dict) -> tuple[int, ...]:
     """The shape ``volume`` takes in model space (orientation, then spacing), computed from its header the way
     MONAI's ``Orientation`` and ``Spacing`` compute it (with their own functions), so that an oblique or anisotropic
     grid is predicted to the voxel."""
+    return grid_model_shape(volume.shape, volume.affine, pre)
+
+
+def grid_model_shape(shape: tuple[int, ...], affine: np.ndarray, pre: dict) -> tuple[int, ...]:
+    """:func:`model_space_shape` of a grid given by its shape and affine (from headers: :func:`read_grid`)."""
     import nibabel as nib
     from monai.data.utils import AFFINE_TOL, affine_to_spacing, compute_shape_offset, zoom_affine
 
-    shape, affine = tuple(int(n) for n in volume.shape), np.asarray(volume.affine, dtype=np.float64)
+    shape, affine = tuple(int(n) for n in shape), np.asarray(affine, dtype=np.float64)
     if pre.get("orientation"):
         target = nib.orientations.axcodes2ornt(tuple(pre["orientation"]), labels=_RAS_LABELS)
         turn = nib.orientations.ornt_transform(nib.io_orientation(affine), target)

@@ -109,30 +109,25 @@ def default_training() -> dict:
 DEFAULT_TILE = 128  # the default config's largest tile side; smaller planes get a tile that just holds them
 _TILE_STEP = 16  # 2 ** depth of the default U-Net: tile sides are multiples of it
 _SMALLEST_TILE = 32  # two cells at the bottom of the default U-Net
+DEFAULT_PREPROCESSING = {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}}
 
 
-def default_tile(cases: list[TrainCase], slice_axis: int = 2) -> list[int]:
-    """The default config's tile (= training patch): the cases' largest model-space plane (RAS, no resampling, as
-    the default config declares), rounded up to a multiple of 16 and kept within 32..128 per side.
+def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slice_axis: int = 2) -> list[int]:
+    """The default config's tile (= training patch): each side the largest of the cases' model-space planes (after
+    ``preprocessing``, the default config's unless given), rounded up to a multiple of 16 and kept within 32..128.
 
     Hippocampus crops of 35 × 50 voxels get a 48 × 64 tile instead of 128 × 128, which would spend ~5× the compute
     on padding in training and inference; a 512 × 512 CT keeps 128 × 128 tiles. Reads headers only.
     """
-    import nibabel as nib
+    from medseg.io.images import read_grid
+    from medseg.preprocess import grid_model_shape
 
+    pre = preprocessing or DEFAULT_PREPROCESSING
     largest = [0, 0]
     plane = [a for a in range(3) if a != slice_axis]
     for case in cases:
-        try:
-            header = nib.load(str(case.label_path))
-        except Exception as error:  # noqa: BLE001 - nibabel raises many types for a bad header
-            raise TrainingError(f"{case.label_path}: cannot read the header ({error})") from error
-        shape = (tuple(header.shape) + (1, 1, 1))[:3]
-        axes = nib.orientations.io_orientation(header.affine)[:, 0]
-        model_shape = [1, 1, 1]
-        for size, axis in zip(shape, axes):
-            if not np.isnan(axis):
-                model_shape[int(axis)] = int(size)
+        shape, affine = read_grid(case.label_path)
+        model_shape = grid_model_shape(shape[:3], affine, pre)
         largest = [max(largest[k], model_shape[a]) for k, a in enumerate(plane)]
     return [min(DEFAULT_TILE, max(_SMALLEST_TILE, -(-side // _TILE_STEP) * _TILE_STEP)) for side in largest]
 
@@ -166,7 +161,7 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
         "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": max(len(values), 2), "base_width": 16,
                          "depth": 4, "dropout": 0.0, "norm": "batch"},
         "labels": {str(v): ("background" if v == 0 else f"label_{v}") for v in range(max(len(values), 2))},
-        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
+        "preprocessing": copy.deepcopy(DEFAULT_PREPROCESSING),
         "inference": {"slice_axis": 2, "roi_size": list(tile or [DEFAULT_TILE, DEFAULT_TILE]), "overlap": 0.25,
                       "blend": "gaussian", "context_slices": 1, "flip_tta": []},
         "training": default_training(),

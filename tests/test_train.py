@@ -540,7 +540,7 @@ def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
     assert default_config([0, 1], tile=[64, 48])["inference"]["roi_size"] == [64, 48]
     assert default_config([0, 1])["inference"]["roi_size"] == [128, 128]
     (tmp_path / "labels" / "c.nii.gz").write_bytes(b"not a nifti")
-    with pytest.raises(TrainingError, match=r"c\.nii\.gz: cannot read the header"):
+    with pytest.raises(MedsegError, match=r"c\.nii\.gz: cannot read header"):
         default_tile(pair_cases(tmp_path / "images", tmp_path / "labels"))
 
 
