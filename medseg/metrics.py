@@ -328,6 +328,8 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "schema": METRICS_SCHEMA,
         "case_id": case_id,
         "prediction": os.path.abspath(pred.source) if pred.source is not None else None,
+        # the file scored: the report matches it against the segmentation its sidecar describes
+        "prediction_sha256": pred.source_sha256,
         "reference": os.path.abspath(ref.source) if ref.source is not None else None,
         "reference_reordered": bool(ref.info.get("reordered", False)),
         "spacing_mm": list(spacing),
@@ -346,7 +348,10 @@ def evaluate_files(
 
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
     (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG (:func:`read_seg_reference`)."""
+    from medseg.io.atomic import sha256_of
+
     pred = read_prediction(pred_path, labels)
+    pred.source_sha256 = sha256_of(pred_path)
     if is_dicom_file(ref_path):
         ref = read_seg_reference(ref_path, pred_path, labels)
     else:

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,12 +15,12 @@ import numpy as np
 
 from medseg.errors import ImageReadError, InputError
 from medseg.input_range import check_extent, model_space_extent
-from medseg.io.atomic import atomic_paths, check_writable
+from medseg.io.atomic import atomic_paths, check_superseded, check_writable, sha256_of
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.volume import Volume, stem, volume_ml
 
-__all__ = ["CaseOutputs", "case_targets", "output_paths", "segment_case", "versions"]
+__all__ = ["CaseOutputs", "case_targets", "output_paths", "segment_case", "superseded_outputs", "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,19 @@ def case_targets(input_path: Path | str, out_dir: Path | str | None = None, scor
     elif output_format != "nifti":
         raise ValueError(f"unknown output format {output_format!r} (nifti or dicom-seg)")
     return [seg_path, sidecar_path] + ([metrics_path] if scored else [])
+
+
+def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None, scored: bool = False,
+                       output_format: str = "nifti", case_id: str | None = None,
+                       keep: Sequence[Path | str] = ()) -> list[Path]:
+    """The outputs an earlier run of the same case may have left that this run does not write: the segmentation in
+    the other format, and the metrics when this run is not scored. They would no longer match the new sidecar, so
+    :func:`segment_case` removes them with ``overwrite`` (and refuses without). Files in ``keep`` (the input, a
+    reference) are never among them."""
+    seg_path, _, metrics_path = output_paths(input_path, out_dir, case_id)
+    other = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm") if output_format == "nifti" else seg_path
+    kept = {Path(os.path.abspath(p)) for p in keep}
+    return [p for p in [other] + ([] if scored else [metrics_path]) if Path(os.path.abspath(p)) not in kept]
 
 
 def versions() -> dict[str, str]:
@@ -109,7 +122,10 @@ def segment_case(
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]
     metrics_path = targets[2] if reference is not None else None
+    superseded = superseded_outputs(input_path, out_dir, reference is not None, output_format, case_id,
+                                    keep=[input_path] + ([reference] if reference is not None else []))
     check_writable(targets, overwrite)
+    check_superseded(superseded, overwrite)
     timings: dict[str, float] = {}
 
     clock = time.perf_counter()
@@ -171,7 +187,7 @@ def segment_case(
         record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
 
     clock = time.perf_counter()
-    with atomic_paths(targets, overwrite=overwrite) as temps:
+    with atomic_paths(targets, overwrite=overwrite, retire=superseded) as temps:
         if output_format == "dicom-seg":
             from medseg.dicom_seg import write_dicom_seg
 
@@ -182,6 +198,10 @@ def segment_case(
                                                   sources=seg_sources)
         else:
             write_labels(labels, volume, temps[0])
+        # which file the sidecar (and the metrics) describe: the report refuses metrics of another segmentation
+        record["segmentation_sha256"] = sha256_of(temps[0])
+        if metrics is not None:
+            metrics["prediction_sha256"] = record["segmentation_sha256"]
         timings["write_s"] = time.perf_counter() - clock
         record["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
         temps[1].write_text(json.dumps(record, indent=2) + "\n")
@@ -242,6 +262,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "input_sha256": volume.source_sha256,
         "input_info": volume.info,
         "segmentation": seg_path.name,
+        "segmentation_sha256": None,  # filled in once the file is written
         "shape": list(volume.shape),
         "affine": volume.affine.tolist(),
         "labels": {str(k): v for k, v in package.labels.items()},

@@ -302,3 +302,29 @@ def test_a_copy_aside_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
             for temp in temps:
                 temp.write_text("new")
     assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"] and [t.read_text() for t in targets] == ["old", "old"]
+
+
+def test_outputs_of_an_earlier_run_are_retired_with_the_new_set_and_come_back_if_it_fails(tmp_path):
+    seg, sidecar, metrics = tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json", tmp_path / "a_metrics.json"
+    for path in (seg, sidecar, metrics):
+        path.write_text(f"old {path.name}")
+    with pytest.raises(OutputExistsError, match=rf"^{metrics}: output of an earlier run of this case exists, which "
+                                                "this run would remove; pass --overwrite to replace it$"):
+        with atomic_paths([tmp_path / "b_seg.nii.gz"], retire=[metrics]):
+            pass
+    # placing fails: the retired file comes back with the old set
+    with pytest.raises(OutputWriteError, match=rf"^{sidecar}: cannot put the output in place"):
+        with atomic_paths([seg, sidecar], overwrite=True, retire=[metrics]) as temps:
+            temps[0].write_text("new image")
+            temps[1].write_text("new sidecar")
+            sidecar.unlink()
+            sidecar.mkdir()
+            (sidecar / "keep").write_text("x")
+    assert seg.read_text() == "old a_seg.nii.gz" and metrics.read_text() == "old a_metrics.json"
+    sidecar.joinpath("keep").unlink()
+    sidecar.rmdir()
+    sidecar.write_text("old a_seg.json")
+    with atomic_paths([seg, sidecar], overwrite=True, retire=[metrics, tmp_path / "absent.json"]) as temps:
+        temps[0].write_text("new image")
+        temps[1].write_text("new sidecar")
+    assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]  # the metrics of the old set went with it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import nibabel as nib
@@ -41,6 +42,7 @@ def test_writes_metrics_json_and_prints_a_table(pair, tmp_path, capsys):
     assert "2 label_2" in stdout and "empty_prediction" in stdout
     written = json.loads(out.read_text())
     assert written["case_id"] == "case7"
+    assert written["prediction_sha256"] == hashlib.sha256(pred.read_bytes()).hexdigest()  # the file scored
     assert written["labels"]["2"]["dice"] == 0.0 and written["labels"]["2"]["hd95_mm"] is None
     expected = evaluate_files(pred, ref, case_id="case7")
     assert written["labels"]["1"]["dice"] == pytest.approx(expected["labels"]["1"]["dice"])

@@ -119,6 +119,33 @@ def test_existing_outputs_are_not_overwritten(tmp_path, case, make_package, caps
     assert run(["infer", str(case), "--model", package, "--overwrite"], capsys)[0] == 0
 
 
+def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, make_package, capsys):
+    """An unscored run over a scored one: the old metrics (of the old segmentation) go with it, or the QA report
+    would show them as the new segmentation's; without --overwrite the run is refused before any work."""
+    from medseg.io.atomic import sha256_of
+
+    package, out = str(make_package()), tmp_path / "out"
+    reference = tmp_path / "reference.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(reference))
+    assert run(["infer", str(case), "-m", package, "-o", str(out), "--reference", str(reference)], capsys)[0] == 0
+    assert _files(out) == ["case_metrics.json", "case_seg.json", "case_seg.nii.gz"]
+    metrics = json.loads((out / "case_metrics.json").read_text())
+    sidecar = json.loads((out / "case_seg.json").read_text())
+    assert metrics["prediction_sha256"] == sidecar["segmentation_sha256"] == sha256_of(out / "case_seg.nii.gz")
+    (out / "case_seg.nii.gz").unlink()
+    (out / "case_seg.json").unlink()
+    code, _, err = run(["infer", str(case), "-m", package, "-o", str(out)], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out / 'case_metrics.json'}: output of an earlier run "
+                                            "exists, which this run would remove; pass --overwrite to replace it")
+    assert _files(out) == ["case_metrics.json"]
+    assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+    assert json.loads((out / "case_seg.json").read_text())["segmentation_sha256"] == sha256_of(
+        out / "case_seg.nii.gz")
+
+
 def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys):
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(gzip.compress(b"garbage" * 100))

@@ -197,6 +197,15 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
             np.testing.assert_array_equal(masks.get(number, np.zeros_like(want)), want)
     seg_sidecar = json.loads((tmp_path / "seg" / "case7_seg.json").read_text())
     assert seg_sidecar["segmentation"] == "case7_seg.dcm"
+    from medseg.io.atomic import sha256_of
+
+    assert seg_sidecar["segmentation_sha256"] == sha256_of(tmp_path / "seg" / "case7_seg.dcm")
+    # the other format over it: the SEG goes (the sidecar describes only the new file)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case7"), "-o", str(tmp_path / "seg"), "--device", "cpu",
+              "--model", str(tiny_package.path), "--overwrite"])
+    assert exit_info.value.code == 0
+    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == ["case7_seg.json", "case7_seg.nii.gz"]
     # the sidecar names the SEG as an archive knows it (it held only the file name)
     assert seg_sidecar["dicom_seg"] == {
         "sop_instance_uid": seg.SOPInstanceUID, "series_instance_uid": seg.SeriesInstanceUID,

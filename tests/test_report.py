@@ -1325,3 +1325,46 @@ def test_negative_amounts_in_flags_use_a_typographic_minus():
     # a flagged z never reads as sitting on the limit (|z| > 3.5 flags)
     assert _signed(-3.516, 3.5) == "\u22123.52" and _signed(4.04, 3.5) == "+4.0"
     assert _signed(3.5000004, 3.5) == "+3.500000"  # six decimals at most
+
+
+def test_a_segmentation_that_is_not_the_one_its_sidecar_and_metrics_describe_is_stale(tmp_path):
+    """Each case's files must describe one segmentation: a segmentation changed after it was written, or metrics of
+    an earlier segmentation beside a newer sidecar, make the case stale (its figures are not shown as its own);
+    results that record no hashes (written before they did) are taken as they are."""
+    root = tmp_path / "results"
+    for seed, case_id in enumerate(("same", "edited", "rescored", "renamed", "unhashed")):
+        folder = write_case(root, case_id, seed, "erode")
+        if case_id == "unhashed":
+            continue
+        seg = folder / f"{case_id}_seg.nii.gz"
+        sidecar_path, metrics_path = folder / f"{case_id}_seg.json", folder / f"{case_id}_metrics.json"
+        sidecar, metrics = json.loads(sidecar_path.read_text()), json.loads(metrics_path.read_text())
+        sidecar["segmentation_sha256"] = metrics["prediction_sha256"] = sha256_of(seg)
+        if case_id == "rescored":  # the sidecar of a later run, the metrics of an earlier one
+            metrics["prediction_sha256"] = "0" * 64
+        if case_id == "renamed":  # the sidecar describes a DICOM SEG, the metrics score the NIfTI
+            sidecar["segmentation"] = f"{case_id}_seg.dcm"
+        sidecar_path.write_text(json.dumps(sidecar))
+        metrics_path.write_text(json.dumps(metrics))
+    edited = root / "cases" / "edited" / "edited_seg.nii.gz"
+    image = nib.load(edited)
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), edited)
+    unhashed = root / "cases" / "unhashed" / "unhashed_seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), unhashed)
+
+    outputs = build_report(root, tmp_path / "report" / "report.html", max_overlays=0)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert rows["same"]["status"] == "scored" and float(rows["same"]["min_dice"]) > 0.5
+    assert rows["unhashed"]["status"] == "scored"
+    for case_id in ("edited", "rescored", "renamed"):
+        assert rows[case_id]["status"] == "failed" and rows[case_id]["min_dice"] == ""
+        assert rows[case_id]["failed_stage"] == "stale" and rows[case_id]["error_type"] == "StaleResult"
+    assert rows["edited"]["error"] == ("edited_seg.nii.gz is not the file its sidecar edited_seg.json describes "
+                                       "(their SHA-256 differ: it was changed or replaced after medseg wrote it); "
+                                       "segment the case again (a cohort redoes a case whose folder was removed)")
+    assert rows["rescored"]["error"].startswith("rescored_metrics.json scores another rescored_seg.nii.gz than the "
+                                                "one its sidecar describes")
+    assert rows["renamed"]["error"].startswith("renamed_metrics.json scores renamed_seg.nii.gz, but the case's "
+                                               "sidecar describes renamed_seg.dcm")
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["cases"]["scored"] == 2 and summary["cases"]["failed"] == 3

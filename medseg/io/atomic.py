@@ -16,7 +16,7 @@ from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 
-__all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_writable", "sha256_of"]
+__all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_superseded", "check_writable", "sha256_of"]
 
 
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
@@ -57,8 +57,13 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iterator[list[Path]]:
+def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
+                 retire: Sequence[Path | str] = ()) -> Iterator[list[Path]]:
     """Yield temporary paths for ``targets``; on success put each onto its target, all or none.
+
+    ``retire`` are outputs of an earlier run that the new set supersedes (a metrics file of a run that was scored,
+    when this one is not): they go in the same step as the targets are placed, and come back if placing fails.
+    Like targets, they are refused without ``overwrite``.
 
     Nothing partial is ever visible under a target name: if the block raises, the temporary files are removed and
     the targets are left as they were; if putting one output in place fails, those already put in place are taken
@@ -71,7 +76,9 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iter
     writing (no permission, disk full) becomes :class:`OutputWriteError` naming the output.
     """
     targets = [Path(t) for t in targets]
+    retire = [Path(r) for r in retire]
     check_writable(targets, overwrite)
+    check_superseded(retire, overwrite)
     for target in targets:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,11 +99,22 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False) -> Iter
         with _folder_locks(targets), _signals_held():  # a stop while waiting for the lock still stops
             if not overwrite:  # another process may have written a target since the check above
                 check_writable(targets, overwrite=False)
-            _put_in_place(temps, targets)
+                check_superseded(retire, overwrite=False)
+            _put_in_place(temps, targets, retire)
     finally:
         for temp in temps:
             with contextlib.suppress(OSError):  # a read-only folder or a vanished file: nothing more to clean
                 temp.unlink()
+
+
+def check_superseded(retire: Sequence[Path | str], overwrite: bool) -> None:
+    """Refuse, without ``overwrite``, when an output of an earlier run that a new set would remove exists."""
+    if overwrite:
+        return
+    for path in map(Path, retire):
+        if path.exists() or path.is_symlink():
+            raise OutputExistsError(f"{path}: output of an earlier run of this case exists, which this run would "
+                                    "remove; pass --overwrite to replace it")
 
 
 @contextlib.contextmanager
@@ -151,12 +169,23 @@ def _folder_locks(targets: list[Path]) -> Iterator[None]:
                 os.close(handle)  # closing releases the lock
 
 
-def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
-    """Rename every temp onto its target; on a failure undo the renames done so far (old targets come back)."""
+def _put_in_place(temps: list[Path], targets: list[Path], retire: Sequence[Path] = ()) -> None:
+    """Rename every temp onto its target and take the ``retire`` files away; on a failure undo the renames done so
+    far (old targets and retired files come back)."""
     backups: dict[Path, Path] = {}  # target -> a second name of its previous file
     placed: list[Path] = []
+    at = None  # the path being handled, for the error
     try:
+        for old in retire:
+            at = old
+            if old.is_dir() and not old.is_symlink():  # never move a folder aside
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(old))
+            if old.exists() or old.is_symlink():
+                backup = old.with_name(f".ms-{uuid.uuid4().hex[:8]}.prev")
+                os.replace(old, backup)
+                backups[old] = backup
         for temp, target in zip(temps, targets):
+            at = target
             if target.is_dir() and not target.is_symlink():  # never move a folder aside
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
             if target.exists() or target.is_symlink():
@@ -185,9 +214,8 @@ def _put_in_place(temps: list[Path], targets: list[Path]) -> None:
                 backup.unlink()
         if not isinstance(error, OSError):
             raise
-        failed = targets[len(placed)]
-        raise OutputWriteError(f"{failed}: cannot put the output in place ({_reason(error)}); "
-                               "no output of this set was changed") from error
+        doing = "cannot remove this output of an earlier run" if at in retire else "cannot put the output in place"
+        raise OutputWriteError(f"{at}: {doing} ({_reason(error)}); no output of this set was changed") from error
     for backup in backups.values():
         with contextlib.suppress(OSError):
             backup.unlink()

@@ -204,6 +204,7 @@ def collect_results(results_dir: Path | str) -> list[CaseResult]:
         )
     for case in cases.values():
         _resolve_stale_failure(case)
+        _check_segmentation(case)
     return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
 
 
@@ -305,6 +306,47 @@ def _resolve_stale_failure(case: CaseResult) -> None:
     elif case.metrics is not None:
         case.notes.append(f"ignored {case.paths['metrics'].name}: the case failed after it was written")
         case.metrics = None
+
+
+def _check_segmentation(case: CaseResult) -> None:
+    """A case's files must describe one segmentation: the file the sidecar describes, unchanged since (its SHA-256),
+    and metrics that score that file. Otherwise the case is stale: its volumes and scores are not shown as its own.
+    Results written before sidecars and metrics recorded the hash are taken as they are."""
+    import os
+
+    from medseg.io.atomic import sha256_of
+
+    if case.failure is not None or case.sidecar is None:
+        return
+    described, made = case.sidecar.get("segmentation"), case.sidecar.get("segmentation_sha256")
+    path = case.folder / Path(described).name if isinstance(described, str) and described else None
+    metrics = case.metrics or {}
+    scored, read = metrics.get("prediction"), metrics.get("prediction_sha256")
+    metrics_name = case.paths["metrics"].name if "metrics" in case.paths else None
+    why = None
+    if isinstance(made, str) and path is not None and path.is_file():
+        try:
+            found = sha256_of(path)
+        except OSError as error:
+            found, why = None, f"{path.name}: cannot read ({error.strerror or error})"
+        if found is not None and found != made:
+            why = (f"{path.name} is not the file its sidecar {case.paths['sidecar'].name} describes (their SHA-256 "
+                   "differ: it was changed or replaced after medseg wrote it)")
+    if why is None and isinstance(described, str) and isinstance(scored, str) \
+            and os.path.basename(scored) != os.path.basename(described):
+        why = f"{metrics_name} scores {os.path.basename(scored)}, but the case's sidecar describes {described}"
+    if why is None and isinstance(made, str) and isinstance(read, str) and made != read:
+        why = (f"{metrics_name} scores another {described} than the one its sidecar describes (their SHA-256 differ: "
+               "the segmentation was written again after it was scored)")
+    if why is None:
+        return
+    if case.metrics is not None:
+        case.notes.append(f"ignored {metrics_name}: it does not score the case's segmentation")
+    case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
+                    "input": case.sidecar.get("input"), "reference": metrics.get("reference"),
+                    "error": f"{why}; segment the case again (a cohort redoes a case whose folder was removed)",
+                    "error_type": "StaleResult"}
+    case.metrics = None
 
 
 def _read_json(path: Path, schema: str) -> tuple[dict | None, str | None]:
