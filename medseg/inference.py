@@ -145,7 +145,8 @@ class Segmenter:
 
     @torch.inference_mode()
     def predict(self, image: torch.Tensor, progress: Callable[[int], None] | None = None) -> torch.Tensor:
-        """Label a model-space image ``(C, X, Y, Z)``; returns uint8 labels ``(X, Y, Z)`` on the CPU."""
+        """Label a model-space image ``(C, X, Y, Z)``; returns labels ``(X, Y, Z)`` on the CPU (uint8, or int32 above
+        256 classes)."""
         image = torch.as_tensor(image).float()
         if image.ndim != 4:
             raise ValueError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")
@@ -157,7 +158,8 @@ class Segmenter:
         return argmax_labels(probs)
 
     def _along(self, image: torch.Tensor, axis: int, progress, probabilities: bool) -> torch.Tensor:
-        """Slab by slab along ``axis``: uint8 labels ``(X, Y, Z)``, or softmax ``(K, X, Y, Z)`` (float32, CPU)."""
+        """Slab by slab along ``axis``: labels ``(X, Y, Z)`` (uint8; int32 above 256 classes), or softmax
+        ``(K, X, Y, Z)`` (float32, CPU)."""
         volume = torch.movedim(image, 1 + axis, -1).contiguous()  # (C, A, B, S)
         plane = tuple(volume.shape[1:3])
         depth = volume.shape[-1]
@@ -166,7 +168,8 @@ class Segmenter:
         if probabilities:
             out = torch.empty((self.n_classes, *plane, depth), dtype=torch.float32)
         else:
-            out = torch.empty((*plane, depth), dtype=torch.uint8)
+            # the type argmax_labels gives: uint8 up to 256 classes (label values above 255 would wrap)
+            out = torch.empty((*plane, depth), dtype=torch.uint8 if self.n_classes <= 256 else torch.int32)
         for start in range(0, depth, step):
             stop = min(depth, start + step)
             slab = context_stack(volume, start, stop, self.context).to(self.device)[None]

@@ -104,7 +104,8 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     if labels is not None:
         unknown = sorted({int(v) for v in values} - set(labels))
         if unknown:
-            raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}")
+            raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}, "
+                             f"given as the {role}")
     if volume.array.dtype.kind == "f":
         volume.array = volume.array.astype(np.int64)
     return volume
@@ -419,7 +420,8 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     if labels is not None:
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
         if unknown:
-            raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}")
+            raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}, "
+                             "given as the prediction")
     return volume
 
 

@@ -53,7 +53,8 @@ class Volume:
 def stem(path: Path | str) -> str:
     """File name without ``.nii.gz`` / ``.nii`` / other image extensions; a folder's own name."""
     name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".img.gz", ".hdr.gz", ".img", ".hdr", ".mgz"):
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".img.gz", ".hdr.gz", ".img", ".hdr", ".mgz",
+                   ".mgh"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

@@ -118,7 +118,8 @@ def test_label_names_from_a_model_package(pair, tmp_path, capsys, make_package):
     seven = np.asanyarray(nib.load(ref).dataobj) * 4
     nib.save(nib.Nifti1Image(seven.astype(np.uint8), nib.load(ref).affine), tmp_path / "eight.nii.gz")
     assert run(["evaluate", str(tmp_path / "eight.nii.gz"), str(ref), "--model", str(package)]) == 1
-    assert "label values [4, 8] are not among the model's labels [0, 1, 2, 3]" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "label values [4, 8] are not among the model's labels [0, 1, 2, 3], given as the prediction" in err
 
 
 def test_an_output_that_is_an_input_or_an_image_is_refused(pair, tmp_path, capsys):

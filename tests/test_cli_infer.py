@@ -588,3 +588,31 @@ def test_a_mistyped_command_or_a_global_option_after_the_command_gets_a_hint(cap
     assert code == 2 and "No such command 'infr'. Did you mean 'infer'?" in err
     code, _, err = run(["infer", "x.nii.gz", "-q"], capsys)
     assert code == 2 and "No such option '-q'. (-q is an option of medseg itself: medseg -q COMMAND …)" in err
+
+
+def test_a_package_of_more_than_256_classes_writes_label_values_above_255(tmp_path, case, capsys):
+    """Labels above 255 are kept (slice-wise inference used to collect them in uint8, which wrapped 299 to 43)."""
+    import torch
+
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import save_package
+    from tests.conftest import tiny_config
+
+    labels = {"0": "background", **{str(k): f"structure {k}" for k in range(1, 300)}}
+    config = tiny_config(name="many", labels=labels,
+                         architecture={"type": "unet2d", "in_channels": 1, "n_classes": 300, "base_width": 4,
+                                       "depth": 2, "dropout": 0.0, "norm": "batch"})
+    torch.manual_seed(0)
+    net = UNet2D(UNetConfig(**{k: v for k, v in config["architecture"].items() if k != "type"}))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        net.head.bias[299] = 10.0  # every voxel is label 299
+    save_package(net, config, tmp_path / "many")
+    code, _, err = run(["infer", str(case), "-m", str(tmp_path / "many"), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    written = nib.load(tmp_path / "out" / "case_seg.nii.gz")
+    assert written.get_data_dtype() == np.uint16
+    assert np.unique(np.asarray(written.dataobj)).tolist() == [299]
+    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
+    assert sidecar["label_voxels"]["299"] == 40 * 40 * 8 and sidecar["label_voxels"]["43"] == 0

@@ -253,7 +253,7 @@ def test_a_gzipped_analyze_pair_without_an_spm_mat_is_read(tmp_path, make_packag
     np.testing.assert_array_equal(read_nifti(tmp_path / "pair.hdr.gz").array, array)
     outputs = segment_case(tmp_path / "pair.hdr.gz", Segmenter(load_package(make_package()), device="cpu"),
                            out_dir=tmp_path / "out")
-    assert outputs.segmentation.name == "pair_seg.nii.gz" and stem("a.img.gz") == "a"
+    assert outputs.segmentation.name == "pair_seg.nii.gz" and stem("a.img.gz") == "a" and stem("b.mgh") == "b"
     (tmp_path / "pair.mat.gz").write_bytes(gzip.compress(b"SPM's orientation"))
     assert image_files(tmp_path / "pair.img.gz") == [tmp_path / f"pair.{ext}.gz" for ext in ("hdr", "img", "mat")]
     (tmp_path / "pair.mat.gz").unlink()

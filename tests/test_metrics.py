@@ -401,8 +401,12 @@ def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
     with pytest.raises(GeometryError, match="not scored"):
         evaluate_files(tmp_path / "other.nii.gz", tmp_path / "ref.nii.gz")
     nib.save(nib.Nifti1Image(ref * 7, np.eye(4)), tmp_path / "seven.nii.gz")
-    with pytest.raises(InputError, match=r"label values \[7\] are not among the model's labels \[0, 1\]"):
+    with pytest.raises(InputError, match=r"label values \[7\] are not among the model's labels \[0, 1\], given as "
+                                         "the prediction$"):
         evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz", {0: "bg", 1: "x"})
+    with pytest.raises(InputError, match=r"seven.nii.gz: label values \[7\] are not among the model's labels \[0, 1\], "
+                                         "given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "seven.nii.gz", {0: "bg", 1: "x"})
     nib.save(nib.Nifti1Image(ref * 0.5, np.eye(4)), tmp_path / "half.nii.gz")
     with pytest.raises(InputError, match="not a label image"):
         read_reference(tmp_path / "half.nii.gz")

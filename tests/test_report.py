@@ -642,7 +642,8 @@ def test_cli_report_output_names(cohort, tmp_path, capsys):
     before = case_sidecar.read_bytes()
     for output in (tmp_path / "summary.json", tmp_path / "cohort.tsv", case_sidecar, tmp_path / "page"):
         assert run("-o", str(output), "--overwrite") == 2
-        assert f"-o {output}: give a file name ending in .html or .htm, or a folder" in capsys.readouterr().err
+        assert (f"-o {output}: give a file name ending in .html or .htm, or a folder (then report.html is written in "
+                "it; a new folder's name ends with /)") in capsys.readouterr().err
     assert case_sidecar.read_bytes() == before and sorted(tmp_path.iterdir()) == []
     for folder, argv in ((tmp_path / "new", f"{tmp_path / 'new'}/"), (tmp_path, str(tmp_path))):
         assert run("-o", argv) == 0

@@ -64,5 +64,5 @@ def file_output(option: str, value: str | None, default_name: str, suffixes: tup
         return path / default_name
     if not path.name.lower().endswith(suffixes):
         raise click.UsageError(f"{option} {value}: give a file name ending in {' or '.join(suffixes)}, or a folder "
-                               f"(then {default_name} is written in it)")
+                               f"(then {default_name} is written in it; a new folder's name ends with /)")
     return path
