@@ -14,6 +14,11 @@ from medseg.cohort import previewing
     (["--cores", "2"], False), (["--profile", "profiles/slurm", "--config", "device=cuda"], False),
     (["-j", "4", "-k"], False), (["--config", "note=-n"], False), (["-s", "Snakefile", "-c2"], False),
     (["--executor", "slurm"], False), ([], False),
+    # Snakemake takes an unambiguous prefix for the option: a dry run typed short is still one
+    (["--dry-r", "--cores", "1"], True), (["--summ"], True), (["--list-ch"], True), (["--exec", "dryrun"], True),
+    (["--exe=touch"], True), (["--conda-cleanup-p"], True),
+    (["--d"], True),  # ambiguous: Snakemake refuses it and runs nothing
+    (["--report-after-run"], False), (["--exec", "slurm"], False), (["--rerun-inc", "--cores", "1"], False),
 ])
 def test_previewing(argv, expected):
     assert previewing(argv) is expected
