@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -48,6 +49,14 @@ def test_shuffled_single_series_is_chosen_with_reason(tmp_path):
     assert volume.info["files"] == SHAPE[2] and volume.header is None
     assert volume.source == tmp_path / "study" and len(volume.source_sha256) == 64
     assert volume.dicom.paths[0] != volume.dicom.paths[1] and set(volume.dicom.paths) == set(paths)
+    # the hash is of the series' contents: read from its own folder, or from a renamed copy elsewhere, it is the
+    # same (the report's duplicate_input check compares it)
+    copy = tmp_path / "elsewhere" / "copy"
+    copy.mkdir(parents=True)
+    for k, path in enumerate(paths):
+        shutil.copyfile(path, copy / f"img{k:04d}")
+    assert read_image(tmp_path / "study" / "a" / "b").source_sha256 == volume.source_sha256
+    assert read_image(copy).source_sha256 == volume.source_sha256
 
 
 def test_two_series_are_refused_and_listed_then_chosen_by_number_or_uid(tmp_path):

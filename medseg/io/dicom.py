@@ -109,7 +109,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     }
     source = DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames))
     return Volume(array=array, affine=geometry.affine, source=folder, header=None,
-                  source_sha256=_hash_files(files, folder), info=info, dicom=source)
+                  source_sha256=_hash_files(files), info=info, dicom=source)
 
 
 def convert_dicom(folder: Path | str, output: Path | str, series: str | None = None, overwrite: bool = False,
@@ -237,14 +237,17 @@ def _compressed(dataset: pydicom.Dataset) -> bool:
         return True
 
 
-def _hash_files(files: list[Path], folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(_relative(path, folder).encode())
+def _hash_files(files: list[Path]) -> str:
+    """SHA-256 of the series' file contents, whatever their names and the folder given: the same series read from
+    its own folder, a parent or a copy hashes the same (the report's duplicate_input check compares these)."""
+    digests = []
+    for path in files:
+        digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-    return digest.hexdigest()
+        digests.append(digest.digest())
+    return hashlib.sha256(b"".join(sorted(digests))).hexdigest()
 
 
 def _relative(path: Path, folder: Path) -> str:
