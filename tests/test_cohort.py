@@ -549,7 +549,8 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
     with open(built.table, encoding="utf-8", newline="") as handle:
         rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
     assert rows["a"]["status"] == "failed" and rows["a"]["failed_stage"] == "stale"
-    assert f"the input {image} is missing; the results shown were made from it earlier" in rows["a"]["error"]
+    assert (f"the input {image} is missing; the results made from it earlier are kept in the results folder (not "
+            "shown here)") in rows["a"]["error"]
     assert rows["b"]["status"] == "scored"
     # the image back, the reference still away: the scores are said to rest on it
     image.rmdir()
@@ -558,7 +559,7 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
     with open(built.table, encoding="utf-8", newline="") as handle:
         row = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}["a"]
     assert row["failed_stage"] == "stale" and row["error"].startswith(
-        f"the reference {reference} is missing; the scores shown were made against it earlier")
+        f"the reference {reference} is missing; the scores made against it earlier are kept in the results folder")
     # back unchanged: nothing is redone
     os.rename(tmp_path / "label.nii.gz", reference)
     assert all(c.reused and c.outcome == "ok" for c in infer_cases(samples, results, options).cases)

@@ -236,11 +236,11 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
     from medseg.cohort.records import unavailable
 
     if unavailable(named):
-        return (f"the input {named} is missing; the results shown were made from it earlier (kept, and reused if "
-                "it comes back unchanged)")
+        return (f"the input {named} is missing; the results made from it earlier are kept in the results folder "
+                "(not shown here), and reused if it comes back unchanged")
     if sample.reference is not None and case.metrics is not None and unavailable(sample.reference):
-        return (f"the reference {os.path.abspath(sample.reference)} is missing; the scores shown were made against it "
-                "earlier (kept, and reused if it comes back unchanged)")
+        return (f"the reference {os.path.abspath(sample.reference)} is missing; the scores made against it earlier "
+                "are kept in the results folder (not shown here), and reused if it comes back unchanged")
     return None
 
 
@@ -260,10 +260,20 @@ def _same_series(cell: str, info: dict) -> bool:
 
 def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str) -> list[CaseResult]:
     """``cases`` with what a sample sheet expected and the results folder lacks, as failed cases: a sheet case
-    without results (stage ``not_run``), and one with a reference but no scores (stage ``not_scored``)."""
+    without results (stage ``not_run``), and one with a reference but no scores (stage ``not_scored``); results
+    that do not answer the sheet (made from other inputs, or of a case no longer in it) are ``stale``."""
     results_dir = Path(results_dir).absolute()
     by_id = {case.case_id: case for case in cases}
     out = list(cases)
+    listed = {sample.case_id for sample in samples}
+    for case in cases:  # results of a row removed from the sheet: not the cohort's any more
+        if case.case_id not in listed:
+            folder = case.folder.relative_to(results_dir) if case.folder.is_relative_to(results_dir) else case.folder
+            case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
+                            "input": (case.sidecar or case.failure or {}).get("input"), "reference": None,
+                            "error": "not in the sample sheet (its row was removed after the run); its results are "
+                                     f"kept in {folder}/: remove that folder to leave the case out of the report",
+                            "error_type": "StaleResult"}
     for sample in samples:
         reference = str(sample.reference) if sample.reference is not None else None
         case = by_id.get(sample.case_id)
