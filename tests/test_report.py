@@ -519,6 +519,7 @@ def test_unreadable_and_stale_records(tmp_path):
     assert rows["retried"]["status"] == "scored"
     assert rows["broken"]["status"] == "failed" and rows["broken"]["failed_stage"] == "report"
     assert "broken_seg.json: cannot read" in rows["broken"]["error"]
+    assert rows["broken"]["error"].endswith("; remove it and run again to redo the case")
     assert "ignored retried_failed.json" in (tmp_path / "r.html").read_text()
 
 

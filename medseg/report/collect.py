@@ -189,8 +189,9 @@ def collect_results(results_dir: Path | str) -> list[CaseResult]:
         if problem is not None:
             case.notes.append(problem)
             case.failure = case.failure or {
-                "schema": "medseg-failure/1", "case_id": case_id, "stage": "report", "error": problem,
-                "error_type": "UnreadableResult",
+                "schema": "medseg-failure/1", "case_id": case_id, "stage": "report",
+                # a workflow run redoes the step whose output is missing (it keeps one it finds)
+                "error": f"{problem}; remove it and run again to redo the case", "error_type": "UnreadableResult",
             }
             case.paths[kind] = path
             continue
