@@ -441,6 +441,14 @@ def test_a_file_in_the_place_of_a_case_folder_fails_that_case_only(cohort):
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed"), ("b", "ok")]
     assert summary.cases[0].error == (f"{results / 'cases' / 'a'}: a file is in the place of this case's results "
                                       "folder; move it away")
+    # the failure stands while the file is there (planning does not rerun the batch for it every time), and the
+    # case is redone once it is moved away
+    folder = ResultsFolder(results)
+    assert folder.case_outputs_present("a", "infer")
+    (results / "cases" / "a").unlink()
+    assert not folder.case_outputs_present("a", "infer")
+    summary = infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", False), ("b", "ok", True)]
 
 
 def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):

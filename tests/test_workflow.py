@@ -373,7 +373,7 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     shutil.rmtree(results / "cases" / "b")
     # previews change nothing: before, a dry run or an unlock already removed the batch's record and the report
     kept = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file())
-    for preview in (("-n",), ("-np",), ("--unlock",), ("--summary",)):
+    for preview in (("-n",), ("-np",), ("--unlock",), ("--summary",), ("--dry-r",)):
         run = snakemake(tmp_path, *preview, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
         assert run.returncode == 0, run.stderr[-3000:]
         assert sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) == kept, preview

@@ -121,6 +121,11 @@ class ResultsFolder:
     def case_dir(self, case_id: str) -> Path:
         return self.root / "cases" / case_id
 
+    def blocked(self, case_id: str) -> bool:
+        """Whether a file is in the place of the case's folder (the case fails until it is moved away)."""
+        where = self.case_dir(case_id)
+        return where.exists() and not where.is_dir()
+
     def segmentation(self, case_id: str) -> Path:
         return self.case_dir(case_id) / f"{case_id}_seg.nii.gz"
 
@@ -152,11 +157,16 @@ class ResultsFolder:
         record = self.status(case_id, stage)
         if record is None or record.get("fingerprint") != print_ or not self._outputs_exist(record):
             return None
+        if record.get("blocked") and not self.blocked(case_id):  # failed for a file since moved away
+            return None
         return record
 
     def case_outputs_present(self, case_id: str, stage: str = "infer") -> bool:
-        """Whether the case's record of ``stage`` and every output it lists still exist (whatever made them)."""
+        """Whether the case's record of ``stage`` and every output it lists still exist (whatever made them); a
+        failure for a file in the place of the case's folder stands while that file is there."""
         record = self.status(case_id, stage)
+        if record is not None and record.get("blocked"):
+            return self.blocked(case_id)
         return record is not None and self._outputs_exist(record)
 
     def _outputs_exist(self, record: dict) -> bool:

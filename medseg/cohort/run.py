@@ -209,11 +209,11 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     from medseg.segment import segment_case
 
     case_id = sample.case_id
-    blocked = _blocked_case_folder(folder, case_id)
-    if blocked is not None:
-        return blocked
     signature = path_signature(sample.image)
     print_ = infer_fingerprint(sample, package, options, signature)
+    blocked = _blocked_case_folder(folder, case_id, print_)
+    if blocked is not None:
+        return blocked
     done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
     if done is not None:
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
@@ -256,12 +256,16 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
 
-def _blocked_case_folder(folder: ResultsFolder, case_id: str) -> CaseOutcome | None:
-    """A file where the case's folder should be: the case fails (no record can be written there), others go on."""
-    where = folder.case_dir(case_id)
-    if where.exists() and not where.is_dir():
+def _blocked_case_folder(folder: ResultsFolder, case_id: str, print_: str) -> CaseOutcome | None:
+    """A file where the case's folder should be: the case fails (no failure file can be written there), others go
+    on. Its status record says so: later runs leave the case failed, and redo it once the file is moved away."""
+    if folder.blocked(case_id):
+        where = folder.case_dir(case_id)
         error = f"{where}: a file is in the place of this case's results folder; move it away"
         log.error("%s: FAILED: %s", case_id, error)
+        folder.forget(case_id, ("infer", "evaluate"))
+        folder.mark_finished(case_id, "infer", print_, "failed", [], 0.0, error,
+                             {"failed_stage": "infer", "blocked": True})
         return CaseOutcome(case_id, "failed", False, 0.0, "infer", error)
     return None
 
