@@ -231,13 +231,14 @@ def save_package(net, config: dict, out_dir: Path | str, extra_files: dict[str, 
     weights_name = "weights.safetensors"
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     config = dict(config)
-    with atomic_paths([out_dir / weights_name], overwrite=True) as (tmp,):
-        save_file(state, str(tmp))
-        digest = sha256_of(tmp)
-    config["weights"] = {"file": weights_name, "sha256": digest}
-    validate_config(config, str(out_dir / CONFIG_NAME))
-    texts = {CONFIG_NAME: json.dumps(config, indent=2) + "\n", **(extra_files or {})}
-    with atomic_paths([out_dir / n for n in texts], overwrite=True) as temps:
-        for temp, text in zip(temps, texts.values()):
+    names = [weights_name, CONFIG_NAME, *(extra_files or {})]
+    # one set: weights, config and card are placed together (a stop between them left new weights under the old
+    # config, which then refused them as not the weights it records)
+    with atomic_paths([out_dir / n for n in names], overwrite=True) as temps:
+        save_file(state, str(temps[0]))
+        config["weights"] = {"file": weights_name, "sha256": sha256_of(temps[0])}
+        validate_config(config, str(out_dir / CONFIG_NAME))
+        temps[1].write_text(json.dumps(config, indent=2) + "\n")
+        for temp, text in zip(temps[2:], (extra_files or {}).values()):
             temp.write_text(text)
     return ModelPackage(path=out_dir, config=config)

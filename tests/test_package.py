@@ -132,3 +132,34 @@ def test_whole_number_floats_in_a_hand_written_config_are_counts(make_package):
     assert package.config["architecture"]["depth"] == depth and type(package.config["architecture"]["depth"]) is int
     assert all(type(v) is int for v in package.config["inference"]["roi_size"])
     Segmenter(package, device="cpu")  # builds the network
+
+
+def test_a_package_replaced_by_a_stopped_save_stays_whole(make_package, monkeypatch):
+    """Weights, config and card are one set: a stop while the new set is placed leaves the old package, not new
+    weights under the old config (which then refused them as not the weights it records)."""
+    from medseg.io import atomic
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import save_package
+
+    folder = make_package()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    package = load_package(folder)
+    torch.manual_seed(1)
+    net = UNet2D(UNetConfig(**{k: v for k, v in package.config["architecture"].items() if k != "type"}))
+    config = {k: v for k, v in package.config.items() if k != "weights"}
+    placed = []
+    real_replace = atomic.os.replace
+
+    def stopped(source, target):
+        if str(target).endswith("model.json") and not str(source).endswith(".prev"):  # not its restoring
+            raise KeyboardInterrupt
+        placed.append(target)
+        return real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        save_package(net, config, folder, extra_files={"MODEL_CARD.md": "new card\n"})
+    monkeypatch.undo()
+    assert placed  # the new weights had been put in place before the stop
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert load_package(folder).sha256 == package.sha256
