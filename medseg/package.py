@@ -25,6 +25,7 @@ __all__ = [
     "save_package",
     "shipped_models",
     "shipped_package_path",
+    "unfinished_text",
     "unfinished_training",
     "validate_config",
     "whole_numbers",
@@ -165,8 +166,8 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     package = ModelPackage(path=path, config=config)
     unfinished = unfinished_training(path)
     if unfinished is not None:
-        log.warning("%s: holds an unfinished training run (checkpoint after epoch %d of %d) that will replace this "
-                    "package when it finishes; until then the package is the one written before it", path, *unfinished)
+        log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
+                    "until then the package is the one written before it", path, unfinished_text(unfinished))
     if not package.weights_path.is_file():
         raise ModelPackageError(f"{package.weights_path}: weights file missing")
     if check_hash:
@@ -193,17 +194,29 @@ def whole_numbers(value, schema: dict):
 
 
 def unfinished_training(folder: Path | str) -> tuple[int, int] | None:
-    """``(epochs done, epochs planned)`` of a training run in ``folder`` that has not finished (its checkpoint is
-    short of the epochs last planned for it); None without a checkpoint, for a finished run, or for a checkpoint
-    from before the plan was recorded. A finished run keeps its checkpoint beside its package (for ``--resume``
-    with more epochs), so a checkpoint alone says nothing."""
+    """``(epochs done, epochs planned)`` of a training run in ``folder`` that has not finished: its checkpoint is
+    short of the epochs last planned for it, or has them all but the run stopped before writing its package. None
+    without a checkpoint, for a finished run, or for a checkpoint from before the plan was recorded. A finished run
+    keeps its checkpoint beside its package (for ``--resume`` with more epochs), so a checkpoint alone says
+    nothing."""
     try:
         state = json.loads((Path(folder) / CHECKPOINT_DIR / "last.json").read_text())
         epoch, planned = int(state["epoch"]), state.get("epochs_planned") or [None]
         planned = None if planned[-1] is None else int(planned[-1])
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
-    return (epoch, planned) if planned is not None and epoch < planned else None
+    if planned is None:
+        return None
+    return (epoch, planned) if epoch < planned or state.get("package_pending") is True else None
+
+
+def unfinished_text(unfinished: tuple[int, int]) -> str:
+    """How :func:`unfinished_training`'s run is described: where it stopped."""
+    epoch, planned = unfinished
+    if epoch >= planned:
+        done = "its one epoch" if planned == 1 else f"all {planned} epochs"
+        return f"{done} done, stopped before it wrote its package"
+    return f"checkpoint after epoch {epoch} of {planned}"
 
 
 def shipped_models() -> list[str]:

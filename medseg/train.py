@@ -40,6 +40,7 @@ from medseg.package import (
     load_package,
     load_schema,
     save_package,
+    unfinished_text,
     unfinished_training,
     validate_config,
     whole_numbers,
@@ -573,8 +574,8 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         unfinished = unfinished_training(out_dir) if package else None
         if unfinished is not None and not (overwrite or resume):  # an --overwrite run stopped before it finished
             raise OutputExistsError(f"{out_dir}: holds a model package and an unfinished training run that would "
-                                    f"replace it (checkpoint after epoch {unfinished[0]} of {unfinished[1]}); pass "
-                                    "--resume to finish that run or --overwrite to start again")
+                                    f"replace it ({unfinished_text(unfinished)}); pass --resume to finish that run "
+                                    "or --overwrite to start again")
         if package and not (overwrite or resume):
             raise OutputExistsError(f"{out_dir}: holds a model package already; pass --overwrite or --resume")
         # a training folder (package or checkpoint) may hold the user's notes beside it; any other folder is refused
@@ -762,7 +763,8 @@ def train(
     started_with = _resume_key(package_config, settings)
     data = {c.case_id: list(c.sha256) for c in [*train_cases, *val_cases] if c.sha256 is not None}
     state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
-             "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])]}
+             "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])],
+             "package_pending": True}  # until the package is written: a run stopped after its last epoch shows
     best_state = None
     if resume:
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
@@ -774,6 +776,7 @@ def train(
             return load_package(out_dir)
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
         state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word
+        state["package_pending"] = True
         state["config"] = started_with
         planned = state.setdefault("epochs_planned", [None])  # None: a checkpoint from before they were recorded
         if not planned or planned[-1] != int(settings["epochs"]):  # an extended run: its schedule changed midway
@@ -881,7 +884,8 @@ def train(
         _, meta = _checkpoint_paths(out_dir)
         # with what this session changed even if it trained no epoch (a plan cut back to the epochs reached)
         record = {**json.loads(meta.read_text()), **{k: state[k] for k in ("epochs_planned", "config", "data_sha256")
-                                                      if k in state}, "package_sha256": package.sha256}
+                                                      if k in state}, "package_sha256": package.sha256,
+                  "package_pending": False}
         with atomic_paths([meta], overwrite=True) as (temp,):
             temp.write_text(json.dumps(record, indent=1))
     except OSError as error:

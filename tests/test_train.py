@@ -1212,3 +1212,42 @@ def test_whole_number_floats_in_a_config_file_are_counts(tmp_path, config_file):
     training = read["training"]
     assert isinstance(training["steps_per_epoch"], int) and all(isinstance(v, int) for v in training["patch_size"])
     assert isinstance(training["learning_rate"], float)  # a number that may be fractional stays as written
+
+
+def test_an_overwrite_run_stopped_after_its_last_epoch_but_before_its_package_is_named(tiny_set, tmp_path, capsys,
+                                                                                        config_file, monkeypatch):
+    """All epochs done, stopped before the package was written (a Ctrl-C during the final scoring): the folder holds
+    the earlier package and a finished checkpoint. Loading it used to say nothing and training into it named only
+    the package; both now name the run, and --resume writes its package."""
+    import logging
+
+    import medseg.train as training
+    from medseg.package import load_package
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1")
+    assert _exit_code(args) == 0
+    before = load_package(out).sha256
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_package", stopped)
+    assert _exit_code(args + ["--overwrite", "--seed", "5"]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    with _caught_warnings("medseg.package") as records:
+        assert load_package(out).sha256 == before  # the earlier package, whole
+    assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
+        f"{out}: holds an unfinished training run (its one epoch done, stopped before it wrote its package) that "
+        "will replace this package when it finishes; until then the package is the one written before it"]
+    assert _exit_code(args + ["--seed", "5"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"medseg: error: {out}: holds a model package and an unfinished training run that would replace it (its one "
+        "epoch done, stopped before it wrote its package); pass --resume to finish that run or --overwrite to start "
+        "again"]
+    assert _exit_code(args + ["--seed", "5", "--resume"]) == 0
+    with _caught_warnings("medseg.package") as records:
+        package = load_package(out)
+    assert records == [] and package.sha256 != before
+    assert package.config["training"]["settings"]["seed"] == 5
