@@ -194,9 +194,10 @@ def read_config(path: Path | str) -> dict:
         raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            config = yaml.safe_load(text)
+            config = _string_keys(_yaml_load(text))
+            for key in ("name", "version", "description"):  # version: 2 means "2" (a version 1.10 must be quoted)
+                if isinstance(config, dict) and type(config.get(key)) is int:
+                    config[key] = str(config[key])
         else:
             config = json.loads(text)
     except Exception as error:  # noqa: BLE001 - any parse error is a config error
@@ -209,6 +210,30 @@ def read_config(path: Path | str) -> dict:
     if isinstance(config.get("training"), dict):
         config["training"] = whole_numbers(config["training"], load_schema("training"))
     return config
+
+
+def _yaml_load(text: str):
+    """YAML as a config's author means it: ``1e-3`` is a number (PyYAML's YAML 1.1 reads a float without a dot in
+    its mantissa as text, and the learning rate was then refused as "not of type 'number'")."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader with one more resolver
+
+
+def _string_keys(value):
+    """Mapping keys as text, as JSON has them: YAML reads ``labels: {0: background}`` with whole-number keys."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 @dataclass

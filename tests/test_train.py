@@ -794,6 +794,25 @@ def test_yaml_errors_are_one_line(tmp_path, capsys, tiny_set):
     assert len(err) == 1 and err[0].startswith(f"medseg: error: {bad}: not valid YAML (")
 
 
+def test_a_yaml_config_is_read_as_its_author_means_it(tmp_path):
+    """Whole-number label keys (a TypeError traceback from the schema check), 1e-3 (text for PyYAML's YAML 1.1) and
+    a version written as a number read as the same config in JSON."""
+    import yaml
+
+    from medseg.train import check_config, read_config
+
+    config = tiny_training_config()
+    text = yaml.safe_dump({**config, "labels": {int(k): v for k, v in config["labels"].items()}, "version": 2})
+    text = text.replace(f"learning_rate: {config['training']['learning_rate']}", "learning_rate: 1e-3")
+    assert "learning_rate: 1e-3" in text and "\n  0: background" in text
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    read = read_config(path)
+    assert read["labels"] == config["labels"] and read["version"] == "2"
+    assert read["training"]["learning_rate"] == 0.001
+    assert check_config(read, str(path))["learning_rate"] == 0.001
+
+
 def test_two_files_for_one_case_are_an_error(tmp_path):
     images, labels = write_set(tmp_path, count=2)
     (labels / "case1_seg.nii.gz").write_bytes((labels / "case1.nii.gz").read_bytes())
