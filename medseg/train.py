@@ -565,6 +565,26 @@ def checkpoint_tile(out_dir: Path | str) -> list[int] | None:
     return None
 
 
+def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path]) -> None:
+    """A run without a config takes its labels from the label files: resuming it, a value the checkpoint's run was
+    not started with (or one no file holds any more) names the label file, not "other settings" of a config the
+    user never gave."""
+    try:
+        state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
+        started = {int(v) for v in state["config"]["labels"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # no record to compare: check_resume says what is wrong with the checkpoint
+    now = set(found) | {0}
+    advice = "resume with the files it was started with, or start again with --overwrite"
+    new, gone = sorted(now - started), sorted(started - now)
+    if new:
+        raise TrainingError(f"{found[new[0]]}: label value {new[0]}, which the checkpoint in {out_dir} was not trained "
+                            f"with (its labels {sorted(started)}); {advice}")
+    if gone:
+        raise TrainingError(f"{out_dir}: the checkpoint was trained with label value {gone[0]}, which no label file "
+                            f"holds now; {advice}")
+
+
 def checkpoint_epoch(out_dir: Path | str) -> int | None:
     """The last finished epoch of the checkpoint in ``out_dir``, or None when there is none (or it is unreadable)."""
     meta = _checkpoint_paths(Path(out_dir))[1]

@@ -566,6 +566,24 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     write_phantom(images / "case1.nii.gz", labels / "case1.nii.gz", shape=(60, 40, 12), seed=1, oblique=False)
     assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 1
     assert "the checkpoint was trained on other data (changed: case1)" in capsys.readouterr().err
+    # a label file with a value the run was not started with is named (it was blamed on "other settings
+    # (architecture.n_classes, labels.4)" of a config the user never gave); so is a value no file holds any more
+    write_phantom(images / "case1.nii.gz", labels / "case1.nii.gz", shape=SHAPE, seed=1, oblique=False)
+    label = nib.load(labels / "case2.nii.gz")
+    array = np.asarray(label.dataobj).copy()
+    array[0, 0, 0] = 4
+    nib.save(nib.Nifti1Image(array, label.affine), labels / "case2.nii.gz")
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {labels / 'case2.nii.gz'}: label value 4, which the checkpoint in {out} was not trained "
+        "with (its labels [0, 1, 2, 3]); resume with the files it was started with, or start again with --overwrite")
+    for case in labels.iterdir():
+        label = nib.load(case)
+        nib.save(nib.Nifti1Image(np.minimum(np.asarray(label.dataobj), 2), label.affine), case)
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out}: the checkpoint was trained with label value 3, which no label file holds now; resume "
+        "with the files it was started with, or start again with --overwrite")
     record = out / ".checkpoint" / "last.json"
     state = json.loads(record.read_text())
     state["config"]["inference"]["roi_size"] = [128, 128]

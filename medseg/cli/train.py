@@ -44,6 +44,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     from medseg.device import resolve_device
     from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.train import (
+        check_checkpoint_labels,
         check_config,
         check_output_folder,
         check_resume,
@@ -71,8 +72,11 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     pairs = pair_cases(images, labels)
     if config_path is None:
         tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
-        config = with_overrides(default_config(label_values(pairs), name=output.name or "model", where=str(labels),
-                                               tile=tile), overrides)
+        found = label_values(pairs)
+        if resume:
+            check_checkpoint_labels(output, found)
+        config = with_overrides(default_config(found, name=output.name or "model", where=str(labels), tile=tile),
+                                overrides)
         check_config(config, "default config")
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
