@@ -878,6 +878,8 @@ def train(
         # as an uninterrupted run's would be
         validate(state["history"][-1])
         _save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
+        if on_epoch is not None:  # shown like any validated epoch (it was only in the record)
+            on_epoch(state["history"][-1])
     net = shipped
     if best_state is None:  # validated, but no label could be scored in any case: ship the last epoch
         state["best_epoch"] = state["epoch"]

@@ -769,7 +769,10 @@ def test_resume_beside_a_stray_file_an_unreadable_record_and_epoch_counts(tiny_s
     assert record.read_text() == "{"
     record.write_text(kept)
 
+    capsys.readouterr()
     assert _exit_code(args + ["--resume", "--epochs", "1"]) == 0  # epoch 1 (val_every 2) was not validated
+    shown = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
+    assert len(shown) == 1 and shown[0].startswith("epoch   1") and "val mean Dice" in shown[0]  # on screen too
     package = json.loads((out / "model.json").read_text())["training"]
     assert package["epochs_run"] == 1 and package["best_epoch"] == 1
     assert set(package["val_dice"]) == {"1", "2", "3"} and package["val_mean_dice"] is not None
