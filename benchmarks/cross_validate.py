@@ -4,8 +4,10 @@
 
 Fold ``k`` is what ``medseg train -c CONFIG --fold k`` trains: the seeded order of the cases cut into blocks of
 the validation size, block ``k`` held out (fold 0 is the config's plain split). Each fold's package goes to
-``OUT/fold<k>``; a folder that already holds a package whose recorded validation cases are exactly that fold's is
-reused, and a fold interrupted mid-training resumes from its checkpoint, so the folds can be trained in separate
+``OUT/fold<k>``; a folder that already holds a package whose recorded validation cases are exactly that fold's, and
+whose checkpoint was started with the config's settings on the same files, is reused (one of another config is
+refused, as ``medseg train --resume`` refuses it; one asked for more epochs goes on), and a fold interrupted
+mid-training resumes from its checkpoint, so the folds can be trained in separate
 runs (or on separate machines) and summarised at the end. The
 figures are the ones each package recorded when it was trained: whole validation volumes through the inference
 code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that package).
@@ -40,8 +42,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.errors import MedsegError
     from medseg.numbers import dice_round_text
-    from medseg.package import CONFIG_NAME
-    from medseg.train import CHECKPOINT_DIR, load_cases, pair_cases, read_config, seeded_split, train
+    from medseg.package import CONFIG_NAME, unfinished_training
+    from medseg.train import (
+        CHECKPOINT_DIR,
+        check_config,
+        check_output_folder,
+        check_resume,
+        checkpoint_epoch,
+        load_cases,
+        pair_cases,
+        read_config,
+        seeded_split,
+        train,
+    )
+
+    def finished(folder: Path, fold_config: dict) -> bool:
+        """Whether the fold's run has done the epochs the config asks for, and written its package."""
+        return (checkpoint_epoch(folder) == int(check_config(fold_config)["epochs"])
+                and unfinished_training(folder) is None)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,27 +72,39 @@ def main(argv: list[str] | None = None) -> int:
         folds = [int(f) for f in args.folds.split(",")] if args.folds else every
         loaded = None
         rows = []
+        every_id = [case.case_id for case in pairs]
         for fold in folds:
             _, val, _ = seeded_split(pairs, {**training, "fold": fold})
             wanted = [case.case_id for case in val]
             folder = args.output / f"fold{fold}"
             record = folder / CONFIG_NAME
+            fold_config = copy.deepcopy(config)
+            fold_config["training"] = {**training, "fold": fold}
+            checkpoint = (folder / CHECKPOINT_DIR / "last.json").is_file()
             if record.exists():
                 recorded = json.loads(record.read_text())["training"]
                 if recorded.get("val_cases") != wanted:
                     print(f"{folder}: holds a package validated on other cases than fold {fold}", file=sys.stderr)
                     return 1
-            elif args.summary_only:
-                print(f"{folder}: no package for fold {fold}", file=sys.stderr)
-                return 1
+            if checkpoint:  # a package of another config (settings, data) is not summarised as this config's
+                check_resume(folder, fold_config, wanted, f"fold {fold}", every_id)
+            elif record.exists():
+                print(f"warning: {folder}: no {CHECKPOINT_DIR} to check that its package was trained with "
+                      f"{args.config.name}; summarised as it is", file=sys.stderr)
+            if args.summary_only or (record.exists() and (not checkpoint or finished(folder, fold_config))):
+                if not record.exists():
+                    print(f"{folder}: no package for fold {fold}", file=sys.stderr)
+                    return 1
+                if checkpoint and not finished(folder, fold_config):
+                    print(f"warning: {folder}: trained for {checkpoint_epoch(folder)} epochs, the config asks for "
+                          f"{check_config(fold_config)['epochs']}; summarised as it is", file=sys.stderr)
             else:
+                check_output_folder(folder, overwrite=False, resume=checkpoint)
                 if loaded is None:
                     loaded = load_cases(pairs, config)
-                fold_config = copy.deepcopy(config)
-                fold_config["training"] = {**training, "fold": fold}
-                resume = (folder / CHECKPOINT_DIR / "last.json").is_file()  # an interrupted fold continues
-                print(f"{'resuming' if resume else 'training'} fold {fold} in {folder}", file=sys.stderr, flush=True)
-                train(fold_config, loaded, folder, resume=resume)
+                print(f"{'resuming' if checkpoint else 'training'} fold {fold} in {folder}", file=sys.stderr,
+                      flush=True)  # an interrupted fold continues, one asked for more epochs goes on
+                train(fold_config, loaded, folder, resume=checkpoint)
                 recorded = json.loads(record.read_text())["training"]
             rows.append((fold, len(wanted), recorded))
     except MedsegError as error:

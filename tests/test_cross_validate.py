@@ -67,6 +67,27 @@ def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsy
     assert "no package for fold 2" in capsys.readouterr().err and not (out / "fold2").exists()
 
 
+def test_folds_of_another_config_are_refused_and_more_epochs_go_on(cross_validate, tmp_path, capsys):
+    """A second config into the same folder printed the first config's figures under its own name."""
+    config, images, labels, out = _two_folds(cross_validate, tmp_path)
+    capsys.readouterr()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(tiny_training_config(epochs=1, learning_rate=0.002)))
+    for extra in ([], ["--summary-only"]):
+        assert cross_validate([str(other), str(images), str(labels), "-o", str(out), "--folds", "0,1", *extra]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and (f"error: {out / 'fold0'}: the checkpoint was started with other settings "
+                                       "(training.learning_rate)") in captured.err
+    longer = tmp_path / "longer.json"
+    longer.write_text(json.dumps(tiny_training_config(epochs=2)))
+    assert cross_validate([str(longer), str(images), str(labels), "-o", str(out), "--folds", "0",
+                           "--summary-only"]) == 0
+    assert f"warning: {out / 'fold0'}: trained for 1 epochs, the config asks for 2" in capsys.readouterr().err
+    assert cross_validate([str(longer), str(images), str(labels), "-o", str(out), "--folds", "0"]) == 0
+    assert "resuming fold 0" in capsys.readouterr().err
+    assert json.loads((out / "fold0" / "model.json").read_text())["training"]["epochs_run"] == 2
+
+
 def test_a_fold_without_a_labels_dice_prints_n_a_and_is_left_out_of_the_mean(cross_validate, tmp_path, capsys):
     config, images, labels, out = _two_folds(cross_validate, tmp_path)
     capsys.readouterr()
