@@ -445,10 +445,15 @@ def test_a_file_in_the_place_of_a_case_folder_fails_that_case_only(cohort):
     # case is redone once it is moved away
     folder = ResultsFolder(results)
     assert folder.case_outputs_present("a", "infer")
+    scored = evaluate_cases(samples, results)  # the scoring step too: a failure with its record, b scored
+    assert [(c.case_id, c.outcome) for c in scored.cases] == [("a", "failed"), ("b", "ok")]
+    assert scored.cases[0].error == summary.cases[0].error and folder.case_outputs_present("a", "evaluate")
     (results / "cases" / "a").unlink()
-    assert not folder.case_outputs_present("a", "infer")
+    assert not folder.case_outputs_present("a", "infer") and not folder.case_outputs_present("a", "evaluate")
     summary = infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
     assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", False), ("b", "ok", True)]
+    scored = evaluate_cases(samples, results)
+    assert [(c.case_id, c.outcome, c.reused) for c in scored.cases] == [("a", "ok", False), ("b", "ok", True)]
 
 
 def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):

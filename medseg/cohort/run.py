@@ -211,7 +211,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     case_id = sample.case_id
     signature = path_signature(sample.image)
     print_ = infer_fingerprint(sample, package, options, signature)
-    blocked = _blocked_case_folder(folder, case_id, print_)
+    blocked = _blocked_case_folder(folder, case_id, "infer", print_)
     if blocked is not None:
         return blocked
     done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
@@ -256,15 +256,17 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
 
-def _blocked_case_folder(folder: ResultsFolder, case_id: str, print_: str) -> CaseOutcome | None:
+def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infer",
+                         print_: str = "blocked") -> CaseOutcome | None:
     """A file where the case's folder should be: the case fails (no failure file can be written there), others go
-    on. Its status record says so: later runs leave the case failed, and redo it once the file is moved away."""
+    on. The stage's status record says so: later runs leave the case failed (planning does not void its batch for
+    it), and redo it once the file is moved away."""
     if folder.blocked(case_id):
         where = folder.case_dir(case_id)
         error = f"{where}: a file is in the place of this case's results folder; move it away"
         log.error("%s: FAILED: %s", case_id, error)
-        folder.forget(case_id, ("infer", "evaluate"))
-        folder.mark_finished(case_id, "infer", print_, "failed", [], 0.0, error,
+        folder.forget(case_id, ("infer", "evaluate") if stage == "infer" else (stage,))
+        folder.mark_finished(case_id, stage, print_, "failed", [], 0.0, error,
                              {"failed_stage": "infer", "blocked": True})
         return CaseOutcome(case_id, "failed", False, 0.0, "infer", error)
     return None
@@ -333,7 +335,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
             else:
                 log.info("%s: no reference, nothing to score", sample.case_id)
             continue
-        summary.cases.append(_blocked_case_folder(folder, sample.case_id)
+        summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate")
                              or _evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
     summary.setup_s = round(setup.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
