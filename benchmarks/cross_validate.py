@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         check_config,
         check_output_folder,
         check_resume,
+        check_trained_on,
         checkpoint_epoch,
         load_cases,
         pair_cases,
@@ -86,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                 if recorded.get("val_cases") != wanted:
                     print(f"{folder}: holds a package validated on other cases than fold {fold}", file=sys.stderr)
                     return 1
-            if checkpoint:  # a package of another config (settings, data) is not summarised as this config's
-                check_resume(folder, fold_config, wanted, f"fold {fold}", every_id)
+            if checkpoint:  # a package of another config (settings, files) is not summarised as this config's
+                done = checkpoint_epoch(folder) or 0  # a fold trained longer is summarised (with a warning)
+                asked = {**fold_config, "training": {**fold_config["training"],
+                                                     "epochs": max(done, int(check_config(fold_config)["epochs"]))}}
+                check_resume(folder, asked if args.summary_only else fold_config, wanted, f"fold {fold}", every_id)
+                check_trained_on(folder, pairs)
             elif record.exists():
                 print(f"warning: {folder}: no {CHECKPOINT_DIR} to check that its package was trained with "
                       f"{args.config.name}; summarised as it is", file=sys.stderr)
@@ -96,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{folder}: no package for fold {fold}", file=sys.stderr)
                     return 1
                 if checkpoint and not finished(folder, fold_config):
-                    print(f"warning: {folder}: trained for {checkpoint_epoch(folder)} epochs, the config asks for "
-                          f"{check_config(fold_config)['epochs']}; summarised as it is", file=sys.stderr)
+                    epochs, asked = checkpoint_epoch(folder), int(check_config(fold_config)["epochs"])
+                    why = (f"trained for {epochs} epochs, the config asks for {asked}" if epochs != asked
+                           else "its run stopped before it wrote its package")
+                    print(f"warning: {folder}: {why}; summarised as it is", file=sys.stderr)
             else:
                 check_output_folder(folder, overwrite=False, resume=checkpoint)
                 if loaded is None:

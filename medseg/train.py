@@ -1000,6 +1000,17 @@ def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
                             "the files it was started with, or start again with --overwrite")
 
 
+def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
+    """Refuse when the checkpoint in ``out_dir`` was trained on other files than ``cases`` (the SHA-256 of each
+    image and label file, as training records them, hashed here without reading the voxels)."""
+    from medseg.io.atomic import sha256_of
+    from medseg.io.pairs import image_files
+
+    recorded = _checkpoint_record(_checkpoint_paths(Path(out_dir))[1]).get("data_sha256")
+    now = {c.case_id: [sha256_of(image_files(c.image_path)), sha256_of(image_files(c.label_path))] for c in cases}
+    _check_same_data(Path(out_dir), recorded, now)
+
+
 def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_split: str = "",
                  case_ids: list[str] | None = None) -> None:
     """Refuse to resume the checkpoint in ``out_dir`` with other cases (``case_ids``, all of them, when given), other
