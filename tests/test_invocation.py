@@ -16,9 +16,14 @@ from medseg.cohort import previewing
     (["--executor", "slurm"], False), ([], False),
     # Snakemake takes an unambiguous prefix for the option: a dry run typed short is still one
     (["--dry-r", "--cores", "1"], True), (["--summ"], True), (["--list-ch"], True), (["--exec", "dryrun"], True),
-    (["--exe=touch"], True), (["--conda-cleanup-p"], True),
-    (["--d"], True),  # ambiguous: Snakemake refuses it and runs nothing
+    (["--exe=touch"], True),
+    (["--d"], True), (["--no-such-option"], True),  # Snakemake refuses them and runs nothing
     (["--report-after-run"], False), (["--exec", "slurm"], False), (["--rerun-inc", "--cores", "1"], False),
+    # an option by another of its names; a deployment setting of a real run; a report made after running
+    (["--lu"], True), (["--lt"], True), (["--li"], True), (["--container-cleanup-images"], True),
+    (["--conda-cleanup-pkgs", "tarballs", "--use-conda"], False), (["--conda-cleanup-p", "cache"], False),
+    (["--report", "r.html", "--report-after-run"], False), (["--report", "r.html"], True),
+    (["--report-after-run", "-n"], True),
 ])
 def test_previewing(argv, expected):
     assert previewing(argv) is expected

@@ -18,50 +18,61 @@ PREVIEW_OPTIONS = frozenset({
     "--list-input-changes", "--list-params-changes", "--list-code-changes", "--list-untracked", "--print-compilation",
     "--containerize", "--export-cwl", "--archive", "--cleanup-metadata", "--cleanup-shadow", "--delete-all-output",
     "--delete-temp-output", "--generate-unit-tests", "--list-conda-envs", "--conda-cleanup-envs", "--version",
-    "--help", "--report", "--conda-cleanup-pkgs", "--conda-create-envs-only",
+    "--help", "--report", "--conda-create-envs-only", "--container-cleanup-images",
 })
 PREVIEW_SHORT = frozenset("ntlSDvh")  # -n, -t, -l, -S, -D, -v, -h, alone or in a cluster such as -np
 PREVIEW_EXECUTORS = frozenset({"dryrun", "touch"})
+RUNS_ANYWAY = "--report-after-run"  # with it, --report runs the workflow first
 
 
 def previewing(argv: Sequence[str]) -> bool:
-    """True when ``argv`` (Snakemake's arguments) runs no job. Snakemake takes an unambiguous prefix of a long
-    option for the option (``--dry-r``), so a prefix of a preview option is resolved as its parser resolves it."""
+    """True when ``argv`` (Snakemake's arguments) runs no job. A long option is read as Snakemake's parser reads
+    it: by any of its names (``--lu`` is ``--list-untracked``) or an unambiguous prefix (``--dry-r``); a token it
+    would refuse (ambiguous, unknown) runs nothing either."""
+    found: set[str] = set()
     for position, token in enumerate(argv):
         name, _, value = token.partition("=")
-        name = _resolved(name)
-        if name is None or name in PREVIEW_OPTIONS:
+        names = _names(name)
+        if names is None:
             return True
-        if name in ("--executor", "-e"):
+        found |= names
+        if names & {"--executor", "-e"}:
             chosen = value or (argv[position + 1] if position + 1 < len(argv) else "")
             if chosen in PREVIEW_EXECUTORS:
                 return True
         if re.fullmatch(r"-[A-Za-z]+", token) and PREVIEW_SHORT & set(token[1:]):
             return True
-    return False
+    previews = found & PREVIEW_OPTIONS
+    if RUNS_ANYWAY in found:
+        previews -= {"--report"}
+    return bool(previews)
 
 
-def _resolved(name: str) -> str | None:
-    """A long option as Snakemake's parser reads it: itself, or the one option it abbreviates; None for a prefix
-    of a preview option that Snakemake refuses as ambiguous or unknown (it then runs nothing). Other tokens are
-    returned as they are: only a preview option, or the executor, could make a run a preview."""
-    if not name.startswith("--") or name in PREVIEW_OPTIONS or not any(
-            option.startswith(name) for option in (*PREVIEW_OPTIONS, "--executor")):
-        return name
+def _names(name: str) -> frozenset[str] | None:
+    """Every name of the option a command-line token ``name`` stands for (the token itself for anything but a long
+    option, or when Snakemake cannot be asked); None for a long option Snakemake refuses (it then runs nothing)."""
+    if not name.startswith("--"):
+        return frozenset({name})
     options = _snakemake_options()
-    if options is None:
-        return None  # cannot tell: taken as a preview, which changes nothing
+    if options is None:  # cannot ask the parser: the name as written, a prefix of a preview option as a preview
+        if name not in PREVIEW_OPTIONS and any(option.startswith(name) for option in PREVIEW_OPTIONS):
+            return None
+        return frozenset({name})
     if name in options:
-        return name
-    found = [option for option in options if option.startswith(name)]
-    return found[0] if len(found) == 1 else None
+        return options[name]
+    found = {options[option] for option in options if option.startswith(name)}
+    return next(iter(found)) if len(found) == 1 else None
 
 
 @functools.lru_cache(maxsize=1)
-def _snakemake_options() -> frozenset[str] | None:
+def _snakemake_options() -> dict[str, frozenset[str]] | None:
+    """Each long option of Snakemake's parser, with every name of its action."""
     try:
         from snakemake.cli import get_argument_parser
     except ImportError:
         return None
-    return frozenset(s for action in get_argument_parser()._actions for s in action.option_strings
-                     if s.startswith("--"))
+    options = {}
+    for action in get_argument_parser()._actions:
+        names = frozenset(action.option_strings)
+        options.update({s: names for s in names if s.startswith("--")})
+    return options
