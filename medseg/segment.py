@@ -61,14 +61,24 @@ def case_targets(input_path: Path | str, out_dir: Path | str | None = None, scor
 def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None, scored: bool = False,
                        output_format: str = "nifti", case_id: str | None = None,
                        keep: Sequence[Path | str] = ()) -> list[Path]:
-    """The outputs an earlier run of the same case may have left that this run does not write: the segmentation in
-    the other format, and the metrics when this run is not scored. They would no longer match the new sidecar, so
-    :func:`segment_case` removes them with ``overwrite`` (and refuses without). Files in ``keep`` (the input, a
-    reference) are never among them."""
-    seg_path, _, metrics_path = output_paths(input_path, out_dir, case_id)
+    """The outputs an earlier run of the same case wrote that this run does not write: its segmentation in the other
+    format, and its metrics when this run is not scored. They would no longer match the new sidecar, so
+    :func:`segment_case` removes them with ``overwrite`` (and refuses without). Only files the earlier run's sidecar
+    names as its own count (a user's file of the same name is left alone), never one in ``keep`` (the input, a
+    reference)."""
+    seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
+    try:
+        earlier = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(earlier, dict) or earlier.get("schema") != "medseg-segmentation/1":
+        return []
     other = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm") if output_format == "nifti" else seg_path
-    kept = {Path(os.path.abspath(p)) for p in keep}
-    return [p for p in [other] + ([] if scored else [metrics_path]) if Path(os.path.abspath(p)) not in kept]
+    found = [other] if earlier.get("segmentation") == other.name else []
+    if not scored and earlier.get("reference"):  # that run was scored: its metrics file is its own
+        found.append(metrics_path)
+    kept = {os.path.realpath(p) for p in keep}
+    return [p for p in found if os.path.realpath(p) not in kept]
 
 
 def versions() -> dict[str, str]:

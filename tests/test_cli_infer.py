@@ -133,17 +133,18 @@ def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, 
     metrics = json.loads((out / "case_metrics.json").read_text())
     sidecar = json.loads((out / "case_seg.json").read_text())
     assert metrics["prediction_sha256"] == sidecar["segmentation_sha256"] == sha256_of(out / "case_seg.nii.gz")
-    (out / "case_seg.nii.gz").unlink()
-    (out / "case_seg.json").unlink()
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(out)], capsys)
     assert code == 1
-    assert err.strip().splitlines()[-1] == (f"medseg: error: {out / 'case_metrics.json'}: output of an earlier run "
-                                            "exists, which this run would remove; pass --overwrite to replace it")
-    assert _files(out) == ["case_metrics.json"]
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already; pass "
+                                            "--overwrite to replace it (2 more output(s) of these inputs exist too)")
     assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
     assert json.loads((out / "case_seg.json").read_text())["segmentation_sha256"] == sha256_of(
         out / "case_seg.nii.gz")
+    # only what the earlier run's sidecar names as its own goes: a file of the user's under that name stays
+    (out / "case_metrics.json").write_text("{}\n")
+    assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
+    assert (out / "case_metrics.json").read_text() == "{}\n"
 
 
 def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys):

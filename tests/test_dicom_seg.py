@@ -206,6 +206,16 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
               "--model", str(tiny_package.path), "--overwrite"])
     assert exit_info.value.code == 0
     assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == ["case7_seg.json", "case7_seg.nii.gz"]
+    # a file of the user's under the other format's name (a hand-made label beside the output) is never removed
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "case7_seg.nii.gz").write_bytes(b"the user's own")
+    for extra in ([], ["--overwrite"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", "infer", str(tmp_path / "case7"), "-o", str(mine), "--device", "cpu",
+                  "--model", str(tiny_package.path), "--format", "dicom-seg", *extra])
+        assert exit_info.value.code == 0
+    assert (mine / "case7_seg.nii.gz").read_bytes() == b"the user's own"
     # the sidecar names the SEG as an archive knows it (it held only the file name)
     assert seg_sidecar["dicom_seg"] == {
         "sop_instance_uid": seg.SOPInstanceUID, "series_instance_uid": seg.SeriesInstanceUID,
