@@ -571,10 +571,15 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path]) -> None
     user never gave."""
     try:
         state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
-        started = {int(v) for v in state["config"]["labels"]}
+        names = {int(v): str(name) for v, name in state["config"]["labels"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # no record to compare: check_resume says what is wrong with the checkpoint
-    now = set(found) | {0}
+    started, now = set(names), set(found) | {0}
+    if now != started and any(name != f"label_{v}" for v, name in names.items() if v != 0):
+        # the default config names labels label_N: this run was started with a config of its own
+        shown = ", ".join(f"{v} {names[v]}" for v in sorted(names) if v != 0)
+        raise TrainingError(f"{out_dir}: the checkpoint was started with a config of its own (labels {shown}); resume "
+                            "with -c and that config")
     advice = "resume with the files it was started with, or start again with --overwrite"
     new, gone = sorted(now - started), sorted(started - now)
     if new:

@@ -1291,3 +1291,20 @@ def test_an_overwrite_run_stopped_after_its_last_epoch_but_before_its_package_is
         package = load_package(out)
     assert records == [] and package.sha256 != before
     assert package.config["training"]["settings"]["seed"] == 5
+
+
+def test_a_run_started_with_a_config_and_resumed_without_one_is_told_to_give_it(tiny_set, tmp_path, capsys,
+                                                                                config_file):
+    """Its labels are the config's, not the files': a difference was blamed on the label files."""
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1")) == 0
+    labels = tmp_path / "labels"
+    shutil.copytree(tiny_set[1], labels)
+    for case in labels.iterdir():
+        label = nib.load(case)
+        nib.save(nib.Nifti1Image(np.minimum(np.asarray(label.dataobj), 2), label.affine), case)
+    capsys.readouterr()
+    assert _exit_code(_train_cli(tiny_set[0], labels, out, "--epochs", "2", "--resume")) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out}: the checkpoint was started with a config of its own (labels 1 ellipsoid, 2 box, "
+        "3 tube); resume with -c and that config")
