@@ -448,6 +448,11 @@ def test_a_file_in_the_place_of_a_case_folder_fails_that_case_only(cohort):
     scored = evaluate_cases(samples, results)  # the scoring step too: a failure with its record, b scored
     assert [(c.case_id, c.outcome) for c in scored.cases] == [("a", "failed"), ("b", "ok")]
     assert scored.cases[0].error == summary.cases[0].error and folder.case_outputs_present("a", "evaluate")
+    from medseg.cohort import stale_cases
+    from medseg.package import load_package
+
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    assert stale_cases(samples, results, load_package(MODEL), options) == {"infer": [], "evaluate": []}
     (results / "cases" / "a").unlink()
     assert not folder.case_outputs_present("a", "infer") and not folder.case_outputs_present("a", "evaluate")
     summary = infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))

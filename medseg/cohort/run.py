@@ -335,8 +335,12 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
             else:
                 log.info("%s: no reference, nothing to score", sample.case_id)
             continue
-        summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate")
-                             or _evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
+        if folder.blocked(sample.case_id):  # its record carries the fingerprint planning compares
+            inferred = folder.status(sample.case_id, "infer")
+            print_ = evaluate_fingerprint(sample, inferred) if inferred and "run_id" in inferred else "blocked"
+            summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
+        else:
+            summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
     summary.setup_s = round(setup.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
