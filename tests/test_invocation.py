@@ -24,6 +24,9 @@ from medseg.cohort import previewing
     (["--conda-cleanup-pkgs", "tarballs", "--use-conda"], False), (["--conda-cleanup-p", "cache"], False),
     (["--report", "r.html", "--report-after-run"], False), (["--report", "r.html"], True),
     (["--report-after-run", "-n"], True),
+    # a short option's attached value is not read as more options: -call is --cores all, -edryrun the dry run
+    (["-call"], False), (["-jall"], False), (["-qall"], False), (["-junlimited"], False), (["-kn"], True),
+    (["-edryrun"], True), (["-eslurm"], False), (["-Z"], True),
 ])
 def test_previewing(argv, expected):
     assert previewing(argv) is expected

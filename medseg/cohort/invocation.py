@@ -40,8 +40,15 @@ def previewing(argv: Sequence[str]) -> bool:
             chosen = value or (argv[position + 1] if position + 1 < len(argv) else "")
             if chosen in PREVIEW_EXECUTORS:
                 return True
-        if re.fullmatch(r"-[A-Za-z]+", token) and PREVIEW_SHORT & set(token[1:]):
-            return True
+        if re.fullmatch(r"-[A-Za-z]\S*", token):
+            short = _short_names(token)
+            if short is None or short[0] & (PREVIEW_OPTIONS | {f"-{letter}" for letter in PREVIEW_SHORT}):
+                return True
+            found |= short[0]
+            if "--executor" in short[0]:  # -e dryrun, -edryrun
+                chosen = short[1] or (argv[position + 1] if position + 1 < len(argv) else "")
+                if chosen in PREVIEW_EXECUTORS:
+                    return True
     previews = found & PREVIEW_OPTIONS
     if RUNS_ANYWAY in found:
         previews -= {"--report"}
@@ -62,6 +69,39 @@ def _names(name: str) -> frozenset[str] | None:
         return options[name]
     found = {options[option] for option in options if option.startswith(name)}
     return next(iter(found)) if len(found) == 1 else None
+
+
+def _short_names(token: str) -> tuple[frozenset[str], str] | None:
+    """The names of the short options in a cluster as Snakemake's parser reads it, and the value attached to the
+    last: letters up to the first option that takes a value, whose value the rest is (``-np`` is -n and -p,
+    ``-call`` is ``--cores all``). None for a letter Snakemake does not know (it then runs nothing). Without the
+    parser, every letter counts."""
+    options = _snakemake_short_options()
+    if options is None:
+        return frozenset(f"-{letter}" for letter in token[1:] if letter.isalpha()), ""
+    names: set[str] = set()
+    for position, letter in enumerate(token[1:], start=2):
+        if f"-{letter}" not in options:
+            return None
+        option_names, takes_value = options[f"-{letter}"]
+        names |= option_names
+        if takes_value:
+            return frozenset(names), token[position:].removeprefix("=")
+    return frozenset(names), ""
+
+
+@functools.lru_cache(maxsize=1)
+def _snakemake_short_options() -> dict[str, tuple[frozenset[str], bool]] | None:
+    """Each short option of Snakemake's parser: every name of its action, and whether it takes a value."""
+    try:
+        from snakemake.cli import get_argument_parser
+    except ImportError:
+        return None
+    options = {}
+    for action in get_argument_parser()._actions:
+        names = frozenset(action.option_strings)
+        options.update({s: (names, action.nargs != 0) for s in names if re.fullmatch(r"-[A-Za-z]", s)})
+    return options
 
 
 @functools.lru_cache(maxsize=1)
