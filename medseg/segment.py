@@ -63,22 +63,36 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
                        keep: Sequence[Path | str] = ()) -> list[Path]:
     """The outputs an earlier run of the same case wrote that this run does not write: its segmentation in the other
     format, and its metrics when this run is not scored. They would no longer match the new sidecar, so
-    :func:`segment_case` removes them with ``overwrite`` (and refuses without). Only files the earlier run's sidecar
-    names as its own count (a user's file of the same name is left alone), never one in ``keep`` (the input, a
-    reference)."""
+    :func:`segment_case` removes them with ``overwrite`` (and refuses without). Only medseg's own files count — the
+    other format's segmentation when the earlier sidecar names it and its SHA-256 is still the recorded one (a file
+    of the user's, or one edited since, is left alone); metrics when the earlier run was scored or they score this
+    case's segmentation — never one in ``keep`` (the input, a reference)."""
+    from medseg.io.atomic import sha256_of
+
     seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
-    try:
-        earlier = json.loads(sidecar_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(earlier, dict) or earlier.get("schema") != "medseg-segmentation/1":
-        return []
-    other = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm") if output_format == "nifti" else seg_path
-    found = [other] if earlier.get("segmentation") == other.name else []
-    if not scored and earlier.get("reference"):  # that run was scored: its metrics file is its own
-        found.append(metrics_path)
+    dicom_seg = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm")
+    other = dicom_seg if output_format == "nifti" else seg_path
+    earlier = _medseg_json(sidecar_path, "medseg-segmentation/1") or {}
+    found = []
+    if other.is_file() and earlier.get("segmentation") == other.name \
+            and earlier.get("segmentation_sha256") in (None, sha256_of(other)):
+        found.append(other)
+    if not scored and metrics_path.is_file():
+        scores = (_medseg_json(metrics_path, "medseg-metrics/1") or {}).get("prediction")
+        ours = {os.path.realpath(p) for p in (seg_path, dicom_seg)}  # this case's segmentation, either format
+        if earlier.get("reference") or (isinstance(scores, str) and os.path.realpath(scores) in ours):
+            found.append(metrics_path)
     kept = {os.path.realpath(p) for p in keep}
     return [p for p in found if os.path.realpath(p) not in kept]
+
+
+def _medseg_json(path: Path, schema: str) -> dict | None:
+    """A medseg record of ``schema`` at ``path``, or None (missing, unreadable, someone else's)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("schema") == schema else None
 
 
 def versions() -> dict[str, str]:

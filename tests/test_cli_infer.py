@@ -141,10 +141,17 @@ def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, 
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
     assert json.loads((out / "case_seg.json").read_text())["segmentation_sha256"] == sha256_of(
         out / "case_seg.nii.gz")
-    # only what the earlier run's sidecar names as its own goes: a file of the user's under that name stays
+    # only medseg's own files go: a file of the user's under that name stays
     (out / "case_metrics.json").write_text("{}\n")
     assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
     assert (out / "case_metrics.json").read_text() == "{}\n"
+    # metrics that score this case's segmentation go even when the sidecar that said so is gone (segmenting again,
+    # as the report advises for them, left them in place for good)
+    assert run(["infer", str(case), "-m", package, "-o", str(out), "--reference", str(reference), "--overwrite"],
+               capsys)[0] == 0
+    (out / "case_seg.json").unlink()
+    assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
 
 
 def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys):

@@ -216,6 +216,20 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
                   "--model", str(tiny_package.path), "--format", "dicom-seg", *extra])
         assert exit_info.value.code == 0
     assert (mine / "case7_seg.nii.gz").read_bytes() == b"the user's own"
+    # nor one medseg wrote and the user edited since (its SHA-256 is no longer the one its sidecar records)
+    edited = tmp_path / "edited"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case7"), "-o", str(edited), "--device", "cpu",
+              "--model", str(tiny_package.path)])
+    assert exit_info.value.code == 0
+    written = nib.load(edited / "case7_seg.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones(written.shape, np.uint8), written.affine), edited / "case7_seg.nii.gz")
+    hand_edited = (edited / "case7_seg.nii.gz").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case7"), "-o", str(edited), "--device", "cpu",
+              "--model", str(tiny_package.path), "--format", "dicom-seg", "--overwrite"])
+    assert exit_info.value.code == 0
+    assert (edited / "case7_seg.nii.gz").read_bytes() == hand_edited
     # the sidecar names the SEG as an archive knows it (it held only the file name)
     assert seg_sidecar["dicom_seg"] == {
         "sop_instance_uid": seg.SOPInstanceUID, "series_instance_uid": seg.SeriesInstanceUID,

@@ -1376,3 +1376,18 @@ def test_a_segmentation_that_is_not_the_one_its_sidecar_and_metrics_describe_is_
                                                "sidecar describes renamed_seg.dcm")
     summary = json.loads(outputs.summary.read_text())
     assert summary["cases"]["scored"] == 2 and summary["cases"]["failed"] == 3
+
+    # a copied folder without its segmentation: the report falls back on the file the metrics name, in the
+    # original folder, and that file is checked too (it was drawn and trusted, changed or not)
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "cases" / "same", copy / "cases" / "same")
+    (copy / "cases" / "same" / "same_seg.nii.gz").unlink()
+    rows = {row["case_id"]: row for row in read_tsv(build_report(copy, tmp_path / "r2" / "r.html",
+                                                                 max_overlays=0).table)}
+    assert rows["same"]["status"] == "scored"
+    original = root / "cases" / "same" / "same_seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), original)
+    rows = {row["case_id"]: row for row in read_tsv(build_report(copy, tmp_path / "r3" / "r.html",
+                                                                 max_overlays=0).table)}
+    assert rows["same"]["failed_stage"] == "stale" and rows["same"]["error"].startswith(
+        f"{original} is not the file its sidecar same_seg.json describes")

@@ -330,18 +330,19 @@ def _check_segmentation(case: CaseResult) -> None:
     if case.failure is not None or case.sidecar is None:
         return
     described, made = case.sidecar.get("segmentation"), case.sidecar.get("segmentation_sha256")
-    path = case.folder / Path(described).name if isinstance(described, str) and described else None
+    path = case.segmentation_path()  # the file the report reads: in the case's folder, or where the metrics say
     metrics = case.metrics or {}
     scored, read = metrics.get("prediction"), metrics.get("prediction_sha256")
     metrics_name = case.paths["metrics"].name if "metrics" in case.paths else None
     why = None
-    if isinstance(made, str) and path is not None and path.is_file():
+    if isinstance(made, str) and path is not None:
         try:
             found = sha256_of(path)
         except OSError as error:
             found, why = None, f"{path.name}: cannot read ({error.strerror or error})"
         if found is not None and found != made:
-            why = (f"{path.name} is not the file its sidecar {case.paths['sidecar'].name} describes (their SHA-256 "
+            shown = path.name if path.parent == case.folder else str(path)
+            why = (f"{shown} is not the file its sidecar {case.paths['sidecar'].name} describes (their SHA-256 "
                    "differ: it was changed or replaced after medseg wrote it)")
     if why is None and isinstance(described, str) and isinstance(scored, str) \
             and os.path.basename(scored) != os.path.basename(described):
