@@ -6,7 +6,8 @@ Fold ``k`` is what ``medseg train -c CONFIG --fold k`` trains: the seeded order 
 the validation size, block ``k`` held out (fold 0 is the config's plain split). Each fold's package goes to
 ``OUT/fold<k>``; a folder that already holds a package whose recorded validation cases are exactly that fold's, and
 whose checkpoint was started with the config's settings on the same files, is reused (one of another config is
-refused, as ``medseg train --resume`` refuses it; one asked for more epochs goes on), and a fold interrupted
+refused, as ``medseg train --resume`` refuses it; one asked for more epochs goes on; one trained for more is
+summarised with a warning), and a fold interrupted
 mid-training resumes from its checkpoint, so the folds can be trained in separate
 runs (or on separate machines) and summarised at the end. The
 figures are the ones each package recorded when it was trained: whole validation volumes through the inference
@@ -57,11 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         train,
     )
 
-    def finished(folder: Path, fold_config: dict) -> bool:
-        """Whether the fold's run has done the epochs the config asks for, and written its package."""
-        return (checkpoint_epoch(folder) == int(check_config(fold_config)["epochs"])
-                and unfinished_training(folder) is None)
-
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -87,22 +83,22 @@ def main(argv: list[str] | None = None) -> int:
                 if recorded.get("val_cases") != wanted:
                     print(f"{folder}: holds a package validated on other cases than fold {fold}", file=sys.stderr)
                     return 1
+            epochs = int(check_config(fold_config)["epochs"])
+            done = (checkpoint_epoch(folder) or 0) if checkpoint else 0
             if checkpoint:  # a package of another config (settings, files) is not summarised as this config's
-                done = checkpoint_epoch(folder) or 0  # a fold trained longer is summarised (with a warning)
-                asked = {**fold_config, "training": {**fold_config["training"],
-                                                     "epochs": max(done, int(check_config(fold_config)["epochs"]))}}
-                check_resume(folder, asked if args.summary_only else fold_config, wanted, f"fold {fold}", every_id)
+                longer = {**fold_config, "training": {**fold_config["training"], "epochs": max(done, epochs)}}
+                check_resume(folder, longer, wanted, f"fold {fold}", every_id)  # (a fold trained longer is shown)
                 check_trained_on(folder, pairs)
             elif record.exists():
                 print(f"warning: {folder}: no {CHECKPOINT_DIR} to check that its package was trained with "
                       f"{args.config.name}; summarised as it is", file=sys.stderr)
-            if args.summary_only or (record.exists() and (not checkpoint or finished(folder, fold_config))):
+            complete = checkpoint and done >= epochs and unfinished_training(folder) is None
+            if args.summary_only or (record.exists() and (not checkpoint or complete)):
                 if not record.exists():
                     print(f"{folder}: no package for fold {fold}", file=sys.stderr)
                     return 1
-                if checkpoint and not finished(folder, fold_config):
-                    epochs, asked = checkpoint_epoch(folder), int(check_config(fold_config)["epochs"])
-                    why = (f"trained for {epochs} epochs, the config asks for {asked}" if epochs != asked
+                if checkpoint and (done != epochs or unfinished_training(folder) is not None):
+                    why = (f"trained for {done} epochs, the config asks for {epochs}" if done != epochs
                            else "its run stopped before it wrote its package")
                     print(f"warning: {folder}: {why}; summarised as it is", file=sys.stderr)
             else:

@@ -1009,10 +1009,10 @@ def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
     """Refuse when the checkpoint in ``out_dir`` was trained on other files than ``cases`` (the SHA-256 of each
     image and label file, as training records them, hashed here without reading the voxels)."""
     from medseg.io.atomic import sha256_of
-    from medseg.io.pairs import image_files
+    from medseg.io.nifti import files_read
 
     recorded = _checkpoint_record(_checkpoint_paths(Path(out_dir))[1]).get("data_sha256")
-    now = {c.case_id: [sha256_of(image_files(c.image_path)), sha256_of(image_files(c.label_path))] for c in cases}
+    now = {c.case_id: [sha256_of(files_read(c.image_path)), sha256_of(files_read(c.label_path))] for c in cases}
     _check_same_data(Path(out_dir), recorded, now)
 
 

@@ -16,7 +16,8 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
 from medseg.volume import Volume
 
-__all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "labels_image", "write_labels", "label_dtype", "is_sheared"]
+__all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "write_labels", "label_dtype",
+           "is_sheared"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,15 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         source_sha256=sha256_of(_files_read(image)) if hash_input else None,
         info=info,
     )
+
+
+def files_read(path: Path | str) -> list[Path]:
+    """The files reading the image at ``path`` reads (see :func:`_files_read`), from its header alone: what
+    :func:`read_nifti`'s ``source_sha256`` hashes."""
+    try:
+        return _files_read(nib.load(str(path)))
+    except (OSError, ValueError, nib.filebasedimages.ImageFileError) as error:
+        raise ImageReadError(f"{path}: cannot read ({' '.join(str(error).split())})") from error
 
 
 def _files_read(image) -> list[Path]:
