@@ -65,8 +65,8 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
     format, and its metrics when this run is not scored. They would no longer match the new sidecar, so
     :func:`segment_case` removes them with ``overwrite`` (and refuses without). Only medseg's own files count — the
     other format's segmentation when the earlier sidecar names it and its SHA-256 is still the recorded one (a file
-    of the user's, or one edited since, is left alone); metrics when the earlier run was scored or they score this
-    case's segmentation — never one in ``keep`` (the input, a reference)."""
+    of the user's, or one edited since, is left alone); metrics when the file they score is replaced or removed by
+    this run (metrics of a kept file stay with it) — never one in ``keep`` (the input, a reference)."""
     from medseg.io.atomic import sha256_of
 
     seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
@@ -78,9 +78,10 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
             and earlier.get("segmentation_sha256") in (None, sha256_of(other)):
         found.append(other)
     if not scored and metrics_path.is_file():
-        scores = (_medseg_json(metrics_path, "medseg-metrics/1") or {}).get("prediction")
-        ours = {os.path.realpath(p) for p in (seg_path, dicom_seg)}  # this case's segmentation, either format
-        if earlier.get("reference") or (isinstance(scores, str) and os.path.realpath(scores) in ours):
+        # metrics go with the file they score, when this run replaces it (its target) or removes it (above)
+        gone = {os.path.abspath(p) for p in [seg_path if output_format == "nifti" else dicom_seg, *found]}
+        scores = (_medseg_json(metrics_path, "medseg-metrics/1") or {}).get("prediction")  # never a user's file
+        if isinstance(scores, str) and os.path.abspath(scores) in gone:
             found.append(metrics_path)
     kept = {os.path.realpath(p) for p in keep}
     return [p for p in found if os.path.realpath(p) not in kept]

@@ -150,6 +150,11 @@ def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, 
     assert run(["infer", str(case), "-m", package, "-o", str(out), "--reference", str(reference), "--overwrite"],
                capsys)[0] == 0
     (out / "case_seg.json").unlink()
+    (out / "case_seg.nii.gz").unlink()
+    code, _, err = run(["infer", str(case), "-m", package, "-o", str(out)], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out / 'case_metrics.json'}: output of an earlier run "
+                                            "exists, which this run would remove; pass --overwrite to replace it")
     assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
 

@@ -98,6 +98,14 @@ def test_folds_of_another_config_are_refused_and_more_epochs_go_on(cross_validat
     for extra in ([], ["--summary-only"]):
         assert cross_validate([str(longer), str(images), str(labels), "-o", str(out), "--folds", "0", *extra]) == 1
         assert "the checkpoint was trained on other data (changed: case0)" in capsys.readouterr().err
+    # a damaged gzip stream is one line, not a zlib traceback
+    data = bytearray((labels / "case1.nii.gz").read_bytes())
+    data[20:40] = b"\xff" * 20
+    (labels / "case1.nii.gz").write_bytes(bytes(data))
+    assert cross_validate([str(longer), str(images), str(labels), "-o", str(out), "--folds", "0",
+                           "--summary-only"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {labels / 'case1.nii.gz'}: cannot read (")
 
 
 def test_a_fold_without_a_labels_dice_prints_n_a_and_is_left_out_of_the_mean(cross_validate, tmp_path, capsys):

@@ -5,6 +5,7 @@ slice order or transposes."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import highdicom as hd
 import nibabel as nib
@@ -225,11 +226,18 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
     written = nib.load(edited / "case7_seg.nii.gz")
     nib.save(nib.Nifti1Image(np.ones(written.shape, np.uint8), written.affine), edited / "case7_seg.nii.gz")
     hand_edited = (edited / "case7_seg.nii.gz").read_bytes()
+    shutil.copyfile(edited / "case7_seg.nii.gz", tmp_path / "reference.nii.gz")
+    with pytest.raises(SystemExit) as exit_info:  # scored: its metrics stay with it
+        main(["-q", "evaluate", str(edited / "case7_seg.nii.gz"), str(tmp_path / "reference.nii.gz"),
+              "-o", str(edited / "case7_metrics.json")])
+    assert exit_info.value.code == 0
     with pytest.raises(SystemExit) as exit_info:
         main(["-q", "infer", str(tmp_path / "case7"), "-o", str(edited), "--device", "cpu",
               "--model", str(tiny_package.path), "--format", "dicom-seg", "--overwrite"])
     assert exit_info.value.code == 0
     assert (edited / "case7_seg.nii.gz").read_bytes() == hand_edited
+    assert sorted(p.name for p in edited.iterdir()) == ["case7_metrics.json", "case7_seg.dcm", "case7_seg.json",
+                                                      "case7_seg.nii.gz"]
     # the sidecar names the SEG as an archive knows it (it held only the file name)
     assert seg_sidecar["dicom_seg"] == {
         "sop_instance_uid": seg.SOPInstanceUID, "series_instance_uid": seg.SeriesInstanceUID,

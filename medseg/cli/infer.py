@@ -134,6 +134,7 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
     given = {Path(p).resolve(): Path(p) for p in [*inputs, *references]}
     seen: dict[Path, Path] = {}
     existing: list[Path] = []
+    removed: list[Path] = []
     for path in inputs:
         targets = case_targets(path, output_dir, scored, output_format)
         for target in targets:
@@ -152,9 +153,12 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
             earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
             existing += [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
+            removed += earlier
     if existing:
         more = f" ({len(existing) - 1} more output(s) of these inputs exist too)" if len(existing) > 1 else ""
-        raise OutputExistsError(f"{existing[0]}: output exists already; pass --overwrite to replace it{more}")
+        what = ("output of an earlier run exists, which this run would remove" if existing[0] in removed
+                else "output exists already")
+        raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}")
 
 
 def _check_exists(path: Path, reference: Path | None) -> None:

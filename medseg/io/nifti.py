@@ -120,8 +120,9 @@ def files_read(path: Path | str) -> list[Path]:
     :func:`read_nifti`'s ``source_sha256`` hashes."""
     try:
         return _files_read(nib.load(str(path)))
-    except (OSError, ValueError, nib.filebasedimages.ImageFileError) as error:
-        raise ImageReadError(f"{path}: cannot read ({' '.join(str(error).split())})") from error
+    except Exception as error:  # noqa: BLE001 - a damaged header or gzip stream (zlib.error, EOFError...) is one line
+        raise ImageReadError(f"{path}: cannot read ({' '.join(str(error).split()) or type(error).__name__})") \
+            from error
 
 
 def _files_read(image) -> list[Path]:
