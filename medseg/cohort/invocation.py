@@ -91,28 +91,25 @@ def _short_names(token: str) -> tuple[frozenset[str], str] | None:
 
 
 @functools.lru_cache(maxsize=1)
+def _snakemake_actions() -> dict[str, tuple[frozenset[str], bool]] | None:
+    """Each option name of Snakemake's parser: every name of its action, and whether it takes a value (None when
+    Snakemake cannot be imported)."""
+    try:
+        from snakemake.cli import get_argument_parser
+    except ImportError:
+        return None
+    options = {}
+    for action in get_argument_parser()._actions:
+        names = frozenset(action.option_strings)
+        options.update({s: (names, action.nargs != 0) for s in names})
+    return options
+
+
 def _snakemake_short_options() -> dict[str, tuple[frozenset[str], bool]] | None:
-    """Each short option of Snakemake's parser: every name of its action, and whether it takes a value."""
-    try:
-        from snakemake.cli import get_argument_parser
-    except ImportError:
-        return None
-    options = {}
-    for action in get_argument_parser()._actions:
-        names = frozenset(action.option_strings)
-        options.update({s: (names, action.nargs != 0) for s in names if re.fullmatch(r"-[A-Za-z]", s)})
-    return options
+    actions = _snakemake_actions()
+    return None if actions is None else {s: v for s, v in actions.items() if re.fullmatch(r"-[A-Za-z]", s)}
 
 
-@functools.lru_cache(maxsize=1)
 def _snakemake_options() -> dict[str, frozenset[str]] | None:
-    """Each long option of Snakemake's parser, with every name of its action."""
-    try:
-        from snakemake.cli import get_argument_parser
-    except ImportError:
-        return None
-    options = {}
-    for action in get_argument_parser()._actions:
-        names = frozenset(action.option_strings)
-        options.update({s: names for s in names if s.startswith("--")})
-    return options
+    actions = _snakemake_actions()
+    return None if actions is None else {s: v[0] for s, v in actions.items() if s.startswith("--")}
