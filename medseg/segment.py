@@ -67,8 +67,6 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
     other format's segmentation when the earlier sidecar names it and its SHA-256 is still the recorded one (a file
     of the user's, or one edited since, is left alone); metrics when the file they score is replaced or removed by
     this run (metrics of a kept file stay with it) — never one in ``keep`` (the input, a reference)."""
-    from medseg.io.atomic import sha256_of
-
     seg_path, sidecar_path, metrics_path = output_paths(input_path, out_dir, case_id)
     dicom_seg = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm")
     other = dicom_seg if output_format == "nifti" else seg_path
