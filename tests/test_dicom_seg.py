@@ -255,6 +255,15 @@ def test_infer_dicom_seg_refuses_a_nifti_input(tmp_path, capsys, tiny_package):
     assert exit_info.value.code == 1
     assert "--format dicom-seg needs a DICOM series folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]
+    # refused before the model is loaded (a model that does not exist is never reached), --series too
+    for option in (["--format", "dicom-seg"], ["--series", "3"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", "infer", str(tmp_path / "scan.nii.gz"), *option, "--model", str(tmp_path / "no-model")])
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == f"medseg: error: {tmp_path / 'scan.nii.gz'}: " + (
+            "--format dicom-seg needs a DICOM series folder as input" if option[0] == "--format"
+            else "--series applies to DICOM folders only")
 
 
 def _retag(paths, **changes) -> None:

@@ -63,8 +63,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
     _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
-    if len(inputs) == 1:  # nothing else to do: a missing file is reported before the model loads
+    if len(inputs) == 1:  # nothing else to do: a missing file, or options for a folder, before the model loads
         _check_exists(inputs[0], references[0] if references else None)
+        _check_dicom_options(inputs[0], series, output_format)
     silent = quiet()
     if threads is not None:
         import torch
@@ -169,6 +170,19 @@ def _check_exists(path: Path, reference: Path | None) -> None:
         raise ImageReadError(f"{path}: no such file or folder")
     if reference is not None:
         check_reference_exists(reference, path)
+
+
+def _check_dicom_options(path: Path, series: str | None, output_format: str) -> None:
+    """The options that need a DICOM folder, refused for a file as reading it would refuse them (in a batch, each
+    input is refused on its own and the others carry on)."""
+    from medseg.errors import ImageReadError, InputError
+
+    if path.is_dir():
+        return
+    if series is not None:
+        raise ImageReadError(f"{path}: --series applies to DICOM folders only")
+    if output_format == "dicom-seg":
+        raise InputError(f"{path}: --format dicom-seg needs a DICOM series folder as input")
 
 
 class _ProgressFactory:
