@@ -92,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             elif record.exists():
                 print(f"warning: {folder}: no {CHECKPOINT_DIR} to check that its package was trained with "
                       f"{args.config.name}; summarised as it is", file=sys.stderr)
-            complete = checkpoint and done >= epochs and unfinished_training(folder) is None
+            pending = checkpoint and unfinished_training(folder) is not None
+            complete = checkpoint and done >= epochs and not pending
             if args.summary_only or (record.exists() and (not checkpoint or complete)):
                 if not record.exists():
                     print(f"{folder}: no package for fold {fold}", file=sys.stderr)
                     return 1
-                if checkpoint and (done != epochs or unfinished_training(folder) is not None):
+                if checkpoint and (done != epochs or pending):
                     why = (f"trained for {done} epochs, the config asks for {epochs}" if done != epochs
                            else "its run stopped before it wrote its package")
                     print(f"warning: {folder}: {why}; summarised as it is", file=sys.stderr)

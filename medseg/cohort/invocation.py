@@ -105,11 +105,13 @@ def _snakemake_actions() -> dict[str, tuple[frozenset[str], bool]] | None:
     return options
 
 
+@functools.lru_cache(maxsize=1)
 def _snakemake_short_options() -> dict[str, tuple[frozenset[str], bool]] | None:
     actions = _snakemake_actions()
     return None if actions is None else {s: v for s, v in actions.items() if re.fullmatch(r"-[A-Za-z]", s)}
 
 
+@functools.lru_cache(maxsize=1)
 def _snakemake_options() -> dict[str, frozenset[str]] | None:
     actions = _snakemake_actions()
     return None if actions is None else {s: v[0] for s, v in actions.items() if s.startswith("--")}
