@@ -74,9 +74,13 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
 
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_names: dict[int, str],
                     algorithm: str = "medseg", algorithm_version: str = "0",
-                    sources: dict[Path, object] | None = None) -> dict:
+                    sources: dict[Path, object] | None = None, label_codes: dict[int, dict] | None = None) -> dict:
     """Write ``labels`` (on ``volume``'s grid) as a binary DICOM SEG, one segment per non-zero label; return its
     identifiers (SOP instance, series, study UIDs and series number) for the sidecar.
+
+    ``label_codes``: label value → the coded concepts of its segment (``category``, ``type``, optional
+    ``modifier``; each ``{"scheme", "value", "meaning"}``), as a model package's ``label_codes`` holds them; a label
+    without codes is coded as SCT Tissue (category and type), which says nothing of what it is.
 
     ``sources`` are the headers from :func:`seg_sources` (read here when not given). Not atomic on its own:
     use :func:`medseg.io.atomic.atomic_paths` around it.
@@ -115,17 +119,21 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     identification = hd.AlgorithmIdentificationSequence(
         name=algorithm, family=codes.cid7162.ArtificialIntelligence, version=str(algorithm_version)
     )
-    descriptions = [
-        hd.seg.SegmentDescription(
+    coded = {int(value): codes_ for value, codes_ in (label_codes or {}).items()}
+    descriptions = []
+    for number, value in enumerate(values, start=1):
+        concepts = coded.get(value, {})
+        description = hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=str(label_names[value])[:64],
-            segmented_property_category=codes.SCT.Tissue,
-            segmented_property_type=codes.SCT.Tissue,
+            segmented_property_category=_concept(concepts["category"]) if concepts else codes.SCT.Tissue,
+            segmented_property_type=_concept(concepts["type"]) if concepts else codes.SCT.Tissue,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=identification,
         )
-        for number, value in enumerate(values, start=1)
-    ]
+        if concepts.get("modifier"):  # e.g. Hippocampus + Anterior: highdicom takes no modifier of its own
+            description.SegmentedPropertyTypeModifierCodeSequence = [_concept(concepts["modifier"])]
+        descriptions.append(description)
     first = source_images[0]
     number = int(first.get("SeriesNumber") or 0) + 1000
     try:
@@ -143,6 +151,13 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     return {"sop_instance_uid": str(seg.SOPInstanceUID), "series_instance_uid": str(seg.SeriesInstanceUID),
             "study_instance_uid": str(seg.StudyInstanceUID), "series_number": int(seg.SeriesNumber),
             "segments": len(values)}
+
+
+def _concept(code: dict):
+    """A coded concept from a model package's ``{"scheme", "value", "meaning"}``."""
+    from highdicom.sr import CodedConcept
+
+    return CodedConcept(value=str(code["value"]), scheme_designator=str(code["scheme"]), meaning=str(code["meaning"]))
 
 
 def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str], warn_missing: bool = True

@@ -66,6 +66,13 @@ def validate_config(config: dict, where: str) -> None:
             f"{where}: labels must be 0..{arch['n_classes'] - 1} to match n_classes={arch['n_classes']}, "
             f"got {values}"
         )
+    coded = sorted(int(k) for k in config.get("label_codes", {}))
+    stray = [v for v in coded if v == 0 or v not in values]
+    if stray:
+        raise ModelPackageError(
+            f"{where}: label_codes {stray} {'is not a' if len(stray) == 1 else 'are not'} segmented label"
+            f"{'' if len(stray) == 1 else 's'} (labels 1..{len(values) - 1}; background gets no segment)"
+        )
     from medseg.network import bottleneck_cells
 
     tile = config["inference"]["roi_size"]
@@ -96,6 +103,12 @@ class ModelPackage:
     @property
     def labels(self) -> dict[int, str]:
         return {int(k): v for k, v in sorted(self.config["labels"].items(), key=lambda kv: int(kv[0]))}
+
+    @property
+    def label_codes(self) -> dict[int, dict]:
+        """Label value → its DICOM SEG codes (``category``, ``type``, optional ``modifier``), for the labels that
+        declare them."""
+        return {int(k): v for k, v in self.config.get("label_codes", {}).items()}
 
     @property
     def weights_path(self) -> Path:

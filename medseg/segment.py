@@ -218,7 +218,8 @@ def segment_case(
             record["dicom_seg"] = write_dicom_seg(labels, volume, temps[0], segmenter.package.labels,
                                                   segmenter.package.name,
                                                   str(segmenter.package.config.get("version", "0")),
-                                                  sources=seg_sources)
+                                                  sources=seg_sources,
+                                                  label_codes=segmenter.package.label_codes)
         else:
             write_labels(labels, volume, temps[0])
         # which file the sidecar (and the metrics) describe: the report refuses metrics of another segmentation

@@ -1051,9 +1051,10 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
 
 def _resume_key(package_config: dict, settings: dict) -> dict:
     """What a resumed run must share with the run it continues: everything but the epoch count, the package's name
-    (a run without a config is named after its folder, which may since have been moved) and data notes."""
+    (a run without a config is named after its folder, which may since have been moved), data notes and the labels'
+    DICOM SEG codes."""
     key = {k: v for k, v in package_config.items()
-           if k not in ("weights", "name", "description", "version", "input_extent_mm")}
+           if k not in ("weights", "name", "description", "version", "input_extent_mm", "label_codes")}
     key["training"] = {k: v for k, v in settings.items() if k not in ("epochs", "data")}
     return json.loads(json.dumps(key))
 
@@ -1215,6 +1216,19 @@ def _count(n, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _codes_line(config: dict) -> str:
+    """The card's line on the codes a DICOM SEG gives each label's segment (none without ``label_codes``)."""
+    def shown(code: dict) -> str:
+        return f"{code['meaning']} ({code['scheme']} {code['value']})"
+
+    coded = sorted(((int(k), v) for k, v in (config.get("label_codes") or {}).items()))
+    if not coded:
+        return ""
+    parts = "; ".join(f"{value} {shown(c['type'])}{', ' + shown(c['modifier']) if c.get('modifier') else ''}, "
+                      f"category {shown(c['category'])}" for value, c in coded)
+    return f"\n- DICOM SEG codes: {parts}"
+
+
 def model_card(config: dict) -> str:
     """A short markdown model card from a trained package config."""
     training = config.get("training", {})
@@ -1285,7 +1299,7 @@ accuracy figures were measured.
 
 {config.get('description', '')}
 
-- Labels: {labels}
+- Labels: {labels}{_codes_line(config)}
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
 - Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices
   {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}

@@ -266,6 +266,31 @@ def test_unrecorded_or_newer_locks_are_kept(tmp_path):
     assert snakelock.release_stale_locks(tmp_path) == []
 
 
+def test_label_codes_added_to_a_model_do_not_redo_its_nifti_segmentations(cohort, tmp_path):
+    """DICOM SEG codes change no NIfTI result: a model given ``label_codes`` keeps the cohort's segmentations; a
+    renamed label (which sidecars, metrics and the report show) redoes them."""
+    import shutil
+
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    model = tmp_path / "model"
+    shutil.copytree(load_package(MODEL).path, model)
+    summary = infer_cases(samples, results, InferOptions(model=str(model), device="cpu"))
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
+    config = json.loads((model / "model.json").read_text())
+    anatomy = {"scheme": "SCT", "value": "91723000", "meaning": "Anatomical Structure"}
+    config["label_codes"] = {"1": {"category": anatomy, "type": anatomy}}
+    (model / "model.json").write_text(json.dumps(config))
+    summary = infer_cases(samples, results, InferOptions(model=str(model), device="cpu"))
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", True)]
+    config["labels"]["1"] += " renamed"
+    (model / "model.json").write_text(json.dumps(config))
+    summary = infer_cases(samples, results, InferOptions(model=str(model), device="cpu"))
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
+
+
 def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):
     from medseg.cohort.run import infer_fingerprint
     from medseg.package import load_package

@@ -111,6 +111,42 @@ def test_each_seg_frame_lands_on_its_source_slice_unmirrored(tmp_path):
                                    [float(v) for v in source.ImagePositionPatient], atol=1e-4)
 
 
+def code(scheme: str, value: str, meaning: str) -> dict:
+    return {"scheme": scheme, "value": value, "meaning": meaning}
+
+
+ANATOMY = code("SCT", "91723000", "Anatomical Structure")
+HIPPOCAMPUS = code("SCT", "5366008", "Hippocampus")
+
+
+def coded(item, sequence: str) -> list[tuple[str, str, str]]:
+    return [(str(c.CodingSchemeDesignator), str(c.CodeValue), str(c.CodeMeaning)) for c in item.get(sequence, [])]
+
+
+def test_segments_carry_the_label_codes_and_uncoded_labels_are_tissue(tmp_path):
+    """Every segment used to be coded SCT Tissue, whatever it was: a viewer or archive could not tell what it
+    held. A package's ``label_codes`` now give each segment its category, type and type modifier."""
+    values = stored_values(SHAPE, seed=13)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.5), seed=4)
+    volume = read_dicom_series(tmp_path / "dcm")
+    codes = {1: {"category": ANATOMY, "type": HIPPOCAMPUS, "modifier": code("SCT", "255549009", "Anterior")}}
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, label_codes=codes)
+
+    first, second = pydicom.dcmread(tmp_path / "seg.dcm").SegmentSequence
+    assert (first.SegmentLabel, second.SegmentLabel) == ("odd", "corner")
+    assert coded(first, "SegmentedPropertyCategoryCodeSequence") == [("SCT", "91723000", "Anatomical Structure")]
+    assert coded(first, "SegmentedPropertyTypeCodeSequence") == [("SCT", "5366008", "Hippocampus")]
+    assert coded(first, "SegmentedPropertyTypeModifierCodeSequence") == [("SCT", "255549009", "Anterior")]
+    tissue = [("SCT", "85756007", "Tissue")]
+    assert coded(second, "SegmentedPropertyCategoryCodeSequence") == tissue
+    assert coded(second, "SegmentedPropertyTypeCodeSequence") == tissue
+    assert "SegmentedPropertyTypeModifierCodeSequence" not in second
+    described = hd.seg.segread(tmp_path / "seg.dcm").get_segment_description(1)
+    assert (described.segmented_property_type.value, described.segmented_property_category.value) == (
+        "5366008", "91723000")
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES), label_rule(volume.array))
+
+
 def test_highdicom_reads_the_seg_back_onto_the_converted_grid(tmp_path):
     values = stored_values(SHAPE, seed=12)
     write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], -3.0), seed=2)  # descending positions
@@ -244,6 +280,24 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
         "study_instance_uid": seg.StudyInstanceUID, "series_number": int(seg.SeriesNumber), "segments": 2}
     assert seg.StudyInstanceUID == pydicom.dcmread(volume.dicom.paths[0]).StudyInstanceUID
     assert "dicom_seg" not in sidecar
+
+
+def test_infer_gives_the_seg_the_packages_label_codes(tmp_path, tiny_package):
+    coded_package = tmp_path / "coded"
+    shutil.copytree(tiny_package.path, coded_package)
+    config = json.loads((coded_package / "model.json").read_text())
+    config["label_codes"] = {"2": {"category": ANATOMY, "type": HIPPOCAMPUS,
+                                   "modifier": code("SCT", "255551008", "Posterior")}}
+    (coded_package / "model.json").write_text(json.dumps(config))
+    write_series(tmp_path / "case8", stored_values((40, 36, 6), seed=14) + 900, slice_positions(6, 3.0))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case8"), "-o", str(tmp_path / "seg") + "/", "--device", "cpu",
+              "--model", str(coded_package), "--format", "dicom-seg"])
+    assert exit_info.value.code == 0
+    first, second = pydicom.dcmread(tmp_path / "seg" / "case8_seg.dcm").SegmentSequence
+    assert coded(first, "SegmentedPropertyTypeCodeSequence") == [("SCT", "85756007", "Tissue")]
+    assert coded(second, "SegmentedPropertyTypeCodeSequence") == [("SCT", "5366008", "Hippocampus")]
+    assert coded(second, "SegmentedPropertyTypeModifierCodeSequence") == [("SCT", "255551008", "Posterior")]
 
 
 def test_infer_dicom_seg_refuses_a_nifti_input(tmp_path, capsys, tiny_package):

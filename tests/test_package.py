@@ -81,6 +81,16 @@ def test_weights_that_do_not_match_the_architecture(make_package):
         (lambda c: c["inference"].update(slice_axis=5), "inference/slice_axis"),
         (lambda c: c.pop("labels"), "'labels' is a required property"),
         (lambda c: c.update(format="other"), "format"),
+        (lambda c: c.update(label_codes={"0": {"category": {"scheme": "SCT", "value": "1", "meaning": "x"},
+                                               "type": {"scheme": "SCT", "value": "1", "meaning": "x"}}}),
+         r"label_codes \[0\] is not a segmented label \(labels 1..3; background gets no segment\)"),
+        (lambda c: c.update(label_codes={str(v): {"category": {"scheme": "SCT", "value": "1", "meaning": "x"},
+                                                  "type": {"scheme": "SCT", "value": "1", "meaning": "x"}}
+                                         for v in (1, 7, 9)}),
+         r"label_codes \[7, 9\] are not segmented labels"),
+        (lambda c: c.update(label_codes={"1": {"category": {"scheme": "SCT", "value": "1", "meaning": "x"},
+                                               "type": {"scheme": "SCT", "value": "5366008"}}}),
+         "invalid model config at label_codes/1/type: 'meaning' is a required property"),
         (lambda c: c["architecture"].update(norm="instance", depth=5),
          r"inference.roi_size \[32, 32\] leaves one cell at the bottom of a depth-5 U-Net, where instance norm"),
     ],
@@ -115,6 +125,16 @@ def test_every_shipped_card_is_what_the_trainer_writes_for_its_config(name):
 
     package = load_package(name)
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)
+
+
+def test_the_shipped_hippocampus_codes_its_segments_as_anterior_and_posterior_hippocampus():
+    codes = load_package("hippocampus").label_codes
+    assert sorted(codes) == [1, 2]
+    for value, side in ((1, ("255549009", "Anterior")), (2, ("255551008", "Posterior"))):
+        assert codes[value]["category"] == {"scheme": "SCT", "value": "91723000", "meaning": "Anatomical Structure"}
+        assert codes[value]["type"] == {"scheme": "SCT", "value": "5366008", "meaning": "Hippocampus"}
+        assert (codes[value]["modifier"]["value"], codes[value]["modifier"]["meaning"]) == side
+    assert load_package("phantom").label_codes == {}  # shapes: no anatomy to code (Tissue in a SEG)
 
 
 def test_whole_number_floats_in_a_hand_written_config_are_counts(make_package):

@@ -359,6 +359,29 @@ def test_resume_continues_exactly(tiny_set, tmp_path, extra):
     assert [h["loss"] for h in history[0]] == [h["loss"] for h in history[1]]
 
 
+def test_label_codes_given_on_resume_go_into_the_package(tiny_set, tmp_path):
+    """DICOM SEG codes do not change training: a run resumed with codes added is the same run, and its package
+    carries them (and its card names them)."""
+    config = tiny_training_config(epochs=2)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(record: dict) -> None:
+        if record["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(config, *tiny_set, tmp_path / "model", on_epoch=kill_after_first)
+    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
+    coded = {**config, "label_codes": {"3": {"category": tube, "type": tube}}}
+    package = run(coded, *tiny_set, tmp_path / "model", resume=True)
+    assert package.config["training"]["epochs_run"] == 2
+    assert package.label_codes == {3: {"category": tube, "type": tube}}
+    assert "- DICOM SEG codes: 3 Physical object (SCT 260787004), category Physical object (SCT 260787004)\n" in (
+        tmp_path / "model" / "MODEL_CARD.md").read_text()
+
+
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
     from medseg.train import _EMA
 

@@ -116,11 +116,12 @@ _NOW = object()  # a file's signature as it is now
 
 def infer_fingerprint(sample: Sample, package, options: InferOptions, image_signature=_NOW) -> str:
     """What makes a segmentation: the input (path, sizes, times), the model (its weights and every field of its
-    ``model.json`` but the training record: labels, preprocessing, tiles, blending, context, version) and the
-    settings that change results (device and precision as requested, tile overlap). The batch size does not
-    count. ``image_signature``: the input's :func:`path_signature` to use instead of the one it has now."""
+    ``model.json`` but the training record and the DICOM SEG codes, which a NIfTI result does not carry: labels,
+    preprocessing, tiles, blending, context, version) and the settings that change results (device and precision
+    as requested, tile overlap). The batch size does not count. ``image_signature``: the input's
+    :func:`path_signature` to use instead of the one it has now."""
     overlap = package.inference["overlap"] if options.overlap is None else options.overlap
-    model_config = {key: value for key, value in package.config.items() if key != "training"}
+    model_config = {key: value for key, value in package.config.items() if key not in ("training", "label_codes")}
     signature = path_signature(sample.image) if image_signature is _NOW else image_signature
     return fingerprint(stage="infer", case_id=sample.case_id, image=str(sample.image),
                        image_signature=signature, series=sample.series,
