@@ -129,7 +129,8 @@ def test_segments_carry_the_label_codes_and_uncoded_labels_are_tissue(tmp_path):
     values = stored_values(SHAPE, seed=13)
     write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.5), seed=4)
     volume = read_dicom_series(tmp_path / "dcm")
-    codes = {1: {"category": ANATOMY, "type": HIPPOCAMPUS, "modifier": code("SCT", "255549009", "Anterior")}}
+    anterior = {"scheme": "SCT", "value": 255549009, "meaning": "Anterior"}  # a number, as YAML reads it unquoted
+    codes = {1: {"category": ANATOMY, "type": HIPPOCAMPUS, "modifier": anterior}}
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, label_codes=codes)
 
     first, second = pydicom.dcmread(tmp_path / "seg.dcm").SegmentSequence

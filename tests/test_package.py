@@ -127,6 +127,15 @@ def test_every_shipped_card_is_what_the_trainer_writes_for_its_config(name):
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)
 
 
+def test_a_numeric_code_value_written_unquoted_is_accepted(make_package):
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["label_codes"] = {"2": {"category": {"scheme": "SCT", "value": 91723000, "meaning": "Anatomical Structure"},
+                                   "type": {"scheme": "SCT", "value": "5366008", "meaning": "Hippocampus"}}}
+    (path / "model.json").write_text(json.dumps(config))
+    assert load_package(path).label_codes[2]["category"]["value"] == 91723000
+
+
 def test_the_shipped_hippocampus_codes_its_segments_as_anterior_and_posterior_hippocampus():
     codes = load_package("hippocampus").label_codes
     assert sorted(codes) == [1, 2]
