@@ -131,8 +131,10 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=identification,
         )
-        if concepts.get("modifier"):  # e.g. Hippocampus + Anterior: highdicom takes no modifier of its own
-            description.SegmentedPropertyTypeModifierCodeSequence = [_concept(concepts["modifier"])]
+        if concepts.get("modifier"):  # e.g. Hippocampus + Anterior: highdicom takes no modifier of its own; the
+            # standard nests it in the type's code item (where DCMTK, OHIF and highdicom's own reader look for it)
+            description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+                _concept(concepts["modifier"])]
         descriptions.append(description)
     first = source_images[0]
     number = int(first.get("SeriesNumber") or 0) + 1000

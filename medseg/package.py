@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -20,6 +21,7 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_MODEL",
     "ModelPackage",
+    "codes_text",
     "load_package",
     "load_schema",
     "save_package",
@@ -52,6 +54,7 @@ def validate_config(config: dict, where: str) -> None:
     """Check a model config against the schema and its internal consistency."""
     import jsonschema
 
+    _check_code_texts(config.get("label_codes"), where)
     # a misspelt key is usually the cause of a "required" error beside it: name it first
     errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(config),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))
@@ -87,6 +90,40 @@ def validate_config(config: dict, where: str) -> None:
             f"{where}: in_channels={arch['in_channels']} does not match context_slices={context} "
             f"(expected {2 * context + 1})"
         )
+
+
+_CODE_TEXT = re.compile(r"[!-\[\]-~]([ -\[\]-~]*[!-\[\]-~])?")  # printable ASCII, no backslash, trimmed
+
+
+def _check_code_texts(codes, where: str) -> None:
+    """The values and meanings of ``label_codes`` in words the schema's patterns cannot give: a number (YAML reads
+    an unquoted ``0017`` as 15, ``1e5`` as a float) must be quoted; a backslash (DICOM's value separator), a control
+    or non-ASCII character (the SEG may have the default character set) would make the SEG invalid."""
+    if not isinstance(codes, dict):
+        return
+    for label, concepts in codes.items():
+        for part, code in (concepts.items() if isinstance(concepts, dict) else ()):
+            for field in ("value", "meaning"):
+                text = code.get(field) if isinstance(code, dict) else None
+                at = f"label_codes/{label}/{part}/{field}"
+                if isinstance(text, (int, float)) and not isinstance(text, bool):
+                    raise ModelPackageError(f"{where}: {at} is the number {text!r}: write it in quotes, as the text "
+                                            "it is (a YAML or JSON number loses leading zeros and may be read in "
+                                            "another base)")
+                if isinstance(text, str) and text and not _CODE_TEXT.fullmatch(text):
+                    raise ModelPackageError(f"{where}: {at} {text!r} must be printable ASCII without a backslash, "
+                                            "and not start or end with a space: the DICOM SEG could not hold it")
+
+
+def codes_text(label_codes: dict | None) -> str:
+    """``label_codes`` in one line, label by label: ``1 Hippocampus (SCT 5366008), Anterior (SCT 255549009),
+    category Anatomical Structure (SCT 91723000); 2 …`` (empty without codes)."""
+    def shown(code: dict) -> str:
+        return f"{code['meaning']} ({code['scheme']} {code['value']})"
+
+    coded = sorted((int(k), v) for k, v in (label_codes or {}).items())
+    return "; ".join(f"{value} {shown(c['type'])}{', ' + shown(c['modifier']) if c.get('modifier') else ''}, "
+                     f"category {shown(c['category'])}" for value, c in coded)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from medseg.package import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
     ModelPackage,
+    codes_text,
     load_package,
     load_schema,
     save_package,
@@ -754,14 +755,15 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     device: str = "cpu",
     val_cases: list[TrainCase] | None = None,
-    on_kept: Callable[[], None] | None = None,
+    on_kept: Callable[[bool], None] | None = None,
 ) -> ModelPackage:
     """Train on ``cases`` (loaded with :func:`load_cases`) and write the best model package to ``out_dir``.
 
     ``config`` holds the package fields and a ``training`` section (defaults in ``DEFAULT_TRAINING``).
     Validation cases are ``val_cases`` or a seeded split of ``cases``. Resuming a run that has finished its epochs
-    and whose package is intact (:func:`finished_package`) trains nothing and returns that package as it is, after
-    calling ``on_kept``.
+    and whose package is intact (:func:`finished_package`) trains nothing and returns that package, after calling
+    ``on_kept(recoded)``: as it was, or (``recoded`` True) with the config's ``label_codes``, which do not change
+    training. A resumed or extended run whose config declares no ``label_codes`` keeps the package's.
     """
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
@@ -820,10 +822,16 @@ def train(
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         _check_same_data(out_dir, state.get("data_sha256"), data)
+        if "label_codes" not in config:  # codes added to the package by hand (a run without -c has no other way)
+            kept_codes = _package_codes(out_dir)
+            if kept_codes:
+                package_config["label_codes"] = kept_codes
+                log.info("%s: the package's label_codes are kept (the config declares none)", out_dir)
         if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
+            package, recoded = _recoded(out_dir, package_config.get("label_codes"))
             if on_kept is not None:
-                on_kept()
-            return load_package(out_dir)
+                on_kept(recoded)
+            return package
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
         state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word
         state["package_pending"] = True
@@ -943,6 +951,29 @@ def train(
     except OSError as error:
         raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
     return package
+
+
+def _package_codes(out_dir: Path) -> dict | None:
+    """The ``label_codes`` of the package in ``out_dir``, if it holds a readable one that has them."""
+    try:
+        return json.loads((out_dir / CONFIG_NAME).read_text()).get("label_codes") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _recoded(out_dir: Path, codes: dict | None) -> tuple[ModelPackage, bool]:
+    """The finished package in ``out_dir``, its ``label_codes`` (and card) rewritten to ``codes`` where they differ
+    (codes do not change training, so a finished run takes new ones without training); True when rewritten."""
+    package = load_package(out_dir)
+    if codes is None or package.config.get("label_codes") == codes:
+        return package, False
+    config = {**package.config, "label_codes": codes}
+    validate_config(config, str(out_dir / CONFIG_NAME))
+    with atomic_paths([out_dir / CONFIG_NAME, out_dir / "MODEL_CARD.md"], overwrite=True) as temps:
+        temps[0].write_text(json.dumps(config, indent=2) + "\n")
+        temps[1].write_text(model_card(config))
+    log.info("%s: label_codes written into the finished package", out_dir)
+    return load_package(out_dir), True
 
 
 def finished_package(out_dir: Path | str, epochs: int) -> bool:
@@ -1218,15 +1249,8 @@ def _count(n, noun: str) -> str:
 
 def _codes_line(config: dict) -> str:
     """The card's line on the codes a DICOM SEG gives each label's segment (none without ``label_codes``)."""
-    def shown(code: dict) -> str:
-        return f"{code['meaning']} ({code['scheme']} {code['value']})"
-
-    coded = sorted(((int(k), v) for k, v in (config.get("label_codes") or {}).items()))
-    if not coded:
-        return ""
-    parts = "; ".join(f"{value} {shown(c['type'])}{', ' + shown(c['modifier']) if c.get('modifier') else ''}, "
-                      f"category {shown(c['category'])}" for value, c in coded)
-    return f"\n- DICOM SEG codes: {parts}"
+    text = codes_text(config.get("label_codes"))
+    return f"\n- DICOM SEG codes: {text}" if text else ""
 
 
 def model_card(config: dict) -> str:

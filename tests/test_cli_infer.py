@@ -212,7 +212,15 @@ def test_models_lists_shipped_packages(capsys):
     code, out, _ = run(["models", "--json"], capsys)
     rows = json.loads(out)
     phantom = next(r for r in rows if r["name"] == "phantom")
-    assert phantom["default"] and phantom["labels"]["2"] == "box"
+    assert phantom["default"] and phantom["labels"]["2"] == "box" and phantom["label_codes"] == {}
+    hippocampus = next(r for r in rows if r["name"] == "hippocampus")
+    assert hippocampus["label_codes"]["2"]["modifier"]["meaning"] == "Posterior"
+    code, out, _ = run(["models"], capsys)
+    assert code == 0
+    assert ("  DICOM SEG codes: 1 Hippocampus (SCT 5366008), Anterior (SCT 255549009), category Anatomical Structure "
+            "(SCT 91723000); 2 Hippocampus (SCT 5366008), Posterior (SCT 255551008), category Anatomical Structure "
+            "(SCT 91723000)\n") in out
+    assert out.count("DICOM SEG codes") == 1  # the phantom's shapes have none
 
 
 def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):

@@ -123,28 +123,36 @@ def coded(item, sequence: str) -> list[tuple[str, str, str]]:
     return [(str(c.CodingSchemeDesignator), str(c.CodeValue), str(c.CodeMeaning)) for c in item.get(sequence, [])]
 
 
+def modifiers(segment) -> list[tuple[str, str, str]]:
+    """The type modifiers of a segment, where the standard puts them: inside the type's code item (and none on the
+    segment item itself)."""
+    assert "SegmentedPropertyTypeModifierCodeSequence" not in segment
+    return coded(segment.SegmentedPropertyTypeCodeSequence[0], "SegmentedPropertyTypeModifierCodeSequence")
+
+
 def test_segments_carry_the_label_codes_and_uncoded_labels_are_tissue(tmp_path):
     """Every segment used to be coded SCT Tissue, whatever it was: a viewer or archive could not tell what it
     held. A package's ``label_codes`` now give each segment its category, type and type modifier."""
     values = stored_values(SHAPE, seed=13)
     write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.5), seed=4)
     volume = read_dicom_series(tmp_path / "dcm")
-    anterior = {"scheme": "SCT", "value": 255549009, "meaning": "Anterior"}  # a number, as YAML reads it unquoted
-    codes = {1: {"category": ANATOMY, "type": HIPPOCAMPUS, "modifier": anterior}}
+    codes = {1: {"category": ANATOMY, "type": HIPPOCAMPUS, "modifier": code("SCT", "255549009", "Anterior")}}
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, label_codes=codes)
 
     first, second = pydicom.dcmread(tmp_path / "seg.dcm").SegmentSequence
     assert (first.SegmentLabel, second.SegmentLabel) == ("odd", "corner")
     assert coded(first, "SegmentedPropertyCategoryCodeSequence") == [("SCT", "91723000", "Anatomical Structure")]
     assert coded(first, "SegmentedPropertyTypeCodeSequence") == [("SCT", "5366008", "Hippocampus")]
-    assert coded(first, "SegmentedPropertyTypeModifierCodeSequence") == [("SCT", "255549009", "Anterior")]
+    assert modifiers(first) == [("SCT", "255549009", "Anterior")]
     tissue = [("SCT", "85756007", "Tissue")]
     assert coded(second, "SegmentedPropertyCategoryCodeSequence") == tissue
     assert coded(second, "SegmentedPropertyTypeCodeSequence") == tissue
-    assert "SegmentedPropertyTypeModifierCodeSequence" not in second
+    assert modifiers(second) == []
     described = hd.seg.segread(tmp_path / "seg.dcm").get_segment_description(1)
     assert (described.segmented_property_type.value, described.segmented_property_category.value) == (
         "5366008", "91723000")
+    assert [m.CodeMeaning for m in described.segmented_property_type.SegmentedPropertyTypeModifierCodeSequence] == [
+        "Anterior"]
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES), label_rule(volume.array))
 
 
@@ -298,7 +306,7 @@ def test_infer_gives_the_seg_the_packages_label_codes(tmp_path, tiny_package):
     first, second = pydicom.dcmread(tmp_path / "seg" / "case8_seg.dcm").SegmentSequence
     assert coded(first, "SegmentedPropertyTypeCodeSequence") == [("SCT", "85756007", "Tissue")]
     assert coded(second, "SegmentedPropertyTypeCodeSequence") == [("SCT", "5366008", "Hippocampus")]
-    assert coded(second, "SegmentedPropertyTypeModifierCodeSequence") == [("SCT", "255551008", "Posterior")]
+    assert modifiers(second) == [("SCT", "255551008", "Posterior")]
 
 
 def test_infer_dicom_seg_refuses_a_nifti_input(tmp_path, capsys, tiny_package):

@@ -127,13 +127,39 @@ def test_every_shipped_card_is_what_the_trainer_writes_for_its_config(name):
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)
 
 
-def test_a_numeric_code_value_written_unquoted_is_accepted(make_package):
+@pytest.mark.parametrize("field, text, message", [
+    ("value", 91723000, "label_codes/2/category/value is the number 91723000: write it in quotes"),
+    ("value", 5366008.0, "label_codes/2/category/value is the number 5366008.0: write it in quotes"),
+    ("meaning", "left\\right", r"label_codes/2/category/meaning 'left\\right' must be printable ASCII without a "
+                                 "backslash"),
+    ("meaning", "Kopf \u00dc", "label_codes/2/category/meaning 'Kopf \u00dc' must be printable ASCII"),
+    ("meaning", "tab\there", r"label_codes/2/category/meaning 'tab\there' must be printable ASCII"),
+    ("value", " 5", "and not start or end with a space"),
+])
+def test_code_texts_a_seg_could_not_hold_are_refused_in_words(make_package, field, text, message):
+    """A number became "5366008.0" in the SEG (YAML reads 0017 as 15), a backslash split a meaning into two values,
+    a non-ASCII letter was written as a raw byte under the default character set."""
+    import re
+
     path = make_package()
     config = json.loads((path / "model.json").read_text())
-    config["label_codes"] = {"2": {"category": {"scheme": "SCT", "value": 91723000, "meaning": "Anatomical Structure"},
+    category = {"scheme": "SCT", "value": "91723000", "meaning": "Anatomical Structure", field: text}
+    config["label_codes"] = {"2": {"category": category,
                                    "type": {"scheme": "SCT", "value": "5366008", "meaning": "Hippocampus"}}}
     (path / "model.json").write_text(json.dumps(config))
-    assert load_package(path).label_codes[2]["category"]["value"] == 91723000
+    with pytest.raises(ModelPackageError, match=re.escape(f"{path / 'model.json'}: ")) as info:
+        load_package(path)
+    assert message in str(info.value), str(info.value)
+
+
+def test_two_spellings_of_one_label_in_label_codes_are_refused(make_package):
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    code = {"scheme": "SCT", "value": "5366008", "meaning": "Hippocampus"}
+    config["label_codes"] = {"1": {"category": code, "type": code}, "01": {"category": code, "type": code}}
+    (path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelPackageError, match="invalid model config at label_codes: '01' does not match"):
+        load_package(path)
 
 
 def test_the_shipped_hippocampus_codes_its_segments_as_anterior_and_posterior_hippocampus():

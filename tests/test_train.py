@@ -16,6 +16,7 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 
 from medseg.errors import MedsegError, TrainingError
+from medseg.package import load_package
 from medseg.synthetic import write_phantom
 from medseg.train import load_cases, pair_cases, train
 
@@ -380,6 +381,36 @@ def test_label_codes_given_on_resume_go_into_the_package(tiny_set, tmp_path):
     assert package.label_codes == {3: {"category": tube, "type": tube}}
     assert "- DICOM SEG codes: 3 Physical object (SCT 260787004), category Physical object (SCT 260787004)\n" in (
         tmp_path / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_label_codes_reach_a_finished_package_and_survive_an_extension(tiny_set, tmp_path, capsys):
+    """Codes added to the config of a finished run were ignored ("kept as it was"), and codes added by hand to a
+    package (a run without -c has no other way) were dropped when the run was extended."""
+    out = tmp_path / "model"
+    config = tiny_training_config(epochs=1)
+    plain, coded = tmp_path / "plain.json", tmp_path / "coded.json"
+    plain.write_text(json.dumps(config))
+    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
+    codes = {"3": {"category": tube, "type": tube}}
+    coded.write_text(json.dumps({**config, "label_codes": codes}))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain))) == 0
+    trained = weights(out)
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(coded), "--resume")) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"{out}: the run had finished its 1 epoch and its package is intact; nothing to train, the package is kept "
+        "with the config's label_codes written into it (give --epochs with more to extend it)")
+    package = load_package(out)
+    assert package.config["label_codes"] == codes and package.label_codes[3]["type"] == tube
+    assert "- DICOM SEG codes: 3 Physical object (SCT 260787004)" in (out / "MODEL_CARD.md").read_text()
+    assert all(torch.equal(trained[k], weights(out)[k]) for k in trained)
+    # a config without codes: the package's are kept, as they are, and through an extension
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--resume")) == 0
+    assert "kept as it was" in capsys.readouterr().err
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--resume", "--epochs", "2")) == 0
+    package = load_package(out)
+    assert package.config["training"]["epochs_run"] == 2 and package.config["label_codes"] == codes
+    assert "- DICOM SEG codes: 3 Physical object (SCT 260787004)" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):

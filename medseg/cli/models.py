@@ -15,7 +15,7 @@ def models(as_json: bool):
     \b
     $ medseg models
     """
-    from medseg.package import DEFAULT_MODEL, load_package, shipped_models
+    from medseg.package import DEFAULT_MODEL, codes_text, load_package, shipped_models
 
     rows = []
     for name in shipped_models():
@@ -25,6 +25,7 @@ def models(as_json: bool):
             "default": name == DEFAULT_MODEL,
             "description": package.config.get("description", ""),
             "labels": {str(k): v for k, v in package.labels.items()},
+            "label_codes": {str(k): v for k, v in package.label_codes.items()},
             "slice_axis": package.inference["slice_axis"],
             "weights_sha256": package.sha256,
         })
@@ -34,5 +35,7 @@ def models(as_json: bool):
     for row in rows:
         mark = " (default)" if row["default"] else ""
         labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items())
-        click.echo(f"{row['name']}{mark}: {row['description']}\n  labels: {labels}")
+        codes = codes_text(row["label_codes"])
+        click.echo(f"{row['name']}{mark}: {row['description']}\n  labels: {labels}"
+                   + (f"\n  DICOM SEG codes: {codes}" if codes else ""))
     return 0

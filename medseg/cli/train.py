@@ -118,7 +118,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     try:
         kept = []  # set when a finished run's intact package is kept (checked after the data)
         package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device,
-                               on_kept=lambda: kept.append(True))
+                               on_kept=kept.append)
     except KeyboardInterrupt:
         done = checkpoint_epoch(output)
         if done is not None and (resume or checkpoint_stamp(output) != before):
@@ -134,8 +134,9 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     t = package.config["training"]
     if kept:
         planned = int(t["epochs_run"])
+        kept_as = ("kept with the config's label_codes written into it" if kept[0] else "kept as it was")
         click.echo(f"{output}: the run had finished its {planned} epoch{'s' if planned != 1 else ''} and its package "
-                   "is intact; nothing to train, the package is kept as it was (give --epochs with more to extend it)",
+                   f"is intact; nothing to train, the package is {kept_as} (give --epochs with more to extend it)",
                    err=True)
         return 0
     if t.get("val_mean_dice") is None and t.get("val_cases"):
