@@ -554,6 +554,14 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     for device in ("gpu", "cuda:x"):
         code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "out"), "--device", device], capsys)
         assert code == 2 and "Invalid value for '--device': expected auto, cpu, cuda, cuda:N or mps" in err
+    # a mistyped model or a device this machine lacks is named before existing outputs are (their "exists
+    # already; pass --overwrite" sent the user to overwrite to find the typo)
+    code, _, err = run(["infer", str(case), "-m", "hipocampus", "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        "medseg: error: hipocampus: no such model folder or shipped model (shipped: hippocampus, phantom)")
+    code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "out"), "--device", "cuda:99"], capsys)
+    assert code == 1 and "medseg: error: --device cuda:99: " in err and "exists already" not in err
+    assert (tmp_path / "out" / "case_seg.nii.gz").read_text() == "an earlier output"
     # a missing reference is named as the reference of its input
     missing = tmp_path / "nothere.nii.gz"
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "o2"), "--reference", str(missing)],

@@ -62,7 +62,6 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                                "one per input, in the inputs' order")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
-    _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     if len(inputs) == 1:  # nothing else to do: a missing file, or options for a folder, before the model loads
         _check_exists(inputs[0], references[0] if references else None)
         _check_dicom_options(inputs[0], series, output_format)
@@ -71,8 +70,11 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         import torch
 
         torch.set_num_threads(threads)
+    # the model and the device before existing outputs: a mistyped --model is named, not hidden behind "exists
+    # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
     package = load_package(model)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
+    _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     if not silent:
         click.echo(f"model {package.name} ({package.sha256[:12]}) on {segmenter.device_choice}, "
                    f"precision {segmenter.precision}", err=True)
