@@ -201,6 +201,17 @@ def test_help_is_fast_and_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "infer" in result.stdout and "models" in result.stdout
+    # nor does a usage error of infer's (it took three seconds to say that --reference was given once for two)
+    code = (
+        "import sys\nfrom medseg.cli import main\n"
+        "for args in (['a.nii.gz', 'b.nii.gz', '--reference', 'r.nii.gz'], ['a', 'b', '--series', '3']):\n"
+        "    try:\n        main(['infer', *args])\n    except SystemExit as e:\n        assert e.code == 2\n"
+        "assert 'torch' not in sys.modules, 'torch imported for a usage error'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--reference was given 1 time(s) for 2 input(s)" in result.stderr
+    assert "--series applies to one DICOM folder at a time" in result.stderr
 
 
 def test_python_dash_m_entry_point():

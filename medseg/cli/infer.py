@@ -51,17 +51,17 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     $ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda
     $ medseg infer dicom/study --series 3 --format dicom-seg
     """
+    if references and len(references) != len(inputs):  # usage errors before torch is imported (seconds)
+        raise click.UsageError(f"--reference was given {len(references)} time(s) for {len(inputs)} input(s); give "
+                               "one per input, in the inputs' order")
+    if series is not None and len(inputs) > 1:
+        raise click.UsageError("--series applies to one DICOM folder at a time")
     from medseg.errors import InputError, MedsegError
     from medseg.inference import Segmenter
     from medseg.numbers import dice_round_text
     from medseg.package import load_package
     from medseg.segment import segment_case
 
-    if references and len(references) != len(inputs):
-        raise click.UsageError(f"--reference was given {len(references)} time(s) for {len(inputs)} input(s); give "
-                               "one per input, in the inputs' order")
-    if series is not None and len(inputs) > 1:
-        raise click.UsageError("--series applies to one DICOM folder at a time")
     if len(inputs) == 1:  # nothing else to do: a missing file, or options for a folder, before the model loads
         _check_exists(inputs[0], references[0] if references else None)
         _check_dicom_options(inputs[0], series, output_format)
