@@ -573,6 +573,9 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "out"), "--device", "cuda:99"], capsys)
     assert code == 1 and "medseg: error: --device cuda:99: " in err and "exists already" not in err
     assert (tmp_path / "out" / "case_seg.nii.gz").read_text() == "an earlier output"
+    # but outputs that clash are usage errors, named before the model is looked for
+    code, _, err = run(["infer", str(case), str(case), "-m", "hipocampus", "-o", str(tmp_path / "out")], capsys)
+    assert code == 2 and f"{case} is given twice; give each input once" in err
     # a missing reference is named as the reference of its input
     missing = tmp_path / "nothere.nii.gz"
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "o2"), "--reference", str(missing)],

@@ -62,6 +62,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.package import load_package
     from medseg.segment import segment_case
 
+    # outputs that clash with each other or with an input (usage errors), before the model loads
+    _check_outputs(inputs, output_dir, bool(references), output_format, True, references)
     if len(inputs) == 1:  # nothing else to do: a missing file, or options for a folder, before the model loads
         _check_exists(inputs[0], references[0] if references else None)
         _check_dicom_options(inputs[0], series, output_format)
@@ -74,7 +76,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
     package = load_package(model)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
-    _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
+    if not overwrite:
+        _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     if not silent:
         click.echo(f"model {package.name} ({package.sha256[:12]}) on {segmenter.device_choice}, "
                    f"precision {segmenter.precision}", err=True)
@@ -127,9 +130,11 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
 
 
 def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:
-    """Before the model is loaded or any input read: two inputs that would write the same names (a/scan.nii.gz,
-    b/scan.nii.gz into one folder) and an output that would replace an input or a reference (scan.nii.gz beside
-    scan_seg.nii.gz, both given) are usage errors, and existing outputs of any input need --overwrite."""
+    """Before any input is read: two inputs that would write the same names (a/scan.nii.gz, b/scan.nii.gz into one
+    folder) and an output that would replace an input or a reference (scan.nii.gz beside scan_seg.nii.gz, both
+    given) are usage errors, and (unless ``overwrite``) existing outputs of any input need --overwrite. Called
+    with ``overwrite`` True before the model loads (the usage errors), then without it after (the model and device
+    are named before "exists already")."""
     from medseg.errors import OutputExistsError
     from medseg.io.atomic import check_writable
     from medseg.segment import case_targets, superseded_outputs
