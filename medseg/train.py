@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from medseg.augment import SliceAugment
-from medseg.errors import MedsegError, OutputExistsError, TrainingError
+from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
@@ -437,8 +437,6 @@ def check_config(config: dict, where: str = "training config") -> dict:
     """
     import jsonschema
 
-    from medseg.errors import ModelPackageError
-
     if not isinstance(config, dict):
         raise TrainingError(f"{where}: expected a mapping at the top level")
     package_config = {k: v for k, v in config.items() if k != "training"}
@@ -816,23 +814,24 @@ def train(
     data = {c.case_id: list(c.sha256) for c in [*train_cases, *val_cases] if c.sha256 is not None}
     state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
              "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])],
-             "package_pending": True}  # until the package is written: a run stopped after its last epoch shows
+             "package_pending": True,  # until the package is written: a run stopped after its last epoch shows
+             "label_codes": package_config.get("label_codes")}  # not training settings: outside the resume key
     best_state = None
     if resume:
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         _check_same_data(out_dir, state.get("data_sha256"), data)
-        if "label_codes" not in config:  # codes added to the package by hand (a run without -c has no other way)
-            kept_codes = _package_codes(out_dir)
-            if kept_codes:
-                package_config["label_codes"] = kept_codes
-                log.info("%s: the package's label_codes are kept (the config declares none)", out_dir)
+        if not config.get("label_codes"):  # the run's own codes: added to its package by hand, or carried before
+            carried = _carried_codes(out_dir, state, package_config)
+            if carried:
+                package_config["label_codes"] = carried
         if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
             package, recoded = _recoded(out_dir, package_config.get("label_codes"))
             if on_kept is not None:
                 on_kept(recoded)
             return package
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
+        state["label_codes"] = package_config.get("label_codes")  # a later resume carries them from here
         state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word
         state["package_pending"] = True
         state["config"] = started_with
@@ -943,9 +942,9 @@ def train(
         # the checkpoint says which package it made: a finished run resumed again has nothing left to do
         _, meta = _checkpoint_paths(out_dir)
         # with what this session changed even if it trained no epoch (a plan cut back to the epochs reached)
-        record = {**json.loads(meta.read_text()), **{k: state[k] for k in ("epochs_planned", "config", "data_sha256")
-                                                      if k in state}, "package_sha256": package.sha256,
-                  "package_pending": False}
+        kept = ("epochs_planned", "config", "data_sha256", "label_codes")
+        record = {**json.loads(meta.read_text()), **{k: state[k] for k in kept if k in state},
+                  "package_sha256": package.sha256, "package_pending": False}
         with atomic_paths([meta], overwrite=True) as (temp,):
             temp.write_text(json.dumps(record, indent=1))
     except OSError as error:
@@ -953,27 +952,58 @@ def train(
     return package
 
 
-def _package_codes(out_dir: Path) -> dict | None:
-    """The ``label_codes`` of the package in ``out_dir``, if it holds a readable one that has them."""
+def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | None:
+    """The ``label_codes`` a resumed run whose config declares none keeps: those of the package in ``out_dir`` when
+    that package is this run's own (the checkpoint records its weights: codes added to it by hand, the way for a run
+    without a config), else those the checkpoint carries. A package of another run (one an ``--overwrite`` run is
+    replacing) gives none; codes that do not fit this run's labels are dropped with a warning, before training."""
+    candidates = []
     try:
-        return json.loads((out_dir / CONFIG_NAME).read_text()).get("label_codes") or None
-    except (OSError, ValueError, AttributeError):
-        return None
+        package = json.loads((out_dir / CONFIG_NAME).read_text())
+        own = state.get("package_sha256") is not None and state.get("package_sha256") == package["weights"]["sha256"]
+        if own and package.get("label_codes"):
+            candidates.append((package["label_codes"], str(out_dir / CONFIG_NAME)))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    if state.get("label_codes"):
+        candidates.append((state["label_codes"], f"{out_dir}: the checkpoint"))
+    for codes, source in candidates:
+        try:
+            validate_config({**package_config, "label_codes": codes}, source)
+        except ModelPackageError as error:
+            log.warning("%s; these label_codes are not kept", error)
+            continue
+        log.info("%s: label_codes kept from %s (the config declares none)", out_dir, source)
+        return codes
+    return None
 
 
 def _recoded(out_dir: Path, codes: dict | None) -> tuple[ModelPackage, bool]:
-    """The finished package in ``out_dir``, its ``label_codes`` (and card) rewritten to ``codes`` where they differ
-    (codes do not change training, so a finished run takes new ones without training); True when rewritten."""
+    """The finished package in ``out_dir``, its ``label_codes`` (and the card's line on them) rewritten to ``codes``
+    where they differ (codes do not change training, so a finished run takes new ones without training); True when
+    rewritten. The rest of the card is kept as it is (it may have been edited)."""
     package = load_package(out_dir)
-    if codes is None or package.config.get("label_codes") == codes:
+    if not codes or package.config.get("label_codes") == codes:
         return package, False
     config = {**package.config, "label_codes": codes}
     validate_config(config, str(out_dir / CONFIG_NAME))
-    with atomic_paths([out_dir / CONFIG_NAME, out_dir / "MODEL_CARD.md"], overwrite=True) as temps:
+    card = out_dir / "MODEL_CARD.md"
+    with atomic_paths([out_dir / CONFIG_NAME, card], overwrite=True) as temps:
         temps[0].write_text(json.dumps(config, indent=2) + "\n")
-        temps[1].write_text(model_card(config))
+        temps[1].write_text(_card_with_codes(card.read_text(), config))
     log.info("%s: label_codes written into the finished package", out_dir)
     return load_package(out_dir), True
+
+
+def _card_with_codes(card: str, config: dict) -> str:
+    """``card`` with its line on the DICOM SEG codes replaced, or put after its labels line (a card without one is
+    left as it is)."""
+    lines = [line for line in card.split("\n") if not line.startswith("- DICOM SEG codes:")]
+    at = next((i for i, line in enumerate(lines) if line.startswith("- Labels:")), None)
+    if at is None:
+        return card
+    lines.insert(at + 1, _codes_line(config).lstrip("\n"))
+    return "\n".join(lines)
 
 
 def finished_package(out_dir: Path | str, epochs: int) -> bool:

@@ -413,6 +413,68 @@ def test_label_codes_reach_a_finished_package_and_survive_an_extension(tiny_set,
     assert "- DICOM SEG codes: 3 Physical object (SCT 260787004)" in (out / "MODEL_CARD.md").read_text()
 
 
+def test_label_codes_carried_only_from_the_runs_own_package_and_only_when_valid(tiny_set, tmp_path, capsys,
+                                                                                  monkeypatch, caplog):
+    """A run replacing another (--overwrite) took the replaced package's codes; codes that no longer fit made a
+    resume train every epoch and then fail; recoding a finished package rewrote a card the user had edited."""
+    import logging
+
+    out = tmp_path / "model"
+    config = tiny_training_config(epochs=2)
+    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
+    plain, coded = tmp_path / "plain.json", tmp_path / "coded.json"
+    plain.write_text(json.dumps(config))
+    coded.write_text(json.dumps({**config, "label_codes": {"3": {"category": tube, "type": tube}}}))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(coded))) == 0
+    # another run replaces it, is stopped, and resumed: the replaced package's codes are not its own
+    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, out, "-c", str(plain), "--overwrite", "--seed", "9"),
+                                        monkeypatch) == 130
+    assert load_package(out).label_codes  # until it finishes, the folder holds the replaced package
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--seed", "9", "--resume")) == 0
+    assert load_package(out).label_codes == {}
+    assert "DICOM SEG codes" not in (out / "MODEL_CARD.md").read_text()
+    # a finished run's own package given codes by hand (and its card edited): an extension stopped midway still
+    # carries them when it is resumed
+    package_json = json.loads((out / "model.json").read_text())
+    package_json["label_codes"] = {"2": {"category": tube, "type": tube}}
+    (out / "model.json").write_text(json.dumps(package_json))
+    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, out, "-c", str(plain), "--seed", "9", "--resume",
+                                                   "--epochs", "4"), monkeypatch) == 130
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--seed", "9", "--resume", "--epochs", "4")) == 0
+    package = load_package(out)
+    assert package.config["training"]["epochs_run"] == 4 and sorted(package.label_codes) == [2]
+    # codes that do not fit (a meaning no SEG can hold, edited in by hand) are dropped before training, and the
+    # package is made again from the checkpoint, with the codes the checkpoint carries
+    package_json = json.loads((out / "model.json").read_text())
+    package_json["label_codes"]["2"]["type"]["meaning"] = "R\u00f6hre"
+    (out / "model.json").write_text(json.dumps(package_json))
+    with caplog.at_level(logging.WARNING, logger="medseg.train"):
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--seed", "9", "--resume", "--epochs", "4")) == 0
+    assert (f"{out / 'model.json'}: label_codes/2/type/meaning 'R\u00f6hre' must be printable ASCII without a "
+            "backslash, and not start or end with a space: the DICOM SEG could not hold it; these label_codes are "
+            "not kept") in caplog.text
+    package = load_package(out)
+    assert package.label_codes == {2: {"category": tube, "type": tube}}
+    assert package.config["training"]["epochs_run"] == 4
+    # a finished package given codes by a config keeps the rest of its (edited) card; an empty set changes nothing
+    card = out / "MODEL_CARD.md"
+    card.write_text(card.read_text() + "\n## Licence\nContract 42.\n")
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**config, "training": {**config["training"], "seed": 9, "epochs": 4},
+                                 "label_codes": {}}))
+    written = (out / "model.json").read_bytes()
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(empty), "--resume")) == 0
+    assert "kept as it was" in capsys.readouterr().err and (out / "model.json").read_bytes() == written
+    recoding = tmp_path / "recoding.json"
+    recoding.write_text(json.dumps({**config, "training": {**config["training"], "seed": 9, "epochs": 4},
+                                    "label_codes": {"1": {"category": tube, "type": tube}}}))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(recoding), "--resume")) == 0
+    text = card.read_text()
+    assert text.endswith("\n## Licence\nContract 42.\n")
+    assert "- Labels: 0 background, 1 ellipsoid, 2 box, 3 tube\n- DICOM SEG codes: 1 Physical object" in text
+
+
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
     from medseg.train import _EMA
 
