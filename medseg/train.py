@@ -827,6 +827,7 @@ def train(
                 package_config["label_codes"] = carried
         if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
             package, recoded = _recoded(out_dir, package_config.get("label_codes"))
+            _record_codes(out_dir, package.config.get("label_codes"))
             if on_kept is not None:
                 on_kept(recoded)
             return package
@@ -953,29 +954,48 @@ def train(
 
 
 def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | None:
-    """The ``label_codes`` a resumed run whose config declares none keeps: those of the package in ``out_dir`` when
-    that package is this run's own (the checkpoint records its weights: codes added to it by hand, the way for a run
-    without a config), else those the checkpoint carries. A package of another run (one an ``--overwrite`` run is
-    replacing) gives none; codes that do not fit this run's labels are dropped with a warning, before training."""
-    candidates = []
-    try:
-        package = json.loads((out_dir / CONFIG_NAME).read_text())
-        own = state.get("package_sha256") is not None and state.get("package_sha256") == package["weights"]["sha256"]
-        if own and package.get("label_codes"):
-            candidates.append((package["label_codes"], str(out_dir / CONFIG_NAME)))
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        pass
-    if state.get("label_codes"):
-        candidates.append((state["label_codes"], f"{out_dir}: the checkpoint"))
-    for codes, source in candidates:
+    """The ``label_codes`` a resumed run whose config declares none keeps. The package in ``out_dir`` is the word
+    when it is this run's own (the checkpoint records its weights): its codes as they stand, none included (codes
+    added or removed by hand, the way for a run without a config). Otherwise (no package, one being made again, one
+    an ``--overwrite`` run is replacing) the codes the checkpoint carries. Codes that do not fit this run's labels are
+    dropped with a warning, before training; codes of a package this run does not continue are named if not kept."""
+    def fitting(codes, source: str) -> bool:
         try:
             validate_config({**package_config, "label_codes": codes}, source)
         except ModelPackageError as error:
             log.warning("%s; these label_codes are not kept", error)
-            continue
-        log.info("%s: label_codes kept from %s (the config declares none)", out_dir, source)
-        return codes
-    return None
+            return False
+        return True
+
+    path = out_dir / CONFIG_NAME
+    try:
+        package = json.loads(path.read_text())
+        own = state.get("package_sha256") is not None and state.get("package_sha256") == package["weights"]["sha256"]
+        found = package.get("label_codes") or None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        own, found = False, None
+    if own and (not found or fitting(found, str(path))):
+        return found
+    codes = state.get("label_codes") or None
+    if codes and not fitting(codes, f"{out_dir}: the checkpoint"):
+        codes = None
+    if found and not own and codes != found:
+        log.warning("%s: the package in the folder, which this run does not continue, has label_codes that are not "
+                    "kept; give them in the config to keep them", path)
+    if codes:
+        log.info("%s: label_codes kept from the checkpoint (the config declares none)", out_dir)
+    return codes
+
+
+def _record_codes(out_dir: Path, codes: dict | None) -> None:
+    """Keep the checkpoint's record of the label codes in step with its finished package's (a package made again
+    from the checkpoint gets these)."""
+    _, meta = _checkpoint_paths(out_dir)
+    record = json.loads(meta.read_text())
+    if (record.get("label_codes") or None) != (codes or None):
+        record["label_codes"] = codes or None
+        with atomic_paths([meta], overwrite=True) as (temp,):
+            temp.write_text(json.dumps(record, indent=1))
 
 
 def _recoded(out_dir: Path, codes: dict | None) -> tuple[ModelPackage, bool]:
@@ -988,20 +1008,25 @@ def _recoded(out_dir: Path, codes: dict | None) -> tuple[ModelPackage, bool]:
     config = {**package.config, "label_codes": codes}
     validate_config(config, str(out_dir / CONFIG_NAME))
     card = out_dir / "MODEL_CARD.md"
-    with atomic_paths([out_dir / CONFIG_NAME, card], overwrite=True) as temps:
+    text = _card_with_codes(card.read_text(), config)
+    if text is None:
+        log.warning("%s: has no '- Labels:' line to put the codes after; the new label_codes are in %s only", card,
+                    CONFIG_NAME)
+    with atomic_paths([out_dir / CONFIG_NAME, *([card] if text is not None else [])], overwrite=True) as temps:
         temps[0].write_text(json.dumps(config, indent=2) + "\n")
-        temps[1].write_text(_card_with_codes(card.read_text(), config))
+        if text is not None:
+            temps[1].write_text(text)
     log.info("%s: label_codes written into the finished package", out_dir)
     return load_package(out_dir), True
 
 
-def _card_with_codes(card: str, config: dict) -> str:
-    """``card`` with its line on the DICOM SEG codes replaced, or put after its labels line (a card without one is
-    left as it is)."""
+def _card_with_codes(card: str, config: dict) -> str | None:
+    """``card`` with its line on the DICOM SEG codes replaced, or put after its labels line (None for a card without
+    one: it is left as it is)."""
     lines = [line for line in card.split("\n") if not line.startswith("- DICOM SEG codes:")]
     at = next((i for i, line in enumerate(lines) if line.startswith("- Labels:")), None)
     if at is None:
-        return card
+        return None
     lines.insert(at + 1, _codes_line(config).lstrip("\n"))
     return "\n".join(lines)
 

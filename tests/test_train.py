@@ -475,6 +475,65 @@ def test_label_codes_carried_only_from_the_runs_own_package_and_only_when_valid(
     assert "- Labels: 0 background, 1 ellipsoid, 2 box, 3 tube\n- DICOM SEG codes: 1 Physical object" in text
 
 
+def test_a_packages_codes_as_they_stand_are_the_runs_and_outlive_the_package(tiny_set, tmp_path, capsys, caplog):
+    """Codes removed from a package by hand came back from the checkpoint (and were called the config's); codes a
+    finished package was given later were lost, or came back stale, when the package was made again from the
+    checkpoint."""
+    import logging
+
+    out = tmp_path / "model"
+    config = tiny_training_config(epochs=1)
+    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
+    files = {}
+    for name, codes in (("plain", None), ("c3", {"3": {"category": tube, "type": tube}}),
+                        ("c1", {"1": {"category": tube, "type": tube}})):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(config if codes is None else {**config, "label_codes": codes}))
+
+    def package_files_removed():
+        for name in ("model.json", "weights.safetensors", "MODEL_CARD.md"):
+            (out / name).unlink()
+
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["c3"]))) == 0
+    package_json = json.loads((out / "model.json").read_text())
+    del package_json["label_codes"]  # removed by hand: a config without codes keeps the package as it stands
+    (out / "model.json").write_text(json.dumps(package_json))
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["plain"]), "--resume")) == 0
+    assert "the package is kept as it was" in capsys.readouterr().err
+    assert load_package(out).label_codes == {}
+    package_files_removed()  # and a package made again from the checkpoint has none either
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["plain"]), "--resume")) == 0
+    assert load_package(out).label_codes == {}
+    # codes given to the finished package by a config are the ones a package made again gets
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["c1"]), "--resume")) == 0
+    package_files_removed()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["plain"]), "--resume")) == 0
+    assert sorted(load_package(out).label_codes) == [1]
+    # and so are codes added by hand to a package of a run without a config
+    bare = tmp_path / "bare"
+    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1")) == 0
+    package_json = json.loads((bare / "model.json").read_text())
+    package_json["label_codes"] = {"2": {"category": tube, "type": tube}}
+    (bare / "model.json").write_text(json.dumps(package_json))
+    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", "--resume")) == 0
+    for name in ("model.json", "weights.safetensors", "MODEL_CARD.md"):
+        (bare / name).unlink()
+    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", "--resume")) == 0
+    assert sorted(load_package(bare).label_codes) == [2]
+    # the codes of a package this run does not continue (one it is replacing) are named when they are not kept
+    with caplog.at_level(logging.WARNING, logger="medseg.train"):
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["c3"]), "--overwrite", "--seed", "8")) == 0
+        package_json = json.loads((out / "model.json").read_text())
+        state = json.loads((out / ".checkpoint" / "last.json").read_text())
+        state.pop("label_codes")  # as a checkpoint of an earlier medseg, in an extension stopped midway
+        state.pop("package_sha256")
+        (out / ".checkpoint" / "last.json").write_text(json.dumps(state))
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["plain"]), "--seed", "8", "--resume")) == 0
+    assert (f"{out / 'model.json'}: the package in the folder, which this run does not continue, has label_codes "
+            "that are not kept; give them in the config to keep them") in caplog.text
+
+
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
     from medseg.train import _EMA
 
