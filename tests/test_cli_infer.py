@@ -191,25 +191,27 @@ def test_unknown_model(case, capsys):
     assert code == 1 and "no such model folder or shipped model" in err and "phantom" in err
 
 
-def test_help_is_fast_and_does_not_import_torch():
+def _without_torch(commands: list[list[str]], exit_code: int) -> subprocess.CompletedProcess:
+    """Run ``medseg`` ``commands`` in one fresh interpreter, each expected to exit with ``exit_code``, and fail there
+    if torch or MONAI was imported on the way (they take seconds)."""
     code = (
         "import sys\nfrom medseg.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
-        "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
-        "assert 'monai' not in sys.modules\n"
+        f"for args in {commands!r}:\n"
+        f"    try:\n        main(args)\n    except SystemExit as e:\n        assert e.code == {exit_code}, e.code\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'monai' not in sys.modules, 'monai imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    result = _without_torch([["--help"]], 0)
     assert "infer" in result.stdout and "models" in result.stdout
     # nor does a usage error of infer's (it took three seconds to say that --reference was given once for two)
-    code = (
-        "import sys\nfrom medseg.cli import main\n"
-        "for args in (['a.nii.gz', 'b.nii.gz', '--reference', 'r.nii.gz'], ['a', 'b', '--series', '3']):\n"
-        "    try:\n        main(['infer', *args])\n    except SystemExit as e:\n        assert e.code == 2\n"
-        "assert 'torch' not in sys.modules, 'torch imported for a usage error'\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    result = _without_torch([["infer", "a.nii.gz", "b.nii.gz", "--reference", "r.nii.gz"],
+                             ["infer", "a", "b", "--series", "3"]], 2)
     assert "--reference was given 1 time(s) for 2 input(s)" in result.stderr
     assert "--series applies to one DICOM folder at a time" in result.stderr
 

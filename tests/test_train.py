@@ -63,6 +63,19 @@ def run(config: dict, images: Path, labels: Path, out: Path, **kwargs):
     return train(copy.deepcopy(config), cases, out, **kwargs)
 
 
+def run_stopped_after_first_epoch(config: dict, images: Path, labels: Path, out: Path) -> None:
+    """A training run killed once its first epoch's checkpoint is written."""
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(record: dict) -> None:
+        if record["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(config, images, labels, out, on_epoch=kill_after_first)
+
+
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "weights.safetensors"))
 
@@ -339,16 +352,7 @@ def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
 def test_resume_continues_exactly(tiny_set, tmp_path, extra):
     config = tiny_training_config(**extra)
     run(config, *tiny_set, tmp_path / "whole")
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(record: dict) -> None:
-        if record["epoch"] == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(config, *tiny_set, tmp_path / "resumed", on_epoch=kill_after_first)
+    run_stopped_after_first_epoch(config, *tiny_set, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "weights.safetensors").exists()
     assert (tmp_path / "resumed" / ".checkpoint" / "last.json").is_file()
     run(config, *tiny_set, tmp_path / "resumed", resume=True)
@@ -364,16 +368,7 @@ def test_label_codes_given_on_resume_go_into_the_package(tiny_set, tmp_path):
     """DICOM SEG codes do not change training: a run resumed with codes added is the same run, and its package
     carries them (and its card names them)."""
     config = tiny_training_config(epochs=2)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(record: dict) -> None:
-        if record["epoch"] == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(config, *tiny_set, tmp_path / "model", on_epoch=kill_after_first)
+    run_stopped_after_first_epoch(config, *tiny_set, tmp_path / "model")
     tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
     coded = {**config, "label_codes": {"3": {"category": tube, "type": tube}}}
     package = run(coded, *tiny_set, tmp_path / "model", resume=True)
