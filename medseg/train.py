@@ -817,6 +817,13 @@ def train(
              "package_pending": True,  # until the package is written: a run stopped after its last epoch shows
              "label_codes": package_config.get("label_codes")}  # not training settings: outside the resume key
     best_state = None
+    if not resume and not config.get("label_codes"):  # --overwrite: starting again, the codes of the run it
+        # replaces are not this run's
+        left = _folder_codes(out_dir)
+        if left:
+            log.warning("%s: the package this run replaces has label_codes (for labels %s) that the config does not "
+                        "declare; they are not kept: give them in the config to keep them", out_dir / CONFIG_NAME,
+                        ", ".join(sorted(left, key=int)))
     if resume:
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
@@ -826,8 +833,9 @@ def train(
             if carried:
                 package_config["label_codes"] = carried
         if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
+            # the checkpoint's copy first: a record that cannot be written leaves the package untouched
+            _record_codes(out_dir, package_config.get("label_codes") or load_package(out_dir).config.get("label_codes"))
             package, recoded = _recoded(out_dir, package_config.get("label_codes"))
-            _record_codes(out_dir, package.config.get("label_codes"))
             if on_kept is not None:
                 on_kept(recoded)
             return package
@@ -974,17 +982,29 @@ def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | N
         found = package.get("label_codes") or None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         own, found = False, None
+    if own and not (out_dir / package.get("weights", {}).get("file", "weights.safetensors")).is_file():
+        own = False  # a package being made again: its record stays with the checkpoint
     if own and (not found or fitting(found, str(path))):
         return found
     codes = state.get("label_codes") or None
     if codes and not fitting(codes, f"{out_dir}: the checkpoint"):
         codes = None
     if found and not own and codes != found:
-        log.warning("%s: the package in the folder, which this run does not continue, has label_codes that are not "
-                    "kept; give them in the config to keep them", path)
+        log.warning("%s: the package in the folder is not the one this run's checkpoint last wrote (it is being "
+                    "replaced, extended or made again), and its label_codes, which differ from the checkpoint's, are "
+                    "not kept; give them in the config to keep them", path)
     if codes:
         log.info("%s: label_codes kept from the checkpoint (the config declares none)", out_dir)
     return codes
+
+
+def _folder_codes(out_dir: Path) -> dict | None:
+    """The ``label_codes`` of the package config in ``out_dir``, if one is there and readable."""
+    try:
+        codes = json.loads((Path(out_dir) / CONFIG_NAME).read_text()).get("label_codes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return codes if isinstance(codes, dict) and codes else None
 
 
 def _record_codes(out_dir: Path, codes: dict | None) -> None:
@@ -1008,14 +1028,15 @@ def _recoded(out_dir: Path, codes: dict | None) -> tuple[ModelPackage, bool]:
     config = {**package.config, "label_codes": codes}
     validate_config(config, str(out_dir / CONFIG_NAME))
     card = out_dir / "MODEL_CARD.md"
-    text = _card_with_codes(card.read_text(), config)
+    # the card as bytes the user may have written in another encoding: kept as they are
+    text = _card_with_codes(card.read_text(errors="surrogateescape"), config)
     if text is None:
         log.warning("%s: has no '- Labels:' line to put the codes after; the new label_codes are in %s only", card,
                     CONFIG_NAME)
     with atomic_paths([out_dir / CONFIG_NAME, *([card] if text is not None else [])], overwrite=True) as temps:
         temps[0].write_text(json.dumps(config, indent=2) + "\n")
         if text is not None:
-            temps[1].write_text(text)
+            temps[1].write_text(text, errors="surrogateescape")
     log.info("%s: label_codes written into the finished package", out_dir)
     return load_package(out_dir), True
 

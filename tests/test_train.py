@@ -525,8 +525,40 @@ def test_a_packages_codes_as_they_stand_are_the_runs_and_outlive_the_package(tin
         state.pop("package_sha256")
         (out / ".checkpoint" / "last.json").write_text(json.dumps(state))
         assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["plain"]), "--seed", "8", "--resume")) == 0
-    assert (f"{out / 'model.json'}: the package in the folder, which this run does not continue, has label_codes "
-            "that are not kept; give them in the config to keep them") in caplog.text
+    assert (f"{out / 'model.json'}: the package in the folder is not the one this run's checkpoint last wrote (it "
+            "is being replaced, extended or made again), and its label_codes, which differ from the checkpoint's, "
+            "are not kept; give them in the config to keep them") in caplog.text
+    # so are those of a package a run started with --overwrite replaces
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg.train"):
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["c3"]), "--overwrite")) == 0
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["plain"]), "--overwrite")) == 0
+    assert (f"{out / 'model.json'}: the package this run replaces has label_codes (for labels 3) that the config "
+            "does not declare; they are not kept: give them in the config to keep them") in caplog.text
+    assert load_package(out).label_codes == {}
+
+
+def test_codes_reach_a_card_in_another_encoding_and_a_package_made_again_takes_the_checkpoints(tiny_set, tmp_path):
+    """A card with a Latin-1 byte stopped the recoding with a UnicodeDecodeError traceback; a package whose weights
+    were deleted gave its leftover model.json's codes to the package made again, not the checkpoint's."""
+    out = tmp_path / "model"
+    config = tiny_training_config(epochs=1)
+    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
+    plain, coded = tmp_path / "plain.json", tmp_path / "coded.json"
+    plain.write_text(json.dumps(config))
+    coded.write_text(json.dumps({**config, "label_codes": {"3": {"category": tube, "type": tube}}}))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain))) == 0
+    card = out / "MODEL_CARD.md"
+    card.write_bytes(card.read_bytes() + b"\nNotiz: f\xfcr 42\n")
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(coded), "--resume")) == 0
+    assert card.read_bytes().endswith(b"\nNotiz: f\xfcr 42\n")
+    assert b"- DICOM SEG codes: 3 Physical object (SCT 260787004)" in card.read_bytes()
+    package_json = json.loads((out / "model.json").read_text())
+    package_json["label_codes"] = {"1": {"category": tube, "type": tube}}
+    (out / "model.json").write_text(json.dumps(package_json))
+    (out / "weights.safetensors").unlink()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--resume")) == 0
+    assert sorted(load_package(out).label_codes) == [3]
 
 
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
