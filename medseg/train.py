@@ -135,8 +135,10 @@ def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slic
 
 
 def default_config(values: list[int] | dict[int, Path], name: str = "model", where: str = "labels",
-                   tile: list[int] | None = None) -> dict:
-    """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``).
+                   tile: list[int] | None = None, names: dict[int, str] | None = None,
+                   data: dict[str, str] | None = None) -> dict:
+    """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``, or as
+    ``names`` has them: a dataset.json's, whose values may add labels no file holds), ``data`` the card's notes.
 
     Labels must run 0..N (the package format's rule); the training section holds :data:`DEFAULT_TRAINING`; the
     inference tile (and so the training patch) is ``tile`` (:func:`default_tile`), 128 × 128 without it.
@@ -145,7 +147,7 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
     """
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
     files = values if isinstance(values, dict) else {}
-    values = sorted(set(int(v) for v in values) | {0})
+    values = sorted(set(int(v) for v in values) | {0} | set(names or {}))
     if values != list(range(len(values))):
         beyond = next(v for k, v in enumerate(values) if v != k)
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
@@ -162,12 +164,19 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
         "description": "Trained with medseg train and its default config.",
         "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": max(len(values), 2), "base_width": 16,
                          "depth": 4, "dropout": 0.0, "norm": "batch"},
-        "labels": {str(v): ("background" if v == 0 else f"label_{v}") for v in range(max(len(values), 2))},
+        "labels": {str(v): default_label_name(v, names) for v in range(max(len(values), 2))},
         "preprocessing": copy.deepcopy(DEFAULT_PREPROCESSING),
         "inference": {"slice_axis": 2, "roi_size": list(tile or [DEFAULT_TILE, DEFAULT_TILE]), "overlap": 0.25,
                       "blend": "gaussian", "context_slices": 1, "flip_tta": []},
-        "training": default_training(),
+        "training": {**default_training(), **({"data": dict(data)} if data else {})},
     }
+
+
+def default_label_name(value: int, names: dict[int, str] | None = None) -> str:
+    """A label's name in the default config: ``names``' (a dataset.json's), else background / ``label_N``."""
+    if names and value in names:
+        return names[value]
+    return "background" if value == 0 else f"label_{value}"
 
 
 def label_values(cases: list[TrainCase]) -> dict[int, Path]:
@@ -564,26 +573,38 @@ def checkpoint_tile(out_dir: Path | str) -> list[int] | None:
     return None
 
 
-def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path]) -> None:
-    """A run without a config takes its labels from the label files: resuming it, a value the checkpoint's run was
-    not started with (or one no file holds any more) names the label file, not "other settings" of a config the
-    user never gave."""
+def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: dict[int, str] | None = None,
+                            names_from: Path | None = None) -> None:
+    """A run without a config takes its labels from the label files, named as ``names`` (the dataset.json
+    ``names_from``'s) has them: resuming it, labels named otherwise than the checkpoint's run named them, or a value it
+    was not started with (or one no file holds any more) name the dataset.json or the label file, not "other
+    settings" of a config the user never gave."""
+    declared = names
     try:
         state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
         names = {int(v): str(name) for v, name in state["config"]["labels"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # no record to compare: check_resume says what is wrong with the checkpoint
-    started, now = set(names), set(found) | {0}
-    if now != started and any(name != f"label_{v}" for v, name in names.items() if v != 0):
-        # the default config names labels label_N: this run was started with a config of its own
+    started, now = set(names), set(found) | {0} | set(declared or {})
+    renamed = [v for v in sorted(started & now) if v != 0 and names[v] != default_label_name(v, declared)]
+    if renamed:
         shown = ", ".join(f"{v} {names[v]}" for v in sorted(names) if v != 0)
-        raise TrainingError(f"{out_dir}: the checkpoint was started with a config of its own (labels {shown}); resume "
-                            "with -c and that config")
+        if declared:
+            now_shown = ", ".join(f"{v} {default_label_name(v, declared)}" for v in renamed)
+            raise TrainingError(f"{names_from}: names labels {now_shown}, and the checkpoint in {out_dir} was started "
+                                f"with labels {shown}; resume with the names it was started with, or start again "
+                                "with --overwrite")
+        # the default config names labels label_N: this run was started with a config (or a dataset.json) of its own
+        raise TrainingError(f"{out_dir}: the checkpoint was started with a config of its own or a dataset.json (labels "
+                            f"{shown}); resume with -c and that config, or with that dataset.json beside the images "
+                            "and labels folders")
     advice = "resume with the files it was started with, or start again with --overwrite"
     new, gone = sorted(now - started), sorted(started - now)
     if new:
-        raise TrainingError(f"{found[new[0]]}: label value {new[0]}, which the checkpoint in {out_dir} was not trained "
-                            f"with (its labels {sorted(started)}); {advice}")
+        where = f"{found[new[0]]}: label value {new[0]}" if new[0] in found else \
+            f"{names_from}: label {new[0]} '{default_label_name(new[0], declared)}'"
+        raise TrainingError(f"{where}, which the checkpoint in {out_dir} was not trained with (its labels "
+                            f"{sorted(started)}); {advice}")
     if gone:
         raise TrainingError(f"{out_dir}: the checkpoint was trained with label value {gone[0]}, which no label file "
                             f"holds now; {advice}")

@@ -561,6 +561,83 @@ def test_codes_reach_a_card_in_another_encoding_and_a_package_made_again_takes_t
     assert sorted(load_package(out).label_codes) == [3]
 
 
+def _dataset_folder(tiny_set, folder: Path, labels) -> tuple[Path, Path]:
+    """The tiny set as a Decathlon / nnU-Net dataset folder, with ``labels`` as its dataset.json's."""
+    shutil.copytree(tiny_set[0], folder / "imagesTr")
+    shutil.copytree(tiny_set[1], folder / "labelsTr")
+    (folder / "dataset.json").write_text(json.dumps({
+        "name": "Phantoms", "description": "Synthetic  shapes", "reference": "medseg.synthetic", "licence": "CC0",
+        "modality": {"0": "MRI"}, "labels": labels}))
+    return folder / "imagesTr", folder / "labelsTr"
+
+
+def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(tiny_set, tmp_path, capsys):
+    """A Decathlon or nnU-Net folder trained without a config gave labels named label_1..label_3 and a card whose
+    data and licence were "not stated", though its dataset.json says both."""
+    images, labels = _dataset_folder(tiny_set, tmp_path / "Task09",
+                                     {"0": "background", "1": "Ellipsoid", "2": "Box", "3": "Tube"})
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1")) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"label names and data notes from {tmp_path / 'Task09' / 'dataset.json'}: 0 background, 1 Ellipsoid, 2 Box, "
+        "3 Tube")
+    package = load_package(out)
+    assert package.labels == {0: "background", 1: "Ellipsoid", 2: "Box", 3: "Tube"}
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Data\nPhantoms: Synthetic shapes (from Task09/dataset.json)\n" in card
+    assert "Licence / attribution: CC0; reference: medseg.synthetic\n" in card
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 0  # the same run
+    assert "nothing to train, the package is kept as it was" in capsys.readouterr().err
+    # renamed since: the dataset.json is named, not "other settings" of a config never given
+    dataset = json.loads((tmp_path / "Task09" / "dataset.json").read_text())
+    dataset["labels"] = {"background": 0, "ellipse": 1, "Box": 2, "Tube": 3}  # nnU-Net v2's form
+    (tmp_path / "Task09" / "dataset.json").write_text(json.dumps(dataset))
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "2", "--resume")) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {tmp_path / 'Task09' / 'dataset.json'}: names labels 1 ellipse, and the checkpoint in {out} "
+        "was started with labels 1 Ellipsoid, 2 Box, 3 Tube; resume with the names it was started with, or start "
+        "again with --overwrite")
+    # a label value the dataset.json does not declare is named with its file
+    (tmp_path / "Task09" / "dataset.json").write_text(json.dumps({**dataset, "labels": {"background": 0, "a": 1,
+                                                                                        "b": 2}}))
+    assert _exit_code(_train_cli(images, labels, tmp_path / "other", "--epochs", "1")) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"medseg: error: {labels}") and err.endswith(
+        f": label value 3, which {tmp_path / 'Task09' / 'dataset.json'} does not declare (its labels [0, 1, 2]); "
+        "recode the label file or correct the dataset.json")
+    assert not (tmp_path / "other").exists()
+    # images and labels in folders of different parents: a dataset.json is not looked for
+    assert _exit_code(_train_cli(images, tiny_set[1], tmp_path / "apart", "--epochs", "1")) == 0
+    assert load_package(tmp_path / "apart").labels[1] == "label_1"
+
+
+@pytest.mark.parametrize("labels, message", [
+    ({"background": 0, "tumour": [1, 2], "core": 2}, "label 'tumour' is a region of values [1, 2] (nnU-Net's "
+                                                    "region-based training); medseg trains one label per value: give a "
+                                                    "config with the labels instead"),
+    ({"0": "background", "2": "b"}, "label values [0, 2] do not run 0..1 (background 0)"),
+    ({"background": 0, "a": 1, "b": 1}, "label value 1 is named twice ('a', 'b')"),
+    ({"0": "background", "1": " "}, "label 1 has no name (got ' ')"),
+    ({"background": 0, "a": 1.5}, "label 'a' has the value 1.5, not a whole number"),
+    ({}, 'no "labels" mapping of label values and names'),
+])
+def test_a_dataset_json_medseg_cannot_take_is_refused_in_one_line(tmp_path, labels, message):
+    from medseg.errors import InputError
+    from medseg.io.dataset_json import read_dataset_json
+
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"labels": labels}))
+    with pytest.raises(InputError) as info:
+        read_dataset_json(path)
+    assert str(info.value) == f"{path}: {message}"
+    path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "channel_names": {"0": "T2", "1": "ADC"}}))
+    with pytest.raises(InputError, match="declares 2 input channels \\(T2, ADC\\); medseg trains on one image"):
+        read_dataset_json(path)
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="cannot read it as JSON"):
+        read_dataset_json(path)
+
+
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
     from medseg.train import _EMA
 
@@ -1508,5 +1585,6 @@ def test_a_run_started_with_a_config_and_resumed_without_one_is_told_to_give_it(
     capsys.readouterr()
     assert _exit_code(_train_cli(tiny_set[0], labels, out, "--epochs", "2", "--resume")) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"medseg: error: {out}: the checkpoint was started with a config of its own (labels 1 ellipsoid, 2 box, "
-        "3 tube); resume with -c and that config")
+        f"medseg: error: {out}: the checkpoint was started with a config of its own or a dataset.json (labels 1 "
+        "ellipsoid, 2 box, 3 tube); resume with -c and that config, or with that dataset.json beside the images and "
+        "labels folders")

@@ -1,0 +1,92 @@
+"""Label names and data notes from the ``dataset.json`` of a Medical Segmentation Decathlon or nnU-Net dataset
+folder (``imagesTr/``, ``labelsTr/`` and ``dataset.json`` side by side), for ``medseg train`` without a config.
+
+Both forms of its ``labels`` are read: the Decathlon's and nnU-Net v1's ``{"0": "background", "1": "Anterior"}``
+and nnU-Net v2's ``{"background": 0, "Anterior": 1}``. Region-based labels (a list of values for one name) and
+several input channels are refused: medseg trains one label map on one image per case.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medseg.errors import InputError
+
+__all__ = ["DatasetJson", "find_dataset_json", "read_dataset_json"]
+
+NAME = "dataset.json"
+
+
+@dataclass
+class DatasetJson:
+    path: Path
+    names: dict[int, str]  # label value → name, 0..N-1
+    data: dict[str, str] = field(default_factory=dict)  # model card notes: description, licence
+
+
+def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | None:
+    """The ``dataset.json`` of the folder that holds both the images and the labels folder, if there is one."""
+    parent = Path(labels_dir).resolve().parent
+    if Path(images_dir).resolve().parent != parent:
+        return None
+    path = parent / NAME
+    return path if path.is_file() else None
+
+
+def read_dataset_json(path: Path | str) -> DatasetJson:
+    """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json``; an
+    :class:`InputError` naming the file for anything medseg cannot take from it."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: cannot read it as JSON ({' '.join(str(error).split())})") from error
+    if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
+        raise InputError(f"{path}: no \"labels\" mapping of label values and names")
+    channels = doc.get("channel_names") or doc.get("modality")
+    if isinstance(channels, dict) and len(channels) > 1:
+        shown = ", ".join(str(v) for v in channels.values())
+        raise InputError(f"{path}: declares {len(channels)} input channels ({shown}); medseg trains on one image per "
+                         "case")
+    names = _names(doc["labels"], path)
+    values = sorted(names)
+    if values != list(range(len(values))):
+        raise InputError(f"{path}: label values {values} do not run 0..{len(values) - 1} (background 0)")
+    data = {}
+    title, description = _text(doc.get("name")), _text(doc.get("description"))
+    if title or description:
+        data["description"] = ": ".join(t for t in (title, description) if t) + f" (from {path.parent.name}/{NAME})"
+    licence = _text(doc.get("licence") or doc.get("license"))
+    reference = _text(doc.get("reference"))
+    if licence or reference:
+        data["licence"] = "; ".join(t for t in (licence, f"reference: {reference}" if reference else "") if t)
+    return DatasetJson(path=path, names=names, data=data)
+
+
+def _names(labels: dict, path: Path) -> dict[int, str]:
+    """Label value → name from either form of ``labels``."""
+    names: dict[int, str] = {}
+    if all(str(key).isdigit() for key in labels):  # {"0": "background", "1": "Anterior"}
+        pairs = [(int(key), value) for key, value in labels.items()]
+    else:  # {"background": 0, "Anterior": 1}
+        pairs = []
+        for name, value in labels.items():
+            if isinstance(value, (list, tuple)):
+                raise InputError(f"{path}: label '{name}' is a region of values {list(value)} (nnU-Net's region-based "
+                                 "training); medseg trains one label per value: give a config with the labels instead")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{path}: label '{name}' has the value {value!r}, not a whole number")
+            pairs.append((value, name))
+    for value, name in pairs:
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"{path}: label {value} has no name (got {name!r})")
+        if value in names:
+            raise InputError(f"{path}: label value {value} is named twice ('{names[value]}', '{name}')")
+        names[value] = name.strip()
+    return dict(sorted(names.items()))
+
+
+def _text(value) -> str:
+    return " ".join(str(value).split()) if isinstance(value, (str, int, float)) and str(value).strip() else ""
