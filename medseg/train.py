@@ -573,6 +573,17 @@ def checkpoint_tile(out_dir: Path | str) -> list[int] | None:
     return None
 
 
+def started_without_names(out_dir: Path | str) -> bool:
+    """Whether the checkpoint in ``out_dir`` was started by a default config that named its labels ``label_N`` (no
+    dataset.json then: every run before medseg read them)."""
+    try:
+        state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
+        labels = {int(v): str(name) for v, name in state["config"]["labels"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return all(name == default_label_name(v) for v, name in labels.items())
+
+
 def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: dict[int, str] | None = None,
                             names_from: Path | None = None) -> None:
     """A run without a config takes its labels from the label files, named as ``names`` (the dataset.json
@@ -606,8 +617,9 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: 
         raise TrainingError(f"{where}, which the checkpoint in {out_dir} was not trained with (its labels "
                             f"{sorted(started)}); {advice}")
     if gone:
+        declares = f" and {names_from} does not declare" if names_from is not None else ""
         raise TrainingError(f"{out_dir}: the checkpoint was trained with label value {gone[0]}, which no label file "
-                            f"holds now; {advice}")
+                            f"holds{declares} now; {advice}")
 
 
 def checkpoint_epoch(out_dir: Path | str) -> int | None:

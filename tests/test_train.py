@@ -611,15 +611,22 @@ def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(
     assert load_package(tmp_path / "apart").labels[1] == "label_1"
 
 
+OR_CONFIG = "; give -c with a config of the labels to train without it"
+
+
 @pytest.mark.parametrize("labels, message", [
     ({"background": 0, "tumour": [1, 2], "core": 2}, "label 'tumour' is a region of values [1, 2] (nnU-Net's "
-                                                    "region-based training); medseg trains one label per value: give a "
-                                                    "config with the labels instead"),
-    ({"0": "background", "2": "b"}, "label values [0, 2] do not run 0..1 (background 0)"),
+                                                    f"region-based training); medseg trains one label per value"
+                                                    f"{OR_CONFIG}"),
+    ({"0": "background", "2": "b"}, f"label values [0, 2] do not run 0..1 (background 0){OR_CONFIG}"),
     ({"background": 0, "a": 1, "b": 1}, "label value 1 is named twice ('a', 'b')"),
     ({"0": "background", "1": " "}, "label 1 has no name (got ' ')"),
     ({"background": 0, "a": 1.5}, "label 'a' has the value 1.5, not a whole number"),
-    ({}, 'no "labels" mapping of label values and names'),
+    ({"background": 0, "a": 1, "ignore": 2}, "label 2 'ignore' is nnU-Net's ignore label (voxels without "
+                                             f"annotation), which medseg would train as a class; recode those voxels"
+                                             f"{OR_CONFIG}"),
+    ({"0": "background", "\u00b2": "a"}, "label key '\u00b2' is not a label value (the labels map values to names, "
+                                         "or names to values as nnU-Net v2 does)"),
 ])
 def test_a_dataset_json_medseg_cannot_take_is_refused_in_one_line(tmp_path, labels, message):
     from medseg.errors import InputError
@@ -630,12 +637,74 @@ def test_a_dataset_json_medseg_cannot_take_is_refused_in_one_line(tmp_path, labe
     with pytest.raises(InputError) as info:
         read_dataset_json(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, caplog):
+    """A datalist, a file with a BOM or a broken one stopped training that ran before dataset.json files were read;
+    several channels are refused, numbers as nnU-Net v2 names are names."""
+    import logging
+
+    from medseg.errors import InputError
+    from medseg.io.dataset_json import read_dataset_json
+
+    path = tmp_path / "dataset.json"
+    with caplog.at_level(logging.WARNING, logger="medseg.io.dataset_json"):
+        for text in (json.dumps({"training": [{"image": "a", "label": "b"}]}), json.dumps({"labels": {}}),
+                     json.dumps({"labels": ["background", "a"]}), "{not json"):
+            path.write_text(text)
+            assert read_dataset_json(path) is None
+    assert caplog.text.count(f"{path}: no \"labels\" mapping of label values and names; labels are named label_N") == 3
+    assert f"{path}: not read (Expecting property name" in caplog.text
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"labels": {"0": "background", "1": "a"}}).encode())
+    assert read_dataset_json(path).names == {0: "background", 1: "a"}
+    path.write_text(json.dumps({"labels": {"0": 0, "1": 1}}))  # names that are numbers, in nnU-Net v2's form
+    assert read_dataset_json(path).names == {0: "0", 1: "1"}
     path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "channel_names": {"0": "T2", "1": "ADC"}}))
-    with pytest.raises(InputError, match="declares 2 input channels \\(T2, ADC\\); medseg trains on one image"):
+    with pytest.raises(InputError, match=f"declares 2 input channels \\(T2, ADC\\); medseg trains on one image per "
+                                         f"case{OR_CONFIG}"):
         read_dataset_json(path)
-    path.write_text("{not json")
-    with pytest.raises(InputError, match="cannot read it as JSON"):
-        read_dataset_json(path)
+
+
+def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set, tmp_path, capsys):
+    """Folders linked from elsewhere took the dataset.json of where the links led, or none; a run started before
+    dataset.json files were read could not be resumed beside one; a label the dataset.json dropped was blamed on
+    the label files."""
+    from medseg.io.dataset_json import find_dataset_json
+
+    store = tmp_path / "store"
+    _dataset_folder(tiny_set, store, {"0": "background", "1": "x", "2": "y", "3": "z"})
+    task = tmp_path / "Task01"
+    task.mkdir()
+    (task / "imagesTr").symlink_to(store / "imagesTr")
+    (task / "labelsTr").symlink_to(store / "labelsTr")
+    (task / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "2": "b", "3": "c"}}))
+    assert find_dataset_json(task / "imagesTr", task / "labelsTr") == task / "dataset.json"
+    (task / "dataset.json").unlink()
+    assert find_dataset_json(task / "imagesTr", task / "labelsTr") == store / "dataset.json"
+    # a run started without a dataset.json goes on with its names when one is put beside its folders
+    plain = tmp_path / "Plain"
+    shutil.copytree(tiny_set[0], plain / "imagesTr")
+    shutil.copytree(tiny_set[1], plain / "labelsTr")
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "1")) == 0
+    (plain / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "2": "b", "3": "c"}}))
+    capsys.readouterr()
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "2", "--resume")) == 0
+    assert (f"warning: {out}: the checkpoint's run named its labels label_N; it goes on with those names, not "
+            f"{plain / 'dataset.json'}'s (start again with --overwrite to use them)") in capsys.readouterr().err
+    assert load_package(out).labels[1] == "label_1" and load_package(out).config["training"]["epochs_run"] == 2
+    # a declared label no file holds, dropped from the dataset.json since, is the dataset.json's doing
+    declared = {"0": "background", "1": "a", "2": "b", "3": "c", "4": "d"}
+    (plain / "dataset.json").write_text(json.dumps({"labels": declared}))
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "1")) == 0
+    (plain / "dataset.json").write_text(json.dumps({"labels": {k: v for k, v in declared.items() if k != "4"}}))
+    capsys.readouterr()
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "2",
+                                 "--resume")) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {tmp_path / 'm4'}: the checkpoint was trained with label value 4, which no label file holds "
+        f"and {plain / 'dataset.json'} does not declare now; resume with the files it was started with, or start "
+        "again with --overwrite")
 
 
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):

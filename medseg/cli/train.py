@@ -71,26 +71,34 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         check_config(config, str(config_path))
     pairs = pair_cases(images, labels)
     if config_path is None:
+        from dataclasses import replace
+
         from medseg.errors import TrainingError
         from medseg.io.dataset_json import find_dataset_json, read_dataset_json
+        from medseg.train import started_without_names
 
         tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
         found = label_values(pairs)
         dataset_path = find_dataset_json(images, labels)  # a Decathlon / nnU-Net folder's label names and notes
         dataset = read_dataset_json(dataset_path) if dataset_path is not None else None
-        names = dataset.names if dataset is not None else None
+        if resume and dataset is not None and started_without_names(output):
+            # a run started without it (before medseg read dataset.json files) goes on with its label_N names
+            click.echo(f"warning: {output}: the checkpoint's run named its labels label_N; it goes on with those "
+                       f"names, not {dataset_path}'s (start again with --overwrite to use them)", err=True)
+            dataset = replace(dataset, names={})
+        names = dataset.names or None if dataset is not None else None
         undeclared = sorted(set(found) - set(names or found))
         if undeclared:
             raise TrainingError(f"{found[undeclared[0]]}: label value {undeclared[0]}, which {dataset_path} does not "
                                 f"declare (its labels {sorted(names)}); recode the label file or correct the "
                                 "dataset.json")
         if resume:
-            check_checkpoint_labels(output, found, names, dataset_path)
+            check_checkpoint_labels(output, found, names, dataset_path if names else None)
         config = with_overrides(default_config(found, name=output.name or "model", where=str(labels), tile=tile,
                                                names=names, data=dataset.data if dataset is not None else None),
                                 overrides)
         check_config(config, "default config" if dataset is None else f"default config with {dataset_path}")
-        if dataset is not None and not quiet():
+        if dataset is not None and names and not quiet():
             click.echo(f"label names{' and data notes' if dataset.data else ''} from {dataset_path}: "
                        + ", ".join(f"{v} {n}" for v, n in dataset.names.items()), err=True)
     where = str(config_path) if config_path is not None else "default config"

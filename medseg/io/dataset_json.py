@@ -9,12 +9,15 @@ several input channels are refused: medseg trains one label map on one image per
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import InputError
 
 __all__ = ["DatasetJson", "find_dataset_json", "read_dataset_json"]
+
+log = logging.getLogger(__name__)
 
 NAME = "dataset.json"
 
@@ -27,33 +30,44 @@ class DatasetJson:
 
 
 def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | None:
-    """The ``dataset.json`` of the folder that holds both the images and the labels folder, if there is one."""
-    parent = Path(labels_dir).resolve().parent
-    if Path(images_dir).resolve().parent != parent:
-        return None
-    path = parent / NAME
-    return path if path.is_file() else None
+    """The ``dataset.json`` of the folder that holds both the images and the labels folder, if there is one: the
+    folder they are given in first (``TaskXX/imagesTr`` may be a link to elsewhere), then the one they resolve to."""
+    for parents in ((Path(images_dir).absolute().parent, Path(labels_dir).absolute().parent),
+                    (Path(images_dir).resolve().parent, Path(labels_dir).resolve().parent)):
+        if parents[0] == parents[1] and (parents[0] / NAME).is_file():
+            return parents[0] / NAME
+    return None
 
 
-def read_dataset_json(path: Path | str) -> DatasetJson:
-    """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json``; an
-    :class:`InputError` naming the file for anything medseg cannot take from it."""
+_OR_CONFIG = "; give -c with a config of the labels to train without it"
+
+
+def read_dataset_json(path: Path | str) -> DatasetJson | None:
+    """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json``. None for
+    a file that is not one medseg can take names from (not JSON, no ``labels`` mapping: a datalist, say), with a
+    warning; an :class:`InputError` naming the file for labels it cannot train as they are meant."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: cannot read it as JSON ({' '.join(str(error).split())})") from error
+        log.warning("%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
+        return None
     if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
-        raise InputError(f"{path}: no \"labels\" mapping of label values and names")
+        log.warning("%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
+        return None
     channels = doc.get("channel_names") or doc.get("modality")
     if isinstance(channels, dict) and len(channels) > 1:
         shown = ", ".join(str(v) for v in channels.values())
         raise InputError(f"{path}: declares {len(channels)} input channels ({shown}); medseg trains on one image per "
-                         "case")
+                         f"case{_OR_CONFIG}")
     names = _names(doc["labels"], path)
     values = sorted(names)
     if values != list(range(len(values))):
-        raise InputError(f"{path}: label values {values} do not run 0..{len(values) - 1} (background 0)")
+        raise InputError(f"{path}: label values {values} do not run 0..{len(values) - 1} (background 0){_OR_CONFIG}")
+    ignore = [value for value, name in names.items() if name.casefold() == "ignore"]
+    if ignore:
+        raise InputError(f"{path}: label {ignore[0]} 'ignore' is nnU-Net's ignore label (voxels without annotation), "
+                         f"which medseg would train as a class; recode those voxels{_OR_CONFIG}")
     data = {}
     title, description = _text(doc.get("name")), _text(doc.get("description"))
     if title or description:
@@ -68,14 +82,18 @@ def read_dataset_json(path: Path | str) -> DatasetJson:
 def _names(labels: dict, path: Path) -> dict[int, str]:
     """Label value → name from either form of ``labels``."""
     names: dict[int, str] = {}
-    if all(str(key).isdigit() for key in labels):  # {"0": "background", "1": "Anterior"}
+    if all(isinstance(value, str) for value in labels.values()):  # {"0": "background", "1": "Anterior"}
+        odd = [key for key in labels if not (str(key).isascii() and str(key).isdigit())]
+        if odd:
+            raise InputError(f"{path}: label key '{odd[0]}' is not a label value (the labels map values to names, "
+                             "or names to values as nnU-Net v2 does)")
         pairs = [(int(key), value) for key, value in labels.items()]
     else:  # {"background": 0, "Anterior": 1}
         pairs = []
         for name, value in labels.items():
             if isinstance(value, (list, tuple)):
                 raise InputError(f"{path}: label '{name}' is a region of values {list(value)} (nnU-Net's region-based "
-                                 "training); medseg trains one label per value: give a config with the labels instead")
+                                 f"training); medseg trains one label per value{_OR_CONFIG}")
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InputError(f"{path}: label '{name}' has the value {value!r}, not a whole number")
             pairs.append((value, name))
