@@ -691,8 +691,14 @@ def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set
     capsys.readouterr()
     assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "2", "--resume")) == 0
     assert (f"warning: {out}: the checkpoint's run named its labels label_N; it goes on with those names, not "
-            f"{plain / 'dataset.json'}'s (start again with --overwrite to use them)") in capsys.readouterr().err
+            f"{plain / 'dataset.json'}'s; start again with --overwrite to use them") in capsys.readouterr().err
     assert load_package(out).labels[1] == "label_1" and load_package(out).config["training"]["epochs_run"] == 2
+    # even one medseg would refuse (here: values with a gap), and quietly with -q
+    (plain / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "3": "c"}}))
+    assert _exit_code(["-q", *_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "3",
+                                         "--resume")]) == 0
+    assert capsys.readouterr().err == ""
+    assert load_package(out).labels[3] == "label_3" and load_package(out).config["training"]["epochs_run"] == 3
     # a declared label no file holds, dropped from the dataset.json since, is the dataset.json's doing
     declared = {"0": "background", "1": "a", "2": "b", "3": "c", "4": "d"}
     (plain / "dataset.json").write_text(json.dumps({"labels": declared}))

@@ -73,20 +73,31 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     if config_path is None:
         from dataclasses import replace
 
-        from medseg.errors import TrainingError
+        from medseg.errors import InputError, TrainingError
         from medseg.io.dataset_json import find_dataset_json, read_dataset_json
         from medseg.train import started_without_names
 
         tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
         found = label_values(pairs)
         dataset_path = find_dataset_json(images, labels)  # a Decathlon / nnU-Net folder's label names and notes
-        dataset = read_dataset_json(dataset_path) if dataset_path is not None else None
-        if resume and dataset is not None and started_without_names(output):
-            # a run started without it (before medseg read dataset.json files) goes on with its label_N names
-            click.echo(f"warning: {output}: the checkpoint's run named its labels label_N; it goes on with those "
-                       f"names, not {dataset_path}'s (start again with --overwrite to use them)", err=True)
-            dataset = replace(dataset, names={})
-        names = dataset.names or None if dataset is not None else None
+        # a run started without it (before medseg read dataset.json files) goes on with its label_N names, whatever
+        # the dataset.json says of them
+        keep_label_n = resume and dataset_path is not None and started_without_names(output)
+        dataset = None
+        if dataset_path is not None:
+            try:
+                dataset = read_dataset_json(dataset_path)
+            except InputError:
+                if not keep_label_n:
+                    raise
+        if keep_label_n:
+            notes = dataset is not None and bool(dataset.data)
+            dataset = replace(dataset, names={}) if dataset is not None else None
+            if not quiet():
+                also = " (whose data notes go into the model card)" if notes else ""
+                click.echo(f"warning: {output}: the checkpoint's run named its labels label_N; it goes on with those "
+                           f"names, not {dataset_path}'s{also}; start again with --overwrite to use them", err=True)
+        names = (dataset.names or None) if dataset is not None else None
         undeclared = sorted(set(found) - set(names or found))
         if undeclared:
             raise TrainingError(f"{found[undeclared[0]]}: label value {undeclared[0]}, which {dataset_path} does not "
