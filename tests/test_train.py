@@ -408,6 +408,16 @@ def test_label_codes_reach_a_finished_package_and_survive_an_extension(tiny_set,
     assert "- DICOM SEG codes: 3 Physical object (SCT 260787004)" in (out / "MODEL_CARD.md").read_text()
 
 
+def _plain_and_coded_configs(folder: Path, epochs: int) -> tuple[Path, Path, dict]:
+    """Config files of the tiny config without and with codes for label 3 (and the code they give it)."""
+    config = tiny_training_config(epochs=epochs)
+    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
+    plain, coded = folder / "plain.json", folder / "coded.json"
+    plain.write_text(json.dumps(config))
+    coded.write_text(json.dumps({**config, "label_codes": {"3": {"category": tube, "type": tube}}}))
+    return plain, coded, tube
+
+
 def test_label_codes_carried_only_from_the_runs_own_package_and_only_when_valid(tiny_set, tmp_path, capsys,
                                                                                   monkeypatch, caplog):
     """A run replacing another (--overwrite) took the replaced package's codes; codes that no longer fit made a
@@ -415,11 +425,8 @@ def test_label_codes_carried_only_from_the_runs_own_package_and_only_when_valid(
     import logging
 
     out = tmp_path / "model"
-    config = tiny_training_config(epochs=2)
-    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
-    plain, coded = tmp_path / "plain.json", tmp_path / "coded.json"
-    plain.write_text(json.dumps(config))
-    coded.write_text(json.dumps({**config, "label_codes": {"3": {"category": tube, "type": tube}}}))
+    plain, coded, tube = _plain_and_coded_configs(tmp_path, epochs=2)
+    config = json.loads(plain.read_text())
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(coded))) == 0
     # another run replaces it, is stopped, and resumed: the replaced package's codes are not its own
     assert _interrupted_in_second_epoch(_train_cli(*tiny_set, out, "-c", str(plain), "--overwrite", "--seed", "9"),
@@ -542,11 +549,7 @@ def test_codes_reach_a_card_in_another_encoding_and_a_package_made_again_takes_t
     """A card with a Latin-1 byte stopped the recoding with a UnicodeDecodeError traceback; a package whose weights
     were deleted gave its leftover model.json's codes to the package made again, not the checkpoint's."""
     out = tmp_path / "model"
-    config = tiny_training_config(epochs=1)
-    tube = {"scheme": "SCT", "value": "260787004", "meaning": "Physical object"}
-    plain, coded = tmp_path / "plain.json", tmp_path / "coded.json"
-    plain.write_text(json.dumps(config))
-    coded.write_text(json.dumps({**config, "label_codes": {"3": {"category": tube, "type": tube}}}))
+    plain, coded, tube = _plain_and_coded_configs(tmp_path, epochs=1)
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain))) == 0
     card = out / "MODEL_CARD.md"
     card.write_bytes(card.read_bytes() + b"\nNotiz: f\xfcr 42\n")
