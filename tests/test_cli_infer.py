@@ -214,6 +214,9 @@ def test_help_is_fast_and_does_not_import_torch():
                              ["infer", "a", "b", "--series", "3"]], 2)
     assert "--reference was given 1 time(s) for 2 input(s)" in result.stderr
     assert "--series applies to one DICOM folder at a time" in result.stderr
+    # nor does a training folder that is not there
+    result = _without_torch([["train", "--images", "no-images", "--labels", "no-labels", "-o", "m"]], 1)
+    assert result.stderr.strip() == "medseg: error: no-labels: no such folder"
 
 
 def test_python_dash_m_entry_point():

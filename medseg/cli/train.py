@@ -40,6 +40,13 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     $ medseg train --images imagesTr --labels labelsTr -c configs/train/hippocampus.json -o my_model
     $ medseg infer scan.nii.gz --model my_model
     """
+    if resume and overwrite:
+        raise click.UsageError("--resume continues the checkpoint and --overwrite starts again: choose one")
+    from medseg.errors import TrainingError
+
+    for folder in (labels, images):  # before torch and MONAI are imported (seconds), as pairing would say it
+        if not folder.is_dir():
+            raise TrainingError(f"{folder}: no such folder")
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
     from medseg.package import CONFIG_NAME, shipped_package_path
@@ -62,8 +69,6 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     from medseg.train import train as run_training
 
     # everything that can be checked without reading a volume fails first: output folder, config, pairing
-    if resume and overwrite:
-        raise click.UsageError("--resume continues the checkpoint and --overwrite starts again: choose one")
     check_output_folder(output, overwrite=overwrite, resume=resume)
     overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("fold", fold)) if v is not None}
     if config_path is not None:
@@ -73,7 +78,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     if config_path is None:
         from dataclasses import replace
 
-        from medseg.errors import InputError, TrainingError
+        from medseg.errors import InputError
         from medseg.io.dataset_json import find_dataset_json, read_dataset_json
         from medseg.train import started_without_names
 
