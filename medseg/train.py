@@ -559,14 +559,23 @@ def checkpoint_stamp(out_dir: Path | str) -> tuple[int, int] | None:
     return status.st_ino, status.st_mtime_ns
 
 
+def _started_config(out_dir: Path | str) -> dict | None:
+    """The package config the checkpoint in ``out_dir`` was started with (its record's ``config``), or None when
+    there is no readable record."""
+    try:
+        config = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def checkpoint_tile(out_dir: Path | str) -> list[int] | None:
     """The tile (``inference.roi_size``) the checkpoint in ``out_dir`` was started with, or None (no readable
     record): a run without a config resumes on its own tile, not on one sized anew from the data (which a run
     started before the default tile followed the planes had as 128 × 128, and which a replaced case may change)."""
     try:
-        state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
-        tile = state["config"]["inference"]["roi_size"]
-    except (OSError, ValueError, KeyError, TypeError):
+        tile = (_started_config(out_dir) or {})["inference"]["roi_size"]
+    except (KeyError, TypeError):
         return None
     if isinstance(tile, list) and len(tile) == 2 and all(isinstance(v, int) and v > 0 for v in tile):
         return tile
@@ -577,9 +586,8 @@ def started_without_names(out_dir: Path | str) -> bool:
     """Whether the checkpoint in ``out_dir`` was started by a default config that named its labels ``label_N`` (no
     dataset.json then: every run before medseg read them)."""
     try:
-        state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
-        labels = {int(v): str(name) for v, name in state["config"]["labels"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        labels = {int(v): str(name) for v, name in (_started_config(out_dir) or {})["labels"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
         return False
     return all(name == default_label_name(v) for v, name in labels.items())
 
@@ -592,9 +600,8 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: 
     settings" of a config the user never gave."""
     declared = names
     try:
-        state = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())
-        names = {int(v): str(name) for v, name in state["config"]["labels"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        names = {int(v): str(name) for v, name in (_started_config(out_dir) or {})["labels"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
         return  # no record to compare: check_resume says what is wrong with the checkpoint
     started, now = set(names), set(found) | {0} | set(declared or {})
     renamed = [v for v in sorted(started & now) if v != 0 and names[v] != default_label_name(v, declared)]
@@ -866,9 +873,10 @@ def train(
             if carried:
                 package_config["label_codes"] = carried
         if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
+            kept = load_package(out_dir)
             # the checkpoint's copy first: a record that cannot be written leaves the package untouched
-            _record_codes(out_dir, package_config.get("label_codes") or load_package(out_dir).config.get("label_codes"))
-            package, recoded = _recoded(out_dir, package_config.get("label_codes"))
+            _record_codes(out_dir, package_config.get("label_codes") or kept.config.get("label_codes"))
+            package, recoded = _recoded(kept, package_config.get("label_codes"))
             if on_kept is not None:
                 on_kept(recoded)
             return package
@@ -1009,14 +1017,13 @@ def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | N
         return True
 
     path = out_dir / CONFIG_NAME
-    try:
-        package = json.loads(path.read_text())
-        own = state.get("package_sha256") is not None and state.get("package_sha256") == package["weights"]["sha256"]
-        found = package.get("label_codes") or None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        own, found = False, None
-    if own and not (out_dir / package.get("weights", {}).get("file", "weights.safetensors")).is_file():
-        own = False  # a package being made again: its record stays with the checkpoint
+    package = _folder_config(out_dir) or {}
+    weights = package.get("weights") if isinstance(package.get("weights"), dict) else {}
+    found = package.get("label_codes") if isinstance(package.get("label_codes"), dict) else None
+    found = found or None
+    # the run's own package: the one its checkpoint last wrote, still whole (not one being made again)
+    own = (state.get("package_sha256") is not None and state.get("package_sha256") == weights.get("sha256")
+           and (out_dir / str(weights.get("file", "weights.safetensors"))).is_file())
     if own and (not found or fitting(found, str(path))):
         return found
     codes = state.get("label_codes") or None
@@ -1031,12 +1038,18 @@ def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | N
     return codes
 
 
-def _folder_codes(out_dir: Path) -> dict | None:
-    """The ``label_codes`` of the package config in ``out_dir``, if one is there and readable."""
+def _folder_config(out_dir: Path) -> dict | None:
+    """The package config in ``out_dir`` as its file holds it (not validated), if one is there and readable."""
     try:
-        codes = json.loads((Path(out_dir) / CONFIG_NAME).read_text()).get("label_codes")
-    except (OSError, ValueError, AttributeError):
+        config = json.loads((Path(out_dir) / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
         return None
+    return config if isinstance(config, dict) else None
+
+
+def _folder_codes(out_dir: Path) -> dict | None:
+    """The ``label_codes`` of the package config in ``out_dir``, if one is there, readable and has some."""
+    codes = (_folder_config(out_dir) or {}).get("label_codes")
     return codes if isinstance(codes, dict) and codes else None
 
 
@@ -1051,11 +1064,11 @@ def _record_codes(out_dir: Path, codes: dict | None) -> None:
             temp.write_text(json.dumps(record, indent=1))
 
 
-def _recoded(out_dir: Path, codes: dict | None) -> tuple[ModelPackage, bool]:
-    """The finished package in ``out_dir``, its ``label_codes`` (and the card's line on them) rewritten to ``codes``
-    where they differ (codes do not change training, so a finished run takes new ones without training); True when
-    rewritten. The rest of the card is kept as it is (it may have been edited)."""
-    package = load_package(out_dir)
+def _recoded(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, bool]:
+    """The finished ``package``, its ``label_codes`` (and the card's line on them) rewritten to ``codes`` where they
+    differ (codes do not change training, so a finished run takes new ones without training); True when rewritten.
+    The rest of the card is kept as it is (it may have been edited)."""
+    out_dir = package.path
     if not codes or package.config.get("label_codes") == codes:
         return package, False
     config = {**package.config, "label_codes": codes}
@@ -1071,7 +1084,7 @@ def _recoded(out_dir: Path, codes: dict | None) -> tuple[ModelPackage, bool]:
         if text is not None:
             temps[1].write_text(text, errors="surrogateescape")
     log.info("%s: label_codes written into the finished package", out_dir)
-    return load_package(out_dir), True
+    return ModelPackage(path=out_dir, config=config), True  # the weights, checked on loading, are unchanged
 
 
 def _card_with_codes(card: str, config: dict) -> str | None:
