@@ -162,17 +162,20 @@ def _concept(code: dict):
     return CodedConcept(value=str(code["value"]), scheme_designator=str(code["scheme"]), meaning=str(code["meaning"]))
 
 
-def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str], warn_missing: bool = True
-                   ) -> np.ndarray:
+def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str], warn_missing: bool = True,
+                   label_codes: dict | None = None) -> np.ndarray:
     """The labels of a DICOM SEG on the grid of ``volume``, the source series it was made from (read with
     :func:`medseg.io.images.read_image`): the inverse of :func:`write_dicom_seg`, frame by referenced source image
     (or frame), so nothing is resampled. Also reads another tool's SEG given as a reference (BINARY or LABELMAP).
 
-    Segments are matched to ``label_names`` by their label, regardless of case where that singles one out. Refused
-    with :class:`InputError` naming the file: a SEG of another series or of images outside this one, a segment the
-    names do not hold, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds
-    one label per voxel), a frame that does not lie on the source image it references. A label without a segment
-    is read as absent, with a warning (``warn_missing``; not on a second reading, as the report's).
+    Segments are matched to ``label_names`` by their label, regardless of case where that singles one out; a segment
+    no name fits is matched by its coded type and type modifier to the one label of ``label_codes`` (a package's:
+    label value → ``category``, ``type``, optional ``modifier``) that has them. Refused with :class:`InputError`
+    naming the file: a SEG of another series or of images outside this one, a segment that neither names nor codes
+    fit, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds one label per
+    voxel), a frame that does not lie on the source image it references. A label without a segment
+    is read as absent, with a warning; a segment whose name fits one label and whose codes another is matched by its
+    name, with a warning (both warnings: ``warn_missing``; not on a second reading, as the report's).
     """
     import highdicom as hd
 
@@ -196,7 +199,7 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     if source.series_uid and referenced and source.series_uid not in referenced:
         raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
                          f"{volume.source} (series {source.series_uid})")
-    segments = _segment_labels(seg, label_names, path)
+    segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
     slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
               for p, f in zip(source.paths, source.frames)]
@@ -236,13 +239,21 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     return labels
 
 
-def _segment_labels(seg, label_names: dict[int, str], path: Path) -> dict[int, tuple[int, str]]:
+def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: dict | None = None,
+                    warn: bool = True) -> dict[int, tuple[int, str]]:
     """Segment number → (label value, segment label), matched by name: exactly, else regardless of case where that
-    singles one model label out. A LABELMAP SEG's segment 0 (its background) is no segment to match."""
+    singles one model label out, else by the segment's codes (see :func:`read_dicom_seg`). A LABELMAP SEG's segment
+    0 (its background) is no segment to match. A name whose segment's codes are another label's is warned of
+    (``warn``; told at info level on a second reading)."""
     by_name = {str(name)[:64]: int(value) for value, name in label_names.items() if int(value) != 0}
     folded: dict[str, list[int]] = {}
     for name, value in by_name.items():
         folded.setdefault(name.casefold(), []).append(value)
+    known = {int(value): str(name) for value, name in label_names.items()}
+    by_codes: dict[tuple, list[int]] = {}
+    for value, concepts in (label_codes or {}).items():
+        if int(value) in known and int(value) != 0 and concepts.get("type"):
+            by_codes.setdefault(_identity(concepts), []).append(int(value))
     segments = {}
     for item in seg.SegmentSequence:
         number, label = int(item.SegmentNumber), str(item.SegmentLabel)
@@ -253,10 +264,58 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path) -> dict[int, t
             raise InputError(f"{path}: segment {number} '{label}' matches more than one label of the model regardless "
                              f"of case ({', '.join(n for n in by_name if n.casefold() == label.casefold())}); name "
                              "the segment exactly as one of them")
-        if not matches:
+        identity, described = _segment_identity(item)
+        coded_as = by_codes.get(identity, []) if identity else []
+        if matches:
+            if coded_as and matches[0] not in coded_as:
+                log.log(logging.WARNING if warn else logging.INFO,
+                        "%s: segment %d '%s' is coded %s, which are the codes of label '%s'; matched by its name to "
+                        "'%s'", path, number, label, described, known[coded_as[0]], known[matches[0]])
+        elif not by_codes:
             raise InputError(f"{path}: segment {number} '{label}' is not a label of the model ({', '.join(by_name)})")
+        elif len(coded_as) == 1:
+            matches = coded_as
+            log.info("%s: segment %d '%s' matched to label '%s' by its codes (%s)", path, number, label,
+                     known[coded_as[0]], described)
+        else:
+            fit = (f"fit more than one ({', '.join(known[v] for v in coded_as)}); name the segment as one of them"
+                   if coded_as else "fit none of them")
+            raise InputError(f"{path}: segment {number} '{label}' is not a label of the model ({', '.join(by_name)}), "
+                             f"and its codes ({described or 'none'}) {fit}")
         segments[number] = (matches[0], label)
     return segments
+
+
+def _identity(concepts: dict) -> tuple:
+    """What a label's codes say it is: its type and type modifier as (scheme, value) pairs; the category, which
+    writers choose differently for the same structure, is left out."""
+    modifier = concepts.get("modifier")
+    return (_key(concepts["type"]), (_key(modifier),) if modifier else ())
+
+
+def _key(code: dict) -> tuple[str, str]:
+    return str(code["scheme"]).strip(), str(code["value"]).strip()
+
+
+def _segment_identity(item) -> tuple[tuple | None, str]:
+    """A SEG segment's type and type modifiers as :func:`_identity` gives a label's, and the same in words; the
+    modifiers are read where the standard puts them (in the type's code item) or on the segment item, where older
+    writers put them. (None, "") for a segment without a type."""
+    types = item.get("SegmentedPropertyTypeCodeSequence") or []
+    if not types:
+        return None, ""
+    kind = types[0]
+    modifiers = list(kind.get("SegmentedPropertyTypeModifierCodeSequence") or []) or list(
+        item.get("SegmentedPropertyTypeModifierCodeSequence") or [])
+    concepts = [_code_of(c) for c in [kind, *modifiers]]
+    described = ", ".join(f"{c['meaning']} ({c['scheme']} {c['value']})" for c in concepts)
+    return (_key(concepts[0]), tuple(sorted(_key(c) for c in concepts[1:]))), described
+
+
+def _code_of(item) -> dict:
+    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""
+    return {"scheme": str(item.get("CodingSchemeDesignator", "")), "value": str(value),
+            "meaning": str(item.get("CodeMeaning", ""))}
 
 
 def _segment_mask(seg, number: int, slices: list[tuple[str, int | None]], shape, options: dict, path: Path,
@@ -404,7 +463,8 @@ def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | N
 def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | str | None = None,
                          warn_skipped: bool = True, warn_missing: bool = True) -> tuple[Volume, Volume]:
     """As :func:`read_seg_volume`, with the source series it read (a caller that shows the image reads it once;
-    ``warn_skipped`` as for :func:`medseg.io.images.read_image`, ``warn_missing`` as for :func:`read_dicom_seg`)."""
+    ``warn_skipped`` as for :func:`medseg.io.images.read_image`, ``warn_missing`` as for :func:`read_dicom_seg`).
+    Segments are matched to the sidecar's labels by name, else by the ``label_codes`` it records."""
     from medseg.io.images import read_image
 
     path = Path(path)
@@ -423,7 +483,7 @@ def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | st
             raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found; the SEG "
                              "is scored on the source images it references")
     source = read_image(source_path, series=recorded_series(sidecar), warn_skipped=warn_skipped)
-    array = read_dicom_seg(path, source, labels, warn_missing=warn_missing)
+    array = read_dicom_seg(path, source, labels, warn_missing=warn_missing, label_codes=sidecar.get("label_codes"))
     labels_volume = Volume(array=array, affine=source.affine, source=Path(path),
                            info={"dicom_seg_source": str(source_path)})
     return labels_volume, source

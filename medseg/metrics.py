@@ -395,7 +395,7 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
     """A reference that is a DICOM SEG (another tool's, or a reader's), placed frame by frame on the DICOM series the
     prediction was made from (its sidecar records the series and the model's label names; ``labels``, when given,
     name them instead); segments are matched to the labels by name, regardless of case where that singles one
-    out."""
+    out, else by the package codes the sidecar records (not with other ``labels``)."""
     from medseg.dicom_seg import read_seg_with_source
 
     path = Path(path)
@@ -403,7 +403,10 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
         raise InputError(f"{path}: no such file")
     sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
     if labels:
-        sidecar = {**sidecar, "labels": {str(k): v for k, v in labels.items()}}
+        named = {str(k): str(v) for k, v in labels.items()}
+        if named != {str(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}:
+            sidecar = {**sidecar, "label_codes": {}}  # the sidecar's codes are of its own labels
+        sidecar = {**sidecar, "labels": named}
     # a second reading of the case's input: its skipped files and series choice were told when it was segmented
     return read_seg_with_source(path, sidecar, warn_skipped=False)[0]
 

@@ -166,7 +166,7 @@ def segment_case(
 
         check_reference_exists(reference, input_path)
         if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments
-            ref_volume = _seg_reference(reference, volume, segmenter.package.labels)
+            ref_volume = _seg_reference(reference, volume, segmenter.package.labels, segmenter.package.label_codes)
         else:
             ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
         check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
@@ -238,14 +238,15 @@ def segment_case(
     return CaseOutputs(seg_path, sidecar_path, written_metrics, record | {"metrics": metrics})
 
 
-def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]) -> Volume:
-    """A DICOM SEG reference on the grid of ``volume``, the DICOM series it segments (nothing is resampled)."""
+def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str], label_codes: dict) -> Volume:
+    """A DICOM SEG reference on the grid of ``volume``, the DICOM series it segments (nothing is resampled); its
+    segments matched to ``labels`` by name, else by the package's ``label_codes``."""
     from medseg.dicom_seg import read_dicom_seg
 
     if volume.dicom is None:
         raise InputError(f"{reference}: a DICOM SEG reference is placed on the DICOM series it segments, and "
                          f"{volume.source} is not a DICOM series folder; nothing segmented or written")
-    array = read_dicom_seg(reference, volume, labels)
+    array = read_dicom_seg(reference, volume, labels, label_codes=label_codes)
     return Volume(array=array, affine=volume.affine, source=Path(reference),
                   info={"dicom_seg_source": str(volume.source)})
 
@@ -290,6 +291,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "shape": list(volume.shape),
         "affine": volume.affine.tolist(),
         "labels": {str(k): v for k, v in package.labels.items()},
+        "label_codes": {str(k): v for k, v in package.label_codes.items()},  # what each label is, coded (or {})
         "label_voxels": {str(k): int(counts[k]) for k in package.labels},
         "label_volume_ml": {str(k): volume_ml(counts[k], volume.voxel_volume_ml) for k in package.labels},
         "model": {

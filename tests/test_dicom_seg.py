@@ -770,3 +770,108 @@ def test_reference_segs_of_multi_frame_sources_are_checked_frame_by_frame(tmp_pa
         item.ReferencedSOPInstanceUID = mapping[str(item.ReferencedSOPInstanceUID)]
     seg.save_as(tmp_path / "files_seg.dcm")
     assert np.array_equal(read_dicom_seg(tmp_path / "files_seg.dcm", files, NAMES), label_rule(files.array))
+
+
+ANTERIOR = {"category": ANATOMY, "type": HIPPOCAMPUS, "modifier": code("SCT", "255549009", "Anterior")}
+POSTERIOR = {"category": ANATOMY, "type": HIPPOCAMPUS, "modifier": code("SCT", "255551008", "Posterior")}
+
+
+def test_reference_segments_named_otherwise_are_matched_by_their_codes(tmp_path, caplog):
+    """A reader's SEG names its segments in its own words ('Hippocampus head (reader 2)') but codes them as
+    DICOM means: those segments were refused as 'not a label of the model'. Where no name fits, a segment is now
+    matched to the one label of the package whose type and type modifier it carries (wherever the writer put the
+    modifier); a name still wins, with a warning where the codes say otherwise."""
+    values = stored_values(SHAPE, seed=21)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.5), seed=5)
+    volume = read_dicom_series(tmp_path / "dcm")
+    truth = label_rule(volume.array)
+    names = {0: "background", 1: "anterior", 2: "posterior"}
+    codes = {1: ANTERIOR, 2: POSTERIOR}
+    # the reader's segment 1 is the posterior part, segment 2 the anterior one: numbers and names say nothing
+    swapped = np.choose(truth, [0, 2, 1]).astype(np.uint8)
+    write_dicom_seg(swapped, volume, tmp_path / "reader.dcm", {0: "bg", 1: "Hippocampus tail (reader 2)",
+                                                               2: "Hippocampus head (reader 2)"},
+                    label_codes={1: POSTERIOR, 2: ANTERIOR})
+    with caplog.at_level("INFO"):
+        read = read_dicom_seg(tmp_path / "reader.dcm", volume, names, label_codes=codes)
+    np.testing.assert_array_equal(read, truth)
+    assert any("reader.dcm: segment 1 'Hippocampus tail (reader 2)' matched to label 'posterior' by its codes"
+               in r.getMessage() for r in caplog.records)
+    with pytest.raises(InputError, match=r"reader\.dcm: segment 1 'Hippocampus tail \(reader 2\)' is not a label of "
+                                         r"the model \(anterior, posterior\)$"):
+        read_dicom_seg(tmp_path / "reader.dcm", volume, names)  # without the package's codes: by name only
+
+    # an older writer puts the modifier on the segment item itself
+    seg = pydicom.dcmread(tmp_path / "reader.dcm")
+    for item in seg.SegmentSequence:
+        type_item = item.SegmentedPropertyTypeCodeSequence[0]
+        item.SegmentedPropertyTypeModifierCodeSequence = type_item.SegmentedPropertyTypeModifierCodeSequence
+        del type_item.SegmentedPropertyTypeModifierCodeSequence
+    seg.save_as(tmp_path / "old_writer.dcm")
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "old_writer.dcm", volume, names, label_codes=codes),
+                                  truth)
+
+    # codes that fit two labels (no modifier), or none, are refused naming the segment and its codes
+    whole = {"category": ANATOMY, "type": HIPPOCAMPUS}
+    write_dicom_seg((truth > 0).astype(np.uint8), volume, tmp_path / "whole.dcm", {0: "bg", 1: "Hippocampus"},
+                    label_codes={1: whole})
+    with pytest.raises(InputError, match=r"whole\.dcm: segment 1 'Hippocampus' is not a label of the model \(anterior, "
+                                         r"posterior\), and its codes \(Hippocampus \(SCT 5366008\)\) fit none of "
+                                         r"them$"):
+        read_dicom_seg(tmp_path / "whole.dcm", volume, names, label_codes=codes)
+    with pytest.raises(InputError, match=r"whole\.dcm: segment 1 'Hippocampus' is not a label of the model \(left, "
+                                         r"right\), and its codes \(Hippocampus \(SCT 5366008\)\) fit more than one "
+                                         r"\(left, right\); name the segment as one of them$"):
+        read_dicom_seg(tmp_path / "whole.dcm", volume, {0: "bg", 1: "left", 2: "right"},
+                       label_codes={1: whole, 2: whole})
+
+    # a name that fits wins over codes that do not, with a warning
+    write_dicom_seg(truth, volume, tmp_path / "named.dcm", names, label_codes={1: POSTERIOR, 2: ANTERIOR})
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read = read_dicom_seg(tmp_path / "named.dcm", volume, names, label_codes=codes)
+    np.testing.assert_array_equal(read, truth)
+    assert any("named.dcm: segment 1 'anterior' is coded Hippocampus (SCT 5366008), Posterior (SCT 255551008), "
+               "which are the codes of label 'posterior'; matched by its name to 'anterior'" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_infer_and_evaluate_match_a_readers_seg_by_the_packages_codes(tmp_path, capsys, tiny_package):
+    """The sidecar records the package's codes, so `evaluate` (and the report) match a reference SEG's segments by
+    them as `infer --reference` does."""
+    coded_package = tmp_path / "coded"
+    shutil.copytree(tiny_package.path, coded_package)
+    config = json.loads((coded_package / "model.json").read_text())
+    config["label_codes"] = {"1": ANTERIOR, "2": POSTERIOR}
+    (coded_package / "model.json").write_text(json.dumps(config))
+    write_series(tmp_path / "case7", stored_values((40, 36, 6), seed=22) + 900, slice_positions(6, 3.0))
+    volume = read_dicom_series(tmp_path / "case7")
+
+    def cli(*args) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", *args])
+        return exit_info.value.code
+
+    model = ["--device", "cpu", "--model", str(coded_package)]
+    assert cli("infer", str(tmp_path / "case7"), "-o", str(tmp_path / "nii"), *model) == 0
+    sidecar = json.loads((tmp_path / "nii" / "case7_seg.json").read_text())
+    assert sidecar["label_codes"] == {"1": ANTERIOR, "2": POSTERIOR}
+    predicted = np.asarray(nib.load(tmp_path / "nii" / "case7_seg.nii.gz").dataobj)
+    reference = predicted.copy()
+    reference[:, :, 2] = 0
+    write_dicom_seg(np.choose(reference, [0, 2, 1]).astype(np.uint8), volume, tmp_path / "reader.dcm",
+                    {0: "bg", 1: "Posterior hippocampus", 2: "Anterior hippocampus"},
+                    label_codes={1: POSTERIOR, 2: ANTERIOR})
+    nib.save(nib.Nifti1Image(reference, nib.load(tmp_path / "nii" / "case7_seg.nii.gz").affine),
+             tmp_path / "reference.nii.gz")
+    capsys.readouterr()
+    assert cli("evaluate", str(tmp_path / "nii" / "case7_seg.nii.gz"), str(tmp_path / "reference.nii.gz"),
+               "--json") == 0
+    expected = {k: v["dice"] for k, v in json.loads(capsys.readouterr().out)["labels"].items()}
+    assert min(expected.values()) < 1.0
+    assert cli("evaluate", str(tmp_path / "nii" / "case7_seg.nii.gz"), str(tmp_path / "reader.dcm"), "--json") == 0
+    assert {k: v["dice"] for k, v in json.loads(capsys.readouterr().out)["labels"].items()} == expected
+    assert cli("infer", str(tmp_path / "case7"), "-o", str(tmp_path / "scored"), "--reference",
+               str(tmp_path / "reader.dcm"), *model) == 0
+    record = json.loads((tmp_path / "scored" / "case7_metrics.json").read_text())
+    assert {k: v["dice"] for k, v in record["labels"].items()} == expected
