@@ -668,6 +668,29 @@ def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, ca
         read_dataset_json(path)
 
 
+def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(tiny_set, tmp_path, capsys,
+                                                                                config_file):
+    """With -c the config's labels win, and a dataset.json beside the folders was passed over in silence: a user
+    whose config names label 1 what the dataset calls label 2 trained a model that names them wrongly. Names that
+    differ from the dataset.json's (beyond letter case) are now told in one line; nothing is said where they agree,
+    or where the dataset.json cannot be read (the config is what the user asked for)."""
+    images, labels = _dataset_folder(tiny_set, tmp_path / "Task09",
+                                     {"0": "background", "1": "Box", "2": "Ellipsoid", "3": "Tube"})
+    dataset = tmp_path / "Task09" / "dataset.json"
+    args = ["-c", str(config_file), "--epochs", "1"]
+    assert _exit_code(_train_cli(images, labels, tmp_path / "m1", *args)) == 0
+    told = [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line]
+    assert told == [f"warning: {dataset} names labels 1 Box, 2 Ellipsoid; the config {config_file} names them "
+                    "1 ellipsoid, 2 box, and its names are the model's"]
+    assert load_package(tmp_path / "m1").labels == {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
+    dataset.write_text(json.dumps({"labels": {"background": 0, "ELLIPSOID": 1, "Box": 2, "tube": 3}}))
+    assert _exit_code(_train_cli(images, labels, tmp_path / "m2", *args)) == 0
+    assert "dataset.json" not in capsys.readouterr().err
+    dataset.write_text("{not json")
+    assert _exit_code(_train_cli(images, labels, tmp_path / "m3", *args)) == 0
+    assert "dataset.json" not in capsys.readouterr().err
+
+
 def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set, tmp_path, capsys):
     """Folders linked from elsewhere took the dataset.json of where the links led, or none; a run started before
     dataset.json files were read could not be resumed beside one; a label the dataset.json dropped was blamed on

@@ -75,6 +75,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         config = with_overrides(read_config(config_path), overrides)
         check_config(config, str(config_path))
     pairs = pair_cases(images, labels)
+    if config_path is not None and not quiet():
+        _tell_dataset_names(images, labels, config, config_path)
     if config_path is None:
         from dataclasses import replace
 
@@ -200,3 +202,26 @@ def dice_text(value: float | None) -> str:
     from medseg.numbers import dice_round_text
 
     return "n/a" if value is None else dice_round_text(value)
+
+
+def _tell_dataset_names(images: Path, labels: Path, config: dict, config_path: Path) -> None:
+    """A dataset.json beside the folders that names the labels otherwise than the config given with -c (whose names
+    are the model's): one warning line. Silent where they agree or where it cannot be read: the config was asked
+    for."""
+    from medseg.errors import InputError
+    from medseg.io.dataset_json import find_dataset_json, read_dataset_json, renamed_labels
+
+    path = find_dataset_json(images, labels)
+    try:
+        dataset = read_dataset_json(path, warn=False) if path is not None else None
+    except InputError:
+        return
+    if dataset is None:
+        return
+    theirs, ours = renamed_labels(dataset, {int(k): v for k, v in config["labels"].items()})
+    if theirs:
+        def shown(names: dict) -> str:
+            return ", ".join(f"{value} {name}" for value, name in names.items())
+
+        click.echo(f"warning: {path} names labels {shown(theirs)}; the config {config_path} names them {shown(ours)}, "
+                   "and its names are the model's", err=True)

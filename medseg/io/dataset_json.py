@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["DatasetJson", "find_dataset_json", "read_dataset_json"]
+__all__ = ["DatasetJson", "find_dataset_json", "read_dataset_json", "renamed_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +42,19 @@ def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | 
 _OR_CONFIG = "; give -c with a config of the labels to train without it"
 
 
-def read_dataset_json(path: Path | str) -> DatasetJson | None:
+def read_dataset_json(path: Path | str, warn: bool = True) -> DatasetJson | None:
     """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json``. None for
     a file that is not one medseg can take names from (not JSON, no ``labels`` mapping: a datalist, say), with a
-    warning; an :class:`InputError` naming the file for labels it cannot train as they are meant."""
+    warning (``warn``); an :class:`InputError` naming the file for labels it cannot train as they are meant."""
     path = Path(path)
+    level = logging.WARNING if warn else logging.DEBUG
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        log.warning("%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
+        log.log(level, "%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
-        log.warning("%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
+        log.log(level, "%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
         return None
     channels = doc.get("channel_names") or doc.get("modality")
     if isinstance(channels, dict) and len(channels) > 1:
@@ -77,6 +78,18 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     if licence or reference:
         data["licence"] = "; ".join(t for t in (licence, f"reference: {reference}" if reference else "") if t)
     return DatasetJson(path=path, names=names, data=data)
+
+
+def renamed_labels(dataset: DatasetJson, names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
+    """The labels a dataset.json and a config (``names``: value → name) name differently, beyond letter case, as
+    (the dataset.json's names, the config's); a value only one of them has is named "no label" by the other. Both
+    empty where they agree."""
+    theirs, ours = {}, {}
+    for value in sorted(set(dataset.names) | {int(v) for v in names}):
+        a, b = dataset.names.get(value), names.get(value)
+        if a is None or b is None or a.casefold() != str(b).strip().casefold():
+            theirs[value], ours[value] = a or "no label", "no label" if b is None else str(b)
+    return theirs, ours
 
 
 def _names(labels: dict, path: Path) -> dict[int, str]:
