@@ -174,8 +174,8 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     naming the file: a SEG of another series or of images outside this one, a segment that neither names nor codes
     fit, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds one label per
     voxel), a frame that does not lie on the source image it references. A label without a segment
-    is read as absent, with a warning; a segment whose name fits one label and whose codes another is matched by its
-    name, with a warning (both warnings: ``warn_missing``; not on a second reading, as the report's).
+    is read as absent, with a warning; a segment whose name fits one coded label and whose codes another is matched by
+    its name, with a warning (both warnings: ``warn_missing``; not on a second reading, as the report's).
     """
     import highdicom as hd
 
@@ -243,17 +243,19 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
                     warn: bool = True) -> dict[int, tuple[int, str]]:
     """Segment number → (label value, segment label), matched by name: exactly, else regardless of case where that
     singles one model label out, else by the segment's codes (see :func:`read_dicom_seg`). A LABELMAP SEG's segment
-    0 (its background) is no segment to match. A name whose segment's codes are another label's is warned of
-    (``warn``; told at info level on a second reading)."""
+    0 (its background) is no segment to match. A name matched to a coded label whose segment's codes are another
+    label's is warned of (``warn``; told at info level on a second reading)."""
     by_name = {str(name)[:64]: int(value) for value, name in label_names.items() if int(value) != 0}
     folded: dict[str, list[int]] = {}
     for name, value in by_name.items():
         folded.setdefault(name.casefold(), []).append(value)
     known = {int(value): str(name) for value, name in label_names.items()}
     by_codes: dict[tuple, list[int]] = {}
+    coded = set()
     for value, concepts in (label_codes or {}).items():
         if int(value) in known and int(value) != 0 and concepts.get("type"):
             by_codes.setdefault(_identity(concepts), []).append(int(value))
+            coded.add(int(value))
     segments = {}
     for item in seg.SegmentSequence:
         number, label = int(item.SegmentNumber), str(item.SegmentLabel)
@@ -267,7 +269,8 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
         identity, described = _segment_identity(item)
         coded_as = by_codes.get(identity, []) if identity else []
         if matches:
-            if coded_as and matches[0] not in coded_as:
+            # (an uncoded label's own segments are coded Tissue, which another label may be coded as: no warning)
+            if coded_as and matches[0] not in coded_as and matches[0] in coded:
                 log.log(logging.WARNING if warn else logging.INFO,
                         "%s: segment %d '%s' is coded %s, which are the codes of label '%s'; matched by its name to "
                         "'%s'", path, number, label, described, known[coded_as[0]], known[matches[0]])

@@ -344,17 +344,19 @@ def evaluate_files(
     ref_path: Path | str,
     labels: dict[int, str] | None = None,
     case_id: str | None = None,
+    label_codes: dict | None = None,
 ) -> dict:
     """Read two label images and score them; labels default to the values present, named ``label_N``.
 
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
-    (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG (:func:`read_seg_reference`)."""
+    (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG (:func:`read_seg_reference`;
+    ``label_codes``, a model package's, match its segments where no name does)."""
     from medseg.io.atomic import sha256_of
 
     pred = read_prediction(pred_path, labels)
     pred.source_sha256 = sha256_of(pred_path)
     if is_dicom_file(ref_path):
-        ref = read_seg_reference(ref_path, pred_path, labels)
+        ref = read_seg_reference(ref_path, pred_path, labels, label_codes)
     else:
         ref = read_reference(ref_path, labels)
     if labels is None:
@@ -391,11 +393,13 @@ def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
                          f"{sidecar_path} of the prediction, which cannot be read ({error})") from error
 
 
-def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None) -> Volume:
+def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None,
+                       label_codes: dict | None = None) -> Volume:
     """A reference that is a DICOM SEG (another tool's, or a reader's), placed frame by frame on the DICOM series the
     prediction was made from (its sidecar records the series and the model's label names; ``labels``, when given,
     name them instead); segments are matched to the labels by name, regardless of case where that singles one
-    out, else by the package codes the sidecar records (not with other ``labels``)."""
+    out, else by their codes: ``label_codes`` when given (a model package's, with its ``labels``), else those the
+    sidecar records (not when ``labels`` name the labels otherwise)."""
     from medseg.dicom_seg import read_seg_with_source
 
     path = Path(path)
@@ -403,10 +407,14 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
         raise InputError(f"{path}: no such file")
     sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
     if labels:
-        named = {str(k): str(v) for k, v in labels.items()}
-        if named != {str(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}:
+        def named(names: dict) -> dict[str, str]:
+            return {str(k): str(v) for k, v in names.items() if int(k) != 0}  # what background is called does not count
+
+        if named(labels) != named(sidecar.get("labels") or {}):
             sidecar = {**sidecar, "label_codes": {}}  # the sidecar's codes are of its own labels
-        sidecar = {**sidecar, "labels": named}
+        sidecar = {**sidecar, "labels": {str(k): v for k, v in labels.items()}}
+    if label_codes is not None:
+        sidecar = {**sidecar, "label_codes": {str(k): v for k, v in label_codes.items()}}
     # a second reading of the case's input: its skipped files and series choice were told when it was segmented
     return read_seg_with_source(path, sidecar, warn_skipped=False)[0]
 

@@ -875,3 +875,74 @@ def test_infer_and_evaluate_match_a_readers_seg_by_the_packages_codes(tmp_path, 
                str(tmp_path / "reader.dcm"), *model) == 0
     record = json.loads((tmp_path / "scored" / "case7_metrics.json").read_text())
     assert {k: v["dice"] for k, v in record["labels"].items()} == expected
+
+
+def test_codes_added_to_a_package_reach_kept_cohort_cases_and_evaluate_model(tmp_path, capsys, caplog,
+                                                                             tiny_package):
+    """Codes change no segmentation, so a cohort keeps its cases when a package gains them; but its sidecars kept
+    no codes, and a reader's SEG scored against them stayed 'not a label of the model' for good. A kept case's
+    sidecar now takes the package's codes and its scores against a DICOM SEG are made again; `evaluate --model`
+    matches by the model's codes where the sidecar has none. An uncoded label's own SEG segment (coded Tissue) is
+    not 'coded as' a label the package codes Tissue."""
+    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
+
+    package = tmp_path / "pkg"
+    shutil.copytree(tiny_package.path, package)
+    write_series(tmp_path / "case6", stored_values((40, 36, 6), seed=23) + 900, slice_positions(6, 3.0))
+    volume = read_dicom_series(tmp_path / "case6")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"case_id\timage\treference\ncase6\t{tmp_path / 'case6'}\t{tmp_path / 'reader.dcm'}\n")
+    samples = read_samples(sheet)
+    results = tmp_path / "cohort"
+    infer_cases(samples, results, InferOptions(model=str(package), device="cpu"))
+    predicted = np.asarray(nib.load(results / "cases" / "case6" / "case6_seg.nii.gz").dataobj)
+    reference = predicted.copy()
+    reference[:, :, 1] = 0
+    write_dicom_seg(np.choose(reference, [0, 2, 1]).astype(np.uint8), volume, tmp_path / "reader.dcm",
+                    {0: "bg", 1: "Posterior hippocampus", 2: "Anterior hippocampus"},
+                    label_codes={1: POSTERIOR, 2: ANTERIOR})
+    outcome = evaluate_cases(samples, results).cases[0]
+    assert outcome.outcome == "failed" and "is not a label of the model (first, second)" in outcome.error
+
+    config = json.loads((package / "model.json").read_text())
+    config["label_codes"] = {"1": ANTERIOR, "2": POSTERIOR}
+    (package / "model.json").write_text(json.dumps(config))
+    kept = infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu")).cases[0]
+    assert (kept.outcome, kept.reused) == ("ok", True)
+    sidecar = json.loads((results / "cases" / "case6" / "case6_seg.json").read_text())
+    assert sidecar["label_codes"] == {"1": ANTERIOR, "2": POSTERIOR}
+    scored = evaluate_cases(read_samples(sheet), results).cases[0]
+    assert (scored.outcome, scored.reused) == ("ok", False)
+    dice = {k: v["dice"] for k, v in json.loads(
+        (results / "cases" / "case6" / "case6_metrics.json").read_text())["labels"].items()}
+    assert min(dice.values()) < 1.0 and len(dice) == 2
+    again = infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu")).cases[0]
+    assert again.reused and evaluate_cases(read_samples(sheet), results).cases[0].reused  # nothing more to do
+
+    # evaluate --model: the model's codes where the prediction's sidecar has none (written before it had them)
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(results / "cases" / "case6" / "case6_seg.nii.gz", old)
+    (old / "case6_seg.json").write_text(json.dumps({k: v for k, v in sidecar.items() if k != "label_codes"}))
+
+    def cli(*args) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", *args])
+        return exit_info.value.code
+
+    capsys.readouterr()
+    assert cli("evaluate", str(old / "case6_seg.nii.gz"), str(tmp_path / "reader.dcm")) == 1
+    assert "segment 1 'Posterior hippocampus' is not a label of the model (first, second)" in capsys.readouterr().err
+    assert cli("evaluate", str(old / "case6_seg.nii.gz"), str(tmp_path / "reader.dcm"), "--model", str(package),
+               "--json") == 0
+    assert {k: v["dice"] for k, v in json.loads(capsys.readouterr().out)["labels"].items()} == dice
+
+    # label 1 coded Tissue on purpose, label 2 uncoded (written as Tissue too): read back by name, no warning
+    labels = {0: "background", 1: "soft", 2: "other"}
+    tissue = {"category": code("SCT", "85756007", "Tissue"), "type": code("SCT", "85756007", "Tissue")}
+    write_dicom_seg(reference, volume, tmp_path / "own.dcm", labels, label_codes={1: tissue})
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read = read_dicom_seg(tmp_path / "own.dcm", volume, labels, label_codes={1: tissue})
+    np.testing.assert_array_equal(read, reference)
+    assert not [r for r in caplog.records if "coded" in r.getMessage()]

@@ -683,9 +683,15 @@ def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(
     assert told == [f"warning: {dataset} names labels 1 Box, 2 Ellipsoid; the config {config_file} names them "
                     "1 ellipsoid, 2 box, and its names are the model's"]
     assert load_package(tmp_path / "m1").labels == {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
-    dataset.write_text(json.dumps({"labels": {"background": 0, "ELLIPSOID": 1, "Box": 2, "tube": 3}}))
-    assert _exit_code(_train_cli(images, labels, tmp_path / "m2", *args)) == 0
+    dataset.write_text(json.dumps({"labels": {"bg": 0, "ELLIPSOID": 1, "Box": 2, "tube": 3}}))  # background's
+    assert _exit_code(_train_cli(images, labels, tmp_path / "m2", *args)) == 0  # name does not count
     assert "dataset.json" not in capsys.readouterr().err
+    # a dataset.json medseg could not train from itself is still compared: its 'ignore' voxels would become tubes
+    dataset.write_text(json.dumps({"labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "ignore"}}))
+    assert _exit_code(_train_cli(images, labels, tmp_path / "m4", *args)) == 0
+    assert [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line] == [
+        f"warning: {dataset} names labels 3 ignore; the config {config_file} names them 3 tube, and its names are "
+        "the model's"]
     dataset.write_text("{not json")
     assert _exit_code(_train_cli(images, labels, tmp_path / "m3", *args)) == 0
     assert "dataset.json" not in capsys.readouterr().err

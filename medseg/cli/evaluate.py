@@ -32,7 +32,8 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
     Otherwise nothing is scored and the exit code is 1. Either file may be a DICOM SEG (.dcm, or a file with
     the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, its
-    segments matched to the labels by name. Empty masks: both empty gives Dice and distances null
+    segments matched to the labels by name, else by their DICOM codes (the --model's, else the sidecar's). Empty
+    masks: both empty gives Dice and distances null
     (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
     prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 
@@ -55,7 +56,7 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
             raise click.UsageError(f"-o {output}: the metrics are JSON; give a .json path that is not an input "
                                    "(nor the prediction's sidecar)")
         check_writable([output], overwrite)
-    labels = None
+    labels = codes = None
     made_by = _sidecar_model(sidecar)
     if model is not None:
         from medseg.package import load_package
@@ -64,10 +65,10 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if made_by is not None and made_by["name"] and made_by["name"] != package.name:
             raise click.UsageError(f"{prediction} was made by model {made_by['name']!r} (its sidecar says so), not "
                                    f"{package.name!r}; pass --model {made_by['name']} or leave --model out")
-        labels = package.labels
+        labels, codes = package.labels, package.label_codes
     elif made_by is not None and made_by["labels"]:
         labels = made_by["labels"]  # the label names of the model that made the prediction
-    metrics = evaluate_files(prediction, reference, labels, case_id=case_id)
+    metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
     text = metrics_json(metrics)
     if output is not None:
         with atomic_paths([output], overwrite=overwrite) as temps:

@@ -206,19 +206,16 @@ def dice_text(value: float | None) -> str:
 
 def _tell_dataset_names(images: Path, labels: Path, config: dict, config_path: Path) -> None:
     """A dataset.json beside the folders that names the labels otherwise than the config given with -c (whose names
-    are the model's): one warning line. Silent where they agree or where it cannot be read: the config was asked
-    for."""
-    from medseg.errors import InputError
-    from medseg.io.dataset_json import find_dataset_json, read_dataset_json, renamed_labels
+    are the model's): one warning line, also where medseg could not train from the dataset.json itself (an
+    ``ignore`` label the config would train as a class). Silent where they agree or where it names no labels: the
+    config was asked for."""
+    from medseg.io.dataset_json import declared_names, find_dataset_json, renamed_labels
 
     path = find_dataset_json(images, labels)
-    try:
-        dataset = read_dataset_json(path, warn=False) if path is not None else None
-    except InputError:
+    declared = declared_names(path) if path is not None else None
+    if not declared:
         return
-    if dataset is None:
-        return
-    theirs, ours = renamed_labels(dataset, {int(k): v for k, v in config["labels"].items()})
+    theirs, ours = renamed_labels(declared, {int(k): v for k, v in config["labels"].items()})
     if theirs:
         def shown(names: dict) -> str:
             return ", ".join(f"{value} {name}" for value, name in names.items())

@@ -217,6 +217,8 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
         return blocked
     done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
     if done is not None:
+        if done["outcome"] == "ok":
+            _recode_sidecar(sample, folder, package)
         log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
     if infer_kept(sample, folder, package, options):
@@ -255,6 +257,28 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
                          extra={"timings_s": outputs.record.get("timings_s"), "image_signature": signature})
     log.info("%s: segmented in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
+
+
+def _recode_sidecar(sample: Sample, folder: ResultsFolder, package) -> None:
+    """A kept segmentation's sidecar given the package's DICOM codes of its labels where they have changed since
+    (codes change no segmentation, so the case is not segmented again; they match a reference DICOM SEG's segments,
+    so a case scored against one is scored again)."""
+    from medseg.metrics import is_dicom_file
+
+    path = folder.sidecar(sample.case_id)
+    codes = {str(k): v for k, v in package.label_codes.items()}
+    try:
+        sidecar = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # not this step's to mend: scoring and the report say what is wrong with it
+    if not isinstance(sidecar, dict) or sidecar.get("label_codes", {}) == codes:
+        return
+    sidecar["label_codes"] = codes
+    with atomic_paths([path], overwrite=True) as (temp,):
+        temp.write_text(json.dumps(sidecar, indent=2) + "\n")
+    log.info("%s: the sidecar's label codes brought up to date with model %s", sample.case_id, package.name)
+    if sample.reference is not None and is_dicom_file(sample.reference):
+        folder.forget(sample.case_id, ("evaluate",))
 
 
 def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infer",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["DatasetJson", "find_dataset_json", "read_dataset_json", "renamed_labels"]
+__all__ = ["DatasetJson", "declared_names", "find_dataset_json", "read_dataset_json", "renamed_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +42,18 @@ def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | 
 _OR_CONFIG = "; give -c with a config of the labels to train without it"
 
 
-def read_dataset_json(path: Path | str, warn: bool = True) -> DatasetJson | None:
+def read_dataset_json(path: Path | str) -> DatasetJson | None:
     """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json``. None for
     a file that is not one medseg can take names from (not JSON, no ``labels`` mapping: a datalist, say), with a
-    warning (``warn``); an :class:`InputError` naming the file for labels it cannot train as they are meant."""
+    warning; an :class:`InputError` naming the file for labels it cannot train as they are meant."""
     path = Path(path)
-    level = logging.WARNING if warn else logging.DEBUG
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        log.log(level, "%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
+        log.warning("%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
-        log.log(level, "%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
+        log.warning("%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
         return None
     channels = doc.get("channel_names") or doc.get("modality")
     if isinstance(channels, dict) and len(channels) > 1:
@@ -80,13 +79,23 @@ def read_dataset_json(path: Path | str, warn: bool = True) -> DatasetJson | None
     return DatasetJson(path=path, names=names, data=data)
 
 
-def renamed_labels(dataset: DatasetJson, names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
-    """The labels a dataset.json and a config (``names``: value → name) name differently, beyond letter case, as
-    (the dataset.json's names, the config's); a value only one of them has is named "no label" by the other. Both
-    empty where they agree."""
+def declared_names(path: Path | str) -> dict[int, str] | None:
+    """The label names a ``dataset.json`` declares (value → name), whether or not medseg could train them as they
+    are (an ``ignore`` label, gaps, several channels); None where it declares none it can read. No warnings."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        return _names(doc["labels"], Path(path)) if isinstance(doc.get("labels"), dict) else None
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, InputError):
+        return None
+
+
+def renamed_labels(declared: dict[int, str], names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
+    """The labels a dataset.json (``declared``) and a config (``names``; both value → name) name differently, beyond
+    letter case, as (the dataset.json's names, the config's); a value only one of them has is named "no label" by
+    the other. Background (0) is not compared. Both empty where they agree."""
     theirs, ours = {}, {}
-    for value in sorted(set(dataset.names) | {int(v) for v in names}):
-        a, b = dataset.names.get(value), names.get(value)
+    for value in sorted((set(declared) | set(names)) - {0}):
+        a, b = declared.get(value), names.get(value)
         if a is None or b is None or a.casefold() != str(b).strip().casefold():
             theirs[value], ours[value] = a or "no label", "no label" if b is None else str(b)
     return theirs, ours
