@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 folder, what = ((args.labels, "label") if {missing[0], f"{missing[0]}_0000"} & images
                                 else (args.images, "image"))
                 print(f"{folder}: {len(missing)} validation case(s) missing, e.g. {missing[0]} (no {what}; "
-                      f"the package lists its validation cases under training.val_cases)", file=sys.stderr)
+                      f"the package lists its validation cases under training.val_cases; --cases-from all scores "
+                      "every pair in the folders instead)", file=sys.stderr)
                 return 1
             cases = [by_id[name] for name in wanted]
         segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import GeometryError, InputError
+from medseg.numbers import IMAGE_LIKE_VALUES, values_text
 from medseg.volume import Volume, volume_ml
 
 __all__ = [
@@ -104,8 +105,9 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     if labels is not None:
         unknown = sorted({int(v) for v in values} - set(labels))
         if unknown:
-            raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}, "
-                             f"given as the {role}")
+            guess = f" (an image given as the {role}?)" if len(values) > IMAGE_LIKE_VALUES else ""
+            raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
+                             f"{values_text(sorted(labels))}, given as the {role}{guess}")
     if volume.array.dtype.kind == "f":
         volume.array = volume.array.astype(np.int64)
     return volume
@@ -431,8 +433,8 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     if labels is not None:
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
         if unknown:
-            raise InputError(f"{path}: label values {unknown} are not among the model's labels {sorted(labels)}, "
-                             "given as the prediction")
+            raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
+                             f"{values_text(sorted(labels))}, given as the prediction")
     return volume
 
 

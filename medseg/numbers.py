@@ -3,9 +3,19 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["MINUS", "dice_round_text", "dice_text", "number_text", "with_minus"]
+__all__ = ["MINUS", "IMAGE_LIKE_VALUES", "dice_round_text", "dice_text", "number_text", "values_text", "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
+IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
+
+
+def values_text(values, shown: int = 8) -> str:
+    """Whole values for an error message, cut short: ``[1, 2, 3]``, or ``[26, 43, … (4000 values)]`` after ``shown``
+    of them (an image given as labels holds thousands)."""
+    values = [int(v) for v in values]
+    if len(values) <= shown:
+        return str(values)
+    return "[" + ", ".join(str(v) for v in values[:shown]) + f", … ({len(values)} values)]"
 
 
 def with_minus(text: str) -> str:

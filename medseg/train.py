@@ -32,7 +32,7 @@ from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
 from medseg.metrics import odd_values
-from medseg.numbers import dice_round_text
+from medseg.numbers import IMAGE_LIKE_VALUES, dice_round_text, values_text
 from medseg.package import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -153,8 +153,10 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
                  f"{where}: label values")
         advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else ""
+        if len(values) > IMAGE_LIKE_VALUES:
+            advice = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
         raise TrainingError(
-            f"{first} {values}, which do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
+            f"{first} {values_text(values)}, which do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
             f"(background 0), so recode the label files to consecutive values first{advice}"
         )
     return {
@@ -262,6 +264,7 @@ class TrainCase:
 
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii")
+_LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -294,8 +297,8 @@ def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
 
 
 def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False) -> list[TrainCase]:
-    """Pair images and labels by file name (a label may add ``_label``, ``_seg`` or ``_mask``; an image may add
-    nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
+    """Pair images and labels by file name (a label may add ``_label(s)``, ``_seg``, ``_mask`` or ``_gt``; an image
+    may add nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
 
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     """
@@ -314,7 +317,7 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     image_names = set(image_files) | {bare(name) for name in image_files}
 
     def stripped(name: str) -> str | None:
-        for suffix in ("_label", "_labels", "_seg", "_mask"):
+        for suffix in _LABEL_SUFFIXES:
             if name.endswith(suffix) and name[: -len(suffix)] in image_names:
                 return name[: -len(suffix)]
         return None
@@ -334,9 +337,12 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         _add_case(images, name, path)
     paired = sorted(set(images) & set(labels))
     if not paired:
+        example = (f"; e.g. image '{next(iter(sorted(images)))}', label '{next(iter(sorted(labels)))}'"
+                   if images and labels else "")
         raise TrainingError(
             f"{images_dir}: no image has a label of the same name in {labels_dir} "
-            f"({len(images)} images, {len(labels)} labels)"
+            f"({len(images)} images, {len(labels)} labels{example}; a label may add {', '.join(_LABEL_SUFFIXES)} to "
+            "its image's name, an image nnU-Net's _0000)"
         )
     unpaired = [images[n] for n in sorted(set(images) - set(labels))]
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
@@ -353,7 +359,9 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     """Read, check and bring every case into model space."""
     from monai.data import MetaTensor
 
+    from medseg.errors import GeometryError
     from medseg.io.nifti import read_nifti
+    from medseg.metrics import check_same_grid, reorder_onto_grid
     from medseg.preprocess import (
         apply_transforms,
         build_transforms,
@@ -373,18 +381,24 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
         check_resampling_size(image, pre)
         label = read_nifti(case.label_path, labels=True)
         case.sha256 = (image.source_sha256, label.source_sha256)
+        # the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows) are re-indexed, and the
+        # grid is checked with the tolerance `medseg infer --reference` and evaluate_model.py score with
+        label = reorder_onto_grid(label, image)
         if image.shape != label.shape:
             raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
-        if float(np.max(np.abs(image.affine - label.affine))) > 1e-3:
-            raise TrainingError(f"{case.label_path}: affine differs from its image's ({case.image_path})")
+        try:
+            check_same_grid(image, label, outcome="not trained")
+        except GeometryError as error:
+            raise TrainingError(str(error)) from error
         values = np.unique(label.array)
         if not np.all(values == np.round(values)):
             raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}")
         unknown = sorted(set(int(v) for v in values) - declared)
         if unknown:
-            raise TrainingError(
-                f"{case.label_path}: label values {unknown} are not declared in the config's labels {sorted(declared)}"
-            )
+            hint = ("; so many values suggest an image rather than labels (are --images and --labels swapped?)"
+                    if len(values) > IMAGE_LIKE_VALUES else "")
+            raise TrainingError(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
+                                f"config's labels {values_text(sorted(declared))}{hint}")
         affine = torch.from_numpy(image.affine)
         peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
         data = apply_transforms(transforms, {
@@ -822,6 +836,8 @@ def train(
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
     val_absent = _check_label_presence(config, train_cases, val_cases)
+    # validation references without any foreground score every epoch 0 or n/a: they cannot choose one
+    blind = bool(val_cases) and len(val_absent) == sum(1 for k in config["labels"] if int(k) != 0)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
     patch = tuple(int(v) for v in settings.get("patch_size") or tile)
@@ -895,7 +911,7 @@ def train(
     def validate(record: dict) -> None:
         nonlocal best_state
         record.update(_summaries(_validation_scores(validator, val_cases, labels)))
-        if record["val_mean_dice"] is not None and record["val_mean_dice"] > state["best_dice"]:
+        if not blind and record["val_mean_dice"] is not None and record["val_mean_dice"] > state["best_dice"]:
             state["best_dice"] = record["val_mean_dice"]
             state["best_epoch"] = record["epoch"]
             best_state = {k: v.detach().cpu().clone() for k, v in shipped.state_dict().items()}
@@ -969,6 +985,7 @@ def train(
         "val_dice_min": best.get("val_dice_min"),
         "val_mean_dice": best.get("val_mean_dice"),
         "val_labels_absent": val_absent,
+        **({"val_without_foreground": True} if blind else {}),
         "val_scored_on": scored_on,
         "epochs_run": state["epoch"],
         # more than one entry: resumed with another --epochs, so the schedule changed midway and a fresh run of the
@@ -1117,8 +1134,8 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
 
 def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
-    network cannot learn it) or no validation case holds (its Dice only counts false positives). Returns the
-    latter labels."""
+    network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
+    as validation then chooses no epoch). Returns the latter labels."""
     def present(cases):
         found: set[int] = set()
         for case in cases:
@@ -1139,6 +1156,11 @@ def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases:
         return []
     in_validation = present(val_cases)
     absent = [value for value in declared if value not in in_validation]
+    if absent and len(absent) == len(declared):
+        log.warning("no validation case holds a foreground label (%d case%s): their Dice can only count false "
+                    "positives, so it chooses no epoch; the package holds the last epoch's weights", len(val_cases),
+                    "" if len(val_cases) == 1 else "s")
+        return absent
     for value in absent:
         log.warning("label %d %r appears in no validation case: its Dice counts only false positives (0 in a case "
                     "where it is predicted, n/a where not)", value, declared[value])
@@ -1323,6 +1345,7 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     its own grid as ``medseg infer`` does, and scored against its label file: what a user of a resampling package
     gets (model-space scores compare against a resampled label)."""
     from medseg.io.nifti import read_nifti
+    from medseg.metrics import reorder_onto_grid
     from medseg.preprocess import build_transforms, invert_labels, to_model_space
 
     transforms = build_transforms(segmenter.package.preprocessing)
@@ -1330,7 +1353,7 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
     for case in cases:
         volume = read_nifti(case.image_path, hash_input=False)
-        reference = read_nifti(case.label_path, hash_input=False, labels=True).array
+        reference = reorder_onto_grid(read_nifti(case.label_path, hash_input=False, labels=True), volume).array
         data = to_model_space(volume, transforms)
         predicted = invert_labels(segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape,
                                   volume.source)
@@ -1402,6 +1425,15 @@ def model_card(config: dict) -> str:
     if training.get("val_cases") and training.get("val_mean_dice") is None:
         selection = f"""No label could be scored: no validation case holds a foreground label or has one predicted, so
 no Dice was measured and the package holds the weights of the last epoch ({best}).
+"""
+    elif training.get("val_without_foreground"):
+        selection = f"""No validation case holds a foreground label, so their Dice (false positives only) chose no
+epoch: the package holds the weights of the last epoch ({best}).
+
+## Validation (whole volumes, false positives only)
+| label | mean Dice | median | min |
+|---|---|---|---|
+{rows}{note}
 """
     elif training.get("val_cases"):
         grid = ("each volume resampled into model space, segmented, mapped back onto its own grid and scored against "

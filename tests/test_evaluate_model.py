@@ -78,6 +78,7 @@ def test_a_missing_label_names_the_labels_folder(evaluate, trained, tmp_path, ca
     assert evaluate([str(package.path), str(images), str(tmp_path / "labels")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"{tmp_path / 'labels'}: 1 validation case(s) missing, e.g. {missing} (no label;")
+    assert err.rstrip().endswith("--cases-from all scores every pair in the folders instead)")
     assert "\n" not in err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -100,6 +101,8 @@ def test_pairing_accepts_nnunet_channel_suffix_with_label_suffixes(tmp_path):
     (["a", "a_seg"], ["a_seg", "a_seg_seg"], [("a", "a", "a_seg"), ("a_seg", "a_seg", "a_seg_seg")]),
     (["a", "a_seg"], ["a", "a_seg"], [("a", "a", "a"), ("a_seg", "a_seg", "a_seg")]),
     (["a_0000", "b_0000"], ["a_seg", "b"], [("a", "a_0000", "a_seg"), ("b", "b_0000", "b")]),
+    (["p1_frame01", "p1_frame12"], ["p1_frame01_gt", "p1_frame12_gt"],  # ACDC's names
+     [("p1_frame01", "p1_frame01", "p1_frame01_gt"), ("p1_frame12", "p1_frame12", "p1_frame12_gt")]),
 ])
 def test_pairing_when_image_names_end_like_label_suffixes(tmp_path, images, labels, pairs):
     for folder, names in (("images", images), ("labels", labels)):
@@ -272,6 +275,26 @@ def test_training_labels_without_foreground_are_refused_and_missing_labels_named
     assert training["val_dice"]["3"] is None and training["val_dice"]["1"] is not None
     assert "| tube * | n/a | n/a | n/a |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert sorted(training["train_case_ids"]) == sorted(c.case_id for c in cases[2:])
+
+
+def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, caplog):
+    """Validation cases whose labels hold no foreground score each epoch 0 (a false positive) or n/a: the first
+    epoch used to win every tie and was shipped as 'best'. Such a validation cannot choose, so the last epoch is
+    shipped, told once (not once per label), and the card and the record say so."""
+    config = tiny_training_config(epochs=3, steps_per_epoch=2)
+    cases = load_cases(pair_cases(*tiny_set), config)
+    for case in cases[:2]:
+        case.label = torch.zeros_like(case.label)
+    with caplog.at_level("WARNING"):
+        train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    messages = [r.getMessage() for r in caplog.records if "validation case" in r.getMessage()]
+    assert messages == ["no validation case holds a foreground label (2 cases): their Dice can only count false "
+                        "positives, so it chooses no epoch; the package holds the last epoch's weights"]
+    training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
+    assert training["best_epoch"] == 3 and training["val_without_foreground"] is True
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert ("No validation case holds a foreground label, so their Dice (false positives only) chose no epoch: the "
+            "package holds the weights of the last epoch (3).") in " ".join(card.split())
 
 
 def test_val_fraction_zero_validates_on_nothing():
@@ -805,6 +828,9 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
     if kind == "shape mismatch":
         _write(labels / "a.nii.gz", label[:, :, :5])
         return images, labels, str(labels / "a.nii.gz")
+    if kind == "grid scaled":  # a label tool that rounded the spacing: voxels drift up to 0.03 mm over the grid
+        nib.save(nib.Nifti1Image(label, np.diag([1.002, 1.0, 1.0, 1.0])), str(labels / "a.nii.gz"))
+        return images, labels, str(labels / "a.nii.gz")
     if kind == "one folder for both":  # each image was its own label: "label values are not whole numbers"
         _write(images / "a_seg.nii.gz", label)
         return images, images, str(images)
@@ -815,15 +841,71 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
 
 
 BAD = {
-    "no pairs": "no image has a label of the same name",
+    "no pairs": ("no image has a label of the same name in {labels} (1 images, 1 labels; e.g. image 'a', label 'b'; "
+                 "a label may add _label, _labels, _seg, _mask, _gt to its image's name, an image nnU-Net's _0000)"),
     "unpaired": "have no counterpart of the same name",
     "undeclared label": "label values [7] are not declared",
     "fractional label": "label values are not whole numbers, found 1.5",
     "shape mismatch": "shape (16, 16, 5) differs from its image's (16, 16, 6)",
+    "grid scaled": "its affine places voxels up to 0.03 mm away from where",
     "one folder for both": ("given as both the images and the labels folder; put the label files in a folder of "
                             "their own"),
     "overflowing intensities": "preprocessing gave non-finite values (intensities up to 3e+38 overflow float32)",
 }
+
+
+def test_labels_are_checked_on_the_grid_as_scoring_checks_them(tmp_path):
+    """Training compared affines entry by entry (1e-3): it refused a label stored in another voxel order (LPS vs RAS,
+    as dcm2niix writes some series) that `medseg evaluate` and evaluate_model.py re-index and score, and one 0.002 mm
+    off, while it took labels 0.02 mm off that scoring then refused. It now re-indexes and checks as scoring does."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    image = np.random.default_rng(0).normal(size=(16, 16, 6)).astype(np.float32)
+    label = np.zeros((16, 16, 6), np.uint8)
+    label[4:8, 2:5, 1:4] = 1
+    affine = np.diag([0.9, 1.1, 2.5, 1.0])
+    affine[:3, 3] = [-7.0, 3.0, 11.0]
+    images.mkdir()
+    labels.mkdir()
+    nib.save(nib.Nifti1Image(image, affine), str(images / "a.nii.gz"))
+    flipped = affine.copy()  # the same voxel centres, stored with the first two axes reversed
+    flipped[:3, 0] *= -1
+    flipped[:3, 1] *= -1
+    flipped[:3, 3] += affine[:3, 0] * 15 + affine[:3, 1] * 15
+    nib.save(nib.Nifti1Image(label[::-1, ::-1].copy(), flipped), str(labels / "a.nii.gz"))
+    shifted = affine.copy()
+    shifted[0, 3] += 0.002
+    nib.save(nib.Nifti1Image(image, affine), str(images / "b.nii.gz"))
+    nib.save(nib.Nifti1Image(label, shifted), str(labels / "b.nii.gz"))
+    config = tiny_training_config()  # RAS, as these grids are stored: model space is the image's voxel order
+    loaded = {case.case_id: case for case in load_cases(pair_cases(images, labels), config)}
+    for case in loaded.values():
+        np.testing.assert_array_equal(case.label.numpy(), label)
+
+
+def test_images_given_as_labels_are_named_in_a_short_line(tmp_path, capsys, config_file):
+    """Images in the labels folder (swapped folders) used to list every value they hold, a 'line' of 10-25 kB, in
+    train (with or without a config) and in scoring. The values are now cut short, and so many of them are named
+    for what they suggest."""
+    from medseg.cli import main
+    from medseg.errors import InputError
+    from medseg.metrics import read_reference
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    counts = np.random.default_rng(1).integers(0, 3000, size=(16, 16, 6)).astype(np.int16)
+    _write(images / "a.nii.gz", counts.astype(np.float32))
+    _write(labels / "a.nii.gz", counts)
+    for args in ([], ["-c", str(config_file)]):
+        with pytest.raises(SystemExit):
+            main(["train", "--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "m"), *args])
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and len(err) < 600 and re.search(r", … \(1[12]\d\d values\)\]", err), err
+        assert str(labels / "a.nii.gz") in err
+        assert "an image rather than labels (are --images and --labels swapped?)" in err
+    with pytest.raises(InputError) as info:
+        read_reference(labels / "a.nii.gz", {0: "background", 1: "one"})
+    unknown = len(set(np.unique(counts).tolist()) - {0, 1})
+    assert len(str(info.value)) < 600 and f"… ({unknown} values)" in str(info.value)
+    assert "an image given as the reference?" in str(info.value)
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
@@ -832,7 +914,7 @@ def test_bad_inputs_fail_clearly(tmp_path, kind):
     with pytest.raises(MedsegError) as info:
         load_cases(pair_cases(images, labels), tiny_training_config())
     message = str(info.value)
-    assert named in message and BAD[kind] in message and "\n" not in message
+    assert named in message and BAD[kind].format(labels=labels) in message and "\n" not in message
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
@@ -845,7 +927,8 @@ def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, capsys, config_file, kind
         main(["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "-o", str(out)])
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("medseg: error: ") and named in err[0] and BAD[kind] in err[0]
+    assert len(err) == 1 and err[0].startswith("medseg: error: ") and named in err[0]
+    assert BAD[kind].format(labels=labels) in err[0]
     assert not out.exists()
 
 

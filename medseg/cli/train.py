@@ -180,7 +180,9 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
                    f"is intact; nothing to train, the package is {kept_as} (give --epochs with more to extend it)",
                    err=True)
         return 0
-    if t.get("val_mean_dice") is None and t.get("val_cases"):
+    if t.get("val_without_foreground") and t.get("val_mean_dice") is not None:
+        click.echo(f"wrote {output} (last epoch {t['best_epoch']}; no validation case holds a foreground label)")
+    elif t.get("val_mean_dice") is None and t.get("val_cases"):
         click.echo(f"wrote {output} (epoch {t['best_epoch']}; no label could be scored in the "
                    f"{len(t['val_cases'])} validation case(s))")
     elif t.get("val_mean_dice") is None:
