@@ -3,10 +3,16 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["MINUS", "IMAGE_LIKE_VALUES", "dice_round_text", "dice_text", "number_text", "values_text", "with_minus"]
+__all__ = ["MINUS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_text", "number_text", "values_text",
+           "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
 IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
+
+
+def counted(count, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``: a count with its noun in the number it takes (plural by an added s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def values_text(values, shown: int = 8) -> str:

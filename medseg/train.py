@@ -32,7 +32,7 @@ from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths
 from medseg.metrics import odd_values
-from medseg.numbers import IMAGE_LIKE_VALUES, dice_round_text, values_text
+from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
 from medseg.package import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -356,60 +356,72 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
 
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
-    """Read, check and bring every case into model space."""
-    from monai.data import MetaTensor
-
-    from medseg.errors import GeometryError
-    from medseg.io.nifti import read_nifti
-    from medseg.metrics import check_same_grid, reorder_onto_grid
-    from medseg.preprocess import (
-        apply_transforms,
-        build_transforms,
-        check_finite,
-        check_resampling_size,
-        check_slices_fit,
-    )
+    """Read, check and bring every case into model space. A case that cannot be trained on does not stop the
+    others' checks: every such case is named in one line (the error itself where there is one)."""
+    from medseg.preprocess import build_transforms
 
     pre = config["preprocessing"]
     transforms = build_transforms(pre, with_label=True)
     declared = {int(k) for k in config["labels"]}
     axes = slice_axes(config["inference"])
+    problems: list[MedsegError] = []
     for case in cases:
-        image = read_nifti(case.image_path)
-        # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
-        check_slices_fit(image, pre, axes)
-        check_resampling_size(image, pre)
-        label = read_nifti(case.label_path, labels=True)
-        case.sha256 = (image.source_sha256, label.source_sha256)
-        # the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows) are re-indexed, and the
-        # grid is checked with the tolerance `medseg infer --reference` and evaluate_model.py score with
-        label = reorder_onto_grid(label, image)
-        if image.shape != label.shape:
-            raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
         try:
-            check_same_grid(image, label, outcome="not trained")
-        except GeometryError as error:
-            raise TrainingError(str(error)) from error
-        values = np.unique(label.array)
-        if not np.all(values == np.round(values)):
-            raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}")
-        unknown = sorted(set(int(v) for v in values) - declared)
-        if unknown:
-            hint = ("; so many values suggest an image rather than labels (are --images and --labels swapped?)"
-                    if len(values) > IMAGE_LIKE_VALUES else "")
-            raise TrainingError(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
-                                f"config's labels {values_text(sorted(declared))}{hint}")
-        affine = torch.from_numpy(image.affine)
-        peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
-        data = apply_transforms(transforms, {
-            "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
-            "label": MetaTensor(torch.from_numpy(label.array.astype(np.float32)), affine=affine.clone()),
-        }, case.image_path)
-        check_finite(data["image"].as_tensor(), image, peak)
-        case.extent_mm = model_space_extent(data["image"])
-        case.image = data["image"].as_tensor().float().contiguous()
-        case.label = data["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
+            _load_case(case, pre, transforms, declared, axes)
+        except MedsegError as error:
+            problems.append(error)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        shown = "; ".join(str(error) for error in problems[:3])
+        more = f"; … ({len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be trained on: {shown}{more}")
     return cases
+
+
+def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes) -> None:
+    """Read and check one case and bring it into model space (``case.image``, ``case.label``)."""
+    from monai.data import MetaTensor
+
+    from medseg.errors import GeometryError
+    from medseg.io.nifti import read_nifti
+    from medseg.metrics import check_same_grid, reorder_onto_grid
+    from medseg.preprocess import apply_transforms, check_finite, check_resampling_size, check_slices_fit
+
+    image = read_nifti(case.image_path)
+    # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
+    check_slices_fit(image, pre, axes)
+    check_resampling_size(image, pre)
+    label = read_nifti(case.label_path, labels=True)
+    case.sha256 = (image.source_sha256, label.source_sha256)
+    # the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows) are re-indexed, and the
+    # grid is checked with the tolerance `medseg infer --reference` and evaluate_model.py score with
+    label = reorder_onto_grid(label, image)
+    if image.shape != label.shape:
+        raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
+    try:
+        check_same_grid(image, label, outcome="not trained")
+    except GeometryError as error:
+        raise TrainingError(str(error)) from error
+    values = np.unique(label.array)
+    if not np.all(values == np.round(values)):
+        raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}")
+    unknown = sorted(set(int(v) for v in values) - declared)
+    if unknown:
+        hint = ("; so many values suggest an image rather than labels (are --images and --labels swapped?)"
+                if len(values) > IMAGE_LIKE_VALUES else "")
+        raise TrainingError(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
+                            f"config's labels {values_text(sorted(declared))}{hint}")
+    affine = torch.from_numpy(image.affine)
+    peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
+    data = apply_transforms(transforms, {
+        "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
+        "label": MetaTensor(torch.from_numpy(label.array.astype(np.float32)), affine=affine.clone()),
+    }, case.image_path)
+    check_finite(data["image"].as_tensor(), image, peak)
+    case.extent_mm = model_space_extent(data["image"])
+    case.image = data["image"].as_tensor().float().contiguous()
+    case.label = data["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
 
 
 def split_cases(
@@ -1146,9 +1158,10 @@ def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases:
     declared = {int(k): str(v) for k, v in config["labels"].items() if int(k) != 0}
     in_training = present(train_cases)
     if not in_training - {0}:
+        whose = ("that of the one training case is" if len(train_cases) == 1 else
+                 f"those of all {len(train_cases)} training cases are")
         raise TrainingError(f"{train_cases[0].label_path.parent}: no training label image holds any foreground "
-                            f"(those of all {len(train_cases)} training cases are background only); there is nothing "
-                            "to learn")
+                            f"({whose} background only); there is nothing to learn")
     for value, name in declared.items():
         if value not in in_training:
             log.warning("label %d %r appears in no training case: the network cannot learn it", value, name)
@@ -1421,6 +1434,8 @@ def model_card(config: dict) -> str:
     split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
     val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
     best = training.get("best_epoch")
+    cases = (f"{counted(training.get('train_cases'), 'training case')}, "
+             f"{counted(len(training.get('val_cases', [])), 'validation case')}")
     batch_dice = " with batch Dice" if settings.get("batch_dice") else ""
     if training.get("val_cases") and training.get("val_mean_dice") is None:
         selection = f"""No label could be scored: no validation case holds a foreground label or has one predicted, so
@@ -1489,9 +1504,9 @@ accuracy figures were measured.
 Licence / attribution: {data.get('licence', 'not stated')}
 
 ## Training
-{training.get('train_cases')} training cases, {len(training.get('val_cases', []))} validation cases ({val_split};
+{cases} ({val_split};
 {ids});
-{training.get('epochs_run')} epochs of {settings.get('steps_per_epoch')} steps, batch
+{counted(training.get('epochs_run'), 'epoch')} of {counted(settings.get('steps_per_epoch'), 'step')}, batch
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
 {_count(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},

@@ -908,6 +908,23 @@ def test_images_given_as_labels_are_named_in_a_short_line(tmp_path, capsys, conf
     assert "an image given as the reference?" in str(info.value)
 
 
+def test_every_case_that_cannot_be_trained_on_is_named_in_one_run(tmp_path):
+    """Only the first bad case was named: a user fixed one file per run, each run reading the volumes again."""
+    images, labels, _ = _bad_set(tmp_path, "shape mismatch")
+    image = np.random.default_rng(1).normal(size=(16, 16, 6)).astype(np.float32)
+    label = np.zeros((16, 16, 6), np.uint8)
+    label[2:5, 2:5, 1:3] = 7
+    _write(images / "b.nii.gz", image)
+    _write(labels / "b.nii.gz", label)
+    _write(images / "c.nii.gz", image)
+    _write(labels / "c.nii.gz", (label > 0).astype(np.uint8))
+    with pytest.raises(MedsegError) as info:
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    assert str(info.value) == (
+        f"2 of 3 cases cannot be trained on: {labels / 'a.nii.gz'}: shape (16, 16, 5) differs from its image's "
+        f"(16, 16, 6); {labels / 'b.nii.gz'}: label values [7] are not declared in the config's labels [0, 1, 2, 3]")
+
+
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_bad_inputs_fail_clearly(tmp_path, kind):
     images, labels, named = _bad_set(tmp_path, kind)
