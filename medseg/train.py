@@ -273,9 +273,12 @@ def _image_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such folder")
     files: dict[str, Path] = {}
-    left_out = []
+    left_out, broken = [], []
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
+            continue
+        if path.is_symlink() and not path.exists():
+            broken.append(path.name)
             continue
         if not path.is_file() or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
             left_out.append(path.name + ("/" if path.is_dir() else ""))
@@ -285,6 +288,10 @@ def _image_files(folder: Path) -> dict[str, Path]:
         shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
         log.warning("%s: left out %d entries that are not .nii/.nii.gz files (subfolders are not searched): %s",
                     folder, len(left_out), shown)
+    if broken:
+        shown = ", ".join(broken[:5]) + (" …" if len(broken) > 5 else "")
+        log.warning("%s: left out %d links that lead nowhere (moved or deleted targets): %s", folder, len(broken),
+                    shown)
     return files
 
 
@@ -348,9 +355,12 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
     if unpaired and not allow_unpaired:
         shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
+        channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired]
+        hint = (f"; {len(channels)} of them (e.g. {images[min(channels)].name}) look like further input channels of "
+                "a paired case (nnU-Net's _0001…), and medseg trains on one image per case" if channels else "")
         raise TrainingError(
             f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
-            f"(images in {images_dir}, labels in {labels_dir}): {shown}"
+            f"(images in {images_dir}, labels in {labels_dir}): {shown}{hint}"
         )
     return [TrainCase(name, images[name], labels[name]) for name in paired]
 

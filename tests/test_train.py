@@ -925,6 +925,35 @@ def test_every_case_that_cannot_be_trained_on_is_named_in_one_run(tmp_path):
         f"(16, 16, 6); {labels / 'b.nii.gz'}: label values [7] are not declared in the config's labels [0, 1, 2, 3]")
 
 
+def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
+    """A broken link was 'not a .nii/.nii.gz file'; a second nnU-Net channel was only 'no counterpart'; a label value
+    above 255 without a config named the default config, not the file that holds it."""
+    from medseg.cli import main
+
+    images, labels, _ = _bad_set(tmp_path, "shape mismatch")
+    _write(labels / "a.nii.gz", np.zeros((16, 16, 6), np.uint8) + np.eye(16, dtype=np.uint8)[:, :, None])
+    (labels / "gone.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
+    with caplog.at_level("WARNING"):
+        assert len(pair_cases(images, labels)) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{labels}: left out 1 links that lead nowhere (moved or deleted targets): gone.nii.gz"]
+    (images / "a.nii.gz").rename(images / "a_0000.nii.gz")
+    _write(images / "a_0001.nii.gz", np.zeros((16, 16, 6), np.float32))
+    with pytest.raises(TrainingError, match=r"1 of them \(e\.g\. a_0001\.nii\.gz\) look like further input channels "
+                                            r"of a paired case \(nnU-Net's _0001…\), and medseg trains on one image "
+                                            r"per case$"):
+        pair_cases(images, labels)
+    (images / "a_0001.nii.gz").unlink()
+    big = np.zeros((16, 16, 6), np.uint16)
+    big[2:4, 2:4, 2:4] = 299
+    _write(labels / "a.nii.gz", big)
+    with pytest.raises(SystemExit):
+        main(["train", "--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "m")])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {labels / 'a.nii.gz'}: label value 299 is above 255, the largest medseg train supports "
+        "(labels are kept as 8-bit values)")
+
+
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_bad_inputs_fail_clearly(tmp_path, kind):
     images, labels, named = _bad_set(tmp_path, kind)

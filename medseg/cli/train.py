@@ -51,6 +51,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
     from medseg.device import resolve_device
     from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.train import (
+        MAX_TRAINING_LABEL,
         check_checkpoint_labels,
         check_config,
         check_output_folder,
@@ -86,6 +87,10 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
 
         tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
         found = label_values(pairs)
+        largest = max(found, default=0)
+        if largest > MAX_TRAINING_LABEL:  # named with the file that holds it, not as the default config's
+            raise TrainingError(f"{found[largest]}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest "
+                                "medseg train supports (labels are kept as 8-bit values)")
         dataset_path = find_dataset_json(images, labels)  # a Decathlon / nnU-Net folder's label names and notes
         # a run started without it (before medseg read dataset.json files) goes on with its label_N names, whatever
         # the dataset.json says of them
