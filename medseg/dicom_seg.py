@@ -270,7 +270,7 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
         coded_as = by_codes.get(identity, []) if identity else []
         if matches:
             # (an uncoded label's own segments are coded Tissue, which another label may be coded as: no warning)
-            if coded_as and matches[0] not in coded_as and matches[0] in coded:
+            if coded_as and matches[0] not in coded_as and (matches[0] in coded or identity != _TISSUE):
                 log.log(logging.WARNING if warn else logging.INFO,
                         "%s: segment %d '%s' is coded %s, which are the codes of label '%s'; matched by its name to "
                         "'%s'", path, number, label, described, known[coded_as[0]], known[matches[0]])
@@ -287,6 +287,9 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
                              f"and its codes ({described or 'none'}) {fit}")
         segments[number] = (matches[0], label)
     return segments
+
+
+_TISSUE = (("SCT", "85756007"), ())  # what write_dicom_seg codes a label without codes as
 
 
 def _identity(concepts: dict) -> tuple:

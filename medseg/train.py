@@ -344,12 +344,12 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         _add_case(images, name, path)
     paired = sorted(set(images) & set(labels))
     if not paired:
-        example = (f"; e.g. image '{next(iter(sorted(images)))}', label '{next(iter(sorted(labels)))}'"
+        example = (f"; e.g. image '{min(images)}', label '{min(labels)}'; a label may add "
+                   f"{', '.join(_LABEL_SUFFIXES)} to its image's name, an image nnU-Net's _0000"
                    if images and labels else "")
         raise TrainingError(
             f"{images_dir}: no image has a label of the same name in {labels_dir} "
-            f"({len(images)} images, {len(labels)} labels{example}; a label may add {', '.join(_LABEL_SUFFIXES)} to "
-            "its image's name, an image nnU-Net's _0000)"
+            f"({len(images)} images, {len(labels)} labels{example})"
         )
     unpaired = [images[n] for n in sorted(set(images) - set(labels))]
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
@@ -905,6 +905,8 @@ def train(
     if resume:
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
         state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
+        if blind:  # a checkpoint written before blind validation chose no epoch may hold a 'best' one
+            best_state, state["best_dice"], state["best_epoch"] = None, -1.0, -1
         _check_same_data(out_dir, state.get("data_sha256"), data)
         if not config.get("label_codes"):  # the run's own codes: added to its package by hand, or carried before
             carried = _carried_codes(out_dir, state, package_config)

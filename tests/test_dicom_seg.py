@@ -919,6 +919,27 @@ def test_codes_added_to_a_package_reach_kept_cohort_cases_and_evaluate_model(tmp
     again = infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu")).cases[0]
     assert again.reused and evaluate_cases(read_samples(sheet), results).cases[0].reused  # nothing more to do
 
+    # planning sees a codes-only change (Snakemake's file times may not: a model.json copied with its old time), and
+    # the kept case's old scores go at once (the report reads the metrics file); a reference away keeps its scores
+    from medseg.cohort.run import stale_cases
+    from medseg.package import load_package
+
+    config["label_codes"] = {"1": POSTERIOR, "2": ANTERIOR}  # recoded by mistake: the reader's SEG now swaps
+    (package / "model.json").write_text(json.dumps(config))
+    assert stale_cases(read_samples(sheet), results, load_package(package), InferOptions(model=str(package)))[
+        "infer"] == ["case6"]
+    infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu"))
+    assert not (results / "cases" / "case6" / "case6_metrics.json").exists()
+    swapped = json.loads((results / "cases" / "case6" / "case6_seg.json").read_text())["label_codes"]
+    assert swapped == {"1": POSTERIOR, "2": ANTERIOR}
+    evaluate_cases(read_samples(sheet), results)
+    config["label_codes"] = {"1": ANTERIOR, "2": POSTERIOR}
+    (package / "model.json").write_text(json.dumps(config))
+    (tmp_path / "reader.dcm").rename(tmp_path / "away.dcm")
+    infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu"))
+    assert (results / "cases" / "case6" / "case6_metrics.json").exists()
+    (tmp_path / "away.dcm").rename(tmp_path / "reader.dcm")
+
     # evaluate --model: the model's codes where the prediction's sidecar has none (written before it had them)
     old = tmp_path / "old"
     old.mkdir()
@@ -936,6 +957,11 @@ def test_codes_added_to_a_package_reach_kept_cohort_cases_and_evaluate_model(tmp
     assert cli("evaluate", str(old / "case6_seg.nii.gz"), str(tmp_path / "reader.dcm"), "--model", str(package),
                "--json") == 0
     assert {k: v["dice"] for k, v in json.loads(capsys.readouterr().out)["labels"].items()} == dice
+    # a --model without codes of its own leaves the sidecar's, as leaving --model out does
+    (old / "case6_seg.json").write_text(json.dumps(sidecar))
+    assert cli("evaluate", str(old / "case6_seg.nii.gz"), str(tmp_path / "reader.dcm"), "--model",
+               str(tiny_package.path), "--json") == 0
+    assert {k: v["dice"] for k, v in json.loads(capsys.readouterr().out)["labels"].items()} == dice
 
     # label 1 coded Tissue on purpose, label 2 uncoded (written as Tissue too): read back by name, no warning
     labels = {0: "background", 1: "soft", 2: "other"}
@@ -946,3 +972,12 @@ def test_codes_added_to_a_package_reach_kept_cohort_cases_and_evaluate_model(tmp
         read = read_dicom_seg(tmp_path / "own.dcm", volume, labels, label_codes={1: tissue})
     np.testing.assert_array_equal(read, reference)
     assert not [r for r in caplog.records if "coded" in r.getMessage()]
+    # but a segment named for the uncoded label and coded as the other label's own codes is told
+    write_dicom_seg((reference == 1).astype(np.uint8), volume, tmp_path / "odd.dcm", {0: "background", 1: "other"},
+                    label_codes={1: ANTERIOR})
+    with caplog.at_level("WARNING"):
+        read_dicom_seg(tmp_path / "odd.dcm", volume, {0: "background", 1: "anterior", 2: "other"},
+                       label_codes={1: ANTERIOR})
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records if "coded" in r.getMessage()] == [
+        "segment 1 'other' is coded Hippocampus (SCT 5366008), Anterior (SCT 255549009), which are the codes of label "
+        "'anterior'; matched by its name to 'other'"]

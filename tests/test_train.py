@@ -297,6 +297,34 @@ def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, 
             "package holds the weights of the last epoch (3).") in " ".join(card.split())
 
 
+def test_a_checkpoint_that_chose_a_best_epoch_without_foreground_ships_the_last_when_resumed(tiny_set, tmp_path,
+                                                                                            monkeypatch):
+    """A run started before validation without foreground chose no epoch kept its 'best' one when resumed, and
+    shipped it labelled as the last."""
+    import medseg.train as training
+    from medseg.package import load_package
+
+    torch.set_num_threads(1)
+    config = tiny_training_config(epochs=2, steps_per_epoch=2)
+    cases = load_cases(pair_cases(*tiny_set), config)
+    for case in cases[:2]:
+        case.label = torch.zeros_like(case.label)
+    real = training._check_label_presence
+    monkeypatch.setattr(training, "_check_label_presence", lambda *args: [])  # as before: every epoch a candidate
+    train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    monkeypatch.setattr(training, "_check_label_presence", real)
+    longer = copy.deepcopy(config)
+    longer["training"]["epochs"] = 4
+    train(longer, cases[2:], tmp_path / "model", val_cases=cases[:2], resume=True)
+    shipped = load_package(tmp_path / "model")
+    assert shipped.config["training"]["best_epoch"] == 4
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "model" / ".checkpoint" / "last.safetensors"))
+    weights = shipped.build_network().state_dict()
+    assert all(torch.equal(weights[k].cpu(), saved[f"model.{k}"]) for k in weights)  # the last epoch's own
+
+
 def test_val_fraction_zero_validates_on_nothing():
     from medseg.train import TrainCase, split_cases
 
@@ -944,8 +972,7 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
                                             r"per case$"):
         pair_cases(images, labels)
     (images / "a_0001.nii.gz").unlink()
-    big = np.zeros((16, 16, 6), np.uint16)
-    big[2:4, 2:4, 2:4] = 299
+    big = np.arange(16 * 16 * 6, dtype=np.uint16).reshape(16, 16, 6) % 300  # values 0..299, no gaps
     _write(labels / "a.nii.gz", big)
     with pytest.raises(SystemExit):
         main(["train", "--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "m")])

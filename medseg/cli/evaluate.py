@@ -65,7 +65,7 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if made_by is not None and made_by["name"] and made_by["name"] != package.name:
             raise click.UsageError(f"{prediction} was made by model {made_by['name']!r} (its sidecar says so), not "
                                    f"{package.name!r}; pass --model {made_by['name']} or leave --model out")
-        labels, codes = package.labels, package.label_codes
+        labels, codes = package.labels, package.label_codes or None  # none of its own: the sidecar's
     elif made_by is not None and made_by["labels"]:
         labels = made_by["labels"]  # the label names of the model that made the prediction
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)

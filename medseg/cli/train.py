@@ -88,7 +88,9 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
         found = label_values(pairs)
         largest = max(found, default=0)
-        if largest > MAX_TRAINING_LABEL:  # named with the file that holds it, not as the default config's
+        # named with the file that holds it, not as the default config's (values with gaps are told below, with the
+        # file of the first gap)
+        if largest > MAX_TRAINING_LABEL and sorted(set(found) | {0}) == list(range(largest + 1)):
             raise TrainingError(f"{found[largest]}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest "
                                 "medseg train supports (labels are kept as 8-bit values)")
         dataset_path = find_dataset_json(images, labels)  # a Decathlon / nnU-Net folder's label names and notes

@@ -181,6 +181,9 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
                 continue
             # a kept segmentation's job would only keep it again; its scores may still be stale (another
             # reference, or none)
+        elif inferred.get("outcome") == "ok" and _codes_changed(folder, sample.case_id, package):
+            stale["infer"].append(sample.case_id)  # kept, but its sidecar takes the package's codes (_recode_sidecar)
+            continue
         scored = folder.status(sample.case_id, "evaluate")
         if scored is not None and (sample.reference is None  # scores whose reference left the sheet: to remove
                                    or (scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)
@@ -259,26 +262,39 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
 
+def _outdated_sidecar(folder: ResultsFolder, case_id: str, package) -> dict | None:
+    """A kept case's sidecar whose ``label_codes`` differ from ``package``'s (None where they agree, or where it
+    cannot be read: not the infer step's to mend; scoring and the report say what is wrong with it)."""
+    try:
+        sidecar = json.loads(folder.sidecar(case_id).read_text())
+    except (OSError, ValueError):
+        return None
+    codes = {str(k): v for k, v in package.label_codes.items()}
+    return sidecar if isinstance(sidecar, dict) and sidecar.get("label_codes", {}) != codes else None
+
+
+def _codes_changed(folder: ResultsFolder, case_id: str, package) -> bool:
+    return _outdated_sidecar(folder, case_id, package) is not None
+
+
 def _recode_sidecar(sample: Sample, folder: ResultsFolder, package) -> None:
     """A kept segmentation's sidecar given the package's DICOM codes of its labels where they have changed since
     (codes change no segmentation, so the case is not segmented again; they match a reference DICOM SEG's segments,
-    so a case scored against one is scored again)."""
+    so a case scored against one present now is scored again: its record and scores go first, so that a run killed
+    midway cannot keep them; a reference away for now keeps its scores, as elsewhere)."""
     from medseg.metrics import is_dicom_file
 
-    path = folder.sidecar(sample.case_id)
-    codes = {str(k): v for k, v in package.label_codes.items()}
-    try:
-        sidecar = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return  # not this step's to mend: scoring and the report say what is wrong with it
-    if not isinstance(sidecar, dict) or sidecar.get("label_codes", {}) == codes:
+    sidecar = _outdated_sidecar(folder, sample.case_id, package)
+    if sidecar is None:
         return
-    sidecar["label_codes"] = codes
-    with atomic_paths([path], overwrite=True) as (temp,):
+    sidecar["label_codes"] = {str(k): v for k, v in package.label_codes.items()}
+    reference = sample.reference
+    if reference is not None and Path(reference).is_file() and is_dicom_file(reference):
+        folder.forget(sample.case_id, ("evaluate",))
+        folder.clear(sample.case_id, [folder.metrics(sample.case_id)])  # the report reads it, not the record
+    with atomic_paths([folder.sidecar(sample.case_id)], overwrite=True) as (temp,):
         temp.write_text(json.dumps(sidecar, indent=2) + "\n")
     log.info("%s: the sidecar's label codes brought up to date with model %s", sample.case_id, package.name)
-    if sample.reference is not None and is_dicom_file(sample.reference):
-        folder.forget(sample.case_id, ("evaluate",))
 
 
 def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infer",
