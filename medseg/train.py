@@ -290,8 +290,8 @@ def _image_files(folder: Path) -> dict[str, Path]:
                     folder, len(left_out), shown)
     if broken:
         shown = ", ".join(broken[:5]) + (" …" if len(broken) > 5 else "")
-        log.warning("%s: left out %d links that lead nowhere (moved or deleted targets): %s", folder, len(broken),
-                    shown)
+        log.warning("%s: left out %d links that lead nowhere (moved or deleted targets, or a loop): %s", folder,
+                    len(broken), shown)
     return files
 
 
@@ -355,9 +355,11 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
     if unpaired and not allow_unpaired:
         shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
-        channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired]
-        hint = (f"; {len(channels)} of them (e.g. {images[min(channels)].name}) look like further input channels of "
-                "a paired case (nnU-Net's _0001…), and medseg trains on one image per case" if channels else "")
+        channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired
+                    and stem(images[n[:-5]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
+        hint = (f"; {len(channels)} of them (e.g. {images[min(channels)].name}) "
+                f"{'looks' if len(channels) == 1 else 'look'} like further input channels of a paired case (nnU-Net's "
+                "_0001…), and medseg trains on one image per case" if channels else "")
         raise TrainingError(
             f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
             f"(images in {images_dir}, labels in {labels_dir}): {shown}{hint}"
@@ -374,16 +376,22 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     transforms = build_transforms(pre, with_label=True)
     declared = {int(k) for k in config["labels"]}
     axes = slice_axes(config["inference"])
-    problems: list[MedsegError] = []
+    first: MedsegError | None = None
+    problems: list[str] = []
     for case in cases:
         try:
             _load_case(case, pre, transforms, declared, axes)
         except MedsegError as error:
-            problems.append(error)
+            if isinstance(error.__cause__ or error.__context__, MemoryError):
+                raise  # the machine is short of memory: the other cases would only be short of it too
+            problems.append(str(error))
+            if first is None:  # kept without its traceback, which would hold the case's volumes
+                first = error.with_traceback(None)
+                first.__cause__ = first.__context__ = None
     if len(problems) == 1:
-        raise problems[0]
+        raise first
     if problems:
-        shown = "; ".join(str(error) for error in problems[:3])
+        shown = "; ".join(problems[:3])
         more = f"; … ({len(problems) - 3} more)" if len(problems) > 3 else ""
         raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be trained on: {shown}{more}")
     return cases
@@ -1413,10 +1421,6 @@ def _extent_line(extent: dict | None) -> str:
             "report flags them (`unlike_training`)")
 
 
-def _count(n, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _codes_line(config: dict) -> str:
     """The card's line on the codes a DICOM SEG gives each label's segment (none without ``label_codes``)."""
     text = codes_text(config.get("label_codes"))
@@ -1496,7 +1500,7 @@ accuracy figures were measured.
     if len(sessions) > 1:
         runs = "; ".join(
             f"epoch{'s' if a != b else ''} {a}{f'–{b}' if a != b else ''} on {d or 'an unrecorded device'} with "
-            f"{_count(t, 'torch thread') if t else 'unrecorded torch threads'}" for (a, b), t, d in
+            f"{counted(t, 'torch thread') if t else 'unrecorded torch threads'}" for (a, b), t, d in
             ((x["epochs"], x["torch_threads"], x["device"]) for x in sessions))
         extended += (f"\nTrained in {len(sessions)} sessions with different threads or devices ({runs}); the weights "
                      "depend on both in their last bits.\n")
@@ -1521,9 +1525,9 @@ Licence / attribution: {data.get('licence', 'not stated')}
 {counted(training.get('epochs_run'), 'epoch')} of {counted(settings.get('steps_per_epoch'), 'step')}, batch
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
-{_count(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},
+{counted(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},
 {settings.get('precision', 'fp32')} forward pass, seed {settings.get('seed')};
 augmentation {json.dumps(settings.get('augment', {}))};
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
-{training.get('device')} ({_count(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
+{training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
 {extended}{selection}"""

@@ -919,26 +919,33 @@ def test_codes_added_to_a_package_reach_kept_cohort_cases_and_evaluate_model(tmp
     again = infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu")).cases[0]
     assert again.reused and evaluate_cases(read_samples(sheet), results).cases[0].reused  # nothing more to do
 
-    # planning sees a codes-only change (Snakemake's file times may not: a model.json copied with its old time), and
-    # the kept case's old scores go at once (the report reads the metrics file); a reference away keeps its scores
+    # planning sees a codes-only change (Snakemake's file times may not: a model.json copied with its old time); the
+    # kept case's infer run gets a new id, so its scores are made again, also after its SEG was away meanwhile
     from medseg.cohort.run import stale_cases
     from medseg.package import load_package
 
+    def stale() -> dict:
+        return stale_cases(read_samples(sheet), results, load_package(package),
+                           InferOptions(model=str(package), device="cpu"))
+
+    def scores() -> dict:
+        record = json.loads((results / "cases" / "case6" / "case6_metrics.json").read_text())
+        return {k: v["dice"] for k, v in record["labels"].items()}
+
     config["label_codes"] = {"1": POSTERIOR, "2": ANTERIOR}  # recoded by mistake: the reader's SEG now swaps
     (package / "model.json").write_text(json.dumps(config))
-    assert stale_cases(read_samples(sheet), results, load_package(package), InferOptions(model=str(package)))[
-        "infer"] == ["case6"]
-    infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu"))
-    assert not (results / "cases" / "case6" / "case6_metrics.json").exists()
+    assert stale() == {"infer": ["case6"], "evaluate": []}
+    assert infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu")).cases[0].reused
     swapped = json.loads((results / "cases" / "case6" / "case6_seg.json").read_text())["label_codes"]
-    assert swapped == {"1": POSTERIOR, "2": ANTERIOR}
-    evaluate_cases(read_samples(sheet), results)
+    assert swapped == {"1": POSTERIOR, "2": ANTERIOR} and stale() == {"infer": [], "evaluate": ["case6"]}
+    assert not evaluate_cases(read_samples(sheet), results).cases[0].reused and scores() != dice
     config["label_codes"] = {"1": ANTERIOR, "2": POSTERIOR}
     (package / "model.json").write_text(json.dumps(config))
     (tmp_path / "reader.dcm").rename(tmp_path / "away.dcm")
     infer_cases(read_samples(sheet), results, InferOptions(model=str(package), device="cpu"))
-    assert (results / "cases" / "case6" / "case6_metrics.json").exists()
+    assert evaluate_cases(read_samples(sheet), results).cases[0].outcome == "failed"  # scores of the old codes go
     (tmp_path / "away.dcm").rename(tmp_path / "reader.dcm")
+    assert evaluate_cases(read_samples(sheet), results).cases[0].outcome == "ok" and scores() == dice
 
     # evaluate --model: the model's codes where the prediction's sidecar has none (written before it had them)
     old = tmp_path / "old"

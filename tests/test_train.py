@@ -953,6 +953,30 @@ def test_every_case_that_cannot_be_trained_on_is_named_in_one_run(tmp_path):
         f"(16, 16, 6); {labels / 'b.nii.gz'}: label values [7] are not declared in the config's labels [0, 1, 2, 3]")
 
 
+def test_a_case_short_of_memory_stops_the_checks_at_once(tmp_path, monkeypatch):
+    """Checking every case before naming the bad ones must not go on reading volumes once memory has run out."""
+    import medseg.train as training
+    from medseg.errors import InputError
+
+    images, labels, _ = _bad_set(tmp_path, "shape mismatch")
+    for name in ("b", "c"):
+        shutil.copy(images / "a.nii.gz", images / f"{name}.nii.gz")
+        shutil.copy(labels / "a.nii.gz", labels / f"{name}.nii.gz")
+    calls = []
+
+    def short_of_memory(case, *args):
+        calls.append(case.case_id)
+        try:
+            raise MemoryError("no room")
+        except MemoryError as error:
+            raise InputError(f"{case.image_path}: preprocessing failed (MemoryError: no room)") from error
+
+    monkeypatch.setattr(training, "_load_case", short_of_memory)
+    with pytest.raises(InputError, match="a.nii.gz: preprocessing failed"):
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    assert calls == ["a"]
+
+
 def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     """A broken link was 'not a .nii/.nii.gz file'; a second nnU-Net channel was only 'no counterpart'; a label value
     above 255 without a config named the default config, not the file that holds it."""
@@ -964,14 +988,20 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     with caplog.at_level("WARNING"):
         assert len(pair_cases(images, labels)) == 1
     assert [r.getMessage() for r in caplog.records] == [
-        f"{labels}: left out 1 links that lead nowhere (moved or deleted targets): gone.nii.gz"]
+        f"{labels}: left out 1 links that lead nowhere (moved or deleted targets, or a loop): gone.nii.gz"]
     (images / "a.nii.gz").rename(images / "a_0000.nii.gz")
     _write(images / "a_0001.nii.gz", np.zeros((16, 16, 6), np.float32))
-    with pytest.raises(TrainingError, match=r"1 of them \(e\.g\. a_0001\.nii\.gz\) look like further input channels "
+    with pytest.raises(TrainingError, match=r"1 of them \(e\.g\. a_0001\.nii\.gz\) looks like further input channels "
                                             r"of a paired case \(nnU-Net's _0001…\), and medseg trains on one image "
                                             r"per case$"):
         pair_cases(images, labels)
     (images / "a_0001.nii.gz").unlink()
+    (images / "a_0000.nii.gz").rename(images / "a.nii.gz")
+    _write(images / "a_2020.nii.gz", np.zeros((16, 16, 6), np.float32))  # a date, beside no case_0000: no hint
+    with pytest.raises(TrainingError) as info:
+        pair_cases(images, labels)
+    assert "no counterpart" in str(info.value) and "channels" not in str(info.value)
+    (images / "a_2020.nii.gz").unlink()
     big = np.arange(16 * 16 * 6, dtype=np.uint16).reshape(16, 16, 6) % 300  # values 0..299, no gaps
     _write(labels / "a.nii.gz", big)
     with pytest.raises(SystemExit):

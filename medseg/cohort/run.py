@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -278,20 +279,17 @@ def _codes_changed(folder: ResultsFolder, case_id: str, package) -> bool:
 
 
 def _recode_sidecar(sample: Sample, folder: ResultsFolder, package) -> None:
-    """A kept segmentation's sidecar given the package's DICOM codes of its labels where they have changed since
-    (codes change no segmentation, so the case is not segmented again; they match a reference DICOM SEG's segments,
-    so a case scored against one present now is scored again: its record and scores go first, so that a run killed
-    midway cannot keep them; a reference away for now keeps its scores, as elsewhere)."""
-    from medseg.metrics import is_dicom_file
-
+    """A kept segmentation's sidecar given the package's DICOM codes of its labels where they have changed since.
+    Codes change no segmentation, so the case is not segmented again; but they match a reference DICOM SEG's
+    segments, so the infer record gets a new run id first (scores are made for a run: they are made again, and a
+    run killed before the sidecar is written recodes it next time)."""
     sidecar = _outdated_sidecar(folder, sample.case_id, package)
     if sidecar is None:
         return
+    record = folder.status(sample.case_id, "infer")
+    if record is not None:
+        write_json(folder.status_path(sample.case_id, "infer"), {**record, "run_id": os.urandom(8).hex()})
     sidecar["label_codes"] = {str(k): v for k, v in package.label_codes.items()}
-    reference = sample.reference
-    if reference is not None and Path(reference).is_file() and is_dicom_file(reference):
-        folder.forget(sample.case_id, ("evaluate",))
-        folder.clear(sample.case_id, [folder.metrics(sample.case_id)])  # the report reads it, not the record
     with atomic_paths([folder.sidecar(sample.case_id)], overwrite=True) as (temp,):
         temp.write_text(json.dumps(sidecar, indent=2) + "\n")
     log.info("%s: the sidecar's label codes brought up to date with model %s", sample.case_id, package.name)
