@@ -154,7 +154,7 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
                  f"{where}: label values")
         advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else ""
         if len(values) > IMAGE_LIKE_VALUES:
-            advice = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
+            advice = _IMAGE_AMONG_LABELS
         raise TrainingError(
             f"{first} {values_text(values)}, which do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
             f"(background 0), so recode the label files to consecutive values first{advice}"
@@ -264,6 +264,7 @@ class TrainCase:
 
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii")
+_IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 
@@ -426,8 +427,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
         raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}")
     unknown = sorted(set(int(v) for v in values) - declared)
     if unknown:
-        hint = ("; so many values suggest an image rather than labels (are --images and --labels swapped?)"
-                if len(values) > IMAGE_LIKE_VALUES else "")
+        hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
         raise TrainingError(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
                             f"config's labels {values_text(sorted(declared))}{hint}")
     affine = torch.from_numpy(image.affine)
@@ -866,8 +866,7 @@ def train(
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
     val_absent = _check_label_presence(config, train_cases, val_cases)
-    # validation references without any foreground score every epoch 0 or n/a: they cannot choose one
-    blind = bool(val_cases) and len(val_absent) == sum(1 for k in config["labels"] if int(k) != 0)
+    blind = validation_without_foreground(config["labels"], len(val_cases), val_absent)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
     patch = tuple(int(v) for v in settings.get("patch_size") or tile)
@@ -1017,7 +1016,6 @@ def train(
         "val_dice_min": best.get("val_dice_min"),
         "val_mean_dice": best.get("val_mean_dice"),
         "val_labels_absent": val_absent,
-        **({"val_without_foreground": True} if blind else {}),
         "val_scored_on": scored_on,
         "epochs_run": state["epoch"],
         # more than one entry: resumed with another --epochs, so the schedule changed midway and a fresh run of the
@@ -1164,6 +1162,14 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
     return made is not None and made == package.sha256
 
 
+def validation_without_foreground(labels: dict, val_count: int, absent: list | None) -> bool:
+    """Whether no validation case holds any of the foreground ``labels`` (``absent``: those none holds, as a
+    training record's ``val_labels_absent``): every epoch then scores 0 (false positives) or n/a, so validation
+    cannot choose one, and the last is shipped."""
+    foreground = {int(k) for k in labels} - {0}
+    return bool(val_count) and bool(foreground) and foreground <= {int(v) for v in absent or []}
+
+
 def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
     network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
@@ -1189,7 +1195,7 @@ def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases:
         return []
     in_validation = present(val_cases)
     absent = [value for value in declared if value not in in_validation]
-    if absent and len(absent) == len(declared):
+    if validation_without_foreground(config["labels"], len(val_cases), absent):
         log.warning("no validation case holds a foreground label (%d case%s): their Dice can only count false "
                     "positives, so it chooses no epoch; the package holds the last epoch's weights", len(val_cases),
                     "" if len(val_cases) == 1 else "s")
@@ -1446,6 +1452,7 @@ def model_card(config: dict) -> str:
     )
     note = ("\n\n\\* in no validation reference: its Dice counts only false positives (0 in each case where it was "
             "predicted), as `medseg evaluate` scores it." if absent else "")
+    table = f"| label | mean Dice | median | min |\n|---|---|---|---|\n{rows}{note}\n"
     settings = training.get("settings", {})
     split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
     val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
@@ -1457,15 +1464,13 @@ def model_card(config: dict) -> str:
         selection = f"""No label could be scored: no validation case holds a foreground label or has one predicted, so
 no Dice was measured and the package holds the weights of the last epoch ({best}).
 """
-    elif training.get("val_without_foreground"):
+    elif validation_without_foreground(config["labels"], len(training.get("val_cases") or []),
+                                       training.get("val_labels_absent")):
         selection = f"""No validation case holds a foreground label, so their Dice (false positives only) chose no
 epoch: the package holds the weights of the last epoch ({best}).
 
 ## Validation (whole volumes, false positives only)
-| label | mean Dice | median | min |
-|---|---|---|---|
-{rows}{note}
-"""
+{table}"""
     elif training.get("val_cases"):
         grid = ("each volume resampled into model space, segmented, mapped back onto its own grid and scored against "
                 "its label file, as `medseg infer` does" if training.get("val_scored_on") == "input grid" else
@@ -1475,10 +1480,7 @@ cases, so the figures below are slightly optimistic for unseen data). Per case, 
 a label in neither the reference nor the prediction has no Dice; n/a: no validation case has one.
 
 ## Validation (whole volumes, {grid})
-| label | mean Dice | median | min |
-|---|---|---|---|
-{rows}{note}
-"""
+{table}"""
     else:
         selection = f"""No validation cases: the package holds the weights of the last epoch ({best}), and no
 accuracy figures were measured.

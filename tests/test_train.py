@@ -291,10 +291,29 @@ def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, 
     assert messages == ["no validation case holds a foreground label (2 cases): their Dice can only count false "
                         "positives, so it chooses no epoch; the package holds the last epoch's weights"]
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
-    assert training["best_epoch"] == 3 and training["val_without_foreground"] is True
+    assert training["best_epoch"] == 3 and training["val_labels_absent"] == [1, 2, 3]
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert ("No validation case holds a foreground label, so their Dice (false positives only) chose no epoch: the "
             "package holds the weights of the last epoch (3).") in " ".join(card.split())
+
+
+def test_the_cli_says_a_run_without_validation_foreground_shipped_its_last_epoch(tmp_path, capsys, config_file):
+    from medseg.cli import main
+    from medseg.train import seeded_split
+
+    images, labels = write_set(tmp_path / "data")
+    config = json.loads(config_file.read_text())
+    _, val, _ = seeded_split(pair_cases(images, labels), config["training"])
+    for case in val:
+        label = nib.load(case.label_path)
+        nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), str(case.label_path))
+    out = tmp_path / "model"
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "-o", str(out),
+              "--threads", "1"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"wrote {out} (last epoch 2; no validation case holds a foreground label)")
 
 
 def test_a_checkpoint_that_chose_a_best_epoch_without_foreground_ships_the_last_when_resumed(tiny_set, tmp_path,

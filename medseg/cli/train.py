@@ -66,6 +66,7 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
         pair_cases,
         read_config,
         seeded_split,
+        validation_without_foreground,
     )
     from medseg.train import train as run_training
 
@@ -187,7 +188,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
                    f"is intact; nothing to train, the package is {kept_as} (give --epochs with more to extend it)",
                    err=True)
         return 0
-    if t.get("val_without_foreground") and t.get("val_mean_dice") is not None:
+    if t.get("val_mean_dice") is not None and validation_without_foreground(
+            package.config["labels"], len(t.get("val_cases") or []), t.get("val_labels_absent")):
         click.echo(f"wrote {output} (last epoch {t['best_epoch']}; no validation case holds a foreground label)")
     elif t.get("val_mean_dice") is None and t.get("val_cases"):
         click.echo(f"wrote {output} (epoch {t['best_epoch']}; no label could be scored in the "
