@@ -23,8 +23,9 @@ from monai.transforms import (
 from medseg.errors import InputError
 from medseg.volume import Volume
 
-__all__ = ["apply_transforms", "build_transforms", "check_resampling_size", "check_slices_fit", "grid_model_shape",
-           "invert_labels", "model_space_shape", "spatial_transforms", "to_model_space", "without_voxels"]
+__all__ = ["apply_transforms", "build_transforms", "check_not_constant", "check_resampling_size", "check_slices_fit",
+           "grid_model_shape", "invert_labels", "model_space_shape", "spatial_transforms", "to_model_space",
+           "without_voxels"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -153,12 +154,29 @@ def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
     model_shape = model_space_shape(volume, pre)
     for axis in axes:
         thin = [a for a in range(3) if a != axis and model_shape[a] == 1]
+        if thin and min(volume.shape) > 1:  # a volume, made thin by its voxel size
+            spacing = " × ".join(f"{v:g}" for v in volume.spacing_mm)
+            extent = " × ".join(f"{n * v:.3g}" for n, v in zip(volume.shape, volume.spacing_mm))
+            wanted = " × ".join(f"{float(v):g}" if v else "kept" for v in pre.get("spacing_mm") or [])
+            raise InputError(f"{volume.source}: its {'×'.join(map(str, volume.shape))} voxels of {spacing} mm span "
+                             f"{extent} mm, {'×'.join(map(str, model_shape))} voxels of the model's "
+                             f"{wanted or 'own'} mm, too thin to segment slices across axis {axis}; check the voxel "
+                             "size in the header")
         if thin:
             names = "RAS" if pre.get("orientation") else "ijk"
             raise InputError(f"{volume.source}: one voxel thick along model-space axis {thin[0]} ({names[thin[0]]}; "
                              f"{'×'.join(map(str, model_shape))} in model space), but the model segments slices "
                              f"across axis {axis} ({names[axis]}); give a volume, or a 2D image in the model's slice "
                              "plane")
+
+
+def check_not_constant(volume: Volume) -> None:
+    """Refuse an image whose voxels all hold one value (a blank or failed export): normalised, it is the same input
+    everywhere, and the model's answer (often one label for the whole volume) says nothing about it."""
+    array = volume.array
+    if array.size and float(array.min()) == float(array.max()):
+        raise InputError(f"{volume.source}: every voxel holds {float(array.flat[0]):g}: there is nothing to segment "
+                         "(a blank or failed export?)")
 
 
 def to_model_space(volume: Volume, transforms: Compose, release_voxels: bool = False) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 
 from medseg.errors import ImageReadError, InputError
 from medseg.input_range import check_extent, model_space_extent
-from medseg.io.atomic import atomic_paths, check_superseded, check_writable, sha256_of
+from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.volume import Volume, stem, volume_ml
@@ -39,10 +39,11 @@ def output_paths(
     input_path: Path | str, out_dir: Path | str | None = None, case_id: str | None = None
 ) -> tuple[Path, Path, Path]:
     """``<name>_seg.nii.gz``, ``<name>_seg.json`` and ``<name>_metrics.json`` in ``out_dir`` (default:
-    beside the input); ``name`` is ``case_id`` or the input's stem."""
-    input_path = Path(input_path)
-    folder = Path(out_dir) if out_dir is not None else input_path.resolve().parent
-    name = case_id or stem(input_path.resolve() if input_path.name in ("", ".") else input_path)
+    beside the input, a link's outputs beside the link); ``name`` is ``case_id`` or the input's stem."""
+    # made absolute without following links: a linked input's outputs go beside the link, named after it
+    input_path = Path(os.path.abspath(input_path))
+    folder = Path(out_dir) if out_dir is not None else input_path.parent
+    name = case_id or stem(input_path)
     return folder / f"{name}_seg.nii.gz", folder / f"{name}_seg.json", folder / f"{name}_metrics.json"
 
 
@@ -135,6 +136,7 @@ def segment_case(
     """
     from medseg.preprocess import (
         build_transforms,
+        check_not_constant,
         check_resampling_size,
         check_slices_fit,
         invert_labels,
@@ -149,6 +151,7 @@ def segment_case(
                                     keep=[input_path] + ([reference] if reference is not None else []))
     check_writable(targets, overwrite)
     check_superseded(superseded, overwrite)
+    check_folders_writable(targets)
     timings: dict[str, float] = {}
 
     clock = time.perf_counter()
@@ -173,6 +176,7 @@ def segment_case(
     timings["read_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    check_not_constant(volume)
     check_resampling_size(volume, segmenter.package.preprocessing)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
     transforms = build_transforms(segmenter.package.preprocessing)

@@ -664,3 +664,53 @@ def test_a_package_of_more_than_256_classes_writes_label_values_above_255(tmp_pa
     assert np.unique(np.asarray(written.dataobj)).tolist() == [299]
     sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
     assert sidecar["label_voxels"]["299"] == 40 * 40 * 8 and sidecar["label_voxels"]["43"] == 0
+
+
+def test_a_linked_input_gets_its_outputs_beside_the_link(tmp_path, case, make_package, capsys):
+    """Before, the folder came from the link's target and the name from the link: the outputs of work/mine.nii.gz
+    went into the (shared, maybe read-only) data folder as mine_seg.nii.gz."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    work.mkdir()
+    case.rename(data / "scan.nii.gz")
+    (work / "mine.nii.gz").symlink_to(data / "scan.nii.gz")
+    code, _, err = run(["infer", str(work / "mine.nii.gz"), "--model", str(make_package())], capsys)
+    assert code == 0, err
+    assert _files(work) == ["mine.nii.gz", "mine_seg.json", "mine_seg.nii.gz"]
+    assert _files(data) == ["scan.nii.gz"]
+
+
+@pytest.mark.parametrize("value", [0.0, 7.5])
+def test_a_constant_image_is_refused(tmp_path, make_package, capsys, value):
+    """Before, an all-zero (blank export) or constant image was segmented, all of it as one label, exit 0."""
+    path = tmp_path / "blank.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((40, 40, 8), value, np.float32), np.eye(4)), path)
+    code, _, err = run(["infer", str(path), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {path}: every voxel holds {value:g}: there is nothing "
+                                            "to segment (a blank or failed export?)")
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's /sys, a folder nobody "
+                    "may write in")
+def test_an_output_folder_that_cannot_be_written_is_refused_before_segmenting(tmp_path, case, make_package,
+                                                                                capsys, caplog):
+    """Before, a read-only output folder was found when writing, after each input's whole inference."""
+    with caplog.at_level("INFO"):
+        code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", "/sys/kernel"], capsys)
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("medseg: error: /sys/kernel: cannot write outputs in this folder (")
+    assert not any("cpu" in r.getMessage() and "slice" in r.getMessage() for r in caplog.records)
+
+
+def test_a_volume_made_one_voxel_thick_by_its_voxel_size_says_so(tmp_path, capsys):
+    """Before, a 36x52x38 volume of 0.01 mm voxels was refused as 'one voxel thick ... give a volume', which it is."""
+    path = tmp_path / "tiny.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((36, 52, 38), seed=3).image, np.diag([0.01, 0.01, 0.01, 1.0])), path)
+    code, _, err = run(["infer", str(path), "--model", "hippocampus", "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"medseg: error: {path}: its 36×52×38 voxels of 0.01 × 0.01 × 0.01 mm")
+    assert last.endswith("check the voxel size in the header")

@@ -509,3 +509,38 @@ def test_a_package_without_spatial_preprocessing_segments_on_the_input_grid_with
     written = nib.load(outputs.segmentation)
     assert np.array_equal(np.asarray(written.dataobj), expected.numpy()) and written.shape == (32, 30, 8)
     assert np.array_equal(written.affine, nib.load(tmp_path / "lps.nii.gz").affine)
+
+
+def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(tmp_path, make_package, caplog):
+    """Before, a 2D image whose sform had a zero column for its one-voxel axis was refused as "singular", though
+    where each of its pixels lies is fully given; the output keeps the sform as stored."""
+    sform = np.eye(4)
+    sform[:3, :3] = rotation_matrix(np.radians([20.0, 0.0, 10.0])) @ np.diag([0.8, 0.8, 0.0])
+    sform[:3, 3] = [-10.0, 4.0, 7.5]
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.float32)
+    header.set_data_shape((40, 36))
+    header.set_sform(sform, code=1)
+    header.set_qform(None, code=0)
+    pixels = make_phantom((40, 36, 1), seed=4).image[:, :, 0]
+    nib.save(nib.Nifti1Image(pixels, None, header=header), tmp_path / "flat.nii.gz")
+    volume = read_nifti(tmp_path / "flat.nii.gz")
+    np.testing.assert_allclose(volume.affine[:3, :2], sform[:3, :2])
+    np.testing.assert_allclose(np.linalg.norm(volume.affine[:3, 2]), 1.0)  # 1 mm across the slice
+    np.testing.assert_allclose(volume.affine[:3, :2].T @ volume.affine[:3, 2], 0.0, atol=1e-12)  # normal to it
+    note = ("slice thickness unknown (the affine's column for k is zero, an axis of one voxel): 1 mm assumed; the "
+            "volumes in ml rest on it")
+    assert volume.info["thickness_note"] == note
+    with caplog.at_level("WARNING"):
+        labels, sidecar = _segment(tmp_path / "flat.nii.gz", load_package(make_package()), tmp_path / "out")
+    assert sidecar["input_info"]["thickness_note"] == note
+    written = nib.load(tmp_path / "out" / "flat_seg.nii.gz")
+    stored = nib.load(tmp_path / "flat.nii.gz").get_sform()
+    np.testing.assert_array_equal(written.get_sform(), stored)  # as the input stores it, zero column included
+    assert not stored[:3, 2].any()
+    assert written.shape == (40, 36, 1) and labels.any()  # a 2D image comes out as one slice
+    # a zero column along an axis of more than one voxel is still refused
+    header.set_data_shape((40, 36, 3))
+    nib.save(nib.Nifti1Image(np.zeros((40, 36, 3), np.float32), None, header=header), tmp_path / "thick.nii.gz")
+    with pytest.raises(Exception, match="singular"):
+        read_nifti(tmp_path / "thick.nii.gz")

@@ -1900,3 +1900,20 @@ def test_a_run_started_with_a_config_and_resumed_without_one_is_told_to_give_it(
         f"medseg: error: {out}: the checkpoint was started with a config of its own or a dataset.json (labels 1 "
         "ellipsoid, 2 box, 3 tube); resume with -c and that config, or with that dataset.json beside the images and "
         "labels folders")
+
+
+def test_steps_per_epoch_is_set_on_the_command_line_with_or_without_a_config(tiny_set, config_file, tmp_path,
+                                                                              capsys):
+    """Before, a short trial run needed a whole package config written out for its training.steps_per_epoch (a
+    config holding only a training section is refused)."""
+    quick = tmp_path / "quick"
+    assert _exit_code(_train_cli(*tiny_set, quick, "--epochs", "1", "--steps-per-epoch", "2")) == 0
+    settings = load_package(quick).config["training"]["settings"]
+    assert settings["steps_per_epoch"] == 2 and settings["epochs"] == 1
+    assert "1 epoch of 2 steps" in (quick / "MODEL_CARD.md").read_text()
+    configured = tmp_path / "configured"
+    assert _exit_code(_train_cli(*tiny_set, configured, "-c", str(config_file), "--steps-per-epoch", "3")) == 0
+    assert load_package(configured).config["training"]["settings"]["steps_per_epoch"] == 3
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "none", "--steps-per-epoch", "0")) == 2
+    assert "--steps-per-epoch" in capsys.readouterr().err

@@ -21,6 +21,8 @@ from medseg.cli.options import device_form
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
+@click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
+              help="Override training.steps_per_epoch (e.g. a short trial run).")
 @click.option("--seed", type=click.IntRange(0), default=None,
               help="Override training.seed. Without training.split_seed in the config it also draws the validation "
                    "split, so figures of different seeds come from different validation cases.")
@@ -33,7 +35,8 @@ from medseg.cli.options import device_form
                    "last bits (two runs are identical only with the same seed and the same --threads).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing package in the output folder.")
-def train(images, labels, config_path, output, epochs, seed, fold, device, threads, resume, overwrite):
+def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads, resume,
+          overwrite):
     """Train the seed's 2D U-Net on labelled volumes and write a model package.
 
     \b
@@ -72,7 +75,8 @@ def train(images, labels, config_path, output, epochs, seed, fold, device, threa
 
     # everything that can be checked without reading a volume fails first: output folder, config, pairing
     check_output_folder(output, overwrite=overwrite, resume=resume)
-    overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("fold", fold)) if v is not None}
+    overrides = {k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("seed", seed),
+                                   ("fold", fold)) if v is not None}
     if config_path is not None:
         config = with_overrides(read_config(config_path), overrides)
         check_config(config, str(config_path))

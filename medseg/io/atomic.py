@@ -16,7 +16,8 @@ from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 
-__all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_superseded", "check_writable", "sha256_of"]
+__all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_folders_writable", "check_superseded", "check_writable",
+           "sha256_of"]
 
 
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
@@ -54,6 +55,24 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
             raise OutputWriteError(f"{target}: a folder is in the place of this output; move it away")
         if not overwrite and exists:
             raise OutputExistsError(f"{target}: output exists already; pass --overwrite to replace it")
+
+
+def check_folders_writable(targets: Sequence[Path | str]) -> None:
+    """Refuse, before any work, when a file cannot be made where ``targets`` go: in each target's folder, or in the
+    nearest folder above it that exists (where the missing ones will be made). Tried by making a temporary file (it
+    leaves nothing behind), since permission bits do not say it for root, a read-only mount or a full quota."""
+    import tempfile
+
+    folders = {Path(os.path.abspath(Path(target).parent)) for target in targets}
+    for folder in sorted(folders):
+        existing = next((f for f in (folder, *folder.parents) if f.is_dir()), None)
+        if existing is None:
+            continue
+        try:
+            with tempfile.TemporaryFile(dir=existing, prefix=".medseg-probe-"):
+                pass
+        except OSError as error:
+            raise OutputWriteError(f"{existing}: cannot write outputs in this folder ({_reason(error)})") from error
 
 
 @contextlib.contextmanager

@@ -79,6 +79,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if min(array.shape) < 1:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
     affine, orientation_note = affine_mm(image)
+    affine, flat_note = _flat_axis_filled(affine, array.shape)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
@@ -98,7 +99,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if qform_note:
         log.warning("%s: %s", path, qform_note)
         info["qform_note"] = qform_note
-    thickness_note = _unknown_thickness(image, array.shape)
+    thickness_note = _unknown_thickness(image, array.shape) or flat_note
     if thickness_note:
         log.warning("%s: %s", path, thickness_note)
         info["thickness_note"] = thickness_note
@@ -300,6 +301,27 @@ def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
             return (f"slice thickness unknown (pixdim[{axis + 1}] {pixdim:g} along {'ijk'[axis]}, an axis of one "
                     "voxel): 1 mm assumed; the volumes in ml rest on it")
     return None
+
+
+def _flat_axis_filled(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, str | None]:
+    """An affine whose column for an axis of one voxel (a 2D image's slice) is zero places every voxel, but is
+    singular: that column becomes the 1 mm normal to the other two (right-handed), with a note. Outputs still copy
+    the header as stored. Any other affine is returned as it is."""
+    columns = np.asarray(affine, dtype=np.float64)[:3, :3]
+    if not np.all(np.isfinite(columns)):
+        return affine, None
+    flat = [axis for axis in range(3) if not np.any(columns[:, axis])]
+    if len(flat) != 1 or shape[flat[0]] != 1:
+        return affine, None
+    axis = flat[0]
+    normal = np.cross(columns[:, (axis + 1) % 3], columns[:, (axis + 2) % 3])
+    size = float(np.linalg.norm(normal))
+    if size < 1e-12:
+        return affine, None
+    filled = np.array(affine, dtype=np.float64)
+    filled[:3, axis] = normal / size
+    return filled, (f"slice thickness unknown (the affine's column for {'ijk'[axis]} is zero, an axis of one voxel): "
+                    "1 mm assumed; the volumes in ml rest on it")
 
 
 def _has_spm_mat(image) -> bool:
