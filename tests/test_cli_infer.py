@@ -562,7 +562,7 @@ def test_the_size_guard_counts_without_overflow(tmp_path):
         check_resampling_size(volume, load_package("hippocampus").preprocessing)
 
 
-def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_package, capsys):
+def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_package, capsys, caplog):
     package = str(make_package())
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "case_seg.nii.gz").write_text("an earlier output")
@@ -594,10 +594,12 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     folder = tmp_path / "niftis"
     folder.mkdir()
     (folder / "a.nii.gz").write_bytes(case.read_bytes())
-    code, _, err = run(["infer", str(folder), "-m", package, "-o", str(tmp_path / "o3")], capsys)
+    with caplog.at_level("WARNING"):
+        code, _, err = run(["infer", str(folder), "-m", package, "-o", str(tmp_path / "o3")], capsys)
     assert code == 1 and err.strip().splitlines()[-1].endswith(
         f"no DICOM images found (1 non-DICOM file(s)); a folder is read as one DICOM study: give NIfTI files one "
         f"by one, e.g. {folder}/*.nii.gz")
+    assert not [r for r in caplog.records if "skipped" in r.getMessage()]  # the error counts them: no warning
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 

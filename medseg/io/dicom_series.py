@@ -139,11 +139,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
                 non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
                 continue
             images.append((path, dataset))
-    if skipped and warn_skipped:
-        names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
-        log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
-                    ", ..." if len(skipped) > 5 else "")
-    if not images:
+    if not images:  # the error counts the skipped files: no warning line before it
         parts = ([f"{len(skipped)} non-DICOM file(s)"] if skipped else []) + (
             [f"{len(non_image)} non-image DICOM object(s)"] if non_image else [])
         what, extra = " and ".join(parts) or "no files", ""
@@ -151,6 +147,10 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         hint = (f"; a folder is read as one DICOM study: give NIfTI files one by one, e.g. {folder}/*.nii.gz"
                 if nifti else "")
         raise DicomError(f"{folder}: no DICOM images found ({what}{extra}){hint}")
+    if skipped and warn_skipped:
+        names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
+        log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
+                    ", ..." if len(skipped) > 5 else "")
     return FolderScan(folder, _group(images, messages), skipped, non_image)
 
 
