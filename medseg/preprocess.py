@@ -160,8 +160,8 @@ def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
             wanted = " × ".join(f"{float(v):g}" if v else "kept" for v in pre.get("spacing_mm") or [])
             raise InputError(f"{volume.source}: its {'×'.join(map(str, volume.shape))} voxels of {spacing} mm span "
                              f"{extent} mm, {'×'.join(map(str, model_shape))} voxels of the model's "
-                             f"{wanted or 'own'} mm, too thin to segment slices across axis {axis}; check the voxel "
-                             "size in the header")
+                             f"{wanted or 'own'} mm, too thin to segment slices across axis {axis}; give a thicker "
+                             "volume, or check the voxel size in the header")
         if thin:
             names = "RAS" if pre.get("orientation") else "ijk"
             raise InputError(f"{volume.source}: one voxel thick along model-space axis {thin[0]} ({names[thin[0]]}; "

@@ -40,8 +40,12 @@ def output_paths(
 ) -> tuple[Path, Path, Path]:
     """``<name>_seg.nii.gz``, ``<name>_seg.json`` and ``<name>_metrics.json`` in ``out_dir`` (default:
     beside the input, a link's outputs beside the link); ``name`` is ``case_id`` or the input's stem."""
-    # made absolute without following links: a linked input's outputs go beside the link, named after it
-    input_path = Path(os.path.abspath(input_path))
+    input_path = Path(input_path)
+    if input_path.name in ("", ".", ".."):  # a folder named by "." or "..": its real place and name
+        input_path = Path(os.path.realpath(input_path))
+    else:  # the folder it is in, links followed (as the kernel follows them before a ".."), and its own name: a
+        # linked input's outputs go beside the link, named after it
+        input_path = Path(os.path.realpath(input_path.parent)) / input_path.name
     folder = Path(out_dir) if out_dir is not None else input_path.parent
     name = case_id or stem(input_path)
     return folder / f"{name}_seg.nii.gz", folder / f"{name}_seg.json", folder / f"{name}_metrics.json"

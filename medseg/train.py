@@ -1258,9 +1258,13 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     changed = _differences(recorded.get("config", started_with), started_with)
     if changed:
         shown = ", ".join(changed[:6]) + (" …" if len(changed) > 6 else "")
+        before = recorded.get("config", {}).get("training", {})
+        options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
+                   if f"training.{key}" in changed and before.get(key) is not None]
+        given = f" (give {' '.join(options)} as it was)" if options else ""
         raise TrainingError(f"{out_dir}: the checkpoint was started with other settings ({shown}); resume with the "
-                            "config it was started with (only the epoch count may change), or start again with "
-                            "--overwrite")
+                            f"config it was started with{given} (only the epoch count may change), or start again "
+                            "with --overwrite")
 
 
 def _resume_key(package_config: dict, settings: dict) -> dict:

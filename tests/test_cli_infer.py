@@ -715,4 +715,20 @@ def test_a_volume_made_one_voxel_thick_by_its_voxel_size_says_so(tmp_path, capsy
     assert code == 1
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"medseg: error: {path}: its 36×52×38 voxels of 0.01 × 0.01 × 0.01 mm")
-    assert last.endswith("check the voxel size in the header")
+    assert last.endswith("give a thicker volume, or check the voxel size in the header")
+
+
+def test_a_path_through_a_link_and_up_gets_its_outputs_beside_the_file_read(tmp_path, case, make_package, capsys):
+    """work/linkdir/../scan.nii.gz, with linkdir a link to data/sub, is data/scan.nii.gz for the kernel: its
+    outputs go beside that file, not beside work/scan.nii.gz (another image)."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    (data / "sub").mkdir(parents=True)
+    work.mkdir()
+    case.rename(data / "scan.nii.gz")
+    (work / "scan.nii.gz").write_bytes(b"another image")
+    (work / "linkdir").symlink_to(data / "sub")
+    code, _, err = run(["infer", str(work / "linkdir" / ".." / "scan.nii.gz"), "--model", str(make_package())],
+                       capsys)
+    assert code == 0, err
+    assert _files(data) == ["scan.nii.gz", "scan_seg.json", "scan_seg.nii.gz"]
+    assert _files(work) == ["scan.nii.gz"]

@@ -528,8 +528,8 @@ def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(t
     np.testing.assert_allclose(volume.affine[:3, :2], sform[:3, :2])
     np.testing.assert_allclose(np.linalg.norm(volume.affine[:3, 2]), 1.0)  # 1 mm across the slice
     np.testing.assert_allclose(volume.affine[:3, :2].T @ volume.affine[:3, 2], 0.0, atol=1e-12)  # normal to it
-    note = ("slice thickness unknown (the affine's column for k is zero, an axis of one voxel): 1 mm assumed; the "
-            "volumes in ml rest on it")
+    note = ("slice thickness unknown (the affine's column for k is zero, an axis of one voxel, and pixdim[3] gives "
+            "none): 1 mm assumed; the volumes in ml rest on it")
     assert volume.info["thickness_note"] == note
     with caplog.at_level("WARNING"):
         labels, sidecar = _segment(tmp_path / "flat.nii.gz", load_package(make_package()), tmp_path / "out")
@@ -539,6 +539,17 @@ def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(t
     np.testing.assert_array_equal(written.get_sform(), stored)  # as the input stores it, zero column included
     assert not stored[:3, 2].any()
     assert written.shape == (40, 36, 1) and labels.any()  # a 2D image comes out as one slice
+    # the report reads the same geometry (it flagged such a case's grid, and could not draw it)
+    from medseg.report.checks import read_labels
+
+    np.testing.assert_allclose(read_labels(tmp_path / "out" / "flat_seg.nii.gz")[1], volume.affine)
+    # a thickness the header states (pixdim[3] of a 3D file one slice thick) is the normal's length, without a note
+    header.set_data_shape((40, 36, 1))
+    header["pixdim"][3] = 2.5
+    nib.save(nib.Nifti1Image(pixels[:, :, None], None, header=header), tmp_path / "stated.nii.gz")
+    stated = read_nifti(tmp_path / "stated.nii.gz")
+    np.testing.assert_allclose(stated.affine[:3, 2], volume.affine[:3, 2] * 2.5)
+    assert "thickness_note" not in stated.info and stated.voxel_volume_ml == pytest.approx(0.8 * 0.8 * 2.5 / 1000)
     # a zero column along an axis of more than one voxel is still refused
     header.set_data_shape((40, 36, 3))
     nib.save(nib.Nifti1Image(np.zeros((40, 36, 3), np.float32), None, header=header), tmp_path / "thick.nii.gz")

@@ -1915,5 +1915,11 @@ def test_steps_per_epoch_is_set_on_the_command_line_with_or_without_a_config(tin
     assert _exit_code(_train_cli(*tiny_set, configured, "-c", str(config_file), "--steps-per-epoch", "3")) == 0
     assert load_package(configured).config["training"]["settings"]["steps_per_epoch"] == 3
     capsys.readouterr()
+    # resumed without it, the run is refused, and told what it was started with
+    assert _exit_code(_train_cli(*tiny_set, quick, "--epochs", "2", "--resume")) == 1
+    assert "(training.steps_per_epoch); resume with the config it was started with (give --steps-per-epoch 2 as it " \
+        "was)" in capsys.readouterr().err
+    assert _exit_code(_train_cli(*tiny_set, quick, "--epochs", "2", "--steps-per-epoch", "2", "--resume")) == 0
+    assert load_package(quick).config["training"]["epochs_run"] == 2
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "none", "--steps-per-epoch", "0")) == 2
     assert "--steps-per-epoch" in capsys.readouterr().err

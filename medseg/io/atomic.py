@@ -63,7 +63,7 @@ def check_folders_writable(targets: Sequence[Path | str]) -> None:
     leaves nothing behind), since permission bits do not say it for root, a read-only mount or a full quota."""
     import tempfile
 
-    folders = {Path(os.path.abspath(Path(target).parent)) for target in targets}
+    folders = {Path(os.path.realpath(Path(target).parent)) for target in targets}  # where "link/.." leads
     for folder in sorted(folders):
         existing = next((f for f in (folder, *folder.parents) if f.is_dir()), None)
         if existing is None:

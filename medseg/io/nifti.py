@@ -78,8 +78,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         raise InputError(f"{path}: expected a 3D volume, got shape {tuple(array.shape)}")
     if min(array.shape) < 1:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
-    affine, orientation_note = affine_mm(image)
-    affine, flat_note = _flat_axis_filled(affine, array.shape)
+    affine, orientation_note, flat_note = _affine_mm(image)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
@@ -192,7 +191,15 @@ _NO_ORIENTATION = ("no orientation in the header ({why}): NIfTI method 1 assumed
 
 
 def affine_mm(image) -> tuple[np.ndarray, str | None]:
-    """The voxel → world affine of a nibabel image in millimetres, and a note when the header gives no orientation.
+    """The voxel → world affine of a nibabel image in millimetres, and a note when the header gives no orientation
+    (see :func:`_affine_mm`)."""
+    affine, note, _ = _affine_mm(image)
+    return affine, note
+
+
+def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
+    """The voxel → world affine of a nibabel image in millimetres, a note when the header gives no orientation, and
+    one when a 2D image's slice thickness had to be assumed.
 
     nibabel's ``affine`` ignores the spatial unit of ``xyzt_units``: a file in microns or metres is scaled here
     to mm. A NIfTI file whose sform and qform codes are both 0 has no orientation; the NIfTI standard's method 1
@@ -204,10 +211,14 @@ def affine_mm(image) -> tuple[np.ndarray, str | None]:
     code outside 0–4, a spatial unit NIfTI does not define, or a voxel size of zero, below zero or not finite in
     ``pixdim`` where the geometry is computed from it (qform or method 1) along an axis of more than one voxel
     (nibabel would read it as 1 mm) raise :class:`InputError` naming the file.
+
+    An affine whose column for an axis of one voxel (a 2D image's slice) is zero places every voxel, but is singular:
+    that column becomes the normal to the other two (right-handed), as long as the header's ``pixdim`` for the axis
+    (or 1 mm, with the third note, where it gives none). Outputs still copy the header as stored.
     """
     header = image.header
     affine = np.asarray(image.affine, dtype=np.float64)
-    note = None
+    note = thickness_note = None
     raw = raw_header(image)
     name = image.get_filename() or "image"
     if isinstance(header, nib.Nifti1Header):  # Nifti2Header too
@@ -225,6 +236,7 @@ def affine_mm(image) -> tuple[np.ndarray, str | None]:
         if codes["sform_code"] == 0 and codes["qform_code"] == 0:
             affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
             note = _NO_ORIENTATION.format(why="sform and qform codes 0")
+        affine, thickness_note = _flat_axis_filled(affine, image)
         scale = _UNIT_MM[unit]
         if scale != 1.0:
             affine = np.diag([scale, scale, scale, 1.0]) @ affine
@@ -234,7 +246,9 @@ def affine_mm(image) -> tuple[np.ndarray, str | None]:
         _check_voxel_sizes(raw, image.shape, name)
         note = ("no orientation in the header (an Analyze file without an SPM .mat): read as nibabel and SPM read "
                 "it (the header's origin, x mirrored, the radiological convention); left and right may be swapped")
-    return affine, note
+    if thickness_note is None:
+        affine, thickness_note = _flat_axis_filled(affine, image)
+    return affine, note, thickness_note
 
 
 def raw_header(image):
@@ -303,12 +317,12 @@ def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def _flat_axis_filled(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, str | None]:
-    """An affine whose column for an axis of one voxel (a 2D image's slice) is zero places every voxel, but is
-    singular: that column becomes the 1 mm normal to the other two (right-handed), with a note. Outputs still copy
-    the header as stored. Any other affine is returned as it is."""
+def _flat_axis_filled(affine: np.ndarray, image) -> tuple[np.ndarray, str | None]:
+    """``affine`` with a zero column for an axis of one voxel of ``image`` filled (see :func:`_affine_mm`), and a note
+    when its length is assumed; any other affine as it is."""
     columns = np.asarray(affine, dtype=np.float64)[:3, :3]
-    if not np.all(np.isfinite(columns)):
+    shape = shape_3d(image.shape)
+    if len(shape) != 3 or not np.all(np.isfinite(columns)):
         return affine, None
     flat = [axis for axis in range(3) if not np.any(columns[:, axis])]
     if len(flat) != 1 or shape[flat[0]] != 1:
@@ -318,10 +332,17 @@ def _flat_axis_filled(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.nd
     size = float(np.linalg.norm(normal))
     if size < 1e-12:
         return affine, None
+    try:  # a 2D file's pixdim[3] lies beyond its dimensions: no thickness (nibabel writes 1 there)
+        raw = raw_header(image)
+        stated = abs(float(raw["pixdim"][axis + 1])) if int(raw["dim"][0]) > axis else 0.0
+    except (KeyError, ValueError, IndexError, TypeError):  # a format without pixdim
+        stated = 0.0
     filled = np.array(affine, dtype=np.float64)
-    filled[:3, axis] = normal / size
-    return filled, (f"slice thickness unknown (the affine's column for {'ijk'[axis]} is zero, an axis of one voxel): "
-                    "1 mm assumed; the volumes in ml rest on it")
+    filled[:3, axis] = normal / size * (stated if np.isfinite(stated) and stated > 0 else 1.0)
+    if np.isfinite(stated) and stated > 0:
+        return filled, None
+    return filled, (f"slice thickness unknown (the affine's column for {'ijk'[axis]} is zero, an axis of one voxel, "
+                    f"and pixdim[{axis + 1}] gives none): 1 mm assumed; the volumes in ml rest on it")
 
 
 def _has_spm_mat(image) -> bool:
