@@ -213,8 +213,8 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
     (nibabel would read it as 1 mm) raise :class:`InputError` naming the file.
 
     An affine whose column for an axis of one voxel (a 2D image's slice) is zero places every voxel, but is singular:
-    that column becomes the normal to the other two (right-handed), as long as the header's ``pixdim`` for the axis
-    (or 1 mm, with the third note, where it gives none). Outputs still copy the header as stored.
+    that column becomes the normal to the other two (right-handed), of the length the header's ``pixdim`` gives for
+    the axis (1 mm, with the third note, where it gives none). Outputs still copy the header as stored.
     """
     header = image.header
     affine = np.asarray(image.affine, dtype=np.float64)
@@ -236,17 +236,18 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
         if codes["sform_code"] == 0 and codes["qform_code"] == 0:
             affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
             note = _NO_ORIENTATION.format(why="sform and qform codes 0")
-        affine, thickness_note = _flat_axis_filled(affine, image)
+        affine, thickness_note = _flat_axis_filled(affine, image)  # before the unit's scale, as pixdim is in it
         scale = _UNIT_MM[unit]
         if scale != 1.0:
             affine = np.diag([scale, scale, scale, 1.0]) @ affine
-    elif isinstance(header, nib.analyze.AnalyzeHeader) and not _has_spm_mat(image):
-        # kept as nibabel and SPM read it (origin field, x mirrored), so that outputs overlay the input in the tools
-        # that made it; but said, since the header does not state it
-        _check_voxel_sizes(raw, image.shape, name)
-        note = ("no orientation in the header (an Analyze file without an SPM .mat): read as nibabel and SPM read "
-                "it (the header's origin, x mirrored, the radiological convention); left and right may be swapped")
-    if thickness_note is None:
+    else:
+        if isinstance(header, nib.analyze.AnalyzeHeader) and not _has_spm_mat(image):
+            # kept as nibabel and SPM read it (origin field, x mirrored), so that outputs overlay the input in the
+            # tools that made it; but said, since the header does not state it
+            _check_voxel_sizes(raw, image.shape, name)
+            note = ("no orientation in the header (an Analyze file without an SPM .mat): read as nibabel and SPM "
+                    "read it (the header's origin, x mirrored, the radiological convention); left and right may be "
+                    "swapped")
         affine, thickness_note = _flat_axis_filled(affine, image)
     return affine, note, thickness_note
 
