@@ -82,9 +82,10 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
         found.append(other)
     if not scored and metrics_path.is_file():
         # metrics go with the file they score, when this run replaces it (its target) or removes it (above)
-        gone = {os.path.abspath(p) for p in [seg_path if output_format == "nifti" else dicom_seg, *found]}
+        # (compared with links followed: metrics may name the file by a path through a linked folder)
+        gone = {os.path.realpath(p) for p in [seg_path if output_format == "nifti" else dicom_seg, *found]}
         scores = (_medseg_json(metrics_path, "medseg-metrics/1") or {}).get("prediction")  # never a user's file
-        if isinstance(scores, str) and os.path.abspath(scores) in gone:
+        if isinstance(scores, str) and os.path.realpath(scores) in gone:
             found.append(metrics_path)
     kept = {os.path.realpath(p) for p in keep}
     return [p for p in found if os.path.realpath(p) not in kept]

@@ -1251,17 +1251,18 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     if case_ids is not None and isinstance(trained_on, dict) and set(trained_on) != set(case_ids):
         # an added or removed case also moves the seeded split: named as what it is, not as a split setting
         _check_same_data(out_dir, dict.fromkeys(trained_on, []), dict.fromkeys(case_ids, []))
-    if recorded.get("val_cases", val_ids) != val_ids:
-        raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
-                            f"({val_split or 'another split'} now); resume with the split settings it was started with")
     started_with = _resume_key(package_config, settings)
     changed = _differences(recorded.get("config", started_with), started_with)
+    before = recorded.get("config", {}).get("training", {})
+    options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
+               if f"training.{key}" in changed and before.get(key) is not None]
+    given = f" (give {' '.join(options)} as it was)" if options else ""
+    if recorded.get("val_cases", val_ids) != val_ids:
+        raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
+                            f"({val_split or 'another split'} now); resume with the split settings it was started "
+                            f"with{given}")
     if changed:
         shown = ", ".join(changed[:6]) + (" …" if len(changed) > 6 else "")
-        before = recorded.get("config", {}).get("training", {})
-        options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
-                   if f"training.{key}" in changed and before.get(key) is not None]
-        given = f" (give {' '.join(options)} as it was)" if options else ""
         raise TrainingError(f"{out_dir}: the checkpoint was started with other settings ({shown}); resume with the "
                             f"config it was started with{given} (only the epoch count may change), or start again "
                             "with --overwrite")

@@ -732,3 +732,22 @@ def test_a_path_through_a_link_and_up_gets_its_outputs_beside_the_file_read(tmp_
     assert code == 0, err
     assert _files(data) == ["scan.nii.gz", "scan_seg.json", "scan_seg.nii.gz"]
     assert _files(work) == ["scan.nii.gz"]
+
+
+def test_overwrite_removes_earlier_metrics_of_an_input_in_a_linked_folder(tmp_path, case, make_package, capsys):
+    """Metrics written by `evaluate` name the prediction by the linked folder's path; the outputs' paths follow the
+    link: they were compared as written, so the old metrics stayed beside the new segmentation."""
+    package, real, linked = str(make_package()), tmp_path / "real", tmp_path / "linked"
+    real.mkdir()
+    linked.symlink_to(real)
+    case.rename(real / "case.nii.gz")
+    reference = tmp_path / "reference.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(reference))
+    assert run(["infer", str(linked / "case.nii.gz"), "-m", package], capsys)[0] == 0
+    assert run(["evaluate", str(linked / "case_seg.nii.gz"), str(reference), "-o", str(linked / "case_metrics.json")],
+               capsys)[0] == 0
+    code, _, err = run(["infer", str(linked / "case.nii.gz"), "-m", package], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].endswith("(2 more output(s) of these inputs exist too)")
+    assert run(["infer", str(linked / "case.nii.gz"), "-m", package, "--overwrite"], capsys)[0] == 0
+    assert _files(real) == ["case.nii.gz", "case_seg.json", "case_seg.nii.gz"]

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import struct
 
 import nibabel as nib
 import numpy as np
@@ -523,8 +524,19 @@ def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(t
     header.set_sform(sform, code=1)
     header.set_qform(None, code=0)
     pixels = make_phantom((40, 36, 1), seed=4).image[:, :, 0]
-    nib.save(nib.Nifti1Image(pixels, None, header=header), tmp_path / "flat.nii.gz")
-    volume = read_nifti(tmp_path / "flat.nii.gz")
+
+    def saved(name, thickness, unit=None):  # pixdim[3] as stored (nibabel writes 1 for a 2D image: patched)
+        image = nib.Nifti1Image(pixels, None, header=header.copy())
+        if unit:
+            image.header.set_xyzt_units(unit)
+        nib.save(image, tmp_path / name)
+        data = bytearray((tmp_path / name).read_bytes())
+        data[88:92] = struct.pack("<f", thickness)
+        (tmp_path / name).write_bytes(bytes(data))
+        return tmp_path / name
+
+    saved("flat.nii", 0.0)
+    volume = read_nifti(tmp_path / "flat.nii")
     np.testing.assert_allclose(volume.affine[:3, :2], sform[:3, :2])
     np.testing.assert_allclose(np.linalg.norm(volume.affine[:3, 2]), 1.0)  # 1 mm across the slice
     np.testing.assert_allclose(volume.affine[:3, :2].T @ volume.affine[:3, 2], 0.0, atol=1e-12)  # normal to it
@@ -532,10 +544,10 @@ def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(t
             "none): 1 mm assumed; the volumes in ml rest on it")
     assert volume.info["thickness_note"] == note
     with caplog.at_level("WARNING"):
-        labels, sidecar = _segment(tmp_path / "flat.nii.gz", load_package(make_package()), tmp_path / "out")
+        labels, sidecar = _segment(tmp_path / "flat.nii", load_package(make_package()), tmp_path / "out")
     assert sidecar["input_info"]["thickness_note"] == note
     written = nib.load(tmp_path / "out" / "flat_seg.nii.gz")
-    stored = nib.load(tmp_path / "flat.nii.gz").get_sform()
+    stored = nib.load(tmp_path / "flat.nii").get_sform()
     np.testing.assert_array_equal(written.get_sform(), stored)  # as the input stores it, zero column included
     assert not stored[:3, 2].any()
     assert written.shape == (40, 36, 1) and labels.any()  # a 2D image comes out as one slice
@@ -543,14 +555,19 @@ def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(t
     from medseg.report.checks import read_labels
 
     np.testing.assert_allclose(read_labels(tmp_path / "out" / "flat_seg.nii.gz")[1], volume.affine)
-    # a thickness the header states (pixdim[3] of a 3D file one slice thick) is the normal's length, without a note
-    header.set_data_shape((40, 36, 1))
-    header["pixdim"][3] = 2.5
-    nib.save(nib.Nifti1Image(pixels[:, :, None], None, header=header), tmp_path / "stated.nii.gz")
-    stated = read_nifti(tmp_path / "stated.nii.gz")
+    # a thickness the header states (pixdim[3]) is the normal's length, without a note, for the input and for its
+    # prediction (written with three dimensions) alike
+    stated = read_nifti(saved("stated.nii", 2.5))
     np.testing.assert_allclose(stated.affine[:3, 2], volume.affine[:3, 2] * 2.5)
     assert "thickness_note" not in stated.info and stated.voxel_volume_ml == pytest.approx(0.8 * 0.8 * 2.5 / 1000)
+    _segment(tmp_path / "stated.nii", load_package(make_package()), tmp_path / "out")
+    np.testing.assert_allclose(read_nifti(tmp_path / "out" / "stated_seg.nii.gz", labels=True).affine, stated.affine)
+    np.testing.assert_allclose(read_labels(tmp_path / "out" / "stated_seg.nii.gz")[1], stated.affine)
+    # in a file in metres, the assumed thickness is still 1 mm
+    metres = read_nifti(saved("metres.nii", 0.0, unit="meter"))
+    np.testing.assert_allclose(np.linalg.norm(metres.affine[:3, :3], axis=0), [800.0, 800.0, 1.0])
     # a zero column along an axis of more than one voxel is still refused
+    header = header.copy()
     header.set_data_shape((40, 36, 3))
     nib.save(nib.Nifti1Image(np.zeros((40, 36, 3), np.float32), None, header=header), tmp_path / "thick.nii.gz")
     with pytest.raises(Exception, match="singular"):

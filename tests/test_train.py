@@ -1921,5 +1921,9 @@ def test_steps_per_epoch_is_set_on_the_command_line_with_or_without_a_config(tin
         "was)" in capsys.readouterr().err
     assert _exit_code(_train_cli(*tiny_set, quick, "--epochs", "2", "--steps-per-epoch", "2", "--resume")) == 0
     assert load_package(quick).config["training"]["epochs_run"] == 2
+    # a seed or fold that drew the validation cases: refused as a split, and told what to give
+    assert _exit_code(_train_cli(*tiny_set, quick, "--epochs", "3", "--steps-per-epoch", "2", "--seed", "5",
+                                 "--resume")) == 1
+    assert "resume with the split settings it was started with (give --seed 0 as it was)" in capsys.readouterr().err
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "none", "--steps-per-epoch", "0")) == 2
     assert "--steps-per-epoch" in capsys.readouterr().err

@@ -236,8 +236,8 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
         if codes["sform_code"] == 0 and codes["qform_code"] == 0:
             affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
             note = _NO_ORIENTATION.format(why="sform and qform codes 0")
-        affine, thickness_note = _flat_axis_filled(affine, image)  # before the unit's scale, as pixdim is in it
         scale = _UNIT_MM[unit]
+        affine, thickness_note = _flat_axis_filled(affine, image, scale)  # in the file's unit, as pixdim is
         if scale != 1.0:
             affine = np.diag([scale, scale, scale, 1.0]) @ affine
     else:
@@ -318,9 +318,11 @@ def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def _flat_axis_filled(affine: np.ndarray, image) -> tuple[np.ndarray, str | None]:
-    """``affine`` with a zero column for an axis of one voxel of ``image`` filled (see :func:`_affine_mm`), and a note
-    when its length is assumed; any other affine as it is."""
+def _flat_axis_filled(affine: np.ndarray, image, unit_mm: float = 1.0) -> tuple[np.ndarray, str | None]:
+    """``affine`` (in a unit of ``unit_mm`` mm, as pixdim) with a zero column for an axis of one voxel of ``image``
+    filled (see :func:`_affine_mm`), and a note when its length is assumed; any other affine as it is. pixdim is
+    taken whether or not the stored dimensions reach the axis: a 2D file's prediction is written with three, and both
+    must read alike (nibabel writes 1 there, a file stating nothing holds 0)."""
     columns = np.asarray(affine, dtype=np.float64)[:3, :3]
     shape = shape_3d(image.shape)
     if len(shape) != 3 or not np.all(np.isfinite(columns)):
@@ -333,13 +335,12 @@ def _flat_axis_filled(affine: np.ndarray, image) -> tuple[np.ndarray, str | None
     size = float(np.linalg.norm(normal))
     if size < 1e-12:
         return affine, None
-    try:  # a 2D file's pixdim[3] lies beyond its dimensions: no thickness (nibabel writes 1 there)
-        raw = raw_header(image)
-        stated = abs(float(raw["pixdim"][axis + 1])) if int(raw["dim"][0]) > axis else 0.0
+    try:
+        stated = abs(float(raw_header(image)["pixdim"][axis + 1]))
     except (KeyError, ValueError, IndexError, TypeError):  # a format without pixdim
         stated = 0.0
     filled = np.array(affine, dtype=np.float64)
-    filled[:3, axis] = normal / size * (stated if np.isfinite(stated) and stated > 0 else 1.0)
+    filled[:3, axis] = normal / size * (stated if np.isfinite(stated) and stated > 0 else 1.0 / unit_mm)
     if np.isfinite(stated) and stated > 0:
         return filled, None
     return filled, (f"slice thickness unknown (the affine's column for {'ijk'[axis]} is zero, an axis of one voxel, "
