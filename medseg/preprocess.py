@@ -140,8 +140,7 @@ def check_resampling_size(volume: Volume, pre: dict) -> None:
     except (ValueError, OSError, AttributeError):  # not a POSIX system: no guard
         return
     if needed > memory:
-        spacing = " × ".join(f"{v:g}" for v in volume.spacing_mm)
-        wanted = " × ".join(f"{float(v):g}" if v else "kept" for v in pre.get("spacing_mm") or [])
+        spacing, wanted = _spacings_text(volume, pre)
         raise InputError(f"{volume.source}: resampling its {'×'.join(map(str, volume.shape))} voxels of {spacing} mm "
                          f"to the model's {wanted} mm gives {'×'.join(map(str, model_shape))} voxels, about "
                          f"{needed / 2**30:.0f} GiB of memory (this machine has {memory / 2**30:.0f} GiB); check the "
@@ -155,9 +154,8 @@ def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
     for axis in axes:
         thin = [a for a in range(3) if a != axis and model_shape[a] == 1]
         if thin and min(volume.shape) > 1:  # a volume, made thin by its voxel size
-            spacing = " × ".join(f"{v:g}" for v in volume.spacing_mm)
+            spacing, wanted = _spacings_text(volume, pre)
             extent = " × ".join(f"{n * v:.3g}" for n, v in zip(volume.shape, volume.spacing_mm))
-            wanted = " × ".join(f"{float(v):g}" if v else "kept" for v in pre.get("spacing_mm") or [])
             raise InputError(f"{volume.source}: its {'×'.join(map(str, volume.shape))} voxels of {spacing} mm span "
                              f"{extent} mm, {'×'.join(map(str, model_shape))} voxels of the model's "
                              f"{wanted or 'own'} mm, too thin to segment slices across axis {axis}; give a thicker "
@@ -168,6 +166,12 @@ def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
                              f"{'×'.join(map(str, model_shape))} in model space), but the model segments slices "
                              f"across axis {axis} ({names[axis]}); give a volume, or a 2D image in the model's slice "
                              "plane")
+
+
+def _spacings_text(volume: Volume, pre: dict) -> tuple[str, str]:
+    """The volume's voxel size and the model's (``kept`` for an axis it does not resample) as messages give them."""
+    return (" × ".join(f"{v:g}" for v in volume.spacing_mm),
+            " × ".join(f"{float(v):g}" if v else "kept" for v in pre.get("spacing_mm") or []))
 
 
 def check_not_constant(volume: Volume) -> None:

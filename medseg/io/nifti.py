@@ -237,7 +237,7 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
             affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
             note = _NO_ORIENTATION.format(why="sform and qform codes 0")
         scale = _UNIT_MM[unit]
-        affine, thickness_note = _flat_axis_filled(affine, image, scale)  # in the file's unit, as pixdim is
+        affine, thickness_note = _flat_axis_filled(affine, image, raw, scale)  # in the file's unit, as pixdim is
         if scale != 1.0:
             affine = np.diag([scale, scale, scale, 1.0]) @ affine
     else:
@@ -248,7 +248,7 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
             note = ("no orientation in the header (an Analyze file without an SPM .mat): read as nibabel and SPM "
                     "read it (the header's origin, x mirrored, the radiological convention); left and right may be "
                     "swapped")
-        affine, thickness_note = _flat_axis_filled(affine, image)
+        affine, thickness_note = _flat_axis_filled(affine, image, raw)
     return affine, note, thickness_note
 
 
@@ -318,8 +318,9 @@ def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def _flat_axis_filled(affine: np.ndarray, image, unit_mm: float = 1.0) -> tuple[np.ndarray, str | None]:
+def _flat_axis_filled(affine: np.ndarray, image, raw, unit_mm: float = 1.0) -> tuple[np.ndarray, str | None]:
     """``affine`` (in a unit of ``unit_mm`` mm, as pixdim) with a zero column for an axis of one voxel of ``image``
+    (``raw``: its header as stored)
     filled (see :func:`_affine_mm`), and a note when its length is assumed; any other affine as it is. pixdim is
     taken whether or not the stored dimensions reach the axis: a 2D file's prediction is written with three, and both
     must read alike (nibabel writes 1 there, a file stating nothing holds 0)."""
@@ -336,7 +337,7 @@ def _flat_axis_filled(affine: np.ndarray, image, unit_mm: float = 1.0) -> tuple[
     if size < 1e-12:
         return affine, None
     try:
-        stated = abs(float(raw_header(image)["pixdim"][axis + 1]))
+        stated = abs(float(raw["pixdim"][axis + 1]))
     except (KeyError, ValueError, IndexError, TypeError):  # a format without pixdim
         stated = 0.0
     filled = np.array(affine, dtype=np.float64)
