@@ -152,9 +152,9 @@ def segment_case(
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]
     metrics_path = targets[2] if reference is not None else None
+    check_writable(targets, overwrite)  # first: names the file system cannot hold, before any other name is looked up
     superseded = superseded_outputs(input_path, out_dir, reference is not None, output_format, case_id,
                                     keep=[input_path] + ([reference] if reference is not None else []))
-    check_writable(targets, overwrite)
     check_superseded(superseded, overwrite)
     check_folders_writable(targets)
     timings: dict[str, float] = {}

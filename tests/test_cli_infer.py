@@ -66,8 +66,53 @@ def test_not_an_image(tmp_path, make_package, capsys):
     code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
     assert code == 1
     line = err.strip().splitlines()[-1]
-    assert line.startswith(f"medseg: error: {bad}:") and "Traceback" not in err
+    assert line == (f"medseg: error: {bad}: not a NIfTI image (named .gz but not gzip-compressed, and not an "
+                    "uncompressed NIfTI file either)")
+    assert "Traceback" not in err
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("kind", [nib.Nifti1Image, nib.Nifti2Image])
+def test_an_uncompressed_file_named_nii_gz_is_read_as_what_it_is(tmp_path, case, make_package, capsys, caplog, kind):
+    """A NIfTI file named .nii.gz but stored uncompressed (a renamed or mislabelled export) was refused as "not a
+    gzip file", though tools built on the NIfTI reference library read it; it is read, with a note."""
+    import hashlib
+
+    package = str(make_package())
+    stored = nib.load(str(case))
+    plain = tmp_path / "plain" / "case.nii.gz"
+    plain.parent.mkdir()
+    nib.save(kind(np.asanyarray(stored.dataobj), stored.affine, stored.header if kind is nib.Nifti1Image else None),
+             str(tmp_path / "plain.nii"))
+    (tmp_path / "plain.nii").rename(plain)
+    label = tmp_path / "plain" / "label.nii.gz"  # the reference may be so too
+    phantom = make_phantom((40, 40, 8), seed=11)  # the fixture's
+    label.write_bytes(nib.Nifti1Image(phantom.labels, stored.affine).to_bytes())
+    assert plain.read_bytes()[:2] != b"\x1f\x8b" and label.read_bytes()[:2] != b"\x1f\x8b"
+
+    assert run(["infer", str(case), "--model", package, "-o", str(tmp_path / "a")], capsys)[0] == 0
+    code, _, err = run(["infer", str(plain), "--model", package, "-o", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
+    assert f"{plain}: {note}" in caplog.text
+    sidecar = json.loads((tmp_path / "b" / "case_seg.json").read_text())
+    assert sidecar["input_info"] == {"compression_note": note}
+    assert sidecar["input_sha256"] == hashlib.sha256(plain.read_bytes()).hexdigest()
+    expected = nib.load(str(tmp_path / "a" / "case_seg.nii.gz"))
+    written = nib.load(str(tmp_path / "b" / "case_seg.nii.gz"))
+    assert (tmp_path / "b" / "case_seg.nii.gz").read_bytes()[:2] == b"\x1f\x8b"  # the output is what its name says
+    assert np.array_equal(written.affine, expected.affine)
+    assert np.array_equal(np.asanyarray(written.dataobj), np.asanyarray(expected.dataobj))
+    # a reference stored so is read as well, and scores as its compressed copy
+    scores = []
+    for reference in (label, tmp_path / "label.nii.gz"):
+        if reference.name == "label.nii.gz" and reference.parent == tmp_path:
+            reference.write_bytes(gzip.compress(label.read_bytes()))
+        code, out, err = run(["evaluate", str(tmp_path / "b" / "case_seg.nii.gz"), str(reference), "--json",
+                              "-o", str(tmp_path / f"m{len(scores)}.json")], capsys)
+        assert code == 0, err
+        scores.append({k: v["dice"] for k, v in json.loads(out)["labels"].items()})
+    assert scores[0] == scores[1] and set(scores[0]) == {"1", "2", "3"}  # an untrained model: the values do not count
 
 
 def test_truncated_gzip_leaves_nothing_behind(tmp_path, case, make_package, capsys):
@@ -374,6 +419,13 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, c
                        capsys)
     assert code == 2 and f"{case} is given twice; give each input once" in err
     assert not (tmp_path / "out").exists()
+    # so is a .hdr/.img pair given by both its files (it was advised to segment "them" into different folders)
+    stored = nib.load(str(case))
+    nib.save(nib.Nifti1Pair(np.asanyarray(stored.dataobj), stored.affine), str(tmp_path / "pair.img"))
+    pair = [str(tmp_path / "pair.hdr"), str(tmp_path / "pair.img")]
+    code, _, err = run(["infer", *pair, "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 2 and f"{pair[0]} and {pair[1]} are the two files of one image; give it once" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_folder_in_the_place_of_an_output_is_refused_before_any_work(tmp_path, case, make_package, capsys):
@@ -385,6 +437,32 @@ def test_a_folder_in_the_place_of_an_output_is_refused_before_any_work(tmp_path,
     assert err.strip().splitlines()[-1] == (f"medseg: error: {out_dir / 'case_seg.json'}: a folder is in the place "
                                             "of this output; move it away")
     assert _files(out_dir) == []
+
+
+def test_an_output_one_input_cannot_have_fails_that_input_alone_in_a_batch(tmp_path, case, make_package, capsys):
+    """An output name longer than the file system allows, or a folder in an output's place, is that input's fault:
+    alone it is refused before any work; in a batch it stopped every input before any work, though it fails
+    only that one."""
+    package = str(make_package())
+    long = tmp_path / ("x" * 250 + ".nii")  # its segmentation's name would be 261 bytes
+    long.write_bytes(gzip.decompress(case.read_bytes()))
+    blocked = tmp_path / "blocked.nii.gz"
+    blocked.write_bytes(case.read_bytes())
+    out_dir = tmp_path / "out"
+    (out_dir / "blocked_seg.json").mkdir(parents=True)
+    code, _, err = run(["infer", str(long), "--model", package, "-o", str(out_dir)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].endswith("the file name is too long (261 bytes, at most 255); "
+                                                               "shorten the input's name")
+    code, out, err = run(["infer", str(long), str(blocked), str(case), "--model", package, "-o", str(out_dir)],
+                         capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    too_long = "the file name is too long (261 bytes, at most 255); shorten the input's name"
+    assert any(line.startswith("medseg: error: ") and line.endswith(too_long) for line in lines)
+    blocker = out_dir / "blocked_seg.json"
+    assert f"medseg: error: {blocker}: a folder is in the place of this output; move it away" in lines
+    assert lines[-1] == "medseg: 2 of 3 inputs failed"
+    assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
 
 
 def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, case, make_package, capsys):

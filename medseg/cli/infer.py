@@ -135,7 +135,7 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
     given) are usage errors, and (unless ``overwrite``) existing outputs of any input need --overwrite. Called
     with ``overwrite`` True before the model loads (the usage errors), then without it after (the model and device
     are named before "exists already")."""
-    from medseg.errors import OutputExistsError
+    from medseg.errors import OutputExistsError, OutputWriteError
     from medseg.io.atomic import check_writable
     from medseg.segment import case_targets, superseded_outputs
 
@@ -154,10 +154,17 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         if segmentation in seen:
             if Path(seen[segmentation]).resolve() == Path(path).resolve():
                 raise click.UsageError(f"{path} is given twice; give each input once")
+            if _one_image(seen[segmentation], path):
+                raise click.UsageError(f"{seen[segmentation]} and {path} are the two files of one image; give it once")
             raise click.UsageError(f"{seen[segmentation]} and {path} would both be written to {segmentation.name} in "
                                    f"{segmentation.parent}; segment them into different folders (-o)")
         seen[segmentation] = path
-        check_writable(targets, overwrite=True)  # names the file system cannot hold, folders in the way
+        try:
+            check_writable(targets, overwrite=True)  # names the file system cannot hold, folders in the way
+        except OutputWriteError:
+            if len(inputs) == 1:
+                raise
+            continue  # that input's own fault: it is refused in its turn, and the others carry on
         if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
             earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
             existing += [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
@@ -167,6 +174,19 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         what = ("output of an earlier run exists, which this run would remove" if existing[0] in removed
                 else "output exists already")
         raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}")
+
+
+def _one_image(first: Path, second: Path) -> bool:
+    """Whether two inputs are the header and the image file of one ``.hdr``/``.img`` pair (both give it)."""
+    from medseg.errors import MedsegError
+    from medseg.io.nifti import files_read
+
+    if Path(first).is_dir() or Path(second).is_dir():
+        return False
+    try:
+        return {p.resolve() for p in files_read(first)} == {p.resolve() for p in files_read(second)}
+    except (MedsegError, OSError):
+        return False  # one that cannot be read is named when its turn comes
 
 
 def _check_exists(path: Path, reference: Path | None) -> None:

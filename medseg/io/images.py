@@ -48,12 +48,10 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         except OSError as error:  # a file of the folder that cannot be opened
             raise ImageReadError(f"{path}: cannot read the DICOM headers ({error})") from error
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
-    import nibabel as nib
-
-    from medseg.io.nifti import affine_mm, shape_3d
+    from medseg.io.nifti import affine_mm, load_image, shape_3d
 
     try:
-        image = nib.load(str(path))
+        image = load_image(path)
         shape = tuple(int(n) for n in image.shape)
         affine = affine_mm(image)[0]
     except MedsegError:

@@ -16,8 +16,8 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
 from medseg.volume import Volume
 
-__all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "write_labels", "label_dtype",
-           "is_sheared"]
+__all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
+           "label_dtype", "is_sheared"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     try:
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
-        image = nib.load(str(path), mmap=False)
+        image = load_image(path, mmap=False)
         streams = _CheckedStreams(image)
     except nib.filebasedimages.ImageFileError as error:
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
@@ -83,12 +83,16 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        stored = np.asanyarray(nib.load(str(path), mmap=False).dataobj)  # the checked streams are closed
+        stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # the checked streams are closed
         if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
             peak = float(np.abs(stored).max())  # dataobj's values are already scaled by the header's slope
             raise InputError(f"{path}: intensities up to {peak:.3g} overflow float32; rescale the image")
         raise InputError(f"{path}: the image contains NaN or infinite voxels")
     info = {}
+    if _uncompressed_gz(path):
+        note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
+        log.warning("%s: %s", path, note)
+        info["compression_note"] = note
     if tuple(array.shape) != shape:  # a 2D image, or a 4D / 5D one holding one volume
         info["stored_shape"] = list(shape)
     if orientation_note:
@@ -119,7 +123,7 @@ def files_read(path: Path | str) -> list[Path]:
     """The files reading the image at ``path`` reads (see :func:`_files_read`), from its header alone: what
     :func:`read_nifti`'s ``source_sha256`` hashes."""
     try:
-        return _files_read(nib.load(str(path)))
+        return _files_read(load_image(path))
     except Exception as error:  # noqa: BLE001 - a damaged header or gzip stream (zlib.error, EOFError...) is one line
         raise ImageReadError(f"{path}: cannot read ({' '.join(str(error).split()) or type(error).__name__})") \
             from error
@@ -137,6 +141,42 @@ def _files_read(image) -> list[Path]:
     return files
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_NIFTI_HEADER_SIZES = {348: nib.Nifti1Image, 540: nib.Nifti2Image}  # sizeof_hdr, the first 4 bytes of the header
+
+
+def load_image(path: Path | str, mmap: bool | str = True):
+    """``nib.load``, and a single-file NIfTI named ``.nii.gz`` that is not compressed read as what it is (nibabel
+    takes the name's word and refuses it as "not a gzip file"; tools built on the NIfTI reference library read it).
+    Such a file is read into memory, whatever ``mmap`` says."""
+    path = Path(path)
+    if _uncompressed_gz(path):
+        from io import BytesIO
+
+        from nibabel.fileholders import FileHolder
+
+        data = path.read_bytes()
+        kind = (_NIFTI_HEADER_SIZES.get(int.from_bytes(data[:4], "little"))
+                or _NIFTI_HEADER_SIZES.get(int.from_bytes(data[:4], "big")))
+        if kind is None:
+            raise nib.filebasedimages.ImageFileError("named .gz but not gzip-compressed, and not an uncompressed NIfTI "
+                                                     "file either")
+        return kind.from_file_map({"image": FileHolder(filename=str(path), fileobj=BytesIO(data))}, mmap=False)
+    return nib.load(str(path), mmap=mmap)
+
+
+def _uncompressed_gz(path: Path) -> bool:
+    """A file named ``.nii.gz`` whose first bytes are not gzip's."""
+    if not path.name.lower().endswith(".nii.gz"):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(2)
+    except OSError:
+        return False  # nibabel names what is wrong with it
+    return len(head) == 2 and head != _GZIP_MAGIC
+
+
 class _CheckedStreams:
     """``image`` re-bound to decompressing handles of its own for its gzipped files, so that the one pass nibabel
     makes over the voxels goes on to the end of each stream (:meth:`read_to_end`), where gzip checks its checksum and
@@ -150,7 +190,8 @@ class _CheckedStreams:
         # only files that are there: an Analyze image's file map names an SPM .mat whether or not it exists, and a
         # missing image file is nibabel's to report when it reads the voxels
         self.handles = {name: gzip.open(name, "rb") for name in set(names.values())
-                        if name and str(name).lower().endswith((".gz", ".mgz")) and Path(name).is_file()}
+                        if name and str(name).lower().endswith((".gz", ".mgz")) and Path(name).is_file()
+                        and not _uncompressed_gz(Path(name))}
         self.image = image
         if self.handles:
             try:

@@ -35,11 +35,9 @@ class SegmentationCheck:
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A label image's integer array and affine (in mm, as medseg reads every NIfTI), without converting it to
     float."""
-    import nibabel as nib
+    from medseg.io.nifti import affine_mm, as_3d, load_image
 
-    from medseg.io.nifti import affine_mm, as_3d
-
-    image = nib.load(str(path))
+    image = load_image(path)
     array = as_3d(np.asanyarray(image.dataobj))
     if not np.issubdtype(array.dtype, np.integer):
         array = np.rint(array).astype(np.int32)
