@@ -148,6 +148,29 @@ def test_empty_folder_and_folder_without_dicom(tmp_path):
         read_dicom_series(tmp_path / "docs")
 
 
+def test_a_subfolder_that_cannot_be_listed_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """A part of the folder that cannot be listed was passed over in silence (a series stored in part there read
+    without those slices) or ended in a traceback. Here a subfolder nested past the system's path limit (4096 bytes),
+    which no one, root included, can list by its full path."""
+    import os
+
+    make_series(tmp_path / "study", seed=1)
+    monkeypatch.chdir(tmp_path / "study")
+    for _ in range(18):  # 18 x 251 bytes: made one level at a time, relative to the folder before
+        os.mkdir("d" * 250)
+        os.chdir("d" * 250)
+    Path("stray.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    study = re.escape(str(tmp_path / "study"))
+    with pytest.raises(ImageReadError) as error:
+        read_dicom_series(tmp_path / "study")
+    message = str(error.value)
+    assert re.fullmatch(rf"{study}: cannot list {study}(/d{{250}})+ \(File name too long\)", message)
+    code, out, err = run_cli(["infer", str(tmp_path / "study"), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {message}" and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_truncated_header_names_the_file(tmp_path):
     _, paths = make_series(tmp_path, seed=1)
     data = paths[2].read_bytes()

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
+from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_folders_writable", "check_superseded", "check_writable",
            "sha256_of"]
@@ -274,7 +275,7 @@ def sha256_of(path: Path | str | Sequence[Path | str]) -> str:
         files, path = [Path(p) for p in path], None
     else:
         path = Path(path)
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = files_under(path) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for file in files:
         if path is not None and path.is_dir():

@@ -31,6 +31,7 @@ from medseg.io.dicom_geometry import (
     series_geometry,
 )
 from medseg.io.dicom_messages import FileMessages
+from medseg.io.files import files_under
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match"]
 
@@ -114,7 +115,7 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True) -> FolderScan:
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    files = files_under(folder)
     if not files:
         raise DicomError(f"{folder}: empty folder, no DICOM files")
     with FileMessages(folder) as messages:

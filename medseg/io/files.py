@@ -1,0 +1,32 @@
+"""Listing the files under a folder, naming what cannot be looked at."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from medseg.errors import ImageReadError
+
+__all__ = ["files_under"]
+
+
+def files_under(folder: Path | str) -> list[Path]:
+    """Every file under ``folder``, sorted: links to files are followed, links to folders are not (as
+    ``Path.rglob``). A subfolder that cannot be listed or an entry that cannot be looked at (no permission) is an
+    :class:`ImageReadError` naming it: ``rglob`` passes over the first in silence, so a series stored in part in such
+    a folder would be read without those slices, and raises a bare ``PermissionError`` for the second."""
+    folder = Path(folder)
+
+    def refuse(error: OSError) -> None:
+        raise ImageReadError(f"{folder}: cannot list {error.filename} ({error.strerror or error})") from error
+
+    files: list[Path] = []
+    for root, _, names in os.walk(folder, onerror=refuse):
+        for name in names:
+            path = Path(root, name)
+            try:
+                if path.is_file():
+                    files.append(path)
+            except OSError as error:
+                raise ImageReadError(f"{folder}: cannot look at {path} ({error.strerror or error})") from error
+    return sorted(files)
