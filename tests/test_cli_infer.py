@@ -72,6 +72,20 @@ def test_not_an_image(tmp_path, make_package, capsys):
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+def test_a_line_break_in_a_file_name_keeps_its_error_one_line(tmp_path, case, make_package, capsys):
+    bad = tmp_path / "bad\nname.nii.gz"
+    bad.write_text("this is not an image\n")
+    shown = str(bad).replace("\n", "\\n")
+    for inputs in ([bad], [bad, case]):
+        code, _, err = run(["infer", *map(str, inputs), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                           capsys)
+        assert code == 1
+        errors = [line for line in err.splitlines() if line.startswith("medseg: error: ")]
+        assert errors == [f"medseg: error: {shown}: not a NIfTI image (named .gz but not gzip-compressed, and not "
+                          "an uncompressed NIfTI file either)"]
+        assert not any(line.startswith("name.nii.gz") for line in err.splitlines())
+
+
 @pytest.mark.parametrize("kind", [nib.Nifti1Image, nib.Nifti2Image])
 def test_an_uncompressed_file_named_nii_gz_is_read_as_what_it_is(tmp_path, case, make_package, capsys, caplog, kind):
     """A NIfTI file named .nii.gz but stored uncompressed (a renamed or mislabelled export) was refused as "not a

@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as error:
         sys.exit(error.exit_code)
     except MedsegError as error:
-        click.echo(f"medseg: error: {error}", err=True)
+        from medseg.cli.options import error_line
+
+        click.echo(error_line(error), err=True)
         sys.exit(1)
     except _Terminated:
         click.echo("Terminated.", err=True)

@@ -11,6 +11,7 @@ import click
 from medseg.cli.options import (
     batch_option,
     device_option,
+    error_line,
     model_option,
     overwrite_option,
     precision_option,
@@ -96,21 +97,21 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             if len(inputs) == 1:
                 raise
             failures += 1
-            click.echo(f"medseg: error: {error}", err=True)
+            click.echo(error_line(error), err=True)
             continue
         except (RuntimeError, MemoryError) as error:  # an unexpected failure on one case must not stop the batch
             if len(inputs) == 1:
                 raise InputError(f"{path}: inference failed ({error})") from error
             failures += 1
-            click.echo(f"medseg: error: {path}: inference failed ({error})", err=True)
+            click.echo(error_line(f"{path}: inference failed ({error})"), err=True)
             continue
         except Exception as error:  # a bug met by one case: report it, go on with the others
             if len(inputs) == 1:
                 raise
             logging.getLogger("medseg").debug("%s failed", path, exc_info=True)
             failures += 1
-            click.echo(f"medseg: error: {path}: unexpected failure ({type(error).__name__}: {error}); "
-                       "run it alone for the traceback", err=True)
+            click.echo(error_line(f"{path}: unexpected failure ({type(error).__name__}: {error}); run it alone for "
+                                  "the traceback"), err=True)
             continue
         if not silent:
             timing = outputs.record.get("timings_s", {})

@@ -47,6 +47,13 @@ series_option = click.option(
 )
 
 
+def error_line(message: object) -> str:
+    """``medseg: error: <message>`` as one line: a line break in it (a file name may hold one) is written as
+    ``\\n``, so that each error stays one line of the log, as the others are."""
+    text = str(message).replace("\r", "\\r").replace("\n", "\\n")
+    return f"medseg: error: {text}"
+
+
 def quiet(ctx: click.Context | None = None) -> bool:
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
