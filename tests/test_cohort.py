@@ -192,6 +192,40 @@ def test_unrecorded_outputs_are_redone_not_trusted(cohort):
     assert folder.status("a", "infer")["outcome"] == "ok"
 
 
+def test_results_that_cannot_be_written_stop_the_job_and_are_not_the_cases_failure(cohort):
+    """A full disk while a case's outputs are written fails every case alike: the job stops with one line, the case
+    is redone by the next run. It was recorded as the case's failure, kept by every later run, or (where the record
+    could not be written either) counted as a crash of its worker, so that it was given up as a dead worker. The
+    disk is filled here by a file size limit, which the kernel refuses alike (EFBIG, as ENOSPC)."""
+    import resource
+
+    from medseg.errors import OutputWriteError
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    folder = ResultsFolder(results)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def limited(step):  # records (under 1 kB) and the segmentation (0.7 kB) fit; the sidecar and metrics do not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+        try:
+            with pytest.raises(OutputWriteError, match=r"cannot write \(File too large\)"):
+                step()
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    for stage, step in (("infer", lambda: infer_cases(samples, results, options)),
+                        ("evaluate", lambda: evaluate_cases(samples, results))):
+        for _ in range(3):  # more often than a crash is tried again
+            limited(step)
+            assert not folder.started_path("a", stage).exists() and folder.status("a", stage) is None
+            assert not folder.failure("a").exists() and not list(results.rglob(".ms-*"))
+        summary = step()  # space freed: the same command does the case
+        assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
+    assert folder.metrics("a").is_file() and nib.load(folder.segmentation("a")).shape == SHAPE
+
+
 def test_evaluate_scores_cases_with_a_reference(cohort):
     sheet, results = cohort
     samples = read_samples(sheet)

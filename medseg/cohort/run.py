@@ -15,11 +15,12 @@ folder cannot be written) are raised: they would fail every case alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from medseg.cohort.records import (
 )
 from medseg.cohort.samples import Sample
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, WorkerDiedError
-from medseg.io.atomic import atomic_paths
+from medseg.io.atomic import atomic_paths, results_unwritable
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "infer_cases", "write_job_record"]
 
@@ -240,27 +241,43 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_memory_mb):
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
-    folder.mark_started(case_id, "infer", print_, attempts + 1, options.memory_mb)
-    clock = time.perf_counter()
-    try:
-        outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
-                               series=sample.series, case_id=case_id)
-    except (KeyboardInterrupt, SystemExit):  # stopped (Ctrl-C, a scheduler's SIGTERM): not this case's crash
-        folder.unmark_started(case_id, "infer", attempts)
-        raise
-    except Exception as error:  # any error in one case is recorded, the others carry on
+    with _attempt(folder, case_id, "infer", print_, attempts, options.memory_mb):
+        clock = time.perf_counter()
+        try:
+            outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
+                                   series=sample.series, case_id=case_id)
+        except Exception as error:  # any error in one case is recorded, the others carry on
+            if results_unwritable(error):
+                raise
+            seconds = time.perf_counter() - clock
+            stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
+            log.error("%s: FAILED at %s: %s", case_id, stage, one_line(error),
+                      exc_info=not isinstance(error, _READ_ERRORS))
+            failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference)
+            folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
+                                 {"failed_stage": stage, "image_signature": signature})
+            return CaseOutcome(case_id, "failed", False, round(seconds, 3), stage, one_line(error))
         seconds = time.perf_counter() - clock
-        stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
-        log.error("%s: FAILED at %s: %s", case_id, stage, one_line(error), exc_info=not isinstance(error, _READ_ERRORS))
-        failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference)
-        folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
-                             {"failed_stage": stage, "image_signature": signature})
-        return CaseOutcome(case_id, "failed", False, round(seconds, 3), stage, one_line(error))
-    seconds = time.perf_counter() - clock
-    folder.mark_finished(case_id, "infer", print_, "ok", [outputs.segmentation, outputs.sidecar], seconds,
-                         extra={"timings_s": outputs.record.get("timings_s"), "image_signature": signature})
+        folder.mark_finished(case_id, "infer", print_, "ok", [outputs.segmentation, outputs.sidecar], seconds,
+                             extra={"timings_s": outputs.record.get("timings_s"), "image_signature": signature})
     log.info("%s: segmented in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
+
+
+@contextlib.contextmanager
+def _attempt(folder: ResultsFolder, case_id: str, stage: str, print_: str, attempts: int,
+             memory_mb: int | None) -> Iterator[None]:
+    """The note that work on a case has begun, for the block's duration: it stays only when the process dies
+    inside the block (a crash, a kill, out of memory), which is what it is there to count. Anything raised out of
+    the block (Ctrl-C, a scheduler's SIGTERM, results that cannot be written) is not the case's crash: the
+    attempt is taken back as the error goes on."""
+    folder.mark_started(case_id, stage, print_, attempts + 1, memory_mb)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # a disk still full: the error that stopped the work is the one to tell
+            folder.unmark_started(case_id, stage, attempts)
+        raise
 
 
 def _outdated_sidecar(folder: ResultsFolder, case_id: str, package) -> dict | None:
@@ -433,29 +450,28 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     if give_up(folder, case_id, "evaluate", print_, memory_mb, final_memory_mb):
         return _died(sample, folder, "evaluate", print_, attempts, memory_mb)
     setup.get()
-    folder.mark_started(case_id, "evaluate", print_, attempts + 1, memory_mb)
-    clock = time.perf_counter()
-    metrics_path = folder.metrics(case_id)
-    try:
-        sidecar = json.loads(folder.sidecar(case_id).read_text())
-        labels = {int(value): name for value, name in sidecar["labels"].items()}
-        metrics = evaluate_files(folder.segmentation(case_id), sample.reference, labels, case_id=case_id)
-        with atomic_paths([metrics_path], overwrite=True) as (temp,):
-            temp.write_text(metrics_json(metrics))
-    except (KeyboardInterrupt, SystemExit):
-        folder.unmark_started(case_id, "evaluate", attempts)
-        raise
-    except Exception as error:  # any error in one case is recorded, the others carry on
+    with _attempt(folder, case_id, "evaluate", print_, attempts, memory_mb):
+        clock = time.perf_counter()
+        metrics_path = folder.metrics(case_id)
+        try:
+            sidecar = json.loads(folder.sidecar(case_id).read_text())
+            labels = {int(value): name for value, name in sidecar["labels"].items()}
+            metrics = evaluate_files(folder.segmentation(case_id), sample.reference, labels, case_id=case_id)
+            with atomic_paths([metrics_path], overwrite=True) as (temp,):
+                temp.write_text(metrics_json(metrics))
+        except Exception as error:  # any error in one case is recorded, the others carry on
+            if results_unwritable(error):
+                raise
+            seconds = time.perf_counter() - clock
+            log.error("%s: FAILED at evaluate: %s", case_id, one_line(error),
+                      exc_info=not isinstance(error, _READ_ERRORS))
+            failure = folder.write_failure(case_id, "evaluate", error, sample.image, sample.reference)
+            folder.mark_finished(case_id, "evaluate", print_, "failed", [failure], seconds, one_line(error),
+                                 {"failed_stage": "evaluate"})
+            return CaseOutcome(case_id, "failed", False, round(seconds, 3), "evaluate", one_line(error))
         seconds = time.perf_counter() - clock
-        log.error("%s: FAILED at evaluate: %s", case_id, one_line(error),
-                  exc_info=not isinstance(error, _READ_ERRORS))
-        failure = folder.write_failure(case_id, "evaluate", error, sample.image, sample.reference)
-        folder.mark_finished(case_id, "evaluate", print_, "failed", [failure], seconds, one_line(error),
-                             {"failed_stage": "evaluate"})
-        return CaseOutcome(case_id, "failed", False, round(seconds, 3), "evaluate", one_line(error))
-    seconds = time.perf_counter() - clock
-    folder.mark_finished(case_id, "evaluate", print_, "ok", [metrics_path], seconds,
-                         extra={"reference_signature": signature})
+        folder.mark_finished(case_id, "evaluate", print_, "ok", [metrics_path], seconds,
+                             extra={"reference_signature": signature})
     log.info("%s: scored in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 

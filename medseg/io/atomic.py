@@ -18,7 +18,7 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_folders_writable", "check_superseded", "check_writable",
-           "sha256_of"]
+           "results_unwritable", "sha256_of"]
 
 
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
@@ -252,6 +252,28 @@ def _which(error: OSError, targets: list[Path], temps: list[Path]) -> Path:
     if begun:
         return begun[-1]
     return targets[0].parent if targets else Path(name or ".")
+
+
+# what the file system says when it can take no more of anyone's outputs: a full disk or quota, a file size limit,
+# a read-only or failing mount
+_WHOLE_FOLDER_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG, errno.EROFS, errno.EIO)
+    if code is not None)
+
+
+def results_unwritable(error: BaseException) -> bool:
+    """Whether ``error`` is an output write refused for reasons that would refuse every case's outputs alike
+    (:data:`_WHOLE_FOLDER_ERRNOS`, in it or in what it was raised from), not for one case's own (its name, a folder
+    in the way). Errors reading inputs do not count, whatever their cause."""
+    if not isinstance(error, OutputWriteError):
+        return False
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _WHOLE_FOLDER_ERRNOS:
+            return True
+        error = error.__cause__
+    return False
 
 
 def _reason(error: OSError) -> str:
