@@ -376,8 +376,10 @@ def is_dicom_file(path: Path | str) -> bool:
     if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz", ".mgz")):
         return False
     try:
+        if not path.is_file():  # checked before opening: opening a named pipe waits for a writer
+            return False
         with open(path, "rb") as handle:
-            return path.is_file() and handle.read(132)[128:] == b"DICM"
+            return handle.read(132)[128:] == b"DICM"
     except OSError:
         return False
 

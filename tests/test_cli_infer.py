@@ -72,6 +72,30 @@ def test_not_an_image(tmp_path, make_package, capsys):
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
+    """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
+    job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""
+    import os
+
+    pipe = tmp_path / "pipe.nii.gz"
+    os.mkfifo(pipe)
+    reference = tmp_path / "reference"  # no suffix: looked at for the DICOM marker
+    os.mkfifo(reference)
+    package = str(make_package())
+    refused = "not a regular file (a named pipe, socket or device); give the image file"
+
+    def medseg(*args):
+        return subprocess.run([sys.executable, "-m", "medseg", *args], capture_output=True, text=True, timeout=120)
+
+    done = medseg("infer", str(pipe), str(case), "--model", package, "-o", str(tmp_path / "out"))
+    assert done.returncode == 1
+    assert f"medseg: error: {pipe}: {refused}" in done.stderr.splitlines()
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    done = medseg("evaluate", str(tmp_path / "out" / "case_seg.nii.gz"), str(reference), "-o", str(tmp_path / "m.json"))
+    assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == f"medseg: error: {reference}: {refused}"
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_a_line_break_in_a_file_name_keeps_its_error_one_line(tmp_path, case, make_package, capsys):
     bad = tmp_path / "bad\nname.nii.gz"
     bad.write_text("this is not an image\n")

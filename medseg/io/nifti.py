@@ -35,6 +35,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
+    check_regular_file(path)
     try:
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
@@ -148,8 +149,10 @@ _NIFTI_HEADER_SIZES = {348: nib.Nifti1Image, 540: nib.Nifti2Image}  # sizeof_hdr
 def load_image(path: Path | str, mmap: bool | str = True):
     """``nib.load``, and a single-file NIfTI named ``.nii.gz`` that is not compressed read as what it is (nibabel
     takes the name's word and refuses it as "not a gzip file"; tools built on the NIfTI reference library read it).
-    Such a file is read into memory, whatever ``mmap`` says."""
+    Such a file is read into memory, whatever ``mmap`` says. A named pipe or a device is refused
+    (:func:`check_regular_file`)."""
     path = Path(path)
+    check_regular_file(path)
     if _uncompressed_gz(path):
         from io import BytesIO
 
@@ -165,9 +168,20 @@ def load_image(path: Path | str, mmap: bool | str = True):
     return nib.load(str(path), mmap=mmap)
 
 
+def check_regular_file(path: Path) -> None:
+    """Refuse what is there but is no file (a named pipe, a socket, a device): reading a pipe waits for a writer
+    that may never come, and a device is no image."""
+    try:
+        regular = path.is_file()
+    except OSError:
+        return  # what is wrong with it is said on opening
+    if not regular and path.exists():
+        raise ImageReadError(f"{path}: not a regular file (a named pipe, socket or device); give the image file")
+
+
 def _uncompressed_gz(path: Path) -> bool:
     """A file named ``.nii.gz`` whose first bytes are not gzip's."""
-    if not path.name.lower().endswith(".nii.gz"):
+    if not path.name.lower().endswith(".nii.gz") or not path.is_file():  # not opened: a named pipe would block
         return False
     try:
         with open(path, "rb") as file:
