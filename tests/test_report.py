@@ -1065,6 +1065,18 @@ def test_a_narrow_window_scrolls_tables_not_the_page(built, tmp_path):
         assert page_width(built.html, tmp_path, width) <= width
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_long_case_ids_wrap_in_their_card_headings(tmp_path):
+    """A case id without a break point (a DICOM UID, the sheet's longest id) made its card's heading, and so the
+    page, scroll sideways: 1529 px at 600 and 800 px for a 128-character id."""
+    write_case(tmp_path, "A" * 128, 1, "exact")
+    write_case(tmp_path, "1.3.12.2.1107.5.2.43.67060.2022040715044210837860713.0.0.0", 2, "exact")
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=0)
+    assert re.search(f"<h3>#[12] {'A' * 128} ", built.html.read_text(encoding="utf-8"))
+    for width in (1000, 800, 600):
+        assert page_width(built.html, tmp_path, width) <= width
+
+
 def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(built):
     from medseg.report.plots import _middle
 

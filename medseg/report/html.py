@@ -36,7 +36,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans
 background:#f5f5f7}
 main{max-width:1320px;margin:0 auto;padding:18px 28px 60px}
 h1{font-size:24px;margin:6px 0 2px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d2d2d7;
-padding-bottom:4px}h3{font-size:15px;margin:0 0 6px}
+padding-bottom:4px}h3{font-size:15px;margin:0 0 6px}h1,h2,h3{overflow-wrap:anywhere}
 .sub{color:#555;margin:0 0 10px}.muted{color:#5f5f64}.small{font-size:12px}
 .tiles{display:flex;gap:10px;flex-wrap:wrap;margin:10px 0}
 .tile{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:8px 14px;min-width:110px}
