@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -51,6 +52,25 @@ def test_sheet_paths_are_relative_to_its_folder(tmp_path):
     assert trailing[0].image == tmp_path / "a.nii.gz" and trailing[0].reference is None
     trailing = read_samples(_sheet(tmp_path, "case_id\timage\t\t\na\ta.nii.gz\n"))  # on the header too
     assert trailing[0].image == tmp_path / "a.nii.gz"
+
+
+def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_path):
+    """A spreadsheet's "Unicode text" export is the tab-separated sheet in UTF-16 with a byte order mark: it was
+    refused with Python's "'utf-8' codec can't decode byte 0xff in position 0"."""
+    text = "case_id\timage\treference\r\na\tbilder/müller.nii.gz\tlabels/a.nii.gz\r\n"
+    for encoding in ("utf-16", "utf-16-be", "utf-8-sig", "utf-8"):
+        sheet = tmp_path / f"{encoding}.tsv"
+        data = text.encode(encoding)
+        sheet.write_bytes(codecs.BOM_UTF16_BE + data if encoding == "utf-16-be" else data)
+        samples = read_samples(sheet)
+        assert [(s.case_id, s.image, s.reference) for s in samples] == [
+            ("a", tmp_path / "bilder" / "müller.nii.gz", tmp_path / "labels" / "a.nii.gz")], encoding
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes(text.encode("latin-1"))
+    with pytest.raises(InputError) as error:
+        read_samples(latin)
+    assert str(error.value) == (f"{latin}: the sample sheet is not UTF-8 text (byte 0xfc at position "
+                                f"{text.index('ü')}); save it as UTF-8 text")
 
 
 @pytest.mark.parametrize(

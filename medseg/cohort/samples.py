@@ -16,6 +16,7 @@ A missing image is not an error here: the case ends as a recorded failure when i
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 import re
@@ -46,11 +47,20 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     """The sheet's rows as dicts of non-empty cells (strings, stripped), checked for shape only."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such sample sheet") from error
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise InputError(f"{path}: cannot read the sample sheet ({error})") from error
+    # UTF-8 (a byte order mark allowed), or UTF-16 with its byte order mark: a spreadsheet's "Unicode text" export,
+    # tab-separated as the sheet is
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        what = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise InputError(f"{path}: the sample sheet is not {what} text (byte {data[error.start]:#04x} at position "
+                         f"{error.start}); save it as UTF-8 text") from error
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
