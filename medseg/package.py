@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +25,7 @@ __all__ = [
     "codes_text",
     "load_package",
     "load_schema",
+    "non_finite_setting",
     "save_package",
     "shipped_models",
     "shipped_package_path",
@@ -50,11 +52,28 @@ def load_schema(name: str = "model") -> dict:
     return json.loads((resources.files("medseg") / "schemas" / f"{name}.schema.json").read_text())
 
 
+def non_finite_setting(value, at: tuple[str, ...] = ()) -> tuple[str, float] | None:
+    """The first number in ``value`` (a config's mappings and lists) that is NaN or infinite, with its dotted place:
+    JSON and YAML readers take ``NaN`` / ``.inf``, and JSON Schema's ranges let NaN through (every comparison with
+    it is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".".join(at) or "(top level)", value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = non_finite_setting(item, (*at, str(key)))
+        if found is not None:
+            return found
+    return None
+
+
 def validate_config(config: dict, where: str) -> None:
     """Check a model config against the schema and its internal consistency."""
     import jsonschema
 
     _check_code_texts(config.get("label_codes"), where)
+    odd = non_finite_setting(config)
+    if odd is not None:
+        raise ModelPackageError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
     # a misspelt key is usually the cause of a "required" error beside it: name it first
     errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(config),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))

@@ -30,7 +30,7 @@ from medseg.augment import SliceAugment
 from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
-from medseg.io.atomic import atomic_paths
+from medseg.io.atomic import atomic_paths, sha256_of
 from medseg.metrics import odd_values
 from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
 from medseg.package import (
@@ -40,6 +40,7 @@ from medseg.package import (
     codes_text,
     load_package,
     load_schema,
+    non_finite_setting,
     save_package,
     unfinished_text,
     unfinished_training,
@@ -201,9 +202,12 @@ def read_config(path: Path | str) -> dict:
     """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
+    except UnicodeDecodeError as error:
+        raise TrainingError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+                            f"{error.start}); save the config as UTF-8") from error
     try:
         if path.suffix in (".yaml", ".yml"):
             config = _string_keys(_yaml_load(text))
@@ -500,6 +504,9 @@ def check_config(config: dict, where: str = "training config") -> dict:
     except ModelPackageError as error:
         raise TrainingError(str(error)) from error
     training = config.get("training", {})
+    odd = non_finite_setting(training, ("training",))
+    if odd is not None:
+        raise TrainingError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
     errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
@@ -698,6 +705,9 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         entries = sorted(p.name for p in out_dir.iterdir())
         package = CONFIG_NAME in entries
         checkpoint = CHECKPOINT_DIR in entries
+        if checkpoint and not (out_dir / CHECKPOINT_DIR).is_dir():  # not even --overwrite could save a checkpoint
+            raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: a file is where training keeps its checkpoint folder; "
+                                "move it away")
         if not (package or resume or overwrite) and epoch is not None:
             raise OutputExistsError(f"{out_dir}: holds an unfinished training run (checkpoint after epoch {epoch}); "
                                     "pass --resume to continue it or --overwrite to start again")
@@ -775,7 +785,8 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
     weights.parent.mkdir(parents=True, exist_ok=True)
     with atomic_paths([weights, meta], overwrite=True) as (tmp_w, tmp_m):
         save_file(tensors, str(tmp_w))
-        tmp_m.write_text(json.dumps(state, indent=1))
+        # the record vouches for the tensors: a damaged file that still parses would resume on wrong weights
+        tmp_m.write_text(json.dumps(dict(state, weights_sha256=sha256_of(tmp_w)), indent=1))
 
 
 def _checkpoint_record(meta: Path) -> dict:
@@ -812,6 +823,15 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error
     state = _checkpoint_record(meta)
+    recorded = state.pop("weights_sha256", None)  # absent from checkpoints written before it was recorded
+    if recorded is not None and recorded != sha256_of(weights):
+        raise TrainingError(f"{weights}: damaged checkpoint (its SHA-256 is not the one {meta.name} records); start "
+                            "again with --overwrite")
+    broken = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())),
+                  None)
+    if broken is not None:
+        raise TrainingError(f"{weights}: damaged checkpoint ({broken} holds NaN or infinite values); start again "
+                            "with --overwrite")
     if ema is not None:
         ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
         ema.load_state_dict(ema_state or net.state_dict())
@@ -1222,7 +1242,6 @@ def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
 def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
     """Refuse when the checkpoint in ``out_dir`` was trained on other files than ``cases`` (the SHA-256 of each
     image and label file, as training records them, hashed here without reading the voxels)."""
-    from medseg.io.atomic import sha256_of
     from medseg.io.nifti import files_read
 
     recorded = _checkpoint_record(_checkpoint_paths(Path(out_dir))[1]).get("data_sha256")

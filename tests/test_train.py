@@ -1028,6 +1028,15 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {labels / 'a.nii.gz'}: label value 299 is above 255, the largest medseg train supports "
         "(labels are kept as 8-bit values)")
+    # one huge value: the check for gaps below it listed every value up to it (a MemoryError, or 4 GB for 10^8)
+    huge = np.zeros((16, 16, 6), np.int64)
+    huge[0, 0, 0] = 2**40
+    nib.save(nib.Nifti1Image(huge, np.eye(4), dtype=np.int64), str(labels / "a.nii.gz"))
+    with pytest.raises(SystemExit):
+        main(["train", "--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"medseg: error: {labels / 'a.nii.gz'}: label value {2**40}; ") and \
+        "which do not run 0..1" in err[-1] and not any("Traceback" in line for line in err)
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
@@ -1262,6 +1271,14 @@ BAD_CONFIGS = {
         lambda c: (c["architecture"].update(depth=4), c["training"].update(batch_size=1, patch_size=[16, 16])),
         "training.patch_size [16, 16] leaves one cell at the bottom of a depth-4 U-Net, where batch norm with "
         "training.batch_size 1 is undefined"),
+    "NaN learning rate": (lambda c: c["training"].update(learning_rate=float("nan")),
+                          "training.learning_rate: nan is not a finite number"),
+    "infinite noise": (lambda c: c["training"]["augment"].update(noise_std=float("inf")),
+                       "training.augment.noise_std: inf is not a finite number"),
+    "infinite gamma bound": (lambda c: c["training"]["augment"].update(gamma=[0.5, float("inf")]),
+                             "training.augment.gamma.1: inf is not a finite number"),
+    "NaN overlap": (lambda c: c["inference"].update(overlap=float("nan")), "inference.overlap: nan is not a finite "
+                                                                            "number"),
     "label above 255": (
         lambda c: (c["architecture"].update(n_classes=258), c.update(labels={str(v): f"l{v}" for v in range(258)})),
         "label value 257 is above 255, the largest medseg train supports"),
@@ -1286,6 +1303,20 @@ def test_cli_bad_config_fails_before_any_volume_is_read(tmp_path, capsys, kind):
     assert not out.exists()
 
 
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for folder in (images, labels):
+        folder.mkdir()
+    for name, data in (("latin1.yaml", "name: caf\u00e9\n".encode("latin-1")), ("bom.json", b"\xff\xfe{}")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert _exit_code(_train_cli(images, labels, tmp_path / "model", "-c", str(path))) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        position = data.index(b"\xe9") if b"\xe9" in data else 0
+        assert err == [f"medseg: error: {path}: not UTF-8 text (byte {data[position]:#04x} at position {position}); "
+                       "save the config as UTF-8"]
+
+
 def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, capsys, config_file):
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -1301,6 +1332,18 @@ def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, caps
     assert _exit_code(_train_cli(*tiny_set, blocker / "model", "-c", str(config_file))) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"medseg: error: {blocker / 'model'}: cannot create the output folder ({blocker} is not a folder)"
+
+    # a file where the checkpoint folder goes: --overwrite, as the first refusal advised, trained a whole epoch
+    # before it failed to save it
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / ".checkpoint").write_text("x")
+    for extra in ([], ["--overwrite"]):
+        assert _exit_code(_train_cli(*tiny_set, stray, "-c", str(config_file), *extra)) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == (f"medseg: error: {stray / '.checkpoint'}: a file is where training keeps its checkpoint "
+                       "folder; move it away")
+    assert sorted(p.name for p in stray.iterdir()) == [".checkpoint"]
 
     fresh = tmp_path / "new" / "deeper" / "model"
     assert _exit_code(_train_cli(*tiny_set, fresh, "-c", str(config_file), "--resume")) == 1
@@ -1512,6 +1555,28 @@ def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"medseg: error: {checkpoint}: cannot resume from this checkpoint (") and \
         err[-1].endswith("); start again with --overwrite") and not any("Traceback" in line for line in err)
+    # damaged where the file still parses (a bad sector, a faulty copy): it resumed on the damaged weights and
+    # shipped them (NaN weights, a package whose hash vouched for them, an all-background segmentation)
+    import struct
+
+    size = struct.unpack("<Q", kept[:8])[0]
+    start, end = json.loads(kept[8:8 + size])["model.up.0.weight"]["data_offsets"]
+    damaged = bytearray(kept)
+    damaged[8 + size + start: 8 + size + end] = b"\xff" * (end - start)  # NaN in float32
+    checkpoint.write_bytes(bytes(damaged))
+    assert _exit_code(args + ["--resume"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {checkpoint}: damaged checkpoint (its SHA-256 is not the one last.json records); start "
+        "again with --overwrite")
+    record = out / ".checkpoint" / "last.json"
+    kept_record = record.read_text()
+    record.write_text(json.dumps({k: v for k, v in json.loads(kept_record).items() if k != "weights_sha256"}))
+    assert _exit_code(args + ["--resume"]) == 1  # a checkpoint from before the hash was recorded: NaN is found
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {checkpoint}: damaged checkpoint (model.up.0.weight holds NaN or infinite values); start "
+        "again with --overwrite")
+    assert not (out / "model.json").exists()
+    record.write_text(kept_record)
     checkpoint.write_bytes(kept)
     label = nib.load(labels / "case4.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), labels / "case4.nii.gz")

@@ -95,7 +95,8 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
         largest = max(found, default=0)
         # named with the file that holds it, not as the default config's (values with gaps are told below, with the
         # file of the first gap)
-        if largest > MAX_TRAINING_LABEL and sorted(set(found) | {0}) == list(range(largest + 1)):
+        # no gap below it (counted, not listed: a value of 2^40 would make a list of 2^40)
+        if largest > MAX_TRAINING_LABEL and len(set(found) | {0}) == largest + 1:
             raise TrainingError(f"{found[largest]}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest "
                                 "medseg train supports (labels are kept as 8-bit values)")
         dataset_path = find_dataset_json(images, labels)  # a Decathlon / nnU-Net folder's label names and notes
