@@ -215,7 +215,7 @@ def read_config(path: Path | str) -> dict:
                 if isinstance(config, dict) and type(config.get(key)) is int:
                     config[key] = str(config[key])
         else:
-            config = json.loads(text)
+            config = json.loads(text, object_pairs_hook=_json_pairs)
     except Exception as error:  # noqa: BLE001 - any parse error is a config error
         detail = " ".join(str(error).split())
         raise TrainingError(f"{path}: not valid {path.suffix[1:].upper() or 'JSON'} ({detail})") from error
@@ -238,9 +238,29 @@ def _yaml_load(text: str):
     class Loader(yaml.SafeLoader):
         yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
+        def construct_mapping(self, node, deep=False):  # a key given twice: PyYAML keeps the last without a word
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
                                  list("-+0123456789"))
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader with one more resolver
+
+
+def _json_pairs(pairs: list) -> dict:
+    """A JSON object, refusing a key given twice (the reader keeps the last without a word)."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice")
+        seen[key] = value
+    return seen
 
 
 def _string_keys(value):
@@ -523,6 +543,10 @@ def check_config(config: dict, where: str = "training config") -> dict:
                             "each label needs a name of its own")
     settings = {**default_training(), **training}
     settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
+    gamma = settings["augment"].get("gamma")
+    if gamma is not None and gamma[0] > gamma[1]:  # MONAI would draw from an empty range without a word
+        raise TrainingError(f"{where}: training.augment.gamma: {gamma} gives its larger bound first; give "
+                            "[smallest, largest]")
     largest = max(int(k) for k in config["labels"])
     if largest > MAX_TRAINING_LABEL:
         raise TrainingError(f"{where}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest medseg train "

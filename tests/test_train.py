@@ -700,6 +700,9 @@ OR_CONFIG = "; give -c with a config of the labels to train without it"
                                              f"{OR_CONFIG}"),
     ({"0": "background", "\u00b2": "a"}, "label key '\u00b2' is not a label value (the labels map values to names, "
                                          "or names to values as nnU-Net v2 does)"),
+    # a value for a name among names for values: it blamed label '0' ("has the value 'background'")
+    ({"0": "background", "1": 5, "2": "b"}, "label 1 is named 5, not a text (the labels map values to names, or "
+                                            "names to values as nnU-Net v2 does)"),
 ])
 def test_a_dataset_json_medseg_cannot_take_is_refused_in_one_line(tmp_path, labels, message):
     from medseg.errors import InputError
@@ -1271,6 +1274,9 @@ BAD_CONFIGS = {
         lambda c: (c["architecture"].update(depth=4), c["training"].update(batch_size=1, patch_size=[16, 16])),
         "training.patch_size [16, 16] leaves one cell at the bottom of a depth-4 U-Net, where batch norm with "
         "training.batch_size 1 is undefined"),
+    "gamma the wrong way round": (lambda c: c["training"]["augment"].update(gamma=[1.5, 0.5]),
+                                  "training.augment.gamma: [1.5, 0.5] gives its larger bound first; give [smallest, "
+                                  "largest]"),
     "NaN learning rate": (lambda c: c["training"].update(learning_rate=float("nan")),
                           "training.learning_rate: nan is not a finite number"),
     "infinite noise": (lambda c: c["training"]["augment"].update(noise_std=float("inf")),
@@ -1301,6 +1307,24 @@ def test_cli_bad_config_fails_before_any_volume_is_read(tmp_path, capsys, kind):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"medseg: error: {path}: ") and expected in err[0], err
     assert not out.exists()
+
+
+def test_a_setting_given_twice_in_a_config_is_one_line(tmp_path, capsys):
+    """JSON and YAML readers keep the last of two equal keys without a word: which one the run used was a guess."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for folder in (images, labels):
+        folder.mkdir()
+    for name, text, expected in (
+            ("twice.json", '{"name": "a", "training": {"epochs": 2, "epochs": 3}}',
+             "not valid JSON (the key 'epochs' is given twice)"),
+            ("twice.yaml", "name: a\ntraining:\n  epochs: 2\n  epochs: 3\n",
+             "not valid YAML (the key 'epochs' is given twice")):
+        path = tmp_path / name
+        path.write_text(text)
+        assert _exit_code(_train_cli(images, labels, tmp_path / "model", "-c", str(path))) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"medseg: error: {path}: {expected}"), err
+        assert "line 4" in err[0] or name.endswith(".json")
 
 
 def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
