@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cases_from == "model":
             wanted = package.config.get("training", {}).get("val_cases")
             if not wanted:
-                print(f"{args.model}: the package records no validation cases; use --cases-from all", file=sys.stderr)
+                print(f"error: {args.model}: the package records no validation cases; use --cases-from all",
+                      file=sys.stderr)
                 return 1
             by_id = {case.case_id: case for case in cases}
             missing = sorted(set(wanted) - set(by_id))
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 images = {stem(p) for p in args.images.iterdir()}
                 folder, what = ((args.labels, "label") if {missing[0], f"{missing[0]}_0000"} & images
                                 else (args.images, "image"))
-                print(f"{folder}: {len(missing)} validation case(s) missing, e.g. {missing[0]} (no {what}; "
+                print(f"error: {folder}: {len(missing)} validation case(s) missing, e.g. {missing[0]} (no {what}; "
                       f"the package lists its validation cases under training.val_cases; --cases-from all scores "
                       "every pair in the folders instead)", file=sys.stderr)
                 return 1
