@@ -119,7 +119,10 @@ def versions() -> dict[str, str]:
 def check_reference_exists(reference: Path | str, input_path: Path | str) -> None:
     """A missing reference is named as the reference of its input (not as a bare missing file)."""
     if not Path(reference).exists():
-        raise ImageReadError(f"{reference}: no such file (the reference given for {input_path})")
+        from medseg.io.files import not_there
+
+        raise ImageReadError(f"{reference}: {not_there(reference, 'no such file')} (the reference given for "
+                             f"{input_path})")
 
 
 def segment_case(

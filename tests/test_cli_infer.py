@@ -96,6 +96,27 @@ def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case
     assert not (tmp_path / "m.json").exists()
 
 
+def test_links_that_lead_nowhere_are_named_as_links(tmp_path, case, make_package, capsys):
+    """A loop of links ended the batch in a traceback (Path.resolve raises on loops); a link whose target was moved
+    was "no such file or folder" beside the link the user can see."""
+    loop, dangling = tmp_path / "loop.nii.gz", tmp_path / "moved.nii.gz"
+    loop.symlink_to(loop.name)
+    dangling.symlink_to(tmp_path / "elsewhere" / "scan.nii.gz")
+    nowhere = "that leads nowhere (its target moved or deleted, or a loop of links)"
+    code, _, err = run(["infer", str(loop), str(dangling), str(case), "--model", str(make_package()),
+                        "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("medseg: error: ")]
+    assert errors == [f"medseg: error: {loop}: a link to loop.nii.gz {nowhere}",
+                      f"medseg: error: {dangling}: a link to {tmp_path / 'elsewhere' / 'scan.nii.gz'} {nowhere}"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out2"),
+                        "--reference", str(dangling)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {dangling}: a link to {tmp_path / 'elsewhere' / 'scan.nii.gz'} {nowhere} (the reference "
+        f"given for {case})")
+
+
 def test_a_line_break_in_a_file_name_keeps_its_error_one_line(tmp_path, case, make_package, capsys):
     bad = tmp_path / "bad\nname.nii.gz"
     bad.write_text("this is not an image\n")

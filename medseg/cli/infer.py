@@ -140,20 +140,20 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
     from medseg.io.atomic import check_writable
     from medseg.segment import case_targets, superseded_outputs
 
-    given = {Path(p).resolve(): Path(p) for p in [*inputs, *references]}
+    given = {_real(p): Path(p) for p in [*inputs, *references]}
     seen: dict[Path, Path] = {}
     existing: list[Path] = []
     removed: list[Path] = []
     for path in inputs:
         targets = case_targets(path, output_dir, scored, output_format)
         for target in targets:
-            if target.resolve() in given:
-                what = "the reference" if target.resolve() in {Path(r).resolve() for r in references} else "the input"
+            if _real(target) in given:
+                what = "the reference" if _real(target) in {_real(r) for r in references} else "the input"
                 raise click.UsageError(f"{path}: its output {target} would replace {what} "
-                                       f"{given[target.resolve()]}; write the outputs elsewhere (-o)")
-        segmentation = targets[0].resolve()
+                                       f"{given[_real(target)]}; write the outputs elsewhere (-o)")
+        segmentation = _real(targets[0])
         if segmentation in seen:
-            if Path(seen[segmentation]).resolve() == Path(path).resolve():
+            if _real(seen[segmentation]) == _real(path):
                 raise click.UsageError(f"{path} is given twice; give each input once")
             if _one_image(seen[segmentation], path):
                 raise click.UsageError(f"{seen[segmentation]} and {path} are the two files of one image; give it once")
@@ -177,6 +177,14 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}")
 
 
+def _real(path) -> Path:
+    """``path`` with links followed as far as they lead (``Path.resolve`` raises on a loop of links in Python 3.11;
+    such an input is named when its turn comes)."""
+    import os
+
+    return Path(os.path.realpath(path))
+
+
 def _one_image(first: Path, second: Path) -> bool:
     """Whether two inputs are the header and the image file of one ``.hdr``/``.img`` pair (both give it)."""
     from medseg.errors import MedsegError
@@ -185,17 +193,18 @@ def _one_image(first: Path, second: Path) -> bool:
     if Path(first).is_dir() or Path(second).is_dir():
         return False
     try:
-        return {p.resolve() for p in files_read(first)} == {p.resolve() for p in files_read(second)}
+        return {_real(p) for p in files_read(first)} == {_real(p) for p in files_read(second)}
     except (MedsegError, OSError):
         return False  # one that cannot be read is named when its turn comes
 
 
 def _check_exists(path: Path, reference: Path | None) -> None:
     from medseg.errors import ImageReadError
+    from medseg.io.files import not_there
     from medseg.segment import check_reference_exists
 
     if not (path.exists() or path.is_symlink()):
-        raise ImageReadError(f"{path}: no such file or folder")
+        raise ImageReadError(f"{path}: {not_there(path)}")
     if reference is not None:
         check_reference_exists(reference, path)
 

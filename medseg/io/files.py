@@ -7,7 +7,20 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError
 
-__all__ = ["files_under"]
+__all__ = ["files_under", "not_there"]
+
+
+def not_there(path: Path | str, what: str = "no such file or folder") -> str:
+    """Why ``path``, which does not exist, is not there: ``what``, or, for a link, where it leads (a link whose target
+    was moved or deleted, or a loop of links, was said to be no file at all, beside the link the user can see)."""
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return what
+        return f"a link to {target} that leads nowhere (its target moved or deleted, or a loop of links)"
+    return what
 
 
 def files_under(folder: Path | str) -> list[Path]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ImageReadError, MedsegError
+from medseg.io.files import not_there
 from medseg.io.nifti import read_nifti
 from medseg.volume import Volume
 
@@ -18,7 +19,7 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
     about the folder's files that are not DICOM, as a second reading of an input need not)."""
     path = Path(path)
     if not path.exists():
-        raise ImageReadError(f"{path}: no such file or folder")
+        raise ImageReadError(f"{path}: {not_there(path)}")
     if path.is_dir():
         from medseg.io.dicom import read_dicom_series
 
@@ -39,7 +40,7 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     """
     path = Path(path)
     if not path.exists():
-        raise ImageReadError(f"{path}: no such file or folder")
+        raise ImageReadError(f"{path}: {not_there(path)}")
     if path.is_dir():
         from medseg.io.dicom_series import choose_series, scan_folder
 

@@ -14,6 +14,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
+from medseg.io.files import not_there
 from medseg.volume import Volume
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
@@ -32,7 +33,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     """
     path = Path(path)
     if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
+        raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
     check_regular_file(path)
