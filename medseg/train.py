@@ -240,11 +240,13 @@ def _yaml_load(text: str):
 
         def construct_mapping(self, node, deep=False):  # a key given twice: PyYAML keeps the last without a word
             seen = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) and key in seen:
+            for key_node, _ in node.value:  # the mapping's own keys, as written (a merge, <<, may be overridden)
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"the key {key!r} is given twice", key_node.start_mark)
+                        None, None, f"the key {key_node.value!r} is given twice", key_node.start_mark)
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 

@@ -162,6 +162,24 @@ def test_an_uncompressed_file_named_nii_gz_is_read_as_what_it_is(tmp_path, case,
     assert (tmp_path / "b" / "case_seg.nii.gz").read_bytes()[:2] == b"\x1f\x8b"  # the output is what its name says
     assert np.array_equal(written.affine, expected.affine)
     assert np.array_equal(np.asanyarray(written.dataobj), np.asanyarray(expected.dataobj))
+    # its header is checked as stored, as a .nii's is (it was read again through gzip, which failed, and nibabel's
+    # repaired header passed: a zero voxel size became 1 mm)
+    import struct
+
+    from medseg.io.nifti import read_nifti
+
+    zero = tmp_path / "zero.nii"
+    data = bytearray(gzip.decompress(case.read_bytes()))
+    data[252:256] = struct.pack("<hh", 0, 0)  # qform and sform codes 0: the geometry comes from pixdim
+    data[80:84] = struct.pack("<f", 0.0)  # pixdim[1]
+    zero.write_bytes(data)
+    (tmp_path / "zero_plain.nii.gz").write_bytes(data)
+    messages = []
+    for path in (zero, tmp_path / "zero_plain.nii.gz"):
+        with pytest.raises(Exception) as error:
+            read_nifti(path)
+        messages.append(str(error.value).replace(str(path), "FILE"))
+    assert messages[0] == messages[1] and "voxel size" in messages[0]
     # a reference stored so is read as well, and scores as its compressed copy
     scores = []
     for reference in (label, tmp_path / "label.nii.gz"):

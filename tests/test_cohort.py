@@ -212,38 +212,101 @@ def test_unrecorded_outputs_are_redone_not_trusted(cohort):
     assert folder.status("a", "infer")["outcome"] == "ok"
 
 
-def test_results_that_cannot_be_written_stop_the_job_and_are_not_the_cases_failure(cohort):
-    """A full disk while a case's outputs are written fails every case alike: the job stops with one line, the case
-    is redone by the next run. It was recorded as the case's failure, kept by every later run, or (where the record
-    could not be written either) counted as a crash of its worker, so that it was given up as a dead worker. The
-    disk is filled here by a file size limit, which the kernel refuses alike (EFBIG, as ENOSPC)."""
-    import resource
+class _SmallDisk:
+    """A 256 kB tmpfs, filled page by page (4 kB files) until the file system says it is full."""
 
+    def __init__(self, root: Path) -> None:
+        self.root, self.pages = root, []
+
+    def fill(self, leave_pages: int = 0) -> None:
+        while True:
+            page = self.root / f".page{len(self.pages)}"
+            try:
+                page.write_bytes(b"x" * 4096)
+            except OSError:
+                page.unlink(missing_ok=True)
+                break
+            self.pages.append(page)
+        for _ in range(leave_pages):
+            self.pages.pop().unlink()
+
+    def free(self) -> None:
+        for page in self.pages:
+            page.unlink()
+        self.pages = []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    root = tmp_path / "disk"
+    root.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(root)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("a full disk needs a small tmpfs, and this process may not mount one")
+    try:
+        yield _SmallDisk(root)
+    finally:
+        subprocess.run(["umount", str(root)], check=False)
+
+
+def test_a_full_disk_stops_the_job_and_is_not_the_cases_failure(cohort, small_disk):
+    """A full disk while a case's outputs are written fails every case alike: the job stops with one line, the case
+    is redone by the same command once there is room. It was recorded as the case's failure, kept by every later
+    run, or (where the record could not be written either) counted as a crash of its worker, so that it was given
+    up as a dead worker."""
     from medseg.errors import OutputWriteError
 
-    sheet, results = cohort
+    sheet, _ = cohort
+    results = small_disk.root / "results"
     samples = [s for s in read_samples(sheet) if s.case_id == "a"]
     options = InferOptions(model=MODEL, device="cpu", batch_size=8)
     folder = ResultsFolder(results)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-
-    def limited(step):  # records (under 1 kB) and the segmentation (0.7 kB) fit; the sidecar and metrics do not
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
-        try:
-            with pytest.raises(OutputWriteError, match=r"cannot write \(File too large\)"):
-                step()
-        finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
     for stage, step in (("infer", lambda: infer_cases(samples, results, options)),
                         ("evaluate", lambda: evaluate_cases(samples, results))):
+        folder.case_dir("a").mkdir(parents=True, exist_ok=True)
+        folder.started_path("a", stage).parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):  # more often than a crash is tried again
-            limited(step)
+            small_disk.fill(leave_pages=1)  # room for the note that the work began, none for its outputs
+            with pytest.raises(OutputWriteError, match=r"cannot write \(No space left on device\)"):
+                step()
             assert not folder.started_path("a", stage).exists() and folder.status("a", stage) is None
             assert not folder.failure("a").exists() and not list(results.rglob(".ms-*"))
+            small_disk.free()
         summary = step()  # space freed: the same command does the case
         assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
     assert folder.metrics("a").is_file() and nib.load(folder.segmentation("a")).shape == SHAPE
+
+
+def test_an_output_over_the_file_size_limit_is_the_cases_own_failure(cohort):
+    """A file size limit (EFBIG) refuses one output that is too large, not the folder: that case fails, the job
+    goes on (a review caught a first version of the full-disk rule stopping every run at such a case)."""
+    import resource
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # records and the segmentation fit, the sidecar not
+    try:
+        summary = infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    [case] = summary.cases
+    assert (case.outcome, case.stage) == ("failed", "infer") and "a_seg.json: cannot write (File too large)" \
+        in case.error
+    assert ResultsFolder(results).status("a", "infer")["outcome"] == "failed"
+
+
+def test_an_attempt_is_taken_back_on_a_full_disk_after_earlier_crashes(tmp_path, small_disk):
+    """With earlier attempts recorded, taking one back rewrites the note, which a full disk had no room for: the
+    stop was counted as a crash (the case given up after two of them)."""
+    folder = ResultsFolder(small_disk.root / "results")
+    folder.started_path("a", "infer").parent.mkdir(parents=True)
+    folder.mark_started("a", "infer", "print", 1, 4000)  # a worker that died
+    folder.mark_started("a", "infer", "print", 2, 8000)  # the attempt now stopped by the full disk
+    small_disk.fill()
+    folder.unmark_started("a", "infer", 1)
+    assert folder.attempts("a", "infer", "print") == 1
+    assert json.loads(folder.started_path("a", "infer").read_text())["memory_mb"] == [4000]
 
 
 def test_evaluate_scores_cases_with_a_reference(cohort):

@@ -1327,6 +1327,17 @@ def test_a_setting_given_twice_in_a_config_is_one_line(tmp_path, capsys):
         assert "line 4" in err[0] or name.endswith(".json")
 
 
+def test_yaml_merge_keys_and_keys_of_other_types_are_not_taken_for_repeats(tmp_path):
+    """The repeated-key check must leave YAML's own ways alone: a merge (<<) whose keys the mapping overrides, and
+    keys that are equal only as Python values (1, true, 1.0)."""
+    from medseg.train import read_config
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("name: m\nbase: &b {x: 1, y: 2}\nother: {<<: *b, y: 3}\nodd: {1: a, true: b, 1.0: c}\n")
+    config = read_config(path)  # the last three are one key to Python, as PyYAML has always read them
+    assert config["other"] == {"x": 1, "y": 3} and config["odd"] == {"1": "c"}
+
+
 def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
     images, labels = tmp_path / "images", tmp_path / "labels"
     for folder in (images, labels):

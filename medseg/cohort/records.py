@@ -221,10 +221,17 @@ class ResultsFolder:
     def unmark_started(self, case_id: str, stage: str, attempts_before: int) -> None:
         """Take back the attempt just marked (the run was stopped, the case did not crash it)."""
         if attempts_before:
-            record = json.loads(self.started_path(case_id, stage).read_text())
+            path = self.started_path(case_id, stage)
+            record = json.loads(path.read_text())
             memories = list(record.get("memory_mb") or [])[:attempts_before]
-            write_json(self.started_path(case_id, stage), record | {"attempts": attempts_before,
-                                                                    "memory_mb": memories})
+            record |= {"attempts": attempts_before, "memory_mb": memories}
+            try:
+                write_json(path, record)
+            except OSError:  # a full disk has no room for a new file: the shorter record goes over the old one
+                data = (json.dumps(record, indent=2) + "\n").encode()
+                with open(path, "r+b") as handle:
+                    handle.write(data)
+                    handle.truncate(len(data))
         else:
             with contextlib.suppress(FileNotFoundError):
                 self.started_path(case_id, stage).unlink()

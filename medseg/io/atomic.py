@@ -254,11 +254,10 @@ def _which(error: OSError, targets: list[Path], temps: list[Path]) -> Path:
     return targets[0].parent if targets else Path(name or ".")
 
 
-# what the file system says when it can take no more of anyone's outputs: a full disk or quota, a file size limit,
-# a read-only or failing mount
+# what the file system says when it can take no more of anyone's outputs: a full disk or quota, a read-only or
+# failing mount (not a file size limit, EFBIG: that is one output too large, the case's own)
 _WHOLE_FOLDER_ERRNOS = frozenset(
-    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG, errno.EROFS, errno.EIO)
-    if code is not None)
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EIO) if code is not None)
 
 
 def results_unwritable(error: BaseException) -> bool:

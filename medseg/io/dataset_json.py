@@ -110,7 +110,8 @@ def _names(labels: dict, path: Path) -> dict[int, str]:
             raise InputError(f"{path}: label key '{odd[0]}' is not a label value (the labels map values to names, "
                              "or names to values as nnU-Net v2 does)")
         pairs = [(int(key), value) for key, value in labels.items()]
-    elif all(str(key).isascii() and str(key).isdigit() for key in labels):  # values to names, a name not a text
+    elif (all(str(key).isascii() and str(key).isdigit() for key in labels)
+          and any(isinstance(value, str) for value in labels.values())):  # values to names, one name not a text
         key, value = next((k, v) for k, v in labels.items() if not isinstance(v, str))
         raise InputError(f"{path}: label {key} is named {value!r}, not a text (the labels map values to names, or "
                          "names to values as nnU-Net v2 does)")

@@ -318,7 +318,9 @@ def raw_header(image):
         return header
     holder = image.file_map.get("header") or image.file_map.get("image")
     try:
-        with ImageOpener(holder.filename) as handle:
+        # a .nii.gz stored uncompressed is opened as it is stored (ImageOpener goes by the name)
+        opener = open if _uncompressed_gz(Path(holder.filename)) else ImageOpener
+        with opener(holder.filename, "rb") as handle:
             return type(header).from_fileobj(handle, check=False)
     except Exception:  # a header that reads once reads twice; this only guards odd file maps
         return header
