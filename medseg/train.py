@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, Tra
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths, sha256_of
+from medseg.io.files import undecodable
 from medseg.metrics import odd_values
 from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
 from medseg.package import (
@@ -206,8 +208,7 @@ def read_config(path: Path | str) -> dict:
     except OSError as error:
         raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
     except UnicodeDecodeError as error:
-        raise TrainingError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at position "
-                            f"{error.start}); save the config as UTF-8") from error
+        raise TrainingError(f"{path}: not UTF-8 text ({undecodable(error)}); save the config as UTF-8") from error
     try:
         if path.suffix in (".yaml", ".yml"):
             config = _string_keys(_yaml_load(text))
@@ -795,7 +796,7 @@ def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
 
 
 def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema=None) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     if ema is not None:
@@ -809,10 +810,11 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
     state = dict(state, param_groups=opt["param_groups"])
     weights, meta = _checkpoint_paths(out_dir)
     weights.parent.mkdir(parents=True, exist_ok=True)
+    data = save(tensors)
     with atomic_paths([weights, meta], overwrite=True) as (tmp_w, tmp_m):
-        save_file(tensors, str(tmp_w))
+        tmp_w.write_bytes(data)
         # the record vouches for the tensors: a damaged file that still parses would resume on wrong weights
-        tmp_m.write_text(json.dumps(dict(state, weights_sha256=sha256_of(tmp_w)), indent=1))
+        tmp_m.write_text(json.dumps(dict(state, weights_sha256=hashlib.sha256(data).hexdigest()), indent=1))
 
 
 def _checkpoint_record(meta: Path) -> dict:
@@ -838,11 +840,12 @@ def _checkpoint_record(meta: Path) -> dict:
 
 
 def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dict | None]:
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     weights, meta = _checkpoint_paths(out_dir)
     try:
-        tensors = load_file(str(weights))
+        data = weights.read_bytes()  # read once: hashed below as well
+        tensors = load(data)
         net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except Exception as error:  # missing, corrupt (safetensors' own error type), another architecture's weights
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -850,7 +853,7 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
                             "--overwrite") from error
     state = _checkpoint_record(meta)
     recorded = state.pop("weights_sha256", None)  # absent from checkpoints written before it was recorded
-    if recorded is not None and recorded != sha256_of(weights):
+    if recorded is not None and recorded != hashlib.sha256(data).hexdigest():
         raise TrainingError(f"{weights}: damaged checkpoint (its SHA-256 is not the one {meta.name} records); start "
                             "again with --overwrite")
     broken = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())),

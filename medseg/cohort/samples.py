@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import InputError
+from medseg.io.files import undecodable
 
 __all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows"]
 
@@ -59,8 +60,8 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
         what = "UTF-16" if encoding == "utf-16" else "UTF-8"
-        raise InputError(f"{path}: the sample sheet is not {what} text (byte {data[error.start]:#04x} at position "
-                         f"{error.start}); save it as UTF-8 text") from error
+        raise InputError(f"{path}: the sample sheet is not {what} text ({undecodable(error)}); save it as UTF-8 "
+                         "text") from error
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:

@@ -1,4 +1,4 @@
-"""Listing the files under a folder, naming what cannot be looked at."""
+"""Files and folders as they are found: listing a folder, naming what is not there or cannot be read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError
 
-__all__ = ["files_under", "not_there"]
+__all__ = ["files_under", "not_there", "undecodable"]
+
+
+def undecodable(error: UnicodeDecodeError) -> str:
+    """Where a text file stops being the encoding it was read as: ``byte 0xe9 at position 7``."""
+    return f"byte {error.object[error.start]:#04x} at position {error.start}"
 
 
 def not_there(path: Path | str, what: str = "no such file or folder") -> str:

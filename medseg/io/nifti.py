@@ -36,12 +36,13 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
-    check_regular_file(path)
     try:
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
         image = load_image(path, mmap=False)
         streams = _CheckedStreams(image)
+    except ImageReadError:  # a pipe or device, named as such (not as an unreadable header)
+        raise
     except nib.filebasedimages.ImageFileError as error:
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
