@@ -96,6 +96,23 @@ def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case
     assert not (tmp_path / "m.json").exists()
 
 
+def test_a_named_pipe_as_the_data_file_of_a_header_is_refused(tmp_path, case, make_package):
+    """Only the path given was checked: a ``.hdr`` whose ``.img`` is a named pipe waited for ever."""
+    import os
+
+    pair = tmp_path / "pair.hdr"
+    nib.save(nib.Nifti1Pair(np.zeros((4, 4, 4), np.float32), np.eye(4)), pair)
+    (tmp_path / "pair.img").unlink()
+    os.mkfifo(tmp_path / "pair.img")
+    done = subprocess.run([sys.executable, "-m", "medseg", "infer", str(pair), str(case), "--model",
+                           str(make_package()), "-o", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert (f"medseg: error: {tmp_path / 'pair.img'}: not a regular file (a named pipe, socket or device); give the "
+            f"image file (the data file of {pair})") in done.stderr.splitlines()
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
 def test_links_that_lead_nowhere_are_named_as_links(tmp_path, case, make_package, capsys):
     """A loop of links ended the batch in a traceback (Path.resolve raises on loops); a link whose target was moved
     was "no such file or folder" beside the link the user can see."""
@@ -129,6 +146,23 @@ def test_a_line_break_in_a_file_name_keeps_its_error_one_line(tmp_path, case, ma
         assert errors == [f"medseg: error: {shown}: not a NIfTI image (named .gz but not gzip-compressed, and not "
                           "an uncompressed NIfTI file either)"]
         assert not any(line.startswith("name.nii.gz") for line in err.splitlines())
+
+
+@pytest.mark.parametrize("name, shown", [("bad\u2028name", "bad\\u2028name"), ("bad\x85name", "bad\\x85name"),
+                                         ("bad\x0bname", "bad\\x0bname"), ("bad\x1b[2Jname", "bad\\x1b[2Jname")])
+def test_other_line_breaks_and_terminal_controls_in_a_file_name_are_escaped(tmp_path, case, make_package, capsys,
+                                                                             name, shown):
+    """Unicode line separators and vertical controls also end a line (``str.splitlines`` and many log viewers
+    split on them), and an escape character in a name would drive the terminal: each is written escaped."""
+    bad = tmp_path / f"{name}.nii.gz"
+    bad.write_text("this is not an image\n")
+    code, _, err = run(["infer", str(bad), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                       capsys)
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("medseg: error: ")]
+    assert errors == [f"medseg: error: {tmp_path}/{shown}.nii.gz: not a NIfTI image (named .gz but not "
+                      "gzip-compressed, and not an uncompressed NIfTI file either)"]
+    assert "\x1b" not in err
 
 
 @pytest.mark.parametrize("kind", [nib.Nifti1Image, nib.Nifti2Image])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import click
@@ -47,10 +48,25 @@ series_option = click.option(
 )
 
 
+_SHOWN = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(char: str) -> str:
+    if char in _SHOWN:
+        return _SHOWN[char]
+    if unicodedata.category(char) in ("Cc", "Zl", "Zp") and char != "\t":
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return char
+
+
 def error_line(message: object) -> str:
-    """``medseg: error: <message>`` as one line: a line break in it (a file name may hold one) is written as
-    ``\\n``, so that each error stays one line of the log, as the others are."""
-    text = str(message).replace("\r", "\\r").replace("\n", "\\n")
+    """``medseg: error: <message>`` as one line: a line break in it (a file name may hold one, or a Unicode line
+    separator) is written as ``\\n``, ``\\u2028`` and so on, as is any other control character (an escape in a
+    name would drive the terminal), so that each error stays one plain line of the log, as the others are."""
+    text = str(message)
+    if not text.isprintable():
+        text = "".join(map(_escaped, text))
     return f"medseg: error: {text}"
 
 

@@ -167,18 +167,23 @@ def load_image(path: Path | str, mmap: bool | str = True):
             raise nib.filebasedimages.ImageFileError("named .gz but not gzip-compressed, and not an uncompressed NIfTI "
                                                      "file either")
         return kind.from_file_map({"image": FileHolder(filename=str(path), fileobj=BytesIO(data))}, mmap=False)
-    return nib.load(str(path), mmap=mmap)
+    image = nib.load(str(path), mmap=mmap)
+    for holder in image.file_map.values():  # a header's data file (.hdr -> .img), read later
+        if holder.filename and Path(holder.filename) != path:
+            check_regular_file(Path(holder.filename), of=path)
+    return image
 
 
-def check_regular_file(path: Path) -> None:
+def check_regular_file(path: Path, of: Path | None = None) -> None:
     """Refuse what is there but is no file (a named pipe, a socket, a device): reading a pipe waits for a writer
-    that may never come, and a device is no image."""
+    that may never come, and a device is no image. ``of``: the header whose data file ``path`` is."""
     try:
         regular = path.is_file()
     except OSError:
         return  # what is wrong with it is said on opening
     if not regular and path.exists():
-        raise ImageReadError(f"{path}: not a regular file (a named pipe, socket or device); give the image file")
+        raise ImageReadError(f"{path}: not a regular file (a named pipe, socket or device); give the image file"
+                             + (f" (the data file of {of})" if of is not None else ""))
 
 
 def _uncompressed_gz(path: Path) -> bool:
