@@ -174,12 +174,13 @@ def _spacings_text(volume: Volume, pre: dict) -> tuple[str, str]:
             " × ".join(f"{float(v):g}" if v else "kept" for v in pre.get("spacing_mm") or []))
 
 
-def check_not_constant(volume: Volume) -> None:
+def check_not_constant(volume: Volume, nothing: str = "there is nothing to segment") -> None:
     """Refuse an image whose voxels all hold one value (a blank or failed export): normalised, it is the same input
-    everywhere, and the model's answer (often one label for the whole volume) says nothing about it."""
+    everywhere, and the model's answer (often one label for the whole volume) says nothing about it; a network
+    trained on it learns nothing from it. ``nothing``: what that means for the caller."""
     array = volume.array
     if array.size and float(array.min()) == float(array.max()):
-        raise InputError(f"{volume.source}: every voxel holds {float(array.flat[0]):g}: there is nothing to segment "
+        raise InputError(f"{volume.source}: every voxel holds {float(array.flat[0]):g}: {nothing} "
                          "(a blank or failed export?)")
 
 

@@ -432,10 +432,17 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     from medseg.errors import GeometryError
     from medseg.io.nifti import read_nifti
     from medseg.metrics import check_same_grid, reorder_onto_grid
-    from medseg.preprocess import apply_transforms, check_finite, check_resampling_size, check_slices_fit
+    from medseg.preprocess import (
+        apply_transforms,
+        check_finite,
+        check_not_constant,
+        check_resampling_size,
+        check_slices_fit,
+    )
 
     image = read_nifti(case.image_path)
     # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
+    check_not_constant(image, "nothing to learn from")
     check_slices_fit(image, pre, axes)
     check_resampling_size(image, pre)
     label = read_nifti(case.label_path, labels=True)

@@ -1725,6 +1725,14 @@ def test_what_infer_refuses_is_refused_before_training(tmp_path, capsys):
                               "500 × 500 × 500 mm") and "check the voxel size in the header" in err[-1]
     assert not any("Traceback" in line for line in err) and not (tmp_path / "model").exists()
 
+    # a blank export: `medseg infer` refuses it, and normalised it is the same input everywhere for its labels
+    images, labels = write_set(tmp_path / "blank", count=3)
+    image = nib.load(images / "case0.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine), images / "case0.nii.gz")
+    with pytest.raises(MedsegError, match=rf"^{images / 'case0.nii.gz'}: every voxel holds 0: nothing to learn "
+                                          r"from \(a blank or failed export\?\)$"):
+        load_cases(pair_cases(images, labels), tiny_training_config())
+
 
 @contextlib.contextmanager
 def _caught_warnings(name):
