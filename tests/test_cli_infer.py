@@ -165,6 +165,23 @@ def test_other_line_breaks_and_terminal_controls_in_a_file_name_are_escaped(tmp_
     assert "\x1b" not in err
 
 
+def test_log_and_result_lines_of_a_file_name_with_a_line_break_stay_one_line(tmp_path, case, make_package):
+    """Errors were escaped, but the log lines and the result line of the same input were not: a line break in a
+    name split them, and a line of the log then began with part of a file name."""
+    odd = tmp_path / "a\nb.nii.gz"
+    odd.write_bytes(case.read_bytes())
+    done = subprocess.run([sys.executable, "-m", "medseg", "-v", "infer", str(odd), "--model", str(make_package()),
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0
+    shown = str(tmp_path / "a\\nb")
+    assert done.stdout.startswith(f"{shown}.nii.gz -> {tmp_path / 'out'}/a\\nb_seg.nii.gz (")
+    assert len(done.stdout.splitlines()) == 1
+    logged = [line for line in done.stderr.splitlines() if line.startswith("INFO medseg.segment: ")]
+    assert f"INFO medseg.segment: {shown}.nii.gz: wrote {tmp_path / 'out'}/a\\nb_seg.nii.gz" in logged
+    assert not [line for line in done.stderr.splitlines() if line.startswith("b")]
+    assert (tmp_path / "out" / "a\nb_seg.nii.gz").is_file()
+
+
 @pytest.mark.parametrize("kind", [nib.Nifti1Image, nib.Nifti2Image])
 def test_an_uncompressed_file_named_nii_gz_is_read_as_what_it_is(tmp_path, case, make_package, capsys, caplog, kind):
     """A NIfTI file named .nii.gz but stored uncompressed (a renamed or mislabelled export) was refused as "not a

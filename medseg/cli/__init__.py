@@ -75,7 +75,9 @@ def cli(verbose: int, quiet: bool) -> None:
     $ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
     warnings.showwarning = _warning_as_one_line  # library warnings (pydicom, highdicom): one log line each
@@ -87,6 +89,17 @@ def cli(verbose: int, quiet: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
     ctx.obj["verbose"] = verbose
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log messages as one line each, as errors are: a line break or control character in a file name is written
+    escaped (a traceback, at -vv, stays as it is)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from medseg.cli.options import escaped_line
+
+        record.message = escaped_line(record.message)
+        return super().formatMessage(record)
 
 
 _WARNED: set[str] = set()  # library messages already shown, whitespace-normalised

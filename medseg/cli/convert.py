@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import overwrite_option, quiet, series_option
+from medseg.cli.options import escaped_line, overwrite_option, quiet, series_option
 
 
 @click.command("convert")
@@ -35,6 +35,6 @@ def convert(folder, output, series, sidecar, overwrite):
         info = volume.info
         spacing = "x".join(f"{v:.4g}" for v in volume.spacing_mm)
         flags = f" flags: {', '.join(info['flags'])}" if info["flags"] else ""
-        click.echo(f"{folder} -> {output}: series {info['series_key']} '{info['description']}' "
-                   f"{'x'.join(map(str, volume.shape))} @ {spacing} mm {info['orientation']}{flags}")
+        click.echo(escaped_line(f"{folder} -> {output}: series {info['series_key']} '{info['description']}' "
+                                f"{'x'.join(map(str, volume.shape))} @ {spacing} mm {info['orientation']}{flags}"))
     return 0

@@ -12,6 +12,7 @@ from medseg.cli.options import (
     batch_option,
     device_option,
     error_line,
+    escaped_line,
     model_option,
     overwrite_option,
     precision_option,
@@ -117,7 +118,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             timing = outputs.record.get("timings_s", {})
             info = outputs.record.get("input_info") or {}
             used = f" (series {info['series_key']} '{info.get('description', '')}')" if info.get("series_key") else ""
-            click.echo(f"{path}{used} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)")
+            click.echo(escaped_line(f"{path}{used} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)"))
             if outputs.record.get("metrics"):
                 for label in outputs.record["metrics"]["labels"].values():
                     dice = label["dice"]

@@ -60,14 +60,17 @@ def _escaped(char: str) -> str:
     return char
 
 
+def escaped_line(text: str) -> str:
+    """``text`` as one line: a line break in it (a file name may hold one, or a Unicode line separator) is written
+    as ``\\n``, ``\\u2028`` and so on, as is any other control character but a tab (an escape in a name would
+    drive the terminal)."""
+    return text if text.isprintable() else "".join(map(_escaped, text))
+
+
 def error_line(message: object) -> str:
-    """``medseg: error: <message>`` as one line: a line break in it (a file name may hold one, or a Unicode line
-    separator) is written as ``\\n``, ``\\u2028`` and so on, as is any other control character (an escape in a
-    name would drive the terminal), so that each error stays one plain line of the log, as the others are."""
-    text = str(message)
-    if not text.isprintable():
-        text = "".join(map(_escaped, text))
-    return f"medseg: error: {text}"
+    """``medseg: error: <message>`` as one line (:func:`escaped_line`), so that each error stays one plain line of
+    the log, as the others are."""
+    return f"medseg: error: {escaped_line(str(message))}"
 
 
 def quiet(ctx: click.Context | None = None) -> bool:
