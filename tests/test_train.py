@@ -650,7 +650,7 @@ def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(
     images, labels = _dataset_folder(tiny_set, tmp_path / "Task09",
                                      {"0": "background", "1": "Ellipsoid", "2": "Box", "3": "Tube"})
     out = tmp_path / "model"
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1")) == 0
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 0
     assert capsys.readouterr().err.splitlines()[0] == (
         f"label names and data notes from {tmp_path / 'Task09' / 'dataset.json'}: 0 background, 1 Ellipsoid, 2 Box, "
         "3 Tube")
@@ -659,13 +659,13 @@ def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Data\nPhantoms: Synthetic shapes (from Task09/dataset.json)\n" in card
     assert "Licence / attribution: CC0; reference: medseg.synthetic\n" in card
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 0  # the same run
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume", *_FEW_STEPS)) == 0  # the same run
     assert "nothing to train, the package is kept as it was" in capsys.readouterr().err
     # renamed since: the dataset.json is named, not "other settings" of a config never given
     dataset = json.loads((tmp_path / "Task09" / "dataset.json").read_text())
     dataset["labels"] = {"background": 0, "ellipse": 1, "Box": 2, "Tube": 3}  # nnU-Net v2's form
     (tmp_path / "Task09" / "dataset.json").write_text(json.dumps(dataset))
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "2", "--resume")) == 1
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "2", "--resume", *_FEW_STEPS)) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {tmp_path / 'Task09' / 'dataset.json'}: names labels 1 ellipse, and the checkpoint in {out} "
         "was started with labels 1 Ellipsoid, 2 Box, 3 Tube; resume with the names it was started with, or start "
@@ -673,14 +673,14 @@ def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(
     # a label value the dataset.json does not declare is named with its file
     (tmp_path / "Task09" / "dataset.json").write_text(json.dumps({**dataset, "labels": {"background": 0, "a": 1,
                                                                                         "b": 2}}))
-    assert _exit_code(_train_cli(images, labels, tmp_path / "other", "--epochs", "1")) == 1
+    assert _exit_code(_train_cli(images, labels, tmp_path / "other", "--epochs", "1", *_FEW_STEPS)) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"medseg: error: {labels}") and err.endswith(
         f": label value 3, which {tmp_path / 'Task09' / 'dataset.json'} does not declare (its labels [0, 1, 2]); "
         "recode the label file or correct the dataset.json")
     assert not (tmp_path / "other").exists()
     # images and labels in folders of different parents: a dataset.json is not looked for
-    assert _exit_code(_train_cli(images, tiny_set[1], tmp_path / "apart", "--epochs", "1")) == 0
+    assert _exit_code(_train_cli(images, tiny_set[1], tmp_path / "apart", "--epochs", "1", *_FEW_STEPS)) == 0
     assert load_package(tmp_path / "apart").labels[1] == "label_1"
 
 
@@ -791,27 +791,27 @@ def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set
     shutil.copytree(tiny_set[0], plain / "imagesTr")
     shutil.copytree(tiny_set[1], plain / "labelsTr")
     out = tmp_path / "model"
-    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "1")) == 0
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "1", *_FEW_STEPS)) == 0
     (plain / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "2": "b", "3": "c"}}))
     capsys.readouterr()
-    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "2", "--resume")) == 0
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "2", "--resume", *_FEW_STEPS)) == 0
     assert (f"warning: {out}: the checkpoint's run named its labels label_N; it goes on with those names, not "
             f"{plain / 'dataset.json'}'s; start again with --overwrite to use them") in capsys.readouterr().err
     assert load_package(out).labels[1] == "label_1" and load_package(out).config["training"]["epochs_run"] == 2
     # even one medseg would refuse (here: values with a gap), and quietly with -q
     (plain / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "3": "c"}}))
     assert _exit_code(["-q", *_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "3",
-                                         "--resume")]) == 0
+                                         "--resume", *_FEW_STEPS)]) == 0
     assert capsys.readouterr().err == ""
     assert load_package(out).labels[3] == "label_3" and load_package(out).config["training"]["epochs_run"] == 3
     # a declared label no file holds, dropped from the dataset.json since, is the dataset.json's doing
     declared = {"0": "background", "1": "a", "2": "b", "3": "c", "4": "d"}
     (plain / "dataset.json").write_text(json.dumps({"labels": declared}))
-    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "1")) == 0
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "1", *_FEW_STEPS)) == 0
     (plain / "dataset.json").write_text(json.dumps({"labels": {k: v for k, v in declared.items() if k != "4"}}))
     capsys.readouterr()
     assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "2",
-                                 "--resume")) == 1
+                                 "--resume", *_FEW_STEPS)) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {tmp_path / 'm4'}: the checkpoint was trained with label value 4, which no label file holds "
         f"and {plain / 'dataset.json'} does not declare now; resume with the files it was started with, or start "
@@ -1151,7 +1151,7 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     """`medseg train` without -c: the default 2.5D U-Net, named after its folder, on 32 × 32 tiles for 32 × 32
     planes (not 128 × 128), and `medseg infer` runs the package."""
     out = tmp_path / "my model"
-    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1")) == 0
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", *_FEW_STEPS)) == 0
     config = json.loads((out / "model.json").read_text())
     assert config["name"] == "my_model" and config["inference"]["roi_size"] == [32, 32]
     assert config["training"]["settings"]["patch_size"] is None and config["architecture"]["in_channels"] == 3
@@ -1167,7 +1167,7 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     shutil.copytree(tiny_set[0], images)
     shutil.copytree(tiny_set[1], labels)
     write_phantom(images / "case1.nii.gz", labels / "case1.nii.gz", shape=(60, 40, 12), seed=1, oblique=False)
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 1
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume", *_FEW_STEPS)) == 1
     assert "the checkpoint was trained on other data (changed: case1)" in capsys.readouterr().err
     # a label file with a value the run was not started with is named (it was blamed on "other settings
     # (architecture.n_classes, labels.4)" of a config the user never gave); so is a value no file holds any more
@@ -1176,14 +1176,14 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     array = np.asarray(label.dataobj).copy()
     array[0, 0, 0] = 4
     nib.save(nib.Nifti1Image(array, label.affine), labels / "case2.nii.gz")
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 1
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume", *_FEW_STEPS)) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {labels / 'case2.nii.gz'}: label value 4, which the checkpoint in {out} was not trained "
         "with (its labels [0, 1, 2, 3]); resume with the files it was started with, or start again with --overwrite")
     for case in labels.iterdir():
         label = nib.load(case)
         nib.save(nib.Nifti1Image(np.minimum(np.asarray(label.dataobj), 2), label.affine), case)
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume")) == 1
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", "--resume", *_FEW_STEPS)) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {out}: the checkpoint was trained with label value 3, which no label file holds now; resume "
         "with the files it was started with, or start again with --overwrite")
@@ -1191,7 +1191,7 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     state = json.loads(record.read_text())
     state["config"]["inference"]["roi_size"] = [128, 128]
     record.write_text(json.dumps(state))
-    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", "--resume")) == 0
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", "--resume", *_FEW_STEPS)) == 0
     assert "the run had finished its 1 epoch and its package is intact; nothing to train" in capsys.readouterr().err
 
 
@@ -1214,6 +1214,9 @@ def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys,
     card = (out / "MODEL_CARD.md").read_text()
     assert "No validation cases: the package holds the weights of the last epoch (2)" in card
     assert "by mean validation Dice" not in card
+
+
+_FEW_STEPS = ("--steps-per-epoch", "2")  # the runs of tests that check messages, not learning
 
 
 def _train_cli(images: Path, labels: Path, out: Path, *extra: str) -> list[str]:
