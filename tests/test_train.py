@@ -794,7 +794,8 @@ def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set
     assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "1", *_FEW_STEPS)) == 0
     (plain / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "2": "b", "3": "c"}}))
     capsys.readouterr()
-    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "2", "--resume", *_FEW_STEPS)) == 0
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "2", "--resume",
+                                 *_FEW_STEPS)) == 0
     assert (f"warning: {out}: the checkpoint's run named its labels label_N; it goes on with those names, not "
             f"{plain / 'dataset.json'}'s; start again with --overwrite to use them") in capsys.readouterr().err
     assert load_package(out).labels[1] == "label_1" and load_package(out).config["training"]["epochs_run"] == 2
@@ -807,7 +808,8 @@ def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set
     # a declared label no file holds, dropped from the dataset.json since, is the dataset.json's doing
     declared = {"0": "background", "1": "a", "2": "b", "3": "c", "4": "d"}
     (plain / "dataset.json").write_text(json.dumps({"labels": declared}))
-    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "1", *_FEW_STEPS)) == 0
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "1",
+                                 *_FEW_STEPS)) == 0
     (plain / "dataset.json").write_text(json.dumps({"labels": {k: v for k, v in declared.items() if k != "4"}}))
     capsys.readouterr()
     assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", tmp_path / "m4", "--epochs", "2",
