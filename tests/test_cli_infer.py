@@ -96,21 +96,41 @@ def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case
     assert not (tmp_path / "m.json").exists()
 
 
-def test_a_named_pipe_as_the_data_file_of_a_header_is_refused(tmp_path, case, make_package):
-    """Only the path given was checked: a ``.hdr`` whose ``.img`` is a named pipe waited for ever."""
+def test_a_named_pipe_beside_a_header_is_refused(tmp_path, case, make_package):
+    """Only the path given was checked: a ``.hdr`` whose ``.img`` is a named pipe waited for ever, as did an
+    ``.img`` whose ``.hdr`` is one, or an Analyze image's SPM ``.mat`` (which nibabel opens when it is there)."""
     import os
 
-    pair = tmp_path / "pair.hdr"
-    nib.save(nib.Nifti1Pair(np.zeros((4, 4, 4), np.float32), np.eye(4)), pair)
-    (tmp_path / "pair.img").unlink()
-    os.mkfifo(tmp_path / "pair.img")
-    done = subprocess.run([sys.executable, "-m", "medseg", "infer", str(pair), str(case), "--model",
+    for name in ("data", "header"):
+        nib.save(nib.Nifti1Pair(np.zeros((4, 4, 4), np.float32), np.eye(4)), tmp_path / f"{name}.hdr")
+    nib.save(nib.AnalyzeImage(np.zeros((4, 4, 4), np.float32), np.eye(4)), tmp_path / "spm.hdr")
+    for fifo in ("data.img", "header.hdr", "spm.mat"):
+        (tmp_path / fifo).unlink(missing_ok=True)
+        os.mkfifo(tmp_path / fifo)
+    done = subprocess.run([sys.executable, "-m", "medseg", "infer", str(tmp_path / "data.hdr"),
+                           str(tmp_path / "header.img"), str(tmp_path / "spm.hdr"), str(case), "--model",
                            str(make_package()), "-o", str(tmp_path / "out")], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1
-    assert (f"medseg: error: {tmp_path / 'pair.img'}: not a regular file (a named pipe, socket or device); give the "
-            f"image file (the data file of {pair})") in done.stderr.splitlines()
+    refused = "not a regular file (a named pipe, socket or device); give the image file"
+    assert [line for line in done.stderr.splitlines() if line.startswith("medseg: error: ")] == [
+        f"medseg: error: {tmp_path / 'data.img'}: {refused} (the data file of {tmp_path / 'data.hdr'})",
+        f"medseg: error: {tmp_path / 'header.hdr'}: {refused} (the header of {tmp_path / 'header.img'})",
+        f"medseg: error: {tmp_path / 'spm.mat'}: {refused} (the SPM .mat file of {tmp_path / 'spm.hdr'})"]
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_folder_named_like_an_spm_mat_is_passed_over_as_nibabel_passes_it(tmp_path):
+    from medseg.io.nifti import load_image
+
+    nib.save(nib.AnalyzeImage(np.arange(64, dtype=np.float32).reshape(4, 4, 4), np.eye(4)), tmp_path / "spm.hdr")
+    (tmp_path / "spm.mat").mkdir()
+    assert np.asarray(load_image(tmp_path / "spm.hdr").dataobj).sum() == 2016
+    (tmp_path / "spm.img").rename(tmp_path / "img")
+    (tmp_path / "spm.img").mkdir()
+    with pytest.raises(OSError, match=rf"^{tmp_path / 'spm.img'}: a folder, not a file; give the image file \(the "
+                                      rf"data file of {tmp_path / 'spm.hdr'}\)$"):
+        load_image(tmp_path / "spm.hdr")
 
 
 def test_links_that_lead_nowhere_are_named_as_links(tmp_path, case, make_package, capsys):
@@ -180,6 +200,14 @@ def test_log_and_result_lines_of_a_file_name_with_a_line_break_stay_one_line(tmp
     assert f"INFO medseg.segment: {shown}.nii.gz: wrote {tmp_path / 'out'}/a\\nb_seg.nii.gz" in logged
     assert not [line for line in done.stderr.splitlines() if line.startswith("b")]
     assert (tmp_path / "out" / "a\nb_seg.nii.gz").is_file()
+
+
+def test_the_wrote_lines_of_other_commands_escape_line_breaks_too(tmp_path, capsys):
+    image, label = tmp_path / "a\nb.nii.gz", tmp_path / "c\x1bd.nii.gz"
+    code, out, _ = run(["synth", str(image), "--label", str(label), "--shape", "24", "24", "8"], capsys)
+    assert code == 0 and out == f"wrote {tmp_path}/a\\nb.nii.gz and {tmp_path}/c\\x1bd.nii.gz\n"
+    code, out, _ = run(["evaluate", str(label), str(label), "-o", str(tmp_path / "m\n.json")], capsys)
+    assert code == 0 and out.splitlines()[-1] == f"wrote {tmp_path}/m\\n.json" and "\x1b" not in out
 
 
 @pytest.mark.parametrize("kind", [nib.Nifti1Image, nib.Nifti2Image])

@@ -574,35 +574,6 @@ def test_a_stopped_run_does_not_count_as_a_crash(cohort, monkeypatch):
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
 
 
-def test_a_case_whose_record_cannot_be_written_is_given_up_not_retried_for_ever(cohort, monkeypatch):
-    """An error out of writing a case's record (not a full disk, not a stop) took the attempt back, so the case
-    stopped every later run of the job. It counts as a crash: after MAX_ATTEMPTS the case is given up on its own
-    and the rest of the batch completes."""
-    from medseg.cohort.records import MAX_ATTEMPTS
-    from medseg.errors import WorkerDiedError
-
-    sheet, results = cohort
-    samples = [s for s in read_samples(sheet) if s.case_id in ("bad", "a")]
-    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
-    folder = ResultsFolder(results)
-    write_failure = ResultsFolder.write_failure
-
-    def broken(self, case_id, stage, error, *args):  # a record this error cannot be written for
-        if not isinstance(error, WorkerDiedError):
-            raise ValueError("cannot record this error")
-        return write_failure(self, case_id, stage, error, *args)
-
-    monkeypatch.setattr(ResultsFolder, "write_failure", broken)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        with pytest.raises(ValueError, match="cannot record"):
-            infer_cases(samples, results, options)
-        assert json.loads(folder.started_path("bad", "infer").read_text())["attempts"] == attempt
-    summary = infer_cases(samples, results, options)
-    outcomes = {c.case_id: (c.outcome, c.error) for c in summary.cases}
-    assert outcomes["a"] == ("ok", None) and outcomes["bad"][0] == "failed"
-    assert f"died {MAX_ATTEMPTS} times" in outcomes["bad"][1]
-
-
 def test_a_file_in_the_place_of_a_case_folder_fails_that_case_only(cohort):
     sheet, results = cohort
     samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]

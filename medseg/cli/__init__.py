@@ -98,7 +98,9 @@ class _OneLineFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         from medseg.cli.options import escaped_line
 
-        record.message = escaped_line(record.message)
+        escaped = escaped_line(record.message)
+        if escaped != record.message:  # a copy: other handlers of the record see it as logged
+            record = logging.makeLogRecord({**record.__dict__, "message": escaped})
         return super().formatMessage(record)
 
 

@@ -9,6 +9,7 @@ import click
 from medseg.cli.options import (
     batch_option,
     device_option,
+    escaped_line,
     model_option,
     precision_option,
     quiet,
@@ -85,7 +86,7 @@ def _report(summary, record) -> None:
         for case in summary.cases:
             note = " (kept from an earlier run)" if case.reused else f" ({case.seconds:.1f} s)"
             detail = f": {case.stage}: {case.error}" if case.outcome == "failed" else ""
-            click.echo(f"{case.case_id}: {case.outcome}{note}{detail}")
+            click.echo(escaped_line(f"{case.case_id}: {case.outcome}{note}{detail}"))
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
                    f"{summary.count('skipped')} skipped, {summary.reused} kept from earlier runs; "
                    f"setup ({'imports, model' if summary.stage == 'infer' else 'imports'}) {summary.setup_s:.1f} s, "

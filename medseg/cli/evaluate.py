@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import file_output, overwrite_option, quiet
+from medseg.cli.options import escaped_line, file_output, overwrite_option, quiet
 
 
 @click.command("evaluate")
@@ -76,9 +76,9 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     if as_json:
         click.echo(text, nl=False)
     elif not quiet():
-        click.echo(format_table(metrics))
+        click.echo("\n".join(map(escaped_line, format_table(metrics).splitlines())))
         if output is not None:
-            click.echo(f"wrote {output}")
+            click.echo(escaped_line(f"wrote {output}"))
     return 0
 
 

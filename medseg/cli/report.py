@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import file_output, overwrite_option, quiet
+from medseg.cli.options import escaped_line, file_output, overwrite_option, quiet
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 
@@ -45,5 +45,5 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     if not quiet():
         click.echo(f"{outputs.cases} cases ({outputs.failed} failed, {outputs.flagged} flagged), "
                    f"{outputs.overlays} overlays in {outputs.seconds:.1f} s")
-        click.echo(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}")
+        click.echo(escaped_line(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}"))
     return 0

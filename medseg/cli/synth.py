@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from medseg.cli.options import escaped_line
+
 
 @click.command("synth")
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
@@ -33,5 +35,5 @@ def synth(image, label, shape, seed, axis_aligned, overwrite):
     targets = [image] + ([label] if label else [])
     with atomic_paths(targets, overwrite=overwrite) as temps:
         write_phantom(temps[0], temps[1] if label else None, shape=tuple(shape), seed=seed, oblique=not axis_aligned)
-    click.echo(f"wrote {image}" + (f" and {label}" if label else ""))
+    click.echo(escaped_line(f"wrote {image}" + (f" and {label}" if label else "")))
     return 0

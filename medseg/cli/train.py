@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import device_form
+from medseg.cli.options import device_form, escaped_line
 
 
 @click.command("train")
@@ -195,14 +195,14 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
         return 0
     if t.get("val_mean_dice") is not None and validation_without_foreground(
             package.config["labels"], len(t.get("val_cases") or []), t.get("val_labels_absent")):
-        click.echo(f"wrote {output} (last epoch {t['best_epoch']}; no validation case holds a foreground label)")
+        which = f"last epoch {t['best_epoch']}; no validation case holds a foreground label"
     elif t.get("val_mean_dice") is None and t.get("val_cases"):
-        click.echo(f"wrote {output} (epoch {t['best_epoch']}; no label could be scored in the "
-                   f"{len(t['val_cases'])} validation case(s))")
+        which = f"epoch {t['best_epoch']}; no label could be scored in the {len(t['val_cases'])} validation case(s)"
     elif t.get("val_mean_dice") is None:
-        click.echo(f"wrote {output} (epoch {t['best_epoch']}, not validated)")
+        which = f"epoch {t['best_epoch']}, not validated"
     else:
-        click.echo(f"wrote {output} (best epoch {t['best_epoch']}, val mean Dice {dice_text(t['val_mean_dice'])})")
+        which = f"best epoch {t['best_epoch']}, val mean Dice {dice_text(t['val_mean_dice'])}"
+    click.echo(escaped_line(f"wrote {output} ({which})"))
     return 0
 
 

@@ -267,18 +267,14 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
 @contextlib.contextmanager
 def _attempt(folder: ResultsFolder, case_id: str, stage: str, print_: str, attempts: int,
              memory_mb: int | None) -> Iterator[None]:
-    """The note that work on a case has begun, for the block's duration: it stays when the process dies inside
-    the block (a crash, a kill, out of memory), which is what it is there to count, and when an error escapes the
-    block that is not a stop (an error out of writing the case's record would otherwise stop every later run at
-    this case; counted, the case is given up after :data:`MAX_ATTEMPTS`). A stop (Ctrl-C, a scheduler's SIGTERM)
-    or results that cannot be written (a full disk) are not the case's doing: the attempt is taken back as the
-    error goes on."""
+    """The note that work on a case has begun, for the block's duration: it stays only when the process dies
+    inside the block (a crash, a kill, out of memory), which is what it is there to count. Anything raised out of
+    the block (Ctrl-C, a scheduler's SIGTERM, results that cannot be written) is not the case's crash: the
+    attempt is taken back as the error goes on."""
     folder.mark_started(case_id, stage, print_, attempts + 1, memory_mb)
     try:
         yield
-    except BaseException as error:
-        if isinstance(error, Exception) and not results_unwritable(error):
-            raise
+    except BaseException:
         with contextlib.suppress(Exception):  # a disk still full: the error that stopped the work is the one to tell
             folder.unmark_started(case_id, stage, attempts)
         raise

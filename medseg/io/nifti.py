@@ -155,6 +155,7 @@ def load_image(path: Path | str, mmap: bool | str = True):
     (:func:`check_regular_file`)."""
     path = Path(path)
     check_regular_file(path)
+    _check_companions(path)
     if _uncompressed_gz(path):
         from io import BytesIO
 
@@ -167,23 +168,57 @@ def load_image(path: Path | str, mmap: bool | str = True):
             raise nib.filebasedimages.ImageFileError("named .gz but not gzip-compressed, and not an uncompressed NIfTI "
                                                      "file either")
         return kind.from_file_map({"image": FileHolder(filename=str(path), fileobj=BytesIO(data))}, mmap=False)
-    image = nib.load(str(path), mmap=mmap)
-    for holder in image.file_map.values():  # a header's data file (.hdr -> .img), read later
-        if holder.filename and Path(holder.filename) != path:
-            check_regular_file(Path(holder.filename), of=path)
-    return image
+    return nib.load(str(path), mmap=mmap)
 
 
-def check_regular_file(path: Path, of: Path | None = None) -> None:
+_COMPANION_ROLES = {"image": "the data file", "header": "the header", "mat": "the SPM .mat file"}
+
+
+def _check_companions(path: Path) -> None:
+    """The other files of a ``.hdr``/``.img`` pair, as nibabel names them, checked before nibabel opens any: a
+    named pipe as the ``.img`` of a ``.hdr`` (or the ``.hdr`` of an ``.img``, or an SPM ``.mat``, which nibabel
+    opens when it is there) waited for a writer for ever. A ``.mat`` that is a folder is passed over, as nibabel
+    passes it over."""
+    from nibabel.spm2analyze import Spm2AnalyzeImage
+
+    name = path.name.lower()
+    bare = next((name[: -len(s)] for s in Spm2AnalyzeImage._compressed_suffixes if name.endswith(s)), name)
+    if not bare.endswith((".hdr", ".img")):
+        return
+    try:
+        file_map = Spm2AnalyzeImage.filespec_to_file_map(str(path))
+    except Exception:  # noqa: BLE001 - a name nibabel cannot pair: nib.load says what is wrong
+        return
+    for role, holder in file_map.items():
+        other = Path(holder.filename) if holder.filename else None
+        if other is None or other == path:
+            continue
+        if role != "mat" or _special_file(other):
+            check_regular_file(other, of=f"{_COMPANION_ROLES[role]} of {path}")
+
+
+def _special_file(path: Path) -> bool:
+    """A named pipe, a socket or a device (not a folder, not a file)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+def check_regular_file(path: Path, of: str | None = None) -> None:
     """Refuse what is there but is no file (a named pipe, a socket, a device): reading a pipe waits for a writer
-    that may never come, and a device is no image. ``of``: the header whose data file ``path`` is."""
+    that may never come, and a device is no image. ``of``: what ``path`` is to the image given (the data file of a
+    header)."""
     try:
         regular = path.is_file()
     except OSError:
         return  # what is wrong with it is said on opening
     if not regular and path.exists():
-        raise ImageReadError(f"{path}: not a regular file (a named pipe, socket or device); give the image file"
-                             + (f" (the data file of {of})" if of is not None else ""))
+        what = "a folder, not a file" if path.is_dir() else "not a regular file (a named pipe, socket or device)"
+        raise ImageReadError(f"{path}: {what}; give the image file" + (f" ({of})" if of is not None else ""))
 
 
 def _uncompressed_gz(path: Path) -> bool:
