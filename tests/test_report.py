@@ -602,6 +602,21 @@ def test_refusals_leave_nothing_behind(cohort, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
 
 
+def test_a_sheet_over_an_empty_results_folder_reports_every_case_not_run(tmp_path):
+    empty = tmp_path / "results"
+    empty.mkdir()
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\treference\na\ta.nii.gz\ta_label.nii.gz\nb\tb.nii.gz\n")
+    outputs = build_report(empty, empty / "report.html", sheet=sheet)
+    assert (outputs.cases, outputs.failed) == (2, 2)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert {case: (row["status"], row["failed_stage"], row["error_type"]) for case, row in rows.items()} == {
+        "a": ("failed", "not_run", "MissingResult"), "b": ("failed", "not_run", "MissingResult")}
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["cases"] == {"total": 2, "scored": 0, "no_reference": 0, "failed": 2, "flagged": 2}
+    assert "not run yet" in outputs.html.read_text()
+
+
 def test_robust_z_and_the_outlier_rule():
     z = robust_z(np.array([1.0, 1.1, 0.9, 1.0, 1.05, 3.0]))
     # median 1.025, MAD 0.05 -> 0.6745 * (3 - 1.025) / 0.05

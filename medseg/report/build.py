@@ -73,7 +73,7 @@ def build_report(
         from medseg.cohort.samples import read_samples
 
         samples = read_samples(sheet)
-    cases = collect_results(results_dir)
+    cases = collect_results(results_dir, allow_empty=samples is not None)
     if samples is not None:
         cases = add_expected_cases(cases, samples, results_dir)
     log.info("%s: %d cases", results_dir, len(cases))

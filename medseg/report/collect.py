@@ -164,8 +164,9 @@ def resolve_path(recorded: str | None, case: CaseResult) -> Path | None:
     return None
 
 
-def collect_results(results_dir: Path | str) -> list[CaseResult]:
-    """Every case under ``results_dir`` (searched recursively), in a stable order."""
+def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[CaseResult]:
+    """Every case under ``results_dir`` (searched recursively), in a stable order. A folder without any
+    results is an error unless ``allow_empty`` (a sample sheet then says which cases are missing)."""
     results_dir = Path(results_dir).absolute()
     if not results_dir.is_dir():
         raise InputError(f"{results_dir}: no such results folder")
@@ -199,7 +200,7 @@ def collect_results(results_dir: Path | str) -> list[CaseResult]:
         case.paths[kind] = path
         if kind == "metrics":
             case.notes.extend(_metrics_notes(record))
-    if not found:
+    if not found and not allow_empty:
         raise InputError(
             f"{results_dir}: no case results found (looked for *_seg.json, *_metrics.json and *_failed.json)"
         )
