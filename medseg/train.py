@@ -1226,6 +1226,16 @@ def validation_without_foreground(labels: dict, val_count: int, absent: list | N
     return bool(val_count) and bool(foreground) and foreground <= {int(v) for v in absent or []}
 
 
+def check_training_foreground(train_cases: list[TrainCase]) -> None:
+    """Refuse training cases (loaded) none of whose labels holds any foreground: there is nothing to learn."""
+    if not train_cases or any(case.label is None or bool(case.label.any()) for case in train_cases):
+        return
+    whose = ("that of the one training case is" if len(train_cases) == 1 else
+             f"those of all {len(train_cases)} training cases are")
+    raise TrainingError(f"{train_cases[0].label_path.parent}: no training label image holds any foreground "
+                        f"({whose} background only); there is nothing to learn")
+
+
 def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
     network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
@@ -1238,12 +1248,8 @@ def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases:
         return found
 
     declared = {int(k): str(v) for k, v in config["labels"].items() if int(k) != 0}
+    check_training_foreground(train_cases)
     in_training = present(train_cases)
-    if not in_training - {0}:
-        whose = ("that of the one training case is" if len(train_cases) == 1 else
-                 f"those of all {len(train_cases)} training cases are")
-        raise TrainingError(f"{train_cases[0].label_path.parent}: no training label image holds any foreground "
-                            f"({whose} background only); there is nothing to learn")
     for value, name in declared.items():
         if value not in in_training:
             log.warning("label %d %r appears in no training case: the network cannot learn it", value, name)

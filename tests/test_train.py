@@ -316,6 +316,23 @@ def test_the_cli_says_a_run_without_validation_foreground_shipped_its_last_epoch
         f"wrote {out} (last epoch 2; no validation case holds a foreground label)")
 
 
+def test_the_cli_refuses_background_only_training_labels_before_it_says_it_trains(tmp_path, capsys, config_file):
+    from medseg.train import seeded_split
+
+    images, labels = write_set(tmp_path / "data")
+    config = json.loads(config_file.read_text())
+    fit, _, _ = seeded_split(pair_cases(images, labels), config["training"])
+    for case in fit:
+        label = nib.load(case.label_path)
+        nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), str(case.label_path))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "-c", str(config_file))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"medseg: error: {labels}: no training label image holds any foreground (those of all {len(fit)} "
+                   "training cases are background only); there is nothing to learn"]
+    assert not out.exists()
+
+
 def test_a_checkpoint_that_chose_a_best_epoch_without_foreground_ships_the_last_when_resumed(tiny_set, tmp_path,
                                                                                             monkeypatch):
     """A run started before validation without foreground chose no epoch kept its 'best' one when resumed, and

@@ -59,6 +59,7 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
         check_config,
         check_output_folder,
         check_resume,
+        check_training_foreground,
         checkpoint_epoch,
         checkpoint_stamp,
         checkpoint_tile,
@@ -144,6 +145,7 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
 
         torch.set_num_threads(threads)
     cases = load_cases(pairs, config)
+    check_training_foreground(fit)  # the split's cases, now read: refused before the run is announced
     silent = quiet()
     if not silent:
         click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}", err=True)
