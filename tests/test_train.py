@@ -297,6 +297,13 @@ def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, 
             "package holds the weights of the last epoch (3).") in " ".join(card.split())
 
 
+def _blank_labels(cases) -> None:
+    """Overwrite the label files of ``cases`` with background only."""
+    for case in cases:
+        label = nib.load(case.label_path)
+        nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), str(case.label_path))
+
+
 def test_the_cli_says_a_run_without_validation_foreground_shipped_its_last_epoch(tmp_path, capsys, config_file):
     from medseg.cli import main
     from medseg.train import seeded_split
@@ -304,9 +311,7 @@ def test_the_cli_says_a_run_without_validation_foreground_shipped_its_last_epoch
     images, labels = write_set(tmp_path / "data")
     config = json.loads(config_file.read_text())
     _, val, _ = seeded_split(pair_cases(images, labels), config["training"])
-    for case in val:
-        label = nib.load(case.label_path)
-        nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), str(case.label_path))
+    _blank_labels(val)
     out = tmp_path / "model"
     with pytest.raises(SystemExit) as info:
         main(["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "-o", str(out),
@@ -322,9 +327,7 @@ def test_the_cli_refuses_background_only_training_labels_before_it_says_it_train
     images, labels = write_set(tmp_path / "data")
     config = json.loads(config_file.read_text())
     fit, _, _ = seeded_split(pair_cases(images, labels), config["training"])
-    for case in fit:
-        label = nib.load(case.label_path)
-        nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), str(case.label_path))
+    _blank_labels(fit)
     out = tmp_path / "model"
     assert _exit_code(_train_cli(images, labels, out, "-c", str(config_file))) == 1
     err = capsys.readouterr().err.strip().splitlines()
