@@ -105,12 +105,3 @@ class UNet2D(nn.Module):
         x = self.head(x)
         return x[..., :height, :width]
 
-
-def bottleneck_cells(size: tuple[int, ...] | list[int], depth: int) -> int:
-    """Spatial elements per channel at the U-Net's bottom for a ``size`` input (padded to a multiple of
-    ``2**depth``, then halved ``depth`` times). Instance norm needs more than one; so does batch norm with one
-    slice per batch."""
-    cells = 1
-    for side in size:
-        cells *= -(-int(side) // 2**int(depth))
-    return cells

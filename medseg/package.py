@@ -22,6 +22,7 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_MODEL",
     "ModelPackage",
+    "bottleneck_cells",
     "codes_text",
     "load_package",
     "load_schema",
@@ -95,8 +96,6 @@ def validate_config(config: dict, where: str) -> None:
             f"{where}: label_codes {stray} {'is not a' if len(stray) == 1 else 'are not'} segmented label"
             f"{'' if len(stray) == 1 else 's'} (labels 1..{len(values) - 1}; background gets no segment)"
         )
-    from medseg.network import bottleneck_cells
-
     tile = config["inference"]["roi_size"]
     if arch.get("norm", "batch") == "instance" and bottleneck_cells(tile, arch.get("depth", 4)) <= 1:
         raise ModelPackageError(
@@ -109,6 +108,17 @@ def validate_config(config: dict, where: str) -> None:
             f"{where}: in_channels={arch['in_channels']} does not match context_slices={context} "
             f"(expected {2 * context + 1})"
         )
+
+
+def bottleneck_cells(size: tuple[int, ...] | list[int], depth: int) -> int:
+    """Spatial elements per channel at the U-Net's bottom for a ``size`` input (padded to a multiple of
+    ``2**depth``, then halved ``depth`` times). Instance norm needs more than one; so does batch norm with one
+    slice per batch. Here, not in :mod:`medseg.network`, so that checking a package (a cohort's planning) does not
+    import torch."""
+    cells = 1
+    for side in size:
+        cells *= -(-int(side) // 2**int(depth))
+    return cells
 
 
 _CODE_TEXT = re.compile(r"[!-\[\]-~]([ -\[\]-~]*[!-\[\]-~])?")  # printable ASCII, no backslash, trimmed

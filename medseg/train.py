@@ -39,6 +39,7 @@ from medseg.package import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
     ModelPackage,
+    bottleneck_cells,
     codes_text,
     load_package,
     load_schema,
@@ -561,8 +562,6 @@ def check_config(config: dict, where: str = "training config") -> dict:
     if largest > MAX_TRAINING_LABEL:
         raise TrainingError(f"{where}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest medseg train "
                             "supports (labels are kept as 8-bit values)")
-    from medseg.network import bottleneck_cells
-
     # the inference tile was checked with the package fields (validate_config); the training patch is checked here
     arch = config["architecture"]
     depth, norm = int(arch.get("depth", 4)), arch.get("norm", "batch")

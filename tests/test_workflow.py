@@ -510,3 +510,16 @@ def test_a_null_setting_can_be_given_on_the_command_line(cohort, tmp_path):
         commands[value] = [line for line in run.stdout.splitlines() if "cohort infer" in line]
     assert commands["null"] and not any("--overlap" in line for line in commands["null"] + commands["NULL"])
     assert commands["0.5"] and all("--overlap 0.5" in line for line in commands["0.5"])
+
+
+def test_planning_a_cohort_does_not_import_torch(cohort, tmp_path):
+    """Every Snakemake call plans the cohort (a preview, each run, each cluster job parsing the Snakefile); checking
+    the model package there imported torch through one arithmetic helper, 2-3 s of each call."""
+    _, sheet = cohort
+    command = [sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(SNAKEFILE), "--directory",
+               str(tmp_path), "-n", "--config", f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'r'}"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "medseg.package" in imported and "medseg.cohort" in imported
+    assert not {"torch", "monai"} & imported
