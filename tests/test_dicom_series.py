@@ -120,6 +120,24 @@ def test_mixed_orientations_are_split_and_addressed_by_part(tmp_path):
     np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
 
 
+def test_a_series_number_two_studies_share_is_no_key_every_listed_key_can_be_given(tmp_path, capsys):
+    """A folder of two studies held two series numbered 3: `inspect` listed the key 3 twice and `--series 3` was
+    refused as ambiguous, so a key the listing showed could not be used. Such series are keyed by their UIDs."""
+    first, _ = make_series(tmp_path / "study1", seed=1, series_uid="1.2.40.1", prefix="a")
+    second, _ = make_series(tmp_path / "study2", seed=2, series_uid="1.2.40.2", prefix="b")
+    make_series(tmp_path / "study2", seed=3, series_number=5, prefix="c")
+    assert [c.key for c in scan_folder(tmp_path).candidates] == ["1.2.40.1", "1.2.40.2", "5"]
+    for key, values in (("1.2.40.1", first), ("1.2.40.2", second)):
+        np.testing.assert_array_equal(read_dicom_series(tmp_path, series=key).array, values.astype(np.float32) - 1024)
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:4]] == ["1.2.40.1", "1.2.40.2", "5"]
+    with pytest.raises(DicomError) as refused:
+        read_dicom_series(tmp_path, series="3")
+    assert str(refused.value) == (
+        f"{tmp_path}: --series 3 is ambiguous, it matches series 3 'synthetic' (CT, 6 images, UID 1.2.40.1) "
+        "[eligible]; series 3 'synthetic' (CT, 6 images, UID 1.2.40.2) [eligible]; pass one of their UIDs")
+
+
 def test_two_echoes_in_one_series_are_split(tmp_path):
     make_series(tmp_path, seed=1, series_uid="1.2.8", modality="MR", prefix="e1", extra={"EchoNumbers": 1})
     make_series(tmp_path, seed=2, series_uid="1.2.8", modality="MR", prefix="e2", extra={"EchoNumbers": 2})

@@ -76,12 +76,15 @@ class SeriesCandidate:
     split_reason: str | None = None
     split_values: str | None = None  # what sets this part apart, e.g. "size 128×256"
     index: int = 0  # 1-based place in the folder's listing, the key of last resort
+    number_shared: bool = False  # another series in the folder (another UID) has the same SeriesNumber
 
     @property
     def key(self) -> str:
-        """How ``--series`` names this candidate: the number (else the UID, else ``#INDEX``), with ``-PART`` when
-        the series was split."""
-        base = str(self.number) if self.number is not None else (self.uid or f"#{self.index}")
+        """How ``--series`` names this candidate: the number (else, or when another series in the folder has the
+        same number, the UID, else ``#INDEX``), with ``-PART`` when the series was split. Keys are unique in a
+        folder, so every key ``inspect`` lists can be given."""
+        unique_number = self.number is not None and not self.number_shared
+        base = str(self.number) if unique_number else (self.uid or f"#{self.index}")
         return base if self.part is None else f"{base}-{self.part}"
 
     @property
@@ -93,7 +96,9 @@ class SeriesCandidate:
         return sorted({frame.path for frame in self.frames})
 
     def label(self) -> str:
-        text = f"series {self.key}"
+        # a key that is the UID (the number is shared) would be said twice: the number names it here
+        text = f"series {self.number}" + ("" if self.part is None else f"-{self.part}") if (
+            self.number_shared and self.uid) else f"series {self.key}"
         if self.description:
             text += f" '{self.description}'"
         return f"{text} ({self.modality}, {len(self.frames)} images, UID {self.uid or 'none'})"
@@ -182,9 +187,11 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         if not matches:
             raise DicomError(f"{folder}: no series matches --series {wanted}; found {_listing(candidates)}")
         if len(matches) > 1:
-            keys_differ = len({c.key for c in matches}) == len(matches)
+            keys = [c.key for c in matches]
+            by_uid = any(c.number_shared and c.uid for c in matches) or len(set(keys)) < len(keys)
+            which = "UIDs" if by_uid else f"keys ({', '.join(keys)})"
             raise DicomError(f"{folder}: --series {wanted} is ambiguous, it matches {_listing(matches)}; "
-                             f"pass one of their {'keys (NUMBER-PART) or UIDs' if keys_differ else 'UIDs'}")
+                             f"pass one of their {which}")
         chosen = matches[0]
         if chosen.problem is not None:
             raise DicomError(f"{folder}: {chosen.label()} cannot be one 3D volume: {chosen.problem}")
@@ -374,8 +381,13 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
                                         problem=_first_of(problems + [why for _, why in left_out]) or "no images")
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.number if c.number is not None else 1 << 30, c.uid, c.part or 0))
+    uids_of_number: dict[int, set[str]] = {}
+    for candidate in candidates:
+        if candidate.number is not None:
+            uids_of_number.setdefault(candidate.number, set()).add(candidate.uid)
     for index, candidate in enumerate(candidates, start=1):
         candidate.index = index
+        candidate.number_shared = len(uids_of_number.get(candidate.number, ())) > 1
         if not candidate.uid:
             candidate.flags.append("no-series-uid")
     _mark_localizer_sets(candidates)
