@@ -315,8 +315,9 @@ def _image_files(folder: Path) -> dict[str, Path]:
         _add_case(files, stem(path), path)
     if left_out:
         shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
-        log.warning("%s: left out %d entries that are not .nii/.nii.gz files (subfolders are not searched): %s",
-                    folder, len(left_out), shown)
+        entries = ("1 entry that is not a .nii/.nii.gz file" if len(left_out) == 1
+                   else f"{len(left_out)} entries that are not .nii/.nii.gz files")
+        log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
     if broken:
         shown = ", ".join(broken[:5]) + (" …" if len(broken) > 5 else "")
         log.warning("%s: left out %d links that lead nowhere (moved or deleted targets, or a loop): %s", folder,

@@ -132,7 +132,8 @@ def test_an_output_that_is_an_input_or_an_image_is_refused(pair, tmp_path, capsy
     sidecar = pred.with_name(pred.name.replace(".nii.gz", ".json"))
     sidecar.write_text("{}")
     assert run(["evaluate", str(pred), str(ref), "-o", str(sidecar), "--overwrite"]) == 2
-    assert "the metrics are JSON; give a .json path that is not an input" in capsys.readouterr().err
+    assert (f"-o {sidecar}: that is the prediction's sidecar (written by medseg infer); give the metrics a .json "
+            "path of their own") in capsys.readouterr().err
     assert sidecar.read_text() == "{}"
 
 
@@ -156,7 +157,7 @@ def test_label_names_and_model_come_from_the_predictions_sidecar(pair, tmp_path,
     metrics = json.loads(capsys.readouterr().out)
     assert {v: e["name"] for v, e in metrics["labels"].items()} == {"1": "anterior", "2": "posterior"}
     assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "case7_seg.json"), "--overwrite"]) == 2
-    assert "(nor the prediction's sidecar)" in capsys.readouterr().err
+    assert "that is the prediction's sidecar (written by medseg infer)" in capsys.readouterr().err
     assert json.loads((tmp_path / "case7_seg.json").read_text()) == sidecar
     assert run(["evaluate", str(pred), str(ref), "--model", "phantom"]) == 2
     assert ("was made by model 'hippocampus' (its sidecar says so), not 'phantom'; pass --model hippocampus"

@@ -1579,6 +1579,12 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
         assert [c.case_id for c in pair_cases(images, labels)] == ["case0", "case1", "case2"]
     assert (f"{images}: left out 2 entries that are not .nii/.nii.gz files (subfolders are not searched): case8.img, "
             "site2/") in [r.getMessage() for r in caplog.records]
+    shutil.rmtree(images / "site2")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        pair_cases(images, labels)
+    assert (f"{images}: left out 1 entry that is not a .nii/.nii.gz file (subfolders are not searched): case8.img"
+            in [r.getMessage() for r in caplog.records])
 
 
 def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():

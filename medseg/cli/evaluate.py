@@ -51,10 +51,11 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     safe = case_id.replace("/", "_").replace("\\", "_")  # a folder as -o: the file goes in it, not below it
     output = file_output("-o", output, f"{safe}_metrics.json", (".json",))
     if output is not None:
-        if any(
-                output.resolve() == path.resolve() for path in (prediction, reference, sidecar)):
-            raise click.UsageError(f"-o {output}: the metrics are JSON; give a .json path that is not an input "
-                                   "(nor the prediction's sidecar)")
+        inputs = {"the prediction": prediction, "the reference": reference,
+                  "the prediction's sidecar (written by medseg infer)": sidecar}
+        taken = [name for name, path in inputs.items() if output.resolve() == path.resolve()]
+        if taken:
+            raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
         check_writable([output], overwrite)
     labels = codes = None
     made_by = _sidecar_model(sidecar)
