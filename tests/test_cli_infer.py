@@ -336,8 +336,9 @@ def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, 
     assert metrics["prediction_sha256"] == sidecar["segmentation_sha256"] == sha256_of(out / "case_seg.nii.gz")
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(out)], capsys)
     assert code == 1
-    assert err.strip().splitlines()[-1] == (f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already; pass "
-                                            "--overwrite to replace it (2 more output(s) of these inputs exist too)")
+    assert err.strip().splitlines()[-1] == (
+        f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already; pass --overwrite to replace it; "
+        "case_seg.json and case_metrics.json (an earlier run's, which this run would remove) exist too")
     assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
     assert json.loads((out / "case_seg.json").read_text())["segmentation_sha256"] == sha256_of(
@@ -986,6 +987,7 @@ def test_overwrite_removes_earlier_metrics_of_an_input_in_a_linked_folder(tmp_pa
     assert run(["evaluate", str(linked / "case_seg.nii.gz"), str(reference), "-o", str(linked / "case_metrics.json")],
                capsys)[0] == 0
     code, _, err = run(["infer", str(linked / "case.nii.gz"), "-m", package], capsys)
-    assert code == 1 and err.strip().splitlines()[-1].endswith("(2 more output(s) of these inputs exist too)")
+    assert code == 1 and err.strip().splitlines()[-1].endswith(
+        "; case_seg.json and case_metrics.json (an earlier run's, which this run would remove) exist too")
     assert run(["infer", str(linked / "case.nii.gz"), "-m", package, "--overwrite"], capsys)[0] == 0
     assert _files(real) == ["case.nii.gz", "case_seg.json", "case_seg.nii.gz"]

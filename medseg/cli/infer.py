@@ -172,7 +172,14 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
             existing += [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
             removed += earlier
     if existing:
-        more = f" ({len(existing) - 1} more output(s) of these inputs exist too)" if len(existing) > 1 else ""
+        others = [t.name + (" (an earlier run's, which this run would remove)" if t in removed else "")
+                  for t in existing[1:]]
+        if len(others) > 3:
+            others = others[:3] + [f"{len(others) - 3} more"]
+        more = ""
+        if others:
+            listed = others[0] if len(others) == 1 else f"{', '.join(others[:-1])} and {others[-1]}"
+            more = f"; {listed} exist{'s' if len(others) == 1 else ''} too"
         what = ("output of an earlier run exists, which this run would remove" if existing[0] in removed
                 else "output exists already")
         raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}")
