@@ -131,6 +131,8 @@ def test_a_series_number_two_studies_share_is_no_key_every_listed_key_can_be_giv
         np.testing.assert_array_equal(read_dicom_series(tmp_path, series=key).array, values.astype(np.float32) - 1024)
     code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
     assert code == 0 and [line.split()[0] for line in out.splitlines()[1:4]] == ["1.2.40.1", "1.2.40.2", "5"]
+    code, out, _ = run_cli(["convert", str(tmp_path), str(tmp_path / "two.nii.gz"), "--series", "1.2.40.2"], capsys)
+    assert code == 0 and f"{tmp_path} -> {tmp_path / 'two.nii.gz'}: series 3 'synthetic', UID 1.2.40.2 10x8x6" in out
     with pytest.raises(DicomError) as refused:
         read_dicom_series(tmp_path, series="3")
     assert str(refused.value) == (

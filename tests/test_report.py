@@ -415,7 +415,7 @@ def test_a_series_sharing_its_number_with_another_is_found_by_uid_and_named_on_t
     outputs = build_report(results, results / "report.html")
     page = outputs.html.read_text()
     assert "not checked" not in page and "image not shown" not in page
-    assert f"input <code>{folder} (series 5 &#x27;part 2&#x27;)</code>" in page
+    assert f"input <code>{folder} (series 5 &#x27;part 2&#x27;, UID 1.2.3.52)</code>" in page
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs a file that cannot be read, /proc/self/mem")

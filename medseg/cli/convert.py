@@ -29,12 +29,13 @@ def convert(folder, output, series, sidecar, overwrite):
     $ medseg convert study/ t1.nii.gz --series 3 --sidecar
     """
     from medseg.io.dicom import convert_dicom
+    from medseg.io.dicom_series import series_text
 
     volume = convert_dicom(folder, output, series=series, overwrite=overwrite, sidecar=sidecar)
     if not quiet():
         info = volume.info
         spacing = "x".join(f"{v:.4g}" for v in volume.spacing_mm)
         flags = f" flags: {', '.join(info['flags'])}" if info["flags"] else ""
-        click.echo(escaped_line(f"{folder} -> {output}: series {info['series_key']} '{info['description']}' "
+        click.echo(escaped_line(f"{folder} -> {output}: {series_text(info)} "
                                 f"{'x'.join(map(str, volume.shape))} @ {spacing} mm {info['orientation']}{flags}"))
     return 0

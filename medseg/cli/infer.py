@@ -60,6 +60,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         raise click.UsageError("--series applies to one DICOM folder at a time")
     from medseg.errors import InputError, MedsegError
     from medseg.inference import Segmenter
+    from medseg.io.dicom_series import series_text
     from medseg.numbers import dice_round_text
     from medseg.package import load_package
     from medseg.segment import segment_case
@@ -117,7 +118,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         if not silent:
             timing = outputs.record.get("timings_s", {})
             info = outputs.record.get("input_info") or {}
-            used = f" (series {info['series_key']} '{info.get('description', '')}')" if info.get("series_key") else ""
+            used = f" ({series_text(info)})" if info.get("series_key") else ""
             click.echo(escaped_line(f"{path}{used} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)"))
             if outputs.record.get("metrics"):
                 for label in outputs.record["metrics"]["labels"].values():

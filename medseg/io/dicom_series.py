@@ -96,9 +96,7 @@ class SeriesCandidate:
         return sorted({frame.path for frame in self.frames})
 
     def label(self) -> str:
-        # a key that is the UID (the number is shared) would be said twice: the number names it here
-        text = f"series {self.number}" + ("" if self.part is None else f"-{self.part}") if (
-            self.number_shared and self.uid) else f"series {self.key}"
+        text = series_name(self.key, self.number, self.uid)
         if self.description:
             text += f" '{self.description}'"
         return f"{text} ({self.modality}, {len(self.frames)} images, UID {self.uid or 'none'})"
@@ -158,6 +156,23 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
                     ", ..." if len(skipped) > 5 else "")
     return FolderScan(folder, _group(images, messages), skipped, non_image)
+
+
+def series_name(key: str, number: int | None, uid: str | None) -> str:
+    """How messages name a series: ``series KEY``; when the key is the UID (another series in the folder has the
+    same number), by its number and part instead, so that a listing does not give the UID twice."""
+    if uid and number is not None and (key == uid or key.startswith(f"{uid}-")):
+        return f"series {number}{key[len(uid):]}"
+    return f"series {key}"
+
+
+def series_text(info: dict) -> str:
+    """A DICOM input's series as ``medseg infer`` prints it and the report's card shows it, from the sidecar's
+    ``input_info``: ``series 3 'T1 main'``, with the UID after it when the number alone is not its key."""
+    key, number, uid = str(info["series_key"]), info.get("series_number"), info.get("series_uid")
+    name = series_name(key, number, uid)
+    text = f"{name} '{info.get('description', '')}'"
+    return text if name == f"series {key}" else f"{text}, UID {uid}"
 
 
 def series_match(wanted: str, key: str | None, uid: str | None, number: int | None) -> str | None:

@@ -139,7 +139,9 @@ class CaseResult:
         source = (self.sidecar or {}).get("input") or (self.failure or {}).get("input")
         info = (self.sidecar or {}).get("input_info") or {}
         if source and info.get("series_key"):
-            return f"{source} (series {info['series_key']} '{info.get('description', '')}')"
+            from medseg.io.dicom_series import series_text
+
+            return f"{source} ({series_text(info)})"
         return source
 
     def reference_path(self) -> Path | None:
