@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medseg.errors import OutputExistsError, OutputWriteError
-from medseg.io.atomic import atomic_paths
+from medseg.io.atomic import atomic_paths, check_writable
 
 
 def _names(folder):
@@ -95,6 +95,11 @@ def test_long_names_get_short_temporary_files_and_too_long_ones_one_line(tmp_pat
     with pytest.raises(OutputWriteError, match=r"the file name is too long \(261 bytes, at most 255\)"):
         with atomic_paths([too_long]):
             pass
+    in_long_folder = tmp_path / ("c" * 300) / "case_seg.nii.gz"  # an -o folder the file system cannot hold
+    with pytest.raises(OutputWriteError) as refused:
+        check_writable([in_long_folder], overwrite=False)
+    assert str(refused.value) == (f"{in_long_folder}: the folder name {'c' * 24}… is too long (300 bytes, at most "
+                                  "255); shorten the output folder's name")
 
 
 @pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
