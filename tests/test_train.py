@@ -297,21 +297,24 @@ def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, 
             "package holds the weights of the last epoch (3).") in " ".join(card.split())
 
 
-def _blank_labels(cases) -> None:
-    """Overwrite the label files of ``cases`` with background only."""
+def _set_with_blank_labels(folder, config_file, part: int):
+    """A synthetic set in ``folder`` whose training (``part`` 0) or validation (1) cases, as the config's seeded
+    split draws them, have background-only label files: (images, labels, those cases)."""
+    from medseg.train import seeded_split
+
+    images, labels = write_set(folder)
+    config = json.loads(config_file.read_text())
+    cases = seeded_split(pair_cases(images, labels), config["training"])[part]
     for case in cases:
         label = nib.load(case.label_path)
         nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), str(case.label_path))
+    return images, labels, cases
 
 
 def test_the_cli_says_a_run_without_validation_foreground_shipped_its_last_epoch(tmp_path, capsys, config_file):
     from medseg.cli import main
-    from medseg.train import seeded_split
 
-    images, labels = write_set(tmp_path / "data")
-    config = json.loads(config_file.read_text())
-    _, val, _ = seeded_split(pair_cases(images, labels), config["training"])
-    _blank_labels(val)
+    images, labels, _ = _set_with_blank_labels(tmp_path / "data", config_file, part=1)
     out = tmp_path / "model"
     with pytest.raises(SystemExit) as info:
         main(["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "-o", str(out),
@@ -322,12 +325,7 @@ def test_the_cli_says_a_run_without_validation_foreground_shipped_its_last_epoch
 
 
 def test_the_cli_refuses_background_only_training_labels_before_it_says_it_trains(tmp_path, capsys, config_file):
-    from medseg.train import seeded_split
-
-    images, labels = write_set(tmp_path / "data")
-    config = json.loads(config_file.read_text())
-    fit, _, _ = seeded_split(pair_cases(images, labels), config["training"])
-    _blank_labels(fit)
+    images, labels, fit = _set_with_blank_labels(tmp_path / "data", config_file, part=0)
     out = tmp_path / "model"
     assert _exit_code(_train_cli(images, labels, out, "-c", str(config_file))) == 1
     err = capsys.readouterr().err.strip().splitlines()
