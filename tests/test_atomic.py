@@ -138,13 +138,16 @@ def test_a_replaced_output_never_disappears(tmp_path, monkeypatch, hard_links):
     assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]
 
 
-def test_ctrl_c_while_placing_waits_until_the_set_is_whole(tmp_path, monkeypatch):
+def _place_with_ctrl_c_between_renames(folder, monkeypatch, sigint_handler) -> list:
+    """Put a two-file set in place with SIGINT sent to this process between its two renames, SIGINT's handler being
+    ``sigint_handler`` meanwhile (not the one inherited: a shell starting a job in the background, as ``make test &``
+    does, hands it SIGINT ignored). Returns the targets."""
     import os
     import signal
 
     import medseg.io.atomic as atomic
 
-    targets = [tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"]
+    targets = [folder / "a_seg.nii.gz", folder / "a_seg.json"]
     for target in targets:
         target.write_text("old")
     real_replace, calls = os.replace, []
@@ -156,11 +159,33 @@ def test_ctrl_c_while_placing_waits_until_the_set_is_whole(tmp_path, monkeypatch
         return real_replace(src, dst)
 
     monkeypatch.setattr(atomic.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    inherited = signal.signal(signal.SIGINT, sigint_handler)
+    try:
         with atomic_paths(targets, overwrite=True) as temps:
             for temp in temps:
                 temp.write_text("new")
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    return targets
+
+
+def test_ctrl_c_while_placing_waits_until_the_set_is_whole(tmp_path, monkeypatch):
+    import signal
+
+    with pytest.raises(KeyboardInterrupt):
+        _place_with_ctrl_c_between_renames(tmp_path, monkeypatch, signal.default_int_handler)
+    targets = [tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"]
     assert [t.read_text() for t in targets] == ["new", "new"]  # delivered after placing, not in the middle
+    assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]
+
+
+def test_an_ignored_ctrl_c_stays_ignored_while_placing(tmp_path, monkeypatch):
+    """A process started with SIGINT ignored (nohup-like, or in the background of a script) is not stopped by one
+    that arrives while its outputs are placed: the set is placed whole and the run goes on."""
+    import signal
+
+    targets = _place_with_ctrl_c_between_renames(tmp_path, monkeypatch, signal.SIG_IGN)
+    assert [t.read_text() for t in targets] == ["new", "new"]
     assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]
 
 
