@@ -635,10 +635,15 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
     locks = _locks(state)
     snakelock.record_run(state, pid=_dead_pid())
     # a process whose arguments are those of a workflow step, working in the run's folder: a script named medseg,
-    # run by its interpreter as the installed console script is
+    # run by its interpreter as the installed console script is: through its shebang, or, where the interpreter's
+    # path cannot go in one (a space in it, over 127 bytes), through the /bin/sh lines pip writes instead
     script = tmp_path / "bin" / "medseg"
     script.parent.mkdir()
-    script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    if " " in sys.executable or len(sys.executable) > 127:
+        launcher = f"#!/bin/sh\n'''exec' \"{sys.executable}\" \"$0\" \"$@\"\n' '''\n"
+    else:
+        launcher = f"#!{sys.executable}\n"
+    script.write_text(launcher + "import time\ntime.sleep(60)\n")
     script.chmod(0o755)
     worker = subprocess.Popen([str(script), "-v", "cohort", "infer", "x"], cwd=tmp_path)
     try:
