@@ -643,10 +643,12 @@ def test_locks_are_kept_while_a_killed_runs_step_still_works(tmp_path, caplog):
         launcher = f"#!/bin/sh\n'''exec' \"{sys.executable}\" \"$0\" \"$@\"\n' '''\n"
     else:
         launcher = f"#!{sys.executable}\n"
-    script.write_text(launcher + "import time\ntime.sleep(60)\n")
+    script.write_text(launcher + "import time\nprint('running', flush=True)\ntime.sleep(60)\n")
     script.chmod(0o755)
-    worker = subprocess.Popen([str(script), "-v", "cohort", "infer", "x"], cwd=tmp_path)
+    worker = subprocess.Popen([str(script), "-v", "cohort", "infer", "x"], cwd=tmp_path, stdout=subprocess.PIPE,
+                              text=True)
     try:
+        assert worker.stdout.readline() == "running\n"  # past /bin/sh, if any: the interpreter runs the script
         assert snakelock.working_steps(tmp_path) == [worker.pid]
         assert snakelock.working_steps(tmp_path / "locks") == []  # another folder
         with caplog.at_level("WARNING", logger="medseg"):
