@@ -47,11 +47,11 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
         if size > MAX_NAME_BYTES:
             raise OutputWriteError(f"{target}: the file name is too long ({size} bytes, at most {MAX_NAME_BYTES}); "
                                    "shorten the input's name")
-        long_folders = [part for part in target.parent.parts if len(os.fsencode(part)) > MAX_NAME_BYTES]
-        if long_folders:
-            part = long_folders[0]
-            raise OutputWriteError(f"{target}: the folder name {part[:24]}… is too long ({len(os.fsencode(part))} "
-                                   f"bytes, at most {MAX_NAME_BYTES}); shorten the output folder's name")
+        for part in target.parent.parts:
+            part_size = len(os.fsencode(part))
+            if part_size > MAX_NAME_BYTES:
+                raise OutputWriteError(f"{target}: the folder name {part[:24]}… is too long ({part_size} bytes, at "
+                                       f"most {MAX_NAME_BYTES}); shorten the output folder's name")
         try:
             folder = target.is_dir()
             exists = target.exists() or target.is_symlink()
