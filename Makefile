@@ -26,14 +26,19 @@ demo: $(STAMP)
 	$(BIN)/medseg infer $(DEMO)/phantom.nii.gz -o $(DEMO) --reference $(DEMO)/phantom_label.nii.gz --overwrite
 	@echo "Outputs: $(DEMO)/phantom_seg.nii.gz  $(DEMO)/phantom_seg.json  $(DEMO)/phantom_metrics.json"
 
+# Test processes (pytest-xdist); TEST_WORKERS=0 runs the tests in one process. With more than one, each runs torch
+# on one thread (OMP_NUM_THREADS=1), so that the workers do not fight over the cores.
+TEST_WORKERS ?= 2
+PYTEST := $(if $(filter-out 0 1,$(TEST_WORKERS)),OMP_NUM_THREADS=1 )$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
 ## The default test suite (slow tests deselected).
 test: $(STAMP)
 	$(BIN)/ruff check medseg tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 ## Everything, slow tests included.
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m ''
+	$(PYTEST) -m ''
 
 ## Debian's Chromium for the HTML report's browser test (skipped with a reason when no browser is present).
 browser:
