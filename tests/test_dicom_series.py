@@ -596,6 +596,8 @@ def test_a_transfer_syntax_without_decoder_is_named(tmp_path, capsys):
     assert "corrupt" not in err and not (tmp_path / "out.nii.gz").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")  # pydicom, on re-reading the faulty test values
+@pytest.mark.filterwarnings("ignore:Unknown encoding")
 def test_library_warnings_are_one_line_per_kind_naming_files_for_every_input(tmp_path):
     """pydicom warns once per file and value, naming neither (300 slices: 300 lines), and the command line used
     to show a message only for the first input of a batch. Now: one line per kind of message and input, with the
