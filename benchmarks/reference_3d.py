@@ -2,16 +2,16 @@
 
     python benchmarks/reference_3d.py CONFIG IMAGES LABELS [--epochs 40] [--steps 100] [--threads 2]
 
-How good is a 2D model against a 3D one *on the same validation cases*? This trains MONAI's DynUNet (the
-nnU-Net architecture: paired 3x3x3 convolutions with instance norm and leaky ReLU, strided downsampling,
-transposed-convolution upsampling) on whole volumes, with the preprocessing, seeded split and fold of CONFIG
-(read and split by :mod:`medseg.train`, so the validation cases are exactly those of a package trained with
-that config), DiceCE with batch Dice, AdamW with medseg's warm-up and cosine schedule, bf16 forward pass, and
-3D versions of the augmentation medseg's 2D training uses (affine, intensity, noise, gamma, smoothing; no flips).
-Validation runs
-whole volumes through MONAI's sliding-window inferer (gaussian blend) every ``--val-every`` epochs and prints
-per-label mean Dice; at the end it prints mean / median / min Dice of the best validation point and the training
-time. Nothing is written: the 3D network is a yardstick, not something ``medseg infer`` could run.
+How good is a 2D model against a 3D one *on the same validation cases*? This trains MONAI's DynUNet (the nnU-Net
+architecture: paired 3x3x3 convolutions with instance norm and leaky ReLU, strided downsampling,
+transposed-convolution upsampling) on whole volumes, with the preprocessing, seeded split and fold of CONFIG (read
+and split by :mod:`medseg.train`, so the validation cases are exactly those of a package trained with that config),
+DiceCE with batch Dice, AdamW with medseg's warm-up and cosine schedule, a bf16 forward pass where the CPU has
+native bf16 (else float32), and 3D versions of the augmentation medseg's 2D training uses (affine, intensity, noise,
+gamma, smoothing; no flips). Validation runs whole volumes through MONAI's sliding-window inferer (gaussian blend)
+every ``--val-every`` epochs and prints per-label mean Dice; at the end it prints mean / median / min Dice of the
+best validation point and the training time. Nothing is written: the 3D network is a yardstick, not something
+``medseg infer`` could run.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from monai.networks.nets import DynUNet
     from monai.utils import set_determinism
 
+    from medseg.device import native_bf16
     from medseg.numbers import dice_round_text
     from medseg.train import _dice_per_label, _learning_rate, load_cases, pair_cases, read_config, seeded_split
 
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # medseg's own schedule: one warm-up epoch, then cosine decay
     schedule = {"learning_rate": args.learning_rate, "epochs": args.epochs, "warmup_epochs": 1, "schedule": "cosine"}
+    bf16 = native_bf16("cpu")  # emulated bf16 (an AVX2 CPU) is several times slower than float32
     best, best_mean, best_epoch, started = None, -1.0, 0, time.perf_counter()
     for epoch in range(args.epochs):
         for group in optimizer.param_groups:
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             images = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float()
             targets = torch.stack([torch.as_tensor(b["label"]) for b in batch]).round().long()
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = net(images)
             loss = loss_fn(logits.float(), targets)
             loss.backward()

@@ -17,16 +17,19 @@ path keeps one float32 probability volume per class, so its memory grows with th
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 
 import torch
 from monai.inferers import SlidingWindowInferer
 from torch import nn
 
-from medseg.device import DeviceChoice, resolve_device, resolve_precision
+from medseg.device import DeviceChoice, native_bf16, resolve_device, resolve_precision, slow_bf16_warning
 from medseg.package import ModelPackage
 
 __all__ = ["Segmenter", "SliceNet", "slice_axes"]
+
+log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -97,6 +100,8 @@ class Segmenter:
         self.device_choice: DeviceChoice = resolve_device(device)
         self.device = torch.device(self.device_choice.device)
         self.precision = resolve_precision(precision, self.device_choice.device)
+        if self.precision == "bf16" and not native_bf16(self.device_choice.device):
+            log.warning(slow_bf16_warning(self.device_choice.device, "--precision"))
         settings = package.inference
         self.slice_axes = slice_axes(settings)
         self.slice_axis = self.slice_axes[0]

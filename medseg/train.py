@@ -86,7 +86,9 @@ DEFAULT_TRAINING = {
     "patch_size": None,  # training crop (H, W); default: the inference roi_size
     "foreground_fraction": 0.7,
     "batch_dice": False,  # DiceCE's Dice over the whole batch instead of per slice
-    "precision": "fp32",  # fp32 | bf16 (autocast of the forward pass; about 1.7x faster on AVX-512 CPUs)
+    # fp32 | bf16 (autocast of the forward pass; about 1.7x faster where the hardware has bf16, several times
+    # slower where it is emulated) | auto (bf16 where the device computes it natively, else fp32)
+    "precision": "fp32",
     "val_fraction": 0.2,
     "val_every": 1,
     "seed": 0,
@@ -575,6 +577,18 @@ def check_config(config: dict, where: str = "training config") -> dict:
     return settings
 
 
+def training_precision(asked: str, device: str) -> tuple[str, str]:
+    """The forward pass's precision on ``device`` and why: ``auto`` is bf16 where the device computes bf16 in
+    hardware (:func:`~medseg.device.native_bf16`), else fp32; ``fp32`` and ``bf16`` are taken as asked."""
+    from medseg.device import native_bf16
+
+    if asked != "auto":
+        return asked, "configured"
+    if native_bf16(device):
+        return "bf16", f"auto: {device} computes bf16 in hardware"
+    return "fp32", f"auto: {device} has no native bf16" if device != "cpu" else "auto: no AVX-512 BF16 or AMX"
+
+
 def _training_autocast(precision: str, device: str) -> Callable:
     """A context factory for the forward pass: bf16 autocast (weights and loss stay float32) or nothing.
 
@@ -906,6 +920,7 @@ def train(
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
 
+    from medseg.device import native_bf16, slow_bf16_warning
     from medseg.network import UNet2D, UNetConfig
 
     out_dir = Path(out_dir)
@@ -943,7 +958,10 @@ def train(
     sampler = _SliceSampler(train_cases, axes, float(settings["foreground_fraction"]))
     views = {(c, axis): tuple(t.contiguous() for t in case.view(axis))
              for c, case in enumerate(train_cases) for axis in axes}
-    autocast = _training_autocast(settings.get("precision", "fp32"), device)
+    precision = training_precision(settings.get("precision", "fp32"), device)[0]
+    if precision == "bf16" and not native_bf16(device):
+        log.warning(slow_bf16_warning(device, "training.precision"))
+    autocast = _training_autocast(precision, device)
     # with ema_decay, a moving average of the weights is what gets validated, selected and shipped
     ema = _EMA(net, float(settings["ema_decay"])) if settings.get("ema_decay") is not None else None
     shipped = net if ema is None else ema.net
@@ -1020,7 +1038,7 @@ def train(
         except TrainingError as error:  # a loss gone non-finite: named with the run it stopped
             raise TrainingError(f"{out_dir}: {error}") from error
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
-                  "torch_threads": torch.get_num_threads(), "device": device}
+                  "torch_threads": torch.get_num_threads(), "device": device, "precision": precision}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
             validate(record)
         elif not val_cases:
@@ -1083,6 +1101,7 @@ def train(
         # deleted) keeps the training's, as `sessions` does
         "torch_threads": state["history"][-1].get("torch_threads") if state["history"] else torch.get_num_threads(),
         "device": state["history"][-1].get("device") if state["history"] else device,
+        "precision": state["history"][-1].get("precision") if state["history"] else precision,
         # a resumed run's epochs may have run with other threads or on another device (the weights depend on both)
         "sessions": _sessions(state["history"]),
         "torch": torch.__version__,
@@ -1419,16 +1438,23 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
         torch.set_flush_denormal(False)  # torch's default (it has no getter to restore from)
 
 
+def _precision_text(settings: dict, training: dict) -> str:
+    """The forward pass's precision for the model card: ``auto`` with what it was on the training device."""
+    asked, used = settings.get("precision", "fp32"), training.get("precision")
+    return f"{used} (precision auto)" if asked == "auto" and used else asked
+
+
 def _sessions(history: list[dict]) -> list[dict]:
-    """Runs of consecutive epochs with the same torch threads and device (None: a checkpoint from before they were
-    recorded)."""
+    """Runs of consecutive epochs with the same torch threads, device and precision (None: a checkpoint from before
+    they were recorded)."""
+    keys = ("torch_threads", "device", "precision")
     out: list[dict] = []
     for record in history:
-        how = (record.get("torch_threads"), record.get("device"))
-        if out and (out[-1]["torch_threads"], out[-1]["device"]) == how:
+        how = {key: record.get(key) for key in keys}
+        if out and {key: out[-1][key] for key in keys} == how:
             out[-1]["epochs"][1] = record["epoch"]
         else:
-            out.append({"epochs": [record["epoch"], record["epoch"]], "torch_threads": how[0], "device": how[1]})
+            out.append({"epochs": [record["epoch"], record["epoch"]], **how})
     return out
 
 
@@ -1566,12 +1592,15 @@ accuracy figures were measured.
         extended = ""
     sessions = training.get("sessions") or []
     if len(sessions) > 1:
+        precisions = {x.get("precision") for x in sessions}
         runs = "; ".join(
             f"epoch{'s' if a != b else ''} {a}{f'–{b}' if a != b else ''} on {d or 'an unrecorded device'} with "
-            f"{counted(t, 'torch thread') if t else 'unrecorded torch threads'}" for (a, b), t, d in
-            ((x["epochs"], x["torch_threads"], x["device"]) for x in sessions))
-        extended += (f"\nTrained in {len(sessions)} sessions with different threads or devices ({runs}); the weights "
-                     "depend on both in their last bits.\n")
+            f"{counted(t, 'torch thread') if t else 'unrecorded torch threads'}"
+            f"{'' if len(precisions) == 1 else ', ' + (p or 'unrecorded precision')}" for (a, b), t, d, p in
+            ((x["epochs"], x["torch_threads"], x["device"], x.get("precision")) for x in sessions))
+        how = "threads or devices" if len(precisions) == 1 else "threads, devices or precisions"
+        extended += (f"\nTrained in {len(sessions)} sessions with different {how} ({runs}); the weights "
+                     "depend on them in their last bits.\n")
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}
@@ -1594,7 +1623,7 @@ Licence / attribution: {data.get('licence', 'not stated')}
 {settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
 {counted(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},
-{settings.get('precision', 'fp32')} forward pass, seed {settings.get('seed')};
+{_precision_text(settings, training)} forward pass, seed {settings.get('seed')};
 augmentation {json.dumps(settings.get('augment', {}))};
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
 {training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).

@@ -40,15 +40,22 @@ def test_progress_reports_every_slice(make_package):
     assert sum(seen) == 10 and len(seen) == 4  # slabs of 3 slices
 
 
-def test_bf16_on_cpu_is_opt_in_and_agrees_with_fp32(phantom_package):
+def test_bf16_on_cpu_is_opt_in_and_agrees_with_fp32(phantom_package, caplog):
+    """bf16 on a CPU that emulates it (no AVX-512 BF16 or AMX) is several times slower than fp32: a warning says so."""
+    from medseg.device import native_bf16
     from medseg.synthetic import make_phantom
 
     phantom = make_phantom((64, 64, 6), seed=21, oblique=False)
     image = torch.from_numpy(phantom.image)[None]
     image = (image - image.mean()) / image.std()
-    fp32 = Segmenter(phantom_package, device="cpu")
-    bf16 = Segmenter(phantom_package, device="cpu", precision="bf16")
+    with caplog.at_level("WARNING", logger="medseg.inference"):
+        fp32 = Segmenter(phantom_package, device="cpu")
+        assert not caplog.records
+        bf16 = Segmenter(phantom_package, device="cpu", precision="bf16")
     assert fp32.precision == "fp32" and bf16.precision == "bf16"
+    emulated = ("--precision bf16: this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times slower "
+                "than fp32; use fp32 (or auto)")
+    assert [r.getMessage() for r in caplog.records] == ([] if native_bf16("cpu") else [emulated])
     a, b = fp32.predict(image), bf16.predict(image)
     assert (a == b).float().mean() > 0.99
 

@@ -16,6 +16,7 @@ import torch
 from conftest import tiny_config
 from safetensors.torch import load_file
 
+from medseg.device import native_bf16
 from medseg.errors import MedsegError, TrainingError
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
@@ -174,9 +175,13 @@ def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_pat
         run(config, *tiny_set, tmp_path / "model")
     # 24-pixel patches against a 32-pixel inference tile: small planes would be padded differently
     assert "training patches [24, 24] differ from the inference tile [32, 32]" in caplog.text
+    emulated = ("training.precision bf16: this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times "
+                "slower than fp32; use fp32 (or auto)")
+    assert (emulated in caplog.text) != native_bf16("cpu")
     package = load_package(tmp_path / "model")
     assert package.inference["slice_axis"] == [0, 2]
     assert package.config["training"]["settings"]["precision"] == "bf16"
+    assert package.config["training"]["precision"] == "bf16"
     segmenter = Segmenter(package, device="cpu", precision="fp32")
     image = cases[0].image
     labels = segmenter.predict(image)
@@ -420,9 +425,42 @@ def test_resume_refuses_another_validation_split(tiny_set, tmp_path):
 
 
 def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
-    with pytest.raises(TrainingError, match=r"training.precision: 'fp16' is not one of \['fp32', 'bf16'\]"):
+    with pytest.raises(TrainingError, match=r"training.precision: 'fp16' is not one of \['fp32', 'bf16', 'auto'\]"):
         run(tiny_training_config(precision="fp16"), *tiny_set, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(tiny_set, tmp_path, caplog, monkeypatch, capsys):
+    """bf16 autocast on a CPU without AVX-512 BF16 or AMX is emulated: a training step of the shipped recipe took
+    11x as long as in float32 on an AVX2 CPU. ``auto`` takes bf16 only where it is native, and the package and its
+    card say what it was."""
+    import medseg.device
+    from medseg.train import training_precision
+
+    monkeypatch.setattr(medseg.device, "native_bf16", lambda device: True)  # as on a CPU with AVX-512 BF16
+    assert training_precision("auto", "cpu") == ("bf16", "auto: cpu computes bf16 in hardware")
+    assert training_precision("bf16", "cpu") == ("bf16", "configured")
+    monkeypatch.setattr(medseg.device, "native_bf16", lambda device: False)  # as on an AVX2-only CPU
+    assert training_precision("auto", "cpu") == ("fp32", "auto: no AVX-512 BF16 or AMX")
+    assert training_precision("auto", "mps") == ("fp32", "auto: mps has no native bf16")
+    assert training_precision("fp32", "cpu") == ("fp32", "configured")
+    with caplog.at_level("WARNING", logger="medseg.train"):  # bf16 asked for where it is emulated: kept, warned
+        run(tiny_training_config(precision="bf16", epochs=1), *tiny_set, tmp_path / "warned")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "training.precision bf16: this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times slower "
+        "than fp32; use fp32 (or auto)"]
+    monkeypatch.undo()
+
+    assert native_bf16("mps") is False
+    run(tiny_training_config(precision="auto", epochs=1), *tiny_set, tmp_path / "model")
+    package = load_package(tmp_path / "model")
+    used = "bf16" if native_bf16("cpu") else "fp32"
+    training = package.config["training"]
+    assert training["settings"]["precision"] == "auto" and training["precision"] == used
+    assert training["sessions"] == [{"epochs": [1, 1], "torch_threads": torch.get_num_threads(), "device": "cpu",
+                                     "precision": used}]
+    card = " ".join((tmp_path / "model" / "MODEL_CARD.md").read_text().split())
+    assert f"{used} (precision auto) forward pass" in card
 
 
 def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
@@ -1226,7 +1264,9 @@ def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys,
         main(["train", "--images", str(images), "--labels", str(labels), "-c", str(config_file), "-o", str(out)])
     assert info.value.code == 0
     captured = capsys.readouterr()
-    assert "training on 1 case(s), validating on 0" in captured.err
+    precision = json.loads(config_file.read_text())["training"].get("precision", "fp32")
+    assert (f"training on 1 case(s), validating on 0, device cpu (requested), precision {precision} (configured)"
+            in captured.err)
     assert "warning: no validation case" in captured.err
     assert captured.out.strip() == f"wrote {out} (epoch 2, not validated)"
     training = load_package(out).config["training"]
@@ -1866,8 +1906,8 @@ def test_threads_of_every_session_are_recorded_and_bad_records_are_one_line(tiny
     args = [a for a in args if a not in ("--threads", "1")] + ["--threads", "2"]
     assert _exit_code(args + ["--resume"]) == 0
     training = json.loads((out / "model.json").read_text())["training"]
-    assert training["sessions"] == [{"epochs": [1, 1], "torch_threads": 1, "device": "cpu"},
-                                    {"epochs": [2, 2], "torch_threads": 2, "device": "cpu"}]
+    assert training["sessions"] == [{"epochs": [1, 1], "torch_threads": 1, "device": "cpu", "precision": "fp32"},
+                                    {"epochs": [2, 2], "torch_threads": 2, "device": "cpu", "precision": "fp32"}]
     assert ("Trained in 2 sessions with different threads or devices (epoch 1 on cpu with 1 torch thread; epoch 2 "
             "on cpu with 2 torch threads)") in (out / "MODEL_CARD.md").read_text()
     torch.set_num_threads(1)

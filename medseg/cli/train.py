@@ -70,6 +70,7 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
         pair_cases,
         read_config,
         seeded_split,
+        training_precision,
         validation_without_foreground,
     )
     from medseg.train import train as run_training
@@ -148,7 +149,9 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
     check_training_foreground(fit)  # the split's cases, now read: refused before the run is announced
     silent = quiet()
     if not silent:
-        click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}", err=True)
+        used, why = training_precision(str(config["training"].get("precision", "fp32")), choice.device)
+        click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}, precision "
+                   f"{used} ({why})", err=True)
         if not n_val:
             zero = float(config["training"].get("val_fraction", 1)) == 0
             why = "training.val_fraction is 0" if zero else "fewer than two cases"
