@@ -915,8 +915,20 @@ def train(
     Validation cases are ``val_cases`` or a seeded split of ``cases``. Resuming a run that has finished its epochs
     and whose package is intact (:func:`finished_package`) trains nothing and returns that package, after calling
     ``on_kept(recoded)``: as it was, or (``recoded`` True) with the config's ``label_codes``, which do not change
-    training. A resumed or extended run whose config declares no ``label_codes`` keeps the package's.
+    training. A resumed or extended run whose config declares no ``label_codes`` keeps the package's. The run
+    claims ``out_dir`` (:func:`medseg.io.folder_claim.claimed`): another process training into it is an
+    :class:`~medseg.errors.OutputExistsError`.
     """
+    from medseg.io.folder_claim import claimed
+
+    with claimed(out_dir, "training run"):
+        return _train(config, cases, out_dir, resume, on_epoch, device, val_cases, on_kept)
+
+
+def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bool,
+           on_epoch: Callable[[dict], None] | None, device: str, val_cases: list[TrainCase] | None,
+           on_kept: Callable[[bool], None] | None) -> ModelPackage:
+    """:func:`train`, with ``out_dir`` claimed."""
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
 

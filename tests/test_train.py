@@ -2104,3 +2104,53 @@ def test_steps_per_epoch_is_set_on_the_command_line_with_or_without_a_config(tin
     assert "resume with the split settings it was started with (give --seed 0 as it was)" in capsys.readouterr().err
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "none", "--steps-per-epoch", "0")) == 2
     assert "--steps-per-epoch" in capsys.readouterr().err
+
+
+def test_a_folder_another_process_trains_into_is_refused_until_it_ends(tiny_set, tmp_path, capsys, config_file):
+    """Before: two runs given one -o both trained, each saving its checkpoints over the other's, and the second
+    package replaced the first without a word (each had checked the folder while it was still empty). Now a run
+    claims the folder from its check to its package; the claim lives beside the folder, as the folder may not exist
+    yet, and goes with the run."""
+    import subprocess
+    import sys
+
+    from medseg.io.folder_claim import claim_path
+
+    out = tmp_path / "new" / "deeper" / "model"
+    holder = subprocess.Popen(  # another process, holding the claim as a run would
+        [sys.executable, "-c", "import sys; from medseg.io.folder_claim import claimed\n"
+         f"with claimed({str(out)!r}, 'training run'):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline() == "held\n"
+        claim = claim_path(out)
+        assert claim == tmp_path / "new" / "deeper" / ".model.lock" and claim.is_file()
+        capsys.readouterr()
+        args = _train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)
+        assert _exit_code(args) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and re.fullmatch(
+            rf"medseg: error: {re.escape(str(out))}: another training run is writing to this folder \(pid "
+            rf"{holder.pid} on [^,]+, per {re.escape(str(claim))}\); wait for it to end or give another folder",
+            err[0]), err
+        assert not out.exists() and claim.is_file()  # nothing of the refused run; the holder's claim untouched
+        assert _exit_code([*args, "--overwrite"]) == 1 and _exit_code([*args, "--resume"]) == 1
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0
+    assert not claim.exists() and not (tmp_path / "new").exists()  # the holder's folders, made for the claim, went
+
+    claim.parent.mkdir(parents=True)
+    claim.write_text("pid 1 on a machine that has gone\n")  # left by a run killed outright: no lock held on it
+    assert _exit_code(args) == 0
+    assert load_package(out).config["training"]["epochs_run"] == 1
+    assert not claim.exists() and sorted(p.name for p in claim.parent.iterdir()) == ["model"]
+
+
+def test_a_refused_run_leaves_no_folders_made_for_its_claim(tmp_path, capsys, config_file):
+    images, labels = write_set(tmp_path / "data", count=2)
+    (labels / sorted(p.name for p in labels.iterdir())[0]).unlink()  # an image without its label
+    out = tmp_path / "a" / "b" / "model"
+    assert _exit_code(_train_cli(images, labels, out, "-c", str(config_file))) == 1
+    assert "medseg: error:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

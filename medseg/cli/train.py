@@ -50,8 +50,19 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
     for folder in (labels, images):  # before torch and MONAI are imported (seconds), as pairing would say it
         if not folder.is_dir():
             raise TrainingError(f"{folder}: no such folder")
+    from medseg.io.folder_claim import claimed
+
+    with claimed(output, "training run"):  # from the folder's check to its package: one run at a time
+        return _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads,
+                      resume, overwrite)
+
+
+def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads, resume,
+           overwrite):
+    """`medseg train`, with its output folder claimed."""
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
+    from medseg.errors import TrainingError
     from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.train import (
         MAX_TRAINING_LABEL,

@@ -1,0 +1,126 @@
+"""One run at a time per output folder: a claim held for the whole run, not only while files are placed.
+
+Two training runs given the same output folder used to both go on: each checked the folder before the other had
+written anything (reading the cases and the first epoch take minutes), then each saved its checkpoints over the
+other's and the second package replaced the first without a word. A claim is an exclusive advisory lock (flock)
+on a hidden file beside the folder, ``.<name>.lock``, which names the process holding it; it is taken before the
+folder is checked and released (the file removed) when the run ends. The kernel releases it when a process dies,
+so a run killed outright leaves at most the file, which the next run takes over. The file sits beside the folder,
+not in it, because the folder itself may not exist until the first checkpoint; missing parent folders are made for
+it and removed again when the run leaves them empty. Claims are re-entrant within a process (the command line and
+the library's ``train`` both claim). A file system without flock is used without a claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from medseg.errors import OutputExistsError
+
+__all__ = ["claimed", "claim_path"]
+
+_HELD: dict[Path, int] = {}  # claim files this process holds, with how many nested claims hold each
+
+
+def claim_path(folder: Path | str) -> Path:
+    """The claim file of ``folder``: beside it (links resolved, so two names of one folder share a claim)."""
+    folder = Path(folder).resolve()
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextlib.contextmanager
+def claimed(folder: Path | str, what: str = "run") -> Iterator[None]:
+    """Hold ``folder`` for this process; another process's claim on it is an :class:`OutputExistsError` naming
+    that process (``what``: the kind of run, for the message)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no claim
+        yield
+        return
+    path = claim_path(folder)
+    if path in _HELD:
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    made = _make_parents(path.parent)
+    handle = None
+    try:
+        handle = _lock(path, fcntl, folder, what)
+        if handle is not None:
+            _HELD[path] = 1
+        yield
+    finally:
+        if handle is not None:
+            _HELD.pop(path, None)
+            with contextlib.suppress(OSError):
+                path.unlink()  # before the lock goes: a run waiting for it then opens a new file (see _lock)
+            os.close(handle)
+        for parent in made:  # the deepest first; a folder the run wrote into is not empty and stays
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
+def _lock(path: Path, fcntl, folder: Path | str, what: str) -> int | None:
+    """An open handle of ``path`` holding its exclusive lock, or None where no lock can be taken (a read-only
+    folder, where the run fails anyway on its first write, with its own message; a file system without flock)."""
+    while True:
+        try:
+            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(handle)
+            os.close(handle)
+            raise OutputExistsError(f"{folder}: another {what} is writing to this folder ({holder}, per {path}); "
+                                    "wait for it to end or give another folder") from None
+        except OSError:
+            os.close(handle)
+            return None
+        try:  # the holder before us may have removed the file between our open and our lock: lock the new one
+            same = os.fstat(handle).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(handle)
+    with contextlib.suppress(OSError):
+        os.ftruncate(handle, 0)
+        os.write(handle, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    return handle
+
+
+def _holder(handle: int) -> str:
+    """Who holds a claim, as its file says."""
+    try:
+        text = os.pread(handle, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "a process that has not yet written its name"
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones made, deepest first (none when it cannot be made: the run
+    then fails on its own write, with its own message)."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for parent in reversed(missing):
+        try:
+            parent.mkdir()
+        except FileExistsError:
+            continue
+        except OSError:
+            break
+        made.append(parent)
+    return made[::-1]
