@@ -2154,3 +2154,35 @@ def test_a_refused_run_leaves_no_folders_made_for_its_claim(tmp_path, capsys, co
     assert _exit_code(_train_cli(images, labels, out, "-c", str(config_file))) == 1
     assert "medseg: error:" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_cli_says_which_grid_the_final_dice_is_scored_on(tmp_path, capsys):
+    """A resampling package's epoch lines give model-space Dice and its last line the Dice on the volumes' own grids
+    (what the package records); the two differ, and the last line did not say why."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for seed in range(3):
+        write_phantom(images / f"case{seed}.nii.gz", labels / f"case{seed}.nii.gz", shape=(36, 30, 10), seed=seed,
+                      oblique=True)
+    config = tiny_training_config(epochs=1, steps_per_epoch=2)
+    config["preprocessing"]["spacing_mm"] = [1.3, 1.3, 2.1]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "-c", str(path))) == 0
+    dice = load_package(out).config["training"]["val_mean_dice"]
+    assert capsys.readouterr().out.strip() == (f"wrote {out} (best epoch 1, val mean Dice {dice:.4f} on the volumes' "
+                                               "own grids)")
+
+
+def test_a_misspelt_setting_is_told_before_the_folder_needs_overwrite(tiny_set, tmp_path, capsys):
+    """Before: the folder's 'pass --overwrite' came first, and the misspelling only after adding --overwrite."""
+    config = tiny_training_config()
+    config["training"]["epoch"] = config["training"].pop("epochs")
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.json").write_text("{}")
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(path))) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"medseg: error: {path}: training: unknown setting(s) ('epoch' was unexpected)", err

@@ -86,13 +86,14 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     )
     from medseg.train import train as run_training
 
-    # everything that can be checked without reading a volume fails first: output folder, config, pairing
-    check_output_folder(output, overwrite=overwrite, resume=resume)
+    # everything that can be checked without reading a volume fails first: config, output folder, pairing (the
+    # config first: a misspelt setting is told before an --overwrite that the corrected run would need anyway)
     overrides = {k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("seed", seed),
                                    ("fold", fold)) if v is not None}
     if config_path is not None:
         config = with_overrides(read_config(config_path), overrides)
         check_config(config, str(config_path))
+    check_output_folder(output, overwrite=overwrite, resume=resume)
     pairs = pair_cases(images, labels)
     if config_path is not None and not quiet():
         _tell_dataset_names(images, labels, config, config_path)
@@ -218,6 +219,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         which = f"epoch {t['best_epoch']}, not validated"
     else:
         which = f"best epoch {t['best_epoch']}, val mean Dice {dice_text(t['val_mean_dice'])}"
+        if t.get("val_scored_on") == "input grid":  # the epochs' figures were in model space (resampled)
+            which += " on the volumes' own grids"
     click.echo(escaped_line(f"wrote {output} ({which})"))
     return 0
 
