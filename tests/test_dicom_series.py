@@ -848,3 +848,15 @@ def test_an_image_without_orientation_or_position_says_both(tmp_path):
     with pytest.raises(DicomError, match=r"spare.dcm: without ImageOrientationPatient \(the series' other images have "
                                          r"it\), nor ImagePositionPatient"):
         read_dicom_series(tmp_path / "dcm")
+
+
+@pytest.mark.parametrize("command", ["convert", "inspect"])
+def test_a_missing_folder_or_a_file_is_one_line_as_in_infer(tmp_path, capsys, command):
+    """Before: Click's four-line usage error, exit 2, worded "Directory 'scan.nii.gz' is a file."."""
+    afile = tmp_path / "scan.nii.gz"
+    afile.write_bytes(b"not a folder")
+    for given, problem in ((tmp_path / "gone", "no such folder"), (afile, "a file, not a folder of DICOM files")):
+        args = [command, str(given)] + ([str(tmp_path / "out.nii.gz")] if command == "convert" else [])
+        code, out, err = run_cli(args, capsys)
+        assert (code, out, err) == (1, "", f"medseg: error: {given}: {problem}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]

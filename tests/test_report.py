@@ -638,6 +638,9 @@ def test_cli_report(cohort, tmp_path, capsys):
     assert exit_info.value.code == 0
     captured = capsys.readouterr().out
     assert "10 cases (1 failed, " in captured and "0 overlays" in captured
+    # which case failed and why, on the console: a cohort run's failure is not only in a log or the page
+    lines = captured.splitlines()
+    assert lines[1] == "failed: crashed: out of memory <in> the 'tiler'" and lines[2].startswith("wrote "), lines
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["settings"]["dice_threshold"] == 0.95
     assert summary["flags"]["low_dice"]["cases"] >= 5  # eroded and shifted balls are under 0.95

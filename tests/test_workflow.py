@@ -73,6 +73,9 @@ def test_the_run_completes_despite_bad_cases(finished):
     assert "steps (100%) done" in run.stderr
     # what became of the cases is on the console, not only in the report's log
     assert "5 cases (2 failed, " in run.stdout + run.stderr and f"wrote {results / 'report.html'}" in run.stdout
+    failed = [line for line in run.stdout.splitlines() if line.startswith("failed: ")]
+    assert [line.split(":")[1] for line in failed] == [" bad", " gone"], failed
+    assert "truncated or corrupt image data" in failed[0] and str(folder / "data" / "bad.nii.gz") in failed[0]
     # the demo model is named as such (a sheet of real scans run without model= got synthetic-shape labels)
     demo = "model phantom: the shipped demo model (synthetic shapes only), the default of configs/cohort.yaml"
     assert (demo in run.stderr) == (MODEL == "phantom")

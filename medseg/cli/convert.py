@@ -10,7 +10,7 @@ from medseg.cli.options import escaped_line, overwrite_option, quiet, series_opt
 
 
 @click.command("convert")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(path_type=Path))  # checked by the reader: one line, exit 1
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @series_option
 @click.option("--sidecar", is_flag=True,

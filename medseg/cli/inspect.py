@@ -12,7 +12,7 @@ COLUMNS = ("key", "description", "modality", "patient_position", "images", "shap
 
 
 @click.command("inspect")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(path_type=Path))  # checked by the reader: one line, exit 1
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--series", default=None, metavar="KEY|NUMBER|UID",
               help="Check that this series would be usable, and say why not (exit 1 if it names none that is).")

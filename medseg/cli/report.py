@@ -43,7 +43,12 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
                            max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
-        click.echo(f"{outputs.cases} cases ({outputs.failed} failed, {outputs.flagged} flagged), "
-                   f"{outputs.overlays} overlays in {outputs.seconds:.1f} s")
+        click.echo(f"{outputs.cases} cases ({outputs.failed} failed, {outputs.flagged} flagged for review, failures "
+                   f"included), {outputs.overlays} overlays in {outputs.seconds:.1f} s")
+        shown = 5
+        for case_id, error in outputs.failures[:shown]:  # what failed, without opening the page or a log
+            click.echo(escaped_line(f"failed: {case_id}: {error}"))
+        if len(outputs.failures) > shown:
+            click.echo(f"… and {len(outputs.failures) - shown} more failed cases: see the report")
         click.echo(escaped_line(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}"))
     return 0

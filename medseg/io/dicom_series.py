@@ -117,7 +117,8 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True) -> FolderScan:
     DICOM are logged as a warning unless ``warn_skipped`` is false (a caller that lists them itself)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ImageReadError(f"{folder}: not a folder")
+        what = "no such folder" if not folder.exists() else "a file, not a folder of DICOM files"
+        raise ImageReadError(f"{folder}: {what}")
     files = files_under(folder)
     if not files:
         raise DicomError(f"{folder}: empty folder, no DICOM files")

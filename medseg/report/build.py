@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.io.atomic import atomic_paths, check_writable
@@ -37,6 +37,7 @@ class ReportOutputs:
     flagged: int
     overlays: int
     seconds: float
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (case id, its one-line error), in case order
 
 
 def report_policy() -> dict:
@@ -112,8 +113,10 @@ def build_report(
     counts = summary["cases"]
     seconds = time.perf_counter() - clock
     log.info("wrote %s (%d overlays, %.1f s)", output, len(overlays), seconds)
+    failures = [(case.case_id, str(case.failure.get("error") or case.failure.get("stage") or "failed"))
+                for case in cases if case.failure is not None]
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
-                         len(overlays), seconds)
+                         len(overlays), seconds, failures)
 
 
 def _label_order(cases: list[CaseResult]) -> list[tuple[str, str]]:

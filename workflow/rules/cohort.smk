@@ -103,5 +103,6 @@ rule report:
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
         " --max-overlays {params.max_overlays} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
-        # the count of failed and flagged cases, and where the report is, on the console (not only in the log)
-        " && tail -n 2 {log:q}"
+        # the count of failed and flagged cases, the failures' errors and where the report is, on the console (not
+        # only in the log): the log from the count line on
+        " && sed -n '/^[0-9][0-9]* cases (/,$p' {log:q}"
