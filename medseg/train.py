@@ -971,7 +971,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     views = {(c, axis): tuple(t.contiguous() for t in case.view(axis))
              for c, case in enumerate(train_cases) for axis in axes}
     precision = training_precision(settings.get("precision", "fp32"), device)[0]
-    if precision == "bf16" and not native_bf16(device):
+    if settings.get("precision") == "bf16" and not native_bf16(device):  # auto took bf16 only where it is native
         log.warning(slow_bf16_warning(device, "training.precision"))
     autocast = _training_autocast(precision, device)
     # with ema_decay, a moving average of the weights is what gets validated, selected and shipped
@@ -1611,8 +1611,9 @@ accuracy figures were measured.
             f"{'' if len(precisions) == 1 else ', ' + (p or 'unrecorded precision')}" for (a, b), t, d, p in
             ((x["epochs"], x["torch_threads"], x["device"], x.get("precision")) for x in sessions))
         how = "threads or devices" if len(precisions) == 1 else "threads, devices or precisions"
+        depends = "in their last bits" if len(precisions) == 1 else "(on the precision, beyond their last bits)"
         extended += (f"\nTrained in {len(sessions)} sessions with different {how} ({runs}); the weights "
-                     "depend on them in their last bits.\n")
+                     f"depend on them {depends}.\n")
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}

@@ -2186,3 +2186,18 @@ def test_a_misspelt_setting_is_told_before_the_folder_needs_overwrite(tiny_set, 
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(path))) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"medseg: error: {path}: training: unknown setting(s) ('epoch' was unexpected)", err
+
+
+def test_sessions_split_where_the_precision_changed():
+    """A run resumed on a machine where auto took another precision: the weights depend on it, so it is a session of
+    its own (before, sessions were split by threads and device only)."""
+    from medseg.train import _sessions
+
+    history = [{"epoch": 1, "torch_threads": 2, "device": "cpu", "precision": "bf16"},
+               {"epoch": 2, "torch_threads": 2, "device": "cpu", "precision": "bf16"},
+               {"epoch": 3, "torch_threads": 2, "device": "cpu", "precision": "fp32"},
+               {"epoch": 4, "torch_threads": 2, "device": "cpu"}]  # a checkpoint from before precision was recorded
+    assert _sessions(history) == [
+        {"epochs": [1, 2], "torch_threads": 2, "device": "cpu", "precision": "bf16"},
+        {"epochs": [3, 3], "torch_threads": 2, "device": "cpu", "precision": "fp32"},
+        {"epochs": [4, 4], "torch_threads": 2, "device": "cpu", "precision": None}]
