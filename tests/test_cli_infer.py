@@ -377,6 +377,22 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert run(["nonsense"], capsys)[0] == 2
 
 
+@pytest.mark.parametrize("args, line", [
+    (["infer", "--bogus", "x.nii.gz"], "medseg infer: error: No such option '--bogus' (see 'medseg infer --help')"),
+    (["infer"], "medseg infer: error: Missing argument 'INPUTS...' (see 'medseg infer --help')"),
+    (["train", "--images"], "medseg train: error: Option '--images' requires an argument (see 'medseg train --help')"),
+    (["infer", "x.nii.gz", "--batch-size", "0"],
+     "medseg infer: error: Invalid value for '--batch-size': 0 is not in the range x>=1 (see 'medseg infer --help')"),
+    (["nonsense"], "medseg: error: No such command 'nonsense'. Commands: infer, models, synth, train, evaluate, report, "
+                   "convert, inspect, cohort (see 'medseg --help')"),
+])
+def test_a_usage_error_is_one_line_naming_the_command(args, line, capsys):
+    """Like every other error, a usage error is one line (click's own form is a usage block, a blank line and the
+    error); it names the command and where its options are listed, and exits 2."""
+    code, out, err = run(args, capsys)
+    assert code == 2 and out == "" and err == line + "\n"
+
+
 def test_unavailable_device_is_an_error_not_a_fallback(case, make_package, capsys):
     import torch
 

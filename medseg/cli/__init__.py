@@ -143,8 +143,22 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
+def _usage_error_line(error: click.UsageError, args: list[str]) -> str:
+    """A usage error as one line, as every other error is (click's own form is the usage block, a blank line and
+    the error): ``medseg infer: error: <click's message> (see 'medseg infer --help')``. Click's parser raises some
+    errors (an option missing its value) without a context: the command is then the first of ``args`` named."""
+    from medseg.cli.options import escaped_line
+
+    if error.ctx is not None:
+        path = error.ctx.command_path
+    else:
+        path = " ".join(["medseg", *[arg for arg in args if arg in COMMANDS][:1]])
+    return escaped_line(f"{path}: error: {error.format_message().rstrip('.')} (see '{path} --help')")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: library errors → one line and exit 1."""
+    """Console entry point: library errors → one line and exit 1; usage errors → one line and exit 2."""
+    from medseg.cli.options import error_line
     from medseg.errors import MedsegError
 
     _stop_on_sigterm()
@@ -160,13 +174,14 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(error, click.NoSuchOption) and error.option_name in ("-q", "-v", "-vv", "--quiet", "--verbose"):
             name = error.option_name
             error.message += f" ({name} is an option of medseg itself: medseg {name} COMMAND …)"
-        error.show()
+        if isinstance(error, click.UsageError):
+            click.echo(_usage_error_line(error, sys.argv[1:] if argv is None else argv), err=True)
+        else:
+            click.echo(error_line(error.format_message()), err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Exit as error:
         sys.exit(error.exit_code)
     except MedsegError as error:
-        from medseg.cli.options import error_line
-
         click.echo(error_line(error), err=True)
         sys.exit(1)
     except _Terminated:
