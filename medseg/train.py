@@ -1091,7 +1091,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     if extents:  # what inputs the model has seen; `medseg infer` flags inputs far outside it
         package_config["input_extent_mm"] = extent_range(extents)
     package_config["training"] = {
-        "settings": settings,
+        "settings": {**settings, "patch_size": list(patch)},  # the size used, also where the default was asked
         "train_cases": len(train_cases),
         "train_case_ids": [c.case_id for c in train_cases],
         "val_cases": [c.case_id for c in val_cases],
@@ -1344,7 +1344,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
         # an added or removed case also moves the seeded split: named as what it is, not as a split setting
         _check_same_data(out_dir, dict.fromkeys(trained_on, []), dict.fromkeys(case_ids, []))
     started_with = _resume_key(package_config, settings)
-    changed = _differences(recorded.get("config", started_with), started_with)
+    changed = _differences(_patch_resolved(recorded.get("config", started_with)), started_with)
     before = recorded.get("config", {}).get("training", {})
     options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
                if f"training.{key}" in changed and before.get(key) is not None]
@@ -1367,7 +1367,19 @@ def _resume_key(package_config: dict, settings: dict) -> dict:
     key = {k: v for k, v in package_config.items()
            if k not in ("weights", "name", "description", "version", "input_extent_mm", "label_codes")}
     key["training"] = {k: v for k, v in settings.items() if k not in ("epochs", "data")}
-    return json.loads(json.dumps(key))
+    return _patch_resolved(json.loads(json.dumps(key)))
+
+
+def _patch_resolved(key: dict) -> dict:
+    """``key`` (a resume key) with a default ``training.patch_size`` (null: the inference tile) written out, so
+    that a run started with the default and one given that size explicitly compare equal, before and after
+    packages recorded the size used."""
+    if not isinstance(key, dict) or not isinstance(key.get("inference"), dict):
+        return key
+    training, tile = key.get("training"), key["inference"].get("roi_size")
+    if isinstance(training, dict) and training.get("patch_size") is None and isinstance(tile, list):
+        training["patch_size"] = list(tile)
+    return key
 
 
 def _differences(before, after, at: str = "") -> list[str]:
@@ -1638,6 +1650,7 @@ learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
 {counted(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},
 {_precision_text(settings, training)} forward pass, seed {settings.get('seed')};
 augmentation {json.dumps(settings.get('augment', {}))};
-{training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time on
+{training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time of training
+(reading the cases not counted) on
 {training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
 {extended}{selection}"""

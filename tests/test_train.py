@@ -200,6 +200,8 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
     assert training["val_split"] == "chosen by the caller"
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "2 validation cases (chosen by the caller;" in card and "seeded" not in card
+    assert (f"{training['train_seconds']} s wall, {training['train_cpu_seconds']} s process CPU time of training\n"
+            "(reading the cases not counted) on\ncpu") in card
 
 
 def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_json(tiny_set, tmp_path):
@@ -1212,7 +1214,7 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", *_FEW_STEPS)) == 0
     config = json.loads((out / "model.json").read_text())
     assert config["name"] == "my_model" and config["inference"]["roi_size"] == [32, 32]
-    assert config["training"]["settings"]["patch_size"] is None and config["architecture"]["in_channels"] == 3
+    assert config["training"]["settings"]["patch_size"] == [32, 32] and config["architecture"]["in_channels"] == 3
     assert "training patch [32, 32]" in (out / "MODEL_CARD.md").read_text()
     capsys.readouterr()
     assert _exit_code(["infer", str(tiny_set[0] / "case0.nii.gz"), "-m", str(out), "-o", str(tmp_path / "seg")]) == 0
@@ -1248,6 +1250,7 @@ def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tm
     record = out / ".checkpoint" / "last.json"
     state = json.loads(record.read_text())
     state["config"]["inference"]["roi_size"] = [128, 128]
+    state["config"]["training"]["patch_size"] = None  # as records of that time had it (the default)
     record.write_text(json.dumps(state))
     assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", "--resume", *_FEW_STEPS)) == 0
     assert "the run had finished its 1 epoch and its package is intact; nothing to train" in capsys.readouterr().err
@@ -1474,8 +1477,18 @@ def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tin
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume", "--seed", "9")) == 1
     assert "other settings (training.seed)" in capsys.readouterr().err
 
-    assert _exit_code(args + ["--resume"]) == 0
-    assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 2
+    # the default patch (the tile) given explicitly is the same setting, also for a checkpoint from before the size
+    # was written out (null in its record); the package records the size used
+    record = out / ".checkpoint" / "last.json"
+    state = json.loads(record.read_text())
+    assert state["config"]["training"]["patch_size"] == state["config"]["inference"]["roi_size"]
+    state["config"]["training"]["patch_size"] = None
+    record.write_text(json.dumps(state))
+    explicit = tiny_training_config(patch_size=tiny_training_config()["inference"]["roi_size"])
+    (tmp_path / "explicit.json").write_text(json.dumps(explicit))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(tmp_path / "explicit.json"), "--resume")) == 0
+    training = json.loads((out / "model.json").read_text())["training"]
+    assert training["epochs_run"] == 2 and training["settings"]["patch_size"] == explicit["inference"]["roi_size"]
 
 
 def test_resume_beside_a_stray_file_an_unreadable_record_and_epoch_counts(tiny_set, tmp_path, capsys,
