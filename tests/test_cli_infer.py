@@ -383,8 +383,8 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     (["train", "--images"], "medseg train: error: Option '--images' requires an argument (see 'medseg train --help')"),
     (["infer", "x.nii.gz", "--batch-size", "0"],
      "medseg infer: error: Invalid value for '--batch-size': 0 is not in the range x>=1 (see 'medseg infer --help')"),
-    (["nonsense"], "medseg: error: No such command 'nonsense'. Commands: infer, models, synth, train, evaluate, report, "
-                   "convert, inspect, cohort (see 'medseg --help')"),
+    (["nonsense"], "medseg: error: No such command 'nonsense'. Commands: infer, models, synth, train, evaluate, "
+                   "report, convert, inspect, cohort (see 'medseg --help')"),
 ])
 def test_a_usage_error_is_one_line_naming_the_command(args, line, capsys):
     """Like every other error, a usage error is one line (click's own form is a usage block, a blank line and the
@@ -932,6 +932,26 @@ def test_a_linked_input_gets_its_outputs_beside_the_link(tmp_path, case, make_pa
     assert code == 0, err
     assert _files(work) == ["mine.nii.gz", "mine_seg.json", "mine_seg.nii.gz"]
     assert _files(data) == ["scan.nii.gz"]
+
+
+def test_outputs_beside_the_input_are_shown_through_the_folder_as_typed(tmp_path, case, make_package, capsys,
+                                                                        monkeypatch):
+    """Before, `medseg infer scans/a.nii.gz` reported `-> /full/path/to/scans/a_seg.nii.gz`; a `..` after a link
+    (which a shell and the kernel resolve differently) is still shown in full."""
+    package = str(make_package())
+    (tmp_path / "scans").mkdir()
+    case.rename(tmp_path / "scans" / "a.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["infer", "scans/a.nii.gz", "--model", package], capsys)
+    assert code == 0, err
+    assert out.startswith("scans/a.nii.gz -> scans/a_seg.nii.gz (")
+    monkeypatch.chdir(tmp_path / "scans")
+    code, out, err = run(["infer", "a.nii.gz", "--model", package, "--overwrite"], capsys)
+    assert code == 0 and out.startswith("a.nii.gz -> a_seg.nii.gz (")
+    (tmp_path / "link").symlink_to(tmp_path / "scans", target_is_directory=True)
+    code, out, err = run(["infer", "../link/../scans/a.nii.gz", "--model", package, "--overwrite"], capsys)
+    full = tmp_path.resolve() / "scans" / "a_seg.nii.gz"
+    assert code == 0 and out.startswith(f"../link/../scans/a.nii.gz -> {full} (")
 
 
 @pytest.mark.parametrize("value", [0.0, 7.5])

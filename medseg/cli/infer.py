@@ -119,7 +119,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             timing = outputs.record.get("timings_s", {})
             info = outputs.record.get("input_info") or {}
             used = f" ({series_text(info)})" if info.get("series_key") else ""
-            click.echo(escaped_line(f"{path}{used} -> {outputs.segmentation} ({sum(timing.values()):.1f} s)"))
+            written = outputs.segmentation if output_dir is not None else _as_typed(outputs.segmentation, path)
+            click.echo(escaped_line(f"{path}{used} -> {written} ({sum(timing.values()):.1f} s)"))
             if outputs.record.get("metrics"):
                 for label in outputs.record["metrics"]["labels"].values():
                     dice = label["dice"]
@@ -131,6 +132,21 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         return 1
     return 0
 
+
+def _as_typed(output: Path, input_path: Path | str) -> Path:
+    """An output written beside its input, named through the input's folder as it was typed (``scans/a_seg.nii.gz``
+    for ``scans/a.nii.gz``), where that folder is the one written in; otherwise (a ``..`` after a link, which the
+    kernel and a shell may resolve differently) its full path."""
+    import os
+
+    folder = Path(input_path).parent
+    if ".." in folder.parts:
+        return output
+    try:
+        same = os.path.samefile(folder, output.parent)
+    except OSError:
+        return output
+    return folder / output.name if same else output
 
 def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:
     """Before any input is read: two inputs that would write the same names (a/scan.nii.gz, b/scan.nii.gz into one
