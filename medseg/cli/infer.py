@@ -148,6 +148,7 @@ def _as_typed(output: Path, input_path: Path | str) -> Path:
         return output
     return folder / output.name if same else output
 
+
 def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:
     """Before any input is read: two inputs that would write the same names (a/scan.nii.gz, b/scan.nii.gz into one
     folder) and an output that would replace an input or a reference (scan.nii.gz beside scan_seg.nii.gz, both
