@@ -2214,3 +2214,20 @@ def test_sessions_split_where_the_precision_changed():
         {"epochs": [1, 2], "torch_threads": 2, "device": "cpu", "precision": "bf16"},
         {"epochs": [3, 3], "torch_threads": 2, "device": "cpu", "precision": "fp32"},
         {"epochs": [4, 4], "torch_threads": 2, "device": "cpu", "precision": None}]
+
+
+def test_the_short_hippocampus_recipe_is_the_shipped_one_shortened_with_a_moving_average():
+    """configs/train/hippocampus-short.json differs from the shipped recipe only in its name, description, epoch
+    count and moving average: the same split (so its figures are on the same 40 cases), network and augmentation."""
+    from medseg.train import check_config, read_config
+
+    folder = Path(__file__).parents[1] / "configs" / "train"
+    shipped, short = read_config(folder / "hippocampus.json"), read_config(folder / "hippocampus-short.json")
+    assert check_config(short)["epochs"] == 20 and short["training"]["ema_decay"] == 0.999
+    assert short["name"] == "hippocampus-short" and "within 20 minutes" in short["description"]
+    for config in (shipped, short):
+        for key in ("name", "description"):
+            config.pop(key)
+        for key in ("epochs", "ema_decay"):
+            config["training"].pop(key, None)
+    assert short == shipped
