@@ -378,13 +378,17 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, line", [
-    (["infer", "--bogus", "x.nii.gz"], "medseg infer: error: No such option '--bogus' (see 'medseg infer --help')"),
-    (["infer"], "medseg infer: error: Missing argument 'INPUTS...' (see 'medseg infer --help')"),
-    (["train", "--images"], "medseg train: error: Option '--images' requires an argument (see 'medseg train --help')"),
+    (["infer", "--bogus", "x.nii.gz"], "medseg infer: error: No such option '--bogus'. Try 'medseg infer --help'."),
+    (["infer"], "medseg infer: error: Missing argument 'INPUTS...'. Try 'medseg infer --help'."),
+    (["train", "--images"], "medseg train: error: Option '--images' requires an argument. Try 'medseg train --help'."),
+    (["-v", "cohort", "infer", "s.tsv", "-o"],
+     "medseg cohort infer: error: Option '-o' requires an argument. Try 'medseg cohort infer --help'."),
     (["infer", "x.nii.gz", "--batch-size", "0"],
-     "medseg infer: error: Invalid value for '--batch-size': 0 is not in the range x>=1 (see 'medseg infer --help')"),
+     "medseg infer: error: Invalid value for '--batch-size': 0 is not in the range x>=1. Try 'medseg infer --help'."),
+    (["infer", "x.nii.gz", "--precision", "v1.2..."], "medseg infer: error: Invalid value for '--precision': "
+     "'v1.2...' is not one of 'auto', 'fp32', 'bf16', 'fp16'. Try 'medseg infer --help'."),
     (["nonsense"], "medseg: error: No such command 'nonsense'. Commands: infer, models, synth, train, evaluate, "
-                   "report, convert, inspect, cohort (see 'medseg --help')"),
+                   "report, convert, inspect, cohort. Try 'medseg --help'."),
 ])
 def test_a_usage_error_is_one_line_naming_the_command(args, line, capsys):
     """Like every other error, a usage error is one line (click's own form is a usage block, a blank line and the
@@ -883,6 +887,15 @@ def test_an_output_that_would_replace_the_reference_says_so(tmp_path, case, make
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, case, make_package, capsys):
     code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(tmp_path / "out")], capsys)
     assert code == 0 and "\r" not in err and "slice/s" not in err
+
+
+@pytest.mark.parametrize("args", [[], ["cohort"]])
+def test_a_group_called_alone_shows_its_help(args, capsys):
+    """Click raises the help of `medseg` or `medseg cohort` without a command as a usage error: it stays the help,
+    not one line of it."""
+    code, out, err = run(args, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"Usage: {' '.join(['medseg', *args])} [OPTIONS] COMMAND [ARGS]...\n") and "\\n" not in err
 
 
 def test_a_mistyped_command_or_a_global_option_after_the_command_gets_a_hint(capsys):

@@ -145,15 +145,28 @@ def _stop_on_sigterm() -> None:
 
 def _usage_error_line(error: click.UsageError, args: list[str]) -> str:
     """A usage error as one line, as every other error is (click's own form is the usage block, a blank line and
-    the error): ``medseg infer: error: <click's message> (see 'medseg infer --help')``. Click's parser raises some
-    errors (an option missing its value) without a context: the command is then the first of ``args`` named."""
+    the error): ``medseg infer: error: <click's message>. Try 'medseg infer --help'.`` Click's parser raises some
+    errors (an option missing its value) without a context: the command is then the one ``args`` name."""
     from medseg.cli.options import escaped_line
 
-    if error.ctx is not None:
-        path = error.ctx.command_path
-    else:
-        path = " ".join(["medseg", *[arg for arg in args if arg in COMMANDS][:1]])
-    return escaped_line(f"{path}: error: {error.format_message().rstrip('.')} (see '{path} --help')")
+    path = error.ctx.command_path if error.ctx is not None else _named_command(args)
+    message = error.format_message()
+    return f"{path}: error: " + escaped_line(f"{message}{'' if message.endswith('.') else '.'} Try '{path} --help'.")
+
+
+def _named_command(args: list[str]) -> str:
+    """``medseg``, ``medseg infer`` or ``medseg cohort infer``: the (sub)command ``args`` call, as far as they name
+    one."""
+    words, group = ["medseg"], cli
+    for arg in args:
+        command = group.get_command(None, arg) if arg in group.list_commands(None) else None  # type: ignore[arg-type]
+        if command is None:
+            continue
+        words.append(arg)
+        if not isinstance(command, click.Group):
+            break
+        group = command
+    return " ".join(words)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(143)
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as error:  # `medseg` or `medseg cohort` alone: the help, as it is
+        error.show()
+        sys.exit(error.exit_code)
     except click.ClickException as error:
         if isinstance(error, click.NoSuchOption) and error.option_name in ("-q", "-v", "-vv", "--quiet", "--verbose"):
             name = error.option_name
