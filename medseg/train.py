@@ -574,6 +574,7 @@ def check_config(config: dict, where: str = "training config") -> dict:
         why = "instance norm" if norm == "instance" else "batch norm with training.batch_size 1"
         raise TrainingError(f"{where}: training.patch_size {patch} leaves one cell at the bottom of a depth-{depth} "
                             f"U-Net, where {why} is undefined; make a side larger than {2 ** depth}")
+    settings["patch_size"] = [int(v) for v in patch]  # the size used, also where the default (the tile) was asked
     return settings
 
 
@@ -952,7 +953,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     blind = validation_without_foreground(config["labels"], len(val_cases), val_absent)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
-    patch = tuple(int(v) for v in settings.get("patch_size") or tile)
+    patch = tuple(settings["patch_size"])  # the tile where the config asked for the default (check_config)
     labels = sorted(int(k) for k in config["labels"])
     if patch != tile:
         log.warning("training patches %s differ from the inference tile %s: planes smaller than the tile will be "
@@ -1091,7 +1092,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     if extents:  # what inputs the model has seen; `medseg infer` flags inputs far outside it
         package_config["input_extent_mm"] = extent_range(extents)
     package_config["training"] = {
-        "settings": {**settings, "patch_size": list(patch)},  # the size used, also where the default was asked
+        "settings": settings,
         "train_cases": len(train_cases),
         "train_case_ids": [c.case_id for c in train_cases],
         "val_cases": [c.case_id for c in val_cases],
@@ -1367,13 +1368,13 @@ def _resume_key(package_config: dict, settings: dict) -> dict:
     key = {k: v for k, v in package_config.items()
            if k not in ("weights", "name", "description", "version", "input_extent_mm", "label_codes")}
     key["training"] = {k: v for k, v in settings.items() if k not in ("epochs", "data")}
-    return _patch_resolved(json.loads(json.dumps(key)))
+    return json.loads(json.dumps(key))
 
 
 def _patch_resolved(key: dict) -> dict:
-    """``key`` (a resume key) with a default ``training.patch_size`` (null: the inference tile) written out, so
-    that a run started with the default and one given that size explicitly compare equal, before and after
-    packages recorded the size used."""
+    """``key`` (a checkpoint's resume key) with a default ``training.patch_size`` (null: the inference tile) written
+    out, as :func:`check_config` now writes it: a checkpoint from before then, started with the default, compares
+    equal to the same run resumed."""
     if not isinstance(key, dict) or not isinstance(key.get("inference"), dict):
         return key
     training, tile = key.get("training"), key["inference"].get("roi_size")
