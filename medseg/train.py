@@ -1540,7 +1540,7 @@ def _extent_line(extent: dict | None) -> str:
         return ""
     sizes = " × ".join(f"{low:g}–{high:g}" for low, high in zip(extent["min"], extent["max"]))
     return (f"\n- Inputs: trained on fields of view of {sizes} mm (model-space axes, {extent.get('cases', '?')} "
-            "cases);\n  `medseg infer` warns about inputs outside half the smallest to twice the largest, and the QA "
+            "cases); `medseg infer` warns about inputs outside half the smallest to twice the largest, and the QA "
             "report flags them (`unlike_training`)")
 
 
@@ -1578,12 +1578,11 @@ def model_card(config: dict) -> str:
              f"{counted(len(training.get('val_cases', [])), 'validation case')}")
     batch_dice = " with batch Dice" if settings.get("batch_dice") else ""
     if training.get("val_cases") and training.get("val_mean_dice") is None:
-        selection = f"""No label could be scored: no validation case holds a foreground label or has one predicted, so
-no Dice was measured and the package holds the weights of the last epoch ({best}).
-"""
+        selection = ("No label could be scored: no validation case holds a foreground label or has one predicted, so "
+                     f"no Dice was measured and the package holds the weights of the last epoch ({best}).\n")
     elif validation_without_foreground(config["labels"], len(training.get("val_cases") or []),
                                        training.get("val_labels_absent")):
-        selection = f"""No validation case holds a foreground label, so their Dice (false positives only) chose no
+        selection = f"""No validation case holds a foreground label, so their Dice (false positives only) chose no \
 epoch: the package holds the weights of the last epoch ({best}).
 
 ## Validation (whole volumes, false positives only)
@@ -1592,14 +1591,14 @@ epoch: the package holds the weights of the last epoch ({best}).
         grid = ("each volume resampled into model space, segmented, mapped back onto its own grid and scored against "
                 "its label file, as `medseg infer` does" if training.get("val_scored_on") == "input grid" else
                 "same inference code as `medseg infer`")
-        selection = f"""Best epoch {best} by mean validation Dice (checkpoint selection used the validation
-cases, so the figures below are slightly optimistic for unseen data). Per case, medseg's empty-mask policy:
+        selection = f"""Best epoch {best} by mean validation Dice (checkpoint selection used the validation \
+cases, so the figures below are slightly optimistic for unseen data). Per case, medseg's empty-mask policy: \
 a label in neither the reference nor the prediction has no Dice; n/a: no validation case has one.
 
 ## Validation (whole volumes, {grid})
 {table}"""
     else:
-        selection = f"""No validation cases: the package holds the weights of the last epoch ({best}), and no
+        selection = f"""No validation cases: the package holds the weights of the last epoch ({best}), and no \
 accuracy figures were measured.
 """
     ids = ("the case ids are listed in `model.json` under `training.train_case_ids` and `training.val_cases`"
@@ -1633,8 +1632,8 @@ accuracy figures were measured.
 
 - Labels: {labels}{_codes_line(config)}
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
-- Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices
-  {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
+- Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices \
+{config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
 - Preprocessing: {json.dumps(config['preprocessing'])}{_extent_line(config.get('input_extent_mm'))}
 
 ## Data
@@ -1643,15 +1642,15 @@ accuracy figures were measured.
 Licence / attribution: {data.get('licence', 'not stated')}
 
 ## Training
-{cases} ({val_split};
-{ids});
-{counted(training.get('epochs_run'), 'epoch')} of {counted(settings.get('steps_per_epoch'), 'step')}, batch
-{settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']},
-learning rate {settings.get('learning_rate')} ({settings.get('schedule')},
-{counted(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice},
-{_precision_text(settings, training)} forward pass, seed {settings.get('seed')};
-augmentation {json.dumps(settings.get('augment', {}))};
-{training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time of training
-(reading the cases not counted) on
+{cases} ({val_split}; \
+{ids}); \
+{counted(training.get('epochs_run'), 'epoch')} of {counted(settings.get('steps_per_epoch'), 'step')}, batch \
+{settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']}, \
+learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, \
+{counted(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice}, \
+{_precision_text(settings, training)} forward pass, seed {settings.get('seed')}; \
+augmentation {json.dumps(settings.get('augment', {}))}; \
+{training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time of training \
+(reading the cases not counted) on \
 {training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
 {extended}{selection}"""

@@ -200,8 +200,19 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
     assert training["val_split"] == "chosen by the caller"
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "2 validation cases (chosen by the caller;" in card and "seeded" not in card
-    assert (f"{training['train_seconds']} s wall, {training['train_cpu_seconds']} s process CPU time of training\n"
-            "(reading the cases not counted) on\ncpu") in card
+    assert (f"{training['train_seconds']} s wall, {training['train_cpu_seconds']} s process CPU time of training "
+            "(reading the cases not counted) on cpu") in card
+    # each paragraph and list item is one line of the raw text (no breaks mid-phrase for `cat` or a diff)
+    lines = card.splitlines()
+    training_paragraph = lines[lines.index("## Training") + 1]
+    assert training_paragraph.startswith("4 training cases, 2 validation cases (chosen by the caller;")
+    assert training_paragraph.endswith(f"torch {training['torch']}).")
+    inference = package.config["inference"]
+    assert (f"- Slicing axis {inference['slice_axis']}, tile {inference['roi_size']}, context slices 1, flip TTA [0]"
+            in lines)
+    assert lines[lines.index("## Training") + 2].startswith("Best epoch 1 by mean validation Dice")
+    assert all(line == "" or line.startswith(("#", "-", "|", "Licence")) or line[0].isupper() or line[0].isdigit()
+               for line in lines[lines.index("## Training"):]), lines
 
 
 def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_json(tiny_set, tmp_path):
