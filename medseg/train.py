@@ -1535,13 +1535,16 @@ def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     return scores
 
 
-def _extent_line(extent: dict | None) -> str:
+def _extent_line(extent: dict | None, validated: bool) -> str:
+    """The fields of view the package has seen: the training cases' and, when there are any, the validation cases'
+    (both are recorded, and ``extent['cases']`` counts them together)."""
     if not extent:
         return ""
     sizes = " × ".join(f"{low:g}–{high:g}" for low, high in zip(extent["min"], extent["max"]))
-    return (f"\n- Inputs: trained on fields of view of {sizes} mm (model-space axes, {extent.get('cases', '?')} "
-            "cases); `medseg infer` warns about inputs outside half the smallest to twice the largest, and the QA "
-            "report flags them (`unlike_training`)")
+    cases = f"{extent.get('cases', '?')} training{' and validation' if validated else ''} cases"
+    return (f"\n- Inputs: fields of view of {sizes} mm (model-space axes) across its {cases}; `medseg infer` warns "
+            "about inputs outside half the smallest to twice the largest, and the QA report flags them "
+            "(`unlike_training`)")
 
 
 def _codes_line(config: dict) -> str:
@@ -1626,6 +1629,7 @@ accuracy figures were measured.
         depends = "in their last bits" if len(precisions) == 1 else "(on the precision, beyond their last bits)"
         extended += (f"\nTrained in {len(sessions)} sessions with different {how} ({runs}); the weights "
                      f"depend on them {depends}.\n")
+    inputs = _extent_line(config.get("input_extent_mm"), bool(training.get("val_cases")))
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}
@@ -1634,7 +1638,7 @@ accuracy figures were measured.
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
 - Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices \
 {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
-- Preprocessing: {json.dumps(config['preprocessing'])}{_extent_line(config.get('input_extent_mm'))}
+- Preprocessing: {json.dumps(config['preprocessing'])}{inputs}
 
 ## Data
 {data.get('description', 'not stated')}

@@ -1629,7 +1629,12 @@ def test_package_records_the_field_of_view_it_was_trained_on(tiny_set, tmp_path)
     assert recorded["cases"] == 6
     np.testing.assert_allclose(recorded["min"], np.min(extents, 0), atol=0.01)
     np.testing.assert_allclose(recorded["max"], np.max(extents, 0), atol=0.01)
-    assert "- Inputs: trained on fields of view of" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    lines = (tmp_path / "model" / "MODEL_CARD.md").read_text().splitlines()
+    sizes = " × ".join(f"{low:g}–{high:g}" for low, high in zip(recorded["min"], recorded["max"]))
+    # 4 training and 2 validation cases: the fields of view are of both, and the card says so
+    assert (f"- Inputs: fields of view of {sizes} mm (model-space axes) across its 6 training and validation cases; "
+            "`medseg infer` warns about inputs outside half the smallest to twice the largest, and the QA report "
+            "flags them (`unlike_training`)") in lines
 
 
 def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
