@@ -70,6 +70,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         check_config,
         check_output_folder,
         check_resume,
+        check_trained_on,
         check_training_foreground,
         checkpoint_epoch,
         checkpoint_stamp,
@@ -158,6 +159,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
 
         torch.set_num_threads(threads)
     cases = load_cases(pairs, config)
+    if resume:  # other files than the checkpoint's: refused before the run is announced
+        check_trained_on(output, cases)
     check_training_foreground(fit)  # the split's cases, now read: refused before the run is announced
     silent = quiet()
     if not silent:
