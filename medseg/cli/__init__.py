@@ -170,7 +170,21 @@ def _named_command(args: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: library errors → one line and exit 1; usage errors → one line and exit 2."""
+    """Console entry point: library errors → one line and exit 1; usage errors → one line and exit 2. Run as the
+    console command (``argv`` None), a Ctrl-C or SIGTERM that comes once the outcome is decided (the interpreter
+    takes about a second to tear torch and MONAI down) is ignored: it turned a finished run into a silent exit 130."""
+    code = _run(argv)
+    if argv is None:
+        import signal
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """The command's exit code, its errors told on stderr."""
     from medseg.cli.options import error_line
     from medseg.errors import MedsegError
 
@@ -180,12 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort as error:
         if isinstance(error.__cause__, _Terminated):
             click.echo("Terminated.", err=True)
-            sys.exit(143)
+            return 143
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        return 130
     except click.exceptions.NoArgsIsHelpError as error:  # `medseg` or `medseg cohort` alone: the help, as it is
         error.show()
-        sys.exit(error.exit_code)
+        return error.exit_code
     except click.ClickException as error:
         if isinstance(error, click.NoSuchOption) and error.option_name in ("-q", "-v", "-vv", "--quiet", "--verbose"):
             name = error.option_name
@@ -194,16 +208,16 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(_usage_error_line(error, sys.argv[1:] if argv is None else argv), err=True)
         else:
             click.echo(error_line(error.format_message()), err=True)
-        sys.exit(error.exit_code)
+        return error.exit_code
     except click.exceptions.Exit as error:
-        sys.exit(error.exit_code)
+        return error.exit_code
     except MedsegError as error:
         click.echo(error_line(error), err=True)
-        sys.exit(1)
+        return 1
     except _Terminated:
         click.echo("Terminated.", err=True)
-        sys.exit(143)
+        return 143
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 130
+    return code if isinstance(code, int) else 0
