@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import GeometryError, InputError
+from medseg.io.files import is_dicom_file
 from medseg.numbers import IMAGE_LIKE_VALUES, values_text
 from medseg.volume import Volume, volume_ml
 
@@ -367,23 +368,6 @@ def evaluate_files(
     return evaluate_volumes(pred, ref, labels, case_id=case_id)
 
 
-def is_dicom_file(path: Path | str) -> bool:
-    """Is ``path`` a DICOM file (a DICOM SEG, as a label image): named ``.dcm``, or a file with the ``DICM`` marker
-    after its 128-byte preamble, as DICOM files from an archive often have no suffix."""
-    path = Path(path)
-    if path.suffix.lower() == ".dcm":
-        return True
-    if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz", ".mgz")):
-        return False
-    try:
-        if not path.is_file():  # checked before opening: opening a named pipe waits for a writer
-            return False
-        with open(path, "rb") as handle:
-            return handle.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
-
-
 def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
     """The sidecar ``medseg infer`` wrote beside a prediction, which names the DICOM series ``subject`` (a DICOM
     SEG: ``what``) is placed on."""
@@ -430,7 +414,10 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     if not is_dicom_file(path):
         return read_reference(path, labels, role="prediction")
     from medseg.dicom_seg import read_seg_with_source
+    from medseg.io.files import not_there
 
+    if not path.is_file():  # before its sidecar, whose absence would be blamed instead
+        raise InputError(f"{path}: {not_there(path, 'no such file') if not path.exists() else 'not a file'}")
     volume = read_seg_with_source(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)[0]
     if labels is not None:
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})

@@ -106,6 +106,11 @@ def test_missing_file_is_one_line_and_exit_1(pair, tmp_path, capsys):
     pred, ref = pair
     assert run(["evaluate", str(tmp_path / "nope.nii.gz"), str(ref)]) == 1
     assert "nope.nii.gz: no such file" in capsys.readouterr().err
+    # a mistyped DICOM SEG prediction: it was blamed on its sidecar ("… named by the sidecar nope_seg.json of the
+    # prediction, which cannot be read")
+    missing = tmp_path / "nope_seg.dcm"
+    assert run(["evaluate", str(missing), str(ref)]) == 1
+    assert capsys.readouterr().err == f"medseg: error: {missing}: no such file\n"
 
 
 def test_label_names_from_a_model_package(pair, tmp_path, capsys, make_package):

@@ -860,3 +860,16 @@ def test_a_missing_folder_or_a_file_is_one_line_as_in_infer(tmp_path, capsys, co
         code, out, err = run_cli(args, capsys)
         assert (code, out, err) == (1, "", f"medseg: error: {given}: {problem}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]
+
+
+def test_one_dicom_file_given_to_infer_is_told_to_give_its_folder(tmp_path, capsys):
+    """Before: "…/0001.dcm: not a NIfTI image (Cannot work out file type of …)", as if the file were broken."""
+    _, paths = make_series(tmp_path / "series")
+    bare = tmp_path / "IM0001"  # from an archive: no suffix, the DICM marker only
+    shutil.copyfile(paths[0], bare)
+    for given in (paths[0], bare):
+        code, out, err = run_cli(["infer", str(given), "-o", str(tmp_path / "out")], capsys)
+        assert (code, out) == (1, "") and err.strip().splitlines()[-1] == (
+            f"medseg: error: {given}: a DICOM file, not a NIfTI image; give the folder of its series ({given.parent}), "
+            "with --series where it holds more than one")
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError
 
-__all__ = ["files_under", "not_there", "undecodable"]
+__all__ = ["files_under", "is_dicom_file", "not_there", "undecodable"]
 
 
 def undecodable(error: UnicodeDecodeError) -> str:
@@ -48,3 +48,20 @@ def files_under(folder: Path | str) -> list[Path]:
             except OSError as error:
                 raise ImageReadError(f"{folder}: cannot look at {path} ({error.strerror or error})") from error
     return sorted(files)
+
+
+def is_dicom_file(path: Path | str) -> bool:
+    """Is ``path`` a DICOM file (a DICOM SEG, as a label image): named ``.dcm``, or a file with the ``DICM`` marker
+    after its 128-byte preamble, as DICOM files from an archive often have no suffix."""
+    path = Path(path)
+    if path.suffix.lower() == ".dcm":
+        return True
+    if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz", ".mgz")):
+        return False
+    try:
+        if not path.is_file():  # checked before opening: opening a named pipe waits for a writer
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False

@@ -14,7 +14,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
-from medseg.io.files import not_there
+from medseg.io.files import is_dicom_file, not_there
 from medseg.volume import Volume
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
@@ -44,6 +44,9 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     except ImageReadError:  # a pipe or device, named as such (not as an unreadable header)
         raise
     except nib.filebasedimages.ImageFileError as error:
+        if is_dicom_file(path):  # one file of a series (or a DICOM SEG): the DICOM reader takes the series' folder
+            raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
+                                 f"({path.parent}), with --series where it holds more than one") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
