@@ -255,6 +255,35 @@ def test_a_results_folder_that_is_a_file_is_one_line(cohort, tmp_path):
     assert (tmp_path / "afile").read_text() == "x"
 
 
+def test_braces_and_angle_brackets_in_paths_do_not_stop_the_run(tmp_path):
+    """Snakemake reads a brace in a path as a wildcard and <name> as a path variable: an image named so, or a sheet
+    in a folder named so, stopped the whole cohort while planning with a Snakemake error naming neither the sheet
+    nor the line. Such files are legal on Linux; now the cases run, and a results folder named so is refused in one
+    line before anything runs."""
+    data = tmp_path / "study {2024}"
+    data.mkdir()
+    names = {"braced": "a{b}.nii.gz", "angled": "c<i>.nii.gz"}
+    for seed, name in enumerate(names.values()):
+        write_phantom(data / name, data / f"{seed}<{{label}}>.nii.gz", shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [(case, name, f"{seed}<{{label}}>.nii.gz")
+                               for seed, (case, name) in enumerate(names.items())])
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=1)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 cases (0 failed, " in run.stdout + run.stderr
+    for case in names:
+        assert nib.load(results / "cases" / case / f"{case}_seg.nii.gz").shape == SHAPE
+        assert json.loads((results / "cases" / case / f"{case}_metrics.json").read_text())["case_id"] == case
+    again = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=1)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    for odd, shown in (("o{u}t", "'{' '}'"), ("o<u>t", "'<' '>'")):
+        run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / odd)
+        assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+            f"medseg: error: {tmp_path / odd}: the results folder (config 'results') has {shown} in its path, which "
+            "Snakemake reads as a wildcard or path variable; choose a folder without them")
+        assert not (tmp_path / odd).exists()
+
+
 def test_bad_sample_sheets_are_refused(tmp_path):
     sheet = write_sheet(tmp_path, [("a", "a.nii.gz", ""), ("A", "b.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")

@@ -43,7 +43,13 @@ def check_config(config: dict, schema_path: Path | str) -> None:
 
 
 def check_results_folder(results: Path | str) -> None:
-    """A results path that exists as something other than a folder is refused in one line."""
+    """A results path that exists as something other than a folder is refused in one line; so is one that Snakemake
+    would read as a pattern (a brace starts a wildcard, <name> a path variable), which stopped the run with a
+    Snakemake error about wildcards."""
     path = Path(results)
+    odd = sorted({c for c in str(path) if c in "{}<>"})
+    if odd:
+        raise InputError(f"{path}: the results folder (config 'results') has {' '.join(repr(c) for c in odd)} in its "
+                         "path, which Snakemake reads as a wildcard or path variable; choose a folder without them")
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: the results folder (config 'results') is a file; name a folder")

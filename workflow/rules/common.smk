@@ -152,11 +152,19 @@ if workflow.is_main_process:
 
 def batch_images(wildcards):
     """The batch's images that exist (a missing one becomes a failure record, not a missing input)."""
-    return [str(s.image) for s in BATCHES[wildcards.batch] if s.image.exists()]
+    return [str(s.image) for s in BATCHES[wildcards.batch] if s.image.exists() and _plain(s.image)]
 
 
 def batch_references(wildcards):
-    return [str(s.reference) for s in BATCHES[wildcards.batch] if s.reference and s.reference.exists()]
+    return [str(s.reference) for s in BATCHES[wildcards.batch]
+            if s.reference and s.reference.exists() and _plain(s.reference)]
+
+
+def _plain(path):
+    """Whether Snakemake takes ``path`` as it is: a brace reads as a wildcard and <name> as a path variable, which
+    stopped the whole run while planning. Such a file is not declared as a job input; the job still reruns when it
+    changes (its path, size and time are in the job's inputs parameter) and medseg reads it from the sheet."""
+    return not any(c in str(path) for c in "{}<>")
 
 
 def case_args(wildcards):
