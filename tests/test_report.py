@@ -617,6 +617,24 @@ def test_a_sheet_over_an_empty_results_folder_reports_every_case_not_run(tmp_pat
     assert "not run yet" in outputs.html.read_text()
 
 
+def test_the_console_summary_counts_one_case_in_the_singular(tmp_path, capsys):
+    """It read "1 cases (1 failed, …), 1 overlays"; the workflow's console line is matched in either number."""
+    from medseg.cli import main
+
+    empty = tmp_path / "results"
+    empty.mkdir()
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\na\ta.nii.gz\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(empty), "--sheet", str(sheet)])
+    assert exit_info.value.code == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("1 case (1 failed, 1 flagged for review, failures included), 0 overlays in "), first
+    rules = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "cohort.smk").read_text()
+    awk = re.search(r"awk '[^/]*/(.*?)/", rules).group(1).replace("\\\\", "\\")  # the shell's \( is awk's
+    assert re.match(awk, first) and re.match(awk, "12 cases (0 failed")
+
+
 def test_robust_z_and_the_outlier_rule():
     z = robust_z(np.array([1.0, 1.1, 0.9, 1.0, 1.05, 3.0]))
     # median 1.025, MAD 0.05 -> 0.6745 * (3 - 1.025) / 0.05

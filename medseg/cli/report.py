@@ -37,18 +37,20 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     $ medseg report results --dice-threshold 0.8 --max-overlays 200 --overwrite
     $ medseg report results --sheet samples.tsv
     """
+    from medseg.numbers import counted
     from medseg.report.build import build_report
 
     output = file_output("-o", output, "report.html", (".html", ".htm")) or results_dir / "report.html"
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
                            max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
-        click.echo(f"{outputs.cases} cases ({outputs.failed} failed, {outputs.flagged} flagged for review, failures "
-                   f"included), {outputs.overlays} overlays in {outputs.seconds:.1f} s")
+        click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review, "
+                   f"failures included), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
         shown = 5
         for case_id, error in outputs.failures[:shown]:  # what failed, without opening the page or a log
             click.echo(escaped_line(f"failed: {case_id}: {error}"))
         if len(outputs.failures) > shown:
-            click.echo(f"… and {len(outputs.failures) - shown} more failed cases: see the report")
+            more = len(outputs.failures) - shown
+            click.echo(f"… and {more} more failed case{'' if more == 1 else 's'}: see the report")
         click.echo(escaped_line(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}"))
     return 0

@@ -105,4 +105,4 @@ rule report:
         " --max-overlays {params.max_overlays} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
         # the count of failed and flagged cases, the failures' errors and where the report is, on the console (not
         # only in the log): the log from the count line on
-        " && awk 'shown || /^[0-9]+ cases \\(/ {{ shown = 1; print }}' {log:q}"
+        " && awk 'shown || /^[0-9]+ cases? \\(/ {{ shown = 1; print }}' {log:q}"
