@@ -95,6 +95,8 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     """
     from medseg.io.nifti import read_nifti
 
+    if Path(path).is_dir():  # read_nifti would point to the DICOM reader, which reads images, not labels
+        raise InputError(f"{path}: a folder, not a label image file (NIfTI, or a DICOM SEG), given as the {role}")
     volume = read_nifti(path, hash_input=False, labels=True)
     values = np.unique(volume.array)
     if np.any((values < 0) | (values != np.round(values))):

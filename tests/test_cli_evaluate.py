@@ -108,6 +108,14 @@ def test_missing_file_is_one_line_and_exit_1(pair, tmp_path, capsys):
     assert "nope.nii.gz: no such file" in capsys.readouterr().err
     # a mistyped DICOM SEG prediction: it was blamed on its sidecar ("… named by the sidecar nope_seg.json of the
     # prediction, which cannot be read")
+    # a folder (a DICOM series, say) as a sample sheet's reference: it pointed to "the DICOM reader" (the command
+    # line refuses a folder itself)
+    from medseg.errors import InputError
+
+    with pytest.raises(InputError) as error:
+        evaluate_files(pred, tmp_path)
+    assert str(error.value) == (f"{tmp_path}: a folder, not a label image file (NIfTI, or a DICOM SEG), given as the "
+                                "reference")
     missing = tmp_path / "nope_seg.dcm"
     assert run(["evaluate", str(missing), str(ref)]) == 1
     assert capsys.readouterr().err == f"medseg: error: {missing}: no such file\n"
