@@ -307,8 +307,8 @@ def test_inspect_lists_series_flags_and_choice(tmp_path, capsys):
     code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path), "--series", "6"], capsys)
     assert code == 0
     lines = stdout.splitlines()
-    assert lines[0].split()[:3] == ["KEY", "DESCRIPTION", "MODALITY"]
-    assert any(line.startswith("8 ") and "missing slices" in line for line in lines)
+    assert lines[0].split()[:4] == ["KEY", "NUMBER", "DESCRIPTION", "MODALITY"] and lines[0].endswith("FOLDER")
+    assert any(line.startswith("8 ") and "missing slices" in line and line.endswith(" .") for line in lines)
     assert lines[-1] == "would use: series 6 (chosen with --series 6)"
 
 
@@ -873,3 +873,18 @@ def test_one_dicom_file_given_to_infer_is_told_to_give_its_folder(tmp_path, caps
             f"medseg: error: {given}: a DICOM file, not a NIfTI image; give the folder of its series ({given.parent}), "
             "with --series where it holds more than one")
     assert not (tmp_path / "out").exists()
+
+
+def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):
+    """Two series with one number (keyed by their UIDs) could only be told apart by position and UID: the table now
+    shows each one's number and the folder that holds its files."""
+    make_series(tmp_path / "study" / "HFS", seed=1, series_number=2, prefix="a")
+    make_series(tmp_path / "study" / "HFDL" / "x", seed=2, series_number=2, prefix="b")
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study"), "--json"], capsys)
+    assert code == 0
+    entries = json.loads(stdout)["series"]
+    assert sorted((entry["number"], entry["folder"]) for entry in entries) == [(2, "HFDL/x"), (2, "HFS")]
+    assert all(entry["key"] == entry["uid"] for entry in entries)  # the shared number keys neither
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study" / "HFS")], capsys)
+    row = stdout.splitlines()[1].split()
+    assert (row[0], row[1], row[-1]) == ("2", "2", ".")

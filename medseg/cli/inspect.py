@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-COLUMNS = ("key", "description", "modality", "patient_position", "images", "shape", "spacing_mm", "orientation",
-           "flags", "uid", "status")
+COLUMNS = ("key", "number", "description", "modality", "patient_position", "images", "shape", "spacing_mm",
+           "orientation", "flags", "uid", "status", "folder")
 
 
 @click.command("inspect")

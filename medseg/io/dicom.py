@@ -168,19 +168,26 @@ def describe_folder(folder: Path | str, series: str | None = None) -> dict:
         choice = {"key": None, "uid": None, "reason": str(error)}
     return {
         "folder": str(folder),
-        "series": [_describe(c) for c in scan.candidates],
+        "series": [_describe(c, folder) for c in scan.candidates],
         "skipped_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.skipped],
         "ignored_objects": [{"path": _relative(p, folder), "reason": why} for p, why in scan.non_image],
         "chosen": choice,
     }
 
 
-def _describe(candidate: SeriesCandidate) -> dict:
+def _describe(candidate: SeriesCandidate, root: Path) -> dict:
+    """One series as ``inspect`` lists it; ``folder``: the folder that holds its files, relative to ``root`` (``.``
+    for ``root`` itself), so that a row can be found on disk (two series may share a number and a description)."""
+    import os
+
     geometry = candidate.geometry
+    files = candidate.files
+    common = Path(os.path.commonpath([str(path.parent) for path in files])) if files else root
     return {
         "key": candidate.key,
         "uid": candidate.uid,
         "number": candidate.number,
+        "folder": _relative(common, root) if common != root else ".",
         "description": candidate.description,
         "modality": candidate.modality,
         "patient_position": _patient_position(candidate),
