@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import GeometryError, InputError
-from medseg.io.files import is_dicom_file
+from medseg.io.files import is_dicom_file, not_there
 from medseg.numbers import IMAGE_LIKE_VALUES, values_text
 from medseg.volume import Volume, volume_ml
 
@@ -416,7 +416,6 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     if not is_dicom_file(path):
         return read_reference(path, labels, role="prediction")
     from medseg.dicom_seg import read_seg_with_source
-    from medseg.io.files import not_there
 
     if not path.is_file():  # before its sidecar, whose absence would be blamed instead
         raise InputError(f"{path}: {not_there(path, 'no such file') if not path.exists() else 'not a file'}")
