@@ -231,6 +231,9 @@ def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_pat
         ({"device": "gpu"}, "config device: 'gpu' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"),
         ({"colour": "red"}, "config: unknown key 'colour'; the keys are samples, model, results"),
         ({"modle": "phantom"}, "config: unknown key 'modle' (did you mean 'model'?)"),
+        # `cases_per_job=` with nothing after it: it read "None is not of type 'integer'"
+        ({"cases_per_job": ""}, "config cases_per_job: no value given (cases_per_job= with nothing after it, or "
+                                "null); it takes an integer"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):

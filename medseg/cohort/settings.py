@@ -31,6 +31,11 @@ def check_config(config: dict, schema_path: Path | str) -> None:
         # Snakemake passes --config overlap=null as the text 'null': the YAML file's null, given on the command line
         if "null" in types and "string" not in types and str(config.get(key)).lower() in ("null", "none", "~"):
             config[key] = None
+    for key, types in kinds.items():  # `--config results=` (nothing after it) reaches here as None
+        if key in config and config[key] is None and "null" not in types and None not in types:
+            wanted = " or ".join(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" for kind in types)
+            raise InputError(f"config {key}: no value given ({key}= with nothing after it, or null); it takes "
+                             f"{wanted}")
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
         error = errors[0]
