@@ -207,6 +207,24 @@ def test_truncated_pixel_data_names_the_file(tmp_path):
         read_dicom_series(tmp_path)
 
 
+def test_large_pixel_data_cut_short_is_found_from_the_header(tmp_path, capsys):
+    """Pixel data above pydicom's deferral size is not read with the header: a file cut inside it was listed as part
+    of an eligible series by `inspect`, and only `convert` (decoding) found it. Its declared length and the file's
+    size tell, without decoding; the series is not eligible, and another one in the same folder still is."""
+    _, paths = make_series(tmp_path / "study" / "cut", seed=1, shape=(64, 64, 4), series_number=3)
+    make_series(tmp_path / "study" / "whole", seed=2, shape=(64, 64, 4), series_number=5, prefix="w")
+    paths[2].write_bytes(paths[2].read_bytes()[:-1000])
+    problem = (f"{paths[2].name} is cut short (its pixel data is declared as 8192 bytes; the file ends 1000 bytes "
+               "short of them)")
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study"), "--json"], capsys)
+    report = json.loads(stdout)
+    assert code == 0 and {entry["key"]: entry["problem"] for entry in report["series"]} == {"3": problem, "5": None}
+    assert report["chosen"]["key"] == "5"
+    code, _, err = run_cli(["convert", str(tmp_path / "study" / "cut"), str(tmp_path / "out.nii.gz")], capsys)
+    assert code == 1 and err.endswith(f"cannot be one 3D volume: {problem}\n")
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
 def test_missing_pixel_data_names_the_file(tmp_path):
     _, paths = make_series(tmp_path, seed=1)
     ds = pydicom.dcmread(paths[1])

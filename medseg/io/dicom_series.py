@@ -314,6 +314,26 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
     return dataset
 
 
+def _pixels_cut_short(path: Path, dataset: pydicom.Dataset) -> str | None:
+    """A file cut short inside its (deferred, not yet read) pixel data passed as a whole image until it was decoded:
+    ``inspect`` called its series eligible and ``convert`` then failed. The header says how long the pixels are and
+    where they start; the file's size says whether they are all there (encapsulated pixel data has no length)."""
+    if "PixelData" not in dataset:
+        return None
+    raw = dataset.get_item("PixelData", keep_deferred=True)
+    start, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+    if getattr(raw, "value", b"") is not None or start is None or length in (None, 0xFFFFFFFF):
+        return None  # read already (pydicom checked it), or of undefined length
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # it is read again when decoded, and named then
+    if size >= start + length:
+        return None
+    return (f"{path.name} is cut short (its pixel data is declared as {length} bytes; the file ends "
+            f"{start + length - size} bytes short of them)")
+
+
 def _set_transfer_syntax(dataset: pydicom.Dataset) -> None:
     implicit, little = dataset.original_encoding
     if implicit is None or little is None:
@@ -460,6 +480,9 @@ def _dataset_problem(candidate: SeriesCandidate) -> str | None:
         if not any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
             return (f"{path.name} has no pixel data (the file was cut short after its image header, or written "
                     "without its pixels)")
+        cut = _pixels_cut_short(path, dataset)
+        if cut is not None:
+            return cut
         try:
             samples = _count(dataset, "SamplesPerPixel", 1)
         except GeometryProblem as error:
