@@ -138,6 +138,28 @@ def test_spatial_units_other_than_mm_are_honoured(tmp_path, unit, scale):
     written = nib.load(tmp_path / "b" / f"{unit}_seg.nii.gz")
     source = nib.load(tmp_path / f"{unit}.nii.gz")
     assert written.header.get_xyzt_units()[0] == unit and np.array_equal(written.affine, source.affine)
+    # the sidecar's affine is in mm, not in the file's unit, and it says so (it did not)
+    np.testing.assert_allclose(sidecar_other["affine"], np.eye(4), atol=1e-6)
+    name = {"micron": "micron", "meter": "metre"}[unit]
+    assert sidecar_other["input_info"]["units_note"] == (
+        f"the file's spatial unit is the {name} (xyzt_units): the affine, spacing and volumes recorded here are in "
+        f"mm; the segmentation keeps the file's header, in {name}s")
+    assert "units_note" not in sidecar_mm["input_info"]
+
+
+def test_nan_or_infinite_voxels_are_counted_and_the_first_is_named(tmp_path):
+    """It said only "the image contains NaN or infinite voxels": in a large volume, no telling where."""
+    from medseg.errors import InputError
+    from medseg.io.nifti import read_nifti
+
+    array = np.zeros((8, 9, 10), np.float32)
+    array[5, 6, 7] = array[6, 0, 0] = np.nan
+    array[2, 3, 4] = np.inf
+    nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "bad.nii.gz")
+    with pytest.raises(InputError) as error:
+        read_nifti(tmp_path / "bad.nii.gz")
+    assert str(error.value) == (f"{tmp_path / 'bad.nii.gz'}: the image contains NaN or infinite voxels (2 NaN, 1 "
+                                "infinite; the first at voxel index (2, 3, 4))")
 
 
 def test_a_header_without_orientation_is_read_by_nifti_method_1_with_a_warning(tmp_path, caplog):

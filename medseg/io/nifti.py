@@ -93,7 +93,12 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
             peak = float(np.abs(stored).max())  # dataobj's values are already scaled by the header's slope
             raise InputError(f"{path}: intensities up to {peak:.3g} overflow float32; rescale the image")
-        raise InputError(f"{path}: the image contains NaN or infinite voxels")
+        bad = ~np.isfinite(array)
+        nan = int(np.isnan(array).sum())
+        kinds = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (int(bad.sum()) - nan, "infinite")) if n)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
+                         f"{first})")
     info = {}
     if _uncompressed_gz(path):
         note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
@@ -108,6 +113,10 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if qform_note:
         log.warning("%s: %s", path, qform_note)
         info["qform_note"] = qform_note
+    if isinstance(image.header, nib.Nifti1Header) and _UNIT_MM.get(int(raw_header(image)["xyzt_units"]) & 7, 1) != 1:
+        unit = "metre" if int(raw_header(image)["xyzt_units"]) & 7 == 1 else "micron"
+        info["units_note"] = (f"the file's spatial unit is the {unit} (xyzt_units): the affine, spacing and volumes "
+                              f"recorded here are in mm; the segmentation keeps the file's header, in {unit}s")
     thickness_note = _unknown_thickness(image, array.shape) or flat_note
     if thickness_note:
         log.warning("%s: %s", path, thickness_note)
