@@ -207,6 +207,10 @@ def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, c
     assert [dice_round_text(d) for d in (0.8912641499, 0.6999, 0.70004, 0.74996, 0.9999999, 1.0, 0.0, -0.0, 0.57)] \
         == ["0.8913", "0.6999", "0.7000", "0.74996", "0.9999999", "1.0000", "0.0000", "0.0000", "0.5700"]
     assert number_text(-0.0, 3) == "0.000" and number_text(2.4e-05, 3) == "2.4e-05"
+    # two decimals gave 0.0059 mm one significant digit, rounded up to 0.01 (and 0.000729 ml read 0.001)
+    assert [number_text(v, 2) for v in (0.005882, 0.05, 0.0951, 0.1, 1.234)] == ["0.00588", "0.05", "0.0951", "0.10",
+                                                                                  "1.23"]
+    assert [number_text(v, 3) for v in (0.000729, 0.00702, 0.0123)] == ["0.000729", "0.00702", "0.012"]
     # the float's own value is rounded, as f"{x:.4f}" rounds it (667/800 is 0.833749999…, not 0.83375)
     assert dice_round_text(667 / 800) == f"{667 / 800:.4f}" == "0.8337" and dice_round_text(float("nan")) == "n/a"
     # multiples of 0.05 stored a hair below (0.7, 0.85) are those values, as Python compares them
