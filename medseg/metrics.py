@@ -151,6 +151,12 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None, out
     if tolerance_mm is None:
         tolerance_mm = grid_tolerance_mm(a.affine)
     if a.shape != b.shape:
+        reordered = _reordering(b.shape, b.affine, a.shape, a.affine)
+        if reordered is not None:  # the same grid in another voxel order, but moved: the move is the problem
+            raise GeometryError(
+                f"{b.source}: its voxels are {a.source}'s grid in another axis order (shape {b.shape} against "
+                f"{a.shape}), but placed up to {reordered[2]:.4g} mm away from where {a.source}'s are (tolerance "
+                f"{tolerance_mm:.4g} mm); resample one onto the other's grid first; {outcome}")
         raise GeometryError(f"{b.source}: shape {b.shape} differs from {a.source}'s {a.shape}; {outcome}")
     shift = grid_displacement_mm(a.shape, a.affine, b.affine)
     if not shift <= tolerance_mm:
@@ -171,10 +177,20 @@ def grid_reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tu
     index change ``inv(affine) @ target_affine`` must round to a signed permutation, and the re-indexed
     grid must then place every voxel within ``tolerance_mm`` of the target's (default :func:`grid_tolerance_mm`).
     """
-    if len(shape) != 3 or len(target_shape) != 3:
-        return None
     if tolerance_mm is None:
         tolerance_mm = grid_tolerance_mm(target_affine)
+    found = _reordering(shape, affine, target_shape, target_affine)
+    if found is None or not found[2] <= tolerance_mm:
+        return None
+    return found[0], found[1]
+
+
+def _reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
+                target_affine: np.ndarray) -> tuple[list[int], list[bool], float] | None:
+    """:func:`grid_reordering`'s axes and flips with the distance (mm) by which the re-indexed grid misses the
+    target's, whatever it is; ``None`` when the index change is no signed permutation matching the shapes."""
+    if len(shape) != 3 or len(target_shape) != 3:
+        return None
     shape, target_shape = tuple(int(n) for n in shape), tuple(int(n) for n in target_shape)
     with np.errstate(all="ignore"):
         try:
@@ -195,10 +211,7 @@ def grid_reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tu
     for t in range(3):
         if flips[t]:
             index_change[axes[t], 3] = shape[axes[t]] - 1
-    if not grid_displacement_mm(target_shape, np.asarray(affine, np.float64) @ index_change,
-                                target_affine) <= tolerance_mm:
-        return None
-    return axes, flips
+    return axes, flips, grid_displacement_mm(target_shape, np.asarray(affine, np.float64) @ index_change, target_affine)
 
 
 def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None = None) -> Volume:
