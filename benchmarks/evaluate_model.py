@@ -7,7 +7,9 @@ Every case goes through :func:`medseg.segment.segment_case` (read → model spac
 back onto the input grid → Dice against the reference), exactly as ``medseg infer --reference`` runs it;
 outputs go to a temporary folder that is removed afterwards. Prints per-label mean / median / min Dice
 (cases where reference and prediction are both empty are left out, as the metrics policy says) and the
-seconds per volume (whole case, and the inference step alone).
+seconds per volume (whole case, and the inference step alone). A case that cannot be read or scored is one
+``error:`` line naming its file; the others are still scored, the figures say how many were left out, and the exit
+code is 1.
 
 ``--cases-from model`` restricts the run to the validation cases the package recorded when it was trained
 (``training.val_cases`` in its ``model.json``): the held-out figures of the model card.
@@ -75,11 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         labels = {k: v for k, v in package.labels.items() if k != 0}
         dice: dict[int, list[float]] = {k: [] for k in labels}
         seconds, inference_seconds = [], []
+        failed = 0  # a case that cannot be read or scored is told and left out of the figures, which say so
         with tempfile.TemporaryDirectory() as tmp:
             for case in cases:
                 clock = time.perf_counter()
-                outputs = segment_case(case.image_path, segmenter, out_dir=tmp, overwrite=True,
-                                       reference=case.label_path, case_id=case.case_id)
+                try:
+                    outputs = segment_case(case.image_path, segmenter, out_dir=tmp, overwrite=True,
+                                           reference=case.label_path, case_id=case.case_id)
+                except MedsegError as error:
+                    print(f"error: {error}", file=sys.stderr)
+                    failed += 1
+                    continue
                 seconds.append(time.perf_counter() - clock)
                 inference_seconds.append(outputs.record["timings_s"]["inference_s"])
                 for value in labels:
@@ -90,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
-    print(f"model {package.name} ({package.path}), {len(cases)} cases from {args.images} "
+    left_out = f" ({failed} failed, not in the figures)" if failed else ""
+    print(f"model {package.name} ({package.path}), {len(cases)} cases{left_out} from {args.images} "
           f"({'recorded validation split' if args.cases_from == 'model' else 'all pairs'}), "
           f"device {segmenter.device_choice.device}, precision {segmenter.precision}, flip TTA {segmenter.flips}")
     print(f"{'label':<14}{'n':>5}{'mean Dice':>11}{'median':>9}{'min':>8}")
@@ -102,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<14}{len(scores):>5}{cells[0]:>11}{cells[1]:>9}{cells[2]:>8}")
         else:
             print(f"{name:<14}{0:>5}{'n/a':>11}")
-    print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "
-          f"{statistics.fmean(inference_seconds):.3f} inference (torch threads {torch.get_num_threads()})")
-    return 0
+    if seconds:
+        print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "
+              f"{statistics.fmean(inference_seconds):.3f} inference (torch threads {torch.get_num_threads()})")
+    return 1 if failed else 0
 
 
 def _positive(text: str) -> int:

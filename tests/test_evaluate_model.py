@@ -88,8 +88,13 @@ def test_a_corrupt_image_is_one_line(evaluate, trained, tmp_path, capsys):
     bad = tmp_path / "images" / f"{package.config['training']['val_cases'][0]}.nii.gz"
     bad.write_bytes(bad.read_bytes()[:200])
     assert evaluate([str(package.path), str(tmp_path / "images"), str(labels)]) == 1
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert err.startswith(f"error: {bad}: ") and "\n" not in err
+    # the other cases are still scored (one bad case stopped the whole run), and the figures say one is left out
+    n_val = len(package.config["training"]["val_cases"])
+    assert f"{n_val} cases (1 failed, not in the figures) from" in captured.out
+    assert {n for n, *_ in _table(captured.out).values()} == {n_val - 1}
 
 
 @pytest.mark.parametrize("option", [["--batch-size", "0"], ["--threads", "-2"], ["--threads", "two"]])
