@@ -383,6 +383,15 @@ def evaluate_files(
     return evaluate_volumes(pred, ref, labels, case_id=case_id)
 
 
+def _existing_file(path: Path | str) -> Path:
+    """``path``, refused in one line unless it is a file (a DICOM SEG is read after its sidecar, whose absence would
+    otherwise be blamed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {not_there(path, 'no such file') if not path.exists() else 'not a file'}")
+    return path
+
+
 def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
     """The sidecar ``medseg infer`` wrote beside a prediction, which names the DICOM series ``subject`` (a DICOM
     SEG: ``what``) is placed on."""
@@ -405,9 +414,7 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
     sidecar records (not when ``labels`` name the labels otherwise)."""
     from medseg.dicom_seg import read_seg_with_source
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = _existing_file(path)
     sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
     if labels:
         def named(names: dict) -> dict[str, str]:
@@ -430,8 +437,7 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
         return read_reference(path, labels, role="prediction")
     from medseg.dicom_seg import read_seg_with_source
 
-    if not path.is_file():  # before its sidecar, whose absence would be blamed instead
-        raise InputError(f"{path}: {not_there(path, 'no such file') if not path.exists() else 'not a file'}")
+    _existing_file(path)  # before its sidecar, whose absence would be blamed instead
     volume = read_seg_with_source(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)[0]
     if labels is not None:
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})

@@ -31,7 +31,7 @@ from medseg.augment import SliceAugment
 from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
-from medseg.io.atomic import atomic_paths, sha256_of
+from medseg.io.atomic import atomic_paths
 from medseg.io.files import undecodable
 from medseg.metrics import odd_values
 from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
@@ -983,7 +983,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
 
     val_ids = [c.case_id for c in val_cases]
     started_with = _resume_key(package_config, settings)
-    data = {c.case_id: list(c.sha256) for c in [*train_cases, *val_cases] if c.sha256 is not None}
+    data = _data_hashes([*train_cases, *val_cases])
     state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
              "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])],
              "package_pending": True,  # until the package is written: a run stopped after its last epoch shows
@@ -1314,13 +1314,16 @@ def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
 
 
 def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
-    """Refuse when the checkpoint in ``out_dir`` was trained on other files than ``cases`` (the SHA-256 of each
-    image and label file, as training records them, hashed here without reading the voxels)."""
-    from medseg.io.nifti import files_read
-
+    """Refuse when the checkpoint in ``out_dir`` was trained on other files than ``cases`` (read by
+    :func:`load_cases`: the SHA-256 of each image and label file, taken as they were read, as training records
+    them)."""
     recorded = _checkpoint_record(_checkpoint_paths(Path(out_dir))[1]).get("data_sha256")
-    now = {c.case_id: [sha256_of(files_read(c.image_path)), sha256_of(files_read(c.label_path))] for c in cases}
-    _check_same_data(Path(out_dir), recorded, now)
+    _check_same_data(Path(out_dir), recorded, _data_hashes(cases))
+
+
+def _data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:
+    """Case id → [image SHA-256, label SHA-256], as the cases were read (what a checkpoint records)."""
+    return {c.case_id: list(c.sha256) for c in cases if c.sha256 is not None}
 
 
 def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_split: str = "",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["check_config", "check_results_folder"]
+__all__ = ["check_config", "check_results_folder", "pattern_characters"]
 
 
 def check_config(config: dict, schema_path: Path | str) -> None:
@@ -52,9 +52,15 @@ def check_results_folder(results: Path | str) -> None:
     would read as a pattern (a brace starts a wildcard, <name> a path variable), which stopped the run with a
     Snakemake error about wildcards."""
     path = Path(results)
-    odd = sorted({c for c in str(path) if c in "{}<>"})
+    odd = pattern_characters(path)
     if odd:
         raise InputError(f"{path}: the results folder (config 'results') has {' '.join(repr(c) for c in odd)} in its "
                          "path, which Snakemake reads as a wildcard or path variable; choose a folder without them")
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: the results folder (config 'results') is a file; name a folder")
+
+
+def pattern_characters(path: Path | str) -> list[str]:
+    """The characters of ``path`` that Snakemake reads as a pattern rather than as themselves: a brace starts a
+    wildcard, <name> is a path variable."""
+    return sorted({c for c in str(path) if c in "{}<>"})

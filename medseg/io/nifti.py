@@ -113,8 +113,9 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     if qform_note:
         log.warning("%s: %s", path, qform_note)
         info["qform_note"] = qform_note
-    if isinstance(image.header, nib.Nifti1Header) and _UNIT_MM.get(int(raw_header(image)["xyzt_units"]) & 7, 1) != 1:
-        unit = "metre" if int(raw_header(image)["xyzt_units"]) & 7 == 1 else "micron"
+    unit = {1: "metre", 3: "micron"}.get(int(raw_header(image)["xyzt_units"]) & 7) \
+        if isinstance(image.header, nib.Nifti1Header) else None  # the units _affine_mm scaled to mm
+    if unit is not None:
         info["units_note"] = (f"the file's spatial unit is the {unit} (xyzt_units): the affine, spacing and volumes "
                               f"recorded here are in mm; the segmentation keeps the file's header, in {unit}s")
     thickness_note = _unknown_thickness(image, array.shape) or flat_note

@@ -9,7 +9,7 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
-from medseg.cohort.settings import check_config, check_results_folder
+from medseg.cohort.settings import check_config, check_results_folder, pattern_characters
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package
 from snakemake.logging import logger
@@ -164,7 +164,7 @@ def _plain(path):
     """Whether Snakemake takes ``path`` as it is: a brace reads as a wildcard and <name> as a path variable, which
     stopped the whole run while planning. Such a file is not declared as a job input; the job still reruns when it
     changes (its path, size and time are in the job's inputs parameter) and medseg reads it from the sheet."""
-    return not any(c in str(path) for c in "{}<>")
+    return not pattern_characters(path)
 
 
 def case_args(wildcards):
