@@ -31,7 +31,7 @@ from medseg.augment import SliceAugment
 from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
-from medseg.io.atomic import atomic_paths
+from medseg.io.atomic import atomic_paths, sha256_of
 from medseg.io.files import undecodable
 from medseg.metrics import odd_values
 from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
@@ -1314,11 +1314,15 @@ def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
 
 
 def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
-    """Refuse when the checkpoint in ``out_dir`` was trained on other files than ``cases`` (read by
-    :func:`load_cases`: the SHA-256 of each image and label file, taken as they were read, as training records
-    them)."""
+    """Refuse when the checkpoint in ``out_dir`` was trained on other files than ``cases``: the SHA-256 of each image
+    and label file, as training records them; those :func:`load_cases` took as it read them, else (cases only
+    paired, not read) hashed here without reading the voxels."""
+    from medseg.io.nifti import files_read
+
     recorded = _checkpoint_record(_checkpoint_paths(Path(out_dir))[1]).get("data_sha256")
-    _check_same_data(Path(out_dir), recorded, _data_hashes(cases))
+    now = {c.case_id: list(c.sha256) if c.sha256 is not None else
+           [sha256_of(files_read(c.image_path)), sha256_of(files_read(c.label_path))] for c in cases}
+    _check_same_data(Path(out_dir), recorded, now)
 
 
 def _data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:
