@@ -420,6 +420,9 @@ def _structure_problem(record: dict, schema: str) -> str | None:
             odd = [k for k in METRIC_FIELDS if entry.get(k) is not None and not _is_number(entry[k])]
             if odd:
                 return f"label {label}: {', '.join(odd)} not a number"
+            out = _out_of_range(entry)
+            if out:
+                return f"label {label}: {out}"
         spacing = record.get("spacing_mm")
         if spacing is not None and not (isinstance(spacing, list) and len(spacing) == 3
                                          and all(_is_number(v) for v in spacing)):
@@ -442,6 +445,15 @@ def _structure_problem(record: dict, schema: str) -> str | None:
         if record.get(key) is not None and not isinstance(record[key], str):
             return f"field '{key}' is not a path"
     return None
+
+
+def _out_of_range(entry: dict) -> str | None:
+    """A metric no computation gives (a Dice outside 0–1, a negative distance or volume), as from an edited file."""
+    dice = _number(entry.get("dice"))
+    if dice is not None and not 0.0 <= dice <= 1.0:
+        return f"dice {dice:g} is outside 0–1"
+    negative = [k for k in METRIC_FIELDS[1:] if (_number(entry.get(k)) or 0.0) < 0.0]
+    return f"{', '.join(negative)} negative" if negative else None
 
 
 def _number(value) -> float | None:
