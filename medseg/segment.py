@@ -83,12 +83,29 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
     if not scored and metrics_path.is_file():
         # metrics go with the file they score, when this run replaces it (its target) or removes it (above)
         # (compared with links followed: metrics may name the file by a path through a linked folder)
-        gone = {os.path.realpath(p) for p in [seg_path if output_format == "nifti" else dicom_seg, *found]}
-        scores = (_medseg_json(metrics_path, "medseg-metrics/1") or {}).get("prediction")  # never a user's file
-        if isinstance(scores, str) and os.path.realpath(scores) in gone:
+        replaced = [seg_path if output_format == "nifti" else dicom_seg, *found]
+        record = _medseg_json(metrics_path, "medseg-metrics/1") or {}  # never a user's file
+        scores = record.get("prediction")
+        if isinstance(scores, str) and (os.path.realpath(scores) in {os.path.realpath(p) for p in replaced}
+                                        or _moved_here(scores, record.get("prediction_sha256"), replaced)):
             found.append(metrics_path)
     kept = {os.path.realpath(p) for p in keep}
     return [p for p in found if os.path.realpath(p) not in kept]
+
+
+def _moved_here(scored: str, sha256, replaced: list[Path]) -> bool:
+    """Whether metrics that name ``scored`` (an absolute path) score one of ``replaced`` after their folder was moved
+    or copied: a file of that name, which is the scored one by its SHA-256 or, where it is gone, one whose recorded
+    path no longer exists either."""
+    for path in replaced:
+        if path.name != Path(scored).name:
+            continue
+        if path.is_file() and sha256 is not None:
+            if sha256_of(path) == sha256:
+                return True
+        elif not path.exists() and not os.path.lexists(scored):
+            return True
+    return False
 
 
 def _medseg_json(path: Path, schema: str) -> dict | None:

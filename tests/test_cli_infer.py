@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 
@@ -359,6 +360,78 @@ def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, 
                                             "exists, which this run would remove; pass --overwrite to replace it")
     assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_overwrite_removes_the_metrics_of_a_scored_run_in_a_moved_or_copied_folder(tmp_path, case, make_package,
+                                                                                   capsys):
+    """Metrics name the segmentation they score by its absolute path: once the folder was moved (or copied), an
+    unscored --overwrite kept them beside the new segmentation, with the old model's Dice. They are matched by name
+    and SHA-256 too (or by name when both the file and the recorded path are gone)."""
+    package = str(make_package())
+    reference = tmp_path / "reference.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(reference))
+    first = tmp_path / "first"
+    assert run(["infer", str(case), "-m", package, "-o", str(first), "--reference", str(reference)], capsys)[0] == 0
+    copied, moved = tmp_path / "copied", tmp_path / "moved"
+    shutil.copytree(first, copied)
+    first.rename(moved)
+    for folder in (copied, moved):
+        code, _, err = run(["infer", str(case), "-m", package, "-o", str(folder)], capsys)
+        assert code == 1 and err.strip().splitlines()[-1].endswith(
+            "case_seg.json and case_metrics.json (an earlier run's, which this run would remove) exist too")
+        assert run(["infer", str(case), "-m", package, "-o", str(folder), "--overwrite"], capsys)[0] == 0
+        assert _files(folder) == ["case_seg.json", "case_seg.nii.gz"]
+    # the segmentation deleted in the moved folder, whose recorded path is gone too: its metrics still go
+    assert run(["infer", str(case), "-m", package, "-o", str(first), "--reference", str(reference)], capsys)[0] == 0
+    first.rename(moved := tmp_path / "moved-again")
+    (moved / "case_seg.nii.gz").unlink()
+    assert run(["infer", str(case), "-m", package, "-o", str(moved), "--overwrite"], capsys)[0] == 0
+    assert _files(moved) == ["case_seg.json", "case_seg.nii.gz"]
+    # a segmentation of the user's under that name, which the metrics do not score: the metrics stay
+    assert run(["infer", str(case), "-m", package, "-o", str(first), "--reference", str(reference)], capsys)[0] == 0
+    shutil.copytree(first, other := tmp_path / "other")
+    (other / "case_seg.nii.gz").write_bytes(b"not the scored file")
+    assert run(["infer", str(case), "-m", package, "-o", str(other), "--overwrite"], capsys)[0] == 0
+    assert _files(other) == ["case_metrics.json", "case_seg.json", "case_seg.nii.gz"]
+
+
+def test_existing_outputs_of_one_input_say_that_nothing_was_segmented(tmp_path, case, make_package, capsys):
+    package, out = str(make_package()), tmp_path / "out"
+    other = tmp_path / "other.nii.gz"
+    shutil.copy(case, other)
+    third = tmp_path / "third.nii.gz"
+    shutil.copy(case, third)
+    assert run(["infer", str(case), "-m", package, "-o", str(out)], capsys)[0] == 0
+    code, _, err = run(["infer", str(case), str(other), str(third), "-m", package, "-o", str(out)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already; pass --overwrite to replace it; "
+        "case_seg.json exists too (nothing was segmented: 1 of 3 inputs have outputs)")
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_stop_in_a_batch_says_how_far_it_got(tmp_path, case, make_package, capsys, monkeypatch):
+    from medseg import segment
+
+    inputs = [case]
+    for name in ("b", "c", "d"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+        inputs.append(tmp_path / f"{name}.nii.gz")
+    inputs.insert(1, tmp_path / "missing.nii.gz")
+    real, calls = segment.write_labels, []
+
+    def interrupted_on_the_third(labels, like, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(labels, like, path)
+
+    monkeypatch.setattr(segment, "write_labels", interrupted_on_the_third)
+    code, out, err = run(["infer", *map(str, inputs), "-m", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 130  # click ends the ^C line with a blank one
+    assert [line for line in err.splitlines() if line][-2:] == [
+        f"medseg: stopped at {inputs[2]}: 2 of 5 inputs done (1 failed), 3 not written", "Aborted."]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
 
 
 def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys):

@@ -95,6 +95,12 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             with _ProgressFactory(path, silent) as progress:
                 outputs = segment_case(path, segmenter, out_dir=output_dir, overwrite=overwrite, series=series,
                                        reference=reference, progress=progress, output_format=output_format)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what is done stands (each case's outputs are whole)
+            if len(inputs) > 1:
+                failed = f" ({failures} failed)" if failures else ""
+                click.echo(escaped_line(f"medseg: stopped at {path}: {index} of {len(inputs)} inputs done{failed}, "
+                                        f"{len(inputs) - index} not written"), err=True)
+            raise
         except MedsegError as error:
             if len(inputs) == 1:
                 raise
@@ -163,6 +169,7 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
     seen: dict[Path, Path] = {}
     existing: list[Path] = []
     removed: list[Path] = []
+    having = 0  # inputs with outputs
     for path in inputs:
         targets = case_targets(path, output_dir, scored, output_format)
         for target in targets:
@@ -187,8 +194,10 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
             continue  # that input's own fault: it is refused in its turn, and the others carry on
         if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
             earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
-            existing += [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
+            present = [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
+            existing += present
             removed += earlier
+            having += bool(present)
     if existing:
         others = [t.name + (" (an earlier run's, which this run would remove)" if t in removed else "")
                   for t in existing[1:]]
@@ -200,7 +209,10 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
             more = f"; {listed} exist{'s' if len(others) == 1 else ''} too"
         what = ("output of an earlier run exists, which this run would remove" if existing[0] in removed
                 else "output exists already")
-        raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}")
+        whole = ""
+        if len(inputs) > 1:  # the check is made for all inputs before any is read: say that none was
+            whole = f" (nothing was segmented: {having} of {len(inputs)} inputs have outputs)"
+        raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}{whole}")
 
 
 def _real(path) -> Path:
