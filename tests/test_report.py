@@ -1171,9 +1171,47 @@ def test_a_thin_stack_is_drawn_stretched_to_a_readable_height_and_says_so():
     affine = np.diag([1.1, 1.1, 3.0, 1.0])
     png = render_overlay(CaseArrays(labels, affine, labels.astype(np.float32), labels), [("1", "ball")], "1")
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-    assert image.shape[0] >= 16 + MIN_PANEL_PX
+    assert image.shape[0] >= 32 + MIN_PANEL_PX  # two lines of title: "(stretched x5)" is the second
     # the sagittal panel (left) is drawn, not white canvas, down to the readable height
-    assert (image[16:16 + MIN_PANEL_PX, 5].sum(axis=1) < 255 * 3).sum() >= MIN_PANEL_PX - 4  # (the scale bar is white)
+    assert (image[32:32 + MIN_PANEL_PX, 5].sum(axis=1) < 255 * 3).sum() >= MIN_PANEL_PX - 4  # (the scale bar is white)
+
+
+def _runs(dark: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
+    """First and last index of each run of True, runs closer than ``min_gap`` joined."""
+    runs: list[list[int]] = []
+    for i in np.flatnonzero(dark):
+        if runs and i - runs[-1][1] <= min_gap:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return [tuple(run) for run in runs]
+
+
+@pytest.mark.parametrize(("shape", "box", "spacing"), [
+    ((300, 300, 3), np.s_[100:200, 120:180, :], (1.1, 1.1, 3.0)),  # thin: two panels stretched
+    ((128, 128, 64), np.s_[30:100, 60:64, 20:40], (1.0, 1.0, 1.0)),  # a narrow sagittal panel
+])
+def test_each_panel_title_stays_above_its_own_panel(shape, box, spacing):
+    """A title wider than its panel ran into the next panel's title ("coronal, file j 86 (st…" over "axial, …") and
+    the last was cut off at the picture's edge: a panel now takes its title's width, and a stretch note is a second
+    line."""
+    from PIL import Image
+
+    from medseg.report.overlay import CaseArrays, render_overlay
+
+    labels = np.zeros(shape, np.uint8)
+    labels[box] = 1
+    affine = np.diag([*spacing, 1.0])
+    noise = np.random.default_rng(0).random(shape).astype(np.float32)  # every panel column has dark pixels
+    png = render_overlay(CaseArrays(labels, affine, noise, labels), [("1", "ball")], "1")
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("L")).astype(int)
+    title_rows = int(np.flatnonzero((image < 128).mean(axis=1) > 0.3)[0])  # where the grey noise of the panels begins
+    panels = _runs((image[title_rows:] < 128).any(axis=0), min_gap=4)
+    titles = _runs((image[:title_rows] < 160).any(axis=0), min_gap=8)  # words of a title joined
+    assert len(panels) == len(titles) == 3, (panels, titles)
+    for (start, end), (panel_start, _), following in zip(titles, panels, [*panels[1:], (image.shape[1], None)]):
+        assert panel_start < start and end < following[0] - 2
+    assert title_rows == 16 * (2 if shape[2] == 3 else 1)
 
 
 def test_a_series_cell_is_matched_as_the_series_choice_reads_it():

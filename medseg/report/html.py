@@ -385,7 +385,7 @@ def _legend(content: ReportContent) -> str:
             f"only; striped: reference only).{repeat} Three slices through the worst label (the voxel nearest its "
             "centre), each titled with the slice number in the file; reoriented to RAS+ — patient right on the "
             "right (not the radiological convention), anterior and superior up, as the yellow letters say — with "
-            "voxels drawn to scale in mm (scale bar; a panel of a thin stack is stretched, as its title says).</p>")
+            "voxels drawn to scale in mm (scale bar; a panel under 60 pixels on a side is stretched, as its title says).</p>")
 
 
 def _cases_section(content: ReportContent) -> str:

@@ -182,21 +182,22 @@ def render_overlay(
         file_axis = int(np.flatnonzero(ornt[:, 0] == axis)[0])
         n = arrays.prediction.shape[file_axis]
         file_index = centre[axis] if ornt[file_axis, 1] > 0 else n - 1 - centre[axis]
-        title = f"{name}, file {'ijk'[file_axis]} {file_index}"
+        title = [f"{name}, file {'ijk'[file_axis]} {file_index}"]
         if stretch[0] > 1 or stretch[1] > 1:
-            title += f" (stretched x{max(stretch)})"  # the default font has no ×
+            title.append(f"(stretched x{max(stretch)})")  # the default font has no ×
         panels.append((title, rgb, (_AXIS_LETTERS[u], _AXIS_LETTERS[v]), stretch[0] == 1))
 
-    gap, title_px = 8, 16
-    width = sum(p.shape[1] for _, p, _, _ in panels) + gap * (len(panels) - 1)
+    font = ImageFont.load_default(size=FONT_PX)
+    slots = panel_slots([(title, rgb.shape[1]) for title, rgb, _, _ in panels], font)
+    title_px = TITLE_LINE_PX * max(len(title) for title, _, _, _ in panels)
+    width = slots[-1][0] + slots[-1][1]
     height = max(p.shape[0] for _, p, _, _ in panels) + title_px
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=FONT_PX)
-    x = 0
-    for title, rgb, (right, up), to_scale in panels:
+    for (title, rgb, (right, up), to_scale), (x, _) in zip(panels, slots):
         canvas.paste(Image.fromarray(rgb), (x, title_px))
-        draw.text((x + 2, 0), title, fill=(40, 40, 40), font=font)  # rows 3-15: clear of the panel
+        for line, words in enumerate(title):  # rows 3-15 of each line: clear of the panel
+            draw.text((x + 2, TITLE_LINE_PX * line), words, fill=(40, 40, 40), font=font)
         h, w = rgb.shape[:2]
         # white letters outlined in black: the yellow they had was the second label's colour
         letters = {"fill": (255, 255, 255), "stroke_width": 1, "stroke_fill": (0, 0, 0), "font": font}
@@ -204,14 +205,26 @@ def render_overlay(
         draw.text((x + w // 2 - 4, title_px + 2), up, **letters)  # + direction of the rows
         if to_scale:  # the bar measures the columns, which are to scale unless stretched
             _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm, font)
-        x += rgb.shape[1] + gap
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
 
 
+def panel_slots(panels: list[tuple[list[str], int]], font, gap: int = 8) -> list[tuple[int, int]]:
+    """Where each panel goes across the picture, and the width it takes: its own, or its title's where that is
+    wider (a narrow panel's title ran into the next one's and was cut off at the edge). ``panels`` holds each
+    one's title lines and width in pixels."""
+    slots, x = [], 0
+    for lines, width in panels:
+        width = max(width, *(math.ceil(font.getlength(line)) + 4 for line in lines))
+        slots.append((x, width))
+        x += width + gap
+    return slots
+
+
 _AXIS_LETTERS = ("R", "A", "S")  # the + direction of each RAS+ axis
 MIN_PANEL_PX = 60  # a panel side below this is stretched (thin stacks), and says so
+TITLE_LINE_PX = 16  # a line of a panel's title
 FONT_PX = 13  # titles, orientation letters and scale bars (the 10-px bitmap font was hard to read)
 
 
