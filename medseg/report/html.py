@@ -384,8 +384,9 @@ def _legend(content: ReportContent) -> str:
             "line just outside: reference; shaded in the label's colour where they disagree (solid shade: predicted "
             f"only; striped: reference only).{repeat} Three slices through the worst label (the voxel nearest its "
             "centre), each titled with the slice number in the file; reoriented to RAS+ — patient right on the "
-            "right (not the radiological convention), anterior and superior up, as the yellow letters say — with "
-            "voxels drawn to scale in mm (scale bar; a panel under 60 pixels on a side is stretched, as its title says).</p>")
+            "right (not the radiological convention), anterior and superior up, as the white letters say — with "
+            "voxels drawn to scale in mm (scale bar; a panel under 60 pixels on a side is stretched, as its title "
+            "says).</p>")
 
 
 def _cases_section(content: ReportContent) -> str:
