@@ -24,8 +24,8 @@ from medseg.errors import InputError
 from medseg.volume import Volume
 
 __all__ = ["apply_transforms", "build_transforms", "check_not_constant", "check_resampling_size", "check_slices_fit",
-           "grid_model_shape", "invert_labels", "model_space_shape", "spatial_transforms", "to_model_space",
-           "without_voxels"]
+           "grid_model_shape", "invert_labels", "label_like_note", "model_space_shape", "spatial_transforms",
+           "to_model_space", "without_voxels"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -182,6 +182,21 @@ def check_not_constant(volume: Volume, nothing: str = "there is nothing to segme
     if array.size and float(array.min()) == float(array.max()):
         raise InputError(f"{volume.source}: every voxel holds {float(array.flat[0]):g}: {nothing} "
                          "(a blank or failed export?)")
+
+
+def label_like_note(volume: Volume, sample: int = 1 << 20, most: int = 16) -> str | None:
+    """What makes ``volume`` look like a label image rather than a scan — only a few small whole numbers, 0 among
+    them (judged on about ``sample`` voxels spread over the volume) — or None. A label file given as the input
+    (swapped image and label folders, a sheet's columns the wrong way round) is otherwise segmented like any scan."""
+    array = volume.array
+    if not array.size or array.dtype.kind not in "biuf":
+        return None
+    voxels = array.ravel(order="K")  # a view, in the order stored
+    values = np.unique(voxels[:: max(1, voxels.size // sample)])
+    if values.size > most or values.min() != 0 or values.max() > 255 or not np.all(values == np.round(values)):
+        return None
+    shown = ", ".join(f"{v:g}" for v in values.astype(float))
+    return f"its voxels hold only the values {shown} (a sample across the volume): a label image given as the input?"
 
 
 def to_model_space(volume: Volume, transforms: Compose, release_voxels: bool = False) -> dict:

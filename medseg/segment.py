@@ -165,6 +165,7 @@ def segment_case(
         check_resampling_size,
         check_slices_fit,
         invert_labels,
+        label_like_note,
         to_model_space,
         without_voxels,
     )
@@ -202,6 +203,10 @@ def segment_case(
 
     clock = time.perf_counter()
     check_not_constant(volume)
+    label_like = label_like_note(volume)
+    if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
+        log.warning("%s: %s; segmented all the same", volume.source, label_like)
+        volume.info["label_like_note"] = label_like
     check_resampling_size(volume, segmenter.package.preprocessing)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
     transforms = build_transforms(segmenter.package.preprocessing)

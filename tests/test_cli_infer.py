@@ -420,6 +420,20 @@ def test_a_stop_in_a_batch_says_how_far_it_got(tmp_path, case, make_package, cap
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
 
 
+def test_a_label_image_given_as_the_input_is_segmented_with_a_warning(tmp_path, case, make_package, capsys, caplog):
+    """Swapped image and label folders: the label file was segmented like a scan, without a word."""
+    labels = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(labels))
+    code, _, _ = run(["infer", str(labels), str(case), "-m", str(make_package()), "-o", str(tmp_path / "out")],
+                     capsys)
+    note = "its voxels hold only the values 0, 1, 2, 3 (a sample across the volume): a label image given as the input?"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert code == 0 and warnings == [f"{labels}: {note}; segmented all the same"]
+    assert json.loads((tmp_path / "out" / "labels_seg.json").read_text())["input_info"] == {"label_like_note": note}
+    assert json.loads((tmp_path / "out" / "case_seg.json").read_text())["input_info"] == {}
+
+
 def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys):
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(gzip.compress(b"garbage" * 100))

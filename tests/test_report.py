@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
+import html as html_module
 import io
 import json
 import os
@@ -832,6 +833,21 @@ def test_false_positive_and_duplicate_id_flags(tmp_path):
         assert flag_set(row) == {"false_positive(box)", "duplicate_id"}
         assert row["box_status"] == "false_positive" and float(row["box_dice"]) == 0.0
         assert row["ball_dice"] == "1"
+
+
+def test_a_label_image_given_as_the_input_is_flagged(tmp_path):
+    """Segmented from a label file (the sheet's image and reference columns swapped): infer's note becomes a flag."""
+    folder = write_case(tmp_path, "swapped", 3, "exact")
+    sidecar_path = folder / "swapped_seg.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    note = "its voxels hold only the values 0, 1, 2 (a sample across the volume): a label image given as the input?"
+    sidecar["input_info"] = {"label_like_note": note}
+    sidecar_path.write_text(json.dumps(sidecar))
+    write_case(tmp_path, "fine", 4, "exact")
+    outputs = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert flag_set(rows["swapped"]) == {"label_like_input"} and flag_set(rows["fine"]) == set()
+    assert f"input {note}" in html_module.unescape(outputs.html.read_text())
 
 
 def test_input_unlike_the_training_volumes_is_flagged(tmp_path):

@@ -82,6 +82,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "unlike_training": "the input's field of view (mm per model-space axis) lies outside half the smallest to "
                            "twice the largest of the volumes the model was trained on (as its package records); the "
                            "model's validation figures do not speak for such an input",
+        "label_like_input": "the input's voxels hold only a few small whole numbers, 0 among them, as a label image's "
+                            "do: a label file given as the input (image and label folders swapped, or a sheet's "
+                            "columns the wrong way round)",
     }
 
 
@@ -148,6 +151,9 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     if input_check.get("within_training_range") is False:
         out.append(Flag("unlike_training", "field of view unlike the model's training volumes: "
                                            + "; ".join(str(v) for v in input_check.get("outside", []))))
+    label_like = ((case.sidecar or {}).get("input_info") or {}).get("label_like_note")
+    if isinstance(label_like, str):
+        out.append(Flag("label_like_input", f"input {label_like}"))
     for label in case.labels():
         if label.status == "empty_prediction" or (label.status == "no_reference" and label.pred_volume_ml == 0):
             where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""
