@@ -255,7 +255,7 @@ def segment_case(
                                                   sources=seg_sources,
                                                   label_codes=segmenter.package.label_codes)
         else:
-            write_labels(labels, volume, temps[0])
+            write_labels(labels, volume, temps[0], top_label=max(segmenter.package.labels))
         # which file the sidecar (and the metrics) describe: the report refuses metrics of another segmentation
         record["segmentation_sha256"] = sha256_of(temps[0])
         if metrics is not None:
@@ -323,6 +323,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "segmentation": seg_path.name,
         "segmentation_sha256": None,  # filled in once the file is written
         "shape": list(volume.shape),
+        "spacing_mm": [round(float(v), 6) for v in np.linalg.norm(volume.affine[:3, :3], axis=0)],  # from the affine
         "affine": volume.affine.tolist(),
         "labels": {str(k): v for k, v in package.labels.items()},
         "label_codes": {str(k): v for k, v in package.label_codes.items()},  # what each label is, coded (or {})

@@ -41,7 +41,10 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
     seg = tmp_path / "out" / "case_seg.nii.gz"
     sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
     assert nib.load(str(seg)).shape == (40, 40, 8)
+    # a viewer colours every case of a model alike: 0 to the model's top label, whichever labels were found
+    assert (nib.load(str(seg)).header["cal_min"], nib.load(str(seg)).header["cal_max"]) == (0, 3)
     assert sidecar["labels"] == {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"}
+    assert sidecar["shape"] == [40, 40, 8] and sidecar["spacing_mm"] == [1.0, 1.0, 2.0]
     assert sidecar["model"]["name"] == "tiny" and len(sidecar["model"]["weights_sha256"]) == 64
     assert sidecar["model"]["path"] == str(package.resolve())  # readable from anywhere, as the input's path
     assert sidecar["device"] == "cpu" and "no CUDA" in sidecar["device_reason"]
@@ -310,13 +313,17 @@ def test_not_3d_is_refused(tmp_path, make_package, capsys):
     assert code == 1 and "expected a 3D volume, got shape (8, 8, 4, 3)" in err
 
 
-def test_existing_outputs_are_not_overwritten(tmp_path, case, make_package, capsys):
+def test_existing_outputs_are_not_overwritten(tmp_path, case, make_package, capsys, monkeypatch):
     package = str(make_package())
-    assert run(["infer", str(case), "--model", package], capsys)[0] == 0
+    monkeypatch.chdir(tmp_path)  # the input given relative: the refusal names the output as the success line did
+    code, out, _ = run(["infer", case.name, "--model", package], capsys)
+    assert code == 0 and out.startswith("case.nii.gz -> case_seg.nii.gz (")
     seg = tmp_path / "case_seg.nii.gz"
     before = seg.read_bytes()
-    code, _, err = run(["infer", str(case), "--model", package], capsys)
-    assert code == 1 and "output exists already; pass --overwrite" in err
+    code, _, err = run(["infer", case.name, "--model", package], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        "medseg: error: case_seg.nii.gz: output exists already; pass --overwrite to replace it; case_seg.json "
+        "exists too")
     assert seg.read_bytes() == before
     assert run(["infer", str(case), "--model", package, "--overwrite"], capsys)[0] == 0
 
@@ -406,11 +413,11 @@ def test_a_stop_in_a_batch_says_how_far_it_got(tmp_path, case, make_package, cap
     inputs.insert(1, tmp_path / "missing.nii.gz")
     real, calls = segment.write_labels, []
 
-    def interrupted_on_the_third(labels, like, path):
+    def interrupted_on_the_third(labels, like, path, **options):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        real(labels, like, path)
+        real(labels, like, path, **options)
 
     monkeypatch.setattr(segment, "write_labels", interrupted_on_the_third)
     code, out, err = run(["infer", *map(str, inputs), "-m", str(make_package()), "-o", str(tmp_path / "out")], capsys)
@@ -773,8 +780,8 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143_and_no_partial_files(tmp_path, 
 
     real = segment.write_labels
 
-    def terminated_while_writing(labels, like, path):
-        real(labels, like, path)
+    def terminated_while_writing(labels, like, path, **options):
+        real(labels, like, path, **options)
         os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's stop, in the middle of writing the case
 
     monkeypatch.setattr(segment, "write_labels", terminated_while_writing)

@@ -195,6 +195,9 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
             earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
             present = [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
+            if output_dir is None:  # named as the success line names them: through the input's folder as typed
+                present = [_as_typed(t, path) for t in present]
+                earlier = [_as_typed(t, path) for t in earlier]
             existing += present
             removed += earlier
             having += bool(present)

@@ -487,8 +487,9 @@ def label_dtype(n_labels: int) -> np.dtype:
     return np.dtype(np.uint8) if n_labels <= 256 else np.dtype(np.uint16)
 
 
-def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
-    """A label image on ``like``'s grid.
+def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None) -> nib.Nifti1Image:
+    """A label image on ``like``'s grid; its display range (``cal_min``/``cal_max``) runs from 0 to ``top_label``
+    (the model's highest label: every case of a model is coloured alike in a viewer), else to the highest present.
 
     When ``like`` came from a NIfTI file its header is copied, so sform, qform, their codes, units and
     pixdim are exactly the input's; its free text (``descrip``, ``aux_file``, ``db_name``) and extensions, which
@@ -504,8 +505,6 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
         image.header["pixdim"] = header["pixdim"]  # as the input stores it: nibabel repairs a copy on the way
         image.header.set_data_dtype(labels.dtype)
         image.header.set_slope_inter(1.0, 0.0)
-        image.header["cal_min"] = 0
-        image.header["cal_max"] = float(labels.max()) if labels.size else 0.0
         image.header.set_intent("label", name="medseg")
         image.header["descrip"] = b"medseg segmentation"
         image.header["aux_file"] = b""
@@ -515,19 +514,21 @@ def labels_image(labels: np.ndarray, like: Volume) -> nib.Nifti1Image:
         image.header.extensions.clear()
         if image.header["dim"][0] > 3:
             image.header["dim"][0] = 3
-        return image
-    image = nib.Nifti1Image(labels, like.affine)
-    image.header.set_sform(like.affine, code=1)
-    image.header.set_qform(like.affine, code=0 if is_sheared(like.affine) else 1)  # a qform cannot hold a shear
-    image.header.set_xyzt_units("mm", "sec")
-    image.header.set_intent("label", name="medseg")
-    image.header["descrip"] = b"medseg segmentation"
+    else:
+        image = nib.Nifti1Image(labels, like.affine)
+        image.header.set_sform(like.affine, code=1)
+        image.header.set_qform(like.affine, code=0 if is_sheared(like.affine) else 1)  # a qform cannot hold a shear
+        image.header.set_xyzt_units("mm", "sec")
+        image.header.set_intent("label", name="medseg")
+        image.header["descrip"] = b"medseg segmentation"
+    image.header["cal_min"] = 0
+    image.header["cal_max"] = float(top_label if top_label is not None else labels.max() if labels.size else 0)
     return image
 
 
-def write_labels(labels: np.ndarray, like: Volume, path: Path | str) -> None:
+def write_labels(labels: np.ndarray, like: Volume, path: Path | str, top_label: int | None = None) -> None:
     """Write ``labels`` on ``like``'s grid to ``path`` (not atomic: use :func:`atomic_paths` around it)."""
-    nib.save(labels_image(labels, like), str(path))
+    nib.save(labels_image(labels, like, top_label), str(path))
 
 
 def is_sheared(affine: np.ndarray, tol: float = 1e-4) -> bool:
