@@ -128,4 +128,5 @@ def test_shipped_hippocampus_records_its_split(shared_data):
     fit, val, described = seeded_split(pair_cases(data / "images", data / "labels"), config["training"])
     assert training["train_case_ids"] == [c.case_id for c in fit] and len(fit) == training["train_cases"] == 160
     assert training["val_cases"] == [c.case_id for c in val] and described == training["val_split"]
-    assert training["sessions"] == [{"epochs": [1, 45], "torch_threads": 2, "device": "cpu"}]
+    assert training["sessions"] == [{"epochs": [1, 45], "torch_threads": 2, "device": "cpu", "precision": "bf16"}]
+    assert training["precision"] == "bf16" == training["settings"]["precision"]
