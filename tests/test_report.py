@@ -1077,7 +1077,8 @@ def test_a_far_island_is_a_distance_outlier_though_dice_stays_high(tmp_path):
 
 @pytest.mark.parametrize("rows_added, flagged", [
     (1, set()),  # +14 %: people differ by more; five near-identical volumes made it z 24
-    (3, {"volume_outlier(box)", "volume_difference_outlier(box)"}),  # +43 %: z 4.2 against a scale of 10 %
+    (3, {"volume_outlier(box)", "volume_difference_outlier(box)", "dice_outlier(box)"}),  # +43 %: z 4.2 against a
+    # scale of 10 %; its Dice of 0.82 against five near 1
 ])
 def test_the_volume_outlier_scale_is_at_least_a_tenth_of_the_median(tmp_path, rows_added, flagged):
     """A small cohort's MAD can be far below the natural spread of volumes: five boxes within four voxels of each
@@ -1254,7 +1255,7 @@ def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):
     built = build_report(tmp_path, tmp_path / "report.html")
     rows = {row["case_id"]: row for row in read_tsv(built.table)}
     assert float(rows["wrong"]["ball_dice"]) > 0.7
-    assert flag_set(rows["wrong"]) == {"volume_difference_outlier(ball)", "duplicate_input"}
+    assert flag_set(rows["wrong"]) == {"volume_difference_outlier(ball)", "dice_outlier(ball)", "duplicate_input"}
     assert flag_set(rows["c0"]) == {"duplicate_input"} and all(flag_set(rows[f"c{i}"]) == set() for i in range(1, 6))
     page = built.html.read_text(encoding="utf-8")
     metrics = json.loads((tmp_path / "cases" / "wrong" / "wrong_metrics.json").read_text())["labels"]["1"]
@@ -1262,6 +1263,35 @@ def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):
     signed = f"{percent:+.1f}".replace("-", "\u2212")  # the report's minus sign
     assert percent < 0 and f"ball predicted − reference volume {signed} %, cohort median 0.0 %" in page
     assert "input identical to that of c0 (same SHA-256)" in page and "input identical to that of wrong" in page
+
+
+def test_a_dice_far_below_the_cohorts_is_flagged_above_the_threshold(tmp_path):
+    """A reference of another scan on the same grid, its structure of about the same size: Dice stayed above the
+    threshold and the volumes within a few percent, and no flag said so. dice_outlier does, only above the threshold
+    (below it low_dice says it)."""
+    image, labels, affine = phantom(0)
+    for index in range(6):
+        prediction = labels.copy()
+        prediction[25, 20:20 + index, 5] = 2  # Dice 1 for the ball, a hair below for the box
+        write_case_arrays(tmp_path, f"c{index}", image + index, labels, prediction, affine)
+    ball = shifted((labels == 1).astype(np.uint8), (2, 0, 0))  # the ball 2 mm off: same size, Dice about 0.75
+    moved = np.where(ball == 1, 1, np.where(labels == 2, 2, 0)).astype(np.uint8)
+    write_case_arrays(tmp_path, "other_ref", image + 10, moved, labels.copy(), affine)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    dice = float(rows["other_ref"]["ball_dice"])
+    assert 0.7 < dice < 0.9 and flag_set(rows["other_ref"]) == {"dice_outlier(ball)"}
+    assert all(flag_set(rows[f"c{i}"]) == set() for i in range(6))
+    # below the threshold, low_dice alone says it
+    below = build_report(tmp_path, tmp_path / "below.html", dice_threshold=0.8, overwrite=True)
+    assert flag_set({r["case_id"]: r for r in read_tsv(below.table)}["other_ref"]) == {"low_dice(ball)"}
+    # a cohort scored near 0.99 throughout: 0.97 is a dip of one scale (0.02), not an outlier
+    from medseg.report.flags import MIN_DICE_SCALE, robust_z
+
+    z = robust_z(np.array([0.99, 0.99, 0.991, 0.989, 0.99, 0.97]), MIN_DICE_SCALE)
+    assert z[-1] == pytest.approx(-1.0) and robust_z(np.array([0.99, 0.99, 0.991, 0.989, 0.99, 0.97]))[-1] < -3.5
+    page = html_module.unescape(built.html.read_text(encoding="utf-8"))
+    assert f"ball Dice {dice:.3f}, cohort median 1.000 (robust z \u2212" in page
 
 
 def test_a_repeated_input_is_flagged_when_the_wrong_reference_failed_scoring(tmp_path):
@@ -1432,9 +1462,10 @@ def test_negative_amounts_in_flags_use_a_typographic_minus():
     """Signed figures in flag messages read as the tables do (U+2212); a label name keeps its hyphen."""
     from medseg.report.flags import _amount, _signed
 
-    assert _amount(-12.34, "%") == "\u221212.3" and _amount(12.34, "%") == "+12.3" and _amount(-0.01, "%") == "0.0"
-    assert _amount(-0.5, "mm") == "\u22120.5" and _signed(-3.14) == "\u22123.1" and _signed(2.0) == "+2.0"
-    assert _amount(-2.5e-05, "mm") == "\u22122.5e-05"  # the exponent keeps its sign
+    assert _amount(-12.34, "%") == "\u221212.3 %" and _amount(12.34, "%") == "+12.3 %"
+    assert _amount(-0.01, "%") == "0.0 %" and _amount(0.8123, "") == "0.812"  # a Dice: no unit
+    assert _amount(-0.5, "mm") == "\u22120.5 mm" and _signed(-3.14) == "\u22123.1" and _signed(2.0) == "+2.0"
+    assert _amount(-2.5e-05, "mm") == "\u22122.5e-05 mm"  # the exponent keeps its sign
     # a flagged z never reads as sitting on the limit (|z| > 3.5 flags)
     assert _signed(-3.516, 3.5) == "\u22123.52" and _signed(4.04, 3.5) == "+4.0"
     assert _signed(3.5000004, 3.5) == "+3.500000"  # six decimals at most

@@ -25,6 +25,9 @@ MIN_VOLUME_DIFFERENCE_SCALE = 0.05  # of the reference volume: closer to the coh
 # of the cohort's median predicted volume: people differ by 15-20 % (hippocampus), and the MAD of 6-8 cases can come
 # out far smaller by chance (one 6-case subset in seven of 200 real reference volumes then had a flag on a label)
 MIN_VOLUME_SCALE = 0.10
+# Dice: a cohort scored near 0.99 throughout is not told 0.97 is an outlier; 0.02 is about the spread of Dice between
+# two raters on a small structure
+MIN_DICE_SCALE = 0.02
 FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", "k-": "first k", "k+": "last k"}
 
 
@@ -55,6 +58,13 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"deviation); the scale is never below {MIN_VOLUME_SCALE:.0%} of the median (within "
             f"{MIN_VOLUME_SCALE * outlier_z:.0%} of the median is never an outlier: a small cohort's MAD can be far "
             f"below the natural spread of volumes by chance)"
+        ),
+        "dice_outlier": (
+            f"a label's Dice is far below the cohort's: robust z as for volume_outlier over that label's Dice in the "
+            f"scored cases, z < −{outlier_z:g} (far below only), for a Dice not below {dice_threshold:g} (low_dice "
+            f"flags those); the scale is never below {MIN_DICE_SCALE:g}; needs {MIN_CASES_FOR_OUTLIERS} cases or "
+            f"more (a reference of another scan on the same grid can keep Dice above the threshold and the volumes "
+            f"alike)"
         ),
         "touches_border": "a predicted label has voxels on a face of the volume where its reference, if there is "
                           "one, has none (it may be cut off by the field of view, or leak out of it); faces are "
@@ -111,7 +121,8 @@ def flag_cases(
     """The flags of every case (aligned with ``cases``)."""
     flags = [_case_flags(case, check, dice_threshold) for case, check in zip(cases, checks)]
     for index, flag in (_volume_outliers(cases, outlier_z) + _distance_outliers(cases, outlier_z)
-                        + _volume_difference_outliers(cases, outlier_z)):
+                        + _volume_difference_outliers(cases, outlier_z)
+                        + _dice_outliers(cases, outlier_z, dice_threshold)):
         flags[index].append(flag)
     counts = Counter(case.case_id for case in cases)
     inputs: dict[tuple[str, str | None], list[int]] = {}
@@ -179,7 +190,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
 
 def _volume_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
     return _outliers(cases, outlier_z, "pred_volume_ml", ("volume_outlier", "predicted volume", "ml"), lambda v: v > 0,
-                     both_sides=True, min_scale=lambda values: MIN_VOLUME_SCALE * float(np.median(values)))
+                     side="both", min_scale=lambda values: MIN_VOLUME_SCALE * float(np.median(values)))
 
 
 def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
@@ -190,7 +201,7 @@ def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[
               and all(isinstance(v, (int, float)) for v in spacing)]
     voxel = float(np.median(voxels)) if voxels else 0.0
     return _outliers(cases, outlier_z, "hd95_mm", ("distance_outlier", "HD95", "mm"), lambda v: True,
-                     both_sides=False, min_scale=voxel)
+                     side="high", min_scale=voxel)
 
 
 def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
@@ -202,14 +213,27 @@ def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> li
         return 100.0 * (label.pred_volume_ml - label.ref_volume_ml) / label.ref_volume_ml
 
     return _outliers(cases, outlier_z, relative, ("volume_difference_outlier", "predicted − reference volume", "%"),
-                     lambda v: True, both_sides=True, min_scale=100.0 * MIN_VOLUME_DIFFERENCE_SCALE)
+                     lambda v: True, side="both", min_scale=100.0 * MIN_VOLUME_DIFFERENCE_SCALE)
+
+
+def _dice_outliers(cases: list[CaseResult], outlier_z: float, dice_threshold: float) -> list[tuple[int, Flag]]:
+    """Dice far below the cohort's for that label though not below the threshold (low_dice says that): a reference
+    that belongs to another scan on the same grid scored 0.776 / 0.718 against a threshold of 0.7, with volumes
+    within 7 %. The cohort's median and scale are taken over every scored Dice of the label."""
+    def scored(label) -> float | None:
+        return label.dice if label.status == "ok" else None
+
+    return [(index, flag) for index, flag in _outliers(
+        cases, outlier_z, scored, ("dice_outlier", "Dice", ""), lambda v: True, side="low", min_scale=MIN_DICE_SCALE)
+        if not any(label.name == flag.label and label.dice is not None and label.dice < dice_threshold
+                   for label in cases[index].labels())]
 
 
 def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, str, str], keep,
-              both_sides: bool, min_scale=0.0) -> list[tuple[int, Flag]]:
+              side: str, min_scale=0.0) -> list[tuple[int, Flag]]:
     """Cases whose label ``key`` (an attribute name, or a function of the label) lies beyond ``outlier_z`` robust z
     of the cohort's; ``flag`` is (code, what is measured, unit); ``min_scale`` is a number or a function of the
-    label's values."""
+    label's values; ``side`` is ``both``, ``high`` or ``low``: which side of the median counts."""
     code, what, unit = flag
     value_of = key if callable(key) else (lambda label: getattr(label, key))
     by_label: dict[str, list[tuple[int, float, str]]] = {}
@@ -228,10 +252,10 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
             continue
         median = float(np.median(values))
         for (index, value, name), z in zip(entries, scores):
-            if (abs(z) if both_sides else z) > outlier_z:
+            if {"both": abs(z), "high": z, "low": -z}[side] > outlier_z:
                 score = _signed(z, outlier_z)
-                out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)} {unit}, cohort median "
-                                              f"{_amount(median, unit)} {unit} (robust z {score})", name)))
+                out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)}, cohort median "
+                                              f"{_amount(median, unit)} (robust z {score})", name)))
     return out
 
 
@@ -246,12 +270,14 @@ def _signed(value: float, beyond: float | None = None) -> str:
 
 
 def _amount(value: float, unit: str) -> str:
-    """A flagged amount: percentages signed to one decimal (zero unsigned: no "-0.0 %"), others 3 digits; a
-    typographic minus, as in the report's tables."""
+    """A flagged amount with its unit: percentages signed to one decimal (zero unsigned: no "-0.0 %"), a Dice (no
+    unit) as the tables show it, others 3 digits; a typographic minus, as in the report's tables."""
+    if not unit:
+        return dice_text(value)
     if unit != "%":
-        return with_minus(f"{value:.3g}")
+        return with_minus(f"{value:.3g}") + f" {unit}"
     text = f"{value:+.1f}"
-    return "0.0" if float(text) == 0 else with_minus(text)
+    return ("0.0" if float(text) == 0 else with_minus(text)) + " %"
 
 
 def worst_first(cases: list[CaseResult], flags: list[list[Flag]]) -> list[int]:
