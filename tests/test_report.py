@@ -1122,6 +1122,24 @@ def test_a_narrow_window_scrolls_tables_not_the_page(built, tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_the_flags_column_is_in_view_in_a_narrow_window(tmp_path):
+    """The flags came last in the case table: at 800 px (two labels with long names) or 600 px they sat beyond the
+    table box's edge, its scroll bar some 4000 px down a 200-case page. They now follow the status."""
+    for seed in range(5):
+        write_case(tmp_path, f"hippocampus_{seed:03d}", seed, "exact")
+    write_case(tmp_path, "hippocampus_999", 9, "dilate3")
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=0)
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load',()=>{const h=[...document.querySelectorAll('#worst th')]"
+              ".find(x=>x.textContent==='flags');document.body.setAttribute('data-right',"
+              "Math.round(h.getBoundingClientRect().right));});</script>")
+    probe.write_text(built.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = chromium("--window-size=600,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert int(re.search(r'data-right="(\d+)"', dom.stdout).group(1)) <= 600
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
 def test_long_case_ids_wrap_in_their_card_headings(tmp_path):
     """A case id without a break point (a DICOM UID, the sheet's longest id) made its card's heading, and so the
     page, scroll sideways: 1529 px at 600 and 800 px for a 128-character id."""

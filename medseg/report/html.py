@@ -285,12 +285,12 @@ def _worst_table(content: ReportContent) -> str:
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
         rows.append(f'<tr><td class="num">{rank}</td><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
-                    f"<td>{e(case.status.replace('_', ' '))}</td>{''.join(dice_cells)}{''.join(volume_cells)}"
-                    f"<td>{badges}</td></tr>")
+                    f"<td>{e(case.status.replace('_', ' '))}</td><td>{badges}</td>{''.join(dice_cells)}"
+                    f"{''.join(volume_cells)}</tr>")
     return ("<h2>Cases, worst first</h2>"
             f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason.</p>'
-            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th>{label_heads}'
-            f"{volume_heads}<th>flags</th></tr></thead>" + "".join(rows) + "</table></div>")
+            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>{label_heads}'
+            f"{volume_heads}</tr></thead>" + "".join(rows) + "</table></div>")
 
 
 def _worst_table_compact(content: ReportContent, threshold: float) -> str:
@@ -308,15 +308,16 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
         else:
             cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
         rows.append(f'<tr><td class="num">{rank}</td><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
-                    f"<td>{e(case.status.replace('_', ' '))}</td>{cells}<td>{_grouped_badges(content.flags[index])}"
-                    "</td></tr>")
+                    f"<td>{e(case.status.replace('_', ' '))}</td><td>{_grouped_badges(content.flags[index])}</td>"
+                    f"{cells}</tr>")
     return ("<h2>Cases, worst first</h2>"
             f'<p class="small muted">{ORDER_TEXT} With {len(content.label_order)} labels, each case\'s Dice per label '
             "is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
             "for its reasons.</p>"
-            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>lowest Dice</th>'
-            f"<th>label</th><th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th><th>flags</th></tr></thead>"
+            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>'
+            f"<th>lowest Dice</th><th>label</th><th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th>"
+            "</tr></thead>"
             + "".join(rows) + "</table></div>")
 
 
