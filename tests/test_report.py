@@ -1059,6 +1059,29 @@ def test_border_contact_is_flagged_only_where_the_reference_does_not_reach(tmp_p
     assert "box touches the volume border where the reference does not (first i 12, last k 4 voxels)" in page
 
 
+def test_the_overlay_of_a_border_contact_slices_through_the_contact(tmp_path, monkeypatch):
+    """The slices went through the flagged label's middle: a contact away from it was on none of the three panels
+    (hippocampus_228: the border voxels at i 20–22, k 6–9 on the last j face, the panels at i 16, j 34, k 12)."""
+    from medseg.report import overlay
+
+    image, labels, affine = phantom(0)
+    leak = labels.copy()
+    leak[0, 10:14, 15:18] = 2  # box voxels on the first i and the last k face, far from the box (i 18–24, k 5–11)
+    write_case_arrays(tmp_path, "leaks", image, labels, leak, affine)
+    calls, real = [], overlay.render_overlay
+
+    def recorded(arrays, labels_, focus_label=None, **options):
+        calls.append((focus_label, options.get("focus_faces", ()), arrays.prediction))
+        return real(arrays, labels_, focus_label, **options)
+
+    monkeypatch.setattr(overlay, "render_overlay", recorded)
+    build_report(tmp_path, tmp_path / "report.html")
+    (focus, faces, prediction), = calls
+    assert (focus, faces) == ("2", ("i-", "k+"))
+    centre = overlay.focus_voxel([overlay._on_faces(prediction == 2, faces), prediction == 2])
+    assert centre[0] == 0 and 10 <= centre[1] <= 13 and 15 <= centre[2] <= 17  # a contact voxel: on all three panels
+
+
 def test_a_far_island_is_a_distance_outlier_though_dice_stays_high(tmp_path):
     image, labels, affine = phantom(0, shape=(40, 34, 18))
     for index in range(6):

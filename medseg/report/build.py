@@ -170,7 +170,11 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
                 notes.setdefault(index, []).append("no overlay: segmentation file not found")
                 continue
             notes.setdefault(index, []).extend(arrays.notes)
-            overlays[index] = render_overlay(arrays, label_order, _focus_label(case, flags[index]))
+            focus = _focus_label(case, flags[index])
+            # a border contact is the reason to look: the slices go through it, not through the label's middle
+            faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border" and flag.label
+                          and any(label.value == focus and label.name == flag.label for label in case.labels())), ())
+            overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces)
             given[unscored] += 1
         except Exception as error:  # one unreadable case must not stop the cohort's report
             log.warning("%s: no overlay (%s)", case.case_id, error)

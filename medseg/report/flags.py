@@ -38,6 +38,7 @@ class Flag:
     code: str
     message: str
     label: str | None = None
+    faces: tuple[str, ...] = ()  # touches_border: the faces touched (i-, k+, …), for the overlay to slice through
 
     @property
     def text(self) -> str:
@@ -184,7 +185,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
             where = ", ".join(f"{FACE_WORDS[face]} {count}" for face, count in faces.items())
             unlike = " where the reference does not" if check.reference_border is not None else ""
             out.append(Flag("touches_border", f"{label.name} touches the volume border{unlike} ({where} voxels)",
-                            label.name))
+                            label.name, tuple(faces)))
     return out
 
 

@@ -110,9 +110,12 @@ def render_overlay(
     labels: list[tuple[str, str]],
     focus_label: str | None = None,
     panel_px: int = 230,
+    focus_faces: tuple[str, ...] = (),
 ) -> bytes:
-    """PNG of three orthogonal slices through ``focus_label`` (prediction or reference), cropped around every
-    labelled voxel. ``labels`` is [(value, name)] in legend order; colours follow that order.
+    """PNG of three orthogonal slices through ``focus_label`` (prediction or reference) — through its predicted
+    voxels on ``focus_faces`` (``i-``, ``k+``, … in the file's voxel axes) when given and there are some: where it
+    touches the border — cropped around every labelled voxel. ``labels`` is [(value, name)] in legend order;
+    colours follow that order.
 
     Drawn with numpy and Pillow (about twenty times faster than matplotlib): every voxel becomes a block of
     pixels of its size in mm (the largest field of view is ``panel_px`` pixels), the prediction's outline is
@@ -134,6 +137,8 @@ def render_overlay(
     prediction, reference, image = reorient(arrays.prediction), reorient(arrays.reference), reorient(arrays.image)
     union = prediction > 0 if reference is None else (prediction > 0) | (reference > 0)
     masks = []
+    if focus_label is not None and focus_faces:
+        masks.append(reorient(_on_faces(arrays.prediction == int(focus_label), focus_faces)))
     if focus_label is not None:
         value = int(focus_label)
         masks.append(prediction == value if reference is None else (prediction == value) | (reference == value))
@@ -259,6 +264,16 @@ def _outline(mask: np.ndarray, outside: bool, width: int = 2) -> np.ndarray:
 
 def _rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _on_faces(mask: np.ndarray, faces: tuple[str, ...]) -> np.ndarray:
+    """``mask``'s voxels on the named faces of the grid (``i-`` the first slice along i, ``k+`` the last along k)."""
+    out = np.zeros_like(mask)
+    for face in faces:
+        index: list = [slice(None)] * 3
+        index["ijk".index(face[0])] = 0 if face[1] == "-" else -1
+        out[tuple(index)] = mask[tuple(index)]
+    return out
 
 
 def _crop_box(union: np.ndarray, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
