@@ -161,8 +161,9 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
         unscored = case.status == "no_reference"
         if given[unscored] >= max_overlays:
             kind = "cases without a reference" if unscored else "scored or failed cases"
-            notes.setdefault(index, []).append(f"no overlay: only the {max_overlays} worst {kind} get one "
-                                               "(--max-overlays)")
+            notes.setdefault(index, []).append(
+                f"no overlay: only the {max_overlays} worst {kind} get one (--max-overlays)" if max_overlays else
+                "no overlay: none drawn (--max-overlays 0)")
             continue
         try:
             arrays = load_case_arrays(case)

@@ -152,7 +152,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     out: list[Flag] = []
     if case.failure is not None:
         failure = case.failure
-        out.append(Flag("failed", f"failed at stage {failure.get('stage', '?')}: "
+        out.append(Flag("failed", f"at stage {failure.get('stage', '?')}: "
                                   f"{failure.get('error_type', 'error')}: {failure.get('error', '')}"))
         if failure.get("error_type") == "GeometryError":
             out.append(Flag("geometry", "not scored: prediction and reference are on different grids"))
