@@ -25,7 +25,7 @@ FLAG_COLOURS = {
     "failed": "#8e0000", "empty_prediction": "#c8001a", "false_positive": "#c8001a", "low_dice": "#a33a00",
     "volume_outlier": "#7d3cb5", "distance_outlier": "#00696b", "touches_border": "#6b5a00", "geometry": "#1f3a93",
     "duplicate_id": "#555555", "unlike_training": "#7a4b00",
-    "label_like_input": "#8e0000", "dice_outlier": "#a33a00", "volume_difference_outlier": "#5b3a8c",
+    "label_like_input": "#8e0000", "dice_outlier": "#a0005a", "volume_difference_outlier": "#5b3a8c",
     "duplicate_input": "#3d4f5c",
 }
 STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
