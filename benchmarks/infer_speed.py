@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,12 @@ def main() -> None:
     # warm-up on a small volume so one-off costs (allocator, kernels) are not counted
     small = work / "warm.nii.gz"
     nib.save(nib.Nifti1Image(phantom.image[:128, :128, :4].copy(), np.diag([0.8, 0.8, 2.5, 1.0])), str(small))
-    segment_case(small, segmenter, out_dir=work / "warm", overwrite=True)
+    quiet = logging.getLogger("medseg")
+    level, quiet.level = quiet.level, logging.ERROR  # its small field of view is not the measurement's business
+    try:
+        segment_case(small, segmenter, out_dir=work / "warm", overwrite=True)
+    finally:
+        quiet.setLevel(level)
 
     # pipeline and forward alternate, best of --repeats each, so a busy spell on a shared machine does not
     # land on one side of the ratio only
@@ -130,8 +136,10 @@ def main() -> None:
     roi = tuple(min(r, args.size) for r in segmenter.roi_size)
     for _ in range(args.repeats):
         start = time.perf_counter()
-        outputs = segment_case(image_path, segmenter, out_dir=work / "out", overwrite=True)
-        pipeline_s = min(pipeline_s, time.perf_counter() - start)
+        run = segment_case(image_path, segmenter, out_dir=work / "out", overwrite=True)
+        seconds = time.perf_counter() - start
+        if seconds < pipeline_s:  # the stage timings printed are the best run's
+            pipeline_s, outputs = seconds, run
         tiles = outputs.record["inference"]["tiles"]
         forward_s = min(forward_s, time_forward(segmenter, tiles, roi, repeats=1))
     whole_s = time_forward(segmenter, args.slices, (args.size, args.size), repeats=1)

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             line += "  val " + "  ".join(f"{config['labels'][str(v)]} {dice_round_text(m)}" for v, m in means.items())
             if statistics.mean(means.values()) > best_mean:
                 best, best_mean, best_epoch = scores, statistics.mean(means.values()), epoch + 1
-        print(line + f"  {time.perf_counter() - started:.0f}s", flush=True)
+        print(line + f"  {time.perf_counter() - started:.0f}s elapsed", flush=True)
 
     print(f"best epoch {best_epoch}; training {(time.perf_counter() - started) / 60:.1f} min "
           f"({torch.get_num_threads()} torch threads)")
