@@ -1459,9 +1459,9 @@ def test_the_failed_cases_table_names_the_reference_where_the_case_has_one(tmp_p
     table = page[page.index("<h2>Failed cases (2)</h2>"):]
     table = table[:table.index("</table>")]
     assert "<th>files</th>" in table
-    assert ('<td class="path"><code>/data/bad_ref.nii.gz</code><br>reference <code>/data/bad_ref_label.nii.gz</code>'
-            '</td>') in table
-    assert '<td class="path"><code>/data/no_ref.nii.gz</code></td>' in table
+    assert ('<td class="path">input <code>/data/bad_ref.nii.gz</code><br>reference '
+            '<code>/data/bad_ref_label.nii.gz</code></td>') in table
+    assert '<td class="path">input <code>/data/no_ref.nii.gz</code></td>' in table
 
 
 def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, caplog):

@@ -371,7 +371,7 @@ def _failed_section(content: ReportContent) -> str:
 def _failure_files(failure: dict) -> str:
     """The input, and the reference where the case has one (a missing or unreadable reference is the file the
     error is about)."""
-    files = [f"<code>{e(failure.get('input'))}</code>"]
+    files = [f"input <code>{e(failure.get('input'))}</code>"]
     if failure.get("reference"):
         files.append(f"reference <code>{e(failure['reference'])}</code>")
     return "<br>".join(files)
@@ -386,7 +386,8 @@ def _legend(content: ReportContent) -> str:
     return (f'<p class="legend small">{items} &nbsp;·&nbsp; solid line just inside a label: prediction; dashed '
             "line just outside: reference; shaded in the label's colour where they disagree (solid shade: predicted "
             f"only; striped: reference only).{repeat} Three slices through the worst label (the voxel nearest its "
-            "centre), each titled with the slice number in the file; reoriented to RAS+ — patient right on the "
+            "centre; for a border flag, nearest the centre of its voxels on the faces it touches), each titled "
+            "with the slice number in the file; reoriented to RAS+ — patient right on the "
             "right (not the radiological convention), anterior and superior up, as the white letters say — with "
             "voxels drawn to scale in mm (scale bar; a panel under 60 pixels on a side is stretched, as its title "
             "says).</p>")
