@@ -95,15 +95,12 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
 
 def _moved_here(scored: str, sha256, replaced: list[Path]) -> bool:
     """Whether metrics that name ``scored`` (an absolute path) score one of ``replaced`` after their folder was moved
-    or copied: a file of that name, which is the scored one by its SHA-256 or, where it is gone, one whose recorded
-    path no longer exists either."""
+    or copied: a file of that name that is the scored one by its SHA-256 (by name alone, metrics a user filed here
+    from another folder would go)."""
     for path in replaced:
         if path.name != Path(scored).name:
             continue
-        if path.is_file() and sha256 is not None:
-            if sha256_of(path) == sha256:
-                return True
-        elif not path.exists() and not os.path.lexists(scored):
+        if path.is_file() and sha256 is not None and sha256_of(path) == sha256:
             return True
     return False
 

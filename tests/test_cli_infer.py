@@ -373,7 +373,7 @@ def test_overwrite_removes_the_metrics_of_a_scored_run_in_a_moved_or_copied_fold
                                                                                    capsys):
     """Metrics name the segmentation they score by its absolute path: once the folder was moved (or copied), an
     unscored --overwrite kept them beside the new segmentation, with the old model's Dice. They are matched by name
-    and SHA-256 too (or by name when both the file and the recorded path are gone)."""
+    and SHA-256 too (never by name alone)."""
     package = str(make_package())
     reference = tmp_path / "reference.nii.gz"
     nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8),
@@ -389,12 +389,13 @@ def test_overwrite_removes_the_metrics_of_a_scored_run_in_a_moved_or_copied_fold
             "case_seg.json and case_metrics.json (an earlier run's, which this run would remove) exist too")
         assert run(["infer", str(case), "-m", package, "-o", str(folder), "--overwrite"], capsys)[0] == 0
         assert _files(folder) == ["case_seg.json", "case_seg.nii.gz"]
-    # the segmentation deleted in the moved folder, whose recorded path is gone too: its metrics still go
+    # metrics filed here from a folder since removed (no segmentation of theirs here): they stay
     assert run(["infer", str(case), "-m", package, "-o", str(first), "--reference", str(reference)], capsys)[0] == 0
-    first.rename(moved := tmp_path / "moved-again")
-    (moved / "case_seg.nii.gz").unlink()
-    assert run(["infer", str(case), "-m", package, "-o", str(moved), "--overwrite"], capsys)[0] == 0
-    assert _files(moved) == ["case_seg.json", "case_seg.nii.gz"]
+    (filed := tmp_path / "filed").mkdir()
+    shutil.move(str(first / "case_metrics.json"), filed / "case_metrics.json")
+    shutil.rmtree(first)
+    assert run(["infer", str(case), "-m", package, "-o", str(filed), "--overwrite"], capsys)[0] == 0
+    assert _files(filed) == ["case_metrics.json", "case_seg.json", "case_seg.nii.gz"]
     # a segmentation of the user's under that name, which the metrics do not score: the metrics stay
     assert run(["infer", str(case), "-m", package, "-o", str(first), "--reference", str(reference)], capsys)[0] == 0
     shutil.copytree(first, other := tmp_path / "other")
