@@ -191,8 +191,9 @@ def label_like_note(volume: Volume, sample: int = 1 << 20, most: int = 16) -> st
     array = volume.array
     if not array.size or array.dtype.kind not in "biuf":
         return None
-    voxels = array.ravel(order="K")  # a view, in the order stored
-    values = np.unique(voxels[:: max(1, voxels.size // sample)])
+    # the same stride along every axis: one stride over the stored order could land on one face (all air)
+    step = max(1, round((array.size / sample) ** (1 / array.ndim)))
+    values = np.unique(array[tuple(slice(None, None, step) for _ in range(array.ndim))])
     if values.size > most or values.min() != 0 or values.max() > 255 or not np.all(values == np.round(values)):
         return None
     shown = ", ".join(f"{v:g}" for v in values.astype(float))

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -440,6 +441,13 @@ def test_a_label_image_given_as_the_input_is_segmented_with_a_warning(tmp_path, 
     assert code == 0 and warnings == [f"{labels}: {note}; segmented all the same"]
     assert json.loads((tmp_path / "out" / "labels_seg.json").read_text())["input_info"] == {"label_like_note": note}
     assert json.loads((tmp_path / "out" / "case_seg.json").read_text())["input_info"] == {}
+    # a scan whose first face is air: a stride over the stored order (128 × 1024 × 1024) sampled that face alone
+    from medseg.preprocess import label_like_note
+    from medseg.volume import Volume
+
+    scan = np.asfortranarray(np.random.default_rng(0).integers(0, 900, (128, 1024, 1024), dtype=np.int16))
+    scan[0] = 0
+    assert label_like_note(Volume(scan, np.eye(4), source=Path("scan.nii.gz"))) is None
 
 
 def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys):
