@@ -2,7 +2,9 @@
 
 import gzip
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -427,6 +429,36 @@ def test_a_stop_in_a_batch_says_how_far_it_got(tmp_path, case, make_package, cap
     assert [line for line in err.splitlines() if line][-2:] == [
         f"medseg: stopped at {inputs[2]}: 2 of 5 inputs done (1 failed), 3 not written", "Aborted."]
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_stop_held_while_a_case_is_placed_counts_that_case_as_done(tmp_path, case, make_package, capsys,
+                                                                      monkeypatch):
+    """Ctrl-C while the second case's outputs were put in place acts once they are all there: the stop line
+    counted that case as not written, though its files were whole on disk."""
+    from medseg.io import atomic
+
+    inputs = [case]
+    for name in ("b", "c"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+        inputs.append(tmp_path / f"{name}.nii.gz")
+    real = atomic._put_in_place
+
+    def ctrl_c_while_placing_the_second(temps, targets, retire):
+        if any(target.name == "b_seg.nii.gz" for target in targets):
+            os.kill(os.getpid(), signal.SIGINT)  # held until the set is in place
+        real(temps, targets, retire)
+
+    monkeypatch.setattr(atomic, "_put_in_place", ctrl_c_while_placing_the_second)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own Ctrl-C handler
+    try:
+        code, out, err = run(["infer", *map(str, inputs), "-m", str(make_package()), "-o", str(tmp_path / "out")],
+                             capsys)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
+    assert [line for line in err.splitlines() if line][-2:] == [
+        f"medseg: stopped after {inputs[1]}: 2 of 3 inputs done, 1 not written", "Aborted."]
+    assert _files(tmp_path / "out") == ["b_seg.json", "b_seg.nii.gz", "case_seg.json", "case_seg.nii.gz"]
 
 
 def test_a_label_image_given_as_the_input_is_segmented_with_a_warning(tmp_path, case, make_package, capsys, caplog):

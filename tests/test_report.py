@@ -78,9 +78,11 @@ def write_case(root: Path, case_id: str, seed: int, how: str, reference: bool = 
 
 
 def write_case_arrays(root: Path, case_id: str, image: np.ndarray, labels: np.ndarray, prediction: np.ndarray,
-                      affine: np.ndarray, reference: bool = True, name: str | None = None) -> Path:
+                      affine: np.ndarray, reference: bool = True, name: str | None = None,
+                      labels_named: dict[int, str] | None = None) -> Path:
     """A case in the contract layout: input and reference under ``inputs/``, segmentation, sidecar, metrics."""
     name = name or case_id
+    labels_named = labels_named or LABELS
     folder = root / "cases" / case_id
     folder.mkdir(parents=True)
     inputs = root / "inputs"
@@ -96,8 +98,8 @@ def write_case_arrays(root: Path, case_id: str, image: np.ndarray, labels: np.nd
         "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path),
         "input_sha256": sha256_of(image_path),
         "segmentation": seg_path.name, "shape": list(image.shape), "affine": affine.tolist(),
-        "labels": {str(k): v for k, v in LABELS.items()},
-        "label_volume_ml": {str(k): float(counts[k]) * voxel_ml for k in LABELS},
+        "labels": {str(k): v for k, v in labels_named.items()},
+        "label_volume_ml": {str(k): float(counts[k]) * voxel_ml for k in labels_named},
         "model": {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32},
         "device": "cpu", "versions": {"medseg": "0.1.0", "monai": "1.6.1", "torch": "2.13.0"},
         "timings_s": {}, "created": now(),
@@ -105,7 +107,7 @@ def write_case_arrays(root: Path, case_id: str, image: np.ndarray, labels: np.nd
     (folder / f"{case_id}_seg.json").write_text(json.dumps(sidecar))
     if reference:
         metrics = evaluate_volumes(Volume(prediction, affine, source=seg_path),
-                                   Volume(labels, affine, source=label_path), LABELS, case_id=case_id)
+                                   Volume(labels, affine, source=label_path), labels_named, case_id=case_id)
         (folder / f"{case_id}_metrics.json").write_text(metrics_json(metrics))
     return folder
 
@@ -1337,6 +1339,35 @@ def test_a_dice_far_below_the_cohorts_is_flagged_above_the_threshold(tmp_path):
     assert z[-1] == pytest.approx(-1.0) and robust_z(np.array([0.99, 0.99, 0.991, 0.989, 0.99, 0.97]))[-1] < -3.5
     page = html_module.unescape(built.html.read_text(encoding="utf-8"))
     assert f"ball Dice {dice:.3f}, cohort median 1.000 (robust z \u2212" in page
+
+
+def test_flags_match_labels_by_value_when_two_share_a_name(tmp_path):
+    """A model may call two labels alike (left and right "hippocampus"). Flags were matched to labels by name: one
+    label's Dice below the threshold hid the other's dice_outlier, and the overlay's border faces went by name."""
+    same = {0: "background", 1: "part", 2: "part"}
+    image, labels, affine = phantom(0)
+    for index in range(6):
+        prediction = labels.copy()
+        prediction[25, 20:20 + index, 5] = 2
+        write_case_arrays(tmp_path, f"c{index}", image + index, labels, prediction, affine, labels_named=same)
+    ball = shifted((labels == 1).astype(np.uint8), (2, 0, 0))  # value 1: Dice about 0.75, above the threshold
+    box = shifted((labels == 2).astype(np.uint8), (3, 0, 0))  # value 2: Dice about 0.57, below it
+    prediction = np.where(ball == 1, 1, np.where(box == 1, 2, 0)).astype(np.uint8)
+    write_case_arrays(tmp_path, "odd", image + 10, labels, prediction, affine, labels_named=same)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    metrics = json.loads((tmp_path / "cases" / "odd" / "odd_metrics.json").read_text())["labels"]
+    assert 0.7 < metrics["1"]["dice"] < 0.9 and metrics["2"]["dice"] < 0.7
+    assert flag_set(rows["odd"]) == {"dice_outlier(1_part)", "low_dice(2_part)"}  # as the columns tell them apart
+    assert {"1_part_dice", "2_part_dice"} <= set(rows["odd"])
+    from medseg.report.checks import check_segmentation
+    from medseg.report.collect import collect_results
+    from medseg.report.flags import flag_cases
+
+    cases = collect_results(tmp_path)
+    flags = flag_cases(cases, [check_segmentation(case) for case in cases])
+    odd = next(found for case, found in zip(cases, flags) if case.case_id == "odd")
+    assert {(flag.code, flag.value) for flag in odd} == {("dice_outlier", "1"), ("low_dice", "2")}
 
 
 def test_a_repeated_input_is_flagged_when_the_wrong_reference_failed_scoring(tmp_path):

@@ -60,6 +60,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         raise click.UsageError("--series applies to one DICOM folder at a time")
     from medseg.errors import InputError, MedsegError
     from medseg.inference import Segmenter
+    from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
     from medseg.numbers import dice_round_text
     from medseg.package import load_package
@@ -95,11 +96,14 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             with _ProgressFactory(path, silent) as progress:
                 outputs = segment_case(path, segmenter, out_dir=output_dir, overwrite=overwrite, series=series,
                                        reference=reference, progress=progress, output_format=output_format)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what is done stands (each case's outputs are whole)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what is done stands (each case's outputs are whole)
             if len(inputs) > 1:
                 failed = f" ({failures} failed)" if failures else ""
-                click.echo(escaped_line(f"medseg: stopped at {path}: {index} of {len(inputs)} inputs done{failed}, "
-                                        f"{len(inputs) - index} not written"), err=True)
+                # a stop held while this case's outputs were placed acts once they are all in place: it is done
+                placed = placed_before_stop(stop)
+                done, where = index + placed, "after" if placed else "at"
+                click.echo(escaped_line(f"medseg: stopped {where} {path}: {done} of {len(inputs)} inputs done"
+                                        f"{failed}, {len(inputs) - done} not written"), err=True)
             raise
         except MedsegError as error:
             if len(inputs) == 1:

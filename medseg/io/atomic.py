@@ -155,17 +155,29 @@ def _signals_held() -> Iterator[None]:
     for number in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError, OSError):
             previous[number] = signal.signal(number, lambda signum, frame: received.append(signum))
+    placed = False
     try:
         yield
+        placed = True
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
         for number in dict.fromkeys(received):
             handler = previous.get(number)
             if callable(handler):
-                handler(number, None)  # Python's own Ctrl-C handler raises KeyboardInterrupt here
+                try:
+                    handler(number, None)  # Python's own Ctrl-C handler raises KeyboardInterrupt here
+                except KeyboardInterrupt as stop:
+                    stop.outputs_placed = placed  # the set was whole before the stop: see placed_before_stop
+                    raise
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), number)
+
+
+def placed_before_stop(stop: KeyboardInterrupt) -> bool:
+    """Whether a Ctrl-C or SIGTERM held while a set of outputs was placed came after the whole set was in place (a
+    batch then counts that case as done)."""
+    return getattr(stop, "outputs_placed", False) is True
 
 
 @contextlib.contextmanager

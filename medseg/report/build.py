@@ -100,7 +100,7 @@ def build_report(
 
     from medseg.report.plots import distribution_plots
 
-    flagged_labels = [{flag.label for flag in case_flags if flag.label} for case_flags in flags]
+    flagged_labels = [{flag.value for flag in case_flags if flag.value is not None} for case_flags in flags]
     plots = distribution_plots(cases, flagged_labels, [value for value, _ in label_order], dice_threshold)
     page = render_page(ReportContent(
         results_dir=results_dir, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
@@ -138,8 +138,8 @@ def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
     """The label to slice through: among the labels a flag names (or all, when none does), the lowest Dice, else
     the first; none when nothing singles one out (all labels). A case flagged for one label's border contact is
     shown through that label, even when another has the lower Dice."""
-    flagged = {flag.label for flag in flags if flag.label}
-    labels = [label for label in case.labels() if label.name in flagged] or case.labels()
+    flagged = {flag.value for flag in flags if flag.value is not None}
+    labels = [label for label in case.labels() if label.value in flagged] or case.labels()
     scored = [label for label in labels if label.dice is not None]
     if scored:
         return min(scored, key=lambda label: label.dice).value
@@ -173,8 +173,8 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
             notes.setdefault(index, []).extend(arrays.notes)
             focus = _focus_label(case, flags[index])
             # a border contact is the reason to look: the slices go through it, not through the label's middle
-            faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border" and flag.label
-                          and any(label.value == focus and label.name == flag.label for label in case.labels())), ())
+            faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
+                          and flag.value == focus), ())
             overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces)
             given[unscored] += 1
         except Exception as error:  # one unreadable case must not stop the cohort's report

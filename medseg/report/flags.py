@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,11 +33,13 @@ FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", 
 
 @dataclass(frozen=True)
 class Flag:
-    """One reason to look at a case. ``label`` names the label concerned, if any."""
+    """One reason to look at a case. ``label`` names the label concerned, if any, and ``value`` is its label value:
+    two values may share a name (a label file with two entries called alike), so code matches labels by value."""
 
     code: str
     message: str
     label: str | None = None
+    value: str | None = None
     faces: tuple[str, ...] = ()  # touches_border: the faces touched (i-, k+, …), for the overlay to slice through
 
     @property
@@ -145,7 +147,17 @@ def flag_cases(
             if others:
                 flags[index].append(Flag("duplicate_input", f"input identical to that of {', '.join(others)} (same "
                                                             "SHA-256)"))
-    return flags
+    return _told_apart(cases, flags)
+
+
+def _told_apart(cases: list[CaseResult], flags: list[list[Flag]]) -> list[list[Flag]]:
+    """Flags of labels whose name another label value has too (left and right both ``hippocampus``) name the label
+    as ``<value>_<name>``, as the table's columns do: ``dice_outlier(hippocampus)`` would not say which."""
+    from medseg.report.table import label_names
+
+    counts = Counter(label_names(cases).values())
+    return [[replace(flag, label=f"{flag.value}_{flag.label}") if flag.label and counts[flag.label] > 1 else flag
+             for flag in case_flags] for case_flags in flags]
 
 
 def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: float) -> list[Flag]:
@@ -169,14 +181,14 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     for label in case.labels():
         if label.status == "empty_prediction" or (label.status == "no_reference" and label.pred_volume_ml == 0):
             where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""
-            out.append(Flag("empty_prediction", f"{label.name} predicted empty{where}", label.name))
+            out.append(Flag("empty_prediction", f"{label.name} predicted empty{where}", label.name, label.value))
         elif label.status == "false_positive":
             volume = "?" if label.pred_volume_ml is None else f"{label.pred_volume_ml:.3g}"
             out.append(Flag("false_positive", f"{label.name}: {volume} ml predicted, none in the reference",
-                            label.name))
+                            label.name, label.value))
         if label.dice is not None and label.dice < dice_threshold and label.status == "ok":
             out.append(Flag("low_dice", f"{label.name} Dice {dice_text(label.dice, dice_threshold)} < "
-                                        f"{dice_threshold:g}", label.name))
+                                        f"{dice_threshold:g}", label.name, label.value))
         faces = check.border.get(label.value) or {}
         if check.reference_border is not None:  # only where the reference does not reach: a cut-off organ is fine
             # (read only for segmentations that touch a face; a scored case without it touched none)
@@ -185,7 +197,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
             where = ", ".join(f"{FACE_WORDS[face]} {count}" for face, count in faces.items())
             unlike = " where the reference does not" if check.reference_border is not None else ""
             out.append(Flag("touches_border", f"{label.name} touches the volume border{unlike} ({where} voxels)",
-                            label.name, tuple(faces)))
+                            label.name, label.value, tuple(faces)))
     return out
 
 
@@ -226,7 +238,7 @@ def _dice_outliers(cases: list[CaseResult], outlier_z: float, dice_threshold: fl
 
     return [(index, flag) for index, flag in _outliers(
         cases, outlier_z, scored, ("dice_outlier", "Dice", ""), lambda v: True, side="low", min_scale=MIN_DICE_SCALE)
-        if not any(label.name == flag.label and label.dice is not None and label.dice < dice_threshold
+        if not any(label.value == flag.value and label.dice is not None and label.dice < dice_threshold
                    for label in cases[index].labels())]
 
 
@@ -237,14 +249,14 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
     label's values; ``side`` is ``both``, ``high`` or ``low``: which side of the median counts."""
     code, what, unit = flag
     value_of = key if callable(key) else (lambda label: getattr(label, key))
-    by_label: dict[str, list[tuple[int, float, str]]] = {}
+    by_label: dict[str, list[tuple[int, float, str]]] = {}  # label value: (case index, value, label name)
     for index, case in enumerate(cases):
         for label in case.labels():
             value = value_of(label)
             if value is not None and keep(value):
                 by_label.setdefault(label.value, []).append((index, value, label.name))
     out = []
-    for entries in by_label.values():
+    for label_value, entries in by_label.items():
         if len(entries) < MIN_CASES_FOR_OUTLIERS:
             continue
         values = np.array([value for _, value, _ in entries])
@@ -256,7 +268,7 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
             if {"both": abs(z), "high": z, "low": -z}[side] > outlier_z:
                 score = _signed(z, outlier_z)
                 out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)}, cohort median "
-                                              f"{_amount(median, unit)} (robust z {score})", name)))
+                                              f"{_amount(median, unit)} (robust z {score})", name, label_value)))
     return out
 
 

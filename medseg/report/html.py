@@ -419,8 +419,8 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     row = []  # the metrics table and the overlay side by side (they wrap on narrow windows)
     labels = case.labels()
     if labels and content.compact:
-        flagged = {flag.label for flag in flags if flag.label}
-        look = [label for label in labels if label.name in flagged or label.status in TO_LOOK_AT
+        flagged = {flag.value for flag in flags if flag.value is not None}
+        look = [label for label in labels if label.value in flagged or label.status in TO_LOOK_AT
                 or (label.dice is not None and label.dice < threshold)]
         folded = (f"<details><summary>all {len(labels)} labels</summary>{_label_table(labels, threshold)}"
                   "</details>")

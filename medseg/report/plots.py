@@ -28,7 +28,7 @@ def distribution_plots(
 ) -> list[Plot]:
     """Dice, HD95, ASSD and predicted volume per label, and predicted against reference volume.
 
-    ``flagged[i]`` holds the label names flagged in case ``i``; those points are drawn as red crosses, and
+    ``flagged[i]`` holds the label values flagged in case ``i``; those points are drawn as red crosses, and
     the worst case of each label is named on the plot. With more than ``MANY_LABELS`` labels the plots widen
     with the label count, name only the worst case of the plot, and show the volume difference in percent of
     the reference per label instead of the scatter (whose legend and linear axes do not suit dozens of organs).
@@ -41,7 +41,7 @@ def distribution_plots(
         for label in case.labels():
             for key in ("dice", "hd95_mm", "assd_mm", "pred_volume_ml", "volumes"):
                 series.setdefault(key, {}).setdefault(label.value, [])
-            bad = label.name in flagged[index]
+            bad = label.value in flagged[index]
             for key in ("dice", "hd95_mm", "assd_mm", "pred_volume_ml"):
                 value = getattr(label, key)
                 if value is not None:
