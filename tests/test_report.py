@@ -1138,7 +1138,8 @@ def test_a_flagged_case_without_reference_is_ranked_and_drawn_before_clean_ones(
     assert rows[0]["case_id"] == "noref_big" and flag_set(rows[0]) == {"volume_outlier(ball)"}
     page = built.html.read_text(encoding="utf-8")
     card = page[page.index("<h3>#1 noref_big "):]
-    assert 'alt="overlay of noref_big"' in card[: card.index('<div class="case')]
+    assert ('alt="overlay of noref_big: sagittal, coronal and axial slices of the input with the predicted labels; '
+            'flagged: volume_outlier(ball)"') in card[: card.index('<div class="case')]
     assert "<td>scored</td>" in page and "<td>ok</td>" not in page  # a label's status, as a reader reads it
 
 
@@ -1175,9 +1176,34 @@ def test_long_case_ids_wrap_in_their_card_headings(tmp_path):
     write_case(tmp_path, "A" * 128, 1, "exact")
     write_case(tmp_path, "1.3.12.2.1107.5.2.43.67060.2022040715044210837860713.0.0.0", 2, "exact")
     built = build_report(tmp_path, tmp_path / "report.html", max_overlays=0)
-    assert re.search(f"<h3>#[12] {'A' * 128} ", built.html.read_text(encoding="utf-8"))
+    assert re.search(f"<summary><b>#[12] {'A' * 128}</b>", built.html.read_text(encoding="utf-8"))  # folded
     for width in (1000, 800, 600):
         assert page_width(built.html, tmp_path, width) <= width
+
+
+def test_cards_with_nothing_beyond_their_row_are_folded_to_one_line(tmp_path):
+    """A 200-case report was 77,000 px long: every case had a card, and those without a flag or an overlay only
+    repeated their table row. They are one line now, their Dice on it, opened on demand; flagged ones stay open."""
+    for seed in range(6):
+        write_case(tmp_path, f"c{seed}", seed, "exact")
+    write_case(tmp_path, "bad", 6, "bad")
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=2)
+    page = built.html.read_text(encoding="utf-8")
+    folded = re.findall(r'<details class="case folded" id="([^"]+)"><summary><b>#(\d+) (\w+)</b>'
+                        r'<span class="muted small">scored · Dice ball ([\d.]+); box ([\d.]+)</span>', page
+                        .replace("</b> <span", "</b><span"))
+    assert [int(rank) for _, rank, *_ in folded] == [3, 4, 5, 6, 7]  # 1: the flagged case, 2: a clean one drawn
+    assert all(float(ball) == 1.0 and float(box) == 1.0 for *_, ball, box in folded)
+    assert all(f'href="#{anchor}"' in page for anchor, *_ in folded)  # the case table still links to them
+    assert page.count('<div class="case flagged"') == 1 and "<h3>#1 bad " in page  # flagged: open, with overlay
+    assert page.count("<img") - page.count('class="plots"') >= 2
+    assert "5 cases without a flag, an overlay or a note take one line each" in page
+    assert ('alt="overlay of bad: sagittal, coronal and axial slices of the input with the predicted labels and the '
+            "reference; flagged: ") in page
+    # inside the fold: the label table and the files, as in an open card
+    body = page[page.index(f'id="{folded[0][0]}"'):]
+    body = body[:body.index("</details>")]
+    assert "<table" in body and "segmentation <code>" in body and "no overlay: only the 2 worst" in body
 
 
 def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(built):

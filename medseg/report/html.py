@@ -51,6 +51,7 @@ td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.na{color:#6e6e73}
 white-space:nowrap}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #d2d2d7;border-radius:6px}
 .case{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:12px 14px;margin:12px 0}
+.case.folded{padding:6px 14px;margin:6px 0}.case.folded>summary{color:#1d1d1f;margin:0;overflow-wrap:anywhere}
 .case.flagged{border-left:6px solid #d70015}.case.failed{border-left:6px solid #8e0000}
 .case ul{margin:4px 0 8px 18px;padding:0}.overlay{max-width:100%;display:block}
 .row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
@@ -395,6 +396,11 @@ def _legend(content: ReportContent) -> str:
 
 def _cases_section(content: ReportContent) -> str:
     cards = [_legend(content)]
+    folded = sum(_folded(content, index) for index in content.order)
+    if folded:
+        cards.append(f'<p class="small">{folded} case{"s" if folded != 1 else ""} without a flag, an overlay or a '
+                     "note take one line each (their Dice, as in the case table); open one for its labels and files."
+                     "</p>")
     for rank, index in enumerate(content.order, start=1):
         cards.append(_case_card(content, rank, index))
     return "<h2>Cases</h2>" + "".join(cards)
@@ -435,7 +441,10 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     elif labels:
         row.append(_label_table(labels, threshold))
     if index in content.overlays:
-        row.append(_img(content.overlays[index], f"overlay of {case.case_id}", ' class="overlay"'))
+        drawn = "the predicted labels" + (" and the reference" if case.reference_path() else "")
+        why = f"; flagged: {', '.join(dict.fromkeys(flag.text for flag in flags))}" if flags else ""
+        row.append(_img(content.overlays[index], f"overlay of {case.case_id}: sagittal, coronal and axial slices of "
+                        f"the input with {drawn}{why}", ' class="overlay"'))
     if row:
         body.append(f'<div class="row">{"".join(row)}</div>')
     for note in content.overlay_notes.get(index, []) + case.notes:
@@ -447,7 +456,23 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
                 + "</p>")
     body.append('<p class="small"><a href="#worst">back to the case table</a></p>')
+    if _folded(content, index):  # nothing to look at beyond the table's row: one line, opened on demand
+        dice = "; ".join(f"{e(label.name)} {dice_text(label.dice, threshold)}" for label in labels
+                         if label.dice is not None)
+        shown = f" · Dice {dice}" if dice and len(labels) <= 4 else (
+            f" · lowest Dice {dice_text(case.min_dice(), threshold)}" if dice else "")
+        summary = (f"<b>#{rank} {e(case.case_id)}</b> <span class=\"muted small\">"
+                   f"{e(case.status.replace('_', ' '))}{shown}</span>")
+        return (f'<details class="case folded" id="{content.anchors[index]}"><summary>{summary}</summary>'
+                f'{"".join(body)}</details>')
     return f'<div class="{css}" id="{content.anchors[index]}">{head}{"".join(body)}</div>'
+
+
+def _folded(content: ReportContent, index: int) -> bool:
+    """A card with nothing beyond its table row to look at (not failed, no flag, no overlay, no note) is one line."""
+    case = content.cases[index]
+    return (case.status != "failed" and not content.flags[index] and index not in content.overlays
+            and not case.notes)
 
 
 def _label_table(labels: list[LabelResult], threshold: float) -> str:
