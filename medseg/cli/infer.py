@@ -100,7 +100,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             if len(inputs) > 1:
                 failed = f" ({failures} failed)" if failures else ""
                 # a stop held while this case's outputs were placed acts once they are all in place: it is done
-                placed = placed_before_stop(stop)
+                placed = bool(placed_before_stop(stop))
                 done, where = index + placed, "after" if placed else "at"
                 click.echo(escaped_line(f"medseg: stopped {where} {path}: {done} of {len(inputs)} inputs done"
                                         f"{failed}, {len(inputs) - done} not written"), err=True)

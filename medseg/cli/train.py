@@ -63,6 +63,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
     from medseg.errors import TrainingError
+    from medseg.io.atomic import placed_before_stop
     from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.train import (
         MAX_TRAINING_LABEL,
@@ -193,7 +194,11 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         kept = []  # set when a finished run's intact package is kept (checked after the data)
         package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device,
                                on_kept=kept.append)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):  # held until the package was whole
+            click.echo(escaped_line(f"{output}: stopped just after the model package was written; it is complete "
+                                    f"(medseg infer --model {output} runs it)"), err=True)
+            raise
         done = checkpoint_epoch(output)
         if done is not None and (resume or checkpoint_stamp(output) != before):
             again = "with --resume instead of --overwrite" if overwrite else "with --resume"

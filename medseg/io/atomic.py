@@ -121,7 +121,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             if isinstance(error, MedsegError):
                 raise
             raise OutputWriteError(f"{_which(error, targets, temps)}: cannot write ({_reason(error)})") from error
-        with _folder_locks(targets), _signals_held():  # a stop while waiting for the lock still stops
+        with _folder_locks(targets), _signals_held(targets):  # a stop while waiting for the lock still stops
             if not overwrite:  # another process may have written a target since the check above
                 check_writable(targets, overwrite=False)
                 check_superseded(retire, overwrite=False)
@@ -143,10 +143,11 @@ def check_superseded(retire: Sequence[Path | str], overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def _signals_held(targets: Sequence[Path] = ()) -> Iterator[None]:
     """Ctrl-C and SIGTERM are held back while outputs are put in place and acted on right after, so that a stop
     never leaves a half-placed set. Python handles signals in the main thread only, so the handlers are swapped
-    there (blocking the signal would not do: another thread, such as torch's, may receive it)."""
+    there (blocking the signal would not do: another thread, such as torch's, may receive it). The stop raised after
+    a set was placed carries ``targets`` (see :func:`placed_before_stop`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -168,16 +169,17 @@ def _signals_held() -> Iterator[None]:
                 try:
                     handler(number, None)  # Python's own Ctrl-C handler raises KeyboardInterrupt here
                 except KeyboardInterrupt as stop:
-                    stop.outputs_placed = placed  # the set was whole before the stop: see placed_before_stop
+                    stop.outputs_placed = tuple(targets) if placed else ()  # whole before the stop
                     raise
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), number)
 
 
-def placed_before_stop(stop: KeyboardInterrupt) -> bool:
-    """Whether a Ctrl-C or SIGTERM held while a set of outputs was placed came after the whole set was in place (a
-    batch then counts that case as done)."""
-    return getattr(stop, "outputs_placed", False) is True
+def placed_before_stop(stop: KeyboardInterrupt) -> tuple[Path, ...]:
+    """The outputs a Ctrl-C or SIGTERM was held back for while they were placed, once all were in place (a batch
+    then counts that case as done; training says its package is complete); empty when none were."""
+    placed = getattr(stop, "outputs_placed", ())
+    return tuple(placed) if isinstance(placed, tuple) else ()
 
 
 @contextlib.contextmanager
