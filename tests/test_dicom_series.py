@@ -891,6 +891,17 @@ def test_one_dicom_file_given_to_infer_is_told_to_give_its_folder(tmp_path, caps
             f"medseg: error: {given}: a DICOM file, not a NIfTI image; give the folder of its series ({given.parent}), "
             "with --series where it holds more than one")
     assert not (tmp_path / "out").exists()
+    # a SEG (or another non-image object) given as the input: the series' folder is not the advice for it
+    for modality, problem in (("SEG", "a DICOM SEG (a segmentation), not an image to segment; give the folder of the "
+                                      "series it segments as the input, and the SEG as its reference"),
+                              ("RTSTRUCT", "a DICOM RTSTRUCT object, not an image")):
+        other = tmp_path / f"{modality.lower()}.dcm"
+        dataset = pydicom.dcmread(paths[0])
+        dataset.Modality = modality
+        dataset.save_as(other)
+        code, out, err = run_cli(["infer", str(other), "-o", str(tmp_path / "out")], capsys)
+        assert (code, out, err.strip().splitlines()[-1]) == (1, "", f"medseg: error: {other}: {problem}")
+    assert not (tmp_path / "out").exists()
 
 
 def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):

@@ -45,6 +45,14 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         raise
     except nib.filebasedimages.ImageFileError as error:
         if is_dicom_file(path):  # one file of a series (or a DICOM SEG): the DICOM reader takes the series' folder
+            from medseg.io.dicom_series import NON_IMAGE_MODALITIES
+
+            modality = _dicom_modality(path)
+            if modality == "SEG":  # the advice for an image file would point at the SEG's own folder
+                raise ImageReadError(f"{path}: a DICOM SEG (a segmentation), not an image to segment; give the folder "
+                                     "of the series it segments as the input, and the SEG as its reference") from error
+            if modality in NON_IMAGE_MODALITIES:
+                raise ImageReadError(f"{path}: a DICOM {modality} object, not an image") from error
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
                                  f"({path.parent}), with --series where it holds more than one") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
@@ -548,3 +556,14 @@ def _unscaled(image) -> bool:
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _dicom_modality(path: Path) -> str | None:
+    """The Modality of a DICOM file (``SEG``, ``CT``, …), None where it cannot be read."""
+    import pydicom
+
+    try:
+        value = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"], force=True).get("Modality")
+    except Exception:  # a damaged header: the plain advice stands
+        return None
+    return str(value).strip().upper() if value else None
