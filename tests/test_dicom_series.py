@@ -511,8 +511,8 @@ def test_a_library_message_both_logged_and_warned_is_shown_once(tmp_path):
     raw = paths[0].read_bytes()
     paths[0].write_bytes(raw[:330] + b"\xff" * 40)  # the header ends inside a sequence
     repo = Path(__file__).resolve().parents[1]
-    run = subprocess.run([sys.executable, "-m", "medseg", "inspect", str(tmp_path / "s")], capture_output=True,
-                         text=True, cwd=repo)
+    run = subprocess.run([sys.executable, "-m", "medseg", "convert", str(tmp_path / "s"), str(tmp_path / "o.nii")],
+                         capture_output=True, text=True, cwd=repo)
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert sum("End of file reached before delimiter" in line for line in lines) == 1, lines
@@ -576,14 +576,44 @@ def test_an_unreadable_file_is_one_line(tmp_path):
     _, paths = make_series(tmp_path / "dcm", seed=13)
     target = sorted(paths)[1]
     target.chmod(0)
-    command = [sys.executable, "-m", "medseg", "inspect", str(tmp_path / "dcm")]
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: every file is readable")
-        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
-    run = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: every file is readable")
+
+    def medseg(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "medseg", *args]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+
+    run = medseg("convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz"))
     assert run.returncode == 1, run.stderr
     assert run.stderr.strip().splitlines() == [f"medseg: error: {target}: cannot read (permission denied)"]
+    # inspect lists the folder all the same, the file among the unreadable ones, and says infer would refuse it
+    run = medseg("inspect", str(tmp_path / "dcm"))
+    assert (run.returncode, run.stderr) == (1, ""), run.stderr
+    assert f"unreadable files: {target.name} (cannot read (permission denied))" in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == (f"would use: none: {target}: cannot read (permission denied); "
+                                                   "infer and convert refuse the folder while it holds this file")
+    assert "CT" in run.stdout.splitlines()[1]  # the series of the other files is listed
+
+
+def test_inspect_lists_a_folder_that_holds_only_non_image_objects(tmp_path, capsys):
+    """A folder with only a DICOM SEG: inspect gave only the error "no DICOM images found (1 non-image DICOM
+    object(s))", no listing; it lists the object now, as it does beside images. infer still refuses the folder."""
+    _, paths = make_series(tmp_path / "series")
+    (tmp_path / "only").mkdir()
+    dataset = pydicom.dcmread(paths[0])
+    dataset.Modality = "SEG"
+    dataset.save_as(tmp_path / "only" / "seg.dcm")
+    code, out, err = run_cli(["inspect", str(tmp_path / "only")], capsys)
+    assert (code, err) == (0, "")
+    assert "ignored objects: seg.dcm (SEG object, not an image)" in out
+    assert out.strip().splitlines()[-1] == f"would use: none: {tmp_path / 'only'}: no DICOM images found"
+    code, _, err = run_cli(["inspect", str(tmp_path / "only"), "--json"], capsys)
+    assert code == 0
+    code, out, err = run_cli(["infer", str(tmp_path / "only"), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and "no DICOM images found (1 non-image DICOM object(s))" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_bare_dataset_without_file_meta_is_read(tmp_path):

@@ -31,7 +31,8 @@ def inspect(folder, as_json, series):
 
     report = describe_folder(folder, series=series)
     # the listing is the answer; only a --series that names no usable series is a failure (exit 1)
-    failed = 1 if series is not None and report["chosen"]["key"] is None else 0
+    # (or a broken file, which infer would refuse the folder for)
+    failed = 1 if (series is not None or report["unreadable_files"]) and report["chosen"]["key"] is None else 0
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return failed
@@ -41,7 +42,7 @@ def inspect(folder, as_json, series):
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     for row in rows:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
-    for kind in ("skipped_files", "ignored_objects"):
+    for kind in ("skipped_files", "ignored_objects", "unreadable_files"):
         if report[kind]:
             names = ", ".join(f"{item['path']} ({item['reason']})" for item in report[kind][:10])
             more = f" and {len(report[kind]) - 10} more" if len(report[kind]) > 10 else ""

@@ -160,17 +160,27 @@ def _sidecar_path(output: Path) -> Path:
 def describe_folder(folder: Path | str, series: str | None = None) -> dict:
     """What ``medseg inspect`` reports: every candidate series, what was skipped, and the choice (or why none)."""
     folder = Path(folder)
-    scan = scan_folder(folder, warn_skipped=False)  # listed in the report itself
-    try:
-        chosen, reason = choose_series(scan, series)
-        choice = {"key": chosen.key, "uid": chosen.uid, "reason": reason}
-    except DicomError as error:
-        choice = {"key": None, "uid": None, "reason": str(error)}
+    # skipped and broken files are listed in the report itself: one broken file does not hide the rest
+    scan = scan_folder(folder, warn_skipped=False, keep_broken=True)
+    if scan.broken:  # as infer and convert read the folder: one of its slices may be the broken file
+        first, why = scan.broken[0]
+        which = "this file" if len(scan.broken) == 1 else f"these {len(scan.broken)} files"
+        choice = {"key": None, "uid": None, "reason": f"{first}: {why}; infer and convert refuse the folder while it "
+                                                      f"holds {which}"}
+    elif not scan.candidates:
+        choice = {"key": None, "uid": None, "reason": f"{folder}: no DICOM images found"}
+    else:
+        try:
+            chosen, reason = choose_series(scan, series)
+            choice = {"key": chosen.key, "uid": chosen.uid, "reason": reason}
+        except DicomError as error:
+            choice = {"key": None, "uid": None, "reason": str(error)}
     return {
         "folder": str(folder),
         "series": [_describe(c, folder) for c in scan.candidates],
         "skipped_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.skipped],
         "ignored_objects": [{"path": _relative(p, folder), "reason": why} for p, why in scan.non_image],
+        "unreadable_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.broken],
         "chosen": choice,
     }
 

@@ -110,11 +110,14 @@ class FolderScan:
     candidates: list[SeriesCandidate]
     skipped: list[tuple[Path, str]]  # files that are not DICOM images, and why
     non_image: list[tuple[Path, str]]  # DICOM objects that are not images (SEG, SR, ...)
+    broken: list[tuple[Path, str]] = field(default_factory=list)  # DICOM files cut short or corrupt (keep_broken)
 
 
-def scan_folder(folder: Path | str, warn_skipped: bool = True) -> FolderScan:
+def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool = False) -> FolderScan:
     """Read every file's header under ``folder`` and group the images into series candidates. Files that are not
-    DICOM are logged as a warning unless ``warn_skipped`` is false (a caller that lists them itself)."""
+    DICOM are logged as a warning unless ``warn_skipped`` is false (a caller that lists them itself). A broken DICOM
+    file (its header cut short) is an error, as it may be a slice of any series; with ``keep_broken`` (a listing)
+    it is recorded in ``broken`` instead, and a folder without images gives no candidates instead of an error."""
     folder = Path(folder)
     if not folder.is_dir():
         what = "no such folder" if not folder.exists() else "a file, not a folder of DICOM files"
@@ -123,16 +126,24 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True) -> FolderScan:
     if not files:
         raise DicomError(f"{folder}: empty folder, no DICOM files")
     with FileMessages(folder) as messages:
-        return _scan(folder, files, messages, warn_skipped)
+        return _scan(folder, files, messages, warn_skipped, keep_broken)
 
 
-def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped: bool = True) -> FolderScan:
+def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped: bool = True,
+          keep_broken: bool = False) -> FolderScan:
     skipped: list[tuple[Path, str]] = []
     non_image: list[tuple[Path, str]] = []
     images: list[tuple[Path, pydicom.Dataset]] = []
+    broken: list[tuple[Path, str]] = []
     for path in files:
         with messages.about(path):
-            dataset = _read_header(path)
+            try:
+                dataset = _read_header(path)
+            except ImageReadError as error:
+                if not keep_broken:
+                    raise
+                broken.append((path, str(error).removeprefix(f"{path}: ")))
+                continue
             if dataset is None:
                 skipped.append((path, "not a DICOM file"))
                 continue
@@ -144,6 +155,8 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
                 non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
                 continue
             images.append((path, dataset))
+    if not images and keep_broken:
+        return FolderScan(folder, [], skipped, non_image, broken)
     if not images:  # the error counts the skipped files: no warning line before it
         parts = ([f"{len(skipped)} non-DICOM file(s)"] if skipped else []) + (
             [f"{len(non_image)} non-image DICOM object(s)"] if non_image else [])
@@ -156,7 +169,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
         log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
                     ", ..." if len(skipped) > 5 else "")
-    return FolderScan(folder, _group(images, messages), skipped, non_image)
+    return FolderScan(folder, _group(images, messages), skipped, non_image, broken)
 
 
 def series_name(key: str, number: int | None, uid: str | None) -> str:
