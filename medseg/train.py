@@ -322,8 +322,8 @@ def _image_files(folder: Path) -> dict[str, Path]:
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
     if broken:
         shown = ", ".join(broken[:5]) + (" …" if len(broken) > 5 else "")
-        log.warning("%s: left out %d links that lead nowhere (moved or deleted targets, or a loop): %s", folder,
-                    len(broken), shown)
+        links = "1 link that leads" if len(broken) == 1 else f"{len(broken)} links that lead"
+        log.warning("%s: left out %s nowhere (moved or deleted targets, or a loop): %s", folder, links, shown)
     return files
 
 
@@ -498,7 +498,7 @@ def split_cases(
     folds = len(cases) // n_val if n_val else 1
     if not 0 <= fold < folds:
         raise TrainingError(f"{where}: training.fold (--fold) must be in 0..{folds - 1} ({len(cases)} cases, "
-                            f"{n_val} validation cases per fold), got {fold}")
+                            f"{n_val} validation case{'s' if n_val != 1 else ''} per fold), got {fold}")
     chosen = set(order[fold * n_val:(fold + 1) * n_val].tolist())
     val = [case for i, case in enumerate(cases) if i in chosen]
     train_ = [case for i, case in enumerate(cases) if i not in chosen]
@@ -515,6 +515,9 @@ def seeded_split(cases: list[TrainCase], training: dict, where: str = "training 
     if not isinstance(fold, int) or isinstance(fold, bool):
         raise TrainingError(f"{where}: training.fold must be a whole number, got {fold!r}")
     train_, val = split_cases(cases, float(settings["val_fraction"]), split_seed, fold, where)
+    if not val:  # val_fraction 0, or a single case: nothing was split off
+        why = "training.val_fraction 0" if float(settings["val_fraction"]) == 0 else "too few cases to split"
+        return train_, val, f"no validation split ({why})"
     described = f"a seeded {settings['val_fraction']} split, split seed {split_seed}"
     return train_, val, described + (f", fold {fold}" if fold else "")
 
@@ -727,6 +730,17 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: 
         declares = f" and {names_from} does not declare" if names_from is not None else ""
         raise TrainingError(f"{out_dir}: the checkpoint was trained with label value {gone[0]}, which no label file "
                             f"holds{declares} now; {advice}")
+
+
+def checkpoint_planned_epochs(out_dir: Path | str) -> int | None:
+    """The epoch count the checkpoint's run in ``out_dir`` last planned (``training.epochs``, or ``--epochs``), or
+    None (no readable record, or one from before plans were recorded)."""
+    meta = _checkpoint_paths(Path(out_dir))[1]
+    try:
+        planned = json.loads(meta.read_text())["epochs_planned"][-1]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return planned if isinstance(planned, int) and not isinstance(planned, bool) else None
 
 
 def checkpoint_epoch(out_dir: Path | str) -> int | None:

@@ -1081,7 +1081,7 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     with caplog.at_level("WARNING"):
         assert len(pair_cases(images, labels)) == 1
     assert [r.getMessage() for r in caplog.records] == [
-        f"{labels}: left out 1 links that lead nowhere (moved or deleted targets, or a loop): gone.nii.gz"]
+        f"{labels}: left out 1 link that leads nowhere (moved or deleted targets, or a loop): gone.nii.gz"]
     (images / "a.nii.gz").rename(images / "a_0000.nii.gz")
     _write(images / "a_0001.nii.gz", np.zeros((16, 16, 6), np.float32))
     with pytest.raises(TrainingError, match=r"1 of them \(e\.g\. a_0001\.nii\.gz\) looks like further input channels "
@@ -1288,6 +1288,7 @@ def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys,
     card = (out / "MODEL_CARD.md").read_text()
     assert "No validation cases: the package holds the weights of the last epoch (2)" in card
     assert "by mean validation Dice" not in card
+    assert "no validation split (too few cases to split)" in card and "a seeded" not in card
 
 
 _FEW_STEPS = ("--steps-per-epoch", "2")  # the runs of tests that check messages, not learning
@@ -1565,13 +1566,28 @@ def test_resume_beside_a_stray_file_an_unreadable_record_and_epoch_counts(tiny_s
     assert package["epochs_run"] == 1 and package["best_epoch"] == 1
     assert set(package["val_dice"]) == {"1", "2", "3"} and package["val_mean_dice"] is not None
     assert (out / "notes.txt").read_text() == "mine"
-    assert _exit_code(args + ["--resume"]) == 0  # on to the config's 3 epochs
+    capsys.readouterr()
+    # the config's 3 epochs against the plan of 1: not changed unasked (the learning rate schedule would change)
+    assert _exit_code(args + ["--resume"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {out}: the checkpoint's run was planned for 1 epoch, and {path} asks for 3; give --epochs 1 "
+        "to finish it as planned, or --epochs 3 to extend it")
+    assert _exit_code(args + ["--resume", "--epochs", "3"]) == 0  # on to the config's 3 epochs
     assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 3
     capsys.readouterr()
     assert _exit_code(args + ["--resume", "--epochs", "2"]) == 1
     assert capsys.readouterr().err.strip() == (
         f"medseg: error: {out}: the checkpoint has 3 finished epochs, more than the 2 asked for (--epochs / "
         "training.epochs); ask for at least as many")
+
+
+def test_a_package_written_to_the_current_folder_is_named_after_it(tiny_set, tmp_path, monkeypatch):
+    """`-o .` without a config named the package "model" ("." has no name), not after the folder as promised."""
+    folder = tmp_path / "hippo-v2"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    assert _exit_code(_train_cli(*tiny_set, Path("."), "--epochs", "1", "--steps-per-epoch", "2")) == 0
+    assert json.loads((folder / "model.json").read_text())["name"] == "hippo-v2"
 
 
 def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path, capsys, config_file):

@@ -74,6 +74,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         check_trained_on,
         check_training_foreground,
         checkpoint_epoch,
+        checkpoint_planned_epochs,
         checkpoint_stamp,
         checkpoint_tile,
         default_config,
@@ -141,9 +142,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                                 "dataset.json")
         if resume:
             check_checkpoint_labels(output, found, names, dataset_path if names else None)
-        config = with_overrides(default_config(found, name=output.name or "model", where=str(labels), tile=tile,
-                                               names=names, data=dataset.data if dataset is not None else None),
-                                overrides)
+        # named after the folder: "-o ." is the current folder's name
+        config = with_overrides(default_config(found, name=output.resolve().name or "model", where=str(labels),
+                                               tile=tile, names=names,
+                                               data=dataset.data if dataset is not None else None), overrides)
         check_config(config, "default config" if dataset is None else f"default config with {dataset_path}")
         if dataset is not None and names and not quiet():
             click.echo(f"label names{' and data notes' if dataset.data else ''} from {dataset_path}: "
@@ -154,6 +156,12 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if resume:
         check_resume(output, config, [case.case_id for case in val], described,
                      [case.case_id for case in [*fit, *val]])
+        planned, asked = checkpoint_planned_epochs(output), int(check_config(config, where)["epochs"])
+        if epochs is None and planned is not None and planned != asked:  # a plan changed without saying so
+            raise TrainingError(f"{output}: the checkpoint's run was planned for {planned} epoch"
+                                f"{'s' if planned != 1 else ''}, and {where} asks "
+                                f"for {asked}; give --epochs {planned} to finish it as planned, or --epochs {asked} "
+                                "to extend it")
     choice = resolve_device(device)
     if threads is not None:
         import torch
