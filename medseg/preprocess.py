@@ -127,19 +127,24 @@ def grid_model_shape(shape: tuple[int, ...], affine: np.ndarray, pre: dict) -> t
     return tuple(int(n) for n in out_shape)
 
 
+def physical_memory() -> int | None:
+    """The machine's physical memory in bytes, or None where the system does not say (not POSIX)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def check_resampling_size(volume: Volume, pre: dict) -> None:
     """Refuse, before any work, a volume whose resampling would need more memory than the machine has (a
     32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing."""
-    import os
-
     model_shape = model_space_shape(volume, pre)
     voxels = math.prod(model_shape) + math.prod(volume.shape)  # Python integers: no int64 overflow
     needed = voxels * RESAMPLE_BYTES_PER_VOXEL
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: no guard
-        return
-    if needed > memory:
+    memory = physical_memory()
+    if memory is not None and needed > memory:
         spacing, wanted = _spacings_text(volume, pre)
         raise InputError(f"{volume.source}: resampling its {'×'.join(map(str, volume.shape))} voxels of {spacing} mm "
                          f"to the model's {wanted} mm gives {'×'.join(map(str, model_shape))} voxels, about "

@@ -1590,6 +1590,32 @@ def test_a_package_written_to_the_current_folder_is_named_after_it(tiny_set, tmp
     assert json.loads((folder / "model.json").read_text())["name"] == "hippo-v2"
 
 
+def test_a_set_that_cannot_fit_in_memory_is_refused_after_its_first_case(tiny_set, tmp_path, capsys, config_file,
+                                                                          monkeypatch):
+    """Each volume was checked alone against the machine's memory, but training holds every case: six volumes of
+    3 GiB each on a 23 GiB machine read on for minutes. The first case now tells what the set will need."""
+    import medseg.preprocess as preprocess
+    from medseg.train import load_cases, pair_cases
+
+    config = json.loads(config_file.read_text())
+    pairs = pair_cases(*tiny_set)
+    one = load_cases(pairs[:1], config)[0]
+    per_case = one.image.nbytes + one.label.nbytes
+    monkeypatch.setattr(preprocess, "physical_memory", lambda: int(per_case * (len(pairs) - 0.5)))
+    monkeypatch.setattr(preprocess, "check_resampling_size", lambda *a: None)  # each volume alone fits (tested apart)
+    read = []
+    real = preprocess.apply_transforms
+    monkeypatch.setattr(preprocess, "apply_transforms", lambda *a, **k: read.append(1) or real(*a, **k))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"medseg: error: {tiny_set[0]}: the {len(pairs)} cases would hold about ")
+    assert "in model space (the first 1 hold " in err and "train on fewer or smaller cases" in err
+    assert len(read) == 1 and not out.exists()  # refused after the first case, nothing written
+    monkeypatch.setattr(preprocess, "physical_memory", lambda: per_case * len(pairs) * 2)  # room enough: read on
+    assert len(load_cases(pair_cases(*tiny_set), config)) == len(pairs)
+
+
 def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path, capsys, config_file):
     """It was refused as "<config>: training.seed: -1 is less than the minimum of 0", blaming the config file."""
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--seed", "-1")) == 2
