@@ -1760,8 +1760,17 @@ def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, ca
     capsys.readouterr()
     assert _exit_code(args + ["--resume"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
+    # told before the cases are read and the run announced
+    assert err == [f"medseg: error: {checkpoint}: damaged checkpoint (its SHA-256 is not the one last.json records); "
+                   "start again with --overwrite"]
+    record = out / ".checkpoint" / "last.json"
+    with_digest = record.read_text()
+    record.write_text(json.dumps({k: v for k, v in json.loads(with_digest).items() if k != "weights_sha256"}))
+    assert _exit_code(args + ["--resume"]) == 1  # without a recorded digest: found when the file is read
+    err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"medseg: error: {checkpoint}: cannot resume from this checkpoint (") and \
         err[-1].endswith("); start again with --overwrite") and not any("Traceback" in line for line in err)
+    record.write_text(with_digest)
     # damaged where the file still parses (a bad sector, a faulty copy): it resumed on the damaged weights and
     # shipped them (NaN weights, a package whose hash vouched for them, an all-background segmentation)
     import struct
