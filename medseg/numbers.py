@@ -31,10 +31,13 @@ def with_minus(text: str) -> str:
 
 def dice_text(dice: float, threshold: float | None = None, digits: int = 3) -> str:
     """Dice to ``digits`` decimals, or to as many more as it takes to stay on its side of ``threshold``
-    (0.69996 against 0.7 is shown as 0.69996, never as 0.700)."""
+    (0.69996 against 0.7 is shown as 0.69996, never as 0.700), and not to read as 0 or 1 when it is neither (0.0004
+    is not the 0.000 of an empty prediction, 0.9996 not a perfect 1.000)."""
     for places in range(digits, 10):
         text = f"{dice:.{places}f}"
-        if threshold is None or (float(text) < threshold) == (dice < threshold):
+        shown = float(text)
+        if (threshold is None or (shown < threshold) == (dice < threshold)) and (shown != 0 or dice == 0) \
+                and (shown != 1 or dice == 1):
             return text
     return repr(float(dice))
 
@@ -54,7 +57,8 @@ def dice_round_text(dice: float, digits: int = 4) -> str:
     shown, step = Decimal(repr(dice)), Decimal("0.05")
     for places in range(digits, 17):
         text = f"{dice:.{places}f}"
-        if Decimal(text) // step == shown // step or Decimal(text) < shown:  # rounding down never overstates
+        # rounding down never overstates, but a Dice above 0 does not read as the 0 of an empty prediction
+        if (Decimal(text) // step == shown // step or Decimal(text) < shown) and (Decimal(text) != 0 or dice == 0):
             return text
     return repr(dice)
 

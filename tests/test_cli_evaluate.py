@@ -215,6 +215,12 @@ def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, c
     assert dice_round_text(667 / 800) == f"{667 / 800:.4f}" == "0.8337" and dice_round_text(float("nan")) == "n/a"
     # multiples of 0.05 stored a hair below (0.7, 0.85) are those values, as Python compares them
     assert [dice_round_text(d) for d in (0.7, 0.85, 0.15, 14 / 20)] == ["0.7000", "0.8500", "0.1500", "0.7000"]
+    # a Dice above 0 is not the 0 of an empty prediction, one below 1 not a perfect 1 (console and report alike)
+    from medseg.numbers import dice_text
+
+    assert [dice_round_text(d) for d in (1e-7, 0.00004)] == ["0.0000001", "0.00004"]
+    assert [dice_text(d, 0.7) for d in (0.0004, 1e-7, 0.9996, 0.0, 1.0, 0.8913)] == [
+        "0.0004", "0.0000001", "0.9996", "0.000", "1.000", "0.891"]
     affine = np.diag([0.02, 0.02, 0.02, 1.0])
     ref = np.zeros((100, 100, 2), np.uint8)
     pred = np.zeros_like(ref)

@@ -1027,8 +1027,8 @@ def test_values_near_the_threshold_and_tiny_volumes_stay_honest_everywhere(tmp_p
 def test_a_tiny_dice_is_not_written_as_zero():
     from medseg.report.table import _dice
 
-    assert [_dice(v, 0.7) for v in (4e-7, 0.0, 1.0, None, 0.5, 0.123456789, 0.6999996)] == [
-        "4e-07", "0", "1", None, "0.5", "0.123457", "0.6999996"]
+    assert [_dice(v, 0.7) for v in (4e-7, 0.0, 1.0, None, 0.5, 0.123456789, 0.6999996, 0.99999996, 1e-12)] == [
+        "0.0000004", "0", "1", None, "0.5", "0.123457", "0.6999996", "0.99999996", "1e-12"]
 
 
 def test_a_compact_card_with_every_label_to_look_at_shows_one_table_and_one_line_per_flag(tmp_path):

@@ -91,8 +91,8 @@ def _dice(value: float | None, threshold: float | None) -> str | None:
     """Up to six decimals (trailing zeros dropped), more near the threshold; a tiny non-zero Dice is not 0."""
     if value is None:
         return None
-    text = dice_text(value, threshold, digits=6).rstrip("0").rstrip(".")
-    return f"{value:.3g}" if value != 0 and float(text) == 0 else text
+    text = dice_text(value, threshold, digits=6)  # a tiny Dice gets the decimals it needs: never 0 or 1 unless so
+    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
 def _cell(value) -> str:
