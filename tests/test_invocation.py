@@ -30,3 +30,21 @@ from medseg.cohort import previewing
 ])
 def test_previewing(argv, expected):
     assert previewing(argv) is expected
+
+
+def test_a_preview_set_in_a_profile_is_one(tmp_path, monkeypatch):
+    """A profile whose config.yaml says dry-run: true previews, though the command line shows no preview option;
+    the workflow removed job records and the report on it."""
+    dry, plain = tmp_path / "dry", tmp_path / "plain"
+    for folder, text in ((dry, "dry-run: true\ncores: 2\n"), (plain, "cores: 2\n")):
+        folder.mkdir()
+        (folder / "config.yaml").write_text(text)
+    assert previewing(["--profile", str(dry)]) is True
+    assert previewing(["--profile", str(plain)]) is False
+    (tmp_path / "summ").mkdir()
+    (tmp_path / "summ" / "config.yaml").write_text("summary: true\n")
+    assert previewing(["--profile", str(tmp_path / "summ")]) is True
+    monkeypatch.setenv("SNAKEMAKE_PROFILE", str(dry))  # the profile from the environment
+    assert previewing(["--cores", "2"]) is True
+    monkeypatch.setenv("SNAKEMAKE_PROFILE", str(plain))
+    assert previewing(["--cores", "2"]) is False

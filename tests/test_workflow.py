@@ -408,10 +408,15 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     shutil.rmtree(results / "cases" / "b")
     # previews change nothing: before, a dry run or an unlock already removed the batch's record and the report
     kept = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file())
-    for preview in (("-n",), ("-np",), ("--unlock",), ("--summary",), ("--dry-r",)):
+    # a dry run a profile asks for (dry-run: true in its config.yaml) is one too: it removed the records and report
+    dry_profile = tmp_path / "dry_profile"
+    dry_profile.mkdir()
+    (dry_profile / "config.yaml").write_text("dry-run: true\n")
+    for preview in (("-n",), ("-np",), ("--unlock",), ("--summary",), ("--dry-r",), ("--profile", str(dry_profile))):
         run = snakemake(tmp_path, *preview, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
         assert run.returncode == 0, run.stderr[-3000:]
         assert sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) == kept, preview
+        assert "a preview changes nothing" in run.stderr + run.stdout, preview
     rerun()
     third = run_ids()
     assert third["a"] == second["a"] and third["b"] != second["b"]

@@ -28,7 +28,37 @@ RUNS_ANYWAY = "--report-after-run"  # with it, --report runs the workflow first
 def previewing(argv: Sequence[str]) -> bool:
     """True when ``argv`` (Snakemake's arguments) runs no job. A long option is read as Snakemake's parser reads
     it: by any of its names (``--lu`` is ``--list-untracked``) or an unambiguous prefix (``--dry-r``); a token it
-    would refuse (ambiguous, unknown) runs nothing either."""
+    would refuse (ambiguous, unknown) runs nothing either. Options a profile sets (``dry-run: true`` in a
+    ``--profile``'s or ``$SNAKEMAKE_PROFILE``'s config.yaml) count as on the command line."""
+    return _previewing_argv(argv) or _profile_previews(argv)
+
+
+def _profile_previews(argv: Sequence[str]) -> bool:
+    """Whether Snakemake's own parser, with the profiles it reads, finds a preview option or executor set: a
+    profile's settings never appear in ``argv``. False when Snakemake cannot be asked (then ``argv`` alone says)."""
+    import contextlib
+    import io
+
+    try:
+        from snakemake.cli import parse_args
+    except ImportError:
+        return False
+    try:  # it says which profile it uses on stderr: the run itself says so too
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            parser, args = parse_args(list(argv))
+    except (Exception, SystemExit):  # a command line Snakemake refuses runs nothing; the argv reading said so
+        return False
+    for action in parser._actions:
+        if not set(action.option_strings) & PREVIEW_OPTIONS or action.dest in ("help", "version"):
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value not in (action.default, None, False) and not (
+                action.dest == "report" and getattr(args, "report_after_run", False)):
+            return True
+    return str(getattr(args, "executor", "") or "") in PREVIEW_EXECUTORS
+
+
+def _previewing_argv(argv: Sequence[str]) -> bool:
     found: set[str] = set()
     for position, token in enumerate(argv):
         name, _, value = token.partition("=")
