@@ -71,6 +71,14 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
         read_samples(latin)
     assert str(error.value) == (f"{latin}: the sample sheet is not UTF-8 text (byte 0xfc at position "
                                 f"{text.index('ü')}); save it as UTF-8 text")
+    # UTF-16 without its byte order mark: "header lacks the column(s) case_id, image; found c a s e _ i d" with NULs
+    for encoding in ("utf-16-le", "utf-16-be"):
+        bare = tmp_path / f"bare-{encoding}.tsv"
+        bare.write_bytes(text.encode(encoding))
+        with pytest.raises(InputError) as error:
+            read_samples(bare)
+        assert str(error.value) == (f"{bare}: the sample sheet holds NUL bytes, as UTF-16 text without a byte order "
+                                    "mark does; save it as UTF-8 text")
 
 
 @pytest.mark.parametrize(

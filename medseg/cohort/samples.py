@@ -56,6 +56,9 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     # UTF-8 (a byte order mark allowed), or UTF-16 with its byte order mark: a spreadsheet's "Unicode text" export,
     # tab-separated as the sheet is
     encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    if encoding != "utf-16" and b"\x00" in data[:4096]:  # UTF-16 without its mark: every other byte is NUL
+        raise InputError(f"{path}: the sample sheet holds NUL bytes, as UTF-16 text without a byte order mark does; "
+                         "save it as UTF-8 text")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
