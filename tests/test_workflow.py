@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -256,6 +257,25 @@ def test_a_results_folder_that_is_a_file_is_one_line(cohort, tmp_path):
     message = f"{tmp_path / 'afile'}: the results folder (config 'results') is a file; name a folder"
     assert message in run.stdout + run.stderr
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_second_run_on_one_results_folder_is_refused_from_any_working_folder(cohort, tmp_path):
+    """Snakemake's lock is per working folder: two runs started from two folders on one results folder both went on
+    (cases segmented twice, one run's job logs over the other's). A run holds the results folder now; a preview
+    takes no claim and still plans."""
+    from medseg.io.folder_claim import claim_path, claimed
+
+    _, sheet = cohort
+    results = tmp_path / "results"
+    with claimed(results, "cohort run"):  # as a run started from another folder holds it
+        run = snakemake(tmp_path / "elsewhere", "--cores", "2", samples=sheet, results=results)
+        assert run.returncode == 1
+        assert run.stderr.strip().splitlines()[-1] == (
+            f"medseg: error: {results}: another cohort run is writing to this folder (pid {os.getpid()} on "
+            f"{socket.gethostname()}, per {claim_path(results)}); wait for it to end or give another folder")
+        preview = snakemake(tmp_path / "elsewhere", "-n", "--cores", "2", samples=sheet, results=results)
+        assert preview.returncode == 0, preview.stderr[-3000:]
+    assert not (results / "cases").exists() and not claim_path(results).exists()
 
 
 def test_braces_and_angle_brackets_in_paths_do_not_stop_the_run(tmp_path):

@@ -125,6 +125,17 @@ def inputs_signature(wildcards, column):
 # folder lacks, and a results folder must never show one series' segmentation under a row that names another.
 # A preview says what the run will redo (its own list of jobs cannot: the records are still there)
 _PREVIEW = cohort.previewing(sys.argv[1:])
+# one run at a time per results folder: Snakemake's lock is per working folder, so two runs started from two
+# folders on one results folder both went on (cases segmented twice, one run's job logs over the other's). The
+# claim (a lock beside the folder, naming the process) is held until this process ends; a preview takes none
+if workflow.is_main_process and not _PREVIEW:
+    import atexit
+
+    from medseg.io.folder_claim import claimed
+
+    _results_claim = claimed(RESULTS, "cohort run")
+    planned(_results_claim.__enter__)
+    atexit.register(_results_claim.__exit__, None, None, None)
 if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
     _options = cohort.InferOptions(model=config["model"], device=config["device"], precision=config["precision"],
