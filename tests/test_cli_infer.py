@@ -12,6 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from held_stops import ctrl_c_while_placing
 
 from medseg.cli import main
 from medseg.synthetic import make_phantom, write_phantom
@@ -82,7 +83,6 @@ def test_not_an_image(tmp_path, make_package, capsys):
 def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
     job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""
-    import os
 
     pipe = tmp_path / "pipe.nii.gz"
     os.mkfifo(pipe)
@@ -106,7 +106,6 @@ def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case
 def test_a_named_pipe_beside_a_header_is_refused(tmp_path, case, make_package):
     """Only the path given was checked: a ``.hdr`` whose ``.img`` is a named pipe waited for ever, as did an
     ``.img`` whose ``.hdr`` is one, or an Analyze image's SPM ``.mat`` (which nibabel opens when it is there)."""
-    import os
 
     for name in ("data", "header"):
         nib.save(nib.Nifti1Pair(np.zeros((4, 4, 4), np.float32), np.eye(4)), tmp_path / f"{name}.hdr")
@@ -435,26 +434,13 @@ def test_a_stop_held_while_a_case_is_placed_counts_that_case_as_done(tmp_path, c
                                                                       monkeypatch):
     """Ctrl-C while the second case's outputs were put in place acts once they are all there: the stop line
     counted that case as not written, though its files were whole on disk."""
-    from medseg.io import atomic
-
     inputs = [case]
     for name in ("b", "c"):
         shutil.copy(case, tmp_path / f"{name}.nii.gz")
         inputs.append(tmp_path / f"{name}.nii.gz")
-    real = atomic._put_in_place
-
-    def ctrl_c_while_placing_the_second(temps, targets, retire):
-        if any(target.name == "b_seg.nii.gz" for target in targets):
-            os.kill(os.getpid(), signal.SIGINT)  # held until the set is in place
-        real(temps, targets, retire)
-
-    monkeypatch.setattr(atomic, "_put_in_place", ctrl_c_while_placing_the_second)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own Ctrl-C handler
-    try:
-        code, out, err = run(["infer", *map(str, inputs), "-m", str(make_package()), "-o", str(tmp_path / "out")],
-                             capsys)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    package = make_package()
+    with ctrl_c_while_placing(monkeypatch, "b_seg.nii.gz"):  # the second case's set
+        code, out, err = run(["infer", *map(str, inputs), "-m", str(package), "-o", str(tmp_path / "out")], capsys)
     assert code == 130
     assert [line for line in err.splitlines() if line][-2:] == [
         f"medseg: stopped after {inputs[1]}: 2 of 3 inputs done, 1 not written", "Aborted."]
@@ -814,8 +800,6 @@ def test_an_output_that_would_replace_an_input_is_refused(tmp_path, case, make_p
 
 def test_sigterm_stops_like_ctrl_c_with_exit_143_and_no_partial_files(tmp_path, case, make_package, capsys,
                                                                      monkeypatch):
-    import os
-    import signal
 
     import medseg.segment as segment
 

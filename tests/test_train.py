@@ -1468,27 +1468,14 @@ def test_a_stop_held_while_the_package_is_placed_says_the_package_is_complete(ti
                                                                              config_file, monkeypatch):
     """Ctrl-C while the package was put in place acts once it is whole; the line said to resume, and that "the
     package in the folder is the one written before it" when there was none before: it is this run's, complete."""
-    import os
-    import signal
+    from held_stops import ctrl_c_while_placing
 
-    from medseg.io import atomic
     from medseg.package import load_package
 
     out = tmp_path / "model"
     args = _train_cli(*tiny_set, out, "-c", str(config_file))
-    real = atomic._put_in_place
-
-    def ctrl_c_while_placing_the_package(temps, targets, retire):
-        if any(target.name == "model.json" for target in targets):
-            os.kill(os.getpid(), signal.SIGINT)  # held until the package is in place
-        real(temps, targets, retire)
-
-    monkeypatch.setattr(atomic, "_put_in_place", ctrl_c_while_placing_the_package)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own Ctrl-C handler
-    try:
+    with ctrl_c_while_placing(monkeypatch, "model.json"):  # the package's set
         assert _exit_code(args) == 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err
     assert f"{out}: stopped just after the model package was written; it is complete (medseg infer --model {out} " \
         "runs it)" in err
