@@ -381,6 +381,30 @@ def test_an_sform_and_qform_that_disagree_are_warned_about(tmp_path, make_packag
     assert "qform_note" not in read_nifti(tmp_path / "oblique.nii.gz").info
 
 
+def test_a_qform_that_is_no_rotation_is_warned_about_or_named(tmp_path, make_package):
+    """quatern_b, c, d with b² + c² + d² > 1 (no unit quaternion): with an sform too, the qform check ended in a
+    traceback; alone, the error said "cannot read header (w2 should be positive …)"."""
+    from medseg.errors import ImageReadError
+
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    image = nib.Nifti1Image(make_phantom((40, 40, 8), seed=3).image, affine)
+    image.header.set_qform(affine, code=1)
+    nib.save(image, tmp_path / "plain.nii")
+    raw = bytearray((tmp_path / "plain.nii").read_bytes())
+    raw[256:268] = struct.pack("<fff", 0.9, 0.9, 0.0)  # quatern_b, c, d
+    (tmp_path / "both.nii").write_bytes(bytes(raw))
+    _, sidecar = _segment(tmp_path / "both.nii", load_package(make_package()), tmp_path / "out")
+    note = sidecar["input_info"]["qform_note"]
+    assert note.startswith("the header's qform is invalid (w2 should be positive") and "the sform is used" in note
+    assert np.allclose(nib.load(tmp_path / "out" / "both_seg.nii.gz").affine, affine)
+    raw[254:256] = struct.pack("<h", 0)  # sform_code 0: nothing else places the voxels
+    (tmp_path / "qform_only.nii").write_bytes(bytes(raw))
+    with pytest.raises(ImageReadError) as error:
+        read_nifti(tmp_path / "qform_only.nii")
+    assert str(error.value).startswith(f"{tmp_path / 'qform_only.nii'}: invalid qform in the header (quatern_b, c, d "
+                                       "are not part of a unit quaternion: w2 should be positive")
+
+
 def test_float64_intensities_beyond_float32_are_one_line(tmp_path):
     import warnings
 

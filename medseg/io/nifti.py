@@ -58,6 +58,9 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
+        if "should be positive" in str(error):  # nibabel's word for a qform that is no rotation (sform not coded)
+            raise ImageReadError(f"{path}: invalid qform in the header (quatern_b, c, d are not part of a unit "
+                                 f"quaternion: {_short(error)}), and no sform to place the voxels by") from error
         raise ImageReadError(f"{path}: cannot read header ({_short(error)})") from error
     with streams:
         image = streams.image
@@ -407,7 +410,14 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
     if not isinstance(header, nib.Nifti1Header):  # Nifti2Header too
         return None
     sform, sform_code = header.get_sform(coded=True)
-    qform, qform_code = header.get_qform(coded=True)
+    try:
+        qform, qform_code = header.get_qform(coded=True)
+    except ValueError as error:  # quatern_b, c, d beyond a unit quaternion: only the sform places the voxels
+        if not sform_code or not int(raw_header(image)["qform_code"]):
+            return None
+        return (f"the header's qform is invalid ({_short(error)}: quatern_b, c, d are not part of a unit "
+                "quaternion): the sform is used (as nibabel does); a tool that reads the qform may refuse the input "
+                "and its segmentation, or place them elsewhere")
     if not sform_code or not qform_code:
         return None
     scale = _UNIT_MM.get(int(raw_header(image)["xyzt_units"]) & 7, 1.0)
