@@ -140,10 +140,20 @@ def physical_memory() -> int | None:
 def check_resampling_size(volume: Volume, pre: dict) -> None:
     """Refuse, before any work, a volume whose resampling would need more memory than the machine has (a
     32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing."""
+    memory = physical_memory()
+    wanted = [float(v) if v else 0.0 for v in pre.get("spacing_mm") or []]
+    if len(wanted) == 3 and all(wanted):
+        # the volume in mm³ over the model's voxel, in floats first: a voxel size of 1e30 mm in a header made the
+        # grid's integer shape wrap around, and the check passed on a nonsense shape
+        estimate = math.prod(float(n) for n in volume.shape[:3]) * math.prod(volume.spacing_mm) / math.prod(wanted)
+        if not math.isfinite(estimate) or estimate > 2**53:  # below, the grid's shape is computed exactly
+            spacing, wanted_text = _spacings_text(volume, pre)
+            raise InputError(f"{volume.source}: resampling its {'×'.join(map(str, volume.shape))} voxels of {spacing} "
+                             f"mm to the model's {wanted_text} mm gives about {estimate:.3g} voxels, more than any "
+                             "machine's memory holds; check the voxel size in the header")
     model_shape = model_space_shape(volume, pre)
     voxels = math.prod(model_shape) + math.prod(volume.shape)  # Python integers: no int64 overflow
     needed = voxels * RESAMPLE_BYTES_PER_VOXEL
-    memory = physical_memory()
     if memory is not None and needed > memory:
         spacing, wanted = _spacings_text(volume, pre)
         raise InputError(f"{volume.source}: resampling its {'×'.join(map(str, volume.shape))} voxels of {spacing} mm "

@@ -462,8 +462,8 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     image = read_nifti(case.image_path)
     # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
     check_not_constant(image, "nothing to learn from")
+    check_resampling_size(image, pre)  # first: a nonsense voxel size gives the other check a nonsense shape
     check_slices_fit(image, pre, axes)
-    check_resampling_size(image, pre)
     label = read_nifti(case.label_path, labels=True)
     case.sha256 = (image.source_sha256, label.source_sha256)
     # the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows) are re-indexed, and the

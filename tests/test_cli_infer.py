@@ -852,6 +852,15 @@ def test_a_resampling_larger_than_the_machine_is_refused_before_any_work(tmp_pat
                                          "to the model's 1 × 1 × 1 mm gives 6201×6201×6201 voxels, about ")
     assert line.endswith("; check the voxel size in the header")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_seg.json", "good_seg.nii.gz"]
+    # a voxel size of 1e30 mm: the grid's integer shape wrapped around, and the check passed on it (exit 0, a
+    # segmentation of nothing, a numpy warning)
+    absurd = _nifti(tmp_path / "absurd.nii.gz", (32, 32, 32), (1e30, 1.0, 1.0))
+    code, _, err = run(["infer", str(absurd), "-m", "hippocampus", "-o", str(tmp_path / "out2"), "--device", "cpu"],
+                       capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {absurd}: resampling its 32×32×32 voxels of 1e+30 × 1 × 1 mm to the model's 1 × 1 × 1 mm "
+        "gives about 3.28e+34 voxels, more than any machine's memory holds; check the voxel size in the header")
+    assert "RuntimeWarning" not in err and not (tmp_path / "out2").exists()
 
 
 @pytest.mark.parametrize(("shape", "spacing"), [((30, 40, 30), (1.0, 1.0, 1.0)), ((37, 21, 9), (0.7, 1.3, 3.1)),
