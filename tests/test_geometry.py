@@ -453,11 +453,19 @@ def test_header_faults_nibabel_repairs_quietly_are_refused_in_one_line(tmp_path,
     image.header["pixdim"][3] = 0
     faults["pixdim0"] = (image, r"voxel size 0 along k \(pixdim\[3\]\) in the header; the spacing of the voxels is "
                                 r"unknown")
+    image = _oblique_image((array * 100).astype(np.int16))  # read unscaled by nibabel, as if no slope were given
+    image.header["scl_slope"], image.header["scl_inter"] = np.inf, 0.0
+    faults["slope_inf"] = (image, r"scl_slope is inf: the scaling of the voxel values is unknown")
     for name, (image, message) in faults.items():
         nib.save(image, tmp_path / f"{name}.nii.gz")
         with pytest.raises(InputError, match=rf"^{tmp_path / name}.nii.gz: {message}"):
             segment_case(tmp_path / f"{name}.nii.gz", segmenter, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # a gzip file named .nii: "Cannot work out file type of …", which did not say it is compressed
+    gz = tmp_path / "scan.nii"
+    gz.write_bytes((tmp_path / "code9.nii.gz").read_bytes())
+    with pytest.raises(Exception, match=rf"^{gz}: a gzip-compressed file named without .gz; name it scan.nii.gz$"):
+        read_nifti(gz)
 
 
 def test_harmless_header_oddities_are_read_and_written_back_as_stored(tmp_path, make_package):

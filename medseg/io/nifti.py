@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import warnings
 import zlib
 from pathlib import Path
@@ -55,6 +56,9 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
                 raise ImageReadError(f"{path}: a DICOM {modality} object, not an image") from error
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
                                  f"({path.parent}), with --series where it holds more than one") from error
+        if path.name.lower().endswith((".nii", ".hdr", ".img")) and _starts_with(path, b"\x1f\x8b"):
+            raise ImageReadError(f"{path}: a gzip-compressed file named without .gz; name it "
+                                 f"{path.name}.gz") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
@@ -348,6 +352,9 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
             if not 0 <= code <= 4:
                 raise InputError(f"{name}: {key} {code} is not a NIfTI code (0-4); the header's orientation cannot "
                                  "be trusted")
+        slope = float(raw["scl_slope"])
+        if math.isinf(slope):  # nibabel reads the voxels unscaled, as if no slope were given
+            raise InputError(f"{name}: scl_slope is {slope:g}: the scaling of the voxel values is unknown")
         unit = int(raw["xyzt_units"]) & 7
         if unit not in _UNIT_MM:
             raise InputError(f"{name}: xyzt_units gives the spatial unit code {unit}, which NIfTI does not define "
@@ -577,3 +584,11 @@ def _dicom_modality(path: Path) -> str | None:
     except Exception:  # a damaged header: the plain advice stands
         return None
     return str(value).strip().upper() if value else None
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(magic)) == magic
+    except OSError:
+        return False
