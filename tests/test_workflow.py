@@ -146,6 +146,10 @@ def test_a_second_run_does_nothing(finished):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Nothing to be done" in run.stderr
     assert {p.name: p.read_text() for p in (results / "status").iterdir()} == status
+    # the same sheet named another way (relative to the working folder, through ..): every job ran again
+    for named in ("data/samples.tsv", "data/../data/samples.tsv"):
+        run = snakemake(folder, "-n", "--cores", "2", samples=named, results=results, cases_per_job=3)
+        assert run.returncode == 0 and "Nothing to be done" in run.stderr + run.stdout, (named, run.stderr[-3000:])
 
 
 def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[list[str], Path]:

@@ -17,7 +17,7 @@ rule infer:
         record=f"{RESULTS}/jobs/{{batch}}.infer.json",
     params:
         medseg=MEDSEG,
-        sheet=lambda wildcards: SHEET,  # a function: its value is not read as a pattern
+        sheet=lambda wildcards: SHEET_PATH,  # a function: its value is not read as a pattern
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         inputs=lambda wildcards: inputs_signature(wildcards, "image"),
@@ -55,7 +55,7 @@ rule evaluate:
         record=f"{RESULTS}/jobs/{{batch}}.evaluate.json",
     params:
         medseg=MEDSEG,
-        sheet=lambda wildcards: SHEET,  # a function: its value is not read as a pattern
+        sheet=lambda wildcards: SHEET_PATH,  # a function: its value is not read as a pattern
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         references=lambda wildcards: inputs_signature(wildcards, "reference"),
@@ -86,7 +86,7 @@ rule report:
         summary=f"{RESULTS}/summary.json",
     params:
         medseg=MEDSEG,
-        sheet=lambda wildcards: SHEET,  # a function: its value is not read as a pattern
+        sheet=lambda wildcards: SHEET_PATH,  # a function: its value is not read as a pattern
         results=lambda wildcards, output: Path(output.html).parent,
         dice_threshold=config["dice_threshold"],
         max_overlays=config["max_overlays"],

@@ -1,5 +1,6 @@
 # Sample sheet, jobs and helpers of the cohort workflow.
 
+import os
 import re
 import shlex
 import sys
@@ -33,6 +34,8 @@ planned(check_results_folder, config["results"])
 validate(config, "../../configs/schemas/config.schema.yaml")
 
 SHEET = config["samples"]
+# the jobs' parameter: the sheet named another way (relative, absolute, with ..) is the same sheet, not a change
+SHEET_PATH = os.path.abspath(SHEET)
 RESULTS = str(Path(config["results"]))
 # medseg runs with the interpreter that runs Snakemake (no environment to activate), or, with
 # --software-deployment-method conda, from the rule's conda environment (workflow/envs/medseg.yaml)
