@@ -515,7 +515,8 @@ def test_a_library_message_both_logged_and_warned_is_shown_once(tmp_path):
                          capture_output=True, text=True, cwd=repo)
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
-    assert sum("End of file reached before delimiter" in line for line in lines) == 1, lines
+    # the file's own error says it is cut short: pydicom's words about it (a line before the error) are dropped
+    assert lines == [line for line in lines if "End of file reached before delimiter" not in line], lines
     assert lines[-1].startswith(f"medseg: error: {paths[0]}: truncated or incomplete DICOM file")
 
 
@@ -668,8 +669,9 @@ def test_library_warnings_are_one_line_per_kind_naming_files_for_every_input(tmp
     for folder in folders:
         mine = [line for line in warned if f": {folder}: " in line]
         assert len([line for line in mine if "Invalid value for VR IS" in line]) == 1, warned
-        assert any(f"Unknown encoding 'ISO_IR 999' - using default encoding instead (in {SHAPE[2]} file(s): "
-                   f"{names}, ...)" in line for line in mine), warned
+        # logged and warned both by pydicom (warn_and_log), shown once
+        assert sum(f"Unknown encoding 'ISO_IR 999' - using default encoding instead (in {SHAPE[2]} file(s): "
+                   f"{names}, ...)" in line for line in mine) == 1, warned
         assert any(line.endswith(f"; {SHAPE[2]} different values") and "Invalid value for VR IS: '" in line
                    for line in mine), warned
     assert len(warned) <= 2 * len(folders) + 2, warned

@@ -62,12 +62,26 @@ class FileMessages:
 
     @contextmanager
     def about(self, path: Path):
-        """Messages raised inside the block concern ``path``."""
+        """Messages raised inside the block concern ``path``; when the block ends in an error naming the file as
+        broken (:class:`~medseg.errors.ImageReadError`), they are forgotten: that error says it in one line."""
+        from medseg.errors import ImageReadError
+
         previous, self.current = self.current, path
         try:
             yield
+        except ImageReadError:
+            self.forget(path)
+            raise
         finally:
             self.current = previous
+
+    def forget(self, path: Path) -> None:
+        """Drop what was collected about ``path`` (a file reported broken by its own error)."""
+        for key, kind in list(self.kinds.items()):
+            if path in kind.files:
+                kind.files.remove(path)
+                if not kind.files:
+                    del self.kinds[key]
 
     def note(self, message: str) -> None:
         text = " ".join(_SEE_ALSO.sub("", str(message)).split())

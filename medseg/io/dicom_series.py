@@ -142,6 +142,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
             except ImageReadError as error:
                 if not keep_broken:
                     raise
+                messages.forget(path)  # the listing names the file as unreadable: the library's words add nothing
                 broken.append((path, str(error).removeprefix(f"{path}: ")))
                 continue
             if dataset is None:
