@@ -31,7 +31,7 @@ from medseg.augment import SliceAugment
 from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
-from medseg.io.atomic import atomic_paths, sha256_of
+from medseg.io.atomic import atomic_paths, placed_before_stop, sha256_of
 from medseg.io.files import undecodable
 from medseg.metrics import odd_values
 from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
@@ -410,7 +410,7 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     axes = slice_axes(config["inference"])
     first: MedsegError | None = None
     problems: list[str] = []
-    memory, held, loaded = physical_memory(), 0, 0
+    _check_cases_fit(cases, pre, physical_memory())
     for case in cases:
         try:
             _load_case(case, pre, transforms, declared, axes)
@@ -421,20 +421,6 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
             if first is None:  # kept without its traceback, which would hold the case's volumes
                 first = error.with_traceback(None)
                 first.__cause__ = first.__context__ = None
-            continue
-        # training holds every case in model space: a set that cannot fit is refused once the first cases say so,
-        # not after minutes of reading and swapping (each volume alone may fit: 6 of 3 GiB on a 23 GiB machine)
-        held += case.image.nbytes + case.label.nbytes
-        loaded += 1
-        expected = held * len(cases) / loaded
-        if memory is not None and expected > memory:
-            spacing = pre.get("spacing_mm")
-            fix = (f"check preprocessing.spacing_mm ({spacing}) against the images' voxel sizes, or train on fewer "
-                   "cases" if spacing else "train on fewer or smaller cases")
-            raise TrainingError(
-                f"{case.image_path.parent}: the {len(cases)} cases would hold about {expected / 2**30:.1f} GiB in "
-                f"model space (the first {loaded} hold {held / 2**30:.1f} GiB), more than this machine's "
-                f"{memory / 2**30:.1f} GiB of memory; {fix}")
     if len(problems) == 1:
         raise first
     if problems:
@@ -442,6 +428,42 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
         more = f"; … ({len(problems) - 3} more)" if len(problems) > 3 else ""
         raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be trained on: {shown}{more}")
     return cases
+
+
+def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> None:
+    """Refuse, from the headers alone, a set of cases that training could not hold in memory: it keeps every case in
+    model space (float32 image, uint8 label), and each volume may fit alone (six of 3 GiB on a 23 GiB machine) where
+    all do not. A header that cannot be read counts nothing here: reading the case reports it."""
+    import warnings
+
+    from medseg.errors import ImageReadError, InputError
+    from medseg.io.images import read_grid
+    from medseg.preprocess import grid_model_shape
+
+    if memory is None or not cases:
+        return
+    total = 0
+    for case in cases:
+        try:
+            shape, affine = read_grid(case.image_path)
+        except (ImageReadError, InputError):
+            continue
+        channels = math.prod(shape[3:]) if len(shape) > 3 else 1
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                voxels = math.prod(grid_model_shape(shape[:3], affine, pre))
+        except (ValueError, OverflowError):
+            continue
+        if voxels > 0:  # not a shape that wrapped around: reading such a case refuses it in one line
+            total += voxels * (4 * channels + 1)
+    if total > memory:
+        spacing = pre.get("spacing_mm")
+        fix = (f"check preprocessing.spacing_mm ({spacing}) against the images' voxel sizes, or train on fewer "
+               "cases" if spacing else "train on fewer or smaller cases")
+        raise TrainingError(f"{cases[0].image_path.parent}: the {len(cases)} cases would hold about "
+                            f"{total / 2**30:.1f} GiB in model space, more than this machine's {memory / 2**30:.1f} "
+                            f"GiB of memory; {fix}")
 
 
 def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes) -> None:
@@ -1165,18 +1187,28 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     package_config.pop("weights")
     card = model_card(package_config)
     try:
-        package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
-        # the checkpoint says which package it made: a finished run resumed again has nothing left to do
-        _, meta = _checkpoint_paths(out_dir)
-        # with what this session changed even if it trained no epoch (a plan cut back to the epochs reached)
-        kept = ("epochs_planned", "config", "data_sha256", "label_codes")
-        record = {**json.loads(meta.read_text()), **{k: state[k] for k in kept if k in state},
-                  "package_sha256": package.sha256, "package_pending": False}
-        with atomic_paths([meta], overwrite=True) as (temp,):
-            temp.write_text(json.dumps(record, indent=1))
+        try:
+            package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
+        except KeyboardInterrupt as stop:  # a stop held while the package was placed: it is whole, and recorded so
+            if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):
+                _record_package(out_dir, state, load_package(out_dir, check_hash=False).sha256)
+            raise
+        _record_package(out_dir, state, package.sha256)
     except OSError as error:
         raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
     return package
+
+
+def _record_package(out_dir: Path, state: dict, package_sha256: str) -> None:
+    """The checkpoint says which package it made: a finished run resumed again has nothing left to do, and
+    ``medseg infer`` does not warn of an unfinished run. With what this session changed even if it trained no epoch
+    (a plan cut back to the epochs reached)."""
+    _, meta = _checkpoint_paths(out_dir)
+    kept = ("epochs_planned", "config", "data_sha256", "label_codes")
+    record = {**json.loads(meta.read_text()), **{k: state[k] for k in kept if k in state},
+              "package_sha256": package_sha256, "package_pending": False}
+    with atomic_paths([meta], overwrite=True) as (temp,):
+        temp.write_text(json.dumps(record, indent=1))
 
 
 def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | None:

@@ -607,11 +607,17 @@ def test_inspect_lists_a_folder_that_holds_only_non_image_objects(tmp_path, caps
     dataset.Modality = "SEG"
     dataset.save_as(tmp_path / "only" / "seg.dcm")
     code, out, err = run_cli(["inspect", str(tmp_path / "only")], capsys)
-    assert (code, err) == (0, "")
+    assert (code, err) == (1, "")  # listed, and nothing usable: a script checking the folder is told so
     assert "ignored objects: seg.dcm (SEG object, not an image)" in out
     assert out.strip().splitlines()[-1] == f"would use: none: {tmp_path / 'only'}: no DICOM images found"
-    code, _, err = run_cli(["inspect", str(tmp_path / "only"), "--json"], capsys)
-    assert code == 0
+    code, out, _ = run_cli(["inspect", str(tmp_path / "only"), "--json"], capsys)
+    assert code == 1 and json.loads(out)["ignored_objects"] == [{"path": "seg.dcm",
+                                                                  "reason": "SEG object, not an image"}]
+    # a folder without anything DICOM (NIfTI files): the one-line error as before, with its hint
+    (tmp_path / "nifti").mkdir()
+    (tmp_path / "nifti" / "a.nii.gz").write_bytes(b"x")
+    code, out, err = run_cli(["inspect", str(tmp_path / "nifti")], capsys)
+    assert (code, out) == (1, "") and "no DICOM images found (1 non-DICOM file(s)); a folder is read as one" in err
     code, out, err = run_cli(["infer", str(tmp_path / "only"), "-o", str(tmp_path / "out")], capsys)
     assert code == 1 and "no DICOM images found (1 non-image DICOM object(s))" in err
     assert not (tmp_path / "out").exists()

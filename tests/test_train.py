@@ -1481,6 +1481,12 @@ def test_a_stop_held_while_the_package_is_placed_says_the_package_is_complete(ti
         "runs it)" in err
     assert "checkpoint after epoch" not in err and "written before it" not in err
     assert load_package(out).config["training"]["epochs_run"] == 2  # whole: weights match the config's SHA-256
+    # and the checkpoint records it: infer warned of "an unfinished training run", a resume trained nothing
+    from medseg.package import unfinished_training
+
+    assert unfinished_training(out) is None
+    assert _exit_code(args + ["--resume"]) == 0
+    assert "the run had finished its 2 epochs and its package is intact" in capsys.readouterr().err
 
 
 def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tiny_set, tmp_path, capsys,
@@ -1577,29 +1583,30 @@ def test_a_package_written_to_the_current_folder_is_named_after_it(tiny_set, tmp
     assert json.loads((folder / "model.json").read_text())["name"] == "hippo-v2"
 
 
-def test_a_set_that_cannot_fit_in_memory_is_refused_after_its_first_case(tiny_set, tmp_path, capsys, config_file,
-                                                                          monkeypatch):
+def test_a_set_that_cannot_fit_in_memory_is_refused_before_any_case_is_read(tiny_set, tmp_path, capsys,
+                                                                             config_file, monkeypatch):
     """Each volume was checked alone against the machine's memory, but training holds every case: six volumes of
-    3 GiB each on a 23 GiB machine read on for minutes. The first case now tells what the set will need."""
+    3 GiB each on a 23 GiB machine read on for minutes. The headers now tell what the set will need, to the byte."""
     import medseg.preprocess as preprocess
     from medseg.train import load_cases, pair_cases
 
     config = json.loads(config_file.read_text())
     pairs = pair_cases(*tiny_set)
-    one = load_cases(pairs[:1], config)[0]
-    per_case = one.image.nbytes + one.label.nbytes
-    monkeypatch.setattr(preprocess, "physical_memory", lambda: int(per_case * (len(pairs) - 0.5)))
+    loaded = load_cases(pair_cases(*tiny_set), config)
+    held = sum(case.image.nbytes + case.label.nbytes for case in loaded)  # what training holds
     monkeypatch.setattr(preprocess, "check_resampling_size", lambda *a: None)  # each volume alone fits (tested apart)
     read = []
     real = preprocess.apply_transforms
     monkeypatch.setattr(preprocess, "apply_transforms", lambda *a, **k: read.append(1) or real(*a, **k))
+    monkeypatch.setattr(preprocess, "physical_memory", lambda: held - 1)
     out = tmp_path / "model"
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"medseg: error: {tiny_set[0]}: the {len(pairs)} cases would hold about ")
-    assert "in model space (the first 1 hold " in err and "train on fewer or smaller cases" in err
-    assert len(read) == 1 and not out.exists()  # refused after the first case, nothing written
-    monkeypatch.setattr(preprocess, "physical_memory", lambda: per_case * len(pairs) * 2)  # room enough: read on
+    assert err == (f"medseg: error: {tiny_set[0]}: the {len(pairs)} cases would hold about {held / 2**30:.1f} GiB in "
+                   f"model space, more than this machine's {(held - 1) / 2**30:.1f} GiB of memory; train on fewer or "
+                   "smaller cases")
+    assert read == [] and not out.exists()  # refused from the headers: no case read, nothing written
+    monkeypatch.setattr(preprocess, "physical_memory", lambda: held)  # exactly enough: read on
     assert len(load_cases(pair_cases(*tiny_set), config)) == len(pairs)
 
 

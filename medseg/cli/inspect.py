@@ -31,8 +31,9 @@ def inspect(folder, as_json, series):
 
     report = describe_folder(folder, series=series)
     # the listing is the answer; only a --series that names no usable series is a failure (exit 1)
-    # (or a broken file, which infer would refuse the folder for)
-    failed = 1 if (series is not None or report["unreadable_files"]) and report["chosen"]["key"] is None else 0
+    # (or a broken file, which infer would refuse the folder for, or no image at all)
+    failed = 1 if (series is not None or report["unreadable_files"] or not report["series"]) \
+        and report["chosen"]["key"] is None else 0
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return failed

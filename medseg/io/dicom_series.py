@@ -156,7 +156,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
                 non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
                 continue
             images.append((path, dataset))
-    if not images and keep_broken:
+    if not images and keep_broken and (non_image or broken):  # something DICOM to list (a SEG alone, a cut file)
         return FolderScan(folder, [], skipped, non_image, broken)
     if not images:  # the error counts the skipped files: no warning line before it
         parts = ([f"{len(skipped)} non-DICOM file(s)"] if skipped else []) + (
