@@ -146,7 +146,9 @@ def check_resampling_size(volume: Volume, pre: dict) -> None:
         # the volume in mm³ over the model's voxel, in floats first: a voxel size of 1e30 mm in a header made the
         # grid's integer shape wrap around, and the check passed on a nonsense shape
         estimate = math.prod(float(n) for n in volume.shape[:3]) * math.prod(volume.spacing_mm) / math.prod(wanted)
-        if not math.isfinite(estimate) or estimate > 2**53:  # below, the grid's shape is computed exactly
+        # the longest line through the volume, in model voxels: beyond 2^53 the grid's integer shape is not exact
+        across = math.hypot(*(n * s for n, s in zip(volume.shape[:3], volume.spacing_mm))) / min(wanted)
+        if not math.isfinite(across) or across > 2**53:  # below, the grid's shape is computed exactly
             spacing, wanted_text = _spacings_text(volume, pre)
             raise InputError(f"{volume.source}: resampling its {'×'.join(map(str, volume.shape))} voxels of {spacing} "
                              f"mm to the model's {wanted_text} mm gives about {estimate:.3g} voxels, more than any "

@@ -438,7 +438,7 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
 
     from medseg.errors import ImageReadError, InputError
     from medseg.io.images import read_grid
-    from medseg.preprocess import grid_model_shape
+    from medseg.preprocess import RESAMPLE_BYTES_PER_VOXEL, grid_model_shape
 
     if memory is None or not cases:
         return
@@ -455,8 +455,9 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
                 voxels = math.prod(grid_model_shape(shape[:3], affine, pre))
         except (ValueError, OverflowError):
             continue
-        if voxels > 0:  # not a shape that wrapped around: reading such a case refuses it in one line
-            total += voxels * (4 * channels + 1)
+        if voxels <= 0 or (voxels + math.prod(shape)) * RESAMPLE_BYTES_PER_VOXEL > memory:
+            return  # a case that cannot fit even alone: its own check names it and its voxel size, in one line
+        total += voxels * (4 * channels + 1)
     if total > memory:
         spacing = pre.get("spacing_mm")
         fix = (f"check preprocessing.spacing_mm ({spacing}) against the images' voxel sizes, or train on fewer "

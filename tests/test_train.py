@@ -1583,31 +1583,32 @@ def test_a_package_written_to_the_current_folder_is_named_after_it(tiny_set, tmp
     assert json.loads((folder / "model.json").read_text())["name"] == "hippo-v2"
 
 
-def test_a_set_that_cannot_fit_in_memory_is_refused_before_any_case_is_read(tiny_set, tmp_path, capsys,
-                                                                             config_file, monkeypatch):
+def test_a_set_that_cannot_fit_in_memory_is_refused_before_any_case_is_read(tiny_set, monkeypatch):
     """Each volume was checked alone against the machine's memory, but training holds every case: six volumes of
-    3 GiB each on a 23 GiB machine read on for minutes. The headers now tell what the set will need, to the byte."""
+    3 GiB each on a 23 GiB machine read on for minutes. The headers now tell what the set will need, to the byte; a
+    case too large even alone is left to its own check, which names it and its voxel size."""
+    import copy
+
     import medseg.preprocess as preprocess
     from medseg.train import load_cases, pair_cases
 
-    config = json.loads(config_file.read_text())
-    pairs = pair_cases(*tiny_set)
-    loaded = load_cases(pair_cases(*tiny_set), config)
-    held = sum(case.image.nbytes + case.label.nbytes for case in loaded)  # what training holds
-    monkeypatch.setattr(preprocess, "check_resampling_size", lambda *a: None)  # each volume alone fits (tested apart)
+    config = tiny_training_config()
+    one = load_cases(pair_cases(*tiny_set)[:1], config)[0]
+    per_case = one.image.nbytes + one.label.nbytes  # what training holds of a case
+    many = [copy.copy(case) for case in pair_cases(*tiny_set) * 4]  # 24 cases: together more than one resampling
+    held = per_case * len(many)
     read = []
     real = preprocess.apply_transforms
     monkeypatch.setattr(preprocess, "apply_transforms", lambda *a, **k: read.append(1) or real(*a, **k))
     monkeypatch.setattr(preprocess, "physical_memory", lambda: held - 1)
-    out = tmp_path / "model"
-    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == (f"medseg: error: {tiny_set[0]}: the {len(pairs)} cases would hold about {held / 2**30:.1f} GiB in "
-                   f"model space, more than this machine's {(held - 1) / 2**30:.1f} GiB of memory; train on fewer or "
-                   "smaller cases")
-    assert read == [] and not out.exists()  # refused from the headers: no case read, nothing written
+    with pytest.raises(TrainingError) as error:
+        load_cases(many, config)
+    assert str(error.value) == (f"{tiny_set[0]}: the {len(many)} cases would hold about {held / 2**30:.1f} GiB in "
+                                f"model space, more than this machine's {(held - 1) / 2**30:.1f} GiB of memory; train "
+                                "on fewer or smaller cases")
+    assert read == []  # refused from the headers: no case read
     monkeypatch.setattr(preprocess, "physical_memory", lambda: held)  # exactly enough: read on
-    assert len(load_cases(pair_cases(*tiny_set), config)) == len(pairs)
+    assert len(load_cases(many, config)) == len(many) and len(read) == len(many)
 
 
 def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path, capsys, config_file):
