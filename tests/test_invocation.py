@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medseg.cohort import previewing
+from medseg.cohort import previewing, writes_results
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -48,3 +48,13 @@ def test_a_preview_set_in_a_profile_is_one(tmp_path, monkeypatch):
     assert previewing(["--cores", "2"]) is True
     monkeypatch.setenv("SNAKEMAKE_PROFILE", str(plain))
     assert previewing(["--cores", "2"]) is False
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--touch"], True), (["-t"], True), (["--delete-all-output"], True), (["--delete-temp-output"], True),
+    (["--cleanup-metadata", "a.txt"], True), (["--cleanup-shadow"], True), (["--executor", "touch"], True),
+    (["-n"], False), (["--unlock"], False), (["--summary"], False), (["--cores", "2"], False),
+])
+def test_previews_that_change_the_results_folder(argv, expected):
+    """They take the results folder's claim: deleting or touching a cohort's outputs while a run writes them."""
+    assert writes_results(argv) is expected

@@ -279,6 +279,10 @@ def test_a_second_run_on_one_results_folder_is_refused_from_any_working_folder(c
             f"{socket.gethostname()}, per {claim_path(results)}); wait for it to end or give another folder")
         preview = snakemake(tmp_path / "elsewhere", "-n", "--cores", "2", samples=sheet, results=results)
         assert preview.returncode == 0, preview.stderr[-3000:]
+        # a preview that changes the folder (touching or deleting outputs) waits its turn like a run
+        for writing in (("--touch",), ("--delete-all-output",)):
+            touch = snakemake(tmp_path / "elsewhere", *writing, "--cores", "2", samples=sheet, results=results)
+            assert touch.returncode == 1 and "another cohort run is writing to this folder" in touch.stderr, writing
     assert not (results / "cases").exists() and not claim_path(results).exists()
 
 

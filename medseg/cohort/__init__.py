@@ -4,7 +4,7 @@
 folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases.
 """
 
-from medseg.cohort.invocation import previewing
+from medseg.cohort.invocation import previewing, writes_results
 from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import (
     CaseOutcome,
@@ -32,4 +32,5 @@ __all__ = [
     "samples_from_rows",
     "stale_cases",
     "write_job_record",
+    "writes_results",
 ]

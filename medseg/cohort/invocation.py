@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Sequence
 
-__all__ = ["previewing"]
+__all__ = ["previewing", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -23,6 +23,8 @@ PREVIEW_OPTIONS = frozenset({
 PREVIEW_SHORT = frozenset("ntlSDvh")  # -n, -t, -l, -S, -D, -v, -h, alone or in a cluster such as -np
 PREVIEW_EXECUTORS = frozenset({"dryrun", "touch"})
 RUNS_ANYWAY = "--report-after-run"  # with it, --report runs the workflow first
+# previews that still change the results folder (the parser's names for them)
+WRITING_PREVIEWS = ("touch", "delete_all_output", "delete_temp_output", "cleanup_metadata", "cleanup_shadow")
 
 
 def previewing(argv: Sequence[str]) -> bool:
@@ -33,21 +35,43 @@ def previewing(argv: Sequence[str]) -> bool:
     return _previewing_argv(argv) or _profile_previews(argv)
 
 
-def _profile_previews(argv: Sequence[str]) -> bool:
-    """Whether Snakemake's own parser, with the profiles it reads, finds a preview option or executor set: a
-    profile's settings never appear in ``argv``. False when Snakemake cannot be asked (then ``argv`` alone says)."""
+def writes_results(argv: Sequence[str]) -> bool:
+    """Whether a command that runs no job still changes the results folder (``--touch``, ``--delete-all-output``,
+    ``--delete-temp-output``, ``--cleanup-metadata``, ``--cleanup-shadow``, the touch executor), set on the command
+    line or in a profile: it must not go on while a run writes there. False when Snakemake cannot be asked."""
+    parsed = _parsed(tuple(argv))
+    if parsed is None:
+        return False
+    args = parsed[1]
+    if any(getattr(args, dest, None) for dest in WRITING_PREVIEWS):
+        return True
+    return str(getattr(args, "executor", "") or "") == "touch"
+
+
+def _parsed(argv: tuple[str, ...]):
+    """Snakemake's own reading of ``argv``, with the profiles it reads: (parser, namespace), or None when Snakemake
+    cannot be imported or refuses the command line (it then runs nothing)."""
     import contextlib
     import io
 
     try:
         from snakemake.cli import parse_args
     except ImportError:
-        return False
+        return None
     try:  # it says which profile it uses on stderr: the run itself says so too
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            parser, args = parse_args(list(argv))
-    except (Exception, SystemExit):  # a command line Snakemake refuses runs nothing; the argv reading said so
+            return parse_args(list(argv))
+    except (Exception, SystemExit):
+        return None
+
+
+def _profile_previews(argv: Sequence[str]) -> bool:
+    """Whether Snakemake's own parser, with the profiles it reads, finds a preview option or executor set: a
+    profile's settings never appear in ``argv``. False when Snakemake cannot be asked (then ``argv`` alone says)."""
+    parsed = _parsed(tuple(argv))
+    if parsed is None:  # a command line Snakemake refuses runs nothing; the argv reading said so
         return False
+    parser, args = parsed
     for action in parser._actions:
         if not set(action.option_strings) & PREVIEW_OPTIONS or action.dest in ("help", "version"):
             continue
