@@ -913,18 +913,17 @@ def _checkpoint_record(meta: Path) -> dict:
     return state
 
 
-def _check_weights_digest(weights: Path, data: bytes | None, recorded: str | None, record_name: str) -> None:
-    """Refuse checkpoint weights (``data``, read from ``weights`` when None) whose SHA-256 is not the ``recorded``
-    one (None: a checkpoint from before it was recorded)."""
+def _check_weights_digest(weights: Path, recorded: str | None, record_name: str) -> None:
+    """Refuse checkpoint weights whose SHA-256 is not the ``recorded`` one (None: a checkpoint from before it was
+    recorded)."""
     if recorded is None:
         return
-    if data is None:
-        try:
-            data = weights.read_bytes()
-        except OSError as error:
-            raise TrainingError(f"{weights}: cannot resume from this checkpoint ({error.strerror or error}); start "
-                                "again with --overwrite") from error
-    if recorded != hashlib.sha256(data).hexdigest():
+    try:
+        digest = sha256_of(weights)
+    except OSError as error:
+        raise TrainingError(f"{weights}: cannot resume from this checkpoint ({error.strerror or error}); start "
+                            "again with --overwrite") from error
+    if recorded != digest:
         raise TrainingError(f"{weights}: damaged checkpoint (its SHA-256 is not the one {record_name} records); start "
                             "again with --overwrite")
 
@@ -934,15 +933,15 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
 
     weights, meta = _checkpoint_paths(out_dir)
     try:
-        data = weights.read_bytes()  # read once: hashed below as well
-        tensors = load(data)
+        tensors = load(weights.read_bytes())
         net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except Exception as error:  # missing, corrupt (safetensors' own error type), another architecture's weights
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error
     state = _checkpoint_record(meta)
-    _check_weights_digest(weights, data, state.pop("weights_sha256", None), meta.name)
+    # the weights' SHA-256 was checked by check_resume, called just before on the claimed folder
+    state.pop("weights_sha256", None)
     broken = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())),
                   None)
     if broken is not None:
@@ -1419,7 +1418,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
         raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
     recorded = _checkpoint_record(meta)
     # damaged weights are told before the cases are read and the run announced
-    _check_weights_digest(_checkpoint_paths(out_dir)[0], None, recorded.get("weights_sha256"), meta.name)
+    _check_weights_digest(_checkpoint_paths(out_dir)[0], recorded.get("weights_sha256"), meta.name)
     done = recorded["epoch"]  # an int: _checkpoint_record checked it
     if int(settings["epochs"]) < done:
         raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medseg.cohort import previewing, writes_results
+from medseg.cohort import claims_results, previewing, writes_results
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -58,3 +58,12 @@ def test_a_preview_set_in_a_profile_is_one(tmp_path, monkeypatch):
 def test_previews_that_change_the_results_folder(argv, expected):
     """They take the results folder's claim: deleting or touching a cohort's outputs while a run writes them."""
     assert writes_results(argv) is expected
+
+
+def test_which_commands_hold_the_results_folder(tmp_path):
+    """A run and a preview that changes the folder hold it; a plain preview and --nolock (also from a profile) not."""
+    assert claims_results(["--cores", "2"]) and claims_results(["--touch"])
+    assert not claims_results(["-n"]) and not claims_results(["--unlock"])
+    assert not claims_results(["--cores", "2", "--nolock"])
+    (tmp_path / "config.yaml").write_text("nolock: true\n")
+    assert not claims_results(["--cores", "2", "--profile", str(tmp_path)])

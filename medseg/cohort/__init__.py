@@ -4,7 +4,7 @@
 folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases.
 """
 
-from medseg.cohort.invocation import previewing, writes_results
+from medseg.cohort.invocation import claims_results, previewing, writes_results
 from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import (
     CaseOutcome,
@@ -24,6 +24,7 @@ __all__ = [
     "ResultsFolder",
     "Sample",
     "batches",
+    "claims_results",
     "evaluate_cases",
     "infer_cases",
     "previewing",

@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Sequence
 
-__all__ = ["previewing", "writes_results"]
+__all__ = ["claims_results", "previewing", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -35,6 +35,16 @@ def previewing(argv: Sequence[str]) -> bool:
     return _previewing_argv(argv) or _profile_previews(argv)
 
 
+def claims_results(argv: Sequence[str]) -> bool:
+    """Whether a Snakemake command must hold the results folder (one writer at a time): a run, or a preview that
+    changes the folder (:func:`writes_results`); not one with ``--nolock`` (the user's call, as for Snakemake's own
+    lock), on the command line or in a profile."""
+    if not (not previewing(argv) or writes_results(argv)):
+        return False
+    parsed = _parsed(tuple(argv))
+    return not (getattr(parsed[1], "nolock", False) if parsed is not None else "--nolock" in argv)
+
+
 def writes_results(argv: Sequence[str]) -> bool:
     """Whether a command that runs no job still changes the results folder (``--touch``, ``--delete-all-output``,
     ``--delete-temp-output``, ``--cleanup-metadata``, ``--cleanup-shadow``, the touch executor), set on the command
@@ -50,7 +60,15 @@ def writes_results(argv: Sequence[str]) -> bool:
 
 def _parsed(argv: tuple[str, ...]):
     """Snakemake's own reading of ``argv``, with the profiles it reads: (parser, namespace), or None when Snakemake
-    cannot be imported or refuses the command line (it then runs nothing)."""
+    cannot be imported or refuses the command line (it then runs nothing). Read once per command line and profile
+    setting (the Snakefile asks several questions of it)."""
+    import os
+
+    return _parsed_with(argv, os.environ.get("SNAKEMAKE_PROFILE"))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_with(argv: tuple[str, ...], profile_setting: str | None):
     import contextlib
     import io
 

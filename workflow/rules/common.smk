@@ -132,8 +132,8 @@ _PREVIEW = cohort.previewing(sys.argv[1:])
 # folders on one results folder both went on (cases segmented twice, one run's job logs over the other's). The
 # claim (a lock beside the folder, naming the process) is held until this process ends; a preview takes none
 # (a preview that changes the folder takes it too: --touch, --delete-all-output, --cleanup-metadata ...)
-_WRITES = not _PREVIEW or cohort.writes_results(sys.argv[1:])
-if workflow.is_main_process and _WRITES and "--nolock" not in sys.argv[1:]:  # --nolock: the user's call
+# (--nolock: the user's call, as for Snakemake's own lock)
+if workflow.is_main_process and cohort.claims_results(sys.argv[1:]):
     import atexit
 
     from medseg.io.folder_claim import claimed
