@@ -1,0 +1,82 @@
+"""The CUDA path: inference and training on a GPU agree with the CPU. Skipped on machines without CUDA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from test_train import run, tiny_training_config, weights, write_set
+
+from medseg.cli import main
+from medseg.inference import Segmenter
+from medseg.package import load_package
+from medseg.segment import segment_case
+from medseg.synthetic import write_phantom
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
+
+
+@pytest.fixture(scope="module")
+def phantom_case(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("cuda_case")
+    write_phantom(folder / "case.nii.gz", folder / "label.nii.gz", shape=(96, 96, 24), seed=5)
+    return folder / "case.nii.gz", folder / "label.nii.gz"
+
+
+def _segment(case: Path, out: Path, device: str, precision: str) -> tuple[np.ndarray, dict]:
+    segmenter = Segmenter(load_package("phantom"), device=device, precision=precision, batch_size=16)
+    outputs = segment_case(case, segmenter, out_dir=out)
+    return np.asarray(nib.load(outputs.segmentation).dataobj), json.loads(Path(outputs.sidecar).read_text())
+
+
+@pytest.mark.parametrize("precision, agreement", [("fp32", 0.9999), ("fp16", 0.999), ("bf16", 0.999)])
+def test_gpu_segmentation_matches_the_cpu(phantom_case, tmp_path, precision, agreement):
+    cpu, _ = _segment(phantom_case[0], tmp_path / "cpu", "cpu", "fp32")
+    gpu, sidecar = _segment(phantom_case[0], tmp_path / "gpu", "cuda", precision)
+    assert sidecar["device"] == "cuda:0" and sidecar["precision"] == precision
+    assert gpu.shape == cpu.shape and gpu.dtype == cpu.dtype
+    assert (gpu == cpu).mean() >= agreement, f"{(gpu != cpu).sum()} of {cpu.size} voxels differ"
+    assert set(np.unique(gpu)) == set(np.unique(cpu))
+
+
+def test_infer_command_takes_the_gpu_when_asked_and_by_default(phantom_case, tmp_path, capsys):
+    case, label = phantom_case
+    for device, out in (("auto", "auto"), ("cuda", "cuda"), ("cuda:0", "cuda0")):
+        with pytest.raises(SystemExit) as info:
+            main(["infer", str(case), "-o", str(tmp_path / out), "--device", device, "--reference", str(label)])
+        assert info.value.code == 0, capsys.readouterr().err
+        sidecar = json.loads((tmp_path / out / "case_seg.json").read_text())
+        assert sidecar["device"] == "cuda:0" and sidecar["precision"] == "fp16"  # auto precision on CUDA: fp16
+        metrics = json.loads((tmp_path / out / "case_metrics.json").read_text())
+        assert min(v["dice"] for v in metrics["labels"].values()) > 0.9
+    assert "cuda:0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["infer", str(case), "-o", str(tmp_path / "bad"), "--device", f"cuda:{torch.cuda.device_count()}"])
+    assert info.value.code == 1 and not (tmp_path / "bad" / "case_seg.nii.gz").exists()
+
+
+def test_training_on_the_gpu_gives_a_package_the_cpu_runs(tmp_path):
+    images, labels = write_set(tmp_path / "set")
+    config = tiny_training_config()
+    run(config, images, labels, tmp_path / "model", device="cuda")
+    package = load_package(tmp_path / "model")
+    assert package.config["training"]["epochs_run"] == 2
+    assert all(t.device.type == "cpu" and torch.isfinite(t).all() for t in weights(tmp_path / "model").values())
+    segmenter = Segmenter(package, device="cpu", precision="fp32", batch_size=8)
+    outputs = segment_case(images / "case2.nii.gz", segmenter, out_dir=tmp_path / "seg")
+    assert nib.load(outputs.segmentation).shape == (32, 32, 12)
+
+
+def test_same_seed_on_the_gpu_gives_identical_weights(tmp_path):
+    images, labels = write_set(tmp_path / "set")
+    config = tiny_training_config(epochs=1)
+    run(config, images, labels, tmp_path / "a", device="cuda")
+    run(config, images, labels, tmp_path / "b", device="cuda")
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    differing = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differing, f"{len(differing)} of {len(a)} tensors differ, e.g. {differing[:3]}"
