@@ -30,6 +30,7 @@ __all__ = [
     "save_package",
     "shipped_models",
     "shipped_package_path",
+    "state_mismatch",
     "unfinished_text",
     "unfinished_training",
     "validate_config",
@@ -83,6 +84,18 @@ def validate_config(config: dict, where: str) -> None:
         at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}")
     arch = config["architecture"]
+    orientation = config["preprocessing"].get("orientation")
+    if orientation is not None and sorted(orientation.translate(str.maketrans("LPI", "RAS"))) != ["A", "R", "S"]:
+        raise ModelPackageError(f"{where}: preprocessing/orientation {orientation!r} must name each axis once: one "
+                                "of R/L, one of A/P and one of S/I (RAS, LPS, ...)")
+    window = config["preprocessing"].get("intensity", {})
+    if window.get("kind") == "window" and not window["min"] < window["max"]:
+        raise ModelPackageError(f"{where}: preprocessing/intensity window min {window['min']} must be below its "
+                                f"max {window['max']}")
+    weights_file = Path(config["weights"]["file"])
+    if weights_file.is_absolute() or ".." in weights_file.parts:
+        raise ModelPackageError(f"{where}: weights/file {str(weights_file)!r} must name a file inside the package "
+                                "folder (a relative path without '..')")
     values = sorted(int(k) for k in config["labels"])
     if values != list(range(arch["n_classes"])):
         raise ModelPackageError(
@@ -195,28 +208,57 @@ class ModelPackage:
 
     def build_network(self, device: str | None = None):
         """The U-Net with this package's weights, in eval mode, on ``device``."""
+        import torch
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from medseg.network import UNet2D, UNetConfig
 
-        arch = {k: v for k, v in self.config["architecture"].items() if k != "type"}
-        net = UNet2D(UNetConfig(**arch))
+        arch = UNetConfig(**{k: v for k, v in self.config["architecture"].items() if k != "type"})
         try:
             state = load_file(str(self.weights_path), device="cpu")
         except (SafetensorError, OSError, ValueError) as error:
             raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            detail = str(error).splitlines()[0]
+        with torch.device("meta"):  # the architecture's tensor shapes, without allocating them
+            expected = {k: tuple(v.shape) for k, v in UNet2D(arch).state_dict().items()}
+        mismatch = state_mismatch(expected, {k: tuple(v.shape) for k, v in state.items()})
+        if mismatch:
             raise ModelPackageError(
-                f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({detail})"
-            ) from error
+                f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({mismatch})")
+        for key, tensor in state.items():
+            if not tensor.is_floating_point() and not key.endswith("num_batches_tracked"):
+                raise ModelPackageError(f"{self.weights_path}: tensor {key} holds {str(tensor.dtype)[6:]}, not "
+                                        "floating-point numbers: these are not trained weights")
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise ModelPackageError(f"{self.weights_path}: tensor {key} holds {bad} NaN or infinite value"
+                                        f"{'' if bad == 1 else 's'}: the weights are damaged (a diverged training "
+                                        "run writes such weights)")
+        net = UNet2D(arch)
+        net.load_state_dict(state, strict=True)
         net.eval()
         if device is not None:
             net.to(device)
         return net
+
+
+def state_mismatch(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
+    """How a weights file's tensors (name → shape) differ from an architecture's, in words; empty when they fit."""
+    def shape(dims: tuple) -> str:
+        return "x".join(map(str, dims)) or "scalar"
+
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    wrong = [k for k in expected if k in found and expected[k] != found[k]]
+    parts = []
+    if wrong:
+        parts.append(f"{len(wrong)} tensor{'' if len(wrong) == 1 else 's'} of another shape, e.g. {wrong[0]}: "
+                     f"{shape(found[wrong[0]])} in the file, {shape(expected[wrong[0]])} in the architecture")
+    if missing:
+        parts.append(f"{len(missing)} missing from the file, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{len(extra)} the architecture has no place for, e.g. {extra[0]}")
+    return "; ".join(parts)
 
 
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
@@ -234,12 +276,17 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         names = ", ".join(shipped_models()) or "none"
         raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model (shipped: {names})")
     config_path = path / CONFIG_NAME
-    if not config_path.is_file():
-        raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME})")
     try:
+        if not config_path.is_file():
+            raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME})")
         config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
+    except OSError as error:
+        raise ModelPackageError(f"{config_path}: cannot be read ({error.strerror or error})") from error
+    if not isinstance(config, dict):
+        raise ModelPackageError(f"{config_path}: a model config is a JSON object ({{...}}), not "
+                                f"{type(config).__name__ if config is not None else 'null'}")
     config = whole_numbers(config, load_schema())  # a hand-written depth of 2.0 is 2, not a TypeError
     validate_config(config, str(config_path))
     package = ModelPackage(path=path, config=config)
@@ -247,10 +294,13 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     if unfinished is not None:
         log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
                     "until then the package is the one written before it", path, unfinished_text(unfinished))
-    if not package.weights_path.is_file():
-        raise ModelPackageError(f"{package.weights_path}: weights file missing")
+    try:
+        if not package.weights_path.is_file():
+            raise ModelPackageError(f"{package.weights_path}: weights file missing")
+        actual = sha256_of(package.weights_path) if check_hash else package.sha256
+    except OSError as error:
+        raise ModelPackageError(f"{package.weights_path}: cannot be read ({error.strerror or error})") from error
     if check_hash:
-        actual = sha256_of(package.weights_path)
         if actual != package.sha256:
             raise ModelPackageError(
                 f"{package.weights_path}: SHA-256 {actual[:12]}… does not match {package.sha256[:12]}… recorded "

@@ -93,6 +93,16 @@ def test_weights_that_do_not_match_the_architecture(make_package):
          "invalid model config at label_codes/1/type: 'meaning' is a required property"),
         (lambda c: c["architecture"].update(norm="instance", depth=5),
          r"inference.roi_size \[32, 32\] leaves one cell at the bottom of a depth-5 U-Net, where instance norm"),
+        (lambda c: c["preprocessing"].update(orientation="RRR"),
+         r"preprocessing/orientation 'RRR' must name each axis once: one of R/L, one of A/P and one of S/I"),
+        (lambda c: c["preprocessing"].update(orientation="LPA"), "'LPA' must name each axis once"),
+        (lambda c: c["preprocessing"].update(intensity={"kind": "window", "min": 100, "max": 100}),
+         "preprocessing/intensity window min 100 must be below its max 100"),
+        (lambda c: c["weights"].update(file="../elsewhere/weights.safetensors"),
+         r"weights/file '../elsewhere/weights.safetensors' must name a file inside the package folder"),
+        (lambda c: c["weights"].update(file="/abs/weights.safetensors"), "must name a file inside the package"),
+        (lambda c: c["inference"].update(roi_size=[4096, 64]), "inference/roi_size/0: 4096 is greater than the "
+                                                               "maximum of 2048"),
     ],
 )
 def test_inconsistent_configs_are_refused(make_package, change, message):
@@ -218,3 +228,97 @@ def test_a_package_replaced_by_a_stopped_save_stays_whole(make_package, monkeypa
     assert placed  # the new weights had been put in place before the stop
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert load_package(folder).sha256 == package.sha256
+
+
+@pytest.mark.parametrize("text, kind", [("[]", "list"), ('"phantom"', "str"), ("null", "null"), ("3", "int")])
+def test_a_config_that_is_not_an_object_is_named(make_package, text, kind):
+    """A top-level list, string or null used to reach the schema check as a traceback (AttributeError)."""
+    path = make_package()
+    (path / "model.json").write_text(text)
+    message = rf"model.json: a model config is a JSON object \({{...}}\), not {kind}$"
+    with pytest.raises(ModelPackageError, match=message):
+        load_package(path)
+
+
+def test_a_deeply_nested_config_is_not_valid_json(make_package):
+    path = make_package()
+    (path / "model.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ModelPackageError, match="model.json: not valid JSON"):
+        load_package(path)
+
+
+def _rewrite_weights(path, change):
+    from safetensors.torch import load_file, save_file
+
+    from medseg.io.atomic import sha256_of
+
+    state = load_file(str(path / "weights.safetensors"))
+    change(state)
+    save_file(state, str(path / "weights.safetensors"))
+    config = json.loads((path / "model.json").read_text())
+    config["weights"]["sha256"] = sha256_of(path / "weights.safetensors")
+    (path / "model.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("value, count", [(float("nan"), "1 NaN or infinite value:"), (float("inf"), "1 NaN")])
+def test_weights_with_nan_or_inf_are_refused(make_package, value, count):
+    """They used to load, and every voxel came out background with exit 0."""
+    path = make_package()
+    key = "head.weight"
+
+    def poison(state):
+        assert key in state, sorted(state)
+        state[key].view(-1)[0] = value
+
+    _rewrite_weights(path, poison)
+    with pytest.raises(ModelPackageError, match=rf"weights.safetensors: tensor {key} holds {count}.* damaged"):
+        load_package(path).build_network()
+
+
+@pytest.mark.parametrize("dtype, refused", [(torch.int8, "int8"), (torch.bool, "bool"), (torch.float16, None),
+                                            (torch.bfloat16, None), (torch.float64, None)])
+def test_weights_must_be_floating_point(make_package, dtype, refused):
+    """Integer or boolean tensors were silently cast to float; half, bfloat16 and double precision load as float32
+    and give the same segmentation as the float32 file to within their rounding."""
+    path = make_package()
+    reference = load_package(path).build_network()
+    _rewrite_weights(path, lambda state: state.update({k: v.to(dtype) for k, v in state.items()
+                                                       if v.is_floating_point()}))
+    if refused:
+        with pytest.raises(ModelPackageError, match=rf"holds {refused}, not floating-point numbers"):
+            load_package(path).build_network()
+        return
+    net = load_package(path).build_network()
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    x = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(net(x).argmax(1), reference(x).argmax(1))
+
+
+def test_a_huge_architecture_is_compared_before_it_is_built(make_package):
+    """A width of 200000 used to be allocated (a MemoryError or a long wait) before the weights were compared."""
+    from medseg.io.atomic import sha256_of
+
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["architecture"].update(base_width=200000, depth=8)
+    config["weights"]["sha256"] = sha256_of(path / "weights.safetensors")
+    (path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelPackageError, match=r"weights do not match the architecture in model.json \(\d+ tensors "
+                                                r"of another shape, e.g. \S+: \d+x1x3x3 in the file, 200000x1x3x3 in "
+                                                r"the architecture; \d+ missing from the file"):
+        load_package(path).build_network()
+
+
+def test_a_config_that_cannot_be_read_is_named(make_package):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    path = make_package()
+    (path / "model.json").chmod(0)
+    try:
+        with pytest.raises(ModelPackageError, match=r"model.json: cannot be read \(Permission denied\)"):
+            load_package(path)
+    finally:
+        (path / "model.json").chmod(0o644)

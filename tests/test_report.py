@@ -759,6 +759,27 @@ def test_renders_in_headless_chromium(built, tmp_path):
     assert (pixels < 100).mean() > 0.01
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_long_case_id_wraps_in_the_tables(tmp_path):
+    """A 200-character case id without spaces pushed the tables' other columns out of a 1000 px window."""
+    folder = write_case(tmp_path, "long", 0, "erode")
+    for name in ("long_seg.json", "long_metrics.json"):
+        record = json.loads((folder / name).read_text())
+        record["case_id"] = "sub-" + "0123456789" * 20
+        (folder / name).write_text(json.dumps(record))
+    write_case(tmp_path, "short", 1, "exact")
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    assert page_width(outputs.html, tmp_path, 1000) <= 1000
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load',()=>{const w=[...document.querySelectorAll('td')]"
+              ".filter(t=>t.textContent.startsWith('sub-')).map(t=>t.offsetWidth);"
+              "document.body.setAttribute('data-cells',w.join(','));});</script>")
+    probe.write_text(outputs.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = chromium("--window-size=1000,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    widths = [int(w) for w in re.search(r'data-cells="([\d,]*)"', dom.stdout).group(1).split(",")]
+    assert widths and max(widths) <= 400, widths  # the id wraps; the scores stay in view
+
+
 # ---------------------------------------------------------------- overlays
 def test_overlay_is_drawn_in_mm_and_independent_of_voxel_order():
     from PIL import Image
@@ -1629,3 +1650,66 @@ def test_a_segmentation_that_is_not_the_one_its_sidecar_and_metrics_describe_is_
                                                                  max_overlays=0).table)}
     assert rows["same"]["failed_stage"] == "stale" and rows["same"]["error"].startswith(
         f"{original} is not the file its sidecar same_seg.json describes")
+
+
+def test_a_case_id_too_long_for_a_file_name_is_reported_not_a_crash(tmp_path):
+    """The report looked for ``<case_id>_seg.nii.gz`` and crashed (ENAMETOOLONG) on a 300-character case id."""
+    folder = write_case(tmp_path, "long", 0, "erode")
+    for name in ("long_seg.json", "long_metrics.json"):
+        record = json.loads((folder / name).read_text())
+        record["case_id"] = "x" * 300
+        (folder / name).write_text(json.dumps(record))
+    failed = write_failure(tmp_path, "lf")
+    record = json.loads(failed.read_text())
+    record["case_id"] = "y" * 300
+    failed.write_text(json.dumps(record))
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
+    assert rows["x" * 300]["status"] == "scored" and rows["x" * 300]["segmentation"].endswith("long_seg.nii.gz")
+    assert rows["y" * 300]["status"] == "failed" and rows["y" * 300]["segmentation"] == ""
+
+
+def test_json_nested_too_deeply_fails_its_case_not_the_report(tmp_path):
+    write_case(tmp_path, "fine", 0, "exact")
+    deep = tmp_path / "cases" / "deep"
+    deep.mkdir(parents=True)
+    (deep / "deep_metrics.json").write_text("[" * 100000 + "]" * 100000)
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
+    assert rows["fine"]["status"] == "scored"
+    assert rows["deep"]["status"] == "failed" and rows["deep"]["failed_stage"] == "report"
+    assert rows["deep"]["error"].startswith("deep_metrics.json: cannot read (JSON nested too deeply)")
+
+
+def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
+    """A copied metrics file with the same case id silently replaced the case's own scores (the last one read)."""
+    folder = write_case(tmp_path / "results", "c1", 0, "exact")
+    other = write_case(tmp_path / "elsewhere", "c1", 1, "erode")
+    shutil.copy(other / "c1_metrics.json", folder / "copy_metrics.json")
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)}
+    assert len(rows) == 1
+    row = rows["c1"]
+    assert row["status"] == "failed" and row["failed_stage"] == "report" and row["error_type"] == "DuplicateResult"
+    assert row["error"].startswith("c1_metrics.json and copy_metrics.json both hold the metrics of case 'c1'")
+
+
+def test_a_label_named_like_a_case_column_gets_its_value_as_prefix(tmp_path):
+    """A label named ``min`` wrote its Dice into the case's ``min_dice`` column."""
+    image, labels, affine = phantom(0)
+    write_case_arrays(tmp_path, "c", image, labels, perturb(labels, "erode"), affine,
+                      labels_named={0: "background", 1: "min", 2: "error"})  # error_dice clashes with nothing
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    header = outputs.table.read_text().splitlines()[0].split("\t")
+    assert len(header) == len(set(header))
+    assert {"1_min_dice", "1_min_status", "error_dice", "error_status", "min_dice", "error"} <= set(header)
+    (row,) = read_tsv(outputs.table)
+    assert float(row["min_dice"]) == min(float(row["1_min_dice"]), float(row["error_dice"])) < 1
+
+
+def test_tsv_cells_with_quotes_and_control_characters_read_back(tmp_path):
+    from medseg.report.table import write_tsv
+
+    header = ["case_id", "error"]
+    rows = [{"case_id": '"quoted" start', "error": 'a\x00b\u2028c "d"'}, {"case_id": "plain", "error": None}]
+    write_tsv(header, rows, tmp_path / "t.tsv")
+    assert read_tsv(tmp_path / "t.tsv") == [{"case_id": '"quoted" start', "error": 'a b c "d"'},
+                                            {"case_id": "plain", "error": ""}]
+    assert (tmp_path / "t.tsv").read_text().splitlines()[2] == "plain\t"  # plain cells stay unquoted

@@ -120,7 +120,7 @@ class CaseResult:
         candidates.append(self.folder / f"{self.case_id}_seg.nii.gz")
         if self.metrics and self.metrics.get("prediction"):
             candidates.append(resolve_path(self.metrics["prediction"], self))
-        return next((c for c in candidates if c is not None and c.is_file()), None)
+        return next((c for c in candidates if c is not None and _exists(c, file=True)), None)
 
     def input_path(self) -> Path | None:
         source = (self.sidecar or {}).get("input") or (self.failure or {}).get("input")
@@ -159,11 +159,20 @@ def resolve_path(recorded: str | None, case: CaseResult) -> Path | None:
         return None
     path = Path(str(recorded))
     if path.is_absolute():
-        return path if path.exists() else None
+        return path if _exists(path) else None
     for base in (Path.cwd(), case.results_dir, case.results_dir.parent, case.folder):
-        if (base / path).exists():
+        if _exists(base / path):
             return base / path
     return None
+
+
+def _exists(path: Path, file: bool = False) -> bool:
+    """Whether ``path`` is there (a file, with ``file``); a name too long for the file system, a folder that cannot
+    be searched or a NUL byte means it cannot be found, not that the report fails."""
+    try:
+        return path.is_file() if file else path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[CaseResult]:
@@ -197,6 +206,13 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
                 "error": f"{problem}; remove it and run again to redo the case", "error_type": "UnreadableResult",
             }
             case.paths[kind] = path
+            continue
+        if kind in case.paths:  # two files of one folder claim to be this case's (a copied or renamed file)
+            problem = (f"{case.paths[kind].name} and {path.name} both hold the {kind} of case {case_id!r}; keep the "
+                       "one that belongs to this case and remove the other, then run again")
+            case.notes.append(problem)
+            case.failure = {"schema": "medseg-failure/1", "case_id": case_id, "stage": "report", "error": problem,
+                            "error_type": "DuplicateResult"}
             continue
         setattr(case, kind, record)
         case.paths[kind] = path
@@ -369,6 +385,8 @@ def _read_json(path: Path, schema: str) -> tuple[dict | None, str | None]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         return None, f"{path.name}: cannot read ({error})"
+    except RecursionError:
+        return None, f"{path.name}: cannot read (JSON nested too deeply)"
     if not isinstance(record, dict):
         return None, f"{path.name}: not a JSON object"
     found = record.get("schema")

@@ -64,6 +64,7 @@ dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
 .warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
 .case li,td.err{overflow-wrap:anywhere}td.path{min-width:14em}
+td.id{overflow-wrap:anywhere;max-width:22em;min-width:6em}
 @media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
 thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
@@ -285,7 +286,8 @@ def _worst_table(content: ReportContent) -> str:
                 dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
-        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
+        rows.append(f'<tr><td class="num">{rank}</td>'
+                    f'<td class="id"><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
                     f"<td>{e(case.status.replace('_', ' '))}</td><td>{badges}</td>{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}</tr>")
     return ("<h2>Cases, worst first</h2>"
@@ -308,7 +310,8 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
                      f'<td class="num">{below} of {len(scored)}</td>')
         else:
             cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
-        rows.append(f'<tr><td class="num">{rank}</td><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
+        rows.append(f'<tr><td class="num">{rank}</td>'
+                    f'<td class="id"><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
                     f"<td>{e(case.status.replace('_', ' '))}</td><td>{_grouped_badges(content.flags[index])}</td>"
                     f"{cells}</tr>")
     return ("<h2>Cases, worst first</h2>"
@@ -360,7 +363,7 @@ def _failed_section(content: ReportContent) -> str:
     for index in failed:
         case = content.cases[index]
         failure = case.failure or {}
-        rows.append(f'<tr><td><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
+        rows.append(f'<tr><td class="id"><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
                     f'<td>{e(failure.get("stage"))}</td>'
                     f'<td>{e(failure.get("error_type"))}</td><td class="err">{e(failure.get("error"))}</td>'
                     f'<td class="path">{_failure_files(failure)}</td></tr>')

@@ -32,7 +32,11 @@ def label_columns(cases: list[CaseResult]) -> dict[str, str]:
     names = label_names(cases)
     prefixes = {value: re.sub(r"[^A-Za-z0-9_-]", "_", name) or f"label_{value}" for value, name in names.items()}
     taken = list(prefixes.values())
-    return {value: (prefix if taken.count(prefix) == 1 else f"{value}_{prefix}") for value, prefix in
+
+    def clashes(prefix: str) -> bool:  # a label named "min" would write its Dice into the case's min_dice
+        return taken.count(prefix) > 1 or any(f"{prefix}_{key}" in CASE_COLUMNS for key in (*METRIC_FIELDS, "status"))
+
+    return {value: (f"{value}_{prefix}" if clashes(prefix) else prefix) for value, prefix in
             sorted(prefixes.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)}
 
 
@@ -80,11 +84,18 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
 
 def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
     """Tab-separated, one header line; empty cells where a value is undefined; floats to 6 significant digits;
-    tabs and line breaks inside text become spaces."""
-    lines = ["\t".join(header)]
+    tabs, line breaks and other control characters inside text become spaces; a cell holding a double quote is
+    quoted as CSV quotes it (in quotes, its own quotes doubled), so that pandas, R and spreadsheets read it back
+    as written."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
     for row in rows:
-        lines.append("\t".join(_cell(row.get(column)) for column in header))
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8", errors="backslashreplace")
+        writer.writerow([_cell(row.get(column)) for column in header])
+    Path(path).write_text(buffer.getvalue(), encoding="utf-8", errors="backslashreplace")
 
 
 def _dice(value: float | None, threshold: float | None) -> str | None:
@@ -100,4 +111,4 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    return re.sub(r"[\t\r\n]+", " ", str(value))
+    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", str(value))
