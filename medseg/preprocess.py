@@ -95,6 +95,9 @@ def build_transforms(pre: dict, with_label: bool = False) -> Compose:
 # transient bytes per voxel of resampling and of inverting, as measured (float32 grids and values): a guard
 # against headers whose spacing makes a resampled volume of terabytes, not a memory model
 RESAMPLE_BYTES_PER_VOXEL = 40
+# the same for a model that keeps the voxel size: the image read in float32, its normalised copy, the labels
+# (8.6 bytes per voxel measured on a 512×512×1500 CT, the interpreter and torch included)
+COPY_BYTES_PER_VOXEL = 12
 
 
 def model_space_shape(volume: Volume, pre: dict) -> tuple[int, ...]:
@@ -140,28 +143,44 @@ def physical_memory() -> int | None:
 def check_resampling_size(volume: Volume, pre: dict) -> None:
     """Refuse, before any work, a volume whose resampling would need more memory than the machine has (a
     32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing."""
+    check_grid_size(volume.source, volume.shape[:3], volume.affine, pre)
+
+
+def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict) -> None:
+    """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
+    the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
+    and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
+    voxel: a 512×512×1500 CT needs about 3.4 GB there, not the 31 GB that resampling it would."""
     memory = physical_memory()
+    shape = tuple(int(n) for n in shape)
+    spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0))
     wanted = [float(v) if v else 0.0 for v in pre.get("spacing_mm") or []]
     if len(wanted) == 3 and all(wanted):
         # the volume in mm³ over the model's voxel, in floats first: a voxel size of 1e30 mm in a header made the
         # grid's integer shape wrap around, and the check passed on a nonsense shape
-        estimate = math.prod(float(n) for n in volume.shape[:3]) * math.prod(volume.spacing_mm) / math.prod(wanted)
+        estimate = math.prod(float(n) for n in shape) * math.prod(spacing) / math.prod(wanted)
         # the longest line through the volume, in model voxels: beyond 2^53 the grid's integer shape is not exact
-        across = math.hypot(*(n * s for n, s in zip(volume.shape[:3], volume.spacing_mm))) / min(wanted)
+        across = math.hypot(*(n * s for n, s in zip(shape, spacing))) / min(wanted)
         if not math.isfinite(across) or across > 2**53:  # below, the grid's shape is computed exactly
-            spacing, wanted_text = _spacings_text(volume, pre)
-            raise InputError(f"{volume.source}: resampling its {'×'.join(map(str, volume.shape))} voxels of {spacing} "
+            spacing_text, wanted_text = _spacings_text(spacing, pre)
+            raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} "
                              f"mm to the model's {wanted_text} mm gives about {estimate:.3g} voxels, more than any "
                              "machine's memory holds; check the voxel size in the header")
-    model_shape = model_space_shape(volume, pre)
-    voxels = math.prod(model_shape) + math.prod(volume.shape)  # Python integers: no int64 overflow
-    needed = voxels * RESAMPLE_BYTES_PER_VOXEL
-    if memory is not None and needed > memory:
-        spacing, wanted = _spacings_text(volume, pre)
-        raise InputError(f"{volume.source}: resampling its {'×'.join(map(str, volume.shape))} voxels of {spacing} mm "
-                         f"to the model's {wanted} mm gives {'×'.join(map(str, model_shape))} voxels, about "
-                         f"{needed / 2**30:.0f} GiB of memory (this machine has {memory / 2**30:.0f} GiB); check the "
-                         "voxel size in the header")
+    if any(wanted):
+        model_shape = grid_model_shape(shape, affine, pre)
+        needed = (math.prod(model_shape) + math.prod(shape)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
+    else:
+        model_shape, needed = shape, math.prod(shape) * COPY_BYTES_PER_VOXEL
+    if memory is None or needed <= memory:
+        return
+    have = f"about {_gib(needed)} of memory (this machine has {_gib(memory)})"
+    if any(wanted):
+        spacing_text, wanted_text = _spacings_text(spacing, pre)
+        raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} mm "
+                         f"to the model's {wanted_text} mm gives {'×'.join(map(str, model_shape))} voxels, {have}; "
+                         "check the voxel size in the header")
+    raise InputError(f"{source}: segmenting its {'×'.join(map(str, shape))} voxels needs {have}; segment it on a "
+                     "machine with more memory, or in parts")
 
 
 def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
@@ -185,10 +204,17 @@ def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
                              "plane")
 
 
-def _spacings_text(volume: Volume, pre: dict) -> tuple[str, str]:
-    """The volume's voxel size and the model's (``kept`` for an axis it does not resample) as messages give them."""
-    return (" × ".join(f"{v:g}" for v in volume.spacing_mm),
-            " × ".join(f"{float(v):g}" if v else "kept" for v in pre.get("spacing_mm") or []))
+def _gib(size: float) -> str:
+    return f"{size / 2**30:.0f} GiB" if size >= 10 * 2**30 else f"{size / 2**30:.2g} GiB"
+
+
+def _spacings_text(spacing, pre: dict) -> tuple[str, str]:
+    """A voxel size (a volume's, or its ``spacing_mm``) and the model's (``kept`` for an axis it does not resample)
+    as messages give them; ``its own`` for a model that resamples no axis."""
+    spacing = spacing.spacing_mm if isinstance(spacing, Volume) else spacing
+    wanted = pre.get("spacing_mm") or []
+    return (" × ".join(f"{v:g}" for v in spacing),
+            " × ".join(f"{float(v):g}" if v else "kept" for v in wanted) if any(wanted) else "")
 
 
 def check_not_constant(volume: Volume, nothing: str = "there is nothing to segment") -> None:

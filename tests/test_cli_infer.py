@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import math
 import os
 import shutil
 import signal
@@ -944,6 +945,41 @@ def test_the_size_guard_counts_without_overflow(tmp_path):
     volume = read_image(_nifti(tmp_path / "v.nii.gz", (32, 32, 32), (1e6, 1e6, 1e6)))
     with pytest.raises(InputError, match="gives 31000001×31000001×31000001 voxels"):
         check_resampling_size(volume, load_package("hippocampus").preprocessing)
+
+
+def test_a_model_that_keeps_the_voxel_size_is_not_charged_for_resampling():
+    """A 512×512×1500 CT and a model without spacing_mm: the guard charged 40 bytes a voxel twice over (31 GiB, as if
+    resampling) and refused it on a 24 GiB machine, where it needs about 3.4 GB."""
+    from medseg.package import load_package
+    from medseg.preprocess import COPY_BYTES_PER_VOXEL, check_resampling_size, physical_memory
+    from medseg.volume import Volume
+
+    shape = (512, 512, 1500)
+    if (physical_memory() or 0) < math.prod(shape) * COPY_BYTES_PER_VOXEL:
+        pytest.skip("this machine has less memory than such a CT needs")
+    volume = Volume(np.broadcast_to(np.float32(0), shape), np.diag([0.7, 0.7, 0.5, 1.0]), source="ct.nii.gz")
+    check_resampling_size(volume, load_package("phantom").preprocessing)  # no error
+
+
+def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
+    """A header promising 2000³ voxels is refused for its size, from the header, before its voxels are read (the
+    file holds none of them); the message says what is needed and does not speak of resampling."""
+    from medseg.preprocess import COPY_BYTES_PER_VOXEL, physical_memory
+
+    path = tmp_path / "huge.nii"
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    image.header.set_data_shape((2000, 2000, 2000))
+    path.write_bytes(image.header.binaryblock + b"\0" * 4 + b"\0" * 64)
+    memory = physical_memory()
+    if memory is None or memory > 2000**3 * COPY_BYTES_PER_VOXEL:
+        pytest.skip("this machine would hold it")
+    code, _, err = run(["infer", str(path), "-o", str(tmp_path / "out"), "--device", "cpu"], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 1 and line.startswith(f"medseg: error: {path}: segmenting its 2000×2000×2000 voxels needs about "
+                                         f"{2000**3 * COPY_BYTES_PER_VOXEL / 2**30:.0f} GiB of memory (this machine "
+                                         "has "), line
+    assert "resampling" not in line and "model's" not in line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_package, capsys, caplog):
