@@ -105,6 +105,9 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     if values.max() > MAX_LABEL:
         raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
                          "can tell apart from its neighbours")
+    if labels is None and len(values) > IMAGE_LIKE_VALUES:
+        log.warning("%s: holds %d distinct values, each scored as a label: an image given as the %s? (--model names "
+                    "the labels it may hold)", path, len(values), role)
     if labels is not None:
         unknown = sorted({int(v) for v in values} - set(labels))
         if unknown:

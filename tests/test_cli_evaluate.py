@@ -233,3 +233,33 @@ def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, c
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("1 label_1")).split()
     assert row[2] == "0.69997"
     assert row[5:9] == ["8e-05", "8e-05", "2.4e-05", "2.4e-05"]  # pred, ref, false positive, false negative ml
+
+
+@pytest.mark.parametrize("case_id, shown", [("a\nb", "case a\\nb (voxel"), ("a\u2028b", "case a\\u2028b (voxel")])
+def test_a_case_id_with_a_line_break_stays_on_the_tables_first_line(pair, capsys, case_id, shown):
+    pred, ref = pair
+    assert run(["evaluate", str(pred), str(ref), "--case-id", case_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(shown) and lines[1].split() == ["label", "dice", "hd95_mm", "assd_mm", "pred_ml",
+                                                                "ref_ml", "fp_ml", "fn_ml", "status"]
+
+
+@pytest.mark.parametrize("case_id", ["", "  "])
+def test_an_empty_case_id_is_a_usage_error(pair, tmp_path, capsys, case_id):
+    pred, ref = pair
+    assert run(["evaluate", str(pred), str(ref), "--case-id", case_id, "-o", str(tmp_path / "m.json")]) == 2
+    assert "Invalid value for '--case-id': an empty case id names nothing" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_an_image_given_as_the_prediction_is_scored_with_a_warning(pair, tmp_path, capsys, caplog):
+    """Without --model every value is a label: an MR image given as the prediction was scored as 200 labels without a
+    word."""
+    _, ref = pair
+    image = tmp_path / "image.nii.gz"
+    values = np.arange(24 * 24 * 12).reshape(24, 24, 12) % 200
+    nib.save(nib.Nifti1Image(values.astype(np.int16), nib.load(ref).affine), image)
+    assert run(["evaluate", str(image), str(ref), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["labels"]) == 199
+    assert any(f"{image}: holds 200 distinct values, each scored as a label: an image given as the prediction?"
+               in r.getMessage() for r in caplog.records)

@@ -48,6 +48,9 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     sidecar = prediction.with_name(f"{stem(prediction)}.json")  # written by `medseg infer` beside its output
     if case_id is None:
         case_id = stem(prediction).removesuffix("_seg")
+    elif not case_id.strip():
+        raise click.BadParameter("an empty case id names nothing; give one, or leave --case-id out",
+                                 param_hint="'--case-id'")
     safe = case_id.replace("/", "_").replace("\\", "_")  # a folder as -o: the file goes in it, not below it
     output = file_output("-o", output, f"{safe}_metrics.json", (".json",))
     if output is not None:
@@ -118,7 +121,10 @@ def format_table(metrics: dict) -> str:
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     reordered = "; reference re-indexed onto the prediction's voxel order" if metrics.get("reference_reordered") else ""
-    lines = [f"case {metrics['case_id']} (voxel {spacing} mm{reordered})"]
+    from medseg.cli.options import escaped_line
+
+    # escaped here, not by the caller: a line break in a case id would split the table's first line in two
+    lines = [escaped_line(f"case {metrics['case_id']} (voxel {spacing} mm{reordered})")]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     if len(rows) == 1:
         lines.append("(no foreground label in either image, and no --model to name the expected ones: "
