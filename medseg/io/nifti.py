@@ -86,7 +86,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         try:
             with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an overflowing cast is refused below, in one line
-                array = np.asarray(image.dataobj) if as_stored else image.get_fdata(dtype=out_dtype)
+                array = np.asarray(image.dataobj) if as_stored else _read_float(image, out_dtype)
         except MemoryError as error:
             gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
             raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
@@ -561,6 +561,34 @@ def is_sheared(affine: np.ndarray, tol: float = 1e-4) -> bool:
     axes = np.asarray(affine, dtype=np.float64)[:3, :3]
     axes = axes / np.linalg.norm(axes, axis=0)
     return bool(np.abs(axes.T @ axes - np.eye(3)).max() > tol)
+
+
+def _read_float(image, dtype: np.dtype) -> np.ndarray:
+    """``image.get_fdata(dtype=dtype)``, bit for bit, without its full-size float64 copy: nibabel scales a stored
+    int16 image (slope and intercept) in float64 before the cast (a 512×512×200 CT peaked at 802 MB read, 252 MB
+    this way). The stored voxels are read once, then scaled block by block, as nibabel scales them, into the
+    float32 result."""
+    proxy = image.dataobj
+    if dtype != np.float32 or not hasattr(proxy, "get_unscaled") or not hasattr(proxy, "slope"):
+        return image.get_fdata(dtype=dtype)
+    from nibabel.volumeutils import apply_read_scaling
+
+    raw = np.asanyarray(proxy.get_unscaled())
+    slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)
+    if np.can_cast(slope, dtype):  # the casts of nibabel's ArrayProxy._get_scaled, for the same arithmetic
+        slope = slope.astype(dtype)
+    if np.can_cast(inter, dtype):
+        inter = inter.astype(dtype)
+    if raw.dtype == dtype and (float(slope), float(inter)) == (1.0, 0.0):
+        return np.asarray(raw)
+    out = np.empty(raw.shape, dtype, order="F" if raw.flags.f_contiguous and not raw.flags.c_contiguous else "C")
+    if raw.ndim == 0 or raw.size == 0:
+        out[...] = apply_read_scaling(raw, slope, inter)
+        return out
+    step = max(1, (1 << 20) // max(1, raw.size // raw.shape[-1]))  # about 1 M voxels a block, along the last axis
+    for start in range(0, raw.shape[-1], step):
+        out[..., start:start + step] = apply_read_scaling(raw[..., start:start + step], slope, inter)
+    return out
 
 
 def _unscaled(image) -> bool:
