@@ -165,7 +165,9 @@ class Segmenter:
     def _along(self, image: torch.Tensor, axis: int, progress, probabilities: bool) -> torch.Tensor:
         """Slab by slab along ``axis``: labels ``(X, Y, Z)`` (uint8; int32 above 256 classes), or softmax
         ``(K, X, Y, Z)`` (float32, CPU)."""
-        volume = torch.movedim(image, 1 + axis, -1).contiguous()  # (C, A, B, S)
+        # (C, A, B, S): a view; each slab is made contiguous on its own (a whole-volume copy here, kept beside the
+        # caller's image, cost a second full volume for slices across a non-last or permuted axis)
+        volume = torch.movedim(image, 1 + axis, -1)
         plane = tuple(volume.shape[1:3])
         depth = volume.shape[-1]
         inferer = self.inferer
@@ -177,7 +179,7 @@ class Segmenter:
             out = torch.empty((*plane, depth), dtype=torch.uint8 if self.n_classes <= 256 else torch.int32)
         for start in range(0, depth, step):
             stop = min(depth, start + step)
-            slab = context_stack(volume, start, stop, self.context).to(self.device)[None]
+            slab = context_stack(volume, start, stop, self.context).contiguous().to(self.device)[None]
             with self._autocast():
                 if probabilities:
                     out[..., start:stop] = self._slab_probs(inferer, slab, axis).cpu()
