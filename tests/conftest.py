@@ -20,6 +20,21 @@ def benchmark_main(name: str):
     return module.main
 
 
+@pytest.fixture(autouse=True)
+def cpu_unless_marked_cuda(request, monkeypatch):
+    """Every test but those marked ``cuda`` sees a machine without CUDA or MPS, in this process and in the
+    processes it starts: `--device auto` then means the CPU and fp32, and the figures the tests assert (Dice,
+    labels, the device recorded) are the CPU's on any machine. ``tests/test_cuda.py`` checks the GPU path."""
+    if request.node.get_closest_marker("cuda") is not None:
+        return
+    import torch
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder beside the checkout; tests using it skip when it is absent."""

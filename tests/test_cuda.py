@@ -34,7 +34,8 @@ def _segment(case: Path, out: Path, device: str, precision: str) -> tuple[np.nda
     return np.asarray(nib.load(outputs.segmentation).dataobj), json.loads(Path(outputs.sidecar).read_text())
 
 
-@pytest.mark.parametrize("precision, agreement", [("fp32", 0.9999), ("fp16", 0.999), ("bf16", 0.999)])
+# fp32 on CUDA lets cuDNN use TF32 for convolutions (PyTorch's default), so even fp32 may flip a boundary voxel
+@pytest.mark.parametrize("precision, agreement", [("fp32", 0.999), ("fp16", 0.995), ("bf16", 0.995)])
 def test_gpu_segmentation_matches_the_cpu(phantom_case, tmp_path, precision, agreement):
     cpu, _ = _segment(phantom_case[0], tmp_path / "cpu", "cpu", "fp32")
     gpu, sidecar = _segment(phantom_case[0], tmp_path / "gpu", "cuda", precision)
@@ -72,11 +73,17 @@ def test_training_on_the_gpu_gives_a_package_the_cpu_runs(tmp_path):
     assert nib.load(outputs.segmentation).shape == (32, 32, 12)
 
 
-def test_same_seed_on_the_gpu_gives_identical_weights(tmp_path):
+def test_same_seed_on_the_gpu_gives_the_same_weights_to_rounding(tmp_path):
+    """Bit-identical weights are promised on the CPU (test_train.py); on CUDA some kernels sum in a varying order, so
+    two runs of one seed agree to rounding, not necessarily bit for bit. A different seed differs by far more."""
     images, labels = write_set(tmp_path / "set")
     config = tiny_training_config(epochs=1)
     run(config, images, labels, tmp_path / "a", device="cuda")
     run(config, images, labels, tmp_path / "b", device="cuda")
-    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
-    differing = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not differing, f"{len(differing)} of {len(a)} tensors differ, e.g. {differing[:3]}"
+    run(tiny_training_config(epochs=1, seed=4), images, labels, tmp_path / "c", device="cuda")
+    a, b, c = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
+
+    def gap(x, y):
+        return max(float((x[k].float() - y[k].float()).abs().max()) for k in x if x[k].is_floating_point())
+
+    assert gap(a, b) < 1e-3 < gap(a, c)
