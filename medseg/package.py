@@ -96,6 +96,23 @@ def validate_config(config: dict, where: str) -> None:
     if weights_file.is_absolute() or ".." in weights_file.parts:
         raise ModelPackageError(f"{where}: weights/file {str(weights_file)!r} must name a file inside the package "
                                 "folder (a relative path without '..')")
+    odd_key = next((k for k in config["labels"] if k != str(int(k))), None)
+    if odd_key is not None:
+        raise ModelPackageError(f"{where}: labels key {odd_key!r} must be written {str(int(odd_key))!r} (sidecars, "
+                                "metrics and reports name label values without leading zeros)")
+    names: dict[str, str] = {}
+    for key, name in sorted(config["labels"].items(), key=lambda kv: int(kv[0])):
+        if not name.strip() or not name.isprintable():
+            raise ModelPackageError(f"{where}: labels {key}: name {name!r} must be printable text, not blank")
+        if name.strip().lower() in names:
+            raise ModelPackageError(f"{where}: labels {names[name.strip().lower()]} and {key} are both named "
+                                    f"{name!r}; give each label a name of its own (reports and DICOM SEG segments "
+                                    "are matched by name)")
+        names[name.strip().lower()] = key
+    extent = config.get("input_extent_mm")
+    if extent is not None and any(lo > hi for lo, hi in zip(extent["min"], extent["max"])):
+        raise ModelPackageError(f"{where}: input_extent_mm min {extent['min']} exceeds its max {extent['max']} "
+                                "on some axis")
     values = sorted(int(k) for k in config["labels"])
     if values != list(range(arch["n_classes"])):
         raise ModelPackageError(
@@ -261,6 +278,20 @@ def state_mismatch(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
     return "; ".join(parts)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict, refusing a key given twice (``json`` would keep the last in silence)."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash."""
     candidate = Path(name_or_path)
@@ -279,7 +310,10 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     try:
         if not config_path.is_file():
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME})")
-        config = json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text(), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as error:
+        raise ModelPackageError(f"{config_path}: the key {error.args[0]!r} appears twice in one object; JSON readers "
+                                "keep only one of them, so say it once") from error
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
     except OSError as error:

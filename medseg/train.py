@@ -932,10 +932,21 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
     from safetensors.torch import load
 
     weights, meta = _checkpoint_paths(out_dir)
+    from medseg.package import state_mismatch
+
     try:
         tensors = load(weights.read_bytes())
-        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    except Exception as error:  # missing, corrupt (safetensors' own error type), another architecture's weights
+        model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        mismatch = state_mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()},
+                                  {k: tuple(v.shape) for k, v in model.items()})
+        if mismatch:  # another architecture's weights: say which tensors differ, not torch's first line
+            raise TrainingError(f"{weights}: cannot resume from this checkpoint: its weights are another "
+                                f"architecture's ({mismatch}); start again with --overwrite, or resume with the "
+                                "config it was trained with")
+        net.load_state_dict(model)
+    except TrainingError:
+        raise
+    except Exception as error:  # missing, corrupt (safetensors' own error type)
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error

@@ -103,6 +103,13 @@ def test_weights_that_do_not_match_the_architecture(make_package):
         (lambda c: c["weights"].update(file="/abs/weights.safetensors"), "must name a file inside the package"),
         (lambda c: c["inference"].update(roi_size=[4096, 64]), "inference/roi_size/0: 4096 is greater than the "
                                                                "maximum of 2048"),
+        (lambda c: c["labels"].update({"3": "Box"}), "labels 2 and 3 are both named 'Box'; give each label a name"),
+        (lambda c: c["labels"].update({"3": "tu\nbe"}), r"labels 3: name 'tu\\nbe' must be printable text"),
+        (lambda c: c["labels"].update({"3": " "}), "labels 3: name ' ' must be printable text, not blank"),
+        (lambda c: c.update(labels={"0": "background", "01": "ellipsoid", "2": "box", "3": "tube"}),
+         "labels key '01' must be written '1'"),
+        (lambda c: c.update(input_extent_mm={"min": [10, 10, 30], "max": [50, 50, 20]}),
+         r"input_extent_mm min \[10, 10, 30\] exceeds its max \[50, 50, 20\]"),
     ],
 )
 def test_inconsistent_configs_are_refused(make_package, change, message):
@@ -322,3 +329,12 @@ def test_a_config_that_cannot_be_read_is_named(make_package):
             load_package(path)
     finally:
         (path / "model.json").chmod(0o644)
+
+
+def test_a_key_given_twice_in_model_json_is_refused(make_package):
+    """json keeps the last of two equal keys in silence: a hand-edited config said one thing and did another."""
+    path = make_package()
+    text = (path / "model.json").read_text()
+    (path / "model.json").write_text(text.replace('"name": "tiny"', '"name": "tiny", "name": "other"', 1))
+    with pytest.raises(ModelPackageError, match="model.json: the key 'name' appears twice in one object"):
+        load_package(path)

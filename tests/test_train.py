@@ -2326,3 +2326,18 @@ def test_the_short_hippocampus_recipe_is_the_shipped_one_shortened_with_a_moving
         for key in ("epochs", "ema_decay"):
             config["training"].pop(key, None)
     assert short == shipped
+
+
+def test_a_checkpoint_of_another_architecture_names_the_tensors_that_differ(tiny_set, tmp_path):
+    """torch's first line ("Error(s) in loading state_dict for UNet2D:") said nothing about what differed."""
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.train import _load_checkpoint
+
+    config = tiny_training_config(epochs=1)
+    run(config, *tiny_set, tmp_path / "model")
+    arch = {k: v for k, v in config["architecture"].items() if k != "type"}
+    net = UNet2D(UNetConfig(**{**arch, "base_width": 8}))
+    with pytest.raises(TrainingError, match=r"last.safetensors: cannot resume from this checkpoint: its weights are "
+                                            r"another architecture's \(\d+ tensors of another shape, e.g. \S+: "
+                                            r"4x3x3x3 in the file, 8x3x3x3 in the architecture\)"):
+        _load_checkpoint(tmp_path / "model", net, torch.optim.Adam(net.parameters()))
