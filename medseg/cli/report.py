@@ -20,7 +20,7 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
               help="Flag labels whose Dice is below this.")
 @click.option("--outlier-z", type=click.FloatRange(0, min_open=True), default=DEFAULT_OUTLIER_Z, show_default=True,
               help="Flag predicted volumes, predicted − reference volumes and HD95 whose robust z-score across the "
-                   "cohort exceeds this.")
+                   "cohort exceeds this, and Dice this far below the cohort's (above --dice-threshold).")
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
               help="Draw slice overlays for this many scored or failed cases, worst first, and as many cases "
                    "without a reference (the slow part on large cohorts).")
