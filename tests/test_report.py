@@ -1713,3 +1713,17 @@ def test_tsv_cells_with_quotes_and_control_characters_read_back(tmp_path):
     assert read_tsv(tmp_path / "t.tsv") == [{"case_id": '"quoted" start', "error": 'a b c "d"'},
                                             {"case_id": "plain", "error": ""}]
     assert (tmp_path / "t.tsv").read_text().splitlines()[2] == "plain\t"  # plain cells stay unquoted
+
+
+def test_metrics_without_any_label_are_flagged_nothing_scored(tmp_path):
+    """A metrics file of no labels (evaluate without --model on two empty images) counted as a clean scored case."""
+    folder = write_case(tmp_path, "empty", 0, "exact")
+    metrics = json.loads((folder / "empty_metrics.json").read_text())
+    metrics["labels"] = {}
+    (folder / "empty_metrics.json").write_text(json.dumps(metrics))
+    write_case(tmp_path, "fine", 1, "exact")
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert flag_set(rows["empty"]) == {"nothing_scored"} and flag_set(rows["fine"]) == set()
+    assert rows["empty"]["status"] == "scored" and rows["empty"]["min_dice"] == ""
+    assert "nothing_scored" in outputs.html.read_text()

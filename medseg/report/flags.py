@@ -98,6 +98,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "label_like_input": "the input's voxels hold only a few small whole numbers, 0 among them, as a label image's "
                             "do: a label file given as the input (image and label folders swapped, or a sheet's "
                             "columns the wrong way round)",
+        "nothing_scored": "the metrics hold no label at all: neither image has a foreground voxel and no model named "
+                          "the labels expected (scored by `medseg evaluate` without --model), so the case says "
+                          "nothing about the segmentation",
     }
 
 
@@ -175,6 +178,9 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     if input_check.get("within_training_range") is False:
         out.append(Flag("unlike_training", "field of view unlike the model's training volumes: "
                                            + "; ".join(str(v) for v in input_check.get("outside", []))))
+    if case.metrics is not None and not case.metrics.get("labels"):
+        out.append(Flag("nothing_scored", "no label scored: neither image has a foreground voxel, and no model named "
+                                          "the expected labels"))
     label_like = ((case.sidecar or {}).get("input_info") or {}).get("label_like_note")
     if isinstance(label_like, str):
         out.append(Flag("label_like_input", f"input {label_like}"))
