@@ -294,6 +294,9 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
 
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash."""
+    if not str(name_or_path).strip():  # Path("") is the current folder
+        raise ModelPackageError("an empty model name names no package: give a shipped model's name "
+                                f"({', '.join(shipped_models()) or 'none shipped'}) or a package folder")
     candidate = Path(name_or_path)
     shipped = _models_root() / str(name_or_path)
     is_name = "/" not in str(name_or_path) and (shipped / CONFIG_NAME).is_file()
@@ -303,6 +306,9 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         path = shipped
     elif candidate.exists():
         raise ModelPackageError(f"{candidate}: a model package is a folder holding {CONFIG_NAME}, not a file")
+    elif candidate.is_symlink():
+        raise ModelPackageError(f"{candidate}: a symbolic link that leads to nothing (or round in a loop), not a "
+                                "model package folder")
     else:
         names = ", ".join(shipped_models()) or "none"
         raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model (shipped: {names})")

@@ -338,3 +338,14 @@ def test_a_key_given_twice_in_model_json_is_refused(make_package):
     (path / "model.json").write_text(text.replace('"name": "tiny"', '"name": "tiny", "name": "other"', 1))
     with pytest.raises(ModelPackageError, match="model.json: the key 'name' appears twice in one object"):
         load_package(path)
+
+
+def test_an_empty_model_name_and_a_dangling_link_are_named(tmp_path):
+    """``--model ""`` loaded the current folder (Path("") is "."); a link loop was "no such model folder"."""
+    with pytest.raises(ModelPackageError, match=r"^an empty model name names no package: give a shipped model's name "
+                                                r"\(hippocampus, phantom\) or a package folder$"):
+        load_package("  ")
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(ModelPackageError, match=r"a: a symbolic link that leads to nothing \(or round in a loop\)"):
+        load_package(tmp_path / "a")
