@@ -1727,3 +1727,12 @@ def test_metrics_without_any_label_are_flagged_nothing_scored(tmp_path):
     assert flag_set(rows["empty"]) == {"nothing_scored"} and flag_set(rows["fine"]) == set()
     assert rows["empty"]["status"] == "scored" and rows["empty"]["min_dice"] == ""
     assert "nothing_scored" in outputs.html.read_text()
+
+
+def test_equal_values_have_standard_deviation_zero():
+    """numpy's mean of seven equal Dice values is off in the last bit, and their std came out 6e-17, not 0."""
+    from medseg.report.summary import describe
+
+    stats = describe([0.1 + 0.2] * 7 + [None])
+    assert stats["std"] == 0.0 and stats["mean"] == stats["min"] == stats["max"] == 0.1 + 0.2 and stats["n"] == 7
+    assert describe([0.5, 0.7])["std"] == pytest.approx(0.1414213562)

@@ -22,11 +22,12 @@ def describe(values: list[float]) -> dict:
     data = np.array([v for v in values if v is not None], dtype=float)
     if data.size == 0:
         return {"n": 0, "mean": None, "median": None, "std": None, "min": None, "max": None}
+    same = bool(data.min() == data.max())  # equal values: mean exact, std 0 (numpy's sums gave 2.4e-16)
     return {
         "n": int(data.size),
-        "mean": float(data.mean()),
+        "mean": float(data[0]) if same else float(data.mean()),
         "median": float(np.median(data)),
-        "std": float(data.std(ddof=1)) if data.size > 1 else None,
+        "std": (0.0 if same else float(data.std(ddof=1))) if data.size > 1 else None,
         "min": float(data.min()),
         "max": float(data.max()),
     }
