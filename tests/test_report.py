@@ -719,15 +719,21 @@ def chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-def page_width(html: Path, tmp_path: Path, window: int) -> int:
-    """The page's scroll width in Chromium at a ``window`` px wide window (no wider than it: no sideways scroll)."""
+def probe_page(html: Path, tmp_path: Path, window: int, expression: str) -> str:
+    """The value of a JavaScript ``expression`` once ``html`` has loaded in Chromium, in a ``window`` px wide
+    window (the page is copied with a script that writes the value into the DOM, which Chromium then dumps)."""
     probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-width',"
-              "document.documentElement.scrollWidth);});</script>")
+    script = (f"<script>window.addEventListener('load',()=>{{document.body.setAttribute('data-probe',"
+              f"String({expression}));}});</script>")
     probe.write_text(html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
     dom = chromium(f"--window-size={window},2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    return int(re.search(r'data-width="(\d+)"', dom.stdout).group(1))
+    return html_module.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1))
+
+
+def page_width(html: Path, tmp_path: Path, window: int) -> int:
+    """The page's scroll width in Chromium at a ``window`` px wide window (no wider than it: no sideways scroll)."""
+    return int(probe_page(html, tmp_path, window, "document.documentElement.scrollWidth"))
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
@@ -770,13 +776,9 @@ def test_a_long_case_id_wraps_in_the_tables(tmp_path):
     write_case(tmp_path, "short", 1, "exact")
     outputs = build_report(tmp_path, tmp_path / "r.html")
     assert page_width(outputs.html, tmp_path, 1000) <= 1000
-    probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{const w=[...document.querySelectorAll('td')]"
-              ".filter(t=>t.textContent.startsWith('sub-')).map(t=>t.offsetWidth);"
-              "document.body.setAttribute('data-cells',w.join(','));});</script>")
-    probe.write_text(outputs.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = chromium("--window-size=1000,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
-    widths = [int(w) for w in re.search(r'data-cells="([\d,]*)"', dom.stdout).group(1).split(",")]
+    cells = probe_page(outputs.html, tmp_path, 1000, "[...document.querySelectorAll('td')].filter(t=>t.textContent"
+                                                     ".startsWith('sub-')).map(t=>t.offsetWidth).join(',')")
+    widths = [int(w) for w in cells.split(",")]
     assert widths and max(widths) <= 400, widths  # the id wraps; the scores stay in view
 
 
@@ -1180,14 +1182,9 @@ def test_the_flags_column_is_in_view_in_a_narrow_window(tmp_path):
         write_case(tmp_path, f"hippocampus_{seed:03d}", seed, "exact")
     write_case(tmp_path, "hippocampus_999", 9, "dilate3")
     built = build_report(tmp_path, tmp_path / "report.html", max_overlays=0)
-    probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{const h=[...document.querySelectorAll('#worst th')]"
-              ".find(x=>x.textContent==='flags');document.body.setAttribute('data-right',"
-              "Math.round(h.getBoundingClientRect().right));});</script>")
-    probe.write_text(built.html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = chromium("--window-size=600,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert int(re.search(r'data-right="(\d+)"', dom.stdout).group(1)) <= 600
+    right = probe_page(built.html, tmp_path, 600, "Math.round([...document.querySelectorAll('#worst th')]"
+                                                  ".find(x=>x.textContent==='flags').getBoundingClientRect().right)")
+    assert int(right) <= 600
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
