@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 
-.PHONY: install demo test test-all lint bench cohort clean browser
+.PHONY: install demo test test-all lint bench gpu-check cohort clean browser
 
 # TORCH_INDEX: a package index to take torch from, e.g. PyTorch's CPU-only wheels on a machine without a GPU:
 #   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -51,6 +51,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/infer_speed.py
+
+## On a machine with a CUDA GPU (torch's CUDA build): the GPU tests, then inference speed in fp16 and fp32.
+gpu-check: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_cuda.py
+	$(BIN)/python benchmarks/infer_speed.py --device cuda --precision fp16 --slices 128 --batch-size 64
+	$(BIN)/python benchmarks/infer_speed.py --device cuda --precision fp32 --slices 128 --batch-size 64
 
 ## Segment an example cohort with Snakemake (synthetic phantoms, case06 corrupt on purpose); print the report's path.
 COHORT_DATA := demo/cohort
