@@ -591,11 +591,6 @@ def check_config(config: dict, where: str = "training config") -> dict:
         if first.validator == "additionalProperties":
             message = message.replace("Additional properties are not allowed", "unknown setting(s)")
         raise TrainingError(f"{where}: {at}: {message}")
-    names = [str(name) for name in config["labels"].values()]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:  # sidecars, metrics and reports name labels: two of one name could not be told apart
-        raise TrainingError(f"{where}: label name(s) {', '.join(map(repr, twice))} given to more than one value; "
-                            "each label needs a name of its own")
     settings = {**default_training(), **training}
     settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
     gamma = settings["augment"].get("gamma")

@@ -1335,7 +1335,7 @@ BAD_CONFIGS = {
                           "training.epochs: 'two' is not of type 'integer'"),
     "fractional count": (lambda c: c["training"].update(epochs=2.7), "training.epochs: 2.7 is not of type 'integer'"),
     "one label name twice": (lambda c: c["labels"].update({"2": c["labels"]["1"]}),
-                             "given to more than one value; each label needs a name of its own"),
+                             "labels 1 and 2 are both named 'ellipsoid'; give each label a name of its own"),
     "gamma not a range": (lambda c: c["training"]["augment"].update(gamma=1.2),
                           "training.augment.gamma: 1.2 is not of type 'array', 'null'"),
     "short patch": (lambda c: c["training"].update(patch_size=[32]), "training.patch_size: [32] is too short"),
