@@ -24,6 +24,7 @@ import torch
 from monai.inferers import SlidingWindowInferer
 from torch import nn
 
+from medseg import stopping
 from medseg.device import DeviceChoice, native_bf16, resolve_device, resolve_precision, slow_bf16_warning
 from medseg.package import ModelPackage
 
@@ -178,6 +179,7 @@ class Segmenter:
             # the type argmax_labels gives: uint8 up to 256 classes (label values above 255 would wrap)
             out = torch.empty((*plane, depth), dtype=torch.uint8 if self.n_classes <= 256 else torch.int32)
         for start in range(0, depth, step):
+            stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
             stop = min(depth, start + step)
             slab = context_stack(volume, start, stop, self.context).contiguous().to(self.device)[None]
             with self._autocast():

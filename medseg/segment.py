@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg import stopping
 from medseg.errors import ImageReadError, InputError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
@@ -224,6 +225,7 @@ def segment_case(
         check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
     timings["read_s"] = time.perf_counter() - clock
 
+    stopping.check()  # a Ctrl-C or SIGTERM whose exception an import's bare `except:` swallowed
     clock = time.perf_counter()
     check_not_constant(volume)
     label_like = label_like_note(volume)
@@ -249,6 +251,7 @@ def segment_case(
     labels = invert_labels(model_labels, data, transforms, volume.shape, volume.source)
     labels = labels.astype(label_dtype(len(segmenter.package.labels)), copy=False)
     timings["postprocess_s"] = time.perf_counter() - clock
+    stopping.check()
 
     record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before)
     record["case_id"] = case_id or volume.name

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseg import stopping
 from medseg.augment import SliceAugment
 from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
@@ -1524,6 +1525,7 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
         net.train()
         losses = []
         for _ in range(int(settings["steps_per_epoch"])):
+            stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
             slices, slice_labels = [], []
             for c, axis, s in sampler.draw(rng, int(settings["batch_size"])):
                 image, label = views[c, axis]

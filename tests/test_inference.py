@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from medseg.inference import Segmenter, context_stack
@@ -103,3 +104,39 @@ def test_planes_smaller_than_the_tile_are_padded_like_training_patches(make_pack
     patch, _ = SliceAugment((32, 32), {"prob": 0.0}, seed=0)([image[..., 0]], [torch.zeros(21, 27)],
                                                              np.random.default_rng(0))
     torch.testing.assert_close(tiles[0], patch[0], atol=1e-4, rtol=0)  # bilinear warp at whole pixels
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped exception, on purpose
+def test_a_sigterm_swallowed_by_a_callback_still_stops_at_the_next_slab(phantom_segmenter):
+    """A signal handler's exception raised inside a weak-reference callback is printed as "Exception ignored" and
+    dropped: a SIGTERM landing there let the run go on to the end (exit 0, not 143). It is recorded, and the slab
+    loop raises it again."""
+    import gc
+    import signal
+    import weakref
+
+    from medseg import stopping
+    from medseg.cli import _stop_on_sigterm, _Terminated
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _stop_on_sigterm()
+
+        class Thing:
+            pass
+
+        def callback(_):
+            signal.raise_signal(signal.SIGTERM)
+            sum(range(100))  # bytecode for the handler to run in: its exception ends here, dropped
+
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        del thing
+        gc.collect()
+        assert ref() is None
+        with pytest.raises(_Terminated):
+            phantom_segmenter.predict(torch.zeros(1, 64, 64, 6))
+    finally:
+        stopping.clear()
+        for number, handler in before.items():
+            signal.signal(number, handler)

@@ -134,13 +134,22 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _stop_on_sigterm() -> None:
+    """SIGTERM raises :class:`_Terminated` and Ctrl-C :class:`KeyboardInterrupt`, as Python's own handler does; both
+    are also recorded in :mod:`medseg.stopping`, so that one dropped in a weak-reference callback or a ``__del__``
+    is raised again at the next slab, training step or case."""
     import signal
 
+    from medseg import stopping
+
     def stop(signum, frame):
-        raise _Terminated()
+        error = _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        stopping.request(error)
+        raise error
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
+            signal.signal(signal.SIGINT, stop)
 
 
 def _usage_error_line(error: click.UsageError, args: list[str]) -> str:
@@ -185,10 +194,20 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str] | None) -> int:
     """The command's exit code, its errors told on stderr."""
+    from medseg import stopping
+
+    stopping.clear()
+    _stop_on_sigterm()
+    try:
+        return _outcome(argv)
+    finally:
+        stopping.clear()  # told, or never seen (the run had finished): not raised in a later run of this process
+
+
+def _outcome(argv: list[str] | None) -> int:
     from medseg.cli.options import error_line
     from medseg.errors import MedsegError
 
-    _stop_on_sigterm()
     try:
         code = cli.main(args=argv, prog_name="medseg", standalone_mode=False)
     except click.exceptions.Abort as error:

@@ -53,8 +53,12 @@ def _stop_on_sigterm() -> None:
     not counted as one that crashed its process."""
     import signal
 
+    from medseg import stopping
+
     def stop(signum, frame):
-        raise SystemExit(128 + signum)
+        error = SystemExit(128 + signum)
+        stopping.request(error)  # a bare `except:` in an import it lands in drops it; the next slab or case raises it
+        raise error
 
     signal.signal(signal.SIGTERM, stop)
 

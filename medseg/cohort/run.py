@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from medseg import stopping
 from medseg.cohort.records import (
     MAX_ATTEMPTS,
     ResultsFolder,
@@ -204,6 +205,7 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
     lazy = _LazySegmenter(package, options)
     summary = JobSummary(stage="infer", model={"name": package.name, "weights_sha256": package.sha256})
     for sample in samples:
+        stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
         summary.cases.append(_infer_one(sample, folder, package, options, lazy))
     summary.setup_s = round(lazy.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
@@ -385,6 +387,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     summary = JobSummary(stage="evaluate")
     setup = _MetricsSetup(threads)
     for sample in samples:
+        stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
         if sample.reference is None:
             if folder.unscore(sample.case_id):
                 log.info("%s: no reference any more; its earlier scores were removed", sample.case_id)

@@ -1,0 +1,31 @@
+"""A stop asked for by a signal (Ctrl-C, SIGTERM), seen at the next safe point of a long loop.
+
+The command line's signal handlers raise the interrupt where Python happens to be, and also record it here: an
+exception raised inside a weak-reference callback or a ``__del__`` (torch and MONAI run many) is printed as
+"Exception ignored" and dropped, and the run went on to the end. Loops over slabs, training steps and cases call
+:func:`check`, which raises the recorded interrupt again.
+"""
+
+from __future__ import annotations
+
+__all__ = ["check", "clear", "request"]
+
+_requested: BaseException | None = None
+
+
+def request(stop: BaseException) -> None:
+    """Record ``stop`` (a :class:`KeyboardInterrupt`) for :func:`check` to raise."""
+    global _requested
+    _requested = stop
+
+
+def clear() -> None:
+    """Forget a recorded stop (once it has been handled)."""
+    global _requested
+    _requested = None
+
+
+def check() -> None:
+    """Raise the recorded stop, if any."""
+    if _requested is not None:
+        raise _requested
