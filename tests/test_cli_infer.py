@@ -569,6 +569,23 @@ def test_models_lists_shipped_packages(capsys):
     assert out.count("DICOM SEG codes") == 1  # the phantom's shapes have none
 
 
+def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import medseg.package
+
+    shipped = medseg.package._models_root()
+    root = tmp_path / "models"
+    shutil.copytree(shipped / "phantom", root / "phantom")
+    (root / "broken").mkdir(parents=True)
+    (root / "broken" / "model.json").write_text("[]")
+    monkeypatch.setattr(medseg.package, "_models_root", lambda: root)
+    code, out, err = run(["models"], capsys)
+    assert code == 1 and out.startswith("phantom (default): ")
+    assert err.strip() == (f"medseg: error: {root / 'broken' / 'model.json'}: a model config is a JSON object "
+                           "({...}), not list")
+
+
 def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):
     """The demo's promise: the default model reaches Dice >= 0.9 on an unseen oblique phantom."""
     write_phantom(tmp_path / "p.nii.gz", tmp_path / "p_label.nii.gz", shape=(96, 96, 40), seed=7)

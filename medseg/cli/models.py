@@ -10,16 +10,24 @@ import click
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool):
-    """List the shipped model packages with their labels.
+    """List the shipped model packages with their labels. A package that cannot be loaded is one error line (the
+    others are listed) and the exit code is 1.
 
     \b
     $ medseg models
     """
+    from medseg.cli.options import error_line
+    from medseg.errors import ModelPackageError
     from medseg.package import DEFAULT_MODEL, codes_text, load_package, shipped_models
 
-    rows = []
+    rows, broken = [], 0
     for name in shipped_models():
-        package = load_package(name, check_hash=False)
+        try:
+            package = load_package(name, check_hash=False)
+        except ModelPackageError as error:  # one damaged package: the others are still listed
+            click.echo(error_line(error), err=True)
+            broken += 1
+            continue
         rows.append({
             "name": name,
             "default": name == DEFAULT_MODEL,
@@ -31,11 +39,11 @@ def models(as_json: bool):
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-        return 0
+        return 1 if broken else 0
     for row in rows:
         mark = " (default)" if row["default"] else ""
         labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items())
         codes = codes_text(row["label_codes"])
         click.echo(f"{row['name']}{mark}: {row['description']}\n  labels: {labels}"
                    + (f"\n  DICOM SEG codes: {codes}" if codes else ""))
-    return 0
+    return 1 if broken else 0
