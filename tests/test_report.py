@@ -1733,3 +1733,13 @@ def test_equal_values_have_standard_deviation_zero():
     stats = describe([0.1 + 0.2] * 7 + [None])
     assert stats["std"] == 0.0 and stats["mean"] == stats["min"] == stats["max"] == 0.1 + 0.2 and stats["n"] == 7
     assert describe([0.5, 0.7])["std"] == pytest.approx(0.1414213562)
+
+
+def test_a_report_without_overlays_has_no_overlay_legend(tmp_path):
+    write_failure(tmp_path, "a")
+    write_failure(tmp_path, "b")
+    page = build_report(tmp_path, tmp_path / "r.html").html.read_text()
+    assert "<img" not in page and "solid line just inside a label" not in page
+    write_case(tmp_path, "c", 0, "erode")
+    page = build_report(tmp_path, tmp_path / "second" / "r.html").html.read_text()
+    assert "<img" in page and "solid line just inside a label" in page

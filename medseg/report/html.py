@@ -398,7 +398,7 @@ def _legend(content: ReportContent) -> str:
 
 
 def _cases_section(content: ReportContent) -> str:
-    cards = [_legend(content)]
+    cards = [_legend(content)] if content.overlays else []  # the legend explains overlays: none, no legend
     folded = sum(_folded(content, index) for index in content.order)
     if folded:
         cards.append(f'<p class="small">{folded} case{"s" if folded != 1 else ""} without a flag, an overlay or a '
