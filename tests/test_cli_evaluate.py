@@ -263,3 +263,16 @@ def test_an_image_given_as_the_prediction_is_scored_with_a_warning(pair, tmp_pat
     assert len(json.loads(capsys.readouterr().out)["labels"]) == 199
     assert any(f"{image}: holds 200 distinct values, each scored as a label: an image given as the prediction?"
                in r.getMessage() for r in caplog.records)
+
+
+def test_a_label_image_with_nan_says_which_role_it_had(pair, tmp_path, capsys):
+    pred, ref = pair
+    bad = tmp_path / "nan.nii.gz"
+    array = np.zeros((24, 24, 12), np.float32)
+    array[1, 2, 3] = np.nan
+    nib.save(nib.Nifti1Image(array, nib.load(ref).affine), bad)
+    assert run(["evaluate", str(pred), str(bad)]) == 1
+    assert capsys.readouterr().err.strip() == (f"medseg: error: {bad}: the image contains NaN or infinite voxels "
+                                               "(1 NaN; the first at voxel index (1, 2, 3)), given as the reference")
+    assert run(["evaluate", str(bad), str(ref)]) == 1
+    assert capsys.readouterr().err.strip().endswith("), given as the prediction")
