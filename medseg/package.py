@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -100,15 +101,18 @@ def validate_config(config: dict, where: str) -> None:
     if odd_key is not None:
         raise ModelPackageError(f"{where}: labels key {odd_key!r} must be written {str(int(odd_key))!r} (sidecars, "
                                 "metrics and reports name label values without leading zeros)")
-    names: dict[str, str] = {}
+    names: dict[str, tuple[str, str]] = {}
     for key, name in sorted(config["labels"].items(), key=lambda kv: int(kv[0])):
-        if not name.strip() or not name.isprintable():
-            raise ModelPackageError(f"{where}: labels {key}: name {name!r} must be printable text, not blank")
-        if name.strip().lower() in names:
-            raise ModelPackageError(f"{where}: labels {names[name.strip().lower()]} and {key} are both named "
-                                    f"{name!r}; give each label a name of its own (reports and DICOM SEG segments "
-                                    "are matched by name)")
-        names[name.strip().lower()] = key
+        if not name.strip() or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+            raise ModelPackageError(f"{where}: labels {key}: name {name!r} must be one line of text without "
+                                    "control characters, not blank")
+        same = names.get(name.strip().casefold())
+        if same is not None:
+            alike = "both named" if same[1] == name else "named alike (case and spaces aside):"
+            shown = repr(name) if same[1] == name else f"{same[1]!r} and {name!r}"
+            raise ModelPackageError(f"{where}: labels {same[0]} and {key} are {alike} {shown}; give each label a "
+                                    "name of its own (reports and DICOM SEG segments are matched by name)")
+        names[name.strip().casefold()] = (key, name)
     extent = config.get("input_extent_mm")
     if extent is not None and any(lo > hi for lo, hi in zip(extent["min"], extent["max"])):
         raise ModelPackageError(f"{where}: input_extent_mm min {extent['min']} exceeds its max {extent['max']} "
@@ -238,21 +242,33 @@ class ModelPackage:
             raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
         with torch.device("meta"):  # the architecture's tensor shapes, without allocating them
             expected = {k: tuple(v.shape) for k, v in UNet2D(arch).state_dict().items()}
-        mismatch = state_mismatch(expected, {k: tuple(v.shape) for k, v in state.items()})
+        # batch norm's step counters are not weights: torch fills in a missing one (weights exported without them)
+        counters = "num_batches_tracked"
+        mismatch = state_mismatch({k: v for k, v in expected.items() if not k.endswith(counters)},
+                                  {k: tuple(v.shape) for k, v in state.items() if not k.endswith(counters)})
         if mismatch:
             raise ModelPackageError(
                 f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({mismatch})")
         for key, tensor in state.items():
-            if not tensor.is_floating_point() and not key.endswith("num_batches_tracked"):
+            if key.endswith(counters):
+                continue
+            if not tensor.is_floating_point():
                 raise ModelPackageError(f"{self.weights_path}: tensor {key} holds {str(tensor.dtype)[6:]}, not "
                                         "floating-point numbers: these are not trained weights")
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                bad = int((~torch.isfinite(tensor)).sum())
+            finite = torch.isfinite(tensor.float())  # float8 types have no isfinite of their own
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
                 raise ModelPackageError(f"{self.weights_path}: tensor {key} holds {bad} NaN or infinite value"
                                         f"{'' if bad == 1 else 's'}: the weights are damaged (a diverged training "
                                         "run writes such weights)")
         net = UNet2D(arch)
-        net.load_state_dict(state, strict=True)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as error:  # a step counter of another shape, say
+            detail = str(error).strip().splitlines()[-1].strip() if str(error).strip() else type(error).__name__
+            raise ModelPackageError(
+                f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({detail})"
+            ) from error
         net.eval()
         if device is not None:
             net.to(device)
@@ -289,10 +305,13 @@ def _warned_tile(config_path: Path, tile: tuple, patch: tuple) -> None:
 def _warn_tile_unlike_training(config: dict, config_path: Path) -> None:
     """Warn, once per package, when a package's tile is not the patch size its network was trained on (a hand-edited
     roi_size)."""
-    patch = ((config.get("training") or {}).get("settings") or {}).get("patch_size")
+    training = config.get("training")
+    settings = training.get("settings") if isinstance(training, dict) else None
+    patch = settings.get("patch_size") if isinstance(settings, dict) else None  # free-form: no schema checks it
     tile = config["inference"]["roi_size"]
-    if isinstance(patch, list) and len(patch) == 2 and [int(v) for v in patch] != [int(v) for v in tile]:
-        _warned_tile(config_path.resolve(), tuple(int(v) for v in tile), tuple(int(v) for v in patch))
+    if (isinstance(patch, list) and len(patch) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            for v in patch) and list(patch) != list(tile)):
+        _warned_tile(config_path.resolve(), tuple(tile), tuple(patch))
 
 
 class _DuplicateKey(ValueError):

@@ -140,17 +140,19 @@ def physical_memory() -> int | None:
         return None
 
 
-def check_resampling_size(volume: Volume, pre: dict) -> None:
+def check_resampling_size(volume: Volume, pre: dict, per_model_voxel: int = 0) -> None:
     """Refuse, before any work, a volume whose resampling would need more memory than the machine has (a
     32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing."""
-    check_grid_size(volume.source, volume.shape[:3], volume.affine, pre)
+    check_grid_size(volume.source, volume.shape[:3], volume.affine, pre, per_model_voxel)
 
 
-def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict) -> None:
+def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0) -> None:
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
     and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
-    voxel: a 512×512×1500 CT needs about 3.4 GB there, not the 31 GB that resampling it would."""
+    voxel: a 512×512×1500 CT needs about 3.4 GB there, not the 31 GB that resampling it would. ``per_model_voxel``:
+    bytes the inference itself holds per model-space voxel beyond that (an ensemble over slicing axes keeps two
+    float32 class-probability volumes: 8 bytes per class)."""
     memory = physical_memory()
     shape = tuple(int(n) for n in shape)
     spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0))
@@ -171,6 +173,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
         needed = (math.prod(model_shape) + math.prod(shape)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
     else:
         model_shape, needed = shape, math.prod(shape) * COPY_BYTES_PER_VOXEL
+    needed += math.prod(model_shape) * int(per_model_voxel)
     if memory is None or needed <= memory:
         return
     have = f"about {_gib(needed)} of memory (this machine has {_gib(memory)})"

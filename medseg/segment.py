@@ -140,7 +140,7 @@ def check_reference_exists(reference: Path | str, input_path: Path | str) -> Non
                              f"{input_path})")
 
 
-def _check_header_size(input_path: Path | str, pre: dict) -> None:
+def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0) -> None:
     """The memory guard of :func:`medseg.preprocess.check_resampling_size` from a NIfTI's header, before its voxels
     are read (a 512×512×1500 CT took 13 s and 2.3 GB to read before it was refused). A header that cannot be read,
     or that is not 3D, is left to :func:`read_image`, which names the problem; a DICOM folder is checked once read
@@ -158,7 +158,7 @@ def _check_header_size(input_path: Path | str, pre: dict) -> None:
     if len(shape) != 3 or not np.isfinite(affine).all():
         return
     try:
-        check_grid_size(input_path, shape, affine, pre)
+        check_grid_size(input_path, shape, affine, pre, per_model_voxel)
     except InputError:
         raise
     except (ValueError, ArithmeticError, np.linalg.LinAlgError):  # a degenerate affine: read_image names it
@@ -204,7 +204,9 @@ def segment_case(
     timings: dict[str, float] = {}
 
     clock = time.perf_counter()
-    _check_header_size(input_path, segmenter.package.preprocessing)
+    # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
+    ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
+    _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes)
     volume = read_image(input_path, series=series)
     seg_sources = None
     if output_format == "dicom-seg":
@@ -232,7 +234,7 @@ def segment_case(
     if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
         log.warning("%s: %s; segmented all the same", volume.source, label_like)
         volume.info["label_like_note"] = label_like
-    check_resampling_size(volume, segmenter.package.preprocessing)
+    check_resampling_size(volume, segmenter.package.preprocessing, ensemble_bytes)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
     transforms = build_transforms(segmenter.package.preprocessing)
     data = to_model_space(volume, transforms, release_voxels=True)  # only the input's grid is needed from here on

@@ -1221,3 +1221,38 @@ def test_overwrite_removes_earlier_metrics_of_an_input_in_a_linked_folder(tmp_pa
         "; case_seg.json and case_metrics.json (an earlier run's, which this run would remove) exist too")
     assert run(["infer", str(linked / "case.nii.gz"), "-m", package, "--overwrite"], capsys)[0] == 0
     assert _files(real) == ["case.nii.gz", "case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_command_run_in_process_gives_the_signal_handlers_back(capsys):
+    """main() installed its Ctrl-C and SIGTERM handlers for good: a caller's later Ctrl-C was recorded as a stop and
+    raised again by its next, unrelated segmentation."""
+    import signal
+
+    from medseg import stopping
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    code, _, _ = run(["models"], capsys)
+    assert code == 0
+    assert {number: signal.getsignal(number) for number in before} == before
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)  # the caller's own Ctrl-C, handled by the caller
+    stopping.check()  # nothing recorded: no stop left for later work
+
+
+def test_the_memory_guard_counts_an_ensemble_over_axes(tmp_path, case, make_package, capsys, monkeypatch):
+    """An ensemble over slicing axes holds two float32 class-probability volumes (8 bytes per class and voxel); the
+    guard charged it like one axis (12 bytes per voxel) and let through volumes that then ran out of memory."""
+    import medseg.preprocess
+    from tests.conftest import tiny_config
+
+    voxels = 40 * 40 * 8
+    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: voxels * 20)  # a machine of 20 bytes a voxel
+    one_axis = make_package("one")
+    code, _, err = run(["infer", str(case), "-m", str(one_axis), "-o", str(tmp_path / "a"), "--device", "cpu"], capsys)
+    assert code == 0, err
+    inference = {**tiny_config()["inference"], "slice_axis": [0, 1, 2]}
+    ensemble = make_package("views", inference=inference)
+    code, _, err = run(["infer", str(case), "-m", str(ensemble), "-o", str(tmp_path / "b"), "--device", "cpu"], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].startswith(
+        f"medseg: error: {case}: segmenting its 40×40×8 voxels needs about ")
+    assert not (tmp_path / "b" / "case_seg.nii.gz").exists()

@@ -103,9 +103,14 @@ def test_weights_that_do_not_match_the_architecture(make_package):
         (lambda c: c["weights"].update(file="/abs/weights.safetensors"), "must name a file inside the package"),
         (lambda c: c["inference"].update(roi_size=[4096, 64]), "inference/roi_size/0: 4096 is greater than the "
                                                                "maximum of 2048"),
-        (lambda c: c["labels"].update({"3": "Box"}), "labels 2 and 3 are both named 'Box'; give each label a name"),
-        (lambda c: c["labels"].update({"3": "tu\nbe"}), r"labels 3: name 'tu\\nbe' must be printable text"),
-        (lambda c: c["labels"].update({"3": " "}), "labels 3: name ' ' must be printable text, not blank"),
+        (lambda c: c["labels"].update({"3": "box"}), "labels 2 and 3 are both named 'box'; give each label a name"),
+        (lambda c: c["labels"].update({"3": "Box"}), r"labels 2 and 3 are named alike \(case and spaces aside\): "
+                                                     "'box' and 'Box'"),
+        (lambda c: c["labels"].update({"3": "tu\nbe"}), r"labels 3: name 'tu\\nbe' must be one line of text"),
+        (lambda c: c["labels"].update({"3": " "}), "labels 3: name ' ' must be one line of text without control "
+                                                   "characters, not blank"),
+        (lambda c: c["labels"].update({"3": " BOX"}), r"labels 2 and 3 are named alike \(case and spaces aside\): "
+                                                      r"'box' and ' BOX'"),
         (lambda c: c.update(labels={"0": "background", "01": "ellipsoid", "2": "box", "3": "tube"}),
          "labels key '01' must be written '1'"),
         (lambda c: c.update(input_extent_mm={"min": [10, 10, 30], "max": [50, 50, 20]}),
@@ -368,3 +373,52 @@ def test_a_tile_unlike_the_training_patches_is_warned_once(make_package, caplog)
         caplog.clear()
         load_package("hippocampus")
     assert not [r for r in caplog.records if "differs from the" in r.getMessage()]
+
+
+def test_label_names_may_hold_any_text_on_one_line(make_package):
+    """A non-breaking space or a zero-width non-joiner (Persian) is text, not a control character."""
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["labels"].update({"1": "left\xa0kidney", "2": "\u06a9\u200c\u0644\u06cc\u0647"})
+    (path / "model.json").write_text(json.dumps(config))
+    assert load_package(path).labels[1] == "left\xa0kidney"
+
+
+@pytest.mark.parametrize("change", ["drop", "reshape"])
+def test_batch_norm_step_counters_are_not_weights(make_package, change):
+    """Weights exported without num_batches_tracked, or with it as a one-element array, loaded before the shape
+    check and load again, giving the same network."""
+    path = make_package()
+    reference = load_package(path).build_network()
+
+    def edit(state):
+        counters = [k for k in state if k.endswith("num_batches_tracked")]
+        assert counters
+        for k in counters:
+            if change == "drop":
+                del state[k]
+            else:
+                state[k] = state[k].reshape(1)
+
+    _rewrite_weights(path, edit)
+    net = load_package(path).build_network()
+    x = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(net(x), reference(x))
+
+
+def test_float8_weights_are_checked_not_a_traceback(make_package):
+    path = make_package()
+    _rewrite_weights(path, lambda state: state.update({k: v.to(torch.float8_e4m3fn) for k, v in state.items()
+                                                       if v.is_floating_point()}))
+    net = load_package(path).build_network()
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("settings", [{"patch_size": None}, "fast", {"patch_size": ["a", 2]}, {"patch_size": 40}])
+def test_free_form_training_settings_do_not_break_loading(make_package, settings):
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["training"] = {"settings": settings}
+    (path / "model.json").write_text(json.dumps(config))
+    assert load_package(path).name == "tiny"

@@ -1743,3 +1743,18 @@ def test_a_report_without_overlays_has_no_overlay_legend(tmp_path):
     write_case(tmp_path, "c", 0, "erode")
     page = build_report(tmp_path, tmp_path / "second" / "r.html").html.read_text()
     assert "<img" in page and "solid line just inside a label" in page
+
+
+def test_label_columns_stay_unique_after_renaming():
+    from medseg.report.collect import LabelResult
+    from medseg.report.table import label_columns
+
+    class Case:
+        def __init__(self, names):
+            self.names = names
+
+        def labels(self):
+            return [LabelResult(v, n, "ok") for v, n in self.names.items()]
+
+    columns = label_columns([Case({"1": "a b", "2": "a/b", "3": "1_a_b"})])
+    assert len(set(columns.values())) == 3 and columns == {"1": "1_a_b", "2": "2_a_b", "3": "label_3"}

@@ -194,14 +194,23 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str] | None) -> int:
     """The command's exit code, its errors told on stderr."""
+    import signal
+
     from medseg import stopping
 
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     stopping.clear()
     _stop_on_sigterm()
     try:
         return _outcome(argv)
     finally:
-        stopping.clear()  # told, or never seen (the run had finished): not raised in a later run of this process
+        # a caller that runs commands in its own process gets its handlers back, and no stop of this run is raised
+        # in its later work (a stop told, or never seen because the run had finished)
+        for number, handler in before.items():
+            if handler is not None:
+                signal.signal(number, handler)
+        stopping.clear()
 
 
 def _outcome(argv: list[str] | None) -> int:

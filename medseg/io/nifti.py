@@ -585,9 +585,12 @@ def _read_float(image, dtype: np.dtype) -> np.ndarray:
     if raw.ndim == 0 or raw.size == 0:
         out[...] = apply_read_scaling(raw, slope, inter)
         return out
-    step = max(1, (1 << 20) // max(1, raw.size // raw.shape[-1]))  # about 1 M voxels a block, along the last axis
-    for start in range(0, raw.shape[-1], step):
-        out[..., start:start + step] = apply_read_scaling(raw[..., start:start + step], slope, inter)
+    # blocks of about 1 M voxels along the last axis longer than 1 (a 4D file of one volume ends in an axis of 1)
+    axis = max((i for i, n in enumerate(raw.shape) if n > 1), default=raw.ndim - 1)
+    step = max(1, (1 << 20) // max(1, raw.size // raw.shape[axis]))
+    for start in range(0, raw.shape[axis], step):
+        block = (slice(None),) * axis + (slice(start, start + step),)
+        out[block] = apply_read_scaling(raw[block], slope, inter)
     return out
 
 

@@ -36,8 +36,14 @@ def label_columns(cases: list[CaseResult]) -> dict[str, str]:
     def clashes(prefix: str) -> bool:  # a label named "min" would write its Dice into the case's min_dice
         return taken.count(prefix) > 1 or any(f"{prefix}_{key}" in CASE_COLUMNS for key in (*METRIC_FIELDS, "status"))
 
-    return {value: (f"{value}_{prefix}" if clashes(prefix) else prefix) for value, prefix in
-            sorted(prefixes.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)}
+    columns = {value: (f"{value}_{prefix}" if clashes(prefix) else prefix) for value, prefix in
+               sorted(prefixes.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)}
+    used: set[str] = set()
+    for value, prefix in columns.items():  # a renamed prefix may meet another label's name ("1_a_b")
+        if prefix in used or any(f"{prefix}_{key}" in CASE_COLUMNS for key in (*METRIC_FIELDS, "status")):
+            columns[value] = prefix = f"label_{value}"
+        used.add(prefix)
+    return columns
 
 
 def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[int],
