@@ -18,6 +18,14 @@ from medseg.io.atomic import sha256_of
 from medseg.io.files import is_dicom_file, not_there
 from medseg.volume import Volume
 
+try:  # Intel's ISA-L gzip: the same format and checks, about 3.4x as fast to decompress as zlib
+    from isal import igzip as _gzip_reader
+    from isal.isal_zlib import error as _isal_error
+except ImportError:  # a platform without its wheels: the standard library's
+    _gzip_reader, _isal_error = gzip, zlib.error
+_GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error, _isal_error)  # a stream cut short or corrupt
+_GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
+
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
            "label_dtype", "is_sheared"]
 
@@ -41,7 +49,10 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
         image = load_image(path, mmap=False)
-        streams = _CheckedStreams(image)
+        try:
+            streams = _CheckedStreams(image)
+        except _GZIP_DAMAGE as error:  # the header was read: the decompressor found the damage reading ahead
+            raise ImageReadError(f"{path}: truncated or corrupt image data (gzip: {_short(error)})") from error
     except ImageReadError:  # a pipe or device, named as such (not as an unreadable header)
         raise
     except nib.filebasedimages.ImageFileError as error:
@@ -91,8 +102,9 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
             gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
             raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
                                  "the header is corrupt or the image too large") from error
-        except (OSError, EOFError, zlib.error, ValueError, OverflowError, TypeError) as error:
-            raise ImageReadError(f"{path}: truncated or corrupt image data ({_short(error)})") from error
+        except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError) as error:
+            gzip_note = "gzip: " if isinstance(error, _GZIP_DAMAGE) and streams.handles else ""
+            raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{_short(error)})") from error
         streams.read_to_end()
     array = as_3d(array)
     if array.ndim != 3:
@@ -273,7 +285,7 @@ class _CheckedStreams:
         names = {key: holder.filename for key, holder in image.file_map.items()}
         # only files that are there: an Analyze image's file map names an SPM .mat whether or not it exists, and a
         # missing image file is nibabel's to report when it reads the voxels
-        self.handles = {name: gzip.open(name, "rb") for name in set(names.values())
+        self.handles = {name: _gzip_reader.open(name, "rb") for name in set(names.values())
                         if name and str(name).lower().endswith((".gz", ".mgz")) and Path(name).is_file()
                         and not _uncompressed_gz(Path(name))}
         self.image = image
@@ -296,7 +308,7 @@ class _CheckedStreams:
                     log.warning("%s: bytes after the end of the gzip stream ignored", name)
                     continue
                 raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
-            except (OSError, EOFError, zlib.error) as error:
+            except _GZIP_ERRORS as error:
                 raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
 
     def close(self) -> None:
