@@ -40,7 +40,20 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
     A 2D image is one slice; a 4D or 5D image holding a single volume is squeezed; other shapes are refused.
     The affine is in mm (:func:`affine_mm`).
     """
-    path = Path(path)
+    try:
+        return _read_nifti(Path(path), hash_input, labels, _gzip_reader)
+    except ImageReadError as error:
+        cause = error.__cause__
+        if _gzip_reader is gzip or not (isinstance(cause, gzip.BadGzipFile)
+                                        and str(cause).startswith("Not a gzipped file")):
+            raise
+    # bytes after the end of the gzip stream (gunzip reads such a file, with a warning): ISA-L's reader, reading
+    # ahead, meets them before it has handed out the voxels; the standard library's hands the stream out first
+    return _read_nifti(Path(path), hash_input, labels, gzip)
+
+
+def _read_nifti(path: Path, hash_input: bool, labels: bool, reader) -> Volume:
+    """:func:`read_nifti`, with gzip streams decompressed by ``reader`` (a module with gzip's ``open``)."""
     if not path.exists():
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
@@ -50,7 +63,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
         # the process with a bus error instead of an error naming it
         image = load_image(path, mmap=False)
         try:
-            streams = _CheckedStreams(image)
+            streams = _CheckedStreams(image, reader)
         except _GZIP_DAMAGE as error:  # the header was read: the decompressor found the damage reading ahead
             raise ImageReadError(f"{path}: truncated or corrupt image data (gzip: {_short(error)})") from error
     except ImageReadError:  # a pipe or device, named as such (not as an unreadable header)
@@ -279,13 +292,13 @@ class _CheckedStreams:
     length: nibabel stops once it has the voxels, so a damaged stream that still decodes, or a file cut inside its
     last bytes, would otherwise read as an image. Uncompressed files are left as nibabel opened them."""
 
-    def __init__(self, image):
+    def __init__(self, image, reader=gzip):
         from nibabel.fileholders import FileHolder
 
         names = {key: holder.filename for key, holder in image.file_map.items()}
         # only files that are there: an Analyze image's file map names an SPM .mat whether or not it exists, and a
         # missing image file is nibabel's to report when it reads the voxels
-        self.handles = {name: _gzip_reader.open(name, "rb") for name in set(names.values())
+        self.handles = {name: reader.open(name, "rb") for name in set(names.values())
                         if name and str(name).lower().endswith((".gz", ".mgz")) and Path(name).is_file()
                         and not _uncompressed_gz(Path(name))}
         self.image = image
