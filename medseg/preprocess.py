@@ -146,6 +146,18 @@ def check_resampling_size(volume: Volume, pre: dict, per_model_voxel: int = 0) -
     check_grid_size(volume.source, volume.shape[:3], volume.affine, pre, per_model_voxel)
 
 
+def grid_memory(shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0
+                ) -> tuple[int, tuple[int, ...]]:
+    """Bytes the guard charges for a grid (see :func:`check_grid_size`), and its shape in model space."""
+    shape = tuple(int(n) for n in shape)
+    if any(float(v or 0) for v in pre.get("spacing_mm") or []):
+        model_shape = grid_model_shape(shape, affine, pre)
+        needed = (math.prod(model_shape) + math.prod(shape)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
+    else:
+        model_shape, needed = shape, math.prod(shape) * COPY_BYTES_PER_VOXEL
+    return needed + math.prod(model_shape) * int(per_model_voxel), model_shape
+
+
 def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0) -> None:
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
@@ -168,12 +180,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
             raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} "
                              f"mm to the model's {wanted_text} mm gives about {estimate:.3g} voxels, more than any "
                              "machine's memory holds; check the voxel size in the header")
-    if any(wanted):
-        model_shape = grid_model_shape(shape, affine, pre)
-        needed = (math.prod(model_shape) + math.prod(shape)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
-    else:
-        model_shape, needed = shape, math.prod(shape) * COPY_BYTES_PER_VOXEL
-    needed += math.prod(model_shape) * int(per_model_voxel)
+    needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel)
     if memory is None or needed <= memory:
         return
     have = f"about {_gib(needed)} of memory (this machine has {_gib(memory)})"

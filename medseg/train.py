@@ -439,7 +439,7 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
 
     from medseg.errors import ImageReadError, InputError
     from medseg.io.images import read_grid
-    from medseg.preprocess import RESAMPLE_BYTES_PER_VOXEL, grid_model_shape
+    from medseg.preprocess import grid_memory
 
     if memory is None or not cases:
         return
@@ -453,10 +453,11 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                voxels = math.prod(grid_model_shape(shape[:3], affine, pre))
+                alone, model_shape = grid_memory(shape[:3], affine, pre)
         except (ValueError, OverflowError):
             continue
-        if voxels <= 0 or (voxels + math.prod(shape)) * RESAMPLE_BYTES_PER_VOXEL > memory:
+        voxels = math.prod(model_shape)
+        if voxels <= 0 or alone > memory:
             return  # a case that cannot fit even alone: its own check names it and its voxel size, in one line
         total += voxels * (4 * channels + 1)
     if total > memory:

@@ -48,21 +48,6 @@ def cohort():
     """
 
 
-def _stop_on_sigterm() -> None:
-    """A scheduler's SIGTERM (scancel, a time limit) stops the run like Ctrl-C: the case being worked on is
-    not counted as one that crashed its process."""
-    import signal
-
-    from medseg import stopping
-
-    def stop(signum, frame):
-        error = SystemExit(128 + signum)
-        stopping.request(error)  # a bare `except:` in an import it lands in drops it; the next slab or case raises it
-        raise error
-
-    signal.signal(signal.SIGTERM, stop)
-
-
 def _select(samples, cases):
     from medseg.cohort import read_samples
 
@@ -122,7 +107,6 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     """
     from medseg.cohort import InferOptions, infer_cases
 
-    _stop_on_sigterm()
     _check_memory(memory_mb, final_memory_mb)
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
@@ -147,7 +131,6 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, recor
     """
     from medseg.cohort import evaluate_cases
 
-    _stop_on_sigterm()
     _check_memory(memory_mb, final_memory_mb)
     selected = _select(samples, cases)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb),
