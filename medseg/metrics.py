@@ -97,12 +97,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
 
     if Path(path).is_dir():  # read_nifti would point to the DICOM reader, which reads images, not labels
         raise InputError(f"{path}: a folder, not a label image file (NIfTI, or a DICOM SEG), given as the {role}")
-    try:
-        volume = read_nifti(path, hash_input=False, labels=True)
-    except InputError as error:
-        if "contains NaN or infinite voxels" not in str(error):
-            raise
-        raise InputError(f"{error}, given as the {role}") from error  # which of the two images it was
+    volume = read_nifti(path, hash_input=False, labels=True, role=role)
     values = np.unique(volume.array)
     if np.any((values < 0) | (values != np.round(values))):
         raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds "

@@ -32,16 +32,17 @@ __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels
 log = logging.getLogger(__name__)
 
 
-def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) -> Volume:
+def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, role: str = "") -> Volume:
     """Read a 3D NIfTI (or any 3D image nibabel reads) into a float32 :class:`Volume`.
 
     With ``labels`` the voxels keep their stored integer type when the file has no scaling (float64
     otherwise), so that label values beyond float32's exact range (2^24) are not merged.
     A 2D image is one slice; a 4D or 5D image holding a single volume is squeezed; other shapes are refused.
-    The affine is in mm (:func:`affine_mm`).
+    The affine is in mm (:func:`affine_mm`). ``role`` (reference, prediction), when given, is named in the
+    errors about the voxels' values, for a reader that takes two images of one kind.
     """
     try:
-        return _read_nifti(Path(path), hash_input, labels, _gzip_reader)
+        return _read_nifti(Path(path), hash_input, labels, _gzip_reader, role)
     except ImageReadError as error:
         cause = error.__cause__
         if _gzip_reader is gzip or not (isinstance(cause, gzip.BadGzipFile)
@@ -49,10 +50,10 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False) 
             raise
     # bytes after the end of the gzip stream (gunzip reads such a file, with a warning): ISA-L's reader, reading
     # ahead, meets them before it has handed out the voxels; the standard library's hands the stream out first
-    return _read_nifti(Path(path), hash_input, labels, gzip)
+    return _read_nifti(Path(path), hash_input, labels, gzip, role)
 
 
-def _read_nifti(path: Path, hash_input: bool, labels: bool, reader) -> Volume:
+def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "") -> Volume:
     """:func:`read_nifti`, with gzip streams decompressed by ``reader`` (a module with gzip's ``open``)."""
     if not path.exists():
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
@@ -137,8 +138,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader) -> Volume:
         nan = int(np.isnan(array).sum())
         kinds = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (int(bad.sum()) - nan, "infinite")) if n)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
+        given = f", given as the {role}" if role else ""
         raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
-                         f"{first})")
+                         f"{first}){given}")
     info = {}
     if _uncompressed_gz(path):
         note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
