@@ -1673,7 +1673,8 @@ def test_json_nested_too_deeply_fails_its_case_not_the_report(tmp_path):
     rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path, tmp_path / "r.html").table)}
     assert rows["fine"]["status"] == "scored"
     assert rows["deep"]["status"] == "failed" and rows["deep"]["failed_stage"] == "report"
-    assert rows["deep"]["error"].startswith("deep_metrics.json: cannot read (JSON nested too deeply)")
+    # named from the results folder down: every case folder of a cohort holds files of the same names
+    assert rows["deep"]["error"].startswith("cases/deep/deep_metrics.json: cannot read (JSON nested too deeply)")
 
 
 def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
@@ -1685,7 +1686,24 @@ def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
     assert len(rows) == 1
     row = rows["c1"]
     assert row["status"] == "failed" and row["failed_stage"] == "report" and row["error_type"] == "DuplicateResult"
-    assert row["error"].startswith("c1_metrics.json and copy_metrics.json both hold the metrics of case 'c1'")
+    assert row["error"].startswith("cases/c1/c1_metrics.json and copy_metrics.json both hold the metrics of case "
+                                   "'c1'")
+
+
+def test_an_unreadable_file_and_a_second_one_for_its_case_fail_on_the_unreadable_one(tmp_path):
+    """When the first of two metrics files of a case could not be read, the case was failed as a duplicate whose
+    first file "holds the metrics" it could not be read for."""
+    folder = write_case(tmp_path / "results", "c1", 0, "exact")
+    shutil.copy(folder / "c1_metrics.json", folder / "copy_metrics.json")
+    (folder / "c1_metrics.json").write_text("{cut sh")
+    rows = {row["case_id"]: row for row in read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)}
+    assert list(rows) == ["c1"]
+    row = rows["c1"]
+    assert row["status"] == "failed" and row["error_type"] == "UnreadableResult"
+    assert row["error"].startswith("cases/c1/c1_metrics.json: cannot read (")
+    assert row["error"].endswith("; remove it and run again to redo the case")
+    assert "cases/c1/copy_metrics.json holds the metrics of case &#x27;c1&#x27; too" in (
+        tmp_path / "r.html").read_text(encoding="utf-8")
 
 
 def test_a_label_named_like_a_case_column_gets_its_value_as_prefix(tmp_path):

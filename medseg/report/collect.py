@@ -182,6 +182,7 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
     if not results_dir.is_dir():
         raise InputError(f"{results_dir}: no such results folder")
     cases: dict[tuple[Path, str], CaseResult] = {}
+    unreadable: set[Path] = set()
     found = 0
     for path in sorted(results_dir.rglob("*.json")):
         if path.name.startswith(".") or not path.is_file():
@@ -192,13 +193,14 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         found += 1
         kind, schema = KINDS[suffix]
         name_id = path.name[: -len(suffix)]
-        record, problem = _read_json(path, schema)
+        record, problem = _read_json(path, schema, _shown(path, results_dir))
         case_id = name_id
         if record is not None and isinstance(record.get("case_id"), str) and record["case_id"]:
             case_id = record["case_id"]
         key = (path.parent, case_id)
         case = cases.setdefault(key, CaseResult(case_id=case_id, folder=path.parent, results_dir=results_dir))
         if problem is not None:
+            unreadable.add(path)
             case.notes.append(problem)
             case.failure = case.failure or {
                 "schema": "medseg-failure/1", "case_id": case_id, "stage": "report",
@@ -207,9 +209,12 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
             }
             case.paths[kind] = path
             continue
+        if kind in case.paths and case.paths[kind] in unreadable:  # the case fails on the unreadable one already
+            case.notes.append(f"{_shown(path, results_dir)} holds the {kind} of case {case_id!r} too")
+            continue
         if kind in case.paths:  # two files of one folder claim to be this case's (a copied or renamed file)
-            problem = (f"{case.paths[kind].name} and {path.name} both hold the {kind} of case {case_id!r}; keep the "
-                       "one that belongs to this case and remove the other, then run again")
+            problem = (f"{_shown(case.paths[kind], results_dir)} and {path.name} both hold the {kind} of case "
+                       f"{case_id!r}; keep the one that belongs to this case and remove the other, then run again")
             case.notes.append(problem)
             case.failure = {"schema": "medseg-failure/1", "case_id": case_id, "stage": "report", "error": problem,
                             "error_type": "DuplicateResult"}
@@ -380,21 +385,31 @@ def _check_segmentation(case: CaseResult) -> None:
     case.metrics = None
 
 
-def _read_json(path: Path, schema: str) -> tuple[dict | None, str | None]:
+def _shown(path: Path, results_dir: Path) -> str:
+    """``path`` as a report names it: relative to the results folder (a cohort's case folders hold files of the
+    same names), absolute when it lies outside."""
+    try:
+        return str(path.relative_to(results_dir))
+    except ValueError:
+        return str(path)
+
+
+def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | None]:
+    """The record in ``path``, or why it cannot be used, naming the file as ``shown``."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return None, f"{path.name}: cannot read ({error})"
+        return None, f"{shown}: cannot read ({error})"
     except RecursionError:
-        return None, f"{path.name}: cannot read (JSON nested too deeply)"
+        return None, f"{shown}: cannot read (JSON nested too deeply)"
     if not isinstance(record, dict):
-        return None, f"{path.name}: not a JSON object"
+        return None, f"{shown}: not a JSON object"
     found = record.get("schema")
     if found is not None and found != schema:
-        return None, f"{path.name}: schema {found!r}, expected {schema!r}"
+        return None, f"{shown}: schema {found!r}, expected {schema!r}"
     problem = _structure_problem(record, schema)
     if problem is not None:
-        return None, f"{path.name}: {problem}"
+        return None, f"{shown}: {problem}"
     return record, None
 
 
