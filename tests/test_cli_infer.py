@@ -1256,3 +1256,49 @@ def test_the_memory_guard_counts_an_ensemble_over_axes(tmp_path, case, make_pack
     assert code == 1 and err.strip().splitlines()[-1].startswith(
         f"medseg: error: {case}: segmenting its 40×40×8 voxels needs about ")
     assert not (tmp_path / "b" / "case_seg.nii.gz").exists()
+
+
+def _as_plain_user(command: list[str]) -> list[str]:
+    """``command`` with root's power to read any file dropped (the process keeps its user id), so that a file
+    without read permission is unreadable to it as it is to any other user."""
+    if os.geteuid() != 0:
+        return command
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: every file is readable")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+
+
+def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_package):
+    """Permission denied on one input or reference stopped the whole batch with click's usage error (exit 2,
+    nothing segmented); it is that case's error now, in the reader's words, and the other cases are done."""
+    package = make_package()
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    for name in ("a", "b", "c"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / f"{name}_label.nii.gz"))
+    (tmp_path / "b.nii.gz").chmod(0)
+    (tmp_path / "c_label.nii.gz").chmod(0)
+    command = [sys.executable, "-m", "medseg", "infer", "--model", str(package), "-o", str(tmp_path / "out")]
+    for name in ("a", "b", "c"):
+        command += [str(tmp_path / f"{name}.nii.gz"), "--reference", str(tmp_path / f"{name}_label.nii.gz")]
+    run = subprocess.run(_as_plain_user(command), capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 1, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
+    assert errors == [f"medseg: error: {tmp_path / 'b.nii.gz'}: cannot read (permission denied)",
+                      f"medseg: error: {tmp_path / 'c_label.nii.gz'}: cannot read (permission denied)"]
+    assert _files(tmp_path / "out") == ["a_metrics.json", "a_seg.json", "a_seg.nii.gz"]
+
+
+def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package):
+    """The .img of an Analyze/NIfTI pair without read permission was reported as "truncated or corrupt image data"."""
+    nib.save(nib.Nifti1Pair(make_phantom((40, 40, 8), seed=2).image, np.eye(4)), str(tmp_path / "pair.hdr"))
+    (tmp_path / "pair.img").chmod(0)
+    command = [sys.executable, "-m", "medseg", "infer", str(tmp_path / "pair.hdr"), "--model", str(make_package()),
+               "-o", str(tmp_path / "out")]
+    run = subprocess.run(_as_plain_user(command), capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (f"medseg: error: {tmp_path / 'pair.hdr'}: cannot read pair.img "
+                                                   "(permission denied)")
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []

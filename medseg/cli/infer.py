@@ -23,11 +23,11 @@ from medseg.cli.options import (
 
 
 @click.command("infer")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))  # the reader names an unreadable one; the rest of the batch goes on
 @model_option
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for outputs (default: beside each input).")
-@click.option("--reference", "references", multiple=True, type=click.Path(path_type=Path),
+@click.option("--reference", "references", multiple=True, type=click.Path(readable=False, path_type=Path),
               help="Reference label image (NIfTI, or a DICOM SEG of a DICOM input); score the result (give one "
               "per input, in order).")
 @device_option

@@ -60,6 +60,11 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
     try:
+        with open(path, "rb"):  # nibabel words an unreadable file as "Could not read file", as if not an image
+            pass
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read ({_os_reason(error)})") from error
+    try:
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
         image = load_image(path, mmap=False)
@@ -116,6 +121,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
             raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
                                  "the header is corrupt or the image too large") from error
+        except PermissionError as error:  # the .img of a .hdr/.img pair
+            raise ImageReadError(f"{path}: cannot read {Path(error.filename or path).name} "
+                                 f"({_os_reason(error)})") from error
         except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError) as error:
             gzip_note = "gzip: " if isinstance(error, _GZIP_DAMAGE) and streams.handles else ""
             raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{_short(error)})") from error
@@ -626,6 +634,11 @@ def _unscaled(image) -> bool:
     slope = getattr(image.dataobj, "slope", 1.0)
     inter = getattr(image.dataobj, "inter", 0.0)
     return (slope is None or float(slope) == 1.0) and (inter is None or float(inter) == 0.0)
+
+
+def _os_reason(error: OSError) -> str:
+    """An OS error's reason in the words of medseg's other messages: ``permission denied``."""
+    return (error.strerror or type(error).__name__).lower()
 
 
 def _short(error: BaseException) -> str:
