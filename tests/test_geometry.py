@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import struct
 
 import nibabel as nib
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from medseg.errors import ImageReadError
 from medseg.inference import Segmenter
 from medseg.io.nifti import read_nifti
 from medseg.package import load_package
@@ -626,3 +628,68 @@ def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(t
     nib.save(nib.Nifti1Image(np.zeros((40, 36, 3), np.float32), None, header=header), tmp_path / "thick.nii.gz")
     with pytest.raises(Exception, match="singular"):
         read_nifti(tmp_path / "thick.nii.gz")
+
+
+def _rewrite_header(path, **fields):
+    """``path``'s header with ``fields`` changed, its voxel bytes left as they are (what a broken writer makes)."""
+    raw = bytearray(path.read_bytes())
+    header = nib.Nifti1Header.from_fileobj(open(path, "rb"))
+    for key, value in fields.items():
+        header[key] = value
+    raw[:348] = header.binaryblock
+    path.write_bytes(bytes(raw))
+
+
+def test_a_vox_offset_inside_the_header_is_refused(tmp_path):
+    """vox_offset 0 in a one-file NIfTI: nibabel read the header's own bytes as voxels (every voxel moved by 176
+    places), and the case was segmented with exit 0; 100 was refused by nibabel, 0 not."""
+    phantom = make_phantom((24, 20, 6), seed=3)
+    path = tmp_path / "off.nii"
+    nib.save(nib.Nifti1Image((phantom.image * 1000).astype(np.int16), np.eye(4)), str(path))
+    _rewrite_header(path, vox_offset=0)
+    with pytest.raises(ImageReadError, match=r"off.nii: corrupt header \(vox_offset 0 points into the header, which "
+                                             r"takes the first 352 bytes of the file\)$"):
+        read_nifti(path)
+    gz = tmp_path / "off.nii.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(ImageReadError, match="off.nii.gz: corrupt header .vox_offset 0 points into the header"):
+        read_nifti(gz)
+    # an Analyze / NIfTI pair keeps its voxels in the .img: offset 0 is the norm there
+    nib.save(nib.Nifti1Pair((phantom.image * 1000).astype(np.int16), np.eye(4)), str(tmp_path / "pair.hdr"))
+    assert nib.load(str(tmp_path / "pair.hdr")).header["vox_offset"] == 0
+    assert read_nifti(tmp_path / "pair.hdr").array.shape == (24, 20, 6)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_voxels_of_another_type_or_shape_than_the_header_says_are_refused(tmp_path, suffix):
+    """float32 voxels under an int16 header, or a 4D file whose dim[0] was edited to 3, were read as garbage or as
+    the first volume, with exit 0: the file holds a whole multiple of the data its header declares."""
+    phantom = make_phantom((24, 20, 6), seed=3)
+    plain = tmp_path / "typed.nii"
+    nib.save(nib.Nifti1Image(phantom.image.astype(np.float32), np.eye(4)), str(plain))
+    _rewrite_header(plain, datatype=4, bitpix=16)  # int16
+    four = tmp_path / "four.nii"
+    nib.save(nib.Nifti1Image(np.stack([phantom.image] * 3, axis=-1).astype(np.float32), np.eye(4)), str(four))
+    _rewrite_header(four, dim=[3, 24, 20, 6, 3, 1, 1, 1])
+    for path, times, declared in ((plain, 2, "5760 bytes for shape (24, 20, 6) of int16"),
+                                  (four, 3, "11520 bytes for shape (24, 20, 6) of float32")):
+        if suffix == ".nii.gz":
+            path = path.rename(path.with_name(path.name + ".gz"))
+            path.write_bytes(gzip.compress(path.read_bytes()))
+        with pytest.raises(ImageReadError, match=rf"{path.name}: corrupt header: the file holds {times} times the "
+                                                 rf"voxel data its header declares \({re.escape(declared)}\); its "
+                                                 r"datatype or dimensions are wrong$"):
+            read_nifti(path)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_stray_bytes_after_the_voxels_are_warned_and_noted(tmp_path, suffix, caplog):
+    phantom = make_phantom((24, 20, 6), seed=3)
+    path = tmp_path / f"trail{suffix}"
+    nib.save(nib.Nifti1Image(phantom.image.astype(np.float32), np.eye(4)), str(path))
+    raw = (gzip.decompress(path.read_bytes()) if suffix == ".nii.gz" else path.read_bytes()) + b"\0" * 1000
+    path.write_bytes(gzip.compress(raw) if suffix == ".nii.gz" else raw)
+    volume = read_nifti(path)
+    np.testing.assert_array_equal(volume.array, phantom.image.astype(np.float32))
+    assert volume.info["trailing_bytes_note"] == "1000 bytes after the voxels the header declares ignored"
+    assert f"{path}: 1000 bytes after the voxels the header declares ignored" in caplog.messages

@@ -23,7 +23,8 @@ from medseg.cli.options import (
 
 
 @click.command("infer")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))  # the reader names an unreadable one; the rest of the batch goes on
+# not readable=True: the reader names an unreadable input (or reference) and the rest of the batch goes on
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
 @model_option
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for outputs (default: beside each input).")

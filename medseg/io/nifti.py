@@ -59,11 +59,12 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
-    try:
-        with open(path, "rb"):  # nibabel words an unreadable file as "Could not read file", as if not an image
-            pass
-    except OSError as error:
-        raise ImageReadError(f"{path}: cannot read ({_os_reason(error)})") from error
+    if path.is_file():  # not a pipe: opening one would wait for a writer (load_image names it)
+        try:
+            with open(path, "rb"):  # nibabel words an unreadable file as "Could not read file", as if not an image
+                pass
+        except OSError as error:
+            raise ImageReadError(f"{path}: cannot read ({_os_reason(error)})") from error
     try:
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
@@ -103,6 +104,12 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             shape = tuple(int(n) for n in image.shape)
         except (TypeError, ValueError, HeaderDataError) as error:
             raise ImageReadError(f"{path}: corrupt header ({_short(error)})") from error
+        if isinstance(image, nib.Nifti1Image):  # one file (NIfTI-2 too): the voxels follow the header
+            # the offset nibabel reads the voxels from (its loaded header says 0: it is set anew on writing)
+            offset, header_bytes = float(getattr(image.dataobj, "offset", 0)), image.header.single_vox_offset
+            if offset < header_bytes:  # nibabel reads the voxels from there: the header's bytes become voxels
+                raise ImageReadError(f"{path}: corrupt header (vox_offset {offset:g} points into the header, which "
+                                     f"takes the first {header_bytes} bytes of the file)")
         if dtype.kind not in "biuf":
             kind = "RGB or other multi-value" if dtype.fields else "complex" if dtype.kind == "c" else "non-numeric"
             raise InputError(f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per "
@@ -127,7 +134,17 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError) as error:
             gzip_note = "gzip: " if isinstance(error, _GZIP_DAMAGE) and streams.handles else ""
             raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{_short(error)})") from error
-        streams.read_to_end()
+        excess = _excess_voxel_bytes(image, streams.read_to_end())
+    info = {}
+    if excess:
+        declared = _declared_voxel_bytes(image)
+        if excess % declared == 0:  # whole volumes more: voxels of another type or shape than the header says
+            raise ImageReadError(f"{path}: corrupt header: the file holds {excess // declared + 1} times the voxel "
+                                 f"data its header declares ({declared} bytes for shape {shape} of {dtype}); its "
+                                 "datatype or dimensions are wrong")
+        note = f"{excess} bytes after the voxels the header declares ignored"
+        log.warning("%s: %s", path, note)
+        info["trailing_bytes_note"] = note
     array = as_3d(array)
     if array.ndim != 3:
         raise InputError(f"{path}: expected a 3D volume, got shape {tuple(array.shape)}")
@@ -149,7 +166,6 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         given = f", given as the {role}" if role else ""
         raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
                          f"{first}){given}")
-    info = {}
     if _uncompressed_gz(path):
         note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
         log.warning("%s: %s", path, note)
@@ -296,6 +312,29 @@ def _uncompressed_gz(path: Path) -> bool:
     return len(head) == 2 and head != _GZIP_MAGIC
 
 
+def _declared_voxel_bytes(image) -> int:
+    """How many bytes of voxels an Analyze / NIfTI header declares."""
+    header = image.header
+    return int(np.prod(header.get_data_shape(), dtype=np.int64)) * np.dtype(header.get_data_dtype()).itemsize
+
+
+def _excess_voxel_bytes(image, left: dict[str, int]) -> int:
+    """How many bytes an Analyze / NIfTI image file holds after the voxels its header declares (0 for other formats:
+    MGH keeps tags there). ``left``: what was left of each gzip stream once the voxels were read."""
+    import os
+
+    if not isinstance(image, nib.AnalyzeImage):
+        return 0
+    name = image.file_map["image"].filename
+    if name in left:
+        return left[name]
+    try:
+        size = os.path.getsize(name)
+    except (OSError, TypeError):
+        return 0
+    return max(0, size - int(getattr(image.dataobj, "offset", 0)) - _declared_voxel_bytes(image))
+
+
 class _CheckedStreams:
     """``image`` re-bound to decompressing handles of its own for its gzipped files, so that the one pass nibabel
     makes over the voxels goes on to the end of each stream (:meth:`read_to_end`), where gzip checks its checksum and
@@ -321,11 +360,14 @@ class _CheckedStreams:
                 self.close()
                 raise
 
-    def read_to_end(self) -> None:
+    def read_to_end(self) -> dict[str, int]:
+        """Read each stream to its end; the number of bytes that were left in each, by file name."""
+        left = {}
         for name, handle in self.handles.items():
+            left[name] = 0
             try:
-                while handle.read(1 << 24):
-                    pass
+                while block := handle.read(1 << 24):
+                    left[name] += len(block)
             except gzip.BadGzipFile as error:
                 if str(error).startswith("Not a gzipped file"):  # bytes after the checked stream: gunzip skips them too
                     log.warning("%s: bytes after the end of the gzip stream ignored", name)
@@ -333,6 +375,8 @@ class _CheckedStreams:
                 raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
             except _GZIP_ERRORS as error:
                 raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
+
+        return left
 
     def close(self) -> None:
         for handle in self.handles.values():
