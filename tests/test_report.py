@@ -1776,3 +1776,21 @@ def test_label_columns_stay_unique_after_renaming():
 
     columns = label_columns([Case({"1": "a b", "2": "a/b", "3": "1_a_b"})])
     assert len(set(columns.values())) == 3 and columns == {"1": "1_a_b", "2": "2_a_b", "3": "label_3"}
+
+
+def test_a_case_that_failed_only_at_scoring_keeps_the_flags_of_its_segmentation(tmp_path):
+    """Its segmentation stands (volumes, duplicate_input), yet it showed only `failed`: an input unlike the
+    model's training volumes, an empty label or a label on the border went unflagged until the failure record was
+    removed."""
+    folder = write_case(tmp_path, "refused", 4, "bad", reference=False)  # box missed, ball on the i- face
+    sidecar = json.loads((folder / "refused_seg.json").read_text())
+    sidecar["input_check"] = {"within_training_range": False, "outside": ["z 3 mm against 58.83-279.36 mm"]}
+    (folder / "refused_seg.json").write_text(json.dumps(sidecar))
+    label = tmp_path / "inputs" / "4_label.nii.gz"
+    (folder / "refused_failed.json").write_text(json.dumps({
+        "schema": "medseg-failure/1", "case_id": "refused", "input": str(tmp_path / "inputs" / "4_image.nii.gz"),
+        "reference": str(label), "stage": "evaluate", "error_type": "InputError", "created": now(),
+        "error": f"{label}: label values [5, 6] are not among the model's labels [0, 1, 2]"}))
+    row = read_tsv(build_report(tmp_path, tmp_path / "r.html").table)[0]
+    assert row["status"] == "failed" and row["failed_stage"] == "evaluate"
+    assert flag_set(row) == {"failed", "unlike_training", "empty_prediction(box)", "touches_border(ball)"}

@@ -89,7 +89,7 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
     ``tolerance_mm``, by default scoring's :func:`medseg.metrics.grid_tolerance_mm` of its grid)."""
     from medseg.metrics import grid_displacement_mm, grid_tolerance_mm
 
-    if case.status == "failed":
+    if case.status == "failed" and not case.failed_at_scoring:  # no segmentation of this run to check
         return SegmentationCheck(path=None)
     path = case.segmentation_path()
     if path is None:

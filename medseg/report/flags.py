@@ -50,7 +50,8 @@ class Flag:
 def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float = DEFAULT_OUTLIER_Z) -> dict:
     """Each flag code and the rule that raises it."""
     return {
-        "failed": "the case failed (the stage and the error are shown); it has no usable result",
+        "failed": "the case failed (the stage and the error are shown); it has no usable result, except when it "
+                  "failed only at scoring: its segmentation stands and gets the flags of an unscored one",
         "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it)",
         "false_positive": "a label is predicted where the reference has none",
         "low_dice": f"Dice below {dice_threshold:g}",
@@ -171,9 +172,15 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
                                   f"{failure.get('error_type', 'error')}: {failure.get('error', '')}"))
         if failure.get("error_type") == "GeometryError":
             out.append(Flag("geometry", "not scored: prediction and reference are on different grids"))
-        return out
+        if not case.failed_at_scoring:
+            return out
+        # failed at scoring: the segmentation stands, and is flagged as any unscored one would be
     if check.geometry:
-        out.append(Flag("geometry", "; ".join(check.geometry)))
+        found = next((index for index, flag in enumerate(out) if flag.code == "geometry"), None)
+        if found is None:
+            out.append(Flag("geometry", "; ".join(check.geometry)))
+        else:  # one geometry flag, saying both
+            out[found] = replace(out[found], message="; ".join([out[found].message, *check.geometry]))
     input_check = (case.sidecar or {}).get("input_check") or {}
     if input_check.get("within_training_range") is False:
         out.append(Flag("unlike_training", "field of view unlike the model's training volumes: "
@@ -185,7 +192,8 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     if isinstance(label_like, str):
         out.append(Flag("label_like_input", f"input {label_like}"))
     for label in case.labels():
-        if label.status == "empty_prediction" or (label.status == "no_reference" and label.pred_volume_ml == 0):
+        if label.status == "empty_prediction" or (label.status in ("no_reference", "not_scored")
+                                                  and label.pred_volume_ml == 0):
             where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""
             out.append(Flag("empty_prediction", f"{label.name} predicted empty{where}", label.name, label.value))
         elif label.status == "false_positive":
