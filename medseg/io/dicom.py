@@ -36,7 +36,8 @@ POLICY = {
     "4d_or_repeated_positions": "refused",
     "mosaic": "refused",
     "multi_frame_enhanced": "read from per-frame functional groups like single-frame slices",
-    "intensity": "RescaleSlope/RescaleIntercept applied per slice, float32",
+    "intensity": "RescaleSlope/RescaleIntercept applied per slice, float32 (medseg convert stores int16 when every "
+                 "value is a whole number within its range)",
     "non_dicom_files": "skipped and listed",
     "localizers_and_non_images": "never chosen automatically",
 }
