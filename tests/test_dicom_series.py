@@ -955,3 +955,26 @@ def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):
     code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study" / "HFS")], capsys)
     row = stdout.splitlines()[1].split()
     assert (row[0], row[1], row[-1]) == ("2", "2", ".")
+
+
+@pytest.mark.parametrize(("keyword", "value"), [
+    ("FrameOfReferenceUID", "1.2.826.0.1.99"),  # another coordinate system: its position means something else
+    ("StudyInstanceUID", "1.2.826.0.1.98"),
+    ("Modality", "MR"),
+    ("BitsStored", 8),  # pydicom masks this file's values to 8 bits: 12-bit values changed without a word
+])
+def test_a_file_that_disagrees_with_its_series_is_named(tmp_path, capsys, keyword, value):
+    """One file of a series in another frame of reference, study or modality, or with its pixel values stored in
+    other bits, was stacked with the others without a word."""
+    _, paths = make_series(tmp_path / "dcm", seed=6)
+    odd = sorted(paths)[2]
+    dataset = pydicom.dcmread(odd)
+    common = str(dataset.get(keyword))
+    setattr(dataset, keyword, value)
+    dataset.save_as(odd)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1].endswith(
+        f"its files disagree on {keyword} ({common} in {len(paths) - 1} file(s), {value} in {odd.name}); they do "
+        "not make one volume")
+    assert not (tmp_path / "out.nii.gz").exists()
