@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from medseg.errors import ImageReadError
+from medseg.errors import ImageReadError, InputError
 from medseg.inference import Segmenter
 from medseg.io.nifti import read_nifti
 from medseg.package import load_package
@@ -693,3 +693,17 @@ def test_stray_bytes_after_the_voxels_are_warned_and_noted(tmp_path, suffix, cap
     np.testing.assert_array_equal(volume.array, phantom.image.astype(np.float32))
     assert volume.info["trailing_bytes_note"] == "1000 bytes after the voxels the header declares ignored"
     assert f"{path}: 1000 bytes after the voxels the header declares ignored" in caplog.messages
+
+
+def test_tiny_voxels_are_no_singular_affine(tmp_path):
+    """0.1 µm voxels (a determinant of 1e-12 mm³) were refused as "the affine is singular"; axes in one plane still
+    are."""
+    phantom = make_phantom((24, 20, 6), seed=3)
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([1e-4, 1e-4, 1e-4, 1.0])), str(tmp_path / "tiny.nii.gz"))
+    np.testing.assert_allclose(np.diag(read_nifti(tmp_path / "tiny.nii.gz").affine)[:3], 1e-4)
+    flat = np.eye(4)
+    flat[:3, 2] = [1.0, 1.0, 1e-9]  # the third axis nearly along the first two's plane
+    flat[:3, 0], flat[:3, 1] = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
+    nib.save(nib.Nifti1Image(phantom.image, flat), str(tmp_path / "flat.nii.gz"))
+    with pytest.raises(InputError, match="flat.nii.gz: the affine is singular or not finite"):
+        read_nifti(tmp_path / "flat.nii.gz")

@@ -151,7 +151,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     if min(array.shape) < 1:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
     affine, orientation_note, flat_note = _affine_mm(image)
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+    if not np.all(np.isfinite(affine)) or _singular(affine):
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
@@ -678,6 +678,15 @@ def _unscaled(image) -> bool:
     slope = getattr(image.dataobj, "slope", 1.0)
     inter = getattr(image.dataobj, "inter", 0.0)
     return (slope is None or float(slope) == 1.0) and (inter is None or float(inter) == 0.0)
+
+
+def _singular(affine: np.ndarray) -> bool:
+    """Are the affine's voxel axes (nearly) degenerate: a zero axis, or axes (nearly) in one plane? Measured against
+    the voxel size, so that a grid of 0.1 µm voxels (a determinant of 1e-12 mm³) is not taken for one."""
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    if not np.all(sizes > 0):
+        return True
+    return abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6
 
 
 def _os_reason(error: OSError) -> str:
