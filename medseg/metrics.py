@@ -74,8 +74,9 @@ METRIC_KEYS = ("dice", "hd95_mm", "assd_mm", "pred_volume_ml", "ref_volume_ml", 
 
 EMPTY_MASK_POLICY = (
     "Both prediction and reference empty: Dice, HD95 and ASSD undefined (null), status both_empty, left out of "
-    "the statistics. Reference empty but prediction not: Dice 0, distances undefined, status false_positive. "
-    "Prediction empty but reference not: Dice 0, distances undefined, status empty_prediction."
+    "their statistics (the volumes, 0 ml, count in the volume statistics). Reference empty but prediction not: "
+    "Dice 0, distances undefined, status false_positive. Prediction empty but reference not: Dice 0, distances "
+    "undefined, status empty_prediction."
 )
 SURFACE_DEFINITION = (
     "Surface: foreground voxels with a 6-neighbour outside the mask (voxels on the volume's faces count; an image "
@@ -346,7 +347,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
             false_negative_ml=volume_ml(n_r - tp, voxel_ml),
         )
         results[str(value)] = entry
-    return {
+    record = {
         "schema": METRICS_SCHEMA,
         "case_id": case_id,
         "prediction": os.path.abspath(pred.source) if pred.source is not None else None,
@@ -358,6 +359,12 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "policy": EMPTY_MASK_POLICY,
         "labels": results,
     }
+    # a voxel size the file does not give (a single slice without a thickness): the volumes rest on what was assumed
+    notes = [f"{role}: {volume.info['thickness_note']}" for role, volume in (("prediction", pred), ("reference", ref))
+             if isinstance(volume.info.get("thickness_note"), str)]
+    if notes:
+        record["notes"] = notes
+    return record
 
 
 def evaluate_files(

@@ -68,6 +68,7 @@ def number_text(value: float, digits: int) -> str:
     nanolitres on 20 µm voxels are not 0.000 ml, and an ASSD of 0.0059 mm on 0.3 mm voxels is not 0.01)."""
     value = value + 0.0  # no "-0.000"
     text = f"{value:.{digits}f}"
-    if value != 0 and abs(value) < 10.0 ** (1 - digits):
+    # (a value that three significant digits round up to the limit, 0.0999999 with 2 decimals, reads as 0.10)
+    if value != 0 and abs(float(f"{value:.3g}")) < 10.0 ** (1 - digits):
         text = f"{value:.3g}"
     return text

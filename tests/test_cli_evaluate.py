@@ -211,6 +211,7 @@ def test_the_table_never_reads_higher_or_zero_where_the_value_is_not(tmp_path, c
     assert [number_text(v, 2) for v in (0.005882, 0.05, 0.0951, 0.1, 1.234)] == ["0.00588", "0.05", "0.0951", "0.10",
                                                                                   "1.23"]
     assert [number_text(v, 3) for v in (0.000729, 0.00702, 0.0123)] == ["0.000729", "0.00702", "0.012"]
+    assert [number_text(v, 2) for v in (0.0999999, 0.0999, -0.0999999)] == ["0.10", "0.0999", "-0.10"]
     # the float's own value is rounded, as f"{x:.4f}" rounds it (667/800 is 0.833749999…, not 0.83375)
     assert dice_round_text(667 / 800) == f"{667 / 800:.4f}" == "0.8337" and dice_round_text(float("nan")) == "n/a"
     # multiples of 0.05 stored a hair below (0.7, 0.85) are those values, as Python compares them
@@ -276,3 +277,24 @@ def test_a_label_image_with_nan_says_which_role_it_had(pair, tmp_path, capsys):
                                                "(1 NaN; the first at voxel index (1, 2, 3)), given as the reference")
     assert run(["evaluate", str(bad), str(ref)]) == 1
     assert capsys.readouterr().err.strip().endswith("), given as the prediction")
+
+
+def test_volumes_that_rest_on_an_assumed_slice_thickness_say_so_in_the_record(tmp_path):
+    """A single slice whose header gives no thickness is scored with 1 mm assumed; only a warning said so, and the
+    metrics record gave its ml as if measured. The record's notes say it now (the QA report shows a record's notes)."""
+    paths = []
+    for name, rows in (("p", slice(5, 12)), ("r", slice(6, 12))):
+        array = np.zeros((20, 20, 1), np.uint8)
+        array[rows, 5:12] = 1
+        image = nib.Nifti1Image(array, None)
+        image.header.set_zooms((0.5, 0.5, 0.0))
+        image.header.set_sform(None, code=0)
+        image.header.set_qform(None, code=0)
+        nib.save(image, str(tmp_path / f"{name}.nii.gz"))
+        paths.append(str(tmp_path / f"{name}.nii.gz"))
+    assert run(["evaluate", *paths, "-o", str(tmp_path / "m.json")]) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    note = ("slice thickness unknown (pixdim[3] 0 along k, an axis of one voxel): 1 mm assumed; the volumes in ml "
+            "rest on it")
+    assert record["notes"] == [f"prediction: {note}", f"reference: {note}"]
+    assert record["spacing_mm"] == [0.5, 0.5, 1.0] and record["labels"]["1"]["pred_volume_ml"] == pytest.approx(0.01225)

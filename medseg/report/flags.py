@@ -54,7 +54,8 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
                   "failed only at scoring: its segmentation stands and gets the flags of an unscored one",
         "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it)",
         "false_positive": "a label is predicted where the reference has none",
-        "low_dice": f"Dice below {dice_threshold:g}",
+        "low_dice": f"Dice below {dice_threshold:g} (of a label scored ok: an empty prediction or a false positive "
+                    "has its own flag)",
         "volume_outlier": (
             f"a label's predicted volume is far from the cohort's: robust z = 0.6745·(v − median) / MAD over the "
             f"non-empty predicted volumes of that label in the cohort, |z| > {outlier_z:g} (Iglewicz–Hoaglin); "
