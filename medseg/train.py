@@ -197,8 +197,9 @@ def label_values(cases: list[TrainCase]) -> dict[int, Path]:
     for case in cases:
         values = np.unique(read_nifti(case.label_path, hash_input=False, labels=True).array)
         if not np.all(values == np.round(values)) or values.min() < 0:
+            hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
             raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
-                                f"{odd_values(values, negative=True)}")
+                                f"{odd_values(values, negative=True)}{hint}")
         for value in values:
             found.setdefault(int(value), case.label_path)
     return dict(sorted(found.items()))
@@ -502,7 +503,8 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
         raise TrainingError(str(error)) from error
     values = np.unique(label.array)
     if not np.all(values == np.round(values)):
-        raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}")
+        hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+        raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}")
     unknown = sorted(set(int(v) for v in values) - declared)
     if unknown:
         hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
@@ -1555,6 +1557,23 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
         torch.set_flush_denormal(False)  # torch's default (it has no getter to restore from)
 
 
+# the training settings the card's training sentence words itself (the others are listed as they are)
+_CARD_SETTINGS = {"epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "schedule", "warmup_epochs",
+                  "batch_dice", "precision", "seed", "augment", "val_fraction", "split_seed", "data"}
+
+
+def _other_settings(settings: dict) -> str:
+    """The training settings the card's sentence does not word (weight decay, a moving average, …), as JSON."""
+    rest = {key: value for key, value in settings.items() if key not in _CARD_SETTINGS}
+    return f"; other settings {json.dumps(rest)}" if rest else ""
+
+
+def _data_notes(data: dict) -> str:
+    """A config's free-form data notes besides the description and the licence, one line each, for the card."""
+    lines = [f"{key}: {value}" for key, value in data.items() if key not in ("description", "licence", "license")]
+    return "".join(f"\n\n{line}" for line in lines)
+
+
 def _precision_text(settings: dict, training: dict) -> str:
     """The forward pass's precision for the model card: ``auto`` with what it was on the training device."""
     asked, used = settings.get("precision", "fp32"), training.get("precision")
@@ -1735,7 +1754,7 @@ accuracy figures were measured.
 ## Data
 {data.get('description', 'not stated')}
 
-Licence / attribution: {data.get('licence', 'not stated')}
+Licence / attribution: {data.get('licence') or data.get('license') or 'not stated'}{_data_notes(data)}
 
 ## Training
 {cases} ({val_split}; \
@@ -1745,7 +1764,7 @@ Licence / attribution: {data.get('licence', 'not stated')}
 learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, \
 {counted(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice}, \
 {_precision_text(settings, training)} forward pass, seed {settings.get('seed')}; \
-augmentation {json.dumps(settings.get('augment', {}))}; \
+augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)}; \
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time of training \
 (reading the cases not counted) on \
 {training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).

@@ -2341,3 +2341,47 @@ def test_a_checkpoint_of_another_architecture_names_the_tensors_that_differ(tiny
                                             r"another architecture's \(\d+ tensors of another shape, e.g. \S+: "
                                             r"4x3x3x3 in the file, 8x3x3x3 in the architecture\)"):
         _load_checkpoint(tmp_path / "model", net, torch.optim.Adam(net.parameters()))
+
+
+def test_a_wrong_value_in_the_config_is_refused_when_the_command_line_overrides_it(tiny_set, tmp_path, capsys):
+    """`--epochs 1` replaced the config's `"epochs": "5"` before the config was checked: the run went on, and the
+    same file failed later, on a run without the option (or a --resume)."""
+    from medseg.cli import main
+
+    config = tiny_training_config(epochs="5")
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(path), "-o",
+              str(tmp_path / "m"), "--epochs", "1", "--steps-per-epoch", "1"])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"medseg: error: {path}: training.epochs: '5' is not of type 'integer'")
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_card_shows_every_setting_and_a_licence_spelt_license(tiny_set, tmp_path):
+    """The card left out the settings its sentence does not word (weight decay, a moving average of the weights),
+    and data notes other than the description and `licence`: a `license` (nnU-Net's spelling) read 'not stated'."""
+    config = tiny_training_config(epochs=1, ema_decay=0.99, weight_decay=0.001,
+                                  data={"description": "phantoms", "license": "CC0", "source": "medseg.synthetic"})
+    run(config, *tiny_set, tmp_path / "model")
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "Licence / attribution: CC0\n\nsource: medseg.synthetic\n" in card
+    assert '"weight_decay": 0.001' in card and '"ema_decay": 0.99' in card
+
+
+def test_a_float_image_among_the_labels_is_named_as_one(tmp_path, capsys):
+    """A float MR image in the labels folder was refused as "label values must be whole non-negative numbers",
+    without the hint an integer image gets."""
+    from medseg.cli import main
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    scan = np.random.default_rng(2).normal(100, 20, size=(16, 16, 6)).astype(np.float32)
+    _write(images / "a.nii.gz", scan)
+    _write(labels / "a.nii.gz", scan)
+    with pytest.raises(SystemExit):
+        main(["train", "--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert "label values must be whole non-negative numbers" in err
+    assert err.endswith("so many values suggest an image rather than labels (are --images and --labels swapped?)")

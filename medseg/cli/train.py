@@ -94,7 +94,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     overrides = {k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("seed", seed),
                                    ("fold", fold)) if v is not None}
     if config_path is not None:
-        config = with_overrides(read_config(config_path), overrides)
+        config = read_config(config_path)
+        check_config(config, str(config_path))  # as written: an override must not hide a wrong value in the file
+        config = with_overrides(config, overrides)
         check_config(config, str(config_path))
     check_output_folder(output, overwrite=overwrite, resume=resume)
     pairs = pair_cases(images, labels)
