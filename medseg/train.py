@@ -1085,6 +1085,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             # the checkpoint's copy first: a record that cannot be written leaves the package untouched
             _record_codes(out_dir, package_config.get("label_codes") or kept.config.get("label_codes"))
             package, recoded = _recoded(kept, package_config.get("label_codes"))
+            _tell_other_notes(kept, config)
             if on_kept is not None:
                 on_kept(recoded)
             return package
@@ -1304,6 +1305,20 @@ def _recoded(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, b
             temps[1].write_text(text, errors="surrogateescape")
     log.info("%s: label_codes written into the finished package", out_dir)
     return ModelPackage(path=out_dir, config=config), True  # the weights, checked on loading, are unchanged
+
+
+def _tell_other_notes(package: ModelPackage, config: dict) -> None:
+    """Warn when the config resuming a finished ``package`` describes it otherwise (its description, its data notes):
+    the package keeps its own, as its card may have been edited since."""
+    def notes(of: dict) -> tuple:
+        return of.get("description"), (of.get("training") or {}).get("settings", {}).get("data")
+
+    ours, theirs = notes(package.config), (config.get("description"), (config.get("training") or {}).get("data"))
+    differ = [what for what, a, b in zip(("description", "training.data"), ours, theirs) if b is not None and a != b]
+    if differ:
+        log.warning("%s: the finished package keeps its %s; the config gives other text, which resuming does not "
+                    "write (edit %s and MODEL_CARD.md, or train again with --overwrite)", package.path,
+                    " and ".join(differ), CONFIG_NAME)
 
 
 def _card_with_codes(card: str, config: dict) -> str | None:

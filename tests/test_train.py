@@ -2385,3 +2385,22 @@ def test_a_float_image_among_the_labels_is_named_as_one(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "label values must be whole non-negative numbers" in err
     assert err.endswith("so many values suggest an image rather than labels (are --images and --labels swapped?)")
+
+
+def test_resuming_a_finished_run_with_other_notes_says_they_are_not_written(tiny_set, tmp_path, caplog):
+    """A corrected description or licence in the config of a finished run was dropped without a word (the package
+    is kept, its card perhaps edited by hand)."""
+    out = tmp_path / "model"
+    config = tiny_training_config(epochs=1)
+    first, fixed = tmp_path / "first.json", tmp_path / "fixed.json"
+    first.write_text(json.dumps(config))
+    config["training"]["data"] = {**config["training"]["data"], "licence": "CC-BY 4.0"}
+    fixed.write_text(json.dumps(config))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(first))) == 0
+    caplog.clear()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(first), "--resume")) == 0
+    assert not [m for m in caplog.messages if "resuming does not write" in m]
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(fixed), "--resume")) == 0
+    assert f"{out}: the finished package keeps its training.data; the config gives other text, which resuming does " \
+           "not write (edit model.json and MODEL_CARD.md, or train again with --overwrite)" in caplog.messages
+    assert "CC-BY 4.0" not in (out / "MODEL_CARD.md").read_text()
