@@ -1230,7 +1230,9 @@ def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(buil
     page = built.html.read_text(encoding="utf-8")
     nav = page[page.index("<nav"): page.index("</nav>")]
     anchors = re.findall(r'href="#([a-z]+)"', nav)
-    assert anchors == ["summary", "worst", "plots", "failed", "cards", "method", "provenance"]
+    assert anchors == ["summary", "failed", "worst", "plots", "cards", "method", "provenance"]
+    # the failures come before the table of every case, and the count of them links there
+    assert '<b>1</b><a href="#failed">failed</a>' in page
     assert all(f'<div id="{anchor}">' in page for anchor in anchors)
     assert page.count('<a href="#worst">back to the case table</a>') == 10  # one per case card
     assert "flagged (failed included)" in page

@@ -157,9 +157,12 @@ def render_page(content: ReportContent) -> str:
         f"<style>{CSS}</style></head><body><main>",
         _header(content),
     ]
-    sections = [("summary", "summary", _summary_section(content)), ("worst", "cases, worst first",
-                _worst_table(content)), ("plots", "distributions", _plots_section(content)),
-                ("failed", "failed cases", _failed_section(content)), ("cards", "case cards", _cases_section(content)),
+    # the failures with their errors before the table of every case: a QA reader looks for them first (below the
+    # table and the plots they sat 7000 px down a 200-case page)
+    sections = [("summary", "summary", _summary_section(content)),
+                ("failed", "failed cases", _failed_section(content)),
+                ("worst", "cases, worst first", _worst_table(content)),
+                ("plots", "distributions", _plots_section(content)), ("cards", "case cards", _cases_section(content)),
                 ("method", "how to read it", _method_section(summary)),
                 ("provenance", "provenance", _provenance_section(summary))]
     shown = [(anchor, title, html_) for anchor, title, html_ in sections if html_]
@@ -180,8 +183,10 @@ def _header(content: ReportContent) -> str:
     tiles = [("cases", counts["total"], False), ("scored", counts["scored"], False),
              ("without reference", counts["no_reference"], False), ("failed", counts["failed"], counts["failed"] > 0),
              ("flagged (failed included)", counts["flagged"], counts["flagged"] > 0)]
-    tile_html = "".join(f'<div class="tile{" bad" if bad else ""}"><b>{n}</b>{e(name)}</div>'
-                        for name, n, bad in tiles)
+    tile_html = "".join(
+        f'<div class="tile{" bad" if bad else ""}"><b>{n}</b>'
+        + (f'<a href="#failed">{e(name)}</a>' if name == "failed" and n else e(name)) + "</div>"
+        for name, n, bad in tiles)
     flag_counts = " ".join(
         f'{_badge(Flag(code, content.summary["flag_rules"].get(code, "")))}&thinsp;×{count["cases"]}'
         for code, count in summary["flags"].items()
