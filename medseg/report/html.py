@@ -63,8 +63,8 @@ code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-brea
 dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
 .warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
-.case li,td.err{overflow-wrap:anywhere}td.path{min-width:14em}
-td.id{overflow-wrap:anywhere;max-width:22em;min-width:6em}
+.case li,td.err{overflow-wrap:anywhere}td.err{min-width:16em}td.path{min-width:14em}
+td.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}
 @media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
 thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
@@ -171,6 +171,12 @@ def render_page(content: ReportContent) -> str:
     parts += [f'<div id="{anchor}">{html_}</div>' for anchor, _, html_ in shown]
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _breakable(case_id: str) -> str:
+    """A case id, escaped, that a narrow column breaks after its separators (``hippocampus_|310``) before it breaks
+    it anywhere (``hippocamp|us_310``)."""
+    return re.sub(r"([_\-.])", r"\1<wbr>", e(case_id))
 
 
 def _header(content: ReportContent) -> str:
@@ -292,7 +298,7 @@ def _worst_table(content: ReportContent) -> str:
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
         rows.append(f'<tr><td class="num">{rank}</td>'
-                    f'<td class="id"><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
+                    f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
                     f"<td>{e(case.status.replace('_', ' '))}</td><td>{badges}</td>{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}</tr>")
     return ("<h2>Cases, worst first</h2>"
@@ -316,7 +322,7 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
         else:
             cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
         rows.append(f'<tr><td class="num">{rank}</td>'
-                    f'<td class="id"><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
+                    f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
                     f"<td>{e(case.status.replace('_', ' '))}</td><td>{_grouped_badges(content.flags[index])}</td>"
                     f"{cells}</tr>")
     return ("<h2>Cases, worst first</h2>"
