@@ -961,11 +961,10 @@ def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):
     ("FrameOfReferenceUID", "1.2.826.0.1.99"),  # another coordinate system: its position means something else
     ("StudyInstanceUID", "1.2.826.0.1.98"),
     ("Modality", "MR"),
-    ("BitsStored", 8),  # pydicom masks this file's values to 8 bits: 12-bit values changed without a word
 ])
 def test_a_file_that_disagrees_with_its_series_is_named(tmp_path, capsys, keyword, value):
-    """One file of a series in another frame of reference, study or modality, or with its pixel values stored in
-    other bits, was stacked with the others without a word."""
+    """One file of a series in another frame of reference, study or modality was stacked with the others without
+    a word."""
     _, paths = make_series(tmp_path / "dcm", seed=6)
     odd = sorted(paths)[2]
     dataset = pydicom.dcmread(odd)
@@ -978,3 +977,17 @@ def test_a_file_that_disagrees_with_its_series_is_named(tmp_path, capsys, keywor
         f"its files disagree on {keyword} ({common} in {len(paths) - 1} file(s), {value} in {odd.name}); they do "
         "not make one volume")
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_bits_stored_per_slice_and_an_attribute_some_files_lack_are_no_disagreement(tmp_path):
+    """Some CT exports set BitsStored per slice to what its values need (each file is decoded by its own header),
+    and anonymisers drop attributes from some files: neither is a series whose files disagree."""
+    values, paths = make_series(tmp_path / "dcm", seed=6)
+    for index, path in enumerate(sorted(paths)):
+        dataset = pydicom.dcmread(path)
+        dataset.BitsStored, dataset.HighBit = 12 + index % 2, 11 + index % 2
+        if index == 3:
+            del dataset.FrameOfReferenceUID
+        dataset.save_as(path)
+    volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.array.shape[2] == len(paths)

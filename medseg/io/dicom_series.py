@@ -487,10 +487,10 @@ def _frame_name(frame: DicomFrame) -> str:
     return frame.path.name if frame.frame is None else f"{frame.path.name} frame {frame.frame + 1}"
 
 
-# what every file of one series must agree on: its coordinate system, its study and its kind; and, among files of
-# one BitsAllocated, BitsStored (pydicom masks each file's values to its own: a 16-bit file that says 8 bits where
-# the others say 12 loses its top bits; files of other BitsAllocated are decoded each by its own header)
-SERIES_CONSTANTS = ("FrameOfReferenceUID", "StudyInstanceUID", "Modality", "BitsStored")
+# what every file of one series that states them must agree on: its coordinate system, its study and its kind.
+# (Not BitsStored: some exports set it per slice to what that slice's values need, and each file is decoded by its
+# own header.)
+SERIES_CONSTANTS = ("FrameOfReferenceUID", "StudyInstanceUID", "Modality")
 
 
 def _disagreement(candidate: SeriesCandidate) -> str | None:
@@ -498,20 +498,17 @@ def _disagreement(candidate: SeriesCandidate) -> str | None:
     from collections import Counter
 
     for keyword in SERIES_CONSTANTS:
-        by_kind: dict[str, dict[Path, str]] = {}
-        for path, dataset in candidate.datasets.items():
-            kind = str(dataset.get("BitsAllocated", "")) if keyword == "BitsStored" else ""
-            by_kind.setdefault(kind, {})[path] = str(dataset.get(keyword, "") or "")
-        for values in by_kind.values():
-            counts = Counter(values.values())
-            if len(counts) < 2:
-                continue
-            common, count = counts.most_common(1)[0]
-            odd = sorted(path for path, value in values.items() if value != common)
-            more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
-            other = values[odd[0]] or "none"
-            return (f"its files disagree on {keyword} ({common or 'none'} in {count} file(s), {other} in "
-                    f"{odd[0].name}{more}); they do not make one volume")
+        # a file without the attribute says nothing against the others (anonymisers drop some)
+        values = {path: text for path, dataset in candidate.datasets.items()
+                  if (text := str(dataset.get(keyword, "") or ""))}
+        counts = Counter(values.values())
+        if len(counts) < 2:
+            continue
+        common, count = counts.most_common(1)[0]
+        odd = sorted(path for path, value in values.items() if value != common)
+        more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
+        return (f"its files disagree on {keyword} ({common} in {count} file(s), {values[odd[0]]} in "
+                f"{odd[0].name}{more}); they do not make one volume")
     return None
 
 
