@@ -683,16 +683,27 @@ def test_voxels_of_another_type_or_shape_than_the_header_says_are_refused(tmp_pa
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
-def test_stray_bytes_after_the_voxels_are_warned_and_noted(tmp_path, suffix, caplog):
+def test_stray_bytes_after_the_voxels_are_warned_and_noted_and_zero_padding_is_not(tmp_path, suffix, caplog):
     phantom = make_phantom((24, 20, 6), seed=3)
     path = tmp_path / f"trail{suffix}"
     nib.save(nib.Nifti1Image(phantom.image.astype(np.float32), np.eye(4)), str(path))
-    raw = (gzip.decompress(path.read_bytes()) if suffix == ".nii.gz" else path.read_bytes()) + b"\0" * 1000
-    path.write_bytes(gzip.compress(raw) if suffix == ".nii.gz" else raw)
+    plain = gzip.decompress(path.read_bytes()) if suffix == ".nii.gz" else path.read_bytes()
+    path.write_bytes(gzip.compress(plain + b"\1" * 1000) if suffix == ".nii.gz" else plain + b"\1" * 1000)
     volume = read_nifti(path)
     np.testing.assert_array_equal(volume.array, phantom.image.astype(np.float32))
     assert volume.info["trailing_bytes_note"] == "1000 bytes after the voxels the header declares ignored"
     assert f"{path}: 1000 bytes after the voxels the header declares ignored" in caplog.messages
+    # zeros to a block boundary, even a whole multiple of a small image's voxel bytes: padding, read in silence
+    caplog.clear()
+    small = tmp_path / f"small{suffix}"
+    nib.save(nib.Nifti1Image(np.arange(4, dtype=np.uint8).reshape(2, 2, 1), np.eye(4)), str(small))
+    plain = gzip.decompress(small.read_bytes()) if suffix == ".nii.gz" else small.read_bytes()
+    padded = plain + b"\0" * (-len(plain) % 16)
+    assert (len(padded) - len(plain)) % 4 == 0 and len(padded) > len(plain)
+    small.write_bytes(gzip.compress(padded) if suffix == ".nii.gz" else padded)
+    volume = read_nifti(small)
+    assert volume.array.ravel().tolist() == [0, 1, 2, 3] and "trailing_bytes_note" not in volume.info
+    assert not [m for m in caplog.messages if "after the voxels" in m]
 
 
 def test_tiny_voxels_are_no_singular_affine(tmp_path):

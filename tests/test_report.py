@@ -1799,3 +1799,16 @@ def test_a_case_that_failed_only_at_scoring_keeps_the_flags_of_its_segmentation(
     row = read_tsv(build_report(tmp_path, tmp_path / "r.html").table)[0]
     assert row["status"] == "failed" and row["failed_stage"] == "evaluate"
     assert flag_set(row) == {"failed", "unlike_training", "empty_prediction(box)", "touches_border(ball)"}
+
+
+def test_metrics_notes_are_shown_and_notes_of_another_type_are_ignored(tmp_path):
+    """A metrics record's notes (volumes resting on an assumed slice thickness) reach the case's card; a `notes`
+    that is no list (a hand-edited record) ended the report in a traceback."""
+    for case_id, notes in (("listed", ["prediction: slice thickness unknown"]), ("odd", 5)):
+        folder = write_case(tmp_path, case_id, 0 if case_id == "listed" else 1, "exact")
+        record = json.loads((folder / f"{case_id}_metrics.json").read_text())
+        record["notes"] = notes
+        (folder / f"{case_id}_metrics.json").write_text(json.dumps(record))
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    assert {row["status"] for row in read_tsv(outputs.table)} == {"scored"}
+    assert "prediction: slice thickness unknown" in outputs.html.read_text(encoding="utf-8")

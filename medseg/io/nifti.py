@@ -136,7 +136,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{_short(error)})") from error
         excess = _excess_voxel_bytes(image, streams.read_to_end())
     info = {}
-    if excess:
+    if excess:  # not zeros (padding to a block size is left alone)
         declared = _declared_voxel_bytes(image)
         if excess % declared == 0:  # whole volumes more: voxels of another type or shape than the header says
             raise ImageReadError(f"{path}: corrupt header: the file holds {excess // declared + 1} times the voxel "
@@ -319,8 +319,9 @@ def _declared_voxel_bytes(image) -> int:
 
 
 def _excess_voxel_bytes(image, left: dict[str, int]) -> int:
-    """How many bytes an Analyze / NIfTI image file holds after the voxels its header declares (0 for other formats:
-    MGH keeps tags there). ``left``: what was left of each gzip stream once the voxels were read."""
+    """How many bytes an Analyze / NIfTI image file holds after the voxels its header declares, 0 when they are all
+    zero bytes (padding to a block size) or for other formats (MGH keeps tags there). ``left``: what was left of each
+    gzip stream once the voxels were read (:meth:`_CheckedStreams.read_to_end`)."""
     import os
 
     if not isinstance(image, nib.AnalyzeImage):
@@ -329,10 +330,18 @@ def _excess_voxel_bytes(image, left: dict[str, int]) -> int:
     if name in left:
         return left[name]
     try:
-        size = os.path.getsize(name)
+        end = int(getattr(image.dataobj, "offset", 0)) + _declared_voxel_bytes(image)
+        excess = os.path.getsize(name) - end
+        if excess <= 0:
+            return 0
+        with open(name, "rb") as handle:  # read only when there is more: a file of the declared size is the norm
+            handle.seek(end)
+            while block := handle.read(1 << 24):
+                if block.strip(b"\0"):
+                    return excess
     except (OSError, TypeError):
         return 0
-    return max(0, size - int(getattr(image.dataobj, "offset", 0)) - _declared_voxel_bytes(image))
+    return 0
 
 
 class _CheckedStreams:
@@ -361,13 +370,17 @@ class _CheckedStreams:
                 raise
 
     def read_to_end(self) -> dict[str, int]:
-        """Read each stream to its end; the number of bytes that were left in each, by file name."""
+        """Read each stream to its end; how many bytes were left in each, by file name (0 when they were all zero
+        bytes: padding)."""
         left = {}
         for name, handle in self.handles.items():
-            left[name] = 0
+            left[name], padding = 0, True
             try:
                 while block := handle.read(1 << 24):
                     left[name] += len(block)
+                    padding = padding and not block.strip(b"\0")
+                if padding:
+                    left[name] = 0
             except gzip.BadGzipFile as error:
                 if str(error).startswith("Not a gzipped file"):  # bytes after the checked stream: gunzip skips them too
                     log.warning("%s: bytes after the end of the gzip stream ignored", name)

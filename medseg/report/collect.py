@@ -419,7 +419,8 @@ def _metrics_notes(record: dict) -> list[str]:
     if record.get("reference_reordered"):
         notes.append("scored against a reference holding the same voxels in another order, re-indexed onto the "
                      "segmentation's grid (no resampling)")
-    notes.extend(str(note) for note in record.get("notes") or [] if isinstance(record.get("notes"), list))
+    if isinstance(record.get("notes"), list):  # a hand-edited record may hold anything there
+        notes.extend(str(note) for note in record["notes"])
     for value, entry in record["labels"].items():
         missing = [key for key in ("dice", "hd95_mm", "assd_mm") if _number(entry.get(key)) is None]
         if entry.get("status", "ok") == "ok" and missing:
