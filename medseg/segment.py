@@ -133,9 +133,9 @@ def versions() -> dict[str, str]:
 
 def check_reference_exists(reference: Path | str, input_path: Path | str) -> None:
     """A missing reference is named as the reference of its input (not as a bare missing file)."""
-    if not Path(reference).exists():
-        from medseg.io.files import not_there
+    from medseg.io.files import exists, not_there
 
+    if not exists(reference):
         raise ImageReadError(f"{reference}: {not_there(reference, 'no such file')} (the reference given for "
                              f"{input_path})")
 
@@ -149,9 +149,9 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
     from medseg.io.images import read_grid
     from medseg.preprocess import check_grid_size
 
-    if Path(input_path).is_dir():
-        return
     try:
+        if Path(input_path).is_dir():
+            return
         shape, affine = read_grid(input_path)
     except (MedsegError, OSError, ValueError):
         return

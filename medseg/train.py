@@ -170,7 +170,7 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
         "format": "medseg-model/1",
         "name": name,
         "version": "1",
-        "description": "Trained with medseg train and its default config.",
+        "description": DEFAULT_DESCRIPTION,
         "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": max(len(values), 2), "base_width": 16,
                          "depth": 4, "dropout": 0.0, "norm": "batch"},
         "labels": {str(v): default_label_name(v, names) for v in range(max(len(values), 2))},
@@ -295,6 +295,7 @@ class TrainCase:
         return torch.movedim(self.image, 1 + axis, -1), torch.movedim(self.label, axis, -1)
 
 
+DEFAULT_DESCRIPTION = "Trained with medseg train and its default config."
 _IMAGE_SUFFIXES = (".nii.gz", ".nii")
 _IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
@@ -1314,6 +1315,8 @@ def _tell_other_notes(package: ModelPackage, config: dict) -> None:
         return of.get("description"), (of.get("training") or {}).get("settings", {}).get("data")
 
     ours, theirs = notes(package.config), (config.get("description"), (config.get("training") or {}).get("data"))
+    if theirs[0] == DEFAULT_DESCRIPTION:  # no config given (a run started with one, resumed without): nothing said
+        theirs = (None, theirs[1])
     differ = [what for what, a, b in zip(("description", "training.data"), ours, theirs) if b is not None and a != b]
     if differ:
         log.warning("%s: the finished package keeps its %s; the config gives other text, which resuming does not "

@@ -1299,6 +1299,37 @@ def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package):
     run = subprocess.run(_as_plain_user(command), capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 1, run.stderr
-    assert run.stderr.strip().splitlines()[-1] == (f"medseg: error: {tmp_path / 'pair.hdr'}: cannot read pair.img "
-                                                   "(permission denied)")
+    assert run.stderr.strip().splitlines()[-1] == (f"medseg: error: {tmp_path / 'pair.hdr'}: cannot read the data "
+                                                   "file pair.img (permission denied)")
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
+def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_companion_fails_alone(
+        tmp_path, case, make_package):
+    """An input inside a folder without search permission ended in a traceback (Path.exists raised), and the
+    unreadable header of an .img, or .img.gz of a .hdr.gz, read as "not a NIfTI image" or as an unreadable header."""
+    image = make_phantom((40, 40, 8), seed=2).image
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    shutil.copy(case, hidden / "x.nii.gz")
+    for name in ("p.hdr", "q.hdr.gz"):
+        nib.save(nib.Nifti1Pair(image, np.eye(4)), str(tmp_path / name))
+    (tmp_path / "p.hdr").chmod(0)
+    (tmp_path / "q.img.gz").chmod(0)
+    hidden.chmod(0o600)  # listed, not searched
+    try:
+        command = [sys.executable, "-m", "medseg", "infer", str(hidden / "x.nii.gz"), str(tmp_path / "p.img"),
+                   str(tmp_path / "q.hdr.gz"), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")]
+        run = subprocess.run(_as_plain_user(command), capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1])
+    finally:
+        hidden.chmod(0o700)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
+    assert errors == [
+        f"medseg: error: {hidden / 'x.nii.gz'}: cannot look at it (permission denied: a folder on its way cannot be "
+        "searched)",
+        f"medseg: error: {tmp_path / 'p.img'}: cannot read the header p.hdr (permission denied)",
+        f"medseg: error: {tmp_path / 'q.hdr.gz'}: cannot read the data file q.img.gz (permission denied)"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]

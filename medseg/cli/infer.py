@@ -246,10 +246,10 @@ def _one_image(first: Path, second: Path) -> bool:
 
 def _check_exists(path: Path, reference: Path | None) -> None:
     from medseg.errors import ImageReadError
-    from medseg.io.files import not_there
+    from medseg.io.files import exists, not_there
     from medseg.segment import check_reference_exists
 
-    if not (path.exists() or path.is_symlink()):
+    if not (exists(path) or path.is_symlink()):
         raise ImageReadError(f"{path}: {not_there(path)}")
     if reference is not None:
         check_reference_exists(reference, path)

@@ -15,6 +15,16 @@ def undecodable(error: UnicodeDecodeError) -> str:
     return f"byte {error.object[error.start]:#04x} at position {error.start}"
 
 
+def exists(path: Path | str) -> bool:
+    """``Path.exists``, with a path that cannot be looked at (a folder on its way without search permission) an
+    :class:`ImageReadError` naming it, where ``Path.exists`` raises a bare ``PermissionError``."""
+    try:
+        return Path(path).exists()
+    except PermissionError as error:
+        raise ImageReadError(f"{path}: cannot look at it (permission denied: a folder on its way cannot be "
+                             "searched)") from error
+
+
 def not_there(path: Path | str, what: str = "no such file or folder") -> str:
     """Why ``path``, which does not exist, is not there: ``what``, or, for a link, where it leads (a link whose target
     was moved or deleted, or a loop of links, was said to be no file at all, beside the link the user can see)."""

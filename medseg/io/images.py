@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ImageReadError, MedsegError
-from medseg.io.files import not_there
+from medseg.io.files import exists, not_there
 from medseg.io.nifti import read_nifti
 from medseg.volume import Volume
 
@@ -18,7 +18,7 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
     """Read a NIfTI file, or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
     about the folder's files that are not DICOM, as a second reading of an input need not)."""
     path = Path(path)
-    if not path.exists():
+    if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path)}")
     if path.is_dir():
         from medseg.io.dicom import read_dicom_series

@@ -15,7 +15,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
-from medseg.io.files import is_dicom_file, not_there
+from medseg.io.files import exists, is_dicom_file, not_there
 from medseg.volume import Volume
 
 try:  # Intel's ISA-L gzip: the same format and checks, about 3.4x as fast to decompress as zlib
@@ -55,7 +55,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
 
 def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "") -> Volume:
     """:func:`read_nifti`, with gzip streams decompressed by ``reader`` (a module with gzip's ``open``)."""
-    if not path.exists():
+    if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
@@ -274,6 +274,13 @@ def _check_companions(path: Path) -> None:
             continue
         if role != "mat" or _special_file(other):
             check_regular_file(other, of=f"{_COMPANION_ROLES[role]} of {path}")
+        if role != "mat" and other.is_file():  # nibabel words an unreadable one as a file type it cannot work out
+            try:
+                with open(other, "rb"):
+                    pass
+            except OSError as error:
+                raise ImageReadError(f"{path}: cannot read {_COMPANION_ROLES[role]} {other.name} "
+                                     f"({_os_reason(error)})") from error
 
 
 def _special_file(path: Path) -> bool:
