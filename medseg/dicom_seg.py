@@ -30,10 +30,11 @@ _POSITION_TOLERANCE_MM = 0.01  # least tolerance of a SEG frame's position again
 def seg_sources(volume: Volume) -> dict[Path, object]:
     """The source images' headers, made fit for a SEG, checked before any inference is spent.
 
-    Refuses (one line naming the series) what a SEG cannot be made from: no FrameOfReferenceUID, a series
-    split across several multi-frame files. Type 2 patient and study attributes a source lacks are written
-    empty, an invalid SpecificCharacterSet or PatientSex is dropped or normalised, and a source without study or
-    series UIDs (anonymised) gives a warning: the SEG cannot be linked to it in an archive.
+    Refuses (one line naming the series) what a SEG cannot be made from: no FrameOfReferenceUID, no
+    SeriesInstanceUID (the SEG's reference to the series must name it), a series split across several multi-frame
+    files. Type 2 patient and study attributes a source lacks are written empty, an invalid SpecificCharacterSet or
+    PatientSex is dropped or normalised, and a source without a StudyInstanceUID (anonymised) gives a warning: the
+    SEG gets a study of its own.
     """
     source = volume.dicom
     if source is None:
@@ -56,19 +57,17 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
     if not str(first.get("FrameOfReferenceUID", "") or ""):
         raise DicomError(f"{files[0]}: no FrameOfReferenceUID, so a DICOM SEG cannot be placed on this series; "
                          "write NIfTI instead")
-    unlinked = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not str(first.get(k, "") or "")]
-    if unlinked:
+    if not str(first.get("SeriesInstanceUID", "") or ""):  # the SEG's reference to its series must name it
+        raise DicomError(f"{files[0]}: no SeriesInstanceUID (anonymised?), so a DICOM SEG cannot name the series it "
+                         "segments (DICOM requires it); write NIfTI instead")
+    if not str(first.get("StudyInstanceUID", "") or ""):
         import highdicom as hd
 
-        study = str(hd.UID()) if "StudyInstanceUID" in unlinked else None
+        study = str(hd.UID())
         for dataset in datasets.values():
-            if study is not None:
-                dataset.StudyInstanceUID = study  # required in the SEG: a new study, since the source names none
-            if not str(dataset.get("SeriesInstanceUID", "") or ""):
-                dataset.SeriesInstanceUID = ""
-        log.warning("%s: the source has no %s (anonymised?): its DICOM SEG cannot be linked to the series in an "
-                    "archive%s", volume.source, " or ".join(unlinked),
-                    " (the SEG gets a new StudyInstanceUID)" if study else "")
+            dataset.StudyInstanceUID = study  # required in the SEG: a new study, since the source names none
+        log.warning("%s: the source has no StudyInstanceUID (anonymised?): its DICOM SEG cannot be linked to the "
+                    "series' study in an archive (the SEG gets a new StudyInstanceUID)", volume.source)
     return datasets
 
 

@@ -16,7 +16,7 @@ from dicom_factory import slice_positions, stored_values, write_series
 
 from medseg.cli import main
 from medseg.dicom_seg import read_dicom_seg, write_dicom_seg
-from medseg.errors import InputError
+from medseg.errors import DicomError, InputError
 from medseg.io.dicom import read_dicom_series
 from medseg.volume import Volume
 
@@ -379,10 +379,22 @@ def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
-def test_seg_from_a_source_without_study_and_series_uids(tmp_path, caplog):
+def test_seg_from_a_source_without_a_series_uid_is_refused(tmp_path):
+    """The SEG's ReferencedSeriesSequence must name the series (Type 1): it was written empty, with a warning."""
     values = stored_values(SHAPE, seed=15)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)
-    _retag(paths, StudyInstanceUID=None, SeriesInstanceUID=None)
+    _retag(paths, SeriesInstanceUID=None)
+    volume = read_dicom_series(tmp_path / "dcm")
+    with pytest.raises(DicomError, match=r"no SeriesInstanceUID \(anonymised\?\), so a DICOM SEG cannot name the "
+                                         r"series it segments \(DICOM requires it\); write NIfTI instead$"):
+        write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    assert not (tmp_path / "seg.dcm").exists()
+
+
+def test_seg_from_a_source_without_a_study_uid(tmp_path, caplog):
+    values = stored_values(SHAPE, seed=15)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)
+    _retag(paths, StudyInstanceUID=None)
     volume = read_dicom_series(tmp_path / "dcm")
     with caplog.at_level("WARNING", logger="medseg"):
         write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")

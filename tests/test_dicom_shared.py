@@ -14,6 +14,7 @@ import pytest
 from dicom_factory import dcm2niix_path, to_reference_grid
 
 from medseg.dicom_seg import write_dicom_seg
+from medseg.errors import DicomError
 from medseg.io.dicom import describe_folder, read_dicom_series
 from medseg.io.dicom_series import scan_folder
 
@@ -145,8 +146,20 @@ def test_inspect_the_whole_shared_folder_refuses_to_guess(dicom_root):
 
 def test_dicom_seg_of_a_real_segmentation_lands_on_its_slices(dicom_root, tmp_path):
     """The shared model segmentation (on dcm2niix's grid) → our grid → DICOM SEG → each frame compared with
-    the segmentation resampled onto the source slice it references."""
-    volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
+    the segmentation resampled onto the source slice it references. The shared series is anonymised without a
+    SeriesInstanceUID, which a SEG must reference (refused as it is): a copy gets one."""
+    from pydicom.uid import generate_uid
+
+    with pytest.raises(DicomError, match="no SeriesInstanceUID .anonymised.., so a DICOM SEG cannot name the series"):
+        write_dicom_seg(np.zeros((512, 512, 20), np.uint8), read_dicom_series(dicom_root / "ct-jpeg2000" / "series"),
+                        tmp_path / "refused.dcm", {1: "x"}, "shared-test")
+    uid = generate_uid()
+    (tmp_path / "series").mkdir()
+    for path in sorted((dicom_root / "ct-jpeg2000" / "series").iterdir()):
+        dataset = pydicom.dcmread(path)
+        dataset.SeriesInstanceUID = uid
+        dataset.save_as(tmp_path / "series" / path.name)
+    volume = read_dicom_series(tmp_path / "series")
     segmentation = nib.load(dicom_root / "ct-jpeg2000" / "model_segmentation.nii.gz")
     change = np.rint(np.linalg.inv(volume.affine) @ segmentation.affine)  # their index → our index
     index = np.indices(segmentation.shape).reshape(3, -1)
