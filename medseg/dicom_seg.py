@@ -198,7 +198,6 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     if source.series_uid and referenced and source.series_uid not in referenced:
         raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
                          f"{volume.source} (series {source.series_uid})")
-    segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
     slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
               for p, f in zip(source.paths, source.frames)]
@@ -212,6 +211,8 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
                          f"{f' (series {source.series_uid})' if source.series_uid else ''}: {shown}"
                          f"{' …' if len(foreign) > 3 else ''}")
+    # after the images: a SEG of other images is named as such, not by its segments the model lacks
+    segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
     options = {"combine_segments": False, "assert_missing_frames_are_empty": True}
     if _frames_on_their_sources(seg, geometry, path):

@@ -269,3 +269,14 @@ def test_a_dicom_seg_of_another_tool_is_a_reference_voxel_for_voxel(dicom_root, 
     liver = json.loads(capsys.readouterr().out)["labels"]["1"]
     kept = int(expected[:, :, [0, 2]].sum())
     assert liver["name"] == "liver" and liver["dice"] == pytest.approx(2 * kept / (kept + int(expected.sum())))
+
+
+def test_a_seg_of_other_images_on_an_anonymised_series_is_named_as_such(dicom_root):
+    """The anonymised CT has no series UID to compare the SEG's with: the liver SEG of another CT was refused for its
+    segment 'Liver', which the labels lack, not for segmenting other images."""
+    from medseg.dicom_seg import read_dicom_seg
+    from medseg.errors import InputError
+
+    volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
+    with pytest.raises(InputError, match=r"liver.dcm: segments 3 image\(s\) that are not in "):
+        read_dicom_seg(dicom_root / "ct-seg" / "liver.dcm", volume, {0: "background", 1: "spleen"})
