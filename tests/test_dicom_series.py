@@ -497,8 +497,13 @@ def test_infer_names_the_series_and_warns_about_a_broken_one(tmp_path, capsys, c
 
 def test_inspect_with_a_series_that_matches_nothing_exits_1(tmp_path, capsys):
     make_series(tmp_path, seed=9)
-    code, out, _ = run_cli(["inspect", str(tmp_path), "--series", "99"], capsys)
+    code, out, err = run_cli(["inspect", str(tmp_path), "--series", "99"], capsys)
     assert code == 1 and "would use: none: " in out and "no series matches --series 99" in out
+    # the reason on stderr too, one line (it was on stdout only: a script keeping stderr saw a bare exit 1)
+    assert len(err.splitlines()) == 1 and err.startswith(f"medseg: error: {tmp_path}") \
+        and "no series matches --series 99" in err
+    code, out, err = run_cli(["inspect", str(tmp_path), "--series", "99", "--json"], capsys)
+    assert code == 1 and json.loads(out)["chosen"]["key"] is None and "no series matches --series 99" in err
     assert run_cli(["inspect", str(tmp_path)], capsys)[0] == 0
 
 
@@ -591,7 +596,9 @@ def test_an_unreadable_file_is_one_line(tmp_path):
     assert run.stderr.strip().splitlines() == [f"medseg: error: {target}: cannot read (permission denied)"]
     # inspect lists the folder all the same, the file among the unreadable ones, and says infer would refuse it
     run = medseg("inspect", str(tmp_path / "dcm"))
-    assert (run.returncode, run.stderr) == (1, ""), run.stderr
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [f"medseg: error: {target}: cannot read (permission denied); infer and "
+                                               "convert refuse the folder while it holds this file"]
     assert f"unreadable files: {target.name} (cannot read (permission denied))" in run.stdout
     assert run.stdout.strip().splitlines()[-1] == (f"would use: none: {target}: cannot read (permission denied); "
                                                    "infer and convert refuse the folder while it holds this file")
@@ -607,7 +614,8 @@ def test_inspect_lists_a_folder_that_holds_only_non_image_objects(tmp_path, caps
     dataset.Modality = "SEG"
     dataset.save_as(tmp_path / "only" / "seg.dcm")
     code, out, err = run_cli(["inspect", str(tmp_path / "only")], capsys)
-    assert (code, err) == (1, "")  # listed, and nothing usable: a script checking the folder is told so
+    # listed, and nothing usable: a script checking the folder is told so, on stderr too
+    assert (code, err) == (1, f"medseg: error: {tmp_path / 'only'}: no DICOM images found\n")
     assert "ignored objects: seg.dcm (SEG object, not an image)" in out
     assert out.strip().splitlines()[-1] == f"would use: none: {tmp_path / 'only'}: no DICOM images found"
     code, out, _ = run_cli(["inspect", str(tmp_path / "only"), "--json"], capsys)

@@ -218,8 +218,10 @@ def _outcome(argv: list[str] | None) -> int:
     from medseg.errors import MedsegError
 
     try:
-        code = cli.main(args=argv, prog_name="medseg", standalone_mode=False)
-    except click.exceptions.Abort as error:
+        # invoked here rather than through cli.main, which writes an empty line on stderr when it meets a Ctrl-C
+        with cli.make_context("medseg", list(sys.argv[1:] if argv is None else argv)) as context:
+            code = cli.invoke(context)
+    except click.exceptions.Abort as error:  # click's own (a prompt's Ctrl-C)
         if isinstance(error.__cause__, _Terminated):
             click.echo("Terminated.", err=True)
             return 143
@@ -246,6 +248,6 @@ def _outcome(argv: list[str] | None) -> int:
         click.echo("Terminated.", err=True)
         return 143
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        click.echo("Aborted.", err=True)
         return 130
     return code if isinstance(code, int) else 0

@@ -37,6 +37,7 @@ def inspect(folder, as_json, series):
         and report["chosen"]["key"] is None else 0
     if as_json:
         click.echo(json.dumps(report, indent=2))
+        _tell_failure(folder, report, failed)
         return failed
     rows = [[_cell(entry, column) for column in COLUMNS] for entry in report["series"]]
     header = [column.upper().replace("_MM", " (mm)").replace("PATIENT_POSITION", "POSITION") for column in COLUMNS]
@@ -54,7 +55,18 @@ def inspect(folder, as_json, series):
         click.echo(f"would use: series {chosen['key']} ({chosen['reason']})")
     else:
         click.echo(f"would use: none: {chosen['reason']}")
+    _tell_failure(folder, report, failed)
     return failed
+
+
+def _tell_failure(folder, report: dict, failed: int) -> None:
+    """Exit 1 with its reason on stderr too, in the one-line form of every other error (a script that keeps only
+    stderr saw a bare exit 1; the listing stays on stdout)."""
+    if failed:
+        from medseg.cli.options import error_line
+
+        reason = str(report["chosen"]["reason"])
+        click.echo(error_line(reason if reason.startswith(str(folder)) else f"{folder}: {reason}"), err=True)
 
 
 def _cell(entry: dict, column: str) -> str:
