@@ -1082,7 +1082,7 @@ def test_a_group_called_alone_shows_its_help(args, capsys):
 
 def test_a_mistyped_command_or_a_global_option_after_the_command_gets_a_hint(capsys):
     code, _, err = run(["infr", "x.nii.gz"], capsys)
-    assert code == 2 and "No such command 'infr'. Did you mean 'infer'?" in err
+    assert code == 2 and err == "medseg: error: No such command 'infr'. Did you mean 'infer'? Try 'medseg --help'.\n"
     code, _, err = run(["infer", "x.nii.gz", "-q"], capsys)
     assert code == 2 and "No such option '-q'. (-q is an option of medseg itself: medseg -q COMMAND …)" in err
 
@@ -1334,3 +1334,11 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
         f"medseg: error: {tmp_path / 'p.img'}: cannot read the header p.hdr (permission denied)",
         f"medseg: error: {tmp_path / 'q.hdr.gz'}: cannot read the data file q.img.gz (permission denied)"]
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_quiet_silences_the_wrote_line_of_synth(tmp_path, capsys):
+    """`-q` left synth's (and train's) "wrote" line, which it hides for infer, convert, report and evaluate."""
+    code, out, err = run(["-q", "synth", str(tmp_path / "p.nii.gz"), "--shape", "16", "16", "4"], capsys)
+    assert (code, out, err) == (0, "", "") and (tmp_path / "p.nii.gz").is_file()
+    code, out, _ = run(["synth", str(tmp_path / "q.nii.gz"), "--shape", "16", "16", "4"], capsys)
+    assert out == f"wrote {tmp_path / 'q.nii.gz'}\n"

@@ -160,7 +160,8 @@ def _usage_error_line(error: click.UsageError, args: list[str]) -> str:
 
     path = error.ctx.command_path if error.ctx is not None else _named_command(args)
     message = error.format_message()
-    return f"{path}: error: " + escaped_line(f"{message}{'' if message.endswith('.') else '.'} Try '{path} --help'.")
+    stop = "" if message.endswith((".", "?", "!")) else "."  # "Did you mean 'infer'?" ends a sentence too
+    return f"{path}: error: " + escaped_line(f"{message}{stop} Try '{path} --help'.")
 
 
 def _named_command(args: list[str]) -> str:

@@ -35,5 +35,8 @@ def synth(image, label, shape, seed, axis_aligned, overwrite):
     targets = [image] + ([label] if label else [])
     with atomic_paths(targets, overwrite=overwrite) as temps:
         write_phantom(temps[0], temps[1] if label else None, shape=tuple(shape), seed=seed, oblique=not axis_aligned)
-    click.echo(escaped_line(f"wrote {image}" + (f" and {label}" if label else "")))
+    from medseg.cli.options import quiet
+
+    if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
+        click.echo(escaped_line(f"wrote {image}" + (f" and {label}" if label else "")))
     return 0

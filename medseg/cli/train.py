@@ -239,7 +239,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         which = f"best epoch {t['best_epoch']}, val mean Dice {dice_text(t['val_mean_dice'])}"
         if t.get("val_scored_on") == "input grid":  # the epochs' figures were in model space (resampled)
             which += " on the volumes' own grids"
-    click.echo(escaped_line(f"wrote {output} ({which})"))
+    if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
+        click.echo(escaped_line(f"wrote {output} ({which})"))
     return 0
 
 
