@@ -295,7 +295,8 @@ def segment_case(
             from medseg.metrics import metrics_json
 
             temps[2].write_text(metrics_json(metrics))
-    log.info("%s: wrote %s", volume.source, seg_path)
+    log.info("%s: wrote %s (%s)", volume.source, seg_path,
+             ", ".join(f"{key.removesuffix('_s')} {seconds:.2f} s" for key, seconds in timings.items()))
     written_metrics = metrics_path if metrics is not None else None
     return CaseOutputs(seg_path, sidecar_path, written_metrics, record | {"metrics": metrics})
 

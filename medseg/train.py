@@ -224,7 +224,8 @@ def read_config(path: Path | str) -> dict:
             config = json.loads(text, object_pairs_hook=_json_pairs)
     except Exception as error:  # noqa: BLE001 - any parse error is a config error
         detail = " ".join(str(error).split())
-        raise TrainingError(f"{path}: not valid {path.suffix[1:].upper() or 'JSON'} ({detail})") from error
+        kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"  # what it was parsed as (a .txt: JSON)
+        raise TrainingError(f"{path}: not valid {kind} ({detail})") from error
     if not isinstance(config, dict):
         raise TrainingError(f"{path}: expected a mapping at the top level")
     # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number

@@ -4,6 +4,7 @@ import gzip
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1342,3 +1343,15 @@ def test_quiet_silences_the_wrote_line_of_synth(tmp_path, capsys):
     assert (code, out, err) == (0, "", "") and (tmp_path / "p.nii.gz").is_file()
     code, out, _ = run(["synth", str(tmp_path / "q.nii.gz"), "--shape", "16", "16", "4"], capsys)
     assert out == f"wrote {tmp_path / 'q.nii.gz'}\n"
+
+
+def test_verbose_shows_stage_timings_and_debug_stays_medsegs_own(tmp_path, case, make_package):
+    """-v repeated the stdout line; -vv printed 36 lines of matplotlib's and pylibjpeg's debug output."""
+    command = [sys.executable, "-m", "medseg", "-vv", "infer", str(case), "-m", str(make_package()), "-o",
+               str(tmp_path / "out")]
+    run = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    debug = [line for line in run.stderr.splitlines() if line.startswith("DEBUG ")]
+    assert all(line.startswith("DEBUG medseg") for line in debug), debug
+    assert re.search(r"INFO medseg.segment: .*case.nii.gz: wrote .*case_seg.nii.gz \(read \d+\.\d\d s, preprocess "
+                     r"\d+\.\d\d s, inference \d+\.\d\d s, postprocess \d+\.\d\d s, write \d+\.\d\d s\)", run.stderr)

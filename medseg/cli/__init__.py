@@ -77,7 +77,10 @@ def cli(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     handler = logging.StreamHandler()
     handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    # -vv: medseg's own debug lines; the libraries underneath stay at INFO (matplotlib's and pylibjpeg's debug
+    # output was 36 of 39 lines)
+    logging.basicConfig(level=logging.INFO if level == logging.DEBUG else level, handlers=[handler])
+    logging.getLogger("medseg").setLevel(level)
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
     warnings.showwarning = _warning_as_one_line  # library warnings (pydicom, highdicom): one log line each
