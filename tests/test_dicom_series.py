@@ -999,3 +999,20 @@ def test_bits_stored_per_slice_and_an_attribute_some_files_lack_are_no_disagreem
         dataset.save_as(path)
     volume = read_dicom_series(tmp_path / "dcm")
     assert volume.array.shape[2] == len(paths)
+
+
+def test_convert_over_an_earlier_conversion_takes_its_stale_sidecar_away(tmp_path, capsys):
+    """`convert --overwrite` without --sidecar over a conversion made with one left the old sidecar, which then
+    described another series than the file beside it. A .png output is a usage error (exit 2), as for synth."""
+    make_series(tmp_path / "study", seed=1, series_number=3, description="a", series_uid="1.2.3.3", prefix="a")
+    make_series(tmp_path / "study", seed=2, series_number=4, description="b", series_uid="1.2.3.4", prefix="b")
+    out = tmp_path / "t1.nii.gz"
+    assert run_cli(["convert", str(tmp_path / "study"), str(out), "--series", "3", "--sidecar"], capsys)[0] == 0
+    assert json.loads((tmp_path / "t1.json").read_text())["series_uid"] == "1.2.3.3"
+    assert run_cli(["convert", str(tmp_path / "study"), str(out), "--series", "4", "--overwrite"], capsys)[0] == 0
+    assert not (tmp_path / "t1.json").exists()
+    (tmp_path / "t1.json").write_text('{"mine": true}')  # not medseg's: left alone
+    assert run_cli(["convert", str(tmp_path / "study"), str(out), "--series", "3", "--overwrite"], capsys)[0] == 0
+    assert (tmp_path / "t1.json").read_text() == '{"mine": true}'
+    code, _, err = run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.png"), "--series", "3"], capsys)
+    assert code == 2 and "t1.png: the output must be a .nii or .nii.gz file" in err

@@ -128,8 +128,10 @@ def convert_dicom(folder: Path | str, output: Path | str, series: str | None = N
         raise InputError(f"{output}: the output must be a .nii or .nii.gz file")
     targets = [output] + ([_sidecar_path(output)] if sidecar else [])
     check_writable(targets, overwrite)
+    # an earlier conversion's sidecar would describe another series than the file now under its name
+    retire = [] if sidecar or not overwrite or not _own_sidecar(_sidecar_path(output)) else [_sidecar_path(output)]
     volume = read_dicom_series(folder, series=series)
-    with atomic_paths(targets, overwrite=overwrite) as temps:
+    with atomic_paths(targets, overwrite=overwrite, retire=retire) as temps:
         nib.save(volume_image(volume), str(temps[0]))
         if sidecar:
             record = {"source": str(volume.source), "source_sha256": volume.source_sha256, "shape": list(volume.shape),
@@ -150,6 +152,17 @@ def volume_image(volume: Volume) -> nib.Nifti1Image:
     image.header.set_qform(volume.affine, code=0 if is_sheared(volume.affine) else 1)  # no shear in a qform
     image.header.set_xyzt_units("mm", "sec")
     return image
+
+
+def _own_sidecar(path: Path) -> bool:
+    """Is ``path`` a sidecar ``medseg convert --sidecar`` wrote (a JSON object with its source and source hash)?"""
+    import json
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"source", "source_sha256", "series_uid"} <= set(record)
 
 
 def _sidecar_path(output: Path) -> Path:
