@@ -520,6 +520,21 @@ def test_cli_runs_a_sheet_and_writes_its_record(cohort, capsys):
     assert job["schema"] == "medseg-cohort-job/1" and job["counts"]["failed"] == 1 and job["counts"]["ok"] == 1
 
 
+def test_a_record_that_cannot_be_written_is_refused_before_any_case_runs(cohort, capsys):
+    """--record where no file can be made failed the job only after every case had been segmented."""
+    from medseg.cli import main
+
+    sheet, results = cohort
+    blocker = results.parent / "blocker"
+    blocker.write_text("a file where the record's folder would go")
+    with pytest.raises(SystemExit) as caught:
+        main(["cohort", "infer", str(sheet), "-o", str(results), "--model", MODEL, "--device", "cpu",
+              "--case", "c", "--record", str(blocker / "jobs" / "x.infer.json")])
+    assert caught.value.code == 1
+    assert capsys.readouterr().err.startswith("medseg: error: ")
+    assert not (results / "cases" / "c").exists()
+
+
 # --- stale results after the sheet, the model or the run changed ------------------------------------------------
 
 def test_a_changed_model_json_redoes_the_cases(cohort, tmp_path):

@@ -66,6 +66,20 @@ def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:
         raise click.UsageError("--final-memory-mb needs --memory-mb (the memory this job has)")
 
 
+def _check_record(record) -> None:
+    """The job record's place, tried before any case runs (a record that cannot be written failed the job only
+    once every case had been worked on). It is Snakemake's output: an earlier one is replaced."""
+    if record is not None:
+        from medseg.errors import OutputWriteError
+        from medseg.io.atomic import check_folders_writable, check_writable
+
+        check_writable([record], overwrite=True)
+        above = next((folder for folder in Path(record).absolute().parents if folder.exists()), None)
+        if above is not None and not above.is_dir():
+            raise OutputWriteError(f"{record}: {above} is a file, not a folder; the job record cannot be written")
+        check_folders_writable([record])
+
+
 def _report(summary, record) -> None:
     from medseg.cohort import write_job_record
 
@@ -108,6 +122,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     from medseg.cohort import InferOptions, infer_cases
 
     _check_memory(memory_mb, final_memory_mb)
+    _check_record(record)
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb)
@@ -132,6 +147,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, recor
     from medseg.cohort import evaluate_cases
 
     _check_memory(memory_mb, final_memory_mb)
+    _check_record(record)
     selected = _select(samples, cases)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb),
             record)
