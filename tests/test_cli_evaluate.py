@@ -298,3 +298,11 @@ def test_volumes_that_rest_on_an_assumed_slice_thickness_say_so_in_the_record(tm
             "rest on it")
     assert record["notes"] == [f"prediction: {note}", f"reference: {note}"]
     assert record["spacing_mm"] == [0.5, 0.5, 1.0] and record["labels"]["1"]["pred_volume_ml"] == pytest.approx(0.01225)
+
+
+def test_a_case_id_with_leading_dots_does_not_make_a_hidden_file(pair, tmp_path):
+    """--case-id ../x with a folder as -o wrote .._x_metrics.json, a file `ls` does not show."""
+    pred, ref = pair
+    assert run(["evaluate", str(pred), str(ref), "--case-id", "../x", "-o", f"{tmp_path / 'out'}/"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_x_metrics.json"]
+    assert json.loads((tmp_path / "out" / "_x_metrics.json").read_text())["case_id"] == "../x"

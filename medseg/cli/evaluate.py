@@ -51,7 +51,8 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     elif not case_id.strip():
         raise click.BadParameter("an empty case id names nothing; give one, or leave --case-id out",
                                  param_hint="'--case-id'")
-    safe = case_id.replace("/", "_").replace("\\", "_")  # a folder as -o: the file goes in it, not below it
+    # a folder as -o: the file goes in it, not below it, and is not hidden (--case-id ../x gave .._x_metrics.json)
+    safe = case_id.replace("/", "_").replace("\\", "_").lstrip(".") or "case"
     output = file_output("-o", output, f"{safe}_metrics.json", (".json",))
     if output is not None:
         inputs = {"the prediction": prediction, "the reference": reference,
