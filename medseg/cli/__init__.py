@@ -80,7 +80,8 @@ def cli(verbose: int, quiet: bool) -> None:
     # -vv: medseg's own debug lines; the libraries underneath stay at INFO (matplotlib's and pylibjpeg's debug
     # output was 36 of 39 lines)
     logging.basicConfig(level=logging.INFO if level == logging.DEBUG else level, handlers=[handler])
-    logging.getLogger("medseg").setLevel(level)
+    # (NOTSET otherwise: medseg's loggers follow the root's level, as a program calling main() more than once expects)
+    logging.getLogger("medseg").setLevel(logging.DEBUG if level == logging.DEBUG else logging.NOTSET)
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
     warnings.showwarning = _warning_as_one_line  # library warnings (pydicom, highdicom): one log line each
