@@ -1356,3 +1356,14 @@ def test_verbose_shows_stage_timings_and_debug_stays_medsegs_own(tmp_path, case,
     assert all(line.startswith("DEBUG medseg") for line in debug), debug
     assert re.search(r"INFO medseg.segment: .*case.nii.gz: wrote .*case_seg.nii.gz \(read \d+\.\d\d s, preprocess "
                      r"\d+\.\d\d s, inference \d+\.\d\d s, postprocess \d+\.\d\d s, write \d+\.\d\d s\)", run.stderr)
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's /sys, a folder nobody "
+                    "may write in")
+def test_an_output_folder_that_cannot_be_made_is_named_itself(tmp_path, case, make_package, capsys):
+    """-o /sys/kernel/medseg_x was refused as "/sys/kernel: cannot write outputs in this folder", naming a folder
+    the user did not give."""
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", "/sys/kernel/medseg_x"], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith(
+        "medseg: error: /sys/kernel/medseg_x: cannot make this output folder: /sys/kernel takes no files (")

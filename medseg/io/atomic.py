@@ -78,6 +78,9 @@ def check_folders_writable(targets: Sequence[Path | str]) -> None:
             with tempfile.TemporaryFile(dir=existing, prefix=".medseg-probe-"):
                 pass
         except OSError as error:
+            if existing != folder:  # the folder to make is named, and where it could not be made
+                raise OutputWriteError(f"{folder}: cannot make this output folder: {existing} takes no files "
+                                       f"({_reason(error)})") from error
             raise OutputWriteError(f"{existing}: cannot write outputs in this folder ({_reason(error)})") from error
 
 
