@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medseg.cohort import claims_results, previewing, writes_results
@@ -67,3 +69,22 @@ def test_which_commands_hold_the_results_folder(tmp_path):
     assert not claims_results(["--cores", "2", "--nolock"])
     (tmp_path / "config.yaml").write_text("nolock: true\n")
     assert not claims_results(["--cores", "2", "--profile", str(tmp_path)])
+
+
+def test_a_closed_stdout_pipe_and_shell_completion_behave_as_under_clicks_main(tmp_path):
+    """Invoking the command group without click's main lost two things it did: a reader of stdout that went away
+    (`medseg models | head -1`) gave a BrokenPipeError traceback, and _MEDSEG_COMPLETE printed the help."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    done = subprocess.run([sys.executable, "-m", "medseg", "models"], stdout=write, stderr=subprocess.PIPE,
+                          cwd=Path(__file__).resolve().parents[1])
+    os.close(write)
+    assert (done.returncode, done.stderr) == (1, b"")
+    env = {**os.environ, "_MEDSEG_COMPLETE": "bash_complete", "COMP_WORDS": "medseg inf", "COMP_CWORD": "1"}
+    done = subprocess.run([sys.executable, "-c", "from medseg.cli import main; main()"], capture_output=True,
+                          text=True, env=env, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "plain,infer"

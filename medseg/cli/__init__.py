@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import threading
 import warnings
@@ -79,7 +80,9 @@ def cli(verbose: int, quiet: bool) -> None:
     handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     # -vv: medseg's own debug lines; the libraries underneath stay at INFO (matplotlib's and pylibjpeg's debug
     # output was 36 of 39 lines)
-    logging.basicConfig(level=logging.INFO if level == logging.DEBUG else level, handlers=[handler])
+    root_level = logging.INFO if level == logging.DEBUG else level
+    logging.basicConfig(level=root_level, handlers=[handler])
+    logging.getLogger().setLevel(root_level)  # basicConfig sets it on its first call only: main() may run again
     # (NOTSET otherwise: medseg's loggers follow the root's level, as a program calling main() more than once expects)
     logging.getLogger("medseg").setLevel(logging.DEBUG if level == logging.DEBUG else logging.NOTSET)
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
@@ -223,7 +226,9 @@ def _outcome(argv: list[str] | None) -> int:
     from medseg.errors import MedsegError
 
     try:
-        # invoked here rather than through cli.main, which writes an empty line on stderr when it meets a Ctrl-C
+        # invoked here rather than through cli.main, which writes an empty line on stderr when it meets a Ctrl-C;
+        # what else it does is done here: shell completion (_MEDSEG_COMPLETE; it exits), a closed stdout pipe below
+        cli._main_shell_completion({}, "medseg", None)
         with cli.make_context("medseg", list(sys.argv[1:] if argv is None else argv)) as context:
             code = cli.invoke(context)
     except click.exceptions.Abort as error:  # click's own (a prompt's Ctrl-C)
@@ -255,4 +260,13 @@ def _outcome(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         click.echo("Aborted.", err=True)
         return 130
+    except OSError as error:
+        import errno
+
+        if error.errno != errno.EPIPE:
+            raise
+        # the reader of stdout went away (`medseg models | head -1`): quietly, as click's own main does
+        devnull = open(os.devnull, "w")  # noqa: SIM115 - stays open: the interpreter flushes stdout on its way out
+        sys.stdout = sys.stderr = devnull
+        return 1
     return code if isinstance(code, int) else 0
