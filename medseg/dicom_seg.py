@@ -53,6 +53,15 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
     if blanked:
         log.warning("%s: %s not a valid DICOM date or time; written empty in the SEG", volume.source,
                     ", ".join(blanked) + (" is" if len(blanked) == 1 else " are"))
+    for keyword in ("FrameOfReferenceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality"):
+        # a value some files lack (the series reader accepts that; the files that state one agree): given to all,
+        # as highdicom wants it in every source image
+        stated = {str(d.get(keyword, "") or "") for d in datasets.values()} - {""}
+        if len(stated) == 1:
+            value = stated.pop()
+            for dataset in datasets.values():
+                if not str(dataset.get(keyword, "") or ""):
+                    setattr(dataset, keyword, value)
     first = datasets[files[0]]
     if not str(first.get("FrameOfReferenceUID", "") or ""):
         raise DicomError(f"{files[0]}: no FrameOfReferenceUID, so a DICOM SEG cannot be placed on this series; "

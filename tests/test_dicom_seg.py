@@ -1000,3 +1000,19 @@ def test_codes_added_to_a_package_reach_kept_cohort_cases_and_evaluate_model(tmp
     assert [r.getMessage().split(": ", 1)[1] for r in caplog.records if "coded" in r.getMessage()] == [
         "segment 1 'other' is coded Hippocampus (SCT 5366008), Anterior (SCT 255549009), which are the codes of label "
         "'anterior'; matched by its name to 'other'"]
+
+
+def test_a_seg_from_a_series_where_some_files_lack_an_attribute_takes_the_others_value(tmp_path):
+    """The series reader accepts a UID some files lack; the SEG then failed after inference, in highdicom, with a
+    raw error (or, for the first file, made up a new study)."""
+    values = stored_values(SHAPE, seed=15)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)
+    study = str(pydicom.dcmread(paths[1]).StudyInstanceUID)
+    for index, keyword in ((0, "StudyInstanceUID"), (2, "FrameOfReferenceUID")):
+        dataset = pydicom.dcmread(paths[index])
+        delattr(dataset, keyword)
+        dataset.save_as(paths[index])
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert str(seg.StudyInstanceUID) == study

@@ -987,7 +987,7 @@ def test_a_file_that_disagrees_with_its_series_is_named(tmp_path, capsys, keywor
     assert not (tmp_path / "out.nii.gz").exists()
 
 
-def test_bits_stored_per_slice_and_an_attribute_some_files_lack_are_no_disagreement(tmp_path):
+def test_bits_stored_per_slice_and_an_attribute_some_files_lack_are_no_disagreement(tmp_path, caplog):
     """Some CT exports set BitsStored per slice to what its values need (each file is decoded by its own header),
     and anonymisers drop attributes from some files: neither is a series whose files disagree."""
     values, paths = make_series(tmp_path / "dcm", seed=6)
@@ -999,6 +999,9 @@ def test_bits_stored_per_slice_and_an_attribute_some_files_lack_are_no_disagreem
         dataset.save_as(path)
     volume = read_dicom_series(tmp_path / "dcm")
     assert volume.array.shape[2] == len(paths)
+    # flagged, and warned about when read: a file whose header states fewer bits than its values use is masked
+    assert "per-slice-bits" in volume.info["flags"]
+    assert any("state different BitsStored" in r.getMessage() for r in caplog.records)
 
 
 def test_convert_over_an_earlier_conversion_takes_its_stale_sidecar_away(tmp_path, capsys):
@@ -1016,3 +1019,11 @@ def test_convert_over_an_earlier_conversion_takes_its_stale_sidecar_away(tmp_pat
     assert (tmp_path / "t1.json").read_text() == '{"mine": true}'
     code, _, err = run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.png"), "--series", "3"], capsys)
     assert code == 2 and "t1.png: the output must be a .nii or .nii.gz file" in err
+
+
+def test_convert_leaves_the_sidecar_of_the_twin_name_alone(tmp_path, capsys):
+    """t1.nii and t1.nii.gz share t1.json: converting to t1.nii with --overwrite removed t1.nii.gz's sidecar."""
+    make_series(tmp_path / "study", seed=1)
+    assert run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.nii.gz"), "--sidecar"], capsys)[0] == 0
+    assert run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.nii"), "--overwrite"], capsys)[0] == 0
+    assert (tmp_path / "t1.json").is_file()

@@ -67,6 +67,9 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         log.info("%s: using %s: %s", folder, candidate.label(), reason)
     else:
         log.debug("%s: reading %s again", folder, candidate.label())
+    if "per-slice-bits" in candidate.flags:  # legitimate in some exports; a header that lies loses the top bits
+        log.warning("%s: the files of %s state different BitsStored; each is decoded by its own, so a file whose "
+                    "values use more bits than it states is read with them masked off", folder, candidate.label())
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape
@@ -129,7 +132,10 @@ def convert_dicom(folder: Path | str, output: Path | str, series: str | None = N
     targets = [output] + ([_sidecar_path(output)] if sidecar else [])
     check_writable(targets, overwrite)
     # an earlier conversion's sidecar would describe another series than the file now under its name
-    retire = [] if sidecar or not overwrite or not _own_sidecar(_sidecar_path(output)) else [_sidecar_path(output)]
+    # (only when that conversion is the file replaced: t1.nii and t1.nii.gz share t1.json)
+    twin = output.with_name(output.name[:-3] if output.name.endswith(".gz") else output.name + ".gz")
+    stale = overwrite and not sidecar and output.exists() and not twin.exists() and _own_sidecar(_sidecar_path(output))
+    retire = [_sidecar_path(output)] if stale else []
     volume = read_dicom_series(folder, series=series)
     with atomic_paths(targets, overwrite=overwrite, retire=retire) as temps:
         nib.save(volume_image(volume), str(temps[0]))

@@ -479,6 +479,9 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
         candidate.flags.append("non-HU")
     if len({(frame.slope, frame.intercept) for frame in candidate.frames}) > 1:
         candidate.flags.append("per-slice-rescale")
+    bits = {(str(d.get("BitsAllocated", "")), str(d.get("BitsStored", ""))) for d in candidate.datasets.values()}
+    if len(bits) > len({allocated for allocated, _ in bits}):  # files of one BitsAllocated with other BitsStored
+        candidate.flags.append("per-slice-bits")
     return candidate
 
 
