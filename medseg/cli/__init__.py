@@ -208,11 +208,14 @@ def _run(argv: list[str] | None) -> int:
 
     main_thread = threading.current_thread() is threading.main_thread()
     before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    levels = {logger: logger.level for logger in (logging.getLogger(), logging.getLogger("medseg"))}
     stopping.clear()
     _stop_on_sigterm()
     try:
         return _outcome(argv)
     finally:
+        for logger, level in levels.items():  # a caller's log levels back (-q or -vv set them for this command)
+            logger.setLevel(level)
         # a caller that runs commands in its own process gets its handlers back, and no stop of this run is raised
         # in its later work (a stop told, or never seen because the run had finished)
         for number, handler in before.items():
