@@ -94,9 +94,10 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
 
     Integer files keep their stored type (values exact at any size); others are checked in float64.
     """
+    from medseg.io.files import exists
     from medseg.io.nifti import read_nifti
 
-    if Path(path).is_dir():  # read_nifti would point to the DICOM reader, which reads images, not labels
+    if exists(path) and Path(path).is_dir():  # read_nifti would point to the DICOM reader: it reads images
         raise InputError(f"{path}: a folder, not a label image file (NIfTI, or a DICOM SEG), given as the {role}")
     volume = read_nifti(path, hash_input=False, labels=True, role=role)
     values = np.unique(volume.array)

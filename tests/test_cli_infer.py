@@ -1367,3 +1367,26 @@ def test_an_output_folder_that_cannot_be_made_is_named_itself(tmp_path, case, ma
     assert code == 1
     assert err.strip().splitlines()[-1].startswith(
         "medseg: error: /sys/kernel/medseg_x: cannot make this output folder: /sys/kernel takes no files (")
+
+
+def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case):
+    """`evaluate` and `train` gave a PermissionError traceback for a file or folder inside a folder without search
+    permission (infer named it in one line)."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "label.nii.gz"))
+    shutil.copy(tmp_path / "label.nii.gz", hidden / "ref.nii.gz")
+    hidden.chmod(0o600)
+    expected = "cannot look at it (permission denied: a folder on its way cannot be searched)"
+    try:
+        for args, named in ((["evaluate", str(tmp_path / "label.nii.gz"), str(hidden / "ref.nii.gz")],
+                             hidden / "ref.nii.gz"),
+                            (["train", "--images", str(hidden / "im"), "--labels", str(hidden / "lb"), "-o",
+                              str(tmp_path / "m")], hidden / "lb")):
+            run = subprocess.run(_as_plain_user([sys.executable, "-m", "medseg", *args]), capture_output=True,
+                                 text=True, cwd=Path(__file__).resolve().parents[1])
+            assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+            assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"
+    finally:
+        hidden.chmod(0o700)

@@ -46,9 +46,10 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
     if resume and overwrite:
         raise click.UsageError("--resume continues the checkpoint and --overwrite starts again: choose one")
     from medseg.errors import TrainingError
+    from medseg.io.files import exists
 
     for folder in (labels, images):  # before torch and MONAI are imported (seconds), as pairing would say it
-        if not folder.is_dir():
+        if not (exists(folder) and folder.is_dir()):  # exists: a folder on the way that cannot be searched is named
             raise TrainingError(f"{folder}: no such folder")
     from medseg.io.folder_claim import claimed
 
