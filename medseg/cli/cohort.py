@@ -70,13 +70,9 @@ def _check_record(record) -> None:
     """The job record's place, tried before any case runs (a record that cannot be written failed the job only
     once every case had been worked on). It is Snakemake's output: an earlier one is replaced."""
     if record is not None:
-        from medseg.errors import OutputWriteError
         from medseg.io.atomic import check_folders_writable, check_writable
 
         check_writable([record], overwrite=True)
-        above = next((folder for folder in Path(record).absolute().parents if folder.exists()), None)
-        if above is not None and not above.is_dir():
-            raise OutputWriteError(f"{record}: {above} is a file, not a folder; the job record cannot be written")
         check_folders_writable([record])
 
 

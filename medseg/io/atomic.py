@@ -71,9 +71,11 @@ def check_folders_writable(targets: Sequence[Path | str]) -> None:
 
     folders = {Path(os.path.realpath(Path(target).parent)) for target in targets}  # where "link/.." leads
     for folder in sorted(folders):
-        existing = next((f for f in (folder, *folder.parents) if f.is_dir()), None)
+        existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
         if existing is None:
             continue
+        if not existing.is_dir():  # a file where a folder is to be made
+            raise OutputWriteError(f"{folder}: cannot make this output folder: {existing} is a file, not a folder")
         try:
             with tempfile.TemporaryFile(dir=existing, prefix=".medseg-probe-"):
                 pass

@@ -31,7 +31,7 @@ from medseg.io.dicom_geometry import (
     series_geometry,
 )
 from medseg.io.dicom_messages import FileMessages
-from medseg.io.files import files_under
+from medseg.io.files import files_under, os_reason
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match"]
 
@@ -292,7 +292,7 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
         with open(path, "rb") as handle:
             head = handle.read(132)
     except OSError as error:
-        raise ImageReadError(f"{path}: cannot read ({(error.strerror or type(error).__name__).lower()})") from error
+        raise ImageReadError(f"{path}: cannot read ({os_reason(error)})") from error
     has_magic = len(head) == 132 and head[128:132] == b"DICM"
     try:
         dataset = pydicom.dcmread(path, defer_size=DEFER, force=not has_magic)

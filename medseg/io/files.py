@@ -25,6 +25,24 @@ def exists(path: Path | str) -> bool:
                              "searched)") from error
 
 
+def os_reason(error: OSError) -> str:
+    """An OS error's reason as medseg's messages word it: ``permission denied``."""
+    return (error.strerror or type(error).__name__).lower()
+
+
+def check_readable(path: Path, prefix: str = "") -> None:
+    """Refuse, naming ``path`` (after ``prefix``, e.g. "scan.hdr: cannot read the data file"), a regular file that
+    cannot be opened: nibabel words that as a file it cannot make out. Other kinds of file are not opened (a named
+    pipe would wait for a writer)."""
+    if not path.is_file():
+        return
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise ImageReadError(f"{prefix or f'{path}: cannot read'} ({os_reason(error)})") from error
+
+
 def not_there(path: Path | str, what: str = "no such file or folder") -> str:
     """Why ``path``, which does not exist, is not there: ``what``, or, for a link, where it leads (a link whose target
     was moved or deleted, or a loop of links, was said to be no file at all, beside the link the user can see)."""

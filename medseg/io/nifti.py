@@ -15,7 +15,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.atomic import sha256_of
-from medseg.io.files import exists, is_dicom_file, not_there
+from medseg.io.files import check_readable, exists, is_dicom_file, not_there
 from medseg.volume import Volume
 
 try:  # Intel's ISA-L gzip: the same format and checks, about 3.4x as fast to decompress as zlib
@@ -59,12 +59,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
-    if path.is_file():  # not a pipe: opening one would wait for a writer (load_image names it)
-        try:
-            with open(path, "rb"):  # nibabel words an unreadable file as "Could not read file", as if not an image
-                pass
-        except OSError as error:
-            raise ImageReadError(f"{path}: cannot read ({_os_reason(error)})") from error
+    check_readable(path)
     try:
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
@@ -128,9 +123,6 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
             raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
                                  "the header is corrupt or the image too large") from error
-        except PermissionError as error:  # the .img of a .hdr/.img pair
-            raise ImageReadError(f"{path}: cannot read {Path(error.filename or path).name} "
-                                 f"({_os_reason(error)})") from error
         except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError) as error:
             gzip_note = "gzip: " if isinstance(error, _GZIP_DAMAGE) and streams.handles else ""
             raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{_short(error)})") from error
@@ -274,13 +266,8 @@ def _check_companions(path: Path) -> None:
             continue
         if role != "mat" or _special_file(other):
             check_regular_file(other, of=f"{_COMPANION_ROLES[role]} of {path}")
-        if role != "mat" and other.is_file():  # nibabel words an unreadable one as a file type it cannot work out
-            try:
-                with open(other, "rb"):
-                    pass
-            except OSError as error:
-                raise ImageReadError(f"{path}: cannot read {_COMPANION_ROLES[role]} {other.name} "
-                                     f"({_os_reason(error)})") from error
+        if role != "mat":
+            check_readable(other, f"{path}: cannot read {_COMPANION_ROLES[role]} {other.name}")
 
 
 def _special_file(path: Path) -> bool:
@@ -707,11 +694,6 @@ def _singular(affine: np.ndarray) -> bool:
     if not np.all(sizes > 0):
         return True
     return abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6
-
-
-def _os_reason(error: OSError) -> str:
-    """An OS error's reason in the words of medseg's other messages: ``permission denied``."""
-    return (error.strerror or type(error).__name__).lower()
 
 
 def _short(error: BaseException) -> str:
