@@ -514,10 +514,18 @@ def test_cli_runs_a_sheet_and_writes_its_record(cohort, capsys):
         main(["cohort", "infer", str(sheet), "-o", str(results), "--model", MODEL, "--device", "cpu",
               "--case", "bad", "--case", "c", "--record", str(record)])
     assert caught.value.code == 0
-    out = capsys.readouterr().out
-    assert "bad: failed" in out and "c: ok" in out
+    captured = capsys.readouterr()
+    assert "bad: failed" in captured.out and "c: ok" in captured.out
+    assert "bad" not in captured.err  # the failure is reported once, not again as a log line
     job = json.loads(record.read_text())
     assert job["schema"] == "medseg-cohort-job/1" and job["counts"]["failed"] == 1 and job["counts"]["ok"] == 1
+    with pytest.raises(SystemExit) as caught:  # -q: only errors, and a failed case is one
+        main(["-q", "cohort", "infer", str(sheet), "-o", str(results), "--model", MODEL, "--device", "cpu",
+              "--case", "bad", "--case", "c"])
+    assert caught.value.code == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("bad: failed (kept from an earlier run): read: ") and "c:" not in captured.out
+    assert captured.err == ""
 
 
 def test_a_record_that_cannot_be_written_is_refused_before_any_case_runs(cohort, capsys):

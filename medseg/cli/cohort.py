@@ -81,11 +81,13 @@ def _report(summary, record) -> None:
 
     if record is not None:
         write_job_record(record, summary)
+    for case in summary.cases:  # the one report of a failed case (the log repeats it at debug level only)
+        if quiet() and case.outcome != "failed":
+            continue
+        note = " (kept from an earlier run)" if case.reused else f" ({case.seconds:.1f} s)"
+        detail = f": {case.stage}: {case.error}" if case.outcome == "failed" else ""
+        click.echo(escaped_line(f"{case.case_id}: {case.outcome}{note}{detail}"))
     if not quiet():
-        for case in summary.cases:
-            note = " (kept from an earlier run)" if case.reused else f" ({case.seconds:.1f} s)"
-            detail = f": {case.stage}: {case.error}" if case.outcome == "failed" else ""
-            click.echo(escaped_line(f"{case.case_id}: {case.outcome}{note}{detail}"))
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
                    f"{summary.count('skipped')} skipped, {summary.reused} kept from earlier runs; "
                    f"setup ({'imports, model' if summary.stage == 'infer' else 'imports'}) {summary.setup_s:.1f} s, "

@@ -36,7 +36,7 @@ from medseg.cohort.records import (
     write_json,
 )
 from medseg.cohort.samples import Sample
-from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, WorkerDiedError
+from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
 from medseg.io.atomic import atomic_paths, results_unwritable
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "infer_cases", "write_job_record"]
@@ -45,6 +45,15 @@ log = logging.getLogger(__name__)
 
 JOB_SCHEMA = "medseg-cohort-job/1"
 _READ_ERRORS = (ImageReadError, DicomError, InputError, GeometryError)
+
+
+def _log_failure(case_id: str, stage: str, error: BaseException | str) -> None:
+    """A case's failure. Its outcome carries the one-line error, which the command prints once per case; the log
+    repeats it only at debug level, except for an error medseg did not foresee (a bug), whose traceback is logged."""
+    if isinstance(error, BaseException) and not isinstance(error, MedsegError):
+        log.error("%s: failed at %s with an unexpected error", case_id, stage, exc_info=error)
+    else:
+        log.debug("%s: failed at %s: %s", case_id, stage, error)
 
 
 @dataclass(frozen=True)
@@ -234,7 +243,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
         what = "no such file or folder" if signature == "missing" else "an empty folder"
         error = (f"{sample.image}: {what}; the results made from it earlier are kept, and reused if it comes back "
                  "unchanged")
-        log.error("%s: FAILED at read: %s", case_id, error)
+        _log_failure(case_id, "read", error)
         return CaseOutcome(case_id, "failed", False, 0.0, "read", error)
     folder.forget(case_id, ("infer", "evaluate"))
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
@@ -253,8 +262,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
                 raise
             seconds = time.perf_counter() - clock
             stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
-            log.error("%s: FAILED at %s: %s", case_id, stage, one_line(error),
-                      exc_info=not isinstance(error, _READ_ERRORS))
+            _log_failure(case_id, stage, error)
             failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference)
             folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
                                  {"failed_stage": stage, "image_signature": signature})
@@ -322,7 +330,7 @@ def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infe
     if folder.blocked(case_id):
         where = folder.case_dir(case_id)
         error = f"{where}: a file is in the place of this case's results folder; move it away"
-        log.error("%s: FAILED: %s", case_id, error)
+        _log_failure(case_id, stage, error)
         folder.forget(case_id, ("infer", "evaluate") if stage == "infer" else (stage,))
         folder.mark_finished(case_id, stage, print_, "failed", [], 0.0, error,
                              {"failed_stage": "infer", "blocked": True})
@@ -366,7 +374,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
         f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
         f"(crashed, killed or out of memory){memory}"
     )
-    log.error("%s: FAILED at %s: %s", sample.case_id, stage, error)
+    _log_failure(sample.case_id, stage, error)
     failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference)
     folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
                          {"failed_stage": stage, "worker_died_memory_mb": died_with,
@@ -442,7 +450,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     if evaluate_kept(sample, folder, inferred):
         error = (f"{sample.reference}: missing; the scores made against it earlier are kept, and reused if it comes "
                  "back unchanged")
-        log.error("%s: FAILED at evaluate: %s", case_id, error)
+        _log_failure(case_id, "evaluate", error)
         return CaseOutcome(case_id, "failed", False, 0.0, "evaluate", error)
     folder.forget(case_id, ("evaluate",))
     if inferred["outcome"] != "ok":
@@ -466,8 +474,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
             if results_unwritable(error):
                 raise
             seconds = time.perf_counter() - clock
-            log.error("%s: FAILED at evaluate: %s", case_id, one_line(error),
-                      exc_info=not isinstance(error, _READ_ERRORS))
+            _log_failure(case_id, "evaluate", error)
             failure = folder.write_failure(case_id, "evaluate", error, sample.image, sample.reference)
             folder.mark_finished(case_id, "evaluate", print_, "failed", [failure], seconds, one_line(error),
                                  {"failed_stage": "evaluate"})
