@@ -496,6 +496,36 @@ def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refu
             "is for DICOM folders only") in refused.stdout + refused.stderr
 
 
+def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
+    """A new setting voids every batch: the preview and the run said so once per batch and stage (40 warnings, 400
+    case ids for a 200-case cohort); now once per stage, the ids and jobs cut short."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    for index, name in enumerate("abcd"):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=40 + index)
+        rows.append((name, f"{name}.nii.gz", f"{name}_label.nii.gz"))
+    sheet = write_sheet(data, rows)
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=1)
+    assert run.returncode == 0, run.stderr[-3000:]
+    preview = snakemake(tmp_path, "-n", samples=sheet, results=results, cases_per_job=1, overlap=0.5)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    told = [line for line in (preview.stderr + preview.stdout).splitlines() if "will run again" in line]
+    # one case per job: each batch is named after its case
+    assert told == [f"{stage}: made for other inputs or settings: a, b, c, d: 4 jobs (a.{stage}, b.{stage}, "
+                    f"c.{stage}, … and 1 more (4)) will run again when the workflow runs (not in a preview's list of "
+                    "jobs: a preview changes nothing)" for stage in ("infer", "evaluate")]
+    assert len(list((results / "jobs").glob("*.json"))) == 8  # a preview changes nothing
+
+
+def test_some_names_cuts_a_long_list_short():
+    from medseg.cohort import some_names
+
+    assert some_names(["a"]) == "a" and some_names(list("abc"), 3) == "a, b, c"
+    assert some_names([f"c{i}" for i in range(200)]) == "c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, … and 190 more (200)"
+
+
 def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     """Snakemake's change detection lives in the .snakemake metadata of the folder it ran in. A run from another
     folder (a second checkout, a copied results folder) must still redo a case whose sheet row now names another

@@ -15,7 +15,7 @@ from medseg.cohort.run import (
     stale_cases,
     write_job_record,
 )
-from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows
+from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows, some_names
 
 __all__ = [
     "CaseOutcome",
@@ -31,6 +31,7 @@ __all__ = [
     "read_sample_rows",
     "read_samples",
     "samples_from_rows",
+    "some_names",
     "stale_cases",
     "write_job_record",
     "writes_results",

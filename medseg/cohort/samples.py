@@ -20,13 +20,15 @@ import codecs
 import csv
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.io.files import undecodable
 
-__all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows"]
+__all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows",
+           "some_names"]
 
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 COLUMNS = ("case_id", "image", "reference", "series")
@@ -156,3 +158,10 @@ def batches(samples: list[Sample], cases_per_job: int) -> dict[str, list[Sample]
     chunks = [samples[i:i + cases_per_job] for i in range(0, len(samples), cases_per_job)]
     width = max(3, len(str(len(chunks))))
     return {f"batch{index:0{width}d}": chunk for index, chunk in enumerate(chunks, start=1)}
+
+
+def some_names(names: Sequence[str], limit: int = 10) -> str:
+    """``a, b, c``; past ``limit`` names, the first ones and how many more: ``a, b, … and 190 more (200)``."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])}, … and {len(names) - limit} more ({len(names)})"

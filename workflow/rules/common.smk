@@ -145,6 +145,8 @@ if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
     _options = cohort.InferOptions(model=config["model"], device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
+    # one warning per stage for the whole cohort (a new model voids every batch: 200 cases, 20 jobs)
+    _void = {stage: {"gone": [], "changed": [], "jobs": []} for stage in ("infer", "evaluate")}
     for _batch, _samples in BATCHES.items():
         _stale = cohort.stale_cases(_samples, RESULTS, _PACKAGE, _options)
         for _stage in ("infer", "evaluate"):
@@ -155,15 +157,25 @@ if workflow.is_main_process:
                      and not _folder.case_outputs_present(s.case_id, _stage)]
             _changed = _stale[_stage] + (_stale["infer"] if _stage == "evaluate" else [])
             if _gone or _changed:
-                why = [f"results of {', '.join(_gone)} are missing"] if _gone else []
-                why += [f"made for other inputs or settings: {', '.join(_changed)}"] if _changed else []
-                if _PREVIEW:
-                    logger.warning(f"{_stage}: {'; '.join(why)}: job {_batch}.{_stage} will run again when the "
-                                   "workflow runs (not in a preview's list of jobs: a preview changes nothing)")
-                    continue
-                logger.warning(f"{_stage}: {'; '.join(why)}: job {_batch}.{_stage} will run again")
-                _record.unlink()
-                Path(RESULTS, "report.html").unlink(missing_ok=True)
+                _void[_stage]["gone"] += _gone
+                _void[_stage]["changed"] += list(dict.fromkeys(_changed))  # stale for both stages: named once
+                _void[_stage]["jobs"].append(f"{_batch}.{_stage}")
+                if not _PREVIEW:
+                    _record.unlink()
+                    Path(RESULTS, "report.html").unlink(missing_ok=True)
+    for _stage, _void_stage in _void.items():
+        if not _void_stage["jobs"]:
+            continue
+        why = [f"results of {cohort.some_names(_void_stage['gone'])} are missing"] if _void_stage["gone"] else []
+        why += ([f"made for other inputs or settings: {cohort.some_names(_void_stage['changed'])}"]
+                if _void_stage["changed"] else [])
+        jobs = _void_stage["jobs"]
+        jobs = f"job {jobs[0]}" if len(jobs) == 1 else f"{len(jobs)} jobs ({cohort.some_names(jobs, 3)})"
+        if _PREVIEW:
+            logger.warning(f"{_stage}: {'; '.join(why)}: {jobs} will run again when the workflow runs (not in a "
+                           "preview's list of jobs: a preview changes nothing)")
+        else:
+            logger.warning(f"{_stage}: {'; '.join(why)}: {jobs} will run again")
 
 
 def batch_images(wildcards):
