@@ -499,8 +499,15 @@ def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | st
                              "is scored on the source images it references")
     source = read_image(source_path, series=recorded_series(sidecar), warn_skipped=warn_skipped)
     array = read_dicom_seg(path, source, labels, warn_missing=warn_missing, label_codes=sidecar.get("label_codes"))
-    labels_volume = Volume(array=array, affine=source.affine, source=Path(path),
-                           info={"dicom_seg_source": str(source_path)})
+    info = {"dicom_seg_source": str(source_path)}
+    made_from = sidecar.get("input_sha256")
+    if isinstance(made_from, str) and made_from and source.source_sha256 and made_from != source.source_sha256:
+        # the frames are placed by the images they reference, which were found: the geometry holds, the pixels may not
+        info["source_note"] = (f"the source series {source_path} is not as it was when the prediction was made (its "
+                               "SHA-256 differs from the sidecar's input_sha256: files changed, added or removed "
+                               "since); placed on the series as it is now")
+        log.log(logging.WARNING if warn_missing else logging.INFO, "%s: %s", path, info["source_note"])
+    labels_volume = Volume(array=array, affine=source.affine, source=Path(path), info=info)
     return labels_volume, source
 
 

@@ -360,9 +360,10 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "policy": EMPTY_MASK_POLICY,
         "labels": results,
     }
-    # a voxel size the file does not give (a single slice without a thickness): the volumes rest on what was assumed
-    notes = [f"{role}: {volume.info['thickness_note']}" for role, volume in (("prediction", pred), ("reference", ref))
-             if isinstance(volume.info.get("thickness_note"), str)]
+    # a voxel size the file does not give (a single slice without a thickness): the volumes rest on what was assumed;
+    # a DICOM SEG placed on a source series that changed since the prediction was made
+    notes = [f"{role}: {volume.info[key]}" for role, volume in (("prediction", pred), ("reference", ref))
+             for key in ("thickness_note", "source_note") if isinstance(volume.info.get(key), str)]
     if notes:
         record["notes"] = notes
     return record

@@ -15,7 +15,7 @@ import pytest
 from dicom_factory import slice_positions, stored_values, write_series
 
 from medseg.cli import main
-from medseg.dicom_seg import read_dicom_seg, write_dicom_seg
+from medseg.dicom_seg import read_dicom_seg, read_seg_volume, write_dicom_seg
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom import read_dicom_series
 from medseg.volume import Volume
@@ -502,6 +502,44 @@ def test_a_dicom_seg_result_is_scored_and_reviewed_like_a_nifti_one(tmp_path, ca
     assert "cannot read" not in page and "image not shown" not in page  # the source series is drawn under it
 
 
+def test_a_seg_scored_on_a_series_changed_since_says_so(tmp_path, capsys, caplog, tiny_package):
+    """A DICOM SEG is placed on its source series as the series is when it is scored; a series edited after the
+    prediction was made (a file re-exported, one added) was used in silence. Now a warning and a note in the
+    metrics say so; the score itself stands (the frames are placed by the images they reference)."""
+    values = stored_values((40, 36, 6), seed=19) + 900
+    write_series(tmp_path / "case9", values, slice_positions(6, -3.0))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case9"), "-o", str(tmp_path / "out"), "--device", "cpu",
+              "--model", str(tiny_package.path), "--format", "dicom-seg"])
+    assert exit_info.value.code == 0
+    seg = tmp_path / "out" / "case9_seg.dcm"
+    reference = read_seg_volume(seg, json.loads((tmp_path / "out" / "case9_seg.json").read_text()))
+    nib.save(nib.Nifti1Image(reference.array.astype(np.uint8), reference.affine), tmp_path / "ref.nii.gz")
+
+    def score() -> tuple[dict, str]:
+        caplog.clear()
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", str(seg), str(tmp_path / "ref.nii.gz"), "--json", "--overwrite",
+                  "-o", str(tmp_path / "m.json")])
+        assert exit_info.value.code == 0
+        capsys.readouterr()
+        return json.loads((tmp_path / "m.json").read_text()), caplog.text
+
+    record, err = score()
+    assert "notes" not in record and "not as it was" not in err
+    first = sorted((tmp_path / "case9").iterdir())[0]
+    dataset = pydicom.dcmread(first)
+    dataset.PatientName = "Re^Exported"
+    dataset.save_as(first)
+    changed, err = score()
+    note = (f"the source series {tmp_path / 'case9'} is not as it was when the prediction was made (its SHA-256 "
+            "differs from the sidecar's input_sha256: files changed, added or removed since); placed on the series "
+            "as it is now")
+    assert f"{seg}: {note}" in err
+    assert changed["notes"] == [f"prediction: {note}"]
+    assert {k: v["dice"] for k, v in changed["labels"].items()} == {k: v["dice"] for k, v in record["labels"].items()}
+
+
 def csv_rows(path):
     import csv
 
@@ -525,8 +563,6 @@ def test_a_seg_of_other_images_of_the_same_series_uid_is_refused(tmp_path):
 
 
 def test_a_seg_finds_its_source_from_an_old_relative_sidecar_or_says_what_is_missing(tmp_path, monkeypatch):
-    from medseg.dicom_seg import read_seg_volume
-
     values = stored_values(SHAPE, seed=17)
     write_series(tmp_path / "study" / "series", values, slice_positions(SHAPE[2], 2.0), seed=1)
     volume = read_dicom_series(tmp_path / "study" / "series")
