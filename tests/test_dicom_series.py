@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 from dicom_factory import AXIAL, slice_positions, stored_values, write_series
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from medseg.cli import main
 from medseg.errors import DicomError, ImageReadError
@@ -241,6 +241,25 @@ def test_a_file_cut_just_before_its_pixel_data_says_it_may_be_cut_short(tmp_path
     data = paths[2].read_bytes()
     paths[2].write_bytes(data[:data.index(b"\xe0\x7f\x10\x00")])  # up to (7FE0,0010) Pixel Data
     with pytest.raises(DicomError, match=rf"{paths[2].name} has no pixel data \(the file was cut short"):
+        read_dicom_series(tmp_path)
+
+
+@pytest.mark.parametrize("written, stated", [(ExplicitVRLittleEndian, RLELossless),
+                                             (RLELossless, ExplicitVRLittleEndian)],
+                         ids=["plain-as-rle", "rle-as-plain"])
+def test_pixel_data_stored_unlike_the_transfer_syntax_says_is_named_as_such(tmp_path, written, stated):
+    """A file whose TransferSyntaxUID was rewritten without its pixel data (a faulty anonymiser or gateway) was
+    "truncated or corrupt pixel data (Found unexpected tag (0000,0000) instead of (FFFE,E000)...)"."""
+    values = stored_values((32, 24, 4), seed=9) + 1024
+    paths = write_series(tmp_path, values, slice_positions(4, 2.0), transfer_syntax=written)
+    data = paths[1].read_bytes()
+    old, new = (f"{uid}\0".encode() for uid in (written, stated))  # both 19 characters: one padded UID for another
+    assert len(old) == len(new) and data.count(old) == 1
+    paths[1].write_bytes(data.replace(old, new))
+    kind = ("is one of compressed pixel data, but its pixel data is stored uncompressed" if stated == RLELossless else
+            "is one of uncompressed pixel data")
+    with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {paths[1].name}: .*\({stated.name}\) {kind}"
+                                         r".*; the file's TransferSyntaxUID is wrong"):
         read_dicom_series(tmp_path)
 
 

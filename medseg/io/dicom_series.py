@@ -348,6 +348,26 @@ def _pixels_cut_short(path: Path, dataset: pydicom.Dataset) -> str | None:
             f"{start + length - size} bytes short of them)")
 
 
+def _encoding_unlike_syntax(path: Path, dataset: pydicom.Dataset) -> str | None:
+    """Pixel data stored otherwise than the file's transfer syntax says: uncompressed pixels (a defined length) under
+    a compressed syntax were decoded as a codestream and reported as corrupt, which they are not."""
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None or not syntax.is_transfer_syntax or "PixelData" not in dataset:
+        return None
+    raw = dataset.get_item("PixelData", keep_deferred=True)
+    undefined = getattr(raw, "is_undefined_length", None)
+    if undefined is None:
+        undefined = getattr(raw, "length", None) == 0xFFFFFFFF
+    if syntax.is_encapsulated and not undefined:
+        return (f"{path.name}: its transfer syntax ({syntax.name}) is one of compressed pixel data, but its pixel data "
+                "is stored uncompressed; the file's TransferSyntaxUID is wrong")
+    if not syntax.is_encapsulated and undefined:
+        return (f"{path.name}: its pixel data is compressed (encapsulated), but its transfer syntax ({syntax.name}) is "
+                "one of uncompressed pixel data; the file's TransferSyntaxUID is wrong")
+    return None
+
+
 def _set_transfer_syntax(dataset: pydicom.Dataset) -> None:
     implicit, little = dataset.original_encoding
     if implicit is None or little is None:
@@ -525,7 +545,7 @@ def _dataset_problem(candidate: SeriesCandidate) -> str | None:
         if not any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
             return (f"{path.name} has no pixel data (the file was cut short after its image header, or written "
                     "without its pixels)")
-        cut = _pixels_cut_short(path, dataset)
+        cut = _pixels_cut_short(path, dataset) or _encoding_unlike_syntax(path, dataset)
         if cut is not None:
             return cut
         try:
