@@ -155,12 +155,26 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     except (ValueError, TypeError, AttributeError, KeyError) as error:
         raise DicomError(f"{volume.source}: cannot make a DICOM SEG from this series "
                          f"({' '.join(str(error).split()) or type(error).__name__})") from error
+    _round_spacing(seg)
     seg.save_as(str(path))
     log.info("%s: DICOM SEG made with %d segments over %d source images", volume.source, len(values),
              len(source_images))  # (path is still the temporary name here)
     return {"sop_instance_uid": str(seg.SOPInstanceUID), "series_instance_uid": str(seg.SeriesInstanceUID),
             "study_instance_uid": str(seg.StudyInstanceUID), "series_number": int(seg.SeriesNumber),
             "segments": len(values)}
+
+
+def _round_spacing(seg) -> None:
+    """highdicom derives SpacingBetweenSlices from the frames' positions in floating point: 0.99999999999999 for
+    slices 1 mm apart. A value within 1e-9 mm of a whole micrometre is written as that micrometre (the positions of
+    the frames stay as they are); any other is left alone."""
+    for group in seg.get("SharedFunctionalGroupsSequence", []):
+        for measures in group.get("PixelMeasuresSequence", []):
+            if measures.get("SpacingBetweenSlices") is None:
+                continue
+            value = float(measures.SpacingBetweenSlices)
+            if abs(value - round(value, 3)) < 1e-9:
+                measures.SpacingBetweenSlices = round(value, 3)
 
 
 def _concept(code: dict):

@@ -170,6 +170,24 @@ def test_highdicom_reads_the_seg_back_onto_the_converted_grid(tmp_path):
         np.testing.assert_array_equal(stack[..., 0].transpose(2, 1, 0).astype(bool), labels == number)
 
 
+@pytest.mark.parametrize("step, written", [(1.0, "1.0"), (0.3, "0.3"), (1 / 3, None)])
+def test_the_seg_spacing_between_slices_is_written_without_float_noise(tmp_path, step, written):
+    """highdicom computes it from the frames' positions in floating point: slices 1 mm apart from 30.3 mm on gave
+    1.00000000000000 (a CT of the shared test data 0.99999999999999). A spacing that is not a whole micrometre is
+    left as highdicom wrote it."""
+    values = stored_values(SHAPE, seed=13)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], step, origin=(-10.0, -20.0, 30.3)), seed=2)
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    measures = pydicom.dcmread(tmp_path / "seg.dcm").SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    if written is None:
+        assert abs(float(measures.SpacingBetweenSlices) - step) < 1e-9
+    else:
+        assert str(measures.SpacingBetweenSlices) == written
+    seg = hd.seg.segread(tmp_path / "seg.dcm")  # still a valid SEG whose frames sit on the source slices
+    assert seg.number_of_frames > 0
+
+
 def write_enhanced(folder, values, scratch) -> None:
     """An oblique series converted to one legacy-enhanced multi-frame CT file ``folder/ct.dcm``."""
     from highdicom.legacy import LegacyConvertedEnhancedCTImage
