@@ -1018,9 +1018,33 @@ def test_bits_stored_per_slice_and_an_attribute_some_files_lack_are_no_disagreem
         dataset.save_as(path)
     volume = read_dicom_series(tmp_path / "dcm")
     assert volume.array.shape[2] == len(paths)
-    # flagged, and warned about when read: a file whose header states fewer bits than its values use is masked
+    # flagged, not warned about: a file whose header states fewer bits than its values use is refused (below)
     assert "per-slice-bits" in volume.info["flags"]
-    assert any("state different BitsStored" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_values_beyond_the_stated_bits_stored_are_refused_unless_an_overlay_holds_them(tmp_path, signed):
+    """pydicom keeps a value's low BitsStored bits: 5000 under BitsStored 12 was read as 904, with no word. An
+    overlay in the high bits (a retired use of them) is what that masking is for, and is read masked."""
+    values, paths = make_series(tmp_path / "dcm", seed=7)
+    target = sorted(paths)[2]
+    dataset = pydicom.dcmread(target)
+    dataset.PixelRepresentation = int(signed)
+    plane = dataset.pixel_array.astype(np.int16 if signed else np.uint16)
+    plane[0, 0] = 5000
+    dataset.PixelData = plane.tobytes()
+    dataset.BitsStored, dataset.HighBit = 12, 11
+    dataset.save_as(target)
+    decoded = 904  # 5000 - 4096: bit 12 dropped; below 2048 the signed reading is the same
+    with pytest.raises(ImageReadError, match=rf"{target.name}: its values use more bits than its BitsStored \(12\) "
+                                             rf"states: 5000 is read as {decoded} \(1 values differ\); the file's "
+                                             "BitsStored and HighBit are wrong"):
+        read_dicom_series(tmp_path / "dcm")
+    dataset.add_new(0x60000102, "US", 12)  # OverlayBitPosition: the overlay is bit 12
+    dataset.save_as(target)
+    volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.array[0, 0, paths.index(target)] == decoded - 1024  # read masked (rescale intercept -1024)
 
 
 def test_convert_over_an_earlier_conversion_takes_its_stale_sidecar_away(tmp_path, capsys):

@@ -67,9 +67,9 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         log.info("%s: using %s: %s", folder, candidate.label(), reason)
     else:
         log.debug("%s: reading %s again", folder, candidate.label())
-    if "per-slice-bits" in candidate.flags:  # legitimate in some exports; a header that lies loses the top bits
-        log.warning("%s: the files of %s state different BitsStored; each is decoded by its own, so a file whose "
-                    "values use more bits than it states is read with them masked off", folder, candidate.label())
+    if "per-slice-bits" in candidate.flags:  # legitimate in some exports (a file that states too few is refused)
+        log.info("%s: the files of %s state different BitsStored; each is decoded by its own", folder,
+                 candidate.label())
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape
@@ -251,9 +251,39 @@ def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray])
             what = f"{syntax.name} " if syntax is not None else ""
             raise ImageReadError(f"{path}: cannot decode {what}pixel data ({message})") from error
         raise ImageReadError(f"{path}: truncated or corrupt pixel data ({message})") from error
+    _check_bits_stored(path, dataset, pixels)
     cache.clear()  # one multi-frame file at a time is enough
     cache[path] = pixels
     return pixels
+
+
+def _check_bits_stored(path: Path, dataset: pydicom.Dataset, pixels: np.ndarray) -> None:
+    """pydicom keeps the low BitsStored bits of each value (sign-extended when signed): a header stating fewer bits
+    than the values use read 5000 under BitsStored 12 as 904, in silence. Uncompressed values are compared with
+    their decoding, and such a file refused. Not when the unused high bits hold an overlay (a retired use of them,
+    which the masking is for)."""
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    try:
+        allocated, stored = int(dataset.BitsAllocated), int(dataset.BitsStored)
+        native = syntax is not None and syntax.is_transfer_syntax and not syntax.is_encapsulated
+        little = native and syntax.is_little_endian
+    except (AttributeError, TypeError, ValueError):
+        return
+    if not little or allocated not in (8, 16, 32) or not 0 < stored < allocated or "PixelData" not in dataset:
+        return
+    if any(tag.group & 0xFF01 == 0x6000 and tag.element == 0x0102 for tag in dataset.keys()):
+        return  # OverlayBitPosition: an overlay in the pixel data's high bits
+    signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
+    raw = np.frombuffer(dataset.PixelData, dtype=f"<{'i' if signed else 'u'}{allocated // 8}",
+                        count=min(pixels.size, len(dataset.PixelData) // (allocated // 8)))
+    decoded = pixels.reshape(-1)[: raw.size]
+    if np.array_equal(raw, decoded):
+        return
+    first = int(np.flatnonzero(raw != decoded)[0])
+    raise ImageReadError(f"{path}: its values use more bits than its BitsStored ({stored}) states: {int(raw[first])} "
+                         f"is read as {int(decoded[first])} ({int(np.count_nonzero(raw != decoded))} values differ); "
+                         "the file's BitsStored and HighBit are wrong")
 
 
 def _header_and_pixels(dataset: pydicom.Dataset) -> str:
