@@ -177,6 +177,29 @@ def test_label_names_and_model_come_from_the_predictions_sidecar(pair, tmp_path,
             in capsys.readouterr().err)
 
 
+def test_a_model_of_the_same_name_with_other_labels_is_refused_and_other_weights_are_told(pair, tmp_path, capsys,
+                                                                                         caplog):
+    """Only the name was compared: a retrained package of one name with other labels scored the prediction's values
+    under the wrong names (exit 0)."""
+    from medseg.package import load_package
+
+    pred, ref = pair
+    package = load_package("hippocampus", check_hash=False)
+    sidecar = tmp_path / "case7_seg.json"
+    sidecar.write_text(json.dumps({"labels": {"0": "background", "1": "hippocampus"},
+                                   "model": {"name": "hippocampus", "weights_sha256": package.sha256}}))
+    assert run(["evaluate", str(pred), str(ref), "--model", "hippocampus"]) == 2
+    assert (f"{pred} was made with labels 1 hippocampus (its sidecar says so), but --model hippocampus has 1 "
+            "anterior, 2 posterior; pass the package that made it, or leave --model out") in capsys.readouterr().err
+    sidecar.write_text(json.dumps({"labels": {"0": "bg", "1": "anterior", "2": "posterior"},  # background aside
+                                   "model": {"name": "hippocampus", "weights_sha256": "ab" * 32}}))
+    assert run(["evaluate", str(pred), str(ref), "--model", "hippocampus", "--json"]) == 0
+    assert {v: e["name"] for v, e in json.loads(capsys.readouterr().out)["labels"].items()} == {
+        "1": "anterior", "2": "posterior"}
+    assert (f"{pred} was made by other weights of model hippocampus (sha256 abababababab…, --model has "
+            f"{package.sha256[:12]}…); its labels are the same, so it is scored under them") in caplog.text
+
+
 def test_two_empty_images_without_a_model_say_there_is_nothing_to_score(tmp_path, capsys):
     empty = np.zeros((8, 8, 4), np.uint8)
     for name in ("a.nii.gz", "b.nii.gz"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -70,6 +71,17 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if made_by is not None and made_by["name"] and made_by["name"] != package.name:
             raise click.UsageError(f"{prediction} was made by model {made_by['name']!r} (its sidecar says so), not "
                                    f"{package.name!r}; pass --model {made_by['name']} or leave --model out")
+        if made_by is not None and made_by["labels"] and _named(made_by["labels"]) != _named(package.labels):
+            # one name, two packages (a retrained "v2" with other labels): the values would be scored under the
+            # wrong names
+            raise click.UsageError(f"{prediction} was made with labels {_labels_text(made_by['labels'])} (its "
+                                   f"sidecar says so), but --model {model} has {_labels_text(package.labels)}; pass "
+                                   "the package that made it, or leave --model out")
+        if made_by is not None and made_by["weights_sha256"] and made_by["weights_sha256"] != package.sha256:
+            logging.getLogger("medseg").warning(
+                "%s was made by other weights of model %s (sha256 %s…, --model has %s…); its labels are the same, "
+                "so it is scored under them", prediction, package.name, made_by["weights_sha256"][:12],
+                package.sha256[:12])
         labels, codes = package.labels, package.label_codes or None  # none of its own: the sidecar's
     elif made_by is not None and made_by["labels"]:
         labels = made_by["labels"]  # the label names of the model that made the prediction
@@ -95,9 +107,20 @@ def _sidecar_model(sidecar: Path) -> dict | None:
     try:
         record = json.loads(sidecar.read_text())
         labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
-        return {"name": str((record.get("model") or {}).get("name") or ""), "labels": labels}
+        model = record.get("model") or {}
+        return {"name": str(model.get("name") or ""), "labels": labels,
+                "weights_sha256": str(model.get("weights_sha256") or "")}
     except (OSError, ValueError, AttributeError, TypeError):
         return None
+
+
+def _named(labels: dict) -> dict[int, str]:
+    """The labels that count: what background is called does not."""
+    return {int(value): str(name) for value, name in labels.items() if int(value) != 0}
+
+
+def _labels_text(labels: dict) -> str:
+    return ", ".join(f"{value} {name}" for value, name in sorted(_named(labels).items()))
 
 
 def format_table(metrics: dict) -> str:
