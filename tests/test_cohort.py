@@ -505,6 +505,43 @@ def test_cli_refuses_unknown_cases(cohort, capsys):
     assert not results.exists()
 
 
+def test_a_case_another_run_works_on_is_waited_for_not_taken_for_a_crash(cohort, caplog):
+    """Three cohort commands started at once on one results folder took each other's attempt notes for crashes:
+    healthy cases were recorded as failed ("died 2 times") beside their good segmentation, and outputs cleared
+    under another run. Each case is now claimed (status/.<id>.lock) and a claimed one waited for."""
+    import threading
+
+    from medseg.io.folder_claim import claim_path
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    holder = subprocess.Popen(  # another run, in the middle of case a, with an attempt noted
+        [sys.executable, "-c", "import sys; from medseg.io.folder_claim import claimed\n"
+         "from medseg.cohort.records import ResultsFolder\n"
+         f"with claimed({str(results / 'status' / 'a')!r}, 'cohort run on case a'):\n"
+         f"    ResultsFolder({str(results)!r}).mark_started('a', 'infer', 'its work', 1)\n"
+         "    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    summaries = []
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert claim_path(results / "status" / "a") == results / "status" / ".a.lock"
+        with caplog.at_level("INFO", logger="medseg"):
+            runner = threading.Thread(target=lambda: summaries.append(infer_cases(samples, results, options)))
+            runner.start()
+            runner.join(timeout=6)
+            assert runner.is_alive() and not summaries  # waiting at case a, which it has not touched
+            assert not (results / "cases" / "a").exists()
+    finally:
+        holder.communicate("")
+    runner.join(timeout=120)
+    assert [(c.case_id, c.outcome) for c in summaries[0].cases] == [("a", "ok"), ("b", "ok")]
+    assert "another cohort run on case a holds it (pid" in caplog.text
+    assert not (results / "cases" / "a" / "a_failed.json").exists()
+    assert not (results / "status" / ".a.lock").exists() and not (results / "status" / ".b.lock").exists()
+
+
 def test_cli_runs_a_sheet_and_writes_its_record(cohort, capsys):
     from medseg.cli import main
 

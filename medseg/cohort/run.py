@@ -215,10 +215,21 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
     summary = JobSummary(stage="infer", model={"name": package.name, "weights_sha256": package.sha256})
     for sample in samples:
         stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
-        summary.cases.append(_infer_one(sample, folder, package, options, lazy))
+        with _case_claim(folder, sample.case_id):
+            summary.cases.append(_infer_one(sample, folder, package, options, lazy))
     summary.setup_s = round(lazy.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
+
+
+def _case_claim(folder: ResultsFolder, case_id: str):
+    """One process at a time on a case. Two cohort commands run at once on one results folder (started by hand; the
+    workflow's jobs hold other cases) took each other's attempt notes for crashes, recorded healthy cases as
+    failed and cleared each other's outputs. The claim (``status/.<id>.lock``) is waited for: the second run then
+    finds the case finished and keeps it."""
+    from medseg.io.folder_claim import claimed
+
+    return claimed(folder.root / "status" / case_id, f"cohort run on case {case_id}", wait=True)
 
 
 def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOptions,
@@ -402,12 +413,13 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
             else:
                 log.info("%s: no reference, nothing to score", sample.case_id)
             continue
-        if folder.blocked(sample.case_id):  # its record carries the fingerprint planning compares
-            inferred = folder.status(sample.case_id, "infer")
-            print_ = evaluate_fingerprint(sample, inferred) if inferred and "run_id" in inferred else "blocked"
-            summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
-        else:
-            summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
+        with _case_claim(folder, sample.case_id):
+            if folder.blocked(sample.case_id):  # its record carries the fingerprint planning compares
+                inferred = folder.status(sample.case_id, "infer")
+                print_ = evaluate_fingerprint(sample, inferred) if inferred and "run_id" in inferred else "blocked"
+                summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
+            else:
+                summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
     summary.setup_s = round(setup.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary

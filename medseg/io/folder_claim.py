@@ -14,6 +14,7 @@ the library's ``train`` both claim). A file system without flock is used without
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from pathlib import Path
 from medseg.errors import OutputExistsError
 
 __all__ = ["claimed", "claim_path"]
+
+log = logging.getLogger(__name__)
 
 _HELD: dict[Path, int] = {}  # claim files this process holds, with how many nested claims hold each
 
@@ -33,9 +36,9 @@ def claim_path(folder: Path | str) -> Path:
 
 
 @contextlib.contextmanager
-def claimed(folder: Path | str, what: str = "run") -> Iterator[None]:
+def claimed(folder: Path | str, what: str = "run", wait: bool = False) -> Iterator[None]:
     """Hold ``folder`` for this process; another process's claim on it is an :class:`OutputExistsError` naming
-    that process (``what``: the kind of run, for the message)."""
+    that process (``what``: the kind of run, for the message), or, with ``wait``, waited for."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no claim
@@ -52,7 +55,7 @@ def claimed(folder: Path | str, what: str = "run") -> Iterator[None]:
     made = _make_parents(path.parent)
     handle = None
     try:
-        handle = _lock(path, fcntl, folder, what)
+        handle = _lock(path, fcntl, folder, what, wait)
         if handle is not None:
             _HELD[path] = 1
         yield
@@ -67,7 +70,7 @@ def claimed(folder: Path | str, what: str = "run") -> Iterator[None]:
                 parent.rmdir()
 
 
-def _lock(path: Path, fcntl, folder: Path | str, what: str) -> int | None:
+def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) -> int | None:
     """An open handle of ``path`` holding its exclusive lock, or None where no lock can be taken (a read-only
     folder, where the run fails anyway on its first write, with its own message; a file system without flock)."""
     while True:
@@ -76,7 +79,13 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str) -> int | None:
         except OSError:
             return None
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise
+                log.info("%s: another %s holds it (%s); waiting for it", folder, what, _holder(handle))
+                fcntl.flock(handle, fcntl.LOCK_EX)  # a signal's exception (Ctrl-C) ends the wait
         except BlockingIOError:
             holder = _holder(handle)
             os.close(handle)
@@ -85,6 +94,9 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str) -> int | None:
         except OSError:
             os.close(handle)
             return None
+        except BaseException:
+            os.close(handle)
+            raise
         try:  # the holder before us may have removed the file between our open and our lock: lock the new one
             same = os.fstat(handle).st_ino == os.stat(path).st_ino
         except OSError:
