@@ -253,6 +253,24 @@ def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting
     assert not (tmp_path / "results").exists()
 
 
+def test_a_package_with_damaged_weights_is_refused_at_planning(cohort, tmp_path):
+    """Planning read the package without its weights' hash: the run went on to the jobs, each failed three times
+    (retried with more memory), and the one useful line was in a job log."""
+    import shutil
+
+    from medseg.package import load_package
+
+    folder, sheet = cohort
+    package = tmp_path / "model"
+    shutil.copytree(load_package(MODEL, check_hash=False).path, package)
+    weights = package / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=tmp_path / "results", model=package)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(f"medseg: error: {weights}: SHA-256 ")
+    assert not (tmp_path / "results" / "cases").exists()
+
+
 def test_a_results_folder_that_is_a_file_is_one_line(cohort, tmp_path):
     folder, sheet = cohort
     (tmp_path / "afile").write_text("x")

@@ -50,8 +50,9 @@ validate(
     "../../configs/schemas/samples.schema.yaml",
 )
 BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"])
-# a changed weights file or model.json (a new model version) makes every inference job run again
-_PACKAGE = planned(load_package, config["model"], check_hash=False)
+# a changed weights file or model.json (a new model version) makes every inference job run again; damaged weights
+# (not the SHA-256 model.json records) are refused here, once, not in every job after its retries
+_PACKAGE = planned(load_package, config["model"], check_hash=workflow.is_main_process)
 WEIGHTS = str(_PACKAGE.weights_path)
 MODEL_CONFIG = str(_PACKAGE.path / "model.json")
 GPUS = 1 if config["device"].startswith("cuda") else 0
