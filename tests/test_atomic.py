@@ -358,3 +358,20 @@ def test_outputs_of_an_earlier_run_are_retired_with_the_new_set_and_come_back_if
         temps[0].write_text("new image")
         temps[1].write_text("new sidecar")
     assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]  # the metrics of the old set went with it
+
+
+def test_a_writer_that_wraps_the_os_error_is_looked_through(tmp_path):
+    """pydicom re-raises a write's OSError as one of its own, with its text and a whole traceback: a DICOM SEG on a
+    full disk read "cannot write (With tag (7FE0,0010) got exception: [Errno 28] …\\nTraceback (most recent …)"."""
+    import errno
+
+    target = tmp_path / "seg.dcm"
+    with pytest.raises(OutputWriteError) as caught, atomic_paths([target]) as temps:
+        temps[0].write_bytes(b"DICM")  # begun, then the disk was full
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as error:
+            raise OSError(f"With tag (7FE0,0010) got exception: {error}\nTraceback (most recent call last):\n"
+                          '  File "pydicom/tag.py", line 29\nOSError: [Errno 28] No space left on device\n') from error
+    assert str(caught.value) == f"{target}: cannot write (No space left on device)"
+    assert not target.exists() and list(tmp_path.iterdir()) == []

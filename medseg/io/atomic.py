@@ -300,7 +300,15 @@ def results_unwritable(error: BaseException) -> bool:
 
 
 def _reason(error: OSError) -> str:
-    return error.strerror or str(error) or type(error).__name__
+    """The OS's reason. A writer that wraps the OS error in its own (pydicom: "With tag (7FE0,0010) got exception:
+    [Errno 28] …" and a whole traceback) is looked through to the error it wraps."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(str(error).split("\nTraceback", 1)[0].split())
+    return text or type(error).__name__
 
 
 @functools.cache
