@@ -1091,6 +1091,11 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             if on_kept is not None:
                 on_kept(recoded)
             return package
+        named = (_folder_config(out_dir) or {}).get("name")
+        if named and named != package_config.get("name") and config.get("description") != DEFAULT_DESCRIPTION:
+            log.warning("%s: the package in the folder is named %r; this run writes it as %r, the name its config "
+                        "gives (outputs made with the package name %r)", out_dir, named, package_config.get("name"),
+                        named)
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
         state["label_codes"] = package_config.get("label_codes")  # a later resume carries them from here
         state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word
@@ -1310,15 +1315,17 @@ def _recoded(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, b
 
 
 def _tell_other_notes(package: ModelPackage, config: dict) -> None:
-    """Warn when the config resuming a finished ``package`` describes it otherwise (its description, its data notes):
-    the package keeps its own, as its card may have been edited since."""
+    """Warn when the config resuming a finished ``package`` describes it otherwise (its name, its description, its
+    data notes): the package keeps its own, as its card may have been edited since."""
     def notes(of: dict) -> tuple:
-        return of.get("description"), (of.get("training") or {}).get("settings", {}).get("data")
+        return of.get("name"), of.get("description"), (of.get("training") or {}).get("settings", {}).get("data")
 
-    ours, theirs = notes(package.config), (config.get("description"), (config.get("training") or {}).get("data"))
-    if theirs[0] == DEFAULT_DESCRIPTION:  # no config given (a run started with one, resumed without): nothing said
-        theirs = (None, theirs[1])
-    differ = [what for what, a, b in zip(("description", "training.data"), ours, theirs) if b is not None and a != b]
+    ours = notes(package.config)
+    theirs = (config.get("name"), config.get("description"), (config.get("training") or {}).get("data"))
+    if theirs[1] == DEFAULT_DESCRIPTION:  # no config given (a run started with one, resumed without; its name is
+        theirs = (None, None, theirs[2])  # the folder's, which may have moved): nothing said
+    differ = [what for what, a, b in zip(("name", "description", "training.data"), ours, theirs)
+              if b is not None and a != b]
     if differ:
         log.warning("%s: the finished package keeps its %s; the config gives other text, which resuming does not "
                     "write (edit %s and MODEL_CARD.md, or train again with --overwrite)", package.path,
@@ -1336,6 +1343,11 @@ def _card_with_codes(card: str, config: dict) -> str | None:
     return "\n".join(lines)
 
 
+# model.json's keys that say what the weights are (its inference and preprocessing may be tuned by hand, and records
+# of older versions hold other defaults for them)
+_PACKAGE_MEANING = ("architecture", "labels")
+
+
 def finished_package(out_dir: Path | str, epochs: int) -> bool:
     """Whether ``out_dir`` holds a run that has finished ``epochs`` epochs and the package it then wrote, intact
     (its config valid, its weights matching their recorded SHA-256, its card present): resuming it has nothing to
@@ -1346,9 +1358,18 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
             or not card.stat().st_size:
         return False
     try:
-        made = json.loads(_checkpoint_paths(out_dir)[1].read_text()).get("package_sha256")
+        record = json.loads(_checkpoint_paths(out_dir)[1].read_text())
+        made, started = record.get("package_sha256"), record.get("config") or {}
         package = load_package(out_dir)
     except (OSError, ValueError, AttributeError, MedsegError):
+        return False
+    # what the weights are, as the run trained them: a model.json edited since (another width, labels swapped) was
+    # called intact and kept, and then failed to load, or named the labels wrongly (label_codes, which may be
+    # edited by hand, are kept when it is made again)
+    edited = [key for key in _PACKAGE_MEANING if key in started and package.config.get(key) != started[key]]
+    if edited:
+        log.warning("%s: its %s no longer what this run trained; the package is made again from the checkpoint",
+                    out_dir / CONFIG_NAME, " and ".join(edited) + (" are" if len(edited) > 1 else " is"))
         return False
     return made is not None and made == package.sha256
 

@@ -2404,3 +2404,38 @@ def test_resuming_a_finished_run_with_other_notes_says_they_are_not_written(tiny
     assert f"{out}: the finished package keeps its training.data; the config gives other text, which resuming does " \
            "not write (edit model.json and MODEL_CARD.md, or train again with --overwrite)" in caplog.messages
     assert "CC-BY 4.0" not in (out / "MODEL_CARD.md").read_text()
+    config["name"] = "renamed"  # the name too: kept, and said so
+    fixed.write_text(json.dumps(config))
+    caplog.clear()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(fixed), "--resume")) == 0
+    assert any(m.startswith(f"{out}: the finished package keeps its name and training.data;") for m in caplog.messages)
+    assert load_package(out).name == "tiny"
+    caplog.clear()  # extended, the package takes the config's name: said so
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(fixed), "--resume", "--epochs", "2")) == 0
+    assert (f"{out}: the package in the folder is named 'tiny'; this run writes it as 'renamed', the name its config "
+            "gives (outputs made with the package name 'tiny')") in caplog.messages
+    assert load_package(out).name == "renamed"
+
+
+@pytest.mark.parametrize("edit", ["width", "labels"])
+def test_a_finished_package_whose_model_json_was_edited_is_made_again_on_resume(tiny_set, tmp_path, caplog, edit):
+    """Resume looked at the weights' hash and the card only: a model.json given another width (the weights no longer
+    load) or swapped label names was called intact and kept."""
+    out = tmp_path / "model"
+    config_path = tmp_path / "tiny.json"
+    config_path.write_text(json.dumps(tiny_training_config(epochs=1)))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_path))) == 0
+    original = json.loads((out / "model.json").read_text())
+    edited = copy.deepcopy(original)
+    if edit == "width":
+        edited["architecture"]["base_width"] *= 2
+    else:
+        edited["labels"]["1"], edited["labels"]["2"] = edited["labels"]["2"], edited["labels"]["1"]
+    (out / "model.json").write_text(json.dumps(edited))
+    caplog.clear()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_path), "--resume")) == 0
+    what = "architecture" if edit == "width" else "labels"
+    assert f"{out / 'model.json'}: its {what} is no longer what this run trained; the package is made again from " \
+           "the checkpoint" in caplog.messages
+    assert json.loads((out / "model.json").read_text())[what] == original[what]
+    load_package(out)  # whole again: its weights match its recorded hash
