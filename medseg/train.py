@@ -32,7 +32,7 @@ from medseg.augment import SliceAugment
 from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
 from medseg.inference import Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
-from medseg.io.atomic import atomic_paths, placed_before_stop, sha256_of
+from medseg.io.atomic import atomic_paths, placed_before_stop, remove_leftovers, sha256_of
 from medseg.io.files import undecodable
 from medseg.metrics import odd_values
 from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
@@ -801,12 +801,17 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainingError(f"{out_dir}: exists and is not a folder")
     epoch = checkpoint_epoch(out_dir)
+    # a first checkpoint never completed (a full disk, a kill): the folder without its record holds nothing to keep
+    begun = not _checkpoint_paths(out_dir)[1].exists() and (out_dir / CHECKPOINT_DIR).is_dir()
     if resume and epoch is None:
-        raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json)")
+        never = "; its first checkpoint was never completed: train without --resume" if begun else ""
+        raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json){never}")
     if out_dir.is_dir():
         entries = sorted(p.name for p in out_dir.iterdir())
         package = CONFIG_NAME in entries
-        checkpoint = CHECKPOINT_DIR in entries
+        checkpoint = CHECKPOINT_DIR in entries and not begun
+        if begun:
+            entries = [name for name in entries if name != CHECKPOINT_DIR] or [CHECKPOINT_DIR]
         if checkpoint and not (out_dir / CHECKPOINT_DIR).is_dir():  # not even --overwrite could save a checkpoint
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: a file is where training keeps its checkpoint folder; "
                                 "move it away")
@@ -885,11 +890,19 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
     state = dict(state, param_groups=opt["param_groups"])
     weights, meta = _checkpoint_paths(out_dir)
     weights.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(weights.parent)  # of a save killed outright (the run holds the folder)
     data = save(tensors)
     with atomic_paths([weights, meta], overwrite=True) as (tmp_w, tmp_m):
         tmp_w.write_bytes(data)
         # the record vouches for the tensors: a damaged file that still parses would resume on wrong weights
         tmp_m.write_text(json.dumps(dict(state, weights_sha256=hashlib.sha256(data).hexdigest()), indent=1))
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (deepest first) that are empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _checkpoint_record(meta: Path) -> dict:
@@ -1013,6 +1026,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     from medseg.network import UNet2D, UNetConfig
 
     out_dir = Path(out_dir)
+    made_here = [out_dir / CHECKPOINT_DIR] + ([] if out_dir.exists() else [out_dir])  # removed if nothing is saved
     settings = check_config(config)
     seed = int(settings["seed"])
     package_config = {k: v for k, v in config.items() if k != "training"}
@@ -1146,6 +1160,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         try:
             _save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
         except OSError as error:
+            if epoch == 0:  # the first checkpoint: no folder of a run that saved nothing is left
+                _remove_empty(made_here)
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: cannot write the checkpoint "
                                 f"({error.strerror or error})") from error
         if on_epoch is not None:
@@ -1204,6 +1220,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     }
     package_config.pop("weights")
     card = model_card(package_config)
+    remove_leftovers(out_dir)  # of a package write killed outright (the run holds the folder)
     try:
         try:
             package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})

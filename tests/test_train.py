@@ -2439,3 +2439,41 @@ def test_a_finished_package_whose_model_json_was_edited_is_made_again_on_resume(
            "the checkpoint" in caplog.messages
     assert json.loads((out / "model.json").read_text())[what] == original[what]
     load_package(out)  # whole again: its weights match its recorded hash
+
+
+def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_no_stale_refusal(tiny_set, tmp_path,
+                                                                                         config_file, capsys):
+    """A full disk (here: a file-size limit) at the first checkpoint left an empty .checkpoint folder, and the rerun
+    was refused: "holds a checkpoint whose record .checkpoint/last.json cannot be read; pass --overwrite"."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "model"
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    run = subprocess.run([sys.executable, "-m", "medseg", *_train_cli(*tiny_set, out, "-c", str(config_file),
+                                                                       "--epochs", "1", *_FEW_STEPS)],
+                         capture_output=True, text=True, preexec_fn=small_files,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f"medseg: error: {out / '.checkpoint'}: cannot write the checkpoint (")
+    assert not out.exists()
+    # a folder left so by an older version, or by a kill: its first checkpoint's tensors, a temporary file, no record
+    (out / ".checkpoint").mkdir(parents=True)
+    (out / ".checkpoint" / "last.safetensors").write_bytes(b"x" * 10)
+    (out / ".checkpoint" / ".ms-0a1b2c.part.json").write_text("{")
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", "--resume",
+                                 *_FEW_STEPS)) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"{out}: nothing to resume (no readable .checkpoint/last.json); its first checkpoint was never completed: "
+        "train without --resume")
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 0
+    assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == ["last.json", "last.safetensors"]
+    load_package(out)

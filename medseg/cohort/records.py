@@ -264,14 +264,9 @@ class ResultsFolder:
         for path in paths:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
-        from medseg.io.atomic import LEFTOVER_PATTERNS
+        from medseg.io.atomic import remove_leftovers
 
-        folder = self.case_dir(case_id)
-        if folder.is_dir():
-            for pattern in LEFTOVER_PATTERNS:
-                for partial in folder.glob(pattern):
-                    with contextlib.suppress(FileNotFoundError):
-                        partial.unlink()
+        remove_leftovers(self.case_dir(case_id))
 
     def mark_finished(self, case_id: str, stage: str, print_: str, outcome: str, outputs: list[Path],
                       seconds: float, error: str | None = None, extra: dict | None = None) -> dict:

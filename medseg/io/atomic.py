@@ -18,12 +18,23 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_folders_writable", "check_superseded", "check_writable",
-           "results_unwritable", "sha256_of"]
+           "remove_leftovers", "results_unwritable", "sha256_of"]
 
 
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
 # hidden files a writer killed outright (SIGKILL, power loss) may leave beside its targets
 LEFTOVER_PATTERNS = (".ms-*.part*", ".ms-*.prev")
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Remove the hidden partial files (:data:`LEFTOVER_PATTERNS`) a killed writer left in ``folder``. Only for a
+    folder this process holds (a cohort case, a training run's folder): another writer's live temporary files match
+    the same patterns."""
+    if folder.is_dir():
+        for pattern in LEFTOVER_PATTERNS:
+            for partial in folder.glob(pattern):
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    partial.unlink()
 
 
 def _temp_name(target: Path) -> Path:
