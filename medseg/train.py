@@ -866,13 +866,22 @@ CHECKPOINT_SCHEMA = {  # what a resume reads from the checkpoint record (last.js
         "epochs_planned": {"type": "array", "items": {"type": ["integer", "null"]}},
         "data_sha256": {"type": "object", "additionalProperties": {"type": "array"}},
         "val_cases": {"type": "array"}, "config": {"type": "object"},
+        "weights_file": {"type": "string", "pattern": r"^last(-[0-9a-f]{16})?\.safetensors$"},
     },
 }
 
 
 def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
+    """The checkpoint's tensors, as its record names them (``last-<sha256 prefix>.safetensors``; records before
+    that: ``last.safetensors``), and its record ``last.json``."""
     folder = out_dir / CHECKPOINT_DIR
-    return folder / "last.safetensors", folder / "last.json"
+    meta = folder / "last.json"
+    name = "last.safetensors"
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        named = json.loads(meta.read_text()).get("weights_file")
+        if isinstance(named, str) and re.fullmatch(CHECKPOINT_SCHEMA["properties"]["weights_file"]["pattern"], named):
+            name = named
+    return folder / name, meta
 
 
 def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema=None) -> None:
@@ -888,14 +897,25 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
         for key, value in entry.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     state = dict(state, param_groups=opt["param_groups"])
-    weights, meta = _checkpoint_paths(out_dir)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(weights.parent)  # of a save killed outright (the run holds the folder)
+    meta = _checkpoint_paths(out_dir)[1]
+    folder = meta.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(folder)  # of a save killed outright (the run holds the folder)
     data = save(tensors)
-    with atomic_paths([weights, meta], overwrite=True) as (tmp_w, tmp_m):
-        tmp_w.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    # The record commits the save in one rename: the tensors go first under a name of their own (their content's),
+    # and the record that names them replaces the last one. A kill between the two leaves the last pair whole (it
+    # used to replace last.safetensors and last.json in two renames, and a kill between them lost the run).
+    weights = folder / f"last-{digest[:16]}.safetensors"
+    with atomic_paths([weights], overwrite=True) as (temp,):
+        temp.write_bytes(data)
+    with atomic_paths([meta], overwrite=True) as (temp,):
         # the record vouches for the tensors: a damaged file that still parses would resume on wrong weights
-        tmp_m.write_text(json.dumps(dict(state, weights_sha256=hashlib.sha256(data).hexdigest()), indent=1))
+        temp.write_text(json.dumps(dict(state, weights_sha256=digest, weights_file=weights.name), indent=1))
+    for old in folder.glob("last*.safetensors"):  # the pair it replaced (or an uncommitted save's tensors)
+        if old.name != weights.name:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def _remove_empty(folders: list[Path]) -> None:

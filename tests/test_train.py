@@ -40,6 +40,13 @@ def tiny_training_config(**training) -> dict:
     return config
 
 
+def checkpoint_tensors(out: Path) -> Path:
+    """The checkpoint's tensors file, as its record names it (``last-<sha256 prefix>.safetensors``)."""
+    named = out / ".checkpoint" / json.loads((out / ".checkpoint" / "last.json").read_text())["weights_file"]
+    assert named.is_file() and re.fullmatch(r"last-[0-9a-f]{16}\.safetensors", named.name)
+    return named
+
+
 def write_set(folder: Path, count: int = 6, label_suffix: str = "") -> tuple[Path, Path]:
     for seed in range(count):
         write_phantom(folder / "images" / f"case{seed}.nii.gz", folder / "labels" / f"case{seed}{label_suffix}.nii.gz",
@@ -375,7 +382,7 @@ def test_a_checkpoint_that_chose_a_best_epoch_without_foreground_ships_the_last_
     assert shipped.config["training"]["best_epoch"] == 4
     from safetensors.torch import load_file
 
-    saved = load_file(str(tmp_path / "model" / ".checkpoint" / "last.safetensors"))
+    saved = load_file(str(checkpoint_tensors(tmp_path / "model")))
     weights = shipped.build_network().state_dict()
     assert all(torch.equal(weights[k].cpu(), saved[f"model.{k}"]) for k in weights)  # the last epoch's own
 
@@ -894,7 +901,7 @@ def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
 
     run(tiny_training_config(epochs=1, val_fraction=0.0, ema_decay=0.5), *tiny_set, tmp_path / "ema")
     shipped = weights(tmp_path / "ema")
-    checkpoint = load_file(str(tmp_path / "ema" / ".checkpoint" / "last.safetensors"))
+    checkpoint = load_file(str(checkpoint_tensors(tmp_path / "ema")))
     # without validation the last epoch is shipped: the averaged weights, not the raw ones
     assert all(torch.equal(shipped[k], checkpoint[f"ema.{k}"]) for k in shipped)
     assert not all(torch.equal(shipped[k], checkpoint[f"model.{k}"]) for k in shipped)
@@ -1749,7 +1756,7 @@ def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, ca
     """A corrupt checkpoint is one line; a checkpoint trained on other files is refused, naming the cases; --resume
     with --overwrite is a usage error; extending a finished run is recorded in model.json and the card."""
     images, labels, out, args = _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch)
-    checkpoint = out / ".checkpoint" / "last.safetensors"
+    checkpoint = checkpoint_tensors(out)
     kept = checkpoint.read_bytes()
     checkpoint.write_bytes(b"junk")
     capsys.readouterr()
@@ -2337,9 +2344,9 @@ def test_a_checkpoint_of_another_architecture_names_the_tensors_that_differ(tiny
     run(config, *tiny_set, tmp_path / "model")
     arch = {k: v for k, v in config["architecture"].items() if k != "type"}
     net = UNet2D(UNetConfig(**{**arch, "base_width": 8}))
-    with pytest.raises(TrainingError, match=r"last.safetensors: cannot resume from this checkpoint: its weights are "
-                                            r"another architecture's \(\d+ tensors of another shape, e.g. \S+: "
-                                            r"4x3x3x3 in the file, 8x3x3x3 in the architecture\)"):
+    with pytest.raises(TrainingError, match=r"last-[0-9a-f]{16}.safetensors: cannot resume from this checkpoint: its "
+                                            r"weights are another architecture's \(\d+ tensors of another shape, "
+                                            r"e.g. \S+: 4x3x3x3 in the file, 8x3x3x3 in the architecture\)"):
         _load_checkpoint(tmp_path / "model", net, torch.optim.Adam(net.parameters()))
 
 
@@ -2475,5 +2482,29 @@ def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_no_stale
         f"{out}: nothing to resume (no readable .checkpoint/last.json); its first checkpoint was never completed: "
         "train without --resume")
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 0
-    assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == ["last.json", "last.safetensors"]
+    assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == [checkpoint_tensors(out).name, "last.json"]
     load_package(out)
+
+
+def test_a_save_killed_between_its_tensors_and_its_record_resumes_from_the_last_whole_pair(tiny_set, tmp_path,
+                                                                                           config_file, capsys):
+    """The tensors and the record were replaced in two renames: killed between them, the new tensors sat beside the
+    old record and the run was lost ("damaged checkpoint"). The record now commits a save: the tensors of a save it
+    never named are left over, and the last pair resumes. A record of before (last.safetensors) still resumes."""
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file), *_FEW_STEPS)
+    assert _exit_code([*args, "--epochs", "1"]) == 0
+    tensors = checkpoint_tensors(out)
+    record = json.loads((out / ".checkpoint" / "last.json").read_text())
+    # as an earlier version wrote it
+    tensors.rename(out / ".checkpoint" / "last.safetensors")
+    del record["weights_file"]
+    (out / ".checkpoint" / "last.json").write_text(json.dumps(record))
+    # and a next save killed after its tensors were placed
+    (out / ".checkpoint" / "last-0123456789abcdef.safetensors").write_bytes(b"the next epoch's, never recorded")
+    capsys.readouterr()
+    assert _exit_code([*args, "--epochs", "2", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "epoch   2 " in err and "epoch   1 " not in err  # resumed after epoch 1
+    assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == [checkpoint_tensors(out).name, "last.json"]
+    assert load_package(out).config["training"]["epochs_run"] == 2
