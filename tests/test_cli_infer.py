@@ -356,6 +356,13 @@ def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, 
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
     assert json.loads((out / "case_seg.json").read_text())["segmentation_sha256"] == sha256_of(
         out / "case_seg.nii.gz")
+    sidecar_text = (out / "case_seg.json").read_text()
+    (out / "case_seg.json").unlink()  # as a run killed outright between placing the two leaves them
+    code, _, err = run(["infer", str(case), "-m", package, "-o", str(out)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already, without its sidecar (a run stopped "
+        "outright before it finished leaves it so); pass --overwrite to replace it")
+    (out / "case_seg.json").write_text(sidecar_text)
     # only medseg's own files go: a file of the user's under that name stays
     (out / "case_metrics.json").write_text("{}\n")
     assert run(["infer", str(case), "-m", package, "-o", str(out), "--overwrite"], capsys)[0] == 0

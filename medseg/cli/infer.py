@@ -174,6 +174,7 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
     seen: dict[Path, Path] = {}
     existing: list[Path] = []
     removed: list[Path] = []
+    orphans: list[Path] = []
     having = 0  # inputs with outputs
     for path in inputs:
         targets = case_targets(path, output_dir, scored, output_format)
@@ -200,9 +201,13 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
         if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
             earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
             present = [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
+            # a segmentation without its sidecar: a run killed outright between placing the two
+            alone = [targets[0]] if targets[0].exists() and not targets[1].exists() else []
             if output_dir is None:  # named as the success line names them: through the input's folder as typed
                 present = [_as_typed(t, path) for t in present]
                 earlier = [_as_typed(t, path) for t in earlier]
+                alone = [_as_typed(t, path) for t in alone]
+            orphans += alone
             existing += present
             removed += earlier
             having += bool(present)
@@ -216,7 +221,8 @@ def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwri
             listed = others[0] if len(others) == 1 else f"{', '.join(others[:-1])} and {others[-1]}"
             more = f"; {listed} exist{'s' if len(others) == 1 else ''} too"
         what = ("output of an earlier run exists, which this run would remove" if existing[0] in removed
-                else "output exists already")
+                else "output exists already, without its sidecar (a run stopped outright before it finished leaves "
+                     "it so)" if existing[0] in orphans else "output exists already")
         whole = ""
         if len(inputs) > 1:  # the check is made for all inputs before any is read: say that none was
             whole = f" (nothing was segmented: {having} of {len(inputs)} inputs have outputs)"
