@@ -579,6 +579,31 @@ def test_models_lists_shipped_packages(capsys):
     assert out.count("DICOM SEG codes") == 1  # the phantom's shapes have none
 
 
+def test_models_describes_and_checks_given_packages(tmp_path, capsys):
+    """A user's package could be checked or described only by running inference with it (`medseg models PATH` was a
+    usage error). Given packages are described with their validation figures, their weights checked."""
+    import shutil
+
+    from medseg.package import load_package
+
+    code, out, _ = run(["models", "hippocampus"], capsys)
+    assert code == 0 and out.startswith("hippocampus: ") and "phantom" not in out
+    shipped = load_package("hippocampus")
+    assert f"  folder: {shipped.path}; weights SHA-256 {shipped.sha256[:12]}… checked\n" in out
+    assert ("  validation (40 cases, a seeded 0.2 split, split seed 0; best epoch 40 of 45): mean Dice anterior "
+            "0.8913, posterior 0.8783\n    median anterior 0.8993, posterior 0.8882\n    min anterior 0.7902, "
+            "posterior 0.7861\n") in out
+    copy = tmp_path / "mine"
+    shutil.copytree(shipped.path, copy)
+    weights = copy / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    code, out, err = run(["models", "--json", str(copy), "phantom"], capsys)
+    assert code == 1 and [row["name"] for row in json.loads(out)] == ["phantom"]
+    assert err.strip().startswith(f"medseg: error: {weights}: SHA-256 ")
+    row = json.loads(out)[0]
+    assert row["weights_checked"] and not row["default"] and row["training"]["val_cases"] is not None
+
+
 def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):
     import shutil
 

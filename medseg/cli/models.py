@@ -1,4 +1,4 @@
-"""`medseg models`: list shipped model packages."""
+"""`medseg models`: list the shipped model packages, or describe and check given ones."""
 
 from __future__ import annotations
 
@@ -8,42 +8,101 @@ import click
 
 
 @click.command("models")
+@click.argument("packages", nargs=-1, metavar="[NAME_OR_FOLDER]...")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def models(as_json: bool):
-    """List the shipped model packages with their labels. A package that cannot be loaded is one error line (the
-    others are listed) and the exit code is 1.
+def models(packages: tuple[str, ...], as_json: bool):
+    """List the shipped model packages with their labels; given packages (shipped names or package folders, such as
+    `medseg train` writes), describe those instead, with their validation figures, after checking their weights
+    against the SHA-256 their model.json records. A package that cannot be loaded is one error line (the others
+    are listed) and the exit code is 1.
 
     \b
     $ medseg models
+    $ medseg models models/my_model
     """
-    from medseg.cli.options import error_line
+    from medseg.cli.options import error_line, escaped_line
     from medseg.errors import ModelPackageError
-    from medseg.package import DEFAULT_MODEL, codes_text, load_package, shipped_models
+    from medseg.package import DEFAULT_MODEL, load_package, shipped_models
 
     rows, broken = [], 0
-    for name in shipped_models():
+    for name in packages or shipped_models():
         try:
-            package = load_package(name, check_hash=False)
+            package = load_package(name, check_hash=bool(packages))
         except ModelPackageError as error:  # one damaged package: the others are still listed
             click.echo(error_line(error), err=True)
             broken += 1
             continue
-        rows.append({
-            "name": name,
-            "default": name == DEFAULT_MODEL,
+        row = {
+            "name": package.name,
+            "default": not packages and name == DEFAULT_MODEL,
             "description": package.config.get("description", ""),
             "labels": {str(k): v for k, v in package.labels.items()},
             "label_codes": {str(k): v for k, v in package.label_codes.items()},
             "slice_axis": package.inference["slice_axis"],
             "weights_sha256": package.sha256,
-        })
+        }
+        if packages:
+            row |= {"path": str(package.path), "weights_checked": True, "training": _training_summary(package)}
+        rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return 1 if broken else 0
     for row in rows:
-        mark = " (default)" if row["default"] else ""
-        labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items())
-        codes = codes_text(row["label_codes"])
-        click.echo(f"{row['name']}{mark}: {row['description']}\n  labels: {labels}"
-                   + (f"\n  DICOM SEG codes: {codes}" if codes else ""))
+        click.echo("\n".join(escaped_line(line) for line in _describe(row).splitlines()))
     return 1 if broken else 0
+
+
+def _training_summary(package) -> dict | None:
+    """What a package's ``training`` record says of its validation, and whether its run is unfinished."""
+    from medseg.package import unfinished_text, unfinished_training
+
+    training = package.config.get("training")
+    unfinished = unfinished_training(package.path)
+    if not isinstance(training, dict):
+        return {"unfinished": unfinished_text(unfinished)} if unfinished else None
+    keys = ("train_cases", "val_split", "best_epoch", "epochs_run", "val_dice", "val_dice_median", "val_dice_min",
+            "val_scored_on", "device", "train_seconds")
+    summary = {key: training[key] for key in keys if key in training}
+    summary["val_cases"] = len(training["val_cases"]) if isinstance(training.get("val_cases"), list) else None
+    if unfinished:
+        summary["unfinished"] = unfinished_text(unfinished)
+    return summary
+
+
+def _describe(row: dict) -> str:
+    from medseg.numbers import counted, dice_round_text
+    from medseg.package import codes_text
+
+    mark = " (default)" if row["default"] else ""
+    labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items())
+    lines = [f"{row['name']}{mark}: {row['description']}", f"  labels: {labels}"]
+    codes = codes_text(row["label_codes"])
+    if codes:
+        lines.append(f"  DICOM SEG codes: {codes}")
+    if "path" not in row:
+        return "\n".join(lines)
+    lines.append(f"  folder: {row['path']}; weights SHA-256 {row['weights_sha256'][:12]}… checked")
+    training = row.get("training")
+    if not training:
+        lines.append("  training: not recorded (a package not made by `medseg train`)")
+        return "\n".join(lines)
+    if training.get("unfinished"):
+        lines.append(f"  training: UNFINISHED ({training['unfinished']}); not the run's final weights")
+    dice = training.get("val_dice")
+    if isinstance(dice, dict) and dice:
+        names = row["labels"]
+
+        def per_label(values: dict) -> str:
+            return ", ".join(f"{names.get(k, k)} {dice_round_text(v)}" for k, v in values.items() if v is not None)
+
+        cases = counted(training.get("val_cases"), "case")
+        lines.append(f"  validation ({cases}, {training.get('val_split')}; best epoch {training.get('best_epoch')} of "
+                     f"{training.get('epochs_run')}): mean Dice {per_label(dice)}")
+        for what in ("median", "min"):
+            values = training.get(f"val_dice_{what}")
+            if isinstance(values, dict) and values:
+                lines.append(f"    {what} {per_label(values)}")
+    elif "epochs_run" in training:
+        lines.append(f"  training: {training['epochs_run']} epochs on {training.get('train_cases')} cases, no "
+                     "validation figures")
+    return "\n".join(lines)
