@@ -17,6 +17,7 @@ from pathlib import Path
 
 from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, sha256_of
+from medseg.io.files import not_there
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -350,8 +351,11 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model (shipped: {names})")
     config_path = path / CONFIG_NAME
     try:
+        if config_path.is_dir():
+            raise ModelPackageError(f"{config_path}: a folder, where a model package keeps its config file")
         if not config_path.is_file():
-            raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME})")
+            link = f": {not_there(config_path)}" if config_path.is_symlink() else ""
+            raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
         config = json.loads(config_path.read_text(), object_pairs_hook=_unique_keys)
     except _DuplicateKey as error:
         raise ModelPackageError(f"{config_path}: the key {error.args[0]!r} appears twice in one object; JSON readers "
@@ -372,8 +376,11 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
                     "until then the package is the one written before it", path, unfinished_text(unfinished))
     try:
+        if package.weights_path.is_dir():
+            raise ModelPackageError(f"{package.weights_path}: a folder, where the weights file should be")
         if not package.weights_path.is_file():
-            raise ModelPackageError(f"{package.weights_path}: weights file missing")
+            link = f" ({not_there(package.weights_path)})" if package.weights_path.is_symlink() else ""
+            raise ModelPackageError(f"{package.weights_path}: weights file missing{link}")
         actual = sha256_of(package.weights_path) if check_hash else package.sha256
     except OSError as error:
         raise ModelPackageError(f"{package.weights_path}: cannot be read ({error.strerror or error})") from error

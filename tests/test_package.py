@@ -422,3 +422,32 @@ def test_free_form_training_settings_do_not_break_loading(make_package, settings
     config["training"] = {"settings": settings}
     (path / "model.json").write_text(json.dumps(config))
     assert load_package(path).name == "tiny"
+
+
+@pytest.mark.parametrize("what", ["weights folder", "weights link", "config folder"])
+def test_a_package_file_of_the_wrong_kind_is_named_as_such(tmp_path, what):
+    """A folder or a dangling link in place of the weights read "weights file missing"; a folder in place of
+    model.json "no model.json"."""
+    import shutil
+
+    from medseg.package import load_package
+
+    package = tmp_path / "pkg"
+    shutil.copytree(load_package("phantom", check_hash=False).path, package)
+    if what == "config folder":
+        (package / "model.json").unlink()
+        (package / "model.json").mkdir()
+        message = f"{package / 'model.json'}: a folder, where a model package keeps its config file"
+    else:
+        weights = package / "weights.safetensors"
+        weights.unlink()
+        if what == "weights folder":
+            weights.mkdir()
+            message = f"{weights}: a folder, where the weights file should be"
+        else:
+            weights.symlink_to(tmp_path / "moved.safetensors")
+            message = (f"{weights}: weights file missing (a link to {tmp_path / 'moved.safetensors'} that leads "
+                       "nowhere (its target moved or deleted, or a loop of links))")
+    with pytest.raises(ModelPackageError) as caught:
+        load_package(package)
+    assert str(caught.value) == message
