@@ -285,6 +285,34 @@ def test_a_full_disk_stops_the_job_and_is_not_the_cases_failure(cohort, small_di
     assert folder.metrics("a").is_file() and nib.load(folder.segmentation("a")).shape == SHAPE
 
 
+def test_cases_are_told_as_they_end_so_a_job_a_full_disk_stops_has_told_the_ones_before(cohort, small_disk,
+                                                                                          capsys, monkeypatch):
+    """The per-case lines came only at the end: a job a full disk stopped at its fourth case showed only the error,
+    not that three cases were done (and kept)."""
+    from medseg.cli import main
+    from medseg.cohort import run as cohort_run
+
+    sheet, _ = cohort
+    results = small_disk.root / "results"
+    segment = cohort_run._infer_one
+
+    def disk_full_after_a(sample, *args):
+        outcome = segment(sample, *args)
+        if sample.case_id == "a":
+            small_disk.fill()
+        return outcome
+
+    monkeypatch.setattr(cohort_run, "_infer_one", disk_full_after_a)
+    with pytest.raises(SystemExit) as caught:
+        main(["cohort", "infer", str(sheet), "-o", str(results), "--model", MODEL, "--device", "cpu",
+              "--case", "a", "--case", "b"])
+    assert caught.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("a: ok (") and "b:" not in captured.out
+    assert captured.err.strip().splitlines()[-1].endswith("cannot write (No space left on device)")
+    small_disk.free()
+
+
 def test_an_output_over_the_file_size_limit_is_the_cases_own_failure(cohort):
     """A file size limit (EFBIG) refuses one output that is too large, not the folder: that case fails, the job
     goes on (a review caught a first version of the full-disk rule stopping every run at such a case)."""

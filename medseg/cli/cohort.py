@@ -76,17 +76,21 @@ def _check_record(record) -> None:
         check_folders_writable([record])
 
 
+def _tell(case) -> None:
+    """A case's line, as it ends: the one report of a failed case (the log repeats it at debug level only), and
+    of those done when a job stops (a full disk)."""
+    if quiet() and case.outcome != "failed":
+        return
+    note = " (kept from an earlier run)" if case.reused else f" ({case.seconds:.1f} s)"
+    detail = f": {case.stage}: {case.error}" if case.outcome == "failed" else ""
+    click.echo(escaped_line(f"{case.case_id}: {case.outcome}{note}{detail}"))
+
+
 def _report(summary, record) -> None:
     from medseg.cohort import write_job_record
 
     if record is not None:
         write_job_record(record, summary)
-    for case in summary.cases:  # the one report of a failed case (the log repeats it at debug level only)
-        if quiet() and case.outcome != "failed":
-            continue
-        note = " (kept from an earlier run)" if case.reused else f" ({case.seconds:.1f} s)"
-        detail = f": {case.stage}: {case.error}" if case.outcome == "failed" else ""
-        click.echo(escaped_line(f"{case.case_id}: {case.outcome}{note}{detail}"))
     if not quiet():
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
                    f"{summary.count('skipped')} skipped, {summary.reused} kept from earlier runs; "
@@ -124,7 +128,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb)
-    _report(infer_cases(selected, results, options), record)
+    _report(infer_cases(selected, results, options, on_case=_tell), record)
     return 0
 
 
@@ -147,6 +151,6 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, recor
     _check_memory(memory_mb, final_memory_mb)
     _check_record(record)
     selected = _select(samples, cases)
-    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb),
-            record)
+    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb,
+                           on_case=_tell), record)
     return 0

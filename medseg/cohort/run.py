@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -204,8 +204,10 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
     return stale
 
 
-def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions) -> JobSummary:
-    """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures."""
+def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions,
+                on_case: Callable[[CaseOutcome], None] | None = None) -> JobSummary:
+    """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures;
+    ``on_case`` is given each case's outcome as it ends (a job stopped by a full disk has told the ones before)."""
     from medseg.package import load_package
 
     clock = time.perf_counter()
@@ -217,6 +219,8 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
         stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
         with _case_claim(folder, sample.case_id):
             summary.cases.append(_infer_one(sample, folder, package, options, lazy))
+        if on_case is not None:
+            on_case(summary.cases[-1])
     summary.setup_s = round(lazy.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
@@ -395,9 +399,10 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
 
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
-                   memory_mb: int | None = None, final_memory_mb: int | None = None) -> JobSummary:
+                   memory_mb: int | None = None, final_memory_mb: int | None = None,
+                   on_case: Callable[[CaseOutcome], None] | None = None) -> JobSummary:
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
-    job's memory, as for :class:`InferOptions`).
+    job's memory, as for :class:`InferOptions`; ``on_case`` as for :func:`infer_cases`).
 
     Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``.
     """
@@ -420,6 +425,8 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
                 summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
             else:
                 summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
+        if on_case is not None:
+            on_case(summary.cases[-1])
     summary.setup_s = round(setup.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
