@@ -228,6 +228,11 @@ def read_config(path: Path | str) -> dict:
         raise TrainingError(f"{path}: not valid {kind} ({detail})") from error
     if not isinstance(config, dict):
         raise TrainingError(f"{path}: expected a mapping at the top level")
+    if isinstance(config.get("weights"), dict) and isinstance((config.get("training") or {}).get("settings"), dict):
+        # a package's model.json: its training section is the record of a run, not settings for one
+        raise TrainingError(f"{path}: a model package's {CONFIG_NAME} (it names its weights and records its training), "
+                            "not a training config; start from one in configs/train/ (the package's settings are "
+                            "under training.settings)")
     # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number
     config = whole_numbers(config, load_schema())
     if isinstance(config.get("training"), dict):
@@ -804,6 +809,8 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     # a first checkpoint never completed (a full disk, a kill): the folder without its record holds nothing to keep
     begun = not _checkpoint_paths(out_dir)[1].exists() and (out_dir / CHECKPOINT_DIR).is_dir()
     if resume and epoch is None:
+        if _checkpoint_paths(out_dir)[1].is_file():  # a record that does not parse as one: say what is wrong with it
+            _checkpoint_record(_checkpoint_paths(out_dir)[1])
         never = "; its first checkpoint was never completed: train without --resume" if begun else ""
         raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json){never}")
     if out_dir.is_dir():

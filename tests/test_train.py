@@ -2508,3 +2508,24 @@ def test_a_save_killed_between_its_tensors_and_its_record_resumes_from_the_last_
     assert "epoch   2 " in err and "epoch   1 " not in err  # resumed after epoch 1
     assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == [checkpoint_tensors(out).name, "last.json"]
     assert load_package(out).config["training"]["epochs_run"] == 2
+
+
+def test_a_packages_model_json_or_a_malformed_checkpoint_record_is_named_as_such(tiny_set, tmp_path, capsys,
+                                                                                 config_file):
+    """`-c <package>/model.json` listed twenty "unknown settings" (its training record); a checkpoint record that
+    parses but holds {"epoch": "x"} was "nothing to resume (no readable .checkpoint/last.json)"."""
+    from medseg.package import load_package
+
+    model_json = load_package("phantom", check_hash=False).path / "model.json"
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "a", "-c", str(model_json))) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {model_json}: a model package's model.json (it names its weights and records its training), "
+        "not a training config; start from one in configs/train/ (the package's settings are under "
+        "training.settings)")
+    out = tmp_path / "b"
+    (out / ".checkpoint").mkdir(parents=True)
+    (out / ".checkpoint" / "last.json").write_text('{"epoch": "x"}')
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume")) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out / '.checkpoint' / 'last.json'}: cannot resume from this checkpoint record (it lacks "
+        "best_dice, best_epoch, history, param_groups); start again with --overwrite")
