@@ -1528,9 +1528,11 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
                if f"training.{key}" in changed and before.get(key) is not None]
     given = f" (give {' '.join(options)} as it was)" if options else ""
     if recorded.get("val_cases", val_ids) != val_ids:
+        split = {key: before[key] for key in ("val_fraction", "split_seed", "fold") if before.get(key) is not None}
+        then = f"it was started with {', '.join(f'{k} {v}' for k, v in split.items())}; " if split else ""
         raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
-                            f"({val_split or 'another split'} now); resume with the split settings it was started "
-                            f"with{given}")
+                            f"({then}{val_split or 'another split'} now); resume with the split settings it was "
+                            f"started with{given}")
     if changed:
         shown = ", ".join(changed[:6]) + (" …" if len(changed) > 6 else "")
         raise TrainingError(f"{out_dir}: the checkpoint was started with other settings ({shown}); resume with the "

@@ -435,7 +435,9 @@ def test_cli_fold_trains_on_another_block_and_says_so(tiny_set, tmp_path, capsys
 
 def test_resume_refuses_another_validation_split(tiny_set, tmp_path):
     run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
-    with pytest.raises(TrainingError, match="checkpoint was validated on other cases .*fold 1 now"):
+    with pytest.raises(TrainingError, match=r"checkpoint was validated on other cases \(it was started with "
+                                            r"val_fraction 0.34, split_seed 0, fold 0; a seeded 0.34 split, "
+                                            r"split seed 0, fold 1 now\)"):
         run(tiny_training_config(epochs=2, fold=1), *tiny_set, tmp_path / "model", resume=True)
     with pytest.raises(TrainingError, match="training config: training.fold: 1.5 is not of type 'integer'"):
         run(tiny_training_config(fold=1.5), *tiny_set, tmp_path / "other")
