@@ -458,6 +458,27 @@ def test_a_stop_held_while_a_case_is_placed_counts_that_case_as_done(tmp_path, c
     assert _files(tmp_path / "out") == ["b_seg.json", "b_seg.nii.gz", "case_seg.json", "case_seg.nii.gz"]
 
 
+def test_a_single_command_stopped_while_placing_says_what_it_wrote(tmp_path, case, make_package, capsys,
+                                                                    monkeypatch):
+    """A stop held until the set was whole said only "Aborted." (or "Terminated."), though the outputs were
+    written: `infer` of one input, `evaluate`, `convert`, `report`."""
+    package = make_package()
+    out = tmp_path / "out"
+    with ctrl_c_while_placing(monkeypatch, "case_seg.nii.gz"):
+        code, _, err = run(["infer", str(case), "-m", str(package), "-o", str(out)], capsys)
+    assert code == 130
+    assert [line for line in err.splitlines() if line][-2:] == [
+        f"medseg: stopped once its outputs were whole: wrote {out / 'case_seg.nii.gz'}, {out / 'case_seg.json'}",
+        "Aborted."]
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+    with ctrl_c_while_placing(monkeypatch, "m.json"):
+        code, _, err = run(["evaluate", str(out / "case_seg.nii.gz"), str(out / "case_seg.nii.gz"), "-o",
+                            str(tmp_path / "m.json")], capsys)
+    assert code == 130 and [line for line in err.splitlines() if line][-2:] == [
+        f"medseg: stopped once its outputs were whole: wrote {tmp_path / 'm.json'}", "Aborted."]
+    assert json.loads((tmp_path / "m.json").read_text())["schema"] == "medseg-metrics/1"
+
+
 def test_a_label_image_given_as_the_input_is_segmented_with_a_warning(tmp_path, case, make_package, capsys, caplog):
     """Swapped image and label folders: the label file was segmented like a scan, without a word."""
     labels = tmp_path / "labels.nii.gz"

@@ -224,6 +224,18 @@ def _run(argv: list[str] | None) -> int:
         stopping.clear()
 
 
+def _tell_placed(stop: KeyboardInterrupt) -> None:
+    """The outputs a stop was held back for while they were placed: written whole, though the command stopped (the
+    commands that say so in their own words mark the stop ``told``)."""
+    from medseg.cli.options import escaped_line
+    from medseg.io.atomic import placed_before_stop
+
+    placed = placed_before_stop(stop)
+    if placed and not getattr(stop, "told", False):
+        click.echo(escaped_line(f"medseg: stopped once its outputs were whole: wrote {', '.join(map(str, placed))}"),
+                   err=True)
+
+
 def _outcome(argv: list[str] | None) -> int:
     from medseg.cli.options import error_line
     from medseg.errors import MedsegError
@@ -257,10 +269,12 @@ def _outcome(argv: list[str] | None) -> int:
     except MedsegError as error:
         click.echo(error_line(error), err=True)
         return 1
-    except _Terminated:
+    except _Terminated as stop:
+        _tell_placed(stop)
         click.echo("Terminated.", err=True)
         return 143
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        _tell_placed(stop)
         click.echo("Aborted.", err=True)
         return 130
     except OSError as error:

@@ -105,6 +105,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 done, where = index + placed, "after" if placed else "at"
                 click.echo(escaped_line(f"medseg: stopped {where} {path}: {done} of {len(inputs)} inputs done"
                                         f"{failed}, {len(inputs) - done} not written"), err=True)
+                stop.told = True
             raise
         except MedsegError as error:
             if len(inputs) == 1:

@@ -209,6 +209,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):  # held until the package was whole
             click.echo(escaped_line(f"{output}: stopped just after the model package was written; it is complete "
                                     f"(medseg infer --model {output} runs it)"), err=True)
+            stop.told = True
             raise
         done = checkpoint_epoch(output)
         if done is not None and (resume or checkpoint_stamp(output) != before):
