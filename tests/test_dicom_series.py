@@ -1024,9 +1024,11 @@ def test_bits_stored_per_slice_and_an_attribute_some_files_lack_are_no_disagreem
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_values_beyond_the_stated_bits_stored_are_refused_unless_an_overlay_holds_them(tmp_path, signed):
-    """pydicom keeps a value's low BitsStored bits: 5000 under BitsStored 12 was read as 904, with no word. An
-    overlay in the high bits (a retired use of them) is what that masking is for, and is read masked."""
+def test_values_beyond_the_stated_bits_stored_are_flagged_unless_an_overlay_is_declared(tmp_path, signed, caplog):
+    """pydicom keeps a value's low BitsStored bits: 5000 under BitsStored 12 was read as 904, with no word. That is
+    right for an overlay in the high bits (whose tags an anonymiser may have removed) and wrong for a header that
+    understates the bits, so it is read as pydicom reads it, warned about and flagged; a declared overlay is what
+    the masking is for, and high bits that are zero or the sign extended are the usual padding (no word)."""
     values, paths = make_series(tmp_path / "dcm", seed=7)
     target = sorted(paths)[2]
     dataset = pydicom.dcmread(target)
@@ -1037,14 +1039,33 @@ def test_values_beyond_the_stated_bits_stored_are_refused_unless_an_overlay_hold
     dataset.BitsStored, dataset.HighBit = 12, 11
     dataset.save_as(target)
     decoded = 904  # 5000 - 4096: bit 12 dropped; below 2048 the signed reading is the same
-    with pytest.raises(ImageReadError, match=rf"{target.name}: its values use more bits than its BitsStored \(12\) "
-                                             rf"states: 5000 is read as {decoded} \(1 values differ\); the file's "
-                                             "BitsStored and HighBit are wrong"):
-        read_dicom_series(tmp_path / "dcm")
+    volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.array[0, 0, paths.index(target)] == decoded - 1024  # masked (rescale intercept -1024)
+    assert "bits-beyond-stored" in volume.info["flags"]
+    assert (f"{target.name}: values beyond its BitsStored (12): 5000 read as {decoded} (1 values); read as pydicom "
+            "reads them, masked to BitsStored: right if the high bits hold an overlay") in caplog.text
+    caplog.clear()
     dataset.add_new(0x60000102, "US", 12)  # OverlayBitPosition: the overlay is bit 12
     dataset.save_as(target)
     volume = read_dicom_series(tmp_path / "dcm")
-    assert volume.array[0, 0, paths.index(target)] == decoded - 1024  # read masked (rescale intercept -1024)
+    assert "bits-beyond-stored" not in volume.info["flags"] and "BitsStored" not in caplog.text
+
+
+def test_signed_values_with_zero_high_bits_are_no_alarm(tmp_path, caplog):
+    """DICOM leaves the bits above BitsStored undefined: -2000 stored in 12 bits with zero high bits (0x0830) is as
+    valid as the sign-extended 0xF830, and reads as -2000 either way."""
+    values, paths = make_series(tmp_path / "dcm", seed=8)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.PixelRepresentation = 1
+        plane = np.clip(dataset.pixel_array.astype(np.int32) - 1000, -2048, 2047)
+        plane[0, 0] = -2000
+        dataset.PixelData = (plane & 0xFFF).astype(np.uint16).tobytes()  # zero high bits
+        dataset.BitsStored, dataset.HighBit = 12, 11
+        dataset.save_as(path)
+    volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.array[0, 0, 0] == -2000 - 1024
+    assert "bits-beyond-stored" not in volume.info["flags"] and "BitsStored" not in caplog.text
 
 
 def test_convert_over_an_earlier_conversion_takes_its_stale_sidecar_away(tmp_path, capsys):

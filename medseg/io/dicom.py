@@ -75,10 +75,11 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     columns, rows, _ = geometry.shape
     array = np.empty(geometry.shape, dtype=np.float32)
     cache: dict[Path, np.ndarray] = {}
+    beyond: dict[Path, str] = {}  # files whose values pydicom's masking to BitsStored changed
     with FileMessages(folder) as messages:
         for k, frame in enumerate(frames):
             with messages.about(frame.path):
-                pixels = _pixels(frame.path, candidate.datasets[frame.path], cache)
+                pixels = _pixels(frame.path, candidate.datasets[frame.path], cache, beyond)
             plane = pixels[frame.frame] if frame.frame is not None and pixels.ndim == 3 else pixels  # 1 frame: 2D
             if plane.shape != (rows, columns):
                 raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {(rows, columns)}: "
@@ -87,6 +88,14 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
             array[:, :, k] = values.T
     if not np.all(np.isfinite(array)):
         raise DicomError(f"{folder}: {candidate.label()} has NaN or infinite voxel values")
+    flags = list(candidate.flags)
+    if beyond:
+        path, note = next(iter(beyond.items()))
+        others = f" (and {len(beyond) - 1} more file(s))" if len(beyond) > 1 else ""
+        log.warning("%s: %s: %s%s; read as pydicom reads them, masked to BitsStored: right if the high bits hold an "
+                    "overlay (its tags may have been removed), wrong if the header understates the bits; compare "
+                    "the intensities with the scanner's", folder, _relative(path, folder), note, others)
+        flags.append("bits-beyond-stored")
     files = candidate.files
     first = candidate.datasets[files[0]]
     info = {
@@ -105,7 +114,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         "plane": geometry.plane,
         "spacing_mm": [round(v, 6) for v in geometry.spacing_mm],
         "tilt_deg": geometry.tilt_deg,
-        "flags": list(candidate.flags),
+        "flags": flags,
         "selection": reason,
         "skipped_files": [f"{_relative(p, folder)}: {why}" for p, why in scan.skipped],
         "ignored_objects": [f"{_relative(p, folder)}: {why}" for p, why in scan.non_image],
@@ -239,7 +248,8 @@ def _patient_position(candidate: SeriesCandidate) -> str | None:
     return (str(first.get("PatientPosition", "") or "") or None) if first is not None else None
 
 
-def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray]) -> np.ndarray:
+def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray], notes: dict[Path, str]
+            ) -> np.ndarray:
     if path in cache:
         return cache[path]
     try:
@@ -251,39 +261,42 @@ def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray])
             what = f"{syntax.name} " if syntax is not None else ""
             raise ImageReadError(f"{path}: cannot decode {what}pixel data ({message})") from error
         raise ImageReadError(f"{path}: truncated or corrupt pixel data ({message})") from error
-    _check_bits_stored(path, dataset, pixels)
+    beyond = _bits_beyond_stored(dataset, pixels)
+    if beyond is not None:
+        notes[path] = beyond
     cache.clear()  # one multi-frame file at a time is enough
     cache[path] = pixels
     return pixels
 
 
-def _check_bits_stored(path: Path, dataset: pydicom.Dataset, pixels: np.ndarray) -> None:
-    """pydicom keeps the low BitsStored bits of each value (sign-extended when signed): a header stating fewer bits
-    than the values use read 5000 under BitsStored 12 as 904, in silence. Uncompressed values are compared with
-    their decoding, and such a file refused. Not when the unused high bits hold an overlay (a retired use of them,
-    which the masking is for)."""
+def _bits_beyond_stored(dataset: pydicom.Dataset, pixels: np.ndarray) -> str | None:
+    """What pydicom's masking to BitsStored changed in a file's uncompressed values (5000 under BitsStored 12 reads
+    as 904), or None. The unused high bits are undefined in DICOM: zero or a copy of the sign bit are the usual
+    padding and change nothing; other bits are either an overlay there (a retired use of them; an anonymiser may
+    have removed its 60xx tags), which the masking is right to drop, or values the header understates."""
     meta = getattr(dataset, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     try:
         allocated, stored = int(dataset.BitsAllocated), int(dataset.BitsStored)
-        native = syntax is not None and syntax.is_transfer_syntax and not syntax.is_encapsulated
-        little = native and syntax.is_little_endian
+        little = (syntax is not None and syntax.is_transfer_syntax and not syntax.is_encapsulated
+                  and syntax.is_little_endian)
     except (AttributeError, TypeError, ValueError):
-        return
+        return None
     if not little or allocated not in (8, 16, 32) or not 0 < stored < allocated or "PixelData" not in dataset:
-        return
+        return None
     if any(tag.group & 0xFF01 == 0x6000 and tag.element == 0x0102 for tag in dataset.keys()):
-        return  # OverlayBitPosition: an overlay in the pixel data's high bits
+        return None  # OverlayBitPosition: an overlay declared in the high bits
     signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
-    raw = np.frombuffer(dataset.PixelData, dtype=f"<{'i' if signed else 'u'}{allocated // 8}",
-                        count=min(pixels.size, len(dataset.PixelData) // (allocated // 8)))
-    decoded = pixels.reshape(-1)[: raw.size]
-    if np.array_equal(raw, decoded):
-        return
-    first = int(np.flatnonzero(raw != decoded)[0])
-    raise ImageReadError(f"{path}: its values use more bits than its BitsStored ({stored}) states: {int(raw[first])} "
-                         f"is read as {int(decoded[first])} ({int(np.count_nonzero(raw != decoded))} values differ); "
-                         "the file's BitsStored and HighBit are wrong")
+    count = min(pixels.size, len(dataset.PixelData) // (allocated // 8))
+    words = np.frombuffer(dataset.PixelData, dtype=f"<u{allocated // 8}", count=count)
+    raw = words.view(f"<i{allocated // 8}") if signed else words
+    decoded = pixels.reshape(-1)[:count]
+    changed = ((words >> stored) != 0) & (raw != decoded)  # neither zero padding nor the sign extended
+    if not changed.any():
+        return None
+    first = int(np.flatnonzero(changed)[0])
+    return (f"values beyond its BitsStored ({stored}): {int(raw[first])} read as {int(decoded[first])} "
+            f"({int(np.count_nonzero(changed))} values)")
 
 
 def _header_and_pixels(dataset: pydicom.Dataset) -> str:
