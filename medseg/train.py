@@ -567,8 +567,15 @@ def seeded_split(cases: list[TrainCase], training: dict, where: str = "training 
     if not val:  # val_fraction 0, or a single case: nothing was split off
         why = "training.val_fraction 0" if float(settings["val_fraction"]) == 0 else "too few cases to split"
         return train_, val, f"no validation split ({why})"
-    described = f"a seeded {settings['val_fraction']} split, split seed {split_seed}"
-    return train_, val, described + (f", fold {fold}" if fold else "")
+    return train_, val, split_text(settings)
+
+
+def split_text(training: dict) -> str:
+    """How a ``training`` section's split settings describe its seeded split."""
+    settings = {**default_training(), **training}
+    split_seed = int(settings["seed"] if settings.get("split_seed") is None else settings["split_seed"])
+    fold = settings.get("fold") or 0
+    return f"a seeded {settings['val_fraction']} split, split seed {split_seed}" + (f", fold {fold}" if fold else "")
 
 
 def check_config(config: dict, where: str = "training config") -> dict:
@@ -811,7 +818,8 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     if resume and epoch is None:
         if _checkpoint_paths(out_dir)[1].is_file():  # a record that does not parse as one: say what is wrong with it
             _checkpoint_record(_checkpoint_paths(out_dir)[1])
-        never = "; its first checkpoint was never completed: train without --resume" if begun else ""
+        again = "train again with --overwrite" if (out_dir / CONFIG_NAME).is_file() else "train without --resume"
+        never = f"; its first checkpoint was never completed: {again}" if begun else ""
         raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json){never}")
     if out_dir.is_dir():
         entries = sorted(p.name for p in out_dir.iterdir())
@@ -914,15 +922,34 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
     # and the record that names them replaces the last one. A kill between the two leaves the last pair whole (it
     # used to replace last.safetensors and last.json in two renames, and a kill between them lost the run).
     weights = folder / f"last-{digest[:16]}.safetensors"
+    last = _checkpoint_paths(out_dir)[0]
     with atomic_paths([weights], overwrite=True) as (temp,):
         temp.write_bytes(data)
-    with atomic_paths([meta], overwrite=True) as (temp,):
-        # the record vouches for the tensors: a damaged file that still parses would resume on wrong weights
-        temp.write_text(json.dumps(dict(state, weights_sha256=digest, weights_file=weights.name), indent=1))
+    _fsync(weights)  # on disk before a record names them (a power loss must not leave a record of lost tensors)
+    try:
+        with atomic_paths([meta], overwrite=True) as (temp,):
+            # the record vouches for the tensors: a damaged file that still parses would resume on wrong weights
+            temp.write_text(json.dumps(dict(state, weights_sha256=digest, weights_file=weights.name), indent=1))
+    except BaseException:
+        if weights != last:  # tensors no record names (a full disk had no room for the record)
+            with contextlib.suppress(OSError):
+                weights.unlink()
+        raise
+    _fsync(folder)
     for old in folder.glob("last*.safetensors"):  # the pair it replaced (or an uncommitted save's tensors)
         if old.name != weights.name:
             with contextlib.suppress(OSError):
                 old.unlink()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to the disk (where the file system allows it)."""
+    with contextlib.suppress(OSError):
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def _remove_empty(folders: list[Path]) -> None:
@@ -1133,7 +1160,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                 on_kept(recoded)
             return package
         named = (_folder_config(out_dir) or {}).get("name")
-        if named and named != package_config.get("name") and config.get("description") != DEFAULT_DESCRIPTION:
+        if named and named != package_config.get("name") and _config_given(config):
             log.warning("%s: the package in the folder is named %r; this run writes it as %r, the name its config "
                         "gives (outputs made with the package name %r)", out_dir, named, package_config.get("name"),
                         named)
@@ -1358,6 +1385,12 @@ def _recoded(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, b
     return ModelPackage(path=out_dir, config=config), True  # the weights, checked on loading, are unchanged
 
 
+def _config_given(config: dict) -> bool:
+    """Whether ``config`` is one given with ``-c``, not the default made for a run without one (which carries
+    :data:`DEFAULT_DESCRIPTION`)."""
+    return config.get("description") != DEFAULT_DESCRIPTION
+
+
 def _tell_other_notes(package: ModelPackage, config: dict) -> None:
     """Warn when the config resuming a finished ``package`` describes it otherwise (its name, its description, its
     data notes): the package keeps its own, as its card may have been edited since."""
@@ -1366,8 +1399,8 @@ def _tell_other_notes(package: ModelPackage, config: dict) -> None:
 
     ours = notes(package.config)
     theirs = (config.get("name"), config.get("description"), (config.get("training") or {}).get("data"))
-    if theirs[1] == DEFAULT_DESCRIPTION:  # no config given (a run started with one, resumed without; its name is
-        theirs = (None, None, theirs[2])  # the folder's, which may have moved): nothing said
+    if not _config_given(config):  # a run started with one, resumed without (its name is the folder's, which may
+        theirs = (None, None, theirs[2])  # have moved): nothing said
     differ = [what for what, a, b in zip(("name", "description", "training.data"), ours, theirs)
               if b is not None and a != b]
     if differ:
@@ -1528,8 +1561,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
                if f"training.{key}" in changed and before.get(key) is not None]
     given = f" (give {' '.join(options)} as it was)" if options else ""
     if recorded.get("val_cases", val_ids) != val_ids:
-        split = {key: before[key] for key in ("val_fraction", "split_seed", "fold") if before.get(key) is not None}
-        then = f"it was started with {', '.join(f'{k} {v}' for k, v in split.items())}; " if split else ""
+        then = f"{split_text(before)} then, " if before else ""
         raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
                             f"({then}{val_split or 'another split'} now); resume with the split settings it was "
                             f"started with{given}")

@@ -623,6 +623,12 @@ def test_models_describes_and_checks_given_packages(tmp_path, capsys):
     assert err.strip().startswith(f"medseg: error: {weights}: SHA-256 ")
     row = json.loads(out)[0]
     assert row["weights_checked"] and not row["default"] and row["training"]["val_cases"] is not None
+    shutil.copy(shipped.weights_path, weights)  # whole again; its training record edited by hand
+    config = json.loads((copy / "model.json").read_text())
+    config["training"]["val_dice"]["2"] = "n/a"
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0 and "mean Dice anterior 0.8913, posterior n/a\n" in out
 
 
 def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):

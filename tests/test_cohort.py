@@ -565,7 +565,7 @@ def test_a_case_another_run_works_on_is_waited_for_not_taken_for_a_crash(cohort,
         holder.communicate("")
     runner.join(timeout=120)
     assert [(c.case_id, c.outcome) for c in summaries[0].cases] == [("a", "ok"), ("b", "ok")]
-    assert "another cohort run on case a holds it (pid" in caplog.text
+    assert f"{results / 'status' / '.a.lock'}: held by another cohort run on case a (pid {holder.pid}" in caplog.text
     assert not (results / "cases" / "a" / "a_failed.json").exists()
     assert not (results / "status" / ".a.lock").exists() and not (results / "status" / ".b.lock").exists()
 

@@ -62,7 +62,9 @@ def test_infer_command_takes_the_gpu_when_asked_and_by_default(phantom_case, tmp
         assert sidecar["device"] == "cuda:0" and sidecar["precision"] == "fp16"  # auto precision on CUDA: fp16
         # the phantom model's Dice on this case is the CPU's (0.92 / 0.98 / 0.87 for ellipsoid / box / tube)
         assert dice(out).keys() == dice("cpu").keys()
-        assert all(abs(dice(out)[k] - dice("cpu")[k]) < 0.005 for k in dice("cpu")), (dice(out), dice("cpu"))
+        assert all(None not in (dice(out)[k], dice("cpu")[k]) and abs(dice(out)[k] - dice("cpu")[k]) < 0.005
+                   for k in dice("cpu")), (dice(out), dice("cpu"))
+        assert min(dice(out).values()) > 0.85  # the model does its job on this case (its tube is the weakest)
     assert "cuda:0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["infer", str(case), "-o", str(tmp_path / "bad"), "--device", f"cuda:{torch.cuda.device_count()}"])

@@ -435,9 +435,8 @@ def test_cli_fold_trains_on_another_block_and_says_so(tiny_set, tmp_path, capsys
 
 def test_resume_refuses_another_validation_split(tiny_set, tmp_path):
     run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
-    with pytest.raises(TrainingError, match=r"checkpoint was validated on other cases \(it was started with "
-                                            r"val_fraction 0.34, split_seed 0, fold 0; a seeded 0.34 split, "
-                                            r"split seed 0, fold 1 now\)"):
+    with pytest.raises(TrainingError, match=r"checkpoint was validated on other cases \(a seeded 0.34 split, split "
+                                            r"seed 0 then, a seeded 0.34 split, split seed 0, fold 1 now\)"):
         run(tiny_training_config(epochs=2, fold=1), *tiny_set, tmp_path / "model", resume=True)
     with pytest.raises(TrainingError, match="training config: training.fold: 1.5 is not of type 'integer'"):
         run(tiny_training_config(fold=1.5), *tiny_set, tmp_path / "other")
@@ -2486,6 +2485,13 @@ def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_no_stale
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 0
     assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == [checkpoint_tensors(out).name, "last.json"]
     load_package(out)
+    # beside a package, the way on is --overwrite (training without --resume is refused there)
+    for name in [p.name for p in (out / ".checkpoint").iterdir()]:
+        (out / ".checkpoint" / name).unlink()
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume", *_FEW_STEPS)) == 1
+    assert capsys.readouterr().err.strip().endswith("its first checkpoint was never completed: train again with "
+                                                    "--overwrite")
 
 
 def test_a_save_killed_between_its_tensors_and_its_record_resumes_from_the_last_whole_pair(tiny_set, tmp_path,
@@ -2531,3 +2537,24 @@ def test_a_packages_model_json_or_a_malformed_checkpoint_record_is_named_as_such
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {out / '.checkpoint' / 'last.json'}: cannot resume from this checkpoint record (it lacks "
         "best_dice, best_epoch, history, param_groups); start again with --overwrite")
+
+
+def test_a_checkpoint_record_that_cannot_be_written_leaves_no_tensors_behind(tiny_set, tmp_path, config_file,
+                                                                             monkeypatch):
+    """The tensors are placed first, then the record that names them: a full disk at the record left a
+    checkpoint-sized file no record names (and, at the first checkpoint, the folder the README says goes)."""
+    import errno
+
+    import medseg.train
+
+    real = medseg.train.atomic_paths
+
+    def no_room_for_the_record(targets, *args, **kwargs):
+        if any(Path(t).name == "last.json" for t in targets):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(targets, *args, **kwargs)
+
+    monkeypatch.setattr(medseg.train, "atomic_paths", no_room_for_the_record)
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 1
+    assert not out.exists()

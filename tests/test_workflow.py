@@ -531,8 +531,8 @@ def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
     assert preview.returncode == 0, preview.stderr[-3000:]
     told = [line for line in (preview.stderr + preview.stdout).splitlines() if "will run again" in line]
     # one case per job: each batch is named after its case
-    assert told == [f"{stage}: made for other inputs or settings: a, b, c, d: 4 jobs (a.{stage}, b.{stage}, "
-                    f"c.{stage}, … and 1 more (4)) will run again when the workflow runs (not in a preview's list of "
+    assert told == [f"{stage}: made for other inputs or settings: a, b, c, d: jobs a.{stage}, b.{stage}, "
+                    f"c.{stage}, … and 1 more (4) will run again when the workflow runs (not in a preview's list of "
                     "jobs: a preview changes nothing)" for stage in ("infer", "evaluate")]
     assert len(list((results / "jobs").glob("*.json"))) == 8  # a preview changes nothing
 

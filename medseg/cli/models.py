@@ -92,8 +92,9 @@ def _describe(row: dict) -> str:
     if isinstance(dice, dict) and dice:
         names = row["labels"]
 
-        def per_label(values: dict) -> str:
-            return ", ".join(f"{names.get(k, k)} {dice_round_text(v)}" for k, v in values.items() if v is not None)
+        def per_label(values: dict) -> str:  # a hand-edited record may hold anything: numbers are shown
+            return ", ".join(f"{names.get(k, k)} {dice_round_text(v) if isinstance(v, (int, float)) else v}"
+                             for k, v in values.items() if v is not None)
 
         cases = counted(training.get("val_cases"), "case")
         lines.append(f"  validation ({cases}, {training.get('val_split')}; best epoch {training.get('best_epoch')} of "

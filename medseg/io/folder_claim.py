@@ -38,7 +38,8 @@ def claim_path(folder: Path | str) -> Path:
 @contextlib.contextmanager
 def claimed(folder: Path | str, what: str = "run", wait: bool = False) -> Iterator[None]:
     """Hold ``folder`` for this process; another process's claim on it is an :class:`OutputExistsError` naming
-    that process (``what``: the kind of run, for the message), or, with ``wait``, waited for."""
+    that process (``what``: the kind of run, for the message), or, with ``wait``, waited for. Claims are per
+    process: two threads of one process share them."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no claim
@@ -84,7 +85,7 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
             except BlockingIOError:
                 if not wait:
                     raise
-                log.info("%s: another %s holds it (%s); waiting for it", folder, what, _holder(handle))
+                log.warning("%s: held by another %s (%s); waiting for it to end", path, what, _holder(handle))
                 fcntl.flock(handle, fcntl.LOCK_EX)  # a signal's exception (Ctrl-C) ends the wait
         except BlockingIOError:
             holder = _holder(handle)

@@ -171,7 +171,7 @@ if workflow.is_main_process:
         why += ([f"made for other inputs or settings: {cohort.some_names(_void_stage['changed'])}"]
                 if _void_stage["changed"] else [])
         jobs = _void_stage["jobs"]
-        jobs = f"job {jobs[0]}" if len(jobs) == 1 else f"{len(jobs)} jobs ({cohort.some_names(jobs, 3)})"
+        jobs = f"job {jobs[0]}" if len(jobs) == 1 else f"jobs {cohort.some_names(jobs, 3)}"
         if _PREVIEW:
             logger.warning(f"{_stage}: {'; '.join(why)}: {jobs} will run again when the workflow runs (not in a "
                            "preview's list of jobs: a preview changes nothing)")
