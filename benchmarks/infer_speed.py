@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from medseg.allocator import tune_allocator
 from medseg.inference import Segmenter
 from medseg.package import load_package
 from medseg.segment import segment_case
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
 
+    tuned = tune_allocator()  # as the medseg command does: the in-process figures are the command's
     package = load_package(args.model)
     segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
     work = Path(tempfile.mkdtemp(prefix="medseg-bench-"))
@@ -159,6 +161,7 @@ def main() -> None:
         "device": str(segmenter.device_choice),
         "precision": segmenter.precision,
         "threads": torch.get_num_threads(),
+        "allocator_tuned": tuned,
         "tiles": tiles,
         "tile_size": list(roi),
         "forward_s": round(forward_s, 3),
