@@ -162,9 +162,9 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
     and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
-    voxel: a 512×512×1500 CT needs about 3.4 GB there, not the 31 GB that resampling it would. ``per_model_voxel``:
-    bytes the inference itself holds per model-space voxel beyond that (an ensemble over slicing axes keeps two
-    float32 class-probability volumes: 8 bytes per class)."""
+    voxel: a 512×512×1500 CT is charged 4.7 GB there (about 3.4 GB measured), not the 31 GB that resampling it
+    would. ``per_model_voxel``: bytes the inference itself holds per model-space voxel beyond that (an ensemble
+    over slicing axes keeps two float32 class-probability volumes: 8 bytes per class)."""
     memory = physical_memory()
     shape = tuple(int(n) for n in shape)
     spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0))
