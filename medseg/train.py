@@ -707,7 +707,7 @@ def checkpoint_stamp(out_dir: Path | str) -> tuple[int, int] | None:
     """Identifies the checkpoint record now in ``out_dir`` (inode and modification time), or None: a run that
     replaces a package (--overwrite) keeps the old run's checkpoint until its own first epoch is saved over it."""
     try:
-        status = _checkpoint_paths(Path(out_dir))[1].stat()
+        status = _checkpoint_meta(out_dir).stat()
     except OSError:
         return None
     return status.st_ino, status.st_mtime_ns
@@ -717,7 +717,7 @@ def _started_config(out_dir: Path | str) -> dict | None:
     """The package config the checkpoint in ``out_dir`` was started with (its record's ``config``), or None when
     there is no readable record."""
     try:
-        config = json.loads(_checkpoint_paths(Path(out_dir))[1].read_text())["config"]
+        config = json.loads(_checkpoint_meta(out_dir).read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return config if isinstance(config, dict) else None
@@ -786,7 +786,7 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: 
 def checkpoint_planned_epochs(out_dir: Path | str) -> int | None:
     """The epoch count the checkpoint's run in ``out_dir`` last planned (``training.epochs``, or ``--epochs``), or
     None (no readable record, or one from before plans were recorded)."""
-    meta = _checkpoint_paths(Path(out_dir))[1]
+    meta = _checkpoint_meta(out_dir)
     try:
         planned = json.loads(meta.read_text())["epochs_planned"][-1]
     except (OSError, ValueError, KeyError, TypeError, IndexError):
@@ -796,7 +796,7 @@ def checkpoint_planned_epochs(out_dir: Path | str) -> int | None:
 
 def checkpoint_epoch(out_dir: Path | str) -> int | None:
     """The last finished epoch of the checkpoint in ``out_dir``, or None when there is none (or it is unreadable)."""
-    meta = _checkpoint_paths(Path(out_dir))[1]
+    meta = _checkpoint_meta(out_dir)
     try:
         return int(json.loads(meta.read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -814,10 +814,10 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         raise TrainingError(f"{out_dir}: exists and is not a folder")
     epoch = checkpoint_epoch(out_dir)
     # a first checkpoint never completed (a full disk, a kill): the folder without its record holds nothing to keep
-    begun = not _checkpoint_paths(out_dir)[1].exists() and (out_dir / CHECKPOINT_DIR).is_dir()
+    begun = not _checkpoint_meta(out_dir).exists() and (out_dir / CHECKPOINT_DIR).is_dir()
     if resume and epoch is None:
-        if _checkpoint_paths(out_dir)[1].is_file():  # a record that does not parse as one: say what is wrong with it
-            _checkpoint_record(_checkpoint_paths(out_dir)[1])
+        if _checkpoint_meta(out_dir).is_file():  # a record that does not parse as one: say what is wrong with it
+            _checkpoint_record(_checkpoint_meta(out_dir))
         again = "train again with --overwrite" if (out_dir / CONFIG_NAME).is_file() else "train without --resume"
         never = f"; its first checkpoint was never completed: {again}" if begun else ""
         raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json){never}")
@@ -886,17 +886,21 @@ CHECKPOINT_SCHEMA = {  # what a resume reads from the checkpoint record (last.js
 }
 
 
-def _checkpoint_paths(out_dir: Path) -> tuple[Path, Path]:
-    """The checkpoint's tensors, as its record names them (``last-<sha256 prefix>.safetensors``; records before
-    that: ``last.safetensors``), and its record ``last.json``."""
-    folder = out_dir / CHECKPOINT_DIR
-    meta = folder / "last.json"
+def _checkpoint_meta(out_dir: Path) -> Path:
+    """The checkpoint's record, ``last.json``."""
+    return Path(out_dir) / CHECKPOINT_DIR / "last.json"
+
+
+def _checkpoint_tensors(out_dir: Path, record: dict | None = None) -> Path:
+    """The checkpoint's tensors, as its record (``record``, read here when not given) names them
+    (``last-<sha256 prefix>.safetensors``; records before that: ``last.safetensors``)."""
+    meta = _checkpoint_meta(out_dir)
     name = "last.safetensors"
     with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
-        named = json.loads(meta.read_text()).get("weights_file")
+        named = (record if record is not None else json.loads(meta.read_text())).get("weights_file")
         if isinstance(named, str) and re.fullmatch(CHECKPOINT_SCHEMA["properties"]["weights_file"]["pattern"], named):
             name = named
-    return folder / name, meta
+    return meta.parent / name
 
 
 def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema=None) -> None:
@@ -912,7 +916,7 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
         for key, value in entry.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     state = dict(state, param_groups=opt["param_groups"])
-    meta = _checkpoint_paths(out_dir)[1]
+    meta = _checkpoint_meta(out_dir)
     folder = meta.parent
     folder.mkdir(parents=True, exist_ok=True)
     remove_leftovers(folder)  # of a save killed outright (the run holds the folder)
@@ -922,7 +926,7 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
     # and the record that names them replaces the last one. A kill between the two leaves the last pair whole (it
     # used to replace last.safetensors and last.json in two renames, and a kill between them lost the run).
     weights = folder / f"last-{digest[:16]}.safetensors"
-    last = _checkpoint_paths(out_dir)[0]
+    last = _checkpoint_tensors(out_dir)
     with atomic_paths([weights], overwrite=True) as (temp,):
         temp.write_bytes(data)
     _fsync(weights)  # on disk before a record names them (a power loss must not leave a record of lost tensors)
@@ -999,7 +1003,7 @@ def _check_weights_digest(weights: Path, recorded: str | None, record_name: str)
 def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dict | None]:
     from safetensors.torch import load
 
-    weights, meta = _checkpoint_paths(out_dir)
+    weights, meta = _checkpoint_tensors(out_dir), _checkpoint_meta(out_dir)
     from medseg.package import state_mismatch
 
     try:
@@ -1292,7 +1296,7 @@ def _record_package(out_dir: Path, state: dict, package_sha256: str) -> None:
     """The checkpoint says which package it made: a finished run resumed again has nothing left to do, and
     ``medseg infer`` does not warn of an unfinished run. With what this session changed even if it trained no epoch
     (a plan cut back to the epochs reached)."""
-    _, meta = _checkpoint_paths(out_dir)
+    meta = _checkpoint_meta(out_dir)
     kept = ("epochs_planned", "config", "data_sha256", "label_codes")
     record = {**json.loads(meta.read_text()), **{k: state[k] for k in kept if k in state},
               "package_sha256": package_sha256, "package_pending": False}
@@ -1354,7 +1358,7 @@ def _folder_codes(out_dir: Path) -> dict | None:
 def _record_codes(out_dir: Path, codes: dict | None) -> None:
     """Keep the checkpoint's record of the label codes in step with its finished package's (a package made again
     from the checkpoint gets these)."""
-    _, meta = _checkpoint_paths(out_dir)
+    meta = _checkpoint_meta(out_dir)
     record = json.loads(meta.read_text())
     if (record.get("label_codes") or None) != (codes or None):
         record["label_codes"] = codes or None
@@ -1435,7 +1439,7 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
             or not card.stat().st_size:
         return False
     try:
-        record = json.loads(_checkpoint_paths(out_dir)[1].read_text())
+        record = json.loads(_checkpoint_meta(out_dir).read_text())
         made, started = record.get("package_sha256"), record.get("config") or {}
         package = load_package(out_dir)
     except (OSError, ValueError, AttributeError, MedsegError):
@@ -1520,7 +1524,7 @@ def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
     paired, not read) hashed here without reading the voxels."""
     from medseg.io.nifti import files_read
 
-    recorded = _checkpoint_record(_checkpoint_paths(Path(out_dir))[1]).get("data_sha256")
+    recorded = _checkpoint_record(_checkpoint_meta(out_dir)).get("data_sha256")
     now = {c.case_id: list(c.sha256) if c.sha256 is not None else
            [sha256_of(files_read(c.image_path)), sha256_of(files_read(c.label_path))] for c in cases}
     _check_same_data(Path(out_dir), recorded, now)
@@ -1540,12 +1544,12 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     settings = check_config(config)
     package_config = {k: v for k, v in config.items() if k != "training"}
     package_config.setdefault("format", "medseg-model/1")
-    meta = _checkpoint_paths(out_dir)[1]
+    meta = _checkpoint_meta(out_dir)
     if not meta.is_file():
         raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
     recorded = _checkpoint_record(meta)
     # damaged weights are told before the cases are read and the run announced
-    _check_weights_digest(_checkpoint_paths(out_dir)[0], recorded.get("weights_sha256"), meta.name)
+    _check_weights_digest(_checkpoint_tensors(out_dir, recorded), recorded.get("weights_sha256"), meta.name)
     done = recorded["epoch"]  # an int: _checkpoint_record checked it
     if int(settings["epochs"]) < done:
         raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "

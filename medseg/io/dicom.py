@@ -19,7 +19,7 @@ import pydicom
 
 from medseg.errors import DicomError, ImageReadError, InputError
 from medseg.io.dicom_messages import FileMessages
-from medseg.io.dicom_series import SeriesCandidate, choose_series, scan_folder
+from medseg.io.dicom_series import SeriesCandidate, choose_series, scan_folder, transfer_syntax
 from medseg.io.nifti import is_sheared
 from medseg.volume import Volume
 
@@ -67,7 +67,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         log.info("%s: using %s: %s", folder, candidate.label(), reason)
     else:
         log.debug("%s: reading %s again", folder, candidate.label())
-    if "per-slice-bits" in candidate.flags:  # legitimate in some exports (a file that states too few is refused)
+    if "per-slice-bits" in candidate.flags:  # legitimate in some exports (values beyond a file's own: flagged below)
         log.info("%s: the files of %s state different BitsStored; each is decoded by its own", folder,
                  candidate.label())
     geometry = candidate.geometry
@@ -257,7 +257,7 @@ def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray],
     except Exception as error:  # decoders raise many kinds: missing plugin, truncated data, bad codestream
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if any(word in message.lower() for word in ("plugin", "decoder", "not supported", "unable to decode")):
-            syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
+            syntax = transfer_syntax(dataset)
             what = f"{syntax.name} " if syntax is not None else ""
             raise ImageReadError(f"{path}: cannot decode {what}pixel data ({message})") from error
         raise ImageReadError(f"{path}: truncated or corrupt pixel data ({message})") from error
@@ -274,8 +274,7 @@ def _bits_beyond_stored(dataset: pydicom.Dataset, pixels: np.ndarray) -> str | N
     as 904), or None. The unused high bits are undefined in DICOM: zero or a copy of the sign bit are the usual
     padding and change nothing; other bits are either an overlay there (a retired use of them; an anonymiser may
     have removed its 60xx tags), which the masking is right to drop, or values the header understates."""
-    meta = getattr(dataset, "file_meta", None)
-    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    syntax = transfer_syntax(dataset)
     try:
         allocated, stored = int(dataset.BitsAllocated), int(dataset.BitsStored)
         little = (syntax is not None and syntax.is_transfer_syntax and not syntax.is_encapsulated
@@ -310,7 +309,7 @@ def _header_and_pixels(dataset: pydicom.Dataset) -> str:
 
 
 def _compressed(dataset: pydicom.Dataset) -> bool:
-    syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
+    syntax = transfer_syntax(dataset)
     try:
         return bool(syntax is not None and syntax.is_compressed)
     except ValueError:  # a private or unknown transfer syntax: its length says nothing certain

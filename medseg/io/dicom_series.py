@@ -33,7 +33,8 @@ from medseg.io.dicom_geometry import (
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.files import files_under, os_reason
 
-__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match"]
+__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match",
+           "transfer_syntax"]
 
 log = logging.getLogger(__name__)
 
@@ -348,11 +349,16 @@ def _pixels_cut_short(path: Path, dataset: pydicom.Dataset) -> str | None:
             f"{start + length - size} bytes short of them)")
 
 
+def transfer_syntax(dataset: pydicom.Dataset):
+    """The file's TransferSyntaxUID (a pydicom ``UID``), or None where its file meta names none."""
+    meta = getattr(dataset, "file_meta", None)
+    return meta.get("TransferSyntaxUID") if meta is not None else None
+
+
 def _encoding_unlike_syntax(path: Path, dataset: pydicom.Dataset) -> str | None:
     """Pixel data stored otherwise than the file's transfer syntax says: uncompressed pixels (a defined length) under
     a compressed syntax were decoded as a codestream and reported as corrupt, which they are not."""
-    meta = getattr(dataset, "file_meta", None)
-    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    syntax = transfer_syntax(dataset)
     if syntax is None or not syntax.is_transfer_syntax or "PixelData" not in dataset:
         return None
     raw = dataset.get_item("PixelData", keep_deferred=True)
