@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "model.json"
 CHECKPOINT_DIR = ".checkpoint"  # `medseg train`'s resumable state, beside the package it writes
 DEFAULT_MODEL = "phantom"
+_COUNTERS = "num_batches_tracked"  # batch norm's step counters, which are not weights
 
 
 def _models_root() -> Path:
@@ -228,6 +229,30 @@ class ModelPackage:
         defaults = {"overlap": 0.25, "blend": "gaussian", "context_slices": 0, "flip_tta": []}
         return {**defaults, **self.config["inference"]}
 
+    def check_weights_fit(self) -> None:
+        """Refuse a weights file whose tensors (names and shapes, read from its header without loading them) do
+        not fit the architecture in ``model.json``: a width or depth edited there after training. Checked where
+        the package is loaded, so that a workflow refuses it while planning, not in every job."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(self.weights_path), framework="numpy") as weights:  # "pt" imports torch
+                found = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
+        self._check_shapes(found)
+
+    def _check_shapes(self, found: dict[str, tuple]) -> None:
+        from medseg.network_shapes import state_shapes
+
+        expected = state_shapes(self.config["architecture"])  # without torch: a workflow's planning calls this
+        # batch norm's step counters are not weights: torch fills in a missing one (weights exported without them)
+        mismatch = state_mismatch({k: v for k, v in expected.items() if not k.endswith(_COUNTERS)},
+                                  {k: v for k, v in found.items() if not k.endswith(_COUNTERS)})
+        if mismatch:
+            raise ModelPackageError(
+                f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({mismatch})")
+
     def build_network(self, device: str | None = None):
         """The U-Net with this package's weights, in eval mode, on ``device``."""
         import torch
@@ -241,17 +266,9 @@ class ModelPackage:
             state = load_file(str(self.weights_path), device="cpu")
         except (SafetensorError, OSError, ValueError) as error:
             raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
-        with torch.device("meta"):  # the architecture's tensor shapes, without allocating them
-            expected = {k: tuple(v.shape) for k, v in UNet2D(arch).state_dict().items()}
-        # batch norm's step counters are not weights: torch fills in a missing one (weights exported without them)
-        counters = "num_batches_tracked"
-        mismatch = state_mismatch({k: v for k, v in expected.items() if not k.endswith(counters)},
-                                  {k: tuple(v.shape) for k, v in state.items() if not k.endswith(counters)})
-        if mismatch:
-            raise ModelPackageError(
-                f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({mismatch})")
+        self._check_shapes({k: tuple(v.shape) for k, v in state.items()})
         for key, tensor in state.items():
-            if key.endswith(counters):
+            if key.endswith(_COUNTERS):
                 continue
             if not tensor.is_floating_point():
                 raise ModelPackageError(f"{self.weights_path}: tensor {key} holds {str(tensor.dtype)[6:]}, not "
@@ -390,6 +407,7 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                 f"{package.weights_path}: SHA-256 {actual[:12]}… does not match {package.sha256[:12]}… recorded "
                 f"in {CONFIG_NAME}; the file is corrupt or was replaced"
             )
+        package.check_weights_fit()
     return package
 
 

@@ -629,6 +629,12 @@ def test_models_describes_and_checks_given_packages(tmp_path, capsys):
     (copy / "model.json").write_text(json.dumps(config))
     code, out, _ = run(["models", str(copy)], capsys)
     assert code == 0 and "mean Dice anterior 0.8913, posterior n/a\n" in out
+    config["architecture"]["base_width"] = 32  # its weights' hash still holds; their shapes no longer fit
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, err = run(["models", str(copy)], capsys)
+    assert code == 1 and out == ""
+    assert err.strip().startswith(f"medseg: error: {weights}: weights do not match the architecture in model.json "
+                                  "(")
 
 
 def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):

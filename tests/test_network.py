@@ -56,3 +56,18 @@ def test_width_depth_dropout_norm_are_configurable():
 def test_invalid_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
         UNetConfig(**kwargs)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "instance"])
+@pytest.mark.parametrize("in_channels, n_classes, base_width, depth",
+                         [(1, 2, 64, 4), (5, 3, 16, 4), (3, 4, 4, 1), (1, 2, 8, 3), (2, 7, 1, 6)])
+def test_state_shapes_without_torch_equal_the_modules_own(norm, in_channels, n_classes, base_width, depth):
+    """A model package's weights are checked against these while a workflow plans, where torch is not imported."""
+    from medseg.network_shapes import state_shapes
+
+    architecture = dict(in_channels=in_channels, n_classes=n_classes, base_width=base_width, depth=depth, norm=norm)
+    with torch.device("meta"):
+        net = UNet2D(UNetConfig(**architecture, dropout=0.3))
+    expected = {name: tuple(tensor.shape) for name, tensor in net.state_dict().items()}
+    assert state_shapes({"type": "unet2d", "dropout": 0.3, **architecture}) == expected
+    assert list(state_shapes(architecture)) == list(expected)  # the same order too

@@ -253,9 +253,11 @@ def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting
     assert not (tmp_path / "results").exists()
 
 
-def test_a_package_with_damaged_weights_is_refused_at_planning(cohort, tmp_path):
-    """Planning read the package without its weights' hash: the run went on to the jobs, each failed three times
-    (retried with more memory), and the one useful line was in a job log."""
+@pytest.mark.parametrize("damage", ["cut weights", "edited width"])
+def test_a_package_with_damaged_weights_is_refused_at_planning(cohort, tmp_path, damage):
+    """Planning read the package without its weights' hash, then without comparing the weights' shapes with its
+    architecture: the run went on to the jobs, each failed three times (retried with more memory), and the one
+    useful line was in a job log."""
     import shutil
 
     from medseg.package import load_package
@@ -264,10 +266,17 @@ def test_a_package_with_damaged_weights_is_refused_at_planning(cohort, tmp_path)
     package = tmp_path / "model"
     shutil.copytree(load_package(MODEL, check_hash=False).path, package)
     weights = package / "weights.safetensors"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    if damage == "cut weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        expected = f"medseg: error: {weights}: SHA-256 "
+    else:  # the hash still holds: only the shapes tell
+        config = json.loads((package / "model.json").read_text())
+        config["architecture"]["base_width"] *= 2
+        (package / "model.json").write_text(json.dumps(config))
+        expected = f"medseg: error: {weights}: weights do not match the architecture in model.json ("
     run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=tmp_path / "results", model=package)
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1].startswith(f"medseg: error: {weights}: SHA-256 ")
+    assert run.stderr.strip().splitlines()[-1].startswith(expected)
     assert not (tmp_path / "results" / "cases").exists()
 
 
