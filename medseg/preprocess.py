@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 
@@ -21,11 +22,14 @@ from monai.transforms import (
 )
 
 from medseg.errors import InputError
+from medseg.memory import cgroup_limit, physical_memory, resident_memory
 from medseg.volume import Volume
+
+log = logging.getLogger(__name__)
 
 __all__ = ["apply_transforms", "build_transforms", "check_not_constant", "check_resampling_size", "check_slices_fit",
            "grid_model_shape", "invert_labels", "label_like_note", "model_space_shape", "spatial_transforms",
-           "to_model_space", "without_voxels"]
+           "to_model_space", "warn_over_cgroup", "without_voxels"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -130,16 +134,6 @@ def grid_model_shape(shape: tuple[int, ...], affine: np.ndarray, pre: dict) -> t
     return tuple(int(n) for n in out_shape)
 
 
-def physical_memory() -> int | None:
-    """The machine's physical memory in bytes, or None where the system does not say (not POSIX)."""
-    import os
-
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def check_resampling_size(volume: Volume, pre: dict, per_model_voxel: int = 0) -> None:
     """Refuse, before any work, a volume whose resampling would need more memory than the machine has (a
     32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing."""
@@ -182,6 +176,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
                              "machine's memory holds; check the voxel size in the header")
     needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel)
     if memory is None or needed <= memory:
+        warn_over_cgroup(source, needed, memory, "segmenting it")
         return
     have = f"about {_gib(needed)} of memory (this machine has {_gib(memory)})"
     if any(wanted):
@@ -191,6 +186,26 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
                          "check the voxel size in the header")
     raise InputError(f"{source}: segmenting its {'×'.join(map(str, shape))} voxels needs {have}; segment it on a "
                      "machine with more memory, or in parts")
+
+
+def warn_over_cgroup(source, needed: int, memory: int | None, doing: str) -> None:
+    """Warn where ``needed`` bytes fit the machine's ``memory`` but not this process's cgroup limit (a SLURM job's
+    memory, a container's): the kernel kills the process without a message, and this line in the log says why.
+    Not refused: the guard's charge is an upper bound (up to twice what resampling holds), and a job sized from
+    experience must not be turned away by it."""
+    limit = cgroup_limit()
+    if limit is None or (memory is not None and limit.size >= memory):
+        return
+    held = resident_memory()
+    told = (str(source), doing, limit)
+    if needed + held > limit.size and told not in _TOLD_OVER_LIMIT:  # once: the header's check and the volume's
+        _TOLD_OVER_LIMIT.add(told)
+        log.warning("%s: %s needs up to about %s of memory beside the %s this process holds, more than the %s its "
+                    "cgroup allows (%s): it may be killed for memory; give it more (a SLURM job's --mem, the "
+                    "workflow's mem_mb)", source, doing, _gib(needed), _gib(held), _gib(limit.size), limit.file)
+
+
+_TOLD_OVER_LIMIT: set[tuple] = set()
 
 
 def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:

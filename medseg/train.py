@@ -447,7 +447,7 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
 
     from medseg.errors import ImageReadError, InputError
     from medseg.io.images import read_grid
-    from medseg.preprocess import grid_memory
+    from medseg.preprocess import grid_memory, warn_over_cgroup
 
     if memory is None or not cases:
         return
@@ -475,6 +475,7 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
         raise TrainingError(f"{cases[0].image_path.parent}: the {len(cases)} cases would hold about "
                             f"{total / 2**30:.1f} GiB in model space, more than this machine's {memory / 2**30:.1f} "
                             f"GiB of memory; {fix}")
+    warn_over_cgroup(cases[0].image_path.parent, total, memory, f"training on its {len(cases)} cases")
 
 
 def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes) -> None:

@@ -1,0 +1,130 @@
+"""The memory a process has: physical memory, and its cgroup's limit read from fake /proc and cgroup trees laid out
+as Linux lays them out (cgroup v2, v1, a container's view of its own part of the hierarchy)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.memory import CgroupLimit, cgroup_limit, physical_memory, resident_memory
+
+GIB = 2**30
+
+
+def _proc(tmp_path, mounts: list[str], groups: list[str]):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "mountinfo").write_text("".join(line + "\n" for line in mounts))
+    (proc / "cgroup").write_text("".join(line + "\n" for line in groups))
+    return proc
+
+
+def _limits(root, values: dict[str, str], name: str) -> None:
+    for folder, value in values.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / name).write_text(value + "\n")
+
+
+def test_physical_memory_is_the_machines():
+    with open("/proc/meminfo") as meminfo:
+        total_kib = int(next(line for line in meminfo if line.startswith("MemTotal:")).split()[1])
+    # MemTotal leaves out what the kernel reserved at boot: within a few per cent of the pages the system counts
+    assert 0.9 < total_kib * 1024 / physical_memory() <= 1.0
+
+
+def test_resident_memory_follows_what_the_process_touches():
+    before = resident_memory()
+    block = np.ones(200 * 2**20, np.uint8)  # touched: resident
+    assert before > 10 * 2**20 and resident_memory() - before >= 190 * 2**20
+    del block
+
+
+def test_a_cgroup_v2_limit_is_the_smallest_along_the_ancestors(tmp_path):
+    """A SLURM job's step under its job's cgroup: the job's 4 GiB binds the step whose own limit is "max"."""
+    root = tmp_path / "sys fs cgroup"  # a mount point with a space, escaped in mountinfo
+    _limits(root, {"system.slice": "max", "slurm": "max", "slurm/job_7": str(4 * GIB), "slurm/job_7/step_0": "max",
+                   "slurm/job_7/step_0/user": str(8 * GIB)}, "memory.max")
+    escaped = str(root).replace(" ", "\\040")
+    proc = _proc(tmp_path, [f"30 23 0:26 / {escaped} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate",
+                            "22 1 8:1 / / rw - ext4 /dev/sda1 rw"], ["0::/slurm/job_7/step_0/user"])
+    assert cgroup_limit(proc) == CgroupLimit(4 * GIB, root / "slurm/job_7/memory.max")
+    (root / "slurm/job_7/step_0/user/memory.max").write_text(f"{GIB}\n")
+    assert cgroup_limit(proc) == CgroupLimit(GIB, root / "slurm/job_7/step_0/user/memory.max")
+
+
+def test_a_cgroup_v1_limit_seen_from_inside_a_container(tmp_path):
+    """Docker without a cgroup namespace: /proc/self/cgroup gives the host's path, the mount shows only the
+    container's part of the hierarchy (mountinfo's root field)."""
+    mount = tmp_path / "memory"
+    _limits(mount, {".": str(2 * GIB)}, "memory.limit_in_bytes")
+    proc = _proc(tmp_path, [f"40 31 0:32 /docker/abc123 {mount} ro,nosuid - cgroup cgroup rw,memory",
+                            f"41 31 0:33 /docker/abc123 {tmp_path / 'cpu'} ro - cgroup cgroup rw,cpu,cpuacct"],
+                 ["5:cpu,cpuacct:/docker/abc123", "4:memory:/docker/abc123", "0::/"])
+    assert cgroup_limit(proc) == CgroupLimit(2 * GIB, mount / "memory.limit_in_bytes")
+
+
+@pytest.mark.parametrize("value", ["9223372036854771712", "max", "", "garbage"])
+def test_no_limit_is_none(tmp_path, value):
+    """cgroup v1 writes "no limit" as the largest page-aligned 63-bit number, v2 as "max"."""
+    mount = tmp_path / "memory"
+    _limits(mount, {".": value, "job": value}, "memory.limit_in_bytes")
+    proc = _proc(tmp_path, [f"35 31 0:32 / {mount} rw - cgroup cgroup rw,memory"], ["4:memory:/job"])
+    assert cgroup_limit(proc) is None
+
+
+def test_no_cgroup_filesystem_or_no_proc_is_none(tmp_path):
+    assert cgroup_limit(tmp_path / "nowhere") is None
+    proc = _proc(tmp_path, ["22 1 8:1 / / rw - ext4 /dev/sda1 rw"], ["0::/user.slice"])
+    assert cgroup_limit(proc) is None
+    # a cgroup path outside what the mount shows (another namespace's): not guessed at
+    mount = tmp_path / "cg"
+    _limits(mount, {".": str(GIB)}, "memory.max")
+    proc2 = tmp_path / "p2"
+    proc2.mkdir()
+    (proc2 / "mountinfo").write_text(f"30 23 0:26 /a {mount} rw - cgroup2 cgroup2 rw\n")
+    (proc2 / "cgroup").write_text("0::/b\n")
+    assert cgroup_limit(proc2) is None
+
+
+def test_this_process_limit_is_read_without_error():
+    limit = cgroup_limit()
+    assert limit is None or (limit.size > 0 and limit.file.is_file())
+
+
+def test_a_volume_over_the_cgroup_limit_is_warned_about_and_segmented(tmp_path, make_package, monkeypatch, capsys,
+                                                                      caplog):
+    """Within the machine's memory but over the job's: segmented (the guard's charge is an upper bound), with a
+    warning naming the limit's file, so that a kill for memory has its reason in the log."""
+    import medseg.preprocess as preprocess
+    from medseg.cli import main
+    from medseg.synthetic import make_phantom
+
+    phantom = make_phantom((40, 40, 8), seed=11)
+    image = tmp_path / "case.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([1.0, 1.0, 2.0, 1.0])), str(image))
+    limit_file = tmp_path / "memory.max"
+    package = make_package()
+
+    def infer(out: str) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["infer", str(image), "-m", str(package), "-o", str(tmp_path / out), "--device", "cpu"])
+        capsys.readouterr()
+        told = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+        caplog.clear()
+        return exit_info.value.code, told
+
+    monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(1000, limit_file))
+    code, err = infer("a")
+    assert code == 0 and (tmp_path / "a" / "case_seg.nii.gz").is_file()
+    assert json.loads((tmp_path / "a" / "case_seg.json").read_text())["input"] == str(image)
+    warned = [line for line in err.splitlines() if "cgroup" in line]
+    assert len(warned) == 1 and f"{image}: segmenting it needs up to about " in warned[0]
+    assert " of memory beside the " in warned[0] and " GiB this process holds, more than the 9.3e-07 GiB its cgroup " \
+        f"allows ({limit_file}): it may be killed for memory; give it more" in warned[0]
+    monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(64 * GIB, limit_file))  # room enough
+    code, err = infer("b")
+    assert code == 0 and "cgroup" not in err
