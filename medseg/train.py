@@ -1442,7 +1442,7 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
     try:
         record = json.loads(_checkpoint_meta(out_dir).read_text())
         made, started = record.get("package_sha256"), record.get("config") or {}
-        package = load_package(out_dir)
+        package = load_package(out_dir, check_hash=False)  # its weights below, once an edit has been told
     except (OSError, ValueError, AttributeError, MedsegError):
         return False
     # what the weights are, as the run trained them: a model.json edited since (another width, labels swapped) was
@@ -1452,6 +1452,10 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
     if edited:
         log.warning("%s: its %s no longer what this run trained; the package is made again from the checkpoint",
                     out_dir / CONFIG_NAME, " and ".join(edited) + (" are" if len(edited) > 1 else " is"))
+        return False
+    try:
+        load_package(out_dir)  # its weights: their SHA-256, and their shapes against its architecture
+    except MedsegError:
         return False
     return made is not None and made == package.sha256
 
