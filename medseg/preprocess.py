@@ -22,7 +22,7 @@ from monai.transforms import (
 )
 
 from medseg.errors import InputError
-from medseg.memory import cgroup_limit, physical_memory, resident_memory
+from medseg.resources import cgroup_limit, physical_memory, resident_memory
 from medseg.volume import Volume
 
 log = logging.getLogger(__name__)

@@ -73,10 +73,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         _check_exists(inputs[0], references[0] if references else None)
         _check_dicom_options(inputs[0], series, output_format)
     silent = quiet()
-    if threads is not None:
-        import torch
+    from medseg.resources import set_threads
 
-        torch.set_num_threads(threads)
+    set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
     # the model and the device before existing outputs: a mistyped --model is named, not hidden behind "exists
     # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
     package = load_package(model)

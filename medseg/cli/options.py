@@ -38,8 +38,8 @@ batch_option = click.option(
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outputs that exist already.")
 threads_option = click.option(
     "--threads", type=click.IntRange(1), default=None,
-    help="CPU threads for torch (default: torch's own choice). Results do not depend on it; on a busy shared "
-         "machine 1 is often fastest.",
+    help="CPU threads for torch (default: torch's own choice, at most a cgroup's CPU quota). Results do not depend "
+         "on it; on a busy shared machine 1 is often fastest.",
 )
 series_option = click.option(
     "--series", default=None, metavar="KEY|NUMBER|UID",

@@ -166,10 +166,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                                 f"for {asked}; give --epochs {planned} to finish it as planned, or --epochs {asked} "
                                 "to extend it")
     choice = resolve_device(device)
-    if threads is not None:
-        import torch
+    from medseg.resources import set_threads
 
-        torch.set_num_threads(threads)
+    set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
     cases = load_cases(pairs, config)
     if resume:  # other files than the checkpoint's: refused before the run is announced
         check_trained_on(output, cases)

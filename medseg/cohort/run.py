@@ -38,6 +38,7 @@ from medseg.cohort.records import (
 from medseg.cohort.samples import Sample
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
 from medseg.io.atomic import atomic_paths, results_unwritable
+from medseg.resources import set_threads
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "infer_cases", "write_job_record"]
 
@@ -108,12 +109,10 @@ class _LazySegmenter:
     def get(self):
         if self.segmenter is None:
             clock = time.perf_counter()
-            import torch
 
             from medseg.inference import Segmenter
 
-            if self.options.threads is not None:
-                torch.set_num_threads(self.options.threads)
+            set_threads(self.options.threads)  # or no more than a cgroup's CPU quota allows
             self.segmenter = Segmenter(self.package, device=self.options.device, precision=self.options.precision,
                                        batch_size=self.options.batch_size, overlap=self.options.overlap)
             self.setup_s = time.perf_counter() - clock
@@ -444,10 +443,8 @@ class _MetricsSetup:
         if not self.ready:
             clock = time.perf_counter()
             import monai.metrics  # noqa: F401 - the import is what is timed
-            import torch
 
-            if self.threads is not None:
-                torch.set_num_threads(self.threads)
+            set_threads(self.threads)  # or no more than a cgroup's CPU quota allows
             self.ready = True
             self.setup_s = time.perf_counter() - clock
 

@@ -1,16 +1,17 @@
-"""The memory a process has: physical memory, and its cgroup's limit read from fake /proc and cgroup trees laid out
-as Linux lays them out (cgroup v2, v1, a container's view of its own part of the hierarchy)."""
+"""What a process may use: physical memory, and its cgroup's memory limit and CPU quota read from fake /proc and
+cgroup trees laid out as Linux lays them out (cgroup v2, v1, a container's view of its own part of the hierarchy)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.memory import CgroupLimit, cgroup_limit, physical_memory, resident_memory
+from medseg.resources import CgroupLimit, cgroup_cpus, cgroup_limit, physical_memory, resident_memory, set_threads
 
 GIB = 2**30
 
@@ -128,3 +129,42 @@ def test_a_volume_over_the_cgroup_limit_is_warned_about_and_segmented(tmp_path, 
     monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(64 * GIB, limit_file))  # room enough
     code, err = infer("b")
     assert code == 0 and "cgroup" not in err
+
+
+def test_a_cgroup_v2_cpu_quota(tmp_path):
+    root = tmp_path / "cg"
+    _limits(root, {"docker": "max 100000", "docker/abc": "250000 100000"}, "cpu.max")
+    proc = _proc(tmp_path, [f"30 23 0:26 / {root} rw - cgroup2 cgroup2 rw"], ["0::/docker/abc"])
+    assert cgroup_cpus(proc) == CgroupLimit(2.5, root / "docker/abc/cpu.max")
+    (root / "docker/abc/cpu.max").write_text("max 100000\n")
+    assert cgroup_cpus(proc) is None
+
+
+def test_a_cgroup_v1_cpu_quota_and_none(tmp_path):
+    mount = tmp_path / "cpu,cpuacct"
+    _limits(mount, {"job": "50000"}, "cpu.cfs_quota_us")
+    _limits(mount, {"job": "100000"}, "cpu.cfs_period_us")
+    proc = _proc(tmp_path, [f"33 31 0:30 / {mount} rw - cgroup cgroup rw,cpu,cpuacct",
+                            f"35 31 0:32 / {tmp_path / 'memory'} rw - cgroup cgroup rw,memory"],
+                 ["3:cpu,cpuacct:/job", "4:memory:/job"])
+    assert cgroup_cpus(proc) == CgroupLimit(0.5, mount / "job/cpu.cfs_quota_us")
+    (mount / "job/cpu.cfs_quota_us").write_text("-1\n")  # v1's "no quota"
+    assert cgroup_cpus(proc) is None
+
+
+@pytest.mark.parametrize("quota, given, expected", [(0.5, None, 1), (1.2, None, 2), (64.0, None, "torch's"),
+                                                     (None, None, "torch's"), (0.5, 3, 3)])
+def test_threads_follow_the_cpu_quota_unless_given(monkeypatch, quota, given, expected):
+    """A container limited to 2 CPUs on a 64-core machine: torch would start 64 threads that wait on each other."""
+    import torch
+
+    import medseg.resources as resources
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(resources, "cgroup_cpus", lambda: None if quota is None else CgroupLimit(quota, Path("q")))
+    try:
+        torch.set_num_threads(64)  # as on a big machine
+        set_threads(given)
+        assert torch.get_num_threads() == (64 if expected == "torch's" else expected)
+    finally:
+        torch.set_num_threads(before)
