@@ -869,3 +869,38 @@ def test_a_kept_case_is_not_planned_again_but_its_scores_follow_the_sheet(cohort
     assert stale_cases(samples, results, package, options) == {"infer": ["a"], "evaluate": []}
     assert [c.outcome for c in infer_cases(samples, results, options).cases] == ["failed"]
     assert not folder.segmentation("a").exists() and folder.failure("a").is_file()
+
+
+def test_a_case_given_up_under_a_tighter_cgroup_names_its_limit(cohort, monkeypatch):
+    """Run locally (no SLURM), a job's mem_mb is asked for but not enforced; a cgroup (a container's, a login node's)
+    killed the worker at its own limit, and the record said only "died with up to 8000 MB"."""
+    from pathlib import Path
+
+    import medseg.cohort.run as run
+    from medseg.cohort.run import infer_fingerprint
+    from medseg.package import load_package
+    from medseg.resources import CgroupLimit
+
+    sheet, results = cohort
+    sample = next(s for s in read_samples(sheet) if s.case_id == "a")
+    folder = ResultsFolder(results)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=4, overlap=0.45, memory_mb=8000,
+                           final_memory_mb=12000)
+    print_ = infer_fingerprint(sample, load_package(MODEL), options)
+    folder.mark_started("a", "infer", print_, 1, 8000)
+    folder.mark_started("a", "infer", print_, 2, 8000)
+    limit = Path("/sys/fs/cgroup/memory/job/memory.limit_in_bytes")
+    monkeypatch.setattr(run, "cgroup_limit", lambda: CgroupLimit(800 * 2**20, limit))
+    summary = infer_cases([sample], results, options)
+    assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
+    assert json.loads(folder.failure("a").read_text())["error"].endswith(
+        "it died with up to 8000 MB and was given up with 8000 MB, and a later run whose job starts with more than "
+        f"8000 MB tries it again (this job's cgroup allows it 0.78 GiB, {limit}, less than the job asked for)")
+    # a cgroup allowing what the job asked for is not told
+    options = replace(options, overlap=0.46)
+    print_ = infer_fingerprint(sample, load_package(MODEL), options)
+    folder.mark_started("a", "infer", print_, 1, 8000)
+    folder.mark_started("a", "infer", print_, 2, 8000)
+    monkeypatch.setattr(run, "cgroup_limit", lambda: CgroupLimit(8000 * 10**6, limit))
+    infer_cases([sample], results, options)
+    assert json.loads(folder.failure("a").read_text())["error"].endswith("more than 8000 MB tries it again")

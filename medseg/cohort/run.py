@@ -38,7 +38,7 @@ from medseg.cohort.records import (
 from medseg.cohort.samples import Sample
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
 from medseg.io.atomic import atomic_paths, results_unwritable
-from medseg.resources import set_threads
+from medseg.resources import cgroup_limit, set_threads
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "infer_cases", "write_job_record"]
 
@@ -384,6 +384,10 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
     offered = max((m for m in (died_with, memory_mb) if m is not None), default=None)
     memory = (f"; it died with up to {died_with} MB and was given up with {offered} MB, and a later run whose job "
               f"starts with more than {offered} MB tries it again" if died_with is not None else "; not tried again")
+    limit = cgroup_limit()
+    if limit is not None and (offered is None or limit.size < offered * 10**6):  # a job's mem_mb that no one enforced
+        memory += (f" (this job's cgroup allows it {limit.size / 2**30:.2g} GiB, {limit.file}"
+                   f"{'' if offered is None else ', less than the job asked for'})")
     error = WorkerDiedError(
         f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
         f"(crashed, killed or out of memory){memory}"
