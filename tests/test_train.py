@@ -1619,6 +1619,22 @@ def test_a_set_that_cannot_fit_in_memory_is_refused_before_any_case_is_read(tiny
     assert len(load_cases(many, config)) == len(many) and len(read) == len(many)
 
 
+def test_a_training_set_over_the_cgroup_limit_is_warned_about(tiny_set, monkeypatch, caplog):
+    """Within the machine's memory, over the process's cgroup limit: trained on (not refused), with a warning
+    naming the limit's file."""
+    import medseg.preprocess as preprocess
+    from medseg.resources import CgroupLimit
+    from medseg.train import load_cases, pair_cases
+
+    limit = Path("/sys/fs/cgroup/memory.max")
+    monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(2**20, limit))
+    cases = pair_cases(*tiny_set)
+    with caplog.at_level("WARNING", logger="medseg.preprocess"):
+        assert len(load_cases(cases, tiny_training_config())) == len(cases)
+    told = [m for m in caplog.messages if f"training on its {len(cases)} cases needs up to about " in m]
+    assert len(told) == 1 and told[0].startswith(f"{tiny_set[0]}: ") and f"its cgroup allows ({limit})" in told[0]
+
+
 def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path, capsys, config_file):
     """It was refused as "<config>: training.seed: -1 is less than the minimum of 0", blaming the config file."""
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--seed", "-1")) == 2
