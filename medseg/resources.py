@@ -117,7 +117,8 @@ def _cgroup_folders(proc: Path, controller: str) -> Iterator[tuple[int, Path, Pa
     for version, path in _groups(groups, controller):
         for root, point in _mounts(mounts, version, controller):
             # the cgroup's path is given from the hierarchy's root; a mount may show only a part of it (a container's)
-            if path == root or path.startswith(root.rstrip("/") + "/"):
+            # "/.." leads out of the namespace's view (a process moved outside it): nothing there to read
+            if (path == root or path.startswith(root.rstrip("/") + "/")) and ".." not in path.split("/"):
                 yield version, Path(point) / path[len(root):].lstrip("/"), Path(point)
 
 

@@ -89,6 +89,9 @@ def test_no_cgroup_filesystem_or_no_proc_is_none(tmp_path):
     (proc2 / "mountinfo").write_text(f"30 23 0:26 /a {mount} rw - cgroup2 cgroup2 rw\n")
     (proc2 / "cgroup").write_text("0::/b\n")
     assert cgroup_limit(proc2) is None
+    (proc2 / "mountinfo").write_text(f"30 23 0:26 / {mount} rw - cgroup2 cgroup2 rw\n")
+    (proc2 / "cgroup").write_text("0::/../../elsewhere\n")  # outside the cgroup namespace's root
+    assert cgroup_limit(proc2) is None
 
 
 def test_this_process_limit_is_read_without_error():
