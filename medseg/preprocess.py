@@ -134,10 +134,13 @@ def grid_model_shape(shape: tuple[int, ...], affine: np.ndarray, pre: dict) -> t
     return tuple(int(n) for n in out_shape)
 
 
-def check_resampling_size(volume: Volume, pre: dict, per_model_voxel: int = 0) -> None:
+def check_resampling_size(volume: Volume, pre: dict, per_model_voxel: int = 0, doing: str | None = "segmenting it"
+                          ) -> None:
     """Refuse, before any work, a volume whose resampling would need more memory than the machine has (a
-    32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing."""
-    check_grid_size(volume.source, volume.shape[:3], volume.affine, pre, per_model_voxel)
+    32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing.
+    ``doing``: what the cgroup warning (:func:`warn_over_cgroup`) says the memory is for; None: no such warning
+    (training warns once for its whole set of cases)."""
+    check_grid_size(volume.source, volume.shape[:3], volume.affine, pre, per_model_voxel, doing)
 
 
 def grid_memory(shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0
@@ -152,7 +155,8 @@ def grid_memory(shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model
     return needed + math.prod(model_shape) * int(per_model_voxel), model_shape
 
 
-def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0) -> None:
+def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0,
+                    doing: str | None = "segmenting it") -> None:
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
     and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
@@ -176,7 +180,8 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
                              "machine's memory holds; check the voxel size in the header")
     needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel)
     if memory is None or needed <= memory:
-        warn_over_cgroup(source, needed, memory, "segmenting it")
+        if doing is not None:
+            warn_over_cgroup(source, needed, memory, doing)
         return
     have = f"about {_gib(needed)} of memory (this machine has {_gib(memory)})"
     if any(wanted):

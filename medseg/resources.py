@@ -58,7 +58,7 @@ def cgroup_limit(proc: Path | str = "/proc/self") -> CgroupLimit | None:
     def read(folder: Path, version: int) -> CgroupLimit | None:
         file = folder / ("memory.max" if version == 2 else "memory.limit_in_bytes")
         text = _read(file)
-        return CgroupLimit(int(text), file) if text.isdigit() and int(text) < _UNLIMITED else None
+        return CgroupLimit(int(text), file) if _whole(text) and int(text) < _UNLIMITED else None
 
     return _smallest(Path(proc), "memory", read)
 
@@ -73,7 +73,7 @@ def cgroup_cpus(proc: Path | str = "/proc/self") -> CgroupLimit | None:
         else:
             file = folder / "cpu.cfs_quota_us"
             quota, period = _read(file), _read(folder / "cpu.cfs_period_us")
-        if not (quota.isdigit() and period.isdigit() and int(quota) > 0 and int(period) > 0):
+        if not (_whole(quota) and _whole(period) and int(quota) > 0 and int(period) > 0):
             return None  # "max", -1 (none) or unreadable
         return CgroupLimit(int(quota) / int(period), file)
 
@@ -97,6 +97,11 @@ def set_threads(threads: int | None) -> None:
         log.info("torch threads: %d, the CPU quota of this process's cgroup (%g CPUs, %s); --threads sets them",
                  allowed, quota.size, quota.file)
         torch.set_num_threads(allowed)
+
+
+def _whole(text: str) -> bool:
+    """Whether ``text`` is a whole number in ASCII digits (``str.isdigit`` takes "²", which ``int`` refuses)."""
+    return text.isascii() and text.isdecimal()
 
 
 def _read(file: Path) -> str:

@@ -496,7 +496,8 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     image = read_nifti(case.image_path)
     # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
     check_not_constant(image, "nothing to learn from")
-    check_resampling_size(image, pre)  # first: a nonsense voxel size gives the other check a nonsense shape
+    # first: a nonsense voxel size gives the other check a nonsense shape; a cgroup is warned about for the whole set
+    check_resampling_size(image, pre, doing=None)
     check_slices_fit(image, pre, axes)
     label = read_nifti(case.label_path, labels=True)
     case.sha256 = (image.source_sha256, label.source_sha256)

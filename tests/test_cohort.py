@@ -895,7 +895,7 @@ def test_a_case_given_up_under_a_tighter_cgroup_names_its_limit(cohort, monkeypa
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
     assert json.loads(folder.failure("a").read_text())["error"].endswith(
         "it died with up to 8000 MB and was given up with 8000 MB, and a later run whose job starts with more than "
-        f"8000 MB tries it again (this job's cgroup allows it 0.78 GiB, {limit}, less than the job asked for)")
+        f"8000 MB tries it again (this job's cgroup allows it 800 MiB, {limit}, less than the job asked for)")
     # a cgroup allowing what the job asked for is not told
     options = replace(options, overlap=0.46)
     print_ = infer_fingerprint(sample, load_package(MODEL), options)

@@ -68,7 +68,7 @@ def test_a_cgroup_v1_limit_seen_from_inside_a_container(tmp_path):
     assert cgroup_limit(proc) == CgroupLimit(2 * GIB, mount / "memory.limit_in_bytes")
 
 
-@pytest.mark.parametrize("value", ["9223372036854771712", "max", "", "garbage"])
+@pytest.mark.parametrize("value", ["9223372036854771712", "max", "", "garbage", "²"])
 def test_no_limit_is_none(tmp_path, value):
     """cgroup v1 writes "no limit" as the largest page-aligned 63-bit number, v2 as "max"."""
     mount = tmp_path / "memory"

@@ -1633,6 +1633,7 @@ def test_a_training_set_over_the_cgroup_limit_is_warned_about(tiny_set, monkeypa
         assert len(load_cases(cases, tiny_training_config())) == len(cases)
     told = [m for m in caplog.messages if f"training on its {len(cases)} cases needs up to about " in m]
     assert len(told) == 1 and told[0].startswith(f"{tiny_set[0]}: ") and f"its cgroup allows ({limit})" in told[0]
+    assert [m for m in caplog.messages if "cgroup" in m] == told  # once for the set, not once per case
 
 
 def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path, capsys, config_file):

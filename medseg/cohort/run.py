@@ -386,7 +386,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
               f"starts with more than {offered} MB tries it again" if died_with is not None else "; not tried again")
     limit = cgroup_limit()
     if limit is not None and (offered is None or limit.size < offered * 10**6):  # a job's mem_mb that no one enforced
-        memory += (f" (this job's cgroup allows it {limit.size / 2**30:.2g} GiB, {limit.file}"
+        memory += (f" (this job's cgroup allows it {limit.size / 2**20:.0f} MiB, {limit.file}"
                    f"{'' if offered is None else ', less than the job asked for'})")
     error = WorkerDiedError(
         f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
