@@ -375,3 +375,50 @@ def test_a_writer_that_wraps_the_os_error_is_looked_through(tmp_path):
                           '  File "pydicom/tag.py", line 29\nOSError: [Errno 28] No space left on device\n') from error
     assert str(caught.value) == f"{target}: cannot write (No space left on device)"
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_stale_leftovers_in_a_shared_folder_are_removed_fresh_ones_kept(tmp_path):
+    """A writer killed outright leaves hidden partial files; in a folder other processes write to (``infer -o``)
+    only those untouched for an hour are removed: a live writer's are written and placed within seconds."""
+    import os
+    import shutil
+    import time
+
+    from medseg.io.atomic import STALE_AFTER_S, remove_stale_leftovers
+
+    part = tmp_path / ".ms-0a1b2c3d.part.nii.gz"
+    prev = tmp_path / ".ms-4e5f6a7b.prev"
+    mine = tmp_path / "case_seg.nii.gz"
+    for path in (part, prev, mine):
+        path.write_bytes(b"x")
+    old = tmp_path / "old.nii.gz"
+    old.write_bytes(b"y")
+    os.utime(old, (time.time() - 10 * STALE_AFTER_S,) * 2)
+    copied = tmp_path / ".ms-99999999.part.nii.gz"
+    shutil.copy2(old, copied)  # an old mtime, but made now (its ctime): a live writer's copy
+    assert remove_stale_leftovers(tmp_path) == []  # all just made
+    later = time.time() + STALE_AFTER_S + 60
+    assert sorted(remove_stale_leftovers(tmp_path, now=later)) == sorted([part, prev, copied])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case_seg.nii.gz", "old.nii.gz"]
+
+
+def test_an_output_folder_is_swept_once_by_the_first_set_placed_there(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import medseg.io.atomic as atomic
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    stale = folder / ".ms-0a1b2c3d.part.nii.gz"
+    stale.write_bytes(b"partial")
+    monkeypatch.setattr(atomic, "STALE_AFTER_S", -1)  # everything counts as stale: the sweep's timing is above
+    monkeypatch.setattr(atomic, "_SWEPT", set())
+    with caplog.at_level(logging.INFO, logger="medseg.io.atomic"):
+        with atomic_paths([folder / "a.txt"]) as (temp,):
+            temp.write_text("a")
+    assert not stale.exists() and (folder / "a.txt").read_text() == "a"
+    assert f"{folder}: removed 1 partial file(s) a killed writer left (untouched for over an hour)" in caplog.messages
+    stale.write_bytes(b"partial")  # a second set in the same process: the folder was swept already
+    with atomic_paths([folder / "b.txt"]) as (temp,):
+        temp.write_text("b")
+    assert stale.exists()

@@ -6,10 +6,12 @@ import contextlib
 import errno
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,9 +19,11 @@ from pathlib import Path
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
-__all__ = ["LEFTOVER_PATTERNS", "atomic_paths", "check_folders_writable", "check_superseded", "check_writable",
-           "remove_leftovers", "results_unwritable", "sha256_of"]
+__all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
+           "check_writable", "remove_leftovers", "remove_stale_leftovers", "results_unwritable", "sha256_of"]
 
+
+log = logging.getLogger(__name__)
 
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
 # hidden files a writer killed outright (SIGKILL, power loss) may leave beside its targets
@@ -35,6 +39,41 @@ def remove_leftovers(folder: Path) -> None:
             for partial in folder.glob(pattern):
                 with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     partial.unlink()
+
+
+STALE_AFTER_S = 3600  # a live writer writes a temporary file in seconds and places it at once; an hour is dead
+_SWEPT: set[Path] = set()  # shared folders whose stale leftovers this process has removed already
+
+
+def remove_stale_leftovers(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove, from a folder other processes may write to as well (``medseg infer -o``), the leftovers
+    (:data:`LEFTOVER_PATTERNS`) that nothing has touched for :data:`STALE_AFTER_S` (neither written nor renamed:
+    their mtime and ctime): a killed writer's, never a live one's. Returns what was removed."""
+    now = time.time() if now is None else now
+    removed = []
+    with contextlib.suppress(OSError):  # a folder that cannot be listed: nothing to sweep
+        for pattern in LEFTOVER_PATTERNS:
+            for partial in folder.glob(pattern):
+                try:
+                    info = partial.lstat()
+                    if now - max(info.st_mtime, info.st_ctime) > STALE_AFTER_S and not partial.is_dir():
+                        partial.unlink()
+                        removed.append(partial)
+                except OSError:  # gone meanwhile, or not ours to remove: left as it is
+                    continue
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    """:func:`remove_stale_leftovers` for an output folder, once per process (a batch writes many sets there)."""
+    key = Path(os.path.abspath(folder))
+    if key in _SWEPT:
+        return
+    _SWEPT.add(key)
+    removed = remove_stale_leftovers(folder)
+    if removed:
+        log.info("%s: removed %d partial file(s) a killed writer left (untouched for over "
+                                         "an hour)", folder, len(removed))
 
 
 def _temp_name(target: Path) -> Path:
@@ -125,6 +164,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OutputWriteError(f"{target.parent}: cannot create the output folder ({_reason(error)})") from error
+        _sweep_once(target.parent)
     temps = [_temp_name(t) for t in targets]
     try:
         try:
