@@ -26,6 +26,7 @@ from torch import nn
 
 from medseg import stopping
 from medseg.device import DeviceChoice, native_bf16, resolve_device, resolve_precision, slow_bf16_warning
+from medseg.errors import DeviceError
 from medseg.package import ModelPackage
 
 __all__ = ["Segmenter", "SliceNet", "slice_axes"]
@@ -171,7 +172,6 @@ class Segmenter:
         volume = torch.movedim(image, 1 + axis, -1)
         plane = tuple(volume.shape[1:3])
         depth = volume.shape[-1]
-        inferer = self.inferer
         step = self.slab_slices(plane)
         if probabilities:
             out = torch.empty((self.n_classes, *plane, depth), dtype=torch.float32)
@@ -182,18 +182,45 @@ class Segmenter:
             stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
             stop = min(depth, start + step)
             slab = context_stack(volume, start, stop, self.context).contiguous().to(self.device)[None]
-            with self._autocast():
-                if probabilities:
-                    out[..., start:stop] = self._slab_probs(inferer, slab, axis).cpu()
-                elif self.flips:
-                    out[..., start:stop] = argmax_labels(self._slab_probs(inferer, slab, axis)).cpu()
-                else:
-                    out[..., start:stop] = argmax_labels(inferer(slab, self.window_net)[0]).cpu()
+            out[..., start:stop] = self._label_slab(slab, axis, probabilities)
             if progress is not None:
                 progress(stop - start)
         if probabilities:
             return torch.movedim(out, -1, 1 + axis)
         return torch.movedim(out, -1, axis)
+
+    def _label_slab(self, slab: torch.Tensor, axis: int, probabilities: bool) -> torch.Tensor:
+        """One slab's labels (or softmax) on the CPU. Out of GPU memory (a GPU shared with other jobs), the slab is
+        tried again with half as many tiles per forward pass, down to one; the smaller batch is kept for the
+        volumes that follow (the sidecar records it)."""
+        while True:
+            try:
+                with self._autocast():
+                    if probabilities:
+                        return self._slab_probs(self.inferer, slab, axis).cpu()
+                    if self.flips:
+                        return argmax_labels(self._slab_probs(self.inferer, slab, axis)).cpu()
+                    return argmax_labels(self.inferer(slab, self.window_net)[0]).cpu()
+            except torch.OutOfMemoryError:
+                pass  # out of the handler first: the error's traceback holds the failed pass's tensors
+            self._fewer_tiles()
+
+    def _fewer_tiles(self) -> None:
+        """Halve the tiles per forward pass after running out of GPU memory, or raise :class:`DeviceError` when one
+        tile at a time did not fit either."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # the failed pass's blocks back to the driver, for other processes too
+        elif self.device.type == "mps":
+            torch.mps.empty_cache()
+        if self.batch_size <= 1:
+            raise DeviceError(f"{self.device}: out of GPU memory even with one {'×'.join(map(str, self.roi_size))} "
+                              f"tile per forward pass{_gpu_free_text(self.device)}; free the GPU (other processes "
+                              "hold its memory), or run with --device cpu") from None
+        fewer = max(1, self.batch_size // 2)
+        log.warning("%s: out of GPU memory with up to %d tiles per forward pass; going on with %d (--batch-size sets "
+                    "it)", self.device, self.batch_size, fewer)
+        self.batch_size = fewer
+        self.inferer = self._inferer()
 
     def _slab_probs(self, inferer: SlidingWindowInferer, slab: torch.Tensor, axis: int) -> torch.Tensor:
         """Softmax of one slab ``(K, A, B, S)``, averaged over the flip TTA when the package asks for it."""
@@ -224,3 +251,12 @@ class Segmenter:
         """Where model-space volume axis ``axis`` lies in the (A, B, S) layout of slabs cut along ``slice_axis``."""
         order = [a for a in range(3) if a != slice_axis] + [slice_axis]
         return order.index(axis)
+
+
+def _gpu_free_text(device: torch.device) -> str:
+    """``" (0.4 of 80 GiB free)"`` for a CUDA device, empty where it cannot be asked."""
+    try:
+        free, total = torch.cuda.mem_get_info(device)
+    except (RuntimeError, AssertionError, ValueError):
+        return ""
+    return f" ({free / 2**30:.1f} of {total / 2**30:.0f} GiB free)"

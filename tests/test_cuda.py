@@ -97,3 +97,31 @@ def test_same_seed_on_the_gpu_gives_the_same_weights_to_rounding(tmp_path):
         return max(float((x[k].float() - y[k].float()).abs().max()) for k in x if x[k].is_floating_point())
 
     assert gap(a, b) < 1e-3 < gap(a, c)
+
+
+def test_out_of_gpu_memory_backs_off_to_fewer_tiles(tmp_path, caplog):
+    """A GPU that other processes fill (here: a block this test holds, leaving 1 GiB): 4096 tiles per forward
+    pass do not fit; the slab is tried again with half as many until it fits, and the labels agree with a run that
+    asked for few tiles from the start."""
+    write_phantom(tmp_path / "big.nii.gz", tmp_path / "big_label.nii.gz", shape=(512, 512, 32), seed=2)
+    package = load_package("phantom")
+    few = segment_case(tmp_path / "big.nii.gz", Segmenter(package, device="cuda", precision="fp32", batch_size=16),
+                       out_dir=tmp_path / "few")
+    expected = np.asarray(nib.load(few.segmentation).dataobj)
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info()
+    hog = torch.empty(free - (1 << 30), dtype=torch.uint8, device="cuda")
+    try:
+        segmenter = Segmenter(package, device="cuda", precision="fp32", batch_size=4096)
+        with caplog.at_level("WARNING", logger="medseg.inference"):
+            outputs = segment_case(tmp_path / "big.nii.gz", segmenter, out_dir=tmp_path / "many")
+    finally:
+        del hog
+        torch.cuda.empty_cache()
+    told = [m for m in caplog.messages if "out of GPU memory" in m]
+    assert told and told[0] == "cuda:0: out of GPU memory with up to 4096 tiles per forward pass; going on with 2048 " \
+                               "(--batch-size sets it)"
+    sidecar = json.loads(Path(outputs.sidecar).read_text())
+    assert sidecar["inference"]["batch_size"] == segmenter.batch_size < 4096
+    labels = np.asarray(nib.load(outputs.segmentation).dataobj)
+    assert (labels == expected).mean() >= 0.999

@@ -140,3 +140,51 @@ def test_a_sigterm_swallowed_by_a_callback_still_stops_at_the_next_slab(phantom_
         stopping.clear()
         for number, handler in before.items():
             signal.signal(number, handler)
+
+
+class _SmallGPU(torch.nn.Module):
+    """The network on a GPU that has room for ``room`` tiles per forward pass: more raise torch's out-of-memory."""
+
+    def __init__(self, net: torch.nn.Module, room: int) -> None:
+        super().__init__()
+        self.net, self.room, self.batches = net, room, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(x.shape[0])
+        if x.shape[0] > self.room:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.net(x)
+
+
+def test_out_of_gpu_memory_halves_the_tiles_per_pass_and_keeps_the_result(make_package, caplog):
+    """A GPU shared with other jobs: the slab is tried again with half the tiles per forward pass, and the smaller
+    batch is kept for what follows; the labels are those of a run that asked for that batch from the start."""
+    package = load_package(make_package())
+    image = torch.randn(1, 40, 40, 8, generator=torch.Generator().manual_seed(3))
+    expected = Segmenter(package, device="cpu", batch_size=4).predict(image)
+    segmenter = Segmenter(package, device="cpu", batch_size=16)
+    small = _SmallGPU(segmenter.window_net, room=5)
+    segmenter.window_net = small
+    with caplog.at_level("WARNING", logger="medseg.inference"):
+        labels = segmenter.predict(image)
+    assert torch.equal(labels, expected)
+    assert segmenter.batch_size == 4 and max(small.batches[-3:]) <= 4  # 16 -> 8 -> 4, and 4 from then on
+    assert caplog.messages == [
+        "cpu: out of GPU memory with up to 16 tiles per forward pass; going on with 8 (--batch-size sets it)",
+        "cpu: out of GPU memory with up to 8 tiles per forward pass; going on with 4 (--batch-size sets it)"]
+    caplog.clear()
+    segmenter.predict(image)  # the next volume starts with 4
+    assert not caplog.messages
+
+
+def test_out_of_gpu_memory_with_one_tile_is_one_line(make_package):
+    from medseg.errors import DeviceError
+
+    package = load_package(make_package())
+    segmenter = Segmenter(package, device="cpu", batch_size=2)
+    segmenter.window_net = _SmallGPU(segmenter.window_net, room=0)
+    with pytest.raises(DeviceError) as error:
+        segmenter.predict(torch.randn(1, 40, 40, 8))
+    assert str(error.value) == ("cpu: out of GPU memory even with one 32×32 tile per forward pass; free the GPU (other "
+                                "processes hold its memory), or run with --device cpu")
+    assert error.value.__cause__ is None and error.value.__suppress_context__
