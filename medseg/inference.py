@@ -34,6 +34,8 @@ __all__ = ["Segmenter", "SliceNet", "slice_axes"]
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# torch.OutOfMemoryError is new in torch 2.5; the CUDA one (an alias there) is older
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 def slice_axes(inference: dict) -> list[int]:
@@ -49,10 +51,13 @@ class SliceNet(nn.Module):
         super().__init__()
         self.net = net
         self.tiles = 0  # tiles evaluated so far, for benchmarks and sidecars
+        self.last_batch = 0  # tiles in the latest forward pass, counted or not (one out of memory is not)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.last_batch = x.shape[0]
+        out = self.net(x[..., 0]).unsqueeze(-1)
         self.tiles += x.shape[0]
-        return self.net(x[..., 0]).unsqueeze(-1)
+        return out
 
 
 def context_stack(volume: torch.Tensor, start: int, stop: int, context: int) -> torch.Tensor:
@@ -97,6 +102,7 @@ class Segmenter:
         overlap: float | None = None,
         slab_voxels: int = 1 << 24,
         net: nn.Module | None = None,
+        batch_setting: str = "--batch-size",
     ) -> None:
         self.package = package
         self.device_choice: DeviceChoice = resolve_device(device)
@@ -115,7 +121,9 @@ class Segmenter:
         self.batch_size = int(batch_size)
         self.slab_voxels = int(slab_voxels)
         self.n_classes = int(package.config["architecture"]["n_classes"])
-        # ``net`` lets training validate its network in memory with exactly this code path
+        # ``net`` lets training validate its network in memory with exactly this code path (``batch_setting``:
+        # what sets ``batch_size`` there, for the out-of-memory warning)
+        self.batch_setting = batch_setting
         self.net = package.build_network(str(self.device)) if net is None else net
         self.window_net = SliceNet(self.net)
         self.inferer = self._inferer()
@@ -201,7 +209,7 @@ class Segmenter:
                     if self.flips:
                         return argmax_labels(self._slab_probs(self.inferer, slab, axis)).cpu()
                     return argmax_labels(self.inferer(slab, self.window_net)[0]).cpu()
-            except torch.OutOfMemoryError:
+            except _OUT_OF_MEMORY:
                 pass  # out of the handler first: the error's traceback holds the failed pass's tensors
             self._fewer_tiles()
 
@@ -212,13 +220,15 @@ class Segmenter:
             torch.cuda.empty_cache()  # the failed pass's blocks back to the driver, for other processes too
         elif self.device.type == "mps":
             torch.mps.empty_cache()
-        if self.batch_size <= 1:
+        # the pass that failed: the slab may have had fewer tiles than the batch allows
+        tried = min(self.batch_size, self.window_net.last_batch or self.batch_size)
+        if tried <= 1:
             raise DeviceError(f"{self.device}: out of GPU memory even with one {'×'.join(map(str, self.roi_size))} "
-                              f"tile per forward pass{_gpu_free_text(self.device)}; free the GPU (other processes "
-                              "hold its memory), or run with --device cpu") from None
-        fewer = max(1, self.batch_size // 2)
-        log.warning("%s: out of GPU memory with up to %d tiles per forward pass; going on with %d (--batch-size sets "
-                    "it)", self.device, self.batch_size, fewer)
+                              f"tile per forward pass{_gpu_free_text(self.device)}; free GPU memory (other "
+                              "processes may hold it), or run with --device cpu") from None
+        fewer = max(1, tried // 2)
+        log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s sets it)",
+                    self.device, tried, fewer, self.batch_setting)
         self.batch_size = fewer
         self.inferer = self._inferer()
 

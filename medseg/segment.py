@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg import stopping
-from medseg.errors import ImageReadError, InputError
+from medseg.errors import DeviceError, ImageReadError, InputError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
 from medseg.io.images import read_image
@@ -245,7 +245,10 @@ def segment_case(
     tiles_before = segmenter.window_net.tiles
     slices = segmenter.slices_to_label(tuple(data["image"].shape))
     callback = progress(slices) if progress is not None else None
-    model_labels = segmenter.predict(data["image"].as_tensor(), progress=callback)
+    try:
+        model_labels = segmenter.predict(data["image"].as_tensor(), progress=callback)
+    except DeviceError as error:  # out of GPU memory: which input met it, in a batch's one line
+        raise DeviceError(f"{input_path}: {error}") from None
     timings["inference_s"] = time.perf_counter() - clock
     data = without_voxels(data)  # the model-space image is not needed to invert
 

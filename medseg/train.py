@@ -1129,7 +1129,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     ema = _EMA(net, float(settings["ema_decay"])) if settings.get("ema_decay") is not None else None
     shipped = net if ema is None else ema.net
     validator = Segmenter(ModelPackage(out_dir, package_config), device=device, precision="fp32",
-                          batch_size=int(settings["batch_size"]), net=shipped)
+                          batch_size=int(settings["batch_size"]), net=shipped, batch_setting="training.batch_size")
 
     val_ids = [c.case_id for c in val_cases]
     started_with = _resume_key(package_config, settings)

@@ -400,6 +400,15 @@ def test_stale_leftovers_in_a_shared_folder_are_removed_fresh_ones_kept(tmp_path
     later = time.time() + STALE_AFTER_S + 60
     assert sorted(remove_stale_leftovers(tmp_path, now=later)) == sorted([part, prev, copied])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case_seg.nii.gz", "old.nii.gz"]
+    # a user's files that only look alike are not medseg's to remove
+    from medseg.io.atomic import remove_leftovers
+
+    theirs = [tmp_path / ".ms-notes.partial", tmp_path / ".ms-0A1B2C3D.prev", tmp_path / ".ms-0a1b2c3.part"]
+    for path in theirs:
+        path.write_text("mine")
+    assert remove_stale_leftovers(tmp_path, now=later) == []
+    remove_leftovers(tmp_path)
+    assert all(path.exists() for path in theirs)
 
 
 def test_an_output_folder_is_swept_once_by_the_first_set_placed_there(tmp_path, monkeypatch, caplog):

@@ -118,9 +118,14 @@ def test_out_of_gpu_memory_backs_off_to_fewer_tiles(tmp_path, caplog):
     finally:
         del hog
         torch.cuda.empty_cache()
-    told = [m for m in caplog.messages if "out of GPU memory" in m]
-    assert told and told[0] == "cuda:0: out of GPU memory with up to 4096 tiles per forward pass; going on with 2048 " \
-                               "(--batch-size sets it)"
+    import re
+
+    told = [re.fullmatch(r"cuda:0: out of GPU memory with (\d+) tiles per forward pass; going on with (\d+) "
+                         r"\(--batch-size sets it\)", m) for m in caplog.messages if "out of GPU memory" in m]
+    assert told and all(told), caplog.messages
+    # halved from the pass that failed (a slab's tiles, fewer than 4096), then from each smaller one
+    passes = [int(m.group(1)) for m in told] + [int(told[-1].group(2))]
+    assert passes[0] < 4096 and all(b == a // 2 for a, b in zip(passes, passes[1:]))
     sidecar = json.loads(Path(outputs.sidecar).read_text())
     assert sidecar["inference"]["batch_size"] == segmenter.batch_size < 4096
     labels = np.asarray(nib.load(outputs.segmentation).dataobj)

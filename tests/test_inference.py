@@ -143,7 +143,8 @@ def test_a_sigterm_swallowed_by_a_callback_still_stops_at_the_next_slab(phantom_
 
 
 class _SmallGPU(torch.nn.Module):
-    """The network on a GPU that has room for ``room`` tiles per forward pass: more raise torch's out-of-memory."""
+    """The 2D network on a GPU that has room for ``room`` tiles per forward pass: more raise torch's out-of-memory
+    error (put inside the segmenter's ``SliceNet``, as the real error arises inside the network)."""
 
     def __init__(self, net: torch.nn.Module, room: int) -> None:
         super().__init__()
@@ -152,39 +153,67 @@ class _SmallGPU(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.batches.append(x.shape[0])
         if x.shape[0] > self.room:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return self.net(x)
 
 
-def test_out_of_gpu_memory_halves_the_tiles_per_pass_and_keeps_the_result(make_package, caplog):
-    """A GPU shared with other jobs: the slab is tried again with half the tiles per forward pass, and the smaller
-    batch is kept for what follows; the labels are those of a run that asked for that batch from the start."""
-    package = load_package(make_package())
+@pytest.mark.parametrize("inference", [{}, {"slice_axis": [0, 1, 2]}, {"flip_tta": [0]}],
+                         ids=["one axis", "view ensemble", "flip TTA"])
+def test_out_of_gpu_memory_halves_the_tiles_per_pass_and_keeps_the_result(make_package, caplog, inference):
+    """A GPU shared with other jobs: the slab is tried again with half the tiles of the pass that failed, and the
+    smaller batch is kept for what follows; the labels are those of a run that asked for that batch from the start,
+    and the tiles counted for the sidecar are those evaluated."""
+    from tests.conftest import tiny_config
+
+    package = load_package(make_package(inference={**tiny_config()["inference"], **inference}))
     image = torch.randn(1, 40, 40, 8, generator=torch.Generator().manual_seed(3))
-    expected = Segmenter(package, device="cpu", batch_size=4).predict(image)
+    reference = Segmenter(package, device="cpu", batch_size=4)
+    expected = reference.predict(image)
     segmenter = Segmenter(package, device="cpu", batch_size=16)
-    small = _SmallGPU(segmenter.window_net, room=5)
-    segmenter.window_net = small
+    small = _SmallGPU(segmenter.window_net.net, room=5)
+    segmenter.window_net.net = small
     with caplog.at_level("WARNING", logger="medseg.inference"):
         labels = segmenter.predict(image)
     assert torch.equal(labels, expected)
-    assert segmenter.batch_size == 4 and max(small.batches[-3:]) <= 4  # 16 -> 8 -> 4, and 4 from then on
-    assert caplog.messages == [
-        "cpu: out of GPU memory with up to 16 tiles per forward pass; going on with 8 (--batch-size sets it)",
-        "cpu: out of GPU memory with up to 8 tiles per forward pass; going on with 4 (--batch-size sets it)"]
+    assert segmenter.window_net.tiles == reference.window_net.tiles  # failed passes not counted
+    first = small.batches[0]
+    halved = [first // 2, first // 4] if first // 2 > 5 else [first // 2]
+    assert segmenter.batch_size == halved[-1] and max(small.batches[-3:]) <= 5
+    told = [first, *halved]
+    assert caplog.messages == [f"cpu: out of GPU memory with {a} tiles per forward pass; going on with {b} "
+                               "(--batch-size sets it)" for a, b in zip(told, told[1:])]
     caplog.clear()
-    segmenter.predict(image)  # the next volume starts with 4
+    segmenter.predict(image)  # the next volume starts with the smaller batch
     assert not caplog.messages
 
 
-def test_out_of_gpu_memory_with_one_tile_is_one_line(make_package):
-    from medseg.errors import DeviceError
+def test_out_of_gpu_memory_with_one_tile_is_one_line_naming_the_input(make_package, tmp_path, capsys):
+    """In a batch, the line names the input (a bare device message said nothing of which case failed)."""
+    import nibabel as nib
+    import numpy as np
 
-    package = load_package(make_package())
-    segmenter = Segmenter(package, device="cpu", batch_size=2)
-    segmenter.window_net = _SmallGPU(segmenter.window_net, room=0)
-    with pytest.raises(DeviceError) as error:
-        segmenter.predict(torch.randn(1, 40, 40, 8))
-    assert str(error.value) == ("cpu: out of GPU memory even with one 32×32 tile per forward pass; free the GPU (other "
-                                "processes hold its memory), or run with --device cpu")
-    assert error.value.__cause__ is None and error.value.__suppress_context__
+    from medseg.cli import main
+
+    package = make_package()
+    for name in ("a", "b"):
+        nib.save(nib.Nifti1Image(np.random.default_rng(1).normal(size=(40, 40, 8)).astype(np.float32), np.eye(4)),
+                 str(tmp_path / f"{name}.nii.gz"))
+    real_init = Segmenter.__init__
+
+    def on_a_full_gpu(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.window_net.net = _SmallGPU(self.window_net.net, room=0)
+
+    import medseg.inference
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(medseg.inference.Segmenter, "__init__", on_a_full_gpu)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["infer", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "-m", str(package), "-o",
+                  str(tmp_path / "out"), "--batch-size", "2", "--device", "cpu"])
+    assert exit_info.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("medseg: error:")]
+    assert lines == [f"medseg: error: {tmp_path / name}.nii.gz: cpu: out of GPU memory even with one 32×32 tile per "
+                     "forward pass; free GPU memory (other processes may hold it), or run with --device cpu"
+                     for name in ("a", "b")]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -2492,7 +2492,7 @@ def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_no_stale
     # a folder left so by an older version, or by a kill: its first checkpoint's tensors, a temporary file, no record
     (out / ".checkpoint").mkdir(parents=True)
     (out / ".checkpoint" / "last.safetensors").write_bytes(b"x" * 10)
-    (out / ".checkpoint" / ".ms-0a1b2c.part.json").write_text("{")
+    (out / ".checkpoint" / ".ms-0a1b2c3d.part.json").write_text("{")
     capsys.readouterr()
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", "--resume",
                                  *_FEW_STEPS)) == 1

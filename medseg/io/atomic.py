@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -26,8 +27,16 @@ __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_
 log = logging.getLogger(__name__)
 
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
-# hidden files a writer killed outright (SIGKILL, power loss) may leave beside its targets
+# hidden files a writer killed outright (SIGKILL, power loss) may leave beside its targets: the names
+# :func:`_temp_name` and :func:`_put_in_place` give (".ms-" and 8 hex digits), not a user's ".ms-notes.partial"
 LEFTOVER_PATTERNS = (".ms-*.part*", ".ms-*.prev")
+_LEFTOVER_NAME = re.compile(r"\.ms-[0-9a-f]{8}\.(part.*|prev)")
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """The files in ``folder`` named as this module names its temporary files and backups."""
+    return [path for pattern in LEFTOVER_PATTERNS for path in folder.glob(pattern)
+            if _LEFTOVER_NAME.fullmatch(path.name)]
 
 
 def remove_leftovers(folder: Path) -> None:
@@ -35,10 +44,9 @@ def remove_leftovers(folder: Path) -> None:
     folder this process holds (a cohort case, a training run's folder): another writer's live temporary files match
     the same patterns."""
     if folder.is_dir():
-        for pattern in LEFTOVER_PATTERNS:
-            for partial in folder.glob(pattern):
-                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                    partial.unlink()
+        for partial in _leftovers(folder):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                partial.unlink()
 
 
 STALE_AFTER_S = 3600  # a live writer writes a temporary file in seconds and places it at once; an hour is dead
@@ -48,32 +56,54 @@ _SWEPT: set[Path] = set()  # shared folders whose stale leftovers this process h
 def remove_stale_leftovers(folder: Path, now: float | None = None) -> list[Path]:
     """Remove, from a folder other processes may write to as well (``medseg infer -o``), the leftovers
     (:data:`LEFTOVER_PATTERNS`) that nothing has touched for :data:`STALE_AFTER_S` (neither written nor renamed:
-    their mtime and ctime): a killed writer's, never a live one's. Returns what was removed."""
+    their mtime and ctime): a killed writer's, not a live one's. ``now``: the folder's own clock (see
+    :func:`_folder_now`); by default this machine's. Returns what was removed."""
     now = time.time() if now is None else now
     removed = []
     with contextlib.suppress(OSError):  # a folder that cannot be listed: nothing to sweep
-        for pattern in LEFTOVER_PATTERNS:
-            for partial in folder.glob(pattern):
-                try:
-                    info = partial.lstat()
-                    if now - max(info.st_mtime, info.st_ctime) > STALE_AFTER_S and not partial.is_dir():
-                        partial.unlink()
-                        removed.append(partial)
-                except OSError:  # gone meanwhile, or not ours to remove: left as it is
-                    continue
+        for partial in _leftovers(folder):
+            try:
+                info = partial.lstat()
+                if now - max(info.st_mtime, info.st_ctime) > STALE_AFTER_S and not partial.is_dir():
+                    partial.unlink()
+                    removed.append(partial)
+            except OSError:  # gone meanwhile, or not ours to remove: left as it is
+                continue
     return removed
 
 
+def _folder_now(folder: Path) -> float | None:
+    """The time by ``folder``'s own clock: the mtime of a file made there now (a networked folder's times are its
+    server's, which may differ from this machine's clock); None where no file can be made (nothing to remove)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".medseg-probe-") as probe:
+            return os.fstat(probe.fileno()).st_mtime
+    except OSError:
+        return None
+
+
 def _sweep_once(folder: Path) -> None:
-    """:func:`remove_stale_leftovers` for an output folder, once per process (a batch writes many sets there)."""
+    """:func:`remove_stale_leftovers` for an output folder, once per process (a batch writes many sets there),
+    under the folder's lock: a backup (``.prev``) exists only while a writer holding that lock places a set."""
     key = Path(os.path.abspath(folder))
     if key in _SWEPT:
         return
     _SWEPT.add(key)
-    removed = remove_stale_leftovers(folder)
+    try:
+        if not _leftovers(folder):  # the usual case: no probe file, no lock
+            return
+    except OSError:  # a folder that cannot be listed: nothing to sweep
+        return
+    now = _folder_now(folder)
+    if now is None:
+        return
+    with _folder_locks([folder / "-"]):  # the lock of the folder that holds a (any) file "-"
+        removed = remove_stale_leftovers(folder, now)
     if removed:
-        log.info("%s: removed %d partial file(s) a killed writer left (untouched for over "
-                                         "an hour)", folder, len(removed))
+        log.info("%s: removed %d partial file(s) a killed writer left (untouched for over an hour)", folder,
+                 len(removed))
 
 
 def _temp_name(target: Path) -> Path:
