@@ -29,13 +29,13 @@ from medseg.device import DeviceChoice, native_bf16, resolve_device, resolve_pre
 from medseg.errors import DeviceError
 from medseg.package import ModelPackage
 
-__all__ = ["Segmenter", "SliceNet", "slice_axes"]
+__all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "slice_axes"]
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # torch.OutOfMemoryError is new in torch 2.5; the CUDA one (an alias there) is older
-_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 def slice_axes(inference: dict) -> list[int]:
@@ -209,7 +209,7 @@ class Segmenter:
                     if self.flips:
                         return argmax_labels(self._slab_probs(self.inferer, slab, axis)).cpu()
                     return argmax_labels(self.inferer(slab, self.window_net)[0]).cpu()
-            except _OUT_OF_MEMORY:
+            except OUT_OF_MEMORY:
                 pass  # out of the handler first: the error's traceback holds the failed pass's tensors
             self._fewer_tiles()
 

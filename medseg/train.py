@@ -30,7 +30,7 @@ import torch
 from medseg import stopping
 from medseg.augment import SliceAugment
 from medseg.errors import MedsegError, ModelPackageError, OutputExistsError, TrainingError
-from medseg.inference import Segmenter, context_stack, slice_axes
+from medseg.inference import OUT_OF_MEMORY, Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths, placed_before_stop, remove_leftovers, sha256_of
 from medseg.io.files import undecodable
@@ -1206,6 +1206,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                                   device, ema, epoch)
         except TrainingError as error:  # a loss gone non-finite: named with the run it stopped
             raise TrainingError(f"{out_dir}: {error}") from error
+        except OUT_OF_MEMORY:  # a GPU shared with other jobs, or a batch too large for it: one line
+            raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"])) from None
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
                   "torch_threads": torch.get_num_threads(), "device": device, "precision": precision}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
@@ -1429,6 +1431,20 @@ def _card_with_codes(card: str, config: dict) -> str | None:
 # model.json's keys that say what the weights are (its inference and preprocessing may be tuned by hand, and records
 # of older versions hold other defaults for them)
 _PACKAGE_MEANING = ("architecture", "labels")
+
+
+def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epochs_done: int) -> str:
+    """The one line for a training step that ran out of GPU memory: what it held, and the ways on (the batch is the
+    recipe's, so it is not changed behind the user's back, as inference does with its tiles)."""
+    free = ""
+    with contextlib.suppress(RuntimeError, AssertionError, ValueError):
+        have, total = torch.cuda.mem_get_info(torch.device(device))
+        free = f" ({have / 2**30:.1f} of {total / 2**30:.0f} GiB free)"
+    size = "×".join(map(str, patch))
+    again = (f"; --resume goes on after epoch {epochs_done}" if epochs_done else "")
+    return (f"{out_dir}: out of GPU memory on {device} in a training step of {settings['batch_size']} {size} "
+            f"patches{free}; lower training.batch_size or training.patch_size, free GPU memory (other processes may "
+            f"hold it), or train on the CPU (--device cpu){again}")
 
 
 def finished_package(out_dir: Path | str, epochs: int) -> bool:

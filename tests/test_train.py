@@ -2575,3 +2575,35 @@ def test_a_checkpoint_record_that_cannot_be_written_leaves_no_tensors_behind(tin
     out = tmp_path / "model"
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 1
     assert not out.exists()
+
+
+def test_out_of_gpu_memory_in_a_training_step_is_one_line_and_the_run_resumes(tiny_set, tmp_path, config_file,
+                                                                                 capsys, monkeypatch):
+    """A training step out of GPU memory (another job's, or a batch too large) ended in torch's traceback. It is one
+    line naming the run, the batch and the ways on; the checkpoint of the epochs done stays and --resume goes on.
+    (Simulated: the error is raised where a CUDA step raises it.)"""
+    import medseg.train as train
+
+    real = train._train_epoch
+    calls = []
+
+    def second_epoch_runs_out(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+        return real(*args, **kwargs)
+
+    out = tmp_path / "model"
+    monkeypatch.setattr(train, "_train_epoch", second_epoch_runs_out)
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "2", *_FEW_STEPS)) == 1
+    config = json.loads(config_file.read_text())
+    size = "×".join(map(str, config["training"].get("patch_size") or config["inference"]["roi_size"]))
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out}: out of GPU memory on cpu in a training step of {config['training']['batch_size']} "
+        f"{size} patches; lower training.batch_size or training.patch_size, free GPU memory (other processes may "
+        "hold it), or train on the CPU (--device cpu); --resume goes on after epoch 1")
+    assert train.checkpoint_epoch(out) == 1 and not (out / "model.json").exists()
+    monkeypatch.setattr(train, "_train_epoch", real)
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "2", "--resume",
+                                 *_FEW_STEPS)) == 0
+    assert json.loads((out / "model.json").read_text())["training"]["best_epoch"] in (1, 2)
