@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from medseg.errors import DeviceError
 
-__all__ = ["DeviceChoice", "native_bf16", "resolve_device", "resolve_precision", "slow_bf16_warning"]
+__all__ = ["DeviceChoice", "gpu_free_text", "native_bf16", "resolve_device", "resolve_precision",
+           "slow_bf16_warning"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,15 @@ def slow_bf16_warning(device: str, what: str) -> str:
     where = "this CPU has no AVX-512 BF16 or AMX" if device == "cpu" else f"{device} has no native bf16"
     return (f"{what} bf16: {where}, so bf16 runs emulated, several times slower than fp32; "
             f"use fp32 (or auto)")
+
+
+def gpu_free_text(device) -> str:
+    """``" (0.4 of 80 GiB free)"`` for a CUDA device (a name or a ``torch.device``), for out-of-memory messages;
+    empty where it cannot be asked (another device, no CUDA)."""
+    import torch
+
+    try:
+        free, total = torch.cuda.mem_get_info(torch.device(device))
+    except (RuntimeError, AssertionError, ValueError):
+        return ""
+    return f" ({free / 2**30:.1f} of {total / 2**30:.0f} GiB free)"

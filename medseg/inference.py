@@ -25,7 +25,14 @@ from monai.inferers import SlidingWindowInferer
 from torch import nn
 
 from medseg import stopping
-from medseg.device import DeviceChoice, native_bf16, resolve_device, resolve_precision, slow_bf16_warning
+from medseg.device import (
+    DeviceChoice,
+    gpu_free_text,
+    native_bf16,
+    resolve_device,
+    resolve_precision,
+    slow_bf16_warning,
+)
 from medseg.errors import DeviceError
 from medseg.package import ModelPackage
 
@@ -224,7 +231,7 @@ class Segmenter:
         tried = min(self.batch_size, self.window_net.last_batch or self.batch_size)
         if tried <= 1:
             raise DeviceError(f"{self.device}: out of GPU memory even with one {'×'.join(map(str, self.roi_size))} "
-                              f"tile per forward pass{_gpu_free_text(self.device)}; free GPU memory (other "
+                              f"tile per forward pass{gpu_free_text(self.device)}; free GPU memory (other "
                               "processes may hold it), or run with --device cpu") from None
         fewer = max(1, tried // 2)
         log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s sets it)",
@@ -261,12 +268,3 @@ class Segmenter:
         """Where model-space volume axis ``axis`` lies in the (A, B, S) layout of slabs cut along ``slice_axis``."""
         order = [a for a in range(3) if a != slice_axis] + [slice_axis]
         return order.index(axis)
-
-
-def _gpu_free_text(device: torch.device) -> str:
-    """``" (0.4 of 80 GiB free)"`` for a CUDA device, empty where it cannot be asked."""
-    try:
-        free, total = torch.cuda.mem_get_info(device)
-    except (RuntimeError, AssertionError, ValueError):
-        return ""
-    return f" ({free / 2**30:.1f} of {total / 2**30:.0f} GiB free)"

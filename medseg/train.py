@@ -1436,10 +1436,9 @@ _PACKAGE_MEANING = ("architecture", "labels")
 def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epochs_done: int) -> str:
     """The one line for a training step that ran out of GPU memory: what it held, and the ways on (the batch is the
     recipe's, so it is not changed behind the user's back, as inference does with its tiles)."""
-    free = ""
-    with contextlib.suppress(RuntimeError, AssertionError, ValueError):
-        have, total = torch.cuda.mem_get_info(torch.device(device))
-        free = f" ({have / 2**30:.1f} of {total / 2**30:.0f} GiB free)"
+    from medseg.device import gpu_free_text
+
+    free = gpu_free_text(device)
     size = "×".join(map(str, patch))
     again = (f"; --resume goes on after epoch {epochs_done}" if epochs_done else "")
     return (f"{out_dir}: out of GPU memory on {device} in a training step of {settings['batch_size']} {size} "
