@@ -31,10 +31,12 @@ def _limits(root, values: dict[str, str], name: str) -> None:
 
 
 def test_physical_memory_is_the_machines():
-    with open("/proc/meminfo") as meminfo:
-        total_kib = int(next(line for line in meminfo if line.startswith("MemTotal:")).split()[1])
-    # MemTotal leaves out what the kernel reserved at boot: within a few per cent of the pages the system counts
-    assert 0.9 < total_kib * 1024 / physical_memory() <= 1.0
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.is_file():
+        pytest.skip("no /proc/meminfo on this system")
+    total_kib = int(next(line for line in meminfo.read_text().splitlines() if line.startswith("MemTotal:")).split()[1])
+    # the same count of pages as MemTotal, or more where a container's /proc/meminfo shows its own limit (LXCFS)
+    assert physical_memory() >= total_kib * 1024 > 0
 
 
 def test_resident_memory_follows_what_the_process_touches():
