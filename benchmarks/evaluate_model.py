@@ -47,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.inference import Segmenter
     from medseg.numbers import dice_round_text
     from medseg.package import load_package
+    from medseg.resources import set_threads
     from medseg.segment import segment_case
     from medseg.train import pair_cases
     from medseg.volume import stem
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
     try:
         package = load_package(args.model)
         cases = pair_cases(args.images, args.labels, allow_unpaired=args.cases_from == "model")

@@ -85,6 +85,9 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         labels, codes = package.labels, package.label_codes or None  # none of its own: the sidecar's
     elif made_by is not None and made_by["labels"]:
         labels = made_by["labels"]  # the label names of the model that made the prediction
+    from medseg.resources import set_threads
+
+    set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
     text = metrics_json(metrics)
     if output is not None:
