@@ -229,6 +229,18 @@ class ModelPackage:
         defaults = {"overlap": 0.25, "blend": "gaussian", "context_slices": 0, "flip_tta": []}
         return {**defaults, **self.config["inference"]}
 
+    def check_weights(self) -> None:
+        """Refuse weights that are not the SHA-256 ``model.json`` records, or that do not fit its architecture
+        (:meth:`check_weights_fit`)."""
+        try:
+            actual = sha256_of(self.weights_path)
+        except OSError as error:
+            raise ModelPackageError(f"{self.weights_path}: cannot be read ({error.strerror or error})") from error
+        if actual != self.sha256:
+            raise ModelPackageError(f"{self.weights_path}: SHA-256 {actual[:12]}… does not match {self.sha256[:12]}… "
+                                    f"recorded in {CONFIG_NAME}; the file is corrupt or was replaced")
+        self.check_weights_fit()
+
     def check_weights_fit(self) -> None:
         """Refuse a weights file whose tensors (names and shapes, read from its header without loading them) do
         not fit the architecture in ``model.json``: a width or depth edited there after training. Checked where
@@ -398,16 +410,10 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         if not package.weights_path.is_file():
             link = f" ({not_there(package.weights_path)})" if package.weights_path.is_symlink() else ""
             raise ModelPackageError(f"{package.weights_path}: weights file missing{link}")
-        actual = sha256_of(package.weights_path) if check_hash else package.sha256
     except OSError as error:
         raise ModelPackageError(f"{package.weights_path}: cannot be read ({error.strerror or error})") from error
     if check_hash:
-        if actual != package.sha256:
-            raise ModelPackageError(
-                f"{package.weights_path}: SHA-256 {actual[:12]}… does not match {package.sha256[:12]}… recorded "
-                f"in {CONFIG_NAME}; the file is corrupt or was replaced"
-            )
-        package.check_weights_fit()
+        package.check_weights()
     return package
 
 

@@ -1156,8 +1156,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             carried = _carried_codes(out_dir, state, package_config)
             if carried:
                 package_config["label_codes"] = carried
-        if finished_package(out_dir, int(settings["epochs"])):  # the same data, nothing left to train
-            kept = load_package(out_dir)
+        kept = finished_package(out_dir, int(settings["epochs"]))
+        if kept is not None:  # the same data, nothing left to train
             # the checkpoint's copy first: a record that cannot be written leaves the package untouched
             _record_codes(out_dir, package_config.get("label_codes") or kept.config.get("label_codes"))
             package, recoded = _recoded(kept, package_config.get("label_codes"))
@@ -1446,21 +1446,22 @@ def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epoch
             f"hold it), or train on the CPU (--device cpu){again}")
 
 
-def finished_package(out_dir: Path | str, epochs: int) -> bool:
-    """Whether ``out_dir`` holds a run that has finished ``epochs`` epochs and the package it then wrote, intact
-    (its config valid, its weights matching their recorded SHA-256, its card present): resuming it has nothing to
-    do. A package deleted, damaged or replaced since is made again from the checkpoint."""
+def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
+    """The package of a run in ``out_dir`` that has finished ``epochs`` epochs, where that package is intact (its
+    config valid and as the run trained it, its weights matching their recorded SHA-256 and its architecture, its
+    card present): resuming it has nothing to do. None otherwise: a package deleted, damaged, edited or replaced
+    since is made again from the checkpoint."""
     out_dir = Path(out_dir)
     card = out_dir / "MODEL_CARD.md"
     if checkpoint_epoch(out_dir) != epochs or unfinished_training(out_dir) or not card.is_file() \
             or not card.stat().st_size:
-        return False
+        return None
     try:
         record = json.loads(_checkpoint_meta(out_dir).read_text())
         made, started = record.get("package_sha256"), record.get("config") or {}
         package = load_package(out_dir, check_hash=False)  # its weights below, once an edit has been told
     except (OSError, ValueError, AttributeError, MedsegError):
-        return False
+        return None
     # what the weights are, as the run trained them: a model.json edited since (another width, labels swapped) was
     # called intact and kept, and then failed to load, or named the labels wrongly (label_codes, which may be
     # edited by hand, are kept when it is made again)
@@ -1468,12 +1469,14 @@ def finished_package(out_dir: Path | str, epochs: int) -> bool:
     if edited:
         log.warning("%s: its %s no longer what this run trained; the package is made again from the checkpoint",
                     out_dir / CONFIG_NAME, " and ".join(edited) + (" are" if len(edited) > 1 else " is"))
-        return False
+        return None
+    if made is None or made != package.sha256:
+        return None
     try:
-        load_package(out_dir)  # its weights: their SHA-256, and their shapes against its architecture
+        package.check_weights()  # their SHA-256, and their shapes against its architecture
     except MedsegError:
-        return False
-    return made is not None and made == package.sha256
+        return None
+    return package
 
 
 def validation_without_foreground(labels: dict, val_count: int, absent: list | None) -> bool:
