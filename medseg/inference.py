@@ -36,7 +36,7 @@ from medseg.device import (
 from medseg.errors import DeviceError
 from medseg.package import ModelPackage
 
-__all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "slice_axes"]
+__all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "out_of_memory", "slice_axes"]
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,28 @@ class SliceNet(nn.Module):
         self.net = net
         self.tiles = 0  # tiles evaluated so far, for benchmarks and sidecars
         self.last_batch = 0  # tiles in the latest forward pass, counted or not (one out of memory is not)
+        self.ran_out = False  # whether the latest out-of-memory error arose inside the network (not in the stitching)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.last_batch = x.shape[0]
-        out = self.net(x[..., 0]).unsqueeze(-1)
+        try:
+            out = self.net(x[..., 0]).unsqueeze(-1)
+        except OUT_OF_MEMORY:
+            self.ran_out = True
+            raise
         self.tiles += x.shape[0]
         return out
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is torch's out-of-memory error or wraps one: MONAI re-raises an error in its blending-weight
+    map as a plain ``RuntimeError`` whose cause is the out-of-memory error."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OUT_OF_MEMORY):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def context_stack(volume: torch.Tensor, start: int, stop: int, context: int) -> torch.Tensor:
@@ -133,6 +149,9 @@ class Segmenter:
         self.batch_setting = batch_setting
         self.net = package.build_network(str(self.device)) if net is None else net
         self.window_net = SliceNet(self.net)
+        # where each slab, its blended logits and their weights are held: the network's device, until that device
+        # runs out of memory outside the network (then CPU memory, each batch of tiles still going to the device)
+        self.stitch_device = self.device
         self.inferer = self._inferer()
 
     def _inferer(self) -> SlidingWindowInferer:
@@ -148,7 +167,7 @@ class Segmenter:
             sigma_scale=0.125,
             padding_mode="replicate",
             sw_device=self.device,
-            device=self.device,
+            device=self.stitch_device,
         )
 
     def _autocast(self):
@@ -196,7 +215,7 @@ class Segmenter:
         for start in range(0, depth, step):
             stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
             stop = min(depth, start + step)
-            slab = context_stack(volume, start, stop, self.context).contiguous().to(self.device)[None]
+            slab = context_stack(volume, start, stop, self.context).contiguous()[None]
             out[..., start:stop] = self._label_slab(slab, axis, probabilities)
             if progress is not None:
                 progress(stop - start)
@@ -205,38 +224,51 @@ class Segmenter:
         return torch.movedim(out, -1, axis)
 
     def _label_slab(self, slab: torch.Tensor, axis: int, probabilities: bool) -> torch.Tensor:
-        """One slab's labels (or softmax) on the CPU. Out of GPU memory (a GPU shared with other jobs), the slab is
-        tried again with half as many tiles per forward pass, down to one; the smaller batch is kept for the
-        volumes that follow (the sidecar records it)."""
+        """One slab's labels (or softmax) on the CPU, from the slab on the CPU. Out of GPU memory (a GPU shared with
+        other jobs), the slab is tried again with less on the GPU (:meth:`_back_off`); what was given up is kept for
+        the volumes that follow (the sidecar records it)."""
         while True:
+            self.window_net.ran_out = False
             try:
+                on_device = slab.to(self.stitch_device)
                 with self._autocast():
                     if probabilities:
-                        return self._slab_probs(self.inferer, slab, axis).cpu()
+                        return self._slab_probs(self.inferer, on_device, axis).cpu()
                     if self.flips:
-                        return argmax_labels(self._slab_probs(self.inferer, slab, axis)).cpu()
-                    return argmax_labels(self.inferer(slab, self.window_net)[0]).cpu()
-            except OUT_OF_MEMORY:
-                pass  # out of the handler first: the error's traceback holds the failed pass's tensors
-            self._fewer_tiles()
+                        return argmax_labels(self._slab_probs(self.inferer, on_device, axis)).cpu()
+                    return argmax_labels(self.inferer(on_device, self.window_net)[0]).cpu()
+            except Exception as error:  # anything else is raised again at once
+                if not out_of_memory(error):
+                    raise
+            # out of the handler first: the error's traceback holds the failed pass's tensors
+            on_device = None
+            self._back_off()
 
-    def _fewer_tiles(self) -> None:
-        """Halve the tiles per forward pass after running out of GPU memory, or raise :class:`DeviceError` when one
-        tile at a time did not fit either."""
+    def _back_off(self) -> None:
+        """After running out of GPU memory: halve the tiles per forward pass when the network ran out; when the
+        stitching ran out (the slab, its blended logits and weights, on the device until then), hold those in CPU
+        memory instead; with neither left to give up, raise :class:`DeviceError`."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()  # the failed pass's blocks back to the driver, for other processes too
         elif self.device.type == "mps":
             torch.mps.empty_cache()
         # the pass that failed: the slab may have had fewer tiles than the batch allows
         tried = min(self.batch_size, self.window_net.last_batch or self.batch_size)
-        if tried <= 1:
+        stitching_on_device = self.stitch_device.type != "cpu"
+        if stitching_on_device and (not self.window_net.ran_out or tried <= 1):
+            where = "with one tile per forward pass" if self.window_net.ran_out else "outside the network"
+            log.warning("%s: out of GPU memory %s; going on with each slab held in CPU memory (only its tiles on "
+                        "the GPU)", self.device, where)
+            self.stitch_device = torch.device("cpu")
+        elif tried <= 1:
             raise DeviceError(f"{self.device}: out of GPU memory even with one {'×'.join(map(str, self.roi_size))} "
                               f"tile per forward pass{gpu_free_text(self.device)}; free GPU memory (other "
                               "processes may hold it), or run with --device cpu") from None
-        fewer = max(1, tried // 2)
-        log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s sets it)",
-                    self.device, tried, fewer, self.batch_setting)
-        self.batch_size = fewer
+        else:
+            fewer = max(1, tried // 2)
+            log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s sets it)",
+                        self.device, tried, fewer, self.batch_setting)
+            self.batch_size = fewer
         self.inferer = self._inferer()
 
     def _slab_probs(self, inferer: SlidingWindowInferer, slab: torch.Tensor, axis: int) -> torch.Tensor:

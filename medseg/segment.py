@@ -373,6 +373,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
             "overlap": segmenter.overlap,
             "blend": segmenter.blend,
             "batch_size": segmenter.batch_size,
+            "stitch_device": str(segmenter.stitch_device),  # where slabs were blended (CPU after a GPU ran out)
             "context_slices": segmenter.context,
             "flip_tta": segmenter.flips,
             "tiles": tiles,

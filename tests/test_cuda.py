@@ -130,3 +130,30 @@ def test_out_of_gpu_memory_backs_off_to_fewer_tiles(tmp_path, caplog):
     assert sidecar["inference"]["batch_size"] == segmenter.batch_size < 4096
     labels = np.asarray(nib.load(outputs.segmentation).dataobj)
     assert (labels == expected).mean() >= 0.999
+
+
+def test_out_of_gpu_memory_in_the_stitching_holds_slabs_in_cpu_memory(tmp_path, caplog):
+    """A slab whose blended logits do not fit beside what other processes hold (here: a 128-slice 512×512 slab of
+    four classes, 512 MiB of logits, with 384 MiB left free): fewer tiles would not help, so the slab is held in
+    CPU memory and only its tiles go to the GPU; the labels agree with a run on an empty GPU."""
+    write_phantom(tmp_path / "big.nii.gz", tmp_path / "big_label.nii.gz", shape=(512, 512, 128), seed=3)
+    package = load_package("phantom")
+    clean = segment_case(tmp_path / "big.nii.gz", Segmenter(package, device="cuda", precision="fp32", batch_size=4),
+                         out_dir=tmp_path / "clean")
+    expected = np.asarray(nib.load(clean.segmentation).dataobj)
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info()
+    hog = torch.empty(free - (384 << 20), dtype=torch.uint8, device="cuda")
+    try:
+        segmenter = Segmenter(package, device="cuda", precision="fp32", batch_size=4, slab_voxels=1 << 28)
+        with caplog.at_level("WARNING", logger="medseg.inference"):
+            outputs = segment_case(tmp_path / "big.nii.gz", segmenter, out_dir=tmp_path / "held")
+    finally:
+        del hog
+        torch.cuda.empty_cache()
+    assert any(m.startswith("cuda:0: out of GPU memory outside the network; going on with each slab held in CPU "
+                            "memory") for m in caplog.messages), caplog.messages
+    sidecar = json.loads(Path(outputs.sidecar).read_text())
+    assert sidecar["inference"]["stitch_device"] == "cpu"
+    labels = np.asarray(nib.load(outputs.segmentation).dataobj)
+    assert (labels == expected).mean() >= 0.999

@@ -217,3 +217,75 @@ def test_out_of_gpu_memory_with_one_tile_is_one_line_naming_the_input(make_packa
                      "forward pass; free GPU memory (other processes may hold it), or run with --device cpu"
                      for name in ("a", "b")]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_out_of_gpu_memory_in_monai_blending_weights_is_backed_off(make_package, caplog):
+    """MONAI re-raises an error in its blending-weight map as a plain RuntimeError ("Seems to be OOM") whose cause
+    is torch's out-of-memory error: that was not recognised, and the case failed with MONAI's two-line message.
+    It is now backed off like any other out-of-memory error, and the labels are a clean run's."""
+    import monai.inferers.utils
+
+    package = load_package(make_package())
+    image = torch.randn(1, 40, 40, 8, generator=torch.Generator().manual_seed(4))
+    expected = Segmenter(package, device="cpu", batch_size=8).predict(image)
+    real = monai.inferers.utils.compute_importance_map
+    calls = []
+
+    def full_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        return real(*args, **kwargs)
+
+    segmenter = Segmenter(package, device="cpu", batch_size=16)
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING", logger="medseg.inference"):
+        patch.setattr(monai.inferers.utils, "compute_importance_map", full_once)
+        labels = segmenter.predict(image)
+    assert len(calls) >= 2 and torch.equal(labels, expected)
+    assert caplog.messages == ["cpu: out of GPU memory with 16 tiles per forward pass; going on with 8 "
+                               "(--batch-size sets it)"]
+
+
+def test_an_error_that_is_not_out_of_memory_is_not_retried(make_package):
+    """Only out-of-memory errors (or errors caused by one) are backed off; others fail at once, unchanged."""
+    package = load_package(make_package())
+    segmenter = Segmenter(package, device="cpu", batch_size=16)
+    calls = []
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            calls.append(x.shape[0])
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    segmenter.window_net.net = Broken()
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        segmenter.predict(torch.randn(1, 40, 40, 8))
+    assert len(calls) == 1 and segmenter.batch_size == 16
+
+
+@pytest.mark.parametrize("inside, last_batch, expected", [
+    (True, 8, ("cuda:0", 4, "cpu: out of GPU memory with 8 tiles per forward pass; going on with 4")),
+    (False, 8, ("cpu", 16, "cpu: out of GPU memory outside the network; going on with each slab held in CPU "
+                           "memory (only its tiles on the GPU)")),
+    (True, 1, ("cpu", 1, "cpu: out of GPU memory with one tile per forward pass; going on with each slab held")),
+], ids=["network ran out", "stitching ran out", "one tile already"])
+def test_back_off_gives_up_what_ran_out(make_package, caplog, inside, last_batch, expected):
+    """Which of the two a GPU gives up first: out of memory inside the network, the tiles per forward pass are
+    halved; outside it (the slab, its blended logits and weights, held on the GPU), the slab is held in CPU memory
+    instead, which halving the tiles would not have helped. (The decision alone: the devices are named, not used;
+    ``tests/test_cuda.py`` runs both on a real GPU.)"""
+    segmenter = Segmenter(load_package(make_package()), device="cpu", batch_size=16 if last_batch > 1 else 1)
+    segmenter.stitch_device = torch.device("cuda:0")
+    segmenter.window_net.ran_out, segmenter.window_net.last_batch = inside, last_batch
+    with caplog.at_level("WARNING", logger="medseg.inference"):
+        segmenter._back_off()
+    stitch, batch, message = expected
+    assert str(segmenter.stitch_device) == stitch and segmenter.batch_size == batch
+    assert len(caplog.messages) == 1 and caplog.messages[0].startswith(message)
+    assert segmenter.inferer.device == segmenter.stitch_device  # the rebuilt inferer stitches there
+    # held in CPU memory and one tile already: nothing is left to give up
+    segmenter.stitch_device, segmenter.batch_size, segmenter.window_net.last_batch = torch.device("cpu"), 1, 1
+    from medseg.errors import DeviceError
+
+    with pytest.raises(DeviceError, match="even with one 32×32 tile per forward pass"):
+        segmenter._back_off()
