@@ -1560,10 +1560,12 @@ def _data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:
 
 
 def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_split: str = "",
-                 case_ids: list[str] | None = None) -> None:
+                 case_ids: list[str] | None = None, epochs_given: bool = True) -> None:
     """Refuse to resume the checkpoint in ``out_dir`` with other cases (``case_ids``, all of them, when given), other
     validation cases or other settings than it was started with (only the epoch count may change); call before
-    reading the cases to fail early."""
+    reading the cases to fail early. ``epochs_given``: whether the epoch count was asked for (``--epochs``); when
+    not, and the config's differs from the run's plan, a refusal's hint names the plan's too, so that following it
+    is not refused again for the epoch count."""
     out_dir = Path(out_dir)
     settings = check_config(config)
     package_config = {k: v for k, v in config.items() if k != "training"}
@@ -1575,7 +1577,12 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     # damaged weights are told before the cases are read and the run announced
     _check_weights_digest(_checkpoint_tensors(out_dir, recorded), recorded.get("weights_sha256"), meta.name)
     done = recorded["epoch"]  # an int: _checkpoint_record checked it
+    planned = checkpoint_planned_epochs(out_dir)
     if int(settings["epochs"]) < done:
+        if planned is not None and planned > done:
+            raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs of the {planned} planned, more "
+                                f"than the {settings['epochs']} asked for (--epochs / training.epochs); give --epochs "
+                                f"{planned} to finish it as planned, or at least {done}")
         raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "
                             "asked for (--epochs / training.epochs); ask for at least as many")
     trained_on = recorded.get("data_sha256")
@@ -1587,6 +1594,8 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     before = recorded.get("config", {}).get("training", {})
     options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
                if f"training.{key}" in changed and before.get(key) is not None]
+    if options and not epochs_given and planned is not None and planned != int(settings["epochs"]):
+        options.append(f"--epochs {planned}")  # else the command the hint gives is refused for its epoch count
     given = f" (give {' '.join(options)} as it was)" if options else ""
     if recorded.get("val_cases", val_ids) != val_ids:
         then = f"{split_text(before)} then, " if before else ""

@@ -1314,8 +1314,9 @@ def _exit_code(args: list[str]) -> int:
     return info.value.code
 
 
-def _interrupted_in_second_epoch(args: list[str], monkeypatch) -> int:
-    """Run `medseg train` with a Ctrl-C during epoch 2 (after epoch 1's checkpoint); returns the exit code."""
+def _interrupted_in_second_epoch(args: list[str], monkeypatch, epoch: int = 2) -> int:
+    """Run `medseg train` with a Ctrl-C during epoch 2 (after epoch 1's checkpoint), or during ``epoch``; returns the
+    exit code."""
     import medseg.train as training
 
     torch.set_num_threads(1)
@@ -1323,7 +1324,7 @@ def _interrupted_in_second_epoch(args: list[str], monkeypatch) -> int:
 
     def interrupted(*epoch_args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == epoch:
             raise KeyboardInterrupt
         return real_epoch(*epoch_args, **kwargs)
 
@@ -1580,6 +1581,39 @@ def test_resume_beside_a_stray_file_an_unreadable_record_and_epoch_counts(tiny_s
     assert capsys.readouterr().err.strip() == (
         f"medseg: error: {out}: the checkpoint has 3 finished epochs, more than the 2 asked for (--epochs / "
         "training.epochs); ask for at least as many")
+
+
+def test_resume_hints_name_every_option_the_refused_command_needs(tiny_set, tmp_path, capsys, monkeypatch):
+    """A run planned for 4 epochs and stopped after epoch 2, resumed with a config of 3 epochs and other steps per
+    epoch: the hint named only --steps-per-epoch, and the command it gave was then refused for its epoch count; one
+    for fewer epochs than the plan said "extend it"; one for fewer than were done did not name the plan."""
+    config = tiny_training_config(epochs=4)
+    path = tmp_path / "plan4.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "model"
+    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, out, "-c", str(path)), monkeypatch, epoch=3) == 130
+    steps = config["training"]["steps_per_epoch"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(tiny_training_config(epochs=3, steps_per_epoch=steps + 1)))
+    args = _train_cli(*tiny_set, out, "-c", str(other), "--resume")
+    capsys.readouterr()
+    assert _exit_code(args) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {out}: the checkpoint was started with other settings (training.steps_per_epoch); resume "
+        f"with the config it was started with (give --steps-per-epoch {steps} --epochs 4 as it was) (only the epoch "
+        "count may change), or start again with --overwrite")
+    assert _exit_code(args + ["--epochs", "3"]) == 1  # the epoch count asked for: not overridden by the hint
+    assert f"(give --steps-per-epoch {steps} as it was)" in capsys.readouterr().err
+    assert _exit_code(args + ["--steps-per-epoch", str(steps)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {out}: the checkpoint's run was planned for 4 epochs, and {other} asks for 3; give --epochs 4 "
+        "to finish it as planned, or --epochs 3 to end it sooner")
+    assert _exit_code(args + ["--steps-per-epoch", str(steps), "--epochs", "1"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {out}: the checkpoint has 2 finished epochs of the 4 planned, more than the 1 asked for "
+        "(--epochs / training.epochs); give --epochs 4 to finish it as planned, or at least 2")
+    assert _exit_code(args + ["--steps-per-epoch", str(steps), "--epochs", "4"]) == 0  # what the hints said
+    assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 4
 
 
 def test_a_package_written_to_the_current_folder_is_named_after_it(tiny_set, tmp_path, monkeypatch):
@@ -1981,6 +2015,13 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
     assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
         f"{out}: holds an unfinished training run (checkpoint after epoch 1 of 2) that will replace this package "
         "when it finishes; until then the package is the one written before it"]
+    # `medseg models` said the package was "not the run's final weights": it is the earlier finished run's
+    capsys.readouterr()
+    assert _exit_code(["models", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    at = shown.index("  training: an unfinished run in this folder (checkpoint after epoch 1 of 2) will replace this "
+                     "package when it finishes; the figures below are this package's")
+    assert "best epoch" in shown[at + 1] and "of 3)" in shown[at + 1]  # the earlier run's 3 epochs
     assert _exit_code(args + ["--seed", "5", "--resume"]) == 0
     with _caught_warnings("medseg.package") as records:
         load_package(out)

@@ -87,7 +87,10 @@ def _describe(row: dict) -> str:
         lines.append("  training: not recorded (a package not made by `medseg train`)")
         return "\n".join(lines)
     if training.get("unfinished"):
-        lines.append(f"  training: UNFINISHED ({training['unfinished']}); not the run's final weights")
+        # a run's package is written when it finishes: the one here is an earlier finished run's, which stays until
+        # the unfinished run finishes and replaces it
+        lines.append(f"  training: an unfinished run in this folder ({training['unfinished']}) will replace this "
+                     "package when it finishes; the figures below are this package's")
     dice = training.get("val_dice")
     if isinstance(dice, dict) and dice:
         names = row["labels"]

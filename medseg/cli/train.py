@@ -158,13 +158,13 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     n_val = len(val)
     if resume:
         check_resume(output, config, [case.case_id for case in val], described,
-                     [case.case_id for case in [*fit, *val]])
+                     [case.case_id for case in [*fit, *val]], epochs_given=epochs is not None)
         planned, asked = checkpoint_planned_epochs(output), int(check_config(config, where)["epochs"])
         if epochs is None and planned is not None and planned != asked:  # a plan changed without saying so
             raise TrainingError(f"{output}: the checkpoint's run was planned for {planned} epoch"
                                 f"{'s' if planned != 1 else ''}, and {where} asks "
                                 f"for {asked}; give --epochs {planned} to finish it as planned, or --epochs {asked} "
-                                "to extend it")
+                                f"to {'extend it' if asked > planned else 'end it sooner'}")
     choice = resolve_device(device)
     from medseg.resources import set_threads
 
