@@ -30,6 +30,10 @@ _final_memory = click.option("--final-memory-mb", type=click.IntRange(1), defaul
                                   "workers died twice is given up (so that the rest of the batch completes) instead of "
                                   "tried once more. Without it, a case that kills every worker while the memory keeps "
                                   "rising fails the job's last retry.")
+_attempt = click.option("--attempt", "attempt", type=(click.IntRange(1), click.IntRange(1)), default=None,
+                        metavar="N M", help="This job is attempt N of at most M (Snakemake's retries): on the last, a "
+                                            "case whose workers died twice is given up, so that the rest of the batch "
+                                            "completes, whatever memory the scheduler granted.")
 _record = click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -64,6 +68,11 @@ def _select(samples, cases):
 def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:
     if final_memory_mb is not None and memory_mb is None:
         raise click.UsageError("--final-memory-mb needs --memory-mb (the memory this job has)")
+
+
+def _final_attempt(attempt: tuple[int, int] | None) -> bool:
+    """Whether ``--attempt N M`` names the job's last attempt."""
+    return attempt is not None and attempt[0] >= attempt[1]
 
 
 def _check_record(record) -> None:
@@ -110,9 +119,10 @@ def _report(summary, record) -> None:
 @threads_option
 @_memory
 @_final_memory
+@_attempt
 @_record
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          record):
+          attempt, record):
     """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
 
     Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
@@ -127,7 +137,8 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     _check_record(record)
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
-                           threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb)
+                           threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb,
+                           final_attempt=_final_attempt(attempt))
     _report(infer_cases(selected, results, options, on_case=_tell), record)
     return 0
 
@@ -139,8 +150,9 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @threads_option
 @_memory
 @_final_memory
+@_attempt
 @_record
-def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, record):
+def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record):
     """Score the segmented cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json.
 
     \b
@@ -152,5 +164,5 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, recor
     _check_record(record)
     selected = _select(samples, cases)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb,
-                           on_case=_tell), record)
+                           on_case=_tell, final_attempt=_final_attempt(attempt)), record)
     return 0

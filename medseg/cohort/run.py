@@ -69,6 +69,7 @@ class InferOptions:
     threads: int | None = None  # CPU threads for torch; does not change results
     memory_mb: int | None = None  # the job's memory (the scheduler's request): crashes with less do not count
     final_memory_mb: int | None = None  # the memory of the job's last retry (see give_up)
+    final_attempt: bool = False  # this job is its last retry (see give_up)
 
 
 @dataclass
@@ -263,7 +264,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
     attempts = folder.attempts(case_id, "infer", print_)
-    if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_memory_mb):
+    if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_memory_mb, options.final_attempt):
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
     with _attempt(folder, case_id, "infer", print_, attempts, options.memory_mb):
@@ -353,15 +354,17 @@ def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infe
 
 
 def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory_mb: int | None,
-            final_memory_mb: int | None) -> bool:
+            final_memory_mb: int | None, final_attempt: bool = False) -> bool:
     """Whether a case whose earlier attempts killed their process is given up instead of tried once more: when
     :data:`MAX_ATTEMPTS` of them had at least this job's memory, or when this is the job's last retry
-    (``memory_mb`` has reached ``final_memory_mb``) and it died :data:`MAX_ATTEMPTS` times already. The second
-    rule keeps one case that kills every worker from failing its job, and the run, for good: the other cases of
-    the batch complete and the report is made; its record says to raise the memory to try it again."""
+    (``final_attempt``, or ``memory_mb`` has reached ``final_memory_mb``) and it died :data:`MAX_ATTEMPTS` times
+    already. The second rule keeps one case that kills every worker from failing its job, and the run, for good:
+    the other cases of the batch complete and the report is made; its record says to raise the memory to try it
+    again. (Memory alone does not tell the last retry where a scheduler caps what a job may ask for, as
+    Snakemake's ``--resources mem_mb`` does: the Snakefile passes the attempt.)"""
     if folder.crashes(case_id, stage, print_, memory_mb) >= MAX_ATTEMPTS:
         return True
-    last = memory_mb is not None and final_memory_mb is not None and memory_mb >= final_memory_mb
+    last = final_attempt or (memory_mb is not None and final_memory_mb is not None and memory_mb >= final_memory_mb)
     return last and folder.attempts(case_id, stage, print_) >= MAX_ATTEMPTS
 
 
@@ -403,7 +406,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
                    memory_mb: int | None = None, final_memory_mb: int | None = None,
-                   on_case: Callable[[CaseOutcome], None] | None = None) -> JobSummary:
+                   on_case: Callable[[CaseOutcome], None] | None = None, final_attempt: bool = False) -> JobSummary:
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
     job's memory, as for :class:`InferOptions`; ``on_case`` as for :func:`infer_cases`).
 
@@ -427,7 +430,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
                 print_ = evaluate_fingerprint(sample, inferred) if inferred and "run_id" in inferred else "blocked"
                 summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
             else:
-                summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_memory_mb))
+                summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_memory_mb, final_attempt))
         if on_case is not None:
             on_case(summary.cases[-1])
     summary.setup_s = round(setup.setup_s, 3)
@@ -454,7 +457,8 @@ class _MetricsSetup:
 
 
 def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
-                  memory_mb: int | None = None, final_memory_mb: int | None = None) -> CaseOutcome:
+                  memory_mb: int | None = None, final_memory_mb: int | None = None,
+                  final_attempt: bool = False) -> CaseOutcome:
     from medseg.metrics import evaluate_files, metrics_json
 
     case_id = sample.case_id
@@ -478,7 +482,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
     folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
     attempts = folder.attempts(case_id, "evaluate", print_)
-    if give_up(folder, case_id, "evaluate", print_, memory_mb, final_memory_mb):
+    if give_up(folder, case_id, "evaluate", print_, memory_mb, final_memory_mb, final_attempt):
         return _died(sample, folder, "evaluate", print_, attempts, memory_mb)
     setup.get()
     with _attempt(folder, case_id, "evaluate", print_, attempts, memory_mb):

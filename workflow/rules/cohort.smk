@@ -5,7 +5,8 @@
 # A job that dies (a case crashed or exhausted its process) is retried with more memory and time: finished cases
 # are kept, and a case that killed two attempts with as much memory as the job now has, or two attempts in all by
 # the job's last retry, is recorded as failed instead of being tried again (medseg/cohort/run.py give_up); one
-# killed with less is tried with the retry's memory, and a later run with a larger mem_mb tries it again.
+# killed with less is tried with the retry's memory, and a later run with a larger mem_mb tries it again. The job
+# knows its last retry from its attempt (resources.attempt), not from its memory, which --resources may cap.
 
 
 rule infer:
@@ -26,7 +27,8 @@ rule infer:
         precision=config["precision"],
         batch_size=config["batch_size"],
         overlap="" if config["overlap"] is None else f"--overlap {config['overlap']}",
-        final_mem=config["mem_mb"] * 3,  # the memory of the last of the 1 + 2 retries' attempts
+        final_mem=config["mem_mb"] * (1 + RETRIES),  # the memory of the last retry, unless --resources caps it
+        attempts=1 + RETRIES,
     log:
         f"{RESULTS}/logs/infer/{{batch}}.log",
     conda:
@@ -34,17 +36,18 @@ rule infer:
     benchmark:
         f"{RESULTS}/benchmarks/infer/{{batch}}.tsv"
     threads: config["threads"]
-    retries: 2
+    retries: RETRIES
     resources:
         # a retried job (out of memory or out of time on a cluster) asks for twice, then three times as much
         mem_mb=lambda wildcards, attempt: config["mem_mb"] * attempt,
+        attempt=lambda wildcards, attempt: attempt,  # not a limit: passed to the job as --attempt
         runtime=lambda wildcards, attempt: infer_minutes(wildcards) * attempt,
         gpu=GPUS,
     shell:
         "{params.medseg} -v cohort infer {params.sheet:q} -o {params.results:q} {params.cases} --model {params.model:q}"
         " --device {params.device} --precision {params.precision} --batch-size {params.batch_size}"
         " {params.overlap} --threads {threads} --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem}"
-        " --record {output.record:q} > {log:q} 2>&1"
+        " --attempt {resources.attempt} {params.attempts} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -59,7 +62,8 @@ rule evaluate:
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         references=lambda wildcards: inputs_signature(wildcards, "reference"),
-        final_mem=config["evaluate_mem_mb"] * 3,
+        final_mem=config["evaluate_mem_mb"] * (1 + RETRIES),
+        attempts=1 + RETRIES,
     log:
         f"{RESULTS}/logs/evaluate/{{batch}}.log",
     conda:
@@ -67,13 +71,15 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{batch}}.tsv"
     threads: 1
-    retries: 2
+    retries: RETRIES
     resources:
         mem_mb=lambda wildcards, attempt: config["evaluate_mem_mb"] * attempt,
+        attempt=lambda wildcards, attempt: attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
-        " --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem} --record {output.record:q} > {log:q} 2>&1"
+        " --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem} --attempt {resources.attempt}"
+        " {params.attempts} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule report:

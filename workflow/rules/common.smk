@@ -56,6 +56,10 @@ _PACKAGE = planned(load_package, config["model"], check_hash=workflow.is_main_pr
 WEIGHTS = str(_PACKAGE.weights_path)
 MODEL_CONFIG = str(_PACKAGE.path / "model.json")
 GPUS = 1 if config["device"].startswith("cuda") else 0
+# a failed infer or evaluate job is tried again this many times, with more memory and time; each job is told its
+# attempt, so that on the last a case that killed every worker is given up and the rest of the batch completes
+# (the memory a retry gets does not tell it: --resources mem_mb caps it)
+RETRIES = 2
 if workflow.is_main_process and str(config["model"]) == DEFAULT_MODEL:
     # as `medseg infer` without --model says: a sheet of real scans run without model= gets synthetic-shape labels
     logger.warning(f"model {DEFAULT_MODEL}: the shipped demo model (synthetic shapes only), the default of "
