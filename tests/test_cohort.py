@@ -533,6 +533,30 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     assert (status["worker_died_memory_mb"], status["worker_given_up_memory_mb"]) == (4000, 4000)
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="auto chooses the CPU only without CUDA")
+def test_naming_what_auto_chose_keeps_the_cases(cohort):
+    """Segmented with device and precision auto (the CPU, fp32), then with device=cpu or precision=fp32 named: the
+    same work, but every case was redone (a whole cohort, where auto → cuda on a GPU cluster). Now kept, in the job
+    and at planning; another precision is still other work."""
+    from medseg.cohort.run import stale_cases
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "bad")]  # a result and a failure
+    auto = InferOptions(model=MODEL, device="auto", precision="auto", batch_size=4)
+    first = infer_cases(samples, results, auto)
+    assert [(c.case_id, c.outcome, c.reused) for c in first.cases] == [("a", "ok", False), ("bad", "failed", False)]
+    package = load_package(MODEL)
+    for device, precision in (("cpu", "auto"), ("auto", "fp32"), ("cpu", "fp32"), ("auto", "auto")):
+        named = replace(auto, device=device, precision=precision)
+        assert stale_cases(samples, results, package, named)["infer"] == [], (device, precision)
+        summary = infer_cases(samples, results, named)
+        assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", True), ("failed", True)], (device, precision)
+    other = replace(auto, device="cpu", precision="bf16")
+    assert stale_cases(samples, results, package, other)["infer"] == ["a", "bad"]
+    assert [c.reused for c in infer_cases(samples, results, other).cases] == [False, False]
+
+
 def test_cli_refuses_unknown_cases(cohort, capsys):
     from medseg.cli import main
 

@@ -39,6 +39,7 @@ __all__ = [
     "STATUS_SCHEMA",
     "ResultsFolder",
     "fingerprint",
+    "made_for",
     "now",
     "one_line",
     "path_signature",
@@ -98,6 +99,14 @@ def unavailable(path: Path | str | None) -> bool:
         return True
 
 
+def made_for(record: dict, print_: str) -> bool:
+    """Whether a completion record's work is what ``print_`` identifies: its own fingerprint, or one of the requests
+    that the job found would have done the same work (``also_made_for``: ``device=cpu`` where ``auto`` chose the
+    CPU)."""
+    also = record.get("also_made_for")
+    return record.get("fingerprint") == print_ or (isinstance(also, list) and print_ in also)
+
+
 def fingerprint(**parts) -> str:
     """SHA-256 of the parts as canonical JSON (paths as strings)."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
@@ -155,7 +164,7 @@ class ResultsFolder:
     def finished(self, case_id: str, stage: str, print_: str) -> dict | None:
         """The completion record if the stage is finished for the work ``print_`` identifies, else None."""
         record = self.status(case_id, stage)
-        if record is None or record.get("fingerprint") != print_ or not self._outputs_exist(record):
+        if record is None or not made_for(record, print_) or not self._outputs_exist(record):
             return None
         if record.get("blocked") and not self.blocked(case_id):  # failed for a file since moved away
             return None

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from medseg import stopping
@@ -29,6 +29,7 @@ from medseg.cohort.records import (
     MAX_ATTEMPTS,
     ResultsFolder,
     fingerprint,
+    made_for,
     now,
     one_line,
     path_signature,
@@ -141,6 +142,23 @@ def infer_fingerprint(sample: Sample, package, options: InferOptions, image_sign
                        device=options.device, precision=options.precision, overlap=float(overlap))
 
 
+def equivalent_fingerprints(sample: Sample, package, options: InferOptions, image_signature, device: str,
+                            precision: str) -> list[str]:
+    """The fingerprints of the other requests that would have made what ``options`` made on ``device`` in
+    ``precision`` (what ``auto`` chose): each setting as asked or as used (``cuda`` for ``cuda:0``; precision
+    ``auto`` where it resolves to the one used), so that naming what ``auto`` chose does not redo a cohort."""
+    from medseg.device import resolve_precision
+
+    devices = {options.device, device} | ({"cuda"} if device == "cuda:0" else set())
+    precisions = {options.precision, precision}
+    if resolve_precision("auto", device) == precision:
+        precisions.add("auto")
+    own = infer_fingerprint(sample, package, options, image_signature)
+    prints = {infer_fingerprint(sample, package, replace(options, device=d, precision=p), image_signature)
+              for d in devices for p in precisions}
+    return sorted(prints - {own})
+
+
 def evaluate_fingerprint(sample: Sample, inferred: dict, reference_signature=_NOW) -> str:
     """What makes a case's scores: the segmentation run they score and the reference (path, sizes, times)."""
     signature = path_signature(sample.reference) if reference_signature is _NOW else reference_signature
@@ -187,7 +205,7 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
         inferred = folder.status(sample.case_id, "infer")
         if inferred is None:
             continue
-        if inferred.get("fingerprint") != infer_fingerprint(sample, package, options):
+        if not made_for(inferred, infer_fingerprint(sample, package, options)):
             if not infer_kept(sample, folder, package, options):
                 stale["infer"].append(sample.case_id)
                 continue
@@ -267,6 +285,8 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_memory_mb, options.final_attempt):
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
+    also = equivalent_fingerprints(sample, package, options, signature, segmenter.device_choice.device,
+                                   segmenter.precision)
     with _attempt(folder, case_id, "infer", print_, attempts, options.memory_mb):
         clock = time.perf_counter()
         try:
@@ -280,11 +300,12 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
             _log_failure(case_id, stage, error)
             failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference)
             folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
-                                 {"failed_stage": stage, "image_signature": signature})
+                                 {"failed_stage": stage, "image_signature": signature, "also_made_for": also})
             return CaseOutcome(case_id, "failed", False, round(seconds, 3), stage, one_line(error))
         seconds = time.perf_counter() - clock
         folder.mark_finished(case_id, "infer", print_, "ok", [outputs.segmentation, outputs.sidecar], seconds,
-                             extra={"timings_s": outputs.record.get("timings_s"), "image_signature": signature})
+                             extra={"timings_s": outputs.record.get("timings_s"), "image_signature": signature,
+                                    "also_made_for": also})
     log.info("%s: segmented in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
