@@ -79,7 +79,8 @@ def out_of_memory(error: BaseException) -> bool:
     while error is not None and seen < 8:
         if isinstance(error, OUT_OF_MEMORY):
             return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
+        # an error raised while an out-of-memory error was handled is another error, unless it names it its cause
+        error, seen = error.__cause__ or (None if error.__suppress_context__ else error.__context__), seen + 1
     return False
 
 
@@ -252,11 +253,13 @@ class Segmenter:
             torch.cuda.empty_cache()  # the failed pass's blocks back to the driver, for other processes too
         elif self.device.type == "mps":
             torch.mps.empty_cache()
-        # the pass that failed: the slab may have had fewer tiles than the batch allows
-        tried = min(self.batch_size, self.window_net.last_batch or self.batch_size)
+        # the pass that failed, when the network ran out (the slab may have had fewer tiles than the batch allows);
+        # else the batch: the latest pass may be an earlier slab's last, smaller one
+        ran_out = self.window_net.ran_out
+        tried = min(self.batch_size, self.window_net.last_batch or self.batch_size) if ran_out else self.batch_size
         stitching_on_device = self.stitch_device.type != "cpu"
-        if stitching_on_device and (not self.window_net.ran_out or tried <= 1):
-            where = "with one tile per forward pass" if self.window_net.ran_out else "outside the network"
+        if stitching_on_device and (not ran_out or tried <= 1):
+            where = "with one tile per forward pass" if ran_out else "outside the network"
             log.warning("%s: out of GPU memory %s; going on with each slab held in CPU memory (only its tiles on "
                         "the GPU)", self.device, where)
             self.stitch_device = torch.device("cpu")

@@ -552,9 +552,42 @@ def test_naming_what_auto_chose_keeps_the_cases(cohort):
         assert stale_cases(samples, results, package, named)["infer"] == [], (device, precision)
         summary = infer_cases(samples, results, named)
         assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", True), ("failed", True)], (device, precision)
+    # an image away (an unmounted share): its results are kept for the equivalent request too, not deleted
+    image = samples[0].image
+    image.rename(image.with_name("away.nii.gz"))
+    named = replace(auto, device="cpu")
+    assert stale_cases(samples, results, package, named)["infer"] == []
+    assert [c.outcome for c in infer_cases(samples[:1], results, named).cases] == ["failed"]
+    assert ResultsFolder(results).segmentation("a").is_file()
+    image.with_name("away.nii.gz").rename(image)
+    assert [(c.outcome, c.reused) for c in infer_cases(samples[:1], results, named).cases] == [("ok", True)]
     other = replace(auto, device="cpu", precision="bf16")
     assert stale_cases(samples, results, package, other)["infer"] == ["a", "bad"]
     assert [c.reused for c in infer_cases(samples, results, other).cases] == [False, False]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="auto chooses the CPU only without CUDA")
+def test_a_case_given_up_under_auto_stays_given_up_when_the_device_is_named(cohort):
+    """A case whose workers died twice (with device auto on the CPU) is given up; naming device=cpu tried it again
+    (and killed workers again), since the given-up record listed no equivalent requests."""
+    from medseg.cohort.records import path_signature
+    from medseg.cohort.run import equivalent_fingerprints, infer_fingerprint, stale_cases
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    sample = next(s for s in read_samples(sheet) if s.case_id == "a")
+    package, folder = load_package(MODEL), ResultsFolder(results)
+    auto = InferOptions(model=MODEL, device="auto", precision="auto", batch_size=4)
+    signature = path_signature(sample.image)
+    print_ = infer_fingerprint(sample, package, auto, signature)
+    also = equivalent_fingerprints(sample, package, auto, signature, "cpu", "fp32")
+    for attempt in (1, 2):  # as the attempts that died noted themselves
+        folder.mark_started("a", "infer", print_, attempt, None, also)
+    assert [c.outcome for c in infer_cases([sample], results, auto).cases] == ["failed"]
+    assert "died 2 times" in json.loads(folder.failure("a").read_text())["error"]
+    named = replace(auto, device="cpu")
+    assert stale_cases([sample], results, package, named)["infer"] == []
+    assert [(c.outcome, c.reused) for c in infer_cases([sample], results, named).cases] == [("failed", True)]
 
 
 def test_cli_refuses_unknown_cases(cohort, capsys):

@@ -238,12 +238,43 @@ def test_out_of_gpu_memory_in_monai_blending_weights_is_backed_off(make_package,
         return real(*args, **kwargs)
 
     segmenter = Segmenter(package, device="cpu", batch_size=16)
+    # an earlier volume's last pass had one tile: not the pass that failed here (the map comes before the network),
+    # so the back-off starts from the batch, not from that one tile ("even with one tile" at once)
+    segmenter.window_net.last_batch = 1
     with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING", logger="medseg.inference"):
         patch.setattr(monai.inferers.utils, "compute_importance_map", full_once)
         labels = segmenter.predict(image)
     assert len(calls) >= 2 and torch.equal(labels, expected)
     assert caplog.messages == ["cpu: out of GPU memory with 16 tiles per forward pass; going on with 8 "
                                "(--batch-size sets it)"]
+
+
+def test_out_of_memory_is_recognised_through_its_cause_not_through_a_suppressed_context():
+    from medseg.inference import out_of_memory
+
+    def raised(make):
+        try:
+            make()
+        except Exception as error:  # the error is what is looked at
+            return error
+
+    def oom():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    def wrapped():  # as MONAI wraps its blending-weight map's error
+        try:
+            oom()
+        except Exception as error:
+            raise RuntimeError("Seems to be OOM") from error
+
+    def another():  # a different error while the out-of-memory error was handled, its context suppressed
+        try:
+            oom()
+        except Exception:
+            raise ValueError("a shape mismatch") from None
+
+    assert out_of_memory(raised(oom)) and out_of_memory(raised(wrapped))
+    assert not out_of_memory(raised(another)) and not out_of_memory(ValueError("x"))
 
 
 def test_an_error_that_is_not_out_of_memory_is_not_retried(make_package):

@@ -215,7 +215,10 @@ class ResultsFolder:
         record = json.loads(self.started_path(case_id, stage).read_text())
         return total, [m for m in (record.get("memory_mb") or [])[:total] if isinstance(m, int)]
 
-    def mark_started(self, case_id: str, stage: str, print_: str, attempts: int, memory_mb: int | None = None) -> None:
+    def mark_started(self, case_id: str, stage: str, print_: str, attempts: int, memory_mb: int | None = None,
+                     also_made_for: list[str] | None = None) -> None:
+        """Note an attempt at the work ``print_`` identifies (``also_made_for``: the equivalent requests, kept for the
+        record of a case given up after its attempts died: :meth:`equivalents`)."""
         memories: list = []
         if attempts > 1:  # the earlier attempts' memory, from the record of the same work
             with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -225,7 +228,17 @@ class ResultsFolder:
         memories += [None] * (attempts - 1 - len(memories)) + [memory_mb]
         write_json(self.started_path(case_id, stage), {
             "case_id": case_id, "stage": stage, "fingerprint": print_, "attempts": attempts,
-            "memory_mb": memories, "pid": os.getpid(), "created": now()})
+            "memory_mb": memories, "pid": os.getpid(), "created": now(),
+            **({"also_made_for": also_made_for} if also_made_for else {})})
+
+    def equivalents(self, case_id: str, stage: str, print_: str) -> list[str] | None:
+        """The equivalent requests the latest attempt at this work noted (see :meth:`mark_started`), or None."""
+        try:
+            record = json.loads(self.started_path(case_id, stage).read_text())
+        except (OSError, ValueError):
+            return None
+        also = record.get("also_made_for") if isinstance(record, dict) and record.get("fingerprint") == print_ else None
+        return also if isinstance(also, list) else None
 
     def unmark_started(self, case_id: str, stage: str, attempts_before: int) -> None:
         """Take back the attempt just marked (the run was stopped, the case did not crash it)."""

@@ -154,8 +154,10 @@ def equivalent_fingerprints(sample: Sample, package, options: InferOptions, imag
     if resolve_precision("auto", device) == precision:
         precisions.add("auto")
     own = infer_fingerprint(sample, package, options, image_signature)
+    # precision auto follows the device: with device auto too, it may choose another precision elsewhere (fp16 on a
+    # GPU node) than the one asked for here, so that pair counts only where it was the request
     prints = {infer_fingerprint(sample, package, replace(options, device=d, precision=p), image_signature)
-              for d in devices for p in precisions}
+              for d in devices for p in precisions if (d, p) != ("auto", "auto")}
     return sorted(prints - {own})
 
 
@@ -174,7 +176,7 @@ def _kept_while_unavailable(folder: ResultsFolder, case_id: str, stage: str, key
     cleared as before."""
     record = folder.status(case_id, stage)
     return bool(record and record.get("outcome") == "ok" and key in record
-                and print_with(record[key]) == record.get("fingerprint")
+                and made_for(record, print_with(record[key]))
                 and folder.case_outputs_present(case_id, stage))
 
 
@@ -287,7 +289,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
     also = equivalent_fingerprints(sample, package, options, signature, segmenter.device_choice.device,
                                    segmenter.precision)
-    with _attempt(folder, case_id, "infer", print_, attempts, options.memory_mb):
+    with _attempt(folder, case_id, "infer", print_, attempts, options.memory_mb, also):
         clock = time.perf_counter()
         try:
             outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
@@ -312,12 +314,12 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
 
 @contextlib.contextmanager
 def _attempt(folder: ResultsFolder, case_id: str, stage: str, print_: str, attempts: int,
-             memory_mb: int | None) -> Iterator[None]:
+             memory_mb: int | None, also_made_for: list[str] | None = None) -> Iterator[None]:
     """The note that work on a case has begun, for the block's duration: it stays only when the process dies
     inside the block (a crash, a kill, out of memory), which is what it is there to count. Anything raised out of
     the block (Ctrl-C, a scheduler's SIGTERM, results that cannot be written) is not the case's crash: the
     attempt is taken back as the error goes on."""
-    folder.mark_started(case_id, stage, print_, attempts + 1, memory_mb)
+    folder.mark_started(case_id, stage, print_, attempts + 1, memory_mb, also_made_for)
     try:
         yield
     except BaseException:
@@ -405,6 +407,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
           memory_mb: int | None = None) -> CaseOutcome:
     """Record a case whose earlier attempts killed their process, instead of trying it once more."""
     died_with = folder.death_memory(sample.case_id, stage, print_)
+    also = folder.equivalents(sample.case_id, stage, print_)  # read before mark_finished removes the note
     offered = max((m for m in (died_with, memory_mb) if m is not None), default=None)
     memory = (f"; it died with up to {died_with} MB and was given up with {offered} MB, and a later run whose job "
               f"starts with more than {offered} MB tries it again" if died_with is not None else "; not tried again")
@@ -421,7 +424,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
     folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
                          {"failed_stage": stage, "worker_died_memory_mb": died_with,
                           # the most this job offered (on its last retry a case is given up untried)
-                          "worker_given_up_memory_mb": offered})
+                          "worker_given_up_memory_mb": offered, **({"also_made_for": also} if also else {})})
     return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
 
 
