@@ -431,3 +431,17 @@ def test_an_output_folder_is_swept_once_by_the_first_set_placed_there(tmp_path, 
     with atomic_paths([folder / "b.txt"]) as (temp,):
         temp.write_text("b")
     assert stale.exists()
+
+
+@pytest.mark.parametrize("below", ["x.json", "sub/x.json"], ids=["in the file", "under the file"])
+def test_an_output_under_a_file_names_the_file(tmp_path, below):
+    """`convert DIR afile/x.nii.gz` and `evaluate -o afile/x.json` said "afile: cannot create the output folder (File
+    exists)", which reads like an overwrite refusal; the file in the way is named as in `infer`'s check."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    target = blocker / below
+    expected = (rf"^{blocker}: a file, not a folder; x.json cannot be written in it$" if below == "x.json" else
+                rf"^{target.parent}: cannot make this output folder: {blocker} is a file, not a folder$")
+    with pytest.raises(OutputWriteError, match=expected), atomic_paths([target]):
+        pass
+    assert blocker.read_text() == "mine"

@@ -82,6 +82,26 @@ def test_not_an_image(tmp_path, make_package, capsys):
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize("name, keep, expected", [
+    ("cut.nii", 200, "truncated header (200 of 348 bytes)"),
+    ("cut.nii.gz", 300, "truncated header (300 of 348 bytes)"),
+    ("two.nii", 2, "truncated header (2 bytes, less than any NIfTI header)"),
+    ("empty.nii", 0, "an empty file (0 bytes)"),
+], ids=["nii", "nii.gz", "two bytes", "empty"])
+def test_a_file_cut_inside_its_header_is_named_so(tmp_path, case, make_package, capsys, name, keep, expected):
+    """A NIfTI cut inside its header (an interrupted copy) was "not a NIfTI image (Cannot work out file type …)",
+    which sends a user looking for a format problem."""
+    whole = Path(case).read_bytes()
+    raw = gzip.decompress(whole) if whole[:2] == b"\x1f\x8b" else whole
+    bad = tmp_path / name
+    bad.write_bytes(gzip.compress(raw[:keep]) if name.endswith(".gz") else raw[:keep])
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {bad}: {expected}; the file was cut short (an "
+                                            "interrupted copy or download?)")
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
 def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
     job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""

@@ -223,6 +223,11 @@ def test_large_pixel_data_cut_short_is_found_from_the_header(tmp_path, capsys):
     code, _, err = run_cli(["convert", str(tmp_path / "study" / "cut"), str(tmp_path / "out.nii.gz")], capsys)
     assert code == 1 and err.endswith(f"cannot be one 3D volume: {problem}\n")
     assert not (tmp_path / "out.nii.gz").exists()
+    # the cut series alone: `inspect` exited 0 with "would use: none" where convert and infer refuse the folder, so
+    # `inspect DIR && infer DIR` went on; it is a failure, with its line on stderr
+    code, stdout, err = run_cli(["inspect", str(tmp_path / "study" / "cut")], capsys)
+    assert code == 1 and stdout.splitlines()[-1].startswith("would use: none: ")
+    assert err.startswith("medseg: error: ") and problem in err and len(err.splitlines()) == 1
 
 
 def test_missing_pixel_data_names_the_file(tmp_path):

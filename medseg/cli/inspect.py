@@ -33,8 +33,10 @@ def inspect(folder, as_json, series):
 
     report = describe_folder(folder, series=series)
     # the listing is the answer; only a --series that names no usable series is a failure (exit 1)
-    # (or a broken file, which infer would refuse the folder for, or no image at all)
-    failed = 1 if (series is not None or report["unreadable_files"] or not report["series"]) \
+    # (or a broken file, which infer would refuse the folder for, or no image at all, or no series that is not
+    # refused for a problem of its own: a file cut short; several usable series, none chosen, are a choice to make)
+    unusable = all(entry.get("problem") for entry in report["series"])
+    failed = 1 if (series is not None or report["unreadable_files"] or unusable) \
         and report["chosen"]["key"] is None else 0
     if as_json:
         click.echo(json.dumps(report, indent=2))

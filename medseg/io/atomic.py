@@ -193,6 +193,13 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
+            existing = next((f for f in (target.parent, *target.parent.parents) if f.exists()), None)
+            if existing == target.parent and not existing.is_dir():
+                raise OutputWriteError(f"{target.parent}: a file, not a folder; {target.name} cannot be written "
+                                       "in it") from error
+            if existing is not None and not existing.is_dir():  # said as check_folders_writable says it
+                raise OutputWriteError(f"{target.parent}: cannot make this output folder: {existing} is a file, not a "
+                                       "folder") from error
             raise OutputWriteError(f"{target.parent}: cannot create the output folder ({_reason(error)})") from error
         _sweep_once(target.parent)
     temps = [_temp_name(t) for t in targets]

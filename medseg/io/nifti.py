@@ -85,6 +85,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if path.name.lower().endswith((".nii", ".hdr", ".img")) and _starts_with(path, b"\x1f\x8b"):
             raise ImageReadError(f"{path}: a gzip-compressed file named without .gz; name it "
                                  f"{path.name}.gz") from error
+        cut = _header_cut_short(path)
+        if cut is not None:
+            raise ImageReadError(f"{path}: {cut}; the file was cut short (an interrupted copy or download?)") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
@@ -710,6 +713,31 @@ def _dicom_modality(path: Path) -> str | None:
     except Exception:  # a damaged header: the plain advice stands
         return None
     return str(value).strip().upper() if value else None
+
+
+_HEADER_SIZES = (348, 540)  # NIfTI-1 (and Analyze), NIfTI-2: the header's first field states its size
+
+
+def _header_cut_short(path: Path) -> str | None:
+    """"truncated header (N of 348 bytes)" where ``path`` (gzip-compressed or not) starts a NIfTI or Analyze header
+    that ends before its stated size; None otherwise (nibabel's own words then stand)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(1 << 16)
+    except OSError:
+        return None
+    if raw[:2] == b"\x1f\x8b":
+        try:  # what decompresses of a stream that may itself be cut short
+            raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, 1024)
+        except zlib.error:
+            return None
+    if len(raw) < 4:
+        return f"truncated header ({len(raw)} bytes, less than any NIfTI header)" if raw else "an empty file (0 bytes)"
+    stated = next((size for order in ("little", "big") if (size := int.from_bytes(raw[:4], order)) in _HEADER_SIZES),
+                  None)
+    if stated is None or len(raw) >= stated:
+        return None
+    return f"truncated header ({len(raw)} of {stated} bytes)"
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
