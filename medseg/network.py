@@ -1,4 +1,4 @@
-"""The seed's U-Net as a configurable 2D torch module.
+"""The classic U-Net (Ronneberger et al., 2015) as a configurable 2D torch module.
 
 Contracting path: per level two 'same' 3x3 convolutions (each followed by an optional norm and ReLU),
 then 2x2 max-pooling (and optional dropout). Expansive path: 2x2 transposed convolution halving the

@@ -384,6 +384,11 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
             raise ModelPackageError(f"{config_path}: a folder, where a model package keeps its config file")
         if not config_path.is_file():
             link = f": {not_there(config_path)}" if config_path.is_symlink() else ""
+            unfinished = None if link else unfinished_training(path)
+            if unfinished is not None:  # a first run, stopped: said so, not only that a file is missing
+                raise ModelPackageError(f"{path}: not a model package yet: it holds an unfinished training run "
+                                        f"({unfinished_text(unfinished)}); medseg train --resume with the same "
+                                        "command finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
         config = json.loads(config_path.read_text(), object_pairs_hook=_unique_keys)
     except _DuplicateKey as error:

@@ -1,4 +1,4 @@
-"""Training the seed U-Net on labelled volumes, slice by slice, into a model package.
+"""Training the 2D U-Net on labelled volumes, slice by slice, into a model package.
 
 Volumes are brought into model space with the package's own preprocessing, cut into 2D slices along the
 package's slicing axis (with neighbouring slices as channels for 2.5D), augmented with MONAI transforms,

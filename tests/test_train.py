@@ -1612,8 +1612,19 @@ def test_resume_hints_name_every_option_the_refused_command_needs(tiny_set, tmp_
     assert capsys.readouterr().err.strip() == (
         f"medseg: error: {out}: the checkpoint has 2 finished epochs of the 4 planned, more than the 1 asked for "
         "(--epochs / training.epochs); give --epochs 4 to finish it as planned, or at least 2")
+    # a first run stopped: the folder is named as one, not only as "not a model package (no model.json)"
+    from medseg.errors import ModelPackageError
+    from medseg.package import load_package
+
+    with pytest.raises(ModelPackageError) as refused:
+        load_package(out)
+    assert str(refused.value) == (f"{out}: not a model package yet: it holds an unfinished training run (checkpoint "
+                                  "after epoch 2 of 4); medseg train --resume with the same command finishes it")
+    capsys.readouterr()
     assert _exit_code(args + ["--steps-per-epoch", str(steps), "--epochs", "4"]) == 0  # what the hints said
     assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 4
+    # and the resumed run says so (the epoch numbers going on were the only sign)
+    assert f"resuming {out} from its checkpoint after epoch 2, on to epoch 4" in capsys.readouterr().err.splitlines()
 
 
 def test_a_package_written_to_the_current_folder_is_named_after_it(tiny_set, tmp_path, monkeypatch):

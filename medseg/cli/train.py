@@ -37,7 +37,7 @@ from medseg.cli.options import device_form, escaped_line
 @click.option("--overwrite", is_flag=True, help="Replace an existing package in the output folder.")
 def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads, resume,
           overwrite):
-    """Train the seed's 2D U-Net on labelled volumes and write a model package.
+    """Train the classic 2D U-Net on labelled volumes and write a model package.
 
     \b
     $ medseg train --images imagesTr --labels labelsTr -c configs/train/hippocampus.json -o my_model
@@ -178,6 +178,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         used, why = training_precision(str(config["training"].get("precision", "fp32")), choice.device)
         click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}, precision "
                    f"{used} ({why})", err=True)
+        done, asked = (checkpoint_epoch(output), int(check_config(config, where)["epochs"])) if resume else (None, 0)
+        if done is not None and done < asked:  # the only sign was the epoch numbers going on
+            click.echo(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}", err=True)
         if not n_val:
             zero = float(config["training"].get("val_fraction", 1)) == 0
             why = "training.val_fraction is 0" if zero else "fewer than two cases"
