@@ -590,8 +590,11 @@ def test_malformed_size_elements_are_one_line_naming_the_file(tmp_path, capsys, 
     for command in (["inspect", str(tmp_path / "dcm")], ["convert", str(tmp_path / "dcm"),
                                                         str(tmp_path / "out.nii.gz")]):
         code, out, err = run_cli(command, capsys)
-        assert code == (0 if command[0] == "inspect" else 1) and "Traceback" not in err  # inspect: a listing
-        assert f"{target.name}: {problem}" in (out if command[0] == "inspect" else err.strip().splitlines()[-1])
+        # inspect: a listing, and exit 1 with the line on stderr, since no series is usable (infer refuses it)
+        assert code == 1 and "Traceback" not in err
+        assert f"{target.name}: {problem}" in err.strip().splitlines()[-1]
+        if command[0] == "inspect":
+            assert f"{target.name}: {problem}" in out
     assert not (tmp_path / "out.nii.gz").exists()
 
 
@@ -724,7 +727,8 @@ def test_a_single_valued_pixel_spacing_is_one_line(tmp_path, capsys):
         dataset.PixelSpacing = "0.7"
         dataset.save_as(path)
     code, out, err = run_cli(["inspect", str(tmp_path / "dcm")], capsys)
-    assert code == 0 and "Traceback" not in err and "PixelSpacing '0.7' is not 2 numbers" in out
+    assert code == 1 and "Traceback" not in err and "PixelSpacing '0.7' is not 2 numbers" in out  # none usable
+    assert err.startswith("medseg: error: ") and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("frames", ["", "0"])
