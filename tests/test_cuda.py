@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -99,25 +100,37 @@ def test_same_seed_on_the_gpu_gives_the_same_weights_to_rounding(tmp_path):
     assert gap(a, b) < 1e-3 < gap(a, c)
 
 
+def _phantom_on_an_empty_gpu(tmp_path: Path, shape: tuple[int, int, int], seed: int, batch_size: int):
+    """``tmp_path/big.nii.gz`` (a phantom), the phantom package, and its labels from a run on the GPU as it is."""
+    write_phantom(tmp_path / "big.nii.gz", tmp_path / "big_label.nii.gz", shape=shape, seed=seed)
+    package = load_package("phantom")
+    clean = segment_case(tmp_path / "big.nii.gz", Segmenter(package, device="cuda", precision="fp32",
+                                                            batch_size=batch_size), out_dir=tmp_path / "clean")
+    return package, np.asarray(nib.load(clean.segmentation).dataobj)
+
+
+@contextlib.contextmanager
+def _gpu_left_with(room: int):
+    """The GPU filled as other processes would fill it (a block this test holds), ``room`` bytes left free."""
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info()
+    hog = torch.empty(free - room, dtype=torch.uint8, device="cuda")
+    try:
+        yield
+    finally:
+        del hog
+        torch.cuda.empty_cache()
+
+
 def test_out_of_gpu_memory_backs_off_to_fewer_tiles(tmp_path, caplog):
     """A GPU that other processes fill (here: a block this test holds, leaving 1 GiB): 4096 tiles per forward
     pass do not fit; the slab is tried again with half as many until it fits, and the labels agree with a run that
     asked for few tiles from the start."""
-    write_phantom(tmp_path / "big.nii.gz", tmp_path / "big_label.nii.gz", shape=(512, 512, 32), seed=2)
-    package = load_package("phantom")
-    few = segment_case(tmp_path / "big.nii.gz", Segmenter(package, device="cuda", precision="fp32", batch_size=16),
-                       out_dir=tmp_path / "few")
-    expected = np.asarray(nib.load(few.segmentation).dataobj)
-    torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info()
-    hog = torch.empty(free - (1 << 30), dtype=torch.uint8, device="cuda")
-    try:
+    package, expected = _phantom_on_an_empty_gpu(tmp_path, (512, 512, 32), seed=2, batch_size=16)
+    with _gpu_left_with(1 << 30):
         segmenter = Segmenter(package, device="cuda", precision="fp32", batch_size=4096)
         with caplog.at_level("WARNING", logger="medseg.inference"):
             outputs = segment_case(tmp_path / "big.nii.gz", segmenter, out_dir=tmp_path / "many")
-    finally:
-        del hog
-        torch.cuda.empty_cache()
     import re
 
     told = [re.fullmatch(r"cuda:0: out of GPU memory with (\d+) tiles per forward pass; going on with (\d+) "
@@ -136,21 +149,11 @@ def test_out_of_gpu_memory_in_the_stitching_holds_slabs_in_cpu_memory(tmp_path, 
     """A slab whose blended logits do not fit beside what other processes hold (here: a 128-slice 512×512 slab of
     four classes, 512 MiB of logits, with 384 MiB left free): fewer tiles would not help, so the slab is held in
     CPU memory and only its tiles go to the GPU; the labels agree with a run on an empty GPU."""
-    write_phantom(tmp_path / "big.nii.gz", tmp_path / "big_label.nii.gz", shape=(512, 512, 128), seed=3)
-    package = load_package("phantom")
-    clean = segment_case(tmp_path / "big.nii.gz", Segmenter(package, device="cuda", precision="fp32", batch_size=4),
-                         out_dir=tmp_path / "clean")
-    expected = np.asarray(nib.load(clean.segmentation).dataobj)
-    torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info()
-    hog = torch.empty(free - (384 << 20), dtype=torch.uint8, device="cuda")
-    try:
+    package, expected = _phantom_on_an_empty_gpu(tmp_path, (512, 512, 128), seed=3, batch_size=4)
+    with _gpu_left_with(384 << 20):
         segmenter = Segmenter(package, device="cuda", precision="fp32", batch_size=4, slab_voxels=1 << 28)
         with caplog.at_level("WARNING", logger="medseg.inference"):
             outputs = segment_case(tmp_path / "big.nii.gz", segmenter, out_dir=tmp_path / "held")
-    finally:
-        del hog
-        torch.cuda.empty_cache()
     assert any(m.startswith("cuda:0: out of GPU memory outside the network; going on with each slab held in CPU "
                             "memory") for m in caplog.messages), caplog.messages
     sidecar = json.loads(Path(outputs.sidecar).read_text())
