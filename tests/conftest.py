@@ -58,6 +58,20 @@ def phantom_segmenter(phantom_package):
     return Segmenter(phantom_package, device="cpu", batch_size=8)
 
 
+def failing_on_call(real, call: int, error: BaseException):
+    """``real`` wrapped to raise ``error`` on its ``call``-th call (1-based) and to run as itself otherwise; returns the
+    wrapper and the list its calls are counted in."""
+    calls: list[int] = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise error
+        return real(*args, **kwargs)
+
+    return wrapper, calls
+
+
 def tiny_config(**overrides) -> dict:
     """A small valid model config (phantom labels); ``overrides`` replace top-level sections."""
     config = {

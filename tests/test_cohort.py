@@ -506,18 +506,18 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     print_ = infer_fingerprint(sample, load_package(MODEL), options)
     folder.mark_started("a", "infer", print_, 1, 2000)
     folder.mark_started("a", "infer", print_, 2, 4000)
-    summary = infer_cases([sample], results, replace(options, memory_mb=6000, final_memory_mb=6000))
+    summary = infer_cases([sample], results, replace(options, memory_mb=6000, final_attempt=True))
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
     status = json.loads(folder.status_path("a", "infer").read_text())
     assert (status["worker_died_memory_mb"], status["worker_given_up_memory_mb"]) == (4000, 6000)
     # the same settings keep it given up (it was offered 6000 on the last retry, untried)
-    summary = infer_cases([sample], results, replace(options, memory_mb=2000, final_memory_mb=6000))
+    summary = infer_cases([sample], results, replace(options, memory_mb=2000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
     # the same with a constant memory (--set-resources): kept; a later run whose job has more than it was offered
     # (6000) tries it again
-    summary = infer_cases([sample], results, replace(options, memory_mb=6000, final_memory_mb=18000))
+    summary = infer_cases([sample], results, replace(options, memory_mb=6000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
-    summary = infer_cases([sample], results, replace(options, memory_mb=7000, final_memory_mb=21000))
+    summary = infer_cases([sample], results, replace(options, memory_mb=7000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
     # a scheduler that caps the retries' memory (Snakemake's --resources mem_mb=4000: 2000, 4000, 4000): the last
     # retry never reached the final memory, tried the case a third time, died, and the run stopped without its
@@ -526,8 +526,7 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     print_ = infer_fingerprint(sample, load_package(MODEL), options)
     folder.mark_started("a", "infer", print_, 1, 2000)
     folder.mark_started("a", "infer", print_, 2, 4000)
-    summary = infer_cases([sample], results, replace(options, memory_mb=4000, final_memory_mb=6000,
-                                                     final_attempt=True))
+    summary = infer_cases([sample], results, replace(options, memory_mb=4000, final_attempt=True))
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
     status = json.loads(folder.status_path("a", "infer").read_text())
     assert (status["worker_died_memory_mb"], status["worker_given_up_memory_mb"]) == (4000, 4000)
@@ -588,6 +587,16 @@ def test_a_case_given_up_under_auto_stays_given_up_when_the_device_is_named(coho
     named = replace(auto, device="cpu")
     assert stale_cases([sample], results, package, named)["infer"] == []
     assert [(c.outcome, c.reused) for c in infer_cases([sample], results, named).cases] == [("failed", True)]
+
+
+def test_the_last_retry_is_told_by_the_attempt_else_by_the_memory():
+    """`cohort infer|evaluate` run by hand may give --final-memory-mb; the Snakefile gives --attempt N M, which holds
+    where --resources caps the retries' memory (the memory then never reaches the final figure)."""
+    from medseg.cli.cohort import _final_attempt
+
+    assert [_final_attempt(None, 6000, 6000), _final_attempt(None, 4000, 6000), _final_attempt(None, 6000, None)] \
+        == [True, False, False]
+    assert [_final_attempt((3, 3), 4000, 6000), _final_attempt((2, 3), 6000, 6000)] == [True, False]
 
 
 def test_cli_refuses_unknown_cases(cohort, capsys):
@@ -953,8 +962,7 @@ def test_a_case_given_up_under_a_tighter_cgroup_names_its_limit(cohort, monkeypa
     sheet, results = cohort
     sample = next(s for s in read_samples(sheet) if s.case_id == "a")
     folder = ResultsFolder(results)
-    options = InferOptions(model=MODEL, device="cpu", batch_size=4, overlap=0.45, memory_mb=8000,
-                           final_memory_mb=12000)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=4, overlap=0.45, memory_mb=8000)
     print_ = infer_fingerprint(sample, load_package(MODEL), options)
     folder.mark_started("a", "infer", print_, 1, 8000)
     folder.mark_started("a", "infer", print_, 2, 8000)

@@ -228,14 +228,10 @@ def test_out_of_gpu_memory_in_monai_blending_weights_is_backed_off(make_package,
     package = load_package(make_package())
     image = torch.randn(1, 40, 40, 8, generator=torch.Generator().manual_seed(4))
     expected = Segmenter(package, device="cpu", batch_size=8).predict(image)
-    real = monai.inferers.utils.compute_importance_map
-    calls = []
+    from tests.conftest import failing_on_call
 
-    def full_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
-        return real(*args, **kwargs)
+    full_once, calls = failing_on_call(monai.inferers.utils.compute_importance_map, 1,
+                                       torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"))
 
     segmenter = Segmenter(package, device="cpu", batch_size=16)
     # an earlier volume's last pass had one tile: not the pass that failed here (the map comes before the network),

@@ -2635,15 +2635,11 @@ def test_out_of_gpu_memory_in_a_training_step_is_one_line_and_the_run_resumes(ti
     line naming the run, the batch and the ways on; the checkpoint of the epochs done stays and --resume goes on.
     (Simulated: the error is raised where a CUDA step raises it.)"""
     import medseg.train as train
+    from tests.conftest import failing_on_call
 
     real = train._train_epoch
-    calls = []
-
-    def second_epoch_runs_out(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
-        return real(*args, **kwargs)
+    second_epoch_runs_out, _ = failing_on_call(
+        real, 2, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB"))
 
     out = tmp_path / "model"
     monkeypatch.setattr(train, "_train_epoch", second_epoch_runs_out)

@@ -70,9 +70,13 @@ def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:
         raise click.UsageError("--final-memory-mb needs --memory-mb (the memory this job has)")
 
 
-def _final_attempt(attempt: tuple[int, int] | None) -> bool:
-    """Whether ``--attempt N M`` names the job's last attempt."""
-    return attempt is not None and attempt[0] >= attempt[1]
+def _final_attempt(attempt: tuple[int, int] | None, memory_mb: int | None, final_memory_mb: int | None) -> bool:
+    """Whether this job is its last retry: ``--attempt N M`` names the last, or ``--memory-mb`` has reached
+    ``--final-memory-mb`` (which does not tell it where a scheduler caps the retries' memory, as Snakemake's
+    ``--resources mem_mb`` does: the Snakefile passes the attempt)."""
+    if attempt is not None:
+        return attempt[0] >= attempt[1]
+    return memory_mb is not None and final_memory_mb is not None and memory_mb >= final_memory_mb
 
 
 def _check_record(record) -> None:
@@ -137,8 +141,8 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     _check_record(record)
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
-                           threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb,
-                           final_attempt=_final_attempt(attempt))
+                           threads=threads, memory_mb=memory_mb,
+                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb))
     _report(infer_cases(selected, results, options, on_case=_tell), record)
     return 0
 
@@ -163,6 +167,6 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     _check_memory(memory_mb, final_memory_mb)
     _check_record(record)
     selected = _select(samples, cases)
-    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, final_memory_mb=final_memory_mb,
-                           on_case=_tell, final_attempt=_final_attempt(attempt)), record)
+    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
+                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb)), record)
     return 0

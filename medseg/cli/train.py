@@ -178,7 +178,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         used, why = training_precision(str(config["training"].get("precision", "fp32")), choice.device)
         click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}, precision "
                    f"{used} ({why})", err=True)
-        done, asked = (checkpoint_epoch(output), int(check_config(config, where)["epochs"])) if resume else (None, 0)
+        done = checkpoint_epoch(output) if resume else None
         if done is not None and done < asked:  # the only sign was the epoch numbers going on
             click.echo(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}", err=True)
         if not n_val:

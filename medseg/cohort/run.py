@@ -69,7 +69,6 @@ class InferOptions:
     overlap: float | None = None
     threads: int | None = None  # CPU threads for torch; does not change results
     memory_mb: int | None = None  # the job's memory (the scheduler's request): crashes with less do not count
-    final_memory_mb: int | None = None  # the memory of the job's last retry (see give_up)
     final_attempt: bool = False  # this job is its last retry (see give_up)
 
 
@@ -284,7 +283,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
     attempts = folder.attempts(case_id, "infer", print_)
-    if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_memory_mb, options.final_attempt):
+    if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_attempt):
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
     also = equivalent_fingerprints(sample, package, options, signature, segmenter.device_choice.device,
@@ -377,18 +376,15 @@ def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infe
 
 
 def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory_mb: int | None,
-            final_memory_mb: int | None, final_attempt: bool = False) -> bool:
+            final_attempt: bool = False) -> bool:
     """Whether a case whose earlier attempts killed their process is given up instead of tried once more: when
     :data:`MAX_ATTEMPTS` of them had at least this job's memory, or when this is the job's last retry
-    (``final_attempt``, or ``memory_mb`` has reached ``final_memory_mb``) and it died :data:`MAX_ATTEMPTS` times
-    already. The second rule keeps one case that kills every worker from failing its job, and the run, for good:
-    the other cases of the batch complete and the report is made; its record says to raise the memory to try it
-    again. (Memory alone does not tell the last retry where a scheduler caps what a job may ask for, as
-    Snakemake's ``--resources mem_mb`` does: the Snakefile passes the attempt.)"""
+    (``final_attempt``) and it died :data:`MAX_ATTEMPTS` times already. The second rule keeps one case that kills
+    every worker from failing its job, and the run, for good: the other cases of the batch complete and the report
+    is made; its record says to raise the memory to try it again."""
     if folder.crashes(case_id, stage, print_, memory_mb) >= MAX_ATTEMPTS:
         return True
-    last = final_attempt or (memory_mb is not None and final_memory_mb is not None and memory_mb >= final_memory_mb)
-    return last and folder.attempts(case_id, stage, print_) >= MAX_ATTEMPTS
+    return final_attempt and folder.attempts(case_id, stage, print_) >= MAX_ATTEMPTS
 
 
 def _unless_more_memory(done: dict | None, memory_mb: int | None, case_id: str) -> dict | None:
@@ -429,8 +425,8 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
 
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
-                   memory_mb: int | None = None, final_memory_mb: int | None = None,
-                   on_case: Callable[[CaseOutcome], None] | None = None, final_attempt: bool = False) -> JobSummary:
+                   memory_mb: int | None = None, on_case: Callable[[CaseOutcome], None] | None = None,
+                   final_attempt: bool = False) -> JobSummary:
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
     job's memory, as for :class:`InferOptions`; ``on_case`` as for :func:`infer_cases`).
 
@@ -454,7 +450,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
                 print_ = evaluate_fingerprint(sample, inferred) if inferred and "run_id" in inferred else "blocked"
                 summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
             else:
-                summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_memory_mb, final_attempt))
+                summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_attempt))
         if on_case is not None:
             on_case(summary.cases[-1])
     summary.setup_s = round(setup.setup_s, 3)
@@ -481,8 +477,7 @@ class _MetricsSetup:
 
 
 def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
-                  memory_mb: int | None = None, final_memory_mb: int | None = None,
-                  final_attempt: bool = False) -> CaseOutcome:
+                  memory_mb: int | None = None, final_attempt: bool = False) -> CaseOutcome:
     from medseg.metrics import evaluate_files, metrics_json
 
     case_id = sample.case_id
@@ -506,7 +501,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
     folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
     attempts = folder.attempts(case_id, "evaluate", print_)
-    if give_up(folder, case_id, "evaluate", print_, memory_mb, final_memory_mb, final_attempt):
+    if give_up(folder, case_id, "evaluate", print_, memory_mb, final_attempt):
         return _died(sample, folder, "evaluate", print_, attempts, memory_mb)
     setup.get()
     with _attempt(folder, case_id, "evaluate", print_, attempts, memory_mb):

@@ -27,7 +27,9 @@ rule infer:
         precision=config["precision"],
         batch_size=config["batch_size"],
         overlap="" if config["overlap"] is None else f"--overlap {config['overlap']}",
-        final_mem=config["mem_mb"] * (1 + RETRIES),  # the memory of the last retry, unless --resources caps it
+        # the memory of the last retry, unless --resources caps it (--attempt tells the last retry then); as a
+        # param, a changed mem_mb also reruns finished batches, so a case given up with less memory is tried again
+        final_mem=config["mem_mb"] * (1 + RETRIES),
         attempts=1 + RETRIES,
     log:
         f"{RESULTS}/logs/infer/{{batch}}.log",
