@@ -500,7 +500,8 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
     summary = infer_cases([sample], results, replace(options, memory_mb=8000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
-    # on the job's last retry, two deaths in all are enough (with less memory): the batch completes; the record
+    # on the job's last retry (told by its attempt: test_the_last_retry_is_told_by_the_attempt_else_by_the_memory), two
+    # deaths in all are enough (with less memory): the batch completes; the record
     # keeps the most memory it died with (2000 and 4000: 4000), not the last retry's, which it never had
     options = replace(options, overlap=0.4)
     print_ = infer_fingerprint(sample, load_package(MODEL), options)
@@ -519,17 +520,6 @@ def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(coho
     assert [(c.outcome, c.reused) for c in summary.cases] == [("failed", True)]
     summary = infer_cases([sample], results, replace(options, memory_mb=7000))
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
-    # a scheduler that caps the retries' memory (Snakemake's --resources mem_mb=4000: 2000, 4000, 4000): the last
-    # retry never reached the final memory, tried the case a third time, died, and the run stopped without its
-    # report; the job is told its attempt instead
-    options = replace(options, overlap=0.45)
-    print_ = infer_fingerprint(sample, load_package(MODEL), options)
-    folder.mark_started("a", "infer", print_, 1, 2000)
-    folder.mark_started("a", "infer", print_, 2, 4000)
-    summary = infer_cases([sample], results, replace(options, memory_mb=4000, final_attempt=True))
-    assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed")]
-    status = json.loads(folder.status_path("a", "infer").read_text())
-    assert (status["worker_died_memory_mb"], status["worker_given_up_memory_mb"]) == (4000, 4000)
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="auto chooses the CPU only without CUDA")
