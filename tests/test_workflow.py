@@ -429,6 +429,52 @@ def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(t
         "k0": ("ok", True), "crash": ("ok", False), "k2": ("ok", True)}
 
 
+def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
+    """A case given up for killing its workers with 2000 MB: a rerun with --set-resources infer:mem_mb=3000 tries it
+    again. That changes no job parameter, so Snakemake kept the finished batch and the case was never tried (the
+    README said it would be); as much memory as before keeps it given up, and nothing runs."""
+    from medseg.cohort import InferOptions, ResultsFolder, read_samples
+    from medseg.cohort.run import infer_fingerprint
+    from medseg.package import load_package
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 31), ("b", 32)):
+        write_phantom(data / f"{name}.nii.gz", None, shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "")])
+    results = tmp_path / "results"
+    folder = ResultsFolder(results)
+    sample = next(s for s in read_samples(sheet) if s.case_id == "a")
+    print_ = infer_fingerprint(sample, load_package(MODEL), InferOptions(model=MODEL, device="auto", precision="auto"))
+    for attempt in (1, 2):  # as two workers killed with 2000 MB noted themselves
+        folder.mark_started("a", "infer", print_, attempt, 2000)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = snakemake(tmp_path, "--cores", "1", *args, samples=sheet, results=results, mem_mb=1000)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    def outcome() -> str:
+        return folder.status("a", "infer")["outcome"]
+
+    run()
+    assert outcome() == "failed" and folder.status("a", "infer")["worker_given_up_memory_mb"] == 2000
+    again = run("--set-resources", "infer:mem_mb=2000")
+    assert "Nothing to be done" in again.stderr and outcome() == "failed"
+    # what the jobs will start with: --resources caps it; an expression of the attempt is worked out
+    capped = run("-n", "--set-resources", "infer:mem_mb=3000", "--resources", "mem_mb=2000")
+    assert "given up" not in capped.stdout + capped.stderr and "Nothing to be done" in capped.stdout
+    preview = run("-n", "--set-resources", "infer:mem_mb=1500*(attempt+1)")
+    assert "a given up with less memory than this run's jobs start with (3000 MB): job batch001.infer will run " \
+           "again when the workflow runs" in preview.stdout + preview.stderr and outcome() == "failed"
+    more = run("--set-resources", "infer:mem_mb=3000")
+    assert "infer: a given up with less memory than this run's jobs start with (3000 MB): job batch001.infer will " \
+           "run again" in more.stderr
+    assert outcome() == "ok" and (results / "cases" / "a" / "a_seg.nii.gz").is_file()
+    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
+    assert {c["case_id"]: (c["outcome"], c["reused"]) for c in job["cases"]} == {"a": ("ok", False), "b": ("ok", True)}
+
+
 def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -387,12 +387,30 @@ def give_up(folder: ResultsFolder, case_id: str, stage: str, print_: str, memory
     return final_attempt and folder.attempts(case_id, stage, print_) >= MAX_ATTEMPTS
 
 
+def _given_up_with(record: dict | None) -> int | None:
+    """The memory a case given up for killing its workers was offered (None: not such a case, or not known)."""
+    record = record or {}
+    return record.get("worker_given_up_memory_mb", record.get("worker_died_memory_mb"))
+
+
+def given_up_for_less_memory(samples: Sequence[Sample], results: Path | str, stage: str,
+                             memory_mb: int | None) -> list[str]:
+    """The cases given up at ``stage`` for killing their workers with less memory than ``memory_mb``, which a job
+    starting with that much tries again. The workflow voids their batches' job records at planning time: a larger
+    ``--set-resources RULE:mem_mb=`` changes none of a job's parameters, so Snakemake would keep the finished
+    batch and the case would never be tried."""
+    if memory_mb is None:
+        return []
+    folder = ResultsFolder(results)
+    return [sample.case_id for sample in samples
+            if (offered := _given_up_with(folder.status(sample.case_id, stage))) is not None and memory_mb > offered]
+
+
 def _unless_more_memory(done: dict | None, memory_mb: int | None, case_id: str) -> dict | None:
     """A finished record, unless it is a case given up for killing its workers and this job has more memory than
     the case was offered when it was given up: then it is tried again. The same settings keep it given up, whatever
     sets the memory (the rule's mem_mb or --set-resources; the final-retry figure does not follow the latter)."""
-    record = done or {}
-    offered = record.get("worker_given_up_memory_mb", record.get("worker_died_memory_mb"))
+    offered = _given_up_with(done)
     if done is not None and offered is not None and memory_mb is not None and memory_mb > offered:
         log.info("%s: given up with %d MB; trying again with %d MB", case_id, offered, memory_mb)
         return None

@@ -1,5 +1,6 @@
 # Sample sheet, jobs and helpers of the cohort workflow.
 
+import asyncio
 import os
 import re
 import shlex
@@ -146,12 +147,40 @@ if workflow.is_main_process and cohort.claims_results(sys.argv[1:]):
     _results_claim = claimed(RESULTS, "cohort run")
     planned(_results_claim.__enter__)
     atexit.register(_results_claim.__exit__, None, None, None)
+
+
+def first_attempt_memory(rule, configured):
+    """The memory (MB) a rule's jobs start with: the config's, a --set-resources RULE:mem_mb= (or mem=) in its
+    place, at most a --resources mem_mb=; None when a --set-resources expression cannot be worked out before the
+    jobs exist (one that reads the job's input)."""
+    override = workflow.resource_settings.overwrite_resources.get(rule, {})
+    memory = configured
+    if "mem_mb" in override:
+        memory = override["mem_mb"]
+        try:
+            if hasattr(memory, "evaluate"):  # parsed from the command line: a number, or an expression of attempt
+                memory = memory.evaluate(wildcards={}, input=[], attempt=1, threads=1, rulename=rule,
+                                         async_run=asyncio.run).value
+        except Exception:
+            return None
+    cap = workflow.resource_settings.resources
+    cap = cap["mem_mb"] if "mem_mb" in cap else None
+    cap = getattr(cap, "value", cap)
+    if not isinstance(memory, (int, float)) or isinstance(memory, bool):
+        return None
+    return int(min(memory, cap) if isinstance(cap, (int, float)) else memory)
+
+
 if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
+    # a case given up with less memory than this run's jobs start with is tried again; Snakemake would keep its
+    # finished batch (a larger --set-resources RULE:mem_mb= changes no job parameter)
+    _memory = {"infer": first_attempt_memory("infer", config["mem_mb"]),
+               "evaluate": first_attempt_memory("evaluate", config["evaluate_mem_mb"])}
     _options = cohort.InferOptions(model=config["model"], device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
     # one warning per stage for the whole cohort (a new model voids every batch: 200 cases, 20 jobs)
-    _void = {stage: {"gone": [], "changed": [], "jobs": []} for stage in ("infer", "evaluate")}
+    _void = {stage: {"gone": [], "changed": [], "retried": [], "jobs": []} for stage in ("infer", "evaluate")}
     for _batch, _samples in BATCHES.items():
         _stale = cohort.stale_cases(_samples, RESULTS, _PACKAGE, _options)
         for _stage in ("infer", "evaluate"):
@@ -161,9 +190,12 @@ if workflow.is_main_process:
             _gone = [s.case_id for s in _samples if (s.reference or _stage == "infer")
                      and not _folder.case_outputs_present(s.case_id, _stage)]
             _changed = _stale[_stage] + (_stale["infer"] if _stage == "evaluate" else [])
-            if _gone or _changed:
+            _retried = [c for c in cohort.given_up_for_less_memory(_samples, RESULTS, _stage, _memory[_stage])
+                        if c not in _changed]
+            if _gone or _changed or _retried:
                 _void[_stage]["gone"] += _gone
                 _void[_stage]["changed"] += list(dict.fromkeys(_changed))  # stale for both stages: named once
+                _void[_stage]["retried"] += _retried
                 _void[_stage]["jobs"].append(f"{_batch}.{_stage}")
                 if not _PREVIEW:
                     _record.unlink()
@@ -174,6 +206,8 @@ if workflow.is_main_process:
         why = [f"results of {cohort.some_names(_void_stage['gone'])} are missing"] if _void_stage["gone"] else []
         why += ([f"made for other inputs or settings: {cohort.some_names(_void_stage['changed'])}"]
                 if _void_stage["changed"] else [])
+        why += ([f"{cohort.some_names(_void_stage['retried'])} given up with less memory than this run's jobs start "
+                 f"with ({_memory[_stage]} MB)"] if _void_stage["retried"] else [])
         jobs = _void_stage["jobs"]
         jobs = f"job {jobs[0]}" if len(jobs) == 1 else f"jobs {cohort.some_names(jobs, 3)}"
         if _PREVIEW:
