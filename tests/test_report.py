@@ -1271,6 +1271,9 @@ def test_a_case_that_failed_only_at_scoring_keeps_its_volumes_and_its_refused_re
     assert row["ball_status"] == "not_scored" and row["ball_dice"] == ""
     page = outputs.html.read_text()
     assert "reference not shown: scoring refused 4_label.nii.gz (see the failure)" in page
+    # the overlay's alternative text says what it draws (it named the refused reference)
+    assert ('alt="overlay of refused: sagittal, coronal and axial slices of the input with the predicted labels; '
+            "flagged: ") in page
 
 
 def test_a_thin_stack_is_drawn_stretched_to_a_readable_height_and_says_so():
@@ -1468,6 +1471,11 @@ def test_the_overlay_shows_the_flagged_label_and_the_page_wraps_long_paths(tmp_p
     if CHROMIUM is None:
         pytest.skip("chromium is not on PATH (Debian: apt-get install chromium)")
     assert page_width(built.html, tmp_path, 600) <= 600
+    # on a phone the failures are stacked, their reason in view: in a table it sat off-screen to the right
+    # (500 px: headless Chromium's narrowest window; the layout holds below 600)
+    right = probe_page(built.html, tmp_path, 500, "Math.max(...[...document.querySelectorAll('table.stack td')]"
+                       ".map(td => td.getBoundingClientRect().right)) - window.innerWidth")
+    assert float(right) <= 0
 
 
 def test_a_paired_volume_difference_of_zero_reads_zero(tmp_path):

@@ -86,7 +86,7 @@ def build_report(
     label_order = _label_order(cases)
     colours = {value: label_colour(position) for position, (value, _) in enumerate(label_order)}
 
-    overlays, notes = _overlays(cases, flags, order, label_order, max_overlays)
+    overlays, shown, notes = _overlays(cases, flags, order, label_order, max_overlays)
     settings = {"dice_threshold": dice_threshold, "outlier_z": outlier_z, "max_overlays": max_overlays,
                 "overlays_drawn": len(overlays)}
     rules = flag_rules(dice_threshold, outlier_z)
@@ -104,7 +104,7 @@ def build_report(
     plots = distribution_plots(cases, flagged_labels, [value for value, _ in label_order], dice_threshold)
     page = render_page(ReportContent(
         results_dir=results_dir, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
-        plots=plots, overlays=overlays, overlay_notes=notes, label_colours=colours,
+        plots=plots, overlays=overlays, overlay_shows=shown, overlay_notes=notes, label_colours=colours,
     ))
     with atomic_paths(targets, overwrite=overwrite) as temps:
         temps[0].write_text(page, encoding="utf-8", errors="backslashreplace")  # undecodable file names
@@ -146,10 +146,12 @@ def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
     return labels[0].value if flagged and labels else None
 
 
-def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int, bytes], dict[int, list[str]]]:
+def _overlays(cases, flags, order, label_order, max_overlays
+              ) -> tuple[dict[int, bytes], dict[int, str], dict[int, list[str]]]:
     from medseg.report.overlay import load_case_arrays, render_overlay
 
     overlays: dict[int, bytes] = {}
+    shown: dict[int, str] = {}  # what each overlay draws (the image and the reference may be left out)
     notes: dict[int, list[str]] = {}
     # cases without a reference rank after the scored ones, and the overlay is all a reader can check them by:
     # they have a budget of their own
@@ -176,8 +178,9 @@ def _overlays(cases, flags, order, label_order, max_overlays) -> tuple[dict[int,
             faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
                           and flag.value == focus), ())
             overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces)
+            shown[index] = arrays.shown()
             given[unscored] += 1
         except Exception as error:  # one unreadable case must not stop the cohort's report
             log.warning("%s: no overlay (%s)", case.case_id, error)
             notes.setdefault(index, []).append(f"no overlay: {type(error).__name__}: {error}")
-    return overlays, notes
+    return overlays, shown, notes

@@ -65,8 +65,11 @@ dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
 .case li,td.err{overflow-wrap:anywhere}td.err{min-width:16em}td.path{min-width:14em}
 td.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}
+@media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
+margin-bottom:6px}table.stack td{display:block;border:none;min-width:0}table.stack td[data-h]::before{
+content:attr(data-h) ": ";color:#5f5f64}}
 @media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
-thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
+h2,h3,h2+p{break-after:avoid}h2+p{break-inside:avoid}thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
 
 
@@ -82,6 +85,7 @@ class ReportContent:
     label_order: list[tuple[str, str]]  # (value, name)
     plots: list[Plot] = field(default_factory=list)
     overlays: dict[int, bytes] = field(default_factory=dict)
+    overlay_shows: dict[int, str] = field(default_factory=dict)  # what each overlay draws, for its alt text
     overlay_notes: dict[int, list[str]] = field(default_factory=dict)
     label_colours: dict[str, str] = field(default_factory=dict)
 
@@ -375,10 +379,12 @@ def _failed_section(content: ReportContent) -> str:
         case = content.cases[index]
         failure = case.failure or {}
         rows.append(f'<tr><td class="id"><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
-                    f'<td>{e(failure.get("stage"))}</td>'
-                    f'<td>{e(failure.get("error_type"))}</td><td class="err">{e(failure.get("error"))}</td>'
+                    f'<td data-h="stage">{e(failure.get("stage"))}</td>'
+                    f'<td data-h="error type">{e(failure.get("error_type"))}</td>'
+                    f'<td class="err">{e(failure.get("error"))}</td>'
                     f'<td class="path">{_failure_files(failure)}</td></tr>')
-    return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table><thead><tr><th>case</th>"
+    # on a phone each failure is a block of lines (as a table, the reason was off-screen to the right)
+    return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table class=\"stack\"><thead><tr><th>case</th>"
             "<th>stage</th><th>error type</th><th>error</th><th>files</th></tr></thead>" + "".join(rows)
             + "</table></div>")
 
@@ -455,10 +461,10 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     elif labels:
         row.append(_label_table(labels, threshold))
     if index in content.overlays:
-        drawn = "the predicted labels" + (" and the reference" if case.reference_path() else "")
+        drawn = content.overlay_shows.get(index, "slices with the predicted labels")
         why = f"; flagged: {', '.join(dict.fromkeys(flag.text for flag in flags))}" if flags else ""
-        row.append(_img(content.overlays[index], f"overlay of {case.case_id}: sagittal, coronal and axial slices of "
-                        f"the input with {drawn}{why}", ' class="overlay"'))
+        row.append(_img(content.overlays[index], f"overlay of {case.case_id}: sagittal, coronal and axial {drawn}{why}",
+                        ' class="overlay"'))
     if row:
         body.append(f'<div class="row">{"".join(row)}</div>')
     for note in content.overlay_notes.get(index, []) + case.notes:

@@ -32,6 +32,11 @@ class CaseArrays:
     reference: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # why the image or the reference is not shown, or how it is
 
+    def shown(self) -> str:
+        """What an overlay of these arrays draws, for its alternative text."""
+        return (f"slices of {'the input' if self.image is not None else 'the grid (no image)'} with the predicted "
+                f"labels{' and the reference' if self.reference is not None else ''}")
+
 
 def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> CaseArrays | None:
     """Read the segmentation, and the input image and reference when they can be found and share its grid (a
