@@ -276,6 +276,35 @@ def test_an_empty_case_id_is_a_usage_error(pair, tmp_path, capsys, case_id):
     assert not (tmp_path / "m.json").exists()
 
 
+def test_the_same_file_as_prediction_and_reference_and_empty_paths_are_usage_errors(pair, tmp_path, capsys):
+    """A file scored against itself read as a perfect result (Dice 1, HD95 0); an empty -o (an unset shell
+    variable) wrote the metrics into the current folder."""
+    pred, _ = pair
+    (tmp_path / "sub").mkdir()
+    for again in (pred, tmp_path / "sub" / ".." / pred.name):
+        assert run(["evaluate", str(pred), str(again), "-o", str(tmp_path / "m.json")]) == 2
+        assert f"{pred} is given as both the prediction and the reference" in capsys.readouterr().err
+    link = tmp_path / "link.nii.gz"
+    link.symlink_to(pred)
+    assert run(["evaluate", str(pred), str(link)]) == 2
+    assert "is given as both the prediction and the reference" in capsys.readouterr().err
+    assert run(["evaluate", str(pred), "", "--json"]) == 2
+    assert "Invalid value for 'REFERENCE': an empty path (an unset shell variable?)" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_an_unreadable_sidecar_is_warned_about(pair, tmp_path, capsys, caplog):
+    """A corrupt sidecar was passed over without a word: the labels went unnamed and --model unchecked."""
+    pred, ref = pair
+    for text in ("{x", "[1]"):
+        (tmp_path / "case7_seg.json").write_text(text)
+        caplog.clear()
+        assert run(["evaluate", str(pred), str(ref), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["labels"]["1"]["name"] == "label_1"
+        assert any(f"{tmp_path / 'case7_seg.json'}: not a readable sidecar (" in r.getMessage()
+                   for r in caplog.records), text
+
+
 def test_an_image_given_as_the_prediction_is_scored_with_a_warning(pair, tmp_path, capsys, caplog):
     """Without --model every value is a label: an MR image given as the prediction was scored as 200 labels without a
     word."""

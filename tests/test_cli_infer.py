@@ -548,6 +548,11 @@ def test_usage_errors_exit_2(tmp_path, capsys):
      "'v1.2...' is not one of 'auto', 'fp32', 'bf16', 'fp16'. Try 'medseg infer --help'."),
     (["nonsense"], "medseg: error: No such command 'nonsense'. Commands: infer, models, synth, train, evaluate, "
                    "report, convert, inspect, cohort. Try 'medseg --help'."),
+    # an unset shell variable (-o "$OUT"): outputs went into the current folder
+    (["infer", "x.nii.gz", "-o", ""], "medseg infer: error: Invalid value for '-o' / '--output-dir': an empty path "
+     "(an unset shell variable?). Try 'medseg infer --help'."),
+    (["train", "--images", "", "--labels", "l", "-o", "m"], "medseg train: error: Invalid value for '--images': an "
+     "empty path (an unset shell variable?). Try 'medseg train --help'."),
 ])
 def test_a_usage_error_is_one_line_naming_the_command(args, line, capsys):
     """Like every other error, a usage error is one line (click's own form is a usage block, a blank line and the

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from medseg.cli.options import (
+    GivenPath,
     batch_option,
     device_option,
     escaped_line,
@@ -16,8 +17,8 @@ from medseg.cli.options import (
     threads_option,
 )
 
-_sheet = click.argument("samples", type=click.Path(dir_okay=False, path_type=Path))
-_results = click.option("-o", "--results", type=click.Path(file_okay=False, path_type=Path), required=True,
+_sheet = click.argument("samples", type=GivenPath(dir_okay=False, path_type=Path))
+_results = click.option("-o", "--results", type=GivenPath(file_okay=False, path_type=Path), required=True,
                         help="The cohort's results folder (cases/<id>/... and status/).")
 _cases = click.option("--case", "cases", multiple=True, metavar="ID",
                       help="Run only this case (repeatable; default: every case of the sheet).")
@@ -34,7 +35,7 @@ _attempt = click.option("--attempt", "attempt", type=(click.IntRange(1), click.I
                         metavar="N M", help="This job is attempt N of at most M (Snakemake's retries): on the last, a "
                                             "case whose workers died twice is given up, so that the rest of the batch "
                                             "completes, whatever memory the scheduler granted.")
-_record = click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+_record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import escaped_line, overwrite_option, quiet, series_option
+from medseg.cli.options import GivenPath, escaped_line, overwrite_option, quiet, series_option
 
 
 @click.command("convert")
-@click.argument("folder", type=click.Path(path_type=Path))  # checked by the reader: one line, exit 1
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("folder", type=GivenPath(path_type=Path))  # checked by the reader: one line, exit 1
+@click.argument("output", type=GivenPath(dir_okay=False, path_type=Path))
 @series_option
 @click.option("--sidecar", is_flag=True,
               help="Also write a JSON sidecar, the output's name with .json for .nii(.gz) (t1.nii.gz: t1.json): "

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import escaped_line, file_output, overwrite_option, quiet
+from medseg.cli.options import GivenPath, escaped_line, file_output, overwrite_option, quiet
 
 
 @click.command("evaluate")
-@click.argument("prediction", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("reference", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("prediction", type=GivenPath(dir_okay=False, path_type=Path))
+@click.argument("reference", type=GivenPath(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
               help="Write the metrics JSON (schema medseg-metrics/1) here, atomically (a folder: "
                    "<case>_metrics.json in it).")
@@ -46,6 +46,9 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     from medseg.metrics import evaluate_files, metrics_json
     from medseg.volume import stem
 
+    if _same_file(prediction, reference):  # a copy-paste slip that scored as perfect
+        raise click.UsageError(f"{prediction} is given as both the prediction and the reference; give the reference "
+                               "labels as the second file")
     sidecar = prediction.with_name(f"{stem(prediction)}.json")  # written by `medseg infer` beside its output
     if case_id is None:
         case_id = stem(prediction).removesuffix("_seg")
@@ -102,19 +105,39 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     return 0
 
 
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.resolve() == second.resolve() or first.samefile(second)
+    except OSError:  # one of them does not exist: the reader names it
+        return False
+
+
 def _sidecar_model(sidecar: Path) -> dict | None:
     """The model name and label names recorded in a prediction's sidecar, or None when it is absent or
-    unreadable."""
+    unreadable (said in a warning: the labels then go unnamed and --model unchecked)."""
     import json
 
     try:
-        record = json.loads(sidecar.read_text())
+        text = sidecar.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        return _unread(sidecar, error)
+    try:
+        record = json.loads(text)
         labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
         model = record.get("model") or {}
         return {"name": str(model.get("name") or ""), "labels": labels,
                 "weights_sha256": str(model.get("weights_sha256") or "")}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None
+    except (ValueError, AttributeError, TypeError) as error:
+        return _unread(sidecar, error)
+
+
+def _unread(sidecar: Path, error: Exception) -> None:
+    logging.getLogger("medseg").warning(
+        "%s: not a readable sidecar (%s): its label names and the model that made the prediction are not used",
+        sidecar, str(error).splitlines()[0] if str(error) else type(error).__name__)
+    return None
 
 
 def _named(labels: dict) -> dict[int, str]:

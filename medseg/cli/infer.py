@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from medseg.cli.options import (
+    GivenPath,
     batch_option,
     device_option,
     error_line,
@@ -24,11 +25,11 @@ from medseg.cli.options import (
 
 @click.command("infer")
 # not readable=True: the reader names an unreadable input (or reference) and the rest of the batch goes on
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=GivenPath(readable=False, path_type=Path))
 @model_option
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output-dir", type=GivenPath(file_okay=False, path_type=Path), default=None,
               help="Folder for outputs (default: beside each input).")
-@click.option("--reference", "references", multiple=True, type=click.Path(readable=False, path_type=Path),
+@click.option("--reference", "references", multiple=True, type=GivenPath(readable=False, path_type=Path),
               help="Reference label image (NIfTI, or a DICOM SEG of a DICOM input); score the result (give one "
               "per input, in order).")
 @device_option

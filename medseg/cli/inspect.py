@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from medseg.cli.options import GivenPath
+
 COLUMNS = ("key", "number", "description", "modality", "patient_position", "images", "shape", "spacing_mm",
            "orientation", "flags", "uid", "status", "folder")
 
 
 @click.command("inspect")
-@click.argument("folder", type=click.Path(path_type=Path))  # checked by the reader: one line, exit 1
+@click.argument("folder", type=GivenPath(path_type=Path))  # checked by the reader: one line, exit 1
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--series", default=None, metavar="KEY|NUMBER|UID",
               help="Check that this series would be usable, and say why not (exit 1 if it names none that is).")

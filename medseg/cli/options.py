@@ -8,6 +8,17 @@ from pathlib import Path
 
 import click
 
+
+class GivenPath(click.Path):
+    """A path argument or option that refuses an empty string: ``-o "$OUT"`` with ``OUT`` unset read as the current
+    folder, and outputs were written there."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value:
+            self.fail("an empty path (an unset shell variable?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 model_option = click.option(
     "-m", "--model", default="phantom", show_default=True, metavar="NAME|DIR",
     help="Shipped model name (see `medseg models`) or a model package folder.",

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import escaped_line, file_output, overwrite_option, quiet
+from medseg.cli.options import GivenPath, escaped_line, file_output, overwrite_option, quiet
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 
 
 @click.command("report")
-@click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("results_dir", type=GivenPath(file_okay=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.html|DIR",
               help="The HTML page (a folder: report.html in it); cohort.tsv and summary.json are written beside "
                    "it. Default: RESULTS_DIR/report.html.")
@@ -24,7 +24,7 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
               help="Draw slice overlays for this many scored or failed cases, worst first, and as many cases "
                    "without a reference (the slow part on large cohorts).")
-@click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--sheet", type=GivenPath(dir_okay=False, path_type=Path), default=None,
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option
 def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, overwrite):

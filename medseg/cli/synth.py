@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import escaped_line
+from medseg.cli.options import GivenPath, escaped_line
 
 
 @click.command("synth")
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--label", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write its labels.")
+@click.argument("image", type=GivenPath(dir_okay=False, path_type=Path))
+@click.option("--label", type=GivenPath(dir_okay=False, path_type=Path), default=None, help="Also write its labels.")
 @click.option("--shape", nargs=3, type=click.IntRange(1, 2048), default=(128, 128, 64), show_default=True)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--axis-aligned", is_flag=True, help="No oblique rotation (axis permutations and flips only).")

@@ -6,19 +6,19 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import device_form, escaped_line
+from medseg.cli.options import GivenPath, device_form, escaped_line
 
 
 @click.command("train")
-@click.option("--images", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of images.")
-@click.option("--labels", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--images", required=True, type=GivenPath(file_okay=False, path_type=Path), help="Folder of images.")
+@click.option("--labels", required=True, type=GivenPath(file_okay=False, path_type=Path),
               help="Folder of label images with the same names.")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, path_type=Path),
               help="Training config (JSON/YAML): model package fields plus a `training` section; see configs/train/. "
               "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder, "
               "with a tile (and training patch) that holds every case's axial plane, at most 128 x 128 (with --resume, "
               "the checkpoint's tile).")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--output", required=True, type=GivenPath(file_okay=False, path_type=Path),
               help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
