@@ -445,3 +445,17 @@ def test_an_output_under_a_file_names_the_file(tmp_path, below):
     with pytest.raises(OutputWriteError, match=expected), atomic_paths([target]):
         pass
     assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("below", ["x.json", "sub/x.json"], ids=["in the link", "under the link"])
+def test_an_output_under_a_dangling_link_names_the_link(tmp_path, below):
+    """An output folder that is a symbolic link to nothing said "cannot create the output folder (File exists)",
+    naming nothing that exists."""
+    link = tmp_path / "results"
+    link.symlink_to(tmp_path / "unmounted" / "results")
+    target = link / below
+    with pytest.raises(OutputWriteError, match=rf"^{target.parent}: cannot make this output folder: {link} is a "
+                                               rf"symbolic link to {tmp_path / 'unmounted' / 'results'}, which does "
+                                               "not exist$"), atomic_paths([target]):
+        pass
+    assert link.is_symlink() and not (tmp_path / "unmounted").exists()

@@ -87,14 +87,17 @@ def test_not_an_image(tmp_path, make_package, capsys):
     ("cut.nii.gz", 300, "truncated header (300 of 348 bytes)"),
     ("two.nii", 2, "truncated header (2 bytes, less than any NIfTI header)"),
     ("empty.nii", 0, "an empty file (0 bytes)"),
-], ids=["nii", "nii.gz", "two bytes", "empty"])
+    ("stub.nii.gz", -30, "a gzip file of 30 bytes that ends before any of its content"),
+], ids=["nii", "nii.gz", "two bytes", "empty", "gzip cut in its first bytes"])
 def test_a_file_cut_inside_its_header_is_named_so(tmp_path, case, make_package, capsys, name, keep, expected):
     """A NIfTI cut inside its header (an interrupted copy) was "not a NIfTI image (Cannot work out file type …)",
-    which sends a user looking for a format problem."""
+    which sends a user looking for a format problem. A negative ``keep``: the compressed file's first bytes (it was
+    called "an empty file (0 bytes)")."""
     whole = Path(case).read_bytes()
     raw = gzip.decompress(whole) if whole[:2] == b"\x1f\x8b" else whole
     bad = tmp_path / name
-    bad.write_bytes(gzip.compress(raw[:keep]) if name.endswith(".gz") else raw[:keep])
+    bad.write_bytes(gzip.compress(raw)[:-keep] if keep < 0 else
+                    gzip.compress(raw[:keep]) if name.endswith(".gz") else raw[:keep])
     code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
     assert code == 1
     assert err.strip().splitlines()[-1] == (f"medseg: error: {bad}: {expected}; the file was cut short (an "
@@ -235,7 +238,9 @@ def test_the_wrote_lines_of_other_commands_escape_line_breaks_too(tmp_path, caps
     image, label = tmp_path / "a\nb.nii.gz", tmp_path / "c\x1bd.nii.gz"
     code, out, _ = run(["synth", str(image), "--label", str(label), "--shape", "24", "24", "8"], capsys)
     assert code == 0 and out == f"wrote {tmp_path}/a\\nb.nii.gz and {tmp_path}/c\\x1bd.nii.gz\n"
-    code, out, _ = run(["evaluate", str(label), str(label), "-o", str(tmp_path / "m\n.json")], capsys)
+    copy = tmp_path / "copy.nii.gz"
+    copy.write_bytes(label.read_bytes())
+    code, out, _ = run(["evaluate", str(label), str(copy), "-o", str(tmp_path / "m\n.json")], capsys)
     assert code == 0 and out.splitlines()[-1] == f"wrote {tmp_path}/m\\n.json" and "\x1b" not in out
 
 
@@ -491,8 +496,10 @@ def test_a_single_command_stopped_while_placing_says_what_it_wrote(tmp_path, cas
         f"medseg: stopped once its outputs were whole: wrote {out / 'case_seg.nii.gz'}, {out / 'case_seg.json'}",
         "Aborted."]
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+    reference = tmp_path / "reference.nii.gz"
+    reference.write_bytes((out / "case_seg.nii.gz").read_bytes())
     with ctrl_c_while_placing(monkeypatch, "m.json"):
-        code, _, err = run(["evaluate", str(out / "case_seg.nii.gz"), str(out / "case_seg.nii.gz"), "-o",
+        code, _, err = run(["evaluate", str(out / "case_seg.nii.gz"), str(reference), "-o",
                             str(tmp_path / "m.json")], capsys)
     assert code == 130 and [line for line in err.splitlines() if line][-2:] == [
         f"medseg: stopped once its outputs were whole: wrote {tmp_path / 'm.json'}", "Aborted."]
@@ -1073,14 +1080,22 @@ def test_a_model_that_keeps_the_voxel_size_is_not_charged_for_resampling():
 
 
 def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
-    """A header promising 2000³ voxels is refused for its size, from the header, before its voxels are read (the
-    file holds none of them); the message says what is needed and does not speak of resampling."""
+    """A header promising 2000³ voxels is refused for its size, from the header, before its voxels are read (a
+    sparse file: it holds them, as zeros, on no disk space); the message says what is needed and does not speak of
+    resampling. Where the file cannot hold them (a corrupt header, a file cut short) it says so instead: a 600-byte
+    file was blamed on the machine's memory."""
+    import gzip
+
     from medseg.preprocess import COPY_BYTES_PER_VOXEL, physical_memory
 
     path = tmp_path / "huge.nii"
     image = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
     image.header.set_data_shape((2000, 2000, 2000))
-    path.write_bytes(image.header.binaryblock + b"\0" * 4 + b"\0" * 64)
+    image.header["vox_offset"] = 352
+    header = image.header.binaryblock + b"\0" * 4
+    with open(path, "wb") as file:
+        file.write(header)
+        file.truncate(352 + 2000**3 * 4)
     memory = physical_memory()
     if memory is None or memory > 2000**3 * COPY_BYTES_PER_VOXEL:
         pytest.skip("this machine would hold it")
@@ -1090,6 +1105,22 @@ def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
                                          f"{2000**3 * COPY_BYTES_PER_VOXEL / 2**30:.0f} GiB of memory (this machine "
                                          "has "), line
     assert "resampling" not in line and "model's" not in line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    # the same header in a file that cannot hold its voxels: uncompressed, or gzip-compressed beyond deflate's ratio
+    cut, packed = tmp_path / "cut.nii", tmp_path / "packed.nii.gz"
+    cut.write_bytes(header + b"\0" * 256)
+    packed.write_bytes(gzip.compress(header + b"\0" * 10**6))
+    for given, says in ((cut, "from byte 352, but the file holds 608 bytes; the file was cut short, or the header "
+                              "is corrupt"),
+                        (packed, f"more than a gzip file of {packed.stat().st_size} bytes can hold; the header is "
+                                 "corrupt or the file cut short")):
+        for command in (["infer", str(given), "-o", str(tmp_path / "out"), "--device", "cpu"],
+                        ["evaluate", str(given), str(path)]):
+            code, _, err = run(command, capsys)
+            assert code == 1 and err.strip().splitlines()[-1] == (
+                f"medseg: error: {given}: its header declares 2000×2000×2000 voxels of float32 (32 GB), {says}"
+                if given == packed else
+                f"medseg: error: {given}: its header declares 2000×2000×2000 voxels of float32 (32 GB) {says}"), err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 

@@ -199,12 +199,17 @@ def test_truncated_header_names_the_file(tmp_path):
         read_dicom_series(tmp_path)
 
 
-def test_truncated_pixel_data_names_the_file(tmp_path):
+def test_truncated_pixel_data_names_the_file(tmp_path, capsys):
+    """Pixel data small enough to be read with the header (4 KB or less) and cut short: `inspect` called the series
+    usable, where `convert` and `infer` refused it."""
     _, paths = make_series(tmp_path, seed=1)
     data = paths[4].read_bytes()
     paths[4].write_bytes(data[:-50])
-    with pytest.raises(ImageReadError, match=rf"{paths[4].name}: truncated or corrupt pixel data"):
+    problem = rf"{paths[4].name} is cut short \(its pixel data is declared as \d+ bytes; the file ends 50 bytes short"
+    with pytest.raises(DicomError, match=f"cannot be one 3D volume: {problem}"):
         read_dicom_series(tmp_path)
+    code, stdout, err = run_cli(["inspect", str(tmp_path)], capsys)
+    assert code == 1 and stdout.splitlines()[-1].startswith("would use: none: ") and re.search(problem, err)
 
 
 def test_large_pixel_data_cut_short_is_found_from_the_header(tmp_path, capsys):

@@ -420,6 +420,24 @@ def test_float64_intensities_beyond_float32_are_one_line(tmp_path):
     assert [str(w.message) for w in caught] == []  # no numpy overflow warning on top of the one line
 
 
+def test_float64_detail_float32_cannot_hold_is_not_called_a_blank_export(tmp_path):
+    """A scan scaled by 1e-300, or lying around 1e9 with detail in the thousandths, reads as one value in float32:
+    it was refused as "every voxel holds -0 (a blank or failed export?)"; a truly constant float64 image still is."""
+    from medseg.errors import InputError
+    from medseg.preprocess import check_not_constant
+
+    detail = np.random.default_rng(0).random((8, 8, 4))
+    for name, values, says in (("tiny", detail * 1e-300, r"\(all read as 0\)"),
+                               ("far", 1e9 + 1e-3 * detail, r"\(a spread of 0.000\d+\), values float32 cannot tell "
+                                                             r"apart \(all read as 1e\+09\); rescale the image")):
+        nib.save(nib.Nifti1Image(values, np.eye(4), dtype=np.float64), tmp_path / f"{name}.nii.gz")
+        with pytest.raises(InputError, match=f"{name}.nii.gz: its voxels range from .*{says}"):
+            read_nifti(tmp_path / f"{name}.nii.gz")
+    nib.save(nib.Nifti1Image(np.full((8, 8, 4), 7.0), np.eye(4), dtype=np.float64), tmp_path / "blank.nii.gz")
+    with pytest.raises(InputError, match="every voxel holds 7: there is nothing to segment"):
+        check_not_constant(read_nifti(tmp_path / "blank.nii.gz"))
+
+
 # ---------------------------------------------------------------- headers as the file stores them
 def _raw(path):
     """The header as stored, before nibabel's repairs on loading."""

@@ -200,6 +200,11 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             if existing is not None and not existing.is_dir():  # said as check_folders_writable says it
                 raise OutputWriteError(f"{target.parent}: cannot make this output folder: {existing} is a file, not a "
                                        "folder") from error
+            dangling = next((f for f in (target.parent, *target.parent.parents) if f.is_symlink() and not f.exists()),
+                            None)
+            if dangling is not None:  # exists() follows the link: "File exists" named nothing that exists
+                raise OutputWriteError(f"{target.parent}: cannot make this output folder: {dangling} is a symbolic "
+                                       f"link to {os.readlink(dangling)}, which does not exist") from error
             raise OutputWriteError(f"{target.parent}: cannot create the output folder ({_reason(error)})") from error
         _sweep_once(target.parent)
     temps = [_temp_name(t) for t in targets]

@@ -337,8 +337,13 @@ def _pixels_cut_short(path: Path, dataset: pydicom.Dataset) -> str | None:
         return None
     raw = dataset.get_item("PixelData", keep_deferred=True)
     start, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
-    if getattr(raw, "value", b"") is not None or start is None or length in (None, 0xFFFFFFFF):
-        return None  # read already (pydicom checked it), or of undefined length
+    value = getattr(raw, "value", b"")
+    if isinstance(value, bytes) and length not in (None, 0xFFFFFFFF) and len(value) < length:
+        # small pixel data is read with the header (not deferred), and pydicom keeps what it found of it
+        return (f"{path.name} is cut short (its pixel data is declared as {length} bytes; the file ends "
+                f"{length - len(value)} bytes short of them)")
+    if value is not None or start is None or length in (None, 0xFFFFFFFF):
+        return None  # read already (pydicom read it whole), or of undefined length
     try:
         size = path.stat().st_size
     except OSError:

@@ -49,10 +49,11 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         except OSError as error:  # a file of the folder that cannot be opened
             raise ImageReadError(f"{path}: cannot read the DICOM headers ({error})") from error
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
-    from medseg.io.nifti import affine_mm, load_image, shape_3d
+    from medseg.io.nifti import affine_mm, check_voxels_fit, load_image, shape_3d
 
     try:
         image = load_image(path)
+        check_voxels_fit(path, image)
         shape = tuple(int(n) for n in image.shape)
         affine = affine_mm(image)[0]
     except MedsegError:

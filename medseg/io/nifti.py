@@ -64,6 +64,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
         # the process with a bus error instead of an error naming it
         image = load_image(path, mmap=False)
+        check_voxels_fit(path, image)
         try:
             streams = _CheckedStreams(image, reader)
         except _GZIP_DAMAGE as error:  # the header was read: the decompressor found the damage reading ahead
@@ -161,6 +162,14 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         given = f", given as the {role}" if role else ""
         raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
                          f"{first}){given}")
+    if (not as_stored and array.size > 1 and (dtype != np.float32 or not _unscaled(image))
+            and float(array.min()) == float(array.max())):  # constant as read: was it before the cast to float32?
+        stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # scaled by the header, in its own precision
+        low, high = float(stored.min()), float(stored.max())
+        if low != high:  # not a blank export (refused as one later): detail below float32's range or precision
+            raise InputError(f"{path}: its voxels range from {low:.6g} to {high:.6g} (a spread of {high - low:.3g}), "
+                             f"values float32 cannot tell apart (all read as {float(array.flat[0]):g}); rescale the "
+                             "image")
     if _uncompressed_gz(path):
         note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
         log.warning("%s: %s", path, note)
@@ -307,6 +316,41 @@ def _uncompressed_gz(path: Path) -> bool:
     except OSError:
         return False  # nibabel names what is wrong with it
     return len(head) == 2 and head != _GZIP_MAGIC
+
+
+# deflate stores at most 258 bytes per match in no less than 2 bits: no gzip stream expands beyond about 1032:1
+_MOST_DEFLATE_RATIO = 1032
+
+
+def check_voxels_fit(path: Path | str, image) -> None:
+    """Refuse an Analyze / NIfTI image whose data file cannot hold the voxels its header declares: a corrupt shape
+    (4000×4000×4000 in a 600-byte file) was blamed on the machine's memory. An uncompressed file must reach the
+    header's offset plus the voxels; a gzip-compressed one cannot expand beyond deflate's ratio."""
+    if not isinstance(image, nib.analyze.AnalyzeImage):
+        return
+    data = Path(image.file_map["image"].filename or path)
+    try:
+        size = data.stat().st_size
+        declared = _declared_voxel_bytes(image)
+        offset = int(getattr(image.dataobj, "offset", 0))  # where nibabel reads the voxels from
+    except (OSError, ValueError, TypeError, OverflowError):
+        return  # a missing data file or an unreadable field: the read names it
+    shape = "×".join(str(int(n)) for n in image.header.get_data_shape())
+    what = f"its header declares {shape} voxels of {np.dtype(image.header.get_data_dtype())} ({_bytes(declared)})"
+    if _starts_with(data, _GZIP_MAGIC):
+        if declared > size * _MOST_DEFLATE_RATIO:
+            raise ImageReadError(f"{path}: {what}, more than a gzip file of {size} bytes can hold; the header is "
+                                 "corrupt or the file cut short")
+    elif offset + declared > size:
+        raise ImageReadError(f"{path}: {what} from byte {offset}, but {'the file' if data == Path(path) else data.name}"
+                             f" holds {size} bytes; the file was cut short, or the header is corrupt")
+
+
+def _bytes(count: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
 
 
 def _declared_voxel_bytes(image) -> int:
@@ -726,11 +770,14 @@ def _header_cut_short(path: Path) -> str | None:
             raw = handle.read(1 << 16)
     except OSError:
         return None
+    stored = len(raw)
     if raw[:2] == b"\x1f\x8b":
         try:  # what decompresses of a stream that may itself be cut short
             raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, 1024)
         except zlib.error:
             return None
+        if not raw:
+            return f"a gzip file of {stored} bytes that ends before any of its content"
     if len(raw) < 4:
         return f"truncated header ({len(raw)} bytes, less than any NIfTI header)" if raw else "an empty file (0 bytes)"
     stated = next((size for order in ("little", "big") if (size := int.from_bytes(raw[:4], order)) in _HEADER_SIZES),
