@@ -430,6 +430,28 @@ def test_a_series_without_series_uid_is_read(tmp_path):
     assert volume.shape == values.shape and "no-series-uid" in volume.info["flags"]
 
 
+def test_a_key_that_is_a_place_in_the_listing_is_warned_about(tmp_path, caplog):
+    """Series with neither a UID nor a number are keyed #N, their place in the folder's listing: a series added to
+    the folder moved a sample sheet's #2 onto another series without a word. Choosing one by such a key says so,
+    and names the series' own folder; a key of its own (a number) says nothing."""
+    _, first = make_series(tmp_path / "study" / "a", seed=3, shape=(16, 16, 4), description="first")
+    _, second = make_series(tmp_path / "study" / "b", seed=4, shape=(16, 16, 4), description="second")
+    _retag(first + second, SeriesInstanceUID=None, SeriesNumber=None)
+    scan = scan_folder(tmp_path / "study")
+    assert sorted(c.key for c in scan.candidates) == ["#1", "#2"]
+    caplog.clear()
+    volume = read_dicom_series(tmp_path / "study", "#2")
+    note = ("#2 is this series' place in the folder's listing, as it has no UID or number of its own, and moves onto "
+            f"another series if one is added; give its own folder, {tmp_path / 'study' / 'b'}, to name it for good")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{tmp_path / 'study'}: --series #2: {note}"]
+    assert volume.info["description"] == "second" and note in volume.info["selection"]
+    make_series(tmp_path / "other", seed=5, shape=(16, 16, 4), series_number=7)
+    caplog.clear()
+    read_dicom_series(tmp_path / "other", "7")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
     import shutil
 

@@ -19,7 +19,13 @@ import pydicom
 
 from medseg.errors import DicomError, ImageReadError, InputError
 from medseg.io.dicom_messages import FileMessages
-from medseg.io.dicom_series import SeriesCandidate, choose_series, scan_folder, transfer_syntax
+from medseg.io.dicom_series import (
+    SeriesCandidate,
+    choose_series,
+    positional_key_note,
+    scan_folder,
+    transfer_syntax,
+)
 from medseg.io.nifti import is_sheared
 from medseg.volume import Volume
 
@@ -59,6 +65,9 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     folder = Path(folder)
     scan = scan_folder(folder, warn_skipped=warn_skipped)
     candidate, reason = choose_series(scan, series)
+    positional = positional_key_note(scan, candidate) if str(series).strip() == candidate.key else None
+    if positional and warn_skipped:
+        log.warning("%s: --series %s: %s", folder, series, positional)
     rejected = [c for c in scan.candidates if c is not candidate and not c.localizer and c.problem is not None]
     if rejected and series is None:  # a series that would have been chosen had it not been broken: say so loudly
         log.warning("%s: using %s; %d other image series could not be used: %s", folder, candidate.label(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -226,7 +227,8 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         chosen = matches[0]
         if chosen.problem is not None:
             raise DicomError(f"{folder}: {chosen.label()} cannot be one 3D volume: {chosen.problem}")
-        return chosen, f"chosen with --series {wanted}"
+        note = positional_key_note(scan, chosen) if kind == "key" else None
+        return chosen, f"chosen with --series {wanted}" + (f" ({note})" if note else "")
     eligible = [c for c in candidates if c.eligible]
     if len(eligible) == 1:
         others = len(candidates) - 1
@@ -241,6 +243,20 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         raise DicomError(f"{folder}: no series can be one 3D volume: {_listing(candidates)}")
     raise DicomError(f"{folder}: {len(eligible)} eligible series, choose one with --series (in a sample sheet: the "
                      f"series column): {_listing(eligible)}")
+
+
+def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None:
+    """Where ``chosen``'s key is its place in the folder's listing (``#N``: a series with neither a UID nor a number
+    of its own): a series added to the folder can move the key onto another series, which a sample sheet's series
+    cell then names without a word. Says so, and names the series' own folder where it has one."""
+    if not chosen.key.startswith("#"):
+        return None
+    own = Path(os.path.commonpath([str(p.parent) for p in chosen.files]))
+    others = [p for c in scan.candidates if c is not chosen for p in c.files]
+    alone = own != scan.folder and not any(p.is_relative_to(own) for p in others)
+    return (f"{chosen.key} is this series' place in the folder's listing, as it has no UID or number of its own, and "
+            "moves onto another series if one is added; " + (f"give its own folder, {own}, to name it for good"
+                                                            if alone else "keep it in a folder of its own"))
 
 
 def _listing(candidates: Sequence[SeriesCandidate]) -> str:
