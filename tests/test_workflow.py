@@ -573,6 +573,15 @@ def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refu
     assert refused.returncode != 0
     assert (f"samples.tsv:3: a series (2) is given for {tmp_path / 'data' / 'n.nii.gz'}, a file; the series column "
             "is for DICOM folders only") in refused.stdout + refused.stderr
+    # a series the folder does not hold fails the case alone; its record, table row and report say which was asked
+    # for (they showed the folder only, without a sidecar to name the series)
+    run("7")
+    failure = json.loads((results / "cases" / "d" / "d_failed.json").read_text())
+    assert failure["series"] == "7" and "no series matches --series 7" in failure["error"]
+    with open(results / "cohort.tsv", newline="") as table:
+        row = next(r for r in csv.DictReader(table, delimiter="\t") if r["case_id"] == "d")
+    assert (row["status"], row["series"], row["series_uid"]) == ("failed", "7", "")
+    assert f"input <code>{study}</code> (series 7 asked for)" in (results / "report.html").read_text()
 
 
 def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):

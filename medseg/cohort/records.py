@@ -314,13 +314,15 @@ class ResultsFolder:
         return record
 
     def write_failure(self, case_id: str, stage: str, error: BaseException, input_path: Path | None,
-                      reference: Path | None) -> Path:
-        """Write ``<id>_failed.json`` (schema medseg-failure/1) and return its path."""
+                      reference: Path | None, series: str | None = None) -> Path:
+        """Write ``<id>_failed.json`` (schema medseg-failure/1) and return its path. ``series``: the DICOM series
+        the sheet asked for (a failed case has no sidecar to say which)."""
         path = self.failure(case_id)
         write_json(path, {
             "schema": FAILURE_SCHEMA,
             "case_id": case_id,
             "input": os.path.abspath(input_path) if input_path is not None else None,
+            **({"series": str(series)} if series is not None else {}),
             "reference": os.path.abspath(reference) if reference is not None else None,
             "stage": stage,
             "error": one_line(error),

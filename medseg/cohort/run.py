@@ -299,7 +299,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
             seconds = time.perf_counter() - clock
             stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
             _log_failure(case_id, stage, error)
-            failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference)
+            failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference, sample.series)
             folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
                                  {"failed_stage": stage, "image_signature": signature, "also_made_for": also})
             return CaseOutcome(case_id, "failed", False, round(seconds, 3), stage, one_line(error))
@@ -434,7 +434,7 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
         f"(crashed, killed or out of memory){memory}"
     )
     _log_failure(sample.case_id, stage, error)
-    failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference)
+    failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference, sample.series)
     folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
                          {"failed_stage": stage, "worker_died_memory_mb": died_with,
                           # the most this job offered (on its last retry a case is given up untried)
@@ -536,7 +536,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
                 raise
             seconds = time.perf_counter() - clock
             _log_failure(case_id, "evaluate", error)
-            failure = folder.write_failure(case_id, "evaluate", error, sample.image, sample.reference)
+            failure = folder.write_failure(case_id, "evaluate", error, sample.image, sample.reference, sample.series)
             folder.mark_finished(case_id, "evaluate", print_, "failed", [failure], seconds, one_line(error),
                                  {"failed_stage": "evaluate"})
             return CaseOutcome(case_id, "failed", False, round(seconds, 3), "evaluate", one_line(error))

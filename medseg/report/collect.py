@@ -142,6 +142,8 @@ class CaseResult:
             from medseg.io.dicom_series import series_text
 
             return f"{source} ({series_text(info)})"
+        if source and (self.failure or {}).get("series"):  # failed before a series was read: the one asked for
+            return f"{source} (series {self.failure['series']} asked for)"
         return source
 
     def reference_path(self) -> Path | None:

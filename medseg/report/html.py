@@ -392,7 +392,8 @@ def _failed_section(content: ReportContent) -> str:
 def _failure_files(failure: dict) -> str:
     """The input, and the reference where the case has one (a missing or unreadable reference is the file the
     error is about)."""
-    files = [f"input <code>{e(failure.get('input'))}</code>"]
+    asked = f" (series {e(failure['series'])} asked for)" if failure.get("series") else ""
+    files = [f"input <code>{e(failure.get('input'))}</code>{asked}"]
     if failure.get("reference"):
         files.append(f"reference <code>{e(failure['reference'])}</code>")
     return "<br>".join(files)

@@ -70,7 +70,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "model": case.model.get("name"),
             "input": (case.sidecar or {}).get("input") or failure.get("input"),
             # a DICOM input: which series of the folder (two rows may segment two series of one study)
-            "series": info.get("series_key"),
+            "series": info.get("series_key") or failure.get("series"),  # a failed case: the series asked for
             "series_uid": info.get("series_uid"),
             "segmentation": str(segmentation) if segmentation else None,
             "reference": (case.metrics or {}).get("reference") or failure.get("reference"),
