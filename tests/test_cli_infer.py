@@ -560,6 +560,10 @@ def test_usage_errors_exit_2(tmp_path, capsys):
      "(an unset shell variable?). Try 'medseg infer --help'."),
     (["train", "--images", "", "--labels", "l", "-o", "m"], "medseg train: error: Invalid value for '--images': an "
      "empty path (an unset shell variable?). Try 'medseg train --help'."),
+    (["evaluate", "p.nii.gz", "r.nii.gz", "-o", ""], "medseg evaluate: error: -o: an empty path (an unset shell "
+     "variable?). Try 'medseg evaluate --help'."),
+    (["report", "results", "-o", ""], "medseg report: error: -o: an empty path (an unset shell variable?). Try "
+     "'medseg report --help'."),
 ])
 def test_a_usage_error_is_one_line_naming_the_command(args, line, capsys):
     """Like every other error, a usage error is one line (click's own form is a usage block, a blank line and the
@@ -1082,10 +1086,7 @@ def test_a_model_that_keeps_the_voxel_size_is_not_charged_for_resampling():
 def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
     """A header promising 2000³ voxels is refused for its size, from the header, before its voxels are read (a
     sparse file: it holds them, as zeros, on no disk space); the message says what is needed and does not speak of
-    resampling. Where the file cannot hold them (a corrupt header, a file cut short) it says so instead: a 600-byte
-    file was blamed on the machine's memory."""
-    import gzip
-
+    resampling (a file that cannot hold them: the next test)."""
     from medseg.preprocess import COPY_BYTES_PER_VOXEL, physical_memory
 
     path = tmp_path / "huge.nii"
@@ -1106,7 +1107,23 @@ def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
                                          "has "), line
     assert "resampling" not in line and "model's" not in line
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
-    # the same header in a file that cannot hold its voxels: uncompressed, or gzip-compressed beyond deflate's ratio
+
+
+def test_a_header_declaring_more_voxels_than_its_file_holds_is_called_corrupt(tmp_path, capsys):
+    """A header promising 2000³ voxels in a file that cannot hold them (a corrupt header, a file cut short) was
+    blamed on the machine's memory ("segmenting its 2000×2000×2000 voxels needs about 89 GiB"): uncompressed, or
+    gzip-compressed beyond deflate's ratio. A bzip2 file (which nibabel reads) is not held to either bound, and its
+    outputs are named without .nii.bz2 (small_seg.nii.gz, not small.nii.bz2_seg.nii.gz)."""
+    import bz2
+
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    image.header.set_data_shape((2000, 2000, 2000))
+    image.header["vox_offset"] = 352
+    header = image.header.binaryblock + b"\0" * 4
+    reference = tmp_path / "reference.nii.gz"
+    phantom = make_phantom((24, 24, 8), seed=3)
+    nib.save(nib.Nifti1Image(phantom.image, phantom.affine), tmp_path / "small.nii")
+    nib.save(nib.Nifti1Image(phantom.labels, phantom.affine), reference)
     cut, packed = tmp_path / "cut.nii", tmp_path / "packed.nii.gz"
     cut.write_bytes(header + b"\0" * 256)
     packed.write_bytes(gzip.compress(header + b"\0" * 10**6))
@@ -1115,13 +1132,18 @@ def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
                         (packed, f"more than a gzip file of {packed.stat().st_size} bytes can hold; the header is "
                                  "corrupt or the file cut short")):
         for command in (["infer", str(given), "-o", str(tmp_path / "out"), "--device", "cpu"],
-                        ["evaluate", str(given), str(path)]):
+                        ["evaluate", str(given), str(reference)]):
             code, _, err = run(command, capsys)
             assert code == 1 and err.strip().splitlines()[-1] == (
                 f"medseg: error: {given}: its header declares 2000×2000×2000 voxels of float32 (32 GB), {says}"
                 if given == packed else
                 f"medseg: error: {given}: its header declares 2000×2000×2000 voxels of float32 (32 GB) {says}"), err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    # bzip2: read as before (it was refused as cut short)
+    compressed = tmp_path / "small.nii.bz2"
+    compressed.write_bytes(bz2.compress((tmp_path / "small.nii").read_bytes()))
+    code, _, err = run(["infer", str(compressed), "-o", str(tmp_path / "out"), "--device", "cpu"], capsys)
+    assert code == 0 and (tmp_path / "out" / "small_seg.nii.gz").is_file(), err
 
 
 def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_package, capsys, caplog):

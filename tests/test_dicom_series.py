@@ -446,6 +446,12 @@ def test_a_key_that_is_a_place_in_the_listing_is_warned_about(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{tmp_path / 'study'}: --series #2: {note}"]
     assert volume.info["description"] == "second" and note in volume.info["selection"]
+    # the folder's only series: no folder of its own to name; without --series it is chosen, and a series added
+    # later makes that refuse to choose (not silent)
+    caplog.clear()
+    read_dicom_series(tmp_path / "study" / "a", "#1")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][0].endswith(
+        "moves onto another series if one is added; it is the folder's only series: leave --series out")
     make_series(tmp_path / "other", seed=5, shape=(16, 16, 4), series_number=7)
     caplog.clear()
     read_dicom_series(tmp_path / "other", "7")

@@ -96,6 +96,8 @@ def file_output(option: str, value: str | None, default_name: str, suffixes: tup
     otherwise become the HTML page, or a metrics file a sidecar)."""
     if value is None:
         return None
+    if not value:  # Path("") is the current folder: an unset shell variable wrote the outputs there
+        raise click.UsageError(f"{option}: an empty path (an unset shell variable?)")
     path = Path(value)
     if value.endswith((os.sep, "/")) or path.is_dir():
         return path / default_name

@@ -153,7 +153,9 @@ def first_attempt_memory(rule, configured):
     """The memory (MB) a rule's jobs start with: the config's, a --set-resources RULE:mem_mb= (or mem=) in its
     place, at most a --resources mem_mb=; None when a --set-resources expression cannot be worked out before the
     jobs exist (one that reads the job's input)."""
-    override = workflow.resource_settings.overwrite_resources.get(rule, {})
+    settings = workflow.resource_settings
+    # parsed (units made MB) where Snakemake keeps them so; from its Python API the raw mapping is not
+    override = (getattr(settings, "_parsed_overwrite_resources", None) or settings.overwrite_resources).get(rule, {})
     memory = configured
     if "mem_mb" in override:
         memory = override["mem_mb"]
@@ -163,7 +165,7 @@ def first_attempt_memory(rule, configured):
                                          async_run=asyncio.run).value
         except Exception:
             return None
-    cap = workflow.resource_settings.resources
+    cap = getattr(settings, "_parsed_resources", None) or settings.resources
     cap = cap["mem_mb"] if "mem_mb" in cap else None
     cap = getattr(cap, "value", cap)
     if not isinstance(memory, (int, float)) or isinstance(memory, bool):
