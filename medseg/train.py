@@ -1453,29 +1453,36 @@ def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
     since is made again from the checkpoint."""
     out_dir = Path(out_dir)
     card = out_dir / "MODEL_CARD.md"
-    if checkpoint_epoch(out_dir) != epochs or unfinished_training(out_dir) or not card.is_file() \
-            or not card.stat().st_size:
+    if checkpoint_epoch(out_dir) != epochs or unfinished_training(out_dir):
         return None
+
+    def remade(why: str) -> None:  # the run had written its package: a copy someone uses may be damaged too
+        log.warning("%s: the finished run's package %s; it is made again from the checkpoint", out_dir, why)
+
+    if not card.is_file() or not card.stat().st_size:
+        return remade("has no model card (MODEL_CARD.md missing or empty)")
     try:
         record = json.loads(_checkpoint_meta(out_dir).read_text())
         made, started = record.get("package_sha256"), record.get("config") or {}
         package = load_package(out_dir, check_hash=False)  # its weights below, once an edit has been told
-    except (OSError, ValueError, AttributeError, MedsegError):
-        return None
+    except (OSError, ValueError, AttributeError, MedsegError) as error:
+        return remade(f"cannot be read ({error})")
     # what the weights are, as the run trained them: a model.json edited since (another width, labels swapped) was
     # called intact and kept, and then failed to load, or named the labels wrongly (label_codes, which may be
     # edited by hand, are kept when it is made again)
     edited = [key for key in _PACKAGE_MEANING if key in started and package.config.get(key) != started[key]]
     if edited:
         log.warning("%s: its %s no longer what this run trained; the package is made again from the checkpoint",
-                    out_dir / CONFIG_NAME, " and ".join(edited) + (" are" if len(edited) > 1 else " is"))
+                    out_dir / CONFIG_NAME, " and ".join(edited) + (" are" if edited != ["architecture"] else " is"))
         return None
-    if made is None or made != package.sha256:
+    if made is not None and made != package.sha256:
+        return remade(f"holds other weights than it wrote (SHA-256 {package.sha256[:12]}…, written {made[:12]}…)")
+    if made is None:  # a checkpoint from before the package's SHA-256 was recorded: nothing to compare with
         return None
     try:
         package.check_weights()  # their SHA-256, and their shapes against its architecture
-    except MedsegError:
-        return None
+    except MedsegError as error:
+        return remade(f"is damaged ({error})")
     return package
 
 

@@ -175,6 +175,12 @@ def test_label_names_and_model_come_from_the_predictions_sidecar(pair, tmp_path,
     assert run(["evaluate", str(pred), str(ref), "--model", "phantom"]) == 2
     assert ("was made by model 'hippocampus' (its sidecar says so), not 'phantom'; pass --model hippocampus"
             in capsys.readouterr().err)
+    # a package of one's own is passed by the folder the sidecar records: its name alone is not found elsewhere
+    sidecar["model"] = {"name": "mine", "path": "/data/models/mine"}
+    (tmp_path / "case7_seg.json").write_text(json.dumps(sidecar))
+    assert run(["evaluate", str(pred), str(ref), "--model", "phantom"]) == 2
+    assert ("was made by model 'mine' (its sidecar says so), not 'phantom'; pass --model /data/models/mine or leave "
+            "--model out" in capsys.readouterr().err)
 
 
 def test_a_model_of_the_same_name_with_other_labels_is_refused_and_other_weights_are_told(pair, tmp_path, capsys,

@@ -2511,11 +2511,28 @@ def test_a_finished_package_whose_model_json_was_edited_is_made_again_on_resume(
     (out / "model.json").write_text(json.dumps(edited))
     caplog.clear()
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_path), "--resume")) == 0
-    what = "architecture" if edit == "width" else "labels"
-    assert f"{out / 'model.json'}: its {what} is no longer what this run trained; the package is made again from " \
+    what = "architecture is" if edit == "width" else "labels are"
+    assert f"{out / 'model.json'}: its {what} no longer what this run trained; the package is made again from " \
            "the checkpoint" in caplog.messages
-    assert json.loads((out / "model.json").read_text())[what] == original[what]
+    assert json.loads((out / "model.json").read_text())[what.split()[0]] == original[what.split()[0]]
     load_package(out)  # whole again: its weights match its recorded hash
+    if edit == "labels":
+        return
+    # a package damaged or taken apart since was made again without a word (a shared copy may be damaged too)
+    weights = out / "weights.safetensors"
+    whole = weights.read_bytes()
+    for damage, says in ((lambda: weights.write_bytes(whole[:-1] + bytes([whole[-1] ^ 1])), "is damaged ("),
+                         (weights.unlink, "cannot be read ("),
+                         (lambda: (out / "MODEL_CARD.md").unlink(), "has no model card (MODEL_CARD.md missing")):
+        damage()
+        caplog.clear()
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_path), "--resume")) == 0
+        assert any(m.startswith(f"{out}: the finished run's package {says}") and
+                   m.endswith("; it is made again from the checkpoint") for m in caplog.messages), caplog.messages
+        assert weights.read_bytes() == whole
+    caplog.clear()  # intact: kept without a word
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_path), "--resume")) == 0
+    assert not [m for m in caplog.messages if "made again" in m]
 
 
 def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_no_stale_refusal(tiny_set, tmp_path,

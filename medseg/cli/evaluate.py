@@ -72,8 +72,11 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
 
         package = load_package(model, check_hash=False)
         if made_by is not None and made_by["name"] and made_by["name"] != package.name:
+            # a shipped model by its name; a package of one's own by the folder the sidecar records (its name alone
+            # is not found from another folder)
+            pass_it = made_by["name"] if _shipped(made_by["name"]) else (made_by["path"] or made_by["name"])
             raise click.UsageError(f"{prediction} was made by model {made_by['name']!r} (its sidecar says so), not "
-                                   f"{package.name!r}; pass --model {made_by['name']} or leave --model out")
+                                   f"{package.name!r}; pass --model {pass_it} or leave --model out")
         if made_by is not None and made_by["labels"] and _named(made_by["labels"]) != _named(package.labels):
             # one name, two packages (a retrained "v2" with other labels): the values would be scored under the
             # wrong names
@@ -128,7 +131,7 @@ def _sidecar_model(sidecar: Path) -> dict | None:
         labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
         model = record.get("model") or {}
         return {"name": str(model.get("name") or ""), "labels": labels,
-                "weights_sha256": str(model.get("weights_sha256") or "")}
+                "weights_sha256": str(model.get("weights_sha256") or ""), "path": str(model.get("path") or "")}
     except (ValueError, AttributeError, TypeError) as error:
         return _unread(sidecar, error)
 
@@ -138,6 +141,12 @@ def _unread(sidecar: Path, error: Exception) -> None:
         "%s: not a readable sidecar (%s): its label names and the model that made the prediction are not used",
         sidecar, str(error).splitlines()[0] if str(error) else type(error).__name__)
     return None
+
+
+def _shipped(name: str) -> bool:
+    from medseg.package import shipped_models
+
+    return name in shipped_models()
 
 
 def _named(labels: dict) -> dict[int, str]:
