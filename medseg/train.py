@@ -404,8 +404,29 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         raise TrainingError(
             f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
             f"(images in {images_dir}, labels in {labels_dir}): {shown}{hint}"
+            + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
         )
     return [TrainCase(name, images[name], labels[name]) for name in paired]
+
+
+def _shape_mismatches(cases: list[TrainCase]) -> str:
+    """"; besides, ..." naming the paired cases whose label's shape (from the headers) differs from its image's, for
+    the error about unpaired files: one run then shows both things to fix. Empty where none does, or a header
+    cannot be read (reading the case names that)."""
+    from medseg.io.images import read_grid
+
+    found = []
+    for case in cases:
+        try:
+            image, label = read_grid(case.image_path)[0][:3], read_grid(case.label_path)[0][:3]
+        except (MedsegError, OSError, ValueError):
+            continue
+        if sorted(image) != sorted(label):  # a label in another voxel order (LPS beside RAS) is re-indexed, not this
+            found.append(f"{case.case_id} ({'×'.join(map(str, label))} against {'×'.join(map(str, image))})")
+    if not found:
+        return ""
+    shown = ", ".join(found[:3]) + (f" … and {len(found) - 3} more" if len(found) > 3 else "")
+    return f"; besides, {len(found)} paired case(s) have a label of another shape than the image: {shown}"
 
 
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:

@@ -983,6 +983,23 @@ BAD = {
 }
 
 
+def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_path):
+    """A missing label stopped the check before a paired case's label of another shape was looked at: the second
+    problem came only after the first was fixed. The error about unpaired files names both; a label stored in
+    another voxel order (the same grid) is not taken for one of another shape."""
+    images, labels, _ = _bad_set(tmp_path, "unpaired")
+    image = np.zeros((16, 16, 6), np.float32)
+    _write(images / "short.nii.gz", image)
+    _write(labels / "short.nii.gz", np.zeros((16, 16, 5), np.uint8))
+    _write(images / "turned.nii.gz", image)
+    _write(labels / "turned.nii.gz", np.zeros((6, 16, 16), np.uint8))
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels)
+    assert str(error.value).endswith("; besides, 1 paired case(s) have a label of another shape than the image: "
+                                     "short (16×16×5 against 16×16×6)")
+    assert "have no counterpart of the same name" in str(error.value) and "lonely.nii.gz" in str(error.value)
+
+
 def test_labels_are_checked_on_the_grid_as_scoring_checks_them(tmp_path):
     """Training compared affines entry by entry (1e-3): it refused a label stored in another voxel order (LPS vs RAS,
     as dcm2niix writes some series) that `medseg evaluate` and evaluate_model.py re-index and score, and one 0.002 mm
