@@ -1496,10 +1496,10 @@ def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
         log.warning("%s: its %s no longer what this run trained; the package is made again from the checkpoint",
                     out_dir / CONFIG_NAME, " and ".join(edited) + (" are" if edited != ["architecture"] else " is"))
         return None
-    if made is not None and made != package.sha256:
-        return remade(f"holds other weights than it wrote (SHA-256 {package.sha256[:12]}…, written {made[:12]}…)")
     if made is None:  # a checkpoint from before the package's SHA-256 was recorded: nothing to compare with
         return None
+    if made != package.sha256:
+        return remade(f"holds other weights than it wrote (SHA-256 {package.sha256[:12]}…, written {made[:12]}…)")
     try:
         package.check_weights()  # their SHA-256, and their shapes against its architecture
     except MedsegError as error:

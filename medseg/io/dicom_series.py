@@ -251,16 +251,14 @@ def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None
     cell then names without a word. Says so, and names the series' own folder where it has one."""
     if not chosen.key.startswith("#"):
         return None
+    moves = (f"{chosen.key} is this series' place in the folder's listing, as it has no UID or number of its own, "
+             "and moves onto another series if one is added; ")
     if len(scan.candidates) == 1:  # an added series makes a folder without --series refuse to choose: not silent
-        return (f"{chosen.key} is this series' place in the folder's listing, as it has no UID or number of its "
-                "own, and moves onto another series if one is added; it is the folder's only series: leave "
-                "--series out")
+        return moves + "it is the folder's only series: leave --series out"
     own = Path(os.path.commonpath([str(p.parent) for p in chosen.files]))
     others = [p for c in scan.candidates if c is not chosen for p in c.files]
     alone = own != scan.folder and not any(p.is_relative_to(own) for p in others)
-    return (f"{chosen.key} is this series' place in the folder's listing, as it has no UID or number of its own, and "
-            "moves onto another series if one is added; " + (f"give its own folder, {own}, to name it for good"
-                                                            if alone else "keep it in a folder of its own"))
+    return moves + (f"give its own folder, {own}, to name it for good" if alone else "keep it in a folder of its own")
 
 
 def _listing(candidates: Sequence[SeriesCandidate]) -> str:

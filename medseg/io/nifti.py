@@ -162,7 +162,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         given = f", given as the {role}" if role else ""
         raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
                          f"{first}){given}")
-    if (not as_stored and array.size > 1 and (dtype != np.float32 or not _unscaled(image))
+    if (not as_stored and array.size > 1 and _float32_may_merge(image, dtype)
             and float(array.min()) == float(array.max())):  # constant as read: was it before the cast to float32?
         stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # scaled by the header, in its own precision
         low, high = float(stored.min()), float(stored.max())
@@ -316,6 +316,13 @@ def _uncompressed_gz(path: Path) -> bool:
     except OSError:
         return False  # nibabel names what is wrong with it
     return len(head) == 2 and head != _GZIP_MAGIC
+
+
+def _float32_may_merge(image, dtype: np.dtype) -> bool:
+    """Whether reading ``image`` as float32 may make distinct stored values equal: float64 or wide integers, or
+    values scaled by the header. Integers of 16 bits or less are exact in float32, and are not checked again."""
+    wide = (dtype.kind == "f" and dtype.itemsize > 4) or (dtype.kind in "iu" and dtype.itemsize > 2)
+    return wide or not _unscaled(image)
 
 
 # deflate stores at most 258 bytes per match in no less than 2 bits: no gzip stream expands beyond about 1032:1

@@ -50,6 +50,12 @@ class LabelResult:
         return self.name != f"label_{self.value}"
 
 
+def asked_series(failure: dict) -> str:
+    """" (series N asked for)" for a failure record of a DICOM row (it failed before a series was read, so no
+    sidecar names one); "" otherwise."""
+    return f" (series {failure['series']} asked for)" if failure.get("series") else ""
+
+
 @dataclass
 class CaseResult:
     """What the results folder holds about one case."""
@@ -143,7 +149,7 @@ class CaseResult:
 
             return f"{source} ({series_text(info)})"
         if source and (self.failure or {}).get("series"):  # failed before a series was read: the one asked for
-            return f"{source} (series {self.failure['series']} asked for)"
+            return f"{source}{asked_series(self.failure)}"
         return source
 
     def reference_path(self) -> Path | None:

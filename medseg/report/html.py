@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from medseg.numbers import dice_text, number_text, with_minus
-from medseg.report.collect import CaseResult, LabelResult
+from medseg.report.collect import CaseResult, LabelResult, asked_series
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import Flag
 from medseg.report.plots import Plot
@@ -392,8 +392,7 @@ def _failed_section(content: ReportContent) -> str:
 def _failure_files(failure: dict) -> str:
     """The input, and the reference where the case has one (a missing or unreadable reference is the file the
     error is about)."""
-    asked = f" (series {e(failure['series'])} asked for)" if failure.get("series") else ""
-    files = [f"input <code>{e(failure.get('input'))}</code>{asked}"]
+    files = [f"input <code>{e(failure.get('input'))}</code>{e(asked_series(failure))}"]
     if failure.get("reference"):
         files.append(f"reference <code>{e(failure['reference'])}</code>")
     return "<br>".join(files)
