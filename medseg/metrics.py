@@ -40,7 +40,7 @@ import numpy as np
 from medseg.errors import GeometryError, InputError
 from medseg.io.files import is_dicom_file, not_there
 from medseg.numbers import IMAGE_LIKE_VALUES, values_text
-from medseg.volume import Volume, volume_ml
+from medseg.volume import Volume, header_precision, volume_ml
 
 __all__ = [
     "EMPTY_MASK_POLICY",
@@ -125,8 +125,15 @@ def odd_values(values: np.ndarray, negative: bool = False) -> str:
     """The first few of ``values`` that are no label values (not whole, or with ``negative`` below zero), for an
     error message."""
     odd = values[(values != np.round(values)) | ((values < 0) if negative else False)]
-    shown = ", ".join(f"{float(v):.9g}" for v in odd[:3])
+    shown = ", ".join(_not_whole_text(float(v)) for v in odd[:3])
     return shown + (f" … ({len(odd)} values)" if len(odd) > 3 else "")
+
+
+def _not_whole_text(value: float) -> str:
+    """A value that is no whole number, in 9 significant digits, or in full where those would show a whole one
+    (2 + 1e-12 is not "2")."""
+    text = f"{value:.9g}"
+    return repr(value) if math.isfinite(value) and float(text) == round(value) and value != round(value) else text
 
 
 def grid_displacement_mm(shape: tuple[int, ...], affine_a: np.ndarray, affine_b: np.ndarray) -> float:
@@ -356,7 +363,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "prediction_sha256": pred.source_sha256,
         "reference": os.path.abspath(ref.source) if ref.source is not None else None,
         "reference_reordered": bool(ref.info.get("reordered", False)),
-        "spacing_mm": list(spacing),
+        "spacing_mm": [header_precision(s) for s in spacing],
         "policy": EMPTY_MASK_POLICY,
         "labels": results,
     }
@@ -364,9 +371,30 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     # a DICOM SEG placed on a source series that changed since the prediction was made
     notes = [f"{role}: {volume.info[key]}" for role, volume in (("prediction", pred), ("reference", ref))
              for key in ("thickness_note", "source_note") if isinstance(volume.info.get(key), str)]
+    other_thickness = _flat_thickness_differs(pred, ref)
+    if other_thickness is not None:
+        log.warning("%s: %s", ref.source, other_thickness)
+        notes.append(f"reference: {other_thickness}")
     if notes:
         record["notes"] = notes
     return record
+
+
+def _flat_thickness_differs(pred: Volume, ref: Volume) -> str | None:
+    """What the reference's header says of a single slice's thickness where it differs from the prediction's.
+
+    One slice's voxel centres do not depend on its thickness, so the grid check passes either way; the volumes are
+    computed with the prediction's voxel size, and the reference's own header would give others."""
+    text = None
+    for axis, size in enumerate(pred.shape[:3]):
+        if size != 1:
+            continue
+        mine, theirs = (float(np.linalg.norm(np.asarray(v.affine, dtype=np.float64)[:3, axis])) for v in (pred, ref))
+        if not math.isclose(mine, theirs, rel_tol=1e-3):
+            text = (f"its header gives the single slice a thickness of {theirs:.4g} mm where the prediction's gives "
+                    f"{mine:.4g} mm; its volumes are computed with the prediction's (its own would make them "
+                    f"{theirs / mine:.3g}× as large)" if mine > 0 else None)
+    return text
 
 
 def evaluate_files(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Volume", "stem", "volume_ml"]
+__all__ = ["Volume", "header_precision", "stem", "volume_ml"]
 
 
 @dataclass
@@ -61,7 +61,14 @@ def stem(path: Path | str) -> str:
 
 
 def volume_ml(voxels: int, voxel_ml: float) -> float:
-    """``voxels`` × ``voxel_ml`` to 12 significant digits: no binary noise in the JSON (0.174, not
-    0.17400000000000002), and no rounding to decimals either (20 µm voxels make real labels of a few nanolitres,
-    0.0000066 ml, which 4 decimals wrote as 0 and the report then flagged as empty predictions)."""
-    return float(f"{float(voxels) * voxel_ml:.12g}")
+    """``voxels`` × ``voxel_ml`` to 7 significant digits, what a header's float32 voxel sizes hold: no binary noise
+    in the JSON (0.174, not 0.17400000000000002; 1.90218, not the 1.90217993521 that 0.7 mm stored as float32
+    makes), and no rounding to decimals either (20 µm voxels make real labels of a few nanolitres, 0.0000066 ml,
+    which 4 decimals wrote as 0 and the report then flagged as empty predictions)."""
+    return float(f"{float(voxels) * voxel_ml:.7g}")
+
+
+def header_precision(value: float) -> float:
+    """``value`` as the shortest decimal that reads back as the same float32: what a NIfTI header's float32 voxel
+    sizes hold (0.7 stored is 0.699999988079071; 0.48828125 stays exact)."""
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))

@@ -208,6 +208,42 @@ def test_volumes_are_written_without_binary_noise():
     assert '"pred_volume_ml": 0.174,' in metrics_json({"labels": {"1": got}})
 
 
+def test_float32_header_sizes_read_as_written(tmp_path):
+    """0.7 mm voxels are 0.699999988079071 mm as a header's float32: the JSON says 0.7 and 1.90218 ml, not
+    1.90217993521; a size float32 holds exactly (0.48828125) stays exact."""
+    a = np.zeros((12, 12, 6), np.uint8)
+    a[1:10, 1:10, 1:5] = 1
+    b = np.zeros_like(a)
+    b[2:9, 1:10, 1:5] = 1
+    nib.save(nib.Nifti1Image(a, np.diag([0.7, 0.7, 3.0, 1.0])), tmp_path / "pred.nii.gz")
+    nib.save(nib.Nifti1Image(b, np.diag([0.7, 0.7, 3.0, 1.0])), tmp_path / "ref.nii.gz")
+    record = evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref.nii.gz")
+    assert record["spacing_mm"] == [0.7, 0.7, 3.0]
+    assert record["labels"]["1"]["pred_volume_ml"] == 0.47628  # 324 × 1.47 µl
+    assert record["labels"]["1"]["ref_volume_ml"] == 0.37044  # 252 × 1.47 µl
+    fine = evaluate_volumes(Volume(a, np.diag([0.48828125, 0.48828125, 3.0, 1.0]), source="p"),
+                            Volume(b, np.diag([0.48828125, 0.48828125, 3.0, 1.0]), source="r"), {0: "bg", 1: "x"})
+    assert fine["spacing_mm"] == [0.48828125, 0.48828125, 3.0]
+
+
+def test_a_single_slice_reference_of_another_thickness_is_noted(caplog):
+    """One slice's voxel centres do not depend on its thickness, so the grids match; the reference's header would
+    make its volumes 5× larger: said in a warning and in the record's notes, not passed over."""
+    a = np.zeros((15, 15, 1), np.uint8)
+    b = np.zeros_like(a)
+    a[2:9, 3:12] = 1
+    b[4:10, 3:11] = 1  # 48 pixels
+    pred = Volume(a, np.diag([0.7, 0.7, 1.0, 1.0]), source="p")
+    record = evaluate_volumes(pred, Volume(b, np.diag([0.7, 0.7, 5.0, 1.0]), source="r"), {0: "bg", 1: "x"})
+    assert record["labels"]["1"]["ref_volume_ml"] == 48 * 0.49 / 1000  # the prediction's voxel size
+    assert record["notes"] == ["reference: its header gives the single slice a thickness of 5 mm where the "
+                               "prediction's gives 1 mm; its volumes are computed with the prediction's (its own "
+                               "would make them 5× as large)"]
+    assert "r: its header gives the single slice a thickness of 5 mm" in caplog.text
+    same = evaluate_volumes(pred, Volume(b, np.diag([0.7, 0.7, 1.0, 1.0]), source="r"), {0: "bg", 1: "x"})
+    assert "notes" not in same
+
+
 def test_identical_masks_and_the_touching_volume_face():
     a = np.zeros((20, 20, 20), np.uint8)
     a[0:8, 3:12, 4:9] = 1  # on the face of the volume
@@ -429,6 +465,10 @@ def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
     with pytest.raises(InputError, match=r"noisy.nii.gz: not a label image \(values must be non-negative integers; "
                                          r"it holds -3, 1.0000001\), given as the reference$"):
         evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "noisy.nii.gz")
+    # a value 1e-12 off a whole number is shown in full, not as the whole number it is not
+    nib.save(nib.Nifti1Image(ref + 1e-12 * (ref == 1), np.eye(4)), tmp_path / "near.nii.gz")
+    with pytest.raises(InputError, match=r"it holds 1.000000000001\), given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "near.nii.gz")
     nib.save(nib.Nifti1Image(np.arange(64, dtype=np.float64).reshape(4, 4, 4) / 3, np.eye(4)), tmp_path / "ramp.nii.gz")
     with pytest.raises(InputError, match=r"it holds 0.333333333, 0.666666667, 1.33333333 … \(42 values\)\)"):
         read_reference(tmp_path / "ramp.nii.gz")
