@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import logging
 import math
 import os
 import re
@@ -658,7 +659,8 @@ def test_models_describes_and_checks_given_packages(tmp_path, capsys):
     assert code == 1 and [row["name"] for row in json.loads(out)] == ["phantom"]
     assert err.strip().startswith(f"medseg: error: {weights}: SHA-256 ")
     row = json.loads(out)[0]
-    assert row["weights_checked"] and not row["default"] and row["training"]["val_cases"] is not None
+    # the shipped default, named or not (named, it read "default": false)
+    assert row["weights_checked"] and row["default"] and row["training"]["val_cases"] is not None
     shutil.copy(shipped.weights_path, weights)  # whole again; its training record edited by hand
     config = json.loads((copy / "model.json").read_text())
     config["training"]["val_dice"]["2"] = "n/a"
@@ -882,7 +884,7 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, case, make_p
                                             f"{blocker} is a file, not a folder")
 
 
-def test_a_plain_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch):
+def test_a_plain_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch, caplog):
     import shutil
 
     from medseg.package import load_package
@@ -891,10 +893,41 @@ def test_a_plain_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, mo
     (tmp_path / "phantom").mkdir()  # e.g. a data folder of the same name in the working folder
     monkeypatch.chdir(tmp_path)
     assert load_package("phantom").path == shipped
-    # a package folder of that name is what the user means: it wins over the shipped one
+    # a package folder of that name is what the user means: it wins over the shipped one, and says so
     shutil.rmtree(tmp_path / "phantom")
     shutil.copytree(shipped, tmp_path / "phantom")
-    assert load_package("phantom").path.resolve() == (tmp_path / "phantom").resolve()
+    with caplog.at_level(logging.WARNING):
+        assert load_package("phantom").path.resolve() == (tmp_path / "phantom").resolve()
+    assert (f"phantom: the package folder {tmp_path / 'phantom'}, not the shipped model of that name; give ./phantom "
+            "to say so, or rename the folder") in caplog.text
+    caplog.clear()
+    assert load_package("./phantom").path.resolve() == (tmp_path / "phantom").resolve() and not caplog.text
+
+
+def test_a_trained_package_named_like_the_default_does_not_replace_it(tmp_path, monkeypatch, capsys):
+    """`medseg train -o phantom` in the working folder: `medseg infer` without --model took it and called it "the
+    shipped demo model", and `medseg models` listed it as the default."""
+    import shutil
+
+    from medseg.package import load_package
+
+    shipped = load_package("phantom").path
+    shutil.copytree(load_package("hippocampus").path, tmp_path / "phantom")
+    write_phantom(tmp_path / "p.nii.gz", tmp_path / "p_label.nii.gz", shape=(48, 48, 12), seed=3)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["infer", "p.nii.gz", "-o", "out"], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "out" / "p_seg.json").read_text())
+    assert sidecar["model"]["path"] == str(shipped) and sidecar["labels"]["2"] == "box"
+    code, out, _ = run(["models", "--json"], capsys)
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["phantom"]["default"] and rows["phantom"]["labels"]["2"] == "box"
+    code, out, _ = run(["models", "--json", "phantom"], capsys)  # named: the folder, which is no default
+    assert [(row["name"], row["default"]) for row in json.loads(out)] == [("hippocampus", False)]
+    code, out, _ = run(["models", "--json", str(shipped)], capsys)  # the shipped one given by its folder is
+    assert [(row["name"], row["default"]) for row in json.loads(out)] == [("phantom", True)]
+    code, out, _ = run(["models", "phantom"], capsys)
+    assert out.startswith("hippocampus: ")
 
 
 def test_existing_outputs_of_any_input_are_refused_before_any_work(tmp_path, case, make_package, capsys):

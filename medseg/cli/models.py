@@ -22,19 +22,19 @@ def models(packages: tuple[str, ...], as_json: bool):
     """
     from medseg.cli.options import error_line, escaped_line
     from medseg.errors import ModelPackageError
-    from medseg.package import DEFAULT_MODEL, load_package, shipped_models
+    from medseg.package import DEFAULT_MODEL, load_package, shipped_models, shipped_package_path
 
     rows, broken = [], 0
     for name in packages or shipped_models():
-        try:
-            package = load_package(name, check_hash=bool(packages))
+        try:  # listing the shipped ones: their own folders, not a folder of their name in the working folder
+            package = load_package(name if packages else shipped_package_path(name), check_hash=bool(packages))
         except ModelPackageError as error:  # one damaged package: the others are still listed
             click.echo(error_line(error), err=True)
             broken += 1
             continue
         row = {
             "name": package.name,
-            "default": not packages and name == DEFAULT_MODEL,
+            "default": package.path.resolve() == shipped_package_path(DEFAULT_MODEL).resolve(),
             "description": package.config.get("description", ""),
             "labels": {str(k): v for k, v in package.labels.items()},
             "label_codes": {str(k): v for k, v in package.label_codes.items()},
