@@ -11,8 +11,14 @@ DEMO   ?= demo
 #   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
+NEW_ENOUGH := -c 'import sys; sys.exit(sys.version_info < (3, 11))'
+
+# .venv is made anew when it is missing or runs a Python older than medseg needs (3.11)
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python $(NEW_ENOUGH) 2>/dev/null || { \
+	  $(PYTHON) $(NEW_ENOUGH) 2>/dev/null || { echo "medseg needs Python 3.11 or newer, which $(PYTHON) is not \
+	(or it is not there): name one, e.g. make $(or $(MAKECMDGOALS),install) PYTHON=python3.11" >&2; exit 1; }; \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0 -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
@@ -61,7 +67,7 @@ gpu-check: $(STAMP)
 ## Segment an example cohort with Snakemake (synthetic phantoms, case06 corrupt on purpose); print the report's path.
 COHORT_DATA := demo/cohort
 CORES ?= 2
-cohort: $(COHORT_DATA)/.complete
+cohort: $(STAMP) $(COHORT_DATA)/.complete
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "Report: $(CURDIR)/results/cohort/report.html  (failure records: results/cohort/cases/*/*_failed.json)"
 

@@ -1567,3 +1567,17 @@ def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(
             assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"
     finally:
         hidden.chmod(0o700)
+
+
+def test_help_texts_name_what_the_commands_write_and_flag(capsys):
+    """What the README says each command does, in its --help too (a newcomer's reading found these missing)."""
+    def help_of(*command):
+        code, out, _ = run([*command, "--help"], capsys)
+        assert code == 0
+        return " ".join(out.split())
+
+    assert "with --reference <stem>_metrics.json (Dice, HD95, ASSD, volumes per label)" in help_of("infer")
+    assert "bits-beyond-stored (values with bits set above BitsStored" in help_of("inspect")
+    synth = help_of("synth")
+    assert "--shape X Y Z Voxels along each axis." in synth and "the same seed writes the same phantom" in synth
+    assert "one not yet segmented stops the run before any is scored" in help_of("cohort", "evaluate")

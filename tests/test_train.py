@@ -1175,6 +1175,8 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(tiny_set, tmp_path, capsys,
     assert info.value.code == 0
     captured = capsys.readouterr()
     assert "epoch   2" in captured.err and "val mean Dice" in captured.err
+    # the labels by name, as the model card shows them (not "1:0.8711  2:…")
+    assert re.search(r"val mean Dice \d\.\d+  \(ellipsoid \d\.\d+  box \d\.\d+  tube \d\.\d+\)", captured.err)
     assert "as a model shipped with medseg" not in captured.err
     assert captured.out.startswith(f"wrote {out}")
     assert load_package(out).config["training"]["epochs_run"] == 2
@@ -2689,3 +2691,15 @@ def test_out_of_gpu_memory_in_a_training_step_is_one_line_and_the_run_resumes(ti
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "2", "--resume",
                                  *_FEW_STEPS)) == 0
     assert json.loads((out / "model.json").read_text())["training"]["best_epoch"] in (1, 2)
+
+
+def test_a_changed_plan_under_the_default_config_reads_as_a_sentence(tiny_set, tmp_path, capsys):
+    """Resuming a one-epoch run of the default config without --epochs: "and the default config asks for N", not
+    "and default config asks for N"."""
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", "--steps-per-epoch", "1")) == 0
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, out, "--resume", "--steps-per-epoch", "1")) == 1
+    assert re.fullmatch(rf"medseg: error: {re.escape(str(out))}: the checkpoint's run was planned for 1 epoch, and the "
+                        r"default config asks for \d+; give --epochs 1 to finish it as planned, or --epochs \d+ to "
+                        r"extend it", capsys.readouterr().err.strip())

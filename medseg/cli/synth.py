@@ -12,8 +12,10 @@ from medseg.cli.options import GivenPath, escaped_line
 @click.command("synth")
 @click.argument("image", type=GivenPath(dir_okay=False, path_type=Path))
 @click.option("--label", type=GivenPath(dir_okay=False, path_type=Path), default=None, help="Also write its labels.")
-@click.option("--shape", nargs=3, type=click.IntRange(1, 2048), default=(128, 128, 64), show_default=True)
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--shape", nargs=3, type=click.IntRange(1, 2048), default=(128, 128, 64), show_default=True,
+              metavar="X Y Z", help="Voxels along each axis.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Random seed: the same seed writes the same phantom.")
 @click.option("--axis-aligned", is_flag=True, help="No oblique rotation (axis permutations and flips only).")
 @click.option("--overwrite", is_flag=True, help="Replace files that exist already.")
 def synth(image, label, shape, seed, axis_aligned, overwrite):

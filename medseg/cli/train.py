@@ -161,10 +161,11 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                      [case.case_id for case in [*fit, *val]], epochs_given=epochs is not None)
         planned, asked = checkpoint_planned_epochs(output), int(check_config(config, where)["epochs"])
         if epochs is None and planned is not None and planned != asked:  # a plan changed without saying so
+            config_text = where if config_path else "the default config"
             raise TrainingError(f"{output}: the checkpoint's run was planned for {planned} epoch"
-                                f"{'s' if planned != 1 else ''}, and {where} asks "
-                                f"for {asked}; give --epochs {planned} to finish it as planned, or --epochs {asked} "
-                                f"to {'extend it' if asked > planned else 'end it sooner'}")
+                                f"{'s' if planned != 1 else ''}, and {config_text} asks for {asked}; give --epochs "
+                                f"{planned} to finish it as planned, or --epochs {asked} to "
+                                f"{'extend it' if asked > planned else 'end it sooner'}")
     choice = resolve_device(device)
     from medseg.resources import set_threads
 
@@ -193,12 +194,14 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             click.echo(f"warning: {where} names the package {config['name']!r}, as a model shipped with medseg: "
                        f"sidecars and reports name models by name and version; {fix}", err=True)
 
+    label_names = {str(value): str(name) for value, name in config["labels"].items()}
+
     def report(record: dict) -> None:
         if silent:
             return
         line = f"epoch {record['epoch']:3d}  lr {record['lr']:.2e}  loss {record['loss']:.4f}"
-        if "val_dice" in record:
-            dice = "  ".join(f"{k}:{dice_text(v)}" for k, v in record["val_dice"].items())
+        if "val_dice" in record:  # by name, as the model card and `medseg models` show them
+            dice = "  ".join(f"{label_names.get(str(k), k)} {dice_text(v)}" for k, v in record["val_dice"].items())
             line += f"  val mean Dice {dice_text(record['val_mean_dice'])}  ({dice})"
         click.echo(line + f"  {record['seconds']:.0f}s", err=True)
 
