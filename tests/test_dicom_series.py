@@ -71,7 +71,8 @@ def test_two_series_are_refused_and_listed_then_chosen_by_number_or_uid(tmp_path
         volume = read_dicom_series(tmp_path, series=choice)
         assert volume.info["series_uid"] == "1.2.3.5"
         np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
-    with pytest.raises(DicomError, match="no series matches --series 7; found series 3 'arterial'"):
+    with pytest.raises(DicomError, match=r"no series matches the series asked for, '7' \(a key, number or UID `medseg "
+                                         r"inspect` lists\); found series 3 'arterial'"):
         read_dicom_series(tmp_path, series="7")
 
 
@@ -496,6 +497,8 @@ def test_unusable_spacing_or_rescale_values_are_refused(tmp_path, capsys, change
     code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
     assert code == 1 and "Traceback" not in err
     assert problem in err.strip().splitlines()[-1]
+    if "Rescale" in problem:  # every file is left out: the series is counted by its files, not as "0 images"
+        assert f"{len(paths)} files, none usable" in err and "0 images" not in err
     assert not (tmp_path / "out.nii.gz").exists()
 
 
@@ -555,12 +558,13 @@ def test_infer_names_the_series_and_warns_about_a_broken_one(tmp_path, capsys, c
 def test_inspect_with_a_series_that_matches_nothing_exits_1(tmp_path, capsys):
     make_series(tmp_path, seed=9)
     code, out, err = run_cli(["inspect", str(tmp_path), "--series", "99"], capsys)
-    assert code == 1 and "would use: none: " in out and "no series matches --series 99" in out
+    assert code == 1 and "would use: none: " in out and "no series matches the series asked for, '99'" in out
     # the reason on stderr too, one line (it was on stdout only: a script keeping stderr saw a bare exit 1)
     assert len(err.splitlines()) == 1 and err.startswith(f"medseg: error: {tmp_path}") \
-        and "no series matches --series 99" in err
+        and "no series matches the series asked for, '99'" in err
     code, out, err = run_cli(["inspect", str(tmp_path), "--series", "99", "--json"], capsys)
-    assert code == 1 and json.loads(out)["chosen"]["key"] is None and "no series matches --series 99" in err
+    assert code == 1 and json.loads(out)["chosen"]["key"] is None
+    assert "no series matches the series asked for, '99'" in err
     assert run_cli(["inspect", str(tmp_path)], capsys)[0] == 0
 
 

@@ -577,7 +577,7 @@ def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refu
     # for (they showed the folder only, without a sidecar to name the series)
     run("7")
     failure = json.loads((results / "cases" / "d" / "d_failed.json").read_text())
-    assert failure["series"] == "7" and "no series matches --series 7" in failure["error"]
+    assert failure["series"] == "7" and "no series matches the series asked for, '7'" in failure["error"]
     with open(results / "cohort.tsv", newline="") as table:
         row = next(r for r in csv.DictReader(table, delimiter="\t") if r["case_id"] == "d")
     assert (row["status"], row["series"], row["series_uid"]) == ("failed", "7", "")

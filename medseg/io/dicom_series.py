@@ -79,6 +79,7 @@ class SeriesCandidate:
     split_values: str | None = None  # what sets this part apart, e.g. "size 128×256"
     index: int = 0  # 1-based place in the folder's listing, the key of last resort
     number_shared: bool = False  # another series in the folder (another UID) has the same SeriesNumber
+    unusable_files: int = 0  # files of a series none of whose images could be read (it has no frames then)
 
     @property
     def key(self) -> str:
@@ -101,7 +102,9 @@ class SeriesCandidate:
         text = series_name(self.key, self.number, self.uid)
         if self.description:
             text += f" '{self.description}'"
-        return f"{text} ({self.modality}, {len(self.frames)} images, UID {self.uid or 'none'})"
+        count = (f"{self.unusable_files} file{'s' if self.unusable_files != 1 else ''}, none usable"
+                 if not self.frames and self.unusable_files else f"{len(self.frames)} images")
+        return f"{text} ({self.modality}, {count}, UID {self.uid or 'none'})"
 
 
 @dataclass
@@ -217,7 +220,9 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
             if matches:
                 break
         if not matches:
-            raise DicomError(f"{folder}: no series matches --series {wanted}; found {_listing(candidates)}")
+            # neutral on where it was asked for: the --series option, or a sample sheet's series cell
+            raise DicomError(f"{folder}: no series matches the series asked for, {wanted!r} (a key, number or UID "
+                             f"`medseg inspect` lists); found {_listing(candidates)}")
         if len(matches) > 1:
             keys = [c.key for c in matches]
             by_uid = any(c.number_shared and c.uid for c in matches) or len(set(keys)) < len(keys)
@@ -477,6 +482,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
             candidate = SeriesCandidate(uid=uid, number=_int(first.get("SeriesNumber")), part=None,
                                         description=str(first.get("SeriesDescription", "")),
                                         modality=str(first.get("Modality", "")), frames=[],
+                                        unusable_files=len(members),
                                         problem=_first_of(problems + [why for _, why in left_out]) or "no images")
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.number if c.number is not None else 1 << 30, c.uid, c.part or 0))
