@@ -106,6 +106,35 @@ def test_a_file_cut_inside_its_header_is_named_so(tmp_path, case, make_package, 
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+def test_an_empty_gzip_file_is_named_so(tmp_path, make_package, capsys):
+    bad = tmp_path / "empty.nii.gz"
+    bad.write_bytes(gzip.compress(b""))
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {bad}: an empty file (gzip-compressed, no content); the file was cut short (an interrupted "
+        "copy or download?)")
+
+
+@pytest.mark.parametrize("count", [9, 0, -1, 8])
+@pytest.mark.parametrize("name", ["odd.nii", "odd.nii.gz"])
+def test_a_header_with_an_impossible_dimension_count_is_called_corrupt(tmp_path, case, make_package, capsys, count,
+                                                                      name):
+    """dim[0] outside 1..7: nibabel took the header for the other byte order and said "data code 4096 not
+    recognized" (9, -1), or read an empty volume of shape (0,) (0)."""
+    import struct
+
+    whole = Path(case).read_bytes()
+    raw = bytearray(gzip.decompress(whole) if whole[:2] == b"\x1f\x8b" else whole)
+    raw[40:42] = struct.pack("<h", count)
+    bad = tmp_path / name
+    bad.write_bytes(gzip.compress(bytes(raw)) if name.endswith(".gz") else bytes(raw))
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {bad}: corrupt header (dim[0], its number of dimensions, "
+                                            f"is {count}; NIfTI allows 1 to 7)")
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
 def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
     job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""

@@ -92,6 +92,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
+        dimensions = _dimension_count_problem(path)
+        if dimensions is not None:
+            raise ImageReadError(f"{path}: {dimensions}") from error
         if "should be positive" in str(error):  # nibabel's word for a qform that is no rotation (sform not coded)
             raise ImageReadError(f"{path}: invalid qform in the header (quatern_b, c, d are not part of a unit "
                                  f"quaternion: {_short(error)}), and no sform to place the voxels by") from error
@@ -116,6 +119,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if any(n < 0 for n in shape):
             raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
         if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
+            dimensions = _dimension_count_problem(path) if len(shape) <= 1 else None  # dim[0] 0 reads as shape (0,)
+            if dimensions is not None:
+                raise ImageReadError(f"{path}: {dimensions}")
             raise InputError(f"{path}: empty volume of shape {shape}")
         as_stored = labels and dtype.kind in "biu" and _unscaled(image)
         out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
@@ -771,24 +777,54 @@ def _dicom_modality(path: Path) -> str | None:
 _HEADER_SIZES = (348, 540)  # NIfTI-1 (and Analyze), NIfTI-2: the header's first field states its size
 
 
-def _header_cut_short(path: Path) -> str | None:
-    """"truncated header (N of 348 bytes)" where ``path`` (gzip-compressed or not) starts a NIfTI or Analyze header
-    that ends before its stated size; None otherwise (nibabel's own words then stand)."""
+def _header_start(path: Path) -> tuple[bytes, int, bool] | None:
+    """The first bytes of ``path``'s header, decompressed where it is gzip-compressed (as much as decompresses of a
+    stream that may itself be cut short): (bytes, bytes stored on disk read, whether a gzip stream ended)."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read(1 << 16)
     except OSError:
         return None
-    stored = len(raw)
+    stored, ended = len(raw), False
     if raw[:2] == b"\x1f\x8b":
-        try:  # what decompresses of a stream that may itself be cut short
+        try:
             stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            raw = stream.decompress(raw, 1024)
+            raw, ended = stream.decompress(raw, 1024), stream.eof
         except zlib.error:
             return None
-        if not raw:
-            return ("an empty file (gzip-compressed, no content)" if stream.eof else
-                    f"a gzip file of {stored} bytes that ends before any of its content")
+    return raw, stored, ended
+
+
+def _dimension_count_problem(path: Path) -> str | None:
+    """"corrupt header (dim[0] … is 9 …)" where ``path``'s NIfTI header states a number of dimensions outside 1..7
+    in either byte order; None otherwise. nibabel takes such a header for the other byte order and reports what it
+    then misreads ("data code 4096 not recognized"), or an empty shape for 0."""
+    start = _header_start(path)
+    if start is None:
+        return None
+    raw = start[0]
+    for order in ("little", "big"):
+        size = int.from_bytes(raw[:4], order)
+        place, width = {348: (40, 2), 540: (16, 8)}.get(size, (None, None))
+        if place is None or len(raw) < place + width:
+            continue
+        counts = [int.from_bytes(raw[place:place + width], either, signed=True) for either in ("little", "big")]
+        if not any(1 <= count <= 7 for count in counts):
+            return (f"corrupt header (dim[0], its number of dimensions, is {counts[0 if order == 'little' else 1]}; "
+                    "NIfTI allows 1 to 7)")
+    return None
+
+
+def _header_cut_short(path: Path) -> str | None:
+    """"truncated header (N of 348 bytes)" where ``path`` (gzip-compressed or not) starts a NIfTI or Analyze header
+    that ends before its stated size; None otherwise (nibabel's own words then stand)."""
+    start = _header_start(path)
+    if start is None:
+        return None
+    raw, stored, ended = start
+    if stored >= 2 and not raw and _starts_with(path, b"\x1f\x8b"):
+        return ("an empty file (gzip-compressed, no content)" if ended else
+                f"a gzip file of {stored} bytes that ends before any of its content")
     if len(raw) < 4:
         return f"truncated header ({len(raw)} bytes, less than any NIfTI header)" if raw else "an empty file (0 bytes)"
     stated = next((size for order in ("little", "big") if (size := int.from_bytes(raw[:4], order)) in _HEADER_SIZES),
