@@ -383,6 +383,38 @@ def test_an_sform_and_qform_that_disagree_are_warned_about(tmp_path, make_packag
     assert "qform_note" not in read_nifti(tmp_path / "oblique.nii.gz").info
 
 
+@pytest.mark.parametrize("fill", [0.0, float("nan")], ids=["all zero", "NaN"])
+def test_a_coded_sform_left_unfilled_falls_back_to_the_qform(tmp_path, make_package, caplog, fill):
+    """sform_code 1 with srow_x/y/z all zero (an exporter that set the code without the rows) beside a valid qform
+    was refused as "the affine is singular"; the qform places the voxels, as ITK reads it, with a note."""
+    affine = _affine("oblique")
+    image = nib.Nifti1Image(make_phantom((40, 36, 8), seed=3).image, affine)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(affine, code=1)
+    nib.save(image, tmp_path / "whole.nii")
+    raw = bytearray((tmp_path / "whole.nii").read_bytes())
+    raw[280:328] = struct.pack("<12f", *([fill] * 12))  # srow_x, srow_y, srow_z
+    (tmp_path / "rows.nii").write_bytes(bytes(raw))
+    volume = read_nifti(tmp_path / "rows.nii")
+    assert np.allclose(volume.affine, nib.load(tmp_path / "whole.nii").header.get_qform(), atol=1e-6)
+    broken = "all zero" if fill == 0 else "not finite"
+    note = (f"the header's sform (code 1) is {broken}: the voxels are placed by its qform (code 1) instead; a tool "
+            "that reads the sform cannot place the input, nor its segmentation, which keeps the header")
+    assert volume.info == {"orientation_note": note}  # no "sform and qform disagree" beside it
+    with caplog.at_level("WARNING"):
+        _, sidecar = _segment(tmp_path / "rows.nii", load_package(make_package()), tmp_path / "out")
+    assert sidecar["input_info"] == {"orientation_note": note}
+    assert f"{tmp_path / 'rows.nii'}: {note}" in caplog.text
+    written = read_nifti(tmp_path / "out" / "rows_seg.nii.gz")  # the header as stored, read the same way
+    assert np.array_equal(written.affine, volume.affine)
+    assert int(nib.load(tmp_path / "out" / "rows_seg.nii.gz").header["sform_code"]) == 1
+    # a coded sform alone (no qform to fall back on) is still refused
+    raw[252:254] = struct.pack("<h", 0)  # qform_code
+    (tmp_path / "alone.nii").write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="the affine is singular or not finite"):
+        read_nifti(tmp_path / "alone.nii")
+
+
 def test_a_qform_that_is_no_rotation_is_warned_about_or_named(tmp_path, make_package):
     """quatern_b, c, d with b² + c² + d² > 1 (no unit quaternion): with an sform too, the qform check ended in a
     traceback; alone, the error said "cannot read header (w2 should be positive …)"."""

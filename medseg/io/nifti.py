@@ -507,7 +507,13 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
         if unit not in _UNIT_MM:
             raise InputError(f"{name}: xyzt_units gives the spatial unit code {unit}, which NIfTI does not define "
                              "(0 unknown, 1 m, 2 mm, 3 micron)")
-        if codes["sform_code"] == 0:
+        broken = _unusable_sform(header) if codes["sform_code"] and codes["qform_code"] else None
+        if broken is not None:  # as ITK does: a coded qform places the voxels where the sform cannot
+            affine = np.asarray(header.get_qform(), dtype=np.float64)
+            note = (f"the header's sform (code {codes['sform_code']}) is {broken}: the voxels are placed by its "
+                    f"qform (code {codes['qform_code']}) instead; a tool that reads the sform cannot place the input, "
+                    "nor its segmentation, which keeps the header")
+        if codes["sform_code"] == 0 or broken is not None:
             _check_voxel_sizes(raw, image.shape, name)
         if codes["sform_code"] == 0 and codes["qform_code"] == 0:
             affine = np.diag([*(float(v) for v in header["pixdim"][1:4]), 1.0])
@@ -526,6 +532,15 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
                     "swapped")
         affine, thickness_note = _flat_axis_filled(affine, image, raw)
     return affine, note, thickness_note
+
+
+def _unusable_sform(header) -> str | None:
+    """What makes a coded sform unusable ("all zero", "not finite"), or None: an exporter that sets sform_code
+    without filling srow_x/y/z."""
+    rotation = np.asarray(header.get_sform(), dtype=np.float64)[:3, :3]
+    if not np.all(np.isfinite(header.get_sform())):
+        return "not finite"
+    return "all zero" if not rotation.any() else None
 
 
 def raw_header(image):
@@ -573,7 +588,7 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
         return (f"the header's qform is invalid ({_short(error)}: quatern_b, c, d are not part of a unit "
                 "quaternion): the sform is used (as nibabel does); a tool that reads the qform may refuse the input "
                 "and its segmentation, or place them elsewhere")
-    if not sform_code or not qform_code:
+    if not sform_code or not qform_code or _unusable_sform(header) is not None:  # the qform was used (_affine_mm)
         return None
     scale = _UNIT_MM.get(int(raw_header(image)["xyzt_units"]) & 7, 1.0)
     shift = grid_displacement_mm(shape, sform, qform) * scale
@@ -589,7 +604,7 @@ def _unknown_thickness(image, shape: tuple[int, ...]) -> str | None:
     by :func:`_check_voxel_sizes`)."""
     header = image.header
     if isinstance(header, nib.Nifti1Header):  # Nifti2Header too
-        from_pixdim = int(raw_header(image)["sform_code"]) == 0
+        from_pixdim = int(raw_header(image)["sform_code"]) == 0 or _unusable_sform(header) is not None
     else:
         from_pixdim = isinstance(header, nib.analyze.AnalyzeHeader) and not _has_spm_mat(image)
     if not from_pixdim:
