@@ -1476,6 +1476,14 @@ def test_the_overlay_shows_the_flagged_label_and_the_page_wraps_long_paths(tmp_p
     right = probe_page(built.html, tmp_path, 500, "document.querySelector('table.stack td.err')"
                        ".getBoundingClientRect().right - window.innerWidth")
     assert float(right) <= 0  # the old table: 69 px beyond the window
+    # and an overlay keeps its own size, scrolling sideways in its box, not the page (shrunk to about 300 px, its
+    # labels could not be read)
+    shown = probe_page(built.html, tmp_path, 500, "(()=>{const i=document.querySelector('img.overlay');"
+                       "return [i.getBoundingClientRect().width, i.naturalWidth, i.parentElement.scrollWidth > "
+                       "i.parentElement.clientWidth, document.documentElement.scrollWidth].join(' ')})()")
+    width, natural, scrolls, page = shown.split()
+    assert float(width) == float(natural) > 500 and scrolls == "true" and int(page) <= 500
+    assert page_width(built.html, tmp_path, 1400) <= 1400
 
 
 def test_a_paired_volume_difference_of_zero_reads_zero(tmp_path):

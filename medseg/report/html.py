@@ -54,6 +54,7 @@ white-space:nowrap}
 .case.folded{padding:6px 14px;margin:6px 0}.case.folded>summary{color:#1d1d1f;margin:0;overflow-wrap:anywhere}
 .case.flagged{border-left:6px solid #d70015}.case.failed{border-left:6px solid #8e0000}
 .case ul{margin:4px 0 8px 18px;padding:0}.overlay{max-width:100%;display:block}
+.ov{max-width:100%;min-width:0;overflow-x:auto}
 .row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 .legend span{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin:0 4px 0 10px;
 box-shadow:0 0 0 1px #c7c7cc}
@@ -67,7 +68,7 @@ dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 td.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
 margin-bottom:6px}table.stack td{display:block;border:none;min-width:0}table.stack td[data-h]::before{
-content:attr(data-h) ": ";color:#5f5f64}}
+content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
 @media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
 h2,h3,h2+p{break-after:avoid}h2+p{break-inside:avoid}thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
@@ -463,8 +464,11 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     if index in content.overlays:
         drawn = content.overlay_shows.get(index, "slices with the predicted labels")
         why = f"; flagged: {', '.join(dict.fromkeys(flag.text for flag in flags))}" if flags else ""
-        row.append(_img(content.overlays[index], f"overlay of {case.case_id}: sagittal, coronal and axial {drawn}{why}",
-                        ' class="overlay"'))
+        # on a phone the overlay keeps its own size and scrolls sideways: shrunk to the screen its labels and
+        # contours could not be read
+        image = _img(content.overlays[index], f"overlay of {case.case_id}: sagittal, coronal and axial {drawn}{why}",
+                     ' class="overlay"')
+        row.append(f'<div class="ov">{image}</div>')
     if row:
         body.append(f'<div class="row">{"".join(row)}</div>')
     for note in content.overlay_notes.get(index, []) + case.notes:
