@@ -209,7 +209,7 @@ def read_config(path: Path | str) -> dict:
     """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors write one) is no content
     except OSError as error:
         raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
     except UnicodeDecodeError as error:
@@ -228,11 +228,19 @@ def read_config(path: Path | str) -> dict:
         raise TrainingError(f"{path}: not valid {kind} ({detail})") from error
     if not isinstance(config, dict):
         raise TrainingError(f"{path}: expected a mapping at the top level")
-    if isinstance(config.get("weights"), dict) and isinstance((config.get("training") or {}).get("settings"), dict):
-        # a package's model.json: its training section is the record of a run, not settings for one
-        raise TrainingError(f"{path}: a model package's {CONFIG_NAME} (it names its weights and records its training), "
-                            "not a training config; start from one in configs/train/ (the package's settings are "
-                            "under training.settings)")
+    if isinstance(config.get("weights"), dict):
+        # a package's model.json: its training section (if any) is the record of a run, not settings for one, and
+        # its weights another model's
+        recorded = isinstance((config.get("training") or {}).get("settings"), dict)
+        raise TrainingError(f"{path}: a model package's {CONFIG_NAME} (it names its weights"
+                            f"{' and records its training' if recorded else ''}), not a training config; start from "
+                            "one in configs/train/"
+                            + (" (the package's settings are under training.settings)" if recorded else ""))
+    if "training" not in config:  # every setting its default: said, since the run takes hours on them
+        log.warning("%s: no training section: trained with the default settings (%d epochs of %d steps, batch %d, "
+                    "learning rate %g; configs/train/ has examples)", path, DEFAULT_TRAINING["epochs"],
+                    DEFAULT_TRAINING["steps_per_epoch"], DEFAULT_TRAINING["batch_size"],
+                    DEFAULT_TRAINING["learning_rate"])
     # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number
     config = whole_numbers(config, load_schema())
     if isinstance(config.get("training"), dict):
@@ -455,7 +463,11 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
         raise first
     if problems:
         shown = "; ".join(problems[:3])
-        more = f"; … ({len(problems) - 3} more)" if len(problems) > 3 else ""
+        more = ""
+        if len(problems) > 3:  # each on a line of its own, so that all can be fixed before the next run
+            for problem in problems:
+                log.warning("%s", problem)
+            more = f"; … ({len(problems) - 3} more; all {len(problems)} are listed above)"
         raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be trained on: {shown}{more}")
     return cases
 
@@ -569,8 +581,9 @@ def split_cases(
         n_val = 0
     folds = len(cases) // n_val if n_val else 1
     if not 0 <= fold < folds:
-        raise TrainingError(f"{where}: training.fold (--fold) must be in 0..{folds - 1} ({len(cases)} cases, "
-                            f"{n_val} validation case{'s' if n_val != 1 else ''} per fold), got {fold}")
+        raise TrainingError(f"{where}: training.fold (--fold) must be in 0..{folds - 1} "
+                            f"({counted(len(cases), 'case')}, {counted(n_val, 'validation case')} per fold), got "
+                            f"{fold}")
     chosen = set(order[fold * n_val:(fold + 1) * n_val].tolist())
     val = [case for i, case in enumerate(cases) if i in chosen]
     train_ = [case for i, case in enumerate(cases) if i not in chosen]
@@ -882,11 +895,16 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         for folder in reversed(missing):
             folder.mkdir()
             created.append(folder)
-        handle, probe = tempfile.mkstemp(dir=out_dir, prefix=".medseg-write-test-")
-        os.close(handle)
-        os.unlink(probe)
+        for folder in (out_dir, out_dir / CHECKPOINT_DIR):  # a kept checkpoint folder is written too, every epoch
+            if folder == out_dir or folder.is_dir():
+                handle, probe = tempfile.mkstemp(dir=folder, prefix=".medseg-write-test-")
+                os.close(handle)
+                os.unlink(probe)
     except OSError as error:
-        raise TrainingError(f"{out_dir}: cannot write the output folder here ({error.strerror or error})") from error
+        where = out_dir / CHECKPOINT_DIR if Path(getattr(error, "filename", "") or "").parent.name == CHECKPOINT_DIR \
+            else out_dir
+        what = "cannot write the output folder here" if where == out_dir else "cannot write into the checkpoint folder"
+        raise TrainingError(f"{where}: {what} ({error.strerror or error})") from error
     finally:
         for folder in reversed(created):
             with contextlib.suppress(OSError):
@@ -1105,10 +1123,17 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
 
     from medseg.device import native_bf16, slow_bf16_warning
     from medseg.network import UNet2D, UNetConfig
+    from medseg.resources import physical_memory
 
     out_dir = Path(out_dir)
     made_here = [out_dir / CHECKPOINT_DIR] + ([] if out_dir.exists() else [out_dir])  # removed if nothing is saved
     settings = check_config(config)
+    check_step_fits(config, device, physical_memory())
+    # warm-up reaches the rate after its epochs (a one-epoch trial run is not warned about)
+    if int(settings["warmup_epochs"]) >= int(settings["epochs"]) > 1:
+        log.warning("training.warmup_epochs %s of %s: the learning rate never reaches training.learning_rate %g",
+                    settings["warmup_epochs"], counted(int(settings["epochs"]), "epoch"),
+                    float(settings["learning_rate"]))
     seed = int(settings["seed"])
     package_config = {k: v for k, v in config.items() if k != "training"}
     package_config.setdefault("format", "medseg-model/1")
@@ -1229,6 +1254,11 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             raise TrainingError(f"{out_dir}: {error}") from error
         except OUT_OF_MEMORY:  # a GPU shared with other jobs, or a batch too large for it: one line
             raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"])) from None
+        except (RuntimeError, MemoryError) as error:  # torch's CPU allocator: "can't allocate memory"
+            if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
+                raise
+            raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"],
+                                                    config["architecture"])) from None
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
                   "torch_threads": torch.get_num_threads(), "device": device, "precision": precision}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
@@ -1245,8 +1275,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         except OSError as error:
             if epoch == 0:  # the first checkpoint: no folder of a run that saved nothing is left
                 _remove_empty(made_here)
+            kept = (f"; the checkpoint after epoch {epoch} is kept: run the same command with --resume once it can "
+                    "be written" if epoch else "")
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: cannot write the checkpoint "
-                                f"({error.strerror or error})") from error
+                                f"({error.strerror or error}){kept}") from error
         if on_epoch is not None:
             on_epoch(record)
 
@@ -1454,14 +1486,59 @@ def _card_with_codes(card: str, config: dict) -> str | None:
 _PACKAGE_MEANING = ("architecture", "labels")
 
 
-def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epochs_done: int) -> str:
-    """The one line for a training step that ran out of GPU memory: what it held, and the ways on (the batch is the
-    recipe's, so it is not changed behind the user's back, as inference does with its tiles)."""
+# bytes of activations (kept for the backward pass) per feature-map element of a U-Net level, measured on the CPU
+# in fp32 for widths 16-64, depths 2-4, 64- and 128-pixel patches, batches 16-64 (a convolution's, a norm's and a
+# ReLU's outputs, and the decoder's concatenations): the estimate came to 0.8-1.0x of what a step took (its peak
+# less the interpreter's and torch's own), so it refuses no step that fits
+_BYTES_PER_ELEMENT = 48
+
+
+def training_step_bytes(architecture: dict, batch_size: int, patch) -> int:
+    """Memory one training step takes, estimated: the activations of ``batch_size`` patches (padded to a multiple
+    of 2^depth, as the U-Net pads them) at every level, plus weights, gradients and AdamW's two moments."""
+    depth, width = int(architecture["depth"]), int(architecture["base_width"])
+    step = 2 ** depth
+    area = math.prod(-(-int(n) // step) * step for n in patch)
+    # level l holds width·2^l channels on area/4^l pixels: width·area·2^-l elements, summed over the levels
+    elements = width * area * sum(0.5 ** level for level in range(depth + 1))
+    from medseg.network_shapes import state_shapes
+
+    parameters = sum(math.prod(shape) for shape in state_shapes(architecture).values())
+    return int(batch_size * elements * _BYTES_PER_ELEMENT + 16 * parameters)
+
+
+def check_step_fits(config: dict, device: str, memory: int | None) -> None:
+    """Refuse, before any case is read, a CPU training step that could not fit in ``memory`` bytes (the machine's):
+    the kernel would end the process without a word, and take the machine's memory with it first."""
+    if not str(device).startswith("cpu") or memory is None:
+        return
+    settings = check_config(config)
+    patch = tuple(settings["patch_size"])
+    needed = training_step_bytes(config["architecture"], int(settings["batch_size"]), patch)
+    if needed > memory:
+        arch = config["architecture"]
+        raise TrainingError(f"a training step of {settings['batch_size']} {'×'.join(map(str, patch))} patches with "
+                            f"a U-Net of width {arch['base_width']} and depth {arch['depth']} needs about "
+                            f"{needed / 2**30:.0f} GiB of memory, more than this machine's {memory / 2**30:.0f} GiB; "
+                            "lower training.batch_size, training.patch_size or architecture.base_width")
+
+
+def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epochs_done: int,
+                        architecture: dict | None = None) -> str:
+    """The one line for a training step that ran out of memory (the GPU's, or with ``architecture`` the CPU's):
+    what it held, and the ways on (the batch is the recipe's, so it is not changed behind the user's back, as
+    inference does with its tiles)."""
+    size = "×".join(map(str, patch))
+    again = (f"; --resume goes on after epoch {epochs_done}" if epochs_done else "")
+    if architecture is not None:
+        needed = training_step_bytes(architecture, int(settings["batch_size"]), patch)
+        return (f"{out_dir}: out of memory in a training step of {settings['batch_size']} {size} patches (about "
+                f"{needed / 2**30:.1f} GiB with a U-Net of width {architecture['base_width']} and depth "
+                f"{architecture['depth']}); lower training.batch_size, training.patch_size or architecture.base_width, "
+                f"or free memory{again}")
     from medseg.device import gpu_free_text
 
     free = gpu_free_text(device)
-    size = "×".join(map(str, patch))
-    again = (f"; --resume goes on after epoch {epochs_done}" if epochs_done else "")
     return (f"{out_dir}: out of GPU memory on {device} in a training step of {settings['batch_size']} {size} "
             f"patches{free}; lower training.batch_size or training.patch_size, free GPU memory (other processes may "
             f"hold it), or train on the CPU (--device cpu){again}")

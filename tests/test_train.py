@@ -1071,6 +1071,47 @@ def test_every_case_that_cannot_be_trained_on_is_named_in_one_run(tmp_path):
         f"(16, 16, 6); {labels / 'b.nii.gz'}: label values [7] are not declared in the config's labels [0, 1, 2, 3]")
 
 
+def test_more_than_three_cases_that_cannot_be_trained_on_are_each_listed(tmp_path, caplog):
+    """The error names three; the rest were "… (2 more)", seen only run after run. Each is now a warning line."""
+    images, labels, _ = _bad_set(tmp_path, "shape mismatch")
+    image = np.random.default_rng(1).normal(size=(16, 16, 6)).astype(np.float32)
+    for name in "bcde":
+        _write(images / f"{name}.nii.gz", image)
+        _write(labels / f"{name}.nii.gz", np.zeros((16, 16, 4), np.uint8))
+    with caplog.at_level("WARNING"), pytest.raises(MedsegError) as info:
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    assert str(info.value).startswith("5 of 5 cases cannot be trained on: ")
+    assert str(info.value).endswith("; … (2 more; all 5 are listed above)")
+    listed = [m for m in caplog.messages if "differs from its image's" in m]
+    assert [m.split(":")[0] for m in listed] == [str(labels / f"{name}.nii.gz") for name in "abcde"]
+
+
+def test_a_checkpoint_that_cannot_be_written_says_the_last_one_is_kept(tiny_set, tmp_path, capsys, config_file,
+                                                                       monkeypatch):
+    """A full disk at the second checkpoint: the first is intact, and the line now says so and how to go on."""
+    import errno
+
+    import medseg.train
+
+    saved = medseg.train._save_checkpoint
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return saved(*args, **kwargs)
+
+    monkeypatch.setattr(medseg.train, "_save_checkpoint", full)
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out / '.checkpoint'}: cannot write the checkpoint (No space left on device); the checkpoint "
+        "after epoch 1 is kept: run the same command with --resume once it can be written")
+    monkeypatch.setattr(medseg.train, "_save_checkpoint", saved)
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume")) == 0
+
+
 def test_a_case_short_of_memory_stops_the_checks_at_once(tmp_path, monkeypatch):
     """Checking every case before naming the bad ones must not go on reading volumes once memory has run out."""
     import medseg.train as training
@@ -1704,7 +1745,91 @@ def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path
     """It was refused as "<config>: training.seed: -1 is less than the minimum of 0", blaming the config file."""
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--seed", "-1")) == 2
     err = capsys.readouterr().err
-    assert "Invalid value for '--seed': -1 is not in the range x>=0" in err and str(config_file) not in err
+    assert "Invalid value for '--seed': -1 is not in the range 0<=x<=2147483647" in err and str(config_file) not in err
+    # a seed that numpy and MONAI cannot take with the epoch added: refused before training, not at epoch 2 (where
+    # it raised OverflowError on every --resume)
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--seed", str(2**63 - 1))) == 2
+    assert "is not in the range 0<=x<=2147483647" in capsys.readouterr().err
+    too_big = tmp_path / "seed.json"
+    too_big.write_text(json.dumps(tiny_training_config(seed=2**70)))
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(too_big))) == 1
+    assert capsys.readouterr().err.strip() == (f"medseg: error: {too_big}: training.seed: {2**70} is greater than the "
+                                               "maximum of 2147483647")
+    assert not (tmp_path / "model").exists()
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--seed", str(2**31 - 1),
+                                 "--epochs", "2", "--steps-per-epoch", "1")) == 0
+
+
+def test_a_training_step_too_large_for_the_machine_is_refused_before_any_case_is_read(tiny_set, tmp_path, capsys):
+    """A batch of 20000 128×128 patches: the kernel ended the process without a word (exit 137) after taking the
+    machine's memory; now one line, from the configuration alone. One that fits is left alone."""
+    from medseg.train import check_step_fits, training_step_bytes
+
+    config = tiny_training_config(batch_size=20000, patch_size=[128, 128])
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(config))
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(path))) == 1
+    err = capsys.readouterr().err.strip()
+    needed = training_step_bytes(config["architecture"], 20000, (128, 128))
+    assert re.fullmatch(r"medseg: error: a training step of 20000 128×128 patches with a U-Net of width \d+ and depth "
+                        r"\d+ needs about \d+ GiB of memory, more than this machine's \d+ GiB; lower "
+                        r"training.batch_size, training.patch_size or architecture.base_width", err), err
+    assert f"about {needed / 2**30:.0f} GiB" in err and not (tmp_path / "model").exists()
+    check_step_fits(tiny_training_config(), "cpu", 2 * 2**30)  # the tiny recipe fits in 2 GiB
+    check_step_fits(config, "cuda", 2 * 2**30)  # a GPU's memory is told when a step runs out of it
+    # the estimate against what the shipped recipe's step takes: 32 40×40 patches, width 16, depth 4 (padded to
+    # 48×48): about 145 MB of activations and 31 MB of weights, gradients and moments
+    hippocampus = load_package("hippocampus").config["architecture"]
+    assert 120e6 < training_step_bytes(hippocampus, 32, (40, 40)) < 220e6
+
+
+def test_a_cpu_step_out_of_memory_is_one_line(tiny_set, tmp_path, capsys, config_file, monkeypatch):
+    """torch's CPU allocator raised RuntimeError ("DefaultCPUAllocator: can't allocate memory"), shown as a
+    traceback."""
+    import medseg.train
+
+    def short(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 6442450944 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(medseg.train, "_train_epoch", short)
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
+    err = capsys.readouterr().err.strip()
+    line = err.splitlines()[-1]
+    assert "Traceback" not in err and line.startswith(f"medseg: error: {out}: out of memory in a training step of 4 ")
+    assert line.endswith("; lower training.batch_size, training.patch_size or architecture.base_width, or free memory")
+
+
+def test_a_package_config_without_training_record_is_no_training_config(tiny_set, tmp_path, capsys, caplog):
+    """An inference-only model.json (no training record) trained from scratch on the defaults, its weights block
+    dropped without a word; a config without a training section now says it takes the defaults."""
+    package = load_package("phantom").config
+    package.pop("training", None)
+    path = tmp_path / "inference_only.json"
+    path.write_text(json.dumps(package))
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(path))) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {path}: a model package's model.json (it names its weights), not a training config; start "
+        "from one in configs/train/")
+    from medseg.train import read_config
+
+    bare = tiny_training_config()
+    del bare["training"]
+    path.write_text(json.dumps(bare))
+    with caplog.at_level("WARNING"):
+        read_config(path)
+    assert f"{path}: no training section: trained with the default settings (20 epochs of 100 steps, batch 16, " \
+           "learning rate 0.001; configs/train/ has examples)" in caplog.messages
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    from medseg.train import read_config
+
+    for suffix in (".json", ".yaml"):
+        path = tmp_path / f"bom{suffix}"
+        path.write_text(json.dumps(tiny_training_config()), encoding="utf-8-sig")
+        assert read_config(path)["training"]["epochs"] == 2
 
 
 def test_a_loss_that_becomes_nan_stops_training_with_one_line(tiny_set, tmp_path, capsys, config_file, monkeypatch):

@@ -23,7 +23,8 @@ from medseg.cli.options import GivenPath, device_form, escaped_line
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
               help="Override training.steps_per_epoch (e.g. a short trial run).")
-@click.option("--seed", type=click.IntRange(0), default=None,
+# seeds below 2^31: each epoch draws with seed + epoch, which numpy and MONAI take below 2^32
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
               help="Override training.seed. Without training.split_seed in the config it also draws the validation "
                    "split, so figures of different seeds come from different validation cases.")
 @click.option("--fold", type=click.IntRange(0), default=None,
@@ -66,12 +67,14 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.errors import TrainingError
     from medseg.io.atomic import placed_before_stop
     from medseg.package import CONFIG_NAME, shipped_package_path
+    from medseg.resources import physical_memory
     from medseg.train import (
         MAX_TRAINING_LABEL,
         check_checkpoint_labels,
         check_config,
         check_output_folder,
         check_resume,
+        check_step_fits,
         check_trained_on,
         check_training_foreground,
         checkpoint_epoch,
@@ -170,6 +173,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.resources import set_threads
 
     set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
+    check_step_fits(config, choice.device, physical_memory())  # before the cases are read (minutes)
     cases = load_cases(pairs, config)
     if resume:  # other files than the checkpoint's: refused before the run is announced
         check_trained_on(output, cases)
