@@ -2828,3 +2828,27 @@ def test_a_changed_plan_under_the_default_config_reads_as_a_sentence(tiny_set, t
     assert re.fullmatch(rf"medseg: error: {re.escape(str(out))}: the checkpoint's run was planned for 1 epoch, and the "
                         r"default config asks for \d+; give --epochs 1 to finish it as planned, or --epochs \d+ to "
                         r"extend it", capsys.readouterr().err.strip())
+
+
+def test_a_checkpoint_folder_that_cannot_be_written_is_refused_before_training(tiny_set, tmp_path, capsys,
+                                                                               config_file, monkeypatch):
+    """An immutable .checkpoint folder was found only after an epoch had been trained."""
+    import errno
+    import tempfile
+
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1")) == 0
+    made = tempfile.mkstemp
+
+    def refused(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).name == ".checkpoint":
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(Path(dir) / ".medseg-write-test-x"))
+        return made(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    capsys.readouterr()
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "2", "--resume")) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (f"medseg: error: {out / '.checkpoint'}: cannot write into the checkpoint folder (Operation "
+                           "not permitted)")
+    assert "epoch   2" not in err
