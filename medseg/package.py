@@ -28,6 +28,7 @@ __all__ = [
     "codes_text",
     "load_package",
     "load_schema",
+    "meant_error",
     "non_finite_setting",
     "save_package",
     "shipped_models",
@@ -71,6 +72,44 @@ def non_finite_setting(value, at: tuple[str, ...] = ()) -> tuple[str, float] | N
     return None
 
 
+def meant_error(error):
+    """The error to show for a schema ``error``: for a value that fits none of several forms (``oneOf``/``anyOf``:
+    "is not valid under any of the given schemas"), the error of the form it was meant as, recursively. A form is
+    not meant where the value is not even of its type, or where a property it fixes (a ``kind``) differs; where
+    every form differs only in that property, the error names the values it may take."""
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        forms: dict[int, list] = {}
+        for sub in error.context:
+            forms.setdefault(sub.relative_schema_path[0], []).append(sub)
+        fixed = [sub for subs in forms.values() for sub in subs
+                 if sub.validator == "const" and len(sub.relative_path) == 1]
+        meant = [subs for subs in forms.values()
+                 if not any((sub.validator == "type" and not sub.relative_path) or sub in fixed for sub in subs)]
+        if meant:  # the form the value got furthest into (a list of axes: into the list form's items)
+            deepest = max(meant, key=lambda subs: (max(len(sub.relative_path) for sub in subs), not any(
+                sub.validator in ("enum", "const") and not sub.relative_path for sub in subs)))
+            error = sorted(deepest, key=lambda e: e.validator == "additionalProperties")[0]
+            continue
+        if fixed and len({tuple(sub.relative_path) for sub in fixed}) == 1:
+            choices = ", ".join(repr(sub.validator_value) for sub in fixed)
+            return _SchemaText(list(fixed[0].absolute_path), f"{fixed[0].instance!r} is not one of {choices}")
+        types = [sub.validator_value for sub in error.context if sub.validator == "type" and not sub.relative_path]
+        if len(types) == len(forms):  # of none of the forms' types
+            shown = " or ".join(dict.fromkeys(repr(t) for t in types))
+            return _SchemaText(list(error.absolute_path), f"{error.instance!r} is not of type {shown}")
+        break
+    return _SchemaText(list(error.absolute_path), error.message, error.validator)
+
+
+@dataclass
+class _SchemaText:
+    """Where a schema error is and what it says (:func:`meant_error`)."""
+
+    absolute_path: list
+    message: str
+    validator: str = ""
+
+
 def validate_config(config: dict, where: str) -> None:
     """Check a model config against the schema and its internal consistency."""
     import jsonschema
@@ -83,7 +122,7 @@ def validate_config(config: dict, where: str) -> None:
     errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(config),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))
     if errors:
-        first = errors[0]
+        first = meant_error(errors[0])
         at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}")
     arch = config["architecture"]

@@ -44,6 +44,7 @@ from medseg.package import (
     codes_text,
     load_package,
     load_schema,
+    meant_error,
     non_finite_setting,
     save_package,
     unfinished_text,
@@ -639,7 +640,7 @@ def check_config(config: dict, where: str = "training config") -> dict:
     errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
-        first = errors[0]
+        first = meant_error(errors[0])
         at = ".".join(["training", *(str(p) for p in first.absolute_path)])
         message = first.message
         if first.validator == "additionalProperties":

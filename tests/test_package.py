@@ -455,3 +455,27 @@ def test_a_package_file_of_the_wrong_kind_is_named_as_such(tmp_path, what):
     with pytest.raises(ModelPackageError) as caught:
         load_package(package)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    ("inference", "slice_axis", 3, "inference/slice_axis: 3 is not one of [0, 1, 2]"),
+    ("inference", "slice_axis", [0, 5], "inference/slice_axis/1: 5 is not one of [0, 1, 2]"),
+    ("inference", "slice_axis", [0, 0], "inference/slice_axis: [0, 0] has non-unique elements"),
+    ("preprocessing", "intensity", {"kind": "window", "min": 100}, "preprocessing/intensity: 'max' is a required "
+                                                                   "property"),
+    ("preprocessing", "intensity", {"kind": "wndow", "min": 1, "max": 2}, "preprocessing/intensity/kind: 'wndow' is "
+                                                                         "not one of 'zscore', 'window', 'none'"),
+    ("preprocessing", "intensity", "zscore", "preprocessing/intensity: 'zscore' is not of type 'object'"),
+])
+def test_a_value_that_fits_none_of_a_settings_forms_is_told_what_is_wrong(section, key, value, expected):
+    """A value fitting none of a setting's forms read "… is not valid under any of the given schemas"; the error of
+    the form it was meant as says what to change."""
+    from conftest import tiny_config
+
+    from medseg.package import validate_config
+
+    config = {**tiny_config(), "weights": {"file": "weights.safetensors", "sha256": "0" * 64}}
+    config[section][key] = value
+    with pytest.raises(ModelPackageError) as info:
+        validate_config(config, "cfg.json")
+    assert str(info.value) == f"cfg.json: invalid model config at {expected}"
