@@ -419,23 +419,34 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
 
 def _shape_mismatches(cases: list[TrainCase]) -> str:
-    """"; besides, ..." naming the paired cases whose label's shape (from the headers) differs from its image's, for
-    the error about unpaired files: one run then shows both things to fix. Empty where none does, or a header
+    """"; besides, ..." naming the paired cases whose label (from the headers) is not on its image's grid: of
+    another shape, or placed elsewhere; for the error about unpaired files: one run then shows both things to fix.
+    A label in another voxel order (LPS beside RAS) is re-indexed, not named. Empty where none is, or a header
     cannot be read (reading the case names that)."""
     from medseg.io.images import read_grid
+    from medseg.metrics import _reordering, grid_displacement_mm, grid_tolerance_mm
 
-    found = []
+    shapes, placed = [], []
     for case in cases:
         try:
-            image, label = read_grid(case.image_path)[0][:3], read_grid(case.label_path)[0][:3]
+            (image, image_affine), (label, label_affine) = read_grid(case.image_path), read_grid(case.label_path)
         except (MedsegError, OSError, ValueError):
             continue
-        if sorted(image) != sorted(label):  # a label in another voxel order (LPS beside RAS) is re-indexed, not this
-            found.append(f"{case.case_id} ({'×'.join(map(str, label))} against {'×'.join(map(str, image))})")
-    if not found:
-        return ""
-    shown = ", ".join(found[:3]) + (f" … and {len(found) - 3} more" if len(found) > 3 else "")
-    return f"; besides, {len(found)} paired case(s) have a label of another shape than the image: {shown}"
+        image, label = tuple(image[:3]), tuple(label[:3])
+        order = _reordering(label, label_affine, image, image_affine)
+        if order is None and label != image:  # as reading the case would say: "shape … differs from its image's"
+            shapes.append(f"{case.case_id} ({'×'.join(map(str, label))} against {'×'.join(map(str, image))})")
+            continue
+        off = order[2] if order is not None else grid_displacement_mm(image, image_affine, label_affine)
+        if not off <= grid_tolerance_mm(image_affine):
+            placed.append(f"{case.case_id} (up to {off:.3g} mm off)")
+    text = ""
+    for found, what in ((shapes, "a label of another shape than the image"),
+                        (placed, "a label off the image's grid")):
+        if found:
+            shown = ", ".join(found[:3]) + (f" … and {len(found) - 3} more" if len(found) > 3 else "")
+            text += f"; besides, {len(found)} paired case(s) have {what}: {shown}"
+    return text
 
 
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:

@@ -984,19 +984,24 @@ BAD = {
 
 
 def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_path):
-    """A missing label stopped the check before a paired case's label of another shape was looked at: the second
-    problem came only after the first was fixed. The error about unpaired files names both; a label stored in
-    another voxel order (the same grid) is not taken for one of another shape."""
+    """A missing label stopped the check before a paired case's label of another shape (or, later, placed off its
+    image's grid) was looked at: the second problem came only after the first was fixed. The error about unpaired
+    files names all; a label stored in another voxel order (the same grid) is not taken for one of another shape."""
     images, labels, _ = _bad_set(tmp_path, "unpaired")
     image = np.zeros((16, 16, 6), np.float32)
     _write(images / "short.nii.gz", image)
     _write(labels / "short.nii.gz", np.zeros((16, 16, 5), np.uint8))
-    _write(images / "turned.nii.gz", image)
-    _write(labels / "turned.nii.gz", np.zeros((6, 16, 16), np.uint8))
+    _write(images / "turned.nii.gz", image)  # the same grid, its label's axes in another order
+    nib.save(nib.Nifti1Image(np.zeros((6, 16, 16), np.uint8), np.eye(4)[:, [2, 0, 1, 3]]), labels / "turned.nii.gz")
+    _write(images / "shifted.nii.gz", image)  # read from the headers too: a label 2 mm off its image's grid
+    moved = np.eye(4)
+    moved[0, 3] = 2.0
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 6), np.uint8), moved), labels / "shifted.nii.gz")
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
     assert str(error.value).endswith("; besides, 1 paired case(s) have a label of another shape than the image: "
-                                     "short (16×16×5 against 16×16×6)")
+                                     "short (16×16×5 against 16×16×6); besides, 1 paired case(s) have a label off "
+                                     "the image's grid: shifted (up to 2 mm off)")
     assert "have no counterpart of the same name" in str(error.value) and "lonely.nii.gz" in str(error.value)
 
 
