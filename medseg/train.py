@@ -1166,6 +1166,12 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     if patch != tile:
         log.warning("training patches %s differ from the inference tile %s: planes smaller than the tile will be "
                     "padded differently at inference than in training", list(patch), list(tile))
+    depth = int(config["architecture"].get("depth", 4))
+    if bottleneck_cells(patch, depth) <= 1:  # batch norm over a batch (else refused by check_config): it trains, badly
+        fits = max((d for d in range(1, depth) if bottleneck_cells(patch, d) > 1), default=1)
+        log.warning("training.patch_size %s leaves one cell at the bottom of a depth-%d U-Net: its deepest levels "
+                    "see little but padding and it learns little; architecture.depth %d or less fits the patch",
+                    list(patch), depth, fits)
 
     set_determinism(seed=seed)
     torch.manual_seed(seed)

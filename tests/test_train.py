@@ -2857,3 +2857,18 @@ def test_a_checkpoint_folder_that_cannot_be_written_is_refused_before_training(t
     assert err.strip() == (f"medseg: error: {out / '.checkpoint'}: cannot write into the checkpoint folder (Operation "
                            "not permitted)")
     assert "epoch   2" not in err
+
+
+def test_a_unet_too_deep_for_its_patch_is_warned_about(tiny_set, tmp_path, caplog):
+    """Depth 6 on 16-pixel patches (padded to 64, one cell at the bottom) trained without a word and reached a Dice
+    of 0.1; with batch norm over a batch it is not refused, but said."""
+    config = tiny_training_config(epochs=1, steps_per_epoch=1, patch_size=[16, 16])
+    config["architecture"]["depth"] = 6
+    with caplog.at_level("WARNING"):
+        run(config, *tiny_set, tmp_path / "deep")
+    assert ("training.patch_size [16, 16] leaves one cell at the bottom of a depth-6 U-Net: its deepest levels see "
+            "little but padding and it learns little; architecture.depth 3 or less fits the patch") in caplog.messages
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "fits")
+    assert not [m for m in caplog.messages if "one cell at the bottom" in m]
