@@ -322,9 +322,11 @@ def _image_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such folder")
     files: dict[str, Path] = {}
-    left_out, broken = [], []
+    left_out, broken, hidden = [], [], []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
+        if path.name.startswith("."):  # said where it looks like a case (not macOS's ._ companions, .DS_Store, …)
+            if not path.name.startswith("._") and path.name.lower().endswith(_IMAGE_SUFFIXES):
+                hidden.append(path.name)
             continue
         if path.is_symlink() and not path.exists():
             broken.append(path.name)
@@ -338,6 +340,10 @@ def _image_files(folder: Path) -> dict[str, Path]:
         entries = ("1 entry that is not a .nii/.nii.gz file" if len(left_out) == 1
                    else f"{len(left_out)} entries that are not .nii/.nii.gz files")
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+    if hidden:
+        shown = ", ".join(hidden[:5]) + (" …" if len(hidden) > 5 else "")
+        log.warning("%s: left out %s (names starting with a dot are hidden): %s", folder,
+                    counted(len(hidden), "hidden image file"), shown)
     if broken:
         shown = ", ".join(broken[:5]) + (" …" if len(broken) > 5 else "")
         links = "1 link that leads" if len(broken) == 1 else f"{len(broken)} links that lead"

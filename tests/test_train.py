@@ -1940,6 +1940,15 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
         pair_cases(images, labels)
     assert (f"{images}: left out 1 entry that is not a .nii/.nii.gz file (subfolders are not searched): case8.img"
             in [r.getMessage() for r in caplog.records])
+    # a hidden case is said too (it was left out silently); macOS's ._ companions and .DS_Store are not
+    (images / ".case9.nii.gz").write_bytes((images / "case0.nii.gz").read_bytes())
+    (images / "._case0.nii.gz").write_bytes(b"\0\5\26\7")
+    (images / ".DS_Store").write_bytes(b"\0")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert [c.case_id for c in pair_cases(images, labels)] == ["case0", "case1", "case2"]
+    assert [m for m in caplog.messages if "hidden" in m] == [
+        f"{images}: left out 1 hidden image file (names starting with a dot are hidden): .case9.nii.gz"]
 
 
 def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():
