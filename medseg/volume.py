@@ -40,7 +40,16 @@ class Volume:
 
     @property
     def voxel_volume_ml(self) -> float:
-        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+        """A voxel's volume: on a grid whose axes are at right angles, the product of its sizes as the header holds
+        them (:func:`header_precision`: 0.7 mm stored as float32 makes 0.00147 ml, not 0.00146999993); else
+        |det(affine)|."""
+        columns = np.asarray(self.affine, dtype=np.float64)[:3, :3]
+        sizes = np.linalg.norm(columns, axis=0)
+        with np.errstate(all="ignore"):
+            cosines = (columns.T @ columns) / np.outer(sizes, sizes)
+        if np.all(np.isfinite(cosines)) and np.abs(cosines - np.eye(3)).max() < 1e-6:
+            return float(np.prod([header_precision(size) for size in sizes])) / 1000.0
+        return float(abs(np.linalg.det(columns))) / 1000.0
 
     @property
     def name(self) -> str:
@@ -61,14 +70,18 @@ def stem(path: Path | str) -> str:
 
 
 def volume_ml(voxels: int, voxel_ml: float) -> float:
-    """``voxels`` × ``voxel_ml`` to 7 significant digits, what a header's float32 voxel sizes hold: no binary noise
-    in the JSON (0.174, not 0.17400000000000002; 1.90218, not the 1.90217993521 that 0.7 mm stored as float32
-    makes), and no rounding to decimals either (20 µm voxels make real labels of a few nanolitres, 0.0000066 ml,
-    which 4 decimals wrote as 0 and the report then flagged as empty predictions)."""
-    return float(f"{float(voxels) * voxel_ml:.7g}")
+    """``voxels`` × ``voxel_ml`` to 12 significant digits: no binary noise in the JSON (0.174, not
+    0.17400000000000002; with :attr:`Volume.voxel_volume_ml`, 1.90218, not the 1.90217993521 that 0.7 mm stored as
+    float32 made), and no rounding to decimals either (20 µm voxels make real labels of a few nanolitres,
+    0.0000066 ml, which 4 decimals wrote as 0 and the report then flagged as empty predictions)."""
+    return float(f"{float(voxels) * voxel_ml:.12g}")
 
 
 def header_precision(value: float) -> float:
-    """``value`` as the shortest decimal that reads back as the same float32: what a NIfTI header's float32 voxel
-    sizes hold (0.7 stored is 0.699999988079071; 0.48828125 stays exact)."""
-    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+    """A voxel size as the header holds it: a float32 value as the shortest decimal that reads back as it (0.7
+    stored is 0.699999988079071; 0.48828125 stays exact); any other (an oblique grid's column norm, 0.70000005) to
+    float32's 7 significant digits."""
+    single = np.float32(value)
+    if float(single) == float(value):
+        return float(np.format_float_positional(single, unique=True, trim="-"))
+    return float(f"{float(value):.7g}")

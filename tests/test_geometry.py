@@ -397,7 +397,7 @@ def test_a_coded_sform_left_unfilled_falls_back_to_the_qform(tmp_path, make_pack
     (tmp_path / "rows.nii").write_bytes(bytes(raw))
     volume = read_nifti(tmp_path / "rows.nii")
     assert np.allclose(volume.affine, nib.load(tmp_path / "whole.nii").header.get_qform(), atol=1e-6)
-    broken = "all zero" if fill == 0 else "not finite"
+    broken = "zero in its voxel axes" if fill == 0 else "not finite"
     note = (f"the header's sform (code 1) is {broken}: the voxels are placed by its qform (code 1) instead; a tool "
             "that reads the sform cannot place the input, nor its segmentation, which keeps the header")
     assert volume.info == {"orientation_note": note}  # no "sform and qform disagree" beside it
@@ -408,6 +408,14 @@ def test_a_coded_sform_left_unfilled_falls_back_to_the_qform(tmp_path, make_pack
     written = read_nifti(tmp_path / "out" / "rows_seg.nii.gz")  # the header as stored, read the same way
     assert np.array_equal(written.affine, volume.affine)
     assert int(nib.load(tmp_path / "out" / "rows_seg.nii.gz").header["sform_code"]) == 1
+    # with a qform that is no rotation either, nothing places the voxels: one line, not nibabel's ValueError
+    bad_qform = bytearray(raw)
+    bad_qform[256:268] = struct.pack("<3f", 0.9, 0.9, 0.9)  # quatern_b, c, d
+    (tmp_path / "neither.nii").write_bytes(bytes(bad_qform))
+    with pytest.raises(InputError, match=rf"neither.nii: the header's sform is {broken} and its qform invalid "
+                                         r"\(quatern_b, c, d are not part of a unit quaternion: .*\): nothing places "
+                                         r"the voxels$"):
+        read_nifti(tmp_path / "neither.nii")
     # a coded sform alone (no qform to fall back on) is still refused
     raw[252:254] = struct.pack("<h", 0)  # qform_code
     (tmp_path / "alone.nii").write_bytes(bytes(raw))

@@ -23,7 +23,7 @@ from medseg.metrics import (
     reorder_onto_grid,
 )
 from medseg.synthetic import rotation_matrix
-from medseg.volume import Volume
+from medseg.volume import Volume, volume_ml
 
 HIPPO_LABELS = {0: "background", 1: "anterior", 2: "posterior"}
 
@@ -224,6 +224,12 @@ def test_float32_header_sizes_read_as_written(tmp_path):
     fine = evaluate_volumes(Volume(a, np.diag([0.48828125, 0.48828125, 3.0, 1.0]), source="p"),
                             Volume(b, np.diag([0.48828125, 0.48828125, 3.0, 1.0]), source="r"), {0: "bg", 1: "x"})
     assert fine["spacing_mm"] == [0.48828125, 0.48828125, 3.0]
+    # an oblique grid stored as float32: its column norms are no float32 values (0.70000005), read to 7 digits
+    oblique = make_affine((0.7, 0.7, 3.0), angles=(0.3, 0.2, 0.1)).astype(np.float32).astype(np.float64)
+    tilted = evaluate_volumes(Volume(a, oblique, source="p"), Volume(b, oblique, source="r"), {0: "bg", 1: "x"})
+    assert tilted["spacing_mm"] == [0.7, 0.7, 3.0] and tilted["labels"]["1"]["pred_volume_ml"] == 0.47628
+    # one voxel more still counts on a large label (volumes keep 12 significant digits)
+    assert volume_ml(12345678, 0.001) != volume_ml(12345677, 0.001)
 
 
 def test_a_single_slice_reference_of_another_thickness_is_noted(caplog):

@@ -509,7 +509,12 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
                              "(0 unknown, 1 m, 2 mm, 3 micron)")
         broken = _unusable_sform(header) if codes["sform_code"] and codes["qform_code"] else None
         if broken is not None:  # as ITK does: a coded qform places the voxels where the sform cannot
-            affine = np.asarray(header.get_qform(), dtype=np.float64)
+            try:
+                affine = np.asarray(header.get_qform(), dtype=np.float64)
+            except ValueError as error:  # quatern_b, c, d beyond a unit quaternion
+                raise InputError(f"{name}: the header's sform is {broken} and its qform invalid (quatern_b, c, d are "
+                                 f"not part of a unit quaternion: {_short(error)}): nothing places the voxels"
+                                 ) from error
             note = (f"the header's sform (code {codes['sform_code']}) is {broken}: the voxels are placed by its "
                     f"qform (code {codes['qform_code']}) instead; a tool that reads the sform cannot place the input, "
                     "nor its segmentation, which keeps the header")
@@ -535,12 +540,12 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
 
 
 def _unusable_sform(header) -> str | None:
-    """What makes a coded sform unusable ("all zero", "not finite"), or None: an exporter that sets sform_code
-    without filling srow_x/y/z."""
+    """What makes a coded sform unusable ("zero in its voxel axes", "not finite"), or None: an exporter that sets
+    sform_code without filling srow_x/y/z (their first three columns, the voxel axes; the fourth is the origin)."""
     rotation = np.asarray(header.get_sform(), dtype=np.float64)[:3, :3]
     if not np.all(np.isfinite(header.get_sform())):
         return "not finite"
-    return "all zero" if not rotation.any() else None
+    return "zero in its voxel axes" if not rotation.any() else None
 
 
 def raw_header(image):
