@@ -1606,7 +1606,6 @@ def test_help_texts_name_what_the_commands_write_and_flag(capsys):
         return " ".join(out.split())
 
     assert "with --reference <stem>_metrics.json (Dice, HD95, ASSD, volumes per label)" in help_of("infer")
-    assert "bits-beyond-stored (values with bits set above BitsStored" in help_of("inspect")
     synth = help_of("synth")
     assert "--shape X Y Z Voxels along each axis." in synth and "the same seed writes the same phantom" in synth
-    assert "one not yet segmented stops the run before any is scored" in help_of("cohort", "evaluate")
+    assert "those not yet segmented are named, and none is scored" in help_of("cohort", "evaluate")

@@ -349,8 +349,14 @@ def test_evaluate_scores_cases_with_a_reference(cohort):
     sheet, results = cohort
     samples = read_samples(sheet)
     folder = ResultsFolder(results)
-    with pytest.raises(InputError, match="case a has not been segmented yet"):
+    with pytest.raises(InputError, match=r"cases a, b(, bad)? have not been segmented yet; run the infer step first"):
         evaluate_cases(samples, results)
+    # one segmented, one not: the other is named before any is scored (a was scored, then the run stopped at b)
+    infer_cases([s for s in samples if s.case_id == "a"], results, InferOptions(model=MODEL, device="cpu",
+                                                                                  batch_size=8))
+    with pytest.raises(InputError, match=r": cases? b(, bad)? ha(s|ve) not been segmented yet"):
+        evaluate_cases(samples, results)
+    assert not folder.metrics("a").exists()
     infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
     summary = evaluate_cases(samples, results)
     assert {c.case_id: c.outcome for c in summary.cases} == {"a": "ok", "b": "ok", "bad": "skipped"}

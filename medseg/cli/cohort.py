@@ -159,7 +159,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @_record
 def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record):
     """Score the cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json. Every selected case
-    must have been through `cohort infer` (one not yet segmented stops the run before any is scored).
+    must have been through `cohort infer` (those not yet segmented are named, and none is scored).
 
     \b
     $ medseg cohort evaluate samples.tsv -o results

@@ -454,6 +454,16 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     folder = ResultsFolder(results)
     summary = JobSummary(stage="evaluate")
     setup = _MetricsSetup(threads)
+    # every case to score must have been segmented: said before any is scored, all of them at once
+    unsegmented = [sample.case_id for sample in samples
+                   if sample.reference is not None and not folder.blocked(sample.case_id)
+                   and (folder.status(sample.case_id, "infer") is None
+                        or not folder.case_outputs_present(sample.case_id))]
+    if unsegmented:
+        shown = ", ".join(unsegmented[:5]) + (f" … ({len(unsegmented)} cases)" if len(unsegmented) > 5 else "")
+        raise InputError(f"{folder.root}: {'case' if len(unsegmented) == 1 else 'cases'} {shown} "
+                         f"{'has' if len(unsegmented) == 1 else 'have'} not been segmented yet; run the infer step "
+                         "first")
     for sample in samples:
         stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
         if sample.reference is None:
