@@ -407,7 +407,8 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     is_name = "/" not in str(name_or_path) and (shipped / CONFIG_NAME).is_file()
     if candidate.is_dir() and (not is_name or (candidate / CONFIG_NAME).is_file()):
         path = candidate  # a package folder wins over a shipped name; a plain folder of that name does not
-        if is_name:  # said, not silent: `medseg train -o phantom` would otherwise replace the default model
+        # said, not silent, where a user named it (as text; the library's own folders come as paths)
+        if is_name and isinstance(name_or_path, str):
             log.warning("%s: the package folder %s, not the shipped model of that name; give ./%s to say so, or "
                         "rename the folder", name_or_path, candidate.absolute(), name_or_path)
     elif is_name:

@@ -724,3 +724,26 @@ def test_planning_a_cohort_does_not_import_torch(cohort, tmp_path):
     imported = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
     assert "medseg.package" in imported and "medseg.cohort" in imported
     assert not {"torch", "monai"} & imported
+
+
+def test_the_default_model_is_the_shipped_one_whatever_the_working_folder_holds(cohort, tmp_path):
+    """`medseg train -o phantom` in the working folder: a run without model= took that package while saying "the
+    shipped demo model"; as `medseg infer` without --model, it is the shipped one. Named, the folder is taken, with a
+    warning (once, not in every job)."""
+    import shutil
+
+    from medseg.package import load_package
+
+    _, sheet = cohort
+    shutil.copytree(load_package("hippocampus").path, tmp_path / "phantom")
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "-n",
+               "--cores", "1", "--config", f"samples={sheet}", f"results={tmp_path / 'results'}"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0, said[-2000:]
+    assert "model phantom: the shipped demo model" in said and "the package folder" not in said
+    run = subprocess.run([*command, "model=phantom"], capture_output=True, text=True, timeout=300)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0, said[-2000:]
+    assert said.count(f"phantom: the package folder {tmp_path / 'phantom'}, not the shipped model of that name") == 1
+    assert "the shipped demo model" not in said

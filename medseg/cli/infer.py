@@ -66,7 +66,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
     from medseg.numbers import dice_round_text
-    from medseg.package import DEFAULT_MODEL, load_package, shipped_package_path
+    from medseg.package import load_package
     from medseg.segment import segment_case
 
     # outputs that clash with each other or with an input (usage errors), before the model loads
@@ -81,8 +81,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     # the model and the device before existing outputs: a mistyped --model is named, not hidden behind "exists
     # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
     defaulted = click.get_current_context().get_parameter_source("model") is click.core.ParameterSource.DEFAULT
-    # without --model the shipped demo model, never a folder of its name in the working folder
-    package = load_package(shipped_package_path(DEFAULT_MODEL) if defaulted else model)
+    package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
     if not overwrite:
         _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)

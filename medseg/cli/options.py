@@ -19,10 +19,21 @@ class GivenPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _default_model(ctx, param, value):
+    """Without --model, the shipped demo model's own folder: a package folder named ``phantom`` in the working folder
+    (``medseg train -o phantom``) is taken only when named."""
+    if ctx.get_parameter_source(param.name) is click.core.ParameterSource.DEFAULT:
+        from medseg.package import DEFAULT_MODEL, shipped_package_path
+
+        return str(shipped_package_path(DEFAULT_MODEL))
+    return value
+
+
 model_option = click.option(
-    "-m", "--model", default="phantom", show_default=True, metavar="NAME|DIR",
+    "-m", "--model", default="phantom", show_default=True, metavar="NAME|DIR", callback=_default_model,
     help="Shipped model name (see `medseg models`) or a model package folder.",
 )
+
 def device_form(ctx, param, value):
     """A malformed --device is a usage error (exit 2) before any input is looked at."""
     from medseg.errors import DeviceError

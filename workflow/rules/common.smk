@@ -53,7 +53,14 @@ validate(
 BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"])
 # a changed weights file or model.json (a new model version) makes every inference job run again; damaged weights
 # (not the SHA-256 model.json records) are refused here, once, not in every job after its retries
-_PACKAGE = planned(load_package, config["model"], check_hash=workflow.is_main_process)
+# model: phantom, unless given on the command line, is the shipped demo model's folder, as `medseg infer` without
+# --model takes it (a package folder ./phantom is taken when named); named, a package folder of a shipped model's
+# name is warned about once, by the main process
+_MODEL = str(config["model"])
+if _MODEL == DEFAULT_MODEL and "model" not in workflow.config_settings.config:
+    _MODEL = shipped_package_path(DEFAULT_MODEL)
+_PACKAGE = planned(load_package, _MODEL if workflow.is_main_process else Path(_MODEL),
+                   check_hash=workflow.is_main_process)
 WEIGHTS = str(_PACKAGE.weights_path)
 MODEL_CONFIG = str(_PACKAGE.path / "model.json")
 GPUS = 1 if config["device"].startswith("cuda") else 0
@@ -179,7 +186,7 @@ if workflow.is_main_process:
     # finished batch (a larger --set-resources RULE:mem_mb= changes no job parameter)
     _memory = {"infer": first_attempt_memory("infer", config["mem_mb"]),
                "evaluate": first_attempt_memory("evaluate", config["evaluate_mem_mb"])}
-    _options = cohort.InferOptions(model=config["model"], device=config["device"], precision=config["precision"],
+    _options = cohort.InferOptions(model=str(_PACKAGE.path), device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
     # one warning per stage for the whole cohort (a new model voids every batch: 200 cases, 20 jobs)
     _void = {stage: {"gone": [], "changed": [], "retried": [], "jobs": []} for stage in ("infer", "evaluate")}
