@@ -3,11 +3,16 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["MINUS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_text", "number_text", "values_text",
-           "with_minus"]
+__all__ = ["MINUS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_text", "gib_text", "number_text",
+           "values_text", "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
 IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
+
+
+def gib_text(size: float) -> str:
+    """Bytes as GiB for a message: whole above 10 GiB, else two significant digits (0.15 GiB, 8.4 GiB)."""
+    return f"{size / 2**30:.0f} GiB" if size >= 10 * 2**30 else f"{size / 2**30:.2g} GiB"
 
 
 def counted(count, noun: str) -> str:

@@ -22,6 +22,7 @@ from monai.transforms import (
 )
 
 from medseg.errors import InputError
+from medseg.numbers import gib_text
 from medseg.resources import cgroup_limit, physical_memory, resident_memory
 from medseg.volume import Volume
 
@@ -183,7 +184,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
         if doing is not None:
             warn_over_cgroup(source, needed, memory, doing)
         return
-    have = f"about {_gib(needed)} of memory (this machine has {_gib(memory)})"
+    have = f"about {gib_text(needed)} of memory (this machine has {gib_text(memory)})"
     if any(wanted):
         spacing_text, wanted_text = _spacings_text(spacing, pre)
         raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} mm "
@@ -207,7 +208,8 @@ def warn_over_cgroup(source, needed: int, memory: int | None, doing: str) -> Non
         _TOLD_OVER_LIMIT.add(told)
         log.warning("%s: %s needs up to about %s of memory beside the %s this process holds, more than the %s its "
                     "cgroup allows (%s): it may be killed for memory; give it more (a SLURM job's --mem, the "
-                    "workflow's mem_mb)", source, doing, _gib(needed), _gib(held), _gib(limit.size), limit.file)
+                    "workflow's mem_mb)", source, doing, gib_text(needed), gib_text(held), gib_text(limit.size),
+                    limit.file)
 
 
 _TOLD_OVER_LIMIT: set[tuple] = set()
@@ -234,8 +236,6 @@ def check_slices_fit(volume: Volume, pre: dict, axes: list[int]) -> None:
                              "plane")
 
 
-def _gib(size: float) -> str:
-    return f"{size / 2**30:.0f} GiB" if size >= 10 * 2**30 else f"{size / 2**30:.2g} GiB"
 
 
 def _spacings_text(spacing, pre: dict) -> tuple[str, str]:

@@ -238,8 +238,9 @@ def read_config(path: Path | str) -> dict:
                             "one in configs/train/"
                             + (" (the package's settings are under training.settings)" if recorded else ""))
     if "training" not in config:  # every setting its default: said, since the run takes hours on them
-        log.warning("%s: no training section: trained with the default settings (%d epochs of %d steps, batch %d, "
-                    "learning rate %g; configs/train/ has examples)", path, DEFAULT_TRAINING["epochs"],
+        log.warning("%s: no training section: every setting not given on the command line takes its default (%d "
+                    "epochs of %d steps, batch %d, learning rate %g; configs/train/ has examples)", path,
+                    DEFAULT_TRAINING["epochs"],
                     DEFAULT_TRAINING["steps_per_epoch"], DEFAULT_TRAINING["batch_size"],
                     DEFAULT_TRAINING["learning_rate"])
     # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number
@@ -1142,11 +1143,12 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     from medseg.device import native_bf16, slow_bf16_warning
     from medseg.network import UNet2D, UNetConfig
     from medseg.resources import physical_memory
+    from medseg.step_memory import check_step_fits
 
     out_dir = Path(out_dir)
     made_here = [out_dir / CHECKPOINT_DIR] + ([] if out_dir.exists() else [out_dir])  # removed if nothing is saved
     settings = check_config(config)
-    check_step_fits(config, device, physical_memory())
+    check_step_fits(config, device, physical_memory(), training_precision(settings["precision"], device)[0], out_dir)
     # warm-up reaches the rate after its epochs (a one-epoch trial run is not warned about)
     if int(settings["warmup_epochs"]) >= int(settings["epochs"]) > 1:
         log.warning("training.warmup_epochs %s of %s: the learning rate never reaches training.learning_rate %g",
@@ -1282,7 +1284,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
                 raise
             raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"],
-                                                    config["architecture"])) from None
+                                                    config["architecture"], precision)) from None
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
                   "torch_threads": torch.get_num_threads(), "device": device, "precision": precision}
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
@@ -1510,52 +1512,17 @@ def _card_with_codes(card: str, config: dict) -> str | None:
 _PACKAGE_MEANING = ("architecture", "labels")
 
 
-# bytes of activations (kept for the backward pass) per feature-map element of a U-Net level, measured on the CPU
-# in fp32 for widths 16-64, depths 2-4, 64- and 128-pixel patches, batches 16-64 (a convolution's, a norm's and a
-# ReLU's outputs, and the decoder's concatenations): the estimate came to 0.8-1.0x of what a step took (its peak
-# less the interpreter's and torch's own), so it refuses no step that fits
-_BYTES_PER_ELEMENT = 48
-
-
-def training_step_bytes(architecture: dict, batch_size: int, patch) -> int:
-    """Memory one training step takes, estimated: the activations of ``batch_size`` patches (padded to a multiple
-    of 2^depth, as the U-Net pads them) at every level, plus weights, gradients and AdamW's two moments."""
-    depth, width = int(architecture["depth"]), int(architecture["base_width"])
-    step = 2 ** depth
-    area = math.prod(-(-int(n) // step) * step for n in patch)
-    # level l holds width·2^l channels on area/4^l pixels: width·area·2^-l elements, summed over the levels
-    elements = width * area * sum(0.5 ** level for level in range(depth + 1))
-    from medseg.network_shapes import state_shapes
-
-    parameters = sum(math.prod(shape) for shape in state_shapes(architecture).values())
-    return int(batch_size * elements * _BYTES_PER_ELEMENT + 16 * parameters)
-
-
-def check_step_fits(config: dict, device: str, memory: int | None) -> None:
-    """Refuse, before any case is read, a CPU training step that could not fit in ``memory`` bytes (the machine's):
-    the kernel would end the process without a word, and take the machine's memory with it first."""
-    if not str(device).startswith("cpu") or memory is None:
-        return
-    settings = check_config(config)
-    patch = tuple(settings["patch_size"])
-    needed = training_step_bytes(config["architecture"], int(settings["batch_size"]), patch)
-    if needed > memory:
-        arch = config["architecture"]
-        raise TrainingError(f"a training step of {settings['batch_size']} {'×'.join(map(str, patch))} patches with "
-                            f"a U-Net of width {arch['base_width']} and depth {arch['depth']} needs about "
-                            f"{needed / 2**30:.0f} GiB of memory, more than this machine's {memory / 2**30:.0f} GiB; "
-                            "lower training.batch_size, training.patch_size or architecture.base_width")
-
-
 def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epochs_done: int,
-                        architecture: dict | None = None) -> str:
+                        architecture: dict | None = None, precision: str = "fp32") -> str:
     """The one line for a training step that ran out of memory (the GPU's, or with ``architecture`` the CPU's):
     what it held, and the ways on (the batch is the recipe's, so it is not changed behind the user's back, as
     inference does with its tiles)."""
     size = "×".join(map(str, patch))
     again = (f"; --resume goes on after epoch {epochs_done}" if epochs_done else "")
     if architecture is not None:
-        needed = training_step_bytes(architecture, int(settings["batch_size"]), patch)
+        from medseg.step_memory import training_step_bytes
+
+        needed = training_step_bytes(architecture, int(settings["batch_size"]), patch, precision)
         return (f"{out_dir}: out of memory in a training step of {settings['batch_size']} {size} patches (about "
                 f"{needed / 2**30:.1f} GiB with a U-Net of width {architecture['base_width']} and depth "
                 f"{architecture['depth']}); lower training.batch_size, training.patch_size or architecture.base_width, "

@@ -1761,6 +1761,9 @@ def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path
     assert capsys.readouterr().err.strip() == (f"medseg: error: {too_big}: training.seed: {2**70} is greater than the "
                                                "maximum of 2147483647")
     assert not (tmp_path / "model").exists()
+    # an epoch count beyond the config's range is the option's fault, not the config file's
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--epochs", "2000000")) == 2
+    assert "Invalid value for '--epochs': 2000000 is not in the range 1<=x<=1000000" in capsys.readouterr().err
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(config_file), "--seed", str(2**31 - 1),
                                  "--epochs", "2", "--steps-per-epoch", "1")) == 0
 
@@ -1768,7 +1771,8 @@ def test_a_negative_seed_on_the_command_line_is_a_usage_error(tiny_set, tmp_path
 def test_a_training_step_too_large_for_the_machine_is_refused_before_any_case_is_read(tiny_set, tmp_path, capsys):
     """A batch of 20000 128×128 patches: the kernel ended the process without a word (exit 137) after taking the
     machine's memory; now one line, from the configuration alone. One that fits is left alone."""
-    from medseg.train import check_step_fits, training_step_bytes
+    from medseg.numbers import gib_text
+    from medseg.step_memory import check_step_fits, training_step_bytes
 
     config = tiny_training_config(batch_size=20000, patch_size=[128, 128])
     path = tmp_path / "huge.json"
@@ -1779,7 +1783,12 @@ def test_a_training_step_too_large_for_the_machine_is_refused_before_any_case_is
     assert re.fullmatch(r"medseg: error: a training step of 20000 128×128 patches with a U-Net of width \d+ and depth "
                         r"\d+ needs about \d+ GiB of memory, more than this machine's \d+ GiB; lower "
                         r"training.batch_size, training.patch_size or architecture.base_width", err), err
-    assert f"about {needed / 2**30:.0f} GiB" in err and not (tmp_path / "model").exists()
+    assert f"about {gib_text(needed)}" in err and not (tmp_path / "model").exists()
+    # under bf16 autocast a step holds about half the activations; small figures keep their digits
+    assert training_step_bytes(config["architecture"], 32, (128, 128), "bf16") < 0.6 * training_step_bytes(
+        config["architecture"], 32, (128, 128))
+    with pytest.raises(TrainingError, match=r"needs about 1\.3 GiB of memory, more than this machine's 0\.1 GiB"):
+        check_step_fits(tiny_training_config(batch_size=4000), "cpu", int(0.1 * 2**30))
     check_step_fits(tiny_training_config(), "cpu", 2 * 2**30)  # the tiny recipe fits in 2 GiB
     check_step_fits(config, "cuda", 2 * 2**30)  # a GPU's memory is told when a step runs out of it
     # the estimate against what the shipped recipe's step takes: 32 40×40 patches, width 16, depth 4 (padded to
@@ -1824,8 +1833,8 @@ def test_a_package_config_without_training_record_is_no_training_config(tiny_set
     path.write_text(json.dumps(bare))
     with caplog.at_level("WARNING"):
         read_config(path)
-    assert f"{path}: no training section: trained with the default settings (20 epochs of 100 steps, batch 16, " \
-           "learning rate 0.001; configs/train/ has examples)" in caplog.messages
+    assert f"{path}: no training section: every setting not given on the command line takes its default (20 " \
+           "epochs of 100 steps, batch 16, learning rate 0.001; configs/train/ has examples)" in caplog.messages
 
 
 def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):

@@ -20,7 +20,7 @@ from medseg.cli.options import GivenPath, device_form, escaped_line
               "the checkpoint's tile).")
 @click.option("-o", "--output", required=True, type=GivenPath(file_okay=False, path_type=Path),
               help="Model package folder to write.")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Override training.epochs.")
+@click.option("--epochs", type=click.IntRange(1, 1_000_000), default=None, help="Override training.epochs.")
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
               help="Override training.steps_per_epoch (e.g. a short trial run).")
 # seeds below 2^31: each epoch draws with seed + epoch, which numpy and MONAI take below 2^32
@@ -68,13 +68,13 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.io.atomic import placed_before_stop
     from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.resources import physical_memory
+    from medseg.step_memory import check_step_fits
     from medseg.train import (
         MAX_TRAINING_LABEL,
         check_checkpoint_labels,
         check_config,
         check_output_folder,
         check_resume,
-        check_step_fits,
         check_trained_on,
         check_training_foreground,
         checkpoint_epoch,
@@ -173,7 +173,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.resources import set_threads
 
     set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
-    check_step_fits(config, choice.device, physical_memory())  # before the cases are read (minutes)
+    # before the cases are read (minutes)
+    precision = training_precision(str(config["training"].get("precision", "fp32")), choice.device)[0]
+    check_step_fits(config, choice.device, physical_memory(), precision, output)
     cases = load_cases(pairs, config)
     if resume:  # other files than the checkpoint's: refused before the run is announced
         check_trained_on(output, cases)
