@@ -135,6 +135,31 @@ def test_a_header_with_an_impossible_dimension_count_is_called_corrupt(tmp_path,
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+def test_an_impossible_dimension_count_is_named_in_every_header_kind_and_reader(tmp_path):
+    """NIfTI-2 (dim[0] an int64 at byte 16) read as "declares 288230376151711744×… voxels", a big-endian header was
+    read without a word, and the header-only reader (reports, training's pairing) said "cannot read header"."""
+    import struct
+
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_grid
+    from medseg.io.nifti import read_nifti
+
+    data = np.zeros((4, 4, 4), np.float32)
+    nib.save(nib.Nifti2Image(data, np.eye(4)), tmp_path / "two.nii")
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "little.nii")
+    swapped = nib.load(tmp_path / "little.nii").header.as_byteswapped(">")
+    nib.save(nib.Nifti1Image(data, np.eye(4), header=swapped), tmp_path / "big.nii")
+    for name, place, form in (("two.nii", 16, "<q"), ("big.nii", 40, ">h"), ("little.nii", 40, "<h")):
+        assert read_grid(tmp_path / name)[0] == (4, 4, 4)  # whole, each reads
+        raw = bytearray((tmp_path / name).read_bytes())
+        raw[place:place + struct.calcsize(form)] = struct.pack(form, 9)
+        (tmp_path / f"odd_{name}").write_bytes(bytes(raw))
+        for reader in (read_grid, read_nifti):
+            with pytest.raises(ImageReadError, match=r"odd_\w+\.nii: corrupt header \(dim\[0\], its number of "
+                                                     r"dimensions, is 9; NIfTI allows 1 to 7\)$"):
+                reader(tmp_path / f"odd_{name}")
+
+
 def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
     job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""

@@ -92,9 +92,6 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
-        dimensions = _dimension_count_problem(path)
-        if dimensions is not None:
-            raise ImageReadError(f"{path}: {dimensions}") from error
         if "should be positive" in str(error):  # nibabel's word for a qform that is no rotation (sform not coded)
             raise ImageReadError(f"{path}: invalid qform in the header (quatern_b, c, d are not part of a unit "
                                  f"quaternion: {_short(error)}), and no sform to place the voxels by") from error
@@ -119,9 +116,6 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if any(n < 0 for n in shape):
             raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
         if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
-            dimensions = _dimension_count_problem(path) if len(shape) <= 1 else None  # dim[0] 0 reads as shape (0,)
-            if dimensions is not None:
-                raise ImageReadError(f"{path}: {dimensions}")
             raise InputError(f"{path}: empty volume of shape {shape}")
         as_stored = labels and dtype.kind in "biu" and _unscaled(image)
         out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
@@ -245,6 +239,12 @@ def load_image(path: Path | str, mmap: bool | str = True):
     path = Path(path)
     check_regular_file(path)
     _check_companions(path)
+    # nibabel misreads such a header, or reads it as empty; only a file that starts with the header is looked at
+    # (an Analyze .img holds voxels, whose first bytes may read as anything)
+    header_first = path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz"))
+    dimensions = _dimension_count_problem(path) if header_first else None
+    if dimensions is not None:
+        raise ImageReadError(f"{path}: {dimensions}")
     if _uncompressed_gz(path):
         from io import BytesIO
 
