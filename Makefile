@@ -13,12 +13,14 @@ TORCH_INDEX ?=
 
 NEW_ENOUGH := -c 'import sys; sys.exit(sys.version_info < (3, 11))'
 
-# .venv is made anew when it is missing or runs a Python older than medseg needs (3.11)
+# .venv is made where it is missing; one that runs a Python older than medseg needs (3.11) is named, not removed
 $(STAMP): pyproject.toml constraints.txt
-	@$(BIN)/python $(NEW_ENOUGH) 2>/dev/null || { \
-	  $(PYTHON) $(NEW_ENOUGH) 2>/dev/null || { echo "medseg needs Python 3.11 or newer, which $(PYTHON) is not \
+	@if [ -x $(BIN)/python ]; then $(BIN)/python $(NEW_ENOUGH) || { echo "$(VENV) runs Python \
+	$$($(BIN)/python -c 'import platform; print(platform.python_version())'); medseg needs 3.11 or newer: remove it \
+	(rm -rf $(VENV)) and run make again with PYTHON=python3.11 or newer" >&2; exit 1; }; \
+	else $(PYTHON) $(NEW_ENOUGH) 2>/dev/null || { echo "medseg needs Python 3.11 or newer, which $(PYTHON) is not \
 	(or it is not there): name one, e.g. make $(or $(MAKECMDGOALS),install) PYTHON=python3.11" >&2; exit 1; }; \
-	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(PYTHON) -m venv $(VENV); fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0 -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

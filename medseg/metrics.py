@@ -197,6 +197,18 @@ def grid_reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tu
     return found[0], found[1]
 
 
+def grid_offset_mm(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
+                   target_affine: np.ndarray) -> float | None:
+    """How far (mm) a grid's voxel centres lie from ``target``'s, the grid re-indexed onto the target's where it
+    holds the same voxels in another order; None where neither the shapes nor a re-indexing match (another shape)."""
+    found = _reordering(shape, affine, target_shape, target_affine)
+    if found is not None:
+        return found[2]
+    if tuple(int(n) for n in shape) != tuple(int(n) for n in target_shape):
+        return None
+    return grid_displacement_mm(target_shape, target_affine, affine)
+
+
 def _reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
                 target_affine: np.ndarray) -> tuple[list[int], list[bool], float] | None:
     """:func:`grid_reordering`'s axes and flips with the distance (mm) by which the re-indexed grid misses the

@@ -431,7 +431,7 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
     A label in another voxel order (LPS beside RAS) is re-indexed, not named. Empty where none is, or a header
     cannot be read (reading the case names that)."""
     from medseg.io.images import read_grid
-    from medseg.metrics import _reordering, grid_displacement_mm, grid_tolerance_mm
+    from medseg.metrics import grid_offset_mm, grid_tolerance_mm
 
     shapes, placed = [], []
     for case in cases:
@@ -440,11 +440,10 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
         except (MedsegError, OSError, ValueError):
             continue
         image, label = tuple(image[:3]), tuple(label[:3])
-        order = _reordering(label, label_affine, image, image_affine)
-        if order is None and label != image:  # as reading the case would say: "shape … differs from its image's"
+        off = grid_offset_mm(label, label_affine, image, image_affine)
+        if off is None:  # as reading the case would say: "shape … differs from its image's"
             shapes.append(f"{case.case_id} ({'×'.join(map(str, label))} against {'×'.join(map(str, image))})")
             continue
-        off = order[2] if order is not None else grid_displacement_mm(image, image_affine, label_affine)
         if not off <= grid_tolerance_mm(image_affine):
             placed.append(f"{case.case_id} (up to {off:.3g} mm off)")
     text = ""
