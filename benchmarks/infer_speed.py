@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +155,7 @@ def main() -> None:
     start = time.perf_counter()
     peak_rss_mb = run_with_peak_rss(command)
     command_s = time.perf_counter() - start
+    shutil.rmtree(work, ignore_errors=True)  # the phantom and its outputs (about 30 MB at 512×512×32)
 
     figures = {
         "volume": [args.size, args.size, args.slices],

@@ -4,7 +4,7 @@ glibc's malloc serves allocations above its mmap threshold (dynamic, at most 32 
 mappings and gives them back to the system when freed; each slab's activations then come as new pages, zeroed by the
 kernel on first touch. On the 2-core CPU a quarter of `medseg infer`'s time went to that (system time 7.8 s of 34.6 s
 for a 512×512×64 phantom, 3.5 million page faults). Keeping freed memory for reuse (a 1 GiB mmap and trim threshold)
-took that run from 19.3–20.0 s to 13.7–14.7 s wall at the same peak memory (benchmarks/README.md).
+took that run from 19.3–20.0 s to 14.2–14.5 s wall at the same peak memory (benchmarks/README.md).
 """
 
 from __future__ import annotations
