@@ -2890,3 +2890,18 @@ def test_a_unet_too_deep_for_its_patch_is_warned_about(tiny_set, tmp_path, caplo
     with caplog.at_level("WARNING"):
         run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "fits")
     assert not [m for m in caplog.messages if "one cell at the bottom" in m]
+
+
+def test_a_label_named_background_that_is_not_0_is_warned_about(tiny_set, tmp_path, capsys):
+    """Names given the wrong way round (0 "thing", 1 "background") trained without a word; label 1 is scored and
+    reported as a structure."""
+    config = tiny_training_config(epochs=1, steps_per_epoch=1)
+    config["labels"] = {"0": "thing", "1": "background", "2": "box", "3": "tube"}
+    path = tmp_path / "swapped.json"
+    path.write_text(json.dumps(config))
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(path))) == 0
+    assert (f"warning: {path}: label 1 is named 'background', but value 0 is the background (named 'thing'): label 1 "
+            "is trained, scored and reported as a structure; are the names swapped?") in capsys.readouterr().err
+    path.write_text(json.dumps(tiny_training_config(epochs=1, steps_per_epoch=1)))  # background 0: no word
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "plain", "-c", str(path))) == 0
+    assert "are the names swapped?" not in capsys.readouterr().err

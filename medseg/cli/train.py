@@ -201,6 +201,12 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                        f"sidecars and reports name models by name and version; {fix}", err=True)
 
     label_names = {str(value): str(name) for value, name in config["labels"].items()}
+    misnamed = [value for value, name in label_names.items() if value != "0" and name.strip().casefold() in
+                ("background", "bg", "backgnd")]
+    if misnamed:  # scored and reported as a structure: names swapped in the config (or in a dataset.json)?
+        click.echo(f"warning: {where}: label {misnamed[0]} is named {label_names[misnamed[0]]!r}, but value 0 is "
+                   f"the background (named {label_names.get('0')!r}): label {misnamed[0]} is trained, scored and "
+                   "reported as a structure; are the names swapped?", err=True)
 
     def report(record: dict) -> None:
         if silent:
