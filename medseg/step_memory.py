@@ -32,20 +32,18 @@ def training_step_bytes(architecture: dict, batch_size: int, patch, precision: s
     return int(activations + 16 * parameters)
 
 
-def check_step_fits(config: dict, device: str, memory: int | None, precision: str = "fp32",
+def check_step_fits(architecture: dict, settings: dict, device: str, memory: int | None, precision: str = "fp32",
                     source: object = "training") -> None:
     """Refuse a CPU training step whose estimate exceeds ``memory`` bytes (the machine's); warn where it exceeds
     this process's cgroup limit instead (a SLURM job's memory: the estimate is no exact bound, and a job sized from
-    experience is not turned away). ``config`` is a checked training config; ``source`` names the run in the
-    warning."""
+    experience is not turned away). ``settings`` are a config's checked training settings
+    (:func:`medseg.train.check_config`); ``source`` names the run in the warning."""
     from medseg.preprocess import warn_over_cgroup
-    from medseg.train import check_config
 
     if not str(device).startswith("cpu") or memory is None:
         return
-    settings = check_config(config)
     patch = tuple(settings["patch_size"])
-    arch = config["architecture"]
+    arch = architecture
     needed = training_step_bytes(arch, int(settings["batch_size"]), patch, precision)
     what = (f"a training step of {settings['batch_size']} {'×'.join(map(str, patch))} patches with a U-Net of "
             f"width {arch['base_width']} and depth {arch['depth']}")

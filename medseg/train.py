@@ -35,7 +35,7 @@ from medseg.input_range import extent_range, model_space_extent
 from medseg.io.atomic import atomic_paths, placed_before_stop, remove_leftovers, sha256_of
 from medseg.io.files import undecodable
 from medseg.metrics import odd_values
-from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, values_text
+from medseg.numbers import IMAGE_LIKE_VALUES, counted, dice_round_text, gib_text, values_text
 from medseg.package import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -1147,7 +1147,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     out_dir = Path(out_dir)
     made_here = [out_dir / CHECKPOINT_DIR] + ([] if out_dir.exists() else [out_dir])  # removed if nothing is saved
     settings = check_config(config)
-    check_step_fits(config, device, physical_memory(), training_precision(settings["precision"], device)[0], out_dir)
+    check_step_fits(config["architecture"], settings, device, physical_memory(),
+                    training_precision(settings["precision"], device)[0], out_dir)
     # warm-up reaches the rate after its epochs (a one-epoch trial run is not warned about)
     if int(settings["warmup_epochs"]) >= int(settings["epochs"]) > 1:
         log.warning("training.warmup_epochs %s of %s: the learning rate never reaches training.learning_rate %g",
@@ -1523,7 +1524,7 @@ def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epoch
 
         needed = training_step_bytes(architecture, int(settings["batch_size"]), patch, precision)
         return (f"{out_dir}: out of memory in a training step of {settings['batch_size']} {size} patches (about "
-                f"{needed / 2**30:.1f} GiB with a U-Net of width {architecture['base_width']} and depth "
+                f"{gib_text(needed)} with a U-Net of width {architecture['base_width']} and depth "
                 f"{architecture['depth']}); lower training.batch_size, training.patch_size or architecture.base_width, "
                 f"or free memory{again}")
     from medseg.device import gpu_free_text

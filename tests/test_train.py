@@ -1773,6 +1773,10 @@ def test_a_training_step_too_large_for_the_machine_is_refused_before_any_case_is
     machine's memory; now one line, from the configuration alone. One that fits is left alone."""
     from medseg.numbers import gib_text
     from medseg.step_memory import check_step_fits, training_step_bytes
+    from medseg.train import check_config
+
+    def fits(config: dict, device: str, memory: int) -> None:
+        check_step_fits(config["architecture"], check_config(config), device, memory)
 
     config = tiny_training_config(batch_size=20000, patch_size=[128, 128])
     path = tmp_path / "huge.json"
@@ -1788,9 +1792,9 @@ def test_a_training_step_too_large_for_the_machine_is_refused_before_any_case_is
     assert training_step_bytes(config["architecture"], 32, (128, 128), "bf16") < 0.6 * training_step_bytes(
         config["architecture"], 32, (128, 128))
     with pytest.raises(TrainingError, match=r"needs about 1\.3 GiB of memory, more than this machine's 0\.1 GiB"):
-        check_step_fits(tiny_training_config(batch_size=4000), "cpu", int(0.1 * 2**30))
-    check_step_fits(tiny_training_config(), "cpu", 2 * 2**30)  # the tiny recipe fits in 2 GiB
-    check_step_fits(config, "cuda", 2 * 2**30)  # a GPU's memory is told when a step runs out of it
+        fits(tiny_training_config(batch_size=4000), "cpu", int(0.1 * 2**30))
+    fits(tiny_training_config(), "cpu", 2 * 2**30)  # the tiny recipe fits in 2 GiB: no error
+    fits(config, "cuda", 2 * 2**30)  # a GPU's memory is told when a step runs out of it: no error
     # the estimate against what the shipped recipe's step takes: 32 40×40 patches, width 16, depth 4 (padded to
     # 48×48): about 145 MB of activations and 31 MB of weights, gradients and moments
     hippocampus = load_package("hippocampus").config["architecture"]

@@ -174,8 +174,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
 
     set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
     # before the cases are read (minutes)
-    precision = training_precision(str(config["training"].get("precision", "fp32")), choice.device)[0]
-    check_step_fits(config, choice.device, physical_memory(), precision, output)
+    settings = check_config(config, where)
+    precision = training_precision(str(settings["precision"]), choice.device)[0]
+    check_step_fits(config["architecture"], settings, choice.device, physical_memory(), precision, output)
     cases = load_cases(pairs, config)
     if resume:  # other files than the checkpoint's: refused before the run is announced
         check_trained_on(output, cases)

@@ -33,6 +33,7 @@ from medseg.io.dicom_geometry import (
 )
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.files import files_under, os_reason
+from medseg.numbers import counted
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match",
            "transfer_syntax"]
@@ -102,8 +103,8 @@ class SeriesCandidate:
         text = series_name(self.key, self.number, self.uid)
         if self.description:
             text += f" '{self.description}'"
-        count = (f"{self.unusable_files} file{'s' if self.unusable_files != 1 else ''}, none usable"
-                 if not self.frames and self.unusable_files else f"{len(self.frames)} images")
+        count = (f"{counted(self.unusable_files, 'file')}, none usable" if not self.frames and self.unusable_files
+                 else f"{len(self.frames)} images")
         return f"{text} ({self.modality}, {count}, UID {self.uid or 'none'})"
 
 

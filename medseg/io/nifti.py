@@ -542,10 +542,10 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
 def _unusable_sform(header) -> str | None:
     """What makes a coded sform unusable ("zero in its voxel axes", "not finite"), or None: an exporter that sets
     sform_code without filling srow_x/y/z (their first three columns, the voxel axes; the fourth is the origin)."""
-    rotation = np.asarray(header.get_sform(), dtype=np.float64)[:3, :3]
-    if not np.all(np.isfinite(header.get_sform())):
+    sform = np.asarray(header.get_sform(), dtype=np.float64)
+    if not np.all(np.isfinite(sform)):
         return "not finite"
-    return "zero in its voxel axes" if not rotation.any() else None
+    return "zero in its voxel axes" if not sform[:3, :3].any() else None
 
 
 def raw_header(image):
