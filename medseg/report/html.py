@@ -69,7 +69,8 @@ td.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
 margin-bottom:6px}table.stack td{display:block;border:none;min-width:0}table.stack td[data-h]::before{
 content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
-@media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:avoid}tr{break-inside:avoid}
+@media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:auto}.case h3{break-after:avoid}
+.case ul,.case .row,.case .ov,.case p,.case li{break-inside:avoid}tr{break-inside:avoid}
 h2,h3,h2+p{break-after:avoid}h2+p{break-inside:avoid}thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
 
