@@ -41,22 +41,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from medseg.checkpoint import check_output_folder, checkpoint_epoch
     from medseg.errors import MedsegError
     from medseg.numbers import dice_round_text
-    from medseg.package import CONFIG_NAME, unfinished_training
-    from medseg.train import (
-        CHECKPOINT_DIR,
-        check_config,
-        check_output_folder,
-        check_resume,
-        check_trained_on,
-        checkpoint_epoch,
-        load_cases,
-        pair_cases,
-        read_config,
-        seeded_split,
-        train,
-    )
+    from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, unfinished_training
+    from medseg.train import train
+    from medseg.train_config import check_config, read_config, seeded_split
+    from medseg.train_resume import check_resume, check_trained_on
+    from medseg.training_cases import load_cases, pair_cases
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.package import load_package
     from medseg.resources import set_threads
     from medseg.segment import segment_case
-    from medseg.train import pair_cases
+    from medseg.training_cases import pair_cases
     from medseg.volume import stem
 
     set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota

@@ -5,8 +5,8 @@
 How good is a 2D model against a 3D one *on the same validation cases*? This trains MONAI's DynUNet (the nnU-Net
 architecture: paired 3x3x3 convolutions with instance norm and leaky ReLU, strided downsampling,
 transposed-convolution upsampling) on whole volumes, with the preprocessing, seeded split and fold of CONFIG (read
-and split by :mod:`medseg.train`, so the validation cases are exactly those of a package trained with that config),
-DiceCE with batch Dice, AdamW with medseg's warm-up and cosine schedule, a bf16 forward pass where the CPU has
+and split by :mod:`medseg.train_config`, so the validation cases are exactly those of a package trained with that
+config), DiceCE with batch Dice, AdamW with medseg's warm-up and cosine schedule, a bf16 forward pass where the CPU has
 native bf16 (else float32), and 3D versions of the augmentation medseg's 2D training uses (affine, intensity, noise,
 gamma, smoothing; no flips). Validation runs whole volumes through MONAI's sliding-window inferer (gaussian blend)
 every ``--val-every`` epochs and prints per-label mean Dice; at the end it prints mean / median / min Dice of the
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.device import native_bf16
     from medseg.numbers import dice_round_text
-    from medseg.train import _dice_per_label, _learning_rate, load_cases, pair_cases, read_config, seeded_split
+    from medseg.train import _dice_per_label, _learning_rate
+    from medseg.train_config import read_config, seeded_split
+    from medseg.training_cases import load_cases, pair_cases
 
     if args.threads:
         torch.set_num_threads(args.threads)

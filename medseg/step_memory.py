@@ -37,7 +37,7 @@ def check_step_fits(architecture: dict, settings: dict, device: str, memory: int
     """Refuse a CPU training step whose estimate exceeds ``memory`` bytes (the machine's); warn where it exceeds
     this process's cgroup limit instead (a SLURM job's memory: the estimate is no exact bound, and a job sized from
     experience is not turned away). ``settings`` are a config's checked training settings
-    (:func:`medseg.train.check_config`); ``source`` names the run in the warning."""
+    (:func:`medseg.train_config.check_config`); ``source`` names the run in the warning."""
     from medseg.preprocess import warn_over_cgroup
 
     if not str(device).startswith("cpu") or memory is None:

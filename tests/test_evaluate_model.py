@@ -13,7 +13,8 @@ import torch
 from conftest import benchmark_main
 from test_train import tiny_training_config, write_set
 
-from medseg.train import load_cases, pair_cases, train
+from medseg.train import train
+from medseg.training_cases import load_cases, pair_cases
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def test_shipped_hippocampus_records_its_split(shared_data):
     """The training and validation ids the package records are its config's seeded split of the 200 cases (the
     training ids were added to the package after it was trained, from that split)."""
     from medseg.package import load_package
-    from medseg.train import read_config, seeded_split
+    from medseg.train_config import read_config, seeded_split
 
     data = shared_data / "hippocampus"
     training = load_package("hippocampus").config["training"]

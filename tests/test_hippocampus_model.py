@@ -47,8 +47,8 @@ def test_infer_with_hippocampus_model_on_a_validation_case(shared_data, tmp_path
 
 
 def test_shipped_card_is_what_the_trainer_writes_for_its_config():
+    from medseg.model_card import model_card
     from medseg.package import load_package
-    from medseg.train import model_card
 
     package = load_package("hippocampus")
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)

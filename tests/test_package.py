@@ -147,7 +147,7 @@ def test_no_pickle_files_in_shipped_packages():
 @pytest.mark.parametrize("name", ["phantom", "hippocampus"])
 def test_every_shipped_card_is_what_the_trainer_writes_for_its_config(name):
     """The phantom's card had drifted from its own training record (no split, patch or augmentation)."""
-    from medseg.train import model_card
+    from medseg.model_card import model_card
 
     package = load_package(name)
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)

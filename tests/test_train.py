@@ -1,4 +1,5 @@
-"""medseg.train and `medseg train` on a tiny synthetic set: package, reproducibility, resume, bad inputs."""
+"""medseg.train (with train_config, training_cases, checkpoint, train_resume and model_card) and `medseg train` on a
+tiny synthetic set: package, reproducibility, resume, bad inputs."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from medseg.device import native_bf16
 from medseg.errors import MedsegError, TrainingError
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
-from medseg.train import load_cases, pair_cases, train
+from medseg.train import train
+from medseg.training_cases import load_cases, pair_cases
 
 SHAPE = (32, 32, 12)
 
@@ -325,7 +327,7 @@ def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, 
 def _set_with_blank_labels(folder, config_file, part: int):
     """A synthetic set in ``folder`` whose training (``part`` 0) or validation (1) cases, as the config's seeded
     split draws them, have background-only label files: (images, labels, those cases)."""
-    from medseg.train import seeded_split
+    from medseg.train_config import seeded_split
 
     images, labels = write_set(folder)
     config = json.loads(config_file.read_text())
@@ -388,7 +390,8 @@ def test_a_checkpoint_that_chose_a_best_epoch_without_foreground_ships_the_last_
 
 
 def test_val_fraction_zero_validates_on_nothing():
-    from medseg.train import TrainCase, split_cases
+    from medseg.train_config import split_cases
+    from medseg.training_cases import TrainCase
 
     cases = [TrainCase(f"c{i}", Path("i"), Path("l")) for i in range(5)]
     train_, val = split_cases(cases, 0.0, seed=0)
@@ -397,7 +400,8 @@ def test_val_fraction_zero_validates_on_nothing():
 
 
 def test_folds_of_one_seed_are_disjoint_and_fold_zero_is_the_plain_split():
-    from medseg.train import TrainCase, split_cases
+    from medseg.train_config import split_cases
+    from medseg.training_cases import TrainCase
 
     cases = [TrainCase(f"c{i}", Path(f"c{i}.nii.gz"), Path(f"c{i}.nii.gz")) for i in range(11)]
     order = np.random.default_rng(7).permutation(11)
@@ -456,7 +460,7 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(tiny_set, tmp_pat
     11x as long as in float32 on an AVX2 CPU. ``auto`` takes bf16 only where it is native, and the package and its
     card say what it was."""
     import medseg.device
-    from medseg.train import training_precision
+    from medseg.train_config import training_precision
 
     monkeypatch.setattr(medseg.device, "native_bf16", lambda device: True)  # as on a CPU with AVX-512 BF16
     assert training_precision("auto", "cpu") == ("bf16", "auto: cpu computes bf16 in hardware")
@@ -597,7 +601,7 @@ def test_label_codes_carried_only_from_the_runs_own_package_and_only_when_valid(
     package_json = json.loads((out / "model.json").read_text())
     package_json["label_codes"]["2"]["type"]["meaning"] = "R\u00f6hre"
     (out / "model.json").write_text(json.dumps(package_json))
-    with caplog.at_level(logging.WARNING, logger="medseg.train"):
+    with caplog.at_level(logging.WARNING, logger="medseg.train_resume"):
         assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--seed", "9", "--resume", "--epochs", "4")) == 0
     assert (f"{out / 'model.json'}: label_codes/2/type/meaning 'R\u00f6hre' must be printable ASCII without a "
             "backslash, and not start or end with a space: the DICOM SEG could not hold it; these label_codes are "
@@ -671,7 +675,7 @@ def test_a_packages_codes_as_they_stand_are_the_runs_and_outlive_the_package(tin
     assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", "--resume")) == 0
     assert sorted(load_package(bare).label_codes) == [2]
     # the codes of a package this run does not continue (one it is replacing) are named when they are not kept
-    with caplog.at_level(logging.WARNING, logger="medseg.train"):
+    with caplog.at_level(logging.WARNING, logger="medseg.train_resume"):
         assert _exit_code(_train_cli(*tiny_set, out, "-c", str(files["c3"]), "--overwrite", "--seed", "8")) == 0
         package_json = json.loads((out / "model.json").read_text())
         state = json.loads((out / ".checkpoint" / "last.json").read_text())
@@ -1119,7 +1123,7 @@ def test_a_checkpoint_that_cannot_be_written_says_the_last_one_is_kept(tiny_set,
 
 def test_a_case_short_of_memory_stops_the_checks_at_once(tmp_path, monkeypatch):
     """Checking every case before naming the bad ones must not go on reading volumes once memory has run out."""
-    import medseg.train as training
+    import medseg.training_cases as training_cases
     from medseg.errors import InputError
 
     images, labels, _ = _bad_set(tmp_path, "shape mismatch")
@@ -1135,7 +1139,7 @@ def test_a_case_short_of_memory_stops_the_checks_at_once(tmp_path, monkeypatch):
         except MemoryError as error:
             raise InputError(f"{case.image_path}: preprocessing failed (MemoryError: no room)") from error
 
-    monkeypatch.setattr(training, "_load_case", short_of_memory)
+    monkeypatch.setattr(training_cases, "_load_case", short_of_memory)
     with pytest.raises(InputError, match="a.nii.gz: preprocessing failed"):
         load_cases(pair_cases(images, labels), tiny_training_config())
     assert calls == ["a"]
@@ -1247,7 +1251,8 @@ def test_unknown_schedule_is_a_training_error(tiny_set, tmp_path):
 
 def test_default_config_declares_the_labels_found(tiny_set):
     from medseg.package import validate_config
-    from medseg.train import default_config, label_values
+    from medseg.train_config import default_config
+    from medseg.training_cases import label_values
 
     values = label_values(pair_cases(*tiny_set))
     assert list(values) == [0, 1, 2, 3] and values[3] == tiny_set[1] / "case0.nii.gz"
@@ -1268,7 +1273,7 @@ def test_default_config_declares_the_labels_found(tiny_set):
 def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
     """Without -c the tile (and training patch) just holds the largest RAS plane, in steps of 16, within 32..128:
     small crops are not padded to 128 × 128, and the axes are the model's, not the file's."""
-    from medseg.train import default_config, default_tile
+    from medseg.train_config import default_config, default_tile
 
     def write(name, shape, affine):
         for folder in ("images", "labels"):
@@ -1482,7 +1487,7 @@ def test_a_setting_given_twice_in_a_config_is_one_line(tmp_path, capsys):
 def test_yaml_merge_keys_and_keys_of_other_types_are_not_taken_for_repeats(tmp_path):
     """The repeated-key check must leave YAML's own ways alone: a merge (<<) whose keys the mapping overrides, and
     keys that are equal only as Python values (1, true, 1.0)."""
-    from medseg.train import read_config
+    from medseg.train_config import read_config
 
     path = tmp_path / "merge.yaml"
     path.write_text("name: m\nbase: &b {x: 1, y: 2}\nother: {<<: *b, y: 3}\nodd: {1: a, true: b, 1.0: c}\n")
@@ -1708,7 +1713,7 @@ def test_a_set_that_cannot_fit_in_memory_is_refused_before_any_case_is_read(tiny
     import copy
 
     import medseg.preprocess as preprocess
-    from medseg.train import load_cases, pair_cases
+    from medseg.training_cases import load_cases, pair_cases
 
     config = tiny_training_config()
     one = load_cases(pair_cases(*tiny_set)[:1], config)[0]
@@ -1734,7 +1739,7 @@ def test_a_training_set_over_the_cgroup_limit_is_warned_about(tiny_set, monkeypa
     naming the limit's file."""
     import medseg.preprocess as preprocess
     from medseg.resources import CgroupLimit
-    from medseg.train import load_cases, pair_cases
+    from medseg.training_cases import load_cases, pair_cases
 
     limit = Path("/sys/fs/cgroup/memory.max")
     monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(2**20, limit))
@@ -1773,7 +1778,7 @@ def test_a_training_step_too_large_for_the_machine_is_refused_before_any_case_is
     machine's memory; now one line, from the configuration alone. One that fits is left alone."""
     from medseg.numbers import gib_text
     from medseg.step_memory import check_step_fits, training_step_bytes
-    from medseg.train import check_config
+    from medseg.train_config import check_config
 
     def fits(config: dict, device: str, memory: int) -> None:
         check_step_fits(config["architecture"], check_config(config), device, memory)
@@ -1830,7 +1835,7 @@ def test_a_package_config_without_training_record_is_no_training_config(tiny_set
     assert capsys.readouterr().err.strip() == (
         f"medseg: error: {path}: a model package's model.json (it names its weights), not a training config; start "
         "from one in configs/train/")
-    from medseg.train import read_config
+    from medseg.train_config import read_config
 
     bare = tiny_training_config()
     del bare["training"]
@@ -1842,7 +1847,7 @@ def test_a_package_config_without_training_record_is_no_training_config(tiny_set
 
 
 def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
-    from medseg.train import read_config
+    from medseg.train_config import read_config
 
     for suffix in (".json", ".yaml"):
         path = tmp_path / f"bom{suffix}"
@@ -1877,7 +1882,7 @@ def test_a_yaml_config_is_read_as_its_author_means_it(tmp_path):
     a version written as a number read as the same config in JSON."""
     import yaml
 
-    from medseg.train import check_config, read_config
+    from medseg.train_config import check_config, read_config
 
     config = tiny_training_config()
     text = yaml.safe_dump({**config, "labels": {int(k): v for k, v in config["labels"].items()}, "version": 2})
@@ -1965,7 +1970,7 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
 
 
 def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():
-    from medseg.train import default_config
+    from medseg.train_config import default_config
 
     with pytest.raises(TrainingError, match=r"labels: label values \[0, 255\], which do not run 0..1; a model's "
                                             r"labels must be 0..N-1 \(background 0\), so recode the label files to "
@@ -2363,7 +2368,7 @@ def test_a_stopped_run_finished_at_the_epoch_it_reached_is_finished(tiny_set, tm
 def test_whole_number_floats_in_a_config_file_are_counts(tmp_path, config_file):
     """A config written with 2.0 (YAML, a script's JSON) made a card reading "2.0 steps" and, for the U-Net's depth,
     a TypeError traceback."""
-    from medseg.train import read_config
+    from medseg.train_config import read_config
 
     config = json.loads(config_file.read_text())
     config["architecture"]["depth"] = 2.0
@@ -2562,7 +2567,7 @@ def test_sessions_split_where_the_precision_changed():
 def test_the_short_hippocampus_recipe_is_the_shipped_one_shortened_with_a_moving_average():
     """configs/train/hippocampus-short.json differs from the shipped recipe only in its name, description, epoch
     count and moving average: the same split (so its figures are on the same 40 cases), network and augmentation."""
-    from medseg.train import check_config, read_config
+    from medseg.train_config import check_config, read_config
 
     folder = Path(__file__).parents[1] / "configs" / "train"
     shipped, short = read_config(folder / "hippocampus.json"), read_config(folder / "hippocampus-short.json")
@@ -2578,8 +2583,8 @@ def test_the_short_hippocampus_recipe_is_the_shipped_one_shortened_with_a_moving
 
 def test_a_checkpoint_of_another_architecture_names_the_tensors_that_differ(tiny_set, tmp_path):
     """torch's first line ("Error(s) in loading state_dict for UNet2D:") said nothing about what differed."""
+    from medseg.checkpoint import _load_checkpoint
     from medseg.network import UNet2D, UNetConfig
-    from medseg.train import _load_checkpoint
 
     config = tiny_training_config(epochs=1)
     run(config, *tiny_set, tmp_path / "model")
@@ -2802,16 +2807,16 @@ def test_a_checkpoint_record_that_cannot_be_written_leaves_no_tensors_behind(tin
     checkpoint-sized file no record names (and, at the first checkpoint, the folder the README says goes)."""
     import errno
 
-    import medseg.train
+    import medseg.checkpoint
 
-    real = medseg.train.atomic_paths
+    real = medseg.checkpoint.atomic_paths
 
     def no_room_for_the_record(targets, *args, **kwargs):
         if any(Path(t).name == "last.json" for t in targets):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(targets, *args, **kwargs)
 
-    monkeypatch.setattr(medseg.train, "atomic_paths", no_room_for_the_record)
+    monkeypatch.setattr(medseg.checkpoint, "atomic_paths", no_room_for_the_record)
     out = tmp_path / "model"
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 1
     assert not out.exists()
@@ -2823,6 +2828,7 @@ def test_out_of_gpu_memory_in_a_training_step_is_one_line_and_the_run_resumes(ti
     line naming the run, the batch and the ways on; the checkpoint of the epochs done stays and --resume goes on.
     (Simulated: the error is raised where a CUDA step raises it.)"""
     import medseg.train as train
+    from medseg.checkpoint import checkpoint_epoch
     from tests.conftest import failing_on_call
 
     real = train._train_epoch
@@ -2838,7 +2844,7 @@ def test_out_of_gpu_memory_in_a_training_step_is_one_line_and_the_run_resumes(ti
         f"medseg: error: {out}: out of GPU memory on cpu in a training step of {config['training']['batch_size']} "
         f"{size} patches; lower training.batch_size or training.patch_size, free GPU memory (other processes may "
         "hold it), or train on the CPU (--device cpu); --resume goes on after epoch 1")
-    assert train.checkpoint_epoch(out) == 1 and not (out / "model.json").exists()
+    assert checkpoint_epoch(out) == 1 and not (out / "model.json").exists()
     monkeypatch.setattr(train, "_train_epoch", real)
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "2", "--resume",
                                  *_FEW_STEPS)) == 0

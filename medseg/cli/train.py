@@ -62,6 +62,14 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
 def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads, resume,
            overwrite):
     """`medseg train`, with its output folder claimed."""
+    from medseg.checkpoint import (
+        check_checkpoint_labels,
+        check_output_folder,
+        checkpoint_epoch,
+        checkpoint_planned_epochs,
+        checkpoint_stamp,
+        checkpoint_tile,
+    )
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
     from medseg.errors import TrainingError
@@ -69,29 +77,24 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.resources import physical_memory
     from medseg.step_memory import check_step_fits
-    from medseg.train import (
+    from medseg.train import train as run_training
+    from medseg.train_config import (
         MAX_TRAINING_LABEL,
-        check_checkpoint_labels,
         check_config,
-        check_output_folder,
-        check_resume,
-        check_trained_on,
-        check_training_foreground,
-        checkpoint_epoch,
-        checkpoint_planned_epochs,
-        checkpoint_stamp,
-        checkpoint_tile,
         default_config,
         default_tile,
-        label_values,
-        load_cases,
-        pair_cases,
         read_config,
         seeded_split,
         training_precision,
+    )
+    from medseg.train_resume import check_resume, check_trained_on
+    from medseg.training_cases import (
+        check_training_foreground,
+        label_values,
+        load_cases,
+        pair_cases,
         validation_without_foreground,
     )
-    from medseg.train import train as run_training
 
     # everything that can be checked without reading a volume fails first: config, output folder, pairing (the
     # config first: a misspelt setting is told before an --overwrite that the corrected run would need anyway)
@@ -109,9 +112,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if config_path is None:
         from dataclasses import replace
 
+        from medseg.checkpoint import started_without_names
         from medseg.errors import InputError
         from medseg.io.dataset_json import find_dataset_json, read_dataset_json
-        from medseg.train import started_without_names
 
         tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
         found = label_values(pairs)

@@ -1,0 +1,170 @@
+"""The model card (``MODEL_CARD.md``) written beside a trained package: the labels, network, data, training
+settings and validation figures in a short markdown text, from the package config the run recorded."""
+
+from __future__ import annotations
+
+import json
+
+from medseg.numbers import counted, dice_round_text
+from medseg.package import codes_text
+from medseg.training_cases import validation_without_foreground
+
+__all__ = ["model_card"]
+
+# the training settings the card's training sentence words itself (the others are listed as they are)
+_CARD_SETTINGS = {"epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "schedule", "warmup_epochs",
+                  "batch_dice", "precision", "seed", "augment", "val_fraction", "split_seed", "data"}
+
+
+def _other_settings(settings: dict) -> str:
+    """The training settings the card's sentence does not word (weight decay, a moving average, …), as JSON."""
+    rest = {key: value for key, value in settings.items() if key not in _CARD_SETTINGS}
+    return f"; other settings {json.dumps(rest)}" if rest else ""
+
+
+def _data_notes(data: dict) -> str:
+    """A config's free-form data notes besides the description and the licence, one line each, for the card."""
+    lines = [f"{key}: {value}" for key, value in data.items() if key not in ("description", "licence", "license")]
+    return "".join(f"\n\n{line}" for line in lines)
+
+
+def _precision_text(settings: dict, training: dict) -> str:
+    """The forward pass's precision for the model card: ``auto`` with what it was on the training device."""
+    asked, used = settings.get("precision", "fp32"), training.get("precision")
+    return f"{used} (precision auto)" if asked == "auto" and used else asked
+
+
+def _extent_line(extent: dict | None, validated: bool) -> str:
+    """The fields of view the package has seen: the training cases' and, when there are any, the validation cases'
+    (both are recorded, and ``extent['cases']`` counts them together)."""
+    if not extent:
+        return ""
+    sizes = " × ".join(f"{low:g}–{high:g}" for low, high in zip(extent["min"], extent["max"]))
+    cases = f"{extent.get('cases', '?')} training{' and validation' if validated else ''} cases"
+    return (f"\n- Inputs: fields of view of {sizes} mm (model-space axes) across its {cases}; `medseg infer` warns "
+            "about inputs outside half the smallest to twice the largest, and the QA report flags them "
+            "(`unlike_training`)")
+
+
+def _codes_line(config: dict) -> str:
+    """The card's line on the codes a DICOM SEG gives each label's segment (none without ``label_codes``)."""
+    text = codes_text(config.get("label_codes"))
+    return f"\n- DICOM SEG codes: {text}" if text else ""
+
+
+def model_card(config: dict) -> str:
+    """A short markdown model card from a trained package config."""
+    training = config.get("training", {})
+    data = training.get("data", {})
+    labels = ", ".join(f"{k} {v}" for k, v in config["labels"].items())
+    dice = training.get("val_dice") or {}
+    medians = training.get("val_dice_median") or {}
+    minima = training.get("val_dice_min") or {}
+
+    def cell(value) -> str:
+        return "n/a" if value is None else dice_round_text(value)  # NaN reads n/a too
+
+    absent = {str(v) for v in training.get("val_labels_absent") or []}
+    rows = "\n".join(
+        f"| {config['labels'].get(k, k)}{' *' if k in absent else ''} | {cell(v)} | {cell(medians.get(k))} | "
+        f"{cell(minima.get(k))} |" for k, v in dice.items()
+    )
+    note = ("\n\n\\* in no validation reference: its Dice counts only false positives (0 in each case where it was "
+            "predicted), as `medseg evaluate` scores it." if absent else "")
+    table = f"| label | mean Dice | median | min |\n|---|---|---|---|\n{rows}{note}\n"
+    settings = training.get("settings", {})
+    split_seed = settings.get("seed") if settings.get("split_seed") is None else settings.get("split_seed")
+    val_split = training.get("val_split") or f"a seeded {settings.get('val_fraction')} split, split seed {split_seed}"
+    best = training.get("best_epoch")
+    cases = (f"{counted(training.get('train_cases'), 'training case')}, "
+             f"{counted(len(training.get('val_cases', [])), 'validation case')}")
+    batch_dice = " with batch Dice" if settings.get("batch_dice") else ""
+    if training.get("val_cases") and training.get("val_mean_dice") is None:
+        selection = ("No label could be scored: no validation case holds a foreground label or has one predicted, so "
+                     f"no Dice was measured and the package holds the weights of the last epoch ({best}).\n")
+    elif validation_without_foreground(config["labels"], len(training.get("val_cases") or []),
+                                       training.get("val_labels_absent")):
+        selection = f"""No validation case holds a foreground label, so their Dice (false positives only) chose no \
+epoch: the package holds the weights of the last epoch ({best}).
+
+## Validation (whole volumes, false positives only)
+{table}"""
+    elif training.get("val_cases"):
+        grid = ("each volume resampled into model space, segmented, mapped back onto its own grid and scored against "
+                "its label file, as `medseg infer` does" if training.get("val_scored_on") == "input grid" else
+                "same inference code as `medseg infer`")
+        selection = f"""Best epoch {best} by mean validation Dice (checkpoint selection used the validation \
+cases, so the figures below are slightly optimistic for unseen data). Per case, medseg's empty-mask policy: \
+a label in neither the reference nor the prediction has no Dice; n/a: no validation case has one.
+
+## Validation (whole volumes, {grid})
+{table}"""
+    else:
+        selection = f"""No validation cases: the package holds the weights of the last epoch ({best}), and no \
+accuracy figures were measured.
+"""
+    ids = ("the case ids are listed in `model.json` under `training.train_case_ids` and `training.val_cases`"
+           if "train_case_ids" in training else
+           "the validation case ids are listed in `model.json` under `training.val_cases`")
+    planned = training.get("epochs_planned") or []
+    if len(planned) == 2 and planned[0] is None:
+        extended = (f"\nResumed from a checkpoint that did not record how many epochs it planned (then {planned[1]}): "
+                    "had it planned another count, the learning-rate schedule changed midway.\n")
+    elif len(planned) > 1:
+        counts = ", then ".join("unknown" if n is None else str(n) for n in planned)
+        extended = (f"\nResumed with another epoch count (planned {counts}): the learning-rate schedule changed "
+                    "midway, so a fresh run of these settings would not give these weights.\n")
+    else:
+        extended = ""
+    sessions = training.get("sessions") or []
+    if len(sessions) > 1:
+        precisions = {x.get("precision") for x in sessions}
+        runs = "; ".join(
+            f"epoch{'s' if a != b else ''} {a}{f'–{b}' if a != b else ''} on {d or 'an unrecorded device'} with "
+            f"{counted(t, 'torch thread') if t else 'unrecorded torch threads'}"
+            f"{'' if len(precisions) == 1 else ', ' + (p or 'unrecorded precision')}" for (a, b), t, d, p in
+            ((x["epochs"], x["torch_threads"], x["device"], x.get("precision")) for x in sessions))
+        how = "threads or devices" if len(precisions) == 1 else "threads, devices or precisions"
+        depends = "in their last bits" if len(precisions) == 1 else "(on the precision, beyond their last bits)"
+        extended += (f"\nTrained in {len(sessions)} sessions with different {how} ({runs}); the weights "
+                     f"depend on them {depends}.\n")
+    inputs = _extent_line(config.get("input_extent_mm"), bool(training.get("val_cases")))
+    return f"""# Model card: {config['name']}
+
+{config.get('description', '')}
+
+- Labels: {labels}{_codes_line(config)}
+- Architecture: 2D U-Net {json.dumps(config['architecture'])}
+- Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices \
+{config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
+- Preprocessing: {json.dumps(config['preprocessing'])}{inputs}
+
+## Data
+{data.get('description', 'not stated')}
+
+Licence / attribution: {data.get('licence') or data.get('license') or 'not stated'}{_data_notes(data)}
+
+## Training
+{cases} ({val_split}; \
+{ids}); \
+{counted(training.get('epochs_run'), 'epoch')} of {counted(settings.get('steps_per_epoch'), 'step')}, batch \
+{settings.get('batch_size')}, training patch {settings.get('patch_size') or config['inference']['roi_size']}, \
+learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, \
+{counted(settings.get('warmup_epochs'), 'warm-up epoch')}), DiceCE loss{batch_dice}, \
+{_precision_text(settings, training)} forward pass, seed {settings.get('seed')}; \
+augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)}; \
+{training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time of training \
+(reading the cases not counted) on \
+{training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
+{extended}{selection}"""
+
+
+def _card_with_codes(card: str, config: dict) -> str | None:
+    """``card`` with its line on the DICOM SEG codes replaced, or put after its labels line (None for a card without
+    one: it is left as it is)."""
+    lines = [line for line in card.split("\n") if not line.startswith("- DICOM SEG codes:")]
+    at = next((i for i, line in enumerate(lines) if line.startswith("- Labels:")), None)
+    if at is None:
+        return None
+    lines.insert(at + 1, _codes_line(config).lstrip("\n"))
+    return "\n".join(lines)

@@ -1,0 +1,355 @@
+"""Training configs: the defaults (the training settings, and the config made from the label files when none is
+given), reading a config file (JSON or YAML) and checking it, the seeded validation split its settings describe, and
+the forward pass's precision."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import ModelPackageError, TrainingError
+from medseg.io.files import undecodable
+from medseg.numbers import IMAGE_LIKE_VALUES, counted, values_text
+from medseg.package import (
+    CONFIG_NAME,
+    bottleneck_cells,
+    load_schema,
+    meant_error,
+    non_finite_setting,
+    validate_config,
+    whole_numbers,
+)
+from medseg.training_cases import _IMAGE_AMONG_LABELS, TrainCase
+
+__all__ = [
+    "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_LABEL",
+    "check_config", "default_config", "default_label_name", "default_tile", "default_training", "read_config",
+    "seeded_split", "split_cases", "split_text", "training_precision",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_TRAINING_LABEL = 255
+
+DEFAULT_TRAINING = {
+    "epochs": 20,
+    "steps_per_epoch": 100,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "schedule": "cosine",  # cosine | constant | poly
+    "warmup_epochs": 1,
+    "patch_size": None,  # training crop (H, W); default: the inference roi_size
+    "foreground_fraction": 0.7,
+    "batch_dice": False,  # DiceCE's Dice over the whole batch instead of per slice
+    # fp32 | bf16 (autocast of the forward pass; about 1.7x faster where the hardware has bf16, several times
+    # slower where it is emulated) | auto (bf16 where the device computes it natively, else fp32)
+    "precision": "fp32",
+    "val_fraction": 0.2,
+    "val_every": 1,
+    "seed": 0,
+    "split_seed": None,  # seed of the validation split; None: ``seed``
+    "fold": 0,  # which block of the seeded order validates (cross-validation); 0: the plain split
+    "ema_decay": None,  # e.g. 0.999: validate and ship an exponential moving average of the weights
+    "augment": {
+        "rotate_deg": 15.0,
+        "scale": 0.15,
+        "translate_px": 4,
+        "flip_axes": [],
+        "noise_std": 0.05,
+        "intensity_scale": 0.1,
+        "intensity_shift": 0.1,
+        "gamma": [0.8, 1.25],
+        "smooth_prob": 0.1,
+        "prob": 0.8,
+    },
+}
+
+
+def default_training() -> dict:
+    return copy.deepcopy(DEFAULT_TRAINING)
+
+
+DEFAULT_TILE = 128  # the default config's largest tile side; smaller planes get a tile that just holds them
+_TILE_STEP = 16  # 2 ** depth of the default U-Net: tile sides are multiples of it
+_SMALLEST_TILE = 32  # two cells at the bottom of the default U-Net
+DEFAULT_PREPROCESSING = {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}}
+DEFAULT_DESCRIPTION = "Trained with medseg train and its default config."
+
+
+def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slice_axis: int = 2) -> list[int]:
+    """The default config's tile (= training patch): each side the largest of the cases' model-space planes (after
+    ``preprocessing``, the default config's unless given), rounded up to a multiple of 16 and kept within 32..128.
+
+    Hippocampus crops of 35 × 50 voxels get a 48 × 64 tile instead of 128 × 128, which would spend ~5× the compute
+    on padding in training and inference; a 512 × 512 CT keeps 128 × 128 tiles. Reads headers only.
+    """
+    from medseg.io.images import read_grid
+    from medseg.preprocess import grid_model_shape
+
+    pre = preprocessing or DEFAULT_PREPROCESSING
+    largest = [0, 0]
+    plane = [a for a in range(3) if a != slice_axis]
+    for case in cases:
+        shape, affine = read_grid(case.label_path)
+        model_shape = grid_model_shape(shape[:3], affine, pre)
+        largest = [max(largest[k], model_shape[a]) for k, a in enumerate(plane)]
+    return [min(DEFAULT_TILE, max(_SMALLEST_TILE, -(-side // _TILE_STEP) * _TILE_STEP)) for side in largest]
+
+
+def default_config(values: list[int] | dict[int, Path], name: str = "model", where: str = "labels",
+                   tile: list[int] | None = None, names: dict[int, str] | None = None,
+                   data: dict[str, str] | None = None) -> dict:
+    """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``, or as
+    ``names`` has them: a dataset.json's, whose values may add labels no file holds), ``data`` the card's notes.
+
+    Labels must run 0..N (the package format's rule); the training section holds :data:`DEFAULT_TRAINING`; the
+    inference tile (and so the training patch) is ``tile`` (:func:`default_tile`), 128 × 128 without it.
+    ``where`` (the labels folder) starts the error message; when ``values`` maps each value to a file holding it
+    (:func:`~medseg.training_cases.label_values`), the file with the first value out of the run starts it instead.
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+    files = values if isinstance(values, dict) else {}
+    values = sorted(set(int(v) for v in values) | {0} | set(names or {}))
+    if values != list(range(len(values))):
+        beyond = next(v for k, v in enumerate(values) if v != k)
+        first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
+                 f"{where}: label values")
+        advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else ""
+        if len(values) > IMAGE_LIKE_VALUES:
+            advice = _IMAGE_AMONG_LABELS
+        raise TrainingError(
+            f"{first} {values_text(values)}, which do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
+            f"(background 0), so recode the label files to consecutive values first{advice}"
+        )
+    return {
+        "format": "medseg-model/1",
+        "name": name,
+        "version": "1",
+        "description": DEFAULT_DESCRIPTION,
+        "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": max(len(values), 2), "base_width": 16,
+                         "depth": 4, "dropout": 0.0, "norm": "batch"},
+        "labels": {str(v): default_label_name(v, names) for v in range(max(len(values), 2))},
+        "preprocessing": copy.deepcopy(DEFAULT_PREPROCESSING),
+        "inference": {"slice_axis": 2, "roi_size": list(tile or [DEFAULT_TILE, DEFAULT_TILE]), "overlap": 0.25,
+                      "blend": "gaussian", "context_slices": 1, "flip_tta": []},
+        "training": {**default_training(), **({"data": dict(data)} if data else {})},
+    }
+
+
+def default_label_name(value: int, names: dict[int, str] | None = None) -> str:
+    """A label's name in the default config: ``names``' (a dataset.json's), else background / ``label_N``."""
+    if names and value in names:
+        return names[value]
+    return "background" if value == 0 else f"label_{value}"
+
+
+def read_config(path: Path | str) -> dict:
+    """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors write one) is no content
+    except OSError as error:
+        raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
+    except UnicodeDecodeError as error:
+        raise TrainingError(f"{path}: not UTF-8 text ({undecodable(error)}); save the config as UTF-8") from error
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            config = _string_keys(_yaml_load(text))
+            for key in ("name", "version", "description"):  # version: 2 means "2" (a version 1.10 must be quoted)
+                if isinstance(config, dict) and type(config.get(key)) is int:
+                    config[key] = str(config[key])
+        else:
+            config = json.loads(text, object_pairs_hook=_json_pairs)
+    except Exception as error:  # noqa: BLE001 - any parse error is a config error
+        detail = " ".join(str(error).split())
+        kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"  # what it was parsed as (a .txt: JSON)
+        raise TrainingError(f"{path}: not valid {kind} ({detail})") from error
+    if not isinstance(config, dict):
+        raise TrainingError(f"{path}: expected a mapping at the top level")
+    if isinstance(config.get("weights"), dict):
+        # a package's model.json: its training section (if any) is the record of a run, not settings for one, and
+        # its weights another model's
+        recorded = isinstance((config.get("training") or {}).get("settings"), dict)
+        raise TrainingError(f"{path}: a model package's {CONFIG_NAME} (it names its weights"
+                            f"{' and records its training' if recorded else ''}), not a training config; start from "
+                            "one in configs/train/"
+                            + (" (the package's settings are under training.settings)" if recorded else ""))
+    if "training" not in config:  # every setting its default: said, since the run takes hours on them
+        log.warning("%s: no training section: every setting not given on the command line takes its default (%d "
+                    "epochs of %d steps, batch %d, learning rate %g; configs/train/ has examples)", path,
+                    DEFAULT_TRAINING["epochs"],
+                    DEFAULT_TRAINING["steps_per_epoch"], DEFAULT_TRAINING["batch_size"],
+                    DEFAULT_TRAINING["learning_rate"])
+    # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number
+    config = whole_numbers(config, load_schema())
+    if isinstance(config.get("training"), dict):
+        config["training"] = whole_numbers(config["training"], load_schema("training"))
+    return config
+
+
+def _yaml_load(text: str):
+    """YAML as a config's author means it: ``1e-3`` is a number (PyYAML's YAML 1.1 reads a float without a dot in
+    its mantissa as text, and the learning rate was then refused as "not of type 'number'")."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+        def construct_mapping(self, node, deep=False):  # a key given twice: PyYAML keeps the last without a word
+            seen = set()
+            for key_node, _ in node.value:  # the mapping's own keys, as written (a merge, <<, may be overridden)
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key_node.value!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader with one more resolver
+
+
+def _json_pairs(pairs: list) -> dict:
+    """A JSON object, refusing a key given twice (the reader keeps the last without a word)."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice")
+        seen[key] = value
+    return seen
+
+
+def _string_keys(value):
+    """Mapping keys as text, as JSON has them: YAML reads ``labels: {0: background}`` with whole-number keys."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
+
+
+def split_cases(
+    cases: list[TrainCase], val_fraction: float, seed: int, fold: int = 0, where: str = "training config"
+) -> tuple[list[TrainCase], list[TrainCase]]:
+    """A seeded random split; at least one validation case when there are two or more cases (none when
+    ``val_fraction`` is 0).
+
+    The seeded order of the cases is cut into blocks of the validation size; ``fold`` picks the block that
+    validates, so folds 0, 1, … of one seed are disjoint (cross-validation) and fold 0 is the plain split.
+    """
+    order = np.random.default_rng(seed).permutation(len(cases))
+    n_val = int(round(len(cases) * val_fraction))
+    if len(cases) >= 2 and val_fraction > 0:
+        n_val = min(max(n_val, 1), len(cases) - 1)
+    else:
+        n_val = 0
+    folds = len(cases) // n_val if n_val else 1
+    if not 0 <= fold < folds:
+        raise TrainingError(f"{where}: training.fold (--fold) must be in 0..{folds - 1} "
+                            f"({counted(len(cases), 'case')}, {counted(n_val, 'validation case')} per fold), got "
+                            f"{fold}")
+    chosen = set(order[fold * n_val:(fold + 1) * n_val].tolist())
+    val = [case for i, case in enumerate(cases) if i in chosen]
+    train_ = [case for i, case in enumerate(cases) if i not in chosen]
+    return train_, val
+
+
+def seeded_split(cases: list[TrainCase], training: dict, where: str = "training config"
+                 ) -> tuple[list[TrainCase], list[TrainCase], str]:
+    """Training cases, validation cases and a description, from a ``training`` section's split settings
+    (errors start with ``where``, the config file)."""
+    settings = {**default_training(), **training}
+    split_seed = int(settings["seed"] if settings.get("split_seed") is None else settings["split_seed"])
+    fold = settings.get("fold") or 0
+    if not isinstance(fold, int) or isinstance(fold, bool):
+        raise TrainingError(f"{where}: training.fold must be a whole number, got {fold!r}")
+    train_, val = split_cases(cases, float(settings["val_fraction"]), split_seed, fold, where)
+    if not val:  # val_fraction 0, or a single case: nothing was split off
+        why = "training.val_fraction 0" if float(settings["val_fraction"]) == 0 else "too few cases to split"
+        return train_, val, f"no validation split ({why})"
+    return train_, val, split_text(settings)
+
+
+def split_text(training: dict) -> str:
+    """How a ``training`` section's split settings describe its seeded split."""
+    settings = {**default_training(), **training}
+    split_seed = int(settings["seed"] if settings.get("split_seed") is None else settings["split_seed"])
+    fold = settings.get("fold") or 0
+    return f"a seeded {settings['val_fraction']} split, split seed {split_seed}" + (f", fold {fold}" if fold else "")
+
+
+def check_config(config: dict, where: str = "training config") -> dict:
+    """Check a training config before any case is read; return its merged training settings.
+
+    The package fields go through the package schema, the ``training`` section through
+    ``schemas/training.schema.json`` (types, ranges, no unknown keys, so a misspelt setting is not silently
+    ignored). Every problem is a :class:`TrainingError` starting with ``where`` (the config file).
+    """
+    import jsonschema
+
+    if not isinstance(config, dict):
+        raise TrainingError(f"{where}: expected a mapping at the top level")
+    package_config = {k: v for k, v in config.items() if k != "training"}
+    package_config.setdefault("format", "medseg-model/1")
+    package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
+    try:
+        validate_config(package_config, where)
+    except ModelPackageError as error:
+        raise TrainingError(str(error)) from error
+    training = config.get("training", {})
+    odd = non_finite_setting(training, ("training",))
+    if odd is not None:
+        raise TrainingError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
+    errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
+                    key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
+    if errors:
+        first = meant_error(errors[0])
+        at = ".".join(["training", *(str(p) for p in first.absolute_path)])
+        message = first.message
+        if first.validator == "additionalProperties":
+            message = message.replace("Additional properties are not allowed", "unknown setting(s)")
+        raise TrainingError(f"{where}: {at}: {message}")
+    settings = {**default_training(), **training}
+    settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
+    gamma = settings["augment"].get("gamma")
+    if gamma is not None and gamma[0] > gamma[1]:  # MONAI would draw from an empty range without a word
+        raise TrainingError(f"{where}: training.augment.gamma: {gamma} gives its larger bound first; give "
+                            "[smallest, largest]")
+    largest = max(int(k) for k in config["labels"])
+    if largest > MAX_TRAINING_LABEL:
+        raise TrainingError(f"{where}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest medseg train "
+                            "supports (labels are kept as 8-bit values)")
+    # the inference tile was checked with the package fields (validate_config); the training patch is checked here
+    arch = config["architecture"]
+    depth, norm = int(arch.get("depth", 4)), arch.get("norm", "batch")
+    patch = list(settings.get("patch_size") or config["inference"]["roi_size"])
+    if (norm == "instance" or (norm == "batch" and int(settings["batch_size"]) == 1)) and (
+            bottleneck_cells(patch, depth) <= 1):
+        why = "instance norm" if norm == "instance" else "batch norm with training.batch_size 1"
+        raise TrainingError(f"{where}: training.patch_size {patch} leaves one cell at the bottom of a depth-{depth} "
+                            f"U-Net, where {why} is undefined; make a side larger than {2 ** depth}")
+    settings["patch_size"] = [int(v) for v in patch]  # the size used, also where the default (the tile) was asked
+    return settings
+
+
+def training_precision(asked: str, device: str) -> tuple[str, str]:
+    """The forward pass's precision on ``device`` and why: ``auto`` is bf16 where the device computes bf16 in
+    hardware (:func:`~medseg.device.native_bf16`), else fp32; ``fp32`` and ``bf16`` are taken as asked."""
+    from medseg.device import native_bf16
+
+    if asked != "auto":
+        return asked, "configured"
+    if native_bf16(device):
+        return "bf16", f"auto: {device} computes bf16 in hardware"
+    return "fp32", f"auto: {device} has no native bf16" if device != "cpu" else "auto: no AVX-512 BF16 or AMX"

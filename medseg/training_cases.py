@@ -1,0 +1,386 @@
+"""The cases training reads: image and label files paired by name (:func:`pair_cases`), each read, checked and
+brought into model space (:func:`load_cases`, :class:`TrainCase`), the label values the files hold, and the checks on
+which labels the training and validation cases hold."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medseg.errors import MedsegError, TrainingError
+from medseg.inference import slice_axes
+from medseg.input_range import model_space_extent
+from medseg.metrics import odd_values
+from medseg.numbers import IMAGE_LIKE_VALUES, counted, values_text
+from medseg.volume import stem
+
+__all__ = [
+    "TrainCase", "check_training_foreground", "label_values", "load_cases", "pair_cases",
+    "validation_without_foreground",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainCase:
+    case_id: str
+    image_path: Path
+    label_path: Path
+    image: torch.Tensor | None = None  # (C, X, Y, Z) model space
+    label: torch.Tensor | None = None  # (X, Y, Z) uint8, model space
+    extent_mm: list[float] | None = None  # field of view per model-space axis (for the package's input range)
+    sha256: tuple[str, str] | None = None  # of the image and label files, as read (a resumed run checks them)
+
+    def view(self, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image ``(C, A, B, S)`` and label ``(A, B, S)`` turned so that model-space ``axis`` is last."""
+        return torch.movedim(self.image, 1 + axis, -1), torch.movedim(self.label, axis, -1)
+
+
+_IMAGE_SUFFIXES = (".nii.gz", ".nii")
+_IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
+_LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    """The NIfTI files directly in ``folder`` by case name; anything else there (a subfolder, a DICOM folder, another
+    format) is left out with a warning naming it, never silently."""
+    if not folder.is_dir():
+        raise TrainingError(f"{folder}: no such folder")
+    files: dict[str, Path] = {}
+    left_out, broken, hidden = [], [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):  # said where it looks like a case (not macOS's ._ companions, .DS_Store, …)
+            if not path.name.startswith("._") and path.name.lower().endswith(_IMAGE_SUFFIXES):
+                hidden.append(path.name)
+            continue
+        if path.is_symlink() and not path.exists():
+            broken.append(path.name)
+            continue
+        if not path.is_file() or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
+            left_out.append(path.name + ("/" if path.is_dir() else ""))
+            continue
+        _add_case(files, stem(path), path)
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
+        entries = ("1 entry that is not a .nii/.nii.gz file" if len(left_out) == 1
+                   else f"{len(left_out)} entries that are not .nii/.nii.gz files")
+        log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+    if hidden:
+        shown = ", ".join(hidden[:5]) + (" …" if len(hidden) > 5 else "")
+        log.warning("%s: left out %s (names starting with a dot are hidden): %s", folder,
+                    counted(len(hidden), "hidden image file"), shown)
+    if broken:
+        shown = ", ".join(broken[:5]) + (" …" if len(broken) > 5 else "")
+        links = "1 link that leads" if len(broken) == 1 else f"{len(broken)} links that lead"
+        log.warning("%s: left out %s nowhere (moved or deleted targets, or a loop): %s", folder, links, shown)
+    return files
+
+
+def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
+    """Add ``path`` as case ``name``; two files for one case are an error, never a silent pick."""
+    if name in files:
+        raise TrainingError(f"{path}: case {name!r} has two files ({files[name].name} and {path.name}); "
+                            "keep one of them")
+    files[name] = path
+
+
+def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False) -> list[TrainCase]:
+    """Pair images and labels by file name (a label may add ``_label(s)``, ``_seg``, ``_mask`` or ``_gt``; an image
+    may add nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
+
+    Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
+    """
+    with contextlib.suppress(OSError):
+        if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
+            raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
+                                "in a folder of their own")
+    label_files = _image_files(Path(labels_dir))
+    image_files = _image_files(Path(images_dir))
+
+    def bare(name: str) -> str:
+        return name[:-5] if name.endswith("_0000") else name
+
+    # a label may name its case with a label suffix, when an image (with or without nnU-Net's _0000) has the name
+    # without it; a name that is both an image's and, stripped, another image's goes to whichever is left free
+    image_names = set(image_files) | {bare(name) for name in image_files}
+
+    def stripped(name: str) -> str | None:
+        for suffix in _LABEL_SUFFIXES:
+            if name.endswith(suffix) and name[: -len(suffix)] in image_names:
+                return name[: -len(suffix)]
+        return None
+
+    case_of = {name: stripped(name) for name in label_files if name not in image_names}  # only one reading
+    taken = {case for case in case_of.values() if case is not None}
+    for name in label_files:
+        if name in image_names:  # its own name is an image's, unless another label has claimed that image
+            case_of[name] = stripped(name) if name in taken and stripped(name) not in taken else name
+    labels: dict[str, Path] = {}
+    for name, path in label_files.items():
+        _add_case(labels, case_of[name] or name, path)
+    images: dict[str, Path] = {}
+    for name, path in image_files.items():
+        if name.endswith("_0000") and bare(name) in labels and name not in labels:
+            name = bare(name)
+        _add_case(images, name, path)
+    paired = sorted(set(images) & set(labels))
+    if not paired:
+        example = (f"; e.g. image '{min(images)}', label '{min(labels)}'; a label may add "
+                   f"{', '.join(_LABEL_SUFFIXES)} to its image's name, an image nnU-Net's _0000"
+                   if images and labels else "")
+        raise TrainingError(
+            f"{images_dir}: no image has a label of the same name in {labels_dir} "
+            f"({len(images)} images, {len(labels)} labels{example})"
+        )
+    unpaired = [images[n] for n in sorted(set(images) - set(labels))]
+    unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
+    if unpaired and not allow_unpaired:
+        shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
+        channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired
+                    and stem(images[n[:-5]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
+        hint = (f"; {len(channels)} of them (e.g. {images[min(channels)].name}) "
+                f"{'looks' if len(channels) == 1 else 'look'} like further input channels of a paired case (nnU-Net's "
+                "_0001…), and medseg trains on one image per case" if channels else "")
+        raise TrainingError(
+            f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
+            f"(images in {images_dir}, labels in {labels_dir}): {shown}{hint}"
+            + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
+        )
+    return [TrainCase(name, images[name], labels[name]) for name in paired]
+
+
+def _shape_mismatches(cases: list[TrainCase]) -> str:
+    """"; besides, ..." naming the paired cases whose label (from the headers) is not on its image's grid: of
+    another shape, or placed elsewhere; for the error about unpaired files: one run then shows both things to fix.
+    A label in another voxel order (LPS beside RAS) is re-indexed, not named. Empty where none is, or a header
+    cannot be read (reading the case names that)."""
+    from medseg.io.images import read_grid
+    from medseg.metrics import grid_offset_mm, grid_tolerance_mm
+
+    shapes, placed = [], []
+    for case in cases:
+        try:
+            (image, image_affine), (label, label_affine) = read_grid(case.image_path), read_grid(case.label_path)
+        except (MedsegError, OSError, ValueError):
+            continue
+        image, label = tuple(image[:3]), tuple(label[:3])
+        off = grid_offset_mm(label, label_affine, image, image_affine)
+        if off is None:  # as reading the case would say: "shape … differs from its image's"
+            shapes.append(f"{case.case_id} ({'×'.join(map(str, label))} against {'×'.join(map(str, image))})")
+            continue
+        if not off <= grid_tolerance_mm(image_affine):
+            placed.append(f"{case.case_id} (up to {off:.3g} mm off)")
+    text = ""
+    for found, what in ((shapes, "a label of another shape than the image"),
+                        (placed, "a label off the image's grid")):
+        if found:
+            shown = ", ".join(found[:3]) + (f" … and {len(found) - 3} more" if len(found) > 3 else "")
+            text += f"; besides, {len(found)} paired case(s) have {what}: {shown}"
+    return text
+
+
+def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
+    """Read, check and bring every case into model space. A case that cannot be trained on does not stop the
+    others' checks: every such case is named in one line (the error itself where there is one)."""
+    from medseg.preprocess import build_transforms, physical_memory
+
+    pre = config["preprocessing"]
+    transforms = build_transforms(pre, with_label=True)
+    declared = {int(k) for k in config["labels"]}
+    axes = slice_axes(config["inference"])
+    first: MedsegError | None = None
+    problems: list[str] = []
+    _check_cases_fit(cases, pre, physical_memory())
+    for case in cases:
+        try:
+            _load_case(case, pre, transforms, declared, axes)
+        except MedsegError as error:
+            if isinstance(error.__cause__ or error.__context__, MemoryError):
+                raise  # the machine is short of memory: the other cases would only be short of it too
+            problems.append(str(error))
+            if first is None:  # kept without its traceback, which would hold the case's volumes
+                first = error.with_traceback(None)
+                first.__cause__ = first.__context__ = None
+    if len(problems) == 1:
+        raise first
+    if problems:
+        shown = "; ".join(problems[:3])
+        more = ""
+        if len(problems) > 3:  # each on a line of its own, so that all can be fixed before the next run
+            for problem in problems:
+                log.warning("%s", problem)
+            more = f"; … ({len(problems) - 3} more; all {len(problems)} are listed above)"
+        raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be trained on: {shown}{more}")
+    return cases
+
+
+def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> None:
+    """Refuse, from the headers alone, a set of cases that training could not hold in memory: it keeps every case in
+    model space (float32 image, uint8 label), and each volume may fit alone (six of 3 GiB on a 23 GiB machine) where
+    all do not. A header that cannot be read counts nothing here: reading the case reports it."""
+    import warnings
+
+    from medseg.errors import ImageReadError, InputError
+    from medseg.io.images import read_grid
+    from medseg.preprocess import grid_memory, warn_over_cgroup
+
+    if memory is None or not cases:
+        return
+    total = 0
+    for case in cases:
+        try:
+            shape, affine = read_grid(case.image_path)
+        except (ImageReadError, InputError):
+            continue
+        channels = math.prod(shape[3:]) if len(shape) > 3 else 1
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                alone, model_shape = grid_memory(shape[:3], affine, pre)
+        except (ValueError, OverflowError):
+            continue
+        voxels = math.prod(model_shape)
+        if voxels <= 0 or alone > memory:
+            return  # a case that cannot fit even alone: its own check names it and its voxel size, in one line
+        total += voxels * (4 * channels + 1)
+    if total > memory:
+        spacing = pre.get("spacing_mm")
+        fix = (f"check preprocessing.spacing_mm ({spacing}) against the images' voxel sizes, or train on fewer "
+               "cases" if spacing else "train on fewer or smaller cases")
+        raise TrainingError(f"{cases[0].image_path.parent}: the {len(cases)} cases would hold about "
+                            f"{total / 2**30:.1f} GiB in model space, more than this machine's {memory / 2**30:.1f} "
+                            f"GiB of memory; {fix}")
+    warn_over_cgroup(cases[0].image_path.parent, total, memory, f"training on its {len(cases)} cases")
+
+
+def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes) -> None:
+    """Read and check one case and bring it into model space (``case.image``, ``case.label``)."""
+    from monai.data import MetaTensor
+
+    from medseg.errors import GeometryError
+    from medseg.io.nifti import read_nifti
+    from medseg.metrics import check_same_grid, reorder_onto_grid
+    from medseg.preprocess import (
+        apply_transforms,
+        check_finite,
+        check_not_constant,
+        check_resampling_size,
+        check_slices_fit,
+    )
+
+    image = read_nifti(case.image_path)
+    # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
+    check_not_constant(image, "nothing to learn from")
+    # first: a nonsense voxel size gives the other check a nonsense shape; a cgroup is warned about for the whole set
+    check_resampling_size(image, pre, doing=None)
+    check_slices_fit(image, pre, axes)
+    label = read_nifti(case.label_path, labels=True)
+    case.sha256 = (image.source_sha256, label.source_sha256)
+    # the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows) are re-indexed, and the
+    # grid is checked with the tolerance `medseg infer --reference` and evaluate_model.py score with
+    label = reorder_onto_grid(label, image)
+    if image.shape != label.shape:
+        raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
+    try:
+        check_same_grid(image, label, outcome="not trained")
+    except GeometryError as error:
+        raise TrainingError(str(error)) from error
+    values = np.unique(label.array)
+    if not np.all(values == np.round(values)):
+        hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+        raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}")
+    unknown = sorted(set(int(v) for v in values) - declared)
+    if unknown:
+        hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+        raise TrainingError(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
+                            f"config's labels {values_text(sorted(declared))}{hint}")
+    affine = torch.from_numpy(image.affine)
+    peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
+    data = apply_transforms(transforms, {
+        "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
+        "label": MetaTensor(torch.from_numpy(label.array.astype(np.float32)), affine=affine.clone()),
+    }, case.image_path)
+    check_finite(data["image"].as_tensor(), image, peak)
+    case.extent_mm = model_space_extent(data["image"])
+    case.image = data["image"].as_tensor().float().contiguous()
+    case.label = data["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
+
+
+def label_values(cases: list[TrainCase]) -> dict[int, Path]:
+    """The label values found in the cases' label files, each with the first file holding it, in value order (for
+    :func:`~medseg.train_config.default_config`)."""
+    from medseg.io.nifti import read_nifti
+
+    found: dict[int, Path] = {}
+    for case in cases:
+        values = np.unique(read_nifti(case.label_path, hash_input=False, labels=True).array)
+        if not np.all(values == np.round(values)) or values.min() < 0:
+            hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+            raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
+                                f"{odd_values(values, negative=True)}{hint}")
+        for value in values:
+            found.setdefault(int(value), case.label_path)
+    return dict(sorted(found.items()))
+
+
+def validation_without_foreground(labels: dict, val_count: int, absent: list | None) -> bool:
+    """Whether no validation case holds any of the foreground ``labels`` (``absent``: those none holds, as a
+    training record's ``val_labels_absent``): every epoch then scores 0 (false positives) or n/a, so validation
+    cannot choose one, and the last is shipped."""
+    foreground = {int(k) for k in labels} - {0}
+    return bool(val_count) and bool(foreground) and foreground <= {int(v) for v in absent or []}
+
+
+def check_training_foreground(train_cases: list[TrainCase]) -> None:
+    """Refuse training cases (loaded) none of whose labels holds any foreground: there is nothing to learn."""
+    if not train_cases or any(case.label is None or bool(case.label.any()) for case in train_cases):
+        return
+    whose = ("that of the one training case is" if len(train_cases) == 1 else
+             f"those of all {len(train_cases)} training cases are")
+    raise TrainingError(f"{train_cases[0].label_path.parent}: no training label image holds any foreground "
+                        f"({whose} background only); there is nothing to learn")
+
+
+def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
+    """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
+    network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
+    as validation then chooses no epoch). Returns the latter labels."""
+    def present(cases):
+        found: set[int] = set()
+        for case in cases:
+            if case.label is not None:
+                found.update(int(v) for v in torch.unique(case.label).tolist())
+        return found
+
+    declared = {int(k): str(v) for k, v in config["labels"].items() if int(k) != 0}
+    check_training_foreground(train_cases)
+    in_training = present(train_cases)
+    for value, name in declared.items():
+        if value not in in_training:
+            log.warning("label %d %r appears in no training case: the network cannot learn it", value, name)
+    if not val_cases:
+        return []
+    in_validation = present(val_cases)
+    absent = [value for value in declared if value not in in_validation]
+    if validation_without_foreground(config["labels"], len(val_cases), absent):
+        log.warning("no validation case holds a foreground label (%d case%s): their Dice can only count false "
+                    "positives, so it chooses no epoch; the package holds the last epoch's weights", len(val_cases),
+                    "" if len(val_cases) == 1 else "s")
+        return absent
+    for value in absent:
+        log.warning("label %d %r appears in no validation case: its Dice counts only false positives (0 in a case "
+                    "where it is predicted, n/a where not)", value, declared[value])
+    return absent
+
+
+def _data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:
+    """Case id → [image SHA-256, label SHA-256], as the cases were read (what a checkpoint records)."""
+    return {c.case_id: list(c.sha256) for c in cases if c.sha256 is not None}
