@@ -392,10 +392,20 @@ def test_a_damaged_gzip_stream_is_refused_though_its_voxels_decode(tmp_path, cas
 
 
 def test_not_3d_is_refused(tmp_path, make_package, capsys):
+    """A 4D image of several volumes (an fMRI run, a multi-channel MSD case) is refused from its header (it was read
+    in full first), saying what the extra axes hold."""
     path = tmp_path / "four_d.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 3), np.float32), np.eye(4)), str(path))
     code, _, err = run(["infer", str(path), "--model", str(make_package())], capsys)
-    assert code == 1 and "expected a 3D volume, got shape (8, 8, 4, 3)" in err
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {path}: expected a 3D volume, got shape (8, 8, 4, 3): 3 volumes (time points or channels); "
+        "medseg's models take one volume per file, so save the one to segment as a file of its own")
+    five = tmp_path / "five_d.nii"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 2, 3), np.float32), np.eye(4)), str(five))
+    code, _, err = run(["infer", str(five), "--model", str(make_package())], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {five}: expected a 3D volume, got shape (8, 8, 4, 2, 3): 6 volumes (time points or "
+        "channels); medseg's models take one volume per file, so save the one to segment as a file of its own")
 
 
 def test_existing_outputs_are_not_overwritten(tmp_path, case, make_package, capsys, monkeypatch):

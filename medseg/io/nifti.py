@@ -117,6 +117,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
         if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
             raise InputError(f"{path}: empty volume of shape {shape}")
+        if len(shape_3d(shape)) != 3:  # on the header: a 4D series is not read (it can be many GB) to be refused
+            raise InputError(_not_one_volume_text(path, shape))
         as_stored = labels and dtype.kind in "biu" and _unscaled(image)
         out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
         try:
@@ -143,7 +145,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         info["trailing_bytes_note"] = note
     array = as_3d(array)
     if array.ndim != 3:
-        raise InputError(f"{path}: expected a 3D volume, got shape {tuple(array.shape)}")
+        raise InputError(_not_one_volume_text(path, tuple(array.shape)))
     if min(array.shape) < 1:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
     affine, orientation_note, flat_note = _affine_mm(image)
@@ -668,6 +670,17 @@ def shape_3d(shape: tuple[int, ...]) -> tuple[int, ...]:
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     return shape
+
+
+def _not_one_volume_text(path: Path | str, shape: tuple[int, ...]) -> str:
+    """The error for an image of ``shape`` that is not one 3D volume (a 4D or 5D image holds several: time points,
+    channels or echoes, which medseg's single-channel models cannot take)."""
+    text = f"{path}: expected a 3D volume, got shape {tuple(shape)}"
+    volumes = int(np.prod(shape[3:])) if len(shape) > 3 else 0
+    if volumes > 1:
+        text += (f": {volumes} volumes (time points or channels); medseg's models take one volume per file, so "
+                 "save the one to segment as a file of its own")
+    return text
 
 
 def as_3d(array: np.ndarray) -> np.ndarray:
