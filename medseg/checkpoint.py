@@ -22,6 +22,8 @@ from medseg.train_config import default_label_name
 __all__ = [
     "CHECKPOINT_SCHEMA", "check_checkpoint_labels", "check_output_folder", "checkpoint_epoch",
     "checkpoint_planned_epochs", "checkpoint_stamp", "checkpoint_tile", "started_without_names",
+    "check_weights_digest", "checkpoint_record_path", "checkpoint_tensors_path", "load_checkpoint",
+    "read_checkpoint_record", "record_codes", "record_package", "remove_empty_folders", "save_checkpoint"
 ]
 
 
@@ -29,7 +31,7 @@ def checkpoint_stamp(out_dir: Path | str) -> tuple[int, int] | None:
     """Identifies the checkpoint record now in ``out_dir`` (inode and modification time), or None: a run that
     replaces a package (--overwrite) keeps the old run's checkpoint until its own first epoch is saved over it."""
     try:
-        status = _checkpoint_meta(out_dir).stat()
+        status = checkpoint_record_path(out_dir).stat()
     except OSError:
         return None
     return status.st_ino, status.st_mtime_ns
@@ -39,7 +41,7 @@ def _started_config(out_dir: Path | str) -> dict | None:
     """The package config the checkpoint in ``out_dir`` was started with (its record's ``config``), or None when
     there is no readable record."""
     try:
-        config = json.loads(_checkpoint_meta(out_dir).read_text())["config"]
+        config = json.loads(checkpoint_record_path(out_dir).read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return config if isinstance(config, dict) else None
@@ -108,7 +110,7 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: 
 def checkpoint_planned_epochs(out_dir: Path | str) -> int | None:
     """The epoch count the checkpoint's run in ``out_dir`` last planned (``training.epochs``, or ``--epochs``), or
     None (no readable record, or one from before plans were recorded)."""
-    meta = _checkpoint_meta(out_dir)
+    meta = checkpoint_record_path(out_dir)
     try:
         planned = json.loads(meta.read_text())["epochs_planned"][-1]
     except (OSError, ValueError, KeyError, TypeError, IndexError):
@@ -118,7 +120,7 @@ def checkpoint_planned_epochs(out_dir: Path | str) -> int | None:
 
 def checkpoint_epoch(out_dir: Path | str) -> int | None:
     """The last finished epoch of the checkpoint in ``out_dir``, or None when there is none (or it is unreadable)."""
-    meta = _checkpoint_meta(out_dir)
+    meta = checkpoint_record_path(out_dir)
     try:
         return int(json.loads(meta.read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -136,10 +138,10 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         raise TrainingError(f"{out_dir}: exists and is not a folder")
     epoch = checkpoint_epoch(out_dir)
     # a first checkpoint never completed (a full disk, a kill): the folder without its record holds nothing to keep
-    begun = not _checkpoint_meta(out_dir).exists() and (out_dir / CHECKPOINT_DIR).is_dir()
+    begun = not checkpoint_record_path(out_dir).exists() and (out_dir / CHECKPOINT_DIR).is_dir()
     if resume and epoch is None:
-        if _checkpoint_meta(out_dir).is_file():  # a record that does not parse as one: say what is wrong with it
-            _checkpoint_record(_checkpoint_meta(out_dir))
+        if checkpoint_record_path(out_dir).is_file():  # a record that does not parse as one: say what is wrong with it
+            read_checkpoint_record(checkpoint_record_path(out_dir))
         again = "train again with --overwrite" if (out_dir / CONFIG_NAME).is_file() else "train without --resume"
         never = f"; its first checkpoint was never completed: {again}" if begun else ""
         raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json){never}")
@@ -213,15 +215,15 @@ CHECKPOINT_SCHEMA = {  # what a resume reads from the checkpoint record (last.js
 }
 
 
-def _checkpoint_meta(out_dir: Path) -> Path:
+def checkpoint_record_path(out_dir: Path) -> Path:
     """The checkpoint's record, ``last.json``."""
     return Path(out_dir) / CHECKPOINT_DIR / "last.json"
 
 
-def _checkpoint_tensors(out_dir: Path, record: dict | None = None) -> Path:
+def checkpoint_tensors_path(out_dir: Path, record: dict | None = None) -> Path:
     """The checkpoint's tensors, as its record (``record``, read here when not given) names them
     (``last-<sha256 prefix>.safetensors``; records before that: ``last.safetensors``)."""
-    meta = _checkpoint_meta(out_dir)
+    meta = checkpoint_record_path(out_dir)
     name = "last.safetensors"
     with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
         named = (record if record is not None else json.loads(meta.read_text())).get("weights_file")
@@ -230,7 +232,9 @@ def _checkpoint_tensors(out_dir: Path, record: dict | None = None) -> Path:
     return meta.parent / name
 
 
-def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema=None) -> None:
+def save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema=None) -> None:
+    """Save the network, its moving average, the best weights so far and the optimizer's state as one safetensors
+    file, and commit it with the rename of its record (``state`` with the weights' SHA-256 and file name)."""
     from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -243,7 +247,7 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
         for key, value in entry.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     state = dict(state, param_groups=opt["param_groups"])
-    meta = _checkpoint_meta(out_dir)
+    meta = checkpoint_record_path(out_dir)
     folder = meta.parent
     folder.mkdir(parents=True, exist_ok=True)
     remove_leftovers(folder)  # of a save killed outright (the run holds the folder)
@@ -253,7 +257,7 @@ def _save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema
     # and the record that names them replaces the last one. A kill between the two leaves the last pair whole (it
     # used to replace last.safetensors and last.json in two renames, and a kill between them lost the run).
     weights = folder / f"last-{digest[:16]}.safetensors"
-    last = _checkpoint_tensors(out_dir)
+    last = checkpoint_tensors_path(out_dir)
     with atomic_paths([weights], overwrite=True) as (temp,):
         temp.write_bytes(data)
     _fsync(weights)  # on disk before a record names them (a power loss must not leave a record of lost tensors)
@@ -283,14 +287,14 @@ def _fsync(path: Path) -> None:
             os.close(handle)
 
 
-def _remove_empty(folders: list[Path]) -> None:
+def remove_empty_folders(folders: list[Path]) -> None:
     """Remove those of ``folders`` (deepest first) that are empty."""
     for folder in folders:
         with contextlib.suppress(OSError):
             folder.rmdir()
 
 
-def _checkpoint_record(meta: Path) -> dict:
+def read_checkpoint_record(meta: Path) -> dict:
     """The checkpoint's JSON record, refused in one line when unreadable or without the fields a resume needs."""
     try:
         state = json.loads(meta.read_text())
@@ -312,7 +316,7 @@ def _checkpoint_record(meta: Path) -> dict:
     return state
 
 
-def _check_weights_digest(weights: Path, recorded: str | None, record_name: str) -> None:
+def check_weights_digest(weights: Path, recorded: str | None, record_name: str) -> None:
     """Refuse checkpoint weights whose SHA-256 is not the ``recorded`` one (None: a checkpoint from before it was
     recorded)."""
     if recorded is None:
@@ -327,10 +331,12 @@ def _check_weights_digest(weights: Path, recorded: str | None, record_name: str)
                             "again with --overwrite")
 
 
-def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dict | None]:
+def load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dict | None]:
+    """Load the last checkpoint into ``net``, ``optimizer`` (and ``ema``): its record (the run's state) and the best
+    weights so far, or None; a checkpoint of another architecture or a damaged one is a :class:`TrainingError`."""
     from safetensors.torch import load
 
-    weights, meta = _checkpoint_tensors(out_dir), _checkpoint_meta(out_dir)
+    weights, meta = checkpoint_tensors_path(out_dir), checkpoint_record_path(out_dir)
     from medseg.package import state_mismatch
 
     try:
@@ -349,7 +355,7 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error
-    state = _checkpoint_record(meta)
+    state = read_checkpoint_record(meta)
     # the weights' SHA-256 was checked by check_resume, called just before on the claimed folder
     state.pop("weights_sha256", None)
     broken = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())),
@@ -374,11 +380,11 @@ def _load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dic
     return state, best
 
 
-def _record_package(out_dir: Path, state: dict, package_sha256: str) -> None:
+def record_package(out_dir: Path, state: dict, package_sha256: str) -> None:
     """The checkpoint says which package it made: a finished run resumed again has nothing left to do, and
     ``medseg infer`` does not warn of an unfinished run. With what this session changed even if it trained no epoch
     (a plan cut back to the epochs reached)."""
-    meta = _checkpoint_meta(out_dir)
+    meta = checkpoint_record_path(out_dir)
     kept = ("epochs_planned", "config", "data_sha256", "label_codes")
     record = {**json.loads(meta.read_text()), **{k: state[k] for k in kept if k in state},
               "package_sha256": package_sha256, "package_pending": False}
@@ -386,10 +392,10 @@ def _record_package(out_dir: Path, state: dict, package_sha256: str) -> None:
         temp.write_text(json.dumps(record, indent=1))
 
 
-def _record_codes(out_dir: Path, codes: dict | None) -> None:
+def record_codes(out_dir: Path, codes: dict | None) -> None:
     """Keep the checkpoint's record of the label codes in step with its finished package's (a package made again
     from the checkpoint gets these)."""
-    meta = _checkpoint_meta(out_dir)
+    meta = checkpoint_record_path(out_dir)
     record = json.loads(meta.read_text())
     if (record.get("label_codes") or None) != (codes or None):
         record["label_codes"] = codes or None

@@ -9,7 +9,9 @@ from medseg.numbers import counted, dice_round_text
 from medseg.package import codes_text
 from medseg.training_cases import validation_without_foreground
 
-__all__ = ["model_card"]
+__all__ = [
+    "model_card", "card_with_codes"
+]
 
 # the training settings the card's training sentence words itself (the others are listed as they are)
 _CARD_SETTINGS = {"epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "schedule", "warmup_epochs",
@@ -159,7 +161,7 @@ augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)
 {extended}{selection}"""
 
 
-def _card_with_codes(card: str, config: dict) -> str | None:
+def card_with_codes(card: str, config: dict) -> str | None:
     """``card`` with its line on the DICOM SEG codes replaced, or put after its labels line (None for a card without
     one: it is left as it is)."""
     lines = [line for line in card.split("\n") if not line.startswith("- DICOM SEG codes:")]

@@ -29,7 +29,7 @@ import torch
 
 from medseg import stopping
 from medseg.augment import SliceAugment
-from medseg.checkpoint import _load_checkpoint, _record_codes, _record_package, _remove_empty, _save_checkpoint
+from medseg.checkpoint import load_checkpoint, record_codes, record_package, remove_empty_folders, save_checkpoint
 from medseg.errors import TrainingError
 from medseg.inference import OUT_OF_MEMORY, Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range
@@ -39,18 +39,18 @@ from medseg.numbers import counted, gib_text
 from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, ModelPackage, bottleneck_cells, load_package, save_package
 from medseg.train_config import check_config, seeded_split, training_precision
 from medseg.train_resume import (
-    _carried_codes,
-    _check_same_data,
-    _config_given,
-    _folder_codes,
-    _folder_config,
-    _recoded,
-    _resume_key,
-    _tell_other_notes,
+    carried_codes,
     check_resume,
+    check_same_data,
+    config_given,
     finished_package,
+    folder_codes,
+    folder_config,
+    resume_key,
+    tell_other_notes,
+    with_label_codes,
 )
-from medseg.training_cases import TrainCase, _check_label_presence, _data_hashes, validation_without_foreground
+from medseg.training_cases import TrainCase, check_label_presence, data_hashes, validation_without_foreground
 
 __all__ = ["train"]
 
@@ -117,7 +117,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         val_split = "chosen by the caller"
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
-    val_absent = _check_label_presence(config, train_cases, val_cases)
+    val_absent = check_label_presence(config, train_cases, val_cases)
     blind = validation_without_foreground(config["labels"], len(val_cases), val_absent)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
@@ -156,8 +156,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                           batch_size=int(settings["batch_size"]), net=shipped, batch_setting="training.batch_size")
 
     val_ids = [c.case_id for c in val_cases]
-    started_with = _resume_key(package_config, settings)
-    data = _data_hashes([*train_cases, *val_cases])
+    started_with = resume_key(package_config, settings)
+    data = data_hashes([*train_cases, *val_cases])
     state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
              "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])],
              "package_pending": True,  # until the package is written: a run stopped after its last epoch shows
@@ -165,32 +165,32 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     best_state = None
     if not resume and not config.get("label_codes"):  # --overwrite: starting again, the codes of the run it
         # replaces are not this run's
-        left = _folder_codes(out_dir)
+        left = folder_codes(out_dir)
         if left:
             log.warning("%s: the package this run replaces has label_codes (for labels %s) that the config does not "
                         "declare; they are not kept: give them in the config to keep them", out_dir / CONFIG_NAME,
                         ", ".join(sorted(left, key=int)))
     if resume:
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
-        state, best_state = _load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
+        state, best_state = load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         if blind:  # a checkpoint written before blind validation chose no epoch may hold a 'best' one
             best_state, state["best_dice"], state["best_epoch"] = None, -1.0, -1
-        _check_same_data(out_dir, state.get("data_sha256"), data)
+        check_same_data(out_dir, state.get("data_sha256"), data)
         if not config.get("label_codes"):  # the run's own codes: added to its package by hand, or carried before
-            carried = _carried_codes(out_dir, state, package_config)
+            carried = carried_codes(out_dir, state, package_config)
             if carried:
                 package_config["label_codes"] = carried
         kept = finished_package(out_dir, int(settings["epochs"]))
         if kept is not None:  # the same data, nothing left to train
             # the checkpoint's copy first: a record that cannot be written leaves the package untouched
-            _record_codes(out_dir, package_config.get("label_codes") or kept.config.get("label_codes"))
-            package, recoded = _recoded(kept, package_config.get("label_codes"))
-            _tell_other_notes(kept, config)
+            record_codes(out_dir, package_config.get("label_codes") or kept.config.get("label_codes"))
+            package, recoded = with_label_codes(kept, package_config.get("label_codes"))
+            tell_other_notes(kept, config)
             if on_kept is not None:
                 on_kept(recoded)
             return package
-        named = (_folder_config(out_dir) or {}).get("name")
-        if named and named != package_config.get("name") and _config_given(config):
+        named = (folder_config(out_dir) or {}).get("name")
+        if named and named != package_config.get("name") and config_given(config):
             log.warning("%s: the package in the folder is named %r; this run writes it as %r, the name its config "
                         "gives (outputs made with the package name %r)", out_dir, named, package_config.get("name"),
                         named)
@@ -249,10 +249,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         state["history"].append(record)
         state["epoch"] = epoch + 1
         try:
-            _save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
+            save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
         except OSError as error:
             if epoch == 0:  # the first checkpoint: no folder of a run that saved nothing is left
-                _remove_empty(made_here)
+                remove_empty_folders(made_here)
             kept = (f"; the checkpoint after epoch {epoch} is kept: run the same command with --resume once it can "
                     "be written" if epoch else "")
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: cannot write the checkpoint "
@@ -264,7 +264,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         # resumed at an epoch that was not validated, with no more epochs to run: the last epoch is validated
         # as an uninterrupted run's would be
         validate(state["history"][-1])
-        _save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
+        save_checkpoint(out_dir, net, best_state, optimizer, state, None if ema is None else ema.net)
         if on_epoch is not None:  # shown like any validated epoch (it was only in the record)
             on_epoch(state["history"][-1])
     net = shipped
@@ -319,9 +319,9 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
         except KeyboardInterrupt as stop:  # a stop held while the package was placed: it is whole, and recorded so
             if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):
-                _record_package(out_dir, state, load_package(out_dir, check_hash=False).sha256)
+                record_package(out_dir, state, load_package(out_dir, check_hash=False).sha256)
             raise
-        _record_package(out_dir, state, package.sha256)
+        record_package(out_dir, state, package.sha256)
     except OSError as error:
         raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
     return package

@@ -24,7 +24,7 @@ from medseg.package import (
     validate_config,
     whole_numbers,
 )
-from medseg.training_cases import _IMAGE_AMONG_LABELS, TrainCase
+from medseg.training_cases import IMAGE_AMONG_LABELS, TrainCase
 
 __all__ = [
     "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_LABEL",
@@ -72,6 +72,7 @@ DEFAULT_TRAINING = {
 
 
 def default_training() -> dict:
+    """A copy of the default training settings."""
     return copy.deepcopy(DEFAULT_TRAINING)
 
 
@@ -122,7 +123,7 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
                  f"{where}: label values")
         advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else ""
         if len(values) > IMAGE_LIKE_VALUES:
-            advice = _IMAGE_AMONG_LABELS
+            advice = IMAGE_AMONG_LABELS
         raise TrainingError(
             f"{first} {values_text(values)}, which do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
             f"(background 0), so recode the label files to consecutive values first{advice}"

@@ -9,21 +9,24 @@ import logging
 from pathlib import Path
 
 from medseg.checkpoint import (
-    _check_weights_digest,
-    _checkpoint_meta,
-    _checkpoint_record,
-    _checkpoint_tensors,
+    check_weights_digest,
     checkpoint_epoch,
     checkpoint_planned_epochs,
+    checkpoint_record_path,
+    checkpoint_tensors_path,
+    read_checkpoint_record,
 )
 from medseg.errors import MedsegError, ModelPackageError, TrainingError
 from medseg.io.atomic import atomic_paths, sha256_of
-from medseg.model_card import _card_with_codes
+from medseg.model_card import card_with_codes
 from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, ModelPackage, load_package, unfinished_training, validate_config
 from medseg.train_config import DEFAULT_DESCRIPTION, check_config, split_text
 from medseg.training_cases import TrainCase
 
-__all__ = ["check_resume", "check_trained_on", "finished_package"]
+__all__ = [
+    "check_resume", "check_trained_on", "finished_package", "carried_codes", "check_same_data", "config_given",
+    "folder_codes", "folder_config", "resume_key", "tell_other_notes", "with_label_codes"
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,13 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     settings = check_config(config)
     package_config = {k: v for k, v in config.items() if k != "training"}
     package_config.setdefault("format", "medseg-model/1")
-    meta = _checkpoint_meta(out_dir)
+    meta = checkpoint_record_path(out_dir)
     if not meta.is_file():
         raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
-    recorded = _checkpoint_record(meta)
+    recorded = read_checkpoint_record(meta)
     # damaged weights are told before the cases are read and the run announced
-    _check_weights_digest(_checkpoint_tensors(out_dir, recorded), recorded.get("weights_sha256"), meta.name)
-    done = recorded["epoch"]  # an int: _checkpoint_record checked it
+    check_weights_digest(checkpoint_tensors_path(out_dir, recorded), recorded.get("weights_sha256"), meta.name)
+    done = recorded["epoch"]  # an int: read_checkpoint_record checked it
     planned = checkpoint_planned_epochs(out_dir)
     if int(settings["epochs"]) < done:
         if planned is not None and planned > done:
@@ -57,8 +60,8 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     trained_on = recorded.get("data_sha256")
     if case_ids is not None and isinstance(trained_on, dict) and set(trained_on) != set(case_ids):
         # an added or removed case also moves the seeded split: named as what it is, not as a split setting
-        _check_same_data(out_dir, dict.fromkeys(trained_on, []), dict.fromkeys(case_ids, []))
-    started_with = _resume_key(package_config, settings)
+        check_same_data(out_dir, dict.fromkeys(trained_on, []), dict.fromkeys(case_ids, []))
+    started_with = resume_key(package_config, settings)
     changed = _differences(_patch_resolved(recorded.get("config", started_with)), started_with)
     before = recorded.get("config", {}).get("training", {})
     options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
@@ -78,7 +81,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
                             "with --overwrite")
 
 
-def _resume_key(package_config: dict, settings: dict) -> dict:
+def resume_key(package_config: dict, settings: dict) -> dict:
     """What a resumed run must share with the run it continues: everything but the epoch count, the package's name
     (a run without a config is named after its folder, which may since have been moved), data notes and the labels'
     DICOM SEG codes."""
@@ -114,7 +117,7 @@ def _differences(before, after, at: str = "") -> list[str]:
     return [] if before == after else [at or "(top level)"]
 
 
-def _check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
+def check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
     """A resumed run must train on the files the checkpoint was trained on (same contents by SHA-256)."""
     if recorded is None or not now:  # a checkpoint from before data fingerprints: nothing to compare
         return
@@ -133,10 +136,10 @@ def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
     else (cases only paired, not read) hashed here without reading the voxels."""
     from medseg.io.nifti import files_read
 
-    recorded = _checkpoint_record(_checkpoint_meta(out_dir)).get("data_sha256")
+    recorded = read_checkpoint_record(checkpoint_record_path(out_dir)).get("data_sha256")
     now = {c.case_id: list(c.sha256) if c.sha256 is not None else
            [sha256_of(files_read(c.image_path)), sha256_of(files_read(c.label_path))] for c in cases}
-    _check_same_data(Path(out_dir), recorded, now)
+    check_same_data(Path(out_dir), recorded, now)
 
 
 def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
@@ -155,7 +158,7 @@ def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
     if not card.is_file() or not card.stat().st_size:
         return remade("has no model card (MODEL_CARD.md missing or empty)")
     try:
-        record = json.loads(_checkpoint_meta(out_dir).read_text())
+        record = json.loads(checkpoint_record_path(out_dir).read_text())
         made, started = record.get("package_sha256"), record.get("config") or {}
         package = load_package(out_dir, check_hash=False)  # its weights below, once an edit has been told
     except (OSError, ValueError, AttributeError, MedsegError) as error:
@@ -184,7 +187,7 @@ def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
 _PACKAGE_MEANING = ("architecture", "labels")
 
 
-def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | None:
+def carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | None:
     """The ``label_codes`` a resumed run whose config declares none keeps. The package in ``out_dir`` is the word
     when it is this run's own (the checkpoint records its weights): its codes as they stand, none included (codes
     added or removed by hand, the way for a run without a config). Otherwise (no package, one being made again, one
@@ -199,7 +202,7 @@ def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | N
         return True
 
     path = out_dir / CONFIG_NAME
-    package = _folder_config(out_dir) or {}
+    package = folder_config(out_dir) or {}
     weights = package.get("weights") if isinstance(package.get("weights"), dict) else {}
     found = package.get("label_codes") if isinstance(package.get("label_codes"), dict) else None
     found = found or None
@@ -220,7 +223,7 @@ def _carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | N
     return codes
 
 
-def _folder_config(out_dir: Path) -> dict | None:
+def folder_config(out_dir: Path) -> dict | None:
     """The package config in ``out_dir`` as its file holds it (not validated), if one is there and readable."""
     try:
         config = json.loads((Path(out_dir) / CONFIG_NAME).read_text())
@@ -229,13 +232,13 @@ def _folder_config(out_dir: Path) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
-def _folder_codes(out_dir: Path) -> dict | None:
+def folder_codes(out_dir: Path) -> dict | None:
     """The ``label_codes`` of the package config in ``out_dir``, if one is there, readable and has some."""
-    codes = (_folder_config(out_dir) or {}).get("label_codes")
+    codes = (folder_config(out_dir) or {}).get("label_codes")
     return codes if isinstance(codes, dict) and codes else None
 
 
-def _recoded(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, bool]:
+def with_label_codes(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, bool]:
     """The finished ``package``, its ``label_codes`` (and the card's line on them) rewritten to ``codes`` where they
     differ (codes do not change training, so a finished run takes new ones without training); True when rewritten.
     The rest of the card is kept as it is (it may have been edited)."""
@@ -246,7 +249,7 @@ def _recoded(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, b
     validate_config(config, str(out_dir / CONFIG_NAME))
     card = out_dir / "MODEL_CARD.md"
     # the card as bytes the user may have written in another encoding: kept as they are
-    text = _card_with_codes(card.read_text(errors="surrogateescape"), config)
+    text = card_with_codes(card.read_text(errors="surrogateescape"), config)
     if text is None:
         log.warning("%s: has no '- Labels:' line to put the codes after; the new label_codes are in %s only", card,
                     CONFIG_NAME)
@@ -258,13 +261,13 @@ def _recoded(package: ModelPackage, codes: dict | None) -> tuple[ModelPackage, b
     return ModelPackage(path=out_dir, config=config), True  # the weights, checked on loading, are unchanged
 
 
-def _config_given(config: dict) -> bool:
+def config_given(config: dict) -> bool:
     """Whether ``config`` is one given with ``-c``, not the default made for a run without one (which carries
     :data:`~medseg.train_config.DEFAULT_DESCRIPTION`)."""
     return config.get("description") != DEFAULT_DESCRIPTION
 
 
-def _tell_other_notes(package: ModelPackage, config: dict) -> None:
+def tell_other_notes(package: ModelPackage, config: dict) -> None:
     """Warn when the config resuming a finished ``package`` describes it otherwise (its name, its description, its
     data notes): the package keeps its own, as its card may have been edited since."""
     def notes(of: dict) -> tuple:
@@ -272,7 +275,7 @@ def _tell_other_notes(package: ModelPackage, config: dict) -> None:
 
     ours = notes(package.config)
     theirs = (config.get("name"), config.get("description"), (config.get("training") or {}).get("data"))
-    if not _config_given(config):  # a run started with one, resumed without (its name is the folder's, which may
+    if not config_given(config):  # a run started with one, resumed without (its name is the folder's, which may
         theirs = (None, None, theirs[2])  # have moved): nothing said
     differ = [what for what, a, b in zip(("name", "description", "training.data"), ours, theirs)
               if b is not None and a != b]

@@ -23,7 +23,7 @@ from medseg.volume import stem
 
 __all__ = [
     "TrainCase", "check_training_foreground", "label_values", "load_cases", "pair_cases",
-    "validation_without_foreground",
+    "validation_without_foreground", "IMAGE_AMONG_LABELS", "check_label_presence", "data_hashes"
 ]
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainCase:
+    """One image and its label file; their tensors in model space once loaded."""
+
     case_id: str
     image_path: Path
     label_path: Path
@@ -45,7 +47,7 @@ class TrainCase:
 
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii")
-_IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
+IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 
@@ -295,11 +297,11 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
         raise TrainingError(str(error)) from error
     values = np.unique(label.array)
     if not np.all(values == np.round(values)):
-        hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+        hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
         raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}")
     unknown = sorted(set(int(v) for v in values) - declared)
     if unknown:
-        hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+        hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
         raise TrainingError(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
                             f"config's labels {values_text(sorted(declared))}{hint}")
     affine = torch.from_numpy(image.affine)
@@ -323,7 +325,7 @@ def label_values(cases: list[TrainCase]) -> dict[int, Path]:
     for case in cases:
         values = np.unique(read_nifti(case.label_path, hash_input=False, labels=True).array)
         if not np.all(values == np.round(values)) or values.min() < 0:
-            hint = _IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+            hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
             raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
                                 f"{odd_values(values, negative=True)}{hint}")
         for value in values:
@@ -349,7 +351,7 @@ def check_training_foreground(train_cases: list[TrainCase]) -> None:
                         f"({whose} background only); there is nothing to learn")
 
 
-def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
+def check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
     network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
     as validation then chooses no epoch). Returns the latter labels."""
@@ -381,6 +383,6 @@ def _check_label_presence(config: dict, train_cases: list[TrainCase], val_cases:
     return absent
 
 
-def _data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:
+def data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:
     """Case id → [image SHA-256, label SHA-256], as the cases were read (what a checkpoint records)."""
     return {c.case_id: list(c.sha256) for c in cases if c.sha256 is not None}

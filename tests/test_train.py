@@ -373,10 +373,10 @@ def test_a_checkpoint_that_chose_a_best_epoch_without_foreground_ships_the_last_
     cases = load_cases(pair_cases(*tiny_set), config)
     for case in cases[:2]:
         case.label = torch.zeros_like(case.label)
-    real = training._check_label_presence
-    monkeypatch.setattr(training, "_check_label_presence", lambda *args: [])  # as before: every epoch a candidate
+    real = training.check_label_presence
+    monkeypatch.setattr(training, "check_label_presence", lambda *args: [])  # as before: every epoch a candidate
     train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
-    monkeypatch.setattr(training, "_check_label_presence", real)
+    monkeypatch.setattr(training, "check_label_presence", real)
     longer = copy.deepcopy(config)
     longer["training"]["epochs"] = 4
     train(longer, cases[2:], tmp_path / "model", val_cases=cases[:2], resume=True)
@@ -1102,7 +1102,7 @@ def test_a_checkpoint_that_cannot_be_written_says_the_last_one_is_kept(tiny_set,
 
     import medseg.train
 
-    saved = medseg.train._save_checkpoint
+    saved = medseg.train.save_checkpoint
     calls = []
 
     def full(*args, **kwargs):
@@ -1111,13 +1111,13 @@ def test_a_checkpoint_that_cannot_be_written_says_the_last_one_is_kept(tiny_set,
             raise OSError(errno.ENOSPC, "No space left on device")
         return saved(*args, **kwargs)
 
-    monkeypatch.setattr(medseg.train, "_save_checkpoint", full)
+    monkeypatch.setattr(medseg.train, "save_checkpoint", full)
     out = tmp_path / "model"
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {out / '.checkpoint'}: cannot write the checkpoint (No space left on device); the checkpoint "
         "after epoch 1 is kept: run the same command with --resume once it can be written")
-    monkeypatch.setattr(medseg.train, "_save_checkpoint", saved)
+    monkeypatch.setattr(medseg.train, "save_checkpoint", saved)
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume")) == 0
 
 
@@ -2583,7 +2583,7 @@ def test_the_short_hippocampus_recipe_is_the_shipped_one_shortened_with_a_moving
 
 def test_a_checkpoint_of_another_architecture_names_the_tensors_that_differ(tiny_set, tmp_path):
     """torch's first line ("Error(s) in loading state_dict for UNet2D:") said nothing about what differed."""
-    from medseg.checkpoint import _load_checkpoint
+    from medseg.checkpoint import load_checkpoint
     from medseg.network import UNet2D, UNetConfig
 
     config = tiny_training_config(epochs=1)
@@ -2593,7 +2593,7 @@ def test_a_checkpoint_of_another_architecture_names_the_tensors_that_differ(tiny
     with pytest.raises(TrainingError, match=r"last-[0-9a-f]{16}.safetensors: cannot resume from this checkpoint: its "
                                             r"weights are another architecture's \(\d+ tensors of another shape, "
                                             r"e.g. \S+: 4x3x3x3 in the file, 8x3x3x3 in the architecture\)"):
-        _load_checkpoint(tmp_path / "model", net, torch.optim.Adam(net.parameters()))
+        load_checkpoint(tmp_path / "model", net, torch.optim.Adam(net.parameters()))
 
 
 def test_a_wrong_value_in_the_config_is_refused_when_the_command_line_overrides_it(tiny_set, tmp_path, capsys):
