@@ -108,6 +108,8 @@ accuracy figures were measured.
     ids = ("the case ids are listed in `model.json` under `training.train_case_ids` and `training.val_cases`"
            if "train_case_ids" in training else
            "the validation case ids are listed in `model.json` under `training.val_cases`")
+    if "train_images_sha256" in training:  # `medseg infer` and the report mark these images as training images
+        ids += ", the training images' SHA-256 under `training.train_images_sha256`"
     planned = training.get("epochs_planned") or []
     if len(planned) == 2 and planned[0] is None:
         extended = (f"\nResumed from a checkpoint that did not record how many epochs it planned (then {planned[1]}): "

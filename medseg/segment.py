@@ -21,7 +21,8 @@ from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.volume import Volume, stem, volume_ml
 
-__all__ = ["CaseOutputs", "case_targets", "output_paths", "segment_case", "superseded_outputs", "versions"]
+__all__ = ["CaseOutputs", "case_targets", "in_training_set", "output_paths", "segment_case", "superseded_outputs",
+           "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,9 @@ def segment_case(
     record["case_id"] = case_id or volume.name
     if input_check is not None:
         record["input_check"] = input_check
+    trained_on = in_training_set(volume.source_sha256, segmenter.package)
+    if trained_on is not None:
+        record["in_training_set"] = trained_on
     metrics = None
     if ref_volume is not None:
         from medseg.metrics import evaluate_volumes
@@ -315,6 +319,16 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
     array = read_dicom_seg(reference, volume, labels, label_codes=label_codes)
     return Volume(array=array, affine=volume.affine, source=Path(reference),
                   info={"dicom_seg_source": str(volume.source)})
+
+
+def in_training_set(input_sha256: str | None, package) -> bool | None:
+    """Whether the input is byte for byte one of the images ``package`` was trained on (its ``training`` record lists
+    their SHA-256): a Dice on it overstates what the model does on new data. None when the package does not list
+    them (packages made before it did) or the input has no hash."""
+    hashes = (package.config.get("training") or {}).get("train_images_sha256")
+    if not isinstance(hashes, list) or not input_sha256:
+        return None
+    return input_sha256 in hashes
 
 
 def _input_check(image, package, input_path) -> dict | None:

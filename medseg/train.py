@@ -286,6 +286,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         "settings": settings,
         "train_cases": len(train_cases),
         "train_case_ids": [c.case_id for c in train_cases],
+        # the training images by content: `medseg infer` and the report tell a training image from a new one
+        "train_images_sha256": sorted({c.sha256[0] for c in train_cases if c.sha256 is not None}),
         "val_cases": [c.case_id for c in val_cases],
         "val_split": val_split,
         "best_epoch": state["best_epoch"],

@@ -1644,3 +1644,29 @@ def test_help_texts_name_what_the_commands_write_and_flag(capsys):
     synth = help_of("synth")
     assert "--shape X Y Z Voxels along each axis." in synth and "the same seed writes the same phantom" in synth
     assert "those not yet segmented are named, and none is scored" in help_of("cohort", "evaluate")
+
+
+def test_a_training_image_is_named_so(tmp_path, make_package, capsys):
+    """Where the package lists its training images' SHA-256, `medseg infer` says which inputs are among them (their
+    Dice overstates accuracy on new data) and records it in the sidecar; a package without the list claims nothing."""
+    import hashlib
+
+    inputs = []
+    for seed in range(2):
+        path = tmp_path / f"in{seed}.nii.gz"
+        nib.save(nib.Nifti1Image(np.random.default_rng(seed).random((24, 24, 4), dtype=np.float32), np.eye(4)),
+                 str(path))
+        inputs.append(path)
+    trained = hashlib.sha256(inputs[0].read_bytes()).hexdigest()
+    listed = make_package("listed", training={"train_images_sha256": [trained]})
+    code, out, _ = run(["infer", *map(str, inputs), "--model", str(listed), "-o", str(tmp_path / "a")], capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].endswith(" s; one of the model's training images)") and inputs[0].name in lines[0]
+    assert inputs[1].name in lines[1] and "training images" not in lines[1]
+    sidecars = [json.loads((tmp_path / "a" / f"in{seed}_seg.json").read_text()) for seed in range(2)]
+    assert [s["in_training_set"] for s in sidecars] == [True, False]
+    code, out, _ = run(["infer", str(inputs[0]), "--model", str(make_package("unlisted")), "-o", str(tmp_path / "b")],
+                       capsys)
+    assert code == 0 and "training images" not in out
+    assert "in_training_set" not in json.loads((tmp_path / "b" / "in0_seg.json").read_text())

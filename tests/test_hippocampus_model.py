@@ -53,3 +53,18 @@ def test_shipped_card_is_what_the_trainer_writes_for_its_config():
     package = load_package("hippocampus")
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)
     assert package.config["input_extent_mm"] == {"min": [31.0, 40.0, 24.0], "max": [43.0, 59.0, 47.0], "cases": 200}
+
+
+def test_shipped_package_lists_its_training_images_by_content(shared_data):
+    """The package lists its 160 training images' SHA-256 (added to the shipped record from these files, as
+    `medseg train` now writes it): `medseg infer` and the report tell them from held-out cases."""
+    import hashlib
+
+    from medseg.package import load_package
+
+    training = load_package("hippocampus").config["training"]
+    images = shared_data / "hippocampus" / "images"
+    digest = {case: hashlib.sha256((images / f"{case}.nii.gz").read_bytes()).hexdigest()
+              for case in training["train_case_ids"] + training["val_cases"]}
+    assert training["train_images_sha256"] == sorted(digest[case] for case in training["train_case_ids"])
+    assert not {digest[case] for case in training["val_cases"]} & set(training["train_images_sha256"])

@@ -157,7 +157,8 @@ def test_outputs_and_counts(built):
     assert built.table.parent == built.html.parent
     summary = json.loads(built.summary.read_text())
     assert summary["schema"] == "medseg-summary/1"
-    assert summary["cases"] == {"total": 10, "scored": 8, "no_reference": 1, "failed": 1, "flagged": 3}
+    assert summary["cases"] == {"total": 10, "scored": 8, "no_reference": 1, "failed": 1, "flagged": 3,
+                                "in_training_set": 0}
     assert (built.cases, built.failed, built.flagged, built.overlays) == (10, 1, 3, 9)
     assert summary["flags"]["failed"] == {"cases": 1, "flags": 1}
     assert summary["flags"]["volume_outlier"]["cases"] == 1
@@ -279,7 +280,8 @@ def test_without_references(tmp_path):
     blank.write_text(json.dumps(record))
     outputs = build_report(tmp_path, tmp_path / "report.html")
     summary = json.loads(outputs.summary.read_text())
-    assert summary["cases"] == {"total": 5, "scored": 0, "no_reference": 5, "failed": 0, "flagged": 1}
+    assert summary["cases"] == {"total": 5, "scored": 0, "no_reference": 5, "failed": 0, "flagged": 1,
+                                "in_training_set": 0}
     assert summary["labels"]["1"]["dice"]["n"] == 0 and summary["labels"]["1"]["dice"]["mean"] is None
     assert summary["labels"]["1"]["pred_volume_ml"]["n"] == 5
     rows = read_tsv(outputs.table)
@@ -623,7 +625,8 @@ def test_a_sheet_over_an_empty_results_folder_reports_every_case_not_run(tmp_pat
     assert {case: (row["status"], row["failed_stage"], row["error_type"]) for case, row in rows.items()} == {
         "a": ("failed", "not_run", "MissingResult"), "b": ("failed", "not_run", "MissingResult")}
     summary = json.loads(outputs.summary.read_text())
-    assert summary["cases"] == {"total": 2, "scored": 0, "no_reference": 0, "failed": 2, "flagged": 2}
+    assert summary["cases"] == {"total": 2, "scored": 0, "no_reference": 0, "failed": 2, "flagged": 2,
+                                "in_training_set": 0}
     assert "not run yet" in outputs.html.read_text()
 
 
@@ -1850,3 +1853,64 @@ def test_printed_case_cards_share_pages(tmp_path):
     assert page.count('<div class="case flagged"') == 12 and page.count('class="overlay"') == 12
     pages = pdf_pages(built.html, tmp_path)
     assert pages <= 15, pages  # 17 with whole cards (14 measured now)
+
+
+def test_training_images_are_told_apart_from_new_cases(tmp_path):
+    """A cohort holding the model's training images (a 200-case hippocampus cohort held the shipped model's 160): their
+    higher Dice raised the cohort's median, so ordinary held-out cases were flagged as dice_outlier, and nothing said
+    that the summary's Dice was partly the training set's. The report now marks training images, gives the Dice of
+    both groups, and judges accuracy outliers within each group."""
+    image, labels, affine = phantom(0)
+    ball = shifted((labels == 1).astype(np.uint8), (2, 0, 0))  # the ball 2 mm off: Dice about 0.75
+    moved = np.where(ball == 1, 1, np.where(labels == 2, 2, 0)).astype(np.uint8)
+    inside = np.argwhere(labels == 1)
+    for index in range(8):  # training images, segmented almost exactly (a few ball voxels missed)
+        prediction = labels.copy()
+        prediction[tuple(inside[:2 * index].T)] = 0
+        write_case_arrays(tmp_path, f"train{index}", image + index, labels, prediction, affine)
+    for index in range(5):  # new cases, all about as good as each other
+        write_case_arrays(tmp_path, f"new{index}", image + 20 + index, moved, labels.copy(), affine)
+
+    def mark(known: bool) -> None:
+        for sidecar in tmp_path.glob("cases/*/*_seg.json"):
+            record = json.loads(sidecar.read_text())
+            if known:
+                record["in_training_set"] = record["case_id"].startswith("train")
+            else:
+                record.pop("in_training_set", None)
+            sidecar.write_text(json.dumps(record))
+
+    mark(known=False)  # a package that lists no training images: one pool, as before
+    pooled = build_report(tmp_path, tmp_path / "pooled.html")
+    rows = {row["case_id"]: row for row in read_tsv(pooled.table)}
+    assert all(flag_set(rows[f"new{i}"]) == {"dice_outlier(ball)"} for i in range(5))
+    assert all(rows[name]["in_training_set"] == "" for name in rows)
+    page = pooled.html.read_text(encoding="utf-8")
+    assert "images the model was trained on</b>" not in page and "training image</span>" not in page
+    assert page.count('<td class="num odd">') == 5  # the flagged Dice cells are amber, not green
+
+    mark(known=True)
+    built = build_report(tmp_path, tmp_path / "report.html", overwrite=True)
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    assert all(flag_set(row) == set() for row in rows.values())  # each group judged against its own median
+    assert {name: row["in_training_set"] for name, row in rows.items()} == {
+        **{f"train{i}": "true" for i in range(8)}, **{f"new{i}": "false" for i in range(5)}}
+    summary = json.loads(built.summary.read_text())
+    assert summary["cases"]["in_training_set"] == 8
+    known = summary["training_images"]
+    assert (known["cases"], known["other_cases"]) == (8, 5)
+    ball_dice = known["dice"]["1"]
+    assert ball_dice["name"] == "ball" and ball_dice["training"]["n"] == 8 and ball_dice["other"]["n"] == 5
+    new_dice = float(rows["new0"]["ball_dice"])
+    train_dice = [float(rows[f"train{i}"]["ball_dice"]) for i in range(8)]
+    assert ball_dice["training"]["mean"] == pytest.approx(np.mean(train_dice), abs=1e-6)
+    assert ball_dice["other"]["mean"] == pytest.approx(new_dice)
+    page = html_module.unescape(built.html.read_text(encoding="utf-8"))
+    text = re.sub(r"<[^>]+>", "", page)
+    assert (f"8 of 13 cases are images the model was trained on (their SHA-256 is among the training images its "
+            f"package lists; marked training image below): their Dice overstates what it does on new data. Mean "
+            f"Dice: ball {np.mean(train_dice):.3f} on them, {new_dice:.3f} on the others; box ") in text
+    assert "Outliers of Dice, HD95 and volume difference are judged within each group." in text
+    assert page.count('<span class="small muted">training image</span>') == 8  # in the case table
+    assert page.count(" · training image</span>") == 8  # on the cards
+    assert '<td class="num odd">' not in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import re
 import shutil
@@ -164,6 +165,14 @@ def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     assert seg.shape == SHAPE and seg.get_data_dtype() == np.uint8
     np.testing.assert_allclose(seg.affine, source.affine, atol=1e-6)
     assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2, 3}
+    # the package lists its training images by content, so a training image is told from a new case
+    train_ids = training["train_case_ids"]
+    assert training["train_images_sha256"] == sorted(
+        hashlib.sha256((tiny_set[0] / f"{case}.nii.gz").read_bytes()).hexdigest() for case in train_ids)
+    assert outputs.record["in_training_set"] is False  # case2 validated
+    trained = segment_case(tiny_set[0] / f"{train_ids[0]}.nii.gz", segmenter, out_dir=tmp_path / "seg")
+    assert trained.record["in_training_set"] is True
+    assert json.loads(trained.sidecar.read_text())["in_training_set"] is True
 
 
 def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_path, caplog):

@@ -133,7 +133,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             info = outputs.record.get("input_info") or {}
             used = f" ({series_text(info)})" if info.get("series_key") else ""
             written = outputs.segmentation if output_dir is not None else _as_typed(outputs.segmentation, path)
-            click.echo(escaped_line(f"{path}{used} -> {written} ({sum(timing.values()):.1f} s)"))
+            # a training image's Dice says little about new data: the line says so where the package can tell
+            trained = "; one of the model's training images" if outputs.record.get("in_training_set") else ""
+            click.echo(escaped_line(f"{path}{used} -> {written} ({sum(timing.values()):.1f} s{trained})"))
             if outputs.record.get("metrics"):
                 for label in outputs.record["metrics"]["labels"].values():
                     dice = label["dice"]

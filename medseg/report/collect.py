@@ -81,6 +81,15 @@ class CaseResult:
         return (self.sidecar or {}).get("model") or {}
 
     @property
+    def in_training_set(self) -> bool | None:
+        """Whether the input is one of the model's training images (its sidecar says, where the package lists their
+        SHA-256); None when unknown. A failed case's older sidecar does not count."""
+        if self.failure is not None and not self.failed_at_scoring:
+            return None
+        value = (self.sidecar or {}).get("in_training_set")
+        return value if isinstance(value, bool) else None
+
+    @property
     def failed_at_scoring(self) -> bool:
         """Failed only at scoring, with a sidecar: its segmentation, and the sidecar's input record, stand (a case
         that failed earlier may keep an older run's sidecar)."""

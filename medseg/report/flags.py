@@ -28,6 +28,10 @@ MIN_VOLUME_SCALE = 0.10
 # Dice: a cohort scored near 0.99 throughout is not told 0.97 is an outlier; 0.02 is about the spread of Dice between
 # two raters on a small structure
 MIN_DICE_SCALE = 0.02
+# the groups whose accuracy outliers are judged apart (see _apart), as their medians are named in a flag
+COHORT_GROUP, TRAINING_GROUP, HELD_OUT_GROUP = "cohort", "training images'", "other cases'"
+APART_RULE = ("; where some cases are images the model was trained on (their sidecars say so), those and the others "
+              "are judged apart, each against its own median")
 FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", "k-": "first k", "k+": "last k"}
 
 
@@ -69,7 +73,7 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"scored cases, z < −{outlier_z:g} (far below only), for a Dice not below {dice_threshold:g} (low_dice "
             f"flags those); the scale is never below {MIN_DICE_SCALE:g}; needs {MIN_CASES_FOR_OUTLIERS} cases or "
             f"more (a reference of another scan on the same grid can keep Dice above the threshold and the volumes "
-            f"alike)"
+            f"alike){APART_RULE}"
         ),
         "touches_border": "a predicted label has voxels on a face of the volume where its reference, if there is "
                           "one, has none (it may be cut off by the field of view, or leak out of it); faces are "
@@ -78,7 +82,7 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"a label's HD95 is far above the cohort's: robust z = 0.6745·(d − median) / MAD over that label's HD95 "
             f"in the cohort, z > {outlier_z:g}; needs {MIN_CASES_FOR_OUTLIERS} cases or more; when the MAD is 0, "
             f"(d − median) / (1.2533·mean absolute deviation); the scale is never below one voxel (the cohort's "
-            f"median largest voxel size) (a stray island far from the structure barely moves Dice)"
+            f"median largest voxel size) (a stray island far from the structure barely moves Dice){APART_RULE}"
         ),
         "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, the input "
                     "image or the reference as they are now is not on the segmentation's grid (a reference holding "
@@ -88,7 +92,7 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"a label's predicted − reference volume, in percent of the reference, is far from the cohort's: robust z "
             f"as for volume_outlier over the scored cases of that label, |z| > {outlier_z:g}, the scale never below "
             f"{MIN_VOLUME_DIFFERENCE_SCALE:.0%} (a wrong reference, or a systematic over- or under-segmentation that "
-            f"Dice above the threshold hides); needs {MIN_CASES_FOR_OUTLIERS} cases or more"
+            f"Dice above the threshold hides); needs {MIN_CASES_FOR_OUTLIERS} cases or more{APART_RULE}"
         ),
         "duplicate_id": "the same case id appears in more than one folder",
         "duplicate_input": "the input is byte for byte the input of another case (same SHA-256 in the sidecars, and "
@@ -229,7 +233,7 @@ def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[
               and all(isinstance(v, (int, float)) for v in spacing)]
     voxel = float(np.median(voxels)) if voxels else 0.0
     return _outliers(cases, outlier_z, "hd95_mm", ("distance_outlier", "HD95", "mm"), lambda v: True,
-                     side="high", min_scale=voxel)
+                     side="high", min_scale=voxel, groups=_apart(cases))
 
 
 def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
@@ -241,7 +245,8 @@ def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> li
         return 100.0 * (label.pred_volume_ml - label.ref_volume_ml) / label.ref_volume_ml
 
     return _outliers(cases, outlier_z, relative, ("volume_difference_outlier", "predicted − reference volume", "%"),
-                     lambda v: True, side="both", min_scale=100.0 * MIN_VOLUME_DIFFERENCE_SCALE)
+                     lambda v: True, side="both", min_scale=100.0 * MIN_VOLUME_DIFFERENCE_SCALE,
+                     groups=_apart(cases))
 
 
 def _dice_outliers(cases: list[CaseResult], outlier_z: float, dice_threshold: float) -> list[tuple[int, Flag]]:
@@ -252,26 +257,40 @@ def _dice_outliers(cases: list[CaseResult], outlier_z: float, dice_threshold: fl
         return label.dice if label.status == "ok" else None
 
     return [(index, flag) for index, flag in _outliers(
-        cases, outlier_z, scored, ("dice_outlier", "Dice", ""), lambda v: True, side="low", min_scale=MIN_DICE_SCALE)
+        cases, outlier_z, scored, ("dice_outlier", "Dice", ""), lambda v: True, side="low", min_scale=MIN_DICE_SCALE,
+        groups=_apart(cases))
         if not any(label.value == flag.value and label.dice is not None and label.dice < dice_threshold
                    for label in cases[index].labels())]
 
 
+def _apart(cases: list[CaseResult]) -> list[str]:
+    """Per case, the group its accuracy is judged in: where some cases are the model's training images and some are
+    not, each against its own kind (training images score higher: 0.914 against 0.891 mean Dice for the shipped
+    hippocampus model, so held-out cases looked like outliers beside them); otherwise all together."""
+    trained = [case.in_training_set is True for case in cases]
+    if any(trained) and not all(trained):
+        return [TRAINING_GROUP if known else HELD_OUT_GROUP for known in trained]
+    return [COHORT_GROUP] * len(cases)
+
+
 def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, str, str], keep,
-              side: str, min_scale=0.0) -> list[tuple[int, Flag]]:
+              side: str, min_scale=0.0, groups: list[str] | None = None) -> list[tuple[int, Flag]]:
     """Cases whose label ``key`` (an attribute name, or a function of the label) lies beyond ``outlier_z`` robust z
     of the cohort's; ``flag`` is (code, what is measured, unit); ``min_scale`` is a number or a function of the
-    label's values; ``side`` is ``both``, ``high`` or ``low``: which side of the median counts."""
+    label's values; ``side`` is ``both``, ``high`` or ``low``: which side of the median counts. With ``groups`` (one
+    name per case) each group is judged on its own."""
     code, what, unit = flag
     value_of = key if callable(key) else (lambda label: getattr(label, key))
-    by_label: dict[str, list[tuple[int, float, str]]] = {}  # label value: (case index, value, label name)
+    groups = groups or [COHORT_GROUP] * len(cases)
+    # (label value, group): (case index, value, label name)
+    by_label: dict[tuple[str, str], list[tuple[int, float, str]]] = {}
     for index, case in enumerate(cases):
         for label in case.labels():
             value = value_of(label)
             if value is not None and keep(value):
-                by_label.setdefault(label.value, []).append((index, value, label.name))
+                by_label.setdefault((label.value, groups[index]), []).append((index, value, label.name))
     out = []
-    for label_value, entries in by_label.items():
+    for (label_value, group), entries in by_label.items():
         if len(entries) < MIN_CASES_FOR_OUTLIERS:
             continue
         values = np.array([value for _, value, _ in entries])
@@ -282,7 +301,7 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
         for (index, value, name), z in zip(entries, scores):
             if {"both": abs(z), "high": z, "low": -z}[side] > outlier_z:
                 score = _signed(z, outlier_z)
-                out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)}, cohort median "
+                out.append((index, Flag(code, f"{name} {what} {_amount(value, unit)}, {group} median "
                                               f"{_amount(median, unit)} (robust z {score})", name, label_value)))
     return out
 

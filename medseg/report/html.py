@@ -46,7 +46,7 @@ padding-bottom:4px}h3{font-size:15px;margin:0 0 6px}h1,h2,h3{overflow-wrap:anywh
 table{border-collapse:collapse;background:#fff;margin:6px 0}
 th,td{border:1px solid #e0e0e5;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.na{color:#6e6e73}
+td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.odd{background:#ffefd1}td.na{color:#6e6e73}
 .badge{display:inline-block;color:#fff;border-radius:4px;padding:0 6px;margin:1px 2px;font-size:12px;
 white-space:nowrap}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #d2d2d7;border-radius:6px}
@@ -210,7 +210,27 @@ def _header(content: ReportContent) -> str:
         f'model: {models} · {versions or "versions unknown"} · device: '
         f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
         f'<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>{_conflict_note(summary)}'
+        f"{_training_note(summary)}"
     )
+
+
+def _training_note(summary: dict) -> str:
+    """A warning when some cases are images the model was trained on: their Dice is not the model's accuracy."""
+    known = summary.get("training_images")
+    if not known:
+        return ""
+    def mean(stats: dict) -> str:
+        return "–" if stats["mean"] is None else dice_text(stats["mean"])
+
+    per_label = "; ".join(f"{e(entry['name'])} {mean(entry['training'])} on them, {mean(entry['other'])} on the "
+                          f"others" for entry in known["dice"].values() if entry["training"]["n"])
+    others = known["other_cases"]
+    return (f'<p class="warn"><b>{known["cases"]} of {known["cases"] + others} cases are images the model was '
+            "trained on</b> (their SHA-256 is among the training images its package lists; marked "
+            "<i>training image</i> below): their Dice overstates what it does on new data. "
+            + (f"Mean Dice: {per_label}. " if per_label else "")
+            + ("Outliers of Dice, HD95 and volume difference are judged within each group. " if others else "")
+            + "The summary below pools all cases.</p>")
 
 
 def _conflict_note(summary: dict) -> str:
@@ -249,6 +269,8 @@ def _summary_section(content: ReportContent) -> str:
             "ones; see the empty-mask policy below. std is the sample standard deviation.</p>")
 
 
+DICE_COLOURS = ("A Dice cell is red below the Dice threshold, amber where the label is flagged as far below the "
+                "cohort's (dice_outlier), green otherwise.")
 ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
               "(cases without a reference last), then by number of flags.")
 TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
@@ -286,11 +308,12 @@ def _worst_table(content: ReportContent) -> str:
     if content.compact:
         return _worst_table_compact(content, threshold)
     label_heads = "".join(f"<th>Dice {e(name)}</th>" for _, name in content.label_order)
-    volume_heads = "".join(f"<th>vol {e(name)} (ml)</th>" for _, name in content.label_order)
+    volume_heads = "".join(f"<th>predicted {e(name)} (ml)</th>" for _, name in content.label_order)
     rows = []
     for rank, index in enumerate(content.order, start=1):
         case = content.cases[index]
         by_value = {label.value: label for label in case.labels()}
+        outliers = {flag.value for flag in content.flags[index] if flag.code == "dice_outlier"}
         dice_cells, volume_cells = [], []
         for value, _ in content.label_order:
             label = by_value.get(value)
@@ -299,18 +322,24 @@ def _worst_table(content: ReportContent) -> str:
                 status = label.status if label else ("failed" if case.status == "failed" else "")
                 dice_cells.append(f'<td class="num na">{e(status_text(status)) or "–"}</td>')
             else:
-                css = "low" if dice < threshold else "ok"
+                css = "low" if dice < threshold else "odd" if value in outliers else "ok"
                 dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
         rows.append(f'<tr><td class="num">{rank}</td>'
                     f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
-                    f"<td>{e(case.status.replace('_', ' '))}</td><td>{badges}</td>{''.join(dice_cells)}"
+                    f"<td>{_status_cell(case)}</td><td>{badges}</td>{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}</tr>")
     return ("<h2>Cases, worst first</h2>"
-            f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason.</p>'
+            f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason. {DICE_COLOURS}</p>'
             f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>{label_heads}'
             f"{volume_heads}</tr></thead>" + "".join(rows) + "</table></div>")
+
+
+def _status_cell(case: CaseResult) -> str:
+    """A case's status, and whether its input is one of the model's training images."""
+    tag = '<br><span class="small muted">training image</span>' if case.in_training_set else ""
+    return f"{e(case.status.replace('_', ' '))}{tag}"
 
 
 def _worst_table_compact(content: ReportContent, threshold: float) -> str:
@@ -320,7 +349,8 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
         scored = [label for label in case.labels() if label.dice is not None]
         if scored:
             low = min(scored, key=lambda label: label.dice)
-            css = "low" if low.dice < threshold else "ok"
+            outliers = {flag.value for flag in content.flags[index] if flag.code == "dice_outlier"}
+            css = "low" if low.dice < threshold else "odd" if low.value in outliers else "ok"
             below = sum(label.dice < threshold for label in scored)
             cells = (f'<td class="num {css}">{dice_text(low.dice, threshold)}</td><td>{e(low.name)}</td>'
                      f'<td class="num">{dice_text(sum(label.dice for label in scored) / len(scored))}</td>'
@@ -329,13 +359,13 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
             cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
         rows.append(f'<tr><td class="num">{rank}</td>'
                     f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
-                    f"<td>{e(case.status.replace('_', ' '))}</td><td>{_grouped_badges(content.flags[index])}</td>"
+                    f"<td>{_status_cell(case)}</td><td>{_grouped_badges(content.flags[index])}</td>"
                     f"{cells}</tr>")
     return ("<h2>Cases, worst first</h2>"
             f'<p class="small muted">{ORDER_TEXT} With {len(content.label_order)} labels, each case\'s Dice per label '
             "is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
-            "for its reasons.</p>"
+            f"for its reasons. {DICE_COLOURS}</p>"
             f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>'
             f"<th>lowest Dice</th><th>label</th><th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th>"
             "</tr></thead>"
@@ -434,7 +464,8 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     threshold = content.summary["settings"]["dice_threshold"]
     css = "case failed" if case.status == "failed" else ("case flagged" if flags else "case")
     badges = _grouped_badges(flags) if content.compact else "".join(_badge(f) for f in flags)
-    head = (f'<h3>#{rank} {e(case.case_id)} <span class="muted small">{e(case.status.replace("_", " "))}'
+    trained = " · training image" if case.in_training_set else ""
+    head = (f'<h3>#{rank} {e(case.case_id)} <span class="muted small">{e(case.status.replace("_", " "))}{trained}'
             f"</span> {badges}</h3>")
     body = []
     if flags and content.compact:  # one line per flag code, its reasons joined (31 labels on a face: one line)
@@ -487,7 +518,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         shown = f" · Dice {dice}" if dice and len(labels) <= 4 else (
             f" · lowest Dice {dice_text(case.min_dice(), threshold)}" if dice else "")
         summary = (f"<b>#{rank} {e(case.case_id)}</b> <span class=\"muted small\">"
-                   f"{e(case.status.replace('_', ' '))}{shown}</span>")
+                   f"{e(case.status.replace('_', ' '))}{trained}{shown}</span>")
         return (f'<details class="case folded" id="{content.anchors[index]}"><summary>{summary}</summary>'
                 f'{"".join(body)}</details>')
     return f'<div class="{css}" id="{content.anchors[index]}">{head}{"".join(body)}</div>'

@@ -12,7 +12,7 @@ import numpy as np
 from medseg.report.collect import METRIC_FIELDS, CaseResult
 from medseg.report.flags import Flag
 
-__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "provenance", "summary_record"]
+__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "provenance", "summary_record", "training_images"]
 
 SUMMARY_SCHEMA = "medseg-summary/1"
 
@@ -76,6 +76,24 @@ def _without_float_residue(stats: dict, volumes: list[float]) -> dict:
     return {k: (round(v, places) + 0.0 if isinstance(v, float) else v) for k, v in stats.items()}
 
 
+def training_images(cases: list[CaseResult]) -> dict | None:
+    """Where some cases are images the model was trained on: how many, and the Dice per label of those and of the
+    other cases apart (a training image's Dice overstates what the model does on new data); else None."""
+    trained = [case for case in cases if case.in_training_set is True]
+    if not trained:
+        return None
+    others = [case for case in cases if case.in_training_set is not True]
+    names = {value: stats["name"] for value, stats in label_statistics(cases).items()}
+    groups = {"training": label_statistics(trained), "other": label_statistics(others)}
+    return {
+        "cases": len(trained),
+        "other_cases": len(others),
+        "dice": {value: {"name": name, **{group: stats[value]["dice"] if value in stats else describe([])
+                                          for group, stats in groups.items()}}
+                 for value, name in names.items()},
+    }
+
+
 def provenance(cases: list[CaseResult]) -> dict:
     """Models, software versions, devices and the time span recorded in the cases' sidecars."""
     models: dict[tuple, int] = Counter()
@@ -131,7 +149,9 @@ def summary_record(
             "no_reference": status.get("no_reference", 0),
             "failed": status.get("failed", 0),
             "flagged": sum(1 for case_flags in flags if case_flags),
+            "in_training_set": sum(case.in_training_set is True for case in cases),
         },
+        "training_images": training_images(cases),
         "flags": {code: {"cases": cases_per_flag[code], "flags": flag_counts[code]} for code in rules
                   if cases_per_flag[code]},
         "labels": label_statistics(cases),
