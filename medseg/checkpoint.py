@@ -232,7 +232,8 @@ def checkpoint_tensors_path(out_dir: Path, record: dict | None = None) -> Path:
     return meta.parent / name
 
 
-def save_checkpoint(out_dir: Path, net, best_state, optimizer, state: dict, ema=None) -> None:
+def save_checkpoint(out_dir: Path, net: torch.nn.Module, best_state: dict | None, optimizer: torch.optim.Optimizer,
+                    state: dict, ema=None) -> None:
     """Save the network, its moving average, the best weights so far and the optimizer's state as one safetensors
     file, and commit it with the rename of its record (``state`` with the weights' SHA-256 and file name)."""
     from safetensors.torch import save
@@ -331,7 +332,8 @@ def check_weights_digest(weights: Path, recorded: str | None, record_name: str) 
                             "again with --overwrite")
 
 
-def load_checkpoint(out_dir: Path, net, optimizer, ema=None) -> tuple[dict, dict | None]:
+def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    ema=None) -> tuple[dict, dict | None]:
     """Load the last checkpoint into ``net``, ``optimizer`` (and ``ema``): its record (the run's state) and the best
     weights so far, or None; a checkpoint of another architecture or a damaged one is a :class:`TrainingError`."""
     from safetensors.torch import load

@@ -7,11 +7,9 @@ import json
 
 from medseg.numbers import counted, dice_round_text
 from medseg.package import codes_text
-from medseg.training_cases import validation_without_foreground
+from medseg.train_config import validation_without_foreground
 
-__all__ = [
-    "model_card", "card_with_codes"
-]
+__all__ = ["card_with_codes", "model_card"]
 
 # the training settings the card's training sentence words itself (the others are listed as they are)
 _CARD_SETTINGS = {"epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "schedule", "warmup_epochs",

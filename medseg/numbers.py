@@ -3,11 +3,13 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["MINUS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_text", "gib_text", "number_text",
-           "values_text", "with_minus"]
+__all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_text", "gib_text",
+           "number_text", "values_text", "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
 IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
+# said after a label file's values when there are more than IMAGE_LIKE_VALUES of them
+IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
 
 
 def gib_text(size: float) -> str:

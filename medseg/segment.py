@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from medseg.io.atomic import atomic_paths, check_folders_writable, check_superse
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.volume import Volume, stem, volume_ml
+
+if TYPE_CHECKING:
+    from medseg.package import ModelPackage
 
 __all__ = ["CaseOutputs", "case_targets", "in_training_set", "output_paths", "segment_case", "superseded_outputs",
            "versions"]
@@ -263,7 +267,7 @@ def segment_case(
     record["case_id"] = case_id or volume.name
     if input_check is not None:
         record["input_check"] = input_check
-    trained_on = in_training_set(volume.source_sha256, segmenter.package)
+    trained_on = in_training_set(volume, segmenter.package)
     if trained_on is not None:
         record["in_training_set"] = trained_on
     metrics = None
@@ -321,14 +325,16 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
                   info={"dicom_seg_source": str(volume.source)})
 
 
-def in_training_set(input_sha256: str | None, package) -> bool | None:
+def in_training_set(volume: Volume, package: ModelPackage) -> bool | None:
     """Whether the input is byte for byte one of the images ``package`` was trained on (its ``training`` record lists
-    their SHA-256): a Dice on it overstates what the model does on new data. None when the package does not list
-    them (packages made before it did) or the input has no hash."""
+    their SHA-256): a Dice on it overstates what the model does on new data. False says only that no training file
+    is identical to it (a training image saved again would not match). None when the package does not list them
+    (packages made before it did), the input has no hash, or it is a DICOM series (training reads NIfTI files
+    only, and a series' hash covers all its files)."""
     hashes = (package.config.get("training") or {}).get("train_images_sha256")
-    if not isinstance(hashes, list) or not input_sha256:
+    if not isinstance(hashes, list) or not volume.source_sha256 or volume.dicom is not None:
         return None
-    return input_sha256 in hashes
+    return volume.source_sha256 in hashes
 
 
 def _input_check(image, package, input_path) -> dict | None:

@@ -29,7 +29,16 @@ import torch
 
 from medseg import stopping
 from medseg.augment import SliceAugment
-from medseg.checkpoint import load_checkpoint, record_codes, record_package, remove_empty_folders, save_checkpoint
+from medseg.checkpoint import (
+    check_output_folder,
+    checkpoint_epoch,
+    checkpoint_tile,
+    load_checkpoint,
+    record_codes,
+    record_package,
+    remove_empty_folders,
+    save_checkpoint,
+)
 from medseg.errors import TrainingError
 from medseg.inference import OUT_OF_MEMORY, Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range
@@ -37,7 +46,17 @@ from medseg.io.atomic import placed_before_stop, remove_leftovers
 from medseg.model_card import model_card
 from medseg.numbers import counted, gib_text
 from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, ModelPackage, bottleneck_cells, load_package, save_package
-from medseg.train_config import check_config, seeded_split, training_precision
+from medseg.train_config import (
+    check_config,
+    default_config,
+    default_tile,
+    default_training,
+    read_config,
+    seeded_split,
+    split_cases,
+    training_precision,
+    validation_without_foreground,
+)
 from medseg.train_resume import (
     carried_codes,
     check_resume,
@@ -50,9 +69,15 @@ from medseg.train_resume import (
     tell_other_notes,
     with_label_codes,
 )
-from medseg.training_cases import TrainCase, check_label_presence, data_hashes, validation_without_foreground
+from medseg.training_cases import TrainCase, check_label_presence, data_hashes, label_values, load_cases, pair_cases
 
-__all__ = ["train"]
+__all__ = [
+    "train",
+    # the names `medseg.train` offered before training was split into modules, still importable from it
+    "TrainCase", "check_config", "check_output_folder", "check_resume", "checkpoint_epoch", "checkpoint_tile",
+    "default_config", "default_tile", "default_training", "label_values", "load_cases", "pair_cases", "read_config",
+    "seeded_split", "split_cases",
+]
 
 log = logging.getLogger(__name__)
 
@@ -282,12 +307,15 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     extents = [c.extent_mm for c in [*train_cases, *val_cases] if c.extent_mm is not None]
     if extents:  # what inputs the model has seen; `medseg infer` flags inputs far outside it
         package_config["input_extent_mm"] = extent_range(extents)
+    training_images = {}
+    if train_cases and all(c.sha256 is not None for c in train_cases):  # a partial list would call some "new"
+        # the training images by content: `medseg infer` and the report tell a training image from a new one
+        training_images = {"train_images_sha256": sorted({c.sha256[0] for c in train_cases})}
     package_config["training"] = {
         "settings": settings,
         "train_cases": len(train_cases),
         "train_case_ids": [c.case_id for c in train_cases],
-        # the training images by content: `medseg infer` and the report tell a training image from a new one
-        "train_images_sha256": sorted({c.sha256[0] for c in train_cases if c.sha256 is not None}),
+        **training_images,
         "val_cases": [c.case_id for c in val_cases],
         "val_split": val_split,
         "best_epoch": state["best_epoch"],

@@ -9,12 +9,13 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medseg.errors import ModelPackageError, TrainingError
 from medseg.io.files import undecodable
-from medseg.numbers import IMAGE_LIKE_VALUES, counted, values_text
+from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
 from medseg.package import (
     CONFIG_NAME,
     bottleneck_cells,
@@ -24,12 +25,14 @@ from medseg.package import (
     validate_config,
     whole_numbers,
 )
-from medseg.training_cases import IMAGE_AMONG_LABELS, TrainCase
+
+if TYPE_CHECKING:  # the cases' class imports torch; reading a config does not need it
+    from medseg.training_cases import TrainCase
 
 __all__ = [
     "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_LABEL",
     "check_config", "default_config", "default_label_name", "default_tile", "default_training", "read_config",
-    "seeded_split", "split_cases", "split_text", "training_precision",
+    "seeded_split", "split_cases", "split_text", "training_precision", "validation_without_foreground",
 ]
 
 log = logging.getLogger(__name__)
@@ -342,6 +345,14 @@ def check_config(config: dict, where: str = "training config") -> dict:
                             f"U-Net, where {why} is undefined; make a side larger than {2 ** depth}")
     settings["patch_size"] = [int(v) for v in patch]  # the size used, also where the default (the tile) was asked
     return settings
+
+
+def validation_without_foreground(labels: dict, val_count: int, absent: list | None) -> bool:
+    """Whether no validation case holds any of the foreground ``labels`` (``absent``: those none holds, as a
+    training record's ``val_labels_absent``): every epoch then scores 0 (false positives) or n/a, so validation
+    cannot choose one, and the last is shipped."""
+    foreground = {int(k) for k in labels} - {0}
+    return bool(val_count) and bool(foreground) and foreground <= {int(v) for v in absent or []}
 
 
 def training_precision(asked: str, device: str) -> tuple[str, str]:

@@ -18,13 +18,12 @@ from medseg.errors import MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
 from medseg.metrics import odd_values
-from medseg.numbers import IMAGE_LIKE_VALUES, counted, values_text
+from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
+from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
 
-__all__ = [
-    "TrainCase", "check_training_foreground", "label_values", "load_cases", "pair_cases",
-    "validation_without_foreground", "IMAGE_AMONG_LABELS", "check_label_presence", "data_hashes"
-]
+__all__ = ["TrainCase", "check_label_presence", "check_training_foreground", "data_hashes", "label_values",
+           "load_cases", "pair_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,6 @@ class TrainCase:
 
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii")
-IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 
@@ -331,14 +329,6 @@ def label_values(cases: list[TrainCase]) -> dict[int, Path]:
         for value in values:
             found.setdefault(int(value), case.label_path)
     return dict(sorted(found.items()))
-
-
-def validation_without_foreground(labels: dict, val_count: int, absent: list | None) -> bool:
-    """Whether no validation case holds any of the foreground ``labels`` (``absent``: those none holds, as a
-    training record's ``val_labels_absent``): every epoch then scores 0 (false positives) or n/a, so validation
-    cannot choose one, and the last is shipped."""
-    foreground = {int(k) for k in labels} - {0}
-    return bool(val_count) and bool(foreground) and foreground <= {int(v) for v in absent or []}
 
 
 def check_training_foreground(train_cases: list[TrainCase]) -> None:

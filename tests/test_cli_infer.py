@@ -391,21 +391,27 @@ def test_a_damaged_gzip_stream_is_refused_though_its_voxels_decode(tmp_path, cas
     assert not out_dir.exists() or _files(out_dir) == []
 
 
-def test_not_3d_is_refused(tmp_path, make_package, capsys):
+def test_not_3d_is_refused(tmp_path, make_package, capsys, monkeypatch):
     """A 4D image of several volumes (an fMRI run, a multi-channel MSD case) is refused from its header (it was read
     in full first), saying what the extra axes hold."""
+    import medseg.io.nifti
+
+    def read_voxels(*args, **kwargs):
+        raise AssertionError("voxels read")
+
+    monkeypatch.setattr(medseg.io.nifti, "_read_float", read_voxels)
     path = tmp_path / "four_d.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 3), np.float32), np.eye(4)), str(path))
     code, _, err = run(["infer", str(path), "--model", str(make_package())], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
         f"medseg: error: {path}: expected a 3D volume, got shape (8, 8, 4, 3): 3 volumes (time points or channels); "
-        "medseg's models take one volume per file, so save the one to segment as a file of its own")
+        "medseg reads one volume per file, so save the one meant as a file of its own")
     five = tmp_path / "five_d.nii"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 2, 3), np.float32), np.eye(4)), str(five))
     code, _, err = run(["infer", str(five), "--model", str(make_package())], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
         f"medseg: error: {five}: expected a 3D volume, got shape (8, 8, 4, 2, 3): 6 volumes (time points or "
-        "channels); medseg's models take one volume per file, so save the one to segment as a file of its own")
+        "channels); medseg reads one volume per file, so save the one meant as a file of its own")
 
 
 def test_existing_outputs_are_not_overwritten(tmp_path, case, make_package, capsys, monkeypatch):
@@ -1670,3 +1676,14 @@ def test_a_training_image_is_named_so(tmp_path, make_package, capsys):
                        capsys)
     assert code == 0 and "training images" not in out
     assert "in_training_set" not in json.loads((tmp_path / "b" / "in0_seg.json").read_text())
+    # a DICOM series is never a training image (training reads NIfTI files; its hash covers the series): unknown
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    write_series(tmp_path / "series", stored_values((24, 24, 4)), slice_positions(4, 2.0))
+    code, _, _ = run(["infer", str(tmp_path / "series"), "--model", str(listed), "-o", str(tmp_path / "c")], capsys)
+    series_hash = json.loads((tmp_path / "c" / "series_seg.json").read_text())["input_sha256"]
+    with_series = make_package("with_series", training={"train_images_sha256": [series_hash]})
+    code, out, _ = run(["infer", str(tmp_path / "series"), "--model", str(with_series), "-o", str(tmp_path / "d")],
+                       capsys)
+    assert code == 0 and "training images" not in out
+    assert "in_training_set" not in json.loads((tmp_path / "d" / "series_seg.json").read_text())

@@ -467,6 +467,8 @@ def test_records_of_the_wrong_shape_fail_the_case_not_the_report(tmp_path):
         "s_model": ("seg", lambda r: r.update(model="phantom"), "field 'model' is not an object"),
         "s_labels": ("seg", lambda r: r.update(labels=None, label_volume_ml=[0.1]),
                      "field 'label_volume_ml' is not an object"),
+        "s_trained": ("seg", lambda r: r.update(in_training_set="yes"),
+                      "field 'in_training_set' is not true or false"),
     }
     write_case(tmp_path, "fine", 0, "exact")
     for seed, (case_id, (kind, edit, _)) in enumerate(edits.items(), start=1):
@@ -1914,3 +1916,39 @@ def test_training_images_are_told_apart_from_new_cases(tmp_path):
     assert page.count('<span class="small muted">training image</span>') == 8  # in the case table
     assert page.count(" · training image</span>") == 8  # on the cards
     assert '<td class="num odd">' not in page
+
+
+def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path):
+    """Every case a training image: the note says all, gives no "others" figures and judges outliers among them.
+    A group of fewer than 5 is not judged, and the note says which. A failed case's older sidecar says nothing."""
+    image, labels, affine = phantom(0)
+    for index in range(6):
+        write_case_arrays(tmp_path, f"t{index}", image + index, labels, labels.copy(), affine)
+    for sidecar in tmp_path.glob("cases/*/*_seg.json"):
+        record = json.loads(sidecar.read_text())
+        sidecar.write_text(json.dumps({**record, "in_training_set": True}))
+    built = build_report(tmp_path, tmp_path / "r.html")
+    text = re.sub(r"<[^>]+>", "", html_module.unescape(built.html.read_text(encoding="utf-8")))
+    assert ("All of 6 cases are images the model was trained on (their SHA-256 is among the training images its "
+            "package lists; marked training image below): their Dice overstates what it does on new data. Mean Dice: "
+            "ball 1.000 on them; box 1.000 on them. Outliers are judged among them.") in text
+    assert "on the others" not in text and "pools all cases" not in text
+
+    write_case_arrays(tmp_path, "new", image + 9, labels, labels.copy(), affine)
+    record = json.loads((tmp_path / "cases" / "new" / "new_seg.json").read_text())
+    (tmp_path / "cases" / "new" / "new_seg.json").write_text(json.dumps({**record, "in_training_set": False}))
+    # a case that failed at inference keeps an older run's sidecar, which claimed a training image: not counted
+    stale = write_case_arrays(tmp_path, "stale", image + 11, labels, labels.copy(), affine)
+    record = json.loads((stale / "stale_seg.json").read_text())
+    (stale / "stale_seg.json").write_text(json.dumps({**record, "in_training_set": True}))
+    (stale / "stale_metrics.json").unlink()
+    (stale / "stale_failed.json").write_text(json.dumps({
+        "schema": "medseg-failure/1", "case_id": "stale", "input": record["input"], "reference": None,
+        "stage": "infer", "error": "out of memory", "error_type": "RuntimeError", "created": now()}))
+    built = build_report(tmp_path, tmp_path / "r.html", overwrite=True)
+    rows = {row["case_id"]: row for row in read_tsv(built.table)}
+    assert rows["stale"]["status"] == "failed" and rows["stale"]["in_training_set"] == ""
+    assert json.loads(built.summary.read_text())["training_images"]["other_cases"] == 2  # new and stale
+    text = re.sub(r"<[^>]+>", "", html_module.unescape(built.html.read_text(encoding="utf-8")))
+    assert ("6 of 8 cases are images the model was trained on" in text and "Outliers of Dice, HD95 and volume "
+            "difference are judged within each group (the others: fewer than 5 cases, not judged).") in text

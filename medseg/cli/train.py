@@ -86,15 +86,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         read_config,
         seeded_split,
         training_precision,
-    )
-    from medseg.train_resume import check_resume, check_trained_on
-    from medseg.training_cases import (
-        check_training_foreground,
-        label_values,
-        load_cases,
-        pair_cases,
         validation_without_foreground,
     )
+    from medseg.train_resume import check_resume, check_trained_on
+    from medseg.training_cases import check_training_foreground, label_values, load_cases, pair_cases
 
     # everything that can be checked without reading a volume fails first: config, output folder, pairing (the
     # config first: a misspelt setting is told before an --overwrite that the corrected run would need anyway)

@@ -674,12 +674,12 @@ def shape_3d(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _not_one_volume_text(path: Path | str, shape: tuple[int, ...]) -> str:
     """The error for an image of ``shape`` that is not one 3D volume (a 4D or 5D image holds several: time points,
-    channels or echoes, which medseg's single-channel models cannot take)."""
+    channels or echoes; medseg's models take one channel, and a label file is one volume)."""
     text = f"{path}: expected a 3D volume, got shape {tuple(shape)}"
     volumes = int(np.prod(shape[3:])) if len(shape) > 3 else 0
     if volumes > 1:
-        text += (f": {volumes} volumes (time points or channels); medseg's models take one volume per file, so "
-                 "save the one to segment as a file of its own")
+        text += (f": {volumes} volumes (time points or channels); medseg reads one volume per file, so save the "
+                 "one meant as a file of its own")
     return text
 
 

@@ -87,7 +87,7 @@ class CaseResult:
         if self.failure is not None and not self.failed_at_scoring:
             return None
         value = (self.sidecar or {}).get("in_training_set")
-        return value if isinstance(value, bool) else None
+        return value if isinstance(value, bool) else None  # another type is refused as the sidecar is read
 
     @property
     def failed_at_scoring(self) -> bool:
@@ -493,6 +493,8 @@ def _structure_problem(record: dict, schema: str) -> str | None:
         for key in ("model", "input_check", "input_info"):
             if record.get(key) is not None and not isinstance(record[key], dict):
                 return f"field '{key}' is not an object"
+        if record.get("in_training_set") is not None and not isinstance(record["in_training_set"], bool):
+            return "field 'in_training_set' is not true or false"
     for key in ("input", "reference", "prediction", "segmentation"):  # paths the report reads and compares
         if record.get(key) is not None and not isinstance(record[key], str):
             return f"field '{key}' is not a path"

@@ -15,8 +15,8 @@ from medseg.numbers import dice_text, with_minus
 from medseg.report.checks import SegmentationCheck
 from medseg.report.collect import CaseResult
 
-__all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "Flag", "flag_cases", "flag_rules", "robust_z",
-           "worst_first"]
+__all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "MIN_CASES_FOR_OUTLIERS", "Flag", "flag_cases", "flag_rules",
+           "robust_z", "worst_first"]
 
 DEFAULT_DICE_THRESHOLD = 0.7
 DEFAULT_OUTLIER_Z = 3.5
@@ -29,9 +29,10 @@ MIN_VOLUME_SCALE = 0.10
 # two raters on a small structure
 MIN_DICE_SCALE = 0.02
 # the groups whose accuracy outliers are judged apart (see _apart), as their medians are named in a flag
-COHORT_GROUP, TRAINING_GROUP, HELD_OUT_GROUP = "cohort", "training images'", "other cases'"
-APART_RULE = ("; where some cases are images the model was trained on (their sidecars say so), those and the others "
-              "are judged apart, each against its own median")
+_COHORT_GROUP, _TRAINING_GROUP, _HELD_OUT_GROUP = "cohort", "training images'", "other cases'"
+_APART_RULE = ("; where some cases are images the model was trained on (their sidecars say so), those and the "
+               f"others are judged apart, each against its own median (a group of fewer than {MIN_CASES_FOR_OUTLIERS} "
+               "cases is not judged)")
 FACE_WORDS = {"i-": "first i", "i+": "last i", "j-": "first j", "j+": "last j", "k-": "first k", "k+": "last k"}
 
 
@@ -73,7 +74,7 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"scored cases, z < −{outlier_z:g} (far below only), for a Dice not below {dice_threshold:g} (low_dice "
             f"flags those); the scale is never below {MIN_DICE_SCALE:g}; needs {MIN_CASES_FOR_OUTLIERS} cases or "
             f"more (a reference of another scan on the same grid can keep Dice above the threshold and the volumes "
-            f"alike){APART_RULE}"
+            f"alike){_APART_RULE}"
         ),
         "touches_border": "a predicted label has voxels on a face of the volume where its reference, if there is "
                           "one, has none (it may be cut off by the field of view, or leak out of it); faces are "
@@ -82,7 +83,7 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"a label's HD95 is far above the cohort's: robust z = 0.6745·(d − median) / MAD over that label's HD95 "
             f"in the cohort, z > {outlier_z:g}; needs {MIN_CASES_FOR_OUTLIERS} cases or more; when the MAD is 0, "
             f"(d − median) / (1.2533·mean absolute deviation); the scale is never below one voxel (the cohort's "
-            f"median largest voxel size) (a stray island far from the structure barely moves Dice){APART_RULE}"
+            f"median largest voxel size) (a stray island far from the structure barely moves Dice){_APART_RULE}"
         ),
         "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, the input "
                     "image or the reference as they are now is not on the segmentation's grid (a reference holding "
@@ -92,7 +93,7 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
             f"a label's predicted − reference volume, in percent of the reference, is far from the cohort's: robust z "
             f"as for volume_outlier over the scored cases of that label, |z| > {outlier_z:g}, the scale never below "
             f"{MIN_VOLUME_DIFFERENCE_SCALE:.0%} (a wrong reference, or a systematic over- or under-segmentation that "
-            f"Dice above the threshold hides); needs {MIN_CASES_FOR_OUTLIERS} cases or more{APART_RULE}"
+            f"Dice above the threshold hides); needs {MIN_CASES_FOR_OUTLIERS} cases or more{_APART_RULE}"
         ),
         "duplicate_id": "the same case id appears in more than one folder",
         "duplicate_input": "the input is byte for byte the input of another case (same SHA-256 in the sidecars, and "
@@ -269,8 +270,8 @@ def _apart(cases: list[CaseResult]) -> list[str]:
     hippocampus model, so held-out cases looked like outliers beside them); otherwise all together."""
     trained = [case.in_training_set is True for case in cases]
     if any(trained) and not all(trained):
-        return [TRAINING_GROUP if known else HELD_OUT_GROUP for known in trained]
-    return [COHORT_GROUP] * len(cases)
+        return [_TRAINING_GROUP if known else _HELD_OUT_GROUP for known in trained]
+    return [_COHORT_GROUP] * len(cases)
 
 
 def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, str, str], keep,
@@ -281,7 +282,7 @@ def _outliers(cases: list[CaseResult], outlier_z: float, key, flag: tuple[str, s
     name per case) each group is judged on its own."""
     code, what, unit = flag
     value_of = key if callable(key) else (lambda label: getattr(label, key))
-    groups = groups or [COHORT_GROUP] * len(cases)
+    groups = groups or [_COHORT_GROUP] * len(cases)
     # (label value, group): (case index, value, label name)
     by_label: dict[tuple[str, str], list[tuple[int, float, str]]] = {}
     for index, case in enumerate(cases):

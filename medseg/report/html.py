@@ -15,7 +15,7 @@ from pathlib import Path
 from medseg.numbers import dice_text, number_text, with_minus
 from medseg.report.collect import CaseResult, LabelResult, asked_series
 from medseg.report.figures import MANY_LABELS
-from medseg.report.flags import Flag
+from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
 from medseg.report.plots import Plot
 
 __all__ = ["ReportContent", "render_page"]
@@ -219,18 +219,29 @@ def _training_note(summary: dict) -> str:
     known = summary.get("training_images")
     if not known:
         return ""
+
     def mean(stats: dict) -> str:
         return "–" if stats["mean"] is None else dice_text(stats["mean"])
 
-    per_label = "; ".join(f"{e(entry['name'])} {mean(entry['training'])} on them, {mean(entry['other'])} on the "
-                          f"others" for entry in known["dice"].values() if entry["training"]["n"])
     others = known["other_cases"]
-    return (f'<p class="warn"><b>{known["cases"]} of {known["cases"] + others} cases are images the model was '
-            "trained on</b> (their SHA-256 is among the training images its package lists; marked "
+    per_label = "; ".join(
+        f"{e(entry['name'])} {mean(entry['training'])} on them"
+        + (f", {mean(entry['other'])} on the others" if entry["other"]["n"] else "")
+        for entry in known["dice"].values() if entry["training"]["n"])
+    if not others:
+        outliers = "Outliers are judged among them. "
+    else:
+        small = [name for name, n in (("the training images", known["cases"]), ("the others", others))
+                 if n < MIN_CASES_FOR_OUTLIERS]
+        outliers = ("Outliers of Dice, HD95 and volume difference are judged within each group"
+                    + (f" ({' and '.join(small)}: fewer than {MIN_CASES_FOR_OUTLIERS} cases, not judged)" if small
+                       else "") + ". ")
+    total = known["cases"] + others
+    return (f'<p class="warn"><b>{"All" if not others else known["cases"]} of {total} cases are images the model '
+            "was trained on</b> (their SHA-256 is among the training images its package lists; marked "
             "<i>training image</i> below): their Dice overstates what it does on new data. "
-            + (f"Mean Dice: {per_label}. " if per_label else "")
-            + ("Outliers of Dice, HD95 and volume difference are judged within each group. " if others else "")
-            + "The summary below pools all cases.</p>")
+            + (f"Mean Dice: {per_label}. " if per_label else "") + outliers
+            + ("The summary below pools all cases." if others else "") + "</p>")
 
 
 def _conflict_note(summary: dict) -> str:
@@ -270,7 +281,7 @@ def _summary_section(content: ReportContent) -> str:
 
 
 DICE_COLOURS = ("A Dice cell is red below the Dice threshold, amber where the label is flagged as far below the "
-                "cohort's (dice_outlier), green otherwise.")
+                "other cases' (dice_outlier), green otherwise.")
 ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
               "(cases without a reference last), then by number of flags.")
 TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
