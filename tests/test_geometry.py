@@ -265,6 +265,24 @@ def test_gzip_streams_are_checked_in_the_one_pass_that_reads_them(tmp_path, capl
         f"{tmp_path / 'two.nii.gz'}: bytes after the end of the gzip stream ignored"]
 
 
+@pytest.mark.parametrize("extra", [1, 9, 10])
+def test_a_few_bytes_after_the_gzip_stream_are_ignored_as_more_are(tmp_path, caplog, extra):
+    """Fewer than 10 stray bytes after the stream (shorter than a gzip header) read to ISA-L's decompressor as a
+    stream cut short, and such a file was refused as truncated, where gunzip reads it and 10 bytes or more were
+    ignored with a warning. A stream that is really cut short is still refused."""
+    array = make_phantom((24, 24, 8), seed=2).image
+    nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "one.nii.gz")
+    whole = (tmp_path / "one.nii.gz").read_bytes()
+    (tmp_path / "extra.nii.gz").write_bytes(whole + b"\x07" * extra)
+    with caplog.at_level("WARNING"):
+        np.testing.assert_array_equal(read_nifti(tmp_path / "extra.nii.gz").array, array)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'extra.nii.gz'}: bytes after the end of the gzip stream ignored"]
+    (tmp_path / "cut.nii.gz").write_bytes(whole[:-extra])
+    with pytest.raises(ImageReadError, match=r"cut.nii.gz: truncated or corrupt image data \(gzip: "):
+        read_nifti(tmp_path / "cut.nii.gz")
+
+
 def test_a_gzipped_analyze_pair_without_an_spm_mat_is_read(tmp_path, make_package):
     """nibabel's file map of an Analyze image names an SPM .mat.gz whether or not one exists: opening it to check
     its gzip stream refused every such pair ("cannot read header (No such file ... .mat.gz)"); its outputs were

@@ -53,7 +53,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
 
     \b
     $ medseg infer scan.nii.gz
-    $ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda
+    $ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda   # on a GPU
     $ medseg infer dicom/study --series 3 --format dicom-seg
     """
     if references and len(references) != len(inputs):  # usage errors before torch is imported (seconds)

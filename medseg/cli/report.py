@@ -33,7 +33,7 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     distributions, cases worst first with their flags and overlays, failures and provenance.
 
     \b
-    $ medseg report results -o results/report.html
+    $ medseg report results -o results/qa.html
     $ medseg report results --dice-threshold 0.8 --max-overlays 200 --overwrite
     $ medseg report results --sheet samples.tsv
     """
