@@ -1918,7 +1918,7 @@ def test_training_images_are_told_apart_from_new_cases(tmp_path):
     assert '<td class="num odd">' not in page
 
 
-def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path):
+def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, capsys):
     """Every case a training image: the note says all, gives no "others" figures and judges outliers among them.
     A group of fewer than 5 is not judged, and the note says which. A failed case's older sidecar says nothing."""
     image, labels, affine = phantom(0)
@@ -1952,3 +1952,12 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path):
     text = re.sub(r"<[^>]+>", "", html_module.unescape(built.html.read_text(encoding="utf-8")))
     assert ("6 of 8 cases are images the model was trained on" in text and "Outliers of Dice, HD95 and volume "
             "difference are judged within each group (the others: fewer than 5 cases, not judged).") in text
+    # and on the console, where a cohort run's line is all many readers see
+    from medseg.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path), "-o", f"{tmp_path / 'cli'}/"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(
+        "8 cases (1 failed, 1 flagged for review, failures included; 6 are the model's training images, their Dice "
+        "not its accuracy on new data), ")

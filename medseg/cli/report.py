@@ -44,8 +44,10 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
                            max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
+        trained = (f"; {outputs.training_images} are the model's training images, their Dice not its accuracy on new "
+                   "data" if outputs.training_images else "")
         click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review, "
-                   f"failures included), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
+                   f"failures included{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
         shown = 5
         for case_id, error in outputs.failures[:shown]:  # what failed, without opening the page or a log
             click.echo(escaped_line(f"failed: {case_id}: {error}"))
