@@ -1951,7 +1951,7 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, cap
     assert json.loads(built.summary.read_text())["training_images"]["other_cases"] == 2  # new and stale
     text = re.sub(r"<[^>]+>", "", html_module.unescape(built.html.read_text(encoding="utf-8")))
     assert ("6 of 8 cases are images the model was trained on" in text and "Outliers of Dice, HD95 and volume "
-            "difference are judged within each group (the others: fewer than 5 cases, not judged).") in text
+            "difference are judged within each group (the others: fewer than 5 scored, not judged).") in text
     # and on the console, where a cohort run's line is all many readers see
     from medseg.cli import main
 

@@ -44,7 +44,9 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
                            max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
-        trained = (f"; {outputs.training_images} are the model's training images, their Dice not its accuracy on new "
+        trained = ("; 1 is the model's training image, its Dice not the model's accuracy on new data"
+                   if outputs.training_images == 1 else
+                   f"; {outputs.training_images} are the model's training images, their Dice not its accuracy on new "
                    "data" if outputs.training_images else "")
         click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review, "
                    f"failures included{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")

@@ -44,16 +44,20 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     try:
         return _read_nifti(Path(path), hash_input, labels, _gzip_reader, role)
     except ImageReadError as error:
-        cause = error.__cause__
-        if _gzip_reader is gzip or not ((isinstance(cause, gzip.BadGzipFile)
-                                         and str(cause).startswith("Not a gzipped file"))
-                                        or type(cause) is EOFError):
+        if _gzip_reader is gzip or not _stray_bytes_maybe(error.__cause__):
             raise
     # bytes after the end of the gzip stream (gunzip reads such a file, with a warning): ISA-L's reader, reading
     # ahead, meets them before it has handed out the voxels; the standard library's hands the stream out first.
     # Fewer than 10 such bytes (a gzip header's length) read to ISA-L as a stream cut short: the standard library's
     # reader tells the two apart (a stream really cut short fails there too, with the same error)
     return _read_nifti(Path(path), hash_input, labels, gzip, role)
+
+
+def _stray_bytes_maybe(cause: BaseException | None) -> bool:
+    """Whether ISA-L's gzip error may come from bytes after the end of the stream, which the standard library's
+    reader tells apart (asked without keeping the error: its traceback holds the first read's voxels)."""
+    return ((isinstance(cause, gzip.BadGzipFile) and str(cause).startswith("Not a gzipped file"))
+            or type(cause) is EOFError)
 
 
 def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "") -> Volume:

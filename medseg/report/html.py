@@ -228,13 +228,16 @@ def _training_note(summary: dict) -> str:
         f"{e(entry['name'])} {mean(entry['training'])} on them"
         + (f", {mean(entry['other'])} on the others" if entry["other"]["n"] else "")
         for entry in known["dice"].values() if entry["training"]["n"])
+    scored = {group: max((entry[group]["n"] for entry in known["dice"].values()), default=0)
+              for group in ("training", "other")}  # outliers need that many values of a label in a group
     if not others:
-        outliers = "Outliers are judged among them. "
+        outliers = ("Outliers are judged among them. " if scored["training"] >= MIN_CASES_FOR_OUTLIERS else
+                    f"With fewer than {MIN_CASES_FOR_OUTLIERS} scored, no outlier is judged. ")
     else:
-        small = [name for name, n in (("the training images", known["cases"]), ("the others", others))
-                 if n < MIN_CASES_FOR_OUTLIERS]
+        small = [name for name, group in (("the training images", "training"), ("the others", "other"))
+                 if scored[group] < MIN_CASES_FOR_OUTLIERS]
         outliers = ("Outliers of Dice, HD95 and volume difference are judged within each group"
-                    + (f" ({' and '.join(small)}: fewer than {MIN_CASES_FOR_OUTLIERS} cases, not judged)" if small
+                    + (f" ({' and '.join(small)}: fewer than {MIN_CASES_FOR_OUTLIERS} scored, not judged)" if small
                        else "") + ". ")
     total = known["cases"] + others
     return (f'<p class="warn"><b>{"All" if not others else known["cases"]} of {total} cases are images the model '
@@ -281,7 +284,7 @@ def _summary_section(content: ReportContent) -> str:
 
 
 DICE_COLOURS = ("A Dice cell is red below the Dice threshold, amber where the label is flagged as far below the "
-                "other cases' (dice_outlier), green otherwise.")
+                "cases it is judged with (dice_outlier), green otherwise.")
 ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
               "(cases without a reference last), then by number of flags.")
 TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
