@@ -1961,3 +1961,36 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, cap
     assert capsys.readouterr().out.splitlines()[0].startswith(
         "8 cases (1 failed, 1 flagged for review, failures included; 6 are the model's training images, their Dice "
         "not its accuracy on new data), ")
+
+
+def test_volume_differences_of_training_images_and_new_cases_are_judged_apart(tmp_path):
+    """As Dice: new cases segmented alike but less well than the training images (here 1-voxel over-segmentation)
+    were volume_difference_outliers beside them; judged among their own kind they are not."""
+    image, labels, affine = phantom(0)
+    inside = np.argwhere(labels == 1)
+    for index in range(8):
+        prediction = labels.copy()
+        prediction[tuple(inside[:2 * index].T)] = 0
+        write_case_arrays(tmp_path, f"train{index}", image + index, labels, prediction, affine)
+    grown = labels.copy()
+    grown[ndi.binary_dilation(labels == 1, CROSS) & (labels == 0)] = 1
+    for index in range(5):
+        write_case_arrays(tmp_path, f"new{index}", image + 20 + index, labels, grown, affine)
+
+    def flags(known: bool) -> dict[str, set[str]]:
+        for sidecar in tmp_path.glob("cases/*/*_seg.json"):
+            record = json.loads(sidecar.read_text())
+            record.pop("in_training_set", None)
+            if known:
+                record["in_training_set"] = record["case_id"].startswith("train")
+            sidecar.write_text(json.dumps(record))
+        built = build_report(tmp_path, tmp_path / "r.html", overwrite=True)
+        return {row["case_id"]: flag_set(row) for row in read_tsv(built.table)}
+
+    pooled = flags(known=False)
+    assert all("volume_difference_outlier(ball)" in pooled[f"new{i}"] for i in range(5)), pooled
+    assert all("dice_outlier(ball)" in pooled[f"new{i}"] for i in range(5))
+    apart = flags(known=True)
+    # the predicted volume is the anatomy's size, pooled whatever the group: it stays an outlier
+    assert all(found <= {"volume_outlier(ball)"} for found in apart.values()), apart
+    assert all(apart[f"new{i}"] == {"volume_outlier(ball)"} for i in range(5))
