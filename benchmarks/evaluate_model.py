@@ -12,7 +12,8 @@ seconds per volume (whole case, and the inference step alone). A case that canno
 code is 1.
 
 ``--cases-from model`` restricts the run to the validation cases the package recorded when it was trained
-(``training.val_cases`` in its ``model.json``): the held-out figures of the model card.
+(``training.val_cases`` in its ``model.json``): the held-out figures of the model card. With ``--cases-from all``
+a note says how many of the cases are the package's training images (``training.train_images_sha256``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = {k: v for k, v in package.labels.items() if k != 0}
         dice: dict[int, list[float]] = {k: [] for k in labels}
         seconds, inference_seconds = [], []
+        trained_on = 0  # cases whose image is one of the package's training images
         failed = 0  # a case that cannot be read or scored is told and left out of the figures, which say so
         with tempfile.TemporaryDirectory() as tmp:
             for case in cases:
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 seconds.append(time.perf_counter() - clock)
                 inference_seconds.append(outputs.record["timings_s"]["inference_s"])
+                trained_on += outputs.record.get("in_training_set") is True
                 for value in labels:
                     score = outputs.record["metrics"]["labels"][str(value)]["dice"]
                     if not math.isnan(score):
@@ -111,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<14}{len(scores):>5}{cells[0]:>11}{cells[1]:>9}{cells[2]:>8}")
         else:
             print(f"{name:<14}{0:>5}{'n/a':>11}")
+    if trained_on:  # --cases-from all over the training folders: not the model's accuracy on new data
+        print(f"note: {trained_on} of these cases are the model's training images (their SHA-256 is in its package): "
+              "the figures overstate its accuracy on new data; --cases-from model scores its held-out cases")
     if seconds:
         print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "
               f"{statistics.fmean(inference_seconds):.3f} inference (torch threads {torch.get_num_threads()})")

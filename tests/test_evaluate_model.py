@@ -58,6 +58,7 @@ def test_prints_the_packages_validation_figures(evaluate, trained, capsys):
         assert median == pytest.approx(training["val_dice_median"][str(value)], abs=6e-5)
         assert low == pytest.approx(training["val_dice_min"][str(value)], abs=6e-5)
     assert re.search(r"seconds per volume: [\d.]+ whole case, [\d.]+ inference \(torch threads 1\)", out)
+    assert "training images" not in out  # the validation cases are none of them
 
 
 def test_all_pairs_counts_upper_case_extensions(evaluate, trained, tmp_path, capsys):
@@ -68,7 +69,11 @@ def test_all_pairs_counts_upper_case_extensions(evaluate, trained, tmp_path, cap
         (tmp_path / folder / "case1.nii.gz").rename(tmp_path / folder / "case1.NII.GZ")
     assert evaluate([str(package.path), str(tmp_path / "images"), str(tmp_path / "labels"),
                      "--cases-from", "all"]) == 0
-    assert "6 cases from" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "6 cases from" in out
+    # every pair: the training images among them are counted, as their Dice is not the held-out figure
+    assert ("note: 4 of these cases are the model's training images (their SHA-256 is in its package): the figures "
+            "overstate its accuracy on new data; --cases-from model scores its held-out cases") in out
 
 
 def test_a_missing_label_names_the_labels_folder(evaluate, trained, tmp_path, capsys):
