@@ -133,9 +133,10 @@ def flag_cases(
 ) -> list[list[Flag]]:
     """The flags of every case (aligned with ``cases``)."""
     flags = [_case_flags(case, check, dice_threshold) for case, check in zip(cases, checks)]
-    for index, flag in (_volume_outliers(cases, outlier_z) + _distance_outliers(cases, outlier_z)
-                        + _volume_difference_outliers(cases, outlier_z)
-                        + _dice_outliers(cases, outlier_z, dice_threshold)):
+    groups = _apart(cases)  # accuracy is judged within each group; the anatomy's size over all cases
+    for index, flag in (_volume_outliers(cases, outlier_z) + _distance_outliers(cases, outlier_z, groups)
+                        + _volume_difference_outliers(cases, outlier_z, groups)
+                        + _dice_outliers(cases, outlier_z, dice_threshold, groups)):
         flags[index].append(flag)
     counts = Counter(case.case_id for case in cases)
     inputs: dict[tuple[str, str | None], list[int]] = {}
@@ -226,7 +227,7 @@ def _volume_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[in
                      side="both", min_scale=lambda values: MIN_VOLUME_SCALE * float(np.median(values)))
 
 
-def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
+def _distance_outliers(cases: list[CaseResult], outlier_z: float, groups: list[str]) -> list[tuple[int, Flag]]:
     """HD95 far above the cohort's for that label: a stray island far from the structure barely moves Dice
     (316 mm off at Dice 0.825), so Dice alone would not flag it. The scale is at least one voxel (the cohort's
     median largest voxel size): HD95 moves in voxel steps, and 2 mm against a median of 1 mm is one step."""
@@ -234,10 +235,11 @@ def _distance_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[
               and all(isinstance(v, (int, float)) for v in spacing)]
     voxel = float(np.median(voxels)) if voxels else 0.0
     return _outliers(cases, outlier_z, "hd95_mm", ("distance_outlier", "HD95", "mm"), lambda v: True,
-                     side="high", min_scale=voxel, groups=_apart(cases))
+                     side="high", min_scale=voxel, groups=groups)
 
 
-def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> list[tuple[int, Flag]]:
+def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float, groups: list[str]
+                                ) -> list[tuple[int, Flag]]:
     """Predicted − reference volume (percent of the reference) far from the cohort's: a reference of another case
     on the same grid can keep Dice above the threshold (0.71) while the volumes differ by 73 %."""
     def relative(label) -> float | None:  # scored labels only: an empty prediction is flagged as such
@@ -247,10 +249,11 @@ def _volume_difference_outliers(cases: list[CaseResult], outlier_z: float) -> li
 
     return _outliers(cases, outlier_z, relative, ("volume_difference_outlier", "predicted − reference volume", "%"),
                      lambda v: True, side="both", min_scale=100.0 * MIN_VOLUME_DIFFERENCE_SCALE,
-                     groups=_apart(cases))
+                     groups=groups)
 
 
-def _dice_outliers(cases: list[CaseResult], outlier_z: float, dice_threshold: float) -> list[tuple[int, Flag]]:
+def _dice_outliers(cases: list[CaseResult], outlier_z: float, dice_threshold: float, groups: list[str]
+                   ) -> list[tuple[int, Flag]]:
     """Dice far below the cohort's for that label though not below the threshold (low_dice says that): a reference
     that belongs to another scan on the same grid scored 0.776 / 0.718 against a threshold of 0.7, with volumes
     within 7 %. The cohort's median and scale are taken over every scored Dice of the label."""
@@ -259,7 +262,7 @@ def _dice_outliers(cases: list[CaseResult], outlier_z: float, dice_threshold: fl
 
     return [(index, flag) for index, flag in _outliers(
         cases, outlier_z, scored, ("dice_outlier", "Dice", ""), lambda v: True, side="low", min_scale=MIN_DICE_SCALE,
-        groups=_apart(cases))
+        groups=groups)
         if not any(label.value == flag.value and label.dice is not None and label.dice < dice_threshold
                    for label in cases[index].labels())]
 

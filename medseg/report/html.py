@@ -327,7 +327,7 @@ def _worst_table(content: ReportContent) -> str:
     for rank, index in enumerate(content.order, start=1):
         case = content.cases[index]
         by_value = {label.value: label for label in case.labels()}
-        outliers = {flag.value for flag in content.flags[index] if flag.code == "dice_outlier"}
+        outliers = _dice_outlier_values(content.flags[index])
         dice_cells, volume_cells = [], []
         for value, _ in content.label_order:
             label = by_value.get(value)
@@ -350,6 +350,11 @@ def _worst_table(content: ReportContent) -> str:
             f"{volume_heads}</tr></thead>" + "".join(rows) + "</table></div>")
 
 
+def _dice_outlier_values(flags: list[Flag]) -> set[str | None]:
+    """The label values whose Dice is flagged as far below the cases it is judged with (amber cells)."""
+    return {flag.value for flag in flags if flag.code == "dice_outlier"}
+
+
 def _status_cell(case: CaseResult) -> str:
     """A case's status, and whether its input is one of the model's training images."""
     tag = '<br><span class="small muted">training image</span>' if case.in_training_set else ""
@@ -363,7 +368,7 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
         scored = [label for label in case.labels() if label.dice is not None]
         if scored:
             low = min(scored, key=lambda label: label.dice)
-            outliers = {flag.value for flag in content.flags[index] if flag.code == "dice_outlier"}
+            outliers = _dice_outlier_values(content.flags[index])
             css = "low" if low.dice < threshold else "odd" if low.value in outliers else "ok"
             below = sum(label.dice < threshold for label in scored)
             cells = (f'<td class="num {css}">{dice_text(low.dice, threshold)}</td><td>{e(low.name)}</td>'

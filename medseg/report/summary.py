@@ -76,14 +76,15 @@ def _without_float_residue(stats: dict, volumes: list[float]) -> dict:
     return {k: (round(v, places) + 0.0 if isinstance(v, float) else v) for k, v in stats.items()}
 
 
-def training_images(cases: list[CaseResult]) -> dict | None:
+def training_images(cases: list[CaseResult], labels: dict[str, dict]) -> dict | None:
     """Where some cases are images the model was trained on: how many, and the Dice per label of those and of the
-    other cases apart (a training image's Dice overstates what the model does on new data); else None."""
+    other cases apart (a training image's Dice overstates what the model does on new data); else None. ``labels``:
+    :func:`label_statistics` of all the cases, for the labels' names."""
     trained = [case for case in cases if case.in_training_set is True]
     if not trained:
         return None
     others = [case for case in cases if case.in_training_set is not True]
-    names = {value: stats["name"] for value, stats in label_statistics(cases).items()}
+    names = {value: stats["name"] for value, stats in labels.items()}
     groups = {"training": label_statistics(trained), "other": label_statistics(others)}
     return {
         "cases": len(trained),
@@ -137,6 +138,7 @@ def summary_record(
     flag_counts = Counter(flag.code for case_flags in flags for flag in case_flags)
     cases_per_flag = Counter(code for case_flags in flags for code in {flag.code for flag in case_flags})
     status = Counter(case.status for case in cases)
+    labels = label_statistics(cases)
     return {
         "schema": SUMMARY_SCHEMA,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -151,10 +153,10 @@ def summary_record(
             "flagged": sum(1 for case_flags in flags if case_flags),
             "in_training_set": sum(case.in_training_set is True for case in cases),
         },
-        "training_images": training_images(cases),
+        "training_images": training_images(cases, labels),
         "flags": {code: {"cases": cases_per_flag[code], "flags": flag_counts[code]} for code in rules
                   if cases_per_flag[code]},
-        "labels": label_statistics(cases),
+        "labels": labels,
         "provenance": provenance(cases),
         "policy": policy,
         "flag_rules": rules,
