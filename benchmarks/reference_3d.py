@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.device import native_bf16
     from medseg.numbers import dice_round_text
-    from medseg.train import _dice_per_label, _learning_rate
+    from medseg.train import dice_per_label, learning_rate
     from medseg.train_config import read_config, seeded_split
     from medseg.training_cases import load_cases, pair_cases
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             for case in val_cases:
                 pred = inferer(case.image[None], net).argmax(1)[0].numpy()
-                for value, dice in _dice_per_label(pred, case.label.numpy(), labels).items():
+                for value, dice in dice_per_label(pred, case.label.numpy(), labels).items():
                     if not math.isnan(dice):
                         scores[value].append(dice)
         net.train()
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     best, best_mean, best_epoch, started = None, -1.0, 0, time.perf_counter()
     for epoch in range(args.epochs):
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(schedule, epoch)
+            group["lr"] = learning_rate(schedule, epoch)
         net.train()
         losses = []
         for _ in range(args.steps):

@@ -72,7 +72,7 @@ from medseg.train_resume import (
 from medseg.training_cases import TrainCase, check_label_presence, data_hashes, label_values, load_cases, pair_cases
 
 __all__ = [
-    "train",
+    "train", "learning_rate", "dice_per_label",
     # the names `medseg.train` offered before training was split into modules, still importable from it
     "TrainCase", "check_config", "check_output_folder", "check_resume", "checkpoint_epoch", "checkpoint_tile",
     "default_config", "default_tile", "default_training", "label_values", "load_cases", "pair_cases", "read_config",
@@ -247,7 +247,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         torch.manual_seed(seed + epoch)
         rng = np.random.default_rng(seed + epoch)
         augment = SliceAugment(patch, settings["augment"], seed + epoch)
-        lr = _learning_rate(settings, epoch)
+        lr = learning_rate(settings, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:
@@ -390,7 +390,12 @@ def _training_autocast(precision: str, device: str) -> Callable:
     return contextlib.nullcontext
 
 
-def _learning_rate(settings: dict, epoch: int) -> float:
+def learning_rate(settings: dict, epoch: int) -> float:
+    """The learning rate of ``epoch`` (0-based) under the training settings' schedule.
+
+    ``warmup_epochs`` ramp up linearly to ``learning_rate``; after them ``schedule`` decays it over the remaining
+    epochs: ``cosine`` or ``poly`` (exponent 0.9), both towards zero one epoch past the last, or ``constant``.
+    """
     base = float(settings["learning_rate"])
     epochs = int(settings["epochs"])
     warmup = int(settings.get("warmup_epochs", 0))
@@ -541,7 +546,7 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
         data = to_model_space(volume, transforms)
         predicted = invert_labels(segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape,
                                   volume.source)
-        for value, dice in _dice_per_label(predicted, reference, list(scores)).items():
+        for value, dice in dice_per_label(predicted, reference, list(scores)).items():
             if not math.isnan(dice):
                 scores[value].append(dice)
     return scores
@@ -556,14 +561,15 @@ def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     for case in cases:
         pred = segmenter.predict(case.image).numpy()
         reference = case.label.numpy()
-        for value, dice in _dice_per_label(pred, reference, list(scores)).items():
+        for value, dice in dice_per_label(pred, reference, list(scores)).items():
             if not math.isnan(dice):
                 scores[value].append(dice)
     segmenter.net.train()
     return scores
 
 
-def _dice_per_label(pred: np.ndarray, ref: np.ndarray, labels: list[int]) -> dict[int, float]:
+def dice_per_label(pred: np.ndarray, ref: np.ndarray, labels: list[int]) -> dict[int, float]:
+    """Dice of each label value between two label arrays of one shape; NaN where the label is in neither."""
     out = {}
     for value in labels:
         p, r = pred == value, ref == value

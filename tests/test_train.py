@@ -2924,3 +2924,26 @@ def test_a_label_named_background_that_is_not_0_is_warned_about(tiny_set, tmp_pa
     path.write_text(json.dumps(tiny_training_config(epochs=1, steps_per_epoch=1)))  # background 0: no word
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "plain", "-c", str(path))) == 0
     assert "are the names swapped?" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("schedule, rates", [
+    ("cosine", [0.5, 1.0, 0.75, 0.25]),
+    ("poly", [0.5, 1.0, (1 - 1 / 3) ** 0.9, (1 - 2 / 3) ** 0.9]),
+    ("constant", [0.5, 1.0, 1.0, 1.0]),
+])
+def test_learning_rate_warms_up_then_follows_the_schedule(schedule, rates):
+    from medseg.train import learning_rate
+
+    settings = {"learning_rate": 1.0, "epochs": 4, "warmup_epochs": 1, "schedule": schedule}
+    assert [learning_rate(settings, epoch) for epoch in range(4)] == pytest.approx(rates)
+
+
+def test_dice_per_label_counts_each_value_and_gives_nan_where_neither_holds_it():
+    from medseg.train import dice_per_label
+
+    pred = np.array([0, 1, 1, 2, 2, 0])
+    ref = np.array([0, 1, 2, 2, 2, 0])
+    scores = dice_per_label(pred, ref, [1, 2, 3])
+    assert scores[1] == pytest.approx(2 * 1 / 3)
+    assert scores[2] == pytest.approx(2 * 2 / 5)
+    assert np.isnan(scores[3])
