@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import DicomError, InputError
+from medseg.io.dicom_messages import FileMessages
 from medseg.volume import Volume
 
 __all__ = ["read_dicom_seg", "read_seg_volume", "read_seg_with_source", "recorded_series", "seg_sources",
@@ -43,8 +44,9 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
     if any(frame is not None for frame in source.frames) and len(files) != 1:
         raise DicomError(f"{volume.source}: DICOM SEG output from a series split over several multi-frame files "
                          "is not supported; write NIfTI instead")
-    datasets = {p: _source_header(p) for p in files}
-    fits = [_fit_for_seg(d) for d in datasets.values()]
+    with FileMessages(Path(volume.source), report=False):  # reported when the series was read
+        datasets = {p: _source_header(p) for p in files}
+        fits = [_fit_for_seg(d) for d in datasets.values()]
     dropped = sorted({charset for charset, _ in fits if charset})
     if dropped:
         log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG uses the default character set",
@@ -221,7 +223,8 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     if source.series_uid and referenced and source.series_uid not in referenced:
         raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
                          f"{volume.source} (series {source.series_uid})")
-    headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
+    with FileMessages(Path(volume.source), report=False):  # reported when the series was read
+        headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
     slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
               for p, f in zip(source.paths, source.frames)]
     # every frame must come from an image of this series (part): a SEG of other images would read as empty, since

@@ -756,6 +756,27 @@ def test_library_warnings_are_one_line_per_kind_naming_files_for_every_input(tmp
     assert all("Please see <" not in line for line in warned)
 
 
+@pytest.mark.filterwarnings("ignore:Unknown encoding")
+def test_a_dicom_seg_output_does_not_repeat_the_series_warnings(tmp_path):
+    """The SEG writer reads the headers again; pydicom's charset warning then came a second and third time
+    (a bare UserWarning and a pydicom log line), after the gathered one."""
+    import subprocess
+    import sys
+
+    _, paths = make_series(tmp_path / "a", seed=0)
+    for path in paths:
+        _raw(path, "SpecificCharacterSet", "CS", b"ISO_IR 999")
+    run = subprocess.run([sys.executable, "-m", "medseg", "infer", str(tmp_path / "a"), "--model", "phantom", "-o",
+                          str(tmp_path / "out"), "--device", "cpu", "--format", "dicom-seg"], capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / "a_seg.dcm").is_file()
+    assert sum("Unknown encoding 'ISO_IR 999'" in line for line in run.stderr.splitlines()) == 1, run.stderr
+    assert "UserWarning" not in run.stderr and "WARNING pydicom" not in run.stderr, run.stderr
+    assert sum("SpecificCharacterSet ISO_IR 999 is not a DICOM term" in line
+               for line in run.stderr.splitlines()) == 1, run.stderr
+
+
 def test_a_single_valued_pixel_spacing_is_one_line(tmp_path, capsys):
     """Before the fix of this check: a DS scalar has no len(), and the whole folder gave a traceback."""
     _, paths = make_series(tmp_path / "dcm", seed=16)

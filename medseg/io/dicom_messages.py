@@ -34,10 +34,15 @@ class _Kind:
 
 
 class FileMessages:
-    """Collects library warnings while ``folder`` is read; logs each kind once when closed (also on error)."""
+    """Collects library warnings while ``folder`` is read; logs each kind once when closed (also on error).
 
-    def __init__(self, folder: Path):
+    With ``report=False`` nothing is logged: for files read again after their messages were reported (the headers
+    a DICOM SEG is made from or checked against), so that a series does not warn twice about the same values.
+    """
+
+    def __init__(self, folder: Path, report: bool = True):
         self.folder = Path(folder)
+        self.report = report
         self.current: Path | None = None
         self.kinds: dict[str, _Kind] = {}
         self._catch = None
@@ -97,6 +102,8 @@ class FileMessages:
             self._previous(message, category, filename, lineno, file, line)
 
     def _report(self) -> None:
+        if not self.report:
+            return
         for kind in self.kinds.values():
             named = sorted(self._name(path) for path in kind.files if path is not None)
             where = ""
