@@ -2947,3 +2947,28 @@ def test_dice_per_label_counts_each_value_and_gives_nan_where_neither_holds_it()
     assert scores[1] == pytest.approx(2 * 1 / 3)
     assert scores[2] == pytest.approx(2 * 2 / 5)
     assert np.isnan(scores[3])
+
+
+def test_cases_without_a_file_hash_give_no_list_of_training_images(tiny_set, tmp_path):
+    """API callers may pass cases built without their files' SHA-256. A partial list would call the unhashed
+    training images new ones, so the package then lists none (the card says nothing of it) and `medseg infer`
+    records nothing rather than False (not one of them)."""
+    from medseg.package import load_package
+
+    config = tiny_training_config()
+    torch.set_num_threads(1)
+    cases = load_cases(pair_cases(*tiny_set), config)
+    unhashed = next(c for c in cases if c.case_id == "case0")  # a training case of the seeded split
+    unhashed.sha256 = None
+    train(copy.deepcopy(config), cases, tmp_path / "model")
+    package = load_package(tmp_path / "model")
+    training = package.config["training"]
+    assert "case0" in training["train_case_ids"] and "train_images_sha256" not in training
+    assert "train_images_sha256" not in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+
+    from medseg.inference import Segmenter
+    from medseg.segment import segment_case
+
+    segmenter = Segmenter(package, device="cpu", precision="fp32", batch_size=8)
+    outputs = segment_case(tiny_set[0] / "case1.nii.gz", segmenter, out_dir=tmp_path / "seg")
+    assert "in_training_set" not in outputs.record and "in_training_set" not in json.loads(outputs.sidecar.read_text())
