@@ -64,12 +64,17 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
             for dataset in datasets.values():
                 if not str(dataset.get(keyword, "") or ""):
                     setattr(dataset, keyword, value)
-    first = datasets[files[0]]
+    first = datasets[files[0]]  # a value only some files lacked was given to all above: first lacks it, all do
+
+    def missing(keyword: str) -> str:
+        return (f"{files[0]}: no {keyword}" if len(files) == 1
+                else f"{volume.source}: no {keyword} in any of its {len(files)} files")
+
     if not str(first.get("FrameOfReferenceUID", "") or ""):
-        raise DicomError(f"{files[0]}: no FrameOfReferenceUID, so a DICOM SEG cannot be placed on this series; "
+        raise DicomError(f"{missing('FrameOfReferenceUID')}, so a DICOM SEG cannot be placed on this series; "
                          "write NIfTI instead")
     if not str(first.get("SeriesInstanceUID", "") or ""):  # the SEG's reference to its series must name it
-        raise DicomError(f"{files[0]}: no SeriesInstanceUID (anonymised?), so a DICOM SEG cannot name the series it "
+        raise DicomError(f"{missing('SeriesInstanceUID')} (anonymised?), so a DICOM SEG cannot name the series it "
                          "segments (DICOM requires it); write NIfTI instead")
     if not str(first.get("StudyInstanceUID", "") or ""):
         import highdicom as hd

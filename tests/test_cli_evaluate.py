@@ -364,3 +364,24 @@ def test_a_case_id_with_leading_dots_does_not_make_a_hidden_file(pair, tmp_path)
     assert run(["evaluate", str(pred), str(ref), "--case-id", "../x", "-o", f"{tmp_path / 'out'}/"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_x_metrics.json"]
     assert json.loads((tmp_path / "out" / "_x_metrics.json").read_text())["case_id"] == "../x"
+
+
+def test_a_prediction_changed_after_its_sidecar_was_written_is_scored_with_a_warning(pair, tmp_path, capsys, caplog):
+    """An edited segmentation kept its sidecar and was scored without a word (the report calls such a case stale)."""
+    pred, ref = pair
+    sidecar = {"labels": {"0": "background", "1": "anterior", "2": "posterior"}, "model": {"name": "hippocampus"},
+               "segmentation": pred.name, "segmentation_sha256": hashlib.sha256(pred.read_bytes()).hexdigest()}
+    (tmp_path / "case7_seg.json").write_text(json.dumps(sidecar))
+    assert run(["evaluate", str(pred), str(ref), "--json"]) == 0
+    capsys.readouterr()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    image = nib.load(pred)
+    edited = np.asarray(image.dataobj).copy()
+    edited[0, 0, 0] = 1
+    nib.save(nib.Nifti1Image(edited, image.affine), pred)
+    caplog.clear()
+    assert run(["evaluate", str(pred), str(ref), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"]["1"]["name"] == "anterior"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{pred} was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar case7_seg.json "
+        "records): it is scored as it is now, under the label names and model the sidecar gives"]

@@ -5,6 +5,7 @@ slice order or transposes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import highdicom as hd
@@ -393,7 +394,9 @@ def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, ca
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("medseg: error: ")
-    assert "no FrameOfReferenceUID, so a DICOM SEG cannot be placed" in err[-1]
+    # the whole series lacks it: the folder is named, not its first file
+    assert f"{tmp_path / 'dcm'}: no FrameOfReferenceUID in any of its {SHAPE[2]} files, so a DICOM SEG cannot be " \
+           "placed" in err[-1]
     assert not (tmp_path / "out").exists()
 
 
@@ -403,7 +406,9 @@ def test_seg_from_a_source_without_a_series_uid_is_refused(tmp_path):
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)
     _retag(paths, SeriesInstanceUID=None)
     volume = read_dicom_series(tmp_path / "dcm")
-    with pytest.raises(DicomError, match=r"no SeriesInstanceUID \(anonymised\?\), so a DICOM SEG cannot name the "
+    folder = re.escape(str(tmp_path / "dcm"))
+    with pytest.raises(DicomError, match=rf"^{folder}: no SeriesInstanceUID in any of its {SHAPE[2]} files "
+                                         r"\(anonymised\?\), so a DICOM SEG cannot name the "
                                          r"series it segments \(DICOM requires it\); write NIfTI instead$"):
         write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
     assert not (tmp_path / "seg.dcm").exists()

@@ -242,7 +242,7 @@ def test_missing_pixel_data_names_the_file(tmp_path):
     del ds.PixelData
     ds.save_as(paths[1])
     with pytest.raises(DicomError, match=rf"cannot be one 3D volume: {paths[1].name} has no pixel data \(the file was "
-                                         r"cut short after its image header, or written without its pixels\)"):
+                                         r"cut short, or written without its pixels\)"):
         read_dicom_series(tmp_path)
 
 

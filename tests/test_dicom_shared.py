@@ -150,7 +150,8 @@ def test_dicom_seg_of_a_real_segmentation_lands_on_its_slices(dicom_root, tmp_pa
     SeriesInstanceUID, which a SEG must reference (refused as it is): a copy gets one."""
     from pydicom.uid import generate_uid
 
-    with pytest.raises(DicomError, match="no SeriesInstanceUID .anonymised.., so a DICOM SEG cannot name the series"):
+    with pytest.raises(DicomError, match="series: no SeriesInstanceUID in any of its 20 files "
+                                         ".anonymised.., so a DICOM SEG cannot name the series"):
         write_dicom_seg(np.zeros((512, 512, 20), np.uint8), read_dicom_series(dicom_root / "ct-jpeg2000" / "series"),
                         tmp_path / "refused.dcm", {1: "x"}, "shared-test")
     uid = generate_uid()

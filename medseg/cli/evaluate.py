@@ -66,7 +66,7 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
             raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
         check_writable([output], overwrite)
     labels = codes = None
-    made_by = _sidecar_model(sidecar)
+    made_by = _sidecar_model(sidecar, prediction)
     if model is not None:
         from medseg.package import load_package
 
@@ -115,9 +115,10 @@ def _same_file(first: Path, second: Path) -> bool:
         return False
 
 
-def _sidecar_model(sidecar: Path) -> dict | None:
+def _sidecar_model(sidecar: Path, prediction: Path) -> dict | None:
     """The model name and label names recorded in a prediction's sidecar, or None when it is absent or
-    unreadable (said in a warning: the labels then go unnamed and --model unchecked)."""
+    unreadable (said in a warning: the labels then go unnamed and --model unchecked). A prediction changed since
+    the sidecar was written (an edited segmentation) is scored as it is now, with a warning."""
     import json
 
     try:
@@ -130,10 +131,31 @@ def _sidecar_model(sidecar: Path) -> dict | None:
         record = json.loads(text)
         labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
         model = record.get("model") or {}
+        _warn_if_changed(prediction, sidecar, record)
         return {"name": str(model.get("name") or ""), "labels": labels,
                 "weights_sha256": str(model.get("weights_sha256") or ""), "path": str(model.get("path") or "")}
     except (ValueError, AttributeError, TypeError) as error:
         return _unread(sidecar, error)
+
+
+def _warn_if_changed(prediction: Path, sidecar: Path, record: dict) -> None:
+    """Warns when ``prediction`` is not the file its sidecar describes as written (their SHA-256 differ)."""
+    import os
+
+    from medseg.io.atomic import sha256_of
+
+    made, described = record.get("segmentation_sha256"), record.get("segmentation")
+    if not isinstance(made, str) or not isinstance(described, str) \
+            or os.path.basename(described) != prediction.name:  # the sidecar describes another file (or none)
+        return
+    try:
+        changed = sha256_of(prediction) != made
+    except OSError:  # the reader names an unreadable prediction
+        return
+    if changed:
+        logging.getLogger("medseg").warning(
+            "%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it is "
+            "scored as it is now, under the label names and model the sidecar gives", prediction, sidecar.name)
 
 
 def _unread(sidecar: Path, error: Exception) -> None:

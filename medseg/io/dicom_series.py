@@ -579,8 +579,8 @@ def _dataset_problem(candidate: SeriesCandidate) -> str | None:
         if "MOSAIC" in candidate.image_type or (0x0019, 0x100A) in dataset:
             return "Siemens mosaic (several slices tiled in each image): not supported, convert it with dcm2niix"
         if not any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-            return (f"{path.name} has no pixel data (the file was cut short after its image header, or written "
-                    "without its pixels)")
+            # (a file cut inside its header reads as a shorter header: where the cut lies cannot be told)
+            return f"{path.name} has no pixel data (the file was cut short, or written without its pixels)"
         cut = _pixels_cut_short(path, dataset) or _encoding_unlike_syntax(path, dataset)
         if cut is not None:
             return cut
