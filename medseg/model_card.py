@@ -146,6 +146,8 @@ accuracy figures were measured.
 
 Licence / attribution: {data.get('licence') or data.get('license') or 'not stated'}{_data_notes(data)}
 
+Used for this package: {cases} (see Training).
+
 ## Training
 {cases} ({val_split}; \
 {ids}); \

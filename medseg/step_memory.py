@@ -33,11 +33,12 @@ def training_step_bytes(architecture: dict, batch_size: int, patch, precision: s
 
 
 def check_step_fits(architecture: dict, settings: dict, device: str, memory: int | None, precision: str = "fp32",
-                    source: object = "training") -> None:
+                    source: object = "training", where: str | None = None) -> None:
     """Refuse a CPU training step whose estimate exceeds ``memory`` bytes (the machine's); warn where it exceeds
     this process's cgroup limit instead (a SLURM job's memory: the estimate is no exact bound, and a job sized from
     experience is not turned away). ``settings`` are a config's checked training settings
-    (:func:`medseg.train_config.check_config`); ``source`` names the run in the warning."""
+    (:func:`medseg.train_config.check_config`); ``source`` names the run in the warning, ``where`` (the config
+    file) starts the error."""
     from medseg.preprocess import warn_over_cgroup
 
     if not str(device).startswith("cpu") or memory is None:
@@ -48,7 +49,8 @@ def check_step_fits(architecture: dict, settings: dict, device: str, memory: int
     what = (f"a training step of {settings['batch_size']} {'×'.join(map(str, patch))} patches with a U-Net of "
             f"width {arch['base_width']} and depth {arch['depth']}")
     if needed > memory:
-        raise TrainingError(f"{what} needs about {gib_text(needed)} of memory, more than this machine's "
+        raise TrainingError(f"{f'{where}: ' if where else ''}{what} needs about {gib_text(needed)} of memory, "
+                            f"more than this machine's "
                             f"{gib_text(memory)}; lower training.batch_size, training.patch_size or "
                             "architecture.base_width")
     warn_over_cgroup(source, needed, memory, what)

@@ -152,6 +152,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         log.warning("training patches %s differ from the inference tile %s: planes smaller than the tile will be "
                     "padded differently at inference than in training", list(patch), list(tile))
     depth = int(config["architecture"].get("depth", 4))
+    _warn_if_larger_than_planes(patch, tile, [*train_cases, *val_cases], slice_axes(config["inference"]), depth)
     if bottleneck_cells(patch, depth) <= 1:  # batch norm over a batch (else refused by check_config): it trains, badly
         fits = max((d for d in range(1, depth) if bottleneck_cells(patch, d) > 1), default=1)
         log.warning("training.patch_size %s leaves one cell at the bottom of a depth-%d U-Net: its deepest levels "
@@ -388,6 +389,32 @@ def _training_autocast(precision: str, device: str) -> Callable:
     if precision == "bf16":
         return lambda: torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext
+
+
+def _warn_if_larger_than_planes(patch: tuple[int, ...], tile: tuple[int, ...], cases: list[TrainCase],
+                                axes: list[int], depth: int) -> None:
+    """Warn when the training patch or the inference tile is larger, on both sides, than every plane of the cases
+    (in model space, along every slicing axis) rounded up to a multiple of 2 ** ``depth`` (at least two of them,
+    which the default config's tiles also keep): each patch or tile is
+    then mostly padding, which costs compute in every step and every inference and teaches nothing."""
+    step = 2 ** depth
+    largest = [0, 0]
+    for case in cases:
+        if case.label is None:
+            continue
+        for axis in axes:
+            plane = [side for a, side in enumerate(case.label.shape) if a != axis]
+            largest = [max(largest[k], plane[k]) for k in range(2)]
+    if not all(largest):
+        return
+    fits = [max(2 * step, -(-side // step) * step) for side in largest]  # two cells at the bottom, as default tiles
+    sizes = ([("training.patch_size and inference.roi_size", "each patch and tile", patch)] if patch == tile else
+             [("training.patch_size", "each patch", patch), ("inference.roi_size", "each tile", tile)])
+    for what, each, size in sizes:
+        if all(size[k] > fits[k] for k in range(2)):
+            log.warning("%s %s: larger than every plane of the cases (at most %d × %d voxels in model space), so %s "
+                        "is mostly padding, about %.1f× the compute of %s, which holds every plane", what,
+                        list(size), *largest, each, size[0] * size[1] / (fits[0] * fits[1]), fits)
 
 
 def learning_rate(settings: dict, epoch: int) -> float:

@@ -341,6 +341,22 @@ def check_training_foreground(train_cases: list[TrainCase]) -> None:
                         f"({whose} background only); there is nothing to learn")
 
 
+def _warn_blank_labels(train_cases: list[TrainCase], val_cases: list[TrainCase]) -> None:
+    """Warn, naming the files, about label images with background only among others that hold foreground: a
+    blank export (a common slip) trains as a case without the structure, and validates as one."""
+    blank = [case for case in [*train_cases, *val_cases] if case.label is not None and not bool(case.label.any())]
+    if not blank or len(blank) == len(train_cases) + len(val_cases):
+        return  # none, or all (refused for training cases; said for validation cases)
+    shown = ", ".join(str(case.label_path) for case in blank[:3]) + (f" and {len(blank) - 3} more"
+                                                                    if len(blank) > 3 else "")
+    training = {id(case) for case in train_cases}
+    roles = {"training" if id(case) in training else "validation" for case in blank}
+    log.warning("%s: %s background only (no label value above 0): %s as %s without the structure; a blank "
+                "export?", shown, "holds" if len(blank) == 1 else f"{len(blank)} label images hold",
+                "trained on and scored" if len(roles) == 2 else
+                ("trained on" if "training" in roles else "scored"), "a case" if len(blank) == 1 else "cases")
+
+
 def check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
     network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
@@ -354,6 +370,7 @@ def check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: 
 
     declared = {int(k): str(v) for k, v in config["labels"].items() if int(k) != 0}
     check_training_foreground(train_cases)
+    _warn_blank_labels(train_cases, val_cases)
     in_training = present(train_cases)
     for value, name in declared.items():
         if value not in in_training:

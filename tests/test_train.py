@@ -1798,9 +1798,9 @@ def test_a_training_step_too_large_for_the_machine_is_refused_before_any_case_is
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(path))) == 1
     err = capsys.readouterr().err.strip()
     needed = training_step_bytes(config["architecture"], 20000, (128, 128))
-    assert re.fullmatch(r"medseg: error: a training step of 20000 128×128 patches with a U-Net of width \d+ and depth "
-                        r"\d+ needs about \d+ GiB of memory, more than this machine's \d+ GiB; lower "
-                        r"training.batch_size, training.patch_size or architecture.base_width", err), err
+    assert re.fullmatch(rf"medseg: error: {re.escape(str(path))}: a training step of 20000 128×128 patches with a "
+                        r"U-Net of width \d+ and depth \d+ needs about \d+ GiB of memory, more than this machine's "
+                        r"\d+ GiB; lower training.batch_size, training.patch_size or architecture.base_width", err), err
     assert f"about {gib_text(needed)}" in err and not (tmp_path / "model").exists()
     # under bf16 autocast a step holds about half the activations; small figures keep their digits
     assert training_step_bytes(config["architecture"], 32, (128, 128), "bf16") < 0.6 * training_step_bytes(
@@ -2540,8 +2540,13 @@ def test_cli_says_which_grid_the_final_dice_is_scored_on(tmp_path, capsys):
     out = tmp_path / "model"
     assert _exit_code(_train_cli(images, labels, out, "-c", str(path))) == 0
     dice = load_package(out).config["training"]["val_mean_dice"]
-    assert capsys.readouterr().out.strip() == (f"wrote {out} (best epoch 1, val mean Dice {dice:.4f} on the volumes' "
-                                               "own grids)")
+    captured = capsys.readouterr()
+    epoch_line = next(line for line in captured.err.splitlines() if line.startswith("epoch   1"))
+    in_model_space = re.search(r"val mean Dice (\S+)", epoch_line).group(1)
+    assert captured.out.strip() == (f"wrote {out} (best epoch 1, val mean Dice {dice:.4f} on the volumes' own grids; "
+                                    f"{in_model_space} in model space, as its epoch line shows)")
+    assert ("validation Dice per epoch is scored in model space (resampled to preprocessing.spacing_mm); the "
+            "package's figures are the best epoch scored again on the volumes' own grids") in captured.err
 
 
 def test_a_misspelt_setting_is_told_before_the_folder_needs_overwrite(tiny_set, tmp_path, capsys):
@@ -2972,3 +2977,82 @@ def test_cases_without_a_file_hash_give_no_list_of_training_images(tiny_set, tmp
     segmenter = Segmenter(package, device="cpu", precision="fp32", batch_size=8)
     outputs = segment_case(tiny_set[0] / "case1.nii.gz", segmenter, out_dir=tmp_path / "seg")
     assert "in_training_set" not in outputs.record and "in_training_set" not in json.loads(outputs.sidecar.read_text())
+
+
+def test_a_patch_and_tile_larger_than_every_plane_are_warned_about(tiny_set, tmp_path, caplog):
+    """A 512 × 512 patch on 32 × 32 planes trained without a word, each step ~250× the compute it needed."""
+    config = tiny_training_config(epochs=1, steps_per_epoch=1, patch_size=[96, 80])
+    config["inference"]["roi_size"] = [96, 80]
+    with caplog.at_level("WARNING", logger="medseg"):
+        run(config, *tiny_set, tmp_path / "both")
+    warned = [r.getMessage() for r in caplog.records if "larger than every plane" in r.getMessage()]
+    assert warned == ["training.patch_size and inference.roi_size [96, 80]: larger than every plane of the cases "
+                      "(at most 32 × 32 voxels in model space), so each patch and tile is mostly padding, about 7.5× "
+                      "the compute of [32, 32], which holds every plane"]
+    caplog.clear()
+    config = tiny_training_config(epochs=1, steps_per_epoch=1, patch_size=[64, 48])  # tile [32, 32] holds them
+    with caplog.at_level("WARNING", logger="medseg"):
+        run(config, *tiny_set, tmp_path / "patch")
+    warned = [r.getMessage() for r in caplog.records if "larger than every plane" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("training.patch_size [64, 48]: larger than every plane")
+    assert "about 3.0× the compute of [32, 32]" in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medseg"):
+        run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "fits")
+    assert not [r for r in caplog.records if "larger than every plane" in r.getMessage()]
+
+
+def test_a_blank_label_image_among_others_is_named_in_a_warning(tmp_path, caplog):
+    """One all-background label file (a blank export) trained without a word."""
+    images, labels = write_set(tmp_path / "set")
+    image = nib.load(labels / "case1.nii.gz")  # a training case of the seeded split
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), labels / "case1.nii.gz")
+    with caplog.at_level("WARNING", logger="medseg"):
+        run(tiny_training_config(epochs=1, steps_per_epoch=1), images, labels, tmp_path / "model")
+    warned = [r.getMessage() for r in caplog.records if "background only" in r.getMessage()]
+    assert warned == [f"{labels / 'case1.nii.gz'}: holds background only (no label value above 0): trained on as a "
+                      "case without the structure; a blank export?"]
+
+
+def test_a_stop_before_the_first_epoch_ended_says_nothing_was_written(tiny_set, tmp_path, capsys, config_file,
+                                                                       monkeypatch):
+    """A Ctrl-C while the cases were read, or in the first epoch, printed only click's "Aborted."."""
+    import medseg.train as training
+    import medseg.training_cases as reading
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file))
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(reading, "load_cases", interrupted)  # imported by the command when it runs
+        assert _exit_code(args) == 130
+    assert f"{out}: stopped while the cases were read; nothing was written" in capsys.readouterr().err
+    assert not out.exists()
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "_train_epoch", interrupted)
+        assert _exit_code(args) == 130
+    assert f"{out}: stopped before the first epoch ended; nothing was written" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_resuming_a_run_stopped_after_its_last_epoch_says_so(tiny_set, tmp_path, capsys, config_file, monkeypatch):
+    """Killed between its last checkpoint and its package: --resume wrote the package without a line before it."""
+    import medseg.train as training
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file))
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "save_package", stopped)
+        assert _exit_code(args) == 130
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume"]) == 0
+    captured = capsys.readouterr()
+    assert f"resuming {out}: its checkpoint has all 2 epochs; nothing left to train" in captured.err
+    assert captured.out.startswith(f"wrote {out} (best epoch ")

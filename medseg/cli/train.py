@@ -12,7 +12,7 @@ from medseg.cli.options import GivenPath, device_form, escaped_line
 @click.command("train")
 @click.option("--images", required=True, type=GivenPath(file_okay=False, path_type=Path), help="Folder of images.")
 @click.option("--labels", required=True, type=GivenPath(file_okay=False, path_type=Path),
-              help="Folder of label images with the same names.")
+              help="Folder of label images named as the images, or with a suffix: _label(s), _seg, _mask, _gt.")
 @click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, path_type=Path),
               help="Training config (JSON/YAML): model package fields plus a `training` section; see configs/train/. "
               "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder, "
@@ -174,8 +174,13 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     # before the cases are read (minutes)
     settings = check_config(config, where)
     precision = training_precision(str(settings["precision"]), choice.device)[0]
-    check_step_fits(config["architecture"], settings, choice.device, physical_memory(), precision, output)
-    cases = load_cases(pairs, config)
+    check_step_fits(config["architecture"], settings, choice.device, physical_memory(), precision, output, where)
+    try:
+        cases = load_cases(pairs, config)
+    except KeyboardInterrupt:  # click says only "Aborted."
+        kept = " (its checkpoint is as it was)" if resume else ""
+        click.echo(escaped_line(f"{output}: stopped while the cases were read; nothing was written{kept}"), err=True)
+        raise
     if resume:  # other files than the checkpoint's: refused before the run is announced
         check_trained_on(output, cases)
     check_training_foreground(fit)  # the split's cases, now read: refused before the run is announced
@@ -187,6 +192,11 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         done = checkpoint_epoch(output) if resume else None
         if done is not None and done < asked:  # the only sign was the epoch numbers going on
             click.echo(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}", err=True)
+        elif done is not None:  # stopped after its last epoch: the package is written (or kept) without training
+            click.echo(f"resuming {output}: its checkpoint has all {asked} epochs; nothing left to train", err=True)
+        if n_val and (config.get("preprocessing") or {}).get("spacing_mm"):
+            click.echo("validation Dice per epoch is scored in model space (resampled to preprocessing.spacing_mm); "
+                       "the package's figures are the best epoch scored again on the volumes' own grids", err=True)
         if not n_val:
             zero = float(config["training"].get("val_fraction", 1)) == 0
             why = "training.val_fraction is 0" if zero else "fewer than two cases"
@@ -207,7 +217,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                    f"the background (named {label_names.get('0')!r}): label {misnamed[0]} is trained, scored and "
                    "reported as a structure; are the names swapped?", err=True)
 
+    model_space = {}  # epoch → validation mean Dice as the epoch lines show it
+
     def report(record: dict) -> None:
+        model_space[record["epoch"]] = record.get("val_mean_dice")
         if silent:
             return
         line = f"epoch {record['epoch']:3d}  lr {record['lr']:.2e}  loss {record['loss']:.4f}"
@@ -237,6 +250,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         elif done is not None:  # --overwrite stopped before its first epoch ended: the replaced run is untouched
             click.echo(f"{output}: stopped before this run's first checkpoint; the folder holds the run it was to "
                        "replace, as before", err=True)
+        elif not (output / CONFIG_NAME).is_file():  # the folder made for the run is removed
+            click.echo(escaped_line(f"{output}: stopped before the first epoch ended; nothing was written"),
+                       err=True)
         raise
     t = package.config["training"]
     if kept:
@@ -257,6 +273,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         which = f"best epoch {t['best_epoch']}, val mean Dice {dice_text(t['val_mean_dice'])}"
         if t.get("val_scored_on") == "input grid":  # the epochs' figures were in model space (resampled)
             which += " on the volumes' own grids"
+            if model_space.get(t["best_epoch"]) is not None:
+                which += f"; {dice_text(model_space[t['best_epoch']])} in model space, as its epoch line shows"
     if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
         click.echo(escaped_line(f"wrote {output} ({which})"))
     return 0
