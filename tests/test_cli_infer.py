@@ -106,6 +106,21 @@ def test_a_file_cut_inside_its_header_is_named_so(tmp_path, case, make_package, 
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+def test_a_gzip_file_cut_just_after_its_header_is_named_so(tmp_path, make_package, capsys):
+    """Cut to its first 348 compressed bytes: a whole header, then too little for nibabel, which said "not a NIfTI
+    image (Cannot work out file type …)"."""
+    whole = tmp_path / "whole.nii.gz"
+    noise = np.random.default_rng(0).random((30, 30, 30), dtype=np.float32)  # does not compress: the header does
+    nib.save(nib.Nifti1Image(noise, np.eye(4)), whole)
+    bad = tmp_path / "cut.nii.gz"
+    bad.write_bytes(whole.read_bytes()[:348])
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {bad}: truncated image data (its gzip stream ends "
+                                            "early); the file was cut short (an interrupted copy or download?)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_empty_gzip_file_is_named_so(tmp_path, make_package, capsys):
     bad = tmp_path / "empty.nii.gz"
     bad.write_bytes(gzip.compress(b""))

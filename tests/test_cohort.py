@@ -69,7 +69,9 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
     latin.write_bytes(text.encode("latin-1"))
     with pytest.raises(InputError) as error:
         read_samples(latin)
-    assert str(error.value) == (f"{latin}: the sample sheet is not UTF-8 text (byte 0xfc at position "
+    line = text[:text.index('ü')].count("\n") + 1
+    assert line > 1  # the sheet's line is named (only the byte position was)
+    assert str(error.value) == (f"{latin}: the sample sheet is not UTF-8 text (byte 0xfc on line {line}, at position "
                                 f"{text.index('ü')}); save it as UTF-8 text")
     # UTF-16 without its byte order mark: "header lacks the column(s) case_id, image; found c a s e _ i d" with NULs
     for encoding in ("utf-16-le", "utf-16-be"):

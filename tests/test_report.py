@@ -645,6 +645,7 @@ def test_the_console_summary_counts_one_case_in_the_singular(tmp_path, capsys):
     assert exit_info.value.code == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("1 case (1 failed, 1 flagged for review, failures included), 0 overlays in "), first
+    assert '<p class="sub">1 case in <code>' in (empty / "report.html").read_text()  # the page said "1 cases"
     rules = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "cohort.smk").read_text()
     awk = re.search(r"awk '[^/]*/(.*?)/", rules).group(1).replace("\\\\", "\\")  # the shell's \( is awk's
     assert re.match(awk, first) and re.match(awk, "12 cases (0 failed")

@@ -1514,8 +1514,8 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
         assert _exit_code(_train_cli(images, labels, tmp_path / "model", "-c", str(path))) == 1
         err = capsys.readouterr().err.strip().splitlines()
         position = data.index(b"\xe9") if b"\xe9" in data else 0
-        assert err == [f"medseg: error: {path}: not UTF-8 text (byte {data[position]:#04x} at position {position}); "
-                       "save the config as UTF-8"]
+        assert err == [f"medseg: error: {path}: not UTF-8 text (byte {data[position]:#04x} on line 1, at position "
+                       f"{position}); save the config as UTF-8"]
 
 
 def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, capsys, config_file):

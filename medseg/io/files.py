@@ -11,8 +11,13 @@ __all__ = ["files_under", "is_dicom_file", "not_there", "undecodable"]
 
 
 def undecodable(error: UnicodeDecodeError) -> str:
-    """Where a text file stops being the encoding it was read as: ``byte 0xe9 at position 7``."""
-    return f"byte {error.object[error.start]:#04x} at position {error.start}"
+    """Where a text file stops being the encoding it was read as: ``byte 0xe9 on line 2, at position 7``; the line
+    is left out for UTF-16, whose line breaks are two bytes."""
+    byte = f"byte {error.object[error.start]:#04x}"
+    if str(error.encoding).lower().replace("-", "").startswith("utf16"):
+        return f"{byte} at position {error.start}"
+    line = bytes(error.object[:error.start]).count(b"\n") + 1
+    return f"{byte} on line {line}, at position {error.start}"
 
 
 def exists(path: Path | str) -> bool:

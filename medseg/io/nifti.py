@@ -96,6 +96,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         cut = _header_cut_short(path)
         if cut is not None:
             raise ImageReadError(f"{path}: {cut}; the file was cut short (an interrupted copy or download?)") from error
+        if _gzip_cut_short(path):  # a whole header, then too little data for nibabel to tell the file's type
+            raise ImageReadError(f"{path}: truncated image data (its gzip stream ends early); the file was cut short "
+                                 "(an interrupted copy or download?)") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
@@ -872,6 +875,23 @@ def _header_cut_short(path: Path) -> str | None:
     if stated is None or len(raw) >= stated:
         return None
     return f"truncated header ({len(raw)} of {stated} bytes)"
+
+
+def _gzip_cut_short(path: Path) -> bool:
+    """Whether ``path`` is gzip-compressed and its (first) stream ends before its end marker: a file cut short.
+    Decompresses the whole file, keeping none of it (only on the way to an error)."""
+    if not _starts_with(path, b"\x1f\x8b"):
+        return False
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        with open(path, "rb") as handle:
+            while not stream.eof and (chunk := handle.read(1 << 20)):
+                stream.decompress(chunk, 1 << 20)
+                while stream.unconsumed_tail and not stream.eof:
+                    stream.decompress(stream.unconsumed_tail, 1 << 20)
+    except (OSError, zlib.error):
+        return False
+    return not stream.eof
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:

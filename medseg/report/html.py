@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from medseg.numbers import dice_text, number_text, with_minus
+from medseg.numbers import counted, dice_text, number_text, with_minus
 from medseg.report.collect import CaseResult, LabelResult, asked_series
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
@@ -205,7 +205,7 @@ def _header(content: ReportContent) -> str:
     ) or '<span class="muted">no flags</span>'
     return (
         f"<h1>medseg QA report</h1>"
-        f'<p class="sub">{counts["total"]} cases in <code>{e(content.results_dir)}</code> · generated '
+        f'<p class="sub">{counted(counts["total"], "case")} in <code>{e(content.results_dir)}</code> · generated '
         f'{e(summary["created"])} by medseg {e(summary["medseg_version"])}<br>'
         f'model: {models} · {versions or "versions unknown"} · device: '
         f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
