@@ -540,6 +540,29 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
         assert {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")} == {
             "a": "no_reference", "b": "no_reference"}
     assert run_ids() == third
+    # a row taken out of the sheet: listed as failed (stale) while its folder is there; once the folder is removed,
+    # as the report advises, the report is rebuilt without it (it said "Nothing to be done" and kept listing it)
+    write_sheet(data, [("a", "a.nii.gz", "")])
+    rerun()
+
+    def statuses() -> dict[str, str]:
+        with open(results / "cohort.tsv", newline="") as handle:
+            return {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
+
+    assert statuses() == {"a": "no_reference", "b": "failed"}
+    shutil.rmtree(results / "cases" / "b")
+    run = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert "report: b no longer in the sample sheet nor in the results folder: the report will be rebuilt without " \
+           "it when the workflow runs (a preview changes nothing)" in run.stderr + run.stdout
+    assert (results / "report.html").is_file()
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("report: b no longer in the sample sheet nor in the results folder: the report will be rebuilt"
+            in run.stderr + run.stdout)
+    assert statuses() == {"a": "no_reference"}
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert "no longer in the sample sheet" not in run.stderr + run.stdout
+    assert "Nothing to be done" in run.stderr + run.stdout
 
 
 def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refused(tmp_path):

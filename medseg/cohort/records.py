@@ -153,6 +153,21 @@ class ResultsFolder:
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.root).as_posix()
 
+    def left_since_report(self, case_ids) -> list[str]:
+        """The cases the last report shows (its ``cohort.tsv``) that are neither among ``case_ids`` (the sheet's) nor
+        have a folder any more: a row taken out of the sheet, then its folder removed, which the report still
+        lists. Empty when there is no readable table."""
+        import csv
+
+        try:
+            with open(self.root / "cohort.tsv", newline="", encoding="utf-8") as handle:
+                shown = [row.get("case_id") or "" for row in csv.DictReader(handle, delimiter="\t")]
+        except (OSError, ValueError, csv.Error):
+            return []
+        wanted = set(case_ids)
+        return [case for case in dict.fromkeys(shown) if case and case not in wanted
+                and not os.path.lexists(self.case_dir(case))]
+
     def status(self, case_id: str, stage: str) -> dict | None:
         """The completion record of a stage, or None when absent or unreadable."""
         try:

@@ -209,6 +209,15 @@ if workflow.is_main_process:
                 if not _PREVIEW:
                     _record.unlink()
                     Path(RESULTS, "report.html").unlink(missing_ok=True)
+    # a row taken out of the sheet stays in the report (stale) while its folder is there; once the folder is removed
+    # as the report advises, nothing else changed for Snakemake: the report is rebuilt here
+    _left = _folder.left_since_report(s.case_id for s in SAMPLES)
+    if _left:
+        if not _PREVIEW:
+            Path(RESULTS, "report.html").unlink(missing_ok=True)
+        logger.warning(f"report: {cohort.some_names(_left)} no longer in the sample sheet nor in the results folder: "
+                       f"the report will be rebuilt without {'it' if len(_left) == 1 else 'them'}"
+                       + (" when the workflow runs (a preview changes nothing)" if _PREVIEW else ""))
     for _stage, _void_stage in _void.items():
         if not _void_stage["jobs"]:
             continue
