@@ -121,6 +121,22 @@ def test_a_gzip_file_cut_just_after_its_header_is_named_so(tmp_path, make_packag
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name, compressed, rename", [("scan.txt", True, "scan.nii.gz"),
+                                                      ("scan.dat", False, "scan.nii")])
+def test_a_nifti_named_without_its_extension_is_told_to_be_renamed(tmp_path, case, make_package, capsys, name,
+                                                                    compressed, rename):
+    """It was "not a NIfTI image (Cannot work out file type …)" for a valid image under another name."""
+    whole = Path(case).read_bytes()
+    raw = gzip.decompress(whole) if whole[:2] == b"\x1f\x8b" else whole
+    bad = tmp_path / name
+    bad.write_bytes(gzip.compress(raw) if compressed else raw)
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {bad}: a NIfTI image by its header, but named without "
+                                            f".nii or .nii.gz, which tells the reader its format; rename it {rename}")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_empty_gzip_file_is_named_so(tmp_path, make_package, capsys):
     bad = tmp_path / "empty.nii.gz"
     bad.write_bytes(gzip.compress(b""))
