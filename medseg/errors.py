@@ -19,6 +19,7 @@ __all__ = [
     "DicomError",
     "TrainingError",
     "WorkerDiedError",
+    "CohortFailedError",
 ]
 
 
@@ -60,6 +61,10 @@ class DicomError(MedsegError, ValueError):
 
 class TrainingError(MedsegError, ValueError):
     """Training data or training settings are not usable."""
+
+
+class CohortFailedError(MedsegError, RuntimeError):
+    """More cases of a cohort failed than its ``fail_on_failed_cases`` setting lets a run succeed with."""
 
 
 class WorkerDiedError(MedsegError, RuntimeError):

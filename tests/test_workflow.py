@@ -627,7 +627,7 @@ def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
     assert told == [f"{stage}: made for other inputs or settings: a, b, c, d: jobs a.{stage}, b.{stage}, "
                     f"c.{stage}, … and 1 more (4) will run again when the workflow runs (not in a preview's list of "
                     "jobs: a preview changes nothing)" for stage in ("infer", "evaluate")]
-    assert len(list((results / "jobs").glob("*.json"))) == 8  # a preview changes nothing
+    assert len(list((results / "jobs").glob("*.json"))) == 9  # a preview changes nothing (8 batches, the check)
 
 
 def test_some_names_cuts_a_long_list_short():
@@ -770,3 +770,45 @@ def test_the_default_model_is_the_shipped_one_whatever_the_working_folder_holds(
     assert run.returncode == 0, said[-2000:]
     assert said.count(f"phantom: the package folder {tmp_path / 'phantom'}, not the shipped model of that name") == 1
     assert "the shipped demo model" not in said
+
+
+def test_a_run_whose_every_case_failed_exits_with_an_error_and_keeps_its_report(tmp_path):
+    """Every case failed and the run exited 0 ("4 of 4 steps (100%) done"): a scheduler or CI job saw success."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.nii.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 40)
+    sheet = write_sheet(data, [("x", "x.nii.gz", ""), ("y", "missing.nii.gz", "")])
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert (f"medseg: error: {results}: every case failed (fail_on_failed_cases: all); their errors are in "
+            f"{results / 'report.html'} and cohort.tsv") in run.stderr
+    assert (results / "report.html").is_file() and (results / "cohort.tsv").is_file()
+    assert not (results / "jobs" / "cohort.check.json").exists()
+    again = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results)  # still failed: still an error
+    assert again.returncode == 1 and "every case failed" in again.stderr
+    lenient = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, fail_on_failed_cases="never")
+    assert lenient.returncode == 0, lenient.stderr[-3000:]
+    assert json.loads((results / "jobs" / "cohort.check.json").read_text())["failed"] == 2
+    bad = snakemake(tmp_path, "-n", samples=sheet, results=results, fail_on_failed_cases="some")
+    assert bad.returncode == 1 and "fail_on_failed_cases" in bad.stderr + bad.stdout
+
+
+def test_the_cohort_check_counts_failures_against_its_setting(tmp_path):
+    from medseg.cohort.check import check_failures
+    from medseg.errors import CohortFailedError, InputError
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"cases": {"total": 4, "failed": 1}}))
+    assert check_failures(summary, "all") == {"failed": 1, "total": 4, "fail_on": "all"}
+    assert check_failures(summary, "never")["failed"] == 1
+    with pytest.raises(CohortFailedError, match=r": 1 of 4 cases failed \(fail_on_failed_cases: any\)"):
+        check_failures(summary, "any")
+    summary.write_text(json.dumps({"cases": {"total": 4, "failed": 4}}))
+    with pytest.raises(CohortFailedError, match=r": every case failed \(fail_on_failed_cases: all\)"):
+        check_failures(summary, "all")
+    summary.write_text(json.dumps({"cases": {"total": 4, "failed": 0}}))
+    assert check_failures(summary, "any")["failed"] == 0
+    summary.write_text("{")
+    with pytest.raises(InputError, match="not a readable cohort summary"):
+        check_failures(summary)

@@ -172,3 +172,32 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb)), record)
     return 0
+
+
+@cohort.command("check")
+@click.argument("results", type=GivenPath(file_okay=False, path_type=Path))
+@click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,
+              help="Exit 1 when every case failed (all), when any did (any), or never.")
+@_record
+def check(results, fail_on, record):
+    """Whether the cohort in RESULTS succeeded as a whole, from its report's summary.json: exit 1 with one line when
+    its failed cases meet --fail-on (the workflow's last step, the workflow's setting fail_on_failed_cases).
+
+    \b
+    $ medseg cohort check results --fail-on any
+    """
+    import json
+
+    from medseg.cohort.check import check_failures
+    from medseg.io.atomic import atomic_paths
+    from medseg.numbers import counted
+
+    _check_record(record)
+    counts = check_failures(results / "summary.json", fail_on)
+    if record is not None:
+        with atomic_paths([record], overwrite=True) as temps:
+            temps[0].write_text(json.dumps({"schema": "medseg-cohort-check/1", **counts}, indent=2) + "\n")
+    if not quiet():
+        click.echo(escaped_line(f"{results}: {counts['failed']} of {counted(counts['total'], 'case')} failed; "
+                                f"fail_on_failed_cases {fail_on}: the run succeeds"))
+    return 0

@@ -114,3 +114,24 @@ rule report:
         # the count of failed and flagged cases, the failures' errors and where the report is, on the console (not
         # only in the log): the log from the count line on
         " && awk 'shown || /^[0-9]+ cases? \\(/ {{ shown = 1; print }}' {log:q}"
+
+
+# the run's own exit status: each failed case has its failure record and the others carry on, so every step
+# succeeds; this last one fails the run (the report kept) when the failed cases meet fail_on_failed_cases
+rule check_failures:
+    input:
+        summary=rules.report.output.summary,
+    output:
+        record=f"{RESULTS}/jobs/cohort.check.json",
+    params:
+        medseg=MEDSEG,
+        results=lambda wildcards, input: Path(input.summary).parent,
+        fail_on=config.get("fail_on_failed_cases", "all"),
+    log:
+        f"{RESULTS}/logs/check_failures.log",
+    conda:
+        "../envs/medseg.yaml"
+    localrule: True
+    shell:
+        "{params.medseg} cohort check {params.results:q} --fail-on {params.fail_on} --record {output.record:q}"
+        " > {log:q} 2>&1 || {{ cat {log:q} >&2; exit 1; }}"  # the failed cases' line on the console

@@ -1,0 +1,37 @@
+"""Whether a cohort run succeeded as a whole: its failed cases against the ``fail_on_failed_cases`` setting.
+
+Each case that fails gets its failure record and the others carry on, so the workflow's own exit status says only
+that every step ran. The last step reads the report's ``summary.json`` and fails the run (exit 1, the report kept)
+when every case failed (``all``, the default), when any did (``any``), or never (``never``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medseg.errors import CohortFailedError, InputError
+from medseg.numbers import counted
+
+__all__ = ["FAIL_ON", "check_failures"]
+
+FAIL_ON = ("all", "any", "never")
+
+
+def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
+    """The failed and total case counts of a cohort's ``summary.json``; a :class:`CohortFailedError` when they meet
+    ``fail_on`` (one of :data:`FAIL_ON`)."""
+    summary_path = Path(summary_path)
+    if fail_on not in FAIL_ON:
+        raise InputError(f"fail_on_failed_cases: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
+    try:
+        cases = json.loads(summary_path.read_text())["cases"]
+        failed, total = int(cases["failed"]), int(cases["total"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{summary_path}: not a readable cohort summary ({error})") from error
+    counts = {"failed": failed, "total": total, "fail_on": fail_on}
+    if failed and (fail_on == "any" or (fail_on == "all" and failed == total)):
+        which = "every case" if failed == total else f"{failed} of {counted(total, 'case')}"
+        raise CohortFailedError(f"{summary_path.parent}: {which} failed (fail_on_failed_cases: {fail_on}); their "
+                                f"errors are in {summary_path.parent / 'report.html'} and cohort.tsv")
+    return counts
