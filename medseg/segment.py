@@ -25,8 +25,8 @@ from medseg.volume import Volume, stem, volume_ml
 if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
-__all__ = ["CaseOutputs", "case_targets", "in_training_set", "output_paths", "segment_case", "superseded_outputs",
-           "versions"]
+__all__ = ["CaseOutputs", "case_targets", "in_training_set", "named_like_training_case", "output_paths", "segment_case",
+           "superseded_outputs", "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,12 @@ def segment_case(
     trained_on = in_training_set(volume, segmenter.package)
     if trained_on is not None:
         record["in_training_set"] = trained_on
+    named = named_like_training_case(volume, segmenter.package) if trained_on is False else None
+    if named is not None:  # a decompressed or re-saved copy of a training image has other bytes
+        record["named_like_training_case"] = named
+        log.warning("%s: named like training case %s of model %s, but not byte for byte its file (decompressed, "
+                    "converted or re-saved?): if it is that image, its Dice overstates the model's accuracy on new "
+                    "data", input_path, named, segmenter.package.name)
     metrics = None
     if ref_volume is not None:
         from medseg.metrics import evaluate_volumes
@@ -335,6 +341,16 @@ def in_training_set(volume: Volume, package: ModelPackage) -> bool | None:
     if not isinstance(hashes, list) or not volume.source_sha256 or volume.dicom is not None:
         return None
     return volume.source_sha256 in hashes
+
+
+def named_like_training_case(volume: Volume, package: ModelPackage) -> str | None:
+    """The training case id (``training.train_case_ids``) the input's file name matches, case-insensitively, or None.
+    For an input :func:`in_training_set` found in no training file: a copy saved another way keeps its name."""
+    ids = (package.config.get("training") or {}).get("train_case_ids")
+    if not isinstance(ids, list) or volume.dicom is not None:
+        return None
+    name = volume.name.casefold()
+    return next((str(case) for case in ids if str(case).casefold() == name), None)
 
 
 def _input_check(image, package, input_path) -> dict | None:

@@ -1718,3 +1718,39 @@ def test_a_training_image_is_named_so(tmp_path, make_package, capsys):
                        capsys)
     assert code == 0 and "training images" not in out
     assert "in_training_set" not in json.loads((tmp_path / "d" / "series_seg.json").read_text())
+
+
+def test_a_copy_of_a_training_image_saved_another_way_is_warned_about_by_its_name(tmp_path, make_package, capsys,
+                                                                                   caplog):
+    """A training image decompressed (.nii.gz → .nii) has other bytes: it was taken for new data without a word."""
+    import gzip
+    import hashlib
+
+    from medseg.report.collect import collect_results
+
+    original = tmp_path / "case_007.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(3).random((24, 24, 4), dtype=np.float32), np.eye(4)),
+             str(original))
+    copy = tmp_path / "copies" / "Case_007.nii"
+    copy.parent.mkdir()
+    copy.write_bytes(gzip.decompress(original.read_bytes()))
+    listed = make_package("listed", training={"train_images_sha256": [hashlib.sha256(original.read_bytes())
+                                                                      .hexdigest()],
+                                              "train_case_ids": ["case_007", "case_008"]})
+    with caplog.at_level("WARNING", logger="medseg"):
+        code, out, _ = run(["infer", str(copy), "--model", str(listed), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0 and "training images" not in out
+    sidecar = json.loads((tmp_path / "out" / "Case_007_seg.json").read_text())
+    assert sidecar["in_training_set"] is False and sidecar["named_like_training_case"] == "case_007"
+    assert [r.getMessage() for r in caplog.records if "named like" in r.getMessage()] == [
+        f"{copy}: named like training case case_007 of model listed, but not byte for byte its file (decompressed, "
+        "converted or re-saved?): if it is that image, its Dice overstates the model's accuracy on new data"]
+    case = next(iter(collect_results(tmp_path / "out")))
+    assert ("named like the model's training case case_007, but not byte for byte its file: if it is that image, its "
+            "Dice overstates the model's accuracy on new data") in case.notes
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medseg"):  # the original itself: a training image, no name warning
+        code, out, _ = run(["infer", str(original), "--model", str(listed), "-o", str(tmp_path / "out2")], capsys)
+    assert code == 0 and "one of the model's training images" in out
+    assert "named_like_training_case" not in json.loads((tmp_path / "out2" / "case_007_seg.json").read_text())
+    assert not [r for r in caplog.records if "named like" in r.getMessage()]

@@ -240,6 +240,10 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         case.paths[kind] = path
         if kind == "metrics":
             case.notes.extend(_metrics_notes(record))
+        if kind == "sidecar" and isinstance(record.get("named_like_training_case"), str):
+            case.notes.append(f"named like the model's training case {record['named_like_training_case']}, but not "
+                              "byte for byte its file: if it is that image, its Dice overstates the model's accuracy "
+                              "on new data")
     if not found and not allow_empty:
         raise InputError(
             f"{results_dir}: no case results found (looked for *_seg.json, *_metrics.json and *_failed.json)"
