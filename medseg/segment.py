@@ -344,13 +344,14 @@ def in_training_set(volume: Volume, package: ModelPackage) -> bool | None:
 
 
 def named_like_training_case(volume: Volume, package: ModelPackage) -> str | None:
-    """The training case id (``training.train_case_ids``) the input's file name matches, case-insensitively, or None.
-    For an input :func:`in_training_set` found in no training file: a copy saved another way keeps its name."""
+    """The training case id (``training.train_case_ids``) the input's file name matches, case-insensitively and
+    without nnU-Net's channel suffix ``_0000`` (which training strips from its ids), or None. For an input
+    :func:`in_training_set` found in no training file: a copy saved another way keeps its name."""
     ids = (package.config.get("training") or {}).get("train_case_ids")
     if not isinstance(ids, list) or volume.dicom is not None:
         return None
-    name = volume.name.casefold()
-    return next((str(case) for case in ids if str(case).casefold() == name), None)
+    names = {volume.name.casefold(), volume.name.casefold().removesuffix("_0000")}
+    return next((str(case) for case in ids if str(case).casefold() in names), None)
 
 
 def _input_check(image, package, input_path) -> dict | None:

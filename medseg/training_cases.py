@@ -342,11 +342,16 @@ def check_training_foreground(train_cases: list[TrainCase]) -> None:
 
 
 def _warn_blank_labels(train_cases: list[TrainCase], val_cases: list[TrainCase]) -> None:
-    """Warn, naming the files, about label images with background only among others that hold foreground: a
-    blank export (a common slip) trains as a case without the structure, and validates as one."""
+    """Warn, naming the files, about a few label images (at most a tenth) with background only among others that
+    hold foreground: a blank export (a common slip) trains as a case without the structure, and validates as one.
+    More of them are a data set's negative cases: told at info level."""
     blank = [case for case in [*train_cases, *val_cases] if case.label is not None and not bool(case.label.any())]
-    if not blank or len(blank) == len(train_cases) + len(val_cases):
+    total = len(train_cases) + len(val_cases)
+    if not blank or len(blank) == total:
         return  # none, or all (refused for training cases; said for validation cases)
+    if len(blank) > max(1, total // 10):  # many: a data set with negative cases (lesions), not a slip
+        log.info("%d of %d label images hold background only (cases without the structure)", len(blank), total)
+        return
     shown = ", ".join(str(case.label_path) for case in blank[:3]) + (f" and {len(blank) - 3} more"
                                                                     if len(blank) > 3 else "")
     training = {id(case) for case in train_cases}

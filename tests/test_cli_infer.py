@@ -106,13 +106,14 @@ def test_a_file_cut_inside_its_header_is_named_so(tmp_path, case, make_package, 
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
-def test_a_gzip_file_cut_just_after_its_header_is_named_so(tmp_path, make_package, capsys):
+@pytest.mark.parametrize("name", ["cut.nii.gz", "cut.nii.gz.part"])
+def test_a_gzip_file_cut_just_after_its_header_is_named_so(tmp_path, make_package, capsys, name):
     """Cut to its first 348 compressed bytes: a whole header, then too little for nibabel, which said "not a NIfTI
-    image (Cannot work out file type …)"."""
+    image (Cannot work out file type …)". A partial download's name is not the problem to tell first."""
     whole = tmp_path / "whole.nii.gz"
     noise = np.random.default_rng(0).random((30, 30, 30), dtype=np.float32)  # does not compress: the header does
     nib.save(nib.Nifti1Image(noise, np.eye(4)), whole)
-    bad = tmp_path / "cut.nii.gz"
+    bad = tmp_path / name
     bad.write_bytes(whole.read_bytes()[:348])
     code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
     assert code == 1
@@ -121,8 +122,10 @@ def test_a_gzip_file_cut_just_after_its_header_is_named_so(tmp_path, make_packag
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name, compressed, rename", [("scan.txt", True, "scan.nii.gz"),
-                                                      ("scan.dat", False, "scan.nii")])
+@pytest.mark.parametrize("name, compressed, rename", [("scan.txt", True, "scan.txt.nii.gz"),
+                                                      ("scan.dat", False, "scan.dat.nii"),
+                                                      ("brain.nii.gz.1", True, "brain.nii.gz"),
+                                                      ("brain.nii.bak", False, "brain.nii")])
 def test_a_nifti_named_without_its_extension_is_told_to_be_renamed(tmp_path, case, make_package, capsys, name,
                                                                     compressed, rename):
     """It was "not a NIfTI image (Cannot work out file type …)" for a valid image under another name."""
@@ -1754,3 +1757,8 @@ def test_a_copy_of_a_training_image_saved_another_way_is_warned_about_by_its_nam
     assert code == 0 and "one of the model's training images" in out
     assert "named_like_training_case" not in json.loads((tmp_path / "out2" / "case_007_seg.json").read_text())
     assert not [r for r in caplog.records if "named like" in r.getMessage()]
+    nnunet = tmp_path / "copies" / "case_008_0000.nii"  # nnU-Net's channel suffix, which training strips
+    nnunet.write_bytes(copy.read_bytes())
+    code, _, _ = run(["infer", str(nnunet), "--model", str(listed), "-o", str(tmp_path / "out3")], capsys)
+    assert json.loads((tmp_path / "out3" / "case_008_0000_seg.json").read_text())["named_like_training_case"] == \
+        "case_008"

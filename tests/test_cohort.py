@@ -69,10 +69,11 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
     latin.write_bytes(text.encode("latin-1"))
     with pytest.raises(InputError) as error:
         read_samples(latin)
-    line = text[:text.index('ü')].count("\n") + 1
+    before = text[:text.index("ü")]
+    line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
     assert line > 1  # the sheet's line is named (only the byte position was)
-    assert str(error.value) == (f"{latin}: the sample sheet is not UTF-8 text (byte 0xfc on line {line}, at position "
-                                f"{text.index('ü')}); save it as UTF-8 text")
+    assert str(error.value) == (f"{latin}: the sample sheet is not UTF-8 text (byte 0xfc on line {line}, column "
+                                f"{column}); save it as UTF-8 text")
     # UTF-16 without its byte order mark: "header lacks the column(s) case_id, image; found c a s e _ i d" with NULs
     for encoding in ("utf-16-le", "utf-16-be"):
         bare = tmp_path / f"bare-{encoding}.tsv"
@@ -979,3 +980,34 @@ def test_a_case_given_up_under_a_tighter_cgroup_names_its_limit(cohort, monkeypa
     monkeypatch.setattr(run, "cgroup_limit", lambda: CgroupLimit(8000 * 10**6, limit))
     infer_cases([sample], results, options)
     assert json.loads(folder.failure("a").read_text())["error"].endswith("more than 8000 MB tries it again")
+
+
+def test_cases_left_since_the_report_are_those_whose_folder_went_after_it(tmp_path):
+    """A row taken out of the sheet, then its folder removed: the report must be rebuilt (Snakemake saw nothing to
+    do). A folder moved elsewhere in the results keeps the case in the rebuilt report: asked once, not forever."""
+    import os
+
+    results = tmp_path / "results"
+    for case in ("a", "b", "c"):
+        (results / "cases" / case).mkdir(parents=True)
+    (results / "cohort.tsv").write_text("rank\tcase_id\tstatus\n1\ta\tscored\n2\tb\tfailed\n3\tc\tfailed\n")
+    (results / "report.html").write_text("<html></html>")
+    folder = ResultsFolder(results)
+
+    def age(path: Path, seconds: float) -> None:
+        when = (results / "report.html").stat().st_mtime + seconds
+        os.utime(path, (when, when))
+
+    for path in (results, results / "cases"):
+        age(path, -10)
+    assert folder.left_since_report(["a"]) == []  # nothing removed since the report
+    (results / "cases" / "b").rmdir()
+    (results / "old").mkdir()
+    (results / "cases" / "c").rename(results / "old" / "c")
+    age(results / "cases", 10)
+    assert folder.left_since_report(["a"]) == ["b", "c"]
+    assert folder.left_since_report(["a", "b"]) == ["c"]  # b is a sheet case: its own rerun redoes it
+    age(results / "report.html", 20)  # the rebuilt report (c still in it, found in old/)
+    assert folder.left_since_report(["a"]) == []
+    (results / "report.html").unlink()
+    assert folder.left_since_report(["a"]) == []  # no report: it is built anyway

@@ -1514,8 +1514,8 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
         assert _exit_code(_train_cli(images, labels, tmp_path / "model", "-c", str(path))) == 1
         err = capsys.readouterr().err.strip().splitlines()
         position = data.index(b"\xe9") if b"\xe9" in data else 0
-        assert err == [f"medseg: error: {path}: not UTF-8 text (byte {data[position]:#04x} on line 1, at position "
-                       f"{position}); save the config as UTF-8"]
+        assert err == [f"medseg: error: {path}: not UTF-8 text (byte {data[position]:#04x} on line 1, column "
+                       f"{position + 1}); save the config as UTF-8"]
 
 
 def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, capsys, config_file):
@@ -3054,5 +3054,6 @@ def test_resuming_a_run_stopped_after_its_last_epoch_says_so(tiny_set, tmp_path,
     capsys.readouterr()
     assert _exit_code(args + ["--resume"]) == 0
     captured = capsys.readouterr()
-    assert f"resuming {out}: its checkpoint has all 2 epochs; nothing left to train" in captured.err
+    assert f"resuming {out}: its checkpoint has all 2 epochs; nothing left to train, its package is written" in \
+        captured.err
     assert captured.out.startswith(f"wrote {out} (best epoch ")

@@ -552,12 +552,12 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     assert statuses() == {"a": "no_reference", "b": "failed"}
     shutil.rmtree(results / "cases" / "b")
     run = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
-    assert "report: b no longer in the sample sheet nor in the results folder: the report will be rebuilt without " \
-           "it when the workflow runs (a preview changes nothing)" in run.stderr + run.stdout
+    assert "report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be " \
+           "rebuilt when the workflow runs (a preview changes nothing)" in run.stderr + run.stdout
     assert (results / "report.html").is_file()
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert ("report: b no longer in the sample sheet nor in the results folder: the report will be rebuilt"
+    assert ("report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be rebuilt"
             in run.stderr + run.stdout)
     assert statuses() == {"a": "no_reference"}
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
@@ -812,3 +812,16 @@ def test_the_cohort_check_counts_failures_against_its_setting(tmp_path):
     summary.write_text("{")
     with pytest.raises(InputError, match="not a readable cohort summary"):
         check_failures(summary)
+    summary.write_text(json.dumps({"cases": {"total": 2}}))
+    with pytest.raises(InputError, match=r"not a cohort summary \(it lacks cases.failed and cases.total as numbers\)"):
+        check_failures(summary)
+    summary.write_text(json.dumps({"cases": {"total": 2, "failed": 5}}))
+    with pytest.raises(InputError, match="5 failed of 2 cases; not a consistent cohort summary"):
+        check_failures(summary)
+    with pytest.raises(InputError, match=r"nowhere.json: cannot read the cohort summary \(No such file or directory\); "
+                                         "build the report first"):
+        check_failures(tmp_path / "nowhere.json")
+    from medseg.cli.cohort import check
+    from medseg.cohort.check import FAIL_ON
+
+    assert tuple(next(p for p in check.params if p.name == "fail_on").type.choices) == FAIL_ON

@@ -176,7 +176,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
 
 @cohort.command("check")
 @click.argument("results", type=GivenPath(file_okay=False, path_type=Path))
-@click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,
+@click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,  # FAIL_ON
               help="Exit 1 when every case failed (all), when any did (any), or never.")
 @_record
 def check(results, fail_on, record):

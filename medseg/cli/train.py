@@ -192,9 +192,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         done = checkpoint_epoch(output) if resume else None
         if done is not None and done < asked:  # the only sign was the epoch numbers going on
             click.echo(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}", err=True)
-        elif done is not None:  # stopped after its last epoch: the package is written (or kept) without training
-            click.echo(f"resuming {output}: its checkpoint has all {asked} epochs; nothing left to train", err=True)
-        if n_val and (config.get("preprocessing") or {}).get("spacing_mm"):
+        elif done is not None and not (output / CONFIG_NAME).is_file():  # stopped after its last epoch, no package
+            click.echo(f"resuming {output}: its checkpoint has all {asked} epochs; nothing left to train, its package "
+                       "is written", err=True)
+        if n_val and (config.get("preprocessing") or {}).get("spacing_mm") and (done is None or done < asked):
             click.echo("validation Dice per epoch is scored in model space (resampled to preprocessing.spacing_mm); "
                        "the package's figures are the best epoch scored again on the volumes' own grids", err=True)
         if not n_val:

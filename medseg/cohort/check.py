@@ -25,10 +25,20 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
     if fail_on not in FAIL_ON:
         raise InputError(f"fail_on_failed_cases: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
     try:
-        cases = json.loads(summary_path.read_text())["cases"]
+        text = summary_path.read_text()
+    except OSError as error:
+        raise InputError(f"{summary_path}: cannot read the cohort summary ({error.strerror or error}); build the "
+                         "report first") from error
+    try:
+        cases = json.loads(text)["cases"]
         failed, total = int(cases["failed"]), int(cases["total"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
         raise InputError(f"{summary_path}: not a readable cohort summary ({error})") from error
+    except (KeyError, TypeError) as error:
+        raise InputError(f"{summary_path}: not a cohort summary (it lacks cases.failed and cases.total as "
+                         "numbers)") from error
+    if not 0 <= failed <= total:
+        raise InputError(f"{summary_path}: {failed} failed of {total} cases; not a consistent cohort summary")
     counts = {"failed": failed, "total": total, "fail_on": fail_on}
     if failed and (fail_on == "any" or (fail_on == "all" and failed == total)):
         which = "every case" if failed == total else f"{failed} of {counted(total, 'case')}"

@@ -154,11 +154,21 @@ class ResultsFolder:
         return Path(path).relative_to(self.root).as_posix()
 
     def left_since_report(self, case_ids) -> list[str]:
-        """The cases the last report shows (its ``cohort.tsv``) that are neither among ``case_ids`` (the sheet's) nor
-        have a folder any more: a row taken out of the sheet, then its folder removed, which the report still
-        lists. Empty when there is no readable table."""
+        """The cases the last report shows (its ``cohort.tsv``) that are not among ``case_ids`` (the sheet's) and
+        whose folder ``cases/<id>`` was removed (or moved) after the report was written: a row taken out of the
+        sheet, then its folder removed as the report advises, which the report still lists. Empty when there is no
+        report or readable table, or nothing under ``cases/`` was removed since the report (a case kept elsewhere
+        in the folder stays in the report, which then is up to date: it is not rebuilt again and again)."""
         import csv
 
+        try:
+            written = (self.root / "report.html").stat().st_mtime
+            changed = max((folder.stat().st_mtime for folder in (self.root, self.root / "cases")
+                           if folder.is_dir()), default=0.0)
+        except OSError:
+            return []
+        if changed <= written:
+            return []
         try:
             with open(self.root / "cohort.tsv", newline="", encoding="utf-8") as handle:
                 shown = [row.get("case_id") or "" for row in csv.DictReader(handle, delimiter="\t")]

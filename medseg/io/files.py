@@ -11,13 +11,15 @@ __all__ = ["files_under", "is_dicom_file", "not_there", "undecodable"]
 
 
 def undecodable(error: UnicodeDecodeError) -> str:
-    """Where a text file stops being the encoding it was read as: ``byte 0xe9 on line 2, at position 7``; the line
-    is left out for UTF-16, whose line breaks are two bytes."""
+    """Where a text file stops being the encoding it was read as: ``byte 0xe9 on line 2, column 7`` (the column in
+    bytes, as an editor showing the raw file counts them); for UTF-16, whose line breaks are two bytes, ``byte 0xd8
+    at byte 40 of the text``."""
     byte = f"byte {error.object[error.start]:#04x}"
     if str(error.encoding).lower().replace("-", "").startswith("utf16"):
-        return f"{byte} at position {error.start}"
-    line = bytes(error.object[:error.start]).count(b"\n") + 1
-    return f"{byte} on line {line}, at position {error.start}"
+        return f"{byte} at byte {error.start} of the text"
+    before = bytes(error.object[:error.start])
+    line, column = before.count(b"\n") + 1, len(before) - before.rfind(b"\n")
+    return f"{byte} on line {line}, column {column}"
 
 
 def exists(path: Path | str) -> bool:

@@ -96,14 +96,13 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         cut = _header_cut_short(path)
         if cut is not None:
             raise ImageReadError(f"{path}: {cut}; the file was cut short (an interrupted copy or download?)") from error
-        if not path.name.lower().endswith(_NIFTI_NAMES) and _starts_a_nifti_header(path):
-            compressed = _starts_with(path, b"\x1f\x8b")
-            raise ImageReadError(f"{path}: a NIfTI image by its header, but named without .nii or .nii.gz, which "
-                                 f"tells the reader its format; rename it {path.stem}"
-                                 f"{'.nii.gz' if compressed else '.nii'}") from error
-        if _gzip_cut_short(path):  # a whole header, then too little data for nibabel to tell the file's type
+        nifti = _starts_a_nifti_header(path)
+        if nifti and _gzip_cut_short(path):  # a whole header, then too little data for nibabel to tell the file's type
             raise ImageReadError(f"{path}: truncated image data (its gzip stream ends early); the file was cut short "
                                  "(an interrupted copy or download?)") from error
+        if nifti and not path.name.lower().endswith(_NIFTI_NAMES):
+            raise ImageReadError(f"{path}: a NIfTI image by its header, but named without .nii or .nii.gz, which "
+                                 f"tells the reader its format; rename it {_nifti_name(path)}") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
@@ -886,14 +885,22 @@ _NIFTI_NAMES = (".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz")
 
 
 def _starts_a_nifti_header(path: Path) -> bool:
-    """Whether ``path`` (gzip-compressed or not) starts with a whole NIfTI-1 or NIfTI-2 header, by its size field
-    and magic string."""
+    """Whether ``path`` (gzip-compressed or not) starts with a whole single-file NIfTI-1 or NIfTI-2 header, by its
+    size field and magic string (not the header of an .hdr/.img pair)."""
     start = _header_start(path)
     if start is None:
         return False
     raw = start[0]
-    return any(int.from_bytes(raw[:4], order) == 348 and raw[344:347] in (b"n+1", b"ni1")
-               or int.from_bytes(raw[:4], order) == 540 and raw[4:7] in (b"n+2", b"ni2") for order in ("little", "big"))
+    return any(int.from_bytes(raw[:4], order) == 348 and raw[344:347] == b"n+1"
+               or int.from_bytes(raw[:4], order) == 540 and raw[4:7] == b"n+2" for order in ("little", "big"))
+
+
+def _nifti_name(path: Path) -> str:
+    """The name a NIfTI file named otherwise should have: ``brain.nii.gz`` for ``brain.nii.gz.1`` (a repeated
+    download), ``scan.nii`` for ``scan.nii.bak``, else the whole name with ``.nii`` or ``.nii.gz`` added."""
+    extension = ".nii.gz" if _starts_with(path, b"\x1f\x8b") else ".nii"
+    at = path.name.lower().find(".nii")
+    return (path.name[:at] if at > 0 else path.name) + extension
 
 
 def _gzip_cut_short(path: Path) -> bool:

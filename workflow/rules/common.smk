@@ -215,8 +215,9 @@ if workflow.is_main_process:
     if _left:
         if not _PREVIEW:
             Path(RESULTS, "report.html").unlink(missing_ok=True)
-        logger.warning(f"report: {cohort.some_names(_left)} no longer in the sample sheet nor in the results folder: "
-                       f"the report will be rebuilt without {'it' if len(_left) == 1 else 'them'}"
+        logger.warning(f"report: {cohort.some_names(_left)} no longer in the sample sheet, and "
+                       f"{'its folder' if len(_left) == 1 else 'their folders'} under cases/ removed: the report will "
+                       "be rebuilt"
                        + (" when the workflow runs (a preview changes nothing)" if _PREVIEW else ""))
     for _stage, _void_stage in _void.items():
         if not _void_stage["jobs"]:
