@@ -46,6 +46,9 @@ CONFIG_NAME = "model.json"
 CHECKPOINT_DIR = ".checkpoint"  # `medseg train`'s resumable state, beside the package it writes
 DEFAULT_MODEL = "phantom"
 _COUNTERS = "num_batches_tracked"  # batch norm's step counters, which are not weights
+_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"})  # safetensors' names
+_DTYPE_NAMES = {"I8": "int8", "I16": "int16", "I32": "int32", "I64": "int64", "U8": "uint8", "U16": "uint16",
+                "U32": "uint32", "U64": "uint64", "BOOL": "bool"}  # as torch names them (build_network's message)
 
 
 def _models_root() -> Path:
@@ -289,9 +292,38 @@ class ModelPackage:
         try:
             with safe_open(str(self.weights_path), framework="numpy") as weights:  # "pt" imports torch
                 found = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
+                self._check_shapes(found)
+                self._check_values(weights)
+        except ModelPackageError:
+            raise
         except (SafetensorError, OSError, ValueError) as error:
             raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
-        self._check_shapes(found)
+
+    def _check_values(self, weights) -> None:
+        """Refuse tensors that are not floating point or hold NaN or infinite values, as :meth:`build_network`
+        does, from an open numpy ``safe_open`` (bf16 and float8 tensors, which numpy cannot hold, are checked for
+        their values when the network is built): ``medseg models`` then says "checked" only of weights that
+        ``medseg infer`` takes, and a workflow refuses them while planning."""
+        import numpy as np
+
+        for key in weights.keys():
+            if key.endswith(_COUNTERS):
+                continue
+            dtype = weights.get_slice(key).get_dtype()
+            if dtype not in _FLOAT_DTYPES:
+                raise ModelPackageError(self._not_float(key, _DTYPE_NAMES.get(dtype, dtype.lower())))
+            if dtype in ("F16", "F32", "F64"):
+                bad = int((~np.isfinite(weights.get_tensor(key))).sum())
+                if bad:
+                    raise ModelPackageError(self._not_finite(key, bad))
+
+    def _not_float(self, key: str, dtype: str) -> str:
+        return (f"{self.weights_path}: tensor {key} holds {dtype}, not floating-point numbers: these are not trained "
+                "weights")
+
+    def _not_finite(self, key: str, bad: int) -> str:
+        return (f"{self.weights_path}: tensor {key} holds {bad} NaN or infinite value{'' if bad == 1 else 's'}: the "
+                "weights are damaged (a diverged training run writes such weights)")
 
     def _check_shapes(self, found: dict[str, tuple]) -> None:
         from medseg.network_shapes import state_shapes
@@ -322,14 +354,10 @@ class ModelPackage:
             if key.endswith(_COUNTERS):
                 continue
             if not tensor.is_floating_point():
-                raise ModelPackageError(f"{self.weights_path}: tensor {key} holds {str(tensor.dtype)[6:]}, not "
-                                        "floating-point numbers: these are not trained weights")
+                raise ModelPackageError(self._not_float(key, str(tensor.dtype)[6:]))
             finite = torch.isfinite(tensor.float())  # float8 types have no isfinite of their own
             if not bool(finite.all()):
-                bad = int((~finite).sum())
-                raise ModelPackageError(f"{self.weights_path}: tensor {key} holds {bad} NaN or infinite value"
-                                        f"{'' if bad == 1 else 's'}: the weights are damaged (a diverged training "
-                                        "run writes such weights)")
+                raise ModelPackageError(self._not_finite(key, int((~finite).sum())))
         net = UNet2D(arch)
         try:
             net.load_state_dict(state, strict=True)
