@@ -461,7 +461,8 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                                         f"({unfinished_text(unfinished)}); medseg train --resume with the same "
                                         "command finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
-        config = json.loads(config_path.read_text(), object_pairs_hook=_unique_keys)
+        # utf-8-sig: a byte order mark (Windows Notepad writes one) is not JSON, but says the file is UTF-8
+        config = json.loads(config_path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys)
     except _DuplicateKey as error:
         raise ModelPackageError(f"{config_path}: the key {error.args[0]!r} appears twice in one object; JSON readers "
                                 "keep only one of them, so say it once") from error

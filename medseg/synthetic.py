@@ -65,7 +65,8 @@ def make_phantom(
     body = ((grid / rng.uniform(0.85, 0.97, size=(3, 1, 1, 1))) ** 2).sum(0) <= 1.0
     image[body] = 1.0
 
-    # the three structures sit in different octants of the body so they never overlap
+    # the three structures sit in different octants of the body; the tube, drawn last, may notch the ellipsoid or
+    # the box (in about 6 % of the seeds at 40³), and labels and intensities agree where it does
     corners = rng.permutation([[-1, -1, 0], [1, 1, 0], [-1, 1, 0], [1, -1, 0]])[:3]
     centres = [np.array(c, dtype=np.float32) * rng.uniform(0.3, 0.42, size=3) for c in corners]
     for c in centres:

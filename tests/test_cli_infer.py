@@ -1627,6 +1627,18 @@ def test_quiet_silences_the_wrote_line_of_synth(tmp_path, capsys):
     assert out == f"wrote {tmp_path / 'q.nii.gz'}\n"
 
 
+def test_synth_warns_when_the_grid_is_too_small_for_the_structures(tmp_path, capsys):
+    """--shape 1 1 1 wrote a label file holding only background, with "wrote" and exit 0."""
+    code, out, err = run(["synth", str(tmp_path / "p.nii.gz"), "--label", str(tmp_path / "l.nii.gz"), "--shape", "2",
+                          "2", "2"], capsys)
+    assert code == 0 and out.startswith("wrote ")
+    assert err == ("warning: --shape 2 2 2 is too small for the ellipsoid, the box and the tube (no voxel); give 16 "
+                   "or more voxels per axis for all three structures\n")
+    assert set(np.unique(np.asarray(nib.load(tmp_path / "l.nii.gz").dataobj))) == {0}
+    code, out, err = run(["synth", str(tmp_path / "q.nii.gz"), "--shape", "24", "24", "16"], capsys)
+    assert code == 0 and err == ""
+
+
 def test_verbose_shows_stage_timings_and_debug_stays_medsegs_own(tmp_path, case, make_package):
     """-v repeated the stdout line; -vv printed 36 lines of matplotlib's and pylibjpeg's debug output."""
     command = [sys.executable, "-m", "medseg", "-vv", "infer", str(case), "-m", str(make_package()), "-o",
@@ -1762,3 +1774,31 @@ def test_a_copy_of_a_training_image_saved_another_way_is_warned_about_by_its_nam
     code, _, _ = run(["infer", str(nnunet), "--model", str(listed), "-o", str(tmp_path / "out3")], capsys)
     assert json.loads((tmp_path / "out3" / "case_008_0000_seg.json").read_text())["named_like_training_case"] == \
         "case_008"
+
+
+def test_a_package_calling_itself_by_a_shipped_name_is_warned_about(tmp_path, case, make_package, capsys):
+    """A copy of phantom renamed "hippocampus" in its model.json ran as "model hippocampus" without a word."""
+    mine = make_package("hippocampus")
+    code, _, err = run(["infer", str(case), "--model", str(mine), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert (f"warning: {mine} calls itself 'hippocampus', as a model shipped with medseg, but is another package: "
+            "outputs name it by that name (the sidecar also records its folder and weights' SHA-256)") in err
+    code, _, err = run(["infer", str(case), "--model", "phantom", "-o", str(tmp_path / "out2")], capsys)
+    assert code == 0 and "calls itself" not in err
+
+
+def test_models_warns_about_a_package_without_its_card(tmp_path, capsys):
+    """A package shared without MODEL_CARD.md loses its data, licence and attribution notes without a word."""
+    import shutil
+
+    from medseg.package import shipped_package_path
+
+    copy = tmp_path / "mine"
+    shutil.copytree(shipped_package_path("phantom"), copy)
+    code, _, err = run(["models", str(copy)], capsys)
+    assert code == 0 and "MODEL_CARD" not in err
+    (copy / "MODEL_CARD.md").unlink()
+    code, out, err = run(["models", str(copy)], capsys)
+    assert code == 0 and "phantom" in out
+    assert err == (f"warning: {copy}: no MODEL_CARD.md, the card with the training data's description, licence and "
+                   "attribution; medseg train writes one\n")

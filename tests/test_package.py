@@ -485,3 +485,11 @@ def test_a_value_that_fits_none_of_a_settings_forms_is_told_what_is_wrong(sectio
     with pytest.raises(ModelPackageError) as info:
         validate_config(config, "cfg.json")
     assert str(info.value) == f"cfg.json: invalid model config at {expected}"
+
+
+def test_a_model_json_with_a_byte_order_mark_loads(make_package):
+    """Saved by Windows Notepad: "not valid JSON (Unexpected UTF-8 BOM …)"."""
+    path = make_package()
+    config = (path / "model.json").read_bytes()
+    (path / "model.json").write_bytes(b"\xef\xbb\xbf" + config)
+    assert load_package(path).name == "tiny"

@@ -66,7 +66,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
     from medseg.numbers import dice_round_text
-    from medseg.package import load_package
+    from medseg.package import load_package, shipped_package_path
     from medseg.segment import segment_case
 
     # outputs that clash with each other or with an input (usage errors), before the model loads
@@ -91,6 +91,11 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         if defaulted:
             click.echo(f"note: no --model given: {package.name} is the shipped demo model (synthetic shapes only); "
                        "name yours with --model (`medseg models` lists the shipped ones)", err=True)
+        shipped = shipped_package_path(package.name)
+        if shipped is not None and shipped.resolve() != package.path.resolve():  # sidecars and reports name it so
+            click.echo(escaped_line(f"warning: {package.path} calls itself {package.name!r}, as a model shipped with "
+                                    "medseg, but is another package: outputs name it by that name (the sidecar also "
+                                    "records its folder and weights' SHA-256)"), err=True)
     failures = 0
     for index, path in enumerate(inputs):
         reference = references[index] if references else None

@@ -43,6 +43,10 @@ def models(packages: tuple[str, ...], as_json: bool):
         }
         if packages:
             row |= {"path": str(package.path), "weights_checked": True, "training": _training_summary(package)}
+            if not (package.path / "MODEL_CARD.md").is_file():  # where a package keeps its data and licence notes
+                click.echo(escaped_line(f"warning: {package.path}: no MODEL_CARD.md, the card with the training "
+                                        "data's description, licence and attribution; medseg train writes one"),
+                           err=True)
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, escaped_line
+from medseg.cli.options import GivenPath, escaped_line, quiet
 
 
 @click.command("synth")
 @click.argument("image", type=GivenPath(dir_okay=False, path_type=Path))
 @click.option("--label", type=GivenPath(dir_okay=False, path_type=Path), default=None, help="Also write its labels.")
 @click.option("--shape", nargs=3, type=click.IntRange(1, 2048), default=(128, 128, 64), show_default=True,
-              metavar="X Y Z", help="Voxels along each axis.")
+              metavar="X Y Z", help="Voxels along each axis (at most 512³ in all; 16 or more each draw all three "
+                                    "structures).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Random seed: the same seed writes the same phantom.")
 @click.option("--axis-aligned", is_flag=True, help="No oblique rotation (axis permutations and flips only).")
@@ -36,9 +37,20 @@ def synth(image, label, shape, seed, axis_aligned, overwrite):
         raise click.UsageError(f"--shape {' '.join(map(str, shape))}: more than 512³ voxels; make it smaller")
     targets = [image] + ([label] if label else [])
     with atomic_paths(targets, overwrite=overwrite) as temps:
-        write_phantom(temps[0], temps[1] if label else None, shape=tuple(shape), seed=seed, oblique=not axis_aligned)
-    from medseg.cli.options import quiet
+        phantom = write_phantom(temps[0], temps[1] if label else None, shape=tuple(shape), seed=seed,
+                                oblique=not axis_aligned)
+    import numpy as np
 
+    counts = np.bincount(phantom.labels.ravel(), minlength=4)
+    missing = [name for value, name in ((1, "ellipsoid"), (2, "box"), (3, "tube")) if not counts[value]]
+    if missing and not quiet():  # a grid too small to draw them: the labels would silently lack a structure
+        click.echo(f"warning: --shape {' '.join(map(str, shape))} is too small for the {_listed(missing)} "
+                   f"(no voxel); give 16 or more voxels per axis for all three structures", err=True)
     if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
         click.echo(escaped_line(f"wrote {image}" + (f" and {label}" if label else "")))
     return 0
+
+
+def _listed(names: list[str]) -> str:
+    """``ellipsoid``, ``ellipsoid and the box``, ``ellipsoid, the box and the tube``."""
+    return names[0] if len(names) == 1 else ", the ".join(names[:-1]) + f" and the {names[-1]}"
