@@ -1694,7 +1694,8 @@ def test_help_texts_name_what_the_commands_write_and_flag(capsys):
 
     assert "with --reference <stem>_metrics.json (Dice, HD95, ASSD, volumes per label)" in help_of("infer")
     synth = help_of("synth")
-    assert "--shape X Y Z Voxels along each axis." in synth and "the same seed writes the same phantom" in synth
+    assert "--shape X Y Z Voxels along each axis (at most 512³ in all" in synth
+    assert "the same seed writes the same phantom" in synth
     assert "those not yet segmented are named, and none is scored" in help_of("cohort", "evaluate")
 
 
