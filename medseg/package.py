@@ -284,9 +284,10 @@ class ModelPackage:
         self.check_weights_fit()
 
     def check_weights_fit(self) -> None:
-        """Refuse a weights file whose tensors (names and shapes, read from its header without loading them) do
-        not fit the architecture in ``model.json``: a width or depth edited there after training. Checked where
-        the package is loaded, so that a workflow refuses it while planning, not in every job."""
+        """Refuse a weights file whose tensors (names and shapes, read from its header) do not fit the architecture
+        in ``model.json`` (a width or depth edited there after training), or hold what no trained network holds
+        (:meth:`_check_values`). Checked where the package is loaded, without torch, so that a workflow refuses it
+        while planning, not in every job."""
         from safetensors import SafetensorError, safe_open
 
         try:
