@@ -46,9 +46,22 @@ CONFIG_NAME = "model.json"
 CHECKPOINT_DIR = ".checkpoint"  # `medseg train`'s resumable state, beside the package it writes
 DEFAULT_MODEL = "phantom"
 _COUNTERS = "num_batches_tracked"  # batch norm's step counters, which are not weights
-_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"})  # safetensors' names
 _DTYPE_NAMES = {"I8": "int8", "I16": "int16", "I32": "int32", "I64": "int64", "U8": "uint8", "U16": "uint16",
-                "U32": "uint32", "U64": "uint64", "BOOL": "bool"}  # as torch names them (build_network's message)
+                "U32": "uint32", "U64": "uint64", "BOOL": "bool", "C64": "complex64"}  # torch's names (build_network)
+# NaN and infinities of the float types numpy cannot hold, by bit pattern: (bytes per value, mask, value)
+_NONFINITE_BITS = {"BF16": (2, 0x7F80, 0x7F80), "F8_E5M2": (1, 0x7C, 0x7C), "F8_E4M3": (1, 0x7F, 0x7F),
+                   "F8_E4M3FNUZ": (1, 0xFF, 0x80), "F8_E5M2FNUZ": (1, 0xFF, 0x80), "F8_E8M0": (1, 0xFF, 0xFF)}
+
+
+def _tensor_offsets(path: Path) -> dict[str, tuple[int, int]]:
+    """Where each tensor's bytes lie in a safetensors file (from the start of the file): an 8-byte header length,
+    the JSON header, then the data its ``data_offsets`` place."""
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+    base = 8 + length
+    return {key: (base + entry["data_offsets"][0], base + entry["data_offsets"][1])
+            for key, entry in header.items() if key != "__metadata__"}
 
 
 def _models_root() -> Path:
@@ -302,19 +315,29 @@ class ModelPackage:
 
     def _check_values(self, weights) -> None:
         """Refuse tensors that are not floating point or hold NaN or infinite values, as :meth:`build_network`
-        does, from an open numpy ``safe_open`` (bf16 and float8 tensors, which numpy cannot hold, are checked for
-        their values when the network is built): ``medseg models`` then says "checked" only of weights that
-        ``medseg infer`` takes, and a workflow refuses them while planning."""
+        does, from an open numpy ``safe_open``; bf16 and float8 tensors, which numpy cannot hold, by their bit
+        patterns. ``medseg models`` then says "checked" only of weights that ``medseg infer`` takes, and a workflow
+        refuses them while planning."""
         import numpy as np
 
+        offsets = None
         for key in weights.keys():
             if key.endswith(_COUNTERS):
                 continue
             dtype = weights.get_slice(key).get_dtype()
-            if dtype not in _FLOAT_DTYPES:
+            if not dtype.startswith(("F", "BF")):  # F16 … F64, the float8, float6 and float4 types, BF16
                 raise ModelPackageError(self._not_float(key, _DTYPE_NAMES.get(dtype, dtype.lower())))
             if dtype in ("F16", "F32", "F64"):
-                bad = int((~np.isfinite(weights.get_tensor(key))).sum())
+                values = weights.get_tensor(key)
+                if not np.isfinite(values).all():
+                    raise ModelPackageError(self._not_finite(key, int((~np.isfinite(values)).sum())))
+            elif dtype in _NONFINITE_BITS:  # read as raw bits (numpy has no such types)
+                offsets = _tensor_offsets(self.weights_path) if offsets is None else offsets
+                size, mask, nonfinite = _NONFINITE_BITS[dtype]
+                start, end = offsets[key]
+                bits = np.fromfile(self.weights_path, dtype="<u2" if size == 2 else "u1", count=(end - start) // size,
+                                   offset=start)
+                bad = int(((bits & mask) == nonfinite).sum())
                 if bad:
                     raise ModelPackageError(self._not_finite(key, bad))
 

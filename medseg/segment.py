@@ -392,7 +392,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "segmentation": seg_path.name,
         "segmentation_sha256": None,  # filled in once the file is written
         "shape": list(volume.shape),
-        "spacing_mm": [round(float(v), 6) for v in np.linalg.norm(volume.affine[:3, :3], axis=0)],  # from the affine
+        "spacing_mm": [round(float(v), 7) for v in np.linalg.norm(volume.affine[:3, :3], axis=0)],  # from the affine
         "affine": volume.affine.tolist(),
         "labels": {str(k): v for k, v in package.labels.items()},
         "label_codes": {str(k): v for k, v in package.label_codes.items()},  # what each label is, coded (or {})

@@ -226,7 +226,7 @@ def carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | No
 def folder_config(out_dir: Path) -> dict | None:
     """The package config in ``out_dir`` as its file holds it (not validated), if one is there and readable."""
     try:
-        config = json.loads((Path(out_dir) / CONFIG_NAME).read_text())
+        config = json.loads((Path(out_dir) / CONFIG_NAME).read_text(encoding="utf-8-sig"))  # as load_package reads
     except (OSError, ValueError):
         return None
     return config if isinstance(config, dict) else None

@@ -1786,6 +1786,14 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about(tmp_path, ca
             "outputs name it by that name (the sidecar also records its folder and weights' SHA-256)") in err
     code, _, err = run(["infer", str(case), "--model", "phantom", "-o", str(tmp_path / "out2")], capsys)
     assert code == 0 and "calls itself" not in err
+    import shutil
+
+    from medseg.package import shipped_package_path
+
+    copy = tmp_path / "copied" / "phantom"  # the shipped package copied to shared storage: the same weights
+    shutil.copytree(shipped_package_path("phantom"), copy)
+    code, _, err = run(["infer", str(case), "--model", str(copy), "-o", str(tmp_path / "out3")], capsys)
+    assert code == 0 and "calls itself" not in err
 
 
 def test_models_warns_about_a_package_without_its_card(tmp_path, capsys):

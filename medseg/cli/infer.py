@@ -92,7 +92,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             click.echo(f"note: no --model given: {package.name} is the shipped demo model (synthetic shapes only); "
                        "name yours with --model (`medseg models` lists the shipped ones)", err=True)
         shipped = shipped_package_path(package.name)
-        if shipped is not None and shipped.resolve() != package.path.resolve():  # sidecars and reports name it so
+        if shipped is not None and shipped.resolve() != package.path.resolve() and str(model) != package.name \
+                and load_package(shipped, check_hash=False).sha256 != package.sha256:  # not a copy of it
+            # sidecars and reports name it by that name (a folder given by the bare name was warned about already)
             click.echo(escaped_line(f"warning: {package.path} calls itself {package.name!r}, as a model shipped with "
                                     "medseg, but is another package: outputs name it by that name (the sidecar also "
                                     "records its folder and weights' SHA-256)"), err=True)

@@ -20,7 +20,7 @@ def models(packages: tuple[str, ...], as_json: bool):
     $ medseg models
     $ medseg models models/my_model
     """
-    from medseg.cli.options import error_line, escaped_line
+    from medseg.cli.options import error_line, escaped_line, quiet
     from medseg.errors import ModelPackageError
     from medseg.package import DEFAULT_MODEL, load_package, shipped_models, shipped_package_path
 
@@ -43,7 +43,7 @@ def models(packages: tuple[str, ...], as_json: bool):
         }
         if packages:
             row |= {"path": str(package.path), "weights_checked": True, "training": _training_summary(package)}
-            if not (package.path / "MODEL_CARD.md").is_file():  # where a package keeps its data and licence notes
+            if not (package.path / "MODEL_CARD.md").is_file() and not quiet():  # its data and licence notes
                 click.echo(escaped_line(f"warning: {package.path}: no MODEL_CARD.md, the card with the training "
                                         "data's description, licence and attribution; medseg train writes one"),
                            err=True)
