@@ -32,6 +32,7 @@ __all__ = [
     "non_finite_setting",
     "save_package",
     "shipped_models",
+    "shipped_name_taken",
     "shipped_package_path",
     "state_mismatch",
     "unfinished_text",
@@ -568,6 +569,19 @@ def shipped_models() -> list[str]:
 def shipped_package_path(name: str) -> Path | None:
     """The folder of the model shipped under ``name``, or None when no shipped model has that name."""
     return _models_root() / name if name in shipped_models() else None
+
+
+def shipped_name_taken(package: ModelPackage, given: str | Path) -> str | None:
+    """A warning when ``package`` (given as ``given``) calls itself by a shipped model's name but holds other weights:
+    sidecars and reports name models by name. None for the shipped model, a copy of it, or a folder given by the
+    bare name (:func:`load_package` warned about that already)."""
+    shipped = shipped_package_path(package.name)
+    if shipped is None or shipped.resolve() == package.path.resolve() or str(given) == package.name:
+        return None
+    if load_package(shipped, check_hash=False).sha256 == package.sha256:
+        return None
+    return (f"{package.path} calls itself {package.name!r}, as a model shipped with medseg, but is another package: "
+            "outputs name it by that name (the sidecar also records its folder and weights' SHA-256)")
 
 
 def save_package(net, config: dict, out_dir: Path | str, extra_files: dict[str, str] | None = None) -> ModelPackage:

@@ -825,3 +825,18 @@ def test_the_cohort_check_counts_failures_against_its_setting(tmp_path):
     from medseg.cohort.check import FAIL_ON
 
     assert tuple(next(p for p in check.params if p.name == "fail_on").type.choices) == FAIL_ON
+
+
+def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_while_planning(tmp_path, make_package):
+    """`medseg infer` warns about it; a cohort run named it by that name without a word."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", shape=SHAPE, seed=1)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "")])
+    mine = make_package("phantom")  # another package, named as the shipped demo model
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model=mine)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (f"{mine} calls itself 'phantom', as a model shipped with medseg, but is another package"
+            in run.stderr + run.stdout)
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model="phantom")
+    assert "calls itself" not in run.stderr + run.stdout

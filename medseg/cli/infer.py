@@ -66,7 +66,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
     from medseg.numbers import dice_round_text
-    from medseg.package import load_package, shipped_package_path
+    from medseg.package import load_package, shipped_name_taken
     from medseg.segment import segment_case
 
     # outputs that clash with each other or with an input (usage errors), before the model loads
@@ -91,13 +91,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         if defaulted:
             click.echo(f"note: no --model given: {package.name} is the shipped demo model (synthetic shapes only); "
                        "name yours with --model (`medseg models` lists the shipped ones)", err=True)
-        shipped = shipped_package_path(package.name)
-        if shipped is not None and shipped.resolve() != package.path.resolve() and str(model) != package.name \
-                and load_package(shipped, check_hash=False).sha256 != package.sha256:  # not a copy of it
-            # sidecars and reports name it by that name (a folder given by the bare name was warned about already)
-            click.echo(escaped_line(f"warning: {package.path} calls itself {package.name!r}, as a model shipped with "
-                                    "medseg, but is another package: outputs name it by that name (the sidecar also "
-                                    "records its folder and weights' SHA-256)"), err=True)
+        taken = shipped_name_taken(package, model)
+        if taken is not None:
+            click.echo(escaped_line(f"warning: {taken}"), err=True)
     failures = 0
     for index, path in enumerate(inputs):
         reference = references[index] if references else None

@@ -13,7 +13,7 @@ from medseg import cohort
 from medseg.cohort import records, snakelock
 from medseg.cohort.settings import check_config, check_results_folder, pattern_characters
 from medseg.errors import MedsegError
-from medseg.package import DEFAULT_MODEL, load_package, shipped_package_path
+from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
@@ -68,6 +68,9 @@ GPUS = 1 if config["device"].startswith("cuda") else 0
 # attempt, so that on the last a case that killed every worker is given up and the rest of the batch completes
 # (the memory a retry gets does not tell it: --resources mem_mb caps it)
 RETRIES = 2
+_TAKEN = shipped_name_taken(_PACKAGE, config["model"]) if workflow.is_main_process else None
+if _TAKEN is not None:  # as `medseg infer` warns
+    logger.warning(_TAKEN)
 if workflow.is_main_process and _PACKAGE.path.resolve() == shipped_package_path(DEFAULT_MODEL).resolve():
     # as `medseg infer` without --model says: a sheet of real scans run without model= gets synthetic-shape labels
     logger.warning(f"model {DEFAULT_MODEL}: the shipped demo model (synthetic shapes only), the default of "
