@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -253,6 +254,9 @@ class ModelPackage:
 
     path: Path
     config: dict
+    # every tensor's type and values checked where the package was loaded (:meth:`_check_values`): building the
+    # network does not check them again
+    values_checked: bool = dataclass_field(default=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -321,7 +325,7 @@ class ModelPackage:
         refuses them while planning."""
         import numpy as np
 
-        offsets = None
+        offsets, unchecked = None, 0
         for key in weights.keys():
             if key.endswith(_COUNTERS):
                 continue
@@ -341,6 +345,9 @@ class ModelPackage:
                 bad = int(((bits & mask) == nonfinite).sum())
                 if bad:
                     raise ModelPackageError(self._not_finite(key, bad))
+            else:  # float6, float4: no NaN or infinity to find by their bits here; torch checks them
+                unchecked += 1
+        self.values_checked = not unchecked
 
     def _not_float(self, key: str, dtype: str) -> str:
         return (f"{self.weights_path}: tensor {key} holds {dtype}, not floating-point numbers: these are not trained "
@@ -375,7 +382,7 @@ class ModelPackage:
         except (SafetensorError, OSError, ValueError) as error:
             raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
         self._check_shapes({k: tuple(v.shape) for k, v in state.items()})
-        for key, tensor in state.items():
+        for key, tensor in ([] if self.values_checked else state.items()):
             if key.endswith(_COUNTERS):
                 continue
             if not tensor.is_floating_point():

@@ -54,6 +54,7 @@ from medseg.train_config import (
     read_config,
     seeded_split,
     split_cases,
+    tile_side,
     training_precision,
     validation_without_foreground,
 )
@@ -394,9 +395,9 @@ def _training_autocast(precision: str, device: str) -> Callable:
 def _warn_if_larger_than_planes(patch: tuple[int, ...], tile: tuple[int, ...], cases: list[TrainCase],
                                 axes: list[int], depth: int) -> None:
     """Warn when the training patch or the inference tile is larger, on both sides, than every plane of the cases
-    (in model space, along every slicing axis) rounded up to a multiple of 2 ** ``depth`` (at least two of them,
-    which the default config's tiles also keep): each patch or tile is
-    then mostly padding, which costs compute in every step and every inference and teaches nothing."""
+    (in model space, along every slicing axis) needs (:func:`~medseg.train_config.tile_side`, as the default
+    config's tiles are sized): each patch or tile is then mostly padding, which costs compute in every step and
+    every inference and teaches nothing."""
     step = 2 ** depth
     largest = [0, 0]
     for case in cases:
@@ -407,7 +408,7 @@ def _warn_if_larger_than_planes(patch: tuple[int, ...], tile: tuple[int, ...], c
             largest = [max(largest[k], plane[k]) for k in range(2)]
     if not all(largest):
         return
-    fits = [max(2 * step, -(-side // step) * step) for side in largest]  # two cells at the bottom, as default tiles
+    fits = [tile_side(side, step) for side in largest]
     sizes = ([("training.patch_size and inference.roi_size", "each patch and tile", patch)] if patch == tile else
              [("training.patch_size", "each patch", patch), ("inference.roi_size", "each tile", tile)])
     for what, each, size in sizes:

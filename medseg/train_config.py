@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the cases' class imports torch; reading a config does not n
 __all__ = [
     "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_LABEL",
     "check_config", "default_config", "default_label_name", "default_tile", "default_training", "read_config",
-    "seeded_split", "split_cases", "split_text", "training_precision", "validation_without_foreground",
+    "seeded_split", "split_cases", "split_text", "tile_side", "training_precision", "validation_without_foreground",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,6 @@ def default_training() -> dict:
 
 DEFAULT_TILE = 128  # the default config's largest tile side; smaller planes get a tile that just holds them
 _TILE_STEP = 16  # 2 ** depth of the default U-Net: tile sides are multiples of it
-_SMALLEST_TILE = 32  # two cells at the bottom of the default U-Net
 DEFAULT_PREPROCESSING = {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}}
 DEFAULT_DESCRIPTION = "Trained with medseg train and its default config."
 
@@ -103,7 +102,13 @@ def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slic
         shape, affine = read_grid(case.label_path)
         model_shape = grid_model_shape(shape[:3], affine, pre)
         largest = [max(largest[k], model_shape[a]) for k, a in enumerate(plane)]
-    return [min(DEFAULT_TILE, max(_SMALLEST_TILE, -(-side // _TILE_STEP) * _TILE_STEP)) for side in largest]
+    return [min(DEFAULT_TILE, tile_side(side)) for side in largest]
+
+
+def tile_side(side: int, step: int = _TILE_STEP) -> int:
+    """The smallest tile side that holds a plane side of ``side`` voxels in a U-Net whose levels halve it to a
+    multiple of ``step`` (2 ** depth), keeping two cells at its bottom: 35 → 48, 10 → 32 at step 16."""
+    return max(2 * step, -(-side // step) * step)
 
 
 def default_config(values: list[int] | dict[int, Path], name: str = "model", where: str = "labels",

@@ -66,7 +66,7 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
             raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
         check_writable([output], overwrite)
     labels = codes = None
-    made_by = _sidecar_model(sidecar, prediction)
+    made_by = _sidecar_model(sidecar)
     if model is not None:
         from medseg.package import load_package
 
@@ -95,6 +95,8 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
 
     set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
+    if made_by is not None:
+        _warn_if_changed(prediction, sidecar, made_by, metrics.get("prediction_sha256"))
     text = metrics_json(metrics)
     if output is not None:
         with atomic_paths([output], overwrite=overwrite) as temps:
@@ -115,10 +117,10 @@ def _same_file(first: Path, second: Path) -> bool:
         return False
 
 
-def _sidecar_model(sidecar: Path, prediction: Path) -> dict | None:
-    """The model name and label names recorded in a prediction's sidecar, or None when it is absent or
-    unreadable (said in a warning: the labels then go unnamed and --model unchecked). A prediction changed since
-    the sidecar was written (an edited segmentation) is scored as it is now, with a warning."""
+def _sidecar_model(sidecar: Path) -> dict | None:
+    """The model name and label names recorded in a prediction's sidecar, and the segmentation it describes (name
+    and SHA-256), or None when it is absent or unreadable (said in a warning: the labels then go unnamed and
+    --model unchecked)."""
     import json
 
     try:
@@ -131,28 +133,23 @@ def _sidecar_model(sidecar: Path, prediction: Path) -> dict | None:
         record = json.loads(text)
         labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
         model = record.get("model") or {}
-        _warn_if_changed(prediction, sidecar, record)
+        made = {key: record.get(key) for key in ("segmentation", "segmentation_sha256")}
         return {"name": str(model.get("name") or ""), "labels": labels,
-                "weights_sha256": str(model.get("weights_sha256") or ""), "path": str(model.get("path") or "")}
+                "weights_sha256": str(model.get("weights_sha256") or ""), "path": str(model.get("path") or ""),
+                **{key: value for key, value in made.items() if isinstance(value, str)}}
     except (ValueError, AttributeError, TypeError) as error:
         return _unread(sidecar, error)
 
 
-def _warn_if_changed(prediction: Path, sidecar: Path, record: dict) -> None:
-    """Warns when ``prediction`` is not the file its sidecar describes as written (their SHA-256 differ)."""
+def _warn_if_changed(prediction: Path, sidecar: Path, made_by: dict, scored_sha256: str | None) -> None:
+    """Warns when the file scored (its SHA-256 as scoring read it) is not the segmentation its sidecar describes as
+    written: an edited segmentation."""
     import os
 
-    from medseg.io.atomic import sha256_of
-
-    made, described = record.get("segmentation_sha256"), record.get("segmentation")
-    if not isinstance(made, str) or not isinstance(described, str) \
-            or os.path.basename(described) != prediction.name:  # the sidecar describes another file (or none)
-        return
-    try:
-        changed = sha256_of(prediction) != made
-    except OSError:  # the reader names an unreadable prediction
-        return
-    if changed:
+    made, described = made_by.get("segmentation_sha256"), made_by.get("segmentation")
+    if made is None or described is None or os.path.basename(described) != prediction.name:
+        return  # the sidecar describes another file (or none)
+    if scored_sha256 is not None and scored_sha256 != made:
         logging.getLogger("medseg").warning(
             "%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it is "
             "scored as it is now, under the label names and model the sidecar gives", prediction, sidecar.name)
