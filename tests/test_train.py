@@ -3060,8 +3060,7 @@ def test_resuming_a_run_stopped_after_its_last_epoch_says_so(tiny_set, tmp_path,
 
 
 def test_tile_side_holds_the_plane_with_two_cells_at_the_bottom():
-    from medseg.train_config import default_tile, tile_side
+    from medseg.train_config import tile_side
 
     assert [tile_side(side) for side in (10, 32, 35, 48, 49)] == [32, 32, 48, 48, 64]
     assert [tile_side(side, 4) for side in (3, 8, 9)] == [8, 8, 12]
-    assert default_tile.__doc__ and "rounded up to a multiple of 16" in default_tile.__doc__
