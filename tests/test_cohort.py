@@ -1011,3 +1011,18 @@ def test_cases_left_since_the_report_are_those_whose_folder_went_after_it(tmp_pa
     assert folder.left_since_report(["a"]) == []
     (results / "report.html").unlink()
     assert folder.left_since_report(["a"]) == []  # no report: it is built anyway
+
+
+def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_by_cohort_infer(cohort, make_package, caplog):
+    """`medseg infer` and the workflow's planning warned; `medseg cohort infer` run by hand did not."""
+    sheet, results = cohort
+    mine = make_package("hippocampus")
+    with caplog.at_level("WARNING", logger="medseg"):
+        infer_cases(read_samples(sheet)[:1], results, InferOptions(model=str(mine), device="cpu"))
+    assert [r.getMessage() for r in caplog.records if "calls itself" in r.getMessage()] == [
+        f"{mine} calls itself 'hippocampus', as a model shipped with medseg, but is another package: outputs name "
+        "it by that name (the sidecar also records its folder and weights' SHA-256)"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medseg"):  # the shipped model itself: no warning
+        infer_cases(read_samples(sheet)[:1], results, InferOptions(model="phantom", device="cpu"))
+    assert not [r for r in caplog.records if "calls itself" in r.getMessage()]

@@ -227,11 +227,14 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
                 on_case: Callable[[CaseOutcome], None] | None = None) -> JobSummary:
     """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures;
     ``on_case`` is given each case's outcome as it ends (a job stopped by a full disk has told the ones before)."""
-    from medseg.package import load_package
+    from medseg.package import load_package, shipped_name_taken
 
     clock = time.perf_counter()
     folder = ResultsFolder(results)
     package = load_package(options.model)
+    taken = shipped_name_taken(package, options.model)
+    if taken is not None:  # as `medseg infer` and the workflow's planning warn (a job's log keeps it too)
+        log.warning("%s", taken)
     lazy = _LazySegmenter(package, options)
     summary = JobSummary(stage="infer", model={"name": package.name, "weights_sha256": package.sha256})
     for sample in samples:
