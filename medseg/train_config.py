@@ -4,6 +4,7 @@ the forward pass's precision."""
 
 from __future__ import annotations
 
+import codecs
 import copy
 import json
 import logging
@@ -162,11 +163,14 @@ def read_config(path: Path | str) -> dict:
     """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors write one) is no content
+        data = path.read_bytes()
     except OSError as error:
         raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is no content
     except UnicodeDecodeError as error:
-        raise TrainingError(f"{path}: not UTF-8 text ({undecodable(error)}); save the config as UTF-8") from error
+        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        raise TrainingError(f"{path}: not UTF-8 text ({undecodable(error, bom)}); save the config as UTF-8") from error
     try:
         if path.suffix in (".yaml", ".yml"):
             config = _string_keys(_yaml_load(text))

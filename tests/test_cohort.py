@@ -74,6 +74,10 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
     assert line > 1  # the sheet's line is named (only the byte position was)
     assert str(error.value) == (f"{latin}: the sample sheet is not UTF-8 text (byte 0xfc on line {line}, column "
                                 f"{column}); save it as UTF-8 text")
+    marked = tmp_path / "marked.tsv"  # a UTF-8 byte order mark counts in line 1's column (the raw file's bytes)
+    marked.write_bytes(codecs.BOM_UTF8 + b"case_id\timage\xe9\n")
+    with pytest.raises(InputError, match=r"\(byte 0xe9 on line 1, column 17\)"):
+        read_samples(marked)
     # UTF-16 without its byte order mark: "header lacks the column(s) case_id, image; found c a s e _ i d" with NULs
     for encoding in ("utf-16-le", "utf-16-be"):
         bare = tmp_path / f"bare-{encoding}.tsv"

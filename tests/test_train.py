@@ -1508,7 +1508,9 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
     images, labels = tmp_path / "images", tmp_path / "labels"
     for folder in (images, labels):
         folder.mkdir()
-    for name, data in (("latin1.yaml", "name: caf\u00e9\n".encode("latin-1")), ("bom.json", b"\xff\xfe{}")):
+    # a UTF-8 byte order mark before a bad byte on line 1 counts in its column, as an editor shows the raw file
+    for name, data in (("latin1.yaml", "name: caf\u00e9\n".encode("latin-1")), ("bom.json", b"\xff\xfe{}"),
+                       ("utf8bom.yaml", b"\xef\xbb\xbfname: caf\xe9\n")):
         path = tmp_path / name
         path.write_bytes(data)
         assert _exit_code(_train_cli(images, labels, tmp_path / "model", "-c", str(path))) == 1

@@ -10,15 +10,18 @@ from medseg.errors import ImageReadError
 __all__ = ["files_under", "is_dicom_file", "not_there", "undecodable"]
 
 
-def undecodable(error: UnicodeDecodeError) -> str:
+def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
     """Where a text file stops being the encoding it was read as: ``byte 0xe9 on line 2, column 7`` (the column in
     bytes, as an editor showing the raw file counts them); for UTF-16, whose line breaks are two bytes, ``byte 0xd8
-    at byte 40 of the text``."""
+    at byte 40 of the text``. ``skipped``: bytes of the file before the decoded ones (a UTF-8 byte order mark that
+    ``utf-8-sig`` took off), which count in line 1's column."""
     byte = f"byte {error.object[error.start]:#04x}"
     if str(error.encoding).lower().replace("-", "").startswith("utf16"):
         return f"{byte} at byte {error.start} of the text"
     before = bytes(error.object[:error.start])
     line, column = before.count(b"\n") + 1, len(before) - before.rfind(b"\n")
+    if line == 1:
+        column += skipped
     return f"{byte} on line {line}, column {column}"
 
 
