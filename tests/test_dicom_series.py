@@ -1010,6 +1010,12 @@ def test_a_missing_folder_or_a_file_is_one_line_as_in_infer(tmp_path, capsys, co
         code, out, err = run_cli(args, capsys)
         assert (code, out, err) == (1, "", f"medseg: error: {given}: {problem}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]
+    _, paths = make_series(tmp_path / "series")  # one slice of a series: its folder is named
+    args = [command, str(paths[0])] + ([str(tmp_path / "out.nii.gz")] if command == "convert" else [])
+    code, out, err = run_cli(args, capsys)
+    assert (code, out, err) == (1, "", f"medseg: error: {paths[0]}: a DICOM file, not a folder of them; give the "
+                                       f"folder of its series ({paths[0].parent})\n")
+    assert not (tmp_path / "out.nii.gz").exists()
 
 
 def test_one_dicom_file_given_to_infer_is_told_to_give_its_folder(tmp_path, capsys):

@@ -32,7 +32,7 @@ from medseg.io.dicom_geometry import (
     series_geometry,
 )
 from medseg.io.dicom_messages import FileMessages
-from medseg.io.files import files_under, os_reason
+from medseg.io.files import files_under, is_dicom_file, os_reason
 from medseg.numbers import counted
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match",
@@ -127,6 +127,8 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool
     folder = Path(folder)
     if not folder.is_dir():
         what = "no such folder" if not folder.exists() else "a file, not a folder of DICOM files"
+        if folder.exists() and is_dicom_file(folder):  # a slice given for its series
+            what = f"a DICOM file, not a folder of them; give the folder of its series ({folder.parent})"
         raise ImageReadError(f"{folder}: {what}")
     files = files_under(folder)
     if not files:
