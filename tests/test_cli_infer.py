@@ -1811,3 +1811,25 @@ def test_models_warns_about_a_package_without_its_card(tmp_path, capsys):
     assert code == 0 and "phantom" in out
     assert err == (f"warning: {copy}: no MODEL_CARD.md, the card with the training data's description, licence and "
                    "attribution; medseg train writes one\n")
+
+
+def test_a_runtime_error_is_one_line_with_its_traceback_at_vv(tmp_path, case, monkeypatch, capsys, caplog):
+    """torch's or MONAI's RuntimeError was one line even at -vv (where in the code it came from was lost), and was
+    classed as a bad input."""
+    import medseg.segment
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shapes [1, 4, 32, 32] and [1, 4, 30, 32] do not match")
+
+    monkeypatch.setattr(medseg.segment, "segment_case", broken)
+    code, out, err = run(["infer", str(case), "-o", str(tmp_path / "out")], capsys)
+    assert (code, out) == (1, "")
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {case}: inference failed (shapes [1, 4, 32, 32] and "
+                                            "[1, 4, 30, 32] do not match)")
+    assert "Traceback" not in err
+    with caplog.at_level("DEBUG", logger="medseg"):
+        code, _, _ = run(["-vv", "infer", str(case), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    [record] = [r for r in caplog.records if r.getMessage() == f"{case}: inference failed"]
+    assert record.levelname == "DEBUG" and record.exc_info[0] is RuntimeError
+    assert not (tmp_path / "out").exists()

@@ -61,7 +61,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                                "one per input, in the inputs' order")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
-    from medseg.errors import InputError, MedsegError
+    from medseg.errors import DeviceError, MedsegError
     from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
@@ -118,8 +118,10 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             click.echo(error_line(error), err=True)
             continue
         except (RuntimeError, MemoryError) as error:  # an unexpected failure on one case must not stop the batch
+            # one line (out of memory, a torch or MONAI refusal); where in the code it came from at -vv
+            logging.getLogger("medseg").debug("%s: inference failed", path, exc_info=True)
             if len(inputs) == 1:
-                raise InputError(f"{path}: inference failed ({error})") from error
+                raise DeviceError(f"{path}: inference failed ({error})") from error
             failures += 1
             click.echo(error_line(f"{path}: inference failed ({error})"), err=True)
             continue

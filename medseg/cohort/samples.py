@@ -65,7 +65,8 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
         what = "UTF-16" if encoding == "utf-16" else "UTF-8"
-        raise InputError(f"{path}: the sample sheet is not {what} text ({undecodable(error, len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)}); save it as UTF-8 "
+        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        raise InputError(f"{path}: the sample sheet is not {what} text ({undecodable(error, bom)}); save it as UTF-8 "
                          "text") from error
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
