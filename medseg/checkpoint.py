@@ -261,7 +261,8 @@ def save_checkpoint(out_dir: Path, net: torch.nn.Module, best_state: dict | None
     last = checkpoint_tensors_path(out_dir)
     with atomic_paths([weights], overwrite=True) as (temp,):
         temp.write_bytes(data)
-    _fsync(weights)  # on disk before a record names them (a power loss must not leave a record of lost tensors)
+    # atomic_paths flushed them to the disk before a record names them (a power loss must not leave a record of
+    # lost tensors), and flushes the folder's entries after the record
     try:
         with atomic_paths([meta], overwrite=True) as (temp,):
             # the record vouches for the tensors: a damaged file that still parses would resume on wrong weights
@@ -271,21 +272,10 @@ def save_checkpoint(out_dir: Path, net: torch.nn.Module, best_state: dict | None
             with contextlib.suppress(OSError):
                 weights.unlink()
         raise
-    _fsync(folder)
     for old in folder.glob("last*.safetensors"):  # the pair it replaced (or an uncommitted save's tensors)
         if old.name != weights.name:
             with contextlib.suppress(OSError):
                 old.unlink()
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's entries, to the disk (where the file system allows it)."""
-    with contextlib.suppress(OSError):
-        handle = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
 
 
 def remove_empty_folders(folders: list[Path]) -> None:

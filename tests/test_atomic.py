@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from medseg.errors import OutputExistsError, OutputWriteError
@@ -459,3 +462,23 @@ def test_an_output_under_a_dangling_link_names_the_link(tmp_path, below):
                                                "not exist$"), atomic_paths([target]):
         pass
     assert link.is_symlink() and not (tmp_path / "unmounted").exists()
+
+
+def test_outputs_are_flushed_to_the_disk_before_their_names_and_their_folder_after(tmp_path, monkeypatch):
+    """Outputs were renamed into place unflushed: a power loss could leave an empty segmentation, or weights beside a
+    model.json that names them (only training checkpoints were flushed)."""
+    synced: list[tuple[str, bool]] = []  # (name, whether the target had its new bytes then)
+    target = tmp_path / "out" / "seg.nii.gz"
+    real_fsync = os.fsync
+
+    def fsync(handle):
+        path = Path(os.readlink(f"/proc/self/fd/{handle}"))
+        synced.append((path.name, target.is_file() and target.read_bytes() == b"new"))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with atomic_paths([target]) as (temp,):
+        temp.write_bytes(b"new")
+    assert len(synced) == 2
+    assert synced[0][0].startswith(".ms-") and synced[0][1] is False  # the temp, before the rename
+    assert synced[1] == ("out", True)  # the folder, once the name is in place

@@ -21,7 +21,8 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
-           "check_writable", "remove_leftovers", "remove_stale_leftovers", "results_unwritable", "sha256_of"]
+           "check_writable", "fsync_path", "remove_leftovers", "remove_stale_leftovers", "results_unwritable",
+           "sha256_of"]
 
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             for temp in temps:
                 # some writers (safetensors) create private 0600 files: give every output the usual umask mode
                 os.chmod(temp, mode)
+                fsync_path(temp)  # on the disk before its name is: a power loss must not leave an empty output
         except OSError as error:
             if isinstance(error, MedsegError):
                 raise
@@ -224,10 +226,23 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
                 check_writable(targets, overwrite=False)
                 check_superseded(retire, overwrite=False)
             _put_in_place(temps, targets, retire)
+        for folder in sorted({t.parent for t in targets}):
+            fsync_path(folder)  # the new names too
     finally:
         for temp in temps:
             with contextlib.suppress(OSError):  # a read-only folder or a vanished file: nothing more to clean
                 temp.unlink()
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries, to the disk, where the file system allows it (best effort: one that
+    cannot, e.g. some network file systems, is not an error)."""
+    with contextlib.suppress(OSError):
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def check_superseded(retire: Sequence[Path | str], overwrite: bool) -> None:
