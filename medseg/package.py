@@ -248,6 +248,15 @@ def codes_text(label_codes: dict | None) -> str:
                      f"category {shown(c['category'])}" for value, c in coded)
 
 
+def _file_identity(path: Path) -> tuple | None:
+    """What tells a file replaced or rewritten: its device, inode, size and modification time (None: not there)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
 @dataclass
 class ModelPackage:
     """A loaded and checked model package (the network itself is built by :meth:`build_network`)."""
@@ -257,6 +266,9 @@ class ModelPackage:
     # every tensor's type and values checked where the package was loaded (:meth:`_check_values`): building the
     # network does not check them again
     values_checked: bool = dataclass_field(default=False, repr=False, compare=False)
+    # the weights file as it was when its SHA-256 was checked (device, inode, size, modification time): building the
+    # network later (a cohort builds it for the first case that needs it) checks again if it was replaced meanwhile
+    checked_file: tuple | None = dataclass_field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -293,6 +305,7 @@ class ModelPackage:
         """Refuse weights that are not the SHA-256 ``model.json`` records, or that do not fit its architecture
         (:meth:`check_weights_fit`)."""
         try:
+            before = _file_identity(self.weights_path)
             actual = sha256_of(self.weights_path)
         except OSError as error:
             raise ModelPackageError(f"{self.weights_path}: cannot be read ({error.strerror or error})") from error
@@ -300,6 +313,7 @@ class ModelPackage:
             raise ModelPackageError(f"{self.weights_path}: SHA-256 {actual[:12]}… does not match {self.sha256[:12]}… "
                                     f"recorded in {CONFIG_NAME}; the file is corrupt or was replaced")
         self.check_weights_fit()
+        self.checked_file = before
 
     def check_weights_fit(self) -> None:
         """Refuse a weights file whose tensors (names and shapes, read from its header) do not fit the architecture
@@ -377,6 +391,11 @@ class ModelPackage:
         from medseg.network import UNet2D, UNetConfig
 
         arch = UNetConfig(**{k: v for k, v in self.config["architecture"].items() if k != "type"})
+        if self.checked_file is not None and _file_identity(self.weights_path) != self.checked_file:
+            # replaced since it was loaded (a training run finishing into the folder): the sidecar would record
+            # the hash of weights other than those used
+            self.values_checked = False
+            self.check_weights()
         try:
             state = load_file(str(self.weights_path), device="cpu")
         except (SafetensorError, OSError, ValueError) as error:

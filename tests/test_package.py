@@ -512,3 +512,33 @@ def test_nan_in_weights_numpy_cannot_hold_is_refused_where_the_package_loads(mak
     with pytest.raises(ModelPackageError, match=rf"tensor {key} holds 1 NaN or infinite value: the weights are "
                                                 "damaged"):
         load_package(path)
+
+
+def test_weights_replaced_after_loading_are_checked_again_when_the_network_is_built(make_package, tmp_path):
+    """load_package checked the hash; build_network read the file again later (a cohort builds the network for its
+    first case that needs it) and used whatever it then held, while sidecars recorded the checked hash."""
+    import os
+    import shutil
+
+    import medseg.package
+
+    folder = make_package()
+    package = load_package(folder)
+    hashed = []
+    real = medseg.package.sha256_of
+    medseg.package.sha256_of = lambda path: hashed.append(path) or real(path)
+    try:
+        package.build_network()  # unchanged: not hashed again
+        assert hashed == []
+        other = tmp_path / "other.safetensors"
+        shutil.copyfile(package.weights_path, other)
+        data = bytearray(other.read_bytes())
+        data[-4:] = b"\x00\x00\x00\x3f"  # the last float32 becomes 0.5: valid weights, other bytes
+        other.write_bytes(bytes(data))
+        os.replace(other, package.weights_path)  # as a training run finishing into the folder places its weights
+        with pytest.raises(ModelPackageError, match=r"weights.safetensors: SHA-256 .* does not match .* recorded in "
+                                                    r"model.json; the file is corrupt or was replaced"):
+            package.build_network()
+        assert hashed == [package.weights_path]
+    finally:
+        medseg.package.sha256_of = real
