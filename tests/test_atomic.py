@@ -482,3 +482,24 @@ def test_outputs_are_flushed_to_the_disk_before_their_names_and_their_folder_aft
     assert len(synced) == 2
     assert synced[0][0].startswith(".ms-") and synced[0][1] is False  # the temp, before the rename
     assert synced[1] == ("out", True)  # the folder, once the name is in place
+
+
+def test_a_claim_that_cannot_be_made_is_warned_about(tmp_path, monkeypatch, caplog):
+    """A folder whose parent is not writable (`-o .` in a home folder) ran unclaimed without a word."""
+    from medseg.io import folder_claim
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    real_open = os.open
+
+    def refuse_lock(path, *args, **kwargs):
+        if str(path).endswith(".model.lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(folder_claim.os, "open", refuse_lock)
+    with caplog.at_level("WARNING", logger="medseg"), folder_claim.claimed(folder, "training run"):
+        pass
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{folder}: cannot make the claim file {tmp_path / '.model.lock'} (its folder is not writable, or the file "
+        "system has no locks); this training run goes on without keeping a second one out of the folder meanwhile"]

@@ -59,6 +59,10 @@ def claimed(folder: Path | str, what: str = "run", wait: bool = False) -> Iterat
         handle = _lock(path, fcntl, folder, what, wait)
         if handle is not None:
             _HELD[path] = 1
+        elif Path(folder).is_dir() and os.access(folder, os.W_OK):  # the run goes on, and nothing guards it
+            log.warning("%s: cannot make the claim file %s (its folder is not writable, or the file system has no "
+                        "locks); this %s goes on without keeping a second one out of the folder meanwhile", folder,
+                        path, what)
         yield
     finally:
         if handle is not None:
