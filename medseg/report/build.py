@@ -182,6 +182,7 @@ def _overlays(cases, flags, order, label_order, max_overlays
             shown[index] = arrays.shown()
             given[unscored] += 1
         except Exception as error:  # one unreadable case must not stop the cohort's report
+            log.debug("%s: no overlay", case.case_id, exc_info=True)  # where in the code, at -vv
             log.warning("%s: no overlay (%s)", case.case_id, error)
             notes.setdefault(index, []).append(f"no overlay: {type(error).__name__}: {error}")
     return overlays, shown, notes

@@ -97,6 +97,7 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
     try:
         labels, affine, _ = read_segmentation(case, path)
     except Exception as error:  # any unreadable file is reported on the page, never raised
+        log.debug("%s: cannot read", path, exc_info=True)  # where in the code, at -vv
         return SegmentationCheck(path=path, geometry=[f"{path.name}: cannot read ({error})"])
     check = SegmentationCheck(path=path, shape=tuple(labels.shape))
     if labels.ndim != 3:
@@ -171,6 +172,7 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
     try:
         labels, _ = read_case_labels(case, path)
     except Exception as error:  # reported on the page, never raised
+        log.debug("%s: reference border not checked", path, exc_info=True)  # where in the code, at -vv
         check.notes.append(f"reference border not checked: {error}")
         return None
     labels = np.transpose(labels, axes)

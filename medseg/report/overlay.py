@@ -86,6 +86,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         try:
             reference, reference_affine = read_case_labels(case, reference_path)
         except Exception as error:  # an unreadable reference is reported on the page, never raised
+            log.debug("%s: reference not shown", reference_path, exc_info=True)  # where in the code, at -vv
             arrays.notes.append(f"reference not shown: {reference_path.name}: {error}")
         else:
             moved = reorder_onto_grid(Volume(reference, reference_affine, source=reference_path),
