@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from medseg.errors import OutputExistsError, TrainingError
+from medseg.errors import OutputExistsError, TrainingError, first_line
 from medseg.io.atomic import atomic_paths, remove_leftovers, sha256_of
 from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, unfinished_text, unfinished_training
 from medseg.train_config import default_label_name
@@ -344,7 +344,7 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
     except TrainingError:
         raise
     except Exception as error:  # missing, corrupt (safetensors' own error type)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error
     state = read_checkpoint_record(meta)

@@ -20,6 +20,7 @@ __all__ = [
     "TrainingError",
     "WorkerDiedError",
     "CohortFailedError",
+    "first_line",
 ]
 
 
@@ -69,3 +70,10 @@ class CohortFailedError(MedsegError, RuntimeError):
 
 class WorkerDiedError(MedsegError, RuntimeError):
     """A process died (killed, out of memory, crashed) while handling a case, more than once."""
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (a library's multi-line message cut to what a one-line message can hold), or its type's
+    name where it has no text."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -16,7 +16,8 @@ centres in mm, with the voxel size along each array axis taken from the affine's
 oblique grids); on a sheared grid (a tilted CT gantry) they are measured between the voxel centres' world
 positions instead, since per-axis voxel sizes would misstate them. HD95 is the larger
 of the two directed 95th percentiles; ASSD is the mean of both directions' distances pooled. Volumes are
-in ml (voxel count × |det(affine)| / 1000).
+in ml: voxel count × the voxel's volume (:meth:`Volume.voxel_volume_ml`: the product of the voxel sizes as the
+header holds them on a grid whose axes are at right angles, |det(affine)| on a sheared one) / 1000.
 
 Prediction and reference must share a grid: same shape, and no voxel centre placed further apart by the two
 affines than :func:`grid_tolerance_mm` (``GRID_TOLERANCE_MM``, or ``GRID_TOLERANCE_VOXELS`` of the smallest voxel

@@ -11,7 +11,7 @@ and the logits are cropped back, so any size goes in and the same size comes out
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +42,6 @@ class UNetConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _double_conv(in_ch: int, out_ch: int, norm: str) -> nn.Sequential:

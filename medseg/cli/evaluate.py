@@ -156,9 +156,11 @@ def _warn_if_changed(prediction: Path, sidecar: Path, made_by: dict, scored_sha2
 
 
 def _unread(sidecar: Path, error: Exception) -> None:
+    from medseg.errors import first_line
+
     logging.getLogger("medseg").warning(
         "%s: not a readable sidecar (%s): its label names and the model that made the prediction are not used",
-        sidecar, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        sidecar, first_line(error))
     return None
 
 

@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 
-from medseg.errors import DicomError, ImageReadError, InputError
+from medseg.errors import DicomError, ImageReadError, InputError, first_line
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_series import (
     SeriesCandidate,
@@ -264,7 +264,7 @@ def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray],
     try:
         pixels = dataset.pixel_array
     except Exception as error:  # decoders raise many kinds: missing plugin, truncated data, bad codestream
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         if any(word in message.lower() for word in ("plugin", "decoder", "not supported", "unable to decode")):
             syntax = transfer_syntax(dataset)
             what = f"{syntax.name} " if syntax is not None else ""

@@ -22,7 +22,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medseg.errors import DicomError, ImageReadError
+from medseg.errors import DicomError, ImageReadError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.dicom_geometry import (
     ORIENTATION_ATOL,
@@ -327,7 +327,7 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
         return None
     except Exception as error:  # pydicom raises many kinds on garbage; a DICM file that fails is broken
         if has_magic:
-            raise ImageReadError(f"{path}: truncated or corrupt DICOM file ({_short(error)})") from error
+            raise ImageReadError(f"{path}: truncated or corrupt DICOM file ({first_line(error)})") from error
         return None
     if not has_magic and not ("SOPClassUID" in dataset and "SeriesInstanceUID" in dataset):
         return None  # force-parsing anything gives a dataset; without these it was not DICOM
@@ -833,8 +833,3 @@ def _int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
-from medseg.errors import ImageReadError, InputError
+from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.files import check_readable, exists, is_dicom_file, not_there
 from medseg.volume import Volume
@@ -75,7 +75,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         try:
             streams = _CheckedStreams(image, reader)
         except _GZIP_DAMAGE as error:  # the header was read: the decompressor found the damage reading ahead
-            raise ImageReadError(f"{path}: truncated or corrupt image data (gzip: {_short(error)})") from error
+            raise ImageReadError(f"{path}: truncated or corrupt image data (gzip: {first_line(error)})") from error
     except ImageReadError:  # a pipe or device, named as such (not as an unreadable header)
         raise
     except nib.filebasedimages.ImageFileError as error:
@@ -103,20 +103,20 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if nifti and not path.name.lower().endswith(_NIFTI_NAMES):
             raise ImageReadError(f"{path}: a NIfTI image by its header, but named without .nii or .nii.gz, which "
                                  f"tells the reader its format; rename it {_nifti_name(path)}") from error
-        raise ImageReadError(f"{path}: not a NIfTI image ({_short(error)})") from error
+        raise ImageReadError(f"{path}: not a NIfTI image ({first_line(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
         if "should be positive" in str(error):  # nibabel's word for a qform that is no rotation (sform not coded)
             raise ImageReadError(f"{path}: invalid qform in the header (quatern_b, c, d are not part of a unit "
-                                 f"quaternion: {_short(error)}), and no sform to place the voxels by") from error
-        raise ImageReadError(f"{path}: cannot read header ({_short(error)})") from error
+                                 f"quaternion: {first_line(error)}), and no sform to place the voxels by") from error
+        raise ImageReadError(f"{path}: cannot read header ({first_line(error)})") from error
     with streams:
         image = streams.image
         try:
             dtype = np.dtype(image.get_data_dtype())
             shape = tuple(int(n) for n in image.shape)
         except (TypeError, ValueError, HeaderDataError) as error:
-            raise ImageReadError(f"{path}: corrupt header ({_short(error)})") from error
+            raise ImageReadError(f"{path}: corrupt header ({first_line(error)})") from error
         if isinstance(image, nib.Nifti1Image):  # one file (NIfTI-2 too): the voxels follow the header
             # the offset nibabel reads the voxels from (its loaded header says 0: it is set anew on writing)
             offset, header_bytes = float(getattr(image.dataobj, "offset", 0)), image.header.single_vox_offset
@@ -145,7 +145,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
                                  "the header is corrupt or the image too large") from error
         except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError) as error:
             gzip_note = "gzip: " if isinstance(error, _GZIP_DAMAGE) and streams.handles else ""
-            raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{_short(error)})") from error
+            raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{first_line(error)})") from error
         excess = _excess_voxel_bytes(image, streams.read_to_end())
     info = {}
     if excess:  # not zeros (padding to a block size is left alone)
@@ -428,9 +428,15 @@ class _CheckedStreams:
         names = {key: holder.filename for key, holder in image.file_map.items()}
         # only files that are there: an Analyze image's file map names an SPM .mat whether or not it exists, and a
         # missing image file is nibabel's to report when it reads the voxels
-        self.handles = {name: reader.open(name, "rb") for name in set(names.values())
-                        if name and str(name).lower().endswith((".gz", ".mgz")) and Path(name).is_file()
-                        and not _uncompressed_gz(Path(name))}
+        self.handles = {}
+        try:
+            for name in set(names.values()):
+                if (name and str(name).lower().endswith((".gz", ".mgz")) and Path(name).is_file()
+                        and not _uncompressed_gz(Path(name))):
+                    self.handles[name] = reader.open(name, "rb")
+        except BaseException:  # the handles opened before one that could not be (an .img.gz beside its .hdr.gz)
+            self.close()
+            raise
         self.image = image
         if self.handles:
             try:
@@ -457,9 +463,9 @@ class _CheckedStreams:
                 if str(error).startswith("Not a gzipped file"):  # bytes after the checked stream: gunzip skips them too
                     log.warning("%s: bytes after the end of the gzip stream ignored", name)
                     continue
-                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
+                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {first_line(error)})") from error
             except _GZIP_ERRORS as error:
-                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {_short(error)})") from error
+                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {first_line(error)})") from error
 
         return left
 
@@ -529,7 +535,7 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
                 affine = np.asarray(header.get_qform(), dtype=np.float64)
             except ValueError as error:  # quatern_b, c, d beyond a unit quaternion
                 raise InputError(f"{name}: the header's sform is {broken} and its qform invalid (quatern_b, c, d are "
-                                 f"not part of a unit quaternion: {_short(error)}): nothing places the voxels"
+                                 f"not part of a unit quaternion: {first_line(error)}): nothing places the voxels"
                                  ) from error
             note = (f"the header's sform (code {codes['sform_code']}) is {broken}: the voxels are placed by its "
                     f"qform (code {codes['qform_code']}) instead; a tool that reads the sform cannot place the input, "
@@ -606,7 +612,7 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
     except ValueError as error:  # quatern_b, c, d beyond a unit quaternion: only the sform places the voxels
         if not sform_code or not int(raw_header(image)["qform_code"]):
             return None
-        return (f"the header's qform is invalid ({_short(error)}: quatern_b, c, d are not part of a unit "
+        return (f"the header's qform is invalid ({first_line(error)}: quatern_b, c, d are not part of a unit "
                 "quaternion): the sform is used (as nibabel does); a tool that reads the qform may refuse the input "
                 "and its segmentation, or place them elsewhere")
     if not sform_code or not qform_code or _unusable_sform(header) is not None:  # the qform was used (_affine_mm)
@@ -803,11 +809,6 @@ def _singular(affine: np.ndarray) -> bool:
     if not np.all(sizes > 0):
         return True
     return abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def _dicom_modality(path: Path) -> str | None:
