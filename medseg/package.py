@@ -24,6 +24,7 @@ __all__ = [
     "CHECKPOINT_DIR",
     "CONFIG_NAME",
     "DEFAULT_MODEL",
+    "DuplicateKeyError",
     "ModelPackage",
     "bottleneck_cells",
     "codes_text",
@@ -38,6 +39,7 @@ __all__ = [
     "state_mismatch",
     "unfinished_text",
     "unfinished_training",
+    "unique_keys",
     "validate_config",
     "whole_numbers",
 ]
@@ -462,16 +464,21 @@ def _warn_tile_unlike_training(config: dict, config_path: Path) -> None:
         _warned_tile(config_path.resolve(), tuple(tile), tuple(patch))
 
 
-class _DuplicateKey(ValueError):
-    pass
+class DuplicateKeyError(ValueError):
+    """A JSON object that gives one key twice (:func:`unique_keys`)."""
+
+    def __init__(self, key: str):
+        super().__init__(f"the key {key!r} is given twice")
+        self.key = key
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    """A JSON object's pairs as a dict, refusing a key given twice (``json`` would keep the last in silence)."""
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict (``json.loads``' ``object_pairs_hook``), refusing a key given twice (``json``
+    would keep the last in silence) with a :class:`DuplicateKeyError`."""
     seen: dict = {}
     for key, value in pairs:
         if key in seen:
-            raise _DuplicateKey(key)
+            raise DuplicateKeyError(key)
         seen[key] = value
     return seen
 
@@ -513,9 +520,9 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                                         "command finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
         # utf-8-sig: a byte order mark (Windows Notepad writes one) is not JSON, but says the file is UTF-8
-        config = json.loads(config_path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys)
-    except _DuplicateKey as error:
-        raise ModelPackageError(f"{config_path}: the key {error.args[0]!r} appears twice in one object; JSON readers "
+        config = json.loads(config_path.read_text(encoding="utf-8-sig"), object_pairs_hook=unique_keys)
+    except DuplicateKeyError as error:
+        raise ModelPackageError(f"{config_path}: the key {error.key!r} appears twice in one object; JSON readers "
                                 "keep only one of them, so say it once") from error
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error

@@ -23,6 +23,7 @@ from medseg.package import (
     load_schema,
     meant_error,
     non_finite_setting,
+    unique_keys,
     validate_config,
     whole_numbers,
 )
@@ -178,7 +179,7 @@ def read_config(path: Path | str) -> dict:
                 if isinstance(config, dict) and type(config.get(key)) is int:
                     config[key] = str(config[key])
         else:
-            config = json.loads(text, object_pairs_hook=_json_pairs)
+            config = json.loads(text, object_pairs_hook=unique_keys)
     except Exception as error:  # noqa: BLE001 - any parse error is a config error
         detail = " ".join(str(error).split())
         kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"  # what it was parsed as (a .txt: JSON)
@@ -231,16 +232,6 @@ def _yaml_load(text: str):
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
                                  list("-+0123456789"))
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader with one more resolver
-
-
-def _json_pairs(pairs: list) -> dict:
-    """A JSON object, refusing a key given twice (the reader keeps the last without a word)."""
-    seen: dict = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"the key {key!r} is given twice")
-        seen[key] = value
-    return seen
 
 
 def _string_keys(value):
