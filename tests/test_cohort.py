@@ -1030,3 +1030,38 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_by_cohort_in
     with caplog.at_level("WARNING", logger="medseg"):  # the shipped model itself: no warning
         infer_cases(read_samples(sheet)[:1], results, InferOptions(model="phantom", device="cpu"))
     assert not [r for r in caplog.records if "calls itself" in r.getMessage()]
+
+
+def test_jobs_of_an_earlier_run_keep_their_cases(tmp_path):
+    """A row taken out or added changes its own job only; positional cutting moved every later case."""
+    lines = "".join(f"c{i}\tc{i}.nii.gz\n" for i in range(7))
+    samples = read_samples(_sheet(tmp_path, "case_id\timage\n" + lines))
+
+    def ids(jobs):
+        return {name: [s.case_id for s in cases] for name, cases in jobs.items()}
+
+    earlier = ids(batches(samples, 3))
+    assert ids(batches(samples[1:], 3, earlier)) == {"batch001": ["c1", "c2"], "batch002": ["c3", "c4", "c5"],
+                                                     "batch003": ["c6"]}
+    added = [samples[0], *read_samples(_sheet(tmp_path, "case_id\timage\nn0\tn.nii.gz\nn1\tm.nii.gz\n")),
+             *samples[1:]]
+    assert ids(batches(added, 3, earlier)) == {**earlier, "batch004": ["n0", "n1"]}
+    # jobs larger than cases_per_job now (another setting made them) are cut again; one-case jobs ignore them
+    assert ids(batches(samples, 2, earlier)) == {"batch003": ["c6"], "batch004": ["c0", "c1"],
+                                                 "batch005": ["c2", "c3"], "batch006": ["c4", "c5"]}
+    assert list(batches(samples, 1, earlier)) == [f"c{i}" for i in range(7)]
+    assert ids(batches(samples, 3, {"c0": ["c0"], "batch009": ["gone"]})) == earlier  # nothing of them is kept
+
+
+def test_recorded_batches_are_read_from_the_job_records(cohort):
+    from medseg.cohort import recorded_batches
+
+    sheet, results = cohort
+    summary = infer_cases(read_samples(sheet)[:2], results, InferOptions(model=MODEL, device="cpu"))
+    from medseg.cohort import write_job_record
+
+    write_job_record(results / "jobs" / "batch001.infer.json", summary)
+    (results / "jobs" / "batch002.infer.json").write_text("{not json")
+    (results / "jobs" / "batch003.infer.json").write_text('{"schema": "other"}')
+    assert recorded_batches(results) == {"batch001": ["a", "b"]}
+    assert recorded_batches(results / "nowhere") == {}

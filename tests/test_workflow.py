@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -106,6 +107,22 @@ def test_the_run_completes_despite_bad_cases(finished):
     job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
     assert [case["case_id"] for case in job["cases"]] == ["a", "b", "c"]
     assert job["counts"] == {"ok": 3, "failed": 0, "skipped": 0, "reused": 0}
+
+
+def test_a_row_taken_out_reruns_its_own_job_only(finished):
+    """Jobs were cut by position: a row taken out moved every later case into another job, and every later job ran
+    again (on SLURM, resubmitted) only to find its cases done."""
+    folder, results, _ = finished
+    sheet = folder / "data" / "samples.tsv"
+    text = sheet.read_text()
+    try:
+        sheet.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("a\t")))
+        run = snakemake(folder, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=3)
+        assert run.returncode == 0, run.stderr[-3000:]
+        planned = set(re.findall(r"batch=(\w+)", run.stdout + run.stderr))
+        assert planned == {"batch001"}, planned  # [a, b, c] is now [b, c]; [bad, gone] stays as it was
+    finally:
+        sheet.write_text(text)
 
 
 def test_bad_cases_end_as_failure_records(finished):

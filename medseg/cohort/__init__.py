@@ -13,6 +13,7 @@ from medseg.cohort.run import (
     evaluate_cases,
     given_up_for_less_memory,
     infer_cases,
+    recorded_batches,
     stale_cases,
     write_job_record,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "infer_cases",
     "previewing",
     "read_sample_rows",
+    "recorded_batches",
     "read_samples",
     "samples_from_rows",
     "some_names",

@@ -560,6 +560,20 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
 
+def recorded_batches(results: Path | str) -> dict[str, list[str]]:
+    """The inference jobs an earlier run recorded in ``results/jobs/`` (job name → its case ids), for
+    :func:`~medseg.cohort.samples.batches` to keep them; a record that cannot be read counts as none."""
+    jobs: dict[str, list[str]] = {}
+    for path in sorted(Path(results, "jobs").glob("*.infer.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record.get("schema") == JOB_SCHEMA:
+                jobs[path.name[:-len(".infer.json")]] = [str(case["case_id"]) for case in record["cases"]]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return jobs
+
+
 def write_job_record(path: Path | str, summary: JobSummary) -> None:
     """Write a batch's summary (schema medseg-cohort-job/1) atomically: Snakemake's proof the job finished."""
     write_json(Path(path), {

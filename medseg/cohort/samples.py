@@ -147,18 +147,40 @@ def read_samples(path: Path | str) -> list[Sample]:
     return samples_from_rows(read_sample_rows(path), path.parent, where=str(path))
 
 
-def batches(samples: list[Sample], cases_per_job: int) -> dict[str, list[Sample]]:
+def batches(samples: list[Sample], cases_per_job: int,
+            earlier: dict[str, list[str]] | None = None) -> dict[str, list[Sample]]:
     """Split ``samples`` (in sheet order) into jobs of ``cases_per_job`` cases.
 
-    A job of one case is named after the case; larger jobs are named ``batch001``, ``batch002``, ...
+    A job of one case is named after the case; larger jobs are named ``batch001``, ``batch002``, ... ``earlier``:
+    the jobs of an earlier run on the same results folder (name → case ids, :func:`recorded_batches`). Its jobs of
+    at most ``cases_per_job`` cases keep their names and those of their cases still in the sheet, and the other
+    cases fill new jobs numbered after them: cut by position alone, a row taken out of the sheet or added moved
+    every later case into another job, and a workflow ran all those jobs again only to find their cases done.
     """
     if cases_per_job < 1:
         raise InputError(f"cases_per_job must be at least 1, got {cases_per_job}")
     if cases_per_job == 1:
         return {sample.case_id: [sample] for sample in samples}
-    chunks = [samples[i:i + cases_per_job] for i in range(0, len(samples), cases_per_job)]
-    width = max(3, len(str(len(chunks))))
-    return {f"batch{index:0{width}d}": chunk for index, chunk in enumerate(chunks, start=1)}
+    by_id = {sample.case_id: sample for sample in samples}
+    kept: dict[str, list[Sample]] = {}
+    for name, case_ids in sorted((earlier or {}).items(), key=lambda item: _batch_number(item[0]) or 0):
+        if _batch_number(name) is None or len(case_ids) > cases_per_job:  # another cases_per_job made it
+            continue
+        cases = [by_id.pop(case_id) for case_id in case_ids if case_id in by_id]  # the earlier job's order
+        if cases:
+            kept[name] = cases
+    rest = [sample for sample in samples if sample.case_id in by_id]
+    chunks = [rest[i:i + cases_per_job] for i in range(0, len(rest), cases_per_job)]
+    first = max((_batch_number(name) for name in kept), default=0) + 1
+    width = max(3, len(str(first + len(chunks) - 1)), *(len(name) - len("batch") for name in kept))
+    jobs = kept | {f"batch{number:0{width}d}": chunk for number, chunk in enumerate(chunks, start=first)}
+    return dict(sorted(jobs.items(), key=lambda item: _batch_number(item[0])))
+
+
+def _batch_number(name: str) -> int | None:
+    """The number of a job named ``batch<digits>``; None for another name (a one-case job's)."""
+    match = re.fullmatch(r"batch(\d+)", name)
+    return int(match.group(1)) if match else None
 
 
 def some_names(names: Sequence[str], limit: int = 10) -> str:

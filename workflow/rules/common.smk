@@ -50,7 +50,8 @@ validate(
     pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in _rows]),
     "../../configs/schemas/samples.schema.yaml",
 )
-BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"])
+# jobs of an earlier run on the results folder keep their cases: a row taken out or added reruns its own job only
+BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"], cohort.recorded_batches(RESULTS))
 # a changed weights file or model.json (a new model version) makes every inference job run again; damaged weights
 # (not the SHA-256 model.json records) are refused here, once, not in every job after its retries
 # model: phantom, unless given on the command line, is the shipped demo model's folder, as `medseg infer` without
