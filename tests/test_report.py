@@ -1949,8 +1949,13 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, cap
     built = build_report(tmp_path, tmp_path / "r.html", overwrite=True)
     rows = {row["case_id"]: row for row in read_tsv(built.table)}
     assert rows["stale"]["status"] == "failed" and rows["stale"]["in_training_set"] == ""
-    assert json.loads(built.summary.read_text())["training_images"]["other_cases"] == 2  # new and stale
+    # the failed case is in neither group (it was counted among the others, whose images are not training images)
+    known = json.loads(built.summary.read_text())["training_images"]
+    assert (known["cases"], known["other_cases"], known["unknown_cases"]) == (6, 1, 1)
     text = re.sub(r"<[^>]+>", "", html_module.unescape(built.html.read_text(encoding="utf-8")))
+    assert ("6 of 8 cases are images the model was trained on (their SHA-256 is among the training images its "
+            "package lists; marked training image below): their Dice overstates what it does on new data. 1 case "
+            "that failed before its input was hashed is in neither group. Mean Dice") in text
     assert ("6 of 8 cases are images the model was trained on" in text and "Outliers of Dice, HD95 and volume "
             "difference are judged within each group (the others: fewer than 5 scored, not judged).") in text
     # and on the console, where a cohort run's line is all many readers see
@@ -1962,6 +1967,13 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, cap
     assert capsys.readouterr().out.splitlines()[0].startswith(
         "8 cases (1 failed, 1 flagged for review, failures included; 6 are the model's training images, their Dice "
         "not its accuracy on new data), ")
+    # training images that were not scored have no Dice to warn about (the line spoke of one when none was scored)
+    for metrics in tmp_path.glob("cases/t*/*_metrics.json"):
+        metrics.unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path), "-o", f"{tmp_path / 'cli2'}/"])
+    line = capsys.readouterr().out.splitlines()[0]
+    assert exit_info.value.code == 0 and line.startswith("8 cases (1 failed, ") and "training image" not in line
 
 
 def test_volume_differences_of_training_images_and_new_cases_are_judged_apart(tmp_path):

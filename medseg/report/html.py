@@ -239,10 +239,13 @@ def _training_note(summary: dict) -> str:
         outliers = ("Outliers of Dice, HD95 and volume difference are judged within each group"
                     + (f" ({' and '.join(small)}: fewer than {MIN_CASES_FOR_OUTLIERS} scored, not judged)" if small
                        else "") + ". ")
-    total = known["cases"] + others
-    return (f'<p class="warn"><b>{"All" if not others else known["cases"]} of {total} cases are images the model '
-            "was trained on</b> (their SHA-256 is among the training images its package lists; marked "
-            "<i>training image</i> below): their Dice overstates what it does on new data. "
+    unknown = known.get("unknown_cases", 0)
+    total = known["cases"] + others + unknown
+    untold = (f"{counted(unknown, 'case')} that failed before {'its' if unknown == 1 else 'their'} input was "
+              f"hashed {'is' if unknown == 1 else 'are'} in neither group. ") if unknown else ""
+    return (f'<p class="warn"><b>{"All" if not others and not unknown else known["cases"]} of {total} cases are '
+            "images the model was trained on</b> (their SHA-256 is among the training images its package lists; "
+            "marked <i>training image</i> below): their Dice overstates what it does on new data. " + untold
             + (f"Mean Dice: {per_label}. " if per_label else "") + outliers
             + ("The summary below pools all cases." if others else "") + "</p>")
 

@@ -83,12 +83,14 @@ def training_images(cases: list[CaseResult], labels: dict[str, dict]) -> dict | 
     trained = [case for case in cases if case.in_training_set is True]
     if not trained:
         return None
-    others = [case for case in cases if case.in_training_set is not True]
+    others = [case for case in cases if case.in_training_set is False]
     names = {value: stats["name"] for value, stats in labels.items()}
     groups = {"training": label_statistics(trained), "other": label_statistics(others)}
     return {
         "cases": len(trained),
         "other_cases": len(others),
+        # cases that failed before their input was hashed (or whose sidecar does not tell): neither group
+        "unknown_cases": len(cases) - len(trained) - len(others),
         "dice": {value: {"name": name, **{group: stats[value]["dice"] if value in stats else describe([])
                                           for group, stats in groups.items()}}
                  for value, name in names.items()},
