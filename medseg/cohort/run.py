@@ -519,7 +519,10 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     print_ = evaluate_fingerprint(sample, inferred, signature)
     done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, case_id)
     if done is not None:
-        log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
+        if done["outcome"] == "skipped":  # never scored: its segmentation had failed, and still has
+            log.info("%s: not scored (%s), as before", case_id, done.get("error") or "skipped")
+        else:
+            log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
     if evaluate_kept(sample, folder, inferred):
         error = (f"{sample.reference}: missing; the scores made against it earlier are kept, and reused if it comes "
