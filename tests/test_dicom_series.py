@@ -150,13 +150,19 @@ def test_two_echoes_in_one_series_are_split(tmp_path):
     assert "non-HU" in read_dicom_series(tmp_path, series="3-2").info["flags"]
 
 
-def test_non_dicom_files_are_skipped_and_listed(tmp_path):
+def test_non_dicom_files_are_skipped_and_listed(tmp_path, caplog):
     values, _ = make_series(tmp_path, seed=1)
     (tmp_path / "README.txt").write_text("scanner export\n")
     (tmp_path / "notes.bin").write_bytes(b"\x00" * 300)
-    volume = read_dicom_series(tmp_path)
+    # a CD export's viewer page: pydicom, forced to parse it, warned "Expected implicit VR, but found explicit VR"
+    (tmp_path / "index.html").write_text("<!DOCTYPE html>\n<html><body>viewer</body></html>\n")
+    with caplog.at_level("WARNING"):
+        volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
-    assert sorted(volume.info["skipped_files"]) == ["README.txt: not a DICOM file", "notes.bin: not a DICOM file"]
+    assert sorted(volume.info["skipped_files"]) == ["README.txt: not a DICOM file", "index.html: not a DICOM file",
+                                                    "notes.bin: not a DICOM file"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: skipped 3 file(s) that are not DICOM (README.txt, index.html, notes.bin)"]
 
 
 def test_empty_folder_and_folder_without_dicom(tmp_path):

@@ -154,6 +154,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
                 broken.append((path, str(error).removeprefix(f"{path}: ")))
                 continue
             if dataset is None:
+                messages.forget(path)  # pydicom's words on an HTML viewer's page ("found explicit VR") add nothing
                 skipped.append((path, "not a DICOM file"))
                 continue
             modality = str(dataset.get("Modality", "")).upper()
