@@ -542,3 +542,19 @@ def test_weights_replaced_after_loading_are_checked_again_when_the_network_is_bu
         assert hashed == [package.weights_path]
     finally:
         medseg.package.sha256_of = real
+
+
+def test_the_package_load_benchmark_prints_its_figures(monkeypatch, capsys):
+    """benchmarks/package_load.py on a small network: the lines and the ratio it prints."""
+    import re
+
+    from conftest import benchmark_main
+
+    monkeypatch.setattr("sys.argv", ["package_load.py", "--width", "4", "--depth", "2", "--repeats", "1"])
+    benchmark_main("package_load")()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "weights file: 0.00 GB (width 4, depth 2)"
+    assert [line.split(":")[0] for line in lines[1:4]] == ["load, every check", "load, SHA-256 only",
+                                                            "load, no file check"]
+    assert re.fullmatch(r"value check: -?\d+\.\d\d s, -?\d+\.\d\d s per GB; load with it / without it: \d+\.\d\d",
+                        lines[4])
