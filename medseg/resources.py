@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CgroupLimit", "cgroup_cpus", "cgroup_limit", "physical_memory", "resident_memory", "set_threads"]
+__all__ = ["CgroupLimit", "cgroup_cpus", "cgroup_limit", "physical_memory", "resident_memory", "set_threads",
+           "usable_cpus"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,14 @@ def cgroup_cpus(proc: Path | str = "/proc/self") -> CgroupLimit | None:
     return _smallest(Path(proc), "cpu", read)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a scheduler's allocation), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's CPU threads: ``threads`` where given (``--threads``); otherwise no more than this process's cgroup
     CPU quota allows, rounded up, where that is fewer than torch would start (a quota of 2 CPUs on a 64-core machine
@@ -87,6 +96,11 @@ def set_threads(threads: int | None) -> None:
     import torch
 
     if threads is not None:
+        available = usable_cpus()
+        if threads > available:  # 100 000 threads exhausted the memory in the first forward pass, with a traceback
+            log.warning("--threads %d: this process may use %d CPU%s; using %d threads", threads, available,
+                        "" if available == 1 else "s", available)
+            threads = available
         torch.set_num_threads(threads)
         return
     quota = cgroup_cpus()

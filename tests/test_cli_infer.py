@@ -1833,3 +1833,14 @@ def test_a_runtime_error_is_one_line_with_its_traceback_at_vv(tmp_path, case, mo
     [record] = [r for r in caplog.records if r.getMessage() == f"{case}: inference failed"]
     assert record.levelname == "DEBUG" and record.exc_info[0] is RuntimeError
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("command", "option", "value"), [
+    ("infer", "--overlap", "nan"), ("report", "--dice-threshold", "nan"), ("report", "--outlier-z", "inf"),
+    ("report", "--outlier-z", "nan")])
+def test_options_refuse_numbers_that_are_not_finite(tmp_path, capsys, command, option, value):
+    """NaN passes every bound of a FloatRange: the report crashed with a traceback, sidecars got NaN (not JSON)."""
+    target = tmp_path / ("x.nii.gz" if command == "infer" else "results")
+    code, out, err = run([command, str(target), option, value], capsys)
+    assert (code, out) == (2, "")
+    assert f"Invalid value for '{option}': '{value}' is not a finite number." in err

@@ -173,3 +173,21 @@ def test_threads_follow_the_cpu_quota_unless_given(monkeypatch, quota, given, ex
         assert torch.get_num_threads() == (64 if expected == "torch's" else expected)
     finally:
         torch.set_num_threads(before)
+
+
+def test_more_threads_than_usable_cpus_are_capped_with_a_warning(caplog):
+    """--threads 100000 exhausted the memory with a traceback (libgomp, or an mmap failure while importing)."""
+    import torch
+
+    from medseg.resources import set_threads, usable_cpus
+
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level("WARNING", logger="medseg"):
+            set_threads(100_000)
+        cpus = usable_cpus()
+        assert torch.get_num_threads() == cpus
+        assert [r.getMessage() for r in caplog.records] == [
+            f"--threads 100000: this process may use {cpus} CPU{'' if cpus == 1 else 's'}; using {cpus} threads"]
+    finally:
+        torch.set_num_threads(before)

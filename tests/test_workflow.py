@@ -256,6 +256,9 @@ def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_pat
         # `cases_per_job=` with nothing after it: it read "None is not of type 'integer'"
         ({"cases_per_job": ""}, "config cases_per_job: no value given (cases_per_job= with nothing after it, or "
                                 "null); it takes an integer"),
+        # NaN passes every bound: the report crashed with a traceback after every case had run
+        ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
+        ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from medseg.cli.options import (
+    FiniteFloatRange,
     GivenPath,
     batch_option,
     device_option,
@@ -120,7 +121,7 @@ def _report(summary, record) -> None:
 @device_option
 @precision_option
 @batch_option
-@click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
+@click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
 @threads_option
 @_memory
 @_final_memory

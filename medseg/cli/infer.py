@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from medseg.cli.options import (
+    FiniteFloatRange,
     GivenPath,
     batch_option,
     device_option,
@@ -35,7 +36,7 @@ from medseg.cli.options import (
 @device_option
 @precision_option
 @batch_option
-@click.option("--overlap", type=click.FloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
+@click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
 @series_option
 @threads_option
 @click.option("--format", "output_format", type=click.Choice(["nifti", "dicom-seg"]), default="nifti",

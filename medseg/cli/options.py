@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import unicodedata
 from pathlib import Path
@@ -17,6 +18,17 @@ class GivenPath(click.Path):
         if isinstance(value, str) and not value:
             self.fail("an empty path (an unset shell variable?)", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A ``click.FloatRange`` that refuses NaN and infinities: NaN passes every bound (``--dice-threshold nan``
+    crashed the report with a traceback; ``--overlap nan`` wrote ``NaN``, not JSON, into sidecars)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def _default_model(ctx, param, value):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, escaped_line, file_output, overwrite_option, quiet
+from medseg.cli.options import FiniteFloatRange, GivenPath, escaped_line, file_output, overwrite_option, quiet
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 
@@ -16,9 +16,9 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 @click.option("-o", "--output", default=None, metavar="FILE.html|DIR",
               help="The HTML page (a folder: report.html in it); cohort.tsv and summary.json are written beside "
                    "it. Default: RESULTS_DIR/report.html.")
-@click.option("--dice-threshold", type=click.FloatRange(0, 1), default=DEFAULT_DICE_THRESHOLD, show_default=True,
+@click.option("--dice-threshold", type=FiniteFloatRange(0, 1), default=DEFAULT_DICE_THRESHOLD, show_default=True,
               help="Flag labels whose Dice is below this.")
-@click.option("--outlier-z", type=click.FloatRange(0, min_open=True), default=DEFAULT_OUTLIER_Z, show_default=True,
+@click.option("--outlier-z", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_OUTLIER_Z, show_default=True,
               help="Flag predicted volumes, predicted − reference volumes and HD95 whose robust z-score across the "
                    "cohort exceeds this, and Dice this far below the cohort's (above --dice-threshold).")
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,

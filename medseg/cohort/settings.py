@@ -4,6 +4,7 @@ validation so that a typo is one line with a suggestion rather than the schema p
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 
 from medseg.errors import InputError
@@ -36,6 +37,9 @@ def check_config(config: dict, schema_path: Path | str) -> None:
             wanted = " or ".join(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" for kind in types)
             raise InputError(f"config {key}: no value given ({key}= with nothing after it, or null); it takes "
                              f"{wanted}")
+    for key, value in config.items():  # NaN passes every bound of the schema: dice_threshold=nan crashed the report
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"config {key}: {value} is not a finite number")
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
         error = errors[0]
