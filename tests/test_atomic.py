@@ -503,3 +503,26 @@ def test_a_claim_that_cannot_be_made_is_warned_about(tmp_path, monkeypatch, capl
     assert [r.getMessage() for r in caplog.records] == [
         f"{folder}: cannot make the claim file {tmp_path / '.model.lock'} (its folder is not writable, or the file "
         "system has no locks); this training run goes on without keeping a second one out of the folder meanwhile"]
+
+
+def test_folders_made_for_outputs_that_were_not_placed_are_removed(tmp_path):
+    """A full disk or Ctrl-C while writing left the new output folders behind, empty."""
+    target = tmp_path / "made" / "deeper" / "seg.nii.gz"
+    with pytest.raises(OutputWriteError, match=r"seg.nii.gz: cannot write \(No space left on device\)"):
+        with atomic_paths([target]) as (temp,):
+            temp.write_bytes(b"half")
+            raise OSError(28, "No space left on device", str(temp))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_paths([target]) as (temp,):
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "made").mkdir()
+    (tmp_path / "made" / "mine.txt").write_text("kept")  # a folder that was there stays, as its files do
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_paths([target]) as (temp,):
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in (tmp_path / "made").iterdir()) == ["mine.txt"]
+    with atomic_paths([target]) as (temp,):  # placed: the folders stay
+        temp.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole"

@@ -190,9 +190,12 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
     retire = [Path(r) for r in retire]
     check_writable(targets, overwrite)
     check_superseded(retire, overwrite)
+    made: list[Path] = []  # folders made for the outputs, removed again (when empty) if the set is not placed
     for target in targets:
+        missing = [f for f in (target.parent, *target.parent.parents) if not f.exists() and not f.is_symlink()]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            made += [f for f in missing if f not in made]
         except OSError as error:
             existing = next((f for f in (target.parent, *target.parent.parents) if f.exists()), None)
             if existing == target.parent and not existing.is_dir():
@@ -209,6 +212,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             raise OutputWriteError(f"{target.parent}: cannot create the output folder ({_reason(error)})") from error
         _sweep_once(target.parent)
     temps = [_temp_name(t) for t in targets]
+    placed = False
     try:
         try:
             yield temps
@@ -226,12 +230,17 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
                 check_writable(targets, overwrite=False)
                 check_superseded(retire, overwrite=False)
             _put_in_place(temps, targets, retire)
+        placed = True
         for folder in sorted({t.parent for t in targets}):
             fsync_path(folder)  # the new names too
     finally:
         for temp in temps:
             with contextlib.suppress(OSError):  # a read-only folder or a vanished file: nothing more to clean
                 temp.unlink()
+        if not placed:  # a full disk or Ctrl-C left the folders made for the outputs empty
+            for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):
+                with contextlib.suppress(OSError):  # another writer's file in it keeps it
+                    folder.rmdir()
 
 
 def fsync_path(path: Path) -> None:
