@@ -900,6 +900,24 @@ def test_an_image_file_cut_inside_its_header_is_named_truncated(tmp_path):
         read_dicom_series(tmp_path / "dcm")
 
 
+@pytest.mark.parametrize("size", [0, 100])
+def test_a_dcm_file_shorter_than_a_preamble_is_truncated_not_skipped(tmp_path, size):
+    """An empty .dcm (an interrupted copy) was skipped as not DICOM with a warning: the volume lost a slice, and a
+    gap at the end of the stack cannot be told."""
+    from medseg.errors import ImageReadError
+    from medseg.io.dicom import read_dicom_series
+
+    paths = write_series(tmp_path / "dcm", stored_values((16, 14, 3), seed=1), slice_positions(3, 2.0))
+    last = sorted(paths)[-1]
+    last.write_bytes(last.read_bytes()[:size])
+    with pytest.raises(ImageReadError, match=rf"^{last}: truncated DICOM file \({size} bytes, shorter than the 132 "
+                                             r"that begin one\)$"):
+        read_dicom_series(tmp_path / "dcm")
+    (tmp_path / "dcm" / "empty.txt").write_bytes(b"")  # an empty file of another name is still not DICOM
+    last.unlink()
+    assert read_dicom_series(tmp_path / "dcm").info["skipped_files"] == ["empty.txt: not a DICOM file"]
+
+
 def test_a_header_that_does_not_fit_its_pixel_data_says_which_values_it_holds(tmp_path, capsys):
     """A 16-bit image whose header says 8 bits reads as two frames; the message only said the shape was not the
     expected one. It now names the header values that size the pixel data, and the data's length."""
