@@ -18,10 +18,11 @@ import numpy as np
 
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom_messages import FileMessages
+from medseg.io.files import os_reason
 from medseg.volume import Volume
 
-__all__ = ["read_dicom_seg", "read_seg_volume", "read_seg_with_source", "recorded_series", "seg_sources",
-           "write_dicom_seg"]
+__all__ = ["check_is_seg", "read_dicom_seg", "read_seg_volume", "read_seg_with_source", "recorded_series",
+           "seg_sources", "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,8 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     try:
         seg = hd.seg.segread(str(path))
     except Exception as error:  # not a SEG, truncated, unreadable: one line
-        raise InputError(f"{path}: cannot read this DICOM SEG ({_error_text(error)})") from error
+        raise InputError(f"{path}: {_unread_seg(path, error)}") from error
+    _check_pixel_length(seg, path)
     kind = str(seg.get("SegmentationType", "BINARY"))
     if kind == "FRACTIONAL":
         fraction = str(seg.get("SegmentationFractionalType", "")).lower() or "fractions"
@@ -379,6 +381,63 @@ def _segment_mask(seg, number: int, slices: list[tuple[str, int | None]], shape,
     except (ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:
         raise InputError(f"{path}: its frames do not match the images of {source} ({_error_text(error)})") from error
     return mask
+
+
+def check_is_seg(path: Path | str) -> None:
+    """Refuse, naming the file, a ``.dcm`` given as a segmentation that is not a DICOM SEG: not DICOM, cut inside its
+    header, or another kind of object (a CT image given as the prediction was blamed on its missing sidecar)."""
+    import pydicom
+
+    path = Path(path)
+    try:
+        modality = str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", "")).upper()
+    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on garbage
+        raise InputError(f"{path}: {_unread_seg(path, error)}") from error
+    if modality and modality != "SEG":
+        raise InputError(f"{path}: a DICOM {modality} object, not a DICOM SEG (a segmentation)")
+
+
+def _unread_seg(path: Path, error: Exception) -> str:
+    """Why a file given as a DICOM SEG could not be read as one: not DICOM, another kind of DICOM object, cut short,
+    or the reader's own words (pydicom's "Use force=True to force reading" and "No tag to read at file position
+    7D0" named neither problem)."""
+    import pydicom
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError as reason:
+        return f"cannot read ({os_reason(reason)})"
+    if len(head) < 132 or head[128:132] != b"DICM":
+        return "not a DICOM file (no DICM marker after the 128-byte preamble)"
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as reason:  # noqa: BLE001 - pydicom raises many kinds on a file cut inside its header
+        return f"truncated or corrupt DICOM file ({_error_text(reason)})"
+    modality = str(header.get("Modality", "")).upper()
+    if modality and modality != "SEG":
+        return f"a DICOM {modality} object, not a DICOM SEG (a segmentation)"
+    if "SOPClassUID" not in header:  # every DICOM object has one: the file ends before it
+        return "truncated or incomplete DICOM file (it ends before its SOPClassUID)"
+    return f"cannot read this DICOM SEG ({_error_text(error)})"
+
+
+def _check_pixel_length(seg, path: Path) -> None:
+    """Refuse a SEG whose native pixel data is shorter than its header says (a file cut short): read as it is, its
+    frames "did not match the images" of the series, or its segments were refused first."""
+    data = seg.get("PixelData")
+    syntax = getattr(getattr(seg, "file_meta", None), "TransferSyntaxUID", None)
+    if data is None or syntax is None or syntax.is_compressed:
+        return
+    try:
+        frames = int(seg.get("NumberOfFrames", 1) or 1)
+        bits = int(seg.BitsAllocated)
+        needed = (int(seg.Rows) * int(seg.Columns) * frames * bits + 7) // 8
+    except (AttributeError, TypeError, ValueError):
+        return  # the reading that follows names what is missing
+    if len(data) < needed:
+        raise InputError(f"{path}: truncated DICOM SEG (its pixel data holds {len(data)} of the {needed} bytes its "
+                         f"header gives: {frames} frames of {seg.Rows}×{seg.Columns}, {bits} bit(s) per pixel)")
 
 
 def _error_text(error: Exception) -> str:

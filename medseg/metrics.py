@@ -488,9 +488,10 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     path = Path(path)
     if not is_dicom_file(path):
         return read_reference(path, labels, role="prediction")
-    from medseg.dicom_seg import read_seg_with_source
+    from medseg.dicom_seg import check_is_seg, read_seg_with_source
 
     _existing_file(path)  # before its sidecar, whose absence would be blamed instead
+    check_is_seg(path)  # so is a CT image given as the prediction
     volume = read_seg_with_source(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)[0]
     if labels is not None:
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})

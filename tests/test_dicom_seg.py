@@ -492,6 +492,41 @@ def test_medseg_reads_its_seg_back_onto_the_source_grid(tmp_path, layout):
         read_dicom_seg(tmp_path / "seg.dcm", read_dicom_series(other), NAMES)
 
 
+def test_damaged_or_wrong_files_given_as_a_seg_are_named_for_what_they_are(tmp_path, capsys):
+    """A SEG cut short was "frames do not match the images" (or its segments refused first); random bytes got
+    pydicom's "Use force=True"; a CT image given as the prediction was blamed on its missing sidecar."""
+    from medseg.cli import main
+    from medseg.dicom_seg import read_dicom_seg
+
+    values = stored_values(SHAPE, seed=14)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 3.0), seed=2)
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    data = (tmp_path / "seg.dcm").read_bytes()
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    needed = (seg.Rows * seg.Columns * int(seg.NumberOfFrames) * seg.BitsAllocated + 7) // 8
+    (tmp_path / "cut.dcm").write_bytes(data[:-(needed // 2)])
+    (tmp_path / "head.dcm").write_bytes(data[:400])
+    (tmp_path / "noise.dcm").write_bytes(np.random.default_rng(0).bytes(3000))
+    expected = {
+        "cut.dcm": rf"truncated DICOM SEG \(its pixel data holds {needed - needed // 2} of the {needed} bytes its "
+                   rf"header gives: {seg.NumberOfFrames} frames of {seg.Rows}×{seg.Columns}, 1 bit\(s\) per pixel\)$",
+        "head.dcm": r"truncated or incomplete DICOM file \(it ends before its SOPClassUID\)$",
+        "noise.dcm": r"not a DICOM file \(no DICM marker after the 128-byte preamble\)$",
+    }
+    for name, message in expected.items():
+        with pytest.raises(InputError, match=rf"^{tmp_path / name}: {message}"):
+            read_dicom_seg(tmp_path / name, volume, NAMES)
+    with pytest.raises(InputError, match=rf"^{paths[0]}: a DICOM CT object, not a DICOM SEG \(a segmentation\)$"):
+        read_dicom_seg(paths[0], volume, NAMES)
+    with pytest.raises(SystemExit) as exit_info:  # a CT image given as the prediction
+        main(["evaluate", str(paths[0]), str(tmp_path / "seg.dcm"), "-o", str(tmp_path / "m.json")])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {paths[0]}: a DICOM CT object, not a DICOM SEG (a segmentation)")
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_a_dicom_seg_result_is_scored_and_reviewed_like_a_nifti_one(tmp_path, capsys, tiny_package):
     """`evaluate` scores a DICOM SEG on its source series, and the QA report checks and draws it: the same Dice as
     the NIfTI output of the same input, and no geometry flag (it used to be 'cannot read')."""
