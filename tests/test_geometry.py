@@ -200,6 +200,24 @@ def test_an_analyze_style_pair_keeps_its_codes_and_units(tmp_path, make_package)
     assert np.array_equal(written.get_sform(), pair.get_sform())
 
 
+def test_half_of_a_pair_names_the_missing_half(tmp_path):
+    """A .hdr without its .img was "truncated or corrupt image data ([Errno 2] …)"; an .img alone was "not a NIfTI
+    image (Cannot work out file type …)"."""
+    from medseg.errors import ImageReadError
+
+    nib.save(nib.Nifti1Pair(make_phantom((16, 16, 4), seed=1).image, np.eye(4)), tmp_path / "a.img")
+    (tmp_path / "b.hdr").write_bytes((tmp_path / "a.hdr").read_bytes())
+    (tmp_path / "c.img").write_bytes((tmp_path / "a.img").read_bytes())
+    with pytest.raises(ImageReadError, match=rf"^{tmp_path / 'b.hdr'}: its image file b.img, which holds the voxels "
+                                             r"of this Analyze or NIfTI pair, is missing$"):
+        read_nifti(tmp_path / "b.hdr")
+    with pytest.raises(ImageReadError, match=rf"^{tmp_path / 'c.img'}: the voxels of an Analyze or NIfTI pair without "
+                                             r"its header c.hdr, which says how to read them; give the .hdr, with the "
+                                             r".img beside it$"):
+        read_nifti(tmp_path / "c.img")
+    assert read_nifti(tmp_path / "a.img").shape == (16, 16, 4)  # the .img of a whole pair is read
+
+
 def test_a_pairs_content_hash_covers_header_and_image(tmp_path):
     """Before, ``source_sha256`` (the sidecar's ``input_sha256``) hashed only the file named: an edited ``.hdr``
     kept the hash of its ``.img``, and two scans with byte-identical headers shared one (flagged duplicate_input)."""
@@ -301,7 +319,8 @@ def test_a_gzipped_analyze_pair_without_an_spm_mat_is_read(tmp_path, make_packag
     assert image_files(tmp_path / "pair.img.gz") == [tmp_path / f"pair.{ext}.gz" for ext in ("hdr", "img", "mat")]
     (tmp_path / "pair.mat.gz").unlink()
     (tmp_path / "pair.img.gz").unlink()
-    with pytest.raises(Exception, match=r"pair.hdr.gz: truncated or corrupt image data \(.*No such .*pair.img.gz"):
+    with pytest.raises(Exception, match=r"pair.hdr.gz: its image file pair.img.gz, which holds the voxels of this "
+                                        r"Analyze or NIfTI pair, is missing$"):
         read_nifti(tmp_path / "pair.hdr.gz")
 
 

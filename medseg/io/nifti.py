@@ -90,6 +90,14 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
                 raise ImageReadError(f"{path}: a DICOM {modality} object, not an image") from error
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
                                  f"({path.parent}), with --series where it holds more than one") from error
+        lower = path.name.lower()
+        if lower.endswith((".img", ".img.gz")):  # half of a pair: the header tells how to read the voxels
+            header = path.with_name(path.name[:len(path.name) - len(".img.gz" if lower.endswith(".gz") else ".img")]
+                                    + (".hdr.gz" if lower.endswith(".gz") else ".hdr"))
+            if not exists(header):
+                raise ImageReadError(f"{path}: the voxels of an Analyze or NIfTI pair without its header "
+                                     f"{header.name}, which says how to read them; give the .hdr, with the .img beside "
+                                     "it") from error
         if path.name.lower().endswith((".nii", ".hdr", ".img")) and _starts_with(path, b"\x1f\x8b"):
             raise ImageReadError(f"{path}: a gzip-compressed file named without .gz; name it "
                                  f"{path.name}.gz") from error
@@ -112,6 +120,10 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         raise ImageReadError(f"{path}: cannot read header ({first_line(error)})") from error
     with streams:
         image = streams.image
+        voxels = Path(image.file_map["image"].filename or path) if "image" in image.file_map else path
+        if voxels != path and not exists(voxels):  # nibabel's "[Errno 2]" read as truncated data
+            raise ImageReadError(f"{path}: its image file {voxels.name}, which holds the voxels of this Analyze or "
+                                 "NIfTI pair, is missing")
         try:
             dtype = np.dtype(image.get_data_dtype())
             shape = tuple(int(n) for n in image.shape)
