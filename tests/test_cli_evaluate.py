@@ -302,12 +302,13 @@ def test_the_same_file_as_prediction_and_reference_and_empty_paths_are_usage_err
 def test_an_unreadable_sidecar_is_warned_about(pair, tmp_path, capsys, caplog):
     """A corrupt sidecar was passed over without a word: the labels went unnamed and --model unchecked."""
     pred, ref = pair
-    for text in ("{x", "[1]"):
+    for text, why in (("{x", "Expecting property name"), ("[1]", "holds a JSON list, not an object"),
+                      ('{"labels": "ball"}', "its 'labels' is not an object")):
         (tmp_path / "case7_seg.json").write_text(text)
         caplog.clear()
         assert run(["evaluate", str(pred), str(ref), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["labels"]["1"]["name"] == "label_1"
-        assert any(f"{tmp_path / 'case7_seg.json'}: not a readable sidecar (" in r.getMessage()
+        assert any(f"{tmp_path / 'case7_seg.json'}: not a readable sidecar ({why}" in r.getMessage()
                    for r in caplog.records), text
 
 

@@ -131,6 +131,11 @@ def _sidecar_model(sidecar: Path) -> dict | None:
         return _unread(sidecar, error)
     try:
         record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError(f"holds a JSON {type(record).__name__}, not an object")
+        for key in ("labels", "model"):  # "'str' object has no attribute 'items'" said nothing of which
+            if record.get(key) is not None and not isinstance(record[key], dict):
+                raise ValueError(f"its {key!r} is not an object")
         labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
         model = record.get("model") or {}
         made = {key: record.get(key) for key in ("segmentation", "segmentation_sha256")}
