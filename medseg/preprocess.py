@@ -178,7 +178,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
             spacing_text, wanted_text = _spacings_text(spacing, pre)
             raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} "
                              f"mm to the model's {wanted_text} mm gives about {estimate:.3g} voxels, more than any "
-                             "machine's memory holds; check the voxel size in the header")
+                             "machine's memory holds; check the voxel size in the header, and the model's spacing_mm")
     needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel)
     if memory is None or needed <= memory:
         if doing is not None:
@@ -189,7 +189,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
         spacing_text, wanted_text = _spacings_text(spacing, pre)
         raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} mm "
                          f"to the model's {wanted_text} mm gives {'×'.join(map(str, model_shape))} voxels, {have}; "
-                         "check the voxel size in the header")
+                         "check the voxel size in the header, and the model's spacing_mm")
     raise InputError(f"{source}: segmenting its {'×'.join(map(str, shape))} voxels needs {have}; segment it on a "
                      "machine with more memory, or in parts")
 

@@ -1110,7 +1110,7 @@ def test_a_resampling_larger_than_the_machine_is_refused_before_any_work(tmp_pat
     line = next(line for line in err.splitlines() if "huge.nii.gz" in line)
     assert code == 1 and line.startswith(f"medseg: error: {huge}: resampling its 32×32×32 voxels of 200 × 200 × 200 mm "
                                          "to the model's 1 × 1 × 1 mm gives 6201×6201×6201 voxels, about ")
-    assert line.endswith("; check the voxel size in the header")
+    assert line.endswith("; check the voxel size in the header, and the model's spacing_mm")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_seg.json", "good_seg.nii.gz"]
     # a voxel size of 1e30 mm: the grid's integer shape wrapped around, and the check passed on it (exit 0, a
     # segmentation of nothing, a numpy warning)
@@ -1119,7 +1119,8 @@ def test_a_resampling_larger_than_the_machine_is_refused_before_any_work(tmp_pat
                        capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
         f"medseg: error: {absurd}: resampling its 32×32×32 voxels of 1e+30 × 1 × 1 mm to the model's 1 × 1 × 1 mm "
-        "gives about 3.28e+34 voxels, more than any machine's memory holds; check the voxel size in the header")
+        "gives about 3.28e+34 voxels, more than any machine's memory holds; check the voxel size in the header, and "
+        "the model's spacing_mm")
     assert "RuntimeWarning" not in err and not (tmp_path / "out2").exists()
 
 
