@@ -1845,3 +1845,12 @@ def test_options_refuse_numbers_that_are_not_finite(tmp_path, capsys, command, o
     code, out, err = run([command, str(target), option, value], capsys)
     assert (code, out) == (2, "")
     assert f"Invalid value for '{option}': '{value}' is not a finite number." in err
+
+
+def test_an_empty_model_name_is_a_usage_error(tmp_path, case, capsys):
+    """`-m "$MODEL"` with the variable unset exited 1, as bad data does; an empty path is a usage error (exit 2)."""
+    code, out, err = run(["infer", str(case), "-m", "", "-o", str(tmp_path / "out")], capsys)
+    assert (code, out) == (2, "")
+    assert ("Invalid value for '-m' / '--model': an empty model name (an unset shell variable?); give a shipped "
+            "model's name (hippocampus, phantom) or a package folder.") in err
+    assert not (tmp_path / "out").exists()

@@ -38,6 +38,11 @@ def _default_model(ctx, param, value):
         from medseg.package import DEFAULT_MODEL, shipped_package_path
 
         return str(shipped_package_path(DEFAULT_MODEL))
+    if value is not None and not str(value).strip():  # a usage error, as an empty path is (an unset variable)
+        from medseg.package import shipped_models
+
+        raise click.BadParameter(f"an empty model name (an unset shell variable?); give a shipped model's name "
+                                 f"({', '.join(shipped_models())}) or a package folder", ctx, param)
     return value
 
 
