@@ -52,6 +52,9 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
     for folder in (labels, images):  # before torch and MONAI are imported (seconds), as pairing would say it
         if not (exists(folder) and folder.is_dir()):  # exists: a folder on the way that cannot be searched is named
             raise TrainingError(f"{folder}: no such folder")
+    if images.samefile(labels):  # the command line alone says it, as a file given as --images (exit 2)
+        raise click.BadParameter(f"{labels} is also --images; put the label files in a folder of their own",
+                                 param_hint="'--labels'")
     from medseg.io.folder_claim import claimed
 
     with claimed(output, "training run"):  # from the folder's check to its package: one run at a time
