@@ -1050,18 +1050,25 @@ def test_jobs_of_an_earlier_run_keep_their_cases(tmp_path):
     assert ids(batches(samples, 2, earlier)) == {"batch003": ["c6"], "batch004": ["c0", "c1"],
                                                  "batch005": ["c2", "c3"], "batch006": ["c4", "c5"]}
     assert list(batches(samples, 1, earlier)) == [f"c{i}" for i in range(7)]
-    assert ids(batches(samples, 3, {"c0": ["c0"], "batch009": ["gone"]})) == earlier  # nothing of them is kept
+    # nothing of these is kept; new jobs are numbered after every earlier one (batch009's record lists other cases)
+    assert ids(batches(samples, 3, {"c0": ["c0"], "batch009": ["gone"]})) == {
+        "batch010": ["c0", "c1", "c2"], "batch011": ["c3", "c4", "c5"], "batch012": ["c6"]}
+    removed = {**earlier, "batch003": ["c6"]}  # every case of the last job taken out, one added: not batch003
+    assert list(batches([*samples[:6], *added[1:3]], 3, removed))[-1] == "batch004"
 
 
-def test_recorded_batches_are_read_from_the_job_records(cohort):
-    from medseg.cohort import recorded_batches
+def test_the_plan_of_a_run_is_read_back_with_the_same_cases_per_job_only(tmp_path):
+    from medseg.cohort import read_batch_plan, write_batch_plan
 
-    sheet, results = cohort
-    summary = infer_cases(read_samples(sheet)[:2], results, InferOptions(model=MODEL, device="cpu"))
-    from medseg.cohort import write_job_record
-
-    write_job_record(results / "jobs" / "batch001.infer.json", summary)
-    (results / "jobs" / "batch002.infer.json").write_text("{not json")
-    (results / "jobs" / "batch003.infer.json").write_text('{"schema": "other"}')
-    assert recorded_batches(results) == {"batch001": ["a", "b"]}
-    assert recorded_batches(results / "nowhere") == {}
+    lines = "".join(f"c{i}\tc{i}.nii.gz\n" for i in range(5))
+    samples = read_samples(_sheet(tmp_path, "case_id\timage\n" + lines))
+    results = tmp_path / "results"
+    assert read_batch_plan(results, 2) is None
+    planned = batches(samples, 2)
+    write_batch_plan(results, 2, planned)
+    plan = read_batch_plan(results, 2)
+    assert plan == {"batch001": ["c0", "c1"], "batch002": ["c2", "c3"], "batch003": ["c4"]}
+    assert batches(samples, 2, plan) == planned  # a job a cluster starts finds the same jobs
+    assert read_batch_plan(results, 3) is None  # another cases_per_job: cut anew (a larger one regroups too)
+    (results / "jobs" / ".plan.json").write_text("{not json")
+    assert read_batch_plan(results, 2) is None

@@ -125,6 +125,22 @@ def test_a_row_taken_out_reruns_its_own_job_only(finished):
         sheet.write_text(text)
 
 
+def test_a_job_a_cluster_starts_finds_the_jobs_its_run_planned(finished, tmp_path):
+    """A job on a cluster reads the Snakefile again while other jobs write their records: jobs planned from the
+    records it found were other jobs (batch001 unknown once batch002's record was there), and Snakemake crashed."""
+    import shutil
+
+    folder, results, _ = finished
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    (copy / "jobs" / "batch001.infer.json").unlink()  # batch001 still running, batch002 done
+    (copy / "jobs" / "batch001.evaluate.json").unlink()
+    run = snakemake(folder, "-n", "-p", "--mode", "remote", "--target-jobs", "infer:batch=batch001", "--cores", "1",
+                    samples=folder / "data" / "samples.tsv", results=copy, cases_per_job=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "--case a --case b --case c" in run.stdout + run.stderr
+
+
 def test_bad_cases_end_as_failure_records(finished):
     folder, results, _ = finished
     bad = json.loads((results / "cases" / "bad" / "bad_failed.json").read_text())

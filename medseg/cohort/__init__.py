@@ -13,8 +13,9 @@ from medseg.cohort.run import (
     evaluate_cases,
     given_up_for_less_memory,
     infer_cases,
-    recorded_batches,
+    read_batch_plan,
     stale_cases,
+    write_batch_plan,
     write_job_record,
 )
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows, some_names
@@ -31,12 +32,13 @@ __all__ = [
     "given_up_for_less_memory",
     "infer_cases",
     "previewing",
+    "read_batch_plan",
     "read_sample_rows",
-    "recorded_batches",
     "read_samples",
     "samples_from_rows",
     "some_names",
     "stale_cases",
+    "write_batch_plan",
     "write_job_record",
     "writes_results",
 ]

@@ -563,18 +563,36 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
 
-def recorded_batches(results: Path | str) -> dict[str, list[str]]:
-    """The inference jobs an earlier run recorded in ``results/jobs/`` (job name → its case ids), for
-    :func:`~medseg.cohort.samples.batches` to keep them; a record that cannot be read counts as none."""
-    jobs: dict[str, list[str]] = {}
-    for path in sorted(Path(results, "jobs").glob("*.infer.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if record.get("schema") == JOB_SCHEMA:
-                jobs[path.name[:-len(".infer.json")]] = [str(case["case_id"]) for case in record["cases"]]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return jobs
+PLAN_SCHEMA = "medseg-cohort-plan/1"
+
+
+def _plan_path(results: Path | str) -> Path:
+    return Path(results, "jobs", ".plan.json")
+
+
+def write_batch_plan(results: Path | str, cases_per_job: int, jobs: dict[str, Sequence[Sample]]) -> None:
+    """Record the jobs a run planned (job name → case ids; written as the run starts, not by a preview): a job a
+    cluster starts reads the Snakefile again and must find the same jobs, and the next run keeps them
+    (:func:`read_batch_plan`)."""
+    from medseg.io.atomic import atomic_paths
+
+    record = {"schema": PLAN_SCHEMA, "cases_per_job": cases_per_job,
+              "jobs": {name: [sample.case_id for sample in samples] for name, samples in jobs.items()}}
+    with atomic_paths([_plan_path(results)], overwrite=True) as (temp,):
+        temp.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def read_batch_plan(results: Path | str, cases_per_job: int) -> dict[str, list[str]] | None:
+    """The jobs the last run on ``results`` planned with this ``cases_per_job`` (for
+    :func:`~medseg.cohort.samples.batches` to keep them); None when there is none, it cannot be read, or it was made
+    with another ``cases_per_job`` (the cases are then cut into jobs anew)."""
+    try:
+        record = json.loads(_plan_path(results).read_text(encoding="utf-8"))
+        if record.get("schema") != PLAN_SCHEMA or record.get("cases_per_job") != cases_per_job:
+            return None
+        return {str(name): [str(case_id) for case_id in case_ids] for name, case_ids in record["jobs"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def write_job_record(path: Path | str, summary: JobSummary) -> None:

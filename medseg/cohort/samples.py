@@ -152,10 +152,11 @@ def batches(samples: list[Sample], cases_per_job: int,
     """Split ``samples`` (in sheet order) into jobs of ``cases_per_job`` cases.
 
     A job of one case is named after the case; larger jobs are named ``batch001``, ``batch002``, ... ``earlier``:
-    the jobs of an earlier run on the same results folder (name → case ids, :func:`recorded_batches`). Its jobs of
-    at most ``cases_per_job`` cases keep their names and those of their cases still in the sheet, and the other
-    cases fill new jobs numbered after them: cut by position alone, a row taken out of the sheet or added moved
-    every later case into another job, and a workflow ran all those jobs again only to find their cases done.
+    the jobs an earlier run on the same results folder planned with this ``cases_per_job`` (name → case ids,
+    :func:`~medseg.cohort.run.read_batch_plan`). They keep their names and those of their cases still in the sheet,
+    and the other cases fill new jobs numbered after every earlier one: cut by position alone, a row taken out of the
+    sheet or added moved every later case into another job, and a workflow ran all those jobs again only to find
+    their cases done.
     """
     if cases_per_job < 1:
         raise InputError(f"cases_per_job must be at least 1, got {cases_per_job}")
@@ -171,7 +172,8 @@ def batches(samples: list[Sample], cases_per_job: int,
             kept[name] = cases
     rest = [sample for sample in samples if sample.case_id in by_id]
     chunks = [rest[i:i + cases_per_job] for i in range(0, len(rest), cases_per_job)]
-    first = max((_batch_number(name) for name in kept), default=0) + 1
+    # after every earlier job, kept or not: a new job of an earlier one's name would take that job's record
+    first = max((_batch_number(name) or 0 for name in (earlier or {})), default=0) + 1
     width = max(3, len(str(first + len(chunks) - 1)), *(len(name) - len("batch") for name in kept))
     jobs = kept | {f"batch{number:0{width}d}": chunk for number, chunk in enumerate(chunks, start=first)}
     return dict(sorted(jobs.items(), key=lambda item: _batch_number(item[0])))

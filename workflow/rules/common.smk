@@ -50,8 +50,11 @@ validate(
     pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in _rows]),
     "../../configs/schemas/samples.schema.yaml",
 )
-# jobs of an earlier run on the results folder keep their cases: a row taken out or added reruns its own job only
-BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"], cohort.recorded_batches(RESULTS))
+# the jobs the last run planned (with this cases_per_job) keep their cases: a row taken out or added reruns its own
+# job only. The plan is written as a run starts (onstart), so that a job a cluster starts, which reads this file
+# again while other jobs write their records, finds the same jobs (an unchanged plan is kept whole)
+BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"],
+                  cohort.read_batch_plan(RESULTS, config["cases_per_job"]))
 # a changed weights file or model.json (a new model version) makes every inference job run again; damaged weights
 # (not the SHA-256 model.json records) are refused here, once, not in every job after its retries
 # model: phantom, unless given on the command line, is the shipped demo model's folder, as `medseg infer` without
@@ -86,6 +89,7 @@ if workflow.is_main_process:
 
 onstart:
     snakelock.record_run(Path(".snakemake"))
+    cohort.write_batch_plan(RESULTS, config["cases_per_job"], BATCHES)
 
 
 onsuccess:
