@@ -1946,12 +1946,19 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, cap
     (stale / "stale_failed.json").write_text(json.dumps({
         "schema": "medseg-failure/1", "case_id": "stale", "input": record["input"], "reference": None,
         "stage": "infer", "error": "out of memory", "error_type": "RuntimeError", "created": now()}))
+    # a scored case whose sidecar does not tell (a DICOM series' input): among the others, as outliers are judged
+    untold = write_case_arrays(tmp_path, "untold", image + 13, labels, labels.copy(), affine)
+    record = json.loads((untold / "untold_seg.json").read_text())
+    (untold / "untold_seg.json").write_text(json.dumps({**record, "in_training_set": None}))
     built = build_report(tmp_path, tmp_path / "r.html", overwrite=True)
     rows = {row["case_id"]: row for row in read_tsv(built.table)}
     assert rows["stale"]["status"] == "failed" and rows["stale"]["in_training_set"] == ""
     # the failed case is in neither group (it was counted among the others, whose images are not training images)
     known = json.loads(built.summary.read_text())["training_images"]
-    assert (known["cases"], known["other_cases"], known["unknown_cases"]) == (6, 1, 1)
+    assert (known["cases"], known["other_cases"], known["unknown_cases"]) == (6, 2, 1)
+    assert known["dice"]["1"]["other"]["n"] == 2  # new and untold
+    shutil.rmtree(untold)
+    built = build_report(tmp_path, tmp_path / "r.html", overwrite=True)
     text = re.sub(r"<[^>]+>", "", html_module.unescape(built.html.read_text(encoding="utf-8")))
     assert ("6 of 8 cases are images the model was trained on (their SHA-256 is among the training images its "
             "package lists; marked training image below): their Dice overstates what it does on new data. 1 case "
@@ -1973,7 +1980,8 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, cap
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(tmp_path), "-o", f"{tmp_path / 'cli2'}/"])
     line = capsys.readouterr().out.splitlines()[0]
-    assert exit_info.value.code == 0 and line.startswith("8 cases (1 failed, ") and "training image" not in line
+    assert exit_info.value.code == 0 and line.startswith("8 cases (1 failed, ")
+    assert "6 are the model's training images)" in line and "Dice" not in line
 
 
 def test_volume_differences_of_training_images_and_new_cases_are_judged_apart(tmp_path):

@@ -44,10 +44,12 @@ def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, 
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
                            max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
-        trained = ("; 1 is the model's training image, its Dice not the model's accuracy on new data"
-                   if outputs.training_images == 1 else
-                   f"; {outputs.training_images} are the model's training images, their Dice not its accuracy on new "
-                   "data" if outputs.training_images else "")
+        one = outputs.training_images == 1
+        trained = (f"; {outputs.training_images} {'is' if one else 'are'} the model's training "
+                   f"image{'' if one else 's'}" if outputs.training_images else "")
+        if outputs.training_scored:  # no Dice to speak of where none of them was scored
+            trained += (", its Dice not the model's accuracy on new data" if one else
+                        ", their Dice not its accuracy on new data")
         click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review, "
                    f"failures included{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
         shown = 5

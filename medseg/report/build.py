@@ -38,7 +38,8 @@ class ReportOutputs:
     overlays: int
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)  # (case id, its one-line error), in case order
-    training_images: int = 0  # scored cases whose input is one of the model's training images
+    training_images: int = 0  # cases whose input is one of the model's training images
+    training_scored: int = 0  # those of them with scores
 
 
 def report_policy() -> dict:
@@ -117,7 +118,7 @@ def build_report(
     failures = [(case.case_id, str(case.failure.get("error") or case.failure.get("stage") or "failed"))
                 for case in cases if case.failure is not None]
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
-                         len(overlays), seconds, failures,
+                         len(overlays), seconds, failures, counts["in_training_set"],
                          sum(case.in_training_set is True and case.status == "scored" for case in cases))
 
 

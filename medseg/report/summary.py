@@ -83,14 +83,16 @@ def training_images(cases: list[CaseResult], labels: dict[str, dict]) -> dict | 
     trained = [case for case in cases if case.in_training_set is True]
     if not trained:
         return None
-    others = [case for case in cases if case.in_training_set is False]
+    # a case that failed before its input was hashed is in neither group; one that does not tell (a DICOM series, a
+    # sidecar of an older medseg) is among the others, as outliers are judged (flags._apart)
+    unknown = [case for case in cases if case.failure is not None and not case.failed_at_scoring]
+    others = [case for case in cases if case.in_training_set is not True and case not in unknown]
     names = {value: stats["name"] for value, stats in labels.items()}
     groups = {"training": label_statistics(trained), "other": label_statistics(others)}
     return {
         "cases": len(trained),
         "other_cases": len(others),
-        # cases that failed before their input was hashed (or whose sidecar does not tell): neither group
-        "unknown_cases": len(cases) - len(trained) - len(others),
+        "unknown_cases": len(unknown),
         "dice": {value: {"name": name, **{group: stats[value]["dice"] if value in stats else describe([])
                                           for group, stats in groups.items()}}
                  for value, name in names.items()},
