@@ -23,7 +23,7 @@ __all__ = [
     "CHECKPOINT_SCHEMA", "check_checkpoint_labels", "check_output_folder", "checkpoint_epoch",
     "checkpoint_planned_epochs", "checkpoint_stamp", "checkpoint_tile", "started_without_names",
     "check_weights_digest", "checkpoint_record_path", "checkpoint_tensors_path", "load_checkpoint",
-    "read_checkpoint_record", "record_codes", "record_package", "remove_empty_folders", "save_checkpoint"
+    "read_checkpoint_record", "record_codes", "record_package", "save_checkpoint"
 ]
 
 
@@ -276,13 +276,6 @@ def save_checkpoint(out_dir: Path, net: torch.nn.Module, best_state: dict | None
         if old.name != weights.name:
             with contextlib.suppress(OSError):
                 old.unlink()
-
-
-def remove_empty_folders(folders: list[Path]) -> None:
-    """Remove those of ``folders`` (deepest first) that are empty."""
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
 
 
 def read_checkpoint_record(meta: Path) -> dict:

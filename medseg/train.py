@@ -36,13 +36,12 @@ from medseg.checkpoint import (
     load_checkpoint,
     record_codes,
     record_package,
-    remove_empty_folders,
     save_checkpoint,
 )
 from medseg.errors import TrainingError
 from medseg.inference import OUT_OF_MEMORY, Segmenter, context_stack, slice_axes
 from medseg.input_range import extent_range
-from medseg.io.atomic import placed_before_stop, remove_leftovers
+from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_leftovers
 from medseg.model_card import model_card
 from medseg.numbers import counted, gib_text
 from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, ModelPackage, bottleneck_cells, load_package, save_package

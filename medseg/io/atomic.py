@@ -21,8 +21,8 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
-           "check_writable", "fsync_path", "remove_leftovers", "remove_stale_leftovers", "results_unwritable",
-           "sha256_of"]
+           "check_writable", "fsync_path", "remove_empty_folders", "remove_leftovers", "remove_stale_leftovers",
+           "results_unwritable", "sha256_of"]
 
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             target.parent.mkdir(parents=True, exist_ok=True)
             made += [f for f in missing if f not in made]
         except OSError as error:
+            remove_empty_folders(made)  # those made for the targets before this one
             existing = next((f for f in (target.parent, *target.parent.parents) if f.exists()), None)
             if existing == target.parent and not existing.is_dir():
                 raise OutputWriteError(f"{target.parent}: a file, not a folder; {target.name} cannot be written "
@@ -230,17 +231,22 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
                 check_writable(targets, overwrite=False)
                 check_superseded(retire, overwrite=False)
             _put_in_place(temps, targets, retire)
-        placed = True
-        for folder in sorted({t.parent for t in targets}):
-            fsync_path(folder)  # the new names too
+            placed = True
+            for folder in sorted({t.parent for t in targets}):
+                fsync_path(folder)  # the new names too (before a stop held back meanwhile acts)
     finally:
         for temp in temps:
             with contextlib.suppress(OSError):  # a read-only folder or a vanished file: nothing more to clean
                 temp.unlink()
         if not placed:  # a full disk or Ctrl-C left the folders made for the outputs empty
-            for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):
-                with contextlib.suppress(OSError):  # another writer's file in it keeps it
-                    folder.rmdir()
+            remove_empty_folders(made)
+
+
+def remove_empty_folders(folders: Sequence[Path]) -> None:
+    """Remove those of ``folders`` that are empty, the deepest first (another writer's file in one keeps it)."""
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def fsync_path(path: Path) -> None:
