@@ -914,8 +914,10 @@ def test_a_dcm_file_shorter_than_a_preamble_is_truncated_not_skipped(tmp_path, s
                                              r"that begin one\)$"):
         read_dicom_series(tmp_path / "dcm")
     (tmp_path / "dcm" / "empty.txt").write_bytes(b"")  # an empty file of another name is still not DICOM
+    (tmp_path / "dcm" / "._IM1.dcm").write_bytes(b"\x00\x05\x16\x07")  # macOS's resource fork of a copied file
     last.unlink()
-    assert read_dicom_series(tmp_path / "dcm").info["skipped_files"] == ["empty.txt: not a DICOM file"]
+    assert sorted(read_dicom_series(tmp_path / "dcm").info["skipped_files"]) == [
+        "._IM1.dcm: not a DICOM file", "empty.txt: not a DICOM file"]
 
 
 def test_a_header_that_does_not_fit_its_pixel_data_says_which_values_it_holds(tmp_path, capsys):

@@ -322,7 +322,8 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
     except OSError as error:
         raise ImageReadError(f"{path}: cannot read ({os_reason(error)})") from error
     has_magic = len(head) == 132 and head[128:132] == b"DICM"
-    if len(head) < 132 and path.suffix.lower() == ".dcm":  # an interrupted copy: left out, the volume lost a slice
+    # an interrupted copy: left out, the volume lost a slice (a hidden file, as macOS's ._IM0001.dcm, is no slice)
+    if len(head) < 132 and path.suffix.lower() == ".dcm" and not path.name.startswith("."):
         raise ImageReadError(f"{path}: truncated DICOM file ({len(head)} bytes, shorter than the 132 that begin one)")
     try:
         dataset = pydicom.dcmread(path, defer_size=DEFER, force=not has_magic)
