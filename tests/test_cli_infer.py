@@ -1854,3 +1854,5 @@ def test_an_empty_model_name_is_a_usage_error(tmp_path, case, capsys):
     assert ("Invalid value for '-m' / '--model': an empty model name (an unset shell variable?); give a shipped "
             "model's name (hippocampus, phantom) or a package folder.") in err
     assert not (tmp_path / "out").exists()
+    code, out, err = run(["evaluate", str(case), str(case), "-m", " "], capsys)  # evaluate's --model too
+    assert (code, out) == (2, "") and "Invalid value for '-m' / '--model': an empty model name" in err

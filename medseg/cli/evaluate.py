@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, escaped_line, file_output, overwrite_option, quiet
+from medseg.cli.options import GivenPath, escaped_line, file_output, given_model, overwrite_option, quiet
 
 
 @click.command("evaluate")
@@ -16,7 +16,7 @@ from medseg.cli.options import GivenPath, escaped_line, file_output, overwrite_o
 @click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
               help="Write the metrics JSON (schema medseg-metrics/1) here, atomically (a folder: "
                    "<case>_metrics.json in it).")
-@click.option("-m", "--model", default=None, metavar="NAME|DIR",
+@click.option("-m", "--model", default=None, metavar="NAME|DIR", callback=given_model,
               help="Take label names (and the allowed label values) from this model package. "
                    "Default: the names in the prediction's sidecar, else every value present in either image, "
                    "named label_N.")

@@ -31,6 +31,16 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+def given_model(ctx, param, value):
+    """An empty --model is a usage error, as an empty path is (``-m "$MODEL"`` with the variable unset)."""
+    if value is not None and not str(value).strip():
+        from medseg.package import shipped_models
+
+        raise click.BadParameter(f"an empty model name (an unset shell variable?); give a shipped model's name "
+                                 f"({', '.join(shipped_models())}) or a package folder", ctx, param)
+    return value
+
+
 def _default_model(ctx, param, value):
     """Without --model, the shipped demo model's own folder: a package folder named ``phantom`` in the working folder
     (``medseg train -o phantom``) is taken only when named."""
@@ -38,12 +48,7 @@ def _default_model(ctx, param, value):
         from medseg.package import DEFAULT_MODEL, shipped_package_path
 
         return str(shipped_package_path(DEFAULT_MODEL))
-    if value is not None and not str(value).strip():  # a usage error, as an empty path is (an unset variable)
-        from medseg.package import shipped_models
-
-        raise click.BadParameter(f"an empty model name (an unset shell variable?); give a shipped model's name "
-                                 f"({', '.join(shipped_models())}) or a package folder", ctx, param)
-    return value
+    return given_model(ctx, param, value)
 
 
 model_option = click.option(
