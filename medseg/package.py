@@ -393,15 +393,21 @@ class ModelPackage:
         from medseg.network import UNet2D, UNetConfig
 
         arch = UNetConfig(**{k: v for k, v in self.config["architecture"].items() if k != "type"})
-        if self.checked_file is not None and _file_identity(self.weights_path) != self.checked_file:
-            # replaced since it was loaded (a training run finishing into the folder): the sidecar would record
-            # the hash of weights other than those used
+        for attempt in range(3):
+            try:
+                state = load_file(str(self.weights_path), device="cpu")
+            except (SafetensorError, OSError, ValueError) as error:
+                raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
+            # looked at once the tensors are read: a file replaced or rewritten since its hash was checked (a
+            # training run finishing into the folder), before or while they were read, is checked again and read
+            # again, so that the sidecar's hash is that of the weights used
+            if self.checked_file is None or _file_identity(self.weights_path) == self.checked_file:
+                break
+            if attempt == 2:
+                raise ModelPackageError(f"{self.weights_path}: changed while it was read, three times; load the "
+                                        "package once nothing writes to it")
             self.values_checked = False
             self.check_weights()
-        try:
-            state = load_file(str(self.weights_path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as error:
-            raise ModelPackageError(f"{self.weights_path}: unreadable safetensors file ({error})") from error
         self._check_shapes({k: tuple(v.shape) for k, v in state.items()})
         for key, tensor in ([] if self.values_checked else state.items()):
             if key.endswith(_COUNTERS):
