@@ -663,7 +663,8 @@ def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
     assert told == [f"{stage}: made for other inputs or settings: a, b, c, d: jobs a.{stage}, b.{stage}, "
                     f"c.{stage}, … and 1 more (4) will run again when the workflow runs (not in a preview's list of "
                     "jobs: a preview changes nothing)" for stage in ("infer", "evaluate")]
-    assert len(list((results / "jobs").glob("*.json"))) == 9  # a preview changes nothing (8 batches, the check)
+    # a preview changes nothing (8 batches, the check, and the plan the run recorded as it started)
+    assert len(list((results / "jobs").glob("*.json"))) == 10 and (results / "jobs" / ".plan.json").is_file()
 
 
 def test_some_names_cuts_a_long_list_short():
