@@ -1856,3 +1856,5 @@ def test_an_empty_model_name_is_a_usage_error(tmp_path, case, capsys):
     assert not (tmp_path / "out").exists()
     code, out, err = run(["evaluate", str(case), str(case), "-m", " "], capsys)  # evaluate's --model too
     assert (code, out) == (2, "") and "Invalid value for '-m' / '--model': an empty model name" in err
+    code, out, err = run(["models", "hippocampus", ""], capsys)  # and models' names
+    assert (code, out) == (2, "") and "an empty model name" in err

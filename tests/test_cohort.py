@@ -1070,5 +1070,12 @@ def test_the_plan_of_a_run_is_read_back_with_the_same_cases_per_job_only(tmp_pat
     assert plan == {"batch001": ["c0", "c1"], "batch002": ["c2", "c3"], "batch003": ["c4"]}
     assert batches(samples, 2, plan) == planned  # a job a cluster starts finds the same jobs
     assert read_batch_plan(results, 3) is None  # another cases_per_job: cut anew (a larger one regroups too)
+    # a job whose cases all left the sheet stays in the plan, empty: its name is not given to a new job
+    fewer = batches(samples[:4], 2, plan)
+    write_batch_plan(results, 2, fewer, plan)
+    assert read_batch_plan(results, 2) == {"batch001": ["c0", "c1"], "batch002": ["c2", "c3"], "batch003": []}
+    assert batches(samples[:4], 2, read_batch_plan(results, 2)) == fewer
+    more = read_samples(_sheet(tmp_path, "case_id\timage\nc0\ta\nc1\tb\nc2\tc\nc3\td\nn\te\n"))
+    assert list(batches(more, 2, read_batch_plan(results, 2))) == ["batch001", "batch002", "batch004"]
     (results / "jobs" / ".plan.json").write_text("{not json")
     assert read_batch_plan(results, 2) is None

@@ -7,8 +7,14 @@ import json
 import click
 
 
+def _given(ctx, param, values):
+    from medseg.cli.options import given_model
+
+    return tuple(given_model(ctx, param, value) for value in values)
+
+
 @click.command("models")
-@click.argument("packages", nargs=-1, metavar="[NAME_OR_FOLDER]...")
+@click.argument("packages", nargs=-1, metavar="[NAME_OR_FOLDER]...", callback=_given)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(packages: tuple[str, ...], as_json: bool):
     """List the shipped model packages with their labels; given packages (shipped names or package folders, such as

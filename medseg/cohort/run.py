@@ -570,14 +570,17 @@ def _plan_path(results: Path | str) -> Path:
     return Path(results, "jobs", ".plan.json")
 
 
-def write_batch_plan(results: Path | str, cases_per_job: int, jobs: dict[str, Sequence[Sample]]) -> None:
+def write_batch_plan(results: Path | str, cases_per_job: int, jobs: dict[str, Sequence[Sample]],
+                     earlier: dict[str, list[str]] | None = None) -> None:
     """Record the jobs a run planned (job name → case ids; written as the run starts, not by a preview): a job a
     cluster starts reads the Snakefile again and must find the same jobs, and the next run keeps them
-    (:func:`read_batch_plan`)."""
+    (:func:`read_batch_plan`). The ``earlier`` plan's jobs whose cases all left the sheet stay listed, empty: their
+    names are not given to new jobs (a job record of that name may be there still)."""
     from medseg.io.atomic import atomic_paths
 
+    gone = {name: [] for name in (earlier or {}) if name not in jobs}
     record = {"schema": PLAN_SCHEMA, "cases_per_job": cases_per_job,
-              "jobs": {name: [sample.case_id for sample in samples] for name, samples in jobs.items()}}
+              "jobs": {**{name: [sample.case_id for sample in samples] for name, samples in jobs.items()}, **gone}}
     with atomic_paths([_plan_path(results)], overwrite=True) as (temp,):
         temp.write_text(json.dumps(record, indent=1) + "\n")
 

@@ -197,7 +197,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             target.parent.mkdir(parents=True, exist_ok=True)
             made += [f for f in missing if f not in made]
         except OSError as error:
-            remove_empty_folders(made)  # those made for the targets before this one
+            remove_empty_folders([*made, *missing])  # those made for the targets before this one, and for it
             existing = next((f for f in (target.parent, *target.parent.parents) if f.exists()), None)
             if existing == target.parent and not existing.is_dir():
                 raise OutputWriteError(f"{target.parent}: a file, not a folder; {target.name} cannot be written "

@@ -53,8 +53,8 @@ validate(
 # the jobs the last run planned (with this cases_per_job) keep their cases: a row taken out or added reruns its own
 # job only. The plan is written as a run starts (onstart), so that a job a cluster starts, which reads this file
 # again while other jobs write their records, finds the same jobs (an unchanged plan is kept whole)
-BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"],
-                  cohort.read_batch_plan(RESULTS, config["cases_per_job"]))
+_PLAN = cohort.read_batch_plan(RESULTS, config["cases_per_job"])
+BATCHES = planned(cohort.batches, SAMPLES, config["cases_per_job"], _PLAN)
 # a changed weights file or model.json (a new model version) makes every inference job run again; damaged weights
 # (not the SHA-256 model.json records) are refused here, once, not in every job after its retries
 # model: phantom, unless given on the command line, is the shipped demo model's folder, as `medseg infer` without
@@ -88,8 +88,8 @@ if workflow.is_main_process:
 
 
 onstart:
+    planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
-    cohort.write_batch_plan(RESULTS, config["cases_per_job"], BATCHES)
 
 
 onsuccess:
