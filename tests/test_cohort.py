@@ -1079,3 +1079,16 @@ def test_the_plan_of_a_run_is_read_back_with_the_same_cases_per_job_only(tmp_pat
     assert list(batches(more, 2, read_batch_plan(results, 2))) == ["batch001", "batch002", "batch004"]
     (results / "jobs" / ".plan.json").write_text("{not json")
     assert read_batch_plan(results, 2) is None
+
+
+def test_an_attempt_beyond_its_last_is_a_usage_error(cohort, capsys):
+    """--attempt 3 2 was taken (exit 0), though N of at most M."""
+    from medseg.cli import main
+
+    sheet, results = cohort
+    for command in ("infer", "evaluate"):
+        with pytest.raises(SystemExit) as caught:
+            main(["cohort", command, str(sheet), "-o", str(results), "--attempt", "3", "2"])
+        assert caught.value.code == 2
+        assert "Invalid value for '--attempt': attempt 3 of at most 2: N is at most M" in capsys.readouterr().err
+    assert not results.exists()

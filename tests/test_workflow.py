@@ -842,7 +842,11 @@ def test_the_cohort_check_counts_failures_against_its_setting(tmp_path):
     with pytest.raises(CohortFailedError, match=r": 1 of 4 cases failed \(fail_on_failed_cases: any\)"):
         check_failures(summary, "any")
     summary.write_text(json.dumps({"cases": {"total": 4, "failed": 4}}))
-    with pytest.raises(CohortFailedError, match=r": every case failed \(fail_on_failed_cases: all\)"):
+    with pytest.raises(CohortFailedError, match=r": every case failed \(fail_on_failed_cases: all\); their errors are "
+                                                rf"in {tmp_path / 'report.html'} and cohort.tsv$"):
+        check_failures(summary, "all")
+    (tmp_path / "qa.html").write_text("")  # the page `medseg report -o` named: the message names it
+    with pytest.raises(CohortFailedError, match=rf"their errors are in {tmp_path / 'qa.html'} and cohort.tsv$"):
         check_failures(summary, "all")
     summary.write_text(json.dumps({"cases": {"total": 4, "failed": 0}}))
     assert check_failures(summary, "any")["failed"] == 0

@@ -72,6 +72,12 @@ def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:
         raise click.UsageError("--final-memory-mb needs --memory-mb (the memory this job has)")
 
 
+def _check_attempt(attempt: tuple[int, int] | None) -> None:
+    if attempt is not None and attempt[0] > attempt[1]:
+        raise click.BadParameter(f"attempt {attempt[0]} of at most {attempt[1]}: N is at most M",
+                                 param_hint="'--attempt'")
+
+
 def _final_attempt(attempt: tuple[int, int] | None, memory_mb: int | None, final_memory_mb: int | None) -> bool:
     """Whether this job is its last retry: ``--attempt N M`` names the last, or ``--memory-mb`` has reached
     ``--final-memory-mb`` (which does not tell it where a scheduler caps the retries' memory, as Snakemake's
@@ -140,6 +146,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     from medseg.cohort import InferOptions, infer_cases
 
     _check_memory(memory_mb, final_memory_mb)
+    _check_attempt(attempt)
     _check_record(record)
     selected = _select(samples, cases)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
@@ -168,6 +175,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     from medseg.cohort import evaluate_cases
 
     _check_memory(memory_mb, final_memory_mb)
+    _check_attempt(attempt)
     _check_record(record)
     selected = _select(samples, cases)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
@@ -179,9 +187,11 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
 @click.argument("results", type=GivenPath(file_okay=False, path_type=Path))
 @click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,  # FAIL_ON
               help="Exit 1 when every case failed (all), when any did (any), or never.")
-@_record
+@click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
+              help="Write the check's result (failed, total, fail_on) here as JSON, atomically.")
 def check(results, fail_on, record):
-    """Whether the cohort in RESULTS succeeded as a whole, from its report's summary.json: exit 1 with one line when
+    """Whether the cohort in RESULTS succeeded as a whole, from RESULTS/summary.json (written by `medseg report
+    RESULTS`, or with -o a page in RESULTS): exit 1 with one line when
     its failed cases meet --fail-on (the workflow's last step, the workflow's setting fail_on_failed_cases).
 
     \b

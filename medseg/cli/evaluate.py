@@ -14,8 +14,8 @@ from medseg.cli.options import GivenPath, escaped_line, file_output, given_model
 @click.argument("prediction", type=GivenPath(dir_okay=False, path_type=Path))
 @click.argument("reference", type=GivenPath(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
-              help="Write the metrics JSON (schema medseg-metrics/1) here, atomically (a folder: "
-                   "<case>_metrics.json in it).")
+              help="Write the metrics JSON (schema medseg-metrics/1) here, atomically: a .json file, or a folder "
+                   "(one that exists, or a new one named with a trailing /, as scores/): <case>_metrics.json in it.")
 @click.option("-m", "--model", default=None, metavar="NAME|DIR", callback=given_model,
               help="Take label names (and the allowed label values) from this model package. "
                    "Default: the names in the prediction's sidecar, else every value present in either image, "

@@ -47,9 +47,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
           output_format, overwrite):
     """Segment NIfTI files or DICOM series folders.
 
-    Writes <stem>_seg.nii.gz (uint8 labels on the input's exact grid) and <stem>_seg.json (labels, model,
-    hashes, versions, device, timings), and with --reference <stem>_metrics.json (Dice, HD95, ASSD, volumes per
-    label). The model is loaded once for all inputs; a failing input is
+    Writes <stem>_seg.nii.gz (uint8 labels, uint16 beyond 255, on the input's exact grid) and <stem>_seg.json
+    (labels, model, hashes, versions, device, timings), and with --reference <stem>_metrics.json (Dice, HD95, ASSD,
+    volumes per label). The model is loaded once for all inputs; a failing input is
     reported and the others carry on (exit code 1 if any failed).
 
     \b

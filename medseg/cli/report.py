@@ -14,8 +14,9 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 @click.command("report")
 @click.argument("results_dir", type=GivenPath(file_okay=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.html|DIR",
-              help="The HTML page (a folder: report.html in it); cohort.tsv and summary.json are written beside "
-                   "it. Default: RESULTS_DIR/report.html.")
+              help="The HTML page, a .html or .htm file, or a folder (one that exists, or a new one named with a "
+                   "trailing /, as qa/): report.html in it; cohort.tsv and summary.json are written beside it. "
+                   "Default: RESULTS_DIR/report.html.")
 @click.option("--dice-threshold", type=FiniteFloatRange(0, 1), default=DEFAULT_DICE_THRESHOLD, show_default=True,
               help="Flag labels whose Dice is below this.")
 @click.option("--outlier-z", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_OUTLIER_Z, show_default=True,

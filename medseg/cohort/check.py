@@ -42,6 +42,8 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
     counts = {"failed": failed, "total": total, "fail_on": fail_on}
     if failed and (fail_on == "any" or (fail_on == "all" and failed == total)):
         which = "every case" if failed == total else f"{failed} of {counted(total, 'case')}"
+        pages = sorted(summary_path.parent.glob("*.htm*"))  # report.html, or the page `medseg report -o` named
+        page = pages[0] if len(pages) == 1 else summary_path.parent / "report.html"
         raise CohortFailedError(f"{summary_path.parent}: {which} failed (fail_on_failed_cases: {fail_on}); their "
-                                f"errors are in {summary_path.parent / 'report.html'} and cohort.tsv")
+                                f"errors are in {page} and cohort.tsv")
     return counts
