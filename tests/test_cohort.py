@@ -1092,3 +1092,21 @@ def test_an_attempt_beyond_its_last_is_a_usage_error(cohort, capsys):
         assert caught.value.code == 2
         assert "Invalid value for '--attempt': attempt 3 of at most 2: N is at most M" in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_a_stop_that_acts_as_the_attempt_note_is_placed_takes_the_note_back(tmp_path, monkeypatch):
+    """A SIGTERM held back while the note was renamed into place (and its folder flushed) acted once it was there:
+    the note stayed, and the next run counted the stop as a crash of the case."""
+    from medseg.cohort.run import _attempt
+
+    folder = ResultsFolder(tmp_path / "results")
+    real = ResultsFolder.mark_started
+
+    def placed_then_stopped(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt  # as atomic_paths raises a held stop once the set is in place
+
+    monkeypatch.setattr(ResultsFolder, "mark_started", placed_then_stopped)
+    with pytest.raises(KeyboardInterrupt), _attempt(folder, "a", "infer", "print", 0, None):
+        pytest.fail("the block must not run")
+    assert not folder.started_path("a", "infer").exists()

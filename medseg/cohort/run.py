@@ -321,8 +321,9 @@ def _attempt(folder: ResultsFolder, case_id: str, stage: str, print_: str, attem
     inside the block (a crash, a kill, out of memory), which is what it is there to count. Anything raised out of
     the block (Ctrl-C, a scheduler's SIGTERM, results that cannot be written) is not the case's crash: the
     attempt is taken back as the error goes on."""
-    folder.mark_started(case_id, stage, print_, attempts + 1, memory_mb, also_made_for)
     try:
+        # inside: a stop held back while the note was put in place acts once it is there, and takes it back
+        folder.mark_started(case_id, stage, print_, attempts + 1, memory_mb, also_made_for)
         yield
     except BaseException:
         with contextlib.suppress(Exception):  # a disk still full: the error that stopped the work is the one to tell
