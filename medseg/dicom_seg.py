@@ -386,21 +386,20 @@ def _segment_mask(seg, number: int, slices: list[tuple[str, int | None]], shape,
 def check_is_seg(path: Path | str) -> None:
     """Refuse, naming the file, a ``.dcm`` given as a segmentation that is not a DICOM SEG: not DICOM, cut inside its
     header, or another kind of object (a CT image given as the prediction was blamed on its missing sidecar)."""
-    import pydicom
-
-    path = Path(path)
-    try:
-        modality = str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", "")).upper()
-    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on garbage
-        raise InputError(f"{path}: {_unread_seg(path, error)}") from error
-    if modality and modality != "SEG":
-        raise InputError(f"{path}: a DICOM {modality} object, not a DICOM SEG (a segmentation)")
+    reason = _not_a_seg(Path(path))
+    if reason is not None:
+        raise InputError(f"{path}: {reason}")
 
 
 def _unread_seg(path: Path, error: Exception) -> str:
-    """Why a file given as a DICOM SEG could not be read as one: not DICOM, another kind of DICOM object, cut short,
-    or the reader's own words (pydicom's "Use force=True to force reading" and "No tag to read at file position
-    7D0" named neither problem)."""
+    """Why a file given as a DICOM SEG could not be read as one (pydicom's "Use force=True to force reading" and "No
+    tag to read at file position 7D0" named neither problem), else the reader's own words."""
+    return _not_a_seg(path) or f"cannot read this DICOM SEG ({_error_text(error)})"
+
+
+def _not_a_seg(path: Path) -> str | None:
+    """What makes ``path`` no DICOM SEG: not DICOM, cut inside its header, or another kind of DICOM object; None when
+    its header is a SEG's (or says no modality)."""
     import pydicom
 
     try:
@@ -419,7 +418,7 @@ def _unread_seg(path: Path, error: Exception) -> str:
         return f"a DICOM {modality} object, not a DICOM SEG (a segmentation)"
     if "SOPClassUID" not in header:  # every DICOM object has one: the file ends before it
         return "truncated or incomplete DICOM file (it ends before its SOPClassUID)"
-    return f"cannot read this DICOM SEG ({_error_text(error)})"
+    return None
 
 
 def _check_pixel_length(seg, path: Path) -> None:

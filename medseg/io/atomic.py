@@ -435,10 +435,8 @@ def _reason(error: OSError) -> str:
 
 
 @functools.cache
-@functools.cache
 def _file_mode() -> int:
-    """The mode a plain ``open()`` gives a new file under this process's umask (read once: reading it sets it for a
-    moment)."""
+    """The mode a plain ``open()`` gives a new file under this process's umask (read once)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask

@@ -16,6 +16,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.files import check_readable, exists, is_dicom_file, not_there
+from medseg.io.pairs import companion
 from medseg.volume import Volume
 
 try:  # Intel's ISA-L gzip: the same format and checks, about 3.4x as fast to decompress as zlib
@@ -90,11 +91,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
                 raise ImageReadError(f"{path}: a DICOM {modality} object, not an image") from error
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
                                  f"({path.parent}), with --series where it holds more than one") from error
-        lower = path.name.lower()
-        if lower.endswith((".img", ".img.gz")):  # half of a pair: the header tells how to read the voxels
-            header = path.with_name(path.name[:len(path.name) - len(".img.gz" if lower.endswith(".gz") else ".img")]
-                                    + (".hdr.gz" if lower.endswith(".gz") else ".hdr"))
-            if not exists(header):
+        if path.name.lower().endswith((".img", ".img.gz")):  # half of a pair: the header says how to read the voxels
+            header = companion(path)
+            if header is not None and not exists(header):
                 raise ImageReadError(f"{path}: the voxels of an Analyze or NIfTI pair without its header "
                                      f"{header.name}, which says how to read them; give the .hdr, with the .img beside "
                                      "it") from error

@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["image_files"]
+__all__ = ["companion", "image_files"]
 
 _COMPANION = {"hdr": "img", "img": "hdr", "HDR": "IMG", "IMG": "HDR"}
+
+
+def companion(path: Path | str) -> Path | None:
+    """The other file of an Analyze / NIfTI pair: ``a.hdr`` for ``a.img``, ``a.img.gz`` for ``a.hdr.gz`` (whether or
+    not it exists); None for a file of another kind."""
+    path = Path(path)
+    name = path.name
+    base = name[:-3] if name.lower().endswith(".gz") else name
+    stem, dot, ext = base.rpartition(".")
+    return path.with_name(f"{stem}.{_COMPANION[ext]}{name[len(base):]}") if dot and ext in _COMPANION else None
 
 
 def image_files(path: Path | str) -> list[Path]:
@@ -15,13 +25,12 @@ def image_files(path: Path | str) -> list[Path]:
     ``.img`` (optionally ``.gz``) its companion and an SPM ``.mat`` beside it when they exist. A change in any of
     them changes the image, so content hashes and signatures cover them all."""
     path = Path(path)
-    name = path.name
-    compressed = name.lower().endswith(".gz")
-    base = name[:-3] if compressed else name
-    stem, dot, ext = base.rpartition(".")
-    if not dot or ext not in _COMPANION:
+    other = companion(path)
+    if other is None:
         return [path]
-    companion = path.with_name(f"{stem}.{_COMPANION[ext]}{name[len(base):]}")
-    header, image = (path, companion) if ext.lower() == "hdr" else (companion, path)
+    name = path.name
+    base = name[:-3] if name.lower().endswith(".gz") else name
+    stem, _, ext = base.rpartition(".")
+    header, image = (path, other) if ext.lower() == "hdr" else (other, path)
     mats = (path.with_name(f"{stem}.mat"), path.with_name(f"{stem}.mat{name[len(base):]}"))  # nibabel: .mat(.gz)
     return [p for p in dict.fromkeys((header, image, *mats)) if p == path or p.is_file()]

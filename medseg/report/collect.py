@@ -84,10 +84,15 @@ class CaseResult:
     def in_training_set(self) -> bool | None:
         """Whether the input is one of the model's training images (its sidecar says, where the package lists their
         SHA-256); None when unknown. A failed case's older sidecar does not count."""
-        if self.failure is not None and not self.failed_at_scoring:
+        if self.failed_before_scoring:
             return None
         value = (self.sidecar or {}).get("in_training_set")
         return value if isinstance(value, bool) else None  # another type is refused as the sidecar is read
+
+    @property
+    def failed_before_scoring(self) -> bool:
+        """Failed while it was read or segmented: what its sidecar says (an older run's, if any) is not this run's."""
+        return self.failure is not None and not self.failed_at_scoring
 
     @property
     def failed_at_scoring(self) -> bool:

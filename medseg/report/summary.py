@@ -85,11 +85,8 @@ def training_images(cases: list[CaseResult], labels: dict[str, dict]) -> dict | 
         return None
     # a case that failed before its input was hashed is in neither group; one that does not tell (a DICOM series, a
     # sidecar of an older medseg) is among the others, as outliers are judged (flags._apart)
-    def failed_early(case: CaseResult) -> bool:
-        return case.failure is not None and not case.failed_at_scoring
-
-    unknown = [case for case in cases if failed_early(case)]
-    others = [case for case in cases if case.in_training_set is not True and not failed_early(case)]
+    unknown = [case for case in cases if case.failed_before_scoring]
+    others = [case for case in cases if case.in_training_set is not True and not case.failed_before_scoring]
     names = {value: stats["name"] for value, stats in labels.items()}
     groups = {"training": label_statistics(trained), "other": label_statistics(others)}
     return {
