@@ -14,6 +14,7 @@ __all__ = [
     "OutputExistsError",
     "OutputWriteError",
     "ModelPackageError",
+    "ModelMismatchError",
     "DeviceError",
     "GeometryError",
     "DicomError",
@@ -46,6 +47,10 @@ class OutputWriteError(MedsegError, OSError):
 
 class ModelPackageError(MedsegError, ValueError):
     """A model package is missing, corrupt or inconsistent."""
+
+
+class ModelMismatchError(InputError):
+    """A model package given for a prediction is not the model that made it (its sidecar says which did)."""
 
 
 class DeviceError(MedsegError, RuntimeError):

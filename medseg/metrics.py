@@ -465,7 +465,7 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
     name them instead); segments are matched to the labels by name, regardless of case where that singles one
     out, else by their codes: ``label_codes`` when given (a model package's, with its ``labels``), else those the
     sidecar records (not when ``labels`` name the labels otherwise)."""
-    from medseg.dicom_seg import read_seg_with_source
+    from medseg.io.dicom_seg import read_seg_with_source
 
     path = _existing_file(path)
     sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
@@ -488,7 +488,7 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     path = Path(path)
     if not is_dicom_file(path):
         return read_reference(path, labels, role="prediction")
-    from medseg.dicom_seg import check_is_seg, read_seg_with_source
+    from medseg.io.dicom_seg import check_is_seg, read_seg_with_source
 
     _existing_file(path)  # before its sidecar, whose absence would be blamed instead
     check_is_seg(path)  # so is a CT image given as the prediction

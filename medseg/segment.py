@@ -217,7 +217,7 @@ def segment_case(
     if output_format == "dicom-seg":
         if volume.dicom is None:
             raise InputError(f"{input_path}: --format dicom-seg needs a DICOM series folder as input")
-        from medseg.dicom_seg import seg_sources as read_seg_sources
+        from medseg.io.dicom_seg import seg_sources as read_seg_sources
 
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
     ref_volume = None
@@ -291,7 +291,7 @@ def segment_case(
     clock = time.perf_counter()
     with atomic_paths(targets, overwrite=overwrite, retire=superseded) as temps:
         if output_format == "dicom-seg":
-            from medseg.dicom_seg import write_dicom_seg
+            from medseg.io.dicom_seg import write_dicom_seg
 
             # the SEG's identifiers: the sidecar can be matched to the object in an archive
             record["dicom_seg"] = write_dicom_seg(labels, volume, temps[0], segmenter.package.labels,
@@ -321,7 +321,7 @@ def segment_case(
 def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str], label_codes: dict) -> Volume:
     """A DICOM SEG reference on the grid of ``volume``, the DICOM series it segments (nothing is resampled); its
     segments matched to ``labels`` by name, else by the package's ``label_codes``."""
-    from medseg.dicom_seg import read_dicom_seg
+    from medseg.io.dicom_seg import read_dicom_seg
 
     if volume.dicom is None:
         raise InputError(f"{reference}: a DICOM SEG reference is placed on the DICOM series it segments, and "

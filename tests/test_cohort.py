@@ -386,6 +386,20 @@ def test_evaluate_scores_cases_with_a_reference(cohort):
     assert folder.segmentation("b").exists() and not folder.metrics("b").exists()
 
 
+def test_a_sidecar_that_cannot_be_read_fails_its_case_at_scoring_naming_it(cohort):
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    folder = ResultsFolder(results)
+    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    folder.sidecar("b").write_text("[]")  # it had failed with "list indices must be integers or slices, not str"
+    summary = evaluate_cases(samples, results)
+    assert {c.case_id: c.outcome for c in summary.cases} == {"a": "ok", "b": "failed"}
+    failure = json.loads(folder.failure("b").read_text())
+    assert failure["stage"] == "evaluate" and failure["error_type"] == "InputError"
+    assert failure["error"] == f"{folder.sidecar('b')}: not a readable sidecar (holds a JSON list, not an object)"
+    assert not folder.metrics("b").exists() and folder.metrics("a").exists()
+
+
 # --- stale Snakemake locks ---------------------------------------------------------------------------------------
 
 def _dead_pid() -> int:

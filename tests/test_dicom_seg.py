@@ -16,9 +16,9 @@ import pytest
 from dicom_factory import slice_positions, stored_values, write_series
 
 from medseg.cli import main
-from medseg.dicom_seg import read_dicom_seg, read_seg_volume, write_dicom_seg
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom import read_dicom_series
+from medseg.io.dicom_seg import read_dicom_seg, read_seg_volume, write_dicom_seg
 from medseg.volume import Volume
 
 SHAPE = (24, 20, 7)
@@ -472,7 +472,7 @@ def test_a_date_not_in_dicom_form_is_emptied_with_a_warning(tmp_path, caplog, da
 def test_medseg_reads_its_seg_back_onto_the_source_grid(tmp_path, layout):
     """read_dicom_seg inverts write_dicom_seg exactly (descending slices, an oblique multi-frame source), and
     refuses a SEG of another series or with a segment the model does not name."""
-    from medseg.dicom_seg import read_dicom_seg
+    from medseg.io.dicom_seg import read_dicom_seg
 
     values = stored_values(SHAPE, seed=14)
     if layout == "single":
@@ -496,7 +496,7 @@ def test_damaged_or_wrong_files_given_as_a_seg_are_named_for_what_they_are(tmp_p
     """A SEG cut short was "frames do not match the images" (or its segments refused first); random bytes got
     pydicom's "Use force=True"; a CT image given as the prediction was blamed on its missing sidecar."""
     from medseg.cli import main
-    from medseg.dicom_seg import read_dicom_seg
+    from medseg.io.dicom_seg import read_dicom_seg
 
     values = stored_values(SHAPE, seed=14)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 3.0), seed=2)
@@ -608,7 +608,7 @@ def csv_rows(path):
 def test_a_seg_of_other_images_of_the_same_series_uid_is_refused(tmp_path):
     """Two series sharing one UID (parts of a split series, or anonymised copies): the UID cannot tell them apart,
     the referenced images can. Read against the wrong one, the SEG would otherwise be all background."""
-    from medseg.dicom_seg import read_dicom_seg
+    from medseg.io.dicom_seg import read_dicom_seg
 
     values = stored_values(SHAPE, seed=16)
     write_series(tmp_path / "a", values, slice_positions(SHAPE[2], 2.0), series_uid="1.2.3.4", seed=1)

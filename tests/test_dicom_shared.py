@@ -13,9 +13,9 @@ import pydicom
 import pytest
 from dicom_factory import dcm2niix_path, to_reference_grid
 
-from medseg.dicom_seg import write_dicom_seg
 from medseg.errors import DicomError
 from medseg.io.dicom import describe_folder, read_dicom_series
+from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.dicom_series import scan_folder
 
 pytestmark = pytest.mark.shared_data
@@ -249,7 +249,7 @@ def test_a_dicom_seg_of_another_tool_is_a_reference_voxel_for_voxel(dicom_root, 
     import gzip
 
     from medseg.cli import main
-    from medseg.dicom_seg import read_dicom_seg
+    from medseg.io.dicom_seg import read_dicom_seg
 
     folder = dicom_root / "ct-seg"
     head, _, body = (folder / "liver_seg.nrrd").read_bytes().partition(b"\n\n")
@@ -275,8 +275,8 @@ def test_a_dicom_seg_of_another_tool_is_a_reference_voxel_for_voxel(dicom_root, 
 def test_a_seg_of_other_images_on_an_anonymised_series_is_named_as_such(dicom_root):
     """The anonymised CT has no series UID to compare the SEG's with: the liver SEG of another CT was refused for its
     segment 'Liver', which the labels lack, not for segmenting other images."""
-    from medseg.dicom_seg import read_dicom_seg
     from medseg.errors import InputError
+    from medseg.io.dicom_seg import read_dicom_seg
 
     volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
     with pytest.raises(InputError, match=r"liver.dcm: segments 3 image\(s\) that are not in "):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -43,13 +42,14 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
     """
     from medseg.io.atomic import atomic_paths, check_writable
-    from medseg.metrics import evaluate_files, metrics_json
+    from medseg.metrics import metrics_json
+    from medseg.scoring import prediction_sidecar
     from medseg.volume import stem
 
     if _same_file(prediction, reference):  # a copy-paste slip that scored as perfect
         raise click.UsageError(f"{prediction} is given as both the prediction and the reference; give the reference "
                                "labels as the second file")
-    sidecar = prediction.with_name(f"{stem(prediction)}.json")  # written by `medseg infer` beside its output
+    sidecar = prediction_sidecar(prediction)  # written by `medseg infer` beside its output
     if case_id is None:
         case_id = stem(prediction).removesuffix("_seg")
     elif not case_id.strip():
@@ -65,38 +65,20 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if taken:
             raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
         check_writable([output], overwrite)
-    labels = codes = None
-    made_by = _sidecar_model(sidecar)
+    package = None
     if model is not None:
         from medseg.package import load_package
 
         package = load_package(model, check_hash=False)
-        if made_by is not None and made_by["name"] and made_by["name"] != package.name:
-            # a shipped model by its name; a package of one's own by the folder the sidecar records (its name alone
-            # is not found from another folder)
-            pass_it = made_by["name"] if _shipped(made_by["name"]) else (made_by["path"] or made_by["name"])
-            raise click.UsageError(f"{prediction} was made by model {made_by['name']!r} (its sidecar says so), not "
-                                   f"{package.name!r}; pass --model {pass_it} or leave --model out")
-        if made_by is not None and made_by["labels"] and _named(made_by["labels"]) != _named(package.labels):
-            # one name, two packages (a retrained "v2" with other labels): the values would be scored under the
-            # wrong names
-            raise click.UsageError(f"{prediction} was made with labels {_labels_text(made_by['labels'])} (its "
-                                   f"sidecar says so), but --model {model} has {_labels_text(package.labels)}; pass "
-                                   "the package that made it, or leave --model out")
-        if made_by is not None and made_by["weights_sha256"] and made_by["weights_sha256"] != package.sha256:
-            logging.getLogger("medseg").warning(
-                "%s was made by other weights of model %s (sha256 %s…, --model has %s…); its labels are the same, "
-                "so it is scored under them", prediction, package.name, made_by["weights_sha256"][:12],
-                package.sha256[:12])
-        labels, codes = package.labels, package.label_codes or None  # none of its own: the sidecar's
-    elif made_by is not None and made_by["labels"]:
-        labels = made_by["labels"]  # the label names of the model that made the prediction
+    from medseg.errors import ModelMismatchError
     from medseg.resources import set_threads
+    from medseg.scoring import score_prediction
 
     set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
-    metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
-    if made_by is not None:
-        _warn_if_changed(prediction, sidecar, made_by, metrics.get("prediction_sha256"))
+    try:
+        metrics = score_prediction(prediction, reference, case_id, package, given_as=f"--model {model}")
+    except ModelMismatchError as error:  # a usage error: the wrong --model for this prediction
+        raise click.UsageError(str(error)) from error
     text = metrics_json(metrics)
     if output is not None:
         with atomic_paths([output], overwrite=overwrite) as temps:
@@ -115,73 +97,6 @@ def _same_file(first: Path, second: Path) -> bool:
         return first.resolve() == second.resolve() or first.samefile(second)
     except OSError:  # one of them does not exist: the reader names it
         return False
-
-
-def _sidecar_model(sidecar: Path) -> dict | None:
-    """The model name and label names recorded in a prediction's sidecar, and the segmentation it describes (name
-    and SHA-256), or None when it is absent or unreadable (said in a warning: the labels then go unnamed and
-    --model unchecked)."""
-    import json
-
-    try:
-        text = sidecar.read_text()
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        return _unread(sidecar, error)
-    try:
-        record = json.loads(text)
-        if not isinstance(record, dict):
-            raise ValueError(f"holds a JSON {type(record).__name__}, not an object")
-        for key in ("labels", "model"):  # "'str' object has no attribute 'items'" said nothing of which
-            if record.get(key) is not None and not isinstance(record[key], dict):
-                raise ValueError(f"its {key!r} is not an object")
-        labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
-        model = record.get("model") or {}
-        made = {key: record.get(key) for key in ("segmentation", "segmentation_sha256")}
-        return {"name": str(model.get("name") or ""), "labels": labels,
-                "weights_sha256": str(model.get("weights_sha256") or ""), "path": str(model.get("path") or ""),
-                **{key: value for key, value in made.items() if isinstance(value, str)}}
-    except (ValueError, AttributeError, TypeError) as error:
-        return _unread(sidecar, error)
-
-
-def _warn_if_changed(prediction: Path, sidecar: Path, made_by: dict, scored_sha256: str | None) -> None:
-    """Warns when the file scored (its SHA-256 as scoring read it) is not the segmentation its sidecar describes as
-    written: an edited segmentation."""
-    import os
-
-    made, described = made_by.get("segmentation_sha256"), made_by.get("segmentation")
-    if made is None or described is None or os.path.basename(described) != prediction.name:
-        return  # the sidecar describes another file (or none)
-    if scored_sha256 is not None and scored_sha256 != made:
-        logging.getLogger("medseg").warning(
-            "%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it is "
-            "scored as it is now, under the label names and model the sidecar gives", prediction, sidecar.name)
-
-
-def _unread(sidecar: Path, error: Exception) -> None:
-    from medseg.errors import first_line
-
-    logging.getLogger("medseg").warning(
-        "%s: not a readable sidecar (%s): its label names and the model that made the prediction are not used",
-        sidecar, first_line(error))
-    return None
-
-
-def _shipped(name: str) -> bool:
-    from medseg.package import shipped_models
-
-    return name in shipped_models()
-
-
-def _named(labels: dict) -> dict[int, str]:
-    """The labels that count: what background is called does not."""
-    return {int(value): str(name) for value, name in labels.items() if int(value) != 0}
-
-
-def _labels_text(labels: dict) -> str:
-    return ", ".join(f"{value} {name}" for value, name in sorted(_named(labels).items()))
 
 
 def format_table(metrics: dict) -> str:

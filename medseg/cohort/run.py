@@ -510,7 +510,8 @@ class _MetricsSetup:
 
 def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
                   memory_mb: int | None = None, final_attempt: bool = False) -> CaseOutcome:
-    from medseg.metrics import evaluate_files, metrics_json
+    from medseg.metrics import metrics_json
+    from medseg.scoring import score_prediction
 
     case_id = sample.case_id
     inferred = folder.status(case_id, "infer")
@@ -543,9 +544,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         clock = time.perf_counter()
         metrics_path = folder.metrics(case_id)
         try:
-            sidecar = json.loads(folder.sidecar(case_id).read_text())
-            labels = {int(value): name for value, name in sidecar["labels"].items()}
-            metrics = evaluate_files(folder.segmentation(case_id), sample.reference, labels, case_id=case_id)
+            # its labels by the sidecar the infer step wrote; an edited segmentation is warned about
+            metrics = score_prediction(folder.segmentation(case_id), sample.reference, case_id,
+                                       sidecar_required=True)
             with atomic_paths([metrics_path], overwrite=True) as (temp,):
                 temp.write_text(metrics_json(metrics))
         except Exception as error:  # any error in one case is recorded, the others carry on

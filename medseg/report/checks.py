@@ -51,7 +51,7 @@ def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarr
 
     if not is_dicom_file(path):
         return read_labels(path)
-    from medseg.dicom_seg import read_seg_with_source
+    from medseg.io.dicom_seg import read_seg_with_source
 
     # a second reading: scoring warned about what the reference lacks, in its own log
     volume, _ = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False,
@@ -64,7 +64,7 @@ def read_segmentation(case: CaseResult, path: Path):
     DICOM SEG placed on the source series its sidecar records (found where it lies now), with that series' volume
     (read anyway, so an overlay need not read it again)."""
     if path.suffix.lower() == ".dcm":
-        from medseg.dicom_seg import read_seg_with_source
+        from medseg.io.dicom_seg import read_seg_with_source
 
         # the report reads inputs again: their skipped files were named when the case was segmented
         volume, source = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False)

@@ -1,0 +1,152 @@
+"""Scoring one prediction against its reference, with what the prediction's sidecar says of how it was made.
+
+``medseg infer`` writes a sidecar beside each segmentation (``<name>_seg.json``): the model that made it (name,
+folder, weights' SHA-256), its label names and the segmentation's own SHA-256. Scoring takes the label names from
+there, refuses a model package that is not the one that made the prediction, and warns when the file scored is
+not the one the sidecar describes (edited after it was written). ``medseg evaluate`` and the cohort's evaluate
+step both score through :func:`score_prediction`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from medseg.errors import InputError, ModelMismatchError, first_line
+from medseg.volume import stem
+
+__all__ = ["MadeBy", "prediction_sidecar", "read_made_by", "check_made_by", "score_prediction"]
+
+log = logging.getLogger("medseg")
+
+
+@dataclass(frozen=True)
+class MadeBy:
+    """What a prediction's sidecar records of how it was made."""
+
+    sidecar: Path
+    model: str = ""  # the model's name
+    model_path: str = ""  # the package folder it was loaded from
+    weights_sha256: str = ""
+    labels: dict[int, str] | None = None  # label value -> name, background included
+    segmentation: str | None = None  # the file the sidecar describes, as written
+    segmentation_sha256: str | None = None
+
+
+def prediction_sidecar(prediction: Path | str) -> Path:
+    """The sidecar ``medseg infer`` writes beside ``prediction`` (``case_seg.nii.gz`` -> ``case_seg.json``)."""
+    prediction = Path(prediction)
+    return prediction.with_name(f"{stem(prediction)}.json")
+
+
+def read_made_by(sidecar: Path | str) -> MadeBy | None:
+    """The sidecar's record of how its prediction was made; None when there is no sidecar. A sidecar that cannot be
+    read, or whose fields are not of their kind, is an :class:`InputError` naming it."""
+    sidecar = Path(sidecar)
+    try:
+        text = sidecar.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:  # a folder in its place, no permission, not UTF-8
+        raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError(f"holds a JSON {type(record).__name__}, not an object")
+        for key in ("labels", "model"):  # "'str' object has no attribute 'items'" said nothing of which
+            if record.get(key) is not None and not isinstance(record[key], dict):
+                raise ValueError(f"its {key!r} is not an object")
+        labels = {int(value): str(name) for value, name in (record.get("labels") or {}).items()}
+        model = record.get("model") or {}
+        written = {key: record[key] for key in ("segmentation", "segmentation_sha256")
+                   if isinstance(record.get(key), str)}
+        return MadeBy(sidecar=sidecar, model=str(model.get("name") or ""), model_path=str(model.get("path") or ""),
+                      weights_sha256=str(model.get("weights_sha256") or ""), labels=labels or None, **written)
+    except (ValueError, AttributeError, TypeError) as error:
+        raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
+
+
+def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: str) -> None:
+    """Refuses (:class:`ModelMismatchError`) a package that is not the model ``made_by`` records: another name, or
+    the same name with other labels (a retrained "v2"; its values would be scored under the wrong names). Other
+    weights of the same model and labels are scored, with a warning. ``given_as``: how the caller named the
+    package (``--model hippocampus``), for the message."""
+    if made_by.model and made_by.model != package.name:
+        from medseg.package import shipped_models
+
+        # a shipped model by its name; a package of one's own by the folder the sidecar records (its name alone is
+        # not found from another folder)
+        pass_it = made_by.model if made_by.model in shipped_models() else (made_by.model_path or made_by.model)
+        raise ModelMismatchError(f"{prediction} was made by model {made_by.model!r} (its sidecar says so), not "
+                                 f"{package.name!r}; pass --model {pass_it} or leave --model out")
+    if made_by.labels and _named(made_by.labels) != _named(package.labels):
+        raise ModelMismatchError(f"{prediction} was made with labels {_labels_text(made_by.labels)} (its sidecar "
+                                 f"says so), but {given_as} has {_labels_text(package.labels)}; pass the package "
+                                 "that made it, or leave --model out")
+    if made_by.weights_sha256 and made_by.weights_sha256 != package.sha256:
+        log.warning("%s was made by other weights of model %s (sha256 %s…, --model has %s…); its labels are the "
+                    "same, so it is scored under them", prediction, package.name, made_by.weights_sha256[:12],
+                    package.sha256[:12])
+
+
+def warn_if_changed(prediction: Path, made_by: MadeBy, scored_sha256: str | None) -> bool:
+    """Warns, and says so (True), when the file scored (its SHA-256 as scoring read it) is not the segmentation its
+    sidecar describes as written: an edited segmentation."""
+    made, described = made_by.segmentation_sha256, made_by.segmentation
+    if made is None or described is None or os.path.basename(described) != prediction.name:
+        return False  # the sidecar describes another file (or none)
+    if scored_sha256 is None or scored_sha256 == made:
+        return False
+    log.warning("%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it "
+                "is scored as it is now, under the label names and model the sidecar gives", prediction,
+                made_by.sidecar.name)
+    return True
+
+
+def score_prediction(prediction: Path | str, reference: Path | str, case_id: str, package=None,
+                     given_as: str = "--model", sidecar_required: bool = False) -> dict:
+    """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
+
+    Label names (and the values that count) come from ``package``, else from the prediction's sidecar, else every
+    value present is scored as ``label_N``. A ``package`` must be the model the sidecar names
+    (:func:`check_made_by`). A sidecar that cannot be read is an error where ``sidecar_required`` (a cohort's own
+    results), else a warning, and the labels go unnamed. The DICOM codes of a DICOM SEG's segments come from
+    ``package``, else from the sidecar."""
+    from medseg.metrics import evaluate_files
+
+    prediction = Path(prediction)
+    sidecar = prediction_sidecar(prediction)
+    try:
+        made_by = read_made_by(sidecar)
+    except InputError as error:
+        if sidecar_required:
+            raise
+        log.warning("%s: its label names and the model that made the prediction are not used", error)
+        made_by = None
+    if made_by is None and sidecar_required:
+        raise InputError(f"{sidecar}: missing; it names the labels of {prediction.name}")
+    labels = codes = None
+    if package is not None:
+        if made_by is not None:
+            check_made_by(prediction, made_by, package, given_as)
+        labels, codes = package.labels, package.label_codes or None  # none of its own: the sidecar's
+    elif made_by is not None:
+        labels = made_by.labels  # the label names of the model that made the prediction
+    if sidecar_required and not labels:
+        raise InputError(f"{sidecar}: names no labels, so {prediction.name} cannot be scored by name")
+    metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
+    if made_by is not None:
+        warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
+    return metrics
+
+
+def _named(labels: dict) -> dict[int, str]:
+    """The labels that count: what background is called does not."""
+    return {int(value): str(name) for value, name in labels.items() if int(value) != 0}
+
+
+def _labels_text(labels: dict) -> str:
+    return ", ".join(f"{value} {name}" for value, name in sorted(_named(labels).items()))

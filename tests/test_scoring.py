@@ -1,0 +1,118 @@
+"""Scoring a prediction with what its sidecar says of how it was made (medseg.scoring)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.errors import InputError, ModelMismatchError
+from medseg.scoring import MadeBy, check_made_by, prediction_sidecar, read_made_by, score_prediction
+from medseg.synthetic import write_phantom
+
+SHAPE = (40, 40, 12)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A 'prediction' (the phantom's own label, so Dice is 1) and its reference, with a sidecar as infer writes."""
+    prediction, reference = tmp_path / "case_seg.nii.gz", tmp_path / "case_label.nii.gz"
+    write_phantom(tmp_path / "case.nii.gz", reference, shape=SHAPE, seed=4)
+    shutil.copyfile(reference, prediction)
+    sidecar = {"labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"},
+               "model": {"name": "phantom", "path": "/somewhere/phantom", "weights_sha256": "ab" * 32},
+               "segmentation": str(prediction), "segmentation_sha256": hashlib.sha256(prediction.read_bytes())
+               .hexdigest()}
+    prediction_sidecar(prediction).write_text(json.dumps(sidecar))
+    return prediction, reference
+
+
+def test_the_sidecar_is_named_after_the_prediction(tmp_path):
+    assert prediction_sidecar(tmp_path / "x_seg.nii.gz") == tmp_path / "x_seg.json"
+    assert prediction_sidecar(tmp_path / "x_seg.dcm") == tmp_path / "x_seg.json"
+
+
+def test_the_sidecars_record_is_read(pair):
+    prediction, _ = pair
+    made_by = read_made_by(prediction_sidecar(prediction))
+    assert made_by.model == "phantom" and made_by.model_path == "/somewhere/phantom"
+    assert made_by.labels == {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
+    assert made_by.segmentation == str(prediction) and len(made_by.segmentation_sha256) == 64
+    assert read_made_by(prediction.with_name("none.json")) is None
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[]", "holds a JSON list, not an object"),
+    ('{"labels": "ellipsoid"}', "its 'labels' is not an object"),
+    ('{"labels": {"one": "ellipsoid"}}', "invalid literal"),
+    ("{", "Expecting property name"),
+])
+def test_a_sidecar_that_cannot_be_read_is_named_with_why(tmp_path, text, why):
+    sidecar = tmp_path / "case_seg.json"
+    sidecar.write_text(text)
+    with pytest.raises(InputError, match=rf"^{sidecar}: not a readable sidecar \(.*{why}"):
+        read_made_by(sidecar)
+
+
+def test_a_package_other_than_the_one_that_made_the_prediction_is_refused(pair, phantom_package, caplog):
+    prediction, _ = pair
+    made_by = read_made_by(prediction_sidecar(prediction))
+    other = MadeBy(sidecar=made_by.sidecar, model="mine", model_path="/models/mine", labels=made_by.labels)
+    # a package of one's own is named by the folder the sidecar records: its name alone is not found elsewhere
+    with pytest.raises(ModelMismatchError, match=r"made by model 'mine' .*not 'phantom'; pass --model /models/mine"):
+        check_made_by(prediction, other, phantom_package, "--model phantom")
+    relabelled = MadeBy(sidecar=made_by.sidecar, model="phantom", labels={0: "background", 1: "ellipsoid"})
+    with pytest.raises(ModelMismatchError, match=r"made with labels 1 ellipsoid \(its sidecar says so\), but --model "
+                                                 r"x has 1 ellipsoid, 2 box, 3 tube"):
+        check_made_by(prediction, relabelled, phantom_package, "--model x")
+    # other weights of the same model and labels: scored, with a warning; what background is called does not count
+    same = MadeBy(sidecar=made_by.sidecar, model="phantom", weights_sha256="ab" * 32,
+                  labels={**phantom_package.labels, 0: "bg"})
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        check_made_by(prediction, same, phantom_package, "--model phantom")
+    assert "made by other weights of model phantom (sha256 abababababab…" in caplog.text
+
+
+def test_scores_take_the_sidecars_label_names(pair, caplog):
+    prediction, reference = pair
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        metrics = score_prediction(prediction, reference, "case")
+    assert {value: entry["name"] for value, entry in metrics["labels"].items()} == {
+        "1": "ellipsoid", "2": "box", "3": "tube"}
+    assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
+    assert caplog.text == ""
+
+
+def test_an_edited_prediction_is_scored_as_it_is_with_a_warning(pair, caplog):
+    prediction, reference = pair
+    image = nib.load(prediction)
+    data = np.asarray(image.dataobj).copy()
+    data[data == 3] = 0  # the tube erased by hand
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), prediction)
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        metrics = score_prediction(prediction, reference, "case")
+    assert metrics["labels"]["3"]["dice"] == 0.0 and metrics["labels"]["1"]["dice"] == 1.0
+    assert "case_seg.nii.gz was changed after medseg infer wrote it" in caplog.text
+
+
+def test_an_unreadable_sidecar_is_a_warning_unless_it_is_required(pair, caplog):
+    prediction, reference = pair
+    sidecar = prediction_sidecar(prediction)
+    sidecar.write_text("[]")
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        metrics = score_prediction(prediction, reference, "case")
+    assert {entry["name"] for entry in metrics["labels"].values()} == {"label_1", "label_2", "label_3"}
+    assert f"{sidecar}: not a readable sidecar (holds a JSON list, not an object): its label names" in caplog.text
+    with pytest.raises(InputError, match=rf"^{sidecar}: not a readable sidecar"):
+        score_prediction(prediction, reference, "case", sidecar_required=True)
+    sidecar.write_text("{}")
+    with pytest.raises(InputError, match=rf"^{sidecar}: names no labels"):
+        score_prediction(prediction, reference, "case", sidecar_required=True)
+    sidecar.unlink()
+    with pytest.raises(InputError, match=rf"^{sidecar}: missing; it names the labels of case_seg.nii.gz"):
+        score_prediction(prediction, reference, "case", sidecar_required=True)
