@@ -558,3 +558,22 @@ def test_the_package_load_benchmark_prints_its_figures(monkeypatch, capsys):
                                                             "load, no file check"]
     assert re.fullmatch(r"value check: -?\d+\.\d\d s, -?\d+\.\d\d s per GB; load with it / without it: \d+\.\d\d",
                         lines[4])
+
+
+def test_the_phantom_package_lists_the_images_its_set_script_writes(tmp_path, monkeypatch, phantom_package):
+    """The shipped phantom model's training images by content: benchmarks/make_phantom_set.py writes them byte for
+    byte again (phantoms 1000 and 1001 were trained on, 1002 held out), so `medseg infer` tells them apart."""
+    import hashlib
+    import sys
+
+    from conftest import benchmark_main
+
+    monkeypatch.setattr(sys, "argv", ["make_phantom_set.py", str(tmp_path), "--count", "3"])
+    benchmark_main("make_phantom_set")()
+    training = phantom_package.config["training"]
+    listed = set(training["train_images_sha256"])
+    assert len(listed) == training["train_cases"] == 34
+    found = {seed: hashlib.sha256((tmp_path / "images" / f"phantom_{seed}.nii.gz").read_bytes()).hexdigest() in listed
+             for seed in (1000, 1001, 1002)}
+    assert found == {1000: True, 1001: True, 1002: False}
+    assert "phantom_1002" in training["val_cases"]
