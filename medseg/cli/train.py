@@ -65,111 +65,54 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
 def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads, resume,
            overwrite):
     """`medseg train`, with its output folder claimed."""
-    from medseg.checkpoint import (
-        check_checkpoint_labels,
-        check_output_folder,
-        checkpoint_epoch,
-        checkpoint_planned_epochs,
-        checkpoint_stamp,
-        checkpoint_tile,
-    )
+    from medseg.checkpoint import check_output_folder, checkpoint_epoch, checkpoint_stamp
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
-    from medseg.errors import TrainingError
     from medseg.io.atomic import placed_before_stop
     from medseg.package import CONFIG_NAME, shipped_package_path
     from medseg.resources import physical_memory
     from medseg.step_memory import check_step_fits
     from medseg.train import train as run_training
-    from medseg.train_config import (
-        MAX_TRAINING_LABEL,
-        check_config,
-        default_config,
-        default_tile,
-        read_config,
-        seeded_split,
-        training_precision,
-        validation_without_foreground,
-    )
+    from medseg.train_config import check_config, seeded_split, training_precision
     from medseg.train_resume import check_resume, check_trained_on
-    from medseg.training_cases import check_training_foreground, label_values, load_cases, pair_cases
+    from medseg.training_cases import check_training_foreground, load_cases, pair_cases
+    from medseg.training_setup import (
+        background_misnamed,
+        check_planned_epochs,
+        dataset_names_disagree,
+        default_training_config,
+        outcome_text,
+        read_given_config,
+    )
 
     # everything that can be checked without reading a volume fails first: config, output folder, pairing (the
     # config first: a misspelt setting is told before an --overwrite that the corrected run would need anyway)
     overrides = {k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("seed", seed),
                                    ("fold", fold)) if v is not None}
     if config_path is not None:
-        config = read_config(config_path)
-        check_config(config, str(config_path))  # as written: an override must not hide a wrong value in the file
-        config = with_overrides(config, overrides)
-        check_config(config, str(config_path))
+        config = read_given_config(config_path, overrides)
     check_output_folder(output, overwrite=overwrite, resume=resume)
     pairs = pair_cases(images, labels)
     if config_path is not None and not quiet():
-        _tell_dataset_names(images, labels, config, config_path)
+        disagree = dataset_names_disagree(images, labels, config, config_path)
+        if disagree is not None:
+            click.echo(f"warning: {disagree}", err=True)
     if config_path is None:
-        from dataclasses import replace
-
-        from medseg.checkpoint import started_without_names
-        from medseg.errors import InputError
-        from medseg.io.dataset_json import find_dataset_json, read_dataset_json
-
-        tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
-        found = label_values(pairs)
-        largest = max(found, default=0)
-        # named with the file that holds it, not as the default config's (values with gaps are told below, with the
-        # file of the first gap)
-        # no gap below it (counted, not listed: a value of 2^40 would make a list of 2^40)
-        if largest > MAX_TRAINING_LABEL and len(set(found) | {0}) == largest + 1:
-            raise TrainingError(f"{found[largest]}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest "
-                                "medseg train supports (labels are kept as 8-bit values)")
-        dataset_path = find_dataset_json(images, labels)  # a Decathlon / nnU-Net folder's label names and notes
-        # a run started without it (before medseg read dataset.json files) goes on with its label_N names, whatever
-        # the dataset.json says of them
-        keep_label_n = resume and dataset_path is not None and started_without_names(output)
-        dataset = None
-        if dataset_path is not None:
-            try:
-                dataset = read_dataset_json(dataset_path)
-            except InputError:
-                if not keep_label_n:
-                    raise
-        if keep_label_n:
-            notes = dataset is not None and bool(dataset.data)
-            dataset = replace(dataset, names={}) if dataset is not None else None
-            if not quiet():
-                also = " (whose data notes go into the model card)" if notes else ""
-                click.echo(f"warning: {output}: the checkpoint's run named its labels label_N; it goes on with those "
-                           f"names, not {dataset_path}'s{also}; start again with --overwrite to use them", err=True)
-        names = (dataset.names or None) if dataset is not None else None
-        undeclared = sorted(set(found) - set(names or found))
-        if undeclared:
-            raise TrainingError(f"{found[undeclared[0]]}: label value {undeclared[0]}, which {dataset_path} does not "
-                                f"declare (its labels {sorted(names)}); recode the label file or correct the "
-                                "dataset.json")
-        if resume:
-            check_checkpoint_labels(output, found, names, dataset_path if names else None)
-        # named after the folder: "-o ." is the current folder's name
-        config = with_overrides(default_config(found, name=output.resolve().name or "model", where=str(labels),
-                                               tile=tile, names=names,
-                                               data=dataset.data if dataset is not None else None), overrides)
-        check_config(config, "default config" if dataset is None else f"default config with {dataset_path}")
-        if dataset is not None and names and not quiet():
-            click.echo(f"label names{' and data notes' if dataset.data else ''} from {dataset_path}: "
-                       + ", ".join(f"{v} {n}" for v, n in dataset.names.items()), err=True)
+        made = default_training_config(images, labels, output, pairs, overrides, resume)
+        config = made.config
+        if not quiet():
+            for line in made.warnings:
+                click.echo(f"warning: {line}", err=True)
+            for line in made.notes:
+                click.echo(line, err=True)
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)
     if resume:
         check_resume(output, config, [case.case_id for case in val], described,
                      [case.case_id for case in [*fit, *val]], epochs_given=epochs is not None)
-        planned, asked = checkpoint_planned_epochs(output), int(check_config(config, where)["epochs"])
-        if epochs is None and planned is not None and planned != asked:  # a plan changed without saying so
-            config_text = where if config_path else "the default config"
-            raise TrainingError(f"{output}: the checkpoint's run was planned for {planned} epoch"
-                                f"{'s' if planned != 1 else ''}, and {config_text} asks for {asked}; give --epochs "
-                                f"{planned} to finish it as planned, or --epochs {asked} to "
-                                f"{'extend it' if asked > planned else 'end it sooner'}")
+        asked = int(check_config(config, where)["epochs"])
+        check_planned_epochs(output, asked, where, epochs_given=epochs is not None, from_file=config_path is not None)
     choice = resolve_device(device)
     from medseg.resources import set_threads
 
@@ -213,13 +156,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             click.echo(f"warning: {where} names the package {config['name']!r}, as a model shipped with medseg: "
                        f"sidecars and reports name models by name and version; {fix}", err=True)
 
+    misnamed = background_misnamed(config, where)
+    if misnamed is not None:  # scored and reported as a structure: names swapped in the config (or a dataset.json)?
+        click.echo(f"warning: {misnamed}", err=True)
     label_names = {str(value): str(name) for value, name in config["labels"].items()}
-    misnamed = [value for value, name in label_names.items() if value != "0" and name.strip().casefold() in
-                ("background", "bg", "backgnd")]
-    if misnamed:  # scored and reported as a structure: names swapped in the config (or in a dataset.json)?
-        click.echo(f"warning: {where}: label {misnamed[0]} is named {label_names[misnamed[0]]!r}, but value 0 is "
-                   f"the background (named {label_names.get('0')!r}): label {misnamed[0]} is trained, scored and "
-                   "reported as a structure; are the names swapped?", err=True)
 
     model_space = {}  # epoch → validation mean Dice as the epoch lines show it
 
@@ -266,53 +206,13 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                    f"is intact; nothing to train, the package is {kept_as} (give --epochs with more to extend it)",
                    err=True)
         return 0
-    if t.get("val_mean_dice") is not None and validation_without_foreground(
-            package.config["labels"], len(t.get("val_cases") or []), t.get("val_labels_absent")):
-        which = f"last epoch {t['best_epoch']}; no validation case holds a foreground label"
-    elif t.get("val_mean_dice") is None and t.get("val_cases"):
-        which = f"epoch {t['best_epoch']}; no label could be scored in the {len(t['val_cases'])} validation case(s)"
-    elif t.get("val_mean_dice") is None:
-        which = f"epoch {t['best_epoch']}, not validated"
-    else:
-        which = f"best epoch {t['best_epoch']}, val mean Dice {dice_text(t['val_mean_dice'])}"
-        if t.get("val_scored_on") == "input grid":  # the epochs' figures were in model space (resampled)
-            which += " on the volumes' own grids"
-            if model_space.get(t["best_epoch"]) is not None:
-                which += f"; {dice_text(model_space[t['best_epoch']])} in model space, as its epoch line shows"
+    which = outcome_text(package.config, model_space)
     if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
         click.echo(escaped_line(f"wrote {output} ({which})"))
     return 0
-
-
-def with_overrides(config: dict, overrides: dict) -> dict:
-    """``config`` with command-line overrides of its ``training`` section."""
-    training = config.get("training", {})
-    if not isinstance(training, dict):
-        return config  # check_config names the problem
-    return {**config, "training": {**training, **overrides}}
 
 
 def dice_text(value: float | None) -> str:
     from medseg.numbers import dice_round_text
 
     return "n/a" if value is None else dice_round_text(value)
-
-
-def _tell_dataset_names(images: Path, labels: Path, config: dict, config_path: Path) -> None:
-    """A dataset.json beside the folders that names the labels otherwise than the config given with -c (whose names
-    are the model's): one warning line, also where medseg could not train from the dataset.json itself (an
-    ``ignore`` label the config would train as a class). Silent where they agree or where it names no labels: the
-    config was asked for."""
-    from medseg.io.dataset_json import declared_names, find_dataset_json, renamed_labels
-
-    path = find_dataset_json(images, labels)
-    declared = declared_names(path) if path is not None else None
-    if not declared:
-        return
-    theirs, ours = renamed_labels(declared, {int(k): v for k, v in config["labels"].items()})
-    if theirs:
-        def shown(names: dict) -> str:
-            return ", ".join(f"{value} {name}" for value, name in names.items())
-
-        click.echo(f"warning: {path} names labels {shown(theirs)}; the config {config_path} names them {shown(ours)}, "
-                   "and its names are the model's", err=True)

@@ -1,0 +1,176 @@
+"""The configuration a training run uses, worked out before any volume is read.
+
+``medseg train`` takes its config from a file (``-c``), with the command line's overrides of its ``training``
+section, or builds a default one from the label files: the label values found, their names from a Decathlon /
+nnU-Net ``dataset.json`` beside the folders, and a tile that holds every case's plane. What the run should be told
+(names taken from a dataset.json, names that disagree with the config's, a label named like the background) comes
+back as text for the caller to show; errors are raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from medseg.errors import InputError, TrainingError
+
+__all__ = ["DefaultConfig", "with_overrides", "read_given_config", "default_training_config",
+           "dataset_names_disagree", "background_misnamed", "check_planned_epochs", "outcome_text"]
+
+
+@dataclass
+class DefaultConfig:
+    """A default config and what to tell of how it was made."""
+
+    config: dict
+    dataset_path: Path | None = None  # the dataset.json its label names (and data notes) come from
+    notes: list[str] = field(default_factory=list)  # information lines
+    warnings: list[str] = field(default_factory=list)
+
+
+def with_overrides(config: dict, overrides: dict) -> dict:
+    """``config`` with command-line overrides of its ``training`` section."""
+    training = config.get("training", {})
+    if not isinstance(training, dict):
+        return config  # check_config names the problem
+    return {**config, "training": {**training, **overrides}}
+
+
+def read_given_config(path: Path, overrides: dict) -> dict:
+    """The training config in ``path`` with ``overrides``, checked as written and again with them (an override must
+    not hide a wrong value in the file)."""
+    from medseg.train_config import check_config, read_config
+
+    config = read_config(path)
+    check_config(config, str(path))
+    config = with_overrides(config, overrides)
+    check_config(config, str(path))
+    return config
+
+
+def default_training_config(images: Path, labels: Path, output: Path, pairs: list, overrides: dict,
+                            resume: bool) -> DefaultConfig:
+    """The config of a run without ``-c``: a U-Net for the label values the files of ``pairs`` hold, named after
+    ``output``, with label names from a dataset.json beside the folders where there is one. A resumed run keeps
+    its checkpoint's tile and the names its run started with."""
+    from medseg.checkpoint import check_checkpoint_labels, checkpoint_tile, started_without_names
+    from medseg.io.dataset_json import find_dataset_json, read_dataset_json
+    from medseg.train_config import MAX_TRAINING_LABEL, check_config, default_config, default_tile
+    from medseg.training_cases import label_values
+
+    tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
+    found = label_values(pairs)
+    largest = max(found, default=0)
+    # named with the file that holds it, not as the default config's (values with gaps are told below, with the file
+    # of the first gap); no gap below it (counted, not listed: a value of 2^40 would make a list of 2^40)
+    if largest > MAX_TRAINING_LABEL and len(set(found) | {0}) == largest + 1:
+        raise TrainingError(f"{found[largest]}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest "
+                            "medseg train supports (labels are kept as 8-bit values)")
+    made = DefaultConfig(config={}, dataset_path=find_dataset_json(images, labels))
+    dataset_path = made.dataset_path
+    # a run started without it (before medseg read dataset.json files) goes on with its label_N names, whatever the
+    # dataset.json says of them
+    keep_label_n = resume and dataset_path is not None and started_without_names(output)
+    dataset = None
+    if dataset_path is not None:
+        try:
+            dataset = read_dataset_json(dataset_path)
+        except InputError:
+            if not keep_label_n:
+                raise
+    if keep_label_n:
+        notes = dataset is not None and bool(dataset.data)
+        dataset = replace(dataset, names={}) if dataset is not None else None
+        also = " (whose data notes go into the model card)" if notes else ""
+        made.warnings.append(f"{output}: the checkpoint's run named its labels label_N; it goes on with those names, "
+                             f"not {dataset_path}'s{also}; start again with --overwrite to use them")
+    names = (dataset.names or None) if dataset is not None else None
+    undeclared = sorted(set(found) - set(names or found))
+    if undeclared:
+        raise TrainingError(f"{found[undeclared[0]]}: label value {undeclared[0]}, which {dataset_path} does not "
+                            f"declare (its labels {sorted(names)}); recode the label file or correct the dataset.json")
+    if resume:
+        check_checkpoint_labels(output, found, names, dataset_path if names else None)
+    # named after the folder: "-o ." is the current folder's name
+    made.config = with_overrides(default_config(found, name=output.resolve().name or "model", where=str(labels),
+                                                tile=tile, names=names,
+                                                data=dataset.data if dataset is not None else None), overrides)
+    check_config(made.config, "default config" if dataset is None else f"default config with {dataset_path}")
+    if dataset is not None and names:
+        made.notes.append(f"label names{' and data notes' if dataset.data else ''} from {dataset_path}: "
+                          + ", ".join(f"{v} {n}" for v, n in dataset.names.items()))
+    return made
+
+
+def dataset_names_disagree(images: Path, labels: Path, config: dict, config_path: Path) -> str | None:
+    """A warning where a dataset.json beside the folders names the labels otherwise than the config given with -c
+    (whose names are the model's), also where medseg could not train from the dataset.json itself (an ``ignore``
+    label the config would train as a class). None where they agree or where it names no labels: the config was
+    asked for."""
+    from medseg.io.dataset_json import declared_names, find_dataset_json, renamed_labels
+
+    path = find_dataset_json(images, labels)
+    declared = declared_names(path) if path is not None else None
+    if not declared:
+        return None
+    theirs, ours = renamed_labels(declared, {int(k): v for k, v in config["labels"].items()})
+    if not theirs:
+        return None
+
+    def shown(names: dict) -> str:
+        return ", ".join(f"{value} {name}" for value, name in names.items())
+
+    return (f"{path} names labels {shown(theirs)}; the config {config_path} names them {shown(ours)}, and its names "
+            "are the model's")
+
+
+def background_misnamed(config: dict, where: str) -> str | None:
+    """A warning where a foreground label is named like the background (names swapped in the config, or in a
+    dataset.json): it is trained, scored and reported as a structure."""
+    label_names = {str(value): str(name) for value, name in config["labels"].items()}
+    misnamed = [value for value, name in label_names.items() if value != "0" and name.strip().casefold() in
+                ("background", "bg", "backgnd")]
+    if not misnamed:
+        return None
+    return (f"{where}: label {misnamed[0]} is named {label_names[misnamed[0]]!r}, but value 0 is the background "
+            f"(named {label_names.get('0')!r}): label {misnamed[0]} is trained, scored and reported as a structure; "
+            "are the names swapped?")
+
+
+def check_planned_epochs(output: Path, asked: int, where: str, epochs_given: bool, from_file: bool) -> None:
+    """A resumed run whose config asks for another epoch count than its checkpoint's run planned, without
+    ``--epochs`` saying so, is refused: the learning-rate schedule would change midway unasked."""
+    from medseg.checkpoint import checkpoint_planned_epochs
+
+    planned = checkpoint_planned_epochs(output)
+    if epochs_given or planned is None or planned == asked:
+        return
+    config_text = where if from_file else "the default config"
+    raise TrainingError(f"{output}: the checkpoint's run was planned for {planned} epoch{'s' if planned != 1 else ''}, "
+                        f"and {config_text} asks for {asked}; give --epochs {planned} to finish it as planned, or "
+                        f"--epochs {asked} to {'extend it' if asked > planned else 'end it sooner'}")
+
+
+def outcome_text(package_config: dict, model_space: dict) -> str:
+    """Which epoch a finished run's package holds, and its validation figure, as one phrase; ``model_space``: the
+    epochs' validation mean Dice as scored during training (in model space where the package resamples)."""
+    from medseg.numbers import dice_round_text
+    from medseg.train_config import validation_without_foreground
+
+    def dice(value: float | None) -> str:
+        return "n/a" if value is None else dice_round_text(value)
+
+    t = package_config["training"]
+    if t.get("val_mean_dice") is not None and validation_without_foreground(
+            package_config["labels"], len(t.get("val_cases") or []), t.get("val_labels_absent")):
+        return f"last epoch {t['best_epoch']}; no validation case holds a foreground label"
+    if t.get("val_mean_dice") is None and t.get("val_cases"):
+        return f"epoch {t['best_epoch']}; no label could be scored in the {len(t['val_cases'])} validation case(s)"
+    if t.get("val_mean_dice") is None:
+        return f"epoch {t['best_epoch']}, not validated"
+    which = f"best epoch {t['best_epoch']}, val mean Dice {dice(t['val_mean_dice'])}"
+    if t.get("val_scored_on") == "input grid":  # the epochs' figures were in model space (resampled)
+        which += " on the volumes' own grids"
+        if model_space.get(t["best_epoch"]) is not None:
+            which += f"; {dice(model_space[t['best_epoch']])} in model space, as its epoch line shows"
+    return which

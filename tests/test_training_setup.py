@@ -1,0 +1,88 @@
+"""The config a training run uses, worked out before any volume is read (medseg.training_setup)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import REPO
+
+from medseg.errors import TrainingError
+from medseg.synthetic import write_phantom
+from medseg.training_cases import pair_cases
+from medseg.training_setup import (
+    background_misnamed,
+    dataset_names_disagree,
+    default_training_config,
+    outcome_text,
+    read_given_config,
+    with_overrides,
+)
+
+
+def test_overrides_replace_training_settings_only():
+    config = {"name": "m", "training": {"epochs": 5, "seed": 1}}
+    assert with_overrides(config, {"epochs": 2}) == {"name": "m", "training": {"epochs": 2, "seed": 1}}
+    assert config["training"]["epochs"] == 5  # the caller's config is left as it was
+    assert with_overrides({"training": 3}, {"epochs": 2}) == {"training": 3}  # check_config names the problem
+
+
+def test_a_wrong_value_in_a_config_file_is_told_though_an_override_replaces_it(tmp_path):
+    path = tmp_path / "train.json"
+    config = json.loads((REPO / "configs" / "train" / "phantom.json").read_text())
+    config["training"]["epochs"] = 0
+    path.write_text(json.dumps(config))
+    with pytest.raises(TrainingError, match=rf"^{path}.*epochs"):
+        read_given_config(path, {"epochs": 3})
+
+
+@pytest.fixture
+def folders(tmp_path):
+    images, labels = tmp_path / "task" / "imagesTr", tmp_path / "task" / "labelsTr"
+    for seed in (1, 2):
+        write_phantom(images / f"case{seed}.nii.gz", labels / f"case{seed}.nii.gz", shape=(40, 40, 10), seed=seed)
+    return images, labels
+
+
+def test_a_default_config_takes_the_label_values_found_and_a_dataset_jsons_names(folders, tmp_path):
+    images, labels = folders
+    pairs = pair_cases(images, labels)
+    made = default_training_config(images, labels, tmp_path / "out", pairs, {"epochs": 2}, resume=False)
+    assert made.config["name"] == "out" and made.config["training"]["epochs"] == 2
+    assert made.config["labels"] == {"0": "background", "1": "label_1", "2": "label_2", "3": "label_3"}
+    assert made.dataset_path is None and made.notes == [] and made.warnings == []
+    dataset = images.parent / "dataset.json"
+    dataset.write_text(json.dumps({"labels": {"background": 0, "ball": 1, "box": 2, "tube": 3}}))
+    made = default_training_config(images, labels, tmp_path / "out", pairs, {}, resume=False)
+    assert made.config["labels"] == {"0": "background", "1": "ball", "2": "box", "3": "tube"}
+    assert made.notes == [f"label names from {dataset}: 0 background, 1 ball, 2 box, 3 tube"]
+    # a -c config naming them otherwise is told, the config's names being the model's
+    config = {"labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"}}
+    assert dataset_names_disagree(images, labels, config, tmp_path / "c.json") == (
+        f"{dataset} names labels 1 ball; the config {tmp_path / 'c.json'} names them 1 ellipsoid, and its names "
+        "are the model's")
+    assert dataset_names_disagree(images, labels, made.config, tmp_path / "c.json") is None
+    dataset.write_text(json.dumps({"labels": {"background": 0, "ball": 1, "box": 2}}))
+    with pytest.raises(TrainingError, match=rf"case\d.nii.gz: label value 3, which {dataset} does not declare"):
+        default_training_config(images, labels, tmp_path / "out", pairs, {}, resume=False)
+
+
+def test_a_label_named_like_the_background_is_warned_about():
+    assert background_misnamed({"labels": {"0": "background", "1": "liver"}}, "c.json") is None
+    assert background_misnamed({"labels": {"0": "liver", "1": " Background"}}, "c.json") == (
+        "c.json: label 1 is named ' Background', but value 0 is the background (named 'liver'): label 1 is trained, "
+        "scored and reported as a structure; are the names swapped?")
+
+
+@pytest.mark.parametrize("training, model_space, text", [
+    ({"best_epoch": 7, "val_mean_dice": 0.91234, "val_cases": ["a"]}, {}, "best epoch 7, val mean Dice 0.9123"),
+    ({"best_epoch": 7, "val_mean_dice": 0.91234, "val_cases": ["a"], "val_scored_on": "input grid"}, {7: 0.9},
+     "best epoch 7, val mean Dice 0.9123 on the volumes' own grids; 0.9000 in model space, as its epoch line shows"),
+    ({"best_epoch": 3, "val_mean_dice": None, "val_cases": ["a", "b"]}, {},
+     "epoch 3; no label could be scored in the 2 validation case(s)"),
+    ({"best_epoch": 3, "val_mean_dice": None, "val_cases": []}, {}, "epoch 3, not validated"),
+    ({"best_epoch": 3, "val_mean_dice": 0.0, "val_cases": ["a"], "val_labels_absent": [1]}, {},
+     "last epoch 3; no validation case holds a foreground label"),
+])
+def test_the_outcome_names_the_epoch_kept_and_its_figure(training, model_space, text):
+    assert outcome_text({"labels": {"0": "background", "1": "x"}, "training": training}, model_space) == text
