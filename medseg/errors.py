@@ -15,6 +15,7 @@ __all__ = [
     "OutputWriteError",
     "ModelPackageError",
     "ModelMismatchError",
+    "ConflictingInputsError",
     "DeviceError",
     "GeometryError",
     "DicomError",
@@ -51,6 +52,11 @@ class ModelPackageError(MedsegError, ValueError):
 
 class ModelMismatchError(InputError):
     """A model package given for a prediction is not the model that made it (its sidecar says which did)."""
+
+
+class ConflictingInputsError(InputError):
+    """Inputs given together that cannot be processed together: two that would write the same output, or an output
+    that would replace an input (a usage error at the command line)."""
 
 
 class DeviceError(MedsegError, RuntimeError):

@@ -62,7 +62,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                                "one per input, in the inputs' order")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
-    from medseg.errors import DeviceError, MedsegError
+    from medseg.batch_outputs import as_typed, check_batch_outputs, check_dicom_options, check_input_exists
+    from medseg.errors import ConflictingInputsError, DeviceError, MedsegError
     from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
@@ -71,10 +72,13 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.segment import segment_case
 
     # outputs that clash with each other or with an input (usage errors), before the model loads
-    _check_outputs(inputs, output_dir, bool(references), output_format, True, references)
+    try:
+        check_batch_outputs(inputs, output_dir, bool(references), output_format, True, references)
+    except ConflictingInputsError as error:
+        raise click.UsageError(str(error)) from error
     if len(inputs) == 1:  # nothing else to do: a missing file, or options for a folder, before the model loads
-        _check_exists(inputs[0], references[0] if references else None)
-        _check_dicom_options(inputs[0], series, output_format)
+        check_input_exists(inputs[0], references[0] if references else None)
+        check_dicom_options(inputs[0], series, output_format)
     silent = quiet()
     from medseg.resources import set_threads
 
@@ -84,8 +88,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     defaulted = click.get_current_context().get_parameter_source("model") is click.core.ParameterSource.DEFAULT
     package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
-    if not overwrite:
-        _check_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
+    if not overwrite:  # the clashes were refused above: what is left is outputs that exist already
+        check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     if not silent:
         click.echo(f"model {package.name} ({package.sha256[:12]}) on {segmenter.device_choice}, "
                    f"precision {segmenter.precision}", err=True)
@@ -138,7 +142,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             timing = outputs.record.get("timings_s", {})
             info = outputs.record.get("input_info") or {}
             used = f" ({series_text(info)})" if info.get("series_key") else ""
-            written = outputs.segmentation if output_dir is not None else _as_typed(outputs.segmentation, path)
+            written = outputs.segmentation if output_dir is not None else as_typed(outputs.segmentation, path)
             # a training image's Dice says little about new data: the line says so where the package can tell
             trained = "; one of the model's training images" if outputs.record.get("in_training_set") else ""
             click.echo(escaped_line(f"{path}{used} -> {written} ({sum(timing.values()):.1f} s{trained})"))
@@ -152,136 +156,6 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         click.echo(f"medseg: {failures} of {len(inputs)} inputs failed", err=True)
         return 1
     return 0
-
-
-def _as_typed(output: Path, input_path: Path | str) -> Path:
-    """An output written beside its input, named through the input's folder as it was typed (``scans/a_seg.nii.gz``
-    for ``scans/a.nii.gz``), where that folder is the one written in; otherwise (a ``..`` after a link, which the
-    kernel and a shell may resolve differently) its full path."""
-    import os
-
-    folder = Path(input_path).parent
-    if ".." in folder.parts:
-        return output
-    try:
-        same = os.path.samefile(folder, output.parent)
-    except OSError:
-        return output
-    return folder / output.name if same else output
-
-
-def _check_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:
-    """Before any input is read: two inputs that would write the same names (a/scan.nii.gz, b/scan.nii.gz into one
-    folder) and an output that would replace an input or a reference (scan.nii.gz beside scan_seg.nii.gz, both
-    given) are usage errors, and (unless ``overwrite``) existing outputs of any input need --overwrite. Called
-    with ``overwrite`` True before the model loads (the usage errors), then without it after (the model and device
-    are named before "exists already")."""
-    from medseg.errors import OutputExistsError, OutputWriteError
-    from medseg.io.atomic import check_writable
-    from medseg.segment import case_targets, superseded_outputs
-
-    given = {_real(p): Path(p) for p in [*inputs, *references]}
-    seen: dict[Path, Path] = {}
-    existing: list[Path] = []
-    removed: list[Path] = []
-    orphans: list[Path] = []
-    having = 0  # inputs with outputs
-    for path in inputs:
-        targets = case_targets(path, output_dir, scored, output_format)
-        for target in targets:
-            if _real(target) in given:
-                what = "the reference" if _real(target) in {_real(r) for r in references} else "the input"
-                raise click.UsageError(f"{path}: its output {target} would replace {what} "
-                                       f"{given[_real(target)]}; write the outputs elsewhere (-o)")
-        segmentation = _real(targets[0])
-        if segmentation in seen:
-            if _real(seen[segmentation]) == _real(path):
-                raise click.UsageError(f"{path} is given twice; give each input once")
-            if _one_image(seen[segmentation], path):
-                raise click.UsageError(f"{seen[segmentation]} and {path} are the two files of one image; give it once")
-            raise click.UsageError(f"{seen[segmentation]} and {path} would both be written to {segmentation.name} in "
-                                   f"{segmentation.parent}; segment them into different folders (-o)")
-        seen[segmentation] = path
-        try:
-            check_writable(targets, overwrite=True)  # names the file system cannot hold, folders in the way
-        except OutputWriteError:
-            if len(inputs) == 1:
-                raise
-            continue  # that input's own fault: it is refused in its turn, and the others carry on
-        if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
-            earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
-            present = [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
-            # a segmentation without its sidecar: a run killed outright between placing the two
-            alone = [targets[0]] if targets[0].exists() and not targets[1].exists() else []
-            if output_dir is None:  # named as the success line names them: through the input's folder as typed
-                present = [_as_typed(t, path) for t in present]
-                earlier = [_as_typed(t, path) for t in earlier]
-                alone = [_as_typed(t, path) for t in alone]
-            orphans += alone
-            existing += present
-            removed += earlier
-            having += bool(present)
-    if existing:
-        others = [t.name + (" (an earlier run's, which this run would remove)" if t in removed else "")
-                  for t in existing[1:]]
-        if len(others) > 3:
-            others = others[:3] + [f"{len(others) - 3} more"]
-        more = ""
-        if others:
-            listed = others[0] if len(others) == 1 else f"{', '.join(others[:-1])} and {others[-1]}"
-            more = f"; {listed} exist{'s' if len(others) == 1 else ''} too"
-        what = ("output of an earlier run exists, which this run would remove" if existing[0] in removed
-                else "output exists already, without its sidecar (a run stopped outright before it finished leaves "
-                     "it so)" if existing[0] in orphans else "output exists already")
-        whole = ""
-        if len(inputs) > 1:  # the check is made for all inputs before any is read: say that none was
-            whole = f" (nothing was segmented: {having} of {len(inputs)} inputs have outputs)"
-        raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}{whole}")
-
-
-def _real(path) -> Path:
-    """``path`` with links followed as far as they lead (``Path.resolve`` raises on a loop of links in Python 3.11;
-    such an input is named when its turn comes)."""
-    import os
-
-    return Path(os.path.realpath(path))
-
-
-def _one_image(first: Path, second: Path) -> bool:
-    """Whether two inputs are the header and the image file of one ``.hdr``/``.img`` pair (both give it)."""
-    from medseg.errors import MedsegError
-    from medseg.io.nifti import files_read
-
-    if Path(first).is_dir() or Path(second).is_dir():
-        return False
-    try:
-        return {_real(p) for p in files_read(first)} == {_real(p) for p in files_read(second)}
-    except (MedsegError, OSError):
-        return False  # one that cannot be read is named when its turn comes
-
-
-def _check_exists(path: Path, reference: Path | None) -> None:
-    from medseg.errors import ImageReadError
-    from medseg.io.files import exists, not_there
-    from medseg.segment import check_reference_exists
-
-    if not (exists(path) or path.is_symlink()):
-        raise ImageReadError(f"{path}: {not_there(path)}")
-    if reference is not None:
-        check_reference_exists(reference, path)
-
-
-def _check_dicom_options(path: Path, series: str | None, output_format: str) -> None:
-    """The options that need a DICOM folder, refused for a file as reading it would refuse them (in a batch, each
-    input is refused on its own and the others carry on)."""
-    from medseg.errors import ImageReadError, InputError
-
-    if path.is_dir():
-        return
-    if series is not None:
-        raise ImageReadError(f"{path}: --series applies to DICOM folders only")
-    if output_format == "dicom-seg":
-        raise InputError(f"{path}: --format dicom-seg needs a DICOM series folder as input")
 
 
 class _ProgressFactory:

@@ -1,0 +1,146 @@
+"""The outputs a batch of ``medseg infer`` inputs will write, checked before any input is read.
+
+Two inputs that would write the same files, an output that would replace an input or a reference, and (unless
+overwriting) outputs that exist already are refused for the whole batch at once; options that need a DICOM folder
+are refused for a file, as reading it would refuse them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medseg.errors import ConflictingInputsError
+
+__all__ = ["as_typed", "check_batch_outputs", "check_dicom_options", "check_input_exists"]
+
+
+def as_typed(output: Path, input_path: Path | str) -> Path:
+    """An output written beside its input, named through the input's folder as it was typed (``scans/a_seg.nii.gz``
+    for ``scans/a.nii.gz``), where that folder is the one written in; otherwise (a ``..`` after a link, which the
+    kernel and a shell may resolve differently) its full path."""
+    import os
+
+    folder = Path(input_path).parent
+    if ".." in folder.parts:
+        return output
+    try:
+        same = os.path.samefile(folder, output.parent)
+    except OSError:
+        return output
+    return folder / output.name if same else output
+
+
+def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:
+    """Before any input is read: two inputs that would write the same names (a/scan.nii.gz, b/scan.nii.gz into one
+    folder) and an output that would replace an input or a reference (scan.nii.gz beside scan_seg.nii.gz, both
+    given) are :class:`ConflictingInputsError`, and (unless ``overwrite``) existing outputs of any input are an
+    :class:`OutputExistsError` naming them. ``medseg infer`` calls it with ``overwrite`` True before the model loads
+    (the clashes), then without it after (the model and device are named before "exists already")."""
+    from medseg.errors import OutputExistsError, OutputWriteError
+    from medseg.io.atomic import check_writable
+    from medseg.segment import case_targets, superseded_outputs
+
+    given = {_real(p): Path(p) for p in [*inputs, *references]}
+    seen: dict[Path, Path] = {}
+    existing: list[Path] = []
+    removed: list[Path] = []
+    orphans: list[Path] = []
+    having = 0  # inputs with outputs
+    for path in inputs:
+        targets = case_targets(path, output_dir, scored, output_format)
+        for target in targets:
+            if _real(target) in given:
+                what = "the reference" if _real(target) in {_real(r) for r in references} else "the input"
+                raise ConflictingInputsError(f"{path}: its output {target} would replace {what} "
+                                             f"{given[_real(target)]}; write the outputs elsewhere (-o)")
+        segmentation = _real(targets[0])
+        if segmentation in seen:
+            if _real(seen[segmentation]) == _real(path):
+                raise ConflictingInputsError(f"{path} is given twice; give each input once")
+            if _one_image(seen[segmentation], path):
+                raise ConflictingInputsError(f"{seen[segmentation]} and {path} are the two files of one image; give it "
+                                             "once")
+            raise ConflictingInputsError(f"{seen[segmentation]} and {path} would both be written to "
+                                         f"{segmentation.name} in {segmentation.parent}; segment them into different "
+                                         "folders (-o)")
+        seen[segmentation] = path
+        try:
+            check_writable(targets, overwrite=True)  # names the file system cannot hold, folders in the way
+        except OutputWriteError:
+            if len(inputs) == 1:
+                raise
+            continue  # that input's own fault: it is refused in its turn, and the others carry on
+        if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
+            earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
+            present = [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
+            # a segmentation without its sidecar: a run killed outright between placing the two
+            alone = [targets[0]] if targets[0].exists() and not targets[1].exists() else []
+            if output_dir is None:  # named as the success line names them: through the input's folder as typed
+                present = [as_typed(t, path) for t in present]
+                earlier = [as_typed(t, path) for t in earlier]
+                alone = [as_typed(t, path) for t in alone]
+            orphans += alone
+            existing += present
+            removed += earlier
+            having += bool(present)
+    if existing:
+        others = [t.name + (" (an earlier run's, which this run would remove)" if t in removed else "")
+                  for t in existing[1:]]
+        if len(others) > 3:
+            others = others[:3] + [f"{len(others) - 3} more"]
+        more = ""
+        if others:
+            listed = others[0] if len(others) == 1 else f"{', '.join(others[:-1])} and {others[-1]}"
+            more = f"; {listed} exist{'s' if len(others) == 1 else ''} too"
+        what = ("output of an earlier run exists, which this run would remove" if existing[0] in removed
+                else "output exists already, without its sidecar (a run stopped outright before it finished leaves "
+                     "it so)" if existing[0] in orphans else "output exists already")
+        whole = ""
+        if len(inputs) > 1:  # the check is made for all inputs before any is read: say that none was
+            whole = f" (nothing was segmented: {having} of {len(inputs)} inputs have outputs)"
+        raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}{whole}")
+
+
+def _real(path) -> Path:
+    """``path`` with links followed as far as they lead (``Path.resolve`` raises on a loop of links in Python 3.11;
+    such an input is named when its turn comes)."""
+    import os
+
+    return Path(os.path.realpath(path))
+
+
+def _one_image(first: Path, second: Path) -> bool:
+    """Whether two inputs are the header and the image file of one ``.hdr``/``.img`` pair (both give it)."""
+    from medseg.errors import MedsegError
+    from medseg.io.nifti import files_read
+
+    if Path(first).is_dir() or Path(second).is_dir():
+        return False
+    try:
+        return {_real(p) for p in files_read(first)} == {_real(p) for p in files_read(second)}
+    except (MedsegError, OSError):
+        return False  # one that cannot be read is named when its turn comes
+
+
+def check_input_exists(path: Path, reference: Path | None) -> None:
+    from medseg.errors import ImageReadError
+    from medseg.io.files import exists, not_there
+    from medseg.segment import check_reference_exists
+
+    if not (exists(path) or path.is_symlink()):
+        raise ImageReadError(f"{path}: {not_there(path)}")
+    if reference is not None:
+        check_reference_exists(reference, path)
+
+
+def check_dicom_options(path: Path, series: str | None, output_format: str) -> None:
+    """The options that need a DICOM folder, refused for a file as reading it would refuse them (in a batch, each
+    input is refused on its own and the others carry on)."""
+    from medseg.errors import ImageReadError, InputError
+
+    if path.is_dir():
+        return
+    if series is not None:
+        raise ImageReadError(f"{path}: --series applies to DICOM folders only")
+    if output_format == "dicom-seg":
+        raise InputError(f"{path}: --format dicom-seg needs a DICOM series folder as input")

@@ -1,0 +1,71 @@
+"""The outputs a batch of inputs will write, checked before any input is read (medseg.batch_outputs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from medseg.batch_outputs import as_typed, check_batch_outputs, check_dicom_options, check_input_exists
+from medseg.errors import ConflictingInputsError, ImageReadError, InputError, OutputExistsError
+
+
+@pytest.fixture
+def scans(tmp_path):
+    for name in ("a/scan.nii.gz", "b/scan.nii.gz", "c/other.nii.gz"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"not read here")
+    return tmp_path
+
+
+def test_inputs_that_would_write_the_same_files_are_refused_together(scans):
+    a, b = scans / "a" / "scan.nii.gz", scans / "b" / "scan.nii.gz"
+    out = scans / "out"
+    with pytest.raises(ConflictingInputsError, match=rf"^{a} and {b} would both be written to scan_seg.nii.gz in "
+                                                     rf"{out}; segment them into different folders \(-o\)$"):
+        check_batch_outputs([a, b], out, False, "nifti", True)
+    with pytest.raises(ConflictingInputsError, match=rf"^{a} is given twice; give each input once$"):
+        check_batch_outputs([a, a], out, False, "nifti", True)
+    check_batch_outputs([a, b], None, False, "nifti", True)  # beside their inputs: no clash
+    assert not out.exists()  # nothing is made by checking
+
+
+def test_an_output_that_would_replace_an_input_is_refused(scans):
+    a = scans / "a" / "scan.nii.gz"
+    given_seg = scans / "a" / "scan_seg.nii.gz"
+    given_seg.write_bytes(b"x")
+    with pytest.raises(ConflictingInputsError, match=rf"^{a}: its output {given_seg} would replace the input "
+                                                     rf"{given_seg}; write the outputs elsewhere \(-o\)$"):
+        check_batch_outputs([a, given_seg], None, False, "nifti", True)
+    with pytest.raises(ConflictingInputsError, match="would replace the reference"):
+        check_batch_outputs([a], None, True, "nifti", True, references=[given_seg])
+
+
+def test_existing_outputs_need_overwrite_and_are_named_for_the_whole_batch(scans):
+    a, other = scans / "a" / "scan.nii.gz", scans / "c" / "other.nii.gz"
+    (scans / "a" / "scan_seg.nii.gz").write_bytes(b"x")
+    (scans / "a" / "scan_seg.json").write_bytes(b"{}")
+    with pytest.raises(OutputExistsError, match=r"scan_seg.nii.gz: output exists already; pass --overwrite to "
+                                                r"replace it; scan_seg.json exists too \(nothing was segmented: 1 of 2 "
+                                                r"inputs have outputs\)$"):
+        check_batch_outputs([a, other], None, False, "nifti", False)
+    check_batch_outputs([a, other], None, False, "nifti", True)
+    (scans / "a" / "scan_seg.json").unlink()  # a run killed between placing the two
+    with pytest.raises(OutputExistsError, match=r"without its sidecar"):
+        check_batch_outputs([a], None, False, "nifti", False)
+
+
+def test_an_output_beside_its_input_is_named_through_the_folder_as_typed(scans, monkeypatch):
+    monkeypatch.chdir(scans)
+    assert as_typed((scans / "a" / "scan_seg.nii.gz").resolve(), "a/scan.nii.gz") == scans.joinpath(
+        "a", "scan_seg.nii.gz").relative_to(scans)
+    assert as_typed(scans / "out" / "x.nii.gz", "a/scan.nii.gz") == scans / "out" / "x.nii.gz"
+
+
+def test_a_missing_input_and_options_for_a_folder_given_a_file_are_named(scans):
+    with pytest.raises(ImageReadError, match=rf"^{scans / 'nothing.nii.gz'}: "):
+        check_input_exists(scans / "nothing.nii.gz", None)
+    a = scans / "a" / "scan.nii.gz"
+    with pytest.raises(ImageReadError, match=rf"^{a}: --series applies to DICOM folders only$"):
+        check_dicom_options(a, "3", "nifti")
+    with pytest.raises(InputError, match=rf"^{a}: --format dicom-seg needs a DICOM series folder as input$"):
+        check_dicom_options(a, None, "dicom-seg")
+    check_dicom_options(scans / "a", "3", "dicom-seg")  # a folder: reading it decides
