@@ -1,7 +1,8 @@
 """Cohorts: a sample sheet of cases run into a results folder, case by case, resumably (see the Snakefile).
 
 :mod:`~medseg.cohort.samples` reads and checks the sheet, :mod:`~medseg.cohort.records` knows the results
-folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases.
+folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases,
+:mod:`~medseg.cohort.stale_jobs` finds the finished jobs a run must redo.
 """
 
 from medseg.cohort.invocation import claims_results, previewing, writes_results
@@ -19,6 +20,7 @@ from medseg.cohort.run import (
     write_job_record,
 )
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows, some_names
+from medseg.cohort.stale_jobs import VoidedJobs, void_stale_jobs, voided_message
 
 __all__ = [
     "CaseOutcome",
@@ -38,6 +40,9 @@ __all__ = [
     "samples_from_rows",
     "some_names",
     "stale_cases",
+    "VoidedJobs",
+    "void_stale_jobs",
+    "voided_message",
     "write_batch_plan",
     "write_job_record",
     "writes_results",

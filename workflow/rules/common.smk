@@ -137,17 +137,10 @@ def inputs_signature(wildcards, column):
     return records.fingerprint(files=files)[:16]
 
 
-# a job record vouches that its batch's cases are finished; if a case's results were removed since, the record
-# is void, and so is the report that shows them: remove both, so that the batch runs again (its finished cases
-# are kept, the others redone) and the report is rebuilt (Snakemake does not rerun a job for a missing
-# intermediate file whose consumers are present)
-# Snakemake tells a Snakefile neither that it is only previewing (-n, --unlock, --lint, --summary...) nor what
-# it will run: the command line says so, and a preview must change nothing
-# The same for a case whose results were made for other work than the sheet and settings now ask for (another
-# image or series, a replaced file, another model; for scores another reference): Snakemake's own change detection
-# needs the .snakemake metadata of the folder it ran in, which a run from another checkout or a copied results
-# folder lacks, and a results folder must never show one series' segmentation under a row that names another.
-# A preview says what the run will redo (its own list of jobs cannot: the records are still there)
+# a job record vouches that its batch's cases are finished: medseg.cohort.stale_jobs says when it is void (cases
+# gone, made for other work, given up with less memory) and removes it, with the report, so that the batch runs
+# again. Snakemake tells a Snakefile neither that it is only previewing (-n, --unlock, --lint, --summary...) nor
+# what it will run: the command line says so, and a preview must change nothing
 _PREVIEW = cohort.previewing(sys.argv[1:])
 # one run at a time per results folder: Snakemake's lock is per working folder, so two runs started from two
 # folders on one results folder both went on (cases segmented twice, one run's job logs over the other's). The
@@ -196,27 +189,8 @@ if workflow.is_main_process:
                "evaluate": first_attempt_memory("evaluate", config["evaluate_mem_mb"])}
     _options = cohort.InferOptions(model=str(_PACKAGE.path), device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
-    # one warning per stage for the whole cohort (a new model voids every batch: 200 cases, 20 jobs)
-    _void = {stage: {"gone": [], "changed": [], "retried": [], "jobs": []} for stage in ("infer", "evaluate")}
-    for _batch, _samples in BATCHES.items():
-        _stale = cohort.stale_cases(_samples, RESULTS, _PACKAGE, _options)
-        for _stage in ("infer", "evaluate"):
-            _record = Path(RESULTS) / "jobs" / f"{_batch}.{_stage}.json"
-            if not _record.exists():
-                continue
-            _gone = [s.case_id for s in _samples if (s.reference or _stage == "infer")
-                     and not _folder.case_outputs_present(s.case_id, _stage)]
-            _changed = _stale[_stage] + (_stale["infer"] if _stage == "evaluate" else [])
-            _retried = [c for c in cohort.given_up_for_less_memory(_samples, RESULTS, _stage, _memory[_stage])
-                        if c not in _changed]
-            if _gone or _changed or _retried:
-                _void[_stage]["gone"] += _gone
-                _void[_stage]["changed"] += list(dict.fromkeys(_changed))  # stale for both stages: named once
-                _void[_stage]["retried"] += _retried
-                _void[_stage]["jobs"].append(f"{_batch}.{_stage}")
-                if not _PREVIEW:
-                    _record.unlink()
-                    Path(RESULTS, "report.html").unlink(missing_ok=True)
+    # finished jobs whose records are void (cases gone, made for other work, given up with less memory) run again
+    _void = cohort.void_stale_jobs(BATCHES, RESULTS, _PACKAGE, _options, _memory, _PREVIEW)
     # a row taken out of the sheet stays in the report (stale) while its folder is there; once the folder is removed
     # as the report advises, nothing else changed for Snakemake: the report is rebuilt here
     _left = _folder.left_since_report(s.case_id for s in SAMPLES)
@@ -227,21 +201,10 @@ if workflow.is_main_process:
                        f"{'its folder' if len(_left) == 1 else 'their folders'} under cases/ removed: the report will "
                        "be rebuilt"
                        + (" when the workflow runs (a preview changes nothing)" if _PREVIEW else ""))
-    for _stage, _void_stage in _void.items():
-        if not _void_stage["jobs"]:
-            continue
-        why = [f"results of {cohort.some_names(_void_stage['gone'])} are missing"] if _void_stage["gone"] else []
-        why += ([f"made for other inputs or settings: {cohort.some_names(_void_stage['changed'])}"]
-                if _void_stage["changed"] else [])
-        why += ([f"{cohort.some_names(_void_stage['retried'])} given up with less memory than this run's jobs start "
-                 f"with ({_memory[_stage]} MB)"] if _void_stage["retried"] else [])
-        jobs = _void_stage["jobs"]
-        jobs = f"job {jobs[0]}" if len(jobs) == 1 else f"jobs {cohort.some_names(jobs, 3)}"
-        if _PREVIEW:
-            logger.warning(f"{_stage}: {'; '.join(why)}: {jobs} will run again when the workflow runs (not in a "
-                           "preview's list of jobs: a preview changes nothing)")
-        else:
-            logger.warning(f"{_stage}: {'; '.join(why)}: {jobs} will run again")
+    for _stage, _voided in _void.items():  # one warning per stage (a new model voids every batch)
+        _message = cohort.voided_message(_stage, _voided, _memory[_stage], _PREVIEW)
+        if _message is not None:
+            logger.warning(_message)
 
 
 def batch_images(wildcards):

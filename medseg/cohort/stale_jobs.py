@@ -1,0 +1,83 @@
+"""Finished jobs whose record no longer holds, found while the workflow plans.
+
+A job record (``RESULTS/jobs/<batch>.<stage>.json``) vouches that its batch's cases are finished, and Snakemake
+runs a job only when its record is missing. The record is void, and removed with the report that shows its
+cases, when one of its cases:
+
+* has lost its results (a case folder removed to redo the case);
+* has results made for other work than the sheet and settings now ask for: another image or series, a replaced
+  file, another model; for scores another reference. Snakemake's own change detection needs the metadata of the
+  folder it ran in, which a run from another checkout or a copied results folder lacks;
+* was given up with less memory than this run's jobs start with.
+
+The batch then runs again: its finished cases are kept, the others redone. A preview removes nothing and says what
+the run will redo (its own list of jobs cannot: the records are still there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medseg.cohort.records import ResultsFolder
+from medseg.cohort.run import InferOptions, given_up_for_less_memory, stale_cases
+from medseg.cohort.samples import Sample, some_names
+
+__all__ = ["VoidedJobs", "void_stale_jobs", "voided_message"]
+
+STAGES = ("infer", "evaluate")
+
+
+@dataclass
+class VoidedJobs:
+    """The jobs of one stage whose records were void, and why (case ids)."""
+
+    gone: list[str] = field(default_factory=list)  # results missing
+    changed: list[str] = field(default_factory=list)  # made for other inputs or settings
+    retried: list[str] = field(default_factory=list)  # given up with less memory than the jobs now start with
+    jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
+
+
+def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str, package, options: InferOptions,
+                    memory_mb: Mapping[str, int | None], preview: bool) -> dict[str, VoidedJobs]:
+    """Per stage, the finished jobs of ``batches`` whose records are void; unless ``preview``, their records and the
+    report (``RESULTS/report.html``) are removed so that Snakemake runs them again. ``memory_mb``: per stage, the
+    memory this run's jobs start with (None where it cannot be told)."""
+    folder = ResultsFolder(results)
+    void = {stage: VoidedJobs() for stage in STAGES}  # one warning per stage for the whole cohort
+    for batch, samples in batches.items():
+        stale = stale_cases(samples, results, package, options)
+        for stage in STAGES:
+            record = Path(results) / "jobs" / f"{batch}.{stage}.json"
+            if not record.exists():
+                continue
+            gone = [s.case_id for s in samples if (s.reference or stage == "infer")
+                    and not folder.case_outputs_present(s.case_id, stage)]
+            changed = stale[stage] + (stale["infer"] if stage == "evaluate" else [])
+            retried = [c for c in given_up_for_less_memory(samples, results, stage, memory_mb[stage])
+                       if c not in changed]
+            if gone or changed or retried:
+                void[stage].gone += gone
+                void[stage].changed += list(dict.fromkeys(changed))  # stale for both stages: named once
+                void[stage].retried += retried
+                void[stage].jobs.append(f"{batch}.{stage}")
+                if not preview:
+                    record.unlink()
+                    Path(results, "report.html").unlink(missing_ok=True)
+    return void
+
+
+def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview: bool) -> str | None:
+    """The warning that says which jobs of ``stage`` run again, and why; None when none does."""
+    if not void.jobs:
+        return None
+    why = [f"results of {some_names(void.gone)} are missing"] if void.gone else []
+    why += [f"made for other inputs or settings: {some_names(void.changed)}"] if void.changed else []
+    why += ([f"{some_names(void.retried)} given up with less memory than this run's jobs start with ({memory_mb} MB)"]
+            if void.retried else [])
+    jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
+    if preview:
+        return (f"{stage}: {'; '.join(why)}: {jobs} will run again when the workflow runs (not in a preview's list "
+                "of jobs: a preview changes nothing)")
+    return f"{stage}: {'; '.join(why)}: {jobs} will run again"

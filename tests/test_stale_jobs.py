@@ -1,0 +1,45 @@
+"""Finished jobs whose records no longer hold, found while the workflow plans (medseg.cohort.stale_jobs)."""
+
+from __future__ import annotations
+
+import shutil
+
+from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples, write_job_record
+from medseg.cohort.stale_jobs import VoidedJobs, void_stale_jobs, voided_message
+from medseg.package import load_package
+from medseg.synthetic import write_phantom
+
+
+def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path):
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    package = load_package("phantom")
+    record = results / "jobs" / "b0001.infer.json"
+    write_job_record(record, infer_cases(samples, results, options))
+    (results / "report.html").write_text("<html></html>")
+    memory = {"infer": 4000, "evaluate": 2000}
+    batches = {"b0001": samples}
+    assert void_stale_jobs(batches, results, package, options, memory, preview=False) == {
+        "infer": VoidedJobs(), "evaluate": VoidedJobs()}
+    assert record.exists() and (results / "report.html").exists()
+
+    shutil.rmtree(ResultsFolder(results).case_dir("b"))  # removed to redo the case
+    void = void_stale_jobs(batches, results, package, options, memory, preview=True)
+    assert void["infer"] == VoidedJobs(gone=["b"], jobs=["b0001.infer"])
+    assert record.exists() and (results / "report.html").exists()  # a preview changes nothing
+    assert voided_message("infer", void["infer"], 4000, preview=True) == (
+        "infer: results of b are missing: job b0001.infer will run again when the workflow runs (not in a preview's "
+        "list of jobs: a preview changes nothing)")
+    assert voided_message("evaluate", void["evaluate"], 2000, preview=True) is None
+
+    # another tile overlap: every case's results were made for other work (b's record says so, its folder gone)
+    other = InferOptions(model="phantom", device="cpu", batch_size=8, overlap=0.5)
+    void = void_stale_jobs(batches, results, package, other, memory, preview=False)
+    assert void["infer"] == VoidedJobs(gone=["b"], changed=["a", "b"], jobs=["b0001.infer"])
+    assert not record.exists() and not (results / "report.html").exists()
+    assert voided_message("infer", void["infer"], 4000, preview=False) == (
+        "infer: results of b are missing; made for other inputs or settings: a, b: job b0001.infer will run again")
