@@ -4,7 +4,8 @@
 folder, weights' SHA-256), its label names and the segmentation's own SHA-256. Scoring takes the label names from
 there, refuses a model package that is not the one that made the prediction, and warns when the file scored is
 not the one the sidecar describes (edited after it was written). ``medseg evaluate`` and the cohort's evaluate
-step both score through :func:`score_prediction`.
+step both score through :func:`score_prediction`; :func:`evaluate_files` reads and scores two label images
+without a sidecar's say.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.volume import stem
 
-__all__ = ["MadeBy", "prediction_sidecar", "read_made_by", "check_made_by", "score_prediction"]
+__all__ = ["MadeBy", "check_made_by", "evaluate_files", "prediction_sidecar", "read_made_by", "score_prediction"]
 
 log = logging.getLogger("medseg")
 
@@ -115,8 +116,6 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     (:func:`check_made_by`). A sidecar that cannot be read is an error where ``sidecar_required`` (a cohort's own
     results), else a warning, and the labels go unnamed. The DICOM codes of a DICOM SEG's segments come from
     ``package``, else from the sidecar."""
-    from medseg.metrics import evaluate_files
-
     prediction = Path(prediction)
     sidecar = prediction_sidecar(prediction)
     try:
@@ -141,6 +140,38 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     if made_by is not None:
         warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
     return metrics
+
+
+def evaluate_files(
+    pred_path: Path | str,
+    ref_path: Path | str,
+    labels: dict[int, str] | None = None,
+    case_id: str | None = None,
+    label_codes: dict | None = None,
+) -> dict:
+    """Read two label images and score them; labels default to the values present, named ``label_N``.
+
+    A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
+    (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG
+    (:func:`~medseg.io.label_images.read_seg_reference`; ``label_codes``, a model package's, match its segments
+    where no name does)."""
+    import numpy as np
+
+    from medseg.io.atomic import sha256_of
+    from medseg.io.files import is_dicom_file
+    from medseg.io.label_images import read_prediction, read_reference, read_seg_reference
+    from medseg.metrics import evaluate_volumes
+
+    pred = read_prediction(pred_path, labels)
+    pred.source_sha256 = sha256_of(pred_path)
+    if is_dicom_file(ref_path):
+        ref = read_seg_reference(ref_path, pred_path, labels, label_codes)
+    else:
+        ref = read_reference(ref_path, labels)
+    if labels is None:
+        values = sorted(set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0})
+        labels = {int(v): f"label_{int(v)}" for v in values}
+    return evaluate_volumes(pred, ref, labels, case_id=case_id)
 
 
 def _named(labels: dict) -> dict[int, str]:

@@ -222,7 +222,9 @@ def segment_case(
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
     ref_volume = None
     if reference is not None:
-        from medseg.metrics import check_same_grid, is_dicom_file, read_reference, reorder_onto_grid
+        from medseg.io.files import is_dicom_file
+        from medseg.io.label_images import read_reference
+        from medseg.metrics import check_same_grid, reorder_onto_grid
 
         check_reference_exists(reference, input_path)
         if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
-from medseg.metrics import evaluate_files
+from medseg.scoring import evaluate_files
 
 
 def run(argv: list[str]) -> int:

@@ -12,16 +12,16 @@ import pytest
 from scipy import ndimage as ndi
 
 from medseg.errors import GeometryError, InputError
+from medseg.io.label_images import read_reference
 from medseg.metrics import (
     check_same_grid,
-    evaluate_files,
     evaluate_volumes,
     grid_displacement_mm,
     jsonable,
     metrics_json,
-    read_reference,
     reorder_onto_grid,
 )
+from medseg.scoring import evaluate_files
 from medseg.synthetic import rotation_matrix
 from medseg.volume import Volume, volume_ml
 

@@ -328,7 +328,7 @@ def test_input_and_reference_grids_are_checked_for_every_case(tmp_path, max_over
     index_change = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [-1, 0, 0, n2 - 1], [0, 0, 0, 1]], dtype=float)
     reordered_ref = tmp_path / "inputs" / "2_label_reordered.nii.gz"
     nib.save(nib.Nifti1Image(np.flip(labels.transpose(2, 0, 1), axis=0), affine @ index_change), reordered_ref)
-    from medseg.metrics import evaluate_files
+    from medseg.scoring import evaluate_files
 
     case = tmp_path / "cases" / "reordered"
     metrics = evaluate_files(case / "reordered_seg.nii.gz", reordered_ref, LABELS, case_id="reordered")

@@ -1052,7 +1052,7 @@ def test_images_given_as_labels_are_named_in_a_short_line(tmp_path, capsys, conf
     for what they suggest."""
     from medseg.cli import main
     from medseg.errors import InputError
-    from medseg.metrics import read_reference
+    from medseg.io.label_images import read_reference
 
     images, labels = tmp_path / "images", tmp_path / "labels"
     counts = np.random.default_rng(1).integers(0, 3000, size=(16, 16, 6)).astype(np.int16)

@@ -47,7 +47,7 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A case's label image (its reference) as :func:`read_labels` gives it; a DICOM SEG (another tool's
     reference) placed on the source series the case's sidecar records, as scoring placed it."""
-    from medseg.metrics import is_dicom_file
+    from medseg.io.files import is_dicom_file
 
     if not is_dicom_file(path):
         return read_labels(path)
@@ -131,8 +131,9 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     """Is the input image, as it is now, on the segmentation's grid; and the reference (allowing the same voxels
     in another order, which scoring re-indexes)?"""
     from medseg.errors import MedsegError
+    from medseg.io.files import is_dicom_file
     from medseg.io.images import read_grid
-    from medseg.metrics import grid_displacement_mm, grid_reordering, is_dicom_file
+    from medseg.metrics import grid_displacement_mm, grid_reordering
 
     shape = tuple(check.shape)
     image_path = case.input_path()

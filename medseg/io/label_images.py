@@ -1,0 +1,124 @@
+"""Reading the label images that are scored: a reference or a prediction, as a label NIfTI or a DICOM SEG.
+
+A label image holds whole non-negative values (and only the model's labels, when they are known). A DICOM SEG is
+placed frame by frame on the DICOM series the prediction was made from, which the prediction's sidecar (written by
+``medseg infer``) records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import InputError
+from medseg.io.files import is_dicom_file, not_there
+from medseg.metrics import odd_values
+from medseg.numbers import IMAGE_LIKE_VALUES, values_text
+from medseg.volume import Volume
+
+__all__ = ["MAX_LABEL", "read_prediction", "read_reference", "read_seg_reference"]
+
+log = logging.getLogger(__name__)
+
+MAX_LABEL = 2**53  # float64 holds every integer up to here exactly
+
+
+def read_reference(path: Path | str, labels: dict[int, str] | None = None, role: str = "reference") -> Volume:
+    """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given). ``role``
+    (reference, prediction) is named when the file is not a label image: an image given as the reference.
+
+    Integer files keep their stored type (values exact at any size); others are checked in float64.
+    """
+    from medseg.io.files import exists
+    from medseg.io.nifti import read_nifti
+
+    if exists(path) and Path(path).is_dir():  # read_nifti would point to the DICOM reader: it reads images
+        raise InputError(f"{path}: a folder, not a label image file (NIfTI, or a DICOM SEG), given as the {role}")
+    volume = read_nifti(path, hash_input=False, labels=True, role=role)
+    values = np.unique(volume.array)
+    if np.any((values < 0) | (values != np.round(values))):
+        raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds "
+                         f"{odd_values(values, negative=True)}), given as the {role}")
+    if values.max() > MAX_LABEL:
+        raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
+                         "can tell apart from its neighbours")
+    if labels is None and len(values) > IMAGE_LIKE_VALUES:
+        log.warning("%s: holds %d distinct values, each scored as a label: an image given as the %s? (--model names "
+                    "the labels it may hold)", path, len(values), role)
+    if labels is not None:
+        unknown = sorted({int(v) for v in values} - set(labels))
+        if unknown:
+            guess = f" (an image given as the {role}?)" if len(values) > IMAGE_LIKE_VALUES else ""
+            raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
+                             f"{values_text(sorted(labels))}, given as the {role}{guess}")
+    if volume.array.dtype.kind == "f":
+        volume.array = volume.array.astype(np.int64)
+    return volume
+
+
+def _existing_file(path: Path | str) -> Path:
+    """``path``, refused in one line unless it is a file (a DICOM SEG is read after its sidecar, whose absence would
+    otherwise be blamed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {not_there(path, 'no such file') if not path.exists() else 'not a file'}")
+    return path
+
+
+def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
+    """The sidecar ``medseg infer`` wrote beside a prediction, which names the DICOM series ``subject`` (a DICOM
+    SEG: ``what``) is placed on."""
+    from medseg.volume import stem
+
+    sidecar_path = pred_path.with_name(f"{stem(pred_path)}.json")
+    try:
+        return json.loads(sidecar_path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{subject}: {what} is scored on its source series, named by the sidecar "
+                         f"{sidecar_path} of the prediction, which cannot be read ({error})") from error
+
+
+def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None,
+                       label_codes: dict | None = None) -> Volume:
+    """A reference that is a DICOM SEG (another tool's, or a reader's), placed frame by frame on the DICOM series the
+    prediction was made from (its sidecar records the series and the model's label names; ``labels``, when given,
+    name them instead); segments are matched to the labels by name, regardless of case where that singles one
+    out, else by their codes: ``label_codes`` when given (a model package's, with its ``labels``), else those the
+    sidecar records (not when ``labels`` name the labels otherwise)."""
+    from medseg.io.dicom_seg import read_seg_with_source
+
+    path = _existing_file(path)
+    sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
+    if labels:
+        def named(names: dict) -> dict[str, str]:
+            return {str(k): str(v) for k, v in names.items() if int(k) != 0}  # what background is called does not count
+
+        if named(labels) != named(sidecar.get("labels") or {}):
+            sidecar = {**sidecar, "label_codes": {}}  # the sidecar's codes are of its own labels
+        sidecar = {**sidecar, "labels": {str(k): v for k, v in labels.items()}}
+    if label_codes is not None:
+        sidecar = {**sidecar, "label_codes": {str(k): v for k, v in label_codes.items()}}
+    # a second reading of the case's input: its skipped files and series choice were told when it was segmented
+    return read_seg_with_source(path, sidecar, warn_skipped=False)[0]
+
+
+def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
+    """A segmentation to score: a label NIfTI (see :func:`read_reference`), or a DICOM SEG of ``medseg infer``
+    placed on the source series its sidecar records."""
+    path = Path(path)
+    if not is_dicom_file(path):
+        return read_reference(path, labels, role="prediction")
+    from medseg.io.dicom_seg import check_is_seg, read_seg_with_source
+
+    _existing_file(path)  # before its sidecar, whose absence would be blamed instead
+    check_is_seg(path)  # so is a CT image given as the prediction
+    volume = read_seg_with_source(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)[0]
+    if labels is not None:
+        unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
+        if unknown:
+            raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
+                             f"{values_text(sorted(labels))}, given as the prediction")
+    return volume
