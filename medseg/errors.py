@@ -2,7 +2,9 @@
 
 Every error the library raises on purpose derives from :class:`MedsegError`, and also from the builtin
 that matches it, so callers can catch either. The CLI turns a MedsegError into a one-line message and
-exit code 1. Messages name the file and the problem, and say how to recover where that is known.
+exit code 1; the two that mean the command line itself is wrong (:class:`ModelMismatchError`,
+:class:`ConflictingInputsError`) are usage errors there, exit code 2. Messages name the file and the problem,
+and say how to recover where that is known.
 """
 
 from __future__ import annotations

@@ -53,7 +53,6 @@ __all__ = [
     "grid_tolerance_mm",
     "jsonable",
     "metrics_json",
-    "odd_values",
     "reorder_onto_grid",
 ]
 
@@ -79,21 +78,6 @@ SURFACE_DEFINITION = (
     "two directed 95th percentiles of surface distances. ASSD: mean of the surface distances of both directions "
     "pooled. Volumes in ml."
 )
-
-
-def odd_values(values: np.ndarray, negative: bool = False) -> str:
-    """The first few of ``values`` that are no label values (not whole, or with ``negative`` below zero), for an
-    error message."""
-    odd = values[(values != np.round(values)) | ((values < 0) if negative else False)]
-    shown = ", ".join(_not_whole_text(float(v)) for v in odd[:3])
-    return shown + (f" … ({len(odd)} values)" if len(odd) > 3 else "")
-
-
-def _not_whole_text(value: float) -> str:
-    """A value that is no whole number, in 9 significant digits, or in full where those would show a whole one
-    (2 + 1e-12 is not "2")."""
-    text = f"{value:.9g}"
-    return repr(value) if math.isfinite(value) and float(text) == round(value) and value != round(value) else text
 
 
 def grid_displacement_mm(shape: tuple[int, ...], affine_a: np.ndarray, affine_b: np.ndarray) -> float:

@@ -4,7 +4,7 @@ as zero."""
 from __future__ import annotations
 
 __all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_text", "gib_text",
-           "number_text", "values_text", "with_minus"]
+           "number_text", "odd_values", "values_text", "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
 IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
@@ -79,3 +79,22 @@ def number_text(value: float, digits: int) -> str:
     if value != 0 and abs(float(f"{value:.3g}")) < 10.0 ** (1 - digits):
         text = f"{value:.3g}"
     return text
+
+
+def odd_values(values, negative: bool = False) -> str:
+    """The first few of ``values`` (a numpy array) that are no label values (not whole, or with ``negative`` below
+    zero), for an error message."""
+    import numpy as np
+
+    odd = values[(values != np.round(values)) | ((values < 0) if negative else False)]
+    shown = ", ".join(_not_whole_text(float(v)) for v in odd[:3])
+    return shown + (f" … ({len(odd)} values)" if len(odd) > 3 else "")
+
+
+def _not_whole_text(value: float) -> str:
+    """A value that is no whole number, in 9 significant digits, or in full where those would show a whole one
+    (2 + 1e-12 is not "2")."""
+    import math
+
+    text = f"{value:.9g}"
+    return repr(value) if math.isfinite(value) and float(text) == round(value) and value != round(value) else text

@@ -5,7 +5,7 @@ folder, weights' SHA-256), its label names and the segmentation's own SHA-256. S
 there, refuses a model package that is not the one that made the prediction, and warns when the file scored is
 not the one the sidecar describes (edited after it was written). ``medseg evaluate`` and the cohort's evaluate
 step both score through :func:`score_prediction`; :func:`evaluate_files` reads and scores two label images
-without a sidecar's say.
+without the sidecar's label names or model check (a DICOM SEG is still placed on the series its sidecar names).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import InputError, ModelMismatchError, first_line
-from medseg.volume import stem
+from medseg.io.label_images import prediction_sidecar
 
-__all__ = ["MadeBy", "check_made_by", "evaluate_files", "prediction_sidecar", "read_made_by", "score_prediction"]
+__all__ = ["MadeBy", "check_made_by", "evaluate_files", "made_by_of", "prediction_sidecar", "read_made_by",
+           "score_prediction"]
 
 log = logging.getLogger("medseg")
 
@@ -35,12 +36,6 @@ class MadeBy:
     labels: dict[int, str] | None = None  # label value -> name, background included
     segmentation: str | None = None  # the file the sidecar describes, as written
     segmentation_sha256: str | None = None
-
-
-def prediction_sidecar(prediction: Path | str) -> Path:
-    """The sidecar ``medseg infer`` writes beside ``prediction`` (``case_seg.nii.gz`` -> ``case_seg.json``)."""
-    prediction = Path(prediction)
-    return prediction.with_name(f"{stem(prediction)}.json")
 
 
 def read_made_by(sidecar: Path | str) -> MadeBy | None:
@@ -75,6 +70,7 @@ def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: st
     the same name with other labels (a retrained "v2"; its values would be scored under the wrong names). Other
     weights of the same model and labels are scored, with a warning. ``given_as``: how the caller named the
     package (``--model hippocampus``), for the message."""
+    option = given_as.split()[0] if given_as.strip() else "--model"  # the option that names a package
     if made_by.model and made_by.model != package.name:
         from medseg.package import shipped_models
 
@@ -82,51 +78,63 @@ def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: st
         # not found from another folder)
         pass_it = made_by.model if made_by.model in shipped_models() else (made_by.model_path or made_by.model)
         raise ModelMismatchError(f"{prediction} was made by model {made_by.model!r} (its sidecar says so), not "
-                                 f"{package.name!r}; pass --model {pass_it} or leave --model out")
+                                 f"{package.name!r}; pass {option} {pass_it} or leave {option} out")
     if made_by.labels and _named(made_by.labels) != _named(package.labels):
         raise ModelMismatchError(f"{prediction} was made with labels {_labels_text(made_by.labels)} (its sidecar "
                                  f"says so), but {given_as} has {_labels_text(package.labels)}; pass the package "
-                                 "that made it, or leave --model out")
+                                 f"that made it, or leave {option} out")
     if made_by.weights_sha256 and made_by.weights_sha256 != package.sha256:
-        log.warning("%s was made by other weights of model %s (sha256 %s…, --model has %s…); its labels are the "
-                    "same, so it is scored under them", prediction, package.name, made_by.weights_sha256[:12],
+        log.warning("%s was made by other weights of model %s (sha256 %s…, %s has %s…); its labels are the same, "
+                    "so it is scored under them", prediction, package.name, made_by.weights_sha256[:12], option,
                     package.sha256[:12])
 
 
-def warn_if_changed(prediction: Path, made_by: MadeBy, scored_sha256: str | None) -> bool:
-    """Warns, and says so (True), when the file scored (its SHA-256 as scoring read it) is not the segmentation its
-    sidecar describes as written: an edited segmentation."""
+def _warn_if_changed(prediction: Path, made_by: MadeBy, scored_sha256: str | None) -> None:
+    """Warns when the file scored (its SHA-256 as scoring read it) is not the segmentation its sidecar describes as
+    written: an edited segmentation."""
     made, described = made_by.segmentation_sha256, made_by.segmentation
     if made is None or described is None or os.path.basename(described) != prediction.name:
-        return False  # the sidecar describes another file (or none)
+        return  # the sidecar describes another file (or none)
     if scored_sha256 is None or scored_sha256 == made:
-        return False
+        return
     log.warning("%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it "
                 "is scored as it is now, under the label names and model the sidecar gives", prediction,
                 made_by.sidecar.name)
-    return True
 
 
-def score_prediction(prediction: Path | str, reference: Path | str, case_id: str, package=None,
-                     given_as: str = "--model", sidecar_required: bool = False) -> dict:
-    """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
-
-    Label names (and the values that count) come from ``package``, else from the prediction's sidecar, else every
-    value present is scored as ``label_N``. A ``package`` must be the model the sidecar names
-    (:func:`check_made_by`). A sidecar that cannot be read is an error where ``sidecar_required`` (a cohort's own
-    results), else a warning, and the labels go unnamed. The DICOM codes of a DICOM SEG's segments come from
-    ``package``, else from the sidecar."""
+def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
+    """What the sidecar beside ``prediction`` records of how it was made. Where it is missing or cannot be read:
+    an :class:`InputError` naming it when ``required`` (a cohort's own results), else None, with a warning for one
+    that cannot be read (the labels then go unnamed and a package unchecked)."""
     prediction = Path(prediction)
     sidecar = prediction_sidecar(prediction)
     try:
         made_by = read_made_by(sidecar)
     except InputError as error:
-        if sidecar_required:
+        if required:
             raise
         log.warning("%s: its label names and the model that made the prediction are not used", error)
-        made_by = None
-    if made_by is None and sidecar_required:
+        return None
+    if made_by is None and required:
         raise InputError(f"{sidecar}: missing; it names the labels of {prediction.name}")
+    return made_by
+
+
+_READ = object()  # score_prediction reads the sidecar itself
+
+
+def score_prediction(prediction: Path | str, reference: Path | str, case_id: str, package=None,
+                     given_as: str = "--model", sidecar_required: bool = False, made_by=_READ) -> dict:
+    """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
+
+    Label names (and the values that count) come from ``package``, else from the prediction's sidecar, else every
+    value present is scored as ``label_N``. A ``package`` must be the model the sidecar names
+    (:func:`check_made_by`). The sidecar is read by :func:`made_by_of` (``sidecar_required`` as its ``required``),
+    unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from
+    ``package``, else from the sidecar."""
+    prediction = Path(prediction)
+    if made_by is _READ:
+        made_by = made_by_of(prediction, sidecar_required)
     labels = codes = None
     if package is not None:
         if made_by is not None:
@@ -135,10 +143,11 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     elif made_by is not None:
         labels = made_by.labels  # the label names of the model that made the prediction
     if sidecar_required and not labels:
-        raise InputError(f"{sidecar}: names no labels, so {prediction.name} cannot be scored by name")
+        raise InputError(f"{prediction_sidecar(prediction)}: names no labels, so {prediction.name} cannot be scored "
+                         "by name")
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
     if made_by is not None:
-        warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
+        _warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
     return metrics
 
 

@@ -17,8 +17,7 @@ import torch
 from medseg.errors import MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
-from medseg.metrics import odd_values
-from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
+from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
 

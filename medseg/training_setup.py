@@ -3,13 +3,15 @@
 ``medseg train`` takes its config from a file (``-c``), with the command line's overrides of its ``training``
 section, or builds a default one from the label files: the label values found, their names from a Decathlon /
 nnU-Net ``dataset.json`` beside the folders, and a tile that holds every case's plane. What the run should be told
-(names taken from a dataset.json, names that disagree with the config's, a label named like the background) comes
-back as text for the caller to show; errors are raised.
+(names taken from a dataset.json, names that disagree with the config's, a label named like the background) is
+text for the caller to show (returned, or handed to a ``tell`` callback as it arises); errors are raised.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medseg.errors import InputError, TrainingError
@@ -20,12 +22,14 @@ __all__ = ["DefaultConfig", "with_overrides", "read_given_config", "default_trai
 
 @dataclass
 class DefaultConfig:
-    """A default config and what to tell of how it was made."""
+    """A default config, and the dataset.json its label names (and data notes) come from."""
 
     config: dict
-    dataset_path: Path | None = None  # the dataset.json its label names (and data notes) come from
-    notes: list[str] = field(default_factory=list)  # information lines
-    warnings: list[str] = field(default_factory=list)
+    dataset_path: Path | None = None
+
+
+def _logged(kind: str, text: str) -> None:
+    logging.getLogger("medseg").log(logging.WARNING if kind == "warning" else logging.INFO, "%s", text)
 
 
 def with_overrides(config: dict, overrides: dict) -> dict:
@@ -49,10 +53,11 @@ def read_given_config(path: Path, overrides: dict) -> dict:
 
 
 def default_training_config(images: Path, labels: Path, output: Path, pairs: list, overrides: dict,
-                            resume: bool) -> DefaultConfig:
+                            resume: bool, tell: Callable[[str, str], None] = _logged) -> DefaultConfig:
     """The config of a run without ``-c``: a U-Net for the label values the files of ``pairs`` hold, named after
     ``output``, with label names from a dataset.json beside the folders where there is one. A resumed run keeps
-    its checkpoint's tile and the names its run started with."""
+    its checkpoint's tile and the names its run started with. ``tell(kind, text)`` (kind ``warning`` or ``note``)
+    is called as each thing to tell arises, before a later check may fail (logged by default)."""
     from medseg.checkpoint import check_checkpoint_labels, checkpoint_tile, started_without_names
     from medseg.io.dataset_json import find_dataset_json, read_dataset_json
     from medseg.train_config import MAX_TRAINING_LABEL, check_config, default_config, default_tile
@@ -82,8 +87,8 @@ def default_training_config(images: Path, labels: Path, output: Path, pairs: lis
         notes = dataset is not None and bool(dataset.data)
         dataset = replace(dataset, names={}) if dataset is not None else None
         also = " (whose data notes go into the model card)" if notes else ""
-        made.warnings.append(f"{output}: the checkpoint's run named its labels label_N; it goes on with those names, "
-                             f"not {dataset_path}'s{also}; start again with --overwrite to use them")
+        tell("warning", f"{output}: the checkpoint's run named its labels label_N; it goes on with those names, not "
+                        f"{dataset_path}'s{also}; start again with --overwrite to use them")
     names = (dataset.names or None) if dataset is not None else None
     undeclared = sorted(set(found) - set(names or found))
     if undeclared:
@@ -97,8 +102,8 @@ def default_training_config(images: Path, labels: Path, output: Path, pairs: lis
                                                 data=dataset.data if dataset is not None else None), overrides)
     check_config(made.config, "default config" if dataset is None else f"default config with {dataset_path}")
     if dataset is not None and names:
-        made.notes.append(f"label names{' and data notes' if dataset.data else ''} from {dataset_path}: "
-                          + ", ".join(f"{v} {n}" for v, n in dataset.names.items()))
+        tell("note", f"label names{' and data notes' if dataset.data else ''} from {dataset_path}: "
+             + ", ".join(f"{v} {n}" for v, n in dataset.names.items()))
     return made
 
 

@@ -310,6 +310,10 @@ def test_an_unreadable_sidecar_is_warned_about(pair, tmp_path, capsys, caplog):
         assert json.loads(capsys.readouterr().out)["labels"]["1"]["name"] == "label_1"
         assert any(f"{tmp_path / 'case7_seg.json'}: not a readable sidecar ({why}" in r.getMessage()
                    for r in caplog.records), text
+    # told before a --model that is not found ends the run
+    caplog.clear()
+    assert run(["evaluate", str(pred), str(ref), "--model", str(tmp_path / "no_model")]) == 1
+    assert any("case7_seg.json: not a readable sidecar" in r.getMessage() for r in caplog.records)
 
 
 def test_an_image_given_as_the_prediction_is_scored_with_a_warning(pair, tmp_path, capsys, caplog):

@@ -908,6 +908,18 @@ def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set
         f"medseg: error: {tmp_path / 'm4'}: the checkpoint was trained with label value 4, which no label file holds "
         f"and {plain / 'dataset.json'} does not declare now; resume with the files it was started with, or start "
         "again with --overwrite")
+    # the label_N run's warning comes before an error found after it (a label value its run never had)
+    first = sorted((plain / "labelsTr").iterdir())[0]
+    image = nib.load(first)
+    data = np.asarray(image.dataobj).copy()
+    data[0, 0, 0] = 5
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), first)
+    capsys.readouterr()
+    assert _exit_code(_train_cli(plain / "imagesTr", plain / "labelsTr", out, "--epochs", "4", "--resume",
+                                 *_FEW_STEPS)) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith(f"warning: {out}: the checkpoint's run named its labels label_N")
+    assert lines[-1].startswith(f"medseg: error: {first}: label value 5")
 
 
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
@@ -2943,6 +2955,9 @@ def test_a_label_named_background_that_is_not_0_is_warned_about(tiny_set, tmp_pa
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(path))) == 0
     assert (f"warning: {path}: label 1 is named 'background', but value 0 is the background (named 'thing'): label 1 "
             "is trained, scored and reported as a structure; are the names swapped?") in capsys.readouterr().err
+    # -q: errors only, as for every other warning
+    assert _exit_code(["-q", *_train_cli(*tiny_set, tmp_path / "quiet", "-c", str(path))]) == 0
+    assert capsys.readouterr().err == ""
     path.write_text(json.dumps(tiny_training_config(epochs=1, steps_per_epoch=1)))  # background 0: no word
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "plain", "-c", str(path))) == 0
     assert "are the names swapped?" not in capsys.readouterr().err

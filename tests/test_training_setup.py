@@ -47,15 +47,21 @@ def folders(tmp_path):
 def test_a_default_config_takes_the_label_values_found_and_a_dataset_jsons_names(folders, tmp_path):
     images, labels = folders
     pairs = pair_cases(images, labels)
-    made = default_training_config(images, labels, tmp_path / "out", pairs, {"epochs": 2}, resume=False)
+    told = []
+
+    def tell(kind, text):
+        told.append((kind, text))
+
+    made = default_training_config(images, labels, tmp_path / "out", pairs, {"epochs": 2}, False, tell)
     assert made.config["name"] == "out" and made.config["training"]["epochs"] == 2
     assert made.config["labels"] == {"0": "background", "1": "label_1", "2": "label_2", "3": "label_3"}
-    assert made.dataset_path is None and made.notes == [] and made.warnings == []
+    assert made.dataset_path is None and told == []
     dataset = images.parent / "dataset.json"
     dataset.write_text(json.dumps({"labels": {"background": 0, "ball": 1, "box": 2, "tube": 3}}))
-    made = default_training_config(images, labels, tmp_path / "out", pairs, {}, resume=False)
+    made = default_training_config(images, labels, tmp_path / "out", pairs, {}, False, tell)
     assert made.config["labels"] == {"0": "background", "1": "ball", "2": "box", "3": "tube"}
-    assert made.notes == [f"label names from {dataset}: 0 background, 1 ball, 2 box, 3 tube"]
+    assert made.dataset_path == dataset
+    assert told == [("note", f"label names from {dataset}: 0 background, 1 ball, 2 box, 3 tube")]
     # a -c config naming them otherwise is told, the config's names being the model's
     config = {"labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"}}
     assert dataset_names_disagree(images, labels, config, tmp_path / "c.json") == (

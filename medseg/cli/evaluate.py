@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, escaped_line, file_output, given_model, overwrite_option, quiet
+from medseg.cli.options import (
+    GivenPath,
+    escaped_line,
+    file_output,
+    given_model,
+    overwrite_option,
+    quiet,
+    usage_errors,
+)
 
 
 @click.command("evaluate")
@@ -65,20 +73,20 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if taken:
             raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
         check_writable([output], overwrite)
+    from medseg.scoring import made_by_of, score_prediction
+
+    made_by = made_by_of(prediction)  # an unreadable sidecar is warned about before --model is looked for
     package = None
     if model is not None:
         from medseg.package import load_package
 
         package = load_package(model, check_hash=False)
-    from medseg.errors import ModelMismatchError
     from medseg.resources import set_threads
-    from medseg.scoring import score_prediction
 
     set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
-    try:
-        metrics = score_prediction(prediction, reference, case_id, package, given_as=f"--model {model}")
-    except ModelMismatchError as error:  # a usage error: the wrong --model for this prediction
-        raise click.UsageError(str(error)) from error
+    with usage_errors():  # the wrong --model for this prediction
+        metrics = score_prediction(prediction, reference, case_id, package, given_as=f"--model {model}",
+                                   made_by=made_by)
     text = metrics_json(metrics)
     if output is not None:
         with atomic_paths([output], overwrite=overwrite) as temps:

@@ -21,6 +21,7 @@ from medseg.cli.options import (
     quiet,
     series_option,
     threads_option,
+    usage_errors,
 )
 
 
@@ -63,7 +64,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
     from medseg.batch_outputs import as_typed, check_batch_outputs, check_dicom_options, check_input_exists
-    from medseg.errors import ConflictingInputsError, DeviceError, MedsegError
+    from medseg.errors import DeviceError, MedsegError
     from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
@@ -72,10 +73,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.segment import segment_case
 
     # outputs that clash with each other or with an input (usage errors), before the model loads
-    try:
+    with usage_errors():
         check_batch_outputs(inputs, output_dir, bool(references), output_format, True, references)
-    except ConflictingInputsError as error:
-        raise click.UsageError(str(error)) from error
     if len(inputs) == 1:  # nothing else to do: a missing file, or options for a folder, before the model loads
         check_input_exists(inputs[0], references[0] if references else None)
         check_dicom_options(inputs[0], series, output_format)
@@ -89,7 +88,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
     if not overwrite:  # the clashes were refused above: what is left is outputs that exist already
-        check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
+        with usage_errors():
+            check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     if not silent:
         click.echo(f"model {package.name} ({package.sha256[:12]}) on {segmenter.device_choice}, "
                    f"precision {segmenter.precision}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import unicodedata
@@ -138,3 +139,15 @@ def file_output(option: str, value: str | None, default_name: str, suffixes: tup
         raise click.UsageError(f"{option} {value}: give a file name ending in {' or '.join(suffixes)}, or a folder "
                                f"(then {default_name} is written in it; a new folder's name ends with /)")
     return path
+
+
+@contextlib.contextmanager
+def usage_errors():
+    """The library's errors that mean the command line itself is wrong (a --model that did not make the
+    prediction, inputs whose outputs clash) as click usage errors: one line, exit 2."""
+    from medseg.errors import ConflictingInputsError, ModelMismatchError
+
+    try:
+        yield
+    except (ConflictingInputsError, ModelMismatchError) as error:
+        raise click.UsageError(str(error)) from error

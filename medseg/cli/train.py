@@ -98,13 +98,11 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         if disagree is not None:
             click.echo(f"warning: {disagree}", err=True)
     if config_path is None:
-        made = default_training_config(images, labels, output, pairs, overrides, resume)
-        config = made.config
-        if not quiet():
-            for line in made.warnings:
-                click.echo(f"warning: {line}", err=True)
-            for line in made.notes:
-                click.echo(line, err=True)
+        def tell(kind: str, text: str) -> None:  # as it arises: a check after it may fail
+            if not quiet():
+                click.echo(f"warning: {text}" if kind == "warning" else text, err=True)
+
+        config = default_training_config(images, labels, output, pairs, overrides, resume, tell).config
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)
@@ -157,7 +155,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                        f"sidecars and reports name models by name and version; {fix}", err=True)
 
     misnamed = background_misnamed(config, where)
-    if misnamed is not None:  # scored and reported as a structure: names swapped in the config (or a dataset.json)?
+    if misnamed is not None and not silent:  # names swapped in the config (or a dataset.json)?
         click.echo(f"warning: {misnamed}", err=True)
     label_names = {str(value): str(name) for value, name in config["labels"].items()}
 

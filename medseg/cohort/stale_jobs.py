@@ -6,11 +6,13 @@ cases, when one of its cases:
 
 * has lost its results (a case folder removed to redo the case);
 * has results made for other work than the sheet and settings now ask for: another image or series, a replaced
-  file, another model; for scores another reference. Snakemake's own change detection needs the metadata of the
-  folder it ran in, which a run from another checkout or a copied results folder lacks;
+  file, another model; for scores another reference. A results folder must never show one series' segmentation
+  under a row that names another, and Snakemake's own change detection needs the metadata of the folder it ran
+  in, which a run from another checkout or a copied results folder lacks;
 * was given up with less memory than this run's jobs start with.
 
-The batch then runs again: its finished cases are kept, the others redone. A preview removes nothing and says what
+The batch then runs again: its finished cases are kept, the others redone. The report goes too, since Snakemake
+does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch. A preview removes nothing and says what
 the run will redo (its own list of jobs cannot: the records are still there).
 """
 

@@ -15,11 +15,10 @@ import numpy as np
 
 from medseg.errors import InputError
 from medseg.io.files import is_dicom_file, not_there
-from medseg.metrics import odd_values
-from medseg.numbers import IMAGE_LIKE_VALUES, values_text
-from medseg.volume import Volume
+from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
+from medseg.volume import Volume, stem
 
-__all__ = ["MAX_LABEL", "read_prediction", "read_reference", "read_seg_reference"]
+__all__ = ["MAX_LABEL", "prediction_sidecar", "read_prediction", "read_reference", "read_seg_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +67,16 @@ def _existing_file(path: Path | str) -> Path:
     return path
 
 
+def prediction_sidecar(prediction: Path | str) -> Path:
+    """The sidecar ``medseg infer`` writes beside ``prediction`` (``case_seg.nii.gz`` -> ``case_seg.json``)."""
+    prediction = Path(prediction)
+    return prediction.with_name(f"{stem(prediction)}.json")
+
+
 def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
     """The sidecar ``medseg infer`` wrote beside a prediction, which names the DICOM series ``subject`` (a DICOM
     SEG: ``what``) is placed on."""
-    from medseg.volume import stem
-
-    sidecar_path = pred_path.with_name(f"{stem(pred_path)}.json")
+    sidecar_path = prediction_sidecar(pred_path)
     try:
         return json.loads(sidecar_path.read_text())
     except (OSError, ValueError) as error:
