@@ -12,7 +12,8 @@ cases, when one of its cases:
 * was given up with less memory than this run's jobs start with.
 
 The batch then runs again: its finished cases are kept, the others redone. The report goes too, since Snakemake
-does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch. A preview removes nothing and says what
+does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch.
+A preview removes nothing and says what
 the run will redo (its own list of jobs cannot: the records are still there).
 """
 
