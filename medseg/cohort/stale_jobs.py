@@ -13,8 +13,8 @@ cases, when one of its cases:
 
 The batch then runs again: its finished cases are kept, the others redone. The report goes too, since Snakemake
 does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch.
-A preview removes nothing and says what
-the run will redo (its own list of jobs cannot: the records are still there).
+A preview removes nothing and says what the run will redo (its own list of jobs cannot: the records are still
+there).
 """
 
 from __future__ import annotations
