@@ -40,6 +40,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     from medseg.io.atomic import check_writable
     from medseg.segment import case_targets, superseded_outputs
 
+    inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
     given = {_real(p): Path(p) for p in [*inputs, *references]}
     seen: dict[Path, Path] = {}
     existing: list[Path] = []
@@ -122,20 +123,24 @@ def _one_image(first: Path, second: Path) -> bool:
         return False  # one that cannot be read is named when its turn comes
 
 
-def check_input_exists(path: Path, reference: Path | None) -> None:
+def check_input_exists(path: Path | str, reference: Path | str | None) -> None:
+    """An input that is not there (a link to nothing counts as there: reading it names the problem), or a reference
+    given for it that is not there, as an :class:`ImageReadError` naming it."""
     from medseg.errors import ImageReadError
     from medseg.io.files import exists, not_there
     from medseg.segment import check_reference_exists
 
+    path = Path(path)
     if not (exists(path) or path.is_symlink()):
         raise ImageReadError(f"{path}: {not_there(path)}")
     if reference is not None:
         check_reference_exists(reference, path)
 
 
-def check_dicom_options(path: Path, series: str | None, output_format: str) -> None:
+def check_dicom_options(path: Path | str, series: str | None, output_format: str) -> None:
     """The options that need a DICOM folder, refused for a file as reading it would refuse them (in a batch, each
     input is refused on its own and the others carry on)."""
+    path = Path(path)
     from medseg.errors import ImageReadError, InputError
 
     if path.is_dir():

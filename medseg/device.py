@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from medseg.errors import DeviceError
 
-__all__ = ["DeviceChoice", "gpu_free_text", "native_bf16", "resolve_device", "resolve_precision",
+__all__ = ["DeviceChoice", "check_device_spec", "gpu_free_text", "native_bf16", "resolve_device", "resolve_precision",
            "slow_bf16_warning"]
 
 
 @dataclass(frozen=True)
 class DeviceChoice:
+    """The device chosen (``cpu``, ``cuda:0``, ``mps``) and why (as asked, or what ``auto`` found)."""
+
     device: str
     reason: str
 

@@ -33,10 +33,10 @@ from medseg.device import (
     resolve_precision,
     slow_bf16_warning,
 )
-from medseg.errors import DeviceError
+from medseg.errors import DeviceError, InputError
 from medseg.package import ModelPackage
 
-__all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "out_of_memory", "slice_axes"]
+__all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "out_of_memory", "slice_axes"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,10 @@ class Segmenter:
         self.slice_axis = self.slice_axes[0]
         self.roi_size = tuple(int(v) for v in settings["roi_size"])
         self.overlap = float(settings["overlap"] if overlap is None else overlap)
+        if not 0 <= self.overlap < 1:  # NaN included; MONAI's tiles need an overlap below 1 (as model.json's)
+            raise InputError(f"tile overlap {overlap}: give a fraction from 0 to below 1")
+        if int(batch_size) < 1:
+            raise InputError(f"batch size {batch_size}: give 1 or more tiles per forward pass")
         self.blend = settings["blend"]
         self.context = int(settings["context_slices"])
         self.flips = [int(a) for a in settings.get("flip_tta") or []]
@@ -191,7 +195,7 @@ class Segmenter:
         256 classes)."""
         image = torch.as_tensor(image).float()
         if image.ndim != 4:
-            raise ValueError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")
+            raise InputError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")
         if len(self.slice_axes) == 1:
             return self._along(image, self.slice_axis, progress, probabilities=False)
         probs = torch.zeros((self.n_classes, *image.shape[1:]), dtype=torch.float32)

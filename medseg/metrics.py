@@ -54,6 +54,8 @@ __all__ = [
     "jsonable",
     "metrics_json",
     "reorder_onto_grid",
+    "GRID_TOLERANCE_VOXELS",
+    "grid_offset_mm",
 ]
 
 log = logging.getLogger(__name__)

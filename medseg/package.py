@@ -274,10 +274,12 @@ class ModelPackage:
 
     @property
     def name(self) -> str:
+        """The model's name (``model.json``'s ``name``)."""
         return self.config["name"]
 
     @property
     def labels(self) -> dict[int, str]:
+        """Label value → name, background included, by value."""
         return {int(k): v for k, v in sorted(self.config["labels"].items(), key=lambda kv: int(kv[0]))}
 
     @property
@@ -288,18 +290,22 @@ class ModelPackage:
 
     @property
     def weights_path(self) -> Path:
+        """The safetensors file of the weights."""
         return self.path / self.config["weights"]["file"]
 
     @property
     def sha256(self) -> str:
+        """The weights file's SHA-256 as ``model.json`` records it (checked on loading unless asked not to)."""
         return self.config["weights"]["sha256"]
 
     @property
     def preprocessing(self) -> dict:
+        """The ``preprocessing`` section: orientation, ``spacing_mm``, intensity normalisation."""
         return self.config["preprocessing"]
 
     @property
     def inference(self) -> dict:
+        """The ``inference`` section, with the defaults of the fields it leaves out."""
         defaults = {"overlap": 0.25, "blend": "gaussian", "context_slices": 0, "flip_tta": []}
         return {**defaults, **self.config["inference"]}
 
@@ -385,7 +391,8 @@ class ModelPackage:
                 f"{self.weights_path}: weights do not match the architecture in {CONFIG_NAME} ({mismatch})")
 
     def build_network(self, device: str | None = None):
-        """The U-Net with this package's weights, in eval mode, on ``device``."""
+        """The U-Net with this package's weights, in eval mode, on ``device``; torch's random generator is left as it
+        was."""
         import torch
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -417,7 +424,8 @@ class ModelPackage:
             finite = torch.isfinite(tensor.float())  # float8 types have no isfinite of their own
             if not bool(finite.all()):
                 raise ModelPackageError(self._not_finite(key, int((~finite).sum())))
-        net = UNet2D(arch)
+        with torch.random.fork_rng(devices=[]):  # its initial weights, replaced below, leave the caller's draws be
+            net = UNet2D(arch)
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as error:  # a step counter of another shape, say

@@ -28,9 +28,10 @@ from medseg.volume import Volume
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_transforms", "build_transforms", "check_not_constant", "check_resampling_size", "check_slices_fit",
-           "grid_model_shape", "invert_labels", "label_like_note", "model_space_shape", "spatial_transforms",
-           "to_model_space", "warn_over_cgroup", "without_voxels"]
+__all__ = ["apply_transforms", "build_transforms", "check_finite", "check_grid_size", "check_not_constant",
+           "check_resampling_size", "check_slices_fit", "grid_memory", "grid_model_shape", "invert_labels",
+           "label_like_note", "model_space_shape", "spatial_transforms", "to_model_space", "warn_over_cgroup",
+           "without_voxels"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 

@@ -127,12 +127,17 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
                      given_as: str = "--model", sidecar_required: bool = False, made_by=_READ) -> dict:
     """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
 
-    Label names (and the values that count) come from ``package``, else from the prediction's sidecar, else every
+    Label names (and the values that count) come from ``package`` (a :class:`~medseg.package.ModelPackage`, or the
+    name or folder of one), else from the prediction's sidecar, else every
     value present is scored as ``label_N``. A ``package`` must be the model the sidecar names
     (:func:`check_made_by`). The sidecar is read by :func:`made_by_of` (``sidecar_required`` as its ``required``),
     unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from
     ``package``, else from the sidecar."""
     prediction = Path(prediction)
+    if isinstance(package, (str, Path)):  # a shipped model's name or a package folder
+        from medseg.package import load_package
+
+        package = load_package(package, check_hash=False)
     if made_by is _READ:
         made_by = made_by_of(prediction, sidecar_required)
     labels = codes = None
@@ -171,6 +176,8 @@ def evaluate_files(
     from medseg.io.label_images import read_prediction, read_reference, read_seg_reference
     from medseg.metrics import evaluate_volumes
 
+    if labels is not None:
+        labels = {int(value): str(name) for value, name in labels.items()}  # JSON gives the keys as text
     pred = read_prediction(pred_path, labels)
     pred.source_sha256 = sha256_of(pred_path)
     if is_dicom_file(ref_path):

@@ -25,8 +25,8 @@ from medseg.volume import Volume, stem, volume_ml
 if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
-__all__ = ["CaseOutputs", "case_targets", "in_training_set", "named_like_training_case", "output_paths", "segment_case",
-           "superseded_outputs", "versions"]
+__all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "named_like_training_case",
+           "output_paths", "segment_case", "superseded_outputs", "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def case_targets(input_path: Path | str, out_dir: Path | str | None = None, scor
     if output_format == "dicom-seg":  # a DICOM SEG referencing the source series instead of the NIfTI
         seg_path = seg_path.with_name(seg_path.name[: -len(".nii.gz")] + ".dcm")
     elif output_format != "nifti":
-        raise ValueError(f"unknown output format {output_format!r} (nifti or dicom-seg)")
+        raise InputError(f"unknown output format {output_format!r} (nifti or dicom-seg)")
     return [seg_path, sidecar_path] + ([metrics_path] if scored else [])
 
 
@@ -121,6 +121,8 @@ def _medseg_json(path: Path, schema: str) -> dict | None:
 
 
 def versions() -> dict[str, str]:
+    """The versions of medseg and of the libraries that make a result (MONAI, torch, nibabel...), as sidecars
+    record them."""
     import monai
     import nibabel
     import torch
@@ -186,6 +188,9 @@ def segment_case(
     ``progress(total_slices)`` may return a callback that receives slice counts. With a ``reference``
     label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
     after ``case_id`` when given, else after the input. Nothing is written unless every step succeeds.
+    ``overwrite`` replaces earlier outputs, and removes those the new ones supersede (:func:`superseded_outputs`:
+    the other format's segmentation, metrics of an earlier run that this one does not score); without it, any of
+    them existing is an :class:`~medseg.errors.OutputExistsError`.
     """
     from medseg.preprocess import (
         build_transforms,

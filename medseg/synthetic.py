@@ -19,9 +19,16 @@ PHANTOM_LABELS = {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
 
 @dataclass
 class Phantom:
+    """A drawn phantom: its image, its labels (:data:`PHANTOM_LABELS`) and its grid."""
+
     image: np.ndarray  # float32 (X, Y, Z)
     labels: np.ndarray  # uint8 (X, Y, Z)
     affine: np.ndarray  # 4x4 voxel → RAS mm
+
+    @property
+    def missing(self) -> list[str]:
+        """The structures a grid too small to draw them lacks (no voxel; below about 16 voxels per axis)."""
+        return [name for value, name in PHANTOM_LABELS.items() if value and not bool((self.labels == value).any())]
 
 
 def rotation_matrix(angles) -> np.ndarray:
@@ -55,8 +62,14 @@ def make_phantom(
     oblique: bool = True,
     noise: float = 0.08,
 ) -> Phantom:
-    """Draw one phantom. Shapes are placed in voxel space so every slicing plane shows them."""
+    """Draw one phantom. Shapes are placed in voxel space so every slicing plane shows them. ``shape``: three
+    sizes of at least 1 (:class:`~medseg.errors.InputError` otherwise); :attr:`Phantom.missing` names the structures
+    a small grid lacks."""
+    from medseg.errors import InputError
+
     rng = np.random.default_rng(seed)
+    if len(tuple(shape)) != 3 or any(int(s) < 1 for s in shape):
+        raise InputError(f"phantom shape {tuple(shape)}: give three sizes of 1 or more voxels")
     shape = tuple(int(s) for s in shape)
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s, dtype=np.float32) for s in shape], indexing="ij"))
     labels = np.zeros(shape, dtype=np.uint8)
@@ -103,7 +116,8 @@ def write_phantom(
     seed: int = 0,
     oblique: bool = True,
 ) -> Phantom:
-    """Draw a phantom and write it (and its label) as NIfTI with sform and qform set (code 1)."""
+    """Draw a phantom (:func:`make_phantom`) and write it (and its label) as NIfTI with sform and qform set
+    (code 1)."""
     import nibabel as nib
 
     phantom = make_phantom(shape=shape, seed=seed, oblique=oblique)

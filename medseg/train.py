@@ -102,6 +102,10 @@ def train(
     which do not change training. A resumed or extended run whose config declares no ``label_codes`` keeps the
     package's. The run claims ``out_dir`` (:func:`medseg.io.folder_claim.claimed`): another process training into
     it is an :class:`~medseg.errors.OutputExistsError`.
+
+    Process-wide state is left changed (run it in a process of its own, as the CLI does): MONAI's
+    ``set_determinism`` seeds Python's, numpy's and torch's random generators and sets cuDNN deterministic (its
+    benchmark mode off), and torch's flush-denormal mode is left off.
     """
     from medseg.io.folder_claim import claimed
 

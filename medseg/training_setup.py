@@ -52,7 +52,7 @@ def read_given_config(path: Path, overrides: dict) -> dict:
     return config
 
 
-def default_training_config(images: Path, labels: Path, output: Path, pairs: list, overrides: dict,
+def default_training_config(images: Path | str, labels: Path | str, output: Path | str, pairs: list, overrides: dict,
                             resume: bool, tell: Callable[[str, str], None] = _logged) -> DefaultConfig:
     """The config of a run without ``-c``: a U-Net for the label values the files of ``pairs`` hold, named after
     ``output``, with label names from a dataset.json beside the folders where there is one. A resumed run keeps
@@ -63,6 +63,7 @@ def default_training_config(images: Path, labels: Path, output: Path, pairs: lis
     from medseg.train_config import MAX_TRAINING_LABEL, check_config, default_config, default_tile
     from medseg.training_cases import label_values
 
+    images, labels, output = Path(images), Path(labels), Path(output)
     tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
     found = label_values(pairs)
     largest = max(found, default=0)

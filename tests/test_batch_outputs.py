@@ -69,3 +69,12 @@ def test_a_missing_input_and_options_for_a_folder_given_a_file_are_named(scans):
     with pytest.raises(InputError, match=rf"^{a}: --format dicom-seg needs a DICOM series folder as input$"):
         check_dicom_options(a, None, "dicom-seg")
     check_dicom_options(scans / "a", "3", "dicom-seg")  # a folder: reading it decides
+
+
+def test_inputs_given_as_an_iterator_are_all_checked(scans):
+    a = scans / "a" / "scan.nii.gz"
+    (scans / "a" / "scan_seg.nii.gz").write_bytes(b"x")
+    with pytest.raises(OutputExistsError):
+        check_batch_outputs(iter([a]), None, False, "nifti", False)
+    with pytest.raises(InputError, match="unknown output format 'png'"):
+        check_batch_outputs([a], None, False, "png", True)

@@ -316,3 +316,26 @@ def test_back_off_gives_up_what_ran_out(make_package, caplog, inside, last_batch
 
     with pytest.raises(DeviceError, match="even with one 32×32 tile per forward pass"):
         segmenter._back_off()
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"overlap": 1.0}, "tile overlap 1.0: give a fraction from 0 to below 1"),
+    ({"overlap": float("nan")}, "tile overlap nan"),
+    ({"batch_size": 0}, "batch size 0: give 1 or more"),
+])
+def test_settings_a_segmenter_cannot_run_are_refused_by_the_library(phantom_package, settings, message):
+    """Only the CLI refused them: the library failed in MONAI or in range() ("arg 3 must not be zero")."""
+    from medseg.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        Segmenter(phantom_package, device="cpu", **settings)
+
+
+def test_a_phantom_needs_three_sizes_and_names_what_a_small_grid_lacks():
+    from medseg.errors import InputError
+    from medseg.synthetic import make_phantom
+
+    with pytest.raises(InputError, match=r"phantom shape \(32, 32\): give three sizes"):
+        make_phantom(shape=(32, 32))
+    assert make_phantom(shape=(40, 40, 16)).missing == []
+    assert make_phantom(shape=(2, 2, 2)).missing == ["ellipsoid", "box", "tube"]

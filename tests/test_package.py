@@ -13,10 +13,14 @@ def test_saved_package_round_trips(make_package):
     assert package.name == "tiny"
     assert package.labels == {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
     assert len(package.sha256) == 64
+    torch.manual_seed(3)
     net = package.build_network("cpu")
+    after = torch.rand(4)
     assert not net.training
     with torch.inference_mode():
         assert net(torch.zeros(1, 1, 20, 20)).shape == (1, 4, 20, 20)
+    torch.manual_seed(3)
+    assert torch.equal(after, torch.rand(4))  # building it left the caller's random draws as they were
 
 
 def test_shipped_models_load_with_checked_hash():

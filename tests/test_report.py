@@ -2015,3 +2015,17 @@ def test_volume_differences_of_training_images_and_new_cases_are_judged_apart(tm
     # the predicted volume is the anatomy's size, pooled whatever the group: it stays an outlier
     assert all(found <= {"volume_outlier(ball)"} for found in apart.values()), apart
     assert all(apart[f"new{i}"] == {"volume_outlier(ball)"} for i in range(5))
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"dice_threshold": 2.0}, "Dice threshold 2.0: give a value from 0 to 1"),
+    ({"dice_threshold": float("nan")}, "Dice threshold nan"),
+    ({"outlier_z": 0.0}, "outlier z 0.0: give a finite value above 0"),
+    ({"outlier_z": float("inf")}, "outlier z inf"),
+    ({"max_overlays": -1}, "max overlays -1: give 0 or more"),
+])
+def test_report_settings_the_cli_refuses_are_refused_by_the_library(tmp_path, settings, message):
+    """They made a misleading report when given from Python."""
+    with pytest.raises(InputError, match=message):
+        build_report(tmp_path, tmp_path / "report.html", **settings)
+    assert not (tmp_path / "report.html").exists()

@@ -116,3 +116,15 @@ def test_an_unreadable_sidecar_is_a_warning_unless_it_is_required(pair, caplog):
     sidecar.unlink()
     with pytest.raises(InputError, match=rf"^{sidecar}: missing; it names the labels of case_seg.nii.gz"):
         score_prediction(prediction, reference, "case", sidecar_required=True)
+
+
+def test_labels_keyed_by_text_and_a_package_by_name_are_taken(pair):
+    """Label dicts as JSON gives them (keys as text) were refused as "values [0, 1, 2, 3] are not among the model's
+    labels [0, 1, 2, 3]"; a package named by its shipped name failed on an attribute."""
+    from medseg.scoring import evaluate_files
+
+    prediction, reference = pair
+    metrics = evaluate_files(prediction, reference, {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"})
+    assert [entry["name"] for entry in metrics["labels"].values()] == ["ellipsoid", "box", "tube"]
+    metrics = score_prediction(prediction, reference, "case", package="phantom")
+    assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]

@@ -39,8 +39,7 @@ def synth(image, label, shape, seed, axis_aligned, overwrite):
     with atomic_paths(targets, overwrite=overwrite) as temps:
         phantom = write_phantom(temps[0], temps[1] if label else None, shape=tuple(shape), seed=seed,
                                 oblique=not axis_aligned)
-    missing = [name for value, name in ((1, "ellipsoid"), (2, "box"), (3, "tube"))
-               if not bool((phantom.labels == value).any())]
+    missing = phantom.missing
     if missing and not quiet():  # a grid too small to draw them: the labels would silently lack a structure
         click.echo(f"warning: --shape {' '.join(map(str, shape))} is too small for the {_listed(missing)} "
                    f"(no voxel); give 16 or more voxels per axis for all three structures", err=True)

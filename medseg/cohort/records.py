@@ -53,6 +53,7 @@ MAX_ATTEMPTS = 2
 
 
 def now() -> str:
+    """The time now in UTC, ISO 8601 to the second, as records give it."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 

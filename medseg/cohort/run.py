@@ -41,7 +41,8 @@ from medseg.errors import DicomError, GeometryError, ImageReadError, InputError,
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.resources import cgroup_limit, set_threads
 
-__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "infer_cases", "write_job_record"]
+__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "give_up", "given_up_for_less_memory",
+           "infer_cases", "read_batch_plan", "stale_cases", "write_batch_plan", "write_job_record"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class InferOptions:
 
 @dataclass
 class CaseOutcome:
+    """How one case of a job ended."""
+
     case_id: str
     outcome: str  # ok | failed | skipped
     reused: bool  # finished by an earlier run, kept as it was
@@ -84,6 +87,8 @@ class CaseOutcome:
 
 @dataclass
 class JobSummary:
+    """The cases of one job (``infer`` or ``evaluate``) and its times: what a job record holds."""
+
     stage: str
     cases: list[CaseOutcome] = field(default_factory=list)
     setup_s: float = 0.0  # imports and model loading, 0 when nothing had to be run
@@ -226,7 +231,9 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
 def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions,
                 on_case: Callable[[CaseOutcome], None] | None = None) -> JobSummary:
     """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures;
-    ``on_case`` is given each case's outcome as it ends (a job stopped by a full disk has told the ones before)."""
+    ``on_case`` is given each case's outcome as it ends (a job stopped by a full disk has told the ones before).
+    Torch's thread count is set for the process (``options.threads``, else no more than a cgroup's CPU quota
+    allows) and left so."""
     from medseg.package import load_package, shipped_name_taken
 
     clock = time.perf_counter()
@@ -452,7 +459,8 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
     job's memory, as for :class:`InferOptions`; ``on_case`` as for :func:`infer_cases`).
 
-    Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``.
+    Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. Torch's
+    thread count is set for the process as by :func:`infer_cases` (``threads``) and left so.
     """
     clock = time.perf_counter()
     folder = ResultsFolder(results)

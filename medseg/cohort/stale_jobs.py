@@ -45,8 +45,10 @@ class VoidedJobs:
 def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str, package, options: InferOptions,
                     memory_mb: Mapping[str, int | None], preview: bool) -> dict[str, VoidedJobs]:
     """Per stage, the finished jobs of ``batches`` whose records are void; unless ``preview``, their records and the
-    report (``RESULTS/report.html``) are removed so that Snakemake runs them again. ``memory_mb``: per stage, the
-    memory this run's jobs start with (None where it cannot be told)."""
+    report (``RESULTS/report.html``) are removed so that Snakemake runs them again. ``package`` is the loaded
+    package ``options.model`` names (another one voids every job: its cases were made by another model).
+    ``memory_mb``: for both stages (``infer``, ``evaluate``), the memory this run's jobs start with (None where it
+    cannot be told)."""
     folder = ResultsFolder(results)
     void = {stage: VoidedJobs() for stage in STAGES}  # one warning per stage for the whole cohort
     for batch, samples in batches.items():

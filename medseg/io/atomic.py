@@ -21,8 +21,8 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
-           "check_writable", "fsync_path", "remove_empty_folders", "remove_leftovers", "remove_stale_leftovers",
-           "results_unwritable", "sha256_of"]
+           "check_writable", "fsync_path", "placed_before_stop", "remove_empty_folders", "remove_leftovers",
+           "remove_stale_leftovers", "results_unwritable", "sha256_of"]
 
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,8 @@ NAME = "dataset.json"
 
 @dataclass
 class DatasetJson:
+    """What a Decathlon / nnU-Net ``dataset.json`` gives training: label names and model card notes."""
+
     path: Path
     names: dict[int, str]  # label value → name, 0..N-1
     data: dict[str, str] = field(default_factory=dict)  # model card notes: description, licence

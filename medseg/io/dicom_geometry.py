@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FrameGeometry", "SeriesGeometry", "GeometryProblem", "series_geometry", "LPS_TO_RAS", "axcodes"]
+__all__ = ["FrameGeometry", "SeriesGeometry", "GeometryProblem", "series_geometry", "LPS_TO_RAS", "axcodes",
+           "ORIENTATION_ATOL"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SPACING_RTOL = 0.01  # a step may differ from the median step by 1 % ...

@@ -36,7 +36,7 @@ from medseg.io.files import files_under, is_dicom_file, os_reason
 from medseg.numbers import counted
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match",
-           "transfer_syntax"]
+           "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note"]
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError
 
-__all__ = ["files_under", "is_dicom_file", "not_there", "undecodable"]
+__all__ = ["check_readable", "exists", "files_under", "is_dicom_file", "not_there", "os_reason", "undecodable"]
 
 
 def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:

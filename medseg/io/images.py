@@ -36,7 +36,8 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     The shape is the file's as :func:`read_image` takes it (a 2D image is one slice, a 4D or 5D image holding one
     volume counts as 3D), the affine in mm; unlike :func:`read_image` a shape that is
     not 3D is returned, not refused, for the caller to compare. Any file that cannot be read is an
-    :class:`ImageReadError`.
+    :class:`ImageReadError`; a folder that holds no usable DICOM series, or not the ``series`` asked for, a
+    :class:`~medseg.errors.DicomError`.
     """
     path = Path(path)
     if not path.exists():

@@ -48,6 +48,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
         log.warning("%s: holds %d distinct values, each scored as a label: an image given as the %s? (--model names "
                     "the labels it may hold)", path, len(values), role)
     if labels is not None:
+        labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
         unknown = sorted({int(v) for v in values} - set(labels))
         if unknown:
             guess = f" (an image given as the {role}?)" if len(values) > IMAGE_LIKE_VALUES else ""
@@ -120,6 +121,7 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     check_is_seg(path)  # so is a CT image given as the prediction
     volume = read_seg_with_source(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)[0]
     if labels is not None:
+        labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
         if unknown:
             raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "

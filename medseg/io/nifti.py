@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
-from medseg.errors import ImageReadError, InputError, first_line
+from medseg.errors import GeometryError, ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.files import check_readable, exists, is_dicom_file, not_there
 from medseg.io.pairs import companion
@@ -28,7 +28,7 @@ _GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error, _isal_error)  # a stream
 _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
-           "label_dtype", "is_sheared"]
+           "label_dtype", "is_sheared", "check_voxels_fit"]
 
 log = logging.getLogger(__name__)
 
@@ -734,7 +734,7 @@ def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None)
     and qform (code 1, scanner).
     """
     if tuple(labels.shape) != like.shape:
-        raise ValueError(f"label shape {labels.shape} differs from the volume's {like.shape}")
+        raise GeometryError(f"label shape {labels.shape} differs from the volume's {like.shape}")
     if like.header is not None:
         header = like.header.copy()
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image

@@ -10,8 +10,11 @@ from __future__ import annotations
 __all__ = ["build_report"]
 
 
-def build_report(*args, **kwargs):
-    """See :func:`medseg.report.build.build_report`."""
-    from medseg.report.build import build_report as _build
+def __getattr__(name: str):
+    """``build_report`` is :func:`medseg.report.build.build_report` itself (its signature and docstring), imported
+    on first use: importing this package stays cheap."""
+    if name == "build_report":
+        from medseg.report.build import build_report
 
-    return _build(*args, **kwargs)
+        return build_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

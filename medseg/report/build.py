@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medseg.errors import InputError
 from medseg.io.atomic import atomic_paths, check_writable
 from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
@@ -66,6 +67,12 @@ def build_report(
     ``results_dir``. Overlays are drawn for the ``max_overlays`` worst non-failed cases. With the cohort's
     sample ``sheet``, its cases that have no results, or a reference but no scores, are listed as failed."""
     clock = time.perf_counter()
+    if not 0 <= dice_threshold <= 1:  # NaN included
+        raise InputError(f"Dice threshold {dice_threshold}: give a value from 0 to 1")
+    if not 0 < outlier_z < float("inf"):
+        raise InputError(f"outlier z {outlier_z}: give a finite value above 0")
+    if int(max_overlays) < 0:
+        raise InputError(f"max overlays {max_overlays}: give 0 or more")
     results_dir, output = Path(results_dir), Path(output)
     table_path, summary_path = output.with_name("cohort.tsv"), output.with_name("summary.json")
     targets = [output, table_path, summary_path]

@@ -13,7 +13,8 @@ import numpy as np
 
 from medseg.report.collect import CaseResult
 
-__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_labels", "read_segmentation"]
+__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_case_labels", "read_labels",
+           "read_segmentation"]
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["KINDS", "CaseResult", "LabelResult", "add_expected_cases", "collect_results", "label_key", "resolve_path"]
+__all__ = ["KINDS", "CaseResult", "LabelResult", "add_expected_cases", "collect_results", "label_key", "resolve_path",
+           "METRIC_FIELDS", "asked_series"]
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ FLAGGED_COLOUR = "#d70015"
 
 @dataclass
 class Plot:
+    """A figure of the report: its title and PNG bytes."""
+
     title: str
     png: bytes
 
