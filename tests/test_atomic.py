@@ -526,3 +526,24 @@ def test_folders_made_for_outputs_that_were_not_placed_are_removed(tmp_path):
     with atomic_paths([target]) as (temp,):  # placed: the folders stay
         temp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole"
+
+
+def test_temporary_files_carry_their_targets_name_so_a_writers_leftovers_can_be_told(tmp_path):
+    """A killed writer of one record in a shared folder (a cohort's status/) left `.ms-<hex>.part.json`, which no
+    one could tell from another writer's live file until it was an hour old."""
+    from medseg.io.atomic import remove_leftovers_of
+
+    long_name = "x" * 120 + ".nii.gz"
+    with atomic_paths([tmp_path / "a.infer.json", tmp_path / long_name]) as temps:
+        assert temps[0].name.startswith(".ms-") and temps[0].name.endswith(".part.a.infer.json")
+        assert temps[1].name.endswith(".part.nii.gz") and len(temps[1].name) == len(".ms-01234567.part.nii.gz")
+        temps[0].write_text("{}")
+        temps[1].write_bytes(b"")
+        remove_leftovers_of(tmp_path, ["b.infer.json"])  # another file's: these stay
+        assert all(temp.exists() for temp in temps)
+    mine = tmp_path / ".ms-0123abcd.part.a.infer.json"
+    theirs = [tmp_path / ".ms-0123abce.part.b.infer.json", tmp_path / ".ms-notes.part.a.infer.json"]
+    for path in [mine, *theirs]:
+        path.write_text("{")
+    remove_leftovers_of(tmp_path, ["a.infer.json"])
+    assert not mine.exists() and all(path.exists() for path in theirs)

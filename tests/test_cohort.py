@@ -216,14 +216,20 @@ def test_unrecorded_outputs_are_redone_not_trusted(cohort):
     from medseg.io.atomic import LEFTOVER_PATTERNS
 
     # what atomic_paths names a temporary file and a backup, left by a writer killed outright
-    leftovers = [folder.case_dir("a") / ".ms-0123abcd.part.nii.gz", folder.case_dir("a") / ".ms-89abcdef.prev"]
-    for partial in leftovers:
+    # (older names, and names after their target: in the shared status/ folder, the case's own records only)
+    status = results / "status"
+    leftovers = [folder.case_dir("a") / ".ms-0123abcd.part.nii.gz", folder.case_dir("a") / ".ms-89abcdef.prev",
+                 folder.case_dir("a") / ".ms-0123abce.part.a_seg.nii.gz", status / ".ms-01234567.part.a.infer.json",
+                 status / ".ms-01234568.prev.a.infer.json", status / ".ms-01234569.part.a.infer.started.json"]
+    others = [status / ".ms-0123456a.part.b.infer.json", status / ".ms-0123456b.part.json"]  # another case's, live
+    for partial in leftovers + others:
         assert any(fnmatch.fnmatch(partial.name, pattern) for pattern in LEFTOVER_PATTERNS)
         partial.write_bytes(b"left by a killed writer")
     summary = infer_cases(samples, results, options)
     assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", False)]
     assert nib.load(folder.segmentation("a")).shape == SHAPE
-    assert not any(partial.exists() for partial in leftovers)
+    assert [partial.name for partial in leftovers if partial.exists()] == []
+    assert all(partial.exists() for partial in others)
     assert folder.status("a", "infer")["outcome"] == "ok"
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -236,7 +237,7 @@ def test_a_package_replaced_by_a_stopped_save_stays_whole(make_package, monkeypa
     real_replace = atomic.os.replace
 
     def stopped(source, target):
-        if str(target).endswith("model.json") and not str(source).endswith(".prev"):  # not its restoring
+        if os.path.basename(target) == "model.json" and ".prev" not in os.path.basename(source):  # not restoring
             raise KeyboardInterrupt
         placed.append(target)
         return real_replace(source, target)

@@ -308,13 +308,17 @@ class ResultsFolder:
                 self.status_path(case_id, stage).unlink()
 
     def clear(self, case_id: str, paths: list[Path]) -> None:
-        """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder."""
+        """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder, and
+        of the case's records in ``status/`` (shared with the other cases: only the case's own)."""
         for path in paths:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
-        from medseg.io.atomic import remove_leftovers
+        from medseg.io.atomic import remove_leftovers, remove_leftovers_of
 
         remove_leftovers(self.case_dir(case_id))
+        remove_leftovers_of(self.root / "status", [path.name for stage in ("infer", "evaluate")
+                                                   for path in (self.status_path(case_id, stage),
+                                                                self.started_path(case_id, stage))])
 
     def mark_finished(self, case_id: str, stage: str, print_: str, outcome: str, outputs: list[Path],
                       seconds: float, error: str | None = None, extra: dict | None = None) -> dict:

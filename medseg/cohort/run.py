@@ -585,10 +585,12 @@ def write_batch_plan(results: Path | str, cases_per_job: int, jobs: dict[str, Se
     """Record the jobs a run planned (job name → case ids; written as the run starts, not by a preview): a job a
     cluster starts reads the Snakefile again and must find the same jobs, and the next run keeps them
     (:func:`read_batch_plan`). The ``earlier`` plan's jobs whose cases all left the sheet stay listed, empty: their
-    names are not given to new jobs (a job record of that name may be there still)."""
-    from medseg.io.atomic import atomic_paths
+    names are not given to new jobs (a job record of that name may be there still). The run holds the results
+    folder's claim as it writes it."""
+    from medseg.io.atomic import atomic_paths, remove_leftovers_of
 
     gone = {name: [] for name in (earlier or {}) if name not in jobs}
+    remove_leftovers_of(_plan_path(results).parent, [_plan_path(results).name])  # of a run killed while writing it
     record = {"schema": PLAN_SCHEMA, "cases_per_job": cases_per_job,
               "jobs": {**{name: [sample.case_id for sample in samples] for name, samples in jobs.items()}, **gone}}
     with atomic_paths([_plan_path(results)], overwrite=True) as (temp,):
@@ -609,8 +611,13 @@ def read_batch_plan(results: Path | str, cases_per_job: int) -> dict[str, list[s
 
 
 def write_job_record(path: Path | str, summary: JobSummary) -> None:
-    """Write a batch's summary (schema medseg-cohort-job/1) atomically: Snakemake's proof the job finished."""
-    write_json(Path(path), {
+    """Write a batch's summary (schema medseg-cohort-job/1) atomically: Snakemake's proof the job finished. The
+    leftovers of a writer of the same record killed outright (this job's earlier run) go first."""
+    from medseg.io.atomic import remove_leftovers_of
+
+    path = Path(path)
+    remove_leftovers_of(path.parent, [path.name])
+    write_json(path, {
         "schema": JOB_SCHEMA,
         "stage": summary.stage,
         "model": summary.model,

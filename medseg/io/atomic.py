@@ -22,7 +22,7 @@ from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
            "check_writable", "fsync_path", "placed_before_stop", "remove_empty_folders", "remove_leftovers",
-           "remove_stale_leftovers", "results_unwritable", "sha256_of"]
+           "remove_leftovers_of", "remove_stale_leftovers", "results_unwritable", "sha256_of"]
 
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,27 @@ log = logging.getLogger(__name__)
 MAX_NAME_BYTES = 255  # the file-name limit of common file systems
 # hidden files a writer killed outright (SIGKILL, power loss) may leave beside its targets: the names
 # :func:`_temp_name` and :func:`_put_in_place` give (".ms-" and 8 hex digits), not a user's ".ms-notes.partial"
-LEFTOVER_PATTERNS = (".ms-*.part*", ".ms-*.prev")
-_LEFTOVER_NAME = re.compile(r"\.ms-[0-9a-f]{8}\.(part.*|prev)")
+LEFTOVER_PATTERNS = (".ms-*.part*", ".ms-*.prev*")
+_LEFTOVER_NAME = re.compile(r"\.ms-[0-9a-f]{8}\.(part.*|prev.*)")
+_NAMED_AFTER = 100  # a temporary file or backup carries its target's name up to this many bytes (see _aside_name)
 
 
 def _leftovers(folder: Path) -> list[Path]:
     """The files in ``folder`` named as this module names its temporary files and backups."""
     return [path for pattern in LEFTOVER_PATTERNS for path in folder.glob(pattern)
             if _LEFTOVER_NAME.fullmatch(path.name)]
+
+
+def remove_leftovers_of(folder: Path, names: Sequence[str]) -> None:
+    """Remove the leftovers in ``folder`` of a killed writer of the files ``names`` (their temporary files and
+    backups carry the name): for a folder other processes write to as well, where only these files are this
+    process's (a cohort case's records in the shared ``status/``)."""
+    wanted = set(names)
+    with contextlib.suppress(OSError):
+        for partial in _leftovers(folder):
+            if partial.name.split(".", 3)[-1] in wanted:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    partial.unlink()
 
 
 def remove_leftovers(folder: Path) -> None:
@@ -108,10 +121,19 @@ def _sweep_once(folder: Path) -> None:
 
 
 def _temp_name(target: Path) -> Path:
-    # short (a long target name must not become an over-long temporary name) and keeping the full suffix
-    # (.nii.gz) so that writers pick the right format from the name
+    return _aside_name(target, "part")
+
+
+def _aside_name(target: Path, kind: str) -> Path:
+    """A hidden name beside ``target`` for its temporary file (``part``) or its previous file's backup (``prev``):
+    ``.ms-<8 hex>.<kind>.<target's name>``, so that the leftovers of a killed writer of one file can be told
+    (:func:`remove_leftovers_of`); a long name only keeps its full suffix (``.nii.gz``: writers pick the format
+    from the name), not to make an over-long one."""
+    tag = f".ms-{uuid.uuid4().hex[:8]}.{kind}"
+    if len(os.fsencode(target.name)) <= _NAMED_AFTER:
+        return target.with_name(f"{tag}.{target.name}")
     suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix
-    return target.with_name(f".ms-{uuid.uuid4().hex[:8]}.part{suffix}")
+    return target.with_name(f"{tag}{suffix}")
 
 
 def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
@@ -348,7 +370,7 @@ def _put_in_place(temps: list[Path], targets: list[Path], retire: Sequence[Path]
             if old.is_dir() and not old.is_symlink():  # never move a folder aside
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(old))
             if old.exists() or old.is_symlink():
-                backup = old.with_name(f".ms-{uuid.uuid4().hex[:8]}.prev")
+                backup = _aside_name(old, "prev")
                 os.replace(old, backup)
                 backups[old] = backup
         for temp, target in zip(temps, targets):
@@ -356,7 +378,7 @@ def _put_in_place(temps: list[Path], targets: list[Path], retire: Sequence[Path]
             if target.is_dir() and not target.is_symlink():  # never move a folder aside
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
             if target.exists() or target.is_symlink():
-                backup = target.with_name(f".ms-{uuid.uuid4().hex[:8]}.prev")
+                backup = _aside_name(target, "prev")
                 try:  # a second name: the target stays visible until the new file replaces it
                     os.link(target, backup, follow_symlinks=False)
                 except OSError:  # no hard links here (some network or FAT file systems): a copy, the target stays
