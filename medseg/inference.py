@@ -140,7 +140,8 @@ class Segmenter:
         self.roi_size = tuple(int(v) for v in settings["roi_size"])
         self.overlap = float(settings["overlap"] if overlap is None else overlap)
         if not 0 <= self.overlap < 1:  # NaN included; MONAI's tiles need an overlap below 1 (as model.json's)
-            raise InputError(f"tile overlap {overlap}: give a fraction from 0 to below 1")
+            given = "given" if overlap is not None else f"model {package.name}'s inference.overlap"
+            raise InputError(f"tile overlap {self.overlap} ({given}): give a fraction from 0 to below 1")
         if int(batch_size) < 1:
             raise InputError(f"batch size {batch_size}: give 1 or more tiles per forward pass")
         self.blend = settings["blend"]
@@ -195,7 +196,7 @@ class Segmenter:
         256 classes)."""
         image = torch.as_tensor(image).float()
         if image.ndim != 4:
-            raise InputError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")
+            raise ValueError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")  # a caller's slip
         if len(self.slice_axes) == 1:
             return self._along(image, self.slice_axis, progress, probabilities=False)
         probs = torch.zeros((self.n_classes, *image.shape[1:]), dtype=torch.float32)

@@ -43,19 +43,19 @@ from medseg.volume import Volume, header_precision, volume_ml
 __all__ = [
     "EMPTY_MASK_POLICY",
     "GRID_TOLERANCE_MM",
-    "METRIC_KEYS",
+    "GRID_TOLERANCE_VOXELS",
     "METRICS_SCHEMA",
+    "METRIC_KEYS",
     "SURFACE_DEFINITION",
     "check_same_grid",
     "evaluate_volumes",
     "grid_displacement_mm",
+    "grid_offset_mm",
     "grid_reordering",
     "grid_tolerance_mm",
     "jsonable",
     "metrics_json",
     "reorder_onto_grid",
-    "GRID_TOLERANCE_VOXELS",
-    "grid_offset_mm",
 ]
 
 log = logging.getLogger(__name__)

@@ -72,9 +72,13 @@ def test_a_missing_input_and_options_for_a_folder_given_a_file_are_named(scans):
 
 
 def test_inputs_given_as_an_iterator_are_all_checked(scans):
-    a = scans / "a" / "scan.nii.gz"
-    (scans / "a" / "scan_seg.nii.gz").write_bytes(b"x")
-    with pytest.raises(OutputExistsError):
-        check_batch_outputs(iter([a]), None, False, "nifti", False)
-    with pytest.raises(InputError, match="unknown output format 'png'"):
-        check_batch_outputs([a], None, False, "png", True)
+    """The iterator was used up by the first pass: the outputs of its inputs went unchecked."""
+    a, other = scans / "a" / "scan.nii.gz", scans / "c" / "other.nii.gz"
+    (scans / "c" / "other_seg.nii.gz").write_bytes(b"x")
+    with pytest.raises(OutputExistsError, match=r"other_seg.nii.gz: output exists already.* 1 of 2 inputs"):
+        check_batch_outputs(iter([a, other]), None, False, "nifti", False)
+
+
+def test_an_unknown_output_format_is_an_input_error(scans):
+    with pytest.raises(InputError, match="unknown output format 'png' \\(nifti or dicom-seg\\)"):
+        check_batch_outputs([scans / "a" / "scan.nii.gz"], None, False, "png", True)

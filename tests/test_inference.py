@@ -319,7 +319,7 @@ def test_back_off_gives_up_what_ran_out(make_package, caplog, inside, last_batch
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"overlap": 1.0}, "tile overlap 1.0: give a fraction from 0 to below 1"),
+    ({"overlap": 1.0}, r"tile overlap 1.0 \(given\): give a fraction from 0 to below 1"),
     ({"overlap": float("nan")}, "tile overlap nan"),
     ({"batch_size": 0}, "batch size 0: give 1 or more"),
 ])
@@ -329,6 +329,16 @@ def test_settings_a_segmenter_cannot_run_are_refused_by_the_library(phantom_pack
 
     with pytest.raises(InputError, match=message):
         Segmenter(phantom_package, device="cpu", **settings)
+
+
+
+def test_an_overlap_a_package_made_in_memory_gives_is_named_as_the_packages(phantom_package):
+    from medseg.errors import InputError
+    from medseg.package import ModelPackage
+
+    config = {**phantom_package.config, "inference": {**phantom_package.config["inference"], "overlap": 1.0}}
+    with pytest.raises(InputError, match=r"tile overlap 1.0 \(model phantom's inference.overlap\)"):
+        Segmenter(ModelPackage(phantom_package.path, config), device="cpu")
 
 
 def test_a_phantom_needs_three_sizes_and_names_what_a_small_grid_lacks():

@@ -41,7 +41,7 @@ from medseg.errors import DicomError, GeometryError, ImageReadError, InputError,
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.resources import cgroup_limit, set_threads
 
-__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "give_up", "given_up_for_less_memory",
+__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "given_up_for_less_memory",
            "infer_cases", "read_batch_plan", "stale_cases", "write_batch_plan", "write_job_record"]
 
 log = logging.getLogger(__name__)
@@ -232,8 +232,8 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
                 on_case: Callable[[CaseOutcome], None] | None = None) -> JobSummary:
     """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures;
     ``on_case`` is given each case's outcome as it ends (a job stopped by a full disk has told the ones before).
-    Torch's thread count is set for the process (``options.threads``, else no more than a cgroup's CPU quota
-    allows) and left so."""
+    Torch's thread count is set for the process when a case is segmented (``options.threads``, else no more than a
+    cgroup's CPU quota allows) and left so."""
     from medseg.package import load_package, shipped_name_taken
 
     clock = time.perf_counter()
@@ -460,7 +460,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     job's memory, as for :class:`InferOptions`; ``on_case`` as for :func:`infer_cases`).
 
     Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. Torch's
-    thread count is set for the process as by :func:`infer_cases` (``threads``) and left so.
+    thread count is set for the process when a case is scored, as by :func:`infer_cases` (``threads``), and left so.
     """
     clock = time.perf_counter()
     folder = ResultsFolder(results)

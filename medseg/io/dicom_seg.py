@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.errors import DicomError, GeometryError, InputError
+from medseg.errors import DicomError, InputError
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.files import os_reason
 from medseg.volume import Volume
@@ -109,14 +109,14 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     datasets = seg_sources(volume) if sources is None else sources
     source = volume.dicom
     if tuple(labels.shape) != volume.shape:
-        raise GeometryError(f"label shape {labels.shape} differs from the volume's {volume.shape}")
+        raise ValueError(f"label shape {labels.shape} differs from the volume's {volume.shape}")  # a caller's slip
     values = sorted(int(v) for v in label_names if int(v) != 0)
     segment_of = np.zeros(max(values + [int(labels.max())]) + 1, dtype=np.uint16)
     for number, value in enumerate(values, start=1):
         segment_of[value] = number
     unknown = set(np.unique(labels).tolist()) - set(values) - {0}
     if unknown:
-        raise InputError(f"labels {sorted(unknown)} have no name in the model package")
+        raise ValueError(f"labels {sorted(unknown)} have no name in the model package")  # a caller's slip
 
     files = list(datasets)
     multi_frame = any(frame is not None for frame in source.frames)

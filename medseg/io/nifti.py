@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
-from medseg.errors import GeometryError, ImageReadError, InputError, first_line
+from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.files import check_readable, exists, is_dicom_file, not_there
 from medseg.io.pairs import companion
@@ -734,7 +734,7 @@ def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None)
     and qform (code 1, scanner).
     """
     if tuple(labels.shape) != like.shape:
-        raise GeometryError(f"label shape {labels.shape} differs from the volume's {like.shape}")
+        raise ValueError(f"label shape {labels.shape} differs from the volume's {like.shape}")  # a caller's slip
     if like.header is not None:
         header = like.header.copy()
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image

@@ -10,6 +10,10 @@ from __future__ import annotations
 __all__ = ["build_report"]
 
 
+def __dir__() -> list[str]:
+    return sorted([*globals(), "build_report"])
+
+
 def __getattr__(name: str):
     """``build_report`` is :func:`medseg.report.build.build_report` itself (its signature and docstring), imported
     on first use: importing this package stays cheap."""

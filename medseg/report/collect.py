@@ -15,8 +15,8 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["KINDS", "CaseResult", "LabelResult", "add_expected_cases", "collect_results", "label_key", "resolve_path",
-           "METRIC_FIELDS", "asked_series"]
+__all__ = ["KINDS", "METRIC_FIELDS", "CaseResult", "LabelResult", "add_expected_cases", "asked_series",
+           "collect_results", "label_key", "resolve_path"]
 
 log = logging.getLogger(__name__)
 
