@@ -189,8 +189,7 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     """Read, check and bring every case into model space. A case that cannot be trained on does not stop the
     others' checks: every such case is named in one line (the error itself where there is one)."""
-    from medseg.preprocess import build_transforms
-    from medseg.resources import physical_memory
+    from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch
 
     pre = config["preprocessing"]
     transforms = build_transforms(pre, with_label=True)
