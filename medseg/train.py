@@ -103,14 +103,34 @@ def train(
     package's. The run claims ``out_dir`` (:func:`medseg.io.folder_claim.claimed`): another process training into
     it is an :class:`~medseg.errors.OutputExistsError`.
 
-    Process-wide state is left changed (run it in a process of its own, as the CLI does): MONAI's
-    ``set_determinism`` seeds Python's, numpy's and torch's random generators and sets cuDNN deterministic (its
-    benchmark mode off), and torch's flush-denormal mode is left off.
+    The run seeds Python's, numpy's and torch's random generators (MONAI's ``set_determinism``) and sets cuDNN
+    deterministic; their states and flags are put back as they were when it ends. Torch's flush-denormal mode,
+    which has no getter, is left off (torch's default).
     """
     from medseg.io.folder_claim import claimed
 
-    with claimed(out_dir, "training run"):
+    with claimed(out_dir, "training run"), _random_state_kept():
         return _train(config, cases, out_dir, resume, on_epoch, device, val_cases, on_kept)
+
+
+@contextlib.contextmanager
+def _random_state_kept():
+    """Puts the random generators' states (Python's, numpy's, torch's, CUDA's) and cuDNN's determinism flags back
+    as they were: a caller's own draws are not changed by training's seeding."""
+    import random
+
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    flags = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.set_rng_state(saved[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags
 
 
 def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bool,

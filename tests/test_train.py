@@ -508,6 +508,27 @@ def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed matters, so the check above means something
 
 
+def test_training_leaves_the_callers_random_generators_and_cudnn_flags_as_they_were(tiny_set, tmp_path):
+    """Training's seeding (MONAI's set_determinism) reseeded the caller's generators and left cuDNN deterministic."""
+    import random
+
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    expected = random.random(), float(np.random.random()), float(torch.rand(1))
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    flags = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+    try:
+        run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "m")
+        assert (random.random(), float(np.random.random()), float(torch.rand(1))) == expected
+        assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) == (False, True)
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags
+
+
 @pytest.mark.parametrize("extra", [{}, {"ema_decay": 0.9}], ids=["plain", "ema"])
 def test_resume_continues_exactly(tiny_set, tmp_path, extra):
     config = tiny_training_config(**extra)
