@@ -233,6 +233,21 @@ def test_unrecorded_outputs_are_redone_not_trusted(cohort):
     assert folder.status("a", "infer")["outcome"] == "ok"
 
 
+def test_a_kept_case_takes_the_leftovers_of_its_records_too(cohort):
+    """A SIGKILL while a finished case's record was replaced left its backup in status/ until the hourly sweep."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    infer_cases(samples, results, options)
+    status = results / "status"
+    backup, theirs = status / ".ms-0123abcd.prev.a.infer.json", status / ".ms-0123abce.prev.b.infer.json"
+    for path in (backup, theirs):
+        path.write_text("{}")
+    summary = infer_cases(samples, results, options)
+    assert [(c.outcome, c.reused) for c in summary.cases] == [("ok", True)]
+    assert not backup.exists() and theirs.exists()
+
+
 class _SmallDisk:
     """A 256 kB tmpfs, filled page by page (4 kB files) until the file system says it is full."""
 

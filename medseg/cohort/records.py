@@ -309,13 +309,20 @@ class ResultsFolder:
 
     def clear(self, case_id: str, paths: list[Path]) -> None:
         """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder, and
-        of the case's records in ``status/`` (shared with the other cases: only the case's own)."""
+        of the case's records in ``status/`` (:meth:`remove_record_leftovers`)."""
         for path in paths:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
-        from medseg.io.atomic import remove_leftovers, remove_leftovers_of
+        from medseg.io.atomic import remove_leftovers
 
         remove_leftovers(self.case_dir(case_id))
+        self.remove_record_leftovers(case_id)
+
+    def remove_record_leftovers(self, case_id: str) -> None:
+        """Remove the hidden partial files and backups a killed writer left of the case's records in ``status/``
+        (shared with the other cases: only the case's own). For the holder of the case's claim."""
+        from medseg.io.atomic import remove_leftovers_of
+
         remove_leftovers_of(self.root / "status", [path.name for stage in ("infer", "evaluate")
                                                    for path in (self.status_path(case_id, stage),
                                                                 self.started_path(case_id, stage))])

@@ -259,10 +259,17 @@ def _case_claim(folder: ResultsFolder, case_id: str):
     """One process at a time on a case. Two cohort commands run at once on one results folder (started by hand; the
     workflow's jobs hold other cases) took each other's attempt notes for crashes, recorded healthy cases as
     failed and cleared each other's outputs. The claim (``status/.<id>.lock``) is waited for: the second run then
-    finds the case finished and keeps it."""
+    finds the case finished and keeps it. Once held, the leftovers of a killed writer of the case's records go
+    (the case's own in the shared ``status/``; a kept case's too)."""
     from medseg.io.folder_claim import claimed
 
-    return claimed(folder.root / "status" / case_id, f"cohort run on case {case_id}", wait=True)
+    @contextlib.contextmanager
+    def held():
+        with claimed(folder.root / "status" / case_id, f"cohort run on case {case_id}", wait=True):
+            folder.remove_record_leftovers(case_id)
+            yield
+
+    return held()
 
 
 def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOptions,
