@@ -308,15 +308,14 @@ class ResultsFolder:
                 self.status_path(case_id, stage).unlink()
 
     def clear(self, case_id: str, paths: list[Path]) -> None:
-        """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder, and
-        of the case's records in ``status/`` (:meth:`remove_record_leftovers`)."""
+        """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder (those
+        of its records in ``status/`` go as the case is claimed: :meth:`remove_record_leftovers`)."""
         for path in paths:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
         from medseg.io.atomic import remove_leftovers
 
         remove_leftovers(self.case_dir(case_id))
-        self.remove_record_leftovers(case_id)
 
     def remove_record_leftovers(self, case_id: str) -> None:
         """Remove the hidden partial files and backups a killed writer left of the case's records in ``status/``
