@@ -18,6 +18,8 @@ from medseg.cli.options import (
     threads_option,
 )
 
+__all__ = ["cohort"]
+
 _sheet = click.argument("samples", type=GivenPath(dir_okay=False, path_type=Path))
 _results = click.option("-o", "--results", type=GivenPath(file_okay=False, path_type=Path), required=True,
                         help="The cohort's results folder (cases/<id>/... and status/).")

@@ -8,6 +8,8 @@ import click
 
 from medseg.cli.options import GivenPath, escaped_line, overwrite_option, quiet, series_option
 
+__all__ = ["convert"]
+
 
 @click.command("convert")
 @click.argument("folder", type=GivenPath(path_type=Path))  # checked by the reader: one line, exit 1

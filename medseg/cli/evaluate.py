@@ -16,6 +16,8 @@ from medseg.cli.options import (
     usage_errors,
 )
 
+__all__ = ["evaluate", "format_table"]
+
 
 @click.command("evaluate")
 @click.argument("prediction", type=GivenPath(dir_okay=False, path_type=Path))

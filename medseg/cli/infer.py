@@ -24,6 +24,8 @@ from medseg.cli.options import (
     usage_errors,
 )
 
+__all__ = ["infer"]
+
 
 @click.command("infer")
 # not readable=True: the reader names an unreadable input (or reference) and the rest of the batch goes on

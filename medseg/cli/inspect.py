@@ -9,6 +9,8 @@ import click
 
 from medseg.cli.options import GivenPath
 
+__all__ = ["inspect"]
+
 COLUMNS = ("key", "number", "description", "modality", "patient_position", "images", "shape", "spacing_mm",
            "orientation", "flags", "uid", "status", "folder")
 

@@ -6,6 +6,8 @@ import json
 
 import click
 
+__all__ = ["models"]
+
 
 def _given(ctx, param, values):
     from medseg.cli.options import given_model

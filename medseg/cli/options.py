@@ -10,6 +10,12 @@ from pathlib import Path
 
 import click
 
+__all__ = [
+    "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
+    "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
+    "file_output", "usage_errors",
+]
+
 
 class GivenPath(click.Path):
     """A path argument or option that refuses an empty string: ``-o "$OUT"`` with ``OUT`` unset read as the current

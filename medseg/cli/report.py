@@ -10,6 +10,8 @@ from medseg.cli.options import FiniteFloatRange, GivenPath, escaped_line, file_o
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 
+__all__ = ["report"]
+
 
 @click.command("report")
 @click.argument("results_dir", type=GivenPath(file_okay=False, path_type=Path))

@@ -8,6 +8,8 @@ import click
 
 from medseg.cli.options import GivenPath, escaped_line, quiet
 
+__all__ = ["synth"]
+
 
 @click.command("synth")
 @click.argument("image", type=GivenPath(dir_okay=False, path_type=Path))

@@ -8,6 +8,8 @@ import click
 
 from medseg.cli.options import GivenPath, device_form, escaped_line
 
+__all__ = ["train"]
+
 
 @click.command("train")
 @click.option("--images", required=True, type=GivenPath(file_okay=False, path_type=Path), help="Folder of images.")
@@ -167,8 +169,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             return
         line = f"epoch {record['epoch']:3d}  lr {record['lr']:.2e}  loss {record['loss']:.4f}"
         if "val_dice" in record:  # by name, as the model card and `medseg models` show them
-            dice = "  ".join(f"{label_names.get(str(k), k)} {dice_text(v)}" for k, v in record["val_dice"].items())
-            line += f"  val mean Dice {dice_text(record['val_mean_dice'])}  ({dice})"
+            dice = "  ".join(f"{label_names.get(str(k), k)} {_dice_text(v)}" for k, v in record["val_dice"].items())
+            line += f"  val mean Dice {_dice_text(record['val_mean_dice'])}  ({dice})"
         click.echo(line + f"  {record['seconds']:.0f}s", err=True)
 
     before = checkpoint_stamp(output)
@@ -210,7 +212,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     return 0
 
 
-def dice_text(value: float | None) -> str:
+def _dice_text(value: float | None) -> str:
     from medseg.numbers import dice_round_text
 
     return "n/a" if value is None else dice_round_text(value)
