@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples, write_job_record
-from medseg.cohort.stale_jobs import VoidedJobs, void_stale_jobs, voided_message
+from medseg.cohort import InferOptions, ResultsFolder, evaluate_cases, infer_cases, read_samples, write_job_record
+from medseg.cohort.stale_jobs import VoidedJobs, unrecorded_message, void_stale_jobs, voided_message
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
 
@@ -20,6 +20,7 @@ def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path)
     package = load_package("phantom")
     record = results / "jobs" / "b0001.infer.json"
     write_job_record(record, infer_cases(samples, results, options))
+    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases(samples, results))  # nothing to score
     (results / "report.html").write_text("<html></html>")
     memory = {"infer": 4000, "evaluate": 2000}
     batches = {"b0001": samples}
@@ -43,3 +44,38 @@ def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path)
     assert not record.exists() and not (results / "report.html").exists()
     assert voided_message("infer", void["infer"], 4000, preview=False) == (
         "infer: results of b are missing; made for other inputs or settings: a, b: job b0001.infer will run again")
+
+
+def test_a_job_without_a_record_beside_a_report_removes_the_report_unless_previewing(tmp_path):
+    """A folder made by `medseg cohort` and `medseg report` by hand (or whose jobs/ was removed): Snakemake would take
+    the report as finished and run none of the jobs, whatever model made the cases."""
+    write_phantom(tmp_path / "a.nii.gz", shape=(40, 40, 8), seed=1)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\n")
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    infer_cases(samples, results, options)  # by hand: no job record
+    report = results / "report.html"
+    report.write_text("<html></html>")
+    memory = {"infer": 4000, "evaluate": 2000}
+    batches = {"b0001": samples, "b0002": []}
+
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
+    assert [void[stage].unrecorded for stage in ("infer", "evaluate")] == [["b0001.infer", "b0002.infer"],
+                                                                           ["b0001.evaluate", "b0002.evaluate"]]
+    assert [void[stage].jobs for stage in ("infer", "evaluate")] == [[], []]  # nothing voided: no record
+    assert report.exists()
+    assert unrecorded_message(void, preview=True) == (
+        "report: jobs b0001.infer, b0002.infer, b0001.evaluate, … and 1 more (4) have no record (cases made outside "
+        "this workflow, or jobs/ removed): they will run when the workflow runs, keeping the cases that still hold, "
+        "and the report will be rebuilt (a preview changes nothing)")
+
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=False)
+    assert not report.exists()
+    assert unrecorded_message(void, preview=False).endswith(
+        "they run, keeping the cases that still hold, and the report is rebuilt")
+
+    # no report: a first run, or one resumed before its report; Snakemake runs the jobs without a record itself
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=False)
+    assert [void[stage].unrecorded for stage in ("infer", "evaluate")] == [[], []]
+    assert unrecorded_message(void, preview=False) is None

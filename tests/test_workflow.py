@@ -711,6 +711,41 @@ def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     assert (results / "cases" / "b" / "b_metrics.json").exists()
 
 
+def test_a_folder_made_by_hand_is_finished_by_the_workflow_not_taken_as_done(tmp_path):
+    """`medseg cohort infer` for one case and `medseg report` by hand, then the workflow: its report and no job
+    records had made Snakemake run nothing (exit 1, "every case failed"): the other case is now segmented and
+    both are scored."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 41), ("b", 42)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    results = tmp_path / "results"
+    medseg = [sys.executable, "-m", "medseg"]
+    by_hand = subprocess.run([*medseg, "cohort", "infer", str(sheet), "-o", str(results), "--case", "a", "--model",
+                              MODEL, "--device", "auto"], capture_output=True, text=True, timeout=300)
+    assert by_hand.returncode == 0, by_hand.stderr[-3000:]
+    report = subprocess.run([*medseg, "report", str(results)], capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert not (results / "cases" / "b").exists() and not (results / "jobs").exists()
+
+    preview = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert ("jobs batch001.infer, batch001.evaluate have no record (cases made outside this workflow, or jobs/ "
+            "removed): they will run when the workflow runs") in preview.stderr + preview.stdout
+    assert (results / "report.html").is_file()  # a preview changes nothing
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "have no record (cases made outside this workflow, or jobs/ removed): they run" in run.stderr
+    for case in ("a", "b"):
+        assert (results / "cases" / case / f"{case}_seg.nii.gz").is_file()
+        assert (results / "cases" / case / f"{case}_metrics.json").is_file()
+    log = (results / "logs" / "infer" / "batch001.log").read_text()
+    assert "kept from an earlier run" in log  # a's segmentation still held: not made again
+    rows = list(csv.DictReader((results / "cohort.tsv").open(), delimiter="\t"))
+    assert sorted(row["case_id"] for row in rows) == ["a", "b"]
+    assert {row["status"] for row in rows} == {"scored"}
+
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
     _, sheet = cohort

@@ -20,7 +20,7 @@ from medseg.cohort.run import (
     write_job_record,
 )
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows, some_names
-from medseg.cohort.stale_jobs import VoidedJobs, void_stale_jobs, voided_message
+from medseg.cohort.stale_jobs import VoidedJobs, unrecorded_message, void_stale_jobs, voided_message
 
 __all__ = [
     "CaseOutcome",
@@ -41,6 +41,7 @@ __all__ = [
     "some_names",
     "stale_cases",
     "VoidedJobs",
+    "unrecorded_message",
     "void_stale_jobs",
     "voided_message",
     "write_batch_plan",

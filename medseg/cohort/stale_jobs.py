@@ -13,6 +13,10 @@ cases, when one of its cases:
 
 The batch then runs again: its finished cases are kept, the others redone. The report goes too, since Snakemake
 does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch.
+For the same reason the report goes when a planned job has no record at all while the report is there: a folder
+made by ``medseg cohort`` and ``medseg report`` by hand, or whose ``jobs/`` was removed, would otherwise be taken
+as finished whatever its cases hold (another model's segmentations, missing cases). The job then runs and keeps
+what still holds.
 A preview removes nothing and says what the run will redo (its own list of jobs cannot: the records are still
 there).
 """
@@ -27,7 +31,7 @@ from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import InferOptions, given_up_for_less_memory, stale_cases
 from medseg.cohort.samples import Sample, some_names
 
-__all__ = ["VoidedJobs", "void_stale_jobs", "voided_message"]
+__all__ = ["VoidedJobs", "unrecorded_message", "void_stale_jobs", "voided_message"]
 
 STAGES = ("infer", "evaluate")
 
@@ -40,6 +44,7 @@ class VoidedJobs:
     changed: list[str] = field(default_factory=list)  # made for other inputs or settings
     retried: list[str] = field(default_factory=list)  # given up with less memory than the jobs now start with
     jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
+    unrecorded: list[str] = field(default_factory=list)  # "<batch>.<stage>" without a record while the report is there
 
 
 def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str, package, options: InferOptions,
@@ -50,12 +55,18 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
     ``memory_mb``: for both stages (``infer``, ``evaluate``), the memory this run's jobs start with (None where it
     cannot be told)."""
     folder = ResultsFolder(results)
+    report = Path(results, "report.html")
+    report_there = report.exists()
     void = {stage: VoidedJobs() for stage in STAGES}  # one warning per stage for the whole cohort
     for batch, samples in batches.items():
         stale = stale_cases(samples, results, package, options)
         for stage in STAGES:
             record = Path(results) / "jobs" / f"{batch}.{stage}.json"
             if not record.exists():
+                if report_there:  # Snakemake would not run the job while the report is there
+                    void[stage].unrecorded.append(f"{batch}.{stage}")
+                    if not preview:
+                        report.unlink(missing_ok=True)
                 continue
             gone = [s.case_id for s in samples if (s.reference or stage == "infer")
                     and not folder.case_outputs_present(s.case_id, stage)]
@@ -69,7 +80,7 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
                 void[stage].jobs.append(f"{batch}.{stage}")
                 if not preview:
                     record.unlink()
-                    Path(results, "report.html").unlink(missing_ok=True)
+                    report.unlink(missing_ok=True)
     return void
 
 
@@ -86,3 +97,16 @@ def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview:
         return (f"{stage}: {'; '.join(why)}: {jobs} will run again when the workflow runs (not in a preview's list "
                 "of jobs: a preview changes nothing)")
     return f"{stage}: {'; '.join(why)}: {jobs} will run again"
+
+
+def unrecorded_message(void: Mapping[str, VoidedJobs], preview: bool) -> str | None:
+    """The warning that says which jobs run although their cases may be there, because the report was there without
+    their records; None when there were none."""
+    jobs = [job for stage in STAGES for job in void[stage].unrecorded]
+    if not jobs:
+        return None
+    named = f"job {jobs[0]} has" if len(jobs) == 1 else f"jobs {some_names(jobs, 3)} have"
+    return (f"report: {named} no record (cases made outside this workflow, or jobs/ removed): "
+            + ("they will run when the workflow runs, keeping the cases that still hold, and the report will be "
+               "rebuilt (a preview changes nothing)" if preview else
+               "they run, keeping the cases that still hold, and the report is rebuilt"))

@@ -205,6 +205,9 @@ if workflow.is_main_process:
         _message = cohort.voided_message(_stage, _voided, _memory[_stage], _PREVIEW)
         if _message is not None:
             logger.warning(_message)
+    _message = cohort.unrecorded_message(_void, _PREVIEW)
+    if _message is not None:
+        logger.warning(_message)
 
 
 def batch_images(wildcards):
