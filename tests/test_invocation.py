@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medseg.cohort import claims_results, previewing, writes_results
+from medseg.cohort import claims_results, forced_stages, previewing, writes_results
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -88,3 +88,14 @@ def test_a_closed_stdout_pipe_and_shell_completion_behave_as_under_clicks_main(t
     done = subprocess.run([sys.executable, "-c", "from medseg.cli import main; main()"], capture_output=True,
                           text=True, env=env, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0 and done.stdout.strip() == "plain,infer"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["-F"], ["infer", "evaluate"]), (["--forceall", "--cores", "2"], ["infer", "evaluate"]),
+    (["-R", "infer"], ["infer"]), (["--forcerun", "evaluate", "report"], ["evaluate"]),
+    (["-R", "results/jobs/batch001.infer.json"], ["infer"]),  # one job, by its record
+    (["-R", "report"], []), (["-f"], []), (["--cores", "2"], []), ([], []),
+    (["--no-such-option"], []),  # Snakemake refuses it and runs nothing
+])
+def test_forced_stages(argv, expected):
+    assert forced_stages(argv) == expected

@@ -746,6 +746,36 @@ def test_a_folder_made_by_hand_is_finished_by_the_workflow_not_taken_as_done(tmp
     assert sorted(row["case_id"] for row in rows) == ["a", "b"]
     assert {row["status"] for row in rows} == {"scored"}
 
+def test_a_forced_run_makes_the_cases_again(tmp_path):
+    """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
+    forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun
+    evaluate rescoring only, and a plain run afterwards has nothing to do."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 51), ("b", 52)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    results = tmp_path / "results"
+
+    def run(*args: str) -> str:
+        done = snakemake(tmp_path, "--cores", "2", *args, samples=sheet, results=results, cases_per_job=2)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout + done.stderr
+
+    def run_ids(stage: str) -> list[str]:
+        return [json.loads((results / "status" / f"{case}.{stage}.json").read_text())["run_id"] for case in "ab"]
+
+    run()
+    made, scored = run_ids("infer"), run_ids("evaluate")
+    assert "forced (infer, evaluate): every case is segmented and scored again, not kept from earlier runs" in run("-F")
+    assert "0 kept from earlier runs" in (results / "logs" / "infer" / "batch001.log").read_text()
+    assert all(old != new for old, new in zip(made + scored, run_ids("infer") + run_ids("evaluate")))
+    assert "Nothing to be done" in run()
+    made, scored = run_ids("infer"), run_ids("evaluate")
+    assert "forced (evaluate): every case is scored again" in run("--forcerun", "evaluate")
+    assert run_ids("infer") == made
+    assert all(old != new for old, new in zip(scored, run_ids("evaluate")))
+
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
     _, sheet = cohort

@@ -56,6 +56,15 @@ def cohort():
     """
 
 
+def _redo(stage: str):
+    """--redo TOKEN, also from $MEDSEG_REDO_<STAGE>: how the workflow tells its jobs that Snakemake was forced
+    (-F, --forcerun RULE) without a job parameter that would rerun the jobs again once it is no longer given."""
+    return click.option("--redo", metavar="TOKEN", default=None, envvar=f"MEDSEG_REDO_{stage.upper()}",
+                        help=f"Make every case again, once: a case counts as finished only when made under this "
+                             f"TOKEN (the workflow sets it, through $MEDSEG_REDO_{stage.upper()}, when Snakemake is "
+                             "forced: -F, --forcerun).")
+
+
 def _select(samples, cases):
     from medseg.cohort import read_samples
 
@@ -135,8 +144,9 @@ def _report(summary, record) -> None:
 @_final_memory
 @_attempt
 @_record
+@_redo("infer")
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          attempt, record):
+          attempt, record, redo):
     """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
 
     Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
@@ -154,7 +164,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb))
-    _report(infer_cases(selected, results, options, on_case=_tell), record)
+    _report(infer_cases(selected, results, options, on_case=_tell, redo=redo), record)
     return 0
 
 
@@ -167,7 +177,8 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @_final_memory
 @_attempt
 @_record
-def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record):
+@_redo("evaluate")
+def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo):
     """Score the cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json. Every selected case
     must have been through `cohort infer` (those not yet segmented are named, and none is scored).
 
@@ -181,7 +192,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     _check_record(record)
     selected = _select(samples, cases)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
-                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb)), record)
+                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), redo=redo), record)
     return 0
 
 

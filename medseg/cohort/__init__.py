@@ -5,7 +5,7 @@ folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cas
 :mod:`~medseg.cohort.stale_jobs` finds the finished jobs a run must redo.
 """
 
-from medseg.cohort.invocation import claims_results, previewing, writes_results
+from medseg.cohort.invocation import claims_results, forced_stages, previewing, writes_results
 from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import (
     CaseOutcome,
@@ -30,6 +30,7 @@ __all__ = [
     "Sample",
     "batches",
     "claims_results",
+    "forced_stages",
     "evaluate_cases",
     "given_up_for_less_memory",
     "infer_cases",

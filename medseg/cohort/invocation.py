@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Sequence
 
-__all__ = ["claims_results", "previewing", "writes_results"]
+__all__ = ["claims_results", "forced_stages", "previewing", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -56,6 +56,22 @@ def writes_results(argv: Sequence[str]) -> bool:
     if any(getattr(args, dest, None) for dest in WRITING_PREVIEWS):
         return True
     return str(getattr(args, "executor", "") or "") == "touch"
+
+
+def forced_stages(argv: Sequence[str], stages: Sequence[str] = ("infer", "evaluate")) -> list[str]:
+    """The workflow's stages whose jobs Snakemake is told to run again although they are finished: all of them with
+    ``-F`` / ``--forceall``, those named with ``-R`` / ``--forcerun`` (by rule name, or a job record
+    ``jobs/<batch>.<stage>.json`` of theirs), on the command line or in a profile. Snakemake then runs those jobs,
+    and the jobs must make their cases again rather than keep them. Empty when Snakemake cannot be asked."""
+    parsed = _parsed(tuple(argv))
+    if parsed is None:
+        return []
+    args = parsed[1]
+    if getattr(args, "forceall", False):
+        return list(stages)
+    named = {str(name) for name in (getattr(args, "forcerun", None) or ())}
+    return [stage for stage in stages
+            if stage in named or any(name.endswith(f".{stage}.json") for name in named)]
 
 
 def _parsed(argv: tuple[str, ...]):

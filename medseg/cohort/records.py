@@ -123,10 +123,15 @@ def write_json(path: Path, record: dict) -> None:
 
 
 class ResultsFolder:
-    """Paths of one cohort's results, and the completion records of its cases."""
+    """Paths of one cohort's results, and the completion records of its cases.
 
-    def __init__(self, root: Path | str) -> None:
+    ``redo``: a token naming one forced run (Snakemake's ``-F`` / ``--forcerun``): a case counts as finished only
+    when its record was written under that token, so every case is made again once, and a retried or resumed job of
+    that run keeps what the run has already made again."""
+
+    def __init__(self, root: Path | str, redo: str | None = None) -> None:
         self.root = Path(root)
+        self.redo = redo or None
 
     def case_dir(self, case_id: str) -> Path:
         return self.root / "cases" / case_id
@@ -191,6 +196,8 @@ class ResultsFolder:
         """The completion record if the stage is finished for the work ``print_`` identifies, else None."""
         record = self.status(case_id, stage)
         if record is None or not made_for(record, print_) or not self._outputs_exist(record):
+            return None
+        if self.redo is not None and record.get("redo") != self.redo:  # made before the forced run
             return None
         if record.get("blocked") and not self.blocked(case_id):  # failed for a file since moved away
             return None
@@ -342,6 +349,7 @@ class ResultsFolder:
             "host": os.uname().nodename if hasattr(os, "uname") else None,
             "pid": os.getpid(),
             "created": now(),
+            **({"redo": self.redo} if self.redo is not None else {}),
             **(extra or {}),
         }
         write_json(self.status_path(case_id, stage), record)

@@ -229,15 +229,16 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
 
 
 def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions,
-                on_case: Callable[[CaseOutcome], None] | None = None) -> JobSummary:
+                on_case: Callable[[CaseOutcome], None] | None = None, redo: str | None = None) -> JobSummary:
     """Segment ``samples`` into ``results/cases/<id>/``, skipping finished cases and recording failures;
     ``on_case`` is given each case's outcome as it ends (a job stopped by a full disk has told the ones before).
+    ``redo``: a forced run's token; cases not yet made under it are made again (see :class:`ResultsFolder`).
     Torch's thread count is set for the process when a case is segmented (``options.threads``, else no more than a
     cgroup's CPU quota allows) and left so."""
     from medseg.package import load_package, shipped_name_taken
 
     clock = time.perf_counter()
-    folder = ResultsFolder(results)
+    folder = ResultsFolder(results, redo=redo)
     package = load_package(options.model)
     taken = shipped_name_taken(package, options.model)
     if taken is not None:  # as `medseg infer` and the workflow's planning warn (a job's log keeps it too)
@@ -462,15 +463,15 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
                    memory_mb: int | None = None, on_case: Callable[[CaseOutcome], None] | None = None,
-                   final_attempt: bool = False) -> JobSummary:
+                   final_attempt: bool = False, redo: str | None = None) -> JobSummary:
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
-    job's memory, as for :class:`InferOptions`; ``on_case`` as for :func:`infer_cases`).
+    job's memory, as for :class:`InferOptions`; ``on_case`` and ``redo`` as for :func:`infer_cases`).
 
     Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. Torch's
     thread count is set for the process when a case is scored, as by :func:`infer_cases` (``threads``), and left so.
     """
     clock = time.perf_counter()
-    folder = ResultsFolder(results)
+    folder = ResultsFolder(results, redo=redo)
     summary = JobSummary(stage="evaluate")
     setup = _MetricsSetup(threads)
     # every case to score must have been segmented: said before any is scored, all of them at once

@@ -142,6 +142,28 @@ def inputs_signature(wildcards, column):
 # again. Snakemake tells a Snakefile neither that it is only previewing (-n, --unlock, --lint, --summary...) nor
 # what it will run: the command line says so, and a preview must change nothing
 _PREVIEW = cohort.previewing(sys.argv[1:])
+# Snakemake forced to run finished jobs again (-F, --forcerun infer|evaluate): their jobs must make their cases again,
+# not keep them. They are told through the environment (a job parameter would rerun every job once more when the
+# option is no longer given): a token for this run, under which the cases made again are recorded, so that a
+# retried or resumed job of the run keeps those. Jobs a cluster starts get the variables with the job (envvars).
+_REDO_VARIABLES = {stage: f"MEDSEG_REDO_{stage.upper()}" for stage in ("infer", "evaluate")}
+if workflow.is_main_process:
+    _forced = [] if _PREVIEW else cohort.forced_stages(sys.argv[1:])
+    _token = os.urandom(8).hex()
+    for _stage, _variable in _REDO_VARIABLES.items():
+        os.environ[_variable] = _token if _stage in _forced else ""
+    if _forced:
+        logger.warning(f"forced ({', '.join(_forced)}): every case is "
+                       + " and ".join({"infer": "segmented", "evaluate": "scored"}[s] for s in _forced)
+                       + " again, not kept from earlier runs")
+else:
+    for _variable in _REDO_VARIABLES.values():
+        os.environ.setdefault(_variable, "")
+
+
+envvars:
+    *_REDO_VARIABLES.values(),
+
 # one run at a time per results folder: Snakemake's lock is per working folder, so two runs started from two
 # folders on one results folder both went on (cases segmented twice, one run's job logs over the other's). The
 # claim (a lock beside the folder, naming the process) is held until this process ends; a preview takes none
