@@ -111,9 +111,15 @@ def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):
     assert str(sheet) in str(caught.value)
 
 
-def test_missing_sheet(tmp_path):
-    with pytest.raises(InputError, match="no such sample sheet"):
+def test_missing_sheet(tmp_path, monkeypatch):
+    with pytest.raises(InputError) as caught:
         read_samples(tmp_path / "nope.tsv")
+    assert str(caught.value) == f"{tmp_path / 'nope.tsv'}: no such sample sheet"
+    # a relative path (samples: ../sheet.tsv in a --configfile elsewhere) says where it was looked for
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:
+        read_samples("../nope.tsv")
+    assert str(caught.value) == f"../nope.tsv: no such sample sheet (a relative path, taken from the folder {tmp_path})"
 
 
 def test_batches(tmp_path):
@@ -1180,3 +1186,15 @@ def test_a_forced_run_makes_every_case_again_once(tmp_path):
     assert (summary.reused, summary.count("ok")) == (0, 2)
     assert all(old != new for old, new in zip(scored, run_ids("evaluate")))
     assert evaluate_cases(samples, results, redo="token2").reused == 2
+
+
+def test_the_slurm_profiles_placeholders_are_found_in_the_default_resources():
+    from medseg.cohort.settings import placeholder_resources
+
+    assert placeholder_resources(["tmpdir=system_tmpdir", "mem_mb=2000", "slurm_account=your_account"]) == (
+        "default resources slurm_account=your_account: still the SLURM profile's placeholder; set your cluster's "
+        "account in the profile's config.yaml (sacctmgr show assoc user=$USER lists it) or sbatch will refuse every "
+        "job")
+    assert placeholder_resources(["slurm_account='your_account'"]) is not None
+    assert placeholder_resources(["slurm_account=lab42", "slurm_partition=cpu"]) is None
+    assert placeholder_resources([]) is None

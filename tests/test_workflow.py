@@ -776,6 +776,25 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     assert run_ids("infer") == made
     assert all(old != new for old, new in zip(scored, run_ids("evaluate")))
 
+def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(cohort, tmp_path):
+    """A dry run with profiles/slurm as shipped planned every job without a word; sbatch then refused them all."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    warning = "default resources slurm_account=your_account: still the SLURM profile's placeholder"
+    plain = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), samples=sheet,
+                      results=tmp_path / "results")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert warning in plain.stdout + plain.stderr
+    assert not (tmp_path / "results").exists()  # a preview writes nothing
+    set_ = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000", samples=sheet,
+                     results=tmp_path / "results")
+    assert set_.returncode == 0, set_.stderr[-3000:]
+    assert warning not in set_.stdout + set_.stderr
+
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
     _, sheet = cohort

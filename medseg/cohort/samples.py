@@ -17,6 +17,7 @@ A missing image is not an error here: the case ends as a recorded failure when i
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import os
 import re
@@ -52,7 +53,11 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     try:
         data = path.read_bytes()
     except FileNotFoundError as error:
-        raise InputError(f"{path}: no such sample sheet") from error
+        where = ""
+        if not path.is_absolute():  # a --configfile's samples: is not taken from the config file's folder
+            with contextlib.suppress(OSError):  # a working folder since removed
+                where = f" (a relative path, taken from the folder {Path.cwd()})"
+        raise InputError(f"{path}: no such sample sheet{where}") from error
     except OSError as error:
         raise InputError(f"{path}: cannot read the sample sheet ({error})") from error
     # UTF-8 (a byte order mark allowed), or UTF-16 with its byte order mark: a spreadsheet's "Unicode text" export,

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["check_config", "check_results_folder", "pattern_characters"]
+__all__ = ["check_config", "check_results_folder", "pattern_characters", "placeholder_resources"]
+
+# what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
+SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
 
 
 def check_config(config: dict, schema_path: Path | str) -> None:
@@ -68,3 +72,18 @@ def pattern_characters(path: Path | str) -> list[str]:
     """The characters of ``path`` that Snakemake reads as a pattern rather than as themselves: a brace starts a
     wildcard, <name> is a path variable."""
     return sorted({c for c in str(path) if c in "{}<>"})
+
+
+def placeholder_resources(default_resources: Sequence[str]) -> str | None:
+    """The warning for a profile's default resources (Snakemake's ``NAME=VALUE`` texts) that still hold the shipped
+    SLURM profile's placeholders: a dry run planned them without a word, and every job was then refused by sbatch.
+    None when none is left."""
+    left = []
+    for text in default_resources:
+        name, _, value = str(text).partition("=")
+        if SLURM_PLACEHOLDERS.get(name.strip()) == value.strip().strip("'\""):
+            left.append(f"{name.strip()}={value.strip()}")
+    if not left:
+        return None
+    return (f"default resources {', '.join(left)}: still the SLURM profile's placeholder; set your cluster's account "
+            "in the profile's config.yaml (sacctmgr show assoc user=$USER lists it) or sbatch will refuse every job")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
-from medseg.cohort.settings import check_config, check_results_folder, pattern_characters
+from medseg.cohort.settings import check_config, check_results_folder, pattern_characters, placeholder_resources
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -32,6 +32,10 @@ def planned(step, *args, **kwargs):
 # also fills in the defaults
 planned(check_config, config, f"{workflow.basedir}/configs/schemas/config.schema.yaml")
 planned(check_results_folder, config["results"])
+if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it is planned every job without a word
+    _placeholders = placeholder_resources(getattr(workflow.resource_settings.default_resources, "args", None) or [])
+    if _placeholders is not None:
+        logger.warning(_placeholders)
 validate(config, "../../configs/schemas/config.schema.yaml")
 
 SHEET = config["samples"]
