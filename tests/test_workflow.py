@@ -185,6 +185,11 @@ def test_a_second_run_does_nothing(finished):
         assert run.returncode == 0 and "Nothing to be done" in run.stderr + run.stdout, (named, run.stderr[-3000:])
 
 
+def _records(status: Path) -> list[Path]:
+    """The cases' finished inference records in ``status``; not a writer's temporary file (``.ms-<hex>.part.<name>``,
+    which pathlib's ``*`` matches: a kill that landed while one was written had it read as a finished case)."""
+    return [path for path in status.glob("*.infer.json") if not path.name.startswith(".")]
+
 def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[list[str], Path]:
     """One batch of ``names`` (96x96x48 phantoms) started by Snakemake in its own session; ``kill(pid)`` once the
     first case has finished. Returns the command (to run again) and the results folder."""
@@ -202,7 +207,7 @@ def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[
                                start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not list((results / "status").glob("*.infer.json")):
+        while time.monotonic() < deadline and not list(_records(results / "status")):
             time.sleep(0.05)
     finally:
         kill(process.pid)
@@ -215,7 +220,7 @@ def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
     names = [f"k{i}" for i in range(4)]
     command, results = _kill_mid_batch(tmp_path, names, 30, lambda pid: os.killpg(pid, signal.SIGKILL))
     status = results / "status"
-    done_before = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    done_before = {p.name: json.loads(p.read_text())["run_id"] for p in _records(status)}
     assert 1 <= len(done_before) < len(names), "the kill did not land in the middle of the batch"
     assert not (results / "jobs" / "batch001.infer.json").exists()
     assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "SIGKILL should leave Snakemake's lock"
@@ -223,7 +228,7 @@ def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "left by a run that was killed" in rerun.stderr
-    done_after = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    done_after = {p.name: json.loads(p.read_text())["run_id"] for p in _records(status)}
     assert len(done_after) == len(names)
     assert {name: done_after[name] for name in done_before} == done_before  # finished cases were not redone
     job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
@@ -250,13 +255,13 @@ def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_pat
         time.sleep(0.1)
     record = results / "jobs" / "batch001.infer.json"
     assert record.is_file(), "the orphaned job should have finished its batch"
-    done_before = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    done_before = {p.name: json.loads(p.read_text())["run_id"] for p in _records(status)}
     assert len(done_before) == len(names)
 
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "IncompleteFilesException" not in rerun.stderr
-    done_after = {p.name: json.loads(p.read_text())["run_id"] for p in status.glob("*.infer.json")}
+    done_after = {p.name: json.loads(p.read_text())["run_id"] for p in _records(status)}
     assert done_after == done_before  # the batch ran again and kept every case
     assert {case["case_id"] for case in json.loads(record.read_text())["cases"] if case["reused"]} == set(names)
     assert (results / "report.html").is_file()
@@ -521,7 +526,7 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
 
     def run_ids() -> dict[str, str]:
         return {p.name.split(".")[0]: json.loads(p.read_text())["run_id"]
-                for p in (results / "status").glob("*.infer.json")}
+                for p in _records(results / "status")}
 
     def rerun() -> None:
         run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
