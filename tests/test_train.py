@@ -1353,6 +1353,61 @@ def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
         default_tile(pair_cases(tmp_path / "images", tmp_path / "labels"))
 
 
+def test_default_tile_names_a_gzip_label_named_without_gz_as_the_readers_do(tmp_path):
+    """Without -c the tile is sized from the label headers (read_grid): a gzip label named .nii said nibabel's
+    "cannot read header (Cannot work out file type …)", where -c and `medseg infer` name the missing .gz."""
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_grid
+    from medseg.io.nifti import read_nifti
+    from medseg.train_config import default_tile
+
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+        nib.save(nib.Nifti1Image(np.zeros((20, 30, 8), np.uint8), np.eye(4)), tmp_path / folder / "case1.nii.gz")
+    label = tmp_path / "labels" / "case1.nii"
+    (tmp_path / "labels" / "case1.nii.gz").rename(label)
+    message = rf"^{label}: a gzip-compressed file named without .gz; name it case1.nii.gz$"
+    for reader in (read_grid, read_nifti):
+        with pytest.raises(ImageReadError, match=message):
+            reader(label)
+    with pytest.raises(ImageReadError, match=message):
+        default_tile(pair_cases(tmp_path / "images", tmp_path / "labels"))
+
+
+def test_mixed_case_extensions_are_read_from_the_file_given(tmp_path):
+    """nibabel builds the file name it opens from the name's extension, lower-cased where its letters mix:
+    case1.Nii.Gz was opened as case1.nii.Gz ("[Errno 2] No such file"), in training as in inference."""
+    from medseg.io.images import read_grid
+    from medseg.io.nifti import read_nifti
+    from medseg.training_cases import label_values
+
+    array = np.zeros((6, 7, 5), np.uint8)
+    array[2:4, 2:5, 1:3], array[0, 0, 0] = 1, 2
+    affine = np.diag([0.9, 1.1, 2.5, 1.0])
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    names = ["a.Nii.Gz", "b.Nii", "c.nii.Gz", "d.NII", "e.nii.gz"]
+    for name in names:
+        for folder in ("images", "labels"):
+            nib.save(nib.Nifti1Image(array, affine), tmp_path / folder / name.lower())
+            (tmp_path / folder / name.lower()).rename(tmp_path / folder / name)
+    for name in names:
+        path = tmp_path / "labels" / name
+        volume = read_nifti(path, labels=True)
+        assert np.array_equal(volume.array, array) and np.allclose(volume.affine, affine)
+        assert volume.source_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        shape, grid_affine = read_grid(path)
+        assert shape == (6, 7, 5) and np.allclose(grid_affine, affine)
+    cases = pair_cases(tmp_path / "images", tmp_path / "labels")
+    assert [case.case_id for case in cases] == ["a", "b", "c", "d", "e"]
+    assert list(label_values(cases)) == [0, 1, 2]
+    # a gzip file so named is still told to add .gz
+    gz = tmp_path / "f.Nii"
+    gz.write_bytes((tmp_path / "labels" / "a.Nii.Gz").read_bytes())
+    with pytest.raises(MedsegError, match=rf"^{gz}: a gzip-compressed file named without .gz; name it f.Nii.gz$"):
+        read_nifti(gz)
+
+
 def test_cli_trains_without_a_config_on_a_tile_that_fits_the_planes(tiny_set, tmp_path, capsys):
     """`medseg train` without -c: the default 2.5D U-Net, named after its folder, on 32 × 32 tiles for 32 × 32
     planes (not 128 × 128), and `medseg infer` runs the package."""

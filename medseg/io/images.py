@@ -50,7 +50,9 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         except OSError as error:  # a file of the folder that cannot be opened
             raise ImageReadError(f"{path}: cannot read the DICOM headers ({error})") from error
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
-    from medseg.io.nifti import affine_mm, check_voxels_fit, load_image, shape_3d
+    import nibabel as nib
+
+    from medseg.io.nifti import affine_mm, check_voxels_fit, gzip_without_gz, load_image, shape_3d
 
     try:
         image = load_image(path)
@@ -60,5 +62,8 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     except MedsegError:
         raise
     except Exception as error:  # any header nibabel cannot read
+        misnamed = gzip_without_gz(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None
+        if misnamed is not None:  # as read_image says it
+            raise ImageReadError(misnamed) from error
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
     return shape_3d(shape), affine

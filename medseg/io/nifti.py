@@ -28,7 +28,7 @@ _GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error, _isal_error)  # a stream
 _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
-           "label_dtype", "is_sheared", "check_voxels_fit"]
+           "label_dtype", "is_sheared", "check_voxels_fit", "gzip_without_gz"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,14 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     # Fewer than 10 such bytes (a gzip header's length) read to ISA-L as a stream cut short: the standard library's
     # reader tells the two apart (a stream really cut short fails there too, with the same error)
     return _read_nifti(Path(path), hash_input, labels, gzip, role)
+
+
+def gzip_without_gz(path: Path) -> str | None:
+    """The message for a gzip-compressed ``.nii`` / ``.hdr`` / ``.img`` (named without ``.gz``, which nibabel cannot
+    tell the type of), for a file nibabel refused; None for any other file."""
+    if path.name.lower().endswith((".nii", ".hdr", ".img")) and _starts_with(path, _GZIP_MAGIC):
+        return f"{path}: a gzip-compressed file named without .gz; name it {path.name}.gz"
+    return None
 
 
 def _stray_bytes_maybe(cause: BaseException | None) -> bool:
@@ -97,9 +105,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
                 raise ImageReadError(f"{path}: the voxels of an Analyze or NIfTI pair without its header "
                                      f"{header.name}, which says how to read them; give the .hdr, with the .img beside "
                                      "it") from error
-        if path.name.lower().endswith((".nii", ".hdr", ".img")) and _starts_with(path, b"\x1f\x8b"):
-            raise ImageReadError(f"{path}: a gzip-compressed file named without .gz; name it "
-                                 f"{path.name}.gz") from error
+        misnamed = gzip_without_gz(path)
+        if misnamed is not None:
+            raise ImageReadError(misnamed) from error
         cut = _header_cut_short(path)
         if cut is not None:
             raise ImageReadError(f"{path}: {cut}; the file was cut short (an interrupted copy or download?)") from error
@@ -261,8 +269,9 @@ _NIFTI_HEADER_SIZES = {348: nib.Nifti1Image, 540: nib.Nifti2Image}  # sizeof_hdr
 def load_image(path: Path | str, mmap: bool | str = True):
     """``nib.load``, and a single-file NIfTI named ``.nii.gz`` that is not compressed read as what it is (nibabel
     takes the name's word and refuses it as "not a gzip file"; tools built on the NIfTI reference library read it).
-    Such a file is read into memory, whatever ``mmap`` says. A named pipe or a device is refused
-    (:func:`check_regular_file`)."""
+    Such a file is read into memory, whatever ``mmap`` says. A ``.nii`` / ``.nii.gz`` name in mixed case (``.Nii``,
+    ``.Nii.Gz``), from which nibabel would make up another name to open, is read from the file given. A named pipe or
+    a device is refused (:func:`check_regular_file`)."""
     path = Path(path)
     check_regular_file(path)
     _check_companions(path)
@@ -278,13 +287,39 @@ def load_image(path: Path | str, mmap: bool | str = True):
         from nibabel.fileholders import FileHolder
 
         data = path.read_bytes()
-        kind = (_NIFTI_HEADER_SIZES.get(int.from_bytes(data[:4], "little"))
-                or _NIFTI_HEADER_SIZES.get(int.from_bytes(data[:4], "big")))
+        kind = _nifti_kind(data[:4])
         if kind is None:
             raise nib.filebasedimages.ImageFileError("named .gz but not gzip-compressed, and not an uncompressed NIfTI "
                                                      "file either")
         return kind.from_file_map({"image": FileHolder(filename=str(path), fileobj=BytesIO(data))}, mmap=False)
+    if _named_otherwise_by_nibabel(path):  # .Nii, .Nii.Gz: nibabel would open case.nii, not the file given
+        from nibabel.fileholders import FileHolder
+        from nibabel.openers import ImageOpener
+
+        with ImageOpener(str(path), "rb") as handle:  # gzip or not by the name, whatever its letter case
+            kind = _nifti_kind(handle.read(4))
+        if kind is None:
+            raise nib.filebasedimages.ImageFileError("named .nii but not a NIfTI-1 or NIfTI-2 file")
+        return kind.from_file_map({"image": FileHolder(filename=str(path))}, mmap=mmap)
     return nib.load(str(path), mmap=mmap)
+
+
+def _nifti_kind(head: bytes):
+    """The single-file NIfTI image class whose header starts with ``head`` (its sizeof_hdr, either byte order);
+    None for any other start."""
+    return (_NIFTI_HEADER_SIZES.get(int.from_bytes(head[:4], "little"))
+            or _NIFTI_HEADER_SIZES.get(int.from_bytes(head[:4], "big")))
+
+
+def _named_otherwise_by_nibabel(path: Path) -> bool:
+    """A ``.nii`` / ``.nii.gz`` name in mixed letter case (``.Nii``, ``.Nii.Gz``), from which nibabel builds another
+    file name (``.nii``) to open."""
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return False
+    try:
+        return nib.Nifti1Image.filespec_to_file_map(str(path))["image"].filename != str(path)
+    except Exception:  # noqa: BLE001 - a name nibabel cannot parse: nib.load says what is wrong
+        return False
 
 
 _COMPANION_ROLES = {"image": "the data file", "header": "the header", "mat": "the SPM .mat file"}
