@@ -265,6 +265,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     from monai.data import MetaTensor
 
     from medseg.errors import GeometryError
+    from medseg.io.label_images import header_scaling_note
     from medseg.io.nifti import read_nifti
     from medseg.metrics import check_same_grid, reorder_onto_grid
     from medseg.preprocess import (
@@ -281,7 +282,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     # first: a nonsense voxel size gives the other check a nonsense shape; a cgroup is warned about for the whole set
     check_resampling_size(image, pre, doing=None)
     check_slices_fit(image, pre, axes)
-    label = read_nifti(case.label_path, labels=True)
+    label = stored = read_nifti(case.label_path, labels=True)
     case.sha256 = (image.source_sha256, label.source_sha256)
     # the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows) are re-indexed, and the
     # grid is checked with the tolerance `medseg infer --reference` and evaluate_model.py score with
@@ -295,7 +296,8 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     values = np.unique(label.array)
     if not np.all(values == np.round(values)):
         hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
-        raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}")
+        raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}"
+                            f"{header_scaling_note(stored)}")
     unknown = sorted(set(int(v) for v in values) - declared)
     if unknown:
         hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
@@ -316,15 +318,17 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
 def label_values(cases: list[TrainCase]) -> dict[int, Path]:
     """The label values found in the cases' label files, each with the first file holding it, in value order (for
     :func:`~medseg.train_config.default_config`)."""
+    from medseg.io.label_images import header_scaling_note
     from medseg.io.nifti import read_nifti
 
     found: dict[int, Path] = {}
     for case in cases:
-        values = np.unique(read_nifti(case.label_path, hash_input=False, labels=True).array)
+        label = read_nifti(case.label_path, hash_input=False, labels=True)
+        values = np.unique(label.array)
         if not np.all(values == np.round(values)) or values.min() < 0:
             hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
             raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
-                                f"{odd_values(values, negative=True)}{hint}")
+                                f"{odd_values(values, negative=True)}{hint}{header_scaling_note(label)}")
         for value in values:
             found.setdefault(int(value), case.label_path)
     return dict(sorted(found.items()))

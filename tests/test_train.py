@@ -2759,6 +2759,31 @@ def test_a_float_image_among_the_labels_is_named_as_one(tmp_path, capsys):
     assert err.endswith("so many values suggest an image rather than labels (are --images and --labels swapped?)")
 
 
+def test_a_label_made_fractional_by_its_header_scaling_names_the_scaling(tmp_path):
+    """A uint8 label whose header's scl_slope is 1.0000001 was refused for values 1.00000012, … without a word about
+    the scaling (its stored voxels are whole): with -c (the cases read) and without (the label values found)."""
+    from medseg.training_cases import label_values
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    _write(images / "a.nii.gz", np.random.default_rng(0).normal(size=(16, 16, 6)).astype(np.float32))
+    labels.mkdir()
+    label = np.zeros((16, 16, 6), np.uint8)
+    label[4:8, 4:8, 2:4], label[9:12, 9:12, 2:4] = 1, 2
+    scaled = nib.Nifti1Image(label, np.eye(4))
+    scaled.header["scl_slope"], scaled.header["scl_inter"] = 1.0000001, 0.0
+    nib.save(scaled, labels / "a.nii.gz")
+    note = (": the header's scl_slope 1.0000001 (scl_inter 0) scales the stored whole values; set slope 1 and "
+            "intercept 0")
+    with pytest.raises(TrainingError) as error:
+        label_values(pair_cases(images, labels))
+    assert str(error.value) == (f"{labels / 'a.nii.gz'}: label values must be whole non-negative numbers, found "
+                                f"1.00000012, 2.00000024{note}")
+    with pytest.raises(TrainingError) as error:
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    assert str(error.value) == (f"{labels / 'a.nii.gz'}: label values are not whole numbers, found 1.00000012, "
+                                f"2.00000024{note}")
+
+
 def test_resuming_a_finished_run_with_other_notes_says_they_are_not_written(tiny_set, tmp_path, caplog):
     """A corrected description or licence in the config of a finished run was dropped without a word (the package
     is kept, its card perhaps edited by hand)."""

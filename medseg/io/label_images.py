@@ -18,7 +18,8 @@ from medseg.io.files import is_dicom_file, not_there
 from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
 from medseg.volume import Volume, stem
 
-__all__ = ["MAX_LABEL", "prediction_sidecar", "read_prediction", "read_reference", "read_seg_reference"]
+__all__ = ["MAX_LABEL", "header_scaling_note", "prediction_sidecar", "read_prediction", "read_reference",
+           "read_seg_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     values = np.unique(volume.array)
     if np.any((values < 0) | (values != np.round(values))):
         raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds "
-                         f"{odd_values(values, negative=True)}), given as the {role}")
+                         f"{odd_values(values, negative=True)}), given as the {role}{header_scaling_note(volume)}")
     if values.max() > MAX_LABEL:
         raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
                          "can tell apart from its neighbours")
@@ -57,6 +58,33 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     if volume.array.dtype.kind == "f":
         volume.array = volume.array.astype(np.int64)
     return volume
+
+
+def header_scaling_note(volume: Volume) -> str:
+    """``": the header's scl_slope … (scl_inter …) scales the stored whole values; …"`` for a label image whose
+    values are not whole (or below 0) only through its header's scaling: integer voxels, whole and non-negative as
+    stored; empty otherwise. Said after the message that refuses its values."""
+    header = volume.header  # as the file stores it (a NIfTI one; None for DICOM)
+    try:
+        stored_kind = np.dtype(header.get_data_dtype()).kind
+        slope, inter = float(header["scl_slope"]), float(header["scl_inter"])
+    except (AttributeError, TypeError, ValueError, KeyError):  # no header, or one without these fields (Analyze)
+        return ""
+    slope = 1.0 if slope == 0 or not np.isfinite(slope) else slope  # NIfTI: 0 (and nibabel: NaN) is no scaling
+    inter = 0.0 if not np.isfinite(inter) else inter
+    if stored_kind not in "biu" or (slope == 1.0 and inter == 0.0):
+        return ""
+    values = np.unique(volume.array).astype(np.float64)
+    if np.any(np.round((values - inter) / slope) < 0):  # negative as stored: the scaling is not the whole cause
+        return ""
+    return (f": the header's scl_slope {_header_number(slope)} (scl_inter {_header_number(inter)}) scales the stored "
+            "whole values; set slope 1 and intercept 0")
+
+
+def _header_number(value: float) -> str:
+    """A header's float32 field as written: 1.0000001, 0, 1e+30."""
+    text = str(np.float32(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _existing_file(path: Path | str) -> Path:
