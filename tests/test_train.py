@@ -814,6 +814,9 @@ OR_CONFIG = "; give -c with a config of the labels to train without it"
     # a value for a name among names for values: it blamed label '0' ("has the value 'background'")
     ({"0": "background", "1": 5, "2": "b"}, "label 1 is named 5, not a text (the labels map values to names, or "
                                             "names to values as nnU-Net v2 does)"),
+    # nnU-Net v2's form with quoted values: a quoted value that is no whole number is named
+    ({"background": "0", "a": "one"}, "label 'a' has the value 'one', not a whole number"),
+    ({"background": "0", "a": "1.5"}, "label 'a' has the value '1.5', not a whole number"),
 ])
 def test_a_dataset_json_medseg_cannot_take_is_refused_in_one_line(tmp_path, labels, message):
     from medseg.errors import InputError
@@ -846,6 +849,11 @@ def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, ca
     assert read_dataset_json(path).names == {0: "background", 1: "a"}
     path.write_text(json.dumps({"labels": {"0": 0, "1": 1}}))  # names that are numbers, in nnU-Net v2's form
     assert read_dataset_json(path).names == {0: "0", 1: "1"}
+    # nnU-Net v2's form with the values quoted: "label key 'background' is not a label value"
+    path.write_text(json.dumps({"labels": {"background": "0", "Anterior": "1", "Posterior": "2"}}))
+    assert read_dataset_json(path).names == {0: "background", 1: "Anterior", 2: "Posterior"}
+    path.write_text(json.dumps({"labels": {"background": 0, "Anterior": "1", "Posterior": 2}}))
+    assert read_dataset_json(path).names == {0: "background", 1: "Anterior", 2: "Posterior"}
     path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "channel_names": {"0": "T2", "1": "ADC"}}))
     with pytest.raises(InputError, match=f"declares 2 input channels \\(T2, ADC\\); medseg trains on one image per "
                                          f"case{OR_CONFIG}"):

@@ -2,14 +2,16 @@
 folder (``imagesTr/``, ``labelsTr/`` and ``dataset.json`` side by side), for ``medseg train`` without a config.
 
 Both forms of its ``labels`` are read: the Decathlon's and nnU-Net v1's ``{"0": "background", "1": "Anterior"}``
-and nnU-Net v2's ``{"background": 0, "Anterior": 1}``. Region-based labels (a list of values for one name) and
-several input channels are refused: medseg trains one label map on one image per case.
+and nnU-Net v2's ``{"background": 0, "Anterior": 1}``, also with its values quoted (``"1"``). Region-based labels (a
+list of values for one name) and several input channels are refused: medseg trains one label map on one image per
+case.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,20 +108,24 @@ def renamed_labels(declared: dict[int, str], names: dict[int, str]) -> tuple[dic
 def _names(labels: dict, path: Path) -> dict[int, str]:
     """Label value → name from either form of ``labels``."""
     names: dict[int, str] = {}
-    if all(isinstance(value, str) for value in labels.values()):  # {"0": "background", "1": "Anterior"}
+    keyed_by_value = all(str(key).isascii() and str(key).isdigit() for key in labels)
+    if all(isinstance(value, str) for value in labels.values()) and (
+            keyed_by_value or not any(_whole_text(value) for value in labels.values())):
+        # {"0": "background", "1": "Anterior"}
         odd = [key for key in labels if not (str(key).isascii() and str(key).isdigit())]
         if odd:
             raise InputError(f"{path}: label key '{odd[0]}' is not a label value (the labels map values to names, "
                              "or names to values as nnU-Net v2 does)")
         pairs = [(int(key), value) for key, value in labels.items()]
-    elif (all(str(key).isascii() and str(key).isdigit() for key in labels)
-          and any(isinstance(value, str) for value in labels.values())):  # values to names, one name not a text
+    elif keyed_by_value and any(isinstance(value, str) for value in labels.values()):  # values to names, one not a text
         key, value = next((k, v) for k, v in labels.items() if not isinstance(v, str))
         raise InputError(f"{path}: label {key} is named {value!r}, not a text (the labels map values to names, or "
                          "names to values as nnU-Net v2 does)")
-    else:  # {"background": 0, "Anterior": 1}
+    else:  # {"background": 0, "Anterior": 1}, also with the values quoted ("0", "1")
         pairs = []
         for name, value in labels.items():
+            if _whole_text(value):
+                value = int(value)
             if isinstance(value, (list, tuple)):
                 raise InputError(f"{path}: label '{name}' is a region of values {list(value)} (nnU-Net's region-based "
                                  f"training); medseg trains one label per value{_OR_CONFIG}")
@@ -133,6 +139,11 @@ def _names(labels: dict, path: Path) -> dict[int, str]:
             raise InputError(f"{path}: label value {value} is named twice ('{names[value]}', '{name}')")
         names[value] = name.strip()
     return dict(sorted(names.items()))
+
+
+def _whole_text(value) -> bool:
+    """A whole number written as a text ("1", "-1"), as some tools write nnU-Net v2's label values."""
+    return isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()) is not None
 
 
 def _text(value) -> str:
