@@ -150,10 +150,23 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
                 "_0001…), and medseg trains on one image per case" if channels else "")
         raise TrainingError(
             f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
-            f"(images in {images_dir}, labels in {labels_dir}): {shown}{hint}"
+            f"(images in {images_dir}, labels in {labels_dir}): {shown}{_case_only(images, labels)}{hint}"
             + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
         )
     return [TrainCase(name, images[name], labels[name]) for name in paired]
+
+
+def _case_only(images: dict[str, Path], labels: dict[str, Path]) -> str:
+    """" (Case1 and case1 differ only in letter case)" for the unpaired images and labels whose case names match but
+    for letter case (pairing does not ignore it: a case-sensitive file system may hold both); empty where none do."""
+    lonely_labels: dict[str, list[str]] = {}
+    for name in sorted(set(labels) - set(images)):
+        lonely_labels.setdefault(name.casefold(), []).append(name)
+    found = [f"{image} and {label}" for image in sorted(set(images) - set(labels))
+             for label in lonely_labels.get(image.casefold(), [])]
+    if not found:
+        return ""
+    return f" ({', '.join(found[:3])}{' …' if len(found) > 3 else ''} differ only in letter case)"
 
 
 def _shape_mismatches(cases: list[TrainCase]) -> str:

@@ -1059,6 +1059,23 @@ def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_pa
     assert "have no counterpart of the same name" in str(error.value) and "lonely.nii.gz" in str(error.value)
 
 
+def test_unpaired_files_whose_names_differ_only_in_letter_case_are_told_so(tmp_path):
+    """Image Case1 and label case1 were both listed as unpaired, without a word on why."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    image, label = np.zeros((16, 16, 6), np.float32), np.zeros((16, 16, 6), np.uint8)
+    for name in ("a", "Case1", "CASE2"):
+        _write(images / f"{name}.nii.gz", image)
+    for name in ("a", "case1", "case2", "other"):
+        _write(labels / f"{name}.nii.gz", label)
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels)
+    assert str(error.value) == (
+        f"{images / 'CASE2.nii.gz'}: 5 file(s) have no counterpart of the same name (images in {images}, labels in "
+        f"{labels}): {images / 'CASE2.nii.gz'}, {images / 'Case1.nii.gz'}, {labels / 'case1.nii.gz'}, "
+        f"{labels / 'case2.nii.gz'}, {labels / 'other.nii.gz'} (CASE2 and case2, Case1 and case1 differ only in letter "
+        "case)")
+
+
 def test_labels_are_checked_on_the_grid_as_scoring_checks_them(tmp_path):
     """Training compared affines entry by entry (1e-3): it refused a label stored in another voxel order (LPS vs RAS,
     as dcm2niix writes some series) that `medseg evaluate` and evaluate_model.py re-index and score, and one 0.002 mm
