@@ -17,7 +17,8 @@ from pathlib import Path
 from medseg.errors import InputError, TrainingError
 
 __all__ = ["DefaultConfig", "with_overrides", "read_given_config", "default_training_config",
-           "dataset_names_disagree", "background_misnamed", "check_planned_epochs", "outcome_text"]
+           "dataset_names_disagree", "background_misnamed", "check_planned_epochs", "outcome_text",
+           "recipe_notes_copied"]
 
 
 @dataclass
@@ -141,6 +142,84 @@ def background_misnamed(config: dict, where: str) -> str | None:
     return (f"{where}: label {misnamed[0]} is named {label_names[misnamed[0]]!r}, but value 0 is the background "
             f"(named {label_names.get('0')!r}): label {misnamed[0]} is trained, scored and reported as a structure; "
             "are the names swapped?")
+
+
+def _card_texts(config: dict) -> dict[str, str]:
+    """The texts of a config that its model card shows as they are, by where they sit, whitespace collapsed."""
+    training = config.get("training") if isinstance(config.get("training"), dict) else {}
+    data = training.get("data") if isinstance(training.get("data"), dict) else {}
+    texts = {"description": config.get("description"), "training.data description": data.get("description"),
+             "training.data licence": data.get("licence") or data.get("license")}
+    return {field: " ".join(text.split()) for field, text in texts.items() if isinstance(text, str) and text.strip()}
+
+
+def _shipped_recipes() -> list[tuple[str, Path, dict]]:
+    """(name, file, config) of the recipes that come with medseg: the shipped model packages' configs (an installed
+    medseg has them; their texts are those of the configs they were trained with), then the configs in
+    ``configs/train/`` of the source tree medseg runs from (a checkout: an installed medseg has none)."""
+    import json
+
+    import medseg
+    from medseg.package import CONFIG_NAME, shipped_models, shipped_package_path
+
+    files = [(f"the shipped model {name}", shipped_package_path(name) / CONFIG_NAME) for name in shipped_models()]
+    root = Path(medseg.__file__).resolve().parents[1]
+    folder = root / "configs" / "train"
+    if (root / "pyproject.toml").is_file() and folder.is_dir():
+        files += [(f"configs/train/{path.name}", path) for path in sorted(folder.glob("*.json"))]
+    recipes = []
+    for name, path in files:
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(config, dict):
+            recipes.append((name, path, config))
+    return recipes
+
+
+def recipe_notes_copied(config: dict, config_path: Path, images_sha256: list[str]) -> str | None:
+    """A warning where the description, or the data description or licence (``training.data``), of the config in
+    ``config_path`` is word for word that of a recipe that comes with medseg (:func:`_shipped_recipes`): the model
+    card would describe that recipe's run and data. None where none is, or where the run trains on that data (one of
+    ``images_sha256``, the run's images, is among the training images of a shipped model with those data notes)."""
+    texts = _card_texts(config)
+    recipes = [(name, path, _card_texts(recipe), recipe) for name, path, recipe in _shipped_recipes()]
+    data_fields = ("training.data description", "training.data licence")
+    ours = [texts.get(field) for field in data_fields]
+    for _, _, theirs, recipe in recipes:
+        recorded = (recipe.get("training") or {}).get("train_images_sha256") or []
+        same_notes = any(ours) and ours == [theirs.get(field) for field in data_fields]
+        if same_notes and not set(recorded).isdisjoint(images_sha256):
+            return None  # the shipped model's own data: its notes are this run's
+    left, parts = dict(texts), []
+    while True:  # the recipe that shares the most texts first (the one copied), then any other
+        name, shared = max(((name, [f for f, text in left.items() if theirs.get(f) == text])
+                            for name, _, theirs, _ in recipes), key=lambda pair: len(pair[1]), default=(None, []))
+        if not shared:
+            break
+        parts.append(f"{_listed(shared)} {'is' if len(shared) == 1 else 'are'} word for word those of {name}")
+        left = {f: text for f, text in left.items() if f not in shared}
+    if not parts:
+        return None
+    if any(_same_file(config_path, path) for _, path, _, _ in recipes):  # given as it comes, not a copy
+        return (f"{config_path}: a recipe that comes with medseg: its {_listed(list(texts))} "
+                f"{'describes' if len(texts) == 1 else 'describe'} the run and "
+                "data it was made for, and the model card will carry them as they are; for a run on other data, edit "
+                "them in a copy of the config")
+    return (f"{config_path}: its {'; its '.join(parts)}: the model card will carry them as they are, describing that "
+            "recipe's run and data, not this one's; edit them in the config")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return False
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def check_planned_epochs(output: Path, asked: int, where: str, epochs_given: bool, from_file: bool) -> None:

@@ -1309,7 +1309,7 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(tiny_set, tmp_path, capsys,
     assert "epoch   2" in captured.err and "val mean Dice" in captured.err
     # the labels by name, as the model card shows them (not "1:0.8711  2:…")
     assert re.search(r"val mean Dice \d\.\d+  \(ellipsoid \d\.\d+  box \d\.\d+  tube \d\.\d+\)", captured.err)
-    assert "as a model shipped with medseg" not in captured.err
+    assert "as a model shipped with medseg" not in captured.err and "word for word" not in captured.err
     assert captured.out.startswith(f"wrote {out}")
     assert load_package(out).config["training"]["epochs_run"] == 2
     first = weights(out)
@@ -2479,6 +2479,27 @@ def test_a_package_named_like_a_shipped_model_is_warned_about(tiny_set, tmp_path
     assert info.value.code == 0
     assert (f"warning: {path} names the package 'phantom', as a model shipped with medseg: sidecars and reports "
             "name models by name and version") in capsys.readouterr().err
+
+
+def test_a_config_with_a_shipped_recipes_card_texts_is_warned_about_and_trains(tiny_set, tmp_path, capsys):
+    """A copy of a shipped config with only its name edited wrote a model card describing the shipped run and its
+    data, without a word; it is told in one line, and the run goes on."""
+    from medseg.cli import main
+
+    phantom = json.loads((Path(__file__).parents[1] / "configs" / "train" / "phantom.json").read_text())
+    config = tiny_training_config(epochs=1, data=phantom["training"]["data"])
+    config.update(name="mine", description=phantom["description"])
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "mine"
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(path), "-o", str(out),
+              "--threads", "1", *_FEW_STEPS])
+    assert info.value.code == 0
+    assert (f"warning: {path}: its description, training.data description and training.data licence are word for "
+            "word those of the shipped model phantom: the model card will carry them as they are, describing that "
+            "recipe's run and data, not this one's; edit them in the config\n") in capsys.readouterr().err
+    assert phantom["training"]["data"]["description"] in (out / "MODEL_CARD.md").read_text()
 
 
 def test_a_stopped_run_finished_at_the_epoch_it_reached_is_finished(tiny_set, tmp_path, capsys, config_file,

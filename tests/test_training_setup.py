@@ -16,6 +16,7 @@ from medseg.training_setup import (
     default_training_config,
     outcome_text,
     read_given_config,
+    recipe_notes_copied,
     with_overrides,
 )
 
@@ -92,3 +93,42 @@ def test_a_label_named_like_the_background_is_warned_about():
 ])
 def test_the_outcome_names_the_epoch_kept_and_its_figure(training, model_space, text):
     assert outcome_text({"labels": {"0": "background", "1": "x"}, "training": training}, model_space) == text
+
+
+def test_a_config_carrying_a_shipped_recipes_card_texts_is_warned_about(tmp_path, monkeypatch):
+    """configs/train/hippocampus-short.json with only its name edited, on one's own data, wrote a model card
+    describing the shipped run ("200 of its labelled T1-weighted MR crops", "shortened to 20 epochs"), without a
+    word: only shipped model names were checked."""
+    import medseg
+
+    short = json.loads((REPO / "configs" / "train" / "hippocampus-short.json").read_text())
+    path = tmp_path / "mine.json"
+    tail = ("the model card will carry them as they are, describing that recipe's run and data, not this one's; edit "
+            "them in the config")
+    assert recipe_notes_copied({**short, "name": "mine"}, path, ["0" * 64]) == (
+        f"{path}: its description, training.data description and training.data licence are word for word those of "
+        f"configs/train/hippocampus-short.json: {tail}")
+    # the data notes alone, as the shipped model (and both hippocampus configs) have them
+    full = json.loads((REPO / "configs" / "train" / "hippocampus.json").read_text())
+    assert recipe_notes_copied({**full, "name": "mine", "description": "my own"}, path, []) == (
+        f"{path}: its training.data description and training.data licence are word for word those of the shipped "
+        f"model hippocampus: {tail}")
+    # an installed medseg has no configs/train/: the shipped models' configs are compared
+    monkeypatch.setattr(medseg, "__file__", str(tmp_path / "site-packages" / "medseg" / "__init__.py"))
+    assert recipe_notes_copied({**short, "name": "mine"}, path, []) == (
+        f"{path}: its training.data description and training.data licence are word for word those of the shipped "
+        f"model hippocampus: {tail}")
+    monkeypatch.undo()
+    # the recipe file itself, as it comes
+    given = REPO / "configs" / "train" / "phantom.json"
+    phantom = json.loads(given.read_text())
+    assert recipe_notes_copied(phantom, given, []) == (
+        f"{given}: a recipe that comes with medseg: its description, training.data description and training.data "
+        "licence describe the run and data it was made for, and the model card will carry them as they are; for a "
+        "run on other data, edit them in a copy of the config")
+    # edited texts, or the data the shipped model was trained on (its notes are this run's): nothing to say
+    edited = {**phantom, "description": "mine", "training": {**phantom["training"], "data": {"description": "mine"}}}
+    assert recipe_notes_copied(edited, path, []) is None
+    shipped = json.loads((REPO / "medseg" / "models" / "hippocampus" / "model.json").read_text())
+    one_of_its_images = shipped["training"]["train_images_sha256"][0]
+    assert recipe_notes_copied({**short, "name": "mine"}, path, ["0" * 64, one_of_its_images]) is None

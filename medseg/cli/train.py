@@ -85,6 +85,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         default_training_config,
         outcome_text,
         read_given_config,
+        recipe_notes_copied,
     )
 
     # everything that can be checked without reading a volume fails first: config, output folder, pairing (the
@@ -155,6 +156,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                    "the config" if config_path is not None else "give -o a folder of another name")
             click.echo(f"warning: {where} names the package {config['name']!r}, as a model shipped with medseg: "
                        f"sidecars and reports name models by name and version; {fix}", err=True)
+        copied = recipe_notes_copied(config, config_path, [case.sha256[0] for case in cases if case.sha256]) \
+            if config_path is not None else None
+        if copied is not None:  # a copy of a shipped config, its card texts unedited
+            click.echo(f"warning: {copied}", err=True)
 
     misnamed = background_misnamed(config, where)
     if misnamed is not None and not silent:  # names swapped in the config (or a dataset.json)?
