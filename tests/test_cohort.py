@@ -1198,3 +1198,60 @@ def test_the_slurm_profiles_placeholders_are_found_in_the_default_resources():
     assert placeholder_resources(["slurm_account='your_account'"]) is not None
     assert placeholder_resources(["slurm_account=lab42", "slurm_partition=cpu"]) is None
     assert placeholder_resources([]) is None
+
+
+def test_a_step_by_hand_is_refused_while_a_workflow_run_holds_the_folder_and_its_jobs_go_on(cohort, capsys,
+                                                                                           monkeypatch):
+    """`medseg cohort infer` by hand beside a Snakemake run had replaced a case the run had just made and removed its
+    fresh scores; the run's own jobs ($MEDSEG_COHORT_RUN, set by the Snakefile) go on."""
+    from medseg.cli import main
+
+    sheet, results = cohort
+    monkeypatch.delenv("MEDSEG_COHORT_RUN", raising=False)
+    holder = subprocess.Popen(  # the workflow's planning holds the results folder for the whole run
+        [sys.executable, "-c", "import sys; from medseg.io.folder_claim import claimed\n"
+         f"with claimed({str(results)!r}, 'cohort run'):\n"
+         "    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for step in (["infer", "--model", MODEL, "--device", "cpu"], ["evaluate"]):
+            with pytest.raises(SystemExit) as caught:
+                main(["cohort", step[0], str(sheet), "-o", str(results), "--case", "c", *step[1:]])
+            assert caught.value.code == 1
+            assert capsys.readouterr().err == (
+                f"medseg: error: {results}: another cohort run is writing to this folder (pid {holder.pid} on "
+                f"{socket.gethostname()}, per {results.parent / '.results.lock'}); wait for it to end or give another "
+                "folder\n")
+        assert not (results / "cases").exists()
+        monkeypatch.setenv("MEDSEG_COHORT_RUN", "1")  # one of the run's jobs
+        with pytest.raises(SystemExit) as caught:
+            main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "c", "--model", MODEL, "--device",
+                  "cpu"])
+        assert caught.value.code == 0
+        assert (results / "cases" / "c" / "c_seg.nii.gz").is_file()
+    finally:
+        holder.communicate("")
+
+
+def test_a_job_skips_a_case_taken_out_of_the_sheet_since_its_run_planned(cohort, capsys, monkeypatch):
+    """The sheet edited during a run: a job planned before the edit failed on its --case (exit 2, retried, the run
+    ended without a report). By hand, a case not in the sheet is still a usage error."""
+    from medseg.cli import main
+
+    sheet, results = cohort
+    monkeypatch.setenv("MEDSEG_COHORT_RUN", "1")
+    with pytest.raises(SystemExit) as caught:
+        main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "gone2", "--case", "c", "--model", MODEL,
+              "--device", "cpu"])
+    assert caught.value.code == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        f"warning: {sheet}: gone2 no longer in the sheet (edited since this run planned its jobs): skipped; the next "
+        "run plans from the sheet as it is\n")
+    assert "c: ok" in captured.out and not (results / "cases" / "gone2").exists()
+    monkeypatch.delenv("MEDSEG_COHORT_RUN")
+    with pytest.raises(SystemExit) as caught:
+        main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "gone2", "--model", MODEL])
+    assert caught.value.code == 2
+    assert f"not in {sheet}: gone2" in capsys.readouterr().err

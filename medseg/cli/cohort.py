@@ -65,17 +65,31 @@ def _redo(stage: str):
                              "forced: -F, --forcerun).")
 
 
-def _select(samples, cases):
-    from medseg.cohort import read_samples
+_in_run = click.option("--in-run", is_flag=True, hidden=True, envvar="MEDSEG_COHORT_RUN",
+                       help="A job of a workflow run (the Snakefile sets $MEDSEG_COHORT_RUN for its jobs).")
 
+
+def _select(samples, cases, results, in_run: bool):
+    """The sheet's rows of ``cases`` (all without). A step started by hand is refused while a workflow run holds the
+    results folder; a job of that run skips, with a warning, a case taken out of the sheet since the run planned
+    its jobs (the sheet edited mid-run had failed the job, three times, and the run without a report)."""
+    from medseg.cohort import read_samples
+    from medseg.cohort.run import check_no_workflow_run
+
+    if not in_run:
+        check_no_workflow_run(results)
     rows = read_samples(samples)
     if not cases:
         return rows
     by_id = {row.case_id: row for row in rows}
     unknown = [case for case in cases if case not in by_id]
-    if unknown:
+    if unknown and not in_run:
         raise click.BadParameter(f"not in {samples}: {', '.join(unknown)}", param_hint="--case")
-    return [by_id[case] for case in cases]
+    if unknown:
+        click.echo(escaped_line(f"warning: {samples}: {', '.join(unknown)} no longer in the sheet (edited since this "
+                                "run planned its jobs): skipped; the next run plans from the sheet as it is"),
+                   err=True)
+    return [by_id[case] for case in cases if case in by_id]
 
 
 def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:
@@ -145,8 +159,9 @@ def _report(summary, record) -> None:
 @_attempt
 @_record
 @_redo("infer")
+@_in_run
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          attempt, record, redo):
+          attempt, record, redo, in_run):
     """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
 
     Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
@@ -160,7 +175,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     _check_memory(memory_mb, final_memory_mb)
     _check_attempt(attempt)
     _check_record(record)
-    selected = _select(samples, cases)
+    selected = _select(samples, cases, results, in_run)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb))
@@ -178,7 +193,8 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @_attempt
 @_record
 @_redo("evaluate")
-def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo):
+@_in_run
+def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo, in_run):
     """Score the cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json. Every selected case
     must have been through `cohort infer` (those not yet segmented are named, and none is scored).
 
@@ -190,7 +206,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     _check_memory(memory_mb, final_memory_mb)
     _check_attempt(attempt)
     _check_record(record)
-    selected = _select(samples, cases)
+    selected = _select(samples, cases, results, in_run)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), redo=redo), record)
     return 0

@@ -41,8 +41,9 @@ from medseg.errors import DicomError, GeometryError, ImageReadError, InputError,
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.resources import cgroup_limit, set_threads
 
-__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "evaluate_cases", "given_up_for_less_memory",
-           "infer_cases", "read_batch_plan", "stale_cases", "write_batch_plan", "write_job_record"]
+__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "check_no_workflow_run", "evaluate_cases",
+           "given_up_for_less_memory", "infer_cases", "read_batch_plan", "stale_cases", "write_batch_plan",
+           "write_job_record"]
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +255,17 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
     summary.setup_s = round(lazy.setup_s, 3)
     summary.total_s = round(time.perf_counter() - clock, 3)
     return summary
+
+
+def check_no_workflow_run(results: Path | str) -> None:
+    """Refuse, with an :class:`~medseg.errors.OutputExistsError` naming the process, while a workflow run holds the
+    results folder (the claim its planning takes beside the folder): a cohort step started by hand beside it had
+    replaced a case the run had just made and removed its fresh scores. Only looked at, not held: steps started by
+    hand may run side by side, each case claimed in turn. The workflow's own jobs do not ask."""
+    from medseg.io.folder_claim import claimed
+
+    with claimed(results, "cohort run"):
+        pass
 
 
 def _case_claim(folder: ResultsFolder, case_id: str):

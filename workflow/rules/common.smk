@@ -151,7 +151,10 @@ _PREVIEW = cohort.previewing(sys.argv[1:])
 # option is no longer given): a token for this run, under which the cases made again are recorded, so that a
 # retried or resumed job of the run keeps those. Jobs a cluster starts get the variables with the job (envvars).
 _REDO_VARIABLES = {stage: f"MEDSEG_REDO_{stage.upper()}" for stage in ("infer", "evaluate")}
+# and that they are its jobs: a cohort step started by hand is refused while a run holds the results folder
+_RUN_VARIABLE = "MEDSEG_COHORT_RUN"
 if workflow.is_main_process:
+    os.environ[_RUN_VARIABLE] = "1"
     _forced = [] if _PREVIEW else cohort.forced_stages(sys.argv[1:])
     _token = os.urandom(8).hex()
     for _stage, _variable in _REDO_VARIABLES.items():
@@ -161,12 +164,13 @@ if workflow.is_main_process:
                        + " and ".join({"infer": "segmented", "evaluate": "scored"}[s] for s in _forced)
                        + " again, not kept from earlier runs")
 else:
-    for _variable in _REDO_VARIABLES.values():
+    for _variable in (*_REDO_VARIABLES.values(), _RUN_VARIABLE):
         os.environ.setdefault(_variable, "")
 
 
 envvars:
     *_REDO_VARIABLES.values(),
+    _RUN_VARIABLE,
 
 # one run at a time per results folder: Snakemake's lock is per working folder, so two runs started from two
 # folders on one results folder both went on (cases segmented twice, one run's job logs over the other's). The
