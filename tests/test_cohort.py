@@ -1255,3 +1255,43 @@ def test_a_job_skips_a_case_taken_out_of_the_sheet_since_its_run_planned(cohort,
         main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "gone2", "--model", MODEL])
     assert caught.value.code == 2
     assert f"not in {sheet}: gone2" in capsys.readouterr().err
+
+
+def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_same_path_as_stale(cohort):
+    """A file replaced by another of the same grid under the same name: the report with the sheet showed the old
+    figures as the case's, flagged nothing. The cohort records each file's size and time when it uses it."""
+    from medseg.report import build_report
+
+    def read_tsv(path):
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle, delimiter="\t"))
+
+    sheet, results = cohort
+    page = results / "report.html"
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b", "c")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    infer_cases(samples, results, options)
+    evaluate_cases(samples, results)
+    rows = {row["case_id"]: row for row in read_tsv(build_report(results, page, sheet=sheet).table)}
+    assert [rows[case]["status"] for case in "abc"] == ["scored", "scored", "no_reference"]
+
+    data = sheet.parent
+    image = nib.load(data / "b.nii.gz")  # another image on the same grid, under the same name
+    nib.save(nib.Nifti1Image(np.flip(np.asarray(image.dataobj), 0), image.affine, image.header), data / "b.nii.gz")
+    label = nib.load(data / "a_label.nii.gz")
+    blanked = np.where(np.asarray(label.dataobj) == 1, 0, np.asarray(label.dataobj)).astype(label.get_data_dtype())
+    nib.save(nib.Nifti1Image(blanked, label.affine, label.header), data / "a_label.nii.gz")
+    rows = {row["case_id"]: row for row in read_tsv(build_report(results, page, sheet=sheet, overwrite=True).table)}
+    assert [(rows[case]["status"], rows[case]["failed_stage"]) for case in "abc"] == [
+        ("failed", "stale"), ("failed", "stale"), ("no_reference", "")]
+    assert rows["a"]["error"] == (
+        f"the reference {data / 'a_label.nii.gz'} was replaced or rewritten after the case was scored (its size or "
+        "modification time is not the one recorded then); run the workflow again to rescore the case")
+    assert rows["b"]["error"] == (
+        f"the input {data / 'b.nii.gz'} was replaced or rewritten after the case was segmented (its size or "
+        "modification time is not the one recorded then); run the workflow again to redo the case")
+    # the cohort redoes them, and the report then shows them again
+    infer_cases(samples, results, options)
+    evaluate_cases(samples, results)
+    rows = {row["case_id"]: row for row in read_tsv(build_report(results, page, sheet=sheet, overwrite=True).table)}
+    assert [rows[case]["status"] for case in "abc"] == ["scored", "scored", "no_reference"]

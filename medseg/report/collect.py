@@ -293,6 +293,29 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
     if sample.reference is not None and case.metrics is not None and unavailable(sample.reference):
         return (f"the reference {os.path.abspath(sample.reference)} is missing; the scores made against it earlier "
                 "are kept in the results folder (not shown here), and reused if it comes back unchanged")
+    return _changed_since_made(case, sample)
+
+
+def _changed_since_made(case: CaseResult, sample) -> str | None:
+    """Why a case's results are older than the row's files now at the same paths (a file replaced or rewritten
+    since: its size or modification time is not the one the cohort recorded when it made the results), or None.
+    Only a cohort's results folder records them (``status/<id>.<stage>.json``); the cohort redoes such a case."""
+    import os
+
+    from medseg.cohort.records import ResultsFolder, path_signature
+
+    folder = ResultsFolder(case.results_dir)
+    checks = [("infer", "image_signature", sample.image, "input", "segmented", "redo")]
+    if sample.reference is not None and case.metrics is not None:
+        checks.append(("evaluate", "reference_signature", sample.reference, "reference", "scored", "rescore"))
+    for stage, key, path, role, made, again in checks:
+        record = folder.status(case.case_id, stage)
+        recorded = record.get(key) if record is not None and record.get("outcome") == "ok" else None
+        if recorded is None or recorded == "missing":  # written before medseg recorded it, or made while away
+            continue
+        if path_signature(path) != recorded:
+            return (f"the {role} {os.path.abspath(path)} was replaced or rewritten after the case was {made} (its size "
+                    f"or modification time is not the one recorded then); run the workflow again to {again} the case")
     return None
 
 
