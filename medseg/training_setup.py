@@ -182,7 +182,8 @@ def recipe_notes_copied(config: dict, config_path: Path, images_sha256: list[str
     """A warning where the description, or the data description or licence (``training.data``), of the config in
     ``config_path`` is word for word that of a recipe that comes with medseg (:func:`_shipped_recipes`): the model
     card would describe that recipe's run and data. None where none is, or where the run trains on that data (one of
-    ``images_sha256``, the run's images, is among the training images of a shipped model with those data notes)."""
+    ``images_sha256``, the run's images, is among the training images of a shipped model with those data notes). A
+    licence alone is no sign of a copy (another task of the same data collection has the same one)."""
     texts = _card_texts(config)
     recipes = [(name, path, _card_texts(recipe), recipe) for name, path, recipe in _shipped_recipes()]
     data_fields = ("training.data description", "training.data licence")
@@ -196,9 +197,10 @@ def recipe_notes_copied(config: dict, config_path: Path, images_sha256: list[str
     while True:  # the recipe that shares the most texts first (the one copied), then any other
         name, shared = max(((name, [f for f, text in left.items() if theirs.get(f) == text])
                             for name, _, theirs, _ in recipes), key=lambda pair: len(pair[1]), default=(None, []))
-        if not shared:
+        if not shared or shared == ["training.data licence"]:
             break
-        parts.append(f"{_listed(shared)} {'is' if len(shared) == 1 else 'are'} word for word those of {name}")
+        parts.append(f"{_listed(shared)} {'is word for word that' if len(shared) == 1 else 'are word for word those'} "
+                     f"of {name}")
         left = {f: text for f, text in left.items() if f not in shared}
     if not parts:
         return None

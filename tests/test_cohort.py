@@ -33,6 +33,7 @@ def _sheet(folder: Path, text: str) -> Path:
 
 # --- sample sheets ---------------------------------------------------------------------------------------------
 
+
 def test_sheet_paths_are_relative_to_its_folder(tmp_path):
     sheet = _sheet(tmp_path, "# a comment\n\ncase_id\timage\treference\tsite\n"
                              "a\timg/a.nii.gz\tlabels/a.nii.gz\tX\n"
@@ -134,6 +135,7 @@ def test_batches(tmp_path):
 
 
 # --- running cases -----------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def cohort(tmp_path):
@@ -428,6 +430,7 @@ def test_a_sidecar_that_cannot_be_read_fails_its_case_at_scoring_naming_it(cohor
 
 
 # --- stale Snakemake locks ---------------------------------------------------------------------------------------
+
 
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -731,6 +734,7 @@ def test_a_record_that_cannot_be_written_is_refused_before_any_case_runs(cohort,
 
 
 # --- stale results after the sheet, the model or the run changed ------------------------------------------------
+
 
 def test_a_changed_model_json_redoes_the_cases(cohort, tmp_path):
     import shutil
@@ -1224,7 +1228,11 @@ def test_a_step_by_hand_is_refused_while_a_workflow_run_holds_the_folder_and_its
                 f"{socket.gethostname()}, per {results.parent / '.results.lock'}); wait for it to end or give another "
                 "folder\n")
         assert not (results / "cases").exists()
-        monkeypatch.setenv("MEDSEG_COHORT_RUN", "1")  # one of the run's jobs
+        monkeypatch.setenv("MEDSEG_COHORT_RUN", "1")  # not the run's own: a job names the process holding the folder
+        with pytest.raises(SystemExit) as caught:
+            main(["cohort", "evaluate", str(sheet), "-o", str(results), "--case", "c"])
+        assert caught.value.code == 1 and "another cohort run is writing to this folder" in capsys.readouterr().err
+        monkeypatch.setenv("MEDSEG_COHORT_RUN", f"pid {holder.pid} on {socket.gethostname()}")  # one of its jobs
         with pytest.raises(SystemExit) as caught:
             main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "c", "--model", MODEL, "--device",
                   "cpu"])
@@ -1238,10 +1246,11 @@ def test_a_job_skips_a_case_taken_out_of_the_sheet_since_its_run_planned(cohort,
     """The sheet edited during a run: a job planned before the edit failed on its --case (exit 2, retried, the run
     ended without a report). By hand, a case not in the sheet is still a usage error."""
     from medseg.cli import main
+    from medseg.io.folder_claim import claimed, holder_text
 
     sheet, results = cohort
-    monkeypatch.setenv("MEDSEG_COHORT_RUN", "1")
-    with pytest.raises(SystemExit) as caught:
+    monkeypatch.setenv("MEDSEG_COHORT_RUN", holder_text())  # this process holds the folder, as the run's planning
+    with claimed(results, "cohort run"), pytest.raises(SystemExit) as caught:
         main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "gone2", "--case", "c", "--model", MODEL,
               "--device", "cpu"])
     assert caught.value.code == 0
@@ -1285,11 +1294,11 @@ def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_sa
     assert [(rows[case]["status"], rows[case]["failed_stage"]) for case in "abc"] == [
         ("failed", "stale"), ("failed", "stale"), ("no_reference", "")]
     assert rows["a"]["error"] == (
-        f"the reference {data / 'a_label.nii.gz'} was replaced or rewritten after the case was scored (its size or "
-        "modification time is not the one recorded then); run the workflow again to rescore the case")
+        f"the reference {data / 'a_label.nii.gz'} was changed or replaced after the case was scored (its size or "
+        "modification time differs from the one recorded then); run the workflow again to rescore the case")
     assert rows["b"]["error"] == (
-        f"the input {data / 'b.nii.gz'} was replaced or rewritten after the case was segmented (its size or "
-        "modification time is not the one recorded then); run the workflow again to redo the case")
+        f"the input {data / 'b.nii.gz'} was changed or replaced after the case was segmented (its size or "
+        "modification time differs from the one recorded then); run the workflow again to redo the case")
     # the cohort redoes them, and the report then shows them again
     infer_cases(samples, results, options)
     evaluate_cases(samples, results)

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from medseg.cohort import claims_results, forced_stages, previewing, writes_results
+from medseg.cohort import (
+    claims_results,
+    forced_jobs,
+    forget_forced_run,
+    previewing,
+    redo_for_job,
+    redo_values,
+    writes_results,
+)
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -91,11 +99,33 @@ def test_a_closed_stdout_pipe_and_shell_completion_behave_as_under_clicks_main(t
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
-    (["-F"], ["infer", "evaluate"]), (["--forceall", "--cores", "2"], ["infer", "evaluate"]),
-    (["-R", "infer"], ["infer"]), (["--forcerun", "evaluate", "report"], ["evaluate"]),
-    (["-R", "results/jobs/batch001.infer.json"], ["infer"]),  # one job, by its record
-    (["-R", "report"], []), (["-f"], []), (["--cores", "2"], []), ([], []),
-    (["--no-such-option"], []),  # Snakemake refuses it and runs nothing
+    (["-F"], {"infer": None, "evaluate": None}), (["--forceall", "--cores", "2"], {"infer": None, "evaluate": None}),
+    (["-R", "infer"], {"infer": None}), (["--forcerun", "evaluate", "report"], {"evaluate": None}),
+    (["-R", "results/jobs/batch001.infer.json", "/r/jobs/batch003.infer.json"], {"infer": ["batch001", "batch003"]}),
+    (["-f", "out/jobs/batch002.evaluate.json"], {"evaluate": ["batch002"]}),  # -f on a job record forces that job
+    (["-R", "report"], {}), (["-f"], {}), (["out/jobs/batch002.infer.json"], {}), (["--cores", "2"], {}), ([], {}),
+    (["--no-such-option"], {}),  # Snakemake refuses it and runs nothing
 ])
-def test_forced_stages(argv, expected):
-    assert forced_stages(argv) == expected
+def test_forced_jobs(argv, expected):
+    assert forced_jobs(argv) == expected
+
+
+def test_a_forced_runs_token_is_kept_until_it_succeeds_and_tells_only_its_batches(tmp_path):
+    """The same forced command run again after a stop goes on under the same token (the cases it has made again are
+    kept); --forcerun of one job record makes only that batch's cases again, not those of other jobs that run."""
+    first = redo_values(tmp_path, {"infer": None, "evaluate": ["b2"]})
+    token = first["infer"]
+    assert len(token) == 16 and first["evaluate"] == f"{token}:b2"
+    assert redo_values(tmp_path, {"infer": None, "evaluate": ["b2"]}) == first  # after a stop: the same run
+    assert redo_values(tmp_path, {"infer": None})["infer"] != token  # other options: another forced run
+    assert redo_values(tmp_path, {}) == {"infer": "", "evaluate": ""}
+    preview = redo_values(tmp_path / "other", {"infer": None}, keep=False)
+    assert preview["infer"] and not (tmp_path / "other").exists()
+    again = redo_values(tmp_path, {"infer": None})
+    forget_forced_run(tmp_path)
+    assert redo_values(tmp_path, {"infer": None}) != again  # succeeded: a new forced run
+    assert redo_for_job("t0k3n", "out/jobs/b1.infer.json") == "t0k3n"
+    assert redo_for_job("t0k3n:b2,b3", "out/jobs/b3.infer.json") == "t0k3n"
+    assert redo_for_job("t0k3n:b2,b3", "out/jobs/b1.infer.json") is None
+    assert redo_for_job("t0k3n:b2", None) is None
+    assert redo_for_job("", "out/jobs/b1.infer.json") is None and redo_for_job(None, None) is None

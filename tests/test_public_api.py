@@ -41,6 +41,10 @@ def test_every_module_lists_its_public_names_and_they_exist(module_name):
 def _calls(tree: ast.AST) -> list[str]:
     found = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(raised, ast.Name) and raised.id in {"SystemExit", "KeyboardInterrupt"}:
+                found.append(f"raise {raised.id} at line {node.lineno}")
         if not isinstance(node, ast.Call):
             continue
         func = node.func
@@ -50,7 +54,11 @@ def _calls(tree: ast.AST) -> list[str]:
             owner, name = func.value.id, func.attr
             if (owner, name) in {("sys", "exit"), ("os", "_exit"), ("click", "echo"), ("click", "secho")}:
                 found.append(f"{owner}.{name}() at line {node.lineno}")
-    return found
+        if isinstance(func, ast.Attribute) and func.attr == "write" and isinstance(func.value, ast.Attribute) \
+                and isinstance(func.value.value, ast.Name) and func.value.value.id == "sys" \
+                and func.value.attr in {"stdout", "stderr"}:
+            found.append(f"sys.{func.value.attr}.write() at line {node.lineno}")
+    return sorted(found, key=lambda text: int(text.rsplit(' ', 1)[1]))  # in the order of the source
 
 
 @pytest.mark.parametrize("module_name", LIBRARY)
@@ -60,6 +68,7 @@ def test_the_library_neither_prints_nor_exits(module_name):
 
 
 def test_the_check_sees_prints_and_exits():
-    tree = ast.parse("import sys, os, click\nprint(1)\nsys.exit(2)\nos._exit(3)\nclick.echo('x')\nlog.info('y')\n")
+    tree = ast.parse("import sys, os, click\nprint(1)\nsys.exit(2)\nos._exit(3)\nclick.echo('x')\nlog.info('y')\n"
+                     "raise SystemExit(1)\nsys.stderr.write('z')\nraise ValueError('w')\n")
     assert _calls(tree) == ["print() at line 2", "sys.exit() at line 3", "os._exit() at line 4",
-                            "click.echo() at line 5"]
+                            "click.echo() at line 5", "raise SystemExit at line 7", "sys.stderr.write() at line 8"]

@@ -79,3 +79,25 @@ def test_a_job_without_a_record_beside_a_report_removes_the_report_unless_previe
     void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=False)
     assert [void[stage].unrecorded for stage in ("infer", "evaluate")] == [[], []]
     assert unrecorded_message(void, preview=False) is None
+
+
+def test_a_new_batch_beside_recorded_ones_removes_the_report_without_a_warning(tmp_path):
+    """A row added (a new batch) in a folder the workflow made: Snakemake lists the new job itself, so it is not
+    told as a folder made by hand; the report still goes (from another working folder Snakemake would not run the
+    job while it is there)."""
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    first, added = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases([first], results, options))
+    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases([first], results))
+    report = results / "report.html"
+    report.write_text("<html></html>")
+    batches = {"b0001": [first], "b0002": [added]}
+    memory = {"infer": 4000, "evaluate": 2000}
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
+    assert unrecorded_message(void, preview=True) is None and report.exists()
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=False)
+    assert unrecorded_message(void, preview=False) is None and not report.exists()

@@ -129,6 +129,12 @@ def test_a_config_carrying_a_shipped_recipes_card_texts_is_warned_about(tmp_path
     # edited texts, or the data the shipped model was trained on (its notes are this run's): nothing to say
     edited = {**phantom, "description": "mine", "training": {**phantom["training"], "data": {"description": "mine"}}}
     assert recipe_notes_copied(edited, path, []) is None
+    # the licence alone: another task of the same collection has it too
+    licensed = {**edited, "training": {**edited["training"], "data": {"description": "mine",
+                                                                       "licence": full["training"]["data"]["licence"]}}}
+    assert recipe_notes_copied(licensed, path, []) is None
+    assert recipe_notes_copied({**edited, "description": full["description"]}, path, []) == (
+        f"{path}: its description is word for word that of the shipped model hippocampus: {tail}")
     shipped = json.loads((REPO / "medseg" / "models" / "hippocampus" / "model.json").read_text())
     one_of_its_images = shipped["training"]["train_images_sha256"][0]
     assert recipe_notes_copied({**short, "name": "mine"}, path, ["0" * 64, one_of_its_images]) is None

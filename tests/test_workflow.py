@@ -190,6 +190,7 @@ def _records(status: Path) -> list[Path]:
     which pathlib's ``*`` matches: a kill that landed while one was written had it read as a finished case)."""
     return [path for path in status.glob("*.infer.json") if not path.name.startswith(".")]
 
+
 def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[list[str], Path]:
     """One batch of ``names`` (96x96x48 phantoms) started by Snakemake in its own session; ``kill(pid)`` once the
     first case has finished. Returns the command (to run again) and the results folder."""
@@ -751,6 +752,7 @@ def test_a_folder_made_by_hand_is_finished_by_the_workflow_not_taken_as_done(tmp
     assert sorted(row["case_id"] for row in rows) == ["a", "b"]
     assert {row["status"] for row in rows} == {"scored"}
 
+
 def test_a_forced_run_makes_the_cases_again(tmp_path):
     """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
     forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun
@@ -762,17 +764,20 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
     results = tmp_path / "results"
 
-    def run(*args: str) -> str:
-        done = snakemake(tmp_path, "--cores", "2", *args, samples=sheet, results=results, cases_per_job=2)
+    def run(*args: str, **config) -> str:
+        done = snakemake(tmp_path, "--cores", "2", *args, samples=sheet, results=results, cases_per_job=2, **config)
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout + done.stderr
 
-    def run_ids(stage: str) -> list[str]:
-        return [json.loads((results / "status" / f"{case}.{stage}.json").read_text())["run_id"] for case in "ab"]
+    def run_ids(stage: str, cases: str = "ab") -> list[str]:
+        return [json.loads((results / "status" / f"{case}.{stage}.json").read_text())["run_id"] for case in cases]
 
     run()
     made, scored = run_ids("infer"), run_ids("evaluate")
-    assert "forced (infer, evaluate): every case is segmented and scored again, not kept from earlier runs" in run("-F")
+    forced = run("-F")
+    assert "forced (infer): every case is segmented again, not kept from earlier runs" in forced
+    assert "forced (evaluate): every case is scored again, not kept from earlier runs" in forced
+    assert not (results / "jobs" / ".forced.json").exists()  # the forced run succeeded
     assert "0 kept from earlier runs" in (results / "logs" / "infer" / "batch001.log").read_text()
     assert all(old != new for old, new in zip(made + scored, run_ids("infer") + run_ids("evaluate")))
     assert "Nothing to be done" in run()
@@ -780,6 +785,17 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     assert "forced (evaluate): every case is scored again" in run("--forcerun", "evaluate")
     assert run_ids("infer") == made
     assert all(old != new for old, new in zip(scored, run_ids("evaluate")))
+    # one job forced by its record: only its batch's cases are made again, though another job runs beside it (a
+    # new batch size reruns every inference job, which keeps its cases)
+    write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz"),
+                       ("c", "b.nii.gz", "")])
+    run()
+    made = run_ids("infer", "abc")
+    out = run("--forcerun", str(results / "jobs" / "batch002.infer.json"), batch_size=8)
+    assert "forced (infer): the cases of batch002 are segmented again" in out
+    assert run_ids("infer", "abc")[:2] == made[:2] and run_ids("infer", "abc")[2] != made[2]
+    assert "2 kept from earlier runs" in (results / "logs" / "infer" / "batch001.log").read_text()  # it ran
+
 
 def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(cohort, tmp_path):
     """A dry run with profiles/slurm as shipped planned every job without a word; sbatch then refused them all."""
@@ -799,6 +815,7 @@ def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(c
                      results=tmp_path / "results")
     assert set_.returncode == 0, set_.stderr[-3000:]
     assert warning not in set_.stdout + set_.stderr
+
 
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""

@@ -59,23 +59,27 @@ def cohort():
 def _redo(stage: str):
     """--redo TOKEN, also from $MEDSEG_REDO_<STAGE>: how the workflow tells its jobs that Snakemake was forced
     (-F, --forcerun RULE) without a job parameter that would rerun the jobs again once it is no longer given."""
-    return click.option("--redo", metavar="TOKEN", default=None, envvar=f"MEDSEG_REDO_{stage.upper()}",
+    return click.option("--redo", metavar="TOKEN[:BATCH,...]", default=None, envvar=f"MEDSEG_REDO_{stage.upper()}",
                         help=f"Make every case again, once: a case counts as finished only when made under this "
                              f"TOKEN (the workflow sets it, through $MEDSEG_REDO_{stage.upper()}, when Snakemake is "
-                             "forced: -F, --forcerun).")
+                             "forced: -F, --forcerun); with batches, only in a job whose --record names one.")
 
 
-_in_run = click.option("--in-run", is_flag=True, hidden=True, envvar="MEDSEG_COHORT_RUN",
-                       help="A job of a workflow run (the Snakefile sets $MEDSEG_COHORT_RUN for its jobs).")
+_in_run = click.option("--in-run", metavar="HOLDER", default=None, hidden=True, envvar="MEDSEG_COHORT_RUN",
+                       help="A job of the workflow run that holds the results folder, as its claim file names it "
+                            "(the Snakefile sets $MEDSEG_COHORT_RUN for its jobs).")
 
 
-def _select(samples, cases, results, in_run: bool):
+def _select(samples, cases, results, holder: str | None):
     """The sheet's rows of ``cases`` (all without). A step started by hand is refused while a workflow run holds the
-    results folder; a job of that run skips, with a warning, a case taken out of the sheet since the run planned
-    its jobs (the sheet edited mid-run had failed the job, three times, and the run without a report)."""
+    results folder; a job of that run (``holder``: the run's process, as the folder's claim file names it) skips,
+    with a warning, a case taken out of the sheet since the run planned its jobs (the sheet edited mid-run had
+    failed the job, three times, and the run without a report)."""
     from medseg.cohort import read_samples
     from medseg.cohort.run import check_no_workflow_run
+    from medseg.io.folder_claim import claim_holder
 
+    in_run = bool(holder) and claim_holder(results) == holder
     if not in_run:
         check_no_workflow_run(results)
     rows = read_samples(samples)
@@ -170,7 +174,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     \b
     $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threads 1
     """
-    from medseg.cohort import InferOptions, infer_cases
+    from medseg.cohort import InferOptions, infer_cases, redo_for_job
 
     _check_memory(memory_mb, final_memory_mb)
     _check_attempt(attempt)
@@ -179,7 +183,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb))
-    _report(infer_cases(selected, results, options, on_case=_tell, redo=redo), record)
+    _report(infer_cases(selected, results, options, on_case=_tell, redo=redo_for_job(redo, record)), record)
     return 0
 
 
@@ -201,14 +205,15 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     \b
     $ medseg cohort evaluate samples.tsv -o results
     """
-    from medseg.cohort import evaluate_cases
+    from medseg.cohort import evaluate_cases, redo_for_job
 
     _check_memory(memory_mb, final_memory_mb)
     _check_attempt(attempt)
     _check_record(record)
     selected = _select(samples, cases, results, in_run)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
-                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), redo=redo), record)
+                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb),
+                           redo=redo_for_job(redo, record)), record)
     return 0
 
 

@@ -5,7 +5,8 @@ folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cas
 :mod:`~medseg.cohort.stale_jobs` finds the finished jobs a run must redo.
 """
 
-from medseg.cohort.invocation import claims_results, forced_stages, previewing, writes_results
+from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values
+from medseg.cohort.invocation import claims_results, forced_jobs, previewing, writes_results
 from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import (
     CaseOutcome,
@@ -30,7 +31,10 @@ __all__ = [
     "Sample",
     "batches",
     "claims_results",
-    "forced_stages",
+    "forced_jobs",
+    "forget_forced_run",
+    "redo_for_job",
+    "redo_values",
     "evaluate_cases",
     "given_up_for_less_memory",
     "infer_cases",

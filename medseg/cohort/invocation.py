@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["claims_results", "forced_stages", "previewing", "writes_results"]
+__all__ = ["claims_results", "forced_jobs", "previewing", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -58,20 +59,31 @@ def writes_results(argv: Sequence[str]) -> bool:
     return str(getattr(args, "executor", "") or "") == "touch"
 
 
-def forced_stages(argv: Sequence[str], stages: Sequence[str] = ("infer", "evaluate")) -> list[str]:
-    """The workflow's stages whose jobs Snakemake is told to run again although they are finished: all of them with
-    ``-F`` / ``--forceall``, those named with ``-R`` / ``--forcerun`` (by rule name, or a job record
-    ``jobs/<batch>.<stage>.json`` of theirs), on the command line or in a profile. Snakemake then runs those jobs,
-    and the jobs must make their cases again rather than keep them. Empty when Snakemake cannot be asked."""
+def forced_jobs(argv: Sequence[str], stages: Sequence[str] = ("infer", "evaluate")) -> dict[str, list[str] | None]:
+    """The workflow's jobs Snakemake is told to run again although they are finished, by stage: every job of every
+    stage with ``-F`` / ``--forceall`` (None: all batches); with ``-R`` / ``--forcerun``, a stage named by its rule
+    (all its batches) or the batches whose job records (``jobs/<batch>.<stage>.json``) are named, as also with
+    ``-f`` / ``--force`` and such records as targets; on the command line or in a profile. Snakemake then runs those
+    jobs, and the jobs must make their cases again rather than keep them. Empty when Snakemake cannot be asked."""
     parsed = _parsed(tuple(argv))
     if parsed is None:
-        return []
+        return {}
     args = parsed[1]
     if getattr(args, "forceall", False):
-        return list(stages)
+        return dict.fromkeys(stages)
     named = {str(name) for name in (getattr(args, "forcerun", None) or ())}
-    return [stage for stage in stages
-            if stage in named or any(name.endswith(f".{stage}.json") for name in named)]
+    if getattr(args, "force", False):
+        named |= {str(name) for name in (getattr(args, "targets", None) or ())}
+    forced: dict[str, list[str] | None] = {}
+    for stage in stages:
+        if stage in named:
+            forced[stage] = None
+            continue
+        batches = sorted({Path(name).name[:-len(f".{stage}.json")] for name in named
+                          if Path(name).name.endswith(f".{stage}.json")} - {""})
+        if batches:
+            forced[stage] = batches
+    return forced
 
 
 def _parsed(argv: tuple[str, ...]):

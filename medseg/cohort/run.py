@@ -261,11 +261,15 @@ def check_no_workflow_run(results: Path | str) -> None:
     """Refuse, with an :class:`~medseg.errors.OutputExistsError` naming the process, while a workflow run holds the
     results folder (the claim its planning takes beside the folder): a cohort step started by hand beside it had
     replaced a case the run had just made and removed its fresh scores. Only looked at, not held: steps started by
-    hand may run side by side, each case claimed in turn. The workflow's own jobs do not ask."""
-    from medseg.io.folder_claim import claimed
+    hand may run side by side, each case claimed in turn (and a workflow started after one is not refused: its jobs
+    wait for each case the step holds). The workflow's own jobs do not ask."""
+    from medseg.errors import OutputExistsError
+    from medseg.io.folder_claim import claim_path, held_by_another
 
-    with claimed(results, "cohort run"):
-        pass
+    holder = held_by_another(results)
+    if holder is not None:
+        raise OutputExistsError(f"{results}: another cohort run is writing to this folder ({holder}, per "
+                                f"{claim_path(results)}); wait for it to end or give another folder")
 
 
 def _case_claim(folder: ResultsFolder, case_id: str):

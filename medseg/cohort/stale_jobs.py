@@ -15,8 +15,9 @@ The batch then runs again: its finished cases are kept, the others redone. The r
 does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch.
 For the same reason the report goes when a planned job has no record at all while the report is there: a folder
 made by ``medseg cohort`` and ``medseg report`` by hand, or whose ``jobs/`` was removed, would otherwise be taken
-as finished whatever its cases hold (another model's segmentations, missing cases). The job then runs and keeps
-what still holds.
+as finished whatever its cases hold (another model's segmentations, missing cases); so would a new batch (a row
+added) in a folder Snakemake last ran from another working folder. The job then runs and keeps what still holds.
+Only a folder without any job record of the stage is warned about: a new batch is Snakemake's own news.
 A preview removes nothing and says what the run will redo (its own list of jobs cannot: the records are still
 there).
 """
@@ -57,6 +58,9 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
     folder = ResultsFolder(results)
     report = Path(results, "report.html")
     report_there = report.exists()
+    # no job record of a stage at all beside a report: made by hand, or jobs/ removed (else a new batch: a row added,
+    # another cases_per_job, which Snakemake lists itself)
+    by_hand = {stage: report_there and not any(Path(results, "jobs").glob(f"*.{stage}.json")) for stage in STAGES}
     void = {stage: VoidedJobs() for stage in STAGES}  # one warning per stage for the whole cohort
     for batch, samples in batches.items():
         stale = stale_cases(samples, results, package, options)
@@ -64,7 +68,8 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
             record = Path(results) / "jobs" / f"{batch}.{stage}.json"
             if not record.exists():
                 if report_there:  # Snakemake would not run the job while the report is there
-                    void[stage].unrecorded.append(f"{batch}.{stage}")
+                    if by_hand[stage]:
+                        void[stage].unrecorded.append(f"{batch}.{stage}")
                     if not preview:
                         report.unlink(missing_ok=True)
                 continue

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from medseg.errors import OutputExistsError
 
-__all__ = ["claimed", "claim_path"]
+__all__ = ["claimed", "claim_holder", "claim_path", "held_by_another", "holder_text"]
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,45 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
         os.close(handle)
     with contextlib.suppress(OSError):
         os.ftruncate(handle, 0)
-        os.write(handle, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        os.write(handle, f"{holder_text()}\n".encode())
     return handle
+
+
+def holder_text() -> str:
+    """How a claim file names this process (``pid 4242 on login1``)."""
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def held_by_another(folder: Path | str) -> str | None:
+    """Who holds ``folder``'s claim (:func:`holder_text`) when another process does; None when none does. Only looked
+    at (a shared lock, taken and dropped at once): processes that look at the same time do not stop each other, and
+    no claim file is made or removed."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no claims
+        return None
+    try:
+        handle = os.open(claim_path(folder), os.O_RDONLY)
+    except OSError:  # no claim file: nobody holds the folder
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(handle)
+    except OSError:  # a file system without flock: no claims
+        return None
+    finally:
+        os.close(handle)  # drops the shared lock, if taken
+    return None
+
+
+def claim_holder(folder: Path | str) -> str | None:
+    """The process a claim file of ``folder`` names (:func:`holder_text`), held or left by a killed run; None when
+    there is none."""
+    try:
+        return claim_path(folder).read_text(encoding="utf-8", errors="replace").strip() or None
+    except OSError:
+        return None
 
 
 def _holder(handle: int) -> str:

@@ -297,7 +297,7 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
 
 
 def _changed_since_made(case: CaseResult, sample) -> str | None:
-    """Why a case's results are older than the row's files now at the same paths (a file replaced or rewritten
+    """Why a case's results are older than the row's files now at the same paths (a file changed or replaced
     since: its size or modification time is not the one the cohort recorded when it made the results), or None.
     Only a cohort's results folder records them (``status/<id>.<stage>.json``); the cohort redoes such a case."""
     import os
@@ -314,8 +314,9 @@ def _changed_since_made(case: CaseResult, sample) -> str | None:
         if recorded is None or recorded == "missing":  # written before medseg recorded it, or made while away
             continue
         if path_signature(path) != recorded:
-            return (f"the {role} {os.path.abspath(path)} was replaced or rewritten after the case was {made} (its size "
-                    f"or modification time is not the one recorded then); run the workflow again to {again} the case")
+            return (f"the {role} {os.path.abspath(path)} was changed or replaced after the case was {made} (its "
+                    "size or modification time differs from the one recorded then); run the workflow again to "
+                    f"{again} the case")
     return None
 
 

@@ -98,6 +98,7 @@ onstart:
 
 onsuccess:
     snakelock.forget_run(Path(".snakemake"))
+    cohort.forget_forced_run(RESULTS)  # its token was kept for the same command run again after a stop
 
 
 onerror:
@@ -146,23 +147,22 @@ def inputs_signature(wildcards, column):
 # again. Snakemake tells a Snakefile neither that it is only previewing (-n, --unlock, --lint, --summary...) nor
 # what it will run: the command line says so, and a preview must change nothing
 _PREVIEW = cohort.previewing(sys.argv[1:])
-# Snakemake forced to run finished jobs again (-F, --forcerun infer|evaluate): their jobs must make their cases again,
-# not keep them. They are told through the environment (a job parameter would rerun every job once more when the
-# option is no longer given): a token for this run, under which the cases made again are recorded, so that a
-# retried or resumed job of the run keeps those. Jobs a cluster starts get the variables with the job (envvars).
+# Snakemake forced to run finished jobs again (-F, --forcerun infer|evaluate or job records, -f on job records):
+# their jobs must make their cases again, not keep them (medseg/cohort/forced_runs.py). They are told through the
+# environment, which jobs a cluster starts get with the job (envvars)
 _REDO_VARIABLES = {stage: f"MEDSEG_REDO_{stage.upper()}" for stage in ("infer", "evaluate")}
-# and that they are its jobs: a cohort step started by hand is refused while a run holds the results folder
+# and that they are its jobs: the process holding the results folder, as its claim file names it (set below); a
+# cohort step started by hand is refused while a run holds the folder
 _RUN_VARIABLE = "MEDSEG_COHORT_RUN"
 if workflow.is_main_process:
-    os.environ[_RUN_VARIABLE] = "1"
-    _forced = [] if _PREVIEW else cohort.forced_stages(sys.argv[1:])
-    _token = os.urandom(8).hex()
-    for _stage, _variable in _REDO_VARIABLES.items():
-        os.environ[_variable] = _token if _stage in _forced else ""
-    if _forced:
-        logger.warning(f"forced ({', '.join(_forced)}): every case is "
-                       + " and ".join({"infer": "segmented", "evaluate": "scored"}[s] for s in _forced)
-                       + " again, not kept from earlier runs")
+    os.environ[_RUN_VARIABLE] = ""
+    _forced = {} if _PREVIEW else cohort.forced_jobs(sys.argv[1:])
+    for _stage, _value in cohort.redo_values(RESULTS, _forced).items():
+        os.environ[_REDO_VARIABLES[_stage]] = _value
+    for _stage, _batches in _forced.items():
+        logger.warning(f"forced ({_stage}): "
+                       + ("every case is" if _batches is None else f"the cases of {cohort.some_names(_batches)} are")
+                       + f" {'segmented' if _stage == 'infer' else 'scored'} again, not kept from earlier runs")
 else:
     for _variable in (*_REDO_VARIABLES.values(), _RUN_VARIABLE):
         os.environ.setdefault(_variable, "")
@@ -182,9 +182,12 @@ if workflow.is_main_process and cohort.claims_results(sys.argv[1:]):
 
     from medseg.io.folder_claim import claimed
 
+    from medseg.io.folder_claim import holder_text
+
     _results_claim = claimed(RESULTS, "cohort run")
     planned(_results_claim.__enter__)
     atexit.register(_results_claim.__exit__, None, None, None)
+    os.environ[_RUN_VARIABLE] = holder_text()
 
 
 def first_attempt_memory(rule, configured):
