@@ -5,6 +5,8 @@ loaded. Shipped packages live in ``medseg/models/<name>/``; ``--model`` takes a 
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import json
 import logging
 import math
@@ -271,6 +273,9 @@ class ModelPackage:
     # the weights file as it was when its SHA-256 was checked (device, inode, size, modification time): building the
     # network later (a cohort builds it for the first case that needs it) checks again if it was replaced meanwhile
     checked_file: tuple | None = dataclass_field(default=None, repr=False, compare=False)
+    # the SHA-256 of model.json as it was read: with the weights', what a sidecar names the model by (a hand edit of
+    # labels or preprocessing, which the weights' hash cannot show, changes it)
+    config_sha256: str | None = dataclass_field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -533,8 +538,11 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                                         f"({unfinished_text(unfinished)}); medseg train --resume with the same "
                                         "command finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
+        raw = config_path.read_bytes()
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows PowerShell 5's default encoding
+            raise ModelPackageError(f"{config_path}: saved as UTF-16; save it as UTF-8")
         # utf-8-sig: a byte order mark (Windows Notepad writes one) is not JSON, but says the file is UTF-8
-        config = json.loads(config_path.read_text(encoding="utf-8-sig"), object_pairs_hook=unique_keys)
+        config = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=unique_keys)
     except DuplicateKeyError as error:
         raise ModelPackageError(f"{config_path}: the key {error.key!r} appears twice in one object; JSON readers "
                                 "keep only one of them, so say it once") from error
@@ -546,8 +554,11 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         raise ModelPackageError(f"{config_path}: a model config is a JSON object ({{...}}), not "
                                 f"{type(config).__name__ if config is not None else 'null'}")
     config = whole_numbers(config, load_schema())  # a hand-written depth of 2.0 is 2, not a TypeError
+    weights = config.get("weights")
+    if isinstance(weights, dict) and isinstance(weights.get("sha256"), str):  # Get-FileHash writes capitals
+        weights["sha256"] = weights["sha256"].strip().lower()
     validate_config(config, str(config_path))
-    package = ModelPackage(path=path, config=config)
+    package = ModelPackage(path=path, config=config, config_sha256=hashlib.sha256(raw).hexdigest())
     _warn_tile_unlike_training(config, config_path)
     unfinished = unfinished_training(path)
     if unfinished is not None:
@@ -619,16 +630,25 @@ def shipped_package_path(name: str) -> Path | None:
 
 
 def shipped_name_taken(package: ModelPackage, given: str | Path) -> str | None:
-    """A warning when ``package`` (given as ``given``) calls itself by a shipped model's name but holds other weights:
-    sidecars and reports name models by name. None for the shipped model, a copy of it, or a folder given by the
-    bare name (:func:`load_package` warned about that already)."""
+    """A warning when ``package`` (given as ``given``) calls itself by a shipped model's name but holds other weights,
+    or the same weights under an edited ``model.json`` (labels renamed, other preprocessing): sidecars and reports
+    name models by name. None for the shipped model, a copy of it, or a folder given by the bare name
+    (:func:`load_package` warned about that already)."""
     shipped = shipped_package_path(package.name)
     if shipped is None or shipped.resolve() == package.path.resolve() or str(given) == package.name:
         return None
-    if load_package(shipped, check_hash=False).sha256 == package.sha256:
+    original = load_package(shipped, check_hash=False)
+    if original.sha256 == package.sha256 and _settings(original.config) == _settings(package.config):
         return None
-    return (f"{package.path} calls itself {package.name!r}, as a model shipped with medseg, but is another package: "
-            "outputs name it by that name (the sidecar also records its folder and weights' SHA-256)")
+    what = "other weights" if original.sha256 != package.sha256 else "its weights under an edited model.json"
+    return (f"{package.path} calls itself {package.name!r}, as a model shipped with medseg, but is another package "
+            f"({what}): outputs name it by that name (the sidecar also records its folder and the SHA-256 of its "
+            "weights and model.json)")
+
+
+def _settings(config: dict) -> dict:
+    """What of a config makes its segmentations: all but its notes (description, training record, card texts)."""
+    return {key: value for key, value in config.items() if key not in ("description", "training")}
 
 
 def save_package(net, config: dict, out_dir: Path | str, extra_files: dict[str, str] | None = None) -> ModelPackage:

@@ -26,9 +26,18 @@ if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
 __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "named_like_training_case",
-           "output_paths", "segment_case", "superseded_outputs", "versions"]
+           "output_paths", "seg_algorithm_version", "segment_case", "superseded_outputs", "versions"]
 
 log = logging.getLogger(__name__)
+
+
+def seg_algorithm_version(package) -> str:
+    """A DICOM SEG's Algorithm Version for ``package``: its version and its weights' SHA-256 (the first 12 digits),
+    so that a SEG parted from its sidecar (in an archive) still tells which weights made it; at most 64 characters
+    (the attribute's LO)."""
+    weights = f"weights {package.sha256[:12]}"
+    version = str(package.config.get("version", "0"))[:64 - len(weights) - 2]
+    return f"{version}; {weights}"
 
 
 @dataclass
@@ -302,8 +311,7 @@ def segment_case(
 
             # the SEG's identifiers: the sidecar can be matched to the object in an archive
             record["dicom_seg"] = write_dicom_seg(labels, volume, temps[0], segmenter.package.labels,
-                                                  segmenter.package.name,
-                                                  str(segmenter.package.config.get("version", "0")),
+                                                  segmenter.package.name, seg_algorithm_version(segmenter.package),
                                                   sources=seg_sources,
                                                   label_codes=segmenter.package.label_codes)
         else:
@@ -409,6 +417,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
             "name": package.name,
             "version": package.config.get("version"),
             "weights_sha256": package.sha256,
+            "config_sha256": package.config_sha256,  # model.json as read: a hand edit shows here
             "path": os.path.abspath(package.path),  # as the input: readable from anywhere
         },
         "inference": {

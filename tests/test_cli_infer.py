@@ -1,6 +1,7 @@
 """`medseg infer` from the command line: outputs, exit codes, one-line errors, nothing left behind."""
 
 import gzip
+import hashlib
 import json
 import logging
 import math
@@ -54,6 +55,8 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
     assert sidecar["shape"] == [40, 40, 8] and sidecar["spacing_mm"] == [1.0, 1.0, 2.0]
     assert sidecar["model"]["name"] == "tiny" and len(sidecar["model"]["weights_sha256"]) == 64
     assert sidecar["model"]["path"] == str(package.resolve())  # readable from anywhere, as the input's path
+    # the config as read: with the weights' hash, the model exactly (a hand edit of model.json shows)
+    assert sidecar["model"]["config_sha256"] == hashlib.sha256((package / "model.json").read_bytes()).hexdigest()
     assert sidecar["device"] == "cpu" and "no CUDA" in sidecar["device_reason"]
     assert len(sidecar["input_sha256"]) == 64
     assert set(sidecar["versions"]) >= {"medseg", "monai", "torch"}
@@ -765,6 +768,10 @@ def test_models_describes_and_checks_given_packages(tmp_path, capsys):
     row = json.loads(out)[0]
     # the shipped default, named or not (named, it read "default": false)
     assert row["weights_checked"] and row["default"] and row["training"]["val_cases"] is not None
+    phantom = load_package("phantom")  # what a sidecar names the model by, and where it is, from anywhere
+    assert (row["version"], row["weights_sha256"], row["config_sha256"]) == (
+        phantom.config["version"], phantom.sha256, phantom.config_sha256)
+    assert row["path"] == os.path.abspath(phantom.path) and len(row["config_sha256"]) == 64
     shutil.copy(shipped.weights_path, weights)  # whole again; its training record edited by hand
     config = json.loads((copy / "model.json").read_text())
     config["training"]["val_dice"]["2"] = "n/a"
@@ -1783,8 +1790,9 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about(tmp_path, ca
     mine = make_package("hippocampus")
     code, _, err = run(["infer", str(case), "--model", str(mine), "-o", str(tmp_path / "out")], capsys)
     assert code == 0
-    assert (f"warning: {mine} calls itself 'hippocampus', as a model shipped with medseg, but is another package: "
-            "outputs name it by that name (the sidecar also records its folder and weights' SHA-256)") in err
+    assert (f"warning: {mine} calls itself 'hippocampus', as a model shipped with medseg, but is another package "
+            "(other weights): outputs name it by that name (the sidecar also records its folder and the SHA-256 of "
+            "its weights and model.json)") in err
     code, _, err = run(["infer", str(case), "--model", "phantom", "-o", str(tmp_path / "out2")], capsys)
     assert code == 0 and "calls itself" not in err
     import shutil
@@ -1795,6 +1803,16 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about(tmp_path, ca
     shutil.copytree(shipped_package_path("phantom"), copy)
     code, _, err = run(["infer", str(case), "--model", str(copy), "-o", str(tmp_path / "out3")], capsys)
     assert code == 0 and "calls itself" not in err
+    # the copy with two label names swapped by hand: the same weights, but other labels under the shipped name
+    config = json.loads((copy / "model.json").read_text())
+    config["labels"]["1"], config["labels"]["2"] = config["labels"]["2"], config["labels"]["1"]
+    (copy / "model.json").write_text(json.dumps(config, indent=2))
+    code, _, err = run(["infer", str(case), "--model", str(copy), "-o", str(tmp_path / "out4")], capsys)
+    assert code == 0
+    assert f"warning: {copy} calls itself 'phantom', as a model shipped with medseg, but is another package (its " \
+           "weights under an edited model.json)" in err
+    code, out, err = run(["models", str(copy)], capsys)  # where a package maker looks first
+    assert code == 0 and "(its weights under an edited model.json)" in err
 
 
 def test_models_warns_about_a_package_without_its_card(tmp_path, capsys):

@@ -1069,8 +1069,9 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_by_cohort_in
     with caplog.at_level("WARNING", logger="medseg"):
         infer_cases(read_samples(sheet)[:1], results, InferOptions(model=str(mine), device="cpu"))
     assert [r.getMessage() for r in caplog.records if "calls itself" in r.getMessage()] == [
-        f"{mine} calls itself 'hippocampus', as a model shipped with medseg, but is another package: outputs name "
-        "it by that name (the sidecar also records its folder and weights' SHA-256)"]
+        f"{mine} calls itself 'hippocampus', as a model shipped with medseg, but is another package (other weights): "
+        "outputs name it by that name (the sidecar also records its folder and the SHA-256 of its weights and "
+        "model.json)"]
     caplog.clear()
     with caplog.at_level("WARNING", logger="medseg"):  # the shipped model itself: no warning
         infer_cases(read_samples(sheet)[:1], results, InferOptions(model="phantom", device="cpu"))

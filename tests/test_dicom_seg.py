@@ -252,6 +252,10 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
     assert seg.Modality == "SEG"
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.info["series_uid"]
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["first", "second"]  # segment n is label n
+    # parted from its sidecar, the SEG still tells which weights made it
+    algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == (
+        tiny_package.name, f"{tiny_package.config.get('version', '0')}; weights {tiny_package.sha256[:12]}")
     labels = np.asarray(nifti.dataobj)
     assert set(np.unique(labels).tolist()) == {0, 1, 2}
     found = frames_by_source(seg)

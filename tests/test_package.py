@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 
@@ -498,6 +499,23 @@ def test_a_model_json_with_a_byte_order_mark_loads(make_package):
     config = (path / "model.json").read_bytes()
     (path / "model.json").write_bytes(b"\xef\xbb\xbf" + config)
     assert load_package(path).name == "tiny"
+
+
+def test_model_json_as_windows_tools_write_it_loads_or_is_named(make_package):
+    """PowerShell's Get-FileHash writes the hash in capitals (refused as not a SHA-256); Windows PowerShell 5 saves
+    UTF-16 ("not valid JSON ('utf-8' codec can't decode byte 0xff …)")."""
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    sha = config["weights"]["sha256"]
+    config["weights"]["sha256"] = sha.upper()
+    (path / "model.json").write_text(json.dumps(config))
+    package = load_package(path)
+    assert package.sha256 == sha
+    assert package.config_sha256 == hashlib.sha256((path / "model.json").read_bytes()).hexdigest()
+    (path / "model.json").write_text(json.dumps(config), encoding="utf-16")
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == f"{path / 'model.json'}: saved as UTF-16; save it as UTF-8"
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2])

@@ -28,9 +28,11 @@ def models(packages: tuple[str, ...], as_json: bool):
     $ medseg models
     $ medseg models models/my_model
     """
+    import os
+
     from medseg.cli.options import error_line, escaped_line, quiet
     from medseg.errors import ModelPackageError
-    from medseg.package import DEFAULT_MODEL, load_package, shipped_models, shipped_package_path
+    from medseg.package import DEFAULT_MODEL, load_package, shipped_models, shipped_name_taken, shipped_package_path
 
     rows, broken = [], 0
     for name in packages or shipped_models():
@@ -47,10 +49,16 @@ def models(packages: tuple[str, ...], as_json: bool):
             "labels": {str(k): v for k, v in package.labels.items()},
             "label_codes": {str(k): v for k, v in package.label_codes.items()},
             "slice_axis": package.inference["slice_axis"],
+            "version": package.config.get("version"),
             "weights_sha256": package.sha256,
+            "config_sha256": package.config_sha256,
         }
         if packages:
-            row |= {"path": str(package.path), "weights_checked": True, "training": _training_summary(package)}
+            row |= {"path": os.path.abspath(package.path), "weights_checked": True,
+                    "training": _training_summary(package)}
+            taken = shipped_name_taken(package, name)
+            if taken is not None and not quiet():  # as `medseg infer` warns: where a package maker looks first
+                click.echo(escaped_line(f"warning: {taken}"), err=True)
             if not (package.path / "MODEL_CARD.md").is_file() and not quiet():  # its data and licence notes
                 click.echo(escaped_line(f"warning: {package.path}: no MODEL_CARD.md, the card with the training "
                                         "data's description, licence and attribution; medseg train writes one"),
