@@ -39,6 +39,7 @@ __all__ = [
     "shipped_name_taken",
     "shipped_package_path",
     "state_mismatch",
+    "trained_with",
     "unfinished_text",
     "unfinished_training",
     "unique_keys",
@@ -471,6 +472,47 @@ def _warned_tile(config_path: Path, tile: tuple, patch: tuple) -> None:
                 list(patch), list(patch))
 
 
+def trained_with(config: dict) -> dict:
+    """The settings of ``config`` its weights are trained for (labels, preprocessing, slicing, context slices): what
+    ``medseg train`` records in ``training.trained_with``, so that a hand edit of them is told on loading."""
+    inference = config.get("inference", {})
+    return {"labels": config.get("labels"), "preprocessing": config.get("preprocessing"),
+            "slice_axis": inference.get("slice_axis"), "context_slices": inference.get("context_slices", 0)}
+
+
+def _warn_edited_since_training(config: dict, config_path: Path) -> None:
+    """Warn, once per package, when ``model.json``'s labels, preprocessing or slicing are not those its weights were
+    trained with (``training.trained_with``): the same weights then make other segmentations than the validation
+    figures describe. Label names changed to new ones are a rename (a card's words), not told; names swapped among
+    the labels are."""
+    training = config.get("training")
+    recorded = training.get("trained_with") if isinstance(training, dict) else None
+    if not isinstance(recorded, dict):  # a package written before medseg recorded it, or not by medseg train
+        return
+    now = trained_with(config)
+    changed = [key for key in ("preprocessing", "slice_axis", "context_slices") if recorded.get(key) != now[key]]
+    trained_labels, labels = recorded.get("labels"), now["labels"] or {}
+    if isinstance(trained_labels, dict) and trained_labels != labels:
+        same_names = sorted(map(str, trained_labels.values())) == sorted(map(str, labels.values()))
+        if set(trained_labels) != set(labels) or same_names:
+            changed.append("labels")
+    if changed:
+        _warned_edit(config_path.resolve(), json.dumps({key: recorded.get(key) for key in changed}, sort_keys=True),
+                     json.dumps({key: now[key] for key in changed}, sort_keys=True))
+
+
+@cache
+def _warned_edit(config_path: Path, trained: str, now: str) -> None:
+    log.warning("%s: %s not what its weights were trained with (trained: %s): they will make other segmentations "
+                "than its validation figures describe; put it back, or train again with it", config_path,
+                _changed_text(json.loads(now)), trained)
+
+
+def _changed_text(now: dict) -> str:
+    parts = [f"{key} {json.dumps(value)}" for key, value in now.items()]
+    return (parts[0] + " is") if len(parts) == 1 else (", ".join(parts) + " are")
+
+
 def _warn_tile_unlike_training(config: dict, config_path: Path) -> None:
     """Warn, once per package, when a package's tile is not the patch size its network was trained on (a hand-edited
     roi_size)."""
@@ -560,6 +602,7 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     validate_config(config, str(config_path))
     package = ModelPackage(path=path, config=config, config_sha256=hashlib.sha256(raw).hexdigest())
     _warn_tile_unlike_training(config, config_path)
+    _warn_edited_since_training(config, config_path)
     unfinished = unfinished_training(path)
     if unfinished is not None:
         log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "

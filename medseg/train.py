@@ -44,7 +44,15 @@ from medseg.input_range import extent_range
 from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_leftovers
 from medseg.model_card import model_card
 from medseg.numbers import counted, gib_text
-from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, ModelPackage, bottleneck_cells, load_package, save_package
+from medseg.package import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    ModelPackage,
+    bottleneck_cells,
+    load_package,
+    save_package,
+    trained_with,
+)
 from medseg.train_config import (
     check_config,
     default_config,
@@ -365,6 +373,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         "sessions": _sessions(state["history"]),
         "torch": torch.__version__,
         "data": config.get("training", {}).get("data", {}),
+        "trained_with": trained_with(package_config),  # a hand edit of these is told where the package loads
     }
     package_config.pop("weights")
     card = model_card(package_config)

@@ -518,6 +518,42 @@ def test_model_json_as_windows_tools_write_it_loads_or_is_named(make_package):
     assert str(info.value) == f"{path / 'model.json'}: saved as UTF-16; save it as UTF-8"
 
 
+def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog):
+    """Label names swapped, or another voxel size, by hand in model.json: the same weights then made other labels
+    (the anterior Dice reported as the posterior's) or fell from 0.99 to 0.8 Dice, without a word."""
+    from medseg.package import trained_with
+
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["training"] = {"trained_with": trained_with(config)}  # as medseg train records it
+
+    def loaded_with(**edits) -> list[str]:
+        edited = json.loads(json.dumps(config))
+        for key, value in edits.items():
+            edited[key] = value
+        (path / "model.json").write_text(json.dumps(edited))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="medseg"):
+            load_package(path)
+        return [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
+
+    assert loaded_with() == []
+    labels = config["labels"]
+    assert loaded_with(labels={**labels, "1": "liver"}) == []  # a new name: a rename, the card's word
+    swapped = {**labels, "1": labels["2"], "2": labels["1"]}
+    now, then = json.dumps(swapped, sort_keys=True), json.dumps({"labels": labels}, sort_keys=True)
+    assert loaded_with(labels=swapped) == [
+        f"{(path / 'model.json').resolve()}: labels {now} is not what its weights were trained with (trained: "
+        f"{then}): they will make other segmentations than its validation figures describe; put it back, or train "
+        "again with it"]
+    spaced = {**config["preprocessing"], "spacing_mm": [3.0, 3.0, 3.0]}
+    warned = loaded_with(preprocessing=spaced)
+    assert len(warned) == 1
+    assert f"preprocessing {json.dumps(spaced, sort_keys=True)} is not what its weights were trained" in warned[0]
+    del config["training"]  # a package not written by medseg train: nothing to compare with
+    assert loaded_with(labels=swapped) == []
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2])
 def test_nan_in_weights_numpy_cannot_hold_is_refused_where_the_package_loads(make_package, dtype):
     """bf16 and float8 weights were checked for NaN only when the network was built: `medseg models` said

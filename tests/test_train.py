@@ -173,6 +173,11 @@ def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     trained = segment_case(tiny_set[0] / f"{train_ids[0]}.nii.gz", segmenter, out_dir=tmp_path / "seg")
     assert trained.record["in_training_set"] is True
     assert json.loads(trained.sidecar.read_text())["in_training_set"] is True
+    # what the weights were trained for, so that a hand edit of model.json is told where the package loads
+    assert training["trained_with"] == {"labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "tube"},
+                                        "preprocessing": package.preprocessing,
+                                        "slice_axis": package.inference["slice_axis"],
+                                        "context_slices": package.inference["context_slices"]}
 
 
 def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_path, caplog):
