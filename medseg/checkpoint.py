@@ -370,7 +370,7 @@ def record_package(out_dir: Path, state: dict, package_sha256: str) -> None:
     ``medseg infer`` does not warn of an unfinished run. With what this session changed even if it trained no epoch
     (a plan cut back to the epochs reached)."""
     meta = checkpoint_record_path(out_dir)
-    kept = ("epochs_planned", "config", "data_sha256", "label_codes")
+    kept = ("epochs_planned", "config", "data_sha256", "label_codes", "package_notes")
     record = {**json.loads(meta.read_text()), **{k: state[k] for k in kept if k in state},
               "package_sha256": package_sha256, "package_pending": False}
     with atomic_paths([meta], overwrite=True) as (temp,):

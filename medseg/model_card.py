@@ -52,6 +52,15 @@ def _codes_line(config: dict) -> str:
     return f"\n- DICOM SEG codes: {text}" if text else ""
 
 
+def _weights_line(config: dict) -> str:
+    """The weights' file and SHA-256, as ``model.json`` records them: a card is matched to its weights (none for a
+    config without its weights entry)."""
+    weights = config.get("weights")
+    if not isinstance(weights, dict) or not weights.get("sha256"):
+        return ""
+    return f"\n- Weights: `{weights.get('file', 'weights.safetensors')}`, SHA-256 `{weights['sha256']}`"
+
+
 def model_card(config: dict) -> str:
     """A short markdown model card from a trained package config."""
     training = config.get("training", {})
@@ -139,7 +148,7 @@ accuracy figures were measured.
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
 - Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices \
 {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
-- Preprocessing: {json.dumps(config['preprocessing'])}{inputs}
+- Preprocessing: {json.dumps(config['preprocessing'])}{inputs}{_weights_line(config)}
 
 ## Data
 {data.get('description', 'not stated')}

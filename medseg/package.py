@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import cache
@@ -694,10 +695,12 @@ def _settings(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in ("description", "training")}
 
 
-def save_package(net, config: dict, out_dir: Path | str, extra_files: dict[str, str] | None = None) -> ModelPackage:
+def save_package(net, config: dict, out_dir: Path | str,
+                 extra_files: dict[str, str | Callable[[dict], str]] | None = None) -> ModelPackage:
     """Write ``net``'s weights and ``config`` (weights entry filled in) as a package in ``out_dir``.
 
-    ``extra_files`` maps file names (e.g. ``MODEL_CARD.md``) to text written beside the config.
+    ``extra_files`` maps file names (e.g. ``MODEL_CARD.md``) to text written beside the config, or to a function
+    that makes the text from the config as written (its weights' SHA-256 filled in).
     """
     from safetensors.torch import save_file
 
@@ -715,5 +718,5 @@ def save_package(net, config: dict, out_dir: Path | str, extra_files: dict[str, 
         validate_config(config, str(out_dir / CONFIG_NAME))
         temps[1].write_text(json.dumps(config, indent=2) + "\n")
         for temp, text in zip(temps[2:], (extra_files or {}).values()):
-            temp.write_text(text)
+            temp.write_text(text(config) if callable(text) else text)
     return ModelPackage(path=out_dir, config=config)

@@ -67,6 +67,7 @@ from medseg.train_config import (
 )
 from medseg.train_resume import (
     carried_codes,
+    carried_notes,
     check_resume,
     check_same_data,
     config_given,
@@ -238,7 +239,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             carried = carried_codes(out_dir, state, package_config)
             if carried:
                 package_config["label_codes"] = carried
-        kept = finished_package(out_dir, int(settings["epochs"]))
+        kept = finished_package(out_dir, int(settings["epochs"]), names_kept=not config_given(config))
         if kept is not None:  # the same data, nothing left to train
             # the checkpoint's copy first: a record that cannot be written leaves the package untouched
             record_codes(out_dir, package_config.get("label_codes") or kept.config.get("label_codes"))
@@ -252,6 +253,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             log.warning("%s: the package in the folder is named %r; this run writes it as %r, the name its config "
                         "gives (outputs made with the package name %r)", out_dir, named, package_config.get("name"),
                         named)
+        if not config_given(config):  # named after its folder: the package's own name and label names are kept
+            notes = carried_notes(out_dir, state, package_config)
+            package_config.update(notes)
+            state["package_notes"] = notes or None  # a later resume carries them from here
         state["data_sha256"] = data  # a checkpoint from before data fingerprints gets one from now on
         state["label_codes"] = package_config.get("label_codes")  # a later resume carries them from here
         state.pop("package_sha256", None)  # the run goes on: the package in the folder is no longer its last word
@@ -376,11 +381,11 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         "trained_with": trained_with(package_config),  # a hand edit of these is told where the package loads
     }
     package_config.pop("weights")
-    card = model_card(package_config)
     remove_leftovers(out_dir)  # of a package write killed outright (the run holds the folder)
     try:
         try:
-            package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": card})
+            # the card made from the config as written: with its weights' SHA-256
+            package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": model_card})
         except KeyboardInterrupt as stop:  # a stop held while the package was placed: it is whole, and recorded so
             if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):
                 record_package(out_dir, state, load_package(out_dir, check_hash=False).sha256)

@@ -24,8 +24,8 @@ from medseg.train_config import DEFAULT_DESCRIPTION, check_config, split_text
 from medseg.training_cases import TrainCase
 
 __all__ = [
-    "check_resume", "check_trained_on", "finished_package", "carried_codes", "check_same_data", "config_given",
-    "folder_codes", "folder_config", "resume_key", "tell_other_notes", "with_label_codes"
+    "check_resume", "check_trained_on", "finished_package", "carried_codes", "carried_notes", "check_same_data",
+    "config_given", "folder_codes", "folder_config", "resume_key", "tell_other_notes", "with_label_codes"
 ]
 
 log = logging.getLogger(__name__)
@@ -142,11 +142,12 @@ def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
     check_same_data(Path(out_dir), recorded, now)
 
 
-def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
+def finished_package(out_dir: Path | str, epochs: int, names_kept: bool = False) -> ModelPackage | None:
     """The package of a run in ``out_dir`` that has finished ``epochs`` epochs, where that package is intact (its
     config valid and as the run trained it, its weights matching their recorded SHA-256 and its architecture, its
     card present): resuming it has nothing to do. None otherwise: a package deleted, damaged, edited or replaced
-    since is made again from the checkpoint."""
+    since is made again from the checkpoint. ``names_kept``: a run without a config, which keeps the package's label
+    names (:func:`carried_notes`): only the labels' values must be the run's."""
     out_dir = Path(out_dir)
     card = out_dir / "MODEL_CARD.md"
     if checkpoint_epoch(out_dir) != epochs or unfinished_training(out_dir):
@@ -166,7 +167,12 @@ def finished_package(out_dir: Path | str, epochs: int) -> ModelPackage | None:
     # what the weights are, as the run trained them: a model.json edited since (another width, labels swapped) was
     # called intact and kept, and then failed to load, or named the labels wrongly (label_codes, which may be
     # edited by hand, are kept when it is made again)
-    edited = [key for key in _PACKAGE_MEANING if key in started and package.config.get(key) != started[key]]
+    def meaning(config: dict, key: str):
+        value = config.get(key)
+        return sorted(value) if key == "labels" and names_kept and isinstance(value, dict) else value
+
+    edited = [key for key in _PACKAGE_MEANING
+              if key in started and meaning(package.config, key) != meaning(started, key)]
     if edited:
         log.warning("%s: its %s no longer what this run trained; the package is made again from the checkpoint",
                     out_dir / CONFIG_NAME, " and ".join(edited) + (" are" if edited != ["architecture"] else " is"))
@@ -203,12 +209,9 @@ def carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | No
 
     path = out_dir / CONFIG_NAME
     package = folder_config(out_dir) or {}
-    weights = package.get("weights") if isinstance(package.get("weights"), dict) else {}
     found = package.get("label_codes") if isinstance(package.get("label_codes"), dict) else None
     found = found or None
-    # the run's own package: the one its checkpoint last wrote, still whole (not one being made again)
-    own = (state.get("package_sha256") is not None and state.get("package_sha256") == weights.get("sha256")
-           and (out_dir / str(weights.get("file", "weights.safetensors"))).is_file())
+    own = _own_package(out_dir, state, package)
     if own and (not found or fitting(found, str(path))):
         return found
     codes = state.get("label_codes") or None
@@ -221,6 +224,65 @@ def carried_codes(out_dir: Path, state: dict, package_config: dict) -> dict | No
     if codes:
         log.info("%s: label_codes kept from the checkpoint (the config declares none)", out_dir)
     return codes
+
+
+def _own_package(out_dir: Path, state: dict, package: dict) -> bool:
+    """Whether ``package`` (the config in ``out_dir``) is the run's own: the one its checkpoint (``state``) last
+    wrote, still whole (not one being made again)."""
+    weights = package.get("weights") if isinstance(package.get("weights"), dict) else {}
+    return (state.get("package_sha256") is not None and state.get("package_sha256") == weights.get("sha256")
+            and (out_dir / str(weights.get("file", "weights.safetensors"))).is_file())
+
+
+# the package's fields a run without a config keeps when resumed: named by hand in model.json (the way for a run
+# without a config), or after a folder since moved
+_NOTES = ("name", "version", "description")
+
+
+def carried_notes(out_dir: Path, state: dict, package_config: dict) -> dict:
+    """The ``name``, ``version``, ``description`` and ``labels`` (their names: the values are the run's) a resumed
+    run without a config writes its package with, where they are not ``package_config``'s (the default config's,
+    named after the folder). As :func:`carried_codes` takes codes: the package in ``out_dir`` is the word when it is
+    the run's own; otherwise the ones the checkpoint carries (``package_notes``, recorded by the session that kept
+    them). Labels are kept only with the run's values; a field that does not fit the package config is not kept,
+    with a warning. Fields of a package this run does not continue are named, with the value written instead."""
+    path = out_dir / CONFIG_NAME
+    package = folder_config(out_dir) or {}
+    found = {key: package[key] for key in _NOTES if key in package}
+    labels = package.get("labels")
+    if isinstance(labels, dict) and set(labels) == {str(v) for v in package_config["labels"]}:
+        found["labels"] = labels
+    if not _own_package(out_dir, state, package):
+        recorded = state.get("package_notes") if isinstance(state.get("package_notes"), dict) else {}
+        carried = {k: v for k, v in recorded.items() if k in _NOTES}
+        if isinstance(recorded.get("labels"), dict) and set(recorded["labels"]) == set(package_config["labels"]):
+            carried["labels"] = recorded["labels"]
+        written = {**package_config, **carried}
+        reverted = [f"{key} {found[key]!r} -> {written.get(key)!r}" for key in _NOTES
+                    if key in found and found[key] != written.get(key)]
+        reverted += [f"label {value} {name!r} -> {written['labels'].get(value)!r}"
+                     for value, name in found.get("labels", {}).items() if name != written["labels"].get(value)]
+        if reverted:
+            log.warning("%s: the package in the folder is not the one this run's checkpoint last wrote (it is being "
+                        "replaced or made again); its names are not kept: %s (edit %s and MODEL_CARD.md after the run "
+                        "to keep them)", path, ", ".join(reverted), CONFIG_NAME)
+        found, source = carried, f"{out_dir}: the checkpoint"
+    else:
+        source = str(path)
+    kept = {}
+    for key, value in found.items():
+        if value == package_config.get(key):
+            continue
+        try:
+            validate_config({**package_config, key: value}, source)
+        except ModelPackageError as error:
+            log.warning("%s; %s not kept", error, "its label names are" if key == "labels" else f"its {key} is")
+            continue
+        kept[key] = value
+    if kept:
+        log.info("%s: %s kept from %s (a run without a config)", out_dir,
+                 ", ".join("label names" if key == "labels" else key for key in kept), source)
+    return kept
 
 
 def folder_config(out_dir: Path) -> dict | None:

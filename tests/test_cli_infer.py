@@ -786,6 +786,33 @@ def test_models_describes_and_checks_given_packages(tmp_path, capsys):
                                   "(")
 
 
+def test_models_shows_a_hand_edited_training_record_s_figures_only_as_numbers(tmp_path, capsys):
+    """A training record edited by hand was shown as it stood: "validation (None cases …): mean Dice ellipsoid great,
+    7 2.5000" (text as a Dice, a label the package does not have). Figures that are no numbers are not recorded."""
+    import shutil
+
+    from medseg.package import shipped_package_path
+
+    copy = tmp_path / "mine"
+    shutil.copytree(shipped_package_path("phantom"), copy)
+    config = json.loads((copy / "model.json").read_text())
+    config["training"].update(val_dice={"1": "great", "7": 2.5, "2": 0.5}, val_dice_median={"1": True}, val_cases=5,
+                              best_epoch="8", epochs_run=8)
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0
+    assert ("  validation (cases not recorded, a seeded 0.15 split, split seed 0; best epoch not recorded of 8): mean "
+            "Dice ellipsoid n/a, box 0.5000\n    median ellipsoid n/a\n") in out
+    code, out, _ = run(["models", "--json", str(copy)], capsys)
+    training = json.loads(out)[0]["training"]
+    assert training["val_dice"] == {"1": None, "2": 0.5} and training["val_dice_median"] == {"1": None}
+    assert training["val_cases"] is None and training["best_epoch"] is None and training["epochs_run"] == 8
+    config["training"].update(val_dice={"7": 0.9}, epochs_run=[8], train_cases=34)  # no figure for its labels
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0 and "  training: epochs not recorded on 34 cases, no validation figures\n" in out
+
+
 def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):
     import shutil
 

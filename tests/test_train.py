@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from medseg.device import native_bf16
 from medseg.errors import MedsegError, TrainingError
+from medseg.model_card import model_card
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
 from medseg.train import train
@@ -2794,6 +2795,16 @@ def test_the_card_shows_every_setting_and_a_licence_spelt_license(tiny_set, tmp_
     assert '"weight_decay": 0.001' in card and '"ema_decay": 0.99' in card
 
 
+def test_the_card_names_the_sha256_of_its_weights(tiny_set, tmp_path):
+    """A card could not be matched to its weights: it did not record their SHA-256."""
+    package = run(tiny_training_config(epochs=1, steps_per_epoch=2), *tiny_set, tmp_path / "model")
+    digest = hashlib.sha256((tmp_path / "model" / "weights.safetensors").read_bytes()).hexdigest()
+    assert package.config["weights"]["sha256"] == digest
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert f"\n- Weights: `weights.safetensors`, SHA-256 `{digest}`\n" in card
+    assert card == model_card(package.config)
+
+
 def test_a_float_image_among_the_labels_is_named_as_one(tmp_path, capsys):
     """A float MR image in the labels folder was refused as "label values must be whole non-negative numbers",
     without the hint an integer image gets."""
@@ -2904,6 +2915,81 @@ def test_a_finished_package_whose_model_json_was_edited_is_made_again_on_resume(
     caplog.clear()  # intact: kept without a word
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_path), "--resume")) == 0
     assert not [m for m in caplog.messages if "made again" in m]
+
+
+def _named_by_hand(out: Path) -> None:
+    """Name the package in ``out`` by hand, as a run without a config is named: its fields, not its label values."""
+    config = json.loads((out / "model.json").read_text())
+    config.update(name="liver", version="3", description="Livers of the tiny set.")
+    config["labels"]["1"] = "liver"
+    (out / "model.json").write_text(json.dumps(config, indent=2))
+
+
+def _names(out: Path) -> tuple:
+    config = json.loads((out / "model.json").read_text())
+    return config["name"], config["version"], config["description"], config["labels"]["1"]
+
+
+def test_a_run_without_a_config_keeps_its_package_names_when_resumed(tiny_set, tmp_path, caplog, monkeypatch):
+    """A run without -c resumed (extended, or its folder moved) wrote its package back as the folder's name, version
+    1 and labels label_N: the names given in model.json by hand were lost without a word."""
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", *_FEW_STEPS)) == 0
+    _named_by_hand(out)
+    hand = ("liver", "3", "Livers of the tiny set.", "liver")
+    assert _exit_code(_train_cli(*tiny_set, out, "--resume", "--epochs", "2", *_FEW_STEPS)) == 0  # extended
+    assert _names(out) == hand
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card: liver\n\nLivers of the tiny set.\n") and "1 liver, 2 label_2" in card
+    caplog.clear()  # finished: kept as it is (its label names are not "labels no longer what this run trained")
+    assert _exit_code(_train_cli(*tiny_set, out, "--resume", "--epochs", "2", *_FEW_STEPS)) == 0
+    assert not [m for m in caplog.messages if "made again" in m or "not kept" in m]
+    assert (out / "MODEL_CARD.md").read_text() == card
+    moved = tmp_path / "moved"
+    out.rename(moved)  # a moved folder's package is not renamed after the folder
+    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, moved, "--resume", "--epochs", "4", *_FEW_STEPS),
+                                        monkeypatch) == 130  # stopped in epoch 4: the package of epoch 2 is left
+    caplog.clear()  # the checkpoint no longer names that package: the names it carries are kept
+    assert _exit_code(_train_cli(*tiny_set, moved, "--resume", "--epochs", "4", *_FEW_STEPS)) == 0
+    assert json.loads((moved / "model.json").read_text())["training"]["epochs_run"] == 4
+    assert _names(moved) == hand
+    assert not [m for m in caplog.messages if "not kept" in m]
+
+
+def test_package_names_that_do_not_fit_a_package_are_not_kept(tmp_path, caplog):
+    """A name the package schema refuses (edited by hand) is not carried into the package a resumed run writes: it
+    would fail as the run ends. Label names are kept only with the run's label values."""
+    from medseg.train_config import default_config
+    from medseg.train_resume import carried_notes
+
+    package_config = {k: v for k, v in default_config([0, 1, 2], name="model").items() if k != "training"}
+    package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}  # as the run holds it
+    (tmp_path / "weights.safetensors").write_bytes(b"weights")
+    folder = {**package_config, "name": "my liver", "version": "3", "labels": {"0": "background", "1": "liver"},
+              "weights": {"file": "weights.safetensors", "sha256": "a" * 64}}
+    (tmp_path / "model.json").write_text(json.dumps(folder))
+    state = {"package_sha256": "a" * 64}  # the run's own package
+    assert carried_notes(tmp_path, state, package_config) == {"version": "3"}
+    assert [m for m in caplog.messages if "not kept" in m] == [
+        f"{tmp_path / 'model.json'}: invalid model config at name: 'my liver' does not match '^[A-Za-z0-9_.-]+$'; "
+        "its name is not kept"]
+
+
+def test_a_replaced_package_s_names_are_named_when_not_kept(tiny_set, tmp_path, caplog, monkeypatch):
+    """The names of a package that an --overwrite run (stopped, then resumed) replaces are not its own: each one
+    written otherwise is named, with the value written instead."""
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", *_FEW_STEPS)) == 0
+    _named_by_hand(out)
+    assert _interrupted_in_second_epoch(_train_cli(*tiny_set, out, "--overwrite", "--epochs", "2", *_FEW_STEPS),
+                                        monkeypatch) == 130
+    caplog.clear()
+    assert _exit_code(_train_cli(*tiny_set, out, "--resume", "--epochs", "2", *_FEW_STEPS)) == 0
+    assert (f"{out / 'model.json'}: the package in the folder is not the one this run's checkpoint last wrote (it is "
+            "being replaced or made again); its names are not kept: name 'liver' -> 'model', version '3' -> '1', "
+            "description 'Livers of the tiny set.' -> 'Trained with medseg train and its default config.', label 1 "
+            "'liver' -> 'label_1' (edit model.json and MODEL_CARD.md after the run to keep them)") in caplog.messages
+    assert _names(out) == ("model", "1", "Trained with medseg train and its default config.", "label_1")
 
 
 def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_no_stale_refusal(tiny_set, tmp_path,

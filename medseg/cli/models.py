@@ -75,15 +75,13 @@ def models(packages: tuple[str, ...], as_json: bool):
 def _training_summary(package) -> dict | None:
     """What a package's ``training`` record says of its validation, and whether its run is unfinished."""
     from medseg.package import unfinished_text, unfinished_training
+    from medseg.training_record import recorded_figures
 
     training = package.config.get("training")
     unfinished = unfinished_training(package.path)
     if not isinstance(training, dict):
         return {"unfinished": unfinished_text(unfinished)} if unfinished else None
-    keys = ("train_cases", "val_split", "best_epoch", "epochs_run", "val_dice", "val_dice_median", "val_dice_min",
-            "val_scored_on", "device", "train_seconds")
-    summary = {key: training[key] for key in keys if key in training}
-    summary["val_cases"] = len(training["val_cases"]) if isinstance(training.get("val_cases"), list) else None
+    summary = recorded_figures(training, package.config.get("labels") or {})  # a hand-edited record: checked
     if unfinished:
         summary["unfinished"] = unfinished_text(unfinished)
     return summary
@@ -111,22 +109,30 @@ def _describe(row: dict) -> str:
         # the unfinished run finishes and replaces it
         lines.append(f"  training: an unfinished run in this folder ({training['unfinished']}) will replace this "
                      "package when it finishes; the figures below are this package's")
+
+    def recorded(value, noun: str = "") -> str:  # a figure of the record (None: not recorded), counted as noun
+        if value is None:
+            return f"{noun}s not recorded" if noun else "not recorded"
+        return counted(value, noun) if noun else str(value)
+
     dice = training.get("val_dice")
     if isinstance(dice, dict) and dice:
         names = row["labels"]
 
-        def per_label(values: dict) -> str:  # a hand-edited record may hold anything: numbers are shown
-            return ", ".join(f"{names.get(k, k)} {dice_round_text(v) if isinstance(v, (int, float)) else v}"
-                             for k, v in values.items() if v is not None)
+        def per_label(values: dict) -> str:  # None: not recorded (checked by _training_summary)
+            return ", ".join(f"{names.get(k, k)} {'n/a' if v is None else dice_round_text(v)}"
+                             for k, v in values.items())
 
-        cases = counted(training.get("val_cases"), "case")
-        lines.append(f"  validation ({cases}, {training.get('val_split')}; best epoch {training.get('best_epoch')} of "
-                     f"{training.get('epochs_run')}): mean Dice {per_label(dice)}")
+        best, run = training.get("best_epoch"), training.get("epochs_run")
+        lines.append(f"  validation ({recorded(training.get('val_cases'), 'case')}, "
+                     f"{recorded(training.get('val_split'))}; best epoch {recorded(best)}"
+                     f"{f' of {run}' if run is not None else ''}): mean Dice {per_label(dice)}")
         for what in ("median", "min"):
             values = training.get(f"val_dice_{what}")
             if isinstance(values, dict) and values:
                 lines.append(f"    {what} {per_label(values)}")
     elif "epochs_run" in training:
-        lines.append(f"  training: {training['epochs_run']} epochs on {training.get('train_cases')} cases, no "
-                     "validation figures")
+        lines.append(f"  training: {recorded(training['epochs_run'], 'epoch')} on "
+                     f"{recorded(training.get('train_cases'), 'case')}, no validation figures")
     return "\n".join(lines)
+
