@@ -754,7 +754,7 @@ def test_models_describes_and_checks_given_packages(tmp_path, capsys):
     code, out, _ = run(["models", "hippocampus"], capsys)
     assert code == 0 and out.startswith("hippocampus: ") and "phantom" not in out
     shipped = load_package("hippocampus")
-    assert f"  folder: {shipped.path}; weights SHA-256 {shipped.sha256[:12]}… checked\n" in out
+    assert f"  version 1; folder: {shipped.path}; weights SHA-256 {shipped.sha256[:12]}… checked\n" in out
     assert ("  validation (40 cases, a seeded 0.2 split, split seed 0; best epoch 40 of 45): mean Dice anterior "
             "0.8913, posterior 0.8783\n    median anterior 0.8993, posterior 0.8882\n    min anterior 0.7902, "
             "posterior 0.7861\n") in out

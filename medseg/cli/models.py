@@ -99,7 +99,8 @@ def _describe(row: dict) -> str:
         lines.append(f"  DICOM SEG codes: {codes}")
     if "path" not in row:
         return "\n".join(lines)
-    lines.append(f"  folder: {row['path']}; weights SHA-256 {row['weights_sha256'][:12]}… checked")
+    version = f"version {row['version']}; " if row.get("version") is not None else ""
+    lines.append(f"  {version}folder: {row['path']}; weights SHA-256 {row['weights_sha256'][:12]}… checked")
     training = row.get("training")
     if not training:
         lines.append("  training: not recorded (a package not made by `medseg train`)")
