@@ -185,6 +185,16 @@ def test_a_second_run_does_nothing(finished):
         assert run.returncode == 0 and "Nothing to be done" in run.stderr + run.stdout, (named, run.stderr[-3000:])
 
 
+def _two_labelled_cases(tmp_path: Path, seed: int) -> tuple[Path, Path, Path]:
+    """Cases a and b (phantoms of seeds ``seed`` and ``seed + 1``) with their references in ``tmp_path/data``, their
+    sheet, and the results folder to run them into."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, offset in (("a", 0), ("b", 1)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed + offset)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    return data, sheet, tmp_path / "results"
+
 def _records(status: Path) -> list[Path]:
     """The cases' finished inference records in ``status``; not a writer's temporary file (``.ms-<hex>.part.<name>``,
     which pathlib's ``*`` matches: a kill that landed while one was written had it read as a finished case)."""
@@ -684,12 +694,7 @@ def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     """Snakemake's change detection lives in the .snakemake metadata of the folder it ran in. A run from another
     folder (a second checkout, a copied results folder) must still redo a case whose sheet row now names another
     image, instead of reporting the old image's segmentation under it."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for name, seed in (("a", 31), ("b", 32)):
-        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
-    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
-    results = tmp_path / "results"
+    data, sheet, results = _two_labelled_cases(tmp_path, seed=31)
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
     run = snakemake(tmp_path / "first", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
@@ -721,12 +726,7 @@ def test_a_folder_made_by_hand_is_finished_by_the_workflow_not_taken_as_done(tmp
     """`medseg cohort infer` for one case and `medseg report` by hand, then the workflow: its report and no job
     records had made Snakemake run nothing (exit 1, "every case failed"): the other case is now segmented and
     both are scored."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for name, seed in (("a", 41), ("b", 42)):
-        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
-    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
-    results = tmp_path / "results"
+    data, sheet, results = _two_labelled_cases(tmp_path, seed=41)
     medseg = [sys.executable, "-m", "medseg"]
     by_hand = subprocess.run([*medseg, "cohort", "infer", str(sheet), "-o", str(results), "--case", "a", "--model",
                               MODEL, "--device", "auto"], capture_output=True, text=True, timeout=300)
@@ -757,12 +757,7 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
     forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun
     evaluate rescoring only, and a plain run afterwards has nothing to do."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for name, seed in (("a", 51), ("b", 52)):
-        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
-    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
-    results = tmp_path / "results"
+    data, sheet, results = _two_labelled_cases(tmp_path, seed=51)
 
     def run(*args: str, **config) -> str:
         done = snakemake(tmp_path, "--cores", "2", *args, samples=sheet, results=results, cases_per_job=2, **config)
