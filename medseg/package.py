@@ -40,6 +40,7 @@ __all__ = [
     "shipped_name_taken",
     "shipped_package_path",
     "state_mismatch",
+    "swapped_names",
     "trained_with",
     "unfinished_text",
     "unfinished_training",
@@ -494,12 +495,21 @@ def _warn_edited_since_training(config: dict, config_path: Path) -> None:
     changed = [key for key in ("preprocessing", "slice_axis", "context_slices") if recorded.get(key) != now[key]]
     trained_labels, labels = recorded.get("labels"), now["labels"] or {}
     if isinstance(trained_labels, dict) and trained_labels != labels:
-        same_names = sorted(map(str, trained_labels.values())) == sorted(map(str, labels.values()))
-        if set(trained_labels) != set(labels) or same_names:
+        if set(map(str, trained_labels)) != set(map(str, labels)) or swapped_names(trained_labels, labels):
             changed.append("labels")
     if changed:
         _warned_edit(config_path.resolve(), json.dumps({key: recorded.get(key) for key in changed}, sort_keys=True),
                      json.dumps({key: now[key] for key in changed}, sort_keys=True))
+
+
+def swapped_names(trained: dict, now: dict) -> list[str]:
+    """The labels of ``now`` (value → name) that carry the name another label had in ``trained``: names swapped, or
+    one taken from another label ("background" given to label 1), which makes the weights' labels read as others.
+    A label renamed to a new name is not among them."""
+    trained = {str(value): str(name) for value, name in trained.items()}
+    return [str(value) for value, name in now.items()
+            if str(name) != trained.get(str(value)) and any(str(name) == old and other != str(value)
+                                                            for other, old in trained.items())]
 
 
 @cache
@@ -582,8 +592,13 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                                         "command finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
         raw = config_path.read_bytes()
-        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows PowerShell 5's default encoding
-            raise ModelPackageError(f"{config_path}: saved as UTF-16; save it as UTF-8")
+        wide = next((name for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                                            (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+                     if raw.startswith(bom)), None)
+        if wide is None and b"\0" in raw[:4]:  # no byte order mark, but "{" stored in two or four bytes
+            wide = "UTF-16 or UTF-32"
+        if wide is not None:  # UTF-16: Windows PowerShell 5's default encoding
+            raise ModelPackageError(f"{config_path}: saved as {wide}; save it as UTF-8")
         # utf-8-sig: a byte order mark (Windows Notepad writes one) is not JSON, but says the file is UTF-8
         config = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=unique_keys)
     except DuplicateKeyError as error:
@@ -691,8 +706,10 @@ def shipped_name_taken(package: ModelPackage, given: str | Path) -> str | None:
 
 
 def _settings(config: dict) -> dict:
-    """What of a config makes its segmentations: all but its notes (description, training record, card texts)."""
-    return {key: value for key, value in config.items() if key not in ("description", "training")}
+    """What of a config makes its segmentations or names them: all but its notes (description, version, training
+    record), its weights entry (their hash is compared apart) and the extent it warns outside of."""
+    return {key: value for key, value in config.items()
+            if key not in ("description", "version", "training", "weights", "input_extent_mm")}
 
 
 def save_package(net, config: dict, out_dir: Path | str,
@@ -719,4 +736,4 @@ def save_package(net, config: dict, out_dir: Path | str,
         temps[1].write_text(json.dumps(config, indent=2) + "\n")
         for temp, text in zip(temps[2:], (extra_files or {}).values()):
             temp.write_text(text(config) if callable(text) else text)
-    return ModelPackage(path=out_dir, config=config)
+    return ModelPackage(path=out_dir, config=config, config_sha256=sha256_of(out_dir / CONFIG_NAME))

@@ -19,13 +19,22 @@ from medseg.checkpoint import (
 from medseg.errors import MedsegError, ModelPackageError, TrainingError
 from medseg.io.atomic import atomic_paths, sha256_of
 from medseg.model_card import card_with_codes
-from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, ModelPackage, load_package, unfinished_training, validate_config
+from medseg.package import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    ModelPackage,
+    load_package,
+    swapped_names,
+    unfinished_training,
+    validate_config,
+)
 from medseg.train_config import DEFAULT_DESCRIPTION, check_config, split_text
 from medseg.training_cases import TrainCase
 
 __all__ = [
     "check_resume", "check_trained_on", "finished_package", "carried_codes", "carried_notes", "check_same_data",
-    "config_given", "folder_codes", "folder_config", "resume_key", "tell_other_notes", "with_label_codes"
+    "config_given", "folder_codes", "folder_config", "resume_key", "tell_other_notes", "trained_labels",
+    "with_label_codes"
 ]
 
 log = logging.getLogger(__name__)
@@ -169,7 +178,9 @@ def finished_package(out_dir: Path | str, epochs: int, names_kept: bool = False)
     # edited by hand, are kept when it is made again)
     def meaning(config: dict, key: str):
         value = config.get(key)
-        return sorted(value) if key == "labels" and names_kept and isinstance(value, dict) else value
+        if key == "labels" and names_kept and isinstance(value, dict):  # renamed: kept; names swapped: edited
+            return sorted(value), bool(swapped_names(trained_labels(package.config) or {}, value))
+        return value
 
     edited = [key for key in _PACKAGE_MEANING
               if key in started and meaning(package.config, key) != meaning(started, key)]
@@ -230,7 +241,8 @@ def _own_package(out_dir: Path, state: dict, package: dict) -> bool:
     """Whether ``package`` (the config in ``out_dir``) is the run's own: the one its checkpoint (``state``) last
     wrote, still whole (not one being made again)."""
     weights = package.get("weights") if isinstance(package.get("weights"), dict) else {}
-    return (state.get("package_sha256") is not None and state.get("package_sha256") == weights.get("sha256")
+    sha = weights.get("sha256").strip().lower() if isinstance(weights.get("sha256"), str) else None  # as loaded
+    return (state.get("package_sha256") is not None and state.get("package_sha256") == sha
             and (out_dir / str(weights.get("file", "weights.safetensors"))).is_file())
 
 
@@ -251,7 +263,12 @@ def carried_notes(out_dir: Path, state: dict, package_config: dict) -> dict:
     found = {key: package[key] for key in _NOTES if key in package}
     labels = package.get("labels")
     if isinstance(labels, dict) and set(labels) == {str(v) for v in package_config["labels"]}:
-        found["labels"] = labels
+        swapped = swapped_names(trained_labels(package) or {}, labels)
+        if swapped:  # the same weights would read as other labels: a swap is not a rename
+            log.warning("%s: label %s carry the names other labels were trained with; its label names are not "
+                        "kept", path, ", ".join(swapped))
+        else:
+            found["labels"] = labels
     if not _own_package(out_dir, state, package):
         recorded = state.get("package_notes") if isinstance(state.get("package_notes"), dict) else {}
         carried = {k: v for k, v in recorded.items() if k in _NOTES}
@@ -283,6 +300,13 @@ def carried_notes(out_dir: Path, state: dict, package_config: dict) -> dict:
         log.info("%s: %s kept from %s (a run without a config)", out_dir,
                  ", ".join("label names" if key == "labels" else key for key in kept), source)
     return kept
+
+
+def trained_labels(config: dict) -> dict | None:
+    """The label names a package's weights were trained with (``training.trained_with``), if it records them."""
+    training = config.get("training") if isinstance(config.get("training"), dict) else {}
+    recorded = training.get("trained_with") if isinstance(training.get("trained_with"), dict) else {}
+    return recorded.get("labels") if isinstance(recorded.get("labels"), dict) else None
 
 
 def folder_config(out_dir: Path) -> dict | None:
@@ -320,7 +344,8 @@ def with_label_codes(package: ModelPackage, codes: dict | None) -> tuple[ModelPa
         if text is not None:
             temps[1].write_text(text, errors="surrogateescape")
     log.info("%s: label_codes written into the finished package", out_dir)
-    return ModelPackage(path=out_dir, config=config), True  # the weights, checked on loading, are unchanged
+    # the weights, checked on loading, are unchanged
+    return ModelPackage(path=out_dir, config=config, config_sha256=sha256_of(out_dir / CONFIG_NAME)), True
 
 
 def config_given(config: dict) -> bool:

@@ -512,10 +512,11 @@ def test_model_json_as_windows_tools_write_it_loads_or_is_named(make_package):
     package = load_package(path)
     assert package.sha256 == sha
     assert package.config_sha256 == hashlib.sha256((path / "model.json").read_bytes()).hexdigest()
-    (path / "model.json").write_text(json.dumps(config), encoding="utf-16")
-    with pytest.raises(ModelPackageError) as info:
-        load_package(path)
-    assert str(info.value) == f"{path / 'model.json'}: saved as UTF-16; save it as UTF-8"
+    for encoding, named in (("utf-16", "UTF-16"), ("utf-32", "UTF-32"), ("utf-16-le", "UTF-16 or UTF-32")):
+        (path / "model.json").write_text(json.dumps(config), encoding=encoding)  # utf-16-le: no byte order mark
+        with pytest.raises(ModelPackageError) as info:
+            load_package(path)
+        assert str(info.value) == f"{path / 'model.json'}: saved as {named}; save it as UTF-8"
 
 
 def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog):
@@ -546,6 +547,9 @@ def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog
         f"{(path / 'model.json').resolve()}: labels {now} is not what its weights were trained with (trained: "
         f"{then}): they will make other segmentations than its validation figures describe; put it back, or train "
         "again with it"]
+    # one label given another's name, beside a new one; the background's name given to label 1
+    assert len(loaded_with(labels={**labels, "1": labels["2"], "2": "tumour"})) == 1
+    assert len(loaded_with(labels={**labels, "0": "bg", "1": labels["0"]})) == 1
     spaced = {**config["preprocessing"], "spacing_mm": [3.0, 3.0, 3.0]}
     warned = loaded_with(preprocessing=spaced)
     assert len(warned) == 1

@@ -2956,6 +2956,29 @@ def test_a_run_without_a_config_keeps_its_package_names_when_resumed(tiny_set, t
     assert not [m for m in caplog.messages if "not kept" in m]
 
 
+def test_label_names_swapped_by_hand_are_not_kept_by_a_resumed_run(tiny_set, tmp_path, caplog):
+    """Names swapped between two labels were carried into the package a resume wrote, and recorded as what it was
+    trained with: the wrong labels were then never warned about again. A finished run's package so swapped is made
+    again."""
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", *_FEW_STEPS)) == 0
+    config = json.loads((out / "model.json").read_text())
+    trained = dict(config["labels"])
+    config["labels"]["1"], config["labels"]["2"] = trained["2"], trained["1"]
+    (out / "model.json").write_text(json.dumps(config, indent=2))
+    caplog.clear()
+    assert _exit_code(_train_cli(*tiny_set, out, "--resume", "--epochs", "1", *_FEW_STEPS)) == 0  # finished
+    assert any("is made again from the checkpoint" in m for m in caplog.messages)
+    assert json.loads((out / "model.json").read_text())["labels"] == trained
+    (out / "model.json").write_text(json.dumps(config, indent=2))  # swapped again, then extended
+    caplog.clear()
+    assert _exit_code(_train_cli(*tiny_set, out, "--resume", "--epochs", "2", *_FEW_STEPS)) == 0
+    assert f"{out / 'model.json'}: label 1, 2 carry the names other labels were trained with; its label names are " \
+           "not kept" in caplog.messages
+    written = json.loads((out / "model.json").read_text())
+    assert written["labels"] == trained and written["training"]["trained_with"]["labels"] == trained
+
+
 def test_package_names_that_do_not_fit_a_package_are_not_kept(tmp_path, caplog):
     """A name the package schema refuses (edited by hand) is not carried into the package a resumed run writes: it
     would fail as the run ends. Label names are kept only with the run's label values."""
