@@ -29,7 +29,9 @@ def recorded_figures(training: dict, labels: dict) -> dict:
     for key in _COUNTS:
         if key in training:
             value = training[key]
-            figures[key] = value if isinstance(value, int) and not isinstance(value, bool) else None
+            whole = isinstance(value, float) and math.isfinite(value) and value.is_integer()  # 2.0, as JSON may give
+            figures[key] = int(value) if whole else value if isinstance(value, int) and not isinstance(value, bool) \
+                else None
     for key in _TEXTS:
         if key in training:
             figures[key] = training[key] if isinstance(training[key], str) else None

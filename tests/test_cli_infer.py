@@ -811,6 +811,10 @@ def test_models_shows_a_hand_edited_training_record_s_figures_only_as_numbers(tm
     (copy / "model.json").write_text(json.dumps(config))
     code, out, _ = run(["models", str(copy)], capsys)
     assert code == 0 and "  training: epochs not recorded on 34 cases, no validation figures\n" in out
+    config["training"].update(val_dice={"1": 0.9}, epochs_run=8.0, val_split=15)  # 8.0: a whole number still
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0 and "  validation (cases not recorded, split not recorded; best epoch not recorded of 8): " in out
 
 
 def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):

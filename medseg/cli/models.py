@@ -124,9 +124,9 @@ def _describe(row: dict) -> str:
             return ", ".join(f"{names.get(k, k)} {'n/a' if v is None else dice_round_text(v)}"
                              for k, v in values.items())
 
-        best, run = training.get("best_epoch"), training.get("epochs_run")
+        best, run, split = training.get("best_epoch"), training.get("epochs_run"), training.get("val_split")
         lines.append(f"  validation ({recorded(training.get('val_cases'), 'case')}, "
-                     f"{recorded(training.get('val_split'))}; best epoch {recorded(best)}"
+                     f"{'split not recorded' if split is None else split}; best epoch {recorded(best)}"
                      f"{f' of {run}' if run is not None else ''}): mean Dice {per_label(dice)}")
         for what in ("median", "min"):
             values = training.get(f"val_dice_{what}")
@@ -136,4 +136,3 @@ def _describe(row: dict) -> str:
         lines.append(f"  training: {recorded(training['epochs_run'], 'epoch')} on "
                      f"{recorded(training.get('train_cases'), 'case')}, no validation figures")
     return "\n".join(lines)
-
