@@ -147,15 +147,33 @@ def inputs_signature(wildcards, column):
 # again. Snakemake tells a Snakefile neither that it is only previewing (-n, --unlock, --lint, --summary...) nor
 # what it will run: the command line says so, and a preview must change nothing
 _PREVIEW = cohort.previewing(sys.argv[1:])
+# one run at a time per results folder: Snakemake's lock is per working folder, so two runs started from two
+# folders on one results folder both went on (cases segmented twice, one run's job logs over the other's). The
+# claim (a lock beside the folder, naming the process) is held until this process ends; a preview takes none
+# (a preview that changes the folder takes it too: --touch, --delete-all-output, --cleanup-metadata ...)
+# (--nolock: the user's call, as for Snakemake's own lock)
+_HOLDER = ""  # the process holding the results folder, as its claim file names it: its jobs' mark (below)
+if workflow.is_main_process and cohort.claims_results(sys.argv[1:]):
+    import atexit
+
+    from medseg.io.folder_claim import claimed, holder_text
+
+    _results_claim = claimed(RESULTS, "cohort run")
+    planned(_results_claim.__enter__)
+    atexit.register(_results_claim.__exit__, None, None, None)
+    _HOLDER = holder_text()
+
+
 # Snakemake forced to run finished jobs again (-F, --forcerun infer|evaluate or job records, -f on job records):
 # their jobs must make their cases again, not keep them (medseg/cohort/forced_runs.py). They are told through the
 # environment, which jobs a cluster starts get with the job (envvars)
 _REDO_VARIABLES = {stage: f"MEDSEG_REDO_{stage.upper()}" for stage in ("infer", "evaluate")}
-# and that they are its jobs: the process holding the results folder, as its claim file names it (set below); a
-# cohort step started by hand is refused while a run holds the folder
+# (after the claim: the forced run's token is kept in the folder); and that they are its jobs: the process holding
+# the results folder, as its claim file names it (set above; none with --nolock); a cohort step started by hand is
+# refused while a run holds the folder
 _RUN_VARIABLE = "MEDSEG_COHORT_RUN"
 if workflow.is_main_process:
-    os.environ[_RUN_VARIABLE] = ""
+    os.environ[_RUN_VARIABLE] = _HOLDER
     _forced = {} if _PREVIEW else cohort.forced_jobs(sys.argv[1:])
     for _stage, _value in cohort.redo_values(RESULTS, _forced).items():
         os.environ[_REDO_VARIABLES[_stage]] = _value
@@ -171,23 +189,6 @@ else:
 envvars:
     *_REDO_VARIABLES.values(),
     _RUN_VARIABLE,
-
-# one run at a time per results folder: Snakemake's lock is per working folder, so two runs started from two
-# folders on one results folder both went on (cases segmented twice, one run's job logs over the other's). The
-# claim (a lock beside the folder, naming the process) is held until this process ends; a preview takes none
-# (a preview that changes the folder takes it too: --touch, --delete-all-output, --cleanup-metadata ...)
-# (--nolock: the user's call, as for Snakemake's own lock)
-if workflow.is_main_process and cohort.claims_results(sys.argv[1:]):
-    import atexit
-
-    from medseg.io.folder_claim import claimed
-
-    from medseg.io.folder_claim import holder_text
-
-    _results_claim = claimed(RESULTS, "cohort run")
-    planned(_results_claim.__enter__)
-    atexit.register(_results_claim.__exit__, None, None, None)
-    os.environ[_RUN_VARIABLE] = holder_text()
 
 
 def first_attempt_memory(rule, configured):
