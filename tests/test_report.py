@@ -163,7 +163,7 @@ def test_outputs_and_counts(built):
     assert summary["flags"]["failed"] == {"cases": 1, "flags": 1}
     assert summary["flags"]["volume_outlier"]["cases"] == 1
     assert summary["provenance"]["models"] == [
-        {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32, "cases": 9}]
+        {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32, "config_sha256": None, "cases": 9}]
     assert "both_empty" in summary["policy"]["empty_masks"]
 
 
@@ -536,6 +536,21 @@ def test_unreadable_and_stale_records(tmp_path):
     assert rows["broken"]["error"].endswith("; remove it and run again to redo the case")
     assert "ignored retried_failed.json" in (tmp_path / "r.html").read_text()
 
+
+def test_the_same_weights_under_an_edited_model_json_are_another_model_in_the_provenance(tmp_path):
+    """Cases segmented before and after a hand edit of model.json (labels swapped) were counted as one model."""
+    for case, seed, config in (("before", 0, "c1" * 32), ("after", 1, "c2" * 32), ("again", 2, "c2" * 32)):
+        write_case(tmp_path, case, seed, "exact")
+        sidecar = tmp_path / "cases" / case / f"{case}_seg.json"
+        record = json.loads(sidecar.read_text())
+        record["model"]["config_sha256"] = config
+        sidecar.write_text(json.dumps(record))
+    built = build_report(tmp_path, tmp_path / "r.html")
+    models = json.loads(built.summary.read_text())["provenance"]["models"]
+    assert [(m["config_sha256"], m["cases"]) for m in models] == [("c2" * 32, 2), ("c1" * 32, 1)]
+    assert len({m["weights_sha256"] for m in models}) == 1
+    page = (tmp_path / "r.html").read_text()
+    assert "<th>model.json SHA-256</th>" in page and f"<code>{'c1' * 6}</code>" in page
 
 def test_a_failure_at_scoring_stays_failed_whatever_the_file_times(tmp_path):
     # a results folder copied without its times (scp -r): the sidecar ends up newer than the failure record

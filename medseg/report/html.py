@@ -580,14 +580,16 @@ def _provenance_section(summary: dict) -> str:
     prov = summary["provenance"]
     models = "".join(
         f"<tr><td>{e(m['name'])}</td><td>{e(m['version'])}</td><td><code>{e(m['weights_sha256'])}</code></td>"
+        f"<td><code>{e((m.get('config_sha256') or '–')[:12])}</code></td>"
         f'<td class="num">{m["cases"]}</td></tr>' for m in prov["models"]
-    ) or '<tr><td colspan="4" class="muted">no sidecar records a model</td></tr>'
+    ) or '<tr><td colspan="5" class="muted">no sidecar records a model</td></tr>'
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items())
     settings = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in summary["settings"].items())
     devices = ", ".join(f"{e(d)} ({n})" for d, n in prov["devices"].items()) or "unknown"
     span = (f"Cases segmented between {e(prov['created_first'])} and {e(prov['created_last'])}."
             if prov["created_first"] else "No case was segmented.")
-    return ("<h2>Provenance</h2><table><tr><th>model</th><th>version</th><th>weights SHA-256</th><th>cases</th></tr>"
+    return ("<h2>Provenance</h2><table><tr><th>model</th><th>version</th><th>weights SHA-256</th>"
+            "<th>model.json SHA-256</th><th>cases</th></tr>"
             f"{models}</table><table><tr><th>package</th><th>versions used</th></tr>{versions}</table>"
             f"<p>Devices: {devices}. {span} Report generated {e(summary['created'])} by medseg "
             f"{e(summary['medseg_version'])}.</p>"

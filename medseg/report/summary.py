@@ -109,7 +109,9 @@ def provenance(cases: list[CaseResult]) -> dict:
         sidecar = case.sidecar or {}
         model = sidecar.get("model") or {}
         if model:
-            models[(model.get("name"), model.get("version"), model.get("weights_sha256"))] += 1
+            # model.json's hash too: the same weights under an edited config (labels, preprocessing) are another model
+            models[(model.get("name"), model.get("version"), model.get("weights_sha256"),
+                    model.get("config_sha256"))] += 1
         for package, version in (sidecar.get("versions") or {}).items():
             versions.setdefault(str(package), set()).add(str(version))
         if sidecar.get("device"):
@@ -118,8 +120,8 @@ def provenance(cases: list[CaseResult]) -> dict:
             created.append(str(sidecar["created"]))
     return {
         "models": [
-            {"name": name, "version": version, "weights_sha256": sha, "cases": count}
-            for (name, version, sha), count in sorted(models.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            {"name": name, "version": version, "weights_sha256": sha, "config_sha256": config, "cases": count}
+            for (name, version, sha, config), count in sorted(models.items(), key=lambda kv: (-kv[1], str(kv[0])))
         ],
         "versions": {package: sorted(found) for package, found in sorted(versions.items())},
         "devices": dict(devices),
