@@ -39,6 +39,8 @@ __all__ = [
     "shipped_models",
     "shipped_name_taken",
     "shipped_package_path",
+    "recorded_trained_with",
+    "recorded_weights_sha256",
     "state_mismatch",
     "swapped_names",
     "trained_with",
@@ -482,14 +484,26 @@ def trained_with(config: dict) -> dict:
             "slice_axis": inference.get("slice_axis"), "context_slices": inference.get("context_slices", 0)}
 
 
+def recorded_trained_with(config: dict) -> dict | None:
+    """What a package's ``training.trained_with`` records (:func:`trained_with` when it was written), if anything."""
+    training = config.get("training") if isinstance(config.get("training"), dict) else {}
+    recorded = training.get("trained_with")
+    return recorded if isinstance(recorded, dict) else None
+
+
+def recorded_weights_sha256(config: dict) -> str | None:
+    """The weights' SHA-256 a config records, as loading takes it (capitals, as Get-FileHash writes them, lowered)."""
+    weights = config.get("weights") if isinstance(config.get("weights"), dict) else {}
+    return weights["sha256"].strip().lower() if isinstance(weights.get("sha256"), str) else None
+
+
 def _warn_edited_since_training(config: dict, config_path: Path) -> None:
     """Warn, once per package, when ``model.json``'s labels, preprocessing or slicing are not those its weights were
     trained with (``training.trained_with``): the same weights then make other segmentations than the validation
     figures describe. Label names changed to new ones are a rename (a card's words), not told; names swapped among
     the labels are."""
-    training = config.get("training")
-    recorded = training.get("trained_with") if isinstance(training, dict) else None
-    if not isinstance(recorded, dict):  # a package written before medseg recorded it, or not by medseg train
+    recorded = recorded_trained_with(config)
+    if recorded is None:  # a package written before medseg recorded it, or not by medseg train
         return
     now = trained_with(config)
     changed = [key for key in ("preprocessing", "slice_axis", "context_slices") if recorded.get(key) != now[key]]
@@ -612,9 +626,8 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         raise ModelPackageError(f"{config_path}: a model config is a JSON object ({{...}}), not "
                                 f"{type(config).__name__ if config is not None else 'null'}")
     config = whole_numbers(config, load_schema())  # a hand-written depth of 2.0 is 2, not a TypeError
-    weights = config.get("weights")
-    if isinstance(weights, dict) and isinstance(weights.get("sha256"), str):  # Get-FileHash writes capitals
-        weights["sha256"] = weights["sha256"].strip().lower()
+    if recorded_weights_sha256(config) is not None:  # Get-FileHash writes capitals
+        config["weights"]["sha256"] = recorded_weights_sha256(config)
     validate_config(config, str(config_path))
     package = ModelPackage(path=path, config=config, config_sha256=hashlib.sha256(raw).hexdigest())
     _warn_tile_unlike_training(config, config_path)

@@ -24,6 +24,8 @@ from medseg.package import (
     CONFIG_NAME,
     ModelPackage,
     load_package,
+    recorded_trained_with,
+    recorded_weights_sha256,
     swapped_names,
     unfinished_training,
     validate_config,
@@ -241,8 +243,7 @@ def _own_package(out_dir: Path, state: dict, package: dict) -> bool:
     """Whether ``package`` (the config in ``out_dir``) is the run's own: the one its checkpoint (``state``) last
     wrote, still whole (not one being made again)."""
     weights = package.get("weights") if isinstance(package.get("weights"), dict) else {}
-    sha = weights.get("sha256").strip().lower() if isinstance(weights.get("sha256"), str) else None  # as loaded
-    return (state.get("package_sha256") is not None and state.get("package_sha256") == sha
+    return (state.get("package_sha256") is not None and state.get("package_sha256") == recorded_weights_sha256(package)
             and (out_dir / str(weights.get("file", "weights.safetensors"))).is_file())
 
 
@@ -304,9 +305,8 @@ def carried_notes(out_dir: Path, state: dict, package_config: dict) -> dict:
 
 def trained_labels(config: dict) -> dict | None:
     """The label names a package's weights were trained with (``training.trained_with``), if it records them."""
-    training = config.get("training") if isinstance(config.get("training"), dict) else {}
-    recorded = training.get("trained_with") if isinstance(training.get("trained_with"), dict) else {}
-    return recorded.get("labels") if isinstance(recorded.get("labels"), dict) else None
+    labels = (recorded_trained_with(config) or {}).get("labels")
+    return labels if isinstance(labels, dict) else None
 
 
 def folder_config(out_dir: Path) -> dict | None:
