@@ -506,7 +506,8 @@ def _warn_edited_since_training(config: dict, config_path: Path) -> None:
     if recorded is None:  # a package written before medseg recorded it, or not by medseg train
         return
     now = trained_with(config)
-    changed = [key for key in ("preprocessing", "slice_axis", "context_slices") if recorded.get(key) != now[key]]
+    changed = [key for key in ("preprocessing", "slice_axis", "context_slices")
+               if _as_applied(key, recorded.get(key)) != _as_applied(key, now[key])]
     trained_labels, labels = recorded.get("labels"), now["labels"] or {}
     if isinstance(trained_labels, dict) and trained_labels != labels:
         if set(map(str, trained_labels)) != set(map(str, labels)) or swapped_names(trained_labels, labels):
@@ -514,6 +515,22 @@ def _warn_edited_since_training(config: dict, config_path: Path) -> None:
     if changed:
         _warned_edit(config_path.resolve(), json.dumps({key: recorded.get(key) for key in changed}, sort_keys=True),
                      json.dumps({key: now[key] for key in changed}, sort_keys=True))
+
+
+def _as_applied(key: str, value):
+    """A ``trained_with`` entry as inference applies it, so that writing out a default (``"nonzero": false``,
+    ``"orientation": null``, ``context_slices`` 0) or one axis as a list (``[1]`` for ``1``) is not told as an edit."""
+    if key == "slice_axis":
+        return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if key == "context_slices":
+        return 0 if value is None else value
+    if key != "preprocessing" or not isinstance(value, dict):
+        return value
+    applied = {"orientation": None, "spacing_mm": None, **value}
+    intensity = applied.get("intensity")
+    if isinstance(intensity, dict) and intensity.get("kind") == "zscore":
+        applied["intensity"] = {"nonzero": False, **intensity}
+    return applied
 
 
 def swapped_names(trained: dict, now: dict) -> list[str]:

@@ -558,6 +558,35 @@ def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog
     assert loaded_with(labels=swapped) == []
 
 
+def test_defaults_written_out_in_model_json_are_not_told_as_edits(make_package, caplog):
+    """Writing out a default (``"nonzero": false``, ``"orientation": null``, ``context_slices`` 0) or one slicing axis
+    as a list changes nothing the weights see, yet was warned about as "not what its weights were trained with"."""
+    from medseg.package import trained_with
+
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["preprocessing"] = {"spacing_mm": [1.0, 1.0, 1.0], "intensity": {"kind": "zscore"}}
+    config["inference"]["slice_axis"] = 2
+    config["inference"].pop("context_slices", None)
+    config["training"] = {"trained_with": trained_with(config)}
+
+    def warned_with(preprocessing, inference) -> list[str]:
+        edited = json.loads(json.dumps(config))
+        edited["preprocessing"], edited["inference"] = preprocessing, {**edited["inference"], **inference}
+        (path / "model.json").write_text(json.dumps(edited))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="medseg"):
+            load_package(path)
+        return [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
+
+    written_out = {"orientation": None, "spacing_mm": [1, 1, 1], "intensity": {"kind": "zscore", "nonzero": False}}
+    assert warned_with(written_out, {"slice_axis": [2], "context_slices": 0}) == []
+    # what the weights do see is still told
+    assert len(warned_with({**written_out, "intensity": {"kind": "zscore", "nonzero": True}}, {})) == 1
+    assert len(warned_with({**written_out, "orientation": "LPS"}, {})) == 1
+    assert len(warned_with(written_out, {"slice_axis": [1]})) == 1
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2])
 def test_nan_in_weights_numpy_cannot_hold_is_refused_where_the_package_loads(make_package, dtype):
     """bf16 and float8 weights were checked for NaN only when the network was built: `medseg models` said
