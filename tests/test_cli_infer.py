@@ -763,9 +763,13 @@ def test_models_describes_and_checks_given_packages(tmp_path, capsys):
     weights = copy / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     code, out, err = run(["models", "--json", str(copy), "phantom"], capsys)
-    assert code == 1 and [row["name"] for row in json.loads(out)] == ["phantom"]
+    # the damaged one is a row of its own (it was left out: a script saw one package where it gave two)
+    assert code == 1 and [row["name"] for row in json.loads(out)] == [None, "phantom"]
     assert err.strip().startswith(f"medseg: error: {weights}: SHA-256 ")
-    row = json.loads(out)[0]
+    failed = json.loads(out)[0]
+    assert failed["given"] == str(copy) and failed["error"].startswith(f"{weights}: SHA-256 ")
+    assert f"medseg: error: {failed['error']}" == err.strip()
+    row = json.loads(out)[1]
     # the shipped default, named or not (named, it read "default": false)
     assert row["weights_checked"] and row["default"] and row["training"]["val_cases"] is not None
     phantom = load_package("phantom")  # what a sidecar names the model by, and where it is, from anywhere

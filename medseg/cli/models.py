@@ -22,7 +22,7 @@ def models(packages: tuple[str, ...], as_json: bool):
     """List the shipped model packages with their labels; given packages (shipped names or package folders, such as
     `medseg train` writes), describe those instead, with their validation figures, after checking their weights
     against the SHA-256 their model.json records. A package that cannot be loaded is one error line (the others
-    are listed) and the exit code is 1.
+    are listed; with --json it is also a row with "name" null, "given" and "error") and the exit code is 1.
 
     \b
     $ medseg models
@@ -41,6 +41,8 @@ def models(packages: tuple[str, ...], as_json: bool):
         except ModelPackageError as error:  # one damaged package: the others are still listed
             click.echo(error_line(error), err=True)
             broken += 1
+            # in --json, a row of its own: a script checking the packages it gave sees which one failed and why
+            rows.append({"name": None, "given": name, "error": str(error)})
             continue
         row = {
             "name": package.name,
@@ -68,7 +70,8 @@ def models(packages: tuple[str, ...], as_json: bool):
         click.echo(json.dumps(rows, indent=2))
         return 1 if broken else 0
     for row in rows:
-        click.echo("\n".join(escaped_line(line) for line in _describe(row).splitlines()))
+        if "error" not in row:  # told on stderr above
+            click.echo("\n".join(escaped_line(line) for line in _describe(row).splitlines()))
     return 1 if broken else 0
 
 
