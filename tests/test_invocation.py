@@ -13,6 +13,7 @@ from medseg.cohort import (
     previewing,
     redo_for_job,
     redo_values,
+    stopped_forced_run,
     writes_results,
 )
 
@@ -129,3 +130,18 @@ def test_a_forced_runs_token_is_kept_until_it_succeeds_and_tells_only_its_batche
     assert redo_for_job("t0k3n:b2,b3", "out/jobs/b1.infer.json") is None
     assert redo_for_job("t0k3n:b2", None) is None
     assert redo_for_job("", "out/jobs/b1.infer.json") is None and redo_for_job(None, None) is None
+
+
+def test_a_stopped_forced_run_is_told_to_a_run_without_the_option(tmp_path):
+    """A forced run stopped before it finished, then run again without -F: the cases it had not reached stayed the
+    earlier ones, without a word."""
+    assert stopped_forced_run(tmp_path) is None
+    redo_values(tmp_path, {"infer": None, "evaluate": ["batch002"]})
+    assert stopped_forced_run(tmp_path) == (
+        "a forced run (infer: every case; evaluate: the cases of batch002) stopped before it finished: the cases it "
+        "had not reached are still those made before it; give the same forcing option (-F, --forcerun ...) again to "
+        "finish it")
+    forget_forced_run(tmp_path)
+    assert stopped_forced_run(tmp_path) is None
+    (tmp_path / "jobs" / ".forced.json").write_text("[1, 2]")  # damaged: nothing to tell
+    assert stopped_forced_run(tmp_path) is None

@@ -769,13 +769,20 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
 
     run()
     made, scored = run_ids("infer"), run_ids("evaluate")
+    # a forced run stopped before it finished (its token kept), then the command without -F: told, and kept
+    from medseg.cohort import redo_values
+
+    redo_values(results, {"infer": None})
+    stopped = "a forced run (infer: every case) stopped before it finished: the cases it had not reached are still"
+    assert stopped in run() and stopped in run("-n") and (results / "jobs" / ".forced.json").exists()
     forced = run("-F")
+    assert stopped not in forced
     assert "forced (infer): every case is segmented again, not kept from earlier runs" in forced
     assert "forced (evaluate): every case is scored again, not kept from earlier runs" in forced
     assert not (results / "jobs" / ".forced.json").exists()  # the forced run succeeded
     assert "0 kept from earlier runs" in (results / "logs" / "infer" / "batch001.log").read_text()
     assert all(old != new for old, new in zip(made + scored, run_ids("infer") + run_ids("evaluate")))
-    assert "Nothing to be done" in run()
+    assert "Nothing to be done" in run() and stopped not in run()
     made, scored = run_ids("infer"), run_ids("evaluate")
     assert "forced (evaluate): every case is scored again" in run("--forcerun", "evaluate")
     assert run_ids("infer") == made

@@ -5,7 +5,7 @@ folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cas
 :mod:`~medseg.cohort.stale_jobs` finds the finished jobs a run must redo.
 """
 
-from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values
+from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values, stopped_forced_run
 from medseg.cohort.invocation import claims_results, forced_jobs, previewing, writes_results
 from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import (
@@ -44,6 +44,7 @@ __all__ = [
     "read_samples",
     "samples_from_rows",
     "some_names",
+    "stopped_forced_run",
     "stale_cases",
     "VoidedJobs",
     "unrecorded_message",

@@ -5,7 +5,8 @@ tells its jobs through the environment (``MEDSEG_REDO_INFER``, ``MEDSEG_REDO_EVA
 every job once more when the option is no longer given) a token for the forced run, and which batches it forces.
 A case counts as finished only when made under that token (:class:`medseg.cohort.records.ResultsFolder`), so a
 retried job keeps what the run has made again. The token is kept in ``jobs/.forced.json`` until the run succeeds:
-the same command run again after a stop goes on with it instead of making everything again.
+the same command run again after a stop goes on with it instead of making everything again. A run without the
+forcing option while it is kept is told that the cases the stopped run had not reached are still the earlier ones.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from medseg.cohort.records import write_json
+from medseg.cohort.samples import some_names
 
-__all__ = ["FORCED_RECORD", "forget_forced_run", "redo_for_job", "redo_values"]
+__all__ = ["FORCED_RECORD", "forget_forced_run", "redo_for_job", "redo_values", "stopped_forced_run"]
 
 FORCED_RECORD = "jobs/.forced.json"
 
@@ -52,6 +54,21 @@ def forget_forced_run(results: Path | str) -> None:
         (Path(results) / FORCED_RECORD).unlink()
     except FileNotFoundError:
         pass
+
+
+def stopped_forced_run(results: Path | str) -> str | None:
+    """What to tell a run without a forcing option when a forced run on the folder stopped before it finished (its
+    token is kept in ``jobs/.forced.json``): the cases it had not reached are kept from before it. None otherwise."""
+    try:
+        spec = json.loads((Path(results) / FORCED_RECORD).read_text()).get("forced")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(spec, dict) or not spec:
+        return None
+    what = "; ".join(f"{stage}: " + ("every case" if batches is None else f"the cases of {some_names(batches)}")
+                     for stage, batches in spec.items() if batches is None or isinstance(batches, list))
+    return (f"a forced run ({what}) stopped before it finished: the cases it had not reached are still those made "
+            "before it; give the same forcing option (-F, --forcerun ...) again to finish it")
 
 
 def redo_for_job(value: str | None, record: Path | str | None) -> str | None:

@@ -98,7 +98,8 @@ onstart:
 
 onsuccess:
     snakelock.forget_run(Path(".snakemake"))
-    cohort.forget_forced_run(RESULTS)  # its token was kept for the same command run again after a stop
+    if _forced:  # its token was kept for the same command run again after a stop (a plain run does not finish it)
+        cohort.forget_forced_run(RESULTS)
 
 
 onerror:
@@ -181,6 +182,9 @@ if workflow.is_main_process:
         logger.warning(f"forced ({_stage}): "
                        + ("every case is" if _batches is None else f"the cases of {cohort.some_names(_batches)} are")
                        + f" {'segmented' if _stage == 'infer' else 'scored'} again, not kept from earlier runs")
+    _stopped = None if cohort.forced_jobs(sys.argv[1:]) else cohort.stopped_forced_run(RESULTS)
+    if _stopped:
+        logger.warning(_stopped)
 else:
     for _variable in (*_REDO_VARIABLES.values(), _RUN_VARIABLE):
         os.environ.setdefault(_variable, "")
