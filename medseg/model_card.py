@@ -4,12 +4,13 @@ settings and validation figures in a short markdown text, from the package confi
 from __future__ import annotations
 
 import json
+import re
 
 from medseg.numbers import counted, dice_round_text
 from medseg.package import codes_text
 from medseg.train_config import validation_without_foreground
 
-__all__ = ["card_with_codes", "model_card"]
+__all__ = ["card_weights_mismatch", "card_with_codes", "model_card"]
 
 # the training settings the card's training sentence words itself (the others are listed as they are)
 _CARD_SETTINGS = {"epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "schedule", "warmup_epochs",
@@ -59,6 +60,18 @@ def _weights_line(config: dict) -> str:
     if not isinstance(weights, dict) or not weights.get("sha256"):
         return ""
     return f"\n- Weights: `{weights.get('file', 'weights.safetensors')}`, SHA-256 `{weights['sha256']}`"
+
+
+_CARD_WEIGHTS = re.compile(r"^- Weights: `[^`]*`, SHA-256 `([0-9A-Fa-f]{64})`", re.MULTILINE)
+
+
+def card_weights_mismatch(card: str, sha256: str) -> str | None:
+    """The weights' SHA-256 a model card names (:func:`_weights_line`) when it is not ``sha256``, the weights beside
+    it: a card left from other weights (a package's weights replaced, or a card copied from another package), whose
+    data, licence and figures are then not these weights'. None when it names these, or names none (cards written
+    before they did)."""
+    named = _CARD_WEIGHTS.search(card)
+    return named[1].lower() if named and named[1].lower() != sha256.lower() else None
 
 
 def model_card(config: dict) -> str:

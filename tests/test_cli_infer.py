@@ -1868,6 +1868,27 @@ def test_models_warns_about_a_package_without_its_card(tmp_path, capsys):
                    "attribution; medseg train writes one\n")
 
 
+def test_models_warns_about_a_card_that_names_other_weights(tmp_path, capsys):
+    """A package's weights replaced (or a card copied from another package) kept a card naming the old weights' SHA-256
+    beside them: its data, licence and figures told of another model without a word."""
+    import shutil
+
+    from medseg.package import load_package, shipped_package_path
+
+    copy = tmp_path / "mine"
+    shutil.copytree(shipped_package_path("phantom"), copy)
+    shutil.copy(shipped_package_path("hippocampus") / "MODEL_CARD.md", copy / "MODEL_CARD.md")
+    theirs, ours = load_package("hippocampus").sha256, load_package(copy).sha256
+    code, out, err = run(["models", str(copy)], capsys)
+    assert code == 0 and "phantom" in out
+    assert err == (f"warning: {copy / 'MODEL_CARD.md'}: describes the weights of SHA-256 {theirs[:12]}…, not those "
+                   f"beside it ({ours[:12]}…): its data, licence and figures may be another model's; medseg train "
+                   "writes the card with its weights\n")
+    card = (shipped_package_path("phantom") / "MODEL_CARD.md").read_text()
+    (copy / "MODEL_CARD.md").write_text(card.replace(ours, ours.upper()))  # its own, in capitals: the same
+    assert run(["models", str(copy)], capsys)[2] == ""
+
+
 def test_a_runtime_error_is_one_line_with_its_traceback_at_vv(tmp_path, case, monkeypatch, capsys, caplog):
     """torch's or MONAI's RuntimeError was one line even at -vv (where in the code it came from was lost), and was
     classed as a bad input."""

@@ -61,10 +61,10 @@ def models(packages: tuple[str, ...], as_json: bool):
             taken = shipped_name_taken(package, name)
             if taken is not None and not quiet():  # as `medseg infer` warns: where a package maker looks first
                 click.echo(escaped_line(f"warning: {taken}"), err=True)
-            if not (package.path / "MODEL_CARD.md").is_file() and not quiet():  # its data and licence notes
-                click.echo(escaped_line(f"warning: {package.path}: no MODEL_CARD.md, the card with the training "
-                                        "data's description, licence and attribution; medseg train writes one"),
-                           err=True)
+            if not quiet():
+                card_note = _card_note(package)
+                if card_note:
+                    click.echo(escaped_line(f"warning: {card_note}"), err=True)
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -73,6 +73,26 @@ def models(packages: tuple[str, ...], as_json: bool):
         if "error" not in row:  # told on stderr above
             click.echo("\n".join(escaped_line(line) for line in _describe(row).splitlines()))
     return 1 if broken else 0
+
+
+def _card_note(package) -> str | None:
+    """What is wrong with a package's model card (its data, licence and attribution notes), if anything: missing, or
+    naming other weights than those beside it."""
+    from medseg.model_card import card_weights_mismatch
+
+    card = package.path / "MODEL_CARD.md"
+    try:
+        text = card.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return (f"{package.path}: no MODEL_CARD.md, the card with the training data's description, licence and "
+                "attribution; medseg train writes one")
+    except OSError as error:
+        return f"{card}: cannot be read ({error.strerror or error})"
+    named = card_weights_mismatch(text, package.sha256)
+    if named is None:
+        return None
+    return (f"{card}: describes the weights of SHA-256 {named[:12]}…, not those beside it ({package.sha256[:12]}…): "
+            "its data, licence and figures may be another model's; medseg train writes the card with its weights")
 
 
 def _training_summary(package) -> dict | None:
