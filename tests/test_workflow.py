@@ -402,7 +402,7 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     assert '  File "' not in run.stderr
     sheet = write_sheet(tmp_path, [("a b", "a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
-    assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 letters" in run.stdout + run.stderr
+    assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 ASCII letters" in run.stdout + run.stderr
     sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
     assert run.returncode != 0 and "none of the 1 images exists" in run.stdout + run.stderr

@@ -2,7 +2,7 @@
 
 Columns (a header line is required, in any order; other columns are allowed and ignored):
 
-* ``case_id`` — names the case's outputs; letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
+* ``case_id`` — names the case's outputs; ASCII letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
   digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows);
 * ``image`` — a NIfTI file or a DICOM series folder;
 * ``reference`` — optional: a label image on the image's grid (or a DICOM SEG of the image's series) to score the
@@ -124,8 +124,8 @@ def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str =
                 raise InputError(f"{at}: the {column} cell is empty")
         case_id = row["case_id"]
         if not re.match(CASE_ID_PATTERN, case_id):
-            raise InputError(f"{at}: case_id {case_id!r} must be 1-128 letters, digits, '.', '_' or '-', "
-                             f"starting with a letter or digit")
+            raise InputError(f"{at}: case_id {case_id!r} must be 1-128 ASCII letters (A-Z, a-z), digits, '.', '_' "
+                             f"or '-', starting with a letter or digit")
         key = case_id.lower()
         if key in seen:
             raise InputError(f"{at}: case_id {case_id!r} repeats line {seen[key]} (case_ids must be unique, "
