@@ -1258,7 +1258,9 @@ def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(buil
     # the failures come before the table of every case, and the count of them links there
     assert '<b>1</b><a href="#failed">failed</a>' in page
     assert all(f'<div id="{anchor}">' in page for anchor in anchors)
-    assert page.count('<a href="#worst">back to the case table</a>') == 10  # one per case card
+    # one per case card, to the case's own row (it went to the table's top: 200 rows up in a large cohort)
+    backs = re.findall(r'<a href="#row-(case-[^"]+)">back to the case table</a>', page)
+    assert len(backs) == 10 and all(page.count(f'<tr id="row-{anchor}">') == 1 for anchor in backs)
     assert "flagged (failed included)" in page
     left, right = _middle("lung_lower_lobe_left_x", 20), _middle("lung_lower_lobe_right_x", 20)
     assert len(left) == len(right) == 20 and left != right and left.startswith("lung_lowe")
@@ -2043,3 +2045,19 @@ def test_report_settings_the_cli_refuses_are_refused_by_the_library(tmp_path, se
     """They made a misleading report when given from Python."""
     with pytest.raises(InputError, match=message):
         build_report(tmp_path, tmp_path / "report.html", **settings)
+
+
+def test_the_worst_point_named_on_a_plot_is_ringed(monkeypatch):
+    """The name of a label's worst case sat beside its point, which read as the name of a flagged cross just to its
+    right (HD95 of 200 hippocampus cases). The named point now carries a ring."""
+    import medseg.report.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "png_bytes", lambda figure: drawn.append(figure) or b"")
+    points = [(1.0, False, "a"), (3.9, False, "worst"), (3.7, True, "flagged")]
+    plots._box_strip("HD95 (mm)", [("posterior", points)], "highest", None)
+    axes = drawn[0].axes[0]
+    rings = [c for c in axes.collections if len(c.get_offsets()) == 1 and not len(c.get_facecolors())]
+    assert len(rings) == 1 and rings[0].get_offsets()[0][1] == 3.9
+    named = [t for t in axes.texts if t.get_text() == "worst"]
+    assert len(named) == 1 and tuple(named[0].xy) == tuple(rings[0].get_offsets()[0])

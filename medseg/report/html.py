@@ -343,7 +343,7 @@ def _worst_table(content: ReportContent) -> str:
                 dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
-        rows.append(f'<tr><td class="num">{rank}</td>'
+        rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
                     f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
                     f"<td>{_status_cell(case)}</td><td>{badges}</td>{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}</tr>")
@@ -379,7 +379,7 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
                      f'<td class="num">{below} of {len(scored)}</td>')
         else:
             cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
-        rows.append(f'<tr><td class="num">{rank}</td>'
+        rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
                     f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
                     f"<td>{_status_cell(case)}</td><td>{_grouped_badges(content.flags[index])}</td>"
                     f"{cells}</tr>")
@@ -533,7 +533,8 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
              ("reference", (case.metrics or {}).get("reference") or failure.get("reference"))]
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
                 + "</p>")
-    body.append('<p class="small"><a href="#worst">back to the case table</a></p>')
+    # back to the case's own row (the table's top, 200 rows up, lost one's place in a large cohort)
+    body.append(f'<p class="small"><a href="#row-{content.anchors[index]}">back to the case table</a></p>')
     if _folded(content, index):  # nothing to look at beyond the table's row: one line, opened on demand
         dice = "; ".join(f"{e(label.name)} {dice_text(label.dice, threshold)}" for label in labels
                          if label.dice is not None)

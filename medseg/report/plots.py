@@ -106,7 +106,9 @@ def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, th
             at = int(np.argmax(badness))
             named.append((float(badness[at]), position + jitter[at], values[at], points[at][2]))
     for _, x, y, case_id in (sorted(named)[-1:] if many else named):
-        axes.annotate(_short(case_id), (x, y), xytext=(6, 0), textcoords="offset points", fontsize=7, va="center",
+        # a ring on the named point: beside a close neighbour (a flagged cross) the name read as the neighbour's
+        axes.scatter([x], [y], s=110, facecolors="none", edgecolors="#222222", linewidths=0.9, zorder=5)
+        axes.annotate(_short(case_id), (x, y), xytext=(8, 0), textcoords="offset points", fontsize=7, va="center",
                       parse_math=False)
     if threshold is not None:
         axes.axhline(threshold, color=FLAGGED_COLOUR if worst == "lowest" else "#888888", linestyle="--",
