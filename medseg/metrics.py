@@ -275,9 +275,11 @@ def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id: str | None = None) -> dict:
     """Metrics of ``pred`` against ``ref`` for every non-background label in ``labels``.
 
-    Returns a ``medseg-metrics/1`` record; undefined values are ``float('nan')`` (use :func:`metrics_json`
-    to write it, which turns them into ``null``).
+    ``labels`` maps label values to names; keys may be text, as a sidecar's or ``model.json``'s JSON gives them
+    (``{"1": "anterior"}``). Returns a ``medseg-metrics/1`` record; undefined values are ``float('nan')`` (use
+    :func:`metrics_json` to write it, which turns them into ``null``).
     """
+    labels = {int(value): str(name) for value, name in labels.items()}  # "1" compared with voxels matched none
     ref = reorder_onto_grid(ref, pred)
     check_same_grid(pred, ref)  # the reference is named first, as `medseg infer --reference` names it
     from medseg.io.nifti import is_sheared

@@ -659,3 +659,15 @@ def test_surface_distances_carry_no_float32_noise():
 
     text = metrics_json(evaluate_volumes(Volume(pred, np.eye(4)), Volume(ref, np.eye(4)), {1: "box"}))
     assert f'"hd95_mm": {entry["hd95_mm"]!r}' in text
+
+
+def test_label_values_given_as_text_are_scored_as_numbers():
+    """Labels as JSON gives them (a sidecar's, model.json's: ``{"0": ..., "1": ...}``) were compared with the voxels
+    as text: every label read both_empty (Dice NaN) and background was scored as a label."""
+    a = np.zeros((20, 20, 20), np.uint8)
+    a[5:15, 5:15, 5:15] = 1
+    b = np.roll(a, 2, axis=0)
+    as_text = score(a, b, np.eye(4), labels={"0": "background", "1": "structure"})
+    assert list(as_text) == ["1"]
+    assert as_text["1"]["status"] == "ok" and as_text["1"]["dice"] == pytest.approx(0.8)
+    assert as_text == score(a, b, np.eye(4))
