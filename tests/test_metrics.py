@@ -671,3 +671,18 @@ def test_label_values_given_as_text_are_scored_as_numbers():
     assert list(as_text) == ["1"]
     assert as_text["1"]["status"] == "ok" and as_text["1"]["dice"] == pytest.approx(0.8)
     assert as_text == score(a, b, np.eye(4))
+
+
+def test_labels_without_background_still_allow_its_zeros(tmp_path):
+    """``evaluate_files(pred, ref, {1: "x"})``: a NIfTI's background voxels were refused as "label values [0] are not
+    among the model's labels [1]" (a DICOM SEG prediction's were allowed); 0 is background whether named or not."""
+    pred = np.zeros((12, 12, 12), np.uint8)
+    pred[3:7, 3:7, 3:7] = 1
+    ref = np.roll(pred, 1, axis=0)
+    nib.save(nib.Nifti1Image(pred, np.eye(4)), tmp_path / "pred.nii.gz")
+    nib.save(nib.Nifti1Image(ref, np.eye(4)), tmp_path / "ref.nii.gz")
+    named = evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref.nii.gz", {1: "x"})
+    assert named["labels"]["1"]["dice"] == pytest.approx(0.75)
+    assert named["labels"] == evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref.nii.gz",
+                                             {0: "bg", 1: "x"})["labels"]
+    assert read_reference(tmp_path / "ref.nii.gz", {1: "x"}).array.max() == 1

@@ -27,7 +27,8 @@ MAX_LABEL = 2**53  # float64 holds every integer up to here exactly
 
 
 def read_reference(path: Path | str, labels: dict[int, str] | None = None, role: str = "reference") -> Volume:
-    """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given). ``role``
+    """Read a label image; values must be whole non-negative numbers (and among ``labels`` when given, with 0, the
+    background, allowed whether ``labels`` names it or not). ``role``
     (reference, prediction) is named when the file is not a label image: an image given as the reference.
 
     Integer files keep their stored type (values exact at any size); others are checked in float64.
@@ -50,7 +51,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
                     "the labels it may hold)", path, len(values), role)
     if labels is not None:
         labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
-        unknown = sorted({int(v) for v in values} - set(labels))
+        unknown = sorted({int(v) for v in values} - set(labels) - {0})  # background, named or not (as a SEG's)
         if unknown:
             guess = f" (an image given as the {role}?)" if len(values) > IMAGE_LIKE_VALUES else ""
             raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
