@@ -275,7 +275,8 @@ def label_like_note(volume: Volume, sample: int = 1 << 20, most: int = 16) -> st
 
 
 def to_model_space(volume: Volume, transforms: Compose, release_voxels: bool = False) -> dict:
-    """Apply ``transforms`` to ``volume``; the result's ``image`` is a (1, X, Y, Z) MetaTensor. A transform's
+    """Apply ``transforms`` to ``volume``; the result's ``image`` is a (1, X, Y, Z) MetaTensor, and ``volume.array``
+    is left as it was (unless ``release_voxels``). A transform's
     failure is one line naming the input, the transform and the cause (MONAI wraps it as "applying transform
     <object at 0x…>").
 
@@ -292,10 +293,14 @@ def to_model_space(volume: Volume, transforms: Compose, release_voxels: bool = F
 
 
 def _transform_input(volume: Volume, release_voxels: bool) -> dict:
-    """``{"image": MetaTensor}`` of ``volume``'s voxels in C order, the volume's own array released if asked."""
+    """``{"image": MetaTensor}`` of ``volume``'s voxels in C order, the volume's own array released if asked; kept,
+    it is never the array the transforms write into (a C-ordered float32 array, as a caller's own, would be
+    z-scored in place)."""
     array = np.ascontiguousarray(volume.array)
     if release_voxels:
         volume.array = _released(volume.array)
+    elif np.may_share_memory(array, volume.array):
+        array = array.copy()
     return {"image": MetaTensor(torch.from_numpy(array), affine=torch.from_numpy(volume.affine))}
 
 

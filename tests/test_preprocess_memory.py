@@ -160,3 +160,18 @@ def test_a_scaled_int16_image_is_read_without_a_float64_copy(tmp_path):
         tracemalloc.stop()
     assert volume.array.dtype == np.float32
     assert peak / stored.size < 10, f"{peak / stored.size:.1f} bytes per voxel"
+
+
+@pytest.mark.parametrize("pre", [PRE, {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}}])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_volume_kept_keeps_its_values(pre, dtype):
+    """A C-ordered array on a RAS grid (a caller's own, in memory) was the tensor the in-place z-score wrote into:
+    to_model_space left the caller's image normalised."""
+    phantom = make_phantom((30, 26, 12), seed=4, affine=np.diag([1.0, 1.0, 1.0, 1.0]))
+    array = np.ascontiguousarray(phantom.image, dtype=dtype)
+    before = array.copy()
+    volume = Volume(array, phantom.affine)
+    data = to_model_space(volume, build_transforms(pre))
+    assert volume.array is array and np.array_equal(array, before)
+    image = data["image"].as_tensor()
+    assert abs(float(image.mean())) < 1e-4 and float(image.std()) == pytest.approx(1.0, abs=1e-3)
