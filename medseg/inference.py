@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 
 import torch
@@ -34,7 +35,7 @@ from medseg.device import (
     slow_bf16_warning,
 )
 from medseg.errors import DeviceError, InputError
-from medseg.package import ModelPackage
+from medseg.package import ModelPackage, load_package
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "out_of_memory", "slice_axes"]
 
@@ -115,11 +116,17 @@ def argmax_labels(scores: torch.Tensor) -> torch.Tensor:
 
 
 class Segmenter:
-    """A model package loaded once on a device, ready to label many volumes."""
+    """A model package loaded once on a device, ready to label many volumes.
+
+    ``package``: a :class:`~medseg.package.ModelPackage`, or a shipped model's name or a package folder (loaded with
+    :func:`~medseg.package.load_package`, its weights checked). ``device`` and ``precision`` as ``medseg infer``'s
+    ``--device`` and ``--precision`` (a device that is not there is a :class:`~medseg.errors.DeviceError`, never a
+    fallback); ``overlap`` replaces the package's tile overlap. One segmenter serves one thread at a time.
+    """
 
     def __init__(
         self,
-        package: ModelPackage,
+        package: ModelPackage | str | os.PathLike,
         device: str = "auto",
         precision: str = "auto",
         batch_size: int = 16,
@@ -128,6 +135,8 @@ class Segmenter:
         net: nn.Module | None = None,
         batch_setting: str = "--batch-size",
     ) -> None:
+        if isinstance(package, (str, os.PathLike)):  # a name or a folder, as scoring takes one
+            package = load_package(package)
         self.package = package
         self.device_choice: DeviceChoice = resolve_device(device)
         self.device = torch.device(self.device_choice.device)

@@ -349,3 +349,19 @@ def test_a_phantom_needs_three_sizes_and_names_what_a_small_grid_lacks():
         make_phantom(shape=(32, 32))
     assert make_phantom(shape=(40, 40, 16)).missing == []
     assert make_phantom(shape=(2, 2, 2)).missing == ["ellipsoid", "box", "tube"]
+
+
+def test_a_segmenter_takes_a_models_name_or_folder(phantom_package, phantom_segmenter):
+    """``Segmenter("phantom")`` failed with "'str' object has no attribute 'inference'" (scoring takes a name)."""
+    from pathlib import Path
+
+    from medseg.errors import ModelPackageError
+
+    image = torch.randn(1, 40, 36, 6, generator=torch.Generator().manual_seed(3))
+    expected = phantom_segmenter.predict(image)
+    for given in ("phantom", Path(phantom_package.path)):
+        named = Segmenter(given, device="cpu", batch_size=8)
+        assert named.package.sha256 == phantom_package.sha256
+        assert torch.equal(named.predict(image), expected)
+    with pytest.raises(ModelPackageError, match="no-such-model: no such model folder or shipped model"):
+        Segmenter("no-such-model", device="cpu")
