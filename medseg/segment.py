@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
 __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "named_like_training_case",
-           "output_paths", "seg_algorithm_version", "segment_case", "superseded_outputs", "versions"]
+           "output_paths", "seg_algorithm_version", "segment_case", "segment_volume", "superseded_outputs",
+           "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -201,17 +202,6 @@ def segment_case(
     the other format's segmentation, metrics of an earlier run that this one does not score); without it, any of
     them existing is an :class:`~medseg.errors.OutputExistsError`.
     """
-    from medseg.preprocess import (
-        build_transforms,
-        check_not_constant,
-        check_resampling_size,
-        check_slices_fit,
-        invert_labels,
-        label_like_note,
-        to_model_space,
-        without_voxels,
-    )
-
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]
     metrics_path = targets[2] if reference is not None else None
@@ -249,34 +239,9 @@ def segment_case(
     timings["read_s"] = time.perf_counter() - clock
 
     stopping.check()  # a Ctrl-C or SIGTERM whose exception an import's bare `except:` swallowed
-    clock = time.perf_counter()
-    check_not_constant(volume)
-    label_like = label_like_note(volume)
-    if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
-        log.warning("%s: %s; segmented all the same", volume.source, label_like)
-        volume.info["label_like_note"] = label_like
-    check_resampling_size(volume, segmenter.package.preprocessing, ensemble_bytes)
-    check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
-    transforms = build_transforms(segmenter.package.preprocessing)
-    data = to_model_space(volume, transforms, release_voxels=True)  # only the input's grid is needed from here on
-    timings["preprocess_s"] = time.perf_counter() - clock
-    input_check = _input_check(data["image"], segmenter.package, input_path)
-
-    clock = time.perf_counter()
     tiles_before = segmenter.window_net.tiles
-    slices = segmenter.slices_to_label(tuple(data["image"].shape))
-    callback = progress(slices) if progress is not None else None
-    try:
-        model_labels = segmenter.predict(data["image"].as_tensor(), progress=callback)
-    except DeviceError as error:  # out of GPU memory: which input met it, in a batch's one line
-        raise DeviceError(f"{input_path}: {error}") from None
-    timings["inference_s"] = time.perf_counter() - clock
-    data = without_voxels(data)  # the model-space image is not needed to invert
-
-    clock = time.perf_counter()
-    labels = invert_labels(model_labels, data, transforms, volume.shape, volume.source)
-    labels = labels.astype(label_dtype(len(segmenter.package.labels)), copy=False)
-    timings["postprocess_s"] = time.perf_counter() - clock
+    # only the input's grid is needed once it is in model space: its voxels are released
+    labels, input_check = _label_volume(volume, segmenter, input_path, progress, timings, release_voxels=True)
     stopping.check()
 
     record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before)
@@ -331,6 +296,98 @@ def segment_case(
              ", ".join(f"{key.removesuffix('_s')} {seconds:.2f} s" for key, seconds in timings.items()))
     written_metrics = metrics_path if metrics is not None else None
     return CaseOutputs(seg_path, sidecar_path, written_metrics, record | {"metrics": metrics})
+
+
+def segment_volume(
+    volume: Volume,
+    segmenter,
+    progress: Callable[[int], Callable[[int], None] | None] | None = None,
+) -> np.ndarray:
+    """Label an image held in memory with a :class:`~medseg.inference.Segmenter` (or a model's name or folder), as
+    :func:`segment_case` labels a file, writing nothing.
+
+    ``volume`` is a :class:`~medseg.volume.Volume`: a 3D array with the affine that maps its voxel indices to RAS+
+    world coordinates in mm, as ``Volume(array, affine)`` (for a nibabel image, ``Volume(image.get_fdata(
+    dtype=np.float32), image.affine)``), or a file read with :func:`medseg.io.images.read_image`. Returns the labels
+    on the volume's own grid: its shape, uint8 (uint16 beyond 255 labels); ``volume`` is left as it was.
+    ``progress`` as for :func:`segment_case`. The input checks are :func:`segment_case`'s (a blank image, a grid
+    too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are the warnings logged
+    (a label image given as the input, a field of view unlike the training volumes')."""
+    if isinstance(segmenter, (str, os.PathLike)):
+        from medseg.inference import Segmenter
+
+        segmenter = Segmenter(segmenter)
+    name = volume.source if volume.source is not None else "the volume"
+    array = np.asarray(volume.array)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{name}: voxels of type {array.dtype}; give numbers (a float or integer array)")
+    if array.ndim != 3 or not array.size:
+        raise InputError(f"{name}: an array of shape {array.shape}; give one 3D volume (X, Y, Z), a 2D image as "
+                         "X×Y×1")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise InputError(f"{name}: the image contains NaN or infinite voxels (the first at voxel index {first})")
+    try:
+        affine = np.array(volume.affine, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{name}: the affine is not a 4×4 matrix of numbers ({error})") from None
+    if affine.shape != (4, 4):
+        raise InputError(f"{name}: an affine of shape {affine.shape}; give the 4×4 voxel-to-RAS+ (mm) matrix")
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    # degenerate axes measured against the voxel size, as reading a NIfTI measures them: 20 µm voxels are fine
+    if not np.isfinite(affine).all() or not np.all(sizes > 0) \
+            or abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6:
+        rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
+        raise InputError(f"{name}: the affine is singular or not finite (rows {rows})")
+    own = Volume(np.asarray(array, dtype=np.float32), affine, source=name, header=volume.header,
+                 source_sha256=volume.source_sha256, info=dict(volume.info), dicom=volume.dicom)
+    return _label_volume(own, segmenter, name, progress, {}, release_voxels=False)[0]
+
+
+def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, release_voxels: bool
+                  ) -> tuple[np.ndarray, dict | None]:
+    """The labels of ``volume`` on its grid, and the field-of-view check (:func:`_input_check`); ``timings`` gets
+    the preprocessing, inference and postprocessing seconds. ``name`` names the input in errors."""
+    from medseg.preprocess import (
+        build_transforms,
+        check_not_constant,
+        check_resampling_size,
+        check_slices_fit,
+        invert_labels,
+        label_like_note,
+        to_model_space,
+        without_voxels,
+    )
+
+    ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
+    clock = time.perf_counter()
+    check_not_constant(volume)
+    label_like = label_like_note(volume)
+    if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
+        log.warning("%s: %s; segmented all the same", volume.source, label_like)
+        volume.info["label_like_note"] = label_like
+    check_resampling_size(volume, segmenter.package.preprocessing, ensemble_bytes)
+    check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
+    transforms = build_transforms(segmenter.package.preprocessing)
+    data = to_model_space(volume, transforms, release_voxels=release_voxels)
+    timings["preprocess_s"] = time.perf_counter() - clock
+    input_check = _input_check(data["image"], segmenter.package, name)
+
+    clock = time.perf_counter()
+    slices = segmenter.slices_to_label(tuple(data["image"].shape))
+    callback = progress(slices) if progress is not None else None
+    try:
+        model_labels = segmenter.predict(data["image"].as_tensor(), progress=callback)
+    except DeviceError as error:  # out of GPU memory: which input met it, in a batch's one line
+        raise DeviceError(f"{name}: {error}") from None
+    timings["inference_s"] = time.perf_counter() - clock
+    data = without_voxels(data)  # the model-space image is not needed to invert
+
+    clock = time.perf_counter()
+    labels = invert_labels(model_labels, data, transforms, volume.shape, volume.source)
+    labels = labels.astype(label_dtype(len(segmenter.package.labels)), copy=False)
+    timings["postprocess_s"] = time.perf_counter() - clock
+    return labels, input_check
 
 
 def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str], label_codes: dict) -> Volume:

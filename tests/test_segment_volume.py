@@ -1,0 +1,58 @@
+"""`medseg.segment.segment_volume`: an image held in memory (a numpy array, a nibabel image) labelled as
+`segment_case` labels its file, nothing written and the caller's array left as it was."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.errors import InputError
+from medseg.segment import segment_case, segment_volume
+from medseg.synthetic import write_phantom
+from medseg.volume import Volume
+
+
+@pytest.fixture(scope="module")
+def phantom_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("phantom") / "case.nii.gz"
+    phantom = write_phantom(path, shape=(48, 44, 12), seed=7)
+    return path, phantom
+
+
+def test_an_array_in_memory_gets_the_labels_of_its_file(phantom_file, phantom_segmenter, tmp_path):
+    path, phantom = phantom_file
+    outputs = segment_case(path, phantom_segmenter, out_dir=tmp_path)
+    from_file = np.asarray(nib.load(outputs.segmentation).dataobj)
+    image = nib.load(path)
+    array = np.ascontiguousarray(image.get_fdata(dtype=np.float32))  # C order: what the in-place z-score could touch
+    before = array.copy()
+    labels = segment_volume(Volume(array, image.affine), phantom_segmenter)
+    assert labels.dtype == np.uint8 and labels.shape == phantom.image.shape
+    assert np.array_equal(labels, from_file)
+    assert np.array_equal(array, before)  # the caller's voxels, not normalised
+    for value in (1, 2, 3):  # and it is a segmentation of the phantom, not only equal to the file's
+        p, r = labels == value, phantom.labels == value
+        assert 2 * (p & r).sum() / (p.sum() + r.sum()) > 0.8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_model_name_will_do(phantom_file, phantom_segmenter):
+    path, _ = phantom_file
+    image = nib.load(path)
+    volume = Volume(image.get_fdata(dtype=np.float32), image.affine)
+    assert np.array_equal(segment_volume(volume, "phantom"), segment_volume(volume, phantom_segmenter))
+
+
+@pytest.mark.parametrize("array, affine, message", [
+    (np.ones((8, 8)), np.eye(4), r"the volume: an array of shape \(8, 8\); give one 3D volume"),
+    (np.ones((8, 8, 4, 2)), np.eye(4), r"an array of shape \(8, 8, 4, 2\)"),
+    (np.array([["a"]]), np.eye(4), "voxels of type <U1; give numbers"),
+    (np.full((8, 8, 4), np.nan), np.eye(4), r"NaN or infinite voxels \(the first at voxel index \(0, 0, 0\)\)"),
+    (np.ones((8, 8, 4)), np.eye(3), r"an affine of shape \(3, 3\); give the 4×4"),
+    (np.ones((8, 8, 4)), [["x"] * 4] * 4, "the affine is not a 4×4 matrix of numbers"),
+    (np.ones((8, 8, 4)), np.diag([1.0, 1.0, 0.0, 1.0]), "the affine is singular or not finite"),
+    (np.zeros((8, 8, 4)), np.eye(4), "every voxel holds 0: there is nothing to segment"),
+])
+def test_what_cannot_be_segmented_is_one_medseg_error(phantom_segmenter, array, affine, message):
+    """Raw numpy, torch or MONAI errors (or a message naming "None") for an array that is not one 3D volume."""
+    with pytest.raises(InputError, match=message):
+        segment_volume(Volume(array, affine), phantom_segmenter)
