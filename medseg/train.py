@@ -100,6 +100,7 @@ def train(
     device: str = "cpu",
     val_cases: list[TrainCase] | None = None,
     on_kept: Callable[[bool], None] | None = None,
+    overwrite: bool = False,
 ) -> ModelPackage:
     """Train on ``cases`` (loaded with :func:`~medseg.training_cases.load_cases`) and write the best model package
     to ``out_dir``.
@@ -110,7 +111,9 @@ def train(
     package, after calling ``on_kept(recoded)``: as it was, or (``recoded`` True) with the config's ``label_codes``,
     which do not change training. A resumed or extended run whose config declares no ``label_codes`` keeps the
     package's. The run claims ``out_dir`` (:func:`medseg.io.folder_claim.claimed`): another process training into
-    it is an :class:`~medseg.errors.OutputExistsError`.
+    it is an :class:`~medseg.errors.OutputExistsError`. So is an ``out_dir`` that holds a package or an unfinished
+    run, unless ``overwrite`` (start again) or ``resume``, and one that holds other files
+    (:func:`~medseg.checkpoint.check_output_folder`, as ``medseg train`` checks it).
 
     The run seeds Python's, numpy's and torch's random generators (MONAI's ``set_determinism``) and sets cuDNN
     deterministic; their states and flags are put back as they were when it ends. Torch's flush-denormal mode,
@@ -119,6 +122,7 @@ def train(
     from medseg.io.folder_claim import claimed
 
     with claimed(out_dir, "training run"), _random_state_kept():
+        check_output_folder(out_dir, overwrite=overwrite, resume=resume)  # a package is not replaced unasked
         return _train(config, cases, out_dir, resume, on_epoch, device, val_cases, on_kept)
 
 

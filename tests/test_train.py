@@ -3357,3 +3357,24 @@ def test_tile_side_holds_the_plane_with_two_cells_at_the_bottom():
 
     assert [tile_side(side) for side in (10, 32, 35, 48, 49)] == [32, 32, 48, 48, 64]
     assert [tile_side(side, 4) for side in (3, 8, 9)] == [8, 8, 12]
+
+
+def test_the_library_replaces_a_package_only_when_asked(tiny_set, tmp_path):
+    """`train(config, cases, out)` run again (a notebook cell run twice) replaced the package in ``out`` without a
+    word, and wrote into a folder of other files: only `medseg train` checked the folder."""
+    from medseg.errors import OutputExistsError
+
+    out = tmp_path / "model"
+    run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, out)
+    weights = (out / "weights.safetensors").read_bytes()
+    with pytest.raises(OutputExistsError, match=f"^{re.escape(str(out))}: holds a model package already"):
+        run(tiny_training_config(epochs=1, steps_per_epoch=1, seed=9), *tiny_set, out)
+    assert (out / "weights.safetensors").read_bytes() == weights
+    package = run(tiny_training_config(epochs=1, steps_per_epoch=1, seed=9), *tiny_set, out, overwrite=True)
+    assert package.config["training"]["settings"]["seed"] == 9
+    assert (out / "weights.safetensors").read_bytes() != weights
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(TrainingError, match="notes: is not empty and holds no model package"):
+        run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "notes")
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]

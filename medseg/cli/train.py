@@ -182,7 +182,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     try:
         kept = []  # set when a finished run's intact package is kept (checked after the data)
         package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device,
-                               on_kept=kept.append)
+                               on_kept=kept.append, overwrite=overwrite)
     except KeyboardInterrupt as stop:
         if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):  # held until the package was whole
             click.echo(escaped_line(f"{output}: stopped just after the model package was written; it is complete "
