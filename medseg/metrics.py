@@ -29,6 +29,7 @@ interpolates nothing (:func:`reorder_onto_grid`); the record says so.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ import warnings
 
 import numpy as np
 
-from medseg.errors import GeometryError
+from medseg.errors import GeometryError, InputError
 from medseg.volume import Volume, header_precision, volume_ml
 
 __all__ = [
@@ -280,6 +281,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     :func:`metrics_json` to write it, which turns them into ``null``).
     """
     labels = {int(value): str(name) for value, name in labels.items()}  # "1" compared with voxels matched none
+    pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
     ref = reorder_onto_grid(ref, pred)
     check_same_grid(pred, ref)  # the reference is named first, as `medseg infer --reference` names it
     from medseg.io.nifti import is_sheared
@@ -338,6 +340,21 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     if notes:
         record["notes"] = notes
     return record
+
+
+def _label_volume(volume: Volume, role: str) -> Volume:
+    """``volume`` checked as a 3D array with a 4×4 affine (a caller's arrays are not read from files), the affine
+    as a float array (nested lists will do)."""
+    name = volume.source if volume.source is not None else f"the {role}"
+    if np.ndim(volume.array) != 3:
+        raise InputError(f"{name}: an array of shape {np.shape(volume.array)}; give 3D label volumes (a 2D image as "
+                         f"X×Y×1), given as the {role}")
+    if np.shape(volume.affine) != (4, 4):
+        raise InputError(f"{name}: an affine of shape {np.shape(volume.affine)}; give the 4×4 voxel-to-RAS+ (mm) "
+                         f"matrix, given as the {role}")
+    if isinstance(volume.affine, np.ndarray):
+        return volume
+    return dataclasses.replace(volume, affine=np.asarray(volume.affine, dtype=np.float64))
 
 
 def _flat_thickness_differs(pred: Volume, ref: Volume) -> str | None:

@@ -686,3 +686,22 @@ def test_labels_without_background_still_allow_its_zeros(tmp_path):
     assert named["labels"] == evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref.nii.gz",
                                              {0: "bg", 1: "x"})["labels"]
     assert read_reference(tmp_path / "ref.nii.gz", {1: "x"}).array.max() == 1
+
+
+@pytest.mark.parametrize("pred, affine, message", [
+    (np.ones((6, 6), np.uint8), np.eye(4), r"the prediction: an array of shape \(6, 6\); give 3D label volumes"),
+    (np.ones((6, 6, 2, 2), np.uint8), np.eye(4), r"an array of shape \(6, 6, 2, 2\)"),
+    (np.ones((6, 6, 2), np.uint8), np.eye(3), r"the prediction: an affine of shape \(3, 3\); give the 4×4"),
+])
+def test_arrays_that_are_not_3d_label_volumes_are_one_medseg_error(pred, affine, message):
+    """A 2D array or a 3×3 affine of a caller's failed in numpy ("cannot reshape array of size 8 into shape
+    (3,newaxis)", "matmul: Input operand 1 has a mismatch")."""
+    with pytest.raises(InputError, match=message):
+        evaluate_volumes(Volume(pred, affine), Volume(np.ones((6, 6, 2), np.uint8), np.eye(4)), {1: "x"})
+
+
+def test_an_affine_given_as_nested_lists_is_scored():
+    a = np.zeros((10, 10, 10), np.uint8)
+    a[2:6, 2:6, 2:6] = 1
+    got = evaluate_volumes(Volume(a, np.eye(4).tolist()), Volume(np.roll(a, 1, axis=0), np.eye(4).tolist()), {1: "x"})
+    assert got["labels"]["1"]["dice"] == pytest.approx(0.75) and got["spacing_mm"] == [1.0, 1.0, 1.0]
