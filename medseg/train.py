@@ -612,7 +612,7 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     for case in cases:
         volume = read_nifti(case.image_path, hash_input=False)
         reference = reorder_onto_grid(read_nifti(case.label_path, hash_input=False, labels=True), volume).array
-        data = to_model_space(volume, transforms)
+        data = to_model_space(volume, transforms, release_voxels=True)  # read here: no copy kept
         predicted = invert_labels(segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape,
                                   volume.source)
         for value, dice in dice_per_label(predicted, reference, list(scores)).items():
