@@ -219,6 +219,23 @@ def test_truncated_pixel_data_names_the_file(tmp_path, capsys):
     assert code == 1 and stdout.splitlines()[-1].startswith("would use: none: ") and re.search(problem, err)
 
 
+def test_deflated_series_is_read_not_called_cut_short(tmp_path):
+    """A Deflated Explicit VR Little Endian file (the whole dataset zlib-compressed) is smaller than the pixel data
+    it declares, whose offset counts the inflated stream: its series was refused as "cut short" though pydicom reads
+    it whole."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    values, paths = make_series(tmp_path / "study", seed=3, shape=(64, 64, 4))  # 8 KB per slice: read deferred
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        dataset.save_as(path, enforce_file_format=True)
+    assert all(path.stat().st_size < 8192 for path in paths)
+    volume = read_dicom_series(tmp_path / "study")
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
+    assert describe_folder(tmp_path / "study")["series"][0]["problem"] is None
+
+
 def test_large_pixel_data_cut_short_is_found_from_the_header(tmp_path, capsys):
     """Pixel data above pydicom's deferral size is not read with the header: a file cut inside it was listed as part
     of an eligible series by `inspect`, and only `convert` (decoding) found it. Its declared length and the file's

@@ -374,6 +374,9 @@ def _pixels_cut_short(path: Path, dataset: pydicom.Dataset) -> str | None:
                 f"{length - len(value)} bytes short of them)")
     if value is not None or start is None or length in (None, 0xFFFFFFFF):
         return None  # read already (pydicom read it whole), or of undefined length
+    syntax = transfer_syntax(dataset)
+    if syntax is not None and syntax.is_deflated:
+        return None  # its offsets count the inflated stream, not the file's bytes: a cut shows when it is inflated
     try:
         size = path.stat().st_size
     except OSError:
