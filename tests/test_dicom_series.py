@@ -219,6 +219,33 @@ def test_truncated_pixel_data_names_the_file(tmp_path, capsys):
     assert code == 1 and stdout.splitlines()[-1].startswith("would use: none: ") and re.search(problem, err)
 
 
+def _make_colour(path: Path) -> None:
+    dataset = pydicom.dcmread(path)
+    grey = (dataset.pixel_array.astype(np.int32) % 256).astype(np.uint8)
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.PlanarConfiguration = 3, "RGB", 0
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
+    dataset.PixelData = np.stack([grey] * 3, axis=-1).tobytes()
+    dataset.save_as(path, enforce_file_format=True)
+
+
+def test_a_colour_file_in_a_grey_series_is_named(tmp_path, capsys):
+    """One colour image (a screenshot filed in the series) refused the series as "colour images (RGB) are not
+    supported", naming no file among the series' files; the colour file is named, and an all-colour series keeps its
+    short message."""
+    _, paths = make_series(tmp_path / "study", seed=2)
+    _make_colour(paths[3])
+    problem = (f"{paths[3].name}: colour (RGB) among {len(paths) - 1} grey-level file(s) of the series; colour images "
+               "are not supported (move it out of the folder)")
+    assert describe_folder(tmp_path / "study")["series"][0]["problem"] == problem
+    code, _, err = run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "out.nii.gz")], capsys)
+    assert code == 1 and err.endswith(f"cannot be one 3D volume: {problem}\n") and len(err.splitlines()) == 1
+    assert not (tmp_path / "out.nii.gz").exists()
+    for path in paths:
+        if path != paths[3]:
+            _make_colour(path)
+    assert describe_folder(tmp_path / "study")["series"][0]["problem"] == "colour images (RGB) are not supported"
+
+
 def test_deflated_series_is_read_not_called_cut_short(tmp_path):
     """A Deflated Explicit VR Little Endian file (the whole dataset zlib-compressed) is smaller than the pixel data
     it declares, whose offset counts the inflated stream: its series was refused as "cut short" though pydicom reads

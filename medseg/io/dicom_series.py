@@ -598,8 +598,22 @@ def _dataset_problem(candidate: SeriesCandidate) -> str | None:
         except GeometryProblem as error:
             return f"{path.name}: {error}"
         if samples != 1:
-            return f"colour images ({dataset.get('PhotometricInterpretation')}) are not supported"
+            return _colour_problem(candidate, dataset)
     return None
+
+
+def _colour_problem(candidate: SeriesCandidate, dataset: pydicom.Dataset) -> str:
+    """A series with colour images: refused, naming the colour files when the series has grey-level ones too (a
+    screenshot filed in the series): "colour images are not supported" alone left the user searching for them."""
+    kind = str(dataset.get('PhotometricInterpretation'))
+    colour = sorted(path for path, other in candidate.datasets.items()
+                    if str(other.get("SamplesPerPixel", "") or "1").strip() != "1")
+    grey = len(candidate.datasets) - len(colour)
+    if not grey or not colour:
+        return f"colour images ({kind}) are not supported"
+    more = f" and {len(colour) - 1} more file(s)" if len(colour) > 1 else ""
+    return (f"{colour[0].name}{more}: colour ({kind}) among {grey} grey-level file(s) of the series; colour images "
+            f"are not supported (move {'it' if len(colour) == 1 else 'them'} out of the folder)")
 
 
 def _is_hounsfield(candidate: SeriesCandidate) -> bool:
