@@ -94,18 +94,32 @@ def test_gap_is_refused_naming_the_missing_slices(tmp_path):
     values = stored_values((8, 8, 8))
     positions = slice_positions(8, 2.0)
     keep = [0, 1, 2, 4, 5, 6, 7]  # slice 3 missing
-    write_series(tmp_path / "s", values[:, :, keep], [positions[k] for k in keep])
+    paths = write_series(tmp_path / "s", values[:, :, keep], [positions[k] for k in keep])
     with pytest.raises(DicomError, match=r"missing slices: a step of 4\.000 mm .*\(1 slice\(s\) missing") as info:
         read_dicom_series(tmp_path / "s")
     assert str(tmp_path / "s") in str(info.value) and "\n" not in str(info.value)
+    # the files either side of the gap are named (the file names are shuffled: positions alone did not find them)
+    assert str(info.value).endswith(f"gap(s)): {paths[2].name} and {paths[3].name}")
 
 
 def test_uneven_spacing_is_refused(tmp_path):
     values = stored_values((8, 8, 6))
     positions = [np.array([0.0, 0.0, z]) for z in (0.0, 2.0, 4.0, 6.7, 8.7, 10.7)]
-    write_series(tmp_path / "s", values, positions)
-    with pytest.raises(DicomError, match="uneven slice spacing: steps from 2.000 to 2.700 mm"):
+    paths = write_series(tmp_path / "s", values, positions)
+    with pytest.raises(DicomError, match="uneven slice spacing: steps from 2.000 to 2.700 mm") as info:
         read_dicom_series(tmp_path / "s")
+    assert str(info.value).endswith(f"(positions 4.000 and 6.700 mm): {paths[2].name} and {paths[3].name}")
+
+
+def test_a_slice_off_the_line_is_named(tmp_path):
+    """Evenly spaced along the normal, but one slice shifted in its plane (a table shift): named by its file."""
+    values = stored_values((8, 8, 6))
+    positions = slice_positions(6, 2.0)
+    positions[4] = positions[4] + np.array([1.5, 0.0, 0.0])
+    paths = write_series(tmp_path / "s", values, positions)
+    with pytest.raises(DicomError, match="slice positions do not lie on one line") as info:
+        read_dicom_series(tmp_path / "s")
+    assert str(info.value).endswith(f"(varying tilt or table shifts): {paths[4].name}")
 
 
 def test_gantry_tilt_is_kept_exactly_with_a_sheared_affine(tmp_path):

@@ -142,20 +142,23 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
     if off.size:
         k = int(off[0])
         where = f"between slices {k} and {k + 1} (positions {distance[k]:.3f} and {distance[k + 1]:.3f} mm)"
+        either_side = (order[k], order[k + 1])  # the images either side of the first odd step, named by the reader
         ratio = steps / median
         gaps = [int(i) for i in off if ratio[i] > 1.5 and abs(ratio[i] - round(ratio[i])) * median <= tol]
         if len(gaps) == off.size:
             missing_count = int(sum(round(ratio[i]) - 1 for i in gaps))
             raise GeometryProblem(f"missing slices: a step of {steps[k]:.3f} mm {where} where the others are "
-                                  f"{median:.3f} mm ({missing_count} slice(s) missing in {len(gaps)} gap(s))")
+                                  f"{median:.3f} mm ({missing_count} slice(s) missing in {len(gaps)} gap(s))",
+                                  frames=either_side)
         raise GeometryProblem(f"uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm, "
-                              f"first off-median step {steps[k]:.3f} mm {where}")
+                              f"first off-median step {steps[k]:.3f} mm {where}", frames=either_side)
     step_vec = (positions[-1] - positions[0]) / (n - 1)
     predicted = positions[0] + np.arange(n)[:, None] * step_vec
-    residual = float(np.abs(positions - predicted).max())
+    off_line = np.abs(positions - predicted).max(axis=1)
+    residual = float(off_line.max())
     if residual > tol:
         raise GeometryProblem(f"slice positions do not lie on one line: a slice is {residual:.3f} mm off "
-                              "(varying tilt or table shifts)")
+                              "(varying tilt or table shifts)", frames=(order[int(np.argmax(off_line))],))
     along = float(step_vec @ normal)
     inplane = float(np.linalg.norm(step_vec - along * normal))
     tilt_deg = math.degrees(math.atan2(inplane, along))
