@@ -219,6 +219,22 @@ def test_truncated_pixel_data_names_the_file(tmp_path, capsys):
     assert code == 1 and stdout.splitlines()[-1].startswith("would use: none: ") and re.search(problem, err)
 
 
+def test_monochrome1_is_flagged_and_warned_about(tmp_path, caplog, capsys):
+    """MONOCHROME1 (high values display dark) is read as stored, not inverted: a model trained on MONOCHROME2 images
+    then sees reversed contrast. That was silent; it is flagged (inspect, sidecar) and warned about."""
+    values, _ = make_series(tmp_path / "study", seed=5, modality="MR",
+                            extra={"PhotometricInterpretation": "MONOCHROME1"})
+    with caplog.at_level("WARNING"):
+        volume = read_dicom_series(tmp_path / "study")
+    np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)  # as stored
+    assert "monochrome1" in volume.info["flags"]
+    assert any("is MONOCHROME1" in r.getMessage() and "not inverted" in r.getMessage() for r in caplog.records)
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study"), "--json"], capsys)
+    assert code == 0 and "monochrome1" in json.loads(stdout)["series"][0]["flags"]
+    make_series(tmp_path / "plain", seed=5, modality="MR")
+    assert "monochrome1" not in read_dicom_series(tmp_path / "plain").info["flags"]
+
+
 def _make_colour(path: Path) -> None:
     dataset = pydicom.dcmread(path)
     grey = (dataset.pixel_array.astype(np.int32) % 256).astype(np.uint8)

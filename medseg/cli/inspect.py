@@ -25,9 +25,9 @@ def inspect(folder, as_json, series):
 
     Nothing is decoded: shapes, spacings and flags come from the headers. Flags: localizer, tilt, gaps,
     uneven, 4D, non-HU (intensities are not Hounsfield units), per-slice-rescale (slices scaled by slopes of
-    their own), per-slice-bits (files stating different BitsStored), no-series-uid (an anonymised series, told
-    apart by its key), split:<why> (a series split because it mixes orientations, image types, echoes or sizes;
-    choose a part as NUMBER-PART).
+    their own), per-slice-bits (files stating different BitsStored), monochrome1 (read as stored, not inverted),
+    no-series-uid (an anonymised series, told apart by its key), split:<why> (a series split because it mixes
+    orientations, image types, echoes or sizes; choose a part as NUMBER-PART).
 
     \b
     $ medseg inspect study/

@@ -544,6 +544,9 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
         candidate.flags.append("non-HU")
     if len({(frame.slope, frame.intercept) for frame in candidate.frames}) > 1:
         candidate.flags.append("per-slice-rescale")
+    if any(str(d.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
+           for d in candidate.datasets.values()):
+        candidate.flags.append("monochrome1")  # read as stored, not inverted: said, never silent
     bits = {(str(d.get("BitsAllocated", "")), str(d.get("BitsStored", ""))) for d in candidate.datasets.values()}
     if len(bits) > len({allocated for allocated, _ in bits}):  # files of one BitsAllocated with other BitsStored
         candidate.flags.append("per-slice-bits")
