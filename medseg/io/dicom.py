@@ -80,8 +80,9 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         log.info("%s: the files of %s state different BitsStored; each is decoded by its own", folder,
                  candidate.label())
     if "monochrome1" in candidate.flags and warn_skipped:  # (not again on a second reading of the input)
-        log.warning("%s: %s is MONOCHROME1 (high values display dark): read as stored, not inverted; a model "
-                    "trained on MONOCHROME2 images sees its contrast reversed", folder, candidate.label())
+        log.warning("%s: %s is MONOCHROME1 (high values display dark): read as stored (rescaled), not inverted; "
+                    "unless they are physical units (HU), a model trained on MONOCHROME2 images sees its contrast "
+                    "reversed", folder, candidate.label())
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape
