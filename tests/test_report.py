@@ -1936,6 +1936,34 @@ def test_training_images_are_told_apart_from_new_cases(tmp_path):
     assert '<td class="num odd">' not in page
 
 
+def test_the_training_images_mean_dice_says_how_many_cases_it_covers(tmp_path):
+    """The note's mean Dice per label read "on them" (all the training images) even when it covered fewer: a training
+    image without a reference, or with the label empty in both masks (no Dice), is not in it. It now says how many."""
+    from medseg.numbers import dice_text
+
+    image, labels, affine = phantom(0)
+    no_box = np.where(labels == 2, 0, labels).astype(np.uint8)
+    for index in range(4):
+        write_case_arrays(tmp_path, f"t{index}", image + index, labels, labels.copy(), affine)
+    write_case_arrays(tmp_path, "t4", image + 4, no_box, no_box.copy(), affine)  # box empty in both: no Dice
+    write_case_arrays(tmp_path, "t5", image + 5, labels, labels.copy(), affine, reference=False)
+    moved = shifted(labels, (2, 0, 0))
+    for index in range(3):
+        write_case_arrays(tmp_path, f"n{index}", image + 20 + index, labels, moved, affine)
+    write_case_arrays(tmp_path, "n3", image + 30, labels, moved, affine, reference=False)
+    for sidecar in tmp_path.glob("cases/*/*_seg.json"):
+        record = json.loads(sidecar.read_text())
+        sidecar.write_text(json.dumps({**record, "in_training_set": record["case_id"].startswith("t")}))
+    built = build_report(tmp_path, tmp_path / "r.html")
+    known = json.loads(built.summary.read_text())["training_images"]
+    assert (known["cases"], known["other_cases"]) == (6, 4)
+    assert [known["dice"][v][g]["n"] for v in ("1", "2") for g in ("training", "other")] == [5, 3, 4, 3]
+    other_ball, other_box = (dice_text(known["dice"][v]["other"]["mean"]) for v in ("1", "2"))
+    text = re.sub(r"<[^>]+>", "", html_module.unescape(built.html.read_text(encoding="utf-8")))
+    assert (f"Mean Dice: ball 1.000 on 5 of them, {other_ball} on 3 of the others; box 1.000 on 4 of them, "
+            f"{other_box} on 3 of the others. ") in text
+
+
 def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, capsys):
     """Every case a training image: the note says all, gives no "others" figures and judges outliers among them.
     A group of fewer than 5 is not judged, and the note says which. A failed case's older sidecar says nothing."""

@@ -220,13 +220,17 @@ def _training_note(summary: dict) -> str:
     if not known:
         return ""
 
-    def mean(stats: dict) -> str:
-        return "–" if stats["mean"] is None else dice_text(stats["mean"])
-
     others = known["other_cases"]
+
+    def mean(stats: dict, cases: int, whom: str) -> str:
+        """The mean Dice and whose it is: ``on 5 of them`` where fewer of the group have a Dice (not scored, or the
+        label empty in both masks) than the group holds."""
+        dice = "–" if stats["mean"] is None else dice_text(stats["mean"])
+        return f"{dice} on {whom}" if stats["n"] >= cases else f"{dice} on {stats['n']} of {whom}"
+
     per_label = "; ".join(
-        f"{e(entry['name'])} {mean(entry['training'])} on them"
-        + (f", {mean(entry['other'])} on the others" if entry["other"]["n"] else "")
+        f"{e(entry['name'])} {mean(entry['training'], known['cases'], 'them')}"
+        + (f", {mean(entry['other'], others, 'the others')}" if entry["other"]["n"] else "")
         for entry in known["dice"].values() if entry["training"]["n"])
     scored = {group: max((entry[group]["n"] for entry in known["dice"].values()), default=0)
               for group in ("training", "other")}  # outliers need that many values of a label in a group
