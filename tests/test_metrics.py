@@ -439,6 +439,11 @@ def test_large_label_values_stay_apart(tmp_path):
         read_reference(tmp_path / "odd.nii.gz")
     # integer files keep their type (no float copy of a large label image)
     assert read_reference(tmp_path / "a.nii.gz").array.dtype == np.uint32
+    # float files take the smallest type of their values (int64 for any: 3.5 GB where uint8 takes 2.0 GB)
+    for value, dtype in ((3.0, np.uint8), (300.0, np.uint16), (3e9, np.uint32), (2.0**40, np.uint64)):
+        nib.save(nib.Nifti1Image(blob * value, np.eye(4), dtype=np.float64), tmp_path / "float.nii.gz")
+        read = read_reference(tmp_path / "float.nii.gz")
+        assert read.array.dtype == dtype and read.array.max() == int(value)
 
 
 def _scaled_label(path, stored: np.ndarray, slope: float, inter: float) -> None:
