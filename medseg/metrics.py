@@ -290,14 +290,12 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     sheared = pred.affine[:3, :3] if is_sheared(pred.affine) else None
     voxel_ml = pred.voxel_volume_ml
     pred_array, ref_array = np.asarray(pred.array), np.asarray(ref.array)
+    counted = _LabelCounts(pred_array, ref_array, [value for value in labels if value != 0])
     results = {}
     for value, name in sorted(labels.items()):
         if value == 0:
             continue
-        p = pred_array == value
-        r = ref_array == value
-        n_p, n_r = int(p.sum()), int(r.sum())
-        tp = int(np.logical_and(p, r).sum())
+        n_p, n_r, tp = counted.counts(value)
         entry = {"name": name}
         nan = float("nan")
         if n_p == 0 and n_r == 0:
@@ -307,7 +305,8 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         elif n_p == 0:
             entry.update(dice=0.0, hd95_mm=nan, assd_mm=nan, status="empty_prediction")
         else:
-            hd95, assd = _surface_metrics(p, r, spacing, sheared)
+            box = counted.box(value)
+            hd95, assd = _surface_metrics(pred_array[box] == value, ref_array[box] == value, spacing, sheared)
             # Dice from the exact voxel counts (float32 masks, as in MONAI's compute_dice, put 14/20 below 0.7)
             entry.update(dice=2.0 * tp / (n_p + n_r), hd95_mm=hd95, assd_mm=assd, status="ok")
         entry.update(
@@ -340,6 +339,45 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     if notes:
         record["notes"] = notes
     return record
+
+
+class _LabelCounts:
+    """Each label's voxel counts in a prediction and a reference (and where they agree), and the box around both of
+    its masks, from one pass over each array for all labels at once where the label values are small (a pass per
+    label and per count took half of the time for 100 labels); per label otherwise (atlas ids beyond 65535)."""
+
+    def __init__(self, pred: np.ndarray, ref: np.ndarray, values: list[int], most: int = 65535):
+        self.pred, self.ref = pred, ref
+        top = max([0, *values])
+        # (np.bincount takes no uint64; a uint64 file of small values is counted per label)
+        self.fast = (top <= most and all(a.dtype.kind == "i" or (a.dtype.kind == "u" and a.dtype.itemsize <= 4)
+                                         for a in (pred, ref))
+                     and all(0 <= int(a.max(initial=0)) <= most and int(a.min(initial=0)) >= 0 for a in (pred, ref)))
+        if not self.fast:
+            return
+        from scipy import ndimage
+
+        size = max(top, int(pred.max(initial=0)), int(ref.max(initial=0))) + 1
+        self.n_pred = np.bincount(pred.ravel(), minlength=size)
+        self.n_ref = np.bincount(ref.ravel(), minlength=size)
+        self.n_both = np.bincount(pred[(pred == ref) & (pred != 0)], minlength=size)  # foreground only: small
+        self.pred_boxes, self.ref_boxes = ndimage.find_objects(pred), ndimage.find_objects(ref)
+
+    def counts(self, value: int) -> tuple[int, int, int]:
+        """Voxels of ``value`` in the prediction, in the reference, and in both."""
+        if self.fast:
+            return int(self.n_pred[value]), int(self.n_ref[value]), int(self.n_both[value])
+        p, r = self.pred == value, self.ref == value
+        return int(p.sum()), int(r.sum()), int(np.logical_and(p, r).sum())
+
+    def box(self, value: int) -> tuple[slice, ...]:
+        """The box around ``value``'s voxels in both arrays (present in both), grown by a voxel: cropping to it
+        changes no surface (the faces of the volume stay faces, and an axis of more than one voxel stays so)."""
+        if not self.fast:
+            return _bounding_box((self.pred == value) | (self.ref == value))
+        boxes = [self.pred_boxes[value - 1], self.ref_boxes[value - 1]]
+        return tuple(slice(max(min(a.start, b.start) - 1, 0), min(max(a.stop, b.stop) + 1, n))
+                     for a, b, n in zip(*boxes, self.pred.shape))
 
 
 def _label_volume(volume: Volume, role: str) -> Volume:
