@@ -283,7 +283,9 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     labels = {int(value): str(name) for value, name in labels.items()}  # "1" compared with voxels matched none
     pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
     ref = reorder_onto_grid(ref, pred)
-    check_same_grid(pred, ref)  # the reference is named first, as `medseg infer --reference` names it
+    # the reference is named first, as `medseg infer --reference` names it; arrays of no file by their role
+    check_same_grid(*(volume if volume.source is not None else dataclasses.replace(volume, source=f"the {role}")
+                      for volume, role in ((pred, "prediction"), (ref, "reference"))))
     from medseg.io.nifti import is_sheared
 
     spacing = pred.spacing_mm

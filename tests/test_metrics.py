@@ -737,3 +737,17 @@ def test_labels_counted_in_one_pass_score_as_counted_one_by_one(shape):
     assert not _LabelCounts(pred.astype(np.uint64), ref.astype(np.uint64), list(labels)).fast
     assert {entry["status"] for entry in counted_once["labels"].values()} >= {"ok", "false_positive"}
     assert json.dumps(counted_once["labels"], sort_keys=True) == json.dumps(one_by_one["labels"], sort_keys=True)
+
+
+def test_arrays_of_no_file_on_other_grids_are_named_by_their_role():
+    """From Python, a prediction and a reference of no file on other grids read "None: shape … differs from None's"."""
+    blob = np.zeros((8, 8, 8), np.uint8)
+    blob[2:5, 2:5, 2:5] = 1
+    with pytest.raises(GeometryError) as info:
+        evaluate_volumes(Volume(blob, np.eye(4)), Volume(blob[:6], np.eye(4)), {1: "x"})
+    assert str(info.value) == "the reference: shape (6, 8, 8) differs from the prediction's (8, 8, 8); not scored"
+    moved = np.eye(4)
+    moved[0, 3] = 2.0
+    with pytest.raises(GeometryError, match=r"^the reference: its affine places voxels up to 2 mm away from where "
+                                            r"the prediction's does"):
+        evaluate_volumes(Volume(blob, np.eye(4)), Volume(blob, moved), {1: "x"})
