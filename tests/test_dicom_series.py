@@ -150,6 +150,19 @@ def test_two_echoes_in_one_series_are_split(tmp_path):
     assert "non-HU" in read_dicom_series(tmp_path, series="3-2").info["flags"]
 
 
+def test_a_split_for_two_reasons_is_one_flag_word(tmp_path, capsys):
+    """A series split by orientation and echo was flagged "split:orientation, echo", which ran into the other flags
+    of `inspect`'s comma-joined FLAGS column."""
+    make_series(tmp_path, seed=1, series_uid="1.2.9", modality="MR", prefix="a", extra={"EchoNumbers": 1})
+    make_series(tmp_path, seed=2, series_uid="1.2.9", modality="MR", prefix="s", orientation=SAGITTAL,
+                extra={"EchoNumbers": 2})
+    assert {c.split_reason for c in scan_folder(tmp_path).candidates} == {"orientation, echo"}
+    flags = read_dicom_series(tmp_path, series="3-1").info["flags"]
+    assert "split:orientation+echo" in flags
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    assert code == 0 and "split:orientation+echo" in out and "split:orientation, echo" not in out
+
+
 def test_non_dicom_files_are_skipped_and_listed(tmp_path, caplog):
     values, _ = make_series(tmp_path, seed=1)
     (tmp_path / "README.txt").write_text("scanner export\n")

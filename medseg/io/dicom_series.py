@@ -527,7 +527,8 @@ def _candidate(uid: str, items: list, part: int | None, split_reason: str | None
     if candidate.localizer:
         candidate.flags.append("localizer")
     if part is not None:
-        candidate.flags.append(f"split:{split_reason}")
+        # one word per reason: `inspect` joins the flags with commas ("split:orientation, image type" ran on)
+        candidate.flags.append("split:" + "+".join(name.replace(" ", "-") for name in split_reason.split(", ")))
     candidate.problem = file_problem or _dataset_problem(candidate)
     if candidate.problem is None:
         try:
