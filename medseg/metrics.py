@@ -325,6 +325,8 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         # the file scored: the report matches it against the segmentation its sidecar describes
         "prediction_sha256": pred.source_sha256,
         "reference": os.path.abspath(ref.source) if ref.source is not None else None,
+        # the reference file scored against: a label re-drawn later at the same path is not the one scored
+        "reference_sha256": ref.source_sha256,
         "reference_reordered": bool(ref.info.get("reordered", False)),
         "spacing_mm": [header_precision(s) for s in spacing],
         "policy": EMPTY_MASK_POLICY,

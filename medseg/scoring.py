@@ -174,6 +174,7 @@ def evaluate_files(
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
     from medseg.io.label_images import read_prediction, read_reference, read_seg_reference
+    from medseg.io.nifti import files_read
     from medseg.metrics import evaluate_volumes
 
     if labels is not None:
@@ -182,8 +183,10 @@ def evaluate_files(
     pred.source_sha256 = sha256_of(pred_path)
     if is_dicom_file(ref_path):
         ref = read_seg_reference(ref_path, pred_path, labels, label_codes)
+        ref.source_sha256 = sha256_of(ref_path)
     else:
         ref = read_reference(ref_path, labels)
+        ref.source_sha256 = sha256_of(files_read(ref_path))  # both files of a header / image pair
     if labels is None:
         values = sorted(set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0})
         labels = {int(v): f"label_{int(v)}" for v in values}

@@ -233,8 +233,13 @@ def segment_case(
         check_reference_exists(reference, input_path)
         if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments
             ref_volume = _seg_reference(reference, volume, segmenter.package.labels, segmenter.package.label_codes)
+            ref_volume.source_sha256 = sha256_of(reference)
         else:
-            ref_volume = reorder_onto_grid(read_reference(reference, segmenter.package.labels), volume)
+            from medseg.io.nifti import files_read
+
+            ref_volume = read_reference(reference, segmenter.package.labels)
+            ref_volume.source_sha256 = sha256_of(files_read(reference))  # the metrics name the file scored against
+            ref_volume = reorder_onto_grid(ref_volume, volume)
         check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
     timings["read_s"] = time.perf_counter() - clock
 

@@ -53,6 +53,16 @@ def test_writes_metrics_json_and_prints_a_table(pair, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_metrics_name_the_reference_file_by_its_sha256(pair, tmp_path):
+    """A reference re-drawn later at the same path is not the one scored: the record keeps the hash of each file."""
+    pred, ref = pair
+    out = tmp_path / "case7_metrics.json"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["reference"] == str(ref)
+    assert written["reference_sha256"] == hashlib.sha256(ref.read_bytes()).hexdigest()
+
+
 def test_json_on_stdout_is_strict_json(pair, capsys):
     pred, ref = pair
     assert run(["evaluate", str(pred), str(ref), "--json", "--case-id", "patient 1"]) == 0

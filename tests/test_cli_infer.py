@@ -480,6 +480,7 @@ def test_overwrite_removes_the_metrics_of_an_earlier_scored_run(tmp_path, case, 
     metrics = json.loads((out / "case_metrics.json").read_text())
     sidecar = json.loads((out / "case_seg.json").read_text())
     assert metrics["prediction_sha256"] == sidecar["segmentation_sha256"] == sha256_of(out / "case_seg.nii.gz")
+    assert metrics["reference_sha256"] == sha256_of(reference)  # the reference scored against, by content
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(out)], capsys)
     assert code == 1
     assert err.strip().splitlines()[-1] == (
