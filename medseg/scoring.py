@@ -175,12 +175,14 @@ def evaluate_files(
     from medseg.io.files import is_dicom_file
     from medseg.io.label_images import read_prediction, read_reference, read_seg_reference
     from medseg.io.nifti import files_read
+    from medseg.io.pairs import file_signature
     from medseg.metrics import evaluate_volumes
 
     if labels is not None:
         labels = {int(value): str(name) for value, name in labels.items()}  # JSON gives the keys as text
     pred = read_prediction(pred_path, labels)
     pred.source_sha256 = sha256_of(pred_path)
+    reference_signature = file_signature(ref_path)  # before the read: see medseg.report.collect
     if is_dicom_file(ref_path):
         ref = read_seg_reference(ref_path, pred_path, labels, label_codes)
         ref.source_sha256 = sha256_of(ref_path)
@@ -190,7 +192,9 @@ def evaluate_files(
     if labels is None:
         values = sorted(set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0})
         labels = {int(v): f"label_{int(v)}" for v in values}
-    return evaluate_volumes(pred, ref, labels, case_id=case_id)
+    metrics = evaluate_volumes(pred, ref, labels, case_id=case_id)
+    metrics["reference_signature"] = reference_signature
+    return metrics
 
 
 def _named(labels: dict) -> dict[int, str]:

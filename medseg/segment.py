@@ -20,6 +20,7 @@ from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
+from medseg.io.pairs import file_signature
 from medseg.volume import Volume, stem, volume_ml
 
 if TYPE_CHECKING:
@@ -216,6 +217,8 @@ def segment_case(
     # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
     ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
     _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes)
+    # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report)
+    input_signature = file_signature(input_path)
     volume = read_image(input_path, series=series)
     seg_sources = None
     if output_format == "dicom-seg":
@@ -231,6 +234,7 @@ def segment_case(
         from medseg.metrics import check_same_grid, reorder_onto_grid
 
         check_reference_exists(reference, input_path)
+        reference_signature = file_signature(reference)
         if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments
             ref_volume = _seg_reference(reference, volume, segmenter.package.labels, segmenter.package.label_codes)
             ref_volume.source_sha256 = sha256_of(reference)
@@ -249,7 +253,8 @@ def segment_case(
     labels, input_check = _label_volume(volume, segmenter, input_path, progress, timings, release_voxels=True)
     stopping.check()
 
-    record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before)
+    record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before,
+                      input_signature)
     record["case_id"] = case_id or volume.name
     if input_check is not None:
         record["input_check"] = input_check
@@ -271,6 +276,7 @@ def segment_case(
             Volume(labels, volume.affine, source=seg_path), ref_volume, segmenter.package.labels,
             case_id=case_id or volume.name,
         )
+        metrics["reference_signature"] = reference_signature
         timings["metrics_s"] = time.perf_counter() - clock
         record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
 
@@ -456,7 +462,8 @@ def _label_counts(labels: np.ndarray, minlength: int, block: int = 1 << 22) -> n
     return counts
 
 
-def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timings: dict, tiles: int) -> dict:
+def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timings: dict, tiles: int,
+             input_signature: list | None = None) -> dict:
     import torch
 
     package = segmenter.package
@@ -465,6 +472,9 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "schema": "medseg-segmentation/1",
         "input": os.path.abspath(volume.source),  # readable from anywhere (the run's folder is not recorded)
         "input_sha256": volume.source_sha256,
+        # size and modification time of the input file(s) as read (none for a DICOM folder): the QA report hashes
+        # an input again only where they changed
+        "input_signature": input_signature,
         "input_info": volume.info,
         "segmentation": seg_path.name,
         "segmentation_sha256": None,  # filled in once the file is written

@@ -1693,6 +1693,45 @@ def test_a_segmentation_that_is_not_the_one_its_sidecar_and_metrics_describe_is_
         f"{original} is not the file its sidecar same_seg.json describes")
 
 
+def test_an_input_or_reference_replaced_since_is_stale_outside_a_cohort(tmp_path, make_package):
+    """`medseg infer -o out --reference …` then `medseg report out`: an input or a reference replaced at the same
+    path by another of the same grid kept its old figures, unflagged, and the overlay drew the new image under the
+    old segmentation. A file only given new times (touched, copied) keeps its figures: its content decides."""
+    from medseg.inference import Segmenter
+    from medseg.segment import segment_case
+
+    segmenter = Segmenter(make_package())
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    for seed, case_id in enumerate("abcd"):
+        image, labels, affine = phantom(seed)
+        nib.save(nib.Nifti1Image(image, affine), data / f"{case_id}.nii.gz")
+        nib.save(nib.Nifti1Image(labels, affine), data / f"{case_id}_label.nii.gz")
+        segment_case(data / f"{case_id}.nii.gz", segmenter, out, reference=data / f"{case_id}_label.nii.gz")
+    sidecar = json.loads((out / "a_seg.json").read_text())
+    stat = (data / "a.nii.gz").stat()
+    assert sidecar["input_signature"] == [stat.st_size, stat.st_mtime_ns]
+
+    image = nib.load(data / "b.nii.gz")  # another image on the same grid, under the same name
+    nib.save(nib.Nifti1Image(np.flip(np.asarray(image.dataobj), 0), image.affine, image.header), data / "b.nii.gz")
+    label = nib.load(data / "c_label.nii.gz")  # a reference re-drawn: label 1 taken out
+    blanked = np.where(np.asarray(label.dataobj) == 1, 0, np.asarray(label.dataobj)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(blanked, label.affine, label.header), data / "c_label.nii.gz")
+    for name in ("d.nii.gz", "d_label.nii.gz"):  # the same bytes, other times
+        os.utime(data / name, ns=(1_000_000_000, 1_000_000_000))
+
+    rows = {row["case_id"]: row for row in read_tsv(build_report(out, tmp_path / "r" / "report.html",
+                                                                 max_overlays=0).table)}
+    assert [(rows[c]["status"], rows[c]["failed_stage"]) for c in "abcd"] == [
+        ("scored", ""), ("failed", "stale"), ("failed", "stale"), ("scored", "")]
+    assert rows["b"]["error"] == (
+        f"the input {data / 'b.nii.gz'} was changed or replaced after the case was segmented (its SHA-256 is not "
+        "the one recorded then); segment the case again (a cohort redoes such a case)")
+    assert rows["c"]["error"].startswith(f"the reference {data / 'c_label.nii.gz'} was changed or replaced after the "
+                                         "case was scored")
+    assert rows["b"]["min_dice"] == rows["c"]["min_dice"] == ""
+
+
 def test_a_case_id_too_long_for_a_file_name_is_reported_not_a_crash(tmp_path):
     """The report looked for ``<case_id>_seg.nii.gz`` and crashed (ENAMETOOLONG) on a 300-character case id."""
     folder = write_case(tmp_path, "long", 0, "erode")

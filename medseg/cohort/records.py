@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from medseg.io.atomic import atomic_paths
-from medseg.io.pairs import image_files
+from medseg.io.pairs import file_signature
 
 __all__ = [
     "FAILURE_SCHEMA",
@@ -77,12 +77,9 @@ def path_signature(path: Path | None) -> list | str | None:
         if path.is_dir():
             return sorted([str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns]
                           for p in path.rglob("*") if p.is_file())
-        stats = [p.stat() for p in image_files(path)]
     except OSError:
         return "missing"
-    if len(stats) == 1:
-        return [stats[0].st_size, stats[0].st_mtime_ns]
-    return [[stat.st_size, stat.st_mtime_ns] for stat in stats]  # a header / image pair: a change in either
+    return file_signature(path) or "missing"
 
 
 def unavailable(path: Path | str | None) -> bool:

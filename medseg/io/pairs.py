@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["companion", "image_files"]
+__all__ = ["companion", "file_signature", "image_files"]
 
 _COMPANION = {"hdr": "img", "img": "hdr", "HDR": "IMG", "IMG": "HDR"}
 
@@ -34,3 +34,19 @@ def image_files(path: Path | str) -> list[Path]:
     header, image = (path, other) if ext.lower() == "hdr" else (other, path)
     mats = (path.with_name(f"{stem}.mat"), path.with_name(f"{stem}.mat{name[len(base):]}"))  # nibabel: .mat(.gz)
     return [p for p in dict.fromkeys((header, image, *mats)) if p == path or p.is_file()]
+
+
+def file_signature(path: Path | str) -> list | None:
+    """What tells cheaply that the image at ``path`` was changed or replaced: the size and modification time (ns) of
+    its file, ``[size, mtime_ns]``, or of each of :func:`image_files` for a pair. None for a folder (a DICOM series)
+    or a file that cannot be looked at."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return None
+        stats = [p.stat() for p in image_files(path)]
+    except OSError:
+        return None
+    if len(stats) == 1:
+        return [stats[0].st_size, stats[0].st_mtime_ns]
+    return [[stat.st_size, stat.st_mtime_ns] for stat in stats]  # a header / image pair: a change in either

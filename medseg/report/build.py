@@ -12,7 +12,7 @@ from medseg.errors import InputError
 from medseg.io.atomic import atomic_paths, check_writable
 from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
-from medseg.report.collect import CaseResult, add_expected_cases, collect_results, label_key
+from medseg.report.collect import CaseResult, add_expected_cases, check_sources, collect_results, label_key
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
@@ -86,6 +86,7 @@ def build_report(
     cases = collect_results(results_dir, allow_empty=samples is not None)
     if samples is not None:
         cases = add_expected_cases(cases, samples, results_dir)
+    check_sources(cases)  # an input or reference replaced since, in any results folder
     log.info("%s: %d cases", results_dir, len(cases))
     checks = [check_segmentation(case) for case in cases]
     for case, check in zip(cases, checks):

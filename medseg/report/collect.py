@@ -16,7 +16,7 @@ from pathlib import Path
 from medseg.errors import InputError
 
 __all__ = ["KINDS", "METRIC_FIELDS", "CaseResult", "LabelResult", "add_expected_cases", "asked_series",
-           "collect_results", "label_key", "resolve_path"]
+           "check_sources", "collect_results", "label_key", "resolve_path"]
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +434,57 @@ def _check_segmentation(case: CaseResult) -> None:
                     "error": f"{why}; segment the case again (a cohort redoes a case whose folder was removed)",
                     "error_type": "StaleResult"}
     case.metrics = None
+
+
+def check_sources(cases: list[CaseResult]) -> None:
+    """Mark ``stale`` each case whose input or reference changed since (:func:`_check_sources`). Run after
+    :func:`add_expected_cases`, whose message for a cohort's case (checked against ``status/``) comes first."""
+    for case in cases:
+        _check_sources(case)
+
+
+def _check_sources(case: CaseResult) -> None:
+    """A case whose input or reference was changed or replaced at the same path since it was segmented or scored
+    is stale: its figures are not those of the file there now (and its overlay would draw the new image under the
+    old segmentation). The sidecar and the metrics record each file's size and modification time
+    (``input_signature``, ``reference_signature``) and SHA-256; a file whose signature differs now is hashed, and
+    its content decides (a copy with new times is the same file). A DICOM folder, a missing file and results
+    written before the signatures were recorded are taken as they are (a cohort checks those against ``status/``)."""
+    import os
+
+    from medseg.errors import MedsegError
+    from medseg.io.atomic import sha256_of
+    from medseg.io.files import is_dicom_file
+    from medseg.io.nifti import files_read
+    from medseg.io.pairs import file_signature
+
+    if case.failure is not None or case.sidecar is None:
+        return
+    metrics = case.metrics or {}
+    checks = [("input", case.sidecar, "segmented", "segment the case again"),
+              ("reference", metrics, "scored", "score the case again")]
+    for role, record, made, again in checks:
+        path, recorded, made_sha256 = record.get(role), record.get(f"{role}_signature"), record.get(f"{role}_sha256")
+        if not isinstance(path, str) or not os.path.isabs(path) or recorded is None or not isinstance(made_sha256, str):
+            continue
+        now = file_signature(path)
+        if now is None or now == recorded:
+            continue
+        try:  # hashed as it was then: a DICOM SEG reference's file, an image's files as reading it reads them
+            found = sha256_of(path) if is_dicom_file(path) else sha256_of(files_read(path))
+        except (MedsegError, OSError):
+            continue  # unreadable now: the overlay and the geometry check say so
+        if found == made_sha256:
+            continue
+        why = (f"the {role} {path} was changed or replaced after the case was {made} (its SHA-256 is not the one "
+               f"recorded then); {again} (a cohort redoes such a case)")
+        if case.metrics is not None:
+            case.notes.append(f"ignored {case.paths['metrics'].name}: its {role} is not the file there now")
+        case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
+                        "input": case.sidecar.get("input"), "reference": metrics.get("reference"), "error": why,
+                        "error_type": "StaleResult"}
+        case.metrics = None
+        return
 
 
 def _shown(path: Path, results_dir: Path) -> str:
