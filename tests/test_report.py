@@ -552,6 +552,22 @@ def test_the_same_weights_under_an_edited_model_json_are_another_model_in_the_pr
     page = (tmp_path / "r.html").read_text()
     assert "<th>model.json SHA-256</th>" in page and f"<code>{'c1' * 6}</code>" in page
 
+def test_the_provenance_counts_the_precisions_and_overlaps_that_made_the_cases(tmp_path):
+    """A cohort merged from an fp32 run and a bf16 run (whose labels differ in a few voxels), or run with another
+    --overlap, read as one: the provenance named models, versions and devices only."""
+    for case, seed, precision, overlap in (("a", 0, "fp32", 0.25), ("b", 1, "fp32", 0.25), ("c", 2, "bf16", 0.5)):
+        write_case(tmp_path, case, seed, "exact")
+        sidecar = tmp_path / "cases" / case / f"{case}_seg.json"
+        record = json.loads(sidecar.read_text())
+        record["precision"], record["inference"] = precision, {"overlap": overlap, "batch_size": 16}
+        sidecar.write_text(json.dumps(record))
+    built = build_report(tmp_path, tmp_path / "r.html")
+    provenance = json.loads(built.summary.read_text())["provenance"]
+    assert provenance["precisions"] == {"fp32": 2, "bf16": 1}
+    assert provenance["overlaps"] == {"0.25": 2, "0.5": 1}
+    assert "Precision: fp32 (2), bf16 (1). Tile overlap: 0.25 (2), 0.5 (1)." in (tmp_path / "r.html").read_text()
+
+
 def test_a_failure_at_scoring_stays_failed_whatever_the_file_times(tmp_path):
     # a results folder copied without its times (scp -r): the sidecar ends up newer than the failure record
     write_case(tmp_path, "unscored", 2, "exact", reference=False)

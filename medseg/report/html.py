@@ -591,11 +591,15 @@ def _provenance_section(summary: dict) -> str:
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items())
     settings = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in summary["settings"].items())
     devices = ", ".join(f"{e(d)} ({n})" for d, n in prov["devices"].items()) or "unknown"
+    # summaries written before these were recorded lack them
+    precisions = ", ".join(f"{e(p)} ({n})" for p, n in (prov.get("precisions") or {}).items()) or "unknown"
+    overlaps = ", ".join(f"{e(o)} ({n})" for o, n in (prov.get("overlaps") or {}).items()) or "unknown"
     span = (f"Cases segmented between {e(prov['created_first'])} and {e(prov['created_last'])}."
             if prov["created_first"] else "No case was segmented.")
     return ("<h2>Provenance</h2><table><tr><th>model</th><th>version</th><th>weights SHA-256</th>"
             "<th>model.json SHA-256</th><th>cases</th></tr>"
             f"{models}</table><table><tr><th>package</th><th>versions used</th></tr>{versions}</table>"
-            f"<p>Devices: {devices}. {span} Report generated {e(summary['created'])} by medseg "
+            f"<p>Devices: {devices}. Precision: {precisions}. Tile overlap: {overlaps}. {span} "
+            f"Report generated {e(summary['created'])} by medseg "
             f"{e(summary['medseg_version'])}.</p>"
             f"<table><tr><th>report setting</th><th>value</th></tr>{settings}</table>")

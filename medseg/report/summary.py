@@ -100,10 +100,14 @@ def training_images(cases: list[CaseResult], labels: dict[str, dict]) -> dict | 
 
 
 def provenance(cases: list[CaseResult]) -> dict:
-    """Models, software versions, devices and the time span recorded in the cases' sidecars."""
+    """Models, software versions, devices, precisions, tile overlaps and the time span recorded in the cases'
+    sidecars."""
     models: dict[tuple, int] = Counter()
     versions: dict[str, set] = {}
     devices: Counter = Counter()
+    # settings that change labels beyond the model and the device: fp32 and bf16 labels differ in a few voxels
+    precisions: Counter = Counter()
+    overlaps: Counter = Counter()
     created = []
     for case in cases:
         sidecar = case.sidecar or {}
@@ -116,6 +120,11 @@ def provenance(cases: list[CaseResult]) -> dict:
             versions.setdefault(str(package), set()).add(str(version))
         if sidecar.get("device"):
             devices[str(sidecar["device"])] += 1
+        if sidecar.get("precision"):
+            precisions[str(sidecar["precision"])] += 1
+        inference = sidecar.get("inference")
+        if isinstance(inference, dict) and inference.get("overlap") is not None:
+            overlaps[str(inference["overlap"])] += 1
         if sidecar.get("created"):  # when it was segmented (a failure record's time is when it failed)
             created.append(str(sidecar["created"]))
     return {
@@ -125,6 +134,8 @@ def provenance(cases: list[CaseResult]) -> dict:
         ],
         "versions": {package: sorted(found) for package, found in sorted(versions.items())},
         "devices": dict(devices),
+        "precisions": dict(precisions),
+        "overlaps": dict(overlaps),
         "created_first": min(created) if created else None,
         "created_last": max(created) if created else None,
     }
