@@ -378,6 +378,8 @@ class _LabelCounts:
     def counts(self, value: int) -> tuple[int, int, int]:
         """Voxels of ``value`` in the prediction, in the reference, and in both."""
         if self.fast:
+            if value < 0:  # none in arrays counted so (and n_pred[-1] is the largest value's count)
+                return 0, 0, 0
             return int(self.n_pred[value]), int(self.n_ref[value]), int(self.n_both[value])
         p, r = self.pred == value, self.ref == value
         return int(p.sum()), int(r.sum()), int(np.logical_and(p, r).sum())

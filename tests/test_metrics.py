@@ -785,3 +785,13 @@ def test_counting_all_labels_at_once_takes_no_int64_copy_of_a_volume(order):
         assert entry["false_positive_ml"] == pytest.approx((p & ~r).sum() / 1000)
     assert record["labels"]["1"]["dice"] == pytest.approx(2 * 5 * 35 / (2 * 6 * 35))
     assert [record["labels"][k]["status"] for k in ("6", "7")] == ["false_positive", "both_empty"]
+
+
+def test_a_negative_label_value_is_empty_in_arrays_without_one():
+    """Counted all at once, label -1 read the counts of the largest value (numpy's index -1) and failed on its box;
+    counted by itself, it is empty in arrays that hold no negative value."""
+    a = np.zeros((10, 10, 10), np.uint8)
+    a[2:5, 2:5, 2:5] = 2
+    got = evaluate_volumes(Volume(a, np.eye(4)), Volume(np.roll(a, 1, axis=0), np.eye(4)), {-1: "odd", 2: "x"})
+    assert got["labels"]["-1"]["status"] == "both_empty" and got["labels"]["-1"]["pred_volume_ml"] == 0
+    assert got["labels"]["2"]["dice"] == pytest.approx(2 / 3)
