@@ -352,7 +352,10 @@ def segment_volume(
         raise InputError(f"{name}: the affine is singular or not finite (rows {rows})")
     own = Volume(np.asarray(array, dtype=np.float32), affine, source=name, header=volume.header,
                  source_sha256=volume.source_sha256, info=dict(volume.info), dicom=volume.dicom)
-    return _label_volume(own, segmenter, name, progress, {}, release_voxels=False)[0]
+    # a float32 copy made here (of an int16 or float64 array) is handed over, not held through inference beside the
+    # model-space image and copied again; the caller's own float32 array is left as it was
+    mine = not np.may_share_memory(own.array, array)
+    return _label_volume(own, segmenter, name, progress, {}, release_voxels=mine)[0]
 
 
 def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, release_voxels: bool

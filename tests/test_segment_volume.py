@@ -56,3 +56,34 @@ def test_what_cannot_be_segmented_is_one_medseg_error(phantom_segmenter, array, 
     """Raw numpy, torch or MONAI errors (or a message naming "None") for an array that is not one 3D volume."""
     with pytest.raises(InputError, match=message):
         segment_volume(Volume(array, affine), phantom_segmenter)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float64])
+def test_a_float32_copy_made_of_the_array_is_not_held_through_inference(phantom_file, phantom_segmenter, monkeypatch,
+                                                                          dtype):
+    """An int16 or float64 array is copied to float32 here; that copy was kept (and copied again for the in-place
+    z-score, as if it were the caller's) until the labels were inverted: 4 bytes a voxel held for nothing."""
+    import tracemalloc
+
+    import medseg.preprocess
+
+    path, _ = phantom_file
+    image = nib.load(path)
+    array = np.round(image.get_fdata()).astype(dtype)
+    before = array.copy()
+    held = []
+    real = medseg.preprocess.invert_labels
+
+    def measured(*args, **kwargs):
+        held.append(tracemalloc.get_traced_memory()[0])
+        return real(*args, **kwargs)
+
+    expected = segment_volume(Volume(array, image.affine), phantom_segmenter)  # imports outside the trace
+    monkeypatch.setattr(medseg.preprocess, "invert_labels", measured)
+    tracemalloc.start()
+    try:
+        labels = segment_volume(Volume(array, image.affine), phantom_segmenter)
+    finally:
+        tracemalloc.stop()
+    assert held[0] / array.size < 1, f"{held[0] / array.size:.1f} bytes per voxel held while inverting"
+    assert np.array_equal(labels, expected) and np.array_equal(array, before)
