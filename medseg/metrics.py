@@ -330,6 +330,9 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "reference_reordered": bool(ref.info.get("reordered", False)),
         "spacing_mm": [header_precision(s) for s in spacing],
         "policy": EMPTY_MASK_POLICY,
+        # what computed the figures (the surface distances are MONAI's edges): a record rescored months later with
+        # another release can be told apart
+        "versions": _metric_versions(),
         "labels": results,
     }
     # a voxel size the file does not give (a single slice without a thickness): the volumes rest on what was assumed;
@@ -406,6 +409,22 @@ def _slabs(a: np.ndarray, b: np.ndarray, block: int):
     for start in range(0, a.shape[axis], step):
         cut = (slice(None),) * axis + (slice(start, start + step),)
         yield a[cut], b[cut]
+
+
+def _metric_versions() -> dict[str, str]:
+    """The versions of medseg and of the libraries its metrics rest on (MONAI's surface edges, numpy, scipy's
+    k-d tree on sheared grids), read from the installed packages' metadata (nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import medseg
+
+    found = {"medseg": medseg.__version__}
+    for name in ("monai", "numpy", "scipy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def _label_volume(volume: Volume, role: str) -> Volume:

@@ -63,6 +63,20 @@ def test_metrics_name_the_reference_file_by_its_sha256(pair, tmp_path):
     assert written["reference_sha256"] == hashlib.sha256(ref.read_bytes()).hexdigest()
 
 
+def test_metrics_name_the_releases_that_computed_them(pair, tmp_path):
+    """A record rescored months later with another release could not be told from the first (metric definitions
+    have changed between releases)."""
+    from importlib.metadata import version
+
+    import medseg
+
+    pred, ref = pair
+    out = tmp_path / "case7_metrics.json"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["versions"] == {
+        "medseg": medseg.__version__, "monai": version("monai"), "numpy": version("numpy"), "scipy": version("scipy")}
+
+
 def test_json_on_stdout_is_strict_json(pair, capsys):
     pred, ref = pair
     assert run(["evaluate", str(pred), str(ref), "--json", "--case-id", "patient 1"]) == 0
