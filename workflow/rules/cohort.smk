@@ -38,7 +38,7 @@ rule infer:
     benchmark:
         f"{RESULTS}/benchmarks/infer/{{batch}}.tsv"
     threads: config["threads"]
-    retries: RETRIES
+    retries: RULE_RETRIES
     resources:
         # a retried job (out of memory or out of time on a cluster) asks for twice, then three times as much
         mem_mb=lambda wildcards, attempt: config["mem_mb"] * attempt,
@@ -73,7 +73,7 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{batch}}.tsv"
     threads: 1
-    retries: RETRIES
+    retries: RULE_RETRIES
     resources:
         mem_mb=lambda wildcards, attempt: config["evaluate_mem_mb"] * attempt,
         attempt=lambda wildcards, attempt: attempt,

@@ -76,6 +76,12 @@ GPUS = 1 if config["device"].startswith("cuda") else 0
 # attempt, so that on the last a case that killed every worker is given up and the rest of the batch completes
 # (the memory a retry gets does not tell it: --resources mem_mb caps it)
 RETRIES = 2
+# the rules' retries, for the main process only: it submits a failed job again with more memory and time. A job a
+# cluster runs is a Snakemake process of its own, where a rule's retries: applies too (over the --retries 0 it is
+# given): a SLURM job killed for memory ran its command twice more in the same allocation, telling medseg twice and
+# three times the memory and its last attempt, so a case needing more was given up inside the first job, which then
+# succeeded (snakemake-executor-plugin-slurm issue #284)
+RULE_RETRIES = RETRIES if workflow.is_main_process else 0
 _TAKEN = shipped_name_taken(_PACKAGE, config["model"]) if workflow.is_main_process else None
 if _TAKEN is not None:  # as `medseg infer` warns
     logger.warning(_TAKEN)
