@@ -111,13 +111,13 @@ rule report:
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
         " --max-overlays {params.max_overlays} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
-        # the count of failed and flagged cases, the failures' errors and where the report is, on the console (not
-        # only in the log): the log from the count line on
-        " && awk 'shown || /^[0-9]+ cases? \\(/ {{ shown = 1; print }}' {log:q}"
 
 
 # the run's own exit status: each failed case has its failure record and the others carry on, so every step
-# succeeds; this last one fails the run (the report kept) when the failed cases meet fail_on_failed_cases
+# succeeds; this last one fails the run (the report kept) when the failed cases meet fail_on_failed_cases. It runs
+# where Snakemake runs, so it also puts on the console the report's count of failed and flagged cases, the failures'
+# errors and where the report is (the report's log from the count line on): printed by the report job, they went to
+# its SLURM log on a cluster, deleted when the job succeeded
 rule check_failures:
     input:
         summary=rules.report.output.summary,
@@ -126,6 +126,7 @@ rule check_failures:
     params:
         medseg=MEDSEG,
         results=lambda wildcards, input: Path(input.summary).parent,
+        report_log=rules.report.log[0],
         fail_on=config.get("fail_on_failed_cases", "all"),
     log:
         f"{RESULTS}/logs/check_failures.log",
@@ -136,5 +137,6 @@ rule check_failures:
     localrule: True
     retries: 0  # a verdict, not a flaky job (a profile's retries would run it again)
     shell:
+        "awk 'shown || /^[0-9]+ cases? \\(/ {{ shown = 1; print }}' {params.report_log:q} || true; "
         "{params.medseg} cohort check {params.results:q} --fail-on {params.fail_on} --record {output.record:q}"
         " > {log:q} 2>&1"
