@@ -2,7 +2,8 @@
 
 Checks the outputs of every case, the failure records, the QA report, that a second run does nothing, that a
 run killed with SIGKILL resumes with only its unfinished cases, that bad settings are refused where they
-enter, and that ``snakemake --lint`` is clean.
+enter, that ``snakemake --lint`` is clean, and that profiles/slurm runs the cohort through the SLURM executor
+plugin (against stand-in SLURM commands, ``tests/fake_slurm.py``).
 """
 
 from __future__ import annotations
@@ -989,3 +990,69 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_while_planni
             in run.stderr + run.stdout)
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model="phantom")
     assert "calls itself" not in run.stderr + run.stdout
+
+
+def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_path, monkeypatch):
+    """profiles/slurm through snakemake-executor-plugin-slurm, against stand-in SLURM commands that run each job
+    here and kill it as SLURM would (tests/fake_slurm.py). A job killed for memory used to run its command twice
+    more in the same allocation (a rule's retries: applied in the job's own Snakemake), telling medseg twice and
+    three times the memory; and the count of failed cases, printed by the report job, went to its SLURM log."""
+    import importlib.util
+
+    import fake_slurm
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    if sys.platform != "linux":
+        pytest.skip("the stand-in SLURM commands read /proc to enforce --mem, as SLURM's cgroup does")
+    folder, local, _ = finished
+    state = tmp_path / "slurm"
+    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
+    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=6000")  # more than its first 4000 MB
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                    "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
+                    "--slurm-logdir", str(tmp_path / "slurm-logs"), "--slurm-init-seconds-before-status-checks", "1",
+                    samples=folder / "data" / "samples.tsv", results=results, cases_per_job=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "SLURM status is: 'OUT_OF_MEMORY'" in run.stderr
+    # the count line and the failures reach the console (check_failures runs where Snakemake runs)
+    assert "5 cases (2 failed, " in run.stdout
+    assert [line.split(":")[1] for line in run.stdout.splitlines() if line.startswith("failed: ")] == [" bad", " gone"]
+    # the same segmentations as the local run
+    for case in ("a", "b", "c"):
+        name = f"cases/{case}/{case}_seg.nii.gz"
+        assert (results / name).read_bytes() == (local / name).read_bytes(), name
+    submitted = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
+
+    def option(entry: dict, name: str) -> str:
+        args = entry["args"]
+        return args[args.index(name) + 1]
+
+    asked = sorted((option(s, "--comment"), option(s, "--mem"), option(s, "-t")) for s in submitted)
+    assert asked == [("rule_evaluate_wildcards_batch001", "2000", "30"),
+                     ("rule_evaluate_wildcards_batch002", "2000", "30"),
+                     ("rule_infer_wildcards_batch001", "4000", "25"),  # 10 min + 5 per case
+                     ("rule_infer_wildcards_batch001", "8000", "50"),  # the retry: twice the memory and time
+                     ("rule_infer_wildcards_batch002", "4000", "20"),
+                     ("rule_report", "4000", "60")]
+    for entry in submitted:
+        assert option(entry, "-A") == "lab42" and option(entry, "-p") == "cpu", entry["args"]
+        assert {"--no-requeue", "--export=ALL", "--cpus-per-task=1"} <= set(entry["args"]), entry["args"]
+    jobs = {file.stem: json.loads(file.read_text()) for file in (state / "jobs").glob("*.json")}
+    assert sorted(job["state"] for job in jobs.values()) == ["COMPLETED"] * 5 + ["OUT_OF_MEMORY"]
+    # each job ran its command once, in the environment the run set for its jobs
+    steps = [json.loads(line) for line in (state / "srun.jsonl").read_text().splitlines()]
+    assert sorted(step["job_id"] for step in steps) == sorted(jobs)
+    holder = {step["env"]["MEDSEG_COHORT_RUN"] for step in steps}
+    assert len(holder) == 1 and holder.pop().startswith("pid ")
+    assert all(step["env"]["MEDSEG_REDO_INFER"] == step["env"]["MEDSEG_REDO_EVALUATE"] == "" for step in steps)
+    # the retried job was told its memory and attempt; no case was given up
+    assert "--memory-mb 8000 --final-memory-mb 12000 --attempt 2 3 " in run.stderr
+    assert json.loads((results / "status" / "a.infer.json").read_text())["outcome"] == "ok"
+    # the SLURM log of the job killed for memory is kept, those of the jobs that succeeded are not
+    killed = next(job_id for job_id, job in jobs.items() if job["state"] == "OUT_OF_MEMORY")
+    logs = sorted(p.relative_to(tmp_path / "slurm-logs") for p in (tmp_path / "slurm-logs").rglob("*.log"))
+    assert logs == [Path("rule_infer", "batch001", f"{killed}.log")]
+    assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]

@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Stand-in SLURM commands that run jobs on this machine, for the workflow's executor-plugin test.
+
+``install(FOLDER)`` writes ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``sinfo``, ``sacctmgr``, ``scontrol`` and
+``srun`` there (put it first on PATH; ``python fake_slurm.py install FOLDER`` from a shell); ``FAKE_SLURM_STATE``
+names a folder for the jobs' state. It answers the commands snakemake-executor-plugin-slurm 2.8 (and its
+slurm-jobstep companion) run, in the formats they parse:
+
+- ``sbatch --parsable ... --wrap=CMD``: records its arguments (``sbatch.jsonl``), starts CMD in the background as a
+  job (the submitting environment exported, as ``--export=ALL``, with ``SLURM_JOB_ID`` and friends; working folder
+  ``-D``; output ``--output`` with ``%j``) and prints the job id. The job is killed as SLURM would: its largest
+  process past ``--mem`` MB (all its processes' resident memory together; state OUT_OF_MEMORY), everything past
+  ``-t`` minutes (``FAKE_SLURM_MINUTE`` seconds each, default 60; state TIMEOUT). ``FAKE_SLURM_NEEDS`` makes that
+  deterministic: ``COMMENT=MB,...`` treats a job whose ``--comment`` is COMMENT (``rule_infer_wildcards_batch001``)
+  as needing MB: given less, its largest process is killed once its processes hold more than 400 MB.
+- ``sacct``/``squeue`` ``--name RUN``: ``<id>|<state>`` per job (PENDING, RUNNING, COMPLETED, FAILED,
+  OUT_OF_MEMORY, TIMEOUT, CANCELLED); ``scancel ID...``: SIGTERM to the job's processes (SIGKILL 5 s later),
+  state CANCELLED, recorded in ``scancel.jsonl``.
+- ``srun [options] CMD``: runs CMD (recording the ``MEDSEG_*`` variables it sees in ``srun.jsonl``).
+
+Every call is noted in ``calls.jsonl`` (command, arguments, time).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STATE = Path(os.environ.get("FAKE_SLURM_STATE", "/tmp/fake-slurm"))
+ACCOUNT = os.environ.get("FAKE_SLURM_ACCOUNT", "lab42")
+PARTITIONS = ("cpu", "gpu")
+
+
+def _append(name: str, entry: dict) -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / name, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.write(json.dumps(entry) + "\n")
+
+
+def _job_file(job_id: str) -> Path:
+    return STATE / "jobs" / f"{job_id}.json"
+
+
+def _read_job(job_id: str) -> dict | None:
+    try:
+        return json.loads(_job_file(job_id).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_job(job_id: str, **changes) -> dict:
+    with open(STATE / "jobs" / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        job = {**(_read_job(job_id) or {}), **changes}
+        tmp = _job_file(job_id).with_suffix(".tmp")
+        tmp.write_text(json.dumps(job))
+        tmp.replace(_job_file(job_id))
+    return job
+
+
+def _options(args: list[str], takes_value: set[str]) -> tuple[dict[str, str], list[str]]:
+    """``--name value``, ``--name=value`` and ``-x value`` options, and the arguments after them."""
+    options, rest, index = {}, [], 0
+    while index < len(args):
+        arg = args[index]
+        if not arg.startswith("-"):
+            rest = args[index:]
+            break
+        if "=" in arg and arg.startswith("--"):
+            key, value = arg.split("=", 1)
+            options[key] = value
+        elif arg in takes_value:
+            options[arg] = args[index + 1]
+            index += 1
+        else:
+            options[arg] = ""
+        index += 1
+    return options, rest
+
+
+SBATCH_VALUES = {"--job-name", "-J", "--output", "-o", "--comment", "-A", "--account", "-p", "--partition", "-t",
+                 "--time", "--mem", "--mem-per-cpu", "-D", "--chdir", "-C", "--clusters", "--ntasks", "-n",
+                 "--cpus-per-task", "-c"}
+
+
+def sbatch(args: list[str]) -> int:
+    options, rest = _options(args, SBATCH_VALUES)
+    account = options.get("-A", options.get("--account"))
+    partition = options.get("-p", options.get("--partition"))
+    if account is not None and account != ACCOUNT:
+        print(f"sbatch: error: invalid account or account/partition combination specified ({account})",
+              file=sys.stderr)
+        return 1
+    if partition is not None and partition not in PARTITIONS:
+        print(f"sbatch: error: invalid partition specified: {partition}", file=sys.stderr)
+        return 1
+    script = options.get("--wrap")
+    if script is None:
+        script = sys.stdin.read() if rest and rest[0] == "/dev/stdin" else Path(rest[0]).read_text()
+    (STATE / "jobs").mkdir(parents=True, exist_ok=True)
+    with open(STATE / "jobs" / ".counter", "a+") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)
+        counter.seek(0)
+        job_id = str(int(counter.read() or "4242000") + 1)
+        counter.seek(0)
+        counter.truncate()
+        counter.write(job_id)
+    _append("sbatch.jsonl", {"job_id": job_id, "args": args,
+                             "env": {k: v for k, v in os.environ.items() if k.startswith("MEDSEG_")}})
+    _write_job(job_id, name=options.get("--job-name", options.get("-J", "")), state="PENDING", args=args,
+               script=script)
+    subprocess.Popen([sys.executable, __file__, "_job", job_id], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(job_id)
+    return 0
+
+
+def _descendants(root: int) -> dict[int, int]:
+    """The processes under ``root`` (pid: resident MB)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        rss[int(entry.name)] = pages * os.sysconf("SC_PAGE_SIZE") // 2**20
+    found, todo = {}, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found[pid] = rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _kill_all(sig: int) -> None:
+    for pid in _descendants(os.getpid()):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def run_job(job_id: str) -> int:
+    """The job itself: the sbatch script under a monitor that enforces --mem and -t."""
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans stay ours
+    job = _read_job(job_id)
+    options, _ = _options(job["args"], SBATCH_VALUES)
+    memory_mb = limit_mb = int(options["--mem"]) if options.get("--mem") else None
+    needs = dict(entry.split("=") for entry in os.environ.get("FAKE_SLURM_NEEDS", "").split(",") if entry)
+    if memory_mb and int(needs.get(options.get("--comment"), 0)) > memory_mb:
+        limit_mb = min(memory_mb, 400)
+    minutes = options.get("-t", options.get("--time"))
+    limit_s = float(minutes) * float(os.environ.get("FAKE_SLURM_MINUTE", "60")) if minutes else None
+    workdir = options.get("-D", options.get("--chdir", os.getcwd()))
+    output = Path(workdir, options.get("--output", options.get("-o", "slurm-%j.out")).replace("%j", job_id))
+    env = {**os.environ, "SLURM_JOB_ID": job_id, "SLURM_JOBID": job_id, "SLURM_JOB_NAME": job["name"],
+           "SLURM_SUBMIT_DIR": os.getcwd(), "SLURM_NTASKS": options.get("--ntasks", "1"),
+           "SLURM_CPUS_PER_TASK": options.get("--cpus-per-task", "1"),
+           "SLURM_JOB_ACCOUNT": options.get("-A", ""), "SLURM_JOB_PARTITION": options.get("-p", "")}
+    if memory_mb:
+        env["SLURM_MEM_PER_NODE"] = str(memory_mb)
+    cancelled = False
+
+    def cancel(signum, frame):
+        nonlocal cancelled
+        cancelled = True
+
+    signal.signal(signal.SIGTERM, cancel)
+    _write_job(job_id, state="RUNNING", monitor=os.getpid(), started=time.time())
+    with open(output, "ab") as log:
+        process = subprocess.Popen(["/bin/bash", "-c", job["script"]], cwd=workdir, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    state, peak, oom, started = None, 0, False, time.time()
+    while process.poll() is None:
+        processes = _descendants(os.getpid())
+        total = sum(processes.values())
+        peak = max(peak, total)
+        if cancelled:
+            state = "CANCELLED"
+            _kill_all(signal.SIGTERM)
+            deadline = time.time() + 5
+            while process.poll() is None and time.time() < deadline:
+                time.sleep(0.1)
+            _kill_all(signal.SIGKILL)
+            break
+        if limit_mb and total > limit_mb and processes:
+            largest = max(processes, key=processes.get)
+            oom = True
+            with open(output, "a") as log:
+                log.write(f"slurmstepd: error: Detected 1 oom_kill event in StepId={job_id}.batch "
+                          f"({total} MB > {limit_mb} MB). Some of the step tasks have been OOM Killed.\n")
+            os.kill(largest, signal.SIGKILL)
+        if limit_s is not None and time.time() - started > limit_s:
+            state = "TIMEOUT"
+            with open(output, "a") as log:
+                log.write(f"slurmstepd: error: *** JOB {job_id} CANCELLED DUE TO TIME LIMIT ***\n")
+            _kill_all(signal.SIGTERM)
+            time.sleep(2)
+            _kill_all(signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    code = process.wait()
+    _kill_all(signal.SIGKILL)  # what the job left running dies with its allocation
+    if state is None:
+        state = "COMPLETED" if code == 0 else "OUT_OF_MEMORY" if oom else "FAILED"
+    _write_job(job_id, state=state, exit_code=code, peak_mb=peak, ended=time.time())
+    return 0
+
+
+def _states(runid: str | None) -> list[str]:
+    lines = []
+    for file in sorted((STATE / "jobs").glob("*.json")):
+        job = _read_job(file.stem)
+        if job is not None and (runid is None or job.get("name") == runid):
+            lines.append(f"{file.stem}|{job['state']}")
+    return lines
+
+
+def sacct(args: list[str]) -> int:
+    options, _ = _options(args, {"--name", "-j", "--format", "-o", "--starttime", "--endtime", "--clusters", "-u"})
+    if "-j" in options:  # a step's Reason, a job's nodelist
+        return 0
+    if "-nu" in options or "-o" in options:  # the account of the user's last job
+        print(f"{ACCOUNT:>20}")
+        return 0
+    print("\n".join(_states(options.get("--name"))))
+    return 0
+
+
+def squeue(args: list[str]) -> int:
+    options, _ = _options(args, {"--name", "--format", "--states", "-u"})
+    print("\n".join(_states(options.get("--name"))))
+    return 0
+
+
+def scancel(args: list[str]) -> int:
+    ids = [arg for arg in args if not arg.startswith("-")]
+    _append("scancel.jsonl", {"ids": ids, "time": time.time()})
+    for job_id in ids:
+        job = _read_job(job_id)
+        if job is None:
+            print(f"scancel: error: Invalid job id {job_id}", file=sys.stderr)
+            continue
+        if job.get("state") in ("PENDING", "RUNNING") and job.get("monitor"):
+            os.kill(job["monitor"], signal.SIGTERM)
+    return 0
+
+
+def srun(args: list[str]) -> int:
+    _, command = _options(args, {"-n", "-c", "--ntasks", "--cpus-per-task", "-N", "--nodes"})
+    _append("srun.jsonl", {"job_id": os.environ.get("SLURM_JOB_ID"),
+                           "env": {k: v for k, v in os.environ.items() if k.startswith("MEDSEG_")}})
+    os.execvp(command[0], command)
+
+
+COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "sinfo", "sacctmgr", "scontrol", "srun")
+
+
+def install(folder: Path, python: str = sys.executable) -> Path:
+    """Write the stand-in commands into ``folder`` (to be put first on PATH); returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for command in COMMANDS:
+        path = folder / command
+        path.write_text(f'#!/bin/sh\nexec {python} {Path(__file__).resolve()} {command} "$@"\n')
+        path.chmod(0o755)
+    return folder
+
+
+def main() -> int:
+    command, args = Path(sys.argv[0]).name, sys.argv[1:]
+    if command not in COMMANDS:  # python fake_slurm.py COMMAND ARGS...
+        command, args = args[0], args[1:]
+    if command == "_job":
+        return run_job(args[0])
+    if command == "install":
+        print(install(Path(args[0])))
+        return 0
+    _append("calls.jsonl", {"command": command, "args": args, "time": time.time()})
+    if command == "sbatch":
+        return sbatch(args)
+    if command == "sacct":
+        return sacct(args)
+    if command == "squeue":
+        return squeue(args)
+    if command == "scancel":
+        return scancel(args)
+    if command == "srun":
+        return srun(args)
+    if command == "sacctmgr":
+        print(f"{ACCOUNT:>20}")
+        return 0
+    if command == "sinfo":
+        print("PARTITION\n" + "\n".join(f"{p}*" if i == 0 else p for i, p in enumerate(PARTITIONS)))
+        return 0
+    if command == "scontrol":
+        print("MaxArraySize            = 1001\nMinJobAge               = 300 sec")
+        return 0
+    print(f"{command}: not faked", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
