@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from monai.inferers import SlidingWindowInferer
 from torch import nn
@@ -147,12 +148,17 @@ class Segmenter:
         self.slice_axes = slice_axes(settings)
         self.slice_axis = self.slice_axes[0]
         self.roi_size = tuple(int(v) for v in settings["roi_size"])
-        self.overlap = float(settings["overlap"] if overlap is None else overlap)
+        given = "given" if overlap is not None else f"model {package.name}'s inference.overlap"
+        overlap = settings["overlap"] if overlap is None else overlap
+        if isinstance(overlap, bool) or not isinstance(overlap, (int, float, np.integer, np.floating)):
+            # "0.5" from a notebook: float() took it, and "x" raised Python's own ValueError
+            raise InputError(f"tile overlap {overlap!r} ({given}): give a number, a fraction from 0 to below 1")
+        self.overlap = float(overlap)
         if not 0 <= self.overlap < 1:  # NaN included; MONAI's tiles need an overlap below 1 (as model.json's)
-            given = "given" if overlap is not None else f"model {package.name}'s inference.overlap"
             raise InputError(f"tile overlap {self.overlap} ({given}): give a fraction from 0 to below 1")
-        if int(batch_size) < 1:
-            raise InputError(f"batch size {batch_size}: give 1 or more tiles per forward pass")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            # 2.5 was taken as 2, "x" raised Python's own ValueError
+            raise InputError(f"batch size {batch_size!r}: give a whole number of tiles per forward pass, 1 or more")
         self.blend = settings["blend"]
         self.context = int(settings["context_slices"])
         self.flips = [int(a) for a in settings.get("flip_tta") or []]

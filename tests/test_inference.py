@@ -321,7 +321,11 @@ def test_back_off_gives_up_what_ran_out(make_package, caplog, inside, last_batch
 @pytest.mark.parametrize("settings, message", [
     ({"overlap": 1.0}, r"tile overlap 1.0 \(given\): give a fraction from 0 to below 1"),
     ({"overlap": float("nan")}, "tile overlap nan"),
-    ({"batch_size": 0}, "batch size 0: give 1 or more"),
+    ({"batch_size": 0}, "batch size 0: give a whole number of tiles per forward pass, 1 or more"),
+    ({"batch_size": "x"}, "batch size 'x': give a whole number"),  # Python's own ValueError before
+    ({"batch_size": 2.5}, "batch size 2.5: give a whole number"),  # taken as 2
+    ({"batch_size": True}, "batch size True: give a whole number"),
+    ({"overlap": "x"}, r"tile overlap 'x' \(given\): give a number"),
 ])
 def test_settings_a_segmenter_cannot_run_are_refused_by_the_library(phantom_package, settings, message):
     """Only the CLI refused them: the library failed in MONAI or in range() ("arg 3 must not be zero")."""
