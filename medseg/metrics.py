@@ -359,14 +359,18 @@ class _LabelCounts:
         self.pred, self.ref = pred, ref
         top = max([0, *values])
         # (np.bincount takes no uint64; a uint64 file of small values is counted per label)
-        self.fast = (top <= most and all(a.dtype.kind == "i" or (a.dtype.kind == "u" and a.dtype.itemsize <= 4)
-                                         for a in (pred, ref))
-                     and all(0 <= int(a.max(initial=0)) <= most and int(a.min(initial=0)) >= 0 for a in (pred, ref)))
+        self.fast = top <= most and all(a.dtype.kind == "i" or (a.dtype.kind == "u" and a.dtype.itemsize <= 4)
+                                        for a in (pred, ref))
+        highest = 0
+        for a in (pred, ref) if self.fast else ():  # each array's extremes read once (a whole-volume pass each)
+            high = int(a.max(initial=0))
+            self.fast = self.fast and high <= most and (a.dtype.kind == "u" or int(a.min(initial=0)) >= 0)
+            highest = max(highest, high)
         if not self.fast:
             return
         from scipy import ndimage
 
-        size = max(top, int(pred.max(initial=0)), int(ref.max(initial=0))) + 1
+        size = max(top, highest) + 1
         self.n_pred, self.n_ref, self.n_both = (np.zeros(size, dtype=np.int64) for _ in range(3))
         # a slab at a time: np.bincount casts what it counts to int64, 8 bytes a voxel (840 MB for 105 million uint8
         # voxels, where a label's masks took 3 bytes a voxel), and a Fortran-ordered array's ravel() is a copy
