@@ -1852,6 +1852,19 @@ def test_equal_values_have_standard_deviation_zero():
     assert describe([0.5, 0.7])["std"] == pytest.approx(0.1414213562)
 
 
+def test_averaged_statistics_carry_no_binary_residue():
+    """The median of an even count averages two values, and a mean sums them: summary.json read 0.15000000000000002
+    for the median of 0.1 and 0.2. A median that is one of the values is that value to the last bit."""
+    from medseg.report.summary import describe
+
+    assert np.median([0.1, 0.2]) != 0.15 and np.mean([0.1, 0.2]) != 0.15  # the residue this is about
+    stats = describe([0.2, None, 0.1])
+    assert stats["median"] == 0.15 and stats["mean"] == 0.15 and (stats["min"], stats["max"]) == (0.1, 0.2)
+    odd = 0.1 + 0.2  # 0.30000000000000004: a value's own last bits are kept
+    assert describe([0.1, odd, 0.9])["median"] == odd and describe([odd, odd, 0.1, 0.9])["median"] == odd
+    assert describe([1 / 3, 2 / 3, 0.5, 0.25])["mean"] == pytest.approx(0.4375, abs=1e-15)
+
+
 def test_a_report_without_overlays_has_no_overlay_legend(tmp_path):
     write_failure(tmp_path, "a")
     write_failure(tmp_path, "b")
