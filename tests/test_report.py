@@ -932,9 +932,10 @@ def test_input_unlike_the_training_volumes_is_flagged(tmp_path):
 
 
 # ---------------------------------------------------------------- many labels: the compact forms
-def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[int, ...]) -> None:
+def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[int, ...],
+                          emptied: tuple[int, ...] = ()) -> None:
     """``count`` boxes of 7×7×9 voxels (labels 1..count) on a grid; the ``eroded`` labels lose their surface
-    in the prediction (Dice 0.568)."""
+    in the prediction (Dice 0.568), the ``emptied`` ones all their voxels (Dice 0, no HD95)."""
     shape, affine = (60, 60, 24), np.diag([1.0, 1.0, 2.0, 1.0])
     labels = np.zeros(shape, np.uint8)
     for k in range(1, count + 1):
@@ -943,6 +944,7 @@ def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[in
     prediction = labels.copy()
     for k in eroded:
         prediction[(labels == k) & ~ndi.binary_erosion(labels == k)] = 0
+    prediction[np.isin(labels, emptied)] = 0
     names = {0: "background", **{k: f"organ_{k:02d}" for k in range(1, count + 1)}}
     folder, inputs = root / "cases" / case_id, root / "inputs"
     folder.mkdir(parents=True)
@@ -1092,6 +1094,25 @@ def test_a_tiny_dice_is_not_written_as_zero():
 
     assert [_dice(v, 0.7) for v in (4e-7, 0.0, 1.0, None, 0.5, 0.123456789, 0.6999996, 0.99999996, 1e-12)] == [
         "0.0000004", "0", "1", None, "0.5", "0.123457", "0.6999996", "0.99999996", "1e-12"]
+
+
+def test_the_compact_summary_counts_the_cases_with_an_hd95_apart(tmp_path):
+    """HD95 and ASSD exist only where both masks have voxels: over three cases with label 2 missed in one, the Dice n
+    read 3 above an HD95 median taken over 2."""
+    from medseg.report.figures import MANY_LABELS
+
+    for case_id, emptied in (("a", ()), ("b", (2,)), ("c", ())):
+        write_many_label_case(tmp_path, case_id, MANY_LABELS + 1, eroded=(), emptied=emptied)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    stats = json.loads(built.summary.read_text())["labels"]["2"]
+    assert (stats["dice"]["n"], stats["hd95_mm"]["n"], stats["assd_mm"]["n"]) == (3, 2, 2)
+    summary = section(built.html.read_text(encoding="utf-8"), "Summary per label")
+    heads = re.findall(r"<th>([^<]*)</th>", summary.split("</thead>")[0].split("</tr>")[1])
+    assert heads[:7] == ["n", "mean", "median", "min", "n", "median", "max"]
+    row = next(row for row in summary.split("<tr>") if "<b>2 organ_02</b>" in row)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+    assert cells[0] == "3" and cells[4] == "2" and cells[5] == f"{stats['hd95_mm']['median']:.2f}"
+    assert "cases with an HD95" in summary
 
 
 def test_a_compact_card_with_every_label_to_look_at_shows_one_table_and_one_line_per_flag(tmp_path):

@@ -295,8 +295,11 @@ DICE_COLOURS = ("A Dice cell is red below the Dice threshold, amber where the la
 ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
               "(cases without a reference last), then by number of flags.")
 TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
-COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3), ("hd95_mm", "HD95 (mm)", ("median", "max"), 2),
-                   ("assd_mm", "ASSD (mm)", ("mean",), 2), ("pred_volume_ml", "predicted (ml)", ("median",), 3),
+# HD95 and ASSD have their own n: they are defined only where both masks have voxels, Dice also where one is empty
+COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3),
+                   ("hd95_mm", "HD95 (mm)", ("n", "median", "max"), 2),
+                   ("assd_mm", "ASSD (mm)", ("mean",), 2),
+                   ("pred_volume_ml", "predicted (ml)", ("median",), 3),
                    ("ref_volume_ml", "reference (ml)", ("median",), 3),
                    ("volume_difference_ml", "pred − ref (ml)", ("mean",), 3))
 
@@ -314,8 +317,9 @@ def _summary_compact(labels: dict, threshold: float) -> str:
             f'<div class="wide"><table><thead><tr><th rowspan="2">label</th>{groups}</tr><tr>{heads}</tr></thead>'
             + "".join(rows) + "</table></div>"
             '<p class="small muted">One row per label; statistics over the cases where the value is defined (n: '
-            "cases with a Dice; predicted volumes over every segmented case, reference volumes and pred − ref, paired "
-            "case by case, over the scored ones); see the empty-mask policy below. Every statistic of every metric "
+            "cases with a Dice, and cases with an HD95, where both masks have voxels, over which ASSD is taken too; "
+            "predicted volumes over every segmented case, reference volumes and pred − ref, paired case by case, over "
+            "the scored ones); see the empty-mask policy below. Every statistic of every metric "
             "(n, mean, median, std, min, max) is in <code>summary.json</code>.</p>")
 
 
