@@ -122,7 +122,9 @@ class Segmenter:
     ``package``: a :class:`~medseg.package.ModelPackage`, or a shipped model's name or a package folder (loaded with
     :func:`~medseg.package.load_package`, its weights checked). ``device`` and ``precision`` as ``medseg infer``'s
     ``--device`` and ``--precision`` (a device that is not there is a :class:`~medseg.errors.DeviceError`, never a
-    fallback); ``overlap`` replaces the package's tile overlap. One segmenter serves one thread at a time.
+    fallback); ``overlap`` replaces the package's tile overlap. ``invocation``: what ran it (``{"argv": [...],
+    "cwd": ...}`` from the command line), recorded in each sidecar as it is. One segmenter serves one thread at a
+    time.
     """
 
     def __init__(
@@ -135,10 +137,12 @@ class Segmenter:
         slab_voxels: int = 1 << 24,
         net: nn.Module | None = None,
         batch_setting: str = "--batch-size",
+        invocation: dict | None = None,
     ) -> None:
         if isinstance(package, (str, os.PathLike)):  # a name or a folder, as scoring takes one
             package = load_package(package)
         self.package = package
+        self.invocation = invocation
         self.device_choice: DeviceChoice = resolve_device(device)
         self.device = torch.device(self.device_choice.device)
         self.precision = resolve_precision(precision, self.device_choice.device)

@@ -511,5 +511,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "cpu_threads": torch.get_num_threads(),
         "precision": segmenter.precision,
         "versions": versions(),
+        # the command line and the folder it ran in (null from Python): paths in it are relative to that folder
+        "invocation": segmenter.invocation,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

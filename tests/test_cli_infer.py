@@ -65,6 +65,9 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
     assert "cpu" in err  # the device is always reported
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
     assert "reference" not in sidecar and sidecar["input_info"] == {}
+    # the command as medseg got it (not the test runner's own argv), and where it ran: its relative paths' base
+    assert sidecar["invocation"] == {"argv": ["medseg", "infer", str(case), "--model", package.name, "-o",
+                                              str(tmp_path / "out")], "cwd": str(package.parent)}
 
 
 def test_missing_file_is_one_line_exit_1(tmp_path, make_package, capsys):

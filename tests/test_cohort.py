@@ -711,6 +711,10 @@ def test_cli_runs_a_sheet_and_writes_its_record(cohort, capsys):
     assert "bad" not in captured.err  # the failure is reported once, not again as a log line
     job = json.loads(record.read_text())
     assert job["schema"] == "medseg-cohort-job/1" and job["counts"]["failed"] == 1 and job["counts"]["ok"] == 1
+    sidecar = json.loads(next((results / "cases" / "c").glob("*_seg.json")).read_text())
+    assert sidecar["invocation"] == {"argv": ["medseg", "cohort", "infer", str(sheet), "-o", str(results), "--model",
+                                              MODEL, "--device", "cpu", "--case", "bad", "--case", "c", "--record",
+                                              str(record)], "cwd": os.getcwd()}
     with pytest.raises(SystemExit) as caught:  # -q: only errors, and a failed case is one
         main(["-q", "cohort", "infer", str(sheet), "-o", str(results), "--model", MODEL, "--device", "cpu",
               "--case", "bad", "--case", "c"])

@@ -33,6 +33,7 @@ def test_an_array_in_memory_gets_the_labels_of_its_file(phantom_file, phantom_se
         p, r = labels == value, phantom.labels == value
         assert 2 * (p & r).sum() / (p.sum() + r.sum()) > 0.8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case_seg.json", "case_seg.nii.gz"]
+    assert outputs.record["invocation"] is None  # from Python: no command line to record (not the test runner's)
 
 
 def test_a_model_name_will_do(phantom_file, phantom_segmenter):

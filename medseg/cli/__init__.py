@@ -16,6 +16,8 @@ import warnings
 
 import click
 
+from medseg.cli.options import ARGS_KEY
+
 __all__ = ["main", "cli"]
 
 # command name -> (module, attribute, one-line help)
@@ -248,7 +250,9 @@ def _outcome(argv: list[str] | None) -> int:
         # invoked here rather than through cli.main, which writes an empty line on stderr when it meets a Ctrl-C;
         # what else it does is done here: shell completion (_MEDSEG_COMPLETE; it exits), a closed stdout pipe below
         cli._main_shell_completion({}, "medseg", None)
-        with cli.make_context("medseg", list(sys.argv[1:] if argv is None else argv)) as context:
+        args = list(sys.argv[1:] if argv is None else argv)
+        with cli.make_context("medseg", list(args)) as context:
+            context.meta[ARGS_KEY] = args  # as given, for sidecars (options.invocation)
             code = cli.invoke(context)
     except click.exceptions.Abort as error:  # click's own (a prompt's Ctrl-C)
         if isinstance(error.__cause__, _Terminated):

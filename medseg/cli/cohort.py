@@ -12,6 +12,7 @@ from medseg.cli.options import (
     batch_option,
     device_option,
     escaped_line,
+    invocation,
     model_option,
     precision_option,
     quiet,
@@ -182,7 +183,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     selected = _select(samples, cases, results, in_run)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
-                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb))
+                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), invocation=invocation())
     _report(infer_cases(selected, results, options, on_case=_tell, redo=redo_for_job(redo, record)), record)
     return 0
 

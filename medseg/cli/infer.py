@@ -15,6 +15,7 @@ from medseg.cli.options import (
     device_option,
     error_line,
     escaped_line,
+    invocation,
     model_option,
     overwrite_option,
     precision_option,
@@ -88,7 +89,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
     defaulted = click.get_current_context().get_parameter_source("model") is click.core.ParameterSource.DEFAULT
     package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
-    segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap)
+    segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
+                          invocation=invocation())
     if not overwrite:  # the clashes were refused above: what is left is outputs that exist already
         with usage_errors():
             check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)

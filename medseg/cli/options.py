@@ -13,7 +13,7 @@ import click
 __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
-    "file_output", "usage_errors",
+    "file_output", "usage_errors", "invocation",
 ]
 
 
@@ -122,6 +122,15 @@ def error_line(message: object) -> str:
     """``medseg: error: <message>`` as one line (:func:`escaped_line`), so that each error stays one plain line of
     the log, as the others are."""
     return f"medseg: error: {escaped_line(str(message))}"
+
+
+ARGS_KEY = "medseg.args"  # the arguments medseg's command line was given, in the click context's meta
+
+
+def invocation() -> dict:
+    """This run's command line, as medseg received it, and the folder it ran in, for sidecars: a result's own
+    record of what made it (relative paths in it are relative to ``cwd``)."""
+    return {"argv": ["medseg", *click.get_current_context().meta.get(ARGS_KEY, [])], "cwd": os.getcwd()}
 
 
 def quiet(ctx: click.Context | None = None) -> bool:

@@ -72,6 +72,7 @@ class InferOptions:
     threads: int | None = None  # CPU threads for torch; does not change results
     memory_mb: int | None = None  # the job's memory (the scheduler's request): crashes with less do not count
     final_attempt: bool = False  # this job is its last retry (see give_up)
+    invocation: dict | None = None  # the job's command line and folder, recorded in sidecars; changes nothing
 
 
 @dataclass
@@ -121,7 +122,8 @@ class _LazySegmenter:
 
             set_threads(self.options.threads)  # or no more than a cgroup's CPU quota allows
             self.segmenter = Segmenter(self.package, device=self.options.device, precision=self.options.precision,
-                                       batch_size=self.options.batch_size, overlap=self.options.overlap)
+                                       batch_size=self.options.batch_size, overlap=self.options.overlap,
+                                       invocation=self.options.invocation)
             self.setup_s = time.perf_counter() - clock
             log.info("model %s (%s) on %s, precision %s, ready in %.2f s (torch and MONAI imports included)",
                      self.package.name, self.package.sha256[:12], self.segmenter.device_choice,
