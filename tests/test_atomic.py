@@ -547,3 +547,19 @@ def test_temporary_files_carry_their_targets_name_so_a_writers_leftovers_can_be_
         path.write_text("{")
     remove_leftovers_of(tmp_path, ["a.infer.json"])
     assert not mine.exists() and all(path.exists() for path in theirs)
+
+
+def test_a_folders_digest_tells_names_from_contents(tmp_path):
+    """A folder's files were hashed as name, content, name, content… with nothing between them: a file ``ab`` holding
+    ``c`` and one ``a`` holding ``bc`` gave the same SHA-256."""
+    from medseg.io.atomic import sha256_of
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "ab").write_bytes(b"c")
+    (two / "a").write_bytes(b"bc")
+    assert sha256_of(one) != sha256_of(two)
+    (two / "a").rename(two / "ab")
+    (two / "ab").write_bytes(b"c")
+    assert sha256_of(one) == sha256_of(two)  # the same names and contents: the same digest

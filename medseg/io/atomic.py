@@ -465,8 +465,10 @@ def _file_mode() -> int:
 
 
 def sha256_of(path: Path | str | Sequence[Path | str]) -> str:
-    """SHA-256 of a file, of a folder's files (sorted relative paths and contents), or of several files' contents in
-    the order given (an image stored as a header and an image file); one file in a list hashes as that file."""
+    """SHA-256 of a file, of a folder's files (sorted relative paths and contents, each path ended by a NUL and
+    followed by its file's size, so that no name and content can pass for another split of the same bytes), or of
+    several files' contents in the order given (an image stored as a header and an image file); one file in a list
+    hashes as that file."""
     if isinstance(path, (list, tuple)):
         if len(path) == 1:
             return sha256_of(path[0])
@@ -477,7 +479,8 @@ def sha256_of(path: Path | str | Sequence[Path | str]) -> str:
     digest = hashlib.sha256()
     for file in files:
         if path is not None and path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
+            name = os.fsencode(file.relative_to(path))
+            digest.update(name + b"\0" + file.stat().st_size.to_bytes(8, "little"))
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
