@@ -94,10 +94,10 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
     other = dicom_seg if output_format == "nifti" else seg_path
     earlier = _medseg_json(sidecar_path, "medseg-segmentation/1") or {}
     found = []
-    if other.is_file() and earlier.get("segmentation") == other.name \
+    if _is_file(other) and earlier.get("segmentation") == other.name \
             and earlier.get("segmentation_sha256") in (None, sha256_of(other)):
         found.append(other)
-    if not scored and metrics_path.is_file():
+    if not scored and _is_file(metrics_path):
         # metrics go with the file they score, when this run replaces it (its target) or removes it (above)
         # (compared with links followed: metrics may name the file by a path through a linked folder)
         replaced = [seg_path if output_format == "nifti" else dicom_seg, *found]
@@ -108,6 +108,15 @@ def superseded_outputs(input_path: Path | str, out_dir: Path | str | None = None
             found.append(metrics_path)
     kept = {os.path.realpath(p) for p in keep}
     return [p for p in found if os.path.realpath(p) not in kept]
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file``, with a name the file system cannot hold (an input's name long enough that its
+    ``_metrics.json`` would pass 255 bytes) not a file, where ``Path.is_file`` raises."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _moved_here(scored: str, sha256, replaced: list[Path]) -> bool:

@@ -1025,6 +1025,22 @@ def test_an_output_one_input_cannot_have_fails_that_input_alone_in_a_batch(tmp_p
     assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
 
 
+def test_a_name_whose_unwritten_metrics_would_be_too_long_is_segmented(tmp_path, case, make_package, capsys):
+    """An input whose segmentation and sidecar names fit in 255 bytes but whose ``_metrics.json`` would not is
+    segmented when no reference is given (the metrics are never written); looking for an earlier run's metrics of
+    that name raised the file system's "File name too long" as a traceback."""
+    package = str(make_package())
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    long = folder / ("m" * 243 + ".nii.gz")  # _seg.json 252 bytes, _metrics.json 256
+    long.write_bytes(case.read_bytes())
+    code, out, err = run(["infer", str(long), "--model", package], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert _files(folder) == sorted([long.name, "m" * 243 + "_seg.json", "m" * 243 + "_seg.nii.gz"])
+    assert nib.load(str(folder / ("m" * 243 + "_seg.nii.gz"))).shape == (40, 40, 8)
+
+
 def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, case, make_package, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder\n")
