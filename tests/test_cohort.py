@@ -55,6 +55,31 @@ def test_sheet_paths_are_relative_to_its_folder(tmp_path):
     assert trailing[0].image == tmp_path / "a.nii.gz"
 
 
+def test_a_sheet_written_on_windows_takes_backslashes_as_folder_separators(tmp_path):
+    """``data\\a.nii.gz`` (a sheet typed or exported on Windows) named a file with backslashes in its name: the case
+    was listed as a missing image and failed when it ran. A Windows drive path is refused at once, with its line."""
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "a.nii.gz").write_bytes(b"")
+    (tmp_path / "odd\\name.nii.gz").write_bytes(b"")  # a file named with a backslash is taken as it is named
+    sheet = _sheet(tmp_path, "case_id\timage\treference\n"
+                             "a\tdata\\sub\\a.nii.gz\tlabels\\a.nii.gz\n"
+                             "b\todd\\name.nii.gz\n"
+                             "c\t..\\up\\c.nii.gz\n")
+    samples = read_samples(sheet)
+    assert samples[0].image == tmp_path / "data" / "sub" / "a.nii.gz"
+    assert samples[0].reference == tmp_path / "labels" / "a.nii.gz"  # not there either: read as meant, then missing
+    assert samples[1].image == tmp_path / "odd\\name.nii.gz"
+    assert samples[2].image == tmp_path.parent / "up" / "c.nii.gz"
+    for cell, column in (("C:\\Users\\x\\a.nii.gz\t", "image"), ("a.nii.gz\tD:/labels/a.nii.gz", "reference"),
+                         ("\\\\server\\share\\a.nii.gz\t", "image")):
+        sheet = _sheet(tmp_path, f"case_id\timage\treference\n# first\na\t{cell}\n")
+        with pytest.raises(InputError) as caught:
+            read_samples(sheet)
+        value = cell.split("\t")[0 if column == "image" else 1]
+        assert str(caught.value) == (f"{sheet}:3: the {column} {value} is a Windows path; give its path on this "
+                                     "machine (relative to the sheet's folder, or absolute)")
+
+
 def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_path):
     """A spreadsheet's "Unicode text" export is the tab-separated sheet in UTF-16 with a byte order mark: it was
     refused with Python's "'utf-8' codec can't decode byte 0xff in position 0"."""

@@ -10,7 +10,9 @@ Columns (a header line is required, in any order; other columns are allowed and 
 * ``series`` — optional: which DICOM series of the folder to use (UID or number).
 
 Relative paths are relative to the folder that holds the sheet (so a sheet moves with its data); ``~`` is
-expanded; absolute paths are used as they are. Blank lines and lines starting with ``#`` are skipped.
+expanded; absolute paths are used as they are. Backslashes separate folders where no file is named with them (a
+sheet written on Windows); a Windows drive or network path is refused. Blank lines and lines starting with ``#``
+are skipped.
 A missing image is not an error here: the case ends as a recorded failure when it is run.
 """
 
@@ -111,6 +113,25 @@ def _resolve(value: str, base: Path) -> Path:
     return Path(os.path.abspath(base / Path(value).expanduser()))
 
 
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # C:\..., C:/..., \\server\share
+
+
+def _sheet_path(value: str, base: Path, at: str, column: str) -> Path:
+    """A path cell, resolved by :func:`_resolve`. A sheet written on Windows separates folders with backslashes
+    (``data\\case01.nii.gz``): where no file is named so, with its backslashes, the path is read with them as
+    ``/``. A Windows drive or network path (``C:\\scans\\a.nii.gz``) that is not there is no path on this machine:
+    an :class:`InputError` naming the line, at once (as a missing file it failed only when its case ran)."""
+    path = _resolve(value, base)
+    if os.sep == "\\" or not ("\\" in value or _WINDOWS_ABSOLUTE.match(value)) or os.path.lexists(path):
+        return path  # (a plain path is not looked up: planning a cohort stats each of its images once)
+    if _WINDOWS_ABSOLUTE.match(value):
+        raise InputError(f"{at}: the {column} {value} is a Windows path; give its path on this machine (relative to "
+                         "the sheet's folder, or absolute)")
+    if "\\" in value:
+        return _resolve(value.replace("\\", "/"), base)
+    return path
+
+
 def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str = "sample sheet") -> list[Sample]:
     """Check the rows' values and make :class:`Sample` records; relative paths are taken from ``base``."""
     base = Path(os.path.abspath(base))
@@ -132,14 +153,14 @@ def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str =
                              f"ignoring letter case)")
         seen[key] = line
         reference = row.get("reference")
-        image = _resolve(row["image"], base)
+        image = _sheet_path(row["image"], base, at, "image")
         if row.get("series") and image.is_file():
             raise InputError(f"{at}: a series ({row['series']}) is given for {image}, a file; the series column is "
                              "for DICOM folders only")
         samples.append(Sample(
             case_id=case_id,
             image=image,
-            reference=_resolve(reference, base) if reference else None,
+            reference=_sheet_path(reference, base, at, "reference") if reference else None,
             series=row.get("series") or None,
             line=line,
         ))
