@@ -80,6 +80,27 @@ def test_a_sheet_written_on_windows_takes_backslashes_as_folder_separators(tmp_p
                                      "machine (relative to the sheet's folder, or absolute)")
 
 
+def test_a_sheet_finds_a_name_whose_accents_are_composed_otherwise_on_disk(tmp_path):
+    """'é' is one character (NFC, as typed on Linux or Windows) or 'e' and a combining accent (NFD, as macOS names
+    files): the two look the same in the sheet and in ``ls``, but the case was listed as a missing image."""
+    import unicodedata
+
+    composed, decomposed = unicodedata.normalize("NFC", "bild_é"), unicodedata.normalize("NFD", "bild_é")
+    assert composed != decomposed
+    (tmp_path / "dätä").mkdir()
+    (tmp_path / "dätä" / f"{composed}.nii.gz").write_bytes(b"")
+    (tmp_path / f"{decomposed}.nii.gz").write_bytes(b"")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(unicodedata.normalize("NFD", "case_id\timage\treference\na\tdätä/bild_é.nii.gz\tbild_é.nii.gz\n")
+                     + unicodedata.normalize("NFC", "b\tbild_é.nii.gz\n") + "c\tdata/missing_é.nii.gz\n",
+                     encoding="utf-8")
+    samples = read_samples(sheet)
+    assert samples[0].image == tmp_path / "dätä" / f"{composed}.nii.gz" and samples[0].image.exists()
+    assert samples[0].reference == tmp_path / f"{decomposed}.nii.gz" and samples[0].reference.exists()
+    assert samples[1].image == tmp_path / f"{decomposed}.nii.gz"
+    assert samples[2].image == tmp_path / "data" / "missing_é.nii.gz"  # in neither form: as written, and missing
+
+
 def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_path):
     """A spreadsheet's "Unicode text" export is the tab-separated sheet in UTF-16 with a byte order mark: it was
     refused with Python's "'utf-8' codec can't decode byte 0xff in position 0"."""

@@ -11,8 +11,8 @@ Columns (a header line is required, in any order; other columns are allowed and 
 
 Relative paths are relative to the folder that holds the sheet (so a sheet moves with its data); ``~`` is
 expanded; absolute paths are used as they are. Backslashes separate folders where no file is named with them (a
-sheet written on Windows); a Windows drive or network path is refused. Blank lines and lines starting with ``#``
-are skipped.
+sheet written on Windows); accented letters are matched composed or decomposed, as the disk holds them; a Windows
+drive or network path is refused. Blank lines and lines starting with ``#`` are skipped.
 A missing image is not an error here: the case ends as a recorded failure when it is run.
 """
 
@@ -23,6 +23,7 @@ import contextlib
 import csv
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,17 +120,24 @@ _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # C:\..., C:/..., \
 def _sheet_path(value: str, base: Path, at: str, column: str) -> Path:
     """A path cell, resolved by :func:`_resolve`. A sheet written on Windows separates folders with backslashes
     (``data\\case01.nii.gz``): where no file is named so, with its backslashes, the path is read with them as
-    ``/``. A Windows drive or network path (``C:\\scans\\a.nii.gz``) that is not there is no path on this machine:
-    an :class:`InputError` naming the line, at once (as a missing file it failed only when its case ran)."""
+    ``/``. A name whose accented letters are composed otherwise than on disk (``é`` as one character or as ``e`` and
+    its accent: macOS writes file names so) is found in the form the disk holds. A Windows drive or network path
+    (``C:\\scans\\a.nii.gz``) that is not there is no path on this machine: an :class:`InputError` naming the line,
+    at once (as a missing file it failed only when its case ran)."""
     path = _resolve(value, base)
-    if os.sep == "\\" or not ("\\" in value or _WINDOWS_ABSOLUTE.match(value)) or os.path.lexists(path):
+    if value.isascii() and (os.sep == "\\" or not ("\\" in value or _WINDOWS_ABSOLUTE.match(value))):
         return path  # (a plain path is not looked up: planning a cohort stats each of its images once)
-    if _WINDOWS_ABSOLUTE.match(value):
+    if os.path.lexists(path):
+        return path
+    if os.sep != "\\" and _WINDOWS_ABSOLUTE.match(value):
         raise InputError(f"{at}: the {column} {value} is a Windows path; give its path on this machine (relative to "
                          "the sheet's folder, or absolute)")
-    if "\\" in value:
-        return _resolve(value.replace("\\", "/"), base)
-    return path
+    text = value.replace("\\", "/") if os.sep != "\\" else value
+    for form in ("NFC", "NFD"):  # é typed as one character, or as e and its accent (macOS file names)
+        other = unicodedata.normalize(form, text)
+        if other != text and os.path.lexists(_resolve(other, base)):
+            return _resolve(other, base)
+    return _resolve(text, base)
 
 
 def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str = "sample sheet") -> list[Sample]:
