@@ -120,6 +120,8 @@ def write_phantom(
     (code 1)."""
     import nibabel as nib
 
+    from medseg.io.nifti import save_nifti
+
     phantom = make_phantom(shape=shape, seed=seed, oblique=oblique)
     for path, array in ((image_path, phantom.image), (label_path, phantom.labels)):
         if path is None:
@@ -129,5 +131,5 @@ def write_phantom(
         img.header.set_sform(phantom.affine, code=1)
         img.header.set_qform(phantom.affine, code=1)
         img.header.set_xyzt_units("mm", "sec")
-        nib.save(img, str(path))
+        save_nifti(img, path)
     return phantom

@@ -19,6 +19,7 @@ import pytest
 from held_stops import ctrl_c_while_placing
 
 from medseg.cli import main
+from medseg.io import read_image
 from medseg.synthetic import make_phantom, write_phantom
 
 
@@ -1689,6 +1690,17 @@ def test_quiet_silences_the_wrote_line_of_synth(tmp_path, capsys):
     assert (code, out, err) == (0, "", "") and (tmp_path / "p.nii.gz").is_file()
     code, out, _ = run(["synth", str(tmp_path / "q.nii.gz"), "--shape", "16", "16", "4"], capsys)
     assert out == f"wrote {tmp_path / 'q.nii.gz'}\n"
+
+
+def test_synth_writes_the_name_given_in_mixed_letter_case(tmp_path, capsys):
+    """``phantom.Nii`` was written as ``phantom.nii`` (nibabel's choice of name) while "wrote phantom.Nii" was
+    printed: the file named was not there."""
+    code, out, err = run(["synth", str(tmp_path / "p.Nii"), "--label", str(tmp_path / "l.Nii.Gz"), "--shape", "16",
+                          "16", "4"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.Nii.Gz", "p.Nii"]
+    assert (tmp_path / "l.Nii.Gz").read_bytes()[:2] == b"\x1f\x8b"
+    assert read_image(tmp_path / "p.Nii").shape == (16, 16, 4)  # (nib.load reads .Nii as .nii)
 
 
 def test_synth_warns_when_the_grid_is_too_small_for_the_structures(tmp_path, capsys):

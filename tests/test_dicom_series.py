@@ -402,6 +402,21 @@ def test_convert_writes_nifti_atomically_and_refuses_overwrite(tmp_path, capsys)
     assert code == 1 and "output exists already; pass --overwrite" in stderr
 
 
+def test_convert_writes_the_name_given_in_any_letter_case(tmp_path, capsys):
+    """``ct.NII.GZ`` was refused ("the output must be a .nii or .nii.gz file") though every command reads it, and a
+    mixed-case ``ct.Nii`` failed with "cannot write (No such file or directory)": nibabel wrote ``ct.nii`` instead
+    of the temporary file's name, which was left behind, hidden."""
+    values, _ = make_series(tmp_path / "dcm", seed=7, orientation=SAGITTAL)
+    out = tmp_path / "out"
+    for name, gzipped in (("a.NII.GZ", True), ("b.Nii", False), ("c.Nii.Gz", True), ("d.NII", False)):
+        code, stdout, stderr = run_cli(["convert", str(tmp_path / "dcm"), str(out / name), "--sidecar"], capsys)
+        assert code == 0, stderr
+        assert (out / name).read_bytes()[:2] == b"\x1f\x8b" if gzipped else (out / name).read_bytes()[344:347] == b"n+1"
+        np.testing.assert_array_equal(read_image(out / name).array, values - 1024.0)  # nib.load reads .Nii as .nii
+    assert sorted(p.name for p in out.iterdir()) == ["a.NII.GZ", "a.json", "b.Nii", "b.json", "c.Nii.Gz", "c.json",
+                                                     "d.NII", "d.json"]
+
+
 def test_convert_failure_writes_nothing(tmp_path, capsys):
     make_series(tmp_path / "dcm", seed=1, series_number=3, prefix="a")
     make_series(tmp_path / "dcm", seed=2, series_number=4, prefix="b")

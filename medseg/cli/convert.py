@@ -33,7 +33,7 @@ def convert(folder, output, series, sidecar, overwrite):
     from medseg.io.dicom import convert_dicom
     from medseg.io.dicom_series import series_text
 
-    if not output.name.endswith((".nii", ".nii.gz")):  # a usage error (exit 2), as for synth's and evaluate's
+    if not output.name.lower().endswith((".nii", ".nii.gz")):  # a usage error (exit 2), as for synth's and evaluate's
         raise click.UsageError(f"{output}: the output must be a .nii or .nii.gz file")
 
     volume = convert_dicom(folder, output, series=series, overwrite=overwrite, sidecar=sidecar)

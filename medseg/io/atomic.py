@@ -132,7 +132,7 @@ def _aside_name(target: Path, kind: str) -> Path:
     tag = f".ms-{uuid.uuid4().hex[:8]}.{kind}"
     if len(os.fsencode(target.name)) <= _NAMED_AFTER:
         return target.with_name(f"{tag}.{target.name}")
-    suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix
+    suffix = target.name[-len(".nii.gz"):] if target.name.lower().endswith(".nii.gz") else target.suffix
     return target.with_name(f"{tag}{suffix}")
 
 

@@ -26,7 +26,7 @@ from medseg.io.dicom_series import (
     scan_folder,
     transfer_syntax,
 )
-from medseg.io.nifti import is_sheared
+from medseg.io.nifti import is_sheared, save_nifti
 from medseg.volume import Volume
 
 __all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "POLICY"]
@@ -149,18 +149,18 @@ def convert_dicom(folder: Path | str, output: Path | str, series: str | None = N
     from medseg.io.atomic import atomic_paths, check_writable
 
     output = Path(output)
-    if not output.name.endswith((".nii", ".nii.gz")):
+    if not output.name.lower().endswith((".nii", ".nii.gz")):  # ct.NII.GZ too, as every input is read
         raise InputError(f"{output}: the output must be a .nii or .nii.gz file")
     targets = [output] + ([_sidecar_path(output)] if sidecar else [])
     check_writable(targets, overwrite)
     # an earlier conversion's sidecar would describe another series than the file now under its name
     # (only when that conversion is the file replaced: t1.nii and t1.nii.gz share t1.json)
-    twin = output.with_name(output.name[:-3] if output.name.endswith(".gz") else output.name + ".gz")
+    twin = output.with_name(output.name[:-3] if output.name.lower().endswith(".gz") else output.name + ".gz")
     stale = overwrite and not sidecar and output.exists() and not twin.exists() and _own_sidecar(_sidecar_path(output))
     retire = [_sidecar_path(output)] if stale else []
     volume = read_dicom_series(folder, series=series)
     with atomic_paths(targets, overwrite=overwrite, retire=retire) as temps:
-        nib.save(volume_image(volume), str(temps[0]))
+        save_nifti(volume_image(volume), temps[0])
         if sidecar:
             record = {"source": str(volume.source), "source_sha256": volume.source_sha256, "shape": list(volume.shape),
                       "affine": volume.affine.tolist(), **volume.info}
@@ -195,7 +195,7 @@ def _own_sidecar(path: Path) -> bool:
 
 def _sidecar_path(output: Path) -> Path:
     name = output.name
-    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else name[: -len(".nii")]
     return output.with_name(stem + ".json")
 
 

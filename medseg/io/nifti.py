@@ -28,7 +28,7 @@ _GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error, _isal_error)  # a stream
 _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
-           "label_dtype", "is_sheared", "check_voxels_fit", "gzip_without_gz"]
+           "label_dtype", "is_sheared", "check_voxels_fit", "gzip_without_gz", "save_nifti"]
 
 log = logging.getLogger(__name__)
 
@@ -796,6 +796,13 @@ def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None)
     image.header["cal_min"] = 0
     image.header["cal_max"] = float(top_label if top_label is not None else labels.max() if labels.size else 0)
     return image
+
+
+def save_nifti(image: nib.Nifti1Image, path: Path | str) -> None:
+    """``nib.save``, to ``path`` exactly: nibabel saves a mixed-case name (``scan.Nii``) as another one (``scan.nii``),
+    which left the name asked for missing (and an atomic write's temporary file behind). Compressed when the name
+    ends in ``.gz``, in any letter case."""
+    image.to_file_map(type(image).make_file_map({"image": str(path)}))
 
 
 def write_labels(labels: np.ndarray, like: Volume, path: Path | str, top_label: int | None = None) -> None:
