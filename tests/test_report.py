@@ -291,6 +291,25 @@ def test_without_references(tmp_path):
     assert page.count('class="overlay"') == 5
 
 
+def test_a_results_folder_of_links_to_other_folders_is_read_through_them(tmp_path):
+    """A folder gathering sites' results by links to their folders read as holding none ("no case results found"):
+    links to folders were not followed. A folder reached twice (a second link to it, a loop) is read once."""
+    write_case(tmp_path / "site_a", "a1", 0, "exact")
+    write_case(tmp_path / "site_a", "a2", 1, "erode")
+    write_case(tmp_path / "site_b", "b1", 2, "exact", reference=False)
+    gathered = tmp_path / "gathered"
+    gathered.mkdir()
+    (gathered / "a").symlink_to(tmp_path / "site_a")
+    (gathered / "b").symlink_to(tmp_path / "site_b" / "cases")
+    (gathered / "a_again").symlink_to(tmp_path / "site_a" / "cases")  # site_a's cases once more
+    (gathered / "loop").symlink_to(gathered)
+    outputs = build_report(gathered, tmp_path / "out" / "report.html")
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["cases"]["total"] == 3 and summary["cases"]["scored"] == 2
+    assert summary["cases"]["no_reference"] == 1 and summary["cases"]["failed"] == 0
+    assert sorted(row["case_id"] for row in read_tsv(outputs.table)) == ["a1", "a2", "b1"]
+
+
 def test_geometry_flags(tmp_path):
     for seed in range(3):
         write_case(tmp_path, f"g{seed}", seed, "exact")

@@ -198,6 +198,26 @@ def _exists(path: Path, file: bool = False) -> bool:
         return False
 
 
+def _json_files(results_dir: Path) -> list[Path]:
+    """The ``*.json`` files under ``results_dir``, sorted, through links to folders too (a folder gathering the
+    results of several sites by links to them; ``Path.rglob`` does not follow them, and such a folder read as
+    holding no results). A folder reached twice (a link to a folder also reached another way, a loop of links) is
+    read once."""
+    import os
+
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(results_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()  # the same folder kept, run after run, where two ways lead to it
+        found.extend(Path(folder) / name for name in files if name.endswith(".json"))
+    return sorted(found)
+
+
 def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[CaseResult]:
     """Every case under ``results_dir`` (searched recursively), in a stable order. A folder without any
     results is an error unless ``allow_empty`` (a sample sheet then says which cases are missing)."""
@@ -207,7 +227,7 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
     cases: dict[tuple[Path, str], CaseResult] = {}
     unreadable: set[Path] = set()
     found = 0
-    for path in sorted(results_dir.rglob("*.json")):
+    for path in _json_files(results_dir):
         if path.name.startswith(".") or not path.is_file():
             continue
         suffix = next((s for s in KINDS if path.name.endswith(s)), None)
