@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import math
 import time
@@ -49,7 +50,6 @@ from medseg.package import (
     CONFIG_NAME,
     ModelPackage,
     bottleneck_cells,
-    load_package,
     save_package,
     trained_with,
 )
@@ -392,7 +392,9 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             package = save_package(net, package_config, out_dir, extra_files={"MODEL_CARD.md": model_card})
         except KeyboardInterrupt as stop:  # a stop held while the package was placed: it is whole, and recorded so
             if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):
-                record_package(out_dir, state, load_package(out_dir, check_hash=False).sha256)
+                # read back as written: loading it would warn of the run as unfinished, which it records done
+                placed = json.loads((out_dir / CONFIG_NAME).read_text())
+                record_package(out_dir, state, placed["weights"]["sha256"])
             raise
         record_package(out_dir, state, package.sha256)
     except OSError as error:

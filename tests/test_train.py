@@ -7,6 +7,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -1711,6 +1712,19 @@ def test_a_stop_held_while_the_package_is_placed_says_the_package_is_complete(ti
     assert unfinished_training(out) is None
     assert _exit_code(args + ["--resume"]) == 0
     assert "the run had finished its 2 epochs and its package is intact" in capsys.readouterr().err
+
+
+def test_a_stop_held_while_a_new_package_is_placed_warns_of_no_unfinished_run(tiny_set, tmp_path, caplog,
+                                                                              config_file, monkeypatch):
+    """Ctrl-C while a first run's package is placed: the package is this run's, complete, so no warning says that
+    an unfinished run will replace it (the package was read back to record it while the checkpoint still called it
+    pending)."""
+    from held_stops import ctrl_c_while_placing
+
+    out = tmp_path / "model"
+    with ctrl_c_while_placing(monkeypatch, "model.json"), caplog.at_level(logging.WARNING):
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 130
+    assert not [r.getMessage() for r in caplog.records if "unfinished training run" in r.getMessage()]
 
 
 def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tiny_set, tmp_path, capsys,
