@@ -650,9 +650,6 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     _warn_tile_unlike_training(config, config_path)
     _warn_edited_since_training(config, config_path)
     unfinished = unfinished_training(path)
-    if unfinished is not None:
-        log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
-                    "until then the package is the one written before it", path, unfinished_text(unfinished))
     try:
         if package.weights_path.is_dir():
             raise ModelPackageError(f"{package.weights_path}: a folder, where the weights file should be")
@@ -662,7 +659,19 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     except OSError as error:
         raise ModelPackageError(f"{package.weights_path}: cannot be read ({error.strerror or error})") from error
     if check_hash:
-        package.check_weights()
+        try:
+            package.check_weights()
+        except ModelPackageError as error:
+            if unfinished is None or unfinished[0] < unfinished[1]:
+                raise
+            # a run killed outright (SIGKILL, power loss) while it replaced the package: its new weights may lie
+            # under the old model.json; the checkpoint holds the run whole
+            raise ModelPackageError(f"{error}; {path} holds a training run ({unfinished_text(unfinished)}) that may "
+                                    "have been stopped while it replaced this package: medseg train --resume with "
+                                    "the same command writes the package whole") from error
+    if unfinished is not None:
+        log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
+                    "until then the package is the one written before it", path, unfinished_text(unfinished))
     return package
 
 

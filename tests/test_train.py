@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -1725,6 +1726,39 @@ def test_a_stop_held_while_a_new_package_is_placed_warns_of_no_unfinished_run(ti
     with ctrl_c_while_placing(monkeypatch, "model.json"), caplog.at_level(logging.WARNING):
         assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 130
     assert not [r.getMessage() for r in caplog.records if "unfinished training run" in r.getMessage()]
+
+
+def test_a_package_half_replaced_by_a_killed_run_says_to_resume(tiny_set, tmp_path, capsys, config_file,
+                                                               monkeypatch):
+    """An --overwrite run killed outright (no signal to hold) between placing its weights and its model.json leaves
+    new weights under the old config: loading it said only "the file is corrupt or was replaced", after a warning
+    that the package was the one written before; it names the run that --resume finishes."""
+    from medseg.errors import ModelPackageError
+    from medseg.io import atomic
+
+    out = tmp_path / "model"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file), *_FEW_STEPS)
+    assert _exit_code(args) == 0
+    real = atomic._put_in_place
+
+    def killed_after_weights(temps, targets, retire):
+        if any(target.name == "model.json" for target in targets):
+            os.replace(temps[0], targets[0])  # the weights, then the process is gone: nothing undone
+            raise KeyboardInterrupt
+        real(temps, targets, retire)
+
+    monkeypatch.setattr(atomic, "_put_in_place", killed_after_weights)
+    assert _exit_code(args + ["--overwrite", "--seed", "1"]) == 130
+    monkeypatch.setattr(atomic, "_put_in_place", real)
+    capsys.readouterr()
+    with pytest.raises(ModelPackageError) as info:
+        load_package(out)
+    assert "does not match" in str(info.value)
+    assert str(info.value).endswith(f"{out} holds a training run (all 2 epochs done, stopped before it wrote its "
+                                    "package) that may have been stopped while it replaced this package: medseg "
+                                    "train --resume with the same command writes the package whole")
+    assert _exit_code(args + ["--seed", "1", "--resume"]) == 0
+    assert load_package(out).config["training"]["settings"]["seed"] == 1
 
 
 def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tiny_set, tmp_path, capsys,
