@@ -55,6 +55,21 @@ def test_sheet_paths_are_relative_to_its_folder(tmp_path):
     assert trailing[0].image == tmp_path / "a.nii.gz"
 
 
+def test_dot_dot_after_a_link_to_a_folder_is_read_as_the_shell_reads_it(tmp_path):
+    """``scans/../labels/a.nii.gz`` with ``scans`` a link into another site's folder: the shell and ``medseg infer``
+    open that site's ``labels/a.nii.gz``; the sheet read the lexical ``labels/a.nii.gz`` beside it, another file."""
+    for site in ("siteX", "."):
+        (tmp_path / site / "labels").mkdir(parents=True, exist_ok=True)
+        (tmp_path / site / "labels" / "a.nii.gz").write_bytes(site.encode())
+    (tmp_path / "siteX" / "scans").mkdir()
+    (tmp_path / "scans").symlink_to(tmp_path / "siteX" / "scans", target_is_directory=True)
+    (sample,) = read_samples(_sheet(tmp_path, "case_id\timage\treference\na\tscans/../labels/a.nii.gz\t"
+                                              "labels/./a.nii.gz\n"))
+    assert sample.image.read_bytes() == b"siteX" == (tmp_path / "scans/../labels/a.nii.gz").read_bytes()
+    assert sample.image == tmp_path.resolve() / "siteX" / "labels" / "a.nii.gz"
+    assert sample.reference == tmp_path / "labels" / "a.nii.gz"  # no link before a '..': as written, normalised
+
+
 def test_a_sheet_written_on_windows_takes_backslashes_as_folder_separators(tmp_path):
     """``data\\a.nii.gz`` (a sheet typed or exported on Windows) named a file with backslashes in its name: the case
     was listed as a missing image and failed when it ran. A Windows drive path is refused at once, with its line."""

@@ -110,8 +110,14 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
 
 
 def _resolve(value: str, base: Path) -> Path:
-    # lexically normalised (a/../b -> b), symbolic links kept as written
-    return Path(os.path.abspath(base / Path(value).expanduser()))
+    """Lexically normalised (a/../b -> b), symbolic links kept as written; except where ``..`` follows a link to a
+    folder elsewhere (``scans/../labels/a.nii.gz`` with ``scans`` a link): the shell and ``medseg infer`` open the
+    file beside the link's target, and so does the cohort (the lexical name scored another site's reference)."""
+    written = base / Path(value).expanduser()
+    lexical = os.path.abspath(written)
+    if ".." in written.parts and os.path.realpath(written) != os.path.realpath(lexical):
+        return Path(os.path.realpath(written))
+    return Path(lexical)
 
 
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # C:\..., C:/..., \\server\share
