@@ -624,6 +624,23 @@ def test_a_seg_of_other_images_of_the_same_series_uid_is_refused(tmp_path):
         read_dicom_seg(tmp_path / "seg.dcm", b, NAMES)
 
 
+
+def test_a_seg_of_another_part_of_a_split_series_names_the_part(tmp_path):
+    """The parts of a series split by orientation share its UID: the refusal names the part read, not only a UID
+    that the SEG's images do have."""
+    from medseg.io.dicom_seg import read_dicom_seg
+
+    values = stored_values(SHAPE, seed=18)
+    coronal = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    write_series(tmp_path / "s", values, slice_positions(SHAPE[2], 2.0), series_uid="1.2.3.5", seed=1, prefix="a")
+    write_series(tmp_path / "s", values, slice_positions(SHAPE[2], 2.0, orientation=coronal), orientation=coronal,
+                 series_uid="1.2.3.5", seed=2, prefix="b")
+    axial, other = read_dicom_series(tmp_path / "s", "3-1"), read_dicom_series(tmp_path / "s", "3-2")
+    write_dicom_seg(label_rule(axial.array), axial, tmp_path / "seg.dcm", NAMES, "test-model")
+    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} image\(s\) that are not in .*s \(series "
+                                         r"3-2, one part of series 1.2.3.5 split by orientation\): "):
+        read_dicom_seg(tmp_path / "seg.dcm", other, NAMES)
+
 def test_a_seg_finds_its_source_from_an_old_relative_sidecar_or_says_what_is_missing(tmp_path, monkeypatch):
     values = stored_values(SHAPE, seed=17)
     write_series(tmp_path / "study" / "series", values, slice_positions(SHAPE[2], 2.0), seed=1)

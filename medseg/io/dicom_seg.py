@@ -242,8 +242,7 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     if foreign:
         shown = ", ".join(f"{u}" + (f" frame {f}" if f else "") for u, f in foreign[:3])
         raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
-                         f"{f' (series {source.series_uid})' if source.series_uid else ''}: {shown}"
-                         f"{' …' if len(foreign) > 3 else ''}")
+                         f"{_series_words(volume)}: {shown}{' …' if len(foreign) > 3 else ''}")
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
@@ -496,6 +495,18 @@ def _frames_on_their_sources(seg, geometry: dict, path: Path) -> bool:
                                  f"({what} {_numbers(mine[key])} against {_numbers(theirs[key])}): it is not a "
                                  "segmentation of these images' pixels")
     return True
+
+
+def _series_words(volume: Volume) -> str:
+    """`` (series UID)``, or for a part of a split series `` (series 3-2, one part of series UID split by
+    orientation)``: the other parts share the UID, so the UID alone does not say which images are meant."""
+    uid = volume.dicom.series_uid if volume.dicom is not None else ""
+    info = volume.info or {}
+    split = next((flag.split(":", 1)[1] for flag in info.get("flags", []) if str(flag).startswith("split:")), None)
+    if split and info.get("series_key"):
+        return (f" (series {info['series_key']}, one part of series {uid or 'without a UID'} split by "
+                f"{split.replace('+', ', ')})")
+    return f" (series {uid})" if uid else ""
 
 
 def _single_frame(images) -> Callable:
