@@ -649,6 +649,32 @@ def test_infer_names_the_series_and_warns_about_a_broken_one(tmp_path, capsys, c
                in r.getMessage() for r in caplog.records)
 
 
+
+def test_a_broken_series_passed_over_is_recorded_and_shown_in_the_report(tmp_path, capsys):
+    """A cohort's QA reader sees the report, not the job's log: a series passed over because it cannot be one
+    volume (it may be the one wanted) is recorded in the sidecar and shown on the case's card."""
+    import json
+
+    make_series(tmp_path / "study", seed=7, series_number=4, description="thick recon")
+    broken = slice_positions(SHAPE[2] + 1, 2.0)
+    del broken[2]
+    make_series(tmp_path / "study", seed=8, series_number=3, description="main", positions=broken, prefix="m")
+    volume = read_dicom_series(tmp_path / "study")
+    (passed,) = volume.info["passed_over"]
+    assert passed.startswith("series 3 'main'") and "missing slices" in passed
+    assert read_dicom_series(tmp_path / "study", "4").info["passed_over"] == []  # chosen by the user: no note
+    code, _, err = run_cli(["infer", str(tmp_path / "study"), "--model", "phantom", "-o", str(tmp_path / "out"),
+                            "--device", "cpu"], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "out" / "study_seg.json").read_text())
+    assert sidecar["input_info"]["passed_over"] == [passed]
+    code, _, err = run_cli(["report", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    import html
+
+    page = html.unescape((tmp_path / "out" / "report.html").read_text())
+    assert f"another image series of the input could not be used and was passed over: {passed}" in page
+
 def test_inspect_with_a_series_that_matches_nothing_exits_1(tmp_path, capsys):
     make_series(tmp_path, seed=9)
     code, out, err = run_cli(["inspect", str(tmp_path), "--series", "99"], capsys)

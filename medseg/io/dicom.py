@@ -129,6 +129,9 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         "tilt_deg": geometry.tilt_deg,
         "flags": flags,
         "selection": reason,
+        # image series of the folder that could not be one volume, passed over by an automatic choice: the broken
+        # one may be the series wanted (the report shows them on the case's card)
+        "passed_over": [f"{c.label()}: {c.problem}" for c in rejected] if series is None else [],
         "skipped_files": [f"{_relative(p, folder)}: {why}" for p, why in scan.skipped],
         "ignored_objects": [f"{_relative(p, folder)}: {why}" for p, why in scan.non_image],
         "policy": POLICY,

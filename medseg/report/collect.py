@@ -266,6 +266,8 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         case.paths[kind] = path
         if kind == "metrics":
             case.notes.extend(_metrics_notes(record))
+        if kind == "sidecar":
+            case.notes.extend(_passed_over_notes(record))
         if kind == "sidecar" and isinstance(record.get("named_like_training_case"), str):
             case.notes.append(f"named like the model's training case {record['named_like_training_case']}, but not "
                               "byte for byte its file: if it is that image, its Dice overstates the model's accuracy "
@@ -278,6 +280,18 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         _resolve_stale_failure(case)
         _check_segmentation(case)
     return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
+
+
+def _passed_over_notes(sidecar: dict) -> list[str]:
+    """A note per image series of a DICOM folder that could not be one volume and was passed over when the series
+    was chosen automatically: the broken series may be the one the case was meant to be."""
+    info = sidecar.get("input_info")
+    passed = info.get("passed_over") if isinstance(info, dict) else None
+    if not isinstance(passed, list):
+        return []
+    return [f"another image series of the input could not be used and was passed over: {item}; if it is the series "
+            "meant, repair it and name it (--series; in a sample sheet, the series column)"
+            for item in passed if isinstance(item, str)]
 
 
 def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
