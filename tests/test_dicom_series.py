@@ -596,6 +596,21 @@ def test_unusable_spacing_or_rescale_values_are_refused(tmp_path, capsys, change
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+
+def test_a_first_file_with_another_pixel_spacing_is_the_one_named(tmp_path, capsys):
+    """The odd image is named against the most common spacing, not against the first file: when the first file is
+    the odd one, naming it and the next (a good one) sent the user to the wrong file."""
+    _, paths = make_series(tmp_path / "dcm", seed=6)
+    first, second = sorted(paths)[:2]
+    dataset = pydicom.dcmread(first)
+    dataset.PixelSpacing = [0.9, 0.6]
+    dataset.save_as(first)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert (f"images with different pixel spacings: 1 of {len(paths)} at 0.9 × 0.6 mm (the others 0.8 × 0.6 mm); "
+            f"the first such file: {first.name}") in err, err
+    assert second.name not in err
+
 @pytest.mark.parametrize(("keyword", "raw", "problem"), [
     ("PixelSpacing", "0.8\\0.6x", "PixelSpacing '0.8\\0.6x' is not 2 numbers"),
     ("ImagePositionPatient", "-10\\-20", "ImagePositionPatient '-10\\-20' is not 3 numbers"),

@@ -86,6 +86,11 @@ def _first_differing(values: list) -> tuple[int, int]:
     return 0, next(i for i, value in enumerate(values) if value != values[0])
 
 
+def _spacing_text(spacing) -> str:
+    """A PixelSpacing (between rows, between columns) as ``0.8 × 0.6``."""
+    return " × ".join(f"{float(v):g}" for v in spacing)
+
+
 def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
     """Order ``frames`` into slices and build the affine; raise :class:`GeometryProblem` when they cannot
     form one regular 3D grid."""
@@ -112,8 +117,14 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
         raise GeometryProblem(f"PixelSpacing {[float(v) for v in spacings[bad]]} is not positive: no patient geometry",
                               frames=(bad,))
     if np.abs(spacings - spacings[0]).max() > 1e-4:
-        differing = np.abs(spacings - spacings[0]).max(axis=1) > 1e-4
-        raise GeometryProblem("images with different pixel spacings", frames=(0, int(np.argmax(differing))))
+        # name the images off the most common spacing (the first file may be the odd one)
+        values, counts = np.unique(np.round(spacings, 4), axis=0, return_counts=True)
+        common = values[int(np.argmax(counts))]
+        odd = np.abs(spacings - common).max(axis=1) > 1e-4
+        first = int(np.argmax(odd))
+        raise GeometryProblem(f"images with different pixel spacings: {int(odd.sum())} of {len(frames)} at "
+                              f"{_spacing_text(spacings[first])} mm (the others {_spacing_text(common)} mm); "
+                              "the first such file", frames=(first,))
     row_dir, col_dir = _unit(orientations[0][:3]), _unit(orientations[0][3:])
     if abs(float(row_dir @ col_dir)) > 1e-3:
         raise GeometryProblem("ImageOrientationPatient row and column directions are not orthogonal")
