@@ -1182,7 +1182,7 @@ def test_one_dicom_file_given_to_infer_is_told_to_give_its_folder(tmp_path, caps
         code, out, err = run_cli(["infer", str(given), "-o", str(tmp_path / "out")], capsys)
         assert (code, out) == (1, "") and err.strip().splitlines()[-1] == (
             f"medseg: error: {given}: a DICOM file, not a NIfTI image; give the folder of its series ({given.parent}), "
-            "with --series where it holds more than one")
+            "with --series (in a sample sheet: the series column) where it holds more than one")
     assert not (tmp_path / "out").exists()
     # a SEG (or another non-image object) given as the input: the series' folder is not the advice for it
     for modality, problem in (("SEG", "a DICOM SEG (a segmentation), not an image to segment; give the folder of the "

@@ -98,7 +98,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             if modality in NON_IMAGE_MODALITIES:
                 raise ImageReadError(f"{path}: a DICOM {modality} object, not an image") from error
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
-                                 f"({path.parent}), with --series where it holds more than one") from error
+                                 f"({path.parent}), with --series (in a sample sheet: the series column) where it "
+                                 "holds more than one") from error
         if path.name.lower().endswith((".img", ".img.gz")):  # half of a pair: the header says how to read the voxels
             header = companion(path)
             if header is not None and not exists(header):
