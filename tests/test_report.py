@@ -1961,6 +1961,29 @@ def test_metrics_notes_are_shown_and_notes_of_another_type_are_ignored(tmp_path)
     assert "prediction: slice thickness unknown" in outputs.html.read_text(encoding="utf-8")
 
 
+def test_what_the_reader_noted_about_an_input_is_on_its_card(tmp_path):
+    """The sidecar's notes on an input (an orientation or slice thickness taken on trust) and DICOM flags that change
+    what the voxels mean (gantry tilt, MONOCHROME1) were in the sidecar and a job's log only; the QA report's
+    reviewer did not see them. A flag that says nothing of the kind (non-HU: every MR) is not repeated."""
+    from medseg.report.collect import collect_results
+
+    folder = write_case(tmp_path, "noted", 0, "exact")
+    sidecar = folder / "noted_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["input_info"] = {"orientation_note": "no sform or qform: the orientation was assumed", "flags":
+                            ["tilt", "non-HU", "monochrome1"], "label_like_note": "told by its own flag", "x_note": 5}
+    sidecar.write_text(json.dumps(record))
+    write_case(tmp_path, "plain", 1, "exact")
+    cases = {case.case_id: case for case in collect_results(tmp_path)}
+    assert cases["noted"].notes == [
+        "input: no sform or qform: the orientation was assumed",
+        "input: a DICOM series acquired with a gantry tilt (the slices are sheared; the segmentation is on that grid); "
+        "MONOCHROME1 (bright is low; values are read as stored, not reversed) (medseg inspect lists its flags)"]
+    assert cases["plain"].notes == []
+    page = build_report(tmp_path, tmp_path / "r.html").html.read_text(encoding="utf-8")
+    assert "input: no sform or qform: the orientation was assumed" in page and "gantry tilt" in page
+
+
 def pdf_pages(html: Path, tmp_path: Path) -> int:
     """The number of pages Chromium prints ``html`` on (A4/Letter as Chromium's default)."""
     pdf = tmp_path / "printed.pdf"

@@ -268,6 +268,7 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
             case.notes.extend(_metrics_notes(record))
         if kind == "sidecar":
             case.notes.extend(_passed_over_notes(record))
+            case.notes.extend(_input_notes(record))
         if kind == "sidecar" and isinstance(record.get("named_like_training_case"), str):
             case.notes.append(f"named like the model's training case {record['named_like_training_case']}, but not "
                               "byte for byte its file: if it is that image, its Dice overstates the model's accuracy "
@@ -292,6 +293,34 @@ def _passed_over_notes(sidecar: dict) -> list[str]:
     return [f"another image series of the input could not be used and was passed over: {item}; if it is the series "
             "meant, repair it and name it (--series; in a sample sheet, the series column)"
             for item in passed if isinstance(item, str)]
+
+
+# DICOM series flags (``medseg inspect``) that change what the voxels mean or where they lie, told on a case's card
+INPUT_FLAGS = {
+    "tilt": "acquired with a gantry tilt (the slices are sheared; the segmentation is on that grid)",
+    "monochrome1": "MONOCHROME1 (bright is low; values are read as stored, not reversed)",
+    "bits-beyond-stored": "pixel values beyond the stored bits",
+    "per-slice-rescale": "rescaled slice by slice",
+    "per-slice-bits": "stored with other bit depths slice by slice",
+    "no-series-uid": "without a SeriesInstanceUID",
+}
+
+
+def _input_notes(sidecar: dict) -> list[str]:
+    """What the reader noted about the input (``input_info``'s ``*_note`` texts: a header's orientation, slice
+    thickness or units taken on trust, and the like; and the DICOM series flags of :data:`INPUT_FLAGS`): they were in
+    the sidecar and a job's log only, where a reviewer of the report does not look. The note of an input that looks
+    like a label image is a flag of its own (``label_like_input``)."""
+    info = sidecar.get("input_info")
+    if not isinstance(info, dict):
+        return []
+    notes = [f"input: {text}" for key, text in info.items()
+             if key.endswith("_note") and key != "label_like_note" and isinstance(text, str) and text]
+    flags = info.get("flags") if isinstance(info.get("flags"), list) else []
+    said = [INPUT_FLAGS[flag] for flag in flags if flag in INPUT_FLAGS]
+    if said:
+        notes.append(f"input: a DICOM series {'; '.join(said)} (medseg inspect lists its flags)")
+    return notes
 
 
 def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
