@@ -144,7 +144,8 @@ def _report(summary, record) -> None:
         write_job_record(record, summary)
     if not quiet():
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
-                   f"{summary.count('skipped')} skipped, {summary.reused} kept from earlier runs; "
+                   # kept cases are among the ok and failed ones ("6 ok, 4 failed, 9 kept" read as 19 cases)
+                   f"{summary.count('skipped')} skipped ({summary.reused} of them kept from earlier runs); "
                    f"setup ({'imports, model' if summary.stage == 'infer' else 'imports'}) {summary.setup_s:.1f} s, "
                    f"total {summary.total_s:.1f} s", err=True)
 
