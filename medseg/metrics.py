@@ -421,8 +421,11 @@ def _metric_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     import medseg
+    from medseg.checkout import source_commit
 
     found = {"medseg": medseg.__version__}
+    if source_commit():  # a checkout's commit: the version number is one for every commit between releases
+        found["medseg_commit"] = source_commit()
     for name in ("monai", "numpy", "scipy"):
         try:
             found[name] = version(name)

@@ -148,9 +148,12 @@ def versions() -> dict[str, str]:
     import torch
 
     import medseg
+    from medseg.checkout import source_commit
 
+    commit = source_commit()  # a checkout's commit: the version number is one for every commit between releases
     return {
         "medseg": medseg.__version__,
+        **({"medseg_commit": commit} if commit else {}),
         "monai": monai.__version__,
         "torch": torch.__version__,
         "nibabel": nibabel.__version__,

@@ -73,8 +73,12 @@ def test_metrics_name_the_releases_that_computed_them(pair, tmp_path):
     pred, ref = pair
     out = tmp_path / "case7_metrics.json"
     assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    from medseg.checkout import source_commit
+
+    commit = {"medseg_commit": source_commit()} if source_commit() else {}  # run from a checkout: its commit
     assert json.loads(out.read_text())["versions"] == {
-        "medseg": medseg.__version__, "monai": version("monai"), "numpy": version("numpy"), "scipy": version("scipy")}
+        "medseg": medseg.__version__, **commit, "monai": version("monai"), "numpy": version("numpy"),
+        "scipy": version("scipy")}
 
 
 def test_json_on_stdout_is_strict_json(pair, capsys):
