@@ -186,7 +186,9 @@ def _reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[
 
 
 def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None = None) -> Volume:
-    """``volume`` re-indexed onto ``target``'s grid when that grid holds the same voxel centres in another order.
+    """``volume`` re-indexed onto ``target``'s grid when that grid holds the same voxel centres in another order
+    (or taken as ``target``'s voxels where it lies on the unsheared grid ITK reads a tilted ``target`` on:
+    ``info["tilt_grid"]``, :func:`_on_tilt_grid`).
 
     Converters disagree on voxel order (dcm2niix reverses the rows of a DICOM series that medseg keeps), so
     the same label image can come on a grid whose axes are swapped or reversed; the array is then transposed
@@ -198,6 +200,11 @@ def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None
     if volume.array.ndim != 3 or (volume.shape == target.shape and (
             grid_displacement_mm(target.shape, volume.affine, target.affine) <= tolerance_mm)):
         return volume
+    if _on_tilt_grid(volume, target, tolerance_mm):
+        log.info("%s: on the unsheared grid ITK reads the tilted %s on; its voxels taken as %s's", volume.source,
+                 target.source, target.source)
+        return Volume(volume.array, target.affine.copy(), source=volume.source, source_sha256=volume.source_sha256,
+                      info={**volume.info, "tilt_grid": True})
     found = grid_reordering(volume.shape, volume.affine, target.shape, target.affine, tolerance_mm)
     if found is None:
         return volume
@@ -209,6 +216,24 @@ def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None
              target.source, axes, flips)
     return Volume(np.ascontiguousarray(array), target.affine.copy(), source=volume.source,
                   source_sha256=volume.source_sha256, info={**volume.info, "reordered": True})
+
+
+TILT_GRID_NOTE = ("on the unsheared grid ITK-based tools (ITK-SNAP, 3D Slicer) read a gantry-tilted series on, "
+                  "slices stacked along their normal: the same voxels as the segmentation's, which keeps the tilt's "
+                  "exact placement, and scored on it")
+
+
+def _on_tilt_grid(volume: Volume, target: Volume, tolerance_mm: float) -> bool:
+    """Whether ``volume`` holds ``target``'s voxels, ``target`` being a gantry-tilted series' grid (sheared) and
+    ``volume`` on the grid ITK reads such a series on (:func:`~medseg.io.nifti.qform_for`): a label drawn in
+    ITK-SNAP over a tilted series, or over medseg's NIfTI of it (whose qform is that grid), is saved so. Its voxels
+    are the series' pixels, only placed without the tilt."""
+    from medseg.io.nifti import is_sheared, qform_for
+
+    if volume.array.ndim != 3 or volume.shape != target.shape or not is_sheared(target.affine):
+        return False
+    untilted, code = qform_for(target.affine)
+    return bool(code) and grid_displacement_mm(target.shape, volume.affine, untilted) <= tolerance_mm
 
 
 def _bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...]:
@@ -339,6 +364,8 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     # a DICOM SEG placed on a source series that changed since the prediction was made
     notes = [f"{role}: {volume.info[key]}" for role, volume in (("prediction", pred), ("reference", ref))
              for key in ("thickness_note", "source_note") if isinstance(volume.info.get(key), str)]
+    if ref.info.get("tilt_grid"):
+        notes.append(f"reference: {TILT_GRID_NOTE}")
     other_thickness = _flat_thickness_differs(pred, ref)
     if other_thickness is not None:
         log.warning("%s: %s", ref.source, other_thickness)

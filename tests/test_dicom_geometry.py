@@ -15,7 +15,7 @@ from dicom_factory import AXIAL, dcm2niix_path, slice_positions, stored_values, 
 from medseg.errors import DicomError
 from medseg.io.dicom import read_dicom_series, volume_image
 from medseg.io.dicom_geometry import FrameGeometry, GeometryProblem, series_geometry
-from medseg.io.nifti import labels_image
+from medseg.io.nifti import labels_image, read_nifti
 
 SHAPE = (12, 9, 7)  # columns, rows, slices
 
@@ -135,11 +135,48 @@ def test_gantry_tilt_is_kept_exactly_with_a_sheared_affine(tmp_path):
     assert_volume_matches_files(volume, paths)
     # the third column is the true step between slice centres: not perpendicular to the slices
     np.testing.assert_allclose(volume.affine[:3, 2], [0.0, -shift[1], step], atol=1e-9)
-    # written with the shear in the sform; the qform (which cannot shear) is marked unusable
+    # written with the shear in the sform; the qform (which cannot shear) holds the grid ITK reads the series on:
+    # the in-plane axes, the slices along their normal at the distance between slice centres. With qform code 0, as
+    # before, ITK-based viewers refused the file ("ITK only supports orthonormal direction cosines")
+    itk_grid = volume.affine.copy()
+    itk_grid[:3, 2] = [0.0, 0.0, math.hypot(step, shift[1])]  # the normal here is +z (RAS); 2.0706 mm
     for image in (volume_image(volume), labels_image(np.zeros(SHAPE, np.uint8), volume)):
         np.testing.assert_allclose(image.header.get_sform(), volume.affine, atol=1e-5)
-        assert image.header["sform_code"] == 1 and image.header["qform_code"] == 0
+        assert image.header["sform_code"] == 1 and image.header["qform_code"] == 1
+        np.testing.assert_allclose(image.header.get_qform(), itk_grid, atol=1e-5)
         np.testing.assert_allclose(nib.Nifti1Image.from_bytes(image.to_bytes()).affine, volume.affine, atol=1e-5)
+        path = tmp_path / "tilted.nii.gz"
+        nib.save(image, path)
+        again = read_nifti(path)  # the sform, exactly, and no note that the two disagree: they do so on purpose
+        np.testing.assert_allclose(again.affine, volume.affine, atol=1e-5)
+        assert "qform_note" not in again.info
+
+
+def test_a_reference_drawn_in_an_itk_viewer_over_a_tilted_series_is_scored(tmp_path):
+    """ITK-SNAP or Slicer show a tilted series unsheared (slices along their normal) and save a label drawn over it
+    on that grid: the same voxels as medseg's segmentation, placed without the tilt. It was refused as placed up
+    to 2.7 mm away; it is scored on the segmentation's exact grid, with a note. Any other grid is still refused."""
+    from medseg.errors import GeometryError
+    from medseg.io.nifti import qform_for
+    from medseg.metrics import evaluate_volumes
+    from medseg.volume import Volume
+
+    step, shift = 2.0, 2.0 * math.tan(math.radians(15.0))
+    positions = slice_positions(SHAPE[2], step, inplane_shift=(0.0, shift, 0.0))
+    write_series(tmp_path / "s", stored_values(SHAPE, seed=2), positions, extra={"GantryDetectorTilt": 15.0})
+    volume = read_dicom_series(tmp_path / "s")
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[3:9, 4:10, 2:6] = 1
+    untilted, _ = qform_for(volume.affine)
+    record = evaluate_volumes(Volume(labels, volume.affine, source="seg.nii.gz"),
+                              Volume(labels.copy(), untilted, source="itksnap.nii.gz"), {1: "lesion"})
+    assert record["labels"]["1"]["dice"] == 1.0 and record["labels"]["1"]["hd95_mm"] == 0.0
+    assert any("ITK-SNAP" in note for note in record["notes"])
+    moved = untilted.copy()
+    moved[:3, 3] += [0.0, 0.0, 1.0]  # another grid: refused as before
+    with pytest.raises(GeometryError, match="itksnap.nii.gz: its affine places voxels up to"):
+        evaluate_volumes(Volume(labels, volume.affine, source="seg.nii.gz"),
+                         Volume(labels.copy(), moved, source="itksnap.nii.gz"), {1: "lesion"})
 
 
 def test_positions_rounded_to_hundredths_give_an_unsheared_grid_without_tilt():

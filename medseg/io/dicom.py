@@ -26,7 +26,7 @@ from medseg.io.dicom_series import (
     scan_folder,
     transfer_syntax,
 )
-from medseg.io.nifti import is_sheared, save_nifti
+from medseg.io.nifti import qform_for, save_nifti
 from medseg.volume import Volume
 
 __all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "POLICY"]
@@ -173,14 +173,15 @@ def convert_dicom(folder: Path | str, output: Path | str, series: str | None = N
 
 
 def volume_image(volume: Volume) -> nib.Nifti1Image:
-    """A NIfTI image of ``volume``: its affine as sform and qform (code 1, scanner; the qform gets code 0 when the
-    affine is sheared by a gantry tilt), int16 when lossless."""
+    """A NIfTI image of ``volume``: its affine as sform and qform (code 1, scanner; for a gantry tilt's sheared
+    affine, the qform is the grid ITK reads the series on: :func:`~medseg.io.nifti.qform_for`), int16 when
+    lossless."""
     array = volume.array
     lossless = array.size and np.all(array == np.rint(array)) and array.min() >= -32768 and array.max() <= 32767
     data = array.astype(np.int16) if lossless else array.astype(np.float32)
     image = nib.Nifti1Image(data, volume.affine)
     image.header.set_sform(volume.affine, code=1)
-    image.header.set_qform(volume.affine, code=0 if is_sheared(volume.affine) else 1)  # no shear in a qform
+    image.header.set_qform(*qform_for(volume.affine))  # no shear in a qform: a tilt's ITK grid
     image.header.set_xyzt_units("mm", "sec")
     return image
 

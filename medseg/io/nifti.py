@@ -28,7 +28,7 @@ _GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error, _isal_error)  # a stream
 _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
-           "label_dtype", "is_sheared", "check_voxels_fit", "gzip_without_gz", "save_nifti"]
+           "label_dtype", "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti"]
 
 log = logging.getLogger(__name__)
 
@@ -664,6 +664,8 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
                 "and its segmentation, or place them elsewhere")
     if not sform_code or not qform_code or _unusable_sform(header) is not None:  # the qform was used (_affine_mm)
         return None
+    if tilt_qform(image):  # a tilted series' file, as medseg writes it: the qform is ITK's grid for it, on purpose
+        return None
     scale = _UNIT_MM.get(int(raw_header(image)["xyzt_units"]) & 7, 1.0)
     shift = grid_displacement_mm(shape, sform, qform) * scale
     if not shift > grid_tolerance_mm(np.diag([scale, scale, scale, 1.0]) @ sform):
@@ -767,7 +769,7 @@ def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None)
     When ``like`` came from a NIfTI file its header is copied, so sform, qform, their codes, units and
     pixdim are exactly the input's; its free text (``descrip``, ``aux_file``, ``db_name``) and extensions, which
     may name the patient or hold a whole DICOM header, are not; otherwise ``like.affine`` is written as both sform
-    and qform (code 1, scanner).
+    and qform (code 1, scanner; a gantry tilt's sheared affine gets the qform of :func:`qform_for`).
     """
     if tuple(labels.shape) != like.shape:
         raise ValueError(f"label shape {labels.shape} differs from the volume's {like.shape}")  # a caller's slip
@@ -790,7 +792,7 @@ def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None)
     else:
         image = nib.Nifti1Image(labels, like.affine)
         image.header.set_sform(like.affine, code=1)
-        image.header.set_qform(like.affine, code=0 if is_sheared(like.affine) else 1)  # a qform cannot hold a shear
+        image.header.set_qform(*qform_for(like.affine))  # a qform cannot hold a shear: a tilt's ITK grid
         image.header.set_xyzt_units("mm", "sec")
         image.header.set_intent("label", name="medseg")
         image.header["descrip"] = b"medseg segmentation"
@@ -809,6 +811,41 @@ def save_nifti(image: nib.Nifti1Image, path: Path | str) -> None:
 def write_labels(labels: np.ndarray, like: Volume, path: Path | str, top_label: int | None = None) -> None:
     """Write ``labels`` on ``like``'s grid to ``path`` (not atomic: use :func:`atomic_paths` around it)."""
     nib.save(labels_image(labels, like, top_label), str(path))
+
+
+def qform_for(affine: np.ndarray) -> tuple[np.ndarray, int]:
+    """The qform and its code written beside ``affine`` as the sform: the affine itself (code 1, scanner) where it
+    has no shear. A gantry-tilted series' affine steps across slices off their normal, which a qform cannot hold:
+    its qform is then the grid ITK reads such a DICOM series on — the in-plane axes as they are, the slices stacked
+    along their normal at the distance between slice centres — so that ITK-based viewers (ITK-SNAP, 3D Slicer),
+    which refuse a file whose only placement is sheared, open it and overlay it on the series as they show it; the
+    sform keeps the exact placement, which nibabel, FSL and medseg use. Any other shear: code 0 (no qform)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if not is_sheared(affine):
+        return affine, 1
+    row, column, step = (affine[:3, k] for k in range(3))
+    if abs(row @ column) > 1e-4 * np.linalg.norm(row) * np.linalg.norm(column):
+        return affine, 0
+    normal = np.cross(row, column)
+    normal *= np.sign(normal @ step) * np.linalg.norm(step) / np.linalg.norm(normal)
+    unsheared = affine.copy()
+    unsheared[:3, 2] = normal
+    return unsheared, 1
+
+
+def tilt_qform(image) -> bool:
+    """Whether a NIfTI header's qform is the one :func:`qform_for` writes beside its sheared sform (the two then
+    disagree on purpose)."""
+    header = image.header
+    sform, sform_code = header.get_sform(coded=True)
+    if not sform_code or not is_sheared(sform):
+        return False
+    expected, code = qform_for(sform)
+    try:
+        qform, qform_code = header.get_qform(coded=True)
+    except ValueError:
+        return False
+    return bool(code and qform_code and np.allclose(qform, expected, atol=1e-4))
 
 
 def is_sheared(affine: np.ndarray, tol: float = 1e-4) -> bool:
