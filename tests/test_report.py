@@ -1869,6 +1869,22 @@ def test_tsv_cells_with_quotes_and_control_characters_read_back(tmp_path):
     assert (tmp_path / "t.tsv").read_text().splitlines()[2] == "plain\t"  # plain cells stay unquoted
 
 
+def test_tsv_text_cells_that_a_spreadsheet_would_run_as_formulas_stay_text(tmp_path):
+    """A case id, path or error beginning with =, +, - or @ (a file named =HYPERLINK(...).nii.gz) was written as it
+    is, and a spreadsheet opening cohort.tsv ran it as a formula; numbers keep their sign."""
+    from medseg.report.table import write_tsv
+
+    header = ["case_id", "input", "error", "rank", "volume"]
+    rows = [{"case_id": '=HYPERLINK("http://x","y")', "input": "+cmd|' /C calc'!A0", "error": "@SUM(1+1)",
+             "rank": -3, "volume": -0.5},
+            {"case_id": "-x", "input": "/data/=a.nii.gz", "error": "-1.5", "rank": 1, "volume": 2.0}]
+    write_tsv(header, rows, tmp_path / "t.tsv")
+    assert read_tsv(tmp_path / "t.tsv") == [
+        {"case_id": "'=HYPERLINK(\"http://x\",\"y\")", "input": "'+cmd|' /C calc'!A0", "error": "'@SUM(1+1)",
+         "rank": "-3", "volume": "-0.5"},
+        {"case_id": "'-x", "input": "/data/=a.nii.gz", "error": "-1.5", "rank": "1", "volume": "2"}]
+
+
 def test_metrics_without_any_label_are_flagged_nothing_scored(tmp_path):
     """A metrics file of no labels (evaluate without --model on two empty images) counted as a clean scored case."""
     folder = write_case(tmp_path, "empty", 0, "exact")

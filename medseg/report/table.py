@@ -94,7 +94,9 @@ def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
     """Tab-separated, one header line; empty cells where a value is undefined; floats to 6 significant digits;
     tabs, line breaks and other control characters inside text become spaces; a cell holding a double quote is
     quoted as CSV quotes it (in quotes, its own quotes doubled), so that pandas, R and spreadsheets read it back
-    as written."""
+    as written. A text cell that a spreadsheet would take as a formula (one beginning with ``=``, ``+``, ``-`` or
+    ``@``: a file named ``=HYPERLINK(...).nii.gz``, an error quoting it) gets a leading ``'``, which spreadsheets
+    read as "text follows"; numbers are written as they are."""
     import csv
     import io
 
@@ -114,9 +116,23 @@ def _dice(value: float | None, threshold: float | None) -> str | None:
     return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
+_FORMULA_START = ("=", "+", "-", "@")
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", str(value))
+    text = re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", str(value))
+    if text.startswith(_FORMULA_START) and not isinstance(value, int) and not _is_number(text):
+        return "'" + text  # a formula in a spreadsheet (=HYPERLINK, =cmd|...): kept as text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
