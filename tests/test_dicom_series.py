@@ -334,6 +334,45 @@ def test_a_file_cut_just_before_its_pixel_data_says_it_may_be_cut_short(tmp_path
         read_dicom_series(tmp_path)
 
 
+def test_headers_claiming_a_huge_image_over_short_pixel_data_are_refused_before_the_volume_is_allocated(tmp_path):
+    """Rows and Columns 65535 over 2 kB of pixel data per file: the whole volume (128 GiB as float32) was allocated
+    before the first slice was decoded, and the error was "inference failed (Unable to allocate 128. GiB ...)"
+    (or, where the system grants it lazily, the address space was taken all the same)."""
+    import tracemalloc
+
+    paths = write_series(tmp_path, stored_values((32, 32, 4)), slice_positions(4, 2.0))
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.Rows = dataset.Columns = 65535
+        dataset.save_as(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError, match=r"\.dcm: truncated or corrupt pixel data \(.*less than expected"):
+            read_dicom_series(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**30
+
+
+def test_a_series_too_large_for_memory_is_one_line_naming_the_folder(tmp_path, monkeypatch):
+    import medseg.io.dicom as dicom_module
+
+    write_series(tmp_path, stored_values((32, 24, 4)), slice_positions(4, 2.0))
+    empty = np.empty
+
+    def refuse(shape, *args, **kwargs):
+        if tuple(shape) == (32, 24, 4):
+            raise MemoryError("Unable to allocate")
+        return empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(dicom_module.np, "empty", refuse)
+    with pytest.raises(ImageReadError, match=rf"^{re.escape(str(tmp_path))}: series 3 .*: its 32×24×4 voxels need "
+                                             r"0\.0 GiB of memory as float32; the headers are corrupt or the series "
+                                             "too large$"):
+        read_dicom_series(tmp_path)
+
+
 @pytest.mark.parametrize("written, stated", [(ExplicitVRLittleEndian, RLELossless),
                                              (RLELossless, ExplicitVRLittleEndian)],
                          ids=["plain-as-rle", "rle-as-plain"])

@@ -86,7 +86,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape
-    array = np.empty(geometry.shape, dtype=np.float32)
+    array = None  # allocated once the first slice has decoded to the headers' Rows × Columns
     cache: dict[Path, np.ndarray] = {}
     beyond: dict[Path, str] = {}  # files whose values pydicom's masking to BitsStored changed
     with FileMessages(folder) as messages:
@@ -97,6 +97,8 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
             if plane.shape != (rows, columns):
                 raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {(rows, columns)}: "
                                  f"{_header_and_pixels(candidate.datasets[frame.path])}")
+            if array is None:
+                array = _volume_array(folder, candidate.label(), geometry.shape)
             values = plane.astype(np.float64) * frame.slope + frame.intercept
             array[:, :, k] = values.T
     if not np.all(np.isfinite(array)):
@@ -284,6 +286,18 @@ def _pixels(path: Path, dataset: pydicom.Dataset, cache: dict[Path, np.ndarray],
     cache.clear()  # one multi-frame file at a time is enough
     cache[path] = pixels
     return pixels
+
+
+def _volume_array(folder: Path, label: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The float32 volume of a series, allocated once its first slice has been decoded: headers claiming 65535 ×
+    65535 pixels over a few kB of pixel data had the whole volume (128 GiB) allocated before the short pixel data
+    was found, and the error read "inference failed (Unable to allocate ...)"."""
+    try:
+        return np.empty(shape, dtype=np.float32)
+    except MemoryError as error:
+        gib = float(np.prod(shape, dtype=np.float64)) * 4 / 2**30
+        raise ImageReadError(f"{folder}: {label}: its {'×'.join(map(str, shape))} voxels need {gib:.1f} GiB of "
+                             "memory as float32; the headers are corrupt or the series too large") from error
 
 
 def _bits_beyond_stored(dataset: pydicom.Dataset, pixels: np.ndarray) -> str | None:
