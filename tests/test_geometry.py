@@ -484,6 +484,26 @@ def test_a_qform_that_is_no_rotation_is_warned_about_or_named(tmp_path, make_pac
                                        "are not part of a unit quaternion: w2 should be positive")
 
 
+@pytest.mark.parametrize("pixdim", [float("nan"), float("inf")], ids=["NaN", "inf"])
+def test_a_coded_qform_that_is_not_finite_beside_a_coded_sform_is_warned_about(tmp_path, pixdim):
+    """pixdim[1] NaN or infinite with both forms coded: the sform placed the voxels, and the qform, which a tool
+    that reads it cannot use, went without a word (its distance from the sform was NaN, which no tolerance
+    exceeds)."""
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    image = nib.Nifti1Image(make_phantom((40, 40, 8), seed=3).image, affine)
+    image.header.set_qform(affine, code=1)
+    nib.save(image, tmp_path / "plain.nii")
+    raw = bytearray((tmp_path / "plain.nii").read_bytes())
+    raw[80:84] = struct.pack("<f", pixdim)  # pixdim[1]
+    (tmp_path / "bad.nii").write_bytes(bytes(raw))
+    volume = read_nifti(tmp_path / "bad.nii")
+    assert volume.info == {"qform_note": "the header's qform is not finite (a voxel size in pixdim or a qoffset is "
+                                         "NaN or infinite): the sform is used (as nibabel does); a tool that reads "
+                                         "the qform may refuse the input and its segmentation, or place them "
+                                         "elsewhere"}
+    assert np.allclose(volume.affine, affine)
+
+
 def test_float64_intensities_beyond_float32_are_one_line(tmp_path):
     import warnings
 

@@ -664,6 +664,10 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
                 "and its segmentation, or place them elsewhere")
     if not sform_code or not qform_code or _unusable_sform(header) is not None:  # the qform was used (_affine_mm)
         return None
+    if not np.isfinite(qform).all():  # a NaN or infinite pixdim or qoffset: the distance below was NaN, no note
+        return ("the header's qform is not finite (a voxel size in pixdim or a qoffset is NaN or infinite): the "
+                "sform is used (as nibabel does); a tool that reads the qform may refuse the input and its "
+                "segmentation, or place them elsewhere")
     if tilt_qform(image):  # a tilted series' file, as medseg writes it: the qform is ITK's grid for it, on purpose
         return None
     scale = _UNIT_MM.get(int(raw_header(image)["xyzt_units"]) & 7, 1.0)
