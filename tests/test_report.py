@@ -470,6 +470,35 @@ def test_the_reordered_reference_is_drawn_voxel_for_voxel(tmp_path):
     assert arrays.image is not None and arrays.notes == []
 
 
+def test_an_input_off_the_segmentations_grid_is_told_from_its_header_not_read(tmp_path, monkeypatch):
+    """A sidecar naming another image (a 4 MB gzip file declaring 2048×2048×1024 voxels: 16 GiB as float32) had it
+    read whole by the report, 4.3 GB of memory before the 6 GB limit of the run stopped it, to be left out as off
+    the segmentation's grid."""
+    import medseg.io.images as images
+    from medseg.report.collect import collect_results
+    from medseg.report.overlay import load_case_arrays
+
+    folder = write_case(tmp_path, "big", 0, "exact")
+    other = tmp_path / "inputs" / "other.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((48, 40, 9), np.float32), np.eye(4)), other)
+    sidecar = json.loads((folder / "big_seg.json").read_text())
+    sidecar["input"] = str(other)
+    for key in ("input_sha256", "input_signature"):  # results written before these fields: taken as they are
+        sidecar.pop(key, None)
+    (folder / "big_seg.json").write_text(json.dumps(sidecar))
+    read = []
+    real_read_image = images.read_image
+    monkeypatch.setattr(images, "read_image", lambda path, *a, **k: read.append(path) or real_read_image(path, *a, **k))
+    arrays = load_case_arrays(collect_results(tmp_path)[0])
+    assert arrays.image is None and arrays.reference is not None
+    assert arrays.notes == ["image not shown: other.nii.gz is not on the segmentation's grid"]
+    assert other not in read
+    # the input on the grid is read and drawn as before
+    write_case(tmp_path / "fine", "fine", 0, "exact")
+    arrays = load_case_arrays(collect_results(tmp_path / "fine")[0])
+    assert arrays.image is not None and arrays.notes == []
+
+
 def test_records_of_the_wrong_shape_fail_the_case_not_the_report(tmp_path):
     """JSON that parses but is not a usable record becomes a failed case (stage report) naming the field."""
     edits = {

@@ -11,6 +11,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +66,10 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     elif image_path is None:
         recorded = (case.sidecar or {}).get("input")
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
+    elif image_path.is_file() and not _header_on_grid(image_path, same_grid):
+        # told from its header, before its voxels are read: a sidecar naming another image (a 4 MB gzip file can
+        # declare 16 GiB of float32 voxels) had it read whole, to be left out
+        arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     else:
         try:
             volume = read_image(image_path, case.input_series() if image_path.is_dir() else None, warn_skipped=False)
@@ -98,6 +103,19 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     elif case.metrics is not None:
         arrays.notes.append(f"reference not shown: {case.metrics.get('reference')} not found")
     return arrays
+
+
+def _header_on_grid(path: Path, same_grid) -> bool:
+    """Whether an image file's header puts it on the segmentation's grid; True where the header cannot be read
+    (reading the image then names the problem on the page)."""
+    from medseg.errors import MedsegError
+    from medseg.io.images import read_grid
+
+    try:
+        shape, affine = read_grid(path)
+        return bool(same_grid(shape, affine))
+    except (MedsegError, OSError, ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return True
 
 
 def focus_voxel(masks: list[np.ndarray]) -> tuple[int, int, int]:
