@@ -48,6 +48,7 @@ __all__ = [
     "METRICS_SCHEMA",
     "METRIC_KEYS",
     "SURFACE_DEFINITION",
+    "check_header_shape",
     "check_same_grid",
     "evaluate_volumes",
     "grid_displacement_mm",
@@ -123,6 +124,28 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None, out
             f"{b.source}: its affine places voxels up to {shift:.4g} mm away from where {a.source}'s does "
             f"(tolerance {tolerance_mm:.4g} mm); resample one onto the other's grid first; {outcome}"
         )
+
+
+def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not scored") -> None:
+    """:func:`check_same_grid`'s shape test of a label file against ``source``'s ``shape``, from the file's header,
+    before its voxels are read: a reference declaring 1024³ voxels was read whole (tens of seconds, GBs of memory)
+    to be refused as "shape … differs". A shape that is ``shape`` in another axis order passes (the reference may
+    be re-indexed), as does a DICOM file, a folder or a header that cannot be read (reading it names the
+    problem)."""
+    from pathlib import Path
+
+    from medseg.errors import MedsegError
+    from medseg.io.files import is_dicom_file
+    from medseg.io.images import read_grid
+
+    try:
+        if not Path(path).is_file() or is_dicom_file(path):
+            return
+        declared = tuple(read_grid(path)[0])
+    except (MedsegError, OSError, ValueError):
+        return
+    if sorted(declared) != sorted(tuple(shape)):
+        raise GeometryError(f"{path}: shape {declared} differs from {source}'s {tuple(shape)}; {outcome}")
 
 
 def grid_reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],

@@ -171,15 +171,24 @@ def evaluate_files(
     where no name does)."""
     import numpy as np
 
+    from medseg.errors import MedsegError
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
+    from medseg.io.images import read_grid
     from medseg.io.label_images import read_prediction, read_reference, read_seg_reference
     from medseg.io.nifti import files_read
     from medseg.io.pairs import file_signature
-    from medseg.metrics import evaluate_volumes
+    from medseg.metrics import check_header_shape, evaluate_volumes
 
     if labels is not None:
         labels = {int(value): str(name) for value, name in labels.items()}  # JSON gives the keys as text
+    if Path(pred_path).is_file() and not is_dicom_file(pred_path):  # both shapes from the headers, before the reads
+        try:
+            pred_shape = read_grid(pred_path)[0]
+        except (MedsegError, OSError, ValueError):  # reading it names the problem
+            pred_shape = None
+        if pred_shape is not None:
+            check_header_shape(pred_path, pred_shape, ref_path)
     pred = read_prediction(pred_path, labels)
     pred.source_sha256 = sha256_of(pred_path)
     reference_signature = file_signature(ref_path)  # before the read: see medseg.report.collect

@@ -252,7 +252,9 @@ def segment_case(
             ref_volume.source_sha256 = sha256_of(reference)
         else:
             from medseg.io.nifti import files_read
+            from medseg.metrics import check_header_shape
 
+            check_header_shape(input_path, volume.shape[:3], reference, outcome="nothing segmented or written")
             ref_volume = read_reference(reference, segmenter.package.labels)
             ref_volume.source_sha256 = sha256_of(files_read(reference))  # the metrics name the file scored against
             ref_volume = reorder_onto_grid(ref_volume, volume)

@@ -116,6 +116,31 @@ def test_other_grid_is_refused_and_nothing_written(pair, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_reference_of_another_shape_is_refused_from_its_header_unread(pair, tmp_path, monkeypatch):
+    """A reference declaring 1024³ voxels beside a 24×24×12 prediction was read whole (49 s, 2.3 GB) before its
+    shape was compared; its header says enough. The same grid in another axis order is still scored."""
+    import medseg.io.nifti as nifti
+    from medseg.errors import GeometryError
+
+    pred, ref = pair
+    nib.save(nib.Nifti1Image(np.zeros((24, 24, 13), np.uint8), nib.load(ref).affine), tmp_path / "big.nii.gz")
+    read = []
+    real_read_nifti = nifti.read_nifti
+    monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
+                        real_read_nifti(path, *a, **k))
+    with pytest.raises(GeometryError) as error:
+        evaluate_files(pred, tmp_path / "big.nii.gz")
+    assert str(error.value) == (f"{tmp_path / 'big.nii.gz'}: shape (24, 24, 13) differs from {pred}'s (24, 24, 12); "
+                                "not scored")
+    assert read == []
+    image = nib.load(ref)
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj).transpose(2, 0, 1),
+                             image.affine[:, [2, 0, 1, 3]]), tmp_path / "reordered.nii.gz")
+    metrics = evaluate_files(pred, tmp_path / "reordered.nii.gz")
+    assert metrics["reference_reordered"] is True
+    assert metrics["labels"]["1"]["dice"] == evaluate_files(pred, ref)["labels"]["1"]["dice"]
+
+
 def test_a_reference_with_a_wrong_gzip_checksum_is_not_scored(pair, tmp_path, capsys):
     """Before, a reference whose deflate stream decodes but whose CRC-32 does not match was scored, exit 0."""
     pred, ref = pair

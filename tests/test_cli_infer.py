@@ -1406,6 +1406,30 @@ def test_a_reference_on_another_grid_says_nothing_is_written(tmp_path, case, mak
     assert not out_dir.exists() or _files(out_dir) == []
 
 
+def test_a_reference_of_another_shape_is_refused_from_its_header_unread(tmp_path, case, make_package, capsys,
+                                                                        monkeypatch):
+    """A reference declaring 1024³ voxels beside a small input was read whole (36 s, 2.5 GB) before its shape was
+    compared; its header says enough."""
+    import medseg.io.nifti as nifti
+
+    shape = nib.load(case).shape
+    nib.save(nib.Nifti1Image(np.zeros((shape[0] + 1, *shape[1:]), np.uint8), nib.load(case).affine),
+             tmp_path / "ref.nii.gz")
+    read = []
+    real_read_nifti = nifti.read_nifti
+    monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
+                        real_read_nifti(path, *a, **k))
+    out_dir = tmp_path / "out"
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out_dir), "--reference",
+                        str(tmp_path / "ref.nii.gz")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"medseg: error: {tmp_path / 'ref.nii.gz'}: shape {(shape[0] + 1, *shape[1:])} differs from {case}'s "
+        f"{tuple(shape)}; nothing segmented or written")
+    assert str(tmp_path / "ref.nii.gz") not in read
+    assert not out_dir.exists() or _files(out_dir) == []
+
+
 def test_an_output_that_would_replace_the_reference_says_so(tmp_path, case, make_package, capsys):
     reference = tmp_path / "case_seg.nii.gz"
     reference.write_bytes(case.read_bytes())
