@@ -655,7 +655,8 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
         return None
     sform, sform_code = header.get_sform(coded=True)
     try:
-        qform, qform_code = header.get_qform(coded=True)
+        with np.errstate(invalid="ignore", over="ignore"):  # a NaN or infinite pixdim: told below, not by numpy
+            qform, qform_code = header.get_qform(coded=True)
     except ValueError as error:  # quatern_b, c, d beyond a unit quaternion: only the sform places the voxels
         if not sform_code or not int(raw_header(image)["qform_code"]):
             return None
