@@ -57,6 +57,7 @@ __all__ = [
     "grid_tolerance_mm",
     "jsonable",
     "metrics_json",
+    "on_tilt_grid",
     "reorder_onto_grid",
 ]
 
@@ -251,12 +252,20 @@ def _on_tilt_grid(volume: Volume, target: Volume, tolerance_mm: float) -> bool:
     ``volume`` on the grid ITK reads such a series on (:func:`~medseg.io.nifti.qform_for`): a label drawn in
     ITK-SNAP over a tilted series, or over medseg's NIfTI of it (whose qform is that grid), is saved so. Its voxels
     are the series' pixels, only placed without the tilt."""
+    return volume.array.ndim == 3 and on_tilt_grid(volume.shape, volume.affine, target.shape, target.affine,
+                                                   tolerance_mm)
+
+
+def on_tilt_grid(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
+                 target_affine: np.ndarray, tolerance_mm: float) -> bool:
+    """:func:`_on_tilt_grid` from shapes and affines (a header's): whether a grid of ``shape`` placed by ``affine``
+    is the unsheared grid ITK reads the gantry-tilted ``target`` grid on, voxel for voxel."""
     from medseg.io.nifti import is_sheared, qform_for
 
-    if volume.array.ndim != 3 or volume.shape != target.shape or not is_sheared(target.affine):
+    if tuple(shape) != tuple(target_shape) or not is_sheared(target_affine):
         return False
-    untilted, code = qform_for(target.affine)
-    return bool(code) and grid_displacement_mm(target.shape, volume.affine, untilted) <= tolerance_mm
+    untilted, code = qform_for(target_affine)
+    return bool(code) and grid_displacement_mm(target_shape, affine, untilted) <= tolerance_mm
 
 
 def _bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...]:

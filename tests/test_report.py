@@ -455,6 +455,38 @@ def test_an_unreadable_file_in_a_dicom_input_is_a_note_not_a_crash(tmp_path, mak
     assert "input image not checked: " in outputs.html.read_text()
 
 
+def test_a_reference_on_a_tilted_series_itk_grid_is_no_geometry_problem(tmp_path, make_package):
+    """Scoring takes a reference drawn in ITK-SNAP over a gantry-tilted series (on its unsheared grid) as the
+    segmentation's voxels; the report flagged the scored case "reference ... is not on the segmentation's grid"."""
+    import math
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    from medseg.cli import main
+    from medseg.io.dicom import read_dicom_series
+    from medseg.io.nifti import qform_for
+
+    shape = (40, 36, 12)
+    positions = slice_positions(shape[2], 2.0, inplane_shift=(0.0, 2.0 * math.tan(math.radians(15.0)), 0.0))
+    write_series(tmp_path / "study", stored_values(shape, seed=2), positions, extra={"GantryDetectorTilt": 15.0})
+    untilted, _ = qform_for(read_dicom_series(tmp_path / "study").affine)
+    labels = np.zeros(shape, np.uint8)
+    labels[10:30, 8:28, 3:9] = 1
+    nib.save(nib.Nifti1Image(labels, untilted), tmp_path / "itksnap.nii.gz")
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(results),
+              "--reference", str(tmp_path / "itksnap.nii.gz")])
+    assert info.value.code == 0
+    outputs = build_report(results, results / "report.html")
+    assert "geometry" not in flag_set(read_tsv(outputs.table)[0])
+    page = outputs.html.read_text()
+    assert "reference itksnap.nii.gz is not on the segmentation" not in page
+    assert "reference not shown" not in page
+
+
 def test_the_reordered_reference_is_drawn_voxel_for_voxel(tmp_path):
     from medseg.report.collect import collect_results
     from medseg.report.overlay import load_case_arrays

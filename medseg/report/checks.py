@@ -134,7 +134,7 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     from medseg.errors import MedsegError
     from medseg.io.files import is_dicom_file
     from medseg.io.images import read_grid
-    from medseg.metrics import grid_displacement_mm, grid_reordering
+    from medseg.metrics import grid_displacement_mm, grid_reordering, on_tilt_grid
 
     shape = tuple(check.shape)
     image_path = case.input_path()
@@ -161,6 +161,8 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
         else:
             # the same grid is the identity reordering; the same voxels in another order are scored re-indexed
             found = grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm)
+            if found is None and on_tilt_grid(reference_shape, reference_affine, shape, affine, tolerance_mm):
+                found = ((0, 1, 2), (False, False, False))  # a tilted series' ITK grid: scored on the same voxels
             if found is None:
                 check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")
             elif check.border:  # read in full only when the prediction touches a face (it may then be flagged)
