@@ -70,6 +70,20 @@ def test_dot_dot_after_a_link_to_a_folder_is_read_as_the_shell_reads_it(tmp_path
     assert sample.reference == tmp_path / "labels" / "a.nii.gz"  # no link before a '..': as written, normalised
 
 
+def test_dot_dot_after_a_link_keeps_the_file_name_written(tmp_path):
+    """The folders are resolved as the shell resolves them, not the file: ``labels/a.nii.gz`` a link to a store's
+    ``blob-0001`` was recorded as the blob, and refused as a NIfTI named without .nii or .nii.gz."""
+    (tmp_path / "siteX" / "labels").mkdir(parents=True)
+    (tmp_path / "siteX" / "scans").mkdir()
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "blob-0001").write_bytes(b"label")
+    (tmp_path / "siteX" / "labels" / "a.nii.gz").symlink_to(tmp_path / "store" / "blob-0001")
+    (tmp_path / "scans").symlink_to(tmp_path / "siteX" / "scans", target_is_directory=True)
+    (sample,) = read_samples(_sheet(tmp_path, "case_id\timage\nb\tscans/../labels/a.nii.gz\n"))
+    assert sample.image == tmp_path.resolve() / "siteX" / "labels" / "a.nii.gz"
+    assert sample.image.read_bytes() == b"label"
+
+
 def test_a_sheet_written_on_windows_takes_backslashes_as_folder_separators(tmp_path):
     """``data\\a.nii.gz`` (a sheet typed or exported on Windows) named a file with backslashes in its name: the case
     was listed as a missing image and failed when it ran. A Windows drive path is refused at once, with its line."""

@@ -116,7 +116,11 @@ def _resolve(value: str, base: Path) -> Path:
     written = base / Path(value).expanduser()
     lexical = os.path.abspath(written)
     if ".." in written.parts and os.path.realpath(written) != os.path.realpath(lexical):
-        return Path(os.path.realpath(written))
+        if written.name in ("", ".."):
+            return Path(os.path.realpath(written))
+        # the folders resolved, the name kept: a file that is itself a link (to a content-addressed store's
+        # blob-0001) is read by the name written, which tells its format, as the shell and medseg infer read it
+        return Path(os.path.realpath(written.parent)) / written.name
     return Path(lexical)
 
 
