@@ -131,8 +131,8 @@ def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not
     """:func:`check_same_grid`'s shape test of a label file against ``source``'s ``shape``, from the file's header,
     before its voxels are read: a reference declaring 1024³ voxels was read whole (tens of seconds, GBs of memory)
     to be refused as "shape … differs". A shape that is ``shape`` in another axis order passes (the reference may
-    be re-indexed), as does a DICOM file, a folder or a header that cannot be read (reading it names the
-    problem)."""
+    be re-indexed), as does a DICOM file, a folder, a header that cannot be read or a shape that is not one 3D
+    volume (reading it names the problem)."""
     from pathlib import Path
 
     from medseg.errors import MedsegError
@@ -144,6 +144,8 @@ def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not
             return
         declared = tuple(read_grid(path)[0])
     except (MedsegError, OSError, ValueError):
+        return
+    if len(declared) != 3 or len(shape) != 3:  # not one volume (a 4D file of 2 time points): reading it says so
         return
     if sorted(declared) != sorted(tuple(shape)):
         raise GeometryError(f"{path}: shape {declared} differs from {source}'s {tuple(shape)}; {outcome}")

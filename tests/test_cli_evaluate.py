@@ -141,6 +141,19 @@ def test_a_reference_of_another_shape_is_refused_from_its_header_unread(pair, tm
     assert metrics["labels"]["1"]["dice"] == evaluate_files(pred, ref)["labels"]["1"]["dice"]
 
 
+def test_a_reference_of_several_volumes_is_named_so_not_as_another_shape(pair, tmp_path):
+    """The header's shape test took a 4D reference of 2 time points for another grid ("shape (24, 24, 12, 2)
+    differs"), where reading it says what is wrong and what to do."""
+    from medseg.errors import InputError
+
+    pred, ref = pair
+    image = nib.load(ref)
+    data = np.asanyarray(image.dataobj)
+    nib.save(nib.Nifti1Image(np.stack([data, data], axis=-1), image.affine), tmp_path / "two.nii.gz")
+    with pytest.raises(InputError, match=r"two\.nii\.gz: expected a 3D volume, got shape \(24, 24, 12, 2\): 2 vol"):
+        evaluate_files(pred, tmp_path / "two.nii.gz")
+
+
 def test_a_reference_with_a_wrong_gzip_checksum_is_not_scored(pair, tmp_path, capsys):
     """Before, a reference whose deflate stream decodes but whose CRC-32 does not match was scored, exit 0."""
     pred, ref = pair
