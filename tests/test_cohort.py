@@ -1386,3 +1386,18 @@ def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_sa
     evaluate_cases(samples, results)
     rows = {row["case_id"]: row for row in read_tsv(build_report(results, page, sheet=sheet, overwrite=True).table)}
     assert [rows[case]["status"] for case in "abc"] == ["scored", "scored", "no_reference"]
+
+
+def test_the_count_line_puts_the_kept_cases_among_all_cases(capsys):
+    """Cases kept from earlier runs are ok, failed or skipped ones: the line read "3 ok, 0 failed, 0 skipped (2 of
+    them kept from earlier runs)", two of none."""
+    from medseg.cli import cli
+    from medseg.cli.cohort import _report
+    from medseg.cohort.run import CaseOutcome, JobSummary
+
+    summary = JobSummary("infer", [CaseOutcome("a", "ok", True, 0.0), CaseOutcome("b", "ok", True, 0.0),
+                                   CaseOutcome("c", "failed", False, 1.0)])
+    with cli.make_context("medseg", ["models"]) as context, context:
+        _report(summary, None)
+    assert capsys.readouterr().err.startswith(
+        "infer: 2 ok, 1 failed, 0 skipped (3 cases, 2 of them kept from earlier runs); ")

@@ -144,8 +144,10 @@ def _report(summary, record) -> None:
         write_job_record(record, summary)
     if not quiet():
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
-                   # kept cases are among the ok and failed ones ("6 ok, 4 failed, 9 kept" read as 19 cases)
-                   f"{summary.count('skipped')} skipped ({summary.reused} of them kept from earlier runs); "
+                   # kept cases are among the ok, failed and skipped ones ("6 ok, 4 failed, 9 kept" read as 19
+                   # cases; "0 skipped (2 of them kept)" as kept skipped cases)
+                   f"{summary.count('skipped')} skipped ({len(summary.cases)} cases, {summary.reused} of them kept "
+                   "from earlier runs); "
                    f"setup ({'imports, model' if summary.stage == 'infer' else 'imports'}) {summary.setup_s:.1f} s, "
                    f"total {summary.total_s:.1f} s", err=True)
 
