@@ -1980,6 +1980,8 @@ def test_averaged_statistics_carry_no_binary_residue():
     odd = 0.1 + 0.2  # 0.30000000000000004: a value's own last bits are kept
     assert describe([0.1, odd, 0.9])["median"] == odd and describe([odd, odd, 0.1, 0.9])["median"] == odd
     assert describe([1 / 3, 2 / 3, 0.5, 0.25])["mean"] == pytest.approx(0.4375, abs=1e-15)
+    close = describe([0.9999999999999998, 0.9999999999999999])  # rounded, their mean would read 1.0
+    assert close["min"] <= close["mean"] <= close["max"] < 1.0 and close["min"] <= close["median"] <= close["max"]
 
 
 def test_a_report_without_overlays_has_no_overlay_legend(tmp_path):
