@@ -2063,6 +2063,20 @@ def test_what_the_reader_noted_about_an_input_is_on_its_card(tmp_path):
     assert "input: no sform or qform: the orientation was assumed" in page and "gantry tilt" in page
 
 
+def test_control_characters_of_names_and_errors_are_written_escaped(tmp_path):
+    """A file name holding an escape sequence (``\x1b[2J``) reached report.html raw: the browser shows nothing of
+    it, but a terminal that printed the file (``cat``, ``less -r``) ran it. It is written as the CLI writes it."""
+    path = write_failure(tmp_path, "esc")
+    record = json.loads(path.read_text())
+    record["input"] = "/data/esc\x1b[2J\x9b.nii.gz"
+    record["error"] = "/data/esc\x1b[2J.nii.gz: cannot read\x07 (truncated)"
+    path.write_text(json.dumps(record))
+    write_case(tmp_path, "plain", 0, "exact")
+    page = build_report(tmp_path, tmp_path / "r.html").html.read_bytes()
+    assert not any(byte in page for byte in (b"\x1b", b"\x07", "\x9b".encode()))
+    assert b"esc\\x1b[2J.nii.gz: cannot read\\x07 (truncated)" in page
+
+
 def pdf_pages(html: Path, tmp_path: Path) -> int:
     """The number of pages Chromium prints ``html`` on (A4/Letter as Chromium's default)."""
     pdf = tmp_path / "printed.pdf"

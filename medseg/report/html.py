@@ -124,9 +124,15 @@ def status_text(status: str) -> str:
     return STATUS_TEXT.get(status, status.replace("_", " "))
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and line ends
+
+
 def e(value) -> str:
-    """HTML-escaped text; empty for ``None``."""
-    return "" if value is None else html.escape(str(value), quote=True)
+    """HTML-escaped text; empty for ``None``. A control character (an escape sequence in a file name) is written as
+    ``\\x1b``, as the command line writes it: raw, it drove a terminal that showed the file (``cat``, ``less -r``)."""
+    if value is None:
+        return ""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", html.escape(str(value), quote=True))
 
 
 def _dice(value, threshold: float) -> str:
