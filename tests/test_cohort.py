@@ -179,6 +179,11 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
         ("# only a comment\n", "the sample sheet is empty"),
         ("case_id\timage\timage\na\tx\ty\n", "column(s) image appear twice"),
         ("case_id\t\timage\na\tb\tx\n", ":1: column 2 of the header has no name"),  # its cells were dropped
+        # folders Windows cannot hold: results copied to a share failed there, long after the run
+        ("case_id\timage\nNUL\tx.nii.gz\n", ":2: case_id 'NUL' is a Windows device name: results named after it "
+                                              "cannot be copied to a Windows share or disk; rename the case"),
+        ("case_id\timage\ncom1.scan\tx.nii.gz\n", "case_id 'com1.scan' is a Windows device name"),
+        ("case_id\timage\ncase7.\tx.nii.gz\n", "case_id 'case7.' ends in a dot, which Windows drops from a name"),
     ],
 )
 def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):

@@ -3,7 +3,8 @@
 Columns (a header line is required, in any order; other columns are allowed and ignored):
 
 * ``case_id`` — names the case's outputs; ASCII letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
-  digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows);
+  digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows); no
+  Windows device name (``NUL``, ``con.1``) and no final dot, which Windows cannot hold as folder names;
 * ``image`` — a NIfTI file or a DICOM series folder;
 * ``reference`` — optional: a label image on the image's grid (or a DICOM SEG of the image's series) to score the
   segmentation against (empty cell: no reference);
@@ -150,6 +151,19 @@ def _sheet_path(value: str, base: Path, at: str, column: str) -> Path:
     return _resolve(text, base)
 
 
+_WINDOWS_DEVICES = re.compile(r"(?i)^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])$")
+
+
+def _windows_unsafe(case_id: str) -> str | None:
+    """Why Windows cannot hold a folder named ``case_id`` (a device name, ``NUL`` or ``con.1`` alike: the part before
+    the first dot counts; a name ending in a dot, which Windows drops), or None."""
+    if _WINDOWS_DEVICES.match(case_id.split(".", 1)[0]):
+        return "is a Windows device name"
+    if case_id.endswith("."):
+        return "ends in a dot, which Windows drops from a name"
+    return None
+
+
 def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str = "sample sheet") -> list[Sample]:
     """Check the rows' values and make :class:`Sample` records; relative paths are taken from ``base``."""
     base = Path(os.path.abspath(base))
@@ -165,6 +179,10 @@ def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str =
         if not re.match(CASE_ID_PATTERN, case_id):
             raise InputError(f"{at}: case_id {case_id!r} must be 1-128 ASCII letters (A-Z, a-z), digits, '.', '_' "
                              f"or '-', starting with a letter or digit")
+        unsafe = _windows_unsafe(case_id)
+        if unsafe:
+            raise InputError(f"{at}: case_id {case_id!r} {unsafe}: results named after it cannot be copied to a "
+                             "Windows share or disk; rename the case")
         key = case_id.lower()
         if key in seen:
             raise InputError(f"{at}: case_id {case_id!r} repeats line {seen[key]} (case_ids must be unique, "
