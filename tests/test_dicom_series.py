@@ -649,6 +649,15 @@ def test_a_first_file_with_another_pixel_spacing_is_the_one_named(tmp_path, caps
     assert (f"images with different pixel spacings: 1 of {len(paths)} at 0.9 × 0.6 mm (the others 0.8 × 0.6 mm); "
             f"the first such file: {first.name}") in err, err
     assert second.name not in err
+    third = sorted(paths)[2]  # a second odd spacing: "the others" were not all at the common one
+    dataset = pydicom.dcmread(third)
+    dataset.PixelSpacing = [0.7, 0.6]
+    dataset.save_as(third)
+    code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert (f"images with different pixel spacings: 2 of {len(paths)} off the most common 0.8 × 0.6 mm, at 2 other "
+            f"spacings (the first at 0.9 × 0.6 mm); the first such file: {first.name}") in err, err
+
 
 @pytest.mark.parametrize(("keyword", "raw", "problem"), [
     ("PixelSpacing", "0.8\\0.6x", "PixelSpacing '0.8\\0.6x' is not 2 numbers"),

@@ -122,8 +122,11 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
         common = values[int(np.argmax(counts))]
         odd = np.abs(spacings - common).max(axis=1) > 1e-4
         first = int(np.argmax(odd))
-        raise GeometryProblem(f"images with different pixel spacings: {int(odd.sum())} of {len(frames)} at "
-                              f"{_spacing_text(spacings[first])} mm (the others {_spacing_text(common)} mm); "
+        others = len(np.unique(np.round(spacings[odd], 4), axis=0))  # spacings besides the common one
+        at = (f"at {_spacing_text(spacings[first])} mm (the others {_spacing_text(common)} mm)" if others == 1 else
+              f"off the most common {_spacing_text(common)} mm, at {others} other spacings (the first at "
+              f"{_spacing_text(spacings[first])} mm)")
+        raise GeometryProblem(f"images with different pixel spacings: {int(odd.sum())} of {len(frames)} {at}; "
                               "the first such file", frames=(first,))
     row_dir, col_dir = _unit(orientations[0][:3]), _unit(orientations[0][3:])
     if abs(float(row_dir @ col_dir)) > 1e-3:
