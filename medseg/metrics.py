@@ -484,9 +484,8 @@ def _metric_versions() -> dict[str, str]:
     import medseg
     from medseg.checkout import source_commit
 
-    found = {"medseg": medseg.__version__}
-    if source_commit():  # a checkout's commit: the version number is one for every commit between releases
-        found["medseg_commit"] = source_commit()
+    commit = source_commit()  # a checkout's commit: the version number is one for every commit between releases
+    found = {"medseg": medseg.__version__, **({"medseg_commit": commit} if commit else {})}
     for name in ("monai", "numpy", "scipy"):
         try:
             found[name] = version(name)
