@@ -1919,6 +1919,22 @@ def test_a_label_named_like_a_case_column_gets_its_value_as_prefix(tmp_path):
     assert float(row["min_dice"]) == min(float(row["1_min_dice"]), float(row["error_dice"])) < 1
 
 
+def test_a_label_name_that_a_spreadsheet_would_run_as_a_formula_heads_its_columns_as_text(tmp_path):
+    """A label named ``-x`` (a model.json's name) headed its columns ``-x_dice`` ...: the header row escaped the
+    leading ``'`` that the text cells get, and a spreadsheet read the column names as formulas (#NAME?)."""
+    image, labels, affine = phantom(0)
+    write_case_arrays(tmp_path, "c", image, labels, perturb(labels, "erode"), affine,
+                      labels_named={0: "background", 1: "-x", 2: "=cmd"})
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    header = outputs.table.read_text().splitlines()[0].split("\t")
+    assert header[:3] == ["rank", "case_id", "status"]
+    assert header[16:18] == ["'-x_dice", "'-x_hd95_mm"] and "'-x_status" in header
+    assert "_cmd_dice" in header  # "=" is not a column name's character: the name's prefix has none to escape
+    assert not [cell for cell in header if cell.startswith(("=", "+", "-", "@"))]
+    (row,) = read_tsv(outputs.table)
+    assert 0 < float(row["'-x_dice"]) < 1 and float(row["_cmd_dice"]) == 1
+
+
 def test_tsv_cells_with_quotes_and_control_characters_read_back(tmp_path):
     from medseg.report.table import write_tsv
 

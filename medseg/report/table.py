@@ -96,13 +96,14 @@ def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
     quoted as CSV quotes it (in quotes, its own quotes doubled), so that pandas, R and spreadsheets read it back
     as written. A text cell that a spreadsheet would take as a formula (one beginning with ``=``, ``+``, ``-`` or
     ``@``: a file named ``=HYPERLINK(...).nii.gz``, an error quoting it) gets a leading ``'``, which spreadsheets
-    read as "text follows"; numbers are written as they are."""
+    read as "text follows"; numbers are written as they are. Header cells too: a label named ``-x`` heads its
+    columns ``'-x_dice`` and so on."""
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(header)
+    writer.writerow([_cell(column) for column in header])
     for row in rows:
         writer.writerow([_cell(row.get(column)) for column in header])
     Path(path).write_text(buffer.getvalue(), encoding="utf-8", errors="backslashreplace")
