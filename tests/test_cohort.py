@@ -1353,6 +1353,39 @@ def test_a_job_skips_a_case_taken_out_of_the_sheet_since_its_run_planned(cohort,
     assert f"not in {sheet}: gone2" in capsys.readouterr().err
 
 
+def test_a_job_names_every_case_taken_out_of_the_sheet_and_every_row_changed_since_its_run_planned(cohort, capsys,
+                                                                                                  monkeypatch):
+    """The sheet edited during a run, one case taken out and another's row changed: the job's warning named only the
+    case taken out, and the other was segmented from its new image without a word."""
+    from medseg.cli import main
+    from medseg.cohort import write_batch_plan
+    from medseg.cohort.run import changed_since_planned
+    from medseg.io.folder_claim import claimed, holder_text
+
+    sheet, results = cohort
+    monkeypatch.setenv("MEDSEG_COHORT_RUN", holder_text())  # this process holds the folder, as the run's planning
+    with claimed(results, "cohort run"):
+        write_batch_plan(results, 5, batches(read_samples(sheet), 5))  # as the run starts (onstart)
+        sheet.write_text("case_id\timage\treference\na\ta.nii.gz\nc\tb.nii.gz\nbad\tbad.nii.gz\ta_label.nii.gz\n"
+                         "gone\tgone.nii.gz\n")  # b taken out; c's image and a's reference changed
+        assert changed_since_planned(results, read_samples(sheet)) == ["a", "c"]
+        for cases, told in ((["b", "c"], "b no longer in the sheet, the row of c changed (edited since this run "
+                                         "planned its jobs): b skipped, c run as the sheet has it now"),
+                            (["a", "bad", "c"], "the rows of a, c changed (edited since this run planned its jobs): "
+                                                "run as the sheet has them now")):
+            with pytest.raises(SystemExit) as caught:
+                main(["cohort", "infer", str(sheet), "-o", str(results), *[f"--case={case}" for case in cases],
+                      "--model", MODEL, "--device", "cpu", "--threads", "1"])
+            assert caught.value.code == 0
+            assert capsys.readouterr().err.startswith(
+                f"warning: {sheet}: {told}; the next run plans from the sheet as it is\n")
+    sidecar = json.loads((results / "cases" / "c" / "c_seg.json").read_text())
+    assert Path(sidecar["input"]).name == "b.nii.gz" and not (results / "cases" / "b").exists()
+    (results / "jobs" / ".plan.json").write_text(json.dumps({"schema": "medseg-cohort-plan/1", "cases_per_job": 5,
+                                                             "jobs": {"batch001": ["a", "c"]}}))
+    assert changed_since_planned(results, read_samples(sheet)) == []  # a plan of an earlier medseg: no rows
+
+
 def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_same_path_as_stale(cohort):
     """A file replaced by another of the same grid under the same name: the report with the sheet showed the old
     figures as the case's, flagged nothing. The cohort records each file's size and time when it uses it."""

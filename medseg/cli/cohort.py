@@ -75,9 +75,10 @@ def _select(samples, cases, results, holder: str | None):
     """The sheet's rows of ``cases`` (all without). A step started by hand is refused while a workflow run holds the
     results folder; a job of that run (``holder``: the run's process, as the folder's claim file names it) skips,
     with a warning, a case taken out of the sheet since the run planned its jobs (the sheet edited mid-run had
-    failed the job, three times, and the run without a report)."""
+    failed the job, three times, and the run without a report); a case whose row was changed since is run as it is
+    now, named in the same warning."""
     from medseg.cohort import read_samples
-    from medseg.cohort.run import check_no_workflow_run
+    from medseg.cohort.run import changed_since_planned, check_no_workflow_run
     from medseg.io.folder_claim import claim_holder
 
     in_run = bool(holder) and claim_holder(results) == holder
@@ -90,11 +91,23 @@ def _select(samples, cases, results, holder: str | None):
     unknown = [case for case in cases if case not in by_id]
     if unknown and not in_run:
         raise click.BadParameter(f"not in {samples}: {', '.join(unknown)}", param_hint="--case")
-    if unknown:
-        click.echo(escaped_line(f"warning: {samples}: {', '.join(unknown)} no longer in the sheet (edited since this "
-                                "run planned its jobs): skipped; the next run plans from the sheet as it is"),
-                   err=True)
-    return [by_id[case] for case in cases if case in by_id]
+    selected = [by_id[case] for case in cases if case in by_id]
+    changed = changed_since_planned(results, selected) if in_run else []
+    if unknown or changed:
+        click.echo(escaped_line(f"warning: {samples}: {_edited(unknown, changed)}; the next run plans from the sheet "
+                                "as it is"), err=True)
+    return selected
+
+
+def _edited(removed: list[str], changed: list[str]) -> str:
+    """What a job does with its cases taken out of the sheet (skipped) and those whose row was changed (run as the
+    row is now) since its run planned it, naming each."""
+    what = [f"{', '.join(removed)} no longer in the sheet"] if removed else []
+    what += [f"the row{'s' if len(changed) > 1 else ''} of {', '.join(changed)} changed"] if changed else []
+    done = ([f"{', '.join(removed)} skipped" if changed else "skipped"] if removed else []) + (
+        [f"{', '.join(changed) + ' ' if removed else ''}run as the sheet has {'them' if len(changed) > 1 else 'it'} "
+         "now"] if changed else [])
+    return f"{', '.join(what)} (edited since this run planned its jobs): {', '.join(done)}"
 
 
 def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:

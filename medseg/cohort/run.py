@@ -41,9 +41,9 @@ from medseg.errors import DicomError, GeometryError, ImageReadError, InputError,
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.resources import cgroup_limit, set_threads
 
-__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "check_no_workflow_run", "evaluate_cases",
-           "given_up_for_less_memory", "infer_cases", "read_batch_plan", "stale_cases", "write_batch_plan",
-           "write_job_record"]
+__all__ = ["CaseOutcome", "InferOptions", "JobSummary", "changed_since_planned", "check_no_workflow_run",
+           "evaluate_cases", "given_up_for_less_memory", "infer_cases", "read_batch_plan", "stale_cases",
+           "write_batch_plan", "write_job_record"]
 
 log = logging.getLogger(__name__)
 
@@ -618,7 +618,9 @@ def write_batch_plan(results: Path | str, cases_per_job: int, jobs: dict[str, Se
     gone = {name: [] for name in (earlier or {}) if name not in jobs}
     remove_leftovers_of(_plan_path(results).parent, [_plan_path(results).name])  # of a run killed while writing it
     record = {"schema": PLAN_SCHEMA, "cases_per_job": cases_per_job,
-              "jobs": {**{name: [sample.case_id for sample in samples] for name, samples in jobs.items()}, **gone}}
+              "jobs": {**{name: [sample.case_id for sample in samples] for name, samples in jobs.items()}, **gone},
+              # each case's row as planned, for its job to tell a row edited since (changed_since_planned)
+              "rows": {sample.case_id: _planned_row(sample) for samples in jobs.values() for sample in samples}}
     with atomic_paths([_plan_path(results)], overwrite=True) as (temp,):
         temp.write_text(json.dumps(record, indent=1) + "\n")
 
@@ -634,6 +636,24 @@ def read_batch_plan(results: Path | str, cases_per_job: int) -> dict[str, list[s
         return {str(name): [str(case_id) for case_id in case_ids] for name, case_ids in record["jobs"].items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
+
+
+def changed_since_planned(results: Path | str, samples: Sequence[Sample]) -> list[str]:
+    """The case ids of ``samples`` whose row (image, reference, series) is not the one the run's plan recorded: the
+    sheet edited since the run planned its jobs, which then run the row as it is now. None where the plan cannot be
+    read or records no rows (written by an earlier medseg), or does not list the case."""
+    try:
+        rows = json.loads(_plan_path(results).read_text(encoding="utf-8")).get("rows")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(rows, dict):
+        return []
+    return [sample.case_id for sample in samples
+            if sample.case_id in rows and rows[sample.case_id] != _planned_row(sample)]
+
+
+def _planned_row(sample: Sample) -> list[str | None]:
+    return [str(sample.image), None if sample.reference is None else str(sample.reference), sample.series]
 
 
 def write_job_record(path: Path | str, summary: JobSummary) -> None:
