@@ -1751,6 +1751,29 @@ def test_verbose_shows_stage_timings_and_debug_stays_medsegs_own(tmp_path, case,
                      r"\d+\.\d\d s, inference \d+\.\d\d s, postprocess \d+\.\d\d s, write \d+\.\d\d s\)", run.stderr)
 
 
+def test_a_warning_the_library_logs_reads_as_the_commands_own_and_names_its_logger_at_debug(tmp_path, make_package):
+    """A NIfTI whose sform and qform disagree: `medseg infer` wrote "WARNING medseg.io.nifti: ..." beside its own
+    "warning: ..." lines (the README quotes that form); at -vv every log line still names its logger."""
+    odd = tmp_path / "odd.nii.gz"
+    image = nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).image, np.diag([1.0, 1.0, 2.0, 1.0]))
+    shifted = np.diag([1.0, 1.0, 2.0, 1.0])
+    shifted[0, 3] = 5.0
+    image.set_qform(shifted, code=1)
+    image.set_sform(np.diag([1.0, 1.0, 2.0, 1.0]), code=2)
+    nib.save(image, odd)
+    told = (f"{odd}: the header's sform and qform disagree, placing voxels up to 5 mm apart: the sform is used (as "
+            "nibabel does); a tool that reads the qform shows the input, and its segmentation, elsewhere")
+    package = make_package()
+    for verbosity, line in (([], f"warning: {told}"), (["-vv"], f"WARNING medseg.io.nifti: {told}")):
+        run = subprocess.run([sys.executable, "-m", "medseg", *verbosity, "infer", str(odd), "-m", str(package), "-o",
+                              str(tmp_path / "out"), "--overwrite", "--threads", "1"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1], timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert line in run.stderr.splitlines(), run.stderr
+        if not verbosity:
+            assert not [line for line in run.stderr.splitlines() if line.startswith(("WARNING", "INFO"))], run.stderr
+
+
 @pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's /sys, a folder nobody "
                     "may write in")
 def test_an_output_folder_that_cannot_be_made_is_named_itself(tmp_path, case, make_package, capsys):

@@ -926,7 +926,7 @@ def test_library_warnings_are_one_line_per_kind_naming_files_for_every_input(tmp
                           str(tmp_path / "out"), "--device", "cpu"], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 0, run.stderr
-    warned = [line for line in run.stderr.splitlines() if line.startswith("WARNING")]
+    warned = [line for line in run.stderr.splitlines() if line.startswith("warning: ")]
     names = ", ".join(f"{k:04d}.dcm" for k in range(3))
     for folder in folders:
         mine = [line for line in warned if f": {folder}: " in line]

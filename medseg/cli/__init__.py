@@ -78,12 +78,17 @@ def cli(verbose: int, quiet: bool) -> None:
     $ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    # a logged warning reads as the commands' own ("warning: ..."); -vv names the logger of every record
+    formatter = _OneLineFormatter("%(levelname)s %(name)s: %(message)s", plain_warnings=level != logging.DEBUG)
     handler = logging.StreamHandler()
-    handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter)
     # -vv: medseg's own debug lines; the libraries underneath stay at INFO (matplotlib's and pylibjpeg's debug
     # output was 36 of 39 lines)
     root_level = logging.INFO if level == logging.DEBUG else level
     logging.basicConfig(level=root_level, handlers=[handler])
+    for each in logging.getLogger().handlers:  # main() run again: basicConfig kept the first call's handler
+        if isinstance(each.formatter, _OneLineFormatter):
+            each.setFormatter(formatter)
     logging.getLogger().setLevel(root_level)  # basicConfig sets it on its first call only: main() may run again
     # (NOTSET otherwise: medseg's loggers follow the root's level, as a program calling main() more than once expects)
     logging.getLogger("medseg").setLevel(logging.DEBUG if level == logging.DEBUG else logging.NOTSET)
@@ -102,12 +107,20 @@ def cli(verbose: int, quiet: bool) -> None:
 
 class _OneLineFormatter(logging.Formatter):
     """Log messages as one line each, as errors are: a line break or control character in a file name is written
-    escaped (a traceback, at -vv, stays as it is)."""
+    escaped (a traceback, at -vv, stays as it is). With ``plain_warnings``, a warning is ``warning: <message>``, as
+    the commands write their own (a library's read ``WARNING medseg.io.nifti: ...`` beside them); other records,
+    and every record without it, are ``<LEVEL> <logger>: <message>``."""
+
+    def __init__(self, fmt: str, plain_warnings: bool = False) -> None:
+        super().__init__(fmt)
+        self.plain_warnings = plain_warnings
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         from medseg.cli.options import escaped_line
 
         escaped = escaped_line(record.message)
+        if self.plain_warnings and record.levelno == logging.WARNING:
+            return f"warning: {escaped}"
         if escaped != record.message:  # a copy: other handlers of the record see it as logged
             record = logging.makeLogRecord({**record.__dict__, "message": escaped})
         return super().formatMessage(record)
