@@ -531,6 +531,36 @@ def test_an_input_off_the_segmentations_grid_is_told_from_its_header_not_read(tm
     assert arrays.image is not None and arrays.notes == []
 
 
+def test_a_segmentation_off_its_recorded_grid_is_told_from_its_header_not_read(tmp_path, monkeypatch):
+    """A segmentation replaced after the run by a file of another shape (a 4 MB gzip file can declare 16 GiB of
+    voxels) was read whole, for the border check and again for the overlay, only to be flagged: its header now
+    decides, for a sidecar's recorded shape and, for a prediction only metrics name, its reference's voxel count."""
+    import medseg.report.checks as checks
+
+    for case_id, seed in (("kept", 0), ("replaced", 1), ("scored", 2)):
+        write_case(tmp_path, case_id, seed, "exact")
+    replaced = tmp_path / "cases" / "replaced" / "replaced_seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((60, 34, 18), np.uint8), np.diag([1.0, 1.0, 2.0, 1.0])), replaced)
+    scored = tmp_path / "cases" / "scored" / "scored_seg.nii.gz"
+    (tmp_path / "cases" / "scored" / "scored_seg.json").unlink()  # as `medseg evaluate` leaves a case: metrics only
+    nib.save(nib.Nifti1Image(np.zeros((30, 34, 40), np.uint8), np.diag([1.0, 1.0, 2.0, 1.0])), scored)
+    read = []
+    real_read_labels = checks.read_labels
+    monkeypatch.setattr(checks, "read_labels", lambda path: read.append(Path(path)) or real_read_labels(path))
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert replaced not in read and scored not in read
+    assert read.count(tmp_path / "cases" / "kept" / "kept_seg.nii.gz") == 2  # checked, and drawn, as before
+    assert flag_set(rows["replaced"]) == {"geometry"} and flag_set(rows["kept"]) == set()
+    assert "geometry" in flag_set(rows["scored"])
+    assert outputs.overlays == 1
+    page = html_module.unescape((tmp_path / "r.html").read_text())
+    assert ("no overlay: segmentation shape (60, 34, 18) differs from the input's (30, 34, 18) recorded in the "
+            "sidecar (not read)") in page
+    assert ("no overlay: scored_seg.nii.gz: shape (30, 34, 40), more voxels than its reference 2_label.nii.gz "
+            "(30, 34, 18) (not read)") in page
+
+
 def test_records_of_the_wrong_shape_fail_the_case_not_the_report(tmp_path):
     """JSON that parses but is not a usable record becomes a failed case (stage report) naming the field."""
     edits = {

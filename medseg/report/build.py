@@ -159,6 +159,7 @@ def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
 
 def _overlays(cases, flags, order, label_order, max_overlays
               ) -> tuple[dict[int, bytes], dict[int, str], dict[int, list[str]]]:
+    from medseg.report.checks import segmentation_header_problem
     from medseg.report.overlay import load_case_arrays, render_overlay
 
     overlays: dict[int, bytes] = {}
@@ -177,6 +178,11 @@ def _overlays(cases, flags, order, label_order, max_overlays
             notes.setdefault(index, []).append(
                 f"no overlay: only the {max_overlays} worst {kind} get one (--max-overlays)" if max_overlays else
                 "no overlay: none drawn (--max-overlays 0)")
+            continue
+        path = case.segmentation_path()
+        problem = segmentation_header_problem(case, path) if path is not None else None
+        if problem is not None:  # off its grid: flagged, and left unread
+            notes.setdefault(index, []).append(f"no overlay: {problem}")
             continue
         try:
             arrays = load_case_arrays(case)

@@ -6,6 +6,7 @@ cases get an overlay."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 from medseg.report.collect import CaseResult
 
 __all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_case_labels", "read_labels",
-           "read_segmentation"]
+           "read_segmentation", "segmentation_header_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,39 @@ def read_segmentation(case: CaseResult, path: Path):
     return (*read_labels(path), None)
 
 
+def segmentation_header_problem(case: CaseResult, path: Path) -> str | None:
+    """Why a NIfTI segmentation is left unread, told from its header: a shape other than the input's its sidecar
+    records, or, for a prediction only metrics name, more voxels than its reference's header declares (a file
+    replaced afterwards; a 4 MB gzip file can declare 16 GiB of voxels, which the report would read whole only to
+    flag). None where the header agrees, or cannot be read (reading the file names the problem)."""
+    from medseg.errors import MedsegError
+    from medseg.io.images import read_grid
+
+    if path.suffix.lower() == ".dcm":  # a DICOM SEG is placed on its source series as it is read
+        return None
+    try:
+        shape, _ = read_grid(path)
+    except (MedsegError, OSError, ValueError, ArithmeticError):
+        return None
+    recorded = (case.sidecar or {}).get("shape")
+    if recorded is not None:
+        if list(recorded) != list(shape):
+            return (f"segmentation shape {tuple(shape)} differs from the input's {tuple(recorded)} recorded in the "
+                    "sidecar (not read)")
+        return None
+    reference = case.reference_path() if case.metrics is not None else None
+    if reference is None or not reference.is_file():
+        return None
+    try:
+        reference_shape, _ = read_grid(reference)
+    except (MedsegError, OSError, ValueError, ArithmeticError):
+        return None
+    if math.prod(shape) > math.prod(reference_shape):  # the same voxels in another order have as many
+        return (f"{path.name}: shape {tuple(shape)}, more voxels than its reference {reference.name} "
+                f"{tuple(reference_shape)} (not read)")
+    return None
+
+
 def border_voxels(labels: np.ndarray) -> dict[str, dict[str, int]]:
     """For every non-zero label, how many of its voxels lie on each face of the volume."""
     out: dict[str, dict[str, int]] = {}
@@ -95,6 +129,9 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
     path = case.segmentation_path()
     if path is None:
         return SegmentationCheck(path=None, geometry=["segmentation file not found"])
+    problem = segmentation_header_problem(case, path)
+    if problem is not None:  # told from its header, its voxels left unread
+        return SegmentationCheck(path=path, geometry=[problem])
     try:
         labels, affine, _ = read_segmentation(case, path)
     except Exception as error:  # any unreadable file is reported on the page, never raised
