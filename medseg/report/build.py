@@ -184,6 +184,7 @@ def _overlays(cases, flags, order, label_order, max_overlays
         if problem is not None:  # off its grid: flagged, and left unread
             notes.setdefault(index, []).append(f"no overlay: {problem}")
             continue
+        arrays = None  # the previous case's volumes, released before this case's are read: not two cases at once
         try:
             arrays = load_case_arrays(case)
             if arrays is None:
