@@ -57,6 +57,10 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     if not meta.is_file():
         raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
     recorded = read_checkpoint_record(meta)
+    if "config" not in recorded:  # an earlier medseg's: nothing to compare this run's settings with
+        raise TrainingError(f"{meta}: the checkpoint does not record the settings its run was started with (written "
+                            "by an earlier medseg), so resuming cannot check that this run continues it; start "
+                            "again with --overwrite")
     # damaged weights are told before the cases are read and the run announced
     check_weights_digest(checkpoint_tensors_path(out_dir, recorded), recorded.get("weights_sha256"), meta.name)
     done = recorded["epoch"]  # an int: read_checkpoint_record checked it
@@ -73,8 +77,8 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
         # an added or removed case also moves the seeded split: named as what it is, not as a split setting
         check_same_data(out_dir, dict.fromkeys(trained_on, []), dict.fromkeys(case_ids, []))
     started_with = resume_key(package_config, settings)
-    changed = _differences(_patch_resolved(recorded.get("config", started_with)), started_with)
-    before = recorded.get("config", {}).get("training", {})
+    changed = _differences(_patch_resolved(recorded["config"]), started_with)
+    before = recorded["config"].get("training", {})
     options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
                if f"training.{key}" in changed and before.get(key) is not None]
     if options and not epochs_given and planned is not None and planned != int(settings["epochs"]):

@@ -2184,6 +2184,25 @@ def _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch):
     return images, labels, out, args
 
 
+def test_a_checkpoint_without_its_settings_is_refused_on_resuming(tiny_set, tmp_path, capsys, config_file,
+                                                                  monkeypatch):
+    """A checkpoint of an earlier medseg that did not record its run's settings (nor its split and data) was resumed
+    with any settings, seed or cases, and the package recorded this run's settings for epochs trained otherwise."""
+    images, labels, out, args = _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch)
+    record = out / ".checkpoint" / "last.json"
+    state = json.loads(record.read_text())
+    for key in ("config", "val_cases", "data_sha256", "epochs_planned"):  # as medseg wrote it before 2026-11-25
+        state.pop(key)
+    record.write_text(json.dumps(state))
+    before = sorted(p.name for p in out.rglob("*"))
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume", "--seed", "7"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"medseg: error: {record}: the checkpoint does not record the settings its run was started with (written by "
+        "an earlier medseg), so resuming cannot check that this run continues it; start again with --overwrite"]
+    assert sorted(p.name for p in out.rglob("*")) == before and not (out / "model.json").exists()
+
+
 def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, capsys, config_file, monkeypatch):
     """A corrupt checkpoint is one line; a checkpoint trained on other files is refused, naming the cases; --resume
     with --overwrite is a usage error; extending a finished run is recorded in model.json and the card."""
