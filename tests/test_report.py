@@ -1829,6 +1829,35 @@ def test_a_single_slice_case_says_its_volumes_rest_on_the_header(tmp_path):
     assert page.count(note) == 1  # on the one-slice case's card only
 
 
+def test_metrics_of_an_earlier_medseg_beside_a_later_segmentation_are_stale(tmp_path):
+    """Metrics written before they recorded the SHA-256 of the file they score, left beside the sidecar of a later
+    run (a moved results folder segmented again without a reference keeps them), were shown as the new
+    segmentation's figures; their predicted volumes tell them apart. Volumes an early sidecar rounded to 4 decimals
+    still match."""
+    root = tmp_path / "results"
+    for seed, case_id in enumerate(("resegmented", "rounded")):
+        folder = write_case(root, case_id, seed, "erode")
+        sidecar_path, metrics_path = folder / f"{case_id}_seg.json", folder / f"{case_id}_metrics.json"
+        sidecar, metrics = json.loads(sidecar_path.read_text()), json.loads(metrics_path.read_text())
+        metrics.pop("prediction_sha256", None)  # as an earlier medseg wrote them
+        if case_id == "resegmented":  # the sidecar of a later run, with the hash of the file it describes
+            sidecar["segmentation_sha256"] = sha256_of(folder / f"{case_id}_seg.nii.gz")
+            sidecar["label_volume_ml"]["1"] *= 1.2
+        else:
+            sidecar["label_volume_ml"] = {k: round(v, 4) for k, v in sidecar["label_volume_ml"].items()}
+        sidecar_path.write_text(json.dumps(sidecar))
+        metrics_path.write_text(json.dumps(metrics))
+    rows = {row["case_id"]: row for row in read_tsv(build_report(root, tmp_path / "r" / "report.html",
+                                                                 max_overlays=0).table)}
+    assert rows["rounded"]["status"] == "scored" and float(rows["rounded"]["min_dice"]) > 0.5
+    assert rows["resegmented"]["status"] == "failed" and rows["resegmented"]["min_dice"] == ""
+    assert rows["resegmented"]["failed_stage"] == "stale" and rows["resegmented"]["error"].startswith(
+        "resegmented_metrics.json scores another resegmented_seg.nii.gz than the one its sidecar describes (written "
+        "by an earlier medseg, without the SHA-256 of the file it scored, its predicted volumes are not the "
+        "sidecar's); score the segmentation again (medseg evaluate -o ... --overwrite) or remove "
+        "resegmented_metrics.json")
+
+
 def test_negative_amounts_in_flags_use_a_typographic_minus():
     """Signed figures in flag messages read as the tables do (U+2212); a label name keeps its hyphen."""
     from medseg.report.flags import _amount, _signed

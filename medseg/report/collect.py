@@ -488,15 +488,33 @@ def _check_segmentation(case: CaseResult) -> None:
     if why is None and isinstance(made, str) and isinstance(read, str) and made != read:
         why = (f"{metrics_name} scores another {described} than the one its sidecar describes (their SHA-256 differ: "
                "the segmentation was written again after it was scored)")
+    again = "segment the case again (a cohort redoes a case whose folder was removed)"
+    if why is None and case.metrics is not None and read is None and _volumes_differ(metrics, case.sidecar):
+        why = (f"{metrics_name} scores another {described} than the one its sidecar describes (written by an earlier "
+               "medseg, without the SHA-256 of the file it scored, its predicted volumes are not the sidecar's)")
+        again = f"score the segmentation again (medseg evaluate -o ... --overwrite) or remove {metrics_name}"
     if why is None:
         return
     if case.metrics is not None:
         case.notes.append(f"ignored {metrics_name}: it does not score the case's segmentation")
     case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
                     "input": case.sidecar.get("input"), "reference": metrics.get("reference"),
-                    "error": f"{why}; segment the case again (a cohort redoes a case whose folder was removed)",
+                    "error": f"{why}; {again}",
                     "error_type": "StaleResult"}
     case.metrics = None
+
+
+def _volumes_differ(metrics: dict, sidecar: dict) -> bool:
+    """Whether metrics score other labels than the sidecar's segmentation holds: a label's predicted volume unlike
+    the sidecar's (to the 4 decimals early sidecars kept), for records that do not name the scored file's SHA-256."""
+    volumes, labels = sidecar.get("label_volume_ml"), metrics.get("labels")
+    if not isinstance(volumes, dict) or not isinstance(labels, dict):
+        return False
+    for value, entry in labels.items():
+        scored, described = _number(entry.get("pred_volume_ml")), _number(volumes.get(value))
+        if scored is not None and described is not None and abs(scored - described) > max(5e-5, 1e-6 * scored):
+            return True
+    return False
 
 
 def check_sources(cases: list[CaseResult]) -> None:
