@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from medseg.errors import ModelPackageError
-from medseg.io.atomic import atomic_paths, sha256_of
+from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
 from medseg.io.files import not_there
 
 __all__ = [
@@ -424,7 +424,12 @@ class ModelPackage:
                 raise ModelPackageError(f"{self.weights_path}: changed while it was read, three times; load the "
                                         "package once nothing writes to it")
             self.values_checked = False
-            self.check_weights()
+            try:
+                self.check_weights()
+            except ModelPackageError as error:  # damage, or more likely a new package placed since it was loaded
+                raise ModelPackageError(f"{error}; it changed since {self.path} was loaded (a new package written "
+                                        "into the folder meanwhile?): run again to load the package as it is "
+                                        "now") from error
         self._check_shapes({k: tuple(v.shape) for k, v in state.items()})
         for key, tensor in ([] if self.values_checked else state.items()):
             if key.endswith(_COUNTERS):
@@ -610,6 +615,14 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     else:
         names = ", ".join(shipped_models()) or "none"
         raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model (shipped: {names})")
+    # model.json and the weights of one package: a training run placing a new one waits for this read to end
+    # (read between its renames, the old model.json and the new weights were refused as a corrupt file)
+    with reading_folder(path):
+        return _read_package(path, check_hash)
+
+
+def _read_package(path: Path, check_hash: bool) -> ModelPackage:
+    """:func:`load_package` of the package folder ``path``: its config read and checked, its weights checked."""
     config_path = path / CONFIG_NAME
     try:
         if config_path.is_dir():

@@ -669,3 +669,44 @@ def test_the_phantom_package_lists_the_images_its_set_script_writes(tmp_path, mo
              for seed in (1000, 1001, 1002)}
     assert found == {1000: True, 1001: True, 1002: False}
     assert "phantom_1002" in training["val_cases"]
+
+
+def test_a_package_replaced_while_it_is_loaded_is_read_whole(make_package):
+    """A training run replacing a package places its files one rename after another, holding the folder's
+    exclusive lock (as every set is placed). A load that starts between the renames of the weights and of
+    model.json waits for the set and reads the new package whole; it had read the old model.json with the new
+    weights and refused them as a corrupt file."""
+    import threading
+    import time
+
+    fcntl = pytest.importorskip("fcntl")
+    old = make_package("tiny")
+    new = make_package("wider", architecture={"type": "unet2d", "in_channels": 1, "n_classes": 4, "base_width": 8,
+                                              "depth": 2, "dropout": 0.0, "norm": "batch"})
+    new_sha = load_package(new).sha256
+    assert new_sha != load_package(old).sha256
+    loaded, failed = [], []
+
+    def load():
+        try:
+            loaded.append(load_package(old))
+        except ModelPackageError as error:
+            failed.append(str(error))
+
+    handle = os.open(old, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # the writer's lock while it places its set
+        os.replace(new / "weights.safetensors", old / "weights.safetensors")
+        reader = threading.Thread(target=load)
+        reader.start()
+        time.sleep(0.5)  # the load has begun, between the two renames
+        os.replace(new / "model.json", old / "model.json")
+    finally:
+        os.close(handle)
+    reader.join(timeout=30)
+    assert not failed
+    assert [package.sha256 for package in loaded] == [new_sha]
+    assert loaded[0].config["architecture"]["base_width"] == 8
+    os.replace(make_package("other") / "weights.safetensors", old / "weights.safetensors")  # once more, after it
+    with pytest.raises(ModelPackageError, match="does not match .*; it changed since .* was loaded .*run again"):
+        loaded[0].build_network("cpu")  # weights model.json as read does not record: said so, not called corrupt

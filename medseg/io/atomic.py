@@ -21,8 +21,8 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
-           "check_writable", "fsync_path", "placed_before_stop", "remove_empty_folders", "remove_leftovers",
-           "remove_leftovers_of", "remove_stale_leftovers", "results_unwritable", "sha256_of"]
+           "check_writable", "fsync_path", "placed_before_stop", "reading_folder", "remove_empty_folders",
+           "remove_leftovers", "remove_leftovers_of", "remove_stale_leftovers", "results_unwritable", "sha256_of"]
 
 
 log = logging.getLogger(__name__)
@@ -356,6 +356,31 @@ def _folder_locks(targets: list[Path]) -> Iterator[None]:
         for handle in handles:
             with contextlib.suppress(OSError):
                 os.close(handle)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def reading_folder(folder: Path | str) -> Iterator[None]:
+    """Hold a shared lock (flock) on ``folder`` while files of one set are read from it: a writer places its set
+    under the folder's exclusive lock (:func:`atomic_paths`), so a reader holding this finds every file of the set
+    old or every file new, never some of each (a model package replaced by ``medseg train --overwrite`` while
+    ``medseg infer`` loaded it: the old ``model.json`` and the new weights, refused as corrupt). Readers do not
+    stop each other; a folder that cannot be opened, or a file system without flock, is read without it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        handle = os.open(Path(folder).resolve(), os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
 
 
 def _put_in_place(temps: list[Path], targets: list[Path], retire: Sequence[Path] = ()) -> None:
