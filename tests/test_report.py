@@ -1790,6 +1790,31 @@ def test_the_failed_cases_table_names_the_reference_where_the_case_has_one(tmp_p
     assert '<td class="path">input <code>/data/no_ref.nii.gz</code></td>' in table
 
 
+def test_a_report_made_while_a_cohort_run_writes_says_so(tmp_path, caplog, monkeypatch):
+    """A report made by hand while a workflow run held the results folder showed the cases segmented so far, those
+    not yet scored as "no reference", without a word that the run was still going."""
+    from medseg.io.folder_claim import claimed, holder_text
+
+    results = tmp_path / "out"
+    write_case(results, "c0", 0, "exact")
+    monkeypatch.delenv("MEDSEG_COHORT_RUN", raising=False)
+    with claimed(results, "cohort run"):  # the claim a workflow run holds on its results folder
+        with caplog.at_level("WARNING", logger="medseg"):
+            built = build_report(results, tmp_path / "during" / "report.html")
+        summary = json.loads(built.summary.read_text())
+        assert summary["run_in_progress"] == holder_text()
+        assert f"a cohort run is still writing to this folder ({holder_text()})" in caplog.text
+        assert "<b>A cohort run was still writing to this folder</b>" in built.html.read_text(encoding="utf-8")
+        # the run's own report step (the Snakefile names the run to its jobs): nothing to say
+        monkeypatch.setenv("MEDSEG_COHORT_RUN", holder_text())
+        own = build_report(results, tmp_path / "own" / "report.html")
+        assert json.loads(own.summary.read_text())["run_in_progress"] is None
+        assert "still writing" not in own.html.read_text(encoding="utf-8")
+    monkeypatch.delenv("MEDSEG_COHORT_RUN")
+    after = build_report(results, tmp_path / "after" / "report.html")
+    assert json.loads(after.summary.read_text())["run_in_progress"] is None
+
+
 def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, caplog):
     """Two models' results in one folder were merged by label number without a word ("1 anterior/ellipsoid")."""
     write_case(tmp_path, "c0", 0, "exact")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,11 @@ def build_report(
         log.warning("%s: label values name different labels in different cases (%s): per-label tables, plots and "
                     "outlier flags pool them by value; make one report per model", results_dir,
                     "; ".join(f"{value}: {' / '.join(names)}" for value, names in summary["label_conflicts"].items()))
+    summary["run_in_progress"] = _run_in_progress(results_dir)
+    if summary["run_in_progress"]:
+        log.warning("%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "
+                    "now; cases it has not segmented yet are missing, and those not scored yet are shown without "
+                    "reference (with --sheet: as failed)", results_dir, summary["run_in_progress"])
     header, rows = cohort_rows(cases, flags, order, dice_threshold)
 
     from medseg.report.plots import distribution_plots
@@ -128,6 +134,15 @@ def build_report(
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
                          len(overlays), seconds, failures, counts["in_training_set"],
                          sum(case.in_training_set is True and case.status == "scored" for case in cases))
+
+
+def _run_in_progress(results_dir: Path) -> str | None:
+    """The process of a cohort run holding ``results_dir`` (its claim; ``pid 4242 on login1``), other than the run
+    whose report step this is (``$MEDSEG_COHORT_RUN``, set by the Snakefile for its jobs); None when none does."""
+    from medseg.io.folder_claim import held_by_another
+
+    holder = held_by_another(results_dir)
+    return holder if holder is not None and holder != os.environ.get("MEDSEG_COHORT_RUN") else None
 
 
 def _label_order(cases: list[CaseResult]) -> list[tuple[str, str]]:

@@ -215,7 +215,8 @@ def _header(content: ReportContent) -> str:
         f'{e(summary["created"])} by medseg {e(summary["medseg_version"])}<br>'
         f'model: {models} · {versions or "versions unknown"} · device: '
         f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
-        f'<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>{_conflict_note(summary)}'
+        f'{_in_progress_note(summary)}<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>'
+        f"{_conflict_note(summary)}"
         f"{_training_note(summary)}"
     )
 
@@ -258,6 +259,16 @@ def _training_note(summary: dict) -> str:
             "marked <i>training image</i> below): their Dice overstates what it does on new data. " + untold
             + (f"Mean Dice: {per_label}. " if per_label else "") + outliers
             + ("The summary below pools all cases." if others else "") + "</p>")
+
+
+def _in_progress_note(summary: dict) -> str:
+    """A warning when a cohort run was still writing to the results folder as the report was made."""
+    holder = summary.get("run_in_progress")
+    if not holder:
+        return ""
+    return (f'<p class="warn"><b>A cohort run was still writing to this folder</b> ({e(holder)}) when this report was '
+            "made: cases it had not segmented yet are missing, and those it had not scored yet are shown without "
+            "reference (or as failed, against a sample sheet). Make the report again once the run has ended.</p>")
 
 
 def _conflict_note(summary: dict) -> str:
