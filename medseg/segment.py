@@ -219,9 +219,11 @@ def segment_case(
     seg_path, sidecar_path = targets[:2]
     metrics_path = targets[2] if reference is not None else None
     check_writable(targets, overwrite)  # first: names the file system cannot hold, before any other name is looked up
-    superseded = superseded_outputs(input_path, out_dir, reference is not None, output_format, case_id,
-                                    keep=[input_path] + ([reference] if reference is not None else []))
-    check_superseded(superseded, overwrite)
+    def find_superseded() -> list[Path]:
+        return superseded_outputs(input_path, out_dir, reference is not None, output_format, case_id,
+                                  keep=[input_path] + ([reference] if reference is not None else []))
+
+    check_superseded(find_superseded(), overwrite)
     check_folders_writable(targets)
     timings: dict[str, float] = {}
 
@@ -295,7 +297,8 @@ def segment_case(
         record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
 
     clock = time.perf_counter()
-    with atomic_paths(targets, overwrite=overwrite, retire=superseded) as temps:
+    # looked for again as the set is placed: a run beside this one may have placed them since (its metrics)
+    with atomic_paths(targets, overwrite=overwrite, retire=find_superseded) as temps:
         if output_format == "dicom-seg":
             from medseg.io.dicom_seg import write_dicom_seg
 

@@ -88,3 +88,36 @@ def test_a_float32_copy_made_of_the_array_is_not_held_through_inference(phantom_
         tracemalloc.stop()
     assert held[0] / array.size < 1, f"{held[0] / array.size:.1f} bytes per voxel held while inverting"
     assert np.array_equal(labels, expected) and np.array_equal(array, before)
+
+
+def test_a_scored_set_placed_meanwhile_by_another_run_goes_with_the_segmentation_it_scored(tmp_path,
+                                                                                          phantom_segmenter,
+                                                                                          monkeypatch):
+    """Two runs into one folder with --overwrite, one scored against a reference, one not, of inputs named alike:
+    the scored one placed its set while the other was segmenting, and the other then placed its segmentation and
+    sidecar beside metrics of a segmentation no longer there (both exited 0; the QA report failed the case). What a
+    set removes is looked for again as it is placed."""
+    import json
+
+    import medseg.segment
+    from medseg.io.atomic import sha256_of
+
+    scored, unscored = tmp_path / "a" / "case.nii.gz", tmp_path / "b" / "case.nii.gz"
+    reference = tmp_path / "a" / "case_label.nii.gz"
+    write_phantom(scored, reference, shape=(48, 44, 12), seed=7)
+    write_phantom(unscored, shape=(48, 44, 12), seed=8)
+    out = tmp_path / "out"
+    write_labels = medseg.segment.write_labels
+
+    def run_beside(*args, **kwargs):  # the other run places its whole set while this one writes its own
+        monkeypatch.setattr(medseg.segment, "write_labels", write_labels)
+        segment_case(scored, phantom_segmenter, out_dir=out, reference=reference, overwrite=True)
+        assert sorted(p.name for p in out.iterdir()) == ["case_metrics.json", "case_seg.json", "case_seg.nii.gz"]
+        return write_labels(*args, **kwargs)
+
+    monkeypatch.setattr(medseg.segment, "write_labels", run_beside)
+    segment_case(unscored, phantom_segmenter, out_dir=out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["case_seg.json", "case_seg.nii.gz"]  # one run's set, whole
+    sidecar = json.loads((out / "case_seg.json").read_text())
+    assert sidecar["input"] == str(unscored) and "reference" not in sidecar
+    assert sidecar["segmentation_sha256"] == sha256_of(out / "case_seg.nii.gz")

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
@@ -191,12 +191,14 @@ def check_folders_writable(targets: Sequence[Path | str]) -> None:
 
 @contextlib.contextmanager
 def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
-                 retire: Sequence[Path | str] = ()) -> Iterator[list[Path]]:
+                 retire: Sequence[Path | str] | Callable[[], Sequence[Path | str]] = ()) -> Iterator[list[Path]]:
     """Yield temporary paths for ``targets``; on success put each onto its target, all or none.
 
     ``retire`` are outputs of an earlier run that the new set supersedes (a metrics file of a run that was scored,
     when this one is not): they go in the same step as the targets are placed, and come back if placing fails.
-    Like targets, they are refused without ``overwrite``.
+    Like targets, they are refused without ``overwrite``. Given as a function that finds them, they are looked for
+    again under the folder's lock as the set is placed: another process may have written them meanwhile (a run with
+    a reference placing its metrics while this one, without, segmented the same case).
 
     Nothing partial is ever visible under a target name: if the block raises, the temporary files are removed and
     the targets are left as they were; if putting one output in place fails, those already put in place are taken
@@ -209,7 +211,8 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
     writing (no permission, disk full) becomes :class:`OutputWriteError` naming the output.
     """
     targets = [Path(t) for t in targets]
-    retire = [Path(r) for r in retire]
+    find_retired = retire if callable(retire) else None
+    retire = [Path(r) for r in (find_retired() if find_retired is not None else retire)]
     check_writable(targets, overwrite)
     check_superseded(retire, overwrite)
     made: list[Path] = []  # folders made for the outputs, removed again (when empty) if the set is not placed
@@ -249,6 +252,8 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
                 raise
             raise OutputWriteError(f"{_which(error, targets, temps)}: cannot write ({_reason(error)})") from error
         with _folder_locks(targets), _signals_held(targets):  # a stop while waiting for the lock still stops
+            if find_retired is not None:  # as they are now, placed by another process meanwhile or not
+                retire = [Path(r) for r in find_retired()]
             if not overwrite:  # another process may have written a target since the check above
                 check_writable(targets, overwrite=False)
                 check_superseded(retire, overwrite=False)
