@@ -292,6 +292,28 @@ def test_infer_records_failures_and_keeps_finished_cases(cohort):
     assert folder.segmentation("bad").exists() and not folder.failure("bad").exists()
 
 
+def test_a_job_that_finds_the_package_replaced_since_the_run_planned_refuses_it(cohort):
+    """A model package replaced mid-run (a training run finishing into its folder): the jobs after it segmented
+    their cases with the new weights, those before with the planned ones, and the run ended without a word, its
+    report over two models. The workflow names the planned weights to its jobs; a job finding others refuses."""
+    from medseg.errors import ModelPackageError
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    planned = "0123456789ab" + "0" * 52  # the weights planned with, since replaced
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8, planned_sha256=planned)
+    found = load_package(MODEL).sha256
+    with pytest.raises(ModelPackageError, match=rf"replaced since this workflow run planned its jobs \(weights "
+                                                rf"SHA-256 0123456789ab… then, {found[:12]}… now\).*run the "
+                                                "workflow again"):
+        infer_cases(samples, results, options)
+    assert not ResultsFolder(results).segmentation("a").exists()  # no case made with the package found
+    summary = infer_cases(samples, results, replace(options, planned_sha256=found))  # the planned package: made
+    assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "ok")]
+    assert json.loads(ResultsFolder(results).sidecar("a").read_text())["model"]["weights_sha256"] == found
+
+
 def test_unrecorded_outputs_are_redone_not_trusted(cohort):
     """Outputs without a completion record (a run killed before writing it) are replaced, never reused."""
     sheet, results = cohort

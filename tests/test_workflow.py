@@ -1049,6 +1049,10 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     assert sorted(step["job_id"] for step in steps) == sorted(jobs)
     holder = {step["env"]["MEDSEG_COHORT_RUN"] for step in steps}
     assert len(holder) == 1 and holder.pop().startswith("pid ")
+    from medseg.package import load_package
+
+    # and the weights it planned with, which a job finding another package refuses
+    assert {step["env"]["MEDSEG_COHORT_WEIGHTS"] for step in steps} == {load_package(MODEL).sha256}
     assert all(step["env"]["MEDSEG_REDO_INFER"] == step["env"]["MEDSEG_REDO_EVALUATE"] == "" for step in steps)
     # the retried job was told its memory and attempt; no case was given up
     assert "--memory-mb 8000 --final-memory-mb 12000 --attempt 2 3 " in run.stderr

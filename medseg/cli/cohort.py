@@ -71,6 +71,11 @@ _in_run = click.option("--in-run", metavar="HOLDER", default=None, hidden=True, 
                             "(the Snakefile sets $MEDSEG_COHORT_RUN for its jobs).")
 
 
+_planned = click.option("--planned-sha256", metavar="SHA256", default=None, hidden=True, envvar="MEDSEG_COHORT_WEIGHTS",
+                        help="The weights' SHA-256 the workflow run planned with: a package found with other weights "
+                             "(replaced mid-run) is refused (the Snakefile sets $MEDSEG_COHORT_WEIGHTS for its jobs).")
+
+
 def _select(samples, cases, results, holder: str | None):
     """The sheet's rows of ``cases`` (all without). A step started by hand is refused while a workflow run holds the
     results folder; a job of that run (``holder``: the run's process, as the folder's claim file names it) skips,
@@ -181,8 +186,9 @@ def _report(summary, record) -> None:
 @_record
 @_redo("infer")
 @_in_run
+@_planned
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          attempt, record, redo, in_run):
+          attempt, record, redo, in_run, planned_sha256):
     """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
 
     Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
@@ -199,7 +205,8 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     selected = _select(samples, cases, results, in_run)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
-                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), invocation=invocation())
+                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), invocation=invocation(),
+                           planned_sha256=planned_sha256 or None)
     _report(infer_cases(selected, results, options, on_case=_tell, redo=redo_for_job(redo, record)), record)
     return 0
 

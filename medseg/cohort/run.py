@@ -73,6 +73,8 @@ class InferOptions:
     memory_mb: int | None = None  # the job's memory (the scheduler's request): crashes with less do not count
     final_attempt: bool = False  # this job is its last retry (see give_up)
     invocation: dict | None = None  # the job's command line and folder, recorded in sidecars; changes nothing
+    # the weights' SHA-256 the workflow run planned with: a job that finds another package there refuses it
+    planned_sha256: str | None = None
 
 
 @dataclass
@@ -243,6 +245,14 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
     clock = time.perf_counter()
     folder = ResultsFolder(results, redo=redo)
     package = load_package(options.model)
+    if options.planned_sha256 and package.sha256 != options.planned_sha256:
+        # a training run wrote a new package into the folder mid-run: the run's cases would be made by two models
+        from medseg.errors import ModelPackageError
+
+        raise ModelPackageError(f"{package.path}: replaced since this workflow run planned its jobs (weights SHA-256 "
+                                f"{options.planned_sha256[:12]}… then, {package.sha256[:12]}… now); the cases done "
+                                "so far are the planned package's: run the workflow again, which makes every case "
+                                "with the package as it is now")
     taken = shipped_name_taken(package, options.model)
     if taken is not None:  # as `medseg infer` and the workflow's planning warn (a job's log keeps it too)
         log.warning("%s", taken)

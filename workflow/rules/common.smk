@@ -179,8 +179,12 @@ _REDO_VARIABLES = {stage: f"MEDSEG_REDO_{stage.upper()}" for stage in ("infer", 
 # the results folder, as its claim file names it (set above; none with --nolock); a cohort step started by hand is
 # refused while a run holds the folder
 _RUN_VARIABLE = "MEDSEG_COHORT_RUN"
+# and the model's weights as planned: a package replaced mid-run (a training run finishing into its folder) is refused
+# by the jobs that find it, instead of making the later cases with another model than the earlier ones
+_WEIGHTS_VARIABLE = "MEDSEG_COHORT_WEIGHTS"
 if workflow.is_main_process:
     os.environ[_RUN_VARIABLE] = _HOLDER
+    os.environ[_WEIGHTS_VARIABLE] = _PACKAGE.sha256
     _forced = {} if _PREVIEW else cohort.forced_jobs(sys.argv[1:])
     for _stage, _value in cohort.redo_values(RESULTS, _forced).items():
         os.environ[_REDO_VARIABLES[_stage]] = _value
@@ -192,13 +196,14 @@ if workflow.is_main_process:
     if _stopped:
         logger.warning(_stopped)
 else:
-    for _variable in (*_REDO_VARIABLES.values(), _RUN_VARIABLE):
+    for _variable in (*_REDO_VARIABLES.values(), _RUN_VARIABLE, _WEIGHTS_VARIABLE):
         os.environ.setdefault(_variable, "")
 
 
 envvars:
     *_REDO_VARIABLES.values(),
     _RUN_VARIABLE,
+    _WEIGHTS_VARIABLE,
 
 
 def first_attempt_memory(rule, configured):
