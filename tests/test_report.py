@@ -2473,3 +2473,22 @@ def test_the_worst_point_named_on_a_plot_is_ringed(monkeypatch):
     assert len(rings) == 1 and rings[0].get_offsets()[0][1] == 3.9
     named = [t for t in axes.texts if t.get_text() == "worst"]
     assert len(named) == 1 and tuple(named[0].xy) == tuple(rings[0].get_offsets()[0])
+
+
+def test_source_date_epoch_makes_two_reports_of_the_same_results_byte_identical(cohort, tmp_path, monkeypatch,
+                                                                                 caplog):
+    """A QA team diffs reports: the generation time was the only difference between two reports of the same
+    results. $SOURCE_DATE_EPOCH (the reproducible-builds convention) dates them; an unreadable value is named."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    for name in ("one", "two"):
+        build_report(cohort, tmp_path / name / "report.html", dice_threshold=0.6, max_overlays=2)
+    for file in ("report.html", "cohort.tsv", "summary.json"):
+        assert (tmp_path / "one" / file).read_bytes() == (tmp_path / "two" / file).read_bytes(), file
+    assert json.loads((tmp_path / "one" / "summary.json").read_text())["created"] == "2026-01-01T00:00:00+00:00"
+    assert "2026-01-01T00:00:00+00:00" in (tmp_path / "one" / "report.html").read_text()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with caplog.at_level("WARNING"):
+        build_report(cohort, tmp_path / "three" / "report.html", dice_threshold=0.6, max_overlays=0)
+    assert "SOURCE_DATE_EPOCH='yesterday' is not a whole number of seconds" in caplog.text
+    created = json.loads((tmp_path / "three" / "summary.json").read_text())["created"]
+    assert created.endswith("+00:00") and not created.startswith("2026-01-01T00:00:00")

@@ -12,7 +12,8 @@ import numpy as np
 from medseg.report.collect import METRIC_FIELDS, CaseResult
 from medseg.report.flags import Flag
 
-__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "provenance", "summary_record", "training_images"]
+__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "provenance", "report_time", "summary_record",
+           "training_images"]
 
 SUMMARY_SCHEMA = "medseg-summary/1"
 
@@ -43,6 +44,24 @@ def _without_last_bits(value, values: np.ndarray) -> float:
 
 
 STATISTIC_FIELDS = (*METRIC_FIELDS, "volume_difference_ml")
+
+
+def report_time() -> str:
+    """When the report is made, as ISO 8601 in UTC: now, or the time ``$SOURCE_DATE_EPOCH`` gives (seconds since
+    1970, the reproducible-builds convention), so that two reports of the same results are byte-identical (a QA
+    team diffing them sees only what changed). A value that is not a whole number of seconds is named in a warning
+    and now is used."""
+    import logging
+    import os
+
+    given = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if given:
+        try:
+            return _dt.datetime.fromtimestamp(int(given), _dt.UTC).isoformat(timespec="seconds")
+        except (ValueError, OverflowError, OSError):
+            logging.getLogger(__name__).warning("SOURCE_DATE_EPOCH=%r is not a whole number of seconds since 1970 "
+                                                "(UTC): the report is dated now", given)
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
@@ -167,7 +186,7 @@ def summary_record(
     labels = label_statistics(cases)
     return {
         "schema": SUMMARY_SCHEMA,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": report_time(),
         "medseg_version": medseg.__version__,
         "results_dir": str(results_dir),
         "settings": settings,
