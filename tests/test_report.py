@@ -1883,6 +1883,27 @@ def test_metrics_of_an_earlier_medseg_beside_a_later_segmentation_are_stale(tmp_
         "resegmented_metrics.json")
 
 
+def test_metrics_of_an_earlier_medseg_on_a_rounding_midpoint_are_not_stale(tmp_path):
+    """An early sidecar rounded its volumes to 4 decimals: 63 voxels of 0.5 x 0.5 x 1 mm (0.01575 ml, scored so)
+    were kept as 0.0158, 5e-5 apart plus the floats' error, and the case of one run was called stale."""
+    affine = np.diag([0.5, 0.5, 1.0, 1.0])
+    labels = np.zeros((20, 20, 10), np.uint8)
+    labels.flat[:63] = 1
+    labels.flat[100:300] = 2
+    folder = write_case_arrays(tmp_path / "results", "early", np.zeros(labels.shape, np.float32), labels,
+                               labels.copy(), affine)
+    sidecar_path, metrics_path = folder / "early_seg.json", folder / "early_metrics.json"
+    sidecar, metrics = json.loads(sidecar_path.read_text()), json.loads(metrics_path.read_text())
+    metrics.pop("prediction_sha256", None)  # as an earlier medseg wrote them
+    scored = {value: metrics["labels"][value]["pred_volume_ml"] for value in ("1", "2")}
+    sidecar["label_volume_ml"] = {value: round(volume, 4) for value, volume in scored.items()}
+    assert sidecar["label_volume_ml"]["1"] == 0.0158 and abs(scored["1"] - 0.0158) > 5e-5  # on the midpoint
+    sidecar_path.write_text(json.dumps(sidecar))
+    metrics_path.write_text(json.dumps(metrics))
+    row = read_tsv(build_report(tmp_path / "results", tmp_path / "r" / "report.html", max_overlays=0).table)[0]
+    assert row["status"] == "scored" and row["error"] == "" and float(row["min_dice"]) == 1.0
+
+
 def test_negative_amounts_in_flags_use_a_typographic_minus():
     """Signed figures in flag messages read as the tables do (U+2212); a label name keeps its hyphen."""
     from medseg.report.flags import _amount, _signed
