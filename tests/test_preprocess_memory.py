@@ -127,7 +127,7 @@ def test_label_counts_in_blocks_equal_bincount():
 def test_scaled_reading_is_nibabel_bit_for_bit(tmp_path, dtype, slope, inter):
     import nibabel as nib
 
-    from medseg.io.nifti import read_nifti
+    from medseg.io.nifti import load_image, read_float_region, read_nifti
 
     stored = (np.random.default_rng(0).random((21, 17, 9)) * 3000).astype(dtype)
     image = nib.Nifti1Image(stored, np.eye(4))
@@ -137,6 +137,35 @@ def test_scaled_reading_is_nibabel_bit_for_bit(tmp_path, dtype, slope, inter):
     array = read_nifti(tmp_path / "x.nii.gz").array
     assert array.dtype == np.float32 and array.flags.f_contiguous == expected.flags.f_contiguous
     np.testing.assert_array_equal(array, expected)
+    region = (slice(3, 20), slice(0, 17), slice(8, 9))  # a part, as the report's overlay reads it
+    part = read_float_region(load_image(tmp_path / "x.nii.gz", mmap=False), region)
+    assert part.dtype == np.float32 and part.tobytes() == array[region].tobytes()
+
+
+@pytest.mark.parametrize("name", ["ct.nii", "ct.nii.gz"])
+def test_a_region_is_read_without_the_rest_of_the_image(tmp_path, name):
+    """The report's overlay reads the crop it draws: a 40×40×30 crop of a 256×256×128 int16 CT (16 MiB stored, 32
+    MiB as float32) is read in well under a MiB."""
+    import tracemalloc
+
+    import nibabel as nib
+
+    from medseg.io.nifti import load_image, read_float_region
+
+    stored = (np.random.default_rng(0).random((256, 256, 128)) * 3000).astype(np.int16)
+    image = nib.Nifti1Image(stored, np.eye(4))
+    image.header.set_slope_inter(0.5, -1024.0)
+    nib.save(image, tmp_path / name)
+    loaded = load_image(tmp_path / name, mmap=False)
+    region = (slice(100, 140), slice(30, 70), slice(90, 120))
+    tracemalloc.start()
+    try:
+        part = read_float_region(loaded, region)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(part, (stored[region] * np.float32(0.5) + np.float32(-1024.0)))
+    assert peak < 1 << 20, f"{peak / 2**20:.1f} MiB"
 
 
 def test_a_scaled_int16_image_is_read_without_a_float64_copy(tmp_path):

@@ -502,6 +502,99 @@ def test_the_reordered_reference_is_drawn_voxel_for_voxel(tmp_path):
     assert arrays.image is not None and arrays.notes == []
 
 
+def _crop_case(tmp_path: Path, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Path]:
+    """Labels, affine, reference and the input file of an overlay case: CT-like int16 voxels with a slope and an
+    intercept (float32 for ``middle``), labels in the middle of the grid, at its faces, on a permuted and flipped
+    grid, or none."""
+    image, labels, affine = phantom(3, shape=(60, 64, 40))
+    reference = perturb(labels, "erode")
+    if layout in ("middle", "permuted"):
+        labels, reference = np.roll(labels, (20, 20, 10), (0, 1, 2)), np.roll(reference, (20, 20, 10), (0, 1, 2))
+    elif layout == "edge":  # the crop is clipped at the low faces (the ball) and the high ones (a block)
+        labels[50:, 30:40, 36:] = reference[50:, 30:40, 36:] = 2
+    elif layout == "empty":
+        labels, reference = np.zeros_like(labels), None
+    if layout == "permuted":  # file axes (k, i, j), i and k reversed
+        image, labels, reference = (np.ascontiguousarray(a.transpose(2, 0, 1)[::-1, ::-1]) for a in
+                                    (image, labels, reference))
+        affine = affine[:, [2, 0, 1, 3]]
+        affine[:3, :2] *= -1
+        affine[:3, 3] -= affine[:3, 0] * (image.shape[0] - 1) + affine[:3, 1] * (image.shape[1] - 1)
+    path = tmp_path / ("input.nii" if layout == "permuted" else "input.nii.gz")
+    if layout == "middle":
+        nib.save(nib.Nifti1Image(image, affine), path)
+    else:
+        stored = nib.Nifti1Image(np.round(image * 4 - 100).astype(np.int16), affine)
+        stored.header.set_slope_inter(0.25, 25.0)
+        nib.save(stored, path)
+    return labels, affine, reference, path
+
+
+@pytest.mark.parametrize("layout", ["middle", "edge", "permuted", "empty"])
+def test_the_overlay_reads_the_crop_of_a_nifti_input_and_draws_what_reading_it_whole_drew(tmp_path, monkeypatch,
+                                                                                        layout):
+    """A NIfTI input on the segmentation's grid was read whole as float32 (0.8 GB of a 512×512×800 CT) to draw
+    three slices of the crop around the labels. Only the crop is read from the file now, and the picture is the
+    same, byte for byte."""
+    from nibabel.arrayproxy import ArrayProxy
+
+    import medseg.io.images as images
+    from medseg.io.images import read_image
+    from medseg.io.nifti import load_image
+    from medseg.report.overlay import CaseArrays, ImageFile, render_overlay
+
+    labels, affine, reference, path = _crop_case(tmp_path, layout)
+    legend = [("1", "ball"), ("2", "box")]
+    whole = CaseArrays(labels, affine, read_image(path).array, reference)
+    expected = [render_overlay(whole, legend, focus) for focus in ("1", "2", None)]
+    expected.append(render_overlay(whole, legend, "1", focus_faces=("i-",)))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the whole image was read")
+
+    read, real_unscaled = [], ArrayProxy._get_unscaled
+
+    def unscaled(self, slicer):
+        read.append(slicer)
+        return real_unscaled(self, slicer)
+
+    monkeypatch.setattr(images, "read_image", refused)
+    monkeypatch.setattr(ArrayProxy, "get_unscaled", refused)
+    monkeypatch.setattr(ArrayProxy, "__array__", refused)
+    monkeypatch.setattr(ArrayProxy, "_get_unscaled", unscaled)
+    part = CaseArrays(labels, affine, ImageFile(path, load_image(path, mmap=False)), reference)
+    drawn = [render_overlay(part, legend, focus) for focus in ("1", "2", None)]
+    drawn.append(render_overlay(part, legend, "1", focus_faces=("i-",)))
+    assert drawn == expected and part.notes == []
+    sizes = [np.prod([len(range(*s.indices(n))) for s, n in zip(slicer, labels.shape)]) for slicer in read]
+    assert len(read) == 4 and max(sizes) < labels.size
+    if layout == "middle":  # the crop around the labels: 51×46×25 voxels of 60×64×40
+        assert sorted(set(sizes)) == [51 * 46 * 25]
+
+
+def test_the_overlay_of_a_case_reads_its_nifti_input_where_drawn_and_notes_a_bad_one(tmp_path):
+    """The report's overlay of a case is the one drawn from the whole input; an input whose crop holds a NaN (the
+    file changed since the run) is read whole, for its error, and left out with a note, as before."""
+    from medseg.io.images import read_image
+    from medseg.report.collect import collect_results
+    from medseg.report.overlay import CaseArrays, ImageFile, load_case_arrays, render_overlay
+
+    write_case(tmp_path, "c", 0, "erode")
+    arrays = load_case_arrays(collect_results(tmp_path)[0])
+    assert isinstance(arrays.image, ImageFile) and arrays.notes == []
+    whole = CaseArrays(arrays.prediction, arrays.affine, read_image(arrays.image.path).array, arrays.reference)
+    assert render_overlay(arrays, [("1", "ball"), ("2", "box")], "1") == render_overlay(
+        whole, [("1", "ball"), ("2", "box")], "1")
+    image, _, affine = phantom(0)
+    image[10, 12, 8] = np.nan
+    nib.save(nib.Nifti1Image(image, affine), arrays.image.path)
+    built = build_report(tmp_path, tmp_path / "report.html")
+    page = built.html.read_text(encoding="utf-8")
+    assert "image not shown: " in page
+    assert "NaN or infinite voxels (1 NaN; the first at voxel index (10, 12, 8))" in page
+    assert "slices of the grid (no image) with the predicted labels and the reference" in page
+
+
 def test_an_input_off_the_segmentations_grid_is_told_from_its_header_not_read(tmp_path, monkeypatch):
     """A sidecar naming another image (a 4 MB gzip file declaring 2048×2048×1024 voxels: 16 GiB as float32) had it
     read whole by the report, 4.3 GB of memory before the 6 GB limit of the run stopped it, to be left out as off

@@ -28,7 +28,8 @@ _GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error, _isal_error)  # a stream
 _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
-           "label_dtype", "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti"]
+           "label_dtype", "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
+           "read_float_region"]
 
 log = logging.getLogger(__name__)
 
@@ -868,9 +869,35 @@ def _read_float(image, dtype: np.dtype) -> np.ndarray:
     proxy = image.dataobj
     if dtype != np.float32 or not hasattr(proxy, "get_unscaled") or not hasattr(proxy, "slope"):
         return image.get_fdata(dtype=dtype)
+    return _scaled(np.asanyarray(proxy.get_unscaled()), proxy, dtype)
+
+
+def read_float_region(image, region: tuple[slice, ...]) -> np.ndarray | None:
+    """The voxels of ``region`` (one slice per axis of the stored array) of a loaded image as float32, bit for bit
+    as :func:`read_nifti` reads them, reading only that part of the file (a gzip stream is decompressed up to the
+    region's end, a block at a time, and not kept). None where the part cannot be read, or where its values are
+    what :func:`read_nifti` refuses or checks further (NaN or infinite; all one value after the cast to float32):
+    reading the whole file names the problem."""
+    proxy = image.dataobj
+    if not (hasattr(proxy, "_get_unscaled") and hasattr(proxy, "slope") and hasattr(proxy, "inter")):
+        return None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            part = _scaled(np.asanyarray(proxy._get_unscaled(tuple(region))), proxy, np.dtype(np.float32))
+    except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError):
+        return None
+    if not np.all(np.isfinite(part)):
+        return None
+    if part.size > 1 and _float32_may_merge(image, np.dtype(image.get_data_dtype())) and part.min() == part.max():
+        return None
+    return part
+
+
+def _scaled(raw: np.ndarray, proxy, dtype: np.dtype) -> np.ndarray:
+    """``raw``, stored voxels of ``proxy``, scaled into ``dtype`` as nibabel's ``get_fdata`` scales them."""
     from nibabel.volumeutils import apply_read_scaling
 
-    raw = np.asanyarray(proxy.get_unscaled())
     slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)
     if np.can_cast(slope, dtype):  # the casts of nibabel's ArrayProxy._get_scaled, for the same arithmetic
         slope = slope.astype(dtype)

@@ -205,14 +205,16 @@ def _overlays(cases, flags, order, label_order, max_overlays
             if arrays is None:
                 notes.setdefault(index, []).append("no overlay: segmentation file not found")
                 continue
-            notes.setdefault(index, []).extend(arrays.notes)
-            focus = _focus_label(case, flags[index])
-            # a border contact is the reason to look: the slices go through it, not through the label's middle
-            faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
-                          and flag.value == focus), ())
-            overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces)
-            shown[index] = arrays.shown()
-            given[unscored] += 1
+            try:
+                focus = _focus_label(case, flags[index])
+                # a border contact is the reason to look: the slices go through it, not through the label's middle
+                faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
+                              and flag.value == focus), ())
+                overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces)
+                shown[index] = arrays.shown()
+                given[unscored] += 1
+            finally:  # drawing reads the image, and may leave it out with a note
+                notes.setdefault(index, []).extend(arrays.notes)
         except Exception as error:  # one unreadable case must not stop the cohort's report
             log.debug("%s: no overlay", case.case_id, exc_info=True)  # where in the code, at -vv
             log.warning("%s: no overlay (%s)", case.case_id, error)

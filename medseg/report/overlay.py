@@ -18,9 +18,28 @@ import numpy as np
 from medseg.report.collect import CaseResult
 from medseg.report.figures import label_colour
 
-__all__ = ["CaseArrays", "focus_voxel", "load_case_arrays", "render_overlay"]
+__all__ = ["CaseArrays", "ImageFile", "focus_voxel", "load_case_arrays", "render_overlay"]
 
 log = logging.getLogger(__name__)
+
+
+class ImageFile:
+    """A NIfTI input on the segmentation's grid, read where it is drawn: :func:`render_overlay` reads the crop it
+    shows, as :func:`~medseg.io.images.read_image` reads it (float32, bit for bit). Read whole as float32, a
+    512×512×800 CT took 0.8 GB of the report's memory to draw three slices of a crop around its labels."""
+
+    def __init__(self, path: Path, image):
+        self.path, self._image = path, image
+        self.shape = tuple(int(n) for n in image.shape)
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """The voxels of ``region`` (file voxel order); the whole file is read (and its errors raised, as
+        :class:`~medseg.errors.MedsegError`) where the part read is not known to be what reading it whole gives."""
+        from medseg.io.images import read_image
+        from medseg.io.nifti import read_float_region
+
+        part = read_float_region(self._image, region)
+        return part if part is not None else read_image(self.path, warn_skipped=False).array[region]
 
 
 @dataclass
@@ -29,7 +48,7 @@ class CaseArrays:
 
     prediction: np.ndarray
     affine: np.ndarray
-    image: np.ndarray | None = None
+    image: np.ndarray | ImageFile | None = None
     reference: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # why the image or the reference is not shown, or how it is
 
@@ -70,6 +89,8 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         # told from its header, before its voxels are read: a sidecar naming another image (a 4 MB gzip file can
         # declare 16 GiB of float32 voxels) had it read whole, to be left out
         arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
+    elif image_path.is_file() and (lazy := _image_file(image_path, prediction.shape)) is not None:
+        arrays.image = lazy  # read where drawn
     else:
         try:
             volume = read_image(image_path, case.input_series() if image_path.is_dir() else None, warn_skipped=False)
@@ -116,6 +137,26 @@ def _header_on_grid(path: Path, same_grid) -> bool:
         return bool(same_grid(shape, affine))
     except (MedsegError, OSError, ValueError, ArithmeticError, np.linalg.LinAlgError):
         return True
+
+
+def _image_file(path: Path, shape: tuple[int, ...]) -> ImageFile | None:
+    """``path`` to be read in part, or None where it is to be read whole (its header found on the grid): a 3D
+    NIfTI (or Analyze) file of grey-level voxels whose header nibabel reads as :func:`read_image` would."""
+    import nibabel as nib
+
+    from medseg.io.nifti import check_voxels_fit, load_image
+
+    try:
+        image = load_image(path, mmap=False)  # mapped, a file rewritten while in use ends the process
+        check_voxels_fit(path, image)
+        # one file: its voxels follow the header (an offset into it is refused by read_image)
+        inside = isinstance(image, nib.Nifti1Image) and (float(getattr(image.dataobj, "offset", 0))
+                                                         < image.header.single_vox_offset)
+        if tuple(image.shape) != tuple(shape) or np.dtype(image.get_data_dtype()).kind not in "biuf" or inside:
+            return None
+    except Exception:  # anything nibabel cannot read: reading it whole names the problem
+        return None
+    return ImageFile(path, image)
 
 
 # voxels of a mask whose distances to its centroid are held at once (8 bytes each)
@@ -184,7 +225,7 @@ def render_overlay(
     def reorient(array):
         return None if array is None else nib.orientations.apply_orientation(array, ornt)
 
-    prediction, reference, image = reorient(arrays.prediction), reorient(arrays.reference), reorient(arrays.image)
+    prediction, reference = reorient(arrays.prediction), reorient(arrays.reference)
     union = prediction > 0 if reference is None else (prediction > 0) | (reference > 0)
     masks = []
     if focus_label is not None and focus_faces:
@@ -196,7 +237,11 @@ def render_overlay(
     centre = focus_voxel(masks)
     box = _crop_box(union, spacing, centre)
     px_per_mm = panel_px / max((b.stop - b.start) * s for b, s in zip(box, spacing))
-    window = _window(image, box)
+    # the image is read where it is drawn: the crop box (the contrast window too) and the planes through the
+    # centre, which lie in the box unless the focus label is no foreground value
+    region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
+    image = _image_region(arrays, ornt, region)
+    window = _window(image, [_shift(b, r.start) for b, r in zip(box, region)])
     colours = [_rgb(label_colour(position)) for position in range(len(labels))]
 
     panels = []
@@ -216,7 +261,8 @@ def render_overlay(
             return cut.T[::-1]
 
         if image is not None:
-            grey = np.clip((plane(image).astype(np.float32) - window[0]) / (window[1] - window[0]), 0, 1)
+            in_region = tuple(_shift(i, r.start) for i, r in zip(index, region))
+            grey = np.clip((plane(image, in_region).astype(np.float32) - window[0]) / (window[1] - window[0]), 0, 1)
             rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
         else:
             rgb = np.full((int(repeats[1].sum()), int(repeats[0].sum()), 3), 40, np.uint8)
@@ -340,6 +386,35 @@ def _crop_box(union: np.ndarray, spacing: np.ndarray, centre: tuple[int, int, in
         margin = int(np.ceil(margin_mm / spacing[axis]))
         box.append(slice(max(int(low[axis]) - margin, 0), min(int(high[axis]) + margin + 1, union.shape[axis])))
     return box
+
+
+def _image_region(arrays: CaseArrays, ornt: np.ndarray, region: tuple[slice, ...]) -> np.ndarray | None:
+    """The image's voxels in ``region`` of the reoriented grid, reoriented; an :class:`ImageFile` is read there only.
+    An image file that turns out unreadable is left out, with a note, as :func:`load_case_arrays` leaves it out."""
+    import nibabel as nib
+
+    from medseg.errors import MedsegError
+
+    if arrays.image is None:
+        return None
+    if isinstance(arrays.image, np.ndarray):
+        return nib.orientations.apply_orientation(arrays.image, ornt)[region]
+    shape = arrays.image.shape
+    in_file = []  # ornt row i: (reoriented axis of file axis i, flip)
+    for axis, (to, flip) in enumerate(ornt.astype(int)):
+        part = region[to]
+        in_file.append(part if flip > 0 else slice(shape[axis] - part.stop, shape[axis] - part.start))
+    try:
+        voxels = arrays.image.read(tuple(in_file))
+    except MedsegError as error:
+        arrays.image = None
+        arrays.notes.append(f"image not shown: {error}")
+        return None
+    return nib.orientations.apply_orientation(voxels, ornt)
+
+
+def _shift(index: int | slice, by: int) -> int | slice:
+    return slice(index.start - by, index.stop - by) if isinstance(index, slice) else index - by
 
 
 def _window(image: np.ndarray | None, box: list[slice]) -> tuple[float, float]:
