@@ -280,7 +280,8 @@ def test_infer_records_failures_and_keeps_finished_cases(cohort):
 
     # a changed input, a repaired input and a case whose outputs went missing are redone; the others are kept
     image_b = sheet.parent / "b.nii.gz"
-    os.utime(image_b, ns=(image_b.stat().st_atime_ns, image_b.stat().st_mtime_ns + 10**9))
+    image = nib.load(image_b)  # another image on the same grid, under the same name
+    nib.save(nib.Nifti1Image(np.flip(np.asarray(image.dataobj), 0), image.affine, image.header), image_b)
     (sheet.parent / "bad.nii.gz").write_bytes((sheet.parent / "a.nii.gz").read_bytes())
     folder.segmentation("c").unlink()
     third = infer_cases(samples, results, options)
@@ -1408,6 +1409,114 @@ def test_a_job_names_every_case_taken_out_of_the_sheet_and_every_row_changed_sin
     assert changed_since_planned(results, read_samples(sheet)) == []  # a plan of an earlier medseg: no rows
 
 
+def test_an_input_or_reference_only_touched_or_copied_keeps_its_results_and_a_changed_one_is_redone(tmp_path,
+                                                                                                    monkeypatch):
+    """Images restored from a backup without their times, touched, or copied without -p: the content is the same,
+    but the cohort's size-and-time record redid every such case (hours on a big cohort) and the report listed each
+    as stale until then. Its content now decides, as the sidecar check does outside a cohort; the record takes the
+    new size and time, so the file is hashed once."""
+    import shutil
+
+    import medseg.cohort.run as cohort_run
+    from medseg.cohort.records import path_signature
+    from medseg.cohort.run import infer_fingerprint, stale_cases
+    from medseg.package import load_package
+    from medseg.report import build_report
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 1), ("b", 2), ("c", 3), ("d", 4)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    sheet = _sheet(data, "case_id\timage\treference\na\ta.nii.gz\ta_label.nii.gz\nb\tb.nii.gz\tb_label.nii.gz\n"
+                         "c\tc.nii.gz\nd\td.nii.gz\td_label.nii.gz\n")
+    results = tmp_path / "results"
+    folder = ResultsFolder(results)
+    samples = read_samples(sheet)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    package = load_package(MODEL)
+
+    def statuses(overwrite=True):
+        with open(build_report(results, results / "report.html", sheet=sheet, overwrite=overwrite).table,
+                  newline="", encoding="utf-8") as handle:
+            return {row["case_id"]: (row["status"], row["failed_stage"])
+                    for row in csv.DictReader(handle, delimiter="\t")}
+
+    def made():  # when each sidecar and metrics file was written, and each record's run
+        return {case: (json.loads(folder.sidecar(case).read_text())["created"], folder.sidecar(case).stat().st_mtime_ns,
+                       folder.metrics(case).stat().st_mtime_ns if folder.metrics(case).exists() else None,
+                       _run_ids(folder, "infer")[case], _run_ids(folder, "evaluate").get(case)) for case in "abcd"}
+
+    infer_cases(samples, results, options)
+    evaluate_cases(samples, results)
+    assert statuses(overwrite=False) == {"a": ("scored", ""), "b": ("scored", ""), "c": ("no_reference", ""),
+                                         "d": ("scored", "")}
+    before = made()
+
+    later = 10**9 + max(p.stat().st_mtime_ns for p in data.iterdir())
+    os.utime(data / "a.nii.gz", ns=(later, later))  # touched
+    os.utime(data / "b_label.nii.gz", ns=(later, later))
+    shutil.copyfile(data / "c.nii.gz", tmp_path / "copy.nii.gz")  # cp without -p, over itself
+    shutil.copyfile(tmp_path / "copy.nii.gz", data / "c.nii.gz")
+    os.utime(data / "c.nii.gz", ns=(later, later))
+    image = nib.load(data / "d.nii.gz")  # another image on the same grid, under the same name
+    nib.save(nib.Nifti1Image(np.flip(np.asarray(image.dataobj), 0), image.affine, image.header), data / "d.nii.gz")
+    for case, key, path in (("a", "image_signature", "a.nii.gz"), ("c", "image_signature", "c.nii.gz"),
+                            ("d", "image_signature", "d.nii.gz")):
+        assert folder.status(case, "infer")[key] != path_signature(data / path)
+
+    # planning voids only the changed case's job; the report lists only it stale
+    assert stale_cases(samples, results, package, options) == {"infer": ["d"], "evaluate": []}
+    assert statuses() == {"a": ("scored", ""), "b": ("scored", ""), "c": ("no_reference", ""),
+                          "d": ("failed", "stale")}
+    assert made() == before  # neither changed anything
+
+    infer = infer_cases(samples, results, options)
+    evaluate = evaluate_cases(samples, results)
+    assert {c.case_id: c.reused for c in infer.cases} == {"a": True, "b": True, "c": True, "d": False}
+    assert {c.case_id: c.reused for c in evaluate.cases} == {"a": True, "b": True, "d": False}
+    after = made()
+    assert {case: after[case] == before[case] for case in "abcd"} == {"a": True, "b": True, "c": True, "d": False}
+    # the records carry the files' signatures now, and their fingerprints follow
+    for case in "abcd":
+        record = folder.status(case, "infer")
+        assert record["image_signature"] == path_signature(data / f"{case}.nii.gz")
+        assert record["fingerprint"] == infer_fingerprint(samples[ord(case) - ord("a")], package, options)
+    assert folder.status("b", "evaluate")["reference_signature"] == path_signature(data / "b_label.nii.gz")
+    assert statuses() == {"a": ("scored", ""), "b": ("scored", ""), "c": ("no_reference", ""), "d": ("scored", "")}
+
+    # hashed once: the next runs, planning and report look at sizes and times alone, and an equivalent request
+    # (the precision auto chose on the CPU, named) keeps the cases too
+    def hashed(*args):
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(cohort_run, "content_sha256", hashed)
+    monkeypatch.setattr("medseg.cohort.records.content_sha256", hashed)
+    for asked in (options, replace(options, precision="fp32")):
+        assert stale_cases(samples, results, package, asked) == {"infer": [], "evaluate": []}
+        assert all(c.reused for c in infer_cases(samples, results, asked).cases)
+    assert all(c.reused for c in evaluate_cases(samples, results).cases)
+    assert statuses() == {"a": ("scored", ""), "b": ("scored", ""), "c": ("no_reference", ""), "d": ("scored", "")}
+    assert made() == after
+
+
+def test_a_dicom_folder_is_hashed_as_its_series_was_read(tmp_path):
+    """A DICOM folder's content, for a cohort to tell one only copied from one changed: the SHA-256 its sidecar
+    records (the series' files, whatever the other files of the folder)."""
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    from medseg.cohort.records import content_sha256
+    from medseg.io.images import read_image
+
+    folder = tmp_path / "dicom"
+    write_series(folder, stored_values((8, 6, 4), seed=1), slice_positions(4, 2.0), series_number=3)
+    write_series(folder, stored_values((8, 6, 4), seed=2), slice_positions(4, 2.0), series_number=4, prefix="b")
+    (folder / "notes.txt").write_text("not DICOM\n")
+    read = read_image(folder, series="3").source_sha256
+    assert content_sha256(folder, "3") == read != content_sha256(folder, "4")
+    assert content_sha256(folder) is None  # two series and none named: no series to read, nothing kept by it
+    assert content_sha256(tmp_path / "gone") is None
+
+
 def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_same_path_as_stale(cohort):
     """A file replaced by another of the same grid under the same name: the report with the sheet showed the old
     figures as the case's, flagged nothing. The cohort records each file's size and time when it uses it."""
@@ -1437,10 +1546,12 @@ def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_sa
         ("failed", "stale"), ("failed", "stale"), ("no_reference", "")]
     assert rows["a"]["error"] == (
         f"the reference {data / 'a_label.nii.gz'} was changed or replaced after the case was scored (its size or "
-        "modification time differs from the one recorded then); run the workflow again to rescore the case")
+        "modification time differs from the one recorded then, and its content from the one read then); run the "
+        "workflow again to rescore the case")
     assert rows["b"]["error"] == (
         f"the input {data / 'b.nii.gz'} was changed or replaced after the case was segmented (its size or "
-        "modification time differs from the one recorded then); run the workflow again to redo the case")
+        "modification time differs from the one recorded then, and its content from the one read then); run the "
+        "workflow again to redo the case")
     # the cohort redoes them, and the report then shows them again
     infer_cases(samples, results, options)
     evaluate_cases(samples, results)

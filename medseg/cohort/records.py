@@ -10,8 +10,10 @@ Layout (the ``cases/`` part is shared with ``medseg report``)::
 
 A stage of a case is *finished* only when its completion record exists, was made for the same work (its
 fingerprint: the input files' size and time, the model's weights hash, the settings) and every output it
-lists exists. The record is written atomically and last, after the outputs, so a run killed at any moment
-leaves either a finished case or one that is redone from scratch.
+lists exists. Where a file's size or time changed but its content is the one the case's results record having
+read, the case is kept and its record takes the new size and time (:mod:`medseg.cohort.run`). The record is
+written atomically and last, after the outputs, so a run killed at any moment leaves either a finished case or
+one that is redone from scratch.
 
 A case that kills the process working on it (a decoder that crashes, the out-of-memory killer) cannot record
 its own failure. Each attempt is therefore noted before it starts (``.started.json``); a case that was started
@@ -38,6 +40,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "STATUS_SCHEMA",
     "ResultsFolder",
+    "content_sha256",
     "fingerprint",
     "made_for",
     "now",
@@ -80,6 +83,26 @@ def path_signature(path: Path | None) -> list | str | None:
     except OSError:
         return "missing"
     return file_signature(path) or "missing"
+
+
+def content_sha256(path: Path | str, series: str | None = None) -> str | None:
+    """The SHA-256 of an input's content as medseg records it when it reads it (a sidecar's ``input_sha256``, the
+    metrics' ``reference_sha256``): a DICOM folder's series (``series`` as the sheet names it), a DICOM file as it is,
+    an image's files as reading it reads them (both of a header / image pair). None where it cannot be read."""
+    from medseg.errors import MedsegError
+    from medseg.io.atomic import sha256_of
+    from medseg.io.files import is_dicom_file
+    from medseg.io.nifti import files_read
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            from medseg.io.dicom import series_sha256
+
+            return series_sha256(path, series)
+        return sha256_of(path) if is_dicom_file(path) else sha256_of(files_read(path))
+    except (MedsegError, OSError):
+        return None
 
 
 def unavailable(path: Path | str | None) -> bool:

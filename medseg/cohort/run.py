@@ -28,6 +28,7 @@ from medseg import stopping
 from medseg.cohort.records import (
     MAX_ATTEMPTS,
     ResultsFolder,
+    content_sha256,
     fingerprint,
     made_for,
     now,
@@ -203,11 +204,73 @@ def evaluate_kept(sample: Sample, folder: ResultsFolder, inferred: dict) -> bool
         lambda s: evaluate_fingerprint(sample, inferred, s))
 
 
+def _recorded(path: Path, key: str) -> str | None:
+    """A text field a case's sidecar or metrics (``path``) record (a SHA-256, the device used), or None."""
+    try:
+        value = json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _same_content(folder: ResultsFolder, case_id: str, stage: str, key: str, path: Path, print_with,
+                  made_sha256, series: str | None = None) -> str | None:
+    """The recorded signature (``key`` in the stage's record) of a file whose size or time differs now but whose
+    content does not: the stage's results were made for exactly the work asked now with that signature
+    (``print_with(signature)``), and the file's SHA-256 now is ``made_sha256()`` (what the results record having
+    read: the sidecar's ``input_sha256``, the metrics' ``reference_sha256``). A file touched, copied without
+    ``-p``, or restored from a backup without its times keeps its results. None otherwise (the file is hashed only
+    where all else holds)."""
+    record = folder.status(case_id, stage)
+    old = record.get(key) if record is not None and record.get("outcome") == "ok" else None
+    if old in (None, "missing") or old == path_signature(path) or folder.finished(case_id, stage,
+                                                                                 print_with(old)) is None:
+        return None
+    made = made_sha256()
+    return old if made is not None and content_sha256(path, series) == made else None
+
+
+def infer_same_content(sample: Sample, folder: ResultsFolder, package, options: InferOptions) -> str | None:
+    """The image signature the case's segmentation was made with, where the image's size or time changed since but
+    not its content (see :func:`_same_content`), else None."""
+    return _same_content(folder, sample.case_id, "infer", "image_signature", sample.image,
+                         lambda s: infer_fingerprint(sample, package, options, s),
+                         lambda: _recorded(folder.sidecar(sample.case_id), "input_sha256"), sample.series)
+
+
+def evaluate_same_content(sample: Sample, folder: ResultsFolder, inferred: dict) -> str | None:
+    """As :func:`infer_same_content` for a case's reference and its scores."""
+    if sample.reference is None:
+        return None
+    return _same_content(folder, sample.case_id, "evaluate", "reference_signature", sample.reference,
+                         lambda s: evaluate_fingerprint(sample, inferred, s),
+                         lambda: _recorded(folder.metrics(sample.case_id), "reference_sha256"))
+
+
+def _resign_infer(sample: Sample, folder: ResultsFolder, package, options: InferOptions, old, signature) -> None:
+    """Give a kept segmentation's record the image's signature now (its content unchanged): its fingerprint and
+    the equivalent requests' (``also_made_for``) as they are with it, so the image is hashed once, not every run."""
+    record = folder.status(sample.case_id, "infer") or {}
+    # the requests its fingerprints may stand for: this one, the usual ones, and what the sidecar says was used
+    devices = {options.device, "auto", "cpu", "cuda", "cuda:0", _recorded(folder.sidecar(sample.case_id), "device")}
+    precisions = {options.precision, "auto", "fp32", "bf16", "fp16",
+                  _recorded(folder.sidecar(sample.case_id), "precision")}
+    again = {infer_fingerprint(sample, package, replace(options, device=d, precision=p), old):
+             infer_fingerprint(sample, package, replace(options, device=d, precision=p), signature)
+             for d in devices - {None} for p in precisions - {None}}
+    own = again.get(record.get("fingerprint"), infer_fingerprint(sample, package, options, signature))
+    also = [again[p] for p in record.get("also_made_for") or [] if p in again]
+    write_json(folder.status_path(sample.case_id, "infer"),
+               {**record, "fingerprint": own, "image_signature": signature, "also_made_for": also})
+    log.info("%s: the image's size or time changed but not its content; its segmentation is kept", sample.case_id)
+
+
 def stale_cases(samples: Sequence[Sample], results: Path | str, package, options: InferOptions
                 ) -> dict[str, list[str]]:
     """Per stage, the cases whose finished record was made for other work than the sheet and settings now ask
     for (another image or series, a replaced file, another model or setting; for scores, another reference or a
-    newer segmentation). The workflow voids those batches' job records at planning time: Snakemake's own change
+    newer segmentation); not a file whose size or time changed but not its content (:func:`_same_content`, which
+    the job applies as well). The workflow voids those batches' job records at planning time: Snakemake's own change
     detection lives in the working folder's ``.snakemake`` metadata, which a run from another checkout, or with a
     copied results folder, does not have."""
     folder = ResultsFolder(results)
@@ -217,7 +280,8 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
         if inferred is None:
             continue
         if not made_for(inferred, infer_fingerprint(sample, package, options)):
-            if not infer_kept(sample, folder, package, options):
+            if not infer_kept(sample, folder, package, options) \
+                    and infer_same_content(sample, folder, package, options) is None:
                 stale["infer"].append(sample.case_id)
                 continue
             # a kept segmentation's job would only keep it again; its scores may still be stale (another
@@ -228,7 +292,8 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
         scored = folder.status(sample.case_id, "evaluate")
         if scored is not None and (sample.reference is None  # scores whose reference left the sheet: to remove
                                    or (scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)
-                                       and not evaluate_kept(sample, folder, inferred))):
+                                       and not evaluate_kept(sample, folder, inferred)
+                                       and evaluate_same_content(sample, folder, inferred) is None)):
             stale["evaluate"].append(sample.case_id)
     return stale
 
@@ -312,6 +377,9 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if blocked is not None:
         return blocked
     done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
+    if done is None and (old := infer_same_content(sample, folder, package, options)) is not None:
+        _resign_infer(sample, folder, package, options, old, signature)
+        done = folder.finished(case_id, "infer", print_)
     if done is not None:
         if done["outcome"] == "ok":
             _recode_sidecar(sample, folder, package)
@@ -564,6 +632,12 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     signature = path_signature(sample.reference)
     print_ = evaluate_fingerprint(sample, inferred, signature)
     done = _unless_more_memory(folder.finished(case_id, "evaluate", print_), memory_mb, case_id)
+    if done is None and evaluate_same_content(sample, folder, inferred) is not None:
+        # the reference's content is the one scored: the record takes its signature now (hashed once)
+        write_json(folder.status_path(case_id, "evaluate"), {**folder.status(case_id, "evaluate"),
+                                                              "fingerprint": print_, "reference_signature": signature})
+        log.info("%s: the reference's size or time changed but not its content; its scores are kept", case_id)
+        done = folder.finished(case_id, "evaluate", print_)
     if done is not None:
         if done["outcome"] == "skipped":  # never scored: its segmentation had failed, and still has
             log.info("%s: not scored (%s), as before", case_id, done.get("error") or "skipped")

@@ -29,7 +29,8 @@ from medseg.io.dicom_series import (
 from medseg.io.nifti import qform_for, save_nifti
 from medseg.volume import Volume
 
-__all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "POLICY"]
+__all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "series_sha256",
+           "POLICY"]
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +346,13 @@ def _compressed(dataset: pydicom.Dataset) -> bool:
         return bool(syntax is not None and syntax.is_compressed)
     except ValueError:  # a private or unknown transfer syntax: its length says nothing certain
         return True
+
+
+def series_sha256(folder: Path | str, series: str | None = None) -> str:
+    """The SHA-256 :func:`read_dicom_series` records for the series it would read under ``folder`` (its
+    ``source_sha256``), from the files' headers and bytes, without decoding pixels."""
+    candidate, _ = choose_series(scan_folder(Path(folder), warn_skipped=False), series)
+    return _hash_files(candidate.files)
 
 
 def _hash_files(files: list[Path]) -> str:

@@ -361,25 +361,29 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
 
 def _changed_since_made(case: CaseResult, sample) -> str | None:
     """Why a case's results are older than the row's files now at the same paths (a file changed or replaced
-    since: its size or modification time is not the one the cohort recorded when it made the results), or None.
-    Only a cohort's results folder records them (``status/<id>.<stage>.json``); the cohort redoes such a case."""
+    since: its size or modification time is not the one the cohort recorded when it made the results, and its
+    content not the one the sidecar or metrics record having read), or None. Only a cohort's results folder records
+    them (``status/<id>.<stage>.json``); the cohort redoes such a case, and keeps one only touched or copied."""
     import os
 
-    from medseg.cohort.records import ResultsFolder, path_signature
+    from medseg.cohort.records import ResultsFolder, content_sha256, path_signature
 
     folder = ResultsFolder(case.results_dir)
-    checks = [("infer", "image_signature", sample.image, "input", "segmented", "redo")]
+    checks = [("infer", "image_signature", sample.image, "input", "segmented", "redo", sample.series,
+               (case.sidecar or {}).get("input_sha256"))]
     if sample.reference is not None and case.metrics is not None:
-        checks.append(("evaluate", "reference_signature", sample.reference, "reference", "scored", "rescore"))
-    for stage, key, path, role, made, again in checks:
+        checks.append(("evaluate", "reference_signature", sample.reference, "reference", "scored", "rescore", None,
+                       case.metrics.get("reference_sha256")))
+    for stage, key, path, role, made, again, series, made_sha256 in checks:
         record = folder.status(case.case_id, stage)
         recorded = record.get(key) if record is not None and record.get("outcome") == "ok" else None
         if recorded is None or recorded == "missing":  # written before medseg recorded it, or made while away
             continue
-        if path_signature(path) != recorded:
+        if path_signature(path) != recorded and not (isinstance(made_sha256, str)
+                                                     and content_sha256(path, series) == made_sha256):
             return (f"the {role} {os.path.abspath(path)} was changed or replaced after the case was {made} (its "
-                    "size or modification time differs from the one recorded then); run the workflow again to "
-                    f"{again} the case")
+                    "size or modification time differs from the one recorded then, and its content from the one "
+                    f"read then); run the workflow again to {again} the case")
     return None
 
 
