@@ -2606,3 +2606,21 @@ def test_source_date_epoch_makes_two_reports_of_the_same_results_byte_identical(
     assert "SOURCE_DATE_EPOCH='yesterday' is not a whole number of seconds" in caplog.text
     created = json.loads((tmp_path / "three" / "summary.json").read_text())["created"]
     assert created.endswith("+00:00") and not created.startswith("2026-01-01T00:00:00")
+
+
+@pytest.mark.parametrize("given", ["-1", "+5", "1_767_225_600", "١٧٦٧٢٢٥٦٠٠", "1.5", "1e9", "99999999999999999999"])
+def test_a_source_date_epoch_that_is_not_plain_digits_is_named_and_the_report_dated_now(monkeypatch, caplog, given):
+    """SOURCE_DATE_EPOCH is ASCII digits, as `date +%s` prints it: Python's int() also took a sign, digit separators
+    and other scripts' digits, dating a report 1969 or from a value the convention calls malformed, silently."""
+    import datetime as dt
+
+    from medseg.report.summary import report_time
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", given)
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with caplog.at_level("WARNING"):
+        created = dt.datetime.fromisoformat(report_time())
+    assert before <= created <= dt.datetime.now(dt.UTC)
+    assert f"SOURCE_DATE_EPOCH={given!r} is not a whole number of seconds" in caplog.text
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", " 0 ")
+    assert report_time() == "1970-01-01T00:00:00+00:00"
