@@ -536,8 +536,10 @@ def _check_sources(case: CaseResult) -> None:
     is stale: its figures are not those of the file there now (and its overlay would draw the new image under the
     old segmentation). The sidecar and the metrics record each file's size and modification time
     (``input_signature``, ``reference_signature``) and SHA-256; a file whose signature differs now is hashed, and
-    its content decides (a copy with new times is the same file). A DICOM folder, a missing file and results
-    written before the signatures were recorded are taken as they are (a cohort checks those against ``status/``)."""
+    its content decides (a copy with new times is the same file), unless a cohort's record of the stage holds the
+    file's size and time now: the cohort hashed it at those and kept the case, so it is not hashed on every report.
+    A DICOM folder, a missing file and results written before the signatures were recorded are taken as they are (a
+    cohort checks those against ``status/``)."""
     import os
 
     from medseg.errors import MedsegError
@@ -549,14 +551,14 @@ def _check_sources(case: CaseResult) -> None:
     if case.failure is not None or case.sidecar is None:
         return
     metrics = case.metrics or {}
-    checks = [("input", case.sidecar, "segmented", "segment the case again"),
-              ("reference", metrics, "scored", "score the case again")]
-    for role, record, made, again in checks:
+    checks = [("input", case.sidecar, "segmented", "segment the case again", "infer", "image_signature"),
+              ("reference", metrics, "scored", "score the case again", "evaluate", "reference_signature")]
+    for role, record, made, again, stage, key in checks:
         path, recorded, made_sha256 = record.get(role), record.get(f"{role}_signature"), record.get(f"{role}_sha256")
         if not isinstance(path, str) or not os.path.isabs(path) or recorded is None or not isinstance(made_sha256, str):
             continue
         now = file_signature(path)
-        if now is None or now == recorded:
+        if now is None or now == recorded or _kept_by_cohort(case, stage, key, now):
             continue
         try:  # hashed as it was then: a DICOM SEG reference's file, an image's files as reading it reads them
             found = sha256_of(path) if is_dicom_file(path) else sha256_of(files_read(path))
@@ -573,6 +575,16 @@ def _check_sources(case: CaseResult) -> None:
                         "error_type": "StaleResult"}
         case.metrics = None
         return
+
+
+def _kept_by_cohort(case: CaseResult, stage: str, key: str, signature: list) -> bool:
+    """Whether a cohort's finished record of the case's stage holds ``signature`` (a file's size and time now) as
+    its file's: the cohort made the results from the file so, or found its content the one they were made from and
+    kept them (a file touched or copied since; the sidecar and metrics keep the times they were written with)."""
+    from medseg.cohort.records import ResultsFolder
+
+    status = ResultsFolder(case.results_dir).status(case.case_id, stage)
+    return status is not None and status.get("outcome") == "ok" and status.get(key) == signature
 
 
 def _shown(path: Path, results_dir: Path) -> str:
