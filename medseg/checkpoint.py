@@ -127,6 +127,20 @@ def checkpoint_epoch(out_dir: Path | str) -> int | None:
         return None
 
 
+_NOT_RESUMABLE = ("its checkpoint, written by an earlier medseg, does not record the settings its run was started "
+                  "with, so it cannot be resumed")
+
+
+def _records_its_settings(out_dir: Path) -> bool:
+    """Whether ``out_dir``'s checkpoint can be offered to ``--resume``: it records the settings its run was started
+    with (``config``), which an earlier medseg's did not (resuming refuses those); True without a readable record."""
+    try:
+        state = json.loads(checkpoint_record_path(out_dir).read_text())
+    except (OSError, ValueError):
+        return True
+    return not isinstance(state, dict) or "config" in state
+
+
 def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bool = False) -> None:
     """Refuse an output folder before any case is read: one that holds a package or an unfinished run that would be
     replaced without ``overwrite`` (or ``resume``), one that holds other files, or one that cannot be written.
@@ -151,22 +165,27 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         checkpoint = CHECKPOINT_DIR in entries and not begun
         if begun:
             entries = [name for name in entries if name != CHECKPOINT_DIR] or [CHECKPOINT_DIR]
+        resumable = _records_its_settings(out_dir)
         if checkpoint and not (out_dir / CHECKPOINT_DIR).is_dir():  # not even --overwrite could save a checkpoint
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: a file is where training keeps its checkpoint folder; "
                                 "move it away")
         if not (package or resume or overwrite) and epoch is not None:
             raise OutputExistsError(f"{out_dir}: holds an unfinished training run (checkpoint after epoch {epoch}); "
-                                    "pass --resume to continue it or --overwrite to start again")
+                                    + ("pass --resume to continue it or --overwrite to start again" if resumable
+                                       else f"pass --overwrite to start again ({_NOT_RESUMABLE})"))
         if checkpoint and epoch is None and not overwrite:
             raise OutputExistsError(f"{out_dir}: holds a checkpoint whose record {CHECKPOINT_DIR}/last.json cannot "
                                     "be read; pass --overwrite to start again")
         unfinished = unfinished_training(out_dir) if package else None
         if unfinished is not None and not (overwrite or resume):  # an --overwrite run stopped before it finished
             raise OutputExistsError(f"{out_dir}: holds a model package and an unfinished training run that would "
-                                    f"replace it ({unfinished_text(unfinished)}); pass --resume to finish that run "
-                                    "or --overwrite to start again")
+                                    f"replace it ({unfinished_text(unfinished)}); "
+                                    + ("pass --resume to finish that run or --overwrite to start again" if resumable
+                                       else f"pass --overwrite to start again ({_NOT_RESUMABLE})"))
         if package and not (overwrite or resume):
-            raise OutputExistsError(f"{out_dir}: holds a model package already; pass --overwrite or --resume")
+            raise OutputExistsError(f"{out_dir}: holds a model package already; "
+                                    + ("pass --overwrite or --resume" if resumable
+                                       else f"pass --overwrite ({_NOT_RESUMABLE})"))
         # a training folder (package or checkpoint) may hold the user's notes beside it; any other folder is refused
         if entries and not package and not (checkpoint and (resume or overwrite)) and entries != [CHECKPOINT_DIR]:
             shown = ", ".join(entries[:3]) + (" …" if len(entries) > 3 else "")

@@ -2201,6 +2201,11 @@ def test_a_checkpoint_without_its_settings_is_refused_on_resuming(tiny_set, tmp_
         f"medseg: error: {record}: the checkpoint does not record the settings its run was started with (written by "
         "an earlier medseg), so resuming cannot check that this run continues it; start again with --overwrite"]
     assert sorted(p.name for p in out.rglob("*")) == before and not (out / "model.json").exists()
+    # nor is --resume offered for it: the folder's refusal says what can be done
+    assert _exit_code(args) == 1
+    err = capsys.readouterr().err
+    assert "pass --overwrite to start again (its checkpoint, written by an earlier medseg, does not record the " \
+           "settings its run was started with, so it cannot be resumed)" in err and "--resume" not in err, err
 
 
 def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, capsys, config_file, monkeypatch):
