@@ -1466,8 +1466,22 @@ def test_an_input_or_reference_only_touched_or_copied_keeps_its_results_and_a_ch
 
     # planning voids only the changed case's job; the report lists only it stale
     assert stale_cases(samples, results, package, options) == {"infer": ["d"], "evaluate": []}
-    assert statuses() == {"a": ("scored", ""), "b": ("scored", ""), "c": ("no_reference", ""),
-                          "d": ("failed", "stale")}
+    import medseg.cohort.records as records
+    import medseg.io.atomic as atomic
+
+    records._content_sha256.cache_clear()  # the report on its own: its sheet check and sidecar check hash a file once
+    real_sha256_of, hashes = atomic.sha256_of, []
+
+    def counted(path):
+        if not isinstance(path, list) and Path(path).parent == data:  # a list is hashed file by file through here
+            hashes.append(Path(path).name)
+        return real_sha256_of(path)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(atomic, "sha256_of", counted)
+        assert statuses() == {"a": ("scored", ""), "b": ("scored", ""), "c": ("no_reference", ""),
+                              "d": ("failed", "stale")}
+    assert sorted(hashes) == ["a.nii.gz", "b_label.nii.gz", "c.nii.gz", "d.nii.gz"]
     assert made() == before  # neither changed anything
 
     infer = infer_cases(samples, results, options)
@@ -1491,9 +1505,7 @@ def test_an_input_or_reference_only_touched_or_copied_keeps_its_results_and_a_ch
 
     monkeypatch.setattr(cohort_run, "content_sha256", hashed)
     monkeypatch.setattr("medseg.cohort.records.content_sha256", hashed)
-    import medseg.io.atomic as atomic
-
-    real_sha256_of = atomic.sha256_of
+    records._content_sha256.cache_clear()  # a hash kept from above would hide one asked for again
 
     def sha256_of(path):  # the report's check of the sidecar's and metrics' own sizes and times, which are older
         if any(Path(p).parent == data for p in (path if isinstance(path, list) else [path])):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -88,7 +89,16 @@ def path_signature(path: Path | None) -> list | str | None:
 def content_sha256(path: Path | str, series: str | None = None) -> str | None:
     """The SHA-256 of an input's content as medseg records it when it reads it (a sidecar's ``input_sha256``, the
     metrics' ``reference_sha256``): a DICOM folder's series (``series`` as the sheet names it), a DICOM file as it is,
-    an image's files as reading it reads them (both of a header / image pair). None where it cannot be read."""
+    an image's files as reading it reads them (both of a header / image pair). None where it cannot be read. Kept
+    for the file's size and time as they are (a report's sheet check and its sidecar check ask for the same file)."""
+    path = Path(path)
+    return _content_sha256(str(path.absolute()), series, json.dumps(path_signature(path)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _content_sha256(path: str, series: str | None, signature: str) -> str | None:
+    """:func:`content_sha256` of ``path`` while its signature is ``signature`` (the cache's key: a file changed
+    since has another)."""
     from medseg.errors import MedsegError
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file

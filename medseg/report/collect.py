@@ -542,10 +542,7 @@ def _check_sources(case: CaseResult) -> None:
     cohort checks those against ``status/``)."""
     import os
 
-    from medseg.errors import MedsegError
-    from medseg.io.atomic import sha256_of
-    from medseg.io.files import is_dicom_file
-    from medseg.io.nifti import files_read
+    from medseg.cohort.records import content_sha256
     from medseg.io.pairs import file_signature
 
     if case.failure is not None or case.sidecar is None:
@@ -560,11 +557,10 @@ def _check_sources(case: CaseResult) -> None:
         now = file_signature(path)
         if now is None or now == recorded or _kept_by_cohort(case, stage, key, now):
             continue
-        try:  # hashed as it was then: a DICOM SEG reference's file, an image's files as reading it reads them
-            found = sha256_of(path) if is_dicom_file(path) else sha256_of(files_read(path))
-        except (MedsegError, OSError):
-            continue  # unreadable now: the overlay and the geometry check say so
-        if found == made_sha256:
+        # hashed as it was then: a DICOM SEG reference's file, an image's files as reading it reads them; None
+        # where unreadable now (the overlay and the geometry check say so)
+        found = content_sha256(path)
+        if found is None or found == made_sha256:
             continue
         why = (f"the {role} {path} was changed or replaced after the case was {made} (its SHA-256 is not the one "
                f"recorded then); {again} (a cohort redoes such a case)")
