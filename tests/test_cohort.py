@@ -315,6 +315,35 @@ def test_a_job_that_finds_the_package_replaced_since_the_run_planned_refuses_it(
     assert json.loads(ResultsFolder(results).sidecar("a").read_text())["model"]["weights_sha256"] == found
 
 
+def test_planned_weights_left_over_in_a_shell_after_the_run_do_not_refuse_a_step_by_hand(cohort, capsys,
+                                                                                          monkeypatch):
+    """$MEDSEG_COHORT_WEIGHTS and $MEDSEG_COHORT_RUN kept in a shell after a workflow run (copied from a job's
+    environment) refused every `medseg cohort infer` by hand once the package was retrained. They count only while
+    the run they name holds the folder; a run under --nolock names none, and its jobs check the weights still."""
+    from medseg.cli import main
+    from medseg.io.folder_claim import claimed, holder_text
+
+    sheet, results = cohort
+    other = "0123456789ab" + "0" * 52  # the weights the ended run planned with
+    monkeypatch.setenv("MEDSEG_COHORT_WEIGHTS", other)
+    monkeypatch.setenv("MEDSEG_COHORT_RUN", "pid 4242 on login1")  # that run has ended: no claim names it
+    command = ["cohort", "infer", str(sheet), "-o", str(results), "--case", "a", "--model", MODEL, "--device", "cpu"]
+    with pytest.raises(SystemExit) as caught:
+        main(command)
+    assert caught.value.code == 0 and "a: ok" in capsys.readouterr().out
+    monkeypatch.setenv("MEDSEG_COHORT_RUN", holder_text())  # a job of the run holding the folder: checked
+    with claimed(results, "cohort run"), pytest.raises(SystemExit) as caught:
+        main([*command[:6], "c", *command[7:]])
+    assert caught.value.code == 1
+    assert "replaced since this workflow run planned its jobs" in capsys.readouterr().err
+    monkeypatch.setenv("MEDSEG_COHORT_RUN", "")  # a job of a run under --nolock: checked
+    with pytest.raises(SystemExit) as caught:
+        main([*command[:6], "c", *command[7:]])
+    assert caught.value.code == 1
+    assert "replaced since this workflow run planned its jobs" in capsys.readouterr().err
+    assert not ResultsFolder(results).segmentation("c").exists()
+
+
 def test_unrecorded_outputs_are_redone_not_trusted(cohort):
     """Outputs without a completion record (a run killed before writing it) are replaced, never reused."""
     sheet, results = cohort

@@ -104,6 +104,17 @@ def _select(samples, cases, results, holder: str | None):
     return selected
 
 
+def _planned_by_run(planned_sha256: str | None, results, holder: str | None) -> str | None:
+    """The planned weights a job checks its package against: None where they are left over from a run that no longer
+    holds the results folder (both variables kept in a shell after it ended): a step by hand then uses the package as
+    it is, as without them. Under --nolock a run names no holder, and its jobs check the weights still."""
+    from medseg.io.folder_claim import claim_holder
+
+    if not planned_sha256 or (holder and claim_holder(results) != holder):
+        return None
+    return planned_sha256
+
+
 def _edited(removed: list[str], changed: list[str]) -> str:
     """What a job does with its cases taken out of the sheet (skipped) and those whose row was changed (run as the
     row is now) since its run planned it, naming each."""
@@ -206,7 +217,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), invocation=invocation(),
-                           planned_sha256=planned_sha256 or None)
+                           planned_sha256=_planned_by_run(planned_sha256, results, in_run))
     _report(infer_cases(selected, results, options, on_case=_tell, redo=redo_for_job(redo, record)), record)
     return 0
 
