@@ -3,8 +3,8 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_text", "gib_text",
-           "number_text", "odd_values", "values_text", "with_minus"]
+__all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_status_text",
+           "dice_text", "gib_text", "number_text", "odd_values", "values_text", "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
 IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
@@ -68,6 +68,19 @@ def dice_round_text(dice: float, digits: int = 4) -> str:
         if (Decimal(text) // step == shown // step or Decimal(text) < shown) and (Decimal(text) != 0 or dice == 0):
             return text
     return repr(dice)
+
+
+def dice_status_text(dice: float | None, status: str | None = None) -> str:
+    """A label's Dice for a console line (:func:`dice_round_text`), with why where the empty-mask policy set it: a
+    Dice of 0 for a label the reference does not hold (``false_positive``) or the prediction does not
+    (``empty_prediction``) says something else than a missed overlap; both empty has no Dice."""
+    import math
+
+    if dice is None or (isinstance(dice, float) and math.isnan(dice)):
+        return "n/a (both empty)"
+    why = {"false_positive": " (false positive: not in the reference)",
+           "empty_prediction": " (empty prediction: not predicted)"}.get(status or "", "")
+    return dice_round_text(dice) + why
 
 
 def number_text(value: float, digits: int) -> str:

@@ -2012,3 +2012,26 @@ def test_an_empty_model_name_is_a_usage_error(tmp_path, case, capsys):
     assert (code, out) == (2, "") and "Invalid value for '-m' / '--model': an empty model name" in err
     code, out, err = run(["models", "hippocampus", ""], capsys)  # and models' names
     assert (code, out) == (2, "") and "an empty model name" in err
+
+
+def test_dice_lines_say_why_the_policy_set_a_dice(tmp_path, case, capsys):
+    """A Dice of 0 for a label the reference does not hold read like a missed structure ("Dice box: 0.0000"): the
+    line says which status of the empty-mask policy gave it, as the report's tables do."""
+    from medseg.numbers import dice_status_text
+
+    assert run(["infer", str(case), "-o", str(tmp_path / "first")], capsys)[0] == 0
+    segmentation = read_image(tmp_path / "first" / "case_seg.nii.gz")
+    names = json.loads((tmp_path / "first" / "case_seg.json").read_text())["labels"]
+    dropped = int(max(np.unique(segmentation.array)))
+    assert dropped > 0
+    reference = np.where(segmentation.array == dropped, 0, segmentation.array).astype(np.uint8)
+    nib.save(nib.Nifti1Image(reference, segmentation.affine), str(tmp_path / "reference.nii.gz"))
+    code, out, err = run(["infer", str(case), "-o", str(tmp_path / "second"), "--reference",
+                          str(tmp_path / "reference.nii.gz")], capsys)
+    assert code == 0, err
+    assert f"  Dice {names[str(dropped)]}: 0.0000 (false positive: not in the reference)\n" in out
+    kept = [value for value in np.unique(reference) if value != 0]
+    assert all(f"  Dice {names[str(value)]}: 1.0000\n" in out for value in kept)
+    assert dice_status_text(0.0, "empty_prediction") == "0.0000 (empty prediction: not predicted)"
+    assert dice_status_text(float("nan"), "both_empty") == dice_status_text(None) == "n/a (both empty)"
+    assert dice_status_text(0.69997, "ok") == "0.69997" and dice_status_text(0.0, "ok") == "0.0000"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import click
@@ -71,7 +70,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
-    from medseg.numbers import dice_round_text
+    from medseg.numbers import dice_status_text
     from medseg.package import load_package, shipped_name_taken
     from medseg.segment import segment_case
 
@@ -152,10 +151,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             click.echo(escaped_line(f"{path}{used} -> {written} ({sum(timing.values()):.1f} s{trained})"))
             if outputs.record.get("metrics"):
                 for label in outputs.record["metrics"]["labels"].values():
-                    dice = label["dice"]
-                    shown = "n/a (both empty)" if dice is None or (isinstance(dice, float) and math.isnan(dice)) \
-                        else dice_round_text(dice)
-                    click.echo(f"  Dice {label['name']}: {shown}")
+                    click.echo(f"  Dice {label['name']}: {dice_status_text(label['dice'], label.get('status'))}")
     if failures:
         click.echo(f"medseg: {failures} of {len(inputs)} inputs failed", err=True)
         return 1
