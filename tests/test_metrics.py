@@ -475,6 +475,23 @@ def test_a_label_made_fractional_by_its_header_scaling_names_the_scaling(tmp_pat
         read_reference(tmp_path / "negative.nii.gz")
 
 
+def test_a_label_scaled_to_values_not_the_models_names_the_scaling(tmp_path):
+    """A uint8 label whose header's scl_slope is 2 (a header copied from an MR image) reads 0, 2, 4: whole values, but
+    4 is no label of the model's, and the refusal named the value without the header's scaling that made it."""
+    blob = np.zeros((8, 8, 8), np.uint8)
+    blob[2:4, 2:4, 2:4], blob[5:7, 5:7, 5:7] = 1, 2
+    labels = {0: "background", 1: "a", 2: "b"}
+    _scaled_label(tmp_path / "doubled.nii.gz", blob, 2.0, 0.0)
+    with pytest.raises(InputError, match=r"doubled.nii.gz: label values \[4\] are not among the model's labels "
+                                         r"\[0, 1, 2\], given as the reference: the header's scl_slope 2 \(scl_inter "
+                                         r"0\) scales the stored whole values; set slope 1 and intercept 0$"):
+        read_reference(tmp_path / "doubled.nii.gz", labels)
+    _scaled_label(tmp_path / "four.nii.gz", blob * 2, 1.0, 0.0)  # stored so: no scaling to name
+    with pytest.raises(InputError, match=r"four.nii.gz: label values \[4\] are not among the model's labels "
+                                         r"\[0, 1, 2\], given as the reference$"):
+        read_reference(tmp_path / "four.nii.gz", labels)
+
+
 def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
     ref = np.zeros((12, 12, 12), np.uint8)
     ref[3:7, 3:7, 3:7] = 1

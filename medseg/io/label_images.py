@@ -55,7 +55,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
         if unknown:
             guess = f" (an image given as the {role}?)" if len(values) > IMAGE_LIKE_VALUES else ""
             raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
-                             f"{values_text(sorted(labels))}, given as the {role}{guess}")
+                             f"{values_text(sorted(labels))}, given as the {role}{guess}{header_scaling_note(volume)}")
     if volume.array.dtype.kind == "f":  # the smallest type holding its values, as an integer file stores them
         # (int64 for any: 105 million voxels peaked at 3.5 GB while scored, 2.0 GB as uint8)
         volume.array = volume.array.astype(np.min_scalar_type(int(values.max())))
