@@ -1343,6 +1343,37 @@ def test_the_slurm_profiles_placeholders_are_found_in_the_default_resources():
     assert placeholder_resources([]) is None
 
 
+def test_a_fixed_set_resources_memory_or_time_is_warned_about():
+    """--set-resources infer:mem_mb=500 replaced the rule's memory on every attempt: a job killed for memory was
+    submitted three times with 500 MB and its cases given up, where the rule's own memory doubles, then triples."""
+    from medseg.cohort.settings import fixed_retry_resources
+
+    class Resource:  # Snakemake's: an expression is evaluated per job (it may use attempt), a number is not
+        def __init__(self, value, evaluable=False):
+            self._value, self._evaluable = value, evaluable
+
+        def is_evaluable(self):
+            return self._evaluable
+
+        @property
+        def value(self):
+            assert not self._evaluable
+            return self._value
+
+    assert fixed_retry_resources({"infer": {"mem_mb": Resource(500)}}) == (
+        "set-resources infer:mem_mb=500: every attempt of the job asks for this, so a job killed for memory or time "
+        "is retried with the same (the rules' own double, then triple, on a retry); to keep that, give "
+        "infer:mem_mb=500*attempt or --config mem_mb=500")
+    both = fixed_retry_resources({"infer": {"runtime": 60}, "evaluate": {"mem_mb": Resource(3000)}})
+    assert both.startswith("set-resources infer:runtime=60, evaluate:mem_mb=3000: ")
+    assert both.endswith("give infer:runtime=60*attempt; evaluate:mem_mb=3000*attempt or --config evaluate_mem_mb=3000")
+    # an expression (of attempt), other resources and other rules keep the retries' scaling
+    assert fixed_retry_resources({"infer": {"mem_mb": Resource(None, evaluable=True),
+                                            "slurm_partition": Resource("gpu")},
+                                  "report": {"mem_mb": Resource(8000)}}) is None
+    assert fixed_retry_resources({}) is None
+
+
 def test_a_step_by_hand_is_refused_while_a_workflow_run_holds_the_folder_and_its_jobs_go_on(cohort, capsys,
                                                                                            monkeypatch):
     """`medseg cohort infer` by hand beside a Snakemake run had replaced a case the run had just made and removed its

@@ -822,6 +822,24 @@ def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(c
     assert warning not in set_.stdout + set_.stderr
 
 
+def test_a_fixed_set_resources_memory_is_warned_about_while_planning(cohort, tmp_path):
+    """--set-resources infer:mem_mb=500 gave every retry of a job killed for memory the same 500 MB, without a word;
+    an expression of attempt keeps the retries' scaling."""
+    _, sheet = cohort
+    warning = "set-resources infer:mem_mb=500: every attempt of the job asks for this"
+    fixed = snakemake(tmp_path, "-n", "-p", "--set-resources", "infer:mem_mb=500", samples=sheet,
+                      results=tmp_path / "results")
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert warning in fixed.stdout + fixed.stderr
+    assert "--memory-mb 500 " in fixed.stdout
+    scaled = snakemake(tmp_path, "-n", "-p", "--set-resources", "infer:mem_mb=500*attempt", samples=sheet,
+                       results=tmp_path / "results")
+    assert scaled.returncode == 0, scaled.stderr[-3000:]
+    assert "set-resources" not in scaled.stdout.replace("--set-resources", "") + scaled.stderr.replace(
+        "--set-resources", "")
+    assert "--memory-mb 500 " in scaled.stdout
+
+
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
     _, sheet = cohort

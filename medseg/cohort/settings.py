@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["check_config", "check_results_folder", "pattern_characters", "placeholder_resources"]
+__all__ = ["check_config", "check_results_folder", "fixed_retry_resources", "pattern_characters",
+           "placeholder_resources"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
+# the resources the workflow's retried jobs ask more of (twice, then three times), and the setting that sets each
+RETRY_SCALED = {("infer", "mem_mb"): "mem_mb", ("infer", "runtime"): None,
+                ("evaluate", "mem_mb"): "evaluate_mem_mb", ("evaluate", "runtime"): None}
 
 
 def check_config(config: dict, schema_path: Path | str) -> None:
@@ -87,3 +91,26 @@ def placeholder_resources(default_resources: Sequence[str]) -> str | None:
         return None
     return (f"default resources {', '.join(left)}: still the SLURM profile's placeholder; set your cluster's account "
             "in the profile's config.yaml (sacctmgr show assoc user=$USER lists it) or sbatch will refuse every job")
+
+
+def fixed_retry_resources(overrides: Mapping[str, Mapping[str, object]]) -> str | None:
+    """The warning for ``--set-resources`` (or a profile's ``set-resources``) that gives ``infer`` or ``evaluate`` a
+    fixed memory or run time: it replaces the rule's own, which a retry doubles, then triples, so a job killed for
+    memory or time was submitted again with as much, twice, and its cases given up. ``overrides`` maps each rule to
+    its resources (numbers, or Snakemake's ``Resource``: one still to be evaluated depends on ``attempt``). None when
+    none is fixed."""
+    fixed = []
+    for (rule, name), setting in RETRY_SCALED.items():
+        value = overrides.get(rule, {}).get(name)
+        if hasattr(value, "is_evaluable"):  # Snakemake's Resource: an expression (of attempt) is evaluated per job
+            value = None if value.is_evaluable() else value.value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            fixed.append((f"{rule}:{name}={value:g}", rule, name, value, setting))
+    if not fixed:
+        return None
+    alternatives = "; ".join(f"{rule}:{name}={value:g}*attempt"
+                             + (f" or --config {setting}={value:g}" if setting else "")
+                             for _, rule, name, value, setting in fixed)
+    return (f"set-resources {', '.join(text for text, *_ in fixed)}: every attempt of the job asks for this, so a job "
+            "killed for memory or time is retried with the same (the rules' own double, then triple, on a retry); "
+            f"to keep that, give {alternatives}")

@@ -11,7 +11,8 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
-from medseg.cohort.settings import check_config, check_results_folder, pattern_characters, placeholder_resources
+from medseg.cohort.settings import (check_config, check_results_folder, fixed_retry_resources, pattern_characters,
+                                    placeholder_resources)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -36,6 +37,12 @@ if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it i
     _placeholders = placeholder_resources(getattr(workflow.resource_settings.default_resources, "args", None) or [])
     if _placeholders is not None:
         logger.warning(_placeholders)
+    # a fixed --set-resources infer:mem_mb= (or runtime) replaces the rules' own, which retries scale: a job killed
+    # for memory was submitted again twice with as much
+    _fixed = fixed_retry_resources(getattr(workflow.resource_settings, "_parsed_overwrite_resources", None)
+                                   or workflow.resource_settings.overwrite_resources)
+    if _fixed is not None:
+        logger.warning(_fixed)
 validate(config, "../../configs/schemas/config.schema.yaml")
 
 SHEET = config["samples"]
