@@ -729,6 +729,25 @@ def test_help_is_fast_and_does_not_import_torch():
     assert result.stderr.strip() == "medseg: error: no-labels: no such folder"
 
 
+def test_help_of_an_installed_copy():
+    """`medseg --help` and a bare `medseg` listed the commands with ``importlib.util``, which ``import importlib``
+    does not import: a non-editable install (no ``.pth`` hook that imports it first) failed with a traceback.
+    Here site-packages is on the path without its ``.pth`` files run, as for an installed copy."""
+    import site
+
+    import medseg
+
+    path = os.pathsep.join([str(Path(medseg.__file__).resolve().parents[1]), *site.getsitepackages()])
+    code = "import sys\nfrom medseg.cli import main\nsys.exit(main(sys.argv[1:]))"
+    for args in (["--help"], []):
+        result = subprocess.run([sys.executable, "-S", "-c", code, *args], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONPATH": path})
+        assert result.returncode == 0 if args else result.returncode in (0, 2), result.stderr  # click 8.2: 2
+        assert "Traceback" not in result.stderr
+        listed = result.stdout if args else result.stderr + result.stdout
+        assert all(f"  {name} " in listed for name in ("infer", "models", "train", "report", "cohort")), listed
+
+
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "medseg", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "0.1.0" in result.stdout

@@ -8,6 +8,7 @@ code 1; usage errors exit 2 (click's convention).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
