@@ -748,6 +748,21 @@ def test_help_of_an_installed_copy():
         assert all(f"  {name} " in listed for name in ("infer", "models", "train", "report", "cohort")), listed
 
 
+def test_version_without_installed_metadata(monkeypatch, capsys):
+    """A source tree run without installing it (``PYTHONPATH=.``) has no package metadata: ``--version`` read it
+    and ended in a traceback ("'medseg' is not installed")."""
+    import importlib.metadata
+
+    import medseg
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    code, out, err = run(["--version"], capsys)
+    assert (code, out, err) == (0, f"medseg, version {medseg.__version__}\n", "")
+
+
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "medseg", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "0.1.0" in result.stdout

@@ -17,6 +17,7 @@ import warnings
 
 import click
 
+from medseg import __version__
 from medseg.cli.options import ARGS_KEY
 
 __all__ = ["main", "cli"]
@@ -68,7 +69,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="medseg")
+@click.version_option(__version__, prog_name="medseg")  # not from package metadata: a source tree has none
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def cli(verbose: int, quiet: bool) -> None:
