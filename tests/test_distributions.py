@@ -50,3 +50,6 @@ def test_the_distributions_carry_the_package_and_the_project(tmp_path):
     assert sorted(name for name in tracked if name.startswith("medseg/") and name not in in_wheel) == []
     assert {"medseg/models/hippocampus/weights.safetensors", "medseg/schemas/model.schema.json"} <= in_wheel
     assert not [name for name in in_wheel if name.split("/")[0] in ("tests", "configs", "benchmarks", "workflow")]
+    from medseg import __version__  # one version: --version prints what the metadata says
+
+    assert wheel_name.startswith(f"medseg-{__version__}-") and sdist_name == f"medseg-{__version__}.tar.gz"
