@@ -723,6 +723,16 @@ def test_names_that_are_not_valid_unicode_are_written_escaped(tmp_path):
     assert [row["case_id"] for row in read_tsv(outputs.table)] == ["c\\ud800x"]
 
 
+def test_a_name_that_is_not_valid_unicode_can_be_named_on_a_plot(tmp_path):
+    """A case whose file name is not UTF-8 (copied from a Latin-1 system) is the worst of two on a plot: matplotlib
+    cannot draw a lone surrogate, and the report stopped with a traceback. The plot names it escaped."""
+    for case_id, seed, how in (("good", 0, "exact"), ("M\udcfcller", 1, "erode")):
+        write_case(tmp_path, case_id, seed, how)
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    assert outputs.cases == 2 and outputs.failed == 0
+    assert sorted(row["case_id"] for row in read_tsv(outputs.table)) == ["M\\udcfcller", "good"]
+
+
 def test_unreadable_and_stale_records(tmp_path):
     write_case(tmp_path, "ok", 0, "exact")
     write_case(tmp_path, "retried", 1, "exact")

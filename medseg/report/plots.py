@@ -153,6 +153,9 @@ def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
 
 
 def _short(text: str, limit: int = 22) -> str:
+    # a name from a file name that is not UTF-8 holds lone surrogates, which matplotlib cannot draw: escaped, as the
+    # page and cohort.tsv write it
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
