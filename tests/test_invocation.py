@@ -99,6 +99,19 @@ def test_a_closed_stdout_pipe_and_shell_completion_behave_as_under_clicks_main(t
     assert done.returncode == 0 and done.stdout.strip() == "plain,infer"
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_stdout_on_a_full_device_is_one_error_line(tmp_path):
+    """`medseg models > /dev/full` (stdout on a full disk) ended in an OSError traceback."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "medseg", "models"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[1])
+    assert (done.returncode, done.stderr) == (
+        1, "medseg: error: cannot write to standard output (No space left on device)\n")
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     (["-F"], {"infer": None, "evaluate": None}), (["--forceall", "--cores", "2"], {"infer": None, "evaluate": None}),
     (["-R", "infer"], {"infer": None}), (["--forcerun", "evaluate", "report"], {"evaluate": None}),

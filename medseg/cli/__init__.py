@@ -257,6 +257,18 @@ def _tell_placed(stop: KeyboardInterrupt) -> None:
                    err=True)
 
 
+def _writing_stdout(error: OSError) -> bool:
+    """Whether ``error`` was raised writing the command's own output (``click.echo`` on stdout), not by its work."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    if trace is None:
+        return False
+    frame = trace.tb_frame
+    return (frame.f_globals.get("__name__") == "click.utils" and frame.f_code.co_name == "echo"
+            and frame.f_locals.get("file") is sys.stdout)
+
+
 def _outcome(argv: list[str] | None) -> int:
     from medseg.cli.options import error_line
     from medseg.errors import MedsegError
@@ -304,7 +316,12 @@ def _outcome(argv: list[str] | None) -> int:
         import errno
 
         if error.errno != errno.EPIPE:
-            raise
+            if not _writing_stdout(error):
+                raise
+            # stdout on a full disk or a failing device (`> /dev/full`): one line, as for any other output
+            click.echo(error_line(f"cannot write to standard output ({error.strerror or error})"), err=True)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what it still holds is not flushed on the way out
+            return 1
         # the reader of stdout went away (`medseg models | head -1`): quietly, as click's own main does
         devnull = open(os.devnull, "w")  # noqa: SIM115 - stays open: the interpreter flushes stdout on its way out
         sys.stdout = sys.stderr = devnull
