@@ -5,6 +5,7 @@ import json
 import re
 import struct
 import warnings
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -836,3 +837,22 @@ def test_tiny_voxels_are_no_singular_affine(tmp_path):
     nib.save(nib.Nifti1Image(phantom.image, flat), str(tmp_path / "flat.nii.gz"))
     with pytest.raises(InputError, match="flat.nii.gz: the affine is singular or not finite"):
         read_nifti(tmp_path / "flat.nii.gz")
+
+
+def test_a_literal_tilde_folder_is_read_and_written_where_it_is_not_in_home(tmp_path, make_package, monkeypatch):
+    """nibabel expands a leading ~ of a name: `medseg infer scan.mgh -o '~/out/'` (quoted, so the shell left it a
+    folder named ~) wrote its temporary segmentation into $HOME/out and failed ("cannot write (No such file or
+    directory)"), leaving it there; an MGH input named ~/scan.mgh was read from $HOME."""
+    package = load_package(make_package())
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / "out").mkdir(parents=True)
+    (work / "~").mkdir(parents=True)
+    phantom = make_phantom((24, 24, 8), seed=2)
+    nib.save(nib.MGHImage(phantom.image, np.eye(4)), work / "~" / "scan.mgh")
+    nib.save(nib.MGHImage(np.zeros((8, 8, 8), np.float32), np.eye(4)), home / "scan.mgh")  # another grid
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    outputs = segment_case(Path("~/scan.mgh"), Segmenter(package, device="cpu"), out_dir=Path("~/out"))
+    assert outputs.segmentation == Path("~/out/scan_seg.nii.gz")
+    assert nib.load(work / "~" / "out" / "scan_seg.nii.gz").shape == (24, 24, 8)
+    assert list((home / "out").iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -298,12 +299,21 @@ def load_image(path: Path | str, mmap: bool | str = True):
         from nibabel.fileholders import FileHolder
         from nibabel.openers import ImageOpener
 
-        with ImageOpener(str(path), "rb") as handle:  # gzip or not by the name, whatever its letter case
+        with ImageOpener(nibabel_name(path), "rb") as handle:  # gzip or not by the name, whatever its letter case
             kind = _nifti_kind(handle.read(4))
         if kind is None:
             raise nib.filebasedimages.ImageFileError("named .nii but not a NIfTI-1 or NIfTI-2 file")
-        return kind.from_file_map({"image": FileHolder(filename=str(path))}, mmap=mmap)
-    return nib.load(str(path), mmap=mmap)
+        return kind.from_file_map({"image": FileHolder(filename=nibabel_name(path))}, mmap=mmap)
+    return nib.load(nibabel_name(path), mmap=mmap)
+
+
+def nibabel_name(path: Path | str) -> str:
+    """``path`` as nibabel is to take it: nibabel expands a leading ``~`` of a name (``~/x``, also ``./~/x``, which
+    it shortens to that), so a folder named ``~`` that the shell left as it is (``-o '~/out/'``) was read and written
+    in $HOME; such a name is given as an absolute path."""
+    text = os.fspath(path)
+    parts = Path(text).parts
+    return os.path.abspath(text) if parts and parts[0].startswith("~") else text
 
 
 def _nifti_kind(head: bytes):
@@ -319,7 +329,8 @@ def _named_otherwise_by_nibabel(path: Path) -> bool:
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         return False
     try:
-        return nib.Nifti1Image.filespec_to_file_map(str(path))["image"].filename != str(path)
+        name = nibabel_name(path)
+        return nib.Nifti1Image.filespec_to_file_map(name)["image"].filename != name
     except Exception:  # noqa: BLE001 - a name nibabel cannot parse: nib.load says what is wrong
         return False
 
@@ -338,13 +349,14 @@ def _check_companions(path: Path) -> None:
     bare = next((name[: -len(s)] for s in Spm2AnalyzeImage._compressed_suffixes if name.endswith(s)), name)
     if not bare.endswith((".hdr", ".img")):
         return
+    given = Path(nibabel_name(path))
     try:
-        file_map = Spm2AnalyzeImage.filespec_to_file_map(str(path))
+        file_map = Spm2AnalyzeImage.filespec_to_file_map(str(given))
     except Exception:  # noqa: BLE001 - a name nibabel cannot pair: nib.load says what is wrong
         return
     for role, holder in file_map.items():
         other = Path(holder.filename) if holder.filename else None
-        if other is None or other == path:
+        if other is None or other == given:
             continue
         if role != "mat" or _special_file(other):
             check_regular_file(other, of=f"{_COMPANION_ROLES[role]} of {path}")
@@ -811,12 +823,12 @@ def save_nifti(image: nib.Nifti1Image, path: Path | str) -> None:
     """``nib.save``, to ``path`` exactly: nibabel saves a mixed-case name (``scan.Nii``) as another one (``scan.nii``),
     which left the name asked for missing (and an atomic write's temporary file behind). Compressed when the name
     ends in ``.gz``, in any letter case."""
-    image.to_file_map(type(image).make_file_map({"image": str(path)}))
+    image.to_file_map(type(image).make_file_map({"image": nibabel_name(path)}))
 
 
 def write_labels(labels: np.ndarray, like: Volume, path: Path | str, top_label: int | None = None) -> None:
     """Write ``labels`` on ``like``'s grid to ``path`` (not atomic: use :func:`atomic_paths` around it)."""
-    nib.save(labels_image(labels, like, top_label), str(path))
+    nib.save(labels_image(labels, like, top_label), nibabel_name(path))
 
 
 def qform_for(affine: np.ndarray) -> tuple[np.ndarray, int]:
