@@ -563,3 +563,34 @@ def test_a_folders_digest_tells_names_from_contents(tmp_path):
     (two / "a").rename(two / "ab")
     (two / "ab").write_bytes(b"c")
     assert sha256_of(one) == sha256_of(two)  # the same names and contents: the same digest
+
+
+def test_outputs_in_a_folder_with_a_default_acl_get_the_mode_a_new_file_gets_there(tmp_path):
+    """A group folder shared by a default ACL (`setfacl -d -m g:lab:rwx`): the umask does not restrict new files
+    there, `touch` makes them 0664 (ACL mask rw-), but outputs were set to the umask's 0644, a mask of r--: the
+    group could no longer write them."""
+    import stat
+    import struct
+
+    def acl(*entries):  # the kernel's xattr form of an ACL: version 2, then (tag, permissions, id) per entry
+        return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
+
+    anyone = 0xFFFFFFFF
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    try:  # owner rwx, group rwx, group 65534 rwx, mask rwx, others r-x
+        os.setxattr(shared, "system.posix_acl_default",
+                    acl((1, 7, anyone), (4, 7, anyone), (8, 7, 65534), (0x10, 7, anyone), (0x20, 5, anyone)))
+    except (AttributeError, OSError) as error:
+        pytest.skip(f"no POSIX ACLs here ({error})")
+    mask = os.umask(0o022)
+    try:
+        (shared / "touched").touch()
+        with atomic_paths([shared / "out.bin"]) as temps:
+            os.close(os.open(temps[0], os.O_WRONLY | os.O_CREAT, 0o600))  # a writer of private files (safetensors)
+    finally:
+        os.umask(mask)
+    touched = stat.S_IMODE((shared / "touched").stat().st_mode)
+    assert touched == 0o664
+    assert stat.S_IMODE((shared / "out.bin").stat().st_mode) == touched
+    assert sorted(p.name for p in shared.iterdir()) == ["out.bin", "touched"]

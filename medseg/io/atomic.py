@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import logging
 import os
 import re
 import shutil
 import signal
+import stat
 import threading
 import time
 import uuid
@@ -242,10 +242,9 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
     try:
         try:
             yield temps
-            mode = _file_mode()
             for temp in temps:
-                # some writers (safetensors) create private 0600 files: give every output the usual umask mode
-                os.chmod(temp, mode)
+                # some writers (safetensors) create private 0600 files: give every output the usual mode
+                os.chmod(temp, _file_mode(temp.parent))
                 fsync_path(temp)  # on the disk before its name is: a power loss must not leave an empty output
         except OSError as error:
             if isinstance(error, MedsegError):
@@ -486,12 +485,32 @@ def _reason(error: OSError) -> str:
     return text or type(error).__name__
 
 
-@functools.cache
-def _file_mode() -> int:
-    """The mode a plain ``open()`` gives a new file under this process's umask (read once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
+_FILE_MODES: dict[Path, int] = {}  # per folder: the mode a plain open() gives a new file there
+
+
+def _file_mode(folder: Path) -> int:
+    """The mode a plain ``open()`` gives a new file in ``folder``: this process's umask's, or, in a folder with a
+    default ACL (a shared group folder: ``setfacl -d -m g:lab:rwx``), the ACL's, which the umask does not restrict
+    there (umask 022 gave 0644 and an ACL mask of r--, where ``touch`` gives 0664: the group could no longer write).
+    Seen on a file made there (once per folder); where none can be made, the umask's."""
+    key = Path(os.path.abspath(folder))
+    if key not in _FILE_MODES:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        mode = 0o666 & ~mask
+        probe = _aside_name(key / "mode", "part")  # a leftover of a killed process is swept as any other
+        try:
+            handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError:
+            return mode
+        try:
+            mode = stat.S_IMODE(os.fstat(handle).st_mode)
+        finally:
+            os.close(handle)
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        _FILE_MODES[key] = mode
+    return _FILE_MODES[key]
 
 
 def sha256_of(path: Path | str | Sequence[Path | str]) -> str:
