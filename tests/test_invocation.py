@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,25 @@ def test_stdout_on_a_full_device_is_one_error_line(tmp_path):
                               text=True, cwd=Path(__file__).resolve().parents[1])
     assert (done.returncode, done.stderr) == (
         1, "medseg: error: cannot write to standard output (No space left on device)\n")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names as bytes")
+def test_result_lines_naming_files_the_output_encoding_cannot_hold_are_escaped(tmp_path):
+    """Under a UTF-8 locale such as en_US.UTF-8 (stdout's errors strict), a file name that is not UTF-8 (copied from
+    a Latin-1 system) ended the command in a UnicodeEncodeError traceback after its first output; so did a Japanese
+    name under a Latin-1 locale. Both are written escaped, as on stderr."""
+    import subprocess
+    import sys
+
+    image = os.fsdecode(os.fsencode(tmp_path) + b"/M\xfcller.nii.gz")
+    for encoding, name, shown in (("utf-8", image, "M\\udcfcller.nii.gz"),
+                                  ("latin-1", str(tmp_path / "山田.nii.gz"), "\\u5c71\\u7530.nii.gz")):
+        done = subprocess.run([sys.executable, "-m", "medseg", "synth", name, "--shape", "8", "8", "8"],
+                              capture_output=True, env={**os.environ, "PYTHONIOENCODING": encoding},
+                              cwd=Path(__file__).resolve().parents[1])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode(encoding).strip().endswith(shown)
+        assert os.path.exists(name)
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

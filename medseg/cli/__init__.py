@@ -7,6 +7,7 @@ code 1; usage errors exit 2 (click's convention).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         from medseg.allocator import tune_allocator
 
         tune_allocator()
+        _escape_unprintable_output()
     code = _run(argv)
     if argv is None:
         import signal
@@ -219,6 +221,17 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code)
+
+
+def _escape_unprintable_output() -> None:
+    """Result lines name files: one whose name is not UTF-8 (copied from a Latin-1 system) under a UTF-8 locale such
+    as en_US.UTF-8, or any name the locale's encoding cannot hold (a Japanese name under a Latin-1 locale), ended the
+    command in a UnicodeEncodeError traceback after its first case. stdout writes such characters escaped
+    (``\\udcfc``, ``\\u5c71``), as Python's stderr does."""
+    stream = sys.stdout
+    if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        with contextlib.suppress(Exception):  # a stream replaced by the caller's own kind: left as it is
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _run(argv: list[str] | None) -> int:
