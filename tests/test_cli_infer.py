@@ -2069,3 +2069,24 @@ def test_dice_lines_say_why_the_policy_set_a_dice(tmp_path, case, capsys):
     assert dice_status_text(0.0, "empty_prediction") == "0.0000 (empty prediction: not predicted)"
     assert dice_status_text(float("nan"), "both_empty") == dice_status_text(None) == "n/a (both empty)"
     assert dice_status_text(0.69997, "ok") == "0.69997" and dice_status_text(0.0, "ok") == "0.0000"
+
+
+def test_the_progress_bar_names_the_input_escaped(monkeypatch):
+    """On a terminal, the progress bar wrote the file name as it is: an escape sequence in it coloured the terminal,
+    a line break split the bar; every other line writes it escaped."""
+    import io
+    import sys
+
+    from medseg.cli.infer import _ProgressFactory
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with _ProgressFactory(Path("evil\x1b[31mRED\nx.nii.gz"), silent=False) as progress:
+        update = progress(4)
+        update(2)
+    assert "evil\\x1b[31mRED\\nx.nii.gz" in terminal.getvalue()
+    assert "\x1b[31m" not in terminal.getvalue() and "\n" not in terminal.getvalue()

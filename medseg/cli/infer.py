@@ -181,7 +181,8 @@ class _ProgressFactory:
         # log lines (-v) go above the bar instead of being glued to its end
         self.redirect = logging_redirect_tqdm()
         self.redirect.__enter__()
-        self.bar = tqdm(total=total, desc=self.path.name, unit="slice", leave=False, dynamic_ncols=True)
+        # the name escaped as in every other line: a line break or an escape sequence in it would drive the terminal
+        self.bar = tqdm(total=total, desc=escaped_line(self.path.name), unit="slice", leave=False, dynamic_ncols=True)
         return self.bar.update
 
     def __exit__(self, *exc) -> None:
