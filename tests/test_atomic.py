@@ -594,3 +594,21 @@ def test_outputs_in_a_folder_with_a_default_acl_get_the_mode_a_new_file_gets_the
     assert touched == 0o664
     assert stat.S_IMODE((shared / "out.bin").stat().st_mode) == touched
     assert sorted(p.name for p in shared.iterdir()) == ["out.bin", "touched"]
+
+
+def test_a_claim_file_is_made_as_any_file_so_a_group_sharing_the_folder_can_take_it_over(tmp_path):
+    """A run killed outright (the kernel's out-of-memory killer) leaves its claim file, which the next run opens for
+    writing and takes over. It was made 0644 whatever the umask: in a folder a group shares (umask 002), another
+    member's next run could not open it and went on without a claim, with a warning that the folder was not
+    writable. It is made as a new file is there (0664 under umask 002)."""
+    import stat
+
+    from medseg.io import folder_claim
+
+    mask = os.umask(0o002)
+    try:
+        with folder_claim.claimed(tmp_path / "model", "training run"):
+            mode = stat.S_IMODE(folder_claim.claim_path(tmp_path / "model").stat().st_mode)
+    finally:
+        os.umask(mask)
+    assert mode == 0o664

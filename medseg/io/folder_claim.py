@@ -80,7 +80,7 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
     folder, where the run fails anyway on its first write, with its own message; a file system without flock)."""
     while True:
         try:
-            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # as any new file: the umask decides
         except OSError:
             return None
         try:
