@@ -2634,3 +2634,20 @@ def test_a_source_date_epoch_that_is_not_plain_digits_is_named_and_the_report_da
     assert f"SOURCE_DATE_EPOCH={given!r} is not a whole number of seconds" in caplog.text
     monkeypatch.setenv("SOURCE_DATE_EPOCH", " 0 ")
     assert report_time() == "1970-01-01T00:00:00+00:00"
+
+
+def test_a_report_that_cannot_be_written_where_asked_is_refused_before_the_cases_are_read(tmp_path, monkeypatch):
+    """A report of results on a read-only mount (its default place) read and drew every case, then failed on its
+    first write; a cohort's report takes a while. The output folder is tried first, as infer tries its own."""
+    import medseg.report.build as build
+    from medseg.errors import OutputWriteError
+
+    write_case(tmp_path, "a", 0, "exact")
+    (tmp_path / "taken").write_text("a file, not a folder")
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("the cases were read")
+
+    monkeypatch.setattr(build, "collect_results", not_reached)
+    with pytest.raises(OutputWriteError, match=r"taken[/\\]qa: cannot make this output folder: .*taken is a file"):
+        build_report(tmp_path, tmp_path / "taken" / "qa" / "report.html")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import InputError
-from medseg.io.atomic import atomic_paths, check_writable
+from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
 from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
 from medseg.report.collect import CaseResult, add_expected_cases, check_sources, collect_results, label_key
@@ -78,6 +78,7 @@ def build_report(
     table_path, summary_path = output.with_name("cohort.tsv"), output.with_name("summary.json")
     targets = [output, table_path, summary_path]
     check_writable(targets, overwrite)
+    check_folders_writable(targets)  # a read-only results folder: said before every case is read and drawn
 
     samples = None
     if sheet is not None:
