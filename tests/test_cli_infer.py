@@ -2090,3 +2090,20 @@ def test_the_progress_bar_names_the_input_escaped(monkeypatch):
         update(2)
     assert "evil\\x1b[31mRED\\nx.nii.gz" in terminal.getvalue()
     assert "\x1b[31m" not in terminal.getvalue() and "\n" not in terminal.getvalue()
+
+
+def test_a_memory_error_without_a_message_says_out_of_memory(tmp_path, case, monkeypatch, capsys):
+    """Python's own MemoryError (an allocation refused under `ulimit -v`) has no message: the line read "inference
+    failed ()", in a batch as alone."""
+    import medseg.segment
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(medseg.segment, "segment_case", exhausted)
+    for inputs in ([case], [case, case.with_name("copy.nii.gz")]):
+        if len(inputs) == 2:
+            shutil.copy(case, inputs[1])
+        code, out, err = run(["infer", *map(str, inputs), "-o", str(tmp_path / "out")], capsys)
+        assert (code, out) == (1, "")
+        assert f"medseg: error: {case}: inference failed (out of memory)" in err.splitlines()

@@ -128,10 +128,12 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         except (RuntimeError, MemoryError) as error:  # an unexpected failure on one case must not stop the batch
             # one line (out of memory, a torch or MONAI refusal); where in the code it came from at -vv
             logging.getLogger("medseg").debug("%s: inference failed", path, exc_info=True)
+            # Python's own MemoryError says nothing: the line read "inference failed ()"
+            reason = str(error) or ("out of memory" if isinstance(error, MemoryError) else type(error).__name__)
             if len(inputs) == 1:
-                raise DeviceError(f"{path}: inference failed ({error})") from error
+                raise DeviceError(f"{path}: inference failed ({reason})") from error
             failures += 1
-            click.echo(error_line(f"{path}: inference failed ({error})"), err=True)
+            click.echo(error_line(f"{path}: inference failed ({reason})"), err=True)
             continue
         except Exception as error:  # a bug met by one case: report it, go on with the others
             if len(inputs) == 1:
