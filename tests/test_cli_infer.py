@@ -2107,3 +2107,19 @@ def test_a_memory_error_without_a_message_says_out_of_memory(tmp_path, case, mon
         code, out, err = run(["infer", *map(str, inputs), "-o", str(tmp_path / "out")], capsys)
         assert (code, out) == (1, "")
         assert f"medseg: error: {case}: inference failed (out of memory)" in err.splitlines()
+
+
+def test_running_out_of_memory_outside_a_case_is_one_line(tmp_path, monkeypatch, capsys):
+    """Under a memory limit (ulimit -v, a batch system's h_vmem), a MemoryError outside a case's own work (importing
+    torch and MONAI) ended the command in a traceback."""
+    import medseg.synthetic
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(medseg.synthetic, "write_phantom", exhausted)
+    code, out, err = run(["synth", str(tmp_path / "p.nii.gz")], capsys)
+    assert (code, out) == (1, "")
+    assert err == ("medseg: error: out of memory (the machine's memory or a limit such as ulimit -v refused an "
+                   "allocation)\n")
+    assert list(tmp_path.iterdir()) == []

@@ -317,6 +317,11 @@ def _outcome(argv: list[str] | None) -> int:
     except MedsegError as error:
         click.echo(error_line(error), err=True)
         return 1
+    except MemoryError as error:  # under a memory limit (ulimit -v, a batch system's h_vmem): even importing torch
+        detail = f": {error}" if str(error) else ""
+        click.echo(error_line(f"out of memory{detail} (the machine's memory or a limit such as ulimit -v refused an "
+                              "allocation)"), err=True)
+        return 1
     except _Terminated as stop:
         _tell_placed(stop)
         click.echo("Terminated.", err=True)
