@@ -2651,3 +2651,23 @@ def test_a_report_that_cannot_be_written_where_asked_is_refused_before_the_cases
     monkeypatch.setattr(build, "collect_results", not_reached)
     with pytest.raises(OutputWriteError, match=r"taken[/\\]qa: cannot make this output folder: .*taken is a file"):
         build_report(tmp_path, tmp_path / "taken" / "qa" / "report.html")
+
+
+def test_the_plots_do_not_take_the_users_matplotlib_settings(tmp_path, monkeypatch):
+    """The plots took the user's matplotlibrc: `text.usetex: True` (a publication style) stopped the report with
+    "latex could not be found" (with LaTeX, a case name's underscore failed), `savefig.bbox: tight` changed the
+    figures' size. They are drawn with matplotlib's defaults, and the user's settings are left as they were."""
+    import matplotlib
+
+    from medseg.report.plots import distribution_plots
+
+    for case_id, seed, how in (("case_1", 0, "exact"), ("case_2", 1, "erode")):
+        write_case(tmp_path, case_id, seed, how)
+    from medseg.report.collect import collect_results
+
+    cases = collect_results(tmp_path)
+    plain = [plot.png for plot in distribution_plots(cases, [set(), set()], ["1", "2"], 0.7)]
+    with matplotlib.rc_context({"text.usetex": True, "savefig.bbox": "tight", "font.size": 20}):
+        styled = [plot.png for plot in distribution_plots(cases, [set(), set()], ["1", "2"], 0.7)]
+        assert matplotlib.rcParams["text.usetex"] is True
+    assert styled == plain

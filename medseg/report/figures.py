@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 
-__all__ = ["LABEL_COLOURS", "MANY_LABELS", "label_colour", "new_figure", "png_bytes"]
+__all__ = ["LABEL_COLOURS", "MANY_LABELS", "default_style", "label_colour", "new_figure", "png_bytes"]
 
 MANY_LABELS = 6  # above this many labels the report's tables and plots take their compact forms
 
@@ -17,6 +19,21 @@ LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#34c759", "#ff9500", "#af52de
 def label_colour(position: int) -> str:
     """The colour of the ``position``-th label (0-based), the same in every figure."""
     return LABEL_COLOURS[position % len(LABEL_COLOURS)]
+
+
+@contextlib.contextmanager
+def default_style() -> Iterator[None]:
+    """Draw with matplotlib's default settings, not the user's matplotlibrc: ``text.usetex: True`` (a publication
+    style) stopped the report where LaTeX is missing, and ``savefig.bbox: tight`` or a font size changed the figures.
+    The user's settings are back afterwards."""
+    import warnings
+
+    import matplotlib
+
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
+        matplotlib.rcdefaults()
+        yield
 
 
 def new_figure(width_in: float, height_in: float):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.report.collect import CaseResult
-from medseg.report.figures import MANY_LABELS, label_colour, new_figure, png_bytes
+from medseg.report.figures import MANY_LABELS, default_style, label_colour, new_figure, png_bytes
 
 __all__ = ["Plot", "distribution_plots"]
 
@@ -34,7 +34,14 @@ def distribution_plots(
     the worst case of each label is named on the plot. With more than ``MANY_LABELS`` labels the plots widen
     with the label count, name only the worst case of the plot, and show the volume difference in percent of
     the reference per label instead of the scatter (whose legend and linear axes do not suit dozens of organs).
+    Drawn with matplotlib's defaults, whatever the user's matplotlibrc says (:func:`default_style`).
     """
+    with default_style():
+        return _plots(cases, flagged, label_order, dice_threshold)
+
+
+def _plots(cases: list[CaseResult], flagged: list[set[str]], label_order: list[str],
+           dice_threshold: float | None) -> list[Plot]:
     from medseg.report.table import label_names
 
     series: dict[str, dict[str, list]] = {}
