@@ -2671,3 +2671,16 @@ def test_the_plots_do_not_take_the_users_matplotlib_settings(tmp_path, monkeypat
         styled = [plot.png for plot in distribution_plots(cases, [set(), set()], ["1", "2"], 0.7)]
         assert matplotlib.rcParams["text.usetex"] is True
     assert styled == plain
+
+
+def test_a_matplotlib_backend_matplotlib_does_not_know_does_not_stop_the_plots():
+    """$MPLBACKEND=Qt4Agg (gone since matplotlib 3.5; an old shell profile) failed `import matplotlib`, and the report
+    with a traceback; medseg draws on its own Agg canvas. The variable is left as it was."""
+    import sys
+
+    code = ("import os\nfrom medseg.report.figures import new_figure, png_bytes\n"
+            "figure = new_figure(2, 2)\nfigure.add_subplot().plot([1, 2])\n"
+            "print(png_bytes(figure)[:4] == b'\\x89PNG', os.environ['MPLBACKEND'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "Qt4Agg"}, cwd=Path(__file__).resolve().parents[1])
+    assert (done.returncode, done.stdout) == (0, "True Qt4Agg\n"), done.stderr

@@ -28,16 +28,38 @@ def default_style() -> Iterator[None]:
     The user's settings are back afterwards."""
     import warnings
 
-    import matplotlib
-
+    matplotlib = _matplotlib()
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
         matplotlib.rcdefaults()
         yield
 
 
+def _matplotlib():
+    """``import matplotlib``, also where $MPLBACKEND names a backend it does not know (``Qt4Agg``, gone since
+    matplotlib 3.5, from an old shell profile), which failed the import and the report with it: medseg draws on its
+    own Agg canvas and needs none. Imported without it then; the variable is left as it was."""
+    import os
+    import sys
+
+    try:
+        import matplotlib
+    except ValueError:
+        backend = os.environ.pop("MPLBACKEND", None)
+        if backend is None:
+            raise
+        for name in [name for name in sys.modules if name.startswith("matplotlib.")]:  # half-made by the failure
+            del sys.modules[name]
+        try:
+            import matplotlib
+        finally:
+            os.environ["MPLBACKEND"] = backend
+    return matplotlib
+
+
 def new_figure(width_in: float, height_in: float):
     """A figure bound to an Agg canvas (never touches pyplot or the user's backend)."""
+    _matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
