@@ -1176,7 +1176,38 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143_and_no_partial_files(tmp_path, 
     assert _files(tmp_path / "out") == []  # nothing partial, no temporary file
 
 
-@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_hangup_stops_like_sigterm_with_exit_129_and_no_partial_files_unless_ignored(tmp_path, case, make_package,
+                                                                                      capsys, monkeypatch):
+    """An ssh session closed under `medseg infer` (SIGHUP) killed it at once: its temporary files stayed in the output
+    folder (and a training run lost the epochs since its last checkpoint). It now stops as on SIGTERM, exit 129;
+    under nohup (SIGHUP ignored) the command runs on."""
+    import medseg.segment as segment
+
+    real = segment.write_labels
+
+    def hung_up_while_writing(labels, like, path, **options):
+        real(labels, like, path, **options)
+        os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed, in the middle of writing the case
+
+    monkeypatch.setattr(segment, "write_labels", hung_up_while_writing)
+    package = str(make_package())
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out")], capsys)
+        assert code == 129 and err.strip().splitlines()[-1] == "Hangup."
+        assert _files(tmp_path / "out") == []  # nothing partial, no temporary file
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # the caller's handler back
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+        code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "nohup")], capsys)
+        assert code == 0, err
+        assert _files(tmp_path / "nohup") == ["case_seg.json", "case_seg.nii.gz"]
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_stop_after_the_command_has_finished_changes_nothing(tmp_path, signal_name):
     """The interpreter takes about a second to exit after a command (tearing torch and MONAI down): a Ctrl-C in that
     second turned a finished training run, whose "wrote" line was out and whose package was whole, into a silent

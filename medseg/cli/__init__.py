@@ -154,20 +154,37 @@ class _OncePerMessage(logging.Filter):
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, a scheduler's stop): handled like Ctrl-C, so that temporary files are removed and a
-    training run keeps its checkpoint; exit code 143."""
+    """SIGTERM (kill, a scheduler's stop) or SIGHUP (the terminal or ssh session closed): handled like Ctrl-C, so
+    that temporary files are removed and a training run keeps its checkpoint; exit code 128 + the signal's number
+    (143, 129)."""
+
+    def __init__(self, signum: int = 15, said: str = "Terminated."):
+        super().__init__()
+        self.code, self.said = 128 + int(signum), said
+
+
+def _stop_signals() -> tuple[int, ...]:
+    """The signals a command stops on as on Ctrl-C: SIGINT, SIGTERM and, where the platform has it, SIGHUP."""
+    import signal
+
+    return (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM raises :class:`_Terminated` and Ctrl-C :class:`KeyboardInterrupt`, as Python's own handler does; both
-    are also recorded in :mod:`medseg.stopping`, so that one dropped in a weak-reference callback or a ``__del__``
-    is raised again at the next slab, training step or case."""
+    """SIGTERM and SIGHUP raise :class:`_Terminated` and Ctrl-C :class:`KeyboardInterrupt`, as Python's own handler
+    does; all are also recorded in :mod:`medseg.stopping`, so that one dropped in a weak-reference callback or a
+    ``__del__`` is raised again at the next slab, training step or case. SIGHUP (an ssh session closed under a
+    command) had killed the process at once, leaving its temporary files and a training run's last epochs; it is
+    left alone where it is ignored (``nohup``), as SIGINT is."""
     import signal
 
     from medseg import stopping
 
     def stop(signum, frame):
-        error = _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        if signum == signal.SIGINT:
+            error = KeyboardInterrupt()
+        else:
+            error = _Terminated(signum, "Terminated." if signum == signal.SIGTERM else "Hangup.")
         stopping.request(error)
         raise error
 
@@ -175,6 +192,8 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
             signal.signal(signal.SIGINT, stop)
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # not under nohup
+            signal.signal(signal.SIGHUP, stop)
 
 
 def _usage_error_line(error: click.UsageError, args: list[str]) -> str:
@@ -218,8 +237,8 @@ def main(argv: list[str] | None = None) -> None:
         import signal
 
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            for number in _stop_signals():
+                signal.signal(number, signal.SIG_IGN)
     sys.exit(code)
 
 
@@ -241,7 +260,7 @@ def _run(argv: list[str] | None) -> int:
     from medseg import stopping
 
     main_thread = threading.current_thread() is threading.main_thread()
-    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    before = {number: signal.getsignal(number) for number in _stop_signals()} if main_thread else {}
     levels = {logger: logger.level for logger in (logging.getLogger(), logging.getLogger("medseg"))}
     stopping.clear()
     _stop_on_sigterm()
@@ -270,6 +289,12 @@ def _tell_placed(stop: KeyboardInterrupt) -> None:
                    err=True)
 
 
+def _say(line: str) -> None:
+    """The stop's last line on stderr, where there still is one (after a hangup the terminal may be gone)."""
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
+
+
 def _writing_stdout(error: OSError) -> bool:
     """Whether ``error`` was raised writing the command's own output (``click.echo`` on stdout), not by its work."""
     trace = error.__traceback__
@@ -296,8 +321,8 @@ def _outcome(argv: list[str] | None) -> int:
             code = cli.invoke(context)
     except click.exceptions.Abort as error:  # click's own (a prompt's Ctrl-C)
         if isinstance(error.__cause__, _Terminated):
-            click.echo("Terminated.", err=True)
-            return 143
+            _say(error.__cause__.said)
+            return error.__cause__.code
         click.echo("Aborted.", err=True)
         return 130
     except click.exceptions.NoArgsIsHelpError as error:  # `medseg` or `medseg cohort` alone: the help, as it is
@@ -323,9 +348,10 @@ def _outcome(argv: list[str] | None) -> int:
                               "allocation)"), err=True)
         return 1
     except _Terminated as stop:
-        _tell_placed(stop)
-        click.echo("Terminated.", err=True)
-        return 143
+        with contextlib.suppress(OSError):  # a hangup's terminal is gone: the exit code tells
+            _tell_placed(stop)
+        _say(stop.said)
+        return stop.code
     except KeyboardInterrupt as stop:
         _tell_placed(stop)
         click.echo("Aborted.", err=True)

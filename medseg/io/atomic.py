@@ -307,7 +307,7 @@ def _signals_held(targets: Sequence[Path] = ()) -> Iterator[None]:
         return
     received: list[int] = []
     previous = {}
-    for number in (signal.SIGINT, signal.SIGTERM):
+    for number in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())):
         with contextlib.suppress(ValueError, OSError):
             previous[number] = signal.signal(number, lambda signum, frame: received.append(signum))
     placed = False
