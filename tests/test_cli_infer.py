@@ -1207,6 +1207,43 @@ def test_a_hangup_stops_like_sigterm_with_exit_129_and_no_partial_files_unless_i
         signal.signal(signal.SIGHUP, before)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP") or sys.platform != "linux", reason="a Linux pseudo-terminal")
+def test_a_hangup_whose_terminal_is_gone_still_exits_129_without_a_traceback(tmp_path):
+    """A closed ssh session: the terminal is gone when the hangup comes, and the stop's own lines ("stopped at …")
+    failed to write (EIO): a traceback nobody saw and exit code 1 instead of 129. The outputs were whole either way."""
+    import pty
+
+    inputs = []
+    for index in range(3):
+        inputs.append(str(tmp_path / f"p{index}.nii.gz"))
+        write_phantom(inputs[-1], tmp_path / f"l{index}.nii.gz", shape=(40, 40, 8), seed=index)
+    out = tmp_path / "out"
+    code = ("import sys, time\nimport medseg.segment as segment\nfrom medseg.cli import main\n"
+            "real = segment.write_labels\n"
+            "def slow(*args, **kwargs):\n    real(*args, **kwargs)\n    print('written', flush=True)\n"
+            "    time.sleep(3)\n"
+            f"segment.write_labels = slow\nsys.argv = ['medseg', 'infer', *{inputs!r}, '-o', {str(out)!r}]\nmain()\n")
+    try:
+        master, terminal = pty.openpty()
+    except OSError as error:
+        pytest.skip(f"no pseudo-terminal here ({error})")
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=terminal,
+                               stderr=terminal, cwd=Path(__file__).resolve().parents[1])
+    os.close(terminal)
+    try:
+        seen = b""
+        while b"written" not in seen:
+            chunk = os.read(master, 4096)  # the first case is being written
+            assert chunk, seen
+            seen += chunk
+    finally:
+        os.close(master)  # the terminal is gone (its reads and writes fail with EIO) ...
+    process.send_signal(signal.SIGHUP)  # ... and the hangup comes
+    assert process.wait(timeout=60) == 129
+    assert [name for name in _files(out) if not name.startswith("p0_seg.")] == []  # nothing partial
+    assert not [p for p in out.rglob(".*")]  # no temporary file
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_stop_after_the_command_has_finished_changes_nothing(tmp_path, signal_name):
     """The interpreter takes about a second to exit after a command (tearing torch and MONAI down): a Ctrl-C in that
