@@ -101,14 +101,18 @@ def test_a_closed_stdout_pipe_and_shell_completion_behave_as_under_clicks_main(t
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_stdout_on_a_full_device_is_one_error_line(tmp_path):
-    """`medseg models > /dev/full` (stdout on a full disk) ended in an OSError traceback."""
+@pytest.mark.parametrize("encoding", [None, "ascii"])
+def test_stdout_on_a_full_device_is_one_error_line(tmp_path, encoding):
+    """`medseg models > /dev/full` (stdout on a full disk) ended in an OSError traceback; also where stdout's
+    encoding is ASCII, on which click writes through a stream of its own over stdout's bytes."""
+    import os
     import subprocess
     import sys
 
+    env = {**os.environ, **({"PYTHONIOENCODING": encoding} if encoding else {})}
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "medseg", "models"], stdout=full, stderr=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).resolve().parents[1])
+                              text=True, cwd=Path(__file__).resolve().parents[1], env=env)
     assert (done.returncode, done.stderr) == (
         1, "medseg: error: cannot write to standard output (No space left on device)\n")
 

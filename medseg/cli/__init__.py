@@ -322,8 +322,16 @@ def _writing_stdout(error: OSError) -> bool:
     if trace is None:
         return False
     frame = trace.tb_frame
-    return (frame.f_globals.get("__name__") == "click.utils" and frame.f_code.co_name == "echo"
-            and frame.f_locals.get("file") is sys.stdout)
+    if frame.f_globals.get("__name__") != "click.utils" or frame.f_code.co_name != "echo":
+        return False
+    written = frame.f_locals.get("file")
+    if written is sys.stdout:
+        return True
+    # where stdout's encoding is ASCII, click writes through a text stream of its own over stdout's bytes
+    try:
+        return written is not None and written.fileno() == sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream of no file (a caller's StringIO)
+        return False
 
 
 def _outcome(argv: list[str] | None) -> int:
