@@ -1244,6 +1244,49 @@ def test_a_hangup_whose_terminal_is_gone_still_exits_129_without_a_traceback(tmp
     assert not [p for p in out.rglob(".*")]  # no temporary file
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_stop_whose_own_lines_fail_to_write_still_exits_with_the_stop_code(tmp_path, case, make_package,
+                                                                              monkeypatch):
+    """After a hangup the terminal is gone and every write to it fails (EIO): a batch's own "stopped at" line then
+    ended the command in an OSError traceback and exit 1 instead of the hangup's 129."""
+    import errno
+    import io
+
+    import medseg.segment as segment
+
+    gone = []
+
+    class Terminal(io.RawIOBase):  # writes nowhere; once hung up, fails as a terminal that is gone does
+        def writable(self):
+            return True
+
+        def write(self, data):
+            if gone:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return len(data)
+
+    real = segment.write_labels
+
+    def hung_up_while_writing(labels, like, path, **options):
+        real(labels, like, path, **options)
+        gone.append(True)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    monkeypatch.setattr(segment, "write_labels", hung_up_while_writing)
+    second = shutil.copy(case, tmp_path / "second.nii.gz")
+    package = str(make_package())
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BufferedWriter(Terminal()), line_buffering=True))
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with pytest.raises(SystemExit) as caught:
+            main(["infer", str(case), str(second), "--model", package, "-o", str(tmp_path / "out")])
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert caught.value.code == 129
+    assert _files(tmp_path / "out") == []  # nothing partial, no temporary file
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_stop_after_the_command_has_finished_changes_nothing(tmp_path, signal_name):
     """The interpreter takes about a second to exit after a command (tearing torch and MONAI down): a Ctrl-C in that

@@ -314,6 +314,19 @@ def _say(line: str) -> None:
         click.echo(line, err=True)
 
 
+def _stop_being_told(error: BaseException) -> KeyboardInterrupt | None:
+    """The stop (Ctrl-C, SIGTERM, SIGHUP) that ``error`` was raised while handling, where it was: a command that
+    tells how far it got when stopped cannot write that line once a hangup has taken its terminal (EIO)."""
+    seen: set[int] = set()
+    cause = error.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
+    return None
+
+
 def _writing_stdout(error: OSError) -> bool:
     """Whether ``error`` was raised writing the command's own output (``click.echo`` on stdout), not by its work."""
     trace = error.__traceback__
@@ -386,6 +399,10 @@ def _outcome(argv: list[str] | None) -> int:
     except OSError as error:
         import errno
 
+        stop = _stop_being_told(error)
+        if stop is not None:  # a stop's own lines (a batch's "stopped at"), after a hangup on a terminal now gone
+            _say(stop.said if isinstance(stop, _Terminated) else "Aborted.")
+            return stop.code if isinstance(stop, _Terminated) else 130
         if error.errno != errno.EPIPE:
             if not _writing_stdout(error):
                 raise
