@@ -2234,3 +2234,27 @@ def test_running_out_of_memory_outside_a_case_is_one_line(tmp_path, monkeypatch,
     assert err == ("medseg: error: out of memory (the machine's memory or a limit such as ulimit -v refused an "
                    "allocation)\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_library_the_loader_cannot_map_under_a_memory_limit_is_out_of_memory(tmp_path, monkeypatch, capsys):
+    """Under a tighter `ulimit -v`, importing torch fails in the dynamic loader, as an ImportError ("failed to map
+    segment from shared object"), not a MemoryError: the command ended in a traceback, though the README says
+    running out of memory while importing torch is one error line."""
+    import medseg.synthetic
+
+    def unmapped(*args, **kwargs):
+        raise ImportError("libtorch_cpu.so: failed to map segment from shared object")
+
+    monkeypatch.setattr(medseg.synthetic, "write_phantom", unmapped)
+    code, out, err = run(["synth", str(tmp_path / "p.nii.gz")], capsys)
+    assert (code, out) == (1, "")
+    assert err == ("medseg: error: out of memory (the machine's memory or a limit such as ulimit -v refused an "
+                   "allocation)\n")
+    assert list(tmp_path.iterdir()) == []
+
+    def missing(*args, **kwargs):  # any other ImportError is not taken for one
+        raise ImportError("No module named 'nonexistent'")
+
+    monkeypatch.setattr(medseg.synthetic, "write_phantom", missing)
+    with pytest.raises(ImportError, match="nonexistent"):
+        main(["synth", str(tmp_path / "p.nii.gz")])

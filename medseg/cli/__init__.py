@@ -327,6 +327,13 @@ def _stop_being_told(error: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
+def _mapping_refused(error: ImportError) -> bool:
+    """Whether the dynamic loader could not map a compiled module's library into memory: under a tight limit
+    (``ulimit -v``) importing torch fails so ("libtorch_cpu.so: failed to map segment from shared object"), not
+    with a MemoryError."""
+    return "failed to map segment" in str(error)
+
+
 def _writing_stdout(error: OSError) -> bool:
     """Whether ``error`` was raised writing the command's own output (``click.echo`` on stdout), not by its work."""
     trace = error.__traceback__
@@ -382,8 +389,10 @@ def _outcome(argv: list[str] | None) -> int:
     except MedsegError as error:
         click.echo(error_line(error), err=True)
         return 1
-    except MemoryError as error:  # under a memory limit (ulimit -v, a batch system's h_vmem): even importing torch
-        detail = f": {error}" if str(error) else ""
+    except (MemoryError, ImportError) as error:  # under a memory limit (ulimit -v, a batch system's h_vmem)
+        if isinstance(error, ImportError) and not _mapping_refused(error):
+            raise
+        detail = f": {error}" if str(error) and isinstance(error, MemoryError) else ""
         click.echo(error_line(f"out of memory{detail} (the machine's memory or a limit such as ulimit -v refused an "
                               "allocation)"), err=True)
         return 1
