@@ -2220,39 +2220,26 @@ def test_a_memory_error_without_a_message_says_out_of_memory(tmp_path, case, mon
         assert f"medseg: error: {case}: inference failed (out of memory)" in err.splitlines()
 
 
-def test_running_out_of_memory_outside_a_case_is_one_line(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("refusal", [MemoryError(), ImportError("libtorch_cpu.so: failed to map segment from shared "
+                                                                 "object")], ids=["memory-error", "loader"])
+def test_running_out_of_memory_outside_a_case_is_one_line(tmp_path, monkeypatch, capsys, refusal):
     """Under a memory limit (ulimit -v, a batch system's h_vmem), a MemoryError outside a case's own work (importing
-    torch and MONAI) ended the command in a traceback."""
+    torch and MONAI) ended the command in a traceback; under a tighter one, importing torch fails in the dynamic
+    loader, as an ImportError ("failed to map segment from shared object"), and did the same. Any other ImportError
+    is not taken for one."""
     import medseg.synthetic
 
-    def exhausted(*args, **kwargs):
-        raise MemoryError()
+    def refused(*args, **kwargs):
+        raise refusal
 
-    monkeypatch.setattr(medseg.synthetic, "write_phantom", exhausted)
+    monkeypatch.setattr(medseg.synthetic, "write_phantom", refused)
     code, out, err = run(["synth", str(tmp_path / "p.nii.gz")], capsys)
     assert (code, out) == (1, "")
     assert err == ("medseg: error: out of memory (the machine's memory or a limit such as ulimit -v refused an "
                    "allocation)\n")
     assert list(tmp_path.iterdir()) == []
 
-
-def test_a_library_the_loader_cannot_map_under_a_memory_limit_is_out_of_memory(tmp_path, monkeypatch, capsys):
-    """Under a tighter `ulimit -v`, importing torch fails in the dynamic loader, as an ImportError ("failed to map
-    segment from shared object"), not a MemoryError: the command ended in a traceback, though the README says
-    running out of memory while importing torch is one error line."""
-    import medseg.synthetic
-
-    def unmapped(*args, **kwargs):
-        raise ImportError("libtorch_cpu.so: failed to map segment from shared object")
-
-    monkeypatch.setattr(medseg.synthetic, "write_phantom", unmapped)
-    code, out, err = run(["synth", str(tmp_path / "p.nii.gz")], capsys)
-    assert (code, out) == (1, "")
-    assert err == ("medseg: error: out of memory (the machine's memory or a limit such as ulimit -v refused an "
-                   "allocation)\n")
-    assert list(tmp_path.iterdir()) == []
-
-    def missing(*args, **kwargs):  # any other ImportError is not taken for one
+    def missing(*args, **kwargs):
         raise ImportError("No module named 'nonexistent'")
 
     monkeypatch.setattr(medseg.synthetic, "write_phantom", missing)
