@@ -612,3 +612,36 @@ def test_a_claim_file_is_made_as_any_file_so_a_group_sharing_the_folder_can_take
     finally:
         os.umask(mask)
     assert mode == 0o664
+
+
+def test_one_probe_file_tells_a_folder_is_writable_its_clock_and_the_mode_of_new_files(tmp_path, monkeypatch):
+    """Checking that an output folder takes files, reading its clock for the leftover sweep and finding the mode new
+    files get there each made a file of their own in it, three per folder and command; one tells all three."""
+    from medseg.io import atomic
+    from medseg.io.atomic import check_folders_writable
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    made = []
+    real_open = os.open
+
+    def counting_open(path, flags, *args, **kwargs):
+        given = Path(os.fsdecode(path))
+        if flags & os.O_CREAT and given.parent == folder:
+            made.append(given.name)
+        elif flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1) and given == folder:
+            made.append("(unnamed)")  # tempfile's file of no name, where the system has them
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    monkeypatch.setattr(atomic, "_SWEPT", set())
+    monkeypatch.setattr(atomic, "_FILE_MODES", {})
+    check_folders_writable([folder / "a.json"])
+    with atomic_paths([folder / "a.json"]) as (temp,):
+        temp.write_text("{}")
+    probes = [name for name in made if not name.endswith("a.json")]
+    assert len(probes) == 1, made
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (folder / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert sorted(p.name for p in folder.iterdir()) == ["a.json"]  # no probe left

@@ -89,11 +89,8 @@ def remove_stale_leftovers(folder: Path, now: float | None = None) -> list[Path]
 def _folder_now(folder: Path) -> float | None:
     """The time by ``folder``'s own clock: the mtime of a file made there now (a networked folder's times are its
     server's, which may differ from this machine's clock); None where no file can be made (nothing to remove)."""
-    import tempfile
-
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".medseg-probe-") as probe:
-            return os.fstat(probe.fileno()).st_mtime
+        return _probe_file(folder).st_mtime
     except OSError:
         return None
 
@@ -169,9 +166,8 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
 def check_folders_writable(targets: Sequence[Path | str]) -> None:
     """Refuse, before any work, when a file cannot be made where ``targets`` go: in each target's folder, or in the
     nearest folder above it that exists (where the missing ones will be made). Tried by making a temporary file (it
-    leaves nothing behind), since permission bits do not say it for root, a read-only mount or a full quota."""
-    import tempfile
-
+    leaves nothing behind), since permission bits do not say it for root, a read-only mount or a full quota; the
+    mode it gets there is kept for the outputs (:func:`_file_mode`), which then make no second one."""
     folders = {Path(os.path.realpath(Path(target).parent)) for target in targets}  # where "link/.." leads
     for folder in sorted(folders):
         existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
@@ -180,8 +176,7 @@ def check_folders_writable(targets: Sequence[Path | str]) -> None:
         if not existing.is_dir():  # a file where a folder is to be made
             raise OutputWriteError(f"{folder}: cannot make this output folder: {existing} is a file, not a folder")
         try:
-            with tempfile.TemporaryFile(dir=existing, prefix=".medseg-probe-"):
-                pass
+            _probe_file(existing)
         except OSError as error:
             if existing != folder:  # the folder to make is named, and where it could not be made
                 raise OutputWriteError(f"{folder}: cannot make this output folder: {existing} takes no files "
@@ -495,22 +490,28 @@ def _file_mode(folder: Path) -> int:
     Seen on a file made there (once per folder); where none can be made, the umask's."""
     key = Path(os.path.abspath(folder))
     if key not in _FILE_MODES:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        mode = 0o666 & ~mask
-        probe = _aside_name(key / "mode", "part")  # a leftover of a killed process is swept as any other
         try:
-            handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            _probe_file(key)
         except OSError:
-            return mode
-        try:
-            mode = stat.S_IMODE(os.fstat(handle).st_mode)
-        finally:
-            os.close(handle)
-            with contextlib.suppress(OSError):
-                probe.unlink()
-        _FILE_MODES[key] = mode
+            mask = os.umask(0o022)
+            os.umask(mask)
+            return 0o666 & ~mask
     return _FILE_MODES[key]
+
+
+def _probe_file(folder: Path) -> os.stat_result:
+    """The status of a file made in ``folder`` as a plain ``open()`` makes one (removed at once): whether one can be
+    made (else the ``OSError``), the folder's clock, and the mode new files get there, kept for :func:`_file_mode`."""
+    probe = _aside_name(Path(folder) / "probe", "part")  # a leftover of a killed process is swept as any other
+    handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        status = os.fstat(handle)
+    finally:
+        os.close(handle)
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    _FILE_MODES[Path(os.path.abspath(folder))] = stat.S_IMODE(status.st_mode)
+    return status
 
 
 def sha256_of(path: Path | str | Sequence[Path | str]) -> str:
