@@ -189,7 +189,8 @@ def read_config(path: Path | str) -> dict:
     if isinstance(config.get("weights"), dict):
         # a package's model.json: its training section (if any) is the record of a run, not settings for one, and
         # its weights another model's
-        recorded = isinstance((config.get("training") or {}).get("settings"), dict)
+        training = config.get("training")
+        recorded = isinstance(training, dict) and isinstance(training.get("settings"), dict)
         raise TrainingError(f"{path}: a model package's {CONFIG_NAME} (it names its weights"
                             f"{' and records its training' if recorded else ''}), not a training config; start from "
                             "one in configs/train/"

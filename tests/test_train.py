@@ -2039,6 +2039,20 @@ def test_a_package_config_without_training_record_is_no_training_config(tiny_set
            "epochs of 100 steps, batch 16, learning rate 0.001; configs/train/ has examples)" in caplog.messages
 
 
+@pytest.mark.parametrize("training", [[1, 2], "notes", 3])
+def test_a_package_config_whose_training_is_no_mapping_is_still_no_training_config(tmp_path, training):
+    """A model.json (its weights named) whose training entry is a list, a text or a number was an AttributeError's
+    traceback where the file is named as a package's config."""
+    from medseg.train_config import read_config
+
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"weights": {"file": "weights.safetensors"}, "training": training}))
+    with pytest.raises(TrainingError) as raised:
+        read_config(path)
+    assert str(raised.value) == (f"{path}: a model package's model.json (it names its weights), not a training "
+                                 "config; start from one in configs/train/")
+
+
 def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
     from medseg.train_config import read_config
 
