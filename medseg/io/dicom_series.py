@@ -56,7 +56,6 @@ class DicomFrame:
     geometry: FrameGeometry
     slope: float
     intercept: float
-    sop_instance_uid: str
     instance_number: int | None
 
 
@@ -488,7 +487,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
                 candidate.split_values = _split_values(key, split_names)
             candidates.append(candidate)
         if not parts:
-            first_path, first = members[0]
+            _, first = members[0]
             candidate = SeriesCandidate(uid=uid, number=_int(first.get("SeriesNumber")), part=None,
                                         description=str(first.get("SeriesDescription", "")),
                                         modality=str(first.get("Modality", "")), frames=[],
@@ -745,7 +744,6 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
     """The 2D images in one file, with their geometry and rescale values."""
     rows, columns = _count(dataset, "Rows"), _count(dataset, "Columns")
     count = _count(dataset, "NumberOfFrames", 1)
-    sop = str(dataset.get("SOPInstanceUID", ""))
     instance = _int(dataset.get("InstanceNumber"))
     if "PerFrameFunctionalGroupsSequence" in dataset or "SharedFunctionalGroupsSequence" in dataset:
         shared = dataset.get("SharedFunctionalGroupsSequence")
@@ -765,7 +763,7 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
                                      _floats(orientation, 6, "ImageOrientationPatient"),
                                      _floats(spacing, 2, "PixelSpacing"), rows, columns)
             frames.append(DicomFrame(path, index, geometry, _slope(slope),
-                                     _float(intercept, 0.0, "RescaleIntercept"), sop, instance))
+                                     _float(intercept, 0.0, "RescaleIntercept"), instance))
         return frames
     if count > 1:
         raise GeometryProblem(f"a multi-frame image ({count} frames) without per-frame geometry")
@@ -777,7 +775,7 @@ def _frames(path: Path, dataset: pydicom.Dataset) -> list[DicomFrame]:
         columns,
     )
     return [DicomFrame(path, None, geometry, _slope(dataset.get("RescaleSlope")),
-                       _float(dataset.get("RescaleIntercept"), 0.0, "RescaleIntercept"), sop, instance)]
+                       _float(dataset.get("RescaleIntercept"), 0.0, "RescaleIntercept"), instance)]
 
 
 def _functional(groups: pydicom.Dataset, shared: pydicom.Dataset, sequence: str, keyword: str):
