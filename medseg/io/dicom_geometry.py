@@ -68,7 +68,6 @@ class SeriesGeometry:
     shape: tuple[int, int, int]  # (columns, rows, slices)
     affine: np.ndarray  # voxel (i, j, k) → RAS+ mm
     spacing_mm: tuple[float, float, float]
-    slice_step_mm: float  # along the normal
     tilt_deg: float = 0.0
     flags: list[str] = field(default_factory=list)
 
@@ -191,7 +190,7 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
     affine = LPS_TO_RAS @ lps
     spacing = (col_spacing, row_spacing, float(np.linalg.norm(step_vec)))
     return SeriesGeometry(order=order, shape=(columns, rows, n), affine=affine, spacing_mm=spacing,
-                          slice_step_mm=along, tilt_deg=round(tilt_deg, 4), flags=flags)
+                          tilt_deg=round(tilt_deg, 4), flags=flags)
 
 
 def axcodes(affine: np.ndarray) -> tuple[str, str, str]:
