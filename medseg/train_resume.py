@@ -362,7 +362,9 @@ def tell_other_notes(package: ModelPackage, config: dict) -> None:
     """Warn when the config resuming a finished ``package`` describes it otherwise (its name, its description, its
     data notes): the package keeps its own, as its card may have been edited since."""
     def notes(of: dict) -> tuple:
-        return of.get("name"), of.get("description"), (of.get("training") or {}).get("settings", {}).get("data")
+        training = of.get("training") if isinstance(of.get("training"), dict) else {}
+        settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}  # a record, free-form
+        return of.get("name"), of.get("description"), settings.get("data")
 
     ours = notes(package.config)
     theirs = (config.get("name"), config.get("description"), (config.get("training") or {}).get("data"))

@@ -2933,6 +2933,22 @@ def test_a_label_made_fractional_by_its_header_scaling_names_the_scaling(tmp_pat
                                 f"2.00000024{note}")
 
 
+@pytest.mark.parametrize("settings", [None, ["edited"]])
+def test_resuming_a_finished_run_whose_package_settings_record_was_edited_keeps_the_package(tiny_set, tmp_path,
+                                                                                           settings):
+    """A finished package's model.json whose training.settings (a free-form record, which loading does not check)
+    was edited to null or a list: resuming the run stopped with an AttributeError's traceback."""
+    out = tmp_path / "model"
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(tiny_training_config(epochs=1)))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 0
+    package = json.loads((out / "model.json").read_text())
+    package["training"]["settings"] = settings
+    (out / "model.json").write_text(json.dumps(package, indent=2))
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume")) == 0
+    assert load_package(out).config["training"]["settings"] == settings  # kept as it is: nothing left to train
+
+
 def test_resuming_a_finished_run_with_other_notes_says_they_are_not_written(tiny_set, tmp_path, caplog):
     """A corrected description or licence in the config of a finished run was dropped without a word (the package
     is kept, its card perhaps edited by hand)."""
