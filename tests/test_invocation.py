@@ -117,6 +117,37 @@ def test_stdout_on_a_full_device_is_one_error_line(tmp_path, encoding):
         1, "medseg: error: cannot write to standard output (No space left on device)\n")
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the shell's >&-")
+def test_a_closed_stdout_is_told_and_the_exit_code_says_it(tmp_path):
+    """`medseg models >&-` (standard output closed by the shell, where Python has none) printed nothing, said nothing
+    and exited 0: the result lines were lost unseen. Files are still written, whole; the loss is one error line and
+    exit 1. Standard output sent to /dev/null is the way to discard it: silent, exit 0."""
+    import subprocess
+    import sys
+
+    def medseg(*args: str, redirect: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "medseg", *args],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+
+    done = medseg("models", redirect=">&-")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("medseg: error: standard output is closed (>&-): ")
+    assert done.stderr.endswith("to discard the output, redirect it to /dev/null\n")
+    image = tmp_path / "phantom.nii.gz"
+    done = medseg("synth", str(image), "--shape", "8", "8", "8", redirect=">&-")
+    assert done.returncode == 1 and done.stderr == (
+        "medseg: error: standard output is closed (>&-): 1 line(s) of output lost (any files written are whole); "
+        "to discard the output, redirect it to /dev/null\n")
+    import nibabel as nib
+
+    assert nib.load(image).shape == (8, 8, 8)  # written whole: descriptor 1 was not handed to it
+    for args in (["models"], ["synth", str(tmp_path / "other.nii.gz"), "--shape", "8", "8", "8"]):
+        done = medseg(*args, redirect=">/dev/null")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    done = medseg("-q", "synth", str(tmp_path / "quiet.nii.gz"), "--shape", "8", "8", "8", redirect=">&-")
+    assert (done.returncode, done.stderr) == (0, "")  # nothing to print: nothing lost
+
+
 @pytest.mark.skipif(os.name != "posix", reason="file names as bytes")
 def test_result_lines_naming_files_the_output_encoding_cannot_hold_are_escaped(tmp_path):
     """Under a UTF-8 locale such as en_US.UTF-8 (stdout's errors strict), a file name that is not UTF-8 (copied from

@@ -250,15 +250,71 @@ def main(argv: list[str] | None = None) -> None:
         from medseg.allocator import tune_allocator
 
         tune_allocator()
+        closed = _stand_in_for_closed_stdout()
         _escape_unprintable_output()
     code = _run(argv)
     if argv is None:
         import signal
 
+        if closed is not None and closed.written:
+            from medseg.cli.options import error_line
+
+            with contextlib.suppress(OSError):
+                click.echo(error_line(f"standard output is closed (>&-): {closed.lines} line(s) of output lost (any "
+                                      "files written are whole); to discard the output, redirect it to /dev/null"),
+                           err=True)
+            code = code or 1
+
         if threading.current_thread() is threading.main_thread():
             for number in _stop_signals():
                 signal.signal(number, signal.SIG_IGN)
     sys.exit(code)
+
+
+class _ClosedStdout:
+    """Standard output where the shell closed it (``medseg infer scan.nii.gz >&-``; Python then has none): what the
+    command writes there is counted, not written, so that its loss is told and the exit code says it. The command
+    went on silently and exited 0, its result lines (Dice, the models list, evaluate's scores) lost."""
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+
+    def __init__(self) -> None:
+        self.written = False
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # click asks whether it takes bytes by writing b""
+            raise TypeError("a text stream")
+        self.written = self.written or bool(text)
+        self.lines += text.count("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+
+def _stand_in_for_closed_stdout() -> _ClosedStdout | None:
+    """A :class:`_ClosedStdout` as ``sys.stdout`` where file descriptor 1 is closed; /dev/null then holds descriptor
+    1, so that no output file opened later gets it (and with it what a library or a child process writes to it)."""
+    if sys.stdout is not None:
+        return None
+    try:
+        os.fstat(1)
+    except OSError:
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != 1:
+                os.dup2(null, 1)
+                os.close(null)
+    sys.stdout = _ClosedStdout()
+    return sys.stdout
 
 
 def _escape_unprintable_output() -> None:
