@@ -210,7 +210,7 @@ def test_summary_statistics_match_numpy_over_the_metrics_files(built, cohort):
         assert stats["min"] == pytest.approx(data.min())
         assert summary["labels"][value]["hd95_mm"]["n"] == len(hd95[value])
         assert summary["labels"][value]["hd95_mm"]["max"] == pytest.approx(max(hd95[value]))
-    assert summary["labels"]["2"]["status_counts"] == {"empty_prediction": 1, "no_reference": 1, "ok": 7}
+    assert summary["labels"]["2"]["status_counts"] == {"empty_prediction": 1, "failed": 1, "no_reference": 1, "ok": 7}
     assert summary["labels"]["1"]["pred_volume_ml"]["n"] == 9  # the unreferenced case counts for volumes
     # reference volumes come only from the 8 scored cases: the difference pairs them case by case
     differences = [entry["pred_volume_ml"] - entry["ref_volume_ml"] for path in cohort.rglob("*_metrics.json")
@@ -220,6 +220,25 @@ def test_summary_statistics_match_numpy_over_the_metrics_files(built, cohort):
     assert paired["mean"] == pytest.approx(np.mean(differences)) and paired["min"] == pytest.approx(min(differences))
     # the page writes a negative difference with a typographic minus; the summary keeps a number
     assert paired["min"] < 0 and f'<td class="num">\u2212{-paired["min"]:.3f}</td>' in built.html.read_text("utf-8")
+
+
+def test_per_label_status_counts_add_up_to_the_cases_alike_in_summary_table_and_page(built):
+    """The case that failed before it was segmented was in no label's status counts: they added up to 9 of the 10
+    cases, its cohort.tsv row had empty label statuses and the page's counts summed to 9 beside "failed 1". It is
+    counted ``failed`` under every label, in summary.json, cohort.tsv and the page alike."""
+    from collections import Counter
+
+    summary = json.loads(built.summary.read_text())
+    rows = read_tsv(built.table)
+    page = built.html.read_text("utf-8")
+    for value, prefix in (("1", "ball"), ("2", "box")):
+        counts = summary["labels"][value]["status_counts"]
+        assert sum(counts.values()) == summary["cases"]["total"] == len(rows) == 10
+        assert counts["failed"] == summary["cases"]["failed"] == 1
+        assert dict(Counter(row[f"{prefix}_status"] for row in rows)) == counts
+    assert {row[f"{prefix}_status"] for row in rows if row["case_id"] == "crashed" for prefix in ("ball", "box")} == {
+        "failed"}
+    assert "empty prediction 1, failed 1, no reference 1, scored 7" in page
 
 
 def test_html_is_self_contained_and_escaped(built):

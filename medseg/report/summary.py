@@ -68,7 +68,9 @@ def report_time() -> str:
 
 
 def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
-    """Per label value: its name, the statistics of every metric, and how many cases had each status.
+    """Per label value: its name, the statistics of every metric, and how many cases had each status: one per case
+    whose results name the label, and ``failed`` for each case that failed before it was segmented (it has no labels
+    of its own), so that where every case's model has the same labels a label's counts add up to the cases.
 
     Predicted volumes come from every segmented case, reference volumes only from scored ones, so their means may
     be over different cases; ``volume_difference_ml`` (predicted − reference) pairs them case by case."""
@@ -84,9 +86,12 @@ def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
                 entry[key].append(getattr(label, key))
             paired = label.pred_volume_ml is not None and label.ref_volume_ml is not None
             entry["volume_difference_ml"].append(label.pred_volume_ml - label.ref_volume_ml if paired else None)
+    failed = sum(case.failed_before_scoring for case in cases)  # left out, the counts fell short of the cases
     out = {}
     for value in sorted(gathered, key=lambda v: int(v) if v.isdigit() else 1 << 30):
         entry = gathered[value]
+        if failed:
+            entry["status"]["failed"] += failed
         out[value] = {
             "name": "/".join(entry["names"]) or entry["unnamed"],
             "status_counts": dict(sorted(entry["status"].items())),

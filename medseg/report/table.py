@@ -86,6 +86,8 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
                 value = getattr(label, key)
                 row[f"{prefix}_{key}"] = _dice(value, dice_threshold) if key == "dice" else value
             row[f"{prefix}_status"] = label.status
+        if case.failed_before_scoring:  # no label of its own: each label's status says why, as summary.json counts it
+            row.update({f"{prefix}_status": "failed" for prefix in prefixes.values()})
         rows.append(row)
     return header, rows
 
