@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the cases' class imports torch; reading a config does not n
     from medseg.training_cases import TrainCase
 
 __all__ = [
-    "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_LABEL",
+    "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_LABEL", "RECIPES",
     "check_config", "default_config", "default_label_name", "default_tile", "default_training", "read_config",
     "seeded_split", "split_cases", "split_text", "tile_side", "training_precision", "validation_without_foreground",
 ]
@@ -40,6 +40,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_TRAINING_LABEL = 255
+
+# where the training recipes are: beside the package in its source tree, not in it, so a wheel install has none
+RECIPES = "configs/train/ of medseg's source tree (a wheel install has none)"
 
 DEFAULT_TRAINING = {
     "epochs": 20,
@@ -193,14 +196,13 @@ def read_config(path: Path | str) -> dict:
         recorded = isinstance(training, dict) and isinstance(training.get("settings"), dict)
         raise TrainingError(f"{path}: a model package's {CONFIG_NAME} (it names its weights"
                             f"{' and records its training' if recorded else ''}), not a training config; start from "
-                            "one in configs/train/"
-                            + (" (the package's settings are under training.settings)" if recorded else ""))
+                            f"one in {RECIPES}"
+                            + ("; the package's settings are under training.settings" if recorded else ""))
     if "training" not in config:  # every setting its default: said, since the run takes hours on them
         log.warning("%s: no training section: every setting not given on the command line takes its default (%d "
-                    "epochs of %d steps, batch %d, learning rate %g; configs/train/ has examples)", path,
-                    DEFAULT_TRAINING["epochs"],
+                    "epochs of %d steps, batch %d, learning rate %g; examples: %s)", path, DEFAULT_TRAINING["epochs"],
                     DEFAULT_TRAINING["steps_per_epoch"], DEFAULT_TRAINING["batch_size"],
-                    DEFAULT_TRAINING["learning_rate"])
+                    DEFAULT_TRAINING["learning_rate"], RECIPES)
     # a count written 2.0 (YAML, a script's JSON) is 2: the model card and the network take it as a whole number
     config = whole_numbers(config, load_schema())
     if isinstance(config.get("training"), dict):

@@ -2027,7 +2027,7 @@ def test_a_package_config_without_training_record_is_no_training_config(tiny_set
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(path))) == 1
     assert capsys.readouterr().err.strip() == (
         f"medseg: error: {path}: a model package's model.json (it names its weights), not a training config; start "
-        "from one in configs/train/")
+        "from one in configs/train/ of medseg's source tree (a wheel install has none)")
     from medseg.train_config import read_config
 
     bare = tiny_training_config()
@@ -2036,7 +2036,8 @@ def test_a_package_config_without_training_record_is_no_training_config(tiny_set
     with caplog.at_level("WARNING"):
         read_config(path)
     assert f"{path}: no training section: every setting not given on the command line takes its default (20 " \
-           "epochs of 100 steps, batch 16, learning rate 0.001; configs/train/ has examples)" in caplog.messages
+           "epochs of 100 steps, batch 16, learning rate 0.001; examples: configs/train/ of medseg's source tree (a " \
+           "wheel install has none))" in caplog.messages
 
 
 @pytest.mark.parametrize("training", [[1, 2], "notes", 3])
@@ -3197,8 +3198,8 @@ def test_a_packages_model_json_or_a_malformed_checkpoint_record_is_named_as_such
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "a", "-c", str(model_json))) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {model_json}: a model package's model.json (it names its weights and records its training), "
-        "not a training config; start from one in configs/train/ (the package's settings are under "
-        "training.settings)")
+        "not a training config; start from one in configs/train/ of medseg's source tree (a wheel install has none); "
+        "the package's settings are under training.settings")
     out = tmp_path / "b"
     (out / ".checkpoint").mkdir(parents=True)
     (out / ".checkpoint" / "last.json").write_text('{"epoch": "x"}')

@@ -95,6 +95,26 @@ def test_the_outcome_names_the_epoch_kept_and_its_figure(training, model_space, 
     assert outcome_text({"labels": {"0": "background", "1": "x"}, "training": training}, model_space) == text
 
 
+def test_the_training_recipes_are_pointed_to_where_they_are(capsys):
+    """`medseg train --help`, the refusal of a package's model.json and the warning of a config without a training
+    section said "see configs/train/", which an installed wheel has none of (it holds the package alone): they name
+    the folder of medseg's source tree, which holds the recipes and is not package data."""
+    import tomllib
+
+    from medseg.cli import main
+    from medseg.train_config import RECIPES
+
+    assert RECIPES == "configs/train/ of medseg's source tree (a wheel install has none)"
+    assert sorted(path.name for path in (REPO / RECIPES.split()[0]).glob("*.json")) == [
+        "hippocampus-short.json", "hippocampus.json", "phantom.json"]
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert list(package_data) == ["medseg"] and not any("configs" in each for each in package_data["medseg"])
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    assert f"examples in {RECIPES}." in " ".join(capsys.readouterr().out.split())
+
+
 def test_a_config_carrying_a_shipped_recipes_card_texts_is_warned_about(tmp_path, monkeypatch):
     """configs/train/hippocampus-short.json with only its name edited, on one's own data, wrote a model card
     describing the shipped run ("200 of its labelled T1-weighted MR crops", "shortened to 20 epochs"), without a

@@ -16,7 +16,8 @@ __all__ = ["train"]
 @click.option("--labels", required=True, type=GivenPath(file_okay=False, path_type=Path),
               help="Folder of label images named as the images, or with a suffix: _label(s), _seg, _mask, _gt.")
 @click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, path_type=Path),
-              help="Training config (JSON/YAML): model package fields plus a `training` section; see configs/train/. "
+              help="Training config (JSON/YAML): model package fields plus a `training` section; examples in "
+              "configs/train/ of medseg's source tree (a wheel install has none). "
               "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder, "
               "with a tile (and training patch) that holds every case's axial plane, at most 128 x 128 (with --resume, "
               "the checkpoint's tile).")
