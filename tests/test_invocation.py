@@ -148,6 +148,30 @@ def test_a_closed_stdout_is_told_and_the_exit_code_says_it(tmp_path):
     assert (done.returncode, done.stderr) == (0, "")  # nothing to print: nothing lost
 
 
+@pytest.mark.parametrize("command", [["infer"], ["cohort"], []])
+def test_help_survives_python_oo(command):
+    """Click takes a command's help from its docstring, which `python -OO` strips: `python -OO -m medseg infer
+    --help` listed the options without a word of what the command does (`cohort --help` its subcommands without
+    theirs). The help is the same with and without -OO."""
+    import subprocess
+    import sys
+
+    def shown(*flags: str) -> str:
+        done = subprocess.run([sys.executable, *flags, "-m", "medseg", *command, "--help"], capture_output=True,
+                              text=True, cwd=Path(__file__).resolve().parents[1], env={**os.environ, "COLUMNS": "100"})
+        assert done.returncode == 0 and done.stderr == ""
+        return done.stdout
+
+    plain = shown()
+    assert shown("-OO") == plain
+    first = {"infer": "Segment NIfTI files or DICOM series folders. Writes <stem>_seg.nii.gz",
+             "cohort": "Run the cases of a sample sheet (TSV: case_id, image, optional reference and series) into a "
+                       "results folder. Finished cases are kept;",
+             "": "Segment medical volumes in batch with slice-wise 2D U-Nets, and check the results. $ medseg infer"}
+    usage, blank, *rest = plain.splitlines()
+    assert blank == "" and " ".join(" ".join(rest).split()).startswith(first[" ".join(command)])
+
+
 @pytest.mark.skipif(os.name != "posix", reason="file names as bytes")
 def test_result_lines_naming_files_the_output_encoding_cannot_hold_are_escaped(tmp_path):
     """Under a UTF-8 locale such as en_US.UTF-8 (stdout's errors strict), a file name that is not UTF-8 (copied from

@@ -2,7 +2,8 @@
 
 Subcommands are imported only when called, so ``medseg --help`` answers without importing torch.
 Errors raised by the library (:class:`medseg.errors.MedsegError`) become one line on stderr and exit
-code 1; usage errors exit 2 (click's convention).
+code 1; usage errors exit 2 (click's convention). Each command's help is a string given as ``help=``, not its
+function's docstring, which ``python -OO`` strips (the commands' help then showed their options alone).
 """
 
 from __future__ import annotations
@@ -69,17 +70,19 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+_MEDSEG_HELP = """Segment medical volumes in batch with slice-wise 2D U-Nets, and check the results.
+
+\b
+$ medseg infer scan.nii.gz                 # writes scan_seg.nii.gz + scan_seg.json
+$ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
+"""
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=_MEDSEG_HELP)
 @click.version_option(__version__, prog_name="medseg")  # not from package metadata: a source tree has none
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def cli(verbose: int, quiet: bool) -> None:
-    """Segment medical volumes in batch with slice-wise 2D U-Nets, and check the results.
-
-    \b
-    $ medseg infer scan.nii.gz                 # writes scan_seg.nii.gz + scan_seg.json
-    $ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
-    """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     # a logged warning reads as the commands' own ("warning: ..."); -vv names the logger of every record
     formatter = _OneLineFormatter("%(levelname)s %(name)s: %(message)s", plain_warnings=level != logging.DEBUG)

@@ -43,18 +43,22 @@ _record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
 
-@click.group("cohort")
+_COHORT_HELP = """Run the cases of a sample sheet (TSV: case_id, image, optional reference and series) into a results
+folder.
+
+Finished cases are kept; a case that fails gets a failure record (cases/<id>/<id>_failed.json) and the
+others carry on; a run that was killed is resumed by running the same command again. The Snakefile
+calls these steps for batches of cases; they also work on their own.
+
+\b
+$ medseg cohort infer samples.tsv -o results --model phantom
+$ medseg cohort evaluate samples.tsv -o results
+"""
+
+
+@click.group("cohort", help=_COHORT_HELP)
 def cohort():
-    """Run the cases of a sample sheet (TSV: case_id, image, optional reference and series) into a results folder.
-
-    Finished cases are kept; a case that fails gets a failure record (cases/<id>/<id>_failed.json) and the
-    others carry on; a run that was killed is resumed by running the same command again. The Snakefile
-    calls these steps for batches of cases; they also work on their own.
-
-    \b
-    $ medseg cohort infer samples.tsv -o results --model phantom
-    $ medseg cohort evaluate samples.tsv -o results
-    """
+    pass
 
 
 def _redo(stage: str):
@@ -181,7 +185,17 @@ def _report(summary, record) -> None:
                    f"total {summary.total_s:.1f} s", err=True)
 
 
-@cohort.command("infer")
+_INFER_HELP = """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
+
+Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
+not go on (model, device, results folder).
+
+\b
+$ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threads 1
+"""
+
+
+@cohort.command("infer", help=_INFER_HELP)
 @_sheet
 @_results
 @_cases
@@ -200,14 +214,6 @@ def _report(summary, record) -> None:
 @_planned
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
           attempt, record, redo, in_run, planned_sha256):
-    """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
-
-    Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
-    not go on (model, device, results folder).
-
-    \b
-    $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threads 1
-    """
     from medseg.cohort import InferOptions, infer_cases, redo_for_job
 
     _check_memory(memory_mb, final_memory_mb)
@@ -222,7 +228,15 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     return 0
 
 
-@cohort.command("evaluate")
+_EVALUATE_HELP = """Score the cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json. Every selected
+case must have been through `cohort infer` (those not yet segmented are named, and none is scored).
+
+\b
+$ medseg cohort evaluate samples.tsv -o results
+"""
+
+
+@cohort.command("evaluate", help=_EVALUATE_HELP)
 @_sheet
 @_results
 @_cases
@@ -234,12 +248,6 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
 @_redo("evaluate")
 @_in_run
 def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo, in_run):
-    """Score the cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json. Every selected case
-    must have been through `cohort infer` (those not yet segmented are named, and none is scored).
-
-    \b
-    $ medseg cohort evaluate samples.tsv -o results
-    """
     from medseg.cohort import evaluate_cases, redo_for_job
 
     _check_memory(memory_mb, final_memory_mb)
@@ -252,20 +260,22 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     return 0
 
 
-@cohort.command("check")
+_CHECK_HELP = """Whether the cohort in RESULTS succeeded as a whole, from RESULTS/summary.json (written by `medseg
+report RESULTS`, or with -o a page in RESULTS): exit 1 with one line when
+its failed cases meet --fail-on (the workflow's last step, the workflow's setting fail_on_failed_cases).
+
+\b
+$ medseg cohort check results --fail-on any
+"""
+
+
+@cohort.command("check", help=_CHECK_HELP)
 @click.argument("results", type=GivenPath(file_okay=False, path_type=Path))
 @click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,  # FAIL_ON
               help="Exit 1 when every case failed (all), when any did (any), or never.")
 @click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
               help="Write the check's result (failed, total, fail_on) here as JSON, atomically.")
 def check(results, fail_on, record):
-    """Whether the cohort in RESULTS succeeded as a whole, from RESULTS/summary.json (written by `medseg report
-    RESULTS`, or with -o a page in RESULTS): exit 1 with one line when
-    its failed cases meet --fail-on (the workflow's last step, the workflow's setting fail_on_failed_cases).
-
-    \b
-    $ medseg cohort check results --fail-on any
-    """
     import json
 
     from medseg.cohort.check import check_failures

@@ -11,7 +11,19 @@ from medseg.cli.options import GivenPath, escaped_line, overwrite_option, quiet,
 __all__ = ["convert"]
 
 
-@click.command("convert")
+_HELP = """Convert one DICOM series (found recursively under FOLDER) to a NIfTI file.
+
+The series is the only eligible 3D one, or the one named with --series; otherwise nothing is written
+and the candidates are listed (see `medseg inspect`). Voxels are rescaled values (e.g. HU), the affine
+maps voxels to RAS+ mm.
+
+\b
+$ medseg convert study/ ct.nii.gz
+$ medseg convert study/ t1.nii.gz --series 3 --sidecar
+"""
+
+
+@click.command("convert", help=_HELP)
 @click.argument("folder", type=GivenPath(path_type=Path))  # checked by the reader: one line, exit 1
 @click.argument("output", type=GivenPath(dir_okay=False, path_type=Path))
 @series_option
@@ -20,16 +32,6 @@ __all__ = ["convert"]
                    "series, flags, policy decisions, hashes.")
 @overwrite_option
 def convert(folder, output, series, sidecar, overwrite):
-    """Convert one DICOM series (found recursively under FOLDER) to a NIfTI file.
-
-    The series is the only eligible 3D one, or the one named with --series; otherwise nothing is written
-    and the candidates are listed (see `medseg inspect`). Voxels are rescaled values (e.g. HU), the affine
-    maps voxels to RAS+ mm.
-
-    \b
-    $ medseg convert study/ ct.nii.gz
-    $ medseg convert study/ t1.nii.gz --series 3 --sidecar
-    """
     from medseg.io.dicom import convert_dicom
     from medseg.io.dicom_series import series_text
 

@@ -19,7 +19,27 @@ from medseg.cli.options import (
 __all__ = ["evaluate", "format_table"]
 
 
-@click.command("evaluate")
+_HELP = """Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).
+
+Label names come from --model, else from the prediction's sidecar (<name>_seg.json, written by
+`medseg infer`), else label_N for every value present; --model must be the model the sidecar names.
+Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
+smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
+reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
+Otherwise nothing is scored and the exit code is 1. Either file may be a DICOM SEG (.dcm, or a file with
+the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, its
+segments matched to the labels by name, else by their DICOM codes (the --model's, else the sidecar's). Empty
+masks: both empty gives Dice and distances null
+(both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
+prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
+
+\b
+$ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz
+$ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
+"""
+
+
+@click.command("evaluate", help=_HELP)
 @click.argument("prediction", type=GivenPath(dir_okay=False, path_type=Path))
 @click.argument("reference", type=GivenPath(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
@@ -33,24 +53,6 @@ __all__ = ["evaluate", "format_table"]
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table.")
 @overwrite_option
 def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
-    """Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).
-
-    Label names come from --model, else from the prediction's sidecar (<name>_seg.json, written by
-    `medseg infer`), else label_N for every value present; --model must be the model the sidecar names.
-    Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
-    smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
-    reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
-    Otherwise nothing is scored and the exit code is 1. Either file may be a DICOM SEG (.dcm, or a file with
-    the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, its
-    segments matched to the labels by name, else by their DICOM codes (the --model's, else the sidecar's). Empty
-    masks: both empty gives Dice and distances null
-    (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
-    prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
-
-    \b
-    $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz
-    $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
-    """
     from medseg.io.atomic import atomic_paths, check_writable
     from medseg.metrics import metrics_json
     from medseg.scoring import prediction_sidecar

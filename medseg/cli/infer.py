@@ -27,7 +27,21 @@ from medseg.cli.options import (
 __all__ = ["infer"]
 
 
-@click.command("infer")
+_HELP = """Segment NIfTI files or DICOM series folders.
+
+Writes <stem>_seg.nii.gz (uint8 labels, uint16 beyond 255, on the input's exact grid) and <stem>_seg.json
+(labels, model, hashes, versions, device, timings), and with --reference <stem>_metrics.json (Dice, HD95, ASSD,
+volumes per label). The model is loaded once for all inputs; a failing input is
+reported and the others carry on (exit code 1 if any failed).
+
+\b
+$ medseg infer scan.nii.gz
+$ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda   # on a GPU
+$ medseg infer dicom/study --series 3 --format dicom-seg
+"""
+
+
+@click.command("infer", help=_HELP)
 # not readable=True: the reader names an unreadable input (or reference) and the rest of the batch goes on
 @click.argument("inputs", nargs=-1, required=True, type=GivenPath(readable=False, path_type=Path))
 @model_option
@@ -48,18 +62,6 @@ __all__ = ["infer"]
 @overwrite_option
 def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, threads,
           output_format, overwrite):
-    """Segment NIfTI files or DICOM series folders.
-
-    Writes <stem>_seg.nii.gz (uint8 labels, uint16 beyond 255, on the input's exact grid) and <stem>_seg.json
-    (labels, model, hashes, versions, device, timings), and with --reference <stem>_metrics.json (Dice, HD95, ASSD,
-    volumes per label). The model is loaded once for all inputs; a failing input is
-    reported and the others carry on (exit code 1 if any failed).
-
-    \b
-    $ medseg infer scan.nii.gz
-    $ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda   # on a GPU
-    $ medseg infer dicom/study --series 3 --format dicom-seg
-    """
     if references and len(references) != len(inputs):  # usage errors before torch is imported (seconds)
         raise click.UsageError(f"--reference was given {len(references)} time(s) for {len(inputs)} input(s); give "
                                "one per input, in the inputs' order")

@@ -15,24 +15,26 @@ COLUMNS = ("key", "number", "description", "modality", "patient_position", "imag
            "orientation", "flags", "uid", "status", "folder")
 
 
-@click.command("inspect")
+_HELP = """List the DICOM series under FOLDER (searched recursively) and which one would be used, and why.
+
+Nothing is decoded: shapes, spacings and flags come from the headers. Flags: localizer, tilt, gaps,
+uneven, 4D, non-HU (intensities are not Hounsfield units), per-slice-rescale (slices scaled by slopes of
+their own), per-slice-bits (files stating different BitsStored), monochrome1 (read as stored, not inverted),
+no-series-uid (an anonymised series, told apart by its key), split:<why> (a series split because it mixes
+orientations, image types, echoes or sizes; choose a part as NUMBER-PART).
+
+\b
+$ medseg inspect study/
+$ medseg inspect study/ --json > series.json
+"""
+
+
+@click.command("inspect", help=_HELP)
 @click.argument("folder", type=GivenPath(path_type=Path))  # checked by the reader: one line, exit 1
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--series", default=None, metavar="KEY|NUMBER|UID",
               help="Check that this series would be usable, and say why not (exit 1 if it names none that is).")
 def inspect(folder, as_json, series):
-    """List the DICOM series under FOLDER (searched recursively) and which one would be used, and why.
-
-    Nothing is decoded: shapes, spacings and flags come from the headers. Flags: localizer, tilt, gaps,
-    uneven, 4D, non-HU (intensities are not Hounsfield units), per-slice-rescale (slices scaled by slopes of
-    their own), per-slice-bits (files stating different BitsStored), monochrome1 (read as stored, not inverted),
-    no-series-uid (an anonymised series, told apart by its key), split:<why> (a series split because it mixes
-    orientations, image types, echoes or sizes; choose a part as NUMBER-PART).
-
-    \b
-    $ medseg inspect study/
-    $ medseg inspect study/ --json > series.json
-    """
     from medseg.io.dicom import describe_folder
 
     report = describe_folder(folder, series=series)

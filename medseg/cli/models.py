@@ -15,19 +15,21 @@ def _given(ctx, param, values):
     return tuple(given_model(ctx, param, value) for value in values)
 
 
-@click.command("models")
+_HELP = """List the shipped model packages with their labels; given packages (shipped names or package folders, such as
+`medseg train` writes), describe those instead, with their validation figures, after checking their weights
+against the SHA-256 their model.json records. A package that cannot be loaded is one error line (the others
+are listed; with --json it is also a row with "name" null, "given" and "error") and the exit code is 1.
+
+\b
+$ medseg models
+$ medseg models models/my_model
+"""
+
+
+@click.command("models", help=_HELP)
 @click.argument("packages", nargs=-1, metavar="[NAME_OR_FOLDER]...", callback=_given)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(packages: tuple[str, ...], as_json: bool):
-    """List the shipped model packages with their labels; given packages (shipped names or package folders, such as
-    `medseg train` writes), describe those instead, with their validation figures, after checking their weights
-    against the SHA-256 their model.json records. A package that cannot be loaded is one error line (the others
-    are listed; with --json it is also a row with "name" null, "given" and "error") and the exit code is 1.
-
-    \b
-    $ medseg models
-    $ medseg models models/my_model
-    """
     import os
 
     from medseg.cli.options import error_line, escaped_line, quiet

@@ -13,7 +13,18 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 __all__ = ["report"]
 
 
-@click.command("report")
+_HELP = """Collect every case under RESULTS_DIR (*_seg.json, *_metrics.json, *_failed.json, searched
+recursively) into cohort.tsv, summary.json and one self-contained HTML page: summary per label,
+distributions, cases worst first with their flags and overlays, failures and provenance.
+
+\b
+$ medseg report results -o results/qa.html
+$ medseg report results --dice-threshold 0.8 --max-overlays 200 --overwrite
+$ medseg report results --sheet samples.tsv
+"""
+
+
+@click.command("report", help=_HELP)
 @click.argument("results_dir", type=GivenPath(file_okay=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.html|DIR",
               help="The HTML page, a .html or .htm file, or a folder (one that exists, or a new one named with a "
@@ -31,15 +42,6 @@ __all__ = ["report"]
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option
 def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, overwrite):
-    """Collect every case under RESULTS_DIR (*_seg.json, *_metrics.json, *_failed.json, searched
-    recursively) into cohort.tsv, summary.json and one self-contained HTML page: summary per label,
-    distributions, cases worst first with their flags and overlays, failures and provenance.
-
-    \b
-    $ medseg report results -o results/qa.html
-    $ medseg report results --dice-threshold 0.8 --max-overlays 200 --overwrite
-    $ medseg report results --sheet samples.tsv
-    """
     from medseg.numbers import counted
     from medseg.report.build import build_report
 

@@ -11,7 +11,14 @@ from medseg.cli.options import GivenPath, escaped_line, quiet
 __all__ = ["synth"]
 
 
-@click.command("synth")
+_HELP = """Write a synthetic phantom (ellipsoid, box, tube in a noisy body) on a random grid.
+
+\b
+$ medseg synth demo/phantom.nii.gz --label demo/phantom_label.nii.gz --seed 7
+"""
+
+
+@click.command("synth", help=_HELP)
 @click.argument("image", type=GivenPath(dir_okay=False, path_type=Path))
 @click.option("--label", type=GivenPath(dir_okay=False, path_type=Path), default=None, help="Also write its labels.")
 @click.option("--shape", nargs=3, type=click.IntRange(1, 2048), default=(128, 128, 64), show_default=True,
@@ -22,11 +29,6 @@ __all__ = ["synth"]
 @click.option("--axis-aligned", is_flag=True, help="No oblique rotation (axis permutations and flips only).")
 @click.option("--overwrite", is_flag=True, help="Replace files that exist already.")
 def synth(image, label, shape, seed, axis_aligned, overwrite):
-    """Write a synthetic phantom (ellipsoid, box, tube in a noisy body) on a random grid.
-
-    \b
-    $ medseg synth demo/phantom.nii.gz --label demo/phantom_label.nii.gz --seed 7
-    """
     from medseg.io.atomic import atomic_paths
     from medseg.synthetic import write_phantom
 

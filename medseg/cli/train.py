@@ -11,7 +11,15 @@ from medseg.cli.options import GivenPath, device_form, escaped_line
 __all__ = ["train"]
 
 
-@click.command("train")
+_HELP = """Train the classic 2D U-Net on labelled volumes and write a model package.
+
+\b
+$ medseg train --images imagesTr --labels labelsTr -c configs/train/hippocampus.json -o my_model
+$ medseg infer scan.nii.gz --model my_model
+"""
+
+
+@click.command("train", help=_HELP)
 @click.option("--images", required=True, type=GivenPath(file_okay=False, path_type=Path), help="Folder of images.")
 @click.option("--labels", required=True, type=GivenPath(file_okay=False, path_type=Path),
               help="Folder of label images named as the images, or with a suffix: _label(s), _seg, _mask, _gt.")
@@ -41,12 +49,6 @@ __all__ = ["train"]
 @click.option("--overwrite", is_flag=True, help="Replace an existing package in the output folder.")
 def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads, resume,
           overwrite):
-    """Train the classic 2D U-Net on labelled volumes and write a model package.
-
-    \b
-    $ medseg train --images imagesTr --labels labelsTr -c configs/train/hippocampus.json -o my_model
-    $ medseg infer scan.nii.gz --model my_model
-    """
     if resume and overwrite:
         raise click.UsageError("--resume continues the checkpoint and --overwrite starts again: choose one")
     from medseg.errors import TrainingError
