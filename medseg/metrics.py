@@ -30,6 +30,7 @@ interpolates nothing (:func:`reorder_onto_grid`); the record says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -478,7 +479,13 @@ def _slabs(a: np.ndarray, b: np.ndarray, block: int):
 
 def _metric_versions() -> dict[str, str]:
     """The versions of medseg and of the libraries its metrics rest on (MONAI's surface edges, numpy, scipy's
-    k-d tree on sheared grids), read from the installed packages' metadata (nothing imported)."""
+    k-d tree on sheared grids), read from the installed packages' metadata (nothing imported) once per process:
+    each look-up scans every folder of ``sys.path`` (11–26 ms a case, a tenth of scoring a hippocampus cohort)."""
+    return dict(_installed_metric_versions())
+
+
+@functools.cache
+def _installed_metric_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     import medseg

@@ -326,6 +326,24 @@ def test_no_warnings_leak_from_monai():
     assert [str(w.message) for w in caught] == []
 
 
+def test_installed_versions_are_looked_up_once_per_process(monkeypatch):
+    """Each package metadata look-up scans every folder of sys.path (11-26 ms): once per process, not per case, and
+    every record still gets its own dict with the installed versions."""
+    import importlib.metadata
+
+    a = np.zeros((12, 12, 12), np.uint8)
+    a[3:8, 3:8, 3:8] = 1
+    looked_up = []
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: looked_up.append(name) or real(name))
+    records = [evaluate_volumes(Volume(np.roll(a, shift, axis=0), np.eye(4)), Volume(a, np.eye(4)), {1: "s"})
+               for shift in (0, 1, 2)]
+    assert len(looked_up) <= 3  # none where an earlier record of this process looked them up
+    assert all(record["versions"]["numpy"] == real("numpy") for record in records)
+    records[0]["versions"]["numpy"] = "changed"  # one record's dict is its own
+    assert records[1]["versions"]["numpy"] == real("numpy")
+
+
 # ---------------------------------------------------------------- grids
 def test_different_shape_is_refused():
     a = Volume(np.zeros((10, 10, 10), np.int32), np.eye(4), source="pred.nii.gz")
