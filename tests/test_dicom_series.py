@@ -355,6 +355,22 @@ def test_headers_claiming_a_huge_image_over_short_pixel_data_are_refused_before_
     assert peak < 2**30
 
 
+@pytest.mark.parametrize("plane_bytes", [1 << 24, 1])  # 16 planes put at a time (37 = 16 + 16 + 5), or one
+def test_slices_put_in_the_volume_a_few_at_a_time_are_each_in_its_place(tmp_path, monkeypatch, plane_bytes):
+    """The planes are gathered and put in the volume together (one at a time, every voxel was written a slice's
+    width from the last: 17 ms per 512×512 plane): every slice lands where it belongs, a last group of fewer too,
+    rescaled in float64 and then rounded to float32, as one plane at a time was."""
+    import medseg.io.dicom as dicom_module
+
+    monkeypatch.setattr(dicom_module, "_PLANE_BYTES", plane_bytes)
+    values = stored_values((20, 13, 37), seed=3)
+    write_series(tmp_path, values, slice_positions(37, 2.0), slope=0.37, intercept=-1024.3)
+    volume = read_dicom_series(tmp_path)
+    expected = (values.astype(np.float64) * 0.37 + -1024.3).astype(np.float32)
+    assert volume.array.shape == (20, 13, 37) and volume.array.dtype == np.float32
+    np.testing.assert_array_equal(volume.array, expected)
+
+
 def test_a_series_too_large_for_memory_is_one_line_naming_the_folder(tmp_path, monkeypatch):
     import medseg.io.dicom as dicom_module
 
