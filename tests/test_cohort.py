@@ -184,6 +184,13 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
                                               "cannot be copied to a Windows share or disk; rename the case"),
         ("case_id\timage\ncom1.scan\tx.nii.gz\n", "case_id 'com1.scan' is a Windows device name"),
         ("case_id\timage\ncase7.\tx.nii.gz\n", "case_id 'case7.' ends in a dot, which Windows drops from a name"),
+        # a misspelt optional column: its cells were ignored, every case run unscored without a word
+        ("case_id\timage\trefernce\na\tx.nii.gz\tr.nii.gz\n",
+         ":1: column 'refernce' of the header is not one medseg reads; did you mean 'reference'? (its cells would be "
+         "ignored: rename the column)"),
+        ("case_id\timage\tReference\na\tx.nii.gz\tr.nii.gz\n", ":1: column 'Reference' of the header is not one"),
+        ("case_id\timage\tSeries\na\tx\t3\n", "column 'Series' of the header is not one medseg reads; did you "
+                                                  "mean 'series'?"),
     ],
 )
 def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):
@@ -192,6 +199,13 @@ def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):
         read_samples(sheet)
     assert message in str(caught.value)
     assert str(sheet) in str(caught.value)
+
+
+def test_other_columns_of_a_sheet_are_ignored(tmp_path):
+    sheet = _sheet(tmp_path, "case_id\timage\treference\tseries_description\tsex\tnotes\n"
+                             "a\tx.nii.gz\tr.nii.gz\tT1 sag\tF\trescanned\n")
+    assert [(s.case_id, s.image, s.reference) for s in read_samples(sheet)] == [
+        ("a", tmp_path / "x.nii.gz", tmp_path / "r.nii.gz")]
 
 
 def test_missing_sheet(tmp_path, monkeypatch):

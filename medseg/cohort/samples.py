@@ -1,6 +1,7 @@
 """Sample sheets: a TSV that lists a cohort's cases.
 
-Columns (a header line is required, in any order; other columns are allowed and ignored):
+Columns (a header line is required, in any order; other columns are allowed and ignored, except one that looks
+like a misspelt or miscapitalised column of these, which is refused):
 
 * ``case_id`` — names the case's outputs; ASCII letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
   digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows); no
@@ -22,6 +23,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import difflib
 import os
 import re
 import unicodedata
@@ -95,6 +97,10 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise InputError(f"{path}:{header_number}: column(s) {', '.join(duplicated)} appear twice in the header")
+    misnamed = _misnamed_column(header)
+    if misnamed:
+        raise InputError(f"{path}:{header_number}: column {misnamed[0]!r} of the header is not one medseg reads; "
+                         f"did you mean {misnamed[1]!r}? (its cells would be ignored: rename the column)")
     rows = []
     for number, line in lines[1:]:
         cells = next(csv.reader([line], delimiter="\t"))
@@ -108,6 +114,21 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     if not rows:
         raise InputError(f"{path}: the sample sheet has a header but no cases")
     return rows
+
+
+def _misnamed_column(header: list[str]) -> tuple[str, str] | None:
+    """A header column that is a known column absent from the header, misspelt or in other letter case
+    (``Reference``, ``refernce``, ``Series``), and that column; None if there is none. Other columns are ignored,
+    so a misspelt optional one would drop its cells without a word: every case run without its reference."""
+    absent = [column for column in COLUMNS if column not in header]
+    for name in header:
+        if name in COLUMNS:
+            continue
+        folded = re.sub(r"[\s_-]+", "_", name.lower())
+        match = difflib.get_close_matches(folded, absent, n=1, cutoff=0.8)
+        if match:
+            return name, match[0]
+    return None
 
 
 def _resolve(value: str, base: Path) -> Path:
