@@ -175,6 +175,9 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
         ("case_id\timage\np\u00e4tient\tx.nii.gz\n", "case_id 'p\u00e4tient' must be 1-128 ASCII letters (A-Z, a-z)"),
         ("case_id\timage\treference\na\t\tr.nii.gz\n", ":2: the image cell is empty"),
         ("case_id\timage\na\tx.nii.gz\tz\n", ":2: 3 cells but the header has 2 columns"),
+        # tabs turned into spaces by an editor: it said "the image cell is empty" of a line that names the image
+        ("case_id\timage\na    x.nii.gz\n", ":2: the line has no tab between its cells (is it tab-separated?); the "
+                                             "header has 2 columns"),
         ("case_id\timage\n", "has a header but no cases"),
         ("# only a comment\n", "the sample sheet is empty"),
         ("case_id\timage\timage\na\tx\ty\n", "column(s) image appear twice"),

@@ -108,6 +108,10 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
             cells.pop()  # trailing tabs (a spreadsheet's export): empty cells beyond the header say nothing
         if len(cells) > len(header):
             raise InputError(f"{path}:{number}: {len(cells)} cells but the header has {len(header)} columns")
+        if len(header) > 1 and len(cells) == 1 and len(cells[0].split()) > 1:
+            # an editor that turned the tabs into spaces: read as a case_id and an empty image cell
+            raise InputError(f"{path}:{number}: the line has no tab between its cells (is it tab-separated?); the "
+                             f"header has {len(header)} columns")
         row = {column: cell.strip() for column, cell in zip(header, cells) if cell.strip()}
         row["_line"] = str(number)
         rows.append(row)
