@@ -153,7 +153,24 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
     if made_by is not None:
         _warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
+    else:
+        _warn_if_swapped(prediction, Path(reference))
     return metrics
+
+
+def _warn_if_swapped(prediction: Path, reference: Path) -> None:
+    """Warns when the reference is a segmentation ``medseg infer`` wrote (its sidecar describes it) and the prediction
+    has no sidecar: the two given the wrong way round, which scores the same Dice under unnamed labels, with the
+    predicted and reference volumes (and false positives and negatives) exchanged."""
+    try:
+        made_by = read_made_by(prediction_sidecar(reference))
+    except InputError:
+        return
+    if made_by is None or made_by.segmentation is None or os.path.basename(made_by.segmentation) != reference.name:
+        return
+    log.warning("%s, given as the reference, is a segmentation medseg infer made (its sidecar %s says so), and the "
+                "prediction %s has none: are they swapped? The prediction comes first", reference,
+                made_by.sidecar.name, prediction)
 
 
 def evaluate_files(

@@ -128,3 +128,22 @@ def test_labels_keyed_by_text_and_a_package_by_name_are_taken(pair):
     assert [entry["name"] for entry in metrics["labels"].values()] == ["ellipsoid", "box", "tube"]
     metrics = score_prediction(prediction, reference, "case", package="phantom")
     assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
+
+
+def test_a_prediction_and_reference_given_the_wrong_way_round_are_warned_about(pair, caplog):
+    """The same Dice, but the labels unnamed and the predicted and reference volumes exchanged, without a word."""
+    prediction, reference = pair
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        metrics = score_prediction(reference, prediction, "case")
+    assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
+    assert caplog.text.count("WARNING") == 1
+    assert (f"{prediction}, given as the reference, is a segmentation medseg infer made (its sidecar case_seg.json "
+            f"says so), and the prediction {reference} has none: are they swapped? The prediction comes first"
+            in caplog.text)
+    caplog.clear()
+    other = prediction.with_name("other_seg.nii.gz")  # a sidecar that describes another file: no warning
+    shutil.copyfile(prediction, other)
+    shutil.copyfile(prediction_sidecar(prediction), prediction_sidecar(other))
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        score_prediction(reference, other, "case")
+    assert caplog.text == ""
