@@ -179,6 +179,9 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
         ("case_id\timage\na    x.nii.gz\n", ":2: the line has no tab between its cells (is it tab-separated?); the "
                                              "header has 2 columns"),
         ("case_id\timage\n", "has a header but no cases"),
+        # a header written as a comment was skipped, and the first case taken for the header
+        ("# cohort 1\n#case_id\timage\na\tx.nii.gz\n", ":3: header lacks the column(s) case_id, image (line 2 is the "
+                                                       "header, read as a comment: remove its '#'); found a, x.nii.gz"),
         ("# only a comment\n", "the sample sheet is empty"),
         ("case_id\timage\timage\na\tx\ty\n", "column(s) image appear twice"),
         ("case_id\t\timage\na\tb\tx\n", ":1: column 2 of the header has no name"),  # its cells were dropped

@@ -92,6 +92,12 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     missing = [column for column in REQUIRED if column not in header]
     if missing:
         hint = " (is it tab-separated?)" if len(header) == 1 else ""
+        for number, line in enumerate(text.splitlines()[:header_number - 1], start=1):
+            cells = [cell.strip() for cell in line.lstrip().lstrip("#").split("\t")]
+            if line.lstrip().startswith("#") and all(column in cells for column in REQUIRED):
+                # a header written as a comment (#case_id, as some tools write it) is skipped as one
+                hint = f" (line {number} is the header, read as a comment: remove its '#')"
+                break
         raise InputError(f"{path}:{header_number}: header lacks the column(s) {', '.join(missing)}{hint}; "
                          f"found {', '.join(header)}")
     duplicated = sorted({c for c in header if header.count(c) > 1})
