@@ -1528,6 +1528,24 @@ def test_a_narrow_window_scrolls_tables_not_the_page(built, tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_phone_wide_window_scrolls_the_provenance_tables_not_the_page(tmp_path):
+    """The provenance tables were outside the scrolling boxes: a real sidecar's ``medseg_commit`` (40 hex digits) and
+    the weights' SHA-256 made the page 519 px wide at 500 px and on a 390 px phone, every section scrolling sideways
+    (Chromium's window is at least 500 px wide; the report's own width is the same on a phone)."""
+    for seed in range(2):
+        folder = write_case(tmp_path, f"case_{seed}", seed, "erode")
+        sidecar = folder / f"case_{seed}_seg.json"
+        record = json.loads(sidecar.read_text())
+        record["versions"]["medseg_commit"] = "553690dea59987675eba22456a7682eaaff2f70c"
+        record["model"]["weights_sha256"] = "e43d0f2b9f34c1b7ce1167f7378b5ef3278d39f0aac31c0042e0e4e7a6b3d9f1"
+        sidecar.write_text(json.dumps(record))
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=0)
+    page = built.html.read_text(encoding="utf-8")
+    assert "553690dea59987675eba22456a7682eaaff2f70c" in page[page.index("<h2>Provenance"):]
+    assert page_width(built.html, tmp_path, 500) <= 500
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
 def test_the_flags_column_is_in_view_in_a_narrow_window(tmp_path):
     """The flags came last in the case table: at 800 px (two labels with long names) or 600 px they sat beyond the
     table box's edge, its scroll bar some 4000 px down a 200-case page. They now follow the status."""

@@ -617,10 +617,13 @@ def _provenance_section(summary: dict) -> str:
     overlaps = ", ".join(f"{e(o)} ({n})" for o, n in (prov.get("overlaps") or {}).items()) or "unknown"
     span = (f"Cases segmented between {e(prov['created_first'])} and {e(prov['created_last'])}."
             if prov["created_first"] else "No case was segmented.")
-    return ("<h2>Provenance</h2><table><tr><th>model</th><th>version</th><th>weights SHA-256</th>"
+    # each table scrolls in its own box: a weights hash and a 40-character medseg_commit made the page scroll
+    # sideways on a phone (519 px at 390 and at 500)
+    return ("<h2>Provenance</h2><div class=\"wide\"><table><tr><th>model</th><th>version</th><th>weights SHA-256</th>"
             "<th>model.json SHA-256</th><th>cases</th></tr>"
-            f"{models}</table><table><tr><th>package</th><th>versions used</th></tr>{versions}</table>"
+            f"{models}</table></div><div class=\"wide\"><table><tr><th>package</th><th>versions used</th></tr>"
+            f"{versions}</table></div>"
             f"<p>Devices: {devices}. Precision: {precisions}. Tile overlap: {overlaps}. {span} "
             f"Report generated {e(summary['created'])} by medseg "
             f"{e(summary['medseg_version'])}.</p>"
-            f"<table><tr><th>report setting</th><th>value</th></tr>{settings}</table>")
+            f"<div class=\"wide\"><table><tr><th>report setting</th><th>value</th></tr>{settings}</table></div>")
