@@ -306,7 +306,7 @@ def test_without_references(tmp_path):
     rows = read_tsv(outputs.table)
     assert rows[0]["case_id"] == "n4" and flag_set(rows[0]) == {"empty_prediction(box)"}
     page = outputs.html.read_text()
-    assert 'alt="Dice"' not in page and 'alt="Predicted volume (ml)"' in page
+    assert 'alt="Dice' not in page and 'alt="Predicted volume (ml) per label' in page
     assert page.count('class="overlay"') == 5
 
 
@@ -1319,11 +1319,39 @@ def test_many_labels_fold_each_case_table_and_widen_the_plots(many_labels):
     assert f"Colours repeat: 10 colours for {count} labels." in page
 
     plots = section(page, "Distributions per label")
-    titles = re.findall(r'<img alt="([^"]+)"', plots)
+    titles = [alt.split(" per label, ")[0] for alt in re.findall(r'<img alt="([^"]+)"', plots)]
     assert titles == ["Dice", "HD95 (mm)", "ASSD (mm)", "Predicted volume (ml)", "Volume difference (% of reference)"]
+    # the text alternative names the plot's worst point, not every label's
+    dice_alt = re.findall(r'<img alt="([^"]+)"', plots)[0]
+    assert dice_alt.startswith(f"Dice per label, one point per case over a box plot. {count} labels; lowest of all: ")
     widths = [Image.open(io.BytesIO(base64.b64decode(data))).size[0]
               for data in re.findall(r'src="data:image/png;base64,([^"]+)"', plots)]
     assert min(widths) > 4.6 * 80 * 1.2  # wider than the few-label plots, one box per label
+
+
+def test_plots_have_text_alternatives_that_say_what_they_show(built):
+    """A plot's alternative text was its title alone ("Dice"): a reader who cannot see the picture learnt nothing of
+    it. It now gives per label the number of cases, the median and the worst point with its case, and the flagged
+    points."""
+    from medseg.numbers import dice_text
+
+    page = built.html.read_text(encoding="utf-8")
+    summary = json.loads(built.summary.read_text())
+    rows = read_tsv(built.table)
+    alts = [html_module.unescape(alt) for alt in re.findall(r'<img alt="([^"]+)"', section(page, "Distributions"))]
+    dice = next(alt for alt in alts if alt.startswith("Dice per label"))
+    for value, name in (("1", "ball"), ("2", "box")):
+        stats = summary["labels"][value]["dice"]
+        lowest = min((row for row in rows if row[f"{name}_dice"]), key=lambda row: float(row[f"{name}_dice"]))
+        assert (f"{name}: {stats['n']} cases, median {dice_text(stats['median'], 0.6)}, lowest "
+                f"{dice_text(stats['min'], 0.6)} ({lowest['case_id']})") in dice
+    flagged = re.search(r"; (\d+) points? of flagged labels drawn as red crosses; dashed red line: the Dice "
+                        r"threshold 0.6\.$", dice)
+    assert flagged and int(flagged.group(1)) >= 1
+    hd95 = next(alt for alt in alts if alt.startswith("HD95 (mm) per label"))
+    assert f"ball: {summary['labels']['1']['hd95_mm']['n']} cases, median " in hd95 and ", highest " in hd95
+    volumes = next(alt for alt in alts if alt.startswith("Predicted vs reference volume (ml): one point per scored"))
+    assert f"(ball {summary['labels']['1']['ref_volume_ml']['n']}, box " in volumes
 
 
 def test_few_labels_keep_the_long_forms(built):

@@ -440,7 +440,7 @@ def _grouped_badges(flags: list[Flag]) -> str:
 def _plots_section(content: ReportContent) -> str:
     if not content.plots:
         return ""
-    images = "".join(_img(plot.png, plot.title) for plot in content.plots)
+    images = "".join(_img(plot.png, plot.description or plot.title) for plot in content.plots)
     named = ("the worst case of each plot is named; the volume plot shows (predicted − reference) / reference "
              "per label" if content.compact else "the worst case of each label is named")
     return ("<h2>Distributions per label</h2>"

@@ -16,10 +16,12 @@ FLAGGED_COLOUR = "#d70015"
 
 @dataclass
 class Plot:
-    """A figure of the report: its title and PNG bytes."""
+    """A figure of the report: its title, PNG bytes and a text alternative (what it shows, for the page's alt
+    text: a reader who cannot see the picture learns the medians, the worst case and how many points are flagged)."""
 
     title: str
     png: bytes
+    description: str = ""
 
 
 def distribution_plots(
@@ -58,6 +60,7 @@ def _plots(cases: list[CaseResult], flagged: list[set[str]], label_order: list[s
             if label.pred_volume_ml is not None and label.ref_volume_ml is not None:
                 series["volumes"][label.value].append((label.ref_volume_ml, label.pred_volume_ml, bad,
                                                        case.case_id))
+    plain = dict(names)  # as the page writes them
     names = {value: name.replace("$", r"\$") for value, name in names.items()}  # no mathtext in label names
     values = [v for v in label_order if v in names]
     plots = []
@@ -71,17 +74,28 @@ def _plots(cases: list[CaseResult], flagged: list[set[str]], label_order: list[s
         data = series.get(key, {})
         if any(data.get(v) for v in values):
             plots.append(Plot(title, _box_strip(title, [(names[v], data.get(v, [])) for v in values], worst,
-                                                threshold)))
+                                                threshold),
+                              _describe_strip(key, title, [(plain[v], data.get(v, [])) for v in values], worst,
+                                              threshold)))
     volumes = series.get("volumes", {})
     if len(values) > MANY_LABELS:
         title = "Volume difference (% of reference)"
         groups = [(names[v], [(100.0 * (pred - ref) / ref, bad, case_id) for ref, pred, bad, case_id
                               in volumes.get(v, []) if ref > 0]) for v in values]
         if any(points for _, points in groups):
-            plots.append(Plot(title, _box_strip(title, groups, "farthest", 0.0)))
+            plots.append(Plot(title, _box_strip(title, groups, "farthest", 0.0),
+                              _describe_strip("volume_percent", title, [(plain[v], points) for v, (_, points)
+                                                                        in zip(values, groups)], "farthest", 0.0)))
     elif any(volumes.get(v) for v in values):
+        groups = [(plain[v], volumes.get(v, [])) for v in values]
+        flagged_points = sum(bad for _, points in groups for _, _, bad, _ in points)
         plots.append(Plot("Predicted vs reference volume (ml)",
-                          _volume_scatter([(names[v], volumes.get(v, [])) for v in values])))
+                          _volume_scatter([(names[v], volumes.get(v, [])) for v in values]),
+                          "Predicted vs reference volume (ml): one point per scored case and label ("
+                          + ", ".join(f"{name} {len(points)}" for name, points in groups if points)
+                          + "); the dashed diagonal is where they are equal"
+                          + (f"; {flagged_points} point{'s' if flagged_points != 1 else ''} of flagged labels drawn "
+                             "as crosses" if flagged_points else "") + "."))
     return plots
 
 
@@ -128,6 +142,50 @@ def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, th
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return png_bytes(figure)
+
+
+def _value_text(key: str, value: float, threshold: float | None) -> str:
+    from medseg.numbers import dice_text, number_text, with_minus
+
+    if key == "dice":
+        return dice_text(value, threshold)
+    if key == "volume_percent":
+        return with_minus(f"{value:+.1f} %")
+    return with_minus(number_text(value, 3 if key == "pred_volume_ml" else 2))
+
+
+def _describe_strip(key: str, title: str, groups: list[tuple[str, list]], worst: str | None,
+                    threshold: float | None) -> str:
+    """The text alternative of a box plot: per label its number of cases, median and worst point with its case (with
+    more than ``MANY_LABELS`` labels, only the plot's worst point), how many points are flagged, and the line drawn."""
+    worst_text = {"lowest": "lowest", "highest": "highest", "farthest": f"farthest from {threshold or 0:g}"}.get(worst)
+
+    def badness(value: float) -> float:
+        return {"lowest": -value, "highest": value}.get(worst, abs(value - (threshold or 0.0)))
+
+    parts, worst_points = [], []
+    for name, points in groups:
+        if not points:
+            continue
+        values = np.array([value for value, _, _ in points], dtype=float)
+        text = f"{name}: {len(points)} case{'s' if len(points) != 1 else ''}, median " + _value_text(
+            key, float(np.median(values)), threshold)
+        if worst_text is not None:
+            value, _, case_id = max(points, key=lambda point: badness(point[0]))
+            worst_points.append((badness(value), name, value, case_id))
+            text += f", {worst_text} {_value_text(key, value, threshold)} ({case_id})"
+        parts.append(text)
+    if len(groups) > MANY_LABELS:
+        parts = [f"{len(parts)} labels"]
+        if worst_points:
+            _, name, value, case_id = max(worst_points, key=lambda point: point[0])
+            parts.append(f"{worst_text} of all: {_value_text(key, value, threshold)} ({case_id}, {name})")
+    flagged = sum(bad for _, points in groups for _, bad, _ in points)
+    line = {"dice": f"; dashed red line: the Dice threshold {threshold:g}" if threshold is not None else "",
+            "volume_percent": "; dashed line: no difference"}.get(key, "")
+    return (f"{title} per label, one point per case over a box plot. " + "; ".join(parts)
+            + (f"; {flagged} point{'s' if flagged != 1 else ''} of flagged labels drawn as red crosses" if flagged
+               else "") + line + ".")
 
 
 def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
