@@ -1485,9 +1485,12 @@ def test_the_overlay_of_a_border_contact_slices_through_the_contact(tmp_path, mo
         return real(arrays, labels_, focus_label, **options)
 
     monkeypatch.setattr(overlay, "render_overlay", recorded)
-    build_report(tmp_path, tmp_path / "report.html")
+    page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
     (focus, faces, prediction), = calls
     assert (focus, faces) == ("2", ("i-", "k+"))
+    # the alt text says so (it named no label: a reader who cannot see the colours did not know which was shown)
+    assert ("with the predicted labels and the reference, through label 2 box where it touches the border; flagged: "
+            in page)
     centre = overlay.focus_voxel([overlay._on_faces(prediction == 2, faces), prediction == 2])
     assert centre[0] == 0 and 10 <= centre[1] <= 13 and 15 <= centre[2] <= 17  # a contact voxel: on all three panels
 
@@ -1542,8 +1545,8 @@ def test_a_flagged_case_without_reference_is_ranked_and_drawn_before_clean_ones(
     assert rows[0]["case_id"] == "noref_big" and flag_set(rows[0]) == {"volume_outlier(ball)"}
     page = built.html.read_text(encoding="utf-8")
     card = page[page.index("<h3>#1 noref_big "):]
-    assert ('alt="overlay of noref_big: sagittal, coronal and axial slices of the input with the predicted labels; '
-            'flagged: volume_outlier(ball)"') in card[: card.index('<div class="case')]
+    assert ('alt="overlay of noref_big: sagittal, coronal and axial slices of the input with the predicted labels, '
+            'through label 1 ball; flagged: volume_outlier(ball)"') in card[: card.index('<div class="case')]
     assert "<td>scored</td>" in page and "<td>ok</td>" not in page  # a label's status, as a reader reads it
 
 
@@ -1615,8 +1618,9 @@ def test_cards_with_nothing_beyond_their_row_are_folded_to_one_line(tmp_path):
     assert page.count('<div class="case flagged"') == 1 and "<h3>#1 bad " in page  # flagged: open, with overlay
     assert page.count("<img") - page.count('class="plots"') >= 2
     assert "5 cases without a flag, an overlay or a note take one line each" in page
+    # the alt text names the label the slices go through: the lowest Dice among the flagged labels (box, missed)
     assert ('alt="overlay of bad: sagittal, coronal and axial slices of the input with the predicted labels and the '
-            "reference; flagged: ") in page
+            "reference, through label 2 box; flagged: ") in page
     # inside the fold: the label table and the files, as in an open card
     body = page[page.index(f'id="{folded[0][0]}"'):]
     body = body[:body.index("</details>")]

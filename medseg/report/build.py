@@ -212,7 +212,11 @@ def _overlays(cases, flags, order, label_order, max_overlays
                 faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
                               and flag.value == focus), ())
                 overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces)
-                shown[index] = arrays.shown()
+                # which label the slices go through, for the alt text (a sighted reader sees it in the legend's
+                # colours and the contours)
+                through = next((f"{value} {name}" for value, name in label_order if value == focus), None)
+                shown[index] = arrays.shown() + (f", through label {through}" + (" where it touches the border"
+                                                                                 if faces else "") if through else "")
                 given[unscored] += 1
             finally:  # drawing reads the image, and may leave it out with a note
                 notes.setdefault(index, []).extend(arrays.notes)
