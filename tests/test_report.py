@@ -2439,6 +2439,18 @@ def pdf_pages(html: Path, tmp_path: Path) -> int:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_flag_badges_and_dice_colours_print_without_background_graphics(built, tmp_path):
+    """Browsers print without background colours unless asked ("Background graphics", off by default): the flag
+    badges, white text on their colour, printed as pale grey words on white, and the Dice cells lost their red,
+    amber and green. Those elements ask to be printed as shown."""
+    expression = ("(()=>{const e=[...document.querySelectorAll('.badge,td.low,td.ok,td.odd')];const s=x=>"
+                  "getComputedStyle(x);return e.length+':'+e.filter(x=>(s(x).printColorAdjust||"
+                  "s(x).webkitPrintColorAdjust)==='exact').length})()")
+    total, exact = probe_page(built.html, tmp_path, 1400, expression).split(":")
+    assert int(total) > 20 and exact == total
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
 def test_printed_case_cards_share_pages(tmp_path):
     """Printed, a case card was kept whole: a flagged card a little over half a page then stood alone on its page
     with the rest blank (24 pages for a 30-case hippocampus report, 21 now; here 17, now 14). A card may now break

@@ -48,7 +48,7 @@ th,td{border:1px solid #e0e0e5;padding:3px 8px;text-align:left;vertical-align:to
 th{background:#f0f0f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.odd{background:#ffefd1}td.na{color:#6e6e73}
 .badge{display:inline-block;color:#fff;border-radius:4px;padding:0 6px;margin:1px 2px;font-size:12px;
-white-space:nowrap}
+white-space:nowrap}.badge,td.low,td.ok,td.odd{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #d2d2d7;border-radius:6px}
 .case{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:12px 14px;margin:12px 0}
 .case.folded{padding:6px 14px;margin:6px 0}.case.folded>summary{color:#1d1d1f;margin:0;overflow-wrap:anywhere}
