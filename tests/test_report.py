@@ -1312,9 +1312,9 @@ def test_many_labels_fold_each_case_table_and_widen_the_plots(many_labels):
     card = page[page.index('<h3>#2 m1 '):]
     card = card[: card.index('<div class="case')]
     look = card[card.index("labels to look at (2):"): card.index("<details>")]
-    assert re.findall(r"<tr><td>(\d+) organ", look) == ["3", "11"]
+    assert re.findall(r'<tr><th class="rh" scope="row">(\d+) organ', look) == ["3", "11"]
     folded = card[card.index(f"<details><summary>all {count} labels</summary>"): card.index("</details>")]
-    assert re.findall(r"<tr><td>(\d+) organ", folded) == [str(k) for k in range(1, count + 1)]
+    assert re.findall(r'<tr><th class="rh" scope="row">(\d+) organ', folded) == [str(k) for k in range(1, count + 1)]
     assert "no label flagged or below Dice 0.7" in page[page.index('<h3>#4 m0 '):]
     assert f"Colours repeat: 10 colours for {count} labels." in page
 
@@ -1352,6 +1352,28 @@ def test_plots_have_text_alternatives_that_say_what_they_show(built):
     assert f"ball: {summary['labels']['1']['hd95_mm']['n']} cases, median " in hd95 and ", highest " in hd95
     volumes = next(alt for alt in alts if alt.startswith("Predicted vs reference volume (ml): one point per scored"))
     assert f"(ball {summary['labels']['1']['ref_volume_ml']['n']}, box " in volumes
+
+
+def test_the_metric_tables_mark_their_row_and_column_headers(built):
+    """The summary's label and metric, and a card's label, were plain cells: a screen reader read "0.905" with its
+    column ("mean") but not its row ("1 ball, Dice"). They are header cells with a scope now, each label's rows a
+    group of their own."""
+    page = built.html.read_text(encoding="utf-8")
+    summary = section(page, "Summary per label")
+    head = summary[summary.index("<thead>"): summary.index("</thead>")]
+    assert re.findall(r'<th scope="col">([^<]*)</th>', head) == ["label", "metric", "n", "mean", "median", "std",
+                                                                   "min", "max"]
+    groups = re.findall(r"<tbody>(.*?)</tbody>", summary)
+    assert len(groups) == 2 and groups[0].startswith('<tr><th class="rh" scope="rowgroup" rowspan="')
+    assert '<b>1 ball</b>' in groups[0] and '<b>2 box</b>' in groups[1]
+    for group in groups:
+        rows = group.split("<tr>")[1:]
+        assert rows and all(re.search(r'<th class="rh" scope="row">[^<]+</th><td class="num">\d+</td>', row)
+                            for row in rows)
+    card = page[page.index("<h3>#1 "):]
+    table = card[card.index("<table>"): card.index("</table>")]
+    assert re.findall(r'<th scope="col">([^<]*)</th>', table)[:2] == ["label", "Dice"]
+    assert re.findall(r'<tr><th class="rh" scope="row">([^<]*)</th>', table) == ["1 ball", "2 box"]
 
 
 def test_few_labels_keep_the_long_forms(built):
@@ -1427,7 +1449,7 @@ def test_the_compact_summary_counts_the_cases_with_an_hd95_apart(tmp_path):
     stats = json.loads(built.summary.read_text())["labels"]["2"]
     assert (stats["dice"]["n"], stats["hd95_mm"]["n"], stats["assd_mm"]["n"]) == (3, 2, 2)
     summary = section(built.html.read_text(encoding="utf-8"), "Summary per label")
-    heads = re.findall(r"<th>([^<]*)</th>", summary.split("</thead>")[0].split("</tr>")[1])
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", summary.split("</thead>")[0].split("</tr>")[1])
     assert heads[:7] == ["n", "mean", "median", "min", "n", "median", "max"]
     row = next(row for row in summary.split("<tr>") if "<b>2 organ_02</b>" in row)
     cells = re.findall(r'<td class="num">([^<]*)</td>', row)
@@ -1441,7 +1463,7 @@ def test_a_compact_card_with_every_label_to_look_at_shows_one_table_and_one_line
     card = page[page.index('<h3>#1 worn '):]
     card = card[: card.index("<h2>")]
     assert "<details>" not in card and "labels to look at: all 8" in card
-    assert card.count("<tr><td>") == 8  # one table, each label once
+    assert card.count('<tr><th class="rh" scope="row">') == 8  # one table, each label once
     assert card.count("<li>") == 1 and "<li><b>low_dice</b> (8 labels): organ_01 Dice 0.568 &lt; 0.7; " in card
 
 

@@ -65,7 +65,7 @@ dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
 .warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
 .case li,td.err{overflow-wrap:anywhere}td.err{min-width:16em}td.path{min-width:14em}
-td.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}
+td.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}th.rh{background:#fff;font-weight:400}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
 margin-bottom:6px}table.stack td{display:block;border:none;min-width:0}table.stack td[data-h]::before{
 content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
@@ -289,18 +289,24 @@ def _summary_section(content: ReportContent) -> str:
         return _summary_compact(labels, content.summary["settings"]["dice_threshold"])
     threshold = content.summary["settings"]["dice_threshold"]
     rows = []
+    # the label and the metric are the row's headers (th with scope), each label's rows a group of their own: a
+    # screen reader names them with each value, as it names the column
     for value, stats in labels.items():
         first = True
         shown = [(key, title, digits) for key, title, digits in STAT_ROWS if stats[key]["n"]]
+        rows.append("<tbody>")
         for key, title, digits in shown:
             s = stats[key]
-            head = f'<td rowspan="{len(shown)}">{_label_head(value, stats)}</td>' if first else ""
+            head = (f'<th class="rh" scope="rowgroup" rowspan="{len(shown)}">{_label_head(value, stats)}</th>'
+                    if first else "")
             first = False
             cells = "".join(_dice(s[k], threshold) if key == "dice" and k != "std" else _num(s[k], digits)
                             for k in ("mean", "median", "std", "min", "max"))
-            rows.append(f"<tr>{head}<td>{e(title)}</td><td class=\"num\">{s['n']}</td>{cells}</tr>")
-    return ("<h2>Summary per label</h2><div class=\"wide\"><table><thead><tr><th>label</th><th>metric</th>"
-            "<th>n</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th></tr></thead>"
+            rows.append(f'<tr>{head}<th class="rh" scope="row">{e(title)}</th><td class="num">{s["n"]}</td>'
+                        f"{cells}</tr>")
+        rows.append("</tbody>")
+    return ("<h2>Summary per label</h2><div class=\"wide\"><table><thead><tr>"
+            + _column_heads("label", "metric", "n", "mean", "median", "std", "min", "max") + "</tr></thead>"
             + "".join(rows) + "</table></div>"
             '<p class="small muted">Statistics over the cases where the value is defined (n): predicted volumes over '
             "every segmented case, reference volumes and predicted − reference (paired, case by case) over the scored "
@@ -322,16 +328,18 @@ COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3),
 
 
 def _summary_compact(labels: dict, threshold: float) -> str:
-    groups = "".join(f'<th colspan="{len(keys)}">{e(title)}</th>' for _, title, keys, _ in COMPACT_COLUMNS)
-    heads = "".join(f"<th>{k}</th>" for _, _, keys, _ in COMPACT_COLUMNS for k in keys)
+    groups = "".join(f'<th scope="colgroup" colspan="{len(keys)}">{e(title)}</th>'
+                     for _, title, keys, _ in COMPACT_COLUMNS)
+    heads = _column_heads(*(k for _, _, keys, _ in COMPACT_COLUMNS for k in keys))
     rows = []
     for value, stats in labels.items():
         cells = "".join(f'<td class="num">{stats[metric]["n"]}</td>' if k == "n" else
                         _dice(stats[metric][k], threshold) if metric == "dice" else _num(stats[metric][k], digits)
                         for metric, _, keys, digits in COMPACT_COLUMNS for k in keys)
-        rows.append(f"<tr><td>{_label_head(value, stats)}</td>{cells}</tr>")
+        rows.append(f'<tr><th class="rh" scope="row">{_label_head(value, stats)}</th>{cells}</tr>')
     return (f"<h2>Summary per label ({len(labels)} labels)</h2>"
-            f'<div class="wide"><table><thead><tr><th rowspan="2">label</th>{groups}</tr><tr>{heads}</tr></thead>'
+            f'<div class="wide"><table><thead><tr><th scope="col" rowspan="2">label</th>{groups}</tr>'
+            f"<tr>{heads}</tr></thead>"
             + "".join(rows) + "</table></div>"
             '<p class="small muted">One row per label; statistics over the cases where the value is defined (n: '
             "cases with a Dice, and cases with an HD95, where both masks have voxels, over which ASSD is taken too; "
@@ -581,15 +589,20 @@ def _folded(content: ReportContent, index: int) -> bool:
 
 def _label_table(labels: list[LabelResult], threshold: float) -> str:
     rows = "".join(
-        f"<tr><td>{e(label.value)} {e(label.name)}</td>{_dice(label.dice, threshold)}{_num(label.hd95_mm, 2)}"
+        f'<tr><th class="rh" scope="row">{e(label.value)} {e(label.name)}</th>{_dice(label.dice, threshold)}'
+        f"{_num(label.hd95_mm, 2)}"
         f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
         f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}"
         f"<td>{e(status_text(label.status))}</td></tr>"
         for label in labels
     )
-    return ('<div class="wide"><table><thead><tr><th>label</th><th>Dice</th><th>HD95 mm</th><th>ASSD mm</th>'
-            "<th>pred ml</th><th>ref ml</th><th>FP ml</th><th>FN ml</th><th>status</th></tr></thead>" + rows
-            + "</table></div>")
+    return ('<div class="wide"><table><thead><tr>'
+            + _column_heads("label", "Dice", "HD95 mm", "ASSD mm", "pred ml", "ref ml", "FP ml", "FN ml", "status")
+            + "</tr></thead>" + rows + "</table></div>")
+
+
+def _column_heads(*names: str) -> str:
+    return "".join(f'<th scope="col">{e(name)}</th>' for name in names)
 
 
 def _method_section(summary: dict) -> str:
