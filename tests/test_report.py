@@ -1387,6 +1387,10 @@ def test_few_labels_keep_the_long_forms(built):
 def test_many_labels_fit_the_browser_window(many_labels, tmp_path):
     _, built = many_labels
     assert page_width(built.html, tmp_path, 1000) <= 1000  # no horizontal scrolling
+    # a card's "labels to look at" table scrolls in its box in a narrow window: the block around it took the table's
+    # width, and the page was 602 px wide at 500 and 600 px
+    for width in (500, 600):
+        assert page_width(built.html, tmp_path, width) <= width
 
 
 def test_values_near_the_threshold_and_tiny_volumes_stay_honest_everywhere(tmp_path):

@@ -55,7 +55,7 @@ white-space:nowrap}.badge,td.low,td.ok,td.odd{-webkit-print-color-adjust:exact;p
 .case.flagged{border-left:6px solid #d70015}.case.failed{border-left:6px solid #8e0000}
 .case ul{margin:4px 0 8px 18px;padding:0}.overlay{max-width:100%;display:block}
 .ov{max-width:100%;min-width:0;overflow-x:auto}
-.row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.row>div{min-width:0;max-width:100%}
 .legend span{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin:0 4px 0 10px;
 box-shadow:0 0 0 1px #c7c7cc}
 details>summary{cursor:pointer;color:#0b57d0;margin:4px 0}.plots img{max-width:100%}
