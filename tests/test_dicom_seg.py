@@ -388,6 +388,25 @@ def test_seg_from_sources_with_faulty_patient_and_charset_values(tmp_path, chang
     assert str(seg.get("PatientID", "")) == str(source.get("PatientID", ""))
 
 
+@pytest.mark.parametrize(("charset", "name", "written"), [
+    ("ISO_IR 192", "Müller^Jürgen", "ISO_IR 192"),
+    ("ISO_IR 100", "Müller^Jürgen", "ISO_IR 100"),
+    ("GB18030", "Wang^XiaoDong=王^小東", "GB18030"),
+    # code extensions with an empty first value, the usual Japanese form: highdicom refused it by its empty term
+    (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう", ["ISO 2022 IR 6", "ISO 2022 IR 87"]),
+    (["ISO 2022 IR 6", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう", ["ISO 2022 IR 6", "ISO 2022 IR 87"]),
+])
+def test_seg_keeps_a_non_ascii_patient_name_in_its_character_set(tmp_path, charset, name, written):
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    _retag(paths, SpecificCharacterSet=charset, PatientName=name)
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == written
+    assert str(seg.PatientName) == name == str(pydicom.dcmread(paths[0]).PatientName)
+
+
 def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, capsys, tiny_package):
     values = stored_values(SHAPE, seed=14)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=4)

@@ -675,6 +675,10 @@ def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
         if not any(terms) or not all(t in known for t in terms if t):
             dropped = "\\".join(terms) or None
             del dataset.SpecificCharacterSet
+        elif len(terms) > 1 and not terms[0]:
+            # code extensions with an empty first value (`\ISO 2022 IR 87`, the usual Japanese form): that value is
+            # the default repertoire (PS3.3 C.12.1.1.2), which highdicom only takes by its term
+            dataset.SpecificCharacterSet = ["ISO 2022 IR 6", *terms[1:]]
     sex = str(dataset.get("PatientSex", "") or "").strip().upper()
     dataset.PatientSex = sex[:1] if sex[:1] in ("M", "F", "O") else ""
     blanked = []
