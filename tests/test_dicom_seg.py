@@ -222,6 +222,39 @@ def test_seg_from_an_enhanced_multi_frame_source(tmp_path):
             assert np.array_equal(got, expected == number), f"frame {frame + 1}, segment {number}"
 
 
+@pytest.mark.parametrize("layout", ["rounding noise per slice", "orientation per frame"])
+def test_seg_from_sources_whose_orientation_is_not_stated_once(tmp_path, layout):
+    """Slices whose ImageOrientationPatient differ by rounding noise (read as one orientation) and an enhanced file
+    that states its orientation per frame, as Philips' do: highdicom wants one shared orientation and refused both,
+    after the inference. Each frame still lands on its own source image and reads back as written."""
+    values = stored_values(SHAPE, seed=13)
+    if layout == "rounding noise per slice":
+        paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+        for k, path in enumerate(paths):
+            dataset = pydicom.dcmread(path)
+            dataset.ImageOrientationPatient = [1.0, 3e-5 * (k % 2), 0.0, 0.0, 1.0 - 2e-5 * (k % 3), 0.0]
+            dataset.save_as(path)
+    else:
+        write_enhanced(tmp_path / "dcm", values, tmp_path / "single")
+        dataset = pydicom.dcmread(tmp_path / "dcm" / "ct.dcm")
+        shared = dataset.SharedFunctionalGroupsSequence[0]
+        for groups in dataset.PerFrameFunctionalGroupsSequence:
+            groups.PlaneOrientationSequence = shared.PlaneOrientationSequence
+        del shared.PlaneOrientationSequence
+        dataset.save_as(tmp_path / "dcm" / "ct.dcm")
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES), labels)
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    sources = [(str(pydicom.dcmread(p).SOPInstanceUID), f) for p, f in zip(volume.dicom.paths, volume.dicom.frames)]
+    if sources[0][1] is None:
+        stack = seg.get_pixels_by_source_instance([uid for uid, _ in sources], combine_segments=True)
+    else:
+        stack = seg.get_pixels_by_source_frame(sources[0][0], [f + 1 for _, f in sources], combine_segments=True)
+    assert np.array_equal(stack.transpose(2, 1, 0), labels)  # (slices, rows, columns) → (column, row, slice)
+
+
 def test_seg_needs_a_dicom_input(tmp_path):
     volume = Volume(np.zeros((4, 4, 3), np.float32), np.eye(4), source=tmp_path / "x.nii.gz")
     with pytest.raises(InputError, match="x.nii.gz: DICOM SEG output needs a DICOM series input"):

@@ -65,6 +65,7 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
             for dataset in datasets.values():
                 if not str(dataset.get(keyword, "") or ""):
                     setattr(dataset, keyword, value)
+    _share_orientation(list(datasets.values()), next((f for f in source.frames if f is not None), 0))
     first = datasets[files[0]]  # a value only some files lacked was given to all above: first lacks it, all do
 
     def missing(keyword: str) -> str:
@@ -86,6 +87,33 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         log.warning("%s: the source has no StudyInstanceUID (anonymised?): its DICOM SEG cannot be linked to the "
                     "series' study in an archive (the SEG gets a new StudyInstanceUID)", volume.source)
     return datasets
+
+
+def _share_orientation(datasets: list, frame: int = 0) -> None:
+    """Give the source headers the one orientation highdicom requires of a SEG's sources: single-frame images whose
+    ImageOrientationPatient differ by rounding noise (the series reader took them as one orientation, within 1e-4)
+    all get the first image's; a multi-frame image that states its orientation per frame (as Philips' enhanced MR
+    does) gets that of ``frame`` (0-based: the first of the series' frames) as the shared one. highdicom refused
+    both after the inference ("Source images must have a shared orientation"); each frame keeps its own position."""
+    import copy
+
+    stated = [d for d in datasets if d.get("ImageOrientationPatient") is not None]
+    if len(stated) > 1:
+        orientation = [float(v) for v in stated[0].ImageOrientationPatient]
+        for dataset in stated[1:]:
+            if [float(v) for v in dataset.ImageOrientationPatient] != orientation:
+                dataset.ImageOrientationPatient = orientation
+    for dataset in datasets:
+        shared = dataset.get("SharedFunctionalGroupsSequence")
+        per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+        if not shared or not per_frame or shared[0].get("PlaneOrientationSequence"):
+            continue
+        own = per_frame[min(frame, len(per_frame) - 1)].get("PlaneOrientationSequence")
+        if own:
+            shared[0].PlaneOrientationSequence = copy.deepcopy(own)
+            for groups in per_frame:
+                if "PlaneOrientationSequence" in groups:
+                    del groups.PlaneOrientationSequence
 
 
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_names: dict[int, str],
