@@ -440,6 +440,25 @@ def test_seg_keeps_a_non_ascii_patient_name_in_its_character_set(tmp_path, chars
     assert str(seg.PatientName) == name == str(pydicom.dcmread(paths[0]).PatientName)
 
 
+@pytest.mark.parametrize("thickness", [None, ""])
+def test_seg_from_sources_without_a_slice_thickness_reads_back(tmp_path, caplog, thickness):
+    """SliceThickness is Type 2: absent, highdicom refused the SEG; empty, it wrote a SEG without one, which
+    highdicom and medseg could not read back."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.5), seed=3)
+    _retag(paths, SliceThickness=thickness)
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    with caplog.at_level("WARNING", logger="medseg"):
+        write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    warned = [r.getMessage() for r in caplog.records if "SliceThickness" in r.getMessage()]
+    assert warned == [f"{tmp_path / 'dcm'}: {SHAPE[2]} of the series' {SHAPE[2]} images state no SliceThickness; "
+                      "the DICOM SEG states the slice spacing, 2.5 mm, as its thickness"]
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    assert float(seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SliceThickness) == 2.5
+    assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES), labels)
+
+
 def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, capsys, tiny_package):
     values = stored_values(SHAPE, seed=14)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=4)

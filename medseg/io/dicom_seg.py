@@ -35,8 +35,8 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
     Refuses (one line naming the series) what a SEG cannot be made from: no FrameOfReferenceUID, no
     SeriesInstanceUID (the SEG's reference to the series must name it), a series split across several multi-frame
     files. Type 2 patient and study attributes a source lacks are written empty, an invalid SpecificCharacterSet or
-    PatientSex is dropped or normalised, and a source without a StudyInstanceUID (anonymised) gives a warning: the
-    SEG gets a study of its own.
+    PatientSex is dropped or normalised, a source without a StudyInstanceUID (anonymised) gives a warning (the
+    SEG gets a study of its own), and so does one without a SliceThickness (the SEG states the slice spacing).
     """
     source = volume.dicom
     if source is None:
@@ -66,6 +66,16 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
                 if not str(dataset.get(keyword, "") or ""):
                     setattr(dataset, keyword, value)
     _share_orientation(list(datasets.values()), next((f for f in source.frames if f is not None), 0))
+    thin = [d for d in datasets.values() if "PerFrameFunctionalGroupsSequence" not in d
+            and not str(d.get("SliceThickness", "") or "").strip()]
+    if thin:
+        # DICOM's Type 2 allows it absent or empty; highdicom wants it: absent, the SEG was refused after the
+        # inference; empty, it was written without one, and highdicom (medseg too) could not read that SEG back
+        step = float(np.linalg.norm(np.asarray(volume.affine)[:3, 2]))
+        for dataset in thin:
+            dataset.SliceThickness = f"{step:.6g}"
+        log.warning("%s: %d of the series' %d images state no SliceThickness; the DICOM SEG states the slice "
+                    "spacing, %.6g mm, as its thickness", volume.source, len(thin), len(datasets), step)
     first = datasets[files[0]]  # a value only some files lacked was given to all above: first lacks it, all do
 
     def missing(keyword: str) -> str:
