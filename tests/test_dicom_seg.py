@@ -222,11 +222,12 @@ def test_seg_from_an_enhanced_multi_frame_source(tmp_path):
             assert np.array_equal(got, expected == number), f"frame {frame + 1}, segment {number}"
 
 
-@pytest.mark.parametrize("layout", ["rounding noise per slice", "orientation per frame"])
-def test_seg_from_sources_whose_orientation_is_not_stated_once(tmp_path, layout):
+@pytest.mark.parametrize("layout", ["rounding noise per slice", "orientation per frame", "pixel measures per frame",
+                                    "both per frame"])
+def test_seg_from_sources_whose_plane_is_not_stated_once(tmp_path, layout):
     """Slices whose ImageOrientationPatient differ by rounding noise (read as one orientation) and an enhanced file
-    that states its orientation per frame, as Philips' do: highdicom wants one shared orientation and refused both,
-    after the inference. Each frame still lands on its own source image and reads back as written."""
+    that states its orientation or pixel measures per frame, as Philips' do: highdicom wants them shared and refused
+    both, after the inference. Each frame still lands on its own source image and reads back as written."""
     values = stored_values(SHAPE, seed=13)
     if layout == "rounding noise per slice":
         paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
@@ -238,9 +239,13 @@ def test_seg_from_sources_whose_orientation_is_not_stated_once(tmp_path, layout)
         write_enhanced(tmp_path / "dcm", values, tmp_path / "single")
         dataset = pydicom.dcmread(tmp_path / "dcm" / "ct.dcm")
         shared = dataset.SharedFunctionalGroupsSequence[0]
-        for groups in dataset.PerFrameFunctionalGroupsSequence:
-            groups.PlaneOrientationSequence = shared.PlaneOrientationSequence
-        del shared.PlaneOrientationSequence
+        moved = {"orientation per frame": ["PlaneOrientationSequence"],
+                 "pixel measures per frame": ["PixelMeasuresSequence"]}.get(
+            layout, ["PlaneOrientationSequence", "PixelMeasuresSequence"])
+        for keyword in moved:
+            for groups in dataset.PerFrameFunctionalGroupsSequence:
+                setattr(groups, keyword, shared[keyword].value)
+            delattr(shared, keyword)
         dataset.save_as(tmp_path / "dcm" / "ct.dcm")
     volume = read_dicom_series(tmp_path / "dcm")
     labels = label_rule(volume.array)

@@ -102,9 +102,10 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
 def _share_orientation(datasets: list, frame: int = 0) -> None:
     """Give the source headers the one orientation highdicom requires of a SEG's sources: single-frame images whose
     ImageOrientationPatient differ by rounding noise (the series reader took them as one orientation, within 1e-4)
-    all get the first image's; a multi-frame image that states its orientation per frame (as Philips' enhanced MR
-    does) gets that of ``frame`` (0-based: the first of the series' frames) as the shared one. highdicom refused
-    both after the inference ("Source images must have a shared orientation"); each frame keeps its own position."""
+    all get the first image's; a multi-frame image that states its orientation or pixel measures per frame (as
+    Philips' enhanced MR does) gets those of ``frame`` (0-based: the first of the series' frames) as the shared ones.
+    highdicom refused both after the inference ("Source images must have a shared orientation", "'Dataset' object
+    has no attribute 'PixelMeasuresSequence'"); each frame keeps its own position."""
     import copy
 
     stated = [d for d in datasets if d.get("ImageOrientationPatient") is not None]
@@ -116,14 +117,15 @@ def _share_orientation(datasets: list, frame: int = 0) -> None:
     for dataset in datasets:
         shared = dataset.get("SharedFunctionalGroupsSequence")
         per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
-        if not shared or not per_frame or shared[0].get("PlaneOrientationSequence"):
-            continue
-        own = per_frame[min(frame, len(per_frame) - 1)].get("PlaneOrientationSequence")
-        if own:
-            shared[0].PlaneOrientationSequence = copy.deepcopy(own)
-            for groups in per_frame:
-                if "PlaneOrientationSequence" in groups:
-                    del groups.PlaneOrientationSequence
+        for keyword in ("PlaneOrientationSequence", "PixelMeasuresSequence"):
+            if not shared or not per_frame or shared[0].get(keyword):
+                continue
+            own = per_frame[min(frame, len(per_frame) - 1)].get(keyword)
+            if own:
+                setattr(shared[0], keyword, copy.deepcopy(own))
+                for groups in per_frame:
+                    if keyword in groups:
+                        delattr(groups, keyword)
 
 
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_names: dict[int, str],
