@@ -445,6 +445,39 @@ def test_seg_keeps_a_non_ascii_patient_name_in_its_character_set(tmp_path, chars
     assert str(seg.PatientName) == name == str(pydicom.dcmread(paths[0]).PatientName)
 
 
+@pytest.mark.parametrize(("charset", "name", "written"), [
+    (None, "Synthetic^Phantom", "ISO_IR 192"),  # the default repertoire is ASCII
+    ("ISO_IR 100", "Müller^Jürgen", "ISO_IR 192"),  # Latin-1 holds "größer" but not "肝臓"
+    (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎", "ISO_IR 192"),  # JIS holds "肝臓" but not "größer"
+    ("ISO_IR 192", "Müller^Jürgen", "ISO_IR 192"),
+])
+def test_seg_segment_labels_outside_the_sources_character_set(tmp_path, charset, name, written):
+    """A label name the source's character set cannot hold was written as '??' (pydicom's replacement), and the
+    SEG then matched no label of the model when read back; the SEG is now written in UTF-8."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    _retag(paths, SpecificCharacterSet=charset, PatientName=name)
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    names = {0: "background", 1: "Leber größer", 2: "肝臓"}
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", names, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == written
+    assert [str(item.SegmentLabel) for item in seg.SegmentSequence] == ["Leber größer", "肝臓"]
+    assert str(seg.PatientName) == name
+    assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, names), labels)
+
+
+def test_seg_keeps_the_sources_character_set_where_it_holds_the_labels(tmp_path):
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    _retag(paths, SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", {0: "bg", 1: "Läsion", 2: "b"}, "m")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == "ISO_IR 100" and str(seg.SegmentSequence[0].SegmentLabel) == "Läsion"
+
+
 @pytest.mark.parametrize("thickness", [None, ""])
 def test_seg_from_sources_without_a_slice_thickness_reads_back(tmp_path, caplog, thickness):
     """SliceThickness is Type 2: absent, highdicom refused the SEG; empty, it wrote a SEG without one, which

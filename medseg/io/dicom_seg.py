@@ -192,6 +192,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
             description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
                 _concept(concepts["modifier"])]
         descriptions.append(description)
+    _charset_for(source_images, [str(label_names[v])[:64] for v in values] + [algorithm, str(algorithm_version)],
+                 volume.source)
     first = source_images[0]
     number = int(first.get("SeriesNumber") or 0) + 1000
     try:
@@ -210,6 +212,37 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     return {"sop_instance_uid": str(seg.SOPInstanceUID), "series_instance_uid": str(seg.SeriesInstanceUID),
             "study_instance_uid": str(seg.StudyInstanceUID), "series_number": int(seg.SeriesNumber),
             "segments": len(values)}
+
+
+def _charset_for(datasets: list, texts: list[str], source) -> None:
+    """The SEG takes its character set from its source images; where that set cannot hold medseg's own text in it
+    (a label named `Läsion` or `肝臓` under the default repertoire or ISO_IR 100), the headers are given UTF-8
+    (ISO_IR 192) instead: pydicom wrote `??` for such a segment label, which then matched no label of the model
+    when the SEG was read back. The sources' own values are decoded first, so they keep their characters."""
+    from pydicom.charset import convert_encodings, encode_string
+
+    odd = [text for text in texts if not text.isascii()]
+    if not odd:
+        return
+    value = datasets[0].get("SpecificCharacterSet")
+    terms = [str(value)] if isinstance(value, str) else [str(v) for v in value or []]
+    # the default repertoire is ASCII (pydicom would write it as Latin-1)
+    encodings = [e for e in convert_encodings(terms or ["ISO_IR 6"]) if e != "iso8859"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # pydicom warns and writes "?" for a character it cannot encode
+            for text in odd:
+                if not encodings:
+                    raise UnicodeError("the default repertoire is ASCII")
+                encode_string(text, encodings)
+        return
+    except (UnicodeError, UserWarning, LookupError):
+        pass
+    for dataset in datasets:
+        dataset.decode()
+        dataset.SpecificCharacterSet = "ISO_IR 192"
+    log.info("%s: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set %s cannot hold %s", source,
+             "\\".join(terms) or "(default)", ", ".join(repr(text) for text in odd))
 
 
 def _round_spacing(seg) -> None:
