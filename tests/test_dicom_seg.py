@@ -468,6 +468,36 @@ def test_seg_segment_labels_outside_the_sources_character_set(tmp_path, charset,
     assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, names), labels)
 
 
+@pytest.mark.parametrize(("name", "segment_label"), [
+    ("left\\right", "left/right"),  # DICOM's value separator: read back as two values
+    (" padded ", "padded"),  # readers drop the spaces
+    ("x" * 70, "x" * 64),
+])
+def test_seg_of_label_names_with_a_backslash_spaces_or_over_64_characters_reads_back(tmp_path, name, segment_label):
+    """Such names were written as they were, and medseg refused its own SEG when reading it back ("segment 1
+    '['left', 'right']' is not a label of the model")."""
+    values = stored_values(SHAPE, seed=13)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    names = {0: "background", 1: name, 2: "corner"}
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", names, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert [item.SegmentLabel for item in seg.SegmentSequence] == [segment_label, "corner"]
+    assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, names), labels)
+
+
+def test_labels_that_would_be_one_segment_label_are_refused(tmp_path):
+    values = stored_values(SHAPE, seed=13)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    volume = read_dicom_series(tmp_path / "dcm")
+    names = {0: "background", 1: "x" * 64 + "a", 2: "x" * 64 + "b"}
+    with pytest.raises(DicomError, match=r"labels 'x{64}a' and 'x{64}b' of the model would both be segment 'x{64}' "
+                                         r"in a DICOM SEG"):
+        write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", names, "test-model")
+    assert not (tmp_path / "seg.dcm").exists()
+
+
 def test_seg_keeps_the_sources_character_set_where_it_holds_the_labels(tmp_path):
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)

@@ -157,6 +157,13 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     unknown = set(np.unique(labels).tolist()) - set(values) - {0}
     if unknown:
         raise ValueError(f"labels {sorted(unknown)} have no name in the model package")  # a caller's slip
+    written: dict[str, str] = {}
+    for value in values:
+        name = str(label_names[value])
+        if written.setdefault(_segment_label(name), name) != name:
+            raise DicomError(f"{volume.source}: labels '{written[_segment_label(name)]}' and '{name}' of the model "
+                             f"would both be segment '{_segment_label(name)}' in a DICOM SEG (64 characters at most, "
+                             "a backslash written as /); rename one, or write NIfTI instead")
 
     files = list(datasets)
     multi_frame = any(frame is not None for frame in source.frames)
@@ -181,7 +188,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
         concepts = coded.get(value, {})
         description = hd.seg.SegmentDescription(
             segment_number=number,
-            segment_label=str(label_names[value])[:64],
+            segment_label=_segment_label(label_names[value]),
             segmented_property_category=_concept(concepts["category"]) if concepts else codes.SCT.Tissue,
             segmented_property_type=_concept(concepts["type"]) if concepts else codes.SCT.Tissue,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
@@ -192,7 +199,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
             description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
                 _concept(concepts["modifier"])]
         descriptions.append(description)
-    _charset_for(source_images, [str(label_names[v])[:64] for v in values] + [algorithm, str(algorithm_version)],
+    _charset_for(source_images, [_segment_label(label_names[v]) for v in values] + [algorithm, str(algorithm_version)],
                  volume.source)
     first = source_images[0]
     number = int(first.get("SeriesNumber") or 0) + 1000
@@ -243,6 +250,16 @@ def _charset_for(datasets: list, texts: list[str], source) -> None:
         dataset.SpecificCharacterSet = "ISO_IR 192"
     log.info("%s: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set %s cannot hold %s", source,
              "\\".join(terms) or "(default)", ", ".join(repr(text) for text in odd))
+
+
+def _segment_label(name) -> str:
+    """A label's name as a SEG's SegmentLabel holds it (DICOM's LO): no backslash (DICOM's value separator, read back
+    as two values; written as /), no leading or trailing spaces (readers drop them), at most 64 characters. Applied
+    to the SEG's labels too (several values, as another writer's backslash reads, are joined), so that the model's
+    names and the SEG's are compared alike."""
+    if not isinstance(name, str) and hasattr(name, "__iter__"):
+        name = "\\".join(str(part) for part in name)
+    return str(name).replace("\\", "/").strip()[:64].strip()
 
 
 def _round_spacing(seg) -> None:
@@ -350,7 +367,7 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
     singles one model label out, else by the segment's codes (see :func:`read_dicom_seg`). A LABELMAP SEG's segment
     0 (its background) is no segment to match. A name matched to a coded label whose segment's codes are another
     label's is warned of (``warn``; told at info level on a second reading)."""
-    by_name = {str(name)[:64]: int(value) for value, name in label_names.items() if int(value) != 0}
+    by_name = {_segment_label(name): int(value) for value, name in label_names.items() if int(value) != 0}
     folded: dict[str, list[int]] = {}
     for name, value in by_name.items():
         folded.setdefault(name.casefold(), []).append(value)
@@ -363,7 +380,7 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
             coded.add(int(value))
     segments = {}
     for item in seg.SegmentSequence:
-        number, label = int(item.SegmentNumber), str(item.SegmentLabel)
+        number, label = int(item.SegmentNumber), _segment_label(item.get("SegmentLabel", ""))
         if number == 0:
             continue
         matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
