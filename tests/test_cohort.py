@@ -214,6 +214,16 @@ def test_other_columns_of_a_sheet_are_ignored(tmp_path):
         ("a", tmp_path / "x.nii.gz", tmp_path / "r.nii.gz")]
 
 
+@pytest.mark.parametrize("column", ["series_id", "seriesuid", "series_no", "reference_old", "reference2",
+                                    "reference_v2", "old_reference"])
+def test_a_column_that_names_a_known_one_and_more_is_another_column(tmp_path, column):
+    """Close to a known column by spelling, but a name of its own (a series' id kept for bookkeeping, an older
+    reference): the sheet was refused as if the column were misspelt ("did you mean 'series'?")."""
+    sheet = _sheet(tmp_path, f"case_id\timage\t{column}\na\tx.nii.gz\t7\n")
+    assert [(s.case_id, s.image, s.reference, s.series) for s in read_samples(sheet)] == [
+        ("a", tmp_path / "x.nii.gz", None, None)]
+
+
 def test_missing_sheet(tmp_path, monkeypatch):
     with pytest.raises(InputError) as caught:
         read_samples(tmp_path / "nope.tsv")

@@ -1,7 +1,8 @@
 """Sample sheets: a TSV that lists a cohort's cases.
 
 Columns (a header line is required, in any order; other columns are allowed and ignored, except one that looks
-like a misspelt or miscapitalised column of these, which is refused):
+like a misspelt or miscapitalised column of these, which is refused; a name that holds one of these and more,
+``series_id`` or ``reference_old``, is a column of its own):
 
 * ``case_id`` — names the case's outputs; ASCII letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
   digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows); no
@@ -134,11 +135,22 @@ def _misnamed_column(header: list[str]) -> tuple[str, str] | None:
     for name in header:
         if name in COLUMNS:
             continue
-        folded = re.sub(r"[\s_-]+", "_", name.lower())
-        match = difflib.get_close_matches(folded, absent, n=1, cutoff=0.8)
+        folded = re.sub(r"[\s_-]+", "_", name.lower()).strip("_")
+        # a known column's name and more (reference_old, reference2, series_id, seriesuid) names a column of its own
+        others = [column for column in absent if not _names_more_than(folded, column)]
+        match = difflib.get_close_matches(folded, others, n=1, cutoff=0.8)
         if match:
             return name, match[0]
     return None
+
+
+def _names_more_than(folded: str, column: str) -> bool:
+    """Whether ``folded`` (a header name in lower case) holds ``column`` and more than one letter besides it
+    (``reference_old``, ``series_uid``, ``reference2``; not ``references``)."""
+    if column not in folded:
+        return False
+    rest = folded.replace(column, "", 1).strip("_")
+    return bool(rest) and not (len(rest) == 1 and rest.isalpha())
 
 
 def _resolve(value: str, base: Path) -> Path:
