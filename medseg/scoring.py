@@ -161,7 +161,10 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
 def _warn_if_swapped(prediction: Path, reference: Path) -> None:
     """Warns when the reference is a segmentation ``medseg infer`` wrote (its sidecar describes it) and the prediction
     has no sidecar: the two given the wrong way round, which scores the same Dice under unnamed labels, with the
-    predicted and reference volumes (and false positives and negatives) exchanged."""
+    predicted and reference volumes (and false positives and negatives) exchanged. A prediction whose sidecar is
+    there but cannot be read (warned about as it was read) is medseg's own, not a swapped reference."""
+    if os.path.lexists(prediction_sidecar(prediction)):
+        return
     try:
         made_by = read_made_by(prediction_sidecar(reference))
     except InputError:

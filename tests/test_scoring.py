@@ -147,3 +147,16 @@ def test_a_prediction_and_reference_given_the_wrong_way_round_are_warned_about(p
     with caplog.at_level(logging.WARNING, logger="medseg"):
         score_prediction(reference, other, "case")
     assert caplog.text == ""
+
+
+def test_a_prediction_whose_sidecar_cannot_be_read_is_not_called_swapped(pair, caplog):
+    """Its unreadable sidecar is warned about; the warning that the two look swapped said the prediction had none."""
+    prediction, reference = pair
+    other = prediction.with_name("other_seg.nii.gz")
+    shutil.copyfile(prediction, other)
+    prediction_sidecar(other).write_text("{")
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        metrics = score_prediction(other, prediction, "case")
+    assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
+    assert caplog.text.count("WARNING") == 1
+    assert "other_seg.json: not a readable sidecar" in caplog.text and "swapped" not in caplog.text
