@@ -2051,7 +2051,8 @@ def test_a_package_config_whose_training_is_no_mapping_is_still_no_training_conf
     with pytest.raises(TrainingError) as raised:
         read_config(path)
     assert str(raised.value) == (f"{path}: a model package's model.json (it names its weights), not a training "
-                                 "config; start from one in configs/train/")
+                                 "config; start from one in configs/train/ of medseg's source tree (a wheel install "
+                                 "has none)")
 
 
 def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
