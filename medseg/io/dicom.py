@@ -300,9 +300,9 @@ _PLANE_BYTES = 1 << 24
 
 def _put_planes(array: np.ndarray, planes: np.ndarray, start: int, columns_at_once: int = 64) -> None:
     """``array[:, :, start + n] = planes[n].T`` for each of ``planes`` (rows × columns each), a band of columns at a
-    time: written one plane at a time, every voxel lands one slice's width from the last (a 512×512 CT plane took
-    17 ms, 3 s for 180 slices, where the decoding of an uncompressed file takes 1); together, each band's voxels land
-    in runs, 3× faster."""
+    time: written one plane at a time, every voxel lands one slice's width from the last; together, each band's
+    voxels land in runs (a 512×512×180 uncompressed series is read 1.1× to 1.8× faster, the more so the busier the
+    machine's memory; see benchmarks/README.md)."""
     for first in range(0, array.shape[0], columns_at_once):
         band = slice(first, first + columns_at_once)
         array[band, :, start:start + len(planes)] = planes[:, :, band].transpose(2, 1, 0)
