@@ -1354,10 +1354,10 @@ def test_plots_have_text_alternatives_that_say_what_they_show(built):
     assert f"(ball {summary['labels']['1']['ref_volume_ml']['n']}, box " in volumes
 
 
-def test_the_metric_tables_mark_their_row_and_column_headers(built):
-    """The summary's label and metric, and a card's label, were plain cells: a screen reader read "0.905" with its
-    column ("mean") but not its row ("1 ball, Dice"). They are header cells with a scope now, each label's rows a
-    group of their own."""
+def test_the_metric_tables_mark_their_row_and_column_headers(built, many_labels):
+    """The summary's label and metric, a card's label, and the case table's case id were plain cells: a screen
+    reader read "0.905" with its column ("mean") but not its row ("1 ball, Dice"). They are header cells with a scope
+    now, each label's rows a group of their own; the case id keeps the look of a cell (class rh, as the others)."""
     page = built.html.read_text(encoding="utf-8")
     summary = section(page, "Summary per label")
     head = summary[summary.index("<thead>"): summary.index("</thead>")]
@@ -1374,6 +1374,12 @@ def test_the_metric_tables_mark_their_row_and_column_headers(built):
     table = card[card.index("<table>"): card.index("</table>")]
     assert re.findall(r'<th scope="col">([^<]*)</th>', table)[:2] == ["label", "Dice"]
     assert re.findall(r'<tr><th class="rh" scope="row">([^<]*)</th>', table) == ["1 ball", "2 box"]
+    for text in (page, many_labels[1].html.read_text(encoding="utf-8")):
+        cases = section(text, "Cases, worst first")
+        rows = cases.split("<tr id=")[1:]
+        assert rows and all(re.match(r'"row-[^"]+"><td class="num">\d+</td><th class="rh id" scope="row"><a href="#',
+                                     row) for row in rows)
+        assert "<td class=\"id\">" not in cases
 
 
 def test_few_labels_keep_the_long_forms(built):

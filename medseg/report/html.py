@@ -65,7 +65,7 @@ dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
 .warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
 .case li,td.err{overflow-wrap:anywhere}td.err{min-width:16em}td.path{min-width:14em}
-td.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}th.rh{background:#fff;font-weight:400}
+.id{overflow-wrap:anywhere;max-width:22em;min-width:8em}th.rh{background:#fff;font-weight:400}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
 margin-bottom:6px}table.stack td{display:block;border:none;min-width:0}table.stack td[data-h]::before{
 content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
@@ -377,7 +377,8 @@ def _worst_table(content: ReportContent) -> str:
             volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
         rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
-                    f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
+                    f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
+                    f'{_breakable(case.case_id)}</a></th>'
                     f"<td>{_status_cell(case)}</td><td>{badges}</td>{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}</tr>")
     return ("<h2>Cases, worst first</h2>"
@@ -413,7 +414,8 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
         else:
             cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
         rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
-                    f'<td class="id"><a href="#{content.anchors[index]}">{_breakable(case.case_id)}</a></td>'
+                    f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
+                    f'{_breakable(case.case_id)}</a></th>'
                     f"<td>{_status_cell(case)}</td><td>{_grouped_badges(content.flags[index])}</td>"
                     f"{cells}</tr>")
     return ("<h2>Cases, worst first</h2>"
