@@ -498,6 +498,18 @@ def test_labels_that_would_be_one_segment_label_are_refused(tmp_path):
     assert not (tmp_path / "seg.dcm").exists()
 
 
+@pytest.mark.parametrize("source, written", [(3, 1003), (2147482647, 2147483647), (2147482648, 2147483647),
+                                             (2147483647, 2147483647), (-1000, 1), (-2147483648, 1)])
+def test_the_seg_series_number_is_the_sources_plus_1000_within_dicoms_range(tmp_path, source, written):
+    """A source SeriesNumber above 2147482647 gave a SEG number beyond what an IS holds (2**31 - 1), and one of -1000
+    or below a refusal from highdicom (no number below 1): both are held within range."""
+    values = stored_values(SHAPE, seed=13)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3, series_number=source)
+    volume = read_dicom_series(tmp_path / "dcm")
+    info = write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    assert info["series_number"] == written == int(pydicom.dcmread(tmp_path / "seg.dcm").SeriesNumber)
+
+
 def test_seg_keeps_the_sources_character_set_where_it_holds_the_labels(tmp_path):
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)

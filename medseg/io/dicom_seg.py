@@ -202,7 +202,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     _charset_for(source_images, [_segment_label(label_names[v]) for v in values] + [algorithm, str(algorithm_version)],
                  volume.source)
     first = source_images[0]
-    number = int(first.get("SeriesNumber") or 0) + 1000
+    number = _seg_series_number(first.get("SeriesNumber"))
     try:
         with warnings.catch_warnings(record=True) as caught:  # highdicom's doubts about source values: logged
             warnings.simplefilter("always")
@@ -250,6 +250,12 @@ def _charset_for(datasets: list, texts: list[str], source) -> None:
         dataset.SpecificCharacterSet = "ISO_IR 192"
     log.info("%s: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set %s cannot hold %s", source,
              "\\".join(terms) or "(default)", ", ".join(repr(text) for text in odd))
+
+
+def _seg_series_number(source_number) -> int:
+    """The SEG's SeriesNumber: its source's + 1000 (0 for a source without one), held within 1 to 2147483647 (DICOM's
+    IS holds at most 2**31 - 1, and highdicom takes no number below 1)."""
+    return min(max(int(source_number or 0) + 1000, 1), 2**31 - 1)
 
 
 def _segment_label(name) -> str:
