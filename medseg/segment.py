@@ -233,6 +233,10 @@ def segment_case(
     _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report)
     input_signature = file_signature(input_path)
+    if output_format == "dicom-seg":  # a model whose labels cannot be a SEG's segments: refused before any read
+        from medseg.io.dicom_seg import check_segment_labels
+
+        check_segment_labels(segmenter.package.labels, input_path)
     volume = read_image(input_path, series=series)
     seg_sources = None
     if output_format == "dicom-seg":

@@ -510,6 +510,31 @@ def test_the_seg_series_number_is_the_sources_plus_1000_within_dicoms_range(tmp_
     assert info["series_number"] == written == int(pydicom.dcmread(tmp_path / "seg.dcm").SeriesNumber)
 
 
+def test_labels_that_would_be_one_segment_label_are_refused_before_inference(tmp_path, capsys, monkeypatch,
+                                                                           tiny_package):
+    """The refusal came from the SEG writer, after each case's inference: a batch spent inference on every case."""
+    import medseg.segment
+
+    package = tmp_path / "clash"
+    shutil.copytree(tiny_package.path, package)
+    config = json.loads((package / "model.json").read_text())
+    config["labels"] = {"0": "background", "1": "left\\lobe", "2": " left/lobe"}
+    (package / "model.json").write_text(json.dumps(config))
+    for name in ("a", "b"):
+        write_series(tmp_path / name, stored_values(SHAPE, seed=13), slice_positions(SHAPE[2], 2.0), seed=3)
+    inferred = []
+    monkeypatch.setattr(medseg.segment, "_label_volume", lambda *args, **kwargs: inferred.append(args) or 1 / 0)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "out"), "--device", "cpu",
+              "--model", str(package), "--format", "dicom-seg"])
+    assert exit_info.value.code == 1 and inferred == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"medseg: error: {tmp_path / name}: labels 'left\\lobe' and ' left/lobe' of the model would both "
+                   "be segment 'left/lobe' in a DICOM SEG (64 characters at most, a backslash written as /); rename "
+                   "one, or write NIfTI instead" for name in ("a", "b")] + ["medseg: 2 of 2 inputs failed"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_seg_keeps_the_sources_character_set_where_it_holds_the_labels(tmp_path):
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)

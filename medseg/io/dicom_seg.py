@@ -21,8 +21,8 @@ from medseg.io.dicom_messages import FileMessages
 from medseg.io.files import os_reason
 from medseg.volume import Volume
 
-__all__ = ["check_is_seg", "read_dicom_seg", "read_seg_volume", "read_seg_with_source", "recorded_series",
-           "seg_sources", "write_dicom_seg"]
+__all__ = ["check_is_seg", "check_segment_labels", "read_dicom_seg", "read_seg_volume", "read_seg_with_source",
+           "recorded_series", "seg_sources", "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +157,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     unknown = set(np.unique(labels).tolist()) - set(values) - {0}
     if unknown:
         raise ValueError(f"labels {sorted(unknown)} have no name in the model package")  # a caller's slip
-    written: dict[str, str] = {}
-    for value in values:
-        name = str(label_names[value])
-        if written.setdefault(_segment_label(name), name) != name:
-            raise DicomError(f"{volume.source}: labels '{written[_segment_label(name)]}' and '{name}' of the model "
-                             f"would both be segment '{_segment_label(name)}' in a DICOM SEG (64 characters at most, "
-                             "a backslash written as /); rename one, or write NIfTI instead")
+    check_segment_labels(label_names, volume.source)
 
     files = list(datasets)
     multi_frame = any(frame is not None for frame in source.frames)
@@ -250,6 +244,18 @@ def _charset_for(datasets: list, texts: list[str], source) -> None:
         dataset.SpecificCharacterSet = "ISO_IR 192"
     log.info("%s: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set %s cannot hold %s", source,
              "\\".join(terms) or "(default)", ", ".join(repr(text) for text in odd))
+
+
+def check_segment_labels(label_names: dict[int, str], source) -> None:
+    """Refuse (:class:`DicomError`, naming ``source``) a model two of whose non-zero labels would be one SegmentLabel
+    in a DICOM SEG; :func:`medseg.segment.segment_case` checks it before inference, :func:`write_dicom_seg` again."""
+    written: dict[str, str] = {}
+    for value in sorted(int(v) for v in label_names if int(v) != 0):
+        name = str(label_names[value])
+        if written.setdefault(_segment_label(name), name) != name:
+            raise DicomError(f"{source}: labels '{written[_segment_label(name)]}' and '{name}' of the model "
+                             f"would both be segment '{_segment_label(name)}' in a DICOM SEG (64 characters at most, "
+                             "a backslash written as /); rename one, or write NIfTI instead")
 
 
 def _seg_series_number(source_number) -> int:
