@@ -614,7 +614,13 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                                 "model package folder")
     else:
         names = ", ".join(shipped_models()) or "none"
-        raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model (shipped: {names})")
+        where = ""
+        if not candidate.is_absolute():  # a workflow's or a script's working folder may not be the one meant
+            try:
+                where = f"the folder taken relative to {Path.cwd()}; "
+            except OSError:  # a working folder since removed
+                pass
+        raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model ({where}shipped: {names})")
     # model.json and the weights of one package: a training run placing a new one waits for this read to end
     # (read between its renames, the old model.json and the new weights were refused as a corrupt file)
     with reading_folder(path):

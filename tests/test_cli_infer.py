@@ -1509,7 +1509,8 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     # already; pass --overwrite" sent the user to overwrite to find the typo)
     code, _, err = run(["infer", str(case), "-m", "hipocampus", "-o", str(tmp_path / "out")], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
-        "medseg: error: hipocampus: no such model folder or shipped model (shipped: hippocampus, phantom)")
+        f"medseg: error: hipocampus: no such model folder or shipped model (the folder taken relative to {Path.cwd()}; "
+        "shipped: hippocampus, phantom)")
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "out"), "--device", "cuda:99"], capsys)
     assert code == 1 and "medseg: error: --device cuda:99: " in err and "exists already" not in err
     assert (tmp_path / "out" / "case_seg.nii.gz").read_text() == "an earlier output"

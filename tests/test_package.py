@@ -39,6 +39,20 @@ def test_missing_package_names_the_shipped_ones(tmp_path):
         load_package(tmp_path / "nope")
 
 
+def test_a_missing_relative_model_path_names_the_folder_it_was_taken_from(tmp_path, monkeypatch):
+    """A workflow's `model=my_model` said only "no such model folder": from which folder, a sheet's error says."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("my_model", "models/my_model"):
+        with pytest.raises(ModelPackageError) as error:
+            load_package(name)
+        assert str(error.value) == (f"{name}: no such model folder or shipped model (the folder taken relative to "
+                                    f"{tmp_path}; shipped: {', '.join(shipped_models())})")
+    with pytest.raises(ModelPackageError) as error:  # an absolute path needs no folder
+        load_package(tmp_path / "nope")
+    assert str(error.value) == f"{tmp_path / 'nope'}: no such model folder or shipped model (shipped: " \
+                               f"{', '.join(shipped_models())})"
+
+
 def test_folder_without_config(tmp_path):
     with pytest.raises(ModelPackageError, match="not a model package"):
         load_package(tmp_path)
