@@ -943,6 +943,57 @@ def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_pa
     assert "liver.dcm: segment 1 'liver' is not a label of the model (first, second)" in capsys.readouterr().err
 
 
+def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp_path, caplog, tiny_package):
+    """A SEG made from 2 of the series' 6 images: the other 4 are read as empty, as the standard has it, where a
+    prediction counts as false positives. That was said nowhere; now scoring warns once, naming how many images the
+    SEG covers, and the report, reading it again, does not. A SEG that leaves out empty frames of images it lists
+    (medseg's own) covers them all."""
+    import logging
+
+    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
+    from medseg.report.build import build_report
+
+    values = stored_values((40, 36, 6), seed=16) + 900
+    write_series(tmp_path / "case9", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "case9")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
+    masks = np.zeros((2, 36, 40, 1), bool)
+    masks[:, 5:15, 5:20, 0] = True
+    _foreign_seg(tmp_path / "part.dcm", sources[2:4], masks, ["first"])
+    names = {0: "background", 1: "first", 2: "second"}
+    told = f"{tmp_path / 'part.dcm'}: covers 2 of the 6 images of {tmp_path / 'case9'}; the others are read as empty"
+
+    def covers(level=logging.WARNING) -> list[str]:
+        return [r.getMessage() for r in caplog.records if "images of" in r.getMessage() and r.levelno == level]
+
+    caplog.set_level(logging.INFO, logger="medseg")
+    read = read_dicom_seg(tmp_path / "part.dcm", volume, names)
+    assert read.sum(axis=(0, 1)).tolist() == [0, 0, 150, 150, 0, 0]  # the reading is the standard's
+    assert [m.split(" (")[0] for m in covers()] == [told]
+    caplog.clear()
+    read_dicom_seg(tmp_path / "part.dcm", volume, names, warn_missing=False)
+    assert covers() == [] and [m.split(" (")[0] for m in covers(logging.INFO)] == [told]
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[5:10, 5:10, 2:4] = 1
+    write_dicom_seg(labels, volume, tmp_path / "own.dcm", names)
+    assert int(pydicom.dcmread(tmp_path / "own.dcm").NumberOfFrames) == 2  # the empty frames left out
+    caplog.clear()
+    read_dicom_seg(tmp_path / "own.dcm", volume, names)
+    assert covers() == [] and covers(logging.INFO) == []
+
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"case_id\timage\treference\ncase9\t{tmp_path / 'case9'}\t{tmp_path / 'part.dcm'}\n")
+    samples = read_samples(sheet)
+    infer_cases(samples, tmp_path / "cohort", InferOptions(model=str(tiny_package.path), device="cpu"))
+    caplog.clear()
+    assert [c.outcome for c in evaluate_cases(samples, tmp_path / "cohort").cases] == ["ok"]
+    assert [m.split(" (")[0] for m in covers()] == [told]
+    caplog.clear()
+    build_report(tmp_path / "cohort", tmp_path / "cohort" / "report.html", max_overlays=1)
+    again = {m.split(" (")[0] for m in covers(logging.INFO)}
+    assert covers() == [] and again == {told}  # read again (its checks and overlay): told at info level, not warned
+
+
 def _foreign_seg(path, sources, masks, names, kind="BINARY", **kwargs):
     """A SEG as another tool writes one (highdicom directly): ``masks`` (slices, rows, columns, segments), or a
     label map (slices, rows, columns) for ``kind`` LABELMAP."""

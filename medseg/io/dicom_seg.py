@@ -307,7 +307,8 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     fit, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds one label per
     voxel), a frame that does not lie on the source image it references. A label without a segment
     is read as absent, with a warning; a segment whose name fits one coded label and whose codes another is matched by
-    its name, with a warning (both warnings: ``warn_missing``; not on a second reading, as the report's).
+    its name, with a warning; a SEG made from only some of the series' images is read as empty on the others, with a
+    warning (these warnings: ``warn_missing``; not on a second reading, as the report's).
     """
     import highdicom as hd
 
@@ -345,6 +346,7 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         shown = ", ".join(f"{u}" + (f" frame {f}" if f else "") for u, f in foreign[:3])
         raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
                          f"{_series_words(volume)}: {shown}{' …' if len(foreign) > 3 else ''}")
+    _tell_coverage(seg, slices, path, volume.source, warn_missing)
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
@@ -371,6 +373,23 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
                     "predicted)", path, ", ".join(f"'{m}'" for m in missing))
     return labels
+
+
+def _tell_coverage(seg, slices: list[tuple[str, int | None]], path: Path, source, warn: bool) -> None:
+    """Warn (``warn``; told at info level on a second reading) where a SEG references only some of the series'
+    images: the others have no frames, so they are read as empty, as the standard has it. The images a SEG was made
+    from are those its ReferencedSeriesSequence lists (a frame left out as empty still counts); a SEG that lists none
+    says nothing of what it covers, and is not warned about."""
+    listed = {str(item.ReferencedSOPInstanceUID) for series in seg.get("ReferencedSeriesSequence", [])
+              for item in series.get("ReferencedInstanceSequence", [])}
+    if not listed:
+        return
+    listed |= {uid for uid, _ in _frame_sources(seg)}
+    covered = sum(uid in listed for uid, _ in slices)
+    if covered < len(slices):
+        log.log(logging.WARNING if warn else logging.INFO, "%s: covers %d of the %d images of %s; the others are "
+                "read as empty (a label predicted there counts as a false positive)", path, covered, len(slices),
+                source)
 
 
 def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: dict | None = None,
