@@ -79,13 +79,17 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def native_bf16(device: str) -> bool:
-    """Does ``device`` compute bf16 in hardware? A CUDA device that supports it; a CPU with AVX-512 BF16 or AMX.
-    Elsewhere (an AVX2 CPU, Apple MPS) bf16 autocast is emulated: several times slower than float32, not faster
-    (a training step 11x slower on an AVX2-only CPU)."""
+    """Does ``device`` compute bf16 in hardware? A CUDA device of compute capability 8.0 or later (Ampere on), a
+    ROCm device; a CPU with AVX-512 BF16 or AMX. Elsewhere (an older GPU, an AVX2 CPU, Apple MPS) bf16 autocast is
+    emulated: several times slower than float32, not faster (a training step 11x slower on an AVX2-only CPU)."""
     import torch
 
     if device.startswith("cuda"):
-        return bool(torch.cuda.is_bf16_supported())
+        if torch.version.hip:
+            return True
+        # the device asked for (``cuda:1`` may be another GPU than the current one); torch.cuda.is_bf16_supported()
+        # also says yes where bf16 is only emulated (a V100 or T4)
+        return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
     if device != "cpu":
         return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch's own CPU capability probes

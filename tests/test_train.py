@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -470,6 +471,26 @@ def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match=r"training.precision: 'fp16' is not one of \['fp32', 'bf16', 'auto'\]"):
         run(tiny_training_config(precision="fp16"), *tiny_set, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def test_a_gpu_that_only_emulates_bf16_is_not_taken_for_native(monkeypatch):
+    """torch.cuda.is_bf16_supported() says yes on a GPU that emulates bf16 (a T4, compute capability 7.5), and
+    asks the current GPU, not the one named: ``auto`` took emulated bf16 there and ``bf16`` went unwarned. Native
+    bf16 is compute capability 8.0 on, of the device asked for."""
+    from medseg.train_config import training_precision
+
+    capability = {0: 9, 1: 7}  # an H100 beside a T4
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True, raising=False)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(
+        major=capability[0 if device is None or torch.device(device).index is None else torch.device(device).index],
+        minor=5))
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert native_bf16("cuda:0") is True and native_bf16("cuda") is True
+    assert native_bf16("cuda:1") is False
+    assert training_precision("auto", "cuda:1") == ("fp32", "auto: cuda:1 has no native bf16")
+    assert training_precision("auto", "cuda:0") == ("bf16", "auto: cuda:0 computes bf16 in hardware")
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it(tiny_set, tmp_path, caplog, monkeypatch, capsys):
