@@ -172,7 +172,12 @@ class Segmenter:
         # ``net`` lets training validate its network in memory with exactly this code path (``batch_setting``:
         # what sets ``batch_size`` there, for the out-of-memory warning)
         self.batch_setting = batch_setting
-        self.net = package.build_network(str(self.device)) if net is None else net
+        try:
+            self.net = package.build_network(str(self.device)) if net is None else net
+        except OUT_OF_MEMORY:  # a GPU that other processes fill: one line, not torch's traceback
+            raise DeviceError(f"{self.device}: out of GPU memory placing model {package.name}'s network on it"
+                              f"{gpu_free_text(self.device)}; free GPU memory (other processes may hold it), or run "
+                              "with --device cpu") from None
         self.window_net = SliceNet(self.net)
         # where each slab, its blended logits and their weights are held: the network's device, until that device
         # runs out of memory outside the network (then CPU memory, each batch of tiles still going to the device)

@@ -219,6 +219,34 @@ def test_out_of_gpu_memory_with_one_tile_is_one_line_naming_the_input(make_packa
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_out_of_gpu_memory_placing_the_network_is_one_line(tmp_path, capsys, monkeypatch):
+    """A GPU that other processes fill may have no room for the weights themselves: that was torch's traceback from
+    the segmenter's construction; it is one line naming the device, its free memory and the ways on."""
+    import nibabel as nib
+    import numpy as np
+
+    import medseg.package
+    from medseg.cli import main
+
+    nib.save(nib.Nifti1Image(np.zeros((40, 40, 8), np.float32), np.eye(4)), str(tmp_path / "a.nii.gz"))
+
+    def full_gpu(self, device=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB")
+
+    monkeypatch.setattr(medseg.package.ModelPackage, "build_network", full_gpu)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "a GPU")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 << 29, 80 << 30))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["infer", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"), "--device", "cuda"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "medseg: error: cuda:0: out of GPU memory placing model phantom's network on it (0.5 of 80 GiB free); free "
+        "GPU memory (other processes may hold it), or run with --device cpu")
+    assert not (tmp_path / "out").exists()
+
+
 def test_out_of_gpu_memory_in_monai_blending_weights_is_backed_off(make_package, caplog):
     """MONAI re-raises an error in its blending-weight map as a plain RuntimeError ("Seems to be OOM") whose cause
     is torch's out-of-memory error: that was not recognised, and the case failed with MONAI's two-line message.
