@@ -353,7 +353,7 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
                                 f"architecture's ({mismatch}); start again with --overwrite, or resume with the "
                                 "config it was trained with")
         net.load_state_dict(model)
-    except TrainingError:
+    except (TrainingError, torch.OutOfMemoryError):  # out of GPU memory is no damage: the caller names it
         raise
     except Exception as error:  # missing, corrupt (safetensors' own error type)
         first = first_line(error)
@@ -378,6 +378,8 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
             opt_state.setdefault(int(index), {})[name] = value
     try:
         optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    except torch.OutOfMemoryError:  # its moments placed on a full GPU: no damage, the caller names it
+        raise
     except (ValueError, KeyError, TypeError, RuntimeError) as error:  # another optimizer's or a damaged state
         raise TrainingError(f"{meta}: cannot resume from this checkpoint's optimizer state ({error}); start again "
                             "with --overwrite") from error

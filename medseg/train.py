@@ -199,7 +199,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     set_determinism(seed=seed)
     torch.manual_seed(seed)
     arch = {k: v for k, v in config["architecture"].items() if k != "type"}
-    net = UNet2D(UNetConfig(**arch)).to(device)
+    with _room_for(out_dir, device, "the network"):
+        net = UNet2D(UNetConfig(**arch)).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=float(settings["learning_rate"]),
                                   weight_decay=float(settings["weight_decay"]))
     # batch_dice: Dice pooled over the batch's slices, not averaged per slice (kinder to small structures)
@@ -213,7 +214,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         log.warning(slow_bf16_warning(device, "training.precision"))
     autocast = _training_autocast(precision, device)
     # with ema_decay, a moving average of the weights is what gets validated, selected and shipped
-    ema = _EMA(net, float(settings["ema_decay"])) if settings.get("ema_decay") is not None else None
+    with _room_for(out_dir, device, "the moving average of the weights"):
+        ema = _EMA(net, float(settings["ema_decay"])) if settings.get("ema_decay") is not None else None
     shipped = net if ema is None else ema.net
     validator = Segmenter(ModelPackage(out_dir, package_config), device=device, precision="fp32",
                           batch_size=int(settings["batch_size"]), net=shipped, batch_setting="training.batch_size")
@@ -235,7 +237,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                         ", ".join(sorted(left, key=int)))
     if resume:
         check_resume(out_dir, config, val_ids, val_split, [c.case_id for c in [*train_cases, *val_cases]])
-        state, best_state = load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
+        with _room_for(out_dir, device, "the checkpoint's weights and optimizer state", kept=True):
+            state, best_state = load_checkpoint(out_dir, net, optimizer, None if ema is None else ema.net)
         if blind:  # a checkpoint written before blind validation chose no epoch may hold a 'best' one
             best_state, state["best_dice"], state["best_epoch"] = None, -1.0, -1
         check_same_data(out_dir, state.get("data_sha256"), data)
@@ -423,6 +426,21 @@ def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epoch
     return (f"{out_dir}: out of GPU memory on {device} in a training step of {settings['batch_size']} {size} "
             f"patches{free}; lower training.batch_size or training.patch_size, free GPU memory (other processes may "
             f"hold it), or train on the CPU (--device cpu){again}")
+
+
+@contextlib.contextmanager
+def _room_for(out_dir: Path, device: str, what: str, kept: bool = False):
+    """Out of GPU memory while ``what`` is placed on ``device``, before any step (a GPU that other processes fill):
+    one line, not torch's traceback (``kept``: the checkpoint being resumed is left as it is)."""
+    try:
+        yield
+    except OUT_OF_MEMORY:
+        from medseg.device import gpu_free_text
+
+        again = "; the checkpoint is kept: run the same command with --resume once there is room" if kept else ""
+        raise TrainingError(f"{out_dir}: out of GPU memory on {device} placing {what} on it{gpu_free_text(device)}; "
+                            "free GPU memory (other processes may hold it), or train on the CPU (--device cpu)"
+                            f"{again}") from None
 
 
 def _training_autocast(precision: str, device: str) -> Callable:

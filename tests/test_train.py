@@ -2099,6 +2099,50 @@ def test_a_loss_that_becomes_nan_stops_training_with_one_line(tiny_set, tmp_path
     assert not (out / "model.json").exists() and not any("requires_grad" in line for line in err)
 
 
+def test_out_of_gpu_memory_placing_the_network_stops_training_with_one_line(tiny_set, tmp_path, capsys,
+                                                                            config_file, monkeypatch):
+    """A GPU that other processes fill may have no room for the network itself: that was torch's traceback."""
+    import medseg.network
+
+    def full_gpu(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB")
+
+    monkeypatch.setattr(medseg.network.UNet2D, "to", full_gpu)
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"medseg: error: {out}: out of GPU memory on cpu placing the network on it; free GPU memory "
+                       "(other processes may hold it), or train on the CPU (--device cpu)")
+    assert not (out / "model.json").exists()
+
+
+def test_out_of_gpu_memory_resuming_keeps_the_checkpoint_and_says_so(tiny_set, tmp_path, monkeypatch):
+    """The optimizer's moments placed on a full GPU at --resume: that was "cannot resume from this checkpoint's
+    optimizer state (CUDA out of memory ...); start again with --overwrite", advice that throws the run away. The
+    checkpoint is intact: the line says so, and the run resumes from it once there is room."""
+    from medseg.checkpoint import checkpoint_epoch
+
+    config = tiny_training_config(epochs=2)
+    out = tmp_path / "model"
+    run_stopped_after_first_epoch(config, *tiny_set, out)
+    real = torch.optim.AdamW.load_state_dict
+
+    def full_gpu(self, state):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB")
+
+    monkeypatch.setattr(torch.optim.AdamW, "load_state_dict", full_gpu)
+    with pytest.raises(TrainingError) as error:
+        run(config, *tiny_set, out, resume=True)
+    assert str(error.value) == (
+        f"{out}: out of GPU memory on cpu placing the checkpoint's weights and optimizer state on it; free GPU "
+        "memory (other processes may hold it), or train on the CPU (--device cpu); the checkpoint is kept: run the "
+        "same command with --resume once there is room")
+    assert checkpoint_epoch(out) == 1
+    monkeypatch.setattr(torch.optim.AdamW, "load_state_dict", real)
+    package = run(config, *tiny_set, out, resume=True)
+    assert package.config["training"]["epochs_run"] == 2
+
+
 def test_yaml_errors_are_one_line(tmp_path, capsys, tiny_set):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\n  bad: [1\n")
