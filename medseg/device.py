@@ -39,7 +39,7 @@ def resolve_device(spec: str = "auto") -> DeviceChoice:
         return DeviceChoice("cpu", "requested")
     if spec.startswith("cuda"):
         if not cuda_ok:
-            raise DeviceError(f"--device {spec}: CUDA is not available on this machine (use --device cpu or auto)")
+            raise DeviceError(f"--device {spec}: CUDA is not available on this machine{_why_no_cuda()}")
         index = 0
         if ":" in spec:
             try:
@@ -47,13 +47,34 @@ def resolve_device(spec: str = "auto") -> DeviceChoice:
             except ValueError as error:
                 raise DeviceError(f"--device {spec}: expected cuda or cuda:N") from error
         if index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise DeviceError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present"
+                              + (f" ({_visible_devices()}, numbered from 0)" if _visible_devices() else ""))
         return DeviceChoice(f"cuda:{index}", f"requested, {torch.cuda.get_device_name(index)}")
     if spec == "mps":
         if not mps_ok:
             raise DeviceError("--device mps: Apple MPS is not available on this machine")
         return DeviceChoice("mps", "requested")
     raise DeviceError(f"--device {spec}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+def _visible_devices() -> str | None:
+    """``CUDA_VISIBLE_DEVICES is '1': torch sees only the GPUs it names`` where it is set (a batch system's
+    allocation, or a hand's), else None."""
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return None if visible is None else f"CUDA_VISIBLE_DEVICES is {visible!r}: torch sees only the GPUs it names"
+
+
+def _why_no_cuda() -> str:
+    """Why torch sees no CUDA device, where it can tell, and the ways on (for :func:`resolve_device`'s error)."""
+    import torch
+
+    if torch.version.cuda is None and not torch.version.hip:  # a GPU beside it changes nothing
+        return (f": this torch ({torch.__version__}) is a build without CUDA; install a CUDA build of torch, or use "
+                "--device cpu or auto")
+    visible = _visible_devices()
+    return f"; {visible} (use --device cpu or auto)" if visible else " (use --device cpu or auto)"
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
