@@ -22,6 +22,26 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
 
 
+@pytest.fixture(autouse=True)
+def the_gpu_to_itself(tmp_path_factory):
+    """One of these tests at a time on the GPU, across make test's worker processes (pytest-xdist; its
+    ``xdist_group`` does not group under pytest 9): two at once would take each other's memory, and a test that
+    fills the GPU to a set room would leave the other none, or find less than it measured."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (run the GPU tests in one process there: make gpu-check)
+        yield
+        return
+    # the folder above each worker's own temporary folder is the session's, shared by its workers
+    with open(tmp_path_factory.getbasetemp().parent / "medseg-cuda-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            torch.cuda.empty_cache()  # this test's cached blocks back to the driver: the next one measures free memory
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def phantom_case(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("cuda_case")
