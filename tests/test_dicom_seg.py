@@ -944,10 +944,10 @@ def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_pa
 
 
 def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp_path, caplog, tiny_package):
-    """A SEG made from 2 of the series' 6 images: the other 4 are read as empty, as the standard has it, where a
-    prediction counts as false positives. That was said nowhere; now scoring warns once, naming how many images the
-    SEG covers, and the report, reading it again, does not. A SEG that leaves out empty frames of images it lists
-    (medseg's own) covers them all."""
+    """A SEG made from 3 of the series' 6 images (the first of them empty): the other 3 are read as empty, as the
+    standard has it, where a prediction counts as false positives. That was said nowhere; now scoring warns once,
+    naming how many images the SEG covers, and the report, reading it again, does not. A SEG that leaves out empty
+    frames of images it lists (medseg's own) covers them all."""
     import logging
 
     from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
@@ -957,11 +957,11 @@ def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp
     write_series(tmp_path / "case9", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
     volume = read_dicom_series(tmp_path / "case9")
     sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
-    masks = np.zeros((2, 36, 40, 1), bool)
-    masks[:, 5:15, 5:20, 0] = True
-    _foreign_seg(tmp_path / "part.dcm", sources[2:4], masks, ["first"])
+    masks = np.zeros((3, 36, 40, 1), bool)
+    masks[1:, 5:15, 5:20, 0] = True
+    _foreign_seg(tmp_path / "part.dcm", sources[1:4], masks, ["first"])  # its empty frame left out, its image listed
     names = {0: "background", 1: "first", 2: "second"}
-    told = f"{tmp_path / 'part.dcm'}: covers 2 of the 6 images of {tmp_path / 'case9'}; the others are read as empty"
+    told = f"{tmp_path / 'part.dcm'}: covers 3 of the 6 images of {tmp_path / 'case9'}; the others are read as empty"
 
     def covers(level=logging.WARNING) -> list[str]:
         return [r.getMessage() for r in caplog.records if "images of" in r.getMessage() and r.levelno == level]
@@ -992,6 +992,34 @@ def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp
     build_report(tmp_path / "cohort", tmp_path / "cohort" / "report.html", max_overlays=1)
     again = {m.split(" (")[0] for m in covers(logging.INFO)}
     assert covers() == [] and again == {told}  # read again (its checks and overlay): told at info level, not warned
+
+
+def test_a_reference_seg_that_lists_only_the_images_its_frames_lie_on_is_not_warned_about(tmp_path, caplog):
+    """dcmqi leaves out, by default, the slices outside a label's extent, and lists only the images its frames lie
+    on: a SEG of the whole series then looks like one of part of it. Every such reference was warned about on every
+    scoring ("covers 2 of the 6 images"); that is told at info level, as the SEG cannot say which it is."""
+    import logging
+
+    write_series(tmp_path / "case", stored_values((40, 36, 6), seed=16) + 900, slice_positions(6, 3.0),
+                 pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "case")
+    masks = np.zeros((6, 36, 40, 1), bool)
+    masks[2:4, 5:15, 5:20, 0] = True
+    _foreign_seg(tmp_path / "whole.dcm", [pydicom.dcmread(p) for p in volume.dicom.paths], masks, ["first"])
+    seg = pydicom.dcmread(tmp_path / "whole.dcm")
+    framed = {uid for groups in seg.PerFrameFunctionalGroupsSequence for derivation in groups.DerivationImageSequence
+              for uid in (str(item.ReferencedSOPInstanceUID) for item in derivation.SourceImageSequence)}
+    listed = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence = [
+        item for item in listed if str(item.ReferencedSOPInstanceUID) in framed]  # as dcmqi lists them
+    seg.save_as(tmp_path / "dcmqi.dcm")
+    assert (len(listed), len(seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence)) == (6, 2)
+    caplog.set_level(logging.INFO, logger="medseg")
+    read = read_dicom_seg(tmp_path / "dcmqi.dcm", volume, {0: "background", 1: "first"})
+    assert read.sum(axis=(0, 1)).tolist() == [0, 0, 150, 150, 0, 0]
+    told = [(r.levelno, r.getMessage().split(" (")[0]) for r in caplog.records if "images of" in r.getMessage()]
+    assert told == [(logging.INFO, f"{tmp_path / 'dcmqi.dcm'}: covers 2 of the 6 images of {tmp_path / 'case'}; "
+                                   "the others are read as empty")]
 
 
 def _foreign_seg(path, sources, masks, names, kind="BINARY", **kwargs):

@@ -379,17 +379,21 @@ def _tell_coverage(seg, slices: list[tuple[str, int | None]], path: Path, source
     """Warn (``warn``; told at info level on a second reading) where a SEG references only some of the series'
     images: the others have no frames, so they are read as empty, as the standard has it. The images a SEG was made
     from are those its ReferencedSeriesSequence lists (a frame left out as empty still counts); a SEG that lists none
-    says nothing of what it covers, and is not warned about."""
+    says nothing of what it covers, and is not warned about. Nor is one that lists only the images its frames lie on,
+    as dcmqi writes them by default (slices outside a label's extent left out, and not listed): it cannot tell a SEG
+    made from the whole series from one made from part of it (told at info level)."""
     listed = {str(item.ReferencedSOPInstanceUID) for series in seg.get("ReferencedSeriesSequence", [])
               for item in series.get("ReferencedInstanceSequence", [])}
     if not listed:
         return
-    listed |= {uid for uid, _ in _frame_sources(seg)}
+    framed = {uid for uid, _ in _frame_sources(seg)}
+    lists_inputs = bool(listed - framed)  # it lists an image it has no frame on: its writer lists what it was given
+    listed |= framed
     covered = sum(uid in listed for uid, _ in slices)
     if covered < len(slices):
-        log.log(logging.WARNING if warn else logging.INFO, "%s: covers %d of the %d images of %s; the others are "
-                "read as empty (a label predicted there counts as a false positive)", path, covered, len(slices),
-                source)
+        log.log(logging.WARNING if warn and lists_inputs else logging.INFO, "%s: covers %d of the %d images of %s; "
+                "the others are read as empty (a label predicted there counts as a false positive)", path, covered,
+                len(slices), source)
 
 
 def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: dict | None = None,
