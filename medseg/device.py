@@ -68,9 +68,14 @@ def _visible_devices() -> str | None:
 
 def _why_no_cuda() -> str:
     """Why torch sees no CUDA device, where it can tell, and the ways on (for :func:`resolve_device`'s error)."""
+    import sys
+
     import torch
 
     if torch.version.cuda is None and not torch.version.hip:  # a GPU beside it changes nothing
+        if sys.platform == "darwin":  # PyTorch makes no CUDA build for macOS: its GPU is MPS
+            return (f": this torch ({torch.__version__}) is a macOS build, which has no CUDA; use --device mps, cpu "
+                    "or auto")
         return (f": this torch ({torch.__version__}) is a build without CUDA; install a CUDA build of torch, or use "
                 "--device cpu or auto")
     visible = _visible_devices()

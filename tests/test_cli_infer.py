@@ -735,6 +735,27 @@ def test_unavailable_cuda_says_why_where_it_can(case, make_package, capsys, monk
                                 "torch sees only the GPUs it names, numbered from 0)")
 
 
+def test_unavailable_cuda_on_macos_points_to_mps(monkeypatch):
+    """PyTorch makes no CUDA build for macOS: "install a CUDA build of torch" sent a Mac's user after one that does
+    not exist, and did not name MPS, the Mac's GPU."""
+    import sys
+
+    import torch
+
+    from medseg.device import resolve_device
+    from medseg.errors import DeviceError
+
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(DeviceError) as error:
+        resolve_device("cuda")
+    assert str(error.value) == ("--device cuda: CUDA is not available on this machine: this torch "
+                                f"({torch.__version__}) is a macOS build, which has no CUDA; use --device mps, cpu "
+                                "or auto")
+
+
 def test_unknown_model(case, capsys):
     code, _, err = run(["infer", str(case), "--model", "no-such-model"], capsys)
     assert code == 1 and "no such model folder or shipped model" in err and "phantom" in err
