@@ -564,6 +564,26 @@ def test_seg_from_sources_without_a_slice_thickness_reads_back(tmp_path, caplog,
     assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES), labels)
 
 
+def test_seg_from_an_enhanced_source_without_a_slice_thickness_reads_back(tmp_path, caplog):
+    """An enhanced multi-frame file whose pixel measures state no SliceThickness (Type 1C there) gave a SEG without
+    one, which medseg could not read back ("Sequence does not have the required attributes for a Pixel Measures
+    Sequence"); it gets the slice spacing, as single-frame sources do."""
+    write_enhanced(tmp_path / "dcm", stored_values(SHAPE, seed=13), tmp_path / "single")
+    dataset = pydicom.dcmread(tmp_path / "dcm" / "ct.dcm")
+    del dataset.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SliceThickness
+    dataset.save_as(tmp_path / "dcm" / "ct.dcm")
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    with caplog.at_level("WARNING", logger="medseg"):
+        write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    assert [r.getMessage() for r in caplog.records if "SliceThickness" in r.getMessage()] == [
+        f"{tmp_path / 'dcm'}: 1 of the series' 1 images state no SliceThickness; the DICOM SEG states the slice "
+        "spacing, 2 mm, as its thickness"]
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    assert float(seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SliceThickness) == 2.0
+    assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES), labels)
+
+
 def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, capsys, tiny_package):
     values = stored_values(SHAPE, seed=14)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=4)

@@ -66,8 +66,8 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
                 if not str(dataset.get(keyword, "") or ""):
                     setattr(dataset, keyword, value)
     _share_orientation(list(datasets.values()), next((f for f in source.frames if f is not None), 0))
-    thin = [d for d in datasets.values() if "PerFrameFunctionalGroupsSequence" not in d
-            and not str(d.get("SliceThickness", "") or "").strip()]
+    thin = [d for d in map(_thickness_holder, datasets.values())
+            if d is not None and not str(d.get("SliceThickness", "") or "").strip()]
     if thin:
         # DICOM's Type 2 allows it absent or empty; highdicom wants it: absent, the SEG was refused after the
         # inference; empty, it was written without one, and highdicom (medseg too) could not read that SEG back
@@ -97,6 +97,16 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         log.warning("%s: the source has no StudyInstanceUID (anonymised?): its DICOM SEG cannot be linked to the "
                     "series' study in an archive (the SEG gets a new StudyInstanceUID)", volume.source)
     return datasets
+
+
+def _thickness_holder(dataset):
+    """Where a source image states its SliceThickness: an enhanced multi-frame image in its shared pixel measures
+    (those highdicom gives the SEG; None where it states none), another in itself."""
+    if "PerFrameFunctionalGroupsSequence" not in dataset:
+        return dataset
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    measures = shared[0].get("PixelMeasuresSequence") if shared else None
+    return measures[0] if measures else None
 
 
 def _share_orientation(datasets: list, frame: int = 0) -> None:
