@@ -535,6 +535,25 @@ def test_labels_that_would_be_one_segment_label_are_refused_before_inference(tmp
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_seg_in_utf8_keeps_a_patient_name_read_under_a_dropped_character_set(tmp_path):
+    """A source whose SpecificCharacterSet is no DICOM term ('UTF-8', which pydicom reads as ISO_IR 192) is read
+    with its names right, and its SEG takes the default character set; where a label name then needs UTF-8, the
+    names were read again from their bytes in that default set: 'MÃ¼ller^JÃ¼rgen' in the SEG."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    _retag(paths, SpecificCharacterSet="ISO_IR 192", PatientName="Müller^Jürgen")
+    with pytest.warns(UserWarning, match="UTF-8"):  # pydicom's own, writing and reading a term it corrects
+        _retag(paths, SpecificCharacterSet="UTF-8")
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    names = {0: "background", 1: "Läsion", 2: "b"}
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", names, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == "ISO_IR 192" and str(seg.SegmentSequence[0].SegmentLabel) == "Läsion"
+    assert str(seg.PatientName) == "Müller^Jürgen"
+    assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, names), labels)
+
+
 def test_seg_keeps_the_sources_character_set_where_it_holds_the_labels(tmp_path):
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)

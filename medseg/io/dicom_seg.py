@@ -250,7 +250,10 @@ def _charset_for(datasets: list, texts: list[str], source) -> None:
     except (UnicodeError, UserWarning, LookupError):
         pass
     for dataset in datasets:
-        dataset.decode()
+        # each value read in the character set it was read with, before the switch (Dataset.decode() would read a
+        # person name again from its bytes, in the default set where an invalid term was dropped: "MÃ¼ller")
+        for _ in dataset.iterall():
+            pass
         dataset.SpecificCharacterSet = "ISO_IR 192"
     log.info("%s: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set %s cannot hold %s", source,
              "\\".join(terms) or "(default)", ", ".join(repr(text) for text in odd))
