@@ -1045,7 +1045,7 @@ def test_a_long_case_id_wraps_in_the_tables(tmp_path):
     write_case(tmp_path, "short", 1, "exact")
     outputs = build_report(tmp_path, tmp_path / "r.html")
     assert page_width(outputs.html, tmp_path, 1000) <= 1000
-    cells = probe_page(outputs.html, tmp_path, 1000, "[...document.querySelectorAll('td')].filter(t=>t.textContent"
+    cells = probe_page(outputs.html, tmp_path, 1000, "[...document.querySelectorAll('td, th')].filter(t=>t.textContent"
                                                      ".startsWith('sub-')).map(t=>t.offsetWidth).join(',')")
     widths = [int(w) for w in cells.split(",")]
     assert widths and max(widths) <= 400, widths  # the id wraps; the scores stay in view
