@@ -724,14 +724,14 @@ def test_a_packages_codes_as_they_stand_are_the_runs_and_outlive_the_package(tin
     assert sorted(load_package(out).label_codes) == [1]
     # and so are codes added by hand to a package of a run without a config
     bare = tmp_path / "bare"
-    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1")) == 0
+    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", *_FEW_STEPS)) == 0
     package_json = json.loads((bare / "model.json").read_text())
     package_json["label_codes"] = {"2": {"category": tube, "type": tube}}
     (bare / "model.json").write_text(json.dumps(package_json))
-    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", "--resume")) == 0
+    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", "--resume", *_FEW_STEPS)) == 0
     for name in ("model.json", "weights.safetensors", "MODEL_CARD.md"):
         (bare / name).unlink()
-    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", "--resume")) == 0
+    assert _exit_code(_train_cli(*tiny_set, bare, "--epochs", "1", "--resume", *_FEW_STEPS)) == 0
     assert sorted(load_package(bare).label_codes) == [2]
     # the codes of a package this run does not continue (one it is replacing) are named when they are not kept
     with caplog.at_level(logging.WARNING, logger="medseg.train_resume"):
