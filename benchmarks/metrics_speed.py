@@ -19,7 +19,7 @@ import numpy as np
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 200])
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)

@@ -724,3 +724,17 @@ def test_a_package_replaced_while_it_is_loaded_is_read_whole(make_package):
     os.replace(make_package("other") / "weights.safetensors", old / "weights.safetensors")  # once more, after it
     with pytest.raises(ModelPackageError, match="does not match .*; it changed since .* was loaded .*run again"):
         loaded[0].build_network("cpu")  # weights model.json as read does not record: said so, not called corrupt
+
+
+@pytest.mark.parametrize("name", ["metrics_speed", "package_load", "train_step", "cohort_planning", "infer_speed"])
+def test_a_benchmarks_help_says_what_it_measures_in_a_whole_sentence(name, monkeypatch, capsys):
+    """``--help`` gives the script's first paragraph (three of them were cut off at the docstring's first line)."""
+    from conftest import benchmark_main
+
+    monkeypatch.setattr("sys.argv", [f"{name}.py", "--help"])
+    main = benchmark_main(name)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"]) if name == "cohort_planning" else main()
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out.split("\n\n")[1]  # the usage, the description, the options
+    assert " ".join(text.split()).endswith(".")
