@@ -397,3 +397,26 @@ def test_a_segmenter_takes_a_models_name_or_folder(phantom_package, phantom_segm
         assert torch.equal(named.predict(image), expected)
     with pytest.raises(ModelPackageError, match="no-such-model: no such model folder or shipped model"):
         Segmenter("no-such-model", device="cpu")
+
+
+def test_the_speed_benchmark_times_the_tiles_the_pipeline_evaluates(tmp_path, monkeypatch, capsys):
+    """benchmarks/infer_speed.py on planes smaller than the model's tile: the sliding window pads them to the tile,
+    so the bare forward it compares with is timed (and its FLOPs counted) on tiles of the tile's size too (it had
+    timed 64×64 tiles against the pipeline's 96×96 ones)."""
+    import importlib.util
+    import json
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "run_with_peak_rss", lambda command: 0.0)  # not the whole command's run here
+    figures = tmp_path / "figures.json"
+    monkeypatch.setattr("sys.argv", ["infer_speed.py", "--size", "64", "--slices", "2", "--repeats", "1",
+                                     "--json", str(figures)])
+    module.main()
+    record = json.loads(figures.read_text())
+    assert record["tile_size"] == [96, 96]
+    assert record["tiles"] == 2
+    assert record["volume"] == [64, 64, 2]
