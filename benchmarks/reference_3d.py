@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from monai.utils import set_determinism
 
     from medseg.device import native_bf16
+    from medseg.errors import MedsegError
     from medseg.numbers import dice_round_text
     from medseg.train import dice_per_label, learning_rate
     from medseg.train_config import read_config, seeded_split
@@ -56,9 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     set_determinism(seed=args.seed)
-    config = read_config(args.config)
-    train_pairs, val_pairs, described = seeded_split(pair_cases(args.images, args.labels), config["training"])
-    train_cases, val_cases = load_cases(train_pairs, config), load_cases(val_pairs, config)
+    try:  # a missing or unreadable config, folder or case: one line naming it, as evaluate_model.py says it
+        config = read_config(args.config)
+        train_pairs, val_pairs, described = seeded_split(pair_cases(args.images, args.labels), config["training"])
+        train_cases, val_cases = load_cases(train_pairs, config), load_cases(val_pairs, config)
+    except MedsegError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     labels = sorted(int(k) for k in config["labels"] if int(k) != 0)
     n_classes = len(labels) + 1
     print(f"{args.config.name}: {len(train_cases)} training / {len(val_cases)} validation cases ({described})")

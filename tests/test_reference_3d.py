@@ -37,3 +37,16 @@ def test_trains_on_the_configs_split_and_prints_dice(tmp_path, capsys):
     best = int(lines[3].split()[2].rstrip(";"))
     assert {name: row[1] for name, row in rows.items()} == pytest.approx(per_epoch[best], abs=5e-5)
     assert sum(per_epoch[best].values()) >= max(sum(v.values()) for v in per_epoch.values())
+
+
+def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
+    """The data folders not there (a clone without the shared data): one line naming the folder, exit code 1, no
+    traceback."""
+    main = benchmark_main("reference_3d")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_training_config()))
+    assert main([str(config), str(tmp_path / "images"), str(tmp_path / "labels")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert "no such folder" in captured.err
