@@ -49,11 +49,11 @@ def write_sheet(root: Path, name: str, cases: int, files_per_case: int) -> Path:
 
 def dry_run_seconds(sheet: Path, results: Path, repeats: int) -> float:
     """Median wall time of ``snakemake -n`` on the sheet (the whole planning, no job runs)."""
-    snakemake = Path(sys.executable).with_name("snakemake")
     times = []
     for _ in range(repeats):
         clock = time.perf_counter()
-        subprocess.run([str(snakemake), "-n", "--cores", "1", "--config",
+        # this interpreter's snakemake (its console script need not lie beside it: a user install, a wrapper)
+        subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config",
                         f"samples={sheet}", f"results={results}"], cwd=REPO, check=True, capture_output=True)
         times.append(time.perf_counter() - clock)
     return statistics.median(times)

@@ -42,3 +42,18 @@ def test_counts_below_one_are_a_usage_error():
     with pytest.raises(SystemExit) as exit_info:
         main(["--cases", "0"])
     assert exit_info.value.code == 2
+
+
+def test_plans_with_this_interpreters_snakemake(tmp_path, monkeypatch, capsys):
+    """The interpreter's snakemake module, not a ``snakemake`` file beside the interpreter, which a user install or
+    a wrapper does not have (it had ended in a FileNotFoundError traceback)."""
+    import sys
+
+    wrapper = tmp_path / "bin" / "python"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(wrapper))
+    main = benchmark_main("cohort_planning")
+    assert main(["--cases", "1", "--files-per-case", "1", "--repeats", "1"]) == 0
+    assert capsys.readouterr().out.startswith("planning (snakemake -n, median of 1) of 1 cases\n")
