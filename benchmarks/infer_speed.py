@@ -11,7 +11,7 @@ On a synthetic 512x512xN phantom, in one run, this measures
 * whole-slice forward: the network on whole 512x512 slices, i.e. without tiling, to show what tiling costs;
 * the forward's FLOP/s as a fraction of a float32 matrix product measured in the same run.
 
-    python benchmarks/infer_speed.py [--slices 32] [--model phantom] [--device cpu] [--batch-size 16]
+    python benchmarks/infer_speed.py [--slices 32] [--model phantom] [--device cpu] [--batch-size 16] [--threads N]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from medseg.allocator import tune_allocator
 from medseg.inference import Segmenter
 from medseg.package import load_package
+from medseg.resources import set_threads
 from medseg.segment import segment_case
 from medseg.synthetic import make_phantom
 
@@ -111,11 +112,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads, here and in the command (default: as `medseg infer` chooses them)")
     parser.add_argument("--repeats", type=int, default=2, help="Alternating runs of pipeline and forward.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
 
     tuned = tune_allocator()  # as the medseg command does: the in-process figures are the command's
+    set_threads(args.threads)  # and its threads (a cgroup's CPU quota caps them where none are given)
     package = load_package(args.model)
     segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
     work = Path(tempfile.mkdtemp(prefix="medseg-bench-"))
@@ -152,6 +156,8 @@ def main() -> None:
     command = [sys.executable, "-m", "medseg", "-q", "infer", str(image_path), "-o", str(work / "cmd"),
                "--model", args.model, "--device", args.device, "--precision", args.precision,
                "--batch-size", str(args.batch_size)]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
     start = time.perf_counter()
     peak_rss_mb = run_with_peak_rss(command)
     command_s = time.perf_counter() - start

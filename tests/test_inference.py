@@ -420,3 +420,29 @@ def test_the_speed_benchmark_times_the_tiles_the_pipeline_evaluates(tmp_path, mo
     assert record["tile_size"] == [96, 96]
     assert record["tiles"] == 2
     assert record["volume"] == [64, 64, 2]
+
+
+def test_the_speed_benchmark_runs_the_command_on_its_own_threads(tmp_path, monkeypatch):
+    """benchmarks/infer_speed.py --threads N: the in-process figures and the `medseg infer` command it compares them
+    with run on the same number of torch threads."""
+    import importlib.util
+    import json
+
+    import torch
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    commands = []
+    monkeypatch.setattr(module, "run_with_peak_rss", lambda command: commands.append(command) or 0.0)
+    figures = tmp_path / "figures.json"
+    monkeypatch.setattr("sys.argv", ["infer_speed.py", "--size", "64", "--slices", "2", "--repeats", "1",
+                                     "--threads", "1", "--json", str(figures)])
+    threads = torch.get_num_threads()
+    try:
+        module.main()
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads(figures.read_text())["threads"] == 1
+    assert commands[0][-2:] == ["--threads", "1"]
