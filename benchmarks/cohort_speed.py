@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -145,6 +146,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep everything here (default: a temp dir)")
     args = parser.parse_args()
     per_job = args.cases_per_job or -(-args.count // args.cores)
+    if importlib.util.find_spec("snakemake") is None:  # before minutes of single-case runs, not after them
+        sys.exit("cohort_speed.py: snakemake is not installed in this environment (pip install -e '.[workflow]')")
 
     with tempfile.TemporaryDirectory(prefix="cohort_speed_") as temp:
         folder = args.workdir or Path(temp)

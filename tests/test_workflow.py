@@ -1081,3 +1081,20 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     logs = sorted(p.relative_to(tmp_path / "slurm-logs") for p in (tmp_path / "slurm-logs").rglob("*.log"))
     assert logs == [Path("rule_infer", "batch001", f"{killed}.log")]
     assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]
+
+
+def test_the_cohort_benchmark_without_snakemake_says_so_before_it_starts(tmp_path, monkeypatch):
+    """benchmarks/cohort_speed.py where snakemake is not installed: one line saying so, before the phantoms and the
+    minutes of single-case runs (it had failed only at the workflow, after them)."""
+    import importlib.util
+
+    from conftest import benchmark_main
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "snakemake" else find_spec(
+        name, *a))
+    monkeypatch.setattr("sys.argv", ["cohort_speed.py", "--count", "2", "--workdir", str(tmp_path / "work")])
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main("cohort_speed")()
+    assert "snakemake is not installed" in str(exit_info.value.code)
+    assert not (tmp_path / "work").exists()
