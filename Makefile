@@ -57,6 +57,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check medseg tests benchmarks
 
+## Inference speed on the CPU (benchmarks/infer_speed.py on a 512×512×32 phantom; a few minutes, about 5 GB of memory).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/infer_speed.py
 
