@@ -42,7 +42,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
 
     inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
     given = {_real(p): Path(p) for p in [*inputs, *references]}
-    seen: dict[Path, Path] = {}
+    seen: dict[tuple[Path, str], Path] = {}
     existing: list[Path] = []
     removed: list[Path] = []
     orphans: list[Path] = []
@@ -55,16 +55,20 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
                 raise ConflictingInputsError(f"{path}: its output {target} would replace {what} "
                                              f"{given[_real(target)]}; write the outputs elsewhere (-o)")
         segmentation = _real(targets[0])
-        if segmentation in seen:
-            if _real(seen[segmentation]) == _real(path):
+        key = _folded(segmentation)
+        if key in seen:
+            first = seen[key]
+            if _real(first) == _real(path):
                 raise ConflictingInputsError(f"{path} is given twice; give each input once")
-            if _one_image(seen[segmentation], path):
-                raise ConflictingInputsError(f"{seen[segmentation]} and {path} are the two files of one image; give it "
-                                             "once")
-            raise ConflictingInputsError(f"{seen[segmentation]} and {path} would both be written to "
-                                         f"{segmentation.name} in {segmentation.parent}; segment them into different "
-                                         "folders (-o)")
-        seen[segmentation] = path
+            if _one_image(first, path):
+                raise ConflictingInputsError(f"{first} and {path} are the two files of one image; give it once")
+            names = _real(case_targets(first, output_dir, scored, output_format)[0]).name
+            if names != segmentation.name:  # Scan_seg and scan_seg: one file on macOS's and Windows's disks
+                names = f"{names} and {segmentation.name}, names that differ only in letter case (one file on a " \
+                        "macOS or Windows disk),"
+            raise ConflictingInputsError(f"{first} and {path} would both be written to {names} in "
+                                         f"{segmentation.parent}; segment them into different folders (-o)")
+        seen[key] = path
         try:
             check_writable(targets, overwrite=True)  # names the file system cannot hold, folders in the way
         except OutputWriteError:
@@ -108,6 +112,15 @@ def _real(path) -> Path:
     import os
 
     return Path(os.path.realpath(path))
+
+
+def _folded(path: Path) -> tuple[Path, str]:
+    """``path``'s folder and its name without letter case or Unicode composition: macOS's (APFS, HFS+) and Windows's
+    disks hold ``Scan_seg.nii.gz`` and ``scan_seg.nii.gz``, or ``é`` as one character and as ``e`` and its accent,
+    as one file."""
+    import unicodedata
+
+    return path.parent, unicodedata.normalize("NFC", path.name).casefold()
 
 
 def _one_image(first: Path, second: Path) -> bool:

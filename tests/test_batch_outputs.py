@@ -28,6 +28,26 @@ def test_inputs_that_would_write_the_same_files_are_refused_together(scans):
     assert not out.exists()  # nothing is made by checking
 
 
+def test_inputs_whose_outputs_differ_only_in_letter_case_or_accent_form_are_refused(tmp_path):
+    # a macOS (APFS, HFS+) or Windows disk holds out/Scan_seg.nii.gz and out/scan_seg.nii.gz as one file, and é as
+    # one character or as e and its accent alike: the second case would replace the first's outputs
+    a, b = tmp_path / "a" / "Scan.nii.gz", tmp_path / "b" / "scan.nii.gz"
+    c, d = tmp_path / "c" / "r\u00e9sum\u00e9.nii.gz", tmp_path / "d" / "re\u0301sume\u0301.nii.gz"
+    for path in (a, b, c, d):
+        path.parent.mkdir()
+        path.write_bytes(b"not read here")
+    out = tmp_path / "out"
+    with pytest.raises(ConflictingInputsError, match=rf"^{a} and {b} would both be written to Scan_seg.nii.gz and "
+                                                     r"scan_seg.nii.gz, names that differ only in letter case \(one "
+                                                     rf"file on a macOS or Windows disk\), in {out}; segment them "
+                                                     r"into different folders \(-o\)$"):
+        check_batch_outputs([a, b], out, False, "nifti", True)
+    with pytest.raises(ConflictingInputsError, match=rf"^{c} and {d} would both be written to "):
+        check_batch_outputs([c, d], out, False, "nifti", True)
+    check_batch_outputs([a, b, c, d], None, False, "nifti", True)  # beside their inputs: no clash
+    assert not out.exists()
+
+
 def test_an_output_that_would_replace_an_input_is_refused(scans):
     a = scans / "a" / "scan.nii.gz"
     given_seg = scans / "a" / "scan_seg.nii.gz"
