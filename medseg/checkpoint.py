@@ -340,6 +340,8 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
     weights so far, or None; a checkpoint of another architecture or a damaged one is a :class:`TrainingError`."""
     from safetensors.torch import load
 
+    from medseg.inference import is_out_of_memory
+
     weights, meta = checkpoint_tensors_path(out_dir), checkpoint_record_path(out_dir)
     from medseg.package import state_mismatch
 
@@ -353,9 +355,11 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
                                 f"architecture's ({mismatch}); start again with --overwrite, or resume with the "
                                 "config it was trained with")
         net.load_state_dict(model)
-    except (TrainingError, torch.OutOfMemoryError):  # out of GPU memory is no damage: the caller names it
+    except TrainingError:
         raise
     except Exception as error:  # missing, corrupt (safetensors' own error type)
+        if is_out_of_memory(error):  # out of GPU memory is no damage: the caller names it
+            raise
         first = first_line(error)
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
                             "--overwrite") from error
@@ -378,9 +382,9 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
             opt_state.setdefault(int(index), {})[name] = value
     try:
         optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
-    except torch.OutOfMemoryError:  # its moments placed on a full GPU: no damage, the caller names it
-        raise
     except (ValueError, KeyError, TypeError, RuntimeError) as error:  # another optimizer's or a damaged state
+        if is_out_of_memory(error):  # its moments placed on a full GPU: no damage, the caller names it
+            raise
         raise TrainingError(f"{meta}: cannot resume from this checkpoint's optimizer state ({error}); start again "
                             "with --overwrite") from error
     return state, best

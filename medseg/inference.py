@@ -38,13 +38,16 @@ from medseg.device import (
 from medseg.errors import DeviceError, InputError
 from medseg.package import ModelPackage, load_package
 
-__all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "out_of_memory", "slice_axes"]
+__all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
+           "slice_axes"]
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # torch.OutOfMemoryError is new in torch 2.5; the CUDA one (an alias there) is older
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+# Apple MPS runs out as a plain RuntimeError (torch's MPS allocator raises no OutOfMemoryError): known by its message
+_MPS_OUT_OF_MEMORY = "MPS backend out of memory"
 
 
 def slice_axes(inference: dict) -> list[int]:
@@ -67,19 +70,27 @@ class SliceNet(nn.Module):
         self.last_batch = x.shape[0]
         try:
             out = self.net(x[..., 0]).unsqueeze(-1)
-        except OUT_OF_MEMORY:
-            self.ran_out = True
+        except Exception as error:
+            if is_out_of_memory(error):
+                self.ran_out = True
             raise
         self.tiles += x.shape[0]
         return out
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` itself is a device's out-of-memory error: torch's (CUDA, ROCm), or Apple MPS's
+    ``RuntimeError`` that says so."""
+    return isinstance(error, OUT_OF_MEMORY) or (type(error) is RuntimeError
+                                               and str(error).startswith(_MPS_OUT_OF_MEMORY))
+
+
 def out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is torch's out-of-memory error or wraps one: MONAI re-raises an error in its blending-weight
-    map as a plain ``RuntimeError`` whose cause is the out-of-memory error."""
+    """Whether ``error`` is a device's out-of-memory error (:func:`is_out_of_memory`) or wraps one: MONAI re-raises
+    an error in its blending-weight map as a plain ``RuntimeError`` whose cause is the out-of-memory error."""
     seen = 0
     while error is not None and seen < 8:
-        if isinstance(error, OUT_OF_MEMORY):
+        if is_out_of_memory(error):
             return True
         # an error raised while an out-of-memory error was handled is another error, unless it names it its cause
         error, seen = error.__cause__ or (None if error.__suppress_context__ else error.__context__), seen + 1
@@ -174,7 +185,9 @@ class Segmenter:
         self.batch_setting = batch_setting
         try:
             self.net = package.build_network(str(self.device)) if net is None else net
-        except OUT_OF_MEMORY:  # a GPU that other processes fill: one line, not torch's traceback
+        except Exception as error:  # a GPU that other processes fill: one line, not torch's traceback
+            if not is_out_of_memory(error):
+                raise
             raise DeviceError(f"{self.device}: out of GPU memory placing model {package.name}'s network on it"
                               f"{gpu_free_text(self.device)}; free GPU memory (other processes may hold it), or run "
                               "with --device cpu") from None

@@ -40,7 +40,7 @@ from medseg.checkpoint import (
     save_checkpoint,
 )
 from medseg.errors import TrainingError
-from medseg.inference import OUT_OF_MEMORY, Segmenter, context_stack, slice_axes
+from medseg.inference import Segmenter, context_stack, is_out_of_memory, slice_axes
 from medseg.input_range import extent_range
 from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_leftovers
 from medseg.model_card import model_card
@@ -300,9 +300,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                                   device, ema, epoch)
         except TrainingError as error:  # a loss gone non-finite: named with the run it stopped
             raise TrainingError(f"{out_dir}: {error}") from error
-        except OUT_OF_MEMORY:  # a GPU shared with other jobs, or a batch too large for it: one line
-            raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"])) from None
-        except (RuntimeError, MemoryError) as error:  # torch's CPU allocator: "can't allocate memory"
+        except (RuntimeError, MemoryError) as error:
+            if is_out_of_memory(error):  # a GPU shared with other jobs, or a batch too large for it: one line
+                raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"])) from None
+            # torch's CPU allocator: "can't allocate memory"
             if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
                 raise
             raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"],
@@ -434,7 +435,9 @@ def _room_for(out_dir: Path, device: str, what: str, kept: bool = False):
     one line, not torch's traceback (``kept``: the checkpoint being resumed is left as it is)."""
     try:
         yield
-    except OUT_OF_MEMORY:
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
         from medseg.device import gpu_free_text
 
         again = "; the checkpoint is kept: run the same command with --resume once there is room" if kept else ""

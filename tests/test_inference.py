@@ -142,19 +142,46 @@ def test_a_sigterm_swallowed_by_a_callback_still_stops_at_the_next_slab(phantom_
             signal.signal(number, handler)
 
 
+# what Apple MPS raises: a plain RuntimeError, not torch's OutOfMemoryError
+MPS_OUT_OF_MEMORY = ("MPS backend out of memory (MPS allocated: 17.53 GiB, other allocations: 1.02 GiB, max allowed: "
+                     "18.13 GiB). Tried to allocate 2.00 GiB on private pool. Use PYTORCH_MPS_HIGH_WATERMARK_RATIO=0.0 "
+                     "to disable upper limit for memory allocations (may cause system failure).")
+
+
 class _SmallGPU(torch.nn.Module):
     """The 2D network on a GPU that has room for ``room`` tiles per forward pass: more raise torch's out-of-memory
-    error (put inside the segmenter's ``SliceNet``, as the real error arises inside the network)."""
+    error, or ``error`` (put inside the segmenter's ``SliceNet``, as the real error arises inside the network)."""
 
-    def __init__(self, net: torch.nn.Module, room: int) -> None:
+    def __init__(self, net: torch.nn.Module, room: int, error: BaseException | None = None) -> None:
         super().__init__()
-        self.net, self.room, self.batches = net, room, []
+        self.net, self.room, self.batches, self.error = net, room, [], error
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.batches.append(x.shape[0])
         if x.shape[0] > self.room:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise self.error or torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return self.net(x)
+
+
+def test_out_of_apple_mps_memory_is_backed_off_as_out_of_gpu_memory(make_package, caplog):
+    """Apple MPS runs out of memory with a plain RuntimeError ("MPS backend out of memory ..."), not torch's
+    OutOfMemoryError: on a Mac, a batch too large for the GPU failed the case as an unexpected error instead of being
+    tried again with fewer tiles. It is backed off, and the labels are a clean run's; other RuntimeErrors are not."""
+    from medseg.inference import is_out_of_memory, out_of_memory
+
+    package = load_package(make_package())
+    image = torch.randn(1, 40, 40, 8, generator=torch.Generator().manual_seed(3))
+    expected = Segmenter(package, device="cpu", batch_size=4).predict(image)
+    segmenter = Segmenter(package, device="cpu", batch_size=16)
+    small = _SmallGPU(segmenter.window_net.net, room=5, error=RuntimeError(MPS_OUT_OF_MEMORY))
+    segmenter.window_net.net = small
+    with caplog.at_level("WARNING", logger="medseg.inference"):
+        labels = segmenter.predict(image)
+    assert torch.equal(labels, expected) and max(small.batches[-3:]) <= 5
+    assert caplog.messages[0].startswith(f"cpu: out of GPU memory with {small.batches[0]} tiles per forward pass")
+    assert is_out_of_memory(RuntimeError(MPS_OUT_OF_MEMORY)) and out_of_memory(RuntimeError(MPS_OUT_OF_MEMORY))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(ValueError(MPS_OUT_OF_MEMORY))
 
 
 @pytest.mark.parametrize("inference", [{}, {"slice_axis": [0, 1, 2]}, {"flip_tta": [0]}],

@@ -2116,7 +2116,9 @@ def test_out_of_gpu_memory_placing_the_network_stops_training_with_one_line(tiny
     assert not (out / "model.json").exists()
 
 
-def test_out_of_gpu_memory_resuming_keeps_the_checkpoint_and_says_so(tiny_set, tmp_path, monkeypatch):
+@pytest.mark.parametrize("oom", ["CUDA out of memory. Tried to allocate 2.00 MiB", "MPS backend out of memory"],
+                         ids=["cuda", "mps"])
+def test_out_of_gpu_memory_resuming_keeps_the_checkpoint_and_says_so(tiny_set, tmp_path, monkeypatch, oom):
     """The optimizer's moments placed on a full GPU at --resume: that was "cannot resume from this checkpoint's
     optimizer state (CUDA out of memory ...); start again with --overwrite", advice that throws the run away. The
     checkpoint is intact: the line says so, and the run resumes from it once there is room."""
@@ -2127,8 +2129,8 @@ def test_out_of_gpu_memory_resuming_keeps_the_checkpoint_and_says_so(tiny_set, t
     run_stopped_after_first_epoch(config, *tiny_set, out)
     real = torch.optim.AdamW.load_state_dict
 
-    def full_gpu(self, state):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB")
+    def full_gpu(self, state):  # Apple MPS raises a plain RuntimeError, which was "start again with --overwrite"
+        raise torch.OutOfMemoryError(oom) if oom.startswith("CUDA") else RuntimeError(oom)
 
     monkeypatch.setattr(torch.optim.AdamW, "load_state_dict", full_gpu)
     with pytest.raises(TrainingError) as error:
@@ -3296,8 +3298,12 @@ def test_a_checkpoint_record_that_cannot_be_written_leaves_no_tensors_behind(tin
     assert not out.exists()
 
 
+@pytest.mark.parametrize("oom", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB"),
+                                 RuntimeError("MPS backend out of memory (MPS allocated: 17.53 GiB, other "
+                                              "allocations: 1.02 GiB). Tried to allocate 1.50 GiB on private pool.")],
+                         ids=["cuda", "mps"])
 def test_out_of_gpu_memory_in_a_training_step_is_one_line_and_the_run_resumes(tiny_set, tmp_path, config_file,
-                                                                                 capsys, monkeypatch):
+                                                                                 capsys, monkeypatch, oom):
     """A training step out of GPU memory (another job's, or a batch too large) ended in torch's traceback. It is one
     line naming the run, the batch and the ways on; the checkpoint of the epochs done stays and --resume goes on.
     (Simulated: the error is raised where a CUDA step raises it.)"""
@@ -3306,8 +3312,7 @@ def test_out_of_gpu_memory_in_a_training_step_is_one_line_and_the_run_resumes(ti
     from tests.conftest import failing_on_call
 
     real = train._train_epoch
-    second_epoch_runs_out, _ = failing_on_call(
-        real, 2, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB"))
+    second_epoch_runs_out, _ = failing_on_call(real, 2, oom)  # Apple MPS's: a plain RuntimeError (a traceback)
 
     out = tmp_path / "model"
     monkeypatch.setattr(train, "_train_epoch", second_epoch_runs_out)
