@@ -8,6 +8,7 @@ import contextlib
 import logging
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def _image_files(folder: Path) -> dict[str, Path]:
         if not path.is_file() or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
             left_out.append(path.name + ("/" if path.is_dir() else ""))
             continue
-        _add_case(files, stem(path), path)
+        # é as one character or as e and its accent (as macOS names files): one case name, so that an image named
+        # on a Mac pairs with its label named elsewhere
+        _add_case(files, unicodedata.normalize("NFC", stem(path)), path)
     if left_out:
         shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
         entries = ("1 entry that is not a .nii/.nii.gz file" if len(left_out) == 1

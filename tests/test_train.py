@@ -103,6 +103,22 @@ def test_pairing_strips_label_suffixes(tmp_path):
     assert cases[1].label_path.name == "case1_seg.nii.gz"
 
 
+def test_pairing_matches_names_whose_accents_are_composed_differently(tmp_path):
+    """An image named on a Mac (é as e and its combining accent, as macOS names files) and its label named elsewhere
+    (é as one character): "no image has a label of the same name ... e.g. image 'patiént0', label 'patiént0'",
+    names that look the same. They pair, under the composed name."""
+    import unicodedata
+
+    images, labels = write_set(tmp_path, count=2)
+    for folder, form in ((images, "NFD"), (labels, "NFC")):
+        for path in sorted(folder.iterdir()):
+            path.rename(path.with_name(unicodedata.normalize(form, path.name.replace("case", "pati\u00e9nt"))))
+    cases = pair_cases(images, labels)
+    assert [c.case_id for c in cases] == ["pati\u00e9nt0", "pati\u00e9nt1"]
+    assert [c.image_path.name for c in cases] == [f"patie\u0301nt{i}.nii.gz" for i in range(2)]
+    assert [c.label_path.name for c in cases] == [f"pati\u00e9nt{i}.nii.gz" for i in range(2)]
+
+
 def test_pairing_accepts_nnunet_channel_suffix_with_label_suffixes(tmp_path):
     images, labels = write_set(tmp_path, count=2, label_suffix="_seg")
     for path in sorted(images.iterdir()):
