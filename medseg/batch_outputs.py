@@ -42,6 +42,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
 
     inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
     given = {_real(p): Path(p) for p in [*inputs, *references]}
+    folded = {_folded(real): p for real, p in given.items()}
     seen: dict[tuple[Path, str], Path] = {}
     existing: list[Path] = []
     removed: list[Path] = []
@@ -50,10 +51,11 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     for path in inputs:
         targets = case_targets(path, output_dir, scored, output_format)
         for target in targets:
-            if _real(target) in given:
-                what = "the reference" if _real(target) in {_real(r) for r in references} else "the input"
+            if _folded(_real(target)) in folded:  # also one spelt otherwise in letter case (a macOS disk's file)
+                replaced = folded[_folded(_real(target))]
+                what = "the reference" if replaced in references else "the input"
                 raise ConflictingInputsError(f"{path}: its output {target} would replace {what} "
-                                             f"{given[_real(target)]}; write the outputs elsewhere (-o)")
+                                             f"{replaced}; write the outputs elsewhere (-o)")
         segmentation = _real(targets[0])
         key = _folded(segmentation)
         if key in seen:

@@ -46,6 +46,11 @@ def test_inputs_whose_outputs_differ_only_in_letter_case_or_accent_form_are_refu
         check_batch_outputs([c, d], out, False, "nifti", True)
     check_batch_outputs([a, b, c, d], None, False, "nifti", True)  # beside their inputs: no clash
     assert not out.exists()
+    given_seg = tmp_path / "a" / "SCAN_seg.nii.gz"  # on a macOS disk, the file Scan_seg.nii.gz would replace
+    given_seg.write_bytes(b"x")
+    with pytest.raises(ConflictingInputsError, match=rf"^{a}: its output {tmp_path / 'a' / 'Scan_seg.nii.gz'} would "
+                                                     rf"replace the input {given_seg}; write the outputs elsewhere"):
+        check_batch_outputs([a, given_seg], None, False, "nifti", True)
 
 
 def test_an_output_that_would_replace_an_input_is_refused(scans):
