@@ -51,8 +51,13 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     for path in inputs:
         targets = case_targets(path, output_dir, scored, output_format)
         for target in targets:
-            if _folded(_real(target)) in folded:  # also one spelt otherwise in letter case (a macOS disk's file)
-                replaced = folded[_folded(_real(target))]
+            replaced = given.get(_real(target))
+            if replaced is None and _folded(_real(target)) in folded:  # spelt otherwise in letter case or accent
+                other = folded[_folded(_real(target))]
+                # one file only on a disk that holds the two spellings as one (macOS's, Windows's): on Linux's,
+                # Scan_seg.nii.gz is written beside a reference SCAN_seg.nii.gz and replaces nothing
+                replaced = other if _same_file(target, other) else None
+            if replaced is not None:
                 what = "the reference" if replaced in references else "the input"
                 raise ConflictingInputsError(f"{path}: its output {target} would replace {what} "
                                              f"{replaced}; write the outputs elsewhere (-o)")
@@ -123,6 +128,17 @@ def _folded(path: Path) -> tuple[Path, str]:
     import unicodedata
 
     return path.parent, unicodedata.normalize("NFC", path.name).casefold()
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether ``first`` and ``second`` name one file that exists (on a macOS disk, ``Scan_seg.nii.gz`` and
+    ``SCAN_seg.nii.gz``)."""
+    import os
+
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them is not there: nothing is replaced
+        return False
 
 
 def _one_image(first: Path, second: Path) -> bool:

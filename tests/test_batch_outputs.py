@@ -46,11 +46,38 @@ def test_inputs_whose_outputs_differ_only_in_letter_case_or_accent_form_are_refu
         check_batch_outputs([c, d], out, False, "nifti", True)
     check_batch_outputs([a, b, c, d], None, False, "nifti", True)  # beside their inputs: no clash
     assert not out.exists()
-    given_seg = tmp_path / "a" / "SCAN_seg.nii.gz"  # on a macOS disk, the file Scan_seg.nii.gz would replace
-    given_seg.write_bytes(b"x")
-    with pytest.raises(ConflictingInputsError, match=rf"^{a}: its output {tmp_path / 'a' / 'Scan_seg.nii.gz'} would "
-                                                     rf"replace the input {given_seg}; write the outputs elsewhere"):
-        check_batch_outputs([a, given_seg], None, False, "nifti", True)
+
+
+def test_an_output_named_as_an_input_or_reference_but_for_letter_case_replaces_it_only_where_the_disk_says_so(
+        tmp_path, monkeypatch):
+    import os
+    import unicodedata
+
+    from medseg import batch_outputs
+
+    scan, given_seg = tmp_path / "a" / "Scan.nii.gz", tmp_path / "a" / "SCAN_seg.nii.gz"
+    nfc, nfd_seg = tmp_path / "a" / "r\u00e9sum\u00e9.nii.gz", tmp_path / "a" / "re\u0301sume\u0301_seg.nii.gz"
+    for path in (scan, given_seg, nfc, nfd_seg):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"not read here")
+    # on this (Linux) disk the outputs Scan_seg.nii.gz and résumé_seg.nii.gz are files of their own: the input
+    # SCAN_seg.nii.gz and the reference re\u0301sume\u0301_seg.nii.gz stay as they are, and the batch is not refused
+    check_batch_outputs([scan, given_seg], None, False, "nifti", True)
+    check_batch_outputs([nfc], None, True, "nifti", True, references=[nfd_seg])
+    check_batch_outputs([scan], None, True, "nifti", True, references=[given_seg])
+
+    def folded(path):
+        path = os.path.realpath(path)
+        return os.path.dirname(path), unicodedata.normalize("NFC", os.path.basename(path)).casefold()
+
+    # a macOS (APFS, HFS+) or Windows disk holds both spellings as one file: the output would replace it
+    monkeypatch.setattr(batch_outputs, "_same_file", lambda first, second: folded(first) == folded(second))
+    with pytest.raises(ConflictingInputsError, match=rf"^{scan}: its output {tmp_path / 'a' / 'Scan_seg.nii.gz'} "
+                                                     rf"would replace the input {given_seg}; write the outputs "
+                                                     r"elsewhere \(-o\)$"):
+        check_batch_outputs([scan, given_seg], None, False, "nifti", True)
+    with pytest.raises(ConflictingInputsError, match=rf"would replace the reference {nfd_seg}; "):
+        check_batch_outputs([nfc], None, True, "nifti", True, references=[nfd_seg])
 
 
 def test_an_output_that_would_replace_an_input_is_refused(scans):
