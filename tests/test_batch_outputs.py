@@ -42,8 +42,18 @@ def test_inputs_whose_outputs_differ_only_in_letter_case_or_accent_form_are_refu
                                                      rf"file on a macOS or Windows disk\), in {out}; segment them "
                                                      r"into different folders \(-o\)$"):
         check_batch_outputs([a, b], out, False, "nifti", True)
-    with pytest.raises(ConflictingInputsError, match=rf"^{c} and {d} would both be written to "):
+    # é composed otherwise is named as such, not as letter case: the two names look alike on a screen
+    with pytest.raises(ConflictingInputsError, match=rf"^{c} and {d} would both be written to "
+                                                     r"r\u00e9sum\u00e9_seg.nii.gz and re\u0301sume\u0301_seg.nii.gz, "
+                                                     r"names that differ only in how an accent is composed, as one "
+                                                     r"character or as a letter and its accent \(one file on a macOS "
+                                                     rf"or Windows disk\), in {out}; "):
         check_batch_outputs([c, d], out, False, "nifti", True)
+    e = tmp_path / "b" / "R\u00c9SUM\u00c9.nii.gz"
+    e.write_bytes(b"not read here")
+    with pytest.raises(ConflictingInputsError, match=r"names that differ only in letter case and in how an accent "
+                                                     r"is composed \(one file on a macOS or Windows disk\)"):
+        check_batch_outputs([d, e], out, False, "nifti", True)
     check_batch_outputs([a, b, c, d], None, False, "nifti", True)  # beside their inputs: no clash
     assert not out.exists()
 
