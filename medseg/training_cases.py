@@ -89,7 +89,12 @@ def _image_files(folder: Path) -> dict[str, Path]:
 def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
     """Add ``path`` as case ``name``; two files for one case are an error, never a silent pick."""
     if name in files:
-        raise TrainingError(f"{path}: case {name!r} has two files ({files[name].name} and {path.name}); "
+        how = ""
+        if files[name].name != path.name and unicodedata.normalize("NFC", files[name].name) == \
+                unicodedata.normalize("NFC", path.name):  # they look alike: say how they differ
+            how = (", names that differ only in how an accent is composed, as one character or as a letter and its "
+                   "accent")
+        raise TrainingError(f"{path}: case {name!r} has two files ({files[name].name} and {path.name}{how}); "
                             "keep one of them")
     files[name] = path
 

@@ -119,6 +119,21 @@ def test_pairing_matches_names_whose_accents_are_composed_differently(tmp_path):
     assert [c.label_path.name for c in cases] == [f"pati\u00e9nt{i}.nii.gz" for i in range(2)]
 
 
+
+def test_two_files_of_one_case_whose_names_differ_in_accent_composition_are_told_apart(tmp_path):
+    """A Linux disk holds patiént0.nii.gz with é as one character and as e and its accent as two files, which look
+    alike on a screen: the error says how the names differ, or the user cannot tell which to keep."""
+    images, labels = write_set(tmp_path, count=2)
+    for path in sorted(images.iterdir()):
+        path.rename(path.with_name(path.name.replace("case", "pati\u00e9nt")))
+    composed = images / "pati\u00e9nt0.nii.gz"
+    (images / "patie\u0301nt0.nii.gz").write_bytes(composed.read_bytes())
+    with pytest.raises(TrainingError, match=r"^.*: case 'pati\u00e9nt0' has two files \(patie\u0301nt0.nii.gz and "
+                                            r"pati\u00e9nt0.nii.gz, names that differ only in how an accent is "
+                                            r"composed, as one character or as a letter and its accent\); keep one "
+                                            r"of them$"):
+        pair_cases(images, labels)
+
 def test_pairing_accepts_nnunet_channel_suffix_with_label_suffixes(tmp_path):
     images, labels = write_set(tmp_path, count=2, label_suffix="_seg")
     for path in sorted(images.iterdir()):
