@@ -1033,6 +1033,24 @@ def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp
     assert covers() == [] and again == {told}  # read again (its checks and overlay): told at info level, not warned
 
 
+def test_a_seg_s_frame_references_are_walked_once_per_reading(tmp_path, monkeypatch):
+    """Each frame's reference to its source image is gathered once per reading, for the check that the frames lie
+    on this series and for the coverage warning alike (it was walked twice, frame by frame)."""
+    from medseg.io import dicom_seg
+
+    write_series(tmp_path / "case", stored_values((40, 36, 6), seed=17) + 900, slice_positions(6, 3.0))
+    volume = read_dicom_series(tmp_path / "case")
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[5:10, 5:10, 1:5] = 1
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", {0: "background", 1: "first"})
+    walked = []
+    real = dicom_seg._frame_sources
+    monkeypatch.setattr(dicom_seg, "_frame_sources", lambda seg: walked.append(1) or real(seg))
+    read = read_dicom_seg(tmp_path / "seg.dcm", volume, {0: "background", 1: "first"})
+    assert np.array_equal(read, labels)
+    assert len(walked) == 1
+
+
 def test_a_reference_seg_that_lists_only_the_images_its_frames_lie_on_is_not_warned_about(tmp_path, caplog):
     """dcmqi leaves out, by default, the slices outside a label's extent, and lists only the images its frames lie
     on: a SEG of the whole series then looks like one of part of it. Every such reference was warned about on every

@@ -354,12 +354,13 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     # source images without frames are empty ones (an anonymised series has no UID to compare; the parts of a
     # split series share theirs)
     images = set(slices)
-    foreign = sorted({ref for ref in map(_single_frame(images), _frame_sources(seg)) if ref not in images}, key=str)
+    frame_sources = _frame_sources(seg)  # every frame's reference, walked once (a SEG may hold thousands of frames)
+    foreign = sorted({ref for ref in map(_single_frame(images), frame_sources) if ref not in images}, key=str)
     if foreign:
         shown = ", ".join(f"{u}" + (f" frame {f}" if f else "") for u, f in foreign[:3])
         raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
                          f"{_series_words(volume)}: {shown}{' …' if len(foreign) > 3 else ''}")
-    _tell_coverage(seg, slices, path, volume.source, warn_missing)
+    _tell_coverage(seg, slices, frame_sources, path, volume.source, warn_missing)
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
@@ -388,18 +389,20 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     return labels
 
 
-def _tell_coverage(seg, slices: list[tuple[str, int | None]], path: Path, source, warn: bool) -> None:
+def _tell_coverage(seg, slices: list[tuple[str, int | None]], frame_sources: list[tuple[str, int | None]], path: Path,
+                   source, warn: bool) -> None:
     """Warn (``warn``; told at info level on a second reading) where a SEG references only some of the series'
     images: the others have no frames, so they are read as empty, as the standard has it. The images a SEG was made
     from are those its ReferencedSeriesSequence lists (a frame left out as empty still counts); a SEG that lists none
     says nothing of what it covers, and is not warned about. Nor is one that lists only the images its frames lie on,
     as dcmqi writes them by default (slices outside a label's extent left out, and not listed): it cannot tell a SEG
-    made from the whole series from one made from part of it (told at info level)."""
+    made from the whole series from one made from part of it (told at info level). ``frame_sources``: the SEG's
+    :func:`_frame_sources`, as the caller walked them."""
     listed = {str(item.ReferencedSOPInstanceUID) for series in seg.get("ReferencedSeriesSequence", [])
               for item in series.get("ReferencedInstanceSequence", [])}
     if not listed:
         return
-    framed = {uid for uid, _ in _frame_sources(seg)}
+    framed = {uid for uid, _ in frame_sources}
     lists_inputs = bool(listed - framed)  # it lists an image it has no frame on: its writer lists what it was given
     listed |= framed
     covered = sum(uid in listed for uid, _ in slices)
