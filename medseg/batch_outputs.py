@@ -71,14 +71,10 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
                 raise ConflictingInputsError(f"{first} and {path} are the two files of one image; give it once")
             names = _real(case_targets(first, output_dir, scored, output_format)[0]).name
             if names != segmentation.name:  # Scan_seg and scan_seg: one file on macOS's and Windows's disks
-                import unicodedata
+                from medseg.io.files import name_difference
 
-                how = ("in letter case" if names.casefold() == segmentation.name.casefold()
-                       else "in how an accent is composed, as one character or as a letter and its accent"
-                       if unicodedata.normalize("NFC", names) == unicodedata.normalize("NFC", segmentation.name)
-                       else "in letter case and in how an accent is composed")
-                names = f"{names} and {segmentation.name}, names that differ only {how} (one file on a macOS or " \
-                        "Windows disk),"
+                names = f"{names} and {segmentation.name}, names that differ only " \
+                        f"{name_difference(names, segmentation.name)} (one file on a macOS or Windows disk),"
             raise ConflictingInputsError(f"{first} and {path} would both be written to {names} in "
                                          f"{segmentation.parent}; segment them into different folders (-o)")
         seen[key] = path

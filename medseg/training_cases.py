@@ -18,6 +18,7 @@ import torch
 from medseg.errors import MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
+from medseg.io.files import name_difference
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
@@ -92,8 +93,7 @@ def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
         how = ""
         if files[name].name != path.name and unicodedata.normalize("NFC", files[name].name) == \
                 unicodedata.normalize("NFC", path.name):  # they look alike: say how they differ
-            how = (", names that differ only in how an accent is composed, as one character or as a letter and its "
-                   "accent")
+            how = f", names that differ only {name_difference(files[name].name, path.name)}"
         raise TrainingError(f"{path}: case {name!r} has two files ({files[name].name} and {path.name}{how}); "
                             "keep one of them")
     files[name] = path

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError
 
-__all__ = ["check_readable", "exists", "files_under", "is_dicom_file", "not_there", "os_reason", "undecodable"]
+__all__ = ["check_readable", "exists", "files_under", "is_dicom_file", "name_difference", "not_there", "os_reason",
+           "undecodable"]
 
 
 def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
@@ -33,6 +34,19 @@ def exists(path: Path | str) -> bool:
     except PermissionError as error:
         raise ImageReadError(f"{path}: cannot look at it (permission denied: a folder on its way cannot be "
                              "searched)") from error
+
+
+def name_difference(first: str, second: str) -> str:
+    """How two file names that look alike differ: ``in letter case``, ``in how an accent is composed, as one
+    character or as a letter and its accent`` (``é`` as one character, or as ``e`` and its accent, as macOS names
+    files), or both; for the errors about names that macOS's and Windows's disks hold as one file."""
+    import unicodedata
+
+    if first.casefold() == second.casefold():
+        return "in letter case"
+    if unicodedata.normalize("NFC", first) == unicodedata.normalize("NFC", second):
+        return "in how an accent is composed, as one character or as a letter and its accent"
+    return "in letter case and in how an accent is composed"
 
 
 def os_reason(error: OSError) -> str:
