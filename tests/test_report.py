@@ -1347,7 +1347,10 @@ def test_plots_have_text_alternatives_that_say_what_they_show(built):
                 f"{dice_text(stats['min'], 0.6)} ({lowest['case_id']})") in dice
     flagged = re.search(r"; (\d+) points? of flagged labels drawn as red crosses; dashed red line: the Dice "
                         r"threshold 0.6\.$", dice)
-    assert flagged and int(flagged.group(1)) >= 1
+    # a point per scored label a case's flags name: bad's ball (low Dice, border) and box (empty prediction)
+    points = sum(1 for row in rows for name in ("ball", "box")
+                 if row[f"{name}_dice"] and re.search(rf"\({re.escape(name)}\)", row["flags"]))
+    assert flagged and int(flagged.group(1)) == points == 2
     hd95 = next(alt for alt in alts if alt.startswith("HD95 (mm) per label"))
     assert f"ball: {summary['labels']['1']['hd95_mm']['n']} cases, median " in hd95 and ", highest " in hd95
     volumes = next(alt for alt in alts if alt.startswith("Predicted vs reference volume (ml): one point per scored"))
