@@ -32,6 +32,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from medseg.allocator import tune_allocator
+from medseg.errors import MedsegError
 from medseg.inference import Segmenter
 from medseg.package import load_package
 from medseg.resources import set_threads
@@ -120,8 +121,12 @@ def main() -> None:
 
     tuned = tune_allocator()  # as the medseg command does: the in-process figures are the command's
     set_threads(args.threads)  # and its threads (a cgroup's CPU quota caps them where none are given)
-    package = load_package(args.model)
-    segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    try:
+        package = load_package(args.model)
+        segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    except MedsegError as error:  # no such model, a device not there: one line, as medseg's own commands
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     work = Path(tempfile.mkdtemp(prefix="medseg-bench-"))
     phantom = make_phantom((args.size, args.size, args.slices), seed=3, oblique=False)
     image_path = work / "bench.nii.gz"

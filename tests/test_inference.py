@@ -449,6 +449,23 @@ def test_the_speed_benchmark_times_the_tiles_the_pipeline_evaluates(tmp_path, mo
     assert record["volume"] == [64, 64, 2]
 
 
+def test_the_speed_benchmark_names_a_model_it_cannot_load_in_one_line(monkeypatch, capsys):
+    """benchmarks/infer_speed.py --model with a name that is no package ended in a traceback."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr("sys.argv", ["infer_speed.py", "--model", "no-such-model", "--slices", "1", "--size", "64"])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1
+    assert len(err) == 1 and err[0].startswith("error: no-such-model: no such model folder or shipped model")
+
+
 def test_the_speed_benchmark_runs_the_command_on_its_own_threads(tmp_path, monkeypatch):
     """benchmarks/infer_speed.py --threads N: the in-process figures and the `medseg infer` command it compares them
     with run on the same number of torch threads."""
