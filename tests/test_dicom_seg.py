@@ -1168,6 +1168,45 @@ def test_reference_segs_of_other_tools_are_read_or_refused_in_one_line(tmp_path,
     assert np.array_equal(read, label_map.transpose(2, 1, 0))
 
 
+def test_reference_segments_of_one_label_are_refused_where_they_overlap_and_merged_with_a_warning(tmp_path,
+                                                                                                    caplog):
+    """Two segments that match one label of the model ('first' and 'First', or two readers' drawings coded alike)
+    were read as their union without a word. Overlapping, they are two drawings of one structure and are refused
+    naming the segments; disjoint (parts, or instances such as lesions), they are read as the label with a warning
+    (at info level on a second reading)."""
+    values = stored_values((40, 36, 6), seed=17) + 900
+    write_series(tmp_path / "ct", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "ct")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
+    names = {0: "background", 1: "first", 2: "second"}
+    masks = np.zeros((6, 36, 40, 3), bool)  # (slices, rows, columns, segments)
+    masks[:, 0:10, :, 0] = True
+    masks[:, 20:30, :, 1] = True
+    masks[:, 5:15, :, 2] = True  # rows 5-9 also in segment 1's
+    _foreign_seg(tmp_path / "two_readers.dcm", sources, masks[..., [0, 2]], ["first", "First"])
+    with pytest.raises(InputError, match=r"two_readers\.dcm: segments 1 'first' and 2 'First' match one label of the "
+                                         r"model, 'first', and overlap in 1200 voxel\(s\); keep one of them in the "
+                                         r"reference$"):
+        read_dicom_seg(tmp_path / "two_readers.dcm", volume, names)
+    _foreign_seg(tmp_path / "three.dcm", sources, masks, ["first", "first", "first"])
+    with pytest.raises(InputError, match=r"three\.dcm: segments 1 'first', 2 'first' and 3 'first' match one label "
+                                         r"of the model, 'first', and overlap in 1200 voxel\(s\)"):
+        read_dicom_seg(tmp_path / "three.dcm", volume, names)
+
+    _foreign_seg(tmp_path / "parts.dcm", sources, masks[..., :2], ["first", "First"])
+    with caplog.at_level("INFO"):
+        read = read_dicom_seg(tmp_path / "parts.dcm", volume, names)
+        again = read_dicom_seg(tmp_path / "parts.dcm", volume, names, warn_missing=False)
+    expected = np.zeros((6, 36, 40), np.uint8)
+    expected[:, 0:10] = 1
+    expected[:, 20:30] = 1
+    assert np.array_equal(read, expected.transpose(2, 1, 0)) and np.array_equal(again, read)
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if "match one label" in r.getMessage()]
+    text = (f"{tmp_path / 'parts.dcm'}: segments 1 'first' and 2 'First' match one label of the model, 'first', and "
+            "do not overlap: read as that label, their union")
+    assert told == [("WARNING", text), ("INFO", text)]
+
+
 def test_reference_segs_of_multi_frame_sources_are_checked_frame_by_frame(tmp_path):
     """On an enhanced multi-frame source a SEG without SpatialLocationsPreserved was refused with highdicom's text,
     and a frame moved off its source frame was read as if on it; a series of one-frame enhanced files was 'not in'

@@ -318,7 +318,9 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
     label value → ``category``, ``type``, optional ``modifier``) that has them. Refused with :class:`InputError`
     naming the file: a SEG of another series or of images outside this one, a segment that neither names nor codes
     fit, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds one label per
-    voxel), a frame that does not lie on the source image it references. A label without a segment
+    voxel), segments of one label that overlap (two drawings of it: their union would be neither), a frame that does
+    not lie on the source image it references. Disjoint segments of one label (its parts, or instances such as
+    lesions) are read as that label, with a warning. A label without a segment
     is read as absent, with a warning; a segment whose name fits one coded label and whose codes another is matched by
     its name, with a warning; a SEG made from only some of the series' images is read as empty on the others, with a
     warning (these warnings: ``warn_missing``; not on a second reading, as the report's).
@@ -370,23 +372,39 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
         # refuses to index it by source image): they were checked to lie on them, frame by frame
         options["ignore_spatial_locations"] = True
     labels = np.zeros(volume.shape, dtype=np.uint8 if max(label_names, default=0) < 256 else np.uint16)
-    drawn_by: dict[int, str] = {}
+    drawn_by: dict[int, list[tuple[int, str]]] = {}
     for number, (value, name) in segments.items():
         mask = _segment_mask(seg, number, slices, volume.shape, options, path, volume.source)
         under = labels[mask]  # the voxels of this segment only: no full-volume temporaries
         clash = under[(under != 0) & (under != value)]
         if clash.size:
-            other = drawn_by[int(clash[0])]
+            other = drawn_by[int(clash[0])][0][1]
             raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {clash.size} voxel(s); a "
                              "reference label map holds one label per voxel, so make them disjoint (e.g. the liver "
                              "without its tumour)")
+        same = int(np.count_nonzero(under == value))
+        if same:  # two drawings of one structure (two readers'?): their union would be neither
+            raise InputError(f"{path}: segments {_segment_list(drawn_by[value] + [(number, name)])} match one "
+                             f"label of the model, '{label_names[value]}', and overlap in {same} voxel(s); keep one "
+                             "of them in the reference")
         labels[mask] = value
-        drawn_by.setdefault(value, name)
+        drawn_by.setdefault(value, []).append((number, name))
+    for value, drawn in drawn_by.items():
+        if len(drawn) > 1:  # parts or instances of one structure (lesion 1, lesion 2...), disjoint: their union
+            log.log(logging.WARNING if warn_missing else logging.INFO, "%s: segments %s match one label of the "
+                    "model, '%s', and do not overlap: read as that label, their union", path, _segment_list(drawn),
+                    label_names[value])
     missing = [label_names[v] for v in sorted(label_names) if int(v) != 0 and v not in drawn_by]
     if missing and warn_missing:
         log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
                     "predicted)", path, ", ".join(f"'{m}'" for m in missing))
     return labels
+
+
+def _segment_list(segments: list[tuple[int, str]]) -> str:
+    """``1 'lesion a', 2 'lesion b' and 3 'lesion c'``: segments by number and label, as messages name them."""
+    named = [f"{number} '{name}'" for number, name in segments]
+    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
 
 
 def _tell_coverage(seg, slices: list[tuple[str, int | None]], frame_sources: list[tuple[str, int | None]], path: Path,
