@@ -1207,6 +1207,46 @@ def test_reference_segments_of_one_label_are_refused_where_they_overlap_and_merg
     assert told == [("WARNING", text), ("INFO", text)]
 
 
+def test_a_reference_segment_label_outside_ascii_without_a_character_set_is_read_as_latin1_with_a_warning(
+        tmp_path, caplog):
+    """A SEG whose SegmentLabel holds byte 0xFC ('ü' in Latin-1) but states no SpecificCharacterSet (DICOM's
+    default repertoire is ASCII) was read as Latin-1 without a word; UTF-8 bytes so read showed as 'LÃ¤sion' in the
+    refusal with nothing to say why. The reading is kept, and told naming the file and the segment."""
+    from pydicom.dataelem import DataElement
+
+    values = stored_values((40, 36, 6), seed=17) + 900
+    write_series(tmp_path / "ct", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "ct")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
+    masks = np.zeros((6, 36, 40, 2), bool)
+    masks[:, 0:10, :, 0] = True
+    masks[:, 20:30, :, 1] = True
+    _foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "second"])
+    names = {0: "background", 1: "Müller", 2: "second"}
+    for encoding in ("latin-1", "utf-8"):
+        seg = pydicom.dcmread(tmp_path / "seg.dcm")
+        if "SpecificCharacterSet" in seg:
+            del seg.SpecificCharacterSet
+        seg.SegmentSequence[0]["SegmentLabel"] = DataElement(0x00620005, "LO", "Müller".encode(encoding))
+        seg.save_as(tmp_path / f"{encoding}.dcm")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        read = read_dicom_seg(tmp_path / "latin-1.dcm", volume, names)
+        read_dicom_seg(tmp_path / "latin-1.dcm", volume, names, warn_missing=False)
+    assert int((read == 1).sum()) == 2400 and int((read == 2).sum()) == 2400
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if "outside ASCII" in r.getMessage()]
+    text = (f"{tmp_path / 'latin-1.dcm'}: segment 1's label 'Müller' holds characters outside ASCII, but no "
+            "SpecificCharacterSet is stated (DICOM's default is ASCII): read as Latin-1 (ISO_IR 100)")
+    assert told == [("WARNING", text), ("INFO", text)]
+    caplog.clear()
+    with caplog.at_level("WARNING"), pytest.raises(InputError, match=r"utf-8\.dcm: segment 1 'MÃ¼ller' is not a "
+                                                                      r"label of the model"):
+        read_dicom_seg(tmp_path / "utf-8.dcm", volume, names)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'utf-8.dcm'}: segment 1's label 'MÃ¼ller' holds characters outside ASCII, but no "
+        "SpecificCharacterSet is stated (DICOM's default is ASCII): read as Latin-1 (ISO_IR 100)"]
+
+
 def test_reference_segs_of_multi_frame_sources_are_checked_frame_by_frame(tmp_path):
     """On an enhanced multi-frame source a SEG without SpatialLocationsPreserved was refused with highdicom's text,
     and a frame moved off its source frame was read as if on it; a series of one-frame enhanced files was 'not in'

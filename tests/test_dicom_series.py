@@ -977,6 +977,28 @@ def test_a_dicom_seg_output_does_not_repeat_the_series_warnings(tmp_path):
                for line in run.stderr.splitlines()) == 1, run.stderr
 
 
+@pytest.mark.parametrize(("charset", "warned"), [(None, True), ("", True), ("ISO_IR 6", True),
+                                                ("ISO_IR 100", False)])
+def test_a_description_outside_ascii_without_a_character_set_is_read_as_latin1_with_a_warning(tmp_path, caplog,
+                                                                                            charset, warned):
+    """DICOM's default repertoire is ASCII; pydicom reads bytes outside it as Latin-1 without a word, so a UTF-8
+    description without SpecificCharacterSet showed as 'T1 MÃ¼ller' and nothing said why. The reading is kept
+    (Latin-1 is what such files mostly hold) and told once per folder, naming the files."""
+    _, paths = make_series(tmp_path / "dcm", seed=3)
+    for path in paths:
+        _raw(path, "SeriesDescription", "LO", b"T1 M\xfcller")
+        if charset is not None:
+            _raw(path, "SpecificCharacterSet", "CS", charset.encode())
+    with caplog.at_level("WARNING"):
+        volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.info["description"] == "T1 Müller"
+    told = [r.getMessage() for r in caplog.records if "outside ASCII" in r.getMessage()]
+    names = ", ".join(f"{k:04d}.dcm" for k in range(3))
+    assert told == ([f"{tmp_path / 'dcm'}: SeriesDescription 'T1 Müller' holds characters outside ASCII, but no "
+                     "SpecificCharacterSet is stated (DICOM's default is ASCII): read as Latin-1 (ISO_IR 100) "
+                     f"(in {SHAPE[2]} file(s): {names}, ...)"] if warned else [])
+
+
 def test_a_single_valued_pixel_spacing_is_one_line(tmp_path, capsys):
     """Before the fix of this check: a DS scalar has no len(), and the whole folder gave a traceback."""
     _, paths = make_series(tmp_path / "dcm", seed=16)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import DicomError, InputError
-from medseg.io.dicom_messages import FileMessages
+from medseg.io.dicom_messages import FileMessages, read_as_latin1
 from medseg.io.files import os_reason
 from medseg.volume import Volume
 
@@ -364,6 +364,10 @@ def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str]
                          f"{_series_words(volume)}: {shown}{' …' if len(foreign) > 3 else ''}")
     _tell_coverage(seg, slices, frame_sources, path, volume.source, warn_missing)
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
+    latin1 = read_as_latin1(seg, [(f"segment {int(item.SegmentNumber)}'s label", item.get("SegmentLabel"))
+                                  for item in seg.get("SegmentSequence", [])])
+    if latin1:  # its segments are matched by these names
+        log.log(logging.WARNING if warn_missing else logging.INFO, "%s: %s", path, latin1)
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
     options = {"combine_segments": False, "assert_missing_frames_are_empty": True}
