@@ -1030,7 +1030,8 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     state = tmp_path / "slurm"
     monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
-    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=6000")  # more than its first 4000 MB
+    # more than their first 4000 MB (the report's retry, by the profile's retries: 1, had as much again)
+    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=6000,rule_report=6000")
     results = tmp_path / "results"
     run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
@@ -1057,12 +1058,13 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
                      ("rule_infer_wildcards_batch001", "4000", "25"),  # 10 min + 5 per case
                      ("rule_infer_wildcards_batch001", "8000", "50"),  # the retry: twice the memory and time
                      ("rule_infer_wildcards_batch002", "4000", "20"),
-                     ("rule_report", "4000", "60")]
+                     ("rule_report", "4000", "60"),
+                     ("rule_report", "8000", "120")]  # the retry: twice the memory and time
     for entry in submitted:
         assert option(entry, "-A") == "lab42" and option(entry, "-p") == "cpu", entry["args"]
         assert {"--no-requeue", "--export=ALL", "--cpus-per-task=1"} <= set(entry["args"]), entry["args"]
     jobs = {file.stem: json.loads(file.read_text()) for file in (state / "jobs").glob("*.json")}
-    assert sorted(job["state"] for job in jobs.values()) == ["COMPLETED"] * 5 + ["OUT_OF_MEMORY"]
+    assert sorted(job["state"] for job in jobs.values()) == ["COMPLETED"] * 5 + ["OUT_OF_MEMORY"] * 2
     # each job ran its command once, in the environment the run set for its jobs
     steps = [json.loads(line) for line in (state / "srun.jsonl").read_text().splitlines()]
     assert sorted(step["job_id"] for step in steps) == sorted(jobs)
@@ -1076,10 +1078,11 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     # the retried job was told its memory and attempt; no case was given up
     assert "--memory-mb 8000 --final-memory-mb 12000 --attempt 2 3 " in run.stderr
     assert json.loads((results / "status" / "a.infer.json").read_text())["outcome"] == "ok"
-    # the SLURM log of the job killed for memory is kept, those of the jobs that succeeded are not
-    killed = next(job_id for job_id, job in jobs.items() if job["state"] == "OUT_OF_MEMORY")
+    # the SLURM logs of the jobs killed for memory are kept, those of the jobs that succeeded are not
+    killed = sorted(job_id for job_id, job in jobs.items() if job["state"] == "OUT_OF_MEMORY")
     logs = sorted(p.relative_to(tmp_path / "slurm-logs") for p in (tmp_path / "slurm-logs").rglob("*.log"))
-    assert logs == [Path("rule_infer", "batch001", f"{killed}.log")]
+    assert sorted(p.stem for p in logs) == killed and sorted(p.parts[0] for p in logs) == ["rule_infer", "rule_report"]
+    assert Path("rule_infer", "batch001") in [p.parent for p in logs]
     assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]
 
 

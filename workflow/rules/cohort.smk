@@ -106,8 +106,9 @@ rule report:
         f"{RESULTS}/benchmarks/report.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        # scaled on a retry as the other rules' are: a report killed for memory or time was resubmitted with as much
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
         " --max-overlays {params.max_overlays} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
