@@ -1404,6 +1404,23 @@ def test_a_fixed_set_resources_memory_or_time_is_warned_about():
     assert fixed_retry_resources({}) is None
 
 
+def test_memory_per_cpu_is_warned_about():
+    """mem_mb_per_cpu in the default or a rule's resources makes the SLURM plugin ask for --mem-per-cpu instead of
+    --mem (the README says not to): neither the retries' doubling nor the jobs' --memory-mb follow it, and nothing
+    said so while planning."""
+    from medseg.cohort.settings import per_cpu_memory
+
+    assert per_cpu_memory(["slurm_account=lab42", "mem_mb_per_cpu=2000"], {}) == (
+        "default-resources mem_mb_per_cpu=2000: memory per CPU makes the SLURM plugin ask for --mem-per-cpu instead "
+        "of --mem, which neither a retry's doubled memory nor the memory the jobs are told (the rules' mem_mb) "
+        "follow; give it as mem_mb (--default-resources mem_mb=..., --config mem_mb=... for inference)")
+    both = per_cpu_memory(["mem_mb_per_cpu=2000"], {"infer": {"mem_mb_per_cpu": 4000}, "report": {"runtime": 9}})
+    assert both.startswith("default-resources mem_mb_per_cpu=2000, set-resources infer:mem_mb_per_cpu: memory per "
+                           "CPU makes")
+    assert per_cpu_memory(["mem_mb=2000", "runtime=30"], {"infer": {"mem_mb": 4000, "cpus_per_gpu": 4}}) is None
+    assert per_cpu_memory([], {}) is None
+
+
 def test_a_step_by_hand_is_refused_while_a_workflow_run_holds_the_folder_and_its_jobs_go_on(cohort, capsys,
                                                                                            monkeypatch):
     """`medseg cohort infer` by hand beside a Snakemake run had replaced a case the run had just made and removed its

@@ -841,6 +841,20 @@ def test_a_fixed_set_resources_memory_is_warned_about_while_planning(cohort, tmp
     assert "--memory-mb 500 " in scaled.stdout
 
 
+def test_memory_per_cpu_is_warned_about_while_planning(cohort, tmp_path):
+    """--default-resources mem_mb_per_cpu= (sbatch --mem-per-cpu, which the retries' scaling and the jobs'
+    --memory-mb do not follow) was planned without a word."""
+    _, sheet = cohort
+    warning = "default-resources mem_mb_per_cpu=2000: memory per CPU makes the SLURM plugin ask for --mem-per-cpu"
+    run = snakemake(tmp_path, "-n", "--default-resources", "mem_mb_per_cpu=2000", samples=sheet,
+                    results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (run.stdout + run.stderr).count(warning) == 1
+    plain = snakemake(tmp_path, "-n", "--default-resources", "mem_mb=2000", samples=sheet, results=tmp_path / "results")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "mem_mb_per_cpu" not in plain.stdout + plain.stderr
+
+
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
     _, sheet = cohort

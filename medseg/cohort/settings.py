@@ -11,7 +11,7 @@ from pathlib import Path
 from medseg.errors import InputError
 
 __all__ = ["check_config", "check_results_folder", "fixed_retry_resources", "pattern_characters",
-           "placeholder_resources"]
+           "per_cpu_memory", "placeholder_resources"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
@@ -114,3 +114,19 @@ def fixed_retry_resources(overrides: Mapping[str, Mapping[str, object]]) -> str 
     return (f"set-resources {', '.join(text for text, *_ in fixed)}: every attempt of the job asks for this, so a job "
             "killed for memory or time is retried with the same (the rules' own double, then triple, on a retry); "
             f"to keep that, give {alternatives}")
+
+
+def per_cpu_memory(default_resources: Sequence[str], overrides: Mapping[str, Mapping[str, object]]) -> str | None:
+    """The warning for memory given per CPU (``mem_mb_per_cpu``) in a profile's or the command line's default
+    resources (``NAME=VALUE`` texts) or ``set-resources`` (rule → resources): the SLURM plugin then asks for
+    ``--mem-per-cpu`` instead of ``--mem``, which neither a retry's doubled memory nor the memory the jobs are told
+    (``--memory-mb``: the rule's ``mem_mb``) follow. It was planned and run without a word. None when none is."""
+    given = [f"default-resources {text.strip()}" for text in map(str, default_resources)
+             if text.partition("=")[0].strip() == "mem_mb_per_cpu"]
+    given += [f"set-resources {rule}:mem_mb_per_cpu" for rule, resources in overrides.items()
+              if "mem_mb_per_cpu" in resources]
+    if not given:
+        return None
+    return (f"{', '.join(given)}: memory per CPU makes the SLURM plugin ask for --mem-per-cpu instead of --mem, which "
+            "neither a retry's doubled memory nor the memory the jobs are told (the rules' mem_mb) follow; give it as "
+            "mem_mb (--default-resources mem_mb=..., --config mem_mb=... for inference)")

@@ -12,7 +12,7 @@ import pandas as pd
 from medseg import cohort
 from medseg.cohort import records, snakelock
 from medseg.cohort.settings import (check_config, check_results_folder, fixed_retry_resources, pattern_characters,
-                                    placeholder_resources)
+                                    per_cpu_memory, placeholder_resources)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -43,6 +43,12 @@ if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it i
                                    or workflow.resource_settings.overwrite_resources)
     if _fixed is not None:
         logger.warning(_fixed)
+    # memory per CPU: sbatch --mem-per-cpu, which neither the retries' scaling nor the jobs' --memory-mb follow
+    _per_cpu = per_cpu_memory(getattr(workflow.resource_settings.default_resources, "args", None) or [],
+                              getattr(workflow.resource_settings, "_parsed_overwrite_resources", None)
+                              or workflow.resource_settings.overwrite_resources)
+    if _per_cpu is not None:
+        logger.warning(_per_cpu)
 validate(config, "../../configs/schemas/config.schema.yaml")
 
 SHEET = config["samples"]
