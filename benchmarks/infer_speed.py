@@ -8,7 +8,10 @@ On a synthetic 512x512xN phantom, in one run, this measures
   blending, argmax, inversion to the input grid, atomic NIfTI + sidecar write (model already loaded);
 * command: the whole `medseg infer` command in a subprocess (interpreter start, imports, model load included),
   with its peak RSS;
-* whole-slice forward: the network on whole 512x512 slices, i.e. without tiling, to show what tiling costs;
+* whole-slice forward: the network on the whole planes it is given, i.e. without tiling, to show what tiling costs:
+  the model-space planes along each slicing axis (for a package that resamples, not the input's 512x512 slices:
+  the 512x512x150 phantom at 1 mm for `hippocampus` is 410 coronal planes of 410x374), each padded to the tile
+  where it is smaller, once per flip of the test-time augmentation;
 * the forward's FLOP/s as a fraction of a float32 matrix product measured in the same run.
 
     python benchmarks/infer_speed.py [--slices 32] [--model phantom] [--device cpu] [--batch-size 16] [--threads N]
@@ -35,9 +38,12 @@ from medseg.allocator import tune_allocator
 from medseg.errors import MedsegError
 from medseg.inference import Segmenter
 from medseg.package import load_package
+from medseg.preprocess import grid_model_shape
 from medseg.resources import set_threads
 from medseg.segment import segment_case
 from medseg.synthetic import make_phantom
+
+AFFINE = np.diag([0.8, 0.8, 2.5, 1.0])  # the phantom's voxels: 0.8 mm in plane, 2.5 mm slices
 
 
 def _sync(device: torch.device) -> None:
@@ -63,6 +69,19 @@ def time_forward(segmenter: Segmenter, tiles: int, shape: tuple[int, int], repea
             _sync(segmenter.device)
             best = min(best, time.perf_counter() - start)
     return best
+
+
+def whole_planes(segmenter: Segmenter, model_shape: tuple[int, ...]) -> list[tuple[int, tuple[int, int]]]:
+    """(count, plane) of the whole planes the network would be given without tiling, one entry per slicing axis of
+    the model-space volume ``model_shape``: as many planes as the axis is long (once more per flip of the
+    test-time augmentation), each the other two axes padded to the tile where smaller, as the sliding window pads
+    them."""
+    planes = []
+    for axis in segmenter.slice_axes:
+        a, b = (int(n) for i, n in enumerate(model_shape) if i != axis)
+        plane = (max(a, segmenter.roi_size[0]), max(b, segmenter.roi_size[1]))
+        planes.append((int(model_shape[axis]) * (1 + len(segmenter.flips)), plane))
+    return planes
 
 
 def flops_per_tile(segmenter: Segmenter, shape: tuple[int, int]) -> float:
@@ -130,11 +149,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="medseg-bench-"))
     phantom = make_phantom((args.size, args.size, args.slices), seed=3, oblique=False)
     image_path = work / "bench.nii.gz"
-    nib.save(nib.Nifti1Image(phantom.image, np.diag([0.8, 0.8, 2.5, 1.0])), str(image_path))
+    nib.save(nib.Nifti1Image(phantom.image, AFFINE), str(image_path))
 
     # warm-up on a small volume so one-off costs (allocator, kernels) are not counted
     small = work / "warm.nii.gz"
-    nib.save(nib.Nifti1Image(phantom.image[:128, :128, :4].copy(), np.diag([0.8, 0.8, 2.5, 1.0])), str(small))
+    nib.save(nib.Nifti1Image(phantom.image[:128, :128, :4].copy(), AFFINE), str(small))
     quiet = logging.getLogger("medseg")
     level, quiet.level = quiet.level, logging.ERROR  # its small field of view is not the measurement's business
     try:
@@ -154,7 +173,9 @@ def main() -> None:
             pipeline_s, outputs = seconds, run
         tiles = outputs.record["inference"]["tiles"]
         forward_s = min(forward_s, time_forward(segmenter, tiles, roi, repeats=1))
-    whole_s = time_forward(segmenter, args.slices, (args.size, args.size), repeats=1)
+    # the planes the network sees in model space (resampled, turned), not the input's slices
+    planes = whole_planes(segmenter, grid_model_shape(phantom.image.shape, AFFINE, package.preprocessing))
+    whole_s = sum(time_forward(segmenter, count, plane, repeats=1) for count, plane in planes)
     flops = flops_per_tile(segmenter, roi) * tiles
     matmul = matmul_flops_per_s(segmenter.device)
 
@@ -182,6 +203,7 @@ def main() -> None:
         "pipeline_over_forward": round(pipeline_s / forward_s, 3),
         "command_s": round(command_s, 3),
         "command_over_forward": round(command_s / forward_s, 3),
+        "whole_slice_planes": [[count, list(plane)] for count, plane in planes],
         "whole_slice_forward_s": round(whole_s, 3),
         "tiled_forward_over_whole_slice_forward": round(forward_s / whole_s, 3),
         "slices_per_s_pipeline": round(args.slices / pipeline_s, 2),

@@ -449,6 +449,37 @@ def test_the_speed_benchmark_times_the_tiles_the_pipeline_evaluates(tmp_path, mo
     assert record["volume"] == [64, 64, 2]
 
 
+def test_the_speed_benchmarks_whole_slice_forward_is_on_the_planes_the_network_sees(tmp_path, monkeypatch):
+    """A package that resamples and slices along another axis (hippocampus: 1 mm, coronal planes) gives the network
+    other planes than the input's slices; the whole-slice forward had been timed on the input's slices (3 of 48×48
+    here) all the same. It is timed on the planes of the model-space image the pipeline labels: the 48×48×3
+    phantom of 0.8×0.8×2.5 mm is 39×39×6 voxels at 1 mm, so 39 coronal planes of 39×6, padded to the 40×40 tile as
+    the sliding window pads them."""
+    import importlib.util
+    import json
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "run_with_peak_rss", lambda command: 0.0)  # not the whole command's run here
+    timed, labelled = [], []
+    forward, predict = module.time_forward, Segmenter.predict
+    monkeypatch.setattr(module, "time_forward", lambda segmenter, tiles, shape, repeats=2: timed.append(
+        (tiles, tuple(shape))) or forward(segmenter, tiles, shape, repeats))
+    monkeypatch.setattr(Segmenter, "predict", lambda self, image, progress=None: labelled.append(
+        tuple(image.shape[1:])) or predict(self, image, progress))
+    figures = tmp_path / "figures.json"
+    monkeypatch.setattr("sys.argv", ["infer_speed.py", "--model", "hippocampus", "--size", "48", "--slices", "3",
+                                     "--repeats", "1", "--json", str(figures)])
+    module.main()
+    record = json.loads(figures.read_text())
+    assert labelled[-1] == (39, 39, 6)  # the model-space image of the timed pipeline run
+    assert timed[-1] == (39, (40, 40)) and timed[0] == (record["tiles"], (40, 40))
+    assert record["whole_slice_planes"] == [[39, [40, 40]]]
+
+
 def test_the_speed_benchmark_names_a_model_it_cannot_load_in_one_line(monkeypatch, capsys):
     """benchmarks/infer_speed.py --model with a name that is no package ended in a traceback."""
     import importlib.util
