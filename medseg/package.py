@@ -775,7 +775,8 @@ def save_package(net, config: dict, out_dir: Path | str,
     """Write ``net``'s weights and ``config`` (weights entry filled in) as a package in ``out_dir``.
 
     ``extra_files`` maps file names (e.g. ``MODEL_CARD.md``) to text written beside the config, or to a function
-    that makes the text from the config as written (its weights' SHA-256 filled in).
+    that makes the text from the config as written (its weights' SHA-256 filled in); written as UTF-8 whatever the
+    locale (Windows' cp1252, a C locale), as ``medseg models`` reads the card.
     """
     from safetensors.torch import save_file
 
@@ -793,5 +794,5 @@ def save_package(net, config: dict, out_dir: Path | str,
         validate_config(config, str(out_dir / CONFIG_NAME))
         temps[1].write_text(json.dumps(config, indent=2) + "\n")
         for temp, text in zip(temps[2:], (extra_files or {}).values()):
-            temp.write_text(text(config) if callable(text) else text)
+            temp.write_text(text(config) if callable(text) else text, encoding="utf-8")
     return ModelPackage(path=out_dir, config=config, config_sha256=sha256_of(out_dir / CONFIG_NAME))

@@ -738,3 +738,31 @@ def test_a_benchmarks_help_says_what_it_measures_in_a_whole_sentence(name, monke
     assert exit_info.value.code == 0
     text = capsys.readouterr().out.split("\n\n")[1]  # the usage, the description, the options
     assert " ".join(text.split()).endswith(".")
+
+
+def test_a_card_is_written_as_utf8_whatever_the_locale(tmp_path):
+    """The model card was written in the locale's encoding: under a C locale without UTF-8 mode (ASCII) a label
+    named `Ellipsoïd` ended `medseg train` in a UnicodeEncodeError traceback, with no package written; under Windows'
+    cp1252 a name outside it did, and one inside it was written in bytes `medseg models` read as `�`."""
+    import subprocess
+    import sys
+
+    from conftest import tiny_config
+
+    card = "# Model card: tiny\n\n- Labels: 0 background, 1 Ellipsoïd, 2 box, 3 tube → 1.5 µm³ – ≥ 0.9\n"
+    script = f"""
+import json, sys, torch
+from medseg.network import UNet2D, UNetConfig
+from medseg.package import save_package
+config = json.loads(sys.argv[2])
+net = UNet2D(UNetConfig(**{{k: v for k, v in config["architecture"].items() if k != "type"}}))
+save_package(net, config, sys.argv[1], extra_files={{"MODEL_CARD.md": {card!a}}})
+"""
+    config = tiny_config()
+    config["labels"]["1"] = "Ellipsoïd"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "tiny"), json.dumps(config)],
+                          capture_output=True, text=True, env=env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (tmp_path / "tiny" / "MODEL_CARD.md").read_bytes() == card.encode("utf-8")
+    assert load_package(tmp_path / "tiny").labels[1] == "Ellipsoïd"
