@@ -109,6 +109,31 @@ def test_a_sheet_written_on_windows_takes_backslashes_as_folder_separators(tmp_p
                                      "machine (relative to the sheet's folder, or absolute)")
 
 
+def test_under_wsl_a_windows_drive_path_is_read_where_wsl_mounts_the_drive(tmp_path, monkeypatch):
+    """A sheet made in a Windows spreadsheet names its files by drive (``C:\\scans\\a.nii.gz``); run under WSL,
+    where the workflow runs for Windows users, each row was refused as a Windows path, though WSL mounts that drive
+    at ``/mnt/c``. It is read there; a file not there either is named with both paths. Off WSL, refused as before."""
+    from medseg.cohort import samples
+
+    monkeypatch.setattr(samples, "WSL_DRIVES", tmp_path / "mnt", raising=False)
+    monkeypatch.setattr(samples, "_on_wsl", lambda: True, raising=False)
+    (tmp_path / "mnt" / "c" / "scans" / "x").mkdir(parents=True)
+    (tmp_path / "mnt" / "c" / "scans" / "a.nii.gz").write_bytes(b"")
+    sheet = _sheet(tmp_path, "case_id\timage\treference\na\tC:\\scans\\x\\..\\a.nii.gz\tc:/scans/a.nii.gz\n")
+    (sample,) = read_samples(sheet)
+    assert sample.image == sample.reference == tmp_path / "mnt" / "c" / "scans" / "a.nii.gz"
+    sheet = _sheet(tmp_path, "case_id\timage\na\tD:\\scans\\a.nii.gz\n")
+    with pytest.raises(InputError) as caught:
+        read_samples(sheet)
+    assert str(caught.value) == (f"{sheet}:2: the image D:\\scans\\a.nii.gz is a Windows path, and "
+                                 f"{tmp_path / 'mnt' / 'd' / 'scans' / 'a.nii.gz'}, where WSL mounts that drive, is "
+                                 "not there either; give its path on this machine (relative to the sheet's folder, or "
+                                 "absolute)")
+    monkeypatch.setattr(samples, "_on_wsl", lambda: False)
+    with pytest.raises(InputError, match=r":2: the image C:\\scans\\a\.nii\.gz is a Windows path; give its path"):
+        read_samples(_sheet(tmp_path, "case_id\timage\na\tC:\\scans\\a.nii.gz\n"))
+
+
 def test_a_sheet_finds_a_name_whose_accents_are_composed_otherwise_on_disk(tmp_path):
     """'é' is one character (NFC, as typed on Linux or Windows) or 'e' and a combining accent (NFD, as macOS names
     files): the two look the same in the sheet and in ``ls``, but the case was listed as a missing image."""

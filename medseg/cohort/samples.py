@@ -15,7 +15,8 @@ like a misspelt or miscapitalised column of these, which is refused; a name that
 Relative paths are relative to the folder that holds the sheet (so a sheet moves with its data); ``~`` is
 expanded; absolute paths are used as they are. Backslashes separate folders where no file is named with them (a
 sheet written on Windows); accented letters are matched composed or decomposed, as the disk holds them; a Windows
-drive or network path is refused. Blank lines and lines starting with ``#`` are skipped.
+drive path is read where WSL mounts its drive (``C:\\scans`` as ``/mnt/c/scans``), under WSL, where that is there;
+otherwise a Windows drive or network path is refused. Blank lines and lines starting with ``#`` are skipped.
 A missing image is not an error here: the case ends as a recorded failure when it is run.
 """
 
@@ -26,6 +27,7 @@ import contextlib
 import csv
 import difflib
 import os
+import platform
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -184,14 +186,36 @@ def _sheet_path(value: str, base: Path, at: str, column: str) -> Path:
     if os.path.lexists(path):
         return path
     if os.sep != "\\" and _WINDOWS_ABSOLUTE.match(value):
-        raise InputError(f"{at}: the {column} {value} is a Windows path; give its path on this machine (relative to "
-                         "the sheet's folder, or absolute)")
+        mounted = _wsl_mounted(value)
+        if mounted is not None and os.path.lexists(mounted):
+            return _resolve(str(mounted), base)  # C:\\scans\\..\\x.nii.gz as /mnt/c/x.nii.gz
+        where = f", and {mounted}, where WSL mounts that drive, is not there either" if mounted else ""
+        raise InputError(f"{at}: the {column} {value} is a Windows path{where}; give its path on this machine "
+                         "(relative to the sheet's folder, or absolute)")
     text = value.replace("\\", "/") if os.sep != "\\" else value
     for form in ("NFC", "NFD"):  # é typed as one character, or as e and its accent (macOS file names)
         other = unicodedata.normalize(form, text)
         if other != text and os.path.lexists(_resolve(other, base)):
             return _resolve(other, base)
     return _resolve(text, base)
+
+
+WSL_DRIVES = Path("/mnt")  # where WSL mounts the Windows drives (its automount root's default)
+_DRIVE_PATH = re.compile(r"^([A-Za-z]):[\\/]+(.*)$", re.DOTALL)
+
+
+def _on_wsl() -> bool:
+    """Whether this is Linux under Windows (WSL 1 or 2: their kernels' release names say "microsoft")."""
+    return "microsoft" in platform.uname().release.lower()
+
+
+def _wsl_mounted(value: str) -> Path | None:
+    """Where WSL mounts the Windows drive path ``value`` (``C:\\scans\\a.nii.gz``: ``/mnt/c/scans/a.nii.gz``); None
+    for a network path, or off WSL."""
+    drive = _DRIVE_PATH.match(value)
+    if drive is None or not _on_wsl():
+        return None
+    return WSL_DRIVES / drive[1].lower() / drive[2].replace("\\", "/")
 
 
 _WINDOWS_DEVICES = re.compile(r"(?i)^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])$")
