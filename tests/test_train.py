@@ -920,6 +920,32 @@ def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, ca
         read_dataset_json(path)
 
 
+def test_a_dataset_json_in_utf16_gives_its_names_and_one_in_another_encoding_is_named_so(tmp_path, caplog):
+    """A dataset.json written by Windows PowerShell 5 (`python make.py > dataset.json`: UTF-16 with its byte order
+    mark) or saved as Notepad's "Unicode" was passed over with a warning quoting Python's codec ("'utf-8' codec can't
+    decode byte 0xff in position 0"), and the package's labels named label_1, label_2; one in cp1252 is named so,
+    with the byte's line and column."""
+    import logging
+
+    from medseg.io.dataset_json import declared_names, read_dataset_json
+
+    path = tmp_path / "dataset.json"
+    text = json.dumps({"labels": {"0": "background", "1": "Ellipsoïd"}, "licence": "CC0"}, ensure_ascii=False,
+                      indent=1).replace("\n", "\r\n")
+    for encoding in ("utf-16", "utf-16-be"):
+        path.write_bytes(text.encode(encoding) if encoding == "utf-16" else b"\xfe\xff" + text.encode(encoding))
+        assert read_dataset_json(path).names == {0: "background", 1: "Ellipsoïd"}
+        assert declared_names(path) == {0: "background", 1: "Ellipsoïd"}
+    with caplog.at_level(logging.WARNING, logger="medseg.io.dataset_json"):
+        path.write_bytes(text.encode("cp1252"))
+        assert read_dataset_json(path) is None
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("cp1252"))  # a UTF-8 byte order mark on cp1252 text
+        assert read_dataset_json(path) is None
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{path}: not read (not UTF-8 text: byte 0xef on line 4, column 16; save it as UTF-8); labels are named "
+        "label_N"] * 2
+
+
 def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(tiny_set, tmp_path, capsys,
                                                                                 config_file):
     """With -c the config's labels win, and a dataset.json beside the folders was passed over in silence: a user

@@ -9,6 +9,7 @@ case.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import InputError
+from medseg.io.files import undecodable
 
 __all__ = ["DatasetJson", "declared_names", "find_dataset_json", "read_dataset_json", "renamed_labels"]
 
@@ -51,9 +53,16 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     a file that is not one medseg can take names from (not JSON, no ``labels`` mapping: a datalist, say), with a
     warning; an :class:`InputError` naming the file for labels it cannot train as they are meant."""
     path = Path(path)
+    data = b""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = path.read_bytes()
+        doc = json.loads(_decoded(data))
+    except UnicodeDecodeError as error:
+        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        log.warning("%s: not read (not %s text: %s; save it as UTF-8); labels are named label_N", path,
+                    "UTF-16" if error.encoding.startswith("utf-16") else "UTF-8", undecodable(error, bom))
+        return None
+    except (OSError, json.JSONDecodeError) as error:
         log.warning("%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
@@ -83,11 +92,18 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     return DatasetJson(path=path, names=names, data=data)
 
 
+def _decoded(data: bytes) -> str:
+    """A dataset.json's text: UTF-8 (a byte order mark allowed), or UTF-16 with its byte order mark, as Windows
+    PowerShell 5 writes ``python make_dataset.py > dataset.json`` and Notepad saves "Unicode" text."""
+    wide = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    return data.decode("utf-16" if wide else "utf-8-sig")
+
+
 def declared_names(path: Path | str) -> dict[int, str] | None:
     """The label names a ``dataset.json`` declares (value → name), whether or not medseg could train them as they
     are (an ``ignore`` label, gaps, several channels); None where it declares none it can read. No warnings."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        doc = json.loads(_decoded(Path(path).read_bytes()))
         return _names(doc["labels"], Path(path)) if isinstance(doc.get("labels"), dict) else None
     except (OSError, UnicodeDecodeError, ValueError, AttributeError, InputError):
         return None
