@@ -27,6 +27,36 @@ def test_a_set_is_put_in_place_whole(tmp_path):
             pass
 
 
+def test_an_output_another_program_holds_open_on_windows_is_named_so(tmp_path, monkeypatch):
+    """On Windows a file open in another program (a viewer showing the last segmentation) cannot be replaced: the
+    rename's PermissionError read "(Access is denied)", which says nothing of the viewer. The line says what to do,
+    and the set is left as it was."""
+    from medseg.io import atomic
+
+    first, second = tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"
+    first.write_text("old image")
+    second.write_text("old sidecar")
+    real_replace = os.replace
+
+    def held_open(source, target):
+        if Path(target) == first:
+            raise PermissionError(13, "Access is denied", str(source), None, str(target))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(atomic, "WINDOWS", True, raising=False)
+    monkeypatch.setattr(atomic.os, "replace", held_open)
+    with pytest.raises(OutputWriteError) as caught:
+        with atomic_paths([second, first], overwrite=True) as temps:
+            temps[0].write_text("new sidecar")
+            temps[1].write_text("new image")
+    monkeypatch.undo()
+    assert str(caught.value) == (f"{first}: cannot put the output in place (Access is denied: another program may "
+                                 "have it open, a viewer say; close it and run again); no output of this set was "
+                                 "changed")
+    assert (first.read_text(), second.read_text()) == ("old image", "old sidecar")
+    assert _names(tmp_path) == ["a_seg.json", "a_seg.nii.gz"]
+
+
 def test_a_failed_rename_restores_the_previous_set(tmp_path):
     first, second = tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"
     first.write_text("old image")

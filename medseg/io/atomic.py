@@ -32,6 +32,7 @@ MAX_NAME_BYTES = 255  # the file-name limit of common file systems
 # :func:`_temp_name` and :func:`_put_in_place` give (".ms-" and 8 hex digits), not a user's ".ms-notes.partial"
 LEFTOVER_PATTERNS = (".ms-*.part*", ".ms-*.prev*")
 _LEFTOVER_NAME = re.compile(r"\.ms-[0-9a-f]{8}\.(part.*|prev.*)")
+WINDOWS = os.name == "nt"  # where a file another program holds open cannot be replaced or removed (PermissionError)
 _NAMED_AFTER = 100  # a temporary file or backup carries its target's name up to this many bytes (see _aside_name)
 
 
@@ -428,7 +429,10 @@ def _put_in_place(temps: list[Path], targets: list[Path], retire: Sequence[Path]
         if not isinstance(error, OSError):
             raise
         doing = "cannot remove this output of an earlier run" if at in retire else "cannot put the output in place"
-        raise OutputWriteError(f"{at}: {doing} ({_reason(error)}); no output of this set was changed") from error
+        reason = _reason(error)
+        if WINDOWS and isinstance(error, PermissionError):
+            reason += ": another program may have it open, a viewer say; close it and run again"
+        raise OutputWriteError(f"{at}: {doing} ({reason}); no output of this set was changed") from error
     for backup in backups.values():
         with contextlib.suppress(OSError):
             backup.unlink()
