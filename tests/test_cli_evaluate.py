@@ -437,6 +437,18 @@ def test_a_case_id_with_leading_dots_does_not_make_a_hidden_file(pair, tmp_path)
     assert json.loads((tmp_path / "out" / "_x_metrics.json").read_text())["case_id"] == "../x"
 
 
+def test_a_case_id_names_a_file_windows_can_hold(pair, tmp_path):
+    """--case-id 'sub-01:ses 2?' with a folder as -o wrote 'sub-01:ses 2?_metrics.json': on Windows a name it refuses,
+    or, for the colon, a hidden stream of a file 'sub-01' (NTFS); a results folder holding it cannot be copied
+    there. The characters Windows refuses and control characters are written as '_'; the record keeps the id."""
+    pred, ref = pair
+    case_id = 'sub-01:ses 2?*"<a>|b\tc'
+    assert run(["evaluate", str(pred), str(ref), "--case-id", case_id, "-o", f"{tmp_path / 'out'}/"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sub-01_ses 2____a__b_c_metrics.json"]
+    record = json.loads((tmp_path / "out" / "sub-01_ses 2____a__b_c_metrics.json").read_text())
+    assert record["case_id"] == case_id
+
+
 def test_a_prediction_changed_after_its_sidecar_was_written_is_scored_with_a_warning(pair, tmp_path, capsys, caplog):
     """An edited segmentation kept its sidecar and was scored without a word (the report calls such a case stale)."""
     pred, ref = pair

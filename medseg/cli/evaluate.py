@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -67,8 +68,9 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
     elif not case_id.strip():
         raise click.BadParameter("an empty case id names nothing; give one, or leave --case-id out",
                                  param_hint="'--case-id'")
-    # a folder as -o: the file goes in it, not below it, and is not hidden (--case-id ../x gave .._x_metrics.json)
-    safe = case_id.replace("/", "_").replace("\\", "_").lstrip(".") or "case"
+    # a folder as -o: the file goes in it, not below it, is not hidden (--case-id ../x gave .._x_metrics.json), and
+    # has a name Windows can hold (on NTFS "a:b_metrics.json" is a hidden stream "b_metrics.json" of a file "a")
+    safe = re.sub(r'[/\\:*?"<>|\x00-\x1f]', "_", case_id).lstrip(".") or "case"
     output = file_output("-o", output, f"{safe}_metrics.json", (".json",))
     if output is not None:
         inputs = {"the prediction": prediction, "the reference": reference,
