@@ -134,6 +134,25 @@ def test_under_wsl_a_windows_drive_path_is_read_where_wsl_mounts_the_drive(tmp_p
         read_samples(_sheet(tmp_path, "case_id\timage\na\tC:\\scans\\a.nii.gz\n"))
 
 
+def test_a_name_the_file_system_encoding_cannot_hold_is_a_sheet_error(tmp_path):
+    """In a C locale with Python's UTF-8 mode turned off (PYTHONUTF8=0) file names are ASCII: a UTF-8 sheet naming
+    `Müller.nii.gz` passed the sheet's checks and ended the cohort step in a UnicodeEncodeError traceback at the first
+    look at the file. The sheet's line says so, and how to run."""
+    import subprocess
+    import sys
+
+    (tmp_path / "Müller.nii.gz").write_bytes(b"")
+    sheet = _sheet(tmp_path, "case_id\timage\na\tM\u00fcller.nii.gz\n")
+    script = ("import sys\nfrom medseg.cohort.samples import read_samples\nfrom medseg.errors import InputError\n"
+              "try:\n    read_samples(sys.argv[1])\nexcept InputError as error:\n    print(str(error).encode())\n")
+    done = subprocess.run([sys.executable, "-c", script, str(sheet)], capture_output=True, text=True,
+                          env={**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0"})
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == repr(f"{sheet}:2: the image Müller.nii.gz holds 'ü', which file names cannot hold in this "
+                               "system's encoding (ascii); run medseg in a UTF-8 locale (LC_ALL=C.UTF-8) or with "
+                               "PYTHONUTF8=1".encode()) + "\n"
+
+
 def test_a_sheet_finds_a_name_whose_accents_are_composed_otherwise_on_disk(tmp_path):
     """'é' is one character (NFC, as typed on Linux or Windows) or 'e' and a combining accent (NFD, as macOS names
     files): the two look the same in the sheet and in ``ls``, but the case was listed as a missing image."""

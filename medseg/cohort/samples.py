@@ -29,6 +29,7 @@ import difflib
 import os
 import platform
 import re
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -179,7 +180,15 @@ def _sheet_path(value: str, base: Path, at: str, column: str) -> Path:
     ``/``. A name whose accented letters are composed otherwise than on disk (``é`` as one character or as ``e`` and
     its accent: macOS writes file names so) is found in the form the disk holds. A Windows drive or network path
     (``C:\\scans\\a.nii.gz``) that is not there is no path on this machine: an :class:`InputError` naming the line,
-    at once (as a missing file it failed only when its case ran)."""
+    at once (as a missing file it failed only when its case ran). A name this system cannot encode as a file name
+    (``é`` where the file system encoding is ASCII: a C locale with Python's UTF-8 mode turned off) is refused."""
+    if not value.isascii():
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError as error:  # it ended the cohort in a traceback at the first look at the file
+            raise InputError(f"{at}: the {column} {value} holds {value[error.start]!r}, which file names cannot hold "
+                             f"in this system's encoding ({sys.getfilesystemencoding()}); run medseg in a UTF-8 "
+                             "locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1") from error
     path = _resolve(value, base)
     if value.isascii() and (os.sep == "\\" or not ("\\" in value or _WINDOWS_ABSOLUTE.match(value))):
         return path  # (a plain path is not looked up: planning a cohort stats each of its images once)
