@@ -237,3 +237,26 @@ def test_a_stopped_forced_run_is_told_to_a_run_without_the_option(tmp_path):
     assert stopped_forced_run(tmp_path) is None
     (tmp_path / "jobs" / ".forced.json").write_text("[1, 2]")  # damaged: nothing to tell
     assert stopped_forced_run(tmp_path) is None
+
+
+def test_a_file_name_the_file_system_encoding_cannot_hold_is_one_error_line(tmp_path):
+    """In a C locale with Python's UTF-8 mode turned off (PYTHONUTF8=0) file names are ASCII: `medseg report` over
+    results whose sidecars name `é/Müller.nii.gz` ended in a UnicodeEncodeError traceback at the first look at the
+    input. One line names the file and how to run instead, exit 1."""
+    import subprocess
+    import sys
+
+    from medseg.cli import main
+    from medseg.synthetic import write_phantom
+
+    image = tmp_path / "é" / "Müller.nii.gz"
+    write_phantom(image, None, shape=(16, 16, 8), seed=0)
+    with pytest.raises(SystemExit) as done:
+        main(["-q", "infer", str(image), "-o", str(tmp_path / "out"), "--threads", "1"])
+    assert done.value.code == 0
+    done = subprocess.run([sys.executable, "-m", "medseg", "report", str(tmp_path / "out")], capture_output=True,
+                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0"})
+    assert done.returncode == 1 and done.stderr.decode("utf-8", "backslashreplace").splitlines() == [
+        f"medseg: error: {image}: the file name holds 'é', which this system's file name encoding (ascii) cannot "
+        "hold; run medseg in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"]
+    assert not (tmp_path / "out" / "report.html").exists()

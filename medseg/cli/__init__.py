@@ -393,6 +393,16 @@ def _mapping_refused(error: ImportError) -> bool:
     return "failed to map segment" in str(error)
 
 
+def _file_name_unencodable(error: UnicodeEncodeError) -> bool:
+    """Whether ``error`` is a file name the file system encoding cannot hold: a path read from a file (a sidecar's
+    input) holding ``é`` where that encoding is ASCII (a C locale with Python's UTF-8 mode turned off). The names a
+    command line gives, and those of folders listed, are the system's own and always encode."""
+    import codecs
+
+    encoding = codecs.lookup(sys.getfilesystemencoding()).name
+    return encoding != "utf-8" and codecs.lookup(error.encoding).name == encoding and isinstance(error.object, str)
+
+
 def _writing_stdout(error: OSError) -> bool:
     """Whether ``error`` was raised writing the command's own output (``click.echo`` on stdout), not by its work."""
     trace = error.__traceback__
@@ -454,6 +464,13 @@ def _outcome(argv: list[str] | None) -> int:
         detail = f": {error}" if str(error) and isinstance(error, MemoryError) else ""
         click.echo(error_line(f"out of memory{detail} (the machine's memory or a limit such as ulimit -v refused an "
                               "allocation)"), err=True)
+        return 1
+    except UnicodeEncodeError as error:
+        if not _file_name_unencodable(error):
+            raise
+        click.echo(error_line(f"{error.object}: the file name holds {error.object[error.start]!r}, which this "
+                              f"system's file name encoding ({sys.getfilesystemencoding()}) cannot hold; run medseg "
+                              "in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"), err=True)
         return 1
     except _Terminated as stop:
         with contextlib.suppress(OSError):  # a hangup's terminal is gone: the exit code tells
