@@ -24,6 +24,8 @@ from medseg.cli.options import ARGS_KEY
 
 __all__ = ["main", "cli"]
 
+WINDOWS = os.name == "nt"  # where the shell leaves wildcards to the program (see _wildcards_expanded)
+
 # command name -> (module, attribute, one-line help)
 COMMANDS = {
     "infer": ("medseg.cli.infer", "infer", "Segment NIfTI files or DICOM folders with a model package."),
@@ -393,6 +395,21 @@ def _mapping_refused(error: ImportError) -> bool:
     return "failed to map segment" in str(error)
 
 
+def _wildcards_expanded(args: list[str]) -> list[str]:
+    """The command line with its wildcards expanded as a POSIX shell expands them, sorted, for Windows, whose shells
+    (cmd, PowerShell) hand ``scans\\*.nii.gz`` to the program as typed: click's own ``main`` expands them there, and
+    :func:`main` does not call it. A pattern that matches nothing is kept, as the shells keep it (then named as
+    missing), and so is a name that is there as written (``scan[1].nii.gz`` is that file, not ``scan1.nii.gz``)."""
+    import glob
+    import re
+
+    expanded = []
+    for arg in args:
+        pattern = re.search(r"[*?[]", arg) is not None and not os.path.lexists(arg)
+        expanded += (sorted(glob.glob(arg, recursive=True)) if pattern else []) or [arg]
+    return expanded
+
+
 def _file_name_unencodable(error: UnicodeEncodeError) -> bool:
     """Whether ``error`` is a file name the file system encoding cannot hold: a path read from a file (a sidecar's
     input) holding ``é`` where that encoding is ASCII (a C locale with Python's UTF-8 mode turned off). The names a
@@ -432,6 +449,8 @@ def _outcome(argv: list[str] | None) -> int:
         # what else it does is done here: shell completion (_MEDSEG_COMPLETE; it exits), a closed stdout pipe below
         cli._main_shell_completion({}, "medseg", None)
         args = list(sys.argv[1:] if argv is None else argv)
+        if argv is None and WINDOWS:
+            args = _wildcards_expanded(args)
         with cli.make_context("medseg", list(args)) as context:
             context.meta[ARGS_KEY] = args  # as given, for sidecars (options.invocation)
             code = cli.invoke(context)
