@@ -355,6 +355,34 @@ def test_headers_claiming_a_huge_image_over_short_pixel_data_are_refused_before_
     assert peak < 2**30
 
 
+def test_compressed_headers_claiming_more_than_the_machine_holds_are_refused_before_decoding(tmp_path, monkeypatch):
+    """A compressed file's decoder allocates what Rows × Columns × frames say before it finds the data short: 1 kB
+    RLE files claiming 40000 × 40000 pixels took 3.5 GB before "cannot decode RLE Lossless pixel data". Against a
+    machine of 256 MiB, 4000 × 4000 is refused from the headers, naming the sizes, and nothing is decoded."""
+    import tracemalloc
+
+    import medseg.io.dicom as dicom_module
+
+    paths = write_series(tmp_path, stored_values((8, 8, 4)), slice_positions(4, 2.0), transfer_syntax=RLELossless)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.Rows = dataset.Columns = 4000
+        dataset.save_as(path)
+    monkeypatch.setattr(dicom_module, "physical_memory", lambda: 2**28, raising=False)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError, match=rf"^{re.escape(str(tmp_path))}: series 3 'synthetic' \(CT, 4 images, "
+                                                 r"UID [0-9.]+\): its 4000×4000×4 voxels \(0\.24 GiB as float32\) and "
+                                                 r"the decoded pixel data of its largest compressed file \(0\.03 GiB\) "
+                                                 r"need more memory than this machine has \(0\.25 GiB\); the headers "
+                                                 r"are corrupt or the series too large$"):
+            read_dicom_series(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**24  # a decoded file alone is 32 MB
+
+
 @pytest.mark.parametrize("plane_bytes", [1 << 24, 1])  # 16 planes put at a time (37 = 16 + 16 + 5), or one
 def test_slices_put_in_the_volume_a_few_at_a_time_are_each_in_its_place(tmp_path, monkeypatch, plane_bytes):
     """The planes are gathered and put in the volume together (one at a time, every voxel was written a slice's

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from medseg.io.dicom_series import (
     transfer_syntax,
 )
 from medseg.io.nifti import qform_for, save_nifti
+from medseg.numbers import gib_text
+from medseg.resources import physical_memory
 from medseg.volume import Volume
 
 __all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "series_sha256",
@@ -85,6 +88,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
                     "unless they are physical units (HU), a model trained on MONOCHROME2 images sees its contrast "
                     "reversed", folder, candidate.label())
     geometry = candidate.geometry
+    _check_decoding_fits(folder, candidate)
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape
     array = None  # allocated once the first slice has decoded to the headers' Rows × Columns
@@ -318,6 +322,41 @@ def _volume_array(folder: Path, label: str, shape: tuple[int, ...]) -> np.ndarra
         gib = float(np.prod(shape, dtype=np.float64)) * 4 / 2**30
         raise ImageReadError(f"{folder}: {label}: its {'×'.join(map(str, shape))} voxels need {gib:.1f} GiB of "
                              "memory as float32; the headers are corrupt or the series too large") from error
+
+
+def _check_decoding_fits(folder: Path, candidate: SeriesCandidate) -> None:
+    """Refuse, before any pixel is decoded, a compressed series whose headers need more memory than the machine has
+    (the float32 volume and the largest file's decoded pixels): a decoder allocates what Rows × Columns × frames say
+    before it finds the data short, so a 1 kB RLE file claiming 40000 × 40000 pixels took 3.5 GB, and 65535 ×
+    65535 over a few files could take the machine's memory. (Uncompressed pixel data is measured against its header
+    before anything is allocated.)"""
+    compressed = [path for path in candidate.files if _compressed(candidate.datasets[path])]
+    memory = physical_memory()
+    if not compressed or memory is None:
+        return
+    volume = math.prod(candidate.geometry.shape) * 4
+    decoded = max(_decoded_bytes(candidate.datasets[path]) for path in compressed)
+    if volume + decoded <= memory:
+        return
+    raise ImageReadError(f"{folder}: {candidate.label()}: its {'×'.join(map(str, candidate.geometry.shape))} voxels "
+                         f"({gib_text(volume)} as float32) and the decoded pixel data of its largest compressed file "
+                         f"({gib_text(decoded)}) need more memory than this machine has ({gib_text(memory)}); the "
+                         "headers are corrupt or the series too large")
+
+
+def _decoded_bytes(dataset: pydicom.Dataset) -> int:
+    """The bytes a decoder allocates for a file's pixel data, from its header (0 where a size is not a number)."""
+    sizes = [_header_int(dataset, keyword, default) for keyword, default in
+             (("Rows", 0), ("Columns", 0), ("NumberOfFrames", 1), ("SamplesPerPixel", 1))]
+    return math.prod(sizes) * -(-_header_int(dataset, "BitsAllocated", 16) // 8)
+
+
+def _header_int(dataset: pydicom.Dataset, keyword: str, default: int) -> int:
+    try:
+        value = int(dataset.get(keyword) or default)
+    except (TypeError, ValueError):
+        return default
+    return max(value, 0)
 
 
 def _bits_beyond_stored(dataset: pydicom.Dataset, pixels: np.ndarray) -> str | None:
