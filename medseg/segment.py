@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,11 +174,10 @@ def check_reference_exists(reference: Path | str, input_path: Path | str) -> Non
 def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0) -> None:
     """The memory guard of :func:`medseg.preprocess.check_resampling_size` from a NIfTI's header, before its voxels
     are read (a 512×512×1500 CT took 13 s and 2.3 GB to read before it was refused). A header that cannot be read,
-    or that is not 3D, is left to :func:`read_image`, which names the problem; a DICOM folder is checked once read
-    (its headers are the read)."""
+    or that is not 3D, is left to :func:`read_image`, which names the problem; a DICOM folder is checked by
+    :func:`read_image` through :func:`_check_grid`, from its headers once its series is chosen."""
     from medseg.errors import MedsegError
     from medseg.io.images import read_grid
-    from medseg.preprocess import check_grid_size
 
     try:
         if Path(input_path).is_dir():
@@ -185,6 +185,15 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
         shape, affine = read_grid(input_path)
     except (MedsegError, OSError, ValueError):
         return
+    _check_grid(input_path, pre, per_model_voxel, shape, affine)
+
+
+def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: tuple[int, ...],
+                affine: np.ndarray) -> None:
+    """:func:`medseg.preprocess.check_grid_size` of a grid read from headers (a DICOM series was decoded whole
+    before the guard refused it); a grid that is not 3D or whose affine is degenerate is left to the reader."""
+    from medseg.preprocess import check_grid_size
+
     if len(shape) != 3 or not np.isfinite(affine).all():
         return
     try:
@@ -237,7 +246,8 @@ def segment_case(
         from medseg.io.dicom_seg import check_segment_labels
 
         check_segment_labels(segmenter.package.labels, input_path)
-    volume = read_image(input_path, series=series)
+    volume = read_image(input_path, series=series,
+                        check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing, ensemble_bytes))
     seg_sources = None
     if output_format == "dicom-seg":
         if volume.dicom is None:

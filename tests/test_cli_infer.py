@@ -1840,6 +1840,28 @@ def test_the_memory_guard_counts_an_ensemble_over_axes(tmp_path, case, make_pack
     assert not (tmp_path / "b" / "case_seg.nii.gz").exists()
 
 
+def test_the_memory_guard_refuses_a_dicom_series_from_its_headers(tmp_path, make_package, capsys, monkeypatch):
+    """A DICOM series was decoded whole, its float32 volume allocated, before the memory guard refused it (a NIfTI
+    is refused from its header): the guard now takes the series' grid from its headers, and no pixel is decoded."""
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    import medseg.io.dicom
+    import medseg.preprocess
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("pixel data decoded")
+
+    series = tmp_path / "series"
+    write_series(series, stored_values((24, 20, 4)), slice_positions(4, 2.0))
+    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: 24 * 20 * 4 * 5)  # 5 bytes a voxel
+    monkeypatch.setattr(medseg.io.dicom, "_pixels", no_decoding)
+    code, _, err = run(["infer", str(series), "-m", str(make_package()), "-o", str(tmp_path / "out"), "--device",
+                        "cpu"], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].startswith(
+        f"medseg: error: {series}: segmenting its 24×20×4 voxels needs about "), err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def _as_plain_user(command: list[str]) -> list[str]:
     """``command`` with root's power to read any file dropped (the process keeps its user id), so that a file
     without read permission is unreadable to it as it is to any other user."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +63,12 @@ class DicomSource:
     frames: tuple[int | None, ...]  # frame of slice k in a multi-frame file (0-based), None if single-frame
 
 
-def read_dicom_series(folder: Path | str, series: str | None = None, warn_skipped: bool = True) -> Volume:
+def read_dicom_series(folder: Path | str, series: str | None = None, warn_skipped: bool = True,
+                      check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None) -> Volume:
     """Convert the chosen series under ``folder`` to a float32 volume with a voxel → RAS+ affine (``warn_skipped``:
     warn about files that are not DICOM, and log which series is used and why; False for a second reading of an
-    input, as the report's, whose ``series`` is the one its sidecar records rather than a user's --series)."""
+    input, as the report's, whose ``series`` is the one its sidecar records rather than a user's --series).
+    ``check_grid(shape, affine)`` is called with the series' grid from its headers, before any pixel is decoded."""
     folder = Path(folder)
     scan = scan_folder(folder, warn_skipped=warn_skipped)
     candidate, reason = choose_series(scan, series)
@@ -88,6 +91,8 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
                     "unless they are physical units (HU), a model trained on MONOCHROME2 images sees its contrast "
                     "reversed", folder, candidate.label())
     geometry = candidate.geometry
+    if check_grid is not None:
+        check_grid(tuple(int(n) for n in geometry.shape), np.asarray(geometry.affine, np.float64))
     _check_decoding_fits(folder, candidate)
     frames = [candidate.frames[index] for index in geometry.order]
     columns, rows, _ = geometry.shape

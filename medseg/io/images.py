@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +15,19 @@ from medseg.volume import Volume
 __all__ = ["read_grid", "read_image"]
 
 
-def read_image(path: Path | str, series: str | None = None, warn_skipped: bool = True) -> Volume:
+def read_image(path: Path | str, series: str | None = None, warn_skipped: bool = True,
+               check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None) -> Volume:
     """Read a NIfTI file, or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
-    about the folder's files that are not DICOM, as a second reading of an input need not)."""
+    about the folder's files that are not DICOM, as a second reading of an input need not). ``check_grid(shape,
+    affine)`` is called with a DICOM series' grid from its headers, before any pixel is decoded (the memory guard:
+    a NIfTI's header is checked by its caller, through :func:`read_grid`)."""
     path = Path(path)
     if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path)}")
     if path.is_dir():
         from medseg.io.dicom import read_dicom_series
 
-        return read_dicom_series(path, series=series, warn_skipped=warn_skipped)
+        return read_dicom_series(path, series=series, warn_skipped=warn_skipped, check_grid=check_grid)
     if series is not None:
         raise ImageReadError(f"{path}: --series applies to DICOM folders only")
     return read_nifti(path)
