@@ -1745,3 +1745,18 @@ def test_the_count_line_puts_the_kept_cases_among_all_cases(capsys):
         _report(summary, None)
     assert capsys.readouterr().err.startswith(
         "infer: 2 ok, 1 failed, 0 skipped (3 cases, 2 of them kept from earlier runs); ")
+
+
+def test_a_setting_with_a_final_line_break_is_refused_by_its_pattern():
+    """JSON Schema's pattern is searched with Python's re, where $ matches before a final line break: device
+    'cpu\n' (a YAML block scalar, a quoted "cpu\n") passed, and the line break split every inference job's shell
+    command in two, so each job failed three times ("--precision: command not found")."""
+    from medseg.cohort.settings import check_config
+
+    schema = Path(__file__).resolve().parents[1] / "configs" / "schemas" / "config.schema.yaml"
+    config = {"samples": "samples.tsv", "model": "phantom", "results": "results", "device": "cpu\n"}
+    with pytest.raises(InputError) as caught:
+        check_config(config, schema)
+    assert str(caught.value) == "config device: 'cpu\\n' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"
+    config["device"] = "cuda:1"
+    check_config(config, schema)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -54,6 +55,12 @@ def check_config(config: dict, schema_path: Path | str) -> None:
         where = ".".join(str(p) for p in error.path)
         raise InputError(f"config {where}: {' '.join(error.message.split())}" if where else
                          f"config: {' '.join(error.message.split())}")
+    for key, spec in schema.get("properties", {}).items():
+        # a pattern's $ also matches before a final line break: device 'cpu\n' passed, and the line break split
+        # each job's shell command in two (the job ran `medseg cohort infer` without its settings, then failed)
+        value = config.get(key)
+        if isinstance(value, str) and "pattern" in spec and re.fullmatch(spec["pattern"], value) is None:
+            raise InputError(f"config {key}: {value!r} does not match {spec['pattern']!r}")
     for key, types in kinds.items():
         if "integer" in types and isinstance(config.get(key), float) and config[key].is_integer():
             config[key] = int(config[key])
