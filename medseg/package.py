@@ -22,6 +22,7 @@ from pathlib import Path
 from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
 from medseg.io.files import not_there
+from medseg.json_schema import schema_validator
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -139,14 +140,12 @@ class _SchemaText:
 
 def validate_config(config: dict, where: str) -> None:
     """Check a model config against the schema and its internal consistency."""
-    import jsonschema
-
     _check_code_texts(config.get("label_codes"), where)
     odd = non_finite_setting(config)
     if odd is not None:
         raise ModelPackageError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
     # a misspelt key is usually the cause of a "required" error beside it: name it first
-    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(config),
+    errors = sorted(schema_validator(load_schema()).iter_errors(config),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))
     if errors:
         first = meant_error(errors[0])

@@ -16,6 +16,7 @@ import numpy as np
 
 from medseg.errors import ModelPackageError, TrainingError
 from medseg.io.files import undecodable
+from medseg.json_schema import schema_validator
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
 from medseg.package import (
     CONFIG_NAME,
@@ -303,8 +304,6 @@ def check_config(config: dict, where: str = "training config") -> dict:
     ``schemas/training.schema.json`` (types, ranges, no unknown keys, so a misspelt setting is not silently
     ignored). Every problem is a :class:`TrainingError` starting with ``where`` (the config file).
     """
-    import jsonschema
-
     if not isinstance(config, dict):
         raise TrainingError(f"{where}: expected a mapping at the top level")
     package_config = {k: v for k, v in config.items() if k != "training"}
@@ -318,7 +317,7 @@ def check_config(config: dict, where: str = "training config") -> dict:
     odd = non_finite_setting(training, ("training",))
     if odd is not None:
         raise TrainingError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
-    errors = sorted(jsonschema.Draft202012Validator(load_schema("training")).iter_errors(training),
+    errors = sorted(schema_validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
     if errors:
         first = meant_error(errors[0])

@@ -208,6 +208,19 @@ def test_two_spellings_of_one_label_in_label_codes_are_refused(make_package):
         load_package(path)
 
 
+def test_a_name_that_matches_its_pattern_only_before_a_final_line_break_is_refused(make_package):
+    """JSON Schema's patterns end where ECMA-262's do; Python's $ also matched before a final line break, and a
+    package named 'phantom\n' loaded (its name broke the lines that show it, and went into sidecars and SEGs)."""
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["name"] = "phantom\n"
+    (path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{path / 'model.json'}: invalid model config at name: 'phantom\\n' does not match "
+                               "'^[A-Za-z0-9_.-]+$'")
+
+
 def test_the_shipped_hippocampus_codes_its_segments_as_anterior_and_posterior_hippocampus():
     codes = load_package("hippocampus").label_codes
     assert sorted(codes) == [1, 2]

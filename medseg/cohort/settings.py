@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from medseg.errors import InputError
+from medseg.json_schema import schema_validator
 
 __all__ = ["check_config", "check_results_folder", "fixed_retry_resources", "pattern_characters",
            "per_cpu_memory", "placeholder_resources"]
@@ -25,7 +25,6 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value. A whole
     number written as a float (``batch_size=16.0``), which the schema's ``integer`` accepts, is made an int in
     ``config``: the commands the jobs run refuse "16.0", so every job failed after a passing dry run."""
-    import jsonschema
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
@@ -49,18 +48,13 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     for key, value in config.items():  # NaN passes every bound of the schema: dice_threshold=nan crashed the report
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"config {key}: {value} is not a finite number")
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
+    # patterns end where ECMA-262's do: device 'cpu\n' passed, and its line break split each job's shell command
+    errors = sorted(schema_validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
         error = errors[0]
         where = ".".join(str(p) for p in error.path)
         raise InputError(f"config {where}: {' '.join(error.message.split())}" if where else
                          f"config: {' '.join(error.message.split())}")
-    for key, spec in schema.get("properties", {}).items():
-        # a pattern's $ also matches before a final line break: device 'cpu\n' passed, and the line break split
-        # each job's shell command in two (the job ran `medseg cohort infer` without its settings, then failed)
-        value = config.get(key)
-        if isinstance(value, str) and "pattern" in spec and re.fullmatch(spec["pattern"], value) is None:
-            raise InputError(f"config {key}: {value!r} does not match {spec['pattern']!r}")
     for key, types in kinds.items():
         if "integer" in types and isinstance(config.get(key), float) and config[key].is_integer():
             config[key] = int(config[key])
