@@ -150,6 +150,11 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainingError(f"{out_dir}: exists and is not a folder")
+    linked = out_dir / CHECKPOINT_DIR
+    if linked.is_symlink():  # a package from elsewhere: --overwrite replaced and removed files where it pointed
+        raise TrainingError(f"{linked}: a link (to {os.readlink(linked)}); training writes its checkpoint, and "
+                            "removes the one it replaces, in a folder of its own, not where a link points: remove "
+                            "the link")
     epoch = checkpoint_epoch(out_dir)
     # a first checkpoint never completed (a full disk, a kill): the folder without its record holds nothing to keep
     begun = not checkpoint_record_path(out_dir).exists() and (out_dir / CHECKPOINT_DIR).is_dir()

@@ -1768,6 +1768,31 @@ def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, caps
     assert not (tmp_path / "new").exists()  # the write test leaves no folder behind
 
 
+def test_a_checkpoint_folder_that_is_a_link_is_refused_and_its_target_left_alone(tiny_set, tmp_path, capsys,
+                                                                                 config_file):
+    """A package from elsewhere whose .checkpoint links to another folder: `medseg train -o PKG --overwrite` wrote
+    its checkpoint there, replacing that folder's last.json and removing its last.safetensors."""
+    import shutil
+
+    from medseg.package import shipped_package_path
+
+    package = tmp_path / "package"
+    shutil.copytree(shipped_package_path("phantom"), package)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("last.json", "last.safetensors", "notes.txt"):
+        (elsewhere / name).write_text("mine")
+    (package / ".checkpoint").symlink_to(elsewhere)
+    for extra in (["--overwrite"], ["--resume"]):
+        assert _exit_code(_train_cli(*tiny_set, package, "-c", str(config_file), *extra)) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == (f"medseg: error: {package / '.checkpoint'}: a link (to {elsewhere}); training writes its "
+                       "checkpoint, and removes the one it replaces, in a folder of its own, not where a link points: "
+                       "remove the link")
+    assert {p.name: p.read_text() for p in elsewhere.iterdir()} == {name: "mine" for name in
+                                                                     ("last.json", "last.safetensors", "notes.txt")}
+
+
 def test_a_stop_held_while_the_package_is_placed_says_the_package_is_complete(tiny_set, tmp_path, capsys,
                                                                              config_file, monkeypatch):
     """Ctrl-C while the package was put in place acts once it is whole; the line said to resume, and that "the
