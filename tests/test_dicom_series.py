@@ -358,12 +358,13 @@ def test_headers_claiming_a_huge_image_over_short_pixel_data_are_refused_before_
 def test_compressed_headers_claiming_more_than_the_machine_holds_are_refused_before_decoding(tmp_path, monkeypatch):
     """A compressed file's decoder allocates what Rows × Columns × frames say before it finds the data short: 1 kB
     RLE files claiming 40000 × 40000 pixels took 3.5 GB before "cannot decode RLE Lossless pixel data". Against a
-    machine of 256 MiB, 4000 × 4000 is refused from the headers, naming the sizes, and nothing is decoded."""
+    machine of 256 MiB, JPEG-LS files claiming 4000 × 4000 (a compression without RLE's bound on what its data can
+    hold) are refused from the headers, naming the sizes, and nothing is decoded."""
     import tracemalloc
 
     import medseg.io.dicom as dicom_module
 
-    paths = write_series(tmp_path, stored_values((8, 8, 4)), slice_positions(4, 2.0), transfer_syntax=RLELossless)
+    paths = write_series(tmp_path, stored_values((8, 8, 4)), slice_positions(4, 2.0), transfer_syntax=JPEGLSLossless)
     for path in paths:
         dataset = pydicom.dcmread(path)
         dataset.Rows = dataset.Columns = 4000
@@ -381,6 +382,36 @@ def test_compressed_headers_claiming_more_than_the_machine_holds_are_refused_bef
     finally:
         tracemalloc.stop()
     assert peak < 2**24  # a decoded file alone is 32 MB
+
+
+def test_rle_headers_declaring_more_pixels_than_the_data_can_hold_are_refused_before_decoding(tmp_path):
+    """RLE decodes at most 128 bytes from 2: files of about 200 bytes claiming 2000 × 2000 pixels (8 MB) each are
+    named as corrupt before the decoder allocates them, on any machine; a real RLE series reads as before."""
+    import tracemalloc
+
+    paths = write_series(tmp_path / "claimed", stored_values((8, 8, 4)), slice_positions(4, 2.0),
+                         transfer_syntax=RLELossless)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.Rows = dataset.Columns = 2000
+        dataset.save_as(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError) as caught:
+            read_dicom_series(tmp_path / "claimed")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    first = Path(str(caught.value).split(": ")[0])  # one of the files (the first the series lists)
+    held = len(pydicom.dcmread(first).PixelData)
+    assert first in paths
+    assert str(caught.value) == (f"{first}: its header declares 1 frame(s) of 2000×2000 pixels (0.0075 GiB decoded), "
+                                 f"more than RLE data of {held} bytes can hold; the header is corrupt or the file cut "
+                                 "short")
+    assert peak < 2**22  # a decoded file alone is 8 MB
+    values = np.zeros((64, 64, 3), np.int16)  # as compressible as RLE gets: 8 kB per file from a few hundred bytes
+    write_series(tmp_path / "real", values, slice_positions(3, 2.0), transfer_syntax=RLELossless, intercept=0.0)
+    np.testing.assert_array_equal(read_dicom_series(tmp_path / "real").array, values.astype(np.float32))
 
 
 @pytest.mark.parametrize("plane_bytes", [1 << 24, 1])  # 16 planes put at a time (37 = 16 + 16 + 5), or one

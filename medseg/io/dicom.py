@@ -18,6 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pydicom
+from pydicom.uid import RLELossless
 
 from medseg.errors import DicomError, ImageReadError, InputError, first_line
 from medseg.io.dicom_messages import FileMessages
@@ -336,6 +337,8 @@ def _check_decoding_fits(folder: Path, candidate: SeriesCandidate) -> None:
     65535 over a few files could take the machine's memory. (Uncompressed pixel data is measured against its header
     before anything is allocated.)"""
     compressed = [path for path in candidate.files if _compressed(candidate.datasets[path])]
+    for path in compressed:
+        _check_rle_length(path, candidate.datasets[path])
     memory = physical_memory()
     if not compressed or memory is None:
         return
@@ -347,6 +350,23 @@ def _check_decoding_fits(folder: Path, candidate: SeriesCandidate) -> None:
                          f"({gib_text(volume)} as float32) and the decoded pixel data of its largest compressed file "
                          f"({gib_text(decoded)}) need more memory than this machine has ({gib_text(memory)}); the "
                          "headers are corrupt or the series too large")
+
+
+# RLE (PackBits) decodes at most 128 bytes from 2: a file's pixel data cannot hold more than 64 times its length
+_RLE_MOST_PER_BYTE = 64
+
+
+def _check_rle_length(path: Path, dataset: pydicom.Dataset) -> None:
+    """Refuse an RLE file whose header declares more pixels than its data can hold (as a gzip NIfTI is held to
+    deflate's ratio): the decoder would allocate them all before it found the data short."""
+    if transfer_syntax(dataset) != RLELossless or "PixelData" not in dataset:
+        return
+    declared, held = _decoded_bytes(dataset), len(dataset.PixelData)
+    if declared > _RLE_MOST_PER_BYTE * held:
+        frames = _header_int(dataset, "NumberOfFrames", 1)
+        raise ImageReadError(f"{path}: its header declares {frames} frame(s) of {dataset.get('Rows')}×"
+                             f"{dataset.get('Columns')} pixels ({gib_text(declared)} decoded), more than RLE data of "
+                             f"{held} bytes can hold; the header is corrupt or the file cut short")
 
 
 def _decoded_bytes(dataset: pydicom.Dataset) -> int:
