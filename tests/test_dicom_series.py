@@ -40,6 +40,17 @@ def run_cli(args, capsys):
     return exit_info.value.code, captured.out, captured.err
 
 
+def test_inspect_writes_control_characters_of_headers_and_names_escaped(tmp_path, capsys):
+    """A SeriesDescription holding control characters reached the terminal raw from `medseg inspect`'s table: a
+    carriage return let a received series show another description over its own, an ESC ] 0; set the title."""
+    make_series(tmp_path / "scan\x07s", description="real\rFAKE\x1b]0;title\x07")
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    assert code == 0
+    row = out.splitlines()[1]
+    assert row.split()[2] == "real\\rFAKE\\x1b]0;title\\x07" and row.split()[-1] == "scan\\x07s"
+    assert all(character.isprintable() for character in out.replace("\n", ""))
+
+
 def test_shuffled_single_series_is_chosen_with_reason(tmp_path):
     values, paths = make_series(tmp_path / "study" / "a" / "b", seed=4)
     volume = read_image(tmp_path / "study")  # found recursively

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath
+from medseg.cli.options import GivenPath, escaped_line
 
 __all__ = ["inspect"]
 
@@ -48,7 +48,9 @@ def inspect(folder, as_json, series):
         click.echo(json.dumps(report, indent=2))
         _tell_failure(folder, report, failed)
         return failed
-    rows = [[_cell(entry, column) for column in COLUMNS] for entry in report["series"]]
+    # header values (a SeriesDescription) and folder names are written with their control characters escaped: an
+    # escape sequence in them drove the terminal (ESC ] 0; sets its title)
+    rows = [[escaped_line(str(_cell(entry, column))) for column in COLUMNS] for entry in report["series"]]
     header = [column.upper().replace("_MM", " (mm)").replace("PATIENT_POSITION", "POSITION") for column in COLUMNS]
     widths = [max(len(str(v)) for v in [h] + [r[i] for r in rows]) for i, h in enumerate(header)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
@@ -58,12 +60,12 @@ def inspect(folder, as_json, series):
         if report[kind]:
             names = ", ".join(f"{item['path']} ({item['reason']})" for item in report[kind][:10])
             more = f" and {len(report[kind]) - 10} more" if len(report[kind]) > 10 else ""
-            click.echo(f"{kind.replace('_', ' ')}: {names}{more}")
+            click.echo(escaped_line(f"{kind.replace('_', ' ')}: {names}{more}"))
     chosen = report["chosen"]
     if chosen["key"] is not None:
-        click.echo(f"would use: series {chosen['key']} ({chosen['reason']})")
+        click.echo(escaped_line(f"would use: series {chosen['key']} ({chosen['reason']})"))
     else:
-        click.echo(f"would use: none: {chosen['reason']}")
+        click.echo(escaped_line(f"would use: none: {chosen['reason']}"))
     _tell_failure(folder, report, failed)
     return failed
 
