@@ -2289,6 +2289,18 @@ def test_the_progress_bar_names_the_input_escaped(monkeypatch):
     assert "\x1b[31m" not in terminal.getvalue() and "\n" not in terminal.getvalue()
 
 
+
+def test_no_progress_bar_where_there_is_no_stderr(monkeypatch):
+    """A program with no standard error (pythonw; a caller of main() whose stderr the shell closed) failed the case at
+    its first slice: asking the missing stream whether it was a terminal raised AttributeError."""
+    import sys
+
+    from medseg.cli.infer import _ProgressFactory
+
+    monkeypatch.setattr(sys, "stderr", None)
+    with _ProgressFactory(Path("scan.nii.gz"), silent=False) as progress:
+        assert progress(4) is None
+
 def test_a_memory_error_without_a_message_says_out_of_memory(tmp_path, case, monkeypatch, capsys):
     """Python's own MemoryError (an allocation refused under `ulimit -v`) has no message: the line read "inference
     failed ()", in a batch as alone."""

@@ -148,6 +148,36 @@ def test_a_closed_stdout_is_told_and_the_exit_code_says_it(tmp_path):
     assert (done.returncode, done.stderr) == (0, "")  # nothing to print: nothing lost
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the shell's 2>&-")
+def test_a_closed_stderr_loses_its_lines_not_the_work_nor_the_exit_code(tmp_path):
+    """`medseg infer scan.nii.gz 2>&-` (standard error closed by the shell, where Python has none) failed at the first
+    slice, asking the missing stream whether it was a terminal: exit 1, nothing written, nothing said. It runs as with
+    `2>/dev/null`: the work is done (exit 0), an error still exits 1 and a usage error 2, their lines lost, and
+    descriptor 2 is /dev/null, not the first file the command opens."""
+    import subprocess
+    import sys
+
+    def medseg(*args: str, run: tuple[str, ...] = ("-m", "medseg")) -> subprocess.CompletedProcess:
+        return subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", sys.executable, *run, *args],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+
+    image, out = tmp_path / "phantom.nii.gz", tmp_path / "out"
+    done = medseg("synth", str(image), "--shape", "16", "16", "16")
+    assert (done.returncode, done.stdout) == (0, f"wrote {image}\n")
+    done = medseg("infer", str(image), "-m", "phantom", "-o", str(out))
+    assert done.returncode == 0 and done.stdout.startswith(f"{image} -> {out / 'phantom_seg.nii.gz'} (")
+    import nibabel as nib
+
+    assert nib.load(out / "phantom_seg.nii.gz").shape == (16, 16, 16)
+    done = medseg("infer", str(tmp_path / "missing.nii.gz"), "-o", str(out))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert medseg("infer", "--bogus").returncode == 2
+    told = ("import atexit, os, sys; atexit.register(lambda: print(os.path.samestat(os.fstat(2), os.stat(os.devnull))))"
+            "; from medseg.cli import main; sys.argv[0] = 'medseg'; main()")
+    done = medseg("synth", str(tmp_path / "other.nii.gz"), "--shape", "8", "8", "8", run=("-c", told))
+    assert (done.returncode, done.stdout) == (0, f"wrote {tmp_path / 'other.nii.gz'}\nTrue\n")
+
+
 @pytest.mark.parametrize("command", [["infer"], ["cohort"], []])
 def test_help_survives_python_oo(command):
     """Click takes a command's help from its docstring, which `python -OO` strips: `python -OO -m medseg infer

@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
 
         tune_allocator()
         closed = _stand_in_for_closed_stdout()
+        _null_for_closed_stderr()
         _escape_unprintable_output()
     code = _run(argv)
     if argv is None:
@@ -310,16 +311,35 @@ def _stand_in_for_closed_stdout() -> _ClosedStdout | None:
     1, so that no output file opened later gets it (and with it what a library or a child process writes to it)."""
     if sys.stdout is not None:
         return None
+    _null_on_closed(1)
+    sys.stdout = _ClosedStdout()
+    return sys.stdout
+
+
+def _null_for_closed_stderr() -> None:
+    """Standard error where the shell closed it (``medseg infer scan.nii.gz 2>&-``): written to /dev/null, as with
+    ``2>/dev/null``. The errors and warnings are lost, the exit code still tells a failure (1, usage errors 2), and a
+    run that succeeds exits 0: there is no other stream to tell the loss on (standard output holds the results). Python
+    has no ``sys.stderr`` then: infer's check for a terminal to draw its progress bar on failed at the first slice,
+    silently, exit 1 and nothing written; and the first file the command opened took descriptor 2, the one a library's
+    own messages are written to."""
+    if sys.stderr is not None:
+        return
+    _null_on_closed(2)
+    with contextlib.suppress(OSError):
+        sys.stderr = open(2, "w", errors="backslashreplace", closefd=False)  # noqa: SIM115 - the process's own stream
+
+
+def _null_on_closed(fd: int) -> None:
+    """/dev/null on file descriptor ``fd`` (1 or 2) where it is closed, so that no file opened later takes it."""
     try:
-        os.fstat(1)
+        os.fstat(fd)
     except OSError:
         with contextlib.suppress(OSError):
             null = os.open(os.devnull, os.O_WRONLY)
-            if null != 1:
-                os.dup2(null, 1)
+            if null != fd:
+                os.dup2(null, fd)
                 os.close(null)
-    sys.stdout = _ClosedStdout()
-    return sys.stdout
 
 
 def _escape_unprintable_output() -> None:

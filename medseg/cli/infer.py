@@ -177,7 +177,8 @@ class _ProgressFactory:
     def __call__(self, total: int):
         import sys
 
-        if self.silent or not sys.stderr.isatty():  # a log file or cron mail gets the one line per case
+        # a log file or cron mail gets the one line per case; a program run with no stderr (pythonw) none
+        if self.silent or sys.stderr is None or not sys.stderr.isatty():
             return None
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
