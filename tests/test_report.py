@@ -1385,6 +1385,29 @@ def test_the_metric_tables_mark_their_row_and_column_headers(built, many_labels)
         assert "<td class=\"id\">" not in cases
 
 
+
+def test_the_failed_cases_table_names_its_rows_and_every_table_has_a_caption(built, tmp_path):
+    """The failed cases' case id was a plain cell where the case table's is a row header; and no table had a caption,
+    so a screen reader listing the page's tables read each as "table, 9 columns" (15 here, over 200 in a cohort's).
+    Each table has a caption now, hidden on screen and paper (the heading above says as much)."""
+    page = built.html.read_text(encoding="utf-8")
+    failed = section(page, "Failed cases")
+    assert re.findall(r'<tr><th class="rh id" scope="row"><a href="#([^"]+)">([^<]*)</a></th><td data-h="stage">',
+                      failed) == [("case-crashed", "crashed")]
+    assert 'class="id"' not in page
+    captions = re.findall(r'<table[^>]*><caption class="sr">([^<]*)</caption>', page)
+    assert len(captions) == page.count("<table") == 15
+    assert captions[:3] == ["Statistics of each metric per label", "Failed cases: stage, error and files",
+                            "Every case, worst first: status, flags, Dice and predicted volume"]
+    assert captions[-3:] == ["Models", "Package versions", "Report settings"]
+    cases = [html_module.unescape(text.removeprefix("Labels of ")) for text in captions[3:-3]]
+    assert sorted(cases) == sorted(["c00", "c01", "c02", "c03", "c04", "c05", "bad", EVIL, "noref_big"])
+    if CHROMIUM is not None:  # the captions take no room; on a phone the failed case's id is a line of its block
+        probe = ("[...document.querySelectorAll('caption')].filter(c=>c.getBoundingClientRect().height>1).length+':'+"
+                 "getComputedStyle(document.querySelector('table.stack th')).display")
+        assert probe_page(built.html, tmp_path, 390, probe) == "0:block"
+        assert probe_page(built.html, tmp_path, 1400, probe) == "0:table-cell"
+
 def test_few_labels_keep_the_long_forms(built):
     page = built.html.read_text(encoding="utf-8")
     assert "<th>Dice ball</th><th>Dice box</th>" in section(page, "Cases, worst first")

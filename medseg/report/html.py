@@ -66,8 +66,10 @@ dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
 .case li,td.err{overflow-wrap:anywhere}td.err{min-width:16em}td.path{min-width:14em}
 .id{overflow-wrap:anywhere;max-width:22em;min-width:8em}th.rh{background:#fff;font-weight:400}
+caption.sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip-path:inset(50%);
+white-space:nowrap}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
-margin-bottom:6px}table.stack td{display:block;border:none;min-width:0}table.stack td[data-h]::before{
+margin-bottom:6px}table.stack td,table.stack th{display:block;border:none;min-width:0}table.stack td[data-h]::before{
 content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
 @media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:auto}.case h3{break-after:avoid}
 .case ul,.case .row,.case .ov,.case p,.case li{break-inside:avoid}tr{break-inside:avoid}
@@ -305,7 +307,8 @@ def _summary_section(content: ReportContent) -> str:
             rows.append(f'<tr>{head}<th class="rh" scope="row">{e(title)}</th><td class="num">{s["n"]}</td>'
                         f"{cells}</tr>")
         rows.append("</tbody>")
-    return ("<h2>Summary per label</h2><div class=\"wide\"><table><thead><tr>"
+    return ("<h2>Summary per label</h2><div class=\"wide\"><table>"
+            + _caption("Statistics of each metric per label") + "<thead><tr>"
             + _column_heads("label", "metric", "n", "mean", "median", "std", "min", "max") + "</tr></thead>"
             + "".join(rows) + "</table></div>"
             '<p class="small muted">Statistics over the cases where the value is defined (n): predicted volumes over '
@@ -338,7 +341,8 @@ def _summary_compact(labels: dict, threshold: float) -> str:
                         for metric, _, keys, digits in COMPACT_COLUMNS for k in keys)
         rows.append(f'<tr><th class="rh" scope="row">{_label_head(value, stats)}</th>{cells}</tr>')
     return (f"<h2>Summary per label ({len(labels)} labels)</h2>"
-            f'<div class="wide"><table><thead><tr><th scope="col" rowspan="2">label</th>{groups}</tr>'
+            f'<div class="wide"><table>{_caption("Statistics per label")}'
+            f'<thead><tr><th scope="col" rowspan="2">label</th>{groups}</tr>'
             f"<tr>{heads}</tr></thead>"
             + "".join(rows) + "</table></div>"
             '<p class="small muted">One row per label; statistics over the cases where the value is defined (n: '
@@ -383,7 +387,8 @@ def _worst_table(content: ReportContent) -> str:
                     f"{''.join(volume_cells)}</tr>")
     return ("<h2>Cases, worst first</h2>"
             f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason. {DICE_COLOURS}</p>'
-            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>{label_heads}'
+            f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, Dice and predicted volume")}'
+            f"<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>{label_heads}"
             f"{volume_heads}</tr></thead>" + "".join(rows) + "</table></div>")
 
 
@@ -423,9 +428,9 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
             "is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
             f"for its reasons. {DICE_COLOURS}</p>"
-            f'<div class="wide"><table><thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>'
-            f"<th>lowest Dice</th><th>label</th><th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th>"
-            "</tr></thead>"
+            f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, lowest and mean Dice")}'
+            "<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th><th>lowest Dice</th><th>label</th>"
+            f"<th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th></tr></thead>"
             + "".join(rows) + "</table></div>")
 
 
@@ -467,14 +472,16 @@ def _failed_section(content: ReportContent) -> str:
     for index in failed:
         case = content.cases[index]
         failure = case.failure or {}
-        rows.append(f'<tr><td class="id"><a href="#{content.anchors[index]}">{e(case.case_id)}</a></td>'
+        rows.append(f'<tr><th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
+                    f"{_breakable(case.case_id)}</a></th>"
                     f'<td data-h="stage">{e(failure.get("stage"))}</td>'
                     f'<td data-h="error type">{e(failure.get("error_type"))}</td>'
                     f'<td class="err">{e(failure.get("error"))}</td>'
                     f'<td class="path">{_failure_files(failure)}</td></tr>')
     # on a phone each failure is a block of lines (as a table, the reason was off-screen to the right)
-    return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table class=\"stack\"><thead><tr><th>case</th>"
-            "<th>stage</th><th>error type</th><th>error</th><th>files</th></tr></thead>" + "".join(rows)
+    return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table class=\"stack\">"
+            + _caption("Failed cases: stage, error and files") + "<thead><tr><th>case</th><th>stage</th>"
+            "<th>error type</th><th>error</th><th>files</th></tr></thead>" + "".join(rows)
             + "</table></div>")
 
 
@@ -538,18 +545,20 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         flagged = {flag.value for flag in flags if flag.value is not None}
         look = [label for label in labels if label.value in flagged or label.status in TO_LOOK_AT
                 or (label.dice is not None and label.dice < threshold)]
-        folded = (f"<details><summary>all {len(labels)} labels</summary>{_label_table(labels, threshold)}"
+        folded = (f"<details><summary>all {len(labels)} labels</summary>"
+                  f"{_label_table(labels, threshold, f'All labels of {case.case_id}')}"
                   "</details>")
         if len(look) == len(labels):  # nothing to fold away
             row.append(f'<div><p class="small">labels to look at: all {len(labels)}</p>'
-                       f"{_label_table(labels, threshold)}</div>")
+                       f"{_label_table(labels, threshold, f'Labels of {case.case_id}')}</div>")
         elif look:
-            row.append(f'<div><p class="small">labels to look at ({len(look)}):</p>{_label_table(look, threshold)}'
+            row.append(f'<div><p class="small">labels to look at ({len(look)}):</p>'
+                       f"{_label_table(look, threshold, f'Labels to look at of {case.case_id}')}"
                        f"{folded}</div>")
         else:
             row.append(f'<div><p class="small">no label flagged or below Dice {threshold:g}</p>{folded}</div>')
     elif labels:
-        row.append(_label_table(labels, threshold))
+        row.append(_label_table(labels, threshold, f"Labels of {case.case_id}"))
     if index in content.overlays:
         drawn = content.overlay_shows.get(index, "slices with the predicted labels")
         why = f"; flagged: {', '.join(dict.fromkeys(flag.text for flag in flags))}" if flags else ""
@@ -589,18 +598,25 @@ def _folded(content: ReportContent, index: int) -> bool:
             and not case.notes)
 
 
-def _label_table(labels: list[LabelResult], threshold: float) -> str:
+def _label_table(labels: list[LabelResult], threshold: float, caption: str) -> str:
     rows = "".join(
-        f'<tr><th class="rh" scope="row">{e(label.value)} {e(label.name)}</th>{_dice(label.dice, threshold)}'
+        f'<tr><th class="rh" scope="row">{e(label.value)} {e(label.name)}</th>'
+        f"{_dice(label.dice, threshold)}"
         f"{_num(label.hd95_mm, 2)}"
         f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
         f"{_num(label.false_positive_ml, 3)}{_num(label.false_negative_ml, 3)}"
         f"<td>{e(status_text(label.status))}</td></tr>"
         for label in labels
     )
-    return ('<div class="wide"><table><thead><tr>'
+    return ('<div class="wide"><table>' + _caption(caption) + "<thead><tr>"
             + _column_heads("label", "Dice", "HD95 mm", "ASSD mm", "pred ml", "ref ml", "FP ml", "FN ml", "status")
             + "</tr></thead>" + rows + "</table></div>")
+
+
+def _caption(text: str) -> str:
+    """A table's name for a screen reader, which lists a page's tables by it; hidden on screen and paper, where the
+    heading above the table says as much."""
+    return f'<caption class="sr">{e(text)}</caption>'
 
 
 def _column_heads(*names: str) -> str:
@@ -634,11 +650,13 @@ def _provenance_section(summary: dict) -> str:
             if prov["created_first"] else "No case was segmented.")
     # each table scrolls in its own box: a weights hash and a 40-character medseg_commit made the page scroll
     # sideways on a phone (519 px at 390 and at 500)
-    return ("<h2>Provenance</h2><div class=\"wide\"><table><tr><th>model</th><th>version</th><th>weights SHA-256</th>"
-            "<th>model.json SHA-256</th><th>cases</th></tr>"
-            f"{models}</table></div><div class=\"wide\"><table><tr><th>package</th><th>versions used</th></tr>"
+    return ("<h2>Provenance</h2><div class=\"wide\"><table>" + _caption("Models")
+            + "<tr><th>model</th><th>version</th><th>weights SHA-256</th><th>model.json SHA-256</th><th>cases</th></tr>"
+            f"{models}</table></div><div class=\"wide\"><table>{_caption('Package versions')}"
+            "<tr><th>package</th><th>versions used</th></tr>"
             f"{versions}</table></div>"
             f"<p>Devices: {devices}. Precision: {precisions}. Tile overlap: {overlaps}. {span} "
             f"Report generated {e(summary['created'])} by medseg "
             f"{e(summary['medseg_version'])}.</p>"
-            f"<div class=\"wide\"><table><tr><th>report setting</th><th>value</th></tr>{settings}</table></div>")
+            f"<div class=\"wide\"><table>{_caption('Report settings')}<tr><th>report setting</th><th>value</th></tr>"
+            f"{settings}</table></div>")
