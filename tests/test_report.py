@@ -988,14 +988,15 @@ def chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-def probe_page(html: Path, tmp_path: Path, window: int, expression: str) -> str:
+def probe_page(html: Path, tmp_path: Path, window: int, expression: str, *flags: str) -> str:
     """The value of a JavaScript ``expression`` once ``html`` has loaded in Chromium, in a ``window`` px wide
-    window (the page is copied with a script that writes the value into the DOM, which Chromium then dumps)."""
+    window (the page is copied with a script that writes the value into the DOM, which Chromium then dumps);
+    ``flags`` are more of Chromium's options."""
     probe = tmp_path / "probe.html"
     script = (f"<script>window.addEventListener('load',()=>{{document.body.setAttribute('data-probe',"
               f"String({expression}));}});</script>")
     probe.write_text(html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = chromium(f"--window-size={window},2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    dom = chromium(f"--window-size={window},2000", "--virtual-time-budget=5000", *flags, "--dump-dom", probe.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     return html_module.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1))
 
@@ -1280,7 +1281,7 @@ def section(page: str, heading: str) -> str:
 
 def test_many_labels_get_one_summary_row_each_and_a_narrow_case_table(many_labels):
     count, built = many_labels
-    page = built.html.read_text(encoding="utf-8")
+    page = built.html.read_text(encoding="utf-8").replace('<wbr class="p">', "")  # where a name may break printed
     summary = json.loads(built.summary.read_text())
     rows = section(page, "Summary per label").split("<tr>")[1:]
     assert len(rows) == 2 + count  # two header rows, then one row per label
@@ -2520,6 +2521,30 @@ def test_printed_case_cards_share_pages(tmp_path):
     assert page.count('<div class="case flagged"') == 12 and page.count('class="overlay"') == 12
     pages = pdf_pages(built.html, tmp_path)
     assert pages <= 15, pages  # 17 with whole cards (14 measured now)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_printed_tables_fit_a_portrait_page(tmp_path):
+    """Printed, the failed cases' table (its error and files columns at least 30 em between them) and a case table
+    whose flags column held a long badge on one line (volume_difference_outlier(posterior)) were wider than a portrait
+    page, and Chromium shrank every page to fit: a 200-case hippocampus report to 86 % on Letter, 83 % on A4. Printed,
+    a badge in a table breaks after its underscores and before its label, and those two columns narrow; on screen
+    each badge stays one line."""
+    names = {0: "background", 1: "anterior", 2: "posterior"}  # the hippocampus model's
+    for seed, how in enumerate(("exact", "erode", "shift", "bad")):
+        image, labels, affine = phantom(seed)
+        write_case_arrays(tmp_path, f"hippocampus_{seed:03d}", image, labels, perturb(labels, how), affine,
+                          name=str(seed), labels_named=names)
+    write_failure(tmp_path, "hippocampus_900", stage="evaluate", error_type="GeometryError")
+    built = build_report(tmp_path, tmp_path / "report.html")
+    printed = tmp_path / "printed.html"  # the page with its print rules applied on screen
+    printed.write_text(built.html.read_text(encoding="utf-8").replace("@media print{", "@media all{"), encoding="utf-8")
+    wrapped = ("[...document.querySelectorAll('td .badge')].filter(b=>b.getBoundingClientRect().height>20).length")
+    width = f"document.documentElement.scrollWidth+':'+document.documentElement.clientWidth+':'+{wrapped}"
+    # A4 portrait, 210 mm less Chromium's default margins (0.4 in each side): 717 CSS px
+    scroll, client, broken = probe_page(printed, tmp_path, 717, width, "--hide-scrollbars").split(":")
+    assert (int(scroll), int(client)) == (717, 717) and int(broken) > 0
+    assert probe_page(built.html, tmp_path, 600, wrapped) == "0"  # on screen, the table scrolls in its box
 
 
 def test_training_images_are_told_apart_from_new_cases(tmp_path):

@@ -48,7 +48,8 @@ th,td{border:1px solid #e0e0e5;padding:3px 8px;text-align:left;vertical-align:to
 th{background:#f0f0f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.odd{background:#ffefd1}td.na{color:#6e6e73}
 .badge{display:inline-block;color:#fff;border-radius:4px;padding:0 6px;margin:1px 2px;font-size:12px;
-white-space:nowrap}.badge,td.low,td.ok,td.odd{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+white-space:nowrap}wbr.p{display:none}
+.badge,td.low,td.ok,td.odd{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #d2d2d7;border-radius:6px}
 .case{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:12px 14px;margin:12px 0}
 .case.folded{padding:6px 14px;margin:6px 0}.case.folded>summary{color:#1d1d1f;margin:0;overflow-wrap:anywhere}
@@ -71,7 +72,9 @@ white-space:nowrap}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
 margin-bottom:6px}table.stack td,table.stack th{display:block;border:none;min-width:0}table.stack td[data-h]::before{
 content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
-@media print{body{background:#fff}main{max-width:none;padding:0}.case{break-inside:auto}.case h3{break-after:avoid}
+@media print{body{background:#fff}main{max-width:none;padding:0}
+td .badge{white-space:normal}wbr.p{display:inline}td.err,td.path{min-width:10em}
+.case{break-inside:auto}.case h3{break-after:avoid}
 .case ul,.case .row,.case .ov,.case p,.case li{break-inside:avoid}tr{break-inside:avoid}
 h2,h3,h2+p{break-after:avoid}h2+p{break-inside:avoid}thead{display:table-header-group}.wide{overflow:visible}code{word-break:normal;overflow-wrap:anywhere}}
 """
@@ -157,7 +160,17 @@ def _img(png: bytes, alt: str, css: str = "") -> str:
 
 def _badge(flag: Flag) -> str:
     colour = FLAG_COLOURS.get(flag.code, "#555555")
-    return f'<span class="badge" style="background:{colour}" title="{e(flag.message)}">{e(flag.text)}</span>'
+    return (f'<span class="badge" style="background:{colour}" title="{e(flag.message)}">'
+            f"{_print_breakable(flag.text)}</span>")
+
+
+def _print_breakable(text: str) -> str:
+    """A flag's or a label's name, escaped, that may break where printed after its underscores and before a
+    parenthesis (``volume_|difference_|outlier|(posterior)``, ``left_|hippocampus``): a flags column of badges on
+    one line each, or a label's name in a column header, made the case table too wide for a portrait page, and the
+    browser shrank every page to fit (to 83-86 %). On screen nothing changes: a wide table scrolls in its box, and a
+    badge stays one line (the ``<wbr class="p">`` is not displayed there: Chrome breaks at one even in ``nowrap``)."""
+    return re.sub(r"_", '_<wbr class="p">', e(text)).replace("(", '<wbr class="p">(')
 
 
 def render_page(content: ReportContent) -> str:
@@ -361,8 +374,8 @@ def _worst_table(content: ReportContent) -> str:
     threshold = content.summary["settings"]["dice_threshold"]
     if content.compact:
         return _worst_table_compact(content, threshold)
-    label_heads = "".join(f"<th>Dice {e(name)}</th>" for _, name in content.label_order)
-    volume_heads = "".join(f"<th>predicted {e(name)} (ml)</th>" for _, name in content.label_order)
+    label_heads = "".join(f"<th>Dice {_print_breakable(name)}</th>" for _, name in content.label_order)
+    volume_heads = "".join(f"<th>predicted {_print_breakable(name)} (ml)</th>" for _, name in content.label_order)
     rows = []
     for rank, index in enumerate(content.order, start=1):
         case = content.cases[index]
@@ -413,7 +426,7 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
             outliers = _dice_outlier_values(content.flags[index])
             css = "low" if low.dice < threshold else "odd" if low.value in outliers else "ok"
             below = sum(label.dice < threshold for label in scored)
-            cells = (f'<td class="num {css}">{dice_text(low.dice, threshold)}</td><td>{e(low.name)}</td>'
+            cells = (f'<td class="num {css}">{dice_text(low.dice, threshold)}</td><td>{_print_breakable(low.name)}</td>'
                      f'<td class="num">{dice_text(sum(label.dice for label in scored) / len(scored))}</td>'
                      f'<td class="num">{below} of {len(scored)}</td>')
         else:
@@ -448,7 +461,7 @@ def _grouped_badges(flags: list[Flag]) -> str:
         text = members[0].text if len(members) == 1 else f"{code} ×{len(members)}"
         title = "; ".join(flag.message for flag in members)
         badges.append(f'<span class="badge" style="background:{FLAG_COLOURS.get(code, "#555555")}" '
-                      f'title="{e(title)}">{e(text)}</span>')
+                      f'title="{e(title)}">{_print_breakable(text)}</span>')
     return "".join(badges)
 
 
@@ -600,7 +613,7 @@ def _folded(content: ReportContent, index: int) -> bool:
 
 def _label_table(labels: list[LabelResult], threshold: float, caption: str) -> str:
     rows = "".join(
-        f'<tr><th class="rh" scope="row">{e(label.value)} {e(label.name)}</th>'
+        f'<tr><th class="rh" scope="row">{e(label.value)} {_print_breakable(label.name)}</th>'
         f"{_dice(label.dice, threshold)}"
         f"{_num(label.hd95_mm, 2)}"
         f"{_num(label.assd_mm, 2)}{_num(label.pred_volume_ml, 3)}{_num(label.ref_volume_ml, 3)}"
