@@ -241,6 +241,15 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
         ("case_id\timage\tReference\na\tx.nii.gz\tr.nii.gz\n", ":1: column 'Reference' of the header is not one"),
         ("case_id\timage\tSeries\na\tx\t3\n", "column 'Series' of the header is not one medseg reads; did you "
                                                   "mean 'series'?"),
+        # the reference as other tools name it: read as another column, every case ran unscored without a word
+        ("case_id\timage\tlabel\na\tx.nii.gz\tr.nii.gz\n",
+         ":1: column 'label' of the header is not one medseg reads, and its cells name files: if they are the cases' "
+         "reference labels, name the column 'reference' (as named, they would be ignored and every case run unscored)"),
+        *((f"case_id\timage\t{name}\na\tx.nii.gz\t\nb\ty.nii.gz\t{cell}\n", f":1: column '{name}' of the header is "
+           "not one medseg reads, and its cells name files")
+          for name, cell in (("labels", "labels/b.nii.gz"), ("mask", "b_mask.nii"), ("ref", "C:\\refs\\b.nii.gz"),
+                             ("gt", "b.dcm"), ("GT", "b.NII.GZ"), ("ground_truth", "/gt/b"), ("Ground Truth", "gt/b"),
+                             ("groundtruth", "b.nii.gz"), ("seg", "b_seg.nii.gz"), ("masks", "./b"))),
     ],
 )
 def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):
@@ -266,6 +275,19 @@ def test_a_column_that_names_a_known_one_and_more_is_another_column(tmp_path, co
     sheet = _sheet(tmp_path, f"case_id\timage\t{column}\na\tx.nii.gz\t7\n")
     assert [(s.case_id, s.image, s.reference, s.series) for s in read_samples(sheet)] == [
         ("a", tmp_path / "x.nii.gz", None, None)]
+
+
+@pytest.mark.parametrize("text", [
+    "case_id\timage\tlabel\na\tx.nii.gz\tAD\nb\ty.nii.gz\t\n",  # a diagnosis, not a file
+    "case_id\timage\treference\tlabel\na\tx.nii.gz\tr.nii.gz\told/r.nii.gz\n",  # beside the reference column
+    "case_id\timage\tlabel_notes\tseg_v1\tmask2\na\tx.nii.gz\tsee labels/x.nii.gz\tv1/x.nii.gz\tm.nii\n",
+])
+def test_a_column_named_as_other_tools_name_the_reference_is_another_column_where_it_names_no_file(tmp_path, text):
+    """A label column of a diagnosis, one beside a reference column, or a name that holds one and more is read as
+    another column, as before: only a reference column named otherwise, whose cells name files, is refused."""
+    sheet = _sheet(tmp_path, text)
+    assert [(s.case_id, s.reference) for s in read_samples(sheet)][0] == (
+        "a", tmp_path / "r.nii.gz" if "\treference" in text else None)
 
 
 def test_missing_sheet(tmp_path, monkeypatch):

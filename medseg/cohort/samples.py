@@ -2,7 +2,9 @@
 
 Columns (a header line is required, in any order; other columns are allowed and ignored, except one that looks
 like a misspelt or miscapitalised column of these, which is refused; a name that holds one of these and more,
-``series_id`` or ``reference_old``, is a column of its own):
+``series_id`` or ``reference_old``, is a column of its own; without a ``reference`` column, one named as other tools
+name it (``label``, ``mask``, ``ref``, ``gt``, ``ground_truth``, ``seg``, …) whose cells name files is refused
+too):
 
 * ``case_id`` — names the case's outputs; ASCII letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
   digit; unique in the sheet, also ignoring letter case (case folders must not collide on macOS or Windows); no
@@ -44,6 +46,9 @@ __all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows"
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 COLUMNS = ("case_id", "image", "reference", "series")
 REQUIRED = ("case_id", "image")
+# what other tools call the reference column (header names folded as _folded does)
+REFERENCE_NAMES = frozenset({"label", "labels", "mask", "masks", "ref", "refs", "gt", "ground_truth", "groundtruth",
+                             "seg"})
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,11 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
         rows.append(row)
     if not rows:
         raise InputError(f"{path}: the sample sheet has a header but no cases")
+    named = _reference_named_otherwise(header, rows)
+    if named:
+        raise InputError(f"{path}:{header_number}: column {named!r} of the header is not one medseg reads, and its "
+                         "cells name files: if they are the cases' reference labels, name the column 'reference' (as "
+                         "named, they would be ignored and every case run unscored)")
     return rows
 
 
@@ -138,13 +148,38 @@ def _misnamed_column(header: list[str]) -> tuple[str, str] | None:
     for name in header:
         if name in COLUMNS:
             continue
-        folded = re.sub(r"[\s_-]+", "_", name.lower()).strip("_")
+        folded = _folded(name)
         # a known column's name and more (reference_old, reference2, series_id, seriesuid) names a column of its own
         others = [column for column in absent if not _names_more_than(folded, column)]
         match = difflib.get_close_matches(folded, others, n=1, cutoff=0.8)
         if match:
             return name, match[0]
     return None
+
+
+def _folded(name: str) -> str:
+    """A header name in lower case, its runs of spaces, underscores and hyphens one underscore (``Ground Truth``:
+    ``ground_truth``)."""
+    return re.sub(r"[\s_-]+", "_", name.lower()).strip("_")
+
+
+def _reference_named_otherwise(header: list[str], rows: list[dict[str, str]]) -> str | None:
+    """A header column named as other tools name the reference (``label``, ``mask``, ``gt``, ``ground_truth``,
+    ``seg``: :data:`REFERENCE_NAMES`) whose cells name files, in a sheet without a ``reference`` column; None if there
+    is none. Read as another column, its cells were ignored: every case ran unscored, without a word. A column of
+    that name whose cells name no file (a diagnosis ``label``: ``AD``, ``CN``) is another column, as is a name that
+    holds one and more (``label_notes``)."""
+    if "reference" in header:
+        return None
+    for name in header:
+        if _folded(name) in REFERENCE_NAMES and any(_names_a_file(row.get(name, "")) for row in rows):
+            return name
+    return None
+
+
+def _names_a_file(cell: str) -> bool:
+    """Whether a sheet cell reads as a path: a folder in it, or a NIfTI or DICOM file's extension."""
+    return "/" in cell or "\\" in cell or cell.lower().endswith((".nii", ".nii.gz", ".dcm"))
 
 
 def _names_more_than(folded: str, column: str) -> bool:
