@@ -862,7 +862,21 @@ OR_CONFIG = "; give -c with a config of the labels to train without it"
     ({"background": 0, "tumour": [1, 2], "core": 2}, "label 'tumour' is a region of values [1, 2] (nnU-Net's "
                                                     f"region-based training); medseg trains one label per value"
                                                     f"{OR_CONFIG}"),
-    ({"0": "background", "2": "b"}, f"label values [0, 2] do not run 0..1 (background 0){OR_CONFIG}"),
+    # gaps, as BraTS's 0/1/2/4: a config cannot declare them either, so the files are to be recoded
+    ({"0": "background", "2": "b"}, "label values [0, 2] do not run 0..1 (background 0), as a model's labels must; "
+                                    f"recode the label files to consecutive values (2 -> 1) and correct the "
+                                    f"dataset.json{OR_CONFIG}"),
+    ({"0": "background", "1": "NCR", "2": "ED", "4": "ET"},
+     "label values [0, 1, 2, 4] do not run 0..3 (background 0), as a model's labels must; recode the label files to "
+     f"consecutive values (4 -> 3) and correct the dataset.json{OR_CONFIG}"),
+    ({str(v): f"l{v}" for v in (0, 2, 4, 6, 8, 9)},
+     "label values [0, 2, 4, 6, 8, 9] do not run 0..5 (background 0), as a model's labels must; recode the label "
+     f"files to consecutive values (2 -> 1, 4 -> 2, 6 -> 3, …) and correct the dataset.json{OR_CONFIG}"),
+    # no background: recoding 1 -> 0 would make a structure background
+    ({"1": "a", "2": "b"}, "label values [1, 2] do not run 0..1 (background 0), as a model's labels must; declare "
+                           f"label 0 (background) in the dataset.json{OR_CONFIG}"),
+    ({"1": "a", "3": "b"}, "label values [1, 3] do not run 0..1 (background 0), as a model's labels must; recode the "
+                           f"label files to consecutive values (3 -> 2) and correct the dataset.json{OR_CONFIG}"),
     ({"background": 0, "a": 1, "b": 1}, "label value 1 is named twice ('a', 'b')"),
     ({"0": "background", "1": " "}, "label 1 has no name (got ' ')"),
     ({"background": 0, "a": 1.5}, "label 'a' has the value 1.5, not a whole number"),

@@ -76,7 +76,9 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     names = _names(doc["labels"], path)
     values = sorted(names)
     if values != list(range(len(values))):
-        raise InputError(f"{path}: label values {values} do not run 0..{len(values) - 1} (background 0){_OR_CONFIG}")
+        # a config cannot declare gaps either (a model's labels are its output channels): the files need recoding
+        raise InputError(f"{path}: label values {values} do not run 0..{len(values) - 1} (background 0), as a model's "
+                         f"labels must; {_consecutive_advice(values)}{_OR_CONFIG}")
     ignore = [value for value, name in names.items() if name.casefold() == "ignore"]
     if ignore:
         raise InputError(f"{path}: label {ignore[0]} 'ignore' is nnU-Net's ignore label (voxels without annotation), "
@@ -97,6 +99,17 @@ def _decoded(data: bytes) -> str:
     PowerShell 5 writes ``python make_dataset.py > dataset.json`` and Notepad saves "Unicode" text."""
     wide = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     return data.decode("utf-16" if wide else "utf-8-sig")
+
+
+def _consecutive_advice(values: list[int], shown: int = 3) -> str:
+    """How to make label ``values`` (sorted) run 0..N-1: the recoding of the label files, background kept as 0
+    (its first ``shown`` changes, as ``4 -> 3``), or, for values 1..N, a background 0 for the dataset.json."""
+    kept = sorted(set(values) | {0})
+    moved = [f"{value} -> {index}" for index, value in enumerate(kept) if value != index]
+    if not moved:
+        return "declare label 0 (background) in the dataset.json"
+    shown_moves = ", ".join(moved[:shown] + (["…"] if len(moved) > shown else []))
+    return f"recode the label files to consecutive values ({shown_moves}) and correct the dataset.json"
 
 
 def declared_names(path: Path | str) -> dict[int, str] | None:
