@@ -468,6 +468,31 @@ def test_seg_segment_labels_outside_the_sources_character_set(tmp_path, charset,
     assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, names), labels)
 
 
+@pytest.mark.parametrize("form", ["NFD", "NFC"])
+def test_a_segment_named_as_a_label_in_another_accent_composition_is_that_label(tmp_path, form):
+    """"Läsion" typed as one character or as a letter and its accent (as macOS composes names) is one name: it was
+    refused as "segment 1 'Läsion' is not a label of the model (Läsion)", two names that read the same."""
+    import unicodedata
+
+    values = stored_values((40, 36, 6), seed=17) + 900
+    write_series(tmp_path / "mr", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2), modality="MR")
+    volume = read_dicom_series(tmp_path / "mr")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]
+    for source in sources:
+        source.SpecificCharacterSet = "ISO_IR 192"
+    label_map = np.zeros((6, 36, 40), np.uint8)
+    label_map[:, 0:10] = 1
+    label_map[:, 20:30] = 2
+    other = "NFC" if form == "NFD" else "NFD"
+    segments = [unicodedata.normalize(form, name) for name in ("Läsion", "Ödem")]
+    names = {0: "background", 1: unicodedata.normalize(other, "Läsion"), 2: unicodedata.normalize(other, "Ödem")}
+    _foreign_seg(tmp_path / "seg.dcm", sources, label_map, segments, kind="LABELMAP")
+    written = pydicom.dcmread(tmp_path / "seg.dcm").SegmentSequence
+    assert [item.SegmentLabel for item in written if item.SegmentNumber] == segments  # (a label map's 0: background)
+    read = read_dicom_seg(tmp_path / "seg.dcm", volume, names)
+    assert np.array_equal(read, label_map.transpose(2, 1, 0))
+
+
 @pytest.mark.parametrize(("name", "segment_label"), [
     ("left\\right", "left/right"),  # DICOM's value separator: read back as two values
     (" padded ", "padded"),  # readers drop the spaces

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -279,12 +280,13 @@ def _seg_series_number(source_number) -> int:
 
 def _segment_label(name) -> str:
     """A label's name as a SEG's SegmentLabel holds it (DICOM's LO): no backslash (DICOM's value separator, read back
-    as two values; written as /), no leading or trailing spaces (readers drop them), at most 64 characters. Applied
-    to the SEG's labels too (several values, as another writer's backslash reads, are joined), so that the model's
-    names and the SEG's are compared alike."""
+    as two values; written as /), no leading or trailing spaces (readers drop them), at most 64 characters, accents
+    composed (NFC: "ä" one character, not a letter and its accent, as macOS may give it). Applied to the SEG's labels
+    too (several values, as another writer's backslash reads, are joined), so that the model's names and the SEG's
+    are compared alike."""
     if not isinstance(name, str) and hasattr(name, "__iter__"):
         name = "\\".join(str(part) for part in name)
-    return str(name).replace("\\", "/").strip()[:64].strip()
+    return unicodedata.normalize("NFC", str(name)).replace("\\", "/").strip()[:64].strip()
 
 
 def _round_spacing(seg) -> None:
