@@ -173,13 +173,12 @@ def validate_config(config: dict, where: str) -> None:
         if not name.strip() or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
             raise ModelPackageError(f"{where}: labels {key}: name {name!r} must be one line of text without "
                                     "control characters, not blank")
-        same = names.get(name.strip().casefold())
+        folded = unicodedata.normalize("NFC", name).strip().casefold()
+        same = names.get(folded)
         if same is not None:
-            alike = "both named" if same[1] == name else "named alike (case and spaces aside):"
-            shown = repr(name) if same[1] == name else f"{same[1]!r} and {name!r}"
-            raise ModelPackageError(f"{where}: labels {same[0]} and {key} are {alike} {shown}; give each label a "
-                                    "name of its own (reports and DICOM SEG segments are matched by name)")
-        names[name.strip().casefold()] = (key, name)
+            raise ModelPackageError(f"{where}: labels {same[0]} and {key} are {_alike(same[1], name)}; give each "
+                                    "label a name of its own (reports and DICOM SEG segments are matched by name)")
+        names[folded] = (key, name)
     extent = config.get("input_extent_mm")
     if extent is not None and any(lo > hi for lo, hi in zip(extent["min"], extent["max"])):
         raise ModelPackageError(f"{where}: input_extent_mm min {extent['min']} exceeds its max {extent['max']} "
@@ -223,6 +222,16 @@ def bottleneck_cells(size: tuple[int, ...] | list[int], depth: int) -> int:
 
 
 _CODE_TEXT = re.compile(r"[!-\[\]-~]([ -\[\]-~]*[!-\[\]-~])?")  # printable ASCII, no backslash, trimmed
+
+
+def _alike(first: str, second: str) -> str:
+    """How two label names that fold to one name are alike, with both shown: escaped where they differ in how an
+    accent is composed (``'L\\xe4sion'`` and ``'La\\u0308sion'``), which reads the same otherwise."""
+    if first == second:
+        return f"both named {first!r}"
+    if first.strip().casefold() == second.strip().casefold():
+        return f"named alike (case and spaces aside): {first!r} and {second!r}"
+    return f"named alike (case, spaces and how an accent is composed aside): {ascii(first)} and {ascii(second)}"
 
 
 def _check_code_texts(codes, where: str) -> None:

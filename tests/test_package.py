@@ -131,6 +131,13 @@ def test_weights_that_do_not_match_the_architecture(make_package):
         (lambda c: c["labels"].update({"3": "Box"}), r"labels 2 and 3 are named alike \(case and spaces aside\): "
                                                      "'box' and 'Box'"),
         (lambda c: c["labels"].update({"3": "tu\nbe"}), r"labels 3: name 'tu\\nbe' must be one line of text"),
+        # "Läsion" with "ä" as one character and as "a" and its accent: two labels that read the same everywhere
+        (lambda c: c["labels"].update({"2": "L\u00e4sion", "3": "La\u0308sion"}),
+         r"labels 2 and 3 are named alike \(case, spaces and how an accent is composed aside\): "
+         r"'L\\xe4sion' and 'La\\u0308sion'; give each label a name"),
+        (lambda c: c["labels"].update({"2": "L\u00e4sion", "3": " LA\u0308SION"}),
+         r"labels 2 and 3 are named alike \(case, spaces and how an accent is composed aside\): "
+         r"'L\\xe4sion' and ' LA\\u0308SION'"),
         (lambda c: c["labels"].update({"3": " "}), "labels 3: name ' ' must be one line of text without control "
                                                    "characters, not blank"),
         (lambda c: c["labels"].update({"3": " BOX"}), r"labels 2 and 3 are named alike \(case and spaces aside\): "
