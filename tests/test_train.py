@@ -903,6 +903,16 @@ def test_a_dataset_json_medseg_cannot_take_is_refused_in_one_line(tmp_path, labe
     assert str(info.value) == f"{path}: {message}"
 
 
+def test_names_that_differ_only_in_case_or_accent_composition_are_no_renaming():
+    """A dataset.json written on macOS may give "Läsion" as "a" and its accent; the config's "läsion" is the same
+    name, not a renaming to warn about (the warning showed two names that read the same)."""
+    from medseg.io.dataset_json import renamed_labels
+
+    declared = {0: "background", 1: "La\u0308sion", 2: "edema"}
+    assert renamed_labels(declared, {0: "bg", 1: "l\u00e4sion ", 2: "Edema"}) == ({}, {})
+    assert renamed_labels(declared, {0: "bg", 1: "Lasion", 2: "edema"}) == ({1: "La\u0308sion"}, {1: "Lasion"})
+
+
 def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, caplog):
     """A datalist, a file with a BOM or a broken one stopped training that ran before dataset.json files were read;
     several channels are refused, numbers as nnU-Net v2 names are names."""

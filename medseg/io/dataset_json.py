@@ -13,6 +13,7 @@ import codecs
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,13 +126,19 @@ def declared_names(path: Path | str) -> dict[int, str] | None:
 def renamed_labels(declared: dict[int, str], names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
     """The labels a dataset.json (``declared``) and a config (``names``; both value → name) name differently, beyond
     letter case, as (the dataset.json's names, the config's); a value only one of them has is named "no label" by
-    the other. Background (0) is not compared. Both empty where they agree."""
+    the other. Background (0) is not compared, nor how an accent is composed (``ä`` as one character or as ``a``
+    and its accent, as macOS may write it). Both empty where they agree."""
     theirs, ours = {}, {}
     for value in sorted((set(declared) | set(names)) - {0}):
         a, b = declared.get(value), names.get(value)
-        if a is None or b is None or a.casefold() != str(b).strip().casefold():
+        if a is None or b is None or _folded(a) != _folded(str(b)):
             theirs[value], ours[value] = a or "no label", "no label" if b is None else str(b)
     return theirs, ours
+
+
+def _folded(name: str) -> str:
+    """A label name as compared: accents composed, letter case and surrounding spaces aside."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
 
 
 def _names(labels: dict, path: Path) -> dict[int, str]:
