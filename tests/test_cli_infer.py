@@ -921,6 +921,34 @@ def test_models_shows_a_hand_edited_training_record_s_figures_only_as_numbers(tm
     assert code == 0 and "  validation (cases not recorded, split not recorded; best epoch not recorded of 8): " in out
 
 
+def test_models_marks_the_labels_no_validation_reference_holds_as_the_card_does(tmp_path, capsys):
+    """A label in no validation reference read "n/a" (or a Dice of false positives) with nothing said of why, where
+    the model card marks it; a record's list that names no label of the package marks none."""
+    import shutil
+
+    from medseg.package import shipped_package_path
+
+    copy = tmp_path / "mine"
+    shutil.copytree(shipped_package_path("phantom"), copy)
+    config = json.loads((copy / "model.json").read_text())
+    config["training"].update(val_labels_absent=[2, 3], val_dice={"1": 0.9, "2": 0.0, "3": None},
+                              val_dice_median={"1": 0.9, "2": 0.0, "3": None}, val_dice_min={"1": 0.8, "2": 0.0})
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0
+    assert ("mean Dice ellipsoid 0.9000, box * 0.0000, tube * n/a\n    median ellipsoid 0.9000, box * 0.0000, tube * "
+            "n/a\n    min ellipsoid 0.8000, box * 0.0000\n    * in no validation reference: its Dice counts only false "
+            "positives (0 where the label was predicted, n/a where not)\n") in out
+    code, out, _ = run(["models", "--json", str(copy)], capsys)
+    assert json.loads(out)[0]["training"]["val_labels_absent"] == [2, 3]
+    config["training"].update(val_labels_absent=[7, "x"])
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0 and "mean Dice ellipsoid 0.9000, box 0.0000, tube n/a\n" in out and " * " not in out
+    code, out, _ = run(["models", "--json", str(copy)], capsys)
+    assert json.loads(out)[0]["training"]["val_labels_absent"] == []
+
+
 def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):
     import shutil
 

@@ -144,10 +144,11 @@ def _describe(row: dict) -> str:
     dice = training.get("val_dice")
     if isinstance(dice, dict) and dice:
         names = row["labels"]
+        absent = {str(v) for v in training.get("val_labels_absent") or []}  # marked as the model card marks them
 
         def per_label(values: dict) -> str:  # None: not recorded (checked by _training_summary)
-            return ", ".join(f"{names.get(k, k)} {'n/a' if v is None else dice_round_text(v)}"
-                             for k, v in values.items())
+            return ", ".join(f"{names.get(k, k)}{' *' if k in absent else ''} "
+                             f"{'n/a' if v is None else dice_round_text(v)}" for k, v in values.items())
 
         best, run, split = training.get("best_epoch"), training.get("epochs_run"), training.get("val_split")
         lines.append(f"  validation ({recorded(training.get('val_cases'), 'case')}, "
@@ -157,6 +158,9 @@ def _describe(row: dict) -> str:
             values = training.get(f"val_dice_{what}")
             if isinstance(values, dict) and values:
                 lines.append(f"    {what} {per_label(values)}")
+        if absent:
+            lines.append("    * in no validation reference: its Dice counts only false positives (0 where the label "
+                         "was predicted, n/a where not)")
     elif "epochs_run" in training:
         lines.append(f"  training: {recorded(training['epochs_run'], 'epoch')} on "
                      f"{recorded(training.get('train_cases'), 'case')}, no validation figures")
