@@ -136,6 +136,12 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
                  f"{where}: label values")
         advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else ""
+        # a few labels no file holds (a structure absent from a subset) can be declared instead; counted before
+        # they are listed (a value of 2^40 leaves 2^40 gaps)
+        if values[-1] + 1 - len(values) < len(values):
+            missing = sorted(set(range(values[-1] + 1)) - set(values))
+            advice = (f", or, where labels {values_text(missing)} are only missing from these files, declare them in a "
+                      "config given with -c or in a dataset.json beside the folders")
         if len(values) > IMAGE_LIKE_VALUES:
             advice = IMAGE_AMONG_LABELS
         raise TrainingError(

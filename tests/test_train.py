@@ -1460,6 +1460,16 @@ def test_default_config_declares_the_labels_found(tiny_set):
                                             r"\[0, 1, 2, 255\], which do not run 0..3; .* consecutive values first$"):
         default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 2: Path("a.nii.gz"), 255: Path("b.nii.gz")},
                        where="lab")
+    # a few labels that no file of this set holds (a structure absent from every case of a subset): declaring them
+    # is the other way; the truncated list did not show which values were missing
+    values = {v: Path("a.nii.gz") for v in (0, 2, 3, 4, 5, 6, 7, 9, 10, 11)}
+    with pytest.raises(TrainingError) as info:
+        default_config(values, where="lab")
+    assert str(info.value) == (
+        "a.nii.gz: label value 2; the label files in lab hold [0, 2, 3, 4, 5, 6, 7, 9, … (10 values)], which do not "
+        "run 0..9; a model's labels must be 0..N-1 (background 0), so recode the label files to consecutive values "
+        "first, or, where labels [1, 8] are only missing from these files, declare them in a config given with -c or "
+        "in a dataset.json beside the folders")
 
 
 def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
