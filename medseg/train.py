@@ -118,9 +118,14 @@ def train(
     The run seeds Python's, numpy's and torch's random generators (MONAI's ``set_determinism``) and sets cuDNN
     deterministic; their states and flags are put back as they were when it ends. Torch's flush-denormal mode,
     which has no getter, is left off (torch's default).
+
+    ``device`` is ``medseg train``'s ``--device``: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``; one that is not
+    there is a :class:`~medseg.errors.DeviceError` before anything is written, never a fallback.
     """
+    from medseg.device import resolve_device
     from medseg.io.folder_claim import claimed
 
+    device = resolve_device(device).device  # "auto" and "cuda" as the device they name, torch's own errors before
     with claimed(out_dir, "training run"), _random_state_kept():
         check_output_folder(out_dir, overwrite=overwrite, resume=resume)  # a package is not replaced unasked
         return _train(config, cases, out_dir, resume, on_epoch, device, val_cases, on_kept)

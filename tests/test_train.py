@@ -22,7 +22,7 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 
 from medseg.device import native_bf16
-from medseg.errors import MedsegError, TrainingError
+from medseg.errors import DeviceError, MedsegError, TrainingError
 from medseg.model_card import model_card
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
@@ -502,6 +502,28 @@ def test_unknown_training_precision_is_refused(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match=r"training.precision: 'fp16' is not one of \['fp32', 'bf16', 'auto'\]"):
         run(tiny_training_config(precision="fp16"), *tiny_set, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", "--device gpu: expected auto, cpu, cuda, cuda:N or mps"),
+    ("cuda", "--device cuda: CUDA is not available on this machine"),
+])
+def test_a_device_that_is_not_there_is_refused_before_anything_is_written(tiny_set, tmp_path, monkeypatch, device,
+                                                                          message):
+    """From Python, as with ``medseg train --device``: torch's own error (an AssertionError that torch has no CUDA,
+    a RuntimeError listing its device types) came from deep in training before."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError) as raised:
+        run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "model", device=device)
+    assert str(raised.value).startswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_trains_on_the_device_it_finds_and_records_it(tiny_set, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    package = run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "model", device="auto")
+    assert package.config["training"]["device"] == "cpu"
 
 
 def test_a_gpu_that_only_emulates_bf16_is_not_taken_for_native(monkeypatch):
