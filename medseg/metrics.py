@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -340,7 +341,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     (``{"1": "anterior"}``). Returns a ``medseg-metrics/1`` record; undefined values are ``float('nan')`` (use
     :func:`metrics_json` to write it, which turns them into ``null``).
     """
-    labels = {int(value): str(name) for value, name in labels.items()}  # "1" compared with voxels matched none
+    labels = _label_names(labels)
     pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
     ref = reorder_onto_grid(ref, pred)
     # the reference is named first, as `medseg infer --reference` names it; arrays of no file by their role
@@ -502,18 +503,71 @@ def _installed_metric_versions() -> dict[str, str]:
 
 
 def _label_volume(volume: Volume, role: str) -> Volume:
-    """``volume`` checked as a 3D array with a 4×4 affine (a caller's arrays are not read from files), the affine
-    as a float array (nested lists will do)."""
+    """``volume`` checked as a 3D array of label values (whole numbers from 0) with a finite, invertible 4×4 affine (a
+    caller's arrays are not read from files, whose reader checks them: fractional or NaN voxels, or text, matched no
+    label and scored 0 or NaN), the array and the affine as numpy arrays (nested lists will do)."""
     name = volume.source if volume.source is not None else f"the {role}"
-    if np.ndim(volume.array) != 3:
-        raise InputError(f"{name}: an array of shape {np.shape(volume.array)}; give 3D label volumes (a 2D image as "
-                         f"X×Y×1), given as the {role}")
+    array = np.asarray(volume.array)
+    if array.ndim == 0 and array.dtype.kind == "O":  # a nibabel image, or None, in place of the array
+        raise InputError(f"{name}: a {type(volume.array).__name__} in place of the voxel array; give the labels as an "
+                         f"array (a nibabel image's: np.asarray(image.dataobj)), given as the {role}")
+    if array.ndim != 3 or not array.size:
+        raise InputError(f"{name}: an array of shape {array.shape}; give 3D label volumes (a 2D image as X×Y×1), "
+                         f"given as the {role}")
+    if array.dtype.kind not in "biuf":  # text, objects (a nibabel image in place of its array), complex numbers
+        raise InputError(f"{name}: voxels of type {array.dtype}; give label values (an integer array), given as the "
+                         f"{role}")
+    _check_label_values(array, name, role)
     if np.shape(volume.affine) != (4, 4):
         raise InputError(f"{name}: an affine of shape {np.shape(volume.affine)}; give the 4×4 voxel-to-RAS+ (mm) "
                          f"matrix, given as the {role}")
-    if isinstance(volume.affine, np.ndarray):
+    try:
+        affine = np.asarray(volume.affine, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{name}: the affine is not a 4×4 matrix of numbers ({error}), given as the {role}") from None
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    # degenerate axes measured against the voxel size, as segment_volume and the NIfTI reader measure them
+    if not np.isfinite(affine).all() or not np.all(sizes > 0) \
+            or abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6:
+        rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
+        raise InputError(f"{name}: the affine is singular or not finite (rows {rows}), given as the {role}")
+    if array is volume.array and affine is volume.affine:
         return volume
-    return dataclasses.replace(volume, affine=np.asarray(volume.affine, dtype=np.float64))
+    return dataclasses.replace(volume, array=array, affine=affine)
+
+
+def _label_names(labels) -> dict[int, str]:
+    """``labels`` with whole-number keys ("1" compared with voxels matched none)."""
+    if not isinstance(labels, Mapping):
+        raise InputError(f"labels {labels!r}: give a mapping of label values to names, as {{1: 'liver'}}")
+    named = {}
+    for value, name in labels.items():
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = None
+        fraction = isinstance(value, (float, np.floating)) and not float(value).is_integer()
+        if number is None or fraction or isinstance(value, bool):
+            raise InputError(f"labels: {value!r} is no label value; give whole numbers as the keys, as {{1: 'liver'}}")
+        named[number] = str(name)
+    return named
+
+
+def _check_label_values(array: np.ndarray, name, role: str) -> None:
+    """Label values are whole numbers from 0, as :func:`medseg.io.label_images.read_reference` requires of a file."""
+    from medseg.numbers import odd_values
+
+    if array.dtype.kind in "bu" or not array.size:
+        return
+    if array.dtype.kind == "i":
+        whole = array.min() >= 0
+    else:  # a slab at a time: the rounded copy of a whole float64 volume took as much memory again
+        with np.errstate(invalid="ignore"):
+            whole = all(bool(np.all(slab >= 0) and np.all(slab == np.round(slab)) and np.isfinite(slab).all())
+                        for slab, _ in _slabs(array, array, 1 << 22))
+    if not whole:
+        raise InputError(f"{name}: not a label image (values must be non-negative integers; it holds "
+                         f"{odd_values(np.unique(array), negative=True)}), given as the {role}")
 
 
 def _flat_thickness_differs(pred: Volume, ref: Volume) -> str | None:

@@ -95,11 +95,12 @@ def number_text(value: float, digits: int) -> str:
 
 
 def odd_values(values, negative: bool = False) -> str:
-    """The first few of ``values`` (a numpy array) that are no label values (not whole, or with ``negative`` below
-    zero), for an error message."""
+    """The first few of ``values`` (a numpy array) that are no label values (not whole, not finite, or with
+    ``negative`` below zero), for an error message."""
     import numpy as np
 
-    odd = values[(values != np.round(values)) | ((values < 0) if negative else False)]
+    with np.errstate(invalid="ignore"):
+        odd = values[(values != np.round(values)) | ~np.isfinite(values) | ((values < 0) if negative else False)]
     shown = ", ".join(_not_whole_text(float(v)) for v in odd[:3])
     return shown + (f" … ({len(odd)} values)" if len(odd) > 3 else "")
 

@@ -765,6 +765,79 @@ def test_an_affine_given_as_nested_lists_is_scored():
     assert got["labels"]["1"]["dice"] == pytest.approx(0.75) and got["spacing_mm"] == [1.0, 1.0, 1.0]
 
 
+def _cube() -> np.ndarray:
+    cube = np.zeros((8, 8, 8), np.uint8)
+    cube[2:5, 2:5, 2:5] = 1
+    return cube
+
+
+@pytest.mark.parametrize("pred, message", [
+    (_cube() * 0.5, "the prediction: not a label image (values must be non-negative integers; it holds 0.5), given as "
+                    "the prediction"),
+    (np.where(_cube() == 1, np.nan, 0.0), "the prediction: not a label image (values must be non-negative integers; "
+                                          "it holds nan), given as the prediction"),
+    (np.where(_cube() == 1, np.inf, 0.0), "the prediction: not a label image (values must be non-negative integers; "
+                                          "it holds inf), given as the prediction"),
+    (_cube().astype(np.int16) - 1, "the prediction: not a label image (values must be non-negative integers; it holds "
+                                   "-1), given as the prediction"),
+    (_cube().astype("U1"), "the prediction: voxels of type <U1; give label values (an integer array), given as the "
+                          "prediction"),
+    (nib.Nifti1Image(_cube(), np.eye(4)), "the prediction: a Nifti1Image in place of the voxel array; give the labels "
+                                          "as an array (a nibabel image's: np.asarray(image.dataobj)), given as the "
+                                          "prediction"),
+    (np.zeros((0, 8, 8), np.uint8), "the prediction: an array of shape (0, 8, 8); give 3D label volumes (a 2D image as "
+                                    "X×Y×1), given as the prediction"),
+])
+def test_arrays_that_hold_no_label_values_are_refused_as_a_file_of_them_is(pred, message):
+    """From Python, fractional, NaN or negative voxels, text and a nibabel image in place of its array matched no label
+    and scored Dice 0 (or both_empty), where a file of them is refused by its reader."""
+    with pytest.raises(InputError) as raised:
+        evaluate_volumes(Volume(pred, np.eye(4)), Volume(_cube(), np.eye(4)), {1: "x"})
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("affine, message", [
+    (np.diag([1.0, 1.0, 0.0, 1.0]), "the reference: the affine is singular or not finite (rows 1 0 0 0; 0 1 0 0; "
+                                    "0 0 0 0), given as the reference"),
+    (np.diag([1.0, np.nan, 1.0, 1.0]), "the reference: the affine is singular or not finite (rows 1 0 0 0; 0 nan 0 0; "
+                                       "0 0 1 0), given as the reference"),
+    ([["a"] * 4] * 4, "the reference: the affine is not a 4×4 matrix of numbers (could not convert string to float: "
+                      "'a'), given as the reference"),
+])
+def test_an_affine_that_places_no_voxels_is_refused(affine, message):
+    """A flat affine was scored with a voxel size of 0 mm (volumes of 0 ml), with numpy's warning on the console."""
+    with pytest.raises(InputError) as raised:
+        evaluate_volumes(Volume(_cube(), affine), Volume(_cube(), affine), {1: "x"})
+    assert str(raised.value) == message.replace("reference", "prediction")  # the prediction is checked first
+    with pytest.raises(InputError) as raised:
+        evaluate_volumes(Volume(_cube(), np.eye(4)), Volume(_cube(), affine), {1: "x"})
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("labels, message", [
+    ({"x": "a"}, "labels: 'x' is no label value; give whole numbers as the keys, as {1: 'liver'}"),
+    ({1.5: "a"}, "labels: 1.5 is no label value; give whole numbers as the keys, as {1: 'liver'}"),
+    ([1], "labels [1]: give a mapping of label values to names, as {1: 'liver'}"),
+])
+def test_labels_that_name_no_label_values_are_refused(labels, message):
+    """A key 1.5 was scored as label 1; "x" and a list raised Python's ValueError and AttributeError."""
+    with pytest.raises(InputError) as raised:
+        evaluate_volumes(Volume(_cube(), np.eye(4)), Volume(_cube(), np.eye(4)), labels)
+    assert str(raised.value) == message
+
+
+def test_label_arrays_of_any_whole_number_type_score_alike():
+    """Whole-valued floats (a label image's get_fdata), big-endian integers, booleans and nested lists are label
+    values all the same."""
+    ref = _cube()
+    pred = np.roll(ref, 1, axis=0)
+    expected = evaluate_volumes(Volume(pred, np.eye(4)), Volume(ref, np.eye(4)), {1: "x"})["labels"]
+    assert expected["1"]["dice"] == pytest.approx(2 / 3)
+    for given in (pred.astype(np.float64), pred.astype(">i2"), pred.astype(bool), pred.astype(np.float16),
+                  pred.tolist()):
+        assert evaluate_volumes(Volume(given, np.eye(4)), Volume(ref, np.eye(4)), {"1": "x"})["labels"] == expected
+
+
 @pytest.mark.parametrize("shape", [(40, 36, 20), (40, 36, 1)])
 def test_labels_counted_in_one_pass_score_as_counted_one_by_one(shape):
     """Small label values are counted for all labels in one pass over each array (a pass per label and per count
