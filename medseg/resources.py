@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 __all__ = ["CgroupLimit", "cgroup_cpus", "cgroup_limit", "physical_memory", "resident_memory", "set_threads",
@@ -92,10 +93,16 @@ def usable_cpus() -> int:
 def set_threads(threads: int | None) -> None:
     """Set torch's CPU threads: ``threads`` where given (``--threads``); otherwise no more than this process's cgroup
     CPU quota allows, rounded up, where that is fewer than torch would start (a quota of 2 CPUs on a 64-core machine
-    ran 64 threads that spin-waited for each other)."""
+    ran 64 threads that spin-waited for each other). ``threads`` that is no whole number from 1 is an
+    :class:`~medseg.errors.InputError`, and torch's threads are left as they were."""
     import torch
 
     if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, Integral) or threads < 1:
+            from medseg.errors import InputError
+
+            raise InputError(f"--threads {threads!r}: give a whole number of CPU threads, 1 or more")
+        threads = int(threads)
         available = usable_cpus()
         if threads > available:  # 100 000 threads exhausted the memory in the first forward pass, with a traceback
             log.warning("--threads %d: this process may use %d CPU%s; using %d threads", threads, available,

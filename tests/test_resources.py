@@ -176,6 +176,20 @@ def test_threads_follow_the_cpu_quota_unless_given(monkeypatch, quota, given, ex
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("threads", [0, -1, 2.5, "2", True])
+def test_threads_that_are_no_whole_number_from_one_are_refused_and_torch_left_alone(threads):
+    """``set_threads(0)`` from Python raised torch's RuntimeError; ``set_threads(2.5)`` was taken as 2."""
+    import torch
+
+    from medseg.errors import InputError
+
+    before = torch.get_num_threads()
+    with pytest.raises(InputError) as raised:
+        set_threads(threads)
+    assert str(raised.value) == f"--threads {threads!r}: give a whole number of CPU threads, 1 or more"
+    assert torch.get_num_threads() == before
+
+
 def test_more_threads_than_usable_cpus_are_capped_with_a_warning(caplog):
     """--threads 100000 exhausted the memory with a traceback (libgomp, or an mmap failure while importing)."""
     import torch
