@@ -23,10 +23,10 @@ class DeviceChoice:
 
 
 def resolve_device(spec: str = "auto") -> DeviceChoice:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``. Never falls back silently."""
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``, or a ``torch.device`` of one. Never falls back silently."""
     import torch
 
-    spec = (spec or "auto").strip().lower()
+    spec = str(spec or "auto").strip().lower()  # torch.device("cuda", 1) is "cuda:1"
     cuda_ok = torch.cuda.is_available()
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if spec == "auto":

@@ -132,10 +132,10 @@ class Segmenter:
 
     ``package``: a :class:`~medseg.package.ModelPackage`, or a shipped model's name or a package folder (loaded with
     :func:`~medseg.package.load_package`, its weights checked). ``device`` and ``precision`` as ``medseg infer``'s
-    ``--device`` and ``--precision`` (a device that is not there is a :class:`~medseg.errors.DeviceError`, never a
-    fallback); ``overlap`` replaces the package's tile overlap. ``invocation``: what ran it (``{"argv": [...],
-    "cwd": ...}`` from the command line), recorded in each sidecar as it is. One segmenter serves one thread at a
-    time.
+    ``--device`` and ``--precision`` (the device also as a ``torch.device``; one that is not there is a
+    :class:`~medseg.errors.DeviceError`, never a fallback); ``overlap`` replaces the package's tile overlap.
+    ``invocation``: what ran it (``{"argv": [...], "cwd": ...}`` from the command line), recorded in each sidecar as it
+    is. One segmenter serves one thread at a time.
     """
 
     def __init__(

@@ -391,6 +391,17 @@ def test_settings_a_segmenter_cannot_run_are_refused_by_the_library(phantom_pack
 
 
 
+def test_a_segmenter_takes_a_torch_device_as_its_name(phantom_package, monkeypatch):
+    """``device=torch.device("cpu")`` from a notebook failed with "'torch.device' object has no attribute 'strip'"."""
+    from medseg.errors import DeviceError
+
+    assert Segmenter(phantom_package, device=torch.device("cpu")).device_choice.device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError) as raised:
+        Segmenter(phantom_package, device=torch.device("cuda", 1))
+    assert str(raised.value).startswith("--device cuda:1: CUDA is not available on this machine")
+
+
 def test_an_overlap_a_package_made_in_memory_gives_is_named_as_the_packages(phantom_package):
     from medseg.errors import InputError
     from medseg.package import ModelPackage
