@@ -215,7 +215,8 @@ def segment_case(
     case_id: str | None = None,
     output_format: str = "nifti",
 ) -> CaseOutputs:
-    """Segment one input file or DICOM folder with a loaded :class:`~medseg.inference.Segmenter`.
+    """Segment one input file or DICOM folder with a loaded :class:`~medseg.inference.Segmenter` (or a model's name or
+    folder, loaded for this case).
 
     ``progress(total_slices)`` may return a callback that receives slice counts. With a ``reference``
     label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
@@ -224,6 +225,7 @@ def segment_case(
     the other format's segmentation, metrics of an earlier run that this one does not score); without it, any of
     them existing is an :class:`~medseg.errors.OutputExistsError`.
     """
+    segmenter = _segmenter(segmenter)
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]
     metrics_path = targets[2] if reference is not None else None
@@ -355,10 +357,10 @@ def segment_volume(
     ``progress`` as for :func:`segment_case`. The input checks are :func:`segment_case`'s (a blank image, a grid
     too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are the warnings logged
     (a label image given as the input, a field of view unlike the training volumes')."""
-    if isinstance(segmenter, (str, os.PathLike)):
-        from medseg.inference import Segmenter
-
-        segmenter = Segmenter(segmenter)
+    if not isinstance(volume, Volume):  # an array or a nibabel image failed on a missing attribute
+        raise InputError(f"a {type(volume).__name__} given as the volume; give a Volume(array, affine) (for a nibabel "
+                         "image, Volume(image.get_fdata(dtype=np.float32), image.affine))")
+    segmenter = _segmenter(segmenter)
     name = volume.source if volume.source is not None else "the volume"
     array = np.asarray(volume.array)
     if array.dtype.kind not in "biuf":
@@ -387,6 +389,19 @@ def segment_volume(
     # model-space image and copied again; the caller's own float32 array is left as it was
     mine = not np.may_share_memory(own.array, array)
     return _label_volume(own, segmenter, name, progress, {}, release_voxels=mine)[0]
+
+
+def _segmenter(segmenter):
+    """``segmenter`` as a :class:`~medseg.inference.Segmenter`: one given, or a model's name or folder loaded (on the
+    device ``auto`` finds); anything else is an :class:`~medseg.errors.InputError`, not a missing attribute."""
+    if isinstance(segmenter, (str, os.PathLike)):
+        from medseg.inference import Segmenter
+
+        return Segmenter(segmenter)
+    if not all(hasattr(segmenter, name) for name in ("package", "predict", "window_net")):
+        raise InputError(f"a {type(segmenter).__name__} given as the segmenter; give a medseg.inference.Segmenter, "
+                         "or a shipped model's name or a package folder")
+    return segmenter
 
 
 def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, release_voxels: bool

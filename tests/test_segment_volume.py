@@ -43,6 +43,37 @@ def test_a_model_name_will_do(phantom_file, phantom_segmenter):
     assert np.array_equal(segment_volume(volume, "phantom"), segment_volume(volume, phantom_segmenter))
 
 
+def test_segment_case_takes_a_model_name_as_segment_volume_does(phantom_file, phantom_segmenter, tmp_path):
+    """``segment_case(path, "phantom")`` failed with "'str' object has no attribute 'slice_axes'"."""
+    path, _ = phantom_file
+    named = segment_case(path, "phantom", out_dir=tmp_path / "named")
+    loaded = segment_case(path, phantom_segmenter, out_dir=tmp_path / "loaded")
+    assert np.array_equal(np.asarray(nib.load(named.segmentation).dataobj),
+                          np.asarray(nib.load(loaded.segmentation).dataobj))
+    assert named.record["model"]["weights_sha256"] == loaded.record["model"]["weights_sha256"]
+
+
+def test_what_is_no_volume_or_no_segmenter_is_one_medseg_error(phantom_file, phantom_segmenter, tmp_path):
+    """An array or a nibabel image given in place of a Volume, or None in place of the segmenter, failed on a missing
+    attribute ("'numpy.ndarray' object has no attribute 'source'")."""
+    path, _ = phantom_file
+    image = nib.load(path)
+    for given, kind in ((image, "Nifti1Image"), (image.get_fdata(dtype=np.float32), "ndarray")):
+        with pytest.raises(InputError) as raised:
+            segment_volume(given, phantom_segmenter)
+        assert str(raised.value) == (f"a {kind} given as the volume; give a Volume(array, affine) (for a nibabel "
+                                     "image, Volume(image.get_fdata(dtype=np.float32), image.affine))")
+    message = ("a NoneType given as the segmenter; give a medseg.inference.Segmenter, or a shipped model's name or a "
+               "package folder")
+    with pytest.raises(InputError) as raised:
+        segment_volume(Volume(image.get_fdata(dtype=np.float32), image.affine), None)
+    assert str(raised.value) == message
+    with pytest.raises(InputError) as raised:
+        segment_case(path, None, out_dir=tmp_path)
+    assert str(raised.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("array, affine, message", [
     (np.ones((8, 8)), np.eye(4), r"the volume: an array of shape \(8, 8\); give one 3D volume"),
     (np.ones((8, 8, 4, 2)), np.eye(4), r"an array of shape \(8, 8, 4, 2\)"),
