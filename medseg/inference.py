@@ -35,7 +35,7 @@ from medseg.device import (
     resolve_precision,
     slow_bf16_warning,
 )
-from medseg.errors import DeviceError, InputError
+from medseg.errors import DeviceError, InputError, ModelPackageError
 from medseg.package import ModelPackage, load_package
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
@@ -152,6 +152,9 @@ class Segmenter:
     ) -> None:
         if isinstance(package, (str, os.PathLike)):  # a name or a folder, as scoring takes one
             package = load_package(package)
+        if not isinstance(package, ModelPackage):  # None failed on "'NoneType' object has no attribute 'inference'"
+            raise ModelPackageError(f"a {type(package).__name__} given as the model package; give a shipped model's "
+                                    "name, a package folder or a loaded medseg.package.ModelPackage")
         self.package = package
         self.invocation = invocation
         self.device_choice: DeviceChoice = resolve_device(device)
@@ -232,8 +235,10 @@ class Segmenter:
         """Label a model-space image ``(C, X, Y, Z)``; returns labels ``(X, Y, Z)`` on the CPU (uint8, or int32 above
         256 classes)."""
         image = torch.as_tensor(image).float()
-        if image.ndim != 4:
-            raise ValueError(f"expected a (C, X, Y, Z) image, got shape {tuple(image.shape)}")  # a caller's slip
+        channels = int(self.package.config["architecture"]["in_channels"]) // (2 * self.context + 1)
+        if image.ndim != 4 or image.shape[0] != channels:  # a caller's slip: torch's convolution error before
+            raise InputError(f"a model-space image of shape {tuple(image.shape)}; model {self.package.name} takes "
+                             f"({channels}, X, Y, Z)")
         if len(self.slice_axes) == 1:
             return self._along(image, self.slice_axis, progress, probabilities=False)
         probs = torch.zeros((self.n_classes, *image.shape[1:]), dtype=torch.float32)

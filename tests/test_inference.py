@@ -402,6 +402,21 @@ def test_a_segmenter_takes_a_torch_device_as_its_name(phantom_package, monkeypat
     assert str(raised.value).startswith("--device cuda:1: CUDA is not available on this machine")
 
 
+def test_what_a_segmenter_cannot_load_or_label_is_one_medseg_error(phantom_segmenter):
+    """``Segmenter(None)`` failed on "'NoneType' object has no attribute 'inference'", and ``predict`` on an image of
+    two channels with torch's convolution error."""
+    from medseg.errors import InputError, ModelPackageError
+
+    with pytest.raises(ModelPackageError) as raised:
+        Segmenter(None, device="cpu")
+    assert str(raised.value) == ("a NoneType given as the model package; give a shipped model's name, a package folder "
+                                 "or a loaded medseg.package.ModelPackage")
+    for shape in ((2, 40, 36, 6), (40, 36, 6)):
+        with pytest.raises(InputError) as raised:
+            phantom_segmenter.predict(torch.zeros(shape))
+        assert str(raised.value) == f"a model-space image of shape {shape}; model phantom takes (1, X, Y, Z)"
+
+
 def test_an_overlap_a_package_made_in_memory_gives_is_named_as_the_packages(phantom_package):
     from medseg.errors import InputError
     from medseg.package import ModelPackage
