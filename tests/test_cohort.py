@@ -248,8 +248,9 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
         *((f"case_id\timage\t{name}\na\tx.nii.gz\t\nb\ty.nii.gz\t{cell}\n", f":1: column '{name}' of the header is "
            "not one medseg reads, and its cells name files")
           for name, cell in (("labels", "labels/b.nii.gz"), ("mask", "b_mask.nii"), ("ref", "C:\\refs\\b.nii.gz"),
-                             ("gt", "b.dcm"), ("GT", "b.NII.GZ"), ("ground_truth", "/gt/b"), ("Ground Truth", "gt/b"),
-                             ("groundtruth", "b.nii.gz"), ("seg", "b_seg.nii.gz"), ("masks", "./b"))),
+                             ("gt", "b.dcm"), ("GT", "b.NII.GZ"), ("ground_truth", "/gt/b"),
+                             ("Ground Truth", "../gt/b"), ("groundtruth", "b.nii.gz"), ("seg", "b_seg.nii.gz"),
+                             ("masks", "./b"))),
     ],
 )
 def test_bad_sheets_are_refused_with_the_line(tmp_path, text, message):
@@ -288,6 +289,26 @@ def test_a_column_named_as_other_tools_name_the_reference_is_another_column_wher
     sheet = _sheet(tmp_path, text)
     assert [(s.case_id, s.reference) for s in read_samples(sheet)][0] == (
         "a", tmp_path / "r.nii.gz" if "\treference" in text else None)
+
+
+def test_a_label_column_of_words_with_a_slash_is_another_column(tmp_path):
+    """A diagnosis written with a slash (AD/MCI) or a missing value written n/a names no file: the sheet was refused
+    as if the column held the cases' references."""
+    sheet = _sheet(tmp_path, "case_id\timage\tlabel\na\tx.nii.gz\tAD/MCI\nb\ty.nii.gz\tn/a\nc\tz.nii.gz\tN/A\n")
+    assert [(s.case_id, s.reference) for s in read_samples(sheet)] == [("a", None), ("b", None), ("c", None)]
+
+
+def test_a_reference_column_named_otherwise_that_names_a_file_without_extension_is_refused(tmp_path):
+    """A SEG file named without extension (gt/b), there beside the sheet, is a file the column names."""
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / "b").write_bytes(b"")
+    sheet = _sheet(tmp_path, "case_id\timage\tgt\nb\ty.nii.gz\tgt/b\n")
+    with pytest.raises(InputError) as caught:
+        read_samples(sheet)
+    assert str(caught.value) == (
+        f"{sheet}:1: column 'gt' of the header is not one medseg reads, and its cells name files: if they are the "
+        "cases' reference labels, name the column 'reference' (as named, they would be ignored and every case run "
+        "unscored)")
 
 
 def test_missing_sheet(tmp_path, monkeypatch):

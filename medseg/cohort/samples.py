@@ -132,7 +132,7 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
         rows.append(row)
     if not rows:
         raise InputError(f"{path}: the sample sheet has a header but no cases")
-    named = _reference_named_otherwise(header, rows)
+    named = _reference_named_otherwise(header, rows, path.parent)
     if named:
         raise InputError(f"{path}:{header_number}: column {named!r} of the header is not one medseg reads, and its "
                          "cells name files: if they are the cases' reference labels, name the column 'reference' (as "
@@ -163,23 +163,31 @@ def _folded(name: str) -> str:
     return re.sub(r"[\s_-]+", "_", name.lower()).strip("_")
 
 
-def _reference_named_otherwise(header: list[str], rows: list[dict[str, str]]) -> str | None:
+def _reference_named_otherwise(header: list[str], rows: list[dict[str, str]], base: Path) -> str | None:
     """A header column named as other tools name the reference (``label``, ``mask``, ``gt``, ``ground_truth``,
     ``seg``: :data:`REFERENCE_NAMES`) whose cells name files, in a sheet without a ``reference`` column; None if there
     is none. Read as another column, its cells were ignored: every case ran unscored, without a word. A column of
-    that name whose cells name no file (a diagnosis ``label``: ``AD``, ``CN``) is another column, as is a name that
-    holds one and more (``label_notes``)."""
+    that name whose cells name no file (a diagnosis ``label``: ``AD``, ``CN``, ``AD/MCI``, ``n/a``) is another column,
+    as is a name that holds one and more (``label_notes``). ``base``: the sheet's folder."""
     if "reference" in header:
         return None
     for name in header:
-        if _folded(name) in REFERENCE_NAMES and any(_names_a_file(row.get(name, "")) for row in rows):
+        if _folded(name) in REFERENCE_NAMES and any(_names_a_file(row.get(name, ""), base) for row in rows):
             return name
     return None
 
 
-def _names_a_file(cell: str) -> bool:
-    """Whether a sheet cell reads as a path: a folder in it, or a NIfTI or DICOM file's extension."""
-    return "/" in cell or "\\" in cell or cell.lower().endswith((".nii", ".nii.gz", ".dcm"))
+def _names_a_file(cell: str, base: Path) -> bool:
+    """Whether a sheet cell reads as a path: a NIfTI or DICOM file's extension, an absolute path (``/``, ``~``, a
+    drive), one starting ``./`` or ``../``, or, for other text with a ``/`` or ``\\`` in it, a name that is there
+    relative to ``base``: a diagnosis written ``AD/MCI``, or a missing value ``n/a``, is no file."""
+    if cell.lower().endswith((".nii", ".nii.gz", ".dcm")):
+        return True
+    if "/" not in cell and "\\" not in cell:
+        return False
+    if re.match(r"(?:[/\\~]|[A-Za-z]:[\\/]|\.{1,2}[\\/])", cell):
+        return True
+    return os.path.lexists(base / cell.replace("\\", "/"))
 
 
 def _names_more_than(folded: str, column: str) -> bool:
