@@ -308,7 +308,19 @@ def test_a_reference_column_named_otherwise_that_names_a_file_without_extension_
     assert str(caught.value) == (
         f"{sheet}:1: column 'gt' of the header is not one medseg reads, and its cells name files: if they are the "
         "cases' reference labels, name the column 'reference' (as named, they would be ignored and every case run "
-        "unscored)")
+        "unscored); if they are other files (brain masks, say), give the column a name of its own (brain_mask)")
+
+
+def test_a_column_of_other_files_named_as_a_reference_is_refused_with_the_way_to_keep_it(tmp_path):
+    """A mask column of brain masks, read before as another column, is refused as a reference named otherwise: the
+    line said only to rename it 'reference', not how to keep a column of other files."""
+    sheet = _sheet(tmp_path, "case_id\timage\tmask\na\tx.nii.gz\tmasks/x_brain.nii.gz\n")
+    with pytest.raises(InputError) as caught:
+        read_samples(sheet)
+    assert str(caught.value).endswith("; if they are other files (brain masks, say), give the column a name of its "
+                                      "own (brain_mask)")
+    renamed = _sheet(tmp_path, "case_id\timage\tbrain_mask\na\tx.nii.gz\tmasks/x_brain.nii.gz\n")
+    assert [(s.case_id, s.reference) for s in read_samples(renamed)] == [("a", None)]
 
 
 def test_missing_sheet(tmp_path, monkeypatch):

@@ -136,7 +136,8 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     if named:
         raise InputError(f"{path}:{header_number}: column {named!r} of the header is not one medseg reads, and its "
                          "cells name files: if they are the cases' reference labels, name the column 'reference' (as "
-                         "named, they would be ignored and every case run unscored)")
+                         "named, they would be ignored and every case run unscored); if they are other files (brain "
+                         "masks, say), give the column a name of its own (brain_mask)")
     return rows
 
 
