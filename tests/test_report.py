@@ -784,6 +784,26 @@ def test_the_same_weights_under_an_edited_model_json_are_another_model_in_the_pr
     page = (tmp_path / "r.html").read_text()
     assert "<th>model.json SHA-256</th>" in page and f"<code>{'c1' * 6}</code>" in page
 
+def test_the_case_table_says_which_model_version_made_each_case(tmp_path):
+    """A retrained model keeps its name: cohort.tsv named only that, so a case made by the old version (a row taken
+    out of the sheet, kept as stale) or two results folders' tables could not be told apart by model."""
+    for case, seed, version, weights in (("old", 0, "1", "aa" * 32), ("new", 1, "2", "bb" * 32),
+                                         ("unversioned", 2, None, None)):
+        write_case(tmp_path, case, seed, "exact")
+        sidecar = tmp_path / "cases" / case / f"{case}_seg.json"
+        record = json.loads(sidecar.read_text())
+        record["model"]["version"], record["model"]["weights_sha256"] = version, weights
+        sidecar.write_text(json.dumps(record))
+    write_failure(tmp_path, "failed")
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    header = outputs.table.read_text().splitlines()[0].split("\t")
+    assert header[6:9] == ["model", "model_version", "model_weights_sha256"]
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert {case: (row["model"], row["model_version"], row["model_weights_sha256"]) for case, row in rows.items()} == {
+        "old": ("tiny-test", "1", "aa" * 32), "new": ("tiny-test", "2", "bb" * 32),
+        "unversioned": ("tiny-test", "", ""), "failed": ("", "", "")}
+
+
 def test_the_provenance_counts_the_precisions_and_overlaps_that_made_the_cases(tmp_path):
     """A cohort merged from an fp32 run and a bf16 run (whose labels differ in a few voxels), or run with another
     --overlap, read as one: the provenance named models, versions and devices only."""
@@ -2324,7 +2344,7 @@ def test_a_label_name_that_a_spreadsheet_would_run_as_a_formula_heads_its_column
     outputs = build_report(tmp_path, tmp_path / "r.html")
     header = outputs.table.read_text().splitlines()[0].split("\t")
     assert header[:3] == ["rank", "case_id", "status"]
-    assert header[16:18] == ["'-x_dice", "'-x_hd95_mm"] and "'-x_status" in header
+    assert header[18:20] == ["'-x_dice", "'-x_hd95_mm"] and "'-x_status" in header
     assert "_cmd_dice" in header  # "=" is not a column name's character: the name's prefix has none to escape
     assert not [cell for cell in header if cell.startswith(("=", "+", "-", "@"))]
     (row,) = read_tsv(outputs.table)

@@ -11,8 +11,9 @@ from medseg.report.flags import Flag
 
 __all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "label_names", "write_tsv"]
 
-CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "in_training_set", "input",
-                "series", "series_uid", "segmentation", "reference", "failed_stage", "error_type", "error")
+CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "model_version",
+                "model_weights_sha256", "in_training_set", "input", "series", "series_uid", "segmentation", "reference",
+                "failed_stage", "error_type", "error")
 
 
 def label_names(cases: list[CaseResult]) -> dict[str, str]:
@@ -68,6 +69,10 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "flags": ";".join(flag.text for flag in flags[index]),
             "min_dice": _dice(case.min_dice(), dice_threshold),
             "model": case.model.get("name"),
+            # a retrained model keeps its name: which version made the case (one kept from an earlier run, or another
+            # results folder's row)
+            "model_version": case.model.get("version"),
+            "model_weights_sha256": case.model.get("weights_sha256"),
             # true: one of the model's training images (its Dice overstates accuracy on new data); empty: not known
             "in_training_set": {True: "true", False: "false"}.get(case.in_training_set),
             "input": (case.sidecar or {}).get("input") or failure.get("input"),
