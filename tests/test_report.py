@@ -804,6 +804,45 @@ def test_the_case_table_says_which_model_version_made_each_case(tmp_path):
         "unversioned": ("tiny-test", "", ""), "failed": ("", "", "")}
 
 
+def _set_model(root: Path, case: str, version: str, weights: str) -> None:
+    sidecar = root / "cases" / case / f"{case}_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["model"]["version"], record["model"]["weights_sha256"] = version, weights
+    sidecar.write_text(json.dumps(record))
+
+
+def test_figures_pooled_over_two_model_versions_are_warned_about(tmp_path, caplog):
+    """A folder holding cases of two versions of one model (a run stopped after the model was updated, reported by
+    hand; results of two sites) had its Dice statistics and outlier flags pool them, the header only listing the
+    versions: a mixed cohort read as one model's."""
+    for case, seed, version in (("a", 0, "1"), ("b", 1, "2"), ("c", 2, "2")):
+        write_case(tmp_path, case, seed, "exact")
+        _set_model(tmp_path, case, version, version * 64)
+    with caplog.at_level("WARNING"):
+        built = build_report(tmp_path, tmp_path / "r.html")
+    pooled = json.loads(built.summary.read_text())["pooled_models"]
+    assert [(m["version"], m["cases"]) for m in pooled] == [("2", 2), ("1", 1)]
+    assert ('<p class="warn"><b>The figures pool the cases of 2 models</b> (tiny-test 2: 2 cases; tiny-test 1: 1 '
+            "case): the summary, plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of "
+            "each case (<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per "
+            "model.</p>") in (tmp_path / "r.html").read_text()
+    assert f"{tmp_path}: the figures pool the cases of 2 models (tiny-test 2: 2 cases; tiny-test 1: 1 case)" in (
+        caplog.text)
+
+
+def test_a_failed_case_of_another_model_is_not_pooled(tmp_path):
+    """A case kept as stale from an earlier version (its row taken out of the sheet) is not in the figures: no
+    warning, though the provenance lists both versions."""
+    for case, seed, version in (("a", 0, "2"), ("b", 1, "2"), ("old", 2, "1")):
+        write_case(tmp_path, case, seed, "exact")
+        _set_model(tmp_path, case, version, version * 64)
+    write_failure(tmp_path, "old", stage="read")
+    built = build_report(tmp_path, tmp_path / "r.html")
+    summary = json.loads(built.summary.read_text())
+    assert summary["pooled_models"] == [] and len(summary["provenance"]["models"]) == 2
+    assert "The figures pool" not in (tmp_path / "r.html").read_text()
+
+
 def test_the_provenance_counts_the_precisions_and_overlaps_that_made_the_cases(tmp_path):
     """A cohort merged from an fp32 run and a bf16 run (whose labels differ in a few voxels), or run with another
     --overlap, read as one: the provenance named models, versions and devices only."""

@@ -17,7 +17,7 @@ from medseg.report.collect import CaseResult, add_expected_cases, check_sources,
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
-from medseg.report.summary import summary_record
+from medseg.report.summary import models_text, summary_record
 from medseg.report.table import cohort_rows, label_names, write_tsv
 
 __all__ = ["DEFAULT_MAX_OVERLAYS", "ReportOutputs", "build_report", "report_policy"]
@@ -108,6 +108,9 @@ def build_report(
         log.warning("%s: label values name different labels in different cases (%s): per-label tables, plots and "
                     "outlier flags pool them by value; make one report per model", results_dir,
                     "; ".join(f"{value}: {' / '.join(names)}" for value, names in summary["label_conflicts"].items()))
+    if summary["pooled_models"]:
+        log.warning("%s: the figures pool the cases of %d models (%s): make one report per model", results_dir,
+                    len(summary["pooled_models"]), models_text(summary["pooled_models"]))
     summary["run_in_progress"] = _run_in_progress(results_dir)
     if summary["run_in_progress"]:
         log.warning("%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "

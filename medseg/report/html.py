@@ -17,6 +17,7 @@ from medseg.report.collect import CaseResult, LabelResult, asked_series
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
 from medseg.report.plots import Plot
+from medseg.report.summary import models_text
 
 __all__ = ["ReportContent", "render_page"]
 
@@ -232,6 +233,7 @@ def _header(content: ReportContent) -> str:
         f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
         f'{_in_progress_note(summary)}<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>'
         f"{_conflict_note(summary)}"
+        f"{_pooled_models_note(summary)}"
         f"{_training_note(summary)}"
     )
 
@@ -294,6 +296,16 @@ def _conflict_note(summary: dict) -> str:
     pairs = "; ".join(f"{e(value)} = {e(' / '.join(names))}" for value, names in conflicts.items())
     return (f'<p class="warn"><b>Label values mean different things in different cases</b> ({pairs}): the tables, '
             "plots and outlier flags below pool cases by label value. Make one report per model.</p>")
+
+
+def _pooled_models_note(summary: dict) -> str:
+    """A warning when the figures pool cases that different models (or versions of one) made."""
+    pooled = summary.get("pooled_models") or []
+    if not pooled:
+        return ""
+    return (f'<p class="warn"><b>The figures pool the cases of {len(pooled)} models</b> ({e(models_text(pooled))}): '
+            "the summary, plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of each "
+            "case (<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per model.</p>")
 
 
 def _summary_section(content: ReportContent) -> str:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.numbers import counted
 from medseg.report.collect import METRIC_FIELDS, CaseResult
 from medseg.report.flags import Flag
 
-__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "provenance", "report_time", "summary_record",
-           "training_images"]
+__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "models_text", "pooled_models", "provenance",
+           "report_time", "summary_record", "training_images"]
 
 SUMMARY_SCHEMA = "medseg-summary/1"
 
@@ -177,6 +178,24 @@ def provenance(cases: list[CaseResult]) -> dict:
     }
 
 
+def pooled_models(cases: list[CaseResult]) -> list[dict]:
+    """The models whose cases the label statistics and outlier flags pool (cases with labels of their own: a failed
+    one has none), as :func:`provenance` lists them, when there are more than one; empty otherwise."""
+    models = provenance([case for case in cases if case.labels()])["models"]
+    return models if len(models) > 1 else []
+
+
+def models_text(models: list[dict]) -> str:
+    """``phantom 2: 2 cases; phantom 1: 1 case``, from :func:`provenance`'s list; where two share a name and a
+    version (weights retrained or edited without a new version), with the start of each one's weights SHA-256 and
+    model.json SHA-256."""
+    names = [" ".join(str(m[key]) for key in ("name", "version") if m.get(key)) or "unknown" for m in models]
+    return "; ".join(
+        (f"{name} (weights {str(m.get('weights_sha256'))[:12]}, model.json {str(m.get('config_sha256'))[:12]})"
+         if names.count(name) > 1 else name) + f": {counted(m['cases'], 'case')}"
+        for name, m in zip(names, models))
+
+
 def summary_record(
     results_dir: Path,
     cases: list[CaseResult],
@@ -211,6 +230,7 @@ def summary_record(
                   if cases_per_flag[code]},
         "labels": labels,
         "provenance": provenance(cases),
+        "pooled_models": pooled_models(cases),
         "policy": policy,
         "flag_rules": rules,
     }
