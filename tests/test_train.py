@@ -884,16 +884,19 @@ OR_CONFIG = "; give -c with a config of the labels to train without it"
     ({"background": 0, "tumour": [1, 2], "core": 2}, "label 'tumour' is a region of values [1, 2] (nnU-Net's "
                                                     f"region-based training); medseg trains one label per value"
                                                     f"{OR_CONFIG}"),
-    # gaps, as BraTS's 0/1/2/4: a config cannot declare them either, so the files are to be recoded
+    # gaps, as BraTS's 0/1/2/4: the files are to be recoded, or the few values no file holds declared as labels
     ({"0": "background", "2": "b"}, "label values [0, 2] do not run 0..1 (background 0), as a model's labels must; "
                                     f"recode the label files to consecutive values (2 -> 1) and correct the "
-                                    f"dataset.json{OR_CONFIG}"),
+                                    f"dataset.json, or declare labels [1] in it too, as labels no file holds"
+                                    f"{OR_CONFIG}"),
     ({"0": "background", "1": "NCR", "2": "ED", "4": "ET"},
      "label values [0, 1, 2, 4] do not run 0..3 (background 0), as a model's labels must; recode the label files to "
-     f"consecutive values (4 -> 3) and correct the dataset.json{OR_CONFIG}"),
+     f"consecutive values (4 -> 3) and correct the dataset.json, or declare labels [3] in it too, as labels no file "
+     f"holds{OR_CONFIG}"),
     ({str(v): f"l{v}" for v in (0, 2, 4, 6, 8, 9)},
      "label values [0, 2, 4, 6, 8, 9] do not run 0..5 (background 0), as a model's labels must; recode the label "
-     f"files to consecutive values (2 -> 1, 4 -> 2, 6 -> 3, …) and correct the dataset.json{OR_CONFIG}"),
+     f"files to consecutive values (2 -> 1, 4 -> 2, 6 -> 3, …) and correct the dataset.json, or declare labels "
+     f"[1, 3, 5, 7] in it too, as labels no file holds{OR_CONFIG}"),
     # no background: recoding 1 -> 0 would make a structure background
     ({"1": "a", "2": "b"}, "label values [1, 2] do not run 0..1 (background 0), as a model's labels must; declare "
                            f"label 0 (background) in the dataset.json{OR_CONFIG}"),

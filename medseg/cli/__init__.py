@@ -419,7 +419,8 @@ def _wildcards_expanded(args: list[str]) -> list[str]:
     """The command line with its wildcards expanded, sorted, for Windows, whose shells (cmd, PowerShell) hand
     ``scans\\*.nii.gz`` to the program as typed: click's own ``main`` expands them there (``**`` at any depth, as
     here), and :func:`main` does not call it. A pattern that matches nothing is kept, as the shells keep it (then
-    named as missing), and so is a name that is there as written (``scan[1].nii.gz`` is that file, not ``scan1.nii.gz``)."""
+    named as missing), and so is a name that is there as written (``scan[1].nii.gz`` is that file, not
+    ``scan1.nii.gz``)."""
     import glob
     import re
 

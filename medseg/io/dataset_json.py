@@ -19,6 +19,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.io.files import undecodable
+from medseg.numbers import values_text
 
 __all__ = ["DatasetJson", "declared_names", "find_dataset_json", "read_dataset_json", "renamed_labels"]
 
@@ -77,7 +78,7 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     names = _names(doc["labels"], path)
     values = sorted(names)
     if values != list(range(len(values))):
-        # a config cannot declare gaps either (a model's labels are its output channels): the files need recoding
+        # a model's labels are its output channels: the files need recoding, or the gaps declared as labels
         raise InputError(f"{path}: label values {values} do not run 0..{len(values) - 1} (background 0), as a model's "
                          f"labels must; {_consecutive_advice(values)}{_OR_CONFIG}")
     ignore = [value for value, name in names.items() if name.casefold() == "ignore"]
@@ -104,13 +105,18 @@ def _decoded(data: bytes) -> str:
 
 def _consecutive_advice(values: list[int], shown: int = 3) -> str:
     """How to make label ``values`` (sorted) run 0..N-1: the recoding of the label files, background kept as 0
-    (its first ``shown`` changes, as ``4 -> 3``), or, for values 1..N, a background 0 for the dataset.json."""
+    (its first ``shown`` changes, as ``4 -> 3``) or, for a few gaps, their values declared as labels no file holds;
+    for values 1..N, a background 0 for the dataset.json."""
     kept = sorted(set(values) | {0})
     moved = [f"{value} -> {index}" for index, value in enumerate(kept) if value != index]
     if not moved:
         return "declare label 0 (background) in the dataset.json"
     shown_moves = ", ".join(moved[:shown] + (["…"] if len(moved) > shown else []))
-    return f"recode the label files to consecutive values ({shown_moves}) and correct the dataset.json"
+    advice = f"recode the label files to consecutive values ({shown_moves}) and correct the dataset.json"
+    missing = sorted(set(range(values[-1] + 1)) - set(values)) if values[-1] + 1 - len(values) < len(values) else []
+    if missing:  # as for label files with gaps: a few values no file holds may be declared instead, trained unseen
+        advice += f", or declare labels {values_text(missing)} in it too, as labels no file holds"
+    return advice
 
 
 def declared_names(path: Path | str) -> dict[int, str] | None:
