@@ -2480,6 +2480,20 @@ def test_label_columns_stay_unique_after_renaming():
     assert len(set(columns.values())) == 3 and columns == {"1": "1_a_b", "2": "2_a_b", "3": "label_3"}
 
 
+def test_label_columns_keep_the_letters_of_any_script():
+    """A multi-organ model's names in Chinese or with umlauts were all underscores: 肝 and 脾 both `_`, written
+    `1___dice` and `3___dice`, and 'part 1 ü' and 'part 1 ä' both `part_1__`, told apart only by their values."""
+    from medseg.report.collect import LabelResult
+    from medseg.report.table import label_columns
+
+    class Case:
+        def labels(self):
+            names = {"1": "肝", "2": "part 1 ü", "3": "脾", "4": "part 1 ä", "5": "u\u0308ber", "6": "?"}
+            return [LabelResult(v, n, "ok") for v, n in names.items()]
+
+    assert label_columns([Case()]) == {"1": "肝", "2": "part_1_ü", "3": "脾", "4": "part_1_ä", "5": "über", "6": "_"}
+
+
 def test_a_case_that_failed_only_at_scoring_keeps_the_flags_of_its_segmentation(tmp_path):
     """Its segmentation stands (volumes, duplicate_input), yet it showed only `failed`: an input unlike the
     model's training volumes, an empty label or a label on the border went unflagged until the failure record was

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from medseg.numbers import dice_text
@@ -28,10 +29,12 @@ def label_names(cases: list[CaseResult]) -> dict[str, str]:
 
 
 def label_columns(cases: list[CaseResult]) -> dict[str, str]:
-    """Label value -> column prefix: the label's name with characters other than letters, digits, ``-``
-    and ``_`` replaced by ``_`` (``<value>_<name>`` when two labels would share a prefix)."""
+    """Label value -> column prefix: the label's name (accents composed) with characters other than letters and
+    digits of any script, ``-`` and ``_`` replaced by ``_`` (``<value>_<name>`` when two labels would share a
+    prefix). A name in another script keeps its letters: ``肝`` is ``肝_dice``, not ``_`` and then ``1___dice``."""
     names = label_names(cases)
-    prefixes = {value: re.sub(r"[^A-Za-z0-9_-]", "_", name) or f"label_{value}" for value, name in names.items()}
+    prefixes = {value: re.sub(r"[^\w-]", "_", unicodedata.normalize("NFC", name)) or f"label_{value}"
+                for value, name in names.items()}
     taken = list(prefixes.values())
 
     def clashes(prefix: str) -> bool:  # a label named "min" would write its Dice into the case's min_dice
