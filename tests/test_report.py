@@ -1285,7 +1285,7 @@ def test_input_unlike_the_training_volumes_is_flagged(tmp_path):
 
 # ---------------------------------------------------------------- many labels: the compact forms
 def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[int, ...],
-                          emptied: tuple[int, ...] = ()) -> None:
+                          emptied: tuple[int, ...] = (), reference: bool = True) -> None:
     """``count`` boxes of 7×7×9 voxels (labels 1..count) on a grid; the ``eroded`` labels lose their surface
     in the prediction (Dice 0.568), the ``emptied`` ones all their voxels (Dice 0, no HD95)."""
     shape, affine = (60, 60, 24), np.diag([1.0, 1.0, 2.0, 1.0])
@@ -1316,6 +1316,8 @@ def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[in
         "model": {"name": "many", "version": "1", "weights_sha256": "cd" * 32}, "device": "cpu",
         "versions": {"medseg": "0.1.0"}, "timings_s": {}, "created": now(),
     }))
+    if not reference:
+        return
     metrics = evaluate_volumes(Volume(prediction, affine, source=seg_path), Volume(labels, affine, source=label_path),
                                names, case_id=case_id)
     (folder / f"{case_id}_metrics.json").write_text(metrics_json(metrics))
@@ -1331,6 +1333,28 @@ def many_labels(tmp_path_factory):
         write_many_label_case(root, case_id, count, eroded)
     write_failure(root, "m_failed")
     return count, build_report(root, root / "report.html")
+
+
+def test_many_labels_predicted_empty_without_a_reference_are_named_not_tabled(tmp_path):
+    """A case without a reference from a partial field of view leaves most labels empty: each was a row of dashes
+    in the card's "labels to look at" table (111 of 117 for a multi-organ model), the rows to look at lost among
+    them. They are counted and named in the card's flag line; their rows stay in the folded full table."""
+    count = 20
+    write_many_label_case(tmp_path, "partial", count, (), emptied=tuple(range(3, count + 1)), reference=False)
+    write_many_label_case(tmp_path, "scored", count, (), emptied=(4,))
+    page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
+    card = page[page.index('id="case-partial"'):]
+    card = card[: card.index("back to the case table")]
+    assert f"<b>empty_prediction</b> ({count - 2} labels): organ_03 predicted empty; organ_04 predicted empty;" in card
+    assert f"{count - 2} labels predicted empty with no reference to compare" in card
+    assert "labels to look at" not in card and "no label flagged" not in card
+    folded = card[card.index(f"<details><summary>all {count} labels</summary>"):]
+    assert re.findall(r'<tr><th class="rh" scope="row">(\d+) organ', folded) == [str(k) for k in range(1, count + 1)]
+    # with a reference, an empty label is still to look at
+    scored = page[page.index('id="case-scored"'): page.index('id="case-partial"')]
+    look = scored[scored.index("labels to look at (1):"): scored.index("<details>")]
+    assert re.findall(r'<tr><th class="rh" scope="row">(\d+) organ', look) == ["4"]
+    assert "with no reference to compare" not in scored
 
 
 def section(page: str, heading: str) -> str:

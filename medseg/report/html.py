@@ -568,18 +568,25 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     labels = case.labels()
     if labels and content.compact:
         flagged = {flag.value for flag in flags if flag.value is not None}
-        look = [label for label in labels if label.value in flagged or label.status in TO_LOOK_AT
-                or (label.dice is not None and label.dice < threshold)]
+        bare = {label.value for label in labels if _bare_empty(label, flags)}
+        look = [label for label in labels if label.value not in bare and (
+                label.value in flagged or label.status in TO_LOOK_AT
+                or (label.dice is not None and label.dice < threshold))]
         folded = (f"<details><summary>all {len(labels)} labels</summary>"
                   f"{_label_table(labels, threshold, f'All labels of {case.case_id}')}"
                   "</details>")
+        note = (f'<p class="small">{len(bare)} label{"s" if len(bare) != 1 else ""} predicted empty with no '
+                "reference to compare: named in the flags above, their rows only in the folded table</p>"
+                if bare else "")
         if len(look) == len(labels):  # nothing to fold away
             row.append(f'<div><p class="small">labels to look at: all {len(labels)}</p>'
                        f"{_label_table(labels, threshold, f'Labels of {case.case_id}')}</div>")
         elif look:
             row.append(f'<div><p class="small">labels to look at ({len(look)}):</p>'
                        f"{_label_table(look, threshold, f'Labels to look at of {case.case_id}')}"
-                       f"{folded}</div>")
+                       f"{note}{folded}</div>")
+        elif bare:
+            row.append(f"<div>{note}{folded}</div>")
         else:
             row.append(f'<div><p class="small">no label flagged or below Dice {threshold:g}</p>{folded}</div>')
     elif labels:
@@ -614,6 +621,13 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         return (f'<details class="case folded" id="{content.anchors[index]}"><summary>{summary}</summary>'
                 f'{"".join(body)}</details>')
     return f'<div class="{css}" id="{content.anchors[index]}">{head}{"".join(body)}</div>'
+
+
+def _bare_empty(label, flags: list[Flag]) -> bool:
+    """A label predicted empty with no reference, flagged for nothing else: its row in a card's table is all dashes
+    (a partial field of view leaves most of a 100-organ model's labels so; their flag line names them)."""
+    return (label.status in ("no_reference", "not_scored") and label.pred_volume_ml == 0
+            and all(flag.code == "empty_prediction" for flag in flags if flag.value == label.value))
 
 
 def _folded(content: ReportContent, index: int) -> bool:
