@@ -311,6 +311,18 @@ def test_a_reference_column_named_otherwise_that_names_a_file_without_extension_
         "unscored); if they are other files (brain masks, say), give the column a name of its own (brain_mask)")
 
 
+@pytest.mark.parametrize("cell", ["b_aseg.mgz", "b.hdr", "b.mgh", "b.nrrd", "b.NII.BZ2"])
+def test_a_reference_column_named_otherwise_of_bare_image_names_other_than_nifti_is_refused(tmp_path, cell):
+    """A gt column naming FreeSurfer's .mgz, an Analyze .hdr or another image beside the sheet, without a folder,
+    was read as another column (only .nii, .nii.gz and .dcm counted as files): every case ran unscored."""
+    sheet = _sheet(tmp_path, f"case_id\timage\tgt\nb\ty.nii.gz\t{cell}\n")
+    with pytest.raises(InputError) as caught:
+        read_samples(sheet)
+    assert str(caught.value).startswith(f"{sheet}:1: column 'gt' of the header is not one medseg reads, and its "
+                                        "cells name files: if they are the cases' reference labels, name the column "
+                                        "'reference'")
+
+
 def test_a_column_of_other_files_named_as_a_reference_is_refused_with_the_way_to_keep_it(tmp_path):
     """A mask column of brain masks, read before as another column, is refused as a reference named otherwise: the
     line said only to rename it 'reference', not how to keep a column of other files."""

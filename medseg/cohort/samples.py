@@ -164,6 +164,11 @@ def _folded(name: str) -> str:
     return re.sub(r"[\s_-]+", "_", name.lower()).strip("_")
 
 
+# the image files' endings medseg.volume.stem knows, which a cell of a reference column named otherwise ends with
+_IMAGE_FILE_ENDINGS = (".nii", ".nii.gz", ".nii.bz2", ".nii.zst", ".nrrd", ".mha", ".mhd", ".dcm", ".hdr", ".hdr.gz",
+                       ".img", ".img.gz", ".mgz", ".mgh")
+
+
 def _reference_named_otherwise(header: list[str], rows: list[dict[str, str]], base: Path) -> str | None:
     """A header column named as other tools name the reference (``label``, ``mask``, ``gt``, ``ground_truth``,
     ``seg``: :data:`REFERENCE_NAMES`) whose cells name files, in a sheet without a ``reference`` column; None if there
@@ -179,10 +184,11 @@ def _reference_named_otherwise(header: list[str], rows: list[dict[str, str]], ba
 
 
 def _names_a_file(cell: str, base: Path) -> bool:
-    """Whether a sheet cell reads as a path: a NIfTI or DICOM file's extension, an absolute path (``/``, ``~``, a
+    """Whether a sheet cell reads as a path: an image file's extension (:data:`_IMAGE_FILE_ENDINGS`: FreeSurfer's
+    ``aseg.mgz`` or an Analyze ``.hdr`` too), an absolute path (``/``, ``~``, a
     drive), one starting ``./`` or ``../``, or, for other text with a ``/`` or ``\\`` in it, a name that is there
     relative to ``base``: a diagnosis written ``AD/MCI``, or a missing value ``n/a``, is no file."""
-    if cell.lower().endswith((".nii", ".nii.gz", ".dcm")):
+    if cell.lower().endswith(_IMAGE_FILE_ENDINGS):
         return True
     if "/" not in cell and "\\" not in cell:
         return False
