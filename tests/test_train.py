@@ -897,11 +897,17 @@ OR_CONFIG = "; give -c with a config of the labels to train without it"
      "label values [0, 2, 4, 6, 8, 9] do not run 0..5 (background 0), as a model's labels must; recode the label "
      f"files to consecutive values (2 -> 1, 4 -> 2, 6 -> 3, …) and correct the dataset.json, or declare labels "
      f"[1, 3, 5, 7] in it too, as labels no file holds{OR_CONFIG}"),
+    # no background and a gap: 0 was offered as a label no file holds, which the files hold as background
+    ({"1": "a", "2": "b", "4": "c"},
+     "label values [1, 2, 4] do not run 0..2 (background 0), as a model's labels must; recode the label files to "
+     "consecutive values (4 -> 3) and correct the dataset.json, or declare labels [3] in it too, as labels no file "
+     f"holds, and label 0 (background){OR_CONFIG}"),
     # no background: recoding 1 -> 0 would make a structure background
     ({"1": "a", "2": "b"}, "label values [1, 2] do not run 0..1 (background 0), as a model's labels must; declare "
                            f"label 0 (background) in the dataset.json{OR_CONFIG}"),
     ({"1": "a", "3": "b"}, "label values [1, 3] do not run 0..1 (background 0), as a model's labels must; recode the "
-                           f"label files to consecutive values (3 -> 2) and correct the dataset.json{OR_CONFIG}"),
+                           "label files to consecutive values (3 -> 2) and correct the dataset.json, or declare labels "
+                           f"[2] in it too, as labels no file holds, and label 0 (background){OR_CONFIG}"),
     ({"background": 0, "a": 1, "b": 1}, "label value 1 is named twice ('a', 'b')"),
     ({"0": "background", "1": " "}, "label 1 has no name (got ' ')"),
     ({"background": 0, "a": 1.5}, "label 'a' has the value 1.5, not a whole number"),

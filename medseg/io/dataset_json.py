@@ -113,9 +113,11 @@ def _consecutive_advice(values: list[int], shown: int = 3) -> str:
         return "declare label 0 (background) in the dataset.json"
     shown_moves = ", ".join(moved[:shown] + (["…"] if len(moved) > shown else []))
     advice = f"recode the label files to consecutive values ({shown_moves}) and correct the dataset.json"
-    missing = sorted(set(range(values[-1] + 1)) - set(values)) if values[-1] + 1 - len(values) < len(values) else []
+    # background 0 is no label that no file holds: the files hold it where the dataset.json leaves it out
+    missing = sorted(set(range(kept[-1] + 1)) - set(kept)) if kept[-1] + 1 - len(kept) < len(kept) else []
     if missing:  # as for label files with gaps: a few values no file holds may be declared instead, trained unseen
         advice += f", or declare labels {values_text(missing)} in it too, as labels no file holds"
+        advice += "" if values[0] == 0 else ", and label 0 (background)"
     return advice
 
 
