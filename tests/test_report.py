@@ -804,6 +804,20 @@ def test_the_case_table_says_which_model_version_made_each_case(tmp_path):
         "unversioned": ("tiny-test", "", ""), "failed": ("", "", "")}
 
 
+def test_a_case_that_failed_at_inference_names_no_model_of_the_earlier_sidecar_it_keeps(tmp_path):
+    """A case run again with a new model version that failed at inference keeps the earlier run's sidecar: cohort.tsv
+    named that run's model and version as the one that made the case, which made nothing."""
+    folder = write_case(tmp_path, "again", 0, "exact")
+    record = json.loads((folder / "again_seg.json").read_text())
+    record["model"]["version"] = "1"
+    (folder / "again_seg.json").write_text(json.dumps(record))
+    (folder / "again_metrics.json").unlink()
+    write_failure(tmp_path, "again")
+    (row,) = read_tsv(build_report(tmp_path, tmp_path / "r.html").table)
+    assert (row["status"], row["failed_stage"]) == ("failed", "infer")
+    assert (row["model"], row["model_version"], row["model_weights_sha256"]) == ("", "", "")
+
+
 def _set_model(root: Path, case: str, version: str, weights: str) -> None:
     sidecar = root / "cases" / case / f"{case}_seg.json"
     record = json.loads(sidecar.read_text())

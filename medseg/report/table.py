@@ -64,6 +64,9 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
         failure = case.failure or {}
         info = (case.sidecar or {}).get("input_info") or {}
         segmentation = case.segmentation_path()
+        # a case that failed before scoring may keep an earlier run's sidecar, whose model is not the one that failed
+        # (a stale case's outputs are that run's: its model made them)
+        made = case.model if not case.failed_before_scoring or failure.get("stage") == "stale" else {}
         row = {
             "rank": rank,
             "case_id": case.case_id,
@@ -71,11 +74,11 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "n_flags": len(flags[index]),
             "flags": ";".join(flag.text for flag in flags[index]),
             "min_dice": _dice(case.min_dice(), dice_threshold),
-            "model": case.model.get("name"),
+            "model": made.get("name"),
             # a retrained model keeps its name: which version made the case (one kept from an earlier run, or another
             # results folder's row)
-            "model_version": case.model.get("version"),
-            "model_weights_sha256": case.model.get("weights_sha256"),
+            "model_version": made.get("version"),
+            "model_weights_sha256": made.get("weights_sha256"),
             # true: one of the model's training images (its Dice overstates accuracy on new data); empty: not known
             "in_training_set": {True: "true", False: "false"}.get(case.in_training_set),
             "input": (case.sidecar or {}).get("input") or failure.get("input"),
