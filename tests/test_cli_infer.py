@@ -2371,3 +2371,41 @@ def test_running_out_of_memory_outside_a_case_is_one_line(tmp_path, monkeypatch,
     monkeypatch.setattr(medseg.synthetic, "write_phantom", missing)
     with pytest.raises(ImportError, match="nonexistent"):
         main(["synth", str(tmp_path / "p.nii.gz")])
+
+
+def test_dice_of_many_labels_is_one_line_naming_the_metrics_file(tmp_path, case, make_package, capsys):
+    """A 117-label model printed 117 Dice lines per case, the batch's own lines lost among them: above
+    DICE_LINES_MAX labels a case's Dice is one line (mean, the three lowest named), the full figures in the
+    metrics JSON the line names. A model of a few labels keeps a line per label (the test above)."""
+    from medseg.cli.infer import DICE_LINES_MAX
+    from medseg.numbers import dice_round_text
+
+    count = DICE_LINES_MAX + 5
+    names = {"0": "background", "1": "肝", "2": "part 1 ü", **{str(k): f"organ_{k:02d}" for k in range(3, count + 1)}}
+    architecture = {"type": "unet2d", "in_channels": 1, "n_classes": count + 1, "base_width": 4, "depth": 2,
+                    "dropout": 0.0, "norm": "batch"}
+    package = make_package("many", labels=names, architecture=architecture)
+    image = nib.load(str(case))
+    reference = ((np.arange(40 * 40 * 8).reshape(40, 40, 8) // 97) % (count + 1)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(reference, image.affine), str(tmp_path / "reference.nii.gz"))
+    code, out, err = run(["infer", str(case), "-m", str(package), "-o", str(tmp_path / "out"), "--reference",
+                          str(tmp_path / "reference.nii.gz")], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{case} -> ")
+    labels = json.loads((tmp_path / "out" / "case_metrics.json").read_text(encoding="utf-8"))["labels"].values()
+    assert len(labels) == count
+    dice = sorted(((label["dice"], label["name"]) for label in labels if label["dice"] is not None),
+                  key=lambda pair: pair[0])  # ties in the labels' order
+    assert len(dice) == count  # the reference holds every label
+    lowest = ", ".join(f"{name} {dice_round_text(value)}" for value, name in dice[:3])
+    mean = dice_round_text(sum(value for value, _ in dice) / count)
+    assert lines[1] == (f"  Dice over {count} labels: mean {mean}; lowest {lowest}; each label's Dice in "
+                        f"{tmp_path / 'out' / 'case_metrics.json'}")
+    from medseg.cli.infer import _dice_lines
+
+    bare = [{"name": f"organ_{k}", "dice": None, "status": "both_empty"} for k in range(count)]
+    assert _dice_lines(bare, None) == [f"  Dice over {count} labels: {count} n/a (both empty)"]
+    bare[4] = {"name": "肝", "dice": 0.69997, "status": "ok"}
+    assert _dice_lines(bare, None) == [f"  Dice over {count} labels: mean 0.69997; lowest 肝 0.69997; "
+                                       f"{count - 1} n/a (both empty)"]

@@ -72,7 +72,6 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
-    from medseg.numbers import dice_status_text
     from medseg.package import load_package, shipped_name_taken
     from medseg.segment import segment_case
 
@@ -154,12 +153,37 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             trained = "; one of the model's training images" if outputs.record.get("in_training_set") else ""
             click.echo(escaped_line(f"{path}{used} -> {written} ({sum(timing.values()):.1f} s{trained})"))
             if outputs.record.get("metrics"):
-                for label in outputs.record["metrics"]["labels"].values():
-                    click.echo(f"  Dice {label['name']}: {dice_status_text(label['dice'], label.get('status'))}")
+                for line in _dice_lines(list(outputs.record["metrics"]["labels"].values()), outputs.metrics):
+                    click.echo(line)
     if failures:
         click.echo(f"medseg: {failures} of {len(inputs)} inputs failed", err=True)
         return 1
     return 0
+
+
+DICE_LINES_MAX = 10  # above this many labels a case's Dice is one line: 117 lines a case buried the batch's own
+
+
+def _dice_lines(labels: list[dict], metrics_path: Path | None) -> list[str]:
+    """A line per label's Dice; for more than DICE_LINES_MAX labels one line: the mean and the lowest over the labels
+    that have a Dice, the three lowest named, and where each label's Dice is (the metrics JSON)."""
+    import math
+
+    from medseg.numbers import dice_round_text, dice_status_text
+
+    if len(labels) <= DICE_LINES_MAX:
+        return [f"  Dice {label['name']}: {dice_status_text(label['dice'], label.get('status'))}" for label in labels]
+    scored = sorted((label for label in labels if label["dice"] is not None and not math.isnan(label["dice"])),
+                    key=lambda label: label["dice"])
+    parts = []
+    if scored:
+        mean = sum(label["dice"] for label in scored) / len(scored)
+        lowest = ", ".join(f"{label['name']} {dice_round_text(label['dice'])}" for label in scored[:3])
+        parts = [f"mean {dice_round_text(mean)}", f"lowest {lowest}"]
+    if len(scored) < len(labels):
+        parts.append(f"{len(labels) - len(scored)} n/a (both empty)")
+    where = f"; each label's Dice in {metrics_path}" if metrics_path is not None else ""
+    return [escaped_line(f"  Dice over {len(labels)} labels: {'; '.join(parts)}{where}")]
 
 
 class _ProgressFactory:
