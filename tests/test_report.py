@@ -1352,14 +1352,20 @@ def many_labels(tmp_path_factory):
 def test_many_labels_predicted_empty_without_a_reference_are_named_not_tabled(tmp_path):
     """A case without a reference from a partial field of view leaves most labels empty: each was a row of dashes
     in the card's "labels to look at" table (111 of 117 for a multi-organ model), the rows to look at lost among
-    them. They are counted and named in the card's flag line; their rows stay in the folded full table."""
+    them. They are counted and named in the card's flag line, the words once ("predicted empty: organ_03, ...",
+    where it was "organ_03 predicted empty; organ_04 predicted empty; ..."); cohort.tsv keeps each flag; their rows
+    stay in the folded full table."""
     count = 20
     write_many_label_case(tmp_path, "partial", count, (), emptied=tuple(range(3, count + 1)), reference=False)
     write_many_label_case(tmp_path, "scored", count, (), emptied=(4,))
     page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
     card = page[page.index('id="case-partial"'):]
     card = card[: card.index("back to the case table")]
-    assert f"<b>empty_prediction</b> ({count - 2} labels): organ_03 predicted empty; organ_04 predicted empty;" in card
+    names = ", ".join(f"organ_{k:02d}" for k in range(3, count + 1))
+    assert f"<li><b>empty_prediction</b> ({count - 2} labels): predicted empty: {names}</li>" in card
+    rows = (tmp_path / "cohort.tsv").read_text(encoding="utf-8").splitlines()
+    row = next(line for line in rows if "\tpartial\t" in line)
+    assert ";".join(f"empty_prediction(organ_{k:02d})" for k in range(3, count + 1)) in row  # each flag, as documented
     assert f"{count - 2} labels predicted empty with no reference to compare" in card
     assert "labels to look at" not in card and "no label flagged" not in card
     folded = card[card.index(f"<details><summary>all {count} labels</summary>"):]

@@ -466,12 +466,26 @@ def _by_code(flags: list[Flag]) -> dict[str, list[Flag]]:
     return grouped
 
 
+def _reasons(members: list[Flag]) -> str:
+    """The reasons of one code's flags joined; empty predictions that are each their label's name and the same words
+    ("肝 predicted empty", "part 1 ü predicted empty", ...) give the words once and the names (``predicted empty: 肝,
+    part 1 ü, ...``): 111 labels of a partial field of view made 111 reasons in one line. Reasons with figures (a
+    Dice, a reference volume) stay whole, as do those of other codes: two Dice alike would join by chance."""
+    if members[0].code != "empty_prediction":
+        return "; ".join(flag.message for flag in members)
+    tails = {flag.message[len(flag.label) + 1:] if flag.label and flag.message.startswith(f"{flag.label} ") else None
+             for flag in members}
+    if len(members) > 1 and len(tails) == 1 and None not in tails:
+        return f"{tails.pop()}: {', '.join(str(flag.label) for flag in members)}"
+    return "; ".join(flag.message for flag in members)
+
+
 def _grouped_badges(flags: list[Flag]) -> str:
     """One badge per flag code, counting its labels; the title lists every reason."""
     badges = []
     for code, members in _by_code(flags).items():
         text = members[0].text if len(members) == 1 else f"{code} ×{len(members)}"
-        title = "; ".join(flag.message for flag in members)
+        title = _reasons(members)
         badges.append(f'<span class="badge" style="background:{FLAG_COLOURS.get(code, "#555555")}" '
                       f'title="{e(title)}">{_print_breakable(text)}</span>')
     return "".join(badges)
@@ -560,7 +574,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     if flags and content.compact:  # one line per flag code, its reasons joined (31 labels on a face: one line)
         body.append("<ul>" + "".join(
             f"<li><b>{e(code)}</b>{f' ({len(members)} labels)' if len(members) > 1 else ''}: "
-            f"{e('; '.join(flag.message for flag in members))}</li>" for code, members in _by_code(flags).items())
+            f"{e(_reasons(members))}</li>" for code, members in _by_code(flags).items())
             + "</ul>")
     elif flags:
         body.append("<ul>" + "".join(f"<li><b>{e(f.code)}</b>: {e(f.message)}</li>" for f in flags) + "</ul>")
