@@ -327,6 +327,17 @@ class ModelPackage:
         defaults = {"overlap": 0.25, "blend": "gaussian", "context_slices": 0, "flip_tta": []}
         return {**defaults, **self.config["inference"]}
 
+    @property
+    def settings_sha256(self) -> str:
+        """The SHA-256 of what of ``model.json`` decides its segmentations, as inference applies it: architecture,
+        labels (values and names), preprocessing and inference settings; not its name, version, description, label
+        codes, training record or weights entry (the weights' hash is recorded apart). Cases made before and after
+        new label codes or an edited training record carry the same one."""
+        inference = {**self.inference, "slice_axis": _as_applied("slice_axis", self.inference["slice_axis"])}
+        applied = {"architecture": self.config["architecture"], "labels": self.config["labels"],
+                   "preprocessing": _as_applied("preprocessing", self.preprocessing), "inference": inference}
+        return hashlib.sha256(json.dumps(applied, sort_keys=True).encode()).hexdigest()
+
     def check_weights(self) -> None:
         """Refuse weights that are not the SHA-256 ``model.json`` records, or that do not fit its architecture
         (:meth:`check_weights_fit`)."""

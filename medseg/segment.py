@@ -539,6 +539,8 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
             "version": package.config.get("version"),
             "weights_sha256": package.sha256,
             "config_sha256": package.config_sha256,  # model.json as read: a hand edit shows here
+            # what of model.json decides the segmentation: the same under new label codes or notes
+            "settings_sha256": package.settings_sha256,
             "path": os.path.abspath(package.path),  # as the input: readable from anywhere
         },
         "inference": {

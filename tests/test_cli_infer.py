@@ -20,6 +20,7 @@ from held_stops import ctrl_c_while_placing
 
 from medseg.cli import main
 from medseg.io import read_image
+from medseg.package import load_package
 from medseg.synthetic import make_phantom, write_phantom
 
 
@@ -58,6 +59,8 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
     assert sidecar["model"]["path"] == str(package.resolve())  # readable from anywhere, as the input's path
     # the config as read: with the weights' hash, the model exactly (a hand edit of model.json shows)
     assert sidecar["model"]["config_sha256"] == hashlib.sha256((package / "model.json").read_bytes()).hexdigest()
+    # what of it decides the segmentation: the same under new label codes, for the QA report to group cases by
+    assert sidecar["model"]["settings_sha256"] == load_package(package).settings_sha256
     assert sidecar["device"] == "cpu" and "no CUDA" in sidecar["device_reason"]
     assert len(sidecar["input_sha256"]) == 64
     assert set(sidecar["versions"]) >= {"medseg", "monai", "torch"}

@@ -535,6 +535,34 @@ def test_a_model_json_with_a_byte_order_mark_loads(make_package):
     assert load_package(path).name == "tiny"
 
 
+def test_the_settings_hash_leaves_out_what_does_not_make_the_segmentations(make_package):
+    """New label codes (train --resume writes them into a finished package), notes and the training record leave the
+    settings' hash as it was, with defaults written out; preprocessing, inference settings and labels change it."""
+    from medseg.train_resume import with_label_codes
+
+    path = make_package()
+    (path / "MODEL_CARD.md").write_text("# tiny\n\n- Labels: ellipsoid, box, tube\n")  # as medseg train writes one
+    package = load_package(path)
+    before = package.settings_sha256
+    code = {"category": {"value": "123037004", "scheme": "SCT", "meaning": "Anatomical Structure"},
+            "type": {"value": "12738006", "scheme": "SCT", "meaning": "Brain"}}
+    coded, rewritten = with_label_codes(package, {"1": code})
+    assert rewritten and coded.config_sha256 != package.config_sha256
+    config = json.loads((path / "model.json").read_text())
+    config["description"], config["training"] = "edited", {"note": "edited"}
+    config["preprocessing"]["intensity"]["nonzero"] = False  # the default, written out
+    config["inference"]["slice_axis"], config["inference"]["flip_tta"] = [2], []
+    (path / "model.json").write_text(json.dumps(config))
+    edited = load_package(path)
+    assert edited.config_sha256 != coded.config_sha256 and edited.settings_sha256 == before == coded.settings_sha256
+    for section, key, value in (("preprocessing", "orientation", "LPS"), ("inference", "overlap", 0.5),
+                                ("labels", "3", "pipe")):
+        changed = json.loads(json.dumps(config))
+        changed[section][key] = value
+        (path / "model.json").write_text(json.dumps(changed))
+        assert load_package(path).settings_sha256 != before, section
+
+
 def test_model_json_as_windows_tools_write_it_loads_or_is_named(make_package):
     """PowerShell's Get-FileHash writes the hash in capitals (refused as not a SHA-256); Windows PowerShell 5 saves
     UTF-16 ("not valid JSON ('utf-8' codec can't decode byte 0xff …)")."""

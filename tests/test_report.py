@@ -163,7 +163,8 @@ def test_outputs_and_counts(built):
     assert summary["flags"]["failed"] == {"cases": 1, "flags": 1}
     assert summary["flags"]["volume_outlier"]["cases"] == 1
     assert summary["provenance"]["models"] == [
-        {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32, "config_sha256": None, "cases": 9}]
+        {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32, "config_sha256": None,
+         "settings_sha256": None, "cases": 9}]
     assert "both_empty" in summary["policy"]["empty_masks"]
 
 
@@ -855,6 +856,48 @@ def test_a_failed_case_of_another_model_is_not_pooled(tmp_path):
     summary = json.loads(built.summary.read_text())
     assert summary["pooled_models"] == [] and len(summary["provenance"]["models"]) == 2
     assert "The figures pool" not in (tmp_path / "r.html").read_text()
+
+
+def _set_settings(root: Path, case: str, config: str, settings: str | None) -> None:
+    sidecar = root / "cases" / case / f"{case}_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["model"]["config_sha256"] = config
+    if settings:
+        record["model"]["settings_sha256"] = settings
+    sidecar.write_text(json.dumps(record))
+
+
+def test_the_same_weights_and_settings_under_another_model_json_are_not_pooled(tmp_path):
+    """New label codes written into a finished package (train --resume), or an edited training record, change
+    model.json's hash, not what makes the segmentations: a case made before and one after were told as figures
+    pooling two models. A case of a sidecar without settings_sha256 (an earlier medseg) under the same model.json
+    as a later one is of its model too."""
+    for case, seed, config, settings in (("before", 0, "c1", "5a"), ("after", 1, "c2", "5a"), ("again", 2, "c2", "5a"),
+                                         ("older", 3, "c1", None)):
+        write_case(tmp_path, case, seed, "exact")
+        _set_settings(tmp_path, case, config * 32, settings and settings * 32)
+    built = build_report(tmp_path, tmp_path / "r.html")
+    summary = json.loads(built.summary.read_text())
+    assert summary["pooled_models"] == []
+    assert [(m["config_sha256"], m["settings_sha256"], m["cases"]) for m in summary["provenance"]["models"]] == [
+        ("c2" * 32, "5a" * 32, 2), ("c1" * 32, "5a" * 32, 1), ("c1" * 32, None, 1)]
+    assert "The figures pool" not in (tmp_path / "r.html").read_text()
+
+
+def test_the_same_weights_under_other_settings_are_pooled_models(tmp_path, caplog):
+    """Preprocessing or inference settings edited in model.json make other segmentations from the same weights: still
+    warned about, by the settings' hash; one model's two model.json (label codes) count once."""
+    for case, seed, config, settings in (("a", 0, "c1", "5a"), ("b", 1, "c2", "5a"), ("c", 2, "c3", "6b")):
+        write_case(tmp_path, case, seed, "exact")
+        _set_settings(tmp_path, case, config * 32, settings * 32)
+    with caplog.at_level("WARNING"):
+        built = build_report(tmp_path, tmp_path / "r.html")
+    pooled = json.loads(built.summary.read_text())["pooled_models"]
+    assert [(m["config_sha256"], m["settings_sha256"], m["cases"]) for m in pooled] == [
+        (None, "5a" * 32, 2), ("c3" * 32, "6b" * 32, 1)]
+    assert (f"{tmp_path}: the figures pool the cases of 2 models (tiny-test 3 (weights {'ab' * 6}, model.json "
+            f"settings {'5a' * 6}): 2 cases; tiny-test 3 (weights {'ab' * 6}, model.json settings {'6b' * 6}): 1 "
+            "case)") in caplog.text
 
 
 def test_the_provenance_counts_the_precisions_and_overlaps_that_made_the_cases(tmp_path):

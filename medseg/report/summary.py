@@ -152,7 +152,7 @@ def provenance(cases: list[CaseResult]) -> dict:
         if model:
             # model.json's hash too: the same weights under an edited config (labels, preprocessing) are another model
             models[(model.get("name"), model.get("version"), model.get("weights_sha256"),
-                    model.get("config_sha256"))] += 1
+                    model.get("config_sha256"), model.get("settings_sha256"))] += 1
         for package, version in (sidecar.get("versions") or {}).items():
             versions.setdefault(str(package), set()).add(str(version))
         if sidecar.get("device"):
@@ -166,8 +166,10 @@ def provenance(cases: list[CaseResult]) -> dict:
             created.append(str(sidecar["created"]))
     return {
         "models": [
-            {"name": name, "version": version, "weights_sha256": sha, "config_sha256": config, "cases": count}
-            for (name, version, sha, config), count in sorted(models.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            {"name": name, "version": version, "weights_sha256": sha, "config_sha256": config,
+             "settings_sha256": settings, "cases": count}
+            for (name, version, sha, config, settings), count in sorted(models.items(),
+                                                                       key=lambda kv: (-kv[1], str(kv[0])))
         ],
         "versions": {package: sorted(found) for package, found in sorted(versions.items())},
         "devices": dict(devices),
@@ -180,20 +182,51 @@ def provenance(cases: list[CaseResult]) -> dict:
 
 def pooled_models(cases: list[CaseResult]) -> list[dict]:
     """The models whose cases the label statistics and outlier flags pool (cases with labels of their own: a failed
-    one has none), as :func:`provenance` lists them, when there are more than one; empty otherwise."""
-    models = provenance([case for case in cases if case.labels()])["models"]
+    one has none), as :func:`provenance` lists them, when there are more than one; empty otherwise. Entries that
+    differ only in ``model.json``'s hash, with the same ``settings_sha256`` (new label codes, an edited training
+    record), are one model: its ``config_sha256`` is null where they had several."""
+    listed = provenance([case for case in cases if case.labels()])["models"]
+    # a sidecar of an earlier medseg records no settings_sha256: that of a later one under the same model.json
+    settings = {m["config_sha256"]: m["settings_sha256"] for m in listed if m["config_sha256"] and m["settings_sha256"]}
+    merged: dict[tuple, dict] = {}
+    for model in listed:
+        made_by = _made_by(model, settings)
+        if made_by in merged:
+            same = merged[made_by]
+            same["cases"] += model["cases"]
+            if same["config_sha256"] != model["config_sha256"]:
+                same["config_sha256"] = None
+        else:
+            kind, sha = made_by[3]
+            merged[made_by] = {**model, "settings_sha256": sha if kind == "settings" else None}
+    models = sorted(merged.values(), key=lambda m: (-m["cases"], str(_made_by(m, settings))))
     return models if len(models) > 1 else []
+
+
+def _made_by(model: dict, settings: dict) -> tuple:
+    """What tells a provenance entry's segmentations from another's: name, version, weights and the settings of
+    model.json that decide them (``settings``: those of each model.json hash, for a sidecar of an earlier medseg,
+    which does not record them), or, where those are not known, all of model.json."""
+    known = model.get("settings_sha256") or settings.get(model.get("config_sha256"))
+    return (model.get("name"), model.get("version"), model.get("weights_sha256"),
+            ("settings", known) if known else ("config", model.get("config_sha256")))
 
 
 def models_text(models: list[dict]) -> str:
     """``phantom 2: 2 cases; phantom 1: 1 case``, from :func:`provenance`'s list; where two share a name and a
     version (weights retrained or edited without a new version), with the start of each one's weights SHA-256 and
-    model.json SHA-256."""
+    model.json settings SHA-256 (of model.json, where the sidecars do not record its settings')."""
     names = [" ".join(str(m[key]) for key in ("name", "version") if m.get(key)) or "unknown" for m in models]
     return "; ".join(
-        (f"{name} (weights {str(m.get('weights_sha256'))[:12]}, model.json {str(m.get('config_sha256'))[:12]})"
+        (f"{name} (weights {str(m.get('weights_sha256'))[:12]}, {_settings_text(m)})"
          if names.count(name) > 1 else name) + f": {counted(m['cases'], 'case')}"
         for name, m in zip(names, models))
+
+
+def _settings_text(model: dict) -> str:
+    if model.get("settings_sha256"):
+        return f"model.json settings {str(model['settings_sha256'])[:12]}"
+    return f"model.json {str(model.get('config_sha256'))[:12]}"
 
 
 def summary_record(
