@@ -352,10 +352,7 @@ def test_headers_claiming_a_huge_image_over_short_pixel_data_are_refused_before_
     import tracemalloc
 
     paths = write_series(tmp_path, stored_values((32, 32, 4)), slice_positions(4, 2.0))
-    for path in paths:
-        dataset = pydicom.dcmread(path)
-        dataset.Rows = dataset.Columns = 65535
-        dataset.save_as(path)
+    _claim_size(paths, 65535)
     tracemalloc.start()
     try:
         with pytest.raises(ImageReadError, match=r"\.dcm: truncated or corrupt pixel data \(.*less than expected"):
@@ -376,10 +373,7 @@ def test_compressed_headers_claiming_more_than_the_machine_holds_are_refused_bef
     import medseg.io.dicom as dicom_module
 
     paths = write_series(tmp_path, stored_values((8, 8, 4)), slice_positions(4, 2.0), transfer_syntax=JPEGLSLossless)
-    for path in paths:
-        dataset = pydicom.dcmread(path)
-        dataset.Rows = dataset.Columns = 4000
-        dataset.save_as(path)
+    _claim_size(paths, 4000)
     monkeypatch.setattr(dicom_module, "physical_memory", lambda: 2**28, raising=False)
     tracemalloc.start()
     try:
@@ -402,10 +396,7 @@ def test_rle_headers_declaring_more_pixels_than_the_data_can_hold_are_refused_be
 
     paths = write_series(tmp_path / "claimed", stored_values((8, 8, 4)), slice_positions(4, 2.0),
                          transfer_syntax=RLELossless)
-    for path in paths:
-        dataset = pydicom.dcmread(path)
-        dataset.Rows = dataset.Columns = 2000
-        dataset.save_as(path)
+    _claim_size(paths, 2000)
     tracemalloc.start()
     try:
         with pytest.raises(ImageReadError) as caught:
@@ -1476,3 +1467,11 @@ def test_convert_leaves_the_sidecar_of_the_twin_name_alone(tmp_path, capsys):
     assert run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.nii.gz"), "--sidecar"], capsys)[0] == 0
     assert run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.nii"), "--overwrite"], capsys)[0] == 0
     assert (tmp_path / "t1.json").is_file()
+
+
+def _claim_size(paths, size: int) -> None:
+    """Rewrite each file's header to claim ``size`` × ``size`` pixels, its pixel data left as it is."""
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.Rows = dataset.Columns = size
+        dataset.save_as(path)
