@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
-from medseg.io.files import not_there
+from medseg.io.files import not_there, type_text
 from medseg.json_schema import schema_validator
 
 __all__ = [
@@ -612,6 +613,9 @@ def unique_keys(pairs: list[tuple[str, object]]) -> dict:
 
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash."""
+    if not isinstance(name_or_path, (str, os.PathLike)):  # None was taken as a model named "None"
+        raise ModelPackageError(f"{type_text(name_or_path)} given as the model package; give a shipped model's "
+                                "name or a package folder")
     if not str(name_or_path).strip():  # Path("") is the current folder
         raise ModelPackageError("an empty model name names no package: give a shipped model's name "
                                 f"({', '.join(shipped_models()) or 'none shipped'}) or a package folder")

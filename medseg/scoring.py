@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import InputError, ModelMismatchError, first_line
+from medseg.io.files import path_argument
 from medseg.io.label_images import prediction_sidecar
 
 __all__ = ["MadeBy", "check_made_by", "evaluate_files", "made_by_of", "prediction_sidecar", "read_made_by",
@@ -133,7 +134,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     (:func:`check_made_by`). The sidecar is read by :func:`made_by_of` (``sidecar_required`` as its ``required``),
     unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from
     ``package``, else from the sidecar."""
-    prediction = Path(prediction)
+    prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
     if isinstance(package, (str, Path)):  # a shipped model's name or a package folder
         from medseg.package import load_package
 
@@ -200,6 +201,7 @@ def evaluate_files(
     from medseg.io.pairs import file_signature
     from medseg.metrics import check_header_shape, evaluate_volumes
 
+    pred_path, ref_path = path_argument(pred_path, "the prediction"), path_argument(ref_path, "the reference")
     if labels is not None:
         labels = {int(value): str(name) for value, name in labels.items()}  # JSON gives the keys as text
     if Path(pred_path).is_file() and not is_dicom_file(pred_path):  # both shapes from the headers, before the reads

@@ -19,6 +19,7 @@ from medseg import stopping
 from medseg.errors import DeviceError, ImageReadError, InputError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
+from medseg.io.files import path_argument
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.io.pairs import file_signature
@@ -225,6 +226,9 @@ def segment_case(
     the other format's segmentation, metrics of an earlier run that this one does not score); without it, any of
     them existing is an :class:`~medseg.errors.OutputExistsError`.
     """
+    input_path = path_argument(input_path, "the input")
+    out_dir = None if out_dir is None else path_argument(out_dir, "the output folder")
+    reference = None if reference is None else path_argument(reference, "the reference")
     segmenter = _segmenter(segmenter)
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]

@@ -39,7 +39,7 @@ from medseg.checkpoint import (
     record_package,
     save_checkpoint,
 )
-from medseg.errors import TrainingError
+from medseg.errors import InputError, TrainingError
 from medseg.inference import Segmenter, context_stack, is_out_of_memory, slice_axes
 from medseg.input_range import extent_range
 from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_leftovers
@@ -78,7 +78,15 @@ from medseg.train_resume import (
     tell_other_notes,
     with_label_codes,
 )
-from medseg.training_cases import TrainCase, check_label_presence, data_hashes, label_values, load_cases, pair_cases
+from medseg.training_cases import (
+    TrainCase,
+    check_case_list,
+    check_label_presence,
+    data_hashes,
+    label_values,
+    load_cases,
+    pair_cases,
+)
 
 __all__ = [
     "train", "learning_rate", "dice_per_label",
@@ -123,8 +131,16 @@ def train(
     there is a :class:`~medseg.errors.DeviceError` before anything is written, never a fallback.
     """
     from medseg.device import resolve_device
+    from medseg.io.files import path_argument, type_text
     from medseg.io.folder_claim import claimed
 
+    if not isinstance(config, dict):  # a config file's path, where read_config reads one
+        raise InputError(f"{type_text(config)} given as the config; give a dict (read_config(path) reads a "
+                         "file, default_config(labels) makes one)")
+    check_case_list(cases, "the cases")
+    if val_cases is not None:
+        check_case_list(val_cases, "the validation cases")
+    out_dir = path_argument(out_dir, "the output folder")
     device = resolve_device(device).device  # "auto" and "cuda" as the device they name, torch's own errors before
     with claimed(out_dir, "training run"), _random_state_kept():
         check_output_folder(out_dir, overwrite=overwrite, resume=resume)  # a package is not replaced unasked

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medseg.errors import ModelPackageError, TrainingError
-from medseg.io.files import undecodable
+from medseg.errors import InputError, ModelPackageError, TrainingError
+from medseg.io.files import path_argument, type_text, undecodable
 from medseg.json_schema import schema_validator
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
 from medseg.package import (
@@ -130,7 +130,7 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
     """
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
     files = values if isinstance(values, dict) else {}
-    values = sorted(set(int(v) for v in values) | {0} | set(names or {}))
+    values = sorted(set(_label_values(values)) | {0} | set(names or {}))
     if values != list(range(len(values))):
         beyond = next(v for k, v in enumerate(values) if v != k)
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
@@ -163,6 +163,25 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
     }
 
 
+def _label_values(values) -> list[int]:
+    """``values`` (a list, set or array of label values, or a mapping keyed by them) as whole numbers; text ("abc",
+    "0123", iterated character by character), None, a single number or a fractional value an :class:`InputError`."""
+    from numbers import Integral, Real
+
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise InputError(f"{type_text(values)} given as the label values; give a list of whole numbers, as "
+                         "[0, 1, 2]")
+    whole = []
+    for value in values:
+        if isinstance(value, Integral) and not isinstance(value, bool):
+            whole.append(int(value))
+        elif isinstance(value, Real) and not isinstance(value, bool) and float(value).is_integer():
+            whole.append(int(value))  # np.unique of a float label array
+        else:
+            raise InputError(f"label value {value!r} ({type(value).__name__}); give whole numbers, as [0, 1, 2]")
+    return whole
+
+
 def default_label_name(value: int, names: dict[int, str] | None = None) -> str:
     """A label's name in the default config: ``names``' (a dataset.json's), else background / ``label_N``."""
     if names and value in names:
@@ -172,7 +191,7 @@ def default_label_name(value: int, names: dict[int, str] | None = None) -> str:
 
 def read_config(path: Path | str) -> dict:
     """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
-    path = Path(path)
+    path = path_argument(path, "the training config")
     try:
         data = path.read_bytes()
     except OSError as error:

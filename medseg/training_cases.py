@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medseg.errors import MedsegError, TrainingError
+from medseg.errors import InputError, MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
-from medseg.io.files import name_difference
+from medseg.io.files import name_difference, path_argument, type_text
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
 
-__all__ = ["TrainCase", "check_label_presence", "check_training_foreground", "data_hashes", "label_values",
-           "load_cases", "pair_cases"]
+__all__ = ["TrainCase", "check_case_list", "check_label_presence", "check_training_foreground", "data_hashes",
+           "label_values", "load_cases", "pair_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     """
+    images_dir = path_argument(images_dir, "the images folder")
+    labels_dir = path_argument(labels_dir, "the labels folder")
     with contextlib.suppress(OSError):
         if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
             raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
@@ -207,9 +209,21 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
     return text
 
 
+def check_case_list(cases, role: str) -> None:
+    """Refuse as an :class:`InputError` a ``cases`` that is not a list of :class:`TrainCase` (a folder's name, where
+    :func:`pair_cases` makes the list, failed on a missing attribute of its first letter)."""
+    if isinstance(cases, (list, tuple)) and all(isinstance(case, TrainCase) for case in cases):
+        return
+    given = type_text(cases) if not isinstance(cases, (list, tuple)) else \
+        f"{type_text(cases)} holding {type_text(next(c for c in cases if not isinstance(c, TrainCase)))}"
+    raise InputError(f"{given} given as {role}; give a list of TrainCase, as "
+                     "load_cases(pair_cases(images_folder, labels_folder), config) returns")
+
+
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     """Read, check and bring every case into model space. A case that cannot be trained on does not stop the
     others' checks: every such case is named in one line (the error itself where there is one)."""
+    check_case_list(cases, "the cases")
     from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch
 
     pre = config["preprocessing"]

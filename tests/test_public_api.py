@@ -72,3 +72,53 @@ def test_the_check_sees_prints_and_exits():
                      "raise SystemExit(1)\nsys.stderr.write('z')\nraise ValueError('w')\n")
     assert _calls(tree) == ["print() at line 2", "sys.exit() at line 3", "os._exit() at line 4",
                             "click.echo() at line 5", "raise SystemExit at line 7", "sys.stderr.write() at line 8"]
+
+
+def _type_slips():
+    """Public calls given a str where a list belongs, or None (a list, a number) where a path belongs; each raised
+    Python's own TypeError, ValueError or AttributeError."""
+    from medseg.io.images import read_grid, read_image
+    from medseg.package import load_package
+    from medseg.report.build import build_report
+    from medseg.scoring import evaluate_files, score_prediction
+    from medseg.segment import segment_case
+    from medseg.train import train
+    from medseg.train_config import default_config, read_config
+    from medseg.training_cases import load_cases, pair_cases
+
+    config = default_config([0, 1])
+    return [
+        (lambda: default_config("abc"), "a str given as the label values; give a list of whole numbers"),
+        (lambda: default_config("0123"), "a str given as the label values"),  # was labels 0..3, one per character
+        (lambda: default_config(None), "a NoneType given as the label values"),
+        (lambda: default_config([0, 1.5]), "label value 1.5 (float); give whole numbers"),
+        (lambda: train(config, "folder", "out"), "a str given as the cases; give a list of TrainCase"),
+        (lambda: train(config, ["a.nii.gz"], "out"), "a list holding a str given as the cases"),
+        (lambda: train("config.yaml", [], "out"), "a str given as the config; give a dict"),
+        (lambda: load_cases("folder", config), "a str given as the cases"),
+        (lambda: read_image(None), "a NoneType given as the image; give a path (a str or a pathlib.Path)"),
+        (lambda: read_image(3), "an int given as the image"),
+        (lambda: read_grid(None), "a NoneType given as the image"),
+        (lambda: read_config(None), "a NoneType given as the training config"),
+        (lambda: pair_cases(None, "labels"), "a NoneType given as the images folder"),
+        (lambda: segment_case(["a.nii.gz"], "phantom"), "a list given as the input; give a path (a str or a "
+                                                         "pathlib.Path) (one call takes one path; call it for each)"),
+        (lambda: segment_case("a.nii.gz", "phantom", out_dir=3), "an int given as the output folder"),
+        (lambda: score_prediction(None, "b.nii.gz", case_id="a"), "a NoneType given as the prediction"),
+        (lambda: evaluate_files("a.nii.gz", None), "a NoneType given as the reference"),
+        (lambda: build_report(None, "report.html"), "a NoneType given as the results folder"),
+        (lambda: load_package(None), "a NoneType given as the model package"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_type_slips())))
+def test_a_type_slip_in_a_public_call_is_an_input_error_that_says_what_was_given(index, tmp_path, monkeypatch):
+    from medseg.errors import MedsegError
+
+    monkeypatch.chdir(tmp_path)
+    call, expected = _type_slips()[index]
+    with pytest.raises(MedsegError) as caught:
+        call()
+    assert isinstance(caught.value, ValueError)  # InputError, or the package loader's ModelPackageError
+    assert expected in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # nothing written (the training run's folder included)

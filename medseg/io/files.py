@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from medseg.errors import ImageReadError
+from medseg.errors import ImageReadError, InputError
 
 __all__ = ["check_readable", "exists", "files_under", "is_dicom_file", "name_difference", "not_there", "os_reason",
-           "undecodable"]
+           "path_argument", "type_text", "undecodable"]
 
 
 def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
@@ -24,6 +24,23 @@ def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
     if line == 1:
         column += skipped
     return f"{byte} on line {line}, column {column}"
+
+
+def type_text(value) -> str:
+    """``value``'s type with its article, for the errors about an argument of the wrong type: ``a NoneType``,
+    ``an int``."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def path_argument(value, role: str) -> Path:
+    """``value``, a caller's path (text or an ``os.PathLike``), as a :class:`~pathlib.Path`; anything else (None, a
+    list of paths, a number) an :class:`InputError` saying what was given as ``role`` ("the input"), where ``Path``
+    raised its own TypeError ("expected str, bytes or os.PathLike object, not NoneType")."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    many = " (one call takes one path; call it for each)" if isinstance(value, (list, tuple, set)) else ""
+    raise InputError(f"{type_text(value)} given as {role}; give a path (a str or a pathlib.Path){many}")
 
 
 def exists(path: Path | str) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ImageReadError, MedsegError
-from medseg.io.files import exists, not_there
+from medseg.io.files import exists, not_there, path_argument
 from medseg.io.nifti import read_nifti
 from medseg.volume import Volume
 
@@ -21,7 +21,7 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
     about the folder's files that are not DICOM, as a second reading of an input need not). ``check_grid(shape,
     affine)`` is called with a DICOM series' grid from its headers, before any pixel is decoded (the memory guard:
     a NIfTI's header is checked by its caller, through :func:`read_grid`)."""
-    path = Path(path)
+    path = path_argument(path, "the image")
     if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path)}")
     if path.is_dir():
@@ -43,7 +43,7 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     :class:`ImageReadError`; a folder that holds no usable DICOM series, or not the ``series`` asked for, a
     :class:`~medseg.errors.DicomError`.
     """
-    path = Path(path)
+    path = path_argument(path, "the image")
     if not path.exists():
         raise ImageReadError(f"{path}: {not_there(path)}")
     if path.is_dir():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
+from medseg.io.files import path_argument
 from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
 from medseg.report.collect import CaseResult, add_expected_cases, check_sources, collect_results, label_key
@@ -74,7 +75,7 @@ def build_report(
         raise InputError(f"outlier z {outlier_z}: give a finite value above 0")
     if int(max_overlays) < 0:
         raise InputError(f"max overlays {max_overlays}: give 0 or more")
-    results_dir, output = Path(results_dir), Path(output)
+    results_dir, output = path_argument(results_dir, "the results folder"), path_argument(output, "the report")
     table_path, summary_path = output.with_name("cohort.tsv"), output.with_name("summary.json")
     targets = [output, table_path, summary_path]
     check_writable(targets, overwrite)
