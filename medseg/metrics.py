@@ -41,7 +41,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from medseg.errors import GeometryError, InputError
-from medseg.volume import Volume, header_precision, volume_ml
+from medseg.volume import Volume, bottom_row_text, header_precision, volume_ml
 
 __all__ = [
     "EMPTY_MASK_POLICY",
@@ -531,6 +531,8 @@ def _label_volume(volume: Volume, role: str) -> Volume:
             or abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6:
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{name}: the affine is singular or not finite (rows {rows}), given as the {role}")
+    if bottom_row_text(affine) is not None:
+        raise InputError(f"{name}: {bottom_row_text(affine)}, given as the {role}")
     if array is volume.array and affine is volume.affine:
         return volume
     return dataclasses.replace(volume, array=array, affine=affine)

@@ -23,7 +23,7 @@ from medseg.io.files import path_argument
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.io.pairs import file_signature
-from medseg.volume import Volume, stem, volume_ml
+from medseg.volume import Volume, bottom_row_text, stem, volume_ml
 
 if TYPE_CHECKING:
     from medseg.package import ModelPackage
@@ -387,6 +387,8 @@ def segment_volume(
             or abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6:
         rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
         raise InputError(f"{name}: the affine is singular or not finite (rows {rows})")
+    if bottom_row_text(affine) is not None:  # ignored: the voxels were placed by its top three rows alone
+        raise InputError(f"{name}: {bottom_row_text(affine)}; give the 4×4 voxel-to-RAS+ (mm) matrix")
     own = Volume(np.asarray(array, dtype=np.float32), affine, source=name, header=volume.header,
                  source_sha256=volume.source_sha256, info=dict(volume.info), dicom=volume.dicom)
     # a float32 copy made here (of an int16 or float64 array) is handed over, not held through inference beside the

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Volume", "header_precision", "stem", "volume_ml"]
+__all__ = ["Volume", "bottom_row_text", "header_precision", "stem", "volume_ml"]
 
 
 @dataclass
@@ -58,6 +58,17 @@ class Volume:
         if self.source is None:
             return "volume"
         return stem(self.source)
+
+
+def bottom_row_text(affine: np.ndarray) -> str | None:
+    """A message part naming an affine's bottom row where it is not 0 0 0 1 (to within 1e-6), None where it is: such
+    a matrix is projective, not a voxel-to-world affine, and every voxel's position computed from its top three rows
+    alone was wrong by the factor its last row gives."""
+    row = np.asarray(affine, dtype=np.float64)[3]
+    if np.all(np.abs(row - (0.0, 0.0, 0.0, 1.0)) <= 1e-6):
+        return None
+    return (f"the affine's bottom row is {' '.join(f'{v:.6g}' for v in row)}, not 0 0 0 1: a projective matrix, not a "
+            "voxel-to-world affine")
 
 
 def stem(path: Path | str) -> str:

@@ -624,6 +624,26 @@ def test_an_analyze_file_without_orientation_is_read_as_its_tools_read_it_and_sa
     assert np.allclose(written.affine, source.affine)  # overlays the input
 
 
+def test_an_spm_mat_whose_bottom_row_is_not_0_0_0_1_is_refused(tmp_path):
+    """An SPM .mat holds all four rows of its matrix: a bottom row other than 0 0 0 1 was ignored, the voxels placed
+    by the top three rows alone, as Python's segment_volume and evaluate_volumes now refuse it too."""
+    import scipy.io
+
+    from medseg.io.images import read_grid
+
+    nib.save(nib.Spm2AnalyzeImage(np.ones((8, 8, 4), np.float32), np.eye(4)), tmp_path / "spm.img")
+    mat = np.eye(4)
+    mat[3] = [0.0, 0.0, 0.1, 1.0]
+    scipy.io.savemat(tmp_path / "spm.mat", {"mat": mat})
+    for read in (read_nifti, read_grid):
+        with pytest.raises(InputError, match=r"spm.img: the affine's bottom row is 0 0 0.1 [0-9.]+, not 0 0 0 1: a "
+                                             r"projective matrix, not a voxel-to-world affine \(from the SPM .mat "
+                                             r"beside it\)"):
+            read(tmp_path / "spm.img")
+    scipy.io.savemat(tmp_path / "spm.mat", {"mat": np.diag([2.0, 2.0, 2.0, 1.0])})  # a proper one is read
+    assert np.allclose(np.abs(np.diag(read_nifti(tmp_path / "spm.img").affine)), [2, 2, 2, 1])
+
+
 def test_a_2d_image_across_the_models_slices_is_refused(tmp_path, make_package):
     """A sagittal 2D image under a model that segments axial slices: each slice would be a one-voxel strip."""
     from medseg.errors import InputError

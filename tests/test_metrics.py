@@ -803,6 +803,8 @@ def test_arrays_that_hold_no_label_values_are_refused_as_a_file_of_them_is(pred,
                                        "0 0 1 0), given as the reference"),
     ([["a"] * 4] * 4, "the reference: the affine is not a 4×4 matrix of numbers (could not convert string to float: "
                       "'a'), given as the reference"),
+    (np.diag([1.0, 1.0, 1.0, 2.0]), "the reference: the affine's bottom row is 0 0 0 2, not 0 0 0 1: a projective "
+                                    "matrix, not a voxel-to-world affine, given as the reference"),
 ])
 def test_an_affine_that_places_no_voxels_is_refused(affine, message):
     """A flat affine was scored with a voxel size of 0 mm (volumes of 0 ml), with numpy's warning on the console."""

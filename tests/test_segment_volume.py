@@ -82,6 +82,10 @@ def test_what_is_no_volume_or_no_segmenter_is_one_medseg_error(phantom_file, pha
     (np.ones((8, 8, 4)), np.eye(3), r"an affine of shape \(3, 3\); give the 4×4"),
     (np.ones((8, 8, 4)), [["x"] * 4] * 4, "the affine is not a 4×4 matrix of numbers"),
     (np.ones((8, 8, 4)), np.diag([1.0, 1.0, 0.0, 1.0]), "the affine is singular or not finite"),
+    # its bottom row was ignored: the voxels placed by the top three rows alone, as a file's SPM .mat is refused
+    (np.ones((8, 8, 4)), np.diag([1.0, 1.0, 1.0, 2.0]), "the volume: the affine's bottom row is 0 0 0 2, not 0 0 0 1: "
+                                                        "a projective matrix, not a voxel-to-world affine"),
+    (np.ones((8, 8, 4)), [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0.5, 1]], "bottom row is 0 0 0.5 1,"),
     (np.zeros((8, 8, 4)), np.eye(4), "every voxel holds 0: there is nothing to segment"),
 ])
 def test_what_cannot_be_segmented_is_one_medseg_error(phantom_segmenter, array, affine, message):

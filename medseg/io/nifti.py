@@ -18,7 +18,7 @@ from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.files import check_readable, exists, is_dicom_file, not_there
 from medseg.io.pairs import companion
-from medseg.volume import Volume
+from medseg.volume import Volume, bottom_row_text
 
 try:  # Intel's ISA-L gzip: the same format and checks, about 3.4x as fast to decompress as zlib
     from isal import igzip as _gzip_reader
@@ -617,6 +617,8 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
             note = ("no orientation in the header (an Analyze file without an SPM .mat): read as nibabel and SPM "
                     "read it (the header's origin, x mirrored, the radiological convention); left and right may be "
                     "swapped")
+        if bottom_row_text(affine) is not None:  # an SPM .mat holds all four rows; a NIfTI header only the top three
+            raise InputError(f"{name}: {bottom_row_text(affine)} (from the SPM .mat beside it)")
         affine, thickness_note = _flat_axis_filled(affine, image, raw)
     return affine, note, thickness_note
 
