@@ -48,7 +48,8 @@ def test_the_distributions_carry_the_package_and_the_project(tmp_path):
     with zipfile.ZipFile(out / wheel_name) as wheel:
         in_wheel = set(wheel.namelist())
     assert sorted(name for name in tracked if name.startswith("medseg/") and name not in in_wheel) == []
-    assert {"medseg/models/hippocampus/weights.safetensors", "medseg/schemas/model.schema.json"} <= in_wheel
+    assert {"medseg/models/hippocampus/weights.safetensors", "medseg/schemas/model.schema.json",
+            "medseg/py.typed"} <= in_wheel  # PEP 561: type checkers read the package's annotations
     assert not [name for name in in_wheel if name.split("/")[0] in ("tests", "configs", "benchmarks", "workflow")]
     from medseg import __version__  # one version: --version prints what the metadata says
 
