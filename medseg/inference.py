@@ -179,7 +179,8 @@ class Segmenter:
             raise InputError(f"batch size {batch_size!r}: give a whole number of tiles per forward pass, 1 or more")
         self.blend = settings["blend"]
         self.context = int(settings["context_slices"])
-        self.flips = [int(a) for a in settings.get("flip_tta") or []]
+        # one set of flips, in one order: [1, 0] sums the flipped softmaxes as [0, 1] does, to the last bit
+        self.flips = sorted({int(a) for a in settings.get("flip_tta") or []})
         self.batch_size = int(batch_size)
         self.slab_voxels = int(slab_voxels)
         self.n_classes = int(package.config["architecture"]["n_classes"])

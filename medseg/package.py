@@ -334,7 +334,8 @@ class ModelPackage:
         labels (values and names), preprocessing and inference settings; not its name, version, description, label
         codes, training record or weights entry (the weights' hash is recorded apart). Cases made before and after
         new label codes or an edited training record carry the same one."""
-        inference = {**self.inference, "slice_axis": _as_applied("slice_axis", self.inference["slice_axis"])}
+        inference = {**self.inference, **{key: _as_applied(key, self.inference[key])
+                                          for key in ("slice_axis", "flip_tta")}}
         applied = {"architecture": self.config["architecture"], "labels": self.config["labels"],
                    "preprocessing": _as_applied("preprocessing", self.preprocessing), "inference": inference}
         return hashlib.sha256(json.dumps(applied, sort_keys=True).encode()).hexdigest()
@@ -544,7 +545,10 @@ def _warn_edited_since_training(config: dict, config_path: Path) -> None:
 
 def _as_applied(key: str, value):
     """A ``trained_with`` entry as inference applies it, so that writing out a default (``"nonzero": false``,
-    ``"orientation": null``, ``context_slices`` 0) or one axis as a list (``[1]`` for ``1``) is not told as an edit."""
+    ``"orientation": null``, ``context_slices`` 0) or one axis as a list (``[1]`` for ``1``) is not told as an edit,
+    nor the flip TTA's axes in another order (``[1, 0]`` for ``[0, 1]``: one set of flips, applied in sorted order)."""
+    if key == "flip_tta" and isinstance(value, list) and all(type(axis) is int for axis in value):
+        return sorted(set(value))
     if key == "slice_axis":
         return [value] if isinstance(value, int) and not isinstance(value, bool) else value
     if key == "context_slices":

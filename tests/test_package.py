@@ -563,6 +563,28 @@ def test_the_settings_hash_leaves_out_what_does_not_make_the_segmentations(make_
         assert load_package(path).settings_sha256 != before, section
 
 
+def test_flip_tta_axes_in_another_order_are_the_same_settings(make_package, monkeypatch):
+    """flip_tta [1, 0] and [0, 1] are one set of flips: the settings' hash counted them as two models' (a report warned
+    that its figures pooled two), and inference summed the flipped softmaxes in the order written. The shipped models,
+    whose flip_tta is empty, keep the hashes their sidecars record."""
+    from medseg.inference import Segmenter
+
+    for name, recorded in (("phantom", "bccec3c16f135c53db02fe35b6eaf0bcc0ac7bc23aaf2ea15e04f2a9bf6dbbc7"),
+                           ("hippocampus", "a87e25e9158114c4f4320d584cd729026115ac5fc7c1dda589f4f46b695b46c6")):
+        assert load_package(name, check_hash=False).settings_sha256 == recorded
+    path = make_package()
+    hashes, flips = [], []
+    for order in ([0, 1], [1, 0], [0]):
+        config = json.loads((path / "model.json").read_text())
+        config["inference"]["flip_tta"] = order
+        (path / "model.json").write_text(json.dumps(config))
+        package = load_package(path)
+        hashes.append(package.settings_sha256)
+        flips.append(Segmenter(package, device="cpu").flips)
+    assert hashes[0] == hashes[1] != hashes[2]
+    assert flips == [[0, 1], [0, 1], [0]]
+
+
 def test_model_json_as_windows_tools_write_it_loads_or_is_named(make_package):
     """PowerShell's Get-FileHash writes the hash in capitals (refused as not a SHA-256); Windows PowerShell 5 saves
     UTF-16 ("not valid JSON ('utf-8' codec can't decode byte 0xff …)")."""
