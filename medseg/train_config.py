@@ -196,11 +196,18 @@ def read_config(path: Path | str) -> dict:
         data = path.read_bytes()
     except OSError as error:
         raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
+    # UTF-8 (a byte order mark, which Windows editors write, is no content), or UTF-16 with its byte order mark, as
+    # a dataset.json is read: Windows PowerShell 5 writes `... > config.yaml` so, and Notepad's "Unicode"
+    wide = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if not wide and b"\0" in data[:4096]:  # UTF-16 without its mark: every other byte is NUL
+        raise TrainingError(f"{path}: holds NUL bytes, as UTF-16 text without a byte order mark does; save the config "
+                            "as UTF-8")
     try:
-        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is no content
+        text = data.decode("utf-16" if wide else "utf-8-sig")
     except UnicodeDecodeError as error:
         bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-        raise TrainingError(f"{path}: not UTF-8 text ({undecodable(error, bom)}); save the config as UTF-8") from error
+        raise TrainingError(f"{path}: not {'UTF-16' if wide else 'UTF-8'} text ({undecodable(error, bom)}); save the "
+                            "config as UTF-8") from error
     try:
         if path.suffix in (".yaml", ".yml"):
             config = _string_keys(_yaml_load(text))

@@ -3,6 +3,7 @@ tiny synthetic set: package, reproducibility, resume, bad inputs."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import copy
 import hashlib
@@ -1788,7 +1789,7 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
     for folder in (images, labels):
         folder.mkdir()
     # a UTF-8 byte order mark before a bad byte on line 1 counts in its column, as an editor shows the raw file
-    for name, data in (("latin1.yaml", "name: caf\u00e9\n".encode("latin-1")), ("bom.json", b"\xff\xfe{}"),
+    for name, data in (("latin1.yaml", "name: caf\u00e9\n".encode("latin-1")),
                        ("utf8bom.yaml", b"\xef\xbb\xbfname: caf\xe9\n")):
         path = tmp_path / name
         path.write_bytes(data)
@@ -1797,6 +1798,27 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
         position = data.index(b"\xe9") if b"\xe9" in data else 0
         assert err == [f"medseg: error: {path}: not UTF-8 text (byte {data[position]:#04x} on line 1, column "
                        f"{position + 1}); save the config as UTF-8"]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_utf16_config_is_read_with_its_byte_order_mark_and_named_without_it(tmp_path, suffix):
+    """Windows PowerShell 5 writes UTF-16 (`... > config.yaml`): it was refused as "not UTF-8 text (byte 0xff on line
+    1, column 1)", where a dataset.json in UTF-16 is read; without its byte order mark, as "not valid JSON"."""
+    from medseg.errors import TrainingError
+    from medseg.train_config import read_config
+
+    text = ('{"name": "caf\u00e9", "labels": {"0": "background", "1": "x"}}' if suffix == ".json" else
+            "name: caf\u00e9\nlabels: {0: background, 1: x}\n")
+    for encoding in ("utf-16", "utf-16-be"):  # "utf-16" writes the mark, little-endian here
+        path = tmp_path / f"config{suffix}"
+        path.write_bytes((codecs.BOM_UTF16_BE if encoding == "utf-16-be" else b"") + text.encode(encoding))
+        config = read_config(path)
+        assert config["name"] == "caf\u00e9" and config["labels"] == {"0": "background", "1": "x"}
+    path.write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(TrainingError) as raised:
+        read_config(path)
+    assert str(raised.value) == (f"{path}: holds NUL bytes, as UTF-16 text without a byte order mark does; save the "
+                                 "config as UTF-8")
 
 
 def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, capsys, config_file):
