@@ -22,7 +22,7 @@ from pathlib import Path
 
 from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
-from medseg.io.files import not_there, type_text
+from medseg.io.files import not_regular, not_there, type_text
 from medseg.json_schema import schema_validator
 
 __all__ = [
@@ -660,6 +660,9 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     try:
         if config_path.is_dir():
             raise ModelPackageError(f"{config_path}: a folder, where a model package keeps its config file")
+        if config_path.exists() and not config_path.is_file():  # a named pipe would wait for a writer
+            raise ModelPackageError(f"{config_path}: {not_regular(config_path)}, where a model package keeps its "
+                                    "config file")
         if not config_path.is_file():
             link = f": {not_there(config_path)}" if config_path.is_symlink() else ""
             unfinished = None if link else unfinished_training(path)
@@ -699,6 +702,9 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     try:
         if package.weights_path.is_dir():
             raise ModelPackageError(f"{package.weights_path}: a folder, where the weights file should be")
+        if package.weights_path.exists() and not package.weights_path.is_file():  # /dev/zero would be hashed for ever
+            raise ModelPackageError(f"{package.weights_path}: {not_regular(package.weights_path)}, where the weights "
+                                    "file should be")
         if not package.weights_path.is_file():
             link = f" ({not_there(package.weights_path)})" if package.weights_path.is_symlink() else ""
             raise ModelPackageError(f"{package.weights_path}: weights file missing{link}")

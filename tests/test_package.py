@@ -1,6 +1,8 @@
 import hashlib
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -478,8 +480,6 @@ def test_free_form_training_settings_do_not_break_loading(make_package, settings
 def test_a_package_file_of_the_wrong_kind_is_named_as_such(tmp_path, what):
     """A folder or a dangling link in place of the weights read "weights file missing"; a folder in place of
     model.json "no model.json"."""
-    import shutil
-
     from medseg.package import load_package
 
     package = tmp_path / "pkg"
@@ -501,6 +501,29 @@ def test_a_package_file_of_the_wrong_kind_is_named_as_such(tmp_path, what):
     with pytest.raises(ModelPackageError) as caught:
         load_package(package)
     assert str(caught.value) == message
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="needs mkfifo and /dev/zero")
+@pytest.mark.parametrize("name", ["weights.safetensors", "model.json"])
+def test_a_package_file_that_is_not_a_regular_file_is_named_as_such(tmp_path, name):
+    """A weights file or model.json that is a link to /dev/zero was "a link to /dev/zero that leads nowhere (its target
+    moved or deleted …)", and one that is a named pipe "missing" (the config's: "not a model package (no
+    model.json)")."""
+    package = tmp_path / "pkg"
+    shutil.copytree(load_package("phantom", check_hash=False).path, package)
+    where = "where the weights file should be" if name.startswith("weights") else \
+        "where a model package keeps its config file"
+    (package / name).unlink()
+    (package / name).symlink_to("/dev/zero")
+    with pytest.raises(ModelPackageError) as caught:
+        load_package(package)
+    assert str(caught.value) == (f"{package / name}: a link to /dev/zero, not a regular file (a character device), "
+                                 f"{where}")
+    (package / name).unlink()
+    os.mkfifo(package / name)
+    with pytest.raises(ModelPackageError) as caught:
+        load_package(package)  # not opened: a named pipe would wait for a writer
+    assert str(caught.value) == f"{package / name}: not a regular file (a named pipe), {where}"
 
 
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [

@@ -8,7 +8,7 @@ from pathlib import Path
 from medseg.errors import ImageReadError, InputError
 
 __all__ = ["check_readable", "exists", "files_under", "is_dicom_file", "name_difference", "not_there", "os_reason",
-           "path_argument", "type_text", "undecodable"]
+           "not_regular", "path_argument", "type_text", "undecodable"]
 
 
 def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
@@ -95,6 +95,28 @@ def not_there(path: Path | str, what: str = "no such file or folder") -> str:
             return what
         return f"a link to {target} that leads nowhere (its target moved or deleted, or a loop of links)"
     return what
+
+
+def not_regular(path: Path | str) -> str:
+    """What ``path``, which exists but is neither a regular file nor a folder, is: ``not a regular file (a named
+    pipe)``, or, for a link, ``a link to /dev/zero, not a regular file (a character device)`` (such a link was said to
+    lead nowhere, and a named pipe to be missing)."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return not_there(path)
+    kind = next((name for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                                         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+                 if test(mode)), "not a file or folder")
+    if path.is_symlink():
+        try:
+            return f"a link to {os.readlink(path)}, not a regular file ({kind})"
+        except OSError:
+            pass
+    return f"not a regular file ({kind})"
 
 
 def files_under(folder: Path | str) -> list[Path]:
