@@ -30,6 +30,7 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_MODEL",
     "DuplicateKeyError",
+    "MAX_CONFIG_BYTES",
     "ModelPackage",
     "bottleneck_cells",
     "codes_text",
@@ -37,6 +38,7 @@ __all__ = [
     "load_schema",
     "meant_error",
     "non_finite_setting",
+    "read_config_bytes",
     "save_package",
     "shipped_models",
     "shipped_name_taken",
@@ -56,6 +58,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "model.json"
+# model.json's largest: its training record holds about 70 bytes per training case (ids and hashes), so 16 MiB is
+# some 200,000 cases; a larger file (a 2 GB one) is not one, and was read whole into memory
+MAX_CONFIG_BYTES = 16 << 20
 CHECKPOINT_DIR = ".checkpoint"  # `medseg train`'s resumable state, beside the package it writes
 DEFAULT_MODEL = "phantom"
 _COUNTERS = "num_batches_tracked"  # batch norm's step counters, which are not weights
@@ -654,6 +659,19 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         return _read_package(path, check_hash)
 
 
+def read_config_bytes(config_path: Path) -> bytes:
+    """A package's ``model.json`` as bytes, at most :data:`MAX_CONFIG_BYTES` of them: a larger file is a
+    :class:`ModelPackageError` before it is read into memory. ``OSError`` as opening and reading raise it."""
+    with open(config_path, "rb") as handle:
+        raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            size = os.fstat(handle.fileno()).st_size
+            held = f"{size / (1 << 20):,.0f} MiB" if size > MAX_CONFIG_BYTES else "more than 16 MiB"
+            raise ModelPackageError(f"{config_path}: {held}, where a model config holds at most 16 MiB (its training "
+                                    "record some 70 bytes a training case); not a model package's config")
+    return raw
+
+
 def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     """:func:`load_package` of the package folder ``path``: its config read and checked, its weights checked."""
     config_path = path / CONFIG_NAME
@@ -671,7 +689,7 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
                                         f"({unfinished_text(unfinished)}); medseg train --resume with the same "
                                         "command finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
-        raw = config_path.read_bytes()
+        raw = read_config_bytes(config_path)
         wide = next((name for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                                             (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
                      if raw.startswith(bom)), None)

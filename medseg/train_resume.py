@@ -24,6 +24,7 @@ from medseg.package import (
     CONFIG_NAME,
     ModelPackage,
     load_package,
+    read_config_bytes,
     recorded_trained_with,
     recorded_weights_sha256,
     swapped_names,
@@ -316,8 +317,9 @@ def trained_labels(config: dict) -> dict | None:
 def folder_config(out_dir: Path) -> dict | None:
     """The package config in ``out_dir`` as its file holds it (not validated), if one is there and readable."""
     try:
-        config = json.loads((Path(out_dir) / CONFIG_NAME).read_text(encoding="utf-8-sig"))  # as load_package reads
-    except (OSError, ValueError):
+        # as load_package reads it
+        config = json.loads(read_config_bytes(Path(out_dir) / CONFIG_NAME).decode("utf-8-sig"))
+    except (OSError, ValueError):  # a ModelPackageError (too large) too
         return None
     return config if isinstance(config, dict) else None
 

@@ -526,6 +526,28 @@ def test_a_package_file_that_is_not_a_regular_file_is_named_as_such(tmp_path, na
     assert str(caught.value) == f"{package / name}: not a regular file (a named pipe), {where}"
 
 
+def test_a_model_json_larger_than_any_config_is_refused_before_it_is_read(tmp_path):
+    """A 2 GB model.json was read whole into memory (4 GB resident, 20 s) to be refused as "not valid JSON (Extra
+    data …)"; a resumed run read it whole too."""
+    from medseg.package import MAX_CONFIG_BYTES
+    from medseg.train_resume import folder_config
+
+    package = tmp_path / "pkg"
+    shutil.copytree(load_package("phantom", check_hash=False).path, package)
+    config = package / "model.json"
+    with open(config, "r+b") as handle:  # sparse: nothing written but the size
+        handle.truncate(2 << 30)
+    with pytest.raises(ModelPackageError) as caught:
+        load_package(package)
+    assert str(caught.value) == (f"{config}: 2,048 MiB, where a model config holds at most 16 MiB (its training record "
+                                 "some 70 bytes a training case); not a model package's config")
+    assert folder_config(package) is None
+    with open(config, "r+b") as handle:  # at the cap: read, and refused only as the JSON it is not
+        handle.truncate(MAX_CONFIG_BYTES)
+    with pytest.raises(ModelPackageError, match="not valid JSON"):
+        load_package(package)
+
+
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
     ("inference", "slice_axis", 3, "inference/slice_axis: 3 is not one of [0, 1, 2]"),
     ("inference", "slice_axis", [0, 5], "inference/slice_axis/1: 5 is not one of [0, 1, 2]"),
