@@ -155,6 +155,9 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
         channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired
                     and stem(images[n[:-5]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
+        if len(channels) == len(unpaired):  # nothing else is amiss: a multi-channel set, refused as such
+            raise TrainingError(_channels_refused(images_dir, channels, images) + _shape_mismatches(
+                [TrainCase(name, images[name], labels[name]) for name in paired]))
         hint = (f"; {len(channels)} of them (e.g. {images[min(channels)].name}) "
                 f"{'looks' if len(channels) == 1 else 'look'} like further input channels of a paired case (nnU-Net's "
                 "_0001…), and medseg trains on one image per case" if channels else "")
@@ -164,6 +167,19 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
             + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
         )
     return [TrainCase(name, images[name], labels[name]) for name in paired]
+
+
+def _channels_refused(images_dir: Path | str, channels: list[str], images: dict[str, Path]) -> str:
+    """The one line refusing an nnU-Net set of several input channels per case (``case_0000``, ``case_0001``, …,
+    one label ``case``): medseg trains on one image per case."""
+    cases = sorted({name[:-5] for name in channels})
+    suffixes = sorted({"_0000"} | {name[-5:] for name in channels})
+    first = images[min(channels)]
+    shown = ", ".join(suffixes[:4]) + (", …" if len(suffixes) > 4 else "")
+    return (f"{first}: {counted(len(cases), 'case')} {'has' if len(cases) == 1 else 'have'} several input channels "
+            f"({shown}: nnU-Net's channel suffixes); medseg trains on one image per case and does not support "
+            f"multi-channel input; to train on the first channel alone, move the other channels' files (_0001…) out of "
+            f"{images_dir}")
 
 
 def _case_only(images: dict[str, Path], labels: dict[str, Path]) -> str:

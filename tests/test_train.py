@@ -170,7 +170,7 @@ def test_pairing_accepts_nnunet_channel_suffix(tmp_path):
     assert cases[0].image_path.name == "case0_0000.nii.gz" and cases[0].label_path.name == "case0.nii.gz"
     # a second channel file has no label of its own: named in the error, not silently dropped
     (images / "case1_0001.nii.gz").write_bytes((images / "case1_0000.nii.gz").read_bytes())
-    with pytest.raises(TrainingError, match="case1_0001.nii.gz: 1 file"):
+    with pytest.raises(TrainingError, match="case1_0001.nii.gz: 1 case has several input channels"):
         pair_cases(images, labels)
 
 
@@ -878,6 +878,30 @@ def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(
     assert load_package(tmp_path / "apart").labels[1] == "label_1"
 
 
+def test_an_nnunet_set_of_several_channels_is_refused_in_one_line_naming_them(tiny_set, tmp_path, capsys):
+    """nnU-Net v2's multi-channel layout (imagesTr/case_0000 and case_0001, labelsTr/case, a dataset.json with two
+    channel_names) was refused as "4 file(s) have no counterpart of the same name", the channels told last."""
+    folder = tmp_path / "Dataset002_Two"
+    images, labels = folder / "imagesTr", folder / "labelsTr"
+    images.mkdir(parents=True)
+    shutil.copytree(tiny_set[1], labels)
+    for path in sorted(tiny_set[0].iterdir())[:4]:
+        for channel in ("0000", "0001"):
+            shutil.copy(path, images / path.name.replace(".nii.gz", f"_{channel}.nii.gz"))
+    for path in sorted(labels.iterdir())[4:]:
+        path.unlink()
+    (folder / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "T1", "1": "T2"}, "labels": {"background": 0, "a": 1, "b": 2, "c": 3},
+        "numTraining": 4, "file_ending": ".nii.gz"}))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"medseg: error: {images / 'case0_0001.nii.gz'}: 4 cases have several input channels (_0000, _0001: "
+        f"nnU-Net's channel suffixes); medseg trains on one image per case and does not support multi-channel input; "
+        f"to train on the first channel alone, move the other channels' files (_0001…) out of {images}"]
+    assert not out.exists()
+
+
 OR_CONFIG = "; give -c with a config of the labels to train without it"
 
 
@@ -971,9 +995,11 @@ def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, ca
     path.write_text(json.dumps({"labels": {"background": 0, "Anterior": "1", "Posterior": 2}}))
     assert read_dataset_json(path).names == {0: "background", 1: "Anterior", 2: "Posterior"}
     path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "channel_names": {"0": "T2", "1": "ADC"}}))
-    with pytest.raises(InputError, match=f"declares 2 input channels \\(T2, ADC\\); medseg trains on one image per "
-                                         f"case{OR_CONFIG}"):
+    with pytest.raises(InputError) as info:
         read_dataset_json(path)
+    assert str(info.value) == (f"{path}: declares 2 input channels (T2, ADC); medseg trains on one image per case and "
+                               "does not support multi-channel input; to train on one channel, keep only its files "
+                               "in the images folder and give -c with a config of the labels")
 
 
 def test_a_dataset_json_in_utf16_gives_its_names_and_one_in_another_encoding_is_named_so(tmp_path, caplog):
@@ -1368,10 +1394,15 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
         f"{labels}: left out 1 link that leads nowhere (moved or deleted targets, or a loop): gone.nii.gz"]
     (images / "a.nii.gz").rename(images / "a_0000.nii.gz")
     _write(images / "a_0001.nii.gz", np.zeros((16, 16, 6), np.float32))
+    with pytest.raises(TrainingError, match=r"a_0001\.nii\.gz: 1 case has several input channels \(_0000, _0001: "
+                                            r"nnU-Net's channel suffixes\); medseg trains on one image per case"):
+        pair_cases(images, labels)
+    _write(images / "b.nii.gz", np.zeros((16, 16, 6), np.float32))  # and an image without a label: both told
     with pytest.raises(TrainingError, match=r"1 of them \(e\.g\. a_0001\.nii\.gz\) looks like further input channels "
                                             r"of a paired case \(nnU-Net's _0001…\), and medseg trains on one image "
                                             r"per case$"):
         pair_cases(images, labels)
+    (images / "b.nii.gz").unlink()
     (images / "a_0001.nii.gz").unlink()
     (images / "a_0000.nii.gz").rename(images / "a.nii.gz")
     _write(images / "a_2020.nii.gz", np.zeros((16, 16, 6), np.float32))  # a date, beside no case_0000: no hint

@@ -74,7 +74,8 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     if isinstance(channels, dict) and len(channels) > 1:
         shown = ", ".join(str(v) for v in channels.values())
         raise InputError(f"{path}: declares {len(channels)} input channels ({shown}); medseg trains on one image per "
-                         f"case{_OR_CONFIG}")
+                         "case and does not support multi-channel input; to train on one channel, keep only its "
+                         "files in the images folder and give -c with a config of the labels")
     names = _names(doc["labels"], path)
     values = sorted(names)
     if values != list(range(len(values))):
