@@ -20,8 +20,8 @@ from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import path_argument
 from medseg.io.label_images import prediction_sidecar
 
-__all__ = ["MadeBy", "check_made_by", "evaluate_files", "made_by_of", "prediction_sidecar", "read_made_by",
-           "score_prediction"]
+__all__ = ["MadeBy", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of", "prediction_sidecar",
+           "read_made_by", "score_prediction"]
 
 log = logging.getLogger("medseg")
 
@@ -124,13 +124,31 @@ def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
 _READ = object()  # score_prediction reads the sidecar itself
 
 
+def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[dict[int, str], Path] | None:
+    """Label names for a prediction no model names (no sidecar, no package): those of the Decathlon / nnU-Net
+    ``dataset.json`` of the reference's dataset folder (``TaskXX/labelsTr/case.nii.gz`` → ``TaskXX/dataset.json``),
+    else of one in the prediction's folder (nnU-Net writes its dataset.json beside its predictions), with the file
+    they come from. None where neither is there or names any labels (a datalist names none)."""
+    from medseg.io.dataset_json import NAME, declared_names
+
+    for folder in (Path(reference).absolute().parent.parent, Path(prediction).absolute().parent):
+        path = folder / NAME
+        if path.is_file():
+            names = declared_names(path)
+            if names:
+                return names, path
+    return None
+
+
 def score_prediction(prediction: Path | str, reference: Path | str, case_id: str, package=None,
-                     given_as: str = "--model", sidecar_required: bool = False, made_by=_READ) -> dict:
+                     given_as: str = "--model", sidecar_required: bool = False, made_by=_READ,
+                     names: dict[int, str] | None = None) -> dict:
     """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
 
     Label names (and the values that count) come from ``package`` (a :class:`~medseg.package.ModelPackage`, or the
     name or folder of one), else from the prediction's sidecar, else every
-    value present is scored as ``label_N``. A ``package`` must be the model the sidecar names
+    value present is scored, named after ``names`` (a dataset.json's, :func:`dataset_label_names`; also the labels
+    it declares that neither file holds) or ``label_N``. A ``package`` must be the model the sidecar names
     (:func:`check_made_by`). The sidecar is read by :func:`made_by_of` (``sidecar_required`` as its ``required``),
     unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from
     ``package``, else from the sidecar."""
@@ -151,7 +169,8 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     if sidecar_required and not labels:
         raise InputError(f"{prediction_sidecar(prediction)}: names no labels, so {prediction.name} cannot be scored "
                          "by name")
-    metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes)
+    metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes,
+                             names=None if labels else names)
     if made_by is not None:
         _warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
     else:
@@ -183,8 +202,11 @@ def evaluate_files(
     labels: dict[int, str] | None = None,
     case_id: str | None = None,
     label_codes: dict | None = None,
+    names: dict[int, str] | None = None,
 ) -> dict:
-    """Read two label images and score them; labels default to the values present, named ``label_N``.
+    """Read two label images and score them; labels default to the values present, named ``label_N``, or after
+    ``names`` (a dataset.json's: the values it declares are scored whether present or not; a value present that it
+    does not declare is warned about and named ``label_N``).
 
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
     (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG
@@ -200,6 +222,7 @@ def evaluate_files(
     from medseg.io.nifti import files_read
     from medseg.io.pairs import file_signature
     from medseg.metrics import check_header_shape, evaluate_volumes
+    from medseg.numbers import values_text
 
     pred_path, ref_path = path_argument(pred_path, "the prediction"), path_argument(ref_path, "the reference")
     if labels is not None:
@@ -221,8 +244,13 @@ def evaluate_files(
         ref = read_reference(ref_path, labels)
         ref.source_sha256 = sha256_of(files_read(ref_path))  # both files of a header / image pair
     if labels is None:
-        values = sorted(set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0})
-        labels = {int(v): f"label_{int(v)}" for v in values}
+        present = set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0}
+        names = {int(value): str(name) for value, name in (names or {}).items()}
+        undeclared = sorted(int(v) for v in present - set(names) - {0})
+        if names and undeclared:
+            log.warning("%s, %s: label values %s are not among the labels the dataset.json names (%s); scored as "
+                        "label_N", pred_path, ref_path, values_text(undeclared), _labels_text(names))
+        labels = {int(v): names.get(int(v), f"label_{int(v)}") for v in sorted(present | set(names))}
     metrics = evaluate_volumes(pred, ref, labels, case_id=case_id)
     metrics["reference_signature"] = reference_signature
     return metrics

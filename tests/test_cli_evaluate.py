@@ -468,3 +468,52 @@ def test_a_prediction_changed_after_its_sidecar_was_written_is_scored_with_a_war
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{pred} was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar case7_seg.json "
         "records): it is scored as it is now, under the label names and model the sidecar gives"]
+
+
+def test_nnunet_predictions_against_labelstr_are_named_after_the_dataset_json(tmp_path, capsys, caplog):
+    """nnU-Net's predictions (``case.nii.gz``, no sidecar) scored against ``labelsTr`` were named label_1, label_2
+    though the dataset folder's dataset.json names them, as `medseg train` reads it."""
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    ref = np.zeros((16, 16, 6), np.uint8)
+    ref[2:8, 2:8, 1:4] = 1
+    ref[9:14, 9:14, 2:5] = 2
+    dataset = tmp_path / "Dataset001_Two"
+    (dataset / "labelsTr").mkdir(parents=True)
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image(ref, affine), dataset / "labelsTr" / "case_001.nii.gz")
+    pred = ref.copy()
+    pred[pred == 2] = 0
+    pred[0, 0, 0] = 4  # a value the dataset.json does not declare
+    nib.save(nib.Nifti1Image(pred, affine), tmp_path / "pred" / "case_001.nii.gz")
+    (dataset / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "MRI"}, "labels": {"background": 0, "Anterior": 1, "Posterior": 2, "Tail": 3},
+        "numTraining": 1, "file_ending": ".nii.gz"}))
+    args = ["evaluate", str(tmp_path / "pred" / "case_001.nii.gz"), str(dataset / "labelsTr" / "case_001.nii.gz")]
+    assert run([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    written = json.loads(captured.out)
+    assert written["case_id"] == "case_001"
+    assert {value: entry["name"] for value, entry in written["labels"].items()} == {
+        "1": "Anterior", "2": "Posterior", "3": "Tail", "4": "label_4"}
+    assert written["labels"]["1"]["dice"] == 1.0 and written["labels"]["2"]["dice"] == 0.0
+    assert written["labels"]["3"]["dice"] is None and written["labels"]["3"]["status"] == "both_empty"
+    assert captured.err.splitlines() == [f"label names from {dataset / 'dataset.json'}"]
+    assert caplog.messages == [
+        f"{tmp_path / 'pred' / 'case_001.nii.gz'}, {dataset / 'labelsTr' / 'case_001.nii.gz'}: label values [4] are "
+        "not among the labels the dataset.json names (1 Anterior, 2 Posterior, 3 Tail); scored as label_N"]
+    # nnU-Net's own dataset.json beside its predictions, in v1's form, where the reference has none
+    (dataset / "dataset.json").rename(tmp_path / "pred" / "dataset.json")
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "2": "b",
+                                                                           "4": "d"}}))
+    assert run([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [entry["name"] for entry in json.loads(captured.out)["labels"].values()] == ["a", "b", "d"]
+    assert captured.err == f"label names from {tmp_path / 'pred' / 'dataset.json'}\n"
+    # a prediction that cannot be read is told alone, without the note on names
+    assert run(["evaluate", str(tmp_path / "pred" / "case_002.nii.gz"), args[2]]) == 1
+    assert capsys.readouterr().err == f"medseg: error: {tmp_path / 'pred' / 'case_002.nii.gz'}: no such file\n"
+    # --model's names, or none: as before
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"training": []}))  # a datalist names no labels
+    assert run([*args, "--json"]) == 0
+    assert [entry["name"] for entry in json.loads(capsys.readouterr().out)["labels"].values()] == [
+        "label_1", "label_2", "label_4"]

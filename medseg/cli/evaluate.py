@@ -23,7 +23,9 @@ __all__ = ["evaluate", "format_table"]
 _HELP = """Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).
 
 Label names come from --model, else from the prediction's sidecar (<name>_seg.json, written by
-`medseg infer`), else label_N for every value present; --model must be the model the sidecar names.
+`medseg infer`), else from the dataset.json of a Decathlon / nnU-Net dataset folder (the reference's, as
+TaskXX/labelsTr/../dataset.json, else one beside the prediction, as nnU-Net writes), else label_N for every
+value present; --model must be the model the sidecar names.
 Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
 smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
 reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
@@ -79,20 +81,25 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if taken:
             raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
         check_writable([output], overwrite)
-    from medseg.scoring import made_by_of, score_prediction
+    from medseg.scoring import dataset_label_names, made_by_of, score_prediction
 
     made_by = made_by_of(prediction)  # an unreadable sidecar is warned about before --model is looked for
-    package = None
+    package = names = None
     if model is not None:
         from medseg.package import load_package
 
         package = load_package(model, check_hash=False)
+    elif made_by is None or not made_by.labels:  # no model names them: a Decathlon / nnU-Net dataset.json may
+        found = dataset_label_names(prediction, reference)
+        names = found[0] if found is not None else None
     from medseg.resources import set_threads
 
     set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
     with usage_errors():  # the wrong --model for this prediction
         metrics = score_prediction(prediction, reference, case_id, package, given_as=f"--model {model}",
-                                   made_by=made_by)
+                                   made_by=made_by, names=names)
+    if names is not None and not quiet():  # once scored: a prediction that cannot be read is told alone
+        click.echo(escaped_line(f"label names from {found[1]}"), err=True)
     text = metrics_json(metrics)
     if output is not None:
         with atomic_paths([output], overwrite=overwrite) as temps:
