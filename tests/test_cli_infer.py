@@ -93,6 +93,25 @@ def test_not_an_image(tmp_path, make_package, capsys):
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+def test_a_macos_resource_fork_file_is_named_for_what_it_is(tmp_path, make_package, capsys):
+    """The Decathlon's tarballs hold a ``._case.nii.gz`` (AppleDouble) beside each image; given to infer or evaluate
+    it was "not a NIfTI image (named .gz but not gzip-compressed, …)", which did not say what the file is."""
+    fork = tmp_path / "._case.nii.gz"
+    fork.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64))
+    expected = (f"{fork}: a macOS resource-fork file (AppleDouble, the '._' companion of case.nii.gz that a Mac "
+                "writes and the Decathlon's tarballs hold), not an image; leave the ._ files out")
+    code, _, err = run(["infer", str(fork), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {expected}"
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+    label = tmp_path / "label.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), label)
+    code, _, err = run(["evaluate", str(label), str(fork)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {expected}"
+    fork.write_text("notes\n")  # a hidden file of other content is not called one
+    code, _, err = run(["evaluate", str(label), str(fork)], capsys)
+    assert code == 1 and "resource-fork" not in err and "not a NIfTI image" in err
+
+
 @pytest.mark.parametrize("name, keep, expected", [
     ("cut.nii", 200, "truncated header (200 of 348 bytes)"),
     ("cut.nii.gz", 300, "truncated header (300 of 348 bytes)"),

@@ -84,6 +84,20 @@ def test_dot_dot_after_a_link_keeps_the_file_name_written(tmp_path):
     assert sample.image.read_bytes() == b"label"
 
 
+def test_a_sheet_row_naming_a_macos_resource_fork_file_is_told_so(tmp_path):
+    """A sheet made with ``find imagesTr -name '*.nii.gz'`` from a Decathlon download lists its ``._`` files too:
+    the line was refused for its case_id ``._case``, not for what the file is."""
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "imagesTr" / "._case.nii.gz").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    sheet = _sheet(tmp_path, "case_id\timage\treference\n._case\timagesTr/._case.nii.gz\t\n")
+    with pytest.raises(InputError) as info:
+        read_samples(sheet)
+    assert str(info.value) == (
+        f"{sheet}:2: image imagesTr/._case.nii.gz: a macOS resource-fork file (AppleDouble, the '._' companion of "
+        "case.nii.gz that a Mac writes and the Decathlon's tarballs hold), not an image; take its row out of the "
+        "sheet (find … ! -name '._*' lists no such files)")
+
+
 def test_a_sheet_written_on_windows_takes_backslashes_as_folder_separators(tmp_path):
     """``data\\a.nii.gz`` (a sheet typed or exported on Windows) named a file with backslashes in its name: the case
     was listed as a missing image and failed when it ran. A Windows drive path is refused at once, with its line."""

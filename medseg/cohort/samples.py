@@ -35,10 +35,10 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from medseg.errors import InputError
-from medseg.io.files import undecodable
+from medseg.io.files import apple_double, undecodable
 
 __all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows",
            "some_names"]
@@ -301,6 +301,13 @@ def samples_from_rows(rows: list[dict[str, str]], base: Path | str, where: str =
         for column in REQUIRED:
             if not row.get(column):
                 raise InputError(f"{at}: the {column} cell is empty")
+        for column in ("image", "reference"):  # a sheet made with find or Path.glob lists macOS's ._ files too
+            cell = row.get(column) or ""
+            if PurePath(cell.replace("\\", "/")).name.startswith("._"):
+                note = apple_double(_sheet_path(cell, base, at, column))
+                if note is not None:
+                    raise InputError(f"{at}: {column} {cell}: {note}; take its row out of the sheet (find … ! -name "
+                                     "'._*' lists no such files)")
         case_id = row["case_id"]
         if not re.match(CASE_ID_PATTERN, case_id):
             raise InputError(f"{at}: case_id {case_id!r} must be 1-128 ASCII letters (A-Z, a-z), digits, '.', '_' "

@@ -7,8 +7,27 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["check_readable", "exists", "files_under", "is_dicom_file", "name_difference", "not_there", "os_reason",
-           "not_regular", "path_argument", "type_text", "undecodable"]
+__all__ = ["apple_double", "check_readable", "exists", "files_under", "is_dicom_file", "name_difference", "not_there",
+           "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
+
+_APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
+
+
+def apple_double(path: Path | str) -> str | None:
+    """What to say of a macOS resource-fork file (AppleDouble: the ``._scan.nii.gz`` a Mac writes beside
+    ``scan.nii.gz`` on a disk or in an archive it makes; the Decathlon's tarballs hold one per image): a file named
+    ``._…`` that starts with AppleDouble's magic number. None for any other file, or one that cannot be read."""
+    path = Path(path)
+    if not path.name.startswith("._"):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != _APPLE_DOUBLE_MAGIC:
+                return None
+    except OSError:
+        return None
+    return (f"a macOS resource-fork file (AppleDouble, the '._' companion of {path.name[2:]} that a Mac writes and "
+            "the Decathlon's tarballs hold), not an image")
 
 
 def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:

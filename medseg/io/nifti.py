@@ -16,7 +16,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
-from medseg.io.files import check_readable, exists, is_dicom_file, not_there
+from medseg.io.files import apple_double, check_readable, exists, is_dicom_file, not_there
 from medseg.io.pairs import companion
 from medseg.volume import Volume, bottom_row_text
 
@@ -277,6 +277,9 @@ def load_image(path: Path | str, mmap: bool | str = True):
     a device is refused (:func:`check_regular_file`)."""
     path = Path(path)
     check_regular_file(path)
+    resource_fork = apple_double(path)
+    if resource_fork is not None:  # "named .gz but not gzip-compressed" said nothing of what it is
+        raise ImageReadError(f"{path}: {resource_fork}; leave the ._ files out")
     _check_companions(path)
     # nibabel misreads such a header, or reads it as empty; only a file that starts with the header is looked at
     # (an Analyze .img holds voxels, whose first bytes may read as anything)
