@@ -517,3 +517,17 @@ def test_nnunet_predictions_against_labelstr_are_named_after_the_dataset_json(tm
     assert run([*args, "--json"]) == 0
     assert [entry["name"] for entry in json.loads(capsys.readouterr().out)["labels"].values()] == [
         "label_1", "label_2", "label_4"]
+
+
+def test_a_folder_given_to_evaluate_says_how_to_score_folders(pair, tmp_path, capsys):
+    """nnUNetv2_evaluate_folder takes two folders; `medseg evaluate pred/ labelsTr/` said only "is a directory"."""
+    pred, ref = pair
+    hint = ("evaluate scores one prediction file against one reference file; for folders of cases (nnU-Net's "
+            "predictions and labelsTr), run it per file with -o into a folder, or use the cohort workflow")
+    assert run(["evaluate", str(tmp_path), str(ref)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"medseg evaluate: error: Invalid value for 'PREDICTION': {tmp_path} is a folder; {hint}. Try 'medseg "
+        "evaluate --help'.")
+    assert run(["evaluate", str(pred), str(tmp_path)]) == 2
+    assert f"Invalid value for 'REFERENCE': {tmp_path} is a folder; {hint}." in capsys.readouterr().err
+    assert not list(tmp_path.glob("*_metrics.json"))

@@ -42,9 +42,13 @@ $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.
 """
 
 
+_ONE_FILE = ("evaluate scores one prediction file against one reference file; for folders of cases (nnU-Net's "
+             "predictions and labelsTr), run it per file with -o into a folder, or use the cohort workflow")
+
+
 @click.command("evaluate", help=_HELP)
-@click.argument("prediction", type=GivenPath(dir_okay=False, path_type=Path))
-@click.argument("reference", type=GivenPath(dir_okay=False, path_type=Path))
+@click.argument("prediction", type=GivenPath(dir_okay=False, path_type=Path, folder_hint=_ONE_FILE))
+@click.argument("reference", type=GivenPath(dir_okay=False, path_type=Path, folder_hint=_ONE_FILE))
 @click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
               help="Write the metrics JSON (schema medseg-metrics/1) here, atomically: a .json file, or a folder "
                    "(one that exists, or a new one named with a trailing /, as scores/): <case>_metrics.json in it.")

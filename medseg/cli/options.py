@@ -19,11 +19,18 @@ __all__ = [
 
 class GivenPath(click.Path):
     """A path argument or option that refuses an empty string: ``-o "$OUT"`` with ``OUT`` unset read as the current
-    folder, and outputs were written there."""
+    folder, and outputs were written there. ``folder_hint``: for a file-only path given a folder, what to do instead
+    (click says only "is a directory")."""
+
+    def __init__(self, *args, folder_hint: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.folder_hint = folder_hint
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not value:
             self.fail("an empty path (an unset shell variable?)", param, ctx)
+        if self.folder_hint and not self.dir_okay and os.path.isdir(value):
+            self.fail(f"{os.fsdecode(value)} is a folder; {self.folder_hint}", param, ctx)
         return super().convert(value, param, ctx)
 
 
