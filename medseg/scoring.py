@@ -251,6 +251,11 @@ def evaluate_files(
             log.warning("%s, %s: label values %s are not among the labels the dataset.json names (%s); scored as "
                         "label_N", pred_path, ref_path, values_text(undeclared), _labels_text(names))
         labels = {int(v): names.get(int(v), f"label_{int(v)}") for v in sorted(present | set(names))}
+        ignore = [value for value, name in names.items() if value and name.strip().casefold() == "ignore"]
+        if ignore:  # nnU-Net leaves those voxels out of every label's figures
+            log.warning("%s: label %d 'ignore' is nnU-Net's ignore label (voxels without annotation); medseg scores it "
+                        "as a label, and a prediction of another label in its voxels counts as a false positive, "
+                        "where nnU-Net's evaluation leaves those voxels out", ref_path, ignore[0])
     metrics = evaluate_volumes(pred, ref, labels, case_id=case_id)
     metrics["reference_signature"] = reference_signature
     return metrics

@@ -512,6 +512,14 @@ def test_nnunet_predictions_against_labelstr_are_named_after_the_dataset_json(tm
     # a prediction that cannot be read is told alone, without the note on names
     assert run(["evaluate", str(tmp_path / "pred" / "case_002.nii.gz"), args[2]]) == 1
     assert capsys.readouterr().err == f"medseg: error: {tmp_path / 'pred' / 'case_002.nii.gz'}: no such file\n"
+    # nnU-Net's ignore label: scored as a label, which nnU-Net's evaluation does not do; said so
+    caplog.clear()
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "a": 1, "ignore": 2}}))
+    assert run([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"]["2"]["name"] == "ignore"
+    assert (f"{args[2]}: label 2 'ignore' is nnU-Net's ignore label (voxels without annotation); medseg scores it "
+            "as a label, and a prediction of another label in its voxels counts as a false positive, where nnU-Net's "
+            "evaluation leaves those voxels out") in caplog.messages
     # --model's names, or none: as before
     (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"training": []}))  # a datalist names no labels
     assert run([*args, "--json"]) == 0
