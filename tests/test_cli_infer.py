@@ -2431,3 +2431,18 @@ def test_dice_of_many_labels_is_one_line_naming_the_metrics_file(tmp_path, case,
     bare[4] = {"name": "肝", "dice": 0.69997, "status": "ok"}
     assert _dice_lines(bare, None) == [f"  Dice over {count} labels: mean 0.69997; lowest 肝 0.69997; "
                                        f"{count - 1} n/a (both empty)"]
+
+
+def test_nnunet_channel_files_given_together_are_warned_about(tmp_path, case, make_package, capsys):
+    """`medseg infer imagesTs/*.nii.gz` on nnU-Net's multi-channel layout segmented case_0001 as a case of its own,
+    without a word; it still does (each file is an input), and says so."""
+    for name in ("a_0000", "a_0001", "a_0002", "b_0000", "c_0001"):  # c_0001 has no _0000 beside it: not told
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+    inputs = [str(tmp_path / f"{name}.nii.gz") for name in ("a_0000", "a_0001", "a_0002", "b_0000", "c_0001")]
+    code, _, err = run(["infer", *inputs, "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: 2 inputs are named as nnU-Net names a case's further input channels "
+                        "(a_0001.nii.gz beside a_0000.nii.gz); each is segmented as an image of its own, as a medseg "
+                        "model takes one channel: give only the _0000 files to segment each case once"]
+    assert len(list((tmp_path / "out").glob("*_seg.nii.gz"))) == 5

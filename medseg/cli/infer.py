@@ -72,6 +72,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop
     from medseg.io.dicom_series import series_text
+    from medseg.io.files import further_channels
     from medseg.package import load_package, shipped_name_taken
     from medseg.segment import segment_case
 
@@ -103,6 +104,14 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         taken = shipped_name_taken(package, model)
         if taken is not None:
             click.echo(escaped_line(f"warning: {taken}"), err=True)
+        channels = further_channels(inputs)
+        if channels:  # nnU-Net's imagesTs of a multi-channel set, given whole: each channel segmented as a case
+            first, zero = channels[0]
+            click.echo(escaped_line(
+                f"warning: {len(channels)} input{'s are' if len(channels) > 1 else ' is'} named as nnU-Net names a "
+                f"case's further input channels ({first.name} beside {zero.name}); each is segmented as an image of "
+                "its own, as a medseg model takes one channel: give only the _0000 files to segment each case once"),
+                err=True)
     failures = 0
     for index, path in enumerate(inputs):
         reference = references[index] if references else None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["apple_double", "check_readable", "exists", "files_under", "is_dicom_file", "name_difference", "not_there",
-           "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
+__all__ = ["apple_double", "check_readable", "exists", "files_under", "further_channels", "is_dicom_file",
+           "name_difference", "not_there", "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 
@@ -28,6 +29,26 @@ def apple_double(path: Path | str) -> str | None:
         return None
     return (f"a macOS resource-fork file (AppleDouble, the '._' companion of {path.name[2:]} that a Mac writes and "
             "the Decathlon's tarballs hold), not an image")
+
+
+def further_channels(paths) -> list[tuple[Path, Path]]:
+    """The files among ``paths`` named as nnU-Net names a case's second, third… input channel (``case_0001.nii.gz``)
+    whose first channel (``case_0000.nii.gz``, in the same folder) is among them too, each with that first
+    channel's file: segmented one by one, each channel would be taken for a case of its own."""
+    from medseg.volume import stem
+
+    firsts: dict[tuple[Path, str], Path] = {}
+    named = []
+    for path in map(Path, paths):
+        match = re.fullmatch(r"(.+)_(\d{4})", stem(path))
+        if match is None:
+            continue
+        key = (path.parent, match.group(1))
+        if match.group(2) == "0000":
+            firsts[key] = path
+        else:
+            named.append((key, path))
+    return [(path, firsts[key]) for key, path in named if key in firsts]
 
 
 def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
