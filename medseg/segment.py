@@ -23,7 +23,7 @@ from medseg.io.files import path_argument
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.io.pairs import file_signature
-from medseg.volume import Volume, bottom_row_text, stem, volume_ml
+from medseg.volume import Volume, bottom_row_text, header_precision, stem, volume_ml
 
 if TYPE_CHECKING:
     from medseg.package import ModelPackage
@@ -534,7 +534,8 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "segmentation": seg_path.name,
         "segmentation_sha256": None,  # filled in once the file is written
         "shape": list(volume.shape),
-        "spacing_mm": [round(float(v), 7) for v in np.linalg.norm(volume.affine[:3, :3], axis=0)],  # from the affine
+        # from the affine, as the header holds it, as the metrics write it (a CT's 0.48828125 mm, not 0.4882812)
+        "spacing_mm": [header_precision(v) for v in np.linalg.norm(volume.affine[:3, :3], axis=0)],
         "affine": volume.affine.tolist(),
         "labels": {str(k): v for k, v in package.labels.items()},
         "label_codes": {str(k): v for k, v in package.label_codes.items()},  # what each label is, coded (or {})

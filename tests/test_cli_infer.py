@@ -74,6 +74,21 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
                                               str(tmp_path / "out")], "cwd": str(package.parent)}
 
 
+def test_sidecar_spacing_reads_as_the_metrics_do(tmp_path, make_package, capsys):
+    """A CT's 0.48828125 mm pixels (250 mm over 512) are exact in float32: the sidecar and the metrics of the same
+    case record the same voxel size, not 0.4882812 in one and 0.48828125 in the other."""
+    phantom = make_phantom((40, 40, 8), seed=11)
+    affine = np.diag([0.48828125, 0.48828125, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(phantom.image, affine), str(tmp_path / "ct.nii.gz"))
+    nib.save(nib.Nifti1Image(phantom.labels, affine), str(tmp_path / "ct_label.nii.gz"))
+    code, _, err = run(["infer", str(tmp_path / "ct.nii.gz"), "--model", str(make_package()), "-o",
+                        str(tmp_path / "out"), "--reference", str(tmp_path / "ct_label.nii.gz")], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "out" / "ct_seg.json").read_text())
+    metrics = json.loads((tmp_path / "out" / "ct_metrics.json").read_text())
+    assert sidecar["spacing_mm"] == metrics["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
+
+
 def test_missing_file_is_one_line_exit_1(tmp_path, make_package, capsys):
     code, out, err = run(["infer", str(tmp_path / "nope.nii.gz"), "--model", str(make_package())], capsys)
     assert code == 1
