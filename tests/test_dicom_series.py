@@ -544,6 +544,15 @@ def test_convert_failure_writes_nothing(tmp_path, capsys):
     assert not out.exists() and list(tmp_path.glob("*.nii.gz")) == [] and list(tmp_path.glob(".*")) == []
 
 
+def test_series_spacing_reads_as_the_metrics_do(tmp_path, capsys):
+    """A CT's 0.48828125 mm pixels (250 mm over 512), exact in float32: `inspect` and a sidecar's `input_info` give
+    them as the metrics and the sidecar's own spacing_mm do, not rounded to 0.4882812."""
+    write_series(tmp_path, stored_values(SHAPE), slice_positions(SHAPE[2], 2.5), pixel_spacing=(0.48828125, 0.48828125))
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path), "--json"], capsys)
+    assert code == 0
+    assert json.loads(stdout)["series"][0]["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
+    assert read_image(tmp_path).info["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
+
 def test_inspect_lists_series_flags_and_choice(tmp_path, capsys):
     make_series(tmp_path, seed=1, series_number=3, description="body", prefix="a")
     step = 2.0

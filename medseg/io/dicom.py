@@ -32,7 +32,7 @@ from medseg.io.dicom_series import (
 from medseg.io.nifti import qform_for, save_nifti
 from medseg.numbers import gib_text
 from medseg.resources import physical_memory
-from medseg.volume import Volume
+from medseg.volume import Volume, header_precision
 
 __all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "series_sha256",
            "POLICY"]
@@ -143,7 +143,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         "slices": len(frames),
         "orientation": geometry.orientation,
         "plane": geometry.plane,
-        "spacing_mm": [round(v, 7) for v in geometry.spacing_mm],
+        "spacing_mm": [header_precision(v) for v in geometry.spacing_mm],
         "tilt_deg": geometry.tilt_deg,
         "flags": flags,
         "selection": reason,
@@ -268,7 +268,7 @@ def _describe(candidate: SeriesCandidate, root: Path) -> dict:
         "images": len(candidate.frames),
         "files": len(candidate.files),
         "shape": list(geometry.shape) if geometry else None,
-        "spacing_mm": [round(v, 7) for v in geometry.spacing_mm] if geometry else None,
+        "spacing_mm": [header_precision(v) for v in geometry.spacing_mm] if geometry else None,
         "orientation": geometry.orientation if geometry else None,
         "plane": geometry.plane if geometry else None,
         "tilt_deg": geometry.tilt_deg if geometry else None,
