@@ -2461,3 +2461,47 @@ def test_nnunet_channel_files_given_together_are_warned_about(tmp_path, case, ma
                         "(a_0001.nii.gz beside a_0000.nii.gz); each is segmented as an image of its own, as a medseg "
                         "model takes one channel: give only the _0000 files to segment each case once"]
     assert len(list((tmp_path / "out").glob("*_seg.nii.gz"))) == 5
+
+
+_KEYED_BY_DATA = {"labels", "label_voxels", "label_volume_ml", "label_codes", "versions", "flags", "flag_rules",
+                  "devices", "precisions", "overlaps", "status_counts", "label_conflicts"}
+
+
+def _keys(value, parent=None):
+    """Every key a reader meets in a JSON record, but those that are data (label values, package names, flag codes)."""
+    found = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if parent not in _KEYED_BY_DATA:
+                found.add(key)
+            found |= _keys(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _keys(item, parent)
+    return found
+
+
+def test_readme_names_every_output_key(tmp_path, make_package, capsys):
+    """Each key of the sidecar, the metrics, summary.json and cohort.tsv that a case of `infer --reference` and its
+    report write is named in the README (as `key`), so a reader can look up what it means and in which unit."""
+    phantom = make_phantom((40, 40, 8), seed=11)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(phantom.image, affine), str(tmp_path / "case.nii.gz"))
+    nib.save(nib.Nifti1Image(phantom.labels, affine), str(tmp_path / "case_label.nii.gz"))
+    out = tmp_path / "out"
+    package = make_package(input_extent_mm={"min": [30.0, 30.0, 10.0], "max": [50.0, 50.0, 20.0]})
+    code, _, err = run(["infer", str(tmp_path / "case.nii.gz"), "--model", str(package), "-o", str(out),
+                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
+    assert code == 0, err
+    code, _, err = run(["report", str(out), "--max-overlays", "0"], capsys)
+    assert code == 0, err
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    sidecar = json.loads((out / "case_seg.json").read_text())
+    assert "input_check" in sidecar and "invocation" in sidecar  # the keys the README had not named
+    records = {name: _keys(json.loads((out / name).read_text()))
+               for name in ("case_seg.json", "case_metrics.json", "summary.json")}
+    records["cohort.tsv"] = {column for column in (out / "cohort.tsv").read_text().splitlines()[0].split("\t")
+                             if not column.startswith(("ellipsoid_", "box_", "tube_"))}
+    unnamed = {name: sorted(key for key in keys if f"`{key}`" not in readme and f"\"{key}\":" not in readme
+                            and f".{key}`" not in readme) for name, keys in records.items()}
+    assert unnamed == {name: [] for name in records}
