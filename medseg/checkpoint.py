@@ -201,7 +201,7 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         missing.append(existing)
         existing = existing.parent
     if not existing.is_dir():
-        raise TrainingError(f"{out_dir}: cannot create the output folder ({existing} is not a folder)")
+        raise TrainingError(f"{out_dir}: cannot make this output folder: {existing} is a file, not a folder")
     created = []
     try:
         for folder in reversed(missing):

@@ -480,6 +480,17 @@ def test_an_output_under_a_file_names_the_file(tmp_path, below):
     assert blocker.read_text() == "mine"
 
 
+
+def test_an_output_folder_the_system_refuses_is_worded_as_the_others(tmp_path):
+    """A folder the system will not make (a kernel file system) read "cannot create the output folder", where every
+    other refusal to make an output folder reads "cannot make this output folder"."""
+    target = Path("/sys/kernel/medseg_no_such_folder/x.json")
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux's /sys/kernel, where no folder can be made")
+    with pytest.raises(OutputWriteError, match=rf"^{target.parent}: cannot make this output folder \(.+\)$"), \
+            atomic_paths([target]):
+        pass
+
 @pytest.mark.parametrize("below", ["x.json", "sub/x.json"], ids=["in the link", "under the link"])
 def test_an_output_under_a_dangling_link_names_the_link(tmp_path, below):
     """An output folder that is a symbolic link to nothing said "cannot create the output folder (File exists)",

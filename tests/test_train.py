@@ -1866,7 +1866,9 @@ def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, caps
     blocker.write_text("x")
     assert _exit_code(_train_cli(*tiny_set, blocker / "model", "-c", str(config_file))) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"medseg: error: {blocker / 'model'}: cannot create the output folder ({blocker} is not a folder)"
+    # worded as infer, evaluate and report word it (it read "cannot create the output folder (... is not a folder)")
+    assert err == (f"medseg: error: {blocker / 'model'}: cannot make this output folder: {blocker} is a file, not a "
+                   "folder")
 
     # a file where the checkpoint folder goes: --overwrite, as the first refusal advised, trained a whole epoch
     # before it failed to save it

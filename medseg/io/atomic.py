@@ -231,7 +231,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             if dangling is not None:  # exists() follows the link: "File exists" named nothing that exists
                 raise OutputWriteError(f"{target.parent}: cannot make this output folder: {dangling} is a symbolic "
                                        f"link to {os.readlink(dangling)}, which does not exist") from error
-            raise OutputWriteError(f"{target.parent}: cannot create the output folder ({_reason(error)})") from error
+            raise OutputWriteError(f"{target.parent}: cannot make this output folder ({_reason(error)})") from error
         _sweep_once(target.parent)
     temps = [_temp_name(t) for t in targets]
     placed = False
