@@ -725,7 +725,7 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
                                     "file should be")
         if not package.weights_path.is_file():
             link = f" ({not_there(package.weights_path)})" if package.weights_path.is_symlink() else ""
-            raise ModelPackageError(f"{package.weights_path}: weights file missing{link}")
+            raise ModelPackageError(f"{package.weights_path}: no such weights file{link}")
     except OSError as error:
         raise ModelPackageError(f"{package.weights_path}: cannot be read ({error.strerror or error})") from error
     if check_hash:

@@ -117,7 +117,7 @@ def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
         log.warning("%s: its label names and the model that made the prediction are not used", error)
         return None
     if made_by is None and required:
-        raise InputError(f"{sidecar}: missing; it names the labels of {prediction.name}")
+        raise InputError(f"{sidecar}: no such file (the sidecar that names the labels of {prediction.name})")
     return made_by
 
 

@@ -1219,7 +1219,7 @@ def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp
                                   "reused if it comes back unchanged")
     assert outcome["b"].reused
     scored = {c.case_id: c for c in evaluate_cases(samples, results).cases}
-    assert (scored["a"].outcome, scored["a"].error) == ("failed", f"{reference}: missing; the scores made against "
+    assert (scored["a"].outcome, scored["a"].error) == ("failed", f"{reference}: no such file; the scores made against "
                                                         "it earlier are kept, and reused if it comes back unchanged")
     assert scored["b"].reused
     for path in (folder.segmentation("a"), folder.sidecar("a"), folder.metrics("a")):

@@ -476,12 +476,11 @@ def test_free_form_training_settings_do_not_break_loading(make_package, settings
     assert load_package(path).name == "tiny"
 
 
-@pytest.mark.parametrize("what", ["weights folder", "weights link", "config folder"])
+@pytest.mark.parametrize("what", ["weights folder", "weights link", "weights gone", "config folder"])
 def test_a_package_file_of_the_wrong_kind_is_named_as_such(tmp_path, what):
     """A folder or a dangling link in place of the weights read "weights file missing"; a folder in place of
-    model.json "no model.json"."""
-    from medseg.package import load_package
-
+    model.json "no model.json". Weights that are not there read "no such weights file", as a sample sheet, a results
+    folder or a model that is not there read "no such ..." (it was "weights file missing")."""
     package = tmp_path / "pkg"
     shutil.copytree(load_package("phantom", check_hash=False).path, package)
     if what == "config folder":
@@ -494,9 +493,11 @@ def test_a_package_file_of_the_wrong_kind_is_named_as_such(tmp_path, what):
         if what == "weights folder":
             weights.mkdir()
             message = f"{weights}: a folder, where the weights file should be"
+        elif what == "weights gone":
+            message = f"{weights}: no such weights file"
         else:
             weights.symlink_to(tmp_path / "moved.safetensors")
-            message = (f"{weights}: weights file missing (a link to {tmp_path / 'moved.safetensors'} that leads "
+            message = (f"{weights}: no such weights file (a link to {tmp_path / 'moved.safetensors'} that leads "
                        "nowhere (its target moved or deleted, or a loop of links))")
     with pytest.raises(ModelPackageError) as caught:
         load_package(package)

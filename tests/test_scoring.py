@@ -114,7 +114,8 @@ def test_an_unreadable_sidecar_is_a_warning_unless_it_is_required(pair, caplog):
     with pytest.raises(InputError, match=rf"^{sidecar}: names no labels"):
         score_prediction(prediction, reference, "case", sidecar_required=True)
     sidecar.unlink()
-    with pytest.raises(InputError, match=rf"^{sidecar}: missing; it names the labels of case_seg.nii.gz"):
+    named = rf"^{sidecar}: no such file \(the sidecar that names the labels of case_seg.nii.gz\)$"  # was ": missing;"
+    with pytest.raises(InputError, match=named):
         score_prediction(prediction, reference, "case", sidecar_required=True)
 
 

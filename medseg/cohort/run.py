@@ -645,7 +645,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
             log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
     if evaluate_kept(sample, folder, inferred):
-        error = (f"{sample.reference}: missing; the scores made against it earlier are kept, and reused if it comes "
+        # worded as the image's case above ("missing" said the same in other words)
+        what = "no such file" if not os.path.lexists(sample.reference) else "an empty folder"
+        error = (f"{sample.reference}: {what}; the scores made against it earlier are kept, and reused if it comes "
                  "back unchanged")
         _log_failure(case_id, "evaluate", error)
         return CaseOutcome(case_id, "failed", False, 0.0, "evaluate", error)
