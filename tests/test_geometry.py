@@ -876,3 +876,14 @@ def test_a_literal_tilde_folder_is_read_and_written_where_it_is_not_in_home(tmp_
     assert outputs.segmentation == Path("~/out/scan_seg.nii.gz")
     assert nib.load(work / "~" / "out" / "scan_seg.nii.gz").shape == (24, 24, 8)
     assert list((home / "out").iterdir()) == []
+
+
+def test_read_nifti_of_a_folder_is_worded_as_the_other_readers(tmp_path):
+    """`read_nifti` of a folder said "is a folder, not a NIfTI file (DICOM folders need the DICOM reader)"; the other
+    readers word it "a folder, not ..." and a reader of medseg's API needs the function that reads DICOM folders."""
+    from medseg.errors import ImageReadError
+    from medseg.io import read_nifti
+
+    with pytest.raises(ImageReadError) as caught:
+        read_nifti(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: a folder, not a NIfTI file (a DICOM series folder is read by read_image)"

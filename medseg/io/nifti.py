@@ -76,7 +76,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
-        raise ImageReadError(f"{path}: is a folder, not a NIfTI file (DICOM folders need the DICOM reader)")
+        raise ImageReadError(f"{path}: a folder, not a NIfTI file (a DICOM series folder is read by read_image)")
     check_readable(path)
     try:
         # read into memory, not mapped: a mapped file rewritten while it is in use (a re-export, a second run) ends
