@@ -156,11 +156,14 @@ accuracy figures were measured.
         extended += (f"\nTrained in {len(sessions)} sessions with different {how} ({runs}); the weights "
                      f"depend on them {depends}.\n")
     inputs = _extent_line(config.get("input_extent_mm"), bool(training.get("val_cases")))
+    # the version a sidecar and cohort.tsv record beside the name and the weights' SHA-256 the card also gives
+    version = (f"- Version: {config['version']} (recorded in each segmentation's sidecar as model.version)\n"
+               if config.get("version") else "")
     return f"""# Model card: {config['name']}
 
 {config.get('description', '')}
 
-- Labels: {labels}{_codes_line(config)}
+{version}- Labels: {labels}{_codes_line(config)}
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
 - Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices \
 {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}

@@ -182,6 +182,16 @@ def test_every_shipped_card_is_what_the_trainer_writes_for_its_config(name):
     assert (package.path / "MODEL_CARD.md").read_text() == model_card(package.config)
 
 
+@pytest.mark.parametrize("name", ["phantom", "hippocampus"])
+def test_a_card_names_the_version_sidecars_record(name):
+    """A sidecar records the model's name, version and weights' SHA-256; its card named the model and the weights but
+    not the version, so a reader holding a sidecar of version 1 could not tell that the card was that version's."""
+    package = load_package(name)
+    card = (package.path / "MODEL_CARD.md").read_text()
+    assert package.config["version"] == "1"
+    assert "\n- Version: 1 (recorded in each segmentation's sidecar as model.version)\n" in card
+
+
 @pytest.mark.parametrize("field, text, message", [
     ("value", 91723000, "label_codes/2/category/value is the number 91723000: write it in quotes"),
     ("value", 5366008.0, "label_codes/2/category/value is the number 5366008.0: write it in quotes"),
