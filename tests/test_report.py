@@ -783,7 +783,8 @@ def test_the_same_weights_under_an_edited_model_json_are_another_model_in_the_pr
     assert [(m["config_sha256"], m["cases"]) for m in models] == [("c2" * 32, 2), ("c1" * 32, 1)]
     assert len({m["weights_sha256"] for m in models}) == 1
     page = (tmp_path / "r.html").read_text()
-    assert "<th>model.json SHA-256</th>" in page and f"<code>{'c1' * 6}</code>" in page
+    # shortened, and marked so, with the whole hash on hover (twelve bare digits read as a whole hash)
+    assert "<th>model.json SHA-256</th>" in page and f"<code title=\"{'c1' * 32}\">{'c1' * 6}…</code>" in page
 
 def test_the_case_table_says_which_model_version_made_each_case(tmp_path):
     """A retrained model keeps its name: cohort.tsv named only that, so a case made by the old version (a row taken
@@ -895,8 +896,9 @@ def test_the_same_weights_under_other_settings_are_pooled_models(tmp_path, caplo
     pooled = json.loads(built.summary.read_text())["pooled_models"]
     assert [(m["config_sha256"], m["settings_sha256"], m["cases"]) for m in pooled] == [
         (None, "5a" * 32, 2), ("c3" * 32, "6b" * 32, 1)]
-    assert (f"{tmp_path}: the figures pool the cases of 2 models (tiny-test 3 (weights {'ab' * 6}, model.json "
-            f"settings {'5a' * 6}): 2 cases; tiny-test 3 (weights {'ab' * 6}, model.json settings {'6b' * 6}): 1 "
+    # shortened hashes end in "…", as `medseg models` and the error lines write them
+    assert (f"{tmp_path}: the figures pool the cases of 2 models (tiny-test 3 (weights {'ab' * 6}…, model.json "
+            f"settings {'5a' * 6}…): 2 cases; tiny-test 3 (weights {'ab' * 6}…, model.json settings {'6b' * 6}…): 1 "
             "case)") in caplog.text
 
 

@@ -690,8 +690,11 @@ def _provenance_section(summary: dict) -> str:
     prov = summary["provenance"]
     models = "".join(
         f"<tr><td>{e(m['name'])}</td><td>{e(m['version'])}</td><td><code>{e(m['weights_sha256'])}</code></td>"
-        f"<td><code>{e((m.get('config_sha256') or '–')[:12])}</code></td>"
-        f'<td class="num">{m["cases"]}</td></tr>' for m in prov["models"]
+        # shortened for the page's width, and marked so ("…", the whole hash on hover), as medseg's lines shorten a
+        # hash: twelve bare digits read as the whole hash, which then matched no sidecar's config_sha256
+        + (f"<td><code title=\"{e(m['config_sha256'])}\">{e(m['config_sha256'][:12])}…</code></td>"
+           if m.get("config_sha256") else "<td><code>–</code></td>")
+        + f'<td class="num">{m["cases"]}</td></tr>' for m in prov["models"]
     ) or '<tr><td colspan="5" class="muted">no sidecar records a model</td></tr>'
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items())
     settings = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in summary["settings"].items())

@@ -218,15 +218,15 @@ def models_text(models: list[dict]) -> str:
     model.json settings SHA-256 (of model.json, where the sidecars do not record its settings')."""
     names = [" ".join(str(m[key]) for key in ("name", "version") if m.get(key)) or "unknown" for m in models]
     return "; ".join(
-        (f"{name} (weights {str(m.get('weights_sha256'))[:12]}, {_settings_text(m)})"
+        (f"{name} (weights {str(m.get('weights_sha256'))[:12]}…, {_settings_text(m)})"
          if names.count(name) > 1 else name) + f": {counted(m['cases'], 'case')}"
         for name, m in zip(names, models))
 
 
 def _settings_text(model: dict) -> str:
     if model.get("settings_sha256"):
-        return f"model.json settings {str(model['settings_sha256'])[:12]}"
-    return f"model.json {str(model.get('config_sha256'))[:12]}"
+        return f"model.json settings {str(model['settings_sha256'])[:12]}…"
+    return f"model.json {str(model.get('config_sha256'))[:12]}…"
 
 
 def summary_record(
