@@ -67,6 +67,8 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
     assert set(sidecar["timings_s"]) >= {"read_s", "preprocess_s", "inference_s", "postprocess_s", "write_s"}
     assert sidecar["inference"]["tiles"] == 8 * 4  # 40x40 slices, 32x32 tiles, 25% overlap: 2x2 tiles per slice
     assert "cpu" in err  # the device is always reported
+    # the weights' SHA-256 shortened, and marked so as every shortened hash is (twelve bare digits read as whole)
+    assert f"model tiny ({sidecar['model']['weights_sha256'][:12]}…) on cpu (" in err
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
     assert "reference" not in sidecar and sidecar["input_info"] == {}
     # the command as medseg got it (not the test runner's own argv), and where it ran: its relative paths' base

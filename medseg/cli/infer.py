@@ -96,7 +96,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         with usage_errors():
             check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
     if not silent:
-        click.echo(f"model {package.name} ({package.sha256[:12]}) on {segmenter.device_choice}, "
+        click.echo(f"model {package.name} ({package.sha256[:12]}…) on {segmenter.device_choice}, "
                    f"precision {segmenter.precision}", err=True)
         if defaulted:
             click.echo(f"note: no --model given: {package.name} is the shipped demo model (synthetic shapes only); "
