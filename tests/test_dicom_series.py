@@ -553,6 +553,14 @@ def test_series_spacing_reads_as_the_metrics_do(tmp_path, capsys):
     assert json.loads(stdout)["series"][0]["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
     assert read_image(tmp_path).info["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
 
+def test_readme_names_every_key_of_a_dicom_inputs_info(tmp_path):
+    """A DICOM input's sidecar `input_info` holds the series' description the reader made; the README named a few of
+    its keys (flags, passed_over) and left the others for the reader to guess."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    write_series(tmp_path, stored_values(SHAPE), slice_positions(SHAPE[2], 2.5))
+    info = read_image(tmp_path).info
+    assert [key for key in info if f"`{key}`" not in readme] == []
+
 def test_inspect_lists_series_flags_and_choice(tmp_path, capsys):
     make_series(tmp_path, seed=1, series_number=3, description="body", prefix="a")
     step = 2.0
