@@ -50,11 +50,11 @@ _IMAGE_SUFFIXES = (".nii.gz", ".nii")
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 
-def _image_files(folder: Path) -> dict[str, Path]:
+def _image_files(folder: Path, kind: str) -> dict[str, Path]:
     """The NIfTI files directly in ``folder`` by case name; anything else there (a subfolder, a DICOM folder, another
     format) is left out with a warning naming it, never silently."""
     if not folder.is_dir():
-        raise TrainingError(f"{folder}: no such folder")
+        raise TrainingError(f"{folder}: no such {kind} folder")
     files: dict[str, Path] = {}
     left_out, broken, hidden = [], [], []
     for path in sorted(folder.iterdir()):
@@ -111,8 +111,8 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
             raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
                                 "in a folder of their own")
-    label_files = _image_files(Path(labels_dir))
-    image_files = _image_files(Path(images_dir))
+    label_files = _image_files(Path(labels_dir), "labels")
+    image_files = _image_files(Path(images_dir), "images")
 
     def bare(name: str) -> str:
         return name[:-5] if name.endswith("_0000") else name

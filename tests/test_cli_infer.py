@@ -825,7 +825,8 @@ def test_help_is_fast_and_does_not_import_torch():
     assert "--series applies to one DICOM folder at a time" in result.stderr
     # nor does a training folder that is not there
     result = _without_torch([["train", "--images", "no-images", "--labels", "no-labels", "-o", "m"]], 1)
-    assert result.stderr.strip() == "medseg: error: no-labels: no such folder"
+    # which folder of the two, as "no such sample sheet" and "no such results folder" say it (was "no such folder")
+    assert result.stderr.strip() == "medseg: error: no-labels: no such labels folder"
 
 
 def test_help_of_an_installed_copy():

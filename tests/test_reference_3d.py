@@ -49,4 +49,4 @@ def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
-    assert "no such folder" in captured.err
+    assert f"{tmp_path / 'labels'}: no such labels folder" in captured.err

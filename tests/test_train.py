@@ -104,6 +104,18 @@ def test_pairing_strips_label_suffixes(tmp_path):
     assert cases[1].label_path.name == "case1_seg.nii.gz"
 
 
+
+@pytest.mark.parametrize("gone", ["images", "labels"])
+def test_pairing_names_which_folder_is_not_there(tmp_path, gone):
+    """Either folder missing read "<folder>: no such folder"; a sheet, a results folder or a model that is not there
+    is named as what it is ("no such sample sheet"), and so now is each of the two."""
+    for kind in ("images", "labels"):
+        if kind != gone:
+            (tmp_path / kind).mkdir()
+    with pytest.raises(TrainingError) as caught:
+        pair_cases(tmp_path / "images", tmp_path / "labels")
+    assert str(caught.value) == f"{tmp_path / gone}: no such {gone} folder"
+
 def test_pairing_matches_names_whose_accents_are_composed_differently(tmp_path):
     """An image named on a Mac (é as e and its combining accent, as macOS names files) and its label named elsewhere
     (é as one character): "no image has a label of the same name ... e.g. image 'patiént0', label 'patiént0'",

@@ -54,9 +54,10 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
     from medseg.errors import TrainingError
     from medseg.io.files import exists
 
-    for folder in (labels, images):  # before torch and MONAI are imported (seconds), as pairing would say it
+    # before torch and MONAI are imported (seconds), as pairing would say it
+    for folder, kind in ((labels, "labels"), (images, "images")):
         if not (exists(folder) and folder.is_dir()):  # exists: a folder on the way that cannot be searched is named
-            raise TrainingError(f"{folder}: no such folder")
+            raise TrainingError(f"{folder}: no such {kind} folder")
     if images.samefile(labels):  # the command line alone says it, as a file given as --images (exit 2)
         raise click.BadParameter(f"{labels} is also --images; put the label files in a folder of their own",
                                  param_hint="'--labels'")
