@@ -129,6 +129,17 @@ def test_a_macos_resource_fork_file_is_named_for_what_it_is(tmp_path, make_packa
     assert code == 1 and "resource-fork" not in err and "not a NIfTI image" in err
 
 
+def test_a_few_bytes_not_named_as_nifti_are_not_called_a_cut_header(tmp_path, make_package, capsys):
+    """Three bytes of notes.txt were "truncated header (3 bytes, less than any NIfTI header); the file was cut short",
+    which sent a user after an interrupted copy of a file that was never an image."""
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hi\n")
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {bad}: not a NIfTI image (Cannot work out file type of "
+                                            f"\"{bad}\")")
+
+
 @pytest.mark.parametrize("name, keep, expected", [
     ("cut.nii", 200, "truncated header (200 of 348 bytes)"),
     ("cut.nii.gz", 300, "truncated header (300 of 348 bytes)"),

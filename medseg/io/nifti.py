@@ -1013,8 +1013,11 @@ def _header_cut_short(path: Path) -> str | None:
     if stored >= 2 and not raw and _starts_with(path, b"\x1f\x8b"):
         return ("an empty file (gzip-compressed, no content)" if ended else
                 f"a gzip file of {stored} bytes that ends before any of its content")
-    if len(raw) < 4:
-        return f"truncated header ({len(raw)} bytes, less than any NIfTI header)" if raw else "an empty file (0 bytes)"
+    if not raw:
+        return "an empty file (0 bytes)"
+    if len(raw) < 4:  # too few bytes to tell a header by: a NIfTI by its name only (a 3-byte notes.txt is no NIfTI)
+        named = any(part in path.name.lower() for part in (".nii", ".hdr", ".img"))
+        return f"truncated header ({len(raw)} bytes, less than any NIfTI header)" if named else None
     stated = next((size for order in ("little", "big") if (size := int.from_bytes(raw[:4], order)) in _HEADER_SIZES),
                   None)
     if stated is None or len(raw) >= stated:
