@@ -87,6 +87,25 @@ def _image_files(folder: Path, kind: str) -> dict[str, Path]:
     return files
 
 
+def _no_nifti(folder: Path) -> str:
+    """Why a folder gave no case: empty, or only files of other formats or subfolders (named in a warning before)."""
+    others, folders = [], 0
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            if path.is_dir():
+                folders += 1
+            elif path.is_file() and not path.name.startswith("."):
+                others.append(path.suffix.lower() or path.name)
+    if others:
+        kinds = ", ".join(sorted(set(others))[:5])
+        return (f"{folder}: no .nii/.nii.gz file, only {counted(len(others), 'file')} of other kinds ({kinds}); "
+                "medseg trains on NIfTI files: convert them first (e.g. with SimpleITK)")
+    if folders:
+        return (f"{folder}: no .nii/.nii.gz file directly in it, only {counted(folders, 'subfolder')} (subfolders are "
+                "not searched; a DICOM series: convert it first, e.g. with medseg convert)")
+    return f"{folder}: no .nii/.nii.gz file in it"
+
+
 def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
     """Add ``path`` as case ``name``; two files for one case are an error, never a silent pick."""
     if name in files:
@@ -141,6 +160,9 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
             name = bare(name)
         _add_case(images, name, path)
     paired = sorted(set(images) & set(labels))
+    for folder, found in ((images_dir, images), (labels_dir, labels)):
+        if not found:  # not "0 images": the usual cause is files of another format (an nnU-Net .mha set)
+            raise TrainingError(_no_nifti(Path(folder)))
     if not paired:
         example = (f"; e.g. image '{min(images)}', label '{min(labels)}'; a label may add "
                    f"{', '.join(_LABEL_SUFFIXES)} to its image's name, an image nnU-Net's _0000"

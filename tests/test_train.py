@@ -3767,3 +3767,32 @@ def test_the_library_replaces_a_package_only_when_asked(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match="notes: is not empty and holds no model package"):
         run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "notes")
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
+
+
+def test_a_folder_without_nifti_files_says_what_it_holds(tmp_path):
+    """An nnU-Net set saved as .mha (file_ending) or a folder of DICOM series gave "no image has a label of the same
+    name … (0 images, 0 labels)", which did not say that medseg found no NIfTI file at all."""
+    images, labels = tmp_path / "imagesTr", tmp_path / "labelsTr"
+    images.mkdir()
+    labels.mkdir()
+    for name in ("a_0000.mha", "b_0000.mha", "notes.txt"):
+        (images / name).write_bytes(b"x")
+    _write(labels / "a.nii.gz", np.zeros((16, 16, 6), np.uint8))
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels)
+    assert str(error.value) == (f"{images}: no .nii/.nii.gz file, only 3 files of other kinds (.mha, .txt); medseg "
+                                "trains on NIfTI files: convert them first (e.g. with SimpleITK)")
+    for name in ("a_0000.mha", "b_0000.mha", "notes.txt"):
+        (images / name).unlink()
+    (images / "series1").mkdir()
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels)
+    assert str(error.value) == (f"{images}: no .nii/.nii.gz file directly in it, only 1 subfolder (subfolders are not "
+                                "searched; a DICOM series: convert it first, e.g. with medseg convert)")
+    (images / "series1").rmdir()
+    _write(images / "a.nii.gz", np.zeros((16, 16, 6), np.float32))
+    for path in labels.iterdir():
+        path.unlink()
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels)
+    assert str(error.value) == f"{labels}: no .nii/.nii.gz file in it"
