@@ -829,7 +829,7 @@ def save_package(net, config: dict, out_dir: Path | str,
     that makes the text from the config as written (its weights' SHA-256 filled in); written as UTF-8 whatever the
     locale (Windows' cp1252, a C locale), as ``medseg models`` reads the card.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -840,7 +840,9 @@ def save_package(net, config: dict, out_dir: Path | str,
     # one set: weights, config and card are placed together (a stop between them left new weights under the old
     # config, which then refused them as not the weights it records)
     with atomic_paths([out_dir / n for n in names], overwrite=True) as temps:
-        save_file(state, str(temps[0]))
+        # serialised here and written by Python: a full disk or quota is an OSError naming the file, where
+        # safetensors' own writer raised its SafetensorError ("I/O error: No space left on device") as a traceback
+        temps[0].write_bytes(save(state))
         config["weights"] = {"file": weights_name, "sha256": sha256_of(temps[0])}
         validate_config(config, str(out_dir / CONFIG_NAME))
         temps[1].write_text(json.dumps(config, indent=2) + "\n")

@@ -298,6 +298,32 @@ def test_a_package_replaced_by_a_stopped_save_stays_whole(make_package, monkeypa
     assert load_package(folder).sha256 == package.sha256
 
 
+def test_weights_that_cannot_be_written_are_one_error_naming_them_and_the_old_package_stays(make_package):
+    """A full disk or quota while the weights were written raised safetensors' own SafetensorError ("I/O error: No
+    space left on device"), which `medseg train` showed as a traceback after the last epoch. Here a file size limit
+    (EFBIG, which needs no full disk) refuses the weights as a full disk would."""
+    import resource
+
+    from medseg.errors import OutputWriteError
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import save_package
+
+    folder = make_package()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    package = load_package(folder)
+    net = UNet2D(UNetConfig(**{k: v for k, v in package.config["architecture"].items() if k != "type"}))
+    config = {k: v for k, v in package.config.items() if k != "weights"}
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # Python ignores SIGXFSZ: the write fails with EFBIG
+    try:
+        with pytest.raises(OutputWriteError) as caught:
+            save_package(net, config, folder, extra_files={"MODEL_CARD.md": "new card\n"})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert str(caught.value) == f"{folder / 'weights.safetensors'}: cannot write (File too large)"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary file left, nothing replaced
+
+
 @pytest.mark.parametrize("text, kind", [("[]", "list"), ('"phantom"', "str"), ("null", "null"), ("3", "int")])
 def test_a_config_that_is_not_an_object_is_named(make_package, text, kind):
     """A top-level list, string or null used to reach the schema check as a traceback (AttributeError)."""
