@@ -423,7 +423,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             raise
         record_package(out_dir, state, package.sha256)
     except OSError as error:
-        raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error})") from error
+        # the last epoch's checkpoint was saved before the package: a resume writes the package without training
+        raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error}); the checkpoint "
+                            f"after epoch {state['epoch']} is kept: run the same command with --resume once it can be "
+                            "written (it writes the package without training again)") from error
     return package
 
 

@@ -1368,6 +1368,41 @@ def test_a_checkpoint_that_cannot_be_written_says_the_last_one_is_kept(tiny_set,
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume")) == 0
 
 
+def test_a_package_that_cannot_be_written_says_the_checkpoint_is_kept_and_resume_writes_it(tiny_set, tmp_path, capsys,
+                                                                                           config_file):
+    """A full disk or quota once training has ended (here a file size limit, below the checkpoint already saved
+    and above nothing else): the line named the file but not the way on, which is --resume, training nothing."""
+    import resource
+
+    import medseg.train
+    from medseg.io.atomic import sha256_of
+
+    out = tmp_path / "model"
+    saved = medseg.train.save_package
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def limited(*args, **kwargs):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # Python ignores SIGXFSZ: writes fail with EFBIG
+        try:
+            return saved(*args, **kwargs)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(medseg.train, "save_package", limited)
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {out}: cannot write the model package ({out / 'weights.safetensors'}: cannot write (File too "
+        "large)); the checkpoint after epoch 1 is kept: run the same command with --resume once it can be written (it "
+        "writes the package without training again)")
+    assert sorted(p.name for p in out.iterdir()) == [".checkpoint"]  # no partial package
+    assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", "--resume",
+                                 *_FEW_STEPS)) == 0
+    captured = capsys.readouterr()
+    assert "nothing left to train, its package is written" in captured.out + captured.err
+    assert load_package(out).config["weights"]["sha256"] == sha256_of(out / "weights.safetensors")
+
+
 def test_a_case_short_of_memory_stops_the_checks_at_once(tmp_path, monkeypatch):
     """Checking every case before naming the bad ones must not go on reading volumes once memory has run out."""
     import medseg.training_cases as training_cases
