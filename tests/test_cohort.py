@@ -1118,6 +1118,77 @@ def test_a_file_in_the_place_of_a_case_folder_fails_that_case_only(cohort):
     assert [(c.case_id, c.outcome, c.reused) for c in scored.cases] == [("a", "ok", False), ("b", "ok", True)]
 
 
+def _refusing_files(folder: Path) -> None:
+    """Make ``folder`` refuse new files (mode 0555), or skip where this process writes there regardless (root)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return
+    (folder / "probe").unlink()
+    folder.chmod(0o755)
+    pytest.skip("this process may write in a folder of mode 0555 (root): it cannot refuse a file")
+
+
+def test_a_case_folder_that_takes_no_files_fails_that_case_only(cohort):
+    """A case folder another user made, or one made read-only by hand: the case failed to write its outputs, then
+    its failure record, and that error stopped the job, so that the cases after it were never made (every retry
+    alike, and the run ended without a report). That case fails now, with its status record only, the others go
+    on; it is redone once the folder takes files, and a finished case whose folder is made read-only is kept."""
+    from medseg.report.collect import add_expected_cases
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    locked = results / "cases" / "a"
+    _refusing_files(locked)
+    try:
+        summary = infer_cases(samples, results, options)
+        message = (f"{locked}: this case's results folder takes no files (Permission denied); give this user write "
+                   "access to it, or move it away, and run again")
+        assert [(c.case_id, c.outcome, c.stage, c.error) for c in summary.cases] == [
+            ("a", "failed", "infer", message), ("b", "ok", None, None)]
+        scored = evaluate_cases(samples, results)
+        assert [(c.case_id, c.outcome) for c in scored.cases] == [("a", "skipped"), ("b", "ok")]
+        [shown] = add_expected_cases([], [samples[0]], results)  # the report, with the sheet, names the cause
+        assert (shown.failure["stage"], shown.failure["error"]) == ("infer", message)
+        assert sorted(p.name for p in (results / "status").glob("a.*")) == ["a.evaluate.json", "a.infer.json"]
+        locked.chmod(0o755)  # put right: the case is made, b kept
+        summary = infer_cases(samples, results, options)
+        assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", False), ("b", "ok", True)]
+        assert [(c.case_id, c.outcome) for c in evaluate_cases(samples, results).cases] == [("a", "ok"), ("b", "ok")]
+        locked.chmod(0o555)  # finished results made read-only by hand are kept, not failed
+        summary = infer_cases(samples, results, options)
+        assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", True), ("b", "ok", True)]
+        scored = evaluate_cases(samples, results)
+        assert [(c.case_id, c.outcome, c.reused) for c in scored.cases] == [("a", "ok", True), ("b", "ok", True)]
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_case_folder_that_stops_taking_files_before_scoring_fails_that_case_at_scoring(cohort):
+    """Segmented, then its folder made read-only while its reference changed: the case fails at evaluate, its
+    segmentation kept; the job goes on to the next case."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    evaluate_cases(samples, results)
+    reference = samples[0].reference
+    data = reference.read_bytes()
+    reference.write_bytes(data + b"\0")  # another file now (gzip ignores trailing zeros): scored again
+    locked = results / "cases" / "a"
+    _refusing_files(locked)
+    try:
+        scored = evaluate_cases(samples, results)
+    finally:
+        locked.chmod(0o755)
+    assert [(c.case_id, c.outcome, c.stage) for c in scored.cases] == [("a", "failed", "evaluate"),
+                                                                       ("b", "ok", None)]
+    assert "this case's results folder takes no files (Permission denied)" in scored.cases[0].error
+    assert (locked / "a_seg.nii.gz").is_file() and ResultsFolder(results).status("a", "evaluate")["blocked"]
+
+
 def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):
     """A scheduler's SIGTERM (scancel, a time limit) mid-case: exit 143, the attempt is not counted."""
     import signal

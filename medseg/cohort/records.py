@@ -144,6 +144,16 @@ def fingerprint(**parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _os_reason(error: BaseException) -> str:
+    """The OS's reason an error was raised from (``Permission denied``), else its text."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__
+    return str(error)
+
+
 def write_json(path: Path, record: dict) -> None:
     """Write ``record`` to ``path`` atomically (replacing it), as strict JSON."""
     from medseg.metrics import jsonable
@@ -166,10 +176,32 @@ class ResultsFolder:
     def case_dir(self, case_id: str) -> Path:
         return self.root / "cases" / case_id
 
-    def blocked(self, case_id: str) -> bool:
-        """Whether a file is in the place of the case's folder (the case fails until it is moved away)."""
+    def blocked(self, case_id: str, probe: bool = True) -> bool:
+        """Whether the case's folder cannot take its files: a file is in its place, or (``probe``) it is a folder
+        that takes no files (see :meth:`blocked_reason`). The case fails until that is put right; the others go on."""
+        return self.blocked_reason(case_id, probe) is not None
+
+    def blocked_reason(self, case_id: str, probe: bool = True) -> str | None:
+        """Why the case's folder cannot take its files, as one line, or None: a file in its place, or (``probe``) a
+        folder of the case's own that refuses new files (no write permission for this user, an immutable folder),
+        tried by making a file there. A refusal that would refuse every case's files alike (a full disk or quota, a
+        read-only mount) is not the case's: None, and the writing step stops the job on it."""
+        from medseg.errors import OutputWriteError
+        from medseg.io.atomic import check_folders_writable, results_unwritable
+
         where = self.case_dir(case_id)
-        return where.exists() and not where.is_dir()
+        if where.exists() and not where.is_dir():
+            return f"{where}: a file is in the place of this case's results folder; move it away"
+        if not probe or not where.is_dir():
+            return None
+        try:
+            check_folders_writable([where / f"{case_id}_seg.json"])
+        except OutputWriteError as error:
+            if results_unwritable(error):
+                return None
+            return (f"{where}: this case's results folder takes no files ({_os_reason(error)}); give this user "
+                    "write access to it, or move it away, and run again")
+        return None
 
     def segmentation(self, case_id: str) -> Path:
         return self.case_dir(case_id) / f"{case_id}_seg.nii.gz"

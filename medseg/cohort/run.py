@@ -373,7 +373,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     case_id = sample.case_id
     signature = path_signature(sample.image)
     print_ = infer_fingerprint(sample, package, options, signature)
-    blocked = _blocked_case_folder(folder, case_id, "infer", print_)
+    blocked = _blocked_case_folder(folder, case_id, "infer", print_, probe=False)  # a file in its place
     if blocked is not None:
         return blocked
     done = _unless_more_memory(folder.finished(case_id, "infer", print_), options.memory_mb, case_id)
@@ -393,6 +393,11 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
                  "unchanged")
         _log_failure(case_id, "read", error)
         return CaseOutcome(case_id, "failed", False, 0.0, "read", error)
+    # a case folder that takes no files (another user's, made read-only): that case fails, not the job; looked at
+    # only here, where the case is to be made again (finished results in a folder made read-only since are kept)
+    blocked = _blocked_case_folder(folder, case_id, "infer", print_)
+    if blocked is not None:
+        return blocked
     folder.forget(case_id, ("infer", "evaluate"))
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
@@ -475,18 +480,21 @@ def _recode_sidecar(sample: Sample, folder: ResultsFolder, package) -> None:
 
 
 def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infer",
-                         print_: str = "blocked") -> CaseOutcome | None:
-    """A file where the case's folder should be: the case fails (no failure file can be written there), others go
-    on. The stage's status record says so: later runs leave the case failed (planning does not void its batch for
-    it), and redo it once the file is moved away."""
-    if folder.blocked(case_id):
-        where = folder.case_dir(case_id)
-        error = f"{where}: a file is in the place of this case's results folder; move it away"
-        _log_failure(case_id, stage, error)
+                         print_: str = "blocked", probe: bool = True) -> CaseOutcome | None:
+    """A file where the case's folder should be, or a case folder that takes no files (another user's, an immutable
+    one): the case fails (no failure file can be written there), others go on. The stage's status record says so:
+    later runs leave the case failed (planning does not void its batch for it), and redo it once that is put
+    right."""
+    error = folder.blocked_reason(case_id, probe)
+    if error is not None:
+        # scoring a segmentation made before its folder stopped taking files fails at scoring
+        segmented = stage == "evaluate" and (folder.status(case_id, "infer") or {}).get("outcome") == "ok"
+        failed_stage = "evaluate" if segmented else "infer"
+        _log_failure(case_id, failed_stage, error)
         folder.forget(case_id, ("infer", "evaluate") if stage == "infer" else (stage,))
         folder.mark_finished(case_id, stage, print_, "failed", [], 0.0, error,
-                             {"failed_stage": "infer", "blocked": True})
-        return CaseOutcome(case_id, "failed", False, 0.0, "infer", error)
+                             {"failed_stage": failed_stage, "blocked": True})
+        return CaseOutcome(case_id, "failed", False, 0.0, failed_stage, error)
     return None
 
 
@@ -589,7 +597,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
                 log.info("%s: no reference, nothing to score", sample.case_id)
             continue
         with _case_claim(folder, sample.case_id):
-            if folder.blocked(sample.case_id):  # its record carries the fingerprint planning compares
+            if folder.blocked(sample.case_id, probe=False):  # its record carries the fingerprint planning compares
                 inferred = folder.status(sample.case_id, "infer")
                 print_ = evaluate_fingerprint(sample, inferred) if inferred and "run_id" in inferred else "blocked"
                 summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
@@ -655,6 +663,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
     if inferred["outcome"] != "ok":
         folder.mark_finished(case_id, "evaluate", print_, "skipped", [], 0.0, "segmentation failed")
         return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
+    blocked = _blocked_case_folder(folder, case_id, "evaluate", print_)  # as at infer
+    if blocked is not None:
+        return blocked
     folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
     attempts = folder.attempts(case_id, "evaluate", print_)
     if give_up(folder, case_id, "evaluate", print_, memory_mb, final_attempt):

@@ -421,11 +421,17 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
         reference = str(sample.reference) if sample.reference is not None else None
         case = by_id.get(sample.case_id)
         if case is None:
+            from medseg.cohort.records import ResultsFolder
+
             folder = results_dir / "cases" / sample.case_id
-            blocked = folder.exists() and not folder.is_dir()
-            error = (f"{folder}: a file is in the place of this case's results folder; move it away" if blocked
-                     else "in the sample sheet, but the results folder holds nothing for it (not run yet, or its "
-                          "results were removed)")
+            records = ResultsFolder(results_dir)
+            # a file in its place; or a folder of its own that took no files, as the cohort step recorded it (not
+            # tried here: a reviewer who may not write there reads the results too)
+            recorded = records.status(sample.case_id, "infer") or {}
+            blocked = records.blocked_reason(sample.case_id, probe=False) or (
+                recorded.get("error") if recorded.get("blocked") and folder.is_dir() else None)
+            error = blocked or ("in the sample sheet, but the results folder holds nothing for it (not run yet, or "
+                                "its results were removed)")
             out.append(CaseResult(case_id=sample.case_id, folder=folder, results_dir=results_dir, failure={
                 "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "infer" if blocked else "not_run",
                 "input": str(sample.image), "reference": reference, "error": error,
