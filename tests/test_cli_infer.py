@@ -2278,6 +2278,47 @@ def test_models_warns_about_a_card_that_names_other_weights(tmp_path, capsys):
     assert run(["models", str(copy)], capsys)[2] == ""
 
 
+def test_a_full_output_folder_stops_the_batch_instead_of_segmenting_every_input_in_vain(tmp_path, case, monkeypatch,
+                                                                                          capsys):
+    """A full disk or quota (or a mount turned read-only) refuses every later input's outputs alike: the batch went
+    on segmenting each remaining input, minutes each, only to fail it at the write. It stops now, saying what was
+    done; an input's own write failure (a file size limit) still lets the others carry on."""
+    import errno
+
+    import medseg.segment
+    from medseg.errors import OutputWriteError
+
+    real = medseg.segment.segment_case
+    inputs = [tmp_path / f"{name}.nii.gz" for name in ("a", "b", "c", "d")]
+    for path in inputs:
+        path.write_bytes(case.read_bytes())
+    calls = []
+
+    def refused(code):
+        def segment(path, *args, **kwargs):
+            calls.append(Path(path).name)
+            if Path(path).name == "b.nii.gz":
+                target = tmp_path / "out" / "b_seg.json"
+                raise OutputWriteError(f"{target}: cannot write ({os.strerror(code)})") from OSError(code,
+                                                                                                  os.strerror(code))
+            return real(path, *args, **kwargs)
+        return segment
+
+    monkeypatch.setattr(medseg.segment, "segment_case", refused(errno.ENOSPC))
+    code, out, err = run(["infer", *map(str, inputs), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and calls == ["a.nii.gz", "b.nii.gz"]
+    assert err.strip().splitlines()[-2:] == [
+        f"medseg: error: {tmp_path / 'out' / 'b_seg.json'}: cannot write (No space left on device)",
+        f"medseg: stopped after {inputs[1]}: {tmp_path / 'out'} takes no more outputs; 1 of 4 inputs done, 1 failed, "
+        "2 not segmented"]
+    assert _files(tmp_path / "out") == ["a_seg.json", "a_seg.nii.gz"]
+    calls.clear()
+    monkeypatch.setattr(medseg.segment, "segment_case", refused(errno.EFBIG))  # that input's own: the others go on
+    code, out, err = run(["infer", *map(str, inputs), "-o", str(tmp_path / "out2")], capsys)
+    assert code == 1 and calls == ["a.nii.gz", "b.nii.gz", "c.nii.gz", "d.nii.gz"]
+    assert err.strip().splitlines()[-1] == "medseg: 1 of 4 inputs failed"
+
+
 def test_a_runtime_error_is_one_line_with_its_traceback_at_vv(tmp_path, case, monkeypatch, capsys, caplog):
     """torch's or MONAI's RuntimeError was one line even at -vv (where in the code it came from was lost), and was
     classed as a bad input."""

@@ -70,7 +70,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.batch_outputs import as_typed, check_batch_outputs, check_dicom_options, check_input_exists
     from medseg.errors import DeviceError, MedsegError
     from medseg.inference import Segmenter
-    from medseg.io.atomic import placed_before_stop
+    from medseg.io.atomic import placed_before_stop, results_unwritable
     from medseg.io.dicom_series import series_text
     from medseg.io.files import further_channels
     from medseg.package import load_package, shipped_name_taken
@@ -134,6 +134,15 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 raise
             failures += 1
             click.echo(error_line(error), err=True)
+            left = len(inputs) - index - 1
+            if left and output_dir is not None and results_unwritable(error):
+                # a full disk or quota, a read-only mount: every later input's outputs would be refused alike, each
+                # after its whole segmentation (minutes a case on a CPU)
+                done = index + 1 - failures
+                click.echo(escaped_line(f"medseg: stopped after {path}: {output_dir} takes no more outputs; {done} of "
+                                        f"{len(inputs)} inputs done, {failures} failed, {left} not segmented"),
+                           err=True)
+                return 1
             continue
         except (RuntimeError, MemoryError) as error:  # an unexpected failure on one case must not stop the batch
             # one line (out of memory, a torch or MONAI refusal); where in the code it came from at -vv
