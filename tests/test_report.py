@@ -2434,6 +2434,28 @@ def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
                                    "'c1'")
 
 
+def test_a_result_this_user_may_not_read_is_named_so_not_to_be_removed(tmp_path, monkeypatch):
+    """A metrics file another user's umask left unreadable read "cannot read ([Errno 13] Permission denied: '/…');
+    remove it and run again to redo the case": whole results to be thrown away for a permission. (Monkeypatched:
+    chmod does not refuse root.)"""
+    import errno
+    import pathlib
+
+    folder = write_case(tmp_path / "results", "c1", 0, "exact")
+    real = pathlib.Path.read_text
+
+    def refused(self, *args, **kwargs):
+        if self.name == "c1_metrics.json":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", refused)
+    [row] = read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)
+    assert (row["case_id"], row["status"], row["error_type"]) == ("c1", "failed", "UnreadableResult")
+    assert row["error"] == "cases/c1/c1_metrics.json: cannot read (permission denied); give this user read access to it"
+    assert (folder / "c1_metrics.json").is_file()
+
+
 def test_an_unreadable_file_and_a_second_one_for_its_case_fail_on_the_unreadable_one(tmp_path):
     """When the first of two metrics files of a case could not be read, the case was failed as a duplicate whose
     first file "holds the metrics" it could not be read for."""

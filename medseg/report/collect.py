@@ -248,7 +248,8 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
             case.failure = case.failure or {
                 "schema": "medseg-failure/1", "case_id": case_id, "stage": "report",
                 # a workflow run redoes the step whose output is missing (it keeps one it finds)
-                "error": f"{problem}; remove it and run again to redo the case", "error_type": "UnreadableResult",
+                "error": problem if problem.endswith(_GIVE_READ_ACCESS)
+                else f"{problem}; remove it and run again to redo the case", "error_type": "UnreadableResult",
             }
             case.paths[kind] = path
             continue
@@ -598,10 +599,15 @@ def _shown(path: Path, results_dir: Path) -> str:
         return str(path)
 
 
+_GIVE_READ_ACCESS = "give this user read access to it"  # a result it may not read is whole: not to be removed
+
+
 def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | None]:
     """The record in ``path``, or why it cannot be used, naming the file as ``shown``."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except PermissionError:  # the file is whole: what to do is to let this user read it, not to remove it
+        return None, f"{shown}: cannot read (permission denied); {_GIVE_READ_ACCESS}"
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         return None, f"{shown}: cannot read ({error})"
     except RecursionError:
