@@ -686,3 +686,25 @@ def test_one_probe_file_tells_a_folder_is_writable_its_clock_and_the_mode_of_new
     os.umask(mask)
     assert (folder / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
     assert sorted(p.name for p in folder.iterdir()) == ["a.json"]  # no probe left
+
+
+@pytest.mark.parametrize(("code", "everyone"), [
+    ("ENOSPC", True), ("EDQUOT", True), ("EROFS", True), ("EIO", True),
+    ("EFBIG", False), ("EACCES", False), ("EPERM", False), ("ENAMETOOLONG", False)])
+def test_write_failures_that_would_refuse_every_outputs_are_told_from_one_outputs_own(tmp_path, code, everyone):
+    """A full disk or quota, a read-only or failing mount refuse every case's outputs alike (a batch stops there);
+    a file size limit or a folder of one case's without permission are that output's own (the others go on)."""
+    import errno
+
+    from medseg.errors import InputError
+    from medseg.io.atomic import results_unwritable
+
+    number = getattr(errno, code, None)
+    if number is None:
+        pytest.skip(f"{code} is not an error code of this system")
+    with pytest.raises(OutputWriteError) as caught, atomic_paths([tmp_path / "a.json"]) as (temp,):
+        temp.write_text("{")
+        raise OSError(number, os.strerror(number), str(temp))
+    assert str(caught.value) == f"{tmp_path / 'a.json'}: cannot write ({os.strerror(number)})"
+    assert results_unwritable(caught.value) is everyone
+    assert not results_unwritable(InputError("x")) and _names(tmp_path) == []
