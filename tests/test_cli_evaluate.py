@@ -539,3 +539,26 @@ def test_a_folder_given_to_evaluate_says_how_to_score_folders(pair, tmp_path, ca
     assert run(["evaluate", str(pred), str(tmp_path)]) == 2
     assert f"Invalid value for 'REFERENCE': {tmp_path} is a folder; {hint}." in capsys.readouterr().err
     assert not list(tmp_path.glob("*_metrics.json"))
+
+
+@pytest.mark.parametrize("unreadable", ["prediction", "reference"])
+def test_a_file_this_user_may_not_read_is_an_error_not_a_usage_error(pair, tmp_path, unreadable):
+    """click's own check turned permission denied into a usage error (exit 2, "Try 'medseg evaluate --help'"), as
+    `medseg infer` had done: the reader names it now, exit 1, as infer does, and nothing is written."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pred, ref = pair
+    (pred if unreadable == "prediction" else ref).chmod(0)
+    command = [sys.executable, "-m", "medseg", "evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.json")]
+    if os.geteuid() == 0:  # root reads any file: its power to is dropped (the user id stays)
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: every file is readable")
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    run = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
+        1, f"medseg: error: {pred if unreadable == 'prediction' else ref}: cannot read (permission denied)")
+    assert not (tmp_path / "m.json").exists()

@@ -47,8 +47,8 @@ _ONE_FILE = ("evaluate scores one prediction file against one reference file; fo
 
 
 @click.command("evaluate", help=_HELP)
-@click.argument("prediction", type=GivenPath(dir_okay=False, path_type=Path, folder_hint=_ONE_FILE))
-@click.argument("reference", type=GivenPath(dir_okay=False, path_type=Path, folder_hint=_ONE_FILE))
+@click.argument("prediction", type=GivenPath(dir_okay=False, readable=False, path_type=Path, folder_hint=_ONE_FILE))
+@click.argument("reference", type=GivenPath(dir_okay=False, readable=False, path_type=Path, folder_hint=_ONE_FILE))
 @click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
               help="Write the metrics JSON (schema medseg-metrics/1) here, atomically: a .json file, or a folder "
                    "(one that exists, or a new one named with a trailing /, as scores/): <case>_metrics.json in it.")
