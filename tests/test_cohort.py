@@ -1136,7 +1136,7 @@ def test_a_case_folder_that_takes_no_files_fails_that_case_only(cohort):
     its failure record, and that error stopped the job, so that the cases after it were never made (every retry
     alike, and the run ended without a report). That case fails now, with its status record only, the others go
     on; it is redone once the folder takes files, and a finished case whose folder is made read-only is kept."""
-    from medseg.report.collect import add_expected_cases
+    from medseg.report.collect import add_expected_cases, collect_results
 
     sheet, results = cohort
     samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
@@ -1163,6 +1163,14 @@ def test_a_case_folder_that_takes_no_files_fails_that_case_only(cohort):
         assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", True), ("b", "ok", True)]
         scored = evaluate_cases(samples, results)
         assert [(c.case_id, c.outcome, c.reused) for c in scored.cases] == [("a", "ok", True), ("b", "ok", True)]
+        # to be made again (other settings) in that folder: it fails, and the report does not show the results the
+        # folder still holds, an earlier run's, as this run's
+        summary = infer_cases(samples, results, replace(options, overlap=0.5))
+        assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "failed"), ("b", "ok")]
+        evaluate_cases(samples, results)
+        shown = {c.case_id: c for c in add_expected_cases(collect_results(results), samples, results)}
+        assert shown["b"].failure is None and (shown["a"].failure["stage"], shown["a"].failure["error"]) == (
+            "infer", f"{message} (the results it holds are an earlier run's)")
     finally:
         locked.chmod(0o755)
 

@@ -437,6 +437,12 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
                 "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "infer" if blocked else "not_run",
                 "input": str(sample.image), "reference": reference, "error": error,
                 "error_type": "OutputWriteError" if blocked else "MissingResult"}))
+        elif case.failure is None and (refused := _refused_by_its_folder(results_dir, sample.case_id)) is not None:
+            stage, error = refused
+            case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": stage,
+                            "input": str(sample.image), "reference": reference,
+                            "error": f"{error} (the results it holds are an earlier run's)",
+                            "error_type": "OutputWriteError"}
         elif case.failure is None and (stale := _made_from_other_inputs(case, sample)):
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "stale",
                             "input": str(sample.image), "reference": reference, "error": stale,
@@ -448,6 +454,20 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
                                      "no scores (the evaluate step has not run for it)",
                             "error_type": "MissingResult"}
     return sorted(out, key=lambda c: (c.case_id, str(c.folder)))
+
+
+def _refused_by_its_folder(results_dir: Path, case_id: str) -> tuple[str, str] | None:
+    """The stage and error of a cohort case whose last run found its folder taking no files (its status record says
+    so: ``blocked``), or None. The results that folder still holds were made by an earlier run, perhaps with
+    another model or settings: they are not this run's."""
+    from medseg.cohort.records import ResultsFolder
+
+    records = ResultsFolder(results_dir)
+    for stage in ("infer", "evaluate"):
+        record = records.status(case_id, stage) or {}
+        if record.get("blocked") and record.get("outcome") == "failed" and isinstance(record.get("error"), str):
+            return str(record.get("failed_stage") or stage), record["error"]
+    return None
 
 
 def _resolve_stale_failure(case: CaseResult) -> None:
