@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medseg import stopping
-from medseg.errors import DeviceError, ImageReadError, InputError
+from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
 from medseg.io.files import path_argument
@@ -239,7 +239,13 @@ def segment_case(
                                   keep=[input_path] + ([reference] if reference is not None else []))
 
     check_superseded(find_superseded(), overwrite)
-    check_folders_writable(targets)
+    try:
+        check_folders_writable(targets)
+    except OutputWriteError as error:
+        if out_dir is not None:
+            raise
+        # beside the input, by default: a read-only share of scans, a folder of another user's
+        raise OutputWriteError(f"{error}; write the outputs elsewhere with -o") from error
     timings: dict[str, float] = {}
 
     clock = time.perf_counter()

@@ -1821,6 +1821,32 @@ def test_a_constant_image_is_refused(tmp_path, make_package, capsys, value):
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+def test_outputs_beside_an_input_in_a_read_only_folder_point_to_o(tmp_path, case, make_package, capsys,
+                                                                   monkeypatch):
+    """Scans on a read-only share (a PACS export, a colleague's folder) segmented without -o: the line said only that
+    the folder takes no outputs, not that -o writes them elsewhere. (The folder is made read-only by monkeypatching
+    the check, as root writes anywhere.)"""
+    import errno
+
+    import medseg.segment
+    from medseg.errors import OutputWriteError
+
+    def read_only(targets):
+        folder = Path(targets[0]).parent
+        raise OutputWriteError(f"{folder}: cannot write outputs in this folder (Read-only file system)") from OSError(
+            errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(medseg.segment, "check_folders_writable", read_only)
+    package = str(make_package())
+    code, _, err = run(["infer", str(case), "--model", package], capsys)
+    assert (code, err.strip().splitlines()[-1]) == (1, f"medseg: error: {case.parent}: cannot write outputs in this "
+                                                       "folder (Read-only file system); write the outputs elsewhere "
+                                                       "with -o")
+    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out")], capsys)
+    assert (code, err.strip().splitlines()[-1]) == (1, f"medseg: error: {tmp_path / 'out'}: cannot write outputs in "
+                                                       "this folder (Read-only file system)")
+
+
 @pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's /sys, a folder nobody "
                     "may write in")
 def test_an_output_folder_that_cannot_be_written_is_refused_before_segmenting(tmp_path, case, make_package,
