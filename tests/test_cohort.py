@@ -1197,6 +1197,39 @@ def test_a_case_folder_that_stops_taking_files_before_scoring_fails_that_case_at
     assert (locked / "a_seg.nii.gz").is_file() and ResultsFolder(results).status("a", "evaluate")["blocked"]
 
 
+def test_an_input_this_user_may_not_read_is_tried_again_once_it_can_be(cohort):
+    """An image without read permission fails its case (the others go on); giving read access changes neither its
+    size nor its time, so the case stayed failed through every later run. It is made again once it can be read,
+    and planning names its batch to run again."""
+    from medseg.cohort import stale_cases
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    image = samples[0].image
+    image.chmod(0)
+    try:
+        try:
+            image.open("rb").close()
+        except PermissionError:
+            pass
+        else:
+            pytest.skip("this process reads a file of mode 0 (root)")
+        summary = infer_cases(samples, results, options)
+        assert [(c.case_id, c.outcome, c.stage) for c in summary.cases] == [("a", "failed", "read"),
+                                                                              ("b", "ok", None)]
+        assert summary.cases[0].error == f"{image}: cannot read (permission denied)"
+        assert stale_cases(samples, results, load_package(MODEL), options)["infer"] == []  # still not readable
+        again = infer_cases(samples, results, options)
+        assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "failed", True), ("b", "ok", True)]
+    finally:
+        image.chmod(0o644)
+    assert stale_cases(samples, results, load_package(MODEL), options)["infer"] == ["a"]
+    summary = infer_cases(samples, results, options)
+    assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", False), ("b", "ok", True)]
+
+
 def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):
     """A scheduler's SIGTERM (scancel, a time limit) mid-case: exit 143, the attempt is not counted."""
     import signal

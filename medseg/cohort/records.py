@@ -47,7 +47,9 @@ __all__ = [
     "now",
     "one_line",
     "path_signature",
+    "readable_again",
     "unavailable",
+    "unreadable_path",
     "write_json",
 ]
 
@@ -152,6 +154,40 @@ def _os_reason(error: BaseException) -> str:
             return cause.strerror
         cause = cause.__cause__
     return str(error)
+
+
+def unreadable_path(error: BaseException) -> str | None:
+    """The file or folder a read was refused for want of permission (a ``PermissionError`` in what ``error`` was
+    raised from), or None: a case failed so is tried again once it can be read (:func:`readable_again`), which
+    changes neither the file's size nor its time. An output that could not be written is not such a file."""
+    from medseg.errors import OutputWriteError
+
+    if isinstance(error, OutputWriteError):
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, PermissionError) and cause.filename:
+            return os.fsdecode(cause.filename)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def readable_again(record: dict | None) -> bool:
+    """Whether a stage that failed on a file it could not read (its record's ``unreadable``) can read it now."""
+    path = (record or {}).get("unreadable")
+    if not isinstance(path, str) or record.get("outcome") != "failed":
+        return False
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            with open(path, "rb"):
+                pass
+    except OSError:
+        return False
+    return True
 
 
 def write_json(path: Path, record: dict) -> None:
@@ -262,6 +298,8 @@ class ResultsFolder:
         if self.redo is not None and record.get("redo") != self.redo:  # made before the forced run
             return None
         if record.get("blocked") and not self.blocked(case_id):  # failed for a file since moved away
+            return None
+        if readable_again(record):  # failed on a file it may read now
             return None
         return record
 

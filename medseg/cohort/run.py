@@ -34,7 +34,9 @@ from medseg.cohort.records import (
     now,
     one_line,
     path_signature,
+    readable_again,
     unavailable,
+    unreadable_path,
     write_json,
 )
 from medseg.cohort.samples import Sample
@@ -279,6 +281,9 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
         inferred = folder.status(sample.case_id, "infer")
         if inferred is None:
             continue
+        if readable_again(inferred):  # failed on a file it could not read, which it may read now
+            stale["infer"].append(sample.case_id)
+            continue
         if not made_for(inferred, infer_fingerprint(sample, package, options)):
             if not infer_kept(sample, folder, package, options) \
                     and infer_same_content(sample, folder, package, options) is None:
@@ -291,6 +296,7 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
             continue
         scored = folder.status(sample.case_id, "evaluate")
         if scored is not None and (sample.reference is None  # scores whose reference left the sheet: to remove
+                                   or readable_again(scored)
                                    or (scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)
                                        and not evaluate_kept(sample, folder, inferred)
                                        and evaluate_same_content(sample, folder, inferred) is None)):
@@ -419,8 +425,10 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
             stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
             _log_failure(case_id, stage, error)
             failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference, sample.series)
+            unreadable = unreadable_path(error)  # tried again once it can be read
             folder.mark_finished(case_id, "infer", print_, "failed", [failure], seconds, one_line(error),
-                                 {"failed_stage": stage, "image_signature": signature, "also_made_for": also})
+                                 {"failed_stage": stage, "image_signature": signature, "also_made_for": also,
+                                  **({"unreadable": unreadable} if unreadable else {})})
             return CaseOutcome(case_id, "failed", False, round(seconds, 3), stage, one_line(error))
         seconds = time.perf_counter() - clock
         folder.mark_finished(case_id, "infer", print_, "ok", [outputs.segmentation, outputs.sidecar], seconds,
@@ -686,8 +694,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
             seconds = time.perf_counter() - clock
             _log_failure(case_id, "evaluate", error)
             failure = folder.write_failure(case_id, "evaluate", error, sample.image, sample.reference, sample.series)
+            unreadable = unreadable_path(error)  # tried again once it can be read
             folder.mark_finished(case_id, "evaluate", print_, "failed", [failure], seconds, one_line(error),
-                                 {"failed_stage": "evaluate"})
+                                 {"failed_stage": "evaluate", **({"unreadable": unreadable} if unreadable else {})})
             return CaseOutcome(case_id, "failed", False, round(seconds, 3), "evaluate", one_line(error))
         seconds = time.perf_counter() - clock
         folder.mark_finished(case_id, "evaluate", print_, "ok", [metrics_path], seconds,
