@@ -890,6 +890,34 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     assert not (tmp_path / "results" / "report.html").exists()
 
 
+def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):
+    """medseg recorded the case as failed and went on, but Snakemake then hashed the job's small inputs to record it
+    ("Error recording metadata for finished job ([Errno 13] Permission denied: ...)") and the run failed, with no
+    report. The workflow profile turns Snakemake's input hashing off (medseg tells changed inputs itself)."""
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 3), ("b", 4)):
+        write_phantom(data / f"{name}.nii.gz", None, shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "")])
+    (data / "b.nii.gz").chmod(0)
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet,
+                                                     "results": tmp_path / "results"}.items()]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", *settings]
+    if os.geteuid() == 0:  # root reads any file: its power to is dropped (the user id stays)
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: every file is readable")
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with open(tmp_path / "results" / "cohort.tsv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert (rows["a"]["status"], rows["b"]["status"]) == ("no_reference", "failed")
+    assert rows["b"]["error"] == f"{data / 'b.nii.gz'}: cannot read (permission denied)"
+
+
 def test_missing_references_are_named_at_planning(tmp_path):
     """A missing image was warned about before any job ran, a missing reference only showed as a scoring failure
     at the end."""
