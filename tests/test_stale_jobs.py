@@ -101,3 +101,25 @@ def test_a_new_batch_beside_recorded_ones_removes_the_report_without_a_warning(t
     assert unrecorded_message(void, preview=True) is None and report.exists()
     void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=False)
     assert unrecorded_message(void, preview=False) is None and not report.exists()
+
+
+def test_a_case_that_failed_on_a_file_it_can_read_now_reruns_its_job_and_says_why(tmp_path):
+    """A case failed on an image this user could not read (its record notes the file); once it can be read, its
+    job runs again, and the line says so rather than "made for other inputs or settings"."""
+    import json
+
+    write_phantom(tmp_path / "a.nii.gz", shape=(40, 40, 8), seed=1)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\n")
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases(samples, results, options))
+    status = ResultsFolder(results).status_path("a", "infer")
+    # as a run that could not read it recorded the case (root reads any file: the record is written here)
+    status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
+                                  "unreadable": str(tmp_path / "a.nii.gz")}))
+    void = void_stale_jobs({"b0001": samples}, results, load_package("phantom"), options,
+                           {"infer": 4000, "evaluate": 2000}, preview=False)
+    assert void["infer"] == VoidedJobs(readable=["a"], jobs=["b0001.infer"])
+    assert voided_message("infer", void["infer"], 4000, preview=False) == (
+        "infer: failed on a file this user could not read, which it can read now: a: job b0001.infer will run again")

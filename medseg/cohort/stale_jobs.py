@@ -9,7 +9,9 @@ cases, when one of its cases:
   file, another model; for scores another reference. A results folder must never show one series' segmentation
   under a row that names another, and Snakemake's own change detection needs the metadata of the folder it ran
   in, which a run from another checkout or a copied results folder lacks;
-* was given up with less memory than this run's jobs start with.
+* was given up with less memory than this run's jobs start with;
+* failed on an input or reference this user could not read, which it can read now (giving read access changes
+  neither the file's size nor its time).
 
 The batch then runs again: its finished cases are kept, the others redone. The report goes too, since Snakemake
 does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch.
@@ -28,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medseg.cohort.records import ResultsFolder
+from medseg.cohort.records import ResultsFolder, readable_again
 from medseg.cohort.run import InferOptions, given_up_for_less_memory, stale_cases
 from medseg.cohort.samples import Sample, some_names
 
@@ -44,6 +46,7 @@ class VoidedJobs:
     gone: list[str] = field(default_factory=list)  # results missing
     changed: list[str] = field(default_factory=list)  # made for other inputs or settings
     retried: list[str] = field(default_factory=list)  # given up with less memory than the jobs now start with
+    readable: list[str] = field(default_factory=list)  # failed on a file this user could not read, readable now
     jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
     unrecorded: list[str] = field(default_factory=list)  # "<batch>.<stage>" without a record while the report is there
 
@@ -78,9 +81,12 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
             changed = stale[stage] + (stale["infer"] if stage == "evaluate" else [])
             retried = [c for c in given_up_for_less_memory(samples, results, stage, memory_mb[stage])
                        if c not in changed]
+            readable = [c for c in changed if any(readable_again(folder.status(c, s)) for s in STAGES)]
             if gone or changed or retried:
                 void[stage].gone += gone
-                void[stage].changed += list(dict.fromkeys(changed))  # stale for both stages: named once
+                # stale for both stages: named once
+                void[stage].changed += [c for c in dict.fromkeys(changed) if c not in readable]
+                void[stage].readable += list(dict.fromkeys(readable))
                 void[stage].retried += retried
                 void[stage].jobs.append(f"{batch}.{stage}")
                 if not preview:
@@ -95,6 +101,8 @@ def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview:
         return None
     why = [f"results of {some_names(void.gone)} are missing"] if void.gone else []
     why += [f"made for other inputs or settings: {some_names(void.changed)}"] if void.changed else []
+    why += ([f"failed on a file this user could not read, which it can read now: {some_names(void.readable)}"]
+            if void.readable else [])
     why += ([f"{some_names(void.retried)} given up with less memory than this run's jobs start with ({memory_mb} MB)"]
             if void.retried else [])
     jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
