@@ -112,6 +112,11 @@ def test_bad_numbers_are_usage_errors(evaluate, trained, option, capsys):
     assert f"argument {option[0]}: " in capsys.readouterr().err
 
 
+# slow: 40 real volumes through the shipped model, over a minute of CPU (80 s user time); the property it checks
+# on them (the printed figures are the package's validation record) is checked in the default run on a tiny
+# trained package (test_prints_the_packages_validation_figures), the shipped model on a validation case by
+# test_hippocampus_model.py
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_shipped_hippocampus_figures_are_reproduced(evaluate, shared_data, capsys):
     data = shared_data / "hippocampus"
