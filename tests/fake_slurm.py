@@ -14,8 +14,9 @@ slurm-jobstep companion) run, in the formats they parse:
   deterministic: ``COMMENT=MB,...`` treats a job whose ``--comment`` is COMMENT (``rule_infer_wildcards_batch001``)
   as needing MB: given less, its largest process is killed once its processes hold more than 400 MB.
 - ``sacct``/``squeue`` ``--name RUN``: ``<id>|<state>`` per job (PENDING, RUNNING, COMPLETED, FAILED,
-  OUT_OF_MEMORY, TIMEOUT, CANCELLED); ``scancel ID...``: SIGTERM to the job's processes (SIGKILL 5 s later),
-  state CANCELLED, recorded in ``scancel.jsonl``.
+  OUT_OF_MEMORY, TIMEOUT, CANCELLED), answered once a job pending or running has ended, within
+  ``FAKE_SLURM_STATUS_WAIT`` seconds (default 0: at once); ``scancel ID...``: SIGTERM to the job's processes
+  (SIGKILL 5 s later), state CANCELLED, recorded in ``scancel.jsonl``.
 - ``srun [options] CMD``: runs CMD (recording the ``MEDSEG_*`` variables it sees in ``srun.jsonl``).
 
 Every call is noted in ``calls.jsonl`` (command, arguments, time).
@@ -232,6 +233,22 @@ def _states(runid: str | None) -> list[str]:
     return lines
 
 
+def _status_after_a_change(runid: str | None) -> list[str]:
+    """The run's job states, once a job that was pending or running when asked has ended, or after
+    ``FAKE_SLURM_STATUS_WAIT`` seconds (default 0: at once). The plugin waits 10 s longer after each status check
+    that finds no job ended (1, 11, 21 s ...): a test spent most of its time idle between the checks."""
+    deadline = time.time() + float(os.environ.get("FAKE_SLURM_STATUS_WAIT", "0"))
+    lines = _states(runid)
+    active = {line.split("|")[0] for line in lines if line.split("|")[1] in ("PENDING", "RUNNING")}
+    while active and time.time() < deadline:
+        time.sleep(0.1)
+        lines = _states(runid)
+        if any(job_id in active and state not in ("PENDING", "RUNNING")
+               for job_id, state in (line.split("|") for line in lines)):
+            break
+    return lines
+
+
 def sacct(args: list[str]) -> int:
     options, _ = _options(args, {"--name", "-j", "--format", "-o", "--starttime", "--endtime", "--clusters", "-u"})
     if "-j" in options:  # a step's Reason, a job's nodelist
@@ -239,13 +256,13 @@ def sacct(args: list[str]) -> int:
     if "-nu" in options or "-o" in options:  # the account of the user's last job
         print(f"{ACCOUNT:>20}")
         return 0
-    print("\n".join(_states(options.get("--name"))))
+    print("\n".join(_status_after_a_change(options.get("--name"))))
     return 0
 
 
 def squeue(args: list[str]) -> int:
     options, _ = _options(args, {"--name", "--format", "--states", "-u"})
-    print("\n".join(_states(options.get("--name"))))
+    print("\n".join(_status_after_a_change(options.get("--name"))))
     return 0
 
 

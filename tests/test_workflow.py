@@ -1073,6 +1073,8 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     state = tmp_path / "slurm"
     monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
+    # a status check answers once a job has ended (20 s at most), so that the plugin does not wait ever longer
+    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
     # more than their first 4000 MB (the report's retry, by the profile's retries: 1, had as much again)
     monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=6000,rule_report=6000")
     results = tmp_path / "results"
