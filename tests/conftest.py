@@ -35,6 +35,19 @@ def cpu_unless_marked_cuda(request, monkeypatch):
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """Each test leaves torch's CPU threads as it found them. A test running a command in this process with
+    ``--threads 2`` left them at 2 for every later test of its worker: with make test's two workers on two cores,
+    torch's threads then spin-waited for a core, and a small segmentation took 20 times as long."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder beside the checkout; tests using it skip when it is absent."""
