@@ -953,3 +953,43 @@ def test_the_metrics_benchmark_counts_no_first_call_on_one_side(monkeypatch, cap
     each = float(re.search(r"label by label: +(\d+\.\d\d) s", out).group(1))
     assert once < 0.5 and each < 0.5
     assert "records identical: True" in out
+
+
+def test_surface_edges_are_found_a_slab_at_a_time(monkeypatch):
+    """Surfaces were found on whole boolean volumes of the label's box (the masks, their union, MONAI's cropped and
+    padded copies, the erosions): about 13 bytes per voxel of the box, so that scoring a large CT with a stray false
+    positive far from its organ (the box then spans the volume) peaked at 3.9 GB where the inference held 2.3 GB.
+    Now what is held at once is the two edge volumes (1 byte per voxel each) and one slab; the figures are the
+    same as from whole volumes (brute force below)."""
+    import tracemalloc
+
+    import medseg.metrics as metrics
+
+    monkeypatch.setattr(metrics, "EDGE_BLOCK", 1 << 14)
+    monkeypatch.setattr(metrics._LabelCounts, "BLOCK", 1 << 14)  # (its int64 slab counts are not at issue here)
+    shape = (160, 160, 160)
+    ref = np.zeros(shape, np.uint8)
+    ref[2:6, 2:6, 2:6] = 1
+    pred = ref.copy()
+    pred[1:5, 2:6, 2:6] = 1
+    pred[150:154, 151:155, 152:156] = 1  # a stray false positive in the far corner: the box is the whole volume
+    score(pred[:8, :8, :8], ref[:8, :8, :8], np.eye(4))  # the imports (MONAI's) before memory is traced
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        entry = score(pred, ref, np.diag([0.8, 0.8, 1.5, 1.0]))["1"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * ref.size, peak  # two edge volumes and a slab; the whole-volume masks took 5 B a voxel here
+
+    cross = ndi.generate_binary_structure(3, 1)
+    spacing = np.array([0.8, 0.8, 1.5])
+    points = [np.argwhere(m.astype(bool) & ~ndi.binary_erosion(m.astype(bool), structure=cross)) * spacing
+              for m in (pred, ref)]
+    from scipy.spatial import cKDTree
+
+    ways = [cKDTree(points[1]).query(points[0])[0], cKDTree(points[0]).query(points[1])[0]]
+    assert entry["hd95_mm"] == pytest.approx(max(np.percentile(w, 95) for w in ways), rel=1e-6)
+    assert entry["assd_mm"] == pytest.approx(np.concatenate(ways).mean(), rel=1e-6)
+    assert entry["hd95_mm"] > 200  # the stray cube counts: about 253 mm from the reference
