@@ -527,6 +527,29 @@ def test_nnunet_predictions_against_labelstr_are_named_after_the_dataset_json(tm
         "label_1", "label_2", "label_4"]
 
 
+def test_a_dataset_json_nested_too_deeply_for_json_is_passed_over_not_a_traceback(tmp_path, capsys, caplog):
+    """Brackets nested thousands deep (no dataset.json holds them) raised json's RecursionError out of evaluate, which
+    only looks there for label names, and out of train's reading of a dataset folder."""
+    from medseg.io.dataset_json import read_dataset_json
+
+    labels = np.zeros((8, 8, 4), np.uint8)
+    labels[2:5, 2:5, 1:3] = 1
+    (tmp_path / "Task01" / "labelsTr").mkdir(parents=True)
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "Task01" / "labelsTr" / "c.nii.gz")
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "pred" / "c.nii.gz")
+    deep = tmp_path / "Task01" / "dataset.json"
+    deep.write_text('{"labels": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert run(["evaluate", str(tmp_path / "pred" / "c.nii.gz"), str(tmp_path / "Task01" / "labelsTr" / "c.nii.gz"),
+                "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["labels"]["1"]["name"] == "label_1"
+    assert "label names from" not in captured.err
+    caplog.clear()
+    assert read_dataset_json(deep) is None
+    assert caplog.messages == [f"{deep}: not read (nested too deeply to be a dataset.json); labels are named label_N"]
+
+
 def test_a_folder_given_to_evaluate_says_how_to_score_folders(pair, tmp_path, capsys):
     """nnUNetv2_evaluate_folder takes two folders; `medseg evaluate pred/ labelsTr/` said only "is a directory"."""
     pred, ref = pair

@@ -67,6 +67,9 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     except (OSError, json.JSONDecodeError) as error:
         log.warning("%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
         return None
+    except RecursionError:  # json's own error for brackets nested thousands deep, which no dataset.json holds
+        log.warning("%s: not read (nested too deeply to be a dataset.json); labels are named label_N", path)
+        return None
     if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
         log.warning("%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
         return None
@@ -128,8 +131,8 @@ def declared_names(path: Path | str) -> dict[int, str] | None:
     try:
         doc = json.loads(_decoded(Path(path).read_bytes()))
         return _names(doc["labels"], Path(path)) if isinstance(doc.get("labels"), dict) else None
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError, InputError):
-        return None
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, InputError, RecursionError):
+        return None  # RecursionError: brackets nested thousands deep, which json cannot read
 
 
 def renamed_labels(declared: dict[int, str], names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
