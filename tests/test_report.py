@@ -902,6 +902,18 @@ def test_the_same_weights_under_other_settings_are_pooled_models(tmp_path, caplo
             "case)") in caplog.text
 
 
+def test_a_hash_no_sidecar_recorded_is_unknown_not_a_shortened_none():
+    """Two models of one name and version whose sidecars recorded no weights or model.json hash (an earlier medseg's)
+    were told apart as "weights None…, model.json None…", the mark of a shortened hash put on "None"."""
+    from medseg.report.summary import models_text
+
+    models = [{"name": "m", "version": "1", "weights_sha256": "ab" * 32, "config_sha256": "c1" * 32, "cases": 2},
+              {"name": "m", "version": "1", "weights_sha256": None, "config_sha256": None, "settings_sha256": None,
+               "cases": 1}]
+    assert models_text(models) == (f"m 1 (weights {'ab' * 6}…, model.json {'c1' * 6}…): 2 cases; m 1 (weights unknown, "
+                                   "model.json unknown): 1 case")
+
+
 def test_the_provenance_counts_the_precisions_and_overlaps_that_made_the_cases(tmp_path):
     """A cohort merged from an fp32 run and a bf16 run (whose labels differ in a few voxels), or run with another
     --overlap, read as one: the provenance named models, versions and devices only."""

@@ -218,15 +218,21 @@ def models_text(models: list[dict]) -> str:
     model.json settings SHA-256 (of model.json, where the sidecars do not record its settings')."""
     names = [" ".join(str(m[key]) for key in ("name", "version") if m.get(key)) or "unknown" for m in models]
     return "; ".join(
-        (f"{name} (weights {str(m.get('weights_sha256'))[:12]}…, {_settings_text(m)})"
+        (f"{name} (weights {_short(m.get('weights_sha256'))}, {_settings_text(m)})"
          if names.count(name) > 1 else name) + f": {counted(m['cases'], 'case')}"
         for name, m in zip(names, models))
 
 
 def _settings_text(model: dict) -> str:
     if model.get("settings_sha256"):
-        return f"model.json settings {str(model['settings_sha256'])[:12]}…"
-    return f"model.json {str(model.get('config_sha256'))[:12]}…"
+        return f"model.json settings {_short(model['settings_sha256'])}"
+    return f"model.json {_short(model.get('config_sha256'))}"
+
+
+def _short(sha256) -> str:
+    """A SHA-256 shortened as medseg's lines shorten one (``e43d0f2b9f34…``); ``unknown`` where a sidecar recorded
+    none (an earlier medseg's, or model.json hashes merged: "None…" read as a hash)."""
+    return f"{str(sha256)[:12]}…" if sha256 else "unknown"
 
 
 def summary_record(
