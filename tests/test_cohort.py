@@ -1306,6 +1306,24 @@ def test_the_workflows_steps_are_told_by_their_command_line(argv, step):
     assert snakelock._runs_step([word.encode() for word in argv]) == step
 
 
+def test_a_reference_become_a_dangling_link_is_named_as_one_not_as_an_empty_folder(cohort, tmp_path):
+    """A reference whose link's target was moved away kept its scores, as a missing one does, but the line called it
+    "an empty folder"."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    evaluate_cases(samples, results)
+    reference = sheet.parent / "a_label.nii.gz"
+    os.rename(reference, tmp_path / "label.nii.gz")
+    reference.symlink_to(tmp_path / "moved.nii.gz")
+    scored = evaluate_cases(samples, results).cases[0]
+    assert (scored.outcome, scored.error) == ("failed", f"{reference}: a link to {tmp_path / 'moved.nii.gz'} that "
+                                              "leads nowhere (its target moved or deleted, or a loop of links); the "
+                                              "scores made against it earlier are kept, and reused if it comes back "
+                                              "unchanged")
+    assert ResultsFolder(results).metrics("a").is_file()
+
+
 def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp_path):
     """An image moved away (an unmounted share, an archived file) made the next run delete the case's finished
     segmentation and scores, which could not be made again until it was back. They are kept while the row, model

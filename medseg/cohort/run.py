@@ -42,6 +42,7 @@ from medseg.cohort.records import (
 from medseg.cohort.samples import Sample
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
 from medseg.io.atomic import atomic_paths, results_unwritable
+from medseg.io.files import not_there
 from medseg.resources import cgroup_limit, set_threads
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "changed_since_planned", "check_no_workflow_run",
@@ -662,7 +663,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
     if evaluate_kept(sample, folder, inferred):
         # worded as the image's case above ("missing" said the same in other words)
-        what = "no such file" if not os.path.lexists(sample.reference) else "an empty folder"
+        # unavailable: missing, a link that leads nowhere (said to be an empty folder), or a folder without files
+        what = ("an empty folder" if os.path.isdir(sample.reference) else
+                not_there(sample.reference, "no such file") if os.path.lexists(sample.reference) else "no such file")
         error = (f"{sample.reference}: {what}; the scores made against it earlier are kept, and reused if it comes "
                  "back unchanged")
         _log_failure(case_id, "evaluate", error)
