@@ -198,6 +198,8 @@ def read_config(path: Path | str) -> dict:
         raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
     # UTF-8 (a byte order mark, which Windows editors write, is no content), or UTF-16 with its byte order mark, as
     # a dataset.json is read: Windows PowerShell 5 writes `... > config.yaml` so, and Notepad's "Unicode"
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does
+        raise TrainingError(f"{path}: saved as UTF-32; save the config as UTF-8")
     wide = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     if not wide and b"\0" in data[:4096]:  # UTF-16 without its mark: every other byte is NUL
         raise TrainingError(f"{path}: holds NUL bytes, as UTF-16 text without a byte order mark does; save the config "

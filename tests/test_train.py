@@ -1897,6 +1897,13 @@ def test_a_utf16_config_is_read_with_its_byte_order_mark_and_named_without_it(tm
         read_config(path)
     assert str(raised.value) == (f"{path}: holds NUL bytes, as UTF-16 text without a byte order mark does; save the "
                                  "config as UTF-8")
+    # UTF-32's mark (little-endian: UTF-16's and two NULs) was read as UTF-16: "not valid YAML (unacceptable character
+    # #x0000 …)" or "not valid JSON (Expecting value …)"
+    for encoding in ("utf-32", "utf-32-be"):
+        path.write_bytes((codecs.BOM_UTF32_BE if encoding == "utf-32-be" else b"") + text.encode(encoding))
+        with pytest.raises(TrainingError) as raised:
+            read_config(path)
+        assert str(raised.value) == f"{path}: saved as UTF-32; save the config as UTF-8"
 
 
 def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, capsys, config_file):
