@@ -122,3 +122,19 @@ def test_a_type_slip_in_a_public_call_is_an_input_error_that_says_what_was_given
     assert isinstance(caught.value, ValueError)  # InputError, or the package loader's ModelPackageError
     assert expected in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # nothing written (the training run's folder included)
+
+
+def test_the_image_modules_are_reached_from_medseg_io_without_importing_nibabel_first():
+    """``medseg.io`` imports its image readers on first use (planning a cohort needs no nibabel); the submodules their
+    import brought, as the README names them (``medseg.io.images.read_image``), were then no attribute of it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, medseg.io\n"
+            "print('nibabel' in sys.modules)\n"
+            "print(medseg.io.images.read_image.__module__, medseg.io.nifti.write_labels.__module__)\n"
+            "print(hasattr(medseg.io, 'no_such_module'))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=PACKAGE_DIR.parent)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n") == ["False", "medseg.io.images medseg.io.nifti", "False", ""]

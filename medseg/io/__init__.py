@@ -16,9 +16,15 @@ def __dir__() -> list[str]:
 def __getattr__(name: str):
     """The image readers and writer, imported on first use: they bring nibabel (about 0.2 s), which code writing
     only records does not need, such as every Snakemake call planning a cohort (``medseg.cohort`` imports
-    ``medseg.io.atomic``)."""
-    if name in _IMAGES:
-        import importlib
+    ``medseg.io.atomic``). So are the submodules (``medseg.io.images.read_image`` after ``import medseg.io``), which
+    importing these names brought with them."""
+    import importlib
 
+    if name in _IMAGES:
         return getattr(importlib.import_module(_IMAGES[name]), name)
+    if not name.startswith("_"):
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
