@@ -33,7 +33,7 @@ import json
 import os
 from pathlib import Path
 
-from medseg.io.atomic import atomic_paths
+from medseg.io.atomic import atomic_paths, reason_of
 from medseg.io.pairs import file_signature
 
 __all__ = [
@@ -146,16 +146,6 @@ def fingerprint(**parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _os_reason(error: BaseException) -> str:
-    """The OS's reason an error was raised from (``Permission denied``), else its text."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-        cause = cause.__cause__
-    return str(error)
-
-
 def unreadable_path(error: BaseException) -> str | None:
     """The file or folder a read was refused for want of permission (a ``PermissionError`` in what ``error`` was
     raised from), or None: a case failed so is tried again once it can be read (:func:`readable_again`), which
@@ -235,7 +225,7 @@ class ResultsFolder:
         except OutputWriteError as error:
             if results_unwritable(error):
                 return None
-            return (f"{where}: this case's results folder takes no files ({_os_reason(error)}); give this user "
+            return (f"{where}: this case's results folder takes no files ({reason_of(error)}); give this user "
                     "write access to it, or move it away, and run again")
         return None
 

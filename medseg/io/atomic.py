@@ -21,7 +21,7 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
-           "check_writable", "fsync_path", "placed_before_stop", "reading_folder", "remove_empty_folders",
+           "check_writable", "fsync_path", "placed_before_stop", "reading_folder", "reason_of", "remove_empty_folders",
            "remove_leftovers", "remove_leftovers_of", "remove_stale_leftovers", "results_unwritable", "sha256_of"]
 
 
@@ -157,7 +157,7 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
             folder = target.is_dir()
             exists = target.exists() or target.is_symlink()
         except OSError as error:
-            raise OutputWriteError(f"{target}: cannot check this output ({_reason(error)})") from error
+            raise OutputWriteError(f"{target}: cannot check this output ({reason_of(error)})") from error
         if folder:
             raise OutputWriteError(f"{target}: a folder is in the place of this output; move it away")
         if not overwrite and exists:
@@ -181,8 +181,8 @@ def check_folders_writable(targets: Sequence[Path | str]) -> None:
         except OSError as error:
             if existing != folder:  # the folder to make is named, and where it could not be made
                 raise OutputWriteError(f"{folder}: cannot make this output folder: {existing} takes no files "
-                                       f"({_reason(error)})") from error
-            raise OutputWriteError(f"{existing}: cannot write outputs in this folder ({_reason(error)})") from error
+                                       f"({reason_of(error)})") from error
+            raise OutputWriteError(f"{existing}: cannot write outputs in this folder ({reason_of(error)})") from error
 
 
 @contextlib.contextmanager
@@ -231,7 +231,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             if dangling is not None:  # exists() follows the link: "File exists" named nothing that exists
                 raise OutputWriteError(f"{target.parent}: cannot make this output folder: {dangling} is a symbolic "
                                        f"link to {os.readlink(dangling)}, which does not exist") from error
-            raise OutputWriteError(f"{target.parent}: cannot make this output folder ({_reason(error)})") from error
+            raise OutputWriteError(f"{target.parent}: cannot make this output folder ({reason_of(error)})") from error
         _sweep_once(target.parent)
     temps = [_temp_name(t) for t in targets]
     placed = False
@@ -245,7 +245,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
         except OSError as error:
             if isinstance(error, MedsegError):
                 raise
-            raise OutputWriteError(f"{_which(error, targets, temps)}: cannot write ({_reason(error)})") from error
+            raise OutputWriteError(f"{_which(error, targets, temps)}: cannot write ({reason_of(error)})") from error
         with _folder_locks(targets), _signals_held(targets):  # a stop while waiting for the lock still stops
             if find_retired is not None:  # as they are now, placed by another process meanwhile or not
                 retire = [Path(r) for r in find_retired()]
@@ -429,7 +429,7 @@ def _put_in_place(temps: list[Path], targets: list[Path], retire: Sequence[Path]
         if not isinstance(error, OSError):
             raise
         doing = "cannot remove this output of an earlier run" if at in retire else "cannot put the output in place"
-        reason = _reason(error)
+        reason = reason_of(error)
         if WINDOWS and isinstance(error, PermissionError):
             reason += ": another program may have it open, a viewer say; close it and run again"
         raise OutputWriteError(f"{at}: {doing} ({reason}); no output of this set was changed") from error
@@ -472,7 +472,7 @@ def results_unwritable(error: BaseException) -> bool:
     return False
 
 
-def _reason(error: OSError) -> str:
+def reason_of(error: OSError) -> str:
     """The OS's reason. A writer that wraps the OS error in its own (pydicom: "With tag (7FE0,0010) got exception:
     [Errno 28] …" and a whole traceback) is looked through to the error it wraps."""
     cause: BaseException | None = error
