@@ -173,10 +173,14 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         )
     unpaired = [images[n] for n in sorted(set(images) - set(labels))]
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
+    shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
+    channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired
+                and stem(images[n[:-5]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
+    if unpaired and allow_unpaired:  # left out as asked, but said: further channels of a case would go unseen
+        log.warning("%s: left out %s without a counterpart of the same name%s: %s", images_dir,
+                    counted(len(unpaired), "file"), f", {len(channels)} of them further input channels of a paired "
+                    "case (nnU-Net's _0001…; medseg trains on the _0000 image alone)" if channels else "", shown)
     if unpaired and not allow_unpaired:
-        shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
-        channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired
-                    and stem(images[n[:-5]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
         if len(channels) == len(unpaired):  # nothing else is amiss: a multi-channel set, refused as such
             raise TrainingError(_channels_refused(images_dir, channels, images) + _shape_mismatches(
                 [TrainCase(name, images[name], labels[name]) for name in paired]))

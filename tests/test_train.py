@@ -3838,3 +3838,20 @@ def test_a_folder_without_nifti_files_says_what_it_holds(tmp_path):
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
     assert str(error.value) == f"{labels}: no .nii/.nii.gz file in it"
+
+
+def test_files_left_unpaired_on_request_are_named_and_channels_told(tmp_path, caplog):
+    """pair_cases(..., allow_unpaired=True) dropped an nnU-Net case's further channels (case_0001) and any other
+    unpaired file without a word; they are left out still, and named."""
+    images, labels = tmp_path / "imagesTr", tmp_path / "labelsTr"
+    image, label = np.zeros((16, 16, 6), np.float32), np.zeros((16, 16, 6), np.uint8)
+    for name in ("a_0000", "a_0001", "lonely"):
+        _write(images / f"{name}.nii.gz", image)
+    _write(labels / "a.nii.gz", label)
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        cases = pair_cases(images, labels, allow_unpaired=True)
+    assert [case.case_id for case in cases] == ["a"]
+    assert caplog.messages == [
+        f"{images}: left out 2 files without a counterpart of the same name, 1 of them further input channels of a "
+        f"paired case (nnU-Net's _0001…; medseg trains on the _0000 image alone): {images / 'a_0001.nii.gz'}, "
+        f"{images / 'lonely.nii.gz'}"]
