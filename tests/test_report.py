@@ -3044,3 +3044,28 @@ def test_a_matplotlib_backend_matplotlib_does_not_know_does_not_stop_the_plots()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "MPLBACKEND": "Qt4Agg"}, cwd=Path(__file__).resolve().parents[1])
     assert (done.returncode, done.stdout) == (0, "True Qt4Agg\n"), done.stderr
+
+
+# a results folder without access at all, or with its files reachable but itself not listable
+@pytest.mark.parametrize(("unreadable", "mode"), [("results", 0o000), ("results", 0o311), ("sheet", 0o000)])
+def test_a_results_folder_or_sheet_this_user_may_not_read_is_an_error_not_a_usage_error(tmp_path, unreadable, mode):
+    """click's own check made it a usage error (exit 2, "Try 'medseg report --help'"); a results folder that could
+    not be listed read as one holding no results. It is the library's one line now, exit 1, and nothing is written."""
+    import sys
+
+    from conftest import as_plain_user
+
+    results = tmp_path / "results"
+    write_case(results, "case01", seed=1, how="good")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"case_id\timage\ncase01\t{results / 'case01.nii.gz'}\n")
+    (results if unreadable == "results" else sheet).chmod(mode)
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--sheet", str(sheet),
+                             "-o", str(tmp_path / "qa") + "/"])
+    finally:
+        results.chmod(0o755)
+    assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (1, "medseg: error: " + (
+        f"{results}: cannot read (permission denied)" if unreadable == "results"
+        else f"{sheet}: cannot read the sample sheet (permission denied)")), run.stderr
+    assert not (tmp_path / "qa").exists()

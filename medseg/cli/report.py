@@ -25,7 +25,8 @@ $ medseg report results --sheet samples.tsv
 
 
 @click.command("report", help=_HELP)
-@click.argument("results_dir", type=GivenPath(file_okay=False, path_type=Path))
+# not readable=True: the library names a results folder or sheet this user may not read (exit 1, not a usage error)
+@click.argument("results_dir", type=GivenPath(file_okay=False, readable=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.html|DIR",
               help="The HTML page, a .html or .htm file, or a folder (one that exists, or a new one named with a "
                    "trailing /, as qa/): report.html in it; cohort.tsv and summary.json are written beside it. "
@@ -38,7 +39,7 @@ $ medseg report results --sheet samples.tsv
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
               help="Draw slice overlays for this many scored or failed cases, worst first, and as many cases "
                    "without a reference (the slow part on large cohorts).")
-@click.option("--sheet", type=GivenPath(dir_okay=False, path_type=Path), default=None,
+@click.option("--sheet", type=GivenPath(dir_okay=False, readable=False, path_type=Path), default=None,
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option
 def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, overwrite):

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from medseg.errors import InputError
-from medseg.io.files import apple_double, undecodable
+from medseg.io.files import apple_double, os_reason, undecodable
 
 __all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows",
            "some_names"]
@@ -74,7 +74,7 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
                 where = f" (a relative path, taken from the folder {Path.cwd()})"
         raise InputError(f"{path}: no such sample sheet{where}") from error
     except OSError as error:
-        raise InputError(f"{path}: cannot read the sample sheet ({error})") from error
+        raise InputError(f"{path}: cannot read the sample sheet ({os_reason(error)})") from error
     # UTF-8 (a byte order mark allowed), or UTF-16 with its byte order mark: a spreadsheet's "Unicode text" export,
     # tab-separated as the sheet is
     encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"

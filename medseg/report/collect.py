@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import InputError
+from medseg.io.files import os_reason
 
 __all__ = ["KINDS", "METRIC_FIELDS", "CaseResult", "LabelResult", "add_expected_cases", "asked_series",
            "check_sources", "collect_results", "label_key", "resolve_path"]
@@ -205,9 +206,13 @@ def _json_files(results_dir: Path) -> list[Path]:
     read once."""
     import os
 
+    def refuse(error: OSError) -> None:  # the results folder itself; os.walk passed over it in silence
+        if error.filename == os.fspath(results_dir):
+            raise InputError(f"{results_dir}: cannot read ({os_reason(error)})") from error
+
     found: list[Path] = []
     seen: set[str] = set()
-    for folder, subfolders, files in os.walk(results_dir, followlinks=True):
+    for folder, subfolders, files in os.walk(results_dir, followlinks=True, onerror=refuse):
         real = os.path.realpath(folder)
         if real in seen:
             subfolders[:] = []
