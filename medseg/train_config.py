@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medseg.errors import InputError, ModelPackageError, TrainingError
-from medseg.io.files import path_argument, type_text, undecodable
+from medseg.io.files import os_reason, path_argument, type_text, undecodable
 from medseg.json_schema import schema_validator
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
 from medseg.package import (
@@ -195,7 +195,7 @@ def read_config(path: Path | str) -> dict:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise TrainingError(f"{path}: cannot read config ({error.strerror})") from error
+        raise TrainingError(f"{path}: cannot read the training config ({os_reason(error)})") from error
     # UTF-8 (a byte order mark, which Windows editors write, is no content), or UTF-16 with its byte order mark, as
     # a dataset.json is read: Windows PowerShell 5 writes `... > config.yaml` so, and Notepad's "Unicode"
     if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does

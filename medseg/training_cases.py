@@ -18,7 +18,7 @@ import torch
 from medseg.errors import InputError, MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
-from medseg.io.files import name_difference, path_argument, type_text
+from medseg.io.files import name_difference, os_reason, path_argument, type_text
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
@@ -52,7 +52,17 @@ _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's g
 
 def _image_files(folder: Path, kind: str) -> dict[str, Path]:
     """The NIfTI files directly in ``folder`` by case name; anything else there (a subfolder, a DICOM folder, another
-    format) is left out with a warning naming it, never silently."""
+    format) is left out with a warning naming it, never silently. A folder this user may not read (list, or look
+    into) is one error naming it: Python's ``PermissionError`` ended training on a traceback."""
+    try:
+        return _listed_image_files(folder, kind)
+    except PermissionError as error:
+        what = "cannot read" if error.filename == str(folder) else "cannot look at its files"
+        raise TrainingError(f"{folder}: {what} ({os_reason(error)})") from error
+
+
+def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
+    """:func:`_image_files`, its folder's entries looked at."""
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such {kind} folder")
     files: dict[str, Path] = {}

@@ -116,6 +116,33 @@ def test_pairing_names_which_folder_is_not_there(tmp_path, gone):
         pair_cases(tmp_path / "images", tmp_path / "labels")
     assert str(caught.value) == f"{tmp_path / gone}: no such {gone} folder"
 
+@pytest.mark.parametrize(("unreadable", "mode", "problem"), [
+    ("images", 0o311, "cannot read"), ("labels", 0o444, "cannot look at its files"),
+    ("labels/case1.nii.gz", 0o000, "cannot read"), ("config.json", 0o000, "cannot read the training config")])
+def test_a_folder_file_or_config_this_user_may_not_read_is_an_error_not_a_usage_error(tmp_path, unreadable, mode,
+                                                                                       problem):
+    """click's own check made a folder or config this user may not read a usage error (exit 2, "Try 'medseg train
+    --help'"); without it, a folder that cannot be listed ended on a traceback and a label file that cannot be
+    opened read as "cannot read header (Could not read file ...)". One line now, exit 1, and nothing written."""
+    import sys
+
+    from conftest import as_plain_user
+
+    images, labels = write_set(tmp_path, count=2)
+    (tmp_path / "config.json").write_text(json.dumps(tiny_training_config()))
+    (tmp_path / unreadable).chmod(mode)
+    try:
+        # without -c, the default config's label values are read from the label files' headers first
+        config = ["-c", str(tmp_path / "config.json")] if unreadable == "config.json" else []
+        run = as_plain_user([sys.executable, "-m", "medseg", "train", "--images", str(images), "--labels", str(labels),
+                             *config, "-o", str(tmp_path / "model")])
+    finally:
+        (tmp_path / unreadable).chmod(0o755)
+    assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
+        1, f"medseg: error: {tmp_path / unreadable}: {problem} (permission denied)"), run.stderr
+    assert not (tmp_path / "model").exists()
+
+
 def test_pairing_matches_names_whose_accents_are_composed_differently(tmp_path):
     """An image named on a Mac (é as e and its combining accent, as macOS names files) and its label named elsewhere
     (é as one character): "no image has a label of the same name ... e.g. image 'patiént0', label 'patiént0'",

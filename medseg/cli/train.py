@@ -20,10 +20,12 @@ $ medseg infer scan.nii.gz --model my_model
 
 
 @click.command("train", help=_HELP)
-@click.option("--images", required=True, type=GivenPath(file_okay=False, path_type=Path), help="Folder of images.")
-@click.option("--labels", required=True, type=GivenPath(file_okay=False, path_type=Path),
+# not readable=True: the library names a folder or config this user may not read (exit 1, not a usage error)
+@click.option("--images", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
+              help="Folder of images.")
+@click.option("--labels", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
               help="Folder of label images named as the images, or with a suffix: _label(s), _seg, _mask, _gt.")
-@click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, path_type=Path),
+@click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, readable=False, path_type=Path),
               help="Training config (JSON/YAML): model package fields plus a `training` section; examples in "
               "configs/train/ of medseg's source tree (a wheel install has none). "
               "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder, "

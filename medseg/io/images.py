@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ImageReadError, MedsegError
-from medseg.io.files import exists, not_there, path_argument
+from medseg.io.files import check_readable, exists, not_there, path_argument
 from medseg.io.nifti import read_nifti
 from medseg.volume import Volume
 
@@ -58,6 +58,7 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
 
     from medseg.io.nifti import affine_mm, check_voxels_fit, gzip_without_gz, load_image, shape_3d
 
+    check_readable(path)  # as read_image says it, not as a header nibabel could not read
     try:
         image = load_image(path)
         check_voxels_fit(path, image)
