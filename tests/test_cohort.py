@@ -360,6 +360,36 @@ def test_missing_sheet(tmp_path, monkeypatch):
     assert str(caught.value) == f"../nope.tsv: no such sample sheet (a relative path, taken from the folder {tmp_path})"
 
 
+@pytest.mark.parametrize(("step", "unreadable", "mode", "problem"), [
+    ("infer", "samples.tsv", 0o000, "cannot read the sample sheet"),
+    ("evaluate", "results", 0o444, "cannot look at its files"),  # listable, but its files out of reach
+    ("check", "results/summary.json", 0o000, "cannot read the cohort summary")])
+def test_a_sheet_results_folder_or_summary_this_user_may_not_read_is_an_error_not_a_usage_error(tmp_path, step,
+                                                                                                 unreadable, mode,
+                                                                                                 problem):
+    """click's own check made a sheet or results folder this user may not read a usage error (exit 2, "Try 'medseg
+    cohort infer --help'"); without it, a results folder whose files it may not reach ended on a traceback, and a
+    summary it may not read said to build the report first. One line now, exit 1, and nothing written."""
+    import sys
+
+    from conftest import as_plain_user
+
+    write_phantom(tmp_path / "a.nii.gz", tmp_path / "a_label.nii.gz", shape=(16, 16, 4), seed=1)
+    _sheet(tmp_path, "case_id\timage\treference\na\ta.nii.gz\ta_label.nii.gz\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "summary.json").write_text(json.dumps({"cases": {"total": 1, "failed": 0}}))
+    (tmp_path / unreadable).chmod(mode)
+    arguments = [str(tmp_path / "results")] if step == "check" else [str(tmp_path / "samples.tsv"), "-o",
+                                                                     str(tmp_path / "results")]
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "cohort", step, *arguments])
+    finally:
+        (tmp_path / unreadable).chmod(0o755)
+    assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
+        1, f"medseg: error: {tmp_path / unreadable}: {problem} (permission denied)"), run.stderr
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["summary.json"]
+
+
 def test_batches(tmp_path):
     lines = "".join(f"c{i}\tc{i}.nii.gz\n" for i in range(7))
     samples = read_samples(_sheet(tmp_path, "case_id\timage\n" + lines))

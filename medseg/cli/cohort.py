@@ -21,9 +21,10 @@ from medseg.cli.options import (
 
 __all__ = ["cohort"]
 
-_sheet = click.argument("samples", type=GivenPath(dir_okay=False, path_type=Path))
-_results = click.option("-o", "--results", type=GivenPath(file_okay=False, path_type=Path), required=True,
-                        help="The cohort's results folder (cases/<id>/... and status/).")
+# not readable=True: the library names a sheet or results folder this user may not read (exit 1, not a usage error)
+_sheet = click.argument("samples", type=GivenPath(dir_okay=False, readable=False, path_type=Path))
+_results = click.option("-o", "--results", type=GivenPath(file_okay=False, readable=False, path_type=Path),
+                        required=True, help="The cohort's results folder (cases/<id>/... and status/).")
 _cases = click.option("--case", "cases", multiple=True, metavar="ID",
                       help="Run only this case (repeatable; default: every case of the sheet).")
 _memory = click.option("--memory-mb", type=click.IntRange(1), default=None,
@@ -270,7 +271,7 @@ $ medseg cohort check results --fail-on any
 
 
 @cohort.command("check", help=_CHECK_HELP)
-@click.argument("results", type=GivenPath(file_okay=False, path_type=Path))
+@click.argument("results", type=GivenPath(file_okay=False, readable=False, path_type=Path))
 @click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,  # FAIL_ON
               help="Exit 1 when every case failed (all), when any did (any), or never.")
 @click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,

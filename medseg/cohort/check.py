@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from medseg.errors import CohortFailedError, InputError
+from medseg.io.files import os_reason
 from medseg.numbers import counted
 
 __all__ = ["FAIL_ON", "check_failures"]
@@ -26,6 +27,8 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
         raise InputError(f"fail_on_failed_cases: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
     try:
         text = summary_path.read_text()
+    except PermissionError as error:  # there, but not for this user: building the report is no remedy
+        raise InputError(f"{summary_path}: cannot read the cohort summary ({os_reason(error)})") from error
     except OSError as error:
         raise InputError(f"{summary_path}: cannot read the cohort summary ({error.strerror or error}); build the "
                          "report first") from error

@@ -42,7 +42,7 @@ from medseg.cohort.records import (
 from medseg.cohort.samples import Sample
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
 from medseg.io.atomic import atomic_paths, results_unwritable
-from medseg.io.files import not_there
+from medseg.io.files import check_searchable, not_there
 from medseg.resources import cgroup_limit, set_threads
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "changed_since_planned", "check_no_workflow_run",
@@ -315,6 +315,7 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
     from medseg.package import load_package, shipped_name_taken
 
     clock = time.perf_counter()
+    check_searchable(results)  # before the model is loaded: every case's files are in it
     folder = ResultsFolder(results, redo=redo)
     package = load_package(options.model)
     if options.planned_sha256 and package.sha256 != options.planned_sha256:
@@ -584,6 +585,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     thread count is set for the process when a case is scored, as by :func:`infer_cases` (``threads``), and left so.
     """
     clock = time.perf_counter()
+    check_searchable(results)  # every case's files are in it
     folder = ResultsFolder(results, redo=redo)
     summary = JobSummary(stage="evaluate")
     setup = _MetricsSetup(threads)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["apple_double", "check_readable", "exists", "files_under", "further_channels", "is_dicom_file",
-           "name_difference", "not_there", "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
+__all__ = ["apple_double", "check_readable", "check_searchable", "exists", "files_under", "further_channels",
+           "is_dicom_file", "name_difference", "not_there", "os_reason", "not_regular", "path_argument", "type_text",
+           "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 
@@ -122,6 +123,18 @@ def check_readable(path: Path, prefix: str = "") -> None:
             pass
     except OSError as error:
         raise ImageReadError(f"{prefix or f'{path}: cannot read'} ({os_reason(error)})") from error
+
+
+def check_searchable(folder: Path | str) -> None:
+    """Refuse, naming it, a folder whose files this user may not reach (no search permission: ``chmod 0``, ``a-x``),
+    where every path under it would be refused one by one; a folder that is not there (yet) passes, as does one
+    that is searchable but not listable (``-wx``: its files are reached by name)."""
+    try:
+        os.stat(os.path.join(folder, "."))
+    except PermissionError as error:
+        raise InputError(f"{folder}: cannot look at its files ({os_reason(error)})") from error
+    except OSError:
+        return
 
 
 def not_there(path: Path | str, what: str = "no such file or folder") -> str:
