@@ -947,6 +947,28 @@ def test_an_unreadable_file_is_one_line(tmp_path):
     assert "CT" in run.stdout.splitlines()[1]  # the series of the other files is listed
 
 
+@pytest.mark.parametrize("mode", [0o000, 0o311])  # no access at all; its files reachable, itself not listable
+def test_a_folder_this_user_may_not_read_is_one_line_not_a_usage_error(tmp_path, mode):
+    """click's own check made it a usage error (exit 2, "Path ... is not readable. Try 'medseg inspect --help'"),
+    though the reader names it; and the reader said "dcm: cannot list dcm (Permission denied)". Exit 1 now, the
+    reader's line, as for a file of the folder, and nothing written."""
+    import sys
+
+    from conftest import as_plain_user
+
+    make_series(tmp_path / "dcm", seed=13)
+    (tmp_path / "dcm").chmod(mode)
+    try:
+        runs = [as_plain_user([sys.executable, "-m", "medseg", *command]) for command in (
+            ["inspect", str(tmp_path / "dcm")], ["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")])]
+    finally:
+        (tmp_path / "dcm").chmod(0o755)
+    for run in runs:
+        assert (run.returncode, run.stderr.strip().splitlines()) == (
+            1, [f"medseg: error: {tmp_path / 'dcm'}: cannot read (permission denied)"]), run.stderr
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
 def test_inspect_lists_a_folder_that_holds_only_non_image_objects(tmp_path, capsys):
     """A folder with only a DICOM SEG: inspect gave only the error "no DICOM images found (1 non-image DICOM
     object(s))", no listing; it lists the object now, as it does beside images. infer still refuses the folder."""

@@ -24,7 +24,8 @@ $ medseg convert study/ t1.nii.gz --series 3 --sidecar
 
 
 @click.command("convert", help=_HELP)
-@click.argument("folder", type=GivenPath(path_type=Path))  # checked by the reader: one line, exit 1
+# not readable=True: checked by the reader, one line, exit 1 (click's own check is a usage error, exit 2)
+@click.argument("folder", type=GivenPath(readable=False, path_type=Path))
 @click.argument("output", type=GivenPath(dir_okay=False, path_type=Path))
 @series_option
 @click.option("--sidecar", is_flag=True,

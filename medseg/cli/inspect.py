@@ -30,7 +30,8 @@ $ medseg inspect study/ --json > series.json
 
 
 @click.command("inspect", help=_HELP)
-@click.argument("folder", type=GivenPath(path_type=Path))  # checked by the reader: one line, exit 1
+# not readable=True: checked by the reader, one line, exit 1 (click's own check is a usage error, exit 2)
+@click.argument("folder", type=GivenPath(readable=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--series", default=None, metavar="KEY|NUMBER|UID",
               help="Check that this series would be usable, and say why not (exit 1 if it names none that is).")

@@ -180,6 +180,8 @@ def files_under(folder: Path | str) -> list[Path]:
     folder = Path(folder)
 
     def refuse(error: OSError) -> None:
+        if error.filename == os.fspath(folder):  # the folder itself: "dcm: cannot list dcm (Permission denied)"
+            raise ImageReadError(f"{folder}: cannot read ({os_reason(error)})") from error
         raise ImageReadError(f"{folder}: cannot list {error.filename} ({error.strerror or error})") from error
 
     files: list[Path] = []
