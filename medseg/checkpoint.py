@@ -16,6 +16,7 @@ import torch
 
 from medseg.errors import OutputExistsError, TrainingError, first_line
 from medseg.io.atomic import atomic_paths, remove_leftovers, sha256_of
+from medseg.io.files import os_reason
 from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, unfinished_text, unfinished_training
 from medseg.train_config import default_label_name
 
@@ -150,6 +151,12 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainingError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir():  # what it holds decides what may be done there: a folder this user may not read is refused
+        try:
+            os.listdir(out_dir)
+            os.stat(os.path.join(out_dir, "."))  # its files reachable (search permission)
+        except PermissionError as error:
+            raise TrainingError(f"{out_dir}: cannot read ({os_reason(error)})") from error
     linked = out_dir / CHECKPOINT_DIR
     if linked.is_symlink():  # a package from elsewhere: --overwrite replaced and removed files where it pointed
         raise TrainingError(f"{linked}: a link (to {os.readlink(linked)}); training writes its checkpoint, and "

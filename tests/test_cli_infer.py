@@ -2586,3 +2586,27 @@ def test_readme_names_every_output_key(tmp_path, make_package, capsys):
     unnamed = {name: sorted(key for key in keys if f"`{key}`" not in readme and f"\"{key}\":" not in readme
                             and f".{key}`" not in readme) for name, keys in records.items()}
     assert unnamed == {name: [] for name in records}
+
+
+def test_outputs_this_user_may_not_read_are_written_not_refused_as_a_usage_error(tmp_path, case, make_package):
+    """click's own check refused, as a usage error (exit 2, "Directory 'out' is not readable"), an output folder
+    that takes files but cannot be listed (a drop box, -wx), and a file without read permission that --overwrite
+    replaces (not reads): both are written now."""
+    from conftest import as_plain_user
+
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o311)
+    (tmp_path / "old.nii.gz").write_bytes(b"")
+    (tmp_path / "old.nii.gz").chmod(0)
+    try:
+        segmented = as_plain_user([sys.executable, "-m", "medseg", "infer", str(case), "--model", str(make_package()),
+                                   "-o", str(out)])
+        synthesised = as_plain_user([sys.executable, "-m", "medseg", "synth", str(tmp_path / "old.nii.gz"),
+                                     "--shape", "8", "8", "4", "--overwrite"])
+    finally:
+        out.chmod(0o755)
+    assert segmented.returncode == 0, segmented.stderr
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+    assert synthesised.returncode == 0, synthesised.stderr
+    assert nib.load(str(tmp_path / "old.nii.gz")).shape == (8, 8, 4)

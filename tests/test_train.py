@@ -143,6 +143,27 @@ def test_a_folder_file_or_config_this_user_may_not_read_is_an_error_not_a_usage_
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.parametrize("mode", [0o000, 0o311])
+def test_an_output_folder_this_user_may_not_read_is_one_line(tmp_path, mode):
+    """Training must see what its output folder holds (a package, a checkpoint): one this user may not read was a
+    usage error (exit 2) by click's own check, and a traceback without it. One line now, exit 1."""
+    import sys
+
+    from conftest import as_plain_user
+
+    images, labels = write_set(tmp_path, count=2)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model").chmod(mode)
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "train", "--images", str(images), "--labels", str(labels),
+                             "-o", str(tmp_path / "model")])
+    finally:
+        (tmp_path / "model").chmod(0o755)
+    assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
+        1, f"medseg: error: {tmp_path / 'model'}: cannot read (permission denied)"), run.stderr
+    assert list((tmp_path / "model").iterdir()) == []
+
+
 def test_pairing_matches_names_whose_accents_are_composed_differently(tmp_path):
     """An image named on a Mac (é as e and its combining accent, as macOS names files) and its label named elsewhere
     (é as one character): "no image has a label of the same name ... e.g. image 'patiént0', label 'patiént0'",

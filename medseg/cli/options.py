@@ -20,10 +20,13 @@ __all__ = [
 class GivenPath(click.Path):
     """A path argument or option that refuses an empty string: ``-o "$OUT"`` with ``OUT`` unset read as the current
     folder, and outputs were written there. ``folder_hint``: for a file-only path given a folder, what to do instead
-    (click says only "is a directory")."""
+    (click says only "is a directory"). Not ``readable`` unless asked: click's check made a path this user may not
+    read a usage error (exit 2), where the library names an input it may not read (exit 1), and refused an output
+    that is replaced, not read (``--overwrite`` of a file without read permission, a folder that takes files but
+    cannot be listed)."""
 
-    def __init__(self, *args, folder_hint: str | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, folder_hint: str | None = None, readable: bool = False, **kwargs):
+        super().__init__(*args, readable=readable, **kwargs)
         self.folder_hint = folder_hint
 
     def convert(self, value, param, ctx):
