@@ -321,6 +321,7 @@ def segment_case(
         metrics["reference_signature"] = reference_signature
         timings["metrics_s"] = time.perf_counter() - clock
         record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
+        record["reference_sha256"] = ref_volume.source_sha256  # as the metrics and input_sha256 hash it
 
     clock = time.perf_counter()
     # looked for again as the set is placed: a run beside this one may have placed them since (its metrics)

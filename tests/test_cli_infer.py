@@ -2610,3 +2610,21 @@ def test_outputs_this_user_may_not_read_are_written_not_refused_as_a_usage_error
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
     assert synthesised.returncode == 0, synthesised.stderr
     assert nib.load(str(tmp_path / "old.nii.gz")).shape == (8, 8, 4)
+
+
+def test_the_sidecar_records_the_references_sha256_as_the_metrics_do(tmp_path, case, make_package, capsys):
+    """The sidecar of `infer --reference` named the reference's path only: its SHA-256, which the metrics beside it
+    record, is the sidecar's too (as `input_sha256` is the input's), so the sidecar alone says what it was scored
+    against."""
+    import hashlib
+
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case_label.nii.gz"))
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
+    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
+    expected = hashlib.sha256((tmp_path / "case_label.nii.gz").read_bytes()).hexdigest()
+    assert (sidecar["reference"], sidecar["reference_sha256"], metrics["reference_sha256"]) == (
+        str(tmp_path / "case_label.nii.gz"), expected, expected)
