@@ -3069,3 +3069,24 @@ def test_a_results_folder_or_sheet_this_user_may_not_read_is_an_error_not_a_usag
         f"{results}: cannot read (permission denied)" if unreadable == "results"
         else f"{sheet}: cannot read the sample sheet (permission denied)")), run.stderr
     assert not (tmp_path / "qa").exists()
+
+
+def test_a_subfolder_this_user_may_not_read_is_warned_about_not_passed_over(tmp_path):
+    """A folder under the results that could not be listed (another user's case folder) was passed over in silence,
+    its cases missing from the report with no word of why: it is named in a warning now; the others are reported."""
+    import sys
+
+    from conftest import as_plain_user
+
+    results = tmp_path / "results"
+    write_case(results / "site1", "case01", seed=1, how="good")
+    write_case(results / "site2", "case02", seed=2, how="good")
+    (results / "site2").chmod(0)
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--max-overlays", "0"])
+    finally:
+        (results / "site2").chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().splitlines() == [f"warning: {results / 'site2'}: cannot read (permission denied); the "
+                                               "results in it, if any, are left out of the report"]
+    assert [row["case_id"] for row in read_tsv(results / "cohort.tsv")] == ["case01"]

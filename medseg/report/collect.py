@@ -206,9 +206,11 @@ def _json_files(results_dir: Path) -> list[Path]:
     read once."""
     import os
 
-    def refuse(error: OSError) -> None:  # the results folder itself; os.walk passed over it in silence
+    def refuse(error: OSError) -> None:  # os.walk passed over a folder it could not list in silence
         if error.filename == os.fspath(results_dir):
             raise InputError(f"{results_dir}: cannot read ({os_reason(error)})") from error
+        log.warning("%s: cannot read (%s); the results in it, if any, are left out of the report", error.filename,
+                    os_reason(error))
 
     found: list[Path] = []
     seen: set[str] = set()
