@@ -1086,6 +1086,13 @@ def test_a_dataset_json_in_utf16_gives_its_names_and_one_in_another_encoding_is_
     assert [record.getMessage() for record in caplog.records] == [
         f"{path}: not read (not UTF-8 text: byte 0xef on line 4, column 16; save it as UTF-8); labels are named "
         "label_N"] * 2
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg.io.dataset_json"):
+        for encoding in ("utf-32", "utf-32-be"):  # UTF-32-LE's mark starts as UTF-16-LE's: it was read as UTF-16
+            path.write_bytes(text.encode(encoding) if encoding == "utf-32" else b"\0\0\xfe\xff" + text.encode(encoding))
+            assert read_dataset_json(path) is None
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{path}: not read (saved as UTF-32; save it as UTF-8); labels are named label_N"] * 2
 
 
 def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(tiny_set, tmp_path, capsys,

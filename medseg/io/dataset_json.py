@@ -58,6 +58,9 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     data = b""
     try:
         data = path.read_bytes()
+        if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does
+            log.warning("%s: not read (saved as UTF-32; save it as UTF-8); labels are named label_N", path)
+            return None
         doc = json.loads(_decoded(data))
     except UnicodeDecodeError as error:
         bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
