@@ -64,6 +64,8 @@ def read_made_by(sidecar: Path | str) -> MadeBy | None:
                       weights_sha256=str(model.get("weights_sha256") or ""), labels=labels or None, **written)
     except (ValueError, AttributeError, TypeError) as error:
         raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
+    except RecursionError as error:  # json's own error for brackets nested thousands deep
+        raise InputError(f"{sidecar}: not a readable sidecar (nested too deeply to be one)") from error
 
 
 def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: str) -> None:

@@ -2001,3 +2001,13 @@ def test_a_setting_with_a_final_line_break_is_refused_by_its_pattern():
     assert str(caught.value) == "config device: 'cpu\\n' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"
     config["device"] = "cuda:1"
     check_config(config, schema)
+
+
+def test_a_status_record_nested_too_deeply_is_unreadable_not_a_traceback(tmp_path):
+    """A completion record of brackets nested thousands deep (a damaged or hostile file) raised json's RecursionError
+    through the planner and the report; it reads as any other unreadable record: absent, so its case is made again."""
+    folder = ResultsFolder(tmp_path / "results")
+    path = folder.status_path("a", "infer")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[" * 100000 + "]" * 100000)
+    assert folder.status("a", "infer") is None

@@ -276,7 +276,7 @@ class ResultsFolder:
         """The completion record of a stage, or None when absent or unreadable."""
         try:
             record = json.loads(self.status_path(case_id, stage).read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
             return None
         return record if isinstance(record, dict) and record.get("schema") == STATUS_SCHEMA else None
 

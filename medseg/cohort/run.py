@@ -462,7 +462,7 @@ def _outdated_sidecar(folder: ResultsFolder, case_id: str, package) -> dict | No
     cannot be read: not the infer step's to mend; scoring and the report say what is wrong with it)."""
     try:
         sidecar = json.loads(folder.sidecar(case_id).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
         return None
     codes = {str(k): v for k, v in package.label_codes.items()}
     return sidecar if isinstance(sidecar, dict) and sidecar.get("label_codes", {}) != codes else None

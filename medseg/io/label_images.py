@@ -110,7 +110,7 @@ def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
     sidecar_path = prediction_sidecar(pred_path)
     try:
         return json.loads(sidecar_path.read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: brackets nested thousands deep
         raise InputError(f"{subject}: {what} is scored on its source series, named by the sidecar "
                          f"{sidecar_path} of the prediction, which cannot be read ({error})") from error
 
