@@ -12,7 +12,8 @@ slurm-jobstep companion) run, in the formats they parse:
   process past ``--mem`` MB (all its processes' resident memory together; state OUT_OF_MEMORY), everything past
   ``-t`` minutes (``FAKE_SLURM_MINUTE`` seconds each, default 60; state TIMEOUT). ``FAKE_SLURM_NEEDS`` makes that
   deterministic: ``COMMENT=MB,...`` treats a job whose ``--comment`` is COMMENT (``rule_infer_wildcards_batch001``)
-  as needing MB: given less, its largest process is killed once its processes hold more than 400 MB.
+  as needing MB: given less, its largest process is killed once its processes hold more than 150 MB (a report job's
+  processes hold about 390 MB together at their peak, an infer job's more: 400 MB let a report job through).
 - ``sacct``/``squeue`` ``--name RUN``: ``<id>|<state>`` per job (PENDING, RUNNING, COMPLETED, FAILED,
   OUT_OF_MEMORY, TIMEOUT, CANCELLED), answered once a job pending or running has ended, within
   ``FAKE_SLURM_STATUS_WAIT`` seconds (default 0: at once); ``scancel ID...``: SIGTERM to the job's processes
@@ -165,7 +166,7 @@ def run_job(job_id: str) -> int:
     memory_mb = limit_mb = int(options["--mem"]) if options.get("--mem") else None
     needs = dict(entry.split("=") for entry in os.environ.get("FAKE_SLURM_NEEDS", "").split(",") if entry)
     if memory_mb and int(needs.get(options.get("--comment"), 0)) > memory_mb:
-        limit_mb = min(memory_mb, 400)
+        limit_mb = min(memory_mb, 150)
     minutes = options.get("-t", options.get("--time"))
     limit_s = float(minutes) * float(os.environ.get("FAKE_SLURM_MINUTE", "60")) if minutes else None
     workdir = options.get("-D", options.get("--chdir", os.getcwd()))
