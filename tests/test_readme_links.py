@@ -1,0 +1,98 @@
+"""Every relative link of README.md and benchmarks/README.md leads to a file that exists and, with an anchor, to a
+heading of it; the README's contents list names every section."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _prose(text: str) -> list[str]:
+    """The lines outside fenced code blocks."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            lines.append(line)
+    return lines
+
+
+def _headings(text: str, levels: str = "#{1,6}") -> list[str]:
+    return [line.lstrip("#").strip() for line in _prose(text) if re.match(levels + r" ", line)]
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, inline-code marks and punctuation dropped, spaces as '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """Every heading's anchor; a repeated one also as GitHub numbers it (-1, -2, ...)."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for heading in _headings(text):
+        base = anchor(heading)
+        count = seen.get(base, 0)
+        found.add(base if count == 0 else f"{base}-{count}")
+        seen[base] = count + 1
+    return found
+
+
+def broken_links(document: Path) -> list[str]:
+    """The relative links of a Markdown file whose file or anchor does not exist, each with the reason."""
+    text = document.read_text(encoding="utf-8")
+    broken = []
+    for paragraph in "\n".join(_prose(text)).split("\n\n"):
+        parts = paragraph.split("`")
+        if len(parts) % 2:  # backticks in pairs: a code span (which may hold a link's text) is no link itself
+            paragraph = "".join(part if index % 2 == 0 else "code" for index, part in enumerate(parts))
+        for target in LINK.findall(paragraph):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:, ...
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (document.parent / path) if path else document
+            if not linked.exists():
+                broken.append(f"{target}: no file {path}")
+            elif fragment and linked.suffix == ".md" and fragment not in anchors(linked.read_text(encoding="utf-8")):
+                broken.append(f"{target}: no heading #{fragment} in {linked.name}")
+    return broken
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_relative_links_and_anchors_resolve(document):
+    assert broken_links(document) == []
+
+
+def test_a_broken_anchor_or_file_is_found(tmp_path):
+    (tmp_path / "other.md").write_text("# Other\n\n## Part two\n", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n## Outputs of `medseg infer`\n\n## Outputs of `medseg infer`\n\n"
+        "[ok](#outputs-of-medseg-infer) [second](#outputs-of-medseg-infer-1) [there](other.md#part-two)\n"
+        "[gone](#outputs) [missing](nowhere.md) [no part](other.md#part-three) [web](https://monai.io)\n"
+        "`[code](#not-a-link)`\n```\n[fenced](#not-a-link-either)\n```\n", encoding="utf-8")
+    assert broken_links(page) == ["#outputs: no heading #outputs in page.md", "nowhere.md: no file nowhere.md",
+                                  "other.md#part-three: no heading #part-three in other.md"]
+
+
+def test_anchors_are_githubs():
+    assert anchor("`cohort.tsv` and `summary.json`") == "cohorttsv-and-summaryjson"
+    assert anchor("Errors, exit codes and warnings") == "errors-exit-codes-and-warnings"
+    assert anchor("`infer_speed.py` — `medseg infer` against the network's own forward time") == (
+        "infer_speedpy--medseg-infer-against-the-networks-own-forward-time")
+
+
+def test_the_contents_list_names_every_section():
+    """A section added to the README is added to its contents list too (and one removed, taken out of it)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    contents = text.split("\n## Contents\n", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"\]\(#([^)]+)\)", contents)
+    sections = [anchor(heading) for heading in _headings(text, "#{2,3}") if heading != "Contents"]
+    assert [fragment for fragment in sections if fragment not in listed] == []
+    assert [fragment for fragment in listed if fragment not in anchors(text)] == []
