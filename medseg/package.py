@@ -690,6 +690,9 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
                                         "command finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
         raw = read_config_bytes(config_path)
+        short = _cut_short(raw)
+        if short is not None:  # the first thing a copy cut off leaves: said so, not "saved as UTF-16"
+            raise ModelPackageError(f"{config_path}: {short}; copy the package again")
         wide = next((name for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                                             (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
                      if raw.startswith(bom)), None)
@@ -702,7 +705,12 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     except DuplicateKeyError as error:
         raise ModelPackageError(f"{config_path}: the key {error.key!r} appears twice in one object; JSON readers "
                                 "keep only one of them, so say it once") from error
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+    except json.JSONDecodeError as error:
+        if error.pos >= len(error.doc.rstrip(_TRAILING)):  # the text ended (or turned to zero bytes) mid-object
+            raise ModelPackageError(f"{config_path}: not valid JSON: it ends before its JSON does ({error}): cut "
+                                    "short by an interrupted copy, or a closing bracket is missing") from error
+        raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
+    except (UnicodeDecodeError, RecursionError) as error:
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
     except OSError as error:
         raise ModelPackageError(f"{config_path}: cannot be read ({error.strerror or error})") from error
@@ -743,6 +751,19 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
         log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
                     "until then the package is the one written before it", path, unfinished_text(unfinished))
     return package
+
+
+_TRAILING = " \t\r\n\0"  # what follows a JSON text cut short: white space, or the zero bytes of a file allocated whole
+
+
+def _cut_short(raw: bytes) -> str | None:
+    """What an interrupted copy or write left of a ``model.json`` whose bytes are ``raw``: nothing, or zero bytes only
+    (a copy that allocates the file whole, a crash before the data reached the disk). None for any other content."""
+    if not raw.strip():
+        return f"{'empty' if not raw else 'blank (white space only)'}, as a copy cut off before its data leaves it"
+    if not raw.strip(b"\0"):
+        return f"{len(raw):,} zero bytes and nothing else, as a copy cut off before its data leaves it"
+    return None
 
 
 def whole_numbers(value, schema: dict):

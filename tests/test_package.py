@@ -918,3 +918,38 @@ save_package(net, config, sys.argv[1], extra_files={{"MODEL_CARD.md": {card!a}}}
     assert (done.returncode, done.stderr) == (0, "")
     assert (tmp_path / "tiny" / "MODEL_CARD.md").read_bytes() == card.encode("utf-8")
     assert load_package(tmp_path / "tiny").labels[1] == "Ellipsoïd"
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"", "empty, as a copy cut off before its data leaves it; copy the package again"),
+    (b"\n  \n", "blank (white space only), as a copy cut off before its data leaves it; copy the package again"),
+    (b"\0" * 794, "794 zero bytes and nothing else, as a copy cut off before its data leaves it; copy the package "
+                  "again"),
+])
+def test_a_model_json_an_interrupted_copy_left_empty_or_zeroed_is_named_so(make_package, content, said):
+    """A copy cut off (scp, a crash before the data reached the disk) leaves model.json empty or zero bytes: that
+    read as "not valid JSON (Expecting value: line 1 column 1 (char 0))", and the zeros as "saved as UTF-16 or
+    UTF-32; save it as UTF-8"."""
+    path = make_package()
+    (path / "model.json").write_bytes(content)
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == f"{path / 'model.json'}: {said}"
+
+
+@pytest.mark.parametrize("tail", [b"", b"\0" * 300, b"\n"])
+def test_a_model_json_cut_short_is_named_so(make_package, tail):
+    """A model.json cut off mid-object (then nothing, zero bytes or a line end) says that it ends early; JSON wrong
+    elsewhere keeps its plain message."""
+    path = make_package()
+    text = (path / "model.json").read_bytes()
+    (path / "model.json").write_bytes(text[:400] + tail)
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value).startswith(f"{path / 'model.json'}: not valid JSON: it ends before its JSON does (")
+    assert str(info.value).endswith("): cut short by an interrupted copy, or a closing bracket is missing")
+    (path / "model.json").write_bytes(b"{,}" + text)
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{path / 'model.json'}: not valid JSON (Expecting property name enclosed in double "
+                               "quotes: line 1 column 2 (char 1))")
