@@ -82,6 +82,41 @@ def _tensor_offsets(path: Path) -> dict[str, tuple[int, int]]:
             for key, entry in header.items() if key != "__metadata__"}
 
 
+def _short_of(path: Path) -> tuple[int, int] | None:
+    """``(bytes held, bytes declared)`` of a safetensors file shorter than its own header says it is (a copy cut
+    off); None for a file of its full length, or whose header cannot be read."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 2 <= length <= size - 8:
+                return None
+            header = json.loads(handle.read(length))
+        declared = 8 + length + max((entry["data_offsets"][1] for key, entry in header.items()
+                                     if key != "__metadata__"), default=0)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        return None
+    return (size, declared) if isinstance(declared, int) and size < declared else None
+
+
+# what copy and download tools leave of a file they have not finished: rsync (--partial-dir, --delay-updates, its
+# hidden temporary name), browsers and download managers
+_PARTIAL_NAMES = ("{}.part", "{}.partial", "{}.crdownload", "{}.download", "{}.tmp", ".~tmp~/{}", ".rsync-partial/{}")
+_RSYNC_TEMP = re.compile(r"\.(.+)\.[A-Za-z0-9]{6}")
+
+
+def _partial_copies(path: Path) -> str:
+    """The unfinished copies of ``path`` that lie beside it, named (quoted, joined with "and"), or empty."""
+    folder, name = path.parent, path.name
+    found = [pattern.format(name) for pattern in _PARTIAL_NAMES if (folder / pattern.format(name)).exists()]
+    try:
+        found += sorted(entry.name for entry in folder.iterdir()
+                        if (match := _RSYNC_TEMP.fullmatch(entry.name)) is not None and match.group(1) == name)
+    except OSError:
+        pass
+    return " and ".join(repr(str(found_name)) for found_name in found)
+
+
 def _models_root() -> Path:
     return Path(str(resources.files("medseg") / "models"))
 
@@ -354,6 +389,10 @@ class ModelPackage:
         except OSError as error:
             raise ModelPackageError(f"{self.weights_path}: cannot be read ({error.strerror or error})") from error
         if actual != self.sha256:
+            short = _short_of(self.weights_path)
+            if short is not None:  # scp writes in place: a copy cut off leaves the first part of the file
+                raise ModelPackageError(f"{self.weights_path}: cut short: {short[0]:,} bytes of the {short[1]:,} its "
+                                        "header declares (an interrupted copy?); copy the package again")
             raise ModelPackageError(f"{self.weights_path}: SHA-256 {actual[:12]}… does not match {self.sha256[:12]}… "
                                     f"recorded in {CONFIG_NAME}; the file is corrupt or was replaced")
         self.check_weights_fit()
@@ -733,7 +772,10 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
                                     "file should be")
         if not package.weights_path.is_file():
             link = f" ({not_there(package.weights_path)})" if package.weights_path.is_symlink() else ""
-            raise ModelPackageError(f"{package.weights_path}: no such weights file{link}")
+            partial = "" if link else _partial_copies(package.weights_path)
+            if partial:  # rsync --partial, a browser's download, a copy tool's temporary file
+                partial = f"; {partial} beside it: a copy or download that did not finish; copy the package again"
+            raise ModelPackageError(f"{package.weights_path}: no such weights file{link}{partial}")
     except OSError as error:
         raise ModelPackageError(f"{package.weights_path}: cannot be read ({error.strerror or error})") from error
     if check_hash:

@@ -953,3 +953,40 @@ def test_a_model_json_cut_short_is_named_so(make_package, tail):
         load_package(path)
     assert str(info.value) == (f"{path / 'model.json'}: not valid JSON (Expecting property name enclosed in double "
                                "quotes: line 1 column 2 (char 1))")
+
+
+def test_weights_an_interrupted_copy_cut_short_are_named_so(make_package):
+    """scp writes in place: a copy cut off leaves the start of the weights, which read only as "SHA-256 … does not
+    match …; the file is corrupt or was replaced". Weights of their full length but damaged keep that message."""
+    path = make_package()
+    weights = path / "weights.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[:20000])
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{weights}: cut short: 20,000 bytes of the {len(whole):,} its header declares (an "
+                               "interrupted copy?); copy the package again")
+    for damaged in (whole[:20000] + bytes(len(whole) - 20000), bytes(len(whole)), whole[:3]):
+        weights.write_bytes(damaged)
+        with pytest.raises(ModelPackageError, match=r"SHA-256 \w+… does not match \w+… recorded in model.json; the "
+                                                    r"file is corrupt or was replaced$"):
+            load_package(path)
+
+
+@pytest.mark.parametrize("partial", ["weights.safetensors.part", "weights.safetensors.crdownload",
+                                     ".~tmp~/weights.safetensors", ".weights.safetensors.aB3x9Z"])
+def test_weights_missing_beside_an_unfinished_copy_are_named_so(make_package, partial):
+    """rsync --partial / --delay-updates, its hidden temporary file, a browser's download: the weights lay beside
+    under another name, and loading said only "no such weights file"."""
+    path = make_package()
+    weights = path / "weights.safetensors"
+    (path / partial).parent.mkdir(exist_ok=True)
+    weights.rename(path / partial)
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{weights}: no such weights file; {partial!r} beside it: a copy or download that did "
+                               "not finish; copy the package again")
+    (path / partial).unlink()
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == f"{weights}: no such weights file"
