@@ -679,7 +679,7 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     elif is_name:
         path = shipped
     elif candidate.exists():
-        raise ModelPackageError(f"{candidate}: a model package is a folder holding {CONFIG_NAME}, not a file")
+        raise ModelPackageError(f"{candidate}: {_not_a_folder(candidate)}")
     elif candidate.is_symlink():
         raise ModelPackageError(f"{candidate}: a symbolic link that leads to nothing (or round in a loop), not a "
                                 "model package folder")
@@ -696,6 +696,43 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
     # (read between its renames, the old model.json and the new weights were refused as a corrupt file)
     with reading_folder(path):
         return _read_package(path, check_hash)
+
+
+# archives a package travels in, by their first bytes (tar: "ustar" at byte 257); a compressed stream (gzip …) is
+# one only where its name says tar (a scan.nii.gz is gzip too)
+_ARCHIVE_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"),
+                  (b"Rar!\x1a\x07", "rar"))
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tgz", ".tar", ".zip", ".7z", ".rar")
+
+
+def _archive_kind(path: Path) -> str | None:
+    """What archive the file ``path`` is (``zip``, ``tar.gz`` …): by its name's suffix, else by its first bytes
+    (a zip, 7z, rar or tar archive named otherwise); None for any other file."""
+    suffix = next((s for s in _ARCHIVE_SUFFIXES if path.name.lower().endswith(s)), None)
+    if suffix is not None:
+        return suffix[1:]
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(262)
+    except OSError:
+        return None
+    kind = next((kind for magic, kind in _ARCHIVE_MAGIC if head.startswith(magic)), None)
+    return "tar" if kind is None and head[257:262] == b"ustar" else kind
+
+
+def _not_a_folder(path: Path) -> str:
+    """What to say of a file given as a package: a file of a package folder, an archive to unpack (naming the
+    folder beside it of the archive's name, where that holds a package), or any other file."""
+    if path.is_file() and (path.parent / CONFIG_NAME).is_file():
+        return f"a file of the model package {path.parent}; give that folder, not a file in it"
+    kind = _archive_kind(path) if path.is_file() else None
+    if kind is None:
+        return f"a model package is a folder holding {CONFIG_NAME}, not a file"
+    stem = path.name[:len(path.name) - len(kind) - 1]
+    if path.name.lower().endswith("." + kind) and stem and (path.with_name(stem) / CONFIG_NAME).is_file():
+        return (f"a {kind} archive, not a model package folder; {path.with_name(stem)}, beside it, holds one: give "
+                "that folder")
+    return f"a {kind} archive, not a model package folder: unpack it first and give the folder that holds {CONFIG_NAME}"
 
 
 def read_config_bytes(config_path: Path) -> bytes:

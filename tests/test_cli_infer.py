@@ -2628,3 +2628,17 @@ def test_the_sidecar_records_the_references_sha256_as_the_metrics_do(tmp_path, c
     expected = hashlib.sha256((tmp_path / "case_label.nii.gz").read_bytes()).hexdigest()
     assert (sidecar["reference"], sidecar["reference_sha256"], metrics["reference_sha256"]) == (
         str(tmp_path / "case_label.nii.gz"), expected, expected)
+
+
+def test_a_package_archive_given_to_infer_is_one_line_and_no_output(tmp_path, case, make_package, capsys):
+    import zipfile
+
+    path = make_package()
+    with zipfile.ZipFile(tmp_path / "lab-model.zip", "w") as archive:
+        archive.write(path / "model.json", "lab-model/model.json")
+    out = tmp_path / "out"
+    code, _, err = run(["infer", str(case), "--model", str(tmp_path / "lab-model.zip"), "-o", str(out)], capsys)
+    assert code == 1
+    assert err == (f"medseg: error: {tmp_path / 'lab-model.zip'}: a zip archive, not a model package folder: unpack "
+                   "it first and give the folder that holds model.json\n")
+    assert not out.exists() or _files(out) == []

@@ -990,3 +990,33 @@ def test_weights_missing_beside_an_unfinished_copy_are_named_so(make_package, pa
     with pytest.raises(ModelPackageError) as info:
         load_package(path)
     assert str(info.value) == f"{weights}: no such weights file"
+
+
+def test_an_archive_or_a_file_given_as_a_package_says_what_to_give(make_package, tmp_path):
+    """A package downloaded as a zip or tarball and given as it came (--model pkg.zip), or a file of a package
+    (--model pkg/model.json), said only "a model package is a folder holding model.json, not a file"."""
+    import tarfile
+    import zipfile
+
+    path = make_package()
+    with zipfile.ZipFile(tmp_path / "tiny.zip", "w") as archive:
+        archive.write(path / "model.json", "tiny/model.json")
+    with tarfile.open(tmp_path / "tiny-v2.tar.gz", "w:gz") as archive:
+        archive.add(path, "tiny")
+    shutil.copy(tmp_path / "tiny.zip", tmp_path / "download")  # a zip saved without its suffix
+    (tmp_path / "scan.nii.gz").write_bytes(b"\x1f\x8b" + bytes(30))  # gzip, but no archive
+    said = {
+        "tiny.zip": f"a zip archive, not a model package folder; {tmp_path / 'tiny'}, beside it, holds one: give "
+                    "that folder",
+        "tiny-v2.tar.gz": "a tar.gz archive, not a model package folder: unpack it first and give the folder that "
+                          "holds model.json",
+        "download": "a zip archive, not a model package folder: unpack it first and give the folder that holds "
+                    "model.json",
+        "scan.nii.gz": "a model package is a folder holding model.json, not a file",
+        "tiny/model.json": f"a file of the model package {path}; give that folder, not a file in it",
+        "tiny/weights.safetensors": f"a file of the model package {path}; give that folder, not a file in it",
+    }
+    for given, message in said.items():
+        with pytest.raises(ModelPackageError) as info:
+            load_package(tmp_path / given)
+        assert str(info.value) == f"{tmp_path / given}: {message}", given
