@@ -735,6 +735,29 @@ def _not_a_folder(path: Path) -> str:
     return f"a {kind} archive, not a model package folder: unpack it first and give the folder that holds {CONFIG_NAME}"
 
 
+def _held_below(folder: Path) -> str:
+    """Where the package given as ``folder`` (without a ``model.json``) may be instead, as the end of an error: one
+    folder deeper (an archive unpacked into a folder of its own name: ``pkg/pkg/model.json``), in several of its
+    folders (a folder of packages), or in an archive inside it; empty when none. A Mac's ``__MACOSX`` and hidden
+    folders are not looked in."""
+    try:
+        entries = sorted(folder.iterdir())
+        packages = [entry for entry in entries if not entry.name.startswith(".") and entry.name != "__MACOSX"
+                    and entry.is_dir() and (entry / CONFIG_NAME).is_file()]
+        archives = [entry for entry in entries if not entry.name.startswith(".") and entry.is_file()
+                    and entry.name.lower().endswith(_ARCHIVE_SUFFIXES)]
+    except OSError:
+        return ""
+    if len(packages) == 1:
+        return f"; the package is one folder deeper: give {packages[0]}"
+    if packages:
+        shown = ", ".join(entry.name for entry in packages[:5]) + (", …" if len(packages) > 5 else "")
+        return f"; {len(packages)} of its folders hold packages ({shown}): give one of them"
+    if archives:
+        return f"; it holds {archives[0].name}, an archive: unpack it and give the folder that holds {CONFIG_NAME}"
+    return ""
+
+
 def read_config_bytes(config_path: Path) -> bytes:
     """A package's ``model.json`` as bytes, at most :data:`MAX_CONFIG_BYTES` of them: a larger file is a
     :class:`ModelPackageError` before it is read into memory. ``OSError`` as opening and reading raise it."""
@@ -764,7 +787,7 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
                 raise ModelPackageError(f"{path}: not a model package yet: it holds an unfinished training run "
                                         f"({unfinished_text(unfinished)}); medseg train --resume with the same "
                                         "command finishes it")
-            raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link})")
+            raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link}){_held_below(path)}")
         raw = read_config_bytes(config_path)
         short = _cut_short(raw)
         if short is not None:  # the first thing a copy cut off leaves: said so, not "saved as UTF-16"

@@ -1020,3 +1020,31 @@ def test_an_archive_or_a_file_given_as_a_package_says_what_to_give(make_package,
         with pytest.raises(ModelPackageError) as info:
             load_package(tmp_path / given)
         assert str(info.value) == f"{tmp_path / given}: {message}", given
+
+
+def test_a_package_one_folder_deeper_or_in_an_archive_inside_is_named(make_package, tmp_path):
+    """An archive unpacked into a folder of its own name (pkg/pkg/model.json, with a Mac's __MACOSX beside it), a
+    folder of packages, or a folder holding the archive still packed: all said only "not a model package (no
+    model.json)"."""
+    import shutil as shell
+
+    package = make_package()
+    top = tmp_path / "download"
+    (top / "__MACOSX" / "tiny").mkdir(parents=True)
+    (top / "__MACOSX" / "tiny" / "model.json").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble, not a package
+    shell.copytree(package, top / "tiny")
+    several = tmp_path / "models"
+    for name in ("b", "a"):
+        shell.copytree(package, several / name)
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "tiny.tar.gz").write_bytes(b"\x1f\x8b")
+    (tmp_path / "empty").mkdir()
+    said = {top: f"; the package is one folder deeper: give {top / 'tiny'}",
+            several: "; 2 of its folders hold packages (a, b): give one of them",
+            packed: "; it holds tiny.tar.gz, an archive: unpack it and give the folder that holds model.json",
+            tmp_path / "empty": ""}
+    for given, end in said.items():
+        with pytest.raises(ModelPackageError) as info:
+            load_package(given)
+        assert str(info.value) == f"{given}: not a model package (no model.json){end}"
