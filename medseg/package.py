@@ -30,6 +30,7 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_MODEL",
     "DuplicateKeyError",
+    "FORMAT",
     "MAX_CONFIG_BYTES",
     "ModelPackage",
     "bottleneck_cells",
@@ -58,6 +59,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "model.json"
+FORMAT = "medseg-model/1"  # model.json's "format": what this medseg reads and writes
 # model.json's largest: its training record holds about 70 bytes per training case (ids and hashes), so 16 MiB is
 # some 200,000 cases; a larger file (a 2 GB one) is not one, and was read whole into memory
 MAX_CONFIG_BYTES = 16 << 20
@@ -181,6 +183,10 @@ class _SchemaText:
 
 def validate_config(config: dict, where: str) -> None:
     """Check a model config against the schema and its internal consistency."""
+    newer = _newer_format(config.get("format"))
+    if newer is not None:  # before the schema: a later format may differ anywhere, and not only in its name
+        raise ModelPackageError(f"{where}: format {config['format']!r} is that of a newer medseg than this one "
+                                f"({_medseg_version()}, which reads {FORMAT}): upgrade medseg to use this package")
     _check_code_texts(config.get("label_codes"), where)
     odd = non_finite_setting(config)
     if odd is not None:
@@ -191,7 +197,10 @@ def validate_config(config: dict, where: str) -> None:
     if errors:
         first = meant_error(errors[0])
         at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}")
+        unknown = "" if first.validator != "additionalProperties" else (
+            f"; {_medseg_version()} knows no such key: misspelt, or written by a newer medseg (upgrade "
+            "medseg to use it)")
+        raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}{unknown}")
     arch = config["architecture"]
     orientation = config["preprocessing"].get("orientation")
     if orientation is not None and sorted(orientation.translate(str.maketrans("LPI", "RAS"))) != ["A", "R", "S"]:
@@ -249,6 +258,20 @@ def validate_config(config: dict, where: str) -> None:
             f"{where}: in_channels={arch['in_channels']} does not match context_slices={context} "
             f"(expected {2 * context + 1})"
         )
+
+
+def _newer_format(value) -> int | None:
+    """The number of a package format later than :data:`FORMAT` that ``value`` (a config's ``format``) names
+    (``medseg-model/2``), else None."""
+    match = re.fullmatch(r"medseg-model/([0-9]{1,9})", value.strip()) if isinstance(value, str) else None
+    number = int(match.group(1)) if match else None
+    return number if number is not None and number > int(FORMAT.rsplit("/", 1)[1]) else None
+
+
+def _medseg_version() -> str:
+    from medseg import __version__
+
+    return f"medseg {__version__}"
 
 
 def bottleneck_cells(size: tuple[int, ...] | list[int], depth: int) -> int:

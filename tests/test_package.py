@@ -1048,3 +1048,27 @@ def test_a_package_one_folder_deeper_or_in_an_archive_inside_is_named(make_packa
         with pytest.raises(ModelPackageError) as info:
             load_package(given)
         assert str(info.value) == f"{given}: not a model package (no model.json){end}"
+
+
+def test_a_package_of_a_newer_medseg_says_to_upgrade(make_package):
+    """A package written by a newer medseg (a later format, a key this one does not know) read only as a schema
+    error ("'medseg-model/1' was expected", "Additional properties are not allowed"), with nothing said of versions;
+    a later format is told first, whatever else in it differs."""
+    from medseg import __version__
+
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    for edit, said in (
+        ({"format": "medseg-model/2", "calibration": {"t": 1.5}},
+         f"format 'medseg-model/2' is that of a newer medseg than this one (medseg {__version__}, which reads "
+         "medseg-model/1): upgrade medseg to use this package"),
+        ({"calibration": {"t": 1.5}},
+         "invalid model config at (top level): Additional properties are not allowed ('calibration' was unexpected); "
+         f"medseg {__version__} knows no such key: misspelt, or written by a newer medseg (upgrade medseg to use it)"),
+        ({"format": "medseg-model/0"}, "invalid model config at format: 'medseg-model/1' was expected"),
+    ):
+        (path / "model.json").write_text(json.dumps({**config, **edit}))
+        with pytest.raises(ModelPackageError) as info:
+            load_package(path)
+        assert str(info.value) == f"{path / 'model.json'}: {said}"
+
