@@ -701,6 +701,11 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                         "rename the folder", name_or_path, candidate.absolute(), name_or_path)
     elif is_name:
         path = shipped
+        below = _held_below(candidate) if candidate.is_dir() and isinstance(name_or_path, str) else ""
+        if below.startswith("; the package is one folder deeper"):  # unpacked one folder too deep: not what is run
+            log.warning("%s: the shipped model of that name; the folder %s holds no %s, but a package one folder "
+                        "deeper: give %s to use that one", name_or_path, candidate.absolute(), CONFIG_NAME,
+                        below.rsplit("give ", 1)[1])
     elif candidate.exists():
         raise ModelPackageError(f"{candidate}: {_not_a_folder(candidate)}")
     elif candidate.is_symlink():

@@ -2642,3 +2642,24 @@ def test_a_package_archive_given_to_infer_is_one_line_and_no_output(tmp_path, ca
     assert err == (f"medseg: error: {tmp_path / 'lab-model.zip'}: a zip archive, not a model package folder: unpack "
                    "it first and give the folder that holds model.json\n")
     assert not out.exists() or _files(out) == []
+
+
+def test_a_package_one_folder_deep_in_a_folder_named_like_a_shipped_model_is_told(tmp_path, monkeypatch, caplog):
+    """hippocampus.zip unpacked into a folder of its own name: --model hippocampus ran the shipped model in
+    silence, though the user's hippocampus package lay one folder deeper."""
+    import shutil
+
+    from medseg.package import load_package
+
+    shipped = load_package("phantom").path
+    shutil.copytree(shipped, tmp_path / "phantom" / "phantom")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert load_package("phantom").path == shipped
+    assert (f"phantom: the shipped model of that name; the folder {tmp_path / 'phantom'} holds no model.json, but a "
+            "package one folder deeper: give phantom/phantom to use that one") in caplog.text
+    caplog.clear()
+    shutil.rmtree(tmp_path / "phantom" / "phantom")
+    with caplog.at_level(logging.WARNING):
+        assert load_package("phantom").path == shipped
+    assert not caplog.text
