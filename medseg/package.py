@@ -22,7 +22,7 @@ from pathlib import Path
 
 from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
-from medseg.io.files import not_regular, not_there, type_text
+from medseg.io.files import name_difference, not_regular, not_there, type_text
 from medseg.json_schema import schema_validator
 
 __all__ = [
@@ -712,6 +712,11 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
         raise ModelPackageError(f"{candidate}: a symbolic link that leads to nothing (or round in a loop), not a "
                                 "model package folder")
     else:
+        alike = _spelt_otherwise(candidate)
+        if alike is not None:  # a folder copied from a Mac (its accents decomposed), or its letter case changed
+            raise ModelPackageError(f"{name_or_path}: no such model folder, but {alike} differs from it only "
+                                    f"{name_difference(candidate.name, alike.name)}: give the name as spelt there (tab "
+                                    "completion writes it so), or rename the folder")
         names = ", ".join(shipped_models()) or "none"
         where = ""
         if not candidate.is_absolute():  # a workflow's or a script's working folder may not be the one meant
@@ -761,6 +766,18 @@ def _not_a_folder(path: Path) -> str:
         return (f"a {kind} archive, not a model package folder; {path.with_name(stem)}, beside it, holds one: give "
                 "that folder")
     return f"a {kind} archive, not a model package folder: unpack it first and give the folder that holds {CONFIG_NAME}"
+
+
+def _spelt_otherwise(path: Path) -> Path | None:
+    """The folder beside ``path`` (which is not there) whose name differs from its name only in letter case or in
+    how an accent is composed (``é`` as one character, or as ``e`` and its accent, as macOS writes names), if
+    one."""
+    folded = unicodedata.normalize("NFC", path.name).casefold()
+    try:
+        return next((entry for entry in sorted(path.parent.iterdir())
+                     if unicodedata.normalize("NFC", entry.name).casefold() == folded and entry.is_dir()), None)
+    except OSError:
+        return None
 
 
 def _held_below(folder: Path) -> str:

@@ -1072,3 +1072,22 @@ def test_a_package_of_a_newer_medseg_says_to_upgrade(make_package):
             load_package(path)
         assert str(info.value) == f"{path / 'model.json'}: {said}"
 
+
+
+def test_a_package_folder_spelt_otherwise_is_named(make_package, tmp_path, monkeypatch):
+    """A package folder copied from a Mac keeps its accents decomposed (e and a combining accent), which a name
+    typed on Linux does not match; one renamed in letter case neither: both said "no such model folder" alone."""
+    import unicodedata
+
+    path = make_package()
+    mac = tmp_path / unicodedata.normalize("NFD", "Modèle")
+    path.rename(mac)
+    monkeypatch.chdir(tmp_path)
+    for given, alike, how in ((unicodedata.normalize("NFC", "Modèle"), mac.name,
+                               "in how an accent is composed, as one character or as a letter and its accent"),
+                              (str(tmp_path / "MODÈLE"), str(mac), "in letter case and in how an accent is composed")):
+        with pytest.raises(ModelPackageError) as info:
+            load_package(given)
+        assert str(info.value) == (f"{given}: no such model folder, but {alike} differs from it only {how}: give the "
+                                   "name as spelt there (tab completion writes it so), or rename the folder")
+    assert load_package(mac.name).name == "tiny"
