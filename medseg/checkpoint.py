@@ -17,6 +17,7 @@ import torch
 from medseg.errors import OutputExistsError, TrainingError, first_line
 from medseg.io.atomic import atomic_paths, remove_leftovers, sha256_of
 from medseg.io.files import os_reason
+from medseg.jsonfile import CHECKPOINT_RECORD_BYTES, JsonFileError, read_json_object
 from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, unfinished_text, unfinished_training
 from medseg.train_config import default_label_name
 
@@ -24,7 +25,7 @@ __all__ = [
     "CHECKPOINT_SCHEMA", "check_checkpoint_labels", "check_output_folder", "checkpoint_epoch",
     "checkpoint_planned_epochs", "checkpoint_stamp", "checkpoint_tile", "started_without_names",
     "check_weights_digest", "checkpoint_record_path", "checkpoint_tensors_path", "load_checkpoint",
-    "read_checkpoint_record", "record_codes", "record_package", "save_checkpoint"
+    "read_checkpoint_json", "read_checkpoint_record", "record_codes", "record_package", "save_checkpoint"
 ]
 
 
@@ -42,8 +43,8 @@ def _started_config(out_dir: Path | str) -> dict | None:
     """The package config the checkpoint in ``out_dir`` was started with (its record's ``config``), or None when
     there is no readable record."""
     try:
-        config = json.loads(checkpoint_record_path(out_dir).read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+        config = read_checkpoint_json(checkpoint_record_path(out_dir))["config"]
+    except (OSError, ValueError, KeyError):  # a JsonFileError too
         return None
     return config if isinstance(config, dict) else None
 
@@ -113,8 +114,8 @@ def checkpoint_planned_epochs(out_dir: Path | str) -> int | None:
     None (no readable record, or one from before plans were recorded)."""
     meta = checkpoint_record_path(out_dir)
     try:
-        planned = json.loads(meta.read_text())["epochs_planned"][-1]
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        planned = read_checkpoint_json(meta)["epochs_planned"][-1]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):  # a JsonFileError too
         return None
     return planned if isinstance(planned, int) and not isinstance(planned, bool) else None
 
@@ -123,8 +124,8 @@ def checkpoint_epoch(out_dir: Path | str) -> int | None:
     """The last finished epoch of the checkpoint in ``out_dir``, or None when there is none (or it is unreadable)."""
     meta = checkpoint_record_path(out_dir)
     try:
-        return int(json.loads(meta.read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(read_checkpoint_json(meta)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):  # a JsonFileError too
         return None
 
 
@@ -136,10 +137,10 @@ def _records_its_settings(out_dir: Path) -> bool:
     """Whether ``out_dir``'s checkpoint can be offered to ``--resume``: it records the settings its run was started
     with (``config``), which an earlier medseg's did not (resuming refuses those); True without a readable record."""
     try:
-        state = json.loads(checkpoint_record_path(out_dir).read_text())
-    except (OSError, ValueError):
+        state = read_checkpoint_json(checkpoint_record_path(out_dir))
+    except (OSError, ValueError):  # a JsonFileError too
         return True
-    return not isinstance(state, dict) or "config" in state
+    return "config" in state
 
 
 def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bool = False) -> None:
@@ -246,6 +247,13 @@ CHECKPOINT_SCHEMA = {  # what a resume reads from the checkpoint record (last.js
 }
 
 
+def read_checkpoint_json(meta: Path) -> dict:
+    """The checkpoint's record ``meta`` (``last.json``) as JSON, not checked further (:func:`read_checkpoint_record`
+    checks it for a resume): a :class:`~medseg.jsonfile.JsonFileError` for a file that is not a JSON object of at
+    most :data:`~medseg.jsonfile.CHECKPOINT_RECORD_BYTES`, ``OSError`` as reading raises it."""
+    return read_json_object(meta, CHECKPOINT_RECORD_BYTES, "a checkpoint record")
+
+
 def checkpoint_record_path(out_dir: Path) -> Path:
     """The checkpoint's record, ``last.json``."""
     return Path(out_dir) / CHECKPOINT_DIR / "last.json"
@@ -256,8 +264,8 @@ def checkpoint_tensors_path(out_dir: Path, record: dict | None = None) -> Path:
     (``last-<sha256 prefix>.safetensors``; records before that: ``last.safetensors``)."""
     meta = checkpoint_record_path(out_dir)
     name = "last.safetensors"
-    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
-        named = (record if record is not None else json.loads(meta.read_text())).get("weights_file")
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):  # a JsonFileError too
+        named = (record if record is not None else read_checkpoint_json(meta)).get("weights_file")
         if isinstance(named, str) and re.fullmatch(CHECKPOINT_SCHEMA["properties"]["weights_file"]["pattern"], named):
             name = named
     return meta.parent / name
@@ -312,16 +320,17 @@ def save_checkpoint(out_dir: Path, net: torch.nn.Module, best_state: dict | None
 def read_checkpoint_record(meta: Path) -> dict:
     """The checkpoint's JSON record, refused in one line when unreadable or without the fields a resume needs."""
     try:
-        state = json.loads(meta.read_text())
-    except (OSError, ValueError) as error:
-        raise TrainingError(f"{meta}: unreadable checkpoint record ({error}); start again with --overwrite") from error
+        state = read_checkpoint_json(meta)
+    except (OSError, JsonFileError) as error:
+        why = error.reason if isinstance(error, JsonFileError) else error
+        raise TrainingError(f"{meta}: unreadable checkpoint record ({why}); start again with --overwrite") from error
     import jsonschema
 
     # an integer here is a Python int: JSON Schema's integer also takes 3.0, which range() refuses
     whole = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
     validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=whole)(CHECKPOINT_SCHEMA)
-    missing = [k for k in CHECKPOINT_SCHEMA["required"] if k not in state] if isinstance(state, dict) else []
+    missing = [k for k in CHECKPOINT_SCHEMA["required"] if k not in state]
     error = jsonschema.exceptions.best_match(validator.iter_errors(state))
     if missing or error is not None:
         what = (f"it lacks {', '.join(missing)}" if missing else
@@ -408,7 +417,7 @@ def record_package(out_dir: Path, state: dict, package_sha256: str) -> None:
     (a plan cut back to the epochs reached)."""
     meta = checkpoint_record_path(out_dir)
     kept = ("epochs_planned", "config", "data_sha256", "label_codes", "package_notes")
-    record = {**json.loads(meta.read_text()), **{k: state[k] for k in kept if k in state},
+    record = {**read_checkpoint_json(meta), **{k: state[k] for k in kept if k in state},
               "package_sha256": package_sha256, "package_pending": False}
     with atomic_paths([meta], overwrite=True) as (temp,):
         temp.write_text(json.dumps(record, indent=1))
@@ -418,7 +427,7 @@ def record_codes(out_dir: Path, codes: dict | None) -> None:
     """Keep the checkpoint's record of the label codes in step with its finished package's (a package made again
     from the checkpoint gets these)."""
     meta = checkpoint_record_path(out_dir)
-    record = json.loads(meta.read_text())
+    record = read_checkpoint_json(meta)
     if (record.get("label_codes") or None) != (codes or None):
         record["label_codes"] = codes or None
         with atomic_paths([meta], overwrite=True) as (temp,):

@@ -932,8 +932,11 @@ def unfinished_training(folder: Path | str) -> tuple[int, int] | None:
     without a checkpoint, for a finished run, or for a checkpoint from before the plan was recorded. A finished run
     keeps its checkpoint beside its package (for ``--resume`` with more epochs), so a checkpoint alone says
     nothing."""
-    try:
-        state = json.loads((Path(folder) / CHECKPOINT_DIR / "last.json").read_text())
+    from medseg.jsonfile import CHECKPOINT_RECORD_BYTES, read_json_object
+
+    try:  # as medseg.checkpoint reads it (which imports this module)
+        state = read_json_object(Path(folder) / CHECKPOINT_DIR / "last.json", CHECKPOINT_RECORD_BYTES,
+                                 "a checkpoint record")
         epoch, planned = int(state["epoch"]), state.get("epochs_planned") or [None]
         planned = None if planned[-1] is None else int(planned[-1])
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):

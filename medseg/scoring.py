@@ -10,7 +10,6 @@ without the sidecar's label names or model check (a DICOM SEG is still placed on
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import path_argument
 from medseg.io.label_images import prediction_sidecar
+from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
 __all__ = ["MadeBy", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of", "prediction_sidecar",
            "read_made_by", "score_prediction"]
@@ -44,15 +44,14 @@ def read_made_by(sidecar: Path | str) -> MadeBy | None:
     read, or whose fields are not of their kind, is an :class:`InputError` naming it."""
     sidecar = Path(sidecar)
     try:
-        text = sidecar.read_text()
+        record = read_json_object(sidecar, RESULT_BYTES, "a prediction sidecar")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as error:  # a folder in its place, no permission, not UTF-8
+    except JsonFileError as error:  # too large, not JSON, not an object, a folder or a named pipe in its place
+        raise InputError(f"{sidecar}: not a readable sidecar ({error.reason})") from error
+    except OSError as error:  # no permission
         raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
     try:
-        record = json.loads(text)
-        if not isinstance(record, dict):
-            raise ValueError(f"holds a JSON {type(record).__name__}, not an object")
         for key in ("labels", "model"):  # "'str' object has no attribute 'items'" said nothing of which
             if record.get(key) is not None and not isinstance(record[key], dict):
                 raise ValueError(f"its {key!r} is not an object")
@@ -64,8 +63,6 @@ def read_made_by(sidecar: Path | str) -> MadeBy | None:
                       weights_sha256=str(model.get("weights_sha256") or ""), labels=labels or None, **written)
     except (ValueError, AttributeError, TypeError) as error:
         raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
-    except RecursionError as error:  # json's own error for brackets nested thousands deep
-        raise InputError(f"{sidecar}: not a readable sidecar (nested too deeply to be one)") from error
 
 
 def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: str) -> None:

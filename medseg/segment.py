@@ -135,11 +135,13 @@ def _moved_here(scored: str, sha256, replaced: list[Path]) -> bool:
 
 def _medseg_json(path: Path, schema: str) -> dict | None:
     """A medseg record of ``schema`` at ``path``, or None (missing, unreadable, someone else's)."""
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = read_json_object(path, RESULT_BYTES, "a medseg result record")
+    except (OSError, ValueError):  # a JsonFileError too
         return None
-    return record if isinstance(record, dict) and record.get("schema") == schema else None
+    return record if record.get("schema") == schema else None
 
 
 def versions() -> dict[str, str]:

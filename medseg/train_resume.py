@@ -14,6 +14,7 @@ from medseg.checkpoint import (
     checkpoint_planned_epochs,
     checkpoint_record_path,
     checkpoint_tensors_path,
+    read_checkpoint_json,
     read_checkpoint_record,
 )
 from medseg.errors import MedsegError, ModelPackageError, TrainingError
@@ -175,7 +176,7 @@ def finished_package(out_dir: Path | str, epochs: int, names_kept: bool = False)
     if not card.is_file() or not card.stat().st_size:
         return remade("has no model card (MODEL_CARD.md missing or empty)")
     try:
-        record = json.loads(checkpoint_record_path(out_dir).read_text())
+        record = read_checkpoint_json(checkpoint_record_path(out_dir))
         made, started = record.get("package_sha256"), record.get("config") or {}
         package = load_package(out_dir, check_hash=False)  # its weights below, once an edit has been told
     except (OSError, ValueError, AttributeError, MedsegError) as error:

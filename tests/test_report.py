@@ -2451,17 +2451,17 @@ def test_a_result_this_user_may_not_read_is_named_so_not_to_be_removed(tmp_path,
     remove it and run again to redo the case": whole results to be thrown away for a permission. (Monkeypatched:
     chmod does not refuse root.)"""
     import errno
-    import pathlib
+    import os
 
     folder = write_case(tmp_path / "results", "c1", 0, "exact")
-    real = pathlib.Path.read_text
+    real = os.open
 
-    def refused(self, *args, **kwargs):
-        if self.name == "c1_metrics.json":
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return real(self, *args, **kwargs)
+    def refused(path, *args, **kwargs):
+        if os.path.basename(path) == "c1_metrics.json":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(pathlib.Path, "read_text", refused)
+    monkeypatch.setattr(os, "open", refused)
     [row] = read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)
     assert (row["case_id"], row["status"], row["error_type"]) == ("c1", "failed", "UnreadableResult")
     assert row["error"] == "cases/c1/c1_metrics.json: cannot read (permission denied); give this user read access to it"

@@ -51,7 +51,7 @@ def test_the_sidecars_record_is_read(pair):
     ('{"labels": "ellipsoid"}', "its 'labels' is not an object"),
     ('{"labels": {"one": "ellipsoid"}}', "invalid literal"),
     ("{", "Expecting property name"),
-    ("[" * 100000 + "]" * 100000, "nested too deeply to be one"),  # json's RecursionError was a traceback
+    ("[" * 100000 + "]" * 100000, "JSON nested too deeply"),  # json's RecursionError was a traceback
 ])
 def test_a_sidecar_that_cannot_be_read_is_named_with_why(tmp_path, text, why):
     sidecar = tmp_path / "case_seg.json"

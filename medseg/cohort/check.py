@@ -7,11 +7,11 @@ when every case failed (``all``, the default), when any did (``any``), or never 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from medseg.errors import CohortFailedError, InputError
 from medseg.io.files import os_reason
+from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 from medseg.numbers import counted
 
 __all__ = ["FAIL_ON", "check_failures"]
@@ -26,18 +26,18 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
     if fail_on not in FAIL_ON:
         raise InputError(f"fail_on_failed_cases: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
     try:
-        text = summary_path.read_text()
+        summary = read_json_object(summary_path, RESULT_BYTES, "a cohort summary")
+    except JsonFileError as error:  # too large, not JSON, not an object, a folder in its place
+        raise InputError(f"{summary_path}: not a readable cohort summary ({error.reason})") from error
     except PermissionError as error:  # there, but not for this user: building the report is no remedy
         raise InputError(f"{summary_path}: cannot read the cohort summary ({os_reason(error)})") from error
     except OSError as error:
         raise InputError(f"{summary_path}: cannot read the cohort summary ({error.strerror or error}); build the "
                          "report first") from error
     try:
-        cases = json.loads(text)["cases"]
+        cases = summary["cases"]
         failed, total = int(cases["failed"]), int(cases["total"])
-    except ValueError as error:
-        raise InputError(f"{summary_path}: not a readable cohort summary ({error})") from error
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:  # ValueError: int() of a text
         raise InputError(f"{summary_path}: not a cohort summary (it lacks cases.failed and cases.total as "
                          "numbers)") from error
     if not 0 <= failed <= total:

@@ -11,12 +11,11 @@ forcing option while it is kept is told that the cases the stopped run had not r
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from medseg.cohort.records import write_json
+from medseg.cohort.records import read_record, write_json
 from medseg.cohort.samples import some_names
 
 __all__ = ["FORCED_RECORD", "forget_forced_run", "redo_for_job", "redo_values", "stopped_forced_run"]
@@ -36,10 +35,10 @@ def redo_values(results: Path | str, forced: Mapping[str, list[str] | None], sta
     spec = {stage: forced[stage] for stage in stages if stage in forced}
     token = None
     try:
-        earlier = json.loads(record.read_text())
-        if isinstance(earlier, dict) and earlier.get("forced") == spec and isinstance(earlier.get("token"), str):
+        earlier = read_record(record)
+        if earlier.get("forced") == spec and isinstance(earlier.get("token"), str):
             token = earlier["token"]
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # a JsonFileError too
         pass
     token = token or os.urandom(8).hex()
     if keep:
@@ -60,8 +59,8 @@ def stopped_forced_run(results: Path | str) -> str | None:
     """What to tell a run without a forcing option when a forced run on the folder stopped before it finished (its
     token is kept in ``jobs/.forced.json``): the cases it had not reached are kept from before it. None otherwise."""
     try:
-        spec = json.loads((Path(results) / FORCED_RECORD).read_text()).get("forced")
-    except (OSError, ValueError, AttributeError):
+        spec = read_record(Path(results) / FORCED_RECORD).get("forced")
+    except (OSError, ValueError):  # a JsonFileError too
         return None
     if not isinstance(spec, dict) or not spec:
         return None

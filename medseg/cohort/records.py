@@ -35,6 +35,7 @@ from pathlib import Path
 
 from medseg.io.atomic import atomic_paths, reason_of
 from medseg.io.pairs import file_signature
+from medseg.jsonfile import RECORD_BYTES, read_json_object
 
 __all__ = [
     "FAILURE_SCHEMA",
@@ -47,6 +48,7 @@ __all__ = [
     "now",
     "one_line",
     "path_signature",
+    "read_record",
     "readable_again",
     "unavailable",
     "unreadable_path",
@@ -180,6 +182,13 @@ def readable_again(record: dict | None) -> bool:
     return True
 
 
+def read_record(path: Path) -> dict:
+    """A cohort's bookkeeping record (completion, attempt, failure, forced-run record) as :func:`write_json` wrote
+    it; a :class:`~medseg.jsonfile.JsonFileError` for one that is not (too large, not JSON, not an object, not a
+    file), ``OSError`` as reading raises it."""
+    return read_json_object(path, RECORD_BYTES, "a cohort record")
+
+
 def write_json(path: Path, record: dict) -> None:
     """Write ``record`` to ``path`` atomically (replacing it), as strict JSON."""
     from medseg.metrics import jsonable
@@ -275,10 +284,10 @@ class ResultsFolder:
     def status(self, case_id: str, stage: str) -> dict | None:
         """The completion record of a stage, or None when absent or unreadable."""
         try:
-            record = json.loads(self.status_path(case_id, stage).read_text())
-        except (OSError, ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
+            record = read_record(self.status_path(case_id, stage))
+        except (OSError, ValueError):  # a JsonFileError too
             return None
-        return record if isinstance(record, dict) and record.get("schema") == STATUS_SCHEMA else None
+        return record if record.get("schema") == STATUS_SCHEMA else None
 
     def finished(self, case_id: str, stage: str, print_: str) -> dict | None:
         """The completion record if the stage is finished for the work ``print_`` identifies, else None."""
@@ -310,10 +319,10 @@ class ResultsFolder:
     def attempts(self, case_id: str, stage: str, print_: str) -> int:
         """How many times this work was started on this case without finishing."""
         try:
-            record = json.loads(self.started_path(case_id, stage).read_text())
-        except (OSError, ValueError):
+            record = read_record(self.started_path(case_id, stage))
+        except (OSError, ValueError):  # a JsonFileError too
             return 0
-        if not isinstance(record, dict) or record.get("fingerprint") != print_:
+        if record.get("fingerprint") != print_:
             return 0
         return int(record.get("attempts", 0))
 
@@ -335,7 +344,10 @@ class ResultsFolder:
         total = self.attempts(case_id, stage, print_)
         if not total:
             return 0, []
-        record = json.loads(self.started_path(case_id, stage).read_text())
+        try:
+            record = read_record(self.started_path(case_id, stage))
+        except (OSError, ValueError):  # replaced since it was read
+            return total, []
         return total, [m for m in (record.get("memory_mb") or [])[:total] if isinstance(m, int)]
 
     def mark_started(self, case_id: str, stage: str, print_: str, attempts: int, memory_mb: int | None = None,
@@ -344,8 +356,8 @@ class ResultsFolder:
         record of a case given up after its attempts died: :meth:`equivalents`)."""
         memories: list = []
         if attempts > 1:  # the earlier attempts' memory, from the record of the same work
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                record = json.loads(self.started_path(case_id, stage).read_text())
+            with contextlib.suppress(OSError, ValueError):  # a JsonFileError too
+                record = read_record(self.started_path(case_id, stage))
                 if record.get("fingerprint") == print_:
                     memories = list(record.get("memory_mb") or [])[:attempts - 1]
         memories += [None] * (attempts - 1 - len(memories)) + [memory_mb]
@@ -357,17 +369,17 @@ class ResultsFolder:
     def equivalents(self, case_id: str, stage: str, print_: str) -> list[str] | None:
         """The equivalent requests the latest attempt at this work noted (see :meth:`mark_started`), or None."""
         try:
-            record = json.loads(self.started_path(case_id, stage).read_text())
-        except (OSError, ValueError):
+            record = read_record(self.started_path(case_id, stage))
+        except (OSError, ValueError):  # a JsonFileError too
             return None
-        also = record.get("also_made_for") if isinstance(record, dict) and record.get("fingerprint") == print_ else None
+        also = record.get("also_made_for") if record.get("fingerprint") == print_ else None
         return also if isinstance(also, list) else None
 
     def unmark_started(self, case_id: str, stage: str, attempts_before: int) -> None:
         """Take back the attempt just marked (the run was stopped, the case did not crash it)."""
         if attempts_before:
             path = self.started_path(case_id, stage)
-            record = json.loads(path.read_text())
+            record = read_record(path)
             memories = list(record.get("memory_mb") or [])[:attempts_before]
             record |= {"attempts": attempts_before, "memory_mb": memories}
             try:
@@ -390,8 +402,8 @@ class ResultsFolder:
             self.started_path(case_id, "evaluate").unlink()
         self.clear(case_id, [self.metrics(case_id)])
         try:
-            stage = json.loads(self.failure(case_id).read_text()).get("stage")
-        except (OSError, ValueError, AttributeError):
+            stage = read_record(self.failure(case_id)).get("stage")
+        except (OSError, ValueError):  # a JsonFileError too
             stage = None
         if stage == "evaluate":
             self.failure(case_id).unlink()

@@ -43,6 +43,7 @@ from medseg.cohort.samples import Sample
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.io.files import check_searchable, not_there
+from medseg.jsonfile import RESULT_BYTES, read_json_object
 from medseg.resources import cgroup_limit, set_threads
 
 __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "changed_since_planned", "check_no_workflow_run",
@@ -210,8 +211,8 @@ def evaluate_kept(sample: Sample, folder: ResultsFolder, inferred: dict) -> bool
 def _recorded(path: Path, key: str) -> str | None:
     """A text field a case's sidecar or metrics (``path``) record (a SHA-256, the device used), or None."""
     try:
-        value = json.loads(path.read_text()).get(key)
-    except (OSError, ValueError, AttributeError):
+        value = read_json_object(path, RESULT_BYTES, "a medseg result record").get(key)
+    except (OSError, ValueError):  # a JsonFileError too
         return None
     return value if isinstance(value, str) and value else None
 
@@ -461,11 +462,11 @@ def _outdated_sidecar(folder: ResultsFolder, case_id: str, package) -> dict | No
     """A kept case's sidecar whose ``label_codes`` differ from ``package``'s (None where they agree, or where it
     cannot be read: not the infer step's to mend; scoring and the report say what is wrong with it)."""
     try:
-        sidecar = json.loads(folder.sidecar(case_id).read_text())
-    except (OSError, ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
+        sidecar = read_json_object(folder.sidecar(case_id), RESULT_BYTES, "a prediction sidecar")
+    except (OSError, ValueError):  # a JsonFileError too
         return None
     codes = {str(k): v for k, v in package.label_codes.items()}
-    return sidecar if isinstance(sidecar, dict) and sidecar.get("label_codes", {}) != codes else None
+    return sidecar if sidecar.get("label_codes", {}) != codes else None
 
 
 def _codes_changed(folder: ResultsFolder, case_id: str, package) -> bool:
@@ -741,7 +742,7 @@ def read_batch_plan(results: Path | str, cases_per_job: int) -> dict[str, list[s
     :func:`~medseg.cohort.samples.batches` to keep them); None when there is none, it cannot be read, or it was made
     with another ``cases_per_job`` (the cases are then cut into jobs anew)."""
     try:
-        record = json.loads(_plan_path(results).read_text(encoding="utf-8"))
+        record = read_json_object(_plan_path(results), None)  # not capped: a row for every case of the cohort
         if record.get("schema") != PLAN_SCHEMA or record.get("cases_per_job") != cases_per_job:
             return None
         return {str(name): [str(case_id) for case_id in case_ids] for name, case_ids in record["jobs"].items()}
@@ -754,8 +755,8 @@ def changed_since_planned(results: Path | str, samples: Sequence[Sample]) -> lis
     sheet edited since the run planned its jobs, which then run the row as it is now. None where the plan cannot be
     read or records no rows (written by an earlier medseg), or does not list the case."""
     try:
-        rows = json.loads(_plan_path(results).read_text(encoding="utf-8")).get("rows")
-    except (OSError, ValueError, AttributeError):
+        rows = read_json_object(_plan_path(results), None).get("rows")  # not capped: as read_batch_plan
+    except (OSError, ValueError):  # a JsonFileError too
         return []
     if not isinstance(rows, dict):
         return []

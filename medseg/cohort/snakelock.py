@@ -18,6 +18,8 @@ import os
 import socket
 from pathlib import Path
 
+from medseg.jsonfile import RECORD_BYTES, read_json_object
+
 __all__ = ["forget_run", "record_run", "release_stale_locks"]
 
 log = logging.getLogger(__name__)
@@ -135,9 +137,9 @@ def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
     dead, held = [], set()
     for path in sorted(runs_dir.glob("*.json")):
         try:
-            record = json.loads(path.read_text())
+            record = read_json_object(path, RECORD_BYTES, "a workflow run record")
             pid = int(record["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):  # a JsonFileError too
             continue
         if record.get("host") != host or boot is None or record.get("boot_id") != boot:
             continue  # cannot tell whether it is alive

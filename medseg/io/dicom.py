@@ -208,13 +208,13 @@ def volume_image(volume: Volume) -> nib.Nifti1Image:
 
 def _own_sidecar(path: Path) -> bool:
     """Is ``path`` a sidecar ``medseg convert --sidecar`` wrote (a JSON object with its source and source hash)?"""
-    import json
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = read_json_object(path, RESULT_BYTES, "a convert sidecar")
+    except (OSError, ValueError):  # a JsonFileError too
         return False
-    return isinstance(record, dict) and {"source", "source_sha256", "series_uid"} <= set(record)
+    return {"source", "source_sha256", "series_uid"} <= set(record)
 
 
 def _sidecar_path(output: Path) -> Path:

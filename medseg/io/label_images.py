@@ -7,7 +7,6 @@ placed frame by frame on the DICOM series the prediction was made from, which th
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -107,12 +106,15 @@ def prediction_sidecar(prediction: Path | str) -> Path:
 def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
     """The sidecar ``medseg infer`` wrote beside a prediction, which names the DICOM series ``subject`` (a DICOM
     SEG: ``what``) is placed on."""
+    from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+
     sidecar_path = prediction_sidecar(pred_path)
     try:
-        return json.loads(sidecar_path.read_text())
-    except (OSError, ValueError, RecursionError) as error:  # RecursionError: brackets nested thousands deep
+        return read_json_object(sidecar_path, RESULT_BYTES, "a prediction sidecar")
+    except (OSError, JsonFileError) as error:
+        why = error.reason if isinstance(error, JsonFileError) else error
         raise InputError(f"{subject}: {what} is scored on its source series, named by the sidecar "
-                         f"{sidecar_path} of the prediction, which cannot be read ({error})") from error
+                         f"{sidecar_path} of the prediction, which cannot be read ({why})") from error
 
 
 def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None,

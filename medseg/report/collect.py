@@ -7,7 +7,6 @@ becomes a failed case (stage ``report``), so nothing found is ever silently drop
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.io.files import os_reason
+from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
 __all__ = ["KINDS", "METRIC_FIELDS", "CaseResult", "LabelResult", "add_expected_cases", "asked_series",
            "check_sources", "collect_results", "label_key", "resolve_path"]
@@ -632,15 +632,13 @@ _GIVE_READ_ACCESS = "give this user read access to it"  # a result it may not re
 def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | None]:
     """The record in ``path``, or why it cannot be used, naming the file as ``shown``."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json_object(path, RESULT_BYTES, "a medseg result record")
     except PermissionError:  # the file is whole: what to do is to let this user read it, not to remove it
         return None, f"{shown}: cannot read (permission denied); {_GIVE_READ_ACCESS}"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except JsonFileError as error:  # too large, not JSON, nested too deeply, not an object, not a file
+        return None, f"{shown}: cannot read ({error.reason})"
+    except OSError as error:
         return None, f"{shown}: cannot read ({error})"
-    except RecursionError:
-        return None, f"{shown}: cannot read (JSON nested too deeply)"
-    if not isinstance(record, dict):
-        return None, f"{shown}: not a JSON object"
     found = record.get("schema")
     if found is not None and found != schema:
         return None, f"{shown}: schema {found!r}, expected {schema!r}"
