@@ -317,11 +317,14 @@ def trained_labels(config: dict) -> dict | None:
 
 def folder_config(out_dir: Path) -> dict | None:
     """The package config in ``out_dir`` as its file holds it (not validated), if one is there and readable."""
+    path = Path(out_dir) / CONFIG_NAME
+    if not path.is_file():  # a named pipe in its place would wait for a writer
+        return None
     try:
         # as load_package reads it
-        config = json.loads(read_config_bytes(Path(out_dir) / CONFIG_NAME).decode("utf-8-sig"))
-    except (OSError, ValueError):  # a ModelPackageError (too large) too
-        return None
+        config = json.loads(read_config_bytes(path).decode("utf-8-sig"))
+    except (OSError, ValueError, RecursionError):  # a ModelPackageError (too large) too; RecursionError: json's
+        return None  # own error for brackets nested thousands deep
     return config if isinstance(config, dict) else None
 
 

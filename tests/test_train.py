@@ -3910,3 +3910,34 @@ def test_files_left_unpaired_on_request_are_named_and_channels_told(tmp_path, ca
         f"{images}: left out 2 files without a counterpart of the same name, 1 of them further input channels of a "
         f"paired case (nnU-Net's _0001…; medseg trains on the _0000 image alone): {images / 'a_0001.nii.gz'}, "
         f"{images / 'lonely.nii.gz'}"]
+
+
+@pytest.mark.parametrize("place", ["deep", "fifo"])
+def test_a_broken_model_json_in_the_output_folder_is_no_package_to_carry_codes_from(tmp_path, place):
+    """``--overwrite`` and ``--resume`` read the package config already in the output folder for its label codes and
+    name: brackets nested thousands deep raised json's RecursionError (a traceback), and a named pipe in its place
+    waited for a writer."""
+    import threading
+
+    from medseg.train_resume import folder_codes, folder_config
+
+    config = tmp_path / "model.json"
+    if place == "deep":
+        config.write_text("[" * 100000 + "]" * 100000)
+    else:
+        os.mkfifo(config)
+    found = []
+
+    def read():
+        try:
+            found.append((folder_config(tmp_path), folder_codes(tmp_path)))
+        except BaseException as error:  # told by the assertion below
+            found.append(error)
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # let the old read go on: a writer that closes at once
+        os.close(os.open(config, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        raise AssertionError("the read waited for a writer")
+    assert found == [(None, None)]
