@@ -17,9 +17,11 @@ import numpy as np
 from medseg.errors import InputError, ModelPackageError, TrainingError
 from medseg.io.files import os_reason, path_argument, type_text, undecodable
 from medseg.json_schema import schema_validator
+from medseg.jsonfile import size_text
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
 from medseg.package import (
     CONFIG_NAME,
+    MAX_CONFIG_BYTES,
     bottleneck_cells,
     load_schema,
     meant_error,
@@ -193,9 +195,14 @@ def read_config(path: Path | str) -> dict:
     """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
     path = path_argument(path, "the training config")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:  # a named pipe too (-c <(...)); one byte past the cap tells a larger file
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise TrainingError(f"{path}: cannot read the training config ({os_reason(error)})") from error
+    if len(data) > MAX_CONFIG_BYTES:  # before decoding: a multi-GB file named config.json is not read whole
+        raise TrainingError(f"{path}: more than {size_text(MAX_CONFIG_BYTES)}, where a training config holds at most "
+                            f"{size_text(MAX_CONFIG_BYTES)} (as the package's {CONFIG_NAME} it becomes); not a "
+                            "training config")
     # UTF-8 (a byte order mark, which Windows editors write, is no content), or UTF-16 with its byte order mark, as
     # a dataset.json is read: Windows PowerShell 5 writes `... > config.yaml` so, and Notepad's "Unicode"
     if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does

@@ -3941,3 +3941,52 @@ def test_a_broken_model_json_in_the_output_folder_is_no_package_to_carry_codes_f
         thread.join(5)
         raise AssertionError("the read waited for a writer")
     assert found == [(None, None)]
+
+
+def test_a_training_config_or_dataset_json_larger_than_its_cap_is_not_read_whole(tmp_path, monkeypatch, caplog):
+    """A training config and a dataset.json were read whole (``read_bytes``): a multi-GB file of that name filled
+    memory before it was refused. Each is read to one byte past its cap now, and refused by its size; a config from
+    a named pipe (``-c <(...)``) is still read."""
+    import medseg.io.dataset_json as dataset_json
+    import medseg.train_config as train_config
+    from medseg.io.dataset_json import declared_names, read_dataset_json
+
+    monkeypatch.setattr(train_config, "MAX_CONFIG_BYTES", 4096)
+    monkeypatch.setattr(dataset_json, "MAX_DATASET_JSON_BYTES", 4096)
+    read = []
+    real_open = open
+
+    def counting_open(path, mode="r", *args, **kwargs):  # what each read asks for
+        handle = real_open(path, mode, *args, **kwargs)
+        real_read = handle.read
+        handle.read = lambda size=-1: read.append(size) or real_read(size)
+        return handle
+    big = tmp_path / "config.json"
+    big.write_text(json.dumps({"name": "x", "pad": "y" * 8000}))
+    monkeypatch.setattr("builtins.open", counting_open)
+    with pytest.raises(TrainingError) as raised:
+        train_config.read_config(big)
+    assert str(raised.value) == (f"{big}: more than 4 kB, where a training config holds at most 4 kB (as the "
+                                 "package's model.json it becomes); not a training config")
+    assert read == [4097]
+    labels = {"0": "background", "1": "a"}
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(json.dumps({"labels": labels, "training": [{"image": "x" * 100}] * 60}))
+    read.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg.io.dataset_json"):
+        assert read_dataset_json(dataset) is None
+        assert declared_names(dataset) is None
+    assert read == [4097, 4097]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{dataset}: not read (more than 4 kB, where a dataset.json holds at most 4 kB); labels are named label_N"]
+    dataset.write_text(json.dumps({"labels": labels}))  # under the cap: read as before
+    assert read_dataset_json(dataset).names == {0: "background", 1: "a"}
+    if hasattr(os, "mkfifo"):  # -c <(...): a pipe is a config file too
+        monkeypatch.setattr("builtins.open", real_open)
+        pipe = tmp_path / "config-pipe.json"
+        os.mkfifo(pipe)
+        import threading
+        writer = threading.Thread(target=lambda: pipe.write_text(json.dumps({"name": "piped"})))
+        writer.start()
+        assert train_config.read_config(pipe)["name"] == "piped"
+        writer.join(5)

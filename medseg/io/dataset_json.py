@@ -19,6 +19,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.io.files import undecodable
+from medseg.jsonfile import size_text
 from medseg.numbers import values_text
 
 __all__ = ["DatasetJson", "declared_names", "find_dataset_json", "read_dataset_json", "renamed_labels"]
@@ -47,6 +48,22 @@ def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | 
     return None
 
 
+# A dataset.json holds labels, channel names and notes, and in the Decathlon's form a line per case: some 100 bytes a
+# case. Anything near the cap is not one, and is not read whole into memory.
+MAX_DATASET_JSON_BYTES = 64 << 20
+
+
+def _read_capped(path: Path) -> bytes:
+    """The bytes of ``path``, at most :data:`MAX_DATASET_JSON_BYTES`: ``ValueError`` for a larger file (read no
+    further), ``OSError`` as reading raises it."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_DATASET_JSON_BYTES + 1)
+    if len(data) > MAX_DATASET_JSON_BYTES:
+        raise ValueError(f"more than {size_text(MAX_DATASET_JSON_BYTES)}, where a dataset.json holds at most "
+                         f"{size_text(MAX_DATASET_JSON_BYTES)}")
+    return data
+
+
 _OR_CONFIG = "; give -c with a config of the labels to train without it"
 
 
@@ -57,7 +74,7 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
     path = Path(path)
     data = b""
     try:
-        data = path.read_bytes()
+        data = _read_capped(path)
         if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does
             log.warning("%s: not read (saved as UTF-32; save it as UTF-8); labels are named label_N", path)
             return None
@@ -67,7 +84,7 @@ def read_dataset_json(path: Path | str) -> DatasetJson | None:
         log.warning("%s: not read (not %s text: %s; save it as UTF-8); labels are named label_N", path,
                     "UTF-16" if error.encoding.startswith("utf-16") else "UTF-8", undecodable(error, bom))
         return None
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, or more than the cap
         log.warning("%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
         return None
     except RecursionError:  # json's own error for brackets nested thousands deep, which no dataset.json holds
@@ -132,7 +149,7 @@ def declared_names(path: Path | str) -> dict[int, str] | None:
     """The label names a ``dataset.json`` declares (value → name), whether or not medseg could train them as they
     are (an ``ignore`` label, gaps, several channels); None where it declares none it can read. No warnings."""
     try:
-        doc = json.loads(_decoded(Path(path).read_bytes()))
+        doc = json.loads(_decoded(_read_capped(Path(path))))
         return _names(doc["labels"], Path(path)) if isinstance(doc.get("labels"), dict) else None
     except (OSError, UnicodeDecodeError, ValueError, AttributeError, InputError, RecursionError):
         return None  # RecursionError: brackets nested thousands deep, which json cannot read
