@@ -35,9 +35,11 @@ __all__ = [
     "ModelPackage",
     "bottleneck_cells",
     "codes_text",
+    "empty_model_name",
     "load_package",
     "load_schema",
     "meant_error",
+    "model_choices",
     "non_finite_setting",
     "read_config_bytes",
     "save_package",
@@ -682,14 +684,24 @@ def unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return seen
 
 
+def empty_model_name(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` is an empty (or blank) model name, which names no package: ``Path("")`` is the
+    current folder, and ``-m "$MODEL"`` with the variable unset gives one."""
+    return not str(name_or_path).strip()
+
+
+def model_choices() -> str:
+    """What to give as a model: ``give a shipped model's name (hippocampus, phantom) or a package folder``."""
+    return f"give a shipped model's name ({', '.join(shipped_models()) or 'none shipped'}) or a package folder"
+
+
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash."""
     if not isinstance(name_or_path, (str, os.PathLike)):  # None was taken as a model named "None"
         raise ModelPackageError(f"{type_text(name_or_path)} given as the model package; give a shipped model's "
                                 "name or a package folder")
-    if not str(name_or_path).strip():  # Path("") is the current folder
-        raise ModelPackageError("an empty model name names no package: give a shipped model's name "
-                                f"({', '.join(shipped_models()) or 'none shipped'}) or a package folder")
+    if empty_model_name(name_or_path):
+        raise ModelPackageError(f"an empty model name names no package: {model_choices()}")
     candidate = Path(name_or_path)
     shipped = _models_root() / str(name_or_path)
     is_name = "/" not in str(name_or_path) and (shipped / CONFIG_NAME).is_file()

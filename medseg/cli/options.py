@@ -50,11 +50,12 @@ class FiniteFloatRange(click.FloatRange):
 
 def given_model(ctx, param, value):
     """An empty --model is a usage error, as an empty path is (``-m "$MODEL"`` with the variable unset)."""
-    if value is not None and not str(value).strip():
-        from medseg.package import shipped_models
+    if value is None:
+        return value
+    from medseg.package import empty_model_name, model_choices
 
-        raise click.BadParameter(f"an empty model name (an unset shell variable?); give a shipped model's name "
-                                 f"({', '.join(shipped_models())}) or a package folder", ctx, param)
+    if empty_model_name(value):  # the library's test of it, with the command line's likely cause
+        raise click.BadParameter(f"an empty model name (an unset shell variable?); {model_choices()}", ctx, param)
     return value
 
 
