@@ -941,6 +941,40 @@ def test_a_failure_at_scoring_stays_failed_whatever_the_file_times(tmp_path):
     assert rows["unscored"]["status"] == "failed" and rows["unscored"]["failed_stage"] == "evaluate"
 
 
+def test_a_case_whose_folder_took_no_files_is_failed_with_its_status_records_error(tmp_path):
+    """A cohort case whose folder took no files has a status record saying so (``blocked``): the report names that
+    error for a case whose folder holds nothing, and for one whose folder holds an earlier run's results (not shown
+    as this run's), at the stage the record names (a record of another outcome is not read so); a case without a
+    folder is one not run."""
+    from medseg.cohort.records import ResultsFolder
+    from medseg.cohort.samples import Sample
+    from medseg.report.collect import add_expected_cases, collect_results
+
+    write_case(tmp_path, "held", 0, "exact")
+    write_case(tmp_path, "scored", 1, "exact")
+    (tmp_path / "cases" / "empty").mkdir()
+    records = ResultsFolder(tmp_path)
+    refused = "{}: this case's results folder takes no files (Permission denied); run again"
+    for case, stage, failed_stage in (("empty", "infer", "infer"), ("gone", "infer", "infer"),
+                                      ("held", "infer", "infer"), ("scored", "evaluate", "evaluate")):
+        records.mark_finished(case, stage, "print", "failed", [], 0.0, refused.format(case),
+                              {"failed_stage": failed_stage, "blocked": True})
+    records.mark_finished("scored", "infer", "print", "ok", [], 0.0, "not an error", {"blocked": True})
+    images = {"held": "inputs/0_image.nii.gz", "scored": "inputs/1_image.nii.gz"}
+    samples = [Sample(case, tmp_path / images.get(case, f"{case}.nii.gz"),
+                      tmp_path / images[case].replace("image", "label") if case in images else None)
+               for case in ("empty", "gone", "held", "scored")]
+    shown = {case.case_id: case.failure for case in add_expected_cases(collect_results(tmp_path), samples, tmp_path)}
+    assert {case: failure and (failure["stage"], failure["error"], failure["error_type"])
+            for case, failure in shown.items()} == {
+        "empty": ("infer", refused.format("empty"), "OutputWriteError"),
+        "gone": ("not_run", "in the sample sheet, but the results folder holds nothing for it (not run yet, or its "
+                            "results were removed)", "MissingResult"),
+        "held": ("infer", f"{refused.format('held')} (the results it holds are an earlier run's)", "OutputWriteError"),
+        "scored": ("evaluate", f"{refused.format('scored')} (the results it holds are an earlier run's)",
+                   "OutputWriteError")}
+
+
 def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
     write_case(tmp_path, "done", 0, "exact")
     write_case(tmp_path, "pending", 1, "exact", reference=False)

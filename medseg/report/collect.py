@@ -413,7 +413,10 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
     """``cases`` with what a sample sheet expected and the results folder lacks, as failed cases: a sheet case
     without results (stage ``not_run``), and one with a reference but no scores (stage ``not_scored``); results
     that do not answer the sheet (made from other inputs, or of a case no longer in it) are ``stale``."""
+    from medseg.cohort.records import ResultsFolder
+
     results_dir = Path(results_dir).absolute()
+    records = ResultsFolder(results_dir)
     by_id = {case.case_id: case for case in cases}
     out = list(cases)
     listed = {sample.case_id for sample in samples}
@@ -429,22 +432,18 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
         reference = str(sample.reference) if sample.reference is not None else None
         case = by_id.get(sample.case_id)
         if case is None:
-            from medseg.cohort.records import ResultsFolder
-
             folder = results_dir / "cases" / sample.case_id
-            records = ResultsFolder(results_dir)
             # a file in its place; or a folder of its own that took no files, as the cohort step recorded it (not
             # tried here: a reviewer who may not write there reads the results too)
-            recorded = records.status(sample.case_id, "infer") or {}
-            blocked = records.blocked_reason(sample.case_id, probe=False) or (
-                recorded.get("error") if recorded.get("blocked") and folder.is_dir() else None)
+            refused = _refused_by_its_folder(records, sample.case_id, ("infer",)) if folder.is_dir() else None
+            blocked = records.blocked_reason(sample.case_id, probe=False) or (refused and refused[1])
             error = blocked or ("in the sample sheet, but the results folder holds nothing for it (not run yet, or "
                                 "its results were removed)")
             out.append(CaseResult(case_id=sample.case_id, folder=folder, results_dir=results_dir, failure={
                 "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "infer" if blocked else "not_run",
                 "input": str(sample.image), "reference": reference, "error": error,
                 "error_type": "OutputWriteError" if blocked else "MissingResult"}))
-        elif case.failure is None and (refused := _refused_by_its_folder(results_dir, sample.case_id)) is not None:
+        elif case.failure is None and (refused := _refused_by_its_folder(records, sample.case_id)) is not None:
             stage, error = refused
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": stage,
                             "input": str(sample.image), "reference": reference,
@@ -463,14 +462,13 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
     return sorted(out, key=lambda c: (c.case_id, str(c.folder)))
 
 
-def _refused_by_its_folder(results_dir: Path, case_id: str) -> tuple[str, str] | None:
-    """The stage and error of a cohort case whose last run found its folder taking no files (its status record says
-    so: ``blocked``), or None. The results that folder still holds were made by an earlier run, perhaps with
-    another model or settings: they are not this run's."""
-    from medseg.cohort.records import ResultsFolder
-
-    records = ResultsFolder(results_dir)
-    for stage in ("infer", "evaluate"):
+def _refused_by_its_folder(records, case_id: str, stages: tuple[str, ...] = ("infer", "evaluate")
+                           ) -> tuple[str, str] | None:
+    """The stage and error of a cohort case whose last run found its folder taking no files (its status record of
+    one of ``stages``, in :class:`~medseg.cohort.records.ResultsFolder` ``records``, says so: ``blocked``), or None.
+    The results that folder may still hold were made by an earlier run, perhaps with another model or settings:
+    they are not this run's."""
+    for stage in stages:
         record = records.status(case_id, stage) or {}
         if record.get("blocked") and record.get("outcome") == "failed" and isinstance(record.get("error"), str):
             return str(record.get("failed_stage") or stage), record["error"]
