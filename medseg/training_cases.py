@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from medseg.errors import InputError, MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
-from medseg.io.files import name_difference, os_reason, path_argument, type_text
+from medseg.io.files import name_difference, nnunet_channel, os_reason, path_argument, type_text
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
@@ -184,8 +183,8 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     unpaired = [images[n] for n in sorted(set(images) - set(labels))]
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
     shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
-    channels = [n for n in set(images) - set(labels) if re.fullmatch(r".+_\d{4}", n) and n[:-5] in paired
-                and stem(images[n[:-5]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
+    channels = [n for n in set(images) - set(labels) if (split := nnunet_channel(n)) is not None and split[0] in paired
+                and stem(images[split[0]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
     if unpaired and allow_unpaired:  # left out as asked, but said: further channels of a case would go unseen
         log.warning("%s: left out %s without a counterpart of the same name%s: %s", images_dir,
                     counted(len(unpaired), "file"), f", {len(channels)} of them further input channels of a paired "

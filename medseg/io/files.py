@@ -9,8 +9,8 @@ from pathlib import Path
 from medseg.errors import ImageReadError, InputError
 
 __all__ = ["apple_double", "check_readable", "check_searchable", "exists", "files_under", "further_channels",
-           "is_dicom_file", "name_difference", "not_there", "os_reason", "not_regular", "path_argument", "type_text",
-           "undecodable"]
+           "is_dicom_file", "name_difference", "nnunet_channel", "not_there", "os_reason", "not_regular",
+           "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 
@@ -32,6 +32,13 @@ def apple_double(path: Path | str) -> str | None:
             "the Decathlon's tarballs hold), not an image")
 
 
+def nnunet_channel(name: str) -> tuple[str, str] | None:
+    """A file's name without its suffixes (``case_0001``) split as nnU-Net names a case's input channels, into the
+    case and the channel's four digits: ``("case", "0001")``; None for a name without a channel suffix."""
+    match = re.fullmatch(r"(.+)_(\d{4})", name)
+    return None if match is None else (match.group(1), match.group(2))
+
+
 def further_channels(paths) -> list[tuple[Path, Path]]:
     """The files among ``paths`` named as nnU-Net names a case's second, third… input channel (``case_0001.nii.gz``)
     whose first channel (``case_0000.nii.gz``, in the same folder) is among them too, each with that first
@@ -41,11 +48,11 @@ def further_channels(paths) -> list[tuple[Path, Path]]:
     firsts: dict[tuple[Path, str], Path] = {}
     named = []
     for path in map(Path, paths):
-        match = re.fullmatch(r"(.+)_(\d{4})", stem(path))
-        if match is None:
+        split = nnunet_channel(stem(path))
+        if split is None:
             continue
-        key = (path.parent, match.group(1))
-        if match.group(2) == "0000":
+        key = (path.parent, split[0])
+        if split[1] == "0000":
             firsts[key] = path
         else:
             named.append((key, path))
