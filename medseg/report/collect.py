@@ -243,7 +243,7 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         found += 1
         kind, schema = KINDS[suffix]
         name_id = path.name[: -len(suffix)]
-        record, problem = _read_json(path, schema, _shown(path, results_dir))
+        record, problem, advice = _read_json(path, schema, _shown(path, results_dir))
         case_id = name_id
         if record is not None and isinstance(record.get("case_id"), str) and record["case_id"]:
             case_id = record["case_id"]
@@ -254,9 +254,7 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
             case.notes.append(problem)
             case.failure = case.failure or {
                 "schema": "medseg-failure/1", "case_id": case_id, "stage": "report",
-                # a workflow run redoes the step whose output is missing (it keeps one it finds)
-                "error": problem if problem.endswith(_GIVE_READ_ACCESS)
-                else f"{problem}; remove it and run again to redo the case", "error_type": "UnreadableResult",
+                "error": problem if advice is None else f"{problem}; {advice}", "error_type": "UnreadableResult",
             }
             case.paths[kind] = path
             continue
@@ -625,25 +623,28 @@ def _shown(path: Path, results_dir: Path) -> str:
 
 
 _GIVE_READ_ACCESS = "give this user read access to it"  # a result it may not read is whole: not to be removed
+# a workflow run redoes the step whose output is missing (it keeps one it finds)
+_REMOVE_AND_RUN_AGAIN = "remove it and run again to redo the case"
 
 
-def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | None]:
-    """The record in ``path``, or why it cannot be used, naming the file as ``shown``."""
+def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | None, str | None]:
+    """The record in ``path``, or why it cannot be used, naming the file as ``shown``, with what a case failed on it
+    is to add to that as its advice (None: what to do is said already)."""
     try:
         record = read_json_object(path, RESULT_BYTES, "a medseg result record")
     except PermissionError:  # the file is whole: what to do is to let this user read it, not to remove it
-        return None, f"{shown}: cannot read (permission denied); {_GIVE_READ_ACCESS}"
+        return None, f"{shown}: cannot read (permission denied); {_GIVE_READ_ACCESS}", None
     except JsonFileError as error:  # too large, not JSON, nested too deeply, not an object, not a file
-        return None, f"{shown}: cannot read ({error.reason})"
+        return None, f"{shown}: cannot read ({error.reason})", _REMOVE_AND_RUN_AGAIN
     except OSError as error:
-        return None, f"{shown}: cannot read ({error})"
+        return None, f"{shown}: cannot read ({error})", _REMOVE_AND_RUN_AGAIN
     found = record.get("schema")
     if found is not None and found != schema:
-        return None, f"{shown}: schema {found!r}, expected {schema!r}"
+        return None, f"{shown}: schema {found!r}, expected {schema!r}", _REMOVE_AND_RUN_AGAIN
     problem = _structure_problem(record, schema)
     if problem is not None:
-        return None, f"{shown}: {problem}"
-    return record, None
+        return None, f"{shown}: {problem}", _REMOVE_AND_RUN_AGAIN
+    return record, None, None
 
 
 def _metrics_notes(record: dict) -> list[str]:
