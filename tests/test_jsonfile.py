@@ -183,7 +183,7 @@ def _report_record(tmp_path):
     from medseg.report.collect import _read_json
 
     def call():
-        record, problem = _read_json(tmp_path / "c1_metrics.json", "medseg-metrics/1", "cases/c1/c1_metrics.json")
+        _, problem, _ = _read_json(tmp_path / "c1_metrics.json", "medseg-metrics/1", "cases/c1/c1_metrics.json")
         return f"Problem: {problem}" if problem is not None else "AssertionError"
     return tmp_path / "c1_metrics.json", call
 
