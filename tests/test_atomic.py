@@ -655,6 +655,64 @@ def test_a_claim_file_is_made_as_any_file_so_a_group_sharing_the_folder_can_take
     assert mode == 0o664
 
 
+def test_another_users_claim_file_this_user_may_only_read_still_keeps_a_second_run_out(tmp_path):
+    """A results folder a group shares, where a member's run made its claim file under umask 022 (0644): another
+    member could not open it for writing, took that for "no locks here" and ran beside the live run, warning that
+    the folder was not writable. Now a held claim refuses the run naming its holder (or, for a case's claim, is
+    waited for), and one a killed run left is removed and taken over."""
+    import fcntl
+    import sys
+    import time
+
+    from conftest import as_plain_user
+
+    from medseg.io.folder_claim import claim_path
+
+    folder = tmp_path / "results"
+    claim = claim_path(folder)
+
+    def left_by_alice():
+        claim.write_text("pid 4242 on login1, user alice\n")
+        claim.chmod(0o444)  # as another user's 0644 file reads to this one (run without root's power over permissions)
+
+    def script(wait):
+        return ("import sys\nfrom medseg.errors import MedsegError\nfrom medseg.io.folder_claim import claimed\n"
+                f"try:\n    with claimed({str(folder)!r}, 'cohort run', wait={wait}):\n"
+                f"        print('ran as', open({str(claim)!r}).read().strip())\n"
+                "except MedsegError as error:\n    sys.exit(str(error))\n")
+
+    left_by_alice()
+    holder = os.open(claim, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # the live run
+        refused = as_plain_user([sys.executable, "-c", script(False)])
+    finally:
+        os.close(holder)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (f"{folder}: another cohort run is writing to this folder (pid 4242 on login1, user "
+                              f"alice, per {claim}); wait for it to end or give another folder\n")
+    assert claim.read_text() == "pid 4242 on login1, user alice\n"  # the holder's claim untouched
+
+    taken = as_plain_user([sys.executable, "-c", script(False)])  # the same file, left by a run killed outright
+    assert (taken.returncode, taken.stderr) == (0, "")
+    assert taken.stdout.startswith("ran as pid ") and ", user " in taken.stdout and "4242" not in taken.stdout
+    assert not claim.exists()  # its own claim, removed as the run ended
+
+    left_by_alice()
+    holder = os.open(claim, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    waiting = as_plain_user([sys.executable, "-c", script(True)], wait=False)  # a case's claim waits its turn
+    try:
+        time.sleep(1.5)
+        assert waiting.poll() is None
+    finally:
+        claim.unlink()  # the holder ends as a run does: its file goes, then its lock
+        os.close(holder)
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0 and out.startswith("ran as pid ") and "4242" not in out
+    assert f"{claim}: held by another cohort run (pid 4242 on login1, user alice); waiting for it to end" in err
+
+
 def test_one_probe_file_tells_a_folder_is_writable_its_clock_and_the_mode_of_new_files(tmp_path, monkeypatch):
     """Checking that an output folder takes files, reading its clock for the leftover sweep and finding the mode new
     files get there each made a file of their own in it, three per folder and command; one tells all three."""

@@ -6,6 +6,7 @@ import codecs
 import csv
 import json
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -1727,14 +1728,15 @@ def test_a_step_by_hand_is_refused_while_a_workflow_run_holds_the_folder_and_its
             assert caught.value.code == 1
             assert capsys.readouterr().err == (
                 f"medseg: error: {results}: another cohort run is writing to this folder (pid {holder.pid} on "
-                f"{socket.gethostname()}, per {results.parent / '.results.lock'}); wait for it to end or give another "
-                "folder\n")
+                f"{socket.gethostname()}, user {pwd.getpwuid(os.geteuid()).pw_name}, per "
+                f"{results.parent / '.results.lock'}); wait for it to end or give another folder\n")
         assert not (results / "cases").exists()
         monkeypatch.setenv("MEDSEG_COHORT_RUN", "1")  # not the run's own: a job names the process holding the folder
         with pytest.raises(SystemExit) as caught:
             main(["cohort", "evaluate", str(sheet), "-o", str(results), "--case", "c"])
         assert caught.value.code == 1 and "another cohort run is writing to this folder" in capsys.readouterr().err
-        monkeypatch.setenv("MEDSEG_COHORT_RUN", f"pid {holder.pid} on {socket.gethostname()}")  # one of its jobs
+        monkeypatch.setenv("MEDSEG_COHORT_RUN", f"pid {holder.pid} on {socket.gethostname()}, user "  # one of its jobs
+                           f"{pwd.getpwuid(os.geteuid()).pw_name}")
         with pytest.raises(SystemExit) as caught:
             main(["cohort", "infer", str(sheet), "-o", str(results), "--case", "c", "--model", MODEL, "--device",
                   "cpu"])

@@ -3125,7 +3125,8 @@ def test_a_folder_another_process_trains_into_is_refused_until_it_ends(tiny_set,
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and re.fullmatch(
             rf"medseg: error: {re.escape(str(out))}: another training run is writing to this folder \(pid "
-            rf"{holder.pid} on [^,]+, per {re.escape(str(claim))}\); wait for it to end or give another folder",
+            rf"{holder.pid} on [^,]+, user [^,]+, per {re.escape(str(claim))}\); wait for it to end or give "
+            "another folder",
             err[0]), err
         assert not out.exists() and claim.is_file()  # nothing of the refused run; the holder's claim untouched
         assert _exit_code([*args, "--overwrite"]) == 1 and _exit_code([*args, "--resume"]) == 1

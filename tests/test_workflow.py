@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pwd
 import re
 import signal
 import socket
@@ -356,7 +357,8 @@ def test_a_second_run_on_one_results_folder_is_refused_from_any_working_folder(c
         assert run.returncode == 1
         assert run.stderr.strip().splitlines()[-1] == (
             f"medseg: error: {results}: another cohort run is writing to this folder (pid {os.getpid()} on "
-            f"{socket.gethostname()}, per {claim_path(results)}); wait for it to end or give another folder")
+            f"{socket.gethostname()}, user {pwd.getpwuid(os.geteuid()).pw_name}, per {claim_path(results)}); wait "
+            "for it to end or give another folder")
         preview = snakemake(tmp_path / "elsewhere", "-n", "--cores", "2", samples=sheet, results=results)
         assert preview.returncode == 0, preview.stderr[-3000:]
         # a preview that changes the folder (touching or deleting outputs) waits its turn like a run

@@ -81,6 +81,10 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
     while True:
         try:
             handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # as any new file: the umask decides
+        except PermissionError:  # another user's claim file, which this user may read only
+            if _foreign_claim_gone(path, fcntl, folder, what, wait):
+                continue  # removed (a killed run's) or released meanwhile: make this run's own
+            return None
         except OSError:
             return None
         try:
@@ -115,9 +119,67 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
     return handle
 
 
+def _foreign_claim_gone(path: Path, fcntl, folder: Path | str, what: str, wait: bool) -> bool:
+    """A claim file this user may not open for writing: another user's, made under a umask that left it
+    read-only to the group (umask 022). Taken for "no locks here", such a file let a second run go on beside the
+    first, in a results folder the group shares. Held by a live run: refused naming it, or with ``wait`` waited for
+    (a shared lock, which a file open for reading takes also over NFS). Not held: a killed run's leftover, removed
+    while a shared lock keeps its owner's next run from taking it meanwhile. True when the file is gone (make this
+    run's own); False where it cannot be told (no locks) or removed (no write access to its folder: no claim, as
+    before)."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # released meanwhile
+        return True
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(handle)
+            if not wait:
+                raise OutputExistsError(f"{folder}: another {what} is writing to this folder ({holder}, per "
+                                        f"{path}); wait for it to end or give another folder") from None
+            log.warning("%s: held by another %s (%s); waiting for it to end", path, what, holder)
+            fcntl.flock(handle, fcntl.LOCK_SH)  # a signal's exception (Ctrl-C) ends the wait
+        except OSError:  # a file system without flock
+            return False
+        try:
+            same = os.fstat(handle).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:  # its holder ended and removed it
+            return True
+        except OSError:
+            return False
+        if not same:  # replaced meanwhile: look again
+            return True
+        left = _holder(handle)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        log.info("%s: removed the claim file a %s that ended left (%s)", path, what, left)
+        return True
+    finally:
+        os.close(handle)
+
+
+def _user() -> str:
+    """This process's user name (its uid where the system has no name for it)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, OSError):
+        return f"uid {os.geteuid()}"
+
+
 def holder_text() -> str:
-    """How a claim file names this process (``pid 4242 on login1``)."""
-    return f"pid {os.getpid()} on {socket.gethostname()}"
+    """How a claim file names this process (``pid 4242 on login1, user alice``): who to ask, in a folder a group
+    shares."""
+    return f"pid {os.getpid()} on {socket.gethostname()}, user {_user()}"
 
 
 def held_by_another(folder: Path | str) -> str | None:

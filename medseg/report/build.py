@@ -142,8 +142,9 @@ def build_report(
 
 
 def _run_in_progress(results_dir: Path) -> str | None:
-    """The process of a cohort run holding ``results_dir`` (its claim; ``pid 4242 on login1``), other than the run
-    whose report step this is (``$MEDSEG_COHORT_RUN``, set by the Snakefile for its jobs); None when none does."""
+    """The process of a cohort run holding ``results_dir`` (its claim; ``pid 4242 on login1, user alice``), other
+    than the run whose report step this is (``$MEDSEG_COHORT_RUN``, set by the Snakefile for its jobs); None when
+    none does."""
     from medseg.io.folder_claim import held_by_another
 
     holder = held_by_another(results_dir)
