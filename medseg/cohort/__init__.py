@@ -2,7 +2,8 @@
 
 :mod:`~medseg.cohort.samples` reads and checks the sheet, :mod:`~medseg.cohort.records` knows the results
 folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases,
-:mod:`~medseg.cohort.stale_jobs` finds the finished jobs a run must redo.
+:mod:`~medseg.cohort.stale_jobs` finds the finished jobs a run must redo, :mod:`~medseg.cohort.shared_folder`
+keeps a folder several users run into usable by each.
 """
 
 from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values, stopped_forced_run
@@ -21,9 +22,12 @@ from medseg.cohort.run import (
     write_job_record,
 )
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows, some_names
+from medseg.cohort.shared_folder import adopt_unwritable_files, check_results_writable
 from medseg.cohort.stale_jobs import VoidedJobs, unrecorded_message, void_stale_jobs, voided_message
 
 __all__ = [
+    "adopt_unwritable_files",
+    "check_results_writable",
     "CaseOutcome",
     "InferOptions",
     "JobSummary",

@@ -33,6 +33,7 @@ from pathlib import Path
 from medseg.cohort.records import ResultsFolder, readable_again
 from medseg.cohort.run import InferOptions, given_up_for_less_memory, stale_cases
 from medseg.cohort.samples import Sample, some_names
+from medseg.errors import OutputWriteError
 
 __all__ = ["VoidedJobs", "unrecorded_message", "void_stale_jobs", "voided_message"]
 
@@ -74,7 +75,7 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
                     if by_hand[stage]:
                         void[stage].unrecorded.append(f"{batch}.{stage}")
                     if not preview:
-                        report.unlink(missing_ok=True)
+                        _remove(report)
                 continue
             gone = [s.case_id for s in samples if (s.reference or stage == "infer")
                     and not folder.case_outputs_present(s.case_id, stage)]
@@ -90,9 +91,22 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
                 void[stage].retried += retried
                 void[stage].jobs.append(f"{batch}.{stage}")
                 if not preview:
-                    record.unlink()
-                    report.unlink(missing_ok=True)
+                    _remove(record)
+                    _remove(report)
     return void
+
+
+def _remove(path: Path) -> None:
+    """Remove a job record or the report so that Snakemake makes it again; one that this user may not remove (a
+    folder of another user's, read-only to the group) is an :class:`OutputWriteError` naming it, not a traceback."""
+    from medseg.io.atomic import reason_of
+
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise OutputWriteError(f"{path}: cannot remove this record of an earlier run, which must be made again "
+                               f"({reason_of(error)}); give this user write access to its folder, or give another "
+                               "results folder") from error
 
 
 def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview: bool) -> str | None:

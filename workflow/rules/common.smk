@@ -182,6 +182,16 @@ if workflow.is_main_process and cohort.claims_results(sys.argv[1:]):
     planned(_results_claim.__enter__)
     atexit.register(_results_claim.__exit__, None, None, None)
     _HOLDER = holder_text()
+# a results folder a group shares: a folder every job writes into that this user may not write stops the run here, in
+# one line (planning removed a job record there with a traceback); another member's files that Snakemake would not
+# replace (job records, the report, benchmarks, made under umask 022) become this user's, the same bytes and times
+if workflow.is_main_process and not _PREVIEW:
+    planned(cohort.check_results_writable, RESULTS)
+    _adopted = cohort.adopt_unwritable_files(RESULTS)
+    if _adopted:
+        logger.warning(f"{RESULTS}: {len(_adopted)} file(s) this user could not write (another user's: "
+                       f"{cohort.some_names([str(Path(p).relative_to(RESULTS)) for p in _adopted], 3)}) replaced by "
+                       "this user's copies, the same contents and times, so that the jobs can write them")
 
 
 # Snakemake forced to run finished jobs again (-F, --forcerun infer|evaluate or job records, -f on job records):
@@ -252,7 +262,7 @@ if workflow.is_main_process:
     _options = cohort.InferOptions(model=str(_PACKAGE.path), device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
     # finished jobs whose records are void (cases gone, made for other work, given up with less memory) run again
-    _void = cohort.void_stale_jobs(BATCHES, RESULTS, _PACKAGE, _options, _memory, _PREVIEW)
+    _void = planned(cohort.void_stale_jobs, BATCHES, RESULTS, _PACKAGE, _options, _memory, _PREVIEW)
     # a row taken out of the sheet stays in the report (stale) while its folder is there; once the folder is removed
     # as the report advises, nothing else changed for Snakemake: the report is rebuilt here
     _left = _folder.left_since_report(s.case_id for s in SAMPLES)

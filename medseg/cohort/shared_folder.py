@@ -1,0 +1,103 @@
+"""A results folder several users run into (a group's folder on a shared file system).
+
+medseg replaces its outputs by renaming new files onto them, which takes write access to their folder only, and
+makes them with the mode a new file gets there (the umask's, or a default ACL's). Two things still stopped another
+member's run:
+
+* a folder every job writes into (the results folder itself, ``jobs/``, ``status/``, ``logs/``...) that this user
+  may not write, made by a member whose umask (022) leaves folders read-only to the group: planning removed a job
+  record there and stopped with a ``PermissionError`` and Snakemake's traceback. It is refused in one line, naming
+  the folder, its owner and the remedy (:func:`check_results_writable`);
+* a file Snakemake rewrites in place or checks before running a job (a job record, the report's files, a
+  benchmark), made by such a member in a folder the group may write: Snakemake refused the job ("Write-protected
+  output files") or failed writing its benchmark. Each is replaced by this user's copy, the same bytes and times
+  (:func:`adopt_unwritable_files`), which the folder's write access allows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from medseg.errors import OutputWriteError
+
+__all__ = ["SHARED_SUBFOLDERS", "adopt_unwritable_files", "check_results_writable"]
+
+# the folders of a results folder that every job writes into; a case's own folder (cases/<id>) is the case's, and
+# one that takes no files fails that case only
+SHARED_SUBFOLDERS = ("", "jobs", "status", "cases", "logs", "logs/infer", "logs/evaluate", "benchmarks",
+                     "benchmarks/infer", "benchmarks/evaluate")
+# the files Snakemake checks for write access before it runs their job, or writes in place: job records, the
+# report's files, benchmarks (a job's log it removes first, which the folder's write access allows)
+_TRACKED = ("jobs/*.json", "report.html", "cohort.tsv", "summary.json", "benchmarks/*.tsv", "benchmarks/*/*.tsv")
+
+
+def _owner(status: os.stat_result) -> str:
+    """``user alice, group lab, drwxr-sr-x`` (ids where the system has no names for them)."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(status.st_uid).pw_name
+    except KeyError:
+        user = f"uid {status.st_uid}"
+    try:
+        group = grp.getgrgid(status.st_gid).gr_name
+    except KeyError:
+        group = f"gid {status.st_gid}"
+    return f"user {user}, group {group}, {stat.filemode(status.st_mode)}"
+
+
+def check_results_writable(results: Path | str) -> None:
+    """Refuse, in one line, a results folder, or one of the folders every job writes into
+    (:data:`SHARED_SUBFOLDERS`), that exists and takes no file from this user. Tried by making a file there (permission
+    bits say nothing for root, a read-only mount or a default ACL). Folders still to be made are the run's own."""
+    from medseg.io.atomic import check_folders_writable, reason_of
+
+    results = Path(results)
+    for name in SHARED_SUBFOLDERS:
+        folder = results / name if name else results
+        if not folder.is_dir():
+            continue
+        try:
+            check_folders_writable([folder / "-"])
+        except OutputWriteError as error:
+            cause = error.__cause__
+            reason = reason_of(cause) if isinstance(cause, OSError) else str(error)
+            try:
+                owner = f"; {_owner(folder.stat())}"
+            except OSError:
+                owner = ""
+            where = "this results folder" if folder == results else f"this folder of the results folder {results}"
+            raise OutputWriteError(
+                f"{folder}: {where} takes no files from this user ({reason}{owner}); have it made writable to this "
+                f"user (for a folder a group shares, its owner runs chmod -R g+w {results}; see the README, 'Results "
+                "folder') or give another results folder") from error
+
+
+def adopt_unwritable_files(results: Path | str) -> list[Path]:
+    """Replace each file of the results folder that Snakemake checks or rewrites in place (job records, the report's
+    files, benchmarks) and that this user may not write, where its folder takes this user's files, by this user's
+    copy: the same bytes and times (Snakemake compares them), the mode a new file gets there. Returns the files
+    replaced; a file that cannot be replaced is left as it is (Snakemake then names it)."""
+    from medseg.io.atomic import atomic_paths
+
+    results = Path(results)
+    adopted = []
+    for pattern in _TRACKED:
+        for path in sorted(results.glob(pattern)):
+            try:
+                if path.is_symlink() or not path.is_file() or os.access(path, os.W_OK):
+                    continue
+                if not os.access(path, os.R_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+                    continue
+                times = path.stat()
+                with atomic_paths([path], overwrite=True) as (temp,):
+                    shutil.copyfile(path, temp)
+                    os.utime(temp, ns=(times.st_atime_ns, times.st_mtime_ns))
+            except (OSError, OutputWriteError):
+                continue
+            adopted.append(path)
+    return adopted
