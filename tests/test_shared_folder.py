@@ -112,3 +112,33 @@ def test_another_users_records_snakemake_would_not_replace_become_this_users_cop
         assert mode == (0o666 & ~mask if name in adopted.stdout.split() else 0o444), name
     assert stat.S_IMODE(locked.stat().st_mode) == 0o444 and locked.read_text() == "s\n2\n"
     assert sorted(p.name for p in (results / "jobs").iterdir()) == ["b0001.infer.json"]  # no temporary file left
+
+
+def test_records_dated_ahead_of_the_folders_clock_are_found_and_set_to_now(tmp_path):
+    """Job records and report files dated after the folder's clock, and by how much; set to now in the order they
+    are made in (infer records, evaluate records, the report), so that none reads as newer than what follows it."""
+    import time
+
+    from medseg.cohort import future_dated_files, reset_times
+
+    results = tmp_path / "results"
+    (results / "jobs").mkdir(parents=True)
+    now = time.time()
+    dated = {"jobs/b0001.infer.json": 7200, "jobs/b0001.evaluate.json": 7300, "report.html": 1.0,
+             "summary.json": 7400, "jobs/b0002.infer.json": -60, "benchmarks/report.tsv": 7200}
+    for name, seconds in dated.items():
+        path = results / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        os.utime(path, (now + seconds, now + seconds))
+    ahead = future_dated_files(results)  # by the folder's own clock: a file made there
+    assert [(p.relative_to(results).as_posix(), round(s / 100)) for p, s in ahead] == [
+        ("jobs/b0001.infer.json", 72), ("jobs/b0001.evaluate.json", 73), ("summary.json", 74)]
+    assert sorted(p.name for p in (results / "jobs").iterdir()) == ["b0001.evaluate.json", "b0001.infer.json",
+                                                                     "b0002.infer.json"]  # no probe left
+    assert future_dated_files(results, now=now + 8000) == []
+    assert reset_times([p for p, _ in ahead]) == [p for p, _ in ahead]
+    times = [p.stat().st_mtime_ns for p, _ in ahead]
+    assert times == sorted(times) and max(times) <= time.time_ns()
+    assert future_dated_files(results) == []
+    assert (results / "benchmarks" / "report.tsv").stat().st_mtime > now + 7000  # not compared by Snakemake: left

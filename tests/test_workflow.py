@@ -757,6 +757,37 @@ def test_a_folder_made_by_hand_is_finished_by_the_workflow_not_taken_as_done(tmp
     assert {row["status"] for row in rows} == {"scored"}
 
 
+def test_inputs_and_records_dated_ahead_of_the_clock_do_not_fail_the_run(tmp_path):
+    """Snakemake fails a job whose record is older than one of its inputs ("clock skew"): an image, a reference or a
+    model file dated in the future (copied with its times from a machine whose clock is ahead) failed every job
+    reading it, three attempts each, and the run, again on every run until that time came; so did a job record
+    dated so. Inputs are no longer declared to Snakemake (their path, size and time are job parameters), and
+    planning sets records dated ahead to now."""
+    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples, write_job_record
+
+    data, sheet, results = _two_labelled_cases(tmp_path, seed=45)
+    samples = read_samples(sheet)
+    write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(samples, results, InferOptions(MODEL)))
+    write_job_record(results / "jobs" / "batch001.evaluate.json", evaluate_cases(samples, results))
+    for name in ("report.html", "cohort.tsv", "summary.json", "jobs/cohort.check.json"):  # as the report made them
+        (results / name).write_text("made")
+    ahead = time.time() + 7200
+    for path in (data / "a.nii.gz", data / "b_label.nii.gz"):
+        os.utime(path, (ahead, ahead))
+    preview = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert "Nothing to be done" in preview.stdout + preview.stderr  # was: infer and evaluate, to fail on the clock
+
+    record = results / "jobs" / "batch001.infer.json"
+    os.utime(record, (ahead, ahead))
+    preview = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert (f"{results}: 1 file(s) dated ahead of the clock (jobs/batch001.infer.json 2.0 h; machines whose clocks "
+            "differ, or copied with their times from one whose clock is ahead): they will be set to now when the "
+            "workflow runs (a preview changes nothing)") in preview.stdout + preview.stderr
+    assert record.stat().st_mtime == ahead
+
+
 def test_a_forced_run_makes_the_cases_again(tmp_path):
     """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
     forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun

@@ -1,4 +1,4 @@
-"""A results folder several users run into (a group's folder on a shared file system).
+"""A results folder several users, or machines, run into (a group's folder on a shared file system).
 
 medseg replaces its outputs by renaming new files onto them, which takes write access to their folder only, and
 makes them with the mode a new file gets there (the umask's, or a default ACL's). Two things still stopped another
@@ -12,6 +12,11 @@ member's run:
   benchmark), made by such a member in a folder the group may write: Snakemake refused the job ("Write-protected
   output files") or failed writing its benchmark. Each is replaced by this user's copy, the same bytes and times
   (:func:`adopt_unwritable_files`), which the folder's write access allows.
+
+And one that machines with different clocks write (a share's server against its clients, a folder copied with its
+times from a machine whose clock is ahead): Snakemake fails a job whose output is older than one of its inputs
+("clock skew"), so a job record or report file dated in the future failed the jobs that read it, on every run until
+that time came. Planning sets such files to the folder's time now (:func:`future_dated_files`, :func:`reset_times`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from pathlib import Path
 
 from medseg.errors import OutputWriteError
 
-__all__ = ["SHARED_SUBFOLDERS", "adopt_unwritable_files", "check_results_writable"]
+__all__ = ["SHARED_SUBFOLDERS", "adopt_unwritable_files", "check_results_writable", "future_dated_files",
+           "reset_times"]
 
 # the folders of a results folder that every job writes into; a case's own folder (cases/<id>) is the case's, and
 # one that takes no files fails that case only
@@ -32,6 +38,10 @@ SHARED_SUBFOLDERS = ("", "jobs", "status", "cases", "logs", "logs/infer", "logs/
 # the files Snakemake checks for write access before it runs their job, or writes in place: job records, the
 # report's files, benchmarks (a job's log it removes first, which the folder's write access allows)
 _TRACKED = ("jobs/*.json", "report.html", "cohort.tsv", "summary.json", "benchmarks/*.tsv", "benchmarks/*/*.tsv")
+# the files whose times Snakemake compares, as it runs their jobs (benchmarks only count as the oldest output)
+_TIMED = ("jobs/*.infer.json", "jobs/*.evaluate.json", "report.html", "cohort.tsv", "summary.json", "jobs/*.json")
+# times within this of the folder's clock are not "in the future": file systems keep times to 1-2 s on some
+FUTURE_AFTER_S = 2.0
 
 
 def _owner(status: os.stat_result) -> str:
@@ -101,3 +111,40 @@ def adopt_unwritable_files(results: Path | str) -> list[Path]:
                 continue
             adopted.append(path)
     return adopted
+
+
+def future_dated_files(results: Path | str, now: float | None = None) -> list[tuple[Path, float]]:
+    """The files of the results folder whose times Snakemake compares (job records, the report's files) dated after
+    ``now``, each with how many seconds ahead. ``now`` by default is the folder's own clock (a file made there and
+    removed: a share's times are its server's); none where no file can be made there."""
+    from medseg.io.atomic import folder_now
+
+    results = Path(results)
+    if not (results / "jobs").is_dir():
+        return []
+    now = folder_now(results / "jobs") if now is None else now
+    if now is None:
+        return []
+    ahead: dict[Path, float] = {}
+    for pattern in _TIMED:  # job records first, infer before evaluate, then the report: the order they are made in
+        for path in sorted(results.glob(pattern)):
+            try:
+                seconds = path.stat().st_mtime - now
+            except OSError:
+                continue
+            if seconds > FUTURE_AFTER_S and path not in ahead and path.is_file():
+                ahead[path] = seconds
+    return list(ahead.items())
+
+
+def reset_times(paths: list[Path]) -> list[Path]:
+    """Set each of ``paths`` to the time now by its file system's clock (as ``touch`` does; in the order given, so
+    that files made one after the other keep their order). Returns those set; one this user may not set is left."""
+    done = []
+    for path in paths:
+        try:
+            os.utime(path)
+        except OSError:
+            continue
+        done.append(path)
+    return done

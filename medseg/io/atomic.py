@@ -21,8 +21,9 @@ from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
-           "check_writable", "fsync_path", "placed_before_stop", "reading_folder", "reason_of", "remove_empty_folders",
-           "remove_leftovers", "remove_leftovers_of", "remove_stale_leftovers", "results_unwritable", "sha256_of"]
+           "check_writable", "folder_now", "fsync_path", "placed_before_stop", "reading_folder", "reason_of",
+           "remove_empty_folders", "remove_leftovers", "remove_leftovers_of", "remove_stale_leftovers",
+           "results_unwritable", "sha256_of"]
 
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def remove_stale_leftovers(folder: Path, now: float | None = None) -> list[Path]
     """Remove, from a folder other processes may write to as well (``medseg infer -o``), the leftovers
     (:data:`LEFTOVER_PATTERNS`) that nothing has touched for :data:`STALE_AFTER_S` (neither written nor renamed:
     their mtime and ctime): a killed writer's, not a live one's. ``now``: the folder's own clock (see
-    :func:`_folder_now`); by default this machine's. Returns what was removed."""
+    :func:`folder_now`); by default this machine's. Returns what was removed."""
     now = time.time() if now is None else now
     removed = []
     with contextlib.suppress(OSError):  # a folder that cannot be listed: nothing to sweep
@@ -87,9 +88,9 @@ def remove_stale_leftovers(folder: Path, now: float | None = None) -> list[Path]
     return removed
 
 
-def _folder_now(folder: Path) -> float | None:
+def folder_now(folder: Path) -> float | None:
     """The time by ``folder``'s own clock: the mtime of a file made there now (a networked folder's times are its
-    server's, which may differ from this machine's clock); None where no file can be made (nothing to remove)."""
+    server's, which may differ from this machine's clock); None where no file can be made there."""
     try:
         return _probe_file(folder).st_mtime
     except OSError:
@@ -108,7 +109,7 @@ def _sweep_once(folder: Path) -> None:
             return
     except OSError:  # a folder that cannot be listed: nothing to sweep
         return
-    now = _folder_now(folder)
+    now = folder_now(folder)
     if now is None:
         return
     with _folder_locks([folder / "-"]):  # the lock of the folder that holds a (any) file "-"

@@ -10,10 +10,6 @@
 
 
 rule infer:
-    input:
-        images=batch_images,
-        weights=WEIGHTS,
-        model_config=MODEL_CONFIG,
     output:
         record=f"{RESULTS}/jobs/{{batch}}.infer.json",
     params:
@@ -22,7 +18,7 @@ rule infer:
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         inputs=lambda wildcards: inputs_signature(wildcards, "image"),
-        model=lambda wildcards, input: Path(input.weights).parent,
+        model=lambda wildcards: MODEL_FOLDER,  # a function: its value is not read as a pattern
         device=config["device"],
         precision=config["precision"],
         batch_size=config["batch_size"],
@@ -55,7 +51,6 @@ rule infer:
 rule evaluate:
     input:
         infer=rules.infer.output.record,
-        references=batch_references,
     output:
         record=f"{RESULTS}/jobs/{{batch}}.evaluate.json",
     params:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
-from medseg.cohort.settings import (check_config, check_results_folder, fixed_retry_resources, pattern_characters,
+from medseg.cohort.settings import (check_config, check_results_folder, fixed_retry_resources,
                                     per_cpu_memory, placeholder_resources)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
@@ -82,8 +82,13 @@ if _MODEL == DEFAULT_MODEL and "model" not in workflow.config_settings.config:
     _MODEL = shipped_package_path(DEFAULT_MODEL)
 _PACKAGE = planned(load_package, _MODEL if workflow.is_main_process else Path(_MODEL),
                    check_hash=workflow.is_main_process)
-WEIGHTS = str(_PACKAGE.weights_path)
-MODEL_CONFIG = str(_PACKAGE.path / "model.json")
+# the inputs of a job (images, references, the model's files) are not declared to Snakemake: it fails a job whose
+# record is older than an input ("clock skew"), so that a file dated in the future (copied with its times from a
+# machine whose clock is ahead, a share whose server's clock is) failed every job that read it, again and again, and
+# the run. A job still reruns when they change: their path, size and time are its parameters (inputs_signature), the
+# model's SHA-256 is its cases' (planning redoes the cases of another model, medseg/cohort/stale_jobs.py), and medseg
+# reads them from the sheet
+MODEL_FOLDER = str(_PACKAGE.weights_path.parent)
 GPUS = 1 if config["device"].startswith("cuda") else 0
 # a failed infer or evaluate job is tried again this many times, with more memory and time; each job is told its
 # attempt, so that on the last a case that killed every worker is given up and the rest of the batch completes
@@ -192,6 +197,21 @@ if workflow.is_main_process and not _PREVIEW:
         logger.warning(f"{RESULTS}: {len(_adopted)} file(s) this user could not write (another user's: "
                        f"{cohort.some_names([str(Path(p).relative_to(RESULTS)) for p in _adopted], 3)}) replaced by "
                        "this user's copies, the same contents and times, so that the jobs can write them")
+# job records and report files dated ahead of the folder's clock (machines whose clocks differ, a folder copied with
+# its times): Snakemake failed every job reading one ("clock skew"), on every run until that time; set to now
+if workflow.is_main_process:
+    import time as _time
+
+    _ahead = cohort.future_dated_files(RESULTS, _time.time() if _PREVIEW else None)
+    if _ahead:
+        if not _PREVIEW:
+            cohort.reset_times([_path for _path, _ in _ahead])
+        _named = [f"{Path(_path).relative_to(RESULTS)} {_seconds / 3600:.1f} h" for _path, _seconds in _ahead]
+        logger.warning(f"{RESULTS}: {len(_ahead)} file(s) dated ahead of the clock ({cohort.some_names(_named, 3)}; "
+                       "machines whose clocks differ, or copied with their times from one whose clock is ahead): "
+                       + ("they will be set to now when the workflow runs (a preview changes nothing)" if _PREVIEW
+                          else "set to now, so that Snakemake does not fail the jobs that read them; the jobs after "
+                          "them run again, keeping their cases"))
 
 
 # Snakemake forced to run finished jobs again (-F, --forcerun infer|evaluate or job records, -f on job records):
@@ -280,23 +300,6 @@ if workflow.is_main_process:
     _message = cohort.unrecorded_message(_void, _PREVIEW)
     if _message is not None:
         logger.warning(_message)
-
-
-def batch_images(wildcards):
-    """The batch's images that exist (a missing one becomes a failure record, not a missing input)."""
-    return [str(s.image) for s in BATCHES[wildcards.batch] if s.image.exists() and _plain(s.image)]
-
-
-def batch_references(wildcards):
-    return [str(s.reference) for s in BATCHES[wildcards.batch]
-            if s.reference and s.reference.exists() and _plain(s.reference)]
-
-
-def _plain(path):
-    """Whether Snakemake takes ``path`` as it is: a brace reads as a wildcard and <name> as a path variable, which
-    stopped the whole run while planning. Such a file is not declared as a job input; the job still reruns when it
-    changes (its path, size and time are in the job's inputs parameter) and medseg reads it from the sheet."""
-    return not pattern_characters(path)
 
 
 def case_args(wildcards):
