@@ -142,3 +142,36 @@ def test_records_dated_ahead_of_the_folders_clock_are_found_and_set_to_now(tmp_p
     assert times == sorted(times) and max(times) <= time.time_ns()
     assert future_dated_files(results) == []
     assert (results / "benchmarks" / "report.tsv").stat().st_mtime > now + 7000  # not compared by Snakemake: left
+
+
+def test_a_snakemake_folder_this_user_may_not_write_is_one_line(tmp_path):
+    """A checkout another member ran the workflow from under umask 022: its .snakemake (and locks/ in it) are that
+    member's, and Snakemake stopped after planning with a PermissionError and its traceback."""
+    import grp
+    import pwd
+
+    state = tmp_path / ".snakemake"
+    (state / "locks").mkdir(parents=True)
+    (state / "log").mkdir()
+    code = _in_plain_process("from medseg.cohort import check_snakemake_folder\n"
+                             "check_snakemake_folder(results)\nprint('writable')")
+    fine = as_plain_user([sys.executable, "-c", code, str(state), str(tmp_path)])
+    os.chmod(state / "locks", 0o555)
+    try:
+        refused = as_plain_user([sys.executable, "-c", code, str(state), str(tmp_path)])
+        os.chmod(state / "locks", 0o755)
+        os.chmod(tmp_path, 0o555)  # no .snakemake yet: the working folder must take one
+        os.rename(state, tmp_path.with_name(tmp_path.name + "-state"))
+        none_yet = as_plain_user([sys.executable, "-c", code, str(state), str(tmp_path)])
+    finally:
+        os.chmod(tmp_path, 0o755)
+        os.chmod(state / "locks" if state.exists() else tmp_path, 0o755)
+    assert (fine.returncode, fine.stdout, fine.stderr) == (0, "writable\n", "")
+    owner = f"user {pwd.getpwuid(os.geteuid()).pw_name}, group {grp.getgrgid(os.getegid()).gr_name}"
+    assert refused.stdout == (
+        f"OutputWriteError: {state / 'locks'}: Snakemake's folder of this working folder takes no files from this user "
+        f"(Permission denied; {owner}, dr-xr-xr-x); run the workflow from a working folder of your own (your own "
+        f"checkout, or snakemake --directory DIR), or have its owner make it writable to the group (chmod -R g+w "
+        f"{state})\n")
+    assert none_yet.stdout.startswith(f"OutputWriteError: {tmp_path}: Snakemake's folder of this working folder takes "
+                                      f"no files from this user (Permission denied; {owner}, dr-xr-xr-x); ")

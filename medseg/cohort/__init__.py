@@ -22,12 +22,19 @@ from medseg.cohort.run import (
     write_job_record,
 )
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows, some_names
-from medseg.cohort.shared_folder import adopt_unwritable_files, check_results_writable, future_dated_files, reset_times
+from medseg.cohort.shared_folder import (
+    adopt_unwritable_files,
+    check_results_writable,
+    check_snakemake_folder,
+    future_dated_files,
+    reset_times,
+)
 from medseg.cohort.stale_jobs import VoidedJobs, unrecorded_message, void_stale_jobs, voided_message
 
 __all__ = [
     "adopt_unwritable_files",
     "check_results_writable",
+    "check_snakemake_folder",
     "future_dated_files",
     "reset_times",
     "CaseOutcome",

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from medseg.errors import OutputWriteError
 
-__all__ = ["SHARED_SUBFOLDERS", "adopt_unwritable_files", "check_results_writable", "future_dated_files",
-           "reset_times"]
+__all__ = ["SHARED_SUBFOLDERS", "adopt_unwritable_files", "check_results_writable", "check_snakemake_folder",
+           "future_dated_files", "reset_times"]
 
 # the folders of a results folder that every job writes into; a case's own folder (cases/<id>) is the case's, and
 # one that takes no files fails that case only
@@ -85,6 +85,35 @@ def check_results_writable(results: Path | str) -> None:
                 f"{folder}: {where} takes no files from this user ({reason}{owner}); have it made writable to this "
                 f"user (for a folder a group shares, its owner runs chmod -R g+w {results}; see the README, 'Results "
                 "folder') or give another results folder") from error
+
+
+def check_snakemake_folder(state: Path | str = ".snakemake") -> None:
+    """Refuse, in one line, a working folder whose Snakemake folder (``.snakemake``: Snakemake's lock, logs and
+    records of jobs), or one of its folders, takes no files from this user: a checkout another member ran the
+    workflow from under umask 022. Snakemake stopped with a PermissionError and its traceback after planning. Where
+    there is none yet, the working folder must take it."""
+    from medseg.io.atomic import check_folders_writable, reason_of
+
+    state = Path(os.path.abspath(state))
+    try:
+        folders = [state, *sorted(p for p in state.iterdir() if p.is_dir() and not p.is_symlink())]
+    except OSError:
+        folders = [state]
+    for folder in folders:
+        try:
+            check_folders_writable([folder / "-"])
+        except OutputWriteError as error:
+            cause = error.__cause__
+            reason = reason_of(cause) if isinstance(cause, OSError) else str(error)
+            shown = next((f for f in (folder, *folder.parents) if f.exists()), folder)
+            try:
+                owner = f"; {_owner(shown.stat())}"
+            except OSError:
+                owner = ""
+            raise OutputWriteError(
+                f"{shown}: Snakemake's folder of this working folder takes no files from this user ({reason}{owner}); "
+                "run the workflow from a working folder of your own (your own checkout, or snakemake --directory "
+                f"DIR), or have its owner make it writable to the group (chmod -R g+w {state})") from error
 
 
 def adopt_unwritable_files(results: Path | str) -> list[Path]:

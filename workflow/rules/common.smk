@@ -111,6 +111,8 @@ if workflow.is_main_process and _PACKAGE.path.resolve() == shipped_package_path(
 # a run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind; release it when that run is
 # provably gone, so that running the same command again resumes (medseg/cohort/snakelock.py)
 if workflow.is_main_process:
+    # a checkout another member ran from (umask 022): one line, where Snakemake stopped with a traceback
+    planned(cohort.check_snakemake_folder, Path(".snakemake"))
     for _lock in snakelock.release_stale_locks(Path(".snakemake")):
         logger.warning(f"released the Snakemake lock {_lock} left by a run that was killed")
 
