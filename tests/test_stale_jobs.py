@@ -123,3 +123,34 @@ def test_a_case_that_failed_on_a_file_it_can_read_now_reruns_its_job_and_says_wh
     assert void["infer"] == VoidedJobs(readable=["a"], jobs=["b0001.infer"])
     assert voided_message("infer", void["infer"], 4000, preview=False) == (
         "infer: failed on a file this user could not read, which it can read now: a: job b0001.infer will run again")
+
+
+def test_a_preview_names_new_jobs_beside_a_report_that_the_run_will_make(tmp_path):
+    """Rows added to the sheet of a folder whose last run was from another working folder (another member's
+    checkout): Snakemake, without that run's metadata, previewed "Nothing to be done", and the run then segmented
+    the new cases (planning removes the report for them). The preview now says so; a run leaves it to Snakemake."""
+    from medseg.cohort.stale_jobs import new_jobs_message
+
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=(24, 24, 6), seed=seed)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    a, b = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases([a], results, options))
+    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases([a], results))
+    report = results / "report.html"
+    report.write_text("<html></html>")
+    memory = {"infer": 4000, "evaluate": 2000}
+    batches = {"b0001": [a], "b0002": [b]}  # b's row added since
+
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
+    assert [void[stage].new for stage in ("infer", "evaluate")] == [["b0002.infer"], ["b0002.evaluate"]]
+    assert [void[stage].unrecorded for stage in ("infer", "evaluate")] == [[], []]
+    assert report.exists()
+    assert new_jobs_message(void, preview=True) == (
+        "report: jobs b0002.infer, b0002.evaluate have no record yet (rows added to the sheet, or another "
+        "cases_per_job): they will run when the workflow runs and the report will be rebuilt, whatever Snakemake "
+        "lists here (a preview changes nothing)")
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=False)
+    assert new_jobs_message(void, preview=False) is None and not report.exists()

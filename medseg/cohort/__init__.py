@@ -29,7 +29,7 @@ from medseg.cohort.shared_folder import (
     future_dated_files,
     reset_times,
 )
-from medseg.cohort.stale_jobs import VoidedJobs, unrecorded_message, void_stale_jobs, voided_message
+from medseg.cohort.stale_jobs import VoidedJobs, new_jobs_message, unrecorded_message, void_stale_jobs, voided_message
 
 __all__ = [
     "adopt_unwritable_files",
@@ -60,6 +60,7 @@ __all__ = [
     "stopped_forced_run",
     "stale_cases",
     "VoidedJobs",
+    "new_jobs_message",
     "unrecorded_message",
     "void_stale_jobs",
     "voided_message",

@@ -19,9 +19,11 @@ For the same reason the report goes when a planned job has no record at all whil
 made by ``medseg cohort`` and ``medseg report`` by hand, or whose ``jobs/`` was removed, would otherwise be taken
 as finished whatever its cases hold (another model's segmentations, missing cases); so would a new batch (a row
 added) in a folder Snakemake last ran from another working folder. The job then runs and keeps what still holds.
-Only a folder without any job record of the stage is warned about: a new batch is Snakemake's own news.
-A preview removes nothing and says what the run will redo (its own list of jobs cannot: the records are still
-there).
+Only a folder without any job record of the stage is warned about in a run: a new batch is Snakemake's own news
+there. A preview removes nothing and says what the run will redo (its own list of jobs cannot: the records are still
+there), new batches included: run from a working folder without the metadata of the run that made the report
+(another member's checkout), Snakemake's preview said "Nothing to be done" for rows added to the sheet, which the
+run then segmented.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from medseg.cohort.run import InferOptions, given_up_for_less_memory, stale_case
 from medseg.cohort.samples import Sample, some_names
 from medseg.errors import OutputWriteError
 
-__all__ = ["VoidedJobs", "unrecorded_message", "void_stale_jobs", "voided_message"]
+__all__ = ["VoidedJobs", "new_jobs_message", "unrecorded_message", "void_stale_jobs", "voided_message"]
 
 STAGES = ("infer", "evaluate")
 
@@ -50,6 +52,7 @@ class VoidedJobs:
     readable: list[str] = field(default_factory=list)  # failed on a file this user could not read, readable now
     jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
     unrecorded: list[str] = field(default_factory=list)  # "<batch>.<stage>" without a record while the report is there
+    new: list[str] = field(default_factory=list)  # the same, beside records of other batches: rows added, say
 
 
 def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str, package, options: InferOptions,
@@ -74,6 +77,8 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
                 if report_there:  # Snakemake would not run the job while the report is there
                     if by_hand[stage]:
                         void[stage].unrecorded.append(f"{batch}.{stage}")
+                    else:
+                        void[stage].new.append(f"{batch}.{stage}")
                     if not preview:
                         _remove(report)
                 continue
@@ -137,3 +142,16 @@ def unrecorded_message(void: Mapping[str, VoidedJobs], preview: bool) -> str | N
             + ("they will run when the workflow runs, keeping the cases that still hold, and the report will be "
                "rebuilt (a preview changes nothing)" if preview else
                "they run, keeping the cases that still hold, and the report is rebuilt"))
+
+
+def new_jobs_message(void: Mapping[str, VoidedJobs], preview: bool) -> str | None:
+    """For a preview, the warning that says which jobs without a record beside the report will run (new batches:
+    rows added to the sheet, another ``cases_per_job``), since the run removes the report for them and Snakemake's
+    preview may not list them; None in a run (Snakemake lists them as it runs them) or when there are none."""
+    jobs = [job for stage in STAGES for job in void[stage].new]
+    if not preview or not jobs:
+        return None
+    named = f"job {jobs[0]} has" if len(jobs) == 1 else f"jobs {some_names(jobs, 3)} have"
+    return (f"report: {named} no record yet (rows added to the sheet, or another cases_per_job): they will run when "
+            "the workflow runs and the report will be rebuilt, whatever Snakemake lists here (a preview changes "
+            "nothing)")

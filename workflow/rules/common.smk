@@ -302,6 +302,9 @@ if workflow.is_main_process:
     _message = cohort.unrecorded_message(_void, _PREVIEW)
     if _message is not None:
         logger.warning(_message)
+    _message = cohort.new_jobs_message(_void, _PREVIEW)
+    if _message is not None:
+        logger.warning(_message)
 
 
 def case_args(wildcards):
