@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from medseg.errors import GeometryError, InputError
-from medseg.volume import Volume, bottom_row_text, header_precision, volume_ml
+from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, volume_ml
 
 __all__ = [
     "EMPTY_MASK_POLICY",
@@ -550,12 +550,8 @@ def _label_volume(volume: Volume, role: str) -> Volume:
         affine = np.asarray(volume.affine, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise InputError(f"{name}: the affine is not a 4×4 matrix of numbers ({error}), given as the {role}") from None
-    sizes = np.linalg.norm(affine[:3, :3], axis=0)
-    # degenerate axes measured against the voxel size, as segment_volume and the NIfTI reader measure them
-    if not np.isfinite(affine).all() or not np.all(sizes > 0) \
-            or abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6:
-        rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
-        raise InputError(f"{name}: the affine is singular or not finite (rows {rows}), given as the {role}")
+    if singular_affine_text(affine) is not None:  # measured as segment_volume and the NIfTI reader measure it
+        raise InputError(f"{name}: {singular_affine_text(affine)}, given as the {role}")
     if bottom_row_text(affine) is not None:
         raise InputError(f"{name}: {bottom_row_text(affine)}, given as the {role}")
     if array is volume.array and affine is volume.affine:

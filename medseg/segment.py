@@ -23,7 +23,7 @@ from medseg.io.files import path_argument
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.io.pairs import file_signature
-from medseg.volume import Volume, bottom_row_text, header_precision, stem, volume_ml
+from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 
 if TYPE_CHECKING:
     from medseg.package import ModelPackage
@@ -390,12 +390,8 @@ def segment_volume(
         raise InputError(f"{name}: the affine is not a 4×4 matrix of numbers ({error})") from None
     if affine.shape != (4, 4):
         raise InputError(f"{name}: an affine of shape {affine.shape}; give the 4×4 voxel-to-RAS+ (mm) matrix")
-    sizes = np.linalg.norm(affine[:3, :3], axis=0)
-    # degenerate axes measured against the voxel size, as reading a NIfTI measures them: 20 µm voxels are fine
-    if not np.isfinite(affine).all() or not np.all(sizes > 0) \
-            or abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6:
-        rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
-        raise InputError(f"{name}: the affine is singular or not finite (rows {rows})")
+    if singular_affine_text(affine) is not None:  # measured as reading a NIfTI measures it: 20 µm voxels are fine
+        raise InputError(f"{name}: {singular_affine_text(affine)}")
     if bottom_row_text(affine) is not None:  # ignored: the voxels were placed by its top three rows alone
         raise InputError(f"{name}: {bottom_row_text(affine)}; give the 4×4 voxel-to-RAS+ (mm) matrix")
     own = Volume(np.asarray(array, dtype=np.float32), affine, source=name, header=volume.header,

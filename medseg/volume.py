@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Volume", "bottom_row_text", "header_precision", "stem", "volume_ml"]
+__all__ = ["Volume", "bottom_row_text", "header_precision", "singular_affine_text", "stem", "volume_ml"]
 
 
 @dataclass
@@ -69,6 +69,18 @@ def bottom_row_text(affine: np.ndarray) -> str | None:
         return None
     return (f"the affine's bottom row is {' '.join(f'{v:.6g}' for v in row)}, not 0 0 0 1: a projective matrix, not a "
             "voxel-to-world affine")
+
+
+def singular_affine_text(affine: np.ndarray) -> str | None:
+    """A message part naming an affine (a 4×4 float array) by its top three rows where it is not finite or its voxel
+    axes are (nearly) degenerate, None where it places the voxels: a zero axis, or axes (nearly) in one plane, measured
+    against the voxel size, so that a grid of 0.1 µm voxels (a determinant of 1e-12 mm³) is not taken for one."""
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    if np.isfinite(affine).all() and np.all(sizes > 0) \
+            and not abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6:
+        return None
+    rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
+    return f"the affine is singular or not finite (rows {rows})"
 
 
 def stem(path: Path | str) -> str:

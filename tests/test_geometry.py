@@ -859,6 +859,43 @@ def test_tiny_voxels_are_no_singular_affine(tmp_path):
         read_nifti(tmp_path / "flat.nii.gz")
 
 
+@pytest.mark.parametrize("affine, rows", [
+    (np.diag([1.0, 1.0, 0.0, 1.0]), "1 0 0 0; 0 1 0 0; 0 0 0 0"),
+    (np.diag([1.0, np.inf, 1.0, 1.0]), "1 0 0 0; 0 inf 0 0; 0 0 1 0"),
+    ([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1e-9, 0.0], [0.0, 0.0, 0.0, 1.0]],
+     "1 0 1 0; 0 1 1 0; 0 0 1e-09 0"),
+    (np.diag([1e-4, 1e-4, 1e-4, 1.0]), None),
+])
+def test_the_reader_segment_volume_and_evaluate_volumes_refuse_one_affine_in_one_text(tmp_path, phantom_segmenter,
+                                                                                     affine, rows):
+    """The singular-affine check is one function; each caller keeps its own name and tail on the same text."""
+    from medseg.metrics import evaluate_volumes
+    from medseg.segment import segment_volume
+    from medseg.volume import Volume, singular_affine_text
+
+    affine = np.asarray(affine, dtype=np.float64)
+    fault = None if rows is None else f"the affine is singular or not finite (rows {rows})"
+    assert singular_affine_text(affine) == fault
+    if fault is None:
+        return
+    cube = np.zeros((6, 6, 4), np.uint8)
+    cube[2:4, 2:4, 1:3] = 1
+    with pytest.raises(InputError) as raised:
+        segment_volume(Volume(cube.astype(np.float32), affine), phantom_segmenter)
+    assert str(raised.value) == f"the volume: {fault}"
+    with pytest.raises(InputError) as raised:
+        evaluate_volumes(Volume(cube, affine), Volume(cube, np.eye(4)), {1: "x"})
+    assert str(raised.value) == f"the prediction: {fault}, given as the prediction"
+    if np.isfinite(affine).all():  # nibabel writes no infinite sform
+        header = nib.Nifti1Header()
+        header.set_data_shape(cube.shape)
+        header.set_sform(affine, code=1)
+        nib.save(nib.Nifti1Image(cube.astype(np.float32), None, header=header), str(tmp_path / "bad.nii.gz"))
+        with pytest.raises(InputError) as raised:
+            read_nifti(tmp_path / "bad.nii.gz")
+        assert str(raised.value) == f"{tmp_path / 'bad.nii.gz'}: {fault}"
+
+
 def test_a_literal_tilde_folder_is_read_and_written_where_it_is_not_in_home(tmp_path, make_package, monkeypatch):
     """nibabel expands a leading ~ of a name: `medseg infer scan.mgh -o '~/out/'` (quoted, so the shell left it a
     folder named ~) wrote its temporary segmentation into $HOME/out and failed ("cannot write (No such file or

@@ -18,7 +18,7 @@ from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.files import apple_double, check_readable, exists, is_dicom_file, not_there
 from medseg.io.pairs import companion
-from medseg.volume import Volume, bottom_row_text
+from medseg.volume import Volume, bottom_row_text, singular_affine_text
 
 try:  # Intel's ISA-L gzip: the same format and checks, about 3.4x as fast to decompress as zlib
     from isal import igzip as _gzip_reader
@@ -185,9 +185,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     if min(array.shape) < 1:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
     affine, orientation_note, flat_note = _affine_mm(image)
-    if not np.all(np.isfinite(affine)) or _singular(affine):
-        rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in affine[:3])
-        raise InputError(f"{path}: the affine is singular or not finite (rows {rows})")
+    if singular_affine_text(affine) is not None:
+        raise InputError(f"{path}: {singular_affine_text(affine)}")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # the checked streams are closed
         if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
@@ -940,15 +939,6 @@ def _unscaled(image) -> bool:
     slope = getattr(image.dataobj, "slope", 1.0)
     inter = getattr(image.dataobj, "inter", 0.0)
     return (slope is None or float(slope) == 1.0) and (inter is None or float(inter) == 0.0)
-
-
-def _singular(affine: np.ndarray) -> bool:
-    """Are the affine's voxel axes (nearly) degenerate: a zero axis, or axes (nearly) in one plane? Measured against
-    the voxel size, so that a grid of 0.1 µm voxels (a determinant of 1e-12 mm³) is not taken for one."""
-    sizes = np.linalg.norm(affine[:3, :3], axis=0)
-    if not np.all(sizes > 0):
-        return True
-    return abs(np.linalg.det(affine[:3, :3])) / float(np.prod(sizes)) < 1e-6
 
 
 def _dicom_modality(path: Path) -> str | None:
