@@ -1594,6 +1594,34 @@ def test_an_attempt_beyond_its_last_is_a_usage_error(cohort, capsys):
     assert not results.exists()
 
 
+
+@pytest.mark.parametrize("command", ["infer", "evaluate"])
+def test_both_jobs_check_their_memory_attempt_and_record_before_anything_runs(tmp_path, capsys, command):
+    """infer and evaluate share their job options and checks, in one order: the memory, the attempt, the record."""
+    from medseg.cli import main
+
+    sheet, results = tmp_path / "samples.tsv", tmp_path / "results"  # neither read: the checks come first
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the record's folder would go")
+    record = ["--record", str(blocker / "jobs" / "x.json")]
+    usage = f"medseg cohort {command}: error: {{}}. Try 'medseg cohort {command} --help'.\n"
+    for options, code, message in (
+            (["--final-memory-mb", "9000", "--attempt", "3", "2", *record], 2,
+             usage.format("--final-memory-mb needs --memory-mb (the memory this job has)")),
+            (["--memory-mb", "3000", "--attempt", "3", "2", *record], 2,
+             usage.format("Invalid value for '--attempt': attempt 3 of at most 2: N is at most M")),
+            (["--memory-mb", "3000", "--attempt", "2", "2", *record], 1, None)):
+        with pytest.raises(SystemExit) as caught:
+            main(["cohort", command, str(sheet), "-o", str(results), *options])
+        assert caught.value.code == code
+        err = capsys.readouterr().err
+        if message is not None:
+            assert err == message
+        else:  # the record's place, named in one line
+            assert err.startswith("medseg: error: ") and str(blocker) in err and len(err.splitlines()) == 1
+    assert not results.exists() and not sheet.exists()
+
+
 def test_a_stop_that_acts_as_the_attempt_note_is_placed_takes_the_note_back(tmp_path, monkeypatch):
     """A SIGTERM held back while the note was renamed into place (and its folder flushed) acted once it was there:
     the note stayed, and the next run counted the stop as a crash of the case."""

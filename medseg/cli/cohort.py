@@ -131,15 +131,25 @@ def _edited(removed: list[str], changed: list[str]) -> str:
     return f"{', '.join(what)} (edited since this run planned its jobs): {', '.join(done)}"
 
 
-def _check_memory(memory_mb: int | None, final_memory_mb: int | None) -> None:
+def _job_options(stage: str):
+    """The options an infer or evaluate job takes after its own, in this order: --threads, the memory and retries it
+    runs under, --record, --redo and the workflow run's claim (--in-run)."""
+    def decorate(command):
+        for option in reversed((threads_option, _memory, _final_memory, _attempt, _record, _redo(stage), _in_run)):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _check_job(memory_mb: int | None, final_memory_mb: int | None, attempt: tuple[int, int] | None, record) -> None:
+    """The checks of :func:`_job_options`' values, before any case runs."""
     if final_memory_mb is not None and memory_mb is None:
         raise click.UsageError("--final-memory-mb needs --memory-mb (the memory this job has)")
-
-
-def _check_attempt(attempt: tuple[int, int] | None) -> None:
     if attempt is not None and attempt[0] > attempt[1]:
         raise click.BadParameter(f"attempt {attempt[0]} of at most {attempt[1]}: N is at most M",
                                  param_hint="'--attempt'")
+    _check_record(record)
 
 
 def _final_attempt(attempt: tuple[int, int] | None, memory_mb: int | None, final_memory_mb: int | None) -> bool:
@@ -205,21 +215,13 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threa
 @precision_option
 @batch_option
 @click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
-@threads_option
-@_memory
-@_final_memory
-@_attempt
-@_record
-@_redo("infer")
-@_in_run
+@_job_options("infer")
 @_planned
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
           attempt, record, redo, in_run, planned_sha256):
     from medseg.cohort import InferOptions, infer_cases, redo_for_job
 
-    _check_memory(memory_mb, final_memory_mb)
-    _check_attempt(attempt)
-    _check_record(record)
+    _check_job(memory_mb, final_memory_mb, attempt, record)
     selected = _select(samples, cases, results, in_run)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
@@ -241,19 +243,11 @@ $ medseg cohort evaluate samples.tsv -o results
 @_sheet
 @_results
 @_cases
-@threads_option
-@_memory
-@_final_memory
-@_attempt
-@_record
-@_redo("evaluate")
-@_in_run
+@_job_options("evaluate")
 def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo, in_run):
     from medseg.cohort import evaluate_cases, redo_for_job
 
-    _check_memory(memory_mb, final_memory_mb)
-    _check_attempt(attempt)
-    _check_record(record)
+    _check_job(memory_mb, final_memory_mb, attempt, record)
     selected = _select(samples, cases, results, in_run)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb),
