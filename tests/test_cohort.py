@@ -1622,6 +1622,20 @@ def test_both_jobs_check_their_memory_attempt_and_record_before_anything_runs(tm
     assert not results.exists() and not sheet.exists()
 
 
+
+def test_both_jobs_end_with_their_times_in_milliseconds(monkeypatch):
+    """infer_cases and evaluate_cases set a summary's times through one method: the setup's seconds and those since
+    the job's clock reading, to the millisecond."""
+    import time
+
+    from medseg.cohort.run import JobSummary
+
+    monkeypatch.setattr(time, "perf_counter", lambda: 12.3456789)
+    summary = JobSummary("evaluate")
+    assert summary.timed(1.23456, 2.0) is summary
+    assert (summary.setup_s, summary.total_s) == (1.235, 10.346)
+
+
 def test_a_stop_that_acts_as_the_attempt_note_is_placed_takes_the_note_back(tmp_path, monkeypatch):
     """A SIGTERM held back while the note was renamed into place (and its folder flushed) acted once it was there:
     the note stayed, and the next run counted the stop as a crash of the case."""

@@ -111,6 +111,13 @@ class JobSummary:
     def reused(self) -> int:
         return sum(case.reused for case in self.cases)
 
+    def timed(self, setup_s: float, clock: float) -> JobSummary:
+        """This summary with its times set: ``setup_s``, and the seconds since ``clock`` (a
+        :func:`time.perf_counter` reading taken as the job began), both to the millisecond."""
+        self.setup_s = round(setup_s, 3)
+        self.total_s = round(time.perf_counter() - clock, 3)
+        return self
+
 
 class _LazySegmenter:
     """Loads the network on first use only, so that a batch whose cases are all finished loads nothing."""
@@ -338,9 +345,7 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
             summary.cases.append(_infer_one(sample, folder, package, options, lazy))
         if on_case is not None:
             on_case(summary.cases[-1])
-    summary.setup_s = round(lazy.setup_s, 3)
-    summary.total_s = round(time.perf_counter() - clock, 3)
-    return summary
+    return summary.timed(lazy.setup_s, clock)
 
 
 def check_no_workflow_run(results: Path | str) -> None:
@@ -617,9 +622,7 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
                 summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_attempt))
         if on_case is not None:
             on_case(summary.cases[-1])
-    summary.setup_s = round(setup.setup_s, 3)
-    summary.total_s = round(time.perf_counter() - clock, 3)
-    return summary
+    return summary.timed(setup.setup_s, clock)
 
 
 class _MetricsSetup:
