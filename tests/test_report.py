@@ -2240,6 +2240,28 @@ def test_a_report_made_while_a_cohort_run_writes_says_so(tmp_path, caplog, monke
     assert json.loads(after.summary.read_text())["run_in_progress"] is None
 
 
+
+def test_the_three_warnings_above_the_summary_are_one_paragraph_each_as_before():
+    """The in-progress, label-conflict and pooled-models warnings are built by one function, word for word as each
+    was written out; a summary without their keys gets none."""
+    from medseg.report.html import _conflict_note, _in_progress_note, _pooled_models_note
+
+    summary = {"run_in_progress": "pid 12 on <host>", "label_conflicts": {"1": ["a<b", "ball"], "2": ["x", "y"]},
+               "pooled_models": [{"name": "m&1", "version": "2", "cases": 2}, {"name": "m2", "cases": 1}]}
+    assert _in_progress_note(summary) == (
+        '<p class="warn"><b>A cohort run was still writing to this folder</b> (pid 12 on &lt;host&gt;) when this '
+        "report was made: cases it had not segmented yet are missing, and those it had not scored yet are shown "
+        "without reference (or as failed, against a sample sheet). Make the report again once the run has ended.</p>")
+    assert _conflict_note(summary) == (
+        '<p class="warn"><b>Label values mean different things in different cases</b> (1 = a&lt;b / ball; 2 = x / y): '
+        "the tables, plots and outlier flags below pool cases by label value. Make one report per model.</p>")
+    assert _pooled_models_note(summary) == (
+        '<p class="warn"><b>The figures pool the cases of 2 models</b> (m&amp;1 2: 2 cases; m2: 1 case): the summary, '
+        "plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of each case "
+        "(<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per model.</p>")
+    assert _in_progress_note({}) == _conflict_note({}) == _pooled_models_note({}) == ""
+
+
 def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, caplog):
     """Two models' results in one folder were merged by label number without a word ("1 anterior/ellipsoid")."""
     write_case(tmp_path, "c0", 0, "exact")

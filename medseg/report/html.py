@@ -283,9 +283,10 @@ def _in_progress_note(summary: dict) -> str:
     holder = summary.get("run_in_progress")
     if not holder:
         return ""
-    return (f'<p class="warn"><b>A cohort run was still writing to this folder</b> ({e(holder)}) when this report was '
-            "made: cases it had not segmented yet are missing, and those it had not scored yet are shown without "
-            "reference (or as failed, against a sample sheet). Make the report again once the run has ended.</p>")
+    return _warning("A cohort run was still writing to this folder", e(holder),
+                    " when this report was made: cases it had not segmented yet are missing, and those it had not "
+                    "scored yet are shown without reference (or as failed, against a sample sheet). Make the report "
+                    "again once the run has ended.")
 
 
 def _conflict_note(summary: dict) -> str:
@@ -294,8 +295,8 @@ def _conflict_note(summary: dict) -> str:
     if not conflicts:
         return ""
     pairs = "; ".join(f"{e(value)} = {e(' / '.join(names))}" for value, names in conflicts.items())
-    return (f'<p class="warn"><b>Label values mean different things in different cases</b> ({pairs}): the tables, '
-            "plots and outlier flags below pool cases by label value. Make one report per model.</p>")
+    return _warning("Label values mean different things in different cases", pairs,
+                    ": the tables, plots and outlier flags below pool cases by label value. Make one report per model.")
 
 
 def _pooled_models_note(summary: dict) -> str:
@@ -303,9 +304,16 @@ def _pooled_models_note(summary: dict) -> str:
     pooled = summary.get("pooled_models") or []
     if not pooled:
         return ""
-    return (f'<p class="warn"><b>The figures pool the cases of {len(pooled)} models</b> ({e(models_text(pooled))}): '
-            "the summary, plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of each "
-            "case (<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per model.</p>")
+    return _warning(f"The figures pool the cases of {len(pooled)} models", e(models_text(pooled)),
+                    ": the summary, plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of "
+                    "each case (<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per "
+                    "model.")
+
+
+def _warning(headline: str, detail: str, rest: str) -> str:
+    """A warning paragraph above the summary: ``headline`` in bold, then ``(detail)`` and ``rest`` (all HTML, the
+    caller's values already escaped)."""
+    return f'<p class="warn"><b>{headline}</b> ({detail}){rest}</p>'
 
 
 def _summary_section(content: ReportContent) -> str:
