@@ -36,6 +36,7 @@ from medseg.device import (
     slow_bf16_warning,
 )
 from medseg.errors import DeviceError, InputError, ModelPackageError
+from medseg.io.files import is_path
 from medseg.package import ModelPackage, load_package
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
@@ -150,7 +151,7 @@ class Segmenter:
         batch_setting: str = "--batch-size",
         invocation: dict | None = None,
     ) -> None:
-        if isinstance(package, (str, os.PathLike)):  # a name or a folder, as scoring takes one
+        if is_path(package):  # a name or a folder, as scoring takes one
             package = load_package(package)
         if not isinstance(package, ModelPackage):  # None failed on "'NoneType' object has no attribute 'inference'"
             raise ModelPackageError(f"a {type(package).__name__} given as the model package; give a shipped model's "

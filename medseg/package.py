@@ -22,7 +22,7 @@ from pathlib import Path
 
 from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
-from medseg.io.files import name_difference, not_regular, not_there, type_text
+from medseg.io.files import is_path, name_difference, not_regular, not_there, type_text
 from medseg.json_schema import schema_validator
 
 __all__ = [
@@ -697,7 +697,7 @@ def model_choices() -> str:
 
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash."""
-    if not isinstance(name_or_path, (str, os.PathLike)):  # None was taken as a model named "None"
+    if not is_path(name_or_path):  # None was taken as a model named "None"
         raise ModelPackageError(f"{type_text(name_or_path)} given as the model package; give a shipped model's "
                                 "name or a package folder")
     if empty_model_name(name_or_path):

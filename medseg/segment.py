@@ -19,7 +19,7 @@ from medseg import stopping
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
-from medseg.io.files import path_argument
+from medseg.io.files import is_path, path_argument
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.io.pairs import file_signature
@@ -405,7 +405,7 @@ def segment_volume(
 def _segmenter(segmenter):
     """``segmenter`` as a :class:`~medseg.inference.Segmenter`: one given, or a model's name or folder loaded (on the
     device ``auto`` finds); anything else is an :class:`~medseg.errors.InputError`, not a missing attribute."""
-    if isinstance(segmenter, (str, os.PathLike)):
+    if is_path(segmenter):
         from medseg.inference import Segmenter
 
         return Segmenter(segmenter)

@@ -124,6 +124,49 @@ def test_a_type_slip_in_a_public_call_is_an_input_error_that_says_what_was_given
     assert list(tmp_path.iterdir()) == []  # nothing written (the training run's folder included)
 
 
+
+def test_the_four_path_arguments_take_text_or_any_pathlike_and_refuse_the_rest_in_their_own_words():
+    """The loader, the segmenter, segment_volume's model and every path argument test "a path" with one function,
+    is_path: text or any os.PathLike is taken (not only a pathlib.Path), bytes are refused as before."""
+    import numpy as np
+
+    from medseg.errors import InputError, ModelPackageError
+    from medseg.inference import Segmenter
+    from medseg.io.files import is_path, path_argument
+    from medseg.package import load_package
+    from medseg.segment import _segmenter, segment_volume
+    from medseg.volume import Volume
+
+    class Where:  # an os.PathLike that is not a pathlib.Path (as os.DirEntry)
+        def __init__(self, path):
+            self.path = str(path)
+
+        def __fspath__(self):
+            return self.path
+
+    phantom = Path(medseg.__file__).parent / "models" / "phantom"
+    assert [is_path(v) for v in ("a", Path("a"), Where("a"), b"a", None, ["a"], 3)] == [True] * 3 + [False] * 4
+    assert path_argument(Where("a.nii.gz"), "the input") == Path("a.nii.gz")
+    with pytest.raises(InputError) as raised:
+        path_argument(b"a.nii.gz", "the input")
+    assert str(raised.value) == "a bytes given as the input; give a path (a str or a pathlib.Path)"
+    assert load_package(Where(phantom)).name == "phantom"
+    with pytest.raises(ModelPackageError) as raised:
+        load_package(b"phantom")
+    assert str(raised.value) == "a bytes given as the model package; give a shipped model's name or a package folder"
+    segmenter = Segmenter(Where(phantom), device="cpu")
+    assert segmenter.package.name == "phantom"
+    with pytest.raises(ModelPackageError) as raised:
+        Segmenter(b"phantom", device="cpu")
+    assert str(raised.value) == ("a bytes given as the model package; give a shipped model's name, a package folder "
+                                 "or a loaded medseg.package.ModelPackage")
+    assert _segmenter(segmenter) is segmenter and _segmenter(Where(phantom)).package.name == "phantom"
+    with pytest.raises(InputError) as raised:
+        segment_volume(Volume(np.ones((8, 8, 4), np.float32), np.eye(4)), b"phantom")
+    assert str(raised.value) == ("a bytes given as the segmenter; give a medseg.inference.Segmenter, or a shipped "
+                                 "model's name or a package folder")
+
+
 def test_the_image_modules_are_reached_from_medseg_io_without_importing_nibabel_first():
     """``medseg.io`` imports its image readers on first use (planning a cohort needs no nibabel); the submodules their
     import brought, as the README names them (``medseg.io.images.read_image``), were then no attribute of it."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from medseg.errors import ImageReadError, InputError
 
 __all__ = ["apple_double", "check_readable", "check_searchable", "exists", "files_under", "further_channels",
-           "is_dicom_file", "name_difference", "nnunet_channel", "not_there", "os_reason", "not_regular",
+           "is_dicom_file", "is_path", "name_difference", "nnunet_channel", "not_there", "os_reason", "not_regular",
            "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
@@ -81,11 +81,17 @@ def type_text(value) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
+def is_path(value) -> bool:
+    """Whether a caller's ``value`` is a path: text or an ``os.PathLike`` (a :class:`~pathlib.Path`); not bytes,
+    None, a list of paths or a number."""
+    return isinstance(value, (str, os.PathLike))
+
+
 def path_argument(value, role: str) -> Path:
     """``value``, a caller's path (text or an ``os.PathLike``), as a :class:`~pathlib.Path`; anything else (None, a
     list of paths, a number) an :class:`InputError` saying what was given as ``role`` ("the input"), where ``Path``
     raised its own TypeError ("expected str, bytes or os.PathLike object, not NoneType")."""
-    if isinstance(value, (str, os.PathLike)):
+    if is_path(value):
         return Path(value)
     many = " (one call takes one path; call it for each)" if isinstance(value, (list, tuple, set)) else ""
     raise InputError(f"{type_text(value)} given as {role}; give a path (a str or a pathlib.Path){many}")
