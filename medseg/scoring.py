@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import InputError, ModelMismatchError, first_line
-from medseg.io.files import path_argument
+from medseg.io.files import is_path, path_argument, type_text
 from medseg.io.label_images import prediction_sidecar
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
@@ -152,10 +152,18 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from
     ``package``, else from the sidecar."""
     prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
-    if isinstance(package, (str, Path)):  # a shipped model's name or a package folder
+    if is_path(package):  # a shipped model's name or a package folder (any os.PathLike, as load_package takes)
         from medseg.package import load_package
 
         package = load_package(package, check_hash=False)
+    elif package is not None:
+        from medseg.package import ModelPackage
+
+        if not isinstance(package, ModelPackage):  # failed on "'int' object has no attribute 'labels'"
+            from medseg.errors import ModelPackageError
+
+            raise ModelPackageError(f"{type_text(package)} given as the model package; give a shipped model's name, "
+                                    "a package folder or a loaded medseg.package.ModelPackage")
     if made_by is _READ:
         made_by = made_by_of(prediction, sidecar_required)
     labels = codes = None

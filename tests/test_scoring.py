@@ -132,6 +132,29 @@ def test_labels_keyed_by_text_and_a_package_by_name_are_taken(pair):
     assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
 
 
+
+def test_a_package_given_as_any_pathlike_is_loaded_and_anything_else_is_named(pair):
+    """score_prediction took a name or folder only as text or a pathlib.Path: another os.PathLike (an os.DirEntry),
+    or an int, failed on "'int' object has no attribute 'labels'"."""
+    from pathlib import Path
+
+    import medseg
+    from medseg.errors import ModelPackageError
+
+    class Where:  # an os.PathLike that is not a pathlib.Path
+        def __fspath__(self):
+            return str(Path(medseg.__file__).parent / "models" / "phantom")
+
+    prediction, reference = pair
+    metrics = score_prediction(prediction, reference, "case", package=Where())
+    assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
+    for given, kind in ((3, "an int"), (b"phantom", "a bytes")):
+        with pytest.raises(ModelPackageError) as raised:
+            score_prediction(prediction, reference, "case", package=given)
+        assert str(raised.value) == (f"{kind} given as the model package; give a shipped model's name, a package "
+                                     "folder or a loaded medseg.package.ModelPackage")
+
+
 def test_a_prediction_and_reference_given_the_wrong_way_round_are_warned_about(pair, caplog):
     """The same Dice, but the labels unnamed and the predicted and reference volumes exchanged, without a word."""
     prediction, reference = pair
