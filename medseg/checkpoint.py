@@ -224,7 +224,7 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         where = out_dir / CHECKPOINT_DIR if Path(getattr(error, "filename", "") or "").parent.name == CHECKPOINT_DIR \
             else out_dir
         what = "cannot write the output folder here" if where == out_dir else "cannot write into the checkpoint folder"
-        raise TrainingError(f"{where}: {what} ({error.strerror or error})") from error
+        raise TrainingError(f"{where}: {what} ({os_reason(error)})") from error
     finally:
         for folder in reversed(created):
             with contextlib.suppress(OSError):
@@ -348,7 +348,7 @@ def check_weights_digest(weights: Path, recorded: str | None, record_name: str) 
     try:
         digest = sha256_of(weights)
     except OSError as error:
-        raise TrainingError(f"{weights}: cannot resume from this checkpoint ({error.strerror or error}); start "
+        raise TrainingError(f"{weights}: cannot resume from this checkpoint ({os_reason(error)}); start "
                             "again with --overwrite") from error
     if recorded != digest:
         raise TrainingError(f"{weights}: damaged checkpoint (its SHA-256 is not the one {record_name} records); start "

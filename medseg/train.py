@@ -43,6 +43,7 @@ from medseg.errors import InputError, TrainingError
 from medseg.inference import Segmenter, context_stack, is_out_of_memory, slice_axes
 from medseg.input_range import extent_range
 from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_leftovers
+from medseg.io.files import os_reason
 from medseg.model_card import model_card
 from medseg.numbers import counted, gib_text
 from medseg.package import (
@@ -348,7 +349,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             kept = (f"; the checkpoint after epoch {epoch} is kept: run the same command with --resume once it can "
                     "be written" if epoch else "")
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: cannot write the checkpoint "
-                                f"({error.strerror or error}){kept}") from error
+                                f"({os_reason(error)}){kept}") from error
         if on_epoch is not None:
             on_epoch(record)
 
@@ -424,7 +425,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         record_package(out_dir, state, package.sha256)
     except OSError as error:
         # the last epoch's checkpoint was saved before the package: a resume writes the package without training
-        raise TrainingError(f"{out_dir}: cannot write the model package ({error.strerror or error}); the checkpoint "
+        raise TrainingError(f"{out_dir}: cannot write the model package ({os_reason(error)}); the checkpoint "
                             f"after epoch {state['epoch']} is kept: run the same command with --resume once it can be "
                             "written (it writes the package without training again)") from error
     return package

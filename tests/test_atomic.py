@@ -50,7 +50,7 @@ def test_an_output_another_program_holds_open_on_windows_is_named_so(tmp_path, m
             temps[0].write_text("new sidecar")
             temps[1].write_text("new image")
     monkeypatch.undo()
-    assert str(caught.value) == (f"{first}: cannot put the output in place (Access is denied: another program may "
+    assert str(caught.value) == (f"{first}: cannot put the output in place (access is denied: another program may "
                                  "have it open, a viewer say; close it and run again); no output of this set was "
                                  "changed")
     assert (first.read_text(), second.read_text()) == ("old image", "old sidecar")
@@ -77,7 +77,7 @@ def test_a_failed_rename_restores_the_previous_set(tmp_path):
 
 def test_a_write_error_inside_the_block_names_the_output(tmp_path):
     target = tmp_path / "a_seg.json"
-    with pytest.raises(OutputWriteError, match=rf"^{target}: cannot write \(No such file or directory\)$"):
+    with pytest.raises(OutputWriteError, match=rf"^{target}: cannot write \(no such file or directory\)$"):
         with atomic_paths([target]) as (temp,):
             temp.parent.joinpath("gone").mkdir()
             open(temp.parent / "gone" / "x", "w").close()
@@ -90,7 +90,7 @@ def test_a_full_disk_names_the_output_being_written(tmp_path):
     import errno
 
     first, second = tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"
-    with pytest.raises(OutputWriteError, match=rf"^{second}: cannot write \(No space left on device\)$"):
+    with pytest.raises(OutputWriteError, match=rf"^{second}: cannot write \(no space left on device\)$"):
         with atomic_paths([first, second]) as temps:
             temps[0].write_text("image")
             temps[1].write_text("half a sid")
@@ -112,7 +112,7 @@ def test_temporary_files_that_cannot_be_removed_do_not_hide_the_error(tmp_path, 
 
     monkeypatch.setattr(Path, "unlink", read_only)
     target = tmp_path / "a_seg.json"
-    with pytest.raises(OutputWriteError, match=rf"^{target}: cannot write \(Read-only file system\)$"):
+    with pytest.raises(OutputWriteError, match=rf"^{target}: cannot write \(read-only file system\)$"):
         with atomic_paths([target]) as (temp,):
             raise OSError(errno.EROFS, "Read-only file system", str(temp))
 
@@ -362,7 +362,7 @@ def test_a_copy_aside_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
     targets = [tmp_path / "a_seg.nii.gz", tmp_path / "a_seg.json"]
     for target in targets:
         target.write_text("old")
-    with pytest.raises(OutputWriteError, match=r"No space left on device\); no output of this set was changed$"):
+    with pytest.raises(OutputWriteError, match=r"no space left on device\); no output of this set was changed$"):
         with atomic_paths(targets, overwrite=True) as temps:
             for temp in temps:
                 temp.write_text("new")
@@ -408,7 +408,7 @@ def test_a_writer_that_wraps_the_os_error_is_looked_through(tmp_path):
         except OSError as error:
             raise OSError(f"With tag (7FE0,0010) got exception: {error}\nTraceback (most recent call last):\n"
                           '  File "pydicom/tag.py", line 29\nOSError: [Errno 28] No space left on device\n') from error
-    assert str(caught.value) == f"{target}: cannot write (No space left on device)"
+    assert str(caught.value) == f"{target}: cannot write (no space left on device)"
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -551,7 +551,7 @@ def test_a_claim_that_cannot_be_made_is_warned_about(tmp_path, monkeypatch, capl
 def test_folders_made_for_outputs_that_were_not_placed_are_removed(tmp_path):
     """A full disk or Ctrl-C while writing left the new output folders behind, empty."""
     target = tmp_path / "made" / "deeper" / "seg.nii.gz"
-    with pytest.raises(OutputWriteError, match=r"seg.nii.gz: cannot write \(No space left on device\)"):
+    with pytest.raises(OutputWriteError, match=r"seg.nii.gz: cannot write \(no space left on device\)"):
         with atomic_paths([target]) as (temp,):
             temp.write_bytes(b"half")
             raise OSError(28, "No space left on device", str(temp))
@@ -765,6 +765,6 @@ def test_write_failures_that_would_refuse_every_outputs_are_told_from_one_output
     with pytest.raises(OutputWriteError) as caught, atomic_paths([tmp_path / "a.json"]) as (temp,):
         temp.write_text("{")
         raise OSError(number, os.strerror(number), str(temp))
-    assert str(caught.value) == f"{tmp_path / 'a.json'}: cannot write ({os.strerror(number)})"
+    assert str(caught.value) == f"{tmp_path / 'a.json'}: cannot write ({os.strerror(number).lower()})"
     assert results_unwritable(caught.value) is everyone
     assert not results_unwritable(InputError("x")) and _names(tmp_path) == []

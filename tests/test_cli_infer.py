@@ -1833,18 +1833,18 @@ def test_outputs_beside_an_input_in_a_read_only_folder_point_to_o(tmp_path, case
 
     def read_only(targets):
         folder = Path(targets[0]).parent
-        raise OutputWriteError(f"{folder}: cannot write outputs in this folder (Read-only file system)") from OSError(
+        raise OutputWriteError(f"{folder}: cannot write outputs in this folder (read-only file system)") from OSError(
             errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(medseg.segment, "check_folders_writable", read_only)
     package = str(make_package())
     code, _, err = run(["infer", str(case), "--model", package], capsys)
     assert (code, err.strip().splitlines()[-1]) == (1, f"medseg: error: {case.parent}: cannot write outputs in this "
-                                                       "folder (Read-only file system); write the outputs elsewhere "
+                                                       "folder (read-only file system); write the outputs elsewhere "
                                                        "with -o")
     code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out")], capsys)
     assert (code, err.strip().splitlines()[-1]) == (1, f"medseg: error: {tmp_path / 'out'}: cannot write outputs in "
-                                                       "this folder (Read-only file system)")
+                                                       "this folder (read-only file system)")
 
 
 @pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's /sys, a folder nobody "
@@ -2325,7 +2325,7 @@ def test_a_full_output_folder_stops_the_batch_instead_of_segmenting_every_input_
             calls.append(Path(path).name)
             if Path(path).name == "b.nii.gz":
                 target = tmp_path / "out" / "b_seg.json"
-                raise OutputWriteError(f"{target}: cannot write ({os.strerror(code)})") from OSError(code,
+                raise OutputWriteError(f"{target}: cannot write ({os.strerror(code).lower()})") from OSError(code,
                                                                                                   os.strerror(code))
             return real(path, *args, **kwargs)
         return segment
@@ -2334,7 +2334,7 @@ def test_a_full_output_folder_stops_the_batch_instead_of_segmenting_every_input_
     code, out, err = run(["infer", *map(str, inputs), "-o", str(tmp_path / "out")], capsys)
     assert code == 1 and calls == ["a.nii.gz", "b.nii.gz"]
     assert err.strip().splitlines()[-2:] == [
-        f"medseg: error: {tmp_path / 'out' / 'b_seg.json'}: cannot write (No space left on device)",
+        f"medseg: error: {tmp_path / 'out' / 'b_seg.json'}: cannot write (no space left on device)",
         f"medseg: stopped after {inputs[1]}: {tmp_path / 'out'} takes no more outputs; 1 of 4 inputs done, 1 failed, "
         "2 not segmented"]
     assert _files(tmp_path / "out") == ["a_seg.json", "a_seg.nii.gz"]

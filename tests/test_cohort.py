@@ -631,7 +631,7 @@ def test_a_full_disk_stops_the_job_and_is_not_the_cases_failure(cohort, small_di
         folder.started_path("a", stage).parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):  # more often than a crash is tried again
             small_disk.fill(leave_pages=1)  # room for the note that the work began, none for its outputs
-            with pytest.raises(OutputWriteError, match=r"cannot write \(No space left on device\)"):
+            with pytest.raises(OutputWriteError, match=r"cannot write \(no space left on device\)"):
                 step()
             assert not folder.started_path("a", stage).exists() and folder.status("a", stage) is None
             assert not folder.failure("a").exists() and not list(results.rglob(".ms-*"))
@@ -665,7 +665,7 @@ def test_cases_are_told_as_they_end_so_a_job_a_full_disk_stops_has_told_the_ones
     assert caught.value.code == 1
     captured = capsys.readouterr()
     assert captured.out.startswith("a: ok (") and "b:" not in captured.out
-    assert captured.err.strip().splitlines()[-1].endswith("cannot write (No space left on device)")
+    assert captured.err.strip().splitlines()[-1].endswith("cannot write (no space left on device)")
     small_disk.free()
 
 
@@ -683,7 +683,7 @@ def test_an_output_over_the_file_size_limit_is_the_cases_own_failure(cohort):
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     [case] = summary.cases
-    assert (case.outcome, case.stage) == ("failed", "infer") and "a_seg.json: cannot write (File too large)" \
+    assert (case.outcome, case.stage) == ("failed", "infer") and "a_seg.json: cannot write (file too large)" \
         in case.error
     assert ResultsFolder(results).status("a", "infer")["outcome"] == "failed"
 
@@ -1176,7 +1176,7 @@ def test_a_case_folder_that_takes_no_files_fails_that_case_only(cohort):
     _refusing_files(locked)
     try:
         summary = infer_cases(samples, results, options)
-        message = (f"{locked}: this case's results folder takes no files (Permission denied); give this user write "
+        message = (f"{locked}: this case's results folder takes no files (permission denied); give this user write "
                    "access to it, or move it away, and run again")
         assert [(c.case_id, c.outcome, c.stage, c.error) for c in summary.cases] == [
             ("a", "failed", "infer", message), ("b", "ok", None, None)]
@@ -1224,7 +1224,7 @@ def test_a_case_folder_that_stops_taking_files_before_scoring_fails_that_case_at
         locked.chmod(0o755)
     assert [(c.case_id, c.outcome, c.stage) for c in scored.cases] == [("a", "failed", "evaluate"),
                                                                        ("b", "ok", None)]
-    assert "this case's results folder takes no files (Permission denied)" in scored.cases[0].error
+    assert "this case's results folder takes no files (permission denied)" in scored.cases[0].error
     assert (locked / "a_seg.nii.gz").is_file() and ResultsFolder(results).status("a", "evaluate")["blocked"]
 
 

@@ -216,7 +216,7 @@ def test_a_subfolder_that_cannot_be_listed_is_one_line_naming_it(tmp_path, monke
     with pytest.raises(ImageReadError) as error:
         read_dicom_series(tmp_path / "study")
     message = str(error.value)
-    assert re.fullmatch(rf"{study}: cannot list {study}(/d{{250}})+ \(File name too long\)", message)
+    assert re.fullmatch(rf"{study}: cannot list {study}(/d{{250}})+ \(file name too long\)", message)
     code, out, err = run_cli(["infer", str(tmp_path / "study"), "-o", str(tmp_path / "out")], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {message}" and "Traceback" not in err
     assert not (tmp_path / "out").exists()

@@ -114,7 +114,7 @@ def test_stdout_on_a_full_device_is_one_error_line(tmp_path, encoding):
         done = subprocess.run([sys.executable, "-m", "medseg", "models"], stdout=full, stderr=subprocess.PIPE,
                               text=True, cwd=Path(__file__).resolve().parents[1], env=env)
     assert (done.returncode, done.stderr) == (
-        1, "medseg: error: cannot write to standard output (No space left on device)\n")
+        1, "medseg: error: cannot write to standard output (no space left on device)\n")
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the shell's >&-")

@@ -320,7 +320,7 @@ def test_weights_that_cannot_be_written_are_one_error_naming_them_and_the_old_pa
             save_package(net, config, folder, extra_files={"MODEL_CARD.md": "new card\n"})
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    assert str(caught.value) == f"{folder / 'weights.safetensors'}: cannot write (File too large)"
+    assert str(caught.value) == f"{folder / 'weights.safetensors'}: cannot write (file too large)"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary file left, nothing replaced
 
 
@@ -418,7 +418,7 @@ def test_a_config_that_cannot_be_read_is_named(make_package):
     path = make_package()
     (path / "model.json").chmod(0)
     try:
-        with pytest.raises(ModelPackageError, match=r"model.json: cannot be read \(Permission denied\)"):
+        with pytest.raises(ModelPackageError, match=r"model.json: cannot be read \(permission denied\)"):
             load_package(path)
     finally:
         (path / "model.json").chmod(0o644)

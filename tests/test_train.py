@@ -1417,7 +1417,7 @@ def test_a_checkpoint_that_cannot_be_written_says_the_last_one_is_kept(tiny_set,
     out = tmp_path / "model"
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file))) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"medseg: error: {out / '.checkpoint'}: cannot write the checkpoint (No space left on device); the checkpoint "
+        f"medseg: error: {out / '.checkpoint'}: cannot write the checkpoint (no space left on device); the checkpoint "
         "after epoch 1 is kept: run the same command with --resume once it can be written")
     monkeypatch.setattr(medseg.train, "save_checkpoint", saved)
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume")) == 0
@@ -1447,7 +1447,7 @@ def test_a_package_that_cannot_be_written_says_the_checkpoint_is_kept_and_resume
         patch.setattr(medseg.train, "save_package", limited)
         assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"medseg: error: {out}: cannot write the model package ({out / 'weights.safetensors'}: cannot write (File too "
+        f"medseg: error: {out}: cannot write the model package ({out / 'weights.safetensors'}: cannot write (file too "
         "large)); the checkpoint after epoch 1 is kept: run the same command with --resume once it can be written (it "
         "writes the package without training again)")
     assert sorted(p.name for p in out.iterdir()) == [".checkpoint"]  # no partial package
@@ -3673,7 +3673,7 @@ def test_a_checkpoint_folder_that_cannot_be_written_is_refused_before_training(t
     capsys.readouterr()
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "2", "--resume")) == 1
     err = capsys.readouterr().err
-    assert err.strip() == (f"medseg: error: {out / '.checkpoint'}: cannot write into the checkpoint folder (Operation "
+    assert err.strip() == (f"medseg: error: {out / '.checkpoint'}: cannot write into the checkpoint folder (operation "
                            "not permitted)")
     assert "epoch   2" not in err
 

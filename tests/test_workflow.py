@@ -1066,7 +1066,7 @@ def test_the_cohort_check_counts_failures_against_its_setting(tmp_path):
     summary.write_text(json.dumps({"cases": {"total": 2, "failed": 5}}))
     with pytest.raises(InputError, match="5 failed of 2 cases; not a consistent cohort summary"):
         check_failures(summary)
-    with pytest.raises(InputError, match=r"nowhere.json: cannot read the cohort summary \(No such file or directory\); "
+    with pytest.raises(InputError, match=r"nowhere.json: cannot read the cohort summary \(no such file or directory\); "
                                          "build the report first"):
         check_failures(tmp_path / "nowhere.json")
     from medseg.cli.cohort import check

@@ -524,6 +524,8 @@ def _outcome(argv: list[str] | None) -> int:
     except OSError as error:
         import errno
 
+        from medseg.io.files import os_reason
+
         stop = _stop_being_told(error)
         if stop is not None:  # a stop's own lines (a batch's "stopped at"), after a hangup on a terminal now gone
             _say(stop.said if isinstance(stop, _Terminated) else "Aborted.")
@@ -532,7 +534,7 @@ def _outcome(argv: list[str] | None) -> int:
             if not _writing_stdout(error):
                 raise
             # stdout on a full disk or a failing device (`> /dev/full`): one line, as for any other output
-            click.echo(error_line(f"cannot write to standard output ({error.strerror or error})"), err=True)
+            click.echo(error_line(f"cannot write to standard output ({os_reason(error)})"), err=True)
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what it still holds is not flushed on the way out
             return 1
         # the reader of stdout went away (`medseg models | head -1`): quietly, as click's own main does

@@ -80,6 +80,7 @@ def models(packages: tuple[str, ...], as_json: bool):
 def _card_note(package) -> str | None:
     """What is wrong with a package's model card (its data, licence and attribution notes), if anything: missing, or
     naming other weights than those beside it."""
+    from medseg.io.files import os_reason
     from medseg.model_card import card_weights_mismatch
 
     card = package.path / "MODEL_CARD.md"
@@ -89,7 +90,7 @@ def _card_note(package) -> str | None:
         return (f"{package.path}: no MODEL_CARD.md, the card with the training data's description, licence and "
                 "attribution; medseg train writes one")
     except OSError as error:
-        return f"{card}: cannot be read ({error.strerror or error})"
+        return f"{card}: cannot be read ({os_reason(error)})"
     named = card_weights_mismatch(text, package.sha256)
     if named is None:
         return None

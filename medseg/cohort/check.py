@@ -32,7 +32,7 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
     except PermissionError as error:  # there, but not for this user: building the report is no remedy
         raise InputError(f"{summary_path}: cannot read the cohort summary ({os_reason(error)})") from error
     except OSError as error:
-        raise InputError(f"{summary_path}: cannot read the cohort summary ({error.strerror or error}); build the "
+        raise InputError(f"{summary_path}: cannot read the cohort summary ({os_reason(error)}); build the "
                          "report first") from error
     try:
         cases = summary["cases"]

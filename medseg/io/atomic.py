@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
-from medseg.io.files import files_under
+from medseg.io.files import files_under, os_reason
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
            "check_writable", "folder_now", "fsync_path", "placed_before_stop", "reading_folder", "reason_of",
@@ -474,12 +474,13 @@ def results_unwritable(error: BaseException) -> bool:
 
 
 def reason_of(error: OSError) -> str:
-    """The OS's reason. A writer that wraps the OS error in its own (pydicom: "With tag (7FE0,0010) got exception:
-    [Errno 28] …" and a whole traceback) is looked through to the error it wraps."""
+    """The OS's reason, as :func:`~medseg.io.files.os_reason` words it. A writer that wraps the OS error in its own
+    (pydicom: "With tag (7FE0,0010) got exception: [Errno 28] …" and a whole traceback) is looked through to the error
+    it wraps."""
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
+            return os_reason(cause)
         cause = cause.__cause__ or cause.__context__
     text = " ".join(str(error).split("\nTraceback", 1)[0].split())
     return text or type(error).__name__

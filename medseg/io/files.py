@@ -121,8 +121,11 @@ def name_difference(first: str, second: str) -> str:
 
 
 def os_reason(error: OSError) -> str:
-    """An OS error's reason as medseg's messages word it: ``permission denied``."""
-    return (error.strerror or type(error).__name__).lower()
+    """An OS error's reason as medseg's messages word it, in lower case: ``permission denied``, ``no space left on
+    device`` (every message words it so, reading or writing); an error without the OS's reason, its own text."""
+    if error.strerror:
+        return error.strerror.lower()
+    return str(error) or type(error).__name__
 
 
 def check_readable(path: Path, prefix: str = "") -> None:
@@ -195,7 +198,7 @@ def files_under(folder: Path | str) -> list[Path]:
     def refuse(error: OSError) -> None:
         if error.filename == os.fspath(folder):  # the folder itself: "dcm: cannot list dcm (Permission denied)"
             raise ImageReadError(f"{folder}: cannot read ({os_reason(error)})") from error
-        raise ImageReadError(f"{folder}: cannot list {error.filename} ({error.strerror or error})") from error
+        raise ImageReadError(f"{folder}: cannot list {error.filename} ({os_reason(error)})") from error
 
     files: list[Path] = []
     for root, _, names in os.walk(folder, onerror=refuse):
@@ -205,7 +208,7 @@ def files_under(folder: Path | str) -> list[Path]:
                 if path.is_file():
                     files.append(path)
             except OSError as error:
-                raise ImageReadError(f"{folder}: cannot look at {path} ({error.strerror or error})") from error
+                raise ImageReadError(f"{folder}: cannot look at {path} ({os_reason(error)})") from error
     return sorted(files)
 
 

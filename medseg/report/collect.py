@@ -511,7 +511,7 @@ def _check_segmentation(case: CaseResult) -> None:
         try:
             found = sha256_of(path)
         except OSError as error:
-            found, why = None, f"{path.name}: cannot read ({error.strerror or error})"
+            found, why = None, f"{path.name}: cannot read ({os_reason(error)})"
         if found is not None and found != made:
             shown = path.name if path.parent == case.folder else str(path)
             why = (f"{shown} is not the file its sidecar {case.paths['sidecar'].name} describes (their SHA-256 "
