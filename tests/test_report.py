@@ -272,6 +272,20 @@ def test_html_is_self_contained_and_escaped(built):
         assert text in page
 
 
+def test_every_head_of_the_page_words_a_unit_alike(built):
+    """The case cards' tables said "HD95 mm", "pred ml", "FP ml" where the summary says "HD95 (mm)" and "false positive
+    (ml)": one form, the unit in brackets, in every table of the page (the cards' heads stay short: longer ones took
+    two lines, and 12 printed cards two more pages)."""
+    page = built.html.read_text(encoding="utf-8")
+    heads = {html_module.unescape(re.sub(r"<[^>]+>", "", head)).strip()
+             for head in re.findall(r"<th[^>]*>(.*?)</th>", page)}
+    assert not [head for head in heads if re.search(r"(?<!\()\b(mm|ml)\b(?!\))", head)]
+    card = re.search(r'<table><caption class="sr">Labels of bad</caption><thead><tr>(.*?)</tr></thead>', page)
+    assert re.findall(r'<th scope="col">([^<]*)</th>', card.group(1)) == [
+        "label", "Dice", "HD95 (mm)", "ASSD (mm)", "pred (ml)", "ref (ml)", "FP (ml)", "FN (ml)", "status"]
+    assert {"HD95 (mm)", "ASSD (mm)", "false positive (ml)", "false negative (ml)"} <= heads
+
+
 def test_overlay_limit_keeps_the_worst(cohort, tmp_path):
     outputs = build_report(cohort, tmp_path / "r.html", max_overlays=2)
     page = outputs.html.read_text()

@@ -670,7 +670,9 @@ def _label_table(labels: list[LabelResult], threshold: float, caption: str) -> s
         for label in labels
     )
     return ('<div class="wide"><table>' + _caption(caption) + "<thead><tr>"
-            + _column_heads("label", "Dice", "HD95 mm", "ASSD mm", "pred ml", "ref ml", "FP ml", "FN ml", "status")
+            # short, as they were: a head of two lines makes every card taller, and a printed report longer
+            + _column_heads("label", "Dice", "HD95 (mm)", "ASSD (mm)", "pred (ml)", "ref (ml)", "FP (ml)", "FN (ml)",
+                            "status")
             + "</tr></thead>" + rows + "</table></div>")
 
 
