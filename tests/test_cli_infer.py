@@ -458,7 +458,7 @@ def test_truncated_gzip_leaves_nothing_behind(tmp_path, case, make_package, caps
     out_dir.mkdir()
     code, _, err = run(["infer", str(truncated), "--model", str(make_package()), "-o", str(out_dir)], capsys)
     assert code == 1
-    assert f"{truncated}: truncated or corrupt" in err
+    assert f"{truncated}: truncated image data (its gzip stream ends early); the file was cut short" in err
     assert _files(out_dir) == []  # no output, no hidden partial file
 
 
@@ -478,7 +478,11 @@ def test_a_damaged_gzip_stream_is_refused_though_its_voxels_decode(tmp_path, cas
     code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(out_dir)], capsys)
     assert code == 1
     line = err.strip().splitlines()[-1]
-    assert line.startswith(f"medseg: error: {bad}: truncated or corrupt image data (gzip: ")
+    if damage == "checksum":
+        assert line.startswith(f"medseg: error: {bad}: truncated or corrupt image data (gzip: CRC check failed")
+    else:
+        assert line == (f"medseg: error: {bad}: truncated image data (its gzip stream ends early); the file was cut "
+                        "short (an interrupted copy or download?)")
     assert not out_dir.exists() or _files(out_dir) == []
 
 
@@ -1613,10 +1617,9 @@ def test_a_header_declaring_more_voxels_than_its_file_holds_is_called_corrupt(tm
     cut, packed = tmp_path / "cut.nii", tmp_path / "packed.nii.gz"
     cut.write_bytes(header + b"\0" * 256)
     packed.write_bytes(gzip.compress(header + b"\0" * 10**6))
-    for given, says in ((cut, "from byte 352, but the file holds 608 bytes; the file was cut short, or the header "
-                              "is corrupt"),
-                        (packed, f"more than a gzip file of {packed.stat().st_size} bytes can hold; the header is "
-                                 "corrupt or the file cut short")):
+    cut_short = "the file was cut short (an interrupted copy or download?), or its header is corrupt"
+    for given, says in ((cut, f"from byte 352, but the file holds 608 bytes; {cut_short}"),
+                        (packed, f"more than a gzip file of {packed.stat().st_size} bytes can hold; {cut_short}")):
         for command in (["infer", str(given), "-o", str(tmp_path / "out"), "--device", "cpu"],
                         ["evaluate", str(given), str(reference)]):
             code, _, err = run(command, capsys)

@@ -450,7 +450,7 @@ def test_infer_records_failures_and_keeps_finished_cases(cohort):
     assert failure["case_id"] == "bad"
     assert failure["stage"] == "read"
     assert failure["error_type"] == "ImageReadError"
-    assert "truncated or corrupt" in failure["error"] and "\n" not in failure["error"]
+    assert "truncated image data (its gzip stream ends early)" in failure["error"] and "\n" not in failure["error"]
     assert failure["input"] == str(sheet.parent / "bad.nii.gz")
     assert failure["reference"] == str(sheet.parent / "a_label.nii.gz")
     assert not folder.segmentation("bad").exists() and not folder.sidecar("bad").exists()

@@ -299,8 +299,38 @@ def test_a_few_bytes_after_the_gzip_stream_are_ignored_as_more_are(tmp_path, cap
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / 'extra.nii.gz'}: bytes after the end of the gzip stream ignored"]
     (tmp_path / "cut.nii.gz").write_bytes(whole[:-extra])
-    with pytest.raises(ImageReadError, match=r"cut.nii.gz: truncated or corrupt image data \(gzip: "):
+    with pytest.raises(ImageReadError, match=r"cut.nii.gz: truncated image data \(its gzip stream ends early\); "):
         read_nifti(tmp_path / "cut.nii.gz")
+
+
+CUT = "the file was cut short (an interrupted copy or download?)"
+ENDS_EARLY = f"truncated image data (its gzip stream ends early); {CUT}"
+DECLARED = "its header declares 20×22×12 voxels of int16 (10.6 kB) from byte 352, but the file holds"
+
+
+@pytest.mark.parametrize("where, cut, says", [
+    ("gzip header", 5, f"a gzip file of 5 bytes that ends before any of its content; {CUT}"),
+    ("nifti header", 70, f"truncated header (46 of 348 bytes); {CUT}"),
+    ("voxels", "half", ENDS_EARLY),
+    ("gzip trailer", -4, ENDS_EARLY),
+    ("last byte", -1, ENDS_EARLY),
+    ("plain header", 100, f"truncated header (100 of 348 bytes); {CUT}"),
+    ("plain voxels", "half", f"{DECLARED} 5456 bytes; {CUT}, or its header is corrupt"),
+    ("plain last byte", -1, f"{DECLARED} 10911 bytes; {CUT}, or its header is corrupt"),
+])
+def test_a_file_cut_short_is_told_so_wherever_the_cut_falls(tmp_path, where, cut, says):
+    """A .nii.gz cut inside its voxels or its gzip trailer was "truncated or corrupt image data (gzip: Compressed file
+    ended before the end-of-stream marker was reached)", where one cut inside its header was "the file was cut short
+    (an interrupted copy or download?)": one wording, naming the file, wherever the cut falls."""
+    labels = np.random.default_rng(0).integers(0, 4, size=(20, 22, 12)).astype(np.int16)
+    whole = tmp_path / ("whole.nii" if where.startswith("plain") else "whole.nii.gz")
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), whole)
+    data = whole.read_bytes()
+    bad = tmp_path / f"cut{''.join(whole.suffixes)}"
+    bad.write_bytes(data[:len(data) // 2] if cut == "half" else data[:cut])
+    with pytest.raises(ImageReadError) as caught:
+        read_nifti(bad)
+    assert str(caught.value) == f"{bad}: {says}"
 
 
 def test_a_gzipped_analyze_pair_without_an_spm_mat_is_read(tmp_path, make_package):

@@ -79,7 +79,8 @@ def test_the_run_completes_despite_bad_cases(finished):
     assert "5 cases (2 failed, " in run.stdout + run.stderr and f"wrote {results / 'report.html'}" in run.stdout
     failed = [line for line in run.stdout.splitlines() if line.startswith("failed: ")]
     assert [line.split(":")[1] for line in failed] == [" bad", " gone"], failed
-    assert "truncated or corrupt image data" in failed[0] and str(folder / "data" / "bad.nii.gz") in failed[0]
+    assert "truncated image data (its gzip stream ends early); the file was cut short" in failed[0]
+    assert str(folder / "data" / "bad.nii.gz") in failed[0]
     # the demo model is named as such (a sheet of real scans run without model= got synthetic-shape labels)
     demo = "model phantom: the shipped demo model (synthetic shapes only), the default of configs/cohort.yaml"
     assert (demo in run.stderr) == (MODEL == "phantom")
@@ -150,7 +151,7 @@ def test_bad_cases_end_as_failure_records(finished):
     assert (bad["case_id"], bad["stage"], bad["error_type"]) == ("bad", "read", "ImageReadError")
     assert bad["input"] == str(folder / "data" / "bad.nii.gz")
     assert bad["reference"] == str(folder / "data" / "b_label.nii.gz")
-    assert "truncated or corrupt image data" in bad["error"]
+    assert "truncated image data (its gzip stream ends early); the file was cut short" in bad["error"]
     gone = json.loads((results / "cases" / "gone" / "gone_failed.json").read_text())
     assert gone["stage"] == "read" and gone["reference"] is None and "no such file" in gone["error"]
     assert sorted(p.name for p in (results / "cases" / "bad").iterdir()) == ["bad_failed.json"]
@@ -170,7 +171,7 @@ def test_the_report_shows_every_case_and_the_failures(finished):
     assert {k: summary["cases"][k] for k in ("total", "scored", "no_reference", "failed")} == {
         "total": 5, "scored": 2, "no_reference": 1, "failed": 2}
     html = (results / "report.html").read_text()
-    assert "truncated or corrupt image data" in html and "gone.nii.gz" in html
+    assert "truncated image data (its gzip stream ends early); the file was cut short" in html and "gone.nii.gz" in html
 
 
 def test_a_second_run_does_nothing(finished):

@@ -27,6 +27,9 @@ except ImportError:  # a platform without its wheels: the standard library's
     _gzip_reader, _isal_error = gzip, zlib.error
 _GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error, _isal_error)  # a stream cut short or corrupt
 _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
+# the one way a file cut short is told, wherever the cut falls (its header, its voxels, its gzip trailer)
+_CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
+_GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SHORT}"
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
            "label_dtype", "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
@@ -54,6 +57,15 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     # Fewer than 10 such bytes (a gzip header's length) read to ISA-L as a stream cut short: the standard library's
     # reader tells the two apart (a stream really cut short fails there too, with the same error)
     return _read_nifti(Path(path), hash_input, labels, gzip, role)
+
+
+def _gzip_damage_text(error: BaseException) -> str:
+    """What a damaged gzip stream is: one that ends before its end marker or inside its trailer (gzip's EOFError,
+    "Compressed file ended before the end-of-stream marker was reached") was cut short, told as a cut header is;
+    other damage (a wrong CRC-32, a stream that does not decode) is corrupt data, in the decompressor's words."""
+    if isinstance(error, EOFError):
+        return _GZIP_ENDS_EARLY
+    return f"truncated or corrupt image data (gzip: {first_line(error)})"
 
 
 def gzip_without_gz(path: Path) -> str | None:
@@ -86,7 +98,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         try:
             streams = _CheckedStreams(image, reader)
         except _GZIP_DAMAGE as error:  # the header was read: the decompressor found the damage reading ahead
-            raise ImageReadError(f"{path}: truncated or corrupt image data (gzip: {first_line(error)})") from error
+            raise ImageReadError(f"{path}: {_gzip_damage_text(error)}") from error
     except ImageReadError:  # a pipe or device, named as such (not as an unreadable header)
         raise
     except nib.filebasedimages.ImageFileError as error:
@@ -113,11 +125,10 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(misnamed) from error
         cut = _header_cut_short(path)
         if cut is not None:
-            raise ImageReadError(f"{path}: {cut}; the file was cut short (an interrupted copy or download?)") from error
+            raise ImageReadError(f"{path}: {cut}; {_CUT_SHORT}") from error
         nifti = _starts_a_nifti_header(path)
         if nifti and _gzip_cut_short(path):  # a whole header, then too little data for nibabel to tell the file's type
-            raise ImageReadError(f"{path}: truncated image data (its gzip stream ends early); the file was cut short "
-                                 "(an interrupted copy or download?)") from error
+            raise ImageReadError(f"{path}: {_GZIP_ENDS_EARLY}") from error
         if nifti and not path.name.lower().endswith(_NIFTI_NAMES):
             raise ImageReadError(f"{path}: a NIfTI image by its header, but named without .nii or .nii.gz, which "
                                  f"tells the reader its format; rename it {_nifti_name(path)}") from error
@@ -166,8 +177,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
                                  "the header is corrupt or the image too large") from error
         except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError) as error:
-            gzip_note = "gzip: " if isinstance(error, _GZIP_DAMAGE) and streams.handles else ""
-            raise ImageReadError(f"{path}: truncated or corrupt image data ({gzip_note}{first_line(error)})") from error
+            if isinstance(error, _GZIP_DAMAGE) and streams.handles:
+                raise ImageReadError(f"{path}: {_gzip_damage_text(error)}") from error
+            raise ImageReadError(f"{path}: truncated or corrupt image data ({first_line(error)})") from error
         excess = _excess_voxel_bytes(image, streams.read_to_end())
     info = {}
     if excess:  # not zeros (padding to a block size is left alone)
@@ -248,6 +260,9 @@ def files_read(path: Path | str) -> list[Path]:
     try:
         return _files_read(load_image(path))
     except Exception as error:  # noqa: BLE001 - a damaged header or gzip stream (zlib.error, EOFError...) is one line
+        cut = _header_cut_short(Path(path))  # told as read_nifti tells it
+        if cut is not None:
+            raise ImageReadError(f"{path}: {cut}; {_CUT_SHORT}") from error
         raise ImageReadError(f"{path}: cannot read ({' '.join(str(error).split()) or type(error).__name__})") \
             from error
 
@@ -430,13 +445,13 @@ def check_voxels_fit(path: Path | str, image) -> None:
     what = f"its header declares {shape} voxels of {np.dtype(image.header.get_data_dtype())} ({_bytes(declared)})"
     if _starts_with(data, _GZIP_MAGIC):
         if declared > size * _MOST_DEFLATE_RATIO:
-            raise ImageReadError(f"{path}: {what}, more than a gzip file of {size} bytes can hold; the header is "
-                                 "corrupt or the file cut short")
+            raise ImageReadError(f"{path}: {what}, more than a gzip file of {size} bytes can hold; {_CUT_SHORT}, or "
+                                 "its header is corrupt")
     elif data.name.lower().endswith((".bz2", ".zst")):  # other compressions nibabel reads: no bound to hold it to
         return
     elif offset + declared > size:
         raise ImageReadError(f"{path}: {what} from byte {offset}, but {'the file' if data == Path(path) else data.name}"
-                             f" holds {size} bytes; the file was cut short, or the header is corrupt")
+                             f" holds {size} bytes; {_CUT_SHORT}, or its header is corrupt")
 
 
 def _bytes(count: int) -> str:
@@ -525,9 +540,9 @@ class _CheckedStreams:
                 if str(error).startswith("Not a gzipped file"):  # bytes after the checked stream: gunzip skips them too
                     log.warning("%s: bytes after the end of the gzip stream ignored", name)
                     continue
-                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {first_line(error)})") from error
+                raise ImageReadError(f"{name}: {_gzip_damage_text(error)}") from error
             except _GZIP_ERRORS as error:
-                raise ImageReadError(f"{name}: truncated or corrupt image data (gzip: {first_line(error)})") from error
+                raise ImageReadError(f"{name}: {_gzip_damage_text(error)}") from error
 
         return left
 
