@@ -820,6 +820,17 @@ def test_the_case_table_says_which_model_version_made_each_case(tmp_path):
         "unversioned": ("tiny-test", "", ""), "failed": ("", "", "")}
 
 
+def test_the_header_names_the_model_version_as_the_model_card_does(built, tmp_path):
+    """The header said "model: tiny-test 3", which reads as a model of that name; the model card and medseg models
+    say "version 3". A model without a recorded version is named alone."""
+    page = built.html.read_text(encoding="utf-8")
+    assert re.search(r'<p class="sub">.*<br>model: tiny-test version 3 · medseg ', page)
+    write_case(tmp_path, "unversioned", 0, "exact")
+    _set_model(tmp_path, "unversioned", None, "cd" * 32)
+    page = build_report(tmp_path, tmp_path / "r.html").html.read_text(encoding="utf-8")
+    assert re.search(r"<br>model: tiny-test · medseg ", page)
+
+
 def test_a_case_that_failed_at_inference_names_no_model_of_the_earlier_sidecar_it_keeps(tmp_path):
     """A case run again with a new model version that failed at inference keeps the earlier run's sidecar: cohort.tsv
     named that run's model and version as the one that made the case, which made nothing."""
@@ -852,12 +863,12 @@ def test_figures_pooled_over_two_model_versions_are_warned_about(tmp_path, caplo
         built = build_report(tmp_path, tmp_path / "r.html")
     pooled = json.loads(built.summary.read_text())["pooled_models"]
     assert [(m["version"], m["cases"]) for m in pooled] == [("2", 2), ("1", 1)]
-    assert ('<p class="warn"><b>The figures pool the cases of 2 models</b> (tiny-test 2: 2 cases; tiny-test 1: 1 '
-            "case): the summary, plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of "
-            "each case (<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per "
-            "model.</p>") in (tmp_path / "r.html").read_text()
-    assert f"{tmp_path}: the figures pool the cases of 2 models (tiny-test 2: 2 cases; tiny-test 1: 1 case)" in (
-        caplog.text)
+    assert ('<p class="warn"><b>The figures pool the cases of 2 models</b> (tiny-test version 2: 2 cases; tiny-test '
+            "version 1: 1 case): the summary, plots and outlier flags below mix them; <code>cohort.tsv</code> names "
+            "the model of each case (<code>model_version</code>, <code>model_weights_sha256</code>). Make one report "
+            "per model.</p>") in (tmp_path / "r.html").read_text()
+    assert (f"{tmp_path}: the figures pool the cases of 2 models (tiny-test version 2: 2 cases; tiny-test version 1: 1 "
+            "case)") in caplog.text
 
 
 def test_a_failed_case_of_another_model_is_not_pooled(tmp_path):
@@ -911,9 +922,9 @@ def test_the_same_weights_under_other_settings_are_pooled_models(tmp_path, caplo
     assert [(m["config_sha256"], m["settings_sha256"], m["cases"]) for m in pooled] == [
         (None, "5a" * 32, 2), ("c3" * 32, "6b" * 32, 1)]
     # shortened hashes end in "…", as `medseg models` and the error lines write them
-    assert (f"{tmp_path}: the figures pool the cases of 2 models (tiny-test 3 (weights {'ab' * 6}…, model.json "
-            f"settings {'5a' * 6}…): 2 cases; tiny-test 3 (weights {'ab' * 6}…, model.json settings {'6b' * 6}…): 1 "
-            "case)") in caplog.text
+    assert (f"{tmp_path}: the figures pool the cases of 2 models (tiny-test version 3 (weights {'ab' * 6}…, "
+            f"model.json settings {'5a' * 6}…): 2 cases; tiny-test version 3 (weights {'ab' * 6}…, model.json settings "
+            f"{'6b' * 6}…): 1 case)") in caplog.text
 
 
 def test_a_hash_no_sidecar_recorded_is_unknown_not_a_shortened_none():
@@ -924,8 +935,8 @@ def test_a_hash_no_sidecar_recorded_is_unknown_not_a_shortened_none():
     models = [{"name": "m", "version": "1", "weights_sha256": "ab" * 32, "config_sha256": "c1" * 32, "cases": 2},
               {"name": "m", "version": "1", "weights_sha256": None, "config_sha256": None, "settings_sha256": None,
                "cases": 1}]
-    assert models_text(models) == (f"m 1 (weights {'ab' * 6}…, model.json {'c1' * 6}…): 2 cases; m 1 (weights unknown, "
-                                   "model.json unknown): 1 case")
+    assert models_text(models) == (f"m version 1 (weights {'ab' * 6}…, model.json {'c1' * 6}…): 2 cases; m version 1 "
+                                   "(weights unknown, model.json unknown): 1 case")
 
 
 def test_the_provenance_counts_the_precisions_and_overlaps_that_made_the_cases(tmp_path):

@@ -17,7 +17,7 @@ from medseg.report.collect import CaseResult, LabelResult, asked_series
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
 from medseg.report.plots import Plot
-from medseg.report.summary import models_text
+from medseg.report.summary import model_text, models_text
 
 __all__ = ["ReportContent", "render_page"]
 
@@ -211,7 +211,7 @@ def _header(content: ReportContent) -> str:
     summary = content.summary
     counts = summary["cases"]
     prov = summary["provenance"]
-    models = ", ".join(f"{e(m['name'])} {e(m['version'] or '')}".strip() for m in prov["models"]) or "unknown"
+    models = ", ".join(e(model_text(m)) for m in prov["models"]) or "unknown"
     versions = ", ".join(f"{e(k)} {e('/'.join(v))}" for k, v in prov["versions"].items()
                          if k in ("medseg", "monai", "torch"))
     tiles = [("cases", counts["total"], False), ("scored", counts["scored"], False),

@@ -13,7 +13,7 @@ from medseg.numbers import counted
 from medseg.report.collect import METRIC_FIELDS, CaseResult
 from medseg.report.flags import Flag
 
-__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "models_text", "pooled_models", "provenance",
+__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "model_text", "models_text", "pooled_models", "provenance",
            "report_time", "summary_record", "training_images"]
 
 SUMMARY_SCHEMA = "medseg-summary/1"
@@ -212,11 +212,19 @@ def _made_by(model: dict, settings: dict) -> tuple:
             ("settings", known) if known else ("config", model.get("config_sha256")))
 
 
+def model_text(model: dict) -> str:
+    """A model as ``medseg models`` and its card name it: ``phantom version 2`` (``phantom 2`` read as one name),
+    ``phantom`` where no version is recorded, ``unknown`` where not even a name is."""
+    name = str(model.get("name") or "")
+    version = model.get("version")
+    return (f"{name} version {version}" if name and version not in (None, "") else name) or "unknown"
+
+
 def models_text(models: list[dict]) -> str:
-    """``phantom 2: 2 cases; phantom 1: 1 case``, from :func:`provenance`'s list; where two share a name and a
-    version (weights retrained or edited without a new version), with the start of each one's weights SHA-256 and
-    model.json settings SHA-256 (of model.json, where the sidecars do not record its settings')."""
-    names = [" ".join(str(m[key]) for key in ("name", "version") if m.get(key)) or "unknown" for m in models]
+    """``phantom version 2: 2 cases; phantom version 1: 1 case``, from :func:`provenance`'s list; where two share a
+    name and a version (weights retrained or edited without a new version), with the start of each one's weights
+    SHA-256 and model.json settings SHA-256 (of model.json, where the sidecars do not record its settings')."""
+    names = [model_text(m) for m in models]
     return "; ".join(
         (f"{name} (weights {_short(m.get('weights_sha256'))}, {_settings_text(m)})"
          if names.count(name) > 1 else name) + f": {counted(m['cases'], 'case')}"
