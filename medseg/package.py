@@ -412,7 +412,7 @@ class ModelPackage:
             before = _file_identity(self.weights_path)
             actual = sha256_of(self.weights_path)
         except OSError as error:
-            raise ModelPackageError(f"{self.weights_path}: cannot be read ({os_reason(error)})") from error
+            raise ModelPackageError(f"{self.weights_path}: cannot read ({os_reason(error)})") from error
         if actual != self.sha256:
             short = _short_of(self.weights_path)
             if short is not None:  # scp writes in place: a copy cut off leaves the first part of the file
@@ -869,7 +869,7 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     except (UnicodeDecodeError, RecursionError) as error:
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
     except OSError as error:
-        raise ModelPackageError(f"{config_path}: cannot be read ({os_reason(error)})") from error
+        raise ModelPackageError(f"{config_path}: cannot read ({os_reason(error)})") from error
     if not isinstance(config, dict):
         raise ModelPackageError(f"{config_path}: a model config is a JSON object ({{...}}), not "
                                 f"{type(config).__name__ if config is not None else 'null'}")
@@ -894,7 +894,7 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
                 partial = f"; {partial} beside it: a copy or download that did not finish; copy the package again"
             raise ModelPackageError(f"{package.weights_path}: no such weights file{link}{partial}")
     except OSError as error:
-        raise ModelPackageError(f"{package.weights_path}: cannot be read ({os_reason(error)})") from error
+        raise ModelPackageError(f"{package.weights_path}: cannot read ({os_reason(error)})") from error
     if check_hash:
         try:
             package.check_weights()

@@ -14,17 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def as_plain_user(command: list[str], wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
-    """Run ``command`` (run from the repository) with root's power to read any file dropped (the process keeps its
-    user id), so that a file or folder without read permission is unreadable to it as to any other user; skipped as
-    root without ``setpriv``. ``wait=False``: started, not waited for (its output piped, as text)."""
+def as_plain_user(command: list[str], wait: bool = True,
+                  **options) -> subprocess.CompletedProcess | subprocess.Popen:
+    """Run ``command`` (run from the repository; ``options``, such as ``timeout``, passed to ``subprocess.run``) with
+    root's power to read any file dropped (the process keeps its user id), so that a file or folder without read
+    permission is unreadable to it as to any other user; skipped as root without ``setpriv``. ``wait=False``:
+    started, not waited for (its output piped, as text)."""
     if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv: every file is readable")
         command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
     if not wait:
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, **options)
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, **options)
 
 
 def benchmark_main(name: str):

@@ -568,20 +568,14 @@ def test_a_folder_given_to_evaluate_says_how_to_score_folders(pair, tmp_path, ca
 def test_a_file_this_user_may_not_read_is_an_error_not_a_usage_error(pair, tmp_path, unreadable):
     """click's own check turned permission denied into a usage error (exit 2, "Try 'medseg evaluate --help'"), as
     `medseg infer` had done: the reader names it now, exit 1, as infer does, and nothing is written."""
-    import os
-    import shutil
-    import subprocess
     import sys
-    from pathlib import Path
+
+    from conftest import as_plain_user
 
     pred, ref = pair
     (pred if unreadable == "prediction" else ref).chmod(0)
-    command = [sys.executable, "-m", "medseg", "evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.json")]
-    if os.geteuid() == 0:  # root reads any file: its power to is dropped (the user id stays)
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: every file is readable")
-        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
-    run = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    run = as_plain_user([sys.executable, "-m", "medseg", "evaluate", str(pred), str(ref), "-o",
+                         str(tmp_path / "m.json")])
     assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
         1, f"medseg: error: {pred if unreadable == 'prediction' else ref}: cannot read (permission denied)")
     assert not (tmp_path / "m.json").exists()

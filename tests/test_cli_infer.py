@@ -16,6 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import as_plain_user
 from held_stops import ctrl_c_while_placing
 
 from medseg.cli import main
@@ -1970,16 +1971,6 @@ def test_the_memory_guard_refuses_a_dicom_series_from_its_headers(tmp_path, make
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
-def _as_plain_user(command: list[str]) -> list[str]:
-    """``command`` with root's power to read any file dropped (the process keeps its user id), so that a file
-    without read permission is unreadable to it as it is to any other user."""
-    if os.geteuid() != 0:
-        return command
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: every file is readable")
-    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
-
-
 def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_package):
     """Permission denied on one input or reference stopped the whole batch with click's usage error (exit 2,
     nothing segmented); it is that case's error now, in the reader's words, and the other cases are done."""
@@ -1993,8 +1984,7 @@ def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_packa
     command = [sys.executable, "-m", "medseg", "infer", "--model", str(package), "-o", str(tmp_path / "out")]
     for name in ("a", "b", "c"):
         command += [str(tmp_path / f"{name}.nii.gz"), "--reference", str(tmp_path / f"{name}_label.nii.gz")]
-    run = subprocess.run(_as_plain_user(command), capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    run = as_plain_user(command)
     assert run.returncode == 1, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
     assert errors == [f"medseg: error: {tmp_path / 'b.nii.gz'}: cannot read (permission denied)",
@@ -2008,8 +1998,7 @@ def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package):
     (tmp_path / "pair.img").chmod(0)
     command = [sys.executable, "-m", "medseg", "infer", str(tmp_path / "pair.hdr"), "--model", str(make_package()),
                "-o", str(tmp_path / "out")]
-    run = subprocess.run(_as_plain_user(command), capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    run = as_plain_user(command)
     assert run.returncode == 1, run.stderr
     assert run.stderr.strip().splitlines()[-1] == (f"medseg: error: {tmp_path / 'pair.hdr'}: cannot read the data "
                                                    "file pair.img (permission denied)")
@@ -2032,8 +2021,7 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
     try:
         command = [sys.executable, "-m", "medseg", "infer", str(hidden / "x.nii.gz"), str(tmp_path / "p.img"),
                    str(tmp_path / "q.hdr.gz"), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")]
-        run = subprocess.run(_as_plain_user(command), capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parents[1])
+        run = as_plain_user(command)
     finally:
         hidden.chmod(0o700)
     assert run.returncode == 1, run.stderr
@@ -2139,8 +2127,7 @@ def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(
                              hidden / "ref.nii.gz"),
                             (["train", "--images", str(hidden / "im"), "--labels", str(hidden / "lb"), "-o",
                               str(tmp_path / "m")], hidden / "lb")):
-            run = subprocess.run(_as_plain_user([sys.executable, "-m", "medseg", *args]), capture_output=True,
-                                 text=True, cwd=Path(__file__).resolve().parents[1])
+            run = as_plain_user([sys.executable, "-m", "medseg", *args])
             assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
             assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"
     finally:

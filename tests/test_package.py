@@ -410,18 +410,31 @@ def test_a_huge_architecture_is_compared_before_it_is_built(make_package):
         load_package(path).build_network()
 
 
-def test_a_config_that_cannot_be_read_is_named(make_package):
-    import os
+@pytest.mark.parametrize("unreadable", ["model.json", "weights.safetensors", "MODEL_CARD.md"])
+def test_a_package_file_this_user_may_not_read_is_named_as_the_readers_name_one(make_package, tmp_path, unreadable):
+    """A model.json or weights file without read permission was "cannot be read (Permission denied)", where the
+    image readers say "cannot read (permission denied)"; a model card, in medseg models' warning, likewise."""
+    import sys
 
-    if os.geteuid() == 0:
-        pytest.skip("root reads any file")
+    import nibabel as nib
+    import numpy as np
+    from conftest import as_plain_user
+
     path = make_package()
-    (path / "model.json").chmod(0)
-    try:
-        with pytest.raises(ModelPackageError, match=r"model.json: cannot be read \(permission denied\)"):
-            load_package(path)
-    finally:
-        (path / "model.json").chmod(0o644)
+    (path / "MODEL_CARD.md").write_text("# tiny\n")
+    (path / unreadable).chmod(0)
+    image = tmp_path / "x.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((24, 24, 4), np.float32), np.eye(4)), image)
+    medseg = [sys.executable, "-m", "medseg"]
+    runs = [as_plain_user([*medseg, "models", str(path)])]
+    if unreadable != "MODEL_CARD.md":
+        runs.append(as_plain_user([*medseg, "infer", str(image), "--model", str(path), "-o", str(tmp_path / "out")]))
+    for run in runs:
+        line = f"{path / unreadable}: cannot read (permission denied)"
+        assert run.stderr.strip().splitlines() == ([f"warning: {line}"] if unreadable == "MODEL_CARD.md" else
+                                                   [f"medseg: error: {line}"]), run.stderr
+        assert run.returncode == (0 if unreadable == "MODEL_CARD.md" else 1)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_key_given_twice_in_model_json_is_refused(make_package):

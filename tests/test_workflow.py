@@ -929,7 +929,7 @@ def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):
     """medseg recorded the case as failed and went on, but Snakemake then hashed the job's small inputs to record it
     ("Error recording metadata for finished job ([Errno 13] Permission denied: ...)") and the run failed, with no
     report. The workflow profile turns Snakemake's input hashing off (medseg tells changed inputs itself)."""
-    import shutil
+    from conftest import as_plain_user
 
     data = tmp_path / "data"
     data.mkdir()
@@ -941,11 +941,7 @@ def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):
                                                      "results": tmp_path / "results"}.items()]
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
                "--config", *settings]
-    if os.geteuid() == 0:  # root reads any file: its power to is dropped (the user id stays)
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: every file is readable")
-        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = as_plain_user(command, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with open(tmp_path / "results" / "cohort.tsv", newline="") as handle:
         rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}

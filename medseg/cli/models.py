@@ -90,7 +90,7 @@ def _card_note(package) -> str | None:
         return (f"{package.path}: no MODEL_CARD.md, the card with the training data's description, licence and "
                 "attribution; medseg train writes one")
     except OSError as error:
-        return f"{card}: cannot be read ({os_reason(error)})"
+        return f"{card}: cannot read ({os_reason(error)})"
     named = card_weights_mismatch(text, package.sha256)
     if named is None:
         return None
