@@ -465,7 +465,9 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
     """A DICOM SEG reference on the grid of ``volume``, the DICOM series it segments (nothing is resampled); its
     segments matched to ``labels`` by name, else by the package's ``label_codes``."""
     from medseg.io.dicom_seg import read_dicom_seg
+    from medseg.io.files import check_readable
 
+    check_readable(Path(reference))  # a SEG this user may not read is that, whatever the input is
     if volume.dicom is None:
         raise InputError(f"{reference}: a DICOM SEG reference is placed on the DICOM series it segments, and "
                          f"{volume.source} is not a DICOM series folder; nothing segmented or written")

@@ -352,6 +352,28 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
     assert "dicom_seg" not in sidecar
 
 
+def test_a_seg_reference_this_user_may_not_read_is_named_so_beside_a_nifti_input(tmp_path, tiny_package):
+    """An unreadable reference named *.dcm beside a NIfTI input read "a DICOM SEG reference is placed on the DICOM
+    series it segments, and x.nii.gz is not a DICOM series folder" (and `medseg evaluate` blamed the prediction's
+    sidecar), where what is wrong is that it cannot be read: the readers' line, exit 1, nothing written."""
+    import sys
+
+    from conftest import as_plain_user
+
+    image = tmp_path / "x.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((24, 24, 4), np.float32), np.eye(4)), image)
+    reference = tmp_path / "ref.dcm"
+    reference.write_bytes(b"\0" * 128 + b"DICM")
+    reference.chmod(0)
+    for command in (["infer", str(image), "--reference", str(reference), "--model", str(tiny_package.path), "-o",
+                     str(tmp_path / "out")],
+                    ["evaluate", str(image), str(reference), "-o", str(tmp_path / "m.json")]):
+        run = as_plain_user([sys.executable, "-m", "medseg", *command])
+        assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
+            1, f"medseg: error: {reference}: cannot read (permission denied)"), run.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
+
+
 def test_infer_gives_the_seg_the_packages_label_codes(tmp_path, tiny_package):
     coded_package = tmp_path / "coded"
     shutil.copytree(tiny_package.path, coded_package)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import InputError
-from medseg.io.files import is_dicom_file, not_there
+from medseg.io.files import check_readable, is_dicom_file, not_there
 from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
 from medseg.volume import Volume, stem
 
@@ -89,11 +89,12 @@ def _header_number(value: float) -> str:
 
 
 def _existing_file(path: Path | str) -> Path:
-    """``path``, refused in one line unless it is a file (a DICOM SEG is read after its sidecar, whose absence would
-    otherwise be blamed)."""
+    """``path``, refused in one line unless it is a file this user may read (a DICOM SEG is read after its sidecar,
+    whose absence would otherwise be blamed)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: {not_there(path, 'no such file') if not path.exists() else 'not a file'}")
+    check_readable(path)
     return path
 
 
