@@ -1016,7 +1016,9 @@ def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_pa
             f"{tmp_path / 'plain.nii.gz'} is not a DICOM series folder") in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     assert cli("evaluate", str(tmp_path / "reference.nii.gz"), str(tmp_path / "reference_seg")) == 1
-    assert "a DICOM SEG reference is scored on its source series, named by the sidecar" in capsys.readouterr().err
+    assert (f"{tmp_path / 'reference_seg'}: a DICOM SEG reference is scored on its source series, named by the "
+            f"sidecar {tmp_path / 'reference.json'} of the prediction, which cannot be read (no such file or "
+            "directory)") in capsys.readouterr().err
     moved = pydicom.dcmread(tmp_path / "reference_seg")  # a frame shifted off its source image by 0.5 mm
     position = moved.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0]
     position.ImagePositionPatient = [float(v) + (0.5 if k == 0 else 0.0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import InputError
-from medseg.io.files import check_readable, is_dicom_file, not_there
+from medseg.io.files import check_readable, is_dicom_file, not_there, os_reason
 from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
 from medseg.volume import Volume, stem
 
@@ -113,7 +113,8 @@ def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
     try:
         return read_json_object(sidecar_path, RESULT_BYTES, "a prediction sidecar")
     except (OSError, JsonFileError) as error:
-        why = error.reason if isinstance(error, JsonFileError) else error
+        # not "[Errno 2] …: '/the/same/path'"
+        why = error.reason if isinstance(error, JsonFileError) else os_reason(error)
         raise InputError(f"{subject}: {what} is scored on its source series, named by the sidecar "
                          f"{sidecar_path} of the prediction, which cannot be read ({why})") from error
 
