@@ -3171,3 +3171,38 @@ def test_a_subfolder_this_user_may_not_read_is_warned_about_not_passed_over(tmp_
     assert run.stderr.strip().splitlines() == [f"warning: {results / 'site2'}: cannot read (permission denied); the "
                                                "results in it, if any, are left out of the report"]
     assert [row["case_id"] for row in read_tsv(results / "cohort.tsv")] == ["case01"]
+
+
+@pytest.mark.parametrize("layout", ["cases", "sites"])
+def test_a_sheet_case_whose_folder_this_user_may_not_read_says_so_on_its_row(tmp_path, layout):
+    """With --sheet, a case whose folder could not be listed was warned about, and its row said "in the sample sheet,
+    but the results folder holds nothing for it (not run yet, or its results were removed)": the row names the
+    folder it cannot read now (its own, in a cohort's layout; in another, the folders that may hold it)."""
+    import sys
+
+    from conftest import as_plain_user
+
+    results = tmp_path / "results"
+    roots = {"case01": results, "case02": results} if layout == "cases" else {
+        "case01": results / "site1", "case02": results / "site2"}
+    for seed, (case_id, root) in enumerate(roots.items(), start=1):
+        write_case(root, case_id, seed=seed, how="good")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\n" + "".join(f"{case_id}\t{root / 'inputs' / f'{seed}_image.nii.gz'}\n"
+                                                  for seed, (case_id, root) in enumerate(roots.items(), start=1)))
+    locked = results / "cases" / "case02" if layout == "cases" else results / "site2"
+    locked.chmod(0)
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--sheet", str(sheet),
+                             "--max-overlays", "0"])
+    finally:
+        locked.chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    shown = locked.relative_to(results)
+    rows = {row["case_id"]: row for row in read_tsv(results / "cohort.tsv")}
+    assert (rows["case02"]["status"], rows["case02"]["failed_stage"], rows["case02"]["error"]) == (
+        ("failed", "report", f"{shown}: cannot read (permission denied); give this user read access to it")
+        if layout == "cases" else
+        ("failed", "not_run", "in the sample sheet, but the results this user may read hold nothing for it; "
+                              f"{shown}: cannot read (permission denied); give this user read access to it"))
+    assert rows["case01"]["failed_stage"] != "report"

@@ -15,6 +15,7 @@ from pathlib import Path
 from medseg.errors import InputError
 from medseg.io.files import os_reason
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+from medseg.numbers import counted
 
 __all__ = ["KINDS", "METRIC_FIELDS", "CaseResult", "LabelResult", "add_expected_cases", "asked_series",
            "check_sources", "collect_results", "label_key", "resolve_path"]
@@ -417,6 +418,8 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
     records = ResultsFolder(results_dir)
     by_id = {case.case_id: case for case in cases}
     out = list(cases)
+    unreadable: list[tuple[Path, str]] | None = None  # folders under the results this user may not list: looked for
+    # once, where a case has no results
     listed = {sample.case_id for sample in samples}
     for case in cases:  # results of a row removed from the sheet: not the cohort's any more
         if case.case_id not in listed:
@@ -437,10 +440,21 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
             blocked = records.blocked_reason(sample.case_id, probe=False) or (refused and refused[1])
             error = blocked or ("in the sample sheet, but the results folder holds nothing for it (not run yet, or "
                                 "its results were removed)")
+            stage, error_type = ("infer", "OutputWriteError") if blocked else ("not_run", "MissingResult")
+            if not blocked:
+                if unreadable is None:
+                    unreadable = _unlistable_folders(results_dir)
+                hidden = _hiding(unreadable, folder, results_dir)
+                if hidden is not None:  # its own folder, or one on its way, which the report could not look in
+                    stage, error_type, error = "report", "UnreadableResult", hidden
+                elif unreadable:  # another layout: which folder held it is not known
+                    error = ("in the sample sheet, but the results this user may read hold nothing for it; "
+                             + _hiding(unreadable[:1], unreadable[0][0], results_dir)
+                             + (f" (and {counted(len(unreadable) - 1, 'other folder')})" if len(unreadable) > 1
+                                else ""))
             out.append(CaseResult(case_id=sample.case_id, folder=folder, results_dir=results_dir, failure={
-                "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "infer" if blocked else "not_run",
-                "input": str(sample.image), "reference": reference, "error": error,
-                "error_type": "OutputWriteError" if blocked else "MissingResult"}))
+                "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": stage,
+                "input": str(sample.image), "reference": reference, "error": error, "error_type": error_type}))
         elif case.failure is None and (refused := _refused_by_its_folder(records, sample.case_id)) is not None:
             stage, error = refused
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": stage,
@@ -458,6 +472,34 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
                                      "no scores (the evaluate step has not run for it)",
                             "error_type": "MissingResult"}
     return sorted(out, key=lambda c: (c.case_id, str(c.folder)))
+
+
+def _unlistable_folders(results_dir: Path) -> list[tuple[Path, str]]:
+    """The folders under ``results_dir`` that cannot be listed (another user's case folder), with the OS's reason:
+    what :func:`collect_results` warned about and left out."""
+    import os
+
+    found: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+
+    def note(error: OSError) -> None:
+        if error.filename and error.filename != os.fspath(results_dir):
+            found.append((Path(error.filename), os_reason(error)))
+
+    for folder, subfolders, _ in os.walk(results_dir, followlinks=True, onerror=note):
+        real = os.path.realpath(folder)  # a loop of links is walked once, as _json_files walks it
+        if real in seen:
+            subfolders[:] = []
+        seen.add(real)
+    return sorted(found)
+
+
+def _hiding(unreadable: list[tuple[Path, str]], folder: Path, results_dir: Path) -> str | None:
+    """The readers' line for the folder of ``unreadable`` that is ``folder`` or holds it, or None."""
+    for path, reason in unreadable:
+        if folder == path or folder.is_relative_to(path):
+            return f"{_shown(path, results_dir)}: cannot read ({reason}); {_GIVE_READ_ACCESS}"
+    return None
 
 
 def _refused_by_its_folder(records, case_id: str, stages: tuple[str, ...] = ("infer", "evaluate")
