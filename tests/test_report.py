@@ -2514,6 +2514,26 @@ def test_json_nested_too_deeply_fails_its_case_not_the_report(tmp_path):
     assert rows["deep"]["error"].startswith("cases/deep/deep_metrics.json: cannot read (JSON nested too deeply)")
 
 
+def test_a_result_the_disk_fails_to_read_gives_the_reason_as_other_messages_do(tmp_path, monkeypatch):
+    """A result file the disk failed to read was "cannot read ([Errno 5] Input/output error: '/…/c1_metrics.json')",
+    the path twice and the reason as the OS words it; the other messages give the reason alone, in lower case."""
+    import errno
+    import pathlib
+
+    write_case(tmp_path / "results", "c1", 0, "exact")
+    real = pathlib.Path.read_text
+
+    def failing(self, *args, **kwargs):
+        if self.name == "c1_metrics.json":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", failing)
+    [row] = read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)
+    assert row["error"] == ("cases/c1/c1_metrics.json: cannot read (input/output error); remove it and run again to "
+                            "redo the case")
+
+
 def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
     """A copied metrics file with the same case id silently replaced the case's own scores (the last one read)."""
     folder = write_case(tmp_path / "results", "c1", 0, "exact")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ImageReadError, MedsegError
-from medseg.io.files import check_readable, exists, not_there, path_argument
+from medseg.io.files import check_readable, exists, not_there, os_reason, path_argument
 from medseg.io.nifti import read_nifti
 from medseg.volume import Volume
 
@@ -52,7 +52,7 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         try:
             candidate, _ = choose_series(scan_folder(path, warn_skipped=warn_skipped), series)
         except OSError as error:  # a file of the folder that cannot be opened
-            raise ImageReadError(f"{path}: cannot read the DICOM headers ({error})") from error
+            raise ImageReadError(f"{path}: cannot read the DICOM headers ({os_reason(error)})") from error
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
     import nibabel as nib
 

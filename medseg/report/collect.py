@@ -678,8 +678,8 @@ def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | 
         return None, f"{shown}: cannot read (permission denied); {_GIVE_READ_ACCESS}", None
     except JsonFileError as error:  # too large, not JSON, nested too deeply, not an object, not a file
         return None, f"{shown}: cannot read ({error.reason})", _REMOVE_AND_RUN_AGAIN
-    except OSError as error:
-        return None, f"{shown}: cannot read ({error})", _REMOVE_AND_RUN_AGAIN
+    except OSError as error:  # the reason alone: "[Errno 5] Input/output error: '/…'" named the file again
+        return None, f"{shown}: cannot read ({os_reason(error)})", _REMOVE_AND_RUN_AGAIN
     found = record.get("schema")
     if found is not None and found != schema:
         return None, f"{shown}: schema {found!r}, expected {schema!r}", _REMOVE_AND_RUN_AGAIN
