@@ -2281,7 +2281,7 @@ def test_the_three_warnings_above_the_summary_are_one_paragraph_each_as_before()
         '<p class="warn"><b>Label values mean different things in different cases</b> (1 = a&lt;b / ball; 2 = x / y): '
         "the tables, plots and outlier flags below pool cases by label value. Make one report per model.</p>")
     assert _pooled_models_note(summary) == (
-        '<p class="warn"><b>The figures pool the cases of 2 models</b> (m&amp;1 2: 2 cases; m2: 1 case): the summary, '
+        '<p class="warn"><b>The figures pool the cases of 2 models</b> (m&amp;1 version 2: 2 cases; m2: 1 case): the summary, '
         "plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of each case "
         "(<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per model.</p>")
     assert _in_progress_note({}) == _conflict_note({}) == _pooled_models_note({}) == ""
@@ -2518,17 +2518,18 @@ def test_a_result_the_disk_fails_to_read_gives_the_reason_as_other_messages_do(t
     """A result file the disk failed to read was "cannot read ([Errno 5] Input/output error: '/…/c1_metrics.json')",
     the path twice and the reason as the OS words it; the other messages give the reason alone, in lower case."""
     import errno
-    import pathlib
+
+    import medseg.report.collect as collect
 
     write_case(tmp_path / "results", "c1", 0, "exact")
-    real = pathlib.Path.read_text
+    real = collect.read_json_object
 
-    def failing(self, *args, **kwargs):
-        if self.name == "c1_metrics.json":
-            raise OSError(errno.EIO, os.strerror(errno.EIO), str(self))
-        return real(self, *args, **kwargs)
+    def failing(path, *args, **kwargs):
+        if path.name == "c1_metrics.json":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(pathlib.Path, "read_text", failing)
+    monkeypatch.setattr(collect, "read_json_object", failing)
     [row] = read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)
     assert row["error"] == ("cases/c1/c1_metrics.json: cannot read (input/output error); remove it and run again to "
                             "redo the case")

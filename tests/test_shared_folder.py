@@ -55,7 +55,7 @@ def test_a_results_folder_this_user_may_not_write_stops_planning_in_one_line(tmp
         os.chmod(results / "jobs", 0o755)
     assert (voided.returncode, voided.stderr) == (0, "")
     assert voided.stdout == (f"OutputWriteError: {results / 'report.html'}: cannot remove this record of an earlier "
-                             "run, which must be made again (Permission denied); give this user write access to its "
+                             "run, which must be made again (permission denied); give this user write access to its "
                              "folder, or give another results folder\n")
     assert (results / "report.html").exists()
     import grp
@@ -64,12 +64,12 @@ def test_a_results_folder_this_user_may_not_write_stops_planning_in_one_line(tmp
     owner = f"user {pwd.getpwuid(os.geteuid()).pw_name}, group {grp.getgrgid(os.getegid()).gr_name}"
     assert (checked.returncode, checked.stderr) == (0, "")
     assert checked.stdout == (
-        f"OutputWriteError: {results}: this results folder takes no files from this user (Permission denied; "
+        f"OutputWriteError: {results}: this results folder takes no files from this user (permission denied; "
         f"{owner}, dr-xr-xr-x); have it made writable to this user (for a folder a group shares, its owner runs "
         f"chmod -R g+w {results}; see the README, 'Results folder') or give another results folder\n")
     assert in_jobs.stdout.startswith(
         f"OutputWriteError: {results / 'jobs'}: this folder of the results folder {results} takes no files from this "
-        f"user (Permission denied; {owner}, dr-xr-xr-x); ")
+        f"user (permission denied; {owner}, dr-xr-xr-x); ")
     assert sorted(p.name for p in results.iterdir()) == ["jobs", "report.html"]  # the probes left nothing
 
 
@@ -170,8 +170,8 @@ def test_a_snakemake_folder_this_user_may_not_write_is_one_line(tmp_path):
     owner = f"user {pwd.getpwuid(os.geteuid()).pw_name}, group {grp.getgrgid(os.getegid()).gr_name}"
     assert refused.stdout == (
         f"OutputWriteError: {state / 'locks'}: Snakemake's folder of this working folder takes no files from this user "
-        f"(Permission denied; {owner}, dr-xr-xr-x); run the workflow from a working folder of your own (your own "
+        f"(permission denied; {owner}, dr-xr-xr-x); run the workflow from a working folder of your own (your own "
         f"checkout, or snakemake --directory DIR), or have its owner make it writable to the group (chmod -R g+w "
         f"{state})\n")
     assert none_yet.stdout.startswith(f"OutputWriteError: {tmp_path}: Snakemake's folder of this working folder takes "
-                                      f"no files from this user (Permission denied; {owner}, dr-xr-xr-x); ")
+                                      f"no files from this user (permission denied; {owner}, dr-xr-xr-x); ")
