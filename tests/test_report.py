@@ -2281,7 +2281,8 @@ def test_the_three_warnings_above_the_summary_are_one_paragraph_each_as_before()
         '<p class="warn"><b>Label values mean different things in different cases</b> (1 = a&lt;b / ball; 2 = x / y): '
         "the tables, plots and outlier flags below pool cases by label value. Make one report per model.</p>")
     assert _pooled_models_note(summary) == (
-        '<p class="warn"><b>The figures pool the cases of 2 models</b> (m&amp;1 version 2: 2 cases; m2: 1 case): the summary, '
+        '<p class="warn"><b>The figures pool the cases of 2 models</b> (m&amp;1 version 2: 2 cases; m2: 1 case): '
+        'the summary, '
         "plots and outlier flags below mix them; <code>cohort.tsv</code> names the model of each case "
         "(<code>model_version</code>, <code>model_weights_sha256</code>). Make one report per model.</p>")
     assert _in_progress_note({}) == _conflict_note({}) == _pooled_models_note({}) == ""
@@ -2810,7 +2811,7 @@ def test_flag_badges_and_dice_colours_print_without_background_graphics(built, t
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
 def test_printed_case_cards_share_pages(tmp_path):
     """Printed, a case card was kept whole: a flagged card a little over half a page then stood alone on its page
-    with the rest blank (24 pages for a 30-case hippocampus report, 21 now; here 17, now 14). A card may now break
+    with the rest blank (24 pages for a 30-case hippocampus report, 21 now; here 18, now 15). A card may now break
     between its parts; its heading stays with its flags, and the table with the overlay stays whole."""
     for seed in range(12):
         write_case(tmp_path, f"case_{seed:02d}", seed, ("erode", "dilate3", "shift")[seed % 3])
@@ -2818,7 +2819,17 @@ def test_printed_case_cards_share_pages(tmp_path):
     page = built.html.read_text(encoding="utf-8")
     assert page.count('<div class="case flagged"') == 12 and page.count('class="overlay"') == 12
     pages = pdf_pages(built.html, tmp_path)
-    assert pages <= 15, pages  # 17 with whole cards (14 measured now)
+    # the same page with every card kept whole, as before, measured in the same run: the count varies between runs
+    whole = tmp_path / "whole" / "report.html"
+    whole.parent.mkdir()
+    whole.write_text(page.replace(".case{break-inside:auto}", ".case{break-inside:avoid}"), encoding="utf-8")
+    for image in built.html.parent.rglob("*.png"):  # the overlays the page links, at the same relative paths
+        target = whole.parent / image.relative_to(built.html.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(image.read_bytes())
+    kept_whole = pdf_pages(whole, tmp_path / "whole")
+    # 15 against 18 here in a run of its own; 17 against 18 seen beside other Chromium instances (a parallel run)
+    assert pages < kept_whole, (pages, kept_whole)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
