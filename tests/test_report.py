@@ -568,8 +568,9 @@ def _crop_case(tmp_path: Path, layout: str) -> tuple[np.ndarray, np.ndarray, np.
 def test_the_overlay_reads_the_crop_of_a_nifti_input_and_draws_what_reading_it_whole_drew(tmp_path, monkeypatch,
                                                                                         layout):
     """A NIfTI input on the segmentation's grid was read whole as float32 (0.8 GB of a 512×512×800 CT) to draw
-    three slices of the crop around the labels. Only the crop is read from the file now, and the picture is the
-    same, byte for byte."""
+    three slices of the crop around the labels. Only the crop is read from the file now (a slab at a time), and the
+    picture is the same, byte for byte."""
+    from nibabel import fileslice
     from nibabel.arrayproxy import ArrayProxy
 
     import medseg.io.images as images
@@ -586,16 +587,17 @@ def test_the_overlay_reads_the_crop_of_a_nifti_input_and_draws_what_reading_it_w
     def refused(*args, **kwargs):
         raise AssertionError("the whole image was read")
 
-    read, real_unscaled = [], ArrayProxy._get_unscaled
+    read, real_fileslice = [], fileslice.fileslice
 
-    def unscaled(self, slicer):
+    def sliced(fileobj, slicer, *args, **kwargs):
         read.append(slicer)
-        return real_unscaled(self, slicer)
+        return real_fileslice(fileobj, slicer, *args, **kwargs)
 
     monkeypatch.setattr(images, "read_image", refused)
     monkeypatch.setattr(ArrayProxy, "get_unscaled", refused)
     monkeypatch.setattr(ArrayProxy, "__array__", refused)
-    monkeypatch.setattr(ArrayProxy, "_get_unscaled", unscaled)
+    monkeypatch.setattr(ArrayProxy, "_get_unscaled", refused)
+    monkeypatch.setattr(fileslice, "fileslice", sliced)
     part = CaseArrays(labels, affine, ImageFile(path, load_image(path, mmap=False)), reference)
     drawn = [render_overlay(part, legend, focus) for focus in ("1", "2", None)]
     drawn.append(render_overlay(part, legend, "1", focus_faces=("i-",)))
@@ -604,6 +606,96 @@ def test_the_overlay_reads_the_crop_of_a_nifti_input_and_draws_what_reading_it_w
     assert len(read) == 4 and max(sizes) < labels.size
     if layout == "middle":  # the crop around the labels: 51×46×25 voxels of 60×64×40
         assert sorted(set(sizes)) == [51 * 46 * 25]
+
+
+def test_the_overlay_holds_no_volume_of_its_image_or_masks(tmp_path, monkeypatch):
+    """The overlay of a 512×512×1000 CT whose labels span it held the union of the labels and the focus label's mask
+    (with the temporaries that made them) and the crop of the image stored, as float32 and sorted for its window:
+    about 12 bytes per voxel, 3 GB. The masks are made a block of slices at a time, the image is read a slab at a
+    time, keeping the three planes drawn and the counts of its stored values for the window: under a byte per voxel
+    here, and the same picture, byte for byte."""
+    import tracemalloc
+
+    from medseg.io.nifti import load_image
+    from medseg.report import overlay
+
+    shape = (160, 144, 128)
+    i, j, k = np.indices(shape, sparse=True)
+    labels = np.zeros(shape, np.uint8)
+    labels[2:-2, 3:-3, 1:-1] = 1  # the crop box is the whole grid
+    labels[30:60, 20:50, 10:40] = 2
+    labels = np.asfortranarray(labels)  # as nibabel reads a label file: blocks go across the last axis
+    reference = np.asfortranarray(np.roll(labels, 2, axis=1))
+    stored = ((i * 7 + j * 3 + k * 11) % 900 - 300).astype(np.int16)
+    affine = np.diag([-0.8, -0.8, 1.5, 1.0])
+    image = nib.Nifti1Image(stored, affine)
+    image.header.set_slope_inter(0.5, -1024.0)
+    path = tmp_path / "ct.nii.gz"
+    nib.save(image, path)
+    legend = [("1", "body"), ("2", "box")]
+    whole = overlay.CaseArrays(labels, affine, nib.load(path).get_fdata(dtype=np.float32), reference)
+    expected = overlay.render_overlay(whole, legend, "2", focus_faces=("k-",))
+
+    monkeypatch.setattr(overlay, "_FOCUS_BLOCK_VOXELS", 144 * 128, raising=False)  # a slice at a time
+    monkeypatch.setattr(overlay, "_IMAGE_SLAB_VOXELS", 160 * 144, raising=False)
+    part = overlay.CaseArrays(labels, affine, overlay.ImageFile(path, load_image(path, mmap=False)), reference)
+    overlay.render_overlay(part, legend, "1")  # the modules each step imports, loaded
+    tracemalloc.start()
+    try:
+        drawn = overlay.render_overlay(part, legend, "2", focus_faces=("k-",))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert drawn == expected and part.notes == []
+    assert peak < labels.size, f"{peak / labels.size:.2f} bytes per voxel"  # 21 before; 0.7 (the picture's 1.5 MB)
+
+
+def test_the_window_from_counts_of_stored_values_is_numpys_percentile_bit_for_bit(tmp_path):
+    """The contrast window of an image stored as integers is found from counts of its stored values, scaled as the
+    file says (a negative slope reverses their order): the same numbers as ``np.percentile`` of the float32 voxels."""
+    from medseg.io.nifti import load_image
+    from medseg.report.overlay import _percentiles_of_counts, _window, _WindowValues
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 7, 200, 5000):
+        values = (rng.integers(-40, 40, n) * rng.uniform(0.01, 5)).astype(np.float32)
+        distinct, counts = np.unique(values, return_counts=True)
+        got = _percentiles_of_counts(distinct, counts, (0.5, 99.5))
+        assert got.tobytes() == np.percentile(values, [0.5, 99.5]).tobytes()
+    for dtype, slope, inter in (("int16", 0.37, -1024.3), ("uint8", -2.5, 7.0), ("int8", 1.0, 0.0),
+                                ("uint16", 0.001, 3.0), ("int32", 0.5, 1.0), ("float32", 1.0, 0.0)):
+        stored = (rng.random((13, 11, 9)) * 250 - (0 if dtype.startswith("u") else 120)).astype(dtype)
+        image = nib.Nifti1Image(stored, np.eye(4))
+        image.header.set_slope_inter(slope, inter)
+        nib.save(image, tmp_path / f"{dtype}.nii")
+        loaded = load_image(tmp_path / f"{dtype}.nii", mmap=False)
+        floats = loaded.get_fdata(dtype=np.float32)
+        box = (slice(2, 12), slice(0, 11), slice(3, 8))
+        window = _WindowValues(floats[box].size)
+        for start in range(3, 8, 2):  # slabs along the last axis
+            window.add(stored[2:12, :, start:min(start + 2, 8)], floats[2:12, :, start:min(start + 2, 8)])
+        assert window.percentiles(loaded.dataobj) == _window(floats, list(box)), dtype
+
+
+def test_the_border_contact_mask_made_a_block_at_a_time_is_the_whole_one():
+    """The voxels of the focus label on the faces a flag names, made a block of slices at a time on the reoriented
+    grid, are those of the whole mask made in the file's voxel order and reoriented, for any voxel order."""
+    from medseg.report import overlay
+
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 3, (7, 6, 5)).astype(np.uint8)
+    for columns, signs in (((0, 1, 2), (1, 1, 1)), ((0, 1, 2), (-1, -1, 1)), ((2, 0, 1), (-1, 1, -1))):
+        affine = np.eye(4)
+        affine[:3, :3] = np.eye(3)[:, columns] * signs
+        ornt = nib.orientations.io_orientation(affine)
+        reoriented = nib.orientations.apply_orientation(labels, ornt)
+        for faces in (("i-",), ("k+",), ("i+", "j-", "k-")):
+            whole = nib.orientations.apply_orientation(overlay._on_faces(labels == 2, faces), ornt)
+            for order in (np.ascontiguousarray, np.asfortranarray):
+                prediction = order(reoriented)
+                axis = overlay._block_axis(prediction)
+                mask = overlay._BlockMask(prediction.shape, overlay._faces_block(prediction, ornt, 2, faces), axis)
+                np.testing.assert_array_equal(np.concatenate([block for _, block in mask.blocks()], axis=axis), whole)
 
 
 def test_the_overlay_of_a_case_reads_its_nifti_input_where_drawn_and_notes_a_bad_one(tmp_path):
@@ -1298,10 +1390,11 @@ def test_the_overlays_focus_and_crop_hold_a_block_of_slices_not_every_labelled_v
     masks = [rng.random((23, 17, 11)) < fraction for fraction in (0.002, 0.05, 0.6)]
     masks.append(np.zeros((20, 20, 20), bool))
     masks[-1][:10, :10, :10] = True  # eight voxels equally near the centroid: the first is the focus
+    masks += [np.asfortranarray(mask) for mask in masks]  # worked across the last axis: the first of equals kept
     for block in (1, 187, 400, 1 << 22):
         monkeypatch.setattr(overlay, "_FOCUS_BLOCK_VOXELS", block, raising=False)
         assert [overlay.focus_voxel([mask]) for mask in masks] == [whole(mask) for mask in masks]
-    assert overlay.focus_voxel([masks[-1]]) == (4, 4, 4)
+    assert overlay.focus_voxel([masks[3]]) == overlay.focus_voxel([masks[-1]]) == (4, 4, 4)
     box = overlay._crop_box(masks[0], np.array([1.0, 1.0, 2.0]), (0, 0, 0))
     points = np.argwhere(masks[0])
     assert [(b.start, b.stop) for b in box] == [

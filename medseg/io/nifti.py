@@ -33,7 +33,7 @@ _GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SH
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
            "label_dtype", "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
-           "read_float_region"]
+           "read_float_region", "float_region_slabs", "scaled_float32"]
 
 log = logging.getLogger(__name__)
 
@@ -923,6 +923,57 @@ def read_float_region(image, region: tuple[slice, ...]) -> np.ndarray | None:
     if part.size > 1 and _float32_may_merge(image, np.dtype(image.get_data_dtype())) and part.min() == part.max():
         return None
     return part
+
+
+def float_region_slabs(image, region: tuple[slice, ...], voxels: int = 1 << 22):
+    """:func:`read_float_region` a slab at a time: yields ``(start, stored, part)`` for slabs of about ``voxels``
+    voxels along the stored array's slowest axis (the last for NIfTI's Fortran order), ``start`` counted from the
+    region's start there, ``stored`` as the file holds the slab and ``part`` scaled into float32 bit for bit as
+    :func:`read_nifti` reads it. The file is opened once and read forward (a gzip stream is decompressed once, up to
+    the region's end). Where :func:`read_float_region` would return None, the last item yielded is None: the caller
+    reads the whole image, for its error or its values."""
+    proxy = image.dataobj
+    needed = ("_get_fileobj", "slope", "inter", "_shape", "_dtype", "_offset", "order", "_lock")
+    if not all(hasattr(proxy, name) for name in needed) or len(region) != len(proxy._shape):
+        yield None
+        return
+    from nibabel.fileslice import fileslice
+
+    axis = len(region) - 1 if proxy.order == "F" else 0
+    span = range(*region[axis].indices(proxy._shape[axis]))
+    step = max(1, voxels // max(1, math.prod(len(range(*r.indices(n))) for a, (r, n) in
+                                             enumerate(zip(region, proxy._shape)) if a != axis)))
+    merge = _float32_may_merge(image, np.dtype(image.get_data_dtype()))
+    low = high = None
+    try:
+        with proxy._get_fileobj() as fileobj, np.errstate(over="ignore", invalid="ignore"), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for start in range(0, len(span), step):
+                slab = list(region)
+                slab[axis] = slice(span.start + start, span.start + min(start + step, len(span)))
+                stored = np.asanyarray(fileslice(fileobj, tuple(slab), proxy._shape, proxy._dtype, proxy._offset,
+                                                 order=proxy.order, lock=proxy._lock))
+                part = _scaled(stored, proxy, np.dtype(np.float32))
+                if not np.all(np.isfinite(part)):
+                    yield None
+                    return
+                if merge and part.size:
+                    low = part.min() if low is None else min(low, part.min())
+                    high = part.max() if high is None else max(high, part.max())
+                yield start, stored, part
+    except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError):
+        yield None
+        return
+    if merge and math.prod(len(range(*r.indices(n))) for r, n in zip(region, proxy._shape)) > 1 and low == high:
+        yield None
+
+
+def scaled_float32(stored: np.ndarray, proxy) -> np.ndarray:
+    """Stored values of ``proxy`` (an image's ``dataobj``) as :func:`read_nifti` gives them: float32, bit for bit."""
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _scaled(stored, proxy, np.dtype(np.float32))
 
 
 def _scaled(raw: np.ndarray, proxy, dtype: np.dtype) -> np.ndarray:

@@ -41,6 +41,48 @@ class ImageFile:
         part = read_float_region(self._image, region)
         return part if part is not None else read_image(self.path, warn_skipped=False).array[region]
 
+    def view(self, region: tuple[slice, ...], box: tuple[slice, ...], centre: tuple[int, ...]
+             ) -> tuple[list[np.ndarray], tuple[float, float]] | None:
+        """What an overlay draws of the file, read a slab at a time through ``region`` (file voxel order): for each
+        axis, the plane through ``centre`` across ``box`` (3D, one voxel thick along that axis, float32 as
+        :meth:`read` gives it), and the contrast window over ``box``. None where the file is to be read whole
+        (:meth:`read` of the region then gives its values, or its error). The region itself is never held: a
+        512×512×1000 CT whose labels span it took 2.5 GB (stored, float32 and a sorted copy) to draw three slices."""
+        from medseg.io.nifti import float_region_slabs
+
+        in_region = [_shift(b, r.start) for b, r in zip(box, region)]
+        at = [c - r.start for c, r in zip(centre, region)]
+        planes = []
+        for axis in range(3):
+            shape = [b.stop - b.start for b in box]
+            shape[axis] = 1
+            planes.append(np.empty(shape, np.float32))
+        window = _WindowValues(math.prod(b.stop - b.start for b in box))
+        slab_axis = 2 if self._image.dataobj.order == "F" else 0  # as float_region_slabs reads it
+        for item in float_region_slabs(self._image, region, _IMAGE_SLAB_VOXELS):
+            if item is None:
+                return None
+            start, stored, part = item
+            stop = start + part.shape[slab_axis]
+            # the slab's share of the box, in the slab's and in the box's voxels
+            low, high = max(start, in_region[slab_axis].start), min(stop, in_region[slab_axis].stop)
+            in_slab, in_box = list(in_region), [slice(None)] * 3
+            in_slab[slab_axis] = slice(low - start, high - start)
+            in_box[slab_axis] = slice(low - in_region[slab_axis].start, high - in_region[slab_axis].start)
+            if low < high:
+                window.add(stored[tuple(in_slab)], part[tuple(in_slab)])
+            for axis in range(3):
+                # the plane across the slab axis lies in one slab (in or beside the box); the others cross the box
+                if not (start <= at[axis] < stop if axis == slab_axis else low < high):
+                    continue
+                index = list(in_slab)
+                index[axis] = slice(at[axis] - (start if axis == slab_axis else 0),
+                                    at[axis] - (start if axis == slab_axis else 0) + 1)
+                target = list(in_box)
+                target[axis] = slice(None)
+                planes[axis][tuple(target)] = part[tuple(index)]
+        return planes, window.percentiles(self._image.dataobj)
+
 
 @dataclass
 class CaseArrays:
@@ -159,41 +201,112 @@ def _image_file(path: Path, shape: tuple[int, ...]) -> ImageFile | None:
     return ImageFile(path, image)
 
 
-# voxels of a mask whose distances to its centroid are held at once (8 bytes each)
-_FOCUS_BLOCK_VOXELS = 1 << 22
+# voxels of a mask whose distances to its centroid are held at once (8 bytes each, twice), and of an image read at
+# once (stored, as float32, and checked: about 11 bytes each for an int16 CT)
+_FOCUS_BLOCK_VOXELS = 1 << 20
+_IMAGE_SLAB_VOXELS = 1 << 20
 
 
 def focus_voxel(masks: list[np.ndarray]) -> tuple[int, int, int]:
     """The foreground voxel nearest the centroid of the first non-empty mask (the grid's centre if none); of
     voxels as near, the first in the array's order. Worked a block of slices at a time: the coordinates of every
     voxel of a body-sized label (28 million on a 512×512×300 CT) took 2 GB at once."""
+    return _focus([_BlockMask.of(mask) for mask in masks if mask is not None])
+
+
+class _BlockMask:
+    """A boolean volume made a block of slices at a time by ``block(index)`` (``index`` selects the block along
+    ``axis``), and the counts of its voxels per slice along each axis (made once, when first asked for)."""
+
+    def __init__(self, shape: tuple[int, ...], block, axis: int):
+        self.shape, self.block, self.axis = tuple(shape), block, axis
+        self._counts: list[np.ndarray] | None = None
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> _BlockMask:
+        return cls(mask.shape, mask.__getitem__, _block_axis(mask))
+
+    def blocks(self):
+        """``(start, block)`` along the axis, about :data:`_FOCUS_BLOCK_VOXELS` voxels each."""
+        n = self.shape[self.axis]
+        step = max(1, _FOCUS_BLOCK_VOXELS // max(1, math.prod(self.shape) // max(1, n)))
+        for start in range(0, n, step):
+            index = [slice(None)] * 3
+            index[self.axis] = slice(start, start + step)
+            yield start, self.block(tuple(index))
+
+    def counts(self) -> list[np.ndarray]:
+        """Per axis, the voxels of the mask in each slice across it."""
+        if self._counts is None:
+            counts = [np.zeros(n, np.int64) for n in self.shape]
+            for start, block in self.blocks():
+                for axis in range(3):
+                    found = np.count_nonzero(block, axis=tuple(a for a in range(3) if a != axis))
+                    if axis == self.axis:
+                        counts[axis][start:start + found.size] = found
+                    else:
+                        counts[axis] += found
+            self._counts = counts
+        return self._counts
+
+    def nearest_to_centroid(self) -> tuple[int, int, int]:
+        counts = self.counts()
+        count = int(counts[0].sum())
+        centre = np.array([np.dot(counts[axis], np.arange(n, dtype=np.int64))
+                           for axis, n in enumerate(self.shape)]) / count
+        # squared distances per axis, summed in the order a voxel's coordinates would be: the same values
+        squares = [(np.arange(n) - c) ** 2 for n, c in zip(self.shape, centre)]
+        best, best_distance = None, np.inf
+        for start, block in self.blocks():
+            if not block.any():
+                continue
+            parts = list(squares)
+            parts[self.axis] = parts[self.axis][start:start + block.shape[self.axis]]
+            distances = np.where(block, parts[0][:, None, None] + parts[1][None, :, None] + parts[2][None, None, :],
+                                 np.inf)
+            nearest = int(np.argmin(distances))  # the first of equals in the block, in the array's order
+            voxel = [int(v) for v in np.unravel_index(nearest, block.shape)]
+            voxel[self.axis] += start
+            distance = distances.flat[nearest]
+            # of equals in different blocks, the first in the array's order
+            if distance < best_distance or (distance == best_distance and tuple(voxel) < best):
+                best, best_distance = tuple(voxel), distance
+        return best
+
+
+def _block_axis(array: np.ndarray) -> int:
+    """The axis whose slices lie furthest apart in memory: blocks across it read the array in runs."""
+    return int(np.argmax(np.abs(array.strides))) if array.ndim == 3 else 0
+
+
+def _focus(masks: list[_BlockMask]) -> tuple[int, int, int]:
     for mask in masks:
-        if mask is not None and mask.any():
-            return _nearest_to_centroid(mask)
-    shape = next(m.shape for m in masks if m is not None)
-    return tuple(n // 2 for n in shape)
+        if mask.counts()[0].any():
+            return mask.nearest_to_centroid()
+    return tuple(n // 2 for n in masks[0].shape)
 
 
-def _nearest_to_centroid(mask: np.ndarray) -> tuple[int, int, int]:
-    count = int(np.count_nonzero(mask))
-    centre = np.array([np.dot(np.count_nonzero(mask, axis=tuple(a for a in range(3) if a != axis)),
-                              np.arange(mask.shape[axis], dtype=np.int64)) for axis in range(3)]) / count
-    # squared distances per axis, summed in the order a voxel's coordinates would be: the same values
-    di, dj, dk = ((np.arange(n) - c) ** 2 for n, c in zip(mask.shape, centre))
-    step = max(1, _FOCUS_BLOCK_VOXELS // max(1, mask.shape[1] * mask.shape[2]))
-    best, best_distance = None, np.inf
-    for start in range(0, mask.shape[0], step):
-        block = mask[start:start + step]
-        if not block.any():
-            continue
-        distances = np.where(block, di[start:start + step, None, None] + dj[None, :, None] + dk[None, None, :],
-                             np.inf)
-        nearest = int(np.argmin(distances))  # the first of equals, in the array's order
-        if distances.flat[nearest] < best_distance:  # strictly nearer: an earlier block's equal is kept
-            best_distance = distances.flat[nearest]
-            best = np.unravel_index(nearest, block.shape)
-            best = (best[0] + start, best[1], best[2])
-    return tuple(int(v) for v in best)
+def _faces_block(prediction: np.ndarray, ornt: np.ndarray, value: int, faces: tuple[str, ...]):
+    """A block of :func:`_on_faces` of ``prediction == value`` as :func:`render_overlay` reorients it, for a
+    :class:`_BlockMask` (``prediction`` already reoriented by ``ornt``)."""
+
+    def block(index):
+        cut = {axis: range(*part.indices(n)) for axis, (part, n) in enumerate(zip(index, prediction.shape))}
+        shape = [len(cut[axis]) for axis in range(3)]
+        out = np.zeros(shape, bool)
+        for face in faces:
+            file_axis = "ijk".index(face[0])
+            axis, kept = int(ornt[file_axis, 0]), ornt[file_axis, 1] > 0
+            at = 0 if face[1] == "-" else prediction.shape[axis] - 1
+            at = at if kept else prediction.shape[axis] - 1 - at
+            if at not in cut[axis]:
+                continue
+            into, source = [slice(None)] * 3, list(index)
+            into[axis], source[axis] = at - cut[axis].start, at
+            out[tuple(into)] = prediction[tuple(source)] == value
+        return out
+
+    return block
 
 
 def render_overlay(
@@ -226,22 +339,34 @@ def render_overlay(
         return None if array is None else nib.orientations.apply_orientation(array, ornt)
 
     prediction, reference = reorient(arrays.prediction), reorient(arrays.reference)
-    union = prediction > 0 if reference is None else (prediction > 0) | (reference > 0)
+    # the masks are worked a block of slices at a time, never held whole: the union of a 512×512×1000 case and its
+    # focus label's mask, with the temporaries that made them, took 1 GB
+    axis = _block_axis(prediction)
+
+    def union_block(index):
+        inside = prediction[index] > 0
+        return inside if reference is None else inside | (reference[index] > 0)
+
+    union = _BlockMask(prediction.shape, union_block, axis)
     masks = []
     if focus_label is not None and focus_faces:
-        masks.append(reorient(_on_faces(arrays.prediction == int(focus_label), focus_faces)))
+        masks.append(_BlockMask(prediction.shape, _faces_block(prediction, ornt, int(focus_label), focus_faces), axis))
     if focus_label is not None:
         value = int(focus_label)
-        masks.append(prediction == value if reference is None else (prediction == value) | (reference == value))
+
+        def label_block(index, value=value):
+            inside = prediction[index] == value
+            return inside if reference is None else inside | (reference[index] == value)
+
+        masks.append(_BlockMask(prediction.shape, label_block, axis))
     masks.append(union)
-    centre = focus_voxel(masks)
-    box = _crop_box(union, spacing, centre)
+    centre = _focus(masks)
+    box = _box_of(union, spacing, centre)
     px_per_mm = panel_px / max((b.stop - b.start) * s for b, s in zip(box, spacing))
     # the image is read where it is drawn: the crop box (the contrast window too) and the planes through the
     # centre, which lie in the box unless the focus label is no foreground value
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
-    image = _image_region(arrays, ornt, region)
-    window = _window(image, [_shift(b, r.start) for b, r in zip(box, region)])
+    image, window = _image_planes(arrays, ornt, region, box, centre)
     colours = [_rgb(label_colour(position)) for position in range(len(labels))]
 
     panels = []
@@ -261,8 +386,7 @@ def render_overlay(
             return cut.T[::-1]
 
         if image is not None:
-            in_region = tuple(_shift(i, r.start) for i, r in zip(index, region))
-            grey = np.clip((plane(image, in_region).astype(np.float32) - window[0]) / (window[1] - window[0]), 0, 1)
+            grey = np.clip((plane(image[axis], ()).astype(np.float32) - window[0]) / (window[1] - window[0]), 0, 1)
             rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
         else:
             rgb = np.full((int(repeats[1].sum()), int(repeats[0].sum()), 3), 40, np.uint8)
@@ -375,8 +499,13 @@ def _on_faces(mask: np.ndarray, faces: tuple[str, ...]) -> np.ndarray:
 def _crop_box(union: np.ndarray, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
     """The labelled voxels' bounding box (or the centre) with a margin of 30 % of its size and at least
     15 mm, clipped to the grid."""
-    if union.any():  # from the mask's projections on its axes: the coordinates of every voxel took 24 bytes each
-        spans = [np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    return _box_of(_BlockMask.of(union), spacing, centre)
+
+
+def _box_of(union: _BlockMask, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
+    counts = union.counts()  # the mask's projections on its axes: the coordinates of every voxel took 24 bytes each
+    if counts[0].any():
+        spans = [np.flatnonzero(count) for count in counts]
         low, high = np.array([span[0] for span in spans]), np.array([span[-1] for span in spans])
     else:
         low = high = np.array(centre)
@@ -386,6 +515,44 @@ def _crop_box(union: np.ndarray, spacing: np.ndarray, centre: tuple[int, int, in
         margin = int(np.ceil(margin_mm / spacing[axis]))
         box.append(slice(max(int(low[axis]) - margin, 0), min(int(high[axis]) + margin + 1, union.shape[axis])))
     return box
+
+
+def _image_planes(arrays: CaseArrays, ornt: np.ndarray, region: tuple[slice, ...], box: list[slice],
+                  centre: tuple[int, int, int]) -> tuple[list[np.ndarray] | None, tuple[float, float]]:
+    """The image's planes through ``centre`` across ``box`` (one per axis of the reoriented grid, 2D) and the
+    contrast window over ``box``; an :class:`ImageFile` is read a slab at a time through ``region``, and only the
+    planes are kept."""
+    import nibabel as nib
+
+    if isinstance(arrays.image, ImageFile):
+        shape = arrays.image.shape
+
+        def in_file(parts, axis: int) -> slice:  # file axis ``axis`` of reoriented ``parts`` (ornt: to, flip)
+            to, flip = ornt[axis].astype(int)
+            part = parts[to]
+            return part if flip > 0 else slice(shape[axis] - part.stop, shape[axis] - part.start)
+
+        file_centre = tuple(in_file([slice(c, c + 1) for c in centre], axis).start for axis in range(3))
+        seen = arrays.image.view(tuple(in_file(region, axis) for axis in range(3)),
+                                 tuple(in_file(box, axis) for axis in range(3)), file_centre)
+        if seen is not None:
+            planes, window = seen
+            reoriented = [None] * 3
+            for file_axis, plane in enumerate(planes):
+                axis = int(ornt[file_axis, 0])
+                reoriented[axis] = nib.orientations.apply_orientation(plane, ornt)[
+                    tuple(0 if a == axis else slice(None) for a in range(3))]
+            return reoriented, window
+    image = _image_region(arrays, ornt, region)
+    if image is None:
+        return None, _window(None, [])
+    in_region = [_shift(b, r.start) for b, r in zip(box, region)]
+    planes = []
+    for axis in range(3):
+        index = list(in_region)
+        index[axis] = centre[axis] - region[axis].start
+        planes.append(image[tuple(index)])
+    return planes, _window(image, in_region)
 
 
 def _image_region(arrays: CaseArrays, ornt: np.ndarray, region: tuple[slice, ...]) -> np.ndarray | None:
@@ -417,9 +584,85 @@ def _shift(index: int | slice, by: int) -> int | slice:
     return slice(index.start - by, index.stop - by) if isinstance(index, slice) else index - by
 
 
+_PERCENTILES = (0.5, 99.5)  # the contrast window: these percentiles of the image's voxels in the crop box
+
+
+class _WindowValues:
+    """The voxels whose percentiles make the contrast window, gathered a slab at a time: an image stored as integers
+    of up to 16 bits as counts of its stored values (a 512×512×1000 CT in 512 KB), any other as its float32 values."""
+
+    def __init__(self, size: int):
+        self.size, self.filled = size, 0
+        self.counts: np.ndarray | None = None
+        self.stored_dtype: np.dtype | None = None
+        self.values: np.ndarray | None = None
+
+    def add(self, stored: np.ndarray, part: np.ndarray) -> None:
+        if self.values is None and self.counts is None:
+            self.stored_dtype = stored.dtype
+            if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
+                self.counts = np.zeros(1 << (8 * stored.dtype.itemsize), np.int64)
+            else:
+                self.values = np.empty(self.size, np.float32)
+        if self.counts is not None and stored.size:
+            low = int(stored.min())
+            found = np.bincount(stored.ravel().astype(np.int32) - low)  # as long as the slab's range of values
+            at = low - int(np.iinfo(self.stored_dtype).min)
+            self.counts[at:at + found.size] += found
+        elif self.values is not None:
+            self.values[self.filled:self.filled + part.size] = part.ravel()
+        self.filled += part.size
+
+    def percentiles(self, proxy) -> tuple[float, float]:
+        """The window, as :func:`_window` finds it in the float32 voxels (the same numbers, bit for bit)."""
+        from medseg.io.nifti import scaled_float32
+
+        if not self.filled:
+            return _window_of(None)
+        if self.values is not None:
+            return _window_of(np.percentile(self.values[:self.filled], _PERCENTILES, overwrite_input=True))
+        found = np.flatnonzero(self.counts)
+        stored = (found + int(np.iinfo(self.stored_dtype).min)).astype(self.stored_dtype)
+        values = scaled_float32(stored, proxy)  # scaled as the voxels were: in order, unless the slope is negative
+        order = np.argsort(values, kind="stable")
+        counts = self.counts[found]
+        return _window_of(_percentiles_of_counts(values[order], counts[order], _PERCENTILES))
+
+
+def _percentiles_of_counts(values: np.ndarray, counts: np.ndarray, q) -> np.ndarray:
+    """``np.percentile`` (linear) of the sorted ``values`` each repeated ``counts`` times, computed as numpy computes
+    it (its ``_quantile`` and ``_lerp``), so the numbers are the same bit for bit without the repeated array."""
+    n = int(counts.sum())
+    ends = np.cumsum(counts)  # sorted position of each value's last copy, plus one
+
+    def at(position: np.ndarray) -> np.ndarray:
+        position = np.where(position < 0, n + position, position)
+        return values[np.searchsorted(ends, position, side="right")]
+
+    virtual = (n - 1) * np.true_divide(np.asanyarray(q, dtype=np.float64), 100)
+    previous = np.floor(virtual)
+    following = previous + 1
+    previous[virtual >= n - 1] = following[virtual >= n - 1] = -1
+    previous[virtual < 0] = following[virtual < 0] = 0
+    previous, following = previous.astype(np.intp), following.astype(np.intp)
+    gamma = np.asanyarray(virtual - previous)
+    a, b = at(previous), at(following)
+    difference = b - a
+    result = np.add(a, difference * gamma)
+    np.subtract(b, difference * (1 - gamma), out=result, where=gamma >= 0.5, casting="unsafe",
+                dtype=type(result.dtype))
+    return result
+
+
+def _window_of(percentiles) -> tuple[float, float]:
+    if percentiles is None:
+        return 0.0, 1.0
+    low, high = percentiles
+    return float(low), float(high if high > low else low + 1)
+
+
 def _window(image: np.ndarray | None, box: list[slice]) -> tuple[float, float]:
     if image is None:
         return 0.0, 1.0
     values = image[tuple(box)]
-    low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
-    return float(low), float(high if high > low else low + 1)
+    return _window_of(np.percentile(values, _PERCENTILES) if values.size else None)
