@@ -37,10 +37,11 @@ class SegmentationCheck:
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A label image's integer array and affine (in mm, as medseg reads every NIfTI), without converting it to
     float."""
-    from medseg.io.nifti import affine_mm, as_3d, load_image
+    from medseg.io.nifti import affine_mm, as_3d, load_image, read_stored_labels
 
     image = load_image(path)
-    array = as_3d(np.asanyarray(image.dataobj))
+    array = read_stored_labels(image)  # a gzip-compressed file: one copy of its voxels at a time, not two
+    array = as_3d(array if array is not None else np.asanyarray(image.dataobj))
     if not np.issubdtype(array.dtype, np.integer):
         array = np.rint(array).astype(np.int32)
     return array, affine_mm(image)[0]
