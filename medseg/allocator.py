@@ -13,7 +13,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["tune_allocator"]
+__all__ = ["release_free_memory", "tune_allocator"]
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -37,3 +37,24 @@ def tune_allocator() -> bool:
     if mallopt(_M_MMAP_THRESHOLD, _KEEP) != 1:
         return False
     return mallopt(_M_TRIM_THRESHOLD, _KEEP) == 1
+
+
+def release_free_memory() -> bool:
+    """Give the memory the C allocator holds free back to the system (glibc's ``malloc_trim``); True when some was.
+    With the thresholds :func:`tune_allocator` raises, the volumes one case of a report freed stayed with the process,
+    in holes the next case's larger ones did not fit: the report of three whole-body CTs peaked at 1.03 GB for 0.78 GB
+    of arrays alive at once. Not on other systems or C libraries."""
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+_TRIM: list = []
+
+
+def _malloc_trim():
+    if not _TRIM:
+        try:
+            _TRIM.append(ctypes.CDLL("libc.so.6").malloc_trim if sys.platform.startswith("linux") else None)
+        except (OSError, AttributeError):  # not glibc
+            _TRIM.append(None)
+    return _TRIM[0]

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medseg.allocator import release_free_memory
 from medseg.errors import InputError
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
 from medseg.io.files import path_argument
@@ -91,7 +92,10 @@ def build_report(
         cases = add_expected_cases(cases, samples, results_dir)
     check_sources(cases)  # an input or reference replaced since, in any results folder
     log.info("%s: %d cases", results_dir, len(cases))
-    checks = [check_segmentation(case) for case in cases]
+    checks = []
+    for case in cases:
+        checks.append(check_segmentation(case))
+        release_free_memory()  # the volumes it read, given back before the next case's are read
     for case, check in zip(cases, checks):
         case.notes.extend(check.notes)
     flags = flag_cases(cases, checks, dice_threshold=dice_threshold, outlier_z=outlier_z)
@@ -205,7 +209,7 @@ def _overlays(cases, flags, order, label_order, max_overlays
         if problem is not None:  # off its grid: flagged, and left unread
             notes.setdefault(index, []).append(f"no overlay: {problem}")
             continue
-        arrays = None  # the previous case's volumes, released before this case's are read: not two cases at once
+        arrays = None
         try:
             arrays = load_case_arrays(case)
             if arrays is None:
@@ -229,4 +233,7 @@ def _overlays(cases, flags, order, label_order, max_overlays
             log.debug("%s: no overlay", case.case_id, exc_info=True)  # where in the code, at -vv
             log.warning("%s: no overlay (%s)", case.case_id, error)
             notes.setdefault(index, []).append(f"no overlay: {type(error).__name__}: {error}")
+        finally:  # this case's volumes released, and their memory given back, before the next case's are read
+            arrays = None
+            release_free_memory()
     return overlays, shown, notes
