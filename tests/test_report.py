@@ -603,17 +603,19 @@ def test_the_overlay_reads_the_crop_of_a_nifti_input_and_draws_what_reading_it_w
     drawn.append(render_overlay(part, legend, "1", focus_faces=("i-",)))
     assert drawn == expected and part.notes == []
     sizes = [np.prod([len(range(*s.indices(n))) for s, n in zip(slicer, labels.shape)]) for slicer in read]
-    assert len(read) == 4 and max(sizes) < labels.size
+    # float voxels (the middle case) are read twice through the box: their window comes from two readings
+    assert len(read) == (8 if layout == "middle" else 4) and max(sizes) < labels.size
     if layout == "middle":  # the crop around the labels: 51×46×25 voxels of 60×64×40
         assert sorted(set(sizes)) == [51 * 46 * 25]
 
 
-def test_the_overlay_holds_no_volume_of_its_image_or_masks(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stored_as", ["int16", "float32"])
+def test_the_overlay_holds_no_volume_of_its_image_or_masks(tmp_path, monkeypatch, stored_as):
     """The overlay of a 512×512×1000 CT whose labels span it held the union of the labels and the focus label's mask
     (with the temporaries that made them) and the crop of the image stored, as float32 and sorted for its window:
     about 12 bytes per voxel, 3 GB. The masks are made a block of slices at a time, the image is read a slab at a
-    time, keeping the three planes drawn and the counts of its stored values for the window: under a byte per voxel
-    here, and the same picture, byte for byte."""
+    time, keeping the three planes drawn and, for the window, counts of its stored values (float voxels: of their
+    bits, over two readings): under a byte per voxel here, and the same picture, byte for byte."""
     import tracemalloc
 
     from medseg.io.nifti import load_image
@@ -628,8 +630,11 @@ def test_the_overlay_holds_no_volume_of_its_image_or_masks(tmp_path, monkeypatch
     reference = np.asfortranarray(np.roll(labels, 2, axis=1))
     stored = ((i * 7 + j * 3 + k * 11) % 900 - 300).astype(np.int16)
     affine = np.diag([-0.8, -0.8, 1.5, 1.0])
-    image = nib.Nifti1Image(stored, affine)
-    image.header.set_slope_inter(0.5, -1024.0)
+    if stored_as == "int16":
+        image = nib.Nifti1Image(stored, affine)
+        image.header.set_slope_inter(0.5, -1024.0)
+    else:  # its window from the order of its values' bits, in two readings
+        image = nib.Nifti1Image(stored * np.float32(0.37) - np.float32(1024.0), affine)
     path = tmp_path / "ct.nii.gz"
     nib.save(image, path)
     legend = [("1", "body"), ("2", "box")]
@@ -647,14 +652,16 @@ def test_the_overlay_holds_no_volume_of_its_image_or_masks(tmp_path, monkeypatch
     finally:
         tracemalloc.stop()
     assert drawn == expected and part.notes == []
-    assert peak < labels.size, f"{peak / labels.size:.2f} bytes per voxel"  # 21 before; 0.7 (the picture's 1.5 MB)
+    # 21 bytes per voxel before (int16), 4.4 (float32); now the picture (1.5 MB) and the counts (float32: 2 MB)
+    assert peak < labels.size + (2 << 20), f"{peak / labels.size:.2f} bytes per voxel"
 
 
 def test_the_window_from_counts_of_stored_values_is_numpys_percentile_bit_for_bit(tmp_path):
     """The contrast window of an image stored as integers is found from counts of its stored values, scaled as the
-    file says (a negative slope reverses their order): the same numbers as ``np.percentile`` of the float32 voxels."""
+    file says (a negative slope reverses their order), and that of float voxels from counts of their bits: the same
+    numbers as ``np.percentile`` of the float32 voxels, which it held in a copy of the crop."""
     from medseg.io.nifti import load_image
-    from medseg.report.overlay import _percentiles_of_counts, _window, _WindowValues
+    from medseg.report.overlay import _FloatOrder, _percentiles_of_counts, _window, _WindowValues
 
     rng = np.random.default_rng(5)
     for n in (1, 2, 3, 7, 200, 5000):
@@ -662,6 +669,15 @@ def test_the_window_from_counts_of_stored_values_is_numpys_percentile_bit_for_bi
         distinct, counts = np.unique(values, return_counts=True)
         got = _percentiles_of_counts(distinct, counts, (0.5, 99.5))
         assert got.tobytes() == np.percentile(values, [0.5, 99.5]).tobytes()
+        # float voxels: two readings of their slabs, counting the top and then the low 16 bits of sortable keys
+        for spread in (1.0, 1e-30, 1e30):
+            floats = (rng.normal(size=n) * spread).astype(np.float32)
+            floats[rng.random(n) < 0.3] = floats[0]  # repeated values
+            order = _FloatOrder()
+            for reading in (order.first, order.second):
+                for start in range(0, n, 37):
+                    reading(floats[start:start + 37])
+            assert order.percentiles((0.5, 99.5)).tobytes() == np.percentile(floats, [0.5, 99.5]).tobytes()
     for dtype, slope, inter in (("int16", 0.37, -1024.3), ("uint8", -2.5, 7.0), ("int8", 1.0, 0.0),
                                 ("uint16", 0.001, 3.0), ("int32", 0.5, 1.0), ("float32", 1.0, 0.0)):
         stored = (rng.random((13, 11, 9)) * 250 - (0 if dtype.startswith("u") else 120)).astype(dtype)
@@ -671,10 +687,15 @@ def test_the_window_from_counts_of_stored_values_is_numpys_percentile_bit_for_bi
         loaded = load_image(tmp_path / f"{dtype}.nii", mmap=False)
         floats = loaded.get_fdata(dtype=np.float32)
         box = (slice(2, 12), slice(0, 11), slice(3, 8))
-        window = _WindowValues(floats[box].size)
+        window = _WindowValues()
         for start in range(3, 8, 2):  # slabs along the last axis
             window.add(stored[2:12, :, start:min(start + 2, 8)], floats[2:12, :, start:min(start + 2, 8)])
-        assert window.percentiles(loaded.dataobj) == _window(floats, list(box)), dtype
+        if window.second_reading:
+            for start in range(3, 8, 2):
+                window.add_again(floats[2:12, :, start:min(start + 2, 8)])
+        expected = np.percentile(floats[box], [0.5, 99.5])
+        assert window.percentiles(loaded.dataobj) == (expected[0], expected[1]), dtype
+        assert _window(floats, list(box)) == (expected[0], expected[1]), dtype
 
 
 def test_the_border_contact_mask_made_a_block_at_a_time_is_the_whole_one():
