@@ -44,6 +44,7 @@ __all__ = [
     "read_config_bytes",
     "save_package",
     "shipped_models",
+    "shipped_models_folder",
     "shipped_name_taken",
     "shipped_package_path",
     "recorded_trained_with",
@@ -965,6 +966,11 @@ def unfinished_text(unfinished: tuple[int, int]) -> str:
         done = "its one epoch" if planned == 1 else f"all {planned} epochs"
         return f"{done} done, stopped before it wrote its package"
     return f"checkpoint after epoch {epoch} of {planned}"
+
+
+def shipped_models_folder() -> Path:
+    """The folder that holds the model packages shipped inside medseg (one subfolder each)."""
+    return _models_root()
 
 
 def shipped_models() -> list[str]:

@@ -876,7 +876,7 @@ def test_version_without_installed_metadata(monkeypatch, capsys):
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
     code, out, err = run(["--version"], capsys)
-    assert (code, out, err) == (0, f"medseg, version {medseg.__version__}\n", "")
+    assert (code, out.splitlines()[0], err) == (0, f"medseg, version {medseg.__version__}", "")
 
 
 def test_python_dash_m_entry_point():

@@ -80,8 +80,28 @@ $ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
 """
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version``: the version (first line, as click's own option wrote it), the git commit where medseg runs from
+    a checkout, and the folder of the shipped models with their names, without importing torch."""
+    if not value or ctx.resilient_parsing:
+        return
+    from medseg.checkout import source_commit
+    from medseg.cli.options import escaped_line
+    from medseg.package import shipped_models, shipped_models_folder
+
+    lines = [f"medseg, version {__version__}"]  # not from package metadata: a source tree has none
+    commit = source_commit()
+    if commit is not None:
+        lines.append(f"commit {commit}")
+    names = ", ".join(shipped_models()) or "none"
+    lines.append(f"shipped models: {os.fspath(shipped_models_folder())} ({names})")
+    click.echo("\n".join(map(escaped_line, lines)))
+    ctx.exit(0)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=_MEDSEG_HELP)
-@click.version_option(__version__, prog_name="medseg")  # not from package metadata: a source tree has none
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version, the commit of a source checkout and where the shipped models are; then exit.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def cli(verbose: int, quiet: bool) -> None:
