@@ -40,3 +40,32 @@ def test_version_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"medseg, version {__version__}\n") and "shipped models: " in result.stdout
+
+
+def _commands_section(text: str) -> dict[str, str]:
+    """The ``Commands:`` section of a group's help: name → its one-line summary (wrapped lines joined)."""
+    rows: dict[str, str] = {}
+    section = text.split("\nCommands:\n", 1)[1]
+    for line in section.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            name, _, summary = line.strip().partition(" ")
+            rows[name] = summary.strip()
+            last = name
+        elif line.strip():
+            rows[last] += " " + line.strip()
+    return rows
+
+
+@pytest.mark.parametrize("group", [[], ["cohort"]])
+def test_command_summaries_are_whole_sentences(group, capsys, monkeypatch):
+    """`medseg cohort --help` cut its subcommands' summaries off mid-sentence ("Whether the cohort in RESULTS
+    succeeded as a whole, from...", "Score the cases that have a reference; writes..."), alphabetically listed."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run([*group, "--help"], capsys)
+    rows = _commands_section(out)
+    assert code == 0 and rows
+    for name, summary in rows.items():
+        assert summary.endswith(".") and not summary.endswith("..."), (name, summary)
+    if group:
+        assert list(rows) == ["infer", "evaluate", "check"]  # the workflow's order
+        assert rows["check"] == "Exit 1 when the report's failed cases meet --fail-on (the workflow's last step)."

@@ -57,7 +57,14 @@ $ medseg cohort evaluate samples.tsv -o results
 """
 
 
-@click.group("cohort", help=_COHORT_HELP)
+class _InWorkflowOrder(click.Group):
+    """Lists its subcommands in the order the workflow runs them (infer, evaluate, check), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group("cohort", cls=_InWorkflowOrder, help=_COHORT_HELP)
 def cohort():
     pass
 
@@ -206,7 +213,7 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threa
 """
 
 
-@cohort.command("infer", help=_INFER_HELP)
+@cohort.command("infer", help=_INFER_HELP, short_help="Segment the sheet's cases into RESULTS/cases/<id>/.")
 @_sheet
 @_results
 @_cases
@@ -239,7 +246,8 @@ $ medseg cohort evaluate samples.tsv -o results
 """
 
 
-@cohort.command("evaluate", help=_EVALUATE_HELP)
+@cohort.command("evaluate", help=_EVALUATE_HELP,
+                short_help="Score the segmented cases that have a reference (Dice, HD95, ASSD, volumes).")
 @_sheet
 @_results
 @_cases
@@ -264,7 +272,8 @@ $ medseg cohort check results --fail-on any
 """
 
 
-@cohort.command("check", help=_CHECK_HELP)
+@cohort.command("check", help=_CHECK_HELP,
+                short_help="Exit 1 when the report's failed cases meet --fail-on (the workflow's last step).")
 @click.argument("results", type=GivenPath(file_okay=False, readable=False, path_type=Path))
 @click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,  # FAIL_ON
               help="Exit 1 when every case failed (all), when any did (any), or never.")
