@@ -69,3 +69,34 @@ def test_command_summaries_are_whole_sentences(group, capsys, monkeypatch):
     if group:
         assert list(rows) == ["infer", "evaluate", "check"]  # the workflow's order
         assert rows["check"] == "Exit 1 when the report's failed cases meet --fail-on (the workflow's last step)."
+
+
+def help_of(command, capsys) -> str:
+    """``medseg COMMAND --help`` with its line wrapping undone."""
+    code, out, err = run([*command, "--help"], capsys)
+    assert (code, err) == (0, "")
+    return " ".join(out.split())
+
+
+@pytest.mark.parametrize(("command", "named"), [
+    (["infer"], ["--overlap FLOAT RANGE Overlap of neighbouring tiles, a fraction of the tile (default: the model's",
+                 "auto: the first CUDA GPU, else Apple MPS, else the CPU.",
+                 "auto: fp16 on CUDA, fp32 on the CPU and MPS; fp16 needs CUDA;"]),
+    (["cohort", "infer"], ["a fraction of the tile", "The memory this job has, in MB",
+                           "The memory of the job's last retry, in MB", "auto: the first CUDA GPU"]),
+    (["cohort", "evaluate"], ["The memory this job has, in MB"]),
+    (["evaluate"], ["Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).",
+                    "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present"]),
+    (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
+                 "Folder of NIfTI images (.nii, .nii.gz, directly in it;", "[default: cpu]"]),
+    (["synth"], ["Voxels along each axis"]),
+    (["convert"], ["the affine maps voxels to RAS+ mm"]),
+    ([], ["-q, --quiet Errors only: no progress, warning or result lines"]),
+])
+def test_option_help_gives_units_and_what_defaults_do(command, named, capsys):
+    """Option help that left out a unit or what its default does: --overlap (a fraction? voxels?), --memory-mb's MB,
+    what --device auto picks and --precision auto on MPS; evaluate's --model default skipped the dataset.json it
+    reads; train's summary said "the classic 2D U-Net" where its default is 2.5D, and "Folder of images" not which."""
+    text = help_of(command, capsys)
+    for words in named:
+        assert words in text, words

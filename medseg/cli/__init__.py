@@ -103,7 +103,8 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
               help="Show the version, the commit of a source checkout and where the shipped models are; then exit.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Errors only: no progress, warning or result lines (listings and --json output still print).")
 def cli(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     # a logged warning reads as the commands' own ("warning: ..."); -vv names the logger of every record

@@ -28,11 +28,11 @@ _results = click.option("-o", "--results", type=GivenPath(file_okay=False, reada
 _cases = click.option("--case", "cases", multiple=True, metavar="ID",
                       help="Run only this case (repeatable; default: every case of the sheet).")
 _memory = click.option("--memory-mb", type=click.IntRange(1), default=None,
-                       help="The memory this job has (the scheduler's request): a case whose earlier attempts died "
-                            "with less is tried again instead of being given up; one that died twice with as much is "
-                            "given up.")
+                       help="The memory this job has, in MB (the scheduler's request): a case whose earlier attempts "
+                            "died with less is tried again instead of being given up; one that died twice with as much "
+                            "is given up.")
 _final_memory = click.option("--final-memory-mb", type=click.IntRange(1), default=None,
-                             help="The memory of the job's last retry (needs --memory-mb): there, a case whose "
+                             help="The memory of the job's last retry, in MB (needs --memory-mb): there, a case whose "
                                   "workers died twice is given up (so that the rest of the batch completes) instead of "
                                   "tried once more. Without it, a case that kills every worker while the memory keeps "
                                   "rising fails the job's last retry.")
@@ -221,7 +221,8 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threa
 @device_option
 @precision_option
 @batch_option
-@click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
+@click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None,
+              help="Overlap of neighbouring tiles, a fraction of the tile (default: the model's inference.overlap).")
 @_job_options("infer")
 @_planned
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,

@@ -53,7 +53,8 @@ $ medseg infer dicom/study --series 3 --format dicom-seg
 @device_option
 @precision_option
 @batch_option
-@click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None, help="Tile overlap (default: the model's).")
+@click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None,
+              help="Overlap of neighbouring tiles, a fraction of the tile (default: the model's inference.overlap).")
 @series_option
 @threads_option
 @click.option("--format", "output_format", type=click.Choice(["nifti", "dicom-seg"]), default="nifti",

@@ -88,11 +88,13 @@ def device_form(ctx, param, value):
 
 device_option = click.option(
     "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps", callback=device_form,
-    help="Compute device. The device used is always reported; a missing device is an error, never a fallback.",
+    help="Compute device. auto: the first CUDA GPU, else Apple MPS, else the CPU. The device used is always reported; "
+         "a missing device is an error, never a fallback.",
 )
 precision_option = click.option(
     "--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    help="Autocast precision. auto: fp16 on CUDA, fp32 on CPU (bf16 on CPU is opt-in).",
+    help="Autocast precision. auto: fp16 on CUDA, fp32 on the CPU and MPS; fp16 needs CUDA; bf16 is opt-in (slower "
+         "than fp32 where the hardware emulates it).",
 )
 batch_option = click.option(
     "--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Tiles per forward pass."

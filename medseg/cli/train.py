@@ -11,7 +11,8 @@ from medseg.cli.options import GivenPath, device_form, escaped_line
 __all__ = ["train"]
 
 
-_HELP = """Train the classic 2D U-Net on labelled volumes and write a model package.
+_HELP = """Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI volumes
+and write a model package (model.json, weights.safetensors, MODEL_CARD.md) that `medseg infer --model` runs.
 
 \b
 $ medseg train --images imagesTr --labels labelsTr -c configs/train/hippocampus.json -o my_model
@@ -22,7 +23,7 @@ $ medseg infer scan.nii.gz --model my_model
 @click.command("train", help=_HELP)
 # not readable=True: the library names a folder or config this user may not read (exit 1, not a usage error)
 @click.option("--images", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
-              help="Folder of images.")
+              help="Folder of NIfTI images (.nii, .nii.gz, directly in it; nnU-Net's _0000 suffix allowed).")
 @click.option("--labels", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
               help="Folder of label images named as the images, or with a suffix: _label(s), _seg, _mask, _gt.")
 @click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, readable=False, path_type=Path),
