@@ -100,3 +100,62 @@ def test_option_help_gives_units_and_what_defaults_do(command, named, capsys):
     text = help_of(command, capsys)
     for words in named:
         assert words in text, words
+
+
+COMMANDS = [["infer"], ["evaluate"], ["train"], ["report"], ["convert"], ["inspect"], ["models"], ["synth"],
+            ["cohort"], ["cohort", "infer"], ["cohort", "evaluate"], ["cohort", "check"], []]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: " ".join(command) or "medseg")
+def test_every_help_ends_with_a_real_example(command, capsys):
+    """Each command's help shows how it is called: a ``$ medseg ...`` line naming the command itself."""
+    code, out, _ = run([*command, "--help"], capsys)
+    examples = [line.strip() for line in out.splitlines() if line.strip().startswith("$ medseg")]
+    assert code == 0 and examples, out
+    assert any(line.startswith(" ".join(["$ medseg", *command])) for line in examples), examples
+
+
+def _click_command(command):
+    import click
+
+    from medseg.cli import cli
+
+    found = cli
+    for name in command:
+        found = found.get_command(click.Context(found), name)
+    return found
+
+
+def test_workflow_only_options_stay_hidden(capsys):
+    """--in-run and --planned-sha256 are the workflow's own (set through environment variables by the Snakefile);
+    they work, but a user's --help does not list them."""
+    for command in (["cohort", "infer"], ["cohort", "evaluate"]):
+        hidden = {name for param in _click_command(command).params if getattr(param, "hidden", False)
+                  for name in param.opts}
+        assert "--in-run" in hidden
+        text = help_of(command, capsys)
+        assert "--in-run" not in text and "--planned-sha256" not in text and "MEDSEG_COHORT_RUN" not in text
+    assert "--planned-sha256" in {name for param in _click_command(["cohort", "infer"]).params for name in param.opts}
+
+
+def _readme_row(command: str) -> str:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    commands = readme.split("\n## Commands\n", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in commands.splitlines() if line.startswith(f"| `medseg {command} ")]
+    assert len(rows) == 1, command
+    return rows[0]
+
+
+@pytest.mark.parametrize("command", ["infer", "evaluate", "train", "report", "convert", "inspect", "models", "synth"])
+def test_readme_command_table_names_every_option(command):
+    """The README's table of commands names each option a command's --help lists (long or short form)."""
+    row = _readme_row("convert" if command == "inspect" else command)
+    if command in ("convert", "inspect"):  # one row for both
+        row = row.split("medseg inspect", 1)[command == "inspect"]
+    for param in _click_command([command]).params:
+        if param.param_type_name != "option" or param.hidden:
+            continue
+        assert any(f"{name} " in row or f"{name}]" in row for name in param.opts), (command, param.opts)
+
