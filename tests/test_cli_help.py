@@ -159,3 +159,33 @@ def test_readme_command_table_names_every_option(command):
             continue
         assert any(f"{name} " in row or f"{name}]" in row for name in param.opts), (command, param.opts)
 
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["infr"], "medseg: error: No such command 'infr'. Did you mean 'infer'? Try 'medseg --help'.\n"),
+    (["check", "results"], "medseg: error: No such command 'check'. Did you mean 'medseg cohort check'? Try "
+                           "'medseg --help'.\n"),
+    (["segment"], "medseg: error: No such command 'segment'. Commands: infer, models, synth, train, evaluate, report, "
+                  "convert, inspect, cohort. Try 'medseg --help'.\n"),
+    (["cohort", "evalute"], "medseg cohort: error: No such command 'evalute'. Did you mean 'evaluate'? Try 'medseg "
+                            "cohort --help'.\n"),
+])
+def test_a_mistyped_command_gets_a_suggestion(args, said, capsys):
+    """A typo is one line that names the likely command; `medseg check` (cohort's subcommand, given without `cohort`)
+    said only "No such command 'check'" and listed the commands."""
+    code, out, err = run(args, capsys)
+    assert (code, out, err) == (2, "", said)
+
+
+def test_medseg_alone_shows_its_commands(capsys):
+    code, out, err = run([], capsys)
+    assert code in (0, 2)  # click 8.2 and later: 2, the help on stderr
+    assert "Commands:" in out + err and "  cohort " in out + err
+
+
+def test_an_unknown_command_does_not_import_torch():
+    code = ("import sys\nfrom medseg.cli import main\ntry:\n    main(['check'])\nexcept SystemExit as e:\n"
+            "    assert e.code == 2, e.code\nassert 'torch' not in sys.modules and 'monai' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Did you mean 'medseg cohort check'?" in result.stderr

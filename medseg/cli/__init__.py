@@ -61,9 +61,23 @@ class LazyGroup(click.Group):
             import difflib
 
             close = difflib.get_close_matches(name, list(COMMANDS), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else f" Commands: {', '.join(COMMANDS)}."
+            group = None if close else self._group_of(ctx, name)
+            if close:
+                hint = f" Did you mean '{close[0]}'?"
+            elif group is not None:  # `medseg check`: a subcommand of cohort's
+                hint = f" Did you mean 'medseg {group} {name}'?"
+            else:
+                hint = f" Commands: {', '.join(COMMANDS)}."
             raise click.UsageError(f"No such command '{name}'.{hint}", ctx)
         return super().resolve_command(ctx, args)
+
+    def _group_of(self, ctx: click.Context, name: str) -> str | None:
+        """The command whose subcommand ``name`` is (``cohort`` for ``check``), if one is."""
+        for group_name in self.list_commands(ctx):
+            group = self.get_command(ctx, group_name)
+            if isinstance(group, click.Group) and name in group.list_commands(ctx):
+                return group_name
+        return None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
