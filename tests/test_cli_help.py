@@ -85,7 +85,8 @@ def help_of(command, capsys) -> str:
     (["cohort", "infer"], ["a fraction of the tile", "The memory this job has, in MB",
                            "The memory of the job's last retry, in MB", "auto: the first CUDA GPU"]),
     (["cohort", "evaluate"], ["The memory this job has, in MB"]),
-    (["evaluate"], ["Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).",
+    (["evaluate"], ["Score the label image PREDICTION against REFERENCE: per-label Dice, HD95 and ASSD (mm), volumes "
+                    "and false positive / negative volumes (ml).",
                     "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present"]),
     (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
                  "Folder of NIfTI images (.nii, .nii.gz, directly in it;", "[default: cpu]"]),
@@ -189,3 +190,16 @@ def test_an_unknown_command_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Did you mean 'medseg cohort check'?" in result.stderr
+
+
+@pytest.mark.parametrize(("command", "first"), [
+    (["evaluate"], "Score the label image PREDICTION against REFERENCE:"),
+    (["cohort", "infer"], "Segment the cases of the sample sheet SAMPLES into RESULTS/cases/<id>/"),
+    (["cohort", "evaluate"], "Score the cases of the sample sheet SAMPLES that have a reference;"),
+])
+def test_help_starts_with_what_the_command_does_to_its_arguments(command, first, capsys):
+    """evaluate's help began with a list of figures, not with what it does to PREDICTION and REFERENCE; the cohort
+    steps' did not say that SAMPLES is the sample sheet (told only in `medseg cohort --help`)."""
+    code, out, _ = run([*command, "--help"], capsys)
+    usage, blank, *described = out.splitlines()
+    assert (code, blank) == (0, "") and " ".join(" ".join(described).split()).startswith(first), described[:3]

@@ -203,7 +203,8 @@ def _report(summary, record) -> None:
                    f"total {summary.total_s:.1f} s", err=True)
 
 
-_INFER_HELP = """Segment the cases into RESULTS/cases/<id>/ (model loaded once for all of them).
+_INFER_HELP = """Segment the cases of the sample sheet SAMPLES into RESULTS/cases/<id>/ (model loaded once for all of
+them).
 
 Exit code 0 when every case ended as a segmentation or as a failure record; 1 when the run itself could
 not go on (model, device, results folder).
@@ -239,8 +240,9 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     return 0
 
 
-_EVALUATE_HELP = """Score the cases that have a reference; writes RESULTS/cases/<id>/<id>_metrics.json. Every selected
-case must have been through `cohort infer` (those not yet segmented are named, and none is scored).
+_EVALUATE_HELP = """Score the cases of the sample sheet SAMPLES that have a reference; writes
+RESULTS/cases/<id>/<id>_metrics.json. Every selected case must have been through `cohort infer` (those not yet
+segmented are named, and none is scored).
 
 \b
 $ medseg cohort evaluate samples.tsv -o results

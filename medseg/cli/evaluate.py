@@ -20,19 +20,24 @@ from medseg.cli.options import (
 __all__ = ["evaluate", "format_table"]
 
 
-_HELP = """Per-label Dice, HD95 and ASSD (mm), volumes and false positive / negative volumes (ml).
+_HELP = """Score the label image PREDICTION against REFERENCE: per-label Dice, HD95 and ASSD (mm), volumes and false
+positive / negative volumes (ml).
 
 Label names come from --model, else from the prediction's sidecar (<name>_seg.json, written by
 `medseg infer`), else from the dataset.json of a Decathlon / nnU-Net dataset folder (the reference's, as
 TaskXX/labelsTr/../dataset.json, else one beside the prediction, as nnU-Net writes), else label_N for every
 value present; --model must be the model the sidecar names.
+
 Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
 smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
 reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
-Otherwise nothing is scored and the exit code is 1. Either file may be a DICOM SEG (.dcm, or a file with
+Otherwise nothing is scored and the exit code is 1.
+
+Either file may be a DICOM SEG (.dcm, or a file with
 the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, its
-segments matched to the labels by name, else by their DICOM codes (the --model's, else the sidecar's). Empty
-masks: both empty gives Dice and distances null
+segments matched to the labels by name, else by their DICOM codes (the --model's, else the sidecar's).
+
+Empty masks: both empty gives Dice and distances null
 (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
 prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 
