@@ -203,3 +203,11 @@ def test_help_starts_with_what_the_command_does_to_its_arguments(command, first,
     code, out, _ = run([*command, "--help"], capsys)
     usage, blank, *described = out.splitlines()
     assert (code, blank) == (0, "") and " ".join(" ".join(described).split()).startswith(first), described[:3]
+
+
+def test_top_level_help_shows_a_first_run(capsys):
+    """`medseg --help` showed infer alone: not how to see the models there are, or get an image to try them on."""
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    assert "$ medseg models " in out and "$ medseg synth demo.nii.gz --label demo_label.nii.gz" in out
+    assert "Each command's --help gives its options and examples." in out

@@ -91,6 +91,10 @@ _MEDSEG_HELP = """Segment medical volumes in batch with slice-wise 2D U-Nets, an
 \b
 $ medseg infer scan.nii.gz                 # writes scan_seg.nii.gz + scan_seg.json
 $ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
+$ medseg models                            # the shipped models and their labels
+$ medseg synth demo.nii.gz --label demo_label.nii.gz   # a phantom to try it on
+
+Each command's --help gives its options and examples.
 """
 
 
