@@ -89,7 +89,11 @@ def help_of(command, capsys) -> str:
                     "and false positive / negative volumes (ml).",
                     "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present"]),
     (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
-                 "Folder of NIfTI images (.nii, .nii.gz, directly in it;", "[default: cpu]"]),
+                 "Folder of NIfTI images (.nii, .nii.gz, directly in it;", "[default: cpu]",
+                 "Override training.epochs (default: the config's, else 20).",
+                 "Override training.steps_per_epoch (default: the config's, else 100);",
+                 "Override training.seed (default: the config's, else 0).",
+                 "Override training.fold (default: the config's, else 0):"]),
     (["synth"], ["Voxels along each axis"]),
     (["convert"], ["the affine maps voxels to RAS+ mm"]),
     ([], ["-q, --quiet Errors only: no progress, warning or result lines"]),
@@ -97,7 +101,11 @@ def help_of(command, capsys) -> str:
 def test_option_help_gives_units_and_what_defaults_do(command, named, capsys):
     """Option help that left out a unit or what its default does: --overlap (a fraction? voxels?), --memory-mb's MB,
     what --device auto picks and --precision auto on MPS; evaluate's --model default skipped the dataset.json it
-    reads; train's summary said "the classic 2D U-Net" where its default is 2.5D, and "Folder of images" not which."""
+    reads; train's summary said "the classic 2D U-Net" where its default is 2.5D, "Folder of images" not which, and
+    its --epochs, --steps-per-epoch, --seed and --fold "Override training.X" without the value they override."""
+    from medseg.train_config import DEFAULT_TRAINING
+
+    assert [DEFAULT_TRAINING[key] for key in ("epochs", "steps_per_epoch", "seed", "fold")] == [20, 100, 0, 0]
     text = help_of(command, capsys)
     for words in named:
         assert words in text, words

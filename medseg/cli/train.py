@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from medseg.cli.options import GivenPath, device_form, escaped_line
+from medseg.train_config import DEFAULT_TRAINING
 
 __all__ = ["train"]
 
@@ -34,15 +35,19 @@ $ medseg infer scan.nii.gz --model my_model
               "the checkpoint's tile).")
 @click.option("-o", "--output", required=True, type=GivenPath(file_okay=False, path_type=Path),
               help="Model package folder to write.")
-@click.option("--epochs", type=click.IntRange(1, 1_000_000), default=None, help="Override training.epochs.")
+@click.option("--epochs", type=click.IntRange(1, 1_000_000), default=None,
+              help=f"Override training.epochs (default: the config's, else {DEFAULT_TRAINING['epochs']}).")
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
-              help="Override training.steps_per_epoch (e.g. a short trial run).")
+              help=f"Override training.steps_per_epoch (default: the config's, else "
+                   f"{DEFAULT_TRAINING['steps_per_epoch']}); --epochs 1 --steps-per-epoch 5 is a trial run.")
 # seeds below 2^31: each epoch draws with seed + epoch, which numpy and MONAI take below 2^32
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
-              help="Override training.seed. Without training.split_seed in the config it also draws the validation "
-                   "split, so figures of different seeds come from different validation cases.")
+              help=f"Override training.seed (default: the config's, else {DEFAULT_TRAINING['seed']}). Without "
+                   "training.split_seed in the config it also draws the validation split, so figures of different "
+                   "seeds come from different validation cases.")
 @click.option("--fold", type=click.IntRange(0), default=None,
-              help="Override training.fold: validate on this block of the seeded split (cross-validation).")
+              help=f"Override training.fold (default: the config's, else {DEFAULT_TRAINING['fold']}): validate on "
+                   "this block of the seeded split (cross-validation).")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|auto|mps", callback=device_form,
               help="Compute device; a missing device is an error, never a fallback.")
 @click.option("--threads", type=click.IntRange(1), default=None,
