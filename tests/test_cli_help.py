@@ -219,3 +219,22 @@ def test_top_level_help_shows_a_first_run(capsys):
     assert code == 0
     assert "$ medseg models " in out and "$ medseg synth demo.nii.gz --label demo_label.nii.gz" in out
     assert "Each command's --help gives its options and examples." in out
+
+
+def test_no_help_imports_torch():
+    """Every command's --help answers at once: none imports torch, MONAI or matplotlib (seconds each)."""
+    commands = [command for command in COMMANDS if command]
+    code = "\n".join([
+        "import contextlib, io, sys",
+        "from medseg.cli import main",
+        f"for command in {commands!r}:",
+        "    with contextlib.redirect_stdout(io.StringIO()):",
+        "        try:",
+        "            main([*command, '--help'])",
+        "        except SystemExit as e:",
+        "            assert e.code == 0, (command, e.code)",
+        "    loaded = [name for name in ('torch', 'monai', 'matplotlib') if name in sys.modules]",
+        "    assert not loaded, (command, loaded)",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
