@@ -79,7 +79,8 @@ def help_of(command, capsys) -> str:
 
 
 @pytest.mark.parametrize(("command", "named"), [
-    (["infer"], ["--overlap FLOAT RANGE Overlap of neighbouring tiles, a fraction of the tile (default: the model's",
+    (["infer"], ["-o, --output-dir DIRECTORY Folder for outputs, made if missing (default: beside each input).",
+                 "--overlap FLOAT RANGE Overlap of neighbouring tiles, a fraction of the tile (default: the model's",
                  "auto: the first CUDA GPU, else Apple MPS, else the CPU.",
                  "auto: fp16 on CUDA, fp32 on the CPU and MPS; fp16 needs CUDA;"]),
     (["cohort", "infer"], ["a fraction of the tile", "The memory this job has, in MB",
@@ -95,6 +96,7 @@ def help_of(command, capsys) -> str:
                  "Override training.seed (default: the config's, else 0).",
                  "Override training.fold (default: the config's, else 0):"]),
     (["synth"], ["Voxels along each axis"]),
+    (["models"], ["--json Print the packages as a JSON list (one object each) instead of text."]),
     (["convert"], ["the affine maps voxels to RAS+ mm"]),
     ([], ["-q, --quiet Errors only: no progress, warning or result lines"]),
 ])

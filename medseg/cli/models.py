@@ -28,7 +28,8 @@ $ medseg models models/my_model
 
 @click.command("models", help=_HELP)
 @click.argument("packages", nargs=-1, metavar="[NAME_OR_FOLDER]...", callback=_given)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the packages as a JSON list (one object each) instead of text.")
 def models(packages: tuple[str, ...], as_json: bool):
     import os
 
