@@ -88,7 +88,8 @@ def help_of(command, capsys) -> str:
     (["cohort", "evaluate"], ["The memory this job has, in MB"]),
     (["evaluate"], ["Score the label image PREDICTION against REFERENCE: per-label Dice, HD95 and ASSD (mm), volumes "
                     "and false positive / negative volumes (ml).",
-                    "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present"]),
+                    "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present",
+                    "--case-id ID Case identifier to record"]),
     (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
                  "Folder of NIfTI images (.nii, .nii.gz, directly in it;", "[default: cpu]",
                  "Override training.epochs (default: the config's, else 20).",

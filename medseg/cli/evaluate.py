@@ -61,7 +61,8 @@ _ONE_FILE = ("evaluate scores one prediction file against one reference file; fo
               help="Take label names (and the allowed label values) from this model package. "
                    "Default: the names in the prediction's sidecar, else those of a Decathlon / nnU-Net dataset.json "
                    "(see above), else every value present in either image, named label_N.")
-@click.option("--case-id", default=None, help="Case identifier to record (default: PREDICTION's name without _seg).")
+@click.option("--case-id", default=None, metavar="ID",
+              help="Case identifier to record (default: PREDICTION's name without _seg).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table.")
 @overwrite_option
 def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
