@@ -308,7 +308,7 @@ def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("damage", ["cut weights", "edited width"])
+@pytest.mark.parametrize("damage", ["cut weights", "altered weights", "edited width"])
 def test_a_package_with_damaged_weights_is_refused_at_planning(cohort, tmp_path, damage):
     """Planning read the package without its weights' hash, then without comparing the weights' shapes with its
     architecture: the run went on to the jobs, each failed three times (retried with more memory), and the one
@@ -323,6 +323,11 @@ def test_a_package_with_damaged_weights_is_refused_at_planning(cohort, tmp_path,
     weights = package / "weights.safetensors"
     if damage == "cut weights":
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        expected = f"medseg: error: {weights}: cut short: "
+    elif damage == "altered weights":  # whole, one byte of a tensor changed: only the hash tells
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
         expected = f"medseg: error: {weights}: SHA-256 "
     else:  # the hash still holds: only the shapes tell
         config = json.loads((package / "model.json").read_text())
