@@ -1749,6 +1749,50 @@ def test_memory_per_cpu_is_warned_about():
     assert per_cpu_memory([], {}) is None
 
 
+def test_resource_settings_are_read_through_snakemakes_public_names():
+    """Planning read Snakemake's private ResourceSettings._parsed_overwrite_resources and _parsed_resources. The
+    settings as the command line gives them (parsed) and as the Python API does (raw mappings, units to convert) give
+    the same memory; a --resources cap and an expression of attempt are followed."""
+    from types import SimpleNamespace
+
+    from snakemake.cli import parse_set_resources
+    from snakemake.resources import Resources
+
+    from medseg.cohort.settings import first_attempt_memory, resource_settings
+
+    raw = SimpleNamespace(overwrite_resources={"infer": {"mem": "8GB"}, "evaluate": {"mem_mb": 3000}},
+                          resources={"mem_mb": 6000})
+    overrides, caps, warning = resource_settings(raw)
+    assert warning is None
+    assert first_attempt_memory("infer", 4000, overrides, caps) == 6000  # 8 GB, capped by --resources mem_mb=6000
+    assert first_attempt_memory("evaluate", 2000, overrides, caps) == 3000
+    assert first_attempt_memory("report", 4000, overrides, caps) == 4000
+    parsed = SimpleNamespace(overwrite_resources=parse_set_resources(["infer:mem=8GB", "evaluate:mem_mb=3000*attempt"]),
+                             resources=Resources.from_mapping({}))
+    overrides, caps, warning = resource_settings(parsed)
+    assert warning is None
+    assert first_attempt_memory("infer", 4000, overrides, caps) == 8000
+    assert first_attempt_memory("evaluate", 2000, overrides, caps) == 3000  # the first attempt's
+    # the private names are not needed: a settings object without them is read the same
+    assert not hasattr(parsed, "_parsed_overwrite_resources")
+
+
+def test_resource_settings_renamed_by_a_snakemake_upgrade_are_a_warning_not_a_traceback():
+    """A Snakemake whose settings name --set-resources otherwise: planning went on with a warning that the memory
+    checks are skipped; the jobs keep the config's memory."""
+    from types import SimpleNamespace
+
+    from medseg.cohort.settings import first_attempt_memory, resource_settings
+
+    for settings in (SimpleNamespace(set_resources={}, global_resources={}), None):
+        overrides, caps, warning = resource_settings(settings)
+        assert (overrides, caps) == ({}, {})
+        assert warning.startswith("cannot read Snakemake's --set-resources and --resources (AttributeError: ")
+        assert warning.endswith("the planning checks of the jobs' memory are skipped (fixed retry memory, memory per "
+                                "CPU, cases given up with less memory than this run's jobs start with)")
+        assert first_attempt_memory("infer", 4000, overrides, caps) == 4000
+
+
 def test_a_step_by_hand_is_refused_while_a_workflow_run_holds_the_folder_and_its_jobs_go_on(cohort, capsys,
                                                                                            monkeypatch):
     """`medseg cohort infer` by hand beside a Snakemake run had replaced a case the run had just made and removed its

@@ -11,8 +11,8 @@ from pathlib import Path
 from medseg.errors import InputError
 from medseg.json_schema import schema_validator
 
-__all__ = ["check_config", "check_results_folder", "fixed_retry_resources", "pattern_characters",
-           "per_cpu_memory", "placeholder_resources"]
+__all__ = ["check_config", "check_results_folder", "first_attempt_memory", "fixed_retry_resources",
+           "pattern_characters", "per_cpu_memory", "placeholder_resources", "resource_settings"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
@@ -131,3 +131,50 @@ def per_cpu_memory(default_resources: Sequence[str], overrides: Mapping[str, Map
     return (f"{', '.join(given)}: memory per CPU makes the SLURM plugin ask for --mem-per-cpu instead of --mem, which "
             "neither a retry's doubled memory nor the memory the jobs are told (the rules' mem_mb) follow; give it as "
             "mem_mb (--default-resources mem_mb=..., --config mem_mb=... for inference)")
+
+
+def resource_settings(settings: object) -> tuple[dict[str, Mapping], Mapping, str | None]:
+    """The ``--set-resources`` (rule → resources) and ``--resources`` (the run's caps) of Snakemake's
+    ``ResourceSettings`` ``settings`` (``workflow.resource_settings``), parsed as Snakemake parses them (units made
+    MB, an expression of ``attempt`` kept as a ``Resource`` to evaluate), and a warning, None when they were read.
+
+    Only public names are read: the settings' ``overwrite_resources`` and ``resources`` (parsed already from the
+    command line, raw mappings from Snakemake's Python API) and ``snakemake.resources.Resources.from_mapping``. A
+    Snakemake that names them otherwise gives empty mappings and the warning: the planning checks that read them
+    (fixed retry memory, memory per CPU, cases given up with less memory) are skipped, where reading Snakemake's
+    private attributes would have stopped planning with a traceback."""
+    try:
+        from snakemake.resources import Resources
+
+        overrides = {str(rule): Resources.from_mapping(resources)
+                     for rule, resources in settings.overwrite_resources.items()}
+        caps = Resources.from_mapping(settings.resources)
+    except Exception as error:  # any change of Snakemake's settings: the checks are skipped, the run goes on
+        return {}, {}, (f"cannot read Snakemake's --set-resources and --resources ({type(error).__name__}: "
+                        f"{' '.join(str(error).split()) or 'no detail'}; a Snakemake this medseg was not made for?): "
+                        "the planning checks of the jobs' memory are skipped (fixed retry memory, memory per CPU, "
+                        "cases given up with less memory than this run's jobs start with)")
+    return overrides, caps, None
+
+
+def first_attempt_memory(rule: str, configured: int, overrides: Mapping[str, Mapping[str, object]],
+                         caps: Mapping[str, object]) -> int | None:
+    """The memory (MB) a rule's jobs start with: ``configured`` (the config's), a ``--set-resources RULE:mem_mb=``
+    (or mem=) in its place, at most a ``--resources mem_mb=``; ``overrides`` and ``caps`` as
+    :func:`resource_settings` gives them. None when a ``--set-resources`` expression cannot be worked out before the
+    jobs exist (one that reads the job's input)."""
+    import asyncio
+
+    override = overrides.get(rule, {})  # Snakemake's Resources: get() takes no default
+    memory = override["mem_mb"] if "mem_mb" in override else configured
+    try:
+        if hasattr(memory, "evaluate"):  # Snakemake's Resource: a number, or an expression of attempt
+            memory = memory.evaluate(wildcards={}, input=[], attempt=1, threads=1, rulename=rule,
+                                     async_run=asyncio.run).value
+    except Exception:  # an expression of the job's input, or Snakemake's signature changed: not known here
+        return None
+    cap = caps["mem_mb"] if "mem_mb" in caps else None
+    cap = getattr(cap, "value", cap)
+    if not isinstance(memory, (int, float)) or isinstance(memory, bool):
+        return None
+    return int(min(memory, cap) if isinstance(cap, (int, float)) and not isinstance(cap, bool) else memory)

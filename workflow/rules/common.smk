@@ -1,6 +1,5 @@
 # Sample sheet, jobs and helpers of the cohort workflow.
 
-import asyncio
 import os
 import re
 import shlex
@@ -11,8 +10,8 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
-from medseg.cohort.settings import (check_config, check_results_folder, fixed_retry_resources,
-                                    per_cpu_memory, placeholder_resources)
+from medseg.cohort.settings import (check_config, check_results_folder, first_attempt_memory,
+                                    fixed_retry_resources, per_cpu_memory, placeholder_resources, resource_settings)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -33,20 +32,24 @@ def planned(step, *args, **kwargs):
 # also fills in the defaults
 planned(check_config, config, f"{workflow.basedir}/configs/schemas/config.schema.yaml")
 planned(check_results_folder, config["results"])
+# --set-resources and --resources, through Snakemake's public names only: a Snakemake that renames them skips the
+# checks that read them with a warning, not a traceback (medseg/cohort/settings.py resource_settings)
+_RESOURCE_SETTINGS = getattr(workflow, "resource_settings", None)
+_OVERRIDES, _CAPS, _unread = resource_settings(_RESOURCE_SETTINGS)
+_DEFAULT_RESOURCES = getattr(getattr(_RESOURCE_SETTINGS, "default_resources", None), "args", None) or []
 if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it is planned every job without a word
-    _placeholders = placeholder_resources(getattr(workflow.resource_settings.default_resources, "args", None) or [])
+    if _unread is not None:
+        logger.warning(_unread)
+    _placeholders = placeholder_resources(_DEFAULT_RESOURCES)
     if _placeholders is not None:
         logger.warning(_placeholders)
     # a fixed --set-resources infer:mem_mb= (or runtime) replaces the rules' own, which retries scale: a job killed
     # for memory was submitted again twice with as much
-    _fixed = fixed_retry_resources(getattr(workflow.resource_settings, "_parsed_overwrite_resources", None)
-                                   or workflow.resource_settings.overwrite_resources)
+    _fixed = fixed_retry_resources(_OVERRIDES)
     if _fixed is not None:
         logger.warning(_fixed)
     # memory per CPU: sbatch --mem-per-cpu, which neither the retries' scaling nor the jobs' --memory-mb follow
-    _per_cpu = per_cpu_memory(getattr(workflow.resource_settings.default_resources, "args", None) or [],
-                              getattr(workflow.resource_settings, "_parsed_overwrite_resources", None)
-                              or workflow.resource_settings.overwrite_resources)
+    _per_cpu = per_cpu_memory(_DEFAULT_RESOURCES, _OVERRIDES)
     if _per_cpu is not None:
         logger.warning(_per_cpu)
 validate(config, "../../configs/schemas/config.schema.yaml")
@@ -251,36 +254,12 @@ envvars:
     _WEIGHTS_VARIABLE,
 
 
-def first_attempt_memory(rule, configured):
-    """The memory (MB) a rule's jobs start with: the config's, a --set-resources RULE:mem_mb= (or mem=) in its
-    place, at most a --resources mem_mb=; None when a --set-resources expression cannot be worked out before the
-    jobs exist (one that reads the job's input)."""
-    settings = workflow.resource_settings
-    # parsed (units made MB) where Snakemake keeps them so; from its Python API the raw mapping is not
-    override = (getattr(settings, "_parsed_overwrite_resources", None) or settings.overwrite_resources).get(rule, {})
-    memory = configured
-    if "mem_mb" in override:
-        memory = override["mem_mb"]
-        try:
-            if hasattr(memory, "evaluate"):  # parsed from the command line: a number, or an expression of attempt
-                memory = memory.evaluate(wildcards={}, input=[], attempt=1, threads=1, rulename=rule,
-                                         async_run=asyncio.run).value
-        except Exception:
-            return None
-    cap = getattr(settings, "_parsed_resources", None) or settings.resources
-    cap = cap["mem_mb"] if "mem_mb" in cap else None
-    cap = getattr(cap, "value", cap)
-    if not isinstance(memory, (int, float)) or isinstance(memory, bool):
-        return None
-    return int(min(memory, cap) if isinstance(cap, (int, float)) else memory)
-
-
 if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
     # a case given up with less memory than this run's jobs start with is tried again; Snakemake would keep its
     # finished batch (a larger --set-resources RULE:mem_mb= changes no job parameter)
-    _memory = {"infer": first_attempt_memory("infer", config["mem_mb"]),
-               "evaluate": first_attempt_memory("evaluate", config["evaluate_mem_mb"])}
+    _memory = {"infer": first_attempt_memory("infer", config["mem_mb"], _OVERRIDES, _CAPS),
+               "evaluate": first_attempt_memory("evaluate", config["evaluate_mem_mb"], _OVERRIDES, _CAPS)}
     _options = cohort.InferOptions(model=str(_PACKAGE.path), device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
     # finished jobs whose records are void (cases gone, made for other work, given up with less memory) run again
