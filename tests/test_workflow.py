@@ -915,6 +915,27 @@ def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     assert any(" report " in line and "--max-overlays 5 " in line for line in lines)
 
 
+def test_the_report_jobs_memory_follows_the_cohort(cohort, tmp_path):
+    """The report job asked 4000 MB whatever the cohort: its memory grows with the largest input (one case's arrays
+    are held at once), the cases and the overlays drawn (medseg/cohort/report_memory.py)."""
+    _, sheet = cohort
+
+    def report_memory(run):
+        assert run.returncode == 0, run.stderr[-3000:]
+        block = (run.stdout + run.stderr).split("rule report:")[1].split("\n\n")[0]
+        return int(re.search(r"mem_mb=(\d+)", block).group(1))
+
+    # 5 small cases, 3 with a reference: 800 + 1.25 + 1.5 x 5 overlays + 24 B x 36,864 voxels
+    assert report_memory(snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")) == 900
+    header = nib.Nifti1Header()  # a 512 x 512 x 300 CT, as its header declares it (only headers are read to plan)
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((512, 512, 300))
+    (tmp_path / "ct.nii").write_bytes(header.binaryblock + b"\0" * 4)
+    large = write_sheet(tmp_path, [("ct", "ct.nii", ""), ("a", str(sheet.parent / "a.nii.gz"), "")])
+    # 800 + 0.5 + 1.5 x 2 overlays + 24 B x 78.6 M voxels
+    assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 2700
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     """A problem of the whole run (here: device=cuda without a GPU) fails each job; its one line was only in
@@ -1111,8 +1132,8 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
     # a status check answers once a job has ended (20 s at most), so that the plugin does not wait ever longer
     monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
-    # more than their first 4000 MB (the report's retry, by the profile's retries: 1, had as much again)
-    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=6000,rule_report=6000")
+    # more than their first 4000 MB and 900 MB (the report's retry, by the profile's retries: 1, had as much again)
+    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=6000,rule_report=1500")
     results = tmp_path / "results"
     run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
@@ -1139,8 +1160,8 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
                      ("rule_infer_wildcards_batch001", "4000", "25"),  # 10 min + 5 per case
                      ("rule_infer_wildcards_batch001", "8000", "50"),  # the retry: twice the memory and time
                      ("rule_infer_wildcards_batch002", "4000", "20"),
-                     ("rule_report", "4000", "60"),
-                     ("rule_report", "8000", "120")]  # the retry: twice the memory and time
+                     ("rule_report", "1800", "120"),  # the retry: twice the memory and time
+                     ("rule_report", "900", "60")]  # 5 small cases (medseg/cohort/report_memory.py)
     for entry in submitted:
         assert option(entry, "-A") == "lab42" and option(entry, "-p") == "cpu", entry["args"]
         assert {"--no-requeue", "--export=ALL", "--cpus-per-task=1"} <= set(entry["args"]), entry["args"]

@@ -101,8 +101,10 @@ rule report:
         f"{RESULTS}/benchmarks/report.tsv"
     threads: 1
     resources:
-        # scaled on a retry as the other rules' are: a report killed for memory or time was resubmitted with as much
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        # what the report holds at once: its libraries, each case's records, the overlays it may draw and the largest
+        # case's arrays (medseg/cohort/report_memory.py); scaled on a retry as the other rules' are: a report killed
+        # for memory or time was resubmitted with as much
+        mem_mb=lambda wildcards, attempt: report_memory() * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"

@@ -1,5 +1,6 @@
 # Sample sheet, jobs and helpers of the cohort workflow.
 
+import functools
 import os
 import re
 import shlex
@@ -10,6 +11,7 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
+from medseg.cohort.report_memory import report_memory_mb
 from medseg.cohort.settings import (check_config, check_results_folder, first_attempt_memory,
                                     fixed_retry_resources, per_cpu_memory, placeholder_resources, resource_settings)
 from medseg.errors import MedsegError
@@ -289,6 +291,13 @@ if workflow.is_main_process:
 def case_args(wildcards):
     """--case ID for each case of the batch."""
     return " ".join(f"--case {shlex.quote(s.case_id)}" for s in BATCHES[wildcards.batch])
+
+
+@functools.cache
+def report_memory():
+    """The report job's memory (MB) on its first attempt, from the sheet's cases, max_overlays and the largest input's
+    header (read once, when the report job is planned)."""
+    return report_memory_mb(SAMPLES, config["max_overlays"])
 
 
 def infer_minutes(wildcards):

@@ -1,0 +1,72 @@
+"""The memory the cohort's report job asks for: its libraries, each case, the overlays it may draw and the largest
+input's voxels (headers written in code; no voxel data is read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from medseg.cohort import Sample
+from medseg.cohort.report_memory import largest_voxels, report_memory_mb, voxel_count
+
+
+def _header_only_nifti(path: Path, shape: tuple[int, ...]) -> Path:
+    """A NIfTI file whose header declares ``shape`` (its voxels are not written: only the header is read)."""
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.int16)
+    header.set_data_shape(shape)
+    path.write_bytes(header.binaryblock + b"\0" * 4)
+    return path
+
+
+def test_the_report_memory_grows_with_cases_overlays_and_the_largest_volume(tmp_path):
+    """The report job asked 4000 MB whatever the cohort: too little for a cohort of large CTs with many overlays,
+    where a retry killed for memory got 8000 and 12000, and twenty times what 200 small cases take (185 MiB)."""
+    small = _header_only_nifti(tmp_path / "small.nii", (48, 48, 16))
+    large = _header_only_nifti(tmp_path / "large.nii", (512, 512, 300))
+    reference = tmp_path / "label.nii.gz"
+    cases = [Sample(f"c{i}", small, reference if i < 60 else None) for i in range(100)]
+    # 800 + 0.25 x 100 cases + 1.5 x (50 scored + 40 without a reference) overlays + 24 B x 36,864 voxels
+    assert report_memory_mb(cases, max_overlays=50) == 1000
+    assert report_memory_mb(cases, max_overlays=0) == 900
+    # one large CT: 24 B x 78.6 M voxels = 1887 MB more
+    assert report_memory_mb([*cases, Sample("ct", large, reference)], max_overlays=50) == 2900
+    assert report_memory_mb(cases, max_overlays=50, voxels=10**9) == 25000
+    # 10 and 1000 small cases with the workflow's default max_overlays: 900 and 1300 MB
+    assert report_memory_mb(cases[:10], max_overlays=50) == 900
+    assert report_memory_mb(cases * 10, max_overlays=50) == 1300
+
+
+def test_voxels_are_read_from_headers_and_unreadable_inputs_count_none(tmp_path):
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    assert voxel_count(_header_only_nifti(tmp_path / "a.nii", (320, 256, 40))) == 320 * 256 * 40
+    assert voxel_count(_header_only_nifti(tmp_path / "t.nii", (64, 64, 10, 3))) == 64 * 64 * 10 * 3
+    series = tmp_path / "dicom"
+    write_series(series, stored_values((24, 20, 6)), slice_positions(6, 2.0))
+    (series / "notes.txt").write_text("not DICOM")  # skipped for the header; counted as a file (an upper bound)
+    assert voxel_count(series) == 20 * 24 * 7
+    (tmp_path / "bad.nii.gz").write_bytes(b"not a nifti")
+    assert voxel_count(tmp_path / "bad.nii.gz") == 0
+    assert voxel_count(tmp_path / "gone.nii.gz") == 0
+    samples = [Sample("a", tmp_path / "a.nii"), Sample("dicom", series), Sample("gone", tmp_path / "gone.nii.gz")]
+    assert largest_voxels(samples) == 320 * 256 * 40
+    assert largest_voxels([]) == 0
+
+
+def test_nifti_headers_of_either_version_byte_order_and_compression_are_read(tmp_path):
+    """The voxel count is read without nibabel (planning does not import it): NIfTI-1 and NIfTI-2, gzipped or not,
+    either byte order."""
+    import gzip
+
+    for index, (kind, order, gzipped) in enumerate([(nib.Nifti1Header, "<", False), (nib.Nifti2Header, "<", True),
+                                                    (nib.Nifti1Header, ">", True), (nib.Nifti2Header, ">", False)]):
+        header = kind(endianness=order)
+        header.set_data_shape((7, 5, 3))
+        block = header.binaryblock + b"\0" * 4
+        path = tmp_path / f"v{index}.nii{'.gz' if gzipped else ''}"
+        path.write_bytes(gzip.compress(block) if gzipped else block)
+        assert nib.load(path).shape == (7, 5, 3)
+        assert voxel_count(path) == 105, (kind.__name__, order, gzipped)
