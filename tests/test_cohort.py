@@ -10,6 +10,7 @@ import pwd
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -794,6 +795,86 @@ def test_unrecorded_or_newer_locks_are_kept(tmp_path):
     record.write_text(json.dumps({"pid": 1, "host": socket.gethostname() + "-other", "boot_id": None,
                                   "locks": []}))
     assert snakelock.release_stale_locks(tmp_path) == []
+
+
+def _results_locks(workdir: Path, results: str = "results") -> list[Path]:
+    """Snakemake's lock files of a run whose outputs are under ``workdir/results`` (relative paths, as a relative
+    results folder gives them)."""
+    locks = workdir / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text(f"samples.tsv\n{results}/jobs/batch001.infer.json\n")
+    (locks / "0.output.lock").write_text(f"{results}/jobs/batch001.infer.json\n{results}/report.html\n")
+    return sorted(locks.iterdir())
+
+
+def test_a_kept_snakemake_lock_says_whose_it_is_and_what_to_do(tmp_path, monkeypatch):
+    """Snakemake's LockException advises --unlock whatever holds the lock; with a live run, or the jobs of a killed
+    one still working, that lets two runs write the same cases. The next run now stops in one line saying which."""
+    import getpass
+
+    from medseg.errors import OutputExistsError
+
+    state = tmp_path / ".snakemake"
+    _results_locks(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    snakelock.check_lock(state, "other")  # the locks name none of another results folder's files
+    where = (f"results: Snakemake's lock {state / 'locks'} (0.input.lock, 0.output.lock, made ")
+    # live: this process recorded as the run
+    record = snakelock.record_run(state, pid=os.getpid())
+    with pytest.raises(OutputExistsError) as live:
+        snakelock.check_lock(state, "results")
+    message = str(live.value)
+    assert message.startswith(where) and message.endswith(
+        f") names this folder's files: it is held by the Snakemake run pid {os.getpid()} on {socket.gethostname()} "
+        f"(user {getpass.getuser()}), which is still running; wait for it to end (do not run --unlock: "
+        "two runs would write the same files)")
+    record.unlink()
+    # killed, its job still working in the folder
+    snakelock.record_run(state, pid=_dead_pid())
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "medseg", "cohort", "infer"],
+                              cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while snakelock.working_steps(tmp_path) != [worker.pid] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(OutputExistsError) as working:
+            snakelock.check_lock(state, str(tmp_path / "results"))  # an absolute path names the same folder
+        assert str(working.value).endswith(
+            f"was killed, and its medseg step (pid {worker.pid}) is still working in {tmp_path}; run the same command "
+            "again once it has ended (the lock is then released by itself; do not run --unlock: this run would redo "
+            "their cases beside them)")
+        assert "--unlock, then" not in str(working.value)
+    finally:
+        worker.kill()
+        worker.wait()
+    # once it has ended, the lock is released and nothing stops the run
+    assert snakelock.release_stale_locks(state) == ["0.input.lock", "0.output.lock"]
+    snakelock.check_lock(state, "results")
+
+
+def test_a_kept_snakemake_lock_medseg_cannot_judge_says_how_to_tell(tmp_path, monkeypatch):
+    """A lock no run recorded, or recorded on another host: where medseg cannot tell, it says how to before
+    --unlock."""
+    from medseg.errors import OutputExistsError
+
+    state = tmp_path / ".snakemake"
+    locks = _results_locks(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputExistsError) as unrecorded:
+        snakelock.check_lock(state, "results")
+    assert str(unrecorded.value).endswith(
+        "names this folder's files, left by a run medseg did not record (killed as it started, or not this "
+        f"workflow's): medseg cannot tell whether it still runs; if no snakemake runs in {tmp_path}, run the same "
+        "command with --unlock, then again without it")
+    (state / snakelock.RUNS).mkdir()
+    (state / snakelock.RUNS / "node7-4242.json").write_text(json.dumps(
+        {"pid": 4242, "host": "node7", "user": "ana", "boot_id": "x",
+         "locks": [f"{lock.name}@{lock.stat().st_mtime_ns}" for lock in locks]}))
+    with pytest.raises(OutputExistsError) as elsewhere:
+        snakelock.check_lock(state, "results")
+    assert str(elsewhere.value).endswith(
+        "left by the Snakemake run pid 4242 on node7 (user ana), on another host: medseg cannot tell whether it still "
+        "runs; if `ps -p 4242` on node7 shows no snakemake, run the same command with --unlock, then again without it")
 
 
 def test_label_codes_added_to_a_model_do_not_redo_its_nifti_segmentations(cohort, tmp_path):

@@ -239,6 +239,20 @@ def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
     assert not (results / "jobs" / "batch001.infer.json").exists()
     assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "SIGKILL should leave Snakemake's lock"
 
+    # while a step of the killed run still works in the folder (one started by hand here), the lock is kept and the
+    # run stops in one line saying so, where Snakemake's LockException advised --unlock
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "medseg", "cohort", "infer"],
+                              cwd=tmp_path)
+    try:
+        held = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert held.returncode == 1
+    assert f"was killed, and its medseg step (pid {worker.pid}) is still working in {tmp_path}; run the same command " \
+           "again once it has ended" in held.stderr, held.stderr[-3000:]
+    assert "LockException" not in held.stdout + held.stderr
+
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "left by a run that was killed" in rerun.stderr

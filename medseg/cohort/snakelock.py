@@ -6,21 +6,26 @@ next run refuses to start until ``snakemake --unlock``. The Snakefile records ea
 (:func:`record_run`, in ``onstart``) and, before the next run locks, releases locks that were provably left by
 runs that are gone (:func:`release_stale_locks`). Provably gone means: recorded on this host since its last
 boot, and its process no longer exists. Lock files no run recorded (a run of another workflow, a run on another
-host of a shared file system) are left alone, and Snakemake reports them as usual.
+host of a shared file system) are left alone. A lock that is kept and would stop this run is explained by
+:func:`check_lock` in one line, before Snakemake's LockException, whose advice (``--unlock``) is right only when no
+run is live: a live run, or the jobs of a killed one still working, are waited for instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 
+from medseg.errors import OutputExistsError
 from medseg.jsonfile import RECORD_BYTES, read_json_object
 
-__all__ = ["forget_run", "record_run", "release_stale_locks"]
+__all__ = ["check_lock", "forget_run", "record_run", "release_stale_locks"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (a container's)
+        return None
+
+
 def _lock_files(state: Path) -> list[Path]:
     folder = state / "locks"
     return sorted(p for p in folder.glob("*.lock") if p.is_file()) if folder.is_dir() else []
@@ -64,6 +76,7 @@ def record_run(state: Path | str = ".snakemake", pid: int | None = None) -> Path
     record = {
         "pid": pid,
         "host": socket.gethostname(),
+        "user": _user(),
         "boot_id": _boot_id(),
         "locks": [_identity(p) for p in _lock_files(state)],
     }
@@ -163,3 +176,102 @@ def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
     names = [lock.name for lock in locks]
     log.info("released Snakemake lock(s) %s left by a killed run", ", ".join(names))
     return names
+
+
+def check_lock(state: Path | str, results: Path | str) -> None:
+    """Raise :class:`~medseg.errors.OutputExistsError` when a Snakemake lock file in ``state`` (what
+    :func:`release_stale_locks` kept) names files of the results folder ``results``: Snakemake would stop the run
+    with a LockException advising ``--unlock``, which lets two runs write the same files where the run that locked
+    them, or its jobs, still work. The message says which it is and what to do: wait for a live run or for a killed
+    run's jobs (the lock is then released by itself), or, where medseg cannot tell (a run on another host, from
+    before this host restarted, or one it did not record), how to tell before unlocking. Paths in the lock files are
+    taken from the folder Snakemake runs in (``state``'s parent)."""
+    state = Path(state)
+    workdir = state.resolve().parent
+    folder = os.path.normpath(os.path.join(workdir, results))
+    blocking = [lock for lock in _lock_files(state) if _names_under(lock, folder, workdir)]
+    if not blocking:
+        return
+    made = time.strftime("%Y-%m-%d %H:%M", time.localtime(max(_mtime(lock) for lock in blocking)))
+    where = (f"{results}: Snakemake's lock {state / 'locks'} ({', '.join(lock.name for lock in blocking)}, made "
+             f"{made}) names this folder's files")
+    host, boot = socket.gethostname(), _boot_id()
+    owner = _owner(state, blocking)
+    workers = working_steps(workdir)
+    if owner is not None and owner.get("host") == host and boot is not None and owner.get("boot_id") == boot:
+        run = _run_text(owner)
+        if _alive(int(owner["pid"])):
+            raise OutputExistsError(f"{where}: it is held by {run}, which is still running; wait for it to end (do not "
+                                    "run --unlock: two runs would write the same files)")
+        if workers:
+            ended = "they have" if len(workers) > 1 else "it has"
+            raise OutputExistsError(f"{where}: {run} was killed, and its {_steps_text(workers)} still working in "
+                                    f"{workdir}; run the same command again once {ended} ended (the lock is then "
+                                    "released by itself; do not run --unlock: this run would redo their cases beside "
+                                    "them)")
+    if workers:  # whoever made the lock, steps of a cohort are working here now
+        raise OutputExistsError(f"{where}, and {_steps_text(workers)} working in {workdir}; wait for them to end, then "
+                                "run the same command again (with --unlock if this message comes back)")
+    if owner is None:
+        who = "a run medseg did not record (killed as it started, or not this workflow's)"
+        check = f"no snakemake runs in {workdir}"
+    elif owner.get("host") != host:
+        who = f"{_run_text(owner)}, on another host"
+        check = f"`ps -p {owner['pid']}` on {owner.get('host')} shows no snakemake"
+    elif boot is None:  # no /proc (macOS): neither the boot nor the processes' folders can be read
+        who = _run_text(owner)
+        check = f"`ps -p {owner['pid']}` shows no snakemake"
+    elif owner.get("boot_id") != boot:
+        who = f"{_run_text(owner)}, recorded before this host last started (or on another machine of its name)"
+        check = f"no snakemake runs in {workdir}"
+    else:  # recorded here, gone, no step working, yet kept: other lock files beside it
+        who = f"{_run_text(owner)}, which is gone, and by a run medseg did not record"
+        check = f"no snakemake runs in {workdir}"
+    raise OutputExistsError(f"{where}, left by {who}: medseg cannot tell whether it still runs; if {check}, run the "
+                            "same command with --unlock, then again without it")
+
+
+def _names_under(lock: Path, folder: str, workdir: Path) -> bool:
+    """Whether a Snakemake lock file lists ``folder`` or a path inside it (its paths relative to ``workdir``)."""
+    try:
+        lines = lock.read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        path = os.path.normpath(os.path.join(workdir, line.strip())) if line.strip() else None
+        if path is not None and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)):
+            return True
+    return False
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _owner(state: Path, locks: list[Path]) -> dict | None:
+    """The recorded run that holds one of ``locks`` (by name and time), if any."""
+    wanted = {_identity(lock) for lock in locks}
+    runs = state / RUNS
+    for path in sorted(runs.glob("*.json")) if runs.is_dir() else []:
+        try:
+            record = read_json_object(path, RECORD_BYTES, "a workflow run record")
+            int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):  # a JsonFileError too
+            continue
+        if wanted & set(record.get("locks") or []):
+            return record
+    return None
+
+
+def _run_text(record: dict) -> str:
+    user = record.get("user")
+    return f"the Snakemake run pid {record['pid']} on {record.get('host')}" + (f" (user {user})" if user else "")
+
+
+def _steps_text(pids: list[int]) -> str:
+    """"medseg step (pid 12) is", "medseg steps (pid 12, 13) are"."""
+    several = len(pids) > 1
+    return f"medseg step{'s' if several else ''} (pid {', '.join(map(str, pids))}) {'are' if several else 'is'}"

@@ -120,6 +120,11 @@ if workflow.is_main_process:
     planned(cohort.check_snakemake_folder, Path(".snakemake"))
     for _lock in snakelock.release_stale_locks(Path(".snakemake")):
         logger.warning(f"released the Snakemake lock {_lock} left by a run that was killed")
+    # a lock that is kept and would stop this run: one line saying whose it is and what to do, where Snakemake's
+    # LockException advised --unlock also while that run, or the jobs of a killed one, still worked (a preview, an
+    # --unlock among them, takes no lock)
+    if cohort.claims_results(sys.argv[1:]):
+        planned(snakelock.check_lock, Path(".snakemake"), RESULTS)
 
 
 onstart:
