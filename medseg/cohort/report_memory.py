@@ -22,7 +22,11 @@ so about 110 MB of libraries, 0.05 MB a case, 0.3 MB an overlay and 8-13 bytes a
 is read whole as float32 where a NIfTI one is read by the crop drawn, and a retry (killed for memory) only doubles
 the first attempt's memory. On a cluster the job's allocation also holds the Snakemake process that runs it (the
 stand-in SLURM of the tests measures about 390 MB for both at the peak of a 5-case cohort's report job, which asks
-900 MB). For the last cohort above the job asks 2,000 MB (2,200 MB with max_overlays 200).
+900 MB). Those peaks were measured before the report learnt to read its inputs a slab at a time and to give freed
+memory back between cases; since then three 512x512x300 int16 cases peak at 276 MB (about 2 bytes a voxel above the
+libraries: one case's segmentation and reference as uint8) and a DICOM SEG case of 512x512x600, whose source series is
+read whole as float32 to place the SEG, at 1.64 GB (about 10 bytes a voxel). The charge a voxel, 12 bytes, covers the
+DICOM case; for the last cohort above the job asks 1,500 MB (1,700 MB with max_overlays 200).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ log = logging.getLogger(__name__)
 BASE_MB = 800  # Python and the libraries (measured: 110 MB), and on a cluster the Snakemake process running the job
 PER_CASE_MB = 0.25  # a case's records, table row and summary entry (measured: 0.05 MB)
 PER_OVERLAY_MB = 1.5  # a drawn overlay, as PNG and in the page (measured: 0.3 MB)
-BYTES_PER_VOXEL = 24  # the largest case's arrays while it is checked and drawn (measured: 8-13 bytes)
+BYTES_PER_VOXEL = 12  # the largest case's arrays while it is checked and drawn (measured: 2 bytes; a DICOM input 10)
 
 
 def report_memory_mb(samples: Iterable[Sample], max_overlays: int, voxels: int | None = None) -> int:
