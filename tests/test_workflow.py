@@ -966,15 +966,15 @@ def test_the_report_jobs_memory_follows_the_cohort(cohort, tmp_path):
         block = (run.stdout + run.stderr).split("rule report:")[1].split("\n\n")[0]
         return int(re.search(r"mem_mb=(\d+)", block).group(1))
 
-    # 5 small cases, 3 with a reference: 800 + 1.25 + 1.5 x 5 overlays + 24 B x 36,864 voxels
+    # 5 small cases, 3 with a reference: 800 + 1.25 + 1.5 x 5 overlays + 12 B x 36,864 voxels
     assert report_memory(snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")) == 900
     header = nib.Nifti1Header()  # a 512 x 512 x 300 CT, as its header declares it (only headers are read to plan)
     header.set_data_dtype(np.int16)
     header.set_data_shape((512, 512, 300))
     (tmp_path / "ct.nii").write_bytes(header.binaryblock + b"\0" * 4)
     large = write_sheet(tmp_path, [("ct", "ct.nii", ""), ("a", str(sheet.parent / "a.nii.gz"), "")])
-    # 800 + 0.5 + 1.5 x 2 overlays + 24 B x 78.6 M voxels
-    assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 2700
+    # 800 + 0.5 + 1.5 x 2 overlays + 12 B x 78.6 M voxels
+    assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 1800
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
@@ -1210,7 +1210,10 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     assert sorted(job["state"] for job in jobs.values()) == ["COMPLETED"] * 5 + ["OUT_OF_MEMORY"] * 2
     # each job ran its command once, in the environment the run set for its jobs
     steps = [json.loads(line) for line in (state / "srun.jsonl").read_text().splitlines()]
-    assert sorted(step["job_id"] for step in steps) == sorted(jobs)
+    ran = [step["job_id"] for step in steps]
+    # (a job killed for memory may die before its step starts: its Snakemake alone may pass the 150 MB mark)
+    assert len(ran) == len(set(ran)) and {j for j, job in jobs.items() if job["state"] == "COMPLETED"} <= set(ran)
+    assert set(ran) <= set(jobs)
     holder = {step["env"]["MEDSEG_COHORT_RUN"] for step in steps}
     assert len(holder) == 1 and holder.pop().startswith("pid ")
     from medseg.package import load_package
