@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import InputError, ModelMismatchError, first_line
-from medseg.io.files import is_path, path_argument, type_text
+from medseg.io.files import is_path, os_reason, path_argument, type_text
 from medseg.io.label_images import prediction_sidecar
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
@@ -49,8 +49,8 @@ def read_made_by(sidecar: Path | str) -> MadeBy | None:
         return None
     except JsonFileError as error:  # too large, not JSON, not an object, a folder or a named pipe in its place
         raise InputError(f"{sidecar}: not a readable sidecar ({error.reason})") from error
-    except OSError as error:  # no permission
-        raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
+    except OSError as error:  # no permission, a disk error: the OS's reason, not "[Errno 13] …: '<the same path>'"
+        raise InputError(f"{sidecar}: not a readable sidecar ({os_reason(error)})") from error
     try:
         for key in ("labels", "model"):  # "'str' object has no attribute 'items'" said nothing of which
             if record.get(key) is not None and not isinstance(record[key], dict):

@@ -60,6 +60,27 @@ def test_a_sidecar_that_cannot_be_read_is_named_with_why(tmp_path, text, why):
         read_made_by(sidecar)
 
 
+@pytest.mark.parametrize("error, why", [
+    (PermissionError(13, "Permission denied"), "permission denied"),
+    (OSError(5, "Input/output error"), "input/output error"),
+])
+def test_a_sidecar_the_os_refuses_is_named_once_with_the_reason_in_lower_case(tmp_path, monkeypatch, error, why):
+    """As every other message words an OS error: not "([Errno 13] Permission denied: '<the sidecar again>')"."""
+    import medseg.scoring
+
+    sidecar = tmp_path / "case_seg.json"
+    sidecar.write_text("{}")
+    error.filename = str(sidecar)
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(medseg.scoring, "read_json_object", refuse)
+    with pytest.raises(InputError) as raised:
+        read_made_by(sidecar)
+    assert str(raised.value) == f"{sidecar}: not a readable sidecar ({why})"
+
+
 def test_a_package_other_than_the_one_that_made_the_prediction_is_refused(pair, phantom_package, caplog):
     prediction, _ = pair
     made_by = read_made_by(prediction_sidecar(prediction))
