@@ -322,7 +322,8 @@ def read_checkpoint_record(meta: Path) -> dict:
     try:
         state = read_checkpoint_json(meta)
     except (OSError, JsonFileError) as error:
-        why = error.reason if isinstance(error, JsonFileError) else error
+        # the OS's reason alone, as every message words it: not "[Errno 13] Permission denied: '<the same path>'"
+        why = error.reason if isinstance(error, JsonFileError) else os_reason(error)
         raise TrainingError(f"{meta}: unreadable checkpoint record ({why}); start again with --overwrite") from error
     import jsonschema
 

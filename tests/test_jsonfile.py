@@ -386,3 +386,22 @@ def test_a_broken_checkpoint_record_refuses_resume_in_one_line(tmp_path):
         read_checkpoint_record(meta)
     assert str(caught.value) == (f"{meta}: unreadable checkpoint record (JSON nested too deeply); start again with "
                                  "--overwrite")
+
+
+def test_a_checkpoint_record_the_os_refuses_names_the_reason_once_in_lower_case(tmp_path, monkeypatch):
+    """As every other message words an OS error: not "([Errno 13] Permission denied: '<last.json again>')"."""
+    import medseg.checkpoint
+    from medseg.checkpoint import read_checkpoint_record
+
+    meta = _checkpoint(tmp_path)
+    meta.parent.mkdir(parents=True)
+    meta.write_text("{}")
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(medseg.checkpoint, "read_checkpoint_json", refuse)
+    with pytest.raises(TrainingError) as caught:
+        read_checkpoint_record(meta)
+    assert str(caught.value) == (f"{meta}: unreadable checkpoint record (permission denied); start again with "
+                                 "--overwrite")
