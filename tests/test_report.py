@@ -2798,6 +2798,28 @@ def test_a_result_the_disk_fails_to_read_gives_the_reason_as_other_messages_do(t
                             "redo the case")
 
 
+def test_a_segmentation_this_user_may_not_read_gives_the_reason_as_other_messages_do(tmp_path, monkeypatch):
+    """A segmentation another user's umask left unreadable was flagged "c1_seg.nii.gz: cannot read (Could not read
+    file: /…/c1_seg.nii.gz)", nibabel's words, the path twice and no reason. (Monkeypatched: chmod does not refuse
+    root.)"""
+    import builtins
+    import errno
+
+    write_case(tmp_path / "results", "c1", 0, "exact")
+    real = builtins.open
+
+    def refused(path, *args, **kwargs):
+        if isinstance(path, (str, os.PathLike)) and os.path.basename(os.fspath(path)) == "c1_seg.nii.gz":
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refused)
+    build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=0)
+    page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert "c1_seg.nii.gz: cannot read (permission denied)" in page
+    assert "Could not read file" not in page
+
+
 def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
     """A copied metrics file with the same case id silently replaced the case's own scores (the last one read)."""
     folder = write_case(tmp_path / "results", "c1", 0, "exact")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.io.files import os_reason
 from medseg.report.collect import CaseResult
 
 __all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_case_labels", "read_labels",
@@ -39,6 +40,9 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     float."""
     from medseg.io.nifti import affine_mm, as_3d, load_image, read_stored_labels
 
+    if path.is_file():  # a file this user may not open: the OS's reason, where nibabel said "Could not read file: …"
+        with open(path, "rb"):
+            pass
     image = load_image(path)
     array = read_stored_labels(image)  # a gzip-compressed file: one copy of its voxels at a time, not two
     array = as_3d(array if array is not None else np.asanyarray(image.dataobj))
@@ -137,7 +141,9 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
         labels, affine, _ = read_segmentation(case, path)
     except Exception as error:  # any unreadable file is reported on the page, never raised
         log.debug("%s: cannot read", path, exc_info=True)  # where in the code, at -vv
-        return SegmentationCheck(path=path, geometry=[f"{path.name}: cannot read ({error})"])
+        # an OS error as every message words it: its reason alone, in lower case
+        why = os_reason(error) if isinstance(error, OSError) and error.strerror else error
+        return SegmentationCheck(path=path, geometry=[f"{path.name}: cannot read ({why})"])
     check = SegmentationCheck(path=path, shape=tuple(labels.shape))
     if labels.ndim != 3:
         check.geometry.append(f"{path.name}: not a 3D image (shape {labels.shape})")
