@@ -715,6 +715,29 @@ def test_another_users_claim_file_this_user_may_only_read_still_keeps_a_second_r
     assert f"{claim}: held by another cohort run (pid 4242 on login1, user alice); waiting for it to end" in err
 
 
+def test_a_claim_beside_a_folder_whose_parent_takes_no_files_goes_on_without_one(tmp_path):
+    """A folder writable to this user inside one that is not (a group's folder holding each member's own): making the
+    claim file is refused, and there is no claim file of another user's to wait for. The run went on without a claim,
+    with a warning; reading that refusal as another user's claim, released meanwhile, retried it for ever."""
+    import sys
+
+    from conftest import as_plain_user
+
+    parent = tmp_path / "group"
+    folder = parent / "alice"
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    parent.chmod(0o555)
+    code = ("from medseg.io.folder_claim import claimed\n"
+            f"with claimed({str(folder)!r}, 'training run'):\n    print('ran')\n")
+    try:
+        run = as_plain_user([sys.executable, "-c", code], timeout=30)
+    finally:
+        parent.chmod(0o755)
+    assert (run.returncode, run.stdout) == (0, "ran\n"), run.stderr
+    assert f"{folder}: cannot make the claim file {parent / '.alice.lock'} (its folder is not writable" in run.stderr
+
+
 def test_one_probe_file_tells_a_folder_is_writable_its_clock_and_the_mode_of_new_files(tmp_path, monkeypatch):
     """Checking that an output folder takes files, reading its clock for the leftover sweep and finding the mode new
     files get there each made a file of their own in it, three per folder and command; one tells all three."""

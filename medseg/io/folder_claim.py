@@ -82,6 +82,8 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
         try:
             handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # as any new file: the umask decides
         except PermissionError:  # another user's claim file, which this user may read only
+            if not os.path.lexists(path):  # none there: its folder takes no new file from this user (no claim)
+                return None
             if _foreign_claim_gone(path, fcntl, folder, what, wait):
                 continue  # removed (a killed run's) or released meanwhile: make this run's own
             return None
