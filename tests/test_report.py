@@ -2820,6 +2820,28 @@ def test_a_segmentation_this_user_may_not_read_gives_the_reason_as_other_message
     assert "Could not read file" not in page
 
 
+def test_a_reference_this_user_may_not_read_is_left_off_its_overlay_with_the_reason(tmp_path, monkeypatch):
+    """The overlay's note read "reference not shown: 0_label.nii.gz: Could not read file: /…/0_label.nii.gz",
+    nibabel's words and the path twice; it gives the OS's reason as the other messages do. (Monkeypatched: chmod
+    does not refuse root.)"""
+    import builtins
+    import errno
+
+    write_case(tmp_path / "results", "c1", 0, "erode")
+    real = builtins.open
+
+    def refused(path, *args, **kwargs):
+        if isinstance(path, (str, os.PathLike)) and os.path.basename(os.fspath(path)) == "0_label.nii.gz":
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refused)
+    build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=5)
+    page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert "reference not shown: 0_label.nii.gz: cannot read (permission denied)" in page
+    assert "Could not read file" not in page
+
+
 def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
     """A copied metrics file with the same case id silently replaced the case's own scores (the last one read)."""
     folder = write_case(tmp_path / "results", "c1", 0, "exact")

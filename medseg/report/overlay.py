@@ -111,6 +111,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     reference holding the same voxels in another order is re-indexed, as scoring does). Grid problems are
     flagged by :func:`medseg.report.checks.check_segmentation` for every case; here they only leave a layer out."""
     from medseg.errors import MedsegError
+    from medseg.io.files import os_reason
     from medseg.io.images import read_image
     from medseg.metrics import grid_displacement_mm, grid_tolerance_mm, reorder_onto_grid
     from medseg.report.checks import read_case_labels, read_segmentation
@@ -161,7 +162,8 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
             reference, reference_affine = read_case_labels(case, reference_path)
         except Exception as error:  # an unreadable reference is reported on the page, never raised
             log.debug("%s: reference not shown", reference_path, exc_info=True)  # where in the code, at -vv
-            arrays.notes.append(f"reference not shown: {reference_path.name}: {error}")
+            why = f"cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.strerror else error
+            arrays.notes.append(f"reference not shown: {reference_path.name}: {why}")
         else:
             moved = reorder_onto_grid(Volume(reference, reference_affine, source=reference_path),
                                       Volume(prediction, affine, source=path), tolerance_mm)
