@@ -70,3 +70,18 @@ def test_nifti_headers_of_either_version_byte_order_and_compression_are_read(tmp
         path.write_bytes(gzip.compress(block) if gzipped else block)
         assert nib.load(path).shape == (7, 5, 3)
         assert voxel_count(path) == 105, (kind.__name__, order, gzipped)
+
+
+def test_a_named_pipe_given_as_an_input_counts_no_voxels_without_waiting(tmp_path):
+    """Its header was read while planning: a named pipe given as an image waited for a writer, and the cohort's
+    planning with it (its case fails in its own job, as any unreadable input)."""
+    import os
+    import subprocess
+    import sys
+
+    pipe = tmp_path / "pipe.nii.gz"
+    os.mkfifo(pipe)
+    code = f"from medseg.cohort.report_memory import voxel_count\nprint(voxel_count({str(pipe)!r}))"
+    counted = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                             cwd=Path(__file__).resolve().parents[1])
+    assert (counted.returncode, counted.stdout) == (0, "0\n"), counted.stderr

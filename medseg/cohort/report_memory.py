@@ -71,11 +71,14 @@ def largest_voxels(samples: Iterable[Sample]) -> int:
 
 def voxel_count(path: Path | str) -> int:
     """The voxels of an input image from its header: a NIfTI file's shape, or a DICOM folder's files times the rows
-    and columns of one of them (every series of the folder counted: an upper bound). 0 when it cannot be read."""
+    and columns of one of them (every series of the folder counted: an upper bound). 0 when it cannot be read, or is
+    no file or folder (a named pipe: its case fails in its own job)."""
     path = Path(path)
     try:
         if path.is_dir():
             return _dicom_folder_voxels(path)
+        if not path.is_file():  # a named pipe or a device: opened, it waited for a writer, and planning with it
+            return 0
         return _nifti_voxels(path)
     except Exception as error:  # a missing or unreadable input fails its case; it is not the report's to hold
         log.debug("%s: no voxel count (%s)", path, error)
