@@ -3982,6 +3982,15 @@ def test_a_training_config_or_dataset_json_larger_than_its_cap_is_not_read_whole
         f"{dataset}: not read (more than 4 kB, where a dataset.json holds at most 4 kB); labels are named label_N"]
     dataset.write_text(json.dumps({"labels": labels}))  # under the cap: read as before
     assert read_dataset_json(dataset).names == {0: "background", 1: "a"}
+    if hasattr(os, "mkfifo"):  # a named pipe of that name is passed over, not waited on for a writer
+        piped = tmp_path / "piped" / "dataset.json"
+        piped.parent.mkdir()
+        os.mkfifo(piped)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="medseg.io.dataset_json"):
+            assert read_dataset_json(piped) is None and declared_names(piped) is None
+        assert [record.getMessage() for record in caplog.records] == [
+            f"{piped}: not read (not a regular file); labels are named label_N"]
     if hasattr(os, "mkfifo"):  # -c <(...): a pipe is a config file too
         monkeypatch.setattr("builtins.open", real_open)
         pipe = tmp_path / "config-pipe.json"

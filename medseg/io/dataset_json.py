@@ -55,7 +55,9 @@ MAX_DATASET_JSON_BYTES = 64 << 20
 
 def _read_capped(path: Path) -> bytes:
     """The bytes of ``path``, at most :data:`MAX_DATASET_JSON_BYTES`: ``ValueError`` for a larger file (read no
-    further), ``OSError`` as reading raises it."""
+    further) or one that is not a regular file (a named pipe: not opened), ``OSError`` as reading raises it."""
+    if path.exists() and not path.is_file():  # a named pipe would wait for a writer
+        raise ValueError("not a regular file")
     with open(path, "rb") as handle:
         data = handle.read(MAX_DATASET_JSON_BYTES + 1)
     if len(data) > MAX_DATASET_JSON_BYTES:
