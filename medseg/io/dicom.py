@@ -23,6 +23,7 @@ from pydicom.uid import RLELossless
 from medseg.errors import DicomError, ImageReadError, InputError, first_line
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_series import (
+    FolderScan,
     SeriesCandidate,
     choose_series,
     positional_key_note,
@@ -34,8 +35,8 @@ from medseg.numbers import gib_text
 from medseg.resources import physical_memory
 from medseg.volume import Volume, header_precision
 
-__all__ = ["DicomSource", "read_dicom_series", "describe_folder", "convert_dicom", "volume_image", "series_sha256",
-           "POLICY"]
+__all__ = ["DicomSource", "SeriesGrid", "read_dicom_series", "read_dicom_grid", "describe_folder", "convert_dicom",
+           "volume_image", "series_sha256", "POLICY"]
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +72,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     input, as the report's, whose ``series`` is the one its sidecar records rather than a user's --series).
     ``check_grid(shape, affine)`` is called with the series' grid from its headers, before any pixel is decoded."""
     folder = Path(folder)
-    scan = scan_folder(folder, warn_skipped=warn_skipped)
-    candidate, reason = choose_series(scan, series)
-    positional = positional_key_note(scan, candidate) if str(series).strip() == candidate.key else None
-    if positional and warn_skipped:
-        log.warning("%s: --series %s: %s", folder, series, positional)
-    rejected = [c for c in scan.candidates if c is not candidate and not c.localizer and c.problem is not None]
-    if rejected and series is None:  # a series that would have been chosen had it not been broken: say so loudly
-        log.warning("%s: using %s; %d other image series could not be used: %s", folder, candidate.label(),
-                    len(rejected), "; ".join(f"{c.label()}: {c.problem}" for c in rejected))
-    elif warn_skipped:
-        log.info("%s: using %s: %s", folder, candidate.label(), reason)
-    else:
-        log.debug("%s: reading %s again", folder, candidate.label())
+    scan, candidate, reason, rejected = _chosen_series(folder, series, warn_skipped)
     if "per-slice-bits" in candidate.flags:  # legitimate in some exports (values beyond a file's own: flagged below)
         log.info("%s: the files of %s state different BitsStored; each is decoded by its own", folder,
                  candidate.label())
@@ -130,6 +119,67 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
                     "the intensities with the scanner's", folder, _relative(path, folder), note, others)
         flags.append("bits-beyond-stored")
     files = candidate.files
+    info = _series_info(folder, scan, candidate, reason, series, rejected, flags)
+    source = DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames))
+    return Volume(array=array, affine=geometry.affine, source=folder, header=None,
+                  source_sha256=_hash_files(files), info=info, dicom=source)
+
+
+@dataclass(frozen=True)
+class SeriesGrid:
+    """A DICOM series' grid read from its headers alone, no pixel decoded: what placing a DICOM SEG on the series
+    needs (its shape, affine, source images in slice order, hash and description, as
+    :func:`read_dicom_series` gives them for its volume, whose ``info`` may also flag bits beyond BitsStored, which
+    only the pixels tell), without the voxels."""
+
+    shape: tuple[int, ...]
+    affine: np.ndarray
+    source: Path
+    source_sha256: str
+    info: dict
+    dicom: DicomSource
+
+
+def read_dicom_grid(folder: Path | str, series: str | None = None, warn_skipped: bool = True) -> SeriesGrid:
+    """The grid of the series :func:`read_dicom_series` would read under ``folder`` (``series`` and ``warn_skipped``
+    as there), from the files' headers: the series chosen, ordered and checked as one volume (orientation, spacing,
+    slice positions) as that reading does, its pixels neither read nor decoded (evaluate against a SEG of a
+    512×512×600 CT: 1.50 GB at the peak, 2.17 GB when the series was read whole)."""
+    folder = Path(folder)
+    scan, candidate, reason, rejected = _chosen_series(folder, series, warn_skipped)
+    geometry = candidate.geometry
+    frames = [candidate.frames[index] for index in geometry.order]
+    info = _series_info(folder, scan, candidate, reason, series, rejected, list(candidate.flags))
+    return SeriesGrid(shape=tuple(int(n) for n in geometry.shape), affine=geometry.affine, source=folder,
+                      source_sha256=_hash_files(candidate.files), info=info,
+                      dicom=DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames)))
+
+
+def _chosen_series(folder: Path, series: str | None, warn_skipped: bool
+                   ) -> tuple[FolderScan, SeriesCandidate, str, list[SeriesCandidate]]:
+    """The folder's scan, the series chosen in it (and why), and the image series passed over as broken, with what
+    the choice is worth telling (what its pixels are worth telling is :func:`read_dicom_series`'s)."""
+    scan = scan_folder(folder, warn_skipped=warn_skipped)
+    candidate, reason = choose_series(scan, series)
+    positional = positional_key_note(scan, candidate) if str(series).strip() == candidate.key else None
+    if positional and warn_skipped:
+        log.warning("%s: --series %s: %s", folder, series, positional)
+    rejected = [c for c in scan.candidates if c is not candidate and not c.localizer and c.problem is not None]
+    if rejected and series is None:  # a series that would have been chosen had it not been broken: say so loudly
+        log.warning("%s: using %s; %d other image series could not be used: %s", folder, candidate.label(),
+                    len(rejected), "; ".join(f"{c.label()}: {c.problem}" for c in rejected))
+    elif warn_skipped:
+        log.info("%s: using %s: %s", folder, candidate.label(), reason)
+    else:
+        log.debug("%s: reading %s again", folder, candidate.label())
+    return scan, candidate, reason, rejected
+
+
+def _series_info(folder: Path, scan: FolderScan, candidate: SeriesCandidate, reason: str, series: str | None,
+                 rejected: list[SeriesCandidate], flags: list[str]) -> dict:
+    """What a read series records of itself (a volume's ``info``)."""
+    geometry = candidate.geometry
+    files = candidate.files
     first = candidate.datasets[files[0]]
     info = {
         "format": "dicom",
@@ -142,7 +192,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         "patient_position": str(first.get("PatientPosition", "")) or None,
         "transfer_syntax": str(first.file_meta.get("TransferSyntaxUID", "")) if first.file_meta else None,
         "files": len(files),
-        "slices": len(frames),
+        "slices": len(candidate.frames),
         "orientation": geometry.orientation,
         "plane": geometry.plane,
         "spacing_mm": [header_precision(v) for v in geometry.spacing_mm],
@@ -156,9 +206,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         "ignored_objects": [f"{_relative(p, folder)}: {why}" for p, why in scan.non_image],
         "policy": POLICY,
     }
-    source = DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames))
-    return Volume(array=array, affine=geometry.affine, source=folder, header=None,
-                  source_sha256=_hash_files(files), info=info, dicom=source)
+    return info
 
 
 def convert_dicom(folder: Path | str, output: Path | str, series: str | None = None, overwrite: bool = False,

@@ -14,6 +14,7 @@ import unicodedata
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from medseg.errors import DicomError, InputError
 from medseg.io.dicom_messages import FileMessages, read_as_latin1
 from medseg.io.files import os_reason
 from medseg.volume import Volume
+
+if TYPE_CHECKING:
+    from medseg.io.dicom import SeriesGrid
 
 __all__ = ["check_is_seg", "check_segment_labels", "read_dicom_seg", "read_seg_volume", "read_seg_with_source",
            "recorded_series", "seg_sources", "write_dicom_seg"]
@@ -313,11 +317,12 @@ def _concept(code: dict):
     return CodedConcept(value=str(code["value"]), scheme_designator=str(code["scheme"]), meaning=str(code["meaning"]))
 
 
-def read_dicom_seg(path: Path | str, volume: Volume, label_names: dict[int, str], warn_missing: bool = True,
-                   label_codes: dict | None = None) -> np.ndarray:
+def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: dict[int, str],
+                   warn_missing: bool = True, label_codes: dict | None = None) -> np.ndarray:
     """The labels of a DICOM SEG on the grid of ``volume``, the source series it was made from (read with
-    :func:`medseg.io.images.read_image`): the inverse of :func:`write_dicom_seg`, frame by referenced source image
-    (or frame), so nothing is resampled. Also reads another tool's SEG given as a reference (BINARY or LABELMAP).
+    :func:`medseg.io.images.read_image`, or its grid alone: :func:`medseg.io.dicom.read_dicom_grid`): the inverse
+    of :func:`write_dicom_seg`, frame by referenced source image (or frame), so nothing is resampled. Also reads
+    another tool's SEG given as a reference (BINARY or LABELMAP).
 
     Segments are matched to ``label_names`` by their label, regardless of case where that singles one out; a segment
     no name fits is matched by its coded type and type modifier to the one label of ``label_codes`` (a package's:
@@ -729,19 +734,43 @@ def recorded_series(sidecar: dict) -> str | None:
     return str(series) if series else None
 
 
-def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | None = None) -> Volume:
+def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | None = None, warn_skipped: bool = True,
+                    warn_missing: bool = True) -> Volume:
     """A DICOM SEG written by ``medseg infer`` as a label :class:`Volume` on its source series' grid: the source
-    is the input its sidecar records (or ``source_path``, where it lies now), in the series it records."""
-    return read_seg_with_source(path, sidecar, source_path)[0]
+    is the input its sidecar records (or ``source_path``, where it lies now), in the series it records. Only the
+    source's headers are read (:func:`medseg.io.dicom.read_dicom_grid`): its pixels are not needed to place the
+    frames. ``warn_skipped`` and ``warn_missing`` as for :func:`read_seg_with_source`."""
+    return _read_seg(path, sidecar, source_path, warn_missing, lambda where, series: _source_grid(
+        where, series, warn_skipped))[0]
 
 
 def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | str | None = None,
                          warn_skipped: bool = True, warn_missing: bool = True) -> tuple[Volume, Volume]:
-    """As :func:`read_seg_volume`, with the source series it read (a caller that shows the image reads it once;
-    ``warn_skipped`` as for :func:`medseg.io.images.read_image`, ``warn_missing`` as for :func:`read_dicom_seg`).
-    Segments are matched to the sidecar's labels by name, else by the ``label_codes`` it records."""
+    """As :func:`read_seg_volume`, with the source series' volume, voxels and all (for a caller that shows the
+    image: it is read once; ``warn_skipped`` as for :func:`medseg.io.images.read_image`, ``warn_missing`` as for
+    :func:`read_dicom_seg`). Segments are matched to the sidecar's labels by name, else by the ``label_codes`` it
+    records."""
     from medseg.io.images import read_image
 
+    return _read_seg(path, sidecar, source_path, warn_missing, lambda where, series: read_image(
+        where, series=series, warn_skipped=warn_skipped))
+
+
+def _source_grid(path: Path, series: str | None, warn_skipped: bool):
+    """The grid of a SEG's source series from its headers; what is not a DICOM folder is read as before, to be
+    refused as before (a missing path, a NIfTI file)."""
+    from medseg.io.dicom import read_dicom_grid
+    from medseg.io.images import read_image
+
+    if Path(path).is_dir():
+        return read_dicom_grid(path, series=series, warn_skipped=warn_skipped)
+    return read_image(path, series=series, warn_skipped=warn_skipped)
+
+
+def _read_seg(path: Path | str, sidecar: dict, source_path: Path | str | None, warn_missing: bool,
+              read_source: Callable) -> tuple[Volume, Volume | SeriesGrid]:
+    """A SEG placed on its source series, read by ``read_source(path, series)`` (its volume, or its grid alone),
+    with what that gave."""
     path = Path(path)
     recorded = sidecar.get("input")
     labels = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
@@ -757,7 +786,7 @@ def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | st
         if source_path is None:
             raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found; the SEG "
                              "is scored on the source images it references")
-    source = read_image(source_path, series=recorded_series(sidecar), warn_skipped=warn_skipped)
+    source = read_source(source_path, recorded_series(sidecar))
     array = read_dicom_seg(path, source, labels, warn_missing=warn_missing, label_codes=sidecar.get("label_codes"))
     info = {"dicom_seg_source": str(source_path)}
     made_from = sidecar.get("input_sha256")

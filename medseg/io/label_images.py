@@ -126,7 +126,7 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
     name them instead); segments are matched to the labels by name, regardless of case where that singles one
     out, else by their codes: ``label_codes`` when given (a model package's, with its ``labels``), else those the
     sidecar records (not when ``labels`` name the labels otherwise)."""
-    from medseg.io.dicom_seg import read_seg_with_source
+    from medseg.io.dicom_seg import read_seg_volume
 
     path = _existing_file(path)
     sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
@@ -139,8 +139,9 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
         sidecar = {**sidecar, "labels": {str(k): v for k, v in labels.items()}}
     if label_codes is not None:
         sidecar = {**sidecar, "label_codes": {str(k): v for k, v in label_codes.items()}}
-    # a second reading of the case's input: its skipped files and series choice were told when it was segmented
-    return read_seg_with_source(path, sidecar, warn_skipped=False)[0]
+    # a second reading of the case's input (its headers: the frames are placed by them): its skipped files and series
+    # choice were told when it was segmented
+    return read_seg_volume(path, sidecar, warn_skipped=False)
 
 
 def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
@@ -149,11 +150,11 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     path = Path(path)
     if not is_dicom_file(path):
         return read_reference(path, labels, role="prediction")
-    from medseg.io.dicom_seg import check_is_seg, read_seg_with_source
+    from medseg.io.dicom_seg import check_is_seg, read_seg_volume
 
     _existing_file(path)  # before its sidecar, whose absence would be blamed instead
     check_is_seg(path)  # so is a CT image given as the prediction
-    volume = read_seg_with_source(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)[0]
+    volume = read_seg_volume(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)
     if labels is not None:
         labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
         unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})

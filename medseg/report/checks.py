@@ -58,11 +58,10 @@ def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarr
 
     if not is_dicom_file(path):
         return read_labels(path)
-    from medseg.io.dicom_seg import read_seg_with_source
+    from medseg.io.dicom_seg import read_seg_volume
 
-    # a second reading: scoring warned about what the reference lacks, in its own log
-    volume, _ = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False,
-                                     warn_missing=False)
+    # a second reading: scoring warned about what the reference lacks, in its own log (the source's headers place it)
+    volume = read_seg_volume(path, case.sidecar or {}, case.input_path(), warn_skipped=False, warn_missing=False)
     return volume.array, volume.affine
 
 
