@@ -1656,3 +1656,36 @@ def test_a_seg_is_placed_on_its_source_series_from_the_headers_without_decoding_
     case = SimpleNamespace(sidecar=sidecar, input_path=lambda: tmp_path / "series")
     array, affine = read_case_labels(case, tmp_path / "ref.dcm")
     assert np.array_equal(array, labels) and np.array_equal(affine, volume.affine)
+
+
+def test_reading_a_seg_holds_one_segment_mask_and_a_slab_of_its_frames_at_a_time(tmp_path, monkeypatch):
+    """Each segment's frames were stacked on the whole grid at once (with a whole-volume comparison of them), and the
+    last segment's mask was still held while the next was made: a SEG of three segments on a 512×512×600 CT took
+    0.88 GB above the imports to read, for 0.16 GB of labels (1.29 GB peak; 0.87 GB now). Here, the memory traced
+    while a SEG of three segments is read, per voxel of the grid: 6.9 bytes before, 4.8 now (the SEG's decoded
+    frames, the labels and one mask among them)."""
+    import tracemalloc
+
+    shape = (256, 256, 48)
+    write_series(tmp_path / "series", np.zeros(shape, np.int16), slice_positions(shape[2], 1.0))
+    volume = read_dicom_series(tmp_path / "series")
+    labels = np.zeros(shape, np.uint8)
+    labels[:100], labels[100:200], labels[200:] = 1, 2, 3
+    names = {0: "background", 1: "first", 2: "second", 3: "third"}
+    write_dicom_seg(labels, volume, tmp_path / "seg.dcm", names)
+    tracemalloc.start()
+    try:
+        read = read_dicom_seg(tmp_path / "seg.dcm", volume, names)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(read, labels)
+    assert peak / labels.size < 5.8
+    # slabs of 5 slices, some of which hold no frame of a segment (segment 2 lies on slices 10 to 29 only)
+    import medseg.io.dicom_seg
+
+    monkeypatch.setattr(medseg.io.dicom_seg, "_SLICES_AT_ONCE", 5)
+    labels[100:200] = 0
+    labels[100:200, :, 10:30] = 2
+    write_dicom_seg(labels, volume, tmp_path / "part.dcm", names)
+    assert np.array_equal(read_dicom_seg(tmp_path / "part.dcm", volume, names), labels)

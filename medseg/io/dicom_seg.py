@@ -404,6 +404,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
                              "of them in the reference")
         labels[mask] = value
         drawn_by.setdefault(value, []).append((number, name))
+        del mask, under  # before the next segment's mask is made: not two whole-volume masks at once
     for value, drawn in drawn_by.items():
         if len(drawn) > 1:  # parts or instances of one structure (lesion 1, lesion 2...), disjoint: their union
             log.log(logging.WARNING if warn_missing else logging.INFO, "%s: segments %s match one label of the "
@@ -530,6 +531,9 @@ def _code_of(item) -> dict:
             "meaning": str(item.get("CodeMeaning", ""))}
 
 
+_SLICES_AT_ONCE = 32  # source slices whose frames are stacked at once (32 of 512×512: 8 MB)
+
+
 def _segment_mask(seg, number: int, slices: list[tuple[str, int | None]], shape, options: dict, path: Path,
                   source) -> np.ndarray:
     """Segment ``number`` on the source grid: slice k holds the frame referencing ``slices[k]`` (one call per
@@ -543,14 +547,16 @@ def _segment_mask(seg, number: int, slices: list[tuple[str, int | None]], shape,
             for k, (uid, _) in enumerate(slices):
                 groups.setdefault(uid, []).append(k)
         for uid, ks in groups.items():
-            if uid is None:
-                stack = seg.get_pixels_by_source_instance([u for u, _ in slices], segment_numbers=[number],
-                                                          **options)
-            else:
-                stack = seg.get_pixels_by_source_frame(uid, [slices[k][1] for k in ks], segment_numbers=[number],
-                                                       **options)
-            # (slices, rows, columns, 1) → (i = column, j = row, k = slice)
-            mask[:, :, ks] = np.asarray(stack[..., 0]).transpose(2, 1, 0) > 0
+            for start in range(0, len(ks), _SLICES_AT_ONCE):  # the frames stacked a slab at a time, not all at once
+                part = ks[start:start + _SLICES_AT_ONCE]
+                if uid is None:
+                    stack = seg.get_pixels_by_source_instance([slices[k][0] for k in part], segment_numbers=[number],
+                                                              **options)
+                else:
+                    stack = seg.get_pixels_by_source_frame(uid, [slices[k][1] for k in part],
+                                                           segment_numbers=[number], **options)
+                # (slices, rows, columns, 1) → (i = column, j = row, k = slice)
+                mask[:, :, part] = np.asarray(stack[..., 0]).transpose(2, 1, 0) > 0
     except (ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:
         raise InputError(f"{path}: its frames do not match the images of {source} ({_error_text(error)})") from error
     return mask
