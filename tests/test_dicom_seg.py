@@ -1689,3 +1689,33 @@ def test_reading_a_seg_holds_one_segment_mask_and_a_slab_of_its_frames_at_a_time
     labels[100:200, :, 10:30] = 2
     write_dicom_seg(labels, volume, tmp_path / "part.dcm", names)
     assert np.array_equal(read_dicom_seg(tmp_path / "part.dcm", volume, names), labels)
+
+
+def test_the_report_checks_a_seg_prediction_from_its_source_headers_and_reads_the_pixels_only_to_draw(
+        tmp_path, monkeypatch, tiny_package):
+    """The QA report's check of every case (border contact, grid against the sidecar) placed a DICOM SEG prediction
+    on its source series read whole, voxels and all, then dropped them: only an overlay needs the image. A case
+    left undrawn now decodes no pixel of its source, and is checked alike."""
+    from medseg.report.build import build_report
+
+    values = stored_values((40, 36, 6), seed=21) + 900
+    write_series(tmp_path / "case10", values, slice_positions(6, -3.0), pixel_spacing=(1.1, 1.2))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case10"), "-o", str(tmp_path / "seg"), "--device", "cpu",
+              "--model", str(tiny_package.path), "--format", "dicom-seg"])
+    assert exit_info.value.code == 0
+    drawn = build_report(tmp_path / "seg", tmp_path / "drawn" / "report.html", max_overlays=1)
+    decode = pydicom.Dataset.pixel_array
+    decoded = []
+
+    def source_pixels(dataset):
+        if str(dataset.get("Modality", "")) != "SEG":
+            decoded.append(str(dataset.get("SOPInstanceUID")))
+        return decode.fget(dataset)
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(source_pixels))
+    outputs = build_report(tmp_path / "seg", tmp_path / "report" / "report.html", max_overlays=0)
+    assert decoded == [] and outputs.overlays == 0
+    row, before = next(csv_rows(outputs.table)), next(csv_rows(drawn.table))
+    assert row["case_id"] == "case10" and row["flags"] == before["flags"] and "geometry" not in row["flags"]
+    assert "cannot read" not in outputs.html.read_text()

@@ -792,8 +792,8 @@ def test_each_cases_volumes_are_freed_and_given_back_before_the_next_case_is_rea
     volumes, releases = [], []
     real_read, real_load = checks.read_segmentation, overlay.load_case_arrays
 
-    def read(case, path):
-        labels, affine, source = real_read(case, path)
+    def read(case, path, **kwargs):
+        labels, affine, source = real_read(case, path, **kwargs)
         volumes.append(weakref.ref(labels))
         return labels, affine, source
 

@@ -65,14 +65,18 @@ def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarr
     return volume.array, volume.affine
 
 
-def read_segmentation(case: CaseResult, path: Path):
+def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
     """A case's segmentation as (labels, affine, source): a NIfTI as :func:`read_labels` reads it (source None), a
     DICOM SEG placed on the source series its sidecar records (found where it lies now), with that series' volume
-    (read anyway, so an overlay need not read it again)."""
+    (``with_source``: read anyway, so an overlay need not read it again; else None, and only the series' headers are
+    read to place it)."""
     if path.suffix.lower() == ".dcm":
-        from medseg.io.dicom_seg import read_seg_with_source
+        from medseg.io.dicom_seg import read_seg_volume, read_seg_with_source
 
         # the report reads inputs again: their skipped files were named when the case was segmented
+        if not with_source:
+            volume = read_seg_volume(path, case.sidecar or {}, case.input_path(), warn_skipped=False)
+            return volume.array, volume.affine, None
         volume, source = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False)
         return volume.array, volume.affine, source
     return (*read_labels(path), None)
@@ -137,7 +141,7 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
     if problem is not None:  # told from its header, its voxels left unread
         return SegmentationCheck(path=path, geometry=[problem])
     try:
-        labels, affine, _ = read_segmentation(case, path)
+        labels, affine, _ = read_segmentation(case, path, with_source=False)  # its grid places a DICOM SEG
     except Exception as error:  # any unreadable file is reported on the page, never raised
         log.debug("%s: cannot read", path, exc_info=True)  # where in the code, at -vv
         # an OS error as every message words it: its reason alone, in lower case
