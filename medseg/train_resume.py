@@ -19,6 +19,7 @@ from medseg.checkpoint import (
 )
 from medseg.errors import MedsegError, ModelPackageError, TrainingError
 from medseg.io.atomic import atomic_paths, sha256_of
+from medseg.io.files import os_reason
 from medseg.model_card import card_with_codes
 from medseg.package import (
     CHECKPOINT_DIR,
@@ -159,6 +160,11 @@ def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
     check_same_data(Path(out_dir), recorded, now)
 
 
+def _os_error_words(error: OSError) -> str:
+    """An OS error as the other messages word it: the failing file once, then the OS's reason in lower case."""
+    return f"{error.filename}: {os_reason(error)}" if error.filename else os_reason(error)
+
+
 def finished_package(out_dir: Path | str, epochs: int, names_kept: bool = False) -> ModelPackage | None:
     """The package of a run in ``out_dir`` that has finished ``epochs`` epochs, where that package is intact (its
     config valid and as the run trained it, its weights matching their recorded SHA-256 and its architecture, its
@@ -180,6 +186,8 @@ def finished_package(out_dir: Path | str, epochs: int, names_kept: bool = False)
         made, started = record.get("package_sha256"), record.get("config") or {}
         package = load_package(out_dir, check_hash=False)  # its weights below, once an edit has been told
     except (OSError, ValueError, AttributeError, MedsegError) as error:
+        if isinstance(error, OSError) and not isinstance(error, MedsegError):  # "[Errno 13] …: '/path'" otherwise
+            return remade(f"cannot be read ({_os_error_words(error)})")
         return remade(f"cannot be read ({error})")
     # what the weights are, as the run trained them: a model.json edited since (another width, labels swapped) was
     # called intact and kept, and then failed to load, or named the labels wrongly (label_codes, which may be

@@ -4000,3 +4000,25 @@ def test_a_training_config_or_dataset_json_larger_than_its_cap_is_not_read_whole
         writer.start()
         assert train_config.read_config(pipe)["name"] == "piped"
         writer.join(5)
+
+
+def test_a_finished_package_unreadable_by_the_os_names_the_file_once_with_the_reason(tmp_path, monkeypatch,
+                                                                                      caplog):
+    """The warning that a finished run's package cannot be read names the failing file once and gives the OS's
+    reason in lower case, as every other message does, not Python's "[Errno 13] Permission denied: '/path'"."""
+    import medseg.train_resume as resume
+
+    (tmp_path / "MODEL_CARD.md").write_text("# card\n")
+    config = tmp_path / "model.json"
+    monkeypatch.setattr(resume, "checkpoint_epoch", lambda out_dir: 2)
+    monkeypatch.setattr(resume, "unfinished_training", lambda out_dir: False)
+    monkeypatch.setattr(resume, "read_checkpoint_json", lambda path: {})
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(config))
+
+    monkeypatch.setattr(resume, "load_package", refused)
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        assert resume.finished_package(tmp_path, 2) is None
+    assert caplog.messages == [f"{tmp_path}: the finished run's package cannot be read ({config}: permission denied);"
+                               " it is made again from the checkpoint"]
