@@ -797,6 +797,24 @@ def test_unrecorded_or_newer_locks_are_kept(tmp_path):
     assert snakelock.release_stale_locks(tmp_path) == []
 
 
+@pytest.mark.parametrize("edit", [{"pid": 99999999999999999999}, {"pid": -1}, {"locks": [1, ["x"]]},
+                                  {"locks": "0.input.lock"}])
+def test_a_run_record_edited_past_sense_is_an_unknown_run_not_a_traceback(tmp_path, monkeypatch, edit):
+    """A hand-edited run record with a pid the OS cannot hold (OverflowError), one that is no process's, or locks
+    that are not text (TypeError) is taken as a record that cannot be read: its run is unknown, its locks kept."""
+    from medseg.errors import OutputExistsError
+
+    state = tmp_path / ".snakemake"
+    locks = _results_locks(tmp_path)
+    record = snakelock.record_run(state, pid=_dead_pid())
+    record.write_text(json.dumps({**json.loads(record.read_text()), **edit}))
+    assert snakelock.release_stale_locks(state) == []
+    assert all(lock.exists() for lock in locks)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputExistsError, match="left by a run medseg did not record"):
+        snakelock.check_lock(state, "results")
+
+
 def _results_locks(workdir: Path, results: str = "results") -> list[Path]:
     """Snakemake's lock files of a run whose outputs are under ``workdir/results`` (relative paths, as a relative
     results folder gives them)."""

@@ -30,6 +30,7 @@ __all__ = ["check_lock", "forget_run", "record_run", "release_stale_locks"]
 log = logging.getLogger(__name__)
 
 RUNS = "medseg-runs"
+_PID_MAX = 2**31 - 1  # pid_t is a signed 32-bit int: a larger pid is no process's (os.kill would overflow)
 
 
 def _boot_id() -> str | None:
@@ -149,17 +150,16 @@ def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
     host, boot = socket.gethostname(), _boot_id()
     dead, held = [], set()
     for path in sorted(runs_dir.glob("*.json")):
-        try:
-            record = read_json_object(path, RECORD_BYTES, "a workflow run record")
-            pid = int(record["pid"])
-        except (OSError, ValueError, KeyError, TypeError):  # a JsonFileError too
+        record = _run_record(path)
+        if record is None:
             continue
+        pid = record["pid"]
         if record.get("host") != host or boot is None or record.get("boot_id") != boot:
             continue  # cannot tell whether it is alive
         if _alive(pid):
             return []  # a run of this workflow is still going: leave everything to Snakemake
         dead.append(path)
-        held.update(record.get("locks", []))
+        held.update(record["locks"])
     if not dead or any(_identity(lock) not in held for lock in locks):
         return []
     workers = working_steps(state.resolve().parent)
@@ -200,7 +200,7 @@ def check_lock(state: Path | str, results: Path | str) -> None:
     workers = working_steps(workdir)
     if owner is not None and owner.get("host") == host and boot is not None and owner.get("boot_id") == boot:
         run = _run_text(owner)
-        if _alive(int(owner["pid"])):
+        if _alive(owner["pid"]):
             raise OutputExistsError(f"{where}: it is held by {run}, which is still running; wait for it to end (do not "
                                     "run --unlock: two runs would write the same files)")
         if workers:
@@ -256,14 +256,28 @@ def _owner(state: Path, locks: list[Path]) -> dict | None:
     wanted = {_identity(lock) for lock in locks}
     runs = state / RUNS
     for path in sorted(runs.glob("*.json")) if runs.is_dir() else []:
-        try:
-            record = read_json_object(path, RECORD_BYTES, "a workflow run record")
-            int(record["pid"])
-        except (OSError, ValueError, KeyError, TypeError):  # a JsonFileError too
-            continue
-        if wanted & set(record.get("locks") or []):
+        record = _run_record(path)
+        if record is not None and wanted & set(record["locks"]):
             return record
     return None
+
+
+def _run_record(path: Path) -> dict | None:
+    """The run record at ``path``, its pid an int the OS can hold and its locks a list of text; None for a record
+    that cannot be read or was edited past that (not JSON, no pid, a pid such as 99999999999999999999 or -1, a lock
+    that is not text): such a run is unknown, as an unrecorded one is."""
+    try:
+        record = read_json_object(path, RECORD_BYTES, "a workflow run record")
+    except (OSError, ValueError):  # a JsonFileError too
+        return None
+    pid, locks = record.get("pid"), record.get("locks") or []
+    if isinstance(pid, str) and pid.strip().isdigit():
+        pid = int(pid)
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= _PID_MAX:
+        return None
+    if not isinstance(locks, list) or not all(isinstance(lock, str) for lock in locks):
+        return None
+    return {**record, "pid": pid, "locks": locks}
 
 
 def _run_text(record: dict) -> str:
