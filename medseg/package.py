@@ -87,21 +87,30 @@ def _tensor_offsets(path: Path) -> dict[str, tuple[int, int]]:
             for key, entry in header.items() if key != "__metadata__"}
 
 
-def _short_of(path: Path) -> tuple[int, int] | None:
-    """``(bytes held, bytes declared)`` of a safetensors file shorter than its own header says it is (a copy cut
-    off); None for a file of its full length, or whose header cannot be read."""
+# the longest header safetensors reads (its MAX_HEADER_SIZE): a longer length field is a corrupt one, not read
+_HEADER_CAP = 100_000_000
+
+
+def _short_of(path: Path) -> tuple[int, int, bool] | None:
+    """``(bytes held, bytes declared, whether the whole length is known)`` of a safetensors file shorter than its
+    own header says it is (a copy cut off): cut inside its header, only the header's own length is known (the file
+    is at least that long); None for a file of its full length, or whose header cannot be read. A length field past
+    safetensors' own cap is corrupt and not read (it could make a multi-GB "header")."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
-            length = int.from_bytes(handle.read(8), "little")
-            if not 2 <= length <= size - 8:
+            field = handle.read(8)
+            length = int.from_bytes(field, "little")
+            if len(field) < 8 or not 2 <= length <= _HEADER_CAP:  # fewer than 8 bytes: no length to go by
                 return None
+            if size < 8 + length:  # cut inside its own header
+                return size, 8 + length, False
             header = json.loads(handle.read(length))
         declared = 8 + length + max((entry["data_offsets"][1] for key, entry in header.items()
                                      if key != "__metadata__"), default=0)
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
         return None
-    return (size, declared) if isinstance(declared, int) and size < declared else None
+    return (size, declared, True) if isinstance(declared, int) and size < declared else None
 
 
 # what copy and download tools leave of a file they have not finished: rsync (--partial-dir, --delay-updates, its
@@ -417,8 +426,9 @@ class ModelPackage:
         if actual != self.sha256:
             short = _short_of(self.weights_path)
             if short is not None:  # scp writes in place: a copy cut off leaves the first part of the file
-                raise ModelPackageError(f"{self.weights_path}: cut short: {short[0]:,} bytes of the {short[1]:,} its "
-                                        "header declares (an interrupted copy?); copy the package again")
+                declared = f"the {short[1]:,}" if short[2] else f"at least the {short[1]:,}"
+                raise ModelPackageError(f"{self.weights_path}: cut short: {short[0]:,} bytes of {declared} its header "
+                                        "declares (an interrupted copy?); copy the package again")
             raise ModelPackageError(f"{self.weights_path}: SHA-256 {actual[:12]}… does not match {self.sha256[:12]}… "
                                     f"recorded in {CONFIG_NAME}; the file is corrupt or was replaced")
         self.check_weights_fit()

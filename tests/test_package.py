@@ -986,6 +986,35 @@ def test_weights_an_interrupted_copy_cut_short_are_named_so(make_package):
             load_package(path)
 
 
+def test_weights_cut_inside_their_own_header_are_named_cut_short(make_package):
+    """A copy cut off before the end of the weights' header (file shorter than 8 + the header length it states)
+    was told as a SHA-256 mismatch; it is cut short, of at least the header's own length."""
+    path = make_package()
+    weights = path / "weights.safetensors"
+    whole = weights.read_bytes()
+    length = int.from_bytes(whole[:8], "little")
+    weights.write_bytes(whole[:100])
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{weights}: cut short: 100 bytes of at least the {8 + length:,} its header declares "
+                               "(an interrupted copy?); copy the package again")
+
+
+def test_a_corrupt_header_length_is_not_read_into_memory(tmp_path, monkeypatch):
+    """A damaged length field in a large weights file stated a "header" of GBs, which was read whole to look for a
+    cut; one past safetensors' own cap (100 MB) is corrupt and is not read."""
+    import medseg.package as package
+
+    weights = tmp_path / "weights.safetensors"
+    with open(weights, "wb") as handle:  # sparse: 300 MB on disk in name only
+        handle.write((250_000_000).to_bytes(8, "little"))
+        handle.truncate(300_000_000)
+    parsed = []
+    monkeypatch.setattr(package.json, "loads", lambda text, *a, **k: parsed.append(len(text)))
+    assert package._short_of(weights) is None
+    assert parsed == []
+
+
 @pytest.mark.parametrize("partial", ["weights.safetensors.part", "weights.safetensors.crdownload",
                                      ".~tmp~/weights.safetensors", ".weights.safetensors.aB3x9Z"])
 def test_weights_missing_beside_an_unfinished_copy_are_named_so(make_package, partial):
