@@ -275,6 +275,39 @@ def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case
     assert not (tmp_path / "m.json").exists()
 
 
+def test_the_header_checks_do_not_open_a_named_pipe(tmp_path):
+    """What looks at a NIfTI header's first bytes (to tell a header cut short) opened a named pipe and waited for a
+    writer: files_read, which hashes a reference or a cohort's input, hung there after load_image had refused it.
+    Each is run in a thread with a time limit; a regression is released by writing nothing to the pipe."""
+    import threading
+
+    from medseg.errors import ImageReadError
+    from medseg.io import nifti
+
+    pipe = tmp_path / "pipe.nii.gz"
+    os.mkfifo(pipe)
+    refused = "not a regular file (a named pipe, socket or device); give the image file"
+    outcomes: dict[str, object] = {}
+
+    def files_read():
+        try:
+            nifti.files_read(pipe)
+        except ImageReadError as error:
+            outcomes["files_read"] = str(error)
+
+    checks = {"files_read": files_read, "header_start": lambda: outcomes.update(header_start=nifti._header_start(pipe)),
+              "gzip_cut_short": lambda: outcomes.update(gzip_cut_short=nifti._gzip_cut_short(pipe))}
+    for name, check in checks.items():
+        thread = threading.Thread(target=check, daemon=True)
+        thread.start()
+        thread.join(5)
+        if thread.is_alive():  # it waits in open(): a writer that closes at once lets it go
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(5)
+            outcomes[name] = "waited for a writer"
+    assert outcomes == {"files_read": f"{pipe}: {refused}", "header_start": None, "gzip_cut_short": False}
+
+
 def test_a_named_pipe_beside_a_header_is_refused(tmp_path, case, make_package):
     """Only the path given was checked: a ``.hdr`` whose ``.img`` is a named pipe waited for ever, as did an
     ``.img`` whose ``.hdr`` is one, or an Analyze image's SPM ``.mat`` (which nibabel opens when it is there)."""

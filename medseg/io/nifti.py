@@ -259,6 +259,8 @@ def files_read(path: Path | str) -> list[Path]:
     :func:`read_nifti`'s ``source_sha256`` hashes."""
     try:
         return _files_read(load_image(path))
+    except ImageReadError:  # load_image's own one line: a named pipe or device, a corrupt header's dimensions
+        raise
     except Exception as error:  # noqa: BLE001 - a damaged header or gzip stream (zlib.error, EOFError...) is one line
         cut = _header_cut_short(Path(path))  # told as read_nifti tells it
         if cut is not None:
@@ -1081,7 +1083,10 @@ _HEADER_SIZES = (348, 540)  # NIfTI-1 (and Analyze), NIfTI-2: the header's first
 
 def _header_start(path: Path) -> tuple[bytes, int, bool] | None:
     """The first bytes of ``path``'s header, decompressed where it is gzip-compressed (as much as decompresses of a
-    stream that may itself be cut short): (bytes, bytes stored on disk read, whether a gzip stream ended)."""
+    stream that may itself be cut short): (bytes, bytes stored on disk read, whether a gzip stream ended). None for
+    what is not a regular file: it is not opened (a named pipe would wait for a writer)."""
+    if not _regular(path):
+        return None
     try:
         with open(path, "rb") as handle:
             raw = handle.read(1 << 16)
@@ -1095,6 +1100,14 @@ def _header_start(path: Path) -> tuple[bytes, int, bool] | None:
         except zlib.error:
             return None
     return raw, stored, ended
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file (or a link to one), checked before it is opened to look at its bytes."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _dimension_count_problem(path: Path) -> str | None:
@@ -1164,7 +1177,7 @@ def _nifti_name(path: Path) -> str:
 def _gzip_cut_short(path: Path) -> bool:
     """Whether ``path`` is gzip-compressed and its (first) stream ends before its end marker: a file cut short.
     Decompresses the whole file, keeping none of it (only on the way to an error)."""
-    if not _starts_with(path, b"\x1f\x8b"):
+    if not _starts_with(path, b"\x1f\x8b"):  # False for what is not a regular file: it is not opened
         return False
     stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -1179,6 +1192,8 @@ def _gzip_cut_short(path: Path) -> bool:
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
+    if not _regular(path):  # not opened: a named pipe would wait for a writer
+        return False
     try:
         with open(path, "rb") as handle:
             return handle.read(len(magic)) == magic
