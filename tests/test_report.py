@@ -711,7 +711,7 @@ def test_the_border_contact_mask_made_a_block_at_a_time_is_the_whole_one():
         ornt = nib.orientations.io_orientation(affine)
         reoriented = nib.orientations.apply_orientation(labels, ornt)
         for faces in (("i-",), ("k+",), ("i+", "j-", "k-")):
-            whole = nib.orientations.apply_orientation(overlay._on_faces(labels == 2, faces), ornt)
+            whole = nib.orientations.apply_orientation(_on_faces(labels == 2, faces), ornt)
             for order in (np.ascontiguousarray, np.asfortranarray):
                 prediction = order(reoriented)
                 axis = overlay._block_axis(prediction)
@@ -1503,11 +1503,36 @@ def test_a_long_case_id_wraps_in_the_tables(tmp_path):
 
 
 # ---------------------------------------------------------------- overlays
+def _focus_voxel(masks: list[np.ndarray]) -> tuple[int, int, int]:
+    """The overlay's focus (``_focus``) of whole masks, as the report finds it of masks made a block at a time."""
+    from medseg.report import overlay
+
+    return overlay._focus([overlay._BlockMask.of(mask) for mask in masks])
+
+
+def _crop_box(union: np.ndarray, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
+    """The overlay's crop (``_box_of``) of a whole mask."""
+    from medseg.report import overlay
+
+    return overlay._box_of(overlay._BlockMask.of(union), spacing, centre)
+
+
+def _on_faces(mask: np.ndarray, faces: tuple[str, ...]) -> np.ndarray:
+    """The reference for the overlay's border-contact mask made a block at a time: ``mask``'s voxels on the named
+    faces of the grid (``i-`` the first slice along i, ``k+`` the last along k), of the whole mask at once."""
+    out = np.zeros_like(mask)
+    for face in faces:
+        index: list = [slice(None)] * 3
+        index["ijk".index(face[0])] = 0 if face[1] == "-" else -1
+        out[tuple(index)] = mask[tuple(index)]
+    return out
+
+
 def test_overlay_is_drawn_in_mm_and_independent_of_voxel_order():
     from PIL import Image
 
     from medseg.report.figures import LABEL_COLOURS
-    from medseg.report.overlay import CaseArrays, focus_voxel, render_overlay
+    from medseg.report.overlay import CaseArrays, render_overlay
 
     image, labels, affine = phantom(1, shape=(20, 30, 10), spacing=(1.0, 1.0, 3.0))
     labels[:] = 0
@@ -1540,7 +1565,7 @@ def test_overlay_is_drawn_in_mm_and_independent_of_voxel_order():
     # the panels are the same; only the titles differ, which number the slices as each file does
     np.testing.assert_array_equal(other_picture[16:], picture[16:])
     assert not np.array_equal(other_picture[:16], picture[:16])
-    assert focus_voxel([labels == 1]) == (8, 13, 4)
+    assert _focus_voxel([labels == 1]) == (8, 13, 4)
 
 
 def test_the_overlays_focus_and_crop_hold_a_block_of_slices_not_every_labelled_voxel(monkeypatch):
@@ -1562,9 +1587,9 @@ def test_the_overlays_focus_and_crop_hold_a_block_of_slices_not_every_labelled_v
     masks += [np.asfortranarray(mask) for mask in masks]  # worked across the last axis: the first of equals kept
     for block in (1, 187, 400, 1 << 22):
         monkeypatch.setattr(overlay, "_FOCUS_BLOCK_VOXELS", block, raising=False)
-        assert [overlay.focus_voxel([mask]) for mask in masks] == [whole(mask) for mask in masks]
-    assert overlay.focus_voxel([masks[3]]) == overlay.focus_voxel([masks[-1]]) == (4, 4, 4)
-    box = overlay._crop_box(masks[0], np.array([1.0, 1.0, 2.0]), (0, 0, 0))
+        assert [_focus_voxel([mask]) for mask in masks] == [whole(mask) for mask in masks]
+    assert _focus_voxel([masks[3]]) == _focus_voxel([masks[-1]]) == (4, 4, 4)
+    box = _crop_box(masks[0], np.array([1.0, 1.0, 2.0]), (0, 0, 0))
     points = np.argwhere(masks[0])
     assert [(b.start, b.stop) for b in box] == [
         (max(0, int(lo) - 15), min(n, int(hi) + 16)) if axis < 2 else (max(0, int(lo) - 8), min(n, int(hi) + 9))
@@ -1573,8 +1598,8 @@ def test_the_overlays_focus_and_crop_hold_a_block_of_slices_not_every_labelled_v
     monkeypatch.setattr(overlay, "_FOCUS_BLOCK_VOXELS", 64 * 64, raising=False)
     tracemalloc.start()
     try:
-        assert overlay.focus_voxel([full]) == (31, 31, 31)
-        overlay._crop_box(full, np.ones(3), (32, 32, 32))
+        assert _focus_voxel([full]) == (31, 31, 31)
+        _crop_box(full, np.ones(3), (32, 32, 32))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -2031,7 +2056,7 @@ def test_the_overlay_of_a_border_contact_slices_through_the_contact(tmp_path, mo
     # the alt text says so (it named no label: a reader who cannot see the colours did not know which was shown)
     assert ("with the predicted labels and the reference, through label 2 box where it touches the border; flagged: "
             in page)
-    centre = overlay.focus_voxel([overlay._on_faces(prediction == 2, faces), prediction == 2])
+    centre = _focus_voxel([_on_faces(prediction == 2, faces), prediction == 2])
     assert centre[0] == 0 and 10 <= centre[1] <= 13 and 15 <= centre[2] <= 17  # a contact voxel: on all three panels
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from medseg.report.collect import CaseResult
 from medseg.report.figures import label_colour
 
-__all__ = ["CaseArrays", "ImageFile", "focus_voxel", "load_case_arrays", "render_overlay"]
+__all__ = ["CaseArrays", "ImageFile", "load_case_arrays", "render_overlay"]
 
 log = logging.getLogger(__name__)
 
@@ -215,13 +215,6 @@ _FOCUS_BLOCK_VOXELS = 1 << 20
 _IMAGE_SLAB_VOXELS = 1 << 20
 
 
-def focus_voxel(masks: list[np.ndarray]) -> tuple[int, int, int]:
-    """The foreground voxel nearest the centroid of the first non-empty mask (the grid's centre if none); of
-    voxels as near, the first in the array's order. Worked a block of slices at a time: the coordinates of every
-    voxel of a body-sized label (28 million on a 512×512×300 CT) took 2 GB at once."""
-    return _focus([_BlockMask.of(mask) for mask in masks if mask is not None])
-
-
 class _BlockMask:
     """A boolean volume made a block of slices at a time by ``block(index)`` (``index`` selects the block along
     ``axis``), and the counts of its voxels per slice along each axis (made once, when first asked for)."""
@@ -288,6 +281,9 @@ def _block_axis(array: np.ndarray) -> int:
 
 
 def _focus(masks: list[_BlockMask]) -> tuple[int, int, int]:
+    """The foreground voxel nearest the centroid of the first non-empty mask (the grid's centre if none); of
+    voxels as near, the first in the array's order. Worked a block of slices at a time: the coordinates of every
+    voxel of a body-sized label (28 million on a 512×512×300 CT) took 2 GB at once."""
     for mask in masks:
         if mask.counts()[0].any():
             return mask.nearest_to_centroid()
@@ -295,8 +291,9 @@ def _focus(masks: list[_BlockMask]) -> tuple[int, int, int]:
 
 
 def _faces_block(prediction: np.ndarray, ornt: np.ndarray, value: int, faces: tuple[str, ...]):
-    """A block of :func:`_on_faces` of ``prediction == value`` as :func:`render_overlay` reorients it, for a
-    :class:`_BlockMask` (``prediction`` already reoriented by ``ornt``)."""
+    """A block of the voxels of ``prediction == value`` on the grid's faces ``faces`` (``i-`` the first slice along
+    i, ``k+`` the last along k) as :func:`render_overlay` reorients it, for a :class:`_BlockMask` (``prediction``
+    already reoriented by ``ornt``)."""
 
     def block(index):
         cut = {axis: range(*part.indices(n)) for axis, (part, n) in enumerate(zip(index, prediction.shape))}
@@ -494,23 +491,9 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def _on_faces(mask: np.ndarray, faces: tuple[str, ...]) -> np.ndarray:
-    """``mask``'s voxels on the named faces of the grid (``i-`` the first slice along i, ``k+`` the last along k)."""
-    out = np.zeros_like(mask)
-    for face in faces:
-        index: list = [slice(None)] * 3
-        index["ijk".index(face[0])] = 0 if face[1] == "-" else -1
-        out[tuple(index)] = mask[tuple(index)]
-    return out
-
-
-def _crop_box(union: np.ndarray, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
+def _box_of(union: _BlockMask, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
     """The labelled voxels' bounding box (or the centre) with a margin of 30 % of its size and at least
     15 mm, clipped to the grid."""
-    return _box_of(_BlockMask.of(union), spacing, centre)
-
-
-def _box_of(union: _BlockMask, spacing: np.ndarray, centre: tuple[int, int, int]) -> list[slice]:
     counts = union.counts()  # the mask's projections on its axes: the coordinates of every voxel took 24 bytes each
     if counts[0].any():
         spans = [np.flatnonzero(count) for count in counts]
