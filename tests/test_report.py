@@ -2823,22 +2823,27 @@ def test_a_result_the_disk_fails_to_read_gives_the_reason_as_other_messages_do(t
                             "redo the case")
 
 
-def test_a_segmentation_this_user_may_not_read_gives_the_reason_as_other_messages_do(tmp_path, monkeypatch):
-    """A segmentation another user's umask left unreadable was flagged "c1_seg.nii.gz: cannot read (Could not read
-    file: /…/c1_seg.nii.gz)", nibabel's words, the path twice and no reason. (Monkeypatched: chmod does not refuse
-    root.)"""
+def _refuse_opening(monkeypatch, name: str) -> None:
+    """Opening a file named ``name`` fails as for a file this user may not read (chmod does not refuse root)."""
     import builtins
     import errno
 
-    write_case(tmp_path / "results", "c1", 0, "exact")
     real = builtins.open
 
     def refused(path, *args, **kwargs):
-        if isinstance(path, (str, os.PathLike)) and os.path.basename(os.fspath(path)) == "c1_seg.nii.gz":
+        if isinstance(path, (str, os.PathLike)) and os.path.basename(os.fspath(path)) == name:
             raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", refused)
+
+
+def test_a_segmentation_this_user_may_not_read_gives_the_reason_as_other_messages_do(tmp_path, monkeypatch):
+    """A segmentation another user's umask left unreadable was flagged "c1_seg.nii.gz: cannot read (Could not read
+    file: /…/c1_seg.nii.gz)", nibabel's words, the path twice and no reason. (Monkeypatched: chmod does not refuse
+    root.)"""
+    write_case(tmp_path / "results", "c1", 0, "exact")
+    _refuse_opening(monkeypatch, "c1_seg.nii.gz")
     build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=0)
     page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert "c1_seg.nii.gz: cannot read (permission denied)" in page
@@ -2849,18 +2854,8 @@ def test_a_reference_this_user_may_not_read_is_left_off_its_overlay_with_the_rea
     """The overlay's note read "reference not shown: 0_label.nii.gz: Could not read file: /…/0_label.nii.gz",
     nibabel's words and the path twice; it gives the OS's reason as the other messages do. (Monkeypatched: chmod
     does not refuse root.)"""
-    import builtins
-    import errno
-
     write_case(tmp_path / "results", "c1", 0, "erode")
-    real = builtins.open
-
-    def refused(path, *args, **kwargs):
-        if isinstance(path, (str, os.PathLike)) and os.path.basename(os.fspath(path)) == "0_label.nii.gz":
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", refused)
+    _refuse_opening(monkeypatch, "0_label.nii.gz")
     build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=5)
     page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert "reference not shown: 0_label.nii.gz: cannot read (permission denied)" in page

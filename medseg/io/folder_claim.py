@@ -100,8 +100,7 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
         except BlockingIOError:
             holder = _holder(handle)
             os.close(handle)
-            raise OutputExistsError(f"{folder}: another {what} is writing to this folder ({holder}, per {path}); "
-                                    "wait for it to end or give another folder") from None
+            raise _held(folder, what, holder, path) from None
         except OSError:
             os.close(handle)
             return None
@@ -119,6 +118,12 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
         os.ftruncate(handle, 0)
         os.write(handle, f"{holder_text()}\n".encode())
     return handle
+
+
+def _held(folder: Path | str, what: str, holder: str, path: Path) -> OutputExistsError:
+    """The refusal of a run that finds ``folder`` claimed by ``holder`` (per the claim file ``path``)."""
+    return OutputExistsError(f"{folder}: another {what} is writing to this folder ({holder}, per {path}); wait for it "
+                             "to end or give another folder")
 
 
 def _foreign_claim_gone(path: Path, fcntl, folder: Path | str, what: str, wait: bool) -> bool:
@@ -141,8 +146,7 @@ def _foreign_claim_gone(path: Path, fcntl, folder: Path | str, what: str, wait: 
         except BlockingIOError:
             holder = _holder(handle)
             if not wait:
-                raise OutputExistsError(f"{folder}: another {what} is writing to this folder ({holder}, per "
-                                        f"{path}); wait for it to end or give another folder") from None
+                raise _held(folder, what, holder, path) from None
             log.warning("%s: held by another %s (%s); waiting for it to end", path, what, holder)
             fcntl.flock(handle, fcntl.LOCK_SH)  # a signal's exception (Ctrl-C) ends the wait
         except OSError:  # a file system without flock
