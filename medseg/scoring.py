@@ -21,7 +21,7 @@ from medseg.io.label_images import prediction_sidecar
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
 __all__ = ["MadeBy", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of", "prediction_sidecar",
-           "read_made_by", "score_prediction"]
+           "read_made_by", "score_pair", "score_prediction"]
 
 log = logging.getLogger("medseg")
 
@@ -183,6 +183,24 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     else:
         _warn_if_swapped(prediction, Path(reference))
     return metrics
+
+
+def score_pair(prediction: Path | str, reference: Path | str, case_id: str, package=None,
+               given_as: str = "--model", made_by=_READ) -> tuple[dict, Path | None]:
+    """The metrics record of ``prediction`` against ``reference`` as ``medseg evaluate`` makes it, for one pair and
+    for each pair of two folders alike: :func:`score_prediction`, its label names from ``package``, else the
+    prediction's sidecar, else a Decathlon / nnU-Net dataset.json (:func:`dataset_label_names`). Returns the record
+    and the dataset.json the names came from (None where they did not)."""
+    if made_by is _READ:
+        made_by = made_by_of(prediction)  # an unreadable sidecar is warned about before the dataset.json is looked for
+    names = source = None
+    if package is None and (made_by is None or not made_by.labels):
+        found = dataset_label_names(prediction, reference)
+        if found is not None:
+            names, source = found
+    metrics = score_prediction(prediction, reference, case_id, package, given_as=given_as, made_by=made_by,
+                               names=names)
+    return metrics, source
 
 
 def _warn_if_swapped(prediction: Path, reference: Path) -> None:

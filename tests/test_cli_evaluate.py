@@ -550,18 +550,18 @@ def test_a_dataset_json_nested_too_deeply_for_json_is_passed_over_not_a_tracebac
     assert caplog.messages == [f"{deep}: not read (nested too deeply to be a dataset.json); labels are named label_N"]
 
 
-def test_a_folder_given_to_evaluate_says_how_to_score_folders(pair, tmp_path, capsys):
-    """nnUNetv2_evaluate_folder takes two folders; `medseg evaluate pred/ labelsTr/` said only "is a directory"."""
+def test_a_folder_and_a_file_given_to_evaluate_say_to_give_two_of_a_kind(pair, tmp_path, capsys):
+    """nnUNetv2_evaluate_folder takes two folders, and so does evaluate (tests/test_folder_scoring.py); a folder
+    beside a file is one usage line, not click's "is a directory"."""
     pred, ref = pair
-    hint = ("evaluate scores one prediction file against one reference file; for folders of cases (nnU-Net's "
-            "predictions and labelsTr), run it per file with -o into a folder, or use the cohort workflow")
     assert run(["evaluate", str(tmp_path), str(ref)]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"medseg evaluate: error: Invalid value for 'PREDICTION': {tmp_path} is a folder; {hint}. Try 'medseg "
-        "evaluate --help'.")
-    assert run(["evaluate", str(pred), str(tmp_path)]) == 2
-    assert f"Invalid value for 'REFERENCE': {tmp_path} is a folder; {hint}." in capsys.readouterr().err
-    assert not list(tmp_path.glob("*_metrics.json"))
+        f"medseg evaluate: error: {tmp_path} is a folder and {ref} is a file: give two files (a prediction and its "
+        "reference) or two folders (predictions and references). Try 'medseg evaluate --help'.")
+    assert run(["evaluate", str(pred), str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.json")]) == 1  # one file
+    assert run(["evaluate", str(tmp_path), str(tmp_path / "nowhere")]) == 2
+    assert f"{tmp_path} is a folder and {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*_metrics.json")) and not (tmp_path / "x.json").exists()
 
 
 @pytest.mark.parametrize("unreadable", ["prediction", "reference"])

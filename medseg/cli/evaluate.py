@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
@@ -41,31 +40,39 @@ Empty masks: both empty gives Dice and distances null
 (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
 prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 
+Two folders (PREDICTION_DIR REFERENCE_DIR -o OUT_DIR): the .nii/.nii.gz files are paired by name (case.nii.gz
+or case_seg.nii.gz with case.nii.gz, or case_label, _seg, _mask, _gt), each pair scored as above into
+OUT_DIR/<case>_metrics.json, and OUT_DIR gets the QA report of them (report.html, cohort.tsv, summary.json, as
+`medseg report` writes them). A pair that cannot be scored gets OUT_DIR/<case>_failed.json and the others carry on;
+a reference without a prediction is a missed case (failed, stage not_run); a prediction without a reference is
+named in a warning and not scored. The exit code is 1 if any case failed or was missed.
+
 \b
 $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz
 $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
+$ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/
 """
 
 
-_ONE_FILE = ("evaluate scores one prediction file against one reference file; for folders of cases (nnU-Net's "
-             "predictions and labelsTr), run it per file with -o into a folder, or use the cohort workflow")
-
-
 @click.command("evaluate", help=_HELP)
-@click.argument("prediction", type=GivenPath(dir_okay=False, readable=False, path_type=Path, folder_hint=_ONE_FILE))
-@click.argument("reference", type=GivenPath(dir_okay=False, readable=False, path_type=Path, folder_hint=_ONE_FILE))
+@click.argument("prediction", type=GivenPath(readable=False, path_type=Path))
+@click.argument("reference", type=GivenPath(readable=False, path_type=Path))
 @click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
               help="Write the metrics JSON (schema medseg-metrics/1) here, atomically: a .json file, or a folder "
-                   "(one that exists, or a new one named with a trailing /, as scores/): <case>_metrics.json in it.")
+                   "(one that exists, or a new one named with a trailing /, as scores/): <case>_metrics.json in it. "
+                   "Two folders: the folder for every case's record and the report (required).")
 @click.option("-m", "--model", default=None, metavar="NAME|DIR", callback=given_model,
               help="Take label names (and the allowed label values) from this model package. "
                    "Default: the names in the prediction's sidecar, else those of a Decathlon / nnU-Net dataset.json "
                    "(see above), else every value present in either image, named label_N.")
 @click.option("--case-id", default=None, metavar="ID",
-              help="Case identifier to record (default: PREDICTION's name without _seg).")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table.")
+              help="Case identifier to record (default: PREDICTION's name without _seg; one pair only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table (one pair "
+                                                       "only).")
 @overwrite_option
 def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
+    if prediction.is_dir() or reference.is_dir():
+        return _evaluate_folders(prediction, reference, output, model, case_id, as_json, overwrite)
     from medseg.io.atomic import atomic_paths, check_writable
     from medseg.metrics import metrics_json
     from medseg.scoring import prediction_sidecar
@@ -82,7 +89,9 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
                                  param_hint="'--case-id'")
     # a folder as -o: the file goes in it, not below it, is not hidden (--case-id ../x gave .._x_metrics.json), and
     # has a name Windows can hold (on NTFS "a:b_metrics.json" is a hidden stream "b_metrics.json" of a file "a")
-    safe = re.sub(r'[/\\:*?"<>|\x00-\x1f]', "_", case_id).lstrip(".") or "case"
+    from medseg.folder_scoring import case_file_name
+
+    safe = case_file_name(case_id)
     output = file_output("-o", output, f"{safe}_metrics.json", (".json",))
     if output is not None:
         inputs = {"the prediction": prediction, "the reference": reference,
@@ -91,25 +100,22 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if taken:
             raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
         check_writable([output], overwrite)
-    from medseg.scoring import dataset_label_names, made_by_of, score_prediction
+    from medseg.scoring import made_by_of, score_pair
 
     made_by = made_by_of(prediction)  # an unreadable sidecar is warned about before --model is looked for
-    package = names = None
+    package = None
     if model is not None:
         from medseg.package import load_package
 
         package = load_package(model, check_hash=False)
-    elif made_by is None or not made_by.labels:  # no model names them: a Decathlon / nnU-Net dataset.json may
-        found = dataset_label_names(prediction, reference)
-        names = found[0] if found is not None else None
     from medseg.resources import set_threads
 
     set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
     with usage_errors():  # the wrong --model for this prediction
-        metrics = score_prediction(prediction, reference, case_id, package, given_as=f"--model {model}",
-                                   made_by=made_by, names=names)
-    if names is not None and not quiet():  # once scored: a prediction that cannot be read is told alone
-        click.echo(escaped_line(f"label names from {found[1]}"), err=True)
+        metrics, names_from = score_pair(prediction, reference, case_id, package, given_as=f"--model {model}",
+                                         made_by=made_by)
+    if names_from is not None and not quiet():  # once scored: a prediction that cannot be read is told alone
+        click.echo(escaped_line(f"label names from {names_from}"), err=True)
     text = metrics_json(metrics)
     if output is not None:
         with atomic_paths([output], overwrite=overwrite) as temps:
@@ -121,6 +127,83 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
         if output is not None:
             click.echo(escaped_line(f"wrote {output}"))
     return 0
+
+
+def _evaluate_folders(predictions: Path, references: Path, output, model, case_id, as_json, overwrite) -> int:
+    """Two folders: every pair scored into ``output``, with the report of them and a short summary."""
+    if not (predictions.is_dir() and references.is_dir()):
+        folder, other = (predictions, references) if predictions.is_dir() else (references, predictions)
+        what = "is a file" if other.exists() else "does not exist"
+        raise click.UsageError(f"{folder} is a folder and {other} {what}: give two files (a prediction and its "
+                               "reference) or two folders (predictions and references)")
+    if case_id is not None or as_json:
+        raise click.UsageError(f"{'--case-id' if case_id is not None else '--json'} is for one pair of files; two "
+                               "folders are scored into -o OUT_DIR, one <case>_metrics.json each")
+    if output is None:
+        raise click.UsageError("two folders are scored into a folder: give -o OUT_DIR")
+    if not output:
+        raise click.UsageError("-o: an empty path (an unset shell variable?)")
+    if output.lower().endswith(".json"):
+        raise click.UsageError(f"-o {output}: two folders are scored into a folder (one <case>_metrics.json each and "
+                               "the report); give a folder")
+    from medseg.folder_scoring import score_folder
+
+    package = None
+    if model is not None:
+        from medseg.package import load_package
+
+        package = load_package(model, check_hash=False)
+    shown = not quiet()
+
+    def tell(case: str, metrics, error) -> None:
+        if not shown:
+            return
+        if error is not None:
+            click.echo(escaped_line(f"{case}: failed: {error}"), err=True)
+        else:
+            click.echo(escaped_line(f"{case}: {_dice_line(metrics)}"))
+
+    with usage_errors():  # the wrong --model, two cases writing one file
+        result = score_folder(predictions, references, Path(output), package, given_as=f"--model {model}",
+                              overwrite=overwrite, on_case=tell)
+    if shown:
+        for source in result.names_from:
+            click.echo(escaped_line(f"label names from {source}"), err=True)
+        for line in _summary_lines(result):
+            click.echo(escaped_line(line))
+    return 1 if result.failed else 0
+
+
+def _dice_line(metrics: dict) -> str:
+    """``Dice anterior 0.8912, posterior 0.8731``: one case's Dice per label."""
+    from medseg.numbers import dice_round_text
+
+    parts = [f"{entry['name']} {'n/a' if entry['dice'] is None else dice_round_text(entry['dice'])}"
+             for entry in metrics["labels"].values()]
+    return "Dice " + ", ".join(parts) if parts else "no label to score"
+
+
+def _summary_lines(result) -> list[str]:
+    """The folder's summary: cases scored, failed and missed, and per label the Dice statistics."""
+    from medseg.numbers import dice_round_text
+
+    cases = result.summary["cases"]
+    lines = [f"{cases['total']} cases: {cases['scored']} scored, {cases['failed']} failed"
+             + (f" ({len(result.missed)} missed: no prediction)" if result.missed else "")
+             + (f"; {len(result.unreferenced)} predictions without a reference not scored"
+                if result.unreferenced else "")]
+    for value, entry in result.summary["labels"].items():
+        dice = entry.get("dice") or {}
+        if dice.get("n"):
+            lines.append(f"  {value} {entry['name']}: Dice mean {dice_round_text(dice['mean'])}, median "
+                         f"{dice_round_text(dice['median'])}, min {dice_round_text(dice['min'])} (n {dice['n']})")
+        else:
+            lines.append(f"  {value} {entry['name']}: no Dice")
+    lines += [f"failed {case}: {error}" for case, error, _ in result.failed]
+    report = result.report
+    lines.append(f"wrote {result.out_dir} ({len(result.scored)} metrics files, {len(result.failed)} failure records, "
+                 f"{report.html.name}, {report.table.name}, {report.summary.name})")
+    return lines
 
 
 def _same_file(first: Path, second: Path) -> bool:

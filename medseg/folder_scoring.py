@@ -1,0 +1,283 @@
+"""Scoring a folder of predictions against a folder of reference labels (``medseg evaluate PRED_DIR REF_DIR``).
+
+Files are paired by name, as ``medseg train`` pairs images and labels (:func:`pair_predictions`); each pair is scored
+by :func:`medseg.scoring.score_pair`, the code ``medseg evaluate`` runs on one pair, and written as
+``<case>_metrics.json``, or, where it fails, ``<case>_failed.json`` (schema ``medseg-failure/1``, stage
+``evaluate``) while the others carry on. A reference without a prediction is a missed case: a failure record at
+stage ``not_run``. The cohort table and summary (``cohort.tsv``, ``summary.json``) and the QA page beside them are
+those ``medseg report`` writes for a results folder, made by it from these records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medseg.errors import ConflictingInputsError, InputError
+from medseg.io.files import path_argument
+from medseg.numbers import counted
+from medseg.volume import stem
+
+__all__ = ["FolderPairs", "FolderScores", "case_file_name", "pair_predictions", "score_folder"]
+
+log = logging.getLogger(__name__)
+
+_NIFTI = (".nii.gz", ".nii")
+_PREDICTION_SUFFIX = "_seg"  # medseg infer writes <stem>_seg.nii.gz
+_LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # as medseg train pairs labels
+_CHANNEL = "_0000"  # nnU-Net's channel suffix: medseg infer on imagesTs/case_0000.nii.gz writes case_0000_seg
+REPORT_NAMES = ("report.html", "cohort.tsv", "summary.json")
+
+
+@dataclass
+class FolderPairs:
+    """Predictions and references paired by case name."""
+
+    pairs: list[tuple[str, Path, Path]]  # (case id, prediction, reference), by case id
+    unreferenced: list[Path] = field(default_factory=list)  # predictions without a reference: not scored
+    missed: list[tuple[str, Path]] = field(default_factory=list)  # (case id, reference) without a prediction
+
+
+@dataclass
+class FolderScores:
+    """What :func:`score_folder` wrote and found."""
+
+    out_dir: Path
+    scored: list[tuple[str, Path]]  # (case id, metrics file)
+    failed: list[tuple[str, str, Path]]  # (case id, one-line error, failure record): scoring failed, or missed
+    unreferenced: list[Path]
+    missed: list[str]  # case ids of references without a prediction (also among ``failed``)
+    report: object  # medseg.report.build.ReportOutputs
+    summary: dict  # summary.json as written
+    names_from: list[Path] = field(default_factory=list)  # the dataset.json files label names came from
+
+
+def case_file_name(case_id: str) -> str:
+    """A case id as a file-name stem in one folder: characters a file name cannot hold (on Windows too) as ``_``,
+    leading dots dropped, as ``medseg evaluate -o DIR`` names ``<case>_metrics.json``."""
+    import re
+
+    return re.sub(r'[/\\:*?"<>|\x00-\x1f]', "_", case_id).lstrip(".") or "case"
+
+
+def _nifti_files(folder: Path, what: str) -> dict[str, Path]:
+    """The NIfTI files directly in ``folder`` by name without extension (composed Unicode, so a name written on a
+    Mac meets its counterpart). Other files are not searched: JSON files (sidecars, nnU-Net's dataset.json and
+    plans) are passed over in silence, anything else is named in one warning."""
+    try:
+        entries = sorted(folder.iterdir())
+    except FileNotFoundError as error:
+        raise InputError(f"{folder}: no such {what} folder") from error
+    except OSError as error:
+        from medseg.io.files import os_reason
+
+        raise InputError(f"{folder}: cannot read the {what} folder ({os_reason(error)})") from error
+    files: dict[str, Path] = {}
+    left_out = []
+    for path in entries:
+        if path.name.startswith("."):
+            continue
+        if path.name.lower().endswith(_NIFTI) and path.is_file():
+            name = unicodedata.normalize("NFC", stem(path))
+            if name in files:
+                raise InputError(f"{path}: case {name!r} has two files in {folder} ({files[name].name} and "
+                                 f"{path.name}); keep one of them")
+            files[name] = path
+        elif not path.name.lower().endswith(".json") and path.name not in REPORT_NAMES:  # a report made in it
+            left_out.append(path.name + ("/" if path.is_dir() else ""))
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
+        entries = ("1 entry that is not a .nii/.nii.gz file" if len(left_out) == 1
+                   else f"{len(left_out)} entries that are not .nii/.nii.gz files")
+        log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+    return files
+
+
+def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
+    """Pair the NIfTI files of ``pred_dir`` with those of ``ref_dir`` by name. A prediction's case is its name
+    without ``_seg`` (``medseg infer``'s ``case_seg.nii.gz``) and, where that meets a reference, without nnU-Net's
+    ``_0000``; a reference's is its name, or without ``_label(s)``, ``_seg``, ``_mask`` or ``_gt`` where that meets
+    a prediction (the suffixes ``medseg train`` takes). nnU-Net's predictions and labelsTs both name ``case.nii.gz``.
+    Two files of one case in a folder, or no pair at all, are an :class:`InputError` naming them."""
+    pred_dir, ref_dir = Path(path_argument(pred_dir, "the predictions folder")), \
+        Path(path_argument(ref_dir, "the references folder"))
+    with contextlib.suppress(OSError):
+        if pred_dir.is_dir() and pred_dir.samefile(ref_dir):  # each file would be scored against itself: Dice 1
+            raise ConflictingInputsError(f"{ref_dir}: given as both the predictions and the references folder; give "
+                                         "the reference labels' folder as the second")
+    predictions = _nifti_files(pred_dir, "predictions")
+    references = _nifti_files(ref_dir, "references")
+    # medseg infer without -o writes case_seg.nii.gz beside its input case.nii.gz: the input is no prediction
+    inputs = sorted(name for name in predictions if f"{name}{_PREDICTION_SUFFIX}" in predictions)
+    if inputs:
+        log.warning("%s: left out %s beside %s segmentation (<name>_seg.nii.gz, as medseg infer writes it): %s",
+                    pred_dir, counted(len(inputs), "image"), "its" if len(inputs) == 1 else "their",
+                    _shown([predictions[name] for name in inputs]))
+        predictions = {name: path for name, path in predictions.items() if name not in inputs}
+    for folder, found, what in ((pred_dir, predictions, "prediction"), (ref_dir, references, "reference")):
+        if not found:
+            raise InputError(f"{folder}: no .nii/.nii.gz file in it (no {what} to pair)")
+
+    def case_of_reference(name: str, wanted: set[str]) -> str:
+        if name in wanted:
+            return name
+        for suffix in _LABEL_SUFFIXES:
+            if name.endswith(suffix) and name[: -len(suffix)] in wanted:
+                return name[: -len(suffix)]
+        return name
+
+    def case_of_prediction(name: str, given: set[str]) -> str:
+        if name.endswith(_PREDICTION_SUFFIX) and name not in given:
+            name = name[: -len(_PREDICTION_SUFFIX)]
+        if name.endswith(_CHANNEL) and name not in given and name[: -len(_CHANNEL)] in given:
+            name = name[: -len(_CHANNEL)]
+        return name
+
+    # the references' case names, with and without a label suffix: a prediction may meet either
+    bare_references = set(references) | {name[: -len(s)] for name in references for s in _LABEL_SUFFIXES
+                                         if name.endswith(s)}
+    by_case: dict[str, Path] = {}
+    for name, path in predictions.items():
+        case = case_of_prediction(name, bare_references)
+        if case in by_case:
+            raise InputError(f"{path}: case {case!r} has two predictions in {pred_dir} ({by_case[case].name} and "
+                             f"{path.name}); keep one of them")
+        by_case[case] = path
+    ref_by_case: dict[str, Path] = {}
+    for name, path in references.items():
+        case = case_of_reference(name, set(by_case))
+        if case in ref_by_case:
+            raise InputError(f"{path}: case {case!r} has two references in {ref_dir} ({ref_by_case[case].name} and "
+                             f"{path.name}); keep one of them")
+        ref_by_case[case] = path
+    paired = sorted(set(by_case) & set(ref_by_case))
+    if not paired:
+        raise InputError(f"{pred_dir}: no prediction has a reference of the same name in {ref_dir} "
+                         f"({counted(len(by_case), 'prediction')}, {counted(len(ref_by_case), 'reference')}; e.g. "
+                         f"prediction '{by_case[min(by_case)].name}', reference '{ref_by_case[min(ref_by_case)].name}'"
+                         f"; a prediction may add _seg to the reference's name, a reference "
+                         f"{', '.join(_LABEL_SUFFIXES)})")
+    return FolderPairs(
+        pairs=[(case, by_case[case], ref_by_case[case]) for case in paired],
+        unreferenced=[by_case[case] for case in sorted(set(by_case) - set(ref_by_case))],
+        missed=[(case, ref_by_case[case]) for case in sorted(set(ref_by_case) - set(by_case))],
+    )
+
+
+def _shown(paths: list, limit: int = 5) -> str:
+    names = [p.name if isinstance(p, Path) else str(p) for p in paths]
+    return ", ".join(names[:limit]) + (f" … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str, package=None,
+                 given_as: str = "--model", overwrite: bool = False, on_case=None) -> FolderScores:
+    """Score every prediction of ``pred_dir`` against its reference in ``ref_dir`` (:func:`pair_predictions`) and
+    write, in ``out_dir`` (made if missing), ``<case>_metrics.json`` per scored case, ``<case>_failed.json`` per case
+    that failed or was missed, and the report of them (``report.html``, ``cohort.tsv``, ``summary.json``).
+
+    Each case is scored as ``medseg evaluate`` scores one pair (:func:`medseg.scoring.score_pair`; ``package`` and
+    ``given_as`` as there). An error in one case is recorded in its failure record and the others carry on; a
+    case's metrics and failure record replace each other. Predictions without a reference are named in a warning
+    and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
+    outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
+    ``on_case(case_id, metrics_or_None, error_or_None)`` is called after each case."""
+    from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
+    from medseg.errors import OutputWriteError
+    from medseg.io.atomic import atomic_paths, check_writable, results_unwritable
+    from medseg.metrics import metrics_json
+    from medseg.resources import set_threads
+    from medseg.scoring import score_pair
+
+    out_dir = Path(path_argument(out_dir, "the output folder"))
+    found = pair_predictions(pred_dir, ref_dir)
+    with contextlib.suppress(OSError):
+        if out_dir.is_dir() and out_dir.samefile(ref_dir):
+            raise ConflictingInputsError(f"{out_dir}: the references folder given as the output folder; give the "
+                                         "metrics a folder of their own")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputWriteError(f"{out_dir}: not a folder (the output folder of a folder of predictions)")
+    names = {case: case_file_name(case) for case, _, _ in found.pairs} | \
+        {case: case_file_name(case) for case, _ in found.missed}
+    seen: dict[str, str] = {}
+    for case, name in names.items():
+        if name.casefold() in seen:  # a case-insensitive disk holds the two as one file
+            raise ConflictingInputsError(f"{out_dir}: cases {seen[name.casefold()]!r} and {case!r} would both write "
+                                         f"{name}_metrics.json; rename one of them")
+        seen[name.casefold()] = case
+    metrics_path = {case: out_dir / f"{name}_metrics.json" for case, name in names.items()}
+    failure_path = {case: out_dir / f"{name}_failed.json" for case, name in names.items()}
+    targets = [*metrics_path.values(), *failure_path.values(), *(out_dir / name for name in REPORT_NAMES)]
+    check_writable(targets, overwrite)  # before anything is scored: nothing of an earlier run replaced unasked
+    if found.unreferenced:
+        log.warning("%s: %s without a reference in %s, not scored: %s", pred_dir,
+                    counted(len(found.unreferenced), "prediction"), ref_dir, _shown(found.unreferenced))
+    if found.missed:
+        log.warning("%s: %s without a prediction in %s, counted as missed cases (failed, stage not_run): %s",
+                    ref_dir, counted(len(found.missed), "reference"), pred_dir, _shown([p for _, p in found.missed]))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        from medseg.io.files import os_reason
+
+        raise OutputWriteError(f"{out_dir}: cannot make the output folder ({os_reason(error)})") from error
+
+    def record_failure(case: str, stage: str, error: BaseException, prediction: Path | None, reference: Path,
+                       error_type: str | None = None) -> None:
+        path = failure_path[case]
+        record = {"schema": FAILURE_SCHEMA, "case_id": case,
+                  "input": os.path.abspath(prediction) if prediction is not None else None,  # what was scored
+                  "reference": os.path.abspath(reference), "stage": stage, "error": one_line(error),
+                  "error_type": error_type or type(error).__name__, "created": now()}
+        # the metrics of an earlier run go as the record is placed: no figures of a case that failed now
+        with atomic_paths([path], overwrite=True, retire=[metrics_path[case]]) as (temp,):
+            temp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+        failed.append((case, one_line(error), path))
+        if on_case is not None:
+            on_case(case, None, one_line(error))
+
+    set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
+    scored: list[tuple[str, Path]] = []
+    failed: list[tuple[str, str, Path]] = []
+    names_from: list[Path] = []
+    for case, prediction, reference in found.pairs:
+        try:
+            metrics, source = score_pair(prediction, reference, case, package, given_as=given_as)
+            with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):
+                temp.write_text(metrics_json(metrics))
+        except Exception as error:  # any error in one case is recorded, the others carry on
+            if results_unwritable(error):
+                raise
+            log.debug("%s: not scored", case, exc_info=True)
+            record_failure(case, "evaluate", error, prediction, reference)
+            continue
+        scored.append((case, metrics_path[case]))
+        if source is not None and source not in names_from:
+            names_from.append(source)
+        if on_case is not None:
+            on_case(case, metrics, None)
+    for case, reference in found.missed:
+        record_failure(case, "not_run", InputError(
+            f"{reference}: no prediction for this reference in {pred_dir} (a missed case; a prediction is named "
+            f"{case}.nii.gz or {case}_seg.nii.gz)"), None, reference, "MissingPrediction")
+    ours = {path.name for path in targets}
+    others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
+                    if path.name not in ours)
+    if others:  # the report takes every result in the folder: an earlier run's other cases would pass for this one's
+        log.warning("%s: %s not of these predictions (an earlier run's?) %s in the report and its figures: %s; "
+                    "remove them, or give a folder of its own", out_dir, counted(len(others), "result file"),
+                    "is" if len(others) == 1 else "are", _shown(others))
+    from medseg.report.build import build_report
+
+    report = build_report(out_dir, out_dir / REPORT_NAMES[0], overwrite=True)
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+
+    summary = read_json_object(report.summary, RESULT_BYTES, "a summary")
+    return FolderScores(out_dir, scored, failed, found.unreferenced, [case for case, _ in found.missed], report,
+                        summary, names_from)
+
+

@@ -1,0 +1,212 @@
+"""`medseg evaluate PRED_DIR REF_DIR -o OUT_DIR`: pairing by name, one record per case, failures and missed cases on
+their rows, the report of them, usage errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.cli import main
+from medseg.errors import InputError
+from medseg.folder_scoring import pair_predictions
+
+AFFINE = np.diag([0.8, 0.8, 2.0, 1.0])
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
+
+
+def labels(shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """A reference of two labels and a prediction shifted by ``shift`` voxels (Dice below 1 where shifted)."""
+    ref = np.zeros((20, 20, 8), np.uint8)
+    ref[3:12, 4:13, 2:6] = 1
+    ref[14:18, 14:18, 3:7] = 2
+    return np.roll(ref, shift, axis=0), ref
+
+
+def save(array: np.ndarray, path, affine=AFFINE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(array, affine), path)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """Three cases as medseg infer and nnU-Net name them; case c's reference is on another grid."""
+    pred, ref = tmp_path / "pred", tmp_path / "labelsTs"
+    for case, shift in (("a", 1), ("b", 2), ("c", 0)):
+        predicted, reference = labels(shift)
+        save(predicted, pred / f"{case}_seg.nii.gz")
+        shifted = AFFINE.copy()
+        shifted[0, 3] = 5.0 if case == "c" else 0.0  # c: 5 mm off
+        save(reference, ref / f"{case}.nii.gz", shifted)
+    return pred, ref
+
+
+def test_a_folder_of_three_pairs_with_one_broken_scores_two_as_single_mode_does(folders, tmp_path, capsys):
+    pred, ref = folders
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out.glob("*_metrics.json")) == ["a_metrics.json", "b_metrics.json"]
+    assert sorted(p.name for p in out.glob("*_failed.json")) == ["c_failed.json"]
+    for case in ("a", "b"):  # the numbers one pair at a time gives
+        single = tmp_path / "single" / f"{case}.json"
+        assert run(["evaluate", str(pred / f"{case}_seg.nii.gz"), str(ref / f"{case}.nii.gz"), "-o", str(single)]) == 0
+        folder_record, single_record = (json.loads(p.read_text()) for p in (out / f"{case}_metrics.json", single))
+        assert folder_record["schema"] == "medseg-metrics/1"
+        assert folder_record["labels"] == single_record["labels"]
+    a = json.loads((out / "a_metrics.json").read_text())
+    assert a["labels"]["1"]["dice"] == pytest.approx(2 * 8 * 9 * 4 / (2 * 9 * 9 * 4))  # one-voxel shift of 9
+    rows = {row["case_id"]: row for row in csv.DictReader((out / "cohort.tsv").open(), delimiter="\t")}
+    assert rows["c"]["status"] == "failed" and rows["c"]["failed_stage"] == "evaluate"
+    assert str(ref / "c.nii.gz") in rows["c"]["error"] and "not scored" in rows["c"]["error"]
+    assert rows["c"]["error_type"] == "GeometryError"
+    assert float(rows["a"]["label_1_dice"]) == pytest.approx(a["labels"]["1"]["dice"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"]["total"] == 3 and summary["cases"]["scored"] == 2 and summary["cases"]["failed"] == 1
+    dice = summary["labels"]["1"]["dice"]
+    b = json.loads((out / "b_metrics.json").read_text())
+    assert dice["n"] == 2 and dice["min"] == b["labels"]["1"]["dice"]
+    assert dice["mean"] == pytest.approx((a["labels"]["1"]["dice"] + b["labels"]["1"]["dice"]) / 2)
+    assert (out / "report.html").is_file()
+    assert "3 cases: 2 scored, 1 failed" in captured.out
+    assert f"failed c: {ref / 'c.nii.gz'}" in captured.out
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_unpaired_files_are_listed_and_a_missed_reference_is_a_failed_row(folders, tmp_path, caplog):
+    pred, ref = folders
+    (ref / "c.nii.gz").unlink()
+    save(labels(0)[0], pred / "extra_seg.nii.gz")  # no reference: named, not scored
+    save(labels(0)[1], ref / "d.nii.gz")  # no prediction: a missed case
+    out = tmp_path / "scores"
+    with caplog.at_level(logging.WARNING):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1  # a missed case fails the run
+    assert f"{pred}: 2 predictions without a reference in {ref}, not scored: c_seg.nii.gz, extra_seg.nii.gz" \
+        in caplog.messages
+    assert any(message.startswith(f"{ref}: 1 reference without a prediction") and message.endswith("d.nii.gz")
+               for message in caplog.messages)
+    assert not (out / "extra_metrics.json").exists() and not (out / "c_metrics.json").exists()
+    failure = json.loads((out / "d_failed.json").read_text())
+    assert failure["stage"] == "not_run" and failure["error_type"] == "MissingPrediction"
+    assert failure["error"].startswith(f"{ref / 'd.nii.gz'}: no prediction for this reference in {pred}")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"] == {**summary["cases"], "total": 3, "scored": 2, "failed": 1}
+
+
+@pytest.mark.parametrize(("prediction", "reference"), [
+    ("case.nii.gz", "case.nii.gz"),  # nnU-Net: the same name both sides
+    ("case_seg.nii.gz", "case.nii.gz"),  # medseg infer's output
+    ("case_0000_seg.nii.gz", "case.nii.gz"),  # medseg infer on imagesTs/case_0000.nii.gz
+    ("case_seg.nii.gz", "case_gt.nii.gz"),  # a label suffix medseg train takes
+    ("case.nii.gz", "case_seg.nii.gz"),
+])
+def test_pairs_by_the_names_train_and_infer_use(tmp_path, prediction, reference):
+    save(labels(0)[0], tmp_path / "p" / prediction)
+    save(labels(0)[1], tmp_path / "r" / reference)
+    (tmp_path / "p" / "dataset.json").write_text("{}")  # nnU-Net's, beside its predictions: not a case
+    found = pair_predictions(tmp_path / "p", tmp_path / "r")
+    assert found.pairs == [("case", tmp_path / "p" / prediction, tmp_path / "r" / reference)]
+    assert found.unreferenced == [] and found.missed == []
+
+
+def test_no_pair_at_all_is_one_error_with_an_example_of_each(tmp_path):
+    save(labels(0)[0], tmp_path / "p" / "scan1.nii.gz")
+    save(labels(0)[1], tmp_path / "r" / "case1.nii.gz")
+    with pytest.raises(InputError, match=r"no prediction has a reference of the same name .* \(1 prediction, 1 "
+                                         r"reference; e.g. prediction 'scan1.nii.gz', reference 'case1.nii.gz'"):
+        pair_predictions(tmp_path / "p", tmp_path / "r")
+
+
+def test_a_folder_and_a_file_is_a_usage_error_in_one_line(folders, tmp_path, capsys):
+    pred, ref = folders
+    assert run(["evaluate", str(pred), str(ref / "a.nii.gz"), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"medseg evaluate: error: {pred} is a folder and {ref / 'a.nii.gz'} is a file: give two files (a prediction "
+        "and its reference) or two folders (predictions and references). Try 'medseg evaluate --help'.")
+    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref)]) == 2
+    assert f"{ref} is a folder and {pred / 'a_seg.nii.gz'} is a file" in capsys.readouterr().err
+    assert run(["evaluate", str(pred), str(ref)]) == 2  # no -o
+    assert "two folders are scored into a folder: give -o OUT_DIR" in capsys.readouterr().err
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out"), "--case-id", "x"]) == 2
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out.json")]) == 2
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.json").exists()
+
+
+def test_existing_outputs_are_refused_before_scoring_and_overwrite_replaces_a_case_that_now_fails(folders, tmp_path,
+                                                                                                  capsys):
+    pred, ref = folders
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists" in err[0] and "--overwrite" in err[0]
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing touched
+    (pred / "a_seg.nii.gz").write_bytes(b"not an image")  # a now fails: its earlier metrics go
+    save(labels(0)[1], ref / "c.nii.gz")  # c is scored now: its failure record goes
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 1
+    assert sorted(p.name for p in out.glob("*.json") if p.name != "summary.json") == [
+        "a_failed.json", "b_metrics.json", "c_metrics.json"]
+    failure = json.loads((out / "a_failed.json").read_text())
+    assert failure["error"].startswith(str(pred / "a_seg.nii.gz"))
+    assert json.loads((out / "c_metrics.json").read_text())["labels"]["1"]["dice"] == 1.0
+
+
+def test_the_output_folder_opens_in_medseg_report(folders, tmp_path):
+    pred, ref = folders
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    assert run(["report", str(out), "-o", str(tmp_path / "again" / "report.html")]) == 0
+    rows = list(csv.DictReader((tmp_path / "again" / "cohort.tsv").open(), delimiter="\t"))
+    assert sorted((row["case_id"], row["status"]) for row in rows) == [("a", "scored"), ("b", "scored"),
+                                                                       ("c", "failed")]
+
+
+def test_label_names_come_from_the_datasets_json_as_for_one_pair(tmp_path, capsys):
+    dataset = tmp_path / "Dataset004"
+    save(labels(1)[0], tmp_path / "pred" / "case.nii.gz")
+    save(labels(0)[1], dataset / "labelsTs" / "case.nii.gz")
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "anterior": 1, "posterior": 2}}))
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(tmp_path / "pred"), str(dataset / "labelsTs"), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"label names from {dataset / 'dataset.json'}" in captured.err
+    record = json.loads((out / "case_metrics.json").read_text())
+    assert [entry["name"] for entry in record["labels"].values()] == ["anterior", "posterior"]
+    assert "1 anterior: Dice mean" in captured.out
+
+
+def test_inputs_beside_their_segmentations_are_left_out_and_said(tmp_path, caplog):
+    """`medseg infer imagesTs/*.nii.gz` without -o writes case_0000_seg.nii.gz beside case_0000.nii.gz."""
+    save(labels(0)[0], tmp_path / "imagesTs" / "case_0000_seg.nii.gz")
+    save(np.full((20, 20, 8), 7, np.int16), tmp_path / "imagesTs" / "case_0000.nii.gz")
+    save(labels(0)[1], tmp_path / "labelsTs" / "case.nii.gz")
+    with caplog.at_level(logging.WARNING):
+        found = pair_predictions(tmp_path / "imagesTs", tmp_path / "labelsTs")
+    assert found.pairs == [("case", tmp_path / "imagesTs" / "case_0000_seg.nii.gz",
+                            tmp_path / "labelsTs" / "case.nii.gz")]
+    assert caplog.messages == [f"{tmp_path / 'imagesTs'}: left out 1 image beside its segmentation "
+                               "(<name>_seg.nii.gz, as medseg infer writes it): case_0000.nii.gz"]
+
+
+def test_one_folder_as_both_and_results_of_other_cases_in_the_output_folder(folders, tmp_path, capsys, caplog):
+    pred, ref = folders
+    assert run(["evaluate", str(ref), str(ref), "-o", str(tmp_path / "out")]) == 2  # each scored against itself
+    assert "given as both the predictions and the references folder" in capsys.readouterr().err
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old_metrics.json").write_text("{}")
+    with caplog.at_level(logging.WARNING):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    assert (f"{out}: 1 result file not of these predictions (an earlier run's?) is in the report and its figures: "
+            "old_metrics.json; remove them, or give a folder of its own") in caplog.messages
