@@ -79,7 +79,8 @@ def help_of(command, capsys) -> str:
 
 
 @pytest.mark.parametrize(("command", "named"), [
-    (["infer"], ["-o, --output-dir DIRECTORY Folder for outputs, made if missing (default: beside each input).",
+    (["infer"], ["-o, --output-dir, --output DIRECTORY Folder for outputs, made if missing (default: beside each "
+                 "input).",
                  "--overlap FLOAT RANGE Overlap of neighbouring tiles, a fraction of the tile (default: the model's",
                  "auto: the first CUDA GPU, else Apple MPS, else the CPU.",
                  "auto: fp16 on CUDA, fp32 on the CPU and MPS; fp16 needs CUDA;"]),
@@ -148,6 +149,27 @@ def test_workflow_only_options_stay_hidden(capsys):
         text = help_of(command, capsys)
         assert "--in-run" not in text and "--planned-sha256" not in text and "MEDSEG_COHORT_RUN" not in text
     assert "--planned-sha256" in {name for param in _click_command(["cohort", "infer"]).params for name in param.opts}
+
+
+@pytest.mark.parametrize(("command", "args", "alias", "param"), [
+    (["infer"], ["scan.nii.gz"], "--output", "output_dir"),
+    (["train"], ["--images", "i", "--labels", "l"], "--output-dir", "output"),
+    (["cohort", "infer"], ["samples.tsv"], "--output", "results"),
+    (["cohort", "evaluate"], ["samples.tsv"], "--output", "results"),
+])
+def test_output_options_take_the_other_commands_names(command, args, alias, param, capsys):
+    """One concept, one set of names: infer's folder was only -o/--output-dir, evaluate's, report's and train's only
+    -o/--output, cohort's only -o/--results, so that ``medseg infer --output out`` was a usage error. --output works
+    wherever -o does, --output-dir wherever -o names a folder; the old names stay, and --help lists them on the one
+    line of the option."""
+    from pathlib import Path
+
+    found = _click_command(command)
+    context = found.make_context(" ".join(command), [*args, alias, "out"])
+    assert context.params[param] == Path("out")
+    option = next(option for option in found.params if option.name == param)
+    assert option.opts[0] == "-o" and alias in option.opts
+    assert f"-o, {', '.join(option.opts[1:])} DIRECTORY" in help_of(command, capsys)
 
 
 def _readme_row(command: str) -> str:

@@ -23,8 +23,9 @@ __all__ = ["cohort"]
 
 # not readable=True: the library names a sheet or results folder this user may not read (exit 1, not a usage error)
 _sheet = click.argument("samples", type=GivenPath(dir_okay=False, readable=False, path_type=Path))
-_results = click.option("-o", "--results", type=GivenPath(file_okay=False, readable=False, path_type=Path),
-                        required=True, help="The cohort's results folder (cases/<id>/... and status/).")
+_results = click.option("-o", "--results", "--output", "results",
+                        type=GivenPath(file_okay=False, readable=False, path_type=Path), required=True,
+                        help="The cohort's results folder (cases/<id>/... and status/).")
 _cases = click.option("--case", "cases", multiple=True, metavar="ID",
                       help="Run only this case (repeatable; default: every case of the sheet).")
 _memory = click.option("--memory-mb", type=click.IntRange(1), default=None,

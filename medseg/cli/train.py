@@ -33,8 +33,8 @@ $ medseg infer scan.nii.gz --model my_model
               "Default: a 2.5D U-Net (width 16, depth 4) for the label values found, named after the output folder, "
               "with a tile (and training patch) that holds every case's axial plane, at most 128 x 128 (with --resume, "
               "the checkpoint's tile).")
-@click.option("-o", "--output", required=True, type=GivenPath(file_okay=False, path_type=Path),
-              help="Model package folder to write.")
+@click.option("-o", "--output", "--output-dir", "output", required=True,
+              type=GivenPath(file_okay=False, path_type=Path), help="Model package folder to write.")
 @click.option("--epochs", type=click.IntRange(1, 1_000_000), default=None,
               help=f"Override training.epochs (default: the config's, else {DEFAULT_TRAINING['epochs']}).")
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
