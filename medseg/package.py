@@ -101,7 +101,7 @@ def _short_of(path: Path) -> tuple[int, int, bool] | None:
         with open(path, "rb") as handle:
             field = handle.read(8)
             length = int.from_bytes(field, "little")
-            if len(field) < 8 or not 2 <= length <= _HEADER_CAP:  # fewer than 8 bytes: no length to go by
+            if len(field) < 8 or not 2 <= length <= _HEADER_CAP:  # fewer than 8 bytes: _held_below_length_field
                 return None
             if size < 8 + length:  # cut inside its own header
                 return size, 8 + length, False
@@ -111,6 +111,16 @@ def _short_of(path: Path) -> tuple[int, int, bool] | None:
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
         return None
     return (size, declared, True) if isinstance(declared, int) and size < declared else None
+
+
+def _held_below_length_field(path: Path) -> int | None:
+    """The size of a weights file shorter than the 8-byte header length every safetensors file starts with (empty,
+    or a copy cut off in its first bytes), else None."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    return size if size < 8 else None
 
 
 # what copy and download tools leave of a file they have not finished: rsync (--partial-dir, --delay-updates, its
@@ -424,6 +434,12 @@ class ModelPackage:
         except OSError as error:
             raise ModelPackageError(f"{self.weights_path}: cannot read ({os_reason(error)})") from error
         if actual != self.sha256:
+            held = _held_below_length_field(self.weights_path)
+            if held is not None:  # no header length to go by: as cut short, not as a mismatch
+                what = "empty (0 bytes)" if held == 0 else (
+                    f"cut short: {held} byte{'' if held == 1 else 's'}, fewer than the 8 of the header length a "
+                    "safetensors file starts with")
+                raise ModelPackageError(f"{self.weights_path}: {what} (an interrupted copy?); copy the package again")
             short = _short_of(self.weights_path)
             if short is not None:  # scp writes in place: a copy cut off leaves the first part of the file
                 declared = f"the {short[1]:,}" if short[2] else f"at least the {short[1]:,}"

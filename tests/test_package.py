@@ -979,7 +979,7 @@ def test_weights_an_interrupted_copy_cut_short_are_named_so(make_package):
         load_package(path)
     assert str(info.value) == (f"{weights}: cut short: 20,000 bytes of the {len(whole):,} its header declares (an "
                                "interrupted copy?); copy the package again")
-    for damaged in (whole[:20000] + bytes(len(whole) - 20000), bytes(len(whole)), whole[:3]):
+    for damaged in (whole[:20000] + bytes(len(whole) - 20000), bytes(len(whole)), bytes(7) + whole[7:]):
         weights.write_bytes(damaged)
         with pytest.raises(ModelPackageError, match=r"SHA-256 \w+… does not match \w+… recorded in model.json; the "
                                                     r"file is corrupt or was replaced$"):
@@ -998,6 +998,23 @@ def test_weights_cut_inside_their_own_header_are_named_cut_short(make_package):
         load_package(path)
     assert str(info.value) == (f"{weights}: cut short: 100 bytes of at least the {8 + length:,} its header declares "
                                "(an interrupted copy?); copy the package again")
+
+
+@pytest.mark.parametrize(("held", "said"), [
+    (0, "empty (0 bytes)"),
+    (1, "cut short: 1 byte, fewer than the 8 of the header length a safetensors file starts with"),
+    (7, "cut short: 7 bytes, fewer than the 8 of the header length a safetensors file starts with"),
+])
+def test_weights_shorter_than_their_header_length_are_named_cut_short(make_package, held, said):
+    """A copy cut off in the weights' first 8 bytes (or an empty file: a copy that wrote nothing) has no header length
+    to compare with, and was told as "SHA-256 … does not match …; the file is corrupt or was replaced", where longer
+    cut copies say "cut short"."""
+    path = make_package()
+    weights = path / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:held])
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == f"{weights}: {said} (an interrupted copy?); copy the package again"
 
 
 def test_a_corrupt_header_length_is_not_read_into_memory(tmp_path, monkeypatch):
