@@ -125,6 +125,34 @@ def test_a_sheet_written_on_windows_takes_backslashes_as_folder_separators(tmp_p
                                      "machine (relative to the sheet's folder, or absolute)")
 
 
+def test_a_cell_written_without_its_extension_names_the_file_it_may_mean(tmp_path):
+    """``case01`` where ``case01.nii.gz`` lies beside it passed the sheet and failed when its case ran, as "no such
+    file or folder", naming neither the row nor the file meant. It is refused at once with the line, the cell and the
+    file(s) of that name with an image file's extension; it is not taken for one of them in silence."""
+    data = tmp_path / "data"
+    (data / "dicom01").mkdir(parents=True)
+    for name in ("case01.nii.gz", "case01_label.nii.gz", "case02.nii", "case02.NRRD", "case03.txt"):
+        (data / name).write_bytes(b"")
+    rows = {
+        "case01\tdata/case01\t": ("image", "data/case01", "data/case01.nii.gz is: did you mean data/case01.nii.gz?"),
+        "case01\tdata/case01.nii.gz\tdata/case01_label": (
+            "reference", "data/case01_label", "data/case01_label.nii.gz is: did you mean data/case01_label.nii.gz?"),
+        "case02\tdata/case02\t": ("image", "data/case02", "data/case02.NRRD and data/case02.nii are: did you mean "
+                                                          "data/case02.NRRD or data/case02.nii?"),
+    }
+    for row, (column, cell, meant) in rows.items():
+        sheet = _sheet(tmp_path, f"case_id\timage\treference\n# a comment\n{row}\n")
+        with pytest.raises(InputError) as caught:
+            read_samples(sheet)
+        assert str(caught.value) == (f"{sheet}:3: the {column} {cell} is not there, but {meant} Give the file's whole "
+                                     "name, with its extension")
+    # a DICOM folder, a missing image with no such file beside it (a failure when run) and one whose only namesake is
+    # no image pass as before
+    sheet = _sheet(tmp_path, "case_id\timage\na\tdata/dicom01\nb\tdata/gone\nc\tdata/case03\nd\tnowhere/x\n")
+    assert [sample.image for sample in read_samples(sheet)] == [data / "dicom01", data / "gone", data / "case03",
+                                                                tmp_path / "nowhere" / "x"]
+
+
 def test_under_wsl_a_windows_drive_path_is_read_where_wsl_mounts_the_drive(tmp_path, monkeypatch):
     """A sheet made in a Windows spreadsheet names its files by drive (``C:\\scans\\a.nii.gz``); run under WSL,
     where the workflow runs for Windows users, each row was refused as a Windows path, though WSL mounts that drive

@@ -19,7 +19,8 @@ expanded; absolute paths are used as they are. Backslashes separate folders wher
 sheet written on Windows); accented letters are matched composed or decomposed, as the disk holds them; a Windows
 drive path is read where WSL mounts its drive (``C:\\scans`` as ``/mnt/c/scans``), under WSL, where that is there;
 otherwise a Windows drive or network path is refused. Blank lines and lines starting with ``#`` are skipped.
-A missing image is not an error here: the case ends as a recorded failure when it is run.
+A missing image is not an error here: the case ends as a recorded failure when it is run; but a cell written without
+its file's extension (``case01`` where ``case01.nii.gz`` is) is refused with its line and the file(s) it may mean.
 """
 
 from __future__ import annotations
@@ -225,6 +226,36 @@ _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # C:\..., C:/..., \
 
 
 def _sheet_path(value: str, base: Path, at: str, column: str) -> Path:
+    """A path cell, found as :func:`_located` finds it. A cell without a file's extension (``case01``) that is not
+    there, where a file of that name with an image file's extension is (``case01.nii.gz``), is an
+    :class:`InputError` naming the line, the cell and that file: not taken for it in silence, nor left to fail as
+    "no such file or folder" when its case runs."""
+    path = _located(value, base, at, column)
+    if not value.lower().endswith(_IMAGE_FILE_ENDINGS) and not value.endswith(("/", "\\")):
+        _refuse_without_ending(value, path, at, column)
+    return path
+
+
+def _refuse_without_ending(value: str, path: Path, at: str, column: str) -> None:
+    """Refuse the cell ``value`` (found as ``path``), written without its file's extension; a cell that is there (a
+    DICOM folder) or that has no such file beside it passes (looked up once per cell without an extension)."""
+    if os.path.lexists(path):
+        return
+    try:
+        names = os.listdir(path.parent)
+    except OSError:  # no folder to look in: the case ends as a recorded failure when it is run
+        return
+    prefix = path.name + "."
+    endings = sorted(name[len(path.name):] for name in names
+                     if name.startswith(prefix) and name[len(path.name):].lower() in _IMAGE_FILE_ENDINGS)
+    if endings:
+        named = [value + ending for ending in endings]
+        there = f"{named[0]} is" if len(named) == 1 else f"{' and '.join(named)} are"
+        raise InputError(f"{at}: the {column} {value} is not there, but {there}: did you mean {' or '.join(named)}? "
+                         "Give the file's whole name, with its extension")
+
+
+def _located(value: str, base: Path, at: str, column: str) -> Path:
     """A path cell, resolved by :func:`_resolve`. A sheet written on Windows separates folders with backslashes
     (``data\\case01.nii.gz``): where no file is named so, with its backslashes, the path is read with them as
     ``/``. A name whose accented letters are composed otherwise than on disk (``é`` as one character or as ``e`` and
