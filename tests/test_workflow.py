@@ -9,6 +9,7 @@ plugin (against stand-in SLURM commands, ``tests/fake_slurm.py``).
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import pwd
@@ -320,6 +321,73 @@ def test_a_run_stopped_with_ctrl_c_leaves_nothing_behind_and_resumes(tmp_path):
     assert len(done_after) == len(names)
     assert {name: done_after[name] for name in done_before} == done_before
     assert (results / "report.html").is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_a_ctrl_c_while_the_run_is_planned_is_one_line_and_exit_130(tmp_path):
+    """A Ctrl-C while Snakemake read the Snakefile and planned the jobs ended in a KeyboardInterrupt traceback of
+    whatever was running (30-90 lines; Snakemake catches Exception there, not KeyboardInterrupt). The sheet is a
+    named pipe here, so that the stop lands while planning reads it: once the pipe opens for writing, planning is
+    waiting on it."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED
+
+    sheet = tmp_path / "samples.tsv"
+    os.mkfifo(sheet)
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    writer = None
+    try:
+        deadline = time.monotonic() + 120
+        while writer is None:
+            try:
+                writer = os.open(sheet, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as error:  # ENXIO: no reader yet
+                assert error.errno == errno.ENXIO, error
+                assert process.poll() is None and time.monotonic() < deadline, "planning never read the sheet"
+                time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it, to Snakemake's process group
+        out, err = process.communicate(timeout=120)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err[-3000:]
+    assert err.splitlines()[-1] == PLANNING_STOPPED
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
+
+
+def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back():
+    """The handler the Snakefile sets while it plans calls its stop with the one line (the Snakefile's tells it and
+    exits 130); planning_done puts Python's own KeyboardInterrupt back for Snakemake's handling of a stop while jobs
+    run (it stops them)."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED, STOPPED_CODE, planning_done, stop_planning_on_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    told: list[str] = []
+
+    def stop(line: str):
+        told.append(line)
+        raise SystemExit(STOPPED_CODE)
+
+    try:
+        stop_planning_on_interrupt(stop)
+        with pytest.raises(SystemExit) as stopped:
+            signal.raise_signal(signal.SIGINT)
+        assert (stopped.value.code, told) == (130, [PLANNING_STOPPED])
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C waits for the way out
+        stop_planning_on_interrupt(stop)
+        planning_done()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert told == [PLANNING_STOPPED]
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize(

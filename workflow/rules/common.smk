@@ -7,6 +7,20 @@ import shlex
 import sys
 from pathlib import Path
 
+from medseg.cohort.planning_stop import STOPPED_CODE, planning_done, stop_planning_on_interrupt
+
+
+def planning_stopped(line):
+    """A Ctrl-C while the run is planned: one line and exit code 130 (it was a KeyboardInterrupt traceback)."""
+    print(line, file=sys.stderr, flush=True)
+    sys.exit(STOPPED_CODE)
+
+
+# first, before the imports that take most of planning's time; Snakemake's own handling of a Ctrl-C comes back as the
+# jobs start (onstart)
+if workflow.is_main_process:
+    stop_planning_on_interrupt(planning_stopped)
+
 import pandas as pd
 
 from medseg import cohort
@@ -128,6 +142,7 @@ if workflow.is_main_process:
 
 
 onstart:
+    planning_done()  # a Ctrl-C from here on is Snakemake's to handle: it stops the jobs and releases its lock
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
 

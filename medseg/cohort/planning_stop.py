@@ -1,0 +1,48 @@
+"""A Ctrl-C while Snakemake plans a cohort run: one line and exit code 130, not a traceback.
+
+Snakemake catches ``Exception`` around the parsing of the Snakefile and the building of its jobs, not the
+``KeyboardInterrupt`` a Ctrl-C raises, so that a stop in that first second or so ended in a Python traceback of
+whatever was being imported (pandas, medseg, Snakemake's own modules), 30-90 lines. Once the run starts its jobs,
+Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and releases its lock).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from typing import NoReturn
+
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "planning_done", "stop_planning_on_interrupt"]
+
+PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
+STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
+
+_handler: Callable | None = None
+
+
+def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
+    """Until :func:`planning_done`, a Ctrl-C (SIGINT) calls ``stop`` with :data:`PLANNING_STOPPED`: the workflow's
+    (``workflow/rules/common.smk``) tells it and exits with :data:`STOPPED_CODE`, which Snakemake lets through after
+    releasing what it holds (its lock). Only in the main thread, where Python takes signals."""
+    global _handler
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(number, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the line or the way out short
+        stop(PLANNING_STOPPED)
+
+    _handler = handler
+    signal.signal(signal.SIGINT, handler)
+
+
+def planning_done() -> None:
+    """Python's own Ctrl-C (``KeyboardInterrupt``) back, for Snakemake to stop the run's jobs with, where
+    :func:`stop_planning_on_interrupt` set it aside."""
+    global _handler
+    if _handler is None or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is _handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _handler = None
