@@ -1477,6 +1477,29 @@ def test_a_stop_after_the_command_has_finished_changes_nothing(tmp_path, signal_
     assert nib.load(tmp_path / "p.nii.gz").ndim == 3
 
 
+_STOP_AT_IMPORT = """
+import importlib.abc, runpy, sys
+class Stop(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == {name!r}:
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Stop())
+sys.argv = ['medseg', 'synth', {path!r}]
+runpy.run_module('medseg', run_name='__main__', alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["click", "medseg.allocator"])
+def test_a_ctrl_c_in_the_first_tenth_of_a_second_is_aborted_not_a_traceback(tmp_path, where):
+    """``python -m medseg`` (as the cohort's jobs run it) stopped while it imported its command line (click) or set
+    itself up before the command's own handling of a Ctrl-C (the allocator) ended in a KeyboardInterrupt traceback,
+    which Snakemake then printed from the job's log; it is "Aborted." and exit code 130, as a later Ctrl-C is."""
+    code = _STOP_AT_IMPORT.format(name=where, path=str(tmp_path / "p.nii.gz"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "Aborted.\n")
+    assert not (tmp_path / "p.nii.gz").exists()
+
+
 # ---------------------------------------------------------------- resampling size, transform failures, threads
 def _nifti(path, shape, spacing, dtype="f4"):
     affine = np.diag([*spacing, 1.0])

@@ -290,14 +290,19 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: library errors → one line and exit 1; usage errors → one line and exit 2. Run as the
     console command (``argv`` None), a Ctrl-C or SIGTERM that comes once the outcome is decided (the interpreter
     takes about a second to tear torch and MONAI down) is ignored: it turned a finished run into a silent exit 130."""
-    if argv is None:  # the console command's process (not a caller's, whose allocator is its own business)
-        from medseg.allocator import tune_allocator
+    closed = None
+    try:
+        if argv is None:  # the console command's process (not a caller's, whose allocator is its own business)
+            from medseg.allocator import tune_allocator
 
-        tune_allocator()
-        closed = _stand_in_for_closed_stdout()
-        _null_for_closed_stderr()
-        _escape_unprintable_output()
-    code = _run(argv)
+            tune_allocator()
+            closed = _stand_in_for_closed_stdout()
+            _null_for_closed_stderr()
+            _escape_unprintable_output()
+        code = _run(argv)
+    except KeyboardInterrupt:  # a Ctrl-C before the command's own handling of it (imports, in its first 0.1 s)
+        _say("Aborted.")
+        code = 130
     if argv is None:
         import signal
 
