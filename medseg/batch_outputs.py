@@ -11,7 +11,7 @@ from pathlib import Path
 
 from medseg.errors import ConflictingInputsError
 
-__all__ = ["as_typed", "check_batch_outputs", "check_dicom_options", "check_input_exists"]
+__all__ = ["as_typed", "check_batch_outputs", "check_dicom_options", "check_input_exists", "output_file_system"]
 
 
 def as_typed(output: Path, input_path: Path | str) -> Path:
@@ -28,6 +28,29 @@ def as_typed(output: Path, input_path: Path | str) -> Path:
     except OSError:
         return output
     return folder / output.name if same else output
+
+
+def output_file_system(input_path: Path | str, output_dir: Path | str | None) -> int | None:
+    """The file system (its device number) an input's outputs are written on: that of their folder, or of the nearest
+    folder above it that exists (where the missing ones will be made); None where none can be looked at. A batch whose
+    outputs one file system refuses as a whole (full, over quota, read-only) segments no more inputs written there."""
+    import os
+
+    from medseg.segment import output_paths
+
+    try:
+        folder = Path(output_dir) if output_dir is not None else output_paths(input_path)[0].parent
+        folder = Path(os.path.abspath(folder))
+    except (OSError, ValueError):
+        return None
+    for candidate in (folder, *folder.parents):
+        try:
+            return os.stat(candidate).st_dev
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except (OSError, ValueError):  # no permission to look, a name the file system cannot hold
+            return None
+    return None
 
 
 def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:

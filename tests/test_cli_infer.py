@@ -2709,3 +2709,68 @@ def test_a_package_one_folder_deep_in_a_folder_named_like_a_shipped_model_is_tol
     with caplog.at_level(logging.WARNING):
         assert load_package("phantom").path == shipped
     assert not caplog.text
+
+
+def test_a_full_disk_beside_the_inputs_stops_the_inputs_written_there(tmp_path, case, make_package, monkeypatch,
+                                                                     capsys):
+    """Without -o (outputs beside each input) a full disk failed every later input in turn, each after its whole
+    segmentation, where -o stopped the batch at the first. Both stop now: every later input whose outputs go on the
+    full file system is not segmented, with one line saying how many; inputs in folders on other file systems go on.
+    Nothing partial is left beside the inputs."""
+    import errno
+
+    import medseg.batch_outputs
+    import medseg.segment
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "other").mkdir()
+    full = [tmp_path / "full" / f"{name}.nii.gz" for name in ("a", "b", "c")]
+    other = tmp_path / "other" / "d.nii.gz"
+    for path in [*full, other]:
+        path.write_bytes(case.read_bytes())
+    real_write, real_segment = medseg.segment.write_labels, medseg.segment.segment_case
+    calls = []
+
+    def segment(path, *args, **kwargs):
+        calls.append(Path(path).name)
+        return real_segment(path, *args, **kwargs)
+
+    def write_labels(labels, volume, path, *args, **kwargs):
+        if Path(path).parent.name == "full":  # part of the file written, then the disk is full
+            Path(path).write_bytes(b"\0" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(labels, volume, path, *args, **kwargs)
+
+    monkeypatch.setattr(medseg.segment, "segment_case", segment)
+    monkeypatch.setattr(medseg.segment, "write_labels", write_labels)
+    model = str(make_package())
+    code, out, err = run(["-q", "infer", *map(str, full), "-m", model], capsys)
+    assert (code, calls) == (1, ["a.nii.gz"])
+    assert err.splitlines() == [
+        f"medseg: error: {full[0].parent / 'a_seg.nii.gz'}: cannot write (no space left on device)",
+        f"medseg: stopped after {full[0]}: {full[0].parent} takes no more outputs; 0 of 3 inputs done, 1 failed, 2 not "
+        "segmented"]
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["a.nii.gz", "b.nii.gz", "c.nii.gz"]
+    # the inputs' folders on two file systems: those on the full one stop, the other's input is segmented
+    monkeypatch.setattr(medseg.batch_outputs, "output_file_system",
+                        lambda path, output_dir: 1 if Path(path).parent.name == "full" else 2)
+    calls.clear()
+    code, out, err = run(["-q", "infer", str(full[0]), str(other), str(full[1]), str(full[2]), "-m", model], capsys)
+    assert (code, calls) == (1, ["a.nii.gz", "d.nii.gz"])
+    assert err.splitlines() == [
+        f"medseg: error: {full[0].parent / 'a_seg.nii.gz'}: cannot write (no space left on device)",
+        f"medseg: {full[0].parent} takes no more outputs: 2 later inputs written on its file system not segmented; "
+        "1 on another file system goes on",
+        "medseg: 1 of 4 inputs failed, 2 not segmented (their outputs' file system took no more)"]
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["a.nii.gz", "b.nii.gz", "c.nii.gz"]
+    assert _files(tmp_path / "other") == ["d.nii.gz", "d_seg.json", "d_seg.nii.gz"]
+
+
+def test_output_file_system_is_that_of_the_nearest_existing_folder(tmp_path):
+    """The file system an input's outputs go on: the output folder's, or where a missing one will be made."""
+    from medseg.batch_outputs import output_file_system
+
+    device = os.stat(tmp_path).st_dev
+    assert output_file_system(tmp_path / "scan.nii.gz", None) == device  # beside the input
+    assert output_file_system(tmp_path / "scan.nii.gz", tmp_path / "not" / "yet") == device  # made under tmp_path
+    assert output_file_system("scan.nii.gz", tmp_path) == device

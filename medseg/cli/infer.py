@@ -68,14 +68,20 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                                "one per input, in the inputs' order")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
-    from medseg.batch_outputs import as_typed, check_batch_outputs, check_dicom_options, check_input_exists
+    from medseg.batch_outputs import (
+        as_typed,
+        check_batch_outputs,
+        check_dicom_options,
+        check_input_exists,
+        output_file_system,
+    )
     from medseg.errors import DeviceError, MedsegError
     from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop, results_unwritable
     from medseg.io.dicom_series import series_text
     from medseg.io.files import further_channels
     from medseg.package import load_package, shipped_name_taken
-    from medseg.segment import segment_case
+    from medseg.segment import case_targets, segment_case
 
     # outputs that clash with each other or with an input (usage errors), before the model loads
     with usage_errors():
@@ -114,8 +120,13 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 "its own, as a medseg model takes one channel: give only the _0000 files to segment each case once"),
                 err=True)
     failures = 0
+    full: dict[int, Path] = {}  # file systems that took no more outputs (full, over quota, read-only): their folder
+    skipped = 0  # later inputs written on one of them, not segmented
     for index, path in enumerate(inputs):
         reference = references[index] if references else None
+        if full and output_file_system(path, output_dir) in full:
+            skipped += 1
+            continue
         try:
             with _ProgressFactory(path, silent) as progress:
                 outputs = segment_case(path, segmenter, out_dir=output_dir, overwrite=overwrite, series=series,
@@ -125,7 +136,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 failed = f" ({failures} failed)" if failures else ""
                 # a stop held while this case's outputs were placed acts once they are all in place: it is done
                 placed = bool(placed_before_stop(stop))
-                done, where = index + placed, "after" if placed else "at"
+                done, where = index + placed - skipped, "after" if placed else "at"
                 click.echo(escaped_line(f"medseg: stopped {where} {path}: {done} of {len(inputs)} inputs done"
                                         f"{failed}, {len(inputs) - done} not written"), err=True)
                 stop.told = True
@@ -136,14 +147,30 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             failures += 1
             click.echo(error_line(error), err=True)
             left = len(inputs) - index - 1
-            if left and output_dir is not None and results_unwritable(error):
-                # a full disk or quota, a read-only mount: every later input's outputs would be refused alike, each
-                # after its whole segmentation (minutes a case on a CPU)
-                done = index + 1 - failures
-                click.echo(escaped_line(f"medseg: stopped after {path}: {output_dir} takes no more outputs; {done} of "
-                                        f"{len(inputs)} inputs done, {failures} failed, {left} not segmented"),
-                           err=True)
-                return 1
+            if left and results_unwritable(error):
+                # a full disk or quota, a read-only mount: every later input's outputs written on that file system
+                # would be refused alike, each after its whole segmentation (minutes a case on a CPU); with -o that is
+                # every input, beside the inputs every one in a folder on that file system
+                device = output_file_system(path, output_dir)
+                remaining = [output_file_system(p, output_dir) for p in inputs[index + 1:]]
+                remaining = [d for d in remaining if d is None or d not in full]  # not skipped already
+                later = [d for d in remaining if device is not None and d == device]
+                folder = output_dir if output_dir is not None else as_typed(
+                    case_targets(path, None, reference is not None, output_format)[0], path).parent
+                if len(later) == len(remaining):
+                    done = index + 1 - failures - skipped
+                    click.echo(escaped_line(f"medseg: stopped after {path}: {folder} takes no more outputs; {done} of "
+                                            f"{len(inputs)} inputs done, {failures} failed, {left + skipped} not "
+                                            "segmented"), err=True)
+                    return 1
+                if later:  # the inputs in folders on other file systems go on
+                    full[device] = folder
+                    others = len(remaining) - len(later)
+                    going = f"{others} on other file systems go on" if others > 1 else \
+                        "1 on another file system goes on"
+                    click.echo(escaped_line(f"medseg: {folder} takes no more outputs: {len(later)} later "
+                                            f"input{'s' if len(later) > 1 else ''} written on its file system not "
+                                            f"segmented; {going}"), err=True)
             continue
         except (RuntimeError, MemoryError) as error:  # an unexpected failure on one case must not stop the batch
             # one line (out of memory, a torch or MONAI refusal); where in the code it came from at -vv
@@ -175,7 +202,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 for line in _dice_lines(list(outputs.record["metrics"]["labels"].values()), outputs.metrics):
                     click.echo(line)
     if failures:
-        click.echo(f"medseg: {failures} of {len(inputs)} inputs failed", err=True)
+        unwritten = f", {skipped} not segmented (their outputs' file system took no more)" if skipped else ""
+        click.echo(f"medseg: {failures} of {len(inputs)} inputs failed{unwritten}", err=True)
         return 1
     return 0
 
