@@ -791,3 +791,35 @@ def test_write_failures_that_would_refuse_every_outputs_are_told_from_one_output
     assert str(caught.value) == f"{tmp_path / 'a.json'}: cannot write ({os.strerror(number).lower()})"
     assert results_unwritable(caught.value) is everyone
     assert not results_unwritable(InputError("x")) and _names(tmp_path) == []
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_link_in_the_place_of_an_output_is_refused_naming_where_it_leads(tmp_path, overwrite):
+    """A link where an output goes was replaced by a file under overwrite (the new data not where the link led, the
+    link gone), and without it was "exists already" (for a link that leads nowhere too). Either way it is refused now,
+    naming the link and where it leads; the link, its file and the other outputs are left as they were."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "archive").mkdir()
+    kept = tmp_path / "archive" / "x_seg.nii.gz"
+    kept.write_text("archived")
+    link, sidecar = tmp_path / "out" / "a_seg.nii.gz", tmp_path / "out" / "a_seg.json"
+    link.symlink_to(Path("..") / "archive" / "x_seg.nii.gz")
+    sidecar.write_text("old sidecar")
+    with pytest.raises(OutputWriteError) as caught:
+        with atomic_paths([link, sidecar], overwrite=overwrite) as temps:
+            for temp in temps:
+                temp.write_text("new")
+    assert str(caught.value) == (f"{link}: a link to {kept} is in the place of this output; remove the link (medseg "
+                                 "neither writes through a link, which would change x_seg.nii.gz there, nor replaces "
+                                 "it with a file)")
+    assert os.readlink(link) == os.path.join("..", "archive", "x_seg.nii.gz")
+    assert (kept.read_text(), sidecar.read_text()) == ("archived", "old sidecar")
+    assert _names(tmp_path / "out") == ["a_seg.json", "a_seg.nii.gz"]
+    link.unlink()
+    link.symlink_to(tmp_path / "moved" / "x_seg.nii.gz")  # leads nowhere: not an output that exists
+    with pytest.raises(OutputWriteError) as caught:
+        check_writable([link], overwrite=overwrite)
+    assert str(caught.value) == (f"{link}: a link to {tmp_path / 'moved' / 'x_seg.nii.gz'} that leads nowhere is in "
+                                 "the place of this output; remove the link (medseg neither writes through a link nor "
+                                 "replaces it with a file)")
+    assert not (tmp_path / "moved").exists()

@@ -2774,3 +2774,29 @@ def test_output_file_system_is_that_of_the_nearest_existing_folder(tmp_path):
     assert output_file_system(tmp_path / "scan.nii.gz", None) == device  # beside the input
     assert output_file_system(tmp_path / "scan.nii.gz", tmp_path / "not" / "yet") == device  # made under tmp_path
     assert output_file_system("scan.nii.gz", tmp_path) == device
+
+
+def test_an_output_that_is_a_link_is_refused_and_the_other_inputs_go_on(tmp_path, case, make_package, capsys):
+    """`--overwrite` replaced a link among the outputs (out/a_seg.nii.gz -> an archive's file) by a file, silently:
+    the archive kept the old segmentation, the link was gone. That input is refused now, naming the link; the other
+    inputs of the batch are segmented."""
+    (tmp_path / "out").mkdir()
+    archive = tmp_path / "archive.nii.gz"
+    archive.write_text("archived")
+    inputs = [tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"]
+    for path in inputs:
+        path.write_bytes(case.read_bytes())
+    (tmp_path / "out" / "a_seg.nii.gz").symlink_to(archive)
+    code, out, err = run(["-q", "infer", *map(str, inputs), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                          "--overwrite"], capsys)
+    assert code == 1
+    assert err.splitlines() == [
+        f"medseg: error: {tmp_path / 'out' / 'a_seg.nii.gz'}: a link to {archive} is in the place of this output; "
+        "remove the link (medseg neither writes through a link, which would change archive.nii.gz there, nor replaces "
+        "it with a file)", "medseg: 1 of 2 inputs failed"]
+    assert (tmp_path / "out" / "a_seg.nii.gz").is_symlink() and archive.read_text() == "archived"
+    assert _files(tmp_path / "out") == ["a_seg.nii.gz", "b_seg.json", "b_seg.nii.gz"]
+    code, out, err = run(["-q", "infer", str(inputs[0]), "-m", str(make_package()), "-o", str(tmp_path / "out")],
+                         capsys)  # alone and without --overwrite: the same line, before the model loads
+    assert (code, out) == (1, "")
+    assert err.startswith(f"medseg: error: {tmp_path / 'out' / 'a_seg.nii.gz'}: a link to {archive} is in the place")

@@ -136,8 +136,10 @@ def _aside_name(target: Path, kind: str) -> Path:
 
 
 def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
-    """Refuse when any target exists and ``overwrite`` is false, is a folder (never replaced), or has a name
-    the file system cannot hold; or when two targets are one file."""
+    """Refuse when any target exists and ``overwrite`` is false, is a folder (never replaced) or a symbolic link
+    (neither written through, which would change a file elsewhere and not in one step, nor replaced by a file, which
+    would drop the link: with or without ``overwrite``), or has a name the file system cannot hold; or when two
+    targets are one file."""
     seen: set[Path] = set()
     for target in targets:
         same = Path(os.path.abspath(target))
@@ -157,12 +159,27 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
         try:
             folder = target.is_dir()
             exists = target.exists() or target.is_symlink()
+            link = os.readlink(target) if target.is_symlink() else None
         except OSError as error:
             raise OutputWriteError(f"{target}: cannot check this output ({reason_of(error)})") from error
+        if link is not None:
+            _refuse_link(target, link)
         if folder:
             raise OutputWriteError(f"{target}: a folder is in the place of this output; move it away")
         if not overwrite and exists:
             raise OutputExistsError(f"{target}: output exists already; pass --overwrite to replace it")
+
+
+def _refuse_link(target: Path, link: str) -> None:
+    """A link where an output goes, as an :class:`OutputWriteError` naming where it leads (or that it leads
+    nowhere)."""
+    leads = Path(os.path.realpath(target))  # a relative link named as the file it leads to, not from here
+    if leads.exists():
+        raise OutputWriteError(f"{target}: a link to {leads} is in the place of this output; remove the link (medseg "
+                               f"neither writes through a link, which would change {leads.name} there, nor replaces "
+                               "it with a file)")
+    raise OutputWriteError(f"{target}: a link to {link} that leads nowhere is in the place of this output; remove the "
+                           "link (medseg neither writes through a link nor replaces it with a file)")
 
 
 def check_folders_writable(targets: Sequence[Path | str]) -> None:
