@@ -2226,3 +2226,62 @@ def test_a_status_record_nested_too_deeply_is_unreadable_not_a_traceback(tmp_pat
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("[" * 100000 + "]" * 100000)
     assert folder.status("a", "infer") is None
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(folder.iterdir())}
+
+
+def test_a_case_folder_that_is_a_link_fails_that_case_and_nothing_is_written_or_removed_where_it_leads(cohort,
+                                                                                                        tmp_path):
+    """cases/<id> as a link to another folder was followed: the case's files were written there, and a forced run
+    (or a reference taken out of the sheet) removed files there, outside the results folder. The case fails now with
+    one line naming the link, at infer, evaluate (a forced run too) and in the report; the folder it leads to is left
+    as it was; the case is made once the link is gone."""
+    from medseg.report import build_report
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "c")]  # c has no reference
+    (results / "cases").mkdir(parents=True)
+    mine = {}
+    for case in ("a", "c"):
+        elsewhere = tmp_path / f"elsewhere_{case}"
+        elsewhere.mkdir()
+        for name in (f"{case}_seg.nii.gz", f"{case}_seg.json", f"{case}_metrics.json", "notes.txt"):
+            (elsewhere / name).write_text(f"the user's {name}\n")
+        mine[case] = _tree(elsewhere)
+        (results / "cases" / case).symlink_to(elsewhere, target_is_directory=True)
+
+    def error(case):
+        return (f"{results / 'cases' / case}: a link to {tmp_path / f'elsewhere_{case}'} is in the place of this "
+                "case's results folder; a cohort writes its cases' files, and removes those it replaces, inside the "
+                "results folder, not where a link leads: put the folder itself in place of the link, or remove the "
+                "link")
+
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    for redo in (None, "forced"):
+        summary = infer_cases(samples, results, options, redo=redo)
+        assert [(c.case_id, c.outcome, c.stage, c.error) for c in summary.cases] == [
+            ("a", "failed", "infer", error("a")), ("c", "failed", "infer", error("c"))]
+        scored = evaluate_cases(samples, results, redo=redo)
+        assert [(c.case_id, c.outcome, c.error) for c in scored.cases] == [("a", "failed", error("a"))]
+        assert {case: _tree(tmp_path / f"elsewhere_{case}") for case in "ac"} == mine
+    with open(build_report(results, results / "report.html", sheet=sheet).table, newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert (rows["a"]["status"], rows["a"]["failed_stage"], rows["a"]["error"]) == ("failed", "infer", error("a"))
+    assert {case: _tree(tmp_path / f"elsewhere_{case}") for case in "ac"} == mine
+    (results / "cases" / "a").unlink()  # put right: the case is made
+    summary = infer_cases(samples[:1], results, options)
+    assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "ok")]
+    assert sorted(p.name for p in (results / "cases" / "a").iterdir()) == ["a_seg.json", "a_seg.nii.gz"]
+
+
+def test_a_cases_folder_that_is_a_link_is_named_for_every_case(tmp_path):
+    """cases/ itself as a link (also one that leads nowhere) is the link each case is refused for."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "cases").symlink_to(tmp_path / "gone")
+    assert ResultsFolder(results).blocked_reason("a", probe=False) == (
+        f"{results / 'cases'}: a link to {tmp_path / 'gone'} that leads nowhere is in the place of the results' cases/ "
+        "folder; a cohort writes its cases' files, and removes those it replaces, inside the results folder, not "
+        "where a link leads: put the folder itself in place of the link, or remove the link")

@@ -211,20 +211,41 @@ class ResultsFolder:
     def case_dir(self, case_id: str) -> Path:
         return self.root / "cases" / case_id
 
+    def linked_folder(self, case_id: str) -> Path | None:
+        """The link, if any, in the place of the case's folder (``cases/<id>``) or of ``cases/`` itself: a case's
+        files are written, and those a run replaces removed, in the results folder, never where a link leads."""
+        for folder in (self.root / "cases", self.case_dir(case_id)):
+            if folder.is_symlink():
+                return folder
+        return None
+
     def blocked(self, case_id: str, probe: bool = True) -> bool:
-        """Whether the case's folder cannot take its files: a file is in its place, or (``probe``) it is a folder
-        that takes no files (see :meth:`blocked_reason`). The case fails until that is put right; the others go on."""
+        """Whether the case's folder cannot take its files: a file or a link is in its place, or (``probe``) it is a
+        folder that takes no files (see :meth:`blocked_reason`). The case fails until that is put right; the others go
+        on."""
         return self.blocked_reason(case_id, probe) is not None
 
     def blocked_reason(self, case_id: str, probe: bool = True) -> str | None:
-        """Why the case's folder cannot take its files, as one line, or None: a file in its place, or (``probe``) a
-        folder of the case's own that refuses new files (no write permission for this user, an immutable folder),
-        tried by making a file there. A refusal that would refuse every case's files alike (a full disk or quota, a
-        read-only mount) is not the case's: None, and the writing step stops the job on it."""
+        """Why the case's folder cannot take its files, as one line, or None: a file in its place, a link in its
+        place or in that of ``cases/`` (:meth:`linked_folder`), or (``probe``) a folder of the case's own that
+        refuses new files (no write permission for this user, an immutable folder), tried by making a file there. A
+        refusal that would refuse every case's files alike (a full disk or quota, a read-only mount) is not the
+        case's: None, and the writing step stops the job on it."""
         from medseg.errors import OutputWriteError
         from medseg.io.atomic import check_folders_writable, results_unwritable
 
         where = self.case_dir(case_id)
+        link = self.linked_folder(case_id)
+        if link is not None:
+            try:
+                leads = os.readlink(link)
+            except OSError:
+                leads = "?"
+            nowhere = "" if link.exists() else " that leads nowhere"
+            what = "this case's results folder" if link == where else "the results' cases/ folder"
+            return (f"{link}: a link to {leads}{nowhere} is in the place of {what}; a cohort writes its cases' files, "
+                    "and removes those it replaces, inside the results folder, not where a link leads: put the "
+                    "folder itself in place of the link, or remove the link")
         if where.exists() and not where.is_dir():
             return f"{where}: a file is in the place of this case's results folder; move it away"
         if not probe or not where.is_dir():
@@ -396,10 +417,13 @@ class ResultsFolder:
     def unscore(self, case_id: str) -> bool:
         """Remove the scores of a case that has no reference any more: its evaluate record, metrics, and a
         failure record of stage evaluate. True when there was something to remove."""
-        removed = self.status_path(case_id, "evaluate").exists() or self.metrics(case_id).exists()
+        linked = self.linked_folder(case_id) is not None  # nothing is removed where a link leads
+        removed = self.status_path(case_id, "evaluate").exists() or (not linked and self.metrics(case_id).exists())
         self.forget(case_id, ("evaluate",))
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             self.started_path(case_id, "evaluate").unlink()
+        if linked:
+            return removed
         self.clear(case_id, [self.metrics(case_id)])
         try:
             stage = read_record(self.failure(case_id)).get("stage")
@@ -418,7 +442,10 @@ class ResultsFolder:
 
     def clear(self, case_id: str, paths: list[Path]) -> None:
         """Remove stale outputs and the hidden partial files a killed writer may have left in the case folder (those
-        of its records in ``status/`` go as the case is claimed: :meth:`remove_record_leftovers`)."""
+        of its records in ``status/`` go as the case is claimed: :meth:`remove_record_leftovers`); nothing where a link
+        in the place of the case's folder leads (:meth:`linked_folder`)."""
+        if self.linked_folder(case_id) is not None:
+            return
         for path in paths:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()

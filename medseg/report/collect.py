@@ -455,11 +455,13 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
             out.append(CaseResult(case_id=sample.case_id, folder=folder, results_dir=results_dir, failure={
                 "schema": "medseg-failure/1", "case_id": sample.case_id, "stage": stage,
                 "input": str(sample.image), "reference": reference, "error": error, "error_type": error_type}))
-        elif case.failure is None and (refused := _refused_by_its_folder(records, sample.case_id)) is not None:
+        elif ((linked := records.linked_folder(sample.case_id) is not None) or case.failure is None) \
+                and (refused := _refused_by_its_folder(records, sample.case_id)) is not None:
+            # a link in the place of its folder: what the cohort said of it, not what the report read where it leads
             stage, error = refused
+            held = "" if linked else " (the results it holds are an earlier run's)"
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": stage,
-                            "input": str(sample.image), "reference": reference,
-                            "error": f"{error} (the results it holds are an earlier run's)",
+                            "input": str(sample.image), "reference": reference, "error": f"{error}{held}",
                             "error_type": "OutputWriteError"}
         elif case.failure is None and (stale := _made_from_other_inputs(case, sample)):
             case.failure = {"schema": "medseg-failure/1", "case_id": sample.case_id, "stage": "stale",
