@@ -578,6 +578,7 @@ def _label_names(labels) -> dict[int, str]:
 
 def _check_label_values(array: np.ndarray, name, role: str) -> None:
     """Label values are whole numbers from 0, as :func:`medseg.io.label_images.read_reference` requires of a file."""
+    from medseg.label_values import label_values
     from medseg.numbers import odd_values
 
     if array.dtype.kind in "bu" or not array.size:
@@ -590,7 +591,7 @@ def _check_label_values(array: np.ndarray, name, role: str) -> None:
                         for slab, _ in _slabs(array, array, 1 << 22))
     if not whole:
         raise InputError(f"{name}: not a label image (values must be non-negative integers; it holds "
-                         f"{odd_values(np.unique(array), negative=True)}), given as the {role}")
+                         f"{odd_values(label_values(array), negative=True)}), given as the {role}")
 
 
 def _flat_thickness_differs(pred: Volume, ref: Volume) -> str | None:

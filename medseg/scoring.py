@@ -237,8 +237,6 @@ def evaluate_files(
     (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG
     (:func:`~medseg.io.label_images.read_seg_reference`; ``label_codes``, a model package's, match its segments
     where no name does)."""
-    import numpy as np
-
     from medseg.errors import MedsegError
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
@@ -246,6 +244,7 @@ def evaluate_files(
     from medseg.io.label_images import read_prediction, read_reference, read_seg_reference
     from medseg.io.nifti import files_read
     from medseg.io.pairs import file_signature
+    from medseg.label_values import label_values
     from medseg.metrics import check_header_shape, evaluate_volumes
     from medseg.numbers import values_text
 
@@ -269,7 +268,7 @@ def evaluate_files(
         ref = read_reference(ref_path, labels)
         ref.source_sha256 = sha256_of(files_read(ref_path))  # both files of a header / image pair
     if labels is None:
-        present = set(np.unique(pred.array).tolist()) | set(np.unique(ref.array).tolist()) | {0}
+        present = set(label_values(pred.array).tolist()) | set(label_values(ref.array).tolist()) | {0}
         names = {int(value): str(name) for value, name in (names or {}).items()}
         undeclared = sorted(int(v) for v in present - set(names) - {0})
         if names and undeclared:

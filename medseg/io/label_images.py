@@ -14,6 +14,7 @@ import numpy as np
 
 from medseg.errors import InputError
 from medseg.io.files import check_readable, is_dicom_file, not_there, os_reason
+from medseg.label_values import label_values
 from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
 from medseg.volume import Volume, stem
 
@@ -38,7 +39,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     if exists(path) and Path(path).is_dir():  # read_nifti would point to the DICOM reader: it reads images
         raise InputError(f"{path}: a folder, not a label image file (NIfTI, or a DICOM SEG), given as the {role}")
     volume = read_nifti(path, hash_input=False, labels=True, role=role)
-    values = np.unique(volume.array)
+    values = label_values(volume.array)  # np.unique's, without its copy of the volume in C order
     if np.any((values < 0) | (values != np.round(values))):
         raise InputError(f"{path}: not a label image (values must be non-negative integers; it holds "
                          f"{odd_values(values, negative=True)}), given as the {role}{header_scaling_note(volume)}")
@@ -75,7 +76,7 @@ def header_scaling_note(volume: Volume) -> str:
     inter = 0.0 if not np.isfinite(inter) else inter
     if stored_kind not in "biu" or (slope == 1.0 and inter == 0.0):
         return ""
-    values = np.unique(volume.array).astype(np.float64)
+    values = label_values(volume.array).astype(np.float64)
     if np.any(np.round((values - inter) / slope) < 0):  # negative as stored: the scaling is not the whole cause
         return ""
     return (f": the header's scl_slope {_header_number(slope)} (scl_inter {_header_number(inter)}) scales the stored "
@@ -157,7 +158,7 @@ def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> V
     volume = read_seg_volume(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)
     if labels is not None:
         labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
-        unknown = sorted(set(np.unique(volume.array).tolist()) - set(labels) - {0})
+        unknown = sorted(set(label_values(volume.array).tolist()) - set(labels) - {0})
         if unknown:
             raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
                              f"{values_text(sorted(labels))}, given as the prediction")
