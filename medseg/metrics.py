@@ -456,8 +456,6 @@ class _LabelCounts:
             highest = max(highest, high)
         if not self.fast:
             return
-        from scipy import ndimage
-
         size = max(top, highest) + 1
         self.n_pred, self.n_ref, self.n_both = (np.zeros(size, dtype=np.int64) for _ in range(3))
         # a slab at a time: np.bincount casts what it counts to int64, 8 bytes a voxel (840 MB for 105 million uint8
@@ -468,7 +466,7 @@ class _LabelCounts:
             self.n_pred += np.bincount(p, minlength=size)
             self.n_ref += np.bincount(r, minlength=size)
             self.n_both += np.bincount(p[(p == r) & (p != 0)], minlength=size)
-        self.pred_boxes, self.ref_boxes = ndimage.find_objects(pred), ndimage.find_objects(ref)
+        self.pred_boxes, self.ref_boxes = _label_boxes(pred), _label_boxes(ref)
 
     def counts(self, value: int) -> tuple[int, int, int]:
         """Voxels of ``value`` in the prediction, in the reference, and in both."""
@@ -487,6 +485,17 @@ class _LabelCounts:
         boxes = [self.pred_boxes[value - 1], self.ref_boxes[value - 1]]
         return tuple(slice(max(min(a.start, b.start) - 1, 0), min(max(a.stop, b.stop) + 1, n))
                      for a, b, n in zip(*boxes, self.pred.shape))
+
+
+def _label_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
+    """``scipy.ndimage.find_objects(labels)``: each value's box (None for a value not there), found in the order the
+    voxels lie in memory: find_objects walks an array in C order, and across a Fortran-ordered one (as a NIfTI file
+    is read) it took 1.5 s of 512×512×300 voxels where its transpose, the same memory, took 0.4 s."""
+    from scipy import ndimage
+
+    if labels.flags.f_contiguous and not labels.flags.c_contiguous:
+        return [None if box is None else box[::-1] for box in ndimage.find_objects(labels.T)]
+    return ndimage.find_objects(labels)
 
 
 def _slabs(a: np.ndarray, b: np.ndarray, block: int):

@@ -993,3 +993,26 @@ def test_surface_edges_are_found_a_slab_at_a_time(monkeypatch):
     assert entry["hd95_mm"] == pytest.approx(max(np.percentile(w, 95) for w in ways), rel=1e-6)
     assert entry["assd_mm"] == pytest.approx(np.concatenate(ways).mean(), rel=1e-6)
     assert entry["hd95_mm"] > 200  # the stray cube counts: about 253 mm from the reference
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_label_boxes_are_found_in_memory_order_and_are_scipys(order, monkeypatch):
+    """find_objects walks an array in C order: across a Fortran-ordered one, as a NIfTI file is read, it took 1.5 s of
+    512×512×300 voxels where the same memory walked as its transpose took 0.4 s. The boxes are scipy's either way."""
+    from scipy import ndimage
+
+    import medseg.metrics as metrics
+
+    rng = np.random.default_rng(11)
+    labels = np.zeros((23, 19, 17), np.uint8, order=order)
+    for value in (1, 2, 5, 9):  # 3, 4, 6, 7 and 8 absent: None
+        corner = [int(rng.integers(0, n - 1)) for n in labels.shape]
+        labels[tuple(slice(c, c + int(rng.integers(1, 8))) for c in corner)] = value
+    labels[0, -1, 0] = 9  # on the volume's faces
+    walked = []
+    real = ndimage.find_objects
+    monkeypatch.setattr(ndimage, "find_objects", lambda a: walked.append(a.flags.c_contiguous) or real(a))
+    boxes = metrics._label_boxes(labels)
+    assert walked == [True]
+    assert boxes == real(np.ascontiguousarray(labels))
+    assert boxes[2] is None and boxes[8][0].start == 0 and boxes[8][1].stop == 19  # value 3 absent; 9 on the faces
