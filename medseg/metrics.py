@@ -442,7 +442,12 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
 class _LabelCounts:
     """Each label's voxel counts in a prediction and a reference (and where they agree), and the box around both of
     its masks, from one pass over each array for all labels at once where the label values are small (a pass per
-    label and per count took half of the time for 100 labels); per label otherwise (atlas ids beyond 65535)."""
+    label and per count took half of the time for 100 labels); per label otherwise (atlas ids beyond 65535).
+
+    The boxes are found first (scipy's find_objects, a pass over each array); where the labels' boxes together hold
+    fewer voxels than the volume (organs in a CT: 512×512×300 voxels, three labels in 5 % of them), each label is
+    counted inside its boxes, which hold all of its voxels, instead of in the whole volume (np.bincount casts every
+    voxel to int64: 1.1 of 1.6 s there)."""
 
     BLOCK = 1 << 20  # voxels counted at a time
 
@@ -459,6 +464,14 @@ class _LabelCounts:
             highest = max(highest, high)
         if not self.fast:
             return
+        self.pred_boxes, self.ref_boxes = _label_boxes(pred), _label_boxes(ref)
+        wanted = sorted({value for value in values if value > 0})
+        self.boxed = sum(math.prod(s.stop - s.start for s in box) for value in wanted
+                         for box in (self._box_of(self.pred_boxes, value), self._box_of(self.ref_boxes, value))
+                         if box is not None) <= pred.size
+        if self.boxed:
+            self.counted = {value: self._count_in_boxes(value) for value in wanted}
+            return
         size = max(top, highest) + 1
         self.n_pred, self.n_ref, self.n_both = (np.zeros(size, dtype=np.int64) for _ in range(3))
         # a slab at a time: np.bincount casts what it counts to int64, 8 bytes a voxel (840 MB for 105 million uint8
@@ -469,10 +482,33 @@ class _LabelCounts:
             self.n_pred += np.bincount(p, minlength=size)
             self.n_ref += np.bincount(r, minlength=size)
             self.n_both += np.bincount(p[(p == r) & (p != 0)], minlength=size)
-        self.pred_boxes, self.ref_boxes = _label_boxes(pred), _label_boxes(ref)
+
+    @staticmethod
+    def _box_of(boxes: list, value: int) -> tuple[slice, ...] | None:
+        """find_objects' box of ``value`` (None where the array holds none)."""
+        return boxes[value - 1] if 0 < value <= len(boxes) else None
+
+    def _count_in_boxes(self, value: int) -> tuple[int, int, int]:
+        """:meth:`counts` of ``value`` inside its boxes (each holds all of its voxels in its array; the voxels in both
+        lie where the boxes meet), a slab at a time (a box may span the volume: a stray voxel far from the organ)."""
+        found = []
+        for array, box in ((self.pred, self._box_of(self.pred_boxes, value)),
+                           (self.ref, self._box_of(self.ref_boxes, value))):
+            found.append(0 if box is None else sum(int(np.count_nonzero(p == value))
+                                                   for p, _ in _slabs(array[box], array[box], self.BLOCK)))
+        both = 0
+        p_box, r_box = self._box_of(self.pred_boxes, value), self._box_of(self.ref_boxes, value)
+        if p_box is not None and r_box is not None:
+            meet = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(p_box, r_box))
+            if all(s.start < s.stop for s in meet):
+                both = sum(int(np.count_nonzero((p == value) & (r == value)))
+                           for p, r in _slabs(self.pred[meet], self.ref[meet], self.BLOCK))
+        return found[0], found[1], both
 
     def counts(self, value: int) -> tuple[int, int, int]:
         """Voxels of ``value`` in the prediction, in the reference, and in both."""
+        if self.fast and self.boxed:
+            return self.counted[value] if value in self.counted else self._count_in_boxes(value)
         if self.fast:
             if value < 0:  # none in arrays counted so (and n_pred[-1] is the largest value's count)
                 return 0, 0, 0
