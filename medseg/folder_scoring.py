@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _NIFTI = (".nii.gz", ".nii")
 _PREDICTION_SUFFIX = "_seg"  # medseg infer writes <stem>_seg.nii.gz
+_SEG = "_seg.dcm"  # medseg infer --format dicom-seg writes <stem>_seg.dcm, placed on its series by its sidecar
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # as medseg train pairs labels
 _CHANNEL = "_0000"  # nnU-Net's channel suffix: medseg infer on imagesTs/case_0000.nii.gz writes case_0000_seg
 REPORT_NAMES = ("report.html", "cohort.tsv", "summary.json")
@@ -41,6 +42,8 @@ class FolderPairs:
     pairs: list[tuple[str, Path, Path]]  # (case id, prediction, reference), by case id
     unreferenced: list[Path] = field(default_factory=list)  # predictions without a reference: not scored
     missed: list[tuple[str, Path]] = field(default_factory=list)  # (case id, reference) without a prediction
+    # case id -> (NIfTI, DICOM SEG): a case with a prediction in each format, refused (its pair holds the NIfTI)
+    doubled: dict[str, tuple[Path, Path]] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,10 +68,14 @@ def case_file_name(case_id: str) -> str:
     return re.sub(r'[/\\:*?"<>|\x00-\x1f]', "_", case_id).lstrip(".") or "case"
 
 
-def _nifti_files(folder: Path, what: str) -> dict[str, Path]:
+def _nifti_files(folder: Path, what: str, segs: bool = False
+                 ) -> tuple[dict[str, Path], dict[str, tuple[Path, Path]]]:
     """The NIfTI files directly in ``folder`` by name without extension (composed Unicode, so a name written on a
-    Mac meets its counterpart). Other files are not searched: JSON files (sidecars, nnU-Net's dataset.json and
-    plans) are passed over in silence, anything else is named in one warning."""
+    Mac meets its counterpart), and with ``segs`` the DICOM SEGs ``medseg infer --format dicom-seg`` writes
+    (``<name>_seg.dcm``) too. Other files are not searched: JSON files (sidecars, nnU-Net's dataset.json and
+    plans) are passed over in silence, anything else is named in one warning (a DICOM folder beside its SEG, the
+    input it was made from, is left out in silence). A name with both a NIfTI file and a SEG is returned apart,
+    as (NIfTI, SEG) too (the NIfTI file stands for it among the files): that case is refused, not the folder."""
     try:
         entries = sorted(folder.iterdir())
     except FileNotFoundError as error:
@@ -78,40 +85,51 @@ def _nifti_files(folder: Path, what: str) -> dict[str, Path]:
 
         raise InputError(f"{folder}: cannot read the {what} folder ({os_reason(error)})") from error
     files: dict[str, Path] = {}
-    left_out = []
+    seg_files: dict[str, Path] = {}
+    left_out: list[Path] = []
     for path in entries:
         if path.name.startswith("."):
             continue
-        if path.name.lower().endswith(_NIFTI) and path.is_file():
+        lower = path.name.lower()
+        if (lower.endswith(_NIFTI) or (segs and lower.endswith(_SEG))) and path.is_file():
+            kind = seg_files if lower.endswith(_SEG) else files
             name = unicodedata.normalize("NFC", stem(path))
-            if name in files:
-                raise InputError(f"{path}: case {name!r} has two files in {folder} ({files[name].name} and "
+            if name in kind:
+                raise InputError(f"{path}: case {name!r} has two files in {folder} ({kind[name].name} and "
                                  f"{path.name}); keep one of them")
-            files[name] = path
-        elif not path.name.lower().endswith(".json") and path.name not in REPORT_NAMES:  # a report made in it
-            left_out.append(path.name + ("/" if path.is_dir() else ""))
+            kind[name] = path
+        elif not lower.endswith(".json") and path.name not in REPORT_NAMES:  # a report made in it
+            left_out.append(path)
+    # medseg infer without -o writes case_seg.dcm beside the DICOM folder case/ it was made from
+    left_out = [p for p in left_out if not (p.is_dir() and
+                                            unicodedata.normalize("NFC", p.name) + _PREDICTION_SUFFIX in seg_files)]
     if left_out:
-        shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
-        entries = ("1 entry that is not a .nii/.nii.gz file" if len(left_out) == 1
-                   else f"{len(left_out)} entries that are not .nii/.nii.gz files")
+        names = [p.name + ("/" if p.is_dir() else "") for p in left_out]
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        kinds = ".nii/.nii.gz or _seg.dcm" if segs else ".nii/.nii.gz"
+        entries = (f"1 entry that is not a {kinds} file" if len(names) == 1
+                   else f"{len(names)} entries that are not {kinds} files")
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
-    return files
+    both = {name: (files[name], path) for name, path in seg_files.items() if name in files}
+    return files | {name: path for name, path in seg_files.items() if name not in both}, both
 
 
 def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
-    """Pair the NIfTI files of ``pred_dir`` with those of ``ref_dir`` by name. A prediction's case is its name
+    """Pair the NIfTI files (and DICOM SEGs, ``case_seg.dcm``) of ``pred_dir`` with the NIfTI files of ``ref_dir`` by
+    name. A prediction's case is its name
     without ``_seg`` (``medseg infer``'s ``case_seg.nii.gz``) and, where that meets a reference, without nnU-Net's
     ``_0000``; a reference's is its name, or without ``_label(s)``, ``_seg``, ``_mask`` or ``_gt`` where that meets
     a prediction (the suffixes ``medseg train`` takes). nnU-Net's predictions and labelsTs both name ``case.nii.gz``.
-    Two files of one case in a folder, or no pair at all, are an :class:`InputError` naming them."""
+    Two files of one case in a folder, or no pair at all, are an :class:`InputError` naming them; a NIfTI file and a
+    SEG of one case are not, but its pair is listed in :attr:`FolderPairs.doubled` (:func:`score_folder` fails it)."""
     pred_dir, ref_dir = Path(path_argument(pred_dir, "the predictions folder")), \
         Path(path_argument(ref_dir, "the references folder"))
     with contextlib.suppress(OSError):
         if pred_dir.is_dir() and pred_dir.samefile(ref_dir):  # each file would be scored against itself: Dice 1
             raise ConflictingInputsError(f"{ref_dir}: given as both the predictions and the references folder; give "
                                          "the reference labels' folder as the second")
-    predictions = _nifti_files(pred_dir, "predictions")
-    references = _nifti_files(ref_dir, "references")
+    predictions, doubled = _nifti_files(pred_dir, "predictions", segs=True)
+    references, _ = _nifti_files(ref_dir, "references")
     # medseg infer without -o writes case_seg.nii.gz beside its input case.nii.gz: the input is no prediction
     inputs = sorted(name for name in predictions if f"{name}{_PREDICTION_SUFFIX}" in predictions)
     if inputs:
@@ -121,7 +139,8 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
         predictions = {name: path for name, path in predictions.items() if name not in inputs}
     for folder, found, what in ((pred_dir, predictions, "prediction"), (ref_dir, references, "reference")):
         if not found:
-            raise InputError(f"{folder}: no .nii/.nii.gz file in it (no {what} to pair)")
+            kinds = ".nii/.nii.gz or _seg.dcm" if what == "prediction" else ".nii/.nii.gz"
+            raise InputError(f"{folder}: no {kinds} file in it (no {what} to pair)")
 
     def case_of_reference(name: str, wanted: set[str]) -> str:
         if name in wanted:
@@ -142,12 +161,15 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
     bare_references = set(references) | {name[: -len(s)] for name in references for s in _LABEL_SUFFIXES
                                          if name.endswith(s)}
     by_case: dict[str, Path] = {}
+    doubled_cases: dict[str, tuple[Path, Path]] = {}
     for name, path in predictions.items():
         case = case_of_prediction(name, bare_references)
         if case in by_case:
             raise InputError(f"{path}: case {case!r} has two predictions in {pred_dir} ({by_case[case].name} and "
                              f"{path.name}); keep one of them")
         by_case[case] = path
+        if name in doubled:
+            doubled_cases[case] = doubled[name]
     ref_by_case: dict[str, Path] = {}
     for name, path in references.items():
         case = case_of_reference(name, set(by_case))
@@ -166,6 +188,7 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
         pairs=[(case, by_case[case], ref_by_case[case]) for case in paired],
         unreferenced=[by_case[case] for case in sorted(set(by_case) - set(ref_by_case))],
         missed=[(case, ref_by_case[case]) for case in sorted(set(ref_by_case) - set(by_case))],
+        doubled=doubled_cases,
     )
 
 
@@ -245,6 +268,12 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     failed: list[tuple[str, str, Path]] = []
     names_from: list[Path] = []
     for case, prediction, reference in found.pairs:
+        if case in found.doubled:  # which one the user means to score is theirs to say
+            nifti, seg = found.doubled[case]
+            record_failure(case, "evaluate", ConflictingInputsError(
+                f"{seg}: case {case!r} has two predictions, {nifti.name} and {seg.name} (a DICOM SEG); neither is "
+                f"scored: move the one not to score out of {seg.parent}"), nifti, reference)
+            continue
         try:
             metrics, source = score_pair(prediction, reference, case, package, given_as=given_as)
             with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):
@@ -263,7 +292,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     for case, reference in found.missed:
         record_failure(case, "not_run", InputError(
             f"{reference}: no prediction for this reference in {pred_dir} (a missed case; a prediction is named "
-            f"{case}.nii.gz or {case}_seg.nii.gz)"), None, reference, "MissingPrediction")
+            f"{case}.nii.gz, {case}_seg.nii.gz or {case}_seg.dcm)"), None, reference, "MissingPrediction")
     ours = {path.name for path in targets}
     others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
                     if path.name not in ours)

@@ -1719,3 +1719,53 @@ def test_the_report_checks_a_seg_prediction_from_its_source_headers_and_reads_th
     row, before = next(csv_rows(outputs.table)), next(csv_rows(drawn.table))
     assert row["case_id"] == "case10" and row["flags"] == before["flags"] and "geometry" not in row["flags"]
     assert "cannot read" not in outputs.html.read_text()
+
+
+def test_a_folder_of_predictions_scores_its_dicom_segs_as_one_pair_does(tmp_path, capsys, caplog, tiny_package):
+    """`evaluate PRED_DIR REF_DIR` takes medseg infer's <case>_seg.dcm, placed on its series by its sidecar, with the
+    numbers one pair gives; a case with a NIfTI and a SEG prediction fails on its own, naming both."""
+    values = stored_values((40, 36, 6), seed=16) + 900
+    write_series(tmp_path / "case9", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    pred = tmp_path / "pred"
+    assert run_main(["-q", "infer", str(tmp_path / "case9"), "-o", str(pred), "--device", "cpu",
+                     "--model", str(tiny_package.path), "--format", "dicom-seg"]) == 0
+    predicted = read_seg_volume(pred / "case9_seg.dcm", json.loads((pred / "case9_seg.json").read_text()))
+    reference = predicted.array.copy()
+    reference[:, :, 3] = 0  # Dice below 1
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for case in ("case9", "case10"):
+        nib.save(nib.Nifti1Image(reference, predicted.affine), refs / f"{case}.nii.gz")
+    shutil.copyfile(pred / "case9_seg.dcm", pred / "case10_seg.dcm")
+    shutil.copyfile(refs / "case9.nii.gz", pred / "case10_seg.nii.gz")
+    (pred / "case9").mkdir()  # the DICOM folder medseg infer without -o writes its SEG beside: no warning
+    out = tmp_path / "scores"
+    capsys.readouterr()
+    with caplog.at_level("WARNING"):
+        assert run_main(["evaluate", str(pred), str(refs), "-o", str(out)]) == 1  # case10 failed
+    assert not [m for m in caplog.messages if "left out" in m]
+    assert run_main(["evaluate", str(pred / "case9_seg.dcm"), str(refs / "case9.nii.gz"), "-o",
+                     str(tmp_path / "single.json")]) == 0
+    folder_record, single_record = (json.loads(p.read_text()) for p in (out / "case9_metrics.json",
+                                                                         tmp_path / "single.json"))
+    assert folder_record["labels"] == single_record["labels"]
+    assert folder_record["prediction"] == single_record["prediction"] == str(pred / "case9_seg.dcm")
+    assert 0 < folder_record["labels"]["1"]["dice"] < 1
+    assert not (out / "case10_metrics.json").exists()
+    failure = json.loads((out / "case10_failed.json").read_text())
+    assert failure["stage"] == "evaluate" and failure["error_type"] == "ConflictingInputsError"
+    assert failure["error"] == (f"{pred / 'case10_seg.dcm'}: case 'case10' has two predictions, case10_seg.nii.gz "
+                                f"and case10_seg.dcm (a DICOM SEG); neither is scored: move the one not to score out "
+                                f"of {pred}")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"] == {**summary["cases"], "total": 2, "scored": 1, "failed": 1}
+    row = next(row for row in csv_rows(out / "cohort.tsv") if row["case_id"] == "case9")
+    assert row["status"] == "scored" and "geometry" not in row["flags"]
+    page = (out / "report.html").read_text()  # drawn on its series, which the sidecar beside the SEG names
+    assert "cannot read" not in page and "no overlay" not in page and "image not shown" not in page
+
+
+def run_main(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code

@@ -73,13 +73,27 @@ def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
     if path.suffix.lower() == ".dcm":
         from medseg.io.dicom_seg import read_seg_volume, read_seg_with_source
 
+        sidecar = case.sidecar if case.sidecar is not None else _sidecar_beside(path)
         # the report reads inputs again: their skipped files were named when the case was segmented
         if not with_source:
-            volume = read_seg_volume(path, case.sidecar or {}, case.input_path(), warn_skipped=False)
+            volume = read_seg_volume(path, sidecar, case.input_path(), warn_skipped=False)
             return volume.array, volume.affine, None
-        volume, source = read_seg_with_source(path, case.sidecar or {}, case.input_path(), warn_skipped=False)
+        volume, source = read_seg_with_source(path, sidecar, case.input_path(), warn_skipped=False)
         return volume.array, volume.affine, source
     return (*read_labels(path), None)
+
+
+def _sidecar_beside(path: Path) -> dict:
+    """The sidecar ``medseg infer`` wrote beside a DICOM SEG, which places it on its series, for a case whose results
+    folder holds its metrics only (``medseg evaluate PRED_DIR REF_DIR -o OUT_DIR``); empty where it cannot be read
+    (reading the SEG then says what it lacks)."""
+    from medseg.io.label_images import prediction_sidecar
+    from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+
+    try:
+        return read_json_object(prediction_sidecar(path), RESULT_BYTES, "a prediction sidecar")
+    except (OSError, JsonFileError):
+        return {}
 
 
 def segmentation_header_problem(case: CaseResult, path: Path) -> str | None:
