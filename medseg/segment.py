@@ -20,6 +20,7 @@ from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteEr
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
 from medseg.io.files import is_path, path_argument
+from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
 from medseg.io.nifti import label_dtype, write_labels
 from medseg.io.pairs import file_signature
@@ -262,6 +263,8 @@ def segment_case(
         check_segment_labels(segmenter.package.labels, input_path)
     volume = read_image(input_path, series=series,
                         check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing, ensemble_bytes))
+    # a disk too full for the outputs is found before the minutes of inference, not after them
+    check_free_space(targets, volume.shape[:3], label_dtype(len(segmenter.package.labels)).itemsize, output_format)
     seg_sources = None
     if output_format == "dicom-seg":
         if volume.dicom is None:

@@ -2800,3 +2800,49 @@ def test_an_output_that_is_a_link_is_refused_and_the_other_inputs_go_on(tmp_path
                          capsys)  # alone and without --overwrite: the same line, before the model loads
     assert (code, out) == (1, "")
     assert err.startswith(f"medseg: error: {tmp_path / 'out' / 'a_seg.nii.gz'}: a link to {archive} is in the place")
+
+
+def test_a_disk_too_full_for_the_outputs_is_refused_before_segmenting(tmp_path, case, monkeypatch, capsys):
+    """A full disk was found only as the outputs were written, after the case's inference (minutes on a CPU): the
+    check that a file can be made passes on an almost full disk, as an empty file takes no space. The free space
+    (statvfs) is now checked against a lower bound of the outputs (the voxels compressed as far as gzip can, 1 KiB
+    per JSON) before inference: below it nothing is segmented, and a batch stops as on a full disk."""
+    import medseg.segment
+
+    voxels = math.prod(nib.load(case).shape[:3])
+    needed = -(-voxels // 1032) + 1024  # uint8 labels; one sidecar
+    real_statvfs = os.statvfs
+    free = {"bytes": needed - 1}
+
+    def statvfs(path):
+        status = real_statvfs(path)
+        if not Path(path).is_relative_to(tmp_path):
+            return status
+        blocks = free["bytes"]  # in 1-byte fragments: the bound is met or missed by one byte
+        return os.statvfs_result((1, 1, status.f_blocks, blocks, blocks, *status[5:]))
+
+    segmented = []
+    real_label_volume = medseg.segment._label_volume
+
+    def label_volume(volume, *args, **kwargs):
+        segmented.append(volume.source)
+        return real_label_volume(volume, *args, **kwargs)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    monkeypatch.setattr(medseg.segment, "_label_volume", label_volume)
+    inputs = [tmp_path / f"{name}.nii.gz" for name in ("a", "b")]
+    for path in inputs:
+        shutil.copyfile(case, path)
+    out = tmp_path / "out"
+    code, _, err = run(["infer", *map(str, inputs), "-o", str(out)], capsys)
+    assert code == 1 and segmented == []
+    assert err.strip().splitlines()[-2:] == [
+        f"medseg: error: {out}: no room for a_seg.nii.gz and 1 JSON file: {needed - 1:,} bytes free on its file "
+        f"system, at least {needed:,} needed; nothing segmented: free some space, or write the outputs elsewhere",
+        f"medseg: stopped after {inputs[0]}: {out} takes no more outputs; 0 of 2 inputs done, 1 failed, 1 not "
+        "segmented"]
+    assert not out.exists()
+    free["bytes"] = needed  # room for the least the outputs take: segmented, and not a word about it
+    code, _, err = run(["infer", str(inputs[0]), "-o", str(out)], capsys)
+    assert code == 0 and len(segmented) == 1 and "room" not in err
+    assert _files(out) == ["a_seg.json", "a_seg.nii.gz"]

@@ -670,6 +670,33 @@ def test_a_full_disk_stops_the_job_and_is_not_the_cases_failure(cohort, small_di
     assert folder.metrics("a").is_file() and nib.load(folder.segmentation("a")).shape == SHAPE
 
 
+def test_a_disk_too_full_for_a_cases_outputs_stops_the_job_before_it_is_segmented(cohort, tmp_path, monkeypatch):
+    """The infer step checks the free space as medseg infer does, before the case's inference: a disk too full for its
+    outputs stops the job as a full disk found at the write does, the case not recorded as failed."""
+    import medseg.segment
+    from medseg.errors import OutputWriteError
+
+    sheet, _ = cohort
+    results = tmp_path / "results"
+    real = os.statvfs
+
+    def statvfs(path):
+        status = real(path)
+        if not Path(path).is_relative_to(results):
+            return status
+        return os.statvfs_result((*status[:3], 0, 0, *status[5:]))  # a full disk
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    monkeypatch.setattr(medseg.segment, "_label_volume", lambda *args, **kwargs: pytest.fail("segmented"))
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    with pytest.raises(OutputWriteError, match=rf"^{results / 'cases' / 'a'}: no room for a_seg.nii.gz and 1 JSON "
+                                               r"file: 0 bytes free on its file system, at least 1,060 needed"):
+        infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    folder = ResultsFolder(results)
+    assert folder.status("a", "infer") is None and not folder.failure("a").exists()
+    assert not folder.started_path("a", "infer").exists() and not folder.segmentation("a").exists()
+
+
 def test_cases_are_told_as_they_end_so_a_job_a_full_disk_stops_has_told_the_ones_before(cohort, small_disk,
                                                                                           capsys, monkeypatch):
     """The per-case lines came only at the end: a job a full disk stopped at its fourth case showed only the error,
