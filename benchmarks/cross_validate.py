@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.checkpoint import check_output_folder, checkpoint_epoch
     from medseg.errors import MedsegError
+    from medseg.io.dataset_json import find_dataset_json
     from medseg.numbers import dice_round_text
     from medseg.package import CHECKPOINT_DIR, CONFIG_NAME, unfinished_training
     from medseg.train import train
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         config = read_config(args.config)
-        pairs = pair_cases(args.images, args.labels)
+        pairs = pair_cases(args.images, args.labels, dataset_json=find_dataset_json(args.images, args.labels))
         training = dict(config.get("training", {}))
         _, first, _ = seeded_split(pairs, training)
         every = list(range(len(pairs) // len(first))) if first else [0]

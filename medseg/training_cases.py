@@ -127,11 +127,16 @@ def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
     files[name] = path
 
 
-def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False) -> list[TrainCase]:
+def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False,
+               dataset_json: Path | str | None = None) -> list[TrainCase]:
     """Pair images and labels by file name (a label may add ``_label(s)``, ``_seg``, ``_mask`` or ``_gt``; an image
     may add nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
 
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
+    Where ``dataset_json`` (a Decathlon / nnU-Net v1 ``dataset.json``, as
+    :func:`~medseg.io.dataset_json.find_dataset_json` finds it) lists the ``training`` pairs, those pairs are the
+    cases: a listed file that is not there is an error naming it, files of the folders it does not list are left
+    out, named in one warning; a ``numTraining`` that disagrees with the cases is warned about.
     """
     images_dir = path_argument(images_dir, "the images folder")
     labels_dir = path_argument(labels_dir, "the labels folder")
@@ -139,6 +144,25 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
             raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
                                 "in a folder of their own")
+    listed = None
+    if dataset_json is not None:
+        from medseg.io.dataset_json import training_list
+
+        listed = training_list(dataset_json)
+    if listed is not None and listed.pairs:
+        cases = _listed_cases(Path(images_dir), Path(labels_dir), listed)
+    else:
+        cases = _paired_by_name(images_dir, labels_dir, allow_unpaired)
+    if listed is not None and listed.num_training is not None and listed.num_training != len(cases):
+        what = (f"its training list holds {counted(len(listed.pairs), 'pair')}" if listed.pairs else
+                f"{images_dir} and {labels_dir} hold {counted(len(cases), 'case')}")
+        log.warning("%s: numTraining is %d, but %s; training takes the %d %s", listed.path, listed.num_training, what,
+                    len(cases), "listed" if listed.pairs else "found")
+    return cases
+
+
+def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool) -> list[TrainCase]:
+    """:func:`pair_cases` by the files' names."""
     label_files = _image_files(Path(labels_dir), "labels")
     image_files = _image_files(Path(images_dir), "images")
 
@@ -202,6 +226,50 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
             + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
         )
     return [TrainCase(name, images[name], labels[name]) for name in paired]
+
+
+def _listed_cases(images_dir: Path, labels_dir: Path, listed) -> list[TrainCase]:
+    """:func:`pair_cases` by a dataset.json's ``training`` list (``listed``, a
+    :class:`~medseg.io.dataset_json.TrainingList`): its files are looked for by name in the folders given (which
+    may be others than those it lists, as a folder of preprocessed images beside ``imagesTr``); an image listed as
+    ``case.nii.gz`` may be ``case_0000.nii.gz`` on disk, as nnU-Net v1 lists them."""
+    image_files = _image_files(images_dir, "images")
+    label_files = _image_files(labels_dir, "labels")
+    cases: dict[str, TrainCase] = {}
+    missing: list[str] = []
+    used: set[Path] = set()
+    for image_text, label_text in listed.pairs:
+        image_path, label_path = images_dir / Path(image_text).name, labels_dir / Path(label_text).name
+        name = unicodedata.normalize("NFC", stem(Path(image_text)))
+        image = image_files.get(name) or image_files.get(name + "_0000")
+        label = label_files.get(unicodedata.normalize("NFC", stem(Path(label_text))))
+        missing += [str(path) for path, found in ((image_path, image), (label_path, label)) if found is None]
+        if image is None or label is None:
+            continue
+        case_id = name[:-5] if name.endswith("_0000") else name
+        if case_id in cases or image in used or label in used:
+            raise TrainingError(f"{listed.path}: lists case {case_id!r} ({image.name}, {label.name}) twice in its "
+                                "training list; list each case once")
+        used.update((image, label))
+        cases[case_id] = TrainCase(case_id, image, label)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" … and {len(missing) - 5} more" if len(missing) > 5 else "")
+        one = len(missing) == 1
+        raise TrainingError(f"{listed.path}: lists {counted(len(missing), 'training file')} that "
+                            f"{'is' if one else 'are'} not there: {shown}; restore {'it' if one else 'them'}, or "
+                            f"take {'its entry' if one else 'their entries'} out of the dataset.json's training list")
+    unlisted = [path for path in [*image_files.values(), *label_files.values()] if path not in used]
+    channels = [name for name, path in image_files.items() if path not in used
+                and (split := nnunet_channel(name)) is not None and split[0] in cases
+                and stem(cases[split[0]].image_path).endswith("_0000")]
+    if channels:  # beside a listed case_0000: its further channels, refused as such
+        raise TrainingError(_channels_refused(images_dir, channels, image_files))
+    if unlisted:
+        shown = ", ".join(f"{path.parent.name}/{path.name}" for path in unlisted[:5])
+        log.warning("%s: left out %s of %s and %s that its training list does not name (trained on: the %s it "
+                    "lists): %s%s", listed.path, counted(len(unlisted), "file"), images_dir, labels_dir,
+                    counted(len(cases), "case"), shown, f" … and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
+    return [cases[case_id] for case_id in sorted(cases)]
 
 
 def _channels_refused(images_dir: Path | str, channels: list[str], images: dict[str, Path]) -> str:

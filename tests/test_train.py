@@ -23,7 +23,7 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 
 from medseg.device import native_bf16
-from medseg.errors import DeviceError, MedsegError, TrainingError
+from medseg.errors import DeviceError, InputError, MedsegError, TrainingError
 from medseg.model_card import model_card
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
@@ -936,6 +936,98 @@ def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(
     # images and labels in folders of different parents: a dataset.json is not looked for
     assert _exit_code(_train_cli(images, tiny_set[1], tmp_path / "apart", "--epochs", "1", *_FEW_STEPS)) == 0
     assert load_package(tmp_path / "apart").labels[1] == "label_1"
+
+
+def _decathlon_folder(folder: Path, listed: list[int], cases: list[int], **fields) -> tuple[Path, Path]:
+    """A Decathlon task folder whose dataset.json lists cases ``listed`` (``training``) and whose folders hold
+    ``cases`` (tiny phantoms)."""
+    for seed in cases:
+        write_phantom(folder / "imagesTr" / f"ph_{seed}.nii.gz", folder / "labelsTr" / f"ph_{seed}.nii.gz",
+                      shape=(12, 12, 4), seed=seed, oblique=False)
+    (folder / "dataset.json").write_text(json.dumps({
+        "name": "Phantoms", "modality": {"0": "MRI"}, "labels": {"0": "background", "1": "a", "2": "b", "3": "c"},
+        "numTraining": len(listed), "numTest": 0, "test": [],
+        "training": [{"image": f"./imagesTr/ph_{i}.nii.gz", "label": f"./labelsTr/ph_{i}.nii.gz"} for i in listed],
+        **fields}))
+    return folder / "imagesTr", folder / "labelsTr"
+
+
+def test_a_dataset_jsons_training_list_is_the_training_set(tmp_path, caplog):
+    """The Decathlon's dataset.json lists its training pairs; they were ignored: a stray copy in imagesTr/labelsTr
+    ("case copy.nii.gz") was trained on in silence, a listed case missing on disk went unnamed, and numTraining was
+    never compared."""
+    from medseg.io.dataset_json import find_dataset_json
+
+    images, labels = _decathlon_folder(tmp_path / "Task09_Ph", listed=[0, 1, 2], cases=[0, 1, 2])
+    shutil.copy(images / "ph_0.nii.gz", images / "ph_0 copy.nii.gz")
+    shutil.copy(labels / "ph_0.nii.gz", labels / "ph_0 copy.nii.gz")
+    (images / "._ph_1.nii.gz").write_bytes(b"\x00\x05\x16\x07 macOS")  # passed over in silence, as before
+    dataset = find_dataset_json(images, labels)
+    assert dataset == tmp_path / "Task09_Ph" / "dataset.json"
+    assert [c.case_id for c in pair_cases(images, labels)] == ["ph_0", "ph_0 copy", "ph_1", "ph_2"]  # by names
+    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"):
+        cases = pair_cases(images, labels, dataset_json=dataset)
+    assert [(c.case_id, c.image_path, c.label_path) for c in cases] == [
+        (f"ph_{i}", images / f"ph_{i}.nii.gz", labels / f"ph_{i}.nii.gz") for i in range(3)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{dataset}: left out 2 files of {images} and {labels} that its training list does not name (trained on: the "
+        "3 cases it lists): imagesTr/ph_0 copy.nii.gz, labelsTr/ph_0 copy.nii.gz"]
+    # a listed case missing on disk is an error naming its files
+    doc = json.loads(dataset.read_text())
+    doc["training"].append({"image": "./imagesTr/ph_7.nii.gz", "label": "./labelsTr/ph_7.nii.gz"})
+    dataset.write_text(json.dumps(doc))
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels, dataset_json=dataset)
+    assert str(error.value) == (
+        f"{dataset}: lists 2 training files that are not there: {images / 'ph_7.nii.gz'}, {labels / 'ph_7.nii.gz'}; "
+        "restore them, or take their entries out of the dataset.json's training list")
+    # numTraining that disagrees with the list is told; the list wins
+    doc["training"].pop()
+    doc["numTraining"] = 4
+    dataset.write_text(json.dumps(doc))
+    (images / "ph_0 copy.nii.gz").unlink()
+    (labels / "ph_0 copy.nii.gz").unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"):
+        assert len(pair_cases(images, labels, dataset_json=dataset)) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{dataset}: numTraining is 4, but its training list holds 3 pairs; training takes the 3 listed"]
+    # without a list (nnU-Net v2), numTraining is compared with the pairs found by name
+    dataset.write_text(json.dumps({key: value for key, value in doc.items() if key != "training"}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"):
+        assert len(pair_cases(images, labels, dataset_json=dataset)) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{dataset}: numTraining is 4, but {images} and {labels} hold 3 cases; training takes the 3 found"]
+    # nnU-Net v1 lists an image as case.nii.gz that is case_0000.nii.gz on disk
+    for i in range(3):
+        (images / f"ph_{i}.nii.gz").rename(images / f"ph_{i}_0000.nii.gz")
+    doc["numTraining"] = 3
+    dataset.write_text(json.dumps(doc))
+    assert [(c.case_id, c.image_path.name) for c in pair_cases(images, labels, dataset_json=dataset)] == [
+        (f"ph_{i}", f"ph_{i}_0000.nii.gz") for i in range(3)]
+    # the listed files are looked for by name in the folders given: a folder of preprocessed images beside imagesTr
+    shutil.copytree(images, images.parent / "imagesTr_n4")
+    (images / "ph_2_0000.nii.gz").unlink()
+    assert [c.image_path for c in pair_cases(images.parent / "imagesTr_n4", labels, dataset_json=dataset)] == [
+        images.parent / "imagesTr_n4" / f"ph_{i}_0000.nii.gz" for i in range(3)]
+    # an entry that is not an image and a label path
+    dataset.write_text(json.dumps({**doc, "training": [{"image": "./imagesTr/ph_0.nii.gz"}]}))
+    with pytest.raises(InputError, match=rf"^{re.escape(str(dataset))}: training entry 1 is not an image and a label "
+                                         "path"):
+        pair_cases(images, labels, dataset_json=dataset)
+
+
+def test_a_training_list_naming_a_missing_case_stops_the_run_in_one_line(tmp_path, capsys):
+    """medseg train on a Decathlon folder whose dataset.json lists a case not on disk trained on the others."""
+    images, labels = _decathlon_folder(tmp_path / "Task09_Ph", listed=[0, 1, 2], cases=[0, 1])
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 1
+    dataset = tmp_path / "Task09_Ph" / "dataset.json"
+    assert capsys.readouterr().err.splitlines() == [
+        f"medseg: error: {dataset}: lists 2 training files that are not there: {images / 'ph_2.nii.gz'}, "
+        f"{labels / 'ph_2.nii.gz'}; restore them, or take their entries out of the dataset.json's training list"]
+    assert not out.exists()
 
 
 def test_an_nnunet_set_of_several_channels_is_refused_in_one_line_naming_them(tiny_set, tmp_path, capsys):

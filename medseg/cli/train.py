@@ -107,7 +107,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if config_path is not None:
         config = read_given_config(config_path, overrides)
     check_output_folder(output, overwrite=overwrite, resume=resume)
-    pairs = pair_cases(images, labels)
+    from medseg.io.dataset_json import find_dataset_json
+
+    pairs = pair_cases(images, labels, dataset_json=find_dataset_json(images, labels))  # its training list
     if config_path is not None and not quiet():
         disagree = dataset_names_disagree(images, labels, config, config_path)
         if disagree is not None:

@@ -22,7 +22,8 @@ from medseg.io.files import undecodable
 from medseg.jsonfile import size_text
 from medseg.numbers import values_text
 
-__all__ = ["DatasetJson", "declared_names", "find_dataset_json", "read_dataset_json", "renamed_labels"]
+__all__ = ["DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "read_dataset_json", "renamed_labels",
+           "training_list"]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,53 @@ def _consecutive_advice(values: list[int], shown: int = 3) -> str:
         advice += f", or declare labels {values_text(missing)} in it too, as labels no file holds"
         advice += "" if values[0] == 0 else ", and label 0 (background)"
     return advice
+
+
+@dataclass
+class TrainingList:
+    """The training cases a Decathlon / nnU-Net v1 ``dataset.json`` lists (``training``: image and label paths,
+    relative to its folder, as written) and the count it states (``numTraining``)."""
+
+    path: Path
+    pairs: list[tuple[str, str]]  # (image, label) as written, e.g. ("./imagesTr/la_003.nii.gz", "./labelsTr/…")
+    num_training: int | None = None
+
+
+def training_list(path: Path | str) -> TrainingList | None:
+    """The ``training`` list and ``numTraining`` of a ``dataset.json``; None for a file that states neither, or
+    that is not one medseg can read (:func:`read_dataset_json` warns about that where it reads the names). A
+    ``training`` entry that is not an image and a label path is an :class:`InputError` naming the file."""
+    path = Path(path)
+    try:
+        doc = json.loads(_decoded(_read_capped(path)))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    count = doc.get("numTraining")
+    count = int(count) if _whole_text(count) or (isinstance(count, int) and not isinstance(count, bool)) else None
+    listed = doc.get("training")
+    if listed is None or listed == []:
+        return None if count is None else TrainingList(path=path, pairs=[], num_training=count)
+    if not isinstance(listed, list):
+        raise InputError(f"{path}: \"training\" is {type(listed).__name__}, not a list of image and label paths "
+                         "(as the Decathlon's: [{\"image\": \"./imagesTr/case.nii.gz\", \"label\": "
+                         "\"./labelsTr/case.nii.gz\"}, …])")
+    pairs = []
+    for number, entry in enumerate(listed, 1):
+        image = entry.get("image") if isinstance(entry, dict) else None
+        label = entry.get("label") if isinstance(entry, dict) else None
+        if isinstance(image, list) and len(image) > 1:
+            raise InputError(f"{path}: training entry {number} gives {len(image)} images for one case; medseg trains "
+                             "on one image per case and does not support multi-channel input")
+        image = image[0] if isinstance(image, list) and len(image) == 1 else image
+        if not (isinstance(image, str) and image.strip() and isinstance(label, str) and label.strip()):
+            shown = json.dumps(entry, ensure_ascii=False)
+            raise InputError(f"{path}: training entry {number} is not an image and a label path (got "
+                             f"{shown[:80]}{'…' if len(shown) > 80 else ''}); the Decathlon's form is "
+                             "{\"image\": \"./imagesTr/case.nii.gz\", \"label\": \"./labelsTr/case.nii.gz\"}")
+        pairs.append((image.strip(), label.strip()))
+    return TrainingList(path=path, pairs=pairs, num_training=count)
 
 
 def declared_names(path: Path | str) -> dict[int, str] | None:
