@@ -210,3 +210,30 @@ def test_one_folder_as_both_and_results_of_other_cases_in_the_output_folder(fold
         assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
     assert (f"{out}: 1 result file not of these predictions (an earlier run's?) is in the report and its figures: "
             "old_metrics.json; remove them, or give a folder of its own") in caplog.messages
+
+
+def test_a_separate_output_folder_still_shows_the_model_and_its_training_images(folders, tmp_path):
+    """Scored into a folder of their own (the README's `-o scores/`), the cases' rows had no model and the summary
+    counted 0 of the model's training images, however many there were (17 of 20 hippocampus cases segmented by the
+    shipped model): the sidecars stay beside the predictions. The report takes the sidecar beside the prediction a
+    metrics record names, where it describes that file."""
+    pred, ref = folders
+    save(labels(0)[1], ref / "c.nii.gz")  # c on the reference's grid again: three scored cases
+    for case, trained in (("a", True), ("b", False)):
+        (pred / f"{case}_seg.json").write_text(json.dumps({
+            "schema": "medseg-segmentation/1", "case_id": case, "segmentation": f"{case}_seg.nii.gz",
+            "labels": {"0": "background", "1": "anterior", "2": "posterior"},
+            "model": {"name": "hippo-test", "version": "2", "weights_sha256": "ab" * 32},
+            "in_training_set": trained}))
+    (pred / "c_seg.json").write_text(json.dumps({  # the sidecar of another file: not c's
+        "schema": "medseg-segmentation/1", "case_id": "c", "segmentation": "other_seg.nii.gz",
+        "labels": {"0": "background", "1": "anterior", "2": "posterior"}, "model": {"name": "elsewhere"},
+        "in_training_set": True}))
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    rows = {row["case_id"]: row for row in csv.DictReader((out / "cohort.tsv").open(), delimiter="\t")}
+    assert {case: (row["model"], row["in_training_set"]) for case, row in rows.items()} == {
+        "a": ("hippo-test", "true"), "b": ("hippo-test", "false"), "c": ("", "")}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"]["in_training_set"] == 1 and summary["cases"]["scored"] == 3
+    assert not list(out.glob("*_seg.json"))  # read where they are, not copied

@@ -274,20 +274,57 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         if kind == "metrics":
             case.notes.extend(_metrics_notes(record))
         if kind == "sidecar":
-            case.notes.extend(_passed_over_notes(record))
-            case.notes.extend(_input_notes(record))
-        if kind == "sidecar" and isinstance(record.get("named_like_training_case"), str):
-            case.notes.append(f"named like the model's training case {record['named_like_training_case']}, but not "
-                              "byte for byte its file: if it is that image, its Dice overstates the model's accuracy "
-                              "on new data")
+            case.notes.extend(_sidecar_notes(record))
     if not found and not allow_empty:
         raise InputError(
             f"{results_dir}: no case results found (looked for *_seg.json, *_metrics.json and *_failed.json)"
         )
     for case in cases.values():
+        _sidecar_beside_prediction(case)
         _resolve_stale_failure(case)
         _check_segmentation(case)
     return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
+
+
+def _sidecar_notes(record: dict) -> list[str]:
+    """What a reader of the page should know about a sidecar: inputs passed over, the input's own notes, a name
+    like a training case's."""
+    notes = [*_passed_over_notes(record), *_input_notes(record)]
+    if isinstance(record.get("named_like_training_case"), str):
+        notes.append(f"named like the model's training case {record['named_like_training_case']}, but not byte for "
+                     "byte its file: if it is that image, its Dice overstates the model's accuracy on new data")
+    return notes
+
+
+def _sidecar_beside_prediction(case: CaseResult) -> None:
+    """A scored case whose folder holds no sidecar (scores written apart from the predictions: ``medseg evaluate
+    PRED_DIR REF_DIR -o OUT_DIR``, ``medseg evaluate PRED REF -o scores/``) takes the sidecar beside the prediction
+    its metrics name, where that sidecar describes that file: the model that made it, and whether its input is one of
+    the model's training images, are then on its row and in the summary's counts (they read as no model and "0 in the
+    training set", however many were). One that cannot be read is a note; the scores stand."""
+    from medseg.io.label_images import prediction_sidecar
+
+    if case.sidecar is not None or "sidecar" in case.paths or case.failure is not None or case.metrics is None:
+        return
+    prediction = resolve_path(case.metrics.get("prediction"), case)
+    if prediction is None:
+        return
+    try:
+        path = prediction_sidecar(prediction)
+    except (OSError, ValueError):
+        return
+    if not _exists(path, file=True):
+        return
+    record, problem, _ = _read_json(path, KINDS["_seg.json"][1], str(path))
+    if problem is not None:
+        case.notes.append(f"{problem}: the model that made the prediction is not shown")
+        return
+    described = record.get("segmentation")
+    if not isinstance(described, str) or Path(described).name != prediction.name:
+        return  # the sidecar of another file (or of none): not this prediction's
+    case.sidecar = record
+    case.paths["sidecar"] = path
+    case.notes.extend(_sidecar_notes(record))
 
 
 def _passed_over_notes(sidecar: dict) -> list[str]:
