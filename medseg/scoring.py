@@ -126,11 +126,13 @@ _READ = object()  # score_prediction reads the sidecar itself
 def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[dict[int, str], Path] | None:
     """Label names for a prediction no model names (no sidecar, no package): those of the Decathlon / nnU-Net
     ``dataset.json`` of the reference's dataset folder (``TaskXX/labelsTr/case.nii.gz`` → ``TaskXX/dataset.json``),
-    else of one in the prediction's folder (nnU-Net writes its dataset.json beside its predictions), with the file
-    they come from. None where neither is there or names any labels (a datalist names none)."""
+    else of one in the reference's own folder (a folder of test labels handed out with it), else of one in the
+    prediction's folder (nnU-Net writes its dataset.json beside its predictions), with the file they come from. None
+    where none is there or names any labels (a datalist names none)."""
     from medseg.io.dataset_json import NAME, declared_names
 
-    for folder in (Path(reference).absolute().parent.parent, Path(prediction).absolute().parent):
+    reference = Path(reference).absolute()
+    for folder in dict.fromkeys((reference.parent.parent, reference.parent, Path(prediction).absolute().parent)):
         path = folder / NAME
         if path.is_file():
             names = declared_names(path)

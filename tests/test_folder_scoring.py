@@ -237,3 +237,27 @@ def test_a_separate_output_folder_still_shows_the_model_and_its_training_images(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"]["in_training_set"] == 1 and summary["cases"]["scored"] == 3
     assert not list(out.glob("*_seg.json"))  # read where they are, not copied
+
+
+def test_a_dataset_json_in_the_references_folder_names_the_labels(tmp_path, capsys):
+    """A folder of test labels handed out with its dataset.json in it: the folder's JSON files are passed over as
+    cases, and the dataset.json was passed over for the names too (label_1, label_2, with no word), where one in the
+    dataset folder above or beside the predictions was read. Its labels are all scored: one that neither file of a
+    case holds is recorded as both empty, not left out of the record."""
+    save(labels(1)[0], tmp_path / "pred" / "a_seg.nii.gz")
+    save(labels(0)[1], tmp_path / "labelsTs" / "a.nii.gz")
+    single = np.where(labels(0)[1] == 1, 1, 0).astype(np.uint8)  # b holds no label 2 on either side
+    save(single, tmp_path / "pred" / "b_seg.nii.gz")
+    save(single, tmp_path / "labelsTs" / "b.nii.gz")
+    names = tmp_path / "labelsTs" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"background": 0, "anterior": 1, "posterior": 2}}))
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(tmp_path / "pred"), str(tmp_path / "labelsTs"), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"label names from {names}" in captured.err
+    b = json.loads((out / "b_metrics.json").read_text())
+    assert {value: (entry["name"], entry["status"]) for value, entry in b["labels"].items()} == {
+        "1": ("anterior", "ok"), "2": ("posterior", "both_empty")}
+    assert "2 posterior: Dice mean" in captured.out
+    assert run(["evaluate", str(tmp_path / "pred" / "a_seg.nii.gz"), str(tmp_path / "labelsTs" / "a.nii.gz")]) == 0
+    assert f"label names from {names}" in capsys.readouterr().err  # one pair alike
