@@ -237,6 +237,12 @@ def test_a_separate_output_folder_still_shows_the_model_and_its_training_images(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"]["in_training_set"] == 1 and summary["cases"]["scored"] == 3
     assert not list(out.glob("*_seg.json"))  # read where they are, not copied
+    (pred / "c_seg.json").write_text(json.dumps({"labels": ["background", "anterior", "posterior"]}))  # another tool's
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "c_seg.json" not in page  # no note of a file that is no sidecar of medseg's
+    rows = {row["case_id"]: row for row in csv.DictReader((out / "cohort.tsv").open(), delimiter="\t")}
+    assert rows["c"]["model"] == "" and rows["a"]["model"] == "hippo-test"
 
 
 def test_a_dataset_json_in_the_references_folder_names_the_labels(tmp_path, capsys):
@@ -261,3 +267,30 @@ def test_a_dataset_json_in_the_references_folder_names_the_labels(tmp_path, caps
     assert "2 posterior: Dice mean" in captured.out
     assert run(["evaluate", str(tmp_path / "pred" / "a_seg.nii.gz"), str(tmp_path / "labelsTs" / "a.nii.gz")]) == 0
     assert f"label names from {names}" in capsys.readouterr().err  # one pair alike
+
+
+def test_scores_written_beside_channel_named_predictions_are_one_case_each(tmp_path):
+    """`medseg infer imagesTs/case_0000.nii.gz -o pred/` writes case_0000_seg.nii.gz and its sidecar (case
+    case_0000); two folders pair it with labelsTs/case.nii.gz as case `case`. Scored into PRED_DIR (the README's way to
+    keep the model and training images in the report), the report read them as two cases: `case` scored without its
+    model, `case_0000` segmented but not scored, and counted 2 cases for 1. One that failed at scoring likewise."""
+    pred, ref = tmp_path / "pred", tmp_path / "labelsTs"
+    for case, shift in (("a", 1), ("b", 0)):
+        save(labels(shift)[0], pred / f"{case}_0000_seg.nii.gz")
+        (pred / f"{case}_0000_seg.json").write_text(json.dumps({
+            "schema": "medseg-segmentation/1", "case_id": f"{case}_0000", "segmentation": f"{case}_0000_seg.nii.gz",
+            "labels": {"0": "background", "1": "anterior", "2": "posterior"},
+            "model": {"name": "hippo-test", "version": "2", "weights_sha256": "ab" * 32},
+            "in_training_set": case == "a"}))
+    save(labels(0)[1], ref / "a.nii.gz")
+    off = AFFINE.copy()
+    off[0, 3] = 5.0  # b's reference on another grid: b fails at scoring
+    save(labels(0)[1], ref / "b.nii.gz", off)
+    assert run(["evaluate", str(pred), str(ref), "-o", str(pred)]) == 1
+    rows = {row["case_id"]: row for row in csv.DictReader((pred / "cohort.tsv").open(), delimiter="\t")}
+    assert {case: (row["status"], row["model"]) for case, row in rows.items()} == {
+        "a": ("scored", "hippo-test"), "b": ("failed", "hippo-test")}
+    assert rows["a"]["in_training_set"] == "true"
+    summary = json.loads((pred / "summary.json").read_text())
+    assert summary["cases"] == {**summary["cases"], "total": 2, "scored": 1, "failed": 1, "no_reference": 0,
+                                "in_training_set": 1}

@@ -279,8 +279,8 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         raise InputError(
             f"{results_dir}: no case results found (looked for *_seg.json, *_metrics.json and *_failed.json)"
         )
+    _join_sidecars_beside_predictions(cases)
     for case in cases.values():
-        _sidecar_beside_prediction(case)
         _resolve_stale_failure(case)
         _check_segmentation(case)
     return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
@@ -296,35 +296,76 @@ def _sidecar_notes(record: dict) -> list[str]:
     return notes
 
 
-def _sidecar_beside_prediction(case: CaseResult) -> None:
-    """A scored case whose folder holds no sidecar (scores written apart from the predictions: ``medseg evaluate
-    PRED_DIR REF_DIR -o OUT_DIR``, ``medseg evaluate PRED REF -o scores/``) takes the sidecar beside the prediction
-    its metrics name, where that sidecar describes that file: the model that made it, and whether its input is one of
-    the model's training images, are then on its row and in the summary's counts (they read as no model and "0 in the
-    training set", however many were). One that cannot be read is a note; the scores stand."""
+def _join_sidecars_beside_predictions(cases: dict[tuple[Path, str], CaseResult]) -> None:
+    """A case scored (or failed at scoring) apart from the sidecar of its prediction takes that sidecar: the one
+    beside the prediction its metrics (or failure record) name, where it describes that file. Scores written into a
+    folder of their own (``medseg evaluate PRED_DIR REF_DIR -o OUT_DIR``, ``medseg evaluate PRED REF -o scores/``)
+    then show the model that made the prediction and whether its input is one of the model's training images (they
+    read as no model and "0 in the training set", however many were); scores written beside predictions under
+    another case name (``case_metrics.json`` beside ``case_0000_seg.json``, as two folders are paired) are one case,
+    not a scored case and a segmented one. A sidecar that cannot be read is a note; the scores stand."""
+    import os
+
     from medseg.io.label_images import prediction_sidecar
 
-    if case.sidecar is not None or "sidecar" in case.paths or case.failure is not None or case.metrics is None:
-        return
-    prediction = resolve_path(case.metrics.get("prediction"), case)
-    if prediction is None:
-        return
-    try:
-        path = prediction_sidecar(prediction)
-    except (OSError, ValueError):
-        return
-    if not _exists(path, file=True):
-        return
-    record, problem, _ = _read_json(path, KINDS["_seg.json"][1], str(path))
-    if problem is not None:
-        case.notes.append(f"{problem}: the model that made the prediction is not shown")
-        return
-    described = record.get("segmentation")
-    if not isinstance(described, str) or Path(described).name != prediction.name:
-        return  # the sidecar of another file (or of none): not this prediction's
-    case.sidecar = record
-    case.paths["sidecar"] = path
-    case.notes.extend(_sidecar_notes(record))
+    held = {os.path.realpath(case.paths["sidecar"]): key for key, case in cases.items()
+            if case.sidecar is not None and "sidecar" in case.paths}
+    for key, case in list(cases.items()):
+        if key not in cases:
+            continue
+        prediction = _scored_prediction(case)
+        if prediction is None:
+            continue
+        try:
+            path = prediction_sidecar(prediction)
+            other_key = held.get(os.path.realpath(path))
+        except (OSError, ValueError):
+            continue
+        if other_key is not None:  # in the results folder, read as a case of its own
+            other = cases.get(other_key)
+            if other is None or other is case or other.metrics is not None or other.failure is not None \
+                    or not _describes(other.sidecar, prediction):
+                continue
+            case.sidecar, case.paths["sidecar"] = other.sidecar, other.paths["sidecar"]
+            case.notes.extend(other.notes)
+            del cases[other_key]
+            continue
+        if not _exists(path, file=True):
+            continue
+        try:
+            found = read_json_object(path, RESULT_BYTES, "a medseg result record").get("schema")
+        except (JsonFileError, OSError):
+            continue
+        if found != KINDS["_seg.json"][1]:
+            continue  # another tool's JSON beside its prediction (a BIDS sidecar): no model of medseg's to show
+        record, problem, _ = _read_json(path, KINDS["_seg.json"][1], str(path))
+        if problem is not None:
+            case.notes.append(f"{problem}: the model that made the prediction is not shown")
+            continue
+        if _describes(record, prediction):
+            case.sidecar = record
+            case.paths["sidecar"] = path
+            case.notes.extend(_sidecar_notes(record))
+
+
+def _scored_prediction(case: CaseResult) -> Path | None:
+    """The prediction a case without a sidecar was scored from (its metrics), or failed to be scored from (a failure
+    record of stage ``evaluate``), as it exists now; None otherwise."""
+    if case.sidecar is not None or "sidecar" in case.paths:
+        return None
+    if case.metrics is not None and case.failure is None:
+        recorded = case.metrics.get("prediction")
+    elif case.metrics is None and case.failure is not None and case.failure.get("stage") == "evaluate":
+        recorded = case.failure.get("input")
+    else:
+        return None
+    return resolve_path(recorded, case) if isinstance(recorded, str) else None
+
+
+def _describes(sidecar: dict | None, prediction: Path) -> bool:
+    """Whether ``sidecar`` is that of ``prediction``: the segmentation it describes has its name."""
+    described = (sidecar or {}).get("segmentation")
+    return isinstance(described, str) and Path(described).name == prediction.name
 
 
 def _passed_over_notes(sidecar: dict) -> list[str]:
