@@ -209,12 +209,8 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
     outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
     ``on_case(case_id, metrics_or_None, error_or_None)`` is called after each case."""
-    from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
     from medseg.errors import OutputWriteError
-    from medseg.io.atomic import atomic_paths, check_writable, results_unwritable
-    from medseg.metrics import metrics_json
-    from medseg.resources import set_threads
-    from medseg.scoring import score_pair
+    from medseg.io.atomic import check_writable, remove_empty_folders
 
     out_dir = Path(path_argument(out_dir, "the output folder"))
     found = pair_predictions(pred_dir, ref_dir)
@@ -242,12 +238,33 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     if found.missed:
         log.warning("%s: %s without a prediction in %s, counted as missed cases (failed, stage not_run): %s",
                     ref_dir, counted(len(found.missed), "reference"), pred_dir, _shown([p for _, p in found.missed]))
+    # the folders made for the results go again, where left empty, if the run stops (a full disk at the first case)
+    made = [f for f in (out_dir, *out_dir.parents) if not f.exists() and not f.is_symlink()]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         from medseg.io.files import os_reason
 
+        remove_empty_folders(made)
         raise OutputWriteError(f"{out_dir}: cannot make the output folder ({os_reason(error)})") from error
+    try:
+        return _score_into(found, pred_dir, ref_dir, out_dir, targets, metrics_path, failure_path, package, given_as,
+                           on_case)
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+
+
+def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: list[Path],
+                metrics_path: dict[str, Path], failure_path: dict[str, Path], package, given_as: str,
+                on_case) -> FolderScores:
+    """:func:`score_folder`'s work once ``out_dir`` is there: each pair scored, the missed cases recorded, the
+    report made."""
+    from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
+    from medseg.io.atomic import atomic_paths, results_unwritable
+    from medseg.metrics import metrics_json
+    from medseg.resources import set_threads
+    from medseg.scoring import score_pair
 
     def record_failure(case: str, stage: str, error: BaseException, prediction: Path | None, reference: Path,
                        error_type: str | None = None) -> None:

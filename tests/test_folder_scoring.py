@@ -294,3 +294,29 @@ def test_scores_written_beside_channel_named_predictions_are_one_case_each(tmp_p
     summary = json.loads((pred / "summary.json").read_text())
     assert summary["cases"] == {**summary["cases"], "total": 2, "scored": 1, "failed": 1, "no_reference": 0,
                                 "in_training_set": 1}
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_leaves_no_empty_output_folder(folders, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """A disk that takes no more stops the run at the first case's record, one line, exit 1; the output folder the run
+    made (and its parents) was left behind empty, where errors that concern the whole run write nothing."""
+    import errno
+
+    import medseg.metrics
+
+    pred, ref = folders
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(medseg.metrics, "metrics_json", full)
+    out = tmp_path / "new" / "scores"
+    assert run(["-q", "evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"medseg: error: {out}") and err[0].endswith(
+        ": cannot write (no space left on device)")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert run(["-q", "evaluate", str(pred), str(ref), "-o", str(kept)]) == 1
+    assert kept.is_dir() and not list(kept.iterdir())  # a folder that was there stays
