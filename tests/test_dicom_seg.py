@@ -1695,7 +1695,7 @@ def test_the_report_checks_a_seg_prediction_from_its_source_headers_and_reads_th
         tmp_path, monkeypatch, tiny_package):
     """The QA report's check of every case (border contact, grid against the sidecar) placed a DICOM SEG prediction
     on its source series read whole, voxels and all, then dropped them: only an overlay needs the image. A case
-    left undrawn now decodes no pixel of its source, and is checked alike."""
+    left undrawn now decodes no pixel of its source, and is checked alike; one drawn decodes the files it draws."""
     from medseg.report.build import build_report
 
     values = stored_values((40, 36, 6), seed=21) + 900
@@ -1704,7 +1704,15 @@ def test_the_report_checks_a_seg_prediction_from_its_source_headers_and_reads_th
         main(["-q", "infer", str(tmp_path / "case10"), "-o", str(tmp_path / "seg"), "--device", "cpu",
               "--model", str(tiny_package.path), "--format", "dicom-seg"])
     assert exit_info.value.code == 0
+    import medseg.io.dicom
+
+    def no_volume(*args):
+        raise AssertionError("the source series read whole")
+
+    # drawn from the slices' files alone: the series is never allocated whole (it was read whole as float32)
+    monkeypatch.setattr(medseg.io.dicom, "_volume_array", no_volume)
     drawn = build_report(tmp_path / "seg", tmp_path / "drawn" / "report.html", max_overlays=1)
+    assert drawn.overlays == 1 and "image not shown" not in drawn.html.read_text()
     decode = pydicom.Dataset.pixel_array
     decoded = []
 

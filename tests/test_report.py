@@ -660,7 +660,7 @@ def test_the_window_from_counts_of_stored_values_is_numpys_percentile_bit_for_bi
     """The contrast window of an image stored as integers is found from counts of its stored values, scaled as the
     file says (a negative slope reverses their order), and that of float voxels from counts of their bits: the same
     numbers as ``np.percentile`` of the float32 voxels, which it held in a copy of the crop."""
-    from medseg.io.nifti import load_image
+    from medseg.io.nifti import load_image, scaled_float32
     from medseg.report.overlay import _FloatOrder, _percentiles_of_counts, _window, _WindowValues
 
     rng = np.random.default_rng(5)
@@ -694,8 +694,102 @@ def test_the_window_from_counts_of_stored_values_is_numpys_percentile_bit_for_bi
             for start in range(3, 8, 2):
                 window.add_again(floats[2:12, :, start:min(start + 2, 8)])
         expected = np.percentile(floats[box], [0.5, 99.5])
-        assert window.percentiles(loaded.dataobj) == (expected[0], expected[1]), dtype
+        scaled = window.percentiles(lambda _, part, proxy=loaded.dataobj: scaled_float32(part, proxy))
+        assert scaled == (expected[0], expected[1]), dtype
         assert _window(floats, list(box)) == (expected[0], expected[1]), dtype
+
+
+def _dicom_series_case(tmp_path: Path, orientation=None):
+    """A 44×40×40 int16 series whose two halves are rescaled differently, and a label of a few slices in its
+    middle on its grid: (folder, grid, labels)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pydicom
+    from dicom_factory import AXIAL, slice_positions, stored_values, write_series
+
+    from medseg.io.dicom import read_dicom_grid
+
+    orientation = orientation or AXIAL
+    folder = tmp_path / "series"
+    paths = write_series(folder, stored_values((44, 40, 40), seed=3), slice_positions(40, 2.0, orientation=orientation),
+                         orientation=orientation, slope=0.5, intercept=-1024.0)
+    for path in paths[20:]:  # a second rescaling: the window counts stored values under each
+        dataset = pydicom.dcmread(path)
+        dataset.RescaleSlope, dataset.RescaleIntercept = 1.25, -1000.5
+        dataset.save_as(path)
+    grid = read_dicom_grid(folder)
+    labels = np.zeros(grid.shape, np.uint8)
+    labels[14:26, 12:24, 18:22] = 1
+    labels[20:24, 16:20, 19:21] = 2
+    return folder, grid, labels
+
+
+@pytest.mark.parametrize("layout", ["axial", "sagittal", "multi-frame"])
+def test_the_overlay_decodes_only_the_slices_of_a_dicom_input_it_draws_and_draws_what_reading_it_whole_drew(
+        tmp_path, monkeypatch, layout):
+    """A DICOM input (a SEG's source series, or the input of a NIfTI prediction) was read whole as float32 to draw
+    three slices of the crop around the labels: 1.2 GB for a 512×512×600 CT. Its files are now decoded one at a
+    time, only those of the crop's slices, with no volume allocated, and the overlay is the same, byte for byte."""
+    import highdicom as hd
+    import pydicom
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    import medseg.io.dicom as dicom
+    from medseg.io.dicom import read_dicom_grid, read_dicom_series
+    from medseg.report.overlay import CaseArrays, SeriesImage, render_overlay
+
+    sagittal = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    folder, grid, labels = _dicom_series_case(tmp_path, sagittal if layout == "sagittal" else None)
+    if layout == "multi-frame":  # one file of 40 frames, rescaled per frame
+        enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(p) for p in grid.dicom.paths],
+                                                  series_instance_uid=hd.UID(), series_number=9,
+                                                  sop_instance_uid=hd.UID(), instance_number=1)
+        folder = tmp_path / "multi"
+        folder.mkdir()
+        enhanced.save_as(folder / "ct.dcm")
+        grid = read_dicom_grid(folder)
+    names = [("1", "one"), ("2", "two")]
+    whole = render_overlay(CaseArrays(labels, grid.affine, image=read_dicom_series(folder).array), names, "1")
+    decode = pydicom.Dataset.pixel_array
+    decoded = []
+
+    def counted(dataset):
+        decoded.append(int(dataset.InstanceNumber))
+        return decode.fget(dataset)
+
+    def no_volume(*args):
+        raise AssertionError("the whole series allocated")
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(counted))
+    monkeypatch.setattr(dicom, "_volume_array", no_volume)
+    arrays = CaseArrays(labels, grid.affine, image=SeriesImage(grid, None))
+    assert render_overlay(arrays, names, "1") == whole and arrays.notes == []
+    # the crop spans slices 10-29 of 40 (4 labelled and a 15 mm margin of 2 mm slices): each decoded once
+    assert sorted(decoded) == ([1] if layout == "multi-frame" else list(range(11, 31)))
+
+
+def test_a_dicom_input_file_of_the_slices_drawn_that_cannot_be_decoded_leaves_the_image_out_with_a_note(
+        tmp_path, monkeypatch):
+    import pydicom
+
+    from medseg.report.overlay import CaseArrays, SeriesImage, render_overlay
+
+    folder, grid, labels = _dicom_series_case(tmp_path)
+    path = grid.dicom.paths[20]
+    decode = pydicom.Dataset.pixel_array
+
+    def broken(dataset):  # a codestream its headers do not tell from a sound one
+        if int(dataset.InstanceNumber) == 21:
+            raise ValueError("the JPEG 2000 codestream ended early")
+        return decode.fget(dataset)
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(broken))
+    arrays = CaseArrays(labels, grid.affine, image=SeriesImage(grid, None))
+    png = render_overlay(arrays, [("1", "one"), ("2", "two")], "1")
+    assert png.startswith(b"\x89PNG") and arrays.image is None
+    assert arrays.notes == [f"image not shown: {path}: truncated or corrupt pixel data (the JPEG 2000 codestream "
+                            "ended early)"]
 
 
 def test_the_border_contact_mask_made_a_block_at_a_time_is_the_whole_one():

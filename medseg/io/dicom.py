@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -23,6 +23,7 @@ from pydicom.uid import RLELossless
 from medseg.errors import DicomError, ImageReadError, InputError, first_line
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_series import (
+    DicomFrame,
     FolderScan,
     SeriesCandidate,
     choose_series,
@@ -93,17 +94,14 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         for k, frame in enumerate(frames):
             with messages.about(frame.path):
                 pixels = _pixels(frame.path, candidate.datasets[frame.path], cache, beyond)
-            plane = pixels[frame.frame] if frame.frame is not None and pixels.ndim == 3 else pixels  # 1 frame: 2D
-            if plane.shape != (rows, columns):
-                raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {(rows, columns)}: "
-                                 f"{_header_and_pixels(candidate.datasets[frame.path])}")
+            plane = _frame_plane(frame, pixels, candidate, (rows, columns))
             if array is None:
                 array = _volume_array(folder, candidate.label(), geometry.shape)
                 # a few planes gathered, then put in the volume together (one alone is written one voxel per slice
                 # apart); allocated with the volume, once a slice has decoded to the headers' size
                 count = max(1, min(_PLANES_AT_ONCE, _PLANE_BYTES // max(rows * columns * 4, 1)))
                 planes = np.empty((count, rows, columns), dtype=np.float32)
-            planes[k % len(planes)] = plane.astype(np.float64) * frame.slope + frame.intercept
+            planes[k % len(planes)] = _rescaled(plane, frame)
             if frame.frame is None:  # a single-frame file is read once: what its pixels held in memory can go
                 _forget_pixels(candidate.datasets[frame.path])
             if k % len(planes) == len(planes) - 1 or k == len(frames) - 1:
@@ -125,12 +123,29 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
                   source_sha256=_hash_files(files), info=info, dicom=source)
 
 
+def _frame_plane(frame: DicomFrame, pixels: np.ndarray, candidate: SeriesCandidate, size: tuple[int, int]
+                 ) -> np.ndarray:
+    """The stored values of ``frame`` (rows × columns) in its file's decoded ``pixels``, refused where they are not
+    of the headers' ``size``."""
+    plane = pixels[frame.frame] if frame.frame is not None and pixels.ndim == 3 else pixels  # 1 frame: 2D
+    if plane.shape != size:
+        raise DicomError(f"{frame.path}: pixel data of shape {plane.shape}, expected {size}: "
+                         f"{_header_and_pixels(candidate.datasets[frame.path])}")
+    return plane
+
+
+def _rescaled(plane: np.ndarray, frame: DicomFrame) -> np.ndarray:
+    """A frame's stored values rescaled (RescaleSlope, RescaleIntercept) in float64, then made float32: the voxels
+    of the volume."""
+    return (plane.astype(np.float64) * frame.slope + frame.intercept).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class SeriesGrid:
     """A DICOM series' grid read from its headers alone, no pixel decoded: what placing a DICOM SEG on the series
     needs (its shape, affine, source images in slice order, hash and description, as
     :func:`read_dicom_series` gives them for its volume, whose ``info`` may also flag bits beyond BitsStored, which
-    only the pixels tell), without the voxels."""
+    only the pixels tell), without the voxels; :meth:`slices` decodes some of them."""
 
     shape: tuple[int, ...]
     affine: np.ndarray
@@ -138,6 +153,59 @@ class SeriesGrid:
     source_sha256: str
     info: dict
     dicom: DicomSource
+    candidate: SeriesCandidate | None = field(default=None, repr=False, compare=False)  # the series' headers
+
+    def scaling(self) -> list[tuple[float, float]]:
+        """(RescaleSlope, RescaleIntercept) of each slice, in slice order."""
+        return [(frame.slope, frame.intercept) for frame in self._frames()]
+
+    def header_bits(self) -> int | None:
+        """The most BitsAllocated of the series' files, from their headers; None where a file holds float pixel
+        data or states no BitsAllocated (a number of bits its decoded values cannot be told by)."""
+        bits = 0
+        for path in self.candidate.files:
+            dataset = self.candidate.datasets[path]
+            if "PixelData" not in dataset or "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset:
+                return None
+            value = _header_int(dataset, "BitsAllocated", 0)
+            if not value:
+                return None
+            bits = max(bits, value)
+        return bits
+
+    def slices(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Slices ``start`` to ``stop - 1`` of the volume :func:`read_dicom_series` reads, decoded one file at a
+        time: ``(k, stored, voxels)``, the stored values and the float32 voxels (the same, bit for bit) of slice k,
+        both indexed (column i, row j) as the volume is. The files' pixel data is not kept: a slice may be read
+        again. Files that cannot be decoded raise as there (:class:`~medseg.errors.ImageReadError`,
+        :class:`~medseg.errors.DicomError`); values beyond BitsStored, which that reading warns about, are logged at
+        debug level only (the series was read whole when it was segmented)."""
+        candidate, frames = self.candidate, self._frames()
+        columns, rows = self.shape[0], self.shape[1]
+        cache: dict[Path, np.ndarray] = {}
+        beyond: dict[Path, str] = {}
+        try:
+            with FileMessages(self.source, report=False):
+                for k in range(max(start, 0), min(stop, len(frames))):
+                    frame = frames[k]
+                    dataset = candidate.datasets[frame.path]
+                    kept = dataset.get_item("PixelData", keep_deferred=True) if frame.path not in cache else None
+                    try:
+                        pixels = _pixels(frame.path, dataset, cache, beyond)
+                    finally:
+                        if kept is not None:  # the file's pixel data and pydicom's decoded copy go; the header stays
+                            dataset["PixelData"] = kept
+                    plane = _frame_plane(frame, pixels, candidate, (rows, columns))
+                    yield k, plane.T, _rescaled(plane, frame).T
+        finally:
+            cache.clear()
+        for path, note in beyond.items():
+            log.debug("%s: %s", path, note)
+
+    def _frames(self) -> list[DicomFrame]:
+        if self.candidate is None:
+            raise DicomError(f"{self.source}: the grid of a series was made without its headers")
+        return [self.candidate.frames[index] for index in self.candidate.geometry.order]
 
 
 def read_dicom_grid(folder: Path | str, series: str | None = None, warn_skipped: bool = True) -> SeriesGrid:
@@ -152,7 +220,8 @@ def read_dicom_grid(folder: Path | str, series: str | None = None, warn_skipped:
     info = _series_info(folder, scan, candidate, reason, series, rejected, list(candidate.flags))
     return SeriesGrid(shape=tuple(int(n) for n in geometry.shape), affine=geometry.affine, source=folder,
                       source_sha256=_hash_files(candidate.files), info=info,
-                      dicom=DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames)))
+                      dicom=DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames)),
+                      candidate=candidate)
 
 
 def _chosen_series(folder: Path, series: str | None, warn_skipped: bool

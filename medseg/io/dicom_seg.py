@@ -26,8 +26,8 @@ from medseg.volume import Volume
 if TYPE_CHECKING:
     from medseg.io.dicom import SeriesGrid
 
-__all__ = ["check_is_seg", "check_segment_labels", "read_dicom_seg", "read_seg_volume", "read_seg_with_source",
-           "recorded_series", "seg_sources", "write_dicom_seg"]
+__all__ = ["check_is_seg", "check_segment_labels", "read_dicom_seg", "read_seg_volume", "read_seg_with_grid",
+           "read_seg_with_source", "recorded_series", "seg_sources", "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
@@ -746,8 +746,16 @@ def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | N
     is the input its sidecar records (or ``source_path``, where it lies now), in the series it records. Only the
     source's headers are read (:func:`medseg.io.dicom.read_dicom_grid`): its pixels are not needed to place the
     frames. ``warn_skipped`` and ``warn_missing`` as for :func:`read_seg_with_source`."""
+    return read_seg_with_grid(path, sidecar, source_path, warn_skipped, warn_missing)[0]
+
+
+def read_seg_with_grid(path: Path | str, sidecar: dict, source_path: Path | str | None = None,
+                       warn_skipped: bool = True, warn_missing: bool = True) -> tuple[Volume, SeriesGrid | Volume]:
+    """As :func:`read_seg_volume`, with the source series' grid that placed it
+    (:class:`~medseg.io.dicom.SeriesGrid`, whose :meth:`~medseg.io.dicom.SeriesGrid.slices` decode some of its
+    voxels; a source that is no DICOM folder is read whole, to be refused as before)."""
     return _read_seg(path, sidecar, source_path, warn_missing, lambda where, series: _source_grid(
-        where, series, warn_skipped))[0]
+        where, series, warn_skipped))
 
 
 def read_seg_with_source(path: Path | str, sidecar: dict, source_path: Path | str | None = None,

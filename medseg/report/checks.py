@@ -67,19 +67,16 @@ def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarr
 
 def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
     """A case's segmentation as (labels, affine, source): a NIfTI as :func:`read_labels` reads it (source None), a
-    DICOM SEG placed on the source series its sidecar records (found where it lies now), with that series' volume
-    (``with_source``: read anyway, so an overlay need not read it again; else None, and only the series' headers are
-    read to place it)."""
+    DICOM SEG placed on the source series its sidecar records (found where it lies now) from that series' headers,
+    with the series' grid (:class:`~medseg.io.dicom.SeriesGrid`, ``with_source``: an overlay decodes the files it
+    draws from it; else None)."""
     if path.suffix.lower() == ".dcm":
-        from medseg.io.dicom_seg import read_seg_volume, read_seg_with_source
+        from medseg.io.dicom_seg import read_seg_with_grid
 
         sidecar = case.sidecar if case.sidecar is not None else _sidecar_beside(path)
         # the report reads inputs again: their skipped files were named when the case was segmented
-        if not with_source:
-            volume = read_seg_volume(path, sidecar, case.input_path(), warn_skipped=False)
-            return volume.array, volume.affine, None
-        volume, source = read_seg_with_source(path, sidecar, case.input_path(), warn_skipped=False)
-        return volume.array, volume.affine, source
+        volume, source = read_seg_with_grid(path, sidecar or {}, case.input_path(), warn_skipped=False)
+        return volume.array, volume.affine, source if with_source else None
     return (*read_labels(path), None)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from medseg.report.collect import CaseResult
 from medseg.report.figures import label_colour
 
-__all__ = ["CaseArrays", "ImageFile", "load_case_arrays", "render_overlay"]
+__all__ = ["CaseArrays", "ImageFile", "SeriesImage", "load_case_arrays", "render_overlay"]
 
 log = logging.getLogger(__name__)
 
@@ -49,45 +49,119 @@ class ImageFile:
         is to be read whole (:meth:`read` of the region then gives its values, or its error). The region itself is
         never held: a 512×512×1000 CT whose labels span it took 2.5 GB (stored, float32 and a sorted copy) to draw
         three slices."""
-        from medseg.io.nifti import float_region_slabs
+        from medseg.io.nifti import float_region_slabs, scaled_float32
 
-        in_region = [_shift(b, r.start) for b, r in zip(box, region)]
-        at = [c - r.start for c, r in zip(centre, region)]
-        planes = []
-        for axis in range(3):
-            shape = [b.stop - b.start for b in box]
-            shape[axis] = 1
-            planes.append(np.empty(shape, np.float32))
         window = _WindowValues()
         slab_axis = 2 if self._image.dataobj.order == "F" else 0  # as float_region_slabs reads it
-        for item in float_region_slabs(self._image, region, _IMAGE_SLAB_VOXELS):
-            if item is None:
-                return None
-            start, stored, part = item
-            stop = start + part.shape[slab_axis]
-            # the slab's share of the box, in the slab's and in the box's voxels
-            low, high = max(start, in_region[slab_axis].start), min(stop, in_region[slab_axis].stop)
-            in_slab, in_box = list(in_region), [slice(None)] * 3
-            in_slab[slab_axis] = slice(low - start, high - start)
-            in_box[slab_axis] = slice(low - in_region[slab_axis].start, high - in_region[slab_axis].start)
-            if low < high:
-                window.add(stored[tuple(in_slab)], part[tuple(in_slab)])
-            for axis in range(3):
-                # the plane across the slab axis lies in one slab (in or beside the box); the others cross the box
-                if not (start <= at[axis] < stop if axis == slab_axis else low < high):
-                    continue
-                index = list(in_slab)
-                index[axis] = slice(at[axis] - (start if axis == slab_axis else 0),
-                                    at[axis] - (start if axis == slab_axis else 0) + 1)
-                target = list(in_box)
-                target[axis] = slice(None)
-                planes[axis][tuple(target)] = part[tuple(index)]
+        planes = _slab_planes(float_region_slabs(self._image, region, _IMAGE_SLAB_VOXELS), slab_axis, region, box,
+                              centre, window)
+        if planes is None:
+            return None
         if window.second_reading:  # float voxels: their order is found in two readings of the box
             for item in float_region_slabs(self._image, box, _IMAGE_SLAB_VOXELS):
                 if item is None:
                     return None
                 window.add_again(item[2])
-        return planes, window.percentiles(self._image.dataobj)
+        return planes, window.percentiles(lambda _, stored: scaled_float32(stored, self._image.dataobj))
+
+
+class SeriesImage:
+    """A DICOM series input on the segmentation's grid, read where it is drawn: :meth:`view` decodes the files of
+    the slices it shows, one at a time, into the float32 voxels :func:`~medseg.io.images.read_image` gives (bit for
+    bit). Read whole as float32 (and placed on the whole grid) to draw three slices, a 512×512×600 CT took
+    1.2 GB of the report's memory."""
+
+    def __init__(self, grid, series: str | None):
+        self.grid, self.series = grid, series
+        self.shape = tuple(int(n) for n in grid.shape)
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """The voxels of ``region``, from the series read whole (its errors raised, as
+        :class:`~medseg.errors.MedsegError`)."""
+        from medseg.io.images import read_image
+
+        return read_image(self.grid.source, self.series, warn_skipped=False).array[region]
+
+    def view(self, region: tuple[slice, ...], box: tuple[slice, ...], centre: tuple[int, ...]
+             ) -> tuple[list[np.ndarray], tuple[float, float]] | None:
+        """As :meth:`ImageFile.view`: the planes through ``centre`` across ``box`` and the contrast window over
+        ``box``, from the slices (files) of ``region`` decoded one at a time; the window from counts of the stored
+        values under each slice's rescaling. None (the series then read whole, and its errors raised there) where
+        the stored values are not integers of up to 16 bits, or a rescaling could take them beyond float32."""
+        if not self._integers():
+            return None
+        window = _WindowValues()
+        bounds = region[:2]
+
+        def slabs():
+            dtypes = set()
+            for k, stored, voxels in self.grid.slices(region[2].start, region[2].stop):
+                dtypes.add(stored.dtype)
+                if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2 or len(dtypes) > 1:
+                    yield None
+                    return
+                yield k - region[2].start, stored[bounds][..., None], voxels[bounds][..., None]
+
+        scaling = self.grid.scaling()
+        planes = _slab_planes(slabs(), 2, region, box, centre, window,
+                              key=lambda start: scaling[start + region[2].start])
+        if planes is None:
+            return None
+
+        def scaled(key, stored):
+            slope, intercept = key
+            return (stored.astype(np.float64) * slope + intercept).astype(np.float32)
+
+        return planes, window.percentiles(scaled)
+
+    def _integers(self) -> bool:
+        """Whether the headers say every file stores integers of up to 16 bits, and every slice's rescaling keeps
+        them finite as float32 (a whole reading refuses NaN or infinite voxels)."""
+        bits = self.grid.header_bits()
+        if bits is None or bits > 16:
+            return False
+        most = float(np.finfo(np.float32).max) / 2
+        return all(math.isfinite(slope) and math.isfinite(intercept) and 65536 * abs(slope) + abs(intercept) < most
+                   for slope, intercept in self.grid.scaling())
+
+
+def _slab_planes(slabs, slab_axis: int, region: tuple[slice, ...], box: tuple[slice, ...], centre: tuple[int, ...],
+                 window: _WindowValues, key=None) -> list[np.ndarray] | None:
+    """What :meth:`ImageFile.view` draws, from ``slabs``: ``(start, stored, part)`` along ``slab_axis`` (``start``
+    in ``region``'s voxels; ``stored`` the slab's stored values, ``part`` its float32 voxels, across the whole of
+    ``region`` on the other axes), or None where the region is to be read whole. The planes through ``centre``
+    across ``box`` (3D, one voxel thick along each axis) are returned; the box's voxels go to ``window``, each slab
+    under ``key(start)`` (its rescaling; None: one for all). None where a slab is None."""
+    in_region = [_shift(b, r.start) for b, r in zip(box, region)]
+    at = [c - r.start for c, r in zip(centre, region)]
+    planes = []
+    for axis in range(3):
+        shape = [b.stop - b.start for b in box]
+        shape[axis] = 1
+        planes.append(np.empty(shape, np.float32))
+    for item in slabs:
+        if item is None:
+            return None
+        start, stored, part = item
+        stop = start + part.shape[slab_axis]
+        # the slab's share of the box, in the slab's and in the box's voxels
+        low, high = max(start, in_region[slab_axis].start), min(stop, in_region[slab_axis].stop)
+        in_slab, in_box = list(in_region), [slice(None)] * 3
+        in_slab[slab_axis] = slice(low - start, high - start)
+        in_box[slab_axis] = slice(low - in_region[slab_axis].start, high - in_region[slab_axis].start)
+        if low < high:
+            window.add(stored[tuple(in_slab)], part[tuple(in_slab)], None if key is None else key(start))
+        for axis in range(3):
+            # the plane across the slab axis lies in one slab (in or beside the box); the others cross the box
+            if not (start <= at[axis] < stop if axis == slab_axis else low < high):
+                continue
+            index = list(in_slab)
+            index[axis] = slice(at[axis] - (start if axis == slab_axis else 0),
+                                at[axis] - (start if axis == slab_axis else 0) + 1)
+            target = list(in_box)
+            target[axis] = slice(None)
+            planes[axis][tuple(target)] = part[tuple(index)]
+    return planes
 
 
 @dataclass
@@ -96,7 +170,7 @@ class CaseArrays:
 
     prediction: np.ndarray
     affine: np.ndarray
-    image: np.ndarray | ImageFile | None = None
+    image: np.ndarray | ImageFile | SeriesImage | None = None
     reference: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # why the image or the reference is not shown, or how it is
 
@@ -111,6 +185,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     reference holding the same voxels in another order is re-indexed, as scoring does). Grid problems are
     flagged by :func:`medseg.report.checks.check_segmentation` for every case; here they only leave a layer out."""
     from medseg.errors import MedsegError
+    from medseg.io.dicom import SeriesGrid, read_dicom_grid
     from medseg.io.files import os_reason
     from medseg.io.images import read_image
     from medseg.metrics import grid_displacement_mm, grid_tolerance_mm, reorder_onto_grid
@@ -129,8 +204,8 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         return tuple(shape) == prediction.shape and grid_displacement_mm(shape, affine, other_affine) <= tolerance_mm
 
     image_path = case.input_path()
-    if source is not None:  # a DICOM SEG: its source series, just read to place it, is the image
-        arrays.image = source.array
+    if source is not None:  # a DICOM SEG: its source series, whose headers placed it, is the image
+        arrays.image = SeriesImage(source, case.input_series()) if isinstance(source, SeriesGrid) else source.array
     elif image_path is None:
         recorded = (case.sidecar or {}).get("input")
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
@@ -140,6 +215,16 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     elif image_path.is_file() and (lazy := _image_file(image_path, prediction.shape)) is not None:
         arrays.image = lazy  # read where drawn
+    elif image_path.is_dir():  # a DICOM series: placed by its headers, its files decoded where drawn
+        try:
+            grid = read_dicom_grid(image_path, case.input_series(), warn_skipped=False)
+        except MedsegError as error:
+            arrays.notes.append(f"image not shown: {error}")
+        else:
+            if same_grid(grid.shape, grid.affine):
+                arrays.image = SeriesImage(grid, case.input_series())
+            else:
+                arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     else:
         try:
             volume = read_image(image_path, case.input_series() if image_path.is_dir() else None, warn_skipped=False)
@@ -511,11 +596,13 @@ def _box_of(union: _BlockMask, spacing: np.ndarray, centre: tuple[int, int, int]
 def _image_planes(arrays: CaseArrays, ornt: np.ndarray, region: tuple[slice, ...], box: list[slice],
                   centre: tuple[int, int, int]) -> tuple[list[np.ndarray] | None, tuple[float, float]]:
     """The image's planes through ``centre`` across ``box`` (one per axis of the reoriented grid, 2D) and the
-    contrast window over ``box``; an :class:`ImageFile` is read a slab at a time through ``region``, and only the
-    planes are kept."""
+    contrast window over ``box``; an :class:`ImageFile` is read a slab at a time through ``region`` (a
+    :class:`SeriesImage` a file at a time), and only the planes are kept."""
     import nibabel as nib
 
-    if isinstance(arrays.image, ImageFile):
+    from medseg.errors import MedsegError
+
+    if isinstance(arrays.image, (ImageFile, SeriesImage)):
         shape = arrays.image.shape
 
         def in_file(parts, axis: int) -> slice:  # file axis ``axis`` of reoriented ``parts`` (ornt: to, flip)
@@ -524,8 +611,13 @@ def _image_planes(arrays: CaseArrays, ornt: np.ndarray, region: tuple[slice, ...
             return part if flip > 0 else slice(shape[axis] - part.stop, shape[axis] - part.start)
 
         file_centre = tuple(in_file([slice(c, c + 1) for c in centre], axis).start for axis in range(3))
-        seen = arrays.image.view(tuple(in_file(region, axis) for axis in range(3)),
-                                 tuple(in_file(box, axis) for axis in range(3)), file_centre)
+        try:
+            seen = arrays.image.view(tuple(in_file(region, axis) for axis in range(3)),
+                                     tuple(in_file(box, axis) for axis in range(3)), file_centre)
+        except MedsegError as error:  # a file of the slices drawn that cannot be decoded: left out, as unreadable
+            arrays.image = None
+            arrays.notes.append(f"image not shown: {error}")
+            return None, _window(None, [])
         if seen is not None:
             planes, window = seen
             reoriented = [None] * 3
@@ -580,27 +672,30 @@ _PERCENTILES = (0.5, 99.5)  # the contrast window: these percentiles of the imag
 
 class _WindowValues:
     """The voxels whose percentiles make the contrast window, gathered a slab at a time: an image stored as integers
-    of up to 16 bits as counts of its stored values (a 512×512×1000 CT in 512 KB), any other by the float32 values'
-    order (:class:`_FloatOrder`, which takes a second reading of the slabs)."""
+    of up to 16 bits as counts of its stored values under each rescaling (a 512×512×1000 CT in 512 KB), any other
+    by the float32 values' order (:class:`_FloatOrder`, which takes a second reading of the slabs)."""
 
     def __init__(self):
         self.filled = 0
-        self.counts: np.ndarray | None = None
+        self.counts: dict[object, np.ndarray] | None = None  # rescaling: counts of each stored value
         self.stored_dtype: np.dtype | None = None
         self.floats: _FloatOrder | None = None
 
-    def add(self, stored: np.ndarray, part: np.ndarray) -> None:
+    def add(self, stored: np.ndarray, part: np.ndarray, key=None) -> None:
+        """A slab's ``stored`` values and their float32 voxels ``part``, rescaled by ``key`` (one for all: None)."""
         if self.floats is None and self.counts is None:
             self.stored_dtype = stored.dtype
             if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
-                self.counts = np.zeros(1 << (8 * stored.dtype.itemsize), np.int64)
+                self.counts = {}
             else:
                 self.floats = _FloatOrder()
         if self.counts is not None and stored.size:
+            if key not in self.counts:
+                self.counts[key] = np.zeros(1 << (8 * self.stored_dtype.itemsize), np.int64)
             low = int(stored.min())
             found = np.bincount(stored.ravel().astype(np.int32) - low)  # as long as the slab's range of values
             at = low - int(np.iinfo(self.stored_dtype).min)
-            self.counts[at:at + found.size] += found
+            self.counts[key][at:at + found.size] += found
         elif self.floats is not None:
             self.floats.first(part)
         self.filled += part.size
@@ -613,19 +708,21 @@ class _WindowValues:
     def add_again(self, part: np.ndarray) -> None:
         self.floats.second(part)
 
-    def percentiles(self, proxy) -> tuple[float, float]:
-        """The window, as :func:`np.percentile` finds it in the float32 voxels (the same numbers, bit for bit)."""
-        from medseg.io.nifti import scaled_float32
-
+    def percentiles(self, scaled) -> tuple[float, float]:
+        """The window, as :func:`np.percentile` finds it in the float32 voxels (the same numbers, bit for bit);
+        ``scaled(key, stored)`` gives the float32 voxels of stored values under a slab's rescaling ``key``."""
         if not self.filled:
             return _window_of(None)
         if self.floats is not None:
             return _window_of(self.floats.percentiles(_PERCENTILES))
-        found = np.flatnonzero(self.counts)
-        stored = (found + int(np.iinfo(self.stored_dtype).min)).astype(self.stored_dtype)
-        values = scaled_float32(stored, proxy)  # scaled as the voxels were: in order, unless the slope is negative
+        values, counts = [], []
+        for key, counted in self.counts.items():
+            found = np.flatnonzero(counted)
+            stored = (found + int(np.iinfo(self.stored_dtype).min)).astype(self.stored_dtype)
+            values.append(scaled(key, stored))  # scaled as the voxels were: in order, unless the slope is negative
+            counts.append(counted[found])
+        values, counts = np.concatenate(values), np.concatenate(counts)
         order = np.argsort(values, kind="stable")
-        counts = self.counts[found]
         return _window_of(_percentiles_of_counts(values[order], counts[order], _PERCENTILES))
 
 
