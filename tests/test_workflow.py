@@ -1034,15 +1034,15 @@ def test_the_report_jobs_memory_follows_the_cohort(cohort, tmp_path):
         block = (run.stdout + run.stderr).split("rule report:")[1].split("\n\n")[0]
         return int(re.search(r"mem_mb=(\d+)", block).group(1))
 
-    # 5 small cases, 3 with a reference: 800 + 1.25 + 1.5 x 5 overlays + 12 B x 36,864 voxels
+    # 5 small cases, 3 with a reference: 800 + 1.25 + 1.5 x 5 overlays + 8 B x 36,864 voxels
     assert report_memory(snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")) == 900
     header = nib.Nifti1Header()  # a 512 x 512 x 300 CT, as its header declares it (only headers are read to plan)
     header.set_data_dtype(np.int16)
     header.set_data_shape((512, 512, 300))
     (tmp_path / "ct.nii").write_bytes(header.binaryblock + b"\0" * 4)
     large = write_sheet(tmp_path, [("ct", "ct.nii", ""), ("a", str(sheet.parent / "a.nii.gz"), "")])
-    # 800 + 0.5 + 1.5 x 2 overlays + 12 B x 78.6 M voxels
-    assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 1800
+    # 800 + 0.5 + 1.5 x 2 overlays + 8 B x 78.6 M voxels
+    assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 1500
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")

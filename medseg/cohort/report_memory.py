@@ -18,15 +18,21 @@ cohort                                       overlays   peak RSS (MiB)
 ===========================================  =========  =======================
 
 so about 110 MB of libraries, 0.05 MB a case, 0.3 MB an overlay and 8-13 bytes a voxel of the largest case drawn
-(1.7 bytes a voxel when it is only checked, not drawn). The figures below are two to five times those: a DICOM input
-is read whole as float32 where a NIfTI one is read by the crop drawn, and a retry (killed for memory) only doubles
-the first attempt's memory. On a cluster the job's allocation also holds the Snakemake process that runs it (the
-stand-in SLURM of the tests measures about 390 MB for both at the peak of a 5-case cohort's report job, which asks
-900 MB). Those peaks were measured before the report learnt to read its inputs a slab at a time and to give freed
-memory back between cases; since then three 512x512x300 int16 cases peak at 276 MB (about 2 bytes a voxel above the
-libraries: one case's segmentation and reference as uint8) and a DICOM SEG case of 512x512x600, whose source series is
-read whole as float32 to place the SEG, at 1.64 GB (about 10 bytes a voxel). The charge a voxel, 12 bytes, covers the
-DICOM case; for the last cohort above the job asks 1,500 MB (1,700 MB with max_overlays 200).
+(1.7 bytes a voxel when it is only checked, not drawn). The figures below are two to five times those: an input that
+is read whole as float32 (below) must fit, and a retry (killed for memory) only doubles the first attempt's memory.
+On a cluster the job's allocation also holds the Snakemake process that runs it (the stand-in SLURM of the tests
+measures about 390 MB for both at the peak of a 5-case cohort's report job, which asks 900 MB). Those peaks were
+measured before the report learnt to read its inputs a slab at a time and to give freed memory back between cases;
+since then three 512x512x300 int16 cases peak at 276 MB (about 2 bytes a voxel above the libraries: one case's
+segmentation and reference as uint8). A DICOM SEG case of 512x512x600 (157 M voxels, the ``medseg infer --format
+dicom-seg`` output of a synthetic CT series, one overlay) peaked at 1.64 GB when its source series was read whole as
+float32 to place the SEG, at 1.15 GB when it was read whole only to draw it, and peaks at 317 MB (1.3 bytes a voxel
+above the libraries) now that the overlay decodes only the files of the slices it draws and the SEG's segments are
+put in the labels a slab at a time. What is still read whole, as float32, is the rare input whose part cannot be
+read as reading it whole would (a DICOM series storing floats or more than 16 bits: 1.05 GB for that case, 6 bytes a
+voxel; a NIfTI crop holding NaN or, cast to float32, one value only: a 512x512x600 int16 file read whole takes 5.7
+bytes a voxel, and the case's two label arrays 2 more). The charge a voxel, 8 bytes (12 while every DICOM input was
+read whole), covers those; for the last cohort above the job asks 1,300 MB (1,500 MB with max_overlays 200).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ log = logging.getLogger(__name__)
 BASE_MB = 800  # Python and the libraries (measured: 110 MB), and on a cluster the Snakemake process running the job
 PER_CASE_MB = 0.25  # a case's records, table row and summary entry (measured: 0.05 MB)
 PER_OVERLAY_MB = 1.5  # a drawn overlay, as PNG and in the page (measured: 0.3 MB)
-BYTES_PER_VOXEL = 12  # the largest case's arrays while it is checked and drawn (measured: 2 bytes; a DICOM input 10)
+BYTES_PER_VOXEL = 8  # the largest case's arrays while checked and drawn (measured: 1.3-2 bytes; 6-8 when read whole)
 
 
 def report_memory_mb(samples: Iterable[Sample], max_overlays: int, voxels: int | None = None) -> int:
