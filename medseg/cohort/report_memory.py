@@ -37,17 +37,13 @@ read whole), covers those; for the last cohort above the job asks 1,300 MB (1,50
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable
-from pathlib import Path
 
+from medseg.cohort.input_voxels import voxel_count
 from medseg.cohort.samples import Sample
 
-__all__ = ["BASE_MB", "BYTES_PER_VOXEL", "PER_CASE_MB", "PER_OVERLAY_MB", "largest_voxels", "report_memory_mb",
-           "voxel_count"]
-
-log = logging.getLogger(__name__)
+__all__ = ["BASE_MB", "BYTES_PER_VOXEL", "PER_CASE_MB", "PER_OVERLAY_MB", "largest_voxels", "report_memory_mb"]
 
 BASE_MB = 800  # Python and the libraries (measured: 110 MB), and on a cluster the Snakemake process running the job
 PER_CASE_MB = 0.25  # a case's records, table row and summary entry (measured: 0.05 MB)
@@ -70,63 +66,7 @@ def report_memory_mb(samples: Iterable[Sample], max_overlays: int, voxels: int |
 
 
 def largest_voxels(samples: Iterable[Sample]) -> int:
-    """The voxel count of the largest input among ``samples`` (its header only is read); 0 when none can be read
-    (those cases fail, and the report draws nothing of them)."""
+    """The voxel count of the largest input among ``samples`` (its header only is read:
+    :func:`medseg.cohort.input_voxels.voxel_count`); 0 when none can be read (those cases fail, and the report draws
+    nothing of them)."""
     return max((voxel_count(sample.image) for sample in samples), default=0)
-
-
-def voxel_count(path: Path | str) -> int:
-    """The voxels of an input image from its header: a NIfTI file's shape, or a DICOM folder's files times the rows
-    and columns of one of them (every series of the folder counted: an upper bound). 0 when it cannot be read, or is
-    no file or folder (a named pipe: its case fails in its own job)."""
-    path = Path(path)
-    try:
-        if path.is_dir():
-            return _dicom_folder_voxels(path)
-        if not path.is_file():  # a named pipe or a device: opened, it waited for a writer, and planning with it
-            return 0
-        return _nifti_voxels(path)
-    except Exception as error:  # a missing or unreadable input fails its case; it is not the report's to hold
-        log.debug("%s: no voxel count (%s)", path, error)
-        return 0
-
-
-def _nifti_voxels(path: Path) -> int:
-    """The voxels a NIfTI-1 or NIfTI-2 header declares (gzipped or not), read with the standard library: planning
-    does not import nibabel (0.1-0.2 s of every Snakemake call)."""
-    import gzip
-    import struct
-
-    with path.open("rb") as file:
-        gzipped = file.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else path.open("rb")) as file:
-        header = file.read(540)
-    for order in "<>":
-        size = struct.unpack(f"{order}i", header[:4])[0]
-        if size == 348:
-            dims = struct.unpack(f"{order}8h", header[40:56])
-        elif size == 540:
-            dims = struct.unpack(f"{order}8q", header[16:80])
-        else:
-            continue
-        if not 1 <= dims[0] <= 7:
-            return 0
-        return int(math.prod(max(int(n), 1) for n in dims[1:1 + dims[0]]))
-    return 0
-
-
-def _dicom_folder_voxels(folder: Path) -> int:
-    import pydicom
-
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    for path in files:
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns",
-                                                                                   "NumberOfFrames"])
-        except Exception:  # not a DICOM file (a DICOMDIR's neighbour, a note): the next one
-            continue
-        rows, columns = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
-        if rows and columns:
-            frames = int(header.get("NumberOfFrames", 1) or 1)
-            return rows * columns * max(frames, 1) * len(files)
-    return 0
