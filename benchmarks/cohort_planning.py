@@ -10,7 +10,8 @@ replaced input reruns its case. This measures that cost, in one run, with the sa
 * a sheet of N folders of F files each (DICOM-like);
 
 and prints the median dry-run wall time of each, their ratio, and the extra seconds per 10 000 files. The files
-are placeholders: planning never reads image content, only names, sizes and times.
+are placeholders: planning reads no voxels, only names, sizes and times, and each input's header to plan the jobs'
+memory (none parses here: a DICOM folder's first 64 files are tried, as a folder with no DICOM file would be).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from medseg.errors import InputError
 from medseg.numbers import gib_text
 from medseg.resources import cgroup_limit, physical_memory, resident_memory
 from medseg.volume import Volume
+from medseg.voxel_charge import charged_bytes
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,6 @@ def build_transforms(pre: dict, with_label: bool = False) -> Compose:
     return Compose(transforms)
 
 
-# transient bytes per voxel of resampling and of inverting, as measured (float32 grids and values): a guard
-# against headers whose spacing makes a resampled volume of terabytes, not a memory model
-RESAMPLE_BYTES_PER_VOXEL = 40
-# the same for a model that keeps the voxel size: the image read in float32, its normalised copy, the labels
-# (8.6 bytes per voxel measured on a 512×512×1500 CT, the interpreter and torch included)
-COPY_BYTES_PER_VOXEL = 12
-
-
 def model_space_shape(volume: Volume, pre: dict) -> tuple[int, ...]:
     """The shape ``volume`` takes in model space (orientation, then spacing), computed from its header the way
     MONAI's ``Orientation`` and ``Spacing`` compute it (with their own functions), so that an oblique or anisotropic
@@ -149,12 +142,9 @@ def grid_memory(shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model
                 ) -> tuple[int, tuple[int, ...]]:
     """Bytes the guard charges for a grid (see :func:`check_grid_size`), and its shape in model space."""
     shape = tuple(int(n) for n in shape)
-    if any(float(v or 0) for v in pre.get("spacing_mm") or []):
-        model_shape = grid_model_shape(shape, affine, pre)
-        needed = (math.prod(model_shape) + math.prod(shape)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
-    else:
-        model_shape, needed = shape, math.prod(shape) * COPY_BYTES_PER_VOXEL
-    return needed + math.prod(model_shape) * int(per_model_voxel), model_shape
+    resamples = any(float(v or 0) for v in pre.get("spacing_mm") or [])
+    model_shape = grid_model_shape(shape, affine, pre) if resamples else shape
+    return charged_bytes(math.prod(shape), math.prod(model_shape), resamples, per_model_voxel), model_shape
 
 
 def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0,
@@ -162,9 +152,9 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
     and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
-    voxel: a 512×512×1500 CT is charged 4.7 GB there (about 3.4 GB measured), not the 31 GB that resampling it
-    would. ``per_model_voxel``: bytes the inference itself holds per model-space voxel beyond that (an ensemble
-    over slicing axes keeps two float32 class-probability volumes: 8 bytes per class)."""
+    voxel (:mod:`medseg.voxel_charge`): a 512×512×1500 CT is charged 4.7 GB there (about 3.4 GB measured), not the
+    31 GB that resampling it would. ``per_model_voxel``: bytes the inference itself holds per model-space voxel
+    beyond that (an ensemble over slicing axes keeps two float32 class-probability volumes: 8 bytes per class)."""
     memory = physical_memory()
     shape = tuple(int(n) for n in shape)
     spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0))

@@ -1620,8 +1620,9 @@ def test_a_model_that_keeps_the_voxel_size_is_not_charged_for_resampling():
     """A 512×512×1500 CT and a model without spacing_mm: the guard charged 40 bytes a voxel twice over (31 GiB, as if
     resampling) and refused it on a 24 GiB machine, where it needs about 3.4 GB."""
     from medseg.package import load_package
-    from medseg.preprocess import COPY_BYTES_PER_VOXEL, check_resampling_size, physical_memory
+    from medseg.preprocess import check_resampling_size, physical_memory
     from medseg.volume import Volume
+    from medseg.voxel_charge import COPY_BYTES_PER_VOXEL
 
     shape = (512, 512, 1500)
     if (physical_memory() or 0) < math.prod(shape) * COPY_BYTES_PER_VOXEL:
@@ -1634,7 +1635,8 @@ def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
     """A header promising 2000³ voxels is refused for its size, from the header, before its voxels are read (a
     sparse file: it holds them, as zeros, on no disk space); the message says what is needed and does not speak of
     resampling (a file that cannot hold them: the next test)."""
-    from medseg.preprocess import COPY_BYTES_PER_VOXEL, physical_memory
+    from medseg.preprocess import physical_memory
+    from medseg.voxel_charge import COPY_BYTES_PER_VOXEL
 
     path = tmp_path / "huge.nii"
     image = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))

@@ -154,3 +154,38 @@ def test_a_preview_names_new_jobs_beside_a_report_that_the_run_will_make(tmp_pat
         "lists here (a preview changes nothing)")
     void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=False)
     assert new_jobs_message(void, preview=False) is None and not report.exists()
+
+
+def test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_that_batch(tmp_path):
+    """Each batch's jobs ask for their own memory (planned from their inputs): a case given up with 2000 MB is tried
+    again in a batch that now starts with more, kept given up in one that does not, and the warning gives the memory
+    of the batches that run again."""
+    import json
+
+    rows = []
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
+        rows.append(f"{name}\t{name}.nii.gz\n")
+    (tmp_path / "samples.tsv").write_text("case_id\timage\n" + "".join(rows))
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    batches = {"b0001": samples[:1], "b0002": samples[1:]}
+    for batch, cases in batches.items():
+        write_job_record(results / "jobs" / f"{batch}.infer.json", infer_cases(cases, results, options))
+    folder = ResultsFolder(results)
+    for case in ("a", "b"):  # as a case whose workers were killed twice with 2000 MB records it
+        status = folder.status_path(case, "infer")
+        status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
+                                      "worker_given_up_memory_mb": 2000}))
+    memory = {"infer": {"b0001": 2000, "b0002": 2600}, "evaluate": None}
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
+    assert void["infer"] == VoidedJobs(retried=["b"], retried_memory_mb=[2600], jobs=["b0002.infer"])
+    assert voided_message("infer", void["infer"], None, preview=False) == (
+        "infer: b given up with less memory than this run's jobs start with (2600 MB): job b0002.infer will run "
+        "again")
+    memory["infer"]["b0001"] = 3000
+    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
+    assert void["infer"].retried_memory_mb == [3000, 2600]
+    assert "a, b given up with less memory than this run's jobs start with (2600-3000 MB)" in voided_message(
+        "infer", void["infer"], None, preview=True)

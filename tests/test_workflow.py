@@ -1045,6 +1045,46 @@ def test_the_report_jobs_memory_follows_the_cohort(cohort, tmp_path):
     assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 1500
 
 
+def test_the_batch_jobs_memory_follows_their_largest_input_unless_set(cohort, tmp_path):
+    """Every inference job asked for 4000 MB and every scoring job 2000 MB, whatever its volumes: three times what
+    a batch of small phantoms takes, and less than a large CT with a model that resamples is charged. Each batch's
+    jobs now ask for what its largest input needs (headers only, medseg/cohort/job_memory.py); mem_mb and
+    evaluate_mem_mb in the config, and --set-resources, still give every job their own figure."""
+    _, sheet = cohort
+    header = nib.Nifti1Header()  # a 512 x 512 x 300 CT of 0.7 x 0.7 x 1 mm, as its header declares it
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((512, 512, 300))
+    header.set_zooms((0.7, 0.7, 1.0))
+    (tmp_path / "ct.nii").write_bytes(header.binaryblock + b"\0" * 4)
+    data = sheet.parent
+    large = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
+                                   ("b", str(data / "b.nii.gz"), ""),
+                                   ("ct", "ct.nii", str(data / "a_label.nii.gz")), ("c", str(data / "c.nii.gz"), "")])
+
+    def asked(run):
+        assert run.returncode == 0, run.stderr[-3000:]
+        jobs = {}
+        for block in (run.stdout + run.stderr).split("\n\n"):
+            rule = re.search(r"^rule (infer|evaluate):", block, re.M)
+            if rule:
+                batch = re.search(r"wildcards: batch=(\w+)", block).group(1)
+                memory = int(re.search(r"mem_mb=(\d+)", block).group(1))
+                command = re.search(r"--memory-mb (\d+) --final-memory-mb (\d+) ", block)
+                jobs[rule.group(1), batch] = (memory, int(command.group(1)), int(command.group(2)))
+        return jobs
+
+    # batch001 (a, b): 1200 MB + 12 B x 36,864 voxels, and for scoring a's 800 + 12 B a voxel; batch002 (ct, c):
+    # phantom keeps the voxel size, 1200 + 12 B x 78.6 M; scoring ct 800 + 12 B x 78.6 M; the last retry 3 times
+    assert asked(snakemake(tmp_path, "-n", "-p", samples=large, results=tmp_path / "results", cases_per_job=2)) == {
+        ("infer", "batch001"): (1300, 1300, 3900), ("infer", "batch002"): (2200, 2200, 6600),
+        ("evaluate", "batch001"): (900, 900, 2700), ("evaluate", "batch002"): (1800, 1800, 5400)}
+    # the config's mem_mb wins for inference, a --set-resources for scoring
+    assert asked(snakemake(tmp_path, "-n", "-p", "--set-resources", "evaluate:mem_mb=5000*attempt", samples=large,
+                           results=tmp_path / "results", cases_per_job=2, mem_mb=3000)) == {
+        ("infer", "batch001"): (3000, 3000, 9000), ("infer", "batch002"): (3000, 3000, 9000),
+        ("evaluate", "batch001"): (5000, 5000, 2700), ("evaluate", "batch002"): (5000, 5000, 5400)}
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     """A problem of the whole run (here: device=cuda without a GPU) fails each job; its one line was only in
@@ -1241,8 +1281,9 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
     # a status check answers once a job has ended (20 s at most), so that the plugin does not wait ever longer
     monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
-    # more than their first 4000 MB and 900 MB (the report's retry, by the profile's retries: 1, had as much again)
-    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=6000,rule_report=1500")
+    # more than their first 1300 MB and 900 MB, planned from the small inputs (the report's retry, by the profile's
+    # retries: 1, had as much again)
+    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=2000,rule_report=1500")
     results = tmp_path / "results"
     run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
@@ -1264,11 +1305,13 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
         return args[args.index(name) + 1]
 
     asked = sorted((option(s, "--comment"), option(s, "--mem"), option(s, "-t")) for s in submitted)
-    assert asked == [("rule_evaluate_wildcards_batch001", "2000", "30"),
-                     ("rule_evaluate_wildcards_batch002", "2000", "30"),
-                     ("rule_infer_wildcards_batch001", "4000", "25"),  # 10 min + 5 per case
-                     ("rule_infer_wildcards_batch001", "8000", "50"),  # the retry: twice the memory and time
-                     ("rule_infer_wildcards_batch002", "4000", "20"),
+    # each job's memory planned from its small inputs (medseg/cohort/job_memory.py): 1200 MB + 12 B a voxel for
+    # inference, 800 MB + 12 B a voxel for scoring
+    assert asked == [("rule_evaluate_wildcards_batch001", "900", "30"),
+                     ("rule_evaluate_wildcards_batch002", "900", "30"),
+                     ("rule_infer_wildcards_batch001", "1300", "25"),  # 10 min + 5 per case
+                     ("rule_infer_wildcards_batch001", "2600", "50"),  # the retry: twice the memory and time
+                     ("rule_infer_wildcards_batch002", "1300", "20"),
                      ("rule_report", "1800", "120"),  # the retry: twice the memory and time
                      ("rule_report", "900", "60")]  # 5 small cases (medseg/cohort/report_memory.py)
     for entry in submitted:
@@ -1290,7 +1333,7 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     assert {step["env"]["MEDSEG_COHORT_WEIGHTS"] for step in steps} == {load_package(MODEL).sha256}
     assert all(step["env"]["MEDSEG_REDO_INFER"] == step["env"]["MEDSEG_REDO_EVALUATE"] == "" for step in steps)
     # the retried job was told its memory and attempt; no case was given up
-    assert "--memory-mb 8000 --final-memory-mb 12000 --attempt 2 3 " in run.stderr
+    assert "--memory-mb 2600 --final-memory-mb 3900 --attempt 2 3 " in run.stderr
     assert json.loads((results / "status" / "a.infer.json").read_text())["outcome"] == "ok"
     # the SLURM logs of the jobs killed for memory are kept, those of the jobs that succeeded are not
     killed = sorted(job_id for job_id, job in jobs.items() if job["state"] == "OUT_OF_MEMORY")

@@ -49,6 +49,7 @@ class VoidedJobs:
     gone: list[str] = field(default_factory=list)  # results missing
     changed: list[str] = field(default_factory=list)  # made for other inputs or settings
     retried: list[str] = field(default_factory=list)  # given up with less memory than the jobs now start with
+    retried_memory_mb: list[int] = field(default_factory=list)  # what the jobs of those cases start with now
     readable: list[str] = field(default_factory=list)  # failed on a file this user could not read, readable now
     jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
     unrecorded: list[str] = field(default_factory=list)  # "<batch>.<stage>" without a record while the report is there
@@ -56,12 +57,13 @@ class VoidedJobs:
 
 
 def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str, package, options: InferOptions,
-                    memory_mb: Mapping[str, int | None], preview: bool) -> dict[str, VoidedJobs]:
+                    memory_mb: Mapping[str, int | None | Mapping[str, int | None]], preview: bool
+                    ) -> dict[str, VoidedJobs]:
     """Per stage, the finished jobs of ``batches`` whose records are void; unless ``preview``, their records and the
     report (``RESULTS/report.html``) are removed so that Snakemake runs them again. ``package`` is the loaded
     package ``options.model`` names (another one voids every job: its cases were made by another model).
-    ``memory_mb``: for both stages (``infer``, ``evaluate``), the memory this run's jobs start with (None where it
-    cannot be told)."""
+    ``memory_mb``: for both stages (``infer``, ``evaluate``), the memory this run's jobs start with, one figure for
+    every batch or one per batch (None where it cannot be told)."""
     folder = ResultsFolder(results)
     report = Path(results, "report.html")
     report_there = report.exists()
@@ -85,8 +87,9 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
             gone = [s.case_id for s in samples if (s.reference or stage == "infer")
                     and not folder.case_outputs_present(s.case_id, stage)]
             changed = stale[stage] + (stale["infer"] if stage == "evaluate" else [])
-            retried = [c for c in given_up_for_less_memory(samples, results, stage, memory_mb[stage])
-                       if c not in changed]
+            memory = memory_mb[stage]
+            memory = memory.get(batch) if isinstance(memory, Mapping) else memory
+            retried = [c for c in given_up_for_less_memory(samples, results, stage, memory) if c not in changed]
             readable = [c for c in changed if any(readable_again(folder.status(c, s)) for s in STAGES)]
             if gone or changed or retried:
                 void[stage].gone += gone
@@ -94,6 +97,7 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
                 void[stage].changed += [c for c in dict.fromkeys(changed) if c not in readable]
                 void[stage].readable += list(dict.fromkeys(readable))
                 void[stage].retried += retried
+                void[stage].retried_memory_mb += [memory] * bool(retried)
                 void[stage].jobs.append(f"{batch}.{stage}")
                 if not preview:
                     _remove(record)
@@ -115,14 +119,17 @@ def _remove(path: Path) -> None:
 
 
 def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview: bool) -> str | None:
-    """The warning that says which jobs of ``stage`` run again, and why; None when none does."""
+    """The warning that says which jobs of ``stage`` run again, and why; None when none does. ``memory_mb``: what
+    the jobs start with, where ``void`` does not record it per job."""
     if not void.jobs:
         return None
     why = [f"results of {some_names(void.gone)} are missing"] if void.gone else []
     why += [f"made for other inputs or settings: {some_names(void.changed)}"] if void.changed else []
     why += ([f"failed on a file this user could not read, which it can read now: {some_names(void.readable)}"]
             if void.readable else [])
-    why += ([f"{some_names(void.retried)} given up with less memory than this run's jobs start with ({memory_mb} MB)"]
+    figures = sorted(set(void.retried_memory_mb)) or [memory_mb]
+    memory = f"{figures[0]} MB" if len(figures) == 1 else f"{figures[0]}-{figures[-1]} MB"
+    why += ([f"{some_names(void.retried)} given up with less memory than this run's jobs start with ({memory})"]
             if void.retried else [])
     jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
     if preview:

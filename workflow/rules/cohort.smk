@@ -25,7 +25,7 @@ rule infer:
         overlap="" if config["overlap"] is None else f"--overlap {config['overlap']}",
         # the memory of the last retry, unless --resources caps it (--attempt tells the last retry then); as a
         # param, a changed mem_mb also reruns finished batches, so a case given up with less memory is tried again
-        final_mem=config["mem_mb"] * (1 + RETRIES),
+        final_mem=lambda wildcards: batch_memory(wildcards.batch, "infer") * (1 + RETRIES),
         attempts=1 + RETRIES,
     log:
         f"{RESULTS}/logs/infer/{{batch}}.log",
@@ -36,8 +36,9 @@ rule infer:
     threads: config["threads"]
     retries: RULE_RETRIES
     resources:
-        # a retried job (out of memory or out of time on a cluster) asks for twice, then three times as much
-        mem_mb=lambda wildcards, attempt: config["mem_mb"] * attempt,
+        # config mem_mb, or planned from the batch's largest input (medseg/cohort/job_memory.py); a retried job (out
+        # of memory or out of time on a cluster) asks for twice, then three times as much
+        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "infer") * attempt,
         attempt=lambda wildcards, attempt: attempt,  # not a limit: passed to the job as --attempt
         runtime=lambda wildcards, attempt: infer_minutes(wildcards) * attempt,
         gpu=GPUS,
@@ -59,7 +60,7 @@ rule evaluate:
         results=lambda wildcards, output: results_of(output.record),
         cases=case_args,
         references=lambda wildcards: inputs_signature(wildcards, "reference"),
-        final_mem=config["evaluate_mem_mb"] * (1 + RETRIES),
+        final_mem=lambda wildcards: batch_memory(wildcards.batch, "evaluate") * (1 + RETRIES),
         attempts=1 + RETRIES,
     log:
         f"{RESULTS}/logs/evaluate/{{batch}}.log",
@@ -70,7 +71,8 @@ rule evaluate:
     threads: 1
     retries: RULE_RETRIES
     resources:
-        mem_mb=lambda wildcards, attempt: config["evaluate_mem_mb"] * attempt,
+        # config evaluate_mem_mb, or planned from the largest input of the batch's cases with a reference
+        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "evaluate") * attempt,
         attempt=lambda wildcards, attempt: attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     shell:

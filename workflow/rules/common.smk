@@ -25,6 +25,8 @@ import pandas as pd
 
 from medseg import cohort
 from medseg.cohort import records, snakelock
+from medseg.cohort.input_voxels import input_grid
+from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.report_memory import report_memory_mb
 from medseg.cohort.settings import (check_config, check_results_folder, first_attempt_memory,
                                     fixed_retry_resources, per_cpu_memory, placeholder_resources, resource_settings)
@@ -276,12 +278,36 @@ envvars:
     _WEIGHTS_VARIABLE,
 
 
+@functools.cache
+def _input_grid(path):
+    """An input's voxels and voxel size from its header, read once per planning (the batches' and the report's)."""
+    return input_grid(path)
+
+
+# the config key that sets each batch rule's memory; null (the default): planned from the batch's inputs
+MEMORY_SETTINGS = {"infer": "mem_mb", "evaluate": "evaluate_mem_mb"}
+
+
+@functools.cache
+def batch_memory(batch, stage):
+    """The memory (MB) a job of ``stage`` (infer, evaluate) on ``batch`` asks for on its first attempt: the config's
+    mem_mb / evaluate_mem_mb where given, else planned from the largest input of the batch (its header;
+    medseg/cohort/job_memory.py). A --set-resources RULE:mem_mb= replaces it (Snakemake's own)."""
+    configured = config[MEMORY_SETTINGS[stage]]
+    if configured is not None:
+        return int(configured)
+    samples = BATCHES[batch]
+    if stage == "infer":
+        return infer_memory_mb([_input_grid(str(s.image)) for s in samples], _PACKAGE, config["device"])
+    return evaluate_memory_mb([_input_grid(str(s.image)) for s in samples if s.reference is not None])
+
+
 if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
     # a case given up with less memory than this run's jobs start with is tried again; Snakemake would keep its
     # finished batch (a larger --set-resources RULE:mem_mb= changes no job parameter)
-    _memory = {"infer": first_attempt_memory("infer", config["mem_mb"], _OVERRIDES, _CAPS),
-               "evaluate": first_attempt_memory("evaluate", config["evaluate_mem_mb"], _OVERRIDES, _CAPS)}
+    _memory = {stage: {batch: first_attempt_memory(stage, batch_memory(batch, stage), _OVERRIDES, _CAPS)
+                       for batch in BATCHES} for stage in ("infer", "evaluate")}
     _options = cohort.InferOptions(model=str(_PACKAGE.path), device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
     # finished jobs whose records are void (cases gone, made for other work, given up with less memory) run again
@@ -297,7 +323,7 @@ if workflow.is_main_process:
                        "be rebuilt"
                        + (" when the workflow runs (a preview changes nothing)" if _PREVIEW else ""))
     for _stage, _voided in _void.items():  # one warning per stage (a new model voids every batch)
-        _message = cohort.voided_message(_stage, _voided, _memory[_stage], _PREVIEW)
+        _message = cohort.voided_message(_stage, _voided, None, _PREVIEW)
         if _message is not None:
             logger.warning(_message)
     _message = cohort.unrecorded_message(_void, _PREVIEW)
@@ -317,7 +343,8 @@ def case_args(wildcards):
 def report_memory():
     """The report job's memory (MB) on its first attempt, from the sheet's cases, max_overlays and the largest input's
     header (read once, when the report job is planned)."""
-    return report_memory_mb(SAMPLES, config["max_overlays"])
+    voxels = max((_input_grid(str(s.image)).voxels for s in SAMPLES), default=0)
+    return report_memory_mb(SAMPLES, config["max_overlays"], voxels)
 
 
 def infer_minutes(wildcards):

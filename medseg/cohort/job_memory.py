@@ -1,0 +1,82 @@
+"""The memory the cohort workflow's inference and scoring jobs ask for, planned from the largest input of their batch.
+
+A job runs its batch's cases one at a time in one process, so its peak is the process's own (Python, torch, MONAI,
+the model) plus the arrays of its largest case. On a cluster the job's allocation also holds the Snakemake process
+that runs it (about 0.3 GB, see :mod:`medseg.cohort.report_memory`). The largest case is read from the inputs'
+headers (:mod:`medseg.cohort.input_voxels`) and charged what the inference's memory guard charges it
+(:mod:`medseg.voxel_charge`): asking for less, the guard would warn in every large case's log that the job may be
+killed for memory. Peak resident memory measured with ``/usr/bin/time -v`` (``medseg cohort infer`` / ``evaluate``
+of one case, CPU, 2 threads; the 2-core machine shared with other work; the last four rows from the README's
+*Memory* and ``benchmarks/README.md``, ``medseg infer`` and ``medseg evaluate``; evaluate scored phantom's
+segmentations, hippocampus's took as much: 393 / 412 MB):
+
+==============================================  ======  ============================  ==============
+input                                           voxels  infer: phantom / hippocampus  evaluate
+==============================================  ======  ============================  ==============
+64³ NIfTI, 1 mm                                 0.26 M  541 / 466 MB                  395 MB
+256×256×100 NIfTI, 0.9×0.9×1.5 mm               6.6 M   661 / 706 MB                  414 MB
+the same as a DICOM series of 100 files         6.6 M   633 / 727 MB                  —
+512×512×100 NIfTI, 0.7×0.7×1 mm                 26 M    771 MB                        469 MB
+512×512×150 CT, 0.7×0.7×1.5 mm (README)         39 M    790 / 1,690 MB                —
+512×512×120 CT, 0.8×0.8×1.5 mm (benchmarks)     31 M    940 (and scoring) / 1,850 MB  —
+512×512×1000 CT, 0.8×0.8×1.5 mm (benchmarks)    262 M   3,040 MB (and scoring)        1,450 MB
+512×512×600 DICOM series, its SEG (benchmarks)  157 M   2,020 MB (and scoring)        1,120-2,080 MB
+==============================================  ======  ============================  ==============
+
+So inference holds about 0.5 GB before any case and 6-10 bytes a voxel for a model that keeps the voxel size, about
+16-25 bytes a voxel of input and model space together for one that resamples; the guard charges 12 and 40. Scoring
+holds about 0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as float32.
+A retry (a job killed for memory) asks for twice, then three times the first attempt's memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from medseg.cohort.input_voxels import InputGrid
+from medseg.voxel_charge import charged_bytes
+
+__all__ = ["CUDA_MB", "EVALUATE_BASE_MB", "EVALUATE_BYTES_PER_VOXEL", "INFER_BASE_MB", "evaluate_memory_mb",
+           "infer_memory_mb", "model_voxels"]
+
+INFER_BASE_MB = 1200  # Python, torch, MONAI and the model (measured: 0.47-0.55 GB), and the job's Snakemake process
+CUDA_MB = 2000  # the CUDA libraries and context in host memory, with device=cuda (an allowance, not measured here)
+EVALUATE_BASE_MB = 800  # Python and the libraries (measured: 0.4 GB), and the job's Snakemake process
+EVALUATE_BYTES_PER_VOXEL = 12  # the prediction, the reference and their edges (measured: 3-4; a DICOM SEG case 11)
+
+
+def model_voxels(grid: InputGrid, preprocessing: Mapping) -> int:
+    """The voxels ``grid`` takes in model space: its own where the model keeps the voxel size (``spacing_mm`` null),
+    else its volume over the model's voxel (an axis whose spacing the model leaves counts as kept), or its own where
+    the header tells no voxel size."""
+    wanted = [float(v or 0) for v in preprocessing.get("spacing_mm") or []]
+    if not any(wanted) or grid.spacing_mm is None:
+        return grid.voxels
+    scale = math.prod(have / want for have, want in zip(grid.spacing_mm, wanted) if want > 0)
+    return int(math.ceil(grid.voxels * scale))
+
+
+def infer_memory_mb(grids: Iterable[InputGrid], package, device: str = "cpu") -> int:
+    """The memory (MB) an inference job of the cases of ``grids`` (their inputs' headers) asks for on its first
+    attempt: :data:`INFER_BASE_MB`, :data:`CUDA_MB` more on a CUDA ``device``, and what the memory guard charges the
+    largest case for ``package`` (a :class:`medseg.package.ModelPackage`: its preprocessing, slicing axes and
+    classes), rounded up to 100 MB."""
+    preprocessing, inference = package.preprocessing, package.inference
+    resamples = any(float(v or 0) for v in preprocessing.get("spacing_mm") or [])
+    axes = inference["slice_axis"]
+    # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
+    ensemble = 8 * int(package.config["architecture"]["n_classes"]) if isinstance(axes, list) and len(axes) > 1 else 0
+    charge = max((charged_bytes(grid.voxels, model_voxels(grid, preprocessing), resamples, ensemble)
+                  for grid in grids), default=0)
+    memory = INFER_BASE_MB + (CUDA_MB if str(device).startswith("cuda") else 0) + charge / 1e6
+    return int(math.ceil(memory / 100) * 100)
+
+
+def evaluate_memory_mb(grids: Iterable[InputGrid]) -> int:
+    """The memory (MB) a scoring job of the cases of ``grids`` (the inputs' headers of those with a reference) asks
+    for on its first attempt: :data:`EVALUATE_BASE_MB` and :data:`EVALUATE_BYTES_PER_VOXEL` a voxel of the largest,
+    rounded up to 100 MB."""
+    voxels = max((grid.voxels for grid in grids), default=0)
+    memory = EVALUATE_BASE_MB + EVALUATE_BYTES_PER_VOXEL * voxels / 1e6
+    return int(math.ceil(memory / 100) * 100)

@@ -1,0 +1,26 @@
+"""What the inference's memory guard charges for a volume's voxels: one table for the guard that checks a volume
+before it is read (:func:`medseg.preprocess.grid_memory`) and for the memory the cohort workflow's inference jobs
+ask for (:mod:`medseg.cohort.job_memory`), which must not import torch to plan."""
+
+from __future__ import annotations
+
+__all__ = ["COPY_BYTES_PER_VOXEL", "RESAMPLE_BYTES_PER_VOXEL", "charged_bytes"]
+
+# transient bytes per voxel of resampling and of inverting, as measured (float32 grids and values): a guard
+# against headers whose spacing makes a resampled volume of terabytes, not a memory model
+RESAMPLE_BYTES_PER_VOXEL = 40
+# the same for a model that keeps the voxel size: the image read in float32, its normalised copy, the labels
+# (8.6 bytes per voxel measured on a 512×512×1500 CT, the interpreter and torch included)
+COPY_BYTES_PER_VOXEL = 12
+
+
+def charged_bytes(input_voxels: int, model_voxels: int, resamples: bool, per_model_voxel: int = 0) -> int:
+    """Bytes charged for a volume of ``input_voxels`` that is ``model_voxels`` in model space:
+    :data:`RESAMPLE_BYTES_PER_VOXEL` for each voxel of both where the model resamples, else
+    :data:`COPY_BYTES_PER_VOXEL` for each input voxel; plus ``per_model_voxel`` bytes for each model-space voxel
+    (an ensemble over slicing axes: 8 bytes per class)."""
+    if resamples:
+        needed = (int(model_voxels) + int(input_voxels)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
+    else:
+        needed = int(input_voxels) * COPY_BYTES_PER_VOXEL
+    return needed + int(model_voxels) * int(per_model_voxel)

@@ -1,0 +1,52 @@
+"""The memory the cohort's inference and scoring jobs ask for, planned from the largest input of their batch
+(headers only; the figures follow the memory guard's charge, medseg/voxel_charge.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from medseg.cohort.input_voxels import InputGrid
+from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb, model_voxels
+from medseg.package import load_package
+
+SMALL = InputGrid(48 * 48 * 16, (1.0, 1.0, 1.0))
+CT = InputGrid(512 * 512 * 300, (0.7, 0.7, 1.0))  # 78.6 M voxels, 38.5 M at 1 mm
+
+
+def test_inference_memory_is_the_base_and_the_guards_charge_of_the_largest_case():
+    """Every inference job asked config mem_mb (4000 MB) whatever its volumes: three times what a batch of small
+    phantoms takes, and less than a 512x512x300 CT with the hippocampus model is charged by the memory guard."""
+    phantom, hippocampus = load_package("phantom"), load_package("hippocampus")
+    # 1200 MB + 12 B x 36,864 voxels, rounded up to 100 MB
+    assert infer_memory_mb([SMALL], phantom) == 1300
+    # 1200 + 12 B x 78.6 M = 2144 MB; the largest case counts, not the sum
+    assert infer_memory_mb([SMALL, CT, SMALL], phantom) == 2200
+    # hippocampus resamples to 1 mm: 40 B x (78.6 M + 38.5 M model-space voxels) = 4684 MB, + 1200
+    assert model_voxels(CT, hippocampus.preprocessing) == 38_535_168
+    assert infer_memory_mb([CT], hippocampus) == 5900
+    # a header without a voxel size: model space taken as large as the input (40 B x 2 x 78.6 M)
+    assert infer_memory_mb([InputGrid(CT.voxels, None)], hippocampus) == 7500
+    # device cuda: 2000 MB more for the CUDA libraries in host memory; none readable: the base alone
+    assert infer_memory_mb([CT], phantom, device="cuda:1") == 4200
+    assert infer_memory_mb([CT], phantom, device="cpu") == infer_memory_mb([CT], phantom, device="auto") == 2200
+    assert infer_memory_mb([InputGrid()], phantom) == infer_memory_mb([], phantom) == 1200
+
+
+def test_an_ensemble_over_slicing_axes_is_charged_its_class_probabilities():
+    package = SimpleNamespace(preprocessing={"spacing_mm": None}, inference={"slice_axis": [0, 1, 2]},
+                              config={"architecture": {"n_classes": 4}})
+    # 12 B + 8 B x 4 classes = 44 B a voxel: 1200 + 44 x 78.6 M = 4660 MB
+    assert infer_memory_mb([CT], package) == 4700
+
+
+def test_model_space_follows_the_models_spacing_on_the_axes_it_sets():
+    grid = InputGrid(1000, (0.5, 0.5, 4.0))
+    assert model_voxels(grid, {"spacing_mm": [1.0, 1.0, 1.0]}) == 1000
+    assert model_voxels(grid, {"spacing_mm": [1.0, 1.0, 0]}) == 250  # the third axis kept
+    assert model_voxels(grid, {"spacing_mm": None}) == 1000
+
+
+def test_scoring_memory_is_the_base_and_twelve_bytes_a_voxel_of_the_largest_case():
+    assert evaluate_memory_mb([SMALL]) == 900
+    assert evaluate_memory_mb([SMALL, CT]) == 1800  # 800 + 12 B x 78.6 M = 1744 MB
+    assert evaluate_memory_mb([]) == 800  # no case with a reference
