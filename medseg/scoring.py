@@ -134,7 +134,7 @@ def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[
     reference = Path(reference).absolute()
     for folder in dict.fromkeys((reference.parent.parent, reference.parent, Path(prediction).absolute().parent)):
         path = folder / NAME
-        if path.is_file():
+        if os.path.isfile(path):  # False behind a folder that cannot be searched (Path.is_file raised there)
             names = declared_names(path)
             if names:
                 return names, path

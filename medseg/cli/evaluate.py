@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -73,7 +74,9 @@ $ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/
                                                        "only).")
 @overwrite_option
 def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
-    if prediction.is_dir() or reference.is_dir():
+    # os.path.isdir: a path behind a folder that cannot be searched is not taken for a folder (Path.is_dir raised
+    # PermissionError); reading it then names it in one line
+    if os.path.isdir(prediction) or os.path.isdir(reference):
         return _evaluate_folders(prediction, reference, output, model, case_id, as_json, overwrite)
     from medseg.io.atomic import atomic_paths, check_writable
     from medseg.metrics import metrics_json
@@ -133,8 +136,8 @@ def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
 
 def _evaluate_folders(predictions: Path, references: Path, output, model, case_id, as_json, overwrite) -> int:
     """Two folders: every pair scored into ``output``, with the report of them and a short summary."""
-    if not (predictions.is_dir() and references.is_dir()):
-        folder, other = (predictions, references) if predictions.is_dir() else (references, predictions)
+    if not (os.path.isdir(predictions) and os.path.isdir(references)):
+        folder, other = (predictions, references) if os.path.isdir(predictions) else (references, predictions)
         what = "is a file" if other.exists() else "does not exist"
         raise click.UsageError(f"{folder} is a folder and {other} {what}: give two files (a prediction and its "
                                "reference) or two folders (predictions and references)")
