@@ -86,12 +86,18 @@ class SeriesImage:
              ) -> tuple[list[np.ndarray], tuple[float, float]] | None:
         """As :meth:`ImageFile.view`: the planes through ``centre`` across ``box`` and the contrast window over
         ``box``, from the slices (files) of ``region`` decoded one at a time; the window from counts of the stored
-        values under each slice's rescaling. None (the series then read whole, and its errors raised there) where
-        the stored values are not integers of up to 16 bits, or a rescaling could take them beyond float32."""
+        values under each slice's rescaling, or, where the slices drawn are rescaled in so many ways that those
+        counts would hold more than :data:`_WINDOW_COUNT_BYTES` (a PET series rescales every slice: 512 KB of counts
+        a slice of 16-bit values, 157 MB for 300), from the float32 voxels' order, the box's slices decoded twice.
+        None (the series then read whole, and its errors raised there) where the stored values are not integers of
+        up to 16 bits, or a rescaling could take them beyond float32."""
         if not self._integers():
             return None
         window = _WindowValues()
         bounds = region[:2]
+        scaling = self.grid.scaling()
+        rescalings = len(set(scaling[region[2].start:region[2].stop]))
+        by_counts = rescalings * 8 << self.grid.header_bits() <= _WINDOW_COUNT_BYTES
 
         def slabs():
             dtypes = set()
@@ -100,13 +106,17 @@ class SeriesImage:
                 if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2 or len(dtypes) > 1:
                     yield None
                     return
-                yield k - region[2].start, stored[bounds][..., None], voxels[bounds][..., None]
+                part = voxels[bounds][..., None]
+                # the float32 voxels given as the stored values: the window takes their order (read twice)
+                yield k - region[2].start, stored[bounds][..., None] if by_counts else part, part
 
-        scaling = self.grid.scaling()
         planes = _slab_planes(slabs(), 2, region, box, centre, window,
                               key=lambda start: scaling[start + region[2].start])
         if planes is None:
             return None
+        if window.second_reading:
+            for _, _, voxels in self.grid.slices(box[2].start, box[2].stop):
+                window.add_again(voxels[box[:2]])
 
         def scaled(key, stored):
             slope, intercept = key
@@ -298,6 +308,9 @@ def _image_file(path: Path, shape: tuple[int, ...]) -> ImageFile | None:
 # once (stored, as float32, and checked: about 11 bytes each for an int16 CT)
 _FOCUS_BLOCK_VOXELS = 1 << 20
 _IMAGE_SLAB_VOXELS = 1 << 20
+# the most memory the contrast window of a DICOM input takes as counts of stored values, one array of them per
+# rescaling of the slices drawn (8 bytes per 16-bit value: 512 KB each); beyond it, the voxels' order (1.5 MB)
+_WINDOW_COUNT_BYTES = 4 << 20
 
 
 class _BlockMask:
