@@ -361,6 +361,73 @@ def test_a_ctrl_c_while_the_run_is_planned_is_one_line_and_exit_130(tmp_path):
     assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="needs pipes whose size can be set (Linux)")
+def test_a_ctrl_c_while_a_dry_run_lists_its_jobs_is_one_line_and_exit_130(cohort, tmp_path):
+    """Snakemake runs no onstart in a dry run: the planning handler stayed, and its exit was taken by Snakemake's job
+    loop (or its log writer) as a failed run (exit 1) or not at all (the listing went on, exit 0). Output goes to a
+    4 KiB pipe read up to the job stats, which Snakemake prints once the jobs are planned: the listing then waits on
+    the pipe, and the stop lands there."""
+    import fcntl
+
+    from medseg.cohort.planning_stop import PLANNING_STOPPED
+
+    folder, _ = cohort
+    sheet = write_sheet(folder / "data", [(f"case{i}", "a.nii.gz", "a_label.nii.gz") for i in range(20)])
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "-n", "--config", f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}",
+               "cases_per_job=1"]
+    process = subprocess.Popen(command, stdout=writer, stderr=writer, start_new_session=True)
+    os.close(writer)
+    output = os.fdopen(reader, "r")
+    try:
+        seen = []
+        for line in output:
+            seen.append(line)
+            if line.startswith("Job stats"):
+                break
+        assert seen and seen[-1].startswith("Job stats"), "".join(seen)[-3000:]
+        time.sleep(0.5)  # the listing fills the pipe and waits on it
+        os.killpg(process.pid, signal.SIGINT)
+        rest = output.read()
+        process.wait(timeout=120)
+    finally:
+        output.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, rest[-3000:]
+    assert rest.splitlines()[-1] == PLANNING_STOPPED
+    assert "This was a dry-run" not in rest and "Traceback" not in rest
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_planning_handler_steps_aside_once_the_jobs_are_planned():
+    """With --no-hooks Snakemake runs no onstart, so the planning handler stayed while the jobs ran: a Ctrl-C then
+    said "no job was started" and skipped Snakemake's own stop. Once the workflow's jobs_planned test holds, the
+    Ctrl-C is Python's KeyboardInterrupt (Snakemake stops the jobs) and the handler is gone."""
+    from medseg.cohort.planning_stop import stop_planning_on_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    told: list[str] = []
+    planned = [False]
+
+    def stop(line: str):
+        told.append(line)
+        raise SystemExit(130)
+
+    try:
+        stop_planning_on_interrupt(stop, lambda: planned[0])
+        planned[0] = True
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert told == []
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back():
     """The handler the Snakefile sets while it plans calls its stop with the one line (the Snakefile's tells it and
     exits 130); planning_done puts Python's own KeyboardInterrupt back for Snakemake's handling of a stop while jobs

@@ -3,7 +3,9 @@
 Snakemake catches ``Exception`` around the parsing of the Snakefile and the building of its jobs, not the
 ``KeyboardInterrupt`` a Ctrl-C raises, so that a stop in that first second or so ended in a Python traceback of
 whatever was being imported (pandas, medseg, Snakemake's own modules), 30-90 lines. Once the run starts its jobs,
-Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and releases its lock).
+Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and releases its lock): at ``onstart``
+(:func:`planning_done`), and, where Snakemake runs no ``onstart`` (``--no-hooks``), as soon as the jobs are planned
+(the ``jobs_planned`` test the workflow gives).
 """
 
 from __future__ import annotations
@@ -21,15 +23,23 @@ STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medse
 _handler: Callable | None = None
 
 
-def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
+def stop_planning_on_interrupt(stop: Callable[[str], NoReturn],
+                               jobs_planned: Callable[[], bool] | None = None) -> None:
     """Until :func:`planning_done`, a Ctrl-C (SIGINT) calls ``stop`` with :data:`PLANNING_STOPPED`: the workflow's
     (``workflow/rules/common.smk``) tells it and exits with :data:`STOPPED_CODE`, which Snakemake lets through after
-    releasing what it holds (its lock). Only in the main thread, where Python takes signals."""
+    releasing what it holds (its lock). Only in the main thread, where Python takes signals.
+
+    ``jobs_planned`` (asked at the Ctrl-C) says that the jobs are planned and about to run, for a run whose
+    ``onstart`` Snakemake skips (``--no-hooks``): the Ctrl-C is then Python's own ``KeyboardInterrupt``, and the
+    handler is gone, as after :func:`planning_done`."""
     global _handler
     if threading.current_thread() is not threading.main_thread():
         return
 
     def handler(number, frame) -> None:
+        if jobs_planned is not None and jobs_planned():
+            planning_done()
+            signal.default_int_handler(number, frame)  # raises KeyboardInterrupt, for Snakemake to stop the jobs
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the line or the way out short
         stop(PLANNING_STOPPED)
 

@@ -12,14 +12,26 @@ from medseg.cohort.planning_stop import STOPPED_CODE, planning_done, stop_planni
 
 def planning_stopped(line):
     """A Ctrl-C while the run is planned: one line and exit code 130 (it was a KeyboardInterrupt traceback)."""
+    if workflow.scheduler is not None and workflow.dryrun:
+        # a dry run listing its jobs: Snakemake's job loop takes a SystemExit for a failed run (exit 1), and its log
+        # writer drops it (the listing went on, exit 0); a dry run holds no lock and writes nothing, so it ends here,
+        # on a line of its own (the stop may cut a line of the listing)
+        sys.stdout.flush()
+        print("\n" + line, file=sys.stderr, flush=True)
+        os._exit(STOPPED_CODE)
     print(line, file=sys.stderr, flush=True)
     sys.exit(STOPPED_CODE)
 
 
+def jobs_planned():
+    """The jobs are planned and about to run (Snakemake made their scheduler), in a run that is not a dry run."""
+    return workflow.scheduler is not None and not workflow.dryrun
+
+
 # first, before the imports that take most of planning's time; Snakemake's own handling of a Ctrl-C comes back as the
-# jobs start (onstart)
+# jobs start (onstart; with --no-hooks, which skips onstart, once the jobs are planned)
 if workflow.is_main_process:
-    stop_planning_on_interrupt(planning_stopped)
+    stop_planning_on_interrupt(planning_stopped, jobs_planned)
 
 import pandas as pd
 
