@@ -231,6 +231,11 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     metrics_path = {case: out_dir / f"{name}_metrics.json" for case, name in names.items()}
     failure_path = {case: out_dir / f"{name}_failed.json" for case, name in names.items()}
     targets = [*metrics_path.values(), *failure_path.values(), *(out_dir / name for name in REPORT_NAMES)]
+    from medseg.scoring import check_folder_made_by
+
+    # a --model that made none of the predictions: one usage error, not a failure record per case
+    check_folder_made_by(pred_dir, [prediction for case, prediction, _ in found.pairs if case not in found.doubled],
+                         package, given_as)
     check_writable(targets, overwrite)  # before anything is scored: nothing of an earlier run replaced unasked
     if found.unreferenced:
         log.warning("%s: %s without a reference in %s, not scored: %s", pred_dir,

@@ -20,8 +20,8 @@ from medseg.io.files import is_path, os_reason, path_argument, type_text
 from medseg.io.label_images import prediction_sidecar
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
-__all__ = ["MadeBy", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of", "prediction_sidecar",
-           "read_made_by", "score_pair", "score_prediction"]
+__all__ = ["MadeBy", "check_folder_made_by", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of",
+           "prediction_sidecar", "read_made_by", "score_pair", "score_prediction"]
 
 log = logging.getLogger("medseg")
 
@@ -70,15 +70,10 @@ def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: st
     the same name with other labels (a retrained "v2"; its values would be scored under the wrong names). Other
     weights of the same model and labels are scored, with a warning. ``given_as``: how the caller named the
     package (``--model hippocampus``), for the message."""
-    option = given_as.split()[0] if given_as.strip() else "--model"  # the option that names a package
+    option = _option(given_as)
     if made_by.model and made_by.model != package.name:
-        from medseg.package import shipped_models
-
-        # a shipped model by its name; a package of one's own by the folder the sidecar records (its name alone is
-        # not found from another folder)
-        pass_it = made_by.model if made_by.model in shipped_models() else (made_by.model_path or made_by.model)
         raise ModelMismatchError(f"{prediction} was made by model {made_by.model!r} (its sidecar says so), not "
-                                 f"{package.name!r}; pass {option} {pass_it} or leave {option} out")
+                                 f"{package.name!r}; pass {option} {_to_pass(made_by)} or leave {option} out")
     if made_by.labels and _named(made_by.labels) != _named(package.labels):
         raise ModelMismatchError(f"{prediction} was made with labels {_labels_text(made_by.labels)} (its sidecar "
                                  f"says so), but {given_as} has {_labels_text(package.labels)}; pass the package "
@@ -87,6 +82,46 @@ def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: st
         log.warning("%s was made by other weights of model %s (sha256 %s…, %s has %s…); its labels are the same, "
                     "so it is scored under them", prediction, package.name, made_by.weights_sha256[:12], option,
                     package.sha256[:12])
+
+
+def _option(given_as: str) -> str:
+    """The option that names a package, of ``given_as`` (``--model hippocampus`` -> ``--model``)."""
+    return given_as.split()[0] if given_as.strip() else "--model"
+
+
+def _to_pass(made_by: MadeBy) -> str:
+    """How to name the model ``made_by`` records: a shipped model by its name; a package of one's own by the folder
+    the sidecar records (its name alone is not found from another folder)."""
+    from medseg.package import shipped_models
+
+    return made_by.model if made_by.model in shipped_models() else (made_by.model_path or made_by.model)
+
+
+def check_folder_made_by(folder: Path | str, predictions: list[Path], package, given_as: str) -> None:
+    """Refuses (:class:`ModelMismatchError`, one line) a package that made none of a folder's ``predictions``: where
+    every one's sidecar names the same other model, each case would fail alike. Folders of mixed or unnamed models,
+    and sidecars that cannot be read, are left to each case's :func:`check_made_by`."""
+    from medseg.package import ModelPackage
+
+    if not isinstance(package, ModelPackage) or not predictions:  # a name or folder is loaded by each case
+        return
+    made: list[MadeBy] = []
+    for prediction in predictions:
+        try:
+            made_by = read_made_by(prediction_sidecar(prediction))
+        except InputError:  # each case says so as it is scored
+            return
+        if made_by is None or not made_by.model:
+            return
+        made.append(made_by)
+    models = {made_by.model for made_by in made}
+    if len(models) != 1 or package.name in models:
+        return
+    option, first = _option(given_as), made[0]
+    whose = ("its prediction was", "its sidecar says") if len(made) == 1 else \
+        (f"all {len(made)} of its predictions were", "their sidecars say")
+    raise ModelMismatchError(f"{folder}: {whose[0]} made by model {first.model!r} ({whose[1]} so), not "
+                             f"{package.name!r}; pass {option} {_to_pass(first)} or leave {option} out")
 
 
 def _warn_if_changed(prediction: Path, made_by: MadeBy, scored_sha256: str | None) -> None:

@@ -320,3 +320,23 @@ def test_a_full_disk_stops_the_run_in_one_line_and_leaves_no_empty_output_folder
     kept.mkdir()
     assert run(["-q", "evaluate", str(pred), str(ref), "-o", str(kept)]) == 1
     assert kept.is_dir() and not list(kept.iterdir())  # a folder that was there stays
+
+
+def test_a_model_that_made_none_of_the_predictions_is_one_usage_error(folders, tmp_path, capsys):
+    """Every sidecar names one other model: each case failed alike (exit 1, a failure record and the same line per
+    case) where one pair is a usage error (exit 2). Now one line up front, naming the model the sidecars name, and
+    nothing written; a folder of mixed models keeps its per-case failures."""
+    pred, ref = folders
+    made = {"labels": {"0": "background", "1": "anterior", "2": "posterior"}, "model": {"name": "hippocampus"}}
+    for case in ("a", "b", "c"):
+        (pred / f"{case}_seg.json").write_text(json.dumps(made))
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--model", "phantom"]) == 2
+    err = capsys.readouterr().err
+    assert (f"{pred}: all 3 of its predictions were made by model 'hippocampus' (their sidecars say so), not "
+            "'phantom'; pass --model hippocampus or leave --model out") in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    (pred / "c_seg.json").write_text(json.dumps({**made, "model": {"name": "phantom"}}))  # mixed: per case
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--model", "phantom"]) == 1
+    assert sorted(p.name for p in out.glob("*_failed.json")) == ["a_failed.json", "b_failed.json", "c_failed.json"]
+    assert "was made by model 'hippocampus'" in json.loads((out / "a_failed.json").read_text())["error"]
