@@ -112,12 +112,18 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
 def dataset_names_disagree(images: Path, labels: Path, config: dict, config_path: Path) -> str | None:
     """A warning where a dataset.json beside the folders names the labels otherwise than the config given with -c
     (whose names are the model's), also where medseg could not train from the dataset.json itself (an ``ignore``
-    label the config would train as a class). None where they agree or where it names no labels: the config was
+    label the config would train as a class), or where it cannot be read (neither its training list nor its names
+    are used). None where they agree or where it names no labels: the config was
     asked for."""
-    from medseg.io.dataset_json import declared_names, find_dataset_json, renamed_labels
+    from medseg.io.dataset_json import declared_names, find_dataset_json, not_used, read_document, renamed_labels
 
     path = find_dataset_json(images, labels)
-    declared = declared_names(path) if path is not None else None
+    if path is None:
+        return None
+    _, reason = read_document(path)
+    if reason is not None:  # its training list went unused in silence too
+        return not_used(path, reason, f"the labels are named as {config_path} names them")
+    declared = declared_names(path)
     if not declared:
         return None
     theirs, ours = renamed_labels(declared, {int(k): v for k, v in config["labels"].items()})

@@ -547,7 +547,8 @@ def test_a_dataset_json_nested_too_deeply_for_json_is_passed_over_not_a_tracebac
     assert "label names from" not in captured.err
     caplog.clear()
     assert read_dataset_json(deep) is None
-    assert caplog.messages == [f"{deep}: not read (nested too deeply to be a dataset.json); labels are named label_N"]
+    assert caplog.messages == [f"{deep}: not read (nested too deeply to be a dataset.json); its training list and "
+                               "label names are not used (the cases are paired by file name; labels are named label_N)"]
 
 
 def test_a_folder_and_a_file_given_to_evaluate_say_to_give_two_of_a_kind(pair, tmp_path, capsys):

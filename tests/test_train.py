@@ -1176,15 +1176,16 @@ def test_a_dataset_json_in_utf16_gives_its_names_and_one_in_another_encoding_is_
         path.write_bytes(b"\xef\xbb\xbf" + text.encode("cp1252"))  # a UTF-8 byte order mark on cp1252 text
         assert read_dataset_json(path) is None
     assert [record.getMessage() for record in caplog.records] == [
-        f"{path}: not read (not UTF-8 text: byte 0xef on line 4, column 16; save it as UTF-8); labels are named "
-        "label_N"] * 2
+        f"{path}: not read (not UTF-8 text: byte 0xef on line 4, column 16; save it as UTF-8); its training list and "
+        "label names are not used (the cases are paired by file name; labels are named label_N)"] * 2
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="medseg.io.dataset_json"):
         for encoding in ("utf-32", "utf-32-be"):  # UTF-32-LE's mark starts as UTF-16-LE's: it was read as UTF-16
             path.write_bytes(text.encode(encoding) if encoding == "utf-32" else b"\0\0\xfe\xff" + text.encode(encoding))
             assert read_dataset_json(path) is None
     assert [record.getMessage() for record in caplog.records] == [
-        f"{path}: not read (saved as UTF-32; save it as UTF-8); labels are named label_N"] * 2
+        f"{path}: not read (saved as UTF-32; save it as UTF-8); its training list and label names are not used (the "
+        "cases are paired by file name; labels are named label_N)"] * 2
 
 
 def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(tiny_set, tmp_path, capsys,
@@ -1211,9 +1212,12 @@ def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(
     assert [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line] == [
         f"warning: {dataset} names labels 3 ignore; the config {config_file} names them 3 tube, and its names are "
         "the model's"]
-    dataset.write_text("{not json")
+    dataset.write_text("{not json")  # was passed over in silence, its training list with it
     assert _exit_code(_train_cli(images, labels, tmp_path / "m3", *args)) == 0
-    assert "dataset.json" not in capsys.readouterr().err
+    assert [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line] == [
+        f"warning: {dataset}: not read (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+        "its training list and label names are not used (the cases are paired by file name; the labels are named as "
+        f"{config_file} names them)"]
 
 
 def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set, tmp_path, capsys):
@@ -4071,7 +4075,8 @@ def test_a_training_config_or_dataset_json_larger_than_its_cap_is_not_read_whole
         assert declared_names(dataset) is None
     assert read == [4097, 4097]
     assert [record.getMessage() for record in caplog.records] == [
-        f"{dataset}: not read (more than 4 kB, where a dataset.json holds at most 4 kB); labels are named label_N"]
+        f"{dataset}: not read (more than 4 kB, where a dataset.json holds at most 4 kB); its training list and label "
+        "names are not used (the cases are paired by file name; labels are named label_N)"]
     dataset.write_text(json.dumps({"labels": labels}))  # under the cap: read as before
     assert read_dataset_json(dataset).names == {0: "background", 1: "a"}
     if hasattr(os, "mkfifo"):  # a named pipe of that name is passed over, not waited on for a writer
@@ -4082,7 +4087,8 @@ def test_a_training_config_or_dataset_json_larger_than_its_cap_is_not_read_whole
         with caplog.at_level(logging.WARNING, logger="medseg.io.dataset_json"):
             assert read_dataset_json(piped) is None and declared_names(piped) is None
         assert [record.getMessage() for record in caplog.records] == [
-            f"{piped}: not read (not a regular file); labels are named label_N"]
+            f"{piped}: not read (not a regular file); its training list and label names are not used (the cases are "
+            "paired by file name; labels are named label_N)"]
     if hasattr(os, "mkfifo"):  # -c <(...): a pipe is a config file too
         monkeypatch.setattr("builtins.open", real_open)
         pipe = tmp_path / "config-pipe.json"
@@ -4114,3 +4120,30 @@ def test_a_finished_package_unreadable_by_the_os_names_the_file_once_with_the_re
         assert resume.finished_package(tmp_path, 2) is None
     assert caplog.messages == [f"{tmp_path}: the finished run's package cannot be read ({config}: permission denied);"
                                " it is made again from the checkpoint"]
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b'{"training": [', "Expecting value: line 1 column 15 (char 14)"),
+    (codecs.BOM_UTF32_LE + '{"labels": {}}'.encode("utf-32-le"), "saved as UTF-32; save it as UTF-8"),
+])
+def test_an_unreadable_dataset_json_with_c_is_one_warning_naming_what_goes_unused(tmp_path, capsys, caplog, content,
+                                                                                 reason):
+    """With -c, a dataset.json beside the folders that cannot be read was passed over in silence, its training list
+    with it (the cases were paired by file name, a stray copy trained on): one warning names it and what goes
+    unused. Without -c it says so too (it said only that the labels are named label_N)."""
+    images, labels = _decathlon_folder(tmp_path / "Task09_Ph", listed=[0, 1], cases=[0, 1, 2])
+    dataset = tmp_path / "Task09_Ph" / "dataset.json"
+    dataset.write_bytes(content)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tiny_training_config(epochs=1)))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "-c", str(config), *_FEW_STEPS)) == 0
+    expected = (f"warning: {dataset}: not read ({reason}); its training list and label names are not used (the "
+                f"cases are paired by file name; the labels are named as {config} names them)")
+    err = capsys.readouterr().err
+    assert err.count(f"{dataset}: not read") == 1 and expected in err.splitlines()
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        assert _exit_code(_train_cli(images, labels, tmp_path / "plain", *_FEW_STEPS, "--epochs", "1")) == 0
+    told = [message for message in caplog.messages if f"{dataset}: not read" in message]
+    assert told == [f"{dataset}: not read ({reason}); its training list and label names are not used (the cases are "
+                    "paired by file name; labels are named label_N)"]

@@ -22,8 +22,8 @@ from medseg.io.files import undecodable
 from medseg.jsonfile import size_text
 from medseg.numbers import values_text
 
-__all__ = ["DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "read_dataset_json", "renamed_labels",
-           "training_list"]
+__all__ = ["DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "not_used", "read_dataset_json",
+           "read_document", "renamed_labels", "training_list"]
 
 log = logging.getLogger(__name__)
 
@@ -70,28 +70,40 @@ def _read_capped(path: Path) -> bytes:
 _OR_CONFIG = "; give -c with a config of the labels to train without it"
 
 
+def read_document(path: Path | str) -> tuple[object, str | None]:
+    """The parsed JSON of a ``dataset.json``, or None and why it cannot be read (too large, not UTF-8 or UTF-16
+    text, not JSON, nested too deeply, the OS's reason), as ``(document, reason)``. No warnings."""
+    data = b""
+    try:
+        data = _read_capped(Path(path))
+        if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does
+            return None, "saved as UTF-32; save it as UTF-8"
+        return json.loads(_decoded(data)), None
+    except UnicodeDecodeError as error:
+        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        encoding = "UTF-16" if error.encoding.startswith("utf-16") else "UTF-8"
+        return None, f"not {encoding} text: {undecodable(error, bom)}; save it as UTF-8"
+    except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, or more than the cap
+        return None, " ".join(str(error).split())
+    except RecursionError:  # json's own error for brackets nested thousands deep, which no dataset.json holds
+        return None, "nested too deeply to be a dataset.json"
+
+
+def not_used(path: Path | str, reason: str, labels: str = "labels are named label_N") -> str:
+    """The warning for a ``dataset.json`` beside the training folders that cannot be read (``reason``): neither its
+    training list nor its label names are used; ``labels``: how the labels are named instead."""
+    return (f"{path}: not read ({reason}); its training list and label names are not used (the cases are paired by "
+            f"file name; {labels})")
+
+
 def read_dataset_json(path: Path | str) -> DatasetJson | None:
     """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json``. None for
     a file that is not one medseg can take names from (not JSON, no ``labels`` mapping: a datalist, say), with a
     warning; an :class:`InputError` naming the file for labels it cannot train as they are meant."""
     path = Path(path)
-    data = b""
-    try:
-        data = _read_capped(path)
-        if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does
-            log.warning("%s: not read (saved as UTF-32; save it as UTF-8); labels are named label_N", path)
-            return None
-        doc = json.loads(_decoded(data))
-    except UnicodeDecodeError as error:
-        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-        log.warning("%s: not read (not %s text: %s; save it as UTF-8); labels are named label_N", path,
-                    "UTF-16" if error.encoding.startswith("utf-16") else "UTF-8", undecodable(error, bom))
-        return None
-    except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, or more than the cap
-        log.warning("%s: not read (%s); labels are named label_N", path, " ".join(str(error).split()))
-        return None
-    except RecursionError:  # json's own error for brackets nested thousands deep, which no dataset.json holds
-        log.warning("%s: not read (nested too deeply to be a dataset.json); labels are named label_N", path)
+    doc, reason = read_document(path)
+    if reason is not None:
+        log.warning("%s", not_used(path, reason))
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
         log.warning("%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
@@ -163,10 +175,7 @@ def training_list(path: Path | str) -> TrainingList | None:
     that is not one medseg can read (:func:`read_dataset_json` warns about that where it reads the names). A
     ``training`` entry that is not an image and a label path is an :class:`InputError` naming the file."""
     path = Path(path)
-    try:
-        doc = json.loads(_decoded(_read_capped(path)))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
+    doc, _ = read_document(path)
     if not isinstance(doc, dict):
         return None
     count = doc.get("numTraining")
@@ -198,11 +207,12 @@ def training_list(path: Path | str) -> TrainingList | None:
 def declared_names(path: Path | str) -> dict[int, str] | None:
     """The label names a ``dataset.json`` declares (value → name), whether or not medseg could train them as they
     are (an ``ignore`` label, gaps, several channels); None where it declares none it can read. No warnings."""
+    doc, _ = read_document(path)
     try:
-        doc = json.loads(_decoded(_read_capped(Path(path))))
-        return _names(doc["labels"], Path(path)) if isinstance(doc.get("labels"), dict) else None
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError, InputError, RecursionError):
-        return None  # RecursionError: brackets nested thousands deep, which json cannot read
+        return _names(doc["labels"], Path(path)) if isinstance(doc, dict) and isinstance(doc.get("labels"), dict) \
+            else None
+    except (ValueError, AttributeError, InputError):
+        return None
 
 
 def renamed_labels(declared: dict[int, str], names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
