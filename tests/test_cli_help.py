@@ -79,7 +79,7 @@ def help_of(command, capsys) -> str:
 
 
 @pytest.mark.parametrize(("command", "named"), [
-    (["infer"], ["-o, --output-dir, --output DIRECTORY Folder for outputs, made if missing (default: beside each "
+    (["infer"], ["-o, --output, --output-dir DIRECTORY Folder for outputs, made if missing (default: beside each "
                  "input).",
                  "--overlap FLOAT RANGE Overlap of neighbouring tiles, a fraction of the tile (default: the model's",
                  "auto: the first CUDA GPU, else Apple MPS, else the CPU.",

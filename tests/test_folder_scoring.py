@@ -340,3 +340,19 @@ def test_a_model_that_made_none_of_the_predictions_is_one_usage_error(folders, t
     assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--model", "phantom"]) == 1
     assert sorted(p.name for p in out.glob("*_failed.json")) == ["a_failed.json", "b_failed.json", "c_failed.json"]
     assert "was made by model 'hippocampus'" in json.loads((out / "a_failed.json").read_text())["error"]
+
+
+def test_output_dir_names_the_folder_of_evaluate_and_report_as_of_infer_and_train(folders, tmp_path, capsys):
+    """infer and train took --output-dir for their -o folder; evaluate (a folder of cases) and report (a folder or
+    page) refused it as "No such option"."""
+    pred, ref = folders
+    scores, qa = tmp_path / "scores", tmp_path / "qa"
+    assert run(["evaluate", str(pred), str(ref), "--output-dir", str(scores)]) == 1  # case c fails, as with -o
+    assert sorted(p.name for p in scores.glob("*.json")) == ["a_metrics.json", "b_metrics.json", "c_failed.json",
+                                                               "summary.json"]
+    assert run(["report", str(scores), "--output-dir", f"{qa}/", "--max-overlays", "0"]) == 0
+    assert sorted(p.name for p in qa.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
+    capsys.readouterr()
+    for command in ("evaluate", "report"):
+        assert run([command, "--help"]) == 0
+        assert "-o, --output, --output-dir" in capsys.readouterr().out

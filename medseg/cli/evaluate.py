@@ -60,7 +60,7 @@ $ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/
 @click.command("evaluate", help=_HELP)
 @click.argument("prediction", type=GivenPath(readable=False, path_type=Path))
 @click.argument("reference", type=GivenPath(readable=False, path_type=Path))
-@click.option("-o", "--output", default=None, metavar="FILE.json|DIR",
+@click.option("-o", "--output", "--output-dir", "output", default=None, metavar="FILE.json|DIR",
               help="Write the metrics JSON (schema medseg-metrics/1) here, atomically: a .json file, or a folder "
                    "(one that exists, or a new one named with a trailing /, as scores/): <case>_metrics.json in it. "
                    "Two folders: the folder for every case's record and the report (required).")

@@ -45,7 +45,7 @@ $ medseg infer dicom/study --series 3 --format dicom-seg
 # not readable=True: the reader names an unreadable input (or reference) and the rest of the batch goes on
 @click.argument("inputs", nargs=-1, required=True, type=GivenPath(readable=False, path_type=Path))
 @model_option
-@click.option("-o", "--output-dir", "--output", "output_dir", type=GivenPath(file_okay=False, path_type=Path),
+@click.option("-o", "--output", "--output-dir", "output_dir", type=GivenPath(file_okay=False, path_type=Path),
               default=None, help="Folder for outputs, made if missing (default: beside each input).")
 @click.option("--reference", "references", multiple=True, type=GivenPath(readable=False, path_type=Path),
               help="Reference label image (NIfTI, or a DICOM SEG of a DICOM input); score the result (give one "

@@ -27,7 +27,7 @@ $ medseg report results --sheet samples.tsv
 @click.command("report", help=_HELP)
 # not readable=True: the library names a results folder or sheet this user may not read (exit 1, not a usage error)
 @click.argument("results_dir", type=GivenPath(file_okay=False, readable=False, path_type=Path))
-@click.option("-o", "--output", default=None, metavar="FILE.html|DIR",
+@click.option("-o", "--output", "--output-dir", "output", default=None, metavar="FILE.html|DIR",
               help="The HTML page, a .html or .htm file, or a folder (one that exists, or a new one named with a "
                    "trailing /, as qa/): report.html in it; cohort.tsv and summary.json are written beside it. "
                    "Default: RESULTS_DIR/report.html.")
