@@ -212,7 +212,7 @@ def test_one_folder_as_both_and_results_of_other_cases_in_the_output_folder(fold
             "old_metrics.json; remove them, or give a folder of its own") in caplog.messages
 
 
-def test_a_separate_output_folder_still_shows_the_model_and_its_training_images(folders, tmp_path):
+def test_a_separate_output_folder_still_shows_the_model_and_its_training_images(folders, tmp_path, capsys):
     """Scored into a folder of their own (the README's `-o scores/`), the cases' rows had no model and the summary
     counted 0 of the model's training images, however many there were (17 of 20 hippocampus cases segmented by the
     shipped model): the sidecars stay beside the predictions. The report takes the sidecar beside the prediction a
@@ -236,6 +236,9 @@ def test_a_separate_output_folder_still_shows_the_model_and_its_training_images(
         "a": ("hippo-test", "true"), "b": ("hippo-test", "false"), "c": ("", "")}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"]["in_training_set"] == 1 and summary["cases"]["scored"] == 3
+    # the printed summary says so too, as `medseg infer` says it of each training image (it was silent)
+    assert ("  1 of the cases is one of the model's training images: their Dice overstates accuracy on new data "
+            "(summary.json's training_images gives both groups)") in capsys.readouterr().out.splitlines()
     assert not list(out.glob("*_seg.json"))  # read where they are, not copied
     (pred / "c_seg.json").write_text(json.dumps({"labels": ["background", "anterior", "posterior"]}))  # another tool's
     assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 0

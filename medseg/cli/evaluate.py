@@ -204,6 +204,10 @@ def _summary_lines(result) -> list[str]:
                          f"{dice_round_text(dice['median'])}, min {dice_round_text(dice['min'])} (n {dice['n']})")
         else:
             lines.append(f"  {value} {entry['name']}: no Dice")
+    trained = cases.get("in_training_set") or 0
+    if trained:  # a training image's Dice says little about new data, as `medseg infer` says of each
+        lines.append(f"  {trained} of the cases {'is one' if trained == 1 else 'are'} of the model's training images: "
+                     "their Dice overstates accuracy on new data (summary.json's training_images gives both groups)")
     lines += [f"failed {case}: {error}" for case, error, _ in result.failed]
     report = result.report
     lines.append(f"wrote {result.out_dir} ({len(result.scored)} metrics files, {len(result.failed)} failure records, "
