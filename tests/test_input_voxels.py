@@ -28,8 +28,9 @@ def test_voxels_are_read_from_headers_and_unreadable_inputs_count_none(tmp_path)
     assert voxel_count(_header_only_nifti(tmp_path / "t.nii", (64, 64, 10, 3))) == 64 * 64 * 10 * 3
     series = tmp_path / "dicom"
     write_series(series, stored_values((24, 20, 6)), slice_positions(6, 2.0))
-    (series / "notes.txt").write_text("not DICOM")  # skipped for the header; counted as a file (an upper bound)
-    assert voxel_count(series) == 20 * 24 * 7
+    (series / "notes.txt").write_text("not DICOM")  # skipped for the header; its bytes counted (an upper bound)
+    # uncompressed, 16 bits a pixel: the folder's bytes over 2, the headers' bytes with them (tiny images: 2x over)
+    assert voxel_count(series) == sum(p.stat().st_size for p in series.iterdir()) // 2 > 20 * 24 * 6
     (tmp_path / "bad.nii.gz").write_bytes(b"not a nifti")
     assert voxel_count(tmp_path / "bad.nii.gz") == 0
     assert voxel_count(tmp_path / "gone.nii.gz") == 0
@@ -79,16 +80,19 @@ def test_a_header_without_a_voxel_size_gives_none(tmp_path):
 
 
 def test_a_dicom_folder_is_counted_from_its_entries_and_one_header(tmp_path):
-    """Every file under the folder counts (subfolders too, hidden files not), and the grid comes from one header:
-    pixel spacing, then SpacingBetweenSlices, else SliceThickness when believable, else the larger pixel spacing
-    (the factory writes a SliceThickness of 99 mm)."""
+    """Every file under the folder counts (subfolders too, hidden files not), and the grid comes from one header
+    (the largest file's): the folder's bytes over the bytes a pixel takes (uncompressed), pixel spacing, then
+    SpacingBetweenSlices, else SliceThickness when believable, else the larger pixel spacing (the factory writes a
+    SliceThickness of 99 mm)."""
     from dicom_factory import slice_positions, stored_values, write_series
 
     series = tmp_path / "study"
     write_series(series / "a", stored_values((24, 20, 3)), slice_positions(3, 2.0), pixel_spacing=(0.8, 0.6))
     write_series(series / "b" / "c", stored_values((24, 20, 2)), slice_positions(2, 2.0), pixel_spacing=(0.8, 0.6))
-    (series / ".DS_Store").write_bytes(b"hidden")
-    assert input_grid(series) == InputGrid(20 * 24 * 5, (0.8, 0.6, 0.8))
+    (series / ".DS_Store").write_bytes(b"hidden" * 1000)
+    counted = sum(p.stat().st_size for p in series.rglob("*.dcm"))
+    assert input_grid(series) == InputGrid(counted // 2, (0.8, 0.6, 0.8))
+    assert counted // 2 >= 20 * 24 * 5
     thick = tmp_path / "thick"
     write_series(thick, stored_values((24, 20, 2)), slice_positions(2, 2.0), extra={"SliceThickness": 2.5})
     assert input_grid(thick).spacing_mm == (0.8, 0.6, 2.5)
@@ -102,3 +106,59 @@ def test_a_dicom_folder_is_counted_from_its_entries_and_one_header(tmp_path):
     assert input_grid(notes) == InputGrid(0, None)
     (tmp_path / "empty").mkdir()
     assert input_grid(tmp_path / "empty") == InputGrid(0, None)
+
+
+def _series_voxels(folder: Path) -> int:
+    """The voxels the DICOM files under ``folder`` hold, read from every header (what planning must not undercount)."""
+    import pydicom
+
+    return sum(int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1)
+               for ds in (pydicom.dcmread(p, stop_before_pixels=True) for p in folder.rglob("*.dcm")))
+
+
+def test_a_folder_whose_series_differ_in_size_is_not_counted_under(tmp_path):
+    """The grid read from one header was multiplied by the number of files: a 16x16 series listed before a 64x64
+    one in the same folder was counted 16 times under. Read from the largest file, and bounded by the folder's
+    bytes over the bytes a stored pixel takes (uncompressed), the count is at least the folder's voxels."""
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    folder = tmp_path / "study"  # the small series' files listed first: the folder's own before its subfolder's
+    write_series(folder, stored_values((16, 16, 10)), slice_positions(10, 2.0), pixel_spacing=(2.0, 2.0))
+    write_series(folder / "large", stored_values((64, 64, 10)), slice_positions(10, 2.0), pixel_spacing=(0.5, 0.5))
+    real = _series_voxels(folder)
+    assert real == 10 * 16 * 16 + 10 * 64 * 64
+    grid = input_grid(folder)
+    assert real <= grid.voxels <= 1.5 * real
+    assert grid.spacing_mm == (0.5, 0.5, 0.5)  # the largest file's
+    (folder / "export.zip").write_bytes(b"PK" * 50_000)  # larger than any image, and no DICOM: its bytes do not count
+    assert input_grid(folder) == grid
+
+
+def test_a_multi_frame_file_beside_single_frames_is_counted_whole_and_not_once_per_file(tmp_path):
+    """A single-frame screenshot read first beside an enhanced multi-frame image was counted as frames = 1 for every
+    file (here 6 times under); the multi-frame header times the number of files would be 26 times over."""
+    import pydicom
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    folder = tmp_path / "study"
+    write_series(folder, stored_values((32, 32, 30)), slice_positions(30, 2.0), prefix="a")
+    [single] = write_series(tmp_path / "one", stored_values((64, 64, 1)), slice_positions(1, 2.0))
+    frames = pydicom.dcmread(single)
+    frames.NumberOfFrames = 40
+    frames.PixelData = stored_values((64, 64, 40)).transpose(2, 1, 0).tobytes()
+    (folder / "enhanced").mkdir()  # listed after the single frames
+    frames.save_as(folder / "enhanced" / "frames.dcm", enforce_file_format=True)
+    real = _series_voxels(folder)
+    assert real == 30 * 32 * 32 + 40 * 64 * 64
+    assert real <= input_grid(folder).voxels <= 1.5 * real
+
+
+def test_a_compressed_folder_is_counted_from_its_largest_file_times_its_files(tmp_path):
+    """Compressed pixels tell no voxels from bytes: the largest file's grid times the number of files."""
+    from dicom_factory import slice_positions, stored_values, write_series
+    from pydicom.uid import RLELossless
+
+    folder = tmp_path / "rle"  # RLE: pydicom's own encoder
+    write_series(folder / "a", stored_values((16, 16, 4)), slice_positions(4, 2.0), transfer_syntax=RLELossless)
+    write_series(folder / "b", stored_values((48, 40, 3)), slice_positions(3, 2.0), transfer_syntax=RLELossless)
+    assert input_grid(folder).voxels == 7 * 48 * 40
