@@ -162,3 +162,25 @@ def test_a_compressed_folder_is_counted_from_its_largest_file_times_its_files(tm
     write_series(folder / "a", stored_values((16, 16, 4)), slice_positions(4, 2.0), transfer_syntax=RLELossless)
     write_series(folder / "b", stored_values((48, 40, 3)), slice_positions(3, 2.0), transfer_syntax=RLELossless)
     assert input_grid(folder).voxels == 7 * 48 * 40
+
+
+def test_links_in_a_dicom_folder_are_followed_to_files_and_a_looping_one_is_passed_over(tmp_path):
+    """Links to files count their target's bytes; a broken link and a link that loops are passed over, as the
+    reader passes over them. The looping link raised while listing, and the whole folder counted no voxels."""
+    import os
+
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    source = tmp_path / "source"
+    write_series(source, stored_values((24, 20, 6)), slice_positions(6, 2.0))
+    expected = input_grid(source)
+    assert expected.voxels > 0
+    links = tmp_path / "links"
+    links.mkdir()
+    for path in source.iterdir():
+        (links / path.name).symlink_to(path)
+    assert input_grid(links) == expected
+    (links / "broken").symlink_to(tmp_path / "nothing")
+    os.symlink("loop", links / "loop")  # a link to itself
+    (links / "empty.dcm").write_bytes(b"")
+    assert input_grid(links) == expected

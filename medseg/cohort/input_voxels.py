@@ -102,11 +102,12 @@ def _files_under(folder: Path) -> list[tuple[int, str]]:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     folders.append(entry.path)
-                elif entry.is_file():
-                    try:
+                    continue
+                try:  # a link that loops raises here (the reader's Path.is_file passes over it): not the folder's end
+                    if entry.is_file():
                         files.append((entry.stat().st_size, entry.path))
-                    except OSError:  # gone since listed, or a broken link: nothing to read
-                        continue
+                except OSError:  # gone since listed, a broken or looping link: nothing to read
+                    continue
     return files
 
 
