@@ -403,6 +403,44 @@ def test_a_ctrl_c_while_a_dry_run_lists_its_jobs_is_one_line_and_exit_130(cohort
     assert not (tmp_path / "results").exists()
 
 
+# Snakemake with a Ctrl-C (SIGINT) raised as it logs the planned jobs' stats: its scheduler is made, no job started
+_STOP_AT_JOB_STATS = """
+import signal, sys
+import snakemake.api
+import snakemake.dag
+from snakemake.cli import main
+
+stats = snakemake.dag.DAG.stats
+
+def interrupted(self, *args, **kwargs):
+    signal.raise_signal(signal.SIGINT)
+    return stats(self, *args, **kwargs)
+
+snakemake.dag.DAG.stats = interrupted
+sys.argv = ["snakemake", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("hooks", [[], ["--no-hooks"]], ids=["onstart", "no-hooks"])
+def test_a_ctrl_c_after_the_jobs_are_planned_and_before_any_starts_is_one_line_and_exit_130(cohort, tmp_path, hooks):
+    """Snakemake makes the jobs' scheduler before it logs their stats and runs onstart (or, with --no-hooks, enters
+    its job loop): a Ctrl-C there was taken for one Snakemake's job loop handles, and ended in a KeyboardInterrupt
+    traceback; no job had started."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED
+
+    folder, _ = cohort
+    sheet = write_sheet(folder / "data", [("a", "a.nii.gz", "a_label.nii.gz")])
+    command = [sys.executable, "-c", _STOP_AT_JOB_STATS, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", *hooks, "--config", f"model={MODEL}", f"samples={sheet}",
+               f"results={tmp_path / 'results'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1] == PLANNING_STOPPED
+    assert "Traceback" not in done.stdout + done.stderr and "KeyboardInterrupt" not in done.stdout + done.stderr
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
+
+
 def test_the_planning_handler_steps_aside_once_the_jobs_are_planned():
     """With --no-hooks Snakemake runs no onstart, so the planning handler stayed while the jobs ran: a Ctrl-C then
     said "no job was started" and skipped Snakemake's own stop. Once the workflow's jobs_planned test holds, the

@@ -11,11 +11,12 @@ Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and rel
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "planning_done", "stop_planning_on_interrupt"]
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_started", "planning_done", "stop_planning_on_interrupt"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
@@ -29,9 +30,9 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn],
     (``workflow/rules/common.smk``) tells it and exits with :data:`STOPPED_CODE`, which Snakemake lets through after
     releasing what it holds (its lock). Only in the main thread, where Python takes signals.
 
-    ``jobs_planned`` (asked at the Ctrl-C) says that the jobs are planned and about to run, for a run whose
-    ``onstart`` Snakemake skips (``--no-hooks``): the Ctrl-C is then Python's own ``KeyboardInterrupt``, and the
-    handler is gone, as after :func:`planning_done`."""
+    ``jobs_planned`` (asked at the Ctrl-C) says that Snakemake's job loop has taken over (:func:`jobs_started`), for a
+    run whose ``onstart`` Snakemake skips (``--no-hooks``): the Ctrl-C is then Python's own ``KeyboardInterrupt``,
+    and the handler is gone, as after :func:`planning_done`."""
     global _handler
     if threading.current_thread() is not threading.main_thread():
         return
@@ -45,6 +46,21 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn],
 
     _handler = handler
     signal.signal(signal.SIGINT, handler)
+
+
+def jobs_started(scheduler) -> bool:
+    """Has Snakemake's job loop taken over: is ``scheduler``'s ``schedule`` running (it is on the main thread's stack,
+    where a Ctrl-C lands), or has it started a job? Snakemake makes the scheduler before it logs the jobs' stats and
+    runs ``onstart``: a ``KeyboardInterrupt`` there, outside the loop that handles it, was a traceback of 20 lines."""
+    if scheduler.running or scheduler.finished_jobs or getattr(scheduler, "failed", None):
+        return True
+    schedule = getattr(type(scheduler).schedule, "__code__", None)
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code is schedule:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def planning_done() -> None:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import STOPPED_CODE, planning_done, stop_planning_on_interrupt
+from medseg.cohort.planning_stop import STOPPED_CODE, jobs_started, planning_done, stop_planning_on_interrupt
 
 
 def planning_stopped(line):
@@ -24,8 +24,8 @@ def planning_stopped(line):
 
 
 def jobs_planned():
-    """The jobs are planned and about to run (Snakemake made their scheduler), in a run that is not a dry run."""
-    return workflow.scheduler is not None and not workflow.dryrun
+    """Snakemake's job loop has taken over (it stops the jobs on a Ctrl-C), in a run that is not a dry run."""
+    return workflow.scheduler is not None and not workflow.dryrun and jobs_started(workflow.scheduler)
 
 
 # first, before the imports that take most of planning's time; Snakemake's own handling of a Ctrl-C comes back as the
