@@ -441,6 +441,25 @@ def test_a_ctrl_c_after_the_jobs_are_planned_and_before_any_starts_is_one_line_a
     assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
 
 
+def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(cohort, tmp_path):
+    """A dry run of --touch holds the results folder (a lock file beside it, given back at exit); a Ctrl-C while it
+    listed its jobs ended it with os._exit, which runs no exit handler, and the lock file stayed."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED
+
+    folder, _ = cohort
+    sheet = write_sheet(folder / "data", [("a", "a.nii.gz", "a_label.nii.gz")])
+    stop_at_listing = _STOP_AT_JOB_STATS.replace("snakemake.dag.DAG.stats", "JobScheduler.run").replace(
+        "import snakemake.dag\n", "import snakemake.dag\nfrom snakemake.scheduling.job_scheduler import JobScheduler\n")
+    command = [sys.executable, "-c", stop_at_listing, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "-n", "--touch", "--config", f"model={MODEL}", f"samples={sheet}",
+               f"results={tmp_path / 'results'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1] == PLANNING_STOPPED
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake"]  # no .results.lock, no results folder
+
+
 def test_the_planning_handler_steps_aside_once_the_jobs_are_planned():
     """With --no-hooks Snakemake runs no onstart, so the planning handler stayed while the jobs ran: a Ctrl-C then
     said "no job was started" and skipped Snakemake's own stop. Once the workflow's jobs_planned test holds, the

@@ -18,6 +18,9 @@ def planning_stopped(line):
         # on a line of its own (the stop may cut a line of the listing)
         sys.stdout.flush()
         print("\n" + line, file=sys.stderr, flush=True)
+        claim = globals().get("_results_claim")  # a dry run of --touch holds the results folder; os._exit runs no
+        if claim is not None:  # atexit, which gives it back and removes its lock file
+            claim.__exit__(None, None, None)
         os._exit(STOPPED_CODE)
     print(line, file=sys.stderr, flush=True)
     sys.exit(STOPPED_CODE)
