@@ -353,9 +353,30 @@ def test_output_dir_names_the_folder_of_evaluate_and_report_as_of_infer_and_trai
     assert run(["evaluate", str(pred), str(ref), "--output-dir", str(scores)]) == 1  # case c fails, as with -o
     assert sorted(p.name for p in scores.glob("*.json")) == ["a_metrics.json", "b_metrics.json", "c_failed.json",
                                                                "summary.json"]
-    assert run(["report", str(scores), "--output-dir", f"{qa}/", "--max-overlays", "0"]) == 0
+    assert run(["report", str(scores), "--output-dir", str(qa), "--max-overlays", "0"]) == 0
     assert sorted(p.name for p in qa.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
     capsys.readouterr()
     for command in ("evaluate", "report"):
         assert run([command, "--help"]) == 0
-        assert "-o, --output, --output-dir" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "-o, --output " in out and "--output-dir DIR" in out
+
+
+def test_output_dir_is_a_folder_without_a_trailing_slash_and_not_given_with_o(folders, tmp_path, capsys):
+    """--output-dir was another name of -o: a new folder without a trailing / was refused as a file name without
+    .json (or .html), in a message naming -o; given with -o, the last of the two was taken in silence."""
+    pred, ref = folders
+    one = tmp_path / "one"
+    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "--output-dir", str(one)]) == 0
+    assert sorted(p.name for p in one.iterdir()) == ["a_metrics.json"]
+    qa = tmp_path / "qa"
+    assert run(["report", str(one), "--output-dir", str(qa), "--max-overlays", "0"]) == 0
+    assert sorted(p.name for p in qa.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
+    capsys.readouterr()
+    both = tmp_path / "both"
+    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "-o", str(tmp_path / "a.json"),
+                "--output-dir", str(both)]) == 2
+    assert f"-o {tmp_path / 'a.json'} and --output-dir {both}: give one of them" in capsys.readouterr().err
+    assert run(["report", str(one), "-o", str(tmp_path / "r.html"), "--output-dir", str(both)]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert not both.exists() and not (tmp_path / "a.json").exists() and not (tmp_path / "r.html").exists()

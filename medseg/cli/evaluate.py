@@ -12,6 +12,8 @@ from medseg.cli.options import (
     escaped_line,
     file_output,
     given_model,
+    output_dir_option,
+    output_or_folder,
     overwrite_option,
     quiet,
     usage_errors,
@@ -60,10 +62,11 @@ $ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/
 @click.command("evaluate", help=_HELP)
 @click.argument("prediction", type=GivenPath(readable=False, path_type=Path))
 @click.argument("reference", type=GivenPath(readable=False, path_type=Path))
-@click.option("-o", "--output", "--output-dir", "output", default=None, metavar="FILE.json|DIR",
+@click.option("-o", "--output", "output", default=None, metavar="FILE.json|DIR",
               help="Write the metrics JSON (schema medseg-metrics/1) here, atomically: a .json file, or a folder "
                    "(one that exists, or a new one named with a trailing /, as scores/): <case>_metrics.json in it. "
                    "Two folders: the folder for every case's record and the report (required).")
+@output_dir_option("<case>_metrics.json, or with two folders every case's record and the report")
 @click.option("-m", "--model", default=None, metavar="NAME|DIR", callback=given_model,
               help="Take label names (and the allowed label values) from this model package. "
                    "Default: the names in the prediction's sidecar, else those of a Decathlon / nnU-Net dataset.json "
@@ -73,7 +76,8 @@ $ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table (one pair "
                                                        "only).")
 @overwrite_option
-def evaluate(prediction, reference, output, model, case_id, as_json, overwrite):
+def evaluate(prediction, reference, output, output_dir, model, case_id, as_json, overwrite):
+    output = output_or_folder(output, output_dir)
     # os.path.isdir: a path behind a folder that cannot be searched is not taken for a folder (Path.is_dir raised
     # PermissionError); reading it then names it in one line
     if os.path.isdir(prediction) or os.path.isdir(reference):

@@ -13,7 +13,7 @@ import click
 __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
-    "file_output", "usage_errors", "invocation",
+    "file_output", "output_dir_option", "output_or_folder", "usage_errors", "invocation",
 ]
 
 
@@ -150,6 +150,26 @@ def quiet(ctx: click.Context | None = None) -> bool:
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("quiet"))
+
+
+def output_dir_option(default_name: str):
+    """``--output-dir DIR``: the folder ``-o`` may name, named as a folder whether or not it exists yet or ends in
+    ``/`` (as ``infer`` and ``train`` take it); :func:`output_or_folder` joins it to ``-o``."""
+    return click.option("--output-dir", "output_dir", default=None, metavar="DIR",
+                        help=f"As -o DIR/: a folder, made if missing, for {default_name} (not with -o).")
+
+
+def output_or_folder(output: str | None, output_dir: str | None) -> str | None:
+    """The ``-o`` value of a command that also takes ``--output-dir`` (:func:`output_dir_option`): the folder, written
+    with a trailing ``/`` so that :func:`file_output` takes it for one (``--output-dir scores`` was refused as a file
+    name without .json, under the name -o). Both given is a usage error (click kept the last in silence)."""
+    if output_dir is None:
+        return output
+    if output is not None:
+        raise click.UsageError(f"-o {output} and --output-dir {output_dir}: give one of them")
+    if not output_dir:
+        raise click.UsageError("--output-dir: an empty path (an unset shell variable?)")
+    return output_dir if output_dir.endswith((os.sep, "/")) else output_dir + os.sep
 
 
 def file_output(option: str, value: str | None, default_name: str, suffixes: tuple[str, ...]) -> Path | None:

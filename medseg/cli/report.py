@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import FiniteFloatRange, GivenPath, escaped_line, file_output, overwrite_option, quiet
+from medseg.cli.options import (
+    FiniteFloatRange,
+    GivenPath,
+    escaped_line,
+    file_output,
+    output_dir_option,
+    output_or_folder,
+    overwrite_option,
+    quiet,
+)
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 
@@ -27,10 +36,11 @@ $ medseg report results --sheet samples.tsv
 @click.command("report", help=_HELP)
 # not readable=True: the library names a results folder or sheet this user may not read (exit 1, not a usage error)
 @click.argument("results_dir", type=GivenPath(file_okay=False, readable=False, path_type=Path))
-@click.option("-o", "--output", "--output-dir", "output", default=None, metavar="FILE.html|DIR",
+@click.option("-o", "--output", "output", default=None, metavar="FILE.html|DIR",
               help="The HTML page, a .html or .htm file, or a folder (one that exists, or a new one named with a "
                    "trailing /, as qa/): report.html in it; cohort.tsv and summary.json are written beside it. "
                    "Default: RESULTS_DIR/report.html.")
+@output_dir_option("report.html, cohort.tsv and summary.json")
 @click.option("--dice-threshold", type=FiniteFloatRange(0, 1), default=DEFAULT_DICE_THRESHOLD, show_default=True,
               help="Flag labels whose Dice is below this.")
 @click.option("--outlier-z", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_OUTLIER_Z, show_default=True,
@@ -42,7 +52,8 @@ $ medseg report results --sheet samples.tsv
 @click.option("--sheet", type=GivenPath(dir_okay=False, readable=False, path_type=Path), default=None,
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option
-def report(results_dir, output, dice_threshold, outlier_z, max_overlays, sheet, overwrite):
+def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overlays, sheet, overwrite):
+    output = output_or_folder(output, output_dir)
     from medseg.numbers import counted
     from medseg.report.build import build_report
 
