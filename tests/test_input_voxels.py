@@ -184,3 +184,26 @@ def test_links_in_a_dicom_folder_are_followed_to_files_and_a_looping_one_is_pass
     os.symlink("loop", links / "loop")  # a link to itself
     (links / "empty.dcm").write_bytes(b"")
     assert input_grid(links) == expected
+
+
+def test_a_colour_screenshot_larger_than_the_slices_does_not_give_the_grid(tmp_path):
+    """A colour image filed with a series (a dose report, a screenshot: the reader refuses colour) was the largest
+    file, so its header gave the grid: 24 bits a pixel counted the 16-bit slices' bytes 1.5 times under (below the
+    series' own voxels here), and, without a pixel spacing, no voxel size. Its bytes still count."""
+    import numpy as np
+    import pydicom
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    folder = tmp_path / "study"
+    write_series(folder, stored_values((64, 64, 10)), slice_positions(10, 2.0), pixel_spacing=(0.8, 0.6))
+    [single] = write_series(tmp_path / "one", stored_values((96, 96, 1)), slice_positions(1, 2.0))
+    screenshot = pydicom.dcmread(single)
+    screenshot.SamplesPerPixel, screenshot.PhotometricInterpretation, screenshot.PlanarConfiguration = 3, "RGB", 0
+    screenshot.BitsAllocated, screenshot.BitsStored, screenshot.HighBit, screenshot.PixelRepresentation = 8, 8, 7, 0
+    screenshot.PixelData = np.zeros((96, 96, 3), np.uint8).tobytes()
+    del screenshot.PixelSpacing
+    screenshot.save_as(folder / "dose_report.dcm", enforce_file_format=True)
+    assert max(folder.iterdir(), key=lambda p: p.stat().st_size).name == "dose_report.dcm"
+    grid = input_grid(folder)
+    assert grid.voxels == sum(p.stat().st_size for p in folder.iterdir()) // 2 > 64 * 64 * 10 + 96 * 96
+    assert grid.spacing_mm == (0.8, 0.6, 0.8)

@@ -121,7 +121,8 @@ _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.
 
 
 def _dicom_folder_grid(folder: Path) -> InputGrid:
-    """The voxels of every file under ``folder``, from the header of its largest file that has a grid: the folder's
+    """The voxels of every file under ``folder``, from the header of its largest file that has a grey-level grid
+    (colour images, which the reader refuses, take 24 bits a pixel and tell no pixel spacing: they count): the folder's
     bytes over the bits a stored pixel of that file takes where it is stored uncompressed (an upper bound for files
     that store theirs uncompressed with at least as many bits), else that file's voxels times the number of files
     (an upper bound where no file holds more voxels than the largest)."""
@@ -130,6 +131,7 @@ def _dicom_folder_grid(folder: Path) -> InputGrid:
         return InputGrid()
     import pydicom
 
+    colour: list[int] = []  # sizes of the colour images tried before the grid's file (a screenshot, a dose report)
     for tried, (size, path) in enumerate(files[:_HEADERS_TRIED]):
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
@@ -140,15 +142,18 @@ def _dicom_folder_grid(folder: Path) -> InputGrid:
         rows, columns = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
         if not (rows and columns):  # no image (a structure set, a report): the next one
             continue
+        if int(header.get("SamplesPerPixel", 1) or 1) > 1:  # colour, which the reader refuses: its bits a pixel (24)
+            colour.append(size)  # are no bound of a grey-level series' (16), and it has no pixel spacing: the next
+            continue
         voxels = rows * columns * max(int(header.get("NumberOfFrames", 1) or 1), 1)
         bits = int(header.get("BitsAllocated", 0) or 0) * max(int(header.get("SamplesPerPixel", 1) or 1), 1)
         syntax = str(getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", "") or "")
         if syntax in _UNCOMPRESSED and bits > 0:
-            # the larger files tried before it hold no image: their bytes are no voxels
-            image_bytes = sum(size for size, _ in files[tried:])
+            # the larger files tried before it hold no image (their bytes are no voxels), or one in colour
+            image_bytes = sum(size for size, _ in files[tried:]) + sum(colour)
             voxels = max(image_bytes * 8 // bits, voxels)
         else:
-            voxels *= len(files) - tried
+            voxels *= len(files) - tried + len(colour)
         return InputGrid(voxels, _dicom_spacing(header))
     return InputGrid()
 
