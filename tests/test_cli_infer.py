@@ -760,7 +760,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     (["nonsense"], "medseg: error: No such command 'nonsense'. Commands: infer, models, synth, train, evaluate, "
                    "report, convert, inspect, cohort. Try 'medseg --help'."),
     # an unset shell variable (-o "$OUT"): outputs went into the current folder
-    (["infer", "x.nii.gz", "-o", ""], "medseg infer: error: Invalid value for '-o' / '--output-dir' / '--output': an "
+    (["infer", "x.nii.gz", "-o", ""], "medseg infer: error: Invalid value for '-o' / '--output' / '--output-dir': an "
      "empty path (an unset shell variable?). Try 'medseg infer --help'."),
     (["train", "--images", "", "--labels", "l", "-o", "m"], "medseg train: error: Invalid value for '--images': an "
      "empty path (an unset shell variable?). Try 'medseg train --help'."),

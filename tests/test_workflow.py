@@ -372,7 +372,10 @@ def test_a_ctrl_c_while_a_dry_run_lists_its_jobs_is_one_line_and_exit_130(cohort
     from medseg.cohort.planning_stop import PLANNING_STOPPED
 
     folder, _ = cohort
-    sheet = write_sheet(folder / "data", [(f"case{i}", "a.nii.gz", "a_label.nii.gz") for i in range(20)])
+    data = folder / "data"  # a sheet of its own: the module's sheet (other tests' five cases) is left as it is
+    own = tmp_path / "sheet"
+    own.mkdir()
+    sheet = write_sheet(own, [(f"case{i}", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")) for i in range(20)])
     reader, writer = os.pipe()
     fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
