@@ -47,6 +47,16 @@ def write_sheet(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
     return sheet
 
 
+def sheet_of_own(cohort, tmp_path: Path, cases: list[str]) -> Path:
+    """A sheet beside ``tmp_path`` (which the tests look through) of the cohort's case a (image and reference) under
+    each name of ``cases``: the module's sheet, which later tests read, is left as it is (a test that wrote over it
+    made them run its cases)."""
+    data = cohort[0] / "data"
+    own = tmp_path.parent / f"{tmp_path.name}-sheet"
+    own.mkdir(exist_ok=True)
+    return write_sheet(own, [(case, str(data / "a.nii.gz"), str(data / "a_label.nii.gz")) for case in cases])
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> tuple[Path, Path]:
     """Cases: a, b (with references), c (no reference), bad (truncated .nii.gz), gone (missing file)."""
@@ -371,11 +381,7 @@ def test_a_ctrl_c_while_a_dry_run_lists_its_jobs_is_one_line_and_exit_130(cohort
 
     from medseg.cohort.planning_stop import PLANNING_STOPPED
 
-    folder, _ = cohort
-    data = folder / "data"  # a sheet of its own: the module's sheet (other tests' five cases) is left as it is
-    own = tmp_path / "sheet"
-    own.mkdir()
-    sheet = write_sheet(own, [(f"case{i}", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")) for i in range(20)])
+    sheet = sheet_of_own(cohort, tmp_path, [f"case{i}" for i in range(20)])
     reader, writer = os.pipe()
     fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
@@ -432,8 +438,7 @@ def test_a_ctrl_c_after_the_jobs_are_planned_and_before_any_starts_is_one_line_a
     traceback; no job had started."""
     from medseg.cohort.planning_stop import PLANNING_STOPPED
 
-    folder, _ = cohort
-    sheet = write_sheet(folder / "data", [("a", "a.nii.gz", "a_label.nii.gz")])
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
     command = [sys.executable, "-c", _STOP_AT_JOB_STATS, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
                "--cores", "1", *hooks, "--config", f"model={MODEL}", f"samples={sheet}",
                f"results={tmp_path / 'results'}"]
@@ -449,8 +454,7 @@ def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(c
     listed its jobs ended it with os._exit, which runs no exit handler, and the lock file stayed."""
     from medseg.cohort.planning_stop import PLANNING_STOPPED
 
-    folder, _ = cohort
-    sheet = write_sheet(folder / "data", [("a", "a.nii.gz", "a_label.nii.gz")])
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
     stop_at_listing = _STOP_AT_JOB_STATS.replace("snakemake.dag.DAG.stats", "JobScheduler.run").replace(
         "import snakemake.dag\n", "import snakemake.dag\nfrom snakemake.scheduling.job_scheduler import JobScheduler\n")
     command = [sys.executable, "-c", stop_at_listing, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
