@@ -852,9 +852,9 @@ def test_the_border_contact_mask_made_a_block_at_a_time_is_the_whole_one():
 def test_a_label_file_is_read_as_nibabel_reads_it_with_one_copy_of_its_voxels(tmp_path, monkeypatch, dtype, slope,
                                                                               shape, name):
     """nibabel reads a gzip-compressed image into the decompressed bytes and then the array: the report held two
-    copies of each label volume while reading it (0.63 GB more for a 1024×1024×300 segmentation). It is read a slab
-    at a time into one array now, with the same type, values and layout (float voxels rounded to int32, as before;
-    a scaled or uncompressed file read by nibabel, as before)."""
+    copies of each label volume while reading it (0.63 GB more for a 1024×1024×300 segmentation). It is read a block
+    at a time into one array now, with the same type, values and layout (float and scaled voxels rounded to int32, as
+    before; an uncompressed file mapped by nibabel, as before)."""
     import tracemalloc
 
     from medseg.io import nifti
@@ -872,7 +872,7 @@ def test_a_label_file_is_read_as_nibabel_reads_it_with_one_copy_of_its_voxels(tm
     if not np.issubdtype(expected.dtype, np.integer):
         expected = np.rint(expected).astype(np.int32)
     read_labels(tmp_path / name)  # the modules it imports, loaded
-    monkeypatch.setattr(nifti, "_LABEL_SLAB_VOXELS", 256 * 192 * 4, raising=False)
+    monkeypatch.setattr(nifti, "_VOXEL_BLOCK_BYTES", 256 * 192 * 4)
     tracemalloc.start()
     try:
         labels, affine = read_labels(tmp_path / name)

@@ -171,7 +171,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         try:
             with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an overflowing cast is refused below, in one line
-                array = np.asarray(image.dataobj) if as_stored else _read_float(image, out_dtype)
+                array = _read_stored(image) if as_stored else _read_float(image, out_dtype)
         except MemoryError as error:
             gib = float(np.prod(shape, dtype=np.float64)) * out_dtype.itemsize / 2**30
             raise ImageReadError(f"{path}: the header's shape {shape} needs {gib:.1f} GiB of memory as {out_dtype}; "
@@ -487,7 +487,7 @@ def _excess_voxel_bytes(image, left: dict[str, int]) -> int:
             return 0
         with open(name, "rb") as handle:  # read only when there is more: a file of the declared size is the norm
             handle.seek(end)
-            while block := handle.read(1 << 24):
+            while block := handle.read(_VOXEL_BLOCK_BYTES):
                 if block.strip(b"\0"):
                     return excess
     except (OSError, TypeError):
@@ -533,7 +533,7 @@ class _CheckedStreams:
         for name, handle in self.handles.items():
             left[name], padding = 0, True
             try:
-                while block := handle.read(1 << 24):
+                while block := handle.read(_VOXEL_BLOCK_BYTES):
                     left[name] += len(block)
                     padding = padding and not block.strip(b"\0")
                 if padding:
@@ -895,14 +895,70 @@ def is_sheared(affine: np.ndarray, tol: float = 1e-4) -> bool:
 
 
 def _read_float(image, dtype: np.dtype) -> np.ndarray:
-    """``image.get_fdata(dtype=dtype)``, bit for bit, without its full-size float64 copy: nibabel scales a stored
-    int16 image (slope and intercept) in float64 before the cast (a 512×512×200 CT peaked at 802 MB read, 252 MB
-    this way). The stored voxels are read once, then scaled block by block, as nibabel scales them, into the
-    float32 result."""
+    """``image.get_fdata(dtype=dtype)`` for float32 or float64, bit for bit, in one array: nibabel holds the stored
+    voxels whole beside the result (and scales a stored int16 image in float64 before the cast to float32: a
+    512×512×200 CT peaked at 802 MB read, 252 MB read whole then scaled block by block). The stored voxels are read
+    a block at a time (:func:`_read_whole`) and scaled, as nibabel scales them, into the result."""
     proxy = image.dataobj
-    if dtype != np.float32 or not hasattr(proxy, "get_unscaled") or not hasattr(proxy, "slope"):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64) or not _whole_readable(proxy):
         return image.get_fdata(dtype=dtype)
-    return _scaled(np.asanyarray(proxy.get_unscaled()), proxy, dtype)
+    slope, inter = _scaling(proxy, dtype)
+    if np.dtype(proxy._dtype) == dtype and (float(slope), float(inter)) == (1.0, 0.0):
+        return _read_whole(proxy)
+    from nibabel.volumeutils import apply_read_scaling
+
+    return _read_whole(proxy, dtype, lambda stored: apply_read_scaling(stored, slope, inter))
+
+
+def _read_stored(image) -> np.ndarray:
+    """``np.asarray(image.dataobj)`` of an image without scaling (its stored values, in their stored type, byte order
+    included), read into one array (:func:`_read_whole`)."""
+    return _read_whole(image.dataobj) if _whole_readable(image.dataobj) else np.asarray(image.dataobj)
+
+
+_VOXEL_BLOCK_BYTES = 1 << 20  # stored voxels read at a time by _read_whole: 1 MB
+
+
+def _whole_readable(proxy) -> bool:
+    """Whether :func:`_read_whole` reads ``proxy`` (nibabel's ArrayProxy, as NIfTI, Analyze and MGH images have)."""
+    return (all(hasattr(proxy, name) for name in ("_shape", "_dtype", "_offset", "order", "_get_fileobj", "_lock",
+                                                  "slope", "inter"))
+            and proxy.order in ("F", "C"))
+
+
+def _read_whole(proxy, dtype: np.dtype | None = None, convert=None) -> np.ndarray:
+    """All the voxels of ``proxy`` (an image's ``dataobj``: :func:`_whole_readable`) in one array made up front, in
+    the stored shape and memory order (Fortran for NIfTI), as nibabel reads them: with ``dtype`` None, the stored
+    values in their stored type (byte order included), decompressed straight into the array; else ``convert(block)``
+    of each block of stored values, cast into ``dtype``. nibabel reads a gzip stream whole into a buffer of its own
+    before it makes the array (and ``readinto`` of a gzip file decompresses into a bytes object first): twice the
+    volume at the peak, where this holds the array and one block of 1 MB. The file is read from its current
+    position on (a stream already open, as :class:`_CheckedStreams` opens it for its checks, goes on from there);
+    a file that ends early raises nibabel's OSError, a damaged stream the decompressor's error."""
+    shape, stored = tuple(int(n) for n in proxy._shape), np.dtype(proxy._dtype)
+    out = np.empty(shape, stored if dtype is None else dtype, order=proxy.order)
+    flat = out.reshape(-1, order=proxy.order)  # a view: the array is contiguous in the file's order
+    step = max(1, _VOXEL_BLOCK_BYTES // stored.itemsize)
+    block = None if dtype is None else np.empty(min(step, flat.size), stored)
+    total, done = flat.size * stored.itemsize, 0
+    with _opened(proxy) as fileobj, proxy._lock:
+        fileobj.seek(proxy._offset)
+        for start in range(0, flat.size, step):
+            count = min(step, flat.size - start)
+            target = flat[start:start + count] if block is None else block[:count]
+            memory = memoryview(target.view(np.uint8))
+            got = 0
+            while got < len(memory):
+                read = fileobj.readinto(memory[got:])
+                if not read:  # nibabel's words for it
+                    raise OSError(f"Expected {total} bytes, got {done + got} bytes from "
+                                  f"{getattr(fileobj, 'name', 'object')}\n - could the file be damaged?")
+                got += read
+            done += got
+            if block is not None:
+                flat[start:start + count] = convert(target)
+    return out
 
 
 def read_float_region(image, region: tuple[slice, ...]) -> np.ndarray | None:
@@ -999,34 +1055,29 @@ def float_region_slabs(image, region: tuple[slice, ...], voxels: int = 1 << 22):
         yield None
 
 
-_LABEL_SLAB_VOXELS = 1 << 20  # voxels of a label image read at once by read_stored_labels
-
-
 def read_stored_labels(image) -> np.ndarray | None:
-    """The voxels of a gzip-compressed label image without scaling, as ``np.asanyarray(image.dataobj)`` gives them
-    (their stored type; float voxels rounded to int32 as ``np.rint(...).astype(np.int32)`` rounds them), read a slab
-    at a time into one array: nibabel holds the decompressed bytes and the array at once, twice the volume (0.63 GB
-    more for a 1024×1024×300 label image). None where it is to be read as nibabel reads it: a file not compressed
-    (mapped), a scaled one, or one whose slabs cannot be read (reading it whole names the problem)."""
+    """The voxels of a gzip-compressed label image as integers, as ``np.asanyarray(image.dataobj)`` gives them (their
+    stored type; float or scaled voxels rounded to int32 as ``np.rint(...).astype(np.int32)`` rounds them), read into
+    one array (:func:`_read_whole`): nibabel holds the decompressed bytes and the array at once, twice the volume
+    (0.63 GB more for a 1024×1024×300 label image). None where it is to be read as nibabel reads it: a file not
+    compressed (mapped), or one that cannot be read so (reading it whole names the problem)."""
     proxy = image.dataobj
     file_like = getattr(proxy, "file_like", None)
     if not (isinstance(file_like, (str, os.PathLike)) and str(file_like).lower().endswith(".gz")
-            and _unscaled(image) and hasattr(proxy, "_shape")):
+            and _whole_readable(proxy)):
         return None
-    whole = tuple(slice(0, n) for n in proxy._shape)
-    axis = len(whole) - 1 if getattr(proxy, "order", "F") == "F" else 0
-    out = None
-    for item in stored_region_slabs(image, whole, _LABEL_SLAB_VOXELS):
-        if item is None:
-            return None
-        start, stored = item
-        if out is None:
-            dtype = stored.dtype if np.issubdtype(stored.dtype, np.integer) else np.dtype(np.int32)
-            out = np.empty(proxy._shape, dtype, order="F" if axis else "C")
-        index = [slice(None)] * len(whole)
-        index[axis] = slice(start, start + stored.shape[axis])
-        out[tuple(index)] = stored if out.dtype == stored.dtype else np.rint(stored)
-    return out
+    stored = np.dtype(proxy._dtype)
+    try:
+        if not _unscaled(image):
+            from nibabel.volumeutils import apply_read_scaling
+
+            slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)  # as dataobj scales them
+            return _read_whole(proxy, np.dtype(np.int32), lambda raw: np.rint(apply_read_scaling(raw, slope, inter)))
+        if np.issubdtype(stored, np.integer):
+            return _read_whole(proxy)
+        return _read_whole(proxy, np.dtype(np.int32), np.rint)
+    except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError):
+        return None
 
 
 def scaled_float32(stored: np.ndarray, proxy) -> np.ndarray:
@@ -1040,11 +1091,7 @@ def _scaled(raw: np.ndarray, proxy, dtype: np.dtype) -> np.ndarray:
     """``raw``, stored voxels of ``proxy``, scaled into ``dtype`` as nibabel's ``get_fdata`` scales them."""
     from nibabel.volumeutils import apply_read_scaling
 
-    slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)
-    if np.can_cast(slope, dtype):  # the casts of nibabel's ArrayProxy._get_scaled, for the same arithmetic
-        slope = slope.astype(dtype)
-    if np.can_cast(inter, dtype):
-        inter = inter.astype(dtype)
+    slope, inter = _scaling(proxy, dtype)
     if raw.dtype == dtype and (float(slope), float(inter)) == (1.0, 0.0):
         return np.asarray(raw)
     out = np.empty(raw.shape, dtype, order="F" if raw.flags.f_contiguous and not raw.flags.c_contiguous else "C")
@@ -1058,6 +1105,17 @@ def _scaled(raw: np.ndarray, proxy, dtype: np.dtype) -> np.ndarray:
         block = (slice(None),) * axis + (slice(start, start + step),)
         out[block] = apply_read_scaling(raw[block], slope, inter)
     return out
+
+
+def _scaling(proxy, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The slope and intercept of ``proxy`` as nibabel's ``ArrayProxy._get_scaled`` casts them for a read into
+    ``dtype``, for the same arithmetic."""
+    slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)
+    if np.can_cast(slope, dtype):
+        slope = slope.astype(dtype)
+    if np.can_cast(inter, dtype):
+        inter = inter.astype(dtype)
+    return slope, inter
 
 
 def _unscaled(image) -> bool:
