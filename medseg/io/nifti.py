@@ -199,7 +199,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     affine, orientation_note, flat_note = _affine_mm(image)
     if singular_affine_text(affine) is not None:
         raise InputError(f"{path}: {singular_affine_text(affine)}")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+    if array.dtype.kind == "f" and not _all_finite(array):
         stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # the checked streams are closed
         if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
             peak = float(np.abs(stored).max())  # dataobj's values are already scaled by the header's slope
@@ -909,6 +909,14 @@ def _read_float(image, dtype: np.dtype) -> np.ndarray:
     from nibabel.volumeutils import apply_read_scaling
 
     return _read_whole(proxy, dtype, lambda stored: apply_read_scaling(stored, slope, inter))
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """``np.all(np.isfinite(array))`` a block of :data:`_VOXEL_BLOCK_BYTES` at a time: on the whole volume it makes a
+    boolean one, a quarter of a float32 volume beside it (79 MB for a 512×512×300 CT)."""
+    flat = array.reshape(-1, order="F" if array.flags.f_contiguous else "C")  # a view of a contiguous array
+    step = max(1, _VOXEL_BLOCK_BYTES // array.itemsize)
+    return all(bool(np.isfinite(flat[start:start + step]).all()) for start in range(0, flat.size, step))
 
 
 def _read_stored(image) -> np.ndarray:
