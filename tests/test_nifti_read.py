@@ -138,3 +138,13 @@ def test_nan_voxels_are_found_in_any_block(tmp_path, monkeypatch):
     with pytest.raises(Exception, match=r"the image contains NaN or infinite voxels \(1 NaN; the first at voxel "
                                         r"index \(12, 10, 6\)\)"):
         read_nifti(tmp_path / "nan.nii.gz")
+
+
+def test_the_benchmark_prints_each_readers_peak_as_copies_of_its_array(capsys):
+    from conftest import benchmark_main
+
+    benchmark_main("nifti_read")(["--shape", "32", "24", "16"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["file", "reader"] and len(lines) == 7
+    assert [line.split()[-5] for line in lines[1:]] == ["uint8", "uint8", "float32", "int16", "float32", "float64"]
+    assert all(float(line.split()[-2]) >= 1.0 for line in lines[1:])  # copies: at least the array itself
