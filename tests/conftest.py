@@ -136,3 +136,13 @@ def make_package(tmp_path):
         return tmp_path / name
 
     return factory
+
+
+def run_cli(args, capsys):
+    """``medseg ARGS`` in this process: its exit code, standard output and standard error."""
+    from medseg.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err

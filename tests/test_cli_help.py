@@ -5,16 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 
 from medseg import __version__
-from medseg.cli import main
 
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
 
 def test_version_names_the_shipped_models_folder(capsys):

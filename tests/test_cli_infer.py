@@ -16,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import as_plain_user
+from conftest import as_plain_user, run_cli
 from held_stops import ctrl_c_while_placing
 
 from medseg.cli import main
@@ -24,12 +24,7 @@ from medseg.io import read_image
 from medseg.package import load_package
 from medseg.synthetic import make_phantom, write_phantom
 
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
 
 def _files(folder):

@@ -2963,27 +2963,22 @@ def _refuse_opening(monkeypatch, name: str) -> None:
     monkeypatch.setattr(builtins, "open", refused)
 
 
-def test_a_segmentation_this_user_may_not_read_gives_the_reason_as_other_messages_do(tmp_path, monkeypatch):
-    """A segmentation another user's umask left unreadable was flagged "c1_seg.nii.gz: cannot read (Could not read
-    file: /…/c1_seg.nii.gz)", nibabel's words, the path twice and no reason. (Monkeypatched: chmod does not refuse
-    root.)"""
-    write_case(tmp_path / "results", "c1", 0, "exact")
-    _refuse_opening(monkeypatch, "c1_seg.nii.gz")
-    build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=0)
+@pytest.mark.parametrize("refused, shape, overlays, expected", [
+    # flagged "c1_seg.nii.gz: cannot read (Could not read file: /…/c1_seg.nii.gz)": nibabel's words, the path twice
+    ("c1_seg.nii.gz", "exact", 0, "c1_seg.nii.gz: cannot read (permission denied)"),
+    # the overlay's note read "reference not shown: 0_label.nii.gz: Could not read file: /…/0_label.nii.gz"
+    ("0_label.nii.gz", "erode", 5, "reference not shown: 0_label.nii.gz: cannot read (permission denied)"),
+], ids=["segmentation", "reference-of-an-overlay"])
+def test_a_file_this_user_may_not_read_gives_the_reason_as_other_messages_do(tmp_path, monkeypatch, refused, shape,
+                                                                            overlays, expected):
+    """A segmentation, or the reference an overlay draws, that another user's umask left unreadable was told in
+    nibabel's words with the path twice and no reason; it gives the OS's reason as the other messages do.
+    (Monkeypatched: chmod does not refuse root.)"""
+    write_case(tmp_path / "results", "c1", 0, shape)
+    _refuse_opening(monkeypatch, refused)
+    build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=overlays)
     page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
-    assert "c1_seg.nii.gz: cannot read (permission denied)" in page
-    assert "Could not read file" not in page
-
-
-def test_a_reference_this_user_may_not_read_is_left_off_its_overlay_with_the_reason(tmp_path, monkeypatch):
-    """The overlay's note read "reference not shown: 0_label.nii.gz: Could not read file: /…/0_label.nii.gz",
-    nibabel's words and the path twice; it gives the OS's reason as the other messages do. (Monkeypatched: chmod
-    does not refuse root.)"""
-    write_case(tmp_path / "results", "c1", 0, "erode")
-    _refuse_opening(monkeypatch, "0_label.nii.gz")
-    build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=5)
-    page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
-    assert "reference not shown: 0_label.nii.gz: cannot read (permission denied)" in page
+    assert expected in page
     assert "Could not read file" not in page
 
 

@@ -81,20 +81,27 @@ def test_a_job_without_a_record_beside_a_report_removes_the_report_unless_previe
     assert unrecorded_message(void, preview=False) is None
 
 
+def _a_run_of_a_before_b_was_added(tmp_path, shape):
+    """A sheet of cases a and b whose results folder holds a's inference and scoring jobs' records and a report, as
+    a run before b's row was added left it: (a, b, results folder, its options, the report)."""
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=shape, seed=seed)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    a, b = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases([a], results, options))
+    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases([a], results))
+    report = results / "report.html"
+    report.write_text("<html></html>")
+    return a, b, results, options, report
+
+
 def test_a_new_batch_beside_recorded_ones_removes_the_report_without_a_warning(tmp_path):
     """A row added (a new batch) in a folder the workflow made: Snakemake lists the new job itself, so it is not
     told as a folder made by hand; the report still goes (from another working folder Snakemake would not run the
     job while it is there)."""
-    for name, seed in (("a", 1), ("b", 2)):
-        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
-    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
-    first, added = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
-    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases([first], results, options))
-    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases([first], results))
-    report = results / "report.html"
-    report.write_text("<html></html>")
+    first, added, results, options, report = _a_run_of_a_before_b_was_added(tmp_path, (40, 40, 8))
     batches = {"b0001": [first], "b0002": [added]}
     memory = {"infer": 4000, "evaluate": 2000}
     void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
@@ -131,16 +138,7 @@ def test_a_preview_names_new_jobs_beside_a_report_that_the_run_will_make(tmp_pat
     the new cases (planning removes the report for them). The preview now says so; a run leaves it to Snakemake."""
     from medseg.cohort.stale_jobs import new_jobs_message
 
-    for name, seed in (("a", 1), ("b", 2)):
-        write_phantom(tmp_path / f"{name}.nii.gz", shape=(24, 24, 6), seed=seed)
-    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
-    a, b = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
-    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases([a], results, options))
-    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases([a], results))
-    report = results / "report.html"
-    report.write_text("<html></html>")
+    a, b, results, options, report = _a_run_of_a_before_b_was_added(tmp_path, (24, 24, 6))
     memory = {"infer": 4000, "evaluate": 2000}
     batches = {"b0001": [a], "b0002": [b]}  # b's row added since
 

@@ -90,17 +90,10 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
         except OSError:
             return None
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if not wait:
-                    raise
-                log.warning("%s: held by another %s (%s); waiting for it to end", path, what, _holder(handle))
-                fcntl.flock(handle, fcntl.LOCK_EX)  # a signal's exception (Ctrl-C) ends the wait
-        except BlockingIOError:
-            holder = _holder(handle)
+            _flock(handle, fcntl, fcntl.LOCK_EX, path, folder, what, wait)
+        except OutputExistsError:  # held by another run (an OSError too: before the next clause)
             os.close(handle)
-            raise _held(folder, what, holder, path) from None
+            raise
         except OSError:
             os.close(handle)
             return None
@@ -118,6 +111,20 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
         os.ftruncate(handle, 0)
         os.write(handle, f"{holder_text()}\n".encode())
     return handle
+
+
+def _flock(handle: int, fcntl, mode: int, path: Path, folder: Path | str, what: str, wait: bool) -> None:
+    """flock ``mode`` (exclusive, or shared) on the open claim file ``path``: where another run holds it, refused
+    naming the holder (:func:`_held`), or with ``wait`` waited for after a warning (a signal's exception, Ctrl-C,
+    ends the wait). A file system without flock raises its OSError."""
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(handle)
+        if not wait:
+            raise _held(folder, what, holder, path) from None
+        log.warning("%s: held by another %s (%s); waiting for it to end", path, what, holder)
+        fcntl.flock(handle, mode)
 
 
 def _held(folder: Path | str, what: str, holder: str, path: Path) -> OutputExistsError:
@@ -142,13 +149,9 @@ def _foreign_claim_gone(path: Path, fcntl, folder: Path | str, what: str, wait: 
         return False
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(handle)
-            if not wait:
-                raise _held(folder, what, holder, path) from None
-            log.warning("%s: held by another %s (%s); waiting for it to end", path, what, holder)
-            fcntl.flock(handle, fcntl.LOCK_SH)  # a signal's exception (Ctrl-C) ends the wait
+            _flock(handle, fcntl, fcntl.LOCK_SH, path, folder, what, wait)
+        except OutputExistsError:  # held by a live run (an OSError too: before the next clause)
+            raise
         except OSError:  # a file system without flock
             return False
         try:
