@@ -99,8 +99,9 @@ def _to_pass(made_by: MadeBy) -> str:
 
 def check_folder_made_by(folder: Path | str, predictions: list[Path], package, given_as: str) -> None:
     """Refuses (:class:`ModelMismatchError`, one line) a package that made none of a folder's ``predictions``: where
-    every one's sidecar names the same other model, each case would fail alike. Folders of mixed or unnamed models,
-    and sidecars that cannot be read, are left to each case's :func:`check_made_by`."""
+    every one's sidecar names the same other model, or names the package's own model with labels other than the
+    package's (a package of that name retrained with other labels), each case would fail alike. Folders of mixed or
+    unnamed models, and sidecars that cannot be read, are left to each case's :func:`check_made_by`."""
     from medseg.package import ModelPackage
 
     if not isinstance(package, ModelPackage) or not predictions:  # a name or folder is loaded by each case
@@ -115,11 +116,19 @@ def check_folder_made_by(folder: Path | str, predictions: list[Path], package, g
             return
         made.append(made_by)
     models = {made_by.model for made_by in made}
-    if len(models) != 1 or package.name in models:
-        return
     option, first = _option(given_as), made[0]
     whose = ("its prediction was", "its sidecar says") if len(made) == 1 else \
         (f"all {len(made)} of its predictions were", "their sidecars say")
+    if models == {package.name}:
+        if all(made_by.labels and _named(made_by.labels) != _named(package.labels) for made_by in made):
+            them = "it" if len(made) == 1 else "them"
+            raise ModelMismatchError(f"{folder}: {whose[0]} made by model {package.name!r} with other labels than "
+                                     f"{given_as} has ({_labels_text(package.labels)}): {first.sidecar} records "
+                                     f"{_labels_text(first.labels)} (a package of that name retrained with other "
+                                     f"labels?); pass the package that made {them}, or leave {option} out")
+        return
+    if len(models) != 1:
+        return
     raise ModelMismatchError(f"{folder}: {whose[0]} made by model {first.model!r} ({whose[1]} so), not "
                              f"{package.name!r}; pass {option} {_to_pass(first)} or leave {option} out")
 

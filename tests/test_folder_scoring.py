@@ -345,6 +345,27 @@ def test_a_model_that_made_none_of_the_predictions_is_one_usage_error(folders, t
     assert "was made by model 'hippocampus'" in json.loads((out / "a_failed.json").read_text())["error"]
 
 
+def test_a_model_of_the_sidecars_name_with_other_labels_is_one_usage_error(folders, tmp_path, capsys):
+    """A package named as the sidecars name it but with other labels (retrained under the same name) failed every
+    case alike, exit 1 with a failure record each. Now one usage line up front naming the model and a sidecar, and
+    nothing written; where one sidecar records the package's own labels, each case keeps its own outcome."""
+    pred, ref = folders
+    made = {"labels": {"0": "background", "1": "liver", "2": "tumour"}, "model": {"name": "hippocampus"}}
+    for case in ("a", "b", "c"):
+        (pred / f"{case}_seg.json").write_text(json.dumps(made))
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--model", "hippocampus"]) == 2
+    err = capsys.readouterr().err
+    assert (f"{pred}: all 3 of its predictions were made by model 'hippocampus' with other labels than --model "
+            f"hippocampus has (1 anterior, 2 posterior): {pred / 'a_seg.json'} records 1 liver, 2 tumour (a package "
+            "of that name retrained with other labels?); pass the package that made them, or leave --model out") in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    (pred / "a_seg.json").write_text(json.dumps({**made, "labels": {"1": "anterior", "2": "posterior"}}))
+    assert run(["-q", "evaluate", str(pred), str(ref), "-o", str(out), "--model", "hippocampus"]) == 1
+    assert sorted(p.name for p in out.glob("*_failed.json")) == ["b_failed.json", "c_failed.json"]
+    assert (out / "a_metrics.json").is_file()
+
+
 def test_output_dir_names_the_folder_of_evaluate_and_report_as_of_infer_and_train(folders, tmp_path, capsys):
     """infer and train took --output-dir for their -o folder; evaluate (a folder of cases) and report (a folder or
     page) refused it as "No such option"."""
