@@ -204,7 +204,9 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     that failed or was missed, and the report of them (``report.html``, ``cohort.tsv``, ``summary.json``).
 
     Each case is scored as ``medseg evaluate`` scores one pair (:func:`medseg.scoring.score_pair`; ``package`` and
-    ``given_as`` as there). An error in one case is recorded in its failure record and the others carry on; a
+    ``given_as`` as there), except that the cases scored without label names share one label set, the values of all
+    of them (a value neither file of a case holds is recorded there as absent from both). An error in one case is
+    recorded in its failure record and the others carry on; a
     case's metrics and failure record replace each other. Predictions without a reference are named in a warning
     and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
     outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
@@ -269,7 +271,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     from medseg.io.atomic import atomic_paths, results_unwritable
     from medseg.metrics import metrics_json
     from medseg.resources import set_threads
-    from medseg.scoring import score_pair
+    from medseg.scoring import made_by_of, score_pair
 
     def record_failure(case: str, stage: str, error: BaseException, prediction: Path | None, reference: Path,
                        error_type: str | None = None) -> None:
@@ -289,6 +291,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     scored: list[tuple[str, Path]] = []
     failed: list[tuple[str, str, Path]] = []
     names_from: list[Path] = []
+    unnamed: dict[str, dict] = {}  # case -> metrics of a case scored without label names: the values present
     for case, prediction, reference in found.pairs:
         if case in found.doubled:  # which one the user means to score is theirs to say
             nifti, seg = found.doubled[case]
@@ -297,7 +300,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                 f"scored: move the one not to score out of {seg.parent}"), nifti, reference)
             continue
         try:
-            metrics, source = score_pair(prediction, reference, case, package, given_as=given_as)
+            made_by = made_by_of(prediction)
+            metrics, source = score_pair(prediction, reference, case, package, given_as=given_as, made_by=made_by)
             with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):
                 temp.write_text(metrics_json(metrics))
         except Exception as error:  # any error in one case is recorded, the others carry on
@@ -307,10 +311,13 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             record_failure(case, "evaluate", error, prediction, reference)
             continue
         scored.append((case, metrics_path[case]))
+        if package is None and (made_by is None or not made_by.labels) and source is None:
+            unnamed[case] = metrics
         if source is not None and source not in names_from:
             names_from.append(source)
         if on_case is not None:
             on_case(case, metrics, None)
+    _complete_unnamed_labels(unnamed, metrics_path, failure_path)
     for case, reference in found.missed:
         record_failure(case, "not_run", InputError(
             f"{reference}: no prediction for this reference in {pred_dir} (a missed case; a prediction is named "
@@ -332,3 +339,26 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                         summary, names_from)
 
 
+
+
+def _complete_unnamed_labels(unnamed: dict[str, dict], metrics_path: dict[str, Path],
+                             failure_path: dict[str, Path]) -> None:
+    """The label set of the cases scored without label names (no model, sidecar or dataset.json names them) is the
+    label values of all of them: a value that neither file of one case holds, but another case's does, is added to
+    that case's record as absent from both (:func:`medseg.metrics.both_empty_entry`, as a named label absent from
+    both is recorded), and its metrics file written again. Left out, each label's n in the report fell short of the
+    cases without a word."""
+    from medseg.io.atomic import atomic_paths
+    from medseg.metrics import both_empty_entry, metrics_json
+
+    values = sorted({int(value) for metrics in unnamed.values() for value in metrics["labels"]})
+    for case, metrics in unnamed.items():
+        absent = [value for value in values if str(value) not in metrics["labels"]]
+        if not absent:
+            continue
+        entries = metrics["labels"] | {str(value): both_empty_entry(f"label_{value}") for value in absent}
+        metrics["labels"] = {str(value): entries[str(value)] for value in sorted(map(int, entries))}
+        log.info("%s: label values %s are in no file of this case but in others: recorded as absent from both",
+                 case, ", ".join(map(str, absent)))
+        with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):
+            temp.write_text(metrics_json(metrics))

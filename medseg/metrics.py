@@ -49,6 +49,7 @@ __all__ = [
     "METRICS_SCHEMA",
     "METRIC_KEYS",
     "SURFACE_DEFINITION",
+    "both_empty_entry",
     "check_header_shape",
     "check_same_grid",
     "evaluate_volumes",
@@ -360,6 +361,14 @@ def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return cKDTree(points[1]).query(points[0])[0], cKDTree(points[0]).query(points[1])[0]
 
 
+def both_empty_entry(name: str) -> dict:
+    """A label's metrics where neither the prediction nor the reference holds a voxel of it (status ``both_empty``:
+    Dice and distances NaN, every volume 0), as :func:`evaluate_volumes` records it."""
+    nan = float("nan")
+    return {"name": name, "dice": nan, "hd95_mm": nan, "assd_mm": nan, "status": "both_empty",
+            "pred_volume_ml": 0.0, "ref_volume_ml": 0.0, "false_positive_ml": 0.0, "false_negative_ml": 0.0}
+
+
 def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id: str | None = None) -> dict:
     """Metrics of ``pred`` against ``ref`` for every non-background label in ``labels``.
 
@@ -385,11 +394,12 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         if value == 0:
             continue
         n_p, n_r, tp = counted.counts(value)
+        if n_p == 0 and n_r == 0:
+            results[str(value)] = both_empty_entry(name)
+            continue
         entry = {"name": name}
         nan = float("nan")
-        if n_p == 0 and n_r == 0:
-            entry.update(dice=nan, hd95_mm=nan, assd_mm=nan, status="both_empty")
-        elif n_r == 0:
+        if n_r == 0:
             entry.update(dice=0.0, hd95_mm=nan, assd_mm=nan, status="false_positive")
         elif n_p == 0:
             entry.update(dice=0.0, hd95_mm=nan, assd_mm=nan, status="empty_prediction")

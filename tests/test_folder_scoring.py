@@ -82,6 +82,35 @@ def test_a_folder_of_three_pairs_with_one_broken_scores_two_as_single_mode_does(
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
 
+def test_without_label_names_a_label_in_neither_file_of_a_case_is_recorded_as_absent_from_both(tmp_path, capsys):
+    """No model, sidecar or dataset.json names the labels: each case was scored on the values its two files hold, so
+    case c, with no label 2 in either file, had no label 2 at all and label 2's n was 2 of 3 cases, unsaid. The label
+    set is now the values of the whole folder: c records label 2 as a named label absent from both is recorded
+    (both_empty, Dice null, volumes 0), and the summary and its printed line say why n is 2 of 3."""
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    for case, shift in (("a", 1), ("b", 2), ("c", 0)):
+        predicted, reference = labels(shift)
+        if case == "c":
+            predicted[predicted == 2], reference[reference == 2] = 0, 0
+        save(predicted, pred / f"{case}_seg.nii.gz")
+        save(reference, ref / f"{case}.nii.gz")
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    c = json.loads((out / "c_metrics.json").read_text())
+    assert list(c["labels"]) == ["1", "2"]
+    assert c["labels"]["2"] == {"name": "label_2", "dice": None, "hd95_mm": None, "assd_mm": None,
+                                "status": "both_empty", "pred_volume_ml": 0.0, "ref_volume_ml": 0.0,
+                                "false_positive_ml": 0.0, "false_negative_ml": 0.0}
+    single = tmp_path / "c.json"  # label 1 as one pair scores it
+    assert run(["-q", "evaluate", str(pred / "c_seg.nii.gz"), str(ref / "c.nii.gz"), "-o", str(single)]) == 0
+    assert json.loads(single.read_text())["labels"]["1"] == c["labels"]["1"]
+    label_2 = json.loads((out / "summary.json").read_text())["labels"]["2"]
+    assert label_2["status_counts"] == {"both_empty": 1, "ok": 2} and label_2["dice"]["n"] == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert "  1 label_1: Dice mean 0.8889, median 0.8889, min 0.7778 (n 3)" in lines
+    assert "  2 label_2: Dice mean 0.6250, median 0.6250, min 0.5000 (n 2 of 3 cases: 1 both empty)" in lines
+
+
 def test_unpaired_files_are_listed_and_a_missed_reference_is_a_failed_row(folders, tmp_path, caplog):
     pred, ref = folders
     (ref / "c.nii.gz").unlink()

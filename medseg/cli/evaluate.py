@@ -205,9 +205,10 @@ def _summary_lines(result) -> list[str]:
         dice = entry.get("dice") or {}
         if dice.get("n"):
             lines.append(f"  {value} {entry['name']}: Dice mean {dice_round_text(dice['mean'])}, median "
-                         f"{dice_round_text(dice['median'])}, min {dice_round_text(dice['min'])} (n {dice['n']})")
+                         f"{dice_round_text(dice['median'])}, min {dice_round_text(dice['min'])} "
+                         f"({_label_n(dice['n'], entry, cases['total'])})")
         else:
-            lines.append(f"  {value} {entry['name']}: no Dice")
+            lines.append(f"  {value} {entry['name']}: no Dice ({_label_n(0, entry, cases['total'])})")
     trained = cases.get("in_training_set") or 0
     if trained:  # a training image's Dice says little about new data, as `medseg infer` says of each
         lines.append(f"  {trained} of the cases {'is one' if trained == 1 else 'are'} of the model's training images: "
@@ -217,6 +218,25 @@ def _summary_lines(result) -> list[str]:
     lines.append(f"wrote {result.out_dir} ({len(result.scored)} metrics files, {len(result.failed)} failure records, "
                  f"{report.html.name}, {report.table.name}, {report.summary.name})")
     return lines
+
+
+_WITH_DICE = ("ok", "false_positive", "empty_prediction")  # the statuses whose Dice is a number (0 for the two)
+
+
+def _label_n(n: int, entry: dict, total: int) -> str:
+    """``n 2 of 3 cases: 1 both empty``: how many cases a label's Dice figures are over and, where not all, why the
+    others are not among them (both empty, failed, or a case whose record has no such label)."""
+    if n == total:
+        return f"n {n}"
+    from medseg.report.html import status_text
+
+    counts = entry.get("status_counts") or {}
+    why = [f"{count} {status_text(status)}" for status, count in counts.items()
+           if status not in _WITH_DICE and count]
+    without = total - sum(counts.values())
+    if without > 0:
+        why.append(f"{without} without this label")
+    return f"n {n} of {total} cases" + (f": {', '.join(why)}" if why else "")
 
 
 def _same_file(first: Path, second: Path) -> bool:
