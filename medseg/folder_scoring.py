@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _NIFTI = (".nii.gz", ".nii")
 _PREDICTION_SUFFIX = "_seg"  # medseg infer writes <stem>_seg.nii.gz
 _SEG = "_seg.dcm"  # medseg infer --format dicom-seg writes <stem>_seg.dcm, placed on its series by its sidecar
+_DICOM = ".dcm"  # a reference DICOM SEG (a reader's, another tool's): <case>.dcm or <case>_seg.dcm
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # as medseg train pairs labels
 _CHANNEL = "_0000"  # nnU-Net's channel suffix: medseg infer on imagesTs/case_0000.nii.gz writes case_0000_seg
 REPORT_NAMES = ("report.html", "cohort.tsv", "summary.json")
@@ -68,14 +69,15 @@ def case_file_name(case_id: str) -> str:
     return re.sub(r'[/\\:*?"<>|\x00-\x1f]', "_", case_id).lstrip(".") or "case"
 
 
-def _nifti_files(folder: Path, what: str, segs: bool = False
+def _nifti_files(folder: Path, what: str, segs: str | None = None
                  ) -> tuple[dict[str, Path], dict[str, tuple[Path, Path]]]:
     """The NIfTI files directly in ``folder`` by name without extension (composed Unicode, so a name written on a
-    Mac meets its counterpart), and with ``segs`` the DICOM SEGs ``medseg infer --format dicom-seg`` writes
-    (``<name>_seg.dcm``) too. Other files are not searched: JSON files (sidecars, nnU-Net's dataset.json and
-    plans) are passed over in silence, anything else is named in one warning (a DICOM folder beside its SEG, the
+    Mac meets its counterpart), and the DICOM SEGs whose names end in ``segs`` too: ``_seg.dcm``, as ``medseg infer
+    --format dicom-seg`` writes them, or ``.dcm``, any SEG (a ``.dcm`` file whose header names another modality, a
+    CT image, is no SEG and left out). Other files are not searched: JSON files (sidecars, nnU-Net's dataset.json
+    and plans) are passed over in silence, anything else is named in one warning (a DICOM folder beside its SEG, the
     input it was made from, is left out in silence). A name with both a NIfTI file and a SEG is returned apart,
-    as (NIfTI, SEG) too (the NIfTI file stands for it among the files): that case is refused, not the folder."""
+    as (NIfTI, SEG) too (the NIfTI file stands for it among the files)."""
     try:
         entries = sorted(folder.iterdir())
     except FileNotFoundError as error:
@@ -91,8 +93,10 @@ def _nifti_files(folder: Path, what: str, segs: bool = False
         if path.name.startswith("."):
             continue
         lower = path.name.lower()
-        if (lower.endswith(_NIFTI) or (segs and lower.endswith(_SEG))) and path.is_file():
-            kind = seg_files if lower.endswith(_SEG) else files
+        # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it)
+        if (lower.endswith(_NIFTI) or (segs and lower.endswith(segs))) and path.is_file() and \
+                (segs != _DICOM or lower.endswith(_NIFTI) or _is_seg(path)):
+            kind = files if lower.endswith(_NIFTI) else seg_files
             name = unicodedata.normalize("NFC", stem(path))
             if name in kind:
                 raise InputError(f"{path}: case {name!r} has two files in {folder} ({kind[name].name} and "
@@ -101,12 +105,12 @@ def _nifti_files(folder: Path, what: str, segs: bool = False
         elif not lower.endswith(".json") and path.name not in REPORT_NAMES:  # a report made in it
             left_out.append(path)
     # medseg infer without -o writes case_seg.dcm beside the DICOM folder case/ it was made from
-    left_out = [p for p in left_out if not (p.is_dir() and
-                                            unicodedata.normalize("NFC", p.name) + _PREDICTION_SUFFIX in seg_files)]
+    left_out = [p for p in left_out if not (p.is_dir() and any(
+        unicodedata.normalize("NFC", p.name) + suffix in seg_files for suffix in ("", _PREDICTION_SUFFIX)))]
     if left_out:
         names = [p.name + ("/" if p.is_dir() else "") for p in left_out]
         shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-        kinds = ".nii/.nii.gz or _seg.dcm" if segs else ".nii/.nii.gz"
+        kinds = _kinds(segs)
         entries = (f"1 entry that is not a {kinds} file" if len(names) == 1
                    else f"{len(names)} entries that are not {kinds} files")
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
@@ -114,22 +118,44 @@ def _nifti_files(folder: Path, what: str, segs: bool = False
     return files | {name: path for name, path in seg_files.items() if name not in both}, both
 
 
+def _kinds(segs: str | None) -> str:
+    """The files a folder is searched for, in words."""
+    return {_SEG: ".nii/.nii.gz or _seg.dcm", _DICOM: ".nii/.nii.gz or .dcm (DICOM SEG)"}.get(segs, ".nii/.nii.gz")
+
+
+def _is_seg(path: Path) -> bool:
+    """Whether a ``.dcm`` file may be a DICOM SEG: one whose header names another modality (an image of a series) is
+    not; one that cannot be read is taken as one, for its case to fail naming the reason."""
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds on a file that is no DICOM: scoring names it
+        return True
+    return str(header.get("Modality", "SEG")).upper() in ("SEG", "")
+
+
 def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
-    """Pair the NIfTI files (and DICOM SEGs, ``case_seg.dcm``) of ``pred_dir`` with the NIfTI files of ``ref_dir`` by
-    name. A prediction's case is its name
+    """Pair the NIfTI files (and DICOM SEGs, ``case_seg.dcm``) of ``pred_dir`` with the NIfTI files and DICOM SEGs
+    (``case.dcm``, ``case_seg.dcm``; each placed, as it is scored, on the series the prediction's sidecar records) of
+    ``ref_dir`` by name. A prediction's case is its name
     without ``_seg`` (``medseg infer``'s ``case_seg.nii.gz``) and, where that meets a reference, without nnU-Net's
     ``_0000``; a reference's is its name, or without ``_label(s)``, ``_seg``, ``_mask`` or ``_gt`` where that meets
     a prediction (the suffixes ``medseg train`` takes). nnU-Net's predictions and labelsTs both name ``case.nii.gz``.
-    Two files of one case in a folder, or no pair at all, are an :class:`InputError` naming them; a NIfTI file and a
-    SEG of one case are not, but its pair is listed in :attr:`FolderPairs.doubled` (:func:`score_folder` fails it)."""
+    Two files of one case in a folder, or no pair at all, are an :class:`InputError` naming them; a NIfTI prediction
+    and a SEG of one case are not, but its pair is listed in :attr:`FolderPairs.doubled` (:func:`score_folder` fails
+    it)."""
     pred_dir, ref_dir = Path(path_argument(pred_dir, "the predictions folder")), \
         Path(path_argument(ref_dir, "the references folder"))
     with contextlib.suppress(OSError):
         if pred_dir.is_dir() and pred_dir.samefile(ref_dir):  # each file would be scored against itself: Dice 1
             raise ConflictingInputsError(f"{ref_dir}: given as both the predictions and the references folder; give "
                                          "the reference labels' folder as the second")
-    predictions, doubled = _nifti_files(pred_dir, "predictions", segs=True)
-    references, _ = _nifti_files(ref_dir, "references")
+    predictions, doubled = _nifti_files(pred_dir, "predictions", segs=_SEG)
+    references, doubled_references = _nifti_files(ref_dir, "references", segs=_DICOM)
+    for name, (nifti, seg) in doubled_references.items():  # as two references of one case are
+        raise InputError(f"{seg}: case {name!r} has two references in {ref_dir} ({nifti.name} and {seg.name}, a DICOM "
+                         "SEG); keep one of them")
     # medseg infer without -o writes case_seg.nii.gz beside its input case.nii.gz: the input is no prediction
     inputs = sorted(name for name in predictions if f"{name}{_PREDICTION_SUFFIX}" in predictions)
     if inputs:
@@ -139,8 +165,8 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
         predictions = {name: path for name, path in predictions.items() if name not in inputs}
     for folder, found, what in ((pred_dir, predictions, "prediction"), (ref_dir, references, "reference")):
         if not found:
-            kinds = ".nii/.nii.gz or _seg.dcm" if what == "prediction" else ".nii/.nii.gz"
-            raise InputError(f"{folder}: no {kinds} file in it (no {what} to pair)")
+            raise InputError(f"{folder}: no {_kinds(_SEG if what == 'prediction' else _DICOM)} file in it (no "
+                             f"{what} to pair)")
 
     def case_of_reference(name: str, wanted: set[str]) -> str:
         if name in wanted:

@@ -1031,6 +1031,61 @@ def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_pa
     assert "liver.dcm: segment 1 'liver' is not a label of the model (first, second)" in capsys.readouterr().err
 
 
+def test_a_folder_of_seg_references_is_scored_as_each_pair_alone(tmp_path, capsys, caplog, tiny_package):
+    """`evaluate PRED_DIR REF_DIR` took NIfTI references only: a DICOM SEG reference (`<case>.dcm`, `<case>_seg.dcm`),
+    as reference contours come, was left out ("no .nii/.nii.gz file in it"). Now each is placed on the series the
+    prediction's sidecar records, as for one pair: the same records; a prediction without a sidecar (no series to
+    place it on) fails its case in one line, and an image of a series named .dcm is no reference."""
+    pred, refs = tmp_path / "pred", tmp_path / "refs"
+    refs.mkdir()
+    model = ["--device", "cpu", "--model", str(tiny_package.path)]
+    for case, seg_name, seed in (("case1", "case1.dcm", 16), ("case2", "case2_seg.dcm", 17)):
+        values = stored_values((40, 36, 6), seed=seed) + 900
+        write_series(tmp_path / case, values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", "infer", str(tmp_path / case), "-o", str(pred), *model])
+        assert exit_info.value.code == 0
+        reference = np.asarray(nib.load(pred / f"{case}_seg.nii.gz").dataobj).copy()
+        reference[:, :, 2] = 0  # differs from the prediction on one slice
+        write_dicom_seg(reference, read_dicom_series(tmp_path / case), refs / seg_name,
+                        {0: "background", 1: "FIRST", 2: "Second"})
+    shutil.copy(pred / "case1_seg.nii.gz", pred / "case3_seg.nii.gz")  # no sidecar: no series to place its SEG on
+    shutil.copy(refs / "case1.dcm", refs / "case3.dcm")
+    shutil.copy(next((tmp_path / "case1").iterdir()), refs / "IM0001.dcm")  # a CT image: not a reference
+    shutil.copytree(tmp_path / "case2", refs / "case2")  # the series beside its SEG: passed over in silence
+    out = tmp_path / "scores"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(pred), str(refs), "-o", str(out)])
+    assert exit_info.value.code == 1  # case3 failed
+    printed = capsys.readouterr()
+    assert sorted(p.name for p in out.glob("*.json") if p.name != "summary.json") == [
+        "case1_metrics.json", "case2_seg_metrics.json", "case3_failed.json"]
+    for case, folder_case in (("case1", "case1"), ("case2", "case2_seg")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-q", "evaluate", str(pred / f"{case}_seg.nii.gz"), str(next(refs.glob(f"{case}*.dcm"))), "--json"])
+        assert exit_info.value.code == 0
+        single = json.loads(capsys.readouterr().out)
+        folder = json.loads((out / f"{folder_case}_metrics.json").read_text())
+        assert folder["labels"] == single["labels"] and folder["reference_sha256"] == single["reference_sha256"]
+        assert 0 < min(label["dice"] for label in folder["labels"].values()) < 1
+    failure = json.loads((out / "case3_failed.json").read_text())
+    assert failure["stage"] == "evaluate" and failure["error"] == (
+        f"{refs / 'case3.dcm'}: a DICOM SEG reference is scored on its source series, named by the sidecar "
+        f"{pred / 'case3_seg.json'} of the prediction, which cannot be read (no such file or directory)")
+    assert f"failed case3: {failure['error']}" in printed.out.splitlines()
+    assert "Traceback" not in printed.err
+    assert f"{refs}: left out 1 entry that is not a .nii/.nii.gz or .dcm (DICOM SEG) file (subfolders are not " \
+        "searched): IM0001.dcm" in caplog.text
+    # a case with a NIfTI and a SEG reference: which to score is the user's to say, before anything is scored
+    nib.save(nib.load(pred / "case1_seg.nii.gz"), refs / "case1.nii.gz")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "evaluate", str(pred), str(refs), "-o", str(tmp_path / "again")])
+    assert exit_info.value.code == 1 and not (tmp_path / "again").exists()
+    assert (f"{refs / 'case1.dcm'}: case 'case1' has two references in {refs} (case1.nii.gz and case1.dcm, a DICOM "
+            "SEG); keep one of them") in capsys.readouterr().err
+
+
 def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp_path, caplog, tiny_package):
     """A SEG made from 3 of the series' 6 images (the first of them empty): the other 3 are read as empty, as the
     standard has it, where a prediction counts as false positives. That was said nowhere; now scoring warns once,
