@@ -177,7 +177,8 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
         return name
 
     def case_of_prediction(name: str, given: set[str]) -> str:
-        if name.endswith(_PREDICTION_SUFFIX) and name not in given:
+        # case_seg meets a reference case_seg(.dcm) as case: the reference's _seg is a label suffix
+        if name.endswith(_PREDICTION_SUFFIX) and (name not in given or name[: -len(_PREDICTION_SUFFIX)] in given):
             name = name[: -len(_PREDICTION_SUFFIX)]
         if name.endswith(_CHANNEL) and name not in given and name[: -len(_CHANNEL)] in given:
             name = name[: -len(_CHANNEL)]

@@ -1060,13 +1060,13 @@ def test_a_folder_of_seg_references_is_scored_as_each_pair_alone(tmp_path, capsy
     assert exit_info.value.code == 1  # case3 failed
     printed = capsys.readouterr()
     assert sorted(p.name for p in out.glob("*.json") if p.name != "summary.json") == [
-        "case1_metrics.json", "case2_seg_metrics.json", "case3_failed.json"]
-    for case, folder_case in (("case1", "case1"), ("case2", "case2_seg")):
+        "case1_metrics.json", "case2_metrics.json", "case3_failed.json"]
+    for case in ("case1", "case2"):
         with pytest.raises(SystemExit) as exit_info:
             main(["-q", "evaluate", str(pred / f"{case}_seg.nii.gz"), str(next(refs.glob(f"{case}*.dcm"))), "--json"])
         assert exit_info.value.code == 0
         single = json.loads(capsys.readouterr().out)
-        folder = json.loads((out / f"{folder_case}_metrics.json").read_text())
+        folder = json.loads((out / f"{case}_metrics.json").read_text())
         assert folder["labels"] == single["labels"] and folder["reference_sha256"] == single["reference_sha256"]
         assert 0 < min(label["dice"] for label in folder["labels"].values()) < 1
     failure = json.loads((out / "case3_failed.json").read_text())

@@ -137,6 +137,7 @@ def test_unpaired_files_are_listed_and_a_missed_reference_is_a_failed_row(folder
     ("case_0000_seg.nii.gz", "case.nii.gz"),  # medseg infer on imagesTs/case_0000.nii.gz
     ("case_seg.nii.gz", "case_gt.nii.gz"),  # a label suffix medseg train takes
     ("case.nii.gz", "case_seg.nii.gz"),
+    ("case_seg.nii.gz", "case_seg.nii.gz"),  # medseg infer's output against labels named alike: case, not case_seg
 ])
 def test_pairs_by_the_names_train_and_infer_use(tmp_path, prediction, reference):
     save(labels(0)[0], tmp_path / "p" / prediction)
