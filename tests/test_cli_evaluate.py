@@ -216,6 +216,24 @@ def test_an_output_that_is_an_input_or_an_image_is_refused(pair, tmp_path, capsy
     assert sidecar.read_text() == "{}"
 
 
+@pytest.mark.parametrize(("typed", "named"), [
+    (["-o", "{}"], "-o"), (["-o{}"], "-o"), (["--output", "{}"], "--output"), (["--output={}"], "--output"),
+    (["-o", "x.json", "--output", "{}"], "--output"),  # click keeps the last
+])
+def test_an_output_error_names_the_option_as_typed(pair, tmp_path, capsys, typed, named):
+    """The -o checks named -o also where the user had typed --output."""
+    pred, ref = pair
+    output = tmp_path / "metrics.txt"
+    option = [part.format(output) for part in typed]
+    assert run(["evaluate", str(pred), str(ref), *option]) == 2
+    assert f"error: {named} {output}: give a file name ending in .json" in capsys.readouterr().err
+    assert run(["evaluate", str(tmp_path), str(tmp_path), *option[:-1], option[-1].replace(str(output), "x.json")]) == 2
+    assert f"error: {named} x.json: two folders are scored into a folder" in capsys.readouterr().err
+    assert run(["report", str(tmp_path), *option]) == 2
+    assert f"error: {named} {output}: give a file name ending in .html or .htm" in capsys.readouterr().err
+    assert not output.exists()
+
+
 @pytest.mark.parametrize("how", ["existing", "slash"])
 def test_an_output_folder_gets_the_cases_metrics_file(pair, tmp_path, capsys, how):
     pred, ref = pair

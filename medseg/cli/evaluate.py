@@ -16,6 +16,7 @@ from medseg.cli.options import (
     output_or_folder,
     overwrite_option,
     quiet,
+    typed_option,
     usage_errors,
 )
 
@@ -101,13 +102,15 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
     from medseg.folder_scoring import case_file_name
 
     safe = case_file_name(case_id)
-    output = file_output("-o", output, f"{safe}_metrics.json", (".json",))
+    given_as = typed_option("output", "output_dir")  # -o, --output or --output-dir, for the messages
+    output = file_output(given_as, output, f"{safe}_metrics.json", (".json",))
     if output is not None:
         inputs = {"the prediction": prediction, "the reference": reference,
                   "the prediction's sidecar (written by medseg infer)": sidecar}
         taken = [name for name, path in inputs.items() if output.resolve() == path.resolve()]
         if taken:
-            raise click.UsageError(f"-o {output}: that is {taken[0]}; give the metrics a .json path of their own")
+            raise click.UsageError(f"{given_as} {output}: that is {taken[0]}; give the metrics a .json path of their "
+                                   "own")
         check_writable([output], overwrite)
     from medseg.scoring import made_by_of, score_pair
 
@@ -150,11 +153,12 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
                                "folders are scored into -o OUT_DIR, one <case>_metrics.json each")
     if output is None:
         raise click.UsageError("two folders are scored into a folder: give -o OUT_DIR")
+    given_as = typed_option("output", "output_dir")
     if not output:
-        raise click.UsageError("-o: an empty path (an unset shell variable?)")
+        raise click.UsageError(f"{given_as}: an empty path (an unset shell variable?)")
     if output.lower().endswith(".json"):
-        raise click.UsageError(f"-o {output}: two folders are scored into a folder (one <case>_metrics.json each and "
-                               "the report); give a folder")
+        raise click.UsageError(f"{given_as} {output}: two folders are scored into a folder (one <case>_metrics.json "
+                               "each and the report); give a folder")
     from medseg.folder_scoring import score_folder
 
     package = None

@@ -13,7 +13,7 @@ import click
 __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
-    "file_output", "output_dir_option", "output_or_folder", "usage_errors", "invocation",
+    "file_output", "output_dir_option", "output_or_folder", "usage_errors", "invocation", "typed_option",
 ]
 
 
@@ -146,6 +146,26 @@ def invocation() -> dict:
     return {"argv": ["medseg", *click.get_current_context().meta.get(ARGS_KEY, [])], "cwd": os.getcwd()}
 
 
+def typed_option(*names: str) -> str:
+    """How the command line named the option of the parameter ``names`` (``output``; ``output``, ``output_dir`` for
+    a value that either gives): the last of its names typed (``--output``, ``-o``, ``--output=x``, ``-ox``), as click
+    keeps the last value, so that a message about the value names the option the user wrote (it said ``-o`` to a
+    user who had typed ``--output``). Where the command line is not at hand, all of the first one's names
+    (``-o/--output``)."""
+    ctx = click.get_current_context()
+    params = [param for name in names for param in ctx.command.params if param.name == name]
+    opts = [opt for param in params for opt in param.opts]
+    args = ctx.meta.get(ARGS_KEY)
+    typed = None
+    for arg in args or ():
+        if arg == "--":  # the rest are arguments
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg[:2]
+        if name in opts:
+            typed = name
+    return typed or "/".join(params[0].opts if params else names)
+
+
 def quiet(ctx: click.Context | None = None) -> bool:
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
@@ -166,7 +186,7 @@ def output_or_folder(output: str | None, output_dir: str | None) -> str | None:
     if output_dir is None:
         return output
     if output is not None:
-        raise click.UsageError(f"-o {output} and --output-dir {output_dir}: give one of them")
+        raise click.UsageError(f"{typed_option('output')} {output} and --output-dir {output_dir}: give one of them")
     if not output_dir:
         raise click.UsageError("--output-dir: an empty path (an unset shell variable?)")
     return output_dir if output_dir.endswith((os.sep, "/")) else output_dir + os.sep
@@ -175,7 +195,8 @@ def output_or_folder(output: str | None, output_dir: str | None) -> str | None:
 def file_output(option: str, value: str | None, default_name: str, suffixes: tuple[str, ...]) -> Path | None:
     """An ``-o`` value naming one file: a folder (existing, or written with a trailing ``/``) gets
     ``default_name`` inside it; a name without one of ``suffixes`` is a usage error (``-o cohort.tsv`` would
-    otherwise become the HTML page, or a metrics file a sidecar)."""
+    otherwise become the HTML page, or a metrics file a sidecar). ``option``: the option as typed
+    (:func:`typed_option`), for the messages."""
     if value is None:
         return None
     if not value:  # Path("") is the current folder: an unset shell variable wrote the outputs there

@@ -15,6 +15,7 @@ from medseg.cli.options import (
     output_or_folder,
     overwrite_option,
     quiet,
+    typed_option,
 )
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
@@ -57,7 +58,8 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
     from medseg.numbers import counted
     from medseg.report.build import build_report
 
-    output = file_output("-o", output, "report.html", (".html", ".htm")) or results_dir / "report.html"
+    given_as = typed_option("output", "output_dir")  # -o, --output or --output-dir, for the messages
+    output = file_output(given_as, output, "report.html", (".html", ".htm")) or results_dir / "report.html"
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
                            max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
     if not quiet():
