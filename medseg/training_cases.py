@@ -10,6 +10,7 @@ import math
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from medseg.io.files import name_difference, nnunet_channel, os_reason, path_arg
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
+
+if TYPE_CHECKING:
+    from medseg.io.dataset_json import DatasetDocument
 
 __all__ = ["TrainCase", "check_case_list", "check_label_presence", "check_training_foreground", "data_hashes",
            "label_values", "load_cases", "pair_cases"]
@@ -128,13 +132,14 @@ def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
 
 
 def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False,
-               dataset_json: Path | str | None = None) -> list[TrainCase]:
+               dataset_json: Path | str | DatasetDocument | None = None) -> list[TrainCase]:
     """Pair images and labels by file name (a label may add ``_label(s)``, ``_seg``, ``_mask`` or ``_gt``; an image
     may add nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
 
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     Where ``dataset_json`` (a Decathlon / nnU-Net v1 ``dataset.json``, as
-    :func:`~medseg.io.dataset_json.find_dataset_json` finds it) lists the ``training`` pairs, those pairs are the
+    :func:`~medseg.io.dataset_json.find_dataset_json` finds it, or as
+    :func:`~medseg.io.dataset_json.load_document` read it) lists the ``training`` pairs, those pairs are the
     cases: a listed file that is not there is an error naming it, files of the folders it does not list are left
     out, named in one warning; a ``numTraining`` that disagrees with the cases is warned about.
     """

@@ -13,8 +13,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.errors import InputError, TrainingError
+
+if TYPE_CHECKING:
+    from medseg.io.dataset_json import DatasetDocument
 
 __all__ = ["DefaultConfig", "with_overrides", "read_given_config", "default_training_config",
            "dataset_names_disagree", "background_misnamed", "check_planned_epochs", "outcome_text",
@@ -54,11 +58,13 @@ def read_given_config(path: Path, overrides: dict) -> dict:
 
 
 def default_training_config(images: Path | str, labels: Path | str, output: Path | str, pairs: list, overrides: dict,
-                            resume: bool, tell: Callable[[str, str], None] = _logged) -> DefaultConfig:
+                            resume: bool, tell: Callable[[str, str], None] = _logged,
+                            dataset_json: DatasetDocument | None = None) -> DefaultConfig:
     """The config of a run without ``-c``: a U-Net for the label values the files of ``pairs`` hold, named after
-    ``output``, with label names from a dataset.json beside the folders where there is one. A resumed run keeps
-    its checkpoint's tile and the names its run started with. ``tell(kind, text)`` (kind ``warning`` or ``note``)
-    is called as each thing to tell arises, before a later check may fail (logged by default)."""
+    ``output``, with label names from a dataset.json beside the folders where there is one (``dataset_json``: that
+    file as the run read it already, else looked for and read here). A resumed run keeps its checkpoint's tile and
+    the names its run started with. ``tell(kind, text)`` (kind ``warning`` or ``note``) is called as each thing to
+    tell arises, before a later check may fail (logged by default)."""
     from medseg.checkpoint import check_checkpoint_labels, checkpoint_tile, started_without_names
     from medseg.io.dataset_json import find_dataset_json, read_dataset_json
     from medseg.train_config import MAX_TRAINING_LABEL, check_config, default_config, default_tile
@@ -73,7 +79,8 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
     if largest > MAX_TRAINING_LABEL and len(set(found) | {0}) == largest + 1:
         raise TrainingError(f"{found[largest]}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest "
                             "medseg train supports (labels are kept as 8-bit values)")
-    made = DefaultConfig(config={}, dataset_path=find_dataset_json(images, labels))
+    made = DefaultConfig(config={}, dataset_path=dataset_json.path if dataset_json is not None
+                         else find_dataset_json(images, labels))
     dataset_path = made.dataset_path
     # a run started without it (before medseg read dataset.json files) goes on with its label_N names, whatever the
     # dataset.json says of them
@@ -81,7 +88,7 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
     dataset = None
     if dataset_path is not None:
         try:
-            dataset = read_dataset_json(dataset_path)
+            dataset = read_dataset_json(dataset_json if dataset_json is not None else dataset_path)
         except InputError:
             if not keep_label_n:
                 raise
@@ -109,21 +116,24 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
     return made
 
 
-def dataset_names_disagree(images: Path, labels: Path, config: dict, config_path: Path) -> str | None:
-    """A warning where a dataset.json beside the folders names the labels otherwise than the config given with -c
-    (whose names are the model's), also where medseg could not train from the dataset.json itself (an ``ignore``
-    label the config would train as a class), or where it cannot be read (neither its training list nor its names
-    are used). None where they agree or where it names no labels: the config was
-    asked for."""
-    from medseg.io.dataset_json import declared_names, find_dataset_json, not_used, read_document, renamed_labels
+def dataset_names_disagree(images: Path, labels: Path, config: dict, config_path: Path,
+                           dataset_json: DatasetDocument | None = None) -> str | None:
+    """A warning where a dataset.json beside the folders (``dataset_json``: as the run read it already, else looked
+    for and read here) names the labels otherwise than the config given with -c (whose names are the model's), also
+    where medseg could not train from the dataset.json itself (an ``ignore`` label the config would train as a
+    class), or where it cannot be read (neither its training list nor its names are used). None where they agree or
+    where it names no labels: the config was asked for."""
+    from medseg.io.dataset_json import declared_names, find_dataset_json, load_document, not_used, renamed_labels
 
-    path = find_dataset_json(images, labels)
-    if path is None:
-        return None
-    _, reason = read_document(path)
-    if reason is not None:  # its training list went unused in silence too
-        return not_used(path, reason, f"the labels are named as {config_path} names them")
-    declared = declared_names(path)
+    if dataset_json is None:
+        path = find_dataset_json(images, labels)
+        if path is None:
+            return None
+        dataset_json = load_document(path)
+    path = dataset_json.path
+    if dataset_json.reason is not None:  # its training list went unused in silence too
+        return not_used(path, dataset_json.reason, f"the labels are named as {config_path} names them")
+    declared = declared_names(dataset_json)
     if not declared:
         return None
     theirs, ours = renamed_labels(declared, {int(k): v for k, v in config["labels"].items()})

@@ -938,6 +938,28 @@ def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(
     assert load_package(tmp_path / "apart").labels[1] == "label_1"
 
 
+@pytest.mark.parametrize("with_config", [False, True])
+def test_a_run_reads_its_dataset_json_once(tiny_set, tmp_path, capsys, monkeypatch, config_file, with_config):
+    """The dataset.json beside the folders was read for its training list, again for its names (and, with -c, twice
+    more for the warning that they disagree): a file changed in between gave the list of one version and the names
+    of another."""
+    import medseg.io.dataset_json as dataset_json
+
+    images, labels = _dataset_folder(tiny_set, tmp_path / "Task09", {"0": "background", "1": "Ellipse", "2": "Box",
+                                                                     "3": "Tube"})
+    reads = []
+    real = dataset_json._read_capped
+    monkeypatch.setattr(dataset_json, "_read_capped", lambda path: reads.append(path) or real(path))
+    config = ("-c", str(config_file)) if with_config else ()
+    # stopped by the missing GPU, after the dataset.json has been read for all its uses
+    assert _exit_code(_train_cli(images, labels, tmp_path / "out", *config, "--device", "cuda")) == 1
+    err = capsys.readouterr().err
+    assert reads == [tmp_path / "Task09" / "dataset.json"]
+    told = "names labels 1 Ellipse" if with_config else "label names and data notes from"
+    assert err.count(told) == 1 and err.strip().splitlines()[-1].startswith("medseg: error: ")
+    assert not (tmp_path / "out").exists()
+
+
 def _decathlon_folder(folder: Path, listed: list[int], cases: list[int], **fields) -> tuple[Path, Path]:
     """A Decathlon task folder whose dataset.json lists cases ``listed`` (``training``) and whose folders hold
     ``cases`` (tiny phantoms)."""

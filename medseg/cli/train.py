@@ -107,11 +107,13 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if config_path is not None:
         config = read_given_config(config_path, overrides)
     check_output_folder(output, overwrite=overwrite, resume=resume)
-    from medseg.io.dataset_json import find_dataset_json
+    from medseg.io.dataset_json import find_dataset_json, load_document
 
-    pairs = pair_cases(images, labels, dataset_json=find_dataset_json(images, labels))  # its training list
+    found = find_dataset_json(images, labels)
+    dataset_json = load_document(found) if found is not None else None  # read once: training list, names, warning
+    pairs = pair_cases(images, labels, dataset_json=dataset_json)  # its training list
     if config_path is not None and not quiet():
-        disagree = dataset_names_disagree(images, labels, config, config_path)
+        disagree = dataset_names_disagree(images, labels, config, config_path, dataset_json)
         if disagree is not None:
             click.echo(f"warning: {disagree}", err=True)
     if config_path is None:
@@ -119,7 +121,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             if not quiet():
                 click.echo(f"warning: {text}" if kind == "warning" else text, err=True)
 
-        config = default_training_config(images, labels, output, pairs, overrides, resume, tell).config
+        config = default_training_config(images, labels, output, pairs, overrides, resume, tell, dataset_json).config
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)

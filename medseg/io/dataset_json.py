@@ -22,8 +22,8 @@ from medseg.io.files import undecodable
 from medseg.jsonfile import size_text
 from medseg.numbers import values_text
 
-__all__ = ["DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "not_used", "read_dataset_json",
-           "read_document", "renamed_labels", "training_list"]
+__all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
+           "not_used", "read_dataset_json", "read_document", "renamed_labels", "training_list"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,28 @@ def read_document(path: Path | str) -> tuple[object, str | None]:
         return None, "nested too deeply to be a dataset.json"
 
 
+@dataclass(frozen=True)
+class DatasetDocument:
+    """A ``dataset.json`` read once (:func:`load_document`): its parsed JSON, or None and why it cannot be read. The
+    readers below take it in place of a path, so that one training run reads the file once, not once for its training
+    list, again for its names and again for a warning (a file changed in between gave the training list of one
+    version and the names of another)."""
+
+    path: Path
+    document: object
+    reason: str | None = None
+
+
+def load_document(path: Path | str) -> DatasetDocument:
+    """``path`` read and parsed once, as :func:`read_document` reads it. No warnings."""
+    document, reason = read_document(path)
+    return DatasetDocument(Path(path), document, reason)
+
+
+def _read(source: Path | str | DatasetDocument) -> DatasetDocument:
+    return source if isinstance(source, DatasetDocument) else load_document(source)
+
+
 def not_used(path: Path | str, reason: str, labels: str = "labels are named label_N") -> str:
     """The warning for a ``dataset.json`` beside the training folders that cannot be read (``reason``): neither its
     training list nor its label names are used; ``labels``: how the labels are named instead."""
@@ -96,12 +118,13 @@ def not_used(path: Path | str, reason: str, labels: str = "labels are named labe
             f"file name; {labels})")
 
 
-def read_dataset_json(path: Path | str) -> DatasetJson | None:
-    """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json``. None for
-    a file that is not one medseg can take names from (not JSON, no ``labels`` mapping: a datalist, say), with a
-    warning; an :class:`InputError` naming the file for labels it cannot train as they are meant."""
-    path = Path(path)
-    doc, reason = read_document(path)
+def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | None:
+    """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json`` (its path,
+    or the file as :func:`load_document` read it). None for a file that is not one medseg can take names from (not
+    JSON, no ``labels`` mapping: a datalist, say), with a warning; an :class:`InputError` naming the file for labels it
+    cannot train as they are meant."""
+    read = _read(source)
+    path, doc, reason = read.path, read.document, read.reason
     if reason is not None:
         log.warning("%s", not_used(path, reason))
         return None
@@ -170,12 +193,13 @@ class TrainingList:
     num_training: int | None = None
 
 
-def training_list(path: Path | str) -> TrainingList | None:
-    """The ``training`` list and ``numTraining`` of a ``dataset.json``; None for a file that states neither, or
-    that is not one medseg can read (:func:`read_dataset_json` warns about that where it reads the names). A
-    ``training`` entry that is not an image and a label path is an :class:`InputError` naming the file."""
-    path = Path(path)
-    doc, _ = read_document(path)
+def training_list(source: Path | str | DatasetDocument) -> TrainingList | None:
+    """The ``training`` list and ``numTraining`` of a ``dataset.json`` (its path, or the file as
+    :func:`load_document` read it); None for a file that states neither, or that is not one medseg can read
+    (:func:`read_dataset_json` warns about that where it reads the names). A ``training`` entry that is not an image
+    and a label path is an :class:`InputError` naming the file."""
+    read = _read(source)
+    path, doc = read.path, read.document
     if not isinstance(doc, dict):
         return None
     count = doc.get("numTraining")
@@ -204,12 +228,14 @@ def training_list(path: Path | str) -> TrainingList | None:
     return TrainingList(path=path, pairs=pairs, num_training=count)
 
 
-def declared_names(path: Path | str) -> dict[int, str] | None:
-    """The label names a ``dataset.json`` declares (value → name), whether or not medseg could train them as they
-    are (an ``ignore`` label, gaps, several channels); None where it declares none it can read. No warnings."""
-    doc, _ = read_document(path)
+def declared_names(source: Path | str | DatasetDocument) -> dict[int, str] | None:
+    """The label names a ``dataset.json`` (its path, or the file as :func:`load_document` read it) declares (value →
+    name), whether or not medseg could train them as they are (an ``ignore`` label, gaps, several channels); None
+    where it declares none it can read. No warnings."""
+    read = _read(source)
+    doc = read.document
     try:
-        return _names(doc["labels"], Path(path)) if isinstance(doc, dict) and isinstance(doc.get("labels"), dict) \
+        return _names(doc["labels"], read.path) if isinstance(doc, dict) and isinstance(doc.get("labels"), dict) \
             else None
     except (ValueError, AttributeError, InputError):
         return None
