@@ -287,7 +287,7 @@ def evaluate_files(
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
     from medseg.io.images import read_grid
-    from medseg.io.label_images import read_prediction, read_reference, read_seg_reference
+    from medseg.io.label_images import read_prediction_values, read_reference_values, read_seg_reference
     from medseg.io.nifti import files_read
     from medseg.io.pairs import file_signature
     from medseg.label_values import label_values
@@ -304,17 +304,19 @@ def evaluate_files(
             pred_shape = None
         if pred_shape is not None:
             check_header_shape(pred_path, pred_shape, ref_path)
-    pred = read_prediction(pred_path, labels)
+    # each with the values it holds where reading it found them: not looked for again below (0.5 s a file)
+    pred, pred_values = read_prediction_values(pred_path, labels)
     pred.source_sha256 = sha256_of(pred_path)
     reference_signature = file_signature(ref_path)  # before the read: see medseg.report.collect
     if is_dicom_file(ref_path):
-        ref = read_seg_reference(ref_path, pred_path, labels, label_codes)
+        ref, ref_values = read_seg_reference(ref_path, pred_path, labels, label_codes), None
         ref.source_sha256 = sha256_of(ref_path)
     else:
-        ref = read_reference(ref_path, labels)
+        ref, ref_values = read_reference_values(ref_path, labels)
         ref.source_sha256 = sha256_of(files_read(ref_path))  # both files of a header / image pair
     if labels is None:
-        present = set(label_values(pred.array).tolist()) | set(label_values(ref.array).tolist()) | {0}
+        present = {int(value) for volume, values in ((pred, pred_values), (ref, ref_values))
+                   for value in (label_values(volume.array) if values is None else values).tolist()} | {0}
         names = {int(value): str(name) for value, name in (names or {}).items()}
         undeclared = sorted(int(v) for v in present - set(names) - {0})
         if names and undeclared:

@@ -206,3 +206,36 @@ def test_a_prediction_whose_sidecar_cannot_be_read_is_not_called_swapped(pair, c
     assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
     assert caplog.text.count("WARNING") == 1
     assert "other_seg.json: not a readable sidecar" in caplog.text and "swapped" not in caplog.text
+
+
+@pytest.mark.parametrize("reference_type", [np.uint8, np.float32])
+def test_the_values_of_labels_nothing_names_are_found_once_a_file(tmp_path, monkeypatch, reference_type):
+    """Without a sidecar, the labels to score are the values present: each file's were found as it was read, and
+    again to make the labels (0.5 s a file at 512×512×300). The scores are the same."""
+    import medseg.io.label_images as label_images
+    import medseg.label_values as label_values_module
+    from medseg.scoring import evaluate_files
+
+    reference = np.zeros((20, 18, 6), np.uint8)
+    reference[3:12, 4:10, 1:5] = 1
+    reference[14:18, 12:16, 2:4] = 4
+    prediction = np.roll(reference, 1, axis=0)
+    affine = np.diag([0.7, 0.8, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(prediction, affine), tmp_path / "case_seg.nii.gz")
+    nib.save(nib.Nifti1Image(reference.astype(reference_type), affine), tmp_path / "case.nii.gz")
+    arrays = []
+    real = label_values_module.label_values
+
+    def counted(array):
+        arrays.append(np.shape(array))
+        return real(array)
+
+    monkeypatch.setattr(label_values_module, "label_values", counted)
+    monkeypatch.setattr(label_images, "label_values", counted)
+    metrics = evaluate_files(tmp_path / "case_seg.nii.gz", tmp_path / "case.nii.gz")
+    assert arrays == [(20, 18, 6)] * 2  # one look at each file
+    labels = metrics["labels"]
+    assert {value: entry["name"] for value, entry in labels.items()} == {"1": "label_1", "4": "label_4"}
+    dice = 2 * np.sum((prediction == 1) & (reference == 1)) / (np.sum(prediction == 1) + np.sum(reference == 1))
+    assert labels["1"]["dice"] == pytest.approx(dice) and labels["1"]["dice"] < 1
+    assert labels["4"]["ref_volume_ml"] == pytest.approx(16 * 2 * 0.7 * 0.8 * 2.5 / 1000)

@@ -18,8 +18,8 @@ from medseg.label_values import label_values
 from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
 from medseg.volume import Volume, stem
 
-__all__ = ["MAX_LABEL", "header_scaling_note", "prediction_sidecar", "read_prediction", "read_reference",
-           "read_seg_reference"]
+__all__ = ["MAX_LABEL", "header_scaling_note", "prediction_sidecar", "read_prediction", "read_prediction_values",
+           "read_reference", "read_reference_values", "read_seg_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,14 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
 
     Integer files keep their stored type (values exact at any size); others are checked in float64.
     """
+    return read_reference_values(path, labels, role)[0]
+
+
+def read_reference_values(path: Path | str, labels: dict[int, str] | None = None,
+                          role: str = "reference") -> tuple[Volume, np.ndarray]:
+    """:func:`read_reference`, with the distinct values the label image holds (sorted, as
+    :func:`~medseg.label_values.label_values` finds them while checking them): a caller that needs them (the labels
+    to score where nothing names them) does not look for them again (0.5 s for 512×512×300 voxels)."""
     from medseg.io.files import exists
     from medseg.io.nifti import read_nifti
 
@@ -59,7 +67,7 @@ def read_reference(path: Path | str, labels: dict[int, str] | None = None, role:
     if volume.array.dtype.kind == "f":  # the smallest type holding its values, as an integer file stores them
         # (int64 for any: 105 million voxels peaked at 3.5 GB while scored, 2.0 GB as uint8)
         volume.array = volume.array.astype(np.min_scalar_type(int(values.max())))
-    return volume
+    return volume, values
 
 
 def header_scaling_note(volume: Volume) -> str:
@@ -148,18 +156,27 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
 def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:
     """A segmentation to score: a label NIfTI (see :func:`read_reference`), or a DICOM SEG of ``medseg infer``
     placed on the source series its sidecar records."""
+    return read_prediction_values(path, labels)[0]
+
+
+def read_prediction_values(path: Path | str,
+                           labels: dict[int, str] | None = None) -> tuple[Volume, np.ndarray | None]:
+    """:func:`read_prediction`, with the distinct values the segmentation holds where reading it found them (a label
+    NIfTI's, as :func:`read_reference_values` gives them; a DICOM SEG's with ``labels``), else None."""
     path = Path(path)
     if not is_dicom_file(path):
-        return read_reference(path, labels, role="prediction")
+        return read_reference_values(path, labels, role="prediction")
     from medseg.io.dicom_seg import check_is_seg, read_seg_volume
 
     _existing_file(path)  # before its sidecar, whose absence would be blamed instead
     check_is_seg(path)  # so is a CT image given as the prediction
     volume = read_seg_volume(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)
+    values = None
     if labels is not None:
         labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
-        unknown = sorted(set(label_values(volume.array).tolist()) - set(labels) - {0})
+        values = label_values(volume.array)
+        unknown = sorted(set(values.tolist()) - set(labels) - {0})
         if unknown:
             raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
                              f"{values_text(sorted(labels))}, given as the prediction")
-    return volume
+    return volume, values
