@@ -887,20 +887,46 @@ def test_a_label_file_is_read_as_nibabel_reads_it_with_one_copy_of_its_voxels(tm
         assert peak < 1.3 * labels.nbytes, f"{peak / labels.nbytes:.2f} copies"
 
 
-def test_a_damaged_label_file_is_refused_as_nibabel_refuses_it(tmp_path):
-    """A gzip stream cut short fails as it did when nibabel read the file whole: the same error, reported on the page
-    by the callers."""
+@pytest.mark.parametrize("damage", ["cut", "crc", "length"])
+def test_a_damaged_label_file_is_refused_in_one_line_naming_it_as_read_nifti_refuses_it(tmp_path, damage):
+    """A gzip stream cut short fails as medseg's reader fails it. A wrong CRC-32 or length in the gzip trailer (a
+    stream that still decodes, to voxels that may be wrong) was read in silence, and drawn: nibabel stops once it
+    has the voxels, where read_nifti reads on to the trailer that gzip checks."""
+    from medseg.errors import ImageReadError
+    from medseg.io.nifti import read_nifti
     from medseg.report.checks import read_labels
 
+    path = tmp_path / "seg.nii.gz"
     nib.save(nib.Nifti1Image(np.random.default_rng(0).integers(0, 200, (40, 40, 30), dtype=np.uint8), np.eye(4)),
-             tmp_path / "seg.nii.gz")
-    data = (tmp_path / "seg.nii.gz").read_bytes()
-    (tmp_path / "seg.nii.gz").write_bytes(data[:len(data) // 2])
-    with pytest.raises(Exception) as expected:
-        np.asanyarray(nib.load(tmp_path / "seg.nii.gz").dataobj)
-    with pytest.raises(type(expected.value)) as raised:
-        read_labels(tmp_path / "seg.nii.gz")
+             path)
+    data = bytearray(path.read_bytes())
+    if damage == "cut":
+        data = data[:len(data) // 2]
+    else:
+        data[-8 if damage == "crc" else -4] ^= 0x01  # the trailer: CRC-32, then the length
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError) as expected:
+        read_nifti(path, labels=True)
+    with pytest.raises(ImageReadError) as raised:
+        read_labels(path)
     assert str(raised.value) == str(expected.value)
+    assert str(raised.value).startswith(f"{path}: truncated") and "\n" not in str(raised.value)
+    if damage == "crc":
+        assert "(gzip: CRC check failed" in str(raised.value)
+
+
+def test_a_reference_whose_gzip_checksum_is_wrong_is_not_drawn(tmp_path):
+    """The report drew the reference of a .nii.gz whose CRC-32 was wrong, in silence; it is left out of the overlay
+    with a note naming the file and why."""
+    write_case(tmp_path / "results", "c1", 0, "erode")
+    reference = tmp_path / "results" / "inputs" / "0_label.nii.gz"
+    data = bytearray(reference.read_bytes())
+    data[-8] ^= 0x01
+    reference.write_bytes(bytes(data))
+    build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=5)
+    page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert (f"reference not shown: 0_label.nii.gz: {reference}: truncated or corrupt image data (gzip: CRC check "
+            "failed") in page
 
 
 def test_each_cases_volumes_are_freed_and_given_back_before_the_next_case_is_read(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import math
@@ -1023,11 +1024,13 @@ def _opened(proxy):
     """The file of ``proxy`` opened for reading: a gzip-compressed file named ``.gz`` decompressed by ISA-L where it
     is installed (a 512×512×1000 int16 CT in 1.6 s instead of nibabel's 5.0 s), any other as nibabel opens it. Bytes
     after the end of the gzip stream, which ISA-L's reader refuses, fail the read: the caller reads the file as
-    nibabel does."""
+    nibabel does. A stream opened already (a :class:`_CheckedStreams` handle) is read as it is, and left open."""
     file_like = getattr(proxy, "file_like", None)
     if (_gzip_reader is not gzip and isinstance(file_like, (str, os.PathLike))
             and str(file_like).lower().endswith(".gz")):
         return _gzip_reader.open(file_like, "rb")
+    if hasattr(file_like, "readinto") and hasattr(file_like, "seek"):  # as nibabel's opener would use it
+        return contextlib.nullcontext(file_like)
     return proxy._get_fileobj()
 
 
@@ -1067,12 +1070,48 @@ def read_stored_labels(image) -> np.ndarray | None:
     """The voxels of a gzip-compressed label image as integers, as ``np.asanyarray(image.dataobj)`` gives them (their
     stored type; float or scaled voxels rounded to int32 as ``np.rint(...).astype(np.int32)`` rounds them), read into
     one array (:func:`_read_whole`): nibabel holds the decompressed bytes and the array at once, twice the volume
-    (0.63 GB more for a 1024×1024×300 label image). None where it is to be read as nibabel reads it: a file not
-    compressed (mapped), or one that cannot be read so (reading it whole names the problem)."""
+    (0.63 GB more for a 1024×1024×300 label image). The gzip stream is read to its end, where gzip checks its
+    checksum and length, as :func:`read_nifti` reads it: a damaged stream is an :class:`ImageReadError` naming the
+    file (nibabel stops once it has the voxels, and a stream that still decodes read as a label image, drawn wrong in
+    silence). None where it is to be read as nibabel reads it: a file not compressed (mapped), or one that cannot
+    be read so for another reason than a damaged stream (reading it whole names the problem)."""
     proxy = image.dataobj
     file_like = getattr(proxy, "file_like", None)
     if not (isinstance(file_like, (str, os.PathLike)) and str(file_like).lower().endswith(".gz")
             and _whole_readable(proxy)):
+        return None
+    try:
+        return _checked_stored_labels(image, _gzip_reader)
+    except ImageReadError as error:
+        if _gzip_reader is gzip or not _stray_bytes_maybe(error.__cause__):
+            raise
+    # bytes after the end of the stream, which ISA-L's reader meets reading ahead: the standard library's tells them
+    # from a damaged stream (as read_nifti reads such a file)
+    return _checked_stored_labels(image, gzip)
+
+
+def _checked_stored_labels(image, reader) -> np.ndarray | None:
+    """:func:`read_stored_labels` with the gzip stream decompressed by ``reader`` and read to its end."""
+    name = image.dataobj.file_like
+    try:
+        with _CheckedStreams(image, reader) as streams:
+            array = _stored_labels(streams.image)
+            if array is not None:
+                streams.read_to_end()
+            return array
+    except ImageReadError:  # the stream's end, checked
+        raise
+    except _GZIP_DAMAGE as error:
+        raise ImageReadError(f"{name}: {_gzip_damage_text(error)}") from error
+    except (OSError, ValueError):  # reading it as nibabel does names the problem
+        return None
+
+
+def _stored_labels(image) -> np.ndarray | None:
+    """:func:`read_stored_labels` of ``image`` as it is opened; a damaged gzip stream raises the decompressor's
+    error."""
+    proxy = image.dataobj
+    if not _whole_readable(proxy):
         return None
     stored = np.dtype(proxy._dtype)
     try:
@@ -1084,7 +1123,9 @@ def read_stored_labels(image) -> np.ndarray | None:
         if np.issubdtype(stored, np.integer):
             return _read_whole(proxy)
         return _read_whole(proxy, np.dtype(np.int32), np.rint)
-    except (*_GZIP_ERRORS, ValueError, OverflowError, TypeError):
+    except _GZIP_DAMAGE:
+        raise
+    except (OSError, ValueError, OverflowError, TypeError):
         return None
 
 
