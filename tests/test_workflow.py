@@ -467,12 +467,48 @@ def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(c
     assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake"]  # no .results.lock, no results folder
 
 
-def test_the_planning_handler_steps_aside_once_the_jobs_are_planned():
+def test_a_ctrl_c_while_the_jobs_run_is_one_line_and_exit_130(cohort, tmp_path):
+    """Snakemake stops its jobs on a Ctrl-C and reports a failed run: its job error, "WorkflowError: At least one job
+    did not complete successfully" and exit code 1, where a script expects 130 of an interrupt. The Ctrl-C (to the
+    process group, as a terminal sends it) lands as the first job starts."""
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
+    console = tmp_path.parent / f"{tmp_path.name}-console.txt"
+    with open(console, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not (results / "logs" / "infer" / "batch001.log").exists():
+                assert process.poll() is None and time.monotonic() < deadline, console.read_text()[-3000:]
+                time.sleep(0.02)
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = console.read_text()
+    assert process.returncode == 130, text[-3000:]
+    assert text.splitlines()[-1] == run_stopped_line(0, 1)
+    assert "At least one job did not complete successfully" not in text
+    state = tmp_path / ".snakemake"  # the lock, the run record and the claim on the results folder given back
+    assert not list((state / "locks").glob("*")) and not list((state / "medseg-runs").glob("*"))
+    assert not (tmp_path / ".results.lock").exists()
+    assert not (results / "jobs" / "batch001.infer.json").exists() and not (results / "report.html").exists()
+
+
+def test_the_planning_handler_steps_aside_once_the_jobs_are_planned(monkeypatch):
     """With --no-hooks Snakemake runs no onstart, so the planning handler stayed while the jobs ran: a Ctrl-C then
     said "no job was started" and skipped Snakemake's own stop. Once the workflow's jobs_planned test holds, the
-    Ctrl-C is Python's KeyboardInterrupt (Snakemake stops the jobs) and the handler is gone."""
-    from medseg.cohort.planning_stop import stop_planning_on_interrupt
+    Ctrl-C is Python's KeyboardInterrupt (Snakemake stops the jobs), noted, and the handler is gone."""
+    from medseg.cohort import planning_stop
+    from medseg.cohort.planning_stop import jobs_stopped, stop_planning_on_interrupt
 
+    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
     before = signal.getsignal(signal.SIGINT)
     told: list[str] = []
     planned = [False]
@@ -486,17 +522,28 @@ def test_the_planning_handler_steps_aside_once_the_jobs_are_planned():
         planned[0] = True
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
+        assert told == [] and jobs_stopped()
+        with pytest.raises(KeyboardInterrupt):  # the handler is gone: a second Ctrl-C is Python's, noted alike
+            signal.raise_signal(signal.SIGINT)
         assert told == []
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
 
 
-def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back():
+def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back(monkeypatch):
     """The handler the Snakefile sets while it plans calls its stop with the one line (the Snakefile's tells it and
     exits 130); planning_done puts Python's own KeyboardInterrupt back for Snakemake's handling of a stop while jobs
-    run (it stops them)."""
-    from medseg.cohort.planning_stop import PLANNING_STOPPED, STOPPED_CODE, planning_done, stop_planning_on_interrupt
+    run (it stops them), and notes that Ctrl-C for the workflow's onerror."""
+    from medseg.cohort import planning_stop
+    from medseg.cohort.planning_stop import (
+        PLANNING_STOPPED,
+        STOPPED_CODE,
+        jobs_stopped,
+        planning_done,
+        stop_planning_on_interrupt,
+    )
+
+    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
 
     before = signal.getsignal(signal.SIGINT)
     told: list[str] = []
@@ -513,10 +560,10 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C waits for the way out
         stop_planning_on_interrupt(stop)
         planning_done()
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert not jobs_stopped()
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
-        assert told == [PLANNING_STOPPED]
+        assert told == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
     finally:
         signal.signal(signal.SIGINT, before)
 

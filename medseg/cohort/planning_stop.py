@@ -1,11 +1,14 @@
-"""A Ctrl-C while Snakemake plans a cohort run: one line and exit code 130, not a traceback.
+"""A Ctrl-C while Snakemake plans a cohort run, or runs its jobs: one line and exit code 130, not a traceback, nor a
+failed run.
 
 Snakemake catches ``Exception`` around the parsing of the Snakefile and the building of its jobs, not the
 ``KeyboardInterrupt`` a Ctrl-C raises, so that a stop in that first second or so ended in a Python traceback of
 whatever was being imported (pandas, medseg, Snakemake's own modules), 30-90 lines. Once the run starts its jobs,
 Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and releases its lock): at ``onstart``
 (:func:`planning_done`), and, where Snakemake runs no ``onstart`` (``--no-hooks``), as soon as the jobs are planned
-(the ``jobs_planned`` test the workflow gives).
+(the ``jobs_planned`` test the workflow gives). That Ctrl-C is noted (:func:`jobs_stopped`): Snakemake reports the
+stopped run as a failed one (exit code 1, "At least one job did not complete successfully"), and the workflow's
+``onerror`` tells it in one line (:func:`run_stopped_line`) and exits with 130, as a script expects of an interrupt.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_started", "planning_done", "stop_planning_on_interrupt"]
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_started", "jobs_stopped", "planning_done", "run_stopped_line",
+           "stop_planning_on_interrupt"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
 
 _handler: Callable | None = None
+_jobs_stopped = False  # a Ctrl-C reached Snakemake's job loop
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn],
@@ -32,7 +37,7 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn],
 
     ``jobs_planned`` (asked at the Ctrl-C) says that Snakemake's job loop has taken over (:func:`jobs_started`), for a
     run whose ``onstart`` Snakemake skips (``--no-hooks``): the Ctrl-C is then Python's own ``KeyboardInterrupt``,
-    and the handler is gone, as after :func:`planning_done`."""
+    and the handler is gone, as after :func:`planning_done` (the Ctrl-C noted for :func:`jobs_stopped`)."""
     global _handler
     if threading.current_thread() is not threading.main_thread():
         return
@@ -40,7 +45,7 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn],
     def handler(number, frame) -> None:
         if jobs_planned is not None and jobs_planned():
             planning_done()
-            signal.default_int_handler(number, frame)  # raises KeyboardInterrupt, for Snakemake to stop the jobs
+            _stop_jobs(number, frame)  # raises KeyboardInterrupt, for Snakemake to stop the jobs
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the line or the way out short
         stop(PLANNING_STOPPED)
 
@@ -65,10 +70,30 @@ def jobs_started(scheduler) -> bool:
 
 def planning_done() -> None:
     """Python's own Ctrl-C (``KeyboardInterrupt``) back, for Snakemake to stop the run's jobs with, where
-    :func:`stop_planning_on_interrupt` set it aside."""
+    :func:`stop_planning_on_interrupt` set it aside; the Ctrl-C is noted for :func:`jobs_stopped`."""
     global _handler
     if _handler is None or threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGINT) is _handler:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _stop_jobs)
     _handler = None
+
+
+def _stop_jobs(number, frame) -> None:
+    """Python's own Ctrl-C (``KeyboardInterrupt``, which Snakemake's job loop takes to stop the jobs), noted."""
+    global _jobs_stopped
+    _jobs_stopped = True
+    signal.default_int_handler(number, frame)
+
+
+def jobs_stopped() -> bool:
+    """Whether a Ctrl-C reached the run once its jobs were Snakemake's to stop (after :func:`planning_done`)."""
+    return _jobs_stopped
+
+
+def run_stopped_line(finished: int, total: int) -> str:
+    """The one line of a run a Ctrl-C stopped while its jobs ran: what is kept (``finished`` of the ``total`` cases
+    segmented or failed for good), what is not, and how to go on."""
+    kept = f"{finished} of {total} case{'' if total == 1 else 's'} finished (kept)"
+    return (f"medseg: stopped by Ctrl-C while the cohort's jobs ran: the running jobs were stopped, their unfinished "
+            f"cases and the report not written; {kept}; run the same command again to go on")

@@ -7,7 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import STOPPED_CODE, jobs_started, planning_done, stop_planning_on_interrupt
+from medseg.cohort.planning_stop import (STOPPED_CODE, jobs_started, jobs_stopped, planning_done, run_stopped_line,
+                                         stop_planning_on_interrupt)
 
 
 def planning_stopped(line):
@@ -172,6 +173,11 @@ onsuccess:
 
 onerror:
     snakelock.forget_run(Path(".snakemake"))
+    if jobs_stopped():  # a Ctrl-C, which Snakemake reports as a failed run (exit 1): one line, and exit 130
+        _folder = records.ResultsFolder(RESULTS)
+        _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
+        print(run_stopped_line(_finished, len(SAMPLES)), file=sys.stderr, flush=True)
+        sys.exit(STOPPED_CODE)
 
 
 _missing = [s for s in SAMPLES if records.unavailable(s.image)]
