@@ -11,6 +11,7 @@ from medseg.cohort import (
     claims_results,
     forced_jobs,
     forget_forced_run,
+    hooks_skipped,
     previewing,
     redo_for_job,
     redo_values,
@@ -42,6 +43,18 @@ from medseg.cohort import (
 ])
 def test_previewing(argv, expected):
     assert previewing(argv) is expected
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--cores", "1", "--no-hooks"], True), (["--no-hooks", "--cores=2", "--nolock"], True), (["--no-h"], True),
+    (["--cores", "1"], False), (["-n", "--no-hooks"], False), (["--no-hooks", "--unlock"], False),
+])
+def test_a_run_without_hooks_is_told(argv, expected, tmp_path):
+    """--no-hooks skipped the workflow's onstart (its batch plan, its run record), onsuccess and onerror: a run with
+    it (also set in a profile) is refused; a preview, which runs no hook anyway, is not."""
+    assert hooks_skipped(argv) is expected
+    (tmp_path / "config.yaml").write_text("no-hooks: true\ncores: 1\n")
+    assert hooks_skipped(["--profile", str(tmp_path)]) is True
 
 
 def test_a_preview_set_in_a_profile_is_one(tmp_path, monkeypatch):

@@ -431,16 +431,14 @@ main()
 """
 
 
-@pytest.mark.parametrize("hooks", [[], ["--no-hooks"]], ids=["onstart", "no-hooks"])
-def test_a_ctrl_c_after_the_jobs_are_planned_and_before_any_starts_is_one_line_and_exit_130(cohort, tmp_path, hooks):
-    """Snakemake makes the jobs' scheduler before it logs their stats and runs onstart (or, with --no-hooks, enters
-    its job loop): a Ctrl-C there was taken for one Snakemake's job loop handles, and ended in a KeyboardInterrupt
-    traceback; no job had started."""
+def test_a_ctrl_c_after_the_jobs_are_planned_and_before_any_starts_is_one_line_and_exit_130(cohort, tmp_path):
+    """Snakemake makes the jobs' scheduler before it logs their stats and runs onstart: a Ctrl-C there was taken for
+    one Snakemake's job loop handles, and ended in a KeyboardInterrupt traceback; no job had started."""
     from medseg.cohort.planning_stop import PLANNING_STOPPED
 
     sheet = sheet_of_own(cohort, tmp_path, ["a"])
     command = [sys.executable, "-c", _STOP_AT_JOB_STATS, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
-               "--cores", "1", *hooks, "--config", f"model={MODEL}", f"samples={sheet}",
+               "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}",
                f"results={tmp_path / 'results'}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 130, done.stderr[-3000:]
@@ -501,33 +499,19 @@ def test_a_ctrl_c_while_the_jobs_run_is_one_line_and_exit_130(cohort, tmp_path):
     assert not (results / "jobs" / "batch001.infer.json").exists() and not (results / "report.html").exists()
 
 
-def test_the_planning_handler_steps_aside_once_the_jobs_are_planned(monkeypatch):
-    """With --no-hooks Snakemake runs no onstart, so the planning handler stayed while the jobs ran: a Ctrl-C then
-    said "no job was started" and skipped Snakemake's own stop. Once the workflow's jobs_planned test holds, the
-    Ctrl-C is Python's KeyboardInterrupt (Snakemake stops the jobs), noted, and the handler is gone."""
-    from medseg.cohort import planning_stop
-    from medseg.cohort.planning_stop import jobs_stopped, stop_planning_on_interrupt
+def test_a_run_without_hooks_is_refused_in_one_line_before_any_work(cohort, tmp_path):
+    """--no-hooks skipped onstart: the run wrote no batch plan (a cluster job planned its batches again) and no run
+    record (the lock of such a run, killed, was never released), and a Ctrl-C ended it as a failed run. It is a
+    usage error (a dry run with it, where no hook runs anyway, is not: test_invocation)."""
+    from medseg.cohort import NO_HOOKS_REFUSED
 
-    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
-    before = signal.getsignal(signal.SIGINT)
-    told: list[str] = []
-    planned = [False]
-
-    def stop(line: str):
-        told.append(line)
-        raise SystemExit(130)
-
-    try:
-        stop_planning_on_interrupt(stop, lambda: planned[0])
-        planned[0] = True
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-        assert told == [] and jobs_stopped()
-        with pytest.raises(KeyboardInterrupt):  # the handler is gone: a second Ctrl-C is Python's, noted alike
-            signal.raise_signal(signal.SIGINT)
-        assert told == []
-    finally:
-        signal.signal(signal.SIGINT, before)
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    refused = snakemake(tmp_path, "--cores", "1", "--no-hooks", samples=sheet, results=tmp_path / "results")
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert refused.stderr.strip().splitlines()[-1] == NO_HOOKS_REFUSED
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / ".results.lock").exists()
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*"))
 
 
 def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back(monkeypatch):

@@ -7,7 +7,14 @@ keeps a folder several users run into usable by each.
 """
 
 from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values, stopped_forced_run
-from medseg.cohort.invocation import claims_results, forced_jobs, previewing, writes_results
+from medseg.cohort.invocation import (
+    NO_HOOKS_REFUSED,
+    claims_results,
+    forced_jobs,
+    hooks_skipped,
+    previewing,
+    writes_results,
+)
 from medseg.cohort.records import ResultsFolder
 from medseg.cohort.run import (
     CaseOutcome,
@@ -32,6 +39,7 @@ from medseg.cohort.shared_folder import (
 from medseg.cohort.stale_jobs import VoidedJobs, new_jobs_message, unrecorded_message, void_stale_jobs, voided_message
 
 __all__ = [
+    "NO_HOOKS_REFUSED",
     "adopt_unwritable_files",
     "check_results_writable",
     "check_snakemake_folder",
@@ -50,6 +58,7 @@ __all__ = [
     "redo_values",
     "evaluate_cases",
     "given_up_for_less_memory",
+    "hooks_skipped",
     "infer_cases",
     "previewing",
     "read_batch_plan",

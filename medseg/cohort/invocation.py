@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["claims_results", "forced_jobs", "previewing", "writes_results"]
+__all__ = ["NO_HOOKS_REFUSED", "claims_results", "forced_jobs", "hooks_skipped", "previewing", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -34,6 +34,22 @@ def previewing(argv: Sequence[str]) -> bool:
     would refuse (ambiguous, unknown) runs nothing either. Options a profile sets (``dry-run: true`` in a
     ``--profile``'s or ``$SNAKEMAKE_PROFILE``'s config.yaml) count as on the command line."""
     return _previewing_argv(argv) or _profile_previews(argv)
+
+
+NO_HOOKS_REFUSED = ("medseg: error: --no-hooks: the cohort workflow's run is set up and ended in its hooks "
+                    "(onstart writes the batch plan its jobs read and the record that lets a killed run's lock be "
+                    "released; onsuccess and onerror clear that record, and tell a Ctrl-C); run without --no-hooks")
+
+
+def hooks_skipped(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` (Snakemake's arguments) runs jobs with ``--no-hooks`` (on the command line or in a profile),
+    which the workflow refuses (:data:`NO_HOOKS_REFUSED`): its runs kept no batch plan and no run record, and a
+    Ctrl-C ended them as failed runs. A preview runs no hook anyway, and is let through. Snakemake gives
+    ``--no-hooks`` to the job processes it spawns itself: only its main process asks."""
+    if previewing(argv):
+        return False
+    parsed = _parsed(tuple(argv))
+    return bool(getattr(parsed[1], "no_hooks", False)) if parsed is not None else "--no-hooks" in argv
 
 
 def claims_results(argv: Sequence[str]) -> bool:

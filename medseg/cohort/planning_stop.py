@@ -5,21 +5,20 @@ Snakemake catches ``Exception`` around the parsing of the Snakefile and the buil
 ``KeyboardInterrupt`` a Ctrl-C raises, so that a stop in that first second or so ended in a Python traceback of
 whatever was being imported (pandas, medseg, Snakemake's own modules), 30-90 lines. Once the run starts its jobs,
 Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and releases its lock): at ``onstart``
-(:func:`planning_done`), and, where Snakemake runs no ``onstart`` (``--no-hooks``), as soon as the jobs are planned
-(the ``jobs_planned`` test the workflow gives). That Ctrl-C is noted (:func:`jobs_stopped`): Snakemake reports the
-stopped run as a failed one (exit code 1, "At least one job did not complete successfully"), and the workflow's
-``onerror`` tells it in one line (:func:`run_stopped_line`) and exits with 130, as a script expects of an interrupt.
+(:func:`planning_done`; the workflow refuses ``--no-hooks``, which skips it). That Ctrl-C is noted
+(:func:`jobs_stopped`): Snakemake reports the stopped run as a failed one (exit code 1, "At least one job did not
+complete successfully"), and the workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits
+with 130, as a script expects of an interrupt.
 """
 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_started", "jobs_stopped", "planning_done", "run_stopped_line",
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_stopped", "planning_done", "run_stopped_line",
            "stop_planning_on_interrupt"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
@@ -29,43 +28,20 @@ _handler: Callable | None = None
 _jobs_stopped = False  # a Ctrl-C reached Snakemake's job loop
 
 
-def stop_planning_on_interrupt(stop: Callable[[str], NoReturn],
-                               jobs_planned: Callable[[], bool] | None = None) -> None:
+def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     """Until :func:`planning_done`, a Ctrl-C (SIGINT) calls ``stop`` with :data:`PLANNING_STOPPED`: the workflow's
     (``workflow/rules/common.smk``) tells it and exits with :data:`STOPPED_CODE`, which Snakemake lets through after
-    releasing what it holds (its lock). Only in the main thread, where Python takes signals.
-
-    ``jobs_planned`` (asked at the Ctrl-C) says that Snakemake's job loop has taken over (:func:`jobs_started`), for a
-    run whose ``onstart`` Snakemake skips (``--no-hooks``): the Ctrl-C is then Python's own ``KeyboardInterrupt``,
-    and the handler is gone, as after :func:`planning_done` (the Ctrl-C noted for :func:`jobs_stopped`)."""
+    releasing what it holds (its lock). Only in the main thread, where Python takes signals."""
     global _handler
     if threading.current_thread() is not threading.main_thread():
         return
 
     def handler(number, frame) -> None:
-        if jobs_planned is not None and jobs_planned():
-            planning_done()
-            _stop_jobs(number, frame)  # raises KeyboardInterrupt, for Snakemake to stop the jobs
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the line or the way out short
         stop(PLANNING_STOPPED)
 
     _handler = handler
     signal.signal(signal.SIGINT, handler)
-
-
-def jobs_started(scheduler) -> bool:
-    """Has Snakemake's job loop taken over: is ``scheduler``'s ``schedule`` running (it is on the main thread's stack,
-    where a Ctrl-C lands), or has it started a job? Snakemake makes the scheduler before it logs the jobs' stats and
-    runs ``onstart``: a ``KeyboardInterrupt`` there, outside the loop that handles it, was a traceback of 20 lines."""
-    if scheduler.running or scheduler.finished_jobs or getattr(scheduler, "failed", None):
-        return True
-    schedule = getattr(type(scheduler).schedule, "__code__", None)
-    frame = sys._getframe()
-    while frame is not None:
-        if frame.f_code is schedule:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def planning_done() -> None:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (STOPPED_CODE, jobs_started, jobs_stopped, planning_done, run_stopped_line,
+from medseg.cohort.planning_stop import (STOPPED_CODE, jobs_stopped, planning_done, run_stopped_line,
                                          stop_planning_on_interrupt)
 
 
@@ -27,15 +27,10 @@ def planning_stopped(line):
     sys.exit(STOPPED_CODE)
 
 
-def jobs_planned():
-    """Snakemake's job loop has taken over (it stops the jobs on a Ctrl-C), in a run that is not a dry run."""
-    return workflow.scheduler is not None and not workflow.dryrun and jobs_started(workflow.scheduler)
-
-
 # first, before the imports that take most of planning's time; Snakemake's own handling of a Ctrl-C comes back as the
-# jobs start (onstart; with --no-hooks, which skips onstart, once the jobs are planned)
+# jobs start (onstart)
 if workflow.is_main_process:
-    stop_planning_on_interrupt(planning_stopped, jobs_planned)
+    stop_planning_on_interrupt(planning_stopped)
 
 import pandas as pd
 
@@ -51,6 +46,12 @@ from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, ship
 from snakemake.logging import logger
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+# the run's set-up and end are its hooks (the batch plan, the run record, a Ctrl-C told): a run without them is
+# refused, a usage error, before any work (the job processes Snakemake spawns are given --no-hooks: not asked there)
+if workflow.is_main_process and cohort.hooks_skipped(sys.argv[1:]):
+    print(cohort.NO_HOOKS_REFUSED, file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def planned(step, *args, **kwargs):
