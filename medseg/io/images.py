@@ -1,4 +1,4 @@
-"""One entry point for inputs: a NIfTI file or a DICOM series folder."""
+"""One entry point for inputs: a NIfTI file, an NRRD or MetaImage file (through SimpleITK), or a DICOM series folder."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ __all__ = ["read_grid", "read_image"]
 
 def read_image(path: Path | str, series: str | None = None, warn_skipped: bool = True,
                check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None) -> Volume:
-    """Read a NIfTI file, or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
+    """Read a NIfTI file, an NRRD or MetaImage file (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``; SimpleITK, the ``itk``
+    extra), or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
     about the folder's files that are not DICOM, as a second reading of an input need not). ``check_grid(shape,
     affine)`` is called with a DICOM series' grid from its headers, before any pixel is decoded (the memory guard:
     a NIfTI's header is checked by its caller, through :func:`read_grid`)."""
@@ -54,6 +55,10 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         except OSError as error:  # a file of the folder that cannot be opened
             raise ImageReadError(f"{path}: cannot read the DICOM headers ({os_reason(error)})") from error
         return tuple(int(n) for n in candidate.geometry.shape), np.asarray(candidate.geometry.affine, np.float64)
+    from medseg.io.itk_image import is_itk_name, read_itk_grid
+
+    if is_itk_name(path):  # NRRD / MetaImage: SimpleITK reads the header alone
+        return read_itk_grid(path)
     import nibabel as nib
 
     from medseg.io.nifti import affine_mm, check_voxels_fit, gzip_without_gz, load_image, shape_3d

@@ -46,8 +46,15 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     otherwise), so that label values beyond float32's exact range (2^24) are not merged.
     A 2D image is one slice; a 4D or 5D image holding a single volume is squeezed; other shapes are refused.
     The affine is in mm (:func:`affine_mm`). ``role`` (reference, prediction), when given, is named in the
-    errors about the voxels' values, for a reader that takes two images of one kind.
+    errors about the voxels' values, for a reader that takes two images of one kind. An NRRD or MetaImage file
+    (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) is read through SimpleITK (:func:`medseg.io.itk_image.read_itk_image`).
     """
+    from medseg.io.itk_image import is_itk_name
+
+    if is_itk_name(path):
+        from medseg.io.itk_image import read_itk_image
+
+        return read_itk_image(path, hash_input, labels, role)
     try:
         return _read_nifti(Path(path), hash_input, labels, _gzip_reader, role)
     except ImageReadError as error:
@@ -258,6 +265,10 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
 def files_read(path: Path | str) -> list[Path]:
     """The files reading the image at ``path`` reads (see :func:`_files_read`), from its header alone: what
     :func:`read_nifti`'s ``source_sha256`` hashes."""
+    from medseg.io.itk_image import is_itk_name, itk_files_read
+
+    if is_itk_name(path):
+        return itk_files_read(path)
     try:
         return _files_read(load_image(path))
     except ImageReadError:  # load_image's own one line: a named pipe or device, a corrupt header's dimensions

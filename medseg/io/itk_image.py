@@ -1,0 +1,295 @@
+"""NRRD and MetaImage files (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``), read through SimpleITK (the ``itk`` extra).
+
+3D Slicer saves volumes and label maps as NRRD, grand-challenge and nnU-Net data sets come as MetaImage. SimpleITK
+reads both; its image is placed in LPS (ITK's world, DICOM's) by origin, spacing and direction, which are turned into
+the RAS+ affine in mm every other reader of medseg gives (the first two rows negated). The voxels are given in the
+axis order a NIfTI read gives (i, j, k: the file's fastest axis first), so that a volume saved by SimpleITK as
+``.nrrd`` and as ``.nii.gz`` reads as the same array on the same affine.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import ImageReadError, InputError
+from medseg.io.files import check_readable, exists, not_there
+from medseg.volume import Volume, singular_affine_text
+
+__all__ = ["ITK_ENDINGS", "is_itk_name", "itk_files_read", "read_itk_grid", "read_itk_image"]
+
+log = logging.getLogger(__name__)
+
+# the endings read through SimpleITK (in any letter case); a detached header (.nhdr, .mhd) names its data file
+ITK_ENDINGS = (".nrrd", ".nhdr", ".mha", ".mhd")
+_INSTALL = "pip install 'medseg[itk]'"
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+_CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
+
+
+def is_itk_name(path: Path | str) -> bool:
+    """Whether ``path`` is named as an NRRD or MetaImage file (:data:`ITK_ENDINGS`), which SimpleITK reads."""
+    return Path(path).name.lower().endswith(ITK_ENDINGS)
+
+
+def _simpleitk(path: Path):
+    """The SimpleITK module, imported on first use; its absence is one line naming the file and the extra."""
+    try:
+        import SimpleITK
+    except ImportError as error:
+        raise ImageReadError(f"{path}: reading {_format(path)} files needs SimpleITK, which is not installed: "
+                             f"{_INSTALL} (or pip install SimpleITK)") from error
+    return SimpleITK
+
+
+def _format(path: Path) -> str:
+    return "NRRD" if path.name.lower().endswith((".nrrd", ".nhdr")) else "MetaImage"
+
+
+def read_itk_grid(path: Path | str) -> tuple[tuple[int, ...], np.ndarray]:
+    """The shape (as :func:`medseg.io.nifti.shape_3d` takes it; a 4D image of several volumes is returned, not
+    refused) and RAS affine in mm of an NRRD / MetaImage file, from its header alone (no voxel is read)."""
+    path = Path(path)
+    reader = _header(path)
+    return _shape(reader), _affine(reader)[0]
+
+
+def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = False, role: str = "") -> Volume:
+    """Read a 3D NRRD / MetaImage file into a :class:`Volume`: float32 voxels, or with ``labels`` the stored
+    integer type (float64 for float files), as :func:`medseg.io.nifti.read_nifti` gives them. A 2D image is one
+    slice (1 mm thick, noted in ``info``), a 4D image holding one volume is squeezed; several volumes, and voxels of
+    more than one value (RGB, vectors), are refused in one line. ``role`` is named in the errors about the voxels'
+    values."""
+    from medseg.io.nifti import _not_one_volume_text, as_3d, shape_3d
+
+    path = Path(path)
+    reader = _header(path)
+    sitk = _simpleitk(path)
+    stored_shape = tuple(int(n) for n in reader.GetSize())
+    shape = shape_3d(stored_shape)
+    if len(shape) != 3:  # on the header: a 4D series is not read (it can be many GB) to be refused
+        raise InputError(_not_one_volume_text(path, stored_shape))
+    affine, thickness_note = _affine(reader)
+    if singular_affine_text(affine) is not None:
+        raise InputError(f"{path}: {singular_affine_text(affine)}")
+    _check_data_size(path, reader)
+    try:
+        image = reader.Execute()
+    except RuntimeError as error:
+        raise ImageReadError(f"{path}: truncated or corrupt image data ({_reason(error)})") from error
+    except MemoryError as error:
+        raise ImageReadError(f"{path}: the header's shape {stored_shape} does not fit in memory; the header is "
+                             "corrupt or the image too large") from error
+    view = sitk.GetArrayViewFromImage(image)  # numpy's order: the slowest axis first
+    dtype = view.dtype
+    if dtype.kind not in "biuf":
+        raise InputError(f"{path}: {'complex' if dtype.kind == 'c' else 'non-numeric'} voxels ({dtype}); medseg "
+                         "reads grey-level images (one number per voxel)")
+    as_stored = labels and dtype.kind in "biu"
+    out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = view.astype(out_dtype.newbyteorder("="), copy=True)
+    del view, image
+    array = as_3d(array.transpose(tuple(reversed(range(array.ndim)))))  # i, j, k as NIfTI reads: a view
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if dtype.kind == "f" and out_dtype.itemsize < dtype.itemsize:
+            raise InputError(f"{path}: intensities overflow float32 or are not finite; rescale the image")
+        bad = ~np.isfinite(array)
+        nan = int(np.isnan(array).sum())
+        kinds = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (int(bad.sum()) - nan, "infinite")) if n)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        given = f", given as the {role}" if role else ""
+        raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
+                         f"{first}){given}")
+    info: dict = {"reader": f"SimpleITK {_version(sitk)}"}
+    if tuple(array.shape) != stored_shape:
+        info["stored_shape"] = list(stored_shape)
+    if thickness_note:
+        log.warning("%s: %s", path, thickness_note)
+        info["thickness_note"] = thickness_note
+    if hash_input:
+        from medseg.io.atomic import sha256_of
+
+        sha256 = sha256_of(itk_files_read(path))
+    return Volume(array=array, affine=affine, source=path, header=None,
+                  source_sha256=sha256 if hash_input else None, info=info)
+
+
+def itk_files_read(path: Path | str) -> list[Path]:
+    """The files an NRRD / MetaImage image is read from, header first: the header alone for an attached one, and
+    the data file a detached header (``.nhdr``, ``.mhd``) names (of a list or a pattern of files, the header
+    alone)."""
+    path = Path(path)
+    files = [path]
+    for name in _data_files(path):
+        data = path.parent / name
+        if data not in files:
+            files.append(data)
+    return files
+
+
+def _header(path: Path):
+    """A SimpleITK reader with ``path``'s header read (no voxels), refused in one line where it cannot be: missing,
+    not readable, empty, not a file of its format, a data file that is missing, voxels of several values."""
+    if not exists(path):
+        raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: a folder, not an image file")
+    check_readable(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: an empty file (0 bytes)")
+    sitk = _simpleitk(path)
+    for name in _data_files(path):
+        data = path.parent / name
+        if not exists(data):
+            raise ImageReadError(f"{path}: its data file {name}, which holds the voxels this header describes, is "
+                                 "missing")
+        check_readable(data, f"{path}: cannot read its data file {name}: ")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise ImageReadError(f"{path}: not a readable {_format(path)} file ({_reason(error)})") from error
+    components = int(reader.GetNumberOfComponents())
+    if components > 1:
+        raise InputError(f"{path}: RGB or other multi-value voxels ({components} values per voxel, "
+                         f"{sitk.GetPixelIDValueAsString(reader.GetPixelID())}); medseg reads grey-level images (one "
+                         "number per voxel)")
+    return reader
+
+
+def _shape(reader) -> tuple[int, ...]:
+    from medseg.io.nifti import shape_3d
+
+    return shape_3d(tuple(int(n) for n in reader.GetSize()))
+
+
+def _affine(reader) -> tuple[np.ndarray, str | None]:
+    """The RAS affine in mm of a SimpleITK reader's header (ITK places voxels in LPS: origin + direction ·
+    spacing · index), and a note where a 2D image's slice thickness had to be assumed (1 mm)."""
+    dimension = int(reader.GetDimension())
+    spacing = np.asarray(reader.GetSpacing(), dtype=np.float64)
+    origin = np.asarray(reader.GetOrigin(), dtype=np.float64)
+    direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(dimension, dimension)
+    columns, offset, note = np.eye(3), np.zeros(3), None
+    n = min(dimension, 3)
+    columns[:n, :n] = direction[:n, :n] * spacing[:n]
+    offset[:n] = origin[:n]
+    if dimension < 3:
+        note = "a 2D image: read as one slice, 1 mm thick (the file gives no thickness)"
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS_TO_RAS @ columns
+    affine[:3, 3] = _LPS_TO_RAS @ offset
+    return affine, note
+
+
+def _reason(error: RuntimeError) -> str:
+    """SimpleITK's message in one line, without its source locations and object addresses."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    kept = []
+    for line in lines:
+        if not line or line.startswith("Exception thrown in SimpleITK") or line.endswith("trouble") \
+                or re.match(r"^\S+\.(?:cxx|hxx|h):\d+:$", line):
+            continue
+        line = re.sub(r"^(?:sitk::ERROR|ITK ERROR): (?:\w+\(0x[0-9a-f]+\): )?", "", line)
+        line = re.sub(r"^\[\w+\] \w+: ", "", line)
+        kept.append(line)
+    text = "; ".join(kept) or type(error).__name__
+    if text.startswith("Unable to determine ImageIO reader"):
+        return "SimpleITK finds no reader for its content"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _version(sitk) -> str:
+    try:
+        return str(sitk.__version__)
+    except AttributeError:
+        return "?"
+
+
+_HEADER_BYTES = 1 << 16  # a header longer than this is not parsed here (SimpleITK still reads it)
+
+
+def _header_text(path: Path) -> tuple[str, int] | None:
+    """The text header of an NRRD / MetaImage file and the byte offset at which its voxels start (for an attached
+    header; the file's size for a detached one, whose voxels are in their own file); None where it cannot be told."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(_HEADER_BYTES)
+    except OSError:
+        return None
+    if raw.startswith(b"NRRD"):
+        end = raw.find(b"\n\n")
+        if end < 0:
+            return (raw.decode("latin-1"), len(raw)) if path.name.lower().endswith(".nhdr") else None
+        return raw[:end].decode("latin-1"), end + 2
+    match = re.search(rb"^[ \t]*ElementDataFile[ \t]*=[^\n]*\n", raw, re.MULTILINE)
+    if match is None:
+        return None
+    return raw[:match.end()].decode("latin-1"), match.end()
+
+
+def _fields(path: Path) -> dict[str, str]:
+    """The header's fields, keys in lower case without spaces (NRRD's ``data file`` and ``datafile`` alike)."""
+    found = _header_text(path)
+    if found is None:
+        return {}
+    separator = ":" if found[0].startswith("NRRD") else "="
+    fields = {}
+    for line in found[0].splitlines():
+        if line.startswith("#") or separator not in line:
+            continue
+        key, _, value = line.partition(separator)
+        if separator == ":" and value.startswith("="):  # NRRD's key/value pairs (key:=value): not a field
+            continue
+        fields[key.strip().lower().replace(" ", "")] = value.strip()
+    return fields
+
+
+def _data_files(path: Path) -> list[str]:
+    """The data file a detached header names (relative to its folder); none for an attached header, and none for a
+    list or a pattern of files (``LIST``, ``%03d.raw 1 10 1``), which are left to SimpleITK."""
+    fields = _fields(path)
+    if not fields:
+        return []
+    value = fields.get("elementdatafile") if "elementdatafile" in fields else fields.get("datafile")
+    if not value or value.upper() == "LOCAL":
+        return []
+    if value.upper().startswith("LIST") or "%" in value:
+        return []
+    return [value]
+
+
+def _check_data_size(path: Path, reader) -> None:
+    """Refuse, before SimpleITK reads it, an uncompressed file (or data file) that holds fewer bytes than its header
+    declares: SimpleITK's own words for that are a missing file ("No such file or directory") or a count of things."""
+    fields = _fields(path)
+    if not fields:
+        return
+    if _header_text(path)[0].startswith("NRRD"):
+        if fields.get("encoding", "").lower() != "raw" or any(k in fields for k in ("lineskip", "byteskip")):
+            return
+    elif fields.get("compresseddata", "false").lower() == "true" or fields.get("headersize", "0") not in ("0", ""):
+        return
+    files = _data_files(path)
+    if len(files) > 1:
+        return
+    data, offset = (path.parent / files[0], 0) if files else (path, _header_text(path)[1])
+    sitk = _simpleitk(path)
+    item = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * int(reader.GetDimension()),
+                                                          reader.GetPixelID())).dtype).itemsize
+    declared = int(np.prod([int(n) for n in reader.GetSize()], dtype=np.int64)) * item
+    try:
+        size = data.stat().st_size - offset
+    except OSError:
+        return
+    if size < declared:
+        where = "" if data == path else f"its data file {data.name}: "
+        raise ImageReadError(f"{path}: {where}truncated image data ({max(size, 0)} of the {declared} bytes its header "
+                             f"declares); {_CUT_SHORT}")

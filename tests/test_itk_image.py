@@ -1,0 +1,198 @@
+"""NRRD and MetaImage inputs read through SimpleITK (medseg.io.itk_image): the same voxels and affine as the NIfTI
+SimpleITK writes of the same image, and one-line refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from medseg.errors import ImageReadError, InputError
+from medseg.io.atomic import sha256_of
+from medseg.io.images import read_grid, read_image
+from tests.conftest import run_cli
+
+ITK_FORMATS = [".nrrd", ".nhdr", ".mha", ".mhd"]
+
+
+@pytest.fixture
+def sitk():
+    return pytest.importorskip("SimpleITK", reason="SimpleITK (medseg's itk extra) is not installed")
+
+
+def _oblique(sitk, array: np.ndarray):
+    """``array`` (numpy's order: k, j, i) as a SimpleITK image on an oblique grid of anisotropic voxels."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 1.3, 2.5))
+    image.SetOrigin((12.5, -40.25, 7.0))
+    a, b = 0.3, -0.2  # about z, then about x: no axis of the grid along a world axis
+    rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    image.SetDirection(tuple((rz @ rx).ravel()))
+    return image
+
+
+def _values(dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    if dtype == "float32":
+        return rng.normal(100, 40, (6, 9, 11)).astype(np.float32)
+    info = np.iinfo(dtype)
+    return rng.integers(max(info.min, -2000), min(info.max, 3000), (6, 9, 11)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint8", "float32"])
+@pytest.mark.parametrize("ending", ITK_FORMATS)
+def test_itk_file_reads_as_the_nifti_simpleitk_writes(sitk, tmp_path, ending, dtype):
+    image = _oblique(sitk, _values(dtype))
+    sitk.WriteImage(image, str(tmp_path / f"scan{ending}"))
+    sitk.WriteImage(image, str(tmp_path / "scan.nii.gz"))
+    volume, nifti = read_image(tmp_path / f"scan{ending}"), read_image(tmp_path / "scan.nii.gz")
+    assert volume.shape == nifti.shape == (11, 9, 6)
+    assert volume.array.dtype == np.float32
+    assert np.array_equal(volume.array, nifti.array)
+    assert np.abs(volume.affine - nifti.affine).max() < 1e-6
+    shape, affine = read_grid(tmp_path / f"scan{ending}")
+    assert shape == (11, 9, 6) and np.array_equal(affine, volume.affine)
+    # the affine is ITK's placement in LPS with x and y negated: checked against ITK itself, voxel by voxel
+    for index in [(0, 0, 0), (10, 0, 0), (0, 8, 5), (3, 4, 2)]:
+        lps = np.asarray(image.TransformIndexToPhysicalPoint(index))
+        assert np.abs((volume.affine @ (*index, 1))[:3] - lps * (-1, -1, 1)).max() < 1e-9
+    assert volume.array[3, 4, 2] == np.float32(sitk.GetArrayViewFromImage(image)[2, 4, 3])
+
+
+@pytest.mark.parametrize("ending", [".nrrd", ".mha"])
+def test_itk_label_file_keeps_its_integer_type_as_a_reference(sitk, tmp_path, ending):
+    from medseg.io.label_images import read_reference
+
+    labels = np.zeros((6, 9, 11), np.uint8)
+    labels[2:4, 3:6, 4:8] = 2
+    sitk.WriteImage(_oblique(sitk, labels), str(tmp_path / f"label{ending}"))
+    volume = read_reference(tmp_path / f"label{ending}", {1: "a", 2: "b"})
+    assert volume.array.dtype == np.uint8
+    assert int(volume.array.sum()) == 2 * 2 * 3 * 4 and volume.array[5, 4, 2] == 2
+
+
+def test_read_grid_reads_the_header_alone(sitk, tmp_path):
+    """The header of a .mhd whose data file holds half the voxels: its grid is read (the memory guard needs no
+    voxel); reading the image names the cut."""
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.mhd"))
+    raw = tmp_path / "scan.raw"
+    raw.write_bytes(raw.read_bytes()[:300])
+    shape, affine = read_grid(tmp_path / "scan.mhd")
+    assert shape == (11, 9, 6) and affine[2, 3] == pytest.approx(7.0)
+    with pytest.raises(ImageReadError) as error:
+        read_image(tmp_path / "scan.mhd")
+    assert str(error.value) == (f"{tmp_path / 'scan.mhd'}: its data file scan.raw: truncated image data (300 of the "
+                                "1188 bytes its header declares); the file was cut short (an interrupted copy or "
+                                "download?)")
+
+
+def test_attached_file_cut_short_is_one_line(sitk, tmp_path):
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.mha"))
+    path = tmp_path / "scan.mha"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ImageReadError, match=r"scan\.mha: truncated image data \(1088 of the 1188 bytes its header "
+                                             r"declares\); the file was cut short"):
+        read_image(path)
+
+
+def test_missing_data_file_is_named(sitk, tmp_path):
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.nhdr"))
+    data = [p for p in tmp_path.iterdir() if p.name != "scan.nhdr"]
+    assert len(data) == 1
+    data[0].unlink()
+    for reader in (read_grid, read_image):
+        with pytest.raises(ImageReadError) as error:
+            reader(tmp_path / "scan.nhdr")
+        assert str(error.value) == (f"{tmp_path / 'scan.nhdr'}: its data file {data[0].name}, which holds the voxels "
+                                    "this header describes, is missing")
+
+
+def test_multi_component_voxels_are_refused(sitk, tmp_path):
+    sitk.WriteImage(sitk.Image([5, 6, 7], sitk.sitkVectorUInt8, 3), str(tmp_path / "rgb.nrrd"))
+    for reader in (read_grid, read_image):
+        with pytest.raises(InputError) as error:
+            reader(tmp_path / "rgb.nrrd")
+        assert str(error.value) == (f"{tmp_path / 'rgb.nrrd'}: RGB or other multi-value voxels (3 values per voxel, "
+                                    "vector of 8-bit unsigned integer); medseg reads grey-level images (one number per "
+                                    "voxel)")
+
+
+def test_4d_file_of_several_volumes_is_refused_and_one_volume_read(sitk, tmp_path):
+    four_d = sitk.GetImageFromArray(np.zeros((2, 5, 6, 7), np.float32), isVector=False)
+    sitk.WriteImage(four_d, str(tmp_path / "series.mha"))
+    assert read_grid(tmp_path / "series.mha")[0] == (7, 6, 5, 2)  # returned for the caller to compare
+    with pytest.raises(InputError) as error:
+        read_image(tmp_path / "series.mha")
+    assert str(error.value).startswith(f"{tmp_path / 'series.mha'}: expected a 3D volume, got shape (7, 6, 5, 2): 2 "
+                                       "volumes")
+    one = sitk.GetImageFromArray(np.ones((1, 5, 6, 7), np.float32), isVector=False)
+    sitk.WriteImage(one, str(tmp_path / "one.mha"))
+    volume = read_image(tmp_path / "one.mha")
+    assert volume.shape == (7, 6, 5) and volume.info["stored_shape"] == [7, 6, 5, 1]
+
+
+def test_non_finite_voxels_are_refused(sitk, tmp_path):
+    values = np.zeros((5, 6, 7), np.float32)
+    values[1, 2, 3] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(tmp_path / "nan.nrrd"))
+    with pytest.raises(InputError) as error:
+        read_image(tmp_path / "nan.nrrd")
+    assert str(error.value) == (f"{tmp_path / 'nan.nrrd'}: the image contains NaN or infinite voxels (1 NaN; the first "
+                                "at voxel index (3, 2, 1))")
+
+
+def test_not_an_nrrd_by_its_content(sitk, tmp_path):
+    (tmp_path / "notes.nrrd").write_text("hello\n")
+    (tmp_path / "empty.mha").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"notes\.nrrd: not a readable NRRD file \(SimpleITK finds no reader "
+                                             r"for its content\)$"):
+        read_image(tmp_path / "notes.nrrd")
+    with pytest.raises(ImageReadError, match=r"empty\.mha: an empty file \(0 bytes\)$"):
+        read_grid(tmp_path / "empty.mha")
+
+
+def test_without_simpleitk_one_line_names_the_extra(tmp_path, monkeypatch):
+    (tmp_path / "scan.nrrd").write_bytes(b"NRRD0004\ntype: short\ndimension: 3\nsizes: 2 2 2\nencoding: raw\n\n"
+                                         + bytes(16))
+    monkeypatch.setitem(sys.modules, "SimpleITK", None)  # import SimpleITK raises ImportError
+    for reader in (read_grid, read_image):
+        with pytest.raises(ImageReadError) as error:
+            reader(tmp_path / "scan.nrrd")
+        assert str(error.value) == (f"{tmp_path / 'scan.nrrd'}: reading NRRD files needs SimpleITK, which is not "
+                                    "installed: pip install 'medseg[itk]' (or pip install SimpleITK)")
+
+
+def test_infer_on_nrrd_overlays_the_input_exactly(sitk, tmp_path, capsys):
+    """medseg infer of an oblique .nrrd: a NIfTI segmentation on the input's RAS affine, its sidecar naming the
+    input and its hash; a .mhd's hash covers its data file."""
+    import nibabel as nib
+
+    from medseg.synthetic import make_phantom
+
+    phantom = make_phantom(shape=(24, 24, 12), seed=3)
+    image = _oblique(sitk, np.ascontiguousarray(phantom.image.T).astype(np.float32))
+    sitk.WriteImage(image, str(tmp_path / "scan.nrrd"))
+    code, _, err = run_cli(["infer", str(tmp_path / "scan.nrrd"), "-m", "phantom", "-o", str(tmp_path / "out")],
+                           capsys)
+    assert code == 0, err
+    seg = nib.load(tmp_path / "out" / "scan_seg.nii.gz")
+    expected = read_grid(tmp_path / "scan.nrrd")[1]
+    assert seg.shape == (24, 24, 12)
+    assert np.abs(seg.affine - expected).max() < 1e-6
+    assert np.abs(seg.header.get_sform() - expected).max() < 1e-6 and int(seg.header["sform_code"]) == 1
+    record = json.loads((tmp_path / "out" / "scan_seg.json").read_text())
+    assert record["input"] == str(tmp_path / "scan.nrrd")
+    assert record["input_sha256"] == sha256_of(tmp_path / "scan.nrrd")
+    assert record["input_info"]["reader"].startswith("SimpleITK ")
+    assert int(np.asarray(seg.dataobj).max()) > 0
+
+    sitk.WriteImage(image, str(tmp_path / "detached.mhd"))
+    code, _, err = run_cli(["infer", str(tmp_path / "detached.mhd"), "-m", "phantom", "-o", str(tmp_path / "out")],
+                           capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "detached_seg.json").read_text())
+    assert record["input_sha256"] == sha256_of([tmp_path / "detached.mhd", tmp_path / "detached.raw"])
