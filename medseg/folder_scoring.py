@@ -20,6 +20,7 @@ from pathlib import Path
 
 from medseg.errors import ConflictingInputsError, InputError
 from medseg.io.files import path_argument
+from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among
 from medseg.numbers import counted
 from medseg.volume import stem
 
@@ -27,7 +28,7 @@ __all__ = ["FolderPairs", "FolderScores", "case_file_name", "pair_predictions", 
 
 log = logging.getLogger(__name__)
 
-_NIFTI = (".nii.gz", ".nii")
+_NIFTI = (".nii.gz", ".nii", *ITK_ENDINGS)  # NRRD and MetaImage through SimpleITK (the itk extra)
 _PREDICTION_SUFFIX = "_seg"  # medseg infer writes <stem>_seg.nii.gz
 _SEG = "_seg.dcm"  # medseg infer --format dicom-seg writes <stem>_seg.dcm, placed on its series by its sidecar
 _DICOM = ".dcm"  # a reference DICOM SEG (a reader's, another tool's): <case>.dcm or <case>_seg.dcm
@@ -89,8 +90,9 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
     files: dict[str, Path] = {}
     seg_files: dict[str, Path] = {}
     left_out: list[Path] = []
+    data_files = data_files_among(entries)  # a .mhd's .raw: part of its image
     for path in entries:
-        if path.name.startswith("."):
+        if path.name.startswith(".") or path in data_files:
             continue
         lower = path.name.lower()
         # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it)
@@ -120,7 +122,8 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
 
 def _kinds(segs: str | None) -> str:
     """The files a folder is searched for, in words."""
-    return {_SEG: ".nii/.nii.gz or _seg.dcm", _DICOM: ".nii/.nii.gz or .dcm (DICOM SEG)"}.get(segs, ".nii/.nii.gz")
+    return {_SEG: f"{IMAGE_FILE_KINDS} or _seg.dcm", _DICOM: f"{IMAGE_FILE_KINDS} or .dcm (DICOM SEG)"}.get(
+        segs, IMAGE_FILE_KINDS)
 
 
 def _is_seg(path: Path) -> bool:

@@ -19,6 +19,7 @@ from medseg.errors import InputError, MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
 from medseg.io.files import name_difference, nnunet_channel, os_reason, path_argument, type_text
+from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
@@ -49,14 +50,15 @@ class TrainCase:
         return torch.movedim(self.image, 1 + axis, -1), torch.movedim(self.label, axis, -1)
 
 
-_IMAGE_SUFFIXES = (".nii.gz", ".nii")
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", *ITK_ENDINGS)  # NRRD and MetaImage through SimpleITK (the itk extra)
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 
 def _image_files(folder: Path, kind: str) -> dict[str, Path]:
-    """The NIfTI files directly in ``folder`` by case name; anything else there (a subfolder, a DICOM folder, another
-    format) is left out with a warning naming it, never silently. A folder this user may not read (list, or look
-    into) is one error naming it: Python's ``PermissionError`` ended training on a traceback."""
+    """The image files (NIfTI, NRRD, MetaImage) directly in ``folder`` by case name; anything else there (a
+    subfolder, a DICOM folder, another format) is left out with a warning naming it, never silently. A folder this
+    user may not read (list, or look into) is one error naming it: Python's ``PermissionError`` ended training on a
+    traceback."""
     try:
         return _listed_image_files(folder, kind)
     except PermissionError as error:
@@ -70,7 +72,11 @@ def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
         raise TrainingError(f"{folder}: no such {kind} folder")
     files: dict[str, Path] = {}
     left_out, broken, hidden = [], [], []
-    for path in sorted(folder.iterdir()):
+    entries = sorted(folder.iterdir())
+    data_files = data_files_among(entries)  # a .mhd's .raw: part of its image
+    for path in entries:
+        if path in data_files:
+            continue
         if path.name.startswith("."):  # said where it looks like a case (not macOS's ._ companions, .DS_Store, …)
             if not path.name.startswith("._") and path.name.lower().endswith(_IMAGE_SUFFIXES):
                 hidden.append(path.name)
@@ -86,8 +92,8 @@ def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
         _add_case(files, unicodedata.normalize("NFC", stem(path)), path)
     if left_out:
         shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
-        entries = ("1 entry that is not a .nii/.nii.gz file" if len(left_out) == 1
-                   else f"{len(left_out)} entries that are not .nii/.nii.gz files")
+        entries = (f"1 entry that is not a {IMAGE_FILE_KINDS} file" if len(left_out) == 1
+                   else f"{len(left_out)} entries that are not {IMAGE_FILE_KINDS} files")
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
     if hidden:
         shown = ", ".join(hidden[:5]) + (" …" if len(hidden) > 5 else "")
@@ -111,12 +117,12 @@ def _no_nifti(folder: Path) -> str:
                 others.append(path.suffix.lower() or path.name)
     if others:
         kinds = ", ".join(sorted(set(others))[:5])
-        return (f"{folder}: no .nii/.nii.gz file, only {counted(len(others), 'file')} of other kinds ({kinds}); "
-                "medseg trains on NIfTI files: convert them first (e.g. with SimpleITK)")
+        return (f"{folder}: no {IMAGE_FILE_KINDS} file, only {counted(len(others), 'file')} of other kinds "
+                f"({kinds}); medseg trains on NIfTI, NRRD and MetaImage files: convert them first")
     if folders:
-        return (f"{folder}: no .nii/.nii.gz file directly in it, only {counted(folders, 'subfolder')} (subfolders are "
-                "not searched; a DICOM series: convert it first, e.g. with medseg convert)")
-    return f"{folder}: no .nii/.nii.gz file in it"
+        return (f"{folder}: no {IMAGE_FILE_KINDS} file directly in it, only {counted(folders, 'subfolder')} "
+                "(subfolders are not searched; a DICOM series: convert it first, e.g. with medseg convert)")
+    return f"{folder}: no {IMAGE_FILE_KINDS} file in it"
 
 
 def _add_case(files: dict[str, Path], name: str, path: Path) -> None:

@@ -355,7 +355,7 @@ def test_a_reference_column_named_otherwise_that_names_a_file_without_extension_
         "unscored); if they are other files (brain masks, say), give the column a name of its own (brain_mask)")
 
 
-@pytest.mark.parametrize("cell", ["b_aseg.mgz", "b.hdr", "b.mgh", "b.nrrd", "b.NII.BZ2"])
+@pytest.mark.parametrize("cell", ["b_aseg.mgz", "b.hdr", "b.mgh", "b.nrrd", "b.nhdr", "b.NII.BZ2"])
 def test_a_reference_column_named_otherwise_of_bare_image_names_other_than_nifti_is_refused(tmp_path, cell):
     """A gt column naming FreeSurfer's .mgz, an Analyze .hdr or another image beside the sheet, without a folder,
     was read as another column (only .nii, .nii.gz and .dcm counted as files): every case ran unscored."""

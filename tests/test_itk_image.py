@@ -196,3 +196,75 @@ def test_infer_on_nrrd_overlays_the_input_exactly(sitk, tmp_path, capsys):
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "detached_seg.json").read_text())
     assert record["input_sha256"] == sha256_of([tmp_path / "detached.mhd", tmp_path / "detached.raw"])
+
+
+def _labels() -> np.ndarray:
+    labels = np.zeros((6, 9, 11), np.uint8)
+    labels[1:4, 2:6, 3:8] = 1
+    labels[4:6, 5:8, 6:10] = 2
+    return labels
+
+
+def test_evaluate_scores_an_nrrd_reference_as_its_nifti(sitk, tmp_path, capsys):
+    image = _oblique(sitk, _labels())
+    sitk.WriteImage(image, str(tmp_path / "case_seg.nii.gz"))
+    sitk.WriteImage(image, str(tmp_path / "case.nrrd"))
+    code, out, err = run_cli(["evaluate", str(tmp_path / "case_seg.nii.gz"), str(tmp_path / "case.nrrd"), "--json"],
+                             capsys)
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert [metrics["labels"][key]["dice"] for key in sorted(metrics["labels"])] == [1.0, 1.0]
+
+
+def test_folders_of_metaimages_pair_and_their_raw_files_are_no_stray_entries(sitk, tmp_path, caplog):
+    """evaluate's folder pairing and train's take .mha and .mhd cases; a .mhd's .raw is part of it, not an entry
+    left out with a warning."""
+    from medseg.folder_scoring import pair_predictions
+    from medseg.training_cases import pair_cases
+
+    images, labels, predictions = tmp_path / "imagesTr", tmp_path / "labelsTr", tmp_path / "pred"
+    for folder in (images, labels, predictions):
+        folder.mkdir()
+    for case, ending in (("a", ".mha"), ("b", ".mhd")):
+        sitk.WriteImage(_oblique(sitk, _values("int16")), str(images / f"{case}_0000{ending}"))
+        sitk.WriteImage(_oblique(sitk, _labels()), str(labels / f"{case}{ending}"))
+        sitk.WriteImage(_oblique(sitk, _labels()), str(predictions / f"{case}_seg.nii.gz"))
+    with caplog.at_level("WARNING"):
+        cases = pair_cases(images, labels)
+        pairs = pair_predictions(predictions, labels)
+    assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
+        ("a", "a_0000.mha", "a.mha"), ("b", "b_0000.mhd", "b.mhd")]
+    assert [(case, ref.name) for case, _, ref in pairs.pairs] == [("a", "a.mha"), ("b", "b.mhd")]
+    assert caplog.records == []
+
+
+def test_cohort_planning_reads_the_text_header(sitk, tmp_path):
+    from medseg.cohort.input_voxels import input_grid
+
+    for ending in ITK_FORMATS:
+        sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / f"scan{ending}"))
+        grid = input_grid(tmp_path / f"scan{ending}")
+        assert grid.voxels == 6 * 9 * 11
+        assert np.allclose(grid.spacing_mm, (0.7, 1.3, 2.5), atol=1e-9)
+
+
+def test_report_reads_an_nrrd_reference_as_integers(sitk, tmp_path):
+    from medseg.report.checks import read_labels
+
+    sitk.WriteImage(_oblique(sitk, _labels()), str(tmp_path / "ref.nrrd"))
+    sitk.WriteImage(_oblique(sitk, _labels()), str(tmp_path / "ref.nii.gz"))
+    array, affine = read_labels(tmp_path / "ref.nrrd")
+    nifti_array, nifti_affine = read_labels(tmp_path / "ref.nii.gz")
+    assert array.dtype == np.uint8 and np.array_equal(array, nifti_array)
+    assert np.abs(affine - nifti_affine).max() < 1e-6
+
+
+def test_a_folder_of_metaimages_given_as_a_dicom_study_says_to_give_the_files(tmp_path):
+    from medseg.errors import DicomError
+
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "a.mha").write_bytes(b"ObjectType = Image\n")
+    with pytest.raises(DicomError) as error:
+        read_image(tmp_path / "study")
+    assert str(error.value).endswith(f"; a folder is read as one DICOM study: give image files one by one, e.g. "
+                                     f"{tmp_path / 'study'}/*.mha")

@@ -43,7 +43,8 @@ class InputGrid:
 
 
 def input_grid(path: Path | str) -> InputGrid:
-    """The grid of an input image from its header: a NIfTI file's shape and pixdim, or a DICOM folder's voxels, every
+    """The grid of an input image from its header: a NIfTI file's shape and pixdim (an NRRD or MetaImage file's
+    sizes and spacing), or a DICOM folder's voxels, every
     series of it counted, from the header of its largest file that has a grid (:func:`_dicom_folder_grid`), with that
     file's pixel spacing and slice spacing (SpacingBetweenSlices, else SliceThickness). No voxels when it cannot be
     read, or is no file or folder (a named pipe: its case fails in its own job)."""
@@ -53,6 +54,8 @@ def input_grid(path: Path | str) -> InputGrid:
             return _dicom_folder_grid(path)
         if not path.is_file():  # a named pipe or a device: opened, it waited for a writer, and planning with it
             return InputGrid()
+        if path.name.lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
+            return _itk_grid(path)
         return _nifti_grid(path)
     except Exception as error:  # a missing or unreadable input fails its case; it is not the planning's to hold
         log.debug("%s: no voxel count (%s)", path, error)
@@ -88,6 +91,19 @@ def _nifti_grid(path: Path) -> InputGrid:
         known = all(math.isfinite(v) and v > 0 for v in spacing)
         return InputGrid(voxels, spacing if known else None)
     return InputGrid()
+
+
+def _itk_grid(path: Path) -> InputGrid:
+    """The voxels and voxel size an NRRD or MetaImage text header declares (parsed without SimpleITK)."""
+    from medseg.io.itk_image import header_sizes
+
+    found = header_sizes(path)
+    if found is None:
+        return InputGrid()
+    sizes, spacing = found
+    voxels = int(math.prod(max(n, 1) for n in sizes))
+    known = spacing is not None and len(spacing) >= 3 and all(math.isfinite(v) and v > 0 for v in spacing[:3])
+    return InputGrid(voxels, tuple(spacing[:3]) if known else None)
 
 
 def _files_under(folder: Path) -> list[tuple[int, str]]:

@@ -166,8 +166,8 @@ def _folded(name: str) -> str:
 
 
 # the image files' endings medseg.volume.stem knows, which a cell of a reference column named otherwise ends with
-_IMAGE_FILE_ENDINGS = (".nii", ".nii.gz", ".nii.bz2", ".nii.zst", ".nrrd", ".mha", ".mhd", ".dcm", ".hdr", ".hdr.gz",
-                       ".img", ".img.gz", ".mgz", ".mgh")
+_IMAGE_FILE_ENDINGS = (".nii", ".nii.gz", ".nii.bz2", ".nii.zst", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".hdr",
+                       ".hdr.gz", ".img", ".img.gz", ".mgz", ".mgh")
 
 
 def _reference_named_otherwise(header: list[str], rows: list[dict[str, str]], base: Path) -> str | None:

@@ -174,8 +174,10 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
             [f"{len(non_image)} non-image DICOM object(s)"] if non_image else [])
         what, extra = " and ".join(parts) or "no files", ""
         nifti = [p for p, _ in skipped if p.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".img", ".mgz"))]
-        hint = (f"; a folder is read as one DICOM study: give NIfTI files one by one, e.g. {folder}/*.nii.gz"
-                if nifti else "")
+        itk = [p for p, _ in skipped if p.name.lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd"))]
+        kind, ending = ("NIfTI", ".nii.gz") if nifti else ("image", Path(itk[0].name).suffix if itk else "")
+        hint = (f"; a folder is read as one DICOM study: give {kind} files one by one, e.g. {folder}/*{ending}"
+                if nifti or itk else "")
         raise DicomError(f"{folder}: no DICOM images found ({what}{extra}){hint}")
     if skipped and warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])

@@ -218,7 +218,8 @@ def is_dicom_file(path: Path | str) -> bool:
     path = Path(path)
     if path.suffix.lower() == ".dcm":
         return True
-    if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz", ".mgz")):
+    if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz", ".mgz", ".nrrd", ".nhdr",
+                                   ".mha", ".mhd")):
         return False
     try:
         if not path.is_file():  # checked before opening: opening a named pipe waits for a writer

@@ -19,12 +19,15 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.files import check_readable, exists, not_there
 from medseg.volume import Volume, singular_affine_text
 
-__all__ = ["ITK_ENDINGS", "is_itk_name", "itk_files_read", "read_itk_grid", "read_itk_image"]
+__all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "data_files_among", "header_sizes", "is_itk_name", "itk_files_read",
+           "read_itk_grid", "read_itk_image"]
 
 log = logging.getLogger(__name__)
 
 # the endings read through SimpleITK (in any letter case); a detached header (.nhdr, .mhd) names its data file
 ITK_ENDINGS = (".nrrd", ".nhdr", ".mha", ".mhd")
+# the image files a folder of cases is searched for, as messages name them
+IMAGE_FILE_KINDS = ".nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd"
 _INSTALL = "pip install 'medseg[itk]'"
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 _CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
@@ -129,6 +132,16 @@ def itk_files_read(path: Path | str) -> list[Path]:
         if data not in files:
             files.append(data)
     return files
+
+
+def data_files_among(paths) -> set[Path]:
+    """The data files that the detached headers (``.nhdr``, ``.mhd``) among ``paths`` name: the ``.raw`` beside
+    each ``.mhd``, which a folder's listing passes over as part of its image, not as a file of another kind."""
+    found: set[Path] = set()
+    for path in paths:
+        if Path(path).name.lower().endswith((".nhdr", ".mhd")):
+            found.update(itk_files_read(path)[1:])
+    return found
 
 
 def _header(path: Path):
@@ -250,6 +263,30 @@ def _fields(path: Path) -> dict[str, str]:
             continue
         fields[key.strip().lower().replace(" ", "")] = value.strip()
     return fields
+
+
+def header_sizes(path: Path | str) -> tuple[tuple[int, ...], tuple[float, ...] | None] | None:
+    """The sizes of an NRRD / MetaImage file's axes and its voxel size in mm (None where the header does not tell
+    it), parsed from its text header without SimpleITK (a cohort's planning reads every input's); None where the
+    header cannot be parsed."""
+    path = Path(path)
+    fields = _fields(path)
+    try:
+        if "dimsize" in fields:  # MetaImage
+            sizes = tuple(int(n) for n in fields["dimsize"].split())
+            spacing = fields.get("elementspacing") or fields.get("elementsize")
+            return sizes, tuple(abs(float(v)) for v in spacing.split()) if spacing else None
+        if "sizes" in fields:  # NRRD: a direction vector's length is its axis' spacing ("none" for a non-space axis)
+            sizes = tuple(int(n) for n in fields["sizes"].split())
+            if "spacedirections" in fields:
+                vectors = re.findall(r"\(([^)]*)\)", fields["spacedirections"])
+                spacing = tuple(sum(float(v) ** 2 for v in vector.split(",")) ** 0.5 for vector in vectors)
+            else:
+                spacing = tuple(abs(float(v)) for v in fields.get("spacings", "").split() if v.lower() != "nan")
+            return sizes, spacing or None
+    except ValueError:
+        return None
+    return None
 
 
 def _data_files(path: Path) -> list[str]:

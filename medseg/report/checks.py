@@ -38,8 +38,15 @@ class SegmentationCheck:
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A label image's integer array and affine (in mm, as medseg reads every NIfTI), without converting it to
     float."""
+    from medseg.io.itk_image import is_itk_name
     from medseg.io.nifti import affine_mm, as_3d, load_image, read_stored_labels
 
+    if is_itk_name(path):  # NRRD / MetaImage: SimpleITK reads it in its stored integer type
+        from medseg.io.itk_image import read_itk_image
+
+        volume = read_itk_image(path, hash_input=False, labels=True)
+        array = volume.array
+        return (array if np.issubdtype(array.dtype, np.integer) else np.rint(array).astype(np.int32)), volume.affine
     if path.is_file():  # a file this user may not open: the OS's reason, where nibabel said "Could not read file: …"
         with open(path, "rb"):
             pass
