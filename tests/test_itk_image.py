@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 
 import numpy as np
@@ -268,3 +269,24 @@ def test_a_folder_of_metaimages_given_as_a_dicom_study_says_to_give_the_files(tm
         read_image(tmp_path / "study")
     assert str(error.value).endswith(f"; a folder is read as one DICOM study: give image files one by one, e.g. "
                                      f"{tmp_path / 'study'}/*.mha")
+
+
+def test_compressed_files_cut_short_are_one_line(sitk, tmp_path, capfd):
+    """A compressed .mha cut short was "File cannot be read …; Reason: No such file or directory", after two lines
+    MetaImage's library printed itself; a gzip NRRD's message held teem's chain of "trouble" lines."""
+    image = _oblique(sitk, _values("int16"))
+    for name in ("scan.mha", "scan.nrrd"):
+        sitk.WriteImage(image, str(tmp_path / name), True)
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(data[:len(data) * 2 // 3])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as error:
+        read_image(tmp_path / "scan.mha")
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'scan.mha'))}: truncated compressed image data \(\d+ of the \d+ "
+                        r"bytes its header declares\); the file was cut short \(an interrupted copy or download\?\)",
+                        str(error.value))
+    assert capfd.readouterr() == ("", "")  # nothing printed by the library
+    with pytest.raises(ImageReadError) as error:
+        read_image(tmp_path / "scan.nrrd")
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'scan.nrrd'))}: truncated or corrupt image data \(expected 1188 "
+                        r"bytes but received \d+\)", str(error.value))

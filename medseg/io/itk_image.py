@@ -205,15 +205,16 @@ def _reason(error: RuntimeError) -> str:
     lines = [line.strip() for line in str(error).splitlines()]
     kept = []
     for line in lines:
-        if not line or line.startswith("Exception thrown in SimpleITK") or line.endswith("trouble") \
-                or re.match(r"^\S+\.(?:cxx|hxx|h):\d+:$", line):
-            continue
+        if not line or line.startswith("Exception thrown in SimpleITK") or "trouble" in line or line.endswith(":"):
+            continue  # a source location, or a step of teem's chain of errors ("_nrrdRead: trouble")
         line = re.sub(r"^(?:sitk::ERROR|ITK ERROR): (?:\w+\(0x[0-9a-f]+\): )?", "", line)
         line = re.sub(r"^\[\w+\] \w+: ", "", line)
         kept.append(line)
     text = "; ".join(kept) or type(error).__name__
     if text.startswith("Unable to determine ImageIO reader"):
         return "SimpleITK finds no reader for its content"
+    if text.startswith("File cannot be read") and "No such file or directory" in text:  # MetaImage's word for it
+        return "its voxel data ends early or does not decompress"
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -309,24 +310,33 @@ def _check_data_size(path: Path, reader) -> None:
     fields = _fields(path)
     if not fields:
         return
+    compressed = None  # the bytes of a compressed MetaImage's data, as its header states them
     if _header_text(path)[0].startswith("NRRD"):
         if fields.get("encoding", "").lower() != "raw" or any(k in fields for k in ("lineskip", "byteskip")):
             return
-    elif fields.get("compresseddata", "false").lower() == "true" or fields.get("headersize", "0") not in ("0", ""):
+    elif fields.get("headersize", "0") not in ("0", ""):
         return
+    elif fields.get("compresseddata", "false").lower() == "true":  # ITK writes CompressedDataSize
+        if not fields.get("compresseddatasize", "").isdigit():
+            return
+        compressed = int(fields["compresseddatasize"])
     files = _data_files(path)
     if len(files) > 1:
         return
     data, offset = (path.parent / files[0], 0) if files else (path, _header_text(path)[1])
-    sitk = _simpleitk(path)
-    item = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * int(reader.GetDimension()),
-                                                          reader.GetPixelID())).dtype).itemsize
-    declared = int(np.prod([int(n) for n in reader.GetSize()], dtype=np.int64)) * item
+    if compressed is not None:
+        declared = compressed
+    else:
+        sitk = _simpleitk(path)
+        item = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * int(reader.GetDimension()),
+                                                              reader.GetPixelID())).dtype).itemsize
+        declared = int(np.prod([int(n) for n in reader.GetSize()], dtype=np.int64)) * item
     try:
         size = data.stat().st_size - offset
     except OSError:
         return
     if size < declared:
         where = "" if data == path else f"its data file {data.name}: "
-        raise ImageReadError(f"{path}: {where}truncated image data ({max(size, 0)} of the {declared} bytes its header "
+        what = "compressed image data" if compressed is not None else "image data"
+        raise ImageReadError(f"{path}: {where}truncated {what} ({max(size, 0)} of the {declared} bytes its header "
                              f"declares); {_CUT_SHORT}")
