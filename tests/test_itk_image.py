@@ -290,3 +290,16 @@ def test_compressed_files_cut_short_are_one_line(sitk, tmp_path, capfd):
         read_image(tmp_path / "scan.nrrd")
     assert re.fullmatch(rf"{re.escape(str(tmp_path / 'scan.nrrd'))}: truncated or corrupt image data \(expected 1188 "
                         r"bytes but received \d+\)", str(error.value))
+
+
+def test_an_nrrd_in_ras_space_is_placed_by_its_own_header(sitk, tmp_path):
+    """A hand-written NRRD in RAS space (not LPS, as SimpleITK and Slicer write it): its space directions are the
+    affine's columns and its origin the translation, exactly; the voxels run i fastest, as stored."""
+    header = ("NRRD0004\ntype: short\ndimension: 3\nspace: right-anterior-superior\nsizes: 4 5 6\n"
+              "space directions: (0,1.5,0) (-0.5,0,0) (0,0,2)\nkinds: domain domain domain\nendian: little\n"
+              "encoding: raw\nspace origin: (10,20,30)\n\n")
+    (tmp_path / "ras.nrrd").write_bytes(header.encode() + np.arange(120, dtype="<i2").tobytes())
+    volume = read_image(tmp_path / "ras.nrrd")
+    assert np.array_equal(volume.affine, [[0, -0.5, 0, 10], [1.5, 0, 0, 20], [0, 0, 2, 30], [0, 0, 0, 1]])
+    assert volume.shape == (4, 5, 6)
+    assert (volume.array[1, 0, 0], volume.array[0, 1, 0], volume.array[0, 0, 1]) == (1, 4, 20)
