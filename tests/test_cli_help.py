@@ -87,7 +87,7 @@ def help_of(command, capsys) -> str:
                     "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present",
                     "--case-id ID Case identifier to record"]),
     (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
-                 "Folder of NIfTI images (.nii, .nii.gz, directly in it;", "[default: cpu]",
+                 "Folder of images (.nii, .nii.gz; .nrrd, .nhdr, .mha, .mhd with the itk extra;", "[default: cpu]",
                  "Override training.epochs (default: the config's, else 20).",
                  "Override training.steps_per_epoch (default: the config's, else 100);",
                  "Override training.seed (default: the config's, else 0).",

@@ -207,7 +207,8 @@ def test_help_survives_python_oo(command):
 
     plain = shown()
     assert shown("-OO") == plain
-    first = {"infer": "Segment NIfTI files or DICOM series folders. Writes <stem>_seg.nii.gz",
+    first = {"infer": "Segment NIfTI files (NRRD and MetaImage too, with the itk extra) or DICOM series folders. "
+                       "Writes <stem>_seg.nii.gz",
              "cohort": "Run the cases of a sample sheet (TSV: case_id, image, optional reference and series) into a "
                        "results folder. Finished cases are kept;",
              "": "Segment medical volumes in batch with slice-wise 2D U-Nets, and check the results. $ medseg infer"}

@@ -28,7 +28,7 @@ WINDOWS = os.name == "nt"  # where the shell leaves wildcards to the program (se
 
 # command name -> (module, attribute, one-line help)
 COMMANDS = {
-    "infer": ("medseg.cli.infer", "infer", "Segment NIfTI files or DICOM folders with a model package."),
+    "infer": ("medseg.cli.infer", "infer", "Segment image files or DICOM folders with a model package."),
     "models": ("medseg.cli.models", "models", "List the shipped model packages and their labels."),
     "synth": ("medseg.cli.synth", "synth", "Write a synthetic phantom volume (and its label) as NIfTI."),
     "train": ("medseg.cli.train", "train", "Train a U-Net on labelled volumes and write a model package."),

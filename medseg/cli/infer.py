@@ -27,7 +27,7 @@ from medseg.cli.options import (
 __all__ = ["infer"]
 
 
-_HELP = """Segment NIfTI files or DICOM series folders.
+_HELP = """Segment NIfTI files (NRRD and MetaImage too, with the itk extra) or DICOM series folders.
 
 Writes <stem>_seg.nii.gz (uint8 labels, uint16 beyond 255, on the input's exact grid) and <stem>_seg.json
 (labels, model, hashes, versions, device, timings), and with --reference <stem>_metrics.json (Dice, HD95, ASSD,
@@ -38,6 +38,7 @@ reported and the others carry on (exit code 1 if any failed).
 $ medseg infer scan.nii.gz
 $ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda   # on a GPU
 $ medseg infer dicom/study --series 3 --format dicom-seg
+$ medseg infer case.nrrd --reference case_label.seg.nrrd   # 3D Slicer's NRRD (pip install 'medseg[itk]')
 """
 
 

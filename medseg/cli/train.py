@@ -24,7 +24,8 @@ $ medseg infer scan.nii.gz --model my_model
 @click.command("train", help=_HELP)
 # not readable=True: the library names a folder or config this user may not read (exit 1, not a usage error)
 @click.option("--images", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
-              help="Folder of NIfTI images (.nii, .nii.gz, directly in it; nnU-Net's _0000 suffix allowed).")
+              help="Folder of images (.nii, .nii.gz; .nrrd, .nhdr, .mha, .mhd with the itk extra; directly in it; "
+              "nnU-Net's _0000 suffix allowed).")
 @click.option("--labels", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
               help="Folder of label images named as the images, or with a suffix: _label(s), _seg, _mask, _gt.")
 @click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, readable=False, path_type=Path),
