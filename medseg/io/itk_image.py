@@ -328,8 +328,11 @@ def _check_data_size(path: Path, reader) -> None:
         declared = compressed
     else:
         sitk = _simpleitk(path)
-        item = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * int(reader.GetDimension()),
-                                                              reader.GetPixelID())).dtype).itemsize
+        try:  # the bytes of one voxel, as numpy holds the pixel type
+            item = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * int(reader.GetDimension()),
+                                                                  reader.GetPixelID())).dtype).itemsize
+        except (RuntimeError, TypeError, ValueError):  # a dimension SimpleITK makes no image of: its read tells
+            return
         declared = int(np.prod([int(n) for n in reader.GetSize()], dtype=np.int64)) * item
     try:
         size = data.stat().st_size - offset
