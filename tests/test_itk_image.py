@@ -303,3 +303,21 @@ def test_an_nrrd_in_ras_space_is_placed_by_its_own_header(sitk, tmp_path):
     assert np.array_equal(volume.affine, [[0, -0.5, 0, 10], [1.5, 0, 0, 20], [0, 0, 2, 30], [0, 0, 0, 1]])
     assert volume.shape == (4, 5, 6)
     assert (volume.array[1, 0, 0], volume.array[0, 1, 0], volume.array[0, 0, 1]) == (1, 4, 20)
+
+
+def test_the_memory_guard_refuses_from_the_header_before_any_voxel(sitk, tmp_path, phantom_segmenter, monkeypatch):
+    """A .mhd whose header declares 4000×4000×3000 voxels (its .raw holds a few): refused by the memory guard from
+    read_grid, not read (nor refused as cut short)."""
+    import medseg.preprocess
+    from medseg.segment import segment_case
+
+    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: 8 << 30)  # the same on any machine
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "huge.mhd"))
+    header = (tmp_path / "huge.mhd").read_text().replace("DimSize = 11 9 6", "DimSize = 4000 4000 3000")
+    (tmp_path / "huge.mhd").write_text(header)
+    with pytest.raises(InputError) as error:
+        segment_case(tmp_path / "huge.mhd", phantom_segmenter, tmp_path / "out")
+    assert str(error.value) == (f"{tmp_path / 'huge.mhd'}: segmenting its 4000×4000×3000 voxels needs about 536 GiB "
+                                "of memory (this machine has 8 GiB); segment it on a machine with more memory, or in "
+                                "parts")
+    assert not (tmp_path / "out").exists()
