@@ -321,3 +321,19 @@ def test_the_memory_guard_refuses_from_the_header_before_any_voxel(sitk, tmp_pat
                                 "of memory (this machine has 8 GiB); segment it on a machine with more memory, or in "
                                 "parts")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_nrrd_without_orientation_is_placed_as_itk_places_it_with_a_note(sitk, tmp_path, caplog):
+    header = "NRRD0004\ntype: uchar\ndimension: 3\nsizes: 2 3 4\nspacings: 0.5 2 3\nencoding: raw\n\n"
+    (tmp_path / "bare.nrrd").write_bytes(header.encode() + bytes(24))
+    with caplog.at_level("WARNING"):
+        volume = read_image(tmp_path / "bare.nrrd")
+    assert np.array_equal(volume.affine, np.diag([-0.5, -2.0, 3.0, 1.0]))
+    note = ("no orientation in the header (no space directions): placed as SimpleITK places it (the axes along L, P, "
+            "S: x = -i*spacing, y = -j*spacing, z = k*spacing); left and right may be swapped")
+    assert volume.info["orientation_note"] == note
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / 'bare.nrrd'}: {note}"]
+    sitk.WriteImage(_oblique(sitk, _values("uint8")), str(tmp_path / "placed.nrrd"))
+    assert "orientation_note" not in read_image(tmp_path / "placed.nrrd").info
+    sitk.WriteImage(_oblique(sitk, _values("uint8")), str(tmp_path / "placed.mha"))
+    assert "orientation_note" not in read_image(tmp_path / "placed.mha").info

@@ -110,6 +110,10 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
     info: dict = {"reader": f"SimpleITK {_version(sitk)}"}
     if tuple(array.shape) != stored_shape:
         info["stored_shape"] = list(stored_shape)
+    orientation_note = _no_orientation(path)
+    if orientation_note:
+        log.warning("%s: %s", path, orientation_note)
+        info["orientation_note"] = orientation_note
     if thickness_note:
         log.warning("%s: %s", path, thickness_note)
         info["thickness_note"] = thickness_note
@@ -173,6 +177,20 @@ def _header(path: Path):
                          f"{sitk.GetPixelIDValueAsString(reader.GetPixelID())}); medseg reads grey-level images (one "
                          "number per voxel)")
     return reader
+
+
+def _no_orientation(path: Path) -> str | None:
+    """A note where the header states no orientation (an NRRD without ``space directions``, a MetaImage without
+    ``TransformMatrix``): SimpleITK then lays the axes along its own world's (LPS), as 3D Slicer and ITK-SNAP show
+    the file, which may mirror it; None where it states one (or the header is not parsed)."""
+    fields = _fields(path)
+    nrrd = "sizes" in fields
+    if not fields or ("spacedirections" if nrrd else "transformmatrix") in fields \
+            or (not nrrd and ("rotation" in fields or "orientation" in fields)):
+        return None
+    missing = "no space directions" if nrrd else "no TransformMatrix"
+    return (f"no orientation in the header ({missing}): placed as SimpleITK places it (the axes along L, P, S: "
+            "x = -i*spacing, y = -j*spacing, z = k*spacing); left and right may be swapped")
 
 
 def _shape(reader) -> tuple[int, ...]:
