@@ -337,3 +337,14 @@ def test_an_nrrd_without_orientation_is_placed_as_itk_places_it_with_a_note(sitk
     assert "orientation_note" not in read_image(tmp_path / "placed.nrrd").info
     sitk.WriteImage(_oblique(sitk, _values("uint8")), str(tmp_path / "placed.mha"))
     assert "orientation_note" not in read_image(tmp_path / "placed.mha").info
+
+
+def test_a_data_file_this_user_may_not_read_is_named(sitk, tmp_path):
+    from tests.conftest import as_plain_user
+
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.mhd"))
+    (tmp_path / "scan.raw").chmod(0)
+    script = ("import sys\nfrom medseg.io.images import read_grid\n"
+              "try:\n    read_grid(sys.argv[1])\nexcept OSError as error:\n    print(error)")
+    run = as_plain_user([sys.executable, "-c", script, str(tmp_path / "scan.mhd")], timeout=60)
+    assert run.stdout.strip() == f"{tmp_path / 'scan.mhd'}: cannot read its data file scan.raw (permission denied)"

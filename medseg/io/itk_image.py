@@ -164,7 +164,7 @@ def _header(path: Path):
         if not exists(data):
             raise ImageReadError(f"{path}: its data file {name}, which holds the voxels this header describes, is "
                                  "missing")
-        check_readable(data, f"{path}: cannot read its data file {name}: ")
+        check_readable(data, f"{path}: cannot read its data file {name}")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
