@@ -86,8 +86,9 @@ def singular_affine_text(affine: np.ndarray) -> str | None:
 def stem(path: Path | str) -> str:
     """File name without ``.nii.gz`` / ``.nii`` / other image extensions; a folder's own name."""
     name = Path(path).name
-    for suffix in (".nii.gz", ".nii.bz2", ".nii.zst", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".img.gz",
-                   ".hdr.gz", ".img", ".hdr", ".mgz", ".mgh"):
+    # .seg.nrrd: 3D Slicer's segmentation file (case.seg.nrrd is case's, as a reference pairs with its prediction)
+    for suffix in (".nii.gz", ".nii.bz2", ".nii.zst", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm",
+                   ".img.gz", ".hdr.gz", ".img", ".hdr", ".mgz", ".mgh"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

@@ -348,3 +348,18 @@ def test_a_data_file_this_user_may_not_read_is_named(sitk, tmp_path):
               "try:\n    read_grid(sys.argv[1])\nexcept OSError as error:\n    print(error)")
     run = as_plain_user([sys.executable, "-c", script, str(tmp_path / "scan.mhd")], timeout=60)
     assert run.stdout.strip() == f"{tmp_path / 'scan.mhd'}: cannot read its data file scan.raw (permission denied)"
+
+
+def test_a_slicer_segmentation_file_is_named_after_its_case(sitk, tmp_path):
+    """3D Slicer saves a segmentation as case.seg.nrrd: its case is 'case', so that as a reference it pairs with
+    medseg's case_seg.nii.gz (it was case 'case.seg', paired with nothing)."""
+    from medseg.folder_scoring import pair_predictions
+    from medseg.volume import stem
+
+    assert (stem("case.seg.nrrd"), stem("case.nrrd"), stem("Case.SEG.NRRD")) == ("case", "case", "Case")
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref").mkdir()
+    sitk.WriteImage(_oblique(sitk, _labels()), str(tmp_path / "pred" / "case_seg.nii.gz"))
+    sitk.WriteImage(_oblique(sitk, _labels()), str(tmp_path / "ref" / "case.seg.nrrd"))
+    pairs = pair_predictions(tmp_path / "pred", tmp_path / "ref")
+    assert [(case, ref.name) for case, _, ref in pairs.pairs] == [("case", "case.seg.nrrd")]
