@@ -363,3 +363,13 @@ def test_a_slicer_segmentation_file_is_named_after_its_case(sitk, tmp_path):
     sitk.WriteImage(_oblique(sitk, _labels()), str(tmp_path / "ref" / "case.seg.nrrd"))
     pairs = pair_predictions(tmp_path / "pred", tmp_path / "ref")
     assert [(case, ref.name) for case, _, ref in pairs.pairs] == [("case", "case.seg.nrrd")]
+
+
+def test_a_slicer_segmentation_of_several_layers_says_to_export_a_label_map(sitk, tmp_path):
+    sitk.WriteImage(sitk.Image([5, 6, 7], sitk.sitkVectorUInt8, 2), str(tmp_path / "case.seg.nrrd"))
+    with pytest.raises(InputError) as error:
+        read_image(tmp_path / "case.seg.nrrd")
+    assert str(error.value) == (f"{tmp_path / 'case.seg.nrrd'}: a 3D Slicer segmentation of 2 layers (overlapping "
+                                "segments), not one label map; export it from Slicer as a labelmap volume "
+                                "(Segmentations: Export to files, or Export visible segments to binary labelmap) and "
+                                "give that")

@@ -172,6 +172,10 @@ def _header(path: Path):
     except RuntimeError as error:
         raise ImageReadError(f"{path}: not a readable {_format(path)} file ({_reason(error)})") from error
     components = int(reader.GetNumberOfComponents())
+    if components > 1 and path.name.lower().endswith(".seg.nrrd"):
+        raise InputError(f"{path}: a 3D Slicer segmentation of {components} layers (overlapping segments), not one "
+                         "label map; export it from Slicer as a labelmap volume (Segmentations: Export to files, "
+                         "or Export visible segments to binary labelmap) and give that")
     if components > 1:
         raise InputError(f"{path}: RGB or other multi-value voxels ({components} values per voxel, "
                          f"{sitk.GetPixelIDValueAsString(reader.GetPixelID())}); medseg reads grey-level images (one "
