@@ -1075,8 +1075,8 @@ def test_a_folder_of_seg_references_is_scored_as_each_pair_alone(tmp_path, capsy
         f"{pred / 'case3_seg.json'} of the prediction, which cannot be read (no such file or directory)")
     assert f"failed case3: {failure['error']}" in printed.out.splitlines()
     assert "Traceback" not in printed.err
-    assert f"{refs}: left out 1 entry that is not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd or .dcm (DICOM SEG) file (subfolders are not " \
-        "searched): IM0001.dcm" in caplog.text
+    assert f"{refs}: left out 1 entry that is not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd or .dcm (DICOM SEG) file " \
+        "(subfolders are not searched): IM0001.dcm" in caplog.text
     # a case with a NIfTI and a SEG reference: which to score is the user's to say, before anything is scored
     nib.save(nib.load(pred / "case1_seg.nii.gz"), refs / "case1.nii.gz")
     with pytest.raises(SystemExit) as exit_info:
