@@ -286,15 +286,17 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
                      spacing_mm: tuple[float, ...], sheared: np.ndarray | None = None) -> tuple[float, float]:
     """HD95 and ASSD of label ``value`` in two label arrays, both present in ``box`` (a box around its voxels in
     both, grown by a voxel where the array allows): MONAI's surface edges (:func:`_mask_edges`) and edge-to-edge
-    distances (``get_surface_distance``, as ``get_edge_surface_distance`` calls it), with the percentile and the
-    mean taken in float64 (``torch.quantile``, which MONAI's HD95 uses, refuses more than 2^24 distances). An
-    image one voxel thick along one axis (a 2D image) is scored in 2D, on the contours in the other two axes: in 3D
-    all of its voxels would lie on its faces and count as surface.
+    distances (``get_surface_distance``'s, as ``get_edge_surface_distance`` calls it, from a k-d tree or where that
+    costs more from a distance map of at most ``DISTANCE_MAP_BYTES_PER_VOXEL`` bytes a voxel of the labels:
+    :func:`medseg.surface_distance.directed_distances`), with the percentile and the mean taken in float64
+    (``torch.quantile``, which MONAI's HD95 uses, refuses more than 2^24 distances). An image one voxel thick
+    along one axis (a 2D image) is scored in 2D, on the contours in the other two axes: in 3D all of its voxels
+    would lie on its faces and count as surface.
 
     ``sheared``: the 3×3 voxel-to-mm matrix of a sheared grid, whose voxel axes are not orthogonal; the same
     edges' distances are then measured between their world positions (nearest neighbours in a k-d tree), which
     per-axis voxel sizes would misstate (by 15 % at a 30° gantry tilt)."""
-    from monai.metrics.utils import get_surface_distance
+    from medseg.surface_distance import directed_distances
 
     spacing = [float(s) for s in spacing_mm]
     columns = None if sheared is None else np.asarray(sheared, dtype=np.float64)
@@ -306,8 +308,8 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
             columns = np.delete(columns, squeeze, axis=1)
     edges = [_mask_edges(array, value, box, squeeze) for array in (pred, ref)]
     if columns is None:
-        distances = [get_surface_distance(a, b, distance_metric="euclidean", spacing=spacing)
-                     for a, b in (edges, edges[::-1])]
+        budget = max(DISTANCE_MAP_BYTES_PER_VOXEL * pred.size, DISTANCE_MAP_MIN_BYTES)
+        distances = [directed_distances(a, b, spacing, budget) for a, b in (edges, edges[::-1])]
     else:
         distances = _world_distances(edges, columns)
     forward, backward = (np.asarray(d.cpu().numpy() if hasattr(d, "cpu") else d, dtype=np.float64)
@@ -321,6 +323,12 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
 
 
 EDGE_BLOCK = 1 << 24  # voxels of a box whose edges are found at a time
+# the memory a label's distance map may hold (medseg.surface_distance), in bytes a voxel of the label volume: scoring
+# holds 3-4 besides (the labels, two edge volumes of the box) and a cohort's scoring job is given 12
+# (medseg.cohort.job_memory); at least DISTANCE_MAP_MIN_BYTES (within the 0.4 GB its base allows beyond what the
+# libraries take)
+DISTANCE_MAP_BYTES_PER_VOXEL = 6
+DISTANCE_MAP_MIN_BYTES = 1 << 27
 
 
 def _mask_edges(labels: np.ndarray, value: int, box: tuple[slice, ...], squeeze: int | None = None,
@@ -357,8 +365,12 @@ def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray
     positions ``columns @ index`` (the crop's offset is common to both and cancels)."""
     from scipy.spatial import cKDTree
 
+    from medseg.surface_distance import search_threads
+
     points = [np.argwhere(np.asarray(e.cpu().numpy() if hasattr(e, "cpu") else e)) @ columns.T for e in edges]
-    return cKDTree(points[1]).query(points[0])[0], cKDTree(points[0]).query(points[1])[0]
+    workers = search_threads()
+    return (cKDTree(points[1]).query(points[0], workers=workers)[0],
+            cKDTree(points[0]).query(points[1], workers=workers)[0])
 
 
 def both_empty_entry(name: str) -> dict:

@@ -1,0 +1,152 @@
+"""Directed surface distances: the k-d tree's and the distance maps' values are MONAI's, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from monai.metrics.utils import get_surface_distance
+
+import medseg.metrics as metrics
+import medseg.surface_distance as surface_distance
+from medseg.surface_distance import MAP_BYTES_PER_VOXEL, directed_distances
+
+
+def _ellipsoid(shape, centre, radii) -> np.ndarray:
+    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
+
+
+def _edges(mask: np.ndarray) -> np.ndarray:
+    box = tuple(slice(0, n) for n in mask.shape)
+    return metrics._mask_edges(mask.astype(np.uint8), 1, box)
+
+
+def _random_pair(rng, kind: str, shape) -> tuple[np.ndarray, np.ndarray]:
+    centre, radii = [n / 2 for n in shape], [max(n / 2.5, 1) for n in shape]
+    ref = _ellipsoid(shape, centre, radii)
+    pred = _ellipsoid(shape, [c + rng.normal(0, 2) for c in centre], [r * rng.uniform(0.7, 1.2) for r in radii])
+    if kind == "speckled":
+        pred = ref & (rng.random(shape) >= rng.uniform(0.01, 0.2))
+    elif kind == "border":
+        pred[:2] = True
+        ref[..., -1:] = True
+    elif kind == "single":
+        pred[:] = False
+        pred[tuple(int(rng.integers(0, n)) for n in shape)] = True
+    elif kind == "noise":
+        pred, ref = rng.random(shape) < 0.3, rng.random(shape) < 0.3
+    return pred, ref
+
+
+@pytest.fixture
+def maps_always(monkeypatch):
+    """The tree's searches priced so high that a distance map is always the plan."""
+    monkeypatch.setattr(surface_distance, "SEARCH_COST", 1e9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("budget_share", [1.0, 0.3, 0.05], ids=["whole box", "slabs", "thin slabs"])
+def test_maps_give_monai_distances_bit_for_bit(seed, budget_share, maps_always):
+    """Random shapes (speckled, shifted, touching the faces, one voxel, noise; 3D and 2D; anisotropic voxels), the
+    map over the whole box or in slabs with margins: every float32 distance is the one MONAI's k-d tree gives."""
+    rng = np.random.default_rng(seed)
+    for kind in ("speckled", "shifted", "border", "single", "noise"):
+        flat = rng.random() < 0.3
+        shape = (int(rng.integers(5, 70)), int(rng.integers(5, 70))) if flat else \
+            tuple(int(rng.integers(4, 30)) for _ in range(3))
+        spacing = [float(s) for s in rng.choice([0.3125, 0.7, 1.0, 2.5, 3.0], len(shape))]
+        pred, ref = (_edges(mask) for mask in _random_pair(rng, kind, shape))
+        budget = int(budget_share * MAP_BYTES_PER_VOXEL * pred.size)
+        for query, target in ((pred, ref), (ref, pred)):
+            expected = get_surface_distance(query, target, distance_metric="euclidean", spacing=spacing)
+            found = directed_distances(query, target, spacing, budget)
+            assert found.dtype == np.float32
+            np.testing.assert_array_equal(found, expected, err_msg=f"{kind} {shape} {spacing}")
+
+
+def test_a_speckled_prediction_takes_the_map_and_scores_as_monai(monkeypatch):
+    """A prediction with 2 % of its voxels knocked out has edges deep inside the reference: the distances come from
+    the map (the tree's search is the slow one there), and HD95 and ASSD are those of MONAI's distances."""
+    rng = np.random.default_rng(3)
+    shape = (44, 40, 30)
+    ref = _ellipsoid(shape, [n / 2 for n in shape], (20, 18, 13)).astype(np.uint8)
+    pred = ref * (rng.random(shape) >= 0.02).astype(np.uint8)
+    plans = []
+    real = surface_distance._cheapest_plan
+    monkeypatch.setattr(surface_distance, "_cheapest_plan", lambda *args: plans.append(real(*args)) or plans[-1])
+    box = metrics._bounding_box((pred == 1) | (ref == 1))
+    spacing = (0.7, 0.7, 2.5)
+    hd95, assd = metrics._surface_metrics(pred, ref, 1, box, spacing)
+
+    edges = [metrics._mask_edges(array, 1, box) for array in (pred, ref)]
+    forward, backward = (np.asarray(get_surface_distance(a, b, distance_metric="euclidean", spacing=spacing),
+                                    dtype=np.float64) for a, b in (edges, edges[::-1]))
+    expected_hd95 = max(np.percentile(forward, 95), np.percentile(backward, 95))
+    expected_assd = np.concatenate([forward, backward]).mean()
+    assert (hd95, assd) == (float(f"{expected_hd95:.7g}"), float(f"{expected_assd:.7g}"))
+    assert (hd95, assd) == (7.0, 0.9589132)  # holes up to 10 voxels of 0.7 mm deep in the reference
+    assert plans[0] == (2, 29, 0)  # the speckled prediction's edges: one map over the box (its 29 rows of 2.5 mm)
+    assert plans[1] is None  # the reference's edges lie beside the prediction's: the tree
+
+
+def test_maps_stay_within_the_budget(monkeypatch, maps_always):
+    """No map holds more than the budget: slabs along the axis longest in mm, each with its margins."""
+    from scipy import ndimage
+
+    regions = []
+    real = ndimage.distance_transform_edt
+    monkeypatch.setattr(ndimage, "distance_transform_edt",
+                        lambda region, **kw: regions.append(region.shape) or real(region, **kw))
+    rng = np.random.default_rng(0)
+    shape = (30, 24, 40)
+    pred, ref = (_edges(mask) for mask in _random_pair(rng, "speckled", shape))
+    spacing = (0.8, 0.8, 1.5)  # the last axis: 60 mm
+    budget = MAP_BYTES_PER_VOXEL * 30 * 24 * 12  # twelve rows of the last axis
+    found = directed_distances(pred, ref, spacing, budget)
+    np.testing.assert_array_equal(found, get_surface_distance(pred, ref, "euclidean", spacing))
+    assert len(regions) >= 4
+    assert all(region[:2] == (30, 24) and region[2] <= 12 for region in regions)
+
+
+def test_empty_sides_as_monai():
+    """A target with no voxel: every distance infinite; a query with none: no distances."""
+    some, none = np.zeros((4, 5, 6), bool), np.zeros((4, 5, 6), bool)
+    some[1, 2, 3] = some[2, 2, 2] = True
+    assert np.isinf(directed_distances(some, none, (1, 1, 1), 1 << 20)).tolist() == [True, True]
+    assert directed_distances(none, some, (1, 1, 1), 1 << 20).shape == (0,)
+
+
+def test_surfaces_side_by_side_keep_the_tree():
+    """Organ-like surfaces a voxel or two apart: the tree's searches cost less than a map of the box."""
+    shape = (60, 50, 40)
+    ref = _edges(_ellipsoid(shape, (30, 25, 20), (25, 20, 15)))
+    pred = _edges(_ellipsoid(shape, (31, 25, 21), (24, 21, 15)))
+    points = np.argwhere(pred)
+    scale = np.array([0.7, 0.7, 2.5])
+    from scipy.spatial import KDTree
+
+    near = KDTree(np.argwhere(ref) * scale).query(points * scale)[0]
+    assert surface_distance._cheapest_plan(shape, scale, 1 << 30, points, near, len(points)) is None
+
+
+def test_search_threads_follow_torch_else_the_cgroup_quota(monkeypatch):
+    """The tree's searches use torch's threads where torch is loaded (``--threads``), else the CPUs this process may
+    use, no more than a cgroup's quota: 1.5 CPUs on an 8-CPU machine start 2 threads, not 8."""
+    import sys
+
+    import torch
+
+    import medseg.resources as resources
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert surface_distance.search_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.setattr(resources, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(resources, "cgroup_cpus", lambda: resources.CgroupLimit(1.5, "/sys/fs/cgroup/cpu.max"))
+    assert surface_distance.search_threads() == 2
+    monkeypatch.setattr(resources, "cgroup_cpus", lambda: None)
+    assert surface_distance.search_threads() == 8
