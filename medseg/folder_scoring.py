@@ -300,7 +300,6 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
     from medseg.io.atomic import atomic_paths, results_unwritable
     from medseg.metrics import metrics_json
-    from medseg.resources import set_threads
     from medseg.scoring import made_by_of, score_pair
 
     def record_failure(case: str, stage: str, error: BaseException, prediction: Path | None, reference: Path,
@@ -317,7 +316,6 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
         if on_case is not None:
             on_case(case, None, one_line(error))
 
-    set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
     scored: list[tuple[str, Path]] = []
     failed: list[tuple[str, str, Path]] = []
     names_from: list[Path] = []

@@ -120,9 +120,6 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
         from medseg.package import load_package
 
         package = load_package(model, check_hash=False)
-    from medseg.resources import set_threads
-
-    set_threads(None)  # MONAI's metrics run on torch: no more threads than a cgroup's CPU quota allows
     with usage_errors():  # the wrong --model for this prediction
         metrics, names_from = score_pair(prediction, reference, case_id, package, given_as=f"--model {model}",
                                          made_by=made_by)

@@ -626,7 +626,8 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
 
 
 class _MetricsSetup:
-    """Imports torch and MONAI's metrics on first use, timed apart from the cases."""
+    """Sets torch's threads (``threads``: the surface distances' searches follow them) and imports scipy's k-d tree
+    and feature transform on first use, timed apart from the cases (scoring uses nothing of MONAI)."""
 
     def __init__(self, threads: int | None) -> None:
         self.threads = threads
@@ -636,7 +637,8 @@ class _MetricsSetup:
     def get(self) -> None:
         if not self.ready:
             clock = time.perf_counter()
-            import monai.metrics  # noqa: F401 - the import is what is timed
+            import scipy.ndimage  # noqa: F401 - the import is what is timed
+            import scipy.spatial  # noqa: F401
 
             set_threads(self.threads)  # or no more than a cgroup's CPU quota allows
             self.ready = True
