@@ -552,6 +552,27 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
         signal.signal(signal.SIGINT, before)
 
 
+def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(monkeypatch):
+    """The Ctrl-C noted for the workflow's onerror stayed noted: a process that ran the workflow again (Snakemake's
+    Python API, after a run a Ctrl-C stopped) told a job that failed in the next run as a Ctrl-C, exit 130."""
+    from medseg.cohort import planning_stop
+    from medseg.cohort.planning_stop import jobs_stopped, planning_done, stop_planning_on_interrupt
+
+    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        stop_planning_on_interrupt(lambda line: None)
+        planning_done()
+        with pytest.raises(KeyboardInterrupt):  # the first run's jobs stopped by a Ctrl-C
+            signal.raise_signal(signal.SIGINT)
+        assert jobs_stopped()
+        stop_planning_on_interrupt(lambda line: None)  # the next run, planned in the same process
+        planning_done()
+        assert not jobs_stopped()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [

@@ -31,8 +31,12 @@ _jobs_stopped = False  # a Ctrl-C reached Snakemake's job loop
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     """Until :func:`planning_done`, a Ctrl-C (SIGINT) calls ``stop`` with :data:`PLANNING_STOPPED`: the workflow's
     (``workflow/rules/common.smk``) tells it and exits with :data:`STOPPED_CODE`, which Snakemake lets through after
-    releasing what it holds (its lock). Only in the main thread, where Python takes signals."""
-    global _handler
+    releasing what it holds (its lock). Only in the main thread, where Python takes signals.
+
+    Each run starts here, with no Ctrl-C noted (:func:`jobs_stopped`): a process that runs the workflow again (through
+    Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C."""
+    global _handler, _jobs_stopped
+    _jobs_stopped = False
     if threading.current_thread() is not threading.main_thread():
         return
 
