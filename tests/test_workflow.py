@@ -552,6 +552,17 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
         signal.signal(signal.SIGINT, before)
 
 
+def test_the_ctrl_c_line_does_not_say_that_the_jobs_were_stopped():
+    """The line said "the running jobs were stopped" also where they were not: a SIGINT to Snakemake alone lets the
+    local jobs run to their end, and a SLURM cancel can miss a job."""
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    assert run_stopped_line(1, 3) == (
+        "medseg: stopped by Ctrl-C while the cohort's jobs ran: the report was not written, nor the unfinished cases "
+        "of the jobs stopped; 1 of 3 cases finished (kept); run the same command again to go on")
+    assert "1 of 1 case finished (kept)" in run_stopped_line(1, 1)
+
+
 def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(monkeypatch):
     """The Ctrl-C noted for the workflow's onerror stayed noted: a process that ran the workflow again (Snakemake's
     Python API, after a run a Ctrl-C stopped) told a job that failed in the next run as a Ctrl-C, exit 130."""

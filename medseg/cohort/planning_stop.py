@@ -73,7 +73,9 @@ def jobs_stopped() -> bool:
 
 def run_stopped_line(finished: int, total: int) -> str:
     """The one line of a run a Ctrl-C stopped while its jobs ran: what is kept (``finished`` of the ``total`` cases
-    segmented or failed for good), what is not, and how to go on."""
+    segmented or failed for good), what is not, and how to go on. It does not say that the jobs were stopped: a
+    SIGINT to Snakemake alone lets the local jobs run to their end, and a cluster's cancel can miss a job (README,
+    *Resources and profiles*)."""
     kept = f"{finished} of {total} case{'' if total == 1 else 's'} finished (kept)"
-    return (f"medseg: stopped by Ctrl-C while the cohort's jobs ran: the running jobs were stopped, their unfinished "
-            f"cases and the report not written; {kept}; run the same command again to go on")
+    return (f"medseg: stopped by Ctrl-C while the cohort's jobs ran: the report was not written, nor the unfinished "
+            f"cases of the jobs stopped; {kept}; run the same command again to go on")
