@@ -127,15 +127,12 @@ def _kinds(segs: str | None) -> str:
 
 
 def _is_seg(path: Path) -> bool:
-    """Whether a ``.dcm`` file may be a DICOM SEG: one whose header names another modality (an image of a series) is
-    not; one that cannot be read is taken as one, for its case to fail naming the reason."""
-    import pydicom
+    """Whether a ``.dcm`` file may be a DICOM SEG: one whose header names another modality (an image of a series, also
+    one written without the Part 10 preamble) is not; one that cannot be read is taken as one, for its case to fail
+    naming the reason."""
+    from medseg.io.files import dicom_modality
 
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
-    except Exception:  # noqa: BLE001 - pydicom raises many kinds on a file that is no DICOM: scoring names it
-        return True
-    return str(header.get("Modality", "SEG")).upper() in ("SEG", "")
+    return dicom_modality(path) in (None, "SEG")
 
 
 def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:

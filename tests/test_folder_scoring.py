@@ -431,3 +431,33 @@ def test_output_dir_is_a_folder_without_a_trailing_slash_and_not_given_with_o(fo
     assert run(["report", str(one), "-o", str(tmp_path / "r.html"), "--output-dir", str(both)]) == 2
     assert "give one of them" in capsys.readouterr().err
     assert not both.exists() and not (tmp_path / "a.json").exists() and not (tmp_path / "r.html").exists()
+
+
+def test_dicom_images_without_the_part_10_header_in_the_references_folder_are_no_references(folders, caplog):
+    """A .dcm reference is taken for a DICOM SEG unless its header names another modality; the header was read
+    without force, so CT images written without the 128-byte preamble and DICM marker (older exporters, some PACS
+    dumps) could not be read, were taken for SEGs, and each became a missed case: a failure record each, exit 1."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomFileLike
+    from pydicom.filewriter import write_dataset
+
+    pred, ref = folders
+    for number in range(2):
+        image = Dataset()
+        image.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+        image.SOPInstanceUID = f"1.2.3.{number}"
+        image.Modality = "CT"
+        image.PatientName = "phantom"
+        with open(ref / f"IM{number}.dcm", "wb") as handle:  # the data set alone: no preamble, no DICM, no meta
+            file_like = DicomFileLike(handle)
+            file_like.is_little_endian, file_like.is_implicit_VR = True, True
+            write_dataset(file_like, image)
+    with pytest.raises(pydicom.errors.InvalidDicomError):  # as such files are
+        pydicom.dcmread(ref / "IM0.dcm", stop_before_pixels=True)
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        found = pair_predictions(pred, ref)
+    assert [case for case, _, _ in found.pairs] == ["a", "b", "c"]
+    assert found.missed == [] and found.unreferenced == []
+    assert "left out 2 entries that are not .nii/.nii.gz or .dcm (DICOM SEG) files (subfolders are not searched): " \
+        "IM0.dcm, IM1.dcm" in caplog.text

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["apple_double", "check_readable", "check_searchable", "exists", "files_under", "further_channels",
-           "is_dicom_file", "is_path", "name_difference", "nnunet_channel", "not_there", "os_reason", "not_regular",
-           "path_argument", "type_text", "undecodable"]
+__all__ = ["apple_double", "check_readable", "check_searchable", "dicom_modality", "exists", "files_under",
+           "further_channels", "is_dicom_file", "is_path", "name_difference", "nnunet_channel", "not_there",
+           "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 
@@ -210,6 +210,19 @@ def files_under(folder: Path | str) -> list[Path]:
             except OSError as error:
                 raise ImageReadError(f"{folder}: cannot look at {path} ({os_reason(error)})") from error
     return sorted(files)
+
+
+def dicom_modality(path: Path | str) -> str | None:
+    """The Modality of a DICOM file (``SEG``, ``CT``, …), upper case; None where it has none or cannot be read. The
+    header is read with ``force``: a file written without the 128-byte preamble and ``DICM`` marker (older exporters,
+    some archives) is read too."""
+    import pydicom
+
+    try:
+        value = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"], force=True).get("Modality")
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds on a damaged header or a file that is no DICOM
+        return None
+    return str(value).strip().upper() if value else None
 
 
 def is_dicom_file(path: Path | str) -> bool:

@@ -17,7 +17,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
-from medseg.io.files import apple_double, check_readable, exists, is_dicom_file, not_there
+from medseg.io.files import apple_double, check_readable, dicom_modality, exists, is_dicom_file, not_there
 from medseg.io.pairs import companion
 from medseg.volume import Volume, bottom_row_text, singular_affine_text
 
@@ -113,7 +113,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if is_dicom_file(path):  # one file of a series (or a DICOM SEG): the DICOM reader takes the series' folder
             from medseg.io.dicom_series import NON_IMAGE_MODALITIES
 
-            modality = _dicom_modality(path)
+            modality = dicom_modality(path)  # None for a damaged header: the plain advice stands
             if modality == "SEG":  # the advice for an image file would point at the SEG's own folder
                 raise ImageReadError(f"{path}: a DICOM SEG (a segmentation), not an image to segment; give the folder "
                                      "of the series it segments as the input, and the SEG as its reference") from error
@@ -1183,17 +1183,6 @@ def _unscaled(image) -> bool:
     slope = getattr(image.dataobj, "slope", 1.0)
     inter = getattr(image.dataobj, "inter", 0.0)
     return (slope is None or float(slope) == 1.0) and (inter is None or float(inter) == 0.0)
-
-
-def _dicom_modality(path: Path) -> str | None:
-    """The Modality of a DICOM file (``SEG``, ``CT``, …), None where it cannot be read."""
-    import pydicom
-
-    try:
-        value = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"], force=True).get("Modality")
-    except Exception:  # a damaged header: the plain advice stands
-        return None
-    return str(value).strip().upper() if value else None
 
 
 _HEADER_SIZES = (348, 540)  # NIfTI-1 (and Analyze), NIfTI-2: the header's first field states its size
