@@ -461,3 +461,13 @@ def test_dicom_images_without_the_part_10_header_in_the_references_folder_are_no
     assert found.missed == [] and found.unreferenced == []
     assert "left out 2 entries that are not .nii/.nii.gz or .dcm (DICOM SEG) files (subfolders are not searched): " \
         "IM0.dcm, IM1.dcm" in caplog.text
+
+
+def test_the_closing_line_counts_one_metrics_file_and_one_failure_record_in_the_singular(folders, tmp_path, capsys):
+    """It said "1 metrics files, 1 failure records"."""
+    pred, ref = folders
+    (pred / "b_seg.nii.gz").unlink()  # a: scored; b: missed; c: its reference on another grid, failed
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"wrote {out} (1 metrics file, 2 failure records, report.html, cohort.tsv, summary.json)"

@@ -216,8 +216,11 @@ def _summary_lines(result) -> list[str]:
                      "their Dice overstates accuracy on new data (summary.json's training_images gives both groups)")
     lines += [f"failed {case}: {error}" for case, error, _ in result.failed]
     report = result.report
-    lines.append(f"wrote {result.out_dir} ({len(result.scored)} metrics files, {len(result.failed)} failure records, "
-                 f"{report.html.name}, {report.table.name}, {report.summary.name})")
+    from medseg.numbers import counted
+
+    lines.append(f"wrote {result.out_dir} ({counted(len(result.scored), 'metrics file')}, "
+                 f"{counted(len(result.failed), 'failure record')}, {report.html.name}, {report.table.name}, "
+                 f"{report.summary.name})")
     return lines
 
 
