@@ -8,11 +8,14 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["apple_double", "check_readable", "check_searchable", "dicom_modality", "exists", "files_under",
-           "further_channels", "is_dicom_file", "is_path", "name_difference", "nnunet_channel", "not_there",
-           "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
+__all__ = ["absent_content", "apple_double", "check_present", "check_readable", "check_searchable", "dicom_modality",
+           "exists", "files_under", "further_channels", "is_dicom_file", "is_path", "name_difference", "nnunet_channel",
+           "not_there", "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
+_ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
+_LFS_POINTERS = (b"version https://git-lfs.github.com/spec/v1\n", b"version https://hawser.github.com/spec/v1\n")
+_POINTER_BYTES = 1024  # Git LFS pointers are under 1024 bytes; a git-annex pointer is its key, a line
 
 
 def apple_double(path: Path | str) -> str | None:
@@ -30,6 +33,63 @@ def apple_double(path: Path | str) -> str | None:
         return None
     return (f"a macOS resource-fork file (AppleDouble, the '._' companion of {path.name[2:]} that a Mac writes and "
             "the Decathlon's tarballs hold), not an image")
+
+
+def _annex_link(target: str) -> bool:
+    """Whether a link's ``target`` leads into a git-annex object store (``../.git/annex/objects/Xk/Mv/KEY/KEY``),
+    as git-annex and DataLad store a locked file."""
+    return "/annex/objects/" in "/" + target.replace("\\", "/")
+
+
+def _absent_kind(path: Path) -> str | None:
+    """Which of a dataset's stand-ins for absent content ``path`` is: ``annex link``, ``annex pointer``, ``lfs
+    pointer``; None for any other path."""
+    try:
+        if path.is_symlink() and not path.exists():
+            return "annex link" if _annex_link(os.readlink(path)) else None
+        if not path.is_file() or path.stat().st_size > _POINTER_BYTES:
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(_POINTER_BYTES)
+    except OSError:
+        return None
+    if head.startswith(_ANNEX_POINTER):
+        return "annex pointer"
+    return "lfs pointer" if head.startswith(_LFS_POINTERS) else None
+
+
+_ABSENT_WHAT = {"annex link": "a git-annex link whose content is not present here (not fetched, or dropped)",
+                "annex pointer": "a git-annex pointer file, not an image (an unlocked file whose content is not "
+                                 "present here)",
+                "lfs pointer": "a Git LFS pointer file, not an image (its content was not pulled)"}
+
+
+def _fetch_hint(kind: str, path: Path, them: bool = False) -> str:
+    """How to fetch the content of ``path`` (a file, or a folder of such files: ``them``)."""
+    import shlex
+
+    if kind == "lfs pointer":
+        return f"fetch {'them' if them else 'it'} with git lfs pull"
+    return f"fetch {'them' if them else 'it'} with datalad get {shlex.quote(os.fspath(path))} (or git annex get)"
+
+
+def absent_content(path: Path | str) -> str | None:
+    """What to say of a file of a DataLad / git-annex or Git LFS dataset whose content is not here, and how to fetch
+    it: a git-annex link that leads nowhere (content never fetched, or dropped), the pointer file an unlocked
+    git-annex file is in its place (an adjusted branch, as on Windows), a Git LFS pointer file (``git lfs pull`` not
+    run). None for any other path (a present annexed file, a link to a present file, an image). Read as a link or as
+    an image, such a file was "a link that leads nowhere" or "not a NIfTI image", which said nothing of the fix."""
+    path = Path(path)
+    kind = _absent_kind(path)
+    return None if kind is None else f"{_ABSENT_WHAT[kind]}: {_fetch_hint(kind, path)}"
+
+
+def check_present(path: Path | str) -> None:
+    """Refuse, naming it and how to fetch it, a file of a DataLad / git-annex or Git LFS dataset whose content is
+    not here (:func:`absent_content`)."""
+    absent = absent_content(path)
+    if absent is not None:
+        raise ImageReadError(f"{path}: {absent}")
 
 
 def nnunet_channel(name: str) -> tuple[str, str] | None:
@@ -130,8 +190,8 @@ def os_reason(error: OSError) -> str:
 
 def check_readable(path: Path, prefix: str = "") -> None:
     """Refuse, naming ``path`` (after ``prefix``, e.g. "scan.hdr: cannot read the data file"), a regular file that
-    cannot be opened: nibabel words that as a file it cannot make out. Other kinds of file are not opened (a named
-    pipe would wait for a writer)."""
+    cannot be opened: nibabel words that as a file it cannot make out; and a dataset's file whose content is not here
+    (:func:`check_present`). Other kinds of file are not opened (a named pipe would wait for a writer)."""
     if not path.is_file():
         return
     try:
@@ -139,6 +199,7 @@ def check_readable(path: Path, prefix: str = "") -> None:
             pass
     except OSError as error:
         raise ImageReadError(f"{prefix or f'{path}: cannot read'} ({os_reason(error)})") from error
+    check_present(path)
 
 
 def check_searchable(folder: Path | str) -> None:
@@ -155,13 +216,16 @@ def check_searchable(folder: Path | str) -> None:
 
 def not_there(path: Path | str, what: str = "no such file or folder") -> str:
     """Why ``path``, which does not exist, is not there: ``what``, or, for a link, where it leads (a link whose target
-    was moved or deleted, or a loop of links, was said to be no file at all, beside the link the user can see)."""
+    was moved or deleted, or a loop of links, was said to be no file at all, beside the link the user can see; a
+    git-annex link, that its content is not here and how to fetch it)."""
     path = Path(path)
     if path.is_symlink():
         try:
             target = os.readlink(path)
         except OSError:
             return what
+        if _annex_link(target):
+            return absent_content(path) or what
         return f"a link to {target} that leads nowhere (its target moved or deleted, or a loop of links)"
     return what
 

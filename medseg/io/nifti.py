@@ -17,7 +17,8 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
-from medseg.io.files import apple_double, check_readable, dicom_modality, exists, is_dicom_file, not_there
+from medseg.io.files import (apple_double, check_present, check_readable, dicom_modality, exists, is_dicom_file,
+                             not_there)
 from medseg.io.pairs import companion
 from medseg.volume import Volume, bottom_row_text, singular_affine_text
 
@@ -305,6 +306,7 @@ def load_image(path: Path | str, mmap: bool | str = True):
     a device is refused (:func:`check_regular_file`)."""
     path = Path(path)
     check_regular_file(path)
+    check_present(path)  # a dataset's pointer file: "named .gz but not gzip-compressed" said nothing of the fix
     resource_fork = apple_double(path)
     if resource_fork is not None:  # "named .gz but not gzip-compressed" said nothing of what it is
         raise ImageReadError(f"{path}: {resource_fork}; leave the ._ files out")

@@ -1,0 +1,149 @@
+"""Inputs in a DataLad / git-annex or Git LFS dataset: a file whose content was not fetched is named with what it
+is and how to fetch it, in one line, and a present annexed file (a link into a read-only store) reads as any file.
+
+The datasets are laid out in code as git-annex and Git LFS lay them out (neither tool is needed): a locked annexed
+file is a link to ``.git/annex/objects/Xk/Mv/KEY/KEY`` (the content read-only, its folder too), a link that leads
+nowhere where the content is not here; an unlocked one whose content is not here is a pointer file holding
+``/annex/objects/KEY``; a Git LFS file not pulled is a pointer file of three lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from medseg.errors import ImageReadError
+from medseg.io import read_image
+from medseg.synthetic import make_phantom
+
+ANNEX = "a git-annex link whose content is not present here (not fetched, or dropped)"
+POINTER = "a git-annex pointer file, not an image (an unlocked file whose content is not present here)"
+LFS = "a Git LFS pointer file, not an image (its content was not pulled): fetch it with git lfs pull"
+
+
+def _key(data: bytes, suffix: str = ".nii.gz") -> str:
+    return f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}{suffix}"
+
+
+def annex(path: Path, dataset: Path, present: bool = True) -> Path:
+    """``path``'s content moved into ``dataset``'s git-annex store and ``path`` made the link to it (``present``
+    false: the content dropped, the link leading nowhere)."""
+    data = path.read_bytes()
+    key = _key(data, "".join(path.suffixes))
+    folder = dataset / ".git" / "annex" / "objects" / "Xk" / "Mv" / key
+    path.unlink()
+    path.symlink_to(os.path.relpath(folder / key, path.parent))
+    if present:
+        folder.mkdir(parents=True)
+        (folder / key).write_bytes(data)
+        (folder / key).chmod(0o444)
+        folder.chmod(0o555)
+    return path
+
+
+def annex_pointer(path: Path) -> Path:
+    """``path`` as an unlocked git-annex file whose content is not here: a pointer file."""
+    path.write_text(f"/annex/objects/{_key(path.read_bytes())}\n")
+    return path
+
+
+def lfs_pointer(path: Path) -> Path:
+    """``path`` as a Git LFS file whose content was not pulled."""
+    data = path.read_bytes()
+    path.write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\n"
+                    f"size {len(data)}\n")
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A dataset folder with images/ and labels/ of three 40x40x8 phantoms (plain files, to be annexed)."""
+    root = tmp_path / "ds"
+    for folder in ("images", "labels"):
+        (root / folder).mkdir(parents=True)
+    for index in (1, 2, 3, 4):
+        phantom = make_phantom((40, 40, 8), seed=index)
+        affine = np.diag([1.0, 1.0, 2.0, 1.0])
+        nib.save(nib.Nifti1Image(phantom.image, affine), str(root / "images" / f"case{index}.nii.gz"))
+        nib.save(nib.Nifti1Image(phantom.labels.astype(np.uint8), affine), str(root / "labels" / f"case{index}.nii.gz"))
+    return root
+
+
+def test_each_kind_of_absent_content_is_named_with_how_to_fetch_it(dataset):
+    from medseg.io.files import absent_content
+
+    images = dataset / "images"
+    present, dropped = annex(images / "case1.nii.gz", dataset), annex(images / "case2.nii.gz", dataset, False)
+    pointer, lfs = annex_pointer(images / "case3.nii.gz"), lfs_pointer(images / "case4.nii.gz")
+    assert absent_content(present) is None and absent_content(dataset / "labels" / "case1.nii.gz") is None
+    assert absent_content(dropped) == f"{ANNEX}: fetch it with datalad get {dropped} (or git annex get)"
+    assert absent_content(pointer) == f"{POINTER}: fetch it with datalad get {pointer} (or git annex get)"
+    assert absent_content(lfs) == LFS
+    spaced = dataset / "my scans"
+    spaced.mkdir()
+    (images / "case4.nii.gz").rename(spaced / "case4.nii.gz")
+    assert absent_content(spaced / "case4.nii.gz") == LFS
+    (dataset / "labels" / "case2.nii.gz").rename(spaced / "case2.nii.gz")
+    annex(spaced / "case2.nii.gz", dataset, False)  # a path the shell must be given quoted
+    quoted = f"'{spaced / 'case2.nii.gz'}'"
+    assert absent_content(spaced / "case2.nii.gz").endswith(f"datalad get {quoted} (or git annex get)")
+    outside = dataset / "gone.nii.gz"
+    outside.symlink_to(dataset / "elsewhere" / "scan.nii.gz")  # a link that leads nowhere, but not git-annex's
+    assert absent_content(outside) is None
+
+
+def test_infer_names_each_absent_input_and_reads_a_present_annexed_one(dataset, make_package, capsys, monkeypatch):
+    """The absent ones were "a link to ../.git/annex/objects/… that leads nowhere" and, the pointer files, "not a NIfTI
+    image (named .gz but not gzip-compressed …)"; the present one is segmented, its sidecar naming the path given."""
+    images, labels = dataset / "images", dataset / "labels"
+    annex(images / "case1.nii.gz", dataset)
+    annex(labels / "case1.nii.gz", dataset)
+    annex(images / "case2.nii.gz", dataset, present=False)
+    annex_pointer(images / "case3.nii.gz")
+    lfs_pointer(images / "case4.nii.gz")
+    monkeypatch.chdir(dataset)
+    references = [a for i in (1, 2, 3, 4) for a in ("--reference", f"labels/case{i}.nii.gz")]
+    code, _, err = run_cli(["infer", *(f"images/case{i}.nii.gz" for i in (1, 2, 3, 4)), "-m", str(make_package()),
+                            "-o", "out/", *references], capsys)
+    assert code == 1
+    assert [line for line in err.splitlines() if line.startswith("medseg: error:")] == [
+        f"medseg: error: images/case2.nii.gz: {ANNEX}: fetch it with datalad get images/case2.nii.gz (or git annex "
+        "get)",
+        f"medseg: error: images/case3.nii.gz: {POINTER}: fetch it with datalad get images/case3.nii.gz (or git annex "
+        "get)",
+        f"medseg: error: images/case4.nii.gz: {LFS}"]
+    assert sorted(p.name for p in (dataset / "out").iterdir()) == ["case1_metrics.json", "case1_seg.json",
+                                                                 "case1_seg.nii.gz"]
+    sidecar = json.loads((dataset / "out" / "case1_seg.json").read_text())
+    metrics = json.loads((dataset / "out" / "case1_metrics.json").read_text())
+    assert sidecar["input"] == str(images / "case1.nii.gz")  # the link, not the object in .git/annex
+    assert metrics["reference"] == str(labels / "case1.nii.gz")
+    content = (images / "case1.nii.gz").resolve().read_bytes()
+    assert sidecar["input_sha256"] == hashlib.sha256(content).hexdigest()
+
+
+def test_evaluate_names_an_absent_reference_and_writes_nothing(dataset, capsys):
+    labels = dataset / "labels"
+    annex(labels / "case1.nii.gz", dataset, present=False)
+    code, _, err = run_cli(["evaluate", str(labels / "case2.nii.gz"), str(labels / "case1.nii.gz"), "-o",
+                            str(dataset / "e.json")], capsys)
+    assert (code, err.strip()) == (1, f"medseg: error: {labels / 'case1.nii.gz'}: {ANNEX}: fetch it with datalad get "
+                                      f"{labels / 'case1.nii.gz'} (or git annex get)")
+    lfs_pointer(labels / "case3.nii.gz")
+    code, _, err = run_cli(["evaluate", str(labels / "case3.nii.gz"), str(labels / "case2.nii.gz"), "-o",
+                            str(dataset / "e.json")], capsys)
+    assert (code, err.strip()) == (1, f"medseg: error: {labels / 'case3.nii.gz'}: {LFS}")
+    assert not (dataset / "e.json").exists()
+
+
+def test_an_absent_pointer_file_is_refused_by_the_reader_itself(dataset):
+    path = annex_pointer(dataset / "images" / "case1.nii.gz")
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: {POINTER}: fetch it with datalad get {path} (or git annex get)"
