@@ -147,3 +147,32 @@ def test_an_absent_pointer_file_is_refused_by_the_reader_itself(dataset):
     with pytest.raises(ImageReadError) as caught:
         read_image(path)
     assert str(caught.value) == f"{path}: {POINTER}: fetch it with datalad get {path} (or git annex get)"
+
+
+def _annexed_series(tmp_path) -> tuple[Path, list[Path]]:
+    """A 12-slice DICOM series in a dataset, every file annexed; its paths in slice order."""
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    paths = write_series(tmp_path / "ds" / "study", stored_values((16, 16, 12)), slice_positions(12, 2.0))
+    return tmp_path / "ds" / "study", [annex(path, tmp_path / "ds") for path in paths]
+
+
+def test_a_dicom_series_fetched_in_part_is_refused_naming_what_is_absent(tmp_path, capsys):
+    """Its last three slices not fetched, the series was read as 9 slices, exit 0: the links that lead nowhere were
+    passed over as no files at all (and slices absent inside it were 'missing slices: a step of 6 mm …')."""
+    study, paths = _annexed_series(tmp_path)
+    assert read_image(study).array.shape == (16, 16, 12)  # all present: read through the links
+    for path in paths[-3:]:
+        path.resolve().unlink()
+    names = ", ".join(sorted(path.name for path in paths[-3:]))
+    expected = (f"{study}: 3 of its files are git-annex links whose content is not present here ({names}): fetch them "
+                f"with datalad get {study} (or git annex get)")
+    with pytest.raises(ImageReadError) as caught:
+        read_image(study)
+    assert str(caught.value) == expected
+    code, _, err = run_cli(["inspect", str(study)], capsys)
+    assert (code, err.strip()) == (1, f"medseg: error: {expected}")
+    paths[0].unlink()
+    paths[0].write_text("/annex/objects/SHA256E-s3134--0123.dcm\n")  # an unlocked file, not fetched: 'cut short'
+    with pytest.raises(ImageReadError, match=r": 4 of its files are git-annex links and git-annex pointer files "):
+        read_image(study)

@@ -256,7 +256,10 @@ def files_under(folder: Path | str) -> list[Path]:
     """Every file under ``folder``, sorted: links to files are followed, links to folders are not (as
     ``Path.rglob``). A subfolder that cannot be listed or an entry that cannot be looked at (no permission) is an
     :class:`ImageReadError` naming it: ``rglob`` passes over the first in silence, so a series stored in part in such
-    a folder would be read without those slices, and raises a bare ``PermissionError`` for the second."""
+    a folder would be read without those slices, and raises a bare ``PermissionError`` for the second. So are the
+    files of a DataLad / git-annex or Git LFS dataset whose content is not here (:func:`absent_content`), named
+    together: a series fetched in part was read without them (its links lead nowhere), or refused as holding a file
+    cut short (a pointer file named ``.dcm``)."""
     folder = Path(folder)
 
     def refuse(error: OSError) -> None:
@@ -265,14 +268,20 @@ def files_under(folder: Path | str) -> list[Path]:
         raise ImageReadError(f"{folder}: cannot list {error.filename} ({os_reason(error)})") from error
 
     files: list[Path] = []
+    absent: list[Path] = []
     for root, _, names in os.walk(folder, onerror=refuse):
         for name in names:
             path = Path(root, name)
             try:
-                if path.is_file():
-                    files.append(path)
+                if path.is_file() or path.is_symlink():
+                    if absent_content(path) is not None:
+                        absent.append(path)
+                    elif path.is_file():
+                        files.append(path)
             except OSError as error:
                 raise ImageReadError(f"{folder}: cannot look at {path} ({os_reason(error)})") from error
+    if absent:
+        raise ImageReadError(_absent_files(folder, sorted(absent)))
     return sorted(files)
 
 
@@ -287,6 +296,19 @@ def dicom_modality(path: Path | str) -> str | None:
     except Exception:  # noqa: BLE001 - pydicom raises many kinds on a damaged header or a file that is no DICOM
         return None
     return str(value).strip().upper() if value else None
+
+
+def _absent_files(folder: Path, absent: list[Path]) -> str:
+    """The error for a folder of a DataLad / git-annex or Git LFS dataset some of whose files' content is not here
+    (a DICOM series fetched in part, whose missing slices were passed over as links that lead nowhere, or read as
+    files that are not DICOM)."""
+    kinds = [_absent_kind(path) or "annex link" for path in absent]
+    names = ", ".join(os.fspath(path.relative_to(folder)) for path in absent[:3]) + (", ..." if len(absent) > 3 else "")
+    what = {"annex link": "git-annex links", "annex pointer": "git-annex pointer files",
+            "lfs pointer": "Git LFS pointer files"}
+    held = " and ".join(text for kind, text in what.items() if kind in kinds)
+    fetch = _fetch_hint("lfs pointer" if set(kinds) == {"lfs pointer"} else "annex link", folder, them=True)
+    return f"{folder}: {len(absent)} of its files are {held} whose content is not present here ({names}): {fetch}"
 
 
 def is_dicom_file(path: Path | str) -> bool:
