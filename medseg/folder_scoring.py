@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import ConflictingInputsError, InputError
-from medseg.io.files import path_argument
+from medseg.io.files import absent_content, path_argument
 from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among
 from medseg.numbers import counted
 from medseg.volume import stem
@@ -95,8 +95,11 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
         if path.name.startswith(".") or path in data_files:
             continue
         lower = path.name.lower()
-        # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it)
-        if (lower.endswith(_NIFTI) or (segs and lower.endswith(segs))) and path.is_file() and \
+        # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it);
+        # a dataset's file whose content is not here is its case's, which fails naming it (left out, its counterpart
+        # was "without a reference" or "missed")
+        if (lower.endswith(_NIFTI) or (segs and lower.endswith(segs))) and \
+                (path.is_file() or absent_content(path)) and \
                 (segs != _DICOM or lower.endswith(_NIFTI) or _is_seg(path)):
             kind = files if lower.endswith(_NIFTI) else seg_files
             name = unicodedata.normalize("NFC", stem(path))

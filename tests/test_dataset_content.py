@@ -176,3 +176,26 @@ def test_a_dicom_series_fetched_in_part_is_refused_naming_what_is_absent(tmp_pat
     paths[0].write_text("/annex/objects/SHA256E-s3134--0123.dcm\n")  # an unlocked file, not fetched: 'cut short'
     with pytest.raises(ImageReadError, match=r": 4 of its files are git-annex links and git-annex pointer files "):
         read_image(study)
+
+
+def test_scoring_a_folder_fails_the_case_whose_reference_is_absent_and_scores_the_others(dataset, tmp_path, capsys):
+    """The absent reference was left out as 'an entry that is not a .nii/.nii.gz file' and its prediction counted as
+    one 'without a reference', not as a failed case."""
+    labels, predictions = dataset / "labels", tmp_path / "pred"
+    predictions.mkdir()
+    for index in (1, 2, 3):
+        (predictions / f"case{index}.nii.gz").write_bytes((labels / f"case{index}.nii.gz").read_bytes())
+    (labels / "case4.nii.gz").unlink()
+    annex(labels / "case1.nii.gz", dataset)
+    annex(labels / "case2.nii.gz", dataset, present=False)
+    code, out, err = run_cli(["evaluate", str(predictions), str(labels), "-o", str(tmp_path / "scores")], capsys)
+    assert code == 1 and "warning" not in err
+    gone = labels / "case2.nii.gz"
+    absent = f"{gone}: {ANNEX}: fetch it with datalad get {gone} (or git annex get)"
+    assert f"case2: failed: {absent}" in (out + err).splitlines()
+    record = json.loads((tmp_path / "scores" / "case2_failed.json").read_text())
+    assert record["error"] == absent
+    for index in (1, 3):  # a present annexed reference scores as any file: the prediction is a copy of it
+        metrics = json.loads((tmp_path / "scores" / f"case{index}_metrics.json").read_text())
+        assert metrics["reference"] == str(labels / f"case{index}.nii.gz")
+        assert [label["dice"] for label in metrics["labels"].values()] == [1.0, 1.0, 1.0]
