@@ -18,7 +18,15 @@ import torch
 from medseg.errors import InputError, MedsegError, TrainingError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
-from medseg.io.files import name_difference, nnunet_channel, os_reason, path_argument, type_text
+from medseg.io.files import (
+    absent_content,
+    absent_files,
+    name_difference,
+    nnunet_channel,
+    os_reason,
+    path_argument,
+    type_text,
+)
 from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
@@ -155,6 +163,7 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
             raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
                                 "in a folder of their own")
+    _check_present(Path(images_dir), Path(labels_dir))
     listed = None
     if dataset_json is not None:
         from medseg.io.dataset_json import training_list
@@ -170,6 +179,26 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         log.warning("%s: numTraining is %d, but %s; training takes the %d %s", listed.path, listed.num_training, what,
                     len(cases), "listed" if listed.pairs else "found")
     return cases
+
+
+def _check_present(*folders: Path) -> None:
+    """Refuse, in one line naming them and how to fetch them, the image files of ``folders`` that are a DataLad /
+    git-annex or Git LFS dataset's whose content is not here: a git-annex link that leads nowhere was left out, its
+    counterpart then 'without a counterpart', and each absent label stopped the run alone, one per run. A folder that
+    cannot be listed is left to the listing, which names it."""
+    absent, holding = [], []
+    for folder in folders:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        found = [path for path in entries if not path.name.startswith(".")
+                 and path.name.lower().endswith(_IMAGE_SUFFIXES) and absent_content(path) is not None]
+        absent += found
+        holding += [folder] if found else []
+    if absent:
+        raise TrainingError(f"{counted(len(absent), 'file')} of the training set "
+                            f"{'is' if len(absent) == 1 else 'are'} {absent_files(absent, holding)}")
 
 
 def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool) -> list[TrainCase]:

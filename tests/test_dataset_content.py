@@ -199,3 +199,20 @@ def test_scoring_a_folder_fails_the_case_whose_reference_is_absent_and_scores_th
         metrics = json.loads((tmp_path / "scores" / f"case{index}_metrics.json").read_text())
         assert metrics["reference"] == str(labels / f"case{index}.nii.gz")
         assert [label["dice"] for label in metrics["labels"].values()] == [1.0, 1.0, 1.0]
+
+
+def test_train_refuses_a_set_with_absent_files_naming_them_all_in_one_line(dataset, capsys, monkeypatch):
+    """An absent label stopped the run alone, one per run ('labels/case2.nii.gz: a link … that leads nowhere');
+    an absent image was left out with a warning and its label called one 'with no counterpart of the same name'."""
+    annex(dataset / "images" / "case1.nii.gz", dataset)  # present: no problem
+    annex(dataset / "images" / "case3.nii.gz", dataset, present=False)
+    annex(dataset / "labels" / "case2.nii.gz", dataset, present=False)
+    annex_pointer(dataset / "labels" / "case4.nii.gz")
+    monkeypatch.chdir(dataset)
+    code, _, err = run_cli(["train", "--images", "images", "--labels", "labels", "-o", "model", "--epochs", "1"],
+                           capsys)
+    assert (code, err.strip()) == (1, "medseg: error: 3 files of the training set are git-annex links and git-annex "
+                                      "pointer files whose content is not present here (images/case3.nii.gz, "
+                                      "labels/case2.nii.gz, labels/case4.nii.gz): fetch them with datalad get images "
+                                      "labels (or git annex get)")
+    assert not (dataset / "model").exists()

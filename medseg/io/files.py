@@ -8,7 +8,8 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["absent_content", "apple_double", "check_present", "check_readable", "check_searchable", "dicom_modality",
+__all__ = ["absent_content", "absent_files", "apple_double", "check_present", "check_readable", "check_searchable",
+           "dicom_modality",
            "exists", "files_under", "further_channels", "is_dicom_file", "is_path", "name_difference", "nnunet_channel",
            "not_there", "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
 
@@ -64,13 +65,14 @@ _ABSENT_WHAT = {"annex link": "a git-annex link whose content is not present her
                 "lfs pointer": "a Git LFS pointer file, not an image (its content was not pulled)"}
 
 
-def _fetch_hint(kind: str, path: Path, them: bool = False) -> str:
-    """How to fetch the content of ``path`` (a file, or a folder of such files: ``them``)."""
+def _fetch_hint(kind: str, paths: list[Path], them: bool = False) -> str:
+    """How to fetch the content of ``paths`` (a file; or folders, or several files: ``them``)."""
     import shlex
 
     if kind == "lfs pointer":
         return f"fetch {'them' if them else 'it'} with git lfs pull"
-    return f"fetch {'them' if them else 'it'} with datalad get {shlex.quote(os.fspath(path))} (or git annex get)"
+    named = " ".join(shlex.quote(os.fspath(path)) for path in paths)
+    return f"fetch {'them' if them else 'it'} with datalad get {named} (or git annex get)"
 
 
 def absent_content(path: Path | str) -> str | None:
@@ -81,7 +83,7 @@ def absent_content(path: Path | str) -> str | None:
     an image, such a file was "a link that leads nowhere" or "not a NIfTI image", which said nothing of the fix."""
     path = Path(path)
     kind = _absent_kind(path)
-    return None if kind is None else f"{_ABSENT_WHAT[kind]}: {_fetch_hint(kind, path)}"
+    return None if kind is None else f"{_ABSENT_WHAT[kind]}: {_fetch_hint(kind, [path])}"
 
 
 def check_present(path: Path | str) -> None:
@@ -302,13 +304,26 @@ def _absent_files(folder: Path, absent: list[Path]) -> str:
     """The error for a folder of a DataLad / git-annex or Git LFS dataset some of whose files' content is not here
     (a DICOM series fetched in part, whose missing slices were passed over as links that lead nowhere, or read as
     files that are not DICOM)."""
-    kinds = [_absent_kind(path) or "annex link" for path in absent]
-    names = ", ".join(os.fspath(path.relative_to(folder)) for path in absent[:3]) + (", ..." if len(absent) > 3 else "")
+    shown = [Path(os.path.relpath(path, folder)) for path in absent]
+    return f"{folder}: {len(absent)} of its files are {absent_files(absent, [folder], shown)}"
+
+
+def absent_files(absent: list[Path], fetch: list[Path], shown: list[Path] | None = None) -> str:
+    """What ``absent``, files of a DataLad / git-annex or Git LFS dataset whose content is not here
+    (:func:`absent_content`), are, the first three named (as ``shown`` names them, else as given), and how to fetch
+    them (``datalad get`` of the folders ``fetch``): ``git-annex links whose content is not present here (a, b):
+    fetch them with datalad get images labels (or git annex get)``."""
+    kinds = [_absent_kind(Path(path)) or "annex link" for path in absent]
+    names = [os.fspath(path) for path in (shown or absent)]
+    listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     what = {"annex link": "git-annex links", "annex pointer": "git-annex pointer files",
             "lfs pointer": "Git LFS pointer files"}
-    held = " and ".join(text for kind, text in what.items() if kind in kinds)
-    fetch = _fetch_hint("lfs pointer" if set(kinds) == {"lfs pointer"} else "annex link", folder, them=True)
-    return f"{folder}: {len(absent)} of its files are {held} whose content is not present here ({names}): {fetch}"
+    held = [text for kind, text in what.items() if kind in kinds]
+    held_text = held[0] if len(held) == 1 else f"{', '.join(held[:-1])} and {held[-1]}"
+    fetch_hint = _fetch_hint("lfs pointer" if set(kinds) == {"lfs pointer"} else "annex link", fetch, them=True)
+    if "lfs pointer" in kinds and set(kinds) != {"lfs pointer"}:
+        fetch_hint = f"{fetch_hint[:-1]}; git lfs pull for the Git LFS ones)"
+    return f"{held_text} whose content is not present here ({listed}): {fetch_hint}"
 
 
 def is_dicom_file(path: Path | str) -> bool:
