@@ -216,3 +216,37 @@ def test_train_refuses_a_set_with_absent_files_naming_them_all_in_one_line(datas
                                       "labels/case2.nii.gz, labels/case4.nii.gz): fetch them with datalad get images "
                                       "labels (or git annex get)")
     assert not (dataset / "model").exists()
+
+
+def test_annexed_outputs_are_refused_saying_to_unlock_them(dataset, make_package, capsys, monkeypatch):
+    """An annexed output was 'a link to …/.git/annex/objects/…/KEY is in the place of this output; remove the link
+    (… which would change KEY there …)', one output per run; in a dataset the fix is to unlock them."""
+    monkeypatch.chdir(dataset)
+    package = str(make_package())
+    assert run_cli(["infer", "images/case1.nii.gz", "-m", package, "-o", "derivatives/"], capsys)[0] == 0
+    outputs = [Path("derivatives", name) for name in ("case1_seg.nii.gz", "case1_seg.json")]
+    before = [annex(output, dataset).resolve().read_bytes() for output in outputs]
+    code, _, err = run_cli(["infer", "images/case1.nii.gz", "-m", package, "-o", "derivatives/", "--overwrite"],
+                           capsys)
+    assert (code, err.strip()) == (1, "medseg: error: derivatives/case1_seg.nii.gz: an annexed file of a DataLad / "
+                                      "git-annex dataset (a link into its read-only store) is in the place of this "
+                                      "output (and 1 more of its outputs); unlock it first (datalad unlock "
+                                      "derivatives/case1_seg.nii.gz derivatives/case1_seg.json, or git annex unlock) "
+                                      "and rerun with --overwrite (medseg neither writes through a link nor replaces "
+                                      "it with a file)")
+    assert [output.resolve().read_bytes() for output in outputs] == before and all(map(Path.is_symlink, outputs))
+    for output in outputs:  # datalad unlock: the link becomes a writable copy of its content
+        content = output.resolve().read_bytes()
+        output.unlink()
+        output.write_bytes(content)
+    code, _, _ = run_cli(["infer", "images/case1.nii.gz", "-m", package, "-o", "derivatives/", "--overwrite"], capsys)
+    assert code == 0 and json.loads(outputs[1].read_text())["input"] == str(dataset / "images" / "case1.nii.gz")
+    outputs[1].unlink()
+    outputs[1].symlink_to("../.git/annex/objects/Xk/Mv/SHA256E-s3--0a.json/SHA256E-s3--0a.json")  # content dropped
+    code, _, err = run_cli(["infer", "images/case1.nii.gz", "-m", package, "-o", "derivatives/", "--overwrite"],
+                           capsys)
+    assert (code, err.strip()) == (1, "medseg: error: derivatives/case1_seg.json: an annexed file of a DataLad / "
+                                      "git-annex dataset is in the place of this output, its content not all present "
+                                      "here; fetch and unlock it (datalad get derivatives/case1_seg.json, then datalad "
+                                      "unlock) and rerun with --overwrite, or remove it (git rm) (medseg neither "
+                                      "writes through a link nor replaces it with a file)")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
-from medseg.io.files import files_under, os_reason
+from medseg.io.files import files_under, is_annex_link, os_reason
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
            "check_writable", "folder_now", "fsync_path", "placed_before_stop", "reading_folder", "reason_of",
@@ -140,6 +140,7 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
     (neither written through, which would change a file elsewhere and not in one step, nor replaced by a file, which
     would drop the link: with or without ``overwrite``), or has a name the file system cannot hold; or when two
     targets are one file."""
+    _refuse_annexed(targets)
     seen: set[Path] = set()
     for target in targets:
         same = Path(os.path.abspath(target))
@@ -168,6 +169,28 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
             raise OutputWriteError(f"{target}: a folder is in the place of this output; move it away")
         if not overwrite and exists:
             raise OutputExistsError(f"{target}: output exists already; pass --overwrite to replace it")
+
+
+def _refuse_annexed(targets: Sequence[Path | str]) -> None:
+    """Refuse, naming them all and how to make them writable, the targets that are locked files of a DataLad /
+    git-annex dataset (links into its read-only store), where a link in an output's place was told as any link:
+    "remove the link", which in a dataset is to unlock it."""
+    import shlex
+
+    annexed = [Path(target) for target in targets if is_annex_link(target)]
+    if not annexed:
+        return
+    more = f" (and {len(annexed) - 1} more of its outputs)" if len(annexed) > 1 else ""
+    named = " ".join(shlex.quote(os.fspath(target)) for target in annexed)
+    if all(target.exists() for target in annexed):
+        raise OutputWriteError(f"{annexed[0]}: an annexed file of a DataLad / git-annex dataset (a link into its "
+                               f"read-only store) is in the place of this output{more}; unlock it first (datalad "
+                               f"unlock {named}, or git annex unlock) and rerun with --overwrite (medseg neither "
+                               "writes through a link nor replaces it with a file)")
+    raise OutputWriteError(f"{annexed[0]}: an annexed file of a DataLad / git-annex dataset is in the place of this "
+                           f"output{more}, its content not all present here; fetch and unlock it (datalad get "
+                           f"{named}, then datalad unlock) and rerun with --overwrite, or remove it (git rm) (medseg "
+                           "neither writes through a link nor replaces it with a file)")
 
 
 def _refuse_link(target: Path, link: str) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from medseg.errors import ImageReadError, InputError
 
 __all__ = ["absent_content", "absent_files", "apple_double", "check_present", "check_readable", "check_searchable",
-           "dicom_modality",
-           "exists", "files_under", "further_channels", "is_dicom_file", "is_path", "name_difference", "nnunet_channel",
-           "not_there", "os_reason", "not_regular", "path_argument", "type_text", "undecodable"]
+           "dicom_modality", "exists", "files_under", "further_channels", "is_annex_link", "is_dicom_file", "is_path",
+           "name_difference", "nnunet_channel", "not_regular", "not_there", "os_reason", "path_argument", "type_text",
+           "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -40,6 +40,15 @@ def _annex_link(target: str) -> bool:
     """Whether a link's ``target`` leads into a git-annex object store (``../.git/annex/objects/Xk/Mv/KEY/KEY``),
     as git-annex and DataLad store a locked file."""
     return "/annex/objects/" in "/" + target.replace("\\", "/")
+
+
+def is_annex_link(path: Path | str) -> bool:
+    """Whether ``path`` is a link into a git-annex object store: a locked file of a DataLad / git-annex dataset,
+    whose content is there or not."""
+    try:
+        return os.path.islink(path) and _annex_link(os.readlink(path))
+    except OSError:
+        return False
 
 
 def _absent_kind(path: Path) -> str | None:
