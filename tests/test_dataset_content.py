@@ -250,3 +250,34 @@ def test_annexed_outputs_are_refused_saying_to_unlock_them(dataset, make_package
                                       "here; fetch and unlock it (datalad get derivatives/case1_seg.json, then datalad "
                                       "unlock) and rerun with --overwrite, or remove it (git rm) (medseg neither "
                                       "writes through a link nor replaces it with a file)")
+
+
+def test_a_cohort_names_sheet_files_whose_content_is_not_here(dataset):
+    """A dataset cloned and not fetched stopped the workflow with 'none of the 4 images exists (paths in a sample
+    sheet are relative to the sheet's folder …)'; an input dropped after its case was made was 'missing' in the
+    report. The note the workflow adds to its lines on missing files, and the report's line, say what they are."""
+    from types import SimpleNamespace
+
+    from medseg.cohort.records import not_fetched
+    from medseg.report.collect import _made_from_other_inputs
+
+    images = [annex(dataset / "images" / f"case{i}.nii.gz", dataset, present=False) for i in (1, 2, 3, 4)]
+    assert not_fetched([images[0], None, dataset / "labels" / "case1.nii.gz"]) == (
+        f"; among them, 1 file is a git-annex link whose content is not present here ({images[0]}): fetch it with "
+        f"datalad get {images[0]} (or git annex get)")
+    assert not_fetched(images) == (
+        f"; among them, 4 files are git-annex links whose content is not present here ({images[0]}, {images[1]}, "
+        f"{images[2]}, ...): fetch them with datalad get {dataset / 'images'} (or git annex get)")
+    assert not_fetched([dataset / "labels" / "case1.nii.gz", dataset / "nowhere.nii.gz"]) == ""
+    study, paths = _annexed_series(dataset / "dicom")  # a DICOM folder not fetched: its files named
+    for path in paths:
+        path.resolve().unlink()
+    assert not_fetched([study]).startswith("; among them, 12 files are git-annex links whose content is not present "
+                                           f"here ({paths[0].parent / '0000.dcm'}, ")
+    assert not_fetched([study]).endswith(f"...): fetch them with datalad get {study} (or git annex get)")
+    case = SimpleNamespace(sidecar={"input": str(images[0])}, metrics=None)
+    sample = SimpleNamespace(image=images[0], series=None, reference=None)
+    assert _made_from_other_inputs(case, sample) == (
+        f"the input {images[0]} is missing: {ANNEX}: fetch it with datalad get {images[0]} (or git annex get); the "
+        "results made from it earlier are kept in the results folder (not shown here), and reused if it comes back "
+        "unchanged")

@@ -45,6 +45,7 @@ __all__ = [
     "content_sha256",
     "fingerprint",
     "made_for",
+    "not_fetched",
     "now",
     "one_line",
     "path_signature",
@@ -132,6 +133,29 @@ def unavailable(path: Path | str | None) -> bool:
         return not any(p.is_file() and not p.name.startswith(".") for p in path.rglob("*"))
     except OSError:
         return True
+
+
+def not_fetched(paths) -> str:
+    """For the lines about a sample sheet's missing files: which of ``paths`` are, or hold (a DICOM folder), a
+    DataLad / git-annex dataset's files whose content is not here, and how to fetch them (``; among them, 2 files are
+    git-annex links whose content is not present here (…): fetch them with datalad get …``: the files, or their
+    folders where more than three); "" where none is. A dataset cloned and not fetched was 'none of the images exists
+    (paths in a sample sheet are relative to the sheet's folder …)', which sent its user after the paths."""
+    from medseg.io.files import absent_content, absent_files
+    from medseg.numbers import counted
+
+    absent: list[Path] = []
+    for path in map(Path, filter(None, paths)):
+        try:
+            under = sorted(p for p in path.rglob("*") if not p.name.startswith(".")) if path.is_dir() else [path]
+        except OSError:
+            continue
+        absent += [p for p in under if absent_content(p) is not None]
+    if not absent:
+        return ""
+    fetch = absent if len(absent) <= 3 else sorted({path.parent for path in absent})
+    are = "is" if len(absent) == 1 else "are"
+    return f"; among them, {counted(len(absent), 'file')} {are} {absent_files(absent, fetch)}"
 
 
 def made_for(record: dict, print_: str) -> bool:

@@ -314,7 +314,8 @@ def _absent_files(folder: Path, absent: list[Path]) -> str:
     (a DICOM series fetched in part, whose missing slices were passed over as links that lead nowhere, or read as
     files that are not DICOM)."""
     shown = [Path(os.path.relpath(path, folder)) for path in absent]
-    return f"{folder}: {len(absent)} of its files are {absent_files(absent, [folder], shown)}"
+    are = "is" if len(absent) == 1 else "are"
+    return f"{folder}: {len(absent)} of its files {are} {absent_files(absent, [folder], shown)}"
 
 
 def absent_files(absent: list[Path], fetch: list[Path], shown: list[Path] | None = None) -> str:
@@ -325,11 +326,13 @@ def absent_files(absent: list[Path], fetch: list[Path], shown: list[Path] | None
     kinds = [_absent_kind(Path(path)) or "annex link" for path in absent]
     names = [os.fspath(path) for path in (shown or absent)]
     listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-    what = {"annex link": "git-annex links", "annex pointer": "git-annex pointer files",
-            "lfs pointer": "Git LFS pointer files"}
+    one = len(absent) == 1
+    what = {"annex link": "a git-annex link" if one else "git-annex links",
+            "annex pointer": "a git-annex pointer file" if one else "git-annex pointer files",
+            "lfs pointer": "a Git LFS pointer file" if one else "Git LFS pointer files"}
     held = [text for kind, text in what.items() if kind in kinds]
     held_text = held[0] if len(held) == 1 else f"{', '.join(held[:-1])} and {held[-1]}"
-    fetch_hint = _fetch_hint("lfs pointer" if set(kinds) == {"lfs pointer"} else "annex link", fetch, them=True)
+    fetch_hint = _fetch_hint("lfs pointer" if set(kinds) == {"lfs pointer"} else "annex link", fetch, them=not one)
     if "lfs pointer" in kinds and set(kinds) != {"lfs pointer"}:
         fetch_hint = f"{fetch_hint[:-1]}; git lfs pull for the Git LFS ones)"
     return f"{held_text} whose content is not present here ({listed}): {fetch_hint}"

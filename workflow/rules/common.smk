@@ -186,6 +186,7 @@ if len(_missing) == len(SAMPLES):
     sys.exit(
         f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
         f"the sheet's folder; an empty folder counts as missing), e.g. {SAMPLES[0].image}"
+        + records.not_fetched(s.image for s in SAMPLES)
     )
 if _missing and workflow.is_main_process:
     logger.warning(
@@ -193,6 +194,7 @@ if _missing and workflow.is_main_process:
         "earlier from the same row, model and settings are kept): "
         + ", ".join(s.case_id for s in _missing[:10])
         + (" ..." if len(_missing) > 10 else "")
+        + records.not_fetched(s.image for s in _missing)
     )
 _no_reference = [s for s in SAMPLES if not records.unavailable(s.image) and records.unavailable(s.reference)]
 if _no_reference and workflow.is_main_process:
@@ -200,6 +202,7 @@ if _no_reference and workflow.is_main_process:
         f"{len(_no_reference)} reference(s) not found; these cases will be segmented, and their scoring fails "
         "(scores made earlier against the same file are kept): " + ", ".join(s.case_id for s in _no_reference[:10])
         + (" ..." if len(_no_reference) > 10 else "")
+        + records.not_fetched(s.reference for s in _no_reference)
     )
 
 
