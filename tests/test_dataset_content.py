@@ -281,3 +281,29 @@ def test_a_cohort_names_sheet_files_whose_content_is_not_here(dataset):
         f"the input {images[0]} is missing: {ANNEX}: fetch it with datalad get {images[0]} (or git annex get); the "
         "results made from it earlier are kept in the results folder (not shown here), and reused if it comes back "
         "unchanged")
+
+
+def test_a_dicom_study_that_is_a_dataset_is_read_without_its_repository(tmp_path, caplog):
+    """A dataset holding one study keeps its repository beside the slices: '.git/config' was warned about as a file
+    that is not DICOM, every slice as 'a copy of .git/annex/objects/…', and the study's SHA-256 (the sidecar's
+    input_sha256, which the cohort compares) changed with every commit."""
+    import logging
+
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    from medseg.io.atomic import sha256_of
+
+    study = tmp_path / "study"  # the dataset's root: its repository, store of contents included, in the study
+    for path in write_series(study, stored_values((16, 16, 12)), slice_positions(12, 2.0)):
+        annex(path, study)
+    repository = study / ".git"
+    (study / ".gitattributes").write_text("* annex.backend=SHA256E\n")
+    (study / ".datalad").mkdir()
+    (study / ".datalad" / "config").write_text('[datalad "dataset"]\n\tid = 0\n')
+    (repository / "config").write_text("[core]\n")
+    with caplog.at_level(logging.WARNING):
+        assert read_image(study).array.shape == (16, 16, 12)
+    assert [record.message for record in caplog.records if record.levelno >= logging.WARNING] == []
+    before = sha256_of(study)
+    (repository / "index").write_bytes(b"a commit later")
+    assert sha256_of(study) == before

@@ -16,6 +16,8 @@ __all__ = ["absent_content", "absent_files", "apple_double", "check_present", "c
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
 _LFS_POINTERS = (b"version https://git-lfs.github.com/spec/v1\n", b"version https://hawser.github.com/spec/v1\n")
+_REPOSITORY_FOLDERS = frozenset({".git", ".datalad"})  # a repository's own, never a study's slices
+_REPOSITORY_FILES = frozenset({".git", ".gitattributes", ".gitignore", ".gitmodules"})
 _POINTER_BYTES = 1024  # Git LFS pointers are under 1024 bytes; a git-annex pointer is its key, a line
 
 
@@ -270,7 +272,10 @@ def files_under(folder: Path | str) -> list[Path]:
     a folder would be read without those slices, and raises a bare ``PermissionError`` for the second. So are the
     files of a DataLad / git-annex or Git LFS dataset whose content is not here (:func:`absent_content`), named
     together: a series fetched in part was read without them (its links lead nowhere), or refused as holding a file
-    cut short (a pointer file named ``.dcm``)."""
+    cut short (a pointer file named ``.dcm``). A repository's own files are not the folder's: a ``.git`` (the
+    repository, with a DataLad / git-annex dataset's store of contents, every slice a second time) or ``.datalad``
+    folder, and ``.git``, ``.gitattributes``, ``.gitignore`` and ``.gitmodules`` files, as a dataset holding one
+    study has them beside its slices."""
     folder = Path(folder)
 
     def refuse(error: OSError) -> None:
@@ -280,8 +285,11 @@ def files_under(folder: Path | str) -> list[Path]:
 
     files: list[Path] = []
     absent: list[Path] = []
-    for root, _, names in os.walk(folder, onerror=refuse):
+    for root, folders, names in os.walk(folder, onerror=refuse):
+        folders[:] = [name for name in folders if name not in _REPOSITORY_FOLDERS]  # not walked
         for name in names:
+            if name in _REPOSITORY_FILES:
+                continue
             path = Path(root, name)
             try:
                 if path.is_file() or path.is_symlink():
