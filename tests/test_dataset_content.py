@@ -307,3 +307,29 @@ def test_a_dicom_study_that_is_a_dataset_is_read_without_its_repository(tmp_path
     before = sha256_of(study)
     (repository / "index").write_bytes(b"a commit later")
     assert sha256_of(study) == before
+
+
+def test_an_analyze_pair_names_its_companion_whose_content_is_not_here(tmp_path):
+    """An absent .img was 'its image file … is missing'; an absent SPM .mat (a link that leads nowhere) was passed
+    over as no .mat at all, and the image read with its header's orientation instead of the .mat's."""
+    from scipy.io import savemat
+
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    hdr = dataset / "spm.hdr"
+    nib.save(nib.AnalyzeImage(np.arange(512, dtype=np.float32).reshape(8, 8, 8), np.eye(4)), str(hdr))
+    matrix = np.array([[0, 0, 2.0, -5], [0, 1.5, 0, 3], [1.0, 0, 0, 7], [0, 0, 0, 1]])
+    savemat(dataset / "spm.mat", {"M": matrix})  # its orientation, which the header does not hold
+    with_mat = read_image(hdr).affine
+    annex(dataset / "spm.mat", dataset, present=False)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(hdr)
+    mat = dataset / "spm.mat"
+    assert str(caught.value) == f"{mat}: {ANNEX}: fetch it with datalad get {mat} (or git annex get)"
+    (dataset / "spm.mat").unlink()
+    assert not np.allclose(read_image(hdr).affine, with_mat)  # what an absent .mat would have been read as
+    annex(dataset / "spm.img", dataset, present=False)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(hdr)
+    img = dataset / "spm.img"
+    assert str(caught.value) == f"{img}: {ANNEX}: fetch it with datalad get {img} (or git annex get)"

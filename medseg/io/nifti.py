@@ -391,6 +391,9 @@ def _check_companions(path: Path) -> None:
         other = Path(holder.filename) if holder.filename else None
         if other is None or other == given:
             continue
+        # a dataset's file whose content is not here: an .img was "missing", and an SPM .mat (a link that leads
+        # nowhere) passed over as absent, the image read with the header's orientation instead of the .mat's
+        check_present(other)
         if role != "mat" or _special_file(other):
             check_regular_file(other, of=f"{_COMPANION_ROLES[role]} of {path}")
         if role != "mat":
