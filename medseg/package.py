@@ -22,7 +22,7 @@ from pathlib import Path
 
 from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
-from medseg.io.files import is_path, name_difference, not_regular, not_there, os_reason, type_text
+from medseg.io.files import absent_content, is_path, name_difference, not_regular, not_there, os_reason, type_text
 from medseg.json_schema import schema_validator
 
 __all__ = [
@@ -858,6 +858,9 @@ def read_config_bytes(config_path: Path) -> bytes:
 def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     """:func:`load_package` of the package folder ``path``: its config read and checked, its weights checked."""
     config_path = path / CONFIG_NAME
+    absent = absent_content(config_path, f"a {CONFIG_NAME}")  # a package in a DataLad or Git LFS repository
+    if absent is not None:
+        raise ModelPackageError(f"{config_path}: {absent}")
     try:
         if config_path.is_dir():
             raise ModelPackageError(f"{config_path}: a folder, where a model package keeps its config file")
@@ -908,6 +911,9 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     _warn_tile_unlike_training(config, config_path)
     _warn_edited_since_training(config, config_path)
     unfinished = unfinished_training(path)
+    absent = absent_content(package.weights_path, "a weights file")  # an LFS pointer was "corrupt or replaced"
+    if absent is not None:
+        raise ModelPackageError(f"{package.weights_path}: {absent}")
     try:
         if package.weights_path.is_dir():
             raise ModelPackageError(f"{package.weights_path}: a folder, where the weights file should be")

@@ -333,3 +333,24 @@ def test_an_analyze_pair_names_its_companion_whose_content_is_not_here(tmp_path)
         read_image(hdr)
     img = dataset / "spm.img"
     assert str(caught.value) == f"{img}: {ANNEX}: fetch it with datalad get {img} (or git annex get)"
+
+
+def test_a_model_package_whose_files_were_not_fetched_says_so(make_package):
+    """A package kept with Git LFS (as model hubs keep weights) and cloned without 'git lfs pull' was 'SHA-256 …
+    does not match … recorded in model.json; the file is corrupt or was replaced'."""
+    from medseg.errors import ModelPackageError
+    from medseg.package import load_package
+
+    package = make_package()
+    weights = package / "weights.safetensors"
+    lfs_pointer(weights)
+    with pytest.raises(ModelPackageError) as caught:
+        load_package(package)
+    assert str(caught.value) == (f"{weights}: a Git LFS pointer file, not a weights file (its content was not "
+                                 "pulled): fetch it with git lfs pull")
+    config = package / "model.json"
+    annex_pointer(config)
+    with pytest.raises(ModelPackageError) as caught:
+        load_package(package)
+    assert str(caught.value) == (f"{config}: a git-annex pointer file, not a model.json (an unlocked file whose "
+                                 f"content is not present here): fetch it with datalad get {config} (or git annex get)")

@@ -71,9 +71,9 @@ def _absent_kind(path: Path) -> str | None:
 
 
 _ABSENT_WHAT = {"annex link": "a git-annex link whose content is not present here (not fetched, or dropped)",
-                "annex pointer": "a git-annex pointer file, not an image (an unlocked file whose content is not "
+                "annex pointer": "a git-annex pointer file, not {what} (an unlocked file whose content is not "
                                  "present here)",
-                "lfs pointer": "a Git LFS pointer file, not an image (its content was not pulled)"}
+                "lfs pointer": "a Git LFS pointer file, not {what} (its content was not pulled)"}
 
 
 def _fetch_hint(kind: str, paths: list[Path], them: bool = False) -> str:
@@ -86,15 +86,16 @@ def _fetch_hint(kind: str, paths: list[Path], them: bool = False) -> str:
     return f"fetch {'them' if them else 'it'} with datalad get {named} (or git annex get)"
 
 
-def absent_content(path: Path | str) -> str | None:
+def absent_content(path: Path | str, what: str = "an image") -> str | None:
     """What to say of a file of a DataLad / git-annex or Git LFS dataset whose content is not here, and how to fetch
     it: a git-annex link that leads nowhere (content never fetched, or dropped), the pointer file an unlocked
     git-annex file is in its place (an adjusted branch, as on Windows), a Git LFS pointer file (``git lfs pull`` not
     run). None for any other path (a present annexed file, a link to a present file, an image). Read as a link or as
-    an image, such a file was "a link that leads nowhere" or "not a NIfTI image", which said nothing of the fix."""
+    an image, such a file was "a link that leads nowhere" or "not a NIfTI image", which said nothing of the fix.
+    ``what``: what the file was to be, for a pointer file (``the weights``)."""
     path = Path(path)
     kind = _absent_kind(path)
-    return None if kind is None else f"{_ABSENT_WHAT[kind]}: {_fetch_hint(kind, [path])}"
+    return None if kind is None else f"{_ABSENT_WHAT[kind].format(what=what)}: {_fetch_hint(kind, [path])}"
 
 
 def check_present(path: Path | str) -> None:
