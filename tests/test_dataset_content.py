@@ -354,3 +354,31 @@ def test_a_model_package_whose_files_were_not_fetched_says_so(make_package):
         load_package(package)
     assert str(caught.value) == (f"{config}: a git-annex pointer file, not a model.json (an unlocked file whose "
                                  f"content is not present here): fetch it with datalad get {config} (or git annex get)")
+
+
+def test_a_sheet_or_dataset_json_whose_content_is_not_here_says_so(dataset, caplog):
+    """A sample sheet left as a Git LFS pointer was 'header lacks the column(s) case_id, image (is it tab-separated?);
+    found version https://git-lfs…'; a dataset.json not fetched beside the training folders was passed over without
+    a word (a link that leads nowhere), or 'not read (Expecting value: line 1 column 1 (char 0))'."""
+    import logging
+
+    from medseg.cohort.samples import read_sample_rows
+    from medseg.errors import InputError
+    from medseg.io.dataset_json import find_dataset_json, read_dataset_json
+
+    sheet = dataset / "samples.tsv"
+    sheet.write_text("case_id\timage\ncase1\timages/case1.nii.gz\n")
+    lfs_pointer(sheet)
+    with pytest.raises(InputError) as caught:
+        read_sample_rows(sheet)
+    assert str(caught.value) == (f"{sheet}: a Git LFS pointer file, not a sample sheet (its content was not pulled): "
+                                 "fetch it with git lfs pull")
+    described = dataset / "dataset.json"
+    described.write_text('{"labels": {"background": 0, "a": 1, "b": 2, "c": 3}}')
+    annex(described, dataset, present=False)
+    assert find_dataset_json(dataset / "images", dataset / "labels") == described
+    with caplog.at_level(logging.WARNING):
+        assert read_dataset_json(described) is None
+    assert [record.message for record in caplog.records] == [
+        f"{described}: not read ({ANNEX}: fetch it with datalad get {described} (or git annex get)); its training "
+        "list and label names are not used (the cases are paired by file name; labels are named label_N)"]

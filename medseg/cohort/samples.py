@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from medseg.errors import InputError
-from medseg.io.files import apple_double, os_reason, undecodable
+from medseg.io.files import absent_content, apple_double, os_reason, undecodable
 
 __all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows",
            "some_names"]
@@ -66,6 +66,9 @@ class Sample:
 def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
     """The sheet's rows as dicts of non-empty cells (strings, stripped), checked for shape only."""
     path = Path(path)
+    absent = absent_content(path, "a sample sheet")  # its header was "lacks the column(s) …; found version https…"
+    if absent is not None:
+        raise InputError(f"{path}: {absent}")
     try:
         data = path.read_bytes()
     except FileNotFoundError as error:

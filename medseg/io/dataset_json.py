@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import InputError
-from medseg.io.files import undecodable
+from medseg.io.files import absent_content, undecodable
 from medseg.jsonfile import size_text
 from medseg.numbers import values_text
 
@@ -44,8 +44,11 @@ def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | 
     folder they are given in first (``TaskXX/imagesTr`` may be a link to elsewhere), then the one they resolve to."""
     for parents in ((Path(images_dir).absolute().parent, Path(labels_dir).absolute().parent),
                     (Path(images_dir).resolve().parent, Path(labels_dir).resolve().parent)):
-        if parents[0] == parents[1] and (parents[0] / NAME).is_file():
-            return parents[0] / NAME
+        # one whose content is not here (a git-annex link that leads nowhere) too: passed over, training went on
+        # with label_N names and without its training list, not a word said
+        found = parents[0] / NAME
+        if parents[0] == parents[1] and (found.is_file() or absent_content(found) is not None):
+            return found
     return None
 
 
@@ -74,6 +77,9 @@ def read_document(path: Path | str) -> tuple[object, str | None]:
     """The parsed JSON of a ``dataset.json``, or None and why it cannot be read (too large, not UTF-8 or UTF-16
     text, not JSON, nested too deeply, the OS's reason), as ``(document, reason)``. No warnings."""
     data = b""
+    absent = absent_content(path, f"a {NAME}")  # was "Expecting value: line 1 column 1 (char 0)"
+    if absent is not None:
+        return None, absent
     try:
         data = _read_capped(Path(path))
         if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # UTF-32-LE's mark starts as UTF-16-LE's does
