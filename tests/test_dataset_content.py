@@ -226,8 +226,7 @@ def test_annexed_outputs_are_refused_saying_to_unlock_them(dataset, make_package
     assert run_cli(["infer", "images/case1.nii.gz", "-m", package, "-o", "derivatives/"], capsys)[0] == 0
     outputs = [Path("derivatives", name) for name in ("case1_seg.nii.gz", "case1_seg.json")]
     before = [annex(output, dataset).resolve().read_bytes() for output in outputs]
-    code, _, err = run_cli(["infer", "images/case1.nii.gz", "-m", package, "-o", "derivatives/", "--overwrite"],
-                           capsys)
+    code, _, err = run_cli(["infer", "images/case1.nii.gz", "-m", package, "-o", "derivatives/"], capsys)
     assert (code, err.strip()) == (1, "medseg: error: derivatives/case1_seg.nii.gz: an annexed file of a DataLad / "
                                       "git-annex dataset (a link into its read-only store) is in the place of this "
                                       "output (and 1 more of its outputs); unlock it first (datalad unlock "
@@ -382,3 +381,25 @@ def test_a_sheet_or_dataset_json_whose_content_is_not_here_says_so(dataset, capl
     assert [record.message for record in caplog.records] == [
         f"{described}: not read ({ANNEX}: fetch it with datalad get {described} (or git annex get)); its training "
         "list and label names are not used (the cases are paired by file name; labels are named label_N)"]
+
+
+def test_a_results_folder_saved_into_a_dataset_is_refused_before_any_job(tmp_path):
+    """A cohort's results saved with datalad save are links into the store: each job that rewrote one failed on it
+    (retried, then given up), naming one file and saying to rerun with --overwrite, which the workflow has not."""
+    from medseg.cohort.settings import check_results_folder
+    from medseg.errors import InputError
+
+    results = tmp_path / "ds" / "results"
+    (results / "cases" / "a").mkdir(parents=True)
+    (results / "status").mkdir()
+    check_results_folder(results)  # empty: nothing to say
+    for path in (results / "cases" / "a" / "a_seg.nii.gz", results / "status" / "a.infer.json", results / "x.tsv"):
+        path.write_bytes(path.name.encode())
+        annex(path, tmp_path / "ds")
+    with pytest.raises(InputError) as caught:
+        check_results_folder(results)
+    assert str(caught.value) == (
+        f"{results}: the results folder holds 3 annexed files of a DataLad / git-annex dataset (links into its "
+        "read-only store, as datalad save leaves them: cases/a/a_seg.nii.gz, status/a.infer.json, x.tsv), which a run "
+        f"replaces; unlock them first (datalad unlock {results}, or git annex unlock), or run the workflow with "
+        "datalad run --output on the results folder")

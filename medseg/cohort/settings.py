@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.json_schema import schema_validator
+from medseg.numbers import counted
 
 __all__ = ["check_config", "check_results_folder", "first_attempt_memory", "fixed_retry_resources",
            "pattern_characters", "per_cpu_memory", "placeholder_resources", "resource_settings"]
@@ -71,6 +73,26 @@ def check_results_folder(results: Path | str) -> None:
                          "path, which Snakemake reads as a wildcard or path variable; choose a folder without them")
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: the results folder (config 'results') is a file; name a folder")
+    annexed = _annexed_files(path)
+    if annexed:  # each job that rewrote one failed on it, retries and all, one file named at a time
+        import shlex
+
+        shown = ", ".join(os.path.relpath(p, path) for p in annexed[:3]) + (", ..." if len(annexed) > 3 else "")
+        raise InputError(f"{path}: the results folder holds {counted(len(annexed), 'annexed file')} of a DataLad / "
+                         f"git-annex dataset (links into its read-only store, as datalad save leaves them: {shown}), "
+                         f"which a run replaces; unlock them first (datalad unlock {shlex.quote(os.fspath(path))}, or "
+                         "git annex unlock), or run the workflow with datalad run --output on the results folder")
+
+
+def _annexed_files(folder: Path) -> list[Path]:
+    """The files under ``folder`` that are locked files of a DataLad / git-annex dataset (links into its store)."""
+    from medseg.io.files import is_annex_link
+
+    found = []
+    for root, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if name != ".git"]
+        found += [Path(root, name) for name in names if is_annex_link(Path(root, name))]
+    return sorted(found)
 
 
 def pattern_characters(path: Path | str) -> list[str]:
