@@ -17,8 +17,15 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
-from medseg.io.files import (apple_double, check_present, check_readable, dicom_modality, exists, is_dicom_file,
-                             not_there)
+from medseg.io.files import (
+    apple_double,
+    check_present,
+    check_readable,
+    dicom_modality,
+    exists,
+    is_dicom_file,
+    not_there,
+)
 from medseg.io.pairs import companion
 from medseg.volume import Volume, bottom_row_text, singular_affine_text
 
