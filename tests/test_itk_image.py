@@ -373,3 +373,31 @@ def test_a_slicer_segmentation_of_several_layers_says_to_export_a_label_map(sitk
                                 "segments), not one label map; export it from Slicer as a labelmap volume "
                                 "(Segmentations: Export to files, or Export visible segments to binary labelmap) and "
                                 "give that")
+
+
+def test_a_mhd_whose_raw_was_replaced_is_stale_in_the_report(sitk, tmp_path, make_package):
+    """`medseg infer scan.mhd` then the .raw rewritten (the .mhd untouched): the report kept the old figures,
+    unflagged, since the signature recorded (size and time) was the header's alone."""
+    import csv
+
+    from medseg.inference import Segmenter
+    from medseg.io.pairs import file_signature
+    from medseg.report import build_report
+    from medseg.segment import segment_case
+
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.mhd"))
+    segment_case(tmp_path / "scan.mhd", Segmenter(make_package()), tmp_path / "out")
+    raw = tmp_path / "scan.raw"
+    stats = [(tmp_path / "scan.mhd").stat(), raw.stat()]
+    assert file_signature(tmp_path / "scan.mhd") == [[s.st_size, s.st_mtime_ns] for s in stats]
+    sidecar = json.loads((tmp_path / "out" / "scan_seg.json").read_text())
+    assert sidecar["input_signature"] == [[s.st_size, s.st_mtime_ns] for s in stats]
+
+    raw.write_bytes(raw.read_bytes()[::-1])  # another image of the same size, under the same header
+    with open(build_report(tmp_path / "out", tmp_path / "r" / "report.html", max_overlays=0).table,
+              newline="", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle, delimiter="\t"))
+    assert (row["status"], row["failed_stage"]) == ("failed", "stale")
+    assert row["error"] == (f"the input {tmp_path / 'scan.mhd'} was changed or replaced after the case was segmented "
+                            "(its SHA-256 is not the one recorded then); segment the case again (a cohort redoes "
+                            "such a case)")

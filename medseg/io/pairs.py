@@ -1,5 +1,5 @@
-"""Which files hold one image: a single NIfTI file, or an Analyze / NIfTI pair's header and image (and an SPM
-``.mat``)."""
+"""Which files hold one image: a single NIfTI file, an Analyze / NIfTI pair's header and image (and an SPM
+``.mat``), or a detached NRRD / MetaImage header (``.nhdr``, ``.mhd``) and the data file it names."""
 
 from __future__ import annotations
 
@@ -22,11 +22,16 @@ def companion(path: Path | str) -> Path | None:
 
 def image_files(path: Path | str) -> list[Path]:
     """The files whose content is the image ``path`` names, header first: ``path`` itself, and for a ``.hdr`` /
-    ``.img`` (optionally ``.gz``) its companion and an SPM ``.mat`` beside it when they exist. A change in any of
-    them changes the image, so content hashes and signatures cover them all."""
+    ``.img`` (optionally ``.gz``) its companion and an SPM ``.mat`` beside it when they exist, for a ``.nhdr`` /
+    ``.mhd`` the data file it names when it exists. A change in any of them changes the image, so content hashes and
+    signatures cover them all."""
     path = Path(path)
     other = companion(path)
     if other is None:
+        if path.name.lower().endswith((".nhdr", ".mhd")):  # its voxels are in the data file (a .raw) it names
+            from medseg.io.itk_image import itk_files_read
+
+            return [p for p in itk_files_read(path) if p == path or p.is_file()]
         return [path]
     name = path.name
     base = name[:-3] if name.lower().endswith(".gz") else name
