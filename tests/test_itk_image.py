@@ -401,3 +401,27 @@ def test_a_mhd_whose_raw_was_replaced_is_stale_in_the_report(sitk, tmp_path, mak
     assert row["error"] == (f"the input {tmp_path / 'scan.mhd'} was changed or replaced after the case was segmented "
                             "(its SHA-256 is not the one recorded then); segment the case again (a cohort redoes "
                             "such a case)")
+
+
+@pytest.mark.parametrize("space", ["scanner-xyz", "3D-left-handed", "3D-right-handed", None])
+def test_an_nrrd_in_a_space_of_no_anatomy_is_noted(sitk, tmp_path, caplog, space):
+    """An NRRD whose space is not anatomical (scanner-xyz, 3D-right/left-handed, a space dimension alone): SimpleITK
+    takes its x, y, z as L, P, S, as for LPS, which was read without a word (a left-handed space mirrored)."""
+    line = f"space: {space}" if space else "space dimension: 3"
+    header = (f"NRRD0004\ntype: short\ndimension: 3\n{line}\nsizes: 4 5 6\nspace directions: (1.5,0,0) (0,0.5,0) "
+              "(0,0,2)\nkinds: domain domain domain\nendian: little\nencoding: raw\nspace origin: (10,20,30)\n\n")
+    (tmp_path / "xyz.nrrd").write_bytes(header.encode() + np.arange(120, dtype="<i2").tobytes())
+    with caplog.at_level("WARNING"):
+        volume = read_image(tmp_path / "xyz.nrrd")
+    assert np.array_equal(volume.affine, [[-1.5, 0, 0, -10], [0, -0.5, 0, -20], [0, 0, 2, 30], [0, 0, 0, 1]])
+    what = f"space {space}" if space else "no space, a space dimension alone"
+    note = (f"no anatomical orientation in the header ({what}): its x, y, z are taken as L, P, S, as SimpleITK "
+            "places them; left and right may be swapped")
+    assert volume.info["orientation_note"] == note
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / 'xyz.nrrd'}: {note}"]
+    for anatomical in ("left-posterior-superior", "RAS", "left-anterior-superior"):
+        (tmp_path / "lps.nrrd").write_bytes(header.replace(line, f"space: {anatomical}").encode() + bytes(240))
+        assert "orientation_note" not in read_image(tmp_path / "lps.nrrd").info
+    flat = sitk.GetImageFromArray(np.zeros((9, 11), np.int16))  # ITK writes a 2D NRRD with space dimension 2
+    sitk.WriteImage(flat, str(tmp_path / "flat.nrrd"))
+    assert "orientation_note" not in read_image(tmp_path / "flat.nrrd").info

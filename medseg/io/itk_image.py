@@ -183,12 +183,27 @@ def _header(path: Path):
     return reader
 
 
+# NRRD's anatomical spaces (teem's names and abbreviations, in any letter case), which SimpleITK turns into LPS
+_ANATOMICAL_SPACES = {f"{name}{time}" for names in (("right-anterior-superior", "ras"),
+                                                    ("left-anterior-superior", "las"),
+                                                    ("left-posterior-superior", "lps"))
+                      for name, time in ((names[0], ""), (names[0], "-time"), (names[1], ""), (names[1], "t"))}
+
+
 def _no_orientation(path: Path) -> str | None:
     """A note where the header states no orientation (an NRRD without ``space directions``, a MetaImage without
     ``TransformMatrix``): SimpleITK then lays the axes along its own world's (LPS), as 3D Slicer and ITK-SNAP show
-    the file, which may mirror it; None where it states one (or the header is not parsed)."""
+    the file, which may mirror it; the same where an NRRD's ``space`` is not an anatomical one (``scanner-xyz``,
+    ``3D-right-handed``, ``3D-left-handed``, or a ``space dimension`` of 3 alone), whose axes SimpleITK takes as L,
+    P, S as they are; None where it states one (or the header is not parsed). A 2D image's plane (``space
+    dimension: 2``, as ITK writes every 2D NRRD) is not noted: its own note says how it is read."""
     fields = _fields(path)
     nrrd = "sizes" in fields
+    if nrrd and "spacedirections" in fields and fields.get("space", "").lower() not in _ANATOMICAL_SPACES \
+            and (fields.get("space") or fields.get("spacedimension") != "2"):
+        space = f"space {fields['space']}" if fields.get("space") else "no space, a space dimension alone"
+        return (f"no anatomical orientation in the header ({space}): its x, y, z are taken as L, P, S, as SimpleITK "
+                "places them; left and right may be swapped")
     if not fields or ("spacedirections" if nrrd else "transformmatrix") in fields \
             or (not nrrd and ("rotation" in fields or "orientation" in fields)):
         return None
