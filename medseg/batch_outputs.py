@@ -64,6 +64,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     from medseg.segment import case_targets, superseded_outputs
 
     inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
+    _check_data_files_given(inputs)
     given = {_real(p): Path(p) for p in [*inputs, *references]}
     folded = {_folded(real): p for real, p in given.items()}
     seen: dict[tuple[Path, str], Path] = {}
@@ -164,6 +165,24 @@ def _same_file(first: Path, second: Path) -> bool:
         return os.path.samefile(first, second)
     except OSError:  # one of them is not there: nothing is replaced
         return False
+
+
+def _check_data_files_given(inputs: list[Path]) -> None:
+    """A detached NRRD / MetaImage header (``.nhdr``, ``.mhd``) given with the data file it names (``scan.mhd
+    scan.raw``, as ``dir/*`` gives them) is one image given twice: :class:`ConflictingInputsError` (the data file was
+    read as an image of its own, and failed as "not a NIfTI image")."""
+    from medseg.errors import ConflictingInputsError
+    from medseg.io.itk_image import itk_files_read
+
+    headers = [p for p in inputs if p.name.lower().endswith((".nhdr", ".mhd")) and not p.is_dir()]
+    if not headers:
+        return
+    data = {_real(d): header for header in headers for d in itk_files_read(header)[1:]}
+    for path in inputs:
+        header = data.get(_real(path))
+        if header is not None and _real(header) != _real(path):
+            raise ConflictingInputsError(f"{header} and {path} are the two files of one image ({path.name} holds the "
+                                         f"voxels {header.name} describes); give the header alone")
 
 
 def _one_image(first: Path, second: Path) -> bool:

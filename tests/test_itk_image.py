@@ -425,3 +425,25 @@ def test_an_nrrd_in_a_space_of_no_anatomy_is_noted(sitk, tmp_path, caplog, space
     flat = sitk.GetImageFromArray(np.zeros((9, 11), np.int16))  # ITK writes a 2D NRRD with space dimension 2
     sitk.WriteImage(flat, str(tmp_path / "flat.nrrd"))
     assert "orientation_note" not in read_image(tmp_path / "flat.nrrd").info
+
+
+def test_a_detached_header_given_with_its_data_file_is_refused_before_any_work(sitk, tmp_path, capsys):
+    """`medseg infer dir/*` of a folder of .mhd + .raw: each .raw was segmented as an image of its own and failed
+    ("not a NIfTI image"), exit 1 after the others; it is the image given twice, as a .hdr/.img pair given whole."""
+    from medseg.batch_outputs import check_batch_outputs
+    from medseg.errors import ConflictingInputsError
+
+    for name in ("a.mhd", "b.nhdr"):
+        sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mhd", "a.raw", "b.nhdr", "b.raw"]
+    code, _, err = run_cli(["infer", *(str(p) for p in sorted(tmp_path.iterdir())), "-m", "phantom", "-o",
+                            str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert (f"{tmp_path / 'a.mhd'} and {tmp_path / 'a.raw'} are the two files of one image (a.raw holds the voxels "
+            "a.mhd describes); give the header alone") in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConflictingInputsError) as error:  # in either order
+        check_batch_outputs([tmp_path / "b.raw", tmp_path / "b.nhdr"], tmp_path / "out", False, "nifti", True)
+    assert str(error.value) == (f"{tmp_path / 'b.nhdr'} and {tmp_path / 'b.raw'} are the two files of one image "
+                                "(b.raw holds the voxels b.nhdr describes); give the header alone")
+    check_batch_outputs([tmp_path / "a.mhd", tmp_path / "b.nhdr"], tmp_path / "out", False, "nifti", True)
