@@ -447,3 +447,25 @@ def test_a_detached_header_given_with_its_data_file_is_refused_before_any_work(s
     assert str(error.value) == (f"{tmp_path / 'b.nhdr'} and {tmp_path / 'b.raw'} are the two files of one image "
                                 "(b.raw holds the voxels b.nhdr describes); give the header alone")
     check_batch_outputs([tmp_path / "a.mhd", tmp_path / "b.nhdr"], tmp_path / "out", False, "nifti", True)
+
+
+def test_metaimage_data_that_does_not_decompress_is_refused_and_nothing_printed(sitk, tmp_path, capfd):
+    """A compressed .mha whose data is damaged (its size as declared): SimpleITK gave an image of whatever memory
+    held, after MetaImage's library printed "Uncompress failed", and medseg segmented it. A header MetaImage cannot
+    parse was four printed lines, then a reason about the voxel data."""
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.mha"), True)
+    data = (tmp_path / "scan.mha").read_bytes()
+    start = data.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")
+    (tmp_path / "scan.mha").write_bytes(data[:start] + bytes(len(data) - start))
+    header = b"ObjectType = Image\nNDims = 3\nDimSize = 2 2\nElementType = MET_SHORT\nElementDataFile = LOCAL\n"
+    (tmp_path / "odd.mha").write_bytes(header + bytes(16))
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as error:
+        read_image(tmp_path / "scan.mha")
+    assert str(error.value) == (f"{tmp_path / 'scan.mha'}: corrupt image data (Uncompress failed); the file is "
+                                "damaged (copy or download it again)")
+    with pytest.raises(ImageReadError) as error:
+        read_grid(tmp_path / "odd.mha")
+    assert str(error.value) == (f"{tmp_path / 'odd.mha'}: not a readable MetaImage file (its header cannot be "
+                                "parsed: ElementType required and not defined)")
+    assert capfd.readouterr() == ("", "")  # nothing printed by the libraries beneath

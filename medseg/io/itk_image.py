@@ -9,8 +9,12 @@ axis order a NIfTI read gives (i, j, k: the file's fastest axis first), so that 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +83,21 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
     if singular_affine_text(affine) is not None:
         raise InputError(f"{path}: {singular_affine_text(affine)}")
     _check_data_size(path, reader)
-    try:
-        image = reader.Execute()
-    except RuntimeError as error:
-        raise ImageReadError(f"{path}: truncated or corrupt image data ({_reason(error)})") from error
-    except MemoryError as error:
-        raise ImageReadError(f"{path}: the header's shape {stored_shape} does not fit in memory; the header is "
-                             "corrupt or the image too large") from error
+    with _printed_by_libraries() as printed:
+        try:
+            image, failure = reader.Execute(), None
+        except RuntimeError as error:
+            failure = error
+        except MemoryError as error:
+            raise ImageReadError(f"{path}: the header's shape {stored_shape} does not fit in memory; the header is "
+                                 "corrupt or the image too large") from error
+    if failure is not None:
+        raise ImageReadError(f"{path}: truncated or corrupt image data ({_reason(failure, printed.text)})") \
+            from failure
+    if _says_failed(printed.text):  # MetaImage's library prints "Uncompress failed" and gives what it has
+        raise ImageReadError(f"{path}: corrupt image data ({_printed_reason(printed.text)}); the file is damaged "
+                             "(copy or download it again)")
+    _log_printed(path, printed.text)
     view = sitk.GetArrayViewFromImage(image)  # numpy's order: the slowest axis first
     dtype = view.dtype
     if dtype.kind not in "biuf":
@@ -167,10 +179,16 @@ def _header(path: Path):
         check_readable(data, f"{path}: cannot read its data file {name}")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        raise ImageReadError(f"{path}: not a readable {_format(path)} file ({_reason(error)})") from error
+    with _printed_by_libraries() as printed:
+        try:
+            reader.ReadImageInformation()
+            failure = None
+        except RuntimeError as error:
+            failure = error
+    if failure is not None:
+        raise ImageReadError(f"{path}: not a readable {_format(path)} file "
+                             f"({_reason(failure, printed.text, header=True)})") from failure
+    _log_printed(path, printed.text)
     components = int(reader.GetNumberOfComponents())
     if components > 1 and path.name.lower().endswith(".seg.nrrd"):
         raise InputError(f"{path}: a 3D Slicer segmentation of {components} layers (overlapping segments), not one "
@@ -237,8 +255,72 @@ def _affine(reader) -> tuple[np.ndarray, str | None]:
     return affine, note
 
 
-def _reason(error: RuntimeError) -> str:
-    """SimpleITK's message in one line, without its source locations and object addresses."""
+class _Printed:
+    text = ""
+
+
+@contextlib.contextmanager
+def _printed_by_libraries():
+    """What the C++ libraries under SimpleITK print on the process' standard error (file descriptor 2) while the
+    block runs, kept (``.text``, once it ends) instead of shown: MetaImage's library prints its reasons there itself,
+    lines the user would see before medseg's one (and "Uncompress failed" is all it says of voxels it could not
+    decompress). Where fd 2 cannot be taken over, nothing is kept."""
+    kept = _Printed()
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        capture = tempfile.TemporaryFile()
+    except OSError:  # no room for it: the lines are shown as they come
+        yield kept
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        capture.close()
+        yield kept
+        return
+    try:
+        os.dup2(capture.fileno(), 2)
+        yield kept
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        capture.seek(0)
+        kept.text = capture.read(1 << 16).decode("utf-8", "replace")
+        capture.close()
+
+
+_FAILED = re.compile(r"fail|error|cannot|can't|unable|not read", re.IGNORECASE)
+
+
+def _says_failed(printed: str) -> bool:
+    """Whether what the libraries printed says that something failed."""
+    return bool(_FAILED.search(printed))
+
+
+def _printed_reason(printed: str) -> str:
+    """What the libraries printed, in one line: the lines that say what is wrong before the chain of the functions
+    that gave up (``MetaImage: Read: Cannot parse file``)."""
+    lines = [line.strip().rstrip(".") for line in printed.splitlines() if line.strip()]
+    own = [line for line in lines if not re.match(r"^Meta\w*: ", line)]
+    kept = list(dict.fromkeys(own or [re.sub(r"^Meta\w*: (?:\w+: )?", "", line) for line in lines]))
+    text = "; ".join(kept)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _log_printed(path: Path, printed: str) -> None:
+    """What the libraries printed while a file was read well, as one warning naming it (not lines of their own)."""
+    if printed.strip():
+        log.warning("%s: SimpleITK: %s", path, _printed_reason(printed))
+
+
+def _reason(error: RuntimeError, printed: str = "", header: bool = False) -> str:
+    """SimpleITK's message in one line, without its source locations and object addresses; what the libraries
+    printed meanwhile (``printed``) where it says more. ``header``: the error came reading the header alone."""
+    if printed.strip():
+        return ("its header cannot be parsed: " if header else "") + _printed_reason(printed)
     lines = [line.strip() for line in str(error).splitlines()]
     kept = []
     for line in lines:
@@ -251,7 +333,7 @@ def _reason(error: RuntimeError) -> str:
     if text.startswith("Unable to determine ImageIO reader"):
         return "SimpleITK finds no reader for its content"
     if text.startswith("File cannot be read") and "No such file or directory" in text:  # MetaImage's word for it
-        return "its voxel data ends early or does not decompress"
+        return "its header cannot be parsed" if header else "its voxel data ends early or does not decompress"
     return text if len(text) <= 300 else text[:297] + "..."
 
 
