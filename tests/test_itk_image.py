@@ -469,3 +469,14 @@ def test_metaimage_data_that_does_not_decompress_is_refused_and_nothing_printed(
     assert str(error.value) == (f"{tmp_path / 'odd.mha'}: not a readable MetaImage file (its header cannot be "
                                 "parsed: ElementType required and not defined)")
     assert capfd.readouterr() == ("", "")  # nothing printed by the libraries beneath
+
+
+def test_a_metaimage_of_text_voxels_is_read_not_refused_as_cut_short(sitk, tmp_path):
+    """MetaImage's BinaryData = False (voxels written as text, as NRRD's encoding: ascii): its bytes were counted
+    against the binary size and it was refused as "truncated image data (16 of the 32 bytes…)"."""
+    header = ("ObjectType = Image\nNDims = 3\nBinaryData = False\nDimSize = 2 2 2\nElementSpacing = 1 1 2\n"
+              "TransformMatrix = 1 0 0 0 1 0 0 0 1\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n")
+    (tmp_path / "text.mha").write_text(header + "0 1 2 3 4 5 6 7.5\n")
+    volume = read_image(tmp_path / "text.mha")
+    assert volume.shape == (2, 2, 2) and np.array_equal(volume.affine, np.diag([-1.0, -1.0, 2.0, 1.0]))
+    assert (volume.array[1, 0, 0], volume.array[0, 1, 0], volume.array[1, 1, 1]) == (1, 2, 7.5)

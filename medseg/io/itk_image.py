@@ -424,8 +424,10 @@ def _data_files(path: Path) -> list[str]:
 
 
 def _check_data_size(path: Path, reader) -> None:
-    """Refuse, before SimpleITK reads it, an uncompressed file (or data file) that holds fewer bytes than its header
-    declares: SimpleITK's own words for that are a missing file ("No such file or directory") or a count of things."""
+    """Refuse, before SimpleITK reads it, an uncompressed binary file (or data file) that holds fewer bytes than its
+    header declares: SimpleITK's own words for that are a missing file ("No such file or directory") or a count of
+    things. Voxels written as text (NRRD's ``encoding: ascii``, MetaImage's ``BinaryData = False``) have no such
+    count."""
     fields = _fields(path)
     if not fields:
         return
@@ -434,6 +436,8 @@ def _check_data_size(path: Path, reader) -> None:
         if fields.get("encoding", "").lower() != "raw" or any(k in fields for k in ("lineskip", "byteskip")):
             return
     elif fields.get("headersize", "0") not in ("0", ""):
+        return
+    elif not fields.get("binarydata", "true").lower().startswith("t"):  # voxels written as text: no byte count
         return
     elif fields.get("compresseddata", "false").lower() == "true":  # ITK writes CompressedDataSize
         if not fields.get("compresseddatasize", "").isdigit():
