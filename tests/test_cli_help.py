@@ -85,7 +85,9 @@ def help_of(command, capsys) -> str:
     (["evaluate"], ["Score the label image PREDICTION against REFERENCE: per-label Dice, HD95 and ASSD (mm), volumes "
                     "and false positive / negative volumes (ml).",
                     "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present",
-                    "--case-id ID Case identifier to record"]),
+                    "--case-id ID Case identifier to record",
+                    "the .nii/.nii.gz files (.nrrd, .nhdr, .mha, .mhd too, with the itk extra; 3D Slicer's "
+                    "case.seg.nrrd is case case;"]),
     (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
                  "Folder of images (.nii, .nii.gz; .nrrd, .nhdr, .mha, .mhd with the itk extra;", "[default: cpu]",
                  "Override training.epochs (default: the config's, else 20).",
