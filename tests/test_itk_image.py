@@ -480,3 +480,16 @@ def test_a_metaimage_of_text_voxels_is_read_not_refused_as_cut_short(sitk, tmp_p
     volume = read_image(tmp_path / "text.mha")
     assert volume.shape == (2, 2, 2) and np.array_equal(volume.affine, np.diag([-1.0, -1.0, 2.0, 1.0]))
     assert (volume.array[1, 0, 0], volume.array[0, 1, 0], volume.array[1, 1, 1]) == (1, 2, 7.5)
+
+
+def test_a_data_file_given_alone_names_its_header(sitk, tmp_path):
+    """A .mhd's .raw given as the image (its header not given): it was "not a NIfTI image (Cannot work out file
+    type …)"."""
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.mhd"))
+    (tmp_path / "other.raw").write_bytes(bytes(64))
+    with pytest.raises(ImageReadError) as error:
+        read_image(tmp_path / "scan.raw")
+    assert str(error.value) == (f"{tmp_path / 'scan.raw'}: the data file of scan.mhd beside it (the voxels that "
+                                "header describes), not an image of its own; give scan.mhd")
+    with pytest.raises(ImageReadError, match=r"other\.raw: not a NIfTI image \("):  # no header names it
+        read_image(tmp_path / "other.raw")

@@ -23,8 +23,8 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.files import check_readable, exists, not_there
 from medseg.volume import Volume, singular_affine_text
 
-__all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "data_files_among", "header_sizes", "is_itk_name", "itk_files_read",
-           "read_itk_grid", "read_itk_image"]
+__all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "data_files_among", "header_naming", "header_sizes", "is_itk_name",
+           "itk_files_read", "read_itk_grid", "read_itk_image"]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,19 @@ def data_files_among(paths) -> set[Path]:
         if Path(path).name.lower().endswith((".nhdr", ".mhd")):
             found.update(itk_files_read(path)[1:])
     return found
+
+
+def header_naming(path: Path | str) -> Path | None:
+    """The detached header (``.nhdr``, ``.mhd``) beside ``path`` that names it as its data file; None where none
+    does (or the folder cannot be listed)."""
+    path = Path(path)
+    try:
+        headers = [p for p in path.parent.iterdir() if p.name.lower().endswith((".nhdr", ".mhd")) and p.is_file()]
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    return next((h for h in sorted(headers) if any(os.path.realpath(d) == real for d in itk_files_read(h)[1:])),
+                None)
 
 
 def _header(path: Path):

@@ -148,6 +148,12 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if nifti and not path.name.lower().endswith(_NIFTI_NAMES):
             raise ImageReadError(f"{path}: a NIfTI image by its header, but named without .nii or .nii.gz, which "
                                  f"tells the reader its format; rename it {_nifti_name(path)}") from error
+        from medseg.io.itk_image import header_naming
+
+        header = header_naming(path)
+        if header is not None:  # a .mhd's .raw, given as the image (dir/* gives both)
+            raise ImageReadError(f"{path}: the data file of {header.name} beside it (the voxels that header "
+                                 f"describes), not an image of its own; give {header.name}") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({first_line(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
