@@ -493,3 +493,24 @@ def test_a_data_file_given_alone_names_its_header(sitk, tmp_path):
                                 "header describes), not an image of its own; give scan.mhd")
     with pytest.raises(ImageReadError, match=r"other\.raw: not a NIfTI image \("):  # no header names it
         read_image(tmp_path / "other.raw")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no named pipes on this system")
+def test_a_named_pipe_is_refused_not_waited_on(sitk, tmp_path):
+    """A named pipe called scan.nrrd (or a .mhd's data file that is one): SimpleITK opened it and waited for a writer,
+    for ever; a NIfTI-named one is refused. Run as a process with a time limit, so that a regression fails."""
+    import os
+    import subprocess
+
+    os.mkfifo(tmp_path / "scan.nrrd")
+    os.mkfifo(tmp_path / "data.raw")
+    (tmp_path / "scan.mhd").write_text("ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElementType = MET_SHORT\n"
+                                       "ElementDataFile = data.raw\n")
+    script = ("import sys\nfrom medseg.io.images import read_grid, read_image\n"
+              "for path in sys.argv[1:]:\n    for reader in (read_grid, read_image):\n        try:\n"
+              "            reader(path)\n        except OSError as error:\n            print(error)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "scan.nrrd"), str(tmp_path / "scan.mhd")],
+                          capture_output=True, text=True, timeout=60)
+    refused = "not a regular file (a named pipe, socket or device); give the image file"
+    assert done.stdout.splitlines() == 2 * [f"{tmp_path / 'scan.nrrd'}: {refused}"] + 2 * [
+        f"{tmp_path / 'data.raw'}: {refused} (the data file of scan.mhd)"]

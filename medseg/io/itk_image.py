@@ -175,11 +175,15 @@ def header_naming(path: Path | str) -> Path | None:
 
 def _header(path: Path):
     """A SimpleITK reader with ``path``'s header read (no voxels), refused in one line where it cannot be: missing,
-    not readable, empty, not a file of its format, a data file that is missing, voxels of several values."""
+    not a regular file (a named pipe, which SimpleITK would wait on), not readable, empty, not a file of its format,
+    a data file that is missing, voxels of several values."""
     if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
         raise ImageReadError(f"{path}: a folder, not an image file")
+    from medseg.io.nifti import check_regular_file
+
+    check_regular_file(path)  # a named pipe: SimpleITK would wait for a writer that may never come
     check_readable(path)
     if path.is_file() and path.stat().st_size == 0:
         raise ImageReadError(f"{path}: an empty file (0 bytes)")
@@ -189,6 +193,7 @@ def _header(path: Path):
         if not exists(data):
             raise ImageReadError(f"{path}: its data file {name}, which holds the voxels this header describes, is "
                                  "missing")
+        check_regular_file(data, f"the data file of {path.name}")
         check_readable(data, f"{path}: cannot read its data file {name}")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
