@@ -64,10 +64,32 @@ def read_reference_values(path: Path | str, labels: dict[int, str] | None = None
             guess = f" (an image given as the {role}?)" if len(values) > IMAGE_LIKE_VALUES else ""
             raise InputError(f"{path}: label values {values_text(unknown)} are not among the model's labels "
                              f"{values_text(sorted(labels))}, given as the {role}{guess}{header_scaling_note(volume)}")
+        _check_segment_names(path, volume, labels, values)
     if volume.array.dtype.kind == "f":  # the smallest type holding its values, as an integer file stores them
         # (int64 for any: 105 million voxels peaked at 3.5 GB while scored, 2.0 GB as uint8)
         volume.array = volume.array.astype(np.min_scalar_type(int(values.max())))
     return volume, values
+
+
+def _folded_name(name: str) -> str:
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
+def _check_segment_names(path: Path | str, volume: Volume, labels: dict[int, str], values: np.ndarray) -> None:
+    """Warn where a 3D Slicer segmentation names a segment otherwise than the model names the label of its value
+    (``Liver`` with value 1, the model's 1 being ``spleen``): it is scored by value, as every label image is, and
+    Slicer numbers segments in the order they were made, not as the model does. Letter case, spaces and ``_`` aside;
+    names Slicer made up (``Segment_1``) are not compared."""
+    named = {int(value): name for value, name in (volume.info or {}).get("segment_names", {}).items()}
+    present = {int(v) for v in values}
+    differ = [(value, name, labels[value]) for value, name in sorted(named.items())
+              if value in labels and value in present and _folded_name(name) != _folded_name(labels[value])]
+    if differ:
+        shown = ", ".join(f"{value}: {name!r} scored as {model!r}" for value, name, model in differ[:5])
+        more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+        log.warning("%s: its segments are named otherwise than the model's labels of the same values (%s%s); labels "
+                    "are scored by value: if these are other structures, export the segmentation with the model's "
+                    "values (Slicer: Export to files, with a color table that names them)", path, shown, more)
 
 
 def header_scaling_note(volume: Volume) -> str:
