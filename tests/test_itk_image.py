@@ -542,3 +542,18 @@ def test_slicer_segment_names_unlike_the_models_labels_are_warned(sitk, tmp_path
         sitk.WriteImage(image, str(tmp_path / "case.nrrd"))  # not a Slicer segmentation by its name
         read_reference(tmp_path / "case.nrrd", {1: "a", 2: "b"})
     assert caplog.records == []
+
+
+def test_an_nrrd_header_of_crlf_lines_is_parsed(sitk, tmp_path, caplog):
+    """An NRRD whose lines end in CR LF (a header edited on Windows), which SimpleITK reads: its header was not
+    found, so a file without space directions was placed without the note, and a cut one went unchecked."""
+    header = "NRRD0004\r\ntype: short\r\ndimension: 3\r\nsizes: 4 5 6\r\nspacings: 1 1 2\r\nendian: little\r\n" \
+             "encoding: raw\r\n\r\n"
+    (tmp_path / "crlf.nrrd").write_bytes(header.encode() + np.arange(120, dtype="<i2").tobytes())
+    with caplog.at_level("WARNING"):
+        volume = read_image(tmp_path / "crlf.nrrd")
+    assert volume.array[0, 0, 1] == 20 and np.array_equal(volume.affine, np.diag([-1.0, -1.0, 2.0, 1.0]))
+    assert volume.info["orientation_note"].startswith("no orientation in the header (no space directions)")
+    (tmp_path / "crlf.nrrd").write_bytes(header.encode() + np.arange(100, dtype="<i2").tobytes())
+    with pytest.raises(ImageReadError, match=r"crlf\.nrrd: truncated image data \(200 of the 240 bytes its header "):
+        read_image(tmp_path / "crlf.nrrd")

@@ -399,11 +399,11 @@ def _header_text(path: Path) -> tuple[str, int] | None:
             raw = handle.read(_HEADER_BYTES)
     except OSError:
         return None
-    if raw.startswith(b"NRRD"):
-        end = raw.find(b"\n\n")
-        if end < 0:
+    if raw.startswith(b"NRRD"):  # the header ends at an empty line (lines may end in CR LF, as teem reads them)
+        found = re.search(rb"\r?\n\r?\n", raw)
+        if found is None:
             return (raw.decode("latin-1"), len(raw)) if path.name.lower().endswith(".nhdr") else None
-        return raw[:end].decode("latin-1"), end + 2
+        return raw[:found.start()].decode("latin-1"), found.end()
     match = re.search(rb"^[ \t]*ElementDataFile[ \t]*=[^\n]*\n", raw, re.MULTILINE)
     if match is None:
         return None
