@@ -18,7 +18,7 @@ from medseg.errors import InputError, ModelPackageError, TrainingError
 from medseg.io.files import os_reason, path_argument, type_text, undecodable
 from medseg.json_schema import schema_validator
 from medseg.jsonfile import size_text
-from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
+from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, recoding_text, values_text
 from medseg.package import (
     CONFIG_NAME,
     MAX_CONFIG_BYTES,
@@ -137,13 +137,14 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
         beyond = next(v for k, v in enumerate(values) if v != k)
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
                  f"{where}: label values")
-        advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else ""
+        # the moves that make them consecutive (3 -> 2, 7 -> 3), which the references scored later need too
+        advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else f" ({recoding_text(values)})"
         # a few labels no file holds (a structure absent from a subset) can be declared instead; counted before
         # they are listed (a value of 2^40 leaves 2^40 gaps)
         if values[-1] + 1 - len(values) < len(values):
             missing = sorted(set(range(values[-1] + 1)) - set(values))
-            advice = (f", or, where labels {values_text(missing)} are only missing from these files, declare them in a "
-                      "config given with -c or in a dataset.json beside the folders")
+            advice += (f", or, where labels {values_text(missing)} are only missing from these files, declare them "
+                       "in a config given with -c or in a dataset.json beside the folders")
         if len(values) > IMAGE_LIKE_VALUES:
             advice = IMAGE_AMONG_LABELS
         raise TrainingError(

@@ -1740,7 +1740,8 @@ def test_default_config_declares_the_labels_found(tiny_set):
         default_config([0, 2])
     # found in files, the first file with a value out of the run is named; the 0/255 advice only where it fits
     with pytest.raises(TrainingError, match=r"^b.nii.gz: label value 255; the label files in lab hold "
-                                            r"\[0, 1, 2, 255\], which do not run 0..3; .* consecutive values first$"):
+                                            r"\[0, 1, 2, 255\], which do not run 0..3; .* consecutive values first "
+                                            r"\(255 -> 3\)$"):
         default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 2: Path("a.nii.gz"), 255: Path("b.nii.gz")},
                        where="lab")
     # a few labels that no file of this set holds (a structure absent from every case of a subset): declaring them
@@ -1751,8 +1752,8 @@ def test_default_config_declares_the_labels_found(tiny_set):
     assert str(info.value) == (
         "a.nii.gz: label value 2; the label files in lab hold [0, 2, 3, 4, 5, 6, 7, 9, … (10 values)], which do not "
         "run 0..9; a model's labels must be 0..N-1 (background 0), so recode the label files to consecutive values "
-        "first, or, where labels [1, 8] are only missing from these files, declare them in a config given with -c or "
-        "in a dataset.json beside the folders")
+        "first (2 -> 1, 3 -> 2, 4 -> 3, …), or, where labels [1, 8] are only missing from these files, declare them "
+        "in a config given with -c or in a dataset.json beside the folders")
 
 
 def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
@@ -2677,6 +2678,15 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
 
 def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():
     from medseg.train_config import default_config
+
+    # an organ set labelled 1, 3, 7 (no config, no dataset.json): the line says which value becomes which, as the
+    # dataset.json's line does, so the references scored later can be recoded the same way
+    with pytest.raises(TrainingError) as info:
+        default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 3: Path("a.nii.gz"), 7: Path("a.nii.gz")},
+                       where="labelsTr")
+    assert str(info.value) == (
+        "a.nii.gz: label value 3; the label files in labelsTr hold [0, 1, 3, 7], which do not run 0..3; a model's "
+        "labels must be 0..N-1 (background 0), so recode the label files to consecutive values first (3 -> 2, 7 -> 3)")
 
     with pytest.raises(TrainingError, match=r"labels: label values \[0, 255\], which do not run 0..1; a model's "
                                             r"labels must be 0..N-1 \(background 0\), so recode the label files to "

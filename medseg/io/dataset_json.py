@@ -20,7 +20,7 @@ from pathlib import Path
 from medseg.errors import InputError
 from medseg.io.files import absent_content, undecodable
 from medseg.jsonfile import size_text
-from medseg.numbers import values_text
+from medseg.numbers import recoding_text, values_text
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
            "not_used", "read_dataset_json", "read_document", "renamed_labels", "training_list"]
@@ -176,10 +176,9 @@ def _consecutive_advice(values: list[int], shown: int = 3) -> str:
     (its first ``shown`` changes, as ``4 -> 3``) or, for a few gaps, their values declared as labels no file holds;
     for values 1..N, a background 0 for the dataset.json."""
     kept = sorted(set(values) | {0})
-    moved = [f"{value} -> {index}" for index, value in enumerate(kept) if value != index]
-    if not moved:
+    shown_moves = recoding_text(kept, shown)
+    if not shown_moves:
         return "declare label 0 (background) in the dataset.json"
-    shown_moves = ", ".join(moved[:shown] + (["…"] if len(moved) > shown else []))
     advice = f"recode the label files to consecutive values ({shown_moves}) and correct the dataset.json"
     # background 0 is no label that no file holds: the files hold it where the dataset.json leaves it out
     missing = sorted(set(range(kept[-1] + 1)) - set(kept)) if kept[-1] + 1 - len(kept) < len(kept) else []
