@@ -29,9 +29,9 @@ from medseg.volume import Volume, bottom_row_text, header_precision, singular_af
 if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
-__all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "named_like_training_case",
-           "output_paths", "seg_algorithm_version", "segment_case", "segment_volume", "superseded_outputs",
-           "versions"]
+__all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "labels_not_trained",
+           "named_like_training_case", "output_paths", "seg_algorithm_version", "segment_case", "segment_volume",
+           "superseded_outputs", "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,9 @@ def segment_case(
     record["case_id"] = case_id or volume.name
     if input_check is not None:
         record["input_check"] = input_check
+    untrained = labels_not_trained(segmenter.package)
+    if untrained:  # declared, but in no training case (a gap in 1, 3, 7): the QA report expects no voxel of them
+        record["labels_not_trained"] = untrained
     trained_on = in_training_set(volume, segmenter.package)
     if trained_on is not None:
         record["in_training_set"] = trained_on
@@ -477,6 +480,16 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
     array = read_dicom_seg(reference, volume, labels, label_codes=label_codes)
     return Volume(array=array, affine=volume.affine, source=Path(reference),
                   info={"dicom_seg_source": str(volume.source)})
+
+
+def labels_not_trained(package: ModelPackage) -> list[int]:
+    """The package's labels that no training case held (``training.train_labels_absent``, recorded by `medseg
+    train`: values declared to fill a gap, 2 and 4-6 of labels 1, 3, 7), which the network never learnt to find;
+    empty for packages that do not record it."""
+    absent = (package.config.get("training") or {}).get("train_labels_absent")
+    if not isinstance(absent, list):
+        return []
+    return sorted({v for v in absent if type(v) is int and v in package.labels and v != 0})
 
 
 def in_training_set(volume: Volume, package: ModelPackage) -> bool | None:

@@ -201,7 +201,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         val_split = "chosen by the caller"
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
-    val_absent = check_label_presence(config, train_cases, val_cases)
+    train_absent, val_absent = check_label_presence(config, train_cases, val_cases)
     blind = validation_without_foreground(config["labels"], len(val_cases), val_absent)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])
@@ -392,6 +392,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         "val_dice_min": best.get("val_dice_min"),
         "val_mean_dice": best.get("val_mean_dice"),
         "val_labels_absent": val_absent,
+        # labels the network never saw: no segmentation can be expected to hold them (the QA report's empty_prediction)
+        "train_labels_absent": train_absent,
         "val_scored_on": scored_on,
         "epochs_run": state["epoch"],
         # more than one entry: resumed with another --epochs, so the schedule changed midway and a fresh run of the

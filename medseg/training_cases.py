@@ -559,10 +559,11 @@ def _warn_blank_labels(train_cases: list[TrainCase], val_cases: list[TrainCase])
                 ("trained on" if "training" in roles else "scored"), "a case" if len(blank) == 1 else "cases")
 
 
-def check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase]) -> list[int]:
+def check_label_presence(config: dict, train_cases: list[TrainCase],
+                         val_cases: list[TrainCase]) -> tuple[list[int], list[int]]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
     network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
-    as validation then chooses no epoch). Returns the latter labels."""
+    as validation then chooses no epoch). Returns both lists of labels: (no training case, no validation case)."""
     def present(cases):
         found: set[int] = set()
         for case in cases:
@@ -574,22 +575,22 @@ def check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: 
     check_training_foreground(train_cases)
     _warn_blank_labels(train_cases, val_cases)
     in_training = present(train_cases)
-    for value, name in declared.items():
-        if value not in in_training:
-            log.warning("label %d %r appears in no training case: the network cannot learn it", value, name)
+    untrained = [value for value in declared if value not in in_training]
+    for value in untrained:
+        log.warning("label %d %r appears in no training case: the network cannot learn it", value, declared[value])
     if not val_cases:
-        return []
+        return untrained, []
     in_validation = present(val_cases)
     absent = [value for value in declared if value not in in_validation]
     if validation_without_foreground(config["labels"], len(val_cases), absent):
         log.warning("no validation case holds a foreground label (%d case%s): their Dice can only count false "
                     "positives, so it chooses no epoch; the package holds the last epoch's weights", len(val_cases),
                     "" if len(val_cases) == 1 else "s")
-        return absent
+        return untrained, absent
     for value in absent:
         log.warning("label %d %r appears in no validation case: its Dice counts only false positives (0 in a case "
                     "where it is predicted, n/a where not)", value, declared[value])
-    return absent
+    return untrained, absent
 
 
 def data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:

@@ -305,6 +305,33 @@ def test_overlay_limit_keeps_the_worst(cohort, tmp_path):
     assert "<li><b>failed</b>: at stage " in none  # not "failed: failed at stage"
 
 
+def test_a_label_no_training_case_held_is_not_flagged_empty_without_a_reference(tmp_path):
+    """A model of labels 1, 3, 7 declares 2 and 4-6 to fill the gaps (as `medseg train` advises): no training case
+    holds them, and their sidecar says so (labels_not_trained). Their empty prediction is expected, so a case
+    without a reference is not flagged for it; a label the model did learn still is, and so is a package that does
+    not record it. Before, every unreferenced case was flagged, four times."""
+    named = {0: "background", 1: "ball", 2: "gap", 3: "box"}
+    for case_id, seed in (("learnt", 0), ("older", 1)):
+        image, labels, affine = phantom(seed)
+        prediction = np.where(labels == 2, 3, labels).astype(np.uint8)  # ball 1, box 3, nothing of 2
+        write_case_arrays(tmp_path, case_id, image, labels, prediction, affine, reference=False, labels_named=named)
+    sidecar = tmp_path / "cases" / "learnt" / "learnt_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["labels_not_trained"] = [2]
+    sidecar.write_text(json.dumps(record))
+    outputs = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert "empty_prediction" not in rows["learnt"]["flags"]
+    assert flag_set(rows["older"]) >= {"empty_prediction(gap)"}  # no record: as before
+    # a learnt label predicted empty is still flagged
+    record["label_volume_ml"]["3"] = 0.0
+    sidecar.write_text(json.dumps(record))
+    again = build_report(tmp_path, tmp_path / "report.html", overwrite=True)
+    rows = {row["case_id"]: row for row in read_tsv(again.table)}
+    assert "empty_prediction(box)" in flag_set(rows["learnt"])
+    assert "empty_prediction(gap)" not in rows["learnt"]["flags"]
+
+
 def test_without_references(tmp_path):
     for seed, how in enumerate(["exact", "erode", "shift", "exact", "exact"]):
         write_case(tmp_path, f"n{seed}", seed, how, reference=False)

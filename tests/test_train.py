@@ -414,6 +414,31 @@ def test_training_labels_without_foreground_are_refused_and_missing_labels_named
     assert sorted(training["train_case_ids"]) == sorted(c.case_id for c in cases[2:])
 
 
+def test_a_label_no_training_case_holds_is_recorded_and_carried_into_the_sidecars(tiny_set, tmp_path):
+    """A label declared to fill a gap (labels 1, 3, 7 trained as 0..7) is in no training case: the record lists it
+    (train_labels_absent) and `medseg infer` copies it into each sidecar (labels_not_trained), where the QA report
+    finds that its empty prediction is expected."""
+    from medseg.cli import main
+
+    config = tiny_training_config(epochs=1, steps_per_epoch=2)
+    config["architecture"]["n_classes"] = 5
+    config["labels"]["4"] = "gap"
+    run(config, *tiny_set, tmp_path / "model")
+    training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
+    assert training["train_labels_absent"] == [4] and training["val_labels_absent"] == [4]
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "infer", str(tiny_set[0] / "case5.nii.gz"), "-m", str(tmp_path / "model"), "-o",
+              str(tmp_path / "out"), "--device", "cpu"])
+    assert info.value.code == 0
+    sidecar = json.loads((tmp_path / "out" / "case5_seg.json").read_text())
+    assert sidecar["labels_not_trained"] == [4] and sidecar["labels"]["4"] == "gap"
+    # a package that records none (the shipped ones) writes no such key
+    from medseg.package import load_package
+    from medseg.segment import labels_not_trained
+
+    assert labels_not_trained(load_package("phantom")) == []
+
+
 def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, caplog):
     """Validation cases whose labels hold no foreground score each epoch 0 (a false positive) or n/a: the first
     epoch used to win every tie and was shipped as 'best'. Such a validation cannot choose, so the last epoch is
@@ -484,7 +509,7 @@ def test_a_checkpoint_that_chose_a_best_epoch_without_foreground_ships_the_last_
     for case in cases[:2]:
         case.label = torch.zeros_like(case.label)
     real = training.check_label_presence
-    monkeypatch.setattr(training, "check_label_presence", lambda *args: [])  # as before: every epoch a candidate
+    monkeypatch.setattr(training, "check_label_presence", lambda *args: ([], []))  # as before: every epoch a candidate
     train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     monkeypatch.setattr(training, "check_label_presence", real)
     longer = copy.deepcopy(config)

@@ -93,6 +93,18 @@ class CaseResult:
         return value if isinstance(value, bool) else None  # another type is refused as the sidecar is read
 
     @property
+    def labels_not_trained(self) -> set[str]:
+        """The label values (as ``LabelResult.value`` has them) that no training case of the model held, as its
+        sidecar records them (``labels_not_trained``): the network never learnt them, so an empty prediction of one
+        is expected. Empty when the sidecar records none, or a failed case's older sidecar says it."""
+        if self.failed_before_scoring:
+            return set()
+        values = (self.sidecar or {}).get("labels_not_trained")
+        if not isinstance(values, list):
+            return set()
+        return {str(v) for v in values if type(v) is int}
+
+    @property
     def failed_before_scoring(self) -> bool:
         """Failed while it was read or segmented: what its sidecar says (an older run's, if any) is not this run's."""
         return self.failure is not None and not self.failed_at_scoring

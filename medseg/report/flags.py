@@ -57,7 +57,8 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
     return {
         "failed": "the case failed (the stage and the error are shown); it has no usable result, except when it "
                   "failed only at scoring: its segmentation stands and gets the flags of an unscored one",
-        "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it)",
+        "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it; "
+                            "without one: a label the model learnt, not one that no training case held)",
         "false_positive": "a label is predicted where the reference has none",
         "low_dice": f"Dice below {dice_threshold:g} (of a label scored ok: an empty prediction or a false positive "
                     "has its own flag)",
@@ -198,9 +199,10 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     label_like = ((case.sidecar or {}).get("input_info") or {}).get("label_like_note")
     if isinstance(label_like, str):
         out.append(Flag("label_like_input", f"input {label_like}"))
+    untrained = case.labels_not_trained  # never learnt (a gap declared in labels 1, 3, 7): empty is expected
     for label in case.labels():
         if label.status == "empty_prediction" or (label.status in ("no_reference", "not_scored")
-                                                  and label.pred_volume_ml == 0):
+                                                  and label.pred_volume_ml == 0 and label.value not in untrained):
             where = f" (reference {label.ref_volume_ml:.3g} ml)" if label.ref_volume_ml else ""
             out.append(Flag("empty_prediction", f"{label.name} predicted empty{where}", label.name, label.value))
         elif label.status == "false_positive":
