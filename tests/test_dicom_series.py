@@ -199,6 +199,20 @@ def test_empty_folder_and_folder_without_dicom(tmp_path):
         read_dicom_series(tmp_path / "docs")
 
 
+def test_a_model_package_given_as_a_study_is_named_as_one(tmp_path, capsys):
+    """`medseg inspect my_model` (or a package given as infer's input): the line said only "no DICOM images found"."""
+    package = tmp_path / "my_model"
+    package.mkdir()
+    for name in ("model.json", "weights.safetensors", "MODEL_CARD.md"):
+        (package / name).write_text("{}")
+    with pytest.raises(SystemExit) as info:
+        main(["inspect", str(package)])
+    assert info.value.code == 1
+    assert capsys.readouterr().err == (
+        f"medseg: error: {package}: no DICOM images found (3 non-DICOM file(s)); it is a model package (model.json), "
+        f"not a DICOM study: `medseg models {package}` describes it, and `-m {package}` segments with it\n")
+
+
 def test_a_subfolder_that_cannot_be_listed_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     """A part of the folder that cannot be listed was passed over in silence (a series stored in part there read
     without those slices) or ended in a traceback. Here a subfolder nested past the system's path limit (4096 bytes),

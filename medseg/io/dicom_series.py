@@ -178,6 +178,9 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         kind, ending = ("NIfTI", ".nii.gz") if nifti else ("image", Path(itk[0].name).suffix if itk else "")
         hint = (f"; a folder is read as one DICOM study: give {kind} files one by one, e.g. {folder}/*{ending}"
                 if nifti or itk else "")
+        if any(p.parent == folder and p.name == "model.json" for p, _ in skipped):  # a package where a study goes
+            hint = (f"; it is a model package (model.json), not a DICOM study: `medseg models {folder}` describes it, "
+                    f"and `-m {folder}` segments with it")
         raise DicomError(f"{folder}: no DICOM images found ({what}{extra}){hint}")
     if skipped and warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
