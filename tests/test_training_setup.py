@@ -69,6 +69,15 @@ def test_a_default_config_takes_the_label_values_found_and_a_dataset_jsons_names
         f"{dataset} names labels 1 ball; the config {tmp_path / 'c.json'} names them 1 ellipsoid, and its names "
         "are the model's")
     assert dataset_names_disagree(images, labels, made.config, tmp_path / "c.json") is None
+    # labels only the config declares (gaps filled to keep the files' values 1, 3, 7 as they are) name nothing
+    # otherwise: no warning ("names labels 4 no label; the config names them 4 unused_4" was one)
+    gaps = {"labels": {**made.config["labels"], "4": "unused_4", "5": "unused_5"}}
+    assert dataset_names_disagree(images, labels, gaps, tmp_path / "c.json") is None
+    # a label the dataset.json has and the config lacks still is one
+    assert dataset_names_disagree(images, labels, {"labels": {"0": "background", "1": "ball", "2": "box"}},
+                                  tmp_path / "c.json") == (
+        f"{dataset} names labels 3 tube; the config {tmp_path / 'c.json'} names them 3 no label, and its names are "
+        "the model's")
     dataset.write_text(json.dumps({"labels": {"background": 0, "ball": 1, "box": 2}}))
     with pytest.raises(TrainingError, match=rf"case\d.nii.gz: label value 3, which {dataset} does not declare"):
         default_training_config(images, labels, tmp_path / "out", pairs, {}, resume=False)
