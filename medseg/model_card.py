@@ -174,7 +174,7 @@ accuracy figures were measured.
 
 Licence / attribution: {data.get('licence') or data.get('license') or 'not stated'}{_data_notes(data)}
 
-Used for this package: {cases} (see Training).
+Used for this package: {cases} (see Training).{_untrained_line(config, training)}
 
 ## Training
 {cases} ({val_split}; \
@@ -189,6 +189,16 @@ augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)
 (reading the cases not counted) on \
 {training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
 {extended}{selection}"""
+
+
+def _untrained_line(config: dict, training: dict) -> str:
+    """The declared labels no training case held (``train_labels_absent``: gaps filled to keep the files' values),
+    which the network never learnt, as a sentence after the case counts; empty where there are none."""
+    absent = [v for v in training.get("train_labels_absent") or [] if type(v) is int and str(v) in config["labels"]]
+    if not absent:
+        return ""
+    names = ", ".join(f"{v} {config['labels'][str(v)]}" for v in absent)
+    return f" In no training case, so never learnt: {names}."
 
 
 def card_with_codes(card: str, config: dict) -> str | None:

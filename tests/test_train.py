@@ -426,6 +426,8 @@ def test_a_label_no_training_case_holds_is_recorded_and_carried_into_the_sidecar
     run(config, *tiny_set, tmp_path / "model")
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
     assert training["train_labels_absent"] == [4] and training["val_labels_absent"] == [4]
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "(see Training). In no training case, so never learnt: 4 gap.\n" in card
     with pytest.raises(SystemExit) as info:
         main(["-q", "infer", str(tiny_set[0] / "case5.nii.gz"), "-m", str(tmp_path / "model"), "-o",
               str(tmp_path / "out"), "--device", "cpu"])
