@@ -70,7 +70,7 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
     slice (1 mm thick, noted in ``info``), a 4D image holding one volume is squeezed; several volumes, and voxels of
     more than one value (RGB, vectors), are refused in one line. ``role`` is named in the errors about the voxels'
     values."""
-    from medseg.io.nifti import _not_one_volume_text, as_3d, shape_3d
+    from medseg.io.nifti import _not_one_volume_text, as_3d, non_finite_error, shape_3d
 
     path = Path(path)
     reader = _header(path)
@@ -112,13 +112,7 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         if dtype.kind == "f" and out_dtype.itemsize < dtype.itemsize:
             raise InputError(f"{path}: intensities overflow float32 or are not finite; rescale the image")
-        bad = ~np.isfinite(array)
-        nan = int(np.isnan(array).sum())
-        kinds = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (int(bad.sum()) - nan, "infinite")) if n)
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        given = f", given as the {role}" if role else ""
-        raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
-                         f"{first}){given}")
+        raise non_finite_error(path, array, role)
     info: dict = {"reader": f"SimpleITK {_version(sitk)}"}
     if tuple(array.shape) != stored_shape:
         info["stored_shape"] = list(stored_shape)

@@ -226,13 +226,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if stored.dtype.kind == "f" and np.all(np.isfinite(stored)) and not as_stored:
             peak = float(np.abs(stored).max())  # dataobj's values are already scaled by the header's slope
             raise InputError(f"{path}: intensities up to {peak:.3g} overflow float32; rescale the image")
-        bad = ~np.isfinite(array)
-        nan = int(np.isnan(array).sum())
-        kinds = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (int(bad.sum()) - nan, "infinite")) if n)
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        given = f", given as the {role}" if role else ""
-        raise InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
-                         f"{first}){given}")
+        raise non_finite_error(path, array, role)
     if (not as_stored and array.size > 1 and _float32_may_merge(image, dtype)
             and float(array.min()) == float(array.max())):  # constant as read: was it before the cast to float32?
         stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # scaled by the header, in its own precision
@@ -819,6 +813,17 @@ def _not_one_volume_text(path: Path | str, shape: tuple[int, ...]) -> str:
         text += (f": {volumes} volumes (time points or channels); medseg reads one volume per file, so save the "
                  "one meant as a file of its own")
     return text
+
+
+def non_finite_error(path: Path, array: np.ndarray, role: str | None = None) -> InputError:
+    """The error for an image of NaN or infinite voxels: how many of each, and the first one's index."""
+    bad = ~np.isfinite(array)
+    nan = int(np.isnan(array).sum())
+    kinds = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (int(bad.sum()) - nan, "infinite")) if n)
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    given = f", given as the {role}" if role else ""
+    return InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
+                      f"{first}){given}")
 
 
 def as_3d(array: np.ndarray) -> np.ndarray:
