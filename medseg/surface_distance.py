@@ -10,8 +10,10 @@ distances of a sample of the voxels, exceeds that of a distance map, the nearest
 feature transform (``distance_transform_edt(..., return_indices=True)``, exact, about 0.1 µs a voxel of the box)
 instead, and its distance computed from the two indices as the tree computes it. Both find a nearest voxel; where
 several lie at the same distance the two may take different ones, whose float64 distances can differ in the last bit
-(2 % of a speckled case's, by at most 3e-14 mm); the float32 values differed in none of 2,000 random cases and 480
-perturbed hippocampus labels (a float64 value on a float32 rounding boundary could round the other way).
+(2 % of a speckled case's, by at most 3e-14 mm). A float64 value that close to a float32 rounding boundary could
+round the other way (a voxel size that is no float32 value, an oblique affine's, made such ties), so a voxel whose
+distance lies within :data:`TIE_SLACK` of the box's extent of a boundary is looked up in the tree: the float32
+values are the tree's.
 
 The map holds :data:`MAP_BYTES_PER_VOXEL` bytes a voxel of the region it covers. Within ``budget_bytes`` it covers
 the whole box; beyond, slabs of the box along its longest axis (in mm), each with a margin of neighbour slices: a
@@ -40,6 +42,10 @@ SEARCH_COST_PER_AREA = 0.3
 SAMPLE = 1000  # voxels whose distances estimate the tree's cost
 MARGIN_SHARES = (1 / 8, 1 / 4, 3 / 8)  # margins tried: shares of the rows a map may hold, each side
 DECIDED_SHARES = (0.9, 0.99, 1.0)  # and those that decide these shares of the sample
+# another edge voxel as near as the one the map names may be the tree's, its float64 distance apart from the map's by
+# the rounding of the voxels' coordinates in mm (a few 2^-53 of the largest coordinate): where a value within this
+# share of the box's extent (and of the distance) of the map's rounds to another float32, the tree is asked
+TIE_SLACK = 2.0 ** -46
 
 
 def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget_bytes: int) -> np.ndarray:
@@ -124,6 +130,12 @@ def _decided(index: np.ndarray, distances: np.ndarray, step: int, margin: int, r
     return distances < np.minimum(below, above)
 
 
+def _rounds_alike(distances: np.ndarray, slack: np.ndarray) -> np.ndarray:
+    """Whether every value within ``slack`` of each of ``distances`` rounds to the same float32 (0: the voxel itself,
+    exactly 0 in the tree too)."""
+    return (distances == 0) | ((distances - slack).astype(np.float32) == (distances + slack).astype(np.float32))
+
+
 def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: tuple[int, int, int], tree,
                workers: int) -> np.ndarray:
     """:func:`directed_distances` from scipy's feature transform of ``target`` over slabs of ``plan``, the voxels
@@ -132,6 +144,7 @@ def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: 
 
     axis, step, margin = plan
     rows = target.shape[axis]
+    extent_mm = float(np.sum(np.asarray(target.shape) * scale))
     distances = np.empty(len(points), dtype=np.float64)
     undecided = []
     for start in range(0, rows, step):
@@ -152,7 +165,8 @@ def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: 
         # as the tree measures it: both voxels' indices scaled to mm, then their difference
         offset = points[chosen].astype(np.float64) * scale - found.astype(np.float64) * scale
         near = np.sqrt(np.einsum("ij,ij->i", offset, offset))
-        decided = _decided(points[chosen, axis], near, step, margin, rows, float(scale[axis]))
+        decided = _decided(points[chosen, axis], near, step, margin, rows, float(scale[axis])) & _rounds_alike(
+            near, TIE_SLACK * (extent_mm + near))
         distances[chosen[decided]] = near[decided]
         undecided.append(chosen[~decided])
     left = np.concatenate(undecided) if undecided else np.zeros(0, dtype=np.int64)

@@ -150,3 +150,17 @@ def test_search_threads_follow_torch_else_the_cgroup_quota(monkeypatch):
     assert surface_distance.search_threads() == 2
     monkeypatch.setattr(resources, "cgroup_cpus", lambda: None)
     assert surface_distance.search_threads() == 8
+
+
+def test_two_edges_at_one_distance_give_the_trees_float32(maps_always):
+    """Two edge voxels five voxels away (5·s along an axis, and 4·s by 3·s) whose float64 distances differ in the last
+    bits by the rounding of their coordinates, on either side of a float32 rounding boundary (a voxel size that is no
+    float32 value, as an oblique affine's column norms are): the map named the one the tree does not, and its float32
+    distance was one unit above MONAI's (24.910276 against 24.910275); such a voxel is now looked up in the tree."""
+    spacing = [4.9820550918579105] * 2
+    query, target = np.zeros((10, 13), bool), np.zeros((10, 13), bool)
+    query[5, 7] = True
+    target[0, 7] = target[1, 4] = True
+    expected = get_surface_distance(query, target, distance_metric="euclidean", spacing=spacing)
+    found = directed_distances(query, target, spacing, 1 << 20)
+    assert found.tolist() == expected.tolist() == [24.910274505615234]
