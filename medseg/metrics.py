@@ -441,8 +441,8 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "reference_reordered": bool(ref.info.get("reordered", False)),
         "spacing_mm": [header_precision(s) for s in spacing],
         "policy": EMPTY_MASK_POLICY,
-        # what computed the figures (the surface distances are MONAI's edges): a record rescored months later with
-        # another release can be told apart
+        # what computed the figures (medseg's code on numpy and scipy; nothing of MONAI): a record rescored months
+        # later with another release can be told apart
         "versions": _metric_versions(),
         "labels": results,
     }
@@ -575,9 +575,10 @@ def _slabs(a: np.ndarray, b: np.ndarray, block: int):
 
 
 def _metric_versions() -> dict[str, str]:
-    """The versions of medseg and of the libraries its metrics rest on (MONAI's surface edges, numpy, scipy's
-    k-d tree on sheared grids), read from the installed packages' metadata (nothing imported) once per process:
-    each look-up scans every folder of ``sys.path`` (11–26 ms a case, a tenth of scoring a hippocampus cohort)."""
+    """The versions of medseg and of the libraries its metrics rest on (numpy; scipy's erosion for the surface edges,
+    its k-d tree and feature transform for their distances; MONAI, whose values they are, takes no part), read from
+    the installed packages' metadata (nothing imported) once per process: each look-up scans every folder of
+    ``sys.path`` (11–26 ms a case, a tenth of scoring a hippocampus cohort)."""
     return dict(_installed_metric_versions())
 
 
@@ -590,7 +591,7 @@ def _installed_metric_versions() -> dict[str, str]:
 
     commit = source_commit()  # a checkout's commit: the version number is one for every commit between releases
     found = {"medseg": medseg.__version__, **({"medseg_commit": commit} if commit else {})}
-    for name in ("monai", "numpy", "scipy"):
+    for name in ("numpy", "scipy"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
