@@ -312,8 +312,7 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
         distances = [directed_distances(a, b, spacing, budget) for a, b in (edges, edges[::-1])]
     else:
         distances = _world_distances(edges, columns)
-    forward, backward = (np.asarray(d.cpu().numpy() if hasattr(d, "cpu") else d, dtype=np.float64)
-                         for d in distances)
+    forward, backward = (np.asarray(d, dtype=np.float64) for d in distances)
     hd95 = max(float(np.percentile(forward, 95)), float(np.percentile(backward, 95)))
     assd = float(np.concatenate([forward, backward]).mean())
     if columns is None:  # MONAI's distances are float32: 7 significant digits are what they hold (√2 reads
@@ -367,7 +366,7 @@ def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
     from medseg.surface_distance import search_threads
 
-    points = [np.argwhere(np.asarray(e.cpu().numpy() if hasattr(e, "cpu") else e)) @ columns.T for e in edges]
+    points = [np.argwhere(e) @ columns.T for e in edges]
     workers = search_threads()
     return (cKDTree(points[1]).query(points[0], workers=workers)[0],
             cKDTree(points[0]).query(points[1], workers=workers)[0])

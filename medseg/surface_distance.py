@@ -51,8 +51,9 @@ TIE_SLACK = 2.0 ** -46
 def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget_bytes: int) -> np.ndarray:
     """Distances (mm, float32) from each voxel of the boolean array ``query`` to the nearest voxel of ``target`` (the
     same shape), in ``np.argwhere(query)`` order, as MONAI's ``get_surface_distance(query, target, "euclidean",
-    spacing_mm)`` gives them on the CPU; infinite where ``target`` holds none. ``budget_bytes``: the memory a
-    distance map may hold at once."""
+    spacing_mm)`` gives them on the CPU; infinite where ``target`` holds none; none where ``query`` holds none (MONAI
+    gives an infinite distance per voxel of ``target`` there; scoring asks only where both hold voxels).
+    ``budget_bytes``: the memory a distance map may hold at once."""
     from scipy.spatial import KDTree
 
     points = np.argwhere(query)

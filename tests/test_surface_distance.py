@@ -108,8 +108,9 @@ def test_maps_stay_within_the_budget(monkeypatch, maps_always):
     assert all(region[:2] == (30, 24) and region[2] <= 12 for region in regions)
 
 
-def test_empty_sides_as_monai():
-    """A target with no voxel: every distance infinite; a query with none: no distances."""
+def test_empty_sides():
+    """A target with no voxel: every distance infinite, as MONAI's; a query with none: no distances (MONAI's gives one
+    infinite distance per target voxel; scoring never asks)."""
     some, none = np.zeros((4, 5, 6), bool), np.zeros((4, 5, 6), bool)
     some[1, 2, 3] = some[2, 2, 2] = True
     assert np.isinf(directed_distances(some, none, (1, 1, 1), 1 << 20)).tolist() == [True, True]
