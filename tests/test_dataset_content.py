@@ -403,3 +403,27 @@ def test_a_results_folder_saved_into_a_dataset_is_refused_before_any_job(tmp_pat
         "read-only store, as datalad save leaves them: cases/a/a_seg.nii.gz, status/a.infer.json, x.tsv), which a run "
         f"replaces; unlock them first (datalad unlock {results}, or git annex unlock), or run the workflow with "
         "datalad run --output on the results folder")
+
+
+@pytest.mark.parametrize("header", ["scan.mhd", "scan.nhdr"])
+@pytest.mark.parametrize("kind", ["annex link", "lfs pointer"])
+def test_a_detached_headers_data_file_whose_content_is_not_here_is_named(tmp_path, header, kind):
+    """A .mhd or .nhdr whose data file was not fetched was 'its data file scan.raw, which holds the voxels this header
+    describes, is missing' (a git-annex link that leads nowhere), which said nothing of the fix; the header is read
+    (it is here), its data file named with how to fetch it, as an Analyze pair's .img is."""
+    sitk = pytest.importorskip("SimpleITK", reason="NRRD / MetaImage need the itk extra")
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    image = sitk.GetImageFromArray(np.arange(4 * 6 * 5, dtype=np.uint8).reshape(4, 6, 5))
+    sitk.WriteImage(image, str(dataset / header))
+    data = dataset / "scan.raw"
+    assert data.is_file()  # the data file each header names
+    if kind == "annex link":
+        annex(data, dataset, present=False)
+        expected = f"{data}: {ANNEX}: fetch it with datalad get {data} (or git annex get)"
+    else:
+        lfs_pointer(data)
+        expected = f"{data}: {LFS}"
+    with pytest.raises(ImageReadError) as caught:
+        read_image(dataset / header)
+    assert str(caught.value) == expected

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ImageReadError, InputError
-from medseg.io.files import check_readable, exists, not_there
+from medseg.io.files import check_present, check_readable, exists, not_there
 from medseg.volume import Volume, singular_affine_text
 
 __all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "data_files_among", "header_naming", "header_sizes", "is_itk_name",
@@ -208,6 +208,9 @@ def _header(path: Path):
     sitk = _simpleitk(path)
     for name in _data_files(path):
         data = path.parent / name
+        # a dataset's data file whose content is not here (a .mhd's .raw not fetched) was "missing", or a pointer file
+        # read as the voxels
+        check_present(data)
         if not exists(data):
             raise ImageReadError(f"{path}: its data file {name}, which holds the voxels this header describes, is "
                                  "missing")
