@@ -192,9 +192,13 @@ def _check_present(*folders: Path) -> None:
             entries = sorted(folder.iterdir())
         except OSError:
             continue
-        found = [path for path in entries if not path.name.startswith(".")
-                 and path.name.lower().endswith(_IMAGE_SUFFIXES) and absent_content(path) is not None]
-        absent += found
+        images = [path for path in entries if not path.name.startswith(".")
+                  and path.name.lower().endswith(_IMAGE_SUFFIXES)]
+        found = [path for path in images if absent_content(path) is not None]
+        # the data files (.raw) that the .mhd / .nhdr headers here name: each absent one stopped the run alone
+        found += [path for path in sorted(data_files_among(set(images) - set(found)))
+                  if absent_content(path) is not None]
+        absent += sorted(found)
         holding += [folder] if found else []
     if absent:
         raise TrainingError(f"{counted(len(absent), 'file')} of the training set "

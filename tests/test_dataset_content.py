@@ -427,3 +427,26 @@ def test_a_detached_headers_data_file_whose_content_is_not_here_is_named(tmp_pat
     with pytest.raises(ImageReadError) as caught:
         read_image(dataset / header)
     assert str(caught.value) == expected
+
+
+def test_train_names_every_absent_data_file_of_metaimage_cases_in_one_line(tmp_path, capsys, monkeypatch):
+    """The .raw of a .mhd case was not among the files checked before training: each absent one stopped the run
+    alone, naming only itself (labels/case3.raw here, then images/case2.raw on the next run)."""
+    sitk = pytest.importorskip("SimpleITK", reason="MetaImage needs the itk extra")
+    dataset = tmp_path / "ds"
+    for folder in ("images", "labels"):
+        (dataset / folder).mkdir(parents=True)
+    for index in (1, 2, 3):
+        phantom = make_phantom((24, 24, 6), seed=index)
+        sitk.WriteImage(sitk.GetImageFromArray(phantom.image), str(dataset / "images" / f"case{index}.mhd"))
+        sitk.WriteImage(sitk.GetImageFromArray(phantom.labels.astype(np.uint8)),
+                        str(dataset / "labels" / f"case{index}.mhd"))
+    annex(dataset / "images" / "case2.raw", dataset, present=False)
+    annex(dataset / "labels" / "case3.raw", dataset, present=False)
+    monkeypatch.chdir(dataset)
+    code, _, err = run_cli(["train", "--images", "images", "--labels", "labels", "-o", "model", "--epochs", "1"],
+                           capsys)
+    assert (code, err.strip()) == (1, "medseg: error: 2 files of the training set are git-annex links whose content "
+                                      "is not present here (images/case2.raw, labels/case3.raw): fetch them with "
+                                      "datalad get images labels (or git annex get)")
+    assert not (dataset / "model").exists()
