@@ -27,7 +27,7 @@ So inference holds about 0.5 GB before any case and 6-10 bytes a voxel for a mod
 16-25 bytes a voxel of input and model space together for one that resamples; the guard charges 12 and 40. Scoring
 holds about 0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as float32,
 and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.metrics``'
-``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.55 GB for 512×512×340 voxels).
+``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.36 GB for 512×512×340 voxels, measured again).
 A retry (a job killed for memory) asks for twice, then three times the first attempt's memory.
 """
 
