@@ -5,7 +5,8 @@ below the machine's. The kernel kills a process that goes over the memory limit,
 (:func:`medseg.preprocess.check_grid_size`) refuses what the machine cannot hold and warns about what the cgroup
 would not let through, naming the limit's file. A CPU quota (``docker run --cpus 2``) leaves the CPU count as the
 machine's, and torch would start a thread for each of its cores, which then wait on each other:
-:func:`set_threads` starts no more than the quota allows.
+:func:`set_threads` starts no more than the quota allows. medseg's own CPU work (the surface distances' searches) takes
+:func:`cpu_threads`: those set by :func:`set_threads`, else as many as the quota allows, without importing torch.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 
-__all__ = ["CgroupLimit", "cgroup_cpus", "cgroup_limit", "physical_memory", "resident_memory", "set_threads",
-           "usable_cpus"]
+__all__ = ["CgroupLimit", "cgroup_cpus", "cgroup_limit", "cpu_threads", "physical_memory", "resident_memory",
+           "set_threads", "usable_cpus"]
 
 log = logging.getLogger(__name__)
 
 _UNLIMITED = 1 << 62  # cgroup v1 writes "no limit" as the largest page-aligned 63-bit number
+_threads: int | None = None  # the CPU threads set by set_threads (--threads), for medseg's own work
 
 
 def physical_memory() -> int | None:
@@ -90,12 +92,14 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def set_threads(threads: int | None) -> None:
-    """Set torch's CPU threads: ``threads`` where given (``--threads``); otherwise no more than this process's cgroup
-    CPU quota allows, rounded up, where that is fewer than torch would start (a quota of 2 CPUs on a 64-core machine
-    ran 64 threads that spin-waited for each other). ``threads`` that is no whole number from 1 is an
-    :class:`~medseg.errors.InputError`, and torch's threads are left as they were."""
-    import torch
+def set_threads(threads: int | None, *, torch: bool = True) -> None:
+    """Set the CPU threads of this process: ``threads`` where given (``--threads``), for medseg's own work
+    (:func:`cpu_threads`) and, with ``torch``, torch's; no more than the CPUs this process may run on. Without
+    ``threads`` torch's are no more than this process's cgroup CPU quota allows, rounded up, where that is fewer than
+    torch would start (a quota of 2 CPUs on a 64-core machine ran 64 threads that spin-waited for each other), and
+    medseg's own stay as they were. ``torch=False`` (scoring) neither imports torch nor sets its threads. ``threads``
+    that is no whole number from 1 is an :class:`~medseg.errors.InputError`, and the threads are left as they were."""
+    global _threads
 
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, Integral) or threads < 1:
@@ -108,16 +112,34 @@ def set_threads(threads: int | None) -> None:
             log.warning("--threads %d: this process may use %d CPU%s; using %d threads", threads, available,
                         "" if available == 1 else "s", available)
             threads = available
-        torch.set_num_threads(threads)
+        _threads = threads
+        if torch:
+            import torch as torch_module
+
+            torch_module.set_num_threads(threads)
+        return
+    if not torch:
         return
     quota = cgroup_cpus()
     if quota is None:
         return
+    import torch as torch_module
+
     allowed = max(1, math.ceil(quota.size - 1e-9))
-    if allowed < torch.get_num_threads():
+    if allowed < torch_module.get_num_threads():
         log.info("torch threads: %d, the CPU quota of this process's cgroup (%g CPUs, %s); --threads sets them",
                  allowed, quota.size, quota.file)
-        torch.set_num_threads(allowed)
+        torch_module.set_num_threads(allowed)
+
+
+def cpu_threads() -> int:
+    """The CPU threads medseg's own work may start: those :func:`set_threads` was given (``--threads``), else the CPUs
+    this process may run on, no more than its cgroup's CPU quota (rounded up). Imports no torch."""
+    if _threads is not None:
+        return _threads
+    quota = cgroup_cpus()
+    allowed = usable_cpus()
+    return allowed if quota is None else max(1, min(allowed, math.ceil(quota.size - 1e-9)))
 
 
 def _whole(text: str) -> bool:

@@ -24,7 +24,6 @@ in the tree.
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 
@@ -75,17 +74,11 @@ def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget
 
 
 def search_threads() -> int:
-    """Threads for the tree's searches: torch's where it is loaded (``--threads``, or no more than a cgroup's CPU
-    quota: :func:`medseg.resources.set_threads`), else the CPUs this process may run on, no more than that quota
-    (rounded up)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        return max(1, int(torch.get_num_threads()))
-    from medseg.resources import cgroup_cpus, usable_cpus
+    """Threads for the tree's searches: medseg's (:func:`medseg.resources.cpu_threads`: ``--threads``, else the CPUs
+    this process may run on, no more than its cgroup's CPU quota, rounded up). Imports no torch."""
+    from medseg.resources import cpu_threads
 
-    quota = cgroup_cpus()
-    allowed = usable_cpus()
-    return allowed if quota is None else max(1, min(allowed, math.ceil(quota.size - 1e-9)))
+    return cpu_threads()
 
 
 def _search_cost(distances: np.ndarray, voxel_mm: float) -> np.ndarray:

@@ -56,13 +56,18 @@ def cpu_unless_marked_cuda(request, monkeypatch):
 def torch_threads_restored():
     """Each test leaves torch's CPU threads as it found them. A test running a command in this process with
     ``--threads 2`` left them at 2 for every later test of its worker: with make test's two workers on two cores,
-    torch's threads then spin-waited for a core, and a small segmentation took 20 times as long."""
+    torch's threads then spin-waited for a core, and a small segmentation took 20 times as long. medseg's own
+    threads (:func:`medseg.resources.cpu_threads`) too."""
     import torch
 
+    import medseg.resources as resources
+
     before = torch.get_num_threads()
+    own = resources._threads  # medseg's own (the surface distances' searches), set with torch's by --threads
     yield
     if torch.get_num_threads() != before:
         torch.set_num_threads(before)
+    resources._threads = own
 
 
 @pytest.fixture(scope="session")

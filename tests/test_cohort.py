@@ -791,6 +791,37 @@ def test_evaluate_scores_cases_with_a_reference(cohort):
     assert folder.segmentation("b").exists() and not folder.metrics("b").exists()
 
 
+def test_the_evaluate_job_imports_no_torch_and_its_threads_decide_the_searches(tmp_path):
+    """The workflow's evaluate job (``cohort evaluate ... --threads 1``) imported torch only to hold its thread count,
+    which the surface distances' searches followed (1.9-2.5 s a job); they now follow medseg's own count."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", data / "a_label.nii.gz", shape=SHAPE, seed=1)
+    sheet = _sheet(data, "case_id\timage\treference\na\ta.nii.gz\ta_label.nii.gz\n")
+    results = tmp_path / "results"
+    infer_cases(read_samples(sheet), results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    script = (
+        "import runpy, sys, scipy.spatial\n"
+        "workers = []\n"
+        "query = scipy.spatial.KDTree.query\n"
+        "def counted(tree, *args, **kwargs):\n"
+        "    workers.append(kwargs.get('workers'))\n"
+        "    return query(tree, *args, **kwargs)\n"
+        "scipy.spatial.KDTree.query = counted\n"
+        "sys.argv = ['medseg'] + sys.argv[1:]\n"
+        "try:\n"
+        "    runpy.run_module('medseg', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    print('exit', stop.code)\n"
+        "print('torch' in sys.modules, 'monai' in sys.modules, sorted(set(workers)))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, "-q", "cohort", "evaluate", str(sheet), "-o", str(results),
+                          "--threads", "1"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.stdout.splitlines()[-2:] == ["exit 0", "False False [1]"], run.stderr
+    assert json.loads(ResultsFolder(results).metrics("a").read_text())["labels"]["1"]["dice"] > 0.5
+
+
 def test_a_sidecar_that_cannot_be_read_fails_its_case_at_scoring_naming_it(cohort):
     sheet, results = cohort
     samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]

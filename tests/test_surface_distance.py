@@ -130,27 +130,22 @@ def test_surfaces_side_by_side_keep_the_tree():
     assert surface_distance._cheapest_plan(shape, scale, 1 << 30, points, near, len(points)) is None
 
 
-def test_search_threads_follow_torch_else_the_cgroup_quota(monkeypatch):
-    """The tree's searches use torch's threads where torch is loaded (``--threads``), else the CPUs this process may
-    use, no more than a cgroup's quota: 1.5 CPUs on an 8-CPU machine start 2 threads, not 8."""
-    import sys
-
-    import torch
-
+def test_search_threads_follow_medsegs_threads_else_the_cgroup_quota(monkeypatch):
+    """The tree's searches use the threads ``set_threads`` was given (``--threads``), torch or not, else the CPUs this
+    process may use, no more than a cgroup's quota: 1.5 CPUs on an 8-CPU machine start 2 threads, not 8. Scoring sets
+    them without importing torch (it imported torch only to hold the count, 1.9-2.5 s a job)."""
     import medseg.resources as resources
 
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        assert surface_distance.search_threads() == 1
-    finally:
-        torch.set_num_threads(threads)
-    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.setattr(resources, "_threads", None)
     monkeypatch.setattr(resources, "usable_cpus", lambda: 8)
     monkeypatch.setattr(resources, "cgroup_cpus", lambda: resources.CgroupLimit(1.5, "/sys/fs/cgroup/cpu.max"))
     assert surface_distance.search_threads() == 2
     monkeypatch.setattr(resources, "cgroup_cpus", lambda: None)
     assert surface_distance.search_threads() == 8
+    resources.set_threads(3, torch=False)
+    assert surface_distance.search_threads() == 3
+    resources.set_threads(None, torch=False)  # no --threads: those given before stay
+    assert surface_distance.search_threads() == 3
 
 
 def test_two_edges_at_one_distance_give_the_trees_float32(maps_always):

@@ -587,8 +587,9 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
     job's memory, as for :class:`InferOptions`; ``on_case`` and ``redo`` as for :func:`infer_cases`).
 
-    Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. Torch's
-    thread count is set for the process when a case is scored, as by :func:`infer_cases` (``threads``), and left so.
+    Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. medseg's
+    thread count (:func:`medseg.resources.cpu_threads`, which the surface distances' searches follow) is set for the
+    process when a case is scored (``threads``), and left so; torch is not imported.
     """
     clock = time.perf_counter()
     check_searchable(results)  # every case's files are in it
@@ -626,8 +627,8 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
 
 
 class _MetricsSetup:
-    """Sets torch's threads (``threads``: the surface distances' searches follow them) and imports scipy's k-d tree
-    and feature transform on first use, timed apart from the cases (scoring uses nothing of MONAI)."""
+    """Sets medseg's threads (``threads``: the surface distances' searches follow them) and imports scipy's k-d tree
+    and feature transform on first use, timed apart from the cases (scoring uses neither torch nor MONAI)."""
 
     def __init__(self, threads: int | None) -> None:
         self.threads = threads
@@ -640,7 +641,7 @@ class _MetricsSetup:
             import scipy.ndimage  # noqa: F401 - the import is what is timed
             import scipy.spatial  # noqa: F401
 
-            set_threads(self.threads)  # or no more than a cgroup's CPU quota allows
+            set_threads(self.threads, torch=False)  # or no more than a cgroup's CPU quota allows
             self.ready = True
             self.setup_s = time.perf_counter() - clock
 
