@@ -240,7 +240,11 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     case's metrics and failure record replace each other. Predictions without a reference are named in a warning
     and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
     outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
-    ``on_case(case_id, metrics_or_None, error_or_None)`` is called after each case."""
+    ``on_case(case_id, metrics_or_None, error_or_None)`` is called after each case.
+
+    A Ctrl-C or SIGTERM (``KeyboardInterrupt``) goes through carrying what the caller tells of it: ``records_kept``,
+    the metrics files and failure records written whole before it (they stay; the report is not made), and
+    ``cases_total``."""
     from medseg.errors import OutputWriteError
     from medseg.io.atomic import check_writable, remove_empty_folders
 
@@ -284,9 +288,20 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
 
         remove_empty_folders(made)
         raise OutputWriteError(f"{out_dir}: cannot make the output folder ({os_reason(error)})") from error
+    scored: list[tuple[str, Path]] = []
+    failed: list[tuple[str, str, Path]] = []
     try:
         return _score_into(found, pred_dir, ref_dir, out_dir, targets, metrics_path, failure_path, package, given_as,
-                           on_case)
+                           on_case, scored, failed)
+    except KeyboardInterrupt as stop:  # what is written stands (each file whole); the caller tells how far it got
+        from medseg.io.atomic import placed_before_stop
+
+        kept = [path for _, path in scored] + [path for _, _, path in failed]
+        kept += [path for path in placed_before_stop(stop) if path not in kept]  # held back while it was placed
+        stop.records_kept = tuple(kept)
+        stop.cases_total = len(found.pairs) + len(found.missed)
+        remove_empty_folders(made)
+        raise
     except BaseException:
         remove_empty_folders(made)
         raise
@@ -294,9 +309,9 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
 
 def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: list[Path],
                 metrics_path: dict[str, Path], failure_path: dict[str, Path], package, given_as: str,
-                on_case) -> FolderScores:
+                on_case, scored: list[tuple[str, Path]], failed: list[tuple[str, str, Path]]) -> FolderScores:
     """:func:`score_folder`'s work once ``out_dir`` is there: each pair scored, the missed cases recorded, the
-    report made."""
+    report made; ``scored`` and ``failed`` (empty) grow as the cases are written."""
     from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
     from medseg.io.atomic import atomic_paths, results_unwritable
     from medseg.metrics import metrics_json
@@ -316,8 +331,6 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
         if on_case is not None:
             on_case(case, None, one_line(error))
 
-    scored: list[tuple[str, Path]] = []
-    failed: list[tuple[str, str, Path]] = []
     names_from: list[Path] = []
     unnamed: dict[str, dict] = {}  # case -> metrics of a case scored without label names: the values present
     for case, prediction, reference in found.pairs:

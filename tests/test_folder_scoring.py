@@ -10,6 +10,7 @@ import logging
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from medseg.cli import main
 from medseg.errors import InputError
@@ -471,3 +472,35 @@ def test_the_closing_line_counts_one_metrics_file_and_one_failure_record_in_the_
     assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == f"wrote {out} (1 metrics file, 2 failure records, report.html, cohort.tsv, summary.json)"
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["first run", "with --overwrite"])
+def test_a_ctrl_c_says_how_many_records_are_kept_and_that_the_report_was_not_made(folders, tmp_path, capsys,
+                                                                                   monkeypatch, overwrite):
+    """A Ctrl-C while a folder was scored said only click's "Aborted.": nothing told that the cases scored stand,
+    nor that the report is missing, nor that a rerun needs --overwrite (their records are outputs it refuses)."""
+    import medseg.scoring
+
+    pred, ref = folders
+    out = tmp_path / "scores"
+    real = medseg.scoring.score_pair
+    calls = []
+
+    def stopped_at_the_third(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(medseg.scoring, "score_pair", stopped_at_the_third)
+    code, stdout, stderr = run_cli(["evaluate", str(pred), str(ref), "-o", str(out),
+                                    *(["--overwrite"] if overwrite else [])], capsys)
+    again = "the same command again" if overwrite else "it again with --overwrite"
+    assert (code, stderr) == (130, f"medseg: stopped after 2 of 3 cases: their records in {out} are kept; the report "
+                                   f"was not made: run {again} to finish\n")
+    assert [line.split(":")[0] for line in stdout.splitlines()] == ["a", "b"]  # each case's Dice line, as it ended
+    assert sorted(p.name for p in out.iterdir()) == ["a_metrics.json", "b_metrics.json"]
+    monkeypatch.setattr(medseg.scoring, "score_pair", real)
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 1  # c fails on its grid, as before
+    assert {p.name for p in out.iterdir()} == {"a_metrics.json", "b_metrics.json", "c_failed.json", "report.html",
+                                                "cohort.tsv", "summary.json"}

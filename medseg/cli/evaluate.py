@@ -174,15 +174,31 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
         else:
             click.echo(escaped_line(f"{case}: {_dice_line(metrics)}"))
 
-    with usage_errors():  # the wrong --model, two cases writing one file
-        result = score_folder(predictions, references, Path(output), package, given_as=f"--model {model}",
-                              overwrite=overwrite, on_case=tell)
+    try:
+        with usage_errors():  # the wrong --model, two cases writing one file
+            result = score_folder(predictions, references, Path(output), package, given_as=f"--model {model}",
+                                  overwrite=overwrite, on_case=tell)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line (click said only "Aborted."), exit 130 (143)
+        if not hasattr(stop, "cases_total"):  # before any case (the pairing, the checks): nothing written
+            raise
+        click.echo(escaped_line(_stopped_line(stop, Path(output), overwrite)), err=True)
+        raise click.exceptions.Exit(getattr(stop, "code", 130)) from stop
     if shown:
         for source in result.names_from:
             click.echo(escaped_line(f"label names from {source}"), err=True)
         for line in _summary_lines(result):
             click.echo(escaped_line(line))
     return 1 if result.failed else 0
+
+
+def _stopped_line(stop: KeyboardInterrupt, output: Path, overwrite: bool) -> str:
+    """The one line of a folder's scoring a Ctrl-C or SIGTERM stopped: the cases' records written (kept), the report
+    not made, and how to finish."""
+    from medseg.numbers import counted
+
+    again = "the same command again" if overwrite else "it again with --overwrite"
+    return (f"medseg: stopped after {len(stop.records_kept)} of {counted(stop.cases_total, 'case')}: their records in "
+            f"{output} are kept; the report was not made: run {again} to finish")
 
 
 def _dice_line(metrics: dict) -> str:
