@@ -528,6 +528,7 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
     )
 
     monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
+    monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: True)  # its process ends with the run
 
     before = signal.getsignal(signal.SIGINT)
     told: list[str] = []
@@ -548,6 +549,46 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
         assert told == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_caller_of_snakemakes_api_gets_its_own_ctrl_c_handler_back_when_the_run_ends(monkeypatch):
+    """The handler the Snakefile sets at onstart (``_stop_jobs``) stayed for the rest of a process that ran the workflow
+    through Snakemake's API, and a Ctrl-C while planning left SIGINT ignored there: the workflow's onsuccess and
+    onerror (``run_ended``), and a stop while planning outside Snakemake's command line, put the caller's back."""
+    from medseg.cohort import planning_stop
+    from medseg.cohort.planning_stop import PLANNING_STOPPED, planning_done, run_ended, stop_planning_on_interrupt
+
+    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
+    before = signal.getsignal(signal.SIGINT)
+    told: list[str] = []
+
+    def callers(number, frame):
+        told.append("the caller's")
+
+    def stop(line: str):
+        told.append(line)
+        raise SystemExit(130)
+
+    try:
+        signal.signal(signal.SIGINT, callers)
+        stop_planning_on_interrupt(stop)
+        planning_done()
+        assert signal.getsignal(signal.SIGINT) is planning_stop._stop_jobs
+        run_ended()  # onsuccess or onerror
+        assert signal.getsignal(signal.SIGINT) is callers
+        run_ended()  # once only: a handler set since is the caller's
+        stop_planning_on_interrupt(stop)  # the next run, stopped while it is planned
+        with pytest.raises(SystemExit):
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is callers  # not ignored
+        signal.raise_signal(signal.SIGINT)
+        assert told == [PLANNING_STOPPED, "the caller's"]
+        stop_planning_on_interrupt(stop)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # one the caller set during the run is kept
+        run_ended()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
 

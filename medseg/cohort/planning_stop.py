@@ -9,16 +9,22 @@ Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and rel
 (:func:`jobs_stopped`): Snakemake reports the stopped run as a failed one (exit code 1, "At least one job did not
 complete successfully"), and the workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits
 with 130, as a script expects of an interrupt.
+
+The handler found before the run is put back as the run ends (:func:`run_ended`, in ``onsuccess`` and ``onerror``;
+a stop while planning puts it back at once, except under Snakemake's command line, whose process ends with the run):
+a Python program that ran the workflow through Snakemake's API kept medseg's handler, or after a Ctrl-C while
+planning had SIGINT ignored, for the rest of its life.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_stopped", "planning_done", "run_stopped_line",
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_stopped", "planning_done", "run_ended", "run_stopped_line",
            "stop_planning_on_interrupt"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
@@ -26,6 +32,8 @@ STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medse
 
 _handler: Callable | None = None
 _jobs_stopped = False  # a Ctrl-C reached Snakemake's job loop
+_NONE = object()
+_before: object = _NONE  # the SIGINT handler found as the run started, put back as it ends
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
@@ -35,13 +43,18 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
 
     Each run starts here, with no Ctrl-C noted (:func:`jobs_stopped`): a process that runs the workflow again (through
     Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C."""
-    global _handler, _jobs_stopped
+    global _before, _handler, _jobs_stopped
     _jobs_stopped = False
     if threading.current_thread() is not threading.main_thread():
         return
+    _before = signal.getsignal(signal.SIGINT)
+    command = _under_snakemake_command()
 
     def handler(number, frame) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the line or the way out short
+        if command:  # a second Ctrl-C does not cut the line or the way out short; the process ends with it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:  # a caller's process goes on: its own handler back (run_ended is not reached)
+            run_ended()
         stop(PLANNING_STOPPED)
 
     _handler = handler
@@ -64,6 +77,31 @@ def _stop_jobs(number, frame) -> None:
     global _jobs_stopped
     _jobs_stopped = True
     signal.default_int_handler(number, frame)
+
+
+def run_ended() -> None:
+    """The SIGINT handler found when :func:`stop_planning_on_interrupt` started the run back (the workflow's
+    ``onsuccess`` and ``onerror``), where the run's own is still set (``_stop_jobs``, the planning handler); only in
+    the main thread."""
+    global _before, _handler
+    if _before is _NONE or threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGINT)
+    if current is _stop_jobs or (_handler is not None and current is _handler) or current is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _before)
+    _before, _handler = _NONE, None
+
+
+def _under_snakemake_command() -> bool:
+    """Whether Snakemake's command line (``snakemake.cli.main``) runs the workflow: its process ends with the run."""
+    main = getattr(sys.modules.get("snakemake.cli"), "main", None)
+    code = getattr(main, "__code__", None)
+    frame = sys._getframe(1)
+    while frame is not None and code is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def jobs_stopped() -> bool:

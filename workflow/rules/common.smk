@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (STOPPED_CODE, jobs_stopped, planning_done, run_stopped_line,
+from medseg.cohort.planning_stop import (STOPPED_CODE, jobs_stopped, planning_done, run_ended, run_stopped_line,
                                          stop_planning_on_interrupt)
 
 
@@ -166,19 +166,26 @@ onstart:
     snakelock.record_run(Path(".snakemake"))
 
 
+# each ends with the SIGINT handler found before the run back (a caller of Snakemake's API gets its Ctrl-C back)
 onsuccess:
-    snakelock.forget_run(Path(".snakemake"))
-    if _forced:  # its token was kept for the same command run again after a stop (a plain run does not finish it)
-        cohort.forget_forced_run(RESULTS)
+    try:
+        snakelock.forget_run(Path(".snakemake"))
+        if _forced:  # its token was kept for the same command run again after a stop (a plain run does not finish it)
+            cohort.forget_forced_run(RESULTS)
+    finally:
+        run_ended()
 
 
 onerror:
-    snakelock.forget_run(Path(".snakemake"))
-    if jobs_stopped():  # a Ctrl-C, which Snakemake reports as a failed run (exit 1): one line, and exit 130
-        _folder = records.ResultsFolder(RESULTS)
-        _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
-        print(run_stopped_line(_finished, len(SAMPLES)), file=sys.stderr, flush=True)
-        sys.exit(STOPPED_CODE)
+    try:
+        snakelock.forget_run(Path(".snakemake"))
+        if jobs_stopped():  # a Ctrl-C, which Snakemake reports as a failed run (exit 1): one line, and exit 130
+            _folder = records.ResultsFolder(RESULTS)
+            _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
+            print(run_stopped_line(_finished, len(SAMPLES)), file=sys.stderr, flush=True)
+            sys.exit(STOPPED_CODE)
+    finally:
+        run_ended()
 
 
 _missing = [s for s in SAMPLES if records.unavailable(s.image)]
