@@ -471,6 +471,41 @@ def test_metaimage_data_that_does_not_decompress_is_refused_and_nothing_printed(
     assert capfd.readouterr() == ("", "")  # nothing printed by the libraries beneath
 
 
+def test_metaimage_reads_in_threads_keep_each_files_own_printed_lines(sitk, tmp_path):
+    """The lines the libraries print are kept by taking over fd 2, which is the process's: reads in threads at once
+    refused good files with another file's "Uncompress failed" (22 of 80 reads) and read the damaged one, and could
+    leave the standard error pointing at a deleted capture file."""
+    import os
+    import threading
+
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "good.mha"), True)
+    data = (tmp_path / "good.mha").read_bytes()
+    start = data.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")
+    (tmp_path / "bad.mha").write_bytes(data[:start] + bytes(len(data) - start))
+    stderr_before = os.fstat(2)
+    outcomes: dict[str, list[str]] = {"good.mha": [], "bad.mha": []}
+
+    def read(name):
+        for _ in range(15):
+            try:
+                read_image(tmp_path / name)
+                outcomes[name].append("read")
+            except ImageReadError as error:
+                outcomes[name].append(str(error).split(": ", 1)[1])
+
+    threads = [threading.Thread(target=read, args=(name,)) for name in ("good.mha", "bad.mha", "good.mha")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes["good.mha"] == ["read"] * 30
+    assert set(outcomes["bad.mha"]) == {"corrupt image data (Uncompress failed); the file is damaged (copy or "
+                                        "download it again)"}
+    assert len(outcomes["bad.mha"]) == 15
+    stderr_after = os.fstat(2)
+    assert (stderr_after.st_dev, stderr_after.st_ino) == (stderr_before.st_dev, stderr_before.st_ino)
+
+
 def test_a_metaimage_of_text_voxels_is_read_not_refused_as_cut_short(sitk, tmp_path):
     """MetaImage's BinaryData = False (voxels written as text, as NRRD's encoding: ascii): its bytes were counted
     against the binary size and it was refused as "truncated image data (16 of the 32 bytes…)"."""

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -298,12 +299,27 @@ class _Printed:
     text = ""
 
 
+# fd 2 is the process's: two threads reading at once would each keep the other's lines (a good file refused with
+# the "Uncompress failed" of a damaged one, the damaged one read as good), and the later to finish would put back
+# the earlier one's capture as the standard error for ever. The reads whose lines are kept run one at a time.
+_FD2_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _printed_by_libraries():
     """What the C++ libraries under SimpleITK print on the process' standard error (file descriptor 2) while the
     block runs, kept (``.text``, once it ends) instead of shown: MetaImage's library prints its reasons there itself,
     lines the user would see before medseg's one (and "Uncompress failed" is all it says of voxels it could not
-    decompress). Where fd 2 cannot be taken over, nothing is kept."""
+    decompress). Where fd 2 cannot be taken over, nothing is kept. One block at a time in the process (threads
+    wait on each other); what another thread writes to fd 2 meanwhile is kept with it."""
+    with _FD2_LOCK:
+        with _redirected_fd2() as kept:
+            yield kept
+
+
+@contextlib.contextmanager
+def _redirected_fd2():
+    """fd 2 pointed at a temporary file while the block runs, and put back however it ends."""
     kept = _Printed()
     try:
         sys.stderr.flush()
