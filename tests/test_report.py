@@ -332,6 +332,32 @@ def test_a_label_no_training_case_held_is_not_flagged_empty_without_a_reference(
     assert "empty_prediction(gap)" not in rows["learnt"]["flags"]
 
 
+def test_a_label_no_training_case_held_is_flagged_where_it_is_predicted(tmp_path):
+    """The other side of not flagging an untrained label's empty prediction: a model that predicts a label no
+    training case held (labels_not_trained) found something it never learnt. Without a reference no flag said so;
+    with one, only false_positive, as for any label."""
+    named = {0: "background", 1: "ball", 2: "gap", 3: "box"}
+    for case_id, seed, reference in (("bare", 0, False), ("scored", 1, True), ("older", 2, False)):
+        image, labels, affine = phantom(seed)
+        truth = np.where(labels == 2, 3, labels).astype(np.uint8)  # ball 1, box 3: no gap in the reference
+        prediction = truth.copy()
+        prediction[tuple(np.argwhere(labels == 1)[:40].T)] = 2  # part of the ball predicted as the gap
+        write_case_arrays(tmp_path, case_id, image, truth, prediction, affine, reference=reference,
+                          labels_named=named)
+        if case_id != "older":  # an older sidecar, without the record: as before
+            sidecar = tmp_path / "cases" / case_id / f"{case_id}_seg.json"
+            record = json.loads(sidecar.read_text())
+            record["labels_not_trained"] = [2]
+            sidecar.write_text(json.dumps(record))
+    outputs = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert "untrained_label(gap)" in flag_set(rows["bare"])
+    assert {"untrained_label(gap)", "false_positive(gap)"} <= flag_set(rows["scored"])
+    assert not any(flag.startswith("untrained_label") for flag in flag_set(rows["older"]))
+    page = outputs.html.read_text()
+    assert "gap: " in page and "ml predicted of a label no training case held" in page
+
+
 def test_without_references(tmp_path):
     for seed, how in enumerate(["exact", "erode", "shift", "exact", "exact"]):
         write_case(tmp_path, f"n{seed}", seed, how, reference=False)

@@ -60,6 +60,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it; "
                             "without one: a label the model learnt, not one that no training case held)",
         "false_positive": "a label is predicted where the reference has none",
+        "untrained_label": "a label that no training case of the model held (the sidecar's labels_not_trained: a "
+                           "gap declared to keep the files' values) is predicted: the network never learnt it, so its "
+                           "voxels are another structure's or noise",
         "low_dice": f"Dice below {dice_threshold:g} (of a label scored ok: an empty prediction or a false positive "
                     "has its own flag)",
         "volume_outlier": (
@@ -209,6 +212,9 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
             volume = "?" if label.pred_volume_ml is None else f"{label.pred_volume_ml:.3g}"
             out.append(Flag("false_positive", f"{label.name}: {volume} ml predicted, none in the reference",
                             label.name, label.value))
+        if label.value in untrained and label.pred_volume_ml:  # the network never saw it, yet finds it
+            out.append(Flag("untrained_label", f"{label.name}: {label.pred_volume_ml:.3g} ml predicted of a label no "
+                                               "training case held", label.name, label.value))
         if label.dice is not None and label.dice < dice_threshold and label.status == "ok":
             out.append(Flag("low_dice", f"{label.name} Dice {dice_text(label.dice, dice_threshold)} < "
                                         f"{dice_threshold:g}", label.name, label.value))

@@ -27,7 +27,7 @@ FLAG_COLOURS = {
     "volume_outlier": "#7d3cb5", "distance_outlier": "#00696b", "touches_border": "#6b5a00", "geometry": "#1f3a93",
     "duplicate_id": "#555555", "unlike_training": "#7a4b00",
     "label_like_input": "#8e0000", "dice_outlier": "#a0005a", "volume_difference_outlier": "#5b3a8c",
-    "duplicate_input": "#3d4f5c", "nothing_scored": "#a33a00",
+    "duplicate_input": "#3d4f5c", "nothing_scored": "#a33a00", "untrained_label": "#c8001a",
 }
 STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
              ("pred_volume_ml", "predicted volume (ml)", 3), ("ref_volume_ml", "reference volume (ml)", 3),
