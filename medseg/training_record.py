@@ -23,9 +23,9 @@ def recorded_figures(training: dict, labels: dict) -> dict:
     """The summary figures of a ``training`` record: the case, epoch counts as whole numbers, the split, scoring grid
     and device as texts, ``train_seconds`` as a number, ``val_cases`` counted from its list of case ids, and the Dice
     per label (``val_dice``, its median and min) for the package's ``labels`` only, each a number or None (not
-    recorded: no validation case has the label, or the record holds no number there), and ``val_labels_absent``, the
-    package's labels that no validation reference holds. A figure the record holds with another type is None; one it
-    does not hold is left out."""
+    recorded: no validation case has the label, or the record holds no number there), and ``train_labels_absent`` /
+    ``val_labels_absent``, the package's labels that no training case / no validation reference holds. A figure
+    the record holds with another type is None; one it does not hold is left out."""
     figures = {}
     for key in _COUNTS:
         if key in training:
@@ -44,9 +44,10 @@ def recorded_figures(training: dict, labels: dict) -> dict:
             values = training[key]
             figures[key] = ({str(k): _number(v) for k, v in values.items() if str(k) in known}
                             if isinstance(values, dict) else None)
-    absent = training.get("val_labels_absent")
-    if isinstance(absent, list):  # the labels no validation reference holds, of the package's
-        figures["val_labels_absent"] = sorted({v for v in absent if type(v) is int and str(v) in known})
+    for key in ("train_labels_absent", "val_labels_absent"):  # the labels no training case / validation
+        absent = training.get(key)  # reference holds, of the package's
+        if isinstance(absent, list):
+            figures[key] = sorted({v for v in absent if type(v) is int and str(v) in known})
     cases = training.get("val_cases")
     figures["val_cases"] = len(cases) if isinstance(cases, list) else None
     return figures

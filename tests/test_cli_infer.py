@@ -1033,6 +1033,32 @@ def test_models_marks_the_labels_no_validation_reference_holds_as_the_card_does(
     assert json.loads(out)[0]["training"]["val_labels_absent"] == []
 
 
+def test_models_names_the_labels_no_training_case_held_as_the_card_does(tmp_path, capsys):
+    """Labels declared to fill a gap (train_labels_absent) were named as never learnt by the model card and the
+    training run's warnings only: `medseg models` showed them among the labels, like any other. A record without the
+    list (an older package), or one naming no label of the package, names none."""
+    import shutil
+
+    from medseg.package import shipped_package_path
+
+    copy = tmp_path / "mine"
+    shutil.copytree(shipped_package_path("phantom"), copy)
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0 and "never learnt" not in out
+    assert "train_labels_absent" not in json.loads(run(["models", "--json", str(copy)], capsys)[1])[0]["training"]
+    config = json.loads((copy / "model.json").read_text())
+    config["training"]["train_labels_absent"] = [2, 3]
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0 and "\n  in no training case, so never learnt: 2 box, 3 tube\n" in out
+    code, out, _ = run(["models", "--json", str(copy)], capsys)
+    assert json.loads(out)[0]["training"]["train_labels_absent"] == [2, 3]
+    config["training"]["train_labels_absent"] = [9, "x"]
+    (copy / "model.json").write_text(json.dumps(config))
+    code, out, _ = run(["models", str(copy)], capsys)
+    assert code == 0 and "never learnt" not in out
+
+
 def test_one_damaged_shipped_package_does_not_hide_the_others(tmp_path, capsys, monkeypatch):
     import shutil
 

@@ -143,6 +143,10 @@ def _describe(row: dict) -> str:
             return f"{noun}s not recorded" if noun else "not recorded"
         return counted(value, noun) if noun else str(value)
 
+    untrained = training.get("train_labels_absent")
+    if untrained:  # gaps declared to keep the files' values (1, 3, 7 as 0..7): as the model card names them
+        lines.append("  in no training case, so never learnt: "
+                     + ", ".join(f"{v} {row['labels'].get(str(v), v)}" for v in untrained))
     dice = training.get("val_dice")
     if isinstance(dice, dict) and dice:
         names = row["labels"]
