@@ -1956,6 +1956,29 @@ def many_labels(tmp_path_factory):
     return count, build_report(root, root / "report.html")
 
 
+def test_labels_no_training_case_held_are_not_said_to_be_named_in_the_flags(tmp_path):
+    """A model of labels 1, 3, 7 declared as 0..7 has more than MANY_LABELS labels, so its cards are compact: the
+    empty rows of a case without a reference are folded under a note that says the flags above name them. The
+    labels no training case held (labels_not_trained) are not flagged when empty, so the note said of them what
+    was not so ("5 labels predicted empty …: named in the flags above", with one flag)."""
+    from medseg.report.figures import MANY_LABELS
+
+    count = MANY_LABELS + 1
+    write_many_label_case(tmp_path, "gaps", count, (), emptied=(2, 4, 5, 6, 7), reference=False)
+    sidecar = tmp_path / "cases" / "gaps" / "gaps_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["labels_not_trained"] = [2, 4, 5, 6]
+    sidecar.write_text(json.dumps(record))
+    page = build_report(tmp_path, tmp_path / "report.html").html.read_text(encoding="utf-8")
+    card = page[page.index('id="case-gaps"'):]
+    card = card[: card.index("back to the case table")]
+    assert "<b>empty_prediction</b>: organ_07 predicted empty" in card
+    assert ("1 label predicted empty with no reference to compare: named in the flags above; 4 labels that no "
+            "training case held (never learnt), predicted empty as expected: organ_02, organ_04, organ_05, "
+            "organ_06") in card
+    assert "5 labels predicted empty" not in card
+
+
 def test_many_labels_predicted_empty_without_a_reference_are_named_not_tabled(tmp_path):
     """A case without a reference from a partial field of view leaves most labels empty: each was a row of dashes
     in the card's "labels to look at" table (111 of 117 for a multi-organ model), the rows to look at lost among

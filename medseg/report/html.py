@@ -597,9 +597,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         folded = (f"<details><summary>all {len(labels)} labels</summary>"
                   f"{_label_table(labels, threshold, f'All labels of {case.case_id}')}"
                   "</details>")
-        note = (f'<p class="small">{len(bare)} label{"s" if len(bare) != 1 else ""} predicted empty with no '
-                "reference to compare: named in the flags above, their rows only in the folded table</p>"
-                if bare else "")
+        note = _bare_note(labels, bare, case.labels_not_trained)
         if len(look) == len(labels):  # nothing to fold away
             row.append(f'<div><p class="small">labels to look at: all {len(labels)}</p>'
                        f"{_label_table(labels, threshold, f'Labels of {case.case_id}')}</div>")
@@ -643,6 +641,25 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         return (f'<details class="case folded" id="{content.anchors[index]}"><summary>{summary}</summary>'
                 f'{"".join(body)}</details>')
     return f'<div class="{css}" id="{content.anchors[index]}">{head}{"".join(body)}</div>'
+
+
+def _bare_note(labels, bare: set[str], untrained: set[str]) -> str:
+    """The note under a compact card's table of the labels predicted empty with no reference (``bare``), whose rows
+    are folded away: those flagged for it are named in the flags above; those no training case held (``untrained``,
+    never learnt) are flagged for nothing, so they are named here."""
+    if not bare:
+        return ""
+    flagged = [label for label in labels if label.value in bare and label.value not in untrained]
+    never = [label for label in labels if label.value in bare and label.value in untrained]
+    parts = []
+    if flagged:
+        parts.append(f'{len(flagged)} label{"s" if len(flagged) != 1 else ""} predicted empty with no reference to '
+                     "compare: named in the flags above")
+    if never:
+        names = ", ".join(label.name for label in never[:8]) + (", …" if len(never) > 8 else "")
+        parts.append(f'{len(never)} label{"s" if len(never) != 1 else ""} that no training case held (never learnt), '
+                     f"predicted empty as expected: {names}")
+    return f'<p class="small">{e("; ".join(parts))}, their rows only in the folded table</p>'
 
 
 def _bare_empty(label, flags: list[Flag]) -> bool:
