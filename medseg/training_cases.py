@@ -580,8 +580,15 @@ def check_label_presence(config: dict, train_cases: list[TrainCase],
     _warn_blank_labels(train_cases, val_cases)
     in_training = present(train_cases)
     untrained = [value for value in declared if value not in in_training]
-    for value in untrained:
-        log.warning("label %d %r appears in no training case: the network cannot learn it", value, declared[value])
+    # below a value the files hold: gaps declared to keep the files' values (1, 3, 7 trained as 0..7)
+    gaps = " (declared to keep the files' values? that is fine)" if all(
+        value < max(in_training, default=0) for value in untrained) else ""
+    if len(untrained) == 1:
+        log.warning("label %d %r appears in no training case: the network cannot learn it%s", untrained[0],
+                    declared[untrained[0]], gaps)
+    elif untrained:  # one line for all: labels 1, 3, 7 declared as 0..7 gave one line per gap
+        log.warning("labels %s are in no training case: the network cannot learn them%s", _named(untrained, declared),
+                    gaps)
     if not val_cases:
         return untrained, []
     in_validation = present(val_cases)
@@ -591,10 +598,19 @@ def check_label_presence(config: dict, train_cases: list[TrainCase],
                     "positives, so it chooses no epoch; the package holds the last epoch's weights", len(val_cases),
                     "" if len(val_cases) == 1 else "s")
         return untrained, absent
-    for value in absent:
+    trained = [value for value in absent if value not in untrained]  # the others: named in the line above
+    if len(trained) == 1:
         log.warning("label %d %r appears in no validation case: its Dice counts only false positives (0 in a case "
-                    "where it is predicted, n/a where not)", value, declared[value])
+                    "where it is predicted, n/a where not)", trained[0], declared[trained[0]])
+    elif trained:
+        log.warning("labels %s are in training but in no validation case: their Dice counts only false positives (0 "
+                    "in a case where one is predicted, n/a where not)", _named(trained, declared))
     return untrained, absent
+
+
+def _named(values: list[int], names: dict[int, str]) -> str:
+    """``2 unused_2, 4 unused_4``: labels as the model card names them."""
+    return ", ".join(f"{value} {names[value]}" for value in values)
 
 
 def data_hashes(cases: list[TrainCase]) -> dict[str, list[str]]:

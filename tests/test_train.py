@@ -28,7 +28,7 @@ from medseg.model_card import model_card
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
 from medseg.train import train
-from medseg.training_cases import load_cases, pair_cases
+from medseg.training_cases import TrainCase, load_cases, pair_cases
 
 SHAPE = (32, 32, 12)
 
@@ -406,12 +406,54 @@ def test_training_labels_without_foreground_are_refused_and_missing_labels_named
         train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     messages = [r.getMessage() for r in caplog.records]
     assert "label 3 'tube' appears in no training case: the network cannot learn it" in messages
-    assert ("label 3 'tube' appears in no validation case: its Dice counts only false positives (0 in a case where "
-            "it is predicted, n/a where not)") in messages
+    # in no validation case either: the line above names it, a second line would only repeat it
+    assert not [m for m in messages if "no validation case" in m]
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
     assert training["val_dice"]["3"] is None and training["val_dice"]["1"] is not None
     assert "| tube * | n/a | n/a | n/a |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert sorted(training["train_case_ids"]) == sorted(c.case_id for c in cases[2:])
+
+
+def _case_holding(name: str, *values: int) -> TrainCase:
+    """A case whose label tensor holds background and ``values`` (the presence check reads nothing else)."""
+    label = torch.zeros(len(values) + 1, dtype=torch.uint8)
+    label[1:] = torch.tensor(values, dtype=torch.uint8)
+    return TrainCase(name, Path(f"{name}.nii.gz"), Path(f"{name}_seg.nii.gz"), label=label)
+
+
+def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
+    """Files labelled 1, 3, 7 trained as 0..7: the four gaps were warned about twice each (no training case, no
+    validation case), eight lines; now one line names them all, and one more the labels in training but no
+    validation case."""
+    from medseg.training_cases import check_label_presence
+
+    names = {1: "ellipsoid", 2: "unused_2", 3: "box", 4: "unused_4", 5: "unused_5", 6: "unused_6", 7: "tube"}
+    config = {"labels": {"0": "background", **{str(k): v for k, v in names.items()}}}
+    train_cases = [_case_holding("t0", 1, 3), _case_holding("t1", 3, 7)]
+    with caplog.at_level("WARNING"):
+        absent = check_label_presence(config, train_cases, [_case_holding("v0", 1)])
+    assert absent == ([2, 4, 5, 6], [2, 3, 4, 5, 6, 7])
+    assert [r.getMessage() for r in caplog.records] == [
+        "labels 2 unused_2, 4 unused_4, 5 unused_5, 6 unused_6 are in no training case: the network cannot learn "
+        "them (declared to keep the files' values? that is fine)",
+        "labels 3 box, 7 tube are in training but in no validation case: their Dice counts only false positives (0 "
+        "in a case where one is predicted, n/a where not)"]
+    caplog.clear()
+    # one gap, and one label in training only: each keeps its one-label line
+    config["labels"] = {"0": "background", "1": "ellipsoid", "2": "unused_2", "3": "box"}
+    with caplog.at_level("WARNING"):
+        check_label_presence(config, [_case_holding("t0", 1, 3)], [_case_holding("v0", 1)])
+    assert [r.getMessage() for r in caplog.records] == [
+        "label 2 'unused_2' appears in no training case: the network cannot learn it (declared to keep the files' "
+        "values? that is fine)",
+        "label 3 'box' appears in no validation case: its Dice counts only false positives (0 in a case where it is "
+        "predicted, n/a where not)"]
+    caplog.clear()
+    # above every value the files hold: no gap, so no word on declaring it to keep the values
+    with caplog.at_level("WARNING"):
+        check_label_presence(config, [_case_holding("t0", 1)], [_case_holding("v0", 1)])
+    assert [r.getMessage() for r in caplog.records][0] == ("labels 2 unused_2, 3 box are in no training case: the "
+                                                           "network cannot learn them")
 
 
 def test_a_label_no_training_case_holds_is_recorded_and_carried_into_the_sidecars(tiny_set, tmp_path):
