@@ -2591,11 +2591,38 @@ def test_dice_of_many_labels_is_one_line_naming_the_metrics_file(tmp_path, case,
                         f"{tmp_path / 'out' / 'case_metrics.json'}")
     from medseg.cli.infer import _dice_lines
 
-    bare = [{"name": f"organ_{k}", "dice": None, "status": "both_empty"} for k in range(count)]
+    bare = {str(k + 1): {"name": f"organ_{k}", "dice": None, "status": "both_empty"} for k in range(count)}
     assert _dice_lines(bare, None) == [f"  Dice over {count} labels: {count} n/a (both empty)"]
-    bare[4] = {"name": "肝", "dice": 0.69997, "status": "ok"}
+    bare["5"] = {"name": "肝", "dice": 0.69997, "status": "ok"}
     assert _dice_lines(bare, None) == [f"  Dice over {count} labels: mean 0.69997; lowest 肝 0.69997; "
                                        f"{count - 1} n/a (both empty)"]
+    # labels the package never learnt (gaps declared to keep the files' values) are counted apart
+    assert _dice_lines(bare, None, [2, 3, 5]) == [f"  Dice over {count} labels: mean 0.69997; lowest 肝 0.69997; "
+                                                  f"{count - 1} n/a (both empty; 2 of them never learnt)"]
+
+
+def test_labels_never_learnt_and_empty_in_both_images_share_one_dice_line():
+    """Files labelled 1, 3, 7 trained as 0..7: each of the four gaps, never learnt, printed its own "Dice unused_2:
+    n/a (both empty)" in every case. Those the sidecar lists in labels_not_trained (and empty in both images) now
+    share one line; one of them predicted keeps its own line, as does a learnt label empty in both."""
+    from medseg.cli.infer import _dice_lines
+
+    names = {1: "ellipsoid", 2: "unused_2", 3: "box", 4: "unused_4", 5: "unused_5", 6: "unused_6", 7: "tube"}
+    both_empty = {"dice": None, "status": "both_empty"}
+    labels = {str(value): {"name": name, **both_empty} for value, name in names.items()}
+    labels["1"] = {"name": "ellipsoid", "dice": 0.91234, "status": "ok"}
+    labels["5"] = {"name": "unused_5", "dice": 0.0, "status": "false_positive"}
+    labels["7"] = {"name": "tube", "dice": float("nan"), "status": "both_empty"}
+    assert _dice_lines(labels, None, [2, 4, 5, 6]) == [
+        "  Dice ellipsoid: 0.9123",
+        "  Dice box: n/a (both empty)",
+        "  Dice unused_5: 0.0000 (false positive: not in the reference)",
+        "  Dice tube: n/a (both empty)",
+        "  Dice unused_2, unused_4, unused_6: n/a (both empty; never learnt: no training case held them)"]
+    assert _dice_lines(labels, None, [4])[-1] == ("  Dice unused_4: n/a (both empty; never learnt: no training case "
+                                                  "held it)")
+    # a package that records none (every shipped one): a line each, as before
+    assert len(_dice_lines(labels, None)) == 7 and "  Dice unused_2: n/a (both empty)" in _dice_lines(labels, None)
 
 
 def test_nnunet_channel_files_given_together_are_warned_about(tmp_path, case, make_package, capsys):
@@ -2869,3 +2896,26 @@ def test_a_disk_too_full_for_the_outputs_is_refused_before_segmenting(tmp_path, 
     code, _, err = run(["infer", str(inputs[0]), "-o", str(out)], capsys)
     assert code == 0 and len(segmented) == 1 and "room" not in err
     assert _files(out) == ["a_seg.json", "a_seg.nii.gz"]
+
+
+def test_infer_groups_the_dice_of_labels_its_package_never_learnt(tmp_path, case, make_package, capsys):
+    """`medseg infer --reference` takes the labels never learnt from the package's record (train_labels_absent, as
+    the sidecar's labels_not_trained): those empty in both images share one Dice line, the others keep theirs."""
+    labels = {"0": "background", **{str(k): f"unused_{k}" for k in range(1, 8)}}
+    architecture = {"type": "unet2d", "in_channels": 1, "n_classes": 8, "base_width": 4, "depth": 2, "dropout": 0.0,
+                    "norm": "batch"}
+    package = make_package("gaps", labels=labels, architecture=architecture,
+                           training={"train_labels_absent": [1, 2, 3, 4, 5, 6, 7]})
+    image = nib.load(str(case))
+    reference = np.zeros(image.shape, dtype=np.uint8)
+    reference[10:20, 10:20, 2:6] = 1  # one label only: the others are empty in the reference
+    nib.save(nib.Nifti1Image(reference, image.affine), str(tmp_path / "reference.nii.gz"))
+    code, out, err = run(["infer", str(case), "-m", str(package), "-o", str(tmp_path / "out"), "--reference",
+                          str(tmp_path / "reference.nii.gz")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())["labels"]
+    empty = [entry["name"] for entry in metrics.values() if entry["status"] == "both_empty"]
+    assert empty  # the random weights leave some labels unpredicted
+    lines = out.splitlines()[1:]
+    assert lines[-1] == f"  Dice {', '.join(empty)}: n/a (both empty; never learnt: no training case held them)"
+    assert len(lines) == 7 - len(empty) + 1 and not [line for line in lines[:-1] if "both empty" in line]

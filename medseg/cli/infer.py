@@ -200,7 +200,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             trained = "; one of the model's training images" if outputs.record.get("in_training_set") else ""
             click.echo(escaped_line(f"{path}{used} -> {written} ({sum(timing.values()):.1f} s{trained})"))
             if outputs.record.get("metrics"):
-                for line in _dice_lines(list(outputs.record["metrics"]["labels"].values()), outputs.metrics):
+                for line in _dice_lines(outputs.record["metrics"]["labels"], outputs.metrics,
+                                        outputs.record.get("labels_not_trained") or ()):
                     click.echo(line)
     if failures:
         unwritten = f", {skipped} not segmented (their outputs' file system took no more)" if skipped else ""
@@ -212,16 +213,31 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
 DICE_LINES_MAX = 10  # above this many labels a case's Dice is one line: 117 lines a case buried the batch's own
 
 
-def _dice_lines(labels: list[dict], metrics_path: Path | None) -> list[str]:
-    """A line per label's Dice; for more than DICE_LINES_MAX labels one line: the mean and the lowest over the labels
-    that have a Dice, the three lowest named, and where each label's Dice is (the metrics JSON)."""
+def _dice_lines(by_value: dict[str, dict], metrics_path: Path | None, never_learnt=()) -> list[str]:
+    """A line per label's Dice (by label value, as the metrics JSON holds them), the labels ``never_learnt`` (the
+    sidecar's ``labels_not_trained``: no training case held them) that are empty in both images on one line for all;
+    for more than DICE_LINES_MAX labels one line: the mean and the lowest over the labels that have a Dice, the three
+    lowest named, and where each label's Dice is (the metrics JSON)."""
     import math
 
     from medseg.numbers import dice_round_text, dice_status_text
 
+    def undefined(dice) -> bool:
+        return dice is None or (isinstance(dice, float) and math.isnan(dice))
+
+    labels = list(by_value.values())
+    untrained = {str(value) for value in never_learnt}
+    # a gap declared to keep the files' values (1, 3, 7 trained as 0..7) is empty in every case: a line each said so
+    grouped = {value for value, label in by_value.items() if value in untrained and undefined(label["dice"])}
+    expected = [by_value[value] for value in by_value if value in grouped]
     if len(labels) <= DICE_LINES_MAX:
-        return [f"  Dice {label['name']}: {dice_status_text(label['dice'], label.get('status'))}" for label in labels]
-    scored = sorted((label for label in labels if label["dice"] is not None and not math.isnan(label["dice"])),
+        lines = [f"  Dice {label['name']}: {dice_status_text(label['dice'], label.get('status'))}"
+                 for value, label in by_value.items() if value not in grouped]
+        if expected:
+            lines.append(f"  Dice {', '.join(label['name'] for label in expected)}: n/a (both empty; never learnt: "
+                         f"no training case held {'it' if len(expected) == 1 else 'them'})")
+        return lines
+    scored = sorted((label for label in labels if not undefined(label["dice"])),
                     key=lambda label: label["dice"])
     parts = []
     if scored:
@@ -229,7 +245,8 @@ def _dice_lines(labels: list[dict], metrics_path: Path | None) -> list[str]:
         lowest = ", ".join(f"{label['name']} {dice_round_text(label['dice'])}" for label in scored[:3])
         parts = [f"mean {dice_round_text(mean)}", f"lowest {lowest}"]
     if len(scored) < len(labels):
-        parts.append(f"{len(labels) - len(scored)} n/a (both empty)")
+        parts.append(f"{len(labels) - len(scored)} n/a (both empty"
+                     + (f"; {len(expected)} of them never learnt)" if expected else ")"))
     where = f"; each label's Dice in {metrics_path}" if metrics_path is not None else ""
     return [escaped_line(f"  Dice over {len(labels)} labels: {'; '.join(parts)}{where}")]
 
