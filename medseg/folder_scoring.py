@@ -60,6 +60,9 @@ class FolderScores:
     report: object  # medseg.report.build.ReportOutputs
     summary: dict  # summary.json as written
     names_from: list[Path] = field(default_factory=list)  # the dataset.json files label names came from
+    # label values the model never learnt (no training case held them): the package's record, else those the
+    # sidecar of every scored case lists (labels_not_trained)
+    never_learnt: list[str] = field(default_factory=list)
 
 
 def case_file_name(case_id: str) -> str:
@@ -333,6 +336,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
 
     names_from: list[Path] = []
     unnamed: dict[str, dict] = {}  # case -> metrics of a case scored without label names: the values present
+    untrained: list[set[int]] = []  # per case scored, the labels its sidecar says were never learnt
     for case, prediction, reference in found.pairs:
         if case in found.doubled:  # which one the user means to score is theirs to say
             nifti, seg = found.doubled[case]
@@ -352,6 +356,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             record_failure(case, "evaluate", error, prediction, reference)
             continue
         scored.append((case, metrics_path[case]))
+        untrained.append(set(made_by.labels_not_trained) if made_by is not None else set())
         if package is None and (made_by is None or not made_by.labels) and source is None:
             unnamed[case] = metrics
         if source is not None and source not in names_from:
@@ -376,8 +381,14 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     summary = read_json_object(report.summary, RESULT_BYTES, "a summary")
+    if package is not None:
+        from medseg.segment import labels_not_trained
+
+        never_learnt = set(labels_not_trained(package))
+    else:
+        never_learnt = set.intersection(*untrained) if untrained else set()
     return FolderScores(out_dir, scored, failed, found.unreferenced, [case for case, _ in found.missed], report,
-                        summary, names_from)
+                        summary, names_from, [str(value) for value in sorted(never_learnt)])
 
 
 

@@ -37,6 +37,7 @@ class MadeBy:
     labels: dict[int, str] | None = None  # label value -> name, background included
     segmentation: str | None = None  # the file the sidecar describes, as written
     segmentation_sha256: str | None = None
+    labels_not_trained: tuple[int, ...] = ()  # the values no training case of the model held (never learnt)
 
 
 def read_made_by(sidecar: Path | str) -> MadeBy | None:
@@ -59,8 +60,11 @@ def read_made_by(sidecar: Path | str) -> MadeBy | None:
         model = record.get("model") or {}
         written = {key: record[key] for key in ("segmentation", "segmentation_sha256")
                    if isinstance(record.get(key), str)}
+        untrained = record.get("labels_not_trained")  # as the QA report reads it: whole numbers only
+        untrained = tuple(sorted({v for v in untrained if type(v) is int})) if isinstance(untrained, list) else ()
         return MadeBy(sidecar=sidecar, model=str(model.get("name") or ""), model_path=str(model.get("path") or ""),
-                      weights_sha256=str(model.get("weights_sha256") or ""), labels=labels or None, **written)
+                      weights_sha256=str(model.get("weights_sha256") or ""), labels=labels or None,
+                      labels_not_trained=untrained, **written)
     except (ValueError, AttributeError, TypeError) as error:
         raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
 

@@ -504,3 +504,41 @@ def test_a_ctrl_c_says_how_many_records_are_kept_and_that_the_report_was_not_mad
     assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 1  # c fails on its grid, as before
     assert {p.name for p in out.iterdir()} == {"a_metrics.json", "b_metrics.json", "c_failed.json", "report.html",
                                                 "cohort.tsv", "summary.json"}
+
+
+def test_labels_never_learnt_without_a_dice_share_one_summary_line(tmp_path, capsys, make_package):
+    """A model trained on files labelled 1, 3 as 0..4 never learnt 2 and 4: the summary gave each a line "no Dice
+    (… both empty)". Those the package records (--model), or the sidecar of every case lists (labels_not_trained),
+    now share one line; where one sidecar does not list them, each keeps its own."""
+    names = {"0": "background", "1": "anterior", "2": "unused_2", "3": "posterior", "4": "unused_4"}
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    for case, shift in (("a", 1), ("b", 2)):
+        predicted, reference = (np.where(array == 2, 3, array).astype(np.uint8) for array in labels(shift))
+        save(predicted, pred / f"{case}_seg.nii.gz")
+        save(reference, ref / f"{case}.nii.gz")
+        (pred / f"{case}_seg.json").write_text(json.dumps({
+            "schema": "medseg-segmentation/1", "case_id": case, "segmentation": f"{case}_seg.nii.gz",
+            "labels": names, "model": {"name": "gaps"}, "labels_not_trained": [2, 4]}))
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  ")][2:] == [
+        "  2 unused_2, 4 unused_4: no Dice, never learnt (n 0 of 2 cases: 2 both empty)"]
+    assert [line[:14] for line in lines if line.startswith("  ")][:2] == ["  1 anterior: ", "  3 posterior:"]
+    # one case's sidecar without the list: the folder's predictions do not all say so
+    sidecar = json.loads((pred / "b_seg.json").read_text())
+    del sidecar["labels_not_trained"]
+    (pred / "b_seg.json").write_text(json.dumps(sidecar))
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores"), "--overwrite"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "  2 unused_2: no Dice (n 0 of 2 cases: 2 both empty)" in lines
+    assert "  4 unused_4: no Dice (n 0 of 2 cases: 2 both empty)" in lines and "never learnt" not in "\n".join(lines)
+    # the package given with --model records them: its word is taken
+    for case in ("a", "b"):
+        (pred / f"{case}_seg.json").unlink()
+    package = make_package("gaps", labels=names, architecture={
+        "type": "unet2d", "in_channels": 1, "n_classes": 5, "base_width": 4, "depth": 2, "dropout": 0.0,
+        "norm": "batch"}, training={"train_labels_absent": [2, 4]})
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores"), "--overwrite", "-m",
+                str(package)]) == 0
+    assert "  2 unused_2, 4 unused_4: no Dice, never learnt (n 0 of 2 cases: 2 both empty)" in \
+        capsys.readouterr().out.splitlines()

@@ -219,14 +219,20 @@ def _summary_lines(result) -> list[str]:
              + (f" ({len(result.missed)} missed: no prediction)" if result.missed else "")
              + (f"; {len(result.unreferenced)} predictions without a reference not scored"
                 if result.unreferenced else "")]
+    # labels never learnt without a Dice (gaps declared to keep the files' values 1, 3, 7): one line for those
+    # whose cases are counted alike, not a line each
+    never_learnt: dict[str, list[str]] = {}
     for value, entry in result.summary["labels"].items():
         dice = entry.get("dice") or {}
         if dice.get("n"):
             lines.append(f"  {value} {entry['name']}: Dice mean {dice_round_text(dice['mean'])}, median "
                          f"{dice_round_text(dice['median'])}, min {dice_round_text(dice['min'])} "
                          f"({_label_n(dice['n'], entry, cases['total'])})")
+        elif value in result.never_learnt:
+            never_learnt.setdefault(_label_n(0, entry, cases['total']), []).append(f"{value} {entry['name']}")
         else:
             lines.append(f"  {value} {entry['name']}: no Dice ({_label_n(0, entry, cases['total'])})")
+    lines += [f"  {', '.join(named)}: no Dice, never learnt ({counts})" for counts, named in never_learnt.items()]
     trained = cases.get("in_training_set") or 0
     if trained:  # a training image's Dice says little about new data, as `medseg infer` says of each
         lines.append(f"  {trained} of the cases {'is one' if trained == 1 else 'are'} of the model's training images: "
