@@ -83,6 +83,18 @@ def test_a_folder_of_three_pairs_with_one_broken_scores_two_as_single_mode_does(
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
 
+def test_a_folder_of_one_case_is_summed_up_as_one_case(tmp_path, capsys):
+    """The summary line of a folder holding a single pair read "1 cases: 1 scored, 0 failed"."""
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    predicted, reference = labels(1)
+    save(predicted, pred / "a_seg.nii.gz")
+    save(reference, ref / "a.nii.gz")
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores")]) == 0
+    out = capsys.readouterr().out
+    assert "1 case: 1 scored, 0 failed" in out
+    assert "1 cases" not in out
+
+
 def test_without_label_names_a_label_in_neither_file_of_a_case_is_recorded_as_absent_from_both(tmp_path, capsys):
     """No model, sidecar or dataset.json names the labels: each case was scored on the values its two files hold, so
     case c, with no label 2 in either file, had no label 2 at all and label 2's n was 2 of 3 cases, unsaid. The label

@@ -212,10 +212,10 @@ def _dice_line(metrics: dict) -> str:
 
 def _summary_lines(result) -> list[str]:
     """The folder's summary: cases scored, failed and missed, and per label the Dice statistics."""
-    from medseg.numbers import dice_round_text
+    from medseg.numbers import counted, dice_round_text
 
     cases = result.summary["cases"]
-    lines = [f"{cases['total']} cases: {cases['scored']} scored, {cases['failed']} failed"
+    lines = [f"{counted(cases['total'], 'case')}: {cases['scored']} scored, {cases['failed']} failed"
              + (f" ({len(result.missed)} missed: no prediction)" if result.missed else "")
              + (f"; {len(result.unreferenced)} predictions without a reference not scored"
                 if result.unreferenced else "")]
@@ -239,8 +239,6 @@ def _summary_lines(result) -> list[str]:
                      "their Dice overstates accuracy on new data (summary.json's training_images gives both groups)")
     lines += [f"failed {case}: {error}" for case, error, _ in result.failed]
     report = result.report
-    from medseg.numbers import counted
-
     lines.append(f"wrote {result.out_dir} ({counted(len(result.scored), 'metrics file')}, "
                  f"{counted(len(result.failed), 'failure record')}, {report.html.name}, {report.table.name}, "
                  f"{report.summary.name})")
