@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from evaluate_speed import _ellipsoid, make_case, peak_memory
+from evaluate_speed import _ellipsoid, best_of, make_case
 
 
 def speckled_case(shape: tuple[int, int, int], holes: float) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +60,6 @@ def main() -> None:
     import monai.metrics  # noqa: F401 - its import is not what is timed
     import nibabel as nib
 
-    from medseg.scoring import evaluate_files
 
     shape = tuple(args.shape or ((512, 512, 300) if args.organs else (208, 208, 158)))
     pred, ref = make_case(shape, False) if args.organs else speckled_case(shape, args.holes)
@@ -72,17 +70,9 @@ def main() -> None:
             nib.save(nib.Nifti1Image(array, np.diag([0.7, 0.7, 2.5, 1.0])), path)
         del pred, ref
 
-        def timed() -> tuple[float, dict, int]:
-            times, record = [], None
-            for _ in range(args.repeats):
-                clock = time.perf_counter()
-                record = evaluate_files(*paths, labels)
-                times.append(time.perf_counter() - clock)
-            return min(times), record, peak_memory(lambda: evaluate_files(*paths, labels))
-
         with monai_distances():
-            before, record_before, memory_before = timed()
-        after, record_after, memory_after = timed()
+            before, record_before, memory_before = best_of(paths, labels, args.repeats)
+        after, record_after, memory_after = best_of(paths, labels, args.repeats)
     same = json.dumps(record_after["labels"], sort_keys=True) == json.dumps(record_before["labels"], sort_keys=True)
     kind = "three organ-like labels" if args.organs else f"an ellipsoid, {args.holes:.0%} of its voxels knocked out"
     print(f"{'×'.join(map(str, shape))} voxels, {kind}, best of {args.repeats}")
