@@ -24,7 +24,9 @@ affines than :func:`grid_tolerance_mm` (``GRID_TOLERANCE_MM``, or ``GRID_TOLERAN
 size when that is less: on a 5 µm grid 0.01 mm is two voxels); otherwise :class:`~medseg.errors.GeometryError`
 and nothing is scored. A reference that holds the same voxel centres in another order (axes swapped or reversed, as
 between two DICOM converters) is first re-indexed onto the prediction's grid, which moves no voxel and
-interpolates nothing (:func:`reorder_onto_grid`); the record says so.
+interpolates nothing (:func:`reorder_onto_grid`); the record says so. A reference that is a box of the prediction's
+voxel lattice inside its grid (3D Slicer saves a segmentation cropped to its segments) is zero-padded onto it
+(:func:`place_onto_grid`, :func:`sub_box_placement`); the record gives the box (``reference_sub_box``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ __all__ = [
     "jsonable",
     "metrics_json",
     "on_tilt_grid",
+    "place_onto_grid",
     "reorder_onto_grid",
+    "sub_box_placement",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,7 +124,8 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None, out
                 f"{b.source}: its voxels are {a.source}'s grid in another axis order (shape {b.shape} against "
                 f"{a.shape}), but placed up to {reordered[2]:.4g} mm away from where {a.source}'s are (tolerance "
                 f"{tolerance_mm:.4g} mm); resample one onto the other's grid first; {outcome}")
-        raise GeometryError(f"{b.source}: shape {b.shape} differs from {a.source}'s {a.shape}; {outcome}")
+        raise GeometryError(_shape_refusal(b.source, b.shape, b.affine, a.source, a.shape, a.affine, tolerance_mm,
+                                           outcome))
     shift = grid_displacement_mm(a.shape, a.affine, b.affine)
     if not shift <= tolerance_mm:
         raise GeometryError(
@@ -129,12 +134,14 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None, out
         )
 
 
-def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not scored") -> None:
+def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not scored",
+                       affine: np.ndarray | None = None) -> None:
     """:func:`check_same_grid`'s shape test of a label file against ``source``'s ``shape``, from the file's header,
     before its voxels are read: a reference declaring 1024³ voxels was read whole (tens of seconds, GBs of memory)
     to be refused as "shape … differs". A shape that is ``shape`` in another axis order passes (the reference may
-    be re-indexed), as does a DICOM file, a folder, a header that cannot be read or a shape that is not one 3D
-    volume (reading it names the problem)."""
+    be re-indexed), as does a box of ``source``'s grid where ``affine`` (``source``'s) is given and the header places
+    the box inside it (:func:`sub_box_placement`: it is zero-padded onto the grid), a DICOM file, a folder, a header
+    that cannot be read or a shape that is not one 3D volume (reading it names the problem)."""
     from pathlib import Path
 
     from medseg.errors import MedsegError
@@ -144,13 +151,20 @@ def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not
     try:
         if not Path(path).is_file() or is_dicom_file(path):
             return
-        declared = tuple(read_grid(path)[0])
+        declared, declared_affine = read_grid(path)
+        declared = tuple(declared)
     except (MedsegError, OSError, ValueError):
         return
     if len(declared) != 3 or len(shape) != 3:  # not one volume (a 4D file of 2 time points): reading it says so
         return
-    if sorted(declared) != sorted(tuple(shape)):
+    if sorted(declared) == sorted(tuple(shape)):
+        return
+    if affine is None:
         raise GeometryError(f"{path}: shape {declared} differs from {source}'s {tuple(shape)}; {outcome}")
+    if isinstance(sub_box_placement(declared, declared_affine, tuple(shape), affine), tuple):
+        return
+    raise GeometryError(_shape_refusal(path, declared, declared_affine, source, tuple(shape), affine,
+                                       grid_tolerance_mm(affine), outcome))
 
 
 def grid_reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
@@ -244,6 +258,116 @@ def reorder_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None
              target.source, axes, flips)
     return Volume(np.ascontiguousarray(array), target.affine.copy(), source=volume.source,
                   source_sha256=volume.source_sha256, info={**volume.info, "reordered": True})
+
+
+AXIS_NAMES = ("i", "j", "k")
+
+
+def sub_box_placement(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
+                      target_affine: np.ndarray, tolerance_mm: float | None = None
+                      ) -> tuple[list[int], list[bool], list[int]] | str | None:
+    """Where a grid lies in ``target``'s when it is a box of the target's voxel lattice (3D Slicer saves a
+    segmentation cropped to its segments: the image's voxels, spacing and axes, the origin moved by whole voxels).
+
+    Returns ``(axes, flips, start)``: the grid re-indexed as :func:`grid_reordering` says (target axis ``t`` is the
+    grid's axis ``axes[t]``, reversed when ``flips[t]``) is the target's voxels ``start[t]`` to
+    ``start[t] + shape[axes[t]] - 1`` along each target axis, every voxel centre within ``tolerance_mm`` (default
+    :func:`grid_tolerance_mm` of the target's) of the target's. Where its voxel axes and sizes are the target's but
+    it is no such box, returns what keeps it from being one, to follow "on the target's voxel lattice, but"
+    ("3.5 voxels off along i (not a whole number of voxels)", "extends 4 voxels beyond its last k"; axes named as
+    the target's voxel axes i, j, k); ``None`` where they are not (other voxel sizes or axes).
+    """
+    if len(shape) != 3 or len(target_shape) != 3:
+        return None
+    if tolerance_mm is None:
+        tolerance_mm = grid_tolerance_mm(target_affine)
+    shape, target_shape = tuple(int(n) for n in shape), tuple(int(n) for n in target_shape)
+    with np.errstate(all="ignore"):
+        try:  # the grid's voxel index -> the target's
+            change = np.linalg.inv(np.asarray(target_affine, np.float64)) @ np.asarray(affine, np.float64)
+        except np.linalg.LinAlgError:
+            return None
+    if change.shape != (4, 4) or not np.all(np.isfinite(change)):
+        return None
+    signed = np.rint(change[:3, :3])
+    if np.abs(change[:3, :3] - signed).max() > 1e-3 or not np.all(np.abs(signed).sum(axis=1) == 1) \
+            or not np.all(np.abs(signed).sum(axis=0) == 1):
+        return None
+    axes = [int(np.flatnonzero(signed[t])[0]) for t in range(3)]
+    flips = [bool(signed[t, axes[t]] < 0) for t in range(3)]
+    offset = change[:3, 3]
+    whole = np.rint(offset)
+    placed = np.eye(4)
+    placed[:3, :3] = signed
+    placed[:3, 3] = whole
+    shift = grid_displacement_mm(shape, np.asarray(target_affine, np.float64) @ placed, affine)
+    sizes = np.linalg.norm(np.asarray(target_affine, np.float64)[:3, :3], axis=0)
+    extent = [shape[axes[t]] for t in range(3)]
+    if not shift <= tolerance_mm:
+        off = [t for t in range(3) if abs(offset[t] - whole[t]) * sizes[t] > tolerance_mm]
+        if not off:
+            return f"its voxels lie up to {shift:.4g} mm off its voxel centres (tolerance {tolerance_mm:.4g} mm)"
+        starts = [offset[t] - (extent[t] - 1 if flips[t] else 0) for t in off]
+        return ", ".join(
+            f"{start:.4g} voxels off along {AXIS_NAMES[t]}" for t, start in zip(off, starts)
+        ) + " (not a whole number of voxels)"
+    start = [int(whole[t]) - (extent[t] - 1 if flips[t] else 0) for t in range(3)]
+    beyond = []
+    for t in range(3):
+        before, after = -start[t], start[t] + extent[t] - target_shape[t]
+        if before > 0:
+            beyond.append(f"{before} voxel{'s' if before != 1 else ''} before its first {AXIS_NAMES[t]}")
+        if after > 0:
+            beyond.append(f"{after} voxel{'s' if after != 1 else ''} beyond its last {AXIS_NAMES[t]}")
+    if beyond:
+        return f"extends {' and '.join(beyond)}"
+    return axes, flips, start
+
+
+def _shape_refusal(source, shape, affine, target_source, target_shape, target_affine, tolerance_mm: float,
+                   outcome: str) -> str:
+    """The one line refusing a grid of another shape than the target's: what differs, where it is on the target's
+    lattice (:func:`sub_box_placement`)."""
+    shape, target_shape = tuple(int(n) for n in shape), tuple(int(n) for n in target_shape)
+    found = sub_box_placement(shape, affine, target_shape, target_affine, tolerance_mm)
+    head = f"{source}: shape {shape} differs from {target_source}'s {target_shape}"
+    if isinstance(found, str):
+        return f"{head}: on its voxel lattice, but {found}; resample one onto the other's grid first; {outcome}"
+    if found is None:
+        mine, theirs = (np.linalg.norm(np.asarray(a, np.float64)[:3, :3], axis=0) for a in (affine, target_affine))
+        if np.allclose(np.sort(mine), np.sort(theirs), rtol=1e-3):
+            return f"{head}, on other voxel axes; {outcome}"
+        sizes = ", ".join(f"{s:.4g}" for s in mine)
+        target_sizes = ", ".join(f"{s:.4g}" for s in theirs)
+        return f"{head}, with voxels of ({sizes}) mm against ({target_sizes}) mm; {outcome}"
+    return f"{head}; {outcome}"
+
+
+def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None = None) -> Volume:
+    """``volume`` on ``target``'s grid without resampling: re-indexed (:func:`reorder_onto_grid`), or, where it is a
+    box of ``target``'s voxel lattice inside ``target``'s grid (:func:`sub_box_placement`; a 3D Slicer
+    segmentation cropped to its segments), zero-padded to it (label 0 outside the box; ``info["sub_box"]`` gives
+    the box's shape and its first voxel's index on ``target``'s grid). Anything else returns ``volume`` as it
+    came, for :func:`check_same_grid` to refuse."""
+    moved = reorder_onto_grid(volume, target, tolerance_mm)
+    if moved is not volume or volume.array.ndim != 3 or volume.shape == target.shape:
+        return moved
+    found = sub_box_placement(volume.shape, volume.affine, target.shape, target.affine, tolerance_mm)
+    if not isinstance(found, tuple):
+        return volume
+    axes, flips, start = found
+    array = np.transpose(np.asarray(volume.array), axes)
+    if any(flips):
+        array = np.flip(array, axis=[t for t in range(3) if flips[t]])
+    padded = np.zeros(tuple(target.shape[:3]), dtype=array.dtype)
+    padded[tuple(slice(s, s + n) for s, n in zip(start, array.shape))] = array
+    box = {"shape": [int(n) for n in volume.shape], "offset_voxels": [int(s) for s in start]}
+    log.info("%s: a box of %s's grid (shape %s, first voxel at %s); zero-padded onto it, nothing resampled",
+             volume.source, target.source, volume.shape, tuple(start))
+    info = {**volume.info, "sub_box": box}
+    if axes != [0, 1, 2] or any(flips):
+        info["reordered"] = True
+    return Volume(padded, target.affine.copy(), source=volume.source, source_sha256=volume.source_sha256, info=info)
 
 
 TILT_GRID_NOTE = ("on the unsheared grid ITK-based tools (ITK-SNAP, 3D Slicer) read a gantry-tilted series on, "
@@ -372,6 +496,14 @@ def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray
             cKDTree(points[0]).query(points[1], workers=workers)[0])
 
 
+def sub_box_note(box: dict) -> str:
+    """What a record says of a reference placed from a box of the prediction's grid (``reference_sub_box``)."""
+    shape = "×".join(str(n) for n in box["shape"])
+    offset = ", ".join(str(n) for n in box["offset_voxels"])
+    return (f"a box of {shape} voxels of the prediction's grid (as 3D Slicer crops a segmentation), its first voxel "
+            f"at voxel ({offset}); zero-padded onto the grid (label 0 outside the box), nothing resampled")
+
+
 def both_empty_entry(name: str) -> dict:
     """A label's metrics where neither the prediction nor the reference holds a voxel of it (status ``both_empty``:
     Dice and distances NaN, every volume 0), as :func:`evaluate_volumes` records it."""
@@ -389,7 +521,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     """
     labels = _label_names(labels)
     pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
-    ref = reorder_onto_grid(ref, pred)
+    ref = place_onto_grid(ref, pred)
     # the reference is named first, as `medseg infer --reference` names it; arrays of no file by their role
     check_same_grid(*(volume if volume.source is not None else dataclasses.replace(volume, source=f"the {role}")
                       for volume, role in ((pred, "prediction"), (ref, "reference"))))
@@ -451,6 +583,10 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
              for key in ("thickness_note", "source_note") if isinstance(volume.info.get(key), str)]
     if ref.info.get("tilt_grid"):
         notes.append(f"reference: {TILT_GRID_NOTE}")
+    box = ref.info.get("sub_box")
+    if isinstance(box, dict):
+        record["reference_sub_box"] = box
+        notes.append(f"reference: {sub_box_note(box)}")
     other_thickness = _flat_thickness_differs(pred, ref)
     if other_thickness is not None:
         log.warning("%s: %s", ref.source, other_thickness)

@@ -303,11 +303,11 @@ def evaluate_files(
         labels = {int(value): str(name) for value, name in labels.items()}  # JSON gives the keys as text
     if Path(pred_path).is_file() and not is_dicom_file(pred_path):  # both shapes from the headers, before the reads
         try:
-            pred_shape = read_grid(pred_path)[0]
+            pred_shape, pred_affine = read_grid(pred_path)
         except (MedsegError, OSError, ValueError):  # reading it names the problem
             pred_shape = None
         if pred_shape is not None:
-            check_header_shape(pred_path, pred_shape, ref_path)
+            check_header_shape(pred_path, pred_shape, ref_path, affine=pred_affine)
     # each with the values it holds where reading it found them: not looked for again below (0.5 s a file)
     pred, pred_values = read_prediction_values(pred_path, labels)
     pred.source_sha256 = sha256_of(pred_path)

@@ -276,7 +276,7 @@ def segment_case(
     if reference is not None:
         from medseg.io.files import is_dicom_file
         from medseg.io.label_images import read_reference
-        from medseg.metrics import check_same_grid, reorder_onto_grid
+        from medseg.metrics import check_same_grid, place_onto_grid
 
         check_reference_exists(reference, input_path)
         reference_signature = file_signature(reference)
@@ -287,10 +287,11 @@ def segment_case(
             from medseg.io.nifti import files_read
             from medseg.metrics import check_header_shape
 
-            check_header_shape(input_path, volume.shape[:3], reference, outcome="nothing segmented or written")
+            check_header_shape(input_path, volume.shape[:3], reference, outcome="nothing segmented or written",
+                               affine=volume.affine)
             ref_volume = read_reference(reference, segmenter.package.labels)
             ref_volume.source_sha256 = sha256_of(files_read(reference))  # the metrics name the file scored against
-            ref_volume = reorder_onto_grid(ref_volume, volume)
+            ref_volume = place_onto_grid(ref_volume, volume)
         check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
     timings["read_s"] = time.perf_counter() - clock
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
+from medseg.metrics import metrics_json
 from medseg.scoring import evaluate_files
 
 
@@ -116,6 +117,34 @@ def test_other_grid_is_refused_and_nothing_written(pair, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_reference_cropped_to_a_box_is_scored_and_one_sticking_out_refused(pair, tmp_path, capsys):
+    """3D Slicer's segmentation cropped to its segments is zero-padded onto the prediction's grid, the table's first
+    line saying so; a box half a slice off, or reaching beyond the grid, is one line, exit 1, nothing written."""
+    pred, ref = pair
+    image = nib.load(ref)
+    labels = np.asanyarray(image.dataobj)
+    moved = image.affine.copy()
+    moved[:3, 3] += image.affine[:3, :3] @ (3, 4, 2)
+    nib.save(nib.Nifti1Image(labels[3:21, 4:22, 2:10], moved), tmp_path / "box.nii.gz")
+    out = tmp_path / "box.json"
+    assert run(["evaluate", str(pred), str(tmp_path / "box.nii.gz"), "-o", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.splitlines()[0] == ("case case7 (voxel 0.8 x 0.8 x 2 mm; reference a box of 18×18×8 voxels at voxel "
+                                      "(3, 4, 2), zero-padded)")
+    uncropped = json.loads(metrics_json(evaluate_files(pred, ref, case_id="case7")))
+    assert json.loads(out.read_text())["labels"] == uncropped["labels"]
+    for shift, problem in (((0, 0, 0.5), "2.5 voxels off along k (not a whole number of voxels)"),
+                           ((0, 0, 3), "extends 1 voxel beyond its last k")):
+        placed = moved @ np.array([[1, 0, 0, shift[0]], [0, 1, 0, shift[1]], [0, 0, 1, shift[2]], [0, 0, 0, 1.0]])
+        nib.save(nib.Nifti1Image(labels[3:21, 4:22, 2:10], placed), tmp_path / "off.nii.gz")
+        out = tmp_path / "off.json"
+        assert run(["evaluate", str(pred), str(tmp_path / "off.nii.gz"), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and not out.exists()
+        assert f"{tmp_path / 'off.nii.gz'}: shape (18, 18, 8) differs from {pred}'s (24, 24, 12): on its" in err
+        assert problem in err and err.rstrip().endswith("; not scored")
+
+
 def test_a_reference_of_another_shape_is_refused_from_its_header_unread(pair, tmp_path, monkeypatch):
     """A reference declaring 1024³ voxels beside a 24×24×12 prediction was read whole (49 s, 2.3 GB) before its
     shape was compared; its header says enough. The same grid in another axis order is still scored."""
@@ -130,8 +159,9 @@ def test_a_reference_of_another_shape_is_refused_from_its_header_unread(pair, tm
                         real_read_nifti(path, *a, **k))
     with pytest.raises(GeometryError) as error:
         evaluate_files(pred, tmp_path / "big.nii.gz")
-    assert str(error.value) == (f"{tmp_path / 'big.nii.gz'}: shape (24, 24, 13) differs from {pred}'s (24, 24, 12); "
-                                "not scored")
+    assert str(error.value) == (f"{tmp_path / 'big.nii.gz'}: shape (24, 24, 13) differs from {pred}'s (24, 24, 12): "
+                                "on its voxel lattice, but extends 1 voxel beyond its last k; resample one onto the "
+                                "other's grid first; not scored")
     assert read == []
     image = nib.load(ref)
     nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj).transpose(2, 0, 1),

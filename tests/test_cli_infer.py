@@ -1793,7 +1793,8 @@ def test_a_reference_of_another_shape_is_refused_from_its_header_unread(tmp_path
     assert code == 1
     assert err.strip().splitlines()[-1] == (
         f"medseg: error: {tmp_path / 'ref.nii.gz'}: shape {(shape[0] + 1, *shape[1:])} differs from {case}'s "
-        f"{tuple(shape)}; nothing segmented or written")
+        f"{tuple(shape)}: on its voxel lattice, but extends 1 voxel beyond its last i; resample one onto the other's "
+        "grid first; nothing segmented or written")
     assert str(tmp_path / "ref.nii.gz") not in read
     assert not out_dir.exists() or _files(out_dir) == []
 
@@ -2724,6 +2725,34 @@ def test_the_sidecar_records_the_references_sha256_as_the_metrics_do(tmp_path, c
     expected = hashlib.sha256((tmp_path / "case_label.nii.gz").read_bytes()).hexdigest()
     assert (sidecar["reference"], sidecar["reference_sha256"], metrics["reference_sha256"]) == (
         str(tmp_path / "case_label.nii.gz"), expected, expected)
+
+
+def test_a_reference_cropped_to_a_box_of_the_input_is_scored_as_the_uncropped_one(tmp_path, case, make_package,
+                                                                                   capsys):
+    """`infer --reference` with 3D Slicer's segmentation cropped to its segments (the input's lattice, the origin
+    moved by whole voxels): zero-padded onto the input's grid, the same figures as the uncropped label's."""
+    from medseg.metrics import metrics_json
+    from medseg.scoring import evaluate_files
+
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    moved = affine.copy()
+    moved[:3, 3] = affine[:3, :3] @ (5, 6, 1)
+    nib.save(nib.Nifti1Image(label, affine), str(tmp_path / "case_full.nii.gz"))
+    assert label[:5].max() == label[36:].max() == 0 and label[:, :6].max() == label[:, 36:].max() == 0
+    nib.save(nib.Nifti1Image(label[5:36, 6:36, 1:], moved), str(tmp_path / "case_label.seg.nii.gz"))
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--reference", str(tmp_path / "case_label.seg.nii.gz")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
+    assert metrics["reference_sub_box"] == {"shape": [31, 30, 7], "offset_voxels": [5, 6, 1]}
+    assert {entry["status"] for entry in metrics["labels"].values()} != {"both_empty"}
+    uncropped = json.loads(metrics_json(evaluate_files(tmp_path / "out" / "case_seg.nii.gz",
+                                                       tmp_path / "case_full.nii.gz", {1: "x", 2: "y", 3: "z"})))
+    assert [metrics["labels"][key]["dice"] for key in ("1", "2", "3")] == [
+        uncropped["labels"][key]["dice"] for key in ("1", "2", "3")]
+    assert [metrics["labels"][key]["hd95_mm"] for key in ("1", "2", "3")] == [
+        uncropped["labels"][key]["hd95_mm"] for key in ("1", "2", "3")]
 
 
 def test_a_package_archive_given_to_infer_is_one_line_and_no_output(tmp_path, case, make_package, capsys):

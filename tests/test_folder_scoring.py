@@ -554,3 +554,30 @@ def test_labels_never_learnt_without_a_dice_share_one_summary_line(tmp_path, cap
                 str(package)]) == 0
     assert "  2 unused_2, 4 unused_4: no Dice, never learnt (n 0 of 2 cases: 2 both empty)" in \
         capsys.readouterr().out.splitlines()
+
+
+def test_a_reference_cropped_to_a_box_of_the_grid_is_scored_in_a_folder(tmp_path, capsys):
+    """A 3D Slicer segmentation is saved cropped to its segments (the image's lattice, the origin moved by whole
+    voxels): among full references, case b's scores as its uncropped reference would, and says so."""
+    pred, ref, full = tmp_path / "pred", tmp_path / "labelsTs", tmp_path / "full"
+    for case, shift in (("a", 1), ("b", 2)):
+        predicted, reference = labels(shift)
+        save(predicted, pred / f"{case}_seg.nii.gz")
+        save(reference, full / f"{case}.nii.gz")
+        if case == "b":  # the box [2:19, 3:19, 1:8]
+            moved = AFFINE.copy()
+            moved[:3, 3] = AFFINE[:3, :3] @ (2, 3, 1)
+            save(reference[2:19, 3:19, 1:8], ref / "b.nii.gz", moved)
+        else:
+            save(reference, ref / "a.nii.gz")
+    out, out_full = tmp_path / "scores", tmp_path / "scores_full"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    assert "2 cases: 2 scored, 0 failed" in capsys.readouterr().out
+    assert run(["evaluate", str(pred), str(full), "-o", str(out_full)]) == 0
+    boxed, uncropped = (json.loads((folder / "b_metrics.json").read_text()) for folder in (out, out_full))
+    assert boxed["labels"] == uncropped["labels"] and boxed["labels"]["1"]["dice"] < 1
+    assert boxed["reference_sub_box"] == {"shape": [17, 16, 7], "offset_voxels": [2, 3, 1]}
+    assert "reference_sub_box" not in json.loads((out / "a_metrics.json").read_text())
+    rows = {row["case_id"]: row for row in csv.DictReader((out / "cohort.tsv").open(), delimiter="\t")}
+    assert rows["b"]["status"] == "scored"
+    assert float(rows["b"]["label_1_dice"]) == pytest.approx(boxed["labels"]["1"]["dice"], abs=1e-6)

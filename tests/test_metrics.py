@@ -350,8 +350,8 @@ def test_different_shape_is_refused():
     b = Volume(np.zeros((10, 10, 11), np.int32), np.eye(4), source="ref.nii.gz")
     with pytest.raises(GeometryError, match=r"ref.nii.gz: shape \(10, 10, 11\) differs .*not scored"):
         check_same_grid(a, b)
-    with pytest.raises(GeometryError):
-        evaluate_volumes(b, a, {1: "x"})
+    with pytest.raises(GeometryError):  # a box one voxel deeper than the prediction's grid
+        evaluate_volumes(a, b, {1: "x"})
 
 
 @pytest.mark.parametrize(
@@ -445,7 +445,8 @@ def test_reordering_never_resamples(tmp_path, change):
                                     "(16, 16, 8)), but placed up to 0.5 mm away from where pred's are (tolerance "
                                     "0.01 mm); resample one onto the other's grid first; not scored")
     else:
-        assert str(error.value) == "ref: shape (8, 16, 16) differs from pred's (16, 16, 8); not scored"
+        assert str(error.value) == ("ref: shape (8, 16, 16) differs from pred's (16, 16, 8), with voxels of "
+                                    "(2, 1, 1.5) mm against (1, 1, 2) mm; not scored")
 
 
 def test_large_label_values_stay_apart(tmp_path):
@@ -611,6 +612,109 @@ def test_segment_case_writes_strict_metrics_json(make_package, tmp_path):
     reindexed_record = json.loads(outputs.metrics.read_text())
     assert reindexed_record["reference_reordered"] is True
     assert reindexed_record["labels"] == written["labels"]
+
+
+# ---------------------------------------------------------------- a reference cropped to a box of the grid
+def sub_box_case(tmp_path) -> tuple:
+    """A prediction and its full reference on an oblique grid of anisotropic voxels, and the reference cropped to
+    the box [4:22, 3:20, 2:15] (as 3D Slicer saves a segmentation: the same lattice, the origin moved by whole
+    voxels), every label inside the box."""
+    affine = make_affine((0.8, 1.1, 2.0), (0.3, -0.2, 0.1), (12.5, -40.0, 7.0))
+    ref = np.zeros((30, 26, 20), np.uint8)
+    ref[6:15, 5:14, 4:10] = 1
+    ref[15:20, 12:18, 8:13] = 2
+    pred = np.roll(ref, 1, axis=0)
+    pred[16:19, 13:16, 12:14] = 0
+    crop = np.eye(4)
+    crop[:3, 3] = (4, 3, 2)
+    nib.save(nib.Nifti1Image(pred, affine), tmp_path / "pred.nii.gz")
+    nib.save(nib.Nifti1Image(ref, affine), tmp_path / "ref_full.nii.gz")
+    return affine, ref, pred, ref[4:22, 3:20, 2:15], affine @ crop
+
+
+@pytest.mark.parametrize("order", ["same", "reindexed"])
+def test_a_reference_cropped_to_a_box_of_the_grid_scores_as_the_uncropped_one(tmp_path, order):
+    """Zero-padded onto the prediction's grid, nothing resampled: the same Dice, HD95, ASSD and volumes to the last
+    digit; the record says where the box lay (in the prediction's voxel axes) and of what shape it was."""
+    affine, _, _, cropped, cropped_affine = sub_box_case(tmp_path)
+    if order == "reindexed":  # axes swapped and reversed as well as cropped
+        cropped, cropped_affine = reindexed(cropped, cropped_affine)
+    nib.save(nib.Nifti1Image(cropped, cropped_affine), tmp_path / "ref_box.nii.gz")
+    full = evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref_full.nii.gz", HIPPO_LABELS)
+    box = evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref_box.nii.gz", HIPPO_LABELS)
+    assert full["labels"]["1"]["status"] == full["labels"]["2"]["status"] == "ok"
+    assert full["labels"]["1"]["dice"] < 1 and full["labels"]["2"]["hd95_mm"] > 0
+    assert json.dumps(box["labels"], sort_keys=True) == json.dumps(full["labels"], sort_keys=True)
+    assert box["reference_sub_box"] == {"shape": list(cropped.shape), "offset_voxels": [4, 3, 2]}
+    assert box["reference_reordered"] is (order == "reindexed")
+    shape = "×".join(str(n) for n in cropped.shape)
+    assert box["notes"] == [f"reference: a box of {shape} voxels of the prediction's grid (as 3D Slicer crops a "
+                            "segmentation), its first voxel at voxel (4, 3, 2); zero-padded onto the grid (label 0 "
+                            "outside the box), nothing resampled"]
+    assert "reference_sub_box" not in full and "notes" not in full
+
+
+def test_an_nrrd_reference_cropped_by_simpleitk_scores_as_the_uncropped_one(tmp_path):
+    """SimpleITK's RegionOfInterest keeps the physical origin of the box, as Slicer's cropped `.seg.nrrd` does."""
+    sitk = pytest.importorskip("SimpleITK", reason="SimpleITK (medseg's itk extra) is not installed")
+    _, ref, pred, _, _ = sub_box_case(tmp_path)
+
+    def image(array):  # numpy's order in SimpleITK is (k, j, i)
+        made = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
+        made.SetSpacing((0.7, 1.3, 2.5))
+        made.SetOrigin((12.5, -40.25, 7.0))
+        made.SetDirection(tuple(rotation_matrix((0.3, -0.2, 0.0)).ravel()))
+        return made
+
+    sitk.WriteImage(image(pred), str(tmp_path / "case_seg.nii.gz"))
+    sitk.WriteImage(image(ref), str(tmp_path / "case_full.nrrd"))
+    cropped = sitk.RegionOfInterest(image(ref), [18, 17, 13], [4, 3, 2])
+    sitk.WriteImage(cropped, str(tmp_path / "case.seg.nrrd"))
+    full = evaluate_files(tmp_path / "case_seg.nii.gz", tmp_path / "case_full.nrrd", HIPPO_LABELS)
+    box = evaluate_files(tmp_path / "case_seg.nii.gz", tmp_path / "case.seg.nrrd", HIPPO_LABELS)
+    assert full["labels"]["1"]["dice"] < 1 and full["labels"]["2"]["status"] == "ok"
+    assert json.dumps(box["labels"], sort_keys=True) == json.dumps(full["labels"], sort_keys=True)
+    assert box["reference_sub_box"] == {"shape": [18, 17, 13], "offset_voxels": [4, 3, 2]}
+
+
+@pytest.mark.parametrize(("move", "problem"), [
+    ((0.5, 0.0, 0.0), "on its voxel lattice, but 4.5 voxels off along i (not a whole number of voxels)"),
+    ((0.0, 0.0, 6.0), "on its voxel lattice, but extends 1 voxel beyond its last k"),
+    ((-5.0, 0.0, -4.0), "on its voxel lattice, but extends 1 voxel before its first i and 2 voxels before its "
+                        "first k"),
+])
+def test_a_box_off_the_lattice_or_out_of_the_grid_is_refused_saying_how(tmp_path, move, problem, monkeypatch):
+    """A fractional offset, or a box that extends beyond the prediction's grid, is refused in one line saying what
+    differs, from the headers (nothing read); so is another voxel size."""
+    import medseg.io.nifti as nifti
+
+    _, _, _, cropped, cropped_affine = sub_box_case(tmp_path)
+    index = np.eye(4)
+    index[:3, 3] = move
+    nib.save(nib.Nifti1Image(cropped, cropped_affine @ index), tmp_path / "ref_box.nii.gz")
+    read = []
+    real_read_nifti = nifti.read_nifti
+    monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
+                        real_read_nifti(path, *a, **k))
+    pred = tmp_path / "pred.nii.gz"
+    with pytest.raises(GeometryError) as error:
+        evaluate_files(pred, tmp_path / "ref_box.nii.gz", HIPPO_LABELS)
+    assert str(error.value) == (f"{tmp_path / 'ref_box.nii.gz'}: shape (18, 17, 13) differs from {pred}'s (30, 26, 20)"
+                                f": {problem.format(pred=pred)}; resample one onto the other's grid first; not scored")
+    assert read == []
+    with pytest.raises(GeometryError) as error:  # the same from arrays, as the reader gives them
+        evaluate_volumes(Volume(np.zeros((30, 26, 20), np.uint8), cropped_affine @ np.linalg.inv(
+            np.array([[1, 0, 0, 4], [0, 1, 0, 3], [0, 0, 1, 2], [0, 0, 0, 1.0]])), source="pred"),
+                         Volume(cropped, cropped_affine @ index, source="ref"), HIPPO_LABELS)
+    assert str(error.value) == (f"ref: shape (18, 17, 13) differs from pred's (30, 26, 20): "
+                                f"{problem.format(pred='pred')}; resample one onto the other's grid first; not scored")
+    other_size = cropped_affine.copy()
+    other_size[:3, 2] *= 1.5
+    nib.save(nib.Nifti1Image(cropped, other_size), tmp_path / "ref_box.nii.gz")
+    with pytest.raises(GeometryError) as error:
+        evaluate_files(pred, tmp_path / "ref_box.nii.gz", HIPPO_LABELS)
+    assert str(error.value) == (f"{tmp_path / 'ref_box.nii.gz'}: shape (18, 17, 13) differs from {pred}'s "
+                                "(30, 26, 20), with voxels of (0.8, 1.1, 3) mm against (0.8, 1.1, 2) mm; not scored")
 
 
 # ---------------------------------------------------------------- exact Dice, 2D images, many surface voxels
@@ -872,8 +976,10 @@ def test_arrays_of_no_file_on_other_grids_are_named_by_their_role():
     blob = np.zeros((8, 8, 8), np.uint8)
     blob[2:5, 2:5, 2:5] = 1
     with pytest.raises(GeometryError) as info:
-        evaluate_volumes(Volume(blob, np.eye(4)), Volume(blob[:6], np.eye(4)), {1: "x"})
-    assert str(info.value) == "the reference: shape (6, 8, 8) differs from the prediction's (8, 8, 8); not scored"
+        evaluate_volumes(Volume(blob[:6], np.eye(4)), Volume(blob, np.eye(4)), {1: "x"})
+    assert str(info.value) == ("the reference: shape (8, 8, 8) differs from the prediction's (6, 8, 8): on its voxel "
+                               "lattice, but extends 2 voxels beyond its last i; resample one onto the other's grid "
+                               "first; not scored")
     moved = np.eye(4)
     moved[0, 3] = 2.0
     with pytest.raises(GeometryError, match=r"^the reference: its affine places voxels up to 2 mm away from where "

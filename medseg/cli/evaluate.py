@@ -293,6 +293,10 @@ def format_table(metrics: dict) -> str:
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     reordered = "; reference re-indexed onto the prediction's voxel order" if metrics.get("reference_reordered") else ""
+    box = metrics.get("reference_sub_box")
+    if isinstance(box, dict):  # a reference cropped to a box of the grid (3D Slicer's segmentations)
+        reordered += (f"; reference a box of {'×'.join(str(n) for n in box['shape'])} voxels at voxel "
+                      f"({', '.join(str(n) for n in box['offset_voxels'])}), zero-padded")
     from medseg.cli.options import escaped_line
 
     # escaped here, not by the caller: a line break in a case id would split the table's first line in two
