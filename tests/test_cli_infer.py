@@ -2753,6 +2753,9 @@ def test_a_reference_cropped_to_a_box_of_the_input_is_scored_as_the_uncropped_on
         uncropped["labels"][key]["dice"] for key in ("1", "2", "3")]
     assert [metrics["labels"][key]["hd95_mm"] for key in ("1", "2", "3")] == [
         uncropped["labels"][key]["hd95_mm"] for key in ("1", "2", "3")]
+    code, _, err = run(["report", str(tmp_path / "out")], capsys)  # no geometry flag: the box is on the grid
+    assert code == 0, err
+    assert "geometry" not in json.loads((tmp_path / "out" / "summary.json").read_text())["flags"]
 
 
 def test_a_package_archive_given_to_infer_is_one_line_and_no_output(tmp_path, case, make_package, capsys):

@@ -580,4 +580,25 @@ def test_a_reference_cropped_to_a_box_of_the_grid_is_scored_in_a_folder(tmp_path
     assert "reference_sub_box" not in json.loads((out / "a_metrics.json").read_text())
     rows = {row["case_id"]: row for row in csv.DictReader((out / "cohort.tsv").open(), delimiter="\t")}
     assert rows["b"]["status"] == "scored"
+    assert "geometry" not in rows["b"]["flags"]  # the QA report takes the box as on the grid, and draws it
+    assert "with the predicted labels and the reference" in (out / "report.html").read_text()
     assert float(rows["b"]["label_1_dice"]) == pytest.approx(boxed["labels"]["1"]["dice"], abs=1e-6)
+
+
+@pytest.mark.parametrize(("reaches_face", "flags"), [(True, ""), (False, "touches_border(label_2)")])
+def test_the_border_of_a_cropped_reference_is_read_on_the_predictions_grid(tmp_path, capsys, reaches_face, flags):
+    """A structure the field of view cuts off touches a face of the grid in the reference too; a cropped reference's
+    faces are not the grid's: a label reaching its box's last i, one voxel short of the grid's, is flagged."""
+    ref = np.zeros((20, 20, 8), np.uint8)
+    ref[3:12, 4:13, 2:6] = 1
+    ref[15:20 if reaches_face else 19, 14:18, 3:7] = 2
+    pred = ref.copy()
+    pred[16:20, 14:17, 3:7] = 2  # on the grid's last i face
+    save(pred, tmp_path / "pred" / "b_seg.nii.gz")
+    moved = AFFINE.copy()
+    moved[:3, 3] = AFFINE[:3, :3] @ (2, 3, 1)
+    save(ref[2:20 if reaches_face else 19, 3:19, 1:8], tmp_path / "ref" / "b.nii.gz", moved)
+    assert run(["evaluate", str(tmp_path / "pred"), str(tmp_path / "ref"), "-o", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    row = next(csv.DictReader((tmp_path / "out" / "cohort.tsv").open(), delimiter="\t"))
+    assert row["flags"] == flags

@@ -53,7 +53,9 @@ def report_policy() -> dict:
         "surfaces": SURFACE_DEFINITION,
         "grids": (f"Prediction and reference are scored only on the same grid: same shape, and no voxel centre more "
                   f"than {GRID_TOLERANCE_MM} mm (or {GRID_TOLERANCE_VOXELS:g} of the smallest voxel size, if less) "
-                  "apart between the two affines; otherwise the case fails, unscored."),
+                  "apart between the two affines; otherwise the case fails, unscored. A reference holding the same "
+                  "voxels in another order is re-indexed onto the prediction's grid, and one that is a box of it (3D "
+                  "Slicer's cropped segmentation) zero-padded onto it; neither is resampled."),
     }
 
 

@@ -100,6 +100,19 @@ def _sidecar_beside(path: Path) -> dict:
         return {}
 
 
+def _scored_as_box(metrics: dict | None, shape, affine, reference_shape, reference_affine,
+                   tolerance_mm: float | None = None) -> bool:
+    """Whether the metrics scored the reference as a box of the prediction's grid (``reference_sub_box``, 3D Slicer's
+    cropped segmentation) and the two headers still place it there (then the prediction has more voxels)."""
+    from medseg.metrics import sub_box_placement
+
+    box = (metrics or {}).get("reference_sub_box")
+    if not isinstance(box, dict) or list(box.get("shape") or ()) != [int(n) for n in reference_shape]:
+        return False
+    placed = sub_box_placement(reference_shape, reference_affine, shape, affine, tolerance_mm)
+    return isinstance(placed, tuple) and list(placed[2]) == list(box.get("offset_voxels") or ())
+
+
 def segmentation_header_problem(case: CaseResult, path: Path) -> str | None:
     """Why a NIfTI segmentation is left unread, told from its header: a shape other than the input's its sidecar
     records, or, for a prediction only metrics name, more voxels than its reference's header declares (a file
@@ -111,7 +124,7 @@ def segmentation_header_problem(case: CaseResult, path: Path) -> str | None:
     if path.suffix.lower() == ".dcm":  # a DICOM SEG is placed on its source series as it is read
         return None
     try:
-        shape, _ = read_grid(path)
+        shape, affine = read_grid(path)
     except (MedsegError, OSError, ValueError, ArithmeticError):
         return None
     recorded = (case.sidecar or {}).get("shape")
@@ -124,8 +137,10 @@ def segmentation_header_problem(case: CaseResult, path: Path) -> str | None:
     if reference is None or not reference.is_file():
         return None
     try:
-        reference_shape, _ = read_grid(reference)
+        reference_shape, reference_affine = read_grid(reference)
     except (MedsegError, OSError, ValueError, ArithmeticError):
+        return None
+    if _scored_as_box(case.metrics, shape, affine, reference_shape, reference_affine):
         return None
     if math.prod(shape) > math.prod(reference_shape):  # the same voxels in another order have as many
         return (f"{path.name}: shape {tuple(shape)}, more voxels than its reference {reference.name} "
@@ -199,7 +214,7 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     from medseg.errors import MedsegError
     from medseg.io.files import is_dicom_file
     from medseg.io.images import read_grid
-    from medseg.metrics import grid_displacement_mm, grid_reordering, on_tilt_grid
+    from medseg.metrics import grid_displacement_mm, grid_reordering, on_tilt_grid, sub_box_placement
 
     shape = tuple(check.shape)
     image_path = case.input_path()
@@ -228,16 +243,24 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
             found = grid_reordering(reference_shape, reference_affine, shape, affine, tolerance_mm)
             if found is None and on_tilt_grid(reference_shape, reference_affine, shape, affine, tolerance_mm):
                 found = ((0, 1, 2), (False, False, False))  # a tilted series' ITK grid: scored on the same voxels
+            box = None
+            if found is None and _scored_as_box(case.metrics, shape, affine, reference_shape, reference_affine,
+                                                tolerance_mm):  # a box of the grid (3D Slicer's cropped
+                # segmentation), which scoring zero-padded onto the grid; a file now cropped that was not is flagged
+                placed = sub_box_placement(reference_shape, reference_affine, shape, affine, tolerance_mm)
+                found, box = (placed[0], placed[1]), placed[2]
             if found is None:
                 check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")
             elif check.border:  # read in full only when the prediction touches a face (it may then be flagged)
-                check.reference_border = _reference_border(case, reference_path, *found, check)
+                check.reference_border = _reference_border(case, reference_path, *found, check, box, shape)
 
 
 def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips: tuple[bool, ...],
-                      check: SegmentationCheck) -> dict[str, dict[str, int]] | None:
+                      check: SegmentationCheck, start: list[int] | None = None,
+                      shape: tuple[int, ...] | None = None) -> dict[str, dict[str, int]] | None:
     """The reference's voxels on each face of the segmentation's grid (a structure the field of view cuts off
-    touches a face in both): read in full, re-indexed as scoring does."""
+    touches a face in both): read in full, re-indexed as scoring does (and, a box of the grid, its first voxel at
+    ``start`` of a grid of ``shape``, zero-padded onto it)."""
     try:
         labels, _ = read_case_labels(case, path)
     except Exception as error:  # reported on the page, never raised
@@ -247,4 +270,8 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
     labels = np.transpose(labels, axes)
     if any(flips):
         labels = np.flip(labels, axis=[t for t in range(3) if flips[t]])
+    if start is not None and shape is not None:
+        padded = np.zeros(shape, dtype=labels.dtype)
+        padded[tuple(slice(s, s + n) for s, n in zip(start, labels.shape))] = labels
+        labels = padded
     return border_voxels(labels)

@@ -91,8 +91,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         ),
         "geometry": "the segmentation is missing or unreadable, is not on the grid recorded for its input, the input "
                     "image or the reference as they are now is not on the segmentation's grid (a reference holding "
-                    "the same voxels in another order counts as on it: scoring re-indexes it), or the case failed "
-                    "because two grids differ; checked for every case",
+                    "the same voxels in another order counts as on it: scoring re-indexes it; so does a box of the "
+                    "grid, as 3D Slicer crops a segmentation: scoring zero-pads it), or the case failed because two "
+                    "grids differ; checked for every case",
         "volume_difference_outlier": (
             f"a label's predicted − reference volume, in percent of the reference, is far from the cohort's: robust z "
             f"as for volume_outlier over the scored cases of that label, |z| > {outlier_z:g}, the scale never below "

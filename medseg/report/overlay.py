@@ -198,7 +198,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     from medseg.io.dicom import SeriesGrid, read_dicom_grid
     from medseg.io.files import os_reason
     from medseg.io.images import read_image
-    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm, reorder_onto_grid
+    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm, place_onto_grid, reorder_onto_grid
     from medseg.report.checks import read_case_labels, read_segmentation
     from medseg.volume import Volume
 
@@ -260,8 +260,13 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
             why = f"cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.strerror else error
             arrays.notes.append(f"reference not shown: {reference_path.name}: {why}")
         else:
-            moved = reorder_onto_grid(Volume(reference, reference_affine, source=reference_path),
-                                      Volume(prediction, affine, source=path), tolerance_mm)
+            # a box of the grid (3D Slicer's cropped segmentation) zero-padded where scoring did so; a reference
+            # cropped since it was scored is not drawn as the one scored
+            box = (case.metrics or {}).get("reference_sub_box")
+            place = place_onto_grid if isinstance(box, dict) and list(box.get("shape") or ()) == list(
+                np.shape(reference)) else reorder_onto_grid
+            moved = place(Volume(reference, reference_affine, source=reference_path),
+                          Volume(prediction, affine, source=path), tolerance_mm)
             if same_grid(moved.shape, moved.affine):
                 arrays.reference = moved.array
             else:
