@@ -331,6 +331,8 @@ def segment_case(
         timings["metrics_s"] = time.perf_counter() - clock
         record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
         record["reference_sha256"] = ref_volume.source_sha256  # as the metrics and input_sha256 hash it
+        if "reference_sub_box" in metrics:  # a box of the input's grid, zero-padded onto it (3D Slicer's crop)
+            record["reference_sub_box"] = metrics["reference_sub_box"]
 
     clock = time.perf_counter()
     # looked for again as the set is placed: a run beside this one may have placed them since (its metrics)

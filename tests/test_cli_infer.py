@@ -2746,6 +2746,8 @@ def test_a_reference_cropped_to_a_box_of_the_input_is_scored_as_the_uncropped_on
     assert code == 0, err
     metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
     assert metrics["reference_sub_box"] == {"shape": [31, 30, 7], "offset_voxels": [5, 6, 1]}
+    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
+    assert sidecar["reference_sub_box"] == metrics["reference_sub_box"]
     assert {entry["status"] for entry in metrics["labels"].values()} != {"both_empty"}
     uncropped = json.loads(metrics_json(evaluate_files(tmp_path / "out" / "case_seg.nii.gz",
                                                        tmp_path / "case_full.nii.gz", {1: "x", 2: "y", 3: "z"})))
