@@ -19,6 +19,7 @@ from medseg.metrics import (
     grid_displacement_mm,
     jsonable,
     metrics_json,
+    place_onto_grid,
     reorder_onto_grid,
 )
 from medseg.scoring import evaluate_files
@@ -715,6 +716,27 @@ def test_a_box_off_the_lattice_or_out_of_the_grid_is_refused_saying_how(tmp_path
         evaluate_files(pred, tmp_path / "ref_box.nii.gz", HIPPO_LABELS)
     assert str(error.value) == (f"{tmp_path / 'ref_box.nii.gz'}: shape (18, 17, 13) differs from {pred}'s "
                                 "(30, 26, 20), with voxels of (0.8, 1.1, 3) mm against (0.8, 1.1, 2) mm; not scored")
+
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+def test_a_wide_box_is_padded_in_the_smallest_label_type(tmp_path, dtype):
+    """A caller's float64 box of 0.4 MB was padded as float64 onto the prediction's grid (1.26 GB for 512×512×600
+    voxels where uint8 takes 157 MB): padded in the smallest unsigned type holding its labels, the scores unchanged;
+    a box of fractional values keeps its own type."""
+    affine, ref, pred, cropped, cropped_affine = sub_box_case(tmp_path)
+    placed = place_onto_grid(Volume(cropped.astype(dtype), cropped_affine, source="ref"),
+                             Volume(pred, affine, source="pred"))
+    assert placed.array.dtype == np.uint8 and placed.info["sub_box"]["offset_voxels"] == [4, 3, 2]
+    assert np.array_equal(placed.array, ref)
+    scores = evaluate_volumes(Volume(pred, affine), Volume(cropped.astype(dtype), cropped_affine), HIPPO_LABELS)
+    full = evaluate_volumes(Volume(pred, affine), Volume(ref, affine), HIPPO_LABELS)
+    assert json.dumps(jsonable(scores["labels"]), sort_keys=True) == json.dumps(jsonable(full["labels"]),
+                                                                                 sort_keys=True)
+    big = place_onto_grid(Volume(cropped.astype(dtype) * 300, cropped_affine), Volume(pred, affine))
+    assert big.array.dtype == np.uint16 and int(big.array.max()) == 600
+    fractional = place_onto_grid(Volume(cropped * 0.5, cropped_affine), Volume(pred, affine))
+    assert fractional.array.dtype == np.float64 and float(fractional.array.max()) == 1.0
 
 
 # ---------------------------------------------------------------- exact Dice, 2D images, many surface voxels
