@@ -274,8 +274,8 @@ def sub_box_placement(shape: tuple[int, ...], affine: np.ndarray, target_shape: 
     ``start[t] + shape[axes[t]] - 1`` along each target axis, every voxel centre within ``tolerance_mm`` (default
     :func:`grid_tolerance_mm` of the target's) of the target's. Where its voxel axes and sizes are the target's but
     it is no such box, returns what keeps it from being one, to follow "on the target's voxel lattice, but"
-    ("3.5 voxels off along i (not a whole number of voxels)", "extends 4 voxels beyond its last k"; axes named as
-    the target's voxel axes i, j, k); ``None`` where they are not (other voxel sizes or axes).
+    ("its first voxel at 3.5 along i (not a whole number of voxels)", "extends 4 voxels beyond its last k"; axes named
+    as the target's voxel axes i, j, k); ``None`` where they are not (other voxel sizes or axes).
     """
     if len(shape) != 3 or len(target_shape) != 3:
         return None
@@ -309,7 +309,7 @@ def sub_box_placement(shape: tuple[int, ...], affine: np.ndarray, target_shape: 
             return f"its voxels lie up to {shift:.4g} mm off its voxel centres (tolerance {tolerance_mm:.4g} mm)"
         starts = [offset[t] - (extent[t] - 1 if flips[t] else 0) for t in off]
         return ", ".join(
-            f"{start:.4g} voxels off along {AXIS_NAMES[t]}" for t, start in zip(off, starts)
+            f"its first voxel at {start:.4g} along {AXIS_NAMES[t]}" for t, start in zip(off, starts)
         ) + " (not a whole number of voxels)"
     start = [int(whole[t]) - (extent[t] - 1 if flips[t] else 0) for t in range(3)]
     beyond = []

@@ -133,7 +133,7 @@ def test_a_reference_cropped_to_a_box_is_scored_and_one_sticking_out_refused(pai
                                       "(3, 4, 2), zero-padded)")
     uncropped = json.loads(metrics_json(evaluate_files(pred, ref, case_id="case7")))
     assert json.loads(out.read_text())["labels"] == uncropped["labels"]
-    for shift, problem in (((0, 0, 0.5), "2.5 voxels off along k (not a whole number of voxels)"),
+    for shift, problem in (((0, 0, 0.5), "its first voxel at 2.5 along k (not a whole number of voxels)"),
                            ((0, 0, 3), "extends 1 voxel beyond its last k")):
         placed = moved @ np.array([[1, 0, 0, shift[0]], [0, 1, 0, shift[1]], [0, 0, 1, shift[2]], [0, 0, 0, 1.0]])
         nib.save(nib.Nifti1Image(labels[3:21, 4:22, 2:10], placed), tmp_path / "off.nii.gz")

@@ -679,7 +679,7 @@ def test_an_nrrd_reference_cropped_by_simpleitk_scores_as_the_uncropped_one(tmp_
 
 
 @pytest.mark.parametrize(("move", "problem"), [
-    ((0.5, 0.0, 0.0), "on its voxel lattice, but 4.5 voxels off along i (not a whole number of voxels)"),
+    ((0.5, 0.0, 0.0), "on its voxel lattice, but its first voxel at 4.5 along i (not a whole number of voxels)"),
     ((0.0, 0.0, 6.0), "on its voxel lattice, but extends 1 voxel beyond its last k"),
     ((-5.0, 0.0, -4.0), "on its voxel lattice, but extends 1 voxel before its first i and 2 voxels before its "
                         "first k"),
