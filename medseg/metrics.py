@@ -198,6 +198,23 @@ def grid_offset_mm(shape: tuple[int, ...], affine: np.ndarray, target_shape: tup
     return grid_displacement_mm(target_shape, target_affine, affine)
 
 
+def _index_map(affine: np.ndarray, target_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The 4×4 change from a grid's voxel index to ``target_affine``'s, and its 3×3 part rounded, where that part is
+    a signed permutation (the same voxel axes and sizes, in another order or direction) to within 1e-3; else None."""
+    with np.errstate(all="ignore"):
+        try:
+            change = np.linalg.inv(np.asarray(target_affine, np.float64)) @ np.asarray(affine, np.float64)
+        except np.linalg.LinAlgError:
+            return None
+    if change.shape != (4, 4) or not np.all(np.isfinite(change)):
+        return None
+    signed = np.rint(change[:3, :3])
+    if np.abs(change[:3, :3] - signed).max() > 1e-3 or not np.all(np.abs(signed).sum(axis=0) == 1) \
+            or not np.all(np.abs(signed).sum(axis=1) == 1):
+        return None
+    return change, signed
+
+
 def _reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
                 target_affine: np.ndarray) -> tuple[list[int], list[bool], float] | None:
     """:func:`grid_reordering`'s axes and flips with the distance (mm) by which the re-indexed grid misses the
@@ -205,16 +222,10 @@ def _reordering(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[
     if len(shape) != 3 or len(target_shape) != 3:
         return None
     shape, target_shape = tuple(int(n) for n in shape), tuple(int(n) for n in target_shape)
-    with np.errstate(all="ignore"):
-        try:
-            change = np.linalg.inv(np.asarray(affine, np.float64)) @ np.asarray(target_affine, np.float64)
-        except np.linalg.LinAlgError:
-            return None
-    if change.shape != (4, 4) or not np.all(np.isfinite(change)):
+    found = _index_map(target_affine, affine)  # the target's voxel index -> the grid's
+    if found is None:
         return None
-    signed = np.rint(change[:3, :3])
-    if np.abs(change[:3, :3] - signed).max() > 1e-3 or not np.all(np.abs(signed).sum(axis=0) == 1):
-        return None
+    signed = found[1]
     axes = [int(np.flatnonzero(signed[:, t])[0]) for t in range(3)]
     if sorted(axes) != [0, 1, 2] or tuple(shape[a] for a in axes) != target_shape:
         return None
@@ -282,17 +293,10 @@ def sub_box_placement(shape: tuple[int, ...], affine: np.ndarray, target_shape: 
     if tolerance_mm is None:
         tolerance_mm = grid_tolerance_mm(target_affine)
     shape, target_shape = tuple(int(n) for n in shape), tuple(int(n) for n in target_shape)
-    with np.errstate(all="ignore"):
-        try:  # the grid's voxel index -> the target's
-            change = np.linalg.inv(np.asarray(target_affine, np.float64)) @ np.asarray(affine, np.float64)
-        except np.linalg.LinAlgError:
-            return None
-    if change.shape != (4, 4) or not np.all(np.isfinite(change)):
+    found = _index_map(affine, target_affine)  # the grid's voxel index -> the target's
+    if found is None:
         return None
-    signed = np.rint(change[:3, :3])
-    if np.abs(change[:3, :3] - signed).max() > 1e-3 or not np.all(np.abs(signed).sum(axis=1) == 1) \
-            or not np.all(np.abs(signed).sum(axis=0) == 1):
-        return None
+    change, signed = found
     axes = [int(np.flatnonzero(signed[t])[0]) for t in range(3)]
     flips = [bool(signed[t, axes[t]] < 0) for t in range(3)]
     offset = change[:3, 3]
