@@ -347,12 +347,15 @@ def _shape_refusal(source, shape, affine, target_source, target_shape, target_af
     return f"{head}; {outcome}"
 
 
-def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None = None) -> Volume:
+def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None = None, *,
+                    log_box: bool = True) -> Volume:
     """``volume`` on ``target``'s grid without resampling: re-indexed (:func:`reorder_onto_grid`), or, where it is a
     box of ``target``'s voxel lattice inside ``target``'s grid (:func:`sub_box_placement`; a 3D Slicer
     segmentation cropped to its segments), zero-padded to it (label 0 outside the box, in the smallest unsigned
     integer type holding its labels; ``info["sub_box"]`` gives the box's shape and its first voxel's index on
-    ``target``'s grid). Anything else returns ``volume`` as it came, for :func:`check_same_grid` to refuse."""
+    ``target``'s grid). Anything else returns ``volume`` as it came, for :func:`check_same_grid` to refuse.
+    ``log_box=False`` leaves the padding unlogged, for a caller that tells of many cases' boxes in one line
+    (training)."""
     moved = reorder_onto_grid(volume, target, tolerance_mm)
     if moved is not volume or volume.array.ndim != 3 or volume.shape == target.shape:
         return moved
@@ -371,8 +374,9 @@ def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None =
         padded = np.zeros(tuple(target.shape[:3]), dtype=array.dtype)
         padded[region] = array
     box = {"shape": [int(n) for n in volume.shape], "offset_voxels": [int(s) for s in start]}
-    log.info("%s: a box of %s's grid (shape %s, first voxel at %s); zero-padded onto it, nothing resampled",
-             volume.source, target.source, volume.shape, tuple(start))
+    if log_box:
+        log.info("%s: a box of %s's grid (shape %s, first voxel at %s); zero-padded onto it, nothing resampled",
+                 volume.source, target.source, volume.shape, tuple(start))
     info = {**volume.info, "sub_box": box}
     if axes != [0, 1, 2] or any(flips):
         info["reordered"] = True

@@ -379,11 +379,14 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     if train_cases and all(c.sha256 is not None for c in train_cases):  # a partial list would call some "new"
         # the training images by content: `medseg infer` and the report tell a training image from a new one
         training_images = {"train_images_sha256": sorted({c.sha256[0] for c in train_cases})}
+    # label files that are boxes of their image's grid (3D Slicer's cropped segmentations), zero-padded onto it
+    padded = sorted(c.case_id for c in [*train_cases, *val_cases] if c.label_box is not None)
     package_config["training"] = {
         "settings": settings,
         "train_cases": len(train_cases),
         "train_case_ids": [c.case_id for c in train_cases],
         **training_images,
+        **({"labels_zero_padded": padded} if padded else {}),
         "val_cases": [c.case_id for c in val_cases],
         "val_split": val_split,
         "best_epoch": state["best_epoch"],
@@ -653,7 +656,7 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     its own grid as ``medseg infer`` does, and scored against its label file: what a user of a resampling package
     gets (model-space scores compare against a resampled label)."""
     from medseg.io.nifti import read_nifti
-    from medseg.metrics import reorder_onto_grid
+    from medseg.metrics import place_onto_grid
     from medseg.preprocess import build_transforms, invert_labels, to_model_space
 
     transforms = build_transforms(segmenter.package.preprocessing)
@@ -661,7 +664,9 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
     for case in cases:
         volume = read_nifti(case.image_path, hash_input=False)
-        reference = reorder_onto_grid(read_nifti(case.label_path, hash_input=False, labels=True), volume).array
+        # placed as loading placed it: re-indexed, or a box of the image's grid zero-padded onto it
+        reference = place_onto_grid(read_nifti(case.label_path, hash_input=False, labels=True), volume,
+                                    log_box=False).array
         data = to_model_space(volume, transforms, release_voxels=True)  # read here: no copy kept
         predicted = invert_labels(segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape,
                                   volume.source)

@@ -98,7 +98,8 @@ def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slic
     ``preprocessing``, the default config's unless given), rounded up to a multiple of 16 and kept within 32..128.
 
     Hippocampus crops of 35 × 50 voxels get a 48 × 64 tile instead of 128 × 128, which would spend ~5× the compute
-    on padding in training and inference; a 512 × 512 CT keeps 128 × 128 tiles. Reads headers only.
+    on padding in training and inference; a 512 × 512 CT keeps 128 × 128 tiles. Reads the images' headers only (a
+    label may be a box of its image's grid, as 3D Slicer crops a segmentation, which training zero-pads onto it).
     """
     from medseg.io.images import read_grid
     from medseg.preprocess import grid_model_shape
@@ -107,7 +108,7 @@ def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slic
     largest = [0, 0]
     plane = [a for a in range(3) if a != slice_axis]
     for case in cases:
-        shape, affine = read_grid(case.label_path)
+        shape, affine = read_grid(case.image_path)
         model_shape = grid_model_shape(shape[:3], affine, pre)
         largest = [max(largest[k], model_shape[a]) for k, a in enumerate(plane)]
     return [min(DEFAULT_TILE, tile_side(side)) for side in largest]

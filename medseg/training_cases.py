@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from medseg.io.dataset_json import DatasetDocument
 
 __all__ = ["TrainCase", "check_case_list", "check_label_presence", "check_training_foreground", "data_hashes",
-           "label_values", "load_cases", "pair_cases"]
+           "label_values", "load_cases", "padded_labels_text", "pair_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class TrainCase:
     label: torch.Tensor | None = None  # (X, Y, Z) uint8, model space
     extent_mm: list[float] | None = None  # field of view per model-space axis (for the package's input range)
     sha256: tuple[str, str] | None = None  # of the image and label files, as read (a resumed run checks them)
+    # where the label file is a box of the image's voxel lattice, zero-padded onto its grid: the box's shape and its
+    # first voxel's index on the image's grid (as scoring records ``reference_sub_box``)
+    label_box: dict | None = None
 
     def view(self, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Image ``(C, A, B, S)`` and label ``(A, B, S)`` turned so that model-space ``axis`` is last."""
@@ -345,10 +348,11 @@ def _case_only(images: dict[str, Path], labels: dict[str, Path]) -> str:
 def _shape_mismatches(cases: list[TrainCase]) -> str:
     """"; besides, ..." naming the paired cases whose label (from the headers) is not on its image's grid: of
     another shape, or placed elsewhere; for the error about unpaired files: one run then shows both things to fix.
-    A label in another voxel order (LPS beside RAS) is re-indexed, not named. Empty where none is, or a header
-    cannot be read (reading the case names that)."""
+    A label in another voxel order (LPS beside RAS) is re-indexed, and one that is a box of its image's voxel lattice
+    (3D Slicer's cropped segmentation) zero-padded, not named. Empty where none is, or a header cannot be read
+    (reading the case names that)."""
     from medseg.io.images import read_grid
-    from medseg.metrics import grid_offset_mm, grid_tolerance_mm
+    from medseg.metrics import grid_offset_mm, grid_tolerance_mm, sub_box_placement
 
     shapes, placed = [], []
     for case in cases:
@@ -358,7 +362,9 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
             continue
         image, label = tuple(image[:3]), tuple(label[:3])
         off = grid_offset_mm(label, label_affine, image, image_affine)
-        if off is None:  # as reading the case would say: "shape … differs from its image's"
+        if off is None and isinstance(sub_box_placement(label, label_affine, image, image_affine), tuple):
+            continue  # zero-padded onto the image's grid as the case is read
+        if off is None:  # as reading the case would say: "shape … differs from …'s"
             shapes.append(f"{case.case_id} ({'×'.join(map(str, label))} against {'×'.join(map(str, image))})")
             continue
         if not off <= grid_tolerance_mm(image_affine):
@@ -465,7 +471,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     from medseg.errors import GeometryError
     from medseg.io.label_images import header_scaling_note
     from medseg.io.nifti import read_nifti
-    from medseg.metrics import check_same_grid, reorder_onto_grid
+    from medseg.metrics import check_same_grid, place_onto_grid
     from medseg.preprocess import (
         apply_transforms,
         check_finite,
@@ -482,11 +488,12 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     check_slices_fit(image, pre, axes)
     label = stored = read_nifti(case.label_path, labels=True)
     case.sha256 = (image.source_sha256, label.source_sha256)
-    # the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows) are re-indexed, and the
-    # grid is checked with the tolerance `medseg infer --reference` and evaluate_model.py score with
-    label = reorder_onto_grid(label, image)
-    if image.shape != label.shape:
-        raise TrainingError(f"{case.label_path}: shape {label.shape} differs from its image's {image.shape}")
+    # as scoring places a reference: the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows)
+    # are re-indexed, a box of the image's voxel lattice (3D Slicer's cropped segmentation) is zero-padded onto its
+    # grid (nothing resampled; told for all cases in one line, not here), and the grid is checked with the tolerance
+    # and the words `medseg evaluate`, `medseg infer --reference` and evaluate_model.py score with
+    label = place_onto_grid(label, image, log_box=False)
+    case.label_box = label.info.get("sub_box")
     try:
         check_same_grid(image, label, outcome="not trained")
     except GeometryError as error:
@@ -511,6 +518,21 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     case.extent_mm = model_space_extent(data["image"])
     case.image = data["image"].as_tensor().float().contiguous()
     case.label = data["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
+
+
+def padded_labels_text(cases: list[TrainCase]) -> str | None:
+    """One line telling of the loaded cases whose label file is a box of its image's voxel lattice (3D Slicer saves
+    a segmentation cropped to its segments), zero-padded onto the image's grid: how many, and the first three by
+    name; None where there is none. One line for all, not one a case: a set exported from Slicer has hundreds."""
+    padded = [case for case in cases if case.label_box is not None]
+    if not padded:
+        return None
+    shown = ", ".join(case.case_id for case in padded[:3]) + (f" … and {len(padded) - 3} more"
+                                                               if len(padded) > 3 else "")
+    boxes = ("is a box of its image's voxel grid", "it") if len(padded) == 1 else \
+        ("are boxes of their images' voxel grids", "them")
+    return (f"{len(padded)} of {counted(len(cases), 'label image')} {boxes[0]} (cropped, as 3D Slicer saves a "
+            f"segmentation), zero-padded onto {boxes[1]} with background, nothing resampled: {shown}")
 
 
 def label_values(cases: list[TrainCase]) -> dict[int, Path]:

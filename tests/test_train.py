@@ -1430,8 +1430,8 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
         fractional[0, 0, 0] = 1.5
         _write(labels / "a.nii.gz", fractional)
         return images, labels, str(labels / "a.nii.gz")
-    if kind == "shape mismatch":
-        _write(labels / "a.nii.gz", label[:, :, :5])
+    if kind == "shape mismatch":  # one slice more than its image: no box of its grid (a box is zero-padded)
+        _write(labels / "a.nii.gz", np.pad(label, ((0, 0), (0, 0), (0, 1))))
         return images, labels, str(labels / "a.nii.gz")
     if kind == "grid scaled":  # a label tool that rounded the spacing: voxels drift up to 0.03 mm over the grid
         nib.save(nib.Nifti1Image(label, np.diag([1.002, 1.0, 1.0, 1.0])), str(labels / "a.nii.gz"))
@@ -1451,7 +1451,8 @@ BAD = {
     "unpaired": "have no counterpart of the same name",
     "undeclared label": "label values [7] are not declared",
     "fractional label": "label values are not whole numbers, found 1.5",
-    "shape mismatch": "shape (16, 16, 5) differs from its image's (16, 16, 6)",
+    "shape mismatch": ("shape (16, 16, 7) differs from {images}'s (16, 16, 6): on its voxel lattice, but extends 1 "
+                       "voxel beyond its last k; resample one onto the other's grid first; not trained"),
     "grid scaled": "its affine places voxels up to 0.03 mm away from where",
     "one folder for both": ("given as both the images and the labels folder; put the label files in a folder of "
                             "their own"),
@@ -1466,7 +1467,9 @@ def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_pa
     images, labels, _ = _bad_set(tmp_path, "unpaired")
     image = np.zeros((16, 16, 6), np.float32)
     _write(images / "short.nii.gz", image)
-    _write(labels / "short.nii.gz", np.zeros((16, 16, 5), np.uint8))
+    _write(labels / "short.nii.gz", np.zeros((16, 16, 7), np.uint8))
+    _write(images / "cropped.nii.gz", image)  # a box of its image's grid (3D Slicer's crop): zero-padded, not named
+    _write(labels / "cropped.nii.gz", np.zeros((16, 16, 5), np.uint8))
     _write(images / "turned.nii.gz", image)  # the same grid, its label's axes in another order
     nib.save(nib.Nifti1Image(np.zeros((6, 16, 16), np.uint8), np.eye(4)[:, [2, 0, 1, 3]]), labels / "turned.nii.gz")
     _write(images / "shifted.nii.gz", image)  # read from the headers too: a label 2 mm off its image's grid
@@ -1476,7 +1479,7 @@ def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_pa
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
     assert str(error.value).endswith("; besides, 1 paired case(s) have a label of another shape than the image: "
-                                     "short (16×16×5 against 16×16×6); besides, 1 paired case(s) have a label off "
+                                     "short (16×16×7 against 16×16×6); besides, 1 paired case(s) have a label off "
                                      "the image's grid: shifted (up to 2 mm off)")
     assert "have no counterpart of the same name" in str(error.value) and "lonely.nii.gz" in str(error.value)
 
@@ -1526,6 +1529,120 @@ def test_labels_are_checked_on_the_grid_as_scoring_checks_them(tmp_path):
         np.testing.assert_array_equal(case.label.numpy(), label)
 
 
+def _cropped_labels(labels: Path, folder: Path, names: list[str], reversed_axis: str | None = None) -> Path:
+    """A copy of the ``labels`` folder with the labels of ``names`` cropped to their foreground's box and a voxel more
+    where the grid has room, the affine moved by whole voxels, as 3D Slicer saves a segmentation; the label of
+    ``reversed_axis`` (a case name) also stored with its first axis reversed."""
+    shutil.copytree(labels, folder)
+    for name in names:
+        stored = nib.load(folder / f"{name}.nii.gz")
+        array = np.asarray(stored.dataobj)
+        found = np.argwhere(array)
+        start = np.maximum(found.min(axis=0) - 1, 0)
+        stop = np.minimum(found.max(axis=0) + 2, array.shape)
+        box = array[tuple(slice(a, b) for a, b in zip(start, stop))]
+        affine = stored.affine.copy()
+        affine[:3, 3] = (stored.affine @ [*start, 1])[:3]
+        if name == reversed_axis:
+            box = box[::-1]
+            affine[:3, 3] += affine[:3, 0] * (box.shape[0] - 1)
+            affine[:3, 0] *= -1
+        assert box.shape != array.shape
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(box), affine), folder / f"{name}.nii.gz")
+    return folder
+
+
+def test_labels_cropped_to_a_box_of_their_images_grid_train_as_the_full_labels(tiny_set, tmp_path, capsys):
+    """3D Slicer saves a segmentation cropped to its segments: scoring zero-pads such a box onto the image's grid, and
+    training refused it as of another shape. It is now padded as scoring pads it, and trains the very same weights,
+    scored the same on the validation cases' own grids; one line for all the padded cases, and the record names
+    them. The default tile is sized from the images, not from the boxes."""
+    from medseg.cli import main
+    from medseg.train_config import default_tile
+    from medseg.training_cases import padded_labels_text
+
+    images, labels = tiny_set
+    cropped = _cropped_labels(labels, tmp_path / "cropped", ["case0", "case2", "case3", "case5"],
+                              reversed_axis="case3")
+    config = tiny_training_config()
+    config["preprocessing"]["spacing_mm"] = [1.2, 0.8, 2.1]  # validation then scores on the volumes' own grids
+    run(config, images, labels, tmp_path / "full")
+    run(config, images, cropped, tmp_path / "boxes")
+    full, boxes = weights(tmp_path / "full"), weights(tmp_path / "boxes")
+    assert full.keys() == boxes.keys() and all(torch.equal(full[k], boxes[k]) for k in full)
+    record = load_package(tmp_path / "boxes").config["training"]
+    expected = load_package(tmp_path / "full").config["training"]
+    assert record["val_scored_on"] == "input grid" and record["val_dice"] == expected["val_dice"]
+    assert record["labels_zero_padded"] == ["case0", "case2", "case3", "case5"]
+    assert "labels_zero_padded" not in expected
+    cases = load_cases(pair_cases(images, cropped), config)
+    padded = {case.case_id: case for case in cases}
+    for name in ("case0", "case3"):  # the box's first voxel on the image's grid, from the two affines
+        box, image = nib.load(cropped / f"{name}.nii.gz"), nib.load(images / f"{name}.nii.gz")
+        corners = np.array(np.meshgrid(*[[0, n - 1] for n in box.shape], [1], indexing="ij")).reshape(4, -1)
+        first = np.rint(np.linalg.inv(image.affine) @ box.affine @ corners).min(axis=1)[:3]
+        assert padded[name].label_box == {"shape": list(box.shape), "offset_voxels": first.astype(int).tolist()}
+    assert padded["case1"].label_box is None
+    for case in load_cases(pair_cases(images, labels), config):
+        assert torch.equal(case.label, padded[case.case_id].label) and case.label.dtype == torch.uint8
+    assert padded_labels_text(cases) == (
+        "4 of 6 label images are boxes of their images' voxel grids (cropped, as 3D Slicer saves a segmentation), "
+        "zero-padded onto them with background, nothing resampled: case0, case2, case3 … and 1 more")
+    assert padded_labels_text(cases[:1]) == (
+        "1 of 1 label image is a box of its image's voxel grid (cropped, as 3D Slicer saves a segmentation), "
+        "zero-padded onto it with background, nothing resampled: case0")
+    assert padded_labels_text(cases[1:2]) is None
+    assert default_tile(pair_cases(images, cropped)) == default_tile(pair_cases(images, labels))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_training_config(epochs=1)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--images", str(images), "--labels", str(cropped), "-c", str(path), "-o", str(tmp_path / "cli")])
+    assert exit_info.value.code == 0
+    told = [line for line in capsys.readouterr().err.splitlines() if "zero-padded" in line]
+    assert told == [padded_labels_text(cases)]
+
+
+@pytest.mark.parametrize(("kind", "why"), [
+    ("half a voxel off", "on its voxel lattice, but its first voxel at 2.5 along i (not a whole number of voxels)"),
+    ("beyond the grid", "on its voxel lattice, but extends 2 voxels beyond its last k"),
+    ("other voxel sizes", None),
+])
+def test_a_label_that_is_no_box_of_its_images_grid_is_refused_in_the_words_of_scoring(tmp_path, kind, why):
+    """A label of another shape that cannot be zero-padded onto its image's grid is refused as scoring refuses it
+    (what differs, from where), with "not trained" for "not scored"."""
+    from medseg.scoring import evaluate_files
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    affine = np.diag([0.9, 1.1, 2.5, 1.0])
+    affine[:3, 3] = [-7.0, 3.0, 11.0]
+    image = np.random.default_rng(0).normal(size=(16, 16, 6)).astype(np.float32)
+    label = np.zeros((16, 16, 6), np.uint8)
+    label[4:8, 2:5, 1:4] = 1
+    images.mkdir()
+    labels.mkdir()
+    nib.save(nib.Nifti1Image(image, affine), images / "a.nii.gz")
+    nib.save(nib.Nifti1Image(label, affine), tmp_path / "on_grid.nii.gz")  # as a prediction, for scoring's words
+    box, moved = label[2:10, 1:7, 1:5], affine.copy()
+    moved[:3, 3] += affine[:3, :3] @ [2, 1, 1]
+    if kind == "half a voxel off":
+        moved[:3, 3] += affine[:3, 0] * 0.5
+    elif kind == "beyond the grid":
+        moved[:3, 3] += affine[:3, 2] * 3
+    else:
+        moved[2, 2] = 3.0
+    nib.save(nib.Nifti1Image(box, moved), labels / "a.nii.gz")
+    with pytest.raises(TrainingError) as info:
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    sizes = "with voxels of (0.9, 1.1, 3) mm against (0.9, 1.1, 2.5) mm"
+    head = f"{labels / 'a.nii.gz'}: shape (8, 6, 4) differs from {images / 'a.nii.gz'}'s (16, 16, 6)"
+    assert str(info.value) == (f"{head}: {why}; resample one onto the other's grid first; not trained" if why else
+                               f"{head}, {sizes}; not trained")
+    with pytest.raises(MedsegError) as scored:
+        evaluate_files(tmp_path / "on_grid.nii.gz", labels / "a.nii.gz")
+    assert str(scored.value) == str(info.value).replace(str(images / "a.nii.gz"), str(tmp_path / "on_grid.nii.gz")) \
+        .replace("not trained", "not scored")
+
+
 def test_images_given_as_labels_are_named_in_a_short_line(tmp_path, capsys, config_file):
     """Images in the labels folder (swapped folders) used to list every value they hold, a 'line' of 10-25 kB, in
     train (with or without a config) and in scoring. The values are now cut short, and so many of them are named
@@ -1565,8 +1682,10 @@ def test_every_case_that_cannot_be_trained_on_is_named_in_one_run(tmp_path):
     with pytest.raises(MedsegError) as info:
         load_cases(pair_cases(images, labels), tiny_training_config())
     assert str(info.value) == (
-        f"2 of 3 cases cannot be trained on: {labels / 'a.nii.gz'}: shape (16, 16, 5) differs from its image's "
-        f"(16, 16, 6); {labels / 'b.nii.gz'}: label values [7] are not declared in the config's labels [0, 1, 2, 3]")
+        f"2 of 3 cases cannot be trained on: {labels / 'a.nii.gz'}: shape (16, 16, 7) differs from "
+        f"{images / 'a.nii.gz'}'s (16, 16, 6): on its voxel lattice, but extends 1 voxel beyond its last k; resample "
+        f"one onto the other's grid first; not trained; {labels / 'b.nii.gz'}: label values [7] are not declared in "
+        "the config's labels [0, 1, 2, 3]")
 
 
 def test_more_than_three_cases_that_cannot_be_trained_on_are_each_listed(tmp_path, caplog):
@@ -1575,12 +1694,12 @@ def test_more_than_three_cases_that_cannot_be_trained_on_are_each_listed(tmp_pat
     image = np.random.default_rng(1).normal(size=(16, 16, 6)).astype(np.float32)
     for name in "bcde":
         _write(images / f"{name}.nii.gz", image)
-        _write(labels / f"{name}.nii.gz", np.zeros((16, 16, 4), np.uint8))
+        _write(labels / f"{name}.nii.gz", np.zeros((16, 16, 8), np.uint8))
     with caplog.at_level("WARNING"), pytest.raises(MedsegError) as info:
         load_cases(pair_cases(images, labels), tiny_training_config())
     assert str(info.value).startswith("5 of 5 cases cannot be trained on: ")
     assert str(info.value).endswith("; … (2 more; all 5 are listed above)")
-    listed = [m for m in caplog.messages if "differs from its image's" in m]
+    listed = [m for m in caplog.messages if "extends" in m and m.endswith("; not trained")]
     assert [m.split(":")[0] for m in listed] == [str(labels / f"{name}.nii.gz") for name in "abcde"]
 
 
@@ -1723,7 +1842,8 @@ def test_bad_inputs_fail_clearly(tmp_path, kind):
     with pytest.raises(MedsegError) as info:
         load_cases(pair_cases(images, labels), tiny_training_config())
     message = str(info.value)
-    assert named in message and BAD[kind].format(labels=labels) in message and "\n" not in message
+    assert named in message and BAD[kind].format(labels=labels, images=images / "a.nii.gz") in message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("kind", sorted(set(BAD) - {"one folder for both"}))
@@ -1737,7 +1857,7 @@ def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, capsys, config_file, kind
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("medseg: error: ") and named in err[0]
-    assert BAD[kind].format(labels=labels) in err[0]
+    assert BAD[kind].format(labels=labels, images=images / "a.nii.gz") in err[0]
     assert not out.exists()
 
 
@@ -1846,14 +1966,15 @@ def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
     assert default_tile(pair_cases(tmp_path / "images", tmp_path / "labels")) == [128, 112]
     assert default_config([0, 1], tile=[64, 48])["inference"]["roi_size"] == [64, 48]
     assert default_config([0, 1])["inference"]["roi_size"] == [128, 128]
-    (tmp_path / "labels" / "c.nii.gz").write_bytes(b"not a nifti")
-    with pytest.raises(MedsegError, match=r"c\.nii\.gz: cannot read header"):
+    (tmp_path / "images" / "c.nii.gz").write_bytes(b"not a nifti")
+    with pytest.raises(MedsegError, match=r"images/c\.nii\.gz: cannot read header"):
         default_tile(pair_cases(tmp_path / "images", tmp_path / "labels"))
 
 
-def test_default_tile_names_a_gzip_label_named_without_gz_as_the_readers_do(tmp_path):
-    """Without -c the tile is sized from the label headers (read_grid): a gzip label named .nii said nibabel's
-    "cannot read header (Cannot work out file type …)", where -c and `medseg infer` name the missing .gz."""
+def test_default_tile_names_a_gzip_image_named_without_gz_as_the_readers_do(tmp_path):
+    """Without -c the tile is sized from the headers (read_grid; the images', since a label may be a box of its
+    image's grid): a gzip file named .nii said nibabel's "cannot read header (Cannot work out file type …)", where -c
+    and `medseg infer` name the missing .gz."""
     from medseg.errors import ImageReadError
     from medseg.io.images import read_grid
     from medseg.io.nifti import read_nifti
@@ -1862,12 +1983,12 @@ def test_default_tile_names_a_gzip_label_named_without_gz_as_the_readers_do(tmp_
     for folder in ("images", "labels"):
         (tmp_path / folder).mkdir()
         nib.save(nib.Nifti1Image(np.zeros((20, 30, 8), np.uint8), np.eye(4)), tmp_path / folder / "case1.nii.gz")
-    label = tmp_path / "labels" / "case1.nii"
-    (tmp_path / "labels" / "case1.nii.gz").rename(label)
-    message = rf"^{label}: a gzip-compressed file named without .gz; name it case1.nii.gz$"
+    image = tmp_path / "images" / "case1.nii"
+    (tmp_path / "images" / "case1.nii.gz").rename(image)
+    message = rf"^{image}: a gzip-compressed file named without .gz; name it case1.nii.gz$"
     for reader in (read_grid, read_nifti):
         with pytest.raises(ImageReadError, match=message):
-            reader(label)
+            reader(image)
     with pytest.raises(ImageReadError, match=message):
         default_tile(pair_cases(tmp_path / "images", tmp_path / "labels"))
 

@@ -90,7 +90,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.train import train as run_training
     from medseg.train_config import check_config, seeded_split, training_precision
     from medseg.train_resume import check_resume, check_trained_on
-    from medseg.training_cases import check_training_foreground, load_cases, pair_cases
+    from medseg.training_cases import check_training_foreground, load_cases, padded_labels_text, pair_cases
     from medseg.training_setup import (
         background_misnamed,
         check_planned_epochs,
@@ -153,6 +153,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         used, why = training_precision(str(config["training"].get("precision", "fp32")), choice.device)
         click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}, precision "
                    f"{used} ({why})", err=True)
+        padded = padded_labels_text(cases)
+        if padded is not None:  # 3D Slicer's cropped segmentations: one line for all of them
+            click.echo(escaped_line(padded), err=True)
         done = checkpoint_epoch(output) if resume else None
         if done is not None and done < asked:  # the only sign was the epoch numbers going on
             click.echo(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}", err=True)
