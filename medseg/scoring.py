@@ -311,6 +311,9 @@ def evaluate_files(
     # each with the values it holds where reading it found them: not looked for again below (0.5 s a file)
     pred, pred_values = read_prediction_values(pred_path, labels)
     pred.source_sha256 = sha256_of(pred_path)
+    if is_dicom_file(pred_path):  # a DICOM SEG's grid is its source series', known once it is placed: the
+        # reference's header is checked against it before the reference's voxels are read, as beside a NIfTI one
+        check_header_shape(pred_path, pred.shape[:3], ref_path, affine=pred.affine)
     reference_signature = file_signature(ref_path)  # before the read: see medseg.report.collect
     if is_dicom_file(ref_path):
         ref, ref_values = read_seg_reference(ref_path, pred_path, labels, label_codes), None

@@ -826,6 +826,46 @@ def test_a_dicom_seg_result_is_scored_and_reviewed_like_a_nifti_one(tmp_path, ca
     assert "cannot read" not in page and "image not shown" not in page  # the source series is drawn under it
 
 
+def test_a_reference_beside_a_seg_prediction_is_checked_from_its_header_before_it_is_read(tmp_path, capsys,
+                                                                                         tiny_package):
+    """With a DICOM SEG prediction the reference's header was not checked (only a NIfTI prediction's grid is known
+    from a header): a reference on another grid was refused only once read whole, and one whose voxel data are cut
+    short was refused for that, not for its grid. It is now checked from its header once the SEG is placed, with the
+    words a NIfTI prediction gets, its data unread."""
+    values = stored_values((40, 36, 6), seed=15) + 900
+    write_series(tmp_path / "case8", values, slice_positions(6, -3.0), pixel_spacing=(1.1, 1.2))
+    assert run_main(["-q", "infer", str(tmp_path / "case8"), "-o", str(tmp_path / "seg"), "--device", "cpu",
+                     "--model", str(tiny_package.path), "--format", "dicom-seg"]) == 0
+    series = read_dicom_series(tmp_path / "case8")
+    (tmp_path / "nii").mkdir()  # a NIfTI prediction on the series' grid, for the words a NIfTI one gets
+    labels = np.random.default_rng(0).integers(0, 3, series.shape).astype(np.uint8)  # half its gzip holds the header
+    nib.save(nib.Nifti1Image(labels, series.affine), tmp_path / "nii" / "case8_seg.nii.gz")
+    other = series.affine.copy()
+    other[:3, 2] *= 1.5  # slices 4.5 mm apart where the series' are 3 mm: another grid
+    reference = tmp_path / "reference.nii.gz"
+    nib.save(nib.Nifti1Image(labels[:, :, :4].copy(), other), reference)
+    expected = (f"{reference}: shape (40, 36, 4) differs from {{pred}}'s (40, 36, 6), with voxels of (1.2, 1.1, 4.5) "
+                "mm against (1.2, 1.1, 3) mm; not scored")
+    capsys.readouterr()
+    for name in ("nii/case8_seg.nii.gz", "seg/case8_seg.dcm"):
+        assert run_main(["evaluate", str(tmp_path / name), str(reference)]) == 1
+        assert capsys.readouterr().err.strip().splitlines() == [
+            "medseg: error: " + expected.format(pred=tmp_path / name)]
+    whole = reference.read_bytes()
+    reference.write_bytes(whole[:len(whole) // 2])  # its header, and a part of its voxels: unreadable as a volume
+    for name in ("nii/case8_seg.nii.gz", "seg/case8_seg.dcm"):
+        assert run_main(["evaluate", str(tmp_path / name), str(reference), "-o", str(tmp_path / "scores.json")]) == 1
+        assert capsys.readouterr().err.strip().splitlines() == [
+            "medseg: error: " + expected.format(pred=tmp_path / name)]
+        assert not (tmp_path / "scores.json").exists()
+    # `infer --reference` checks the header before any work, whatever the output's format
+    assert run_main(["infer", str(tmp_path / "case8"), "-o", str(tmp_path / "again"), "--device", "cpu", "--model",
+                     str(tiny_package.path), "--format", "dicom-seg", "--reference", str(reference)]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "medseg: error: " + expected.format(
+        pred=tmp_path / "case8").replace("not scored", "nothing segmented or written")
+    assert not (tmp_path / "again").exists()
+
+
 def test_a_seg_scored_on_a_series_changed_since_says_so(tmp_path, capsys, caplog, tiny_package):
     """A DICOM SEG is placed on its source series as the series is when it is scored; a series edited after the
     prediction was made (a file re-exported, one added) was used in silence. Now a warning and a note in the
