@@ -592,3 +592,34 @@ def test_an_nrrd_header_of_crlf_lines_is_parsed(sitk, tmp_path, caplog):
     (tmp_path / "crlf.nrrd").write_bytes(header.encode() + np.arange(100, dtype="<i2").tobytes())
     with pytest.raises(ImageReadError, match=r"crlf\.nrrd: truncated image data \(200 of the 240 bytes its header "):
         read_image(tmp_path / "crlf.nrrd")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_simpleitk_reads_with_medseg_threads(sitk, tmp_path, monkeypatch, threads):
+    """``--threads 1`` held torch and medseg's own work to one thread, while SimpleITK's reader and the filters it
+    makes (decompression, the cast) started one per core of the machine; the reads now run with medseg's count,
+    and ITK's global default is put back afterwards."""
+    from medseg import resources
+
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.nrrd"), True)
+    monkeypatch.setattr(resources, "_threads", threads)
+    seen = []
+    for name in ("ReadImageInformation", "Execute"):
+        original = getattr(sitk.ImageFileReader, name)
+
+        def recording(self, *args, original=original, name=name):
+            seen.append((name, self.GetNumberOfThreads(), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()))
+            return original(self, *args)
+
+        monkeypatch.setattr(sitk.ImageFileReader, name, recording)
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(7)
+    try:
+        volume = read_image(tmp_path / "scan.nrrd")
+        after = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+    assert volume.shape == (11, 9, 6)
+    assert ("ReadImageInformation", threads, threads) in seen and ("Execute", threads, threads) in seen
+    assert all(entry[1:] == (threads, threads) for entry in seen)
+    assert after == 7

@@ -84,7 +84,7 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
     if singular_affine_text(affine) is not None:
         raise InputError(f"{path}: {singular_affine_text(affine)}")
     _check_data_size(path, reader)
-    with _printed_by_libraries() as printed:
+    with _reading(sitk, reader) as printed:
         try:
             image, failure = reader.Execute(), None
         except RuntimeError as error:
@@ -219,7 +219,7 @@ def _header(path: Path):
         check_readable(data, f"{path}: cannot read its data file {name}")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    with _printed_by_libraries() as printed:
+    with _reading(sitk, reader) as printed:
         try:
             reader.ReadImageInformation()
             failure = None
@@ -303,6 +303,26 @@ class _Printed:
 # the "Uncompress failed" of a damaged one, the damaged one read as good), and the later to finish would put back
 # the earlier one's capture as the standard error for ever. The reads whose lines are kept run one at a time.
 _FD2_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _reading(sitk, reader):
+    """A SimpleITK read: what the libraries print kept (:func:`_printed_by_libraries`, ``.text`` once it ends), and
+    ITK's worker threads as many as medseg's own (:func:`medseg.resources.cpu_threads`: ``--threads``, else the CPUs
+    and cgroup quota this process has), ``reader``'s and ITK's global default for the filters it makes (which would
+    otherwise be every core of the machine), the global default put back afterwards. The reads run one at a time
+    (the lock of :func:`_printed_by_libraries`), so no other read sees another count."""
+    from medseg.resources import cpu_threads
+
+    threads = cpu_threads()
+    with _printed_by_libraries() as printed:
+        default = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+        try:
+            reader.SetNumberOfThreads(threads)
+            yield printed
+        finally:
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(default)
 
 
 @contextlib.contextmanager
