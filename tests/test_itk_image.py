@@ -623,3 +623,68 @@ def test_simpleitk_reads_with_medseg_threads(sitk, tmp_path, monkeypatch, thread
     assert ("ReadImageInformation", threads, threads) in seen and ("Execute", threads, threads) in seen
     assert all(entry[1:] == (threads, threads) for entry in seen)
     assert after == 7
+
+
+@pytest.mark.parametrize("ending, compressed", [(".nrrd", False), (".nrrd", True), (".nhdr", False), (".mha", False),
+                                                (".mha", True), (".mhd", False)])
+def test_the_overlay_reads_the_region_of_an_itk_input_and_draws_what_reading_it_whole_drew(sitk, tmp_path,
+                                                                                          monkeypatch, ending,
+                                                                                          compressed):
+    """The report read an NRRD / MetaImage input whole (as float32, and hashed it) to draw three slices of the crop
+    around the labels, where a NIfTI's crop alone is read. SimpleITK is now asked for the region drawn alone
+    (MetaImage's library reads only its bytes), and the picture is the same, byte for byte."""
+    import medseg.io.images as images
+    from medseg.report.overlay import CaseArrays, ItkImageFile, _image_file, render_overlay
+
+    rng = np.random.default_rng(3)
+    stored = rng.integers(-1000, 2000, (30, 40, 36)).astype(np.int16)  # numpy's order: k, j, i
+    image = _oblique(sitk, stored)
+    path = tmp_path / f"ct{ending}"
+    sitk.WriteImage(image, str(path), compressed)
+    volume = read_image(path)
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[14:22, 16:25, 12:19] = 1
+    labels[18:21, 20:23, 14:16] = 2
+    legend = [("1", "ball"), ("2", "box")]
+    whole = CaseArrays(labels, volume.affine, volume.array)
+    expected = [render_overlay(whole, legend, focus) for focus in ("1", "2", None)]
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the whole image was read")
+
+    sizes = []
+    execute = sitk.ImageFileReader.Execute
+
+    def recording(self):
+        sizes.append(tuple(self.GetExtractSize()))
+        return execute(self)
+
+    monkeypatch.setattr(images, "read_image", refused)
+    monkeypatch.setattr(sitk.ImageFileReader, "Execute", recording)
+    lazy = _image_file(path, labels.shape)
+    assert isinstance(lazy, ItkImageFile) and lazy.shape == (36, 40, 30)
+    part = CaseArrays(labels, volume.affine, lazy)
+    drawn = [render_overlay(part, legend, focus) for focus in ("1", "2", None)]
+    assert drawn == expected and part.notes == []
+    # a region of the grid each time, never the whole of it (an extract size of 0s: the whole image)
+    assert len(sizes) == 3 and all(0 < math.prod(size) < labels.size for size in sizes)
+
+
+def test_an_itk_region_of_nan_voxels_is_read_whole_for_its_error(sitk, tmp_path):
+    """A region holding NaN voxels is not drawn from: the whole reading refuses the file, and the overlay says so."""
+    from medseg.io.itk_image import read_itk_region
+    from medseg.report.overlay import CaseArrays, _image_file, render_overlay
+
+    values = np.full((10, 12, 14), 5.0, np.float32)
+    values[5, 6, 7] = np.nan
+    path = tmp_path / "ct.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(path))
+    assert read_itk_region(path, (slice(0, 4), slice(0, 4), slice(0, 4))).tolist() == \
+        np.full((4, 4, 4), 5.0, np.float32).tolist()
+    assert read_itk_region(path, (slice(6, 9), slice(5, 8), slice(4, 7))) is None
+    labels = np.zeros((14, 12, 10), np.uint8)
+    labels[6:9, 5:8, 4:7] = 1
+    arrays = CaseArrays(labels, np.eye(4), _image_file(path, labels.shape))
+    render_overlay(arrays, [("1", "a")], "1")
+    assert arrays.image is None
+    assert len(arrays.notes) == 1 and arrays.notes[0].startswith(f"image not shown: {path}: the image contains NaN")

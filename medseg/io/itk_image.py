@@ -25,7 +25,7 @@ from medseg.io.files import check_present, check_readable, exists, not_there
 from medseg.volume import Volume, singular_affine_text
 
 __all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "data_files_among", "header_naming", "header_sizes", "is_itk_name",
-           "itk_files_read", "read_itk_grid", "read_itk_image"]
+           "itk_files_read", "read_itk_grid", "read_itk_image", "read_itk_region"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,51 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
         sha256 = sha256_of(itk_files_read(path))
     return Volume(array=array, affine=affine, source=path, header=None,
                   source_sha256=sha256 if hash_input else None, info=info)
+
+
+def read_itk_region(path: Path | str, region: tuple[slice, ...]) -> np.ndarray | None:
+    """The float32 voxels of ``region`` (one slice per axis of the i, j, k array :func:`read_itk_image` gives) of an
+    NRRD / MetaImage file, bit for bit as :func:`read_itk_image` reads them, SimpleITK asked for that part alone
+    (``SetExtractIndex`` / ``SetExtractSize``): MetaImage's library reads only the part's bytes (a compressed file is
+    decompressed as it is read, not kept), teem reads an NRRD whole in its stored type and ITK keeps the part, which
+    spares the float32 copy of the whole. The header is checked as :func:`read_itk_image` checks it (its errors
+    raised). None where the part is not known to be what a whole reading gives: voxels not integers or floats, NaN
+    or infinite ones (as float32), what the libraries printed saying that something failed, a region that is not a
+    box of the grid; the caller reads the whole file then, for its values or its error."""
+    from medseg.io.nifti import shape_3d
+
+    path = Path(path)
+    reader = _header(path)
+    sitk = _simpleitk(path)
+    stored = tuple(int(n) for n in reader.GetSize())
+    shape = shape_3d(stored)
+    if len(shape) != 3 or len(region) != 3:
+        return None
+    parts = [range(*part.indices(n)) for part, n in zip(region, shape)]
+    if any(part.step != 1 or len(part) == 0 for part in parts):
+        return None
+    index = [part.start for part in parts][:len(stored)] + [0] * (len(stored) - 3)
+    size = [len(part) for part in parts][:len(stored)] + [1] * (len(stored) - 3)
+    _check_data_size(path, reader)
+    reader.SetExtractIndex(index)
+    reader.SetExtractSize(size)
+    with _reading(sitk, reader) as printed:
+        try:
+            image = reader.Execute()
+        except (RuntimeError, MemoryError):
+            image = None
+    if image is None or _says_failed(printed.text):
+        return None
+    view = sitk.GetArrayViewFromImage(image)
+    if view.dtype.kind not in "biuf":
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        part = view.astype(np.dtype(np.float32), copy=True)
+    del view, image
+    part = part.transpose(tuple(reversed(range(part.ndim)))).reshape([len(p) for p in parts])
+    if not np.isfinite(part).all():
+        return None
+    return part
 
 
 def segment_names(reader) -> dict[int, str]:
