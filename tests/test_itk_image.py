@@ -688,3 +688,104 @@ def test_an_itk_region_of_nan_voxels_is_read_whole_for_its_error(sitk, tmp_path)
     render_overlay(arrays, [("1", "a")], "1")
     assert arrays.image is None
     assert len(arrays.notes) == 1 and arrays.notes[0].startswith(f"image not shown: {path}: the image contains NaN")
+
+
+_NRRD_SLICES = ("NRRD0004\ntype: short\ndimension: 3\nsizes: 5 4 3\nspace: left-posterior-superior\n"
+                "space directions: (1,0,0) (0,1,0) (0,0,2)\nspace origin: (0,0,0)\nencoding: raw\nendian: little\n")
+_MHD_SLICES = ("ObjectType = Image\nNDims = 3\nDimSize = 5 4 3\nElementSpacing = 1 1 2\nTransformMatrix = 1 0 0 0 1 0 "
+               "0 0 1\nElementType = MET_SHORT\nElementByteOrderMSB = False\n")
+
+
+def _slice_files(folder, names) -> np.ndarray:
+    """Three int16 slices of 4×5 voxels (numpy's order: k, j, i), one file each."""
+    values = np.arange(60, dtype=np.int16).reshape(3, 4, 5) * 7 - 100
+    for k, name in enumerate(names):
+        (folder / name).write_bytes(values[k].astype("<i2").tobytes())
+    return values
+
+
+@pytest.mark.parametrize("header, text, names", [
+    ("list.nhdr", _NRRD_SLICES + "data file: LIST 2\ns0.raw\ns1.raw\ns2.raw\n", ["s0.raw", "s1.raw", "s2.raw"]),
+    ("pattern.nhdr", _NRRD_SLICES + "data file: p%02d.raw 1 3 1 2\n", ["p01.raw", "p02.raw", "p03.raw"]),
+    ("down.nhdr", _NRRD_SLICES + "data file: p%02d.raw 3 1 -1 2\n", ["p03.raw", "p02.raw", "p01.raw"]),
+    ("list.mhd", _MHD_SLICES + "ElementDataFile = LIST 2D\ns0.raw\ns1.raw\ns2.raw\n", ["s0.raw", "s1.raw", "s2.raw"]),
+    ("pattern.mhd", _MHD_SLICES + "ElementDataFile = p%02d.raw 1 3 1\n", ["p01.raw", "p02.raw", "p03.raw"]),
+])
+def test_a_header_naming_a_list_or_pattern_of_data_files_is_read_and_tracked_by_all_of_them(sitk, tmp_path, header,
+                                                                                              text, names):
+    """A ``data file: LIST`` / pattern NRRD and an ``ElementDataFile = LIST`` / pattern MetaImage were refused as
+    "truncated image data (0 of the 120 bytes its header declares)" (the header's own bytes taken as the voxels),
+    and their slices were not part of the hash nor of the signature: a slice rewritten left the outputs current.
+    Every data file is read, hashed, signed and checked now."""
+    import os
+
+    from medseg.io.itk_image import itk_files_read
+    from medseg.io.pairs import file_signature, image_files
+
+    values = _slice_files(tmp_path, names)
+    path = tmp_path / header
+    path.write_text(text)
+    volume = read_image(path)
+    assert np.array_equal(volume.array, values.transpose(2, 1, 0).astype(np.float32))
+    assert itk_files_read(path) == [path] + [tmp_path / name for name in names]
+    assert image_files(path) == itk_files_read(path)
+    assert volume.source_sha256 == sha256_of(itk_files_read(path))
+    signature = file_signature(path)
+    assert len(signature) == 4
+    # the middle slice rewritten (same size, another time): the image's hash and signature change
+    middle = tmp_path / names[1]
+    middle.write_bytes(np.full(20, 5, "<i2").tobytes())
+    os.utime(middle, ns=(10**18, 10**18))
+    assert file_signature(path) != signature and read_image(path).source_sha256 != volume.source_sha256
+    # a slice cut short, or missing, is named
+    middle.write_bytes(b"\0" * 30)
+    with pytest.raises(ImageReadError, match=re.escape(f"{path}: its data file {names[1]}: truncated image data "
+                                                       "(30 of the 40 bytes its header declares)")):
+        read_image(path)
+    middle.unlink()
+    with pytest.raises(ImageReadError, match=re.escape(f"{path}: its data file {names[1]}, which holds the voxels "
+                                                       "this header describes, is missing")):
+        read_image(path)
+
+
+@pytest.mark.parametrize("ending", [".nrrd", ".nhdr", ".mhd"])
+def test_a_header_over_64_kb_is_parsed_for_medsegs_checks(sitk, tmp_path, ending):
+    """3D Slicer's segmentations write a dozen fields per segment: headers of more than 64 KB. Only their first 64 KB
+    were parsed: a .mhd's data file (named last) went untracked and unchecked, an .nrrd's sizes unknown to a cohort's
+    planning. The header is read to its end now."""
+    from medseg.io.itk_image import header_sizes, itk_files_read
+
+    image = sitk.GetImageFromArray(np.arange(60, dtype=np.int16).reshape(3, 4, 5))
+    image.SetSpacing((0.5, 0.75, 2.0))
+    for n in range(2000):
+        image.SetMetaData(f"Segment{n}_Extent", "0 4 0 3 0 2 " * 4)
+    path = tmp_path / f"big{ending}"
+    sitk.WriteImage(image, str(path))
+    assert path.stat().st_size > 100_000
+    assert header_sizes(path) == ((5, 4, 3), (0.5, 0.75, 2.0))
+    if ending == ".nrrd":
+        return
+    raw = tmp_path / "big.raw"
+    assert itk_files_read(path) == [path, raw]
+    raw.write_bytes(b"\0" * 10)
+    with pytest.raises(ImageReadError, match=re.escape(f"{path}: its data file big.raw: truncated image data (10 of "
+                                                       "the 120 bytes its header declares)")):
+        read_image(path)
+
+
+@pytest.mark.parametrize("ending", [".nrrd", ".mha"])
+def test_a_header_that_does_not_end_is_refused_in_one_line(sitk, tmp_path, monkeypatch, ending):
+    from medseg.io import itk_image
+
+    monkeypatch.setattr(itk_image, "_HEADER_MOST_BYTES", 1 << 18)
+    path = tmp_path / f"scan{ending}"
+    if ending == ".nrrd":
+        path.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 5 4 3\n" + "# a comment\n" * 30_000)
+        end = "an empty line"
+    else:
+        path.write_text("ObjectType = Image\nNDims = 3\n" + "Comment = a comment\n" * 20_000)
+        end = "its ElementDataFile line"
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert str(info.value) == (f"{path}: its text header does not end within its first 0.25 MB (no {end}); not "
+                               f"{'an NRRD' if ending == '.nrrd' else 'a MetaImage'} header medseg reads")

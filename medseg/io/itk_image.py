@@ -203,8 +203,9 @@ def segment_names(reader) -> dict[int, str]:
 
 def itk_files_read(path: Path | str) -> list[Path]:
     """The files an NRRD / MetaImage image is read from, header first: the header alone for an attached one, and
-    the data file a detached header (``.nhdr``, ``.mhd``) names (of a list or a pattern of files, the header
-    alone)."""
+    the data files a detached header (``.nhdr``, ``.mhd``) names: its one data file, or each of a list or a pattern of
+    files (``LIST``, ``slice%03d.raw 1 10 1``), so that the hash and the signature of the image cover every file its
+    voxels are read from."""
     path = Path(path)
     files = [path]
     for name in _data_files(path):
@@ -251,6 +252,9 @@ def _header(path: Path):
     check_readable(path)
     if path.is_file() and path.stat().st_size == 0:
         raise ImageReadError(f"{path}: an empty file (0 bytes)")
+    too_long = _header_length_error(path)
+    if too_long is not None:
+        raise too_long
     sitk = _simpleitk(path)
     for name in _data_files(path):
         data = path.parent / name
@@ -464,33 +468,74 @@ def _version(sitk) -> str:
         return "?"
 
 
-_HEADER_BYTES = 1 << 16  # a header longer than this is not parsed here (SimpleITK still reads it)
+_HEADER_CHUNK = 1 << 16  # a header is read in blocks of this many bytes, up to its end
+# the longest text header parsed: 3D Slicer's segmentations write a dozen fields per segment (one of 3000 segments
+# takes about 2 MB); a header that goes on beyond this is refused
+_HEADER_MOST_BYTES = 16 << 20
+_NRRD_END = re.compile(rb"\r?\n\r?\n")  # an empty line (lines may end in CR LF, as teem reads them)
+_METAIMAGE_END = re.compile(rb"^[ \t]*ElementDataFile[ \t]*=[^\n]*(?:\n|\Z)", re.MULTILINE)
+
+
+class _HeaderTooLong(Exception):
+    """A text header that does not end within :data:`_HEADER_MOST_BYTES`."""
 
 
 def _header_text(path: Path) -> tuple[str, int] | None:
     """The text header of an NRRD / MetaImage file and the byte offset at which its voxels start (for an attached
-    header; the file's size for a detached one, whose voxels are in their own file); None where it cannot be told."""
+    header; the file's size for a detached one, whose voxels are in their own file); None where it cannot be told
+    (no end found before the file's end or a NUL byte). The header is read a block at a time up to its end (NRRD:
+    an empty line, or the end of a detached header's file; MetaImage: the ``ElementDataFile`` line), whatever its
+    length: :class:`_HeaderTooLong` where it does not end within :data:`_HEADER_MOST_BYTES`."""
     if not path.is_file():
         return None
+    detached = path.name.lower().endswith(".nhdr")
+    raw = b""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(_HEADER_BYTES)
+            while True:
+                block = handle.read(_HEADER_CHUNK)
+                at = max(0, raw.rfind(b"\n"))  # the search goes on from the last line read, which may go on here
+                raw += block
+                if raw.startswith(b"NRRD"):
+                    found = _NRRD_END.search(raw, max(0, at - 1))
+                    if found is not None:
+                        return raw[:found.start()].decode("latin-1"), found.end()
+                    if not block:  # a detached header may end with its file
+                        return (raw.decode("latin-1"), len(raw)) if detached else None
+                else:
+                    found = _METAIMAGE_END.search(raw, at)
+                    # a line cut by the block's end goes on in the next one
+                    if found is not None and (found.group().endswith(b"\n") or not block):
+                        return raw[:found.end()].decode("latin-1"), found.end()
+                    if not block:
+                        return None
+                if b"\0" in raw[at:]:  # binary bytes before a text header's end: not one
+                    return None
+                if len(raw) >= _HEADER_MOST_BYTES:
+                    raise _HeaderTooLong
     except OSError:
         return None
-    if raw.startswith(b"NRRD"):  # the header ends at an empty line (lines may end in CR LF, as teem reads them)
-        found = re.search(rb"\r?\n\r?\n", raw)
-        if found is None:
-            return (raw.decode("latin-1"), len(raw)) if path.name.lower().endswith(".nhdr") else None
-        return raw[:found.start()].decode("latin-1"), found.end()
-    match = re.search(rb"^[ \t]*ElementDataFile[ \t]*=[^\n]*\n", raw, re.MULTILINE)
-    if match is None:
-        return None
-    return raw[:match.end()].decode("latin-1"), match.end()
+
+
+def _header_length_error(path: Path) -> ImageReadError | None:
+    """The error for a header that goes on beyond :data:`_HEADER_MOST_BYTES`, None for any other."""
+    try:
+        _header_text(path)
+    except _HeaderTooLong:
+        end = "an empty line" if _format(path) == "NRRD" else "its ElementDataFile line"
+        kind = "an NRRD" if _format(path) == "NRRD" else "a MetaImage"
+        return ImageReadError(f"{path}: its text header does not end within its first "
+                              f"{_HEADER_MOST_BYTES / (1 << 20):g} MB (no {end}); not {kind} header medseg reads")
+    return None
 
 
 def _fields(path: Path) -> dict[str, str]:
-    """The header's fields, keys in lower case without spaces (NRRD's ``data file`` and ``datafile`` alike)."""
-    found = _header_text(path)
+    """The header's fields, keys in lower case without spaces (NRRD's ``data file`` and ``datafile`` alike); none
+    where the header cannot be parsed (reading the file with :func:`_header` says why)."""
+    try:
+        found = _header_text(path)
+    except _HeaderTooLong:
+        return {}
     if found is None:
         return {}
     separator = ":" if found[0].startswith("NRRD") else "="
@@ -530,17 +575,63 @@ def header_sizes(path: Path | str) -> tuple[tuple[int, ...], tuple[float, ...] |
 
 
 def _data_files(path: Path) -> list[str]:
-    """The data file a detached header names (relative to its folder); none for an attached header, and none for a
-    list or a pattern of files (``LIST``, ``%03d.raw 1 10 1``), which are left to SimpleITK."""
+    """The data files a detached header names (relative to its folder, in the order they hold the voxels): its one
+    data file, each file of a list (``LIST``: the names on the lines after it) or of a pattern (``slice%03d.raw 1 10
+    1``: ``slice001.raw`` to ``slice010.raw``); none for an attached header, or a list or pattern that cannot be
+    parsed (left to SimpleITK)."""
+    return _data_source(path) or []
+
+
+_MOST_DATA_FILES = 1 << 20  # a pattern naming more files than this is not expanded (left to SimpleITK)
+
+
+def _data_source(path: Path) -> list[str] | None:
+    """:func:`_data_files`, or None where the voxels follow the header in its own file (an attached header); an empty
+    list where that cannot be told (a header not parsed, a list or pattern of files that cannot be)."""
     fields = _fields(path)
     if not fields:
         return []
     value = fields.get("elementdatafile") if "elementdatafile" in fields else fields.get("datafile")
     if not value or value.upper() == "LOCAL":
-        return []
-    if value.upper().startswith("LIST") or "%" in value:
-        return []
+        return None
+    words = value.split()
+    if words[0].upper() == "LIST":
+        return _listed_files(path)
+    if "%" in words[0] and len(words) in (4, 5):  # format, first, last, step (and NRRD's sub-dimension)
+        try:
+            first, last, step = (int(word) for word in words[1:4])
+            numbers = range(first, last + (1 if step > 0 else -1), step) if step else range(0)
+            if not 0 < len(numbers) <= _MOST_DATA_FILES:
+                return []
+            return [words[0] % number for number in numbers]
+        except (TypeError, ValueError, OverflowError):  # not one integer conversion in the format
+            return []
     return [value]
+
+
+def _listed_files(path: Path) -> list[str]:
+    """The files of a ``LIST``, one name a line after it: the header's lines after its ``data file`` field (NRRD),
+    or the file's lines after its ``ElementDataFile`` line, to its end (MetaImage)."""
+    found = _header_text(path)
+    if found is None:
+        return []
+    text, offset = found
+    if text.startswith("NRRD"):
+        lines = text.splitlines()
+        at = next((n for n, line in enumerate(lines) if not line.startswith("#")
+                   and line.partition(":")[0].strip().lower().replace(" ", "") == "datafile"), len(lines))
+        names = lines[at + 1:]
+    else:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                rest = handle.read(_HEADER_MOST_BYTES + 1)
+        except OSError:
+            return []
+        if len(rest) > _HEADER_MOST_BYTES or b"\0" in rest:
+            return []
+        names = rest.decode("latin-1").splitlines()
+    return [name.strip() for name in names if name.strip()]
 
 
 def _check_data_size(path: Path, reader) -> None:
@@ -563,10 +654,9 @@ def _check_data_size(path: Path, reader) -> None:
         if not fields.get("compresseddatasize", "").isdigit():
             return
         compressed = int(fields["compresseddatasize"])
-    files = _data_files(path)
-    if len(files) > 1:
+    files = _data_source(path)
+    if files == []:  # a list or pattern of files that cannot be parsed
         return
-    data, offset = (path.parent / files[0], 0) if files else (path, _header_text(path)[1])
     if compressed is not None:
         declared = compressed
     else:
@@ -577,12 +667,21 @@ def _check_data_size(path: Path, reader) -> None:
         except (RuntimeError, TypeError, ValueError):  # a dimension SimpleITK makes no image of: its read tells
             return
         declared = int(np.prod([int(n) for n in reader.GetSize()], dtype=np.int64)) * item
-    try:
-        size = data.stat().st_size - offset
-    except OSError:
+    if files is None:  # the voxels follow the header
+        parts = [(path, _header_text(path)[1], declared)]
+    elif compressed is None and declared % len(files) == 0:  # a list or pattern: each file holds its share
+        parts = [(path.parent / name, 0, declared // len(files)) for name in files]
+    elif len(files) == 1:
+        parts = [(path.parent / files[0], 0, declared)]
+    else:
         return
-    if size < declared:
-        where = "" if data == path else f"its data file {data.name}: "
-        what = "compressed image data" if compressed is not None else "image data"
-        raise ImageReadError(f"{path}: {where}truncated {what} ({max(size, 0)} of the {declared} bytes its header "
-                             f"declares); {_CUT_SHORT}")
+    what = "compressed image data" if compressed is not None else "image data"
+    for data, offset, share in parts:
+        try:
+            size = data.stat().st_size - offset
+        except OSError:
+            return
+        if size < share:
+            where = "" if data == path else f"its data file {data.name}: "
+            raise ImageReadError(f"{path}: {where}truncated {what} ({max(size, 0)} of the {share} bytes its header "
+                                 f"declares); {_CUT_SHORT}")

@@ -23,14 +23,15 @@ def companion(path: Path | str) -> Path | None:
 def image_files(path: Path | str) -> list[Path]:
     """The files whose content is the image ``path`` names, header first: ``path`` itself, and for a ``.hdr`` /
     ``.img`` (optionally ``.gz``) its companion and an SPM ``.mat`` beside it when they exist, for a ``.nhdr`` /
-    ``.mhd`` the data file it names when it exists. A change in any of them changes the image, so content hashes and
-    signatures cover them all."""
+    ``.mhd`` (any NRRD / MetaImage header naming data files) the data files it names that exist (each of a list or a
+    pattern of files). A change in any of them changes the image, so content hashes and signatures cover them
+    all."""
     path = Path(path)
     other = companion(path)
     if other is None:
-        if path.name.lower().endswith((".nhdr", ".mhd")):  # its voxels are in the data file (a .raw) it names
-            from medseg.io.itk_image import itk_files_read
+        from medseg.io.itk_image import is_itk_name, itk_files_read
 
+        if is_itk_name(path):  # a detached header's voxels are in the data files (a .raw, a list of them) it names
             return [p for p in itk_files_read(path) if p == path or p.is_file()]
         return [path]
     name = path.name
