@@ -93,6 +93,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
                 raise ConflictingInputsError(f"{path} is given twice; give each input once")
             if _one_image(first, path):
                 raise ConflictingInputsError(f"{first} and {path} are the two files of one image; give it once")
+            _check_scene(first, path)
             names = _real(case_targets(first, output_dir, scored, output_format)[0]).name
             if names != segmentation.name:  # Scan_seg and scan_seg: one file on macOS's and Windows's disks
                 from medseg.io.files import name_difference
@@ -183,6 +184,20 @@ def _check_data_files_given(inputs: list[Path]) -> None:
         if header is not None and _real(header) != _real(path):
             raise ConflictingInputsError(f"{header} and {path} are the two files of one image ({path.name} holds the "
                                          f"voxels {header.name} describes); give the header alone")
+
+
+def _check_scene(first: Path, second: Path) -> None:
+    """Two inputs of one case name, one of them 3D Slicer's segmentation (``case.nrrd`` and ``case.seg.nrrd``, as
+    ``scene/*`` gives a saved scene): :class:`ConflictingInputsError` saying that the ``.seg.nrrd`` is no image to
+    segment (it was "two inputs written to one name")."""
+    from medseg.io.itk_image import is_slicer_segmentation
+
+    if is_slicer_segmentation(first) == is_slicer_segmentation(second):
+        return
+    segmentation, image = (first, second) if is_slicer_segmentation(first) else (second, first)
+    raise ConflictingInputsError(f"{segmentation} is a 3D Slicer segmentation (of {image.name}, given with it), not "
+                                 f"an image to segment: give the images alone (a segmentation may be given as "
+                                 f"--reference {segmentation})")
 
 
 def _one_image(first: Path, second: Path) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from medseg.errors import ConflictingInputsError, InputError
 from medseg.io.files import absent_content, path_argument
-from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among
+from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among, scene_images_text, slicer_scene_images
 from medseg.numbers import counted
 from medseg.volume import stem
 
@@ -94,8 +94,14 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
     seg_files: dict[str, Path] = {}
     left_out: list[Path] = []
     data_files = data_files_among(entries)  # a .mhd's .raw: part of its image
+    # 3D Slicer's scene, case.nrrd beside case.seg.nrrd: the segmentation is the case's prediction or reference
+    beside = set(slicer_scene_images(entries))
+    scene_images = []
     for path in entries:
         if path.name.startswith(".") or path in data_files:
+            continue
+        if path in beside and (path.is_file() or absent_content(path)):
+            scene_images.append(path.name)
             continue
         lower = path.name.lower()
         # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it);
@@ -115,6 +121,8 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
     # medseg infer without -o writes case_seg.dcm beside the DICOM folder case/ it was made from
     left_out = [p for p in left_out if not (p.is_dir() and any(
         unicodedata.normalize("NFC", p.name) + suffix in seg_files for suffix in ("", _PREDICTION_SUFFIX)))]
+    if scene_images:
+        log.warning("%s: %s", folder, scene_images_text(scene_images))
     if left_out:
         names = [p.name + ("/" if p.is_dir() else "") for p in left_out]
         shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")

@@ -27,7 +27,14 @@ from medseg.io.files import (
     path_argument,
     type_text,
 )
-from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among
+from medseg.io.itk_image import (
+    IMAGE_FILE_KINDS,
+    ITK_ENDINGS,
+    data_files_among,
+    is_slicer_segmentation,
+    scene_images_text,
+    slicer_scene_images,
+)
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
@@ -82,9 +89,12 @@ def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such {kind} folder")
     files: dict[str, Path] = {}
-    left_out, broken, hidden = [], [], []
+    left_out, broken, hidden, segmentations, scene_images = [], [], [], [], []
     entries = sorted(folder.iterdir())
     data_files = data_files_among(entries)  # a .mhd's .raw: part of its image
+    # 3D Slicer's scene: case.nrrd beside case.seg.nrrd; among labels the segmentation is the case's, among images
+    # the image
+    beside = set(slicer_scene_images(entries)) if kind == "labels" else set()
     for path in entries:
         if path in data_files:
             continue
@@ -98,6 +108,12 @@ def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
         if not path.is_file() or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
             left_out.append(path.name + ("/" if path.is_dir() else ""))
             continue
+        if kind == "images" and is_slicer_segmentation(path):
+            segmentations.append(path.name)
+            continue
+        if path in beside:
+            scene_images.append(path.name)
+            continue
         # é as one character or as e and its accent (as macOS names files): one case name, so that an image named
         # on a Mac pairs with its label named elsewhere
         _add_case(files, unicodedata.normalize("NFC", stem(path)), path)
@@ -106,6 +122,12 @@ def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
         entries = (f"1 entry that is not a {IMAGE_FILE_KINDS} file" if len(left_out) == 1
                    else f"{len(left_out)} entries that are not {IMAGE_FILE_KINDS} files")
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+    if segmentations:
+        shown = ", ".join(segmentations[:5]) + (" …" if len(segmentations) > 5 else "")
+        log.warning("%s: left out %s (.seg.nrrd: labels, not images to train on; a case's goes in the labels "
+                    "folder): %s", folder, counted(len(segmentations), "3D Slicer segmentation"), shown)
+    if scene_images:
+        log.warning("%s: %s", folder, scene_images_text(scene_images))
     if hidden:
         shown = ", ".join(hidden[:5]) + (" …" if len(hidden) > 5 else "")
         log.warning("%s: left out %s (names starting with a dot are hidden): %s", folder,

@@ -789,3 +789,70 @@ def test_a_header_that_does_not_end_is_refused_in_one_line(sitk, tmp_path, monke
         read_image(path)
     assert str(info.value) == (f"{path}: its text header does not end within its first 0.25 MB (no {end}); not "
                                f"{'an NRRD' if ending == '.nrrd' else 'a MetaImage'} header medseg reads")
+
+
+def test_a_slicer_scene_folder_pairs_its_segmentations_as_labels_and_its_volumes_as_images(sitk, tmp_path, caplog):
+    """A folder as 3D Slicer saves a scene, ``case.nrrd`` beside ``case.seg.nrrd``, stopped evaluate and train on
+    "case 'a' has two files (a.nrrd and a.seg.nrrd)". Among labels (references, predictions, train's labels) the
+    ``.seg.nrrd`` is the case's label and the volume beside it is left out; among train's images the ``.seg.nrrd``
+    files are left out; each with one warning naming them."""
+    from medseg.folder_scoring import pair_predictions
+    from medseg.training_cases import pair_cases
+
+    scene, labels = tmp_path / "scene", tmp_path / "labels"
+    for folder in (scene, labels):
+        folder.mkdir()
+    for case in ("a", "b"):
+        sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / f"{case}.nrrd"))
+        sitk.WriteImage(_oblique(sitk, _labels()), str(scene / f"{case}.seg.nrrd"))
+        sitk.WriteImage(_oblique(sitk, _labels()), str(labels / f"{case}.nii.gz"))
+    beside = (f"{scene}: left out 2 images beside the 3D Slicer segmentation of their case (in a folder of labels, "
+              "case.seg.nrrd is case's label, case.nrrd its image): a.nrrd, b.nrrd")
+    with caplog.at_level("WARNING"):
+        as_references = pair_predictions(labels, scene)
+    assert [(case, ref.name) for case, _, ref in as_references.pairs] == [("a", "a.seg.nrrd"), ("b", "b.seg.nrrd")]
+    assert [record.getMessage() for record in caplog.records] == [beside]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        as_predictions = pair_predictions(scene, labels)
+    assert [(case, pred.name) for case, pred, _ in as_predictions.pairs] == [("a", "a.seg.nrrd"), ("b", "b.seg.nrrd")]
+    assert [record.getMessage() for record in caplog.records] == [beside]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        cases = pair_cases(scene, labels)
+    assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
+        ("a", "a.nrrd", "a.nii.gz"), ("b", "b.nrrd", "b.nii.gz")]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{scene}: left out 2 3D Slicer segmentations (.seg.nrrd: labels, not images to train on; a case's goes in "
+        "the labels folder): a.seg.nrrd, b.seg.nrrd"]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        cases = pair_cases(labels, scene)
+    assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
+        ("a", "a.nii.gz", "a.seg.nrrd"), ("b", "b.nii.gz", "b.seg.nrrd")]
+    assert [record.getMessage() for record in caplog.records] == [beside]
+
+
+def test_infer_given_a_slicer_scene_says_the_segmentation_is_no_image(sitk, tmp_path, capsys):
+    """``medseg infer scene/*`` on a saved 3D Slicer scene said "scene/a.nrrd and scene/a.seg.nrrd would both be
+    written to a_seg.nii.gz"; it now says which file is the segmentation, before any work (exit 2)."""
+    from medseg.batch_outputs import check_batch_outputs
+    from medseg.errors import ConflictingInputsError
+
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / "a.nrrd"))
+    sitk.WriteImage(_oblique(sitk, _labels()), str(scene / "a.seg.nrrd"))
+    message = (f"{scene / 'a.seg.nrrd'} is a 3D Slicer segmentation (of a.nrrd, given with it), not an image to "
+               f"segment: give the images alone (a segmentation may be given as --reference {scene / 'a.seg.nrrd'})")
+    for inputs in ([scene / "a.nrrd", scene / "a.seg.nrrd"], [scene / "a.seg.nrrd", scene / "a.nrrd"]):
+        with pytest.raises(ConflictingInputsError) as info:
+            check_batch_outputs(inputs, tmp_path / "out", False, "nifti", True)
+        assert str(info.value) == message
+    code, _, err = run_cli(["infer", str(scene / "a.nrrd"), str(scene / "a.seg.nrrd"), "-m", "phantom", "-o",
+                            str(tmp_path / "out")], capsys)
+    assert code == 2 and "is a 3D Slicer segmentation (of a.nrrd, given with it)" in err
+    assert not (tmp_path / "out").exists()
+    code, _, err = run_cli(["infer", str(scene), "-m", "phantom", "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.rstrip().endswith(
+        f"e.g. {scene}/*.nrrd (not its .seg.nrrd files, 3D Slicer's segmentations: one may be given as --reference)")

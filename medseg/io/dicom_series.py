@@ -178,6 +178,8 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         kind, ending = ("NIfTI", ".nii.gz") if nifti else ("image", Path(itk[0].name).suffix if itk else "")
         hint = (f"; a folder is read as one DICOM study: give {kind} files one by one, e.g. {folder}/*{ending}"
                 if nifti or itk else "")
+        if any(p.name.lower().endswith(".seg.nrrd") for p in itk):  # 3D Slicer's segmentations: no images
+            hint += " (not its .seg.nrrd files, 3D Slicer's segmentations: one may be given as --reference)"
         if any(p.parent == folder and p.name == "model.json" for p, _ in skipped):  # a package where a study goes
             hint = (f"; it is a model package (model.json), not a DICOM study: `medseg models {folder}` describes it, "
                     f"and `-m {folder}` segments with it")

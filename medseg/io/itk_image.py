@@ -24,8 +24,9 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.files import check_present, check_readable, exists, not_there
 from medseg.volume import Volume, singular_affine_text
 
-__all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "data_files_among", "header_naming", "header_sizes", "is_itk_name",
-           "itk_files_read", "read_itk_grid", "read_itk_image", "read_itk_region"]
+__all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "SLICER_SEGMENTATION", "data_files_among", "header_naming",
+           "header_sizes", "is_itk_name", "is_slicer_segmentation", "itk_files_read", "read_itk_grid", "read_itk_image",
+           "read_itk_region", "scene_images_text", "slicer_scene_images"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 ITK_ENDINGS = (".nrrd", ".nhdr", ".mha", ".mhd")
 # the image files a folder of cases is searched for, as messages name them
 IMAGE_FILE_KINDS = ".nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd"
+# 3D Slicer's segmentation file: case.seg.nrrd is case's (medseg.volume.stem), a label image, never an image to segment
+SLICER_SEGMENTATION = ".seg.nrrd"
 _INSTALL = "pip install 'medseg[itk]'"
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 _CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
@@ -41,6 +44,37 @@ _CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
 def is_itk_name(path: Path | str) -> bool:
     """Whether ``path`` is named as an NRRD or MetaImage file (:data:`ITK_ENDINGS`), which SimpleITK reads."""
     return Path(path).name.lower().endswith(ITK_ENDINGS)
+
+
+def is_slicer_segmentation(path: Path | str) -> bool:
+    """Whether ``path`` is named as 3D Slicer's segmentation file (``case.seg.nrrd``, in any letter case)."""
+    return Path(path).name.lower().endswith(SLICER_SEGMENTATION)
+
+
+def slicer_scene_images(paths) -> list[Path]:
+    """Among a folder's files ``paths``, the images saved beside a 3D Slicer segmentation of the same case
+    (``case.nrrd``, or ``case.nii.gz``, beside ``case.seg.nrrd``, as Slicer saves a scene): in a folder of labels the
+    ``.seg.nrrd`` is the case's label, and these are its image, not a second label of the case."""
+    import unicodedata
+
+    from medseg.volume import stem
+
+    def case(path: Path) -> str:
+        return unicodedata.normalize("NFC", stem(path))
+
+    paths = [Path(p) for p in paths]
+    segmented = {case(p) for p in paths if is_slicer_segmentation(p)}
+    images = (".nii", ".nii.gz", *ITK_ENDINGS)
+    return sorted(p for p in paths if not is_slicer_segmentation(p) and p.name.lower().endswith(images)
+                  and case(p) in segmented)
+
+
+def scene_images_text(names: list[str]) -> str:
+    """The warning's words for the images :func:`slicer_scene_images` left out of a folder of labels (their names)."""
+    shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+    what = "1 image" if len(names) == 1 else f"{len(names)} images"
+    return (f"left out {what} beside the 3D Slicer segmentation of {'its' if len(names) == 1 else 'their'} case (in a "
+            f"folder of labels, case{SLICER_SEGMENTATION} is case's label, case.nrrd its image): {shown}")
 
 
 def _simpleitk(path: Path):
