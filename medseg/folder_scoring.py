@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import ConflictingInputsError, InputError
-from medseg.io.files import absent_content, path_argument
+from medseg.io.files import absent_content, is_dicom_file, part10_seg_series, path_argument
 from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among, scene_images_text, slicer_scene_images
 from medseg.numbers import counted
 from medseg.volume import stem
@@ -78,8 +78,10 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
     """The NIfTI files directly in ``folder`` by name without extension (composed Unicode, so a name written on a
     Mac meets its counterpart), and the DICOM SEGs whose names end in ``segs`` too: ``_seg.dcm``, as ``medseg infer
     --format dicom-seg`` writes them, or ``.dcm``, any SEG (a ``.dcm`` file whose header names another modality, a
-    CT image, is no SEG and left out). Other files are not searched: JSON files (sidecars, nnU-Net's dataset.json
-    and plans) are passed over in silence, anything else is named in one warning (a DICOM folder beside its SEG, the
+    CT image, is no SEG and left out), and with ``segs`` ``.dcm`` a file without a known ending that is a Part 10
+    DICOM SEG by its header (archives store a SEG under its SOP Instance UID). Other files are not searched: JSON
+    files (sidecars, nnU-Net's dataset.json and plans) are passed over in silence, anything else is named in one
+    warning (a DICOM folder beside its SEG, the
     input it was made from, is left out in silence). A name with both a NIfTI file and a SEG is returned apart,
     as (NIfTI, SEG) too (the NIfTI file stands for it among the files)."""
     try:
@@ -104,10 +106,13 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
             scene_images.append(path.name)
             continue
         lower = path.name.lower()
+        # a reference SEG stored under its SOP Instance UID, as archives store files, has no .dcm: known by content
+        unnamed_seg = segs == _DICOM and not lower.endswith((*_NIFTI, _DICOM, ".json")) and \
+            path.name not in REPORT_NAMES and part10_seg_series(path) is not None
         # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it);
         # a dataset's file whose content is not here is its case's, which fails naming it (left out, its counterpart
         # was "without a reference" or "missed")
-        if (lower.endswith(_NIFTI) or (segs and lower.endswith(segs))) and \
+        if unnamed_seg or (lower.endswith(_NIFTI) or (segs and lower.endswith(segs))) and \
                 (path.is_file() or absent_content(path)) and \
                 (segs != _DICOM or lower.endswith(_NIFTI) or _is_seg(path)):
             kind = files if lower.endswith(_NIFTI) else seg_files
@@ -156,6 +161,8 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
     without ``_seg`` (``medseg infer``'s ``case_seg.nii.gz``) and, where that meets a reference, without nnU-Net's
     ``_0000``; a reference's is its name, or without ``_label(s)``, ``_seg``, ``_mask`` or ``_gt`` where that meets
     a prediction (the suffixes ``medseg train`` takes). nnU-Net's predictions and labelsTs both name ``case.nii.gz``.
+    A SEG reference whose name meets no prediction (one named by its UID) is paired by content
+    (:func:`_pair_by_series`).
     Two files of one case in a folder, or no pair at all, are an :class:`InputError` naming them; a NIfTI prediction
     and a SEG of one case are not, but its pair is listed in :attr:`FolderPairs.doubled` (:func:`score_folder` fails
     it)."""
@@ -218,6 +225,7 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
             raise InputError(f"{path}: case {case!r} has two references in {ref_dir} ({ref_by_case[case].name} and "
                              f"{path.name}); keep one of them")
         ref_by_case[case] = path
+    _pair_by_series(by_case, ref_by_case)
     paired = sorted(set(by_case) & set(ref_by_case))
     if not paired:
         raise InputError(f"{pred_dir}: no prediction has a reference of the same name in {ref_dir} "
@@ -231,6 +239,51 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
         missed=[(case, ref_by_case[case]) for case in sorted(set(ref_by_case) - set(by_case))],
         doubled=doubled_cases,
     )
+
+
+def _made_from(prediction: Path) -> str | None:
+    """The SeriesInstanceUID of the DICOM series ``prediction`` was made from, as the sidecar ``medseg infer`` wrote
+    beside it records it; None without a (readable) sidecar, or for an input that was no DICOM series."""
+    from medseg.io.label_images import prediction_sidecar
+    from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+
+    try:
+        sidecar = read_json_object(prediction_sidecar(prediction), RESULT_BYTES, "a prediction sidecar")
+    except (OSError, JsonFileError):  # scoring the case names it where that matters
+        return None
+    info = sidecar.get("input_info")
+    uid = info.get("series_uid") if isinstance(info, dict) else None
+    return str(uid) if uid else None
+
+
+def _pair_by_series(by_case: dict[str, Path], ref_by_case: dict[str, Path]) -> None:
+    """Pair the DICOM SEG references whose name meets no prediction (archives name a SEG by its SOP Instance UID) by
+    content, as one pair is scored: each to the prediction, among those without a reference, whose sidecar records
+    the series the SEG segments (its ReferencedSeriesSequence); ``ref_by_case`` is changed in place. A SEG of the
+    series of two such predictions is an :class:`InputError`, as two predictions of one case are."""
+    lone = {name: path for name, path in ref_by_case.items() if name not in by_case and is_dicom_file(path)}
+    unreferenced = sorted(case for case in by_case if case not in ref_by_case)
+    if not lone or not unreferenced:
+        return
+    made_from: dict[str, list[str]] = {}  # series UID -> the cases of the predictions made from it
+    for case in unreferenced:
+        uid = _made_from(by_case[case])
+        if uid is not None:
+            made_from.setdefault(uid, []).append(case)
+    for name, path in sorted(lone.items()):
+        series = sorted(part10_seg_series(path) or ())
+        cases = sorted({case for uid in series for case in made_from.get(uid, ())})
+        if len(cases) > 1:
+            raise InputError(f"{path}: a DICOM SEG of series {', '.join(series)}, from which {len(cases)} predictions "
+                             f"were made ({', '.join(by_case[case].name for case in cases)}, as their sidecars "
+                             "record); keep one of them, or name the SEG after its case")
+        if not cases:
+            continue
+        if cases[0] in ref_by_case:
+            raise InputError(f"{path}: case {cases[0]!r} has two references in {path.parent} "
+                             f"({ref_by_case[cases[0]].name} and {path.name}, both DICOM SEGs of series "
+                             f"{', '.join(series)}); keep one of them")
+        ref_by_case[cases[0]] = ref_by_case.pop(name)
 
 
 def _shown(paths: list, limit: int = 5) -> str:
@@ -373,9 +426,17 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             on_case(case, metrics, None)
     _complete_unnamed_labels(unnamed, metrics_path, failure_path)
     for case, reference in found.missed:
+        series = sorted(part10_seg_series(reference) or ()) if is_dicom_file(reference) else []
+        made_from = f"made from series {', '.join(series)}, the series this DICOM SEG segments, as its sidecar " \
+            "records it"
+        if series and not reference.name.lower().endswith(_DICOM):  # named by its UID: paired by content only
+            named = f"a prediction is one {made_from}"
+        else:
+            named = f"a prediction is named {case}.nii.gz, {case}_seg.nii.gz or {case}_seg.dcm" + \
+                (f", or is one {made_from}" if series else "")
         record_failure(case, "not_run", InputError(
-            f"{reference}: no prediction for this reference in {pred_dir} (a missed case; a prediction is named "
-            f"{case}.nii.gz, {case}_seg.nii.gz or {case}_seg.dcm)"), None, reference, "MissingPrediction")
+            f"{reference}: no prediction for this reference in {pred_dir} (a missed case; {named})"), None, reference,
+            "MissingPrediction")
     ours = {path.name for path in targets}
     others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
                     if path.name not in ours)

@@ -17,6 +17,7 @@ from dicom_factory import slice_positions, stored_values, write_series
 
 from medseg.cli import main
 from medseg.errors import DicomError, InputError
+from medseg.folder_scoring import pair_predictions
 from medseg.io.dicom import read_dicom_series
 from medseg.io.dicom_seg import read_dicom_seg, read_seg_volume, write_dicom_seg
 from medseg.volume import Volume
@@ -1901,3 +1902,71 @@ def run_main(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     return exit_info.value.code
+
+
+def _case_from_series(tmp_path, case: str, seed: int, pred):
+    """A series, the prediction medseg infer would write of it (on the series' grid, with the sidecar naming the
+    series and the labels) and a reference differing from it on one slice."""
+    values = stored_values((40, 36, 6), seed=seed) + 900
+    write_series(tmp_path / case, values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / case)
+    predicted = label_rule(np.asarray(volume.array)).astype(np.uint8)
+    pred.mkdir(exist_ok=True)
+    nib.save(nib.Nifti1Image(predicted, volume.affine), pred / f"{case}_seg.nii.gz")
+    (pred / f"{case}_seg.json").write_text(json.dumps({
+        "schema": "medseg-segmentation/1", "case_id": case, "input": str(tmp_path / case),
+        "input_info": {"format": "dicom", "series_uid": volume.dicom.series_uid},
+        "segmentation": f"{case}_seg.nii.gz", "labels": {"0": "background", "1": "odd", "2": "corner"}}))
+    reference = predicted.copy()
+    reference[:, :, 2] = 0
+    return volume, reference
+
+
+def test_seg_references_named_by_their_uid_are_paired_by_the_series_they_segment(tmp_path, caplog):
+    """Archives store a SEG under its SOP Instance UID, without .dcm: one pair scored it (known by its DICM marker),
+    a folder of references left it out ("no .nii/.nii.gz … or .dcm (DICOM SEG) file in it"). Now such a file is
+    known by content (Part 10, SEG SOP Class) and paired, as one pair is scored, with the prediction whose sidecar
+    records the series it segments: the records of the pair alone. One of a series no prediction was made from is a
+    missed case saying so; a CT image named by its UID is no reference."""
+    pred, refs = tmp_path / "pred", tmp_path / "refs"
+    refs.mkdir()
+    uids = {}
+    for case, seed in (("case1", 16), ("case2", 17), ("case3", 18)):
+        volume, reference = _case_from_series(tmp_path, case, seed, pred)
+        write_dicom_seg(reference, volume, refs / "x.dcm", {0: "background", 1: "ODD", 2: "corner"})
+        uids[case] = str(pydicom.dcmread(refs / "x.dcm", stop_before_pixels=True).SOPInstanceUID)
+        (refs / "x.dcm").rename(refs / uids[case])
+    series3 = read_dicom_series(tmp_path / "case3").dicom.series_uid
+    for name in ("case3_seg.nii.gz", "case3_seg.json"):
+        (pred / name).unlink()  # case3 not segmented: its SEG is a missed case
+    image = next((tmp_path / "case1").iterdir())
+    shutil.copy(image, refs / str(pydicom.dcmread(image, stop_before_pixels=True).SOPInstanceUID))  # no reference
+    out = tmp_path / "scores"
+    with caplog.at_level("WARNING"):
+        assert run_main(["evaluate", str(pred), str(refs), "-o", str(out)]) == 1  # the missed case
+    assert sorted(p.name for p in out.glob("*.json") if p.name != "summary.json") == [
+        f"{uids['case3']}_failed.json", "case1_metrics.json", "case2_metrics.json"]
+    for case in ("case1", "case2"):
+        assert run_main(["-q", "evaluate", str(pred / f"{case}_seg.nii.gz"), str(refs / uids[case]), "-o",
+                         str(tmp_path / f"{case}.json")]) == 0
+        single, folder = (json.loads(p.read_text()) for p in (tmp_path / f"{case}.json", out / f"{case}_metrics.json"))
+        assert folder["case_id"] == case
+        assert folder["labels"] == single["labels"] and folder["reference_sha256"] == single["reference_sha256"]
+        assert 0 < folder["labels"]["1"]["dice"] < 1
+    failure = json.loads((out / f"{uids['case3']}_failed.json").read_text())
+    assert failure["stage"] == "not_run" and failure["error"] == (
+        f"{refs / uids['case3']}: no prediction for this reference in {pred} (a missed case; a prediction is one made "
+        f"from series {series3}, the series this DICOM SEG segments, as its sidecar records it)")
+    assert "(subfolders are not searched): " + image_uid(image) in caplog.text
+    # two predictions made from one series: which one the SEG scores is not for medseg to guess
+    shutil.copy(pred / "case1_seg.nii.gz", pred / "again_seg.nii.gz")
+    shutil.copy(pred / "case1_seg.json", pred / "again_seg.json")
+    with pytest.raises(InputError, match=re.escape(
+            f"{refs / uids['case1']}: a DICOM SEG of series {read_dicom_series(tmp_path / 'case1').dicom.series_uid}, "
+            "from which 2 predictions were made (again_seg.nii.gz, case1_seg.nii.gz, as their sidecars record); keep "
+            "one of them, or name the SEG after its case")):
+        pair_predictions(pred, refs)
+
+
+def image_uid(path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)

@@ -10,8 +10,8 @@ from medseg.errors import ImageReadError, InputError
 
 __all__ = ["absent_content", "absent_files", "apple_double", "check_present", "check_readable", "check_searchable",
            "dicom_modality", "exists", "files_under", "further_channels", "is_annex_link", "is_dicom_file", "is_path",
-           "name_difference", "nnunet_channel", "not_regular", "not_there", "os_reason", "path_argument", "type_text",
-           "undecodable"]
+           "name_difference", "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series",
+           "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -316,6 +316,31 @@ def dicom_modality(path: Path | str) -> str | None:
     except Exception:  # noqa: BLE001 - pydicom raises many kinds on a damaged header or a file that is no DICOM
         return None
     return str(value).strip().upper() if value else None
+
+
+_SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"  # the Segmentation Storage SOP Class
+
+
+def part10_seg_series(path: Path | str) -> set[str] | None:
+    """The series a DICOM SEG file segments (the SeriesInstanceUIDs its ReferencedSeriesSequence lists; empty where
+    it lists none), for a file that is a DICOM Part 10 file (the 128-byte preamble and ``DICM`` marker) of the
+    Segmentation Storage SOP Class, as archives store a SEG under its SOP Instance UID, without a ``.dcm``; None for
+    any other file, or one that cannot be read. Only the header is read, not the frames."""
+    import pydicom
+
+    try:
+        if not os.path.isfile(path):  # checked before opening: opening a named pipe waits for a writer
+            return None
+        with open(path, "rb") as handle:
+            if handle.read(132)[128:] != b"DICM":
+                return None
+        seg = pydicom.dcmread(path, stop_before_pixels=True,
+                              specific_tags=["SOPClassUID", "ReferencedSeriesSequence"])
+        if str(seg.get("SOPClassUID", "")) != _SEG_STORAGE:
+            return None
+        return {str(item.get("SeriesInstanceUID", "")) for item in seg.get("ReferencedSeriesSequence", [])} - {""}
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds on a damaged header
+        return None
 
 
 def _absent_files(folder: Path, absent: list[Path]) -> str:
