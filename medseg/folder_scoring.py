@@ -378,6 +378,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     report made; ``scored`` and ``failed`` (empty) grow as the cases are written."""
     from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
     from medseg.io.atomic import atomic_paths, results_unwritable
+    from medseg.io.label_images import prediction_sidecar
     from medseg.metrics import metrics_json
     from medseg.scoring import made_by_of, score_pair
 
@@ -404,6 +405,14 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             record_failure(case, "evaluate", ConflictingInputsError(
                 f"{seg}: case {case!r} has two predictions, {nifti.name} and {seg.name} (a DICOM SEG); neither is "
                 f"scored: move the one not to score out of {seg.parent}"), nifti, reference)
+            continue
+        sidecar = prediction_sidecar(prediction)
+        if is_dicom_file(reference) and not os.path.lexists(sidecar):  # one pair's words name no case
+            record_failure(case, "evaluate", InputError(
+                f"{prediction}: case {case!r} cannot be scored: its reference {reference.name} is a DICOM SEG, "
+                "placed on the DICOM series the prediction was made from, and no sidecar beside the prediction "
+                f"({sidecar.name}, which medseg infer writes) names that series; put the sidecar back beside it, or "
+                "give the case a label image (NIfTI) as its reference"), prediction, reference)
             continue
         try:
             made_by = made_by_of(prediction)

@@ -1111,9 +1111,11 @@ def test_a_folder_of_seg_references_is_scored_as_each_pair_alone(tmp_path, capsy
         assert folder["labels"] == single["labels"] and folder["reference_sha256"] == single["reference_sha256"]
         assert 0 < min(label["dice"] for label in folder["labels"].values()) < 1
     failure = json.loads((out / "case3_failed.json").read_text())
-    assert failure["stage"] == "evaluate" and failure["error"] == (
-        f"{refs / 'case3.dcm'}: a DICOM SEG reference is scored on its source series, named by the sidecar "
-        f"{pred / 'case3_seg.json'} of the prediction, which cannot be read (no such file or directory)")
+    assert failure["stage"] == "evaluate" and failure["error"] == (  # the case, its files, what is missing, the fix
+        f"{pred / 'case3_seg.nii.gz'}: case 'case3' cannot be scored: its reference case3.dcm is a DICOM SEG, placed "
+        "on the DICOM series the prediction was made from, and no sidecar beside the prediction (case3_seg.json, "
+        "which medseg infer writes) names that series; put the sidecar back beside it, or give the case a label "
+        "image (NIfTI) as its reference")
     assert f"failed case3: {failure['error']}" in printed.out.splitlines()
     assert "Traceback" not in printed.err
     assert f"{refs}: left out 1 entry that is not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd or .dcm (DICOM SEG) file " \
