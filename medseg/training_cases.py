@@ -188,7 +188,8 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
         if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
             raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
                                 "in a folder of their own")
-    _check_present(Path(images_dir), Path(labels_dir))
+    described = dataset_json.path if hasattr(dataset_json, "path") else dataset_json  # a DatasetDocument, or a path
+    _check_present(Path(images_dir), Path(labels_dir), files=[Path(described)] if described is not None else [])
     listed = None
     if dataset_json is not None:
         from medseg.io.dataset_json import training_list
@@ -206,11 +207,13 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     return cases
 
 
-def _check_present(*folders: Path) -> None:
+def _check_present(*folders: Path, files: list[Path] = ()) -> None:
     """Refuse, in one line naming them and how to fetch them, the image files of ``folders`` that are a DataLad /
     git-annex or Git LFS dataset's whose content is not here: a git-annex link that leads nowhere was left out, its
-    counterpart then 'without a counterpart', and each absent label stopped the run alone, one per run. A folder that
-    cannot be listed is left to the listing, which names it."""
+    counterpart then 'without a counterpart', and each absent label stopped the run alone, one per run. So are
+    ``files`` (the dataset.json beside the folders: one not fetched was only warned about as unreadable, and the run
+    went on without its training list and label names). A folder that cannot be listed is left to the listing,
+    which names it."""
     absent, holding = [], []
     for folder in folders:
         try:
@@ -225,6 +228,10 @@ def _check_present(*folders: Path) -> None:
                   if absent_content(path) is not None]
         absent += sorted(found)
         holding += [folder] if found else []
+    for path in files:
+        if absent_content(path) is not None:
+            absent.append(path)
+            holding.append(path)
     if absent:
         raise TrainingError(f"{counted(len(absent), 'file')} of the training set "
                             f"{'is' if len(absent) == 1 else 'are'} {absent_files(absent, holding)}")

@@ -218,6 +218,31 @@ def test_train_refuses_a_set_with_absent_files_naming_them_all_in_one_line(datas
     assert not (dataset / "model").exists()
 
 
+def test_train_refuses_a_dataset_json_whose_content_is_not_here_as_its_absent_files(dataset, capsys, monkeypatch):
+    """A dataset.json beside the training folders that was not fetched was only warned about as one that cannot be
+    read, and the run went on without its training list and label names (label_N), exit 0: now it is refused in the
+    one line that names the set's absent files, with how to fetch it."""
+    described = dataset / "dataset.json"
+    described.write_text('{"labels": {"background": 0, "a": 1, "b": 2, "c": 3}}')
+    annex(described, dataset, present=False)
+    annex(dataset / "labels" / "case2.nii.gz", dataset, present=False)
+    monkeypatch.chdir(dataset)
+    argv = ["train", "--images", "images", "--labels", "labels", "-o", "model", "--epochs", "1"]
+    code, _, err = run_cli(argv, capsys)
+    assert (code, err.strip()) == (1, "medseg: error: 2 files of the training set are git-annex links whose content "
+                                      f"is not present here (labels/case2.nii.gz, {described}): fetch them with "
+                                      f"datalad get labels {described} (or git annex get)")
+    assert not (dataset / "model").exists()
+    (dataset / "labels" / "case2.nii.gz").unlink()  # fetched: the dataset.json alone
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=2).labels.astype(np.uint8),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(dataset / "labels" / "case2.nii.gz"))
+    code, _, err = run_cli(argv, capsys)
+    assert (code, err.strip()) == (1, "medseg: error: 1 file of the training set is a git-annex link whose content is "
+                                      f"not present here ({described}): fetch it with datalad get {described} (or git "
+                                      "annex get)")
+    assert not (dataset / "model").exists()
+
+
 def test_annexed_outputs_are_refused_saying_to_unlock_them(dataset, make_package, capsys, monkeypatch):
     """An annexed output was 'a link to …/.git/annex/objects/…/KEY is in the place of this output; remove the link
     (… which would change KEY there …)', one output per run; in a dataset the fix is to unlock them."""
