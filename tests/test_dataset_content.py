@@ -178,6 +178,34 @@ def test_a_dicom_series_fetched_in_part_is_refused_naming_what_is_absent(tmp_pat
         read_image(study)
 
 
+def test_a_link_that_leads_nowhere_in_a_dicom_series_is_named_as_a_missing_file(tmp_path, capsys):
+    """A link that is not git-annex's and leads nowhere (its target moved) was passed over in silence: the series,
+    its last slice such a link, was read as 11 slices, exit 0. Now it is named, with its target, as a missing file,
+    after the folder's absent annexed files where there are both."""
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    study = tmp_path / "study"
+    paths = write_series(study, stored_values((16, 16, 12)), slice_positions(12, 2.0))
+    last = paths[-1]
+    last.unlink()
+    last.symlink_to(tmp_path / "moved" / last.name)
+    expected = (f"{study}: 1 of its files is a link that leads nowhere ({last.name} -> {tmp_path / 'moved' / last.name}"
+                ": its target moved or deleted, or a loop of links), a missing file: restore its target or remove it")
+    with pytest.raises(ImageReadError) as caught:
+        read_image(study)
+    assert str(caught.value) == expected
+    code, _, err = run_cli(["inspect", str(study)], capsys)
+    assert (code, err.strip()) == (1, f"medseg: error: {expected}")
+    annex(paths[0], tmp_path, present=False)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(study)
+    assert str(caught.value) == (
+        f"{study}: 1 of its files is a git-annex link whose content is not present here ({paths[0].name}): fetch it "
+        f"with datalad get {study} (or git annex get); 1 of its files is a link that leads nowhere ({last.name} -> "
+        f"{tmp_path / 'moved' / last.name}: its target moved or deleted, or a loop of links), a missing file: restore "
+        "its target or remove it")
+
+
 def test_scoring_a_folder_fails_the_case_whose_reference_is_absent_and_scores_the_others(dataset, tmp_path, capsys):
     """The absent reference was left out as 'an entry that is not a .nii/.nii.gz file' and its prediction counted as
     one 'without a reference', not as a failed case."""

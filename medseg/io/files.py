@@ -273,7 +273,8 @@ def files_under(folder: Path | str) -> list[Path]:
     a folder would be read without those slices, and raises a bare ``PermissionError`` for the second. So are the
     files of a DataLad / git-annex or Git LFS dataset whose content is not here (:func:`absent_content`), named
     together: a series fetched in part was read without them (its links lead nowhere), or refused as holding a file
-    cut short (a pointer file named ``.dcm``). A repository's own files are not the folder's: a ``.git`` (the
+    cut short (a pointer file named ``.dcm``). So are links that lead nowhere and are not git-annex's (a missing file,
+    named with where it led). A repository's own files are not the folder's: a ``.git`` (the
     repository, with a DataLad / git-annex dataset's store of contents, every slice a second time) or ``.datalad``
     folder, and ``.git``, ``.gitattributes``, ``.gitignore`` and ``.gitmodules`` files, as a dataset holding one
     study has them beside its slices."""
@@ -286,6 +287,7 @@ def files_under(folder: Path | str) -> list[Path]:
 
     files: list[Path] = []
     absent: list[Path] = []
+    broken: list[Path] = []  # links that lead nowhere, not git-annex's: a file that is missing
     for root, folders, names in os.walk(folder, onerror=refuse):
         folders[:] = [name for name in folders if name not in _REPOSITORY_FOLDERS]  # not walked
         for name in names:
@@ -298,11 +300,36 @@ def files_under(folder: Path | str) -> list[Path]:
                         absent.append(path)
                     elif path.is_file():
                         files.append(path)
+                    elif not path.exists():
+                        broken.append(path)
             except OSError as error:
                 raise ImageReadError(f"{folder}: cannot look at {path} ({os_reason(error)})") from error
-    if absent:
-        raise ImageReadError(_absent_files(folder, sorted(absent)))
+    if absent or broken:
+        said = [_absent_files(folder, sorted(absent))] if absent else []
+        if broken:
+            said.append(_broken_links(folder, sorted(broken), also=bool(absent)))
+        raise ImageReadError("; ".join(said))
     return sorted(files)
+
+
+def _broken_links(folder: Path, broken: list[Path], also: bool = False) -> str:
+    """What to say of the links under ``folder`` that lead nowhere (their targets moved or deleted, or a loop of
+    links), the first three named with their targets: missing files, which were passed over in silence (a series read
+    without those slices). ``also``: said after the folder's absent files, without the folder's name."""
+    def shown(path: Path) -> str:
+        try:
+            return f"{os.path.relpath(path, folder)} -> {os.readlink(path)}"
+        except OSError:
+            return os.path.relpath(path, folder)
+
+    one = len(broken) == 1
+    listed = ", ".join(shown(path) for path in broken[:3]) + (", ..." if len(broken) > 3 else "")
+    links = "a link that leads" if one else "links that lead"
+    what = (f"{len(broken)} of its files {'is' if one else 'are'} {links} nowhere ({listed}: "
+            f"{'its target' if one else 'their targets'} moved or deleted, or a loop of links), "
+            f"{'a missing file' if one else 'missing files'}: restore {'its target' if one else 'their targets'} or "
+            f"remove {'it' if one else 'them'}")
+    return what if also else f"{folder}: {what}"
 
 
 def dicom_modality(path: Path | str) -> str | None:
