@@ -84,11 +84,12 @@ def test_each_kind_of_absent_content_is_named_with_how_to_fetch_it(dataset):
     assert absent_content(present) is None and absent_content(dataset / "labels" / "case1.nii.gz") is None
     assert absent_content(dropped) == f"{ANNEX}: fetch it with datalad get {dropped} (or git annex get)"
     assert absent_content(pointer) == f"{POINTER}: fetch it with datalad get {pointer} (or git annex get)"
-    assert absent_content(lfs) == LFS
+    pull = f"git -C {dataset} lfs pull --include="  # annex() made the dataset's .git: its repository's root
+    assert absent_content(lfs) == LFS.replace("git lfs pull", f"{pull}images/case4.nii.gz")
     spaced = dataset / "my scans"
     spaced.mkdir()
     (images / "case4.nii.gz").rename(spaced / "case4.nii.gz")
-    assert absent_content(spaced / "case4.nii.gz") == LFS
+    assert absent_content(spaced / "case4.nii.gz") == LFS.replace("git lfs pull", f"{pull}'my scans/case4.nii.gz'")
     (dataset / "labels" / "case2.nii.gz").rename(spaced / "case2.nii.gz")
     annex(spaced / "case2.nii.gz", dataset, False)  # a path the shell must be given quoted
     quoted = f"'{spaced / 'case2.nii.gz'}'"
@@ -96,6 +97,41 @@ def test_each_kind_of_absent_content_is_named_with_how_to_fetch_it(dataset):
     outside = dataset / "gone.nii.gz"
     outside.symlink_to(dataset / "elsewhere" / "scan.nii.gz")  # a link that leads nowhere, but not git-annex's
     assert absent_content(outside) is None
+
+
+def test_the_git_lfs_hint_names_the_path_to_pull_from_the_repository_root(dataset, tmp_path, monkeypatch, capsys):
+    """'fetch it with git lfs pull' pulled every file of the repository. git-lfs takes --include=<paths>, patterns
+    matched against paths from the repository's root: the hint gives the file's path from there, and runs it there
+    (git -C) from a folder outside it; the whole pull where no repository holds the file or a path has a comma."""
+    from medseg.io.files import absent_content
+
+    (dataset / ".git").mkdir()  # the repository the dataset is
+    spaced = dataset / "my scans"
+    spaced.mkdir()
+    pointer = lfs_pointer(dataset / "images" / "case4.nii.gz")
+    (dataset / "labels" / "case3.nii.gz").rename(spaced / "case3.nii.gz")
+    quoted = lfs_pointer(spaced / "case3.nii.gz")
+    monkeypatch.chdir(dataset / "images")
+    hint = "a Git LFS pointer file, not an image (its content was not pulled): fetch it with git lfs pull --include="
+    assert absent_content(pointer) == f"{hint}images/case4.nii.gz"
+    assert absent_content("case4.nii.gz") == f"{hint}images/case4.nii.gz"  # given from the current folder
+    assert absent_content(quoted) == f"{hint}'my scans/case3.nii.gz'"
+    monkeypatch.chdir(tmp_path)  # outside the repository: run there
+    assert absent_content(pointer) == hint.replace("git lfs", f"git -C {dataset} lfs") + "images/case4.nii.gz"
+    with pytest.raises(ImageReadError) as caught:
+        read_image(pointer)
+    assert str(caught.value) == f"{pointer}: {hint.replace('git lfs', f'git -C {dataset} lfs')}images/case4.nii.gz"
+    (dataset / "images" / "case4.nii.gz").rename(dataset / "images" / "a,b.nii.gz")  # no pattern says it
+    assert absent_content(dataset / "images" / "a,b.nii.gz") == LFS
+    (dataset / ".git").rmdir()  # copied out of its repository
+    assert absent_content(quoted) == LFS
+    monkeypatch.chdir(dataset)
+    (dataset / ".git").mkdir()
+    lfs_pointer(dataset / "labels" / "case2.nii.gz")  # a set's absent files: their folders
+    code, _, err = run_cli(["train", "--images", "images", "--labels", "labels", "-o", "model"], capsys)
+    assert (code, err.strip()) == (1, "medseg: error: 2 files of the training set are Git LFS pointer files whose "
+                                      "content is not present here (images/a,b.nii.gz, labels/case2.nii.gz): fetch "
+                                      "them with git lfs pull --include=images,labels")
 
 
 def test_infer_names_each_absent_input_and_reads_a_present_annexed_one(dataset, make_package, capsys, monkeypatch):
@@ -117,7 +153,7 @@ def test_infer_names_each_absent_input_and_reads_a_present_annexed_one(dataset, 
         "get)",
         f"medseg: error: images/case3.nii.gz: {POINTER}: fetch it with datalad get images/case3.nii.gz (or git annex "
         "get)",
-        f"medseg: error: images/case4.nii.gz: {LFS}"]
+        f"medseg: error: images/case4.nii.gz: {LFS} --include=images/case4.nii.gz"]
     assert sorted(p.name for p in (dataset / "out").iterdir()) == ["case1_metrics.json", "case1_seg.json",
                                                                  "case1_seg.nii.gz"]
     sidecar = json.loads((dataset / "out" / "case1_seg.json").read_text())

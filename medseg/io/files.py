@@ -76,12 +76,38 @@ _ABSENT_WHAT = {"annex link": "a git-annex link whose content is not present her
                 "lfs pointer": "a Git LFS pointer file, not {what} (its content was not pulled)"}
 
 
+def _lfs_pull(paths: list[Path]) -> str:
+    """``git lfs pull`` limited to ``paths`` (files or folders): ``git lfs pull --include=images/case4.nii.gz``.
+    git-lfs takes ``--include=<paths>``, a comma-separated list of patterns matched against paths from the
+    repository's root (not from the current folder, and not absolute), so the paths are given from the root of the
+    Git repository that holds them (the nearest folder above with a ``.git``), and, where the current folder is not
+    in it, the command runs there (``git -C ROOT lfs pull …``). The whole ``git lfs pull`` where there is no such
+    repository (or the paths are in several), or where a path holds a comma or a wildcard character, which a
+    pattern cannot say literally."""
+    import shlex
+
+    roots, included = set(), []
+    for path in paths:
+        absolute = Path(os.path.abspath(path))
+        root = next((folder for folder in (absolute, *absolute.parents) if os.path.lexists(folder / ".git")), None)
+        if root is None:
+            return "git lfs pull"
+        roots.add(root)
+        included.append(absolute.relative_to(root).as_posix())
+    if len(roots) != 1 or any(char in name for name in included for char in ",*?[\\") or "." in included:
+        return "git lfs pull"
+    root = roots.pop()
+    here = Path(os.path.abspath(os.curdir))
+    where = "" if here == root or root in here.parents else f" -C {shlex.quote(os.fspath(root))}"
+    return f"git{where} lfs pull --include={shlex.quote(','.join(included))}"
+
+
 def _fetch_hint(kind: str, paths: list[Path], them: bool = False) -> str:
     """How to fetch the content of ``paths`` (a file; or folders, or several files: ``them``)."""
     import shlex
 
     if kind == "lfs pointer":
-        return f"fetch {'them' if them else 'it'} with git lfs pull"
+        return f"fetch {'them' if them else 'it'} with {_lfs_pull(paths)}"
     named = " ".join(shlex.quote(os.fspath(path)) for path in paths)
     return f"fetch {'them' if them else 'it'} with datalad get {named} (or git annex get)"
 
@@ -395,7 +421,7 @@ def absent_files(absent: list[Path], fetch: list[Path], shown: list[Path] | None
     held_text = held[0] if len(held) == 1 else f"{', '.join(held[:-1])} and {held[-1]}"
     fetch_hint = _fetch_hint("lfs pointer" if set(kinds) == {"lfs pointer"} else "annex link", fetch, them=not one)
     if "lfs pointer" in kinds and set(kinds) != {"lfs pointer"}:
-        fetch_hint = f"{fetch_hint[:-1]}; git lfs pull for the Git LFS ones)"
+        fetch_hint = f"{fetch_hint[:-1]}; {_lfs_pull(fetch)} for the Git LFS ones)"
     return f"{held_text} whose content is not present here ({listed}): {fetch_hint}"
 
 
