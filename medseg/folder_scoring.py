@@ -14,11 +14,12 @@ import contextlib
 import json
 import logging
 import os
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medseg.errors import ConflictingInputsError, InputError
+from medseg.errors import ConflictingInputsError, ImageReadError, InputError
 from medseg.io.files import absent_content, is_dicom_file, part10_seg_series, path_argument
 from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among, scene_images_text, slicer_scene_images
 from medseg.numbers import counted
@@ -35,6 +36,7 @@ _DICOM = ".dcm"  # a reference DICOM SEG (a reader's, another tool's): <case>.dc
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # as medseg train pairs labels
 _CHANNEL = "_0000"  # nnU-Net's channel suffix: medseg infer on imagesTs/case_0000.nii.gz writes case_0000_seg
 REPORT_NAMES = ("report.html", "cohort.tsv", "summary.json")
+_UID = re.compile(r"[0-9]+(\.[0-9]+)+")  # a DICOM UID, as archives name a file by its SOP Instance UID
 
 
 @dataclass
@@ -68,8 +70,6 @@ class FolderScores:
 def case_file_name(case_id: str) -> str:
     """A case id as a file-name stem in one folder: characters a file name cannot hold (on Windows too) as ``_``,
     leading dots dropped, as ``medseg evaluate -o DIR`` names ``<case>_metrics.json``."""
-    import re
-
     return re.sub(r'[/\\:*?"<>|\x00-\x1f]', "_", case_id).lstrip(".") or "case"
 
 
@@ -107,8 +107,10 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
             continue
         lower = path.name.lower()
         # a reference SEG stored under its SOP Instance UID, as archives store files, has no .dcm: known by content
+        # (one of a dataset whose content is not here is known by its name: a UID, digits and dots)
         unnamed_seg = segs == _DICOM and not lower.endswith((*_NIFTI, _DICOM, ".json")) and \
-            path.name not in REPORT_NAMES and part10_seg_series(path) is not None
+            path.name not in REPORT_NAMES and (part10_seg_series(path) is not None or (
+                _UID.fullmatch(path.name) is not None and absent_content(path) is not None))
         # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it);
         # a dataset's file whose content is not here is its case's, which fails naming it (left out, its counterpart
         # was "without a reference" or "missed")
@@ -435,6 +437,13 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             on_case(case, metrics, None)
     _complete_unnamed_labels(unnamed, metrics_path, failure_path)
     for case, reference in found.missed:
+        absent = absent_content(reference, "a DICOM SEG") if is_dicom_file(reference) or \
+            _UID.fullmatch(reference.name) else None
+        if absent is not None:  # a SEG whose name meets no prediction is paired by what its header says: not here
+            record_failure(case, "evaluate", ImageReadError(
+                f"{reference}: {absent}; a DICOM SEG reference whose name meets no prediction in {pred_dir} is paired "
+                "with the prediction made from the series it segments, which its header says"), None, reference)
+            continue
         series = sorted(part10_seg_series(reference) or ()) if is_dicom_file(reference) else []
         made_from = f"made from series {', '.join(series)}, the series this DICOM SEG segments, as its sidecar " \
             "records it"

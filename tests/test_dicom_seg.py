@@ -1970,5 +1970,35 @@ def test_seg_references_named_by_their_uid_are_paired_by_the_series_they_segment
         pair_predictions(pred, refs)
 
 
+def test_a_seg_reference_of_a_dataset_not_fetched_fails_its_case_saying_how_to_fetch_it(tmp_path, caplog):
+    """A SEG reference stored under its UID in a DataLad / git-annex dataset and not fetched (a link that leads
+    nowhere) was left out as "not a … file", its prediction "without a reference", the case in no figure; one named
+    .dcm was a missed case ("no prediction for this reference"). Either now fails, naming the file and how to fetch
+    it; the reference that is here is scored."""
+    pred, refs = tmp_path / "pred", tmp_path / "ds" / "refs"
+    refs.mkdir(parents=True)
+    volume, reference = _case_from_series(tmp_path, "case1", 16, pred)
+    write_dicom_seg(reference, volume, refs / "x.dcm", {0: "background", 1: "odd", 2: "corner"})
+    (refs / "x.dcm").rename(refs / image_uid(refs / "x.dcm"))
+    _case_from_series(tmp_path, "case2", 17, pred)
+    dropped = "1.2.826.0.1.3680043.10.511.3.1234"
+    key = "SHA256E-s100--" + "0" * 64
+    for name in (dropped, "case3.dcm"):  # git-annex links whose content is not here
+        (refs / name).symlink_to(f"../.git/annex/objects/Xk/Mv/{key}/{key}")
+    out = tmp_path / "scores"
+    with caplog.at_level("WARNING"):
+        assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 1
+    assert sorted(p.name for p in out.glob("*.json") if p.name != "summary.json") == [
+        f"{dropped}_failed.json", "case1_metrics.json", "case3_failed.json"]
+    assert "left out" not in caplog.text
+    for name, case in ((dropped, dropped), ("case3.dcm", "case3")):
+        failure = json.loads((out / f"{case}_failed.json").read_text())
+        assert failure["stage"] == "evaluate" and failure["error_type"] == "ImageReadError"
+        assert failure["error"] == (
+            f"{refs / name}: a git-annex link whose content is not present here (not fetched, or dropped): fetch it "
+            f"with datalad get {refs / name} (or git annex get); a DICOM SEG reference whose name meets no prediction "
+            f"in {pred} is paired with the prediction made from the series it segments, which its header says")
+
+
 def image_uid(path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
