@@ -230,11 +230,19 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
     _pair_by_series(by_case, ref_by_case)
     paired = sorted(set(by_case) & set(ref_by_case))
     if not paired:
+        by_series = ""
+        if any(is_dicom_file(path) for path in ref_by_case.values()):  # the SEGs were looked for by content too
+            unmade = sum(_made_from(path) is None for path in by_case.values())
+            by_series = "; a DICOM SEG reference is also paired with the prediction whose sidecar records the " \
+                "series it segments, " + (f"and {unmade} of the predictions {'has' if unmade == 1 else 'have'} no "
+                                          "sidecar that records a DICOM series (made by another tool, or from a "
+                                          "NIfTI image)" if unmade else "and no prediction's sidecar records one of "
+                                          "theirs")
         raise InputError(f"{pred_dir}: no prediction has a reference of the same name in {ref_dir} "
                          f"({counted(len(by_case), 'prediction')}, {counted(len(ref_by_case), 'reference')}; e.g. "
                          f"prediction '{by_case[min(by_case)].name}', reference '{ref_by_case[min(ref_by_case)].name}'"
                          f"; a prediction may add _seg to the reference's name, a reference "
-                         f"{', '.join(_LABEL_SUFFIXES)})")
+                         f"{', '.join(_LABEL_SUFFIXES)}{by_series})")
     return FolderPairs(
         pairs=[(case, by_case[case], ref_by_case[case]) for case in paired],
         unreferenced=[by_case[case] for case in sorted(set(by_case) - set(ref_by_case))],

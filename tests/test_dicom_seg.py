@@ -2000,5 +2000,26 @@ def test_a_seg_reference_of_a_dataset_not_fetched_fails_its_case_saying_how_to_f
             f"in {pred} is paired with the prediction made from the series it segments, which its header says")
 
 
+def test_no_pair_with_seg_references_says_that_they_are_paired_by_series_too(tmp_path):
+    """Predictions without sidecars (another tool's) and SEG references named by their UID: the error said only how
+    names pair; it now says that a SEG is paired by the series a prediction's sidecar records, and how many have
+    none."""
+    pred, refs = tmp_path / "pred", tmp_path / "refs"
+    refs.mkdir()
+    volume, reference = _case_from_series(tmp_path, "case1", 16, pred)
+    write_dicom_seg(reference, volume, refs / "x.dcm", {0: "background", 1: "odd", 2: "corner"})
+    uid = image_uid(refs / "x.dcm")
+    (refs / "x.dcm").rename(refs / uid)
+    (pred / "case1_seg.json").unlink()
+    with pytest.raises(InputError) as caught:
+        pair_predictions(pred, refs)
+    assert str(caught.value) == (
+        f"{pred}: no prediction has a reference of the same name in {refs} (1 prediction, 1 reference; e.g. "
+        f"prediction 'case1_seg.nii.gz', reference '{uid}'; a prediction may add _seg to the reference's name, a "
+        "reference _label, _labels, _seg, _mask, _gt; a DICOM SEG reference is also paired with the prediction whose "
+        "sidecar records the series it segments, and 1 of the predictions has no sidecar that records a DICOM series "
+        "(made by another tool, or from a NIfTI image))")
+
+
 def image_uid(path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
