@@ -1971,6 +1971,21 @@ def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
         default_tile(pair_cases(tmp_path / "images", tmp_path / "labels"))
 
 
+def test_default_tile_of_labels_cropped_to_boxes_is_their_images(tmp_path):
+    """Labels cropped to a box of their image's grid (3D Slicer's segmentations) are zero-padded onto it, so the tile
+    must hold the images' plane: sized from the boxes' headers, a 100 × 90 image with a 20 × 20 box got 32 × 32."""
+    from medseg.train_config import default_tile
+
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    box_affine = affine.copy()
+    box_affine[:3, 3] = affine[:3, :3] @ [10, 30, 2]  # the origin moved by whole voxels
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((100, 90, 8), np.float32), affine), tmp_path / "images" / "a.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((20, 20, 4), np.uint8), box_affine), tmp_path / "labels" / "a.nii.gz")
+    assert default_tile(pair_cases(tmp_path / "images", tmp_path / "labels")) == [112, 96]
+
+
 def test_default_tile_names_a_gzip_image_named_without_gz_as_the_readers_do(tmp_path):
     """Without -c the tile is sized from the headers (read_grid; the images', since a label may be a box of its
     image's grid): a gzip file named .nii said nibabel's "cannot read header (Cannot work out file type …)", where -c
