@@ -234,8 +234,8 @@ class Segmenter:
 
     @torch.inference_mode()
     def predict(self, image: torch.Tensor, progress: Callable[[int], None] | None = None) -> torch.Tensor:
-        """Label a model-space image ``(C, X, Y, Z)``; returns labels ``(X, Y, Z)`` on the CPU (uint8, or int32 above
-        256 classes)."""
+        """Label a model-space image ``(C, X, Y, Z)``; returns class indices ``(X, Y, Z)`` on the CPU (uint8, or int32
+        above 256 classes): class k is the package's k-th smallest label value (``package.label_map`` maps them)."""
         image = torch.as_tensor(image).float()
         channels = int(self.package.config["architecture"]["in_channels"]) // (2 * self.context + 1)
         if image.ndim != 4 or image.shape[0] != channels:  # a caller's slip: torch's convolution error before

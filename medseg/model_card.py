@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from medseg.label_map import classes_note
 from medseg.numbers import counted, dice_round_text
 from medseg.package import codes_text
 from medseg.train_config import validation_without_foreground
@@ -78,7 +79,7 @@ def model_card(config: dict) -> str:
     """A short markdown model card from a trained package config."""
     training = config.get("training", {})
     data = training.get("data", {})
-    labels = ", ".join(f"{k} {v}" for k, v in config["labels"].items())
+    labels = ", ".join(f"{k} {v}" for k, v in config["labels"].items()) + classes_note(config["labels"])
     dice = training.get("val_dice") or {}
     medians = training.get("val_dice_median") or {}
     minima = training.get("val_dice_min") or {}

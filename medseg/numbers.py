@@ -4,7 +4,7 @@ as zero."""
 from __future__ import annotations
 
 __all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_status_text",
-           "dice_text", "gib_text", "number_text", "odd_values", "recoding_text", "values_text",
+           "dice_text", "gib_text", "number_text", "odd_values", "values_text",
            "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
@@ -30,14 +30,6 @@ def values_text(values, shown: int = 8) -> str:
     if len(values) <= shown:
         return str(values)
     return "[" + ", ".join(str(v) for v in values[:shown]) + f", … ({len(values)} values)]"
-
-
-def recoding_text(values, shown: int = 3) -> str:
-    """How label ``values`` map onto consecutive ones, background kept as 0: ``3 -> 2, 7 -> 3`` for 0, 1, 3, 7, the
-    first ``shown`` moves and ``…`` after them; empty where nothing moves."""
-    kept = sorted({int(v) for v in values} | {0})
-    moved = [f"{value} -> {index}" for index, value in enumerate(kept) if value != index]
-    return ", ".join(moved[:shown] + (["…"] if len(moved) > shown else []))
 
 
 def with_minus(text: str) -> str:

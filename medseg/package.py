@@ -24,6 +24,8 @@ from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
 from medseg.io.files import absent_content, is_path, name_difference, not_regular, not_there, os_reason, type_text
 from medseg.json_schema import schema_validator
+from medseg.label_map import MAX_LABEL_VALUE, LabelMap, label_map
+from medseg.numbers import values_text
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -210,6 +212,7 @@ def validate_config(config: dict, where: str) -> None:
         raise ModelPackageError(f"{where}: format {config['format']!r} is that of a newer medseg than this one "
                                 f"({_medseg_version()}, which reads {FORMAT}): upgrade medseg to use this package")
     _check_code_texts(config.get("label_codes"), where)
+    _check_label_keys(config.get("labels"), where)
     odd = non_finite_setting(config)
     if odd is not None:
         raise ModelPackageError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
@@ -256,17 +259,24 @@ def validate_config(config: dict, where: str) -> None:
         raise ModelPackageError(f"{where}: input_extent_mm min {extent['min']} exceeds its max {extent['max']} "
                                 "on some axis")
     values = sorted(int(k) for k in config["labels"])
-    if values != list(range(arch["n_classes"])):
+    if 0 not in values:
+        raise ModelPackageError(f"{where}: labels {values_text(values)} do not hold 0: declare the background as "
+                                "label 0 (class 0 of the network)")
+    if values[-1] > MAX_LABEL_VALUE:
+        raise ModelPackageError(f"{where}: label value {values[-1]} is above {MAX_LABEL_VALUE}, the largest a "
+                                "segmentation (uint16) holds")
+    if len(values) != arch["n_classes"]:
         raise ModelPackageError(
-            f"{where}: labels must be 0..{arch['n_classes'] - 1} to match n_classes={arch['n_classes']}, "
-            f"got {values}"
+            f"{where}: {len(values)} labels ({values_text(values)}) for n_classes={arch['n_classes']}: the network "
+            "has one output class per label (class k stands for the k-th smallest value)"
         )
     coded = sorted(int(k) for k in config.get("label_codes", {}))
     stray = [v for v in coded if v == 0 or v not in values]
     if stray:
+        segmented = f"1..{len(values) - 1}" if label_map(values).identity else values_text(values[1:])
         raise ModelPackageError(
             f"{where}: label_codes {stray} {'is not a' if len(stray) == 1 else 'are not'} segmented label"
-            f"{'' if len(stray) == 1 else 's'} (labels 1..{len(values) - 1}; background gets no segment)"
+            f"{'' if len(stray) == 1 else 's'} (labels {segmented}; background gets no segment)"
         )
     tile = config["inference"]["roi_size"]
     if arch.get("norm", "batch") == "instance" and bottleneck_cells(tile, arch.get("depth", 4)) <= 1:
@@ -280,6 +290,17 @@ def validate_config(config: dict, where: str) -> None:
             f"{where}: in_channels={arch['in_channels']} does not match context_slices={context} "
             f"(expected {2 * context + 1})"
         )
+
+
+def _check_label_keys(labels, where: str) -> None:
+    """Refuse label keys that are negative numbers in words the schema's pattern cannot give (it calls them unknown
+    keys): label values are whole numbers from 0 (background) up."""
+    if not isinstance(labels, dict):
+        return
+    negative = [key for key in labels if isinstance(key, str) and re.fullmatch(r"\s*-[0-9]+\s*", key)]
+    if negative:
+        raise ModelPackageError(f"{where}: labels {', '.join(negative)}: label values are whole numbers from 0 "
+                                "(background) up, not negative")
 
 
 def _newer_format(value) -> int | None:
@@ -385,6 +406,12 @@ class ModelPackage:
     def labels(self) -> dict[int, str]:
         """Label value → name, background included, by value."""
         return {int(k): v for k, v in sorted(self.config["labels"].items(), key=lambda kv: int(kv[0]))}
+
+    @property
+    def label_map(self) -> LabelMap:
+        """Output class ↔ label value: class k is the k-th smallest declared value (the identity for labels
+        0..N-1)."""
+        return label_map(self.config["labels"])
 
     @property
     def label_codes(self) -> dict[int, dict]:

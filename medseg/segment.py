@@ -22,7 +22,7 @@ from medseg.io.atomic import atomic_paths, check_folders_writable, check_superse
 from medseg.io.files import is_path, path_argument
 from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
-from medseg.io.nifti import label_dtype, write_labels
+from medseg.io.nifti import write_labels
 from medseg.io.pairs import file_signature
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 
@@ -264,7 +264,7 @@ def segment_case(
     volume = read_image(input_path, series=series,
                         check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing, ensemble_bytes))
     # a disk too full for the outputs is found before the minutes of inference, not after them
-    check_free_space(targets, volume.shape[:3], label_dtype(len(segmenter.package.labels)).itemsize, output_format)
+    check_free_space(targets, volume.shape[:3], segmenter.package.label_map.dtype.itemsize, output_format)
     seg_sources = None
     if output_format == "dicom-seg":
         if volume.dicom is None:
@@ -375,7 +375,8 @@ def segment_volume(
     ``volume`` is a :class:`~medseg.volume.Volume`: a 3D array with the affine that maps its voxel indices to RAS+
     world coordinates in mm, as ``Volume(array, affine)`` (for a nibabel image, ``Volume(image.get_fdata(
     dtype=np.float32), image.affine)``), or a file read with :func:`medseg.io.images.read_image`. Returns the labels
-    on the volume's own grid: its shape, uint8 (uint16 beyond 255 labels); ``volume`` is left as it was.
+    on the volume's own grid: its shape, the package's label values (class k written as its k-th smallest declared
+    value), uint8 (uint16 where a value is above 255); ``volume`` is left as it was.
     ``progress`` as for :func:`segment_case`. The input checks are :func:`segment_case`'s (a blank image, a grid
     too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are the warnings logged
     (a label image given as the input, a field of view unlike the training volumes')."""
@@ -464,8 +465,8 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
     data = without_voxels(data)  # the model-space image is not needed to invert
 
     clock = time.perf_counter()
-    labels = invert_labels(model_labels, data, transforms, volume.shape, volume.source)
-    labels = labels.astype(label_dtype(len(segmenter.package.labels)), copy=False)
+    classes = invert_labels(model_labels, data, transforms, volume.shape, volume.source)
+    labels = segmenter.package.label_map.to_values(classes)  # class k → the k-th smallest declared value
     timings["postprocess_s"] = time.perf_counter() - clock
     return labels, input_check
 
@@ -548,7 +549,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
     import torch
 
     package = segmenter.package
-    counts = _label_counts(labels, len(package.labels))
+    counts = _label_counts(labels, max(package.labels) + 1)
     return {
         "schema": "medseg-segmentation/1",
         "input": os.path.abspath(volume.source),  # readable from anywhere (the run's folder is not recorded)

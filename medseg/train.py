@@ -668,8 +668,8 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
         reference = place_onto_grid(read_nifti(case.label_path, hash_input=False, labels=True), volume,
                                     log_box=False).array
         data = to_model_space(volume, transforms, release_voxels=True)  # read here: no copy kept
-        predicted = invert_labels(segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape,
-                                  volume.source)
+        predicted = segmenter.package.label_map.to_values(invert_labels(
+            segmenter.predict(data["image"].as_tensor()), data, transforms, volume.shape, volume.source))
         for value, dice in dice_per_label(predicted, reference, list(scores)).items():
             if not math.isnan(dice):
                 scores[value].append(dice)
@@ -684,8 +684,9 @@ def _validation_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
     for case in cases:
         pred = segmenter.predict(case.image).numpy()
-        reference = case.label.numpy()
-        for value, dice in dice_per_label(pred, reference, list(scores)).items():
+        reference = case.label.numpy()  # class indices, as the prediction: scored by class, told by value
+        classes = segmenter.package.label_map.classes_of(scores)
+        for value, dice in zip(scores, dice_per_label(pred, reference, classes).values()):
             if not math.isnan(dice):
                 scores[value].append(dice)
     segmenter.net.train()

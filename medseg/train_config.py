@@ -18,7 +18,8 @@ from medseg.errors import InputError, ModelPackageError, TrainingError
 from medseg.io.files import os_reason, path_argument, type_text, undecodable
 from medseg.json_schema import schema_validator
 from medseg.jsonfile import size_text
-from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, recoding_text, values_text
+from medseg.label_map import MAX_LABEL_VALUE
+from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
 from medseg.package import (
     CONFIG_NAME,
     MAX_CONFIG_BYTES,
@@ -35,14 +36,15 @@ if TYPE_CHECKING:  # the cases' class imports torch; reading a config does not n
     from medseg.training_cases import TrainCase
 
 __all__ = [
-    "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_LABEL", "RECIPES",
+    "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_CLASSES",
+    "RECIPES",
     "check_config", "default_config", "default_label_name", "default_tile", "default_training", "read_config",
     "seeded_split", "split_cases", "split_text", "tile_side", "training_precision", "validation_without_foreground",
 ]
 
 log = logging.getLogger(__name__)
 
-MAX_TRAINING_LABEL = 255
+MAX_TRAINING_CLASSES = 256  # labels a training run takes: its class indices are kept as 8-bit values
 
 # where the training recipes are: beside the package in its source tree, not in it, so a wheel install has none
 RECIPES = "configs/train/ of medseg's source tree (a wheel install has none)"
@@ -126,40 +128,39 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
     """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``, or as
     ``names`` has them: a dataset.json's, whose values may add labels no file holds), ``data`` the card's notes.
 
-    Labels must run 0..N (the package format's rule); the training section holds :data:`DEFAULT_TRAINING`; the
-    inference tile (and so the training patch) is ``tile`` (:func:`default_tile`), 128 × 128 without it.
+    Labels may skip values (BraTS's 0, 1, 2, 4; FreeSurfer's): the network gets one output class per value, class k
+    the k-th smallest; more than :data:`~medseg.numbers.IMAGE_LIKE_VALUES` scattered values are refused as an image
+    put among the labels, and a value above 65535 as more than a segmentation holds. The training section holds
+    :data:`DEFAULT_TRAINING`; the inference tile (and so the training patch) is ``tile`` (:func:`default_tile`),
+    128 × 128 without it.
     ``where`` (the labels folder) starts the error message; when ``values`` maps each value to a file holding it
-    (:func:`~medseg.training_cases.label_values`), the file with the first value out of the run starts it instead.
+    (:func:`~medseg.training_cases.label_values`), the file holding the value told of starts it instead.
     """
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
     files = values if isinstance(values, dict) else {}
     values = sorted(set(_label_values(values)) | {0} | set(names or {}))
-    if values != list(range(len(values))):
+    if values[-1] > MAX_LABEL_VALUE:  # checked before the gaps are looked at (a value of 2^40 leaves 2^40 of them)
+        first = f"{files[values[-1]]}: label" if values[-1] in files else f"{where}: label"
+        raise TrainingError(f"{first} value {values[-1]} is above {MAX_LABEL_VALUE}, the largest a segmentation "
+                            f"(uint16) holds{IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ''}")
+    if values != list(range(len(values))) and len(values) > IMAGE_LIKE_VALUES:
+        # labels may skip values (class k is the k-th smallest), but so many scattered values are an image's
         beyond = next(v for k, v in enumerate(values) if v != k)
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
                  f"{where}: label values")
-        # the moves that make them consecutive (3 -> 2, 7 -> 3), which the references scored later need too
-        advice = " (a 0/255 mask: 255 -> 1)" if values == [0, 255] else f" ({recoding_text(values)})"
-        # a few labels no file holds (a structure absent from a subset) can be declared instead; counted before
-        # they are listed (a value of 2^40 leaves 2^40 gaps)
-        if values[-1] + 1 - len(values) < len(values):
-            missing = sorted(set(range(values[-1] + 1)) - set(values))
-            advice += (f", or, where labels {values_text(missing)} are only missing from these files, declare them "
-                       "in a config given with -c or in a dataset.json beside the folders")
-        if len(values) > IMAGE_LIKE_VALUES:
-            advice = IMAGE_AMONG_LABELS
-        raise TrainingError(
-            f"{first} {values_text(values)}, which do not run 0..{len(values) - 1}; a model's labels must be 0..N-1 "
-            f"(background 0), so recode the label files to consecutive values first{advice}"
-        )
+        raise TrainingError(f"{first} {values_text(values)}{IMAGE_AMONG_LABELS}; if these are labels, declare them "
+                            "in a config given with -c")
+    if len(values) == 1:  # background only: one foreground label, as the network has two classes at least
+        values.append(1)
     return {
         "format": "medseg-model/1",
         "name": name,
         "version": "1",
         "description": DEFAULT_DESCRIPTION,
-        "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": max(len(values), 2), "base_width": 16,
+        "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": len(values), "base_width": 16,
                          "depth": 4, "dropout": 0.0, "norm": "batch"},
-        "labels": {str(v): default_label_name(v, names) for v in range(max(len(values), 2))},
+        # one output class per value, class k the k-th smallest (medseg.label_map): 0, 1, 2, 4 need no recoding
+        "labels": {str(v): default_label_name(v, names) for v in values},
         "preprocessing": copy.deepcopy(DEFAULT_PREPROCESSING),
         "inference": {"slice_axis": 2, "roi_size": list(tile or [DEFAULT_TILE, DEFAULT_TILE]), "overlap": 0.25,
                       "blend": "gaussian", "context_slices": 1, "flip_tta": []},
@@ -375,10 +376,9 @@ def check_config(config: dict, where: str = "training config") -> dict:
     if gamma is not None and gamma[0] > gamma[1]:  # MONAI would draw from an empty range without a word
         raise TrainingError(f"{where}: training.augment.gamma: {gamma} gives its larger bound first; give "
                             "[smallest, largest]")
-    largest = max(int(k) for k in config["labels"])
-    if largest > MAX_TRAINING_LABEL:
-        raise TrainingError(f"{where}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest medseg train "
-                            "supports (labels are kept as 8-bit values)")
+    if len(config["labels"]) > MAX_TRAINING_CLASSES:
+        raise TrainingError(f"{where}: {len(config['labels'])} labels, more than the {MAX_TRAINING_CLASSES} medseg "
+                            "train supports (its class indices are kept as 8-bit values)")
     # the inference tile was checked with the package fields (validate_config); the training patch is checked here
     arch = config["architecture"]
     depth, norm = int(arch.get("depth", 4)), arch.get("norm", "batch")

@@ -35,6 +35,7 @@ from medseg.io.itk_image import (
     scene_images_text,
     slicer_scene_images,
 )
+from medseg.label_map import label_map
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
 from medseg.volume import stem
@@ -56,7 +57,7 @@ class TrainCase:
     image_path: Path
     label_path: Path
     image: torch.Tensor | None = None  # (C, X, Y, Z) model space
-    label: torch.Tensor | None = None  # (X, Y, Z) uint8, model space
+    label: torch.Tensor | None = None  # (X, Y, Z) uint8 class indices (package.label_map), model space
     extent_mm: list[float] | None = None  # field of view per model-space axis (for the package's input range)
     sha256: tuple[str, str] | None = None  # of the image and label files, as read (a resumed run checks them)
     # where the label file is a box of the image's voxel lattice, zero-padded onto its grid: the box's shape and its
@@ -541,7 +542,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
     data = apply_transforms(transforms, {
         "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
-        "label": MetaTensor(torch.from_numpy(label.array.astype(np.float32)), affine=affine.clone()),
+        "label": MetaTensor(torch.from_numpy(_as_classes(label.array, declared)), affine=affine.clone()),
     }, case.image_path)
     check_finite(data["image"].as_tensor(), image, peak)
     case.extent_mm = model_space_extent(data["image"])
@@ -562,6 +563,16 @@ def padded_labels_text(cases: list[TrainCase]) -> str | None:
         ("are boxes of their images' voxel grids", "them")
     return (f"{len(padded)} of {counted(len(cases), 'label image')} {boxes[0]} (cropped, as 3D Slicer saves a "
             f"segmentation), zero-padded onto {boxes[1]} with background, nothing resampled: {shown}")
+
+
+def _as_classes(values: np.ndarray, declared: set[int]) -> np.ndarray:
+    """A label file's values (all ``declared``) as the network's class indices, float32 for the transforms (resampled
+    by nearest neighbour: the class of the nearest value): class k is the k-th smallest declared value. Labels
+    0..N-1 are their own classes."""
+    classes = label_map(declared)
+    if classes.identity:
+        return values.astype(np.float32)
+    return classes.to_classes(values).astype(np.float32)
 
 
 def label_values(cases: list[TrainCase]) -> dict[int, Path]:
@@ -619,11 +630,13 @@ def check_label_presence(config: dict, train_cases: list[TrainCase],
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
     network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
     as validation then chooses no epoch). Returns both lists of labels: (no training case, no validation case)."""
-    def present(cases):
+    values = label_map(config["labels"])
+
+    def present(cases):  # the label values the cases hold (their labels hold class indices)
         found: set[int] = set()
         for case in cases:
             if case.label is not None:
-                found.update(int(v) for v in torch.unique(case.label).tolist())
+                found.update(values.value_of(v) for v in torch.unique(case.label).tolist())
         return found
 
     declared = {int(k): str(v) for k, v in config["labels"].items() if int(k) != 0}
@@ -632,7 +645,8 @@ def check_label_presence(config: dict, train_cases: list[TrainCase],
     in_training = present(train_cases)
     untrained = [value for value in declared if value not in in_training]
     # below a value the files hold: gaps declared to keep the files' values (1, 3, 7 trained as 0..7)
-    gaps = " (declared to keep the files' values? that is fine)" if all(
+    gaps = (" (declared to keep the files' values? a model's labels may skip values: leave such gaps out of the "
+            "config, and no output class is spent on them)") if all(
         value < max(in_training, default=0) for value in untrained) else ""
     if len(untrained) == 1:
         log.warning("label %d %r appears in no training case: the network cannot learn it%s", untrained[0],

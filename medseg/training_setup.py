@@ -67,18 +67,20 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
     tell arises, before a later check may fail (logged by default)."""
     from medseg.checkpoint import check_checkpoint_labels, checkpoint_tile, started_without_names
     from medseg.io.dataset_json import find_dataset_json, read_dataset_json
-    from medseg.train_config import MAX_TRAINING_LABEL, check_config, default_config, default_tile
+    from medseg.train_config import MAX_TRAINING_CLASSES, check_config, default_config, default_tile
     from medseg.training_cases import label_values
 
     images, labels, output = Path(images), Path(labels), Path(output)
     tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
     found = label_values(pairs)
-    largest = max(found, default=0)
-    # named with the file that holds it, not as the default config's (values with gaps are told below, with the file
-    # of the first gap); no gap below it (counted, not listed: a value of 2^40 would make a list of 2^40)
-    if largest > MAX_TRAINING_LABEL and len(set(found) | {0}) == largest + 1:
-        raise TrainingError(f"{found[largest]}: label value {largest} is above {MAX_TRAINING_LABEL}, the largest "
-                            "medseg train supports (labels are kept as 8-bit values)")
+    held = len(set(found) | {0})
+    # values 0..N-1 past the count, named with the file that holds the first one past it (scattered values are told
+    # by the default config: an image put among the labels, or a value above what a segmentation holds)
+    if held > MAX_TRAINING_CLASSES and max(found) + 1 == held:
+        beyond = sorted(set(found) | {0})[MAX_TRAINING_CLASSES]
+        raise TrainingError(f"{found[beyond]}: label value {beyond} makes {held} labels, more than the "
+                            f"{MAX_TRAINING_CLASSES} medseg train supports (its class indices are kept as 8-bit "
+                            "values)")
     made = DefaultConfig(config={}, dataset_path=dataset_json.path if dataset_json is not None
                          else find_dataset_json(images, labels))
     dataset_path = made.dataset_path

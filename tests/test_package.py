@@ -102,7 +102,17 @@ def test_weights_that_do_not_match_the_architecture(make_package):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda c: c["architecture"].update(n_classes=3), "labels must be 0..2"),
+        (lambda c: c["architecture"].update(n_classes=3),
+         r"4 labels \(\[0, 1, 2, 3\]\) for n_classes=3: the network has one output class per label"),
+        # labels may skip values, but hold the background 0, are never negative, and fit a uint16 segmentation
+        (lambda c: c.update(labels={"1": "a", "2": "b", "3": "c", "4": "d"}),
+         r"labels \[1, 2, 3, 4\] do not hold 0: declare the background as label 0"),
+        (lambda c: c.update(labels={"0": "background", "-1": "a", "2": "b", "3": "c"}),
+         "labels -1: label values are whole numbers from 0 \\(background\\) up, not negative"),
+        (lambda c: c.update(labels={"0": "background", "1": "a", "2": "b", "70000": "c"}),
+         "label value 70000 is above 65535, the largest a segmentation \\(uint16\\) holds"),
+        (lambda c: c.update(labels={"0": "background", "2": "a", "41": "b"}), r"3 labels \(\[0, 2, 41\]\) for "
+                                                                              "n_classes=4"),
         (lambda c: c["inference"].update(context_slices=1), "in_channels=1 does not match context_slices=1"),
         (lambda c: c["inference"].update(slice_axis=5), "inference/slice_axis"),
         (lambda c: c.pop("labels"), "'labels' is a required property"),

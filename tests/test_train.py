@@ -435,7 +435,8 @@ def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
     assert absent == ([2, 4, 5, 6], [2, 3, 4, 5, 6, 7])
     assert [r.getMessage() for r in caplog.records] == [
         "labels 2 unused_2, 4 unused_4, 5 unused_5, 6 unused_6 are in no training case: the network cannot learn "
-        "them (declared to keep the files' values? that is fine)",
+        "them (declared to keep the files' values? a model's labels may skip values: leave such gaps out of the "
+        "config, and no output class is spent on them)",
         "labels 3 box, 7 tube are in training but in no validation case: their Dice counts only false positives (0 "
         "in a case where one is predicted, n/a where not)"]
     caplog.clear()
@@ -445,7 +446,8 @@ def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
         check_label_presence(config, [_case_holding("t0", 1, 3)], [_case_holding("v0", 1)])
     assert [r.getMessage() for r in caplog.records] == [
         "label 2 'unused_2' appears in no training case: the network cannot learn it (declared to keep the files' "
-        "values? that is fine)",
+        "values? a model's labels may skip values: leave such gaps out of the config, and no output class is spent "
+        "on them)",
         "label 3 'box' appears in no validation case: its Dice counts only false positives (0 in a case where it is "
         "predicted, n/a where not)"]
     caplog.clear()
@@ -1152,30 +1154,12 @@ OR_CONFIG = "; give -c with a config of the labels to train without it"
     ({"background": 0, "tumour": [1, 2], "core": 2}, "label 'tumour' is a region of values [1, 2] (nnU-Net's "
                                                     f"region-based training); medseg trains one label per value"
                                                     f"{OR_CONFIG}"),
-    # gaps, as BraTS's 0/1/2/4: the files are to be recoded, or the few values no file holds declared as labels
-    ({"0": "background", "2": "b"}, "label values [0, 2] do not run 0..1 (background 0), as a model's labels must; "
-                                    f"recode the label files to consecutive values (2 -> 1) and correct the "
-                                    f"dataset.json, or declare labels [1] in it too, as labels no file holds"
-                                    f"{OR_CONFIG}"),
-    ({"0": "background", "1": "NCR", "2": "ED", "4": "ET"},
-     "label values [0, 1, 2, 4] do not run 0..3 (background 0), as a model's labels must; recode the label files to "
-     f"consecutive values (4 -> 3) and correct the dataset.json, or declare labels [3] in it too, as labels no file "
-     f"holds{OR_CONFIG}"),
-    ({str(v): f"l{v}" for v in (0, 2, 4, 6, 8, 9)},
-     "label values [0, 2, 4, 6, 8, 9] do not run 0..5 (background 0), as a model's labels must; recode the label "
-     f"files to consecutive values (2 -> 1, 4 -> 2, 6 -> 3, …) and correct the dataset.json, or declare labels "
-     f"[1, 3, 5, 7] in it too, as labels no file holds{OR_CONFIG}"),
-    # no background and a gap: 0 was offered as a label no file holds, which the files hold as background
+    # values may skip (BraTS's 0/1/2/4, taken as they are), but 0 is the background every label file holds
     ({"1": "a", "2": "b", "4": "c"},
-     "label values [1, 2, 4] do not run 0..2 (background 0), as a model's labels must; recode the label files to "
-     "consecutive values (4 -> 3) and correct the dataset.json, or declare labels [3] in it too, as labels no file "
-     f"holds, and label 0 (background){OR_CONFIG}"),
-    # no background: recoding 1 -> 0 would make a structure background
-    ({"1": "a", "2": "b"}, "label values [1, 2] do not run 0..1 (background 0), as a model's labels must; declare "
+     "label values [1, 2, 4] do not hold 0 (background), as a model's labels must; declare label 0 (background) in "
+     f"the dataset.json{OR_CONFIG}"),
+    ({"1": "a", "2": "b"}, "label values [1, 2] do not hold 0 (background), as a model's labels must; declare "
                            f"label 0 (background) in the dataset.json{OR_CONFIG}"),
-    ({"1": "a", "3": "b"}, "label values [1, 3] do not run 0..1 (background 0), as a model's labels must; recode the "
-                           "label files to consecutive values (3 -> 2) and correct the dataset.json, or declare labels "
-                           f"[2] in it too, as labels no file holds, and label 0 (background){OR_CONFIG}"),
     ({"background": 0, "a": 1, "b": 1}, "label value 1 is named twice ('a', 'b')"),
     ({"0": "background", "1": " "}, "label 1 has no name (got ' ')"),
     ({"background": 0, "a": 1.5}, "label 'a' has the value 1.5, not a whole number"),
@@ -1200,6 +1184,19 @@ def test_a_dataset_json_medseg_cannot_take_is_refused_in_one_line(tmp_path, labe
     with pytest.raises(InputError) as info:
         read_dataset_json(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize("labels", [{"0": "background", "2": "b"},
+                                    {"0": "background", "1": "NCR", "2": "ED", "4": "ET"},
+                                    {str(v): f"l{v}" for v in (0, 2, 4, 6, 8, 9)}])
+def test_a_dataset_json_whose_values_skip_is_taken_as_it_is(tmp_path, labels):
+    """BraTS's 0, 1, 2, 4 were refused with advice to recode the files or declare the gaps as labels; a model's labels
+    may now skip values, so the dataset.json's names are taken as they are."""
+    from medseg.io.dataset_json import read_dataset_json
+
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"labels": labels}))
+    assert read_dataset_json(path).names == {int(k): v for k, v in labels.items()}
 
 
 def test_names_that_differ_only_in_case_or_accent_composition_are_no_renaming():
@@ -1789,8 +1786,8 @@ def test_a_case_short_of_memory_stops_the_checks_at_once(tmp_path, monkeypatch):
 
 
 def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
-    """A broken link was 'not a .nii/.nii.gz file'; a second nnU-Net channel was only 'no counterpart'; a label value
-    above 255 without a config named the default config, not the file that holds it."""
+    """A broken link was 'not a .nii/.nii.gz file'; a second nnU-Net channel was only 'no counterpart'; more labels
+    than training holds without a config named the default config, not the file that holds them."""
     from medseg.cli import main
 
     images, labels, _ = _bad_set(tmp_path, "shape mismatch")
@@ -1823,8 +1820,8 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     with pytest.raises(SystemExit):
         main(["train", "--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "m")])
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"medseg: error: {labels / 'a.nii.gz'}: label value 299 is above 255, the largest medseg train supports "
-        "(labels are kept as 8-bit values)")
+        f"medseg: error: {labels / 'a.nii.gz'}: label value 256 makes 300 labels, more than the 256 medseg train "
+        "supports (its class indices are kept as 8-bit values)")
     # one huge value: the check for gaps below it listed every value up to it (a MemoryError, or 4 GB for 10^8)
     huge = np.zeros((16, 16, 6), np.int64)
     huge[0, 0, 0] = 2**40
@@ -1832,8 +1829,8 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     with pytest.raises(SystemExit):
         main(["train", "--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith(f"medseg: error: {labels / 'a.nii.gz'}: label value {2**40}; ") and \
-        "which do not run 0..1" in err[-1] and not any("Traceback" in line for line in err)
+    assert err[-1] == (f"medseg: error: {labels / 'a.nii.gz'}: label value {2**40} is above 65535, the largest a "
+                       "segmentation (uint16) holds") and not any("Traceback" in line for line in err)
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
@@ -1925,24 +1922,26 @@ def test_default_config_declares_the_labels_found(tiny_set):
     assert config["labels"] == {"0": "background", "1": "label_1", "2": "label_2", "3": "label_3"}
     package_fields = {k: v for k, v in config.items() if k != "training"}
     validate_config({**package_fields, "weights": {"file": "w.safetensors", "sha256": "0" * 64}}, "default")
-    with pytest.raises(TrainingError, match=r"^labels: label values \[0, 2\], which do not run 0..1; "):
-        default_config([0, 2])
-    # found in files, the first file with a value out of the run is named; the 0/255 advice only where it fits
-    with pytest.raises(TrainingError, match=r"^b.nii.gz: label value 255; the label files in lab hold "
-                                            r"\[0, 1, 2, 255\], which do not run 0..3; .* consecutive values first "
-                                            r"\(255 -> 3\)$"):
-        default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 2: Path("a.nii.gz"), 255: Path("b.nii.gz")},
-                       where="lab")
-    # a few labels that no file of this set holds (a structure absent from every case of a subset): declaring them
-    # is the other way; the truncated list did not show which values were missing
-    values = {v: Path("a.nii.gz") for v in (0, 2, 3, 4, 5, 6, 7, 9, 10, 11)}
+    # values that skip (BraTS's 0, 1, 2, 4; a 0/255 mask; FreeSurfer's) are declared as they are, one output class
+    # each: they were refused with advice to recode the files or to declare the gaps as labels never learnt
+    for found, expected in (([0, 2], [0, 2]), ([1, 2, 4], [0, 1, 2, 4]), ([0, 255], [0, 255]),
+                            ([0, 2, 41, 17, 53], [0, 2, 17, 41, 53]), ([0], [0, 1])):
+        config = default_config(found)
+        assert [int(k) for k in config["labels"]] == expected, found
+        assert config["architecture"]["n_classes"] == len(expected)
+        package_fields = {k: v for k, v in config.items() if k != "training"}
+        validate_config({**package_fields, "weights": {"file": "w.safetensors", "sha256": "0" * 64}}, "default")
+    # the guards kept: scattered values by the hundred are an image among the labels; a value above 65535 is more
+    # than a segmentation holds (named with the file that holds it)
     with pytest.raises(TrainingError) as info:
-        default_config(values, where="lab")
+        default_config({v: Path("a.nii.gz") for v in range(0, 200, 2)}, where="lab")
     assert str(info.value) == (
-        "a.nii.gz: label value 2; the label files in lab hold [0, 2, 3, 4, 5, 6, 7, 9, … (10 values)], which do not "
-        "run 0..9; a model's labels must be 0..N-1 (background 0), so recode the label files to consecutive values "
-        "first (2 -> 1, 3 -> 2, 4 -> 3, …), or, where labels [1, 8] are only missing from these files, declare them "
-        "in a config given with -c or in a dataset.json beside the folders")
+        "a.nii.gz: label value 2; the label files in lab hold [0, 2, 4, 6, 8, 10, 12, 14, … (100 values)]; so many "
+        "values suggest an image rather than labels (are --images and --labels swapped?); if these are labels, "
+        "declare them in a config given with -c")
+    with pytest.raises(TrainingError, match=r"^b.nii.gz: label value 70000 is above 65535, the largest a segmentation "
+                                            r"\(uint16\) holds$"):
+        default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 70000: Path("b.nii.gz")}, where="lab")
 
 
 def test_default_tile_holds_the_largest_model_space_plane(tmp_path):
@@ -2188,9 +2187,9 @@ BAD_CONFIGS = {
                              "training.augment.gamma.1: inf is not a finite number"),
     "NaN overlap": (lambda c: c["inference"].update(overlap=float("nan")), "inference.overlap: nan is not a finite "
                                                                             "number"),
-    "label above 255": (
+    "more than 256 labels": (
         lambda c: (c["architecture"].update(n_classes=258), c.update(labels={str(v): f"l{v}" for v in range(258)})),
-        "label value 257 is above 255, the largest medseg train supports"),
+        "258 labels, more than the 256 medseg train supports (its class indices are kept as 8-bit values)"),
 }
 
 
@@ -2881,22 +2880,15 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
         f"{images}: left out 1 hidden image file (names starting with a dot are hidden): .case9.nii.gz"]
 
 
-def test_label_values_that_do_not_run_0_to_n_get_advice_that_works():
+def test_label_values_that_skip_train_as_they_are():
+    """An organ set labelled 1, 3, 7 (no config, no dataset.json) was refused with advice to recode the files; its
+    labels are now 0, 1, 3, 7, four output classes, and the references scored later keep their values too."""
     from medseg.train_config import default_config
 
-    # an organ set labelled 1, 3, 7 (no config, no dataset.json): the line says which value becomes which, as the
-    # dataset.json's line does, so the references scored later can be recoded the same way
-    with pytest.raises(TrainingError) as info:
-        default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 3: Path("a.nii.gz"), 7: Path("a.nii.gz")},
-                       where="labelsTr")
-    assert str(info.value) == (
-        "a.nii.gz: label value 3; the label files in labelsTr hold [0, 1, 3, 7], which do not run 0..3; a model's "
-        "labels must be 0..N-1 (background 0), so recode the label files to consecutive values first (3 -> 2, 7 -> 3)")
-
-    with pytest.raises(TrainingError, match=r"labels: label values \[0, 255\], which do not run 0..1; a model's "
-                                            r"labels must be 0..N-1 \(background 0\), so recode the label files to "
-                                            r"consecutive values first \(a 0/255 mask: 255 -> 1\)"):
-        default_config([0, 255])
+    config = default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 3: Path("a.nii.gz"), 7: Path("a.nii.gz")},
+                            where="labelsTr")
+    assert config["labels"] == {"0": "background", "1": "label_1", "3": "label_3", "7": "label_7"}
+    assert config["architecture"]["n_classes"] == 4
 
 
 def _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch):

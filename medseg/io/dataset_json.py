@@ -20,7 +20,7 @@ from pathlib import Path
 from medseg.errors import InputError
 from medseg.io.files import absent_content, undecodable
 from medseg.jsonfile import size_text
-from medseg.numbers import recoding_text, values_text
+from medseg.numbers import values_text
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
            "not_used", "read_dataset_json", "read_document", "renamed_labels", "training_list"]
@@ -35,7 +35,7 @@ class DatasetJson:
     """What a Decathlon / nnU-Net ``dataset.json`` gives training: label names and model card notes."""
 
     path: Path
-    names: dict[int, str]  # label value → name, 0..N-1
+    names: dict[int, str]  # label value → name, background 0 among them
     data: dict[str, str] = field(default_factory=dict)  # model card notes: description, licence
 
 
@@ -125,10 +125,10 @@ def not_used(path: Path | str, reason: str, labels: str = "labels are named labe
 
 
 def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | None:
-    """Label names (checked: text, values 0..N-1, one input channel) and data notes of a ``dataset.json`` (its path,
-    or the file as :func:`load_document` read it). None for a file that is not one medseg can take names from (not
-    JSON, no ``labels`` mapping: a datalist, say), with a warning; an :class:`InputError` naming the file for labels it
-    cannot train as they are meant."""
+    """Label names (checked: text, whole values with 0 among them, one input channel) and data notes of a
+    ``dataset.json`` (its path, or the file as :func:`load_document` read it). None for a file that is not one medseg
+    can take names from (not JSON, no ``labels`` mapping: a datalist, say), with a warning; an :class:`InputError`
+    naming the file for labels it cannot train as they are meant."""
     read = _read(source)
     path, doc, reason = read.path, read.document, read.reason
     if reason is not None:
@@ -145,10 +145,9 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
                          "files in the images folder and give -c with a config of the labels")
     names = _names(doc["labels"], path)
     values = sorted(names)
-    if values != list(range(len(values))):
-        # a model's labels are its output channels: the files need recoding, or the gaps declared as labels
-        raise InputError(f"{path}: label values {values} do not run 0..{len(values) - 1} (background 0), as a model's "
-                         f"labels must; {_consecutive_advice(values)}{_OR_CONFIG}")
+    if values[0] != 0:  # values may skip (BraTS's 0, 1, 2, 4), but 0 is the background every label file holds
+        raise InputError(f"{path}: label values {values_text(values)} do not hold 0 (background), as a model's labels "
+                         f"must; declare label 0 (background) in the dataset.json{_OR_CONFIG}")
     ignore = [value for value, name in names.items() if name.casefold() == "ignore"]
     if ignore:
         raise InputError(f"{path}: label {ignore[0]} 'ignore' is nnU-Net's ignore label (voxels without annotation), "
@@ -169,23 +168,6 @@ def _decoded(data: bytes) -> str:
     PowerShell 5 writes ``python make_dataset.py > dataset.json`` and Notepad saves "Unicode" text."""
     wide = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     return data.decode("utf-16" if wide else "utf-8-sig")
-
-
-def _consecutive_advice(values: list[int], shown: int = 3) -> str:
-    """How to make label ``values`` (sorted) run 0..N-1: the recoding of the label files, background kept as 0
-    (its first ``shown`` changes, as ``4 -> 3``) or, for a few gaps, their values declared as labels no file holds;
-    for values 1..N, a background 0 for the dataset.json."""
-    kept = sorted(set(values) | {0})
-    shown_moves = recoding_text(kept, shown)
-    if not shown_moves:
-        return "declare label 0 (background) in the dataset.json"
-    advice = f"recode the label files to consecutive values ({shown_moves}) and correct the dataset.json"
-    # background 0 is no label that no file holds: the files hold it where the dataset.json leaves it out
-    missing = sorted(set(range(kept[-1] + 1)) - set(kept)) if kept[-1] + 1 - len(kept) < len(kept) else []
-    if missing:  # as for label files with gaps: a few values no file holds may be declared instead, trained unseen
-        advice += f", or declare labels {values_text(missing)} in it too, as labels no file holds"
-        advice += "" if values[0] == 0 else ", and label 0 (background)"
-    return advice
 
 
 @dataclass
