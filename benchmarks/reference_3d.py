@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.device import native_bf16
     from medseg.errors import MedsegError
+    from medseg.label_map import label_map
     from medseg.numbers import dice_round_text
     from medseg.train import dice_per_label, learning_rate
     from medseg.train_config import read_config, seeded_split
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     labels = sorted(int(k) for k in config["labels"] if int(k) != 0)
     n_classes = len(labels) + 1
+    classes = label_map(config["labels"]).classes_of(labels)  # the cases' labels hold class indices, as pred does
     print(f"{args.config.name}: {len(train_cases)} training / {len(val_cases)} validation cases ({described})")
 
     patch = tuple(args.patch)
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             for case in val_cases:
                 pred = inferer(case.image[None], net).argmax(1)[0].numpy()
-                for value, dice in dice_per_label(pred, case.label.numpy(), labels).items():
+                for value, dice in zip(labels, dice_per_label(pred, case.label.numpy(), classes).values()):
                     if not math.isnan(dice):
                         scores[value].append(dice)
         net.train()

@@ -50,3 +50,28 @@ def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
     assert captured.out == ""
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
     assert f"{tmp_path / 'labels'}: no such labels folder" in captured.err
+
+
+def test_labels_whose_values_skip_are_scored_by_class(tmp_path, capsys):
+    """The loaded cases hold class indices (class 3 for value 4 of labels 0, 1, 2, 4): scored by value, the tube
+    (4) was never found in prediction or reference, so it had no Dice at all."""
+    import nibabel as nib
+    import numpy as np
+
+    main = benchmark_main("reference_3d")
+    torch.set_num_threads(1)
+    images, labels = write_set(tmp_path / "data")
+    for path in labels.iterdir():
+        stored = nib.load(path)
+        values = np.asarray(stored.dataobj).astype(np.uint8)
+        values[values == 3] = 4
+        nib.save(nib.Nifti1Image(values, stored.affine), str(path))
+    settings = tiny_training_config()
+    settings["labels"] = {"0": "background", "1": "ellipsoid", "2": "box", "4": "tube"}
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(settings))
+    assert main([str(config), str(images), str(labels), "--epochs", "1", "--steps", "1", "--patch", "16", "16", "8",
+                 "--width", "4", "--val-every", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[4:] if line.split()}
+    assert rows["tube"][0] == "2", lines  # both validation cases hold the tube: each has a figure
