@@ -41,7 +41,7 @@ _CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
 _GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SHORT}"
 
 __all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
-           "label_dtype", "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
+           "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
            "read_float_region", "float_region_slabs", "scaled_float32", "stored_region_slabs", "read_stored_labels"]
 
 log = logging.getLogger(__name__)
@@ -829,11 +829,6 @@ def non_finite_error(path: Path, array: np.ndarray, role: str | None = None) -> 
 def as_3d(array: np.ndarray) -> np.ndarray:
     """``array`` in the shape of :func:`shape_3d` (a view: only axes of size 1 are added or dropped)."""
     return array.reshape(shape_3d(array.shape))
-
-
-def label_dtype(n_labels: int) -> np.dtype:
-    """uint8 up to 255 labels, uint16 beyond."""
-    return np.dtype(np.uint8) if n_labels <= 256 else np.dtype(np.uint16)
 
 
 def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None) -> nib.Nifti1Image:
