@@ -781,13 +781,13 @@ def test_a_header_that_does_not_end_is_refused_in_one_line(sitk, tmp_path, monke
     path = tmp_path / f"scan{ending}"
     if ending == ".nrrd":
         path.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 5 4 3\n" + "# a comment\n" * 30_000)
-        end = "an empty line"
+        end = "no empty line"
     else:
         path.write_text("ObjectType = Image\nNDims = 3\n" + "Comment = a comment\n" * 20_000)
-        end = "its ElementDataFile line"
+        end = "no ElementDataFile line"
     with pytest.raises(ImageReadError) as info:
         read_image(path)
-    assert str(info.value) == (f"{path}: its text header does not end within its first 0.25 MB (no {end}); not "
+    assert str(info.value) == (f"{path}: its text header does not end within its first 0.25 MB ({end}); not "
                                f"{'an NRRD' if ending == '.nrrd' else 'a MetaImage'} header medseg reads")
 
 

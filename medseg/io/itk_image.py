@@ -556,10 +556,10 @@ def _header_length_error(path: Path) -> ImageReadError | None:
     try:
         _header_text(path)
     except _HeaderTooLong:
-        end = "an empty line" if _format(path) == "NRRD" else "its ElementDataFile line"
+        end = "no empty line" if _format(path) == "NRRD" else "no ElementDataFile line"
         kind = "an NRRD" if _format(path) == "NRRD" else "a MetaImage"
         return ImageReadError(f"{path}: its text header does not end within its first "
-                              f"{_HEADER_MOST_BYTES / (1 << 20):g} MB (no {end}); not {kind} header medseg reads")
+                              f"{_HEADER_MOST_BYTES / (1 << 20):g} MB ({end}); not {kind} header medseg reads")
     return None
 
 
