@@ -856,3 +856,33 @@ def test_infer_given_a_slicer_scene_says_the_segmentation_is_no_image(sitk, tmp_
     code, _, err = run_cli(["infer", str(scene), "-m", "phantom", "-o", str(tmp_path / "out")], capsys)
     assert code == 1 and err.rstrip().endswith(
         f"e.g. {scene}/*.nrrd (not its .seg.nrrd files, 3D Slicer's segmentations: one may be given as --reference)")
+
+
+@pytest.mark.parametrize("field", ["data file: scan.raw", "datafile: LIST 3\nscan.raw"])
+def test_a_detached_header_named_nrrd_without_an_empty_line_is_tracked_by_its_data_file(sitk, tmp_path, field):
+    """teem reads a ``.nrrd`` naming a ``data file`` as a detached header, which ends with its file (no empty line).
+    Only a ``.nhdr`` was taken as one: such a ``.nrrd``'s header was not parsed, its data file neither hashed nor
+    signed (a rewritten ``.raw`` left the outputs current) and its absence was teem's words, not medseg's."""
+    import os
+
+    from medseg.io.itk_image import itk_files_read
+    from medseg.io.pairs import file_signature, image_files
+
+    values = np.arange(60, dtype=np.int16).reshape(3, 4, 5) * 7 - 100
+    raw = tmp_path / "scan.raw"
+    raw.write_bytes(values.astype("<i2").tobytes())
+    path = tmp_path / "scan.nrrd"
+    path.write_text(_NRRD_SLICES + field + "\n")
+    volume = read_image(path)
+    assert np.array_equal(volume.array, values.transpose(2, 1, 0).astype(np.float32))
+    assert itk_files_read(path) == image_files(path) == [path, raw]
+    assert volume.source_sha256 == sha256_of([path, raw])
+    signature = file_signature(path)
+    raw.write_bytes(np.full(60, 5, "<i2").tobytes())
+    os.utime(raw, ns=(10**18, 10**18))
+    assert file_signature(path) != signature
+    raw.unlink()
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert str(info.value) == (f"{path}: its data file scan.raw, which holds the voxels this header describes, is "
+                               "missing")

@@ -507,6 +507,8 @@ _HEADER_CHUNK = 1 << 16  # a header is read in blocks of this many bytes, up to 
 # takes about 2 MB); a header that goes on beyond this is refused
 _HEADER_MOST_BYTES = 16 << 20
 _NRRD_END = re.compile(rb"\r?\n\r?\n")  # an empty line (lines may end in CR LF, as teem reads them)
+# an NRRD header's data file field: a header holding one is detached, whatever its name (.nhdr, or .nrrd)
+_NRRD_DATA_FILE = re.compile(rb"^data ?file[ \t]*:", re.MULTILINE | re.IGNORECASE)
 _METAIMAGE_END = re.compile(rb"^[ \t]*ElementDataFile[ \t]*=[^\n]*(?:\n|\Z)", re.MULTILINE)
 
 
@@ -518,8 +520,9 @@ def _header_text(path: Path) -> tuple[str, int] | None:
     """The text header of an NRRD / MetaImage file and the byte offset at which its voxels start (for an attached
     header; the file's size for a detached one, whose voxels are in their own file); None where it cannot be told
     (no end found before the file's end or a NUL byte). The header is read a block at a time up to its end (NRRD:
-    an empty line, or the end of a detached header's file; MetaImage: the ``ElementDataFile`` line), whatever its
-    length: :class:`_HeaderTooLong` where it does not end within :data:`_HEADER_MOST_BYTES`."""
+    an empty line, or the end of a detached header's file: a ``.nhdr``, or a ``.nrrd`` naming a ``data file``, as
+    teem tells one; MetaImage: the ``ElementDataFile`` line), whatever its length: :class:`_HeaderTooLong` where it
+    does not end within :data:`_HEADER_MOST_BYTES`."""
     if not path.is_file():
         return None
     detached = path.name.lower().endswith(".nhdr")
@@ -534,7 +537,8 @@ def _header_text(path: Path) -> tuple[str, int] | None:
                     found = _NRRD_END.search(raw, max(0, at - 1))
                     if found is not None:
                         return raw[:found.start()].decode("latin-1"), found.end()
-                    if not block:  # a detached header may end with its file
+                    if not block:  # a detached header (one naming its data file) may end with its file
+                        detached = detached or _NRRD_DATA_FILE.search(raw) is not None
                         return (raw.decode("latin-1"), len(raw)) if detached else None
                 else:
                     found = _METAIMAGE_END.search(raw, at)
