@@ -169,21 +169,31 @@ def _same_file(first: Path, second: Path) -> bool:
 
 
 def _check_data_files_given(inputs: list[Path]) -> None:
-    """A detached NRRD / MetaImage header (``.nhdr``, ``.mhd``) given with the data file it names (``scan.mhd
-    scan.raw``, as ``dir/*`` gives them) is one image given twice: :class:`ConflictingInputsError` (the data file was
-    read as an image of its own, and failed as "not a NIfTI image")."""
+    """A detached NRRD / MetaImage header (``.nhdr``, ``.mhd``) given with a data file it names (``scan.mhd
+    scan.raw``, or a slice of a list of them, as ``dir/*`` gives them) is one image given twice:
+    :class:`ConflictingInputsError` (the data file was read as an image of its own, and failed as "not a NIfTI
+    image")."""
     from medseg.errors import ConflictingInputsError
     from medseg.io.itk_image import itk_files_read
 
     headers = [p for p in inputs if p.name.lower().endswith((".nhdr", ".mhd")) and not p.is_dir()]
     if not headers:
         return
-    data = {_real(d): header for header in headers for d in itk_files_read(header)[1:]}
+    data: dict[Path, tuple[Path, int]] = {}  # a data file: its header, and how many data files that names
+    for header in headers:
+        files = itk_files_read(header)[1:]
+        data.update((_real(d), (header, len(files))) for d in files)
     for path in inputs:
-        header = data.get(_real(path))
-        if header is not None and _real(header) != _real(path):
+        header, count = data.get(_real(path), (None, 0))
+        if header is None or _real(header) == _real(path):
+            continue
+        if count == 1:
             raise ConflictingInputsError(f"{header} and {path} are the two files of one image ({path.name} holds the "
                                          f"voxels {header.name} describes); give the header alone")
+        # a list or pattern of data files (data file: LIST, slice%03d.raw 1 300 1): each holds a part
+        raise ConflictingInputsError(f"{header} and {path} are files of one image ({path.name} holds part of the "
+                                     f"voxels {header.name} describes, one of its {count} data files); give the "
+                                     "header alone")
 
 
 def _check_scene(first: Path, second: Path) -> None:

@@ -886,3 +886,19 @@ def test_a_detached_header_named_nrrd_without_an_empty_line_is_tracked_by_its_da
         read_image(path)
     assert str(info.value) == (f"{path}: its data file scan.raw, which holds the voxels this header describes, is "
                                "missing")
+
+
+def test_a_header_given_with_a_slice_of_its_list_of_data_files_is_refused_in_fitting_words(sitk, tmp_path):
+    """``medseg infer dir/*`` of a ``data file: LIST`` header and its slices said the header and the first slice
+    "are the two files of one image (s0.raw holds the voxels list.nhdr describes)": it holds a third of them."""
+    from medseg.batch_outputs import check_batch_outputs
+    from medseg.errors import ConflictingInputsError
+
+    _slice_files(tmp_path, ["s0.raw", "s1.raw", "s2.raw"])
+    (tmp_path / "list.nhdr").write_text(_NRRD_SLICES + "data file: LIST\ns0.raw\ns1.raw\ns2.raw\n")
+    with pytest.raises(ConflictingInputsError) as error:
+        check_batch_outputs(sorted(tmp_path.iterdir()), tmp_path / "out", False, "nifti", True)
+    assert str(error.value) == (f"{tmp_path / 'list.nhdr'} and {tmp_path / 's0.raw'} are files of one image (s0.raw "
+                                "holds part of the voxels list.nhdr describes, one of its 3 data files); give the "
+                                "header alone")
+    assert not (tmp_path / "out").exists()
