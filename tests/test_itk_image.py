@@ -902,3 +902,66 @@ def test_a_header_given_with_a_slice_of_its_list_of_data_files_is_refused_in_fit
                                 "holds part of the voxels list.nhdr describes, one of its 3 data files); give the "
                                 "header alone")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("pattern, numbers", [
+    ("p%d.raw", [1, 2, 3]),  # MetaImage's library numbers the files 1 to the slices' count
+    ("p%d.raw 2", [2, 3, 4]),  # from the first number given
+    ("p%d.raw 1 7", [1, 3, 5]),  # by (last - first) / slices
+    ("p%d.raw 1 9 1", [1, 2, 3]),  # no more files than slices are read
+])
+def test_a_metaimage_pattern_is_read_as_metaimages_library_numbers_its_files(sitk, tmp_path, pattern, numbers):
+    """A MetaImage pattern of fewer than four words was refused as "its data file p%d.raw, which holds the voxels this
+    header describes, is missing"; SimpleITK reads it, with MetaImage's defaults."""
+    from medseg.io.itk_image import itk_files_read
+
+    names = [f"p{n}.raw" for n in numbers]
+    values = _slice_files(tmp_path, names)
+    path = tmp_path / "scan.mhd"
+    path.write_text(_MHD_SLICES + f"ElementDataFile = {pattern}\n")
+    assert np.array_equal(read_image(path).array, values.transpose(2, 1, 0).astype(np.float32))
+    assert itk_files_read(path) == [path] + [tmp_path / name for name in names]
+
+
+@pytest.mark.parametrize("field, names, reason", [
+    ("p%d.raw 1 3", ["p1.raw", "p2.raw", "p3.raw"], "its data file pattern 'p%d.raw 1 3' gives no step, and "
+     "MetaImage's library takes (last - first) / slices, 0, for it (by 0 it ends the process); give the step: "
+     "'p%d.raw 1 3 1'"),
+    ("p%d.raw 1 3 0", ["p1.raw", "p2.raw", "p3.raw"], "its data file pattern 'p%d.raw 1 3 0' steps by 0; "
+     "MetaImage's library reads files numbered upward only (by 0 it ends the process)"),
+    ("p%d.raw 3 1 -1", ["p1.raw", "p2.raw", "p3.raw"], "its data file pattern 'p%d.raw 3 1 -1' steps by -1; "
+     "MetaImage's library reads files numbered upward only (by 0 it ends the process)"),
+    ("p%d.raw 1 2 1", ["p1.raw", "p2.raw", "p3.raw"], "its data file pattern 'p%d.raw 1 2 1' names 2 files for the 3 "
+     "slices its DimSize declares (one a slice); MetaImage's library would leave the voxels of the others unset"),
+    ("LIST\ns0.raw\ns1.raw", ["s0.raw", "s1.raw", "s2.raw"], "its data file list names 2 files for the 3 2D pieces "
+     "its DimSize declares (one a file); MetaImage's library would leave the voxels of the others unset"),
+])
+def test_a_metaimage_pattern_its_library_cannot_read_is_refused_before_simpleitk(sitk, tmp_path, monkeypatch, field,
+                                                                                 names, reason):
+    """A step of 0 (given, or MetaImage's own (last - first) / slices) ended the process with a floating point
+    exception inside SimpleITK, a whole batch with it; fewer files than slices were read as an image whose other
+    voxels were whatever the memory held. Each is refused in one line, before SimpleITK reads the header."""
+
+    def refused(*args):
+        raise AssertionError("SimpleITK was asked to read it")
+
+    _slice_files(tmp_path, names)
+    path = tmp_path / "scan.mhd"
+    path.write_text(_MHD_SLICES + f"ElementDataFile = {field}\n")
+    monkeypatch.setattr(sitk.ImageFileReader, "ReadImageInformation", refused)
+    monkeypatch.setattr(sitk.ImageFileReader, "Execute", refused)
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert str(info.value) == f"{path}: {reason}"
+
+
+def test_an_nrrd_pattern_without_its_three_numbers_is_refused_in_teems_words(sitk, tmp_path):
+    """teem reads a pattern with its first, last and step alone; without them it was "its data file p%d.raw, which
+    holds the voxels this header describes, is missing", of files that were there."""
+    _slice_files(tmp_path, ["p1.raw", "p2.raw", "p3.raw"])
+    path = tmp_path / "scan.nhdr"
+    path.write_text(_NRRD_SLICES + "data file: p%d.raw\n")
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert str(info.value) == (f"{path}: not a readable NRRD file (couldn't parse three ints (min, max, step) after "
+                               "data filename template)")
