@@ -965,3 +965,20 @@ def test_an_nrrd_pattern_without_its_three_numbers_is_refused_in_teems_words(sit
         read_image(path)
     assert str(info.value) == (f"{path}: not a readable NRRD file (couldn't parse three ints (min, max, step) after "
                                "data filename template)")
+
+
+def test_the_overlay_reads_a_metaimage_pattern_of_files_whole(sitk, tmp_path):
+    """Asked for a part of a MetaImage pattern of a step of 2 (``p%d.raw 1 5 2``: p1, p3, p5), MetaImage's library
+    read its third slice from p3, the second slice's file: the overlay drew another slice than the one shown whole.
+    Such an image is read whole now."""
+    from medseg.io.itk_image import read_itk_region
+    from medseg.report.overlay import ItkImageFile
+
+    values = _slice_files(tmp_path, ["p1.raw", "p3.raw", "p5.raw"])
+    path = tmp_path / "scan.mhd"
+    path.write_text(_MHD_SLICES + "ElementDataFile = p%d.raw 1 5 2\n")
+    whole = read_image(path).array
+    assert np.array_equal(whole, values.transpose(2, 1, 0).astype(np.float32))
+    region = (slice(0, 5), slice(0, 4), slice(2, 3))
+    assert read_itk_region(path, region) is None
+    assert np.array_equal(ItkImageFile(path, whole.shape).read(region), whole[region])

@@ -177,7 +177,8 @@ def read_itk_region(path: Path | str, region: tuple[slice, ...]) -> np.ndarray |
     spares the float32 copy of the whole. The header is checked as :func:`read_itk_image` checks it (its errors
     raised). None where the part is not known to be what a whole reading gives: voxels not integers or floats, NaN
     or infinite ones (as float32), what the libraries printed saying that something failed, a region that is not a
-    box of the grid; the caller reads the whole file then, for its values or its error."""
+    box of the grid, a MetaImage of a list or pattern of data files; the caller reads the whole file then, for its
+    values or its error."""
     from medseg.io.nifti import shape_3d
 
     path = Path(path)
@@ -186,6 +187,10 @@ def read_itk_region(path: Path | str, region: tuple[slice, ...]) -> np.ndarray |
     stored = tuple(int(n) for n in reader.GetSize())
     shape = shape_3d(stored)
     if len(shape) != 3 or len(region) != 3:
+        return None
+    if _format(path) == "MetaImage" and len(_data_files(path)) > 1:
+        # MetaImage's library reads a part of a list or pattern of files otherwise than the whole: a pattern's
+        # slices from the wrong files where its step is not 1
         return None
     parts = [range(*part.indices(n)) for part, n in zip(region, shape)]
     if any(part.step != 1 or len(part) == 0 for part in parts):
