@@ -270,30 +270,32 @@ def _pair_by_series(by_case: dict[str, Path], ref_by_case: dict[str, Path]) -> N
     """Pair the DICOM SEG references whose name meets no prediction (archives name a SEG by its SOP Instance UID) by
     content, as one pair is scored: each to the prediction, among those without a reference, whose sidecar records
     the series the SEG segments (its ReferencedSeriesSequence); ``ref_by_case`` is changed in place. A SEG of the
-    series of two such predictions is an :class:`InputError`, as two predictions of one case are."""
+    series of two such predictions is an :class:`InputError`, as two predictions of one case are; so is one of the
+    series of a prediction that has its reference already (by name, or an earlier SEG), as two references of one
+    case are (matched against predictions without a reference only, it was a missed case)."""
     lone = {name: path for name, path in ref_by_case.items() if name not in by_case and is_dicom_file(path)}
-    unreferenced = sorted(case for case in by_case if case not in ref_by_case)
-    if not lone or not unreferenced:
+    if not lone or not by_case:
         return
     made_from: dict[str, list[str]] = {}  # series UID -> the cases of the predictions made from it
-    for case in unreferenced:
+    for case in sorted(by_case):
         uid = _made_from(by_case[case])
         if uid is not None:
             made_from.setdefault(uid, []).append(case)
     for name, path in sorted(lone.items()):
         series = sorted(part10_seg_series(path) or ())
         cases = sorted({case for uid in series for case in made_from.get(uid, ())})
-        if len(cases) > 1:
-            raise InputError(f"{path}: a DICOM SEG of series {', '.join(series)}, from which {len(cases)} predictions "
-                             f"were made ({', '.join(by_case[case].name for case in cases)}, as their sidecars "
+        free = [case for case in cases if case not in ref_by_case]
+        if len(free) > 1:
+            raise InputError(f"{path}: a DICOM SEG of series {', '.join(series)}, from which {len(free)} predictions "
+                             f"were made ({', '.join(by_case[case].name for case in free)}, as their sidecars "
                              "record); keep one of them, or name the SEG after its case")
-        if not cases:
-            continue
-        if cases[0] in ref_by_case:
-            raise InputError(f"{path}: case {cases[0]!r} has two references in {path.parent} "
-                             f"({ref_by_case[cases[0]].name} and {path.name}, both DICOM SEGs of series "
-                             f"{', '.join(series)}); keep one of them")
-        ref_by_case[cases[0]] = ref_by_case.pop(name)
+        if free:
+            ref_by_case[free[0]] = ref_by_case.pop(name)
+        elif cases:
+            case = cases[0]
+            raise InputError(f"{path}: case {case!r} has two references in {path.parent} ({ref_by_case[case].name} "
+                             f"and {path.name}, a DICOM SEG of series {', '.join(series)}, which "
+                             f"{by_case[case].name} was made from, as its sidecar records); keep one of them")
 
 
 def _shown(paths: list, limit: int = 5) -> str:

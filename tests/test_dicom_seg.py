@@ -2021,5 +2021,35 @@ def test_no_pair_with_seg_references_says_that_they_are_paired_by_series_too(tmp
         "(made by another tool, or from a NIfTI image))")
 
 
+def test_a_seg_by_uid_of_the_series_of_a_case_that_has_its_reference_is_its_second_reference(tmp_path, capsys):
+    """A SEG stored under its UID beside case1.dcm, both of the series case1 was made from, was a missed case ("no
+    prediction for this reference … a prediction is one made from series …", while one was): it was only matched
+    against predictions without a reference, and the check for two references never ran. It is now, as any two
+    references of one case are, one error before anything is scored; so is one beside a NIfTI reference."""
+    pred, refs = tmp_path / "pred", tmp_path / "refs"
+    refs.mkdir()
+    volume, reference = _case_from_series(tmp_path, "case1", 16, pred)
+    write_dicom_seg(reference, volume, refs / "case1.dcm", {0: "background", 1: "odd", 2: "corner"})
+    write_dicom_seg(reference, volume, refs / "x.dcm", {0: "background", 1: "odd", 2: "corner"})
+    uid = image_uid(refs / "x.dcm")
+    (refs / "x.dcm").rename(refs / uid)
+    _case_from_series(tmp_path, "case2", 17, pred)
+    shutil.copy(pred / "case2_seg.nii.gz", refs / "case2.nii.gz")
+    series = volume.dicom.series_uid
+    expected = (f"{refs / uid}: case 'case1' has two references in {refs} (case1.dcm and {uid}, a DICOM SEG of series "
+                f"{series}, which case1_seg.nii.gz was made from, as its sidecar records); keep one of them")
+    with pytest.raises(InputError) as caught:
+        pair_predictions(pred, refs)
+    assert str(caught.value) == expected
+    out = tmp_path / "scores"
+    assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 1
+    assert not out.exists() and capsys.readouterr().err.strip() == f"medseg: error: {expected}"
+    (refs / "case1.dcm").unlink()
+    shutil.copy(pred / "case1_seg.nii.gz", refs / "case1.nii.gz")  # a NIfTI reference of the case: the same
+    with pytest.raises(InputError) as caught:
+        pair_predictions(pred, refs)
+    assert str(caught.value) == expected.replace("(case1.dcm and", "(case1.nii.gz and")
+
+
 def image_uid(path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
