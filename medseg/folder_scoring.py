@@ -420,11 +420,15 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             continue
         sidecar = prediction_sidecar(prediction)
         if is_dicom_file(reference) and not os.path.lexists(sidecar):  # one pair's words name no case
+            # a SEG prediction is placed on that series too: a NIfTI reference would not do
+            both = is_dicom_file(prediction)
+            what = f"it and its reference {reference.name} are DICOM SEGs" if both else \
+                f"its reference {reference.name} is a DICOM SEG"
             record_failure(case, "evaluate", InputError(
-                f"{prediction}: case {case!r} cannot be scored: its reference {reference.name} is a DICOM SEG, "
-                "placed on the DICOM series the prediction was made from, and no sidecar beside the prediction "
-                f"({sidecar.name}, which medseg infer writes) names that series; put the sidecar back beside it, or "
-                "give the case a label image (NIfTI) as its reference"), prediction, reference)
+                f"{prediction}: case {case!r} cannot be scored: {what}, placed on the DICOM series the prediction "
+                f"was made from, and no sidecar beside the prediction ({sidecar.name}, which medseg infer writes) "
+                "names that series; put the sidecar back beside it" +
+                ("" if both else ", or give the case a label image (NIfTI) as its reference")), prediction, reference)
             continue
         try:
             made_by = made_by_of(prediction)

@@ -2051,5 +2051,30 @@ def test_a_seg_by_uid_of_the_series_of_a_case_that_has_its_reference_is_its_seco
     assert str(caught.value) == expected.replace("(case1.dcm and", "(case1.nii.gz and")
 
 
+def test_a_seg_prediction_without_its_sidecar_against_a_seg_is_not_told_to_take_a_nifti_reference(tmp_path):
+    """A prediction written as a DICOM SEG (case_seg.dcm) without its sidecar, against a SEG reference, was told to
+    "put the sidecar back beside it, or give the case a label image (NIfTI) as its reference": the second fails too,
+    as the prediction itself is placed on the series the sidecar names. Only the sidecar is named as the fix."""
+    pred, refs = tmp_path / "pred", tmp_path / "refs"
+    refs.mkdir()
+    volume, reference = _case_from_series(tmp_path, "case1", 16, pred)
+    names = {0: "background", 1: "odd", 2: "corner"}
+    write_dicom_seg(reference, volume, refs / "case1.dcm", names)
+    predicted = np.asarray(nib.load(pred / "case1_seg.nii.gz").dataobj)
+    for name in ("case1_seg.nii.gz", "case1_seg.json"):
+        (pred / name).unlink()
+    write_dicom_seg(predicted, volume, pred / "case1_seg.dcm", names)
+    _case_from_series(tmp_path, "case2", 17, pred)
+    shutil.copy(pred / "case2_seg.nii.gz", refs / "case2.nii.gz")
+    out = tmp_path / "scores"
+    assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 1
+    assert sorted(p.name for p in out.glob("case*.json")) == ["case1_failed.json", "case2_metrics.json"]
+    failure = json.loads((out / "case1_failed.json").read_text())
+    assert failure["stage"] == "evaluate" and failure["error"] == (
+        f"{pred / 'case1_seg.dcm'}: case 'case1' cannot be scored: it and its reference case1.dcm are DICOM SEGs, "
+        "placed on the DICOM series the prediction was made from, and no sidecar beside the prediction "
+        "(case1_seg.json, which medseg infer writes) names that series; put the sidecar back beside it")
+
+
 def image_uid(path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
