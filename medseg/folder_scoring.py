@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError
-from medseg.io.files import absent_content, is_dicom_file, part10_seg_series, path_argument
+from medseg.io.files import absent_content, absent_files, is_dicom_file, part10_seg_series, path_argument
 from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among, scene_images_text, slicer_scene_images
 from medseg.numbers import counted
 from medseg.volume import stem
@@ -230,25 +230,37 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
     _pair_by_series(by_case, ref_by_case)
     paired = sorted(set(by_case) & set(ref_by_case))
     if not paired:
-        by_series = ""
-        if any(is_dicom_file(path) for path in ref_by_case.values()):  # the SEGs were looked for by content too
+        by_series = fetch = ""
+        segs = [path for path in ref_by_case.values() if _seg_by_content(path)]
+        # SEGs not fetched (datalad get not run) have no header to pair them by: that is what to say of them
+        absent = sorted(path for path in segs if absent_content(path) is not None)
+        if segs:  # the SEGs were looked for by content too
             unmade = sum(_made_from(path) is None for path in by_case.values())
             by_series = "; a DICOM SEG reference is also paired with the prediction whose sidecar records the " \
                 "series it segments, " + (f"and {unmade} of the predictions {'has' if unmade == 1 else 'have'} no "
                                           "sidecar that records a DICOM series (made by another tool, or from a "
-                                          "NIfTI image)" if unmade else "and no prediction's sidecar records one of "
-                                          "theirs")
+                                          "NIfTI image)" if unmade else "which its header names" if absent else
+                                          "and no prediction's sidecar records one of theirs")
+        if absent:
+            fetch = f"; {len(absent)} of the references {'is' if len(absent) == 1 else 'are'} " + \
+                absent_files(absent, [ref_dir], [Path(path.name) for path in absent])
         raise InputError(f"{pred_dir}: no prediction has a reference of the same name in {ref_dir} "
                          f"({counted(len(by_case), 'prediction')}, {counted(len(ref_by_case), 'reference')}; e.g. "
                          f"prediction '{by_case[min(by_case)].name}', reference '{ref_by_case[min(ref_by_case)].name}'"
                          f"; a prediction may add _seg to the reference's name, a reference "
-                         f"{', '.join(_LABEL_SUFFIXES)}{by_series})")
+                         f"{', '.join(_LABEL_SUFFIXES)}{by_series}){fetch}")
     return FolderPairs(
         pairs=[(case, by_case[case], ref_by_case[case]) for case in paired],
         unreferenced=[by_case[case] for case in sorted(set(by_case) - set(ref_by_case))],
         missed=[(case, ref_by_case[case]) for case in sorted(set(ref_by_case) - set(by_case))],
         doubled=doubled_cases,
     )
+
+
+def _seg_by_content(reference: Path) -> bool:
+    """Whether ``reference`` is a DICOM SEG, which is paired by the series its header names where its name meets no
+    prediction: a DICOM file, or one named by a UID (digits and dots) whose content may not be here to tell."""
+    return is_dicom_file(reference) or _UID.fullmatch(reference.name) is not None
 
 
 def _made_from(prediction: Path) -> str | None:
@@ -451,8 +463,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             on_case(case, metrics, None)
     _complete_unnamed_labels(unnamed, metrics_path, failure_path)
     for case, reference in found.missed:
-        absent = absent_content(reference, "a DICOM SEG") if is_dicom_file(reference) or \
-            _UID.fullmatch(reference.name) else None
+        absent = absent_content(reference, "a DICOM SEG") if _seg_by_content(reference) else None
         if absent is not None:  # a SEG whose name meets no prediction is paired by what its header says: not here
             record_failure(case, "evaluate", ImageReadError(
                 f"{reference}: {absent}; a DICOM SEG reference whose name meets no prediction in {pred_dir} is paired "

@@ -2076,5 +2076,32 @@ def test_a_seg_prediction_without_its_sidecar_against_a_seg_is_not_told_to_take_
         "(case1_seg.json, which medseg infer writes) names that series; put the sidecar back beside it")
 
 
+def test_no_pair_with_seg_references_not_fetched_says_that_their_content_is_not_here(tmp_path, capsys):
+    """A dataset whose SEG references, stored under their UIDs, were none of them fetched (datalad get not run): each
+    such SEG fails its own case where another pairs, but with none here nothing paired, and the one error gave only
+    the naming rules, not a word of the content that was missing. It now names them and how to fetch them."""
+    pred, refs = tmp_path / "pred", tmp_path / "ds" / "refs"
+    refs.mkdir(parents=True)
+    _case_from_series(tmp_path, "case1", 16, pred)
+    _case_from_series(tmp_path, "case2", 17, pred)
+    key = "SHA256E-s100--" + "0" * 64
+    uids = ["1.2.826.0.1.3680043.10.511.3.1111", "1.2.826.0.1.3680043.10.511.3.2222"]
+    for uid in uids:  # git-annex links whose content is not here
+        (refs / uid).symlink_to(f"../.git/annex/objects/Xk/Mv/{key}/{key}")
+    expected = (
+        f"{pred}: no prediction has a reference of the same name in {refs} (2 predictions, 2 references; e.g. "
+        f"prediction 'case1_seg.nii.gz', reference '{uids[0]}'; a prediction may add _seg to the reference's name, a "
+        "reference _label, _labels, _seg, _mask, _gt; a DICOM SEG reference is also paired with the prediction whose "
+        "sidecar records the series it segments, which its header names); 2 of the references are git-annex links "
+        f"whose content is not present here ({uids[0]}, {uids[1]}): fetch them with datalad get {refs} (or git annex "
+        "get)")
+    with pytest.raises(InputError) as caught:
+        pair_predictions(pred, refs)
+    assert str(caught.value) == expected
+    out = tmp_path / "scores"
+    assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 1
+    assert not out.exists() and capsys.readouterr().err.strip() == f"medseg: error: {expected}"
+
+
 def image_uid(path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
