@@ -215,9 +215,10 @@ def _records(status: Path) -> list[Path]:
     return [path for path in status.glob("*.infer.json") if not path.name.startswith(".")]
 
 
-def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[list[str], Path]:
+def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[list[str], Path, int]:
     """One batch of ``names`` (96x96x48 phantoms) started by Snakemake in its own session; ``kill(pid)`` once the
-    first case has finished. Returns the command (to run again) and the results folder."""
+    first case has finished. Returns the command (to run again), the results folder and the run's exit code (minus
+    the signal's number for a run the signal ended)."""
     data = tmp_path / "data"
     data.mkdir()
     for offset, name in enumerate(names):
@@ -237,13 +238,13 @@ def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[
     finally:
         kill(process.pid)
         process.wait()
-    return command, results
+    return command, results, process.returncode
 
 
 def test_a_killed_run_resumes_with_only_its_unfinished_cases(tmp_path):
     """SIGKILL the whole process group mid-batch, run the same command again: finished cases are kept."""
     names = [f"k{i}" for i in range(4)]
-    command, results = _kill_mid_batch(tmp_path, names, 30, lambda pid: os.killpg(pid, signal.SIGKILL))
+    command, results, _ = _kill_mid_batch(tmp_path, names, 30, lambda pid: os.killpg(pid, signal.SIGKILL))
     status = results / "status"
     done_before = {p.name: json.loads(p.read_text())["run_id"] for p in _records(status)}
     assert 1 <= len(done_before) < len(names), "the kill did not land in the middle of the batch"
@@ -287,7 +288,7 @@ def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_pat
 
     names = [f"o{i}" for i in range(3)]
     # Snakemake only: its job is left running
-    command, results = _kill_mid_batch(tmp_path, names, 40, lambda pid: os.kill(pid, signal.SIGKILL))
+    command, results, _ = _kill_mid_batch(tmp_path, names, 40, lambda pid: os.kill(pid, signal.SIGKILL))
     status = results / "status"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and snakelock.working_steps(tmp_path):
@@ -307,20 +308,24 @@ def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_pat
 
 
 @pytest.mark.slow
-def test_a_run_stopped_with_ctrl_c_leaves_nothing_behind_and_resumes(tmp_path):
+@pytest.mark.parametrize(("stop", "said"), [(signal.SIGINT, "Aborted."), (signal.SIGTERM, "Terminated.")],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_run_stopped_with_ctrl_c_or_sigterm_leaves_nothing_behind_and_resumes(tmp_path, stop, said):
     """Ctrl-C (SIGINT to Snakemake and its jobs, as a terminal sends it) once the first case is finished: the run
     stops within seconds, its jobs say "Aborted.", and it leaves no Snakemake lock, no run record, no claim held on the
-    results folder and no temporary file; the same command then finishes, keeping the finished cases. (Measured
-    stopping at 0.5, 1, 2, 4, 6, 8 and 11 s into a 4-case run: stopped in 0.2-2 s each time, nothing left behind.)"""
+    results folder and no temporary file; the same command then finishes, keeping the finished cases and making the
+    others. (Measured stopping at 0.5, 1, 2, 4, 6, 8 and 11 s into a 4-case run: stopped in 0.2-2 s each time, nothing
+    left behind.) So does SIGTERM to them all (a SLURM time limit or scancel), with exit code 143."""
     names = [f"i{i}" for i in range(3)]
-    command, results = _kill_mid_batch(tmp_path, names, 50, lambda pid: os.killpg(pid, signal.SIGINT))
+    command, results, code = _kill_mid_batch(tmp_path, names, 50, lambda pid: os.killpg(pid, stop))
+    assert code == 128 + stop
     status = results / "status"
     done_before = {p.name: json.loads(p.read_text())["run_id"] for p in _records(status)}
     assert 1 <= len(done_before) < len(names), "the stop did not land in the middle of the batch"
     state = tmp_path / ".snakemake"
     assert not list((state / "locks").glob("*.lock")) and not list((state / "medseg-runs").glob("*"))
     assert not [p for p in results.rglob(".*") if p.name != ".plan.json"]  # no writer's temporary file
-    assert (results / "logs" / "infer" / "batch001.log").read_text().strip().endswith("Aborted.")
+    assert (results / "logs" / "infer" / "batch001.log").read_text().strip().endswith(said)
     for case in (results / "cases").iterdir():  # a case folder is finished, or holds nothing taken for finished
         assert (status / f"{case.name}.infer.json").is_file() or not list(case.glob("*_seg.json")), case
 
@@ -330,6 +335,9 @@ def test_a_run_stopped_with_ctrl_c_leaves_nothing_behind_and_resumes(tmp_path):
     done_after = {p.name: json.loads(p.read_text())["run_id"] for p in _records(status)}
     assert len(done_after) == len(names)
     assert {name: done_after[name] for name in done_before} == done_before
+    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())  # the unfinished cases made, only they
+    assert {case["case_id"] for case in job["cases"] if not case["reused"]} == set(names) - {
+        name.split(".")[0] for name in done_before}
     assert (results / "report.html").is_file()
 
 
@@ -465,10 +473,13 @@ def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(c
     assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake"]  # no .results.lock, no results folder
 
 
-def test_a_ctrl_c_while_the_jobs_run_is_one_line_and_exit_130(cohort, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_ctrl_c_or_sigterm_while_the_jobs_run_is_one_line_and_exit_130_or_143(cohort, tmp_path, stop):
     """Snakemake stops its jobs on a Ctrl-C and reports a failed run: its job error, "WorkflowError: At least one job
-    did not complete successfully" and exit code 1, where a script expects 130 of an interrupt. The Ctrl-C (to the
-    process group, as a terminal sends it) lands as the first job starts."""
+    did not complete successfully" and exit code 1, where a script expects 130 of an interrupt. A SIGTERM (a SLURM
+    time limit or scancel, to every process of the job) ended so too, having waited for the running jobs, and had its
+    job tried again ("Trying to restart job"); it is handled as a Ctrl-C is, with exit code 143. The stop (to the
+    process group, as a terminal or SLURM sends it) lands as the first job starts."""
     from medseg.cohort.planning_stop import run_stopped_line
 
     sheet = sheet_of_own(cohort, tmp_path, ["a"])
@@ -483,16 +494,16 @@ def test_a_ctrl_c_while_the_jobs_run_is_one_line_and_exit_130(cohort, tmp_path):
             while not (results / "logs" / "infer" / "batch001.log").exists():
                 assert process.poll() is None and time.monotonic() < deadline, console.read_text()[-3000:]
                 time.sleep(0.02)
-            os.killpg(process.pid, signal.SIGINT)
+            os.killpg(process.pid, stop)
             process.wait(timeout=120)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
     text = console.read_text()
-    assert process.returncode == 130, text[-3000:]
-    assert text.splitlines()[-1] == run_stopped_line(0, 1)
-    assert "At least one job did not complete successfully" not in text
+    assert process.returncode == 128 + stop, text[-3000:]
+    assert text.splitlines()[-1] == run_stopped_line(0, 1, stop)
+    assert "At least one job did not complete successfully" not in text and "Trying to restart job" not in text
     state = tmp_path / ".snakemake"  # the lock, the run record and the claim on the results folder given back
     assert not list((state / "locks").glob("*")) and not list((state / "medseg-runs").glob("*"))
     assert not (tmp_path / ".results.lock").exists()
@@ -514,43 +525,40 @@ def test_a_run_without_hooks_is_refused_in_one_line_before_any_work(cohort, tmp_
     assert not list((tmp_path / ".snakemake" / "locks").glob("*"))
 
 
-def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back(monkeypatch):
-    """The handler the Snakefile sets while it plans calls its stop with the one line (the Snakefile's tells it and
-    exits 130); planning_done puts Python's own KeyboardInterrupt back for Snakemake's handling of a stop while jobs
-    run (it stops them), and notes that Ctrl-C for the workflow's onerror."""
+def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does(monkeypatch):
+    """From onstart, SIGTERM (Snakemake's own handler waited for the jobs, then reported a failed run) raises
+    Python's KeyboardInterrupt, which Snakemake's job loop takes to stop the jobs, and is noted for onerror (exit code
+    143); the run's end puts the handlers found before it back."""
     from medseg.cohort import planning_stop
     from medseg.cohort.planning_stop import (
-        PLANNING_STOPPED,
-        STOPPED_CODE,
-        jobs_stopped,
         planning_done,
+        run_ended,
         stop_planning_on_interrupt,
+        stopped_by,
+        stopped_code,
     )
 
-    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
-    monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: True)  # its process ends with the run
+    monkeypatch.setattr(planning_stop, "_stopped_by", None)
+    monkeypatch.setattr(planning_stop, "_before", {})
+    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
-    before = signal.getsignal(signal.SIGINT)
-    told: list[str] = []
-
-    def stop(line: str):
-        told.append(line)
-        raise SystemExit(STOPPED_CODE)
+    def callers(number, frame):
+        pass
 
     try:
-        stop_planning_on_interrupt(stop)
-        with pytest.raises(SystemExit) as stopped:
-            signal.raise_signal(signal.SIGINT)
-        assert (stopped.value.code, told) == (130, [PLANNING_STOPPED])
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C waits for the way out
-        stop_planning_on_interrupt(stop)
+        signal.signal(signal.SIGINT, callers)
+        signal.signal(signal.SIGTERM, callers)
+        stop_planning_on_interrupt(lambda line: None)
         planning_done()
-        assert not jobs_stopped()
+        assert signal.getsignal(signal.SIGTERM) is planning_stop._stop_jobs
         with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-        assert told == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
+            signal.raise_signal(signal.SIGTERM)
+        assert (stopped_by(), stopped_code()) == (signal.SIGTERM, 143)
+        run_ended()  # onerror
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
     finally:
         signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, before_term)
 
 
 def test_a_caller_of_snakemakes_api_gets_its_own_ctrl_c_handler_back_when_the_run_ends(monkeypatch):
@@ -560,8 +568,9 @@ def test_a_caller_of_snakemakes_api_gets_its_own_ctrl_c_handler_back_when_the_ru
     from medseg.cohort import planning_stop
     from medseg.cohort.planning_stop import PLANNING_STOPPED, planning_done, run_ended, stop_planning_on_interrupt
 
-    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
-    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(planning_stop, "_stopped_by", None)
+    monkeypatch.setattr(planning_stop, "_before", {})
+    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     told: list[str] = []
 
     def callers(number, frame):
@@ -591,6 +600,7 @@ def test_a_caller_of_snakemakes_api_gets_its_own_ctrl_c_handler_back_when_the_ru
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, before_term)
 
 
 def test_the_ctrl_c_line_does_not_say_that_the_jobs_were_stopped():
@@ -602,6 +612,9 @@ def test_the_ctrl_c_line_does_not_say_that_the_jobs_were_stopped():
         "medseg: stopped by Ctrl-C while the cohort's jobs ran: the report was not written, nor the unfinished cases "
         "of the jobs stopped; 1 of 3 cases finished (kept); run the same command again to go on")
     assert "1 of 1 case finished (kept)" in run_stopped_line(1, 1)
+    assert run_stopped_line(0, 2, signal.SIGTERM).startswith(
+        "medseg: stopped by SIGTERM (a time limit, scancel or kill) while the cohort's jobs ran: the report was not "
+        "written")
 
 
 def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(monkeypatch):
@@ -610,8 +623,9 @@ def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(monke
     from medseg.cohort import planning_stop
     from medseg.cohort.planning_stop import jobs_stopped, planning_done, stop_planning_on_interrupt
 
-    monkeypatch.setattr(planning_stop, "_jobs_stopped", False)
-    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(planning_stop, "_stopped_by", None)
+    monkeypatch.setattr(planning_stop, "_before", {})
+    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
         stop_planning_on_interrupt(lambda line: None)
         planning_done()
@@ -623,6 +637,7 @@ def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(monke
         assert not jobs_stopped()
     finally:
         signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, before_term)
 
 
 @pytest.mark.parametrize(

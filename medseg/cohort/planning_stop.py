@@ -1,16 +1,18 @@
-"""A Ctrl-C while Snakemake plans a cohort run, or runs its jobs: one line and exit code 130, not a traceback, nor a
-failed run.
+"""A Ctrl-C while Snakemake plans a cohort run, or a Ctrl-C or SIGTERM while it runs its jobs: one line and exit code
+130 (143 for SIGTERM), not a traceback, nor a failed run.
 
 Snakemake catches ``Exception`` around the parsing of the Snakefile and the building of its jobs, not the
 ``KeyboardInterrupt`` a Ctrl-C raises, so that a stop in that first second or so ended in a Python traceback of
 whatever was being imported (pandas, medseg, Snakemake's own modules), 30-90 lines. Once the run starts its jobs,
 Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and releases its lock): at ``onstart``
-(:func:`planning_done`; the workflow refuses ``--no-hooks``, which skips it). That Ctrl-C is noted
-(:func:`jobs_stopped`): Snakemake reports the stopped run as a failed one (exit code 1, "At least one job did not
-complete successfully"), and the workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits
-with 130, as a script expects of an interrupt.
+(:func:`planning_done`; the workflow refuses ``--no-hooks``, which skips it). A SIGTERM (a SLURM time limit or
+``scancel``, ``kill``) is handled there as a Ctrl-C is: Snakemake's own SIGTERM handler waited for the running jobs
+to end, tried a stopped job again, and reported a failed run. That stop is noted (:func:`stopped_by`): Snakemake
+reports the stopped run as a failed one (exit code 1, "At least one job did not complete successfully"), and the
+workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits with 128 + the signal's number
+(:func:`stopped_code`: 130, 143), as a script expects of an interrupt.
 
-The handler found before the run is put back as the run ends (:func:`run_ended`, in ``onsuccess`` and ``onerror``;
+The handlers found before the run are put back as the run ends (:func:`run_ended`, in ``onsuccess`` and ``onerror``;
 a stop while planning puts it back at once, except under Snakemake's command line, whose process ends with the run):
 a Python program that ran the workflow through Snakemake's API kept medseg's handler, or after a Ctrl-C while
 planning had SIGINT ignored, for the rest of its life.
@@ -25,15 +27,16 @@ from collections.abc import Callable
 from typing import NoReturn
 
 __all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_stopped", "planning_done", "run_ended", "run_stopped_line",
-           "stop_planning_on_interrupt"]
+           "stop_planning_on_interrupt", "stopped_by", "stopped_code"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stops handled once the jobs run
+_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM (a time limit, scancel or kill)"}
 
 _handler: Callable | None = None
-_jobs_stopped = False  # a Ctrl-C reached Snakemake's job loop
-_NONE = object()
-_before: object = _NONE  # the SIGINT handler found as the run started, put back as it ends
+_stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that reached Snakemake's job loop
+_before: dict[int, object] = {}  # the handlers found as the run started, put back as it ends
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
@@ -41,13 +44,13 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     (``workflow/rules/common.smk``) tells it and exits with :data:`STOPPED_CODE`, which Snakemake lets through after
     releasing what it holds (its lock). Only in the main thread, where Python takes signals.
 
-    Each run starts here, with no Ctrl-C noted (:func:`jobs_stopped`): a process that runs the workflow again (through
+    Each run starts here, with no stop noted (:func:`stopped_by`): a process that runs the workflow again (through
     Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C."""
-    global _before, _handler, _jobs_stopped
-    _jobs_stopped = False
+    global _before, _handler, _stopped_by
+    _stopped_by = None
     if threading.current_thread() is not threading.main_thread():
         return
-    _before = signal.getsignal(signal.SIGINT)
+    _before = {number: signal.getsignal(number) for number in _SIGNALS}
     command = _under_snakemake_command()
 
     def handler(number, frame) -> None:
@@ -63,33 +66,39 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
 
 def planning_done() -> None:
     """Python's own Ctrl-C (``KeyboardInterrupt``) back, for Snakemake to stop the run's jobs with, where
-    :func:`stop_planning_on_interrupt` set it aside; the Ctrl-C is noted for :func:`jobs_stopped`."""
+    :func:`stop_planning_on_interrupt` set it aside, and SIGTERM made one too, in place of Snakemake's own SIGTERM
+    handler (which waited for the running jobs to end, and reported a failed run); the stop is noted for
+    :func:`stopped_by`."""
     global _handler
     if _handler is None or threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGINT) is _handler:
         signal.signal(signal.SIGINT, _stop_jobs)
+    signal.signal(signal.SIGTERM, _stop_jobs)
     _handler = None
 
 
 def _stop_jobs(number, frame) -> None:
     """Python's own Ctrl-C (``KeyboardInterrupt``, which Snakemake's job loop takes to stop the jobs), noted."""
-    global _jobs_stopped
-    _jobs_stopped = True
+    global _stopped_by
+    if _stopped_by is None:
+        _stopped_by = number
     signal.default_int_handler(number, frame)
 
 
 def run_ended() -> None:
-    """The SIGINT handler found when :func:`stop_planning_on_interrupt` started the run back (the workflow's
-    ``onsuccess`` and ``onerror``), where the run's own is still set (``_stop_jobs``, the planning handler); only in
-    the main thread."""
+    """The SIGINT and SIGTERM handlers found when :func:`stop_planning_on_interrupt` started the run back (the
+    workflow's ``onsuccess`` and ``onerror``), where the run's own are still set (``_stop_jobs``, the planning
+    handler); only in the main thread."""
     global _before, _handler
-    if _before is _NONE or threading.current_thread() is not threading.main_thread():
+    if not _before or threading.current_thread() is not threading.main_thread():
         return
-    current = signal.getsignal(signal.SIGINT)
-    if current is _stop_jobs or (_handler is not None and current is _handler) or current is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, _before)
-    _before, _handler = _NONE, None
+    for number, before in _before.items():
+        current = signal.getsignal(number)
+        if before is not None and (current is _stop_jobs or (_handler is not None and current is _handler)
+                                   or current is signal.SIG_IGN):
+            signal.signal(number, before)
+    _before, _handler = {}, None
 
 
 def _under_snakemake_command() -> bool:
@@ -104,16 +113,29 @@ def _under_snakemake_command() -> bool:
     return False
 
 
+def stopped_by() -> int | None:
+    """The signal (``signal.SIGINT``, ``signal.SIGTERM``) that reached the run once its jobs were Snakemake's to stop
+    (after :func:`planning_done`); None when none did."""
+    return _stopped_by
+
+
 def jobs_stopped() -> bool:
-    """Whether a Ctrl-C reached the run once its jobs were Snakemake's to stop (after :func:`planning_done`)."""
-    return _jobs_stopped
+    """Whether a Ctrl-C or SIGTERM reached the run once its jobs were Snakemake's to stop (:func:`stopped_by`)."""
+    return _stopped_by is not None
 
 
-def run_stopped_line(finished: int, total: int) -> str:
-    """The one line of a run a Ctrl-C stopped while its jobs ran: what is kept (``finished`` of the ``total`` cases
-    segmented or failed for good), what is not, and how to go on. It does not say that the jobs were stopped: a
-    SIGINT to Snakemake alone lets the local jobs run to their end, and a cluster's cancel can miss a job (README,
-    *Resources and profiles*)."""
+def stopped_code() -> int:
+    """The exit code of a run :func:`stopped_by` a signal: 128 + its number (130 for Ctrl-C, 143 for SIGTERM), as a
+    shell reports a command that signal ended."""
+    return 128 + int(_stopped_by if _stopped_by is not None else signal.SIGINT)
+
+
+def run_stopped_line(finished: int, total: int, signum: int = signal.SIGINT) -> str:
+    """The one line of a run a Ctrl-C (``signum``; or a SIGTERM) stopped while its jobs ran: what is kept (``finished``
+    of the ``total`` cases segmented or failed for good), what is not, and how to go on. It does not say that the jobs
+    were stopped: a signal to Snakemake alone lets the local jobs run to their end, and a cluster's cancel can miss a
+    job (README, *Resources and profiles*)."""
     kept = f"{finished} of {total} case{'' if total == 1 else 's'} finished (kept)"
-    return (f"medseg: stopped by Ctrl-C while the cohort's jobs ran: the report was not written, nor the unfinished "
-            f"cases of the jobs stopped; {kept}; run the same command again to go on")
+    return (f"medseg: stopped by {_NAMES.get(signum, f'signal {int(signum)}')} while the cohort's jobs ran: the report "
+            f"was not written, nor the unfinished cases of the jobs stopped; {kept}; run the same command again to go "
+            "on")

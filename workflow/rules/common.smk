@@ -7,8 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (STOPPED_CODE, jobs_stopped, planning_done, run_ended, run_stopped_line,
-                                         stop_planning_on_interrupt)
+from medseg.cohort.planning_stop import (STOPPED_CODE, planning_done, run_ended, run_stopped_line,
+                                         stop_planning_on_interrupt, stopped_by, stopped_code)
 
 
 def planning_stopped(line):
@@ -161,12 +161,12 @@ if workflow.is_main_process:
 
 
 onstart:
-    planning_done()  # a Ctrl-C from here on is Snakemake's to handle: it stops the jobs and releases its lock
+    planning_done()  # a Ctrl-C or SIGTERM from here on is Snakemake's to handle: it stops the jobs, releases its lock
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
 
 
-# each ends with the SIGINT handler found before the run back (a caller of Snakemake's API gets its Ctrl-C back)
+# each ends with the SIGINT and SIGTERM handlers found before the run back (a caller of Snakemake's API gets its own)
 onsuccess:
     try:
         snakelock.forget_run(Path(".snakemake"))
@@ -179,11 +179,12 @@ onsuccess:
 onerror:
     try:
         snakelock.forget_run(Path(".snakemake"))
-        if jobs_stopped():  # a Ctrl-C, which Snakemake reports as a failed run (exit 1): one line, and exit 130
+        if stopped_by() is not None:  # a Ctrl-C or SIGTERM, which Snakemake reports as a failed run (exit 1): one
+            # line, and exit 130 (143)
             _folder = records.ResultsFolder(RESULTS)
             _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
-            print(run_stopped_line(_finished, len(SAMPLES)), file=sys.stderr, flush=True)
-            sys.exit(STOPPED_CODE)
+            print(run_stopped_line(_finished, len(SAMPLES), stopped_by()), file=sys.stderr, flush=True)
+            sys.exit(stopped_code())
     finally:
         run_ended()
 
