@@ -510,6 +510,40 @@ def test_a_ctrl_c_or_sigterm_while_the_jobs_run_is_one_line_and_exit_130_or_143(
     assert not (results / "jobs" / "batch001.infer.json").exists() and not (results / "report.html").exists()
 
 
+def test_a_second_ctrl_c_while_the_run_stops_waits_for_the_way_out(cohort, tmp_path):
+    """A Ctrl-C to Snakemake alone (``kill -INT PID``) lets its local job run to its end, and Snakemake waits for it; a
+    second Ctrl-C meanwhile (an impatient user) cut that wait short with three chained tracebacks (KeyboardInterrupt,
+    then "Cannot close a running event loop"), where the run ends as after one: the line, exit code 130."""
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
+    console = tmp_path.parent / f"{tmp_path.name}-console.txt"
+    with open(console, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not (results / "logs" / "infer" / "batch001.log").exists():
+                assert process.poll() is None and time.monotonic() < deadline, console.read_text()[-3000:]
+                time.sleep(0.02)
+            os.kill(process.pid, signal.SIGINT)  # Snakemake alone: it waits for its job (about 3 s: the imports)
+            time.sleep(0.5)
+            assert process.poll() is None, console.read_text()[-3000:]
+            os.kill(process.pid, signal.SIGINT)
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = console.read_text()
+    assert process.returncode == 130, text[-3000:]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert text.splitlines()[-1] == run_stopped_line(1, 1)  # the job ran to its end: its case is kept
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / ".results.lock").exists()
+
+
 def test_a_run_without_hooks_is_refused_in_one_line_before_any_work(cohort, tmp_path):
     """--no-hooks skipped onstart: the run wrote no batch plan (a cluster job planned its batches again) and no run
     record (the lock of such a run, killed, was never released), and a Ctrl-C ended it as a failed run. It is a
@@ -525,10 +559,13 @@ def test_a_run_without_hooks_is_refused_in_one_line_before_any_work(cohort, tmp_
     assert not list((tmp_path / ".snakemake" / "locks").glob("*"))
 
 
-def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does(monkeypatch):
+@pytest.mark.parametrize("command", [True, False], ids=["snakemake's command line", "a caller of its API"])
+def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monkeypatch, command):
     """From onstart, SIGTERM (Snakemake's own handler waited for the jobs, then reported a failed run) raises
     Python's KeyboardInterrupt, which Snakemake's job loop takes to stop the jobs, and is noted for onerror (exit code
-    143); the run's end puts the handlers found before it back."""
+    143); a second Ctrl-C or SIGTERM while the run stops is held (it cut the clean-up short with a traceback), until
+    the run ends: under Snakemake's command line, whose process then ends, to the end; a caller of the API gets its
+    handlers back."""
     from medseg.cohort import planning_stop
     from medseg.cohort.planning_stop import (
         planning_done,
@@ -540,6 +577,7 @@ def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does(monkeypatch):
 
     monkeypatch.setattr(planning_stop, "_stopped_by", None)
     monkeypatch.setattr(planning_stop, "_before", {})
+    monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: command)
     before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     def callers(number, frame):
@@ -554,8 +592,12 @@ def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does(monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGTERM)
         assert (stopped_by(), stopped_code()) == (signal.SIGTERM, 143)
+        signal.raise_signal(signal.SIGINT)  # held: no KeyboardInterrupt
+        signal.raise_signal(signal.SIGTERM)
+        assert stopped_by() == signal.SIGTERM
         run_ended()  # onerror
-        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
+        held = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        assert held == ((planning_stop._held,) * 2 if command else (callers, callers))
     finally:
         signal.signal(signal.SIGINT, before)
         signal.signal(signal.SIGTERM, before_term)

@@ -10,12 +10,13 @@ Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and rel
 to end, tried a stopped job again, and reported a failed run. That stop is noted (:func:`stopped_by`): Snakemake
 reports the stopped run as a failed one (exit code 1, "At least one job did not complete successfully"), and the
 workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits with 128 + the signal's number
-(:func:`stopped_code`: 130, 143), as a script expects of an interrupt.
+(:func:`stopped_code`: 130, 143), as a script expects of an interrupt. A second Ctrl-C or SIGTERM while the run stops
+waits for the way out: it cut Snakemake's clean-up (its wait for the jobs, its lock release) short with tracebacks.
 
 The handlers found before the run are put back as the run ends (:func:`run_ended`, in ``onsuccess`` and ``onerror``;
-a stop while planning puts it back at once, except under Snakemake's command line, whose process ends with the run):
-a Python program that ran the workflow through Snakemake's API kept medseg's handler, or after a Ctrl-C while
-planning had SIGINT ignored, for the rest of its life.
+a stop while planning puts it back at once), except under Snakemake's command line, whose process ends with the run,
+once a stop came: a Python program that ran the workflow through Snakemake's API kept medseg's handler, or after a
+Ctrl-C while planning had SIGINT ignored, for the rest of its life.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM (a time limit, scanc
 
 _handler: Callable | None = None
 _stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that reached Snakemake's job loop
+_command = False  # Snakemake's command line runs the workflow: its process ends with the run
 _before: dict[int, object] = {}  # the handlers found as the run started, put back as it ends
 
 
@@ -46,12 +48,12 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
 
     Each run starts here, with no stop noted (:func:`stopped_by`): a process that runs the workflow again (through
     Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C."""
-    global _before, _handler, _stopped_by
+    global _before, _command, _handler, _stopped_by
     _stopped_by = None
     if threading.current_thread() is not threading.main_thread():
         return
     _before = {number: signal.getsignal(number) for number in _SIGNALS}
-    command = _under_snakemake_command()
+    command = _command = _under_snakemake_command()
 
     def handler(number, frame) -> None:
         if command:  # a second Ctrl-C does not cut the line or the way out short; the process ends with it
@@ -79,24 +81,39 @@ def planning_done() -> None:
 
 
 def _stop_jobs(number, frame) -> None:
-    """Python's own Ctrl-C (``KeyboardInterrupt``, which Snakemake's job loop takes to stop the jobs), noted."""
+    """Python's own Ctrl-C (``KeyboardInterrupt``, which Snakemake's job loop takes to stop the jobs), noted; a second
+    Ctrl-C or SIGTERM waits for the way out (:func:`_held`)."""
     global _stopped_by
     if _stopped_by is None:
         _stopped_by = number
+    for held in _SIGNALS:
+        signal.signal(held, _held)
     signal.default_int_handler(number, frame)
+
+
+def _held(number, frame) -> None:
+    """A Ctrl-C or SIGTERM after the one that stopped the run: Snakemake is waiting for its jobs and releasing its
+    lock, and the workflow tells the stop; interrupted, each ended in chained tracebacks."""
+
+
+def _ours(handler: object) -> bool:
+    return handler is _stop_jobs or handler is _held or (_handler is not None and handler is _handler)
 
 
 def run_ended() -> None:
     """The SIGINT and SIGTERM handlers found when :func:`stop_planning_on_interrupt` started the run back (the
-    workflow's ``onsuccess`` and ``onerror``), where the run's own are still set (``_stop_jobs``, the planning
-    handler); only in the main thread."""
+    workflow's ``onsuccess`` and ``onerror``), where the run's own are still set (``_stop_jobs``, ``_held``, the
+    planning handler); only in the main thread. Under Snakemake's command line, once a stop came, a second one still
+    waits for the way out: that process ends with the run (a Ctrl-C as Snakemake releases its lock ended in a
+    traceback)."""
     global _before, _handler
     if not _before or threading.current_thread() is not threading.main_thread():
         return
+    if _command and _stopped_by is not None:
+        return
     for number, before in _before.items():
         current = signal.getsignal(number)
-        if before is not None and (current is _stop_jobs or (_handler is not None and current is _handler)
-                                   or current is signal.SIG_IGN):
+        if before is not None and (_ours(current) or current is signal.SIG_IGN):
             signal.signal(number, before)
     _before, _handler = {}, None
 
