@@ -559,6 +559,66 @@ def test_a_run_without_hooks_is_refused_in_one_line_before_any_work(cohort, tmp_
     assert not list((tmp_path / ".snakemake" / "locks").glob("*"))
 
 
+# the workflow run through Snakemake's Python API by a program with its own SIGINT and SIGTERM handlers: argv is
+# SNAKEFILE WORKDIR MODE KEY=VALUE..., MODE dryrun, run or no_hooks (a run with the setting no_hooks); it says on its
+# last line whether each handler is its own again
+_THROUGH_THE_API = """
+import signal, sys
+from pathlib import Path
+
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, ExecutionSettings, OutputSettings, ResourceSettings
+
+snakefile, workdir, mode, *settings = sys.argv[1:]
+
+def callers(number, frame):
+    pass
+
+signal.signal(signal.SIGINT, callers)
+signal.signal(signal.SIGTERM, callers)
+config = {key: int(value) if value.isdigit() else value for key, value in (text.split("=", 1) for text in settings)}
+try:
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(snakefile),
+                                config_settings=ConfigSettings(config=config), workdir=Path(workdir))
+        if mode == "dryrun":
+            workflow.dag().execute_workflow(executor="dryrun")
+        else:
+            workflow.dag().execute_workflow(execution_settings=ExecutionSettings(no_hooks=mode == "no_hooks"))
+except SystemExit as stop:
+    print(f"exit {stop.code}", file=sys.stderr)
+print("handlers", *(signal.getsignal(number) is callers for number in (signal.SIGINT, signal.SIGTERM)),
+      file=sys.stderr)
+"""
+
+
+def _through_the_api(workdir: Path, mode: str, **config) -> subprocess.CompletedProcess:
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, **config}.items()]
+    return subprocess.run([sys.executable, "-c", _THROUGH_THE_API, str(SNAKEFILE), str(workdir), mode, *settings],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("way_out", ["dry run", "nothing to do", "refused setting"])
+def test_a_run_through_snakemakes_api_that_reaches_no_hook_gives_the_callers_handlers_back(finished, tmp_path,
+                                                                                          way_out):
+    """A dry run and a run with nothing to do run no hook, and a setting refused while planning ends the run before
+    any: the planning SIGINT handler stayed in the program that ran the workflow through Snakemake's API (a Ctrl-C
+    there called sys.exit), and so did Snakemake's SIGTERM handler of the finished run (it swallowed the next one)."""
+    folder, results, run = finished
+    assert run.returncode == 0, run.stderr[-3000:]
+    sheet = folder / "data" / "samples.tsv"
+    if way_out == "nothing to do":
+        done = _through_the_api(folder, "run", samples=sheet, results=results, cases_per_job=3)
+        assert "Nothing to be done" in done.stderr, done.stderr[-3000:]
+    elif way_out == "dry run":
+        done = _through_the_api(tmp_path, "dryrun", samples=sheet, results=tmp_path / "results")
+        assert "This was a dry-run" in done.stderr, done.stderr[-3000:]
+    else:
+        done = _through_the_api(tmp_path, "run", samples=sheet, results=tmp_path / "results", cases_per_job=0)
+        assert "exit medseg: error: config cases_per_job" in done.stderr, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1] == "handlers True True", done.stderr[-3000:]
+
+
 @pytest.mark.parametrize("command", [True, False], ids=["snakemake's command line", "a caller of its API"])
 def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monkeypatch, command):
     """From onstart, SIGTERM (Snakemake's own handler waited for the jobs, then reported a failed run) raises

@@ -13,22 +13,25 @@ workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits
 (:func:`stopped_code`: 130, 143), as a script expects of an interrupt. A second Ctrl-C or SIGTERM while the run stops
 waits for the way out: it cut Snakemake's clean-up (its wait for the jobs, its lock release) short with tracebacks.
 
-The handlers found before the run are put back as the run ends (:func:`run_ended`, in ``onsuccess`` and ``onerror``;
-a stop while planning puts it back at once), except under Snakemake's command line, whose process ends with the run,
-once a stop came: a Python program that ran the workflow through Snakemake's API kept medseg's handler, or after a
-Ctrl-C while planning had SIGINT ignored, for the rest of its life.
+The handlers found before the run are put back as the run ends (:func:`run_ended`, in ``onsuccess`` and ``onerror``,
+and as Snakemake's ``workflow.execute`` returns or raises, :func:`end_with_execution`, for a run that reaches no hook:
+nothing to do, a dry run, an error; a planning error and a stop while planning put them back at once), except under
+Snakemake's command line, whose process ends with the run, once a stop came: a Python program that ran the workflow
+through Snakemake's API kept medseg's handler, or after a Ctrl-C while planning had SIGINT ignored, for the rest of
+its life (and Snakemake's SIGTERM handler of the finished run, which swallowed its next SIGTERM).
 """
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "jobs_stopped", "planning_done", "run_ended", "run_stopped_line",
-           "stop_planning_on_interrupt", "stopped_by", "stopped_code"]
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "jobs_stopped", "planning_done", "run_ended",
+           "run_stopped_line", "stop_planning_on_interrupt", "stopped_by", "stopped_code"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
@@ -47,12 +50,16 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     releasing what it holds (its lock). Only in the main thread, where Python takes signals.
 
     Each run starts here, with no stop noted (:func:`stopped_by`): a process that runs the workflow again (through
-    Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C."""
+    Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C. The
+    handlers found are kept for :func:`run_ended`, unless they are this module's own, left by a run that ended
+    without putting them back (then those found before that run are kept)."""
     global _before, _command, _handler, _stopped_by
     _stopped_by = None
     if threading.current_thread() is not threading.main_thread():
         return
-    _before = {number: signal.getsignal(number) for number in _SIGNALS}
+    found = {number: signal.getsignal(number) for number in _SIGNALS}
+    if not _before or not any(_ours(handler) for handler in found.values()):
+        _before = found
     command = _command = _under_snakemake_command()
 
     def handler(number, frame) -> None:
@@ -100,12 +107,19 @@ def _ours(handler: object) -> bool:
     return handler is _stop_jobs or handler is _held or (_handler is not None and handler is _handler)
 
 
+def _snakemakes(handler: object) -> bool:
+    """Whether ``handler`` is a method of one of Snakemake's objects: its job scheduler's SIGTERM handler, which it
+    sets as it plans the jobs and never takes back."""
+    owner = getattr(handler, "__self__", None)
+    return owner is not None and type(owner).__module__.partition(".")[0] == "snakemake"
+
+
 def run_ended() -> None:
     """The SIGINT and SIGTERM handlers found when :func:`stop_planning_on_interrupt` started the run back (the
-    workflow's ``onsuccess`` and ``onerror``), where the run's own are still set (``_stop_jobs``, ``_held``, the
-    planning handler); only in the main thread. Under Snakemake's command line, once a stop came, a second one still
-    waits for the way out: that process ends with the run (a Ctrl-C as Snakemake releases its lock ended in a
-    traceback)."""
+    workflow's ``onsuccess`` and ``onerror``, :func:`end_with_execution`), where the run's own are still set
+    (``_stop_jobs``, ``_held``, the planning handler, Snakemake's SIGTERM handler); only in the main thread. Under
+    Snakemake's command line, once a stop came, a second one still waits for the way out: that process ends with the
+    run (a Ctrl-C as Snakemake releases its lock ended in a traceback)."""
     global _before, _handler
     if not _before or threading.current_thread() is not threading.main_thread():
         return
@@ -113,9 +127,29 @@ def run_ended() -> None:
         return
     for number, before in _before.items():
         current = signal.getsignal(number)
-        if before is not None and (_ours(current) or current is signal.SIG_IGN):
+        if before is not None and (_ours(current) or _snakemakes(current) or current is signal.SIG_IGN):
             signal.signal(number, before)
     _before, _handler = {}, None
+
+
+def end_with_execution(workflow) -> None:
+    """Snakemake's ``workflow.execute`` (of this workflow object only) ends with :func:`run_ended`, returning or
+    raising: a run that reaches no hook (nothing to do, a dry run, a lock or job error) put nothing back, and a program
+    running the workflow through Snakemake's API kept the planning handler, and Snakemake's SIGTERM handler. Without
+    ``execute`` (a Snakemake that names it otherwise) nothing changes: the hooks still put the handlers back."""
+    execute = getattr(workflow, "execute", None)
+    if execute is None or getattr(execute, "_ends_the_run", False):
+        return
+
+    @functools.wraps(execute)
+    def execute_then_end(*args, **kwargs):
+        try:
+            return execute(*args, **kwargs)
+        finally:
+            run_ended()
+
+    execute_then_end._ends_the_run = True
+    workflow.execute = execute_then_end
 
 
 def _under_snakemake_command() -> bool:

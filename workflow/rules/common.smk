@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (STOPPED_CODE, planning_done, run_ended, run_stopped_line,
+from medseg.cohort.planning_stop import (STOPPED_CODE, end_with_execution, planning_done, run_ended, run_stopped_line,
                                          stop_planning_on_interrupt, stopped_by, stopped_code)
 
 
@@ -31,6 +31,9 @@ def planning_stopped(line):
 # jobs start (onstart)
 if workflow.is_main_process:
     stop_planning_on_interrupt(planning_stopped)
+    # the handlers found before the run come back however it ends, also where it reaches no hook (nothing to do, a
+    # dry run, an error)
+    end_with_execution(workflow)
 
 import pandas as pd
 
@@ -60,6 +63,7 @@ def planned(step, *args, **kwargs):
     try:
         return step(*args, **kwargs)
     except MedsegError as error:
+        run_ended()  # a caller of Snakemake's API gets its handlers back
         sys.exit(f"medseg: error: {error}")
 
 
@@ -166,7 +170,8 @@ onstart:
     snakelock.record_run(Path(".snakemake"))
 
 
-# each ends with the SIGINT and SIGTERM handlers found before the run back (a caller of Snakemake's API gets its own)
+# each ends with the SIGINT and SIGTERM handlers found before the run back (a caller of Snakemake's API gets its own;
+# end_with_execution, above, for a run that reaches no hook)
 onsuccess:
     try:
         snakelock.forget_run(Path(".snakemake"))
@@ -191,6 +196,7 @@ onerror:
 
 _missing = [s for s in SAMPLES if records.unavailable(s.image)]
 if len(_missing) == len(SAMPLES):
+    run_ended()
     sys.exit(
         f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
         f"the sheet's folder; an empty folder counts as missing), e.g. {SAMPLES[0].image}"
