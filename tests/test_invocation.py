@@ -12,6 +12,7 @@ from medseg.cohort import (
     forced_jobs,
     forget_forced_run,
     hooks_skipped,
+    hooks_skipped_by,
     previewing,
     redo_for_job,
     redo_values,
@@ -55,6 +56,20 @@ def test_a_run_without_hooks_is_told(argv, expected, tmp_path):
     assert hooks_skipped(argv) is expected
     (tmp_path / "config.yaml").write_text("no-hooks: true\ncores: 1\n")
     assert hooks_skipped(["--profile", str(tmp_path)]) is True
+
+
+@pytest.mark.parametrize(("no_hooks", "executor", "expected"), [
+    (True, {}, True), (False, {}, False), (True, {"dryrun_exec": True}, False), (True, {"touch_exec": True}, False),
+    (None, {}, False)])
+def test_a_run_without_hooks_is_told_from_the_settings_of_snakemakes_api(no_hooks, executor, expected):
+    """Snakemake's Python API carries --no-hooks in its ExecutionSettings, not on a command line; a dry run or --touch
+    is let through, as on the command line, and settings that do not say (another Snakemake) are not refused."""
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace() if no_hooks is None else SimpleNamespace(no_hooks=no_hooks)
+    common = {"dryrun_exec": False, "touch_exec": False, **executor}
+    assert hooks_skipped_by(settings, SimpleNamespace(common_settings=SimpleNamespace(**common))) is expected
+    assert hooks_skipped_by(settings, None) is (no_hooks is True)
 
 
 def test_a_preview_set_in_a_profile_is_one(tmp_path, monkeypatch):

@@ -619,6 +619,62 @@ def test_a_run_through_snakemakes_api_that_reaches_no_hook_gives_the_callers_han
     assert done.stderr.splitlines()[-1] == "handlers True True", done.stderr[-3000:]
 
 
+def test_no_hooks_in_the_settings_of_snakemakes_api_is_refused_before_any_job(cohort, tmp_path):
+    """--no-hooks was refused on the command line only: the same setting given through Snakemake's Python API (which
+    no command line carries) ran the cohort's jobs without the run's set-up and end (no batch plan, no run record,
+    a Ctrl-C not told)."""
+    from medseg.cohort import NO_HOOKS_REFUSED
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    results = tmp_path / "results"
+    refused = _through_the_api(tmp_path, "no_hooks", samples=sheet, results=results)
+    assert refused.stderr.splitlines()[-3:] == [NO_HOOKS_REFUSED, "exit 2", "handlers True True"], \
+        refused.stderr[-3000:]
+    assert "localrule infer" not in refused.stderr and not list(results.glob("jobs/*.json"))
+    assert not list(results.glob("cases/*")) and not list((tmp_path / ".snakemake" / "locks").glob("*"))
+
+
+def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back(monkeypatch):
+    """The handler the Snakefile sets while it plans calls its stop with the one line (the Snakefile's tells it and
+    exits 130); planning_done puts Python's own KeyboardInterrupt back for Snakemake's handling of a stop while jobs
+    run (it stops them), and notes that Ctrl-C for the workflow's onerror."""
+    from medseg.cohort import planning_stop
+    from medseg.cohort.planning_stop import (
+        PLANNING_STOPPED,
+        STOPPED_CODE,
+        jobs_stopped,
+        planning_done,
+        stop_planning_on_interrupt,
+    )
+
+    monkeypatch.setattr(planning_stop, "_stopped_by", None)
+    monkeypatch.setattr(planning_stop, "_before", {})
+    monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: True)  # its process ends with the run
+
+    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    told: list[str] = []
+
+    def stop(line: str):
+        told.append(line)
+        raise SystemExit(STOPPED_CODE)
+
+    try:
+        stop_planning_on_interrupt(stop)
+        with pytest.raises(SystemExit) as stopped:
+            signal.raise_signal(signal.SIGINT)
+        assert (stopped.value.code, told) == (130, [PLANNING_STOPPED])
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C waits for the way out
+        stop_planning_on_interrupt(stop)
+        planning_done()
+        assert not jobs_stopped()
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert told == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, before_term)
+
+
 @pytest.mark.parametrize("command", [True, False], ids=["snakemake's command line", "a caller of its API"])
 def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monkeypatch, command):
     """From onstart, SIGTERM (Snakemake's own handler waited for the jobs, then reported a failed run) raises

@@ -12,6 +12,7 @@ from medseg.cohort.invocation import (
     claims_results,
     forced_jobs,
     hooks_skipped,
+    hooks_skipped_by,
     previewing,
     writes_results,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "evaluate_cases",
     "given_up_for_less_memory",
     "hooks_skipped",
+    "hooks_skipped_by",
     "infer_cases",
     "previewing",
     "read_batch_plan",

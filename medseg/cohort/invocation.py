@@ -11,7 +11,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NO_HOOKS_REFUSED", "claims_results", "forced_jobs", "hooks_skipped", "previewing", "writes_results"]
+__all__ = ["NO_HOOKS_REFUSED", "claims_results", "forced_jobs", "hooks_skipped", "hooks_skipped_by", "previewing",
+           "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -50,6 +51,18 @@ def hooks_skipped(argv: Sequence[str]) -> bool:
         return False
     parsed = _parsed(tuple(argv))
     return bool(getattr(parsed[1], "no_hooks", False)) if parsed is not None else "--no-hooks" in argv
+
+
+def hooks_skipped_by(execution_settings: object, executor_plugin: object = None) -> bool:
+    """Whether Snakemake's ``ExecutionSettings`` (``workflow.execution_settings``, as a run is executed) skip the hooks
+    (``no_hooks``) of a run that executes jobs: the same refusal as :func:`hooks_skipped`, for a program that runs the
+    workflow through Snakemake's Python API, whose settings no command line carries (and which it sets only once the
+    Snakefile is read). A dry run or ``--touch`` (``executor_plugin``'s ``dryrun_exec``, ``touch_exec``) is let
+    through, as on the command line. False where the settings do not say (a Snakemake that names them otherwise)."""
+    if getattr(execution_settings, "no_hooks", False) is not True:
+        return False
+    common = getattr(executor_plugin, "common_settings", None)
+    return not (getattr(common, "dryrun_exec", False) or getattr(common, "touch_exec", False))
 
 
 def claims_results(argv: Sequence[str]) -> bool:

@@ -132,11 +132,14 @@ def run_ended() -> None:
     _before, _handler = {}, None
 
 
-def end_with_execution(workflow) -> None:
+def end_with_execution(workflow, check: Callable[..., None] | None = None) -> None:
     """Snakemake's ``workflow.execute`` (of this workflow object only) ends with :func:`run_ended`, returning or
     raising: a run that reaches no hook (nothing to do, a dry run, a lock or job error) put nothing back, and a program
     running the workflow through Snakemake's API kept the planning handler, and Snakemake's SIGTERM handler. Without
-    ``execute`` (a Snakemake that names it otherwise) nothing changes: the hooks still put the handlers back."""
+    ``execute`` (a Snakemake that names it otherwise) nothing changes: the hooks still put the handlers back.
+
+    ``check`` is called first, with the arguments of ``execute``, once Snakemake has set the run's settings on
+    ``workflow`` (``execution_settings``): its Python API sets them only then, after the Snakefile is read."""
     execute = getattr(workflow, "execute", None)
     if execute is None or getattr(execute, "_ends_the_run", False):
         return
@@ -144,6 +147,8 @@ def end_with_execution(workflow) -> None:
     @functools.wraps(execute)
     def execute_then_end(*args, **kwargs):
         try:
+            if check is not None:
+                check(*args, **kwargs)
             return execute(*args, **kwargs)
         finally:
             run_ended()

@@ -31,9 +31,6 @@ def planning_stopped(line):
 # jobs start (onstart)
 if workflow.is_main_process:
     stop_planning_on_interrupt(planning_stopped)
-    # the handlers found before the run come back however it ends, also where it reaches no hook (nothing to do, a
-    # dry run, an error)
-    end_with_execution(workflow)
 
 import pandas as pd
 
@@ -52,9 +49,25 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 # the run's set-up and end are its hooks (the batch plan, the run record, a Ctrl-C told): a run without them is
 # refused, a usage error, before any work (the job processes Snakemake spawns are given --no-hooks: not asked there)
-if workflow.is_main_process and cohort.hooks_skipped(sys.argv[1:]):
+def refuse_no_hooks():
     print(cohort.NO_HOOKS_REFUSED, file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+def refuse_no_hooks_setting(*args, executor_plugin=None, **kwargs):
+    """--no-hooks in the settings of Snakemake's Python API, which no command line carries and which it sets only as
+    the run is executed (after this file is read): refused then, before Snakemake takes its lock or starts a job."""
+    if cohort.hooks_skipped_by(getattr(workflow, "execution_settings", None), executor_plugin):
+        refuse_no_hooks()
+
+
+if workflow.is_main_process:
+    if cohort.hooks_skipped(sys.argv[1:]):
+        run_ended()
+        refuse_no_hooks()
+    # the handlers found before the run come back however it ends, also where it reaches no hook (nothing to do, a
+    # dry run, an error)
+    end_with_execution(workflow, refuse_no_hooks_setting)
 
 
 def planned(step, *args, **kwargs):
