@@ -342,12 +342,14 @@ def test_a_run_stopped_with_ctrl_c_or_sigterm_leaves_nothing_behind_and_resumes(
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
-def test_a_ctrl_c_while_the_run_is_planned_is_one_line_and_exit_130(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_ctrl_c_or_sigterm_while_the_run_is_planned_is_one_line_and_exit_130_or_143(tmp_path, stop):
     """A Ctrl-C while Snakemake read the Snakefile and planned the jobs ended in a KeyboardInterrupt traceback of
-    whatever was running (30-90 lines; Snakemake catches Exception there, not KeyboardInterrupt). The sheet is a
-    named pipe here, so that the stop lands while planning reads it: once the pipe opens for writing, planning is
-    waiting on it."""
-    from medseg.cohort.planning_stop import PLANNING_STOPPED
+    whatever was running (30-90 lines; Snakemake catches Exception there, not KeyboardInterrupt); a SIGTERM ended the
+    process at once, without a word (and with Snakemake's lock left, once it had taken it). The sheet is a named pipe
+    here, so that the stop lands while planning reads it: once the pipe opens for writing, planning is waiting on
+    it."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED, planning_stopped_line
 
     sheet = tmp_path / "samples.tsv"
     os.mkfifo(sheet)
@@ -365,7 +367,7 @@ def test_a_ctrl_c_while_the_run_is_planned_is_one_line_and_exit_130(tmp_path):
                 assert error.errno == errno.ENXIO, error
                 assert process.poll() is None and time.monotonic() < deadline, "planning never read the sheet"
                 time.sleep(0.02)
-        os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it, to Snakemake's process group
+        os.killpg(process.pid, stop)  # as a terminal (or SLURM) sends it, to Snakemake's process group
         out, err = process.communicate(timeout=120)
     finally:
         if writer is not None:
@@ -373,8 +375,9 @@ def test_a_ctrl_c_while_the_run_is_planned_is_one_line_and_exit_130(tmp_path):
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 130, err[-3000:]
-    assert err.splitlines()[-1] == PLANNING_STOPPED
+    assert process.returncode == 128 + stop, err[-3000:]
+    assert err.splitlines()[-1] == planning_stopped_line(stop)
+    assert planning_stopped_line(signal.SIGINT) == PLANNING_STOPPED
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
     assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
 
@@ -453,6 +456,41 @@ def test_a_ctrl_c_after_the_jobs_are_planned_and_before_any_starts_is_one_line_a
     assert done.stderr.splitlines()[-1] == PLANNING_STOPPED
     assert "Traceback" not in done.stdout + done.stderr and "KeyboardInterrupt" not in done.stdout + done.stderr
     assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
+
+
+# Snakemake with a SIGTERM raised as it makes the jobs' scheduler: it holds its lock, and no job has started
+_TERM_AT_SCHEDULER = """
+import signal, sys
+import snakemake.api
+import snakemake.workflow
+from snakemake.cli import main
+
+scheduler = snakemake.workflow.JobScheduler
+
+def terminated(*args, **kwargs):
+    signal.raise_signal(signal.SIGTERM)
+    return scheduler(*args, **kwargs)
+
+snakemake.workflow.JobScheduler = terminated
+sys.argv = ["snakemake", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_sigterm_once_snakemake_holds_its_lock_and_before_any_job_releases_the_lock(cohort, tmp_path):
+    """A SIGTERM while the run was planned ended the process at once: once Snakemake had taken its lock (as it builds
+    the jobs), the lock stayed, with no run record to tell that the run was gone, and the next run stopped until
+    --unlock. It ends as a Ctrl-C there does: the line, exit code 143, the lock and the results folder given back."""
+    from medseg.cohort.planning_stop import planning_stopped_line
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    command = [sys.executable, "-c", _TERM_AT_SCHEDULER, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1] == planning_stopped_line(signal.SIGTERM)
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / ".results.lock").exists()
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(cohort, tmp_path):
@@ -644,7 +682,9 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
         STOPPED_CODE,
         jobs_stopped,
         planning_done,
+        planning_stopped_line,
         stop_planning_on_interrupt,
+        stopped_code,
     )
 
     monkeypatch.setattr(planning_stop, "_stopped_by", None)
@@ -664,12 +704,18 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
             signal.raise_signal(signal.SIGINT)
         assert (stopped.value.code, told) == (130, [PLANNING_STOPPED])
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C waits for the way out
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        stop_planning_on_interrupt(stop)  # a SIGTERM (a time limit, scancel) while planning: its own line, and 143
+        with pytest.raises(SystemExit):
+            signal.raise_signal(signal.SIGTERM)
+        assert (told[-1], stopped_code()) == (planning_stopped_line(signal.SIGTERM), 143)
+        assert "(SIGTERM: a time limit, scancel or kill); no job was started" in told[-1]
         stop_planning_on_interrupt(stop)
         planning_done()
         assert not jobs_stopped()
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
-        assert told == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
+        assert told[:1] == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
     finally:
         signal.signal(signal.SIGINT, before)
         signal.signal(signal.SIGTERM, before_term)

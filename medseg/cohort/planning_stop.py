@@ -1,9 +1,10 @@
-"""A Ctrl-C while Snakemake plans a cohort run, or a Ctrl-C or SIGTERM while it runs its jobs: one line and exit code
-130 (143 for SIGTERM), not a traceback, nor a failed run.
+"""A Ctrl-C or SIGTERM while Snakemake plans a cohort run, or runs its jobs: one line and exit code 130 (143 for
+SIGTERM), not a traceback, a failed run, nor a lock left behind.
 
 Snakemake catches ``Exception`` around the parsing of the Snakefile and the building of its jobs, not the
 ``KeyboardInterrupt`` a Ctrl-C raises, so that a stop in that first second or so ended in a Python traceback of
-whatever was being imported (pandas, medseg, Snakemake's own modules), 30-90 lines. Once the run starts its jobs,
+whatever was being imported (pandas, medseg, Snakemake's own modules), 30-90 lines; a SIGTERM ended the process at
+once, leaving Snakemake's lock where it had taken it (as it builds the jobs). Once the run starts its jobs,
 Snakemake's own handling of a Ctrl-C takes over again (it stops the jobs and releases its lock): at ``onstart``
 (:func:`planning_done`; the workflow refuses ``--no-hooks``, which skips it). A SIGTERM (a SLURM time limit or
 ``scancel``, ``kill``) is handled there as a Ctrl-C is: Snakemake's own SIGTERM handler waited for the running jobs
@@ -30,24 +31,29 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "jobs_stopped", "planning_done", "run_ended",
-           "run_stopped_line", "stop_planning_on_interrupt", "stopped_by", "stopped_code"]
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "jobs_stopped", "planning_done",
+           "planning_stopped_line", "run_ended", "run_stopped_line", "stop_planning_on_interrupt", "stopped_by",
+           "stopped_code"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stops handled once the jobs run
 _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM (a time limit, scancel or kill)"}
+_PLANNING_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM: a time limit, scancel or kill"}
 
 _handler: Callable | None = None
-_stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that reached Snakemake's job loop
+_stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that stopped the run, planned or running its jobs
 _command = False  # Snakemake's command line runs the workflow: its process ends with the run
 _before: dict[int, object] = {}  # the handlers found as the run started, put back as it ends
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
-    """Until :func:`planning_done`, a Ctrl-C (SIGINT) calls ``stop`` with :data:`PLANNING_STOPPED`: the workflow's
-    (``workflow/rules/common.smk``) tells it and exits with :data:`STOPPED_CODE`, which Snakemake lets through after
-    releasing what it holds (its lock). Only in the main thread, where Python takes signals.
+    """Until :func:`planning_done`, a Ctrl-C (SIGINT) or SIGTERM calls ``stop`` with its line
+    (:func:`planning_stopped_line`; :data:`PLANNING_STOPPED` for a Ctrl-C): the workflow's
+    (``workflow/rules/common.smk``) tells it and exits with :func:`stopped_code` (:data:`STOPPED_CODE`, 143), which
+    Snakemake lets through after releasing what it holds (its lock). Snakemake sets its own SIGTERM handler as it makes
+    the jobs' scheduler, just before ``onstart``: a SIGTERM from there is its own until then. Only in the main
+    thread, where Python takes signals.
 
     Each run starts here, with no stop noted (:func:`stopped_by`): a process that runs the workflow again (through
     Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C. The
@@ -63,14 +69,18 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     command = _command = _under_snakemake_command()
 
     def handler(number, frame) -> None:
-        if command:  # a second Ctrl-C does not cut the line or the way out short; the process ends with it
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        else:  # a caller's process goes on: its own handler back (run_ended is not reached)
+        global _stopped_by
+        _stopped_by = number
+        if command:  # a second Ctrl-C or SIGTERM does not cut the line or the way out short; the process ends with it
+            for ignored in _SIGNALS:
+                signal.signal(ignored, signal.SIG_IGN)
+        else:  # a caller's process goes on: its own handlers back (run_ended is not reached)
             run_ended()
-        stop(PLANNING_STOPPED)
+        stop(planning_stopped_line(number))
 
     _handler = handler
-    signal.signal(signal.SIGINT, handler)
+    for number in _SIGNALS:
+        signal.signal(number, handler)
 
 
 def planning_done() -> None:
@@ -170,14 +180,21 @@ def _under_snakemake_command() -> bool:
 
 
 def stopped_by() -> int | None:
-    """The signal (``signal.SIGINT``, ``signal.SIGTERM``) that reached the run once its jobs were Snakemake's to stop
-    (after :func:`planning_done`); None when none did."""
+    """The signal (``signal.SIGINT``, ``signal.SIGTERM``) that stopped the run, while it was planned or once its jobs
+    were Snakemake's to stop (after :func:`planning_done`); None when none did."""
     return _stopped_by
 
 
 def jobs_stopped() -> bool:
-    """Whether a Ctrl-C or SIGTERM reached the run once its jobs were Snakemake's to stop (:func:`stopped_by`)."""
+    """Whether a Ctrl-C or SIGTERM stopped the run (:func:`stopped_by`)."""
     return _stopped_by is not None
+
+
+def planning_stopped_line(signum: int = signal.SIGINT) -> str:
+    """The one line of a run a Ctrl-C (``signum``; or a SIGTERM) stopped while it was planned: :data:`PLANNING_STOPPED`
+    for a Ctrl-C."""
+    name = _PLANNING_NAMES.get(signum, f"signal {int(signum)}")
+    return f"medseg: stopped while the cohort run was being planned ({name}); no job was started"
 
 
 def stopped_code() -> int:

@@ -7,12 +7,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (STOPPED_CODE, end_with_execution, planning_done, run_ended, run_stopped_line,
+from medseg.cohort.planning_stop import (end_with_execution, planning_done, run_ended, run_stopped_line,
                                          stop_planning_on_interrupt, stopped_by, stopped_code)
 
 
 def planning_stopped(line):
-    """A Ctrl-C while the run is planned: one line and exit code 130 (it was a KeyboardInterrupt traceback)."""
+    """A Ctrl-C or SIGTERM while the run is planned: one line and exit code 130 or 143 (a Ctrl-C was a
+    KeyboardInterrupt traceback; a SIGTERM ended the process at once, leaving Snakemake's lock once it had taken it)."""
     if workflow.scheduler is not None and workflow.dryrun:
         # a dry run listing its jobs: Snakemake's job loop takes a SystemExit for a failed run (exit 1), and its log
         # writer drops it (the listing went on, exit 0); a dry run holds no lock and writes nothing, so it ends here,
@@ -22,9 +23,9 @@ def planning_stopped(line):
         claim = globals().get("_results_claim")  # a dry run of --touch holds the results folder; os._exit runs no
         if claim is not None:  # atexit, which gives it back and removes its lock file
             claim.__exit__(None, None, None)
-        os._exit(STOPPED_CODE)
+        os._exit(stopped_code())
     print(line, file=sys.stderr, flush=True)
-    sys.exit(STOPPED_CODE)
+    sys.exit(stopped_code())
 
 
 # first, before the imports that take most of planning's time; Snakemake's own handling of a Ctrl-C comes back as the
