@@ -129,26 +129,28 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
     ``names`` has them: a dataset.json's, whose values may add labels no file holds), ``data`` the card's notes.
 
     Labels may skip values (BraTS's 0, 1, 2, 4; FreeSurfer's): the network gets one output class per value, class k
-    the k-th smallest; more than :data:`~medseg.numbers.IMAGE_LIKE_VALUES` scattered values are refused as an image
-    put among the labels, and a value above 65535 as more than a segmentation holds. The training section holds
-    :data:`DEFAULT_TRAINING`; the inference tile (and so the training patch) is ``tile`` (:func:`default_tile`),
-    128 × 128 without it.
+    the k-th smallest; more than :data:`~medseg.numbers.IMAGE_LIKE_VALUES` scattered values in the files (not
+    counting those only ``names`` declares) are refused as an image put among the labels, and a value above 65535
+    as more than a segmentation holds. The training section holds :data:`DEFAULT_TRAINING`; the inference tile (and
+    so the training patch) is ``tile`` (:func:`default_tile`), 128 × 128 without it.
     ``where`` (the labels folder) starts the error message; when ``values`` maps each value to a file holding it
     (:func:`~medseg.training_cases.label_values`), the file holding the value told of starts it instead.
     """
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
     files = values if isinstance(values, dict) else {}
-    values = sorted(set(_label_values(values)) | {0} | set(names or {}))
+    held = sorted(set(_label_values(values)) | {0})  # what the files hold: the names may declare more
+    values = sorted(set(held) | set(names or {}))
     if values[-1] > MAX_LABEL_VALUE:  # checked before the gaps are looked at (a value of 2^40 leaves 2^40 of them)
         first = f"{files[values[-1]]}: label" if values[-1] in files else f"{where}: label"
         raise TrainingError(f"{first} value {values[-1]} is above {MAX_LABEL_VALUE}, the largest a segmentation "
                             f"(uint16) holds{IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ''}")
-    if values != list(range(len(values))) and len(values) > IMAGE_LIKE_VALUES:
-        # labels may skip values (class k is the k-th smallest), but so many scattered values are an image's
-        beyond = next(v for k, v in enumerate(values) if v != k)
+    if held != list(range(len(held))) and len(held) > IMAGE_LIKE_VALUES:
+        # labels may skip values (class k is the k-th smallest), but so many scattered values in the files are an
+        # image's; those a dataset.json names (``names``: FreeSurfer's hundred) are declared, not guessed at
+        beyond = next(v for k, v in enumerate(held) if v != k)
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
                  f"{where}: label values")
-        raise TrainingError(f"{first} {values_text(values)}{IMAGE_AMONG_LABELS}; if these are labels, declare them "
+        raise TrainingError(f"{first} {values_text(held)}{IMAGE_AMONG_LABELS}; if these are labels, declare them "
                             "in a config given with -c")
     if len(values) == 1:  # background only: one foreground label, as the network has two classes at least
         values.append(1)

@@ -189,6 +189,25 @@ def test_training_without_a_config_on_values_that_skip(tmp_path, capsys, mapping
     assert f"label_{declared[-1]}_dice" in header
 
 
+
+def test_a_dataset_json_naming_many_values_that_skip_is_no_image_among_the_labels():
+    """The default config's guard against an image put among the labels counted the values a dataset.json names
+    with those the files hold: a dataset.json naming 70 values that skip (FreeSurfer's aparc+aseg names over a
+    hundred) was refused as an image, its message saying the label files held them all. Only the files' values
+    count; files holding so many scattered values are still refused, listing what they hold."""
+    from medseg.errors import TrainingError
+    from medseg.train_config import default_config
+
+    names = {0: "background", **{v: f"region_{v}" for v in range(2, 142, 2)}}
+    files = {0: Path("a.nii.gz"), 2: Path("a.nii.gz"), 100: Path("b.nii.gz")}
+    config = default_config(files, where="lab", names=names)
+    assert [int(k) for k in config["labels"]] == sorted(names) and config["architecture"]["n_classes"] == 71
+    assert config["labels"]["100"] == "region_100"
+    with pytest.raises(TrainingError) as info:  # the files themselves hold 100 scattered values
+        default_config({v: Path("c.nii.gz") for v in range(0, 200, 2)}, where="lab", names={0: "background"})
+    assert str(info.value).startswith("c.nii.gz: label value 2; the label files in lab hold [0, 2, 4, 6, 8, 10, 12, "
+                                      "14, … (100 values)]; so many values suggest an image")
+
 def test_training_cases_hold_class_indices_and_presence_is_told_by_value(tmp_path, caplog):
     """The cases' labels hold the network's class indices (the loss's targets); which labels the cases hold is told
     by value."""
