@@ -1160,6 +1160,11 @@ OR_CONFIG = "; give -c with a config of the labels to train without it"
      f"the dataset.json{OR_CONFIG}"),
     ({"1": "a", "2": "b"}, "label values [1, 2] do not hold 0 (background), as a model's labels must; declare "
                            f"label 0 (background) in the dataset.json{OR_CONFIG}"),
+    # a negative value was told as labels without 0 (0 among them), one above 65535 as a value the labels folder held
+    ({"background": 0, "a": 1, "b": -3}, "label value -3 'b' is negative; label values are whole numbers from 0 "
+                                         f"(background) up{OR_CONFIG}"),
+    ({"background": 0, "a": 1, "b": 70000}, "label value 70000 'b' is above 65535, the largest a segmentation "
+                                            f"(uint16) holds{OR_CONFIG}"),
     ({"background": 0, "a": 1, "b": 1}, "label value 1 is named twice ('a', 'b')"),
     ({"0": "background", "1": " "}, "label 1 has no name (got ' ')"),
     ({"background": 0, "a": 1.5}, "label 'a' has the value 1.5, not a whole number"),

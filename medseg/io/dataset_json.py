@@ -20,6 +20,7 @@ from pathlib import Path
 from medseg.errors import InputError
 from medseg.io.files import absent_content, undecodable
 from medseg.jsonfile import size_text
+from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
@@ -145,6 +146,12 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
                          "files in the images folder and give -c with a config of the labels")
     names = _names(doc["labels"], path)
     values = sorted(names)
+    if values[0] < 0:  # told as labels without 0 before, when 0 was among them
+        raise InputError(f"{path}: label value {values[0]} '{names[values[0]]}' is negative; label values are whole "
+                         f"numbers from 0 (background) up{_OR_CONFIG}")
+    if values[-1] > MAX_LABEL_VALUE:  # told before as a value the labels folder held
+        raise InputError(f"{path}: label value {values[-1]} '{names[values[-1]]}' is above {MAX_LABEL_VALUE}, the "
+                         f"largest a segmentation (uint16) holds{_OR_CONFIG}")
     if values[0] != 0:  # values may skip (BraTS's 0, 1, 2, 4), but 0 is the background every label file holds
         raise InputError(f"{path}: label values {values_text(values)} do not hold 0 (background), as a model's labels "
                          f"must; declare label 0 (background) in the dataset.json{_OR_CONFIG}")
