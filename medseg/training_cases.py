@@ -38,7 +38,7 @@ from medseg.io.itk_image import (
 from medseg.label_map import label_map
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
 from medseg.train_config import validation_without_foreground
-from medseg.volume import stem
+from medseg.volume import slicer_segmentation_ending, stem
 
 if TYPE_CHECKING:
     from medseg.io.dataset_json import DatasetDocument
@@ -125,8 +125,9 @@ def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
     if segmentations:
         shown = ", ".join(segmentations[:5]) + (" …" if len(segmentations) > 5 else "")
-        log.warning("%s: left out %s (.seg.nrrd: labels, not images to train on; a case's goes in the labels "
-                    "folder): %s", folder, counted(len(segmentations), "3D Slicer segmentation"), shown)
+        endings = "/".join(sorted({slicer_segmentation_ending(name) for name in segmentations}))
+        log.warning("%s: left out %s (%s: labels, not images to train on; a case's goes in the labels "
+                    "folder): %s", folder, counted(len(segmentations), "3D Slicer segmentation"), endings, shown)
     if scene_images:
         log.warning("%s: %s", folder, scene_images_text(scene_images))
     if hidden:

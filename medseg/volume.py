@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Volume", "bottom_row_text", "header_precision", "singular_affine_text", "stem", "volume_ml"]
+__all__ = ["SLICER_SEGMENTATION_ENDINGS", "Volume", "bottom_row_text", "header_precision", "singular_affine_text",
+           "slicer_segmentation_ending", "stem", "volume_ml"]
+
+# 3D Slicer's segmentation file, its header attached (case.seg.nrrd) or detached (case.seg.nhdr, which names its data
+# file): case.seg.nrrd is case's, a label image, never an image to segment
+SLICER_SEGMENTATION_ENDINGS = (".seg.nrrd", ".seg.nhdr")
 
 
 @dataclass
@@ -83,12 +88,20 @@ def singular_affine_text(affine: np.ndarray) -> str | None:
     return f"the affine is singular or not finite (rows {rows})"
 
 
+def slicer_segmentation_ending(path: Path | str) -> str | None:
+    """The ending (``.seg.nrrd`` or ``.seg.nhdr``, in lower case) by which ``path`` is named as 3D Slicer's
+    segmentation file, in any letter case; None where it is not so named."""
+    name = Path(path).name.lower()
+    return next((ending for ending in SLICER_SEGMENTATION_ENDINGS if name.endswith(ending)), None)
+
+
 def stem(path: Path | str) -> str:
     """File name without ``.nii.gz`` / ``.nii`` / other image extensions; a folder's own name."""
     name = Path(path).name
-    # .seg.nrrd: 3D Slicer's segmentation file (case.seg.nrrd is case's, as a reference pairs with its prediction)
-    for suffix in (".nii.gz", ".nii.bz2", ".nii.zst", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm",
-                   ".img.gz", ".hdr.gz", ".img", ".hdr", ".mgz", ".mgh"):
+    # .seg.nrrd, .seg.nhdr: 3D Slicer's segmentation file (case.seg.nrrd is case's, as a reference pairs with its
+    # prediction)
+    for suffix in (".nii.gz", ".nii.bz2", ".nii.zst", ".nii", *SLICER_SEGMENTATION_ENDINGS, ".nrrd", ".nhdr", ".mha",
+                   ".mhd", ".dcm", ".img.gz", ".hdr.gz", ".img", ".hdr", ".mgz", ".mgh"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

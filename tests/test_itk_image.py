@@ -833,6 +833,53 @@ def test_a_slicer_scene_folder_pairs_its_segmentations_as_labels_and_its_volumes
     assert [record.getMessage() for record in caplog.records] == [beside]
 
 
+def test_a_slicer_segmentation_with_a_detached_header_is_one_like_its_seg_nrrd(sitk, tmp_path, caplog):
+    """3D Slicer's case.seg.nhdr (with its data file) was case 'case.seg', an image of the scene folder, its segment
+    names never compared: it is now a segmentation as case.seg.nrrd is; other files keep their case names."""
+    from medseg.folder_scoring import pair_predictions
+    from medseg.io.itk_image import is_slicer_segmentation, slicer_scene_images
+    from medseg.io.label_images import read_reference
+    from medseg.training_cases import pair_cases
+    from medseg.volume import stem
+
+    assert [stem(n) for n in ("case.seg.nhdr", "Case.SEG.NHDR", "case.nhdr", "case.seg.nii.gz", "case.seg.mhd")] == [
+        "case", "Case", "case", "case.seg", "case.seg"]
+    assert [is_slicer_segmentation(n) for n in ("a.seg.nhdr", "a.SEG.NHDR", "a.seg.nrrd", "a.nhdr", "a.seg.mha")] == [
+        True, True, True, False, False]
+    scene, labels = tmp_path / "scene", tmp_path / "labels"
+    for folder in (scene, labels):
+        folder.mkdir()
+    image = _oblique(sitk, _labels())
+    image.SetMetaData("Segment0_Name", "Liver")
+    image.SetMetaData("Segment0_LabelValue", "2")
+    for case in ("a", "b"):
+        sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / f"{case}.nrrd"))
+        sitk.WriteImage(image, str(scene / f"{case}.seg.nhdr"), True)
+        sitk.WriteImage(_oblique(sitk, _labels()), str(labels / f"{case}.nii.gz"))
+    assert sorted(p.name for p in scene.iterdir()) == ["a.nrrd", "a.seg.nhdr", "a.seg.raw.gz", "b.nrrd",
+                                                        "b.seg.nhdr", "b.seg.raw.gz"]
+    assert [p.name for p in slicer_scene_images(sorted(scene.iterdir()))] == ["a.nrrd", "b.nrrd"]
+    with caplog.at_level("WARNING"):
+        as_references = pair_predictions(labels, scene)
+    assert [(case, ref.name) for case, _, ref in as_references.pairs] == [("a", "a.seg.nhdr"), ("b", "b.seg.nhdr")]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        cases = pair_cases(scene, labels)
+    assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
+        ("a", "a.nrrd", "a.nii.gz"), ("b", "b.nrrd", "b.nii.gz")]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{scene}: left out 2 3D Slicer segmentations (.seg.nhdr: labels, not images to train on; a case's goes in "
+        "the labels folder): a.seg.nhdr, b.seg.nhdr"]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        volume = read_reference(scene / "a.seg.nhdr", {1: "ellipsoid", 2: "box"})
+    assert volume.info["segment_names"] == {"2": "Liver"}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{scene / 'a.seg.nhdr'}: its segments are named otherwise than the model's labels of the same values "
+        "(2: 'Liver' scored as 'box'); labels are scored by value: if these are other structures, export the "
+        "segmentation with the model's values (Slicer: Export to files, with a color table that names them)"]
+
+
 def test_infer_given_a_slicer_scene_says_the_segmentation_is_no_image(sitk, tmp_path, capsys):
     """``medseg infer scene/*`` on a saved 3D Slicer scene said "scene/a.nrrd and scene/a.seg.nrrd would both be
     written to a_seg.nii.gz"; it now says which file is the segmentation, before any work (exit 2)."""

@@ -34,6 +34,7 @@ from medseg.io.dicom_geometry import (
 from medseg.io.dicom_messages import FileMessages, read_as_latin1
 from medseg.io.files import files_under, is_dicom_file, os_reason
 from medseg.numbers import counted
+from medseg.volume import slicer_segmentation_ending
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match",
            "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note"]
@@ -178,8 +179,10 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         kind, ending = ("NIfTI", ".nii.gz") if nifti else ("image", Path(itk[0].name).suffix if itk else "")
         hint = (f"; a folder is read as one DICOM study: give {kind} files one by one, e.g. {folder}/*{ending}"
                 if nifti or itk else "")
-        if any(p.name.lower().endswith(".seg.nrrd") for p in itk):  # 3D Slicer's segmentations: no images
-            hint += " (not its .seg.nrrd files, 3D Slicer's segmentations: one may be given as --reference)"
+        segmentations = sorted({ending for ending in map(slicer_segmentation_ending, itk) if ending})
+        if segmentations:  # 3D Slicer's segmentations: no images
+            hint += (f" (not its {'/'.join(segmentations)} files, 3D Slicer's segmentations: one may be given as "
+                     "--reference)")
         if any(p.parent == folder and p.name == "model.json" for p, _ in skipped):  # a package where a study goes
             hint = (f"; it is a model package (model.json), not a DICOM study: `medseg models {folder}` describes it, "
                     f"and `-m {folder}` segments with it")

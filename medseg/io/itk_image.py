@@ -22,7 +22,7 @@ import numpy as np
 
 from medseg.errors import ImageReadError, InputError
 from medseg.io.files import check_present, check_readable, exists, not_there
-from medseg.volume import Volume, singular_affine_text
+from medseg.volume import Volume, singular_affine_text, slicer_segmentation_ending
 
 __all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "SLICER_SEGMENTATION", "data_files_among", "header_naming",
            "header_sizes", "is_itk_name", "is_slicer_segmentation", "itk_files_read", "read_itk_grid", "read_itk_image",
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 ITK_ENDINGS = (".nrrd", ".nhdr", ".mha", ".mhd")
 # the image files a folder of cases is searched for, as messages name them
 IMAGE_FILE_KINDS = ".nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd"
-# 3D Slicer's segmentation file: case.seg.nrrd is case's (medseg.volume.stem), a label image, never an image to segment
+# 3D Slicer's segmentation file as messages name it: case.seg.nrrd (or its detached header, case.seg.nhdr) is case's
+# (medseg.volume.stem), a label image, never an image to segment
 SLICER_SEGMENTATION = ".seg.nrrd"
 _INSTALL = "pip install 'medseg[itk]'"
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -47,8 +48,9 @@ def is_itk_name(path: Path | str) -> bool:
 
 
 def is_slicer_segmentation(path: Path | str) -> bool:
-    """Whether ``path`` is named as 3D Slicer's segmentation file (``case.seg.nrrd``, in any letter case)."""
-    return Path(path).name.lower().endswith(SLICER_SEGMENTATION)
+    """Whether ``path`` is named as 3D Slicer's segmentation file (``case.seg.nrrd``, or its detached header
+    ``case.seg.nhdr``, in any letter case)."""
+    return slicer_segmentation_ending(path) is not None
 
 
 def slicer_scene_images(paths) -> list[Path]:
@@ -158,7 +160,7 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
     if thickness_note:
         log.warning("%s: %s", path, thickness_note)
         info["thickness_note"] = thickness_note
-    names = segment_names(reader) if path.name.lower().endswith(".seg.nrrd") else {}
+    names = segment_names(reader) if is_slicer_segmentation(path) else {}
     if names:
         info["segment_names"] = {str(value): name for value, name in sorted(names.items())}
     if hash_input:
@@ -321,7 +323,7 @@ def _header(path: Path):
                              f"({_reason(failure, printed.text, header=True)})") from failure
     _log_printed(path, printed.text)
     components = int(reader.GetNumberOfComponents())
-    if components > 1 and path.name.lower().endswith(".seg.nrrd"):
+    if components > 1 and is_slicer_segmentation(path):
         raise InputError(f"{path}: a 3D Slicer segmentation of {components} layers (overlapping segments), not one "
                          "label map; export it from Slicer as a labelmap volume (Segmentations: Export to files, "
                          "or Export visible segments to binary labelmap) and give that")
