@@ -112,6 +112,37 @@ def test_missing_data_file_is_named(sitk, tmp_path):
                                     "this header describes, is missing")
 
 
+@pytest.mark.parametrize("compress", ["gzip", "zlib"])
+def test_a_mhd_whose_raw_is_there_gzipped_is_read_from_it_and_hashed_by_it(sitk, tmp_path, compress):
+    """``ElementDataFile = scan.raw`` where only ``scan.raw.gz`` is: MetaImage's library reads the ``.gz``,
+    decompressed; medseg refused the image as missing its data file. It now reads it (no byte count of its own:
+    a zlib stream smaller than the voxels is not "cut short"), and its hash and signature cover the ``.gz``; the
+    folder's listing takes the ``.gz`` as part of the image."""
+    import gzip
+    import zlib
+
+    from medseg.io.itk_image import data_files_among, itk_files_read
+    from medseg.io.pairs import file_signature
+
+    values = _values("int16")
+    sitk.WriteImage(_oblique(sitk, values), str(tmp_path / "scan.mhd"))
+    raw = (tmp_path / "scan.raw").read_bytes()
+    (tmp_path / "scan.raw").unlink()
+    gz = tmp_path / "scan.raw.gz"
+    gz.write_bytes(gzip.compress(raw) if compress == "gzip" else zlib.compress(raw))
+    assert itk_files_read(tmp_path / "scan.mhd") == [tmp_path / "scan.mhd", gz]
+    assert data_files_among([tmp_path / "scan.mhd", gz]) == {gz}
+    volume = read_image(tmp_path / "scan.mhd")
+    assert np.array_equal(volume.array, values.transpose(2, 1, 0).astype(np.float32))
+    assert volume.source_sha256 == sha256_of([tmp_path / "scan.mhd", gz])
+    assert read_grid(tmp_path / "scan.mhd")[0] == values.shape[::-1]
+    stats = [(tmp_path / "scan.mhd").stat(), gz.stat()]
+    assert file_signature(tmp_path / "scan.mhd") == [[s.st_size, s.st_mtime_ns] for s in stats]
+    gz.write_bytes(raw)  # not compressed: the library's "Uncompress failed", and voxels it left unset
+    with pytest.raises(ImageReadError, match=r"scan\.mhd: corrupt image data \(Uncompress failed\)"):
+        read_image(tmp_path / "scan.mhd")
+
+
 def test_multi_component_voxels_are_refused(sitk, tmp_path):
     sitk.WriteImage(sitk.Image([5, 6, 7], sitk.sitkVectorUInt8, 3), str(tmp_path / "rgb.nrrd"))
     for reader in (read_grid, read_image):

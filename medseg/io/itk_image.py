@@ -676,6 +676,9 @@ def _data_files_named(path: Path) -> list[str] | str | None:
             return [words[0] % number for number in numbers]
         except (TypeError, ValueError, OverflowError):  # not one integer conversion in the format
             return []
+    if metaimage and not os.path.lexists(path.parent / value) and os.path.lexists(path.parent / f"{value}.gz"):
+        # MetaImage's library reads scan.raw.gz, decompressed, where the scan.raw its header names is not there
+        return [f"{value}.gz"]
     return [value]
 
 
@@ -809,6 +812,8 @@ def _check_data_size(path: Path, reader) -> None:
         compressed = int(fields["compresseddatasize"])
     files = _data_source(path)
     if files == []:  # a list or pattern of files that cannot be parsed
+        return
+    if compressed is None and files == [f"{fields.get('elementdatafile')}.gz"]:  # read decompressed: no byte count
         return
     if compressed is not None:
         declared = compressed
