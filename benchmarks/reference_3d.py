@@ -17,6 +17,7 @@ best validation point and the training time. Nothing is written: the 3D network 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import statistics
 import sys
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # medseg's warnings, and its info lines on the cases read (label boxes zero-padded onto their images' grids)
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("medseg").setLevel(logging.INFO)
 
     import numpy as np
     import torch

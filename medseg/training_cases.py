@@ -422,7 +422,9 @@ def check_case_list(cases, role: str) -> None:
 
 def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     """Read, check and bring every case into model space. A case that cannot be trained on does not stop the
-    others' checks: every such case is named in one line (the error itself where there is one)."""
+    others' checks: every such case is named in one line (the error itself where there is one). Label files that
+    are boxes of their image's grid, zero-padded onto it, are told in one info line for all
+    (:func:`padded_labels_text`)."""
     check_case_list(cases, "the cases")
     from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch
 
@@ -453,6 +455,9 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
                 log.warning("%s", problem)
             more = f"; … ({len(problems) - 3} more; all {len(problems)} are listed above)"
         raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be trained on: {shown}{more}")
+    padded = padded_labels_text(cases)
+    if padded is not None:  # 3D Slicer's cropped segmentations: one line for all of them
+        log.info("%s", padded)
     return cases
 
 

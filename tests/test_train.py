@@ -1604,6 +1604,36 @@ def test_labels_cropped_to_a_box_of_their_images_grid_train_as_the_full_labels(t
     assert told == [padded_labels_text(cases)]
 
 
+def test_labels_cropped_to_boxes_are_logged_once_by_load_cases_and_told_once_by_the_cli(tiny_set, tmp_path,
+                                                                                          capsys, caplog):
+    """The one line telling of zero-padded label boxes was the CLI's own: a caller of ``load_cases`` (or of
+    ``train`` after it) was told nothing. ``load_cases`` now logs it, at info level, once; ``medseg train -v``, which
+    shows that record, does not echo it again."""
+    from medseg.cli import main
+    from medseg.training_cases import padded_labels_text
+
+    images, labels = tiny_set
+    cropped = _cropped_labels(labels, tmp_path / "cropped", ["case0", "case2"])
+    config = tiny_training_config(epochs=1, steps_per_epoch=1)
+    with caplog.at_level("INFO", logger="medseg.training_cases"):
+        cases = load_cases(pair_cases(images, cropped), config)
+    text = padded_labels_text(cases)
+    assert text == ("2 of 6 label images are boxes of their images' voxel grids (cropped, as 3D Slicer saves a "
+                    "segmentation), zero-padded onto them with background, nothing resampled: case0, case2")
+    assert [r.getMessage() for r in caplog.records if r.name == "medseg.training_cases"] == [text]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    capsys.readouterr()
+    caplog.clear()
+    with pytest.raises(SystemExit) as exit_info:  # -v: the logged line is shown, and not echoed besides
+        main(["-v", "train", "--images", str(images), "--labels", str(cropped), "-c", str(path), "-o",
+              str(tmp_path / "cli")])
+    assert exit_info.value.code == 0
+    assert [line for line in capsys.readouterr().err.splitlines() if "zero-padded" in line] == []
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if "zero-padded" in r.getMessage()] == [
+        ("INFO", text)]
+
+
 @pytest.mark.parametrize(("kind", "why"), [
     ("half a voxel off", "on its voxel lattice, but its first voxel at 2.5 along i (not a whole number of voxels)"),
     ("beyond the grid", "on its voxel lattice, but extends 2 voxels beyond its last k"),

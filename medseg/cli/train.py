@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -154,7 +155,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}, precision "
                    f"{used} ({why})", err=True)
         padded = padded_labels_text(cases)
-        if padded is not None:  # 3D Slicer's cropped segmentations: one line for all of them
+        # 3D Slicer's cropped segmentations: one line for all of them, which load_cases logged where -v shows it
+        if padded is not None and not logging.getLogger("medseg.training_cases").isEnabledFor(logging.INFO):
             click.echo(escaped_line(padded), err=True)
         done = checkpoint_epoch(output) if resume else None
         if done is not None and done < asked:  # the only sign was the epoch numbers going on
