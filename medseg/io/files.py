@@ -381,12 +381,9 @@ def part10_seg_series(path: Path | str) -> set[str] | None:
     any other file, or one that cannot be read. Only the header is read, not the frames."""
     import pydicom
 
+    if not _has_dicom_marker(path):
+        return None
     try:
-        if not os.path.isfile(path):  # checked before opening: opening a named pipe waits for a writer
-            return None
-        with open(path, "rb") as handle:
-            if handle.read(132)[128:] != b"DICM":
-                return None
         seg = pydicom.dcmread(path, stop_before_pixels=True,
                               specific_tags=["SOPClassUID", "ReferencedSeriesSequence"])
         if str(seg.get("SOPClassUID", "")) != _SEG_STORAGE:
@@ -434,8 +431,14 @@ def is_dicom_file(path: Path | str) -> bool:
     if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz", ".mgz", ".nrrd", ".nhdr",
                                    ".mha", ".mhd")):
         return False
+    return _has_dicom_marker(path)
+
+
+def _has_dicom_marker(path: Path | str) -> bool:
+    """Whether ``path`` is a regular file with the ``DICM`` marker after its 128-byte preamble (a DICOM Part 10
+    file); False for any other, or one that cannot be read."""
     try:
-        if not path.is_file():  # checked before opening: opening a named pipe waits for a writer
+        if not os.path.isfile(path):  # checked before opening: opening a named pipe waits for a writer
             return False
         with open(path, "rb") as handle:
             return handle.read(132)[128:] == b"DICM"
