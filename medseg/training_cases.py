@@ -23,6 +23,7 @@ from medseg.io.files import (
     absent_files,
     name_difference,
     nnunet_channel,
+    not_there,
     os_reason,
     path_argument,
     type_text,
@@ -237,6 +238,10 @@ def _check_present(*folders: Path, files: list[Path] = ()) -> None:
     if absent:
         raise TrainingError(f"{counted(len(absent), 'file')} of the training set "
                             f"{'is' if len(absent) == 1 else 'are'} {absent_files(absent, holding)}")
+    for path in files:  # a link that leads nowhere, not git-annex's: missing, as an absent annexed one is
+        if path.is_symlink() and not path.exists():
+            raise TrainingError(f"{path}: {not_there(path)}; it gives the training folders' training list and label "
+                                "names: restore its target, or remove the link to pair the cases by file name")
 
 
 def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool) -> list[TrainCase]:

@@ -307,6 +307,29 @@ def test_train_refuses_a_dataset_json_whose_content_is_not_here_as_its_absent_fi
     assert not (dataset / "model").exists()
 
 
+def test_train_refuses_a_dataset_json_that_is_a_link_leading_nowhere_as_a_missing_file(dataset, capsys, monkeypatch):
+    """A dataset.json beside the training folders that is a link leading nowhere, not git-annex's (its target moved),
+    was passed over in silence: trained by file name with label_N names, exit 0. It is now refused as missing, in one
+    line naming the link and where it leads, as an absent annexed one is; nothing is written."""
+    from medseg.io.dataset_json import find_dataset_json
+    from medseg.training_cases import pair_cases
+
+    described = dataset / "dataset.json"
+    described.symlink_to("../moved/dataset.json")
+    assert find_dataset_json(dataset / "images", dataset / "labels") == described
+    monkeypatch.chdir(dataset)
+    code, _, err = run_cli(["train", "--images", "images", "--labels", "labels", "-o", "model", "--epochs", "1"],
+                           capsys)
+    assert (code, err.strip()) == (1, f"medseg: error: {described}: a link to ../moved/dataset.json that leads "
+                                      "nowhere (its target moved or deleted, or a loop of links); it gives the "
+                                      "training folders' training list and label names: restore its target, or "
+                                      "remove the link to pair the cases by file name")
+    assert not (dataset / "model").exists()
+    described.unlink()  # removed: paired by file name, as without one
+    assert find_dataset_json(dataset / "images", dataset / "labels") is None
+    assert len(pair_cases(dataset / "images", dataset / "labels")) == 4
+
+
 def test_annexed_outputs_are_refused_saying_to_unlock_them(dataset, make_package, capsys, monkeypatch):
     """An annexed output was 'a link to …/.git/annex/objects/…/KEY is in the place of this output; remove the link
     (… which would change KEY there …)', one output per run; in a dataset the fix is to unlock them."""

@@ -45,10 +45,10 @@ def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | 
     folder they are given in first (``TaskXX/imagesTr`` may be a link to elsewhere), then the one they resolve to."""
     for parents in ((Path(images_dir).absolute().parent, Path(labels_dir).absolute().parent),
                     (Path(images_dir).resolve().parent, Path(labels_dir).resolve().parent)):
-        # one whose content is not here (a git-annex link that leads nowhere) too: passed over, training went on
-        # with label_N names and without its training list, not a word said
+        # one whose content is not here (a git-annex link that leads nowhere), or any other link that leads nowhere,
+        # too: passed over, training went on with label_N names and without its training list, not a word said
         found = parents[0] / NAME
-        if parents[0] == parents[1] and (found.is_file() or absent_content(found) is not None):
+        if parents[0] == parents[1] and (found.is_file() or found.is_symlink() or absent_content(found) is not None):
             return found
     return None
 
