@@ -394,6 +394,52 @@ def test_a_cohort_names_sheet_files_whose_content_is_not_here(dataset):
         "unchanged")
 
 
+def test_a_cohorts_dicom_series_whose_slices_were_dropped_keeps_its_results_as_a_dropped_nifti_does(tmp_path):
+    """Some slices of a DICOM series input dropped (``datalad drop``) after its case was made: the next run deleted
+    the case's segmentation and wrote a failure record, where a dropped NIfTI input keeps its results, reused once it
+    is fetched again. The series is now away as the NIfTI file is: its results kept, the report's line and the case's
+    say which files are not here and how to fetch them, and once fetched the case is reused, not redone."""
+    from types import SimpleNamespace
+
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+    from medseg.cohort.records import ResultsFolder, unavailable
+    from medseg.report.collect import _made_from_other_inputs
+
+    study, paths = _annexed_series(tmp_path)
+    (tmp_path / "ds" / "samples.tsv").write_text("case_id\timage\nd\tstudy\n")
+    samples = read_samples(tmp_path / "ds" / "samples.tsv")
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    results = tmp_path / "results"
+    assert [(c.outcome, c.reused) for c in infer_cases(samples, results, options).cases] == [("ok", False)]
+    folder = ResultsFolder(results)
+    run_id = json.loads(folder.status_path("d", "infer").read_text())["run_id"]
+    dropped = {}
+    for path in paths[-3:]:
+        content = path.resolve()
+        dropped[content] = content.read_bytes()
+        content.parent.chmod(0o755)
+        content.unlink()
+    names = ", ".join(sorted(path.name for path in paths[-3:]))
+    absent = (f"3 of its files are git-annex links whose content is not present here ({names}): fetch them with "
+              f"datalad get {study} (or git annex get)")
+    assert unavailable(study)
+    case = infer_cases(samples, results, options).cases[0]
+    assert (case.outcome, case.stage, case.reused) == ("failed", "read", False)
+    assert case.error == (f"{study}: {absent}; the results made from it earlier are kept, and reused if it comes back "
+                          "unchanged")
+    assert folder.segmentation("d").is_file() and folder.sidecar("d").is_file()
+    assert not folder.failure("d").exists()
+    sidecar = json.loads(folder.sidecar("d").read_text())
+    assert _made_from_other_inputs(SimpleNamespace(sidecar=sidecar, metrics=None), samples[0]) == (
+        f"the input {study} is missing in part: {absent}; the results made from it earlier are kept in the results "
+        "folder (not shown here), and reused if it comes back unchanged")
+    for content, data in dropped.items():  # fetched again: the same content
+        content.write_bytes(data)
+    assert not unavailable(study)
+    assert [(c.outcome, c.reused) for c in infer_cases(samples, results, options).cases] == [("ok", True)]
+    assert json.loads(folder.status_path("d", "infer").read_text())["run_id"] == run_id
+
+
 def test_a_dicom_study_that_is_a_dataset_is_read_without_its_repository(tmp_path, caplog):
     """A dataset holding one study keeps its repository beside the slices: '.git/config' was warned about as a file
     that is not DICOM, every slice as 'a copy of .git/annex/objects/…', and the study's SHA-256 (the sidecar's

@@ -28,6 +28,7 @@ from medseg import stopping
 from medseg.cohort.records import (
     MAX_ATTEMPTS,
     ResultsFolder,
+    away_text,
     content_sha256,
     fingerprint,
     made_for,
@@ -42,7 +43,7 @@ from medseg.cohort.records import (
 from medseg.cohort.samples import Sample
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
 from medseg.io.atomic import atomic_paths, results_unwritable
-from medseg.io.files import check_searchable, not_there
+from medseg.io.files import check_searchable
 from medseg.jsonfile import RESULT_BYTES, read_json_object
 from medseg.resources import cgroup_limit, set_threads
 
@@ -402,8 +403,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if infer_kept(sample, folder, package, options):
         # the same row, model and settings; only the file is away: what was made from it stays (the report shows
         # the case as not answering its row meanwhile)
-        what = "no such file or folder" if signature == "missing" else "an empty folder"
-        error = (f"{sample.image}: {what}; the results made from it earlier are kept, and reused if it comes back "
+        error = (f"{away_text(sample.image)}; the results made from it earlier are kept, and reused if it comes back "
                  "unchanged")
         _log_failure(case_id, "read", error)
         return CaseOutcome(case_id, "failed", False, 0.0, "read", error)
@@ -671,12 +671,10 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
             log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
     if evaluate_kept(sample, folder, inferred):
-        # worded as the image's case above ("missing" said the same in other words)
-        # unavailable: missing, a link that leads nowhere (said to be an empty folder), or a folder without files
-        what = ("an empty folder" if os.path.isdir(sample.reference) else
-                not_there(sample.reference, "no such file") if os.path.lexists(sample.reference) else "no such file")
-        error = (f"{sample.reference}: {what}; the scores made against it earlier are kept, and reused if it comes "
-                 "back unchanged")
+        # worded as the image's case above ("missing" said the same in other words); unavailable: missing, a link
+        # that leads nowhere (said to be an empty folder), a folder without files or with some not here
+        error = (f"{away_text(sample.reference, 'no such file')}; the scores made against it earlier are kept, and "
+                 "reused if it comes back unchanged")
         _log_failure(case_id, "evaluate", error)
         return CaseOutcome(case_id, "failed", False, 0.0, "evaluate", error)
     folder.forget(case_id, ("evaluate",))

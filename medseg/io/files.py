@@ -10,8 +10,8 @@ from medseg.errors import ImageReadError, InputError
 
 __all__ = ["absent_content", "absent_files", "apple_double", "check_present", "check_readable", "check_searchable",
            "dicom_modality", "exists", "files_under", "further_channels", "is_annex_link", "is_dicom_file", "is_path",
-           "name_difference", "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series",
-           "path_argument", "type_text", "undecodable"]
+           "missing_under", "name_difference", "nnunet_channel", "not_regular", "not_there", "os_reason",
+           "part10_seg_series", "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -305,7 +305,36 @@ def files_under(folder: Path | str) -> list[Path]:
     folder, and ``.git``, ``.gitattributes``, ``.gitignore`` and ``.gitmodules`` files, as a dataset holding one
     study has them beside its slices."""
     folder = Path(folder)
+    files, absent, broken = _walk(folder)
+    missing = _missing_text(folder, absent, broken)
+    if missing is not None:
+        raise ImageReadError(f"{folder}: {missing}")
+    return sorted(files)
 
+
+def missing_under(folder: Path | str) -> str | None:
+    """What :func:`files_under` says of the files under ``folder`` that are not here (a dataset's files whose
+    content is not here, links that lead nowhere), without the folder's name: ``3 of its files are git-annex links
+    whose content is not present here (…): fetch them with …``; None where there is none, or where the folder cannot
+    be walked (reading it says why)."""
+    try:
+        _, absent, broken = _walk(Path(folder))
+    except ImageReadError:
+        return None
+    return _missing_text(Path(folder), absent, broken)
+
+
+def _missing_text(folder: Path, absent: list[Path], broken: list[Path]) -> str | None:
+    """:func:`missing_under`'s words for ``absent`` and ``broken`` files under ``folder``; None for none."""
+    said = [_absent_files(folder, sorted(absent))] if absent else []
+    if broken:
+        said.append(_broken_links(folder, sorted(broken)))
+    return "; ".join(said) or None
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """The files under ``folder`` (:func:`files_under`), those of a dataset whose content is not here, and the links
+    that lead nowhere (not git-annex's)."""
     def refuse(error: OSError) -> None:
         if error.filename == os.fspath(folder):  # the folder itself: "dcm: cannot list dcm (Permission denied)"
             raise ImageReadError(f"{folder}: cannot read ({os_reason(error)})") from error
@@ -330,18 +359,13 @@ def files_under(folder: Path | str) -> list[Path]:
                         broken.append(path)
             except OSError as error:
                 raise ImageReadError(f"{folder}: cannot look at {path} ({os_reason(error)})") from error
-    if absent or broken:
-        said = [_absent_files(folder, sorted(absent))] if absent else []
-        if broken:
-            said.append(_broken_links(folder, sorted(broken), also=bool(absent)))
-        raise ImageReadError("; ".join(said))
-    return sorted(files)
+    return files, absent, broken
 
 
-def _broken_links(folder: Path, broken: list[Path], also: bool = False) -> str:
+def _broken_links(folder: Path, broken: list[Path]) -> str:
     """What to say of the links under ``folder`` that lead nowhere (their targets moved or deleted, or a loop of
     links), the first three named with their targets: missing files, which were passed over in silence (a series read
-    without those slices). ``also``: said after the folder's absent files, without the folder's name."""
+    without those slices); without the folder's name."""
     def shown(path: Path) -> str:
         try:
             return f"{os.path.relpath(path, folder)} -> {os.readlink(path)}"
@@ -355,7 +379,7 @@ def _broken_links(folder: Path, broken: list[Path], also: bool = False) -> str:
             f"{'its target' if one else 'their targets'} moved or deleted, or a loop of links), "
             f"{'a missing file' if one else 'missing files'}: restore {'its target' if one else 'their targets'} or "
             f"remove {'it' if one else 'them'}")
-    return what if also else f"{folder}: {what}"
+    return what
 
 
 def dicom_modality(path: Path | str) -> str | None:
@@ -399,7 +423,7 @@ def _absent_files(folder: Path, absent: list[Path]) -> str:
     files that are not DICOM)."""
     shown = [Path(os.path.relpath(path, folder)) for path in absent]
     are = "is" if len(absent) == 1 else "are"
-    return f"{folder}: {len(absent)} of its files {are} {absent_files(absent, [folder], shown)}"
+    return f"{len(absent)} of its files {are} {absent_files(absent, [folder], shown)}"
 
 
 def absent_files(absent: list[Path], fetch: list[Path], shown: list[Path] | None = None) -> str:

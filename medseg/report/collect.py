@@ -446,18 +446,21 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
                 f"against {scored_against}; run the workflow again to rescore the case")
     # the row's own files, away for a while (an unmounted share): the cohort keeps what was made from them
     from medseg.cohort.records import unavailable
-    from medseg.io.files import absent_content
+    from medseg.io.files import absent_content, missing_under
 
-    def absent(path) -> str:  # a dataset's file dropped since (datalad drop): said, with how to fetch it again
+    def missing(path) -> str:  # a dataset's file dropped since (datalad drop): said, with how to fetch it again
+        if os.path.isdir(path):  # a DICOM series some of whose slices were dropped
+            what = missing_under(path)
+            return f" in part: {what}" if what else ""
         what = absent_content(path)
         return f": {what}" if what else ""
 
     if unavailable(named):
-        return (f"the input {named} is missing{absent(named)}; the results made from it earlier are kept in the "
+        return (f"the input {named} is missing{missing(named)}; the results made from it earlier are kept in the "
                 "results folder (not shown here), and reused if it comes back unchanged")
     if sample.reference is not None and case.metrics is not None and unavailable(sample.reference):
         reference = os.path.abspath(sample.reference)
-        return (f"the reference {reference} is missing{absent(reference)}; the scores made against it earlier are "
+        return (f"the reference {reference} is missing{missing(reference)}; the scores made against it earlier are "
                 "kept in the results folder (not shown here), and reused if it comes back unchanged")
     return _changed_since_made(case, sample)
 

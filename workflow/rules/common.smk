@@ -213,12 +213,12 @@ if len(_missing) == len(SAMPLES):
     run_ended()
     sys.exit(
         f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
-        f"the sheet's folder; an empty folder counts as missing), e.g. {SAMPLES[0].image}"
+        f"the sheet's folder; an empty folder, or one some of whose files are not here, counts as missing), e.g. {SAMPLES[0].image}"
         + records.not_fetched(s.image for s in SAMPLES)
     )
 if _missing and workflow.is_main_process:
     logger.warning(
-        f"{len(_missing)} of {len(SAMPLES)} images not found (or empty folders); these cases fail (results made "
+        f"{len(_missing)} of {len(SAMPLES)} images not found (or folders empty, or some of whose files are not here); these cases fail (results made "
         "earlier from the same row, model and settings are kept): "
         + ", ".join(s.case_id for s in _missing[:10])
         + (" ..." if len(_missing) > 10 else "")
