@@ -598,8 +598,9 @@ def test_a_run_without_hooks_is_refused_in_one_line_before_any_work(cohort, tmp_
 
 
 # the workflow run through Snakemake's Python API by a program with its own SIGINT and SIGTERM handlers: argv is
-# SNAKEFILE WORKDIR MODE KEY=VALUE..., MODE dryrun, run or no_hooks (a run with the setting no_hooks); it says on its
-# last line whether each handler is its own again
+# SNAKEFILE WORKDIR MODE KEY=VALUE..., MODE dryrun, run, no_hooks (a run with the setting no_hooks) or no_cores (a run
+# the API refuses once the Snakefile is read: no cores given); it says on its last line whether each handler is its own
+# again (no_cores: after it raised SIGINT and SIGTERM, and on a line of its own which of them its handler received)
 _THROUGH_THE_API = """
 import signal, sys
 from pathlib import Path
@@ -609,15 +610,18 @@ from snakemake.settings.types import ConfigSettings, ExecutionSettings, OutputSe
 
 snakefile, workdir, mode, *settings = sys.argv[1:]
 
+received = []
+
 def callers(number, frame):
-    pass
+    received.append(int(number))
 
 signal.signal(signal.SIGINT, callers)
 signal.signal(signal.SIGTERM, callers)
 config = {key: int(value) if value.isdigit() else value for key, value in (text.split("=", 1) for text in settings)}
 try:
     with SnakemakeApi(OutputSettings()) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(snakefile),
+        resources = ResourceSettings() if mode == "no_cores" else ResourceSettings(cores=1)
+        workflow = api.workflow(resource_settings=resources, snakefile=Path(snakefile),
                                 config_settings=ConfigSettings(config=config), workdir=Path(workdir))
         if mode == "dryrun":
             workflow.dag().execute_workflow(executor="dryrun")
@@ -625,8 +629,15 @@ try:
             workflow.dag().execute_workflow(execution_settings=ExecutionSettings(no_hooks=mode == "no_hooks"))
 except SystemExit as stop:
     print(f"exit {stop.code}", file=sys.stderr)
+except Exception as error:
+    print(f"raised {type(error).__name__}", file=sys.stderr)
+if mode == "no_cores":
+    signal.raise_signal(signal.SIGINT)
+    signal.raise_signal(signal.SIGTERM)
 print("handlers", *(signal.getsignal(number) is callers for number in (signal.SIGINT, signal.SIGTERM)),
       file=sys.stderr)
+if mode == "no_cores":
+    print("received", *received, file=sys.stderr)
 """
 
 
@@ -655,6 +666,19 @@ def test_a_run_through_snakemakes_api_that_reaches_no_hook_gives_the_callers_han
         done = _through_the_api(tmp_path, "run", samples=sheet, results=tmp_path / "results", cases_per_job=0)
         assert "exit medseg: error: config cases_per_job" in done.stderr, done.stderr[-3000:]
     assert done.stderr.splitlines()[-1] == "handlers True True", done.stderr[-3000:]
+
+
+def test_a_stop_after_snakemakes_api_refused_the_run_goes_to_the_callers_handlers(cohort, tmp_path):
+    """Snakemake's API refuses a run (here: no cores given) after it has read the Snakefile, before the run: the
+    planning handler stayed in the program, whose next Ctrl-C or SIGTERM, wherever it came, was told as "stopped while
+    the cohort run was being planned" and raised SystemExit. They go to the program's own handlers."""
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    done = _through_the_api(tmp_path, "no_cores", samples=sheet, results=tmp_path / "results")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-3:] == ["raised ApiError", "handlers True True",
+                                             f"received {int(signal.SIGINT)} {int(signal.SIGTERM)}"], \
+        done.stderr[-3000:]
+    assert "stopped while the cohort run was being planned" not in done.stderr
 
 
 def test_no_hooks_in_the_settings_of_snakemakes_api_is_refused_before_any_job(cohort, tmp_path):
@@ -760,6 +784,57 @@ def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monke
         run_ended()  # onerror
         held = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
         assert held == ((planning_stop._held,) * 2 if command else (callers, callers))
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, before_term)
+
+
+def test_outside_the_snakefile_and_the_run_a_stop_is_the_callers_own(monkeypatch):
+    """Outside Snakemake's command line, the planning handler stops the run only while the Snakefile is read or the
+    run is executed (workflow.execute); a Ctrl-C or SIGTERM that reaches it elsewhere (the program only unlocked or
+    listed the rules, or the API refused the run) gives the program its handlers back and goes to its own. It was
+    told as a stop while planning, with SystemExit, wherever the program was."""
+    from types import SimpleNamespace
+
+    import snakemake.api  # noqa: F401  (and its Workflow, whose include tells a Snakefile being read)
+
+    from medseg.cohort import planning_stop
+    from medseg.cohort.planning_stop import end_with_execution, planning_stopped_line, stop_planning_on_interrupt
+
+    monkeypatch.setattr(planning_stop, "_stopped_by", None)
+    monkeypatch.setattr(planning_stop, "_before", {})
+    monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: False)
+    monkeypatch.setattr(planning_stop, "_tracked", False)
+    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    told: list[object] = []
+
+    def callers(number, frame):
+        told.append(int(number))
+
+    def stop(line: str):
+        told.append(line)
+        raise SystemExit(130)
+
+    def execute(*args, **kwargs):  # planning the run's jobs, stopped
+        signal.raise_signal(signal.SIGTERM)
+
+    try:
+        signal.signal(signal.SIGINT, callers)
+        signal.signal(signal.SIGTERM, callers)
+        stop_planning_on_interrupt(stop)
+        end_with_execution(SimpleNamespace(execute=execute))
+        signal.raise_signal(signal.SIGINT)  # the Snakefile read, no run: the caller's
+        assert told == [int(signal.SIGINT)]
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
+        signal.raise_signal(signal.SIGTERM)
+        assert told == [int(signal.SIGINT), int(signal.SIGTERM)]
+        stop_planning_on_interrupt(stop)  # the next read, then its run, stopped while it is planned
+        workflow = SimpleNamespace(execute=execute)
+        end_with_execution(workflow)
+        with pytest.raises(SystemExit):
+            workflow.execute()
+        assert told[2:] == [planning_stopped_line(signal.SIGTERM)]
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
     finally:
         signal.signal(signal.SIGINT, before)
         signal.signal(signal.SIGTERM, before_term)

@@ -19,7 +19,9 @@ and as Snakemake's ``workflow.execute`` returns or raises, :func:`end_with_execu
 nothing to do, a dry run, an error; a planning error and a stop while planning put them back at once), except under
 Snakemake's command line, whose process ends with the run, once a stop came: a Python program that ran the workflow
 through Snakemake's API kept medseg's handler, or after a Ctrl-C while planning had SIGINT ignored, for the rest of
-its life (and Snakemake's SIGTERM handler of the finished run, which swallowed its next SIGTERM).
+its life (and Snakemake's SIGTERM handler of the finished run, which swallowed its next SIGTERM). Such a program that
+reads the Snakefile and runs nothing (it unlocks, lists the rules, makes a report, or the API refuses the run) gets its
+handlers back with the first Ctrl-C or SIGTERM, which goes to its own (:func:`_pass_on`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ _handler: Callable | None = None
 _stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that stopped the run, planned or running its jobs
 _command = False  # Snakemake's command line runs the workflow: its process ends with the run
 _before: dict[int, object] = {}  # the handlers found as the run started, put back as it ends
+_executing = False  # inside Snakemake's workflow.execute (end_with_execution): the run is planned there until onstart
+_tracked = False  # end_with_execution wraps workflow.execute of the run read last, so that _executing tells
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
@@ -59,8 +63,8 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C. The
     handlers found are kept for :func:`run_ended`, unless they are this module's own, left by a run that ended
     without putting them back (then those found before that run are kept)."""
-    global _before, _command, _handler, _stopped_by
-    _stopped_by = None
+    global _before, _command, _handler, _stopped_by, _tracked
+    _stopped_by, _tracked = None, False
     if threading.current_thread() is not threading.main_thread():
         return
     found = {number: signal.getsignal(number) for number in _SIGNALS}
@@ -70,6 +74,9 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
 
     def handler(number, frame) -> None:
         global _stopped_by
+        if not command and _tracked and not (_executing or _reading(frame)):
+            _pass_on(number, frame)
+            return
         _stopped_by = number
         if command:  # a second Ctrl-C or SIGTERM does not cut the line or the way out short; the process ends with it
             for ignored in _SIGNALS:
@@ -81,6 +88,28 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     _handler = handler
     for number in _SIGNALS:
         signal.signal(number, handler)
+
+
+def _reading(frame) -> bool:
+    """Whether Snakemake is reading the Snakefile (``Workflow.include``) at ``frame``: True where that cannot be
+    told (a Snakemake that names it otherwise), as every stop before :func:`planning_done` was one while planning."""
+    workflow = getattr(sys.modules.get("snakemake.workflow"), "Workflow", None)
+    code = getattr(getattr(workflow, "include", None), "__code__", None)
+    return code is None or _called_from(code, frame)
+
+
+def _pass_on(number: int, frame) -> None:
+    """A Ctrl-C or SIGTERM to a program that read the workflow through Snakemake's API and is not running it (it
+    only unlocked, listed the rules or made a report, or the API raised an error before the run): no run is being
+    planned, so the program's own handlers come back and this signal goes to its own (the default SIGTERM ends the
+    process). It told "stopped while the cohort run was being planned" and raised SystemExit, wherever the program
+    was."""
+    before = _before.get(number)
+    run_ended()
+    if callable(before):
+        before(number, frame)
+    elif before == signal.SIG_DFL:
+        signal.raise_signal(number)
 
 
 def planning_done() -> None:
@@ -149,18 +178,28 @@ def end_with_execution(workflow, check: Callable[..., None] | None = None) -> No
     ``execute`` (a Snakemake that names it otherwise) nothing changes: the hooks still put the handlers back.
 
     ``check`` is called first, with the arguments of ``execute``, once Snakemake has set the run's settings on
-    ``workflow`` (``execution_settings``): its Python API sets them only then, after the Snakefile is read."""
+    ``workflow`` (``execution_settings``): its Python API sets them only then, after the Snakefile is read.
+
+    Outside Snakemake's command line, a Ctrl-C or SIGTERM before :func:`planning_done` stops the run only while the
+    Snakefile is read or the run is executed; elsewhere it is the program's own (:func:`_pass_on`)."""
+    global _tracked
     execute = getattr(workflow, "execute", None)
-    if execute is None or getattr(execute, "_ends_the_run", False):
+    if execute is None:
+        return
+    _tracked = True
+    if getattr(execute, "_ends_the_run", False):
         return
 
     @functools.wraps(execute)
     def execute_then_end(*args, **kwargs):
+        global _executing
+        _executing = True
         try:
             if check is not None:
                 check(*args, **kwargs)
             return execute(*args, **kwargs)
         finally:
+            _executing = False
             run_ended()
 
     execute_then_end._ends_the_run = True
@@ -171,8 +210,12 @@ def _under_snakemake_command() -> bool:
     """Whether Snakemake's command line (``snakemake.cli.main``) runs the workflow: its process ends with the run."""
     main = getattr(sys.modules.get("snakemake.cli"), "main", None)
     code = getattr(main, "__code__", None)
-    frame = sys._getframe(1)
-    while frame is not None and code is not None:
+    return code is not None and _called_from(code, sys._getframe(1))
+
+
+def _called_from(code, frame) -> bool:
+    """Whether ``frame`` or one of its callers runs ``code``."""
+    while frame is not None:
         if frame.f_code is code:
             return True
         frame = frame.f_back
