@@ -668,6 +668,59 @@ def test_a_run_through_snakemakes_api_that_reaches_no_hook_gives_the_callers_han
     assert done.stderr.splitlines()[-1] == "handlers True True", done.stderr[-3000:]
 
 
+# a dry run through Snakemake's Python API, with a Ctrl-C raised as its job loop lists the first job; the program says
+# what reached it, whether its own code after the run ran, and whether its handlers are its own again
+_API_STOP_AT_LISTING = """
+import signal, sys
+from pathlib import Path
+
+import snakemake.api
+from snakemake.api import SnakemakeApi
+from snakemake.scheduling.job_scheduler import JobScheduler
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+snakefile, workdir, *settings = sys.argv[1:]
+run = JobScheduler.run
+
+def interrupted(self, *args, **kwargs):
+    signal.raise_signal(signal.SIGINT)
+    return run(self, *args, **kwargs)
+
+def callers(number, frame):
+    pass
+
+JobScheduler.run = interrupted
+signal.signal(signal.SIGINT, callers)
+config = dict(text.split("=", 1) for text in settings)
+try:
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(snakefile),
+                                config_settings=ConfigSettings(config=config), workdir=Path(workdir))
+        workflow.dag().execute_workflow(executor="dryrun")
+    print("returned", file=sys.stderr)
+except SystemExit as stop:
+    print(f"exit {stop.code}", file=sys.stderr)
+print("handlers", signal.getsignal(signal.SIGINT) is callers, file=sys.stderr)
+"""
+
+
+def test_a_ctrl_c_while_a_dry_run_through_snakemakes_api_lists_its_jobs_does_not_end_the_program(cohort, tmp_path):
+    """A Ctrl-C while a dry run listed its jobs ended the process with os._exit: right for Snakemake's command line,
+    whose process ends with the run, but a program running the workflow through Snakemake's API (a notebook's kernel
+    among them) was ended too, its own clean-up skipped. It gets the line and SystemExit(130), as for a stop anywhere
+    else while the run is planned, and its handler back."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    done = subprocess.run([sys.executable, "-c", _API_STOP_AT_LISTING, str(SNAKEFILE), str(tmp_path),
+                           f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stderr.splitlines()
+    assert PLANNING_STOPPED in lines and lines[-2:] == ["exit 130", "handlers True"], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "results").exists()
+
+
 def test_a_stop_after_snakemakes_api_refused_the_run_goes_to_the_callers_handlers(cohort, tmp_path):
     """Snakemake's API refuses a run (here: no cores given) after it has read the Snakefile, before the run: the
     planning handler stayed in the program, whose next Ctrl-C or SIGTERM, wherever it came, was told as "stopped while

@@ -33,7 +33,8 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "jobs_stopped", "planning_done",
+__all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "ends_with_the_process", "jobs_stopped",
+           "planning_done",
            "planning_stopped_line", "run_ended", "run_stopped_line", "stop_planning_on_interrupt", "stopped_by",
            "stopped_code"]
 
@@ -197,10 +198,19 @@ def end_with_execution(workflow, check: Callable[..., None] | None = None) -> No
         try:
             if check is not None:
                 check(*args, **kwargs)
-            return execute(*args, **kwargs)
+            done = execute(*args, **kwargs)
+        except Exception:
+            if _stopped_by is None or _command:
+                raise
+            done = None  # the stop, reported by Snakemake as a failed run
         finally:
             _executing = False
             run_ended()
+        if _stopped_by is not None and not _command:
+            # a stop Snakemake's job loop took in (while a dry run listed its jobs): the caller is told by SystemExit,
+            # as of a stop anywhere else while the run was planned
+            raise SystemExit(stopped_code())
+        return done
 
     execute_then_end._ends_the_run = True
     workflow.execute = execute_then_end
@@ -220,6 +230,12 @@ def _called_from(code, frame) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def ends_with_the_process() -> bool:
+    """Whether Snakemake's command line runs the workflow read last: its process ends with the run (a program running
+    it through Snakemake's Python API goes on)."""
+    return _command
 
 
 def stopped_by() -> int | None:

@@ -7,8 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (end_with_execution, planning_done, run_ended, run_stopped_line,
-                                         stop_planning_on_interrupt, stopped_by, stopped_code)
+from medseg.cohort.planning_stop import (end_with_execution, ends_with_the_process, planning_done, run_ended,
+                                         run_stopped_line, stop_planning_on_interrupt, stopped_by, stopped_code)
 
 
 def planning_stopped(line):
@@ -20,6 +20,8 @@ def planning_stopped(line):
         # on a line of its own (the stop may cut a line of the listing)
         sys.stdout.flush()
         print("\n" + line, file=sys.stderr, flush=True)
+        if not ends_with_the_process():  # a program running the workflow through Snakemake's API goes on: the job
+            sys.exit(stopped_code())  # loop takes this in, and end_with_execution raises it again as the run returns
         claim = globals().get("_results_claim")  # a dry run of --touch holds the results folder; os._exit runs no
         if claim is not None:  # atexit, which gives it back and removes its lock file
             claim.__exit__(None, None, None)
