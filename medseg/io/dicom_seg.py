@@ -21,6 +21,7 @@ import numpy as np
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom_messages import FileMessages, read_as_latin1
 from medseg.io.files import os_reason
+from medseg.label_map import values_dtype
 from medseg.volume import Volume
 
 if TYPE_CHECKING:
@@ -386,7 +387,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
         # a SEG from another tool may not state that its frames keep the source images' geometry (highdicom then
         # refuses to index it by source image): they were checked to lie on them, frame by frame
         options["ignore_spatial_locations"] = True
-    labels = np.zeros(volume.shape, dtype=np.uint8 if max(label_names, default=0) < 256 else np.uint16)
+    labels = np.zeros(volume.shape, dtype=values_dtype(max(label_names, default=0)))  # as the segmentation is written
     drawn_by: dict[int, list[tuple[int, str]]] = {}
     for number, (value, name) in segments.items():
         # the segment's frames are put in the labels a slab of slices at a time, never stacked on the whole grid
