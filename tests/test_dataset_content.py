@@ -440,6 +440,45 @@ def test_a_cohorts_dicom_series_whose_slices_were_dropped_keeps_its_results_as_a
     assert json.loads(folder.status_path("d", "infer").read_text())["run_id"] == run_id
 
 
+def test_a_cohorts_availability_check_does_not_word_the_files_of_a_folder_where_none_is_missing(tmp_path,
+                                                                                                  monkeypatch):
+    """The cohort asks whether each DICOM folder of its sheet is away every time the workflow is read: that walked
+    every file as the message naming the absent ones does (several system calls and a look at each), 0.42 s for a
+    folder of 30,000 slices. A folder where nothing is missing is now told by one walk of its entries' types and
+    sizes; the files are looked at one by one only where some may be missing, and the answer is the message's."""
+    import medseg.io.files as files
+    from medseg.cohort.records import unavailable
+    from medseg.io.files import anything_missing_under, missing_under
+
+    study = tmp_path / "ds" / "study"
+    (study / "sub").mkdir(parents=True)
+    for index in range(3):
+        (study / f"IM{index}").write_bytes(b"\0" * 2048)
+    (study / "sub" / "small").write_bytes(b"not a pointer")  # a small file: looked at, as a pointer file would be
+    (study / ".gitattributes").write_text("* annex.largefiles=anything\n")
+    (study / "elsewhere").symlink_to(tmp_path)  # a link to a folder: not walked
+    (study / ".git" / "annex" / "objects").mkdir(parents=True)  # a repository's own: never a slice
+    (study / ".git" / "annex" / "objects" / "gone").symlink_to(tmp_path / "nowhere")
+    (study / "linked").symlink_to(study / "IM0")  # a link to present content
+    walked = []
+    real_walk = files._walk
+    monkeypatch.setattr(files, "_walk", lambda folder: walked.append(folder) or real_walk(folder))
+    assert (unavailable(study), missing_under(study), walked) == (False, None, [study])  # only the message walked
+    walked.clear()
+    cases = {
+        "a link leading nowhere": lambda: (study / "sub" / "IM9").symlink_to(tmp_path / "moved"),
+        "a dropped annexed file": lambda: annex(study / "IM1", tmp_path / "ds", present=False),
+        "an unlocked file not fetched": lambda: annex_pointer(study / "IM2"),
+        "a Git LFS pointer": lambda: (study / "sub" / "lfs").write_bytes(
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 2048\n"),
+    }
+    for what, make in cases.items():
+        make()
+        assert anything_missing_under(study) is (missing_under(study) is not None) is True, what
+        assert unavailable(study), what
+    assert walked  # where some are missing, the walk that words them answers
+
+
 def test_a_dicom_study_that_is_a_dataset_is_read_without_its_repository(tmp_path, caplog):
     """A dataset holding one study keeps its repository beside the slices: '.git/config' was warned about as a file
     that is not DICOM, every slice as 'a copy of .git/annex/objects/…', and the study's SHA-256 (the sidecar's

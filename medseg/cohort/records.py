@@ -136,9 +136,9 @@ def unavailable(path: Path | str | None) -> bool:
             return True
     except OSError:
         return True
-    from medseg.io.files import missing_under
+    from medseg.io.files import anything_missing_under
 
-    return missing_under(path) is not None
+    return anything_missing_under(path)  # the files named only where some are missing (away_text)
 
 
 def away_text(path: Path | str, missing: str = "no such file or folder") -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["absent_content", "absent_files", "apple_double", "check_present", "check_readable", "check_searchable",
-           "dicom_modality", "exists", "files_under", "further_channels", "is_annex_link", "is_dicom_file", "is_path",
-           "missing_under", "name_difference", "nnunet_channel", "not_regular", "not_there", "os_reason",
-           "part10_seg_series", "path_argument", "type_text", "undecodable"]
+__all__ = ["absent_content", "absent_files", "anything_missing_under", "apple_double", "check_present",
+           "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
+           "is_annex_link", "is_dicom_file", "is_path", "missing_under", "name_difference", "nnunet_channel",
+           "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "type_text", "undecodable"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -322,6 +322,49 @@ def missing_under(folder: Path | str) -> str | None:
     except ImageReadError:
         return None
     return _missing_text(Path(folder), absent, broken)
+
+
+def anything_missing_under(folder: Path | str) -> bool:
+    """Whether :func:`missing_under` says something of ``folder`` (some of its files are not here), at about a
+    system call a file where nothing is missing: a cohort asks it of every DICOM folder of its sample sheet each time
+    the workflow is read, and words the files only for a folder this finds some missing in."""
+    if _nothing_missing_under(Path(folder)):
+        return False
+    return missing_under(folder) is not None  # the files named, and the walk's own rules where it cannot be done
+
+
+def _nothing_missing_under(folder: Path) -> bool:
+    """True where one walk with the entries' own types and sizes (``os.scandir``) finds under ``folder`` only files
+    that :func:`_walk` takes as present, without reading them: a regular file (or a link to one) larger than any
+    pointer file. False where a file may be missing, or an entry or folder cannot be looked at: the caller then
+    walks as :func:`_walk` does, so both answer alike."""
+    stack = [folder]
+    try:
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir():  # as os.walk sorts them (a link to a folder is not walked, nor a file)
+                        if not entry.is_symlink() and entry.name not in _REPOSITORY_FOLDERS:
+                            stack.append(Path(entry.path))
+                        continue
+                    if entry.name in _REPOSITORY_FILES:
+                        continue
+                    if entry.is_file(follow_symlinks=False):  # a regular file: a pointer file only when small
+                        if entry.stat(follow_symlinks=False).st_size > _POINTER_BYTES:
+                            continue
+                        with open(entry.path, "rb") as handle:
+                            if handle.read(_POINTER_BYTES).startswith((_ANNEX_POINTER, *_LFS_POINTERS)):
+                                return False
+                        continue
+                    if entry.is_file() and entry.stat().st_size > _POINTER_BYTES:
+                        continue  # a link to present content: no pointer file is this large
+                    path = Path(entry.path)  # a small file, a link leading nowhere, a pipe: as _walk sees it
+                    if (path.is_file() or path.is_symlink()) and (
+                            absent_content(path) is not None or not (path.is_file() or path.exists())):
+                        return False
+    except OSError:
+        return False
+    return True
 
 
 def _missing_text(folder: Path, absent: list[Path], broken: list[Path]) -> str | None:
