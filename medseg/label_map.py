@@ -18,6 +18,8 @@ import numpy as np
 __all__ = ["MAX_LABEL_VALUE", "LabelMap", "classes_note", "label_map", "values_dtype"]
 
 MAX_LABEL_VALUE = 65535  # the largest value a written segmentation (uint16) holds
+NOTE_WHOLE_UP_TO = 12  # labels whose every class classes_note shows; of more, the first NOTE_FIRST and the last
+NOTE_FIRST = 8
 _BLOCK = 1 << 18  # voxels turned into class indices at a time (their temporaries: about 6 MB)
 
 
@@ -112,10 +114,14 @@ def label_map(labels: Mapping | Iterable) -> LabelMap:
 
 
 def classes_note(labels: Mapping | Iterable) -> str:
-    """What a model card and ``medseg models`` add after the labels of a model whose values skip: `` (output classes
-    0..3 in this order: class 3 is label 4)``; empty for labels 0..N-1, each their own class."""
+    """What a model card and ``medseg models`` add after the labels of a model whose values skip, on one line: each
+    output class and its label value, `` (output class → label: 0→0, 1→1, 2→2, 3→4)``; for more than
+    :data:`NOTE_WHOLE_UP_TO` labels, the first :data:`NOTE_FIRST` and the last (``…, 43→2035``). Empty for labels
+    0..N-1, each their own class."""
     mapped = label_map(labels)
     if mapped.identity:
         return ""
-    last = mapped.n_classes - 1
-    return f" (output classes 0..{last} in this order: class {last} is label {mapped.largest})"
+    pairs = [f"{index}→{value}" for index, value in enumerate(mapped.values)]
+    if len(pairs) > NOTE_WHOLE_UP_TO:
+        pairs = [*pairs[:NOTE_FIRST], "…", pairs[-1]]
+    return f" (output class → label: {', '.join(pairs)})"

@@ -40,7 +40,19 @@ def test_class_k_is_the_k_th_smallest_value():
     sparse = LabelMap((0, 2, 300))  # a value above 255: the segmentation is uint16
     assert sparse.dtype == np.uint16 and sparse.to_values(np.array([2, 1, 0])).tolist() == [300, 2, 0]
     assert values_dtype(255) == np.uint8 and values_dtype(256) == np.uint16
-    assert classes_note({"0": "b", "2": "a", "41": "c"}) == " (output classes 0..2 in this order: class 2 is label 41)"
+    assert classes_note({"0": "b", "2": "a", "41": "c"}) == " (output class → label: 0→0, 1→2, 2→41)"
+
+
+def test_the_classes_note_gives_every_class_of_a_short_map_and_the_first_and_last_of_a_long_one():
+    """The model card and ``medseg models`` named only the last class (``class 3 is label 4``): a map that skips
+    early (FreeSurfer's 0, 2, 4, 5 …) left the reader to work out which class each value is."""
+    brats = {"0": "background", "4": "ET", "1": "NCR", "2": "ED"}
+    assert classes_note(brats) == " (output class → label: 0→0, 1→1, 2→2, 3→4)"
+    twelve = {str(value): f"l{value}" for value in [0, *range(2, 24, 2)]}  # 12 labels: every class
+    assert classes_note(twelve) == (" (output class → label: 0→0, 1→2, 2→4, 3→6, 4→8, 5→10, 6→12, 7→14, 8→16, 9→18, "
+                                    "10→20, 11→22)")
+    thirteen = {**twelve, "2035": "last"}  # more: the first eight and the last, on one line
+    assert classes_note(thirteen) == " (output class → label: 0→0, 1→2, 2→4, 3→6, 4→8, 5→10, 6→12, 7→14, …, 12→2035)"
 
 
 
@@ -152,7 +164,7 @@ def test_a_package_whose_values_skip_loads_with_its_map(tmp_path, capsys):
     assert package.label_map.values == (0, 2, 41)
     code, out, _ = run_cli(["models", str(package.path)], capsys)
     assert code == 0
-    assert "  labels: 0=background, 2=a, 41=b (output classes 0..2 in this order: class 2 is label 41)" in out
+    assert "  labels: 0=background, 2=a, 41=b (output class → label: 0→0, 1→2, 2→41)" in out
     with pytest.raises(ModelPackageError, match="label_codes \\[3\\] is not a segmented label \\(labels \\[2, 41\\]; "):
         config = dict(package.config)
         code = {"scheme": "SCT", "value": "1", "meaning": "x"}
@@ -194,7 +206,8 @@ def test_training_without_a_config_on_values_that_skip(tmp_path, capsys, mapping
     training = package.config["training"]
     assert sorted(training["val_dice"], key=int) == [str(v) for v in declared[1:]]
     assert training["train_labels_absent"] == []
-    assert f"class {len(declared) - 1} is label {declared[-1]}" in (out / "MODEL_CARD.md").read_text()
+    classes = ", ".join(f"{index}→{value}" for index, value in enumerate(declared))
+    assert f" (output class → label: {classes})" in (out / "MODEL_CARD.md").read_text()
     code, _, err = run_cli(["-q", "infer", str(images / "case0.nii.gz"), "-m", str(out), "-o", str(tmp_path / "seg"),
                             "--device", "cpu", "--reference", str(labels / "case0.nii.gz")], capsys)
     assert code == 0, err
