@@ -80,6 +80,7 @@ from medseg.train_resume import (
     with_label_codes,
 )
 from medseg.training_cases import (
+    LabelsFrom,
     TrainCase,
     check_case_list,
     check_label_presence,
@@ -90,7 +91,7 @@ from medseg.training_cases import (
 )
 
 __all__ = [
-    "train", "learning_rate", "dice_per_label",
+    "train", "learning_rate", "dice_per_label", "LabelsFrom",
     # the names `medseg.train` offered before training was split into modules, still importable from it
     "TrainCase", "check_config", "check_output_folder", "check_resume", "checkpoint_epoch", "checkpoint_tile",
     "default_config", "default_tile", "default_training", "label_values", "load_cases", "pair_cases", "read_config",
@@ -110,6 +111,7 @@ def train(
     val_cases: list[TrainCase] | None = None,
     on_kept: Callable[[bool], None] | None = None,
     overwrite: bool = False,
+    labels_from: LabelsFrom | None = None,
 ) -> ModelPackage:
     """Train on ``cases`` (loaded with :func:`~medseg.training_cases.load_cases`) and write the best model package
     to ``out_dir``.
@@ -130,6 +132,10 @@ def train(
 
     ``device`` is ``medseg train``'s ``--device``: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``; one that is not
     there is a :class:`~medseg.errors.DeviceError` before anything is written, never a fallback.
+
+    ``labels_from`` (:class:`~medseg.training_cases.LabelsFrom`) says where the config's labels were declared (a
+    config file, a dataset.json, the label files' values), for the advice on labels no training case holds; a
+    config by default.
     """
     from medseg.device import resolve_device
     from medseg.io.files import path_argument, type_text
@@ -145,7 +151,7 @@ def train(
     device = resolve_device(device).device  # "auto" and "cuda" as the device they name, torch's own errors before
     with claimed(out_dir, "training run"), _random_state_kept():
         check_output_folder(out_dir, overwrite=overwrite, resume=resume)  # a package is not replaced unasked
-        return _train(config, cases, out_dir, resume, on_epoch, device, val_cases, on_kept)
+        return _train(config, cases, out_dir, resume, on_epoch, device, val_cases, on_kept, labels_from)
 
 
 @contextlib.contextmanager
@@ -170,7 +176,7 @@ def _random_state_kept():
 
 def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bool,
            on_epoch: Callable[[dict], None] | None, device: str, val_cases: list[TrainCase] | None,
-           on_kept: Callable[[bool], None] | None) -> ModelPackage:
+           on_kept: Callable[[bool], None] | None, labels_from: LabelsFrom | None = None) -> ModelPackage:
     """:func:`train`, with ``out_dir`` claimed."""
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
@@ -201,7 +207,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         val_split = "chosen by the caller"
     if not train_cases:
         raise TrainingError("no training cases left after the validation split")
-    train_absent, val_absent = check_label_presence(config, train_cases, val_cases)
+    train_absent, val_absent = check_label_presence(config, train_cases, val_cases, labels_from)
     blind = validation_without_foreground(config["labels"], len(val_cases), val_absent)
     context = int(config["inference"].get("context_slices", 0))
     tile = tuple(int(v) for v in config["inference"]["roi_size"])

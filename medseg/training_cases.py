@@ -10,7 +10,7 @@ import math
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -44,8 +44,8 @@ from medseg.volume import slicer_segmentation_ending, stem
 if TYPE_CHECKING:
     from medseg.io.dataset_json import DatasetDocument
 
-__all__ = ["TrainCase", "check_case_list", "check_label_presence", "check_training_foreground", "data_hashes",
-           "label_values", "load_cases", "padded_labels_text", "pair_cases"]
+__all__ = ["LabelsFrom", "TrainCase", "check_case_list", "check_label_presence", "check_training_foreground",
+           "data_hashes", "label_values", "load_cases", "padded_labels_text", "pair_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -636,11 +636,41 @@ def _warn_blank_labels(train_cases: list[TrainCase], val_cases: list[TrainCase])
                 ("trained on" if "training" in roles else "scored"), "a case" if len(blank) == 1 else "cases")
 
 
-def check_label_presence(config: dict, train_cases: list[TrainCase],
-                         val_cases: list[TrainCase]) -> tuple[list[int], list[int]]:
+class LabelsFrom(NamedTuple):
+    """Where a run's declared labels come from, for the advice on those no training case holds: ``kind``
+    ``"config"`` (``path``: the file given with ``-c``; None for a config made in code), ``"dataset.json"``
+    (``path``: the dataset.json beside the folders, whose values declare labels no file may hold) or ``"files"``
+    (the values the label files hold, without a config or a dataset.json naming them)."""
+
+    kind: str = "config"
+    path: Path | None = None
+
+
+def _untrained_advice(untrained: list[int], in_training: set[int], labels_from: LabelsFrom) -> str:
+    """What to do about declared labels no training case holds, as fits where they were declared: gaps a config
+    declared (below a value the files hold) need not be, since labels may skip values; a dataset.json's are left out
+    by a config of their own; labels found in the files are held by validation cases only."""
+    it = "it" if len(untrained) == 1 else "them"
+    if labels_from.kind == "files":
+        return (f" (only validation cases hold {it}: another split, with --seed or --fold, may put a case that holds "
+                f"{it} among the training cases)")
+    if labels_from.kind == "dataset.json":
+        where = labels_from.path or "the dataset.json"
+        return (f" ({where} declares {it}: to spend no output class on {it}, train with -c and a config whose labels "
+                f"leave {it} out)")
+    if not all(value < max(in_training, default=0) for value in untrained):
+        return ""  # above every value the files hold: a structure these cases lack, not a gap
+    where = labels_from.path or "the config"
+    return (f" (declared to keep the files' values? no need: a model's labels may skip values, so leave {it} out of "
+            f"{where} and no output class is spent on {it})")
+
+
+def check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: list[TrainCase],
+                         labels_from: LabelsFrom | None = None) -> tuple[list[int], list[int]]:
     """Refuse training cases without any foreground; warn about a declared label that no training case holds (the
-    network cannot learn it) or no validation case holds (its Dice only counts false positives; all of them: once,
-    as validation then chooses no epoch). Returns both lists of labels: (no training case, no validation case)."""
+    network cannot learn it; with advice that fits ``labels_from``, a config by default) or no validation case holds
+    (its Dice only counts false positives; all of them: once, as validation then chooses no epoch). Returns both
+    lists of labels: (no training case, no validation case)."""
     values = label_map(config["labels"])
 
     def present(cases):  # the label values the cases hold (their labels hold class indices)
@@ -655,16 +685,13 @@ def check_label_presence(config: dict, train_cases: list[TrainCase],
     _warn_blank_labels(train_cases, val_cases)
     in_training = present(train_cases)
     untrained = [value for value in declared if value not in in_training]
-    # below a value the files hold: gaps declared to keep the files' values (1, 3, 7 trained as 0..7)
-    gaps = (" (declared to keep the files' values? a model's labels may skip values: leave such gaps out of the "
-            "config, and no output class is spent on them)") if all(
-        value < max(in_training, default=0) for value in untrained) else ""
+    advice = _untrained_advice(untrained, in_training, labels_from or LabelsFrom()) if untrained else ""
     if len(untrained) == 1:
         log.warning("label %d %r appears in no training case: the network cannot learn it%s", untrained[0],
-                    declared[untrained[0]], gaps)
+                    declared[untrained[0]], advice)
     elif untrained:  # one line for all: labels 1, 3, 7 declared as 0..7 gave one line per gap
         log.warning("labels %s are in no training case: the network cannot learn them%s", _named(untrained, declared),
-                    gaps)
+                    advice)
     if not val_cases:
         return untrained, []
     in_validation = present(val_cases)

@@ -27,10 +27,12 @@ __all__ = ["DefaultConfig", "with_overrides", "read_given_config", "default_trai
 
 @dataclass
 class DefaultConfig:
-    """A default config, and the dataset.json its label names (and data notes) come from."""
+    """A default config, and the dataset.json its label names (and data notes) come from (``dataset_path``: the one
+    beside the folders; ``names_from``: that file where it declared the labels, else None)."""
 
     config: dict
     dataset_path: Path | None = None
+    names_from: Path | None = None
 
 
 def _logged(kind: str, text: str) -> None:
@@ -113,6 +115,7 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
                                                 data=dataset.data if dataset is not None else None), overrides)
     check_config(made.config, "default config" if dataset is None else f"default config with {dataset_path}")
     if dataset is not None and names:
+        made.names_from = dataset_path
         tell("note", f"label names{' and data notes' if dataset.data else ''} from {dataset_path}: "
              + ", ".join(f"{v} {n}" for v, n in dataset.names.items()))
     return made

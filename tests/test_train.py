@@ -435,8 +435,8 @@ def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
     assert absent == ([2, 4, 5, 6], [2, 3, 4, 5, 6, 7])
     assert [r.getMessage() for r in caplog.records] == [
         "labels 2 unused_2, 4 unused_4, 5 unused_5, 6 unused_6 are in no training case: the network cannot learn "
-        "them (declared to keep the files' values? a model's labels may skip values: leave such gaps out of the "
-        "config, and no output class is spent on them)",
+        "them (declared to keep the files' values? no need: a model's labels may skip values, so leave them out of "
+        "the config and no output class is spent on them)",
         "labels 3 box, 7 tube are in training but in no validation case: their Dice counts only false positives (0 "
         "in a case where one is predicted, n/a where not)"]
     caplog.clear()
@@ -446,8 +446,8 @@ def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
         check_label_presence(config, [_case_holding("t0", 1, 3)], [_case_holding("v0", 1)])
     assert [r.getMessage() for r in caplog.records] == [
         "label 2 'unused_2' appears in no training case: the network cannot learn it (declared to keep the files' "
-        "values? a model's labels may skip values: leave such gaps out of the config, and no output class is spent "
-        "on them)",
+        "values? no need: a model's labels may skip values, so leave it out of the config and no output class is "
+        "spent on it)",
         "label 3 'box' appears in no validation case: its Dice counts only false positives (0 in a case where it is "
         "predicted, n/a where not)"]
     caplog.clear()
@@ -967,6 +967,57 @@ def _dataset_folder(tiny_set, folder: Path, labels) -> tuple[Path, Path]:
         "name": "Phantoms", "description": "Synthetic  shapes", "reference": "medseg.synthetic", "licence": "CC0",
         "modality": {"0": "MRI"}, "labels": labels}))
     return folder / "imagesTr", folder / "labelsTr"
+
+
+def test_the_advice_on_labels_no_training_case_holds_fits_where_they_were_declared(caplog):
+    """The warning on declared labels that no training case holds said "leave such gaps out of the config" where the
+    labels came from a dataset.json and there was no config, and where they were the files' own values (held by
+    validation cases only). Each source now gets its own advice; a config is named."""
+    from medseg.training_cases import LabelsFrom, check_label_presence
+
+    config = {"labels": {"0": "background", "1": "ellipsoid", "2": "unused_2", "3": "box"}}
+
+    def advice(labels_from, train=(1, 3)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            check_label_presence(config, [_case_holding("t0", *train)], [_case_holding("v0", 1, 2, 3)], labels_from)
+        return caplog.records[0].getMessage().removeprefix(
+            "label 2 'unused_2' appears in no training case: the network cannot learn it")
+
+    assert advice(LabelsFrom("config", Path("cfg/brats.json"))) == (
+        " (declared to keep the files' values? no need: a model's labels may skip values, so leave it out of "
+        "cfg/brats.json and no output class is spent on it)")
+    assert advice(LabelsFrom("dataset.json", Path("Task09/dataset.json"))) == (
+        " (Task09/dataset.json declares it: to spend no output class on it, train with -c and a config whose labels "
+        "leave it out)")
+    assert advice(LabelsFrom("files")) == (
+        " (only validation cases hold it: another split, with --seed or --fold, may put a case that holds it among "
+        "the training cases)")
+    # above every value training holds: a structure these cases lack, not a gap; a dataset.json's, as any other
+    untold = "labels 2 unused_2, 3 box are in no training case: the network cannot learn them"
+    for labels_from, said in [(LabelsFrom("config", Path("cfg/brats.json")), ""), (
+            LabelsFrom("dataset.json", Path("Task09/dataset.json")), " (Task09/dataset.json declares them: to spend "
+            "no output class on them, train with -c and a config whose labels leave them out)")]:
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            check_label_presence(config, [_case_holding("t0", 1)], [_case_holding("v0", 1)], labels_from)
+        assert caplog.records[0].getMessage() == untold + said
+
+
+def test_a_dataset_json_label_no_file_holds_is_warned_about_with_advice_for_a_dataset_json(tiny_set, tmp_path,
+                                                                                              caplog):
+    """Trained without -c, a dataset.json declaring a structure no file holds was told to "leave such gaps out of
+    the config", a config the run did not have."""
+    images, labels = _dataset_folder(tiny_set, tmp_path / "Task09",
+                                     {"0": "background", "1": "Ellipsoid", "2": "Box", "3": "Tube", "4": "Cone"})
+    out = tmp_path / "model"
+    with caplog.at_level("WARNING"):
+        assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 0
+    dataset = tmp_path / "Task09" / "dataset.json"
+    assert (f"label 4 'Cone' appears in no training case: the network cannot learn it ({dataset} declares it: to "
+            "spend no output class on it, train with -c and a config whose labels leave it out)"
+            ) in [record.getMessage() for record in caplog.records]
+    assert load_package(out).config["training"]["train_labels_absent"] == [4]
 
 
 def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(tiny_set, tmp_path, capsys):

@@ -91,7 +91,13 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.train import train as run_training
     from medseg.train_config import check_config, seeded_split, training_precision
     from medseg.train_resume import check_resume, check_trained_on
-    from medseg.training_cases import check_training_foreground, load_cases, padded_labels_text, pair_cases
+    from medseg.training_cases import (
+        LabelsFrom,
+        check_training_foreground,
+        load_cases,
+        padded_labels_text,
+        pair_cases,
+    )
     from medseg.training_setup import (
         background_misnamed,
         check_planned_epochs,
@@ -123,7 +129,12 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             if not quiet():
                 click.echo(f"warning: {text}" if kind == "warning" else text, err=True)
 
-        config = default_training_config(images, labels, output, pairs, overrides, resume, tell, dataset_json).config
+        made = default_training_config(images, labels, output, pairs, overrides, resume, tell, dataset_json)
+        config = made.config
+        labels_from = (LabelsFrom("dataset.json", made.names_from) if made.names_from is not None
+                       else LabelsFrom("files"))
+    else:
+        labels_from = LabelsFrom("config", config_path)
     where = str(config_path) if config_path is not None else "default config"
     fit, val, described = seeded_split(pairs, config["training"], where)  # a bad split setting fails before reading
     n_val = len(val)
@@ -204,7 +215,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     try:
         kept = []  # set when a finished run's intact package is kept (checked after the data)
         package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device,
-                               on_kept=kept.append, overwrite=overwrite)
+                               on_kept=kept.append, overwrite=overwrite, labels_from=labels_from)
     except KeyboardInterrupt as stop:
         if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):  # held until the package was whole
             click.echo(escaped_line(f"{output}: stopped just after the model package was written; it is complete "
