@@ -193,7 +193,7 @@ augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)
 
 
 def _untrained_line(config: dict, training: dict) -> str:
-    """The declared labels no training case held (``train_labels_absent``: gaps filled to keep the files' values),
+    """The declared labels no training case held (``train_labels_absent``: a structure the cases lacked, a gap),
     which the network never learnt, as a sentence after the case counts; empty where there are none."""
     absent = [v for v in training.get("train_labels_absent") or [] if type(v) is int and str(v) in config["labels"]]
     if not absent:

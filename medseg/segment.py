@@ -307,7 +307,7 @@ def segment_case(
     if input_check is not None:
         record["input_check"] = input_check
     untrained = labels_not_trained(segmenter.package)
-    if untrained:  # declared, but in no training case (a gap in 1, 3, 7): the QA report expects no voxel of them
+    if untrained:  # declared, but in no training case (a structure the cases lacked): the QA report expects none
         record["labels_not_trained"] = untrained
     trained_on = in_training_set(volume, segmenter.package)
     if trained_on is not None:
@@ -488,7 +488,7 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
 
 def labels_not_trained(package: ModelPackage) -> list[int]:
     """The package's labels that no training case held (``training.train_labels_absent``, recorded by `medseg
-    train`: values declared to fill a gap, 2 and 4-6 of labels 1, 3, 7), which the network never learnt to find;
+    train`: a structure missing from the cases it was trained on, or a gap declared), which it never learnt to find;
     empty for packages that do not record it."""
     absent = (package.config.get("training") or {}).get("train_labels_absent")
     if not isinstance(absent, list):

@@ -127,8 +127,8 @@ def dataset_names_disagree(images: Path, labels: Path, config: dict, config_path
     for and read here) names the labels otherwise than the config given with -c (whose names are the model's), also
     where medseg could not train from the dataset.json itself (an ``ignore`` label the config would train as a
     class), or where it cannot be read (neither its training list nor its names are used). None where they agree or
-    where it names no labels: the config was asked for. A label only the config declares is no disagreement (a gap
-    declared to keep the files' values)."""
+    where it names no labels: the config was asked for. A label only the config declares is no disagreement (one
+    no file holds, told by training)."""
     from medseg.io.dataset_json import declared_names, find_dataset_json, load_document, not_used, renamed_labels
 
     if dataset_json is None:
@@ -142,8 +142,8 @@ def dataset_names_disagree(images: Path, labels: Path, config: dict, config_path
     declared = declared_names(dataset_json)
     if not declared:
         return None
-    # a label only the config declares names nothing otherwise: a gap declared to keep the files' values (labels 1,
-    # 3, 7 trained as 0..7), which training tells of where no file holds it
+    # a label only the config declares names nothing otherwise (a structure the files lack, or a gap declared),
+    # which training tells of where no file holds it
     named = {int(k): v for k, v in config["labels"].items() if int(k) in declared or int(k) == 0}
     theirs, ours = renamed_labels(declared, named)
     if not theirs:

@@ -219,7 +219,7 @@ def _summary_lines(result) -> list[str]:
              + (f" ({len(result.missed)} missed: no prediction)" if result.missed else "")
              + (f"; {len(result.unreferenced)} predictions without a reference not scored"
                 if result.unreferenced else "")]
-    # labels never learnt without a Dice (gaps declared to keep the files' values 1, 3, 7): one line for those
+    # labels never learnt without a Dice (declared, but in no training case): one line for those
     # whose cases are counted alike, not a line each
     never_learnt: dict[str, list[str]] = {}
     for value, entry in result.summary["labels"].items():

@@ -227,7 +227,7 @@ def _dice_lines(by_value: dict[str, dict], metrics_path: Path | None, never_lear
 
     labels = list(by_value.values())
     untrained = {str(value) for value in never_learnt}
-    # a gap declared to keep the files' values (1, 3, 7 trained as 0..7) is empty in every case: a line each said so
+    # a label no training case held (declared all the same) is empty in every case: a line each said so
     grouped = {value for value, label in by_value.items() if value in untrained and undefined(label["dice"])}
     expected = [by_value[value] for value in by_value if value in grouped]
     if len(labels) <= DICE_LINES_MAX:

@@ -145,7 +145,7 @@ def _describe(row: dict) -> str:
         return counted(value, noun) if noun else str(value)
 
     untrained = training.get("train_labels_absent")
-    if untrained:  # gaps declared to keep the files' values (1, 3, 7 as 0..7): as the model card names them
+    if untrained:  # declared, but held by no training case: as the model card names them
         lines.append("  in no training case, so never learnt: "
                      + ", ".join(f"{v} {row['labels'].get(str(v), v)}" for v in untrained))
     dice = training.get("val_dice")

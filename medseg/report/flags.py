@@ -60,9 +60,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it; "
                             "without one: a label the model learnt, not one that no training case held)",
         "false_positive": "a label is predicted where the reference has none",
-        "untrained_label": "a label that no training case of the model held (the sidecar's labels_not_trained: a "
-                           "gap declared to keep the files' values) is predicted: the network never learnt it, so its "
-                           "voxels are another structure's or noise",
+        "untrained_label": "a label the model declares but no training case of it held (the sidecar's "
+                           "labels_not_trained) is predicted: the network never learnt it, so its voxels are another "
+                           "structure's or noise",
         "low_dice": f"Dice below {dice_threshold:g} (of a label scored ok: an empty prediction or a false positive "
                     "has its own flag)",
         "volume_outlier": (
@@ -203,7 +203,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     label_like = ((case.sidecar or {}).get("input_info") or {}).get("label_like_note")
     if isinstance(label_like, str):
         out.append(Flag("label_like_input", f"input {label_like}"))
-    untrained = case.labels_not_trained  # never learnt (a gap declared in labels 1, 3, 7): empty is expected
+    untrained = case.labels_not_trained  # never learnt (declared, but in no training case): empty is expected
     for label in case.labels():
         if label.status == "empty_prediction" or (label.status in ("no_reference", "not_scored")
                                                   and label.pred_volume_ml == 0 and label.value not in untrained):
