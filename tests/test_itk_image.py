@@ -113,7 +113,7 @@ def test_missing_data_file_is_named(sitk, tmp_path):
 
 
 @pytest.mark.parametrize("compress", ["gzip", "zlib"])
-def test_a_mhd_whose_raw_is_there_gzipped_is_read_from_it_and_hashed_by_it(sitk, tmp_path, compress):
+def test_a_mhd_whose_raw_is_there_gzipped_is_read_from_it_and_hashed_by_it(sitk, tmp_path, compress, monkeypatch):
     """``ElementDataFile = scan.raw`` where only ``scan.raw.gz`` is: MetaImage's library reads the ``.gz``,
     decompressed; medseg refused the image as missing its data file. It now reads it (no byte count of its own:
     a zlib stream smaller than the voxels is not "cut short"), and its hash and signature cover the ``.gz``; the
@@ -138,9 +138,39 @@ def test_a_mhd_whose_raw_is_there_gzipped_is_read_from_it_and_hashed_by_it(sitk,
     assert read_grid(tmp_path / "scan.mhd")[0] == values.shape[::-1]
     stats = [(tmp_path / "scan.mhd").stat(), gz.stat()]
     assert file_signature(tmp_path / "scan.mhd") == [[s.st_size, s.st_mtime_ns] for s in stats]
+    if compress == "gzip":  # its trailer states the bytes it holds: not decompressed a second time to count them
+        with monkeypatch.context() as patched:
+            patched.setattr(zlib, "decompressobj", lambda *_: pytest.fail("decompressed to be counted"))
+            assert np.array_equal(read_image(tmp_path / "scan.mhd").array,
+                                  values.transpose(2, 1, 0).astype(np.float32))
     gz.write_bytes(raw)  # not compressed: the library's "Uncompress failed", and voxels it left unset
     with pytest.raises(ImageReadError, match=r"scan\.mhd: corrupt image data \(Uncompress failed\)"):
         read_image(tmp_path / "scan.mhd")
+
+
+@pytest.mark.parametrize("damage", ["cut", "short stream", "empty"])
+def test_a_mhd_read_from_a_cut_short_raw_gz_is_refused_naming_it(sitk, tmp_path, damage):
+    """A ``scan.raw.gz`` read for the ``scan.raw`` its ``.mhd`` names, cut short (or holding fewer bytes than the
+    header declares): MetaImage's library read it without a word, the voxels beyond its end left unset (an empty
+    ``.gz`` gave an image of whatever memory held). It is now refused as a ``.raw`` cut short is, naming the ``.gz``
+    and the decompressed byte count."""
+    import gzip
+
+    values = _values("int16")
+    sitk.WriteImage(_oblique(sitk, values), str(tmp_path / "scan.mhd"))
+    raw = (tmp_path / "scan.raw").read_bytes()
+    (tmp_path / "scan.raw").unlink()
+    data = {"cut": gzip.compress(raw)[:200], "short stream": gzip.compress(raw[:len(raw) // 2]), "empty": b""}[damage]
+    (tmp_path / "scan.raw.gz").write_bytes(data)
+    size = {"cut": None, "short stream": len(raw) // 2, "empty": 0}[damage]
+    with pytest.raises(ImageReadError) as error:
+        read_image(tmp_path / "scan.mhd")
+    text = str(error.value)
+    assert text.startswith(f"{tmp_path / 'scan.mhd'}: its data file scan.raw.gz: truncated image data (")
+    assert text.endswith(f" of the {len(raw)} bytes its header declares, decompressed); the file was cut short (an "
+                         "interrupted copy or download?)")
+    if size is not None:
+        assert f"({size} of the {len(raw)} bytes" in text
 
 
 def test_multi_component_voxels_are_refused(sitk, tmp_path):

@@ -790,6 +790,32 @@ def _listed_files(path: Path) -> list[str]:
     return [name.strip() for name in names if name.strip()]
 
 
+def _decompressed_size(path: Path, most: int) -> int | None:
+    """The bytes the gzip or zlib stream of ``path`` decompresses to, counted up to ``most`` a block at a time; None
+    where it is no such stream, or cannot be read (SimpleITK's read then says what is wrong). A gzip file whose
+    trailer states ``most`` bytes (modulo 2**32, as gzip writes it) is taken at its word, without decompressing it
+    twice: one cut short ends in other bytes."""
+    import zlib
+
+    size = 0
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b" and handle.seek(0, os.SEEK_END) >= 18:  # gzip's header and trailer
+                handle.seek(-4, os.SEEK_END)
+                if int.from_bytes(handle.read(4), "little") == most % 2**32:
+                    return most
+            handle.seek(0)
+            stream = zlib.decompressobj(32 + zlib.MAX_WBITS)  # 32: a gzip or a zlib header, as the data has
+            while size < most and not stream.eof:
+                block = stream.unconsumed_tail or handle.read(1 << 20)
+                if not block:
+                    break
+                size += len(stream.decompress(block, min(most - size, 1 << 24)))
+    except (OSError, zlib.error):
+        return None
+    return size
+
+
 def _check_data_size(path: Path, reader) -> None:
     """Refuse, before SimpleITK reads it, an uncompressed binary file (or data file) that holds fewer bytes than its
     header declares: SimpleITK's own words for that are a missing file ("No such file or directory") or a count of
@@ -813,8 +839,7 @@ def _check_data_size(path: Path, reader) -> None:
     files = _data_source(path)
     if files == []:  # a list or pattern of files that cannot be parsed
         return
-    if compressed is None and files == [f"{fields.get('elementdatafile')}.gz"]:  # read decompressed: no byte count
-        return
+    gzipped = compressed is None and files == [f"{fields.get('elementdatafile')}.gz"]  # read decompressed
     if compressed is not None:
         declared = compressed
     else:
@@ -825,6 +850,13 @@ def _check_data_size(path: Path, reader) -> None:
         except (RuntimeError, TypeError, ValueError):  # a dimension SimpleITK makes no image of: its read tells
             return
         declared = int(np.prod([int(n) for n in reader.GetSize()], dtype=np.int64)) * item
+    if gzipped:  # the library reads what the stream holds, and leaves the voxels beyond it unset, without a word
+        data = path.parent / files[0]
+        size = _decompressed_size(data, declared)
+        if size is not None and size < declared:
+            raise ImageReadError(f"{path}: its data file {data.name}: truncated image data ({size} of the {declared} "
+                                 f"bytes its header declares, decompressed); {_CUT_SHORT}")
+        return
     if files is None:  # the voxels follow the header
         parts = [(path, _header_text(path)[1], declared)]
     elif compressed is None and declared % len(files) == 0:  # a list or pattern: each file holds its share
