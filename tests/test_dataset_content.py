@@ -479,6 +479,45 @@ def test_a_cohorts_availability_check_does_not_word_the_files_of_a_folder_where_
     assert walked  # where some are missing, the walk that words them answers
 
 
+def test_a_cohorts_nifti_input_dropped_to_a_pointer_file_keeps_its_results_as_its_dicom_slices_do(dataset):
+    """An unlocked git-annex file dropped is a pointer file in its place (an adjusted branch, as on Windows): a DICOM
+    series of such slices kept its case's results, but a NIfTI input so dropped had its segmentation deleted and a
+    failure record written, as an input changed. It is away as a dropped link is: its results kept, the case's line
+    and the report's saying what is in its place and how to fetch it, reused once fetched again."""
+    from types import SimpleNamespace
+
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+    from medseg.cohort.records import ResultsFolder, unavailable
+    from medseg.report.collect import _made_from_other_inputs
+
+    image = dataset / "images" / "case1.nii.gz"
+    (dataset / "samples.tsv").write_text("case_id\timage\na\timages/case1.nii.gz\n")
+    samples = read_samples(dataset / "samples.tsv")
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    results = dataset / "results"
+    assert [(c.outcome, c.reused) for c in infer_cases(samples, results, options).cases] == [("ok", False)]
+    folder = ResultsFolder(results)
+    run_id = json.loads(folder.status_path("a", "infer").read_text())["run_id"]
+    data = image.read_bytes()
+    for pointer, said in ((annex_pointer, f"{POINTER}: fetch it with datalad get {image} (or git annex get)"),
+                          (lfs_pointer, LFS)):
+        pointer(image)
+        assert unavailable(image)
+        case = infer_cases(samples, results, options).cases[0]
+        assert (case.outcome, case.stage, case.reused) == ("failed", "read", False)
+        assert case.error == (f"{image}: {said}; the results made from it earlier are kept, and reused if it comes "
+                              "back unchanged")
+        assert folder.segmentation("a").is_file() and not folder.failure("a").exists()
+        sidecar = json.loads(folder.sidecar("a").read_text())
+        assert _made_from_other_inputs(SimpleNamespace(sidecar=sidecar, metrics=None), samples[0]) == (
+            f"the input {image} is missing: {said}; the results made from it earlier are kept in the results folder "
+            "(not shown here), and reused if it comes back unchanged")
+        image.write_bytes(data)  # fetched again: the same content
+    assert not unavailable(image)
+    assert [(c.outcome, c.reused) for c in infer_cases(samples, results, options).cases] == [("ok", True)]
+    assert json.loads(folder.status_path("a", "infer").read_text())["run_id"] == run_id
+
+
 def test_a_dicom_study_that_is_a_dataset_is_read_without_its_repository(tmp_path, caplog):
     """A dataset holding one study keeps its repository beside the slices: '.git/config' was warned about as a file
     that is not DICOM, every slice as 'a copy of .git/annex/objects/…', and the study's SHA-256 (the sidecar's

@@ -124,14 +124,17 @@ def unavailable(path: Path | str | None) -> bool:
     """Whether an input is away: missing, or a folder without any file in it but hidden ones (a share not mounted,
     an emptied DICOM folder; empty subfolders like ``lost+found`` and files like ``.DS_Store`` do not count), or a
     folder some of whose files are not here (a DICOM series in a dataset some of whose slices were dropped, as a
-    dropped NIfTI file is missing; links that lead nowhere)."""
+    dropped NIfTI file is missing; links that lead nowhere), or a file whose content is not here in its own place
+    (an unlocked git-annex file dropped is a pointer file, as the slices of such a series are; a Git LFS pointer)."""
+    from medseg.io.files import absent_content
+
     if path is None:
         return False
     path = Path(path)
     try:
         if not path.is_dir():
-            return not path.exists()
-        # stops at the first file: a DICOM folder of thousands is not walked for this
+            return not path.exists() or absent_content(path) is not None
+        # stops at the first file: an emptied folder is told without a walk of all of it
         if not any(p.is_file() and not p.name.startswith(".") for p in path.rglob("*")):
             return True
     except OSError:
@@ -145,13 +148,14 @@ def away_text(path: Path | str, missing: str = "no such file or folder") -> str:
     """Why an :func:`unavailable` input is away, as the line of a case that keeps its results begins:
     ``a.nii.gz: no such file or folder`` (``missing``), what a link in its place is (a git-annex link whose content
     is not here, and how to fetch it; a link that leads nowhere, and where it led), ``study: an empty folder``, or
-    ``study: 3 of its files are git-annex links whose content is not present here (…): fetch them with …``."""
-    from medseg.io.files import missing_under, not_there
+    ``study: 3 of its files are git-annex links whose content is not present here (…): fetch them with …``, or
+    what a pointer file in its place is (``a git-annex pointer file, not an image (…): fetch it with …``)."""
+    from medseg.io.files import absent_content, missing_under, not_there
 
     path = Path(path)
     if path.is_dir():
         return f"{path}: {missing_under(path) or 'an empty folder'}"
-    return f"{path}: {not_there(path, missing)}"
+    return f"{path}: {absent_content(path) or not_there(path, missing)}"
 
 
 def not_fetched(paths) -> str:
