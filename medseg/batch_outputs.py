@@ -64,7 +64,6 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     from medseg.segment import case_targets, superseded_outputs
 
     inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
-    _check_data_files_given(inputs)
     given = {_real(p): Path(p) for p in [*inputs, *references]}
     folded = {_folded(real): p for real, p in given.items()}
     seen: dict[tuple[Path, str], Path] = {}
@@ -122,6 +121,9 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
             existing += present
             removed += earlier
             having += bool(present)
+    # after the clashes: scene/* of a 3D Slicer scene saved with a detached segmentation (a.nrrd, a.seg.nhdr,
+    # a.seg.raw.gz) is told that a.seg.nhdr is a segmentation, not to give that header alone
+    _check_data_files_given(inputs)
     if existing:
         others = [t.name + (" (an earlier run's, which this run would remove)" if t in removed else "")
                   for t in existing[1:]]

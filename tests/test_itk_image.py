@@ -966,6 +966,32 @@ def test_infer_given_a_slicer_scene_says_the_segmentation_is_no_image(sitk, tmp_
         f"e.g. {scene}/*.nrrd (not its .seg.nrrd files, 3D Slicer's segmentations: one may be given as --reference)")
 
 
+def test_infer_given_a_slicer_scene_with_a_detached_segmentation_says_the_segmentation_is_no_image(sitk, tmp_path):
+    """``medseg infer scene/*`` on a scene whose segmentation is saved detached (``a.seg.nhdr`` and its
+    ``a.seg.raw.gz``) said to give the header ``a.seg.nhdr`` alone, which is the segmentation: it now says that
+    ``a.seg.nhdr`` is a segmentation, as for ``a.seg.nrrd``. A header given with its own data file, and no image
+    of its case, is still told to be given alone."""
+    from medseg.batch_outputs import check_batch_outputs
+    from medseg.errors import ConflictingInputsError
+
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / "a.nrrd"))
+    sitk.WriteImage(_oblique(sitk, _labels()), str(scene / "a.seg.nhdr"), True)
+    segmentation, data = scene / "a.seg.nhdr", scene / "a.seg.raw.gz"
+    assert sorted(scene.iterdir()) == [scene / "a.nrrd", segmentation, data]
+    for inputs in (sorted(scene.iterdir()), [data, segmentation, scene / "a.nrrd"]):
+        with pytest.raises(ConflictingInputsError) as info:
+            check_batch_outputs(inputs, tmp_path / "out", False, "nifti", True)
+        assert str(info.value) == (f"{segmentation} is a 3D Slicer segmentation (of a.nrrd, given with it), not an "
+                                   f"image to segment: give the images alone (a segmentation may be given as "
+                                   f"--reference {segmentation})")
+    with pytest.raises(ConflictingInputsError) as info:
+        check_batch_outputs([segmentation, data], tmp_path / "out", False, "nifti", True)
+    assert str(info.value) == (f"{segmentation} and {data} are the two files of one image (a.seg.raw.gz holds the "
+                               "voxels a.seg.nhdr describes); give the header alone")
+
+
 @pytest.mark.parametrize("field", ["data file: scan.raw", "datafile: LIST 3\nscan.raw"])
 def test_a_detached_header_named_nrrd_without_an_empty_line_is_tracked_by_its_data_file(sitk, tmp_path, field):
     """teem reads a ``.nrrd`` naming a ``data file`` as a detached header, which ends with its file (no empty line).
