@@ -448,7 +448,7 @@ def test_a_cohorts_availability_check_does_not_word_the_files_of_a_folder_where_
     sizes; the files are looked at one by one only where some may be missing, and the answer is the message's."""
     import medseg.io.files as files
     from medseg.cohort.records import unavailable
-    from medseg.io.files import anything_missing_under, missing_under
+    from medseg.io.files import missing_under
 
     study = tmp_path / "ds" / "study"
     (study / "sub").mkdir(parents=True)
@@ -463,7 +463,7 @@ def test_a_cohorts_availability_check_does_not_word_the_files_of_a_folder_where_
     walked = []
     real_walk = files._walk
     monkeypatch.setattr(files, "_walk", lambda folder: walked.append(folder) or real_walk(folder))
-    assert (unavailable(study), missing_under(study), walked) == (False, None, [study])  # only the message walked
+    assert (unavailable(study), missing_under(study), walked) == (False, None, [])  # no file-by-file walk
     walked.clear()
     cases = {
         "a link leading nowhere": lambda: (study / "sub" / "IM9").symlink_to(tmp_path / "moved"),
@@ -474,9 +474,34 @@ def test_a_cohorts_availability_check_does_not_word_the_files_of_a_folder_where_
     }
     for what, make in cases.items():
         make()
-        assert anything_missing_under(study) is (missing_under(study) is not None) is True, what
+        assert missing_under(study) is not None, what
         assert unavailable(study), what
     assert walked  # where some are missing, the walk that words them answers
+
+
+def test_a_dicom_folder_whose_files_are_all_here_is_told_so_without_looking_at_each_as_a_datasets(tmp_path,
+                                                                                                     monkeypatch):
+    """Whether a cohort's DICOM folder input has files not here is asked of every such input each time the workflow
+    is planned (twice: as an image, then before its reference): each file was looked at for a dataset's pointer or
+    link, 5 to 6 system calls a file (0.76 s a look for 200 folders of 300 files, against 0.02 s before the question
+    was asked; 0.16 s now). A folder whose files are all there (links that lead somewhere, files larger than a
+    pointer file) is now told from one ``stat`` a file; one that may hold such a file is looked at as before."""
+    import medseg.io.files as files
+    from medseg.cohort.records import unavailable
+
+    study, paths = _annexed_series(tmp_path)
+    walked = []
+    walk = files._walk
+    monkeypatch.setattr(files, "_walk", lambda folder: walked.append(folder) or walk(folder))
+    assert (files.missing_under(study), unavailable(study), walked) == (None, False, [])
+    paths[3].resolve().unlink()  # dropped: looked at, and named
+    assert files.missing_under(study).startswith(f"1 of its files is a git-annex link whose content is not present "
+                                                 f"here ({paths[3].name})")
+    assert walked == [study]
+    walked.clear()
+    paths[3].unlink()
+    paths[3].write_text("a note\n")  # a small file: read, and not a pointer
+    assert (files.missing_under(study), walked) == (None, [])
 
 
 def test_a_cohorts_nifti_input_dropped_to_a_pointer_file_keeps_its_results_as_its_dicom_slices_do(dataset):

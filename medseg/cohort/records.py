@@ -126,7 +126,7 @@ def unavailable(path: Path | str | None) -> bool:
     folder some of whose files are not here (a DICOM series in a dataset some of whose slices were dropped, as a
     dropped NIfTI file is missing; links that lead nowhere), or a file whose content is not here in its own place
     (an unlocked git-annex file dropped is a pointer file, as the slices of such a series are; a Git LFS pointer)."""
-    from medseg.io.files import absent_content
+    from medseg.io.files import absent_content, missing_under
 
     if path is None:
         return False
@@ -139,9 +139,7 @@ def unavailable(path: Path | str | None) -> bool:
             return True
     except OSError:
         return True
-    from medseg.io.files import anything_missing_under
-
-    return anything_missing_under(path)  # the files named only where some are missing (away_text)
+    return missing_under(path) is not None  # one walk of types and sizes where all are here
 
 
 def away_text(path: Path | str, missing: str = "no such file or folder") -> str:

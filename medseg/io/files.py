@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["absent_content", "absent_files", "anything_missing_under", "apple_double", "check_present",
+__all__ = ["absent_content", "absent_files", "apple_double", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "missing_under", "name_difference", "nnunet_channel",
            "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "type_text", "undecodable"]
@@ -316,21 +316,15 @@ def missing_under(folder: Path | str) -> str | None:
     """What :func:`files_under` says of the files under ``folder`` that are not here (a dataset's files whose
     content is not here, links that lead nowhere), without the folder's name: ``3 of its files are git-annex links
     whose content is not present here (…): fetch them with …``; None where there is none, or where the folder cannot
-    be walked (reading it says why)."""
+    be walked (reading it says why). A folder whose files are all there is told from one ``stat`` a file (a cohort
+    asks it of every DICOM folder input of its sheet each time the workflow is planned)."""
+    if _nothing_missing_under(Path(folder)):  # one walk of the entries' types and sizes where all are here
+        return None
     try:
         _, absent, broken = _walk(Path(folder))
     except ImageReadError:
         return None
     return _missing_text(Path(folder), absent, broken)
-
-
-def anything_missing_under(folder: Path | str) -> bool:
-    """Whether :func:`missing_under` says something of ``folder`` (some of its files are not here), at about a
-    system call a file where nothing is missing: a cohort asks it of every DICOM folder of its sample sheet each time
-    the workflow is read, and words the files only for a folder this finds some missing in."""
-    if _nothing_missing_under(Path(folder)):
-        return False
-    return missing_under(folder) is not None  # the files named, and the walk's own rules where it cannot be done
 
 
 def _nothing_missing_under(folder: Path) -> bool:

@@ -226,7 +226,8 @@ if _missing and workflow.is_main_process:
         + (" ..." if len(_missing) > 10 else "")
         + records.not_fetched(s.image for s in _missing)
     )
-_no_reference = [s for s in SAMPLES if not records.unavailable(s.image) and records.unavailable(s.reference)]
+_away = {s.case_id for s in _missing}  # each image looked at once: a DICOM folder is walked for it
+_no_reference = [s for s in SAMPLES if s.case_id not in _away and records.unavailable(s.reference)]
 if _no_reference and workflow.is_main_process:
     logger.warning(
         f"{len(_no_reference)} reference(s) not found; these cases will be segmented, and their scoring fails "
