@@ -749,7 +749,24 @@ def test_no_hooks_in_the_settings_of_snakemakes_api_is_refused_before_any_job(co
     assert not list(results.glob("cases/*")) and not list((tmp_path / ".snakemake" / "locks").glob("*"))
 
 
-def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back(monkeypatch):
+@pytest.fixture
+def stop_state(monkeypatch):
+    """medseg.cohort.planning_stop as a fresh process has it (no run started, no stop noted, no handlers kept), and
+    the process's SIGINT, SIGTERM and SIGHUP handlers, each put back as the test ends: a test that set ``_command``
+    (through ``_under_snakemake_command``) or a handler left it set for every later test."""
+    from medseg.cohort import planning_stop
+
+    for name, fresh in (("_handler", None), ("_stopped_by", None), ("_command", False), ("_before", {}),
+                        ("_executing", False), ("_tracked", False)):
+        monkeypatch.setattr(planning_stop, name, fresh)
+    numbers = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    found = {number: signal.getsignal(number) for number in numbers}
+    yield planning_stop
+    for number, handler in found.items():
+        signal.signal(number, handler)
+
+
+def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_back(monkeypatch, stop_state):
     """The handler the Snakefile sets while it plans calls its stop with the one line (the Snakefile's tells it and
     exits 130); planning_done puts Python's own KeyboardInterrupt back for Snakemake's handling of a stop while jobs
     run (it stops them), and notes that Ctrl-C for the workflow's onerror."""
@@ -764,42 +781,35 @@ def test_the_planning_ctrl_c_handler_tells_one_line_and_gives_snakemake_its_own_
         stopped_code,
     )
 
-    monkeypatch.setattr(planning_stop, "_stopped_by", None)
-    monkeypatch.setattr(planning_stop, "_before", {})
     monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: True)  # its process ends with the run
 
-    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     told: list[str] = []
 
     def stop(line: str):
         told.append(line)
         raise SystemExit(STOPPED_CODE)
 
-    try:
-        stop_planning_on_interrupt(stop)
-        with pytest.raises(SystemExit) as stopped:
-            signal.raise_signal(signal.SIGINT)
-        assert (stopped.value.code, told) == (130, [PLANNING_STOPPED])
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C waits for the way out
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
-        stop_planning_on_interrupt(stop)  # a SIGTERM (a time limit, scancel) while planning: its own line, and 143
-        with pytest.raises(SystemExit):
-            signal.raise_signal(signal.SIGTERM)
-        assert (told[-1], stopped_code()) == (planning_stopped_line(signal.SIGTERM), 143)
-        assert "(SIGTERM: a time limit, scancel or kill); no job was started" in told[-1]
-        stop_planning_on_interrupt(stop)
-        planning_done()
-        assert not jobs_stopped()
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-        assert told[:1] == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
-    finally:
-        signal.signal(signal.SIGINT, before)
-        signal.signal(signal.SIGTERM, before_term)
+    stop_planning_on_interrupt(stop)
+    with pytest.raises(SystemExit) as stopped:
+        signal.raise_signal(signal.SIGINT)
+    assert (stopped.value.code, told) == (130, [PLANNING_STOPPED])
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C waits for the way out
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    stop_planning_on_interrupt(stop)  # a SIGTERM (a time limit, scancel) while planning: its own line, and 143
+    with pytest.raises(SystemExit):
+        signal.raise_signal(signal.SIGTERM)
+    assert (told[-1], stopped_code()) == (planning_stopped_line(signal.SIGTERM), 143)
+    assert "(SIGTERM: a time limit, scancel or kill); no job was started" in told[-1]
+    stop_planning_on_interrupt(stop)
+    planning_done()
+    assert not jobs_stopped()
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+    assert told[:1] == [PLANNING_STOPPED] and jobs_stopped()  # for the workflow's onerror to tell
 
 
 @pytest.mark.parametrize("command", [True, False], ids=["snakemake's command line", "a caller of its API"])
-def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monkeypatch, command):
+def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monkeypatch, stop_state, command):
     """From onstart, SIGTERM (Snakemake's own handler waited for the jobs, then reported a failed run) raises
     Python's KeyboardInterrupt, which Snakemake's job loop takes to stop the jobs, and is noted for onerror (exit code
     143); a second Ctrl-C or SIGTERM while the run stops is held (it cut the clean-up short with a traceback), until
@@ -814,35 +824,28 @@ def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monke
         stopped_code,
     )
 
-    monkeypatch.setattr(planning_stop, "_stopped_by", None)
-    monkeypatch.setattr(planning_stop, "_before", {})
     monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: command)
-    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     def callers(number, frame):
         pass
 
-    try:
-        signal.signal(signal.SIGINT, callers)
-        signal.signal(signal.SIGTERM, callers)
-        stop_planning_on_interrupt(lambda line: None)
-        planning_done()
-        assert signal.getsignal(signal.SIGTERM) is planning_stop._stop_jobs
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGTERM)
-        assert (stopped_by(), stopped_code()) == (signal.SIGTERM, 143)
-        signal.raise_signal(signal.SIGINT)  # held: no KeyboardInterrupt
+    signal.signal(signal.SIGINT, callers)
+    signal.signal(signal.SIGTERM, callers)
+    stop_planning_on_interrupt(lambda line: None)
+    planning_done()
+    assert signal.getsignal(signal.SIGTERM) is planning_stop._stop_jobs
+    with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGTERM)
-        assert stopped_by() == signal.SIGTERM
-        run_ended()  # onerror
-        held = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-        assert held == ((planning_stop._held,) * 2 if command else (callers, callers))
-    finally:
-        signal.signal(signal.SIGINT, before)
-        signal.signal(signal.SIGTERM, before_term)
+    assert (stopped_by(), stopped_code()) == (signal.SIGTERM, 143)
+    signal.raise_signal(signal.SIGINT)  # held: no KeyboardInterrupt
+    signal.raise_signal(signal.SIGTERM)
+    assert stopped_by() == signal.SIGTERM
+    run_ended()  # onerror
+    held = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert held == ((planning_stop._held,) * 2 if command else (callers, callers))
 
 
-def test_outside_the_snakefile_and_the_run_a_stop_is_the_callers_own(monkeypatch):
+def test_outside_the_snakefile_and_the_run_a_stop_is_the_callers_own(monkeypatch, stop_state):
     """Outside Snakemake's command line, the planning handler stops the run only while the Snakefile is read or the
     run is executed (workflow.execute); a Ctrl-C or SIGTERM that reaches it elsewhere (the program only unlocked or
     listed the rules, or the API refused the run) gives the program its handlers back and goes to its own. It was
@@ -854,11 +857,7 @@ def test_outside_the_snakefile_and_the_run_a_stop_is_the_callers_own(monkeypatch
     from medseg.cohort import planning_stop
     from medseg.cohort.planning_stop import end_with_execution, planning_stopped_line, stop_planning_on_interrupt
 
-    monkeypatch.setattr(planning_stop, "_stopped_by", None)
-    monkeypatch.setattr(planning_stop, "_before", {})
     monkeypatch.setattr(planning_stop, "_under_snakemake_command", lambda: False)
-    monkeypatch.setattr(planning_stop, "_tracked", False)
-    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     told: list[object] = []
 
     def callers(number, frame):
@@ -871,38 +870,31 @@ def test_outside_the_snakefile_and_the_run_a_stop_is_the_callers_own(monkeypatch
     def execute(*args, **kwargs):  # planning the run's jobs, stopped
         signal.raise_signal(signal.SIGTERM)
 
-    try:
-        signal.signal(signal.SIGINT, callers)
-        signal.signal(signal.SIGTERM, callers)
-        stop_planning_on_interrupt(stop)
-        end_with_execution(SimpleNamespace(execute=execute))
-        signal.raise_signal(signal.SIGINT)  # the Snakefile read, no run: the caller's
-        assert told == [int(signal.SIGINT)]
-        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
-        signal.raise_signal(signal.SIGTERM)
-        assert told == [int(signal.SIGINT), int(signal.SIGTERM)]
-        stop_planning_on_interrupt(stop)  # the next read, then its run, stopped while it is planned
-        workflow = SimpleNamespace(execute=execute)
-        end_with_execution(workflow)
-        with pytest.raises(SystemExit):
-            workflow.execute()
-        assert told[2:] == [planning_stopped_line(signal.SIGTERM)]
-        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
-    finally:
-        signal.signal(signal.SIGINT, before)
-        signal.signal(signal.SIGTERM, before_term)
+    signal.signal(signal.SIGINT, callers)
+    signal.signal(signal.SIGTERM, callers)
+    stop_planning_on_interrupt(stop)
+    end_with_execution(SimpleNamespace(execute=execute))
+    signal.raise_signal(signal.SIGINT)  # the Snakefile read, no run: the caller's
+    assert told == [int(signal.SIGINT)]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
+    signal.raise_signal(signal.SIGTERM)
+    assert told == [int(signal.SIGINT), int(signal.SIGTERM)]
+    stop_planning_on_interrupt(stop)  # the next read, then its run, stopped while it is planned
+    workflow = SimpleNamespace(execute=execute)
+    end_with_execution(workflow)
+    with pytest.raises(SystemExit):
+        workflow.execute()
+    assert told[2:] == [planning_stopped_line(signal.SIGTERM)]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (callers, callers)
 
 
-def test_a_caller_of_snakemakes_api_gets_its_own_ctrl_c_handler_back_when_the_run_ends(monkeypatch):
+def test_a_caller_of_snakemakes_api_gets_its_own_ctrl_c_handler_back_when_the_run_ends(stop_state):
     """The handler the Snakefile sets at onstart (``_stop_jobs``) stayed for the rest of a process that ran the workflow
     through Snakemake's API, and a Ctrl-C while planning left SIGINT ignored there: the workflow's onsuccess and
     onerror (``run_ended``), and a stop while planning outside Snakemake's command line, put the caller's back."""
     from medseg.cohort import planning_stop
     from medseg.cohort.planning_stop import PLANNING_STOPPED, planning_done, run_ended, stop_planning_on_interrupt
 
-    monkeypatch.setattr(planning_stop, "_stopped_by", None)
-    monkeypatch.setattr(planning_stop, "_before", {})
-    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     told: list[str] = []
 
     def callers(number, frame):
@@ -912,27 +904,23 @@ def test_a_caller_of_snakemakes_api_gets_its_own_ctrl_c_handler_back_when_the_ru
         told.append(line)
         raise SystemExit(130)
 
-    try:
-        signal.signal(signal.SIGINT, callers)
-        stop_planning_on_interrupt(stop)
-        planning_done()
-        assert signal.getsignal(signal.SIGINT) is planning_stop._stop_jobs
-        run_ended()  # onsuccess or onerror
-        assert signal.getsignal(signal.SIGINT) is callers
-        run_ended()  # once only: a handler set since is the caller's
-        stop_planning_on_interrupt(stop)  # the next run, stopped while it is planned
-        with pytest.raises(SystemExit):
-            signal.raise_signal(signal.SIGINT)
-        assert signal.getsignal(signal.SIGINT) is callers  # not ignored
+    signal.signal(signal.SIGINT, callers)
+    stop_planning_on_interrupt(stop)
+    planning_done()
+    assert signal.getsignal(signal.SIGINT) is planning_stop._stop_jobs
+    run_ended()  # onsuccess or onerror
+    assert signal.getsignal(signal.SIGINT) is callers
+    run_ended()  # once only: a handler set since is the caller's
+    stop_planning_on_interrupt(stop)  # the next run, stopped while it is planned
+    with pytest.raises(SystemExit):
         signal.raise_signal(signal.SIGINT)
-        assert told == [PLANNING_STOPPED, "the caller's"]
-        stop_planning_on_interrupt(stop)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # one the caller set during the run is kept
-        run_ended()
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGINT, before)
-        signal.signal(signal.SIGTERM, before_term)
+    assert signal.getsignal(signal.SIGINT) is callers  # not ignored
+    signal.raise_signal(signal.SIGINT)
+    assert told == [PLANNING_STOPPED, "the caller's"]
+    stop_planning_on_interrupt(stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # one the caller set during the run is kept
+    run_ended()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_the_ctrl_c_line_does_not_say_that_the_jobs_were_stopped():
@@ -949,27 +937,19 @@ def test_the_ctrl_c_line_does_not_say_that_the_jobs_were_stopped():
         "written")
 
 
-def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(monkeypatch):
+def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(stop_state):
     """The Ctrl-C noted for the workflow's onerror stayed noted: a process that ran the workflow again (Snakemake's
     Python API, after a run a Ctrl-C stopped) told a job that failed in the next run as a Ctrl-C, exit 130."""
-    from medseg.cohort import planning_stop
     from medseg.cohort.planning_stop import jobs_stopped, planning_done, stop_planning_on_interrupt
 
-    monkeypatch.setattr(planning_stop, "_stopped_by", None)
-    monkeypatch.setattr(planning_stop, "_before", {})
-    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        stop_planning_on_interrupt(lambda line: None)
-        planning_done()
-        with pytest.raises(KeyboardInterrupt):  # the first run's jobs stopped by a Ctrl-C
-            signal.raise_signal(signal.SIGINT)
-        assert jobs_stopped()
-        stop_planning_on_interrupt(lambda line: None)  # the next run, planned in the same process
-        planning_done()
-        assert not jobs_stopped()
-    finally:
-        signal.signal(signal.SIGINT, before)
-        signal.signal(signal.SIGTERM, before_term)
+    stop_planning_on_interrupt(lambda line: None)
+    planning_done()
+    with pytest.raises(KeyboardInterrupt):  # the first run's jobs stopped by a Ctrl-C
+        signal.raise_signal(signal.SIGINT)
+    assert jobs_stopped()
+    stop_planning_on_interrupt(lambda line: None)  # the next run, planned in the same process
+    planning_done()
+    assert not jobs_stopped()
 
 
 @pytest.mark.parametrize(
