@@ -40,9 +40,9 @@ __all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "ends_with_
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stops handled once the jobs run
-_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM (a time limit, scancel or kill)"}
-_PLANNING_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM: a time limit, scancel or kill"}
+# each stop handled, as its lines name it, and what sends it (a Ctrl-C needs no such words)
+_NAMES = {signal.SIGINT: ("Ctrl-C", None), signal.SIGTERM: ("SIGTERM", "a time limit, scancel or kill")}
+_SIGNALS = tuple(_NAMES)  # the stops handled, while the run is planned and once its jobs run
 
 _handler: Callable | None = None
 _stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that stopped the run, planned or running its jobs
@@ -252,7 +252,7 @@ def jobs_stopped() -> bool:
 def planning_stopped_line(signum: int = signal.SIGINT) -> str:
     """The one line of a run a Ctrl-C (``signum``; or a SIGTERM) stopped while it was planned: :data:`PLANNING_STOPPED`
     for a Ctrl-C."""
-    name = _PLANNING_NAMES.get(signum, f"signal {int(signum)}")
+    name = _named(signum, "{name}: {cause}")
     return f"medseg: stopped while the cohort run was being planned ({name}); no job was started"
 
 
@@ -268,6 +268,13 @@ def run_stopped_line(finished: int, total: int, signum: int = signal.SIGINT) -> 
     were stopped: a signal to Snakemake alone lets the local jobs run to their end, and a cluster's cancel can miss a
     job (README, *Resources and profiles*)."""
     kept = f"{finished} of {total} case{'' if total == 1 else 's'} finished (kept)"
-    return (f"medseg: stopped by {_NAMES.get(signum, f'signal {int(signum)}')} while the cohort's jobs ran: the report "
+    return (f"medseg: stopped by {_named(signum, '{name} ({cause})')} while the cohort's jobs ran: the report "
             f"was not written, nor the unfinished cases of the jobs stopped; {kept}; run the same command again to go "
             "on")
+
+
+def _named(signum: int, form: str) -> str:
+    """The signal ``signum`` as a stop's line names it: its name, with what sends it in ``form`` (``{name}`` and
+    ``{cause}``) where that is said; ``signal N`` for one not handled here."""
+    name, cause = _NAMES.get(signum, (f"signal {int(signum)}", None))
+    return name if cause is None else form.format(name=name, cause=cause)
