@@ -8,6 +8,7 @@ plugin (against stand-in SLURM commands, ``tests/fake_slurm.py``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -209,6 +210,20 @@ def _two_labelled_cases(tmp_path: Path, seed: int) -> tuple[Path, Path, Path]:
     sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
     return data, sheet, tmp_path / "results"
 
+# the stops a run handles as Ctrl-C (SIGHUP where the platform has it), as a terminal, SLURM or an ssh session's end
+# sends them, for the tests' parameters
+STOPS = [pytest.param(signal.SIGINT, id="ctrl-c"), pytest.param(signal.SIGTERM, id="sigterm"),
+         pytest.param(getattr(signal, "SIGHUP", 1), id="sighup",
+                      marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform"))]
+
+
+def snakemake_log(workdir: Path) -> str:
+    """The text of the last run's Snakemake log (``.snakemake/log/<time>.snakemake.log``)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    assert logs, f"no Snakemake log in {workdir}"
+    return logs[-1].read_text()
+
+
 def _records(status: Path) -> list[Path]:
     """The cases' finished inference records in ``status``; not a writer's temporary file (``.ms-<hex>.part.<name>``,
     which pathlib's ``*`` matches: a kill that landed while one was written had it read as a finished case)."""
@@ -308,14 +323,16 @@ def test_a_run_killed_while_its_jobs_go_on_resumes_with_the_same_command(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stop", "said"), [(signal.SIGINT, "Aborted."), (signal.SIGTERM, "Terminated.")],
-                         ids=["ctrl-c", "sigterm"])
-def test_a_run_stopped_with_ctrl_c_or_sigterm_leaves_nothing_behind_and_resumes(tmp_path, stop, said):
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_run_stopped_with_ctrl_c_sigterm_or_sighup_leaves_nothing_behind_and_resumes(tmp_path, stop):
     """Ctrl-C (SIGINT to Snakemake and its jobs, as a terminal sends it) once the first case is finished: the run
     stops within seconds, its jobs say "Aborted.", and it leaves no Snakemake lock, no run record, no claim held on the
     results folder and no temporary file; the same command then finishes, keeping the finished cases and making the
     others. (Measured stopping at 0.5, 1, 2, 4, 6, 8 and 11 s into a 4-case run: stopped in 0.2-2 s each time, nothing
-    left behind.) So does SIGTERM to them all (a SLURM time limit or scancel), with exit code 143."""
+    left behind.) So does SIGTERM to them all (a SLURM time limit or scancel), with exit code 143, and SIGHUP (an ssh
+    session closed under a run started without tmux or nohup; it ended Snakemake at once, leaving its lock, its run
+    record and the claim on the results folder), with exit code 129."""
+    said = {signal.SIGINT: "Aborted.", signal.SIGTERM: "Terminated."}.get(stop, "Hangup.")
     names = [f"i{i}" for i in range(3)]
     command, results, code = _kill_mid_batch(tmp_path, names, 50, lambda pid: os.killpg(pid, stop))
     assert code == 128 + stop
@@ -342,13 +359,13 @@ def test_a_run_stopped_with_ctrl_c_or_sigterm_leaves_nothing_behind_and_resumes(
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_ctrl_c_or_sigterm_while_the_run_is_planned_is_one_line_and_exit_130_or_143(tmp_path, stop):
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_ctrl_c_sigterm_or_sighup_while_the_run_is_planned_is_one_line_and_exit_130_143_or_129(tmp_path, stop):
     """A Ctrl-C while Snakemake read the Snakefile and planned the jobs ended in a KeyboardInterrupt traceback of
     whatever was running (30-90 lines; Snakemake catches Exception there, not KeyboardInterrupt); a SIGTERM ended the
-    process at once, without a word (and with Snakemake's lock left, once it had taken it). The sheet is a named pipe
-    here, so that the stop lands while planning reads it: once the pipe opens for writing, planning is waiting on
-    it."""
+    process at once, without a word (and with Snakemake's lock left, once it had taken it), and so did a SIGHUP. The
+    line is in the run's Snakemake log too. The sheet is a named pipe here, so that the stop lands while planning reads
+    it: once the pipe opens for writing, planning is waiting on it."""
     from medseg.cohort.planning_stop import PLANNING_STOPPED, planning_stopped_line
 
     sheet = tmp_path / "samples.tsv"
@@ -378,6 +395,7 @@ def test_a_ctrl_c_or_sigterm_while_the_run_is_planned_is_one_line_and_exit_130_o
     assert process.returncode == 128 + stop, err[-3000:]
     assert err.splitlines()[-1] == planning_stopped_line(stop)
     assert planning_stopped_line(signal.SIGINT) == PLANNING_STOPPED
+    assert snakemake_log(tmp_path).splitlines()[-1] == planning_stopped_line(stop)
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
     assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
 
@@ -511,13 +529,15 @@ def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(c
     assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake"]  # no .results.lock, no results folder
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_ctrl_c_or_sigterm_while_the_jobs_run_is_one_line_and_exit_130_or_143(cohort, tmp_path, stop):
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_ctrl_c_sigterm_or_sighup_while_the_jobs_run_is_one_line_and_exit_130_143_or_129(cohort, tmp_path, stop):
     """Snakemake stops its jobs on a Ctrl-C and reports a failed run: its job error, "WorkflowError: At least one job
     did not complete successfully" and exit code 1, where a script expects 130 of an interrupt. A SIGTERM (a SLURM
     time limit or scancel, to every process of the job) ended so too, having waited for the running jobs, and had its
-    job tried again ("Trying to restart job"); it is handled as a Ctrl-C is, with exit code 143. The stop (to the
-    process group, as a terminal or SLURM sends it) lands as the first job starts."""
+    job tried again ("Trying to restart job"); it is handled as a Ctrl-C is, with exit code 143. A SIGHUP (an ssh
+    session closed) ended Snakemake at once, leaving its lock, run record and claim; it is handled so too, with exit
+    code 129. The line is also the last of the run's Snakemake log. The stop (to the process group, as a terminal,
+    SLURM or the shell of a closed session sends it) lands as the first job starts."""
     from medseg.cohort.planning_stop import run_stopped_line
 
     sheet = sheet_of_own(cohort, tmp_path, ["a"])
@@ -541,7 +561,57 @@ def test_a_ctrl_c_or_sigterm_while_the_jobs_run_is_one_line_and_exit_130_or_143(
     text = console.read_text()
     assert process.returncode == 128 + stop, text[-3000:]
     assert text.splitlines()[-1] == run_stopped_line(0, 1, stop)
+    assert snakemake_log(tmp_path).splitlines()[-1] == run_stopped_line(0, 1, stop)
     assert "At least one job did not complete successfully" not in text and "Trying to restart job" not in text
+    state = tmp_path / ".snakemake"  # the lock, the run record and the claim on the results folder given back
+    assert not list((state / "locks").glob("*")) and not list((state / "medseg-runs").glob("*"))
+    assert not (tmp_path / ".results.lock").exists()
+    assert not (results / "jobs" / "batch001.infer.json").exists() and not (results / "report.html").exists()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP") or sys.platform != "linux", reason="a Linux pseudo-terminal")
+def test_a_hangup_whose_terminal_is_gone_stops_the_run_and_leaves_its_line_in_the_log(cohort, tmp_path):
+    """An ssh session closed under a run started without tmux or nohup: the terminal is gone (its writes fail with
+    EIO) when the SIGHUP comes to the run's process group. Snakemake died at once, leaving its lock, its run record and
+    the claim on the results folder. The run stops as on SIGTERM, exit code 129, and its line, which no terminal shows
+    now, is the last of the run's Snakemake log; nothing partial is taken for finished."""
+    import pty
+
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a", "b"])
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
+    try:
+        master, terminal = pty.openpty()
+    except OSError as error:
+        pytest.skip(f"no pseudo-terminal here ({error})")
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+                               start_new_session=True)
+    os.close(terminal)
+    seen = b""
+    try:
+        os.set_blocking(master, False)
+        deadline = time.monotonic() + 120
+        while not (results / "logs" / "infer" / "batch001.log").exists():  # the first job has started
+            assert process.poll() is None and time.monotonic() < deadline, seen.decode(errors="replace")[-3000:]
+            with contextlib.suppress(BlockingIOError):
+                seen += os.read(master, 65536)  # read, so that Snakemake's output never waits on the terminal
+            time.sleep(0.02)
+    finally:
+        os.close(master)  # the session is gone (the terminal's reads and writes fail with EIO) ...
+    try:
+        os.killpg(process.pid, signal.SIGHUP)  # ... and its shell hangs up the run's process group
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log = snakemake_log(tmp_path)
+    assert process.returncode == 129, log[-3000:]
+    assert log.splitlines()[-1] == run_stopped_line(0, 2, signal.SIGHUP)
+    assert "Traceback" not in log
     state = tmp_path / ".snakemake"  # the lock, the run record and the claim on the results folder given back
     assert not list((state / "locks").glob("*")) and not list((state / "medseg-runs").glob("*"))
     assert not (tmp_path / ".results.lock").exists()
@@ -843,6 +913,81 @@ def test_a_sigterm_stops_the_jobs_as_a_ctrl_c_does_and_a_second_stop_waits(monke
     run_ended()  # onerror
     held = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert held == ((planning_stop._held,) * 2 if command else (callers, callers))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+@pytest.mark.parametrize("command", [True, False], ids=["snakemake's command line", "a caller of its API"])
+def test_a_sighup_stops_the_run_as_a_sigterm_does_and_is_left_ignored_under_nohup(monkeypatch, stop_state, command):
+    """SIGHUP (an ssh session closed under the run) ended Snakemake at once, while the run was planned or its jobs
+    ran. It is handled as SIGTERM is: its own line and exit code 129 while planning; from onstart, Python's
+    KeyboardInterrupt, which Snakemake's job loop takes to stop the jobs, noted for onerror; the terminal that may be
+    gone is left first (its writes failed with EIO, and the line with them). Under nohup (SIGHUP ignored) the run is
+    left to run on, as medseg's commands are."""
+    from medseg import stopping
+    from medseg.cohort.planning_stop import (
+        planning_done,
+        planning_stopped_line,
+        run_ended,
+        stop_planning_on_interrupt,
+        stopped_by,
+        stopped_code,
+    )
+
+    monkeypatch.setattr(stop_state, "_under_snakemake_command", lambda: command)
+    left: list[bool] = []
+    monkeypatch.setattr(stopping, "leave_hung_up_terminal", lambda: left.append(True))
+    told: list[str] = []
+
+    def callers(number, frame):
+        told.append("the caller's")
+
+    def stop(line: str):
+        told.append(line)
+        raise SystemExit(stopped_code())
+
+    signal.signal(signal.SIGHUP, callers)
+    stop_planning_on_interrupt(stop)
+    with pytest.raises(SystemExit) as stopped:
+        signal.raise_signal(signal.SIGHUP)
+    assert (stopped.value.code, told, left) == (129, [planning_stopped_line(signal.SIGHUP)], [True])
+    assert told[0] == ("medseg: stopped while the cohort run was being planned (SIGHUP: the terminal or ssh session "
+                       "closed); no job was started")
+    # under the command line a second stop waits for the way out; a caller of the API has its handler back
+    assert signal.getsignal(signal.SIGHUP) is (signal.SIG_IGN if command else callers)
+
+    signal.signal(signal.SIGHUP, callers)
+    stop_planning_on_interrupt(stop)  # the next run, planned: its jobs run from onstart
+    planning_done()
+    assert signal.getsignal(signal.SIGHUP) is stop_state._stop_jobs
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGHUP)
+    assert (stopped_by(), stopped_code(), len(left)) == (signal.SIGHUP, 129, 2)
+    signal.raise_signal(signal.SIGHUP)  # held while the run stops: no KeyboardInterrupt
+    assert stopped_by() == signal.SIGHUP
+    run_ended()  # onerror
+    assert signal.getsignal(signal.SIGHUP) is (stop_state._held if command else callers)
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+    stop_planning_on_interrupt(stop)
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    planning_done()
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    with pytest.raises(KeyboardInterrupt):  # a Ctrl-C still stops it
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    assert told == [planning_stopped_line(signal.SIGHUP)] and len(left) == 3
+
+
+def test_a_stops_line_is_added_to_the_runs_snakemake_log(tmp_path):
+    """The one line of a stop goes to the run's Snakemake log too: after a hangup no terminal showed it. A log that
+    cannot be written is passed over."""
+    from medseg.cohort.planning_stop import log_stop
+
+    log = tmp_path / "2026-01-01T000000.000000.snakemake.log"
+    log.write_text("Select jobs to execute...\n")
+    log_stop("medseg: stopped by SIGHUP", [str(log), tmp_path / "gone" / "x.snakemake.log"])
+    assert log.read_text() == "Select jobs to execute...\nmedseg: stopped by SIGHUP\n"
+    assert not (tmp_path / "gone").exists()
 
 
 def test_outside_the_snakefile_and_the_run_a_stop_is_the_callers_own(monkeypatch, stop_state):

@@ -229,7 +229,7 @@ def _stop_on_sigterm() -> None:
             error = KeyboardInterrupt()
         else:
             if signum != signal.SIGTERM:
-                _leave_hung_up_terminal()
+                stopping.leave_hung_up_terminal()
             error = _Terminated(signum, "Terminated." if signum == signal.SIGTERM else "Hangup.")
         stopping.request(error)
         raise error
@@ -240,23 +240,6 @@ def _stop_on_sigterm() -> None:
             signal.signal(signal.SIGINT, stop)
         if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # not under nohup
             signal.signal(signal.SIGHUP, stop)
-
-
-def _leave_hung_up_terminal() -> None:
-    """After a hangup the terminal is gone: writing to it fails (EIO), and the stop's own lines ("stopped at …: 3 of 40
-    inputs done") then ended the command in a traceback and exit code 1 instead of 129. Standard output and error
-    that are such a terminal write to /dev/null from here on; files, pipes and a terminal still there are kept."""
-    import errno
-
-    for fd in (1, 2):
-        try:
-            os.tcgetpgrp(fd)  # a hung-up terminal answers every question with EIO
-        except OSError as error:
-            if error.errno == errno.EIO:
-                with contextlib.suppress(OSError):
-                    null = os.open(os.devnull, os.O_WRONLY)
-                    os.dup2(null, fd)
-                    os.close(null)
 
 
 def _usage_error_line(error: click.UsageError, args: list[str]) -> str:

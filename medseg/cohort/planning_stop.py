@@ -1,5 +1,5 @@
-"""A Ctrl-C or SIGTERM while Snakemake plans a cohort run, or runs its jobs: one line and exit code 130 (143 for
-SIGTERM), not a traceback, a failed run, nor a lock left behind.
+"""A Ctrl-C, SIGTERM or SIGHUP while Snakemake plans a cohort run, or runs its jobs: one line and exit code 130 (143
+for SIGTERM, 129 for SIGHUP), not a traceback, a failed run, nor a lock left behind.
 
 Snakemake catches ``Exception`` around the parsing of the Snakefile and the building of its jobs, not the
 ``KeyboardInterrupt`` a Ctrl-C raises, so that a stop in that first second or so ended in a Python traceback of
@@ -13,6 +13,11 @@ reports the stopped run as a failed one (exit code 1, "At least one job did not 
 workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits with 128 + the signal's number
 (:func:`stopped_code`: 130, 143), as a script expects of an interrupt. A second Ctrl-C or SIGTERM while the run stops
 waits for the way out: it cut Snakemake's clean-up (its wait for the jobs, its lock release) short with tracebacks.
+SIGHUP (the ssh session or terminal of a run started without tmux or nohup closed) ended Snakemake at once, leaving its
+lock, the run's record and the claim on the results folder; it is handled as SIGTERM is, and left ignored under nohup.
+The terminal it came from may be gone, so standard output and error that are that terminal go to /dev/null from then
+on (a write failing with EIO ended the run in a traceback and exit code 1), and each stop's line is also added to the
+run's Snakemake log (:func:`log_stop`).
 
 The handlers found before the run are put back as the run ends (:func:`run_ended`, in ``onsuccess`` and ``onerror``,
 and as Snakemake's ``workflow.execute`` returns or raises, :func:`end_with_execution`, for a run that reaches no hook:
@@ -26,26 +31,32 @@ handlers back with the first Ctrl-C or SIGTERM, which goes to its own (:func:`_p
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
+from medseg import stopping
+
 __all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "ends_with_the_process", "jobs_stopped",
-           "planning_done",
-           "planning_stopped_line", "run_ended", "run_stopped_line", "stop_planning_on_interrupt", "stopped_by",
-           "stopped_code"]
+           "log_stop", "planning_done", "planning_stopped_line", "run_ended", "run_stopped_line",
+           "stop_planning_on_interrupt", "stopped_by", "stopped_code"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
 # each stop handled, as its lines name it, and what sends it (a Ctrl-C needs no such words)
 _NAMES = {signal.SIGINT: ("Ctrl-C", None), signal.SIGTERM: ("SIGTERM", "a time limit, scancel or kill")}
+_HANGUP = getattr(signal, "SIGHUP", None)  # none on Windows
+if _HANGUP is not None:
+    _NAMES[_HANGUP] = ("SIGHUP", "the terminal or ssh session closed")
 _SIGNALS = tuple(_NAMES)  # the stops handled, while the run is planned and once its jobs run
 
 _handler: Callable | None = None
-_stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that stopped the run, planned or running its jobs
+_stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM, SIGHUP) that stopped the run, planned or running its jobs
 _command = False  # Snakemake's command line runs the workflow: its process ends with the run
 _before: dict[int, object] = {}  # the handlers found as the run started, put back as it ends
 _executing = False  # inside Snakemake's workflow.execute (end_with_execution): the run is planned there until onstart
@@ -53,9 +64,9 @@ _tracked = False  # end_with_execution wraps workflow.execute of the run read la
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
-    """Until :func:`planning_done`, a Ctrl-C (SIGINT) or SIGTERM calls ``stop`` with its line
-    (:func:`planning_stopped_line`; :data:`PLANNING_STOPPED` for a Ctrl-C): the workflow's
-    (``workflow/rules/common.smk``) tells it and exits with :func:`stopped_code` (:data:`STOPPED_CODE`, 143), which
+    """Until :func:`planning_done`, a Ctrl-C (SIGINT), SIGTERM or SIGHUP (unless ignored: ``nohup``) calls ``stop``
+    with its line (:func:`planning_stopped_line`; :data:`PLANNING_STOPPED` for a Ctrl-C): the workflow's
+    (``workflow/rules/common.smk``) tells it and exits with :func:`stopped_code` (:data:`STOPPED_CODE`, 143, 129), which
     Snakemake lets through after releasing what it holds (its lock). Snakemake sets its own SIGTERM handler as it makes
     the jobs' scheduler, just before ``onstart``: a SIGTERM from there is its own until then. Only in the main
     thread, where Python takes signals.
@@ -79,6 +90,7 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
             _pass_on(number, frame)
             return
         _stopped_by = number
+        _hung_up(number)
         if command:  # a second Ctrl-C or SIGTERM does not cut the line or the way out short; the process ends with it
             for ignored in _SIGNALS:
                 signal.signal(ignored, signal.SIG_IGN)
@@ -88,7 +100,22 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
 
     _handler = handler
     for number in _SIGNALS:
-        signal.signal(number, handler)
+        if not _left_ignored(number, found[number]):
+            signal.signal(number, handler)
+
+
+def _left_ignored(number: int, handler: object) -> bool:
+    """Whether the stop ``number`` is left to ``handler``, found as the run starts: SIGHUP where it is ignored (the
+    run started under ``nohup``), which then runs on when its terminal closes."""
+    return number == _HANGUP and handler == signal.SIG_IGN
+
+
+def _hung_up(number: int) -> None:
+    """After a SIGHUP the terminal may be gone: output to it then goes to /dev/null rather than fail
+    (:func:`medseg.stopping.leave_hung_up_terminal`); the run's Snakemake log keeps the stop's line
+    (:func:`log_stop`)."""
+    if number == _HANGUP:
+        stopping.leave_hung_up_terminal()
 
 
 def _reading(frame) -> bool:
@@ -116,14 +143,14 @@ def _pass_on(number: int, frame) -> None:
 def planning_done() -> None:
     """Python's own Ctrl-C (``KeyboardInterrupt``) back, for Snakemake to stop the run's jobs with, where
     :func:`stop_planning_on_interrupt` set it aside, and SIGTERM made one too, in place of Snakemake's own SIGTERM
-    handler (which waited for the running jobs to end, and reported a failed run); the stop is noted for
-    :func:`stopped_by`."""
+    handler (which waited for the running jobs to end, and reported a failed run), and SIGHUP where it is not ignored
+    (it ended Snakemake at once); the stop is noted for :func:`stopped_by`."""
     global _handler
     if _handler is None or threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGINT) is _handler:
-        signal.signal(signal.SIGINT, _stop_jobs)
-    signal.signal(signal.SIGTERM, _stop_jobs)
+    for number in _SIGNALS:  # SIGTERM in place of Snakemake's own; the others where planning's handler is still set
+        if number == signal.SIGTERM or signal.getsignal(number) is _handler:
+            signal.signal(number, _stop_jobs)
     _handler = None
 
 
@@ -133,14 +160,18 @@ def _stop_jobs(number, frame) -> None:
     global _stopped_by
     if _stopped_by is None:
         _stopped_by = number
+    _hung_up(number)
     for held in _SIGNALS:
-        signal.signal(held, _held)
+        if signal.getsignal(held) is not signal.SIG_IGN:  # a SIGHUP under nohup stays ignored
+            signal.signal(held, _held)
     signal.default_int_handler(number, frame)
 
 
 def _held(number, frame) -> None:
-    """A Ctrl-C or SIGTERM after the one that stopped the run: Snakemake is waiting for its jobs and releasing its
-    lock, and the workflow tells the stop; interrupted, each ended in chained tracebacks."""
+    """A Ctrl-C, SIGTERM or SIGHUP after the one that stopped the run: Snakemake is waiting for its jobs and releasing
+    its lock, and the workflow tells the stop; interrupted, each ended in chained tracebacks. A SIGHUP still leaves a
+    terminal that is gone (:func:`_hung_up`)."""
+    _hung_up(number)
 
 
 def _ours(handler: object) -> bool:
@@ -239,8 +270,8 @@ def ends_with_the_process() -> bool:
 
 
 def stopped_by() -> int | None:
-    """The signal (``signal.SIGINT``, ``signal.SIGTERM``) that stopped the run, while it was planned or once its jobs
-    were Snakemake's to stop (after :func:`planning_done`); None when none did."""
+    """The signal (``signal.SIGINT``, ``signal.SIGTERM``, ``signal.SIGHUP``) that stopped the run, while it was planned
+    or once its jobs were Snakemake's to stop (after :func:`planning_done`); None when none did."""
     return _stopped_by
 
 
@@ -271,6 +302,15 @@ def run_stopped_line(finished: int, total: int, signum: int = signal.SIGINT) -> 
     return (f"medseg: stopped by {_named(signum, '{name} ({cause})')} while the cohort's jobs ran: the report "
             f"was not written, nor the unfinished cases of the jobs stopped; {kept}; run the same command again to go "
             "on")
+
+
+def log_stop(line: str, logfiles: Iterable[str | os.PathLike]) -> None:
+    """Add a stop's one line to the run's Snakemake log files (``.snakemake/log/<time>.snakemake.log``: Snakemake's
+    ``get_logfile()``, a hook's ``log``), where it is read after a hangup: the terminal that would have shown it was
+    gone. A log that cannot be written is passed over (the exit code still tells the stop)."""
+    for path in logfiles:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
 
 
 def _named(signum: int, form: str) -> str:

@@ -7,13 +7,22 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (end_with_execution, ends_with_the_process, planning_done, run_ended,
-                                         run_stopped_line, stop_planning_on_interrupt, stopped_by, stopped_code)
+from medseg.cohort.planning_stop import (end_with_execution, ends_with_the_process, log_stop, planning_done,
+                                         run_ended, run_stopped_line, stop_planning_on_interrupt, stopped_by,
+                                         stopped_code)
+
+
+def tell_stop(line, logfiles):
+    """A stop's one line: on the console, and at the end of the run's Snakemake log (``logfiles``), which is where a
+    user whose terminal closed (SIGHUP) finds it."""
+    log_stop(line, logfiles)
+    print(line, file=sys.stderr, flush=True)
 
 
 def planning_stopped(line):
-    """A Ctrl-C or SIGTERM while the run is planned: one line and exit code 130 or 143 (a Ctrl-C was a
-    KeyboardInterrupt traceback; a SIGTERM ended the process at once, leaving Snakemake's lock once it had taken it)."""
+    """A Ctrl-C, SIGTERM or SIGHUP while the run is planned: one line and exit code 130, 143 or 129 (a Ctrl-C was a
+    KeyboardInterrupt traceback; a SIGTERM or SIGHUP ended the process at once, leaving Snakemake's lock once it had
+    taken it)."""
     if workflow.scheduler is not None and workflow.dryrun:
         # a dry run listing its jobs: Snakemake's job loop takes a SystemExit for a failed run (exit 1), and its log
         # writer drops it (the listing went on, exit 0); a dry run holds no lock and writes nothing, so it ends here,
@@ -26,7 +35,7 @@ def planning_stopped(line):
         if claim is not None:  # atexit, which gives it back and removes its lock file
             claim.__exit__(None, None, None)
         os._exit(stopped_code())
-    print(line, file=sys.stderr, flush=True)
+    tell_stop(line, getattr(getattr(workflow, "logger_manager", None), "get_logfile", list)())
     sys.exit(stopped_code())
 
 
@@ -181,13 +190,14 @@ if workflow.is_main_process:
 
 
 onstart:
-    planning_done()  # a Ctrl-C or SIGTERM from here on is Snakemake's to handle: it stops the jobs, releases its lock
+    # a Ctrl-C, SIGTERM or SIGHUP from here on is Snakemake's to handle: it stops the jobs, releases its lock
+    planning_done()
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
 
 
-# each ends with the SIGINT and SIGTERM handlers found before the run back (a caller of Snakemake's API gets its own;
-# end_with_execution, above, for a run that reaches no hook)
+# each ends with the SIGINT, SIGTERM and SIGHUP handlers found before the run back (a caller of Snakemake's API gets
+# its own; end_with_execution, above, for a run that reaches no hook)
 onsuccess:
     try:
         snakelock.forget_run(Path(".snakemake"))
@@ -200,11 +210,11 @@ onsuccess:
 onerror:
     try:
         snakelock.forget_run(Path(".snakemake"))
-        if stopped_by() is not None:  # a Ctrl-C or SIGTERM, which Snakemake reports as a failed run (exit 1): one
-            # line, and exit 130 (143)
+        if stopped_by() is not None:  # a Ctrl-C, SIGTERM or SIGHUP, which Snakemake reports as a failed run (exit
+            # 1): one line, also in the run's log, and exit 130 (143, 129)
             _folder = records.ResultsFolder(RESULTS)
             _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
-            print(run_stopped_line(_finished, len(SAMPLES), stopped_by()), file=sys.stderr, flush=True)
+            tell_stop(run_stopped_line(_finished, len(SAMPLES), stopped_by()), log)
             sys.exit(stopped_code())
     finally:
         run_ended()
