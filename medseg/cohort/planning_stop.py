@@ -203,7 +203,8 @@ def run_ended() -> None:
     _before, _handler = {}, None
 
 
-def end_with_execution(workflow, check: Callable[..., None] | None = None) -> None:
+def end_with_execution(workflow, check: Callable[..., None] | None = None,
+                       stopped: Callable[[int], NoReturn] | None = None) -> None:
     """Snakemake's ``workflow.execute`` (of this workflow object only) ends with :func:`run_ended`, returning or
     raising: a run that reaches no hook (nothing to do, a dry run, a lock or job error) put nothing back, and a program
     running the workflow through Snakemake's API kept the planning handler, and Snakemake's SIGTERM handler. Without
@@ -211,6 +212,8 @@ def end_with_execution(workflow, check: Callable[..., None] | None = None) -> No
 
     ``check`` is called first, with the arguments of ``execute``, once Snakemake has set the run's settings on
     ``workflow`` (``execution_settings``): its Python API sets them only then, after the Snakefile is read.
+    ``stopped`` (the workflow's ``sys.exit``) is called with :func:`stopped_code` where a stop Snakemake's job loop
+    took in ended the run of a program running it through the API, so that the program is told of the stop.
 
     Outside Snakemake's command line, a Ctrl-C or SIGTERM before :func:`planning_done` stops the run only while the
     Snakefile is read or the run is executed; elsewhere it is the program's own (:func:`_pass_on`)."""
@@ -237,10 +240,10 @@ def end_with_execution(workflow, check: Callable[..., None] | None = None) -> No
         finally:
             _executing = False
             run_ended()
-        if _stopped_by is not None and not _command:
+        if _stopped_by is not None and not _command and stopped is not None:
             # a stop Snakemake's job loop took in (while a dry run listed its jobs): the caller is told by SystemExit,
             # as of a stop anywhere else while the run was planned
-            raise SystemExit(stopped_code())
+            stopped(stopped_code())
         return done
 
     execute_then_end._ends_the_run = True

@@ -79,7 +79,7 @@ if workflow.is_main_process:
         refuse_no_hooks()
     # the handlers found before the run come back however it ends, also where it reaches no hook (nothing to do, a
     # dry run, an error)
-    end_with_execution(workflow, refuse_no_hooks_setting)
+    end_with_execution(workflow, refuse_no_hooks_setting, sys.exit)
 
 
 def planned(step, *args, **kwargs):
