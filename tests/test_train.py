@@ -1658,7 +1658,7 @@ def test_labels_cropped_to_a_box_of_their_images_grid_train_as_the_full_labels(t
 def test_labels_cropped_to_boxes_are_logged_once_by_load_cases_and_told_once_by_the_cli(tiny_set, tmp_path,
                                                                                           capsys, caplog):
     """The one line telling of zero-padded label boxes was the CLI's own: a caller of ``load_cases`` (or of
-    ``train`` after it) was told nothing. ``load_cases`` now logs it, at info level, once; ``medseg train -v``, which
+    ``train`` after it) was told nothing. ``load_cases`` now logs it, at info level, once; ``medseg -v train``, which
     shows that record, does not echo it again."""
     from medseg.cli import main
     from medseg.training_cases import padded_labels_text
