@@ -87,7 +87,7 @@ def help_of(command, capsys) -> str:
                     "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present",
                     "--case-id ID Case identifier to record",
                     "the .nii/.nii.gz files (.nrrd, .nhdr, .mha, .mhd too, with the itk extra; 3D Slicer's "
-                    "case.seg.nrrd is case case;"]),
+                    "case.seg.nrrd or case.seg.nhdr is case case;"]),
     (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
                  "Folder of images (.nii, .nii.gz; .nrrd, .nhdr, .mha, .mhd with the itk extra;", "[default: cpu]",
                  "Override training.epochs (default: the config's, else 20).",
@@ -260,3 +260,18 @@ def test_no_help_imports_torch():
     ])
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_evaluate_help_tells_of_box_references_seg_nhdr_and_seg_references_stored_under_their_uid(capsys,
+                                                                                                   monkeypatch):
+    """`medseg evaluate --help` said both images must be on the same grid and that folders pair SEG references named
+    case.dcm or case_seg.dcm only: a reference cropped to a box of the prediction's grid (zero-padded), 3D Slicer's
+    detached case.seg.nhdr and a SEG reference stored under its UID (paired by the series it references), which
+    evaluate takes, were not named."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run(["evaluate", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0
+    assert "one cropped to a box of that grid (as 3D Slicer saves a segmentation) is zero-padded onto it" in text
+    assert "3D Slicer's case.seg.nrrd or case.seg.nhdr is case case" in text
+    assert ("or stored under their UID, which pair with the prediction made from the series they reference" in text)

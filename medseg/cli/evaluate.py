@@ -33,8 +33,9 @@ value present; --model must be the model the sidecar names.
 
 Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
 smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
-reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling.
-Otherwise nothing is scored and the exit code is 1.
+reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling, and one
+cropped to a box of that grid (as 3D Slicer saves a segmentation) is zero-padded onto it. Otherwise nothing is
+scored and the exit code is 1.
 
 Either file may be a DICOM SEG (.dcm, or a file with
 the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, its
@@ -45,8 +46,9 @@ Empty masks: both empty gives Dice and distances null
 prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 
 Two folders (PREDICTION_DIR REFERENCE_DIR -o OUT_DIR): the .nii/.nii.gz files (.nrrd, .nhdr, .mha, .mhd too,
-with the itk extra; 3D Slicer's case.seg.nrrd is case case; and predictions' case_seg.dcm, references' DICOM SEGs
-case.dcm or case_seg.dcm) are paired by name (case.nii.gz or case_seg.nii.gz with
+with the itk extra; 3D Slicer's case.seg.nrrd or case.seg.nhdr is case case; and predictions' case_seg.dcm,
+references' DICOM SEGs case.dcm or case_seg.dcm, or stored under their UID, which pair with the prediction made
+from the series they reference) are paired by name (case.nii.gz or case_seg.nii.gz with
 case.nii.gz, or case_label, _seg, _mask, _gt), each pair scored as above into
 OUT_DIR/<case>_metrics.json, and OUT_DIR gets the QA report of them (report.html, cohort.tsv, summary.json, as
 `medseg report` writes them). A pair that cannot be scored gets OUT_DIR/<case>_failed.json and the others carry on;
