@@ -5,6 +5,7 @@ slice order or transposes."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 
@@ -600,6 +601,67 @@ def test_seg_in_utf8_keeps_a_patient_name_read_under_a_dropped_character_set(tmp
     assert seg.SpecificCharacterSet == "ISO_IR 192" and str(seg.SegmentSequence[0].SegmentLabel) == "Läsion"
     assert str(seg.PatientName) == "Müller^Jürgen"
     assert np.array_equal(read_dicom_seg(tmp_path / "seg.dcm", volume, names), labels)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")  # pydicom, on the faulty test value
+@pytest.mark.filterwarnings("ignore:Incorrect value for Specific Character Set")
+@pytest.mark.parametrize(("term", "encoded"), [("UTF-8", "utf-8"), ("ISO_IR_100", "latin-1")])
+def test_seg_of_a_source_with_a_dropped_character_set_and_non_ascii_names_is_utf8(tmp_path, term, encoded):
+    """A source whose SpecificCharacterSet is no DICOM term is read with its names right (pydicom takes 'UTF-8' for
+    ISO_IR 192, 'ISO_IR_100' for ISO_IR 100); with ASCII label names its SEG stated no character set and held the
+    names as Latin-1 bytes: 'Müller' where DICOM's default repertoire is ASCII, mojibake in a PACS."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.add_new("SpecificCharacterSet", "CS", term)
+        dataset.add_new("PatientName", "PN", "Müller^Jürgen".encode(encoded))  # bytes as the source's writer had them
+        dataset.add_new("StudyDescription", "LO", "Schädel".encode(encoded))
+        dataset.save_as(path)
+    assert str(pydicom.dcmread(paths[0]).PatientName) == "Müller^Jürgen"  # as pydicom reads the source
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == "ISO_IR 192"
+    assert (str(seg.PatientName), str(seg.StudyDescription)) == ("Müller^Jürgen", "Schädel")
+    raw = pydicom.dcmread(tmp_path / "seg.dcm", specific_tags=["PatientName"])
+    assert raw.get_item("PatientName").value.rstrip(b" ") == "Müller^Jürgen".encode()
+
+
+@pytest.mark.parametrize("charset", ["ISO_IR 13", ["ISO 2022 IR 13", "ISO 2022 IR 87"]])
+def test_a_kanji_label_under_iso_ir_13_alone_makes_the_seg_utf8(tmp_path, charset):
+    """ISO_IR 13 (JIS X 0201) holds half-width katakana, not kanji; pydicom names it Python's shift_jis, which
+    encodes kanji too: a label named '肝臓' was written as Shift JIS bytes in a SEG labelled ISO_IR 13, which no
+    reader but pydicom decodes. With ISO 2022 IR 87 beside it, the kanji are written in JIS X 0208, as DICOM has it."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    _retag(paths, SpecificCharacterSet=charset, PatientName="ﾔﾏﾀﾞ^ﾀﾛｳ")
+    volume = read_dicom_series(tmp_path / "dcm")
+    names = {0: "background", 1: "肝臓", 2: "ﾀﾛｳ"}
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", names, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == ("ISO_IR 192" if charset == "ISO_IR 13" else charset)
+    assert [str(item.SegmentLabel) for item in seg.SegmentSequence] == ["肝臓", "ﾀﾛｳ"]
+    assert str(seg.PatientName) == "ﾔﾏﾀﾞ^ﾀﾛｳ"
+
+
+def test_seg_in_utf8_for_its_labels_logs_no_replacement_characters(tmp_path, caplog):
+    """Checking whether the source's ISO_IR 100 held a label named '肝臓' made pydicom warn 'Failed to encode value
+    with encodings: latin_1 - using replacement characters in encoded string', shown by medseg infer, though the
+    SEG was then written in UTF-8 with no character replaced."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    _retag(paths, SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
+    volume = read_dicom_series(tmp_path / "dcm")
+    with caplog.at_level(logging.INFO):
+        write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", {0: "bg", 1: "肝臓", 2: "b"}, "m")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    told = [r.getMessage() for r in caplog.records if "UTF-8" in r.getMessage()]
+    assert told == [f"{tmp_path / 'dcm'}: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set ISO_IR 100 "
+                    "cannot hold '肝臓'"]
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == "ISO_IR 192" and str(seg.SegmentSequence[0].SegmentLabel) == "肝臓"
+    assert str(seg.PatientName) == "Müller^Jürgen"
 
 
 def test_seg_keeps_the_sources_character_set_where_it_holds_the_labels(tmp_path):

@@ -56,8 +56,8 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         fits = [_fit_for_seg(d) for d in datasets.values()]
     dropped = sorted({charset for charset, _ in fits if charset})
     if dropped:
-        log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG uses the default character set",
-                    volume.source, ", ".join(dropped))
+        log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG is written in the default character "
+                    "set, or in UTF-8 (ISO_IR 192) where its text is not ASCII", volume.source, ", ".join(dropped))
     blanked = sorted({value for _, values in fits for value in values})
     if blanked:
         log.warning("%s: %s not a valid DICOM date or time; written empty in the SEG", volume.source,
@@ -213,8 +213,9 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
             description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
                 _concept(concepts["modifier"])]
         descriptions.append(description)
-    _charset_for(source_images, [_segment_label(label_names[v]) for v in values] + [algorithm, str(algorithm_version)],
-                 volume.source)
+    _decode_texts(source_images[0])  # the one whose patient and study values highdicom copies
+    value = source_images[0].get("SpecificCharacterSet")
+    terms = [str(value)] if isinstance(value, str) else [str(v) for v in value or []]
     first = source_images[0]
     number = _seg_series_number(first.get("SeriesNumber"))
     try:
@@ -226,6 +227,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     except (ValueError, TypeError, AttributeError, KeyError) as error:
         raise DicomError(f"{volume.source}: cannot make a DICOM SEG from this series "
                          f"({' '.join(str(error).split()) or type(error).__name__})") from error
+    _set_charset(seg, terms, volume.source)
     _round_spacing(seg)
     seg.save_as(str(path))
     log.info("%s: DICOM SEG made with %d segments over %d source images", volume.source, len(values),
@@ -235,38 +237,79 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
             "segments": len(values)}
 
 
-def _charset_for(datasets: list, texts: list[str], source) -> None:
-    """The SEG takes its character set from its source images; where that set cannot hold medseg's own text in it
-    (a label named `Läsion` or `肝臓` under the default repertoire or ISO_IR 100), the headers are given UTF-8
-    (ISO_IR 192) instead: pydicom wrote `??` for such a segment label, which then matched no label of the model
-    when the SEG was read back. The sources' own values are decoded first, so they keep their characters."""
-    from pydicom.charset import convert_encodings, encode_string
+_TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "UC", "PN")  # the VRs whose characters SpecificCharacterSet governs
 
-    odd = [text for text in texts if not text.isascii()]
-    if not odd:
-        return
-    value = datasets[0].get("SpecificCharacterSet")
-    terms = [str(value)] if isinstance(value, str) else [str(v) for v in value or []]
-    # the default repertoire is ASCII (pydicom would write it as Latin-1)
-    encodings = [e for e in convert_encodings(terms or ["ISO_IR 6"]) if e != "iso8859"]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # pydicom warns and writes "?" for a character it cannot encode
-            for text in odd:
-                if not encodings:
-                    raise UnicodeError("the default repertoire is ASCII")
-                encode_string(text, encodings)
-        return
-    except (UnicodeError, UserWarning, LookupError):
+
+def _decode_texts(dataset) -> None:
+    """Read every value of ``dataset`` (its sequences' items too) in the character set it was read with: the SEG
+    states a character set of its own, and a value still held as bytes would be read in that one (a Korean name
+    read as Latin-1)."""
+    for _ in dataset.iterall():
         pass
-    for dataset in datasets:
-        # each value read in the character set it was read with, before the switch (Dataset.decode() would read a
-        # person name again from its bytes, in the default set where an invalid term was dropped: "MÃ¼ller")
-        for _ in dataset.iterall():
-            pass
-        dataset.SpecificCharacterSet = "ISO_IR 192"
-    log.info("%s: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set %s cannot hold %s", source,
-             "\\".join(terms) or "(default)", ", ".join(repr(text) for text in odd))
+
+
+def _seg_texts(seg) -> Iterator[str]:
+    """The values of the SEG's text elements (its sequences' too) as text: those its character set must hold."""
+    for element in seg.iterall():
+        if element.VR not in _TEXT_VRS or element.value is None:
+            continue
+        several = element.VM > 1 and not isinstance(element.value, (str, bytes))
+        values = list(element.value) if several else [element.value]
+        for value in values:
+            if value is not None and not isinstance(value, bytes):
+                yield str(value)
+
+
+def _holds(text: str, encodings: list[str]) -> bool:
+    """Whether a character set (its Python encodings, as pydicom names them) holds every character of ``text``;
+    the default repertoire is ASCII (pydicom's ``iso8859`` for it would write Latin-1)."""
+    import codecs
+
+    from pydicom.charset import custom_encoders
+
+    codecs_ = ["ascii" if e == "iso8859" else e for e in encodings]
+
+    def encodes(character: str, codec: str) -> bool:
+        # pydicom's own encoders where it has them: ISO_IR 13 (its shift_jis) is JIS X 0201, half-width katakana
+        # beyond ASCII, where Python's shift_jis encodes kanji too; ISO 2022 IR 159 (iso2022_jp_2) is JIS X 0212 alone
+        encoder = custom_encoders.get(codec)
+        try:
+            encoder(character, errors="strict") if encoder else codecs.encode(character, codec)
+        except (UnicodeError, LookupError):
+            return False
+        return True
+
+    return all(any(encodes(c, codec) for codec in codecs_) for c in set(text) if not c.isascii())
+
+
+def _set_charset(seg, terms: list[str], source) -> None:
+    """State the SEG's character set: its source images' (``terms``; none: the default repertoire, ASCII) where that
+    set holds all of the SEG's text, UTF-8 (ISO_IR 192) where it does not. Two cases need it: medseg's own text (a
+    label named `Läsion` or `肝臓` under the default repertoire or ISO_IR 100: pydicom wrote `??` for it, and the SEG
+    then matched no label of the model when read back), and a source whose character set was dropped as no DICOM
+    term, whose values pydicom read in the set it took that term for (`UTF-8`): they were written as Latin-1 bytes
+    under no SpecificCharacterSet, which a PACS shows as `MÃ¼ller` or `M?ller`. The values are checked character by
+    character (:func:`_holds`), not with pydicom's encode_string, which warned of "replacement characters" that were
+    never written."""
+    from pydicom.charset import convert_encodings
+
+    odd = sorted({text for text in _seg_texts(seg) if not text.isascii()})
+    chosen: list[str] | None = terms or None
+    if odd:
+        try:
+            encodings = convert_encodings(terms) if terms else ["ascii"]
+        except LookupError:
+            encodings = []
+        unheld = [text for text in odd if not encodings or not _holds(text, encodings)]
+        if unheld:
+            chosen = ["ISO_IR 192"]
+            log.info("%s: the DICOM SEG is written in UTF-8 (ISO_IR 192): its character set %s cannot hold %s", source,
+                     "\\".join(terms) or "(default)", ", ".join(repr(text) for text in unheld[:5])
+                     + (" …" if len(unheld) > 5 else ""))
+    if chosen:
+        seg.SpecificCharacterSet = chosen[0] if len(chosen) == 1 else list(chosen)
+    elif "SpecificCharacterSet" in seg:
+        del seg.SpecificCharacterSet
 
 
 def check_segment_labels(label_names: dict[int, str], source) -> None:
@@ -845,6 +888,7 @@ def _segmentation(hd, source_images, pixel_array, descriptions, number, algorith
         device_serial_number="0",
         series_description=f"medseg {algorithm}"[:64],
         omit_empty_frames=True,
+        specific_character_set=None,  # stated afterwards, when the SEG's text is known: _set_charset
     )
 
 
