@@ -20,7 +20,7 @@ from medseg.cli import main
 from medseg.errors import DicomError, InputError
 from medseg.folder_scoring import pair_predictions
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_seg import read_dicom_seg, read_seg_volume, write_dicom_seg
+from medseg.io.dicom_seg import read_dicom_seg, read_seg_volume, seg_sources, write_dicom_seg
 from medseg.volume import Volume
 
 SHAPE = (24, 20, 7)
@@ -457,16 +457,58 @@ def test_seg_from_sources_with_faulty_patient_and_charset_values(tmp_path, chang
     # code extensions with an empty first value, the usual Japanese form: highdicom refused it by its empty term
     (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう", ["ISO 2022 IR 6", "ISO 2022 IR 87"]),
     (["ISO 2022 IR 6", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう", ["ISO 2022 IR 6", "ISO 2022 IR 87"]),
+    (["ISO 2022 IR 13", "ISO 2022 IR 87"], "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう", ["ISO 2022 IR 13", "ISO 2022 IR 87"]),
+    ("ISO_IR 144", "Люксембург^Иван", "ISO_IR 144"),
+    ("ISO_IR 127", "قباني^لنزار", "ISO_IR 127"),
+    # a DICOM term highdicom does not list: Korean was dropped as "not a DICOM term" and written as '?^??'
+    (["", "ISO 2022 IR 149"], "Hong^Gildong=洪^吉洞=홍^길동", ["ISO 2022 IR 6", "ISO 2022 IR 149"]),
+    ("ISO 2022 IR 100", "Müller^Jürgen", "ISO 2022 IR 100"),
 ])
-def test_seg_keeps_a_non_ascii_patient_name_in_its_character_set(tmp_path, charset, name, written):
+def test_seg_keeps_a_non_ascii_patient_name_in_its_character_set(tmp_path, caplog, charset, name, written):
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    _retag(paths, SpecificCharacterSet=charset, PatientName=name)
+    study = name.split("=")[-1].replace("^", " ")  # a study description in the same script
+    _retag(paths, SpecificCharacterSet=charset, PatientName=name, StudyDescription=study, ReferringPhysicianName=name)
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    source = pydicom.dcmread(paths[0])
+    assert seg.SpecificCharacterSet == written
+    assert str(seg.PatientName) == name == str(source.PatientName)
+    assert str(seg.ReferringPhysicianName) == name and seg.StudyDescription == study == source.StudyDescription
+
+
+def _ir58_series(folder, name: bytes):
+    """A series in ISO 2022 IR 58 with ``name`` as its PatientName's bytes (pydicom cannot write that set right)."""
+    paths = write_series(folder, stored_values(SHAPE, seed=13), slice_positions(SHAPE[2], 2.0), seed=3)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.SpecificCharacterSet = ["", "ISO 2022 IR 58"]
+        dataset.add_new("PatientName", "PN", name)
+        dataset.save_as(path)
+    return paths
+
+
+def test_seg_of_a_source_in_iso_2022_ir_58_with_chinese_names_is_refused_before_inference(tmp_path):
+    """pydicom reads GB2312 after its escape sequence as '$)A王^小东' and writes it back without one: the SEG's names
+    would be garbled. highdicom refused such a series too, after the inference, in words that named no file ("When
+    SpecificCharacterSet is multi-valued, all encodings must use code extensions")."""
+    paths = _ir58_series(tmp_path / "dcm", b"Wang^XiaoDong=\x1b$)A\xcd\xf5^\xd0\xa1\xb6\xab")
+    volume = read_dicom_series(tmp_path / "dcm")
+    with pytest.raises(DicomError) as error:
+        seg_sources(volume)
+    assert str(error.value) == (f"{paths[0]}: SpecificCharacterSet ISO 2022 IR 58 (simplified Chinese with code "
+                                "extensions) is read and written wrongly by pydicom, so its names would be garbled in "
+                                "a DICOM SEG; write NIfTI instead")
+
+
+def test_seg_of_a_source_in_iso_2022_ir_58_with_ascii_names_keeps_that_set(tmp_path):
+    _ir58_series(tmp_path / "dcm", b"Wang^XiaoDong")
     volume = read_dicom_series(tmp_path / "dcm")
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
-    assert seg.SpecificCharacterSet == written
-    assert str(seg.PatientName) == name == str(pydicom.dcmread(paths[0]).PatientName)
+    assert seg.SpecificCharacterSet == ["ISO 2022 IR 6", "ISO 2022 IR 58"] and str(seg.PatientName) == "Wang^XiaoDong"
 
 
 @pytest.mark.parametrize(("charset", "name", "written"), [

@@ -40,9 +40,10 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
 
     Refuses (one line naming the series) what a SEG cannot be made from: no FrameOfReferenceUID, no
     SeriesInstanceUID (the SEG's reference to the series must name it), a series split across several multi-frame
-    files. Type 2 patient and study attributes a source lacks are written empty, an invalid SpecificCharacterSet or
-    PatientSex is dropped or normalised, a source without a StudyInstanceUID (anonymised) gives a warning (the
-    SEG gets a study of its own), and so does one without a SliceThickness (the SEG states the slice spacing).
+    files, names in ISO 2022 IR 58 (which pydicom garbles). Type 2 patient and study attributes a source lacks are
+    written empty, an invalid SpecificCharacterSet or PatientSex is dropped or normalised, a source without a
+    StudyInstanceUID (anonymised) gives a warning (the SEG gets a study of its own), and so does one without a
+    SliceThickness (the SEG states the slice spacing).
     """
     source = volume.dicom
     if source is None:
@@ -53,6 +54,13 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
                          "is not supported; write NIfTI instead")
     with FileMessages(Path(volume.source), report=False):  # reported when the series was read
         datasets = {p: _source_header(p) for p in files}
+        for path, dataset in datasets.items():
+            value = dataset.get("SpecificCharacterSet")
+            terms = [str(value)] if isinstance(value, str) else [str(v) for v in value or []]
+            if "ISO 2022 IR 58" in terms and not all(text.isascii() for text in _seg_texts(dataset)):
+                raise DicomError(f"{path}: SpecificCharacterSet ISO 2022 IR 58 (simplified Chinese with code "
+                                 "extensions) is read and written wrongly by pydicom, so its names would be garbled "
+                                 "in a DICOM SEG; write NIfTI instead")
         fits = [_fit_for_seg(d) for d in datasets.values()]
     dropped = sorted({charset for charset, _ in fits if charset})
     if dropped:
@@ -927,14 +935,34 @@ _PATIENT_STUDY_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "Patient
                         "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
+# DICOM's character sets (PS3.3 C.12.1.1.2, tables C.12-2 to C.12-5) that pydicom reads and writes (not ISO_IR 203,
+# which it does not know; ISO 2022 IR 58 only where the text is ASCII: see seg_sources): highdicom's own list lacks
+# Korean (ISO 2022 IR 149; it names ISO 2022 IR 159 Korean)
+_SINGLE_BYTE_SETS = {"100", "101", "109", "110", "144", "127", "126", "138", "148", "13", "166"}
+_CHARSETS = {f"ISO_IR {n}" for n in _SINGLE_BYTE_SETS} | {"ISO_IR 192", "GB18030", "GBK"}
+_G0_EXTENSIONS = {f"ISO 2022 IR {n}" for n in _SINGLE_BYTE_SETS | {"6"}}  # single-byte, with code extensions
+_MULTI_BYTE_EXTENSIONS = {"ISO 2022 IR 87", "ISO 2022 IR 159", "ISO 2022 IR 149", "ISO 2022 IR 58"}
+
+
+def _dicom_charset(terms: list[str]) -> list[str] | None:
+    """A SpecificCharacterSet's terms as the SEG states them, or None where they are no DICOM character set. Code
+    extensions after an empty first value (`\\ISO 2022 IR 87`, the usual Japanese and Korean form) start from the
+    default repertoire, stated by its term (PS3.3 C.12.1.1.2)."""
+    if len(terms) == 1:
+        return terms if terms[0] in _CHARSETS | _G0_EXTENSIONS else None
+    first = terms[0] or "ISO 2022 IR 6"
+    if first in _G0_EXTENSIONS and all(t in _G0_EXTENSIONS | _MULTI_BYTE_EXTENSIONS for t in terms[1:]):
+        return [first, *terms[1:]]
+    return None
+
+
 def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
     """Make the values highdicom copies into the SEG valid: absent type 2 attributes empty, a character set that
-    is not a DICOM term dropped (the default repertoire), PatientSex as M, F, O or empty, a date or time that is
+    is not a DICOM one dropped (the default repertoire, or UTF-8 where the SEG's text needs it: see
+    :func:`_set_charset`), PatientSex as M, F, O or empty, a date or time that is
     not one in DICOM's form (``2024-01-01`` for a DA) empty. Returns the dropped character set and the emptied
     values (``StudyDate '2024-01-01'``), for one warning per series; before, highdicom refused the whole SEG
     without naming the attribute."""
-    from highdicom.enum import SpecificCharacterSetValues
-
     for keyword in _PATIENT_STUDY_TYPE2:
         if keyword not in dataset:
             setattr(dataset, keyword, "")
@@ -942,14 +970,13 @@ def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
     if "SpecificCharacterSet" in dataset:
         value = dataset.SpecificCharacterSet
         terms = [str(value)] if isinstance(value, str) else [str(v) for v in value]
-        known = {item.value for item in SpecificCharacterSetValues}
-        if not any(terms) or not all(t in known for t in terms if t):
+        fit = _dicom_charset(terms)
+        if fit is None:
             dropped = "\\".join(terms) or None
+            _decode_texts(dataset)  # in the set pydicom took the term for, before it is gone
             del dataset.SpecificCharacterSet
-        elif len(terms) > 1 and not terms[0]:
-            # code extensions with an empty first value (`\ISO 2022 IR 87`, the usual Japanese form): that value is
-            # the default repertoire (PS3.3 C.12.1.1.2), which highdicom only takes by its term
-            dataset.SpecificCharacterSet = ["ISO 2022 IR 6", *terms[1:]]
+        elif fit != terms:
+            dataset.SpecificCharacterSet = fit
     sex = str(dataset.get("PatientSex", "") or "").strip().upper()
     dataset.PatientSex = sex[:1] if sex[:1] in ("M", "F", "O") else ""
     blanked = []
