@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -1230,6 +1231,58 @@ def test_a_name_that_is_not_valid_unicode_can_be_named_on_a_plot(tmp_path):
     outputs = build_report(tmp_path, tmp_path / "r.html")
     assert outputs.cases == 2 and outputs.failed == 0
     assert sorted(row["case_id"] for row in read_tsv(outputs.table)) == ["M\\udcfcller", "good"]
+
+
+def _font_of(path: Path, family: str, characters: str) -> Path:
+    """A TrueType font named ``family`` whose glyphs for ``characters`` are squares (made with fontTools, which
+    matplotlib requires)."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    def square():
+        pen = TTGlyphPen(None)
+        for point in ((100, 0), (100, 700), (800, 700), (800, 0)):
+            (pen.lineTo if point != (100, 0) else pen.moveTo)(point)
+        pen.closePath()
+        return pen.glyph()
+
+    glyphs = {ord(c): f"uni{ord(c):04X}" for c in characters}
+    names = [".notdef", *glyphs.values()]
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap(glyphs)
+    builder.setupGlyf({name: square() for name in names})
+    builder.setupHorizontalMetrics({name: (900, 100) for name in names})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": family, "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    builder.save(str(path))
+    return path
+
+
+def test_cjk_label_names_and_case_ids_are_drawn_on_the_plots_with_an_installed_cjk_font(tmp_path, monkeypatch):
+    """The plots drew with DejaVu Sans alone, which has no Chinese, Japanese or Korean: a label named '肝臓' was two
+    empty boxes on every plot (and a warning per character from medseg report), even where the system has Noto Sans
+    CJK. An installed font of those the figures fall back on draws them."""
+    from matplotlib import font_manager
+
+    from medseg.report.figures import FALLBACK_FONTS
+
+    font = _font_of(tmp_path / "cjk.ttf", "Noto Sans CJK JP", "肝臓症例")
+    assert "Noto Sans CJK JP" in FALLBACK_FONTS
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", list(font_manager.fontManager.ttflist))  # restored after
+    font_manager.fontManager.addfont(str(font))
+    names = {0: "background", 1: "肝臓", 2: "box"}
+    for case_id, seed, how in (("症例1", 0, "exact"), ("症例2", 1, "erode")):
+        image, labels, affine = phantom(seed)
+        write_case_arrays(tmp_path, case_id, image, labels, perturb(labels, how), affine, name=str(seed),
+                          labels_named=names)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outputs = build_report(tmp_path, tmp_path / "r.html")
+    assert outputs.cases == 2 and outputs.failed == 0
+    assert [str(w.message) for w in caught if "missing from font" in str(w.message)] == []
 
 
 def test_unreadable_and_stale_records(tmp_path):

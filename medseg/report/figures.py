@@ -6,7 +6,7 @@ import contextlib
 import io
 from collections.abc import Iterator
 
-__all__ = ["LABEL_COLOURS", "MANY_LABELS", "default_style", "label_colour", "new_figure", "png_bytes"]
+__all__ = ["FALLBACK_FONTS", "LABEL_COLOURS", "MANY_LABELS", "default_style", "label_colour", "new_figure", "png_bytes"]
 
 MANY_LABELS = 6  # above this many labels the report's tables and plots take their compact forms
 
@@ -21,18 +21,39 @@ def label_colour(position: int) -> str:
     return LABEL_COLOURS[position % len(LABEL_COLOURS)]
 
 
+# fonts for the scripts matplotlib's DejaVu Sans lacks (Chinese, Japanese, Korean), used where installed (Debian's
+# fonts-noto-cjk, fonts-wqy-zenhei, fonts-ipafont...); DejaVu Sans draws Latin, Greek, Cyrillic, Hebrew and Arabic
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR", "Source Han Sans",
+                  "Source Han Sans JP", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+                  "Droid Sans Fallback", "IPAexGothic", "IPAGothic", "TakaoGothic", "VL Gothic", "NanumGothic",
+                  "UnDotum", "AR PL UMing CN", "Noto Sans Thai", "Noto Sans Devanagari")
+
+
 @contextlib.contextmanager
 def default_style() -> Iterator[None]:
     """Draw with matplotlib's default settings, not the user's matplotlibrc: ``text.usetex: True`` (a publication
     style) stopped the report where LaTeX is missing, and ``savefig.bbox: tight`` or a font size changed the figures.
-    The user's settings are back afterwards."""
+    The user's settings are back afterwards. The installed ones of :data:`FALLBACK_FONTS` draw what DejaVu Sans
+    cannot: label names and case ids in Chinese, Japanese or Korean were drawn as empty boxes (with a warning per
+    character), though the system held a font for them."""
     import warnings
 
     matplotlib = _matplotlib()
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
         matplotlib.rcdefaults()
+        # font.family as a list: matplotlib falls back glyph by glyph through its families (not through the
+        # fonts of one generic family such as sans-serif, of which it takes the first found)
+        matplotlib.rcParams["font.family"] = [*matplotlib.rcParams["font.family"], *_installed_fallbacks()]
         yield
+
+
+def _installed_fallbacks() -> list[str]:
+    """The families of :data:`FALLBACK_FONTS` that matplotlib finds on this system."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return [name for name in FALLBACK_FONTS if name in installed]
 
 
 def _matplotlib():
