@@ -670,6 +670,36 @@ def test_seg_of_a_source_with_a_dropped_character_set_and_non_ascii_names_is_utf
     assert raw.get_item("PatientName").value.rstrip(b" ") == "Müller^Jürgen".encode()
 
 
+@pytest.mark.parametrize("encoded", ["utf-8", "latin-1"])
+def test_seg_of_a_source_without_a_character_set_and_non_ascii_names_is_utf8(tmp_path, caplog, encoded):
+    """A source that states no SpecificCharacterSet but holds non-ASCII bytes (common in the wild: UTF-8 from newer
+    writers, Latin-1 from older ones). pydicom reads them as Latin-1: UTF-8 bytes gave 'MÃ¼ller', which the SEG then
+    stated in UTF-8 (ISO_IR 192) as such, garbled for good. Bytes that are valid UTF-8 are read as UTF-8 (Latin-1
+    text is next to never valid UTF-8), with a warning; other bytes as Latin-1, as the series was read."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        if "SpecificCharacterSet" in dataset:
+            del dataset.SpecificCharacterSet
+        dataset.add_new("StudyDescription", "LO", "Schädel".encode(encoded))
+        dataset.add_new("PatientName", "PN", "Müller^Jürgen".encode(encoded))
+        dataset.save_as(path)
+    volume = read_dicom_series(tmp_path / "dcm")
+    caplog.clear()
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    told = [f"{tmp_path / 'dcm'}: StudyDescription 'Schädel' holds characters outside ASCII, but no "
+            "SpecificCharacterSet is stated (DICOM's default is ASCII): read as UTF-8, which its bytes are, for the "
+            "DICOM SEG"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == (
+        told if encoded == "utf-8" else [])
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == "ISO_IR 192"
+    assert (str(seg.PatientName), str(seg.StudyDescription)) == ("Müller^Jürgen", "Schädel")
+    raw = pydicom.dcmread(tmp_path / "seg.dcm", specific_tags=["PatientName"])
+    assert raw.get_item("PatientName").value.rstrip(b" ") == "Müller^Jürgen".encode()
+
+
 @pytest.mark.parametrize("charset", ["ISO_IR 13", ["ISO 2022 IR 13", "ISO 2022 IR 87"]])
 def test_a_kanji_label_under_iso_ir_13_alone_makes_the_seg_utf8(tmp_path, charset):
     """ISO_IR 13 (JIS X 0201) holds half-width katakana, not kanji; pydicom names it Python's shift_jis, which

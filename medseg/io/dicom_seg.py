@@ -61,7 +61,11 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
                 raise DicomError(f"{path}: SpecificCharacterSet ISO 2022 IR 58 (simplified Chinese with code "
                                  "extensions) is read and written wrongly by pydicom, so its names would be garbled "
                                  "in a DICOM SEG; write NIfTI instead")
+        reads = [_read_undeclared_text(d) for d in datasets.values()]  # each file, before its values are read
+        read = next(filter(None, reads), None)
         fits = [_fit_for_seg(d) for d in datasets.values()]
+    if read:
+        log.warning("%s: %s", volume.source, read)
     dropped = sorted({charset for charset, _ in fits if charset})
     if dropped:
         log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG is written in the default character "
@@ -254,6 +258,57 @@ def _decode_texts(dataset) -> None:
     read as Latin-1)."""
     for _ in dataset.iterall():
         pass
+
+
+def _read_undeclared_text(dataset) -> str | None:
+    """Where ``dataset`` states no character set (none, an empty one, or ISO_IR 6: DICOM's default repertoire, ASCII)
+    but holds text bytes outside ASCII, read them as UTF-8 where all are valid UTF-8 (Latin-1 text next to never is),
+    as Latin-1 otherwise (pydicom's reading): pydicom read UTF-8 bytes as 'MÃ¼ller', which the SEG then stated in
+    UTF-8 as such. Returns one line on the first such value where they were read as UTF-8, else None; to be called
+    before the dataset's values are read."""
+    from pydicom.charset import convert_encodings
+    from pydicom.datadict import keyword_for_tag
+    from pydicom.dataelem import convert_raw_data_element
+
+    stated = dataset.get("SpecificCharacterSet")
+    terms = [str(stated)] if isinstance(stated, str) else [str(term) for term in stated or []]
+    if any(term.strip() not in ("", "ISO_IR 6") for term in terms):
+        return None
+    found = list(_raw_texts(dataset))
+    odd = [raw.value for _, raw in found if not raw.value.isascii()]
+    if not odd:
+        return None
+    try:
+        for value in odd:
+            value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # pydicom's reading, which the series' reading told of
+    for holder, raw in found:
+        holder[raw.tag] = convert_raw_data_element(raw, encoding=convert_encodings(["ISO_IR 192"]), ds=holder)
+    first = next(raw for _, raw in found if not raw.value.isascii())
+    return (f"{keyword_for_tag(first.tag) or first.tag} '{first.value.decode().rstrip(' ')}' holds characters outside "
+            "ASCII, but no SpecificCharacterSet is stated (DICOM's default is ASCII): read as UTF-8, which its bytes "
+            "are, for the DICOM SEG")
+
+
+def _raw_texts(dataset) -> Iterator[tuple[object, object]]:
+    """(dataset, element) for the text elements of ``dataset`` (its sequences' items too) not read yet: their bytes."""
+    from pydicom.datadict import dictionary_VR
+    from pydicom.dataelem import RawDataElement
+
+    for tag in list(dataset.keys()):
+        element = dataset.get_item(tag)
+        vr = element.VR
+        if vr is None:  # implicit VR: the dictionary's
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                continue
+        if vr == "SQ":
+            for item in dataset[tag].value or []:
+                yield from _raw_texts(item)
+        elif vr in _TEXT_VRS and isinstance(element, RawDataElement) and element.value:
+            yield dataset, element
 
 
 def _seg_texts(seg) -> Iterator[str]:
