@@ -511,6 +511,23 @@ def test_seg_of_a_source_in_iso_2022_ir_58_with_ascii_names_keeps_that_set(tmp_p
     assert seg.SpecificCharacterSet == ["ISO 2022 IR 6", "ISO 2022 IR 58"] and str(seg.PatientName) == "Wang^XiaoDong"
 
 
+def test_seg_of_a_source_in_iso_2022_ir_58_with_chinese_text_the_seg_does_not_carry_is_written(tmp_path):
+    """Only the values the SEG takes over (patient, study, specimen) are checked: a series whose InstitutionName or
+    SeriesDescription is Chinese but whose patient and study text is ASCII was refused, though its SEG holds none of
+    that text."""
+    paths = _ir58_series(tmp_path / "dcm", b"Wang^XiaoDong")
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.add_new("InstitutionName", "LO", b"\x1b$)A\xcd\xf5")
+        dataset.add_new("SeriesDescription", "LO", b"\x1b$)A\xd0\xa1")
+        dataset.save_as(path)
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SpecificCharacterSet == ["ISO 2022 IR 6", "ISO 2022 IR 58"] and str(seg.PatientName) == "Wang^XiaoDong"
+    assert "InstitutionName" not in seg and seg.SeriesDescription == "medseg test-model"
+
+
 @pytest.mark.parametrize(("charset", "name", "written"), [
     (None, "Synthetic^Phantom", "ISO_IR 192"),  # the default repertoire is ASCII
     ("ISO_IR 100", "Müller^Jürgen", "ISO_IR 192"),  # Latin-1 holds "größer" but not "肝臓"

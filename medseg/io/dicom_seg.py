@@ -57,7 +57,7 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         for path, dataset in datasets.items():
             value = dataset.get("SpecificCharacterSet")
             terms = [str(value)] if isinstance(value, str) else [str(v) for v in value or []]
-            if "ISO 2022 IR 58" in terms and not all(text.isascii() for text in _seg_texts(dataset)):
+            if "ISO 2022 IR 58" in terms and not all(text.isascii() for text in _seg_texts(_copied_to_seg(dataset))):
                 raise DicomError(f"{path}: SpecificCharacterSet ISO 2022 IR 58 (simplified Chinese with code "
                                  "extensions) is read and written wrongly by pydicom, so its names would be garbled "
                                  "in a DICOM SEG; write NIfTI instead")
@@ -309,6 +309,25 @@ def _raw_texts(dataset) -> Iterator[tuple[object, object]]:
                 yield from _raw_texts(item)
         elif vr in _TEXT_VRS and isinstance(element, RawDataElement) and element.value:
             yield dataset, element
+
+
+def _copied_to_seg(dataset):
+    """The attributes of ``dataset`` that highdicom copies into a SEG (its patient, study and specimen modules), as
+    a dataset; all of ``dataset`` where highdicom cannot tell them (a SOP class it does not know)."""
+    import highdicom as hd
+    from pydicom.dataset import Dataset
+
+    class _Copied(hd.SOPClass):
+        def __init__(self):  # only the copying of a SOP instance, none of its attributes
+            Dataset.__init__(self)
+
+    copied = _Copied()
+    try:
+        copied.copy_patient_and_study_information(dataset)
+        copied.copy_specimen_information(dataset)
+    except (KeyError, ValueError, AttributeError):
+        return dataset
+    return copied
 
 
 def _seg_texts(seg) -> Iterator[str]:
