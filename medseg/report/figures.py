@@ -21,8 +21,9 @@ def label_colour(position: int) -> str:
     return LABEL_COLOURS[position % len(LABEL_COLOURS)]
 
 
-# fonts for the scripts matplotlib's DejaVu Sans lacks (Chinese, Japanese, Korean), used where installed (Debian's
-# fonts-noto-cjk, fonts-wqy-zenhei, fonts-ipafont...); DejaVu Sans draws Latin, Greek, Cyrillic, Hebrew and Arabic
+# fonts for the scripts matplotlib's DejaVu Sans lacks (Chinese, Japanese, Korean; Thai, Devanagari), used where
+# installed (Debian's fonts-noto-cjk, fonts-wqy-zenhei, fonts-ipafont...); DejaVu Sans draws Latin, Greek, Cyrillic,
+# Hebrew and Arabic
 FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR", "Source Han Sans",
                   "Source Han Sans JP", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
                   "Droid Sans Fallback", "IPAexGothic", "IPAGothic", "TakaoGothic", "VL Gothic", "NanumGothic",
