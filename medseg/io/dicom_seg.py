@@ -55,9 +55,8 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
     with FileMessages(Path(volume.source), report=False):  # reported when the series was read
         datasets = {p: _source_header(p) for p in files}
         for path, dataset in datasets.items():
-            value = dataset.get("SpecificCharacterSet")
-            terms = [str(value)] if isinstance(value, str) else [str(v) for v in value or []]
-            if "ISO 2022 IR 58" in terms and not all(text.isascii() for text in _seg_texts(_copied_to_seg(dataset))):
+            copied = _seg_texts(_copied_to_seg(dataset)) if "ISO 2022 IR 58" in _charset_terms(dataset) else []
+            if not all(text.isascii() for text in copied):
                 raise DicomError(f"{path}: SpecificCharacterSet ISO 2022 IR 58 (simplified Chinese with code "
                                  "extensions) is read and written wrongly by pydicom, so its names would be garbled "
                                  "in a DICOM SEG; write NIfTI instead")
@@ -226,8 +225,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
                 _concept(concepts["modifier"])]
         descriptions.append(description)
     _decode_texts(source_images[0])  # the one whose patient and study values highdicom copies
-    value = source_images[0].get("SpecificCharacterSet")
-    terms = [str(value)] if isinstance(value, str) else [str(v) for v in value or []]
+    terms = _charset_terms(source_images[0])
     first = source_images[0]
     number = _seg_series_number(first.get("SeriesNumber"))
     try:
@@ -252,6 +250,12 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
 _TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "UC", "PN")  # the VRs whose characters SpecificCharacterSet governs
 
 
+def _charset_terms(dataset) -> list[str]:
+    """The terms of ``dataset``'s SpecificCharacterSet, as a list (none where it states none)."""
+    value = dataset.get("SpecificCharacterSet")
+    return [str(value)] if isinstance(value, str) else [str(term) for term in value or []]
+
+
 def _decode_texts(dataset) -> None:
     """Read every value of ``dataset`` (its sequences' items too) in the character set it was read with: the SEG
     states a character set of its own, and a value still held as bytes would be read in that one (a Korean name
@@ -270,9 +274,7 @@ def _read_undeclared_text(dataset) -> str | None:
     from pydicom.datadict import keyword_for_tag
     from pydicom.dataelem import convert_raw_data_element
 
-    stated = dataset.get("SpecificCharacterSet")
-    terms = [str(stated)] if isinstance(stated, str) else [str(term) for term in stated or []]
-    if any(term.strip() not in ("", "ISO_IR 6") for term in terms):
+    if any(term.strip() not in ("", "ISO_IR 6") for term in _charset_terms(dataset)):
         return None
     found = list(_raw_texts(dataset))
     odd = [raw.value for _, raw in found if not raw.value.isascii()]
@@ -1042,8 +1044,7 @@ def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
             setattr(dataset, keyword, "")
     dropped = None
     if "SpecificCharacterSet" in dataset:
-        value = dataset.SpecificCharacterSet
-        terms = [str(value)] if isinstance(value, str) else [str(v) for v in value]
+        terms = _charset_terms(dataset)
         fit = _dicom_charset(terms)
         if fit is None:
             dropped = "\\".join(terms) or None
