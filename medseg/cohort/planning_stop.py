@@ -26,7 +26,7 @@ Snakemake's command line, whose process ends with the run, once a stop came: a P
 through Snakemake's API kept medseg's handler, or after a Ctrl-C while planning had SIGINT ignored, for the rest of
 its life (and Snakemake's SIGTERM handler of the finished run, which swallowed its next SIGTERM). Such a program that
 reads the Snakefile and runs nothing (it unlocks, lists the rules, makes a report, or the API refuses the run) gets its
-handlers back with the first Ctrl-C or SIGTERM, which goes to its own (:func:`_pass_on`).
+handlers back with the first Ctrl-C, SIGTERM or SIGHUP, which goes to its own (:func:`_pass_on`).
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
             return
         _stopped_by = number
         _hung_up(number)
-        if command:  # a second Ctrl-C or SIGTERM does not cut the line or the way out short; the process ends with it
+        if command:  # a second Ctrl-C, SIGTERM or SIGHUP does not cut the line or the way out short; the process ends
+            # with it
             for ignored in _SIGNALS:
                 signal.signal(ignored, signal.SIG_IGN)
         else:  # a caller's process goes on: its own handlers back (run_ended is not reached)
@@ -127,7 +128,7 @@ def _reading(frame) -> bool:
 
 
 def _pass_on(number: int, frame) -> None:
-    """A Ctrl-C or SIGTERM to a program that read the workflow through Snakemake's API and is not running it (it
+    """A Ctrl-C, SIGTERM or SIGHUP to a program that read the workflow through Snakemake's API and is not running it (it
     only unlocked, listed the rules or made a report, or the API raised an error before the run): no run is being
     planned, so the program's own handlers come back and this signal goes to its own (the default SIGTERM ends the
     process). It told "stopped while the cohort run was being planned" and raised SystemExit, wherever the program
@@ -156,7 +157,7 @@ def planning_done() -> None:
 
 def _stop_jobs(number, frame) -> None:
     """Python's own Ctrl-C (``KeyboardInterrupt``, which Snakemake's job loop takes to stop the jobs), noted; a second
-    Ctrl-C or SIGTERM waits for the way out (:func:`_held`)."""
+    Ctrl-C, SIGTERM or SIGHUP waits for the way out (:func:`_held`)."""
     global _stopped_by
     if _stopped_by is None:
         _stopped_by = number
@@ -186,7 +187,7 @@ def _snakemakes(handler: object) -> bool:
 
 
 def run_ended() -> None:
-    """The SIGINT and SIGTERM handlers found when :func:`stop_planning_on_interrupt` started the run back (the
+    """The SIGINT, SIGTERM and SIGHUP handlers found when :func:`stop_planning_on_interrupt` started the run back (the
     workflow's ``onsuccess`` and ``onerror``, :func:`end_with_execution`), where the run's own are still set
     (``_stop_jobs``, ``_held``, the planning handler, Snakemake's SIGTERM handler); only in the main thread. Under
     Snakemake's command line, once a stop came, a second one still waits for the way out: that process ends with the
@@ -215,8 +216,8 @@ def end_with_execution(workflow, check: Callable[..., None] | None = None,
     ``stopped`` (the workflow's ``sys.exit``) is called with :func:`stopped_code` where a stop Snakemake's job loop
     took in ended the run of a program running it through the API, so that the program is told of the stop.
 
-    Outside Snakemake's command line, a Ctrl-C or SIGTERM before :func:`planning_done` stops the run only while the
-    Snakefile is read or the run is executed; elsewhere it is the program's own (:func:`_pass_on`)."""
+    Outside Snakemake's command line, a Ctrl-C, SIGTERM or SIGHUP before :func:`planning_done` stops the run only
+    while the Snakefile is read or the run is executed; elsewhere it is the program's own (:func:`_pass_on`)."""
     global _tracked
     execute = getattr(workflow, "execute", None)
     if execute is None:
@@ -279,28 +280,28 @@ def stopped_by() -> int | None:
 
 
 def jobs_stopped() -> bool:
-    """Whether a Ctrl-C or SIGTERM stopped the run (:func:`stopped_by`)."""
+    """Whether a Ctrl-C, SIGTERM or SIGHUP stopped the run (:func:`stopped_by`)."""
     return _stopped_by is not None
 
 
 def planning_stopped_line(signum: int = signal.SIGINT) -> str:
-    """The one line of a run a Ctrl-C (``signum``; or a SIGTERM) stopped while it was planned: :data:`PLANNING_STOPPED`
-    for a Ctrl-C."""
+    """The one line of a run a Ctrl-C (``signum``; or a SIGTERM, SIGHUP) stopped while it was planned:
+    :data:`PLANNING_STOPPED` for a Ctrl-C."""
     name = _named(signum, "{name}: {cause}")
     return f"medseg: stopped while the cohort run was being planned ({name}); no job was started"
 
 
 def stopped_code() -> int:
-    """The exit code of a run :func:`stopped_by` a signal: 128 + its number (130 for Ctrl-C, 143 for SIGTERM), as a
-    shell reports a command that signal ended."""
+    """The exit code of a run :func:`stopped_by` a signal: 128 + its number (130 for Ctrl-C, 143 for SIGTERM, 129
+    for SIGHUP), as a shell reports a command that signal ended."""
     return 128 + int(_stopped_by if _stopped_by is not None else signal.SIGINT)
 
 
 def run_stopped_line(finished: int, total: int, signum: int = signal.SIGINT) -> str:
-    """The one line of a run a Ctrl-C (``signum``; or a SIGTERM) stopped while its jobs ran: what is kept (``finished``
-    of the ``total`` cases segmented or failed for good), what is not, and how to go on. It does not say that the jobs
-    were stopped: a signal to Snakemake alone lets the local jobs run to their end, and a cluster's cancel can miss a
-    job (README, *Resources and profiles*)."""
+    """The one line of a run a Ctrl-C (``signum``; or a SIGTERM, SIGHUP) stopped while its jobs ran: what is kept
+    (``finished`` of the ``total`` cases segmented or failed for good), what is not, and how to go on. It does not say
+    that the jobs were stopped: a signal to Snakemake alone lets the local jobs run to their end, and a cluster's cancel
+    can miss a job (README, *Resources and profiles*)."""
     kept = f"{finished} of {total} case{'' if total == 1 else 's'} finished (kept)"
     return (f"medseg: stopped by {_named(signum, '{name} ({cause})')} while the cohort's jobs ran: the report "
             f"was not written, nor the unfinished cases of the jobs stopped; {kept}; run the same command again to go "
