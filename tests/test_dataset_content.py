@@ -711,3 +711,88 @@ def test_train_names_every_absent_data_file_of_metaimage_cases_in_one_line(tmp_p
                                       "is not present here (images/case2.raw, labels/case3.raw): fetch them with "
                                       "datalad get images labels (or git annex get)")
     assert not (dataset / "model").exists()
+
+
+@pytest.mark.parametrize("header", ["scan.hdr", "scan.mhd", "scan.nhdr"])
+def test_a_cohorts_image_whose_data_file_alone_was_dropped_keeps_its_results_as_a_dropped_nifti_does(tmp_path,
+                                                                                                     header):
+    """The .img of an Analyze / NIfTI pair, or the .raw(.gz) a .mhd / .nhdr names, dropped (``datalad drop``) after
+    its case was made, its header still here: the next run deleted the case's segmentation and wrote a failure
+    record, where a dropped NIfTI file keeps its results. The image is now away as such a file is: its results kept,
+    the case's line and the report's naming the absent data file and how to fetch it, reused once fetched again."""
+    from types import SimpleNamespace
+
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+    from medseg.cohort.records import ResultsFolder, not_fetched, unavailable
+    from medseg.report.collect import _made_from_other_inputs
+
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    phantom = make_phantom((40, 40, 8), seed=1)
+    if header.endswith(".hdr"):
+        nib.save(nib.Nifti1Pair(phantom.image, np.diag([1.0, 1.0, 2.0, 1.0])), str(dataset / header))
+        data, role = dataset / "scan.img", "its image file"
+    else:
+        sitk = pytest.importorskip("SimpleITK", reason="NRRD / MetaImage need the itk extra")
+        image = sitk.GetImageFromArray(phantom.image.transpose(2, 1, 0))  # x, y, z as the pair's
+        image.SetSpacing((1.0, 1.0, 2.0))
+        sitk.WriteImage(image, str(dataset / header), header.endswith(".nhdr"))
+        data, role = dataset / ("scan.raw.gz" if header.endswith(".nhdr") else "scan.raw"), "its data file"
+    assert data.is_file()
+    annex(data, dataset)  # a locked annexed file, its content here
+    image = dataset / header
+    (dataset / "samples.tsv").write_text(f"case_id\timage\na\t{header}\n")
+    samples = read_samples(dataset / "samples.tsv")
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    results = tmp_path / "results"
+    assert [(c.outcome, c.reused) for c in infer_cases(samples, results, options).cases] == [("ok", False)]
+    folder = ResultsFolder(results)
+    run_id = json.loads(folder.status_path("a", "infer").read_text())["run_id"]
+    content = data.resolve()
+    kept = content.read_bytes()
+    content.parent.chmod(0o755)
+    content.unlink()  # dropped: the link leads nowhere
+    said = f"{role} {data.name} is {ANNEX}: fetch it with datalad get {data} (or git annex get)"
+    assert unavailable(image)
+    assert not_fetched([image]) == (f"; among them, 1 file is a git-annex link whose content is not present here "
+                                    f"({data}): fetch it with datalad get {data} (or git annex get)")
+    case = infer_cases(samples, results, options).cases[0]
+    assert (case.outcome, case.stage, case.reused) == ("failed", "read", False)
+    assert case.error == (f"{image}: {said}; the results made from it earlier are kept, and reused if it comes back "
+                          "unchanged")
+    assert folder.segmentation("a").is_file() and folder.sidecar("a").is_file()
+    assert not folder.failure("a").exists()
+    sidecar = json.loads(folder.sidecar("a").read_text())
+    assert _made_from_other_inputs(SimpleNamespace(sidecar=sidecar, metrics=None), samples[0]) == (
+        f"the input {image} is missing in part: {said}; the results made from it earlier are kept in the results "
+        "folder (not shown here), and reused if it comes back unchanged")
+    content.write_bytes(kept)  # fetched again: the same content
+    assert not unavailable(image)
+    assert [(c.outcome, c.reused) for c in infer_cases(samples, results, options).cases] == [("ok", True)]
+    assert json.loads(folder.status_path("a", "infer").read_text())["run_id"] == run_id
+
+
+def test_an_image_read_from_several_data_files_names_those_not_here_together(tmp_path):
+    """A .mhd whose voxels are in a list of files, two of them dropped: both named, with how to fetch them; an SPM
+    .mat dropped beside a pair is named as the pair's other file is."""
+    from medseg.io.pairs import parts_not_here
+
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    for index in range(3):
+        (dataset / f"s{index}.raw").write_bytes(bytes(range(256)) * 40)
+    (dataset / "scan.mhd").write_text("ObjectType = Image\nNDims = 3\nDimSize = 80 128 3\nElementType = MET_UCHAR\n"
+                                      "ElementDataFile = LIST\ns0.raw\ns1.raw\ns2.raw\n")
+    assert parts_not_here(dataset / "scan.mhd") is None
+    annex(dataset / "s0.raw", dataset, present=False)
+    annex(dataset / "s2.raw", dataset, present=False)
+    assert parts_not_here(dataset / "scan.mhd") == (
+        "2 of the files it is read from are git-annex links whose content is not present here (s0.raw, s2.raw): "
+        f"fetch them with datalad get {dataset / 's0.raw'} {dataset / 's2.raw'} (or git annex get)")
+    nib.save(nib.AnalyzeImage(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(dataset / "spm.hdr"))
+    assert parts_not_here(dataset / "spm.hdr") is None  # no .mat: none is read
+    (dataset / "spm.mat").write_bytes(b"\0" * 2048)
+    annex(dataset / "spm.mat", dataset, present=False)
+    mat = dataset / "spm.mat"
+    assert parts_not_here(dataset / "spm.img") == (
+        f"its SPM .mat spm.mat is {ANNEX}: fetch it with datalad get {mat} (or git annex get)")

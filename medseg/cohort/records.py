@@ -125,15 +125,18 @@ def unavailable(path: Path | str | None) -> bool:
     an emptied DICOM folder; empty subfolders like ``lost+found`` and files like ``.DS_Store`` do not count), or a
     folder some of whose files are not here (a DICOM series in a dataset some of whose slices were dropped, as a
     dropped NIfTI file is missing; links that lead nowhere), or a file whose content is not here in its own place
-    (an unlocked git-annex file dropped is a pointer file, as the slices of such a series are; a Git LFS pointer)."""
+    (an unlocked git-annex file dropped is a pointer file, as the slices of such a series are; a Git LFS pointer),
+    or a file some of whose image is in files whose content is not here (an Analyze / NIfTI pair's ``.img``, the
+    ``.raw`` a ``.mhd`` or ``.nhdr`` names, dropped: :func:`~medseg.io.pairs.parts_not_here`)."""
     from medseg.io.files import absent_content, missing_under
+    from medseg.io.pairs import parts_not_here
 
     if path is None:
         return False
     path = Path(path)
     try:
         if not path.is_dir():
-            return not path.exists() or absent_content(path) is not None
+            return not path.exists() or absent_content(path) is not None or parts_not_here(path) is not None
         # stops at the first file: an emptied folder is told without a walk of all of it
         if not any(p.is_file() and not p.name.startswith(".") for p in path.rglob("*")):
             return True
@@ -147,13 +150,18 @@ def away_text(path: Path | str, missing: str = "no such file or folder") -> str:
     ``a.nii.gz: no such file or folder`` (``missing``), what a link in its place is (a git-annex link whose content
     is not here, and how to fetch it; a link that leads nowhere, and where it led), ``study: an empty folder``, or
     ``study: 3 of its files are git-annex links whose content is not present here (…): fetch them with …``, or
-    what a pointer file in its place is (``a git-annex pointer file, not an image (…): fetch it with …``)."""
+    what a pointer file in its place is (``a git-annex pointer file, not an image (…): fetch it with …``), or which
+    of the other files it is read from is not here (``scan.mhd: its data file scan.raw is a git-annex link whose
+    content is not present here (…): fetch it with …``)."""
     from medseg.io.files import absent_content, missing_under, not_there
+    from medseg.io.pairs import parts_not_here
 
     path = Path(path)
     if path.is_dir():
         return f"{path}: {missing_under(path) or 'an empty folder'}"
-    return f"{path}: {absent_content(path) or not_there(path, missing)}"
+    if not path.exists():
+        return f"{path}: {not_there(path, missing)}"
+    return f"{path}: {absent_content(path) or parts_not_here(path) or not_there(path, missing)}"
 
 
 def not_fetched(paths) -> str:
@@ -163,12 +171,14 @@ def not_fetched(paths) -> str:
     folders where more than three); "" where none is. A dataset cloned and not fetched was 'none of the images exists
     (paths in a sample sheet are relative to the sheet's folder …)', which sent its user after the paths."""
     from medseg.io.files import absent_content, absent_files
+    from medseg.io.pairs import image_parts
     from medseg.numbers import counted
 
     absent: list[Path] = []
     for path in map(Path, filter(None, paths)):
         try:
-            under = sorted(p for p in path.rglob("*") if not p.name.startswith(".")) if path.is_dir() else [path]
+            under = (sorted(p for p in path.rglob("*") if not p.name.startswith(".")) if path.is_dir()
+                     else [path, *image_parts(path)])  # a .hdr's .img, a .mhd's .raw
         except OSError:
             continue
         absent += [p for p in under if absent_content(p) is not None]

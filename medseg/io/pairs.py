@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["companion", "file_signature", "image_files"]
+from medseg.io.files import absent_content, absent_files
+
+__all__ = ["companion", "file_signature", "image_files", "image_parts", "parts_not_here"]
 
 _COMPANION = {"hdr": "img", "img": "hdr", "HDR": "IMG", "IMG": "HDR"}
 
@@ -40,6 +43,53 @@ def image_files(path: Path | str) -> list[Path]:
     header, image = (path, other) if ext.lower() == "hdr" else (other, path)
     mats = (path.with_name(f"{stem}.mat"), path.with_name(f"{stem}.mat{name[len(base):]}"))  # nibabel: .mat(.gz)
     return [p for p in dict.fromkeys((header, image, *mats)) if p == path or p.is_file()]
+
+
+def _parts(path: Path) -> list[tuple[str, str, Path]]:
+    """The other files the image at ``path`` is read from, whether or not they exist, each with what it is to the
+    image and what its content is (for a pointer file in its place): a pair's other file (``its image file``, ``its
+    header``), an SPM ``.mat`` that is there or a link, a detached header's data files (``its data file``)."""
+    other = companion(path)
+    if other is None:
+        from medseg.io.itk_image import is_itk_name, itk_files_read
+
+        if not is_itk_name(path):
+            return []
+        return [("its data file", "the voxels", data) for data in itk_files_read(path)[1:]]
+    name = path.name
+    base = name[:-3] if name.lower().endswith(".gz") else name
+    stem, _, ext = base.rpartition(".")
+    parts = [("its image file", "the voxels", other) if ext.lower() == "hdr" else ("its header", "a header", other)]
+    for mat in dict.fromkeys((path.with_name(f"{stem}.mat"), path.with_name(f"{stem}.mat{name[len(base):]}"))):
+        if os.path.lexists(mat):  # an SPM .mat is optional: only one in its place is read
+            parts.append(("its SPM .mat", "an orientation matrix", mat))
+    return parts
+
+
+def image_parts(path: Path | str) -> list[Path]:
+    """The other files the image at ``path`` is read from, whether or not they are here: a pair's other file, an SPM
+    ``.mat`` in its place, the data files a detached header names (none for a single-file image)."""
+    return [part for _, _, part in _parts(Path(path))]
+
+
+def parts_not_here(path: Path | str) -> str | None:
+    """What to say of the files the image at ``path`` is read from besides ``path`` itself whose content is not here
+    (:func:`~medseg.io.files.absent_content`: a DataLad / git-annex or Git LFS dataset's file dropped or not
+    fetched): a pair's ``.img`` (or ``.hdr``), an SPM ``.mat``, the data files a ``.nhdr`` / ``.mhd`` names, without
+    ``path``'s name: ``its data file scan.raw is a git-annex link whose content is not present here (…): fetch it with
+    datalad get …``. None where all of them are here (or missing outright: reading the image says so)."""
+    path = Path(path)
+    absent = [(role, what, part) for role, what, part in _parts(path)
+              if absent_content(part, what) is not None]
+    if not absent:
+        return None
+    if len(absent) == 1:
+        role, what, part = absent[0]
+        return f"{role} {part.name} is {absent_content(part, what)}"
+    files = [part for _, _, part in absent]
+    fetch = files if len(files) <= 3 else sorted({part.parent for part in files})
+    shown = [Path(os.path.relpath(part, path.parent)) for part in files]
+    return f"{len(files)} of the files it is read from are {absent_files(files, fetch, shown)}"
 
 
 def file_signature(path: Path | str) -> list | None:

@@ -447,12 +447,16 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
     # the row's own files, away for a while (an unmounted share): the cohort keeps what was made from them
     from medseg.cohort.records import unavailable
     from medseg.io.files import absent_content, missing_under
+    from medseg.io.pairs import parts_not_here
 
     def missing(path) -> str:  # a dataset's file dropped since (datalad drop): said, with how to fetch it again
         if os.path.isdir(path):  # a DICOM series some of whose slices were dropped
             what = missing_under(path)
             return f" in part: {what}" if what else ""
         what = absent_content(path)
+        if what is None and os.path.exists(path):  # a .hdr's .img, a .mhd's .raw dropped
+            part = parts_not_here(path)
+            return f" in part: {part}" if part else ""
         return f": {what}" if what else ""
 
     if unavailable(named):
