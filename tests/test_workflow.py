@@ -476,6 +476,49 @@ def test_a_ctrl_c_after_the_jobs_are_planned_and_before_any_starts_is_one_line_a
     assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / "results").exists()
 
 
+# Snakemake started as a script starts it in its background (SIGINT ignored), with a Ctrl-C raised as it logs the
+# planned jobs' stats and another once onstart gave the jobs their handlers
+_CTRL_C_IGNORED = """
+import signal, sys
+import snakemake.api
+import snakemake.dag
+from snakemake.cli import main
+from medseg.cohort import planning_stop
+
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # snakemake ... & in a shell that is not interactive
+stats = snakemake.dag.DAG.stats
+done = planning_stop.planning_done
+
+def interrupted(self, *args, **kwargs):
+    signal.raise_signal(signal.SIGINT)
+    return stats(self, *args, **kwargs)
+
+def then_interrupted():
+    done()
+    signal.raise_signal(signal.SIGINT)
+
+snakemake.dag.DAG.stats = interrupted
+planning_stop.planning_done = then_interrupted
+sys.argv = ["snakemake", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_run_started_with_ctrl_c_ignored_is_not_stopped_by_one(cohort, tmp_path):
+    """A run that a script starts in its background (``snakemake ... &`` in a shell that is not interactive sets SIGINT
+    to be ignored) had medseg's Ctrl-C handler set all the same: a Ctrl-C meant for the script's terminal stopped the
+    run while it was planned (exit 130) or its jobs ran, where medseg's own commands leave an ignored SIGINT ignored,
+    as they do SIGHUP under nohup. It stays ignored: the run goes on to its end."""
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    results = tmp_path / "results"
+    command = [sys.executable, "-c", _CTRL_C_IGNORED, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped" not in done.stderr and "KeyboardInterrupt" not in done.stderr
+    assert (results / "cases" / "a" / "a_seg.nii.gz").is_file() and (results / "cohort.tsv").is_file()
+
+
 # Snakemake with a SIGTERM raised as it makes the jobs' scheduler: it holds its lock, and no job has started
 _TERM_AT_SCHEDULER = """
 import signal, sys
@@ -829,6 +872,7 @@ def stop_state(monkeypatch):
     for name, fresh in (("_handler", None), ("_stopped_by", None), ("_command", False), ("_before", {}),
                         ("_executing", False), ("_tracked", False)):
         monkeypatch.setattr(planning_stop, name, fresh)
+    monkeypatch.setattr(planning_stop, "_ignored_by_stop", False, raising=False)  # (none before medseg kept it)
     numbers = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
     found = {number: signal.getsignal(number) for number in numbers}
     yield planning_stop
@@ -976,6 +1020,31 @@ def test_a_sighup_stops_the_run_as_a_sigterm_does_and_is_left_ignored_under_nohu
         signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     assert told == [planning_stopped_line(signal.SIGHUP)] and len(left) == 3
+
+
+@pytest.mark.parametrize("command", [True, False], ids=["snakemake's command line", "a caller of its API"])
+def test_an_ignored_ctrl_c_is_left_ignored_while_planning_while_the_jobs_run_and_after(monkeypatch, stop_state,
+                                                                                         command):
+    """SIGINT ignored as the run starts (a script's background) stays ignored: planning, from onstart, while a SIGTERM
+    stops the jobs, and after the run; SIGTERM is still handled."""
+    from medseg.cohort.planning_stop import planning_done, run_ended, stop_planning_on_interrupt, stopped_by
+
+    monkeypatch.setattr(stop_state, "_under_snakemake_command", lambda: command)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop_planning_on_interrupt(lambda line: None)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is stop_state._handler
+    signal.raise_signal(signal.SIGINT)  # nothing happens
+    planning_done()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (signal.SIG_IGN,
+                                                                                 stop_state._stop_jobs)
+    signal.raise_signal(signal.SIGINT)
+    assert stopped_by() is None
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and stopped_by() == signal.SIGTERM
+    run_ended()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_a_stops_line_is_added_to_the_runs_snakemake_log(tmp_path):

@@ -14,7 +14,8 @@ workflow's ``onerror`` tells it in one line (:func:`run_stopped_line`) and exits
 (:func:`stopped_code`: 130, 143), as a script expects of an interrupt. A second Ctrl-C or SIGTERM while the run stops
 waits for the way out: it cut Snakemake's clean-up (its wait for the jobs, its lock release) short with tracebacks.
 SIGHUP (the ssh session or terminal of a run started without tmux or nohup closed) ended Snakemake at once, leaving its
-lock, the run's record and the claim on the results folder; it is handled as SIGTERM is, and left ignored under nohup.
+lock, the run's record and the claim on the results folder; it is handled as SIGTERM is, and left ignored under nohup
+(as a Ctrl-C is left ignored in a run that a script started in its background).
 The terminal it came from may be gone, so standard output and error that are that terminal go to /dev/null from then
 on (a write failing with EIO ended the run in a traceback and exit code 1), and each stop's line is also added to the
 run's Snakemake log (:func:`log_stop`).
@@ -61,10 +62,12 @@ _command = False  # Snakemake's command line runs the workflow: its process ends
 _before: dict[int, object] = {}  # the handlers found as the run started, put back as it ends
 _executing = False  # inside Snakemake's workflow.execute (end_with_execution): the run is planned there until onstart
 _tracked = False  # end_with_execution wraps workflow.execute of the run read last, so that _executing tells
+_ignored_by_stop = False  # a stop under Snakemake's command line ignored the stops for its way out: not the caller's
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
-    """Until :func:`planning_done`, a Ctrl-C (SIGINT), SIGTERM or SIGHUP (unless ignored: ``nohup``) calls ``stop``
+    """Until :func:`planning_done`, a Ctrl-C (SIGINT), SIGTERM or SIGHUP (a Ctrl-C or SIGHUP unless ignored: a run
+    in a script's background, ``nohup``; :func:`_left_ignored`) calls ``stop``
     with its line (:func:`planning_stopped_line`; :data:`PLANNING_STOPPED` for a Ctrl-C): the workflow's
     (``workflow/rules/common.smk``) tells it and exits with :func:`stopped_code` (:data:`STOPPED_CODE`, 143, 129), which
     Snakemake lets through after releasing what it holds (its lock). Snakemake sets its own SIGTERM handler as it makes
@@ -75,17 +78,19 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C. The
     handlers found are kept for :func:`run_ended`, unless they are this module's own, left by a run that ended
     without putting them back (then those found before that run are kept)."""
-    global _before, _command, _handler, _stopped_by, _tracked
+    global _before, _command, _handler, _ignored_by_stop, _stopped_by, _tracked
     _stopped_by, _tracked = None, False
     if threading.current_thread() is not threading.main_thread():
         return
     found = {number: signal.getsignal(number) for number in _SIGNALS}
-    if not _before or not any(_ours(handler) for handler in found.values()):
+    # ignored by an earlier run's stop in this process, not by whoever started it: handled, and not kept as theirs
+    leftover, _ignored_by_stop = _ignored_by_stop, False
+    if not _before or not (leftover or any(_ours(handler) for handler in found.values())):
         _before = found
     command = _command = _under_snakemake_command()
 
     def handler(number, frame) -> None:
-        global _stopped_by
+        global _ignored_by_stop, _stopped_by
         if not command and _tracked and not (_executing or _reading(frame)):
             _pass_on(number, frame)
             return
@@ -95,20 +100,25 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
             # with it
             for ignored in _SIGNALS:
                 signal.signal(ignored, signal.SIG_IGN)
+            _ignored_by_stop = True
         else:  # a caller's process goes on: its own handlers back (run_ended is not reached)
             run_ended()
         stop(planning_stopped_line(number))
 
     _handler = handler
+    started_with = _before if leftover else found
     for number in _SIGNALS:
-        if not _left_ignored(number, found[number]):
+        if not _left_ignored(number, started_with.get(number)):
             signal.signal(number, handler)
 
 
 def _left_ignored(number: int, handler: object) -> bool:
     """Whether the stop ``number`` is left to ``handler``, found as the run starts: SIGHUP where it is ignored (the
-    run started under ``nohup``), which then runs on when its terminal closes."""
-    return number == _HANGUP and handler == signal.SIG_IGN
+    run started under ``nohup``), which then runs on when its terminal closes, and SIGINT where it is ignored (a run
+    started in the background of a script, ``snakemake … &`` in a shell that is not interactive, which a Ctrl-C to
+    the script's terminal then does not stop), as medseg's own commands leave them. SIGTERM is handled all the same
+    (a time limit, ``scancel``, ``kill``)."""
+    return number in (signal.SIGINT, _HANGUP) and handler == signal.SIG_IGN
 
 
 def _hung_up(number: int) -> None:
