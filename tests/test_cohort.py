@@ -1540,6 +1540,43 @@ def test_a_reference_become_a_dangling_link_is_named_as_one_not_as_an_empty_fold
     assert ResultsFolder(results).metrics("a").is_file()
 
 
+def test_a_report_without_the_sheet_shows_a_case_whose_input_is_away_as_the_sheets_report_does(cohort, tmp_path):
+    """`medseg report RESULTS` without --sheet showed a cohort's case whose image (or reference) is away (an unmounted
+    share, an archived or dropped file) as scored, where the report with the sheet, which the workflow writes, says
+    the results are kept but not the row's answer meanwhile. Both now say the same, from the paths the sidecar and
+    the metrics record. Results written outside a cohort are taken as they are: their input may be archived."""
+    import shutil
+
+    from medseg.report import build_report
+
+    def rows(results_dir, name, sheet=None) -> dict[str, dict]:
+        built = build_report(results_dir, tmp_path / name / "report.html", max_overlays=0, sheet=sheet)
+        with open(built.table, encoding="utf-8", newline="") as handle:
+            return {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id == "a"]
+    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    evaluate_cases(samples, results)
+    plain = tmp_path / "plain" / "a"  # the same results outside a cohort (no records of its runs)
+    shutil.copytree(results / "cases" / "a", plain)
+    image, reference = sheet.parent / "a.nii.gz", sheet.parent / "a_label.nii.gz"
+    assert rows(results, "here")["a"]["status"] == "scored"
+    os.rename(image, tmp_path / "image.nii.gz")
+    away = (f"the input {image} is missing; the results made from it earlier are kept in the results folder (not "
+            "shown here), and reused if it comes back unchanged")
+    for name, given in (("without", None), ("with", sheet)):
+        row = rows(results, name, given)["a"]
+        assert (row["status"], row["failed_stage"], row["error"]) == ("failed", "stale", away)
+    assert rows(plain.parent, "plain")["a"]["status"] == "scored"
+    os.rename(tmp_path / "image.nii.gz", image)  # the image back, the reference away
+    os.rename(reference, tmp_path / "label.nii.gz")
+    row = rows(results, "reference")["a"]
+    assert (row["failed_stage"], row["error"]) == (
+        "stale", f"the reference {reference} is missing; the scores made against it earlier are kept in the results "
+                 "folder (not shown here), and reused if it comes back unchanged")
+
+
 def test_an_input_missing_for_a_while_keeps_the_results_made_from_it(cohort, tmp_path):
     """An image moved away (an unmounted share, an archived file) made the next run delete the case's finished
     segmentation and scores, which could not be made again until it was back. They are kept while the row, model

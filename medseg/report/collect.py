@@ -445,6 +445,17 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
         return (f"the sample sheet names the reference {os.path.abspath(sample.reference)}, but the scores were made "
                 f"against {scored_against}; run the workflow again to rescore the case")
     # the row's own files, away for a while (an unmounted share): the cohort keeps what was made from them
+    scored = os.path.abspath(sample.reference) if sample.reference is not None and case.metrics is not None else None
+    return _inputs_away(named, scored) or _changed_since_made(case, sample)
+
+
+def _inputs_away(image: str | None, reference: str | None) -> str | None:
+    """Why a cohort's case is not shown while its ``image``, or the ``reference`` its scores were made against, is
+    away (:func:`~medseg.cohort.records.unavailable`: an unmounted share, an archived file, a dataset's file dropped),
+    or None: the cohort keeps what was made from them, and reuses it once they are back unchanged. Absolute paths, or
+    None for a file not to be looked at."""
+    import os
+
     from medseg.cohort.records import unavailable
     from medseg.io.files import absent_content, missing_under
     from medseg.io.pairs import parts_not_here
@@ -459,14 +470,13 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
             return f" in part: {part}" if part else ""
         return f": {what}" if what else ""
 
-    if unavailable(named):
-        return (f"the input {named} is missing{missing(named)}; the results made from it earlier are kept in the "
+    if image is not None and unavailable(image):
+        return (f"the input {image} is missing{missing(image)}; the results made from it earlier are kept in the "
                 "results folder (not shown here), and reused if it comes back unchanged")
-    if sample.reference is not None and case.metrics is not None and unavailable(sample.reference):
-        reference = os.path.abspath(sample.reference)
+    if reference is not None and unavailable(reference):
         return (f"the reference {reference} is missing{missing(reference)}; the scores made against it earlier are "
                 "kept in the results folder (not shown here), and reused if it comes back unchanged")
-    return _changed_since_made(case, sample)
+    return None
 
 
 def _changed_since_made(case: CaseResult, sample) -> str | None:
@@ -725,6 +735,12 @@ def _check_sources(case: CaseResult) -> None:
     if case.failure is not None or case.sidecar is None:
         return
     metrics = case.metrics or {}
+    away = _away_from_cohort(case)
+    if away is not None:  # as the report with the cohort's sheet says it
+        case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
+                        "input": case.sidecar.get("input"), "reference": metrics.get("reference"), "error": away,
+                        "error_type": "StaleResult"}
+        return
     checks = [("input", case.sidecar, "segmented", "segment the case again", "infer", "image_signature"),
               ("reference", metrics, "scored", "score the case again", "evaluate", "reference_signature")]
     for role, record, made, again, stage, key in checks:
@@ -748,6 +764,30 @@ def _check_sources(case: CaseResult) -> None:
                         "error_type": "StaleResult"}
         case.metrics = None
         return
+
+
+def _away_from_cohort(case: CaseResult) -> str | None:
+    """For a cohort's case (its results folder's record of the case's segmentation), why it is not shown while the
+    input its sidecar names, or the reference its metrics name, is away (:func:`_inputs_away`), as the report with
+    the cohort's sheet says it (the workflow passes it): without the sheet such a case was shown as scored. Results
+    that ``medseg infer`` or ``evaluate`` wrote outside a cohort are taken as they are: their input may be archived
+    once they are made, and nothing keeps them apart from others."""
+    import os
+
+    from medseg.cohort.records import ResultsFolder, unavailable
+
+    records = ResultsFolder(case.results_dir)
+
+    def made(stage: str, path) -> str | None:  # the file, where the cohort's record of the stage is of a finished one
+        record = records.status(case.case_id, stage)
+        return path if record is not None and record.get("outcome") == "ok" else None
+
+    image, reference = ((path if isinstance(path, str) and os.path.isabs(path) else None)
+                        for path in ((case.sidecar or {}).get("input"), (case.metrics or {}).get("reference")))
+    if image is None or not (unavailable(image) or unavailable(reference)):  # all here: no record read
+        return None
+    image = made("infer", image)
+    return None if image is None else _inputs_away(image, reference and made("evaluate", reference))
 
 
 def _kept_by_cohort(case: CaseResult, stage: str, key: str, signature: list) -> bool:
