@@ -572,17 +572,10 @@ def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(c
     assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake"]  # no .results.lock, no results folder
 
 
-@pytest.mark.parametrize("stop", STOPS)
-def test_a_ctrl_c_sigterm_or_sighup_while_the_jobs_run_is_one_line_and_exit_130_143_or_129(cohort, tmp_path, stop):
-    """Snakemake stops its jobs on a Ctrl-C and reports a failed run: its job error, "WorkflowError: At least one job
-    did not complete successfully" and exit code 1, where a script expects 130 of an interrupt. A SIGTERM (a SLURM
-    time limit or scancel, to every process of the job) ended so too, having waited for the running jobs, and had its
-    job tried again ("Trying to restart job"); it is handled as a Ctrl-C is, with exit code 143. A SIGHUP (an ssh
-    session closed) ended Snakemake at once, leaving its lock, run record and claim; it is handled so too, with exit
-    code 129. The line is also the last of the run's Snakemake log. The stop (to the process group, as a terminal,
-    SLURM or the shell of a closed session sends it) lands as the first job starts."""
-    from medseg.cohort.planning_stop import run_stopped_line
-
+@contextlib.contextmanager
+def _run_until_its_first_job(cohort, tmp_path):
+    """A cohort of one case run by Snakemake's command line in a session of its own, its output in a console file,
+    handed over (the process and that file) once its first job has started; killed on the way out if still running."""
     sheet = sheet_of_own(cohort, tmp_path, ["a"])
     results = tmp_path / "results"
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
@@ -595,12 +588,28 @@ def test_a_ctrl_c_sigterm_or_sighup_while_the_jobs_run_is_one_line_and_exit_130_
             while not (results / "logs" / "infer" / "batch001.log").exists():
                 assert process.poll() is None and time.monotonic() < deadline, console.read_text()[-3000:]
                 time.sleep(0.02)
-            os.killpg(process.pid, stop)
-            process.wait(timeout=120)
+            yield process, console
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_ctrl_c_sigterm_or_sighup_while_the_jobs_run_is_one_line_and_exit_130_143_or_129(cohort, tmp_path, stop):
+    """Snakemake stops its jobs on a Ctrl-C and reports a failed run: its job error, "WorkflowError: At least one job
+    did not complete successfully" and exit code 1, where a script expects 130 of an interrupt. A SIGTERM (a SLURM
+    time limit or scancel, to every process of the job) ended so too, having waited for the running jobs, and had its
+    job tried again ("Trying to restart job"); it is handled as a Ctrl-C is, with exit code 143. A SIGHUP (an ssh
+    session closed) ended Snakemake at once, leaving its lock, run record and claim; it is handled so too, with exit
+    code 129. The line is also the last of the run's Snakemake log. The stop (to the process group, as a terminal,
+    SLURM or the shell of a closed session sends it) lands as the first job starts."""
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    results = tmp_path / "results"
+    with _run_until_its_first_job(cohort, tmp_path) as (process, console):
+        os.killpg(process.pid, stop)
+        process.wait(timeout=120)
     text = console.read_text()
     assert process.returncode == 128 + stop, text[-3000:]
     assert text.splitlines()[-1] == run_stopped_line(0, 1, stop)
@@ -667,27 +676,12 @@ def test_a_second_ctrl_c_while_the_run_stops_waits_for_the_way_out(cohort, tmp_p
     then "Cannot close a running event loop"), where the run ends as after one: the line, exit code 130."""
     from medseg.cohort.planning_stop import run_stopped_line
 
-    sheet = sheet_of_own(cohort, tmp_path, ["a"])
-    results = tmp_path / "results"
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
-               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
-    console = tmp_path.parent / f"{tmp_path.name}-console.txt"
-    with open(console, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 120
-            while not (results / "logs" / "infer" / "batch001.log").exists():
-                assert process.poll() is None and time.monotonic() < deadline, console.read_text()[-3000:]
-                time.sleep(0.02)
-            os.kill(process.pid, signal.SIGINT)  # Snakemake alone: it waits for its job (about 3 s: the imports)
-            time.sleep(0.5)
-            assert process.poll() is None, console.read_text()[-3000:]
-            os.kill(process.pid, signal.SIGINT)
-            process.wait(timeout=120)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with _run_until_its_first_job(cohort, tmp_path) as (process, console):
+        os.kill(process.pid, signal.SIGINT)  # Snakemake alone: it waits for its job (about 3 s: the imports)
+        time.sleep(0.5)
+        assert process.poll() is None, console.read_text()[-3000:]
+        os.kill(process.pid, signal.SIGINT)
+        process.wait(timeout=120)
     text = console.read_text()
     assert process.returncode == 130, text[-3000:]
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
