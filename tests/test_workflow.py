@@ -1294,7 +1294,21 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 ASCII letters" in run.stdout + run.stderr
     sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
-    assert run.returncode != 0 and "none of the 1 images exists" in run.stdout + run.stderr
+    assert run.returncode != 0 and "none of the 1 images is here" in run.stdout + run.stderr
+
+
+def test_a_sheet_whose_images_all_exist_but_are_away_is_not_told_they_do_not_exist(tmp_path):
+    """Every image of the sheet away while it exists (an emptied DICOM folder, a share's mount point not mounted):
+    the error began 'none of the 2 images exists', untrue of folders that are there."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    sheet = write_sheet(tmp_path, [("a", "a", ""), ("b", "b", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+        f"medseg: error: {sheet}: none of the 2 images is here (paths in a sample sheet are relative to the sheet's "
+        "folder; an empty folder, or one some of whose files are not here, counts as missing), e.g. "
+        f"{tmp_path / 'a'}")
+    assert not (tmp_path / "results").exists()
 
 
 def test_lint_is_clean(cohort, tmp_path):

@@ -224,7 +224,7 @@ _missing = [s for s in SAMPLES if records.unavailable(s.image)]
 if len(_missing) == len(SAMPLES):
     run_ended()
     sys.exit(
-        f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images exists (paths in a sample sheet are relative to "
+        f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images is here (paths in a sample sheet are relative to "
         f"the sheet's folder; an empty folder, or one some of whose files are not here, counts as missing), e.g. {SAMPLES[0].image}"
         + records.not_fetched(s.image for s in SAMPLES)
     )
