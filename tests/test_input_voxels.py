@@ -164,6 +164,26 @@ def test_a_compressed_folder_is_counted_from_its_largest_file_times_its_files(tm
     assert input_grid(folder).voxels == 7 * 48 * 40
 
 
+def test_a_series_mixing_compressed_and_uncompressed_slices_is_not_counted_under(tmp_path):
+    """A series whose largest file stores its pixels uncompressed was counted as the folder's bytes over 2: its RLE
+    slices, a few hundred bytes each, counted a few hundred voxels where they hold 48x40 (one uncompressed slice
+    beside 19 RLE ones: 0.06 of its voxels). A file smaller than the largest one's pixels has its header read."""
+    from dicom_factory import slice_positions, write_series
+    from pydicom.uid import RLELossless
+
+    values = np.indices((48, 40, 20))[0].astype(np.int16) // 8  # flat regions, as a CT's: RLE shrinks them
+    positions = slice_positions(20, 2.0)
+    for uncompressed in (1, 10):
+        folder = tmp_path / f"mixed{uncompressed}"
+        write_series(folder, values[:, :, :uncompressed], positions[:uncompressed], series_uid="1.2.3.4", prefix="u")
+        compressed = write_series(folder, values[:, :, uncompressed:], positions[uncompressed:], series_uid="1.2.3.4",
+                                  prefix="c", transfer_syntax=RLELossless)
+        assert all(path.stat().st_size < 48 * 40 for path in compressed)  # their bytes tell under half their voxels
+        real = _series_voxels(folder)
+        assert real == 20 * 48 * 40
+        assert real <= input_grid(folder).voxels <= 1.2 * real
+
+
 def test_links_in_a_dicom_folder_are_followed_to_files_and_a_looping_one_is_passed_over(tmp_path):
     """Links to files count their target's bytes; a broken link and a link that loops are passed over, as the
     reader passes over them. The looping link raised while listing, and the whole folder counted no voxels."""
