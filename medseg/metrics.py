@@ -473,7 +473,8 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
 
 EDGE_BLOCK = 1 << 24  # voxels of a box whose edges are found at a time
 # the memory a label's distance map may hold (medseg.surface_distance), in bytes a voxel of the label volume: scoring
-# holds 3-4 besides (the labels, two edge volumes of the box) and a cohort's scoring job is given 12
+# holds 3-4 besides (the labels, two edge volumes of the box) and a cohort's scoring job is given 24 (a speckled
+# mask's edge voxels take about 55 bytes each beside the map: medseg.voxel_charge.SCORING_BYTES_PER_VOXEL)
 # (medseg.cohort.job_memory); at least DISTANCE_MAP_MIN_BYTES (within the 0.4 GB its base allows beyond what the
 # libraries take)
 DISTANCE_MAP_BYTES_PER_VOXEL = 6

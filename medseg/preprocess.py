@@ -138,23 +138,25 @@ def check_resampling_size(volume: Volume, pre: dict, per_model_voxel: int = 0, d
     check_grid_size(volume.source, volume.shape[:3], volume.affine, pre, per_model_voxel, doing)
 
 
-def grid_memory(shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0
-                ) -> tuple[int, tuple[int, ...]]:
+def grid_memory(shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0,
+                scoring: bool = False) -> tuple[int, tuple[int, ...]]:
     """Bytes the guard charges for a grid (see :func:`check_grid_size`), and its shape in model space."""
     shape = tuple(int(n) for n in shape)
     resamples = any(float(v or 0) for v in pre.get("spacing_mm") or [])
     model_shape = grid_model_shape(shape, affine, pre) if resamples else shape
-    return charged_bytes(math.prod(shape), math.prod(model_shape), resamples, per_model_voxel), model_shape
+    return charged_bytes(math.prod(shape), math.prod(model_shape), resamples, per_model_voxel, scoring), model_shape
 
 
 def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0,
-                    doing: str | None = "segmenting it") -> None:
+                    doing: str | None = "segmenting it", scoring: bool = False) -> None:
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
     and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
     voxel (:mod:`medseg.voxel_charge`): a 512×512×1500 CT is charged 4.7 GB there (about 3.4 GB measured), not the
     31 GB that resampling it would. ``per_model_voxel``: bytes the inference itself holds per model-space voxel
-    beyond that (an ensemble over slicing axes keeps two float32 class-probability volumes: 8 bytes per class)."""
+    beyond that (an ensemble over slicing axes keeps two float32 class-probability volumes: 8 bytes per class).
+    ``scoring``: the volume is scored against a reference afterwards, charged at least ``SCORING_BYTES_PER_VOXEL``
+    a voxel."""
     memory = physical_memory()
     shape = tuple(int(n) for n in shape)
     spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0))
@@ -170,7 +172,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
             raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} "
                              f"mm to the model's {wanted_text} mm gives about {estimate:.3g} voxels, more than any "
                              "machine's memory holds; check the voxel size in the header, and the model's spacing_mm")
-    needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel)
+    needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel, scoring)
     if memory is None or needed <= memory:
         if doing is not None:
             warn_over_cgroup(source, needed, memory, doing)

@@ -175,7 +175,7 @@ def check_reference_exists(reference: Path | str, input_path: Path | str) -> Non
                              f"{input_path})")
 
 
-def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0) -> None:
+def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0, scoring: bool = False) -> None:
     """The memory guard of :func:`medseg.preprocess.check_resampling_size` from a NIfTI's header, before its voxels
     are read (a 512×512×1500 CT took 13 s and 2.3 GB to read before it was refused). A header that cannot be read,
     or that is not 3D, is left to :func:`read_image`, which names the problem; a DICOM folder is checked by
@@ -189,11 +189,11 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
         shape, affine = read_grid(input_path)
     except (MedsegError, OSError, ValueError):
         return
-    _check_grid(input_path, pre, per_model_voxel, shape, affine)
+    _check_grid(input_path, pre, per_model_voxel, shape, affine, scoring)
 
 
 def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: tuple[int, ...],
-                affine: np.ndarray) -> None:
+                affine: np.ndarray, scoring: bool = False) -> None:
     """:func:`medseg.preprocess.check_grid_size` of a grid read from headers (a DICOM series was decoded whole
     before the guard refused it); a grid that is not 3D or whose affine is degenerate is left to the reader."""
     from medseg.preprocess import check_grid_size
@@ -201,7 +201,7 @@ def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: 
     if len(shape) != 3 or not np.isfinite(affine).all():
         return
     try:
-        check_grid_size(input_path, shape, affine, pre, per_model_voxel)
+        check_grid_size(input_path, shape, affine, pre, per_model_voxel, scoring=scoring)
     except InputError:
         raise
     except (ValueError, ArithmeticError, np.linalg.LinAlgError):  # a degenerate affine: read_image names it
@@ -254,7 +254,8 @@ def segment_case(
     clock = time.perf_counter()
     # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
     ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
-    _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes)
+    scoring = reference is not None  # scoring after the inference holds more than it, a speckled mask's most
+    _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report)
     input_signature = file_signature(input_path)
     if output_format == "dicom-seg":  # a model whose labels cannot be a SEG's segments: refused before any read
@@ -262,7 +263,8 @@ def segment_case(
 
         check_segment_labels(segmenter.package.labels, input_path)
     volume = read_image(input_path, series=series,
-                        check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing, ensemble_bytes))
+                        check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing, ensemble_bytes,
+                                           scoring=scoring))
     # a disk too full for the outputs is found before the minutes of inference, not after them
     check_free_space(targets, volume.shape[:3], segmenter.package.label_map.dtype.itemsize, output_format)
     seg_sources = None

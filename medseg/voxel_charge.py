@@ -4,7 +4,7 @@ ask for (:mod:`medseg.cohort.job_memory`), which must not import torch to plan."
 
 from __future__ import annotations
 
-__all__ = ["COPY_BYTES_PER_VOXEL", "RESAMPLE_BYTES_PER_VOXEL", "charged_bytes"]
+__all__ = ["COPY_BYTES_PER_VOXEL", "RESAMPLE_BYTES_PER_VOXEL", "SCORING_BYTES_PER_VOXEL", "charged_bytes"]
 
 # transient bytes per voxel of resampling and of inverting, as measured (float32 grids and values): a guard
 # against headers whose spacing makes a resampled volume of terabytes, not a memory model
@@ -12,15 +12,26 @@ RESAMPLE_BYTES_PER_VOXEL = 40
 # the same for a model that keeps the voxel size: the image read in float32, its normalised copy, the labels
 # (8.6 bytes per voxel measured on a 512×512×1500 CT, the interpreter and torch included)
 COPY_BYTES_PER_VOXEL = 12
+# scoring against a reference, once the inference's arrays are freed: the labels and the reference (2), two edge
+# volumes of a label's box (2), a distance map (medseg.metrics' DISTANCE_MAP_BYTES_PER_VOXEL, 6) and the edge voxels'
+# indices, coordinates and distances beside it (about 55 bytes an edge voxel: 8 a voxel where a prediction with 5 %
+# of its voxels knocked out has edges in 14 % of its box); measured 16-22 bytes a voxel beyond the process's own
+# (512×512×100 and ×200, 5 % knocked out), where 12 were charged. More speckled masks take more (every voxel an
+# edge: about 60)
+SCORING_BYTES_PER_VOXEL = 24
 
 
-def charged_bytes(input_voxels: int, model_voxels: int, resamples: bool, per_model_voxel: int = 0) -> int:
+def charged_bytes(input_voxels: int, model_voxels: int, resamples: bool, per_model_voxel: int = 0,
+                  scoring: bool = False) -> int:
     """Bytes charged for a volume of ``input_voxels`` that is ``model_voxels`` in model space:
     :data:`RESAMPLE_BYTES_PER_VOXEL` for each voxel of both where the model resamples, else
     :data:`COPY_BYTES_PER_VOXEL` for each input voxel; plus ``per_model_voxel`` bytes for each model-space voxel
-    (an ensemble over slicing axes: 8 bytes per class)."""
+    (an ensemble over slicing axes: 8 bytes per class). ``scoring`` (``medseg infer --reference``): at least
+    :data:`SCORING_BYTES_PER_VOXEL` for each input voxel, what scoring holds after the inference's arrays are
+    freed."""
     if resamples:
         needed = (int(model_voxels) + int(input_voxels)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
     else:
         needed = int(input_voxels) * COPY_BYTES_PER_VOXEL
-    return needed + int(model_voxels) * int(per_model_voxel)
+    needed += int(model_voxels) * int(per_model_voxel)
+    return max(needed, int(input_voxels) * SCORING_BYTES_PER_VOXEL) if scoring else needed

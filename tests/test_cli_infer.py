@@ -1652,6 +1652,33 @@ def test_a_model_that_keeps_the_voxel_size_is_not_charged_for_resampling():
     check_resampling_size(volume, load_package("phantom").preprocessing)  # no error
 
 
+def test_infer_with_a_reference_is_refused_where_its_scoring_would_not_fit(tmp_path, capsys, monkeypatch):
+    """With --reference the guard charges what scoring holds after the inference (24 bytes a voxel, a speckled
+    prediction's edges and distance map), not the inference's 12: a 1000³ header on a machine of 16 GB is refused
+    from its header, before anything is read; without a reference it passes the guard."""
+    import medseg.preprocess
+    from medseg.preprocess import check_grid_size
+
+    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: 16 * 10**9)
+    shape, affine = (1000, 1000, 1000), np.eye(4)
+    check_grid_size("ct.nii", shape, affine, {"spacing_mm": None})  # 12 GB: no error
+    path = tmp_path / "ct.nii"
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    image.header.set_data_shape(shape)
+    image.header["vox_offset"] = 352
+    with open(path, "wb") as file:
+        file.write(image.header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 1000**3)
+    reference = tmp_path / "ct_label.nii"
+    reference.write_bytes(path.read_bytes()[:352])
+    code, _, err = run(["infer", str(path), "--reference", str(reference), "-o", str(tmp_path / "out"),
+                        "--device", "cpu"], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 1 and line.startswith(f"medseg: error: {path}: segmenting its 1000×1000×1000 voxels needs about "
+                                         "22 GiB of memory (this machine has 15 GiB)"), line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
     """A header promising 2000³ voxels is refused for its size, from the header, before its voxels are read (a
     sparse file: it holds them, as zeros, on no disk space); the message says what is needed and does not speak of

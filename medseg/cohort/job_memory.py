@@ -25,9 +25,12 @@ the same as a DICOM series of 100 files         6.6 M   633 / 727 MB            
 
 So inference holds about 0.5 GB before any case and 6-10 bytes a voxel for a model that keeps the voxel size, about
 16-25 bytes a voxel of input and model space together for one that resamples; the guard charges 12 and 40. Scoring
-holds about 0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as float32,
-and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.metrics``'
-``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.36 GB for 512×512×340 voxels, measured again).
+holds about 0.1-0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as
+float32, and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.metrics``'
+``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.36 GB for 512×512×340 voxels, measured again), with about 55 bytes for each
+edge voxel beside it: a prediction with 5 % of its voxels knocked out (edges in 14 % of its box) took 628 MB for
+512×512×100 voxels, 20 bytes a voxel (22 on 512×512×200) beyond the 95 MB ``medseg evaluate`` holds before any
+case, where 12 were charged; 24 are now (:data:`medseg.voxel_charge.SCORING_BYTES_PER_VOXEL`).
 A retry (a job killed for memory) asks for twice, then three times the first attempt's memory.
 """
 
@@ -37,7 +40,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from medseg.cohort.input_voxels import InputGrid
-from medseg.voxel_charge import charged_bytes
+from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL, charged_bytes
 
 __all__ = ["CUDA_MB", "EVALUATE_BASE_MB", "EVALUATE_BYTES_PER_VOXEL", "INFER_BASE_MB", "evaluate_memory_mb",
            "infer_memory_mb", "model_voxels"]
@@ -45,7 +48,8 @@ __all__ = ["CUDA_MB", "EVALUATE_BASE_MB", "EVALUATE_BYTES_PER_VOXEL", "INFER_BAS
 INFER_BASE_MB = 1200  # Python, torch, MONAI and the model (measured: 0.47-0.55 GB), and the job's Snakemake process
 CUDA_MB = 2000  # the CUDA libraries and context in host memory, with device=cuda (an allowance, not measured here)
 EVALUATE_BASE_MB = 800  # Python and the libraries (measured: 0.4 GB), and the job's Snakemake process
-EVALUATE_BYTES_PER_VOXEL = 12  # the labels, their edges (measured: 3-4; a DICOM SEG case 11), a distance map (6)
+# the labels, their edges (measured: 3-4), a distance map (6) and its edge voxels' arrays (a speckled mask: 16-22)
+EVALUATE_BYTES_PER_VOXEL = SCORING_BYTES_PER_VOXEL
 
 
 def model_voxels(grid: InputGrid, preprocessing: Mapping) -> int:
