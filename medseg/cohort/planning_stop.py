@@ -38,6 +38,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
@@ -45,7 +46,7 @@ from medseg import stopping
 
 __all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "ends_with_the_process", "jobs_stopped",
            "log_stop", "planning_done", "planning_stopped_line", "run_ended", "run_stopped_line",
-           "stop_planning_on_interrupt", "stopped_by", "stopped_code"]
+           "stop_planning_on_interrupt", "stopped_by", "stopped_code", "wait_for_lost_jobs"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
@@ -56,6 +57,7 @@ if _HANGUP is not None:
     _NAMES[_HANGUP] = ("SIGHUP", "the terminal or ssh session closed")
 _SIGNALS = tuple(_NAMES)  # the stops handled, while the run is planned and once its jobs run
 
+_START_S = 5.0  # how long a job's thread whose start a stop cut short is given to start (wait_for_lost_jobs)
 _handler: Callable | None = None
 _stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM, SIGHUP) that stopped the run, planned or running its jobs
 _command = False  # Snakemake's command line runs the workflow: its process ends with the run
@@ -259,6 +261,44 @@ def end_with_execution(workflow, check: Callable[..., None] | None = None,
 
     execute_then_end._ends_the_run = True
     workflow.execute = execute_then_end
+
+
+def wait_for_lost_jobs(workflow) -> int:
+    """After a stop (:func:`stopped_by`), wait for the local jobs Snakemake lost track of; return how many threads
+    were waited for.
+
+    A stop that lands as Snakemake starts a local job, while its thread pool starts the job's thread, breaks off
+    ``submit`` after the job was queued: the job, started after the signal (which it never received), runs to its end
+    in a thread Snakemake does not know of and does not wait for. The run's line counted its cases as unfinished
+    while they were still being made, and Snakemake's teardown, closing that thread's event loop while it still ran,
+    ended in ``RuntimeError: Cannot close a running event loop`` and exit code 1 instead of 130 (143, 129); the
+    process, whose exit waits for the thread, ended only with the job anyway. Once the stop has shut the pool of
+    Snakemake's local executor (``scheduler._executor.pool``, shut as the stop is taken in) each of its threads still
+    alive is such a job (an idle one ends as the pool shuts): it is waited for here, so that the line counts the cases
+    as they really ended and the teardown finds no loop running. Nothing is done without a stop, with a pool not shut,
+    or with a Snakemake that names these otherwise."""
+    if _stopped_by is None:
+        return 0
+    scheduler = getattr(workflow, "scheduler", None)
+    prefixes = set()
+    for name in ("_executor", "_local_executor"):
+        pool = getattr(getattr(scheduler, name, None), "pool", None)
+        prefix = getattr(pool, "_thread_name_prefix", None)
+        if getattr(pool, "_shutdown", False) is True and isinstance(prefix, str) and prefix:
+            prefixes.add(prefix + "_")
+    lost = [thread for thread in threading.enumerate() if thread is not threading.current_thread()
+            and not thread.daemon and any(thread.name.startswith(prefix) for prefix in prefixes)]
+    started_by = time.monotonic() + _START_S
+    for thread in lost:
+        while True:
+            try:
+                thread.join()
+                break
+            except RuntimeError:  # not started yet: the stop cut its start short, and it starts in a moment
+                if time.monotonic() > started_by:
+                    break
+                time.sleep(0.01)
+    return len(lost)
 
 
 def _under_snakemake_command() -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from medseg.cohort.planning_stop import (end_with_execution, ends_with_the_process, log_stop, planning_done,
                                          run_ended, run_stopped_line, stop_planning_on_interrupt, stopped_by,
-                                         stopped_code)
+                                         stopped_code, wait_for_lost_jobs)
 
 
 def tell_stop(line, logfiles):
@@ -211,7 +211,9 @@ onerror:
     try:
         snakelock.forget_run(Path(".snakemake"))
         if stopped_by() is not None:  # a Ctrl-C, SIGTERM or SIGHUP, which Snakemake reports as a failed run (exit
-            # 1): one line, also in the run's log, and exit 130 (143, 129)
+            # 1): one line, also in the run's log, and exit 130 (143, 129); a job the stop caught as it started, which
+            # Snakemake lost track of, ends first (its process would wait for it anyway)
+            wait_for_lost_jobs(workflow)
             _folder = records.ResultsFolder(RESULTS)
             _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
             tell_stop(run_stopped_line(_finished, len(SAMPLES), stopped_by()), log)
