@@ -17,8 +17,12 @@ values are the tree's.
 
 The map holds :data:`MAP_BYTES_PER_VOXEL` bytes a voxel of the region it covers. Within ``budget_bytes`` it covers
 the whole box; beyond, slabs of the box along its longest axis (in mm), each with a margin of neighbour slices: a
-voxel whose nearest edge in the slab and its margin lies closer than the slab's ends is exact, any other is looked up
-in the tree.
+voxel whose nearest edge in the slab and its margin lies closer than the slab's ends is exact. Any other (deep inside
+the other mask, beyond the margins) is taken from 2D feature transforms of the planes across the axis of the largest
+voxel size (:data:`PLANE_BYTES_PER_VOXEL` bytes a voxel, within the budget): its nearest voxel in a plane is the one
+nearest its row and column there, the planes visited outwards until they lie further than the nearest found; the
+tree would search a whole cap of the other surface for each (about 1 ms: a 512×512×100 ellipsoid with 5 % of its
+voxels knocked out took over 300 s that way, 19 s this way). Values near a float32 rounding boundary go to the tree.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ DECIDED_SHARES = (0.9, 0.99, 1.0)  # and those that decide these shares of the s
 # the rounding of the voxels' coordinates in mm (a few 2^-53 of the largest coordinate): where a value within this
 # share of the box's extent (and of the distance) of the map's rounds to another float32, the tree is asked
 TIE_SLACK = 2.0 ** -46
+# the planes' 2D feature transforms of the voxels no slab decides: two int16 indices a voxel
+PLANE_BYTES_PER_VOXEL = 4
 
 
 def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget_bytes: int) -> np.ndarray:
@@ -69,7 +75,7 @@ def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget
     if plan is None:
         distances = tree.query(points.astype(np.float64) * scale, workers=workers)[0]
     else:
-        distances = _from_maps(points, target, scale, plan, tree, workers)
+        distances = _from_maps(points, target, scale, plan, tree, workers, budget_bytes)
     return distances.astype(np.float32)
 
 
@@ -131,9 +137,10 @@ def _rounds_alike(distances: np.ndarray, slack: np.ndarray) -> np.ndarray:
 
 
 def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: tuple[int, int, int], tree,
-               workers: int) -> np.ndarray:
+               workers: int, budget_bytes: int) -> np.ndarray:
     """:func:`directed_distances` from scipy's feature transform of ``target`` over slabs of ``plan``, the voxels
-    no slab decides searched in ``tree``."""
+    no slab decides from its planes' 2D feature transforms (:func:`_from_planes`, where their
+    :data:`PLANE_BYTES_PER_VOXEL` fit ``budget_bytes``), the few left searched in ``tree``."""
     from scipy.ndimage import distance_transform_edt
 
     axis, step, margin = plan
@@ -164,6 +171,56 @@ def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: 
         distances[chosen[decided]] = near[decided]
         undecided.append(chosen[~decided])
     left = np.concatenate(undecided) if undecided else np.zeros(0, dtype=np.int64)
+    planes_fit = PLANE_BYTES_PER_VOXEL * target.size <= budget_bytes and max(target.shape) <= np.iinfo(np.int16).max
+    if left.size and planes_fit:
+        near = _from_planes(points[left], target, scale)
+        alike = np.isfinite(near) & _rounds_alike(near, TIE_SLACK * (extent_mm + near))
+        distances[left[alike]] = near[alike]
+        left = left[~alike]
     if left.size:
         distances[left] = tree.query(points[left].astype(np.float64) * scale, workers=workers)[0]
     return distances
+
+
+def _from_planes(points: np.ndarray, target: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Distances (mm, float64, measured as the tree measures them) from ``points`` to the nearest voxel of
+    ``target``: each plane across the axis of the largest voxel size gets scipy's 2D feature transform (int16, 4 bytes a
+    voxel), a point's nearest voxel in a plane is the one nearest its own row and column there, and the planes are
+    visited outwards from the point's until they lie further than the nearest found. The voxels a slab leaves
+    undecided (deep inside the other mask, beyond its margins) cost a tree search of a whole cap of the other surface
+    each (about 1 ms); here a few dozen lookups."""
+    from scipy.ndimage import distance_transform_edt
+
+    axis = int(np.argmax(scale))
+    across = [a for a in range(target.ndim) if a != axis]
+    planes = np.moveaxis(target, axis, 0)
+    rows = planes.shape[0]
+    filled = planes.reshape(rows, -1).any(axis=1)
+    nearest = np.zeros((rows, len(across)) + planes.shape[1:], dtype=np.int16)
+    for row in np.flatnonzero(filled):
+        nearest[row] = distance_transform_edt(~planes[row], sampling=scale[across], return_distances=False,
+                                              return_indices=True)
+    where = points.astype(np.float64) * scale
+    row_mm = float(scale[axis])
+    best = np.full(len(points), np.inf)
+    active = np.arange(len(points))
+    for step in range(rows):
+        # a plane ``step`` rows away lies at least step × row_mm away (the slack: the rounding of the distances)
+        active = active[best[active] >= step * row_mm * (1 - 2.0 ** -40)]
+        if not active.size:
+            break
+        for sign in ((1,) if step == 0 else (1, -1)):
+            row = points[active, axis] + sign * step
+            chosen = (row >= 0) & (row < rows)
+            chosen[chosen] = filled[row[chosen]]
+            ids, row = active[chosen], row[chosen]
+            found = np.empty((len(ids), target.ndim), dtype=np.int64)
+            found[:, axis] = row
+            inside = tuple(points[ids, a] for a in across)
+            for k, a in enumerate(across):
+                found[:, a] = nearest[(row, k, *inside)]
+            offset = where[ids] - found.astype(np.float64) * scale
+            near = np.sqrt(np.einsum("ij,ij->i", offset, offset))
+            better = near < best[ids]
+            best[ids[better]] = near[better]
+    return best
