@@ -2172,6 +2172,17 @@ def test_no_pair_with_seg_references_says_that_they_are_paired_by_series_too(tmp
         "(made by another tool, or from a NIfTI image))")
 
 
+def _folders_refused(pred, refs, expected: str, tmp_path, capsys) -> None:
+    """Pairing ``pred`` with ``refs`` is refused with ``expected``, and so is ``medseg evaluate PRED REFS``: exit 1, the
+    line on stderr, no output folder."""
+    with pytest.raises(InputError) as caught:
+        pair_predictions(pred, refs)
+    assert str(caught.value) == expected
+    out = tmp_path / "scores"
+    assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 1
+    assert not out.exists() and capsys.readouterr().err.strip() == f"medseg: error: {expected}"
+
+
 def test_a_seg_by_uid_of_the_series_of_a_case_that_has_its_reference_is_its_second_reference(tmp_path, capsys):
     """A SEG stored under its UID beside case1.dcm, both of the series case1 was made from, was a missed case ("no
     prediction for this reference … a prediction is one made from series …", while one was): it was only matched
@@ -2189,12 +2200,7 @@ def test_a_seg_by_uid_of_the_series_of_a_case_that_has_its_reference_is_its_seco
     series = volume.dicom.series_uid
     expected = (f"{refs / uid}: case 'case1' has two references in {refs} (case1.dcm and {uid}, a DICOM SEG of series "
                 f"{series}, which case1_seg.nii.gz was made from, as its sidecar records); keep one of them")
-    with pytest.raises(InputError) as caught:
-        pair_predictions(pred, refs)
-    assert str(caught.value) == expected
-    out = tmp_path / "scores"
-    assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 1
-    assert not out.exists() and capsys.readouterr().err.strip() == f"medseg: error: {expected}"
+    _folders_refused(pred, refs, expected, tmp_path, capsys)
     (refs / "case1.dcm").unlink()
     shutil.copy(pred / "case1_seg.nii.gz", refs / "case1.nii.gz")  # a NIfTI reference of the case: the same
     with pytest.raises(InputError) as caught:
@@ -2246,12 +2252,7 @@ def test_no_pair_with_seg_references_not_fetched_says_that_their_content_is_not_
         "sidecar records the series it segments, which its header names); 2 of the references are git-annex links "
         f"whose content is not present here ({uids[0]}, {uids[1]}): fetch them with datalad get {refs} (or git annex "
         "get)")
-    with pytest.raises(InputError) as caught:
-        pair_predictions(pred, refs)
-    assert str(caught.value) == expected
-    out = tmp_path / "scores"
-    assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 1
-    assert not out.exists() and capsys.readouterr().err.strip() == f"medseg: error: {expected}"
+    _folders_refused(pred, refs, expected, tmp_path, capsys)
 
 
 def image_uid(path) -> str:
