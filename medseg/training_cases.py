@@ -31,7 +31,9 @@ from medseg.io.files import (
 from medseg.io.itk_image import (
     IMAGE_FILE_KINDS,
     ITK_ENDINGS,
+    SLICER_SEGMENTATION,
     data_files_among,
+    is_slicer_scene,
     is_slicer_segmentation,
     scene_images_text,
     slicer_scene_images,
@@ -74,19 +76,21 @@ _IMAGE_SUFFIXES = (".nii.gz", ".nii", *ITK_ENDINGS)  # NRRD and MetaImage throug
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 
-def _image_files(folder: Path, kind: str) -> dict[str, Path]:
+def _image_files(folder: Path, kind: str, scene: bool = False) -> dict[str, Path]:
     """The image files (NIfTI, NRRD, MetaImage) directly in ``folder`` by case name; anything else there (a
     subfolder, a DICOM folder, another format) is left out with a warning naming it, never silently. A folder this
     user may not read (list, or look into) is one error naming it: Python's ``PermissionError`` ended training on a
-    traceback."""
+    traceback. ``scene``: ``folder`` is both the images and the labels folder, a 3D Slicer scene
+    (:func:`~medseg.io.itk_image.is_slicer_scene`): its labels are its segmentations (``case.seg.nrrd``) alone, its
+    images the other files, and neither listing warns about the other's files (the images' warns about the rest)."""
     try:
-        return _listed_image_files(folder, kind)
+        return _listed_image_files(folder, kind, scene)
     except PermissionError as error:
         what = "cannot read" if error.filename == str(folder) else "cannot look at its files"
         raise TrainingError(f"{folder}: {what} ({os_reason(error)})") from error
 
 
-def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
+def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[str, Path]:
     """:func:`_image_files`, its folder's entries looked at."""
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such {kind} folder")
@@ -100,6 +104,11 @@ def _listed_image_files(folder: Path, kind: str) -> dict[str, Path]:
     for path in entries:
         if path in data_files:
             continue
+        if scene and kind == "labels" and not (not path.name.startswith(".") and path.is_file()
+                                               and is_slicer_segmentation(path)):
+            continue  # the scene's images, and what its listing of images warns about
+        if scene and kind == "images" and is_slicer_segmentation(path):
+            continue  # the scene's labels
         if path.name.startswith("."):  # said where it looks like a case (not macOS's ._ companions, .DS_Store, …)
             if not path.name.startswith("._") and path.name.lower().endswith(_IMAGE_SUFFIXES):
                 hidden.append(path.name)
@@ -187,10 +196,15 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     """
     images_dir = path_argument(images_dir, "the images folder")
     labels_dir = path_argument(labels_dir, "the labels folder")
+    scene = False
     with contextlib.suppress(OSError):
         if Path(images_dir).is_dir() and Path(images_dir).samefile(labels_dir):  # each image would be its own label
-            raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label files "
-                                "in a folder of their own")
+            # but for a 3D Slicer scene: case.seg.nrrd is the label of case.nrrd beside it
+            scene = is_slicer_scene(labels_dir)
+            if not scene:
+                raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label "
+                                    "files in a folder of their own (one folder serves as both only as 3D Slicer "
+                                    f"saves a scene: case{SLICER_SEGMENTATION} beside case.nrrd)")
     described = dataset_json.path if hasattr(dataset_json, "path") else dataset_json  # a DatasetDocument, or a path
     _check_present(Path(images_dir), Path(labels_dir), files=[Path(described)] if described is not None else [])
     listed = None
@@ -199,9 +213,9 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
         listed = training_list(dataset_json)
     if listed is not None and listed.pairs:
-        cases = _listed_cases(Path(images_dir), Path(labels_dir), listed)
+        cases = _listed_cases(Path(images_dir), Path(labels_dir), listed, scene)
     else:
-        cases = _paired_by_name(images_dir, labels_dir, allow_unpaired)
+        cases = _paired_by_name(images_dir, labels_dir, allow_unpaired, scene)
     if listed is not None and listed.num_training is not None and listed.num_training != len(cases):
         what = (f"its training list holds {counted(len(listed.pairs), 'pair')}" if listed.pairs else
                 f"{images_dir} and {labels_dir} hold {counted(len(cases), 'case')}")
@@ -244,10 +258,11 @@ def _check_present(*folders: Path, files: list[Path] = ()) -> None:
                                 "names: restore its target, or remove the link to pair the cases by file name")
 
 
-def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool) -> list[TrainCase]:
-    """:func:`pair_cases` by the files' names."""
-    label_files = _image_files(Path(labels_dir), "labels")
-    image_files = _image_files(Path(images_dir), "images")
+def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool,
+                    scene: bool = False) -> list[TrainCase]:
+    """:func:`pair_cases` by the files' names (``scene``: one folder, a 3D Slicer scene, gives both)."""
+    label_files = _image_files(Path(labels_dir), "labels", scene)
+    image_files = _image_files(Path(images_dir), "images", scene)
 
     def bare(name: str) -> str:
         return name[:-5] if name.endswith("_0000") else name
@@ -311,13 +326,13 @@ def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpair
     return [TrainCase(name, images[name], labels[name]) for name in paired]
 
 
-def _listed_cases(images_dir: Path, labels_dir: Path, listed) -> list[TrainCase]:
+def _listed_cases(images_dir: Path, labels_dir: Path, listed, scene: bool = False) -> list[TrainCase]:
     """:func:`pair_cases` by a dataset.json's ``training`` list (``listed``, a
     :class:`~medseg.io.dataset_json.TrainingList`): its files are looked for by name in the folders given (which
     may be others than those it lists, as a folder of preprocessed images beside ``imagesTr``); an image listed as
     ``case.nii.gz`` may be ``case_0000.nii.gz`` on disk, as nnU-Net v1 lists them."""
-    image_files = _image_files(images_dir, "images")
-    label_files = _image_files(labels_dir, "labels")
+    image_files = _image_files(images_dir, "images", scene)
+    label_files = _image_files(labels_dir, "labels", scene)
     cases: dict[str, TrainCase] = {}
     missing: list[str] = []
     used: set[Path] = set()

@@ -894,6 +894,58 @@ def test_a_slicer_scene_folder_pairs_its_segmentations_as_labels_and_its_volumes
     assert [record.getMessage() for record in caplog.records] == [beside]
 
 
+def test_a_slicer_scene_folder_is_both_the_images_and_the_labels_of_a_training_set(sitk, tmp_path, caplog,
+                                                                                    monkeypatch):
+    """``medseg train --images scene --labels scene`` on a folder as 3D Slicer saves a scene (case.nrrd beside
+    case.seg.nrrd) was refused as "given as both the images and the labels folder". Its segmentations are now the
+    labels and the other files the images, without a warning about either; one folder without Slicer segmentations
+    beside images is still refused, at the command line (exit 2) as in the library."""
+    import medseg.cli.train as train_command
+    from medseg.cli import main
+    from medseg.errors import TrainingError
+    from medseg.training_cases import pair_cases
+
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    for case in ("a", "b"):
+        sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / f"{case}.nrrd"))
+    sitk.WriteImage(_oblique(sitk, _labels()), str(scene / "a.seg.nrrd"))
+    sitk.WriteImage(_oblique(sitk, _labels()), str(scene / "b.seg.nhdr"), True)  # detached: b.seg.raw.gz beside
+    (scene / "Scene.mrml").write_text("<MRML></MRML>")
+    with caplog.at_level("WARNING"):
+        cases = pair_cases(scene, scene)
+    assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
+        ("a", "a.nrrd", "a.seg.nrrd"), ("b", "b.nrrd", "b.seg.nhdr")]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{scene}: left out 1 entry that is not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file (subfolders are not "
+        "searched): Scene.mrml"]  # once, not once per listing
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / "c.nrrd"))  # an image without a segmentation
+    with pytest.raises(TrainingError) as error:
+        pair_cases(scene, scene)
+    assert str(error.value).startswith(f"{scene / 'c.nrrd'}: 1 file(s) have no counterpart of the same name "
+                                       f"(images in {scene}, labels in {scene}): {scene / 'c.nrrd'}")
+    assert [c.case_id for c in pair_cases(scene, scene, allow_unpaired=True)] == ["a", "b"]
+
+    given = []
+    monkeypatch.setattr(train_command, "_train", lambda images, labels, *rest: given.append((images, labels)))
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(scene), "--labels", str(scene), "-o", str(tmp_path / "model")])
+    assert info.value.code == 0 and given == [(scene, scene)]
+
+    plain = tmp_path / "plain"  # segmentations with no image beside them: not a scene
+    plain.mkdir()
+    sitk.WriteImage(_oblique(sitk, _values("int16")), str(plain / "a.nrrd"))
+    sitk.WriteImage(_oblique(sitk, _labels()), str(plain / "b.seg.nrrd"))
+    with pytest.raises(TrainingError) as error:
+        pair_cases(plain, plain)
+    assert str(error.value) == (f"{plain}: given as both the images and the labels folder; put the label files in a "
+                                "folder of their own (one folder serves as both only as 3D Slicer saves a scene: "
+                                "case.seg.nrrd beside case.nrrd)")
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(plain), "--labels", str(plain), "-o", str(tmp_path / "model")])
+    assert info.value.code == 2 and given == [(scene, scene)]
+
+
 def test_a_slicer_segmentation_with_a_detached_header_is_one_like_its_seg_nrrd(sitk, tmp_path, caplog):
     """3D Slicer's case.seg.nhdr (with its data file) was case 'case.seg', an image of the scene folder, its segment
     names never compared: it is now a segmentation as case.seg.nrrd is; other files keep their case names."""

@@ -63,14 +63,17 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
         raise click.UsageError("--resume continues the checkpoint and --overwrite starts again: choose one")
     from medseg.errors import TrainingError
     from medseg.io.files import exists
+    from medseg.io.itk_image import is_slicer_scene
 
     # before torch and MONAI are imported (seconds), as pairing would say it
     for folder, kind in ((labels, "labels"), (images, "images")):
         if not (exists(folder) and folder.is_dir()):  # exists: a folder on the way that cannot be searched is named
             raise TrainingError(f"{folder}: no such {kind} folder")
-    if images.samefile(labels):  # the command line alone says it, as a file given as --images (exit 2)
-        raise click.BadParameter(f"{labels} is also --images; put the label files in a folder of their own",
-                                 param_hint="'--labels'")
+    if images.samefile(labels) and not is_slicer_scene(labels):  # the command line alone says it (exit 2)
+        # a 3D Slicer scene is both: case.seg.nrrd, the label of case.nrrd beside it
+        raise click.BadParameter(f"{labels} is also --images; put the label files in a folder of their own (one "
+                                 "folder serves as both only as 3D Slicer saves a scene: case.seg.nrrd beside "
+                                 "case.nrrd)", param_hint="'--labels'")
     from medseg.io.folder_claim import claimed
 
     with claimed(output, "training run"):  # from the folder's check to its package: one run at a time

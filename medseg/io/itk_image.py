@@ -25,8 +25,8 @@ from medseg.io.files import check_present, check_readable, exists, not_there
 from medseg.volume import Volume, singular_affine_text, slicer_segmentation_ending
 
 __all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "SLICER_SEGMENTATION", "data_files_among", "header_naming",
-           "header_sizes", "is_itk_name", "is_slicer_segmentation", "itk_files_read", "read_itk_grid", "read_itk_image",
-           "read_itk_region", "scene_images_text", "slicer_scene_images"]
+           "header_sizes", "is_itk_name", "is_slicer_scene", "is_slicer_segmentation", "itk_files_read",
+           "read_itk_grid", "read_itk_image", "read_itk_region", "scene_images_text", "slicer_scene_images"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,17 @@ def slicer_scene_images(paths) -> list[Path]:
     images = (".nii", ".nii.gz", *ITK_ENDINGS)
     return sorted(p for p in paths if not is_slicer_segmentation(p) and p.name.lower().endswith(images)
                   and case(p) in segmented)
+
+
+def is_slicer_scene(folder: Path | str) -> bool:
+    """Whether ``folder`` is saved as 3D Slicer saves a scene: a segmentation (``case.seg.nrrd``) beside the image of
+    its case (``case.nrrd``), which makes one folder both the images and the labels of a training set; False where
+    it cannot be listed."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return False
+    return bool(slicer_scene_images(entries))
 
 
 def scene_images_text(names: list[str]) -> str:
