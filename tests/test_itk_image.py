@@ -727,8 +727,12 @@ def test_the_overlay_reads_the_region_of_an_itk_input_and_draws_what_reading_it_
     part = CaseArrays(labels, volume.affine, lazy)
     drawn = [render_overlay(part, legend, focus) for focus in ("1", "2", None)]
     assert drawn == expected and part.notes == []
-    # a region of the grid each time, never the whole of it (an extract size of 0s: the whole image)
-    assert len(sizes) == 3 and all(0 < math.prod(size) < labels.size for size in sizes)
+    # MetaImage: SimpleITK asked for a region of the grid each time, never the whole of it (an extract size of 0s:
+    # the whole image); NRRD, which teem reads whole for any part: its bytes read by medseg, SimpleITK never asked
+    if ending in (".nrrd", ".nhdr"):
+        assert sizes == []
+    else:
+        assert len(sizes) == 3 and all(0 < math.prod(size) < labels.size for size in sizes)
 
 
 def test_an_itk_region_of_nan_voxels_is_read_whole_for_its_error(sitk, tmp_path):
@@ -1168,3 +1172,121 @@ def test_the_overlay_reads_a_metaimage_pattern_of_files_whole(sitk, tmp_path):
     region = (slice(0, 5), slice(0, 4), slice(2, 3))
     assert read_itk_region(path, region) is None
     assert np.array_equal(ItkImageFile(path, whole.shape).read(region), whole[region])
+
+
+def _hand_nrrd(path, stored: np.ndarray, type_name: str, encoding: str = "raw", endian: str = "little",
+               detached: bool = False, line_skip: int = 0, byte_skip: int = 0, space: str = "left-posterior-superior"):
+    """``stored`` (numpy's order: k, j, i) written as an NRRD by hand, its header giving ``type_name``, ``endian``,
+    ``encoding`` (raw or gzip), line and byte skips (``byte_skip`` -1: junk before the data, which ends the file),
+    attached or in a data file beside it; on an oblique grid."""
+    import gzip
+
+    data = stored.astype(stored.dtype.newbyteorder("<" if endian == "little" else ">")).tobytes()
+    skipped = b"skipped line\r\n" * line_skip + (b"junk" if byte_skip == -1 else b"\x00" * byte_skip)
+    body = skipped + data
+    if encoding == "gzip":  # the byte skip is of the decompressed stream (as teem takes it), the lines of the file's
+        body = b"skipped line\r\n" * line_skip + gzip.compress(b"\x00" * byte_skip + data, 6)
+    k, j, i = stored.shape
+    header = (f"NRRD0004\ntype: {type_name}\ndimension: 3\nsizes: {i} {j} {k}\nspace: {space}\n"
+              "space directions: (0.7,0.1,0) (-0.2,1.3,0.05) (0,0.3,2.5)\nspace origin: (12.5,-40.25,7)\n"
+              f"encoding: {encoding}\nendian: {endian}\n")
+    header += f"line skip: {line_skip}\n" if line_skip else ""
+    header += f"byte skip: {byte_skip}\n" if byte_skip else ""
+    if detached:
+        (path.parent / f"{path.stem}.data").write_bytes(body)
+        path.write_text(header + f"data file: {path.stem}.data\n")
+    else:
+        path.write_bytes(header.encode() + b"\n" + body)
+    return path
+
+
+@pytest.mark.parametrize("type_name, dtype", [("short", "int16"), ("uchar", "uint8"), ("float", "float32"),
+                                              ("double", "float64"), ("int", "int32"), ("unsigned short", "uint16"),
+                                              ("int64", "int64")])
+@pytest.mark.parametrize("encoding", ["raw", "gzip"])
+def test_an_nrrd_region_is_read_from_its_bytes_as_a_whole_read_gives_it(sitk, tmp_path, monkeypatch, type_name,
+                                                                        dtype, encoding):
+    """SimpleITK (teem) reads an NRRD whole, in its stored type, for any part of it: the report held a whole
+    512×512×300 int16 volume to draw three slices of a crop. Raw and gzip data, attached or in a data file, is now
+    read from the file's bytes, the box alone kept: bit for bit what reading the file whole gives, over types, byte
+    orders, line and byte skips and boxes at the grid's corners, SimpleITK never asked for the voxels."""
+    from medseg.io.itk_image import read_itk_region
+
+    rng = np.random.default_rng(11)
+    if dtype.startswith("float"):
+        stored = rng.normal(0, 1e3, (7, 9, 11)).astype(dtype)  # float64: digits beyond float32's, rounded alike
+    else:
+        info = np.iinfo(dtype)
+        stored = rng.integers(max(info.min, -2**40), min(info.max, 2**40), (7, 9, 11), dtype=dtype)
+    boxes = [(slice(0, 11), slice(0, 9), slice(0, 7)), (slice(3, 8), slice(2, 9), slice(1, 4)),
+             (slice(10, 11), slice(0, 1), slice(6, 7)), (slice(0, 2), slice(4, 5), slice(0, 7))]
+    layouts = [dict(), dict(detached=True), dict(endian="big", line_skip=2, byte_skip=5),
+               dict(detached=True, line_skip=1, byte_skip=3)]
+    if encoding == "raw":
+        layouts.append(dict(byte_skip=-1, line_skip=1))
+    expected = {}
+    for number, layout in enumerate(layouts):
+        path = _hand_nrrd(tmp_path / f"scan{number}.{'nhdr' if layout.get('detached') else 'nrrd'}", stored,
+                          type_name, encoding, **layout)
+        whole = read_image(path).array
+        assert whole.shape == (11, 9, 7)
+        expected[path] = whole
+    asked = []
+    monkeypatch.setattr(sitk.ImageFileReader, "Execute", lambda self: asked.append(self) or None)
+    for path, whole in expected.items():
+        for box in boxes:
+            part = read_itk_region(path, box)
+            assert part is not None and part.dtype == np.float32
+            assert part.shape == whole[box].shape and np.array_equal(part, whole[box]), (path.name, box)
+    assert asked == []
+
+
+@pytest.mark.parametrize("case", ["gzip cut short after the box", "gzip corrupt trailer", "ascii", "bzip2 named",
+                                  "raw file short"])
+def test_an_nrrd_region_not_read_from_its_bytes_falls_back_to_simpleitk(sitk, tmp_path, monkeypatch, case):
+    """Where the bytes are not read here (another encoding) or do not hold what the header declares (a gzip stream cut
+    short or corrupt beyond the box, which a whole read refuses), the region is not drawn from them: SimpleITK is
+    asked (and says what is wrong), and the overlay reads the file whole, for its values or its error."""
+    import gzip
+
+    from medseg.io.itk_image import read_itk_region
+
+    stored = np.arange(7 * 9 * 11, dtype=np.int16).reshape(7, 9, 11)
+    path = tmp_path / "scan.nrrd"
+    box = (slice(1, 3), slice(1, 3), slice(0, 2))
+    if case.startswith("gzip"):
+        _hand_nrrd(path, stored, "short", "gzip")
+        header, _, body = path.read_bytes().partition(b"\n\n")
+        if case == "gzip cut short after the box":
+            body = gzip.compress(stored.tobytes()[:-300])
+        else:
+            body = body[:-8] + bytes(b ^ 0xFF for b in body[-8:-4]) + body[-4:]
+        path.write_bytes(header + b"\n\n" + body)
+        with pytest.raises(ImageReadError):
+            read_image(path)
+    elif case == "ascii":
+        header = _hand_nrrd(path, stored, "short").read_bytes().partition(b"\n\n")[0].replace(b"raw", b"ascii")
+        path.write_bytes(header + b"\n\n" + " ".join(str(v) for v in stored.ravel()).encode())
+    elif case == "bzip2 named":
+        _hand_nrrd(path, stored, "short", "gzip")
+        path.write_bytes(path.read_bytes().replace(b"encoding: gzip", b"encoding: bz2"))
+    else:
+        _hand_nrrd(path, stored, "short", byte_skip=4)  # no size check before SimpleITK: its read tells
+        path.write_bytes(path.read_bytes()[:-10])
+    asked = []
+    execute = sitk.ImageFileReader.Execute
+
+    def recording(self):
+        asked.append(tuple(self.GetExtractSize()))
+        return execute(self)
+
+    monkeypatch.setattr(sitk.ImageFileReader, "Execute", recording)
+    try:
+        part = read_itk_region(path, box)
+    except ImageReadError:
+        part = "refused"
+    assert asked == [(2, 2, 2)] or part == "refused"
+    if case == "ascii":
+        assert np.array_equal(part, stored.transpose(2, 1, 0)[box].astype(np.float32))
+    elif case != "bzip2 named":
+        assert part is None or part == "refused"

@@ -184,10 +184,12 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
 
 def read_itk_region(path: Path | str, region: tuple[slice, ...]) -> np.ndarray | None:
     """The float32 voxels of ``region`` (one slice per axis of the i, j, k array :func:`read_itk_image` gives) of an
-    NRRD / MetaImage file, bit for bit as :func:`read_itk_image` reads them, SimpleITK asked for that part alone
-    (``SetExtractIndex`` / ``SetExtractSize``): MetaImage's library reads only the part's bytes (a compressed file is
-    decompressed as it is read, not kept), teem reads an NRRD whole in its stored type and ITK keeps the part, which
-    spares the float32 copy of the whole. The header is checked as :func:`read_itk_image` checks it (its errors
+    NRRD / MetaImage file, bit for bit as :func:`read_itk_image` reads them. An NRRD of raw or gzip data (attached, or
+    in one data file) is read from its bytes (:mod:`medseg.io.nrrd_region`: teem reads an NRRD whole in its stored
+    type for any part of it); otherwise SimpleITK is asked for that part alone (``SetExtractIndex`` /
+    ``SetExtractSize``): MetaImage's library reads only the part's bytes (a compressed file is decompressed as it is
+    read, not kept), teem reads the other NRRDs whole and ITK keeps the part, which spares the float32 copy of the
+    whole. The header is checked as :func:`read_itk_image` checks it (its errors
     raised). None where the part is not known to be what a whole reading gives: voxels not integers or floats, NaN
     or infinite ones (as float32), what the libraries printed saying that something failed, a region that is not a
     box of the grid, a MetaImage of a list or pattern of data files; the caller reads the whole file then, for its
@@ -211,6 +213,10 @@ def read_itk_region(path: Path | str, region: tuple[slice, ...]) -> np.ndarray |
     index = [part.start for part in parts][:len(stored)] + [0] * (len(stored) - 3)
     size = [len(part) for part in parts][:len(stored)] + [1] * (len(stored) - 3)
     _check_data_size(path, reader)
+    if _format(path) == "NRRD":  # teem reads an NRRD whole for any part of it: its bytes are read here
+        part = _nrrd_part(path, reader, parts)
+        if part is not None:
+            return part if np.isfinite(part).all() else None
     reader.SetExtractIndex(index)
     reader.SetExtractSize(size)
     with _reading(sitk, reader) as printed:
@@ -230,6 +236,40 @@ def read_itk_region(path: Path | str, region: tuple[slice, ...]) -> np.ndarray |
     if not np.isfinite(part).all():
         return None
     return part
+
+
+def _nrrd_part(path: Path, reader, parts: list[range]) -> np.ndarray | None:
+    """The float32 voxels of the box ``parts`` of an NRRD file, read from its bytes
+    (:func:`medseg.io.nrrd_region.read_nrrd_region`: raw or gzip data, attached or in one data file); None where they
+    are not read there, or where the header does not describe the image SimpleITK reads (its shape, its voxels'
+    type)."""
+    from medseg.io.nrrd_region import nrrd_dtype, read_nrrd_region
+
+    fields = _fields(path)
+    dtype = nrrd_dtype(fields)
+    if dtype is None or int(reader.GetDimension()) != 3 or _stored_dtype(path, reader) != dtype.newbyteorder("="):
+        return None
+    if [int(n) for n in reader.GetSize()] != [int(n) for n in fields.get("sizes", "").split()]:
+        return None
+    source = _data_source(path)
+    if source is None:  # the voxels follow the header
+        data, start = path, _header_text(path)[1]
+    elif len(source) == 1 and len(fields.get("datafile", "").split()) == 1:  # one data file, not a list or pattern
+        data, start = path.parent / source[0], 0
+    else:
+        return None
+    return read_nrrd_region(fields, data, start, parts)
+
+
+def _stored_dtype(path: Path, reader) -> np.dtype | None:
+    """The numpy type (native byte order) SimpleITK gives the voxels of ``reader``'s image; None where it makes no
+    image of its dimension."""
+    sitk = _simpleitk(path)
+    try:
+        return np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * int(reader.GetDimension()),
+                                                              reader.GetPixelID())).dtype)
+    except (RuntimeError, TypeError, ValueError):
+        return None
 
 
 def segment_names(reader) -> dict[int, str]:
@@ -854,12 +894,10 @@ def _check_data_size(path: Path, reader) -> None:
     if compressed is not None:
         declared = compressed
     else:
-        sitk = _simpleitk(path)
-        try:  # the bytes of one voxel, as numpy holds the pixel type
-            item = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * int(reader.GetDimension()),
-                                                                  reader.GetPixelID())).dtype).itemsize
-        except (RuntimeError, TypeError, ValueError):  # a dimension SimpleITK makes no image of: its read tells
+        stored = _stored_dtype(path, reader)  # the bytes of one voxel, as numpy holds the pixel type
+        if stored is None:  # a dimension SimpleITK makes no image of: its read tells
             return
+        item = stored.itemsize
         declared = int(np.prod([int(n) for n in reader.GetSize()], dtype=np.int64)) * item
     if gzipped:  # the library reads what the stream holds, and leaves the voxels beyond it unset, without a word
         data = path.parent / files[0]

@@ -67,7 +67,7 @@ class ImageFile:
 
 class ItkImageFile:
     """An NRRD / MetaImage input on the segmentation's grid, read where it is drawn: :func:`render_overlay` reads
-    the region it shows through SimpleITK (:func:`~medseg.io.itk_image.read_itk_region`; float32 as
+    the region it shows (:func:`~medseg.io.itk_image.read_itk_region`: an NRRD's bytes, or SimpleITK; float32 as
     :func:`~medseg.io.images.read_image` reads it, bit for bit). Read whole, a 512×512×300 int16 MetaImage took
     1.2 GB of the report's memory (its voxels, float32 and the file's hash) to draw three slices of a crop."""
 
@@ -84,8 +84,8 @@ class ItkImageFile:
         return part if part is not None else read_image(self.path, warn_skipped=False).array[region]
 
     def view(self, region: tuple[slice, ...], box: tuple[slice, ...], centre: tuple[int, ...]) -> None:
-        """None: the region is read at once (:meth:`read`); teem reads an NRRD whole for any part of it, so a slab
-        at a time would read it once per slab."""
+        """None: the region is read at once (:meth:`read`); teem reads an NRRD of other encodings than raw and gzip
+        whole for any part of it, so a slab at a time would read it once per slab."""
         return None
 
 
