@@ -1090,9 +1090,9 @@ def test_a_dicom_seg_output_does_not_repeat_the_series_warnings(tmp_path):
                                                 ("ISO_IR 100", False)])
 def test_a_description_outside_ascii_without_a_character_set_is_read_as_latin1_with_a_warning(tmp_path, caplog,
                                                                                             charset, warned):
-    """DICOM's default repertoire is ASCII; pydicom reads bytes outside it as Latin-1 without a word, so a UTF-8
-    description without SpecificCharacterSet showed as 'T1 MÃ¼ller' and nothing said why. The reading is kept
-    (Latin-1 is what such files mostly hold) and told once per folder, naming the files."""
+    """DICOM's default repertoire is ASCII; pydicom reads bytes outside it as Latin-1 without a word. Bytes that are
+    not valid UTF-8 (0xFC alone) keep that reading (Latin-1 is what such files mostly hold), told once per folder,
+    naming the files."""
     _, paths = make_series(tmp_path / "dcm", seed=3)
     for path in paths:
         _raw(path, "SeriesDescription", "LO", b"T1 M\xfcller")
@@ -1106,6 +1106,39 @@ def test_a_description_outside_ascii_without_a_character_set_is_read_as_latin1_w
     assert told == ([f"{tmp_path / 'dcm'}: SeriesDescription 'T1 Müller' holds characters outside ASCII, but no "
                      "SpecificCharacterSet is stated (DICOM's default is ASCII): read as Latin-1 (ISO_IR 100) "
                      f"(in {SHAPE[2]} file(s): {names}, ...)"] if warned else [])
+
+
+@pytest.mark.parametrize("charset", [None, "", "ISO_IR 6"])
+def test_a_utf8_description_without_a_character_set_is_read_as_utf8_as_the_seg_writer_reads_it(tmp_path, caplog,
+                                                                                              charset):
+    """UTF-8 bytes under no SpecificCharacterSet were read as Latin-1 by the series reader ('T1 MÃ¼ller' recorded in
+    the sidecar and shown in the report) while the DICOM SEG writer read them as UTF-8: both follow one rule now,
+    UTF-8 where all the file's text bytes outside ASCII are valid UTF-8, told once per folder."""
+    _, paths = make_series(tmp_path / "dcm", seed=3)
+    for path in paths:
+        _raw(path, "SeriesDescription", "LO", "T1 Müller".encode())
+        _raw(path, "ProtocolName", "LO", "Kopf/Hals Straße".encode())
+        if charset is not None:
+            _raw(path, "SpecificCharacterSet", "CS", charset.encode())
+    with caplog.at_level("WARNING"):
+        volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.info["description"] == "T1 Müller"
+    told = [r.getMessage() for r in caplog.records if "outside ASCII" in r.getMessage()]
+    names = ", ".join(f"{k:04d}.dcm" for k in range(3))
+    assert told == [f"{tmp_path / 'dcm'}: SeriesDescription 'T1 Müller' holds characters outside ASCII, but no "
+                    "SpecificCharacterSet is stated (DICOM's default is ASCII): read as UTF-8, which its bytes are "
+                    f"(in {SHAPE[2]} file(s): {names}, ...)"]
+
+
+def test_a_file_whose_text_is_not_all_utf8_is_read_as_latin1_whole(tmp_path):
+    """One rule per file: a description in UTF-8 next to a name in Latin-1 (0xE9 alone) is not UTF-8 text, and the
+    whole file keeps pydicom's Latin-1 reading (no value of it is read in another set than its neighbours)."""
+    _, paths = make_series(tmp_path / "dcm", seed=3)
+    for path in paths:
+        _raw(path, "SeriesDescription", "LO", "T1 Müller".encode())
+        _raw(path, "PatientName", "PN", b"Ren\xe9")
+    volume = read_dicom_series(tmp_path / "dcm")
+    assert volume.info["description"] == "T1 MÃ¼ller"
 
 
 def test_a_single_valued_pixel_spacing_is_one_line(tmp_path, capsys):
@@ -1525,16 +1558,21 @@ def _claim_size(paths, size: int) -> None:
         dataset.save_as(path)
 
 
-def test_a_series_is_read_without_keeping_every_files_pixels(tmp_path):
+# "T1 Müller" in UTF-8 bytes, which pydicom writes as they are where no character set is stated (it writes Latin-1)
+_UTF8_BYTES_AS_LATIN1 = "T1 Müller".encode().decode("latin-1")
+
+
+@pytest.mark.parametrize("description", ["synthetic", _UTF8_BYTES_AS_LATIN1], ids=["ascii", "utf8"])
+def test_a_series_is_read_without_keeping_every_files_pixels(tmp_path, description):
     """pydicom keeps a file's pixel data, and the array it decodes, in the file's dataset: every dataset of the series
     was held until the whole series was read, twice the stored pixels beside the float32 volume (a 512×512×600 int16
-    series peaked at 1.94 GB while read, 1.14 GB after)."""
+    series peaked at 1.94 GB while read, 1.14 GB after). Text read as UTF-8 under no character set costs nothing."""
     import tracemalloc
 
     shape = (128, 128, 64)
     values = stored_values(shape, seed=4)
-    write_series(tmp_path / "dcm", values, slice_positions(shape[2], 2.0))
-    read_dicom_series(tmp_path / "dcm")  # the imports and decoders' first use, untraced
+    write_series(tmp_path / "dcm", values, slice_positions(shape[2], 2.0), description=description)
+    assert read_dicom_series(tmp_path / "dcm").info["description"] == description.encode("latin-1").decode()
     tracemalloc.start()
     try:
         volume = read_dicom_series(tmp_path / "dcm")
@@ -1543,3 +1581,36 @@ def test_a_series_is_read_without_keeping_every_files_pixels(tmp_path):
         tracemalloc.stop()
     assert np.array_equal(volume.array, values.astype(np.float32) - 1024)  # slope 1, intercept -1024
     assert peak < 9.5 * values.size, peak  # 7.6 B a voxel (the volume, 16 planes, headers); every file's pixels: 11.6
+
+
+@pytest.mark.parametrize("description", [b"T1 M\xc3\xbcller", b"T1 M\xfcller "], ids=["utf8", "latin1"])
+def test_each_files_dataset_goes_with_its_last_reference_not_with_the_cyclic_collector(tmp_path, monkeypatch,
+                                                                                        description):
+    """The datasets of a series' files (their pixels too, while read) are freed as soon as the reading lets go of
+    them, by reference counting alone: a reference cycle through one (from a walk over its text read as UTF-8, say)
+    would hold it, pixels and all, until the cyclic collector ran, which after many allocations may be late."""
+    import gc
+    import weakref
+
+    import medseg.io.dicom_series as dicom_series
+
+    _, paths = make_series(tmp_path / "dcm", seed=3)
+    for path in paths:
+        _raw(path, "SeriesDescription", "LO", description)
+    read, held = dicom_series.pydicom.dcmread, []
+
+    def dcmread(*args, **kwargs):
+        dataset = read(*args, **kwargs)
+        held.append(weakref.ref(dataset))
+        return dataset
+
+    monkeypatch.setattr(dicom_series.pydicom, "dcmread", dcmread)
+    gc.collect()
+    gc.disable()
+    try:
+        volume = read_dicom_series(tmp_path / "dcm")
+        alive = sum(ref() is not None for ref in held)
+    finally:
+        gc.enable()
+    assert volume.info["description"] == description.decode("utf-8" if description[4] == 0xC3 else "latin-1").strip()
+    assert len(held) == len(paths) and alive == 0

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FileMessages", "read_as_latin1"]
+__all__ = ["FileMessages"]
 
 log = logging.getLogger(__name__)
 
@@ -118,23 +118,6 @@ class FileMessages:
             return str(path.relative_to(self.folder))
         except ValueError:
             return str(path)
-
-
-def read_as_latin1(dataset, values: list[tuple[str, object]]) -> str | None:
-    """Where ``dataset`` states no character set (none, an empty one, or ISO_IR 6 alone: DICOM's default repertoire,
-    which is ASCII), pydicom reads text bytes outside ASCII as Latin-1 without a word ('Müller' from byte 0xFC, but
-    'MÃ¼ller' from UTF-8 bytes). One line on the first of ``values`` (what, value as read) that holds such
-    characters, saying how it was read; None where there is none or a character set is stated."""
-    stated = dataset.get("SpecificCharacterSet")
-    terms = [str(stated)] if isinstance(stated, str) else [str(term) for term in stated or []]
-    if any(term.strip() not in ("", "ISO_IR 6") for term in terms):
-        return None
-    for what, value in values:
-        text = "\\".join(str(part) for part in value) if isinstance(value, (list, tuple)) else str(value or "")
-        if not text.isascii():
-            return (f"{what} '{text}' holds characters outside ASCII, but no SpecificCharacterSet is stated (DICOM's "
-                    "default is ASCII): read as Latin-1 (ISO_IR 100)")
-    return None
 
 
 class _Collect(logging.Filter):

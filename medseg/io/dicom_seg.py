@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medseg.errors import DicomError, InputError
-from medseg.io.dicom_messages import FileMessages, read_as_latin1
+from medseg.io.dicom_messages import FileMessages
+from medseg.io.dicom_text import (
+    TEXT_VRS,
+    UTF8,
+    charset_terms,
+    read_undeclared_text,
+    states_no_charset,
+    undeclared_text_note,
+)
 from medseg.io.files import os_reason
 from medseg.label_map import values_dtype
 from medseg.volume import Volume
@@ -55,16 +63,17 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
     with FileMessages(Path(volume.source), report=False):  # reported when the series was read
         datasets = {p: _source_header(p) for p in files}
         for path, dataset in datasets.items():
-            copied = _seg_texts(_copied_to_seg(dataset)) if "ISO 2022 IR 58" in _charset_terms(dataset) else []
+            copied = _seg_texts(_copied_to_seg(dataset)) if "ISO 2022 IR 58" in charset_terms(dataset) else []
             if not all(text.isascii() for text in copied):
                 raise DicomError(f"{path}: SpecificCharacterSet ISO 2022 IR 58 (simplified Chinese with code "
                                  "extensions) is read and written wrongly by pydicom, so its names would be garbled "
                                  "in a DICOM SEG; write NIfTI instead")
-        reads = [_read_undeclared_text(d) for d in datasets.values()]  # each file, before its values are read
-        read = next(filter(None, reads), None)
+        reads = [read_undeclared_text(d) for d in datasets.values()]  # each file, before its values are read
+        # Latin-1: pydicom's reading, which the series' reading told of
+        read = next((r for r in reads if r is not None and r.encoding == UTF8), None)
         fits = [_fit_for_seg(d) for d in datasets.values()]
     if read:
-        log.warning("%s: %s", volume.source, read)
+        log.warning("%s: %s, for the DICOM SEG", volume.source, undeclared_text_note([(read.keyword, read.text)], UTF8))
     dropped = sorted({charset for charset, _ in fits if charset})
     if dropped:
         log.warning("%s: SpecificCharacterSet %s is not a DICOM term; the SEG is written in the default character "
@@ -225,7 +234,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
                 _concept(concepts["modifier"])]
         descriptions.append(description)
     _decode_texts(source_images[0])  # the one whose patient and study values highdicom copies
-    terms = _charset_terms(source_images[0])
+    terms = charset_terms(source_images[0])
     first = source_images[0]
     number = _seg_series_number(first.get("SeriesNumber"))
     try:
@@ -247,70 +256,12 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
             "segments": len(values)}
 
 
-_TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "UC", "PN")  # the VRs whose characters SpecificCharacterSet governs
-
-
-def _charset_terms(dataset) -> list[str]:
-    """The terms of ``dataset``'s SpecificCharacterSet, as a list (none where it states none)."""
-    value = dataset.get("SpecificCharacterSet")
-    return [str(value)] if isinstance(value, str) else [str(term) for term in value or []]
-
-
 def _decode_texts(dataset) -> None:
     """Read every value of ``dataset`` (its sequences' items too) in the character set it was read with: the SEG
     states a character set of its own, and a value still held as bytes would be read in that one (a Korean name
     read as Latin-1)."""
     for _ in dataset.iterall():
         pass
-
-
-def _read_undeclared_text(dataset) -> str | None:
-    """Where ``dataset`` states no character set (none, an empty one, or ISO_IR 6: DICOM's default repertoire, ASCII)
-    but holds text bytes outside ASCII, read them as UTF-8 where all are valid UTF-8 (Latin-1 text next to never is),
-    as Latin-1 otherwise (pydicom's reading): pydicom read UTF-8 bytes as 'MÃ¼ller', which the SEG then stated in
-    UTF-8 as such. Returns one line on the first such value where they were read as UTF-8, else None; to be called
-    before the dataset's values are read."""
-    from pydicom.charset import convert_encodings
-    from pydicom.datadict import keyword_for_tag
-    from pydicom.dataelem import convert_raw_data_element
-
-    if any(term.strip() not in ("", "ISO_IR 6") for term in _charset_terms(dataset)):
-        return None
-    found = list(_raw_texts(dataset))
-    odd = [raw.value for _, raw in found if not raw.value.isascii()]
-    if not odd:
-        return None
-    try:
-        for value in odd:
-            value.decode("utf-8")
-    except UnicodeDecodeError:
-        return None  # pydicom's reading, which the series' reading told of
-    for holder, raw in found:
-        holder[raw.tag] = convert_raw_data_element(raw, encoding=convert_encodings(["ISO_IR 192"]), ds=holder)
-    first = next(raw for _, raw in found if not raw.value.isascii())
-    return (f"{keyword_for_tag(first.tag) or first.tag} '{first.value.decode().rstrip(' ')}' holds characters outside "
-            "ASCII, but no SpecificCharacterSet is stated (DICOM's default is ASCII): read as UTF-8, which its bytes "
-            "are, for the DICOM SEG")
-
-
-def _raw_texts(dataset) -> Iterator[tuple[object, object]]:
-    """(dataset, element) for the text elements of ``dataset`` (its sequences' items too) not read yet: their bytes."""
-    from pydicom.datadict import dictionary_VR
-    from pydicom.dataelem import RawDataElement
-
-    for tag in list(dataset.keys()):
-        element = dataset.get_item(tag)
-        vr = element.VR
-        if vr is None:  # implicit VR: the dictionary's
-            try:
-                vr = dictionary_VR(tag)
-            except KeyError:
-                continue
-        if vr == "SQ":
-            for item in dataset[tag].value or []:
-                yield from _raw_texts(item)
-        elif vr in _TEXT_VRS and isinstance(element, RawDataElement) and element.value:
-            yield dataset, element
 
 
 def _copied_to_seg(dataset):
@@ -335,7 +286,7 @@ def _copied_to_seg(dataset):
 def _seg_texts(seg) -> Iterator[str]:
     """The values of the SEG's text elements (its sequences' too) as text: those its character set must hold."""
     for element in seg.iterall():
-        if element.VR not in _TEXT_VRS or element.value is None:
+        if element.VR not in TEXT_VRS or element.value is None:
             continue
         several = element.VM > 1 and not isinstance(element.value, (str, bytes))
         values = list(element.value) if several else [element.value]
@@ -503,8 +454,9 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
                          f"{_series_words(volume)}: {shown}{' …' if len(foreign) > 3 else ''}")
     _tell_coverage(seg, slices, frame_sources, path, volume.source, warn_missing)
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
-    latin1 = read_as_latin1(seg, [(f"segment {int(item.SegmentNumber)}'s label", item.get("SegmentLabel"))
-                                  for item in seg.get("SegmentSequence", [])])
+    labels = [(f"segment {int(item.SegmentNumber)}'s label", item.get("SegmentLabel"))
+              for item in seg.get("SegmentSequence", [])]
+    latin1 = undeclared_text_note(labels) if states_no_charset(seg) else None  # as highdicom read them
     if latin1:  # its segments are matched by these names
         log.log(logging.WARNING if warn_missing else logging.INFO, "%s: %s", path, latin1)
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
@@ -1044,7 +996,7 @@ def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
             setattr(dataset, keyword, "")
     dropped = None
     if "SpecificCharacterSet" in dataset:
-        terms = _charset_terms(dataset)
+        terms = charset_terms(dataset)
         fit = _dicom_charset(terms)
         if fit is None:
             dropped = "\\".join(terms) or None

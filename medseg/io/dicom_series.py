@@ -31,7 +31,8 @@ from medseg.io.dicom_geometry import (
     SeriesGeometry,
     series_geometry,
 )
-from medseg.io.dicom_messages import FileMessages, read_as_latin1
+from medseg.io.dicom_messages import FileMessages
+from medseg.io.dicom_text import read_undeclared_text, undeclared_text_note
 from medseg.io.files import files_under, is_dicom_file, os_reason
 from medseg.numbers import counted
 from medseg.volume import slicer_segmentation_ending
@@ -165,9 +166,11 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
                 non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
                 continue
             images.append((path, dataset))
-            latin1 = read_as_latin1(dataset, [(k, dataset.get(k)) for k in ("SeriesDescription", "ProtocolName")])
-            if latin1:  # the description shown and recorded: reported with pydicom's own notes, once per folder
-                messages.note(latin1)
+            read = read_undeclared_text(dataset)  # UTF-8 where its bytes are: before the description is read
+            note = read and undeclared_text_note([(k, dataset.get(k)) for k in ("SeriesDescription", "ProtocolName")],
+                                                 read.encoding)
+            if note:  # the description shown and recorded: reported with pydicom's own notes, once per folder
+                messages.note(note)
     if not images and keep_broken and (non_image or broken):  # something DICOM to list (a SEG alone, a cut file)
         return FolderScan(folder, [], skipped, non_image, broken)
     if not images:  # the error counts the skipped files: no warning line before it
