@@ -1505,11 +1505,14 @@ def test_reference_segments_of_one_label_are_refused_where_they_overlap_and_merg
     assert told == [("WARNING", text), ("INFO", text)]
 
 
-def test_a_reference_segment_label_outside_ascii_without_a_character_set_is_read_as_latin1_with_a_warning(
-        tmp_path, caplog):
-    """A SEG whose SegmentLabel holds byte 0xFC ('ü' in Latin-1) but states no SpecificCharacterSet (DICOM's
-    default repertoire is ASCII) was read as Latin-1 without a word; UTF-8 bytes so read showed as 'LÃ¤sion' in the
-    refusal with nothing to say why. The reading is kept, and told naming the file and the segment."""
+@pytest.mark.parametrize("charset", [None, "", "ISO_IR 6"])
+def test_a_reference_segment_label_outside_ascii_without_a_character_set_is_read_as_its_bytes_are(
+        tmp_path, caplog, charset):
+    """A SEG whose SegmentLabel holds characters outside ASCII but states no SpecificCharacterSet (DICOM's default
+    repertoire is ASCII): highdicom read its bytes as Latin-1 alone, so a label written in UTF-8 read as 'MÃ¼ller' and
+    the reference was refused ("segment 1 'MÃ¼ller' is not a label of the model") where the series and the SEG writer
+    read 'Müller'. It is read by their rule now: UTF-8 where the file's text bytes are, else Latin-1 (byte 0xFC),
+    told naming the file and the segment either way; its segments are matched by these names."""
     from pydicom.dataelem import DataElement
 
     values = stored_values((40, 36, 6), seed=17) + 900
@@ -1517,32 +1520,72 @@ def test_a_reference_segment_label_outside_ascii_without_a_character_set_is_read
     volume = read_dicom_series(tmp_path / "ct")
     sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
     masks = np.zeros((6, 36, 40, 2), bool)
-    masks[:, 0:10, :, 0] = True
-    masks[:, 20:30, :, 1] = True
-    _foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "second"])
-    names = {0: "background", 1: "Müller", 2: "second"}
+    masks[:, 0:10, :, 0] = True  # 2400 voxels
+    masks[:, 20:25, :, 1] = True  # 1200 voxels
+    _foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "Straße"])  # both coded as tissue: named only
+    names = {0: "background", 1: "Straße", 2: "Müller"}
     for encoding in ("latin-1", "utf-8"):
         seg = pydicom.dcmread(tmp_path / "seg.dcm")
         if "SpecificCharacterSet" in seg:
             del seg.SpecificCharacterSet
-        seg.SegmentSequence[0]["SegmentLabel"] = DataElement(0x00620005, "LO", "Müller".encode(encoding))
+        if charset is not None:
+            seg.SpecificCharacterSet = charset
+        for item, name in zip(seg.SegmentSequence, ("Müller", "Straße")):
+            item["SegmentLabel"] = DataElement(0x00620005, "LO", name.encode(encoding))
         seg.save_as(tmp_path / f"{encoding}.dcm")
-    caplog.clear()
-    with caplog.at_level("INFO"):
-        read = read_dicom_seg(tmp_path / "latin-1.dcm", volume, names)
-        read_dicom_seg(tmp_path / "latin-1.dcm", volume, names, warn_missing=False)
-    assert int((read == 1).sum()) == 2400 and int((read == 2).sum()) == 2400
-    told = [(r.levelname, r.getMessage()) for r in caplog.records if "outside ASCII" in r.getMessage()]
-    text = (f"{tmp_path / 'latin-1.dcm'}: segment 1's label 'Müller' holds characters outside ASCII, but no "
-            "SpecificCharacterSet is stated (DICOM's default is ASCII): read as Latin-1 (ISO_IR 100)")
-    assert told == [("WARNING", text), ("INFO", text)]
-    caplog.clear()
-    with caplog.at_level("WARNING"), pytest.raises(InputError, match=r"utf-8\.dcm: segment 1 'MÃ¼ller' is not a "
-                                                                      r"label of the model"):
-        read_dicom_seg(tmp_path / "utf-8.dcm", volume, names)
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{tmp_path / 'utf-8.dcm'}: segment 1's label 'MÃ¼ller' holds characters outside ASCII, but no "
-        "SpecificCharacterSet is stated (DICOM's default is ASCII): read as Latin-1 (ISO_IR 100)"]
+    for encoding, how in (("latin-1", "Latin-1 (ISO_IR 100)"), ("utf-8", "UTF-8, which its bytes are")):
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            read = read_dicom_seg(tmp_path / f"{encoding}.dcm", volume, names)
+            read_dicom_seg(tmp_path / f"{encoding}.dcm", volume, names, warn_missing=False)
+        assert int((read == 2).sum()) == 2400 and int((read == 1).sum()) == 1200  # Müller is 2, Straße 1
+        assert np.array_equal(read[:, 0:10, :] == 2, np.ones((40, 10, 6), bool))
+        told = [(r.levelname, r.getMessage()) for r in caplog.records if "outside ASCII" in r.getMessage()]
+        text = (f"{tmp_path / f'{encoding}.dcm'}: segment 1's label 'Müller' holds characters outside ASCII, but no "
+                f"SpecificCharacterSet is stated (DICOM's default is ASCII): read as {how}")
+        assert told == [("WARNING", text), ("INFO", text)]
+
+
+def test_a_utf8_reference_seg_without_a_character_set_is_scored_by_evaluate(tmp_path, capsys, caplog):
+    """`medseg evaluate` of a prediction whose labels are 'Müller' and 'Straße' against a reference SEG holding them
+    in UTF-8 under no SpecificCharacterSet: the reference was refused in one line ('segment 1 'MÃ¼ller' is not a label
+    of the model'); its segments now pair with the prediction's labels by name, each scored on its own."""
+    from pydicom.dataelem import DataElement
+
+    values = stored_values((40, 36, 6), seed=17) + 900
+    write_series(tmp_path / "ct", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "ct")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]
+    masks = np.zeros((6, 36, 40, 2), bool)
+    masks[:, 0:10, :, 0] = True
+    masks[:, 20:25, :, 1] = True
+    _foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "Straße"])
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    if "SpecificCharacterSet" in seg:
+        del seg.SpecificCharacterSet
+    for item, name in zip(seg.SegmentSequence, ("Müller", "Straße")):
+        item["SegmentLabel"] = DataElement(0x00620005, "LO", name.encode())
+    seg.save_as(tmp_path / "reference.dcm")
+    predicted = np.zeros(volume.shape, np.uint8)  # (columns, rows, slices), as the SEG's masks but for one slice
+    predicted[:, 0:10, :] = 2  # Müller
+    predicted[:, 20:25, :] = 1  # Straße
+    predicted[:, 20:25, 5] = 0
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image(predicted, volume.affine), tmp_path / "pred" / "case_seg.nii.gz")
+    (tmp_path / "pred" / "case_seg.json").write_text(json.dumps({
+        "schema": "medseg-segmentation/1", "case_id": "case", "input": str(tmp_path / "ct"),
+        "input_info": {"format": "dicom", "series_uid": volume.dicom.series_uid}, "segmentation": "case_seg.nii.gz",
+        "labels": {"0": "background", "1": "Straße", "2": "Müller"}}, ensure_ascii=False), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        code = run_main(["evaluate", str(tmp_path / "pred" / "case_seg.nii.gz"), str(tmp_path / "reference.dcm"),
+                         "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    dice = {record["name"]: round(record["dice"], 4) for record in json.loads(out)["labels"].values()}
+    assert dice == {"Straße": round(2 * 1000 / (1000 + 1200), 4), "Müller": 1.0}
+    assert [r.getMessage() for r in caplog.records if "outside ASCII" in r.getMessage()] == [
+        f"{tmp_path / 'reference.dcm'}: segment 1's label 'Müller' holds characters outside ASCII, but no "
+        "SpecificCharacterSet is stated (DICOM's default is ASCII): read as UTF-8, which its bytes are"]
 
 
 def test_reference_segs_of_multi_frame_sources_are_checked_frame_by_frame(tmp_path):

@@ -25,7 +25,6 @@ from medseg.io.dicom_text import (
     UTF8,
     charset_terms,
     read_undeclared_text,
-    states_no_charset,
     undeclared_text_note,
 )
 from medseg.io.files import os_reason
@@ -416,6 +415,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     warning (these warnings: ``warn_missing``; not on a second reading, as the report's).
     """
     import highdicom as hd
+    import pydicom
 
     path = Path(path)
     label_names = {int(value): str(name) for value, name in label_names.items()}
@@ -425,7 +425,11 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        seg = hd.seg.segread(str(path))
+        dataset = pydicom.dcmread(path)
+        # its segment labels are matched by name: UTF-8 bytes under no character set read as such (before highdicom
+        # reads them, in Latin-1 alone), as the series and the SEG writer read them
+        read = read_undeclared_text(dataset)
+        seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
     except Exception as error:  # not a SEG, truncated, unreadable: one line
         raise InputError(f"{path}: {_unread_seg(path, error)}") from error
     _check_pixel_length(seg, path)
@@ -456,9 +460,9 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
     labels = [(f"segment {int(item.SegmentNumber)}'s label", item.get("SegmentLabel"))
               for item in seg.get("SegmentSequence", [])]
-    latin1 = undeclared_text_note(labels) if states_no_charset(seg) else None  # as highdicom read them
-    if latin1:  # its segments are matched by these names
-        log.log(logging.WARNING if warn_missing else logging.INFO, "%s: %s", path, latin1)
+    note = read and undeclared_text_note(labels, read.encoding)
+    if note:  # its segments are matched by these names
+        log.log(logging.WARNING if warn_missing else logging.INFO, "%s: %s", path, note)
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
     options = {"combine_segments": False, "assert_missing_frames_are_empty": True}

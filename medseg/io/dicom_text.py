@@ -17,6 +17,9 @@ __all__ = ["LATIN1", "TEXT_VRS", "UTF8", "UndeclaredText", "charset_terms", "rea
 
 TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "UC", "PN")  # the VRs whose characters SpecificCharacterSet governs
 UTF8, LATIN1 = "UTF-8", "Latin-1 (ISO_IR 100)"
+# PerFrameFunctionalGroupsSequence: an item per frame (thousands in a SEG or an enhanced image) of positions, UIDs and
+# codes; its text is left to pydicom, as parsing it to look cost a SEG reference a byte a voxel that stayed held
+_PER_FRAME_GROUPS = 0x52009230
 
 
 class UndeclaredText(NamedTuple):
@@ -41,9 +44,10 @@ def states_no_charset(dataset) -> bool:
 
 def read_undeclared_text(dataset) -> UndeclaredText | None:
     """Where ``dataset`` states no character set but holds text bytes outside ASCII, read them all (its sequences'
-    items too) as UTF-8 where all are valid UTF-8, else leave them to pydicom's Latin-1. Returns how they were read
-    and the first such value; None where a character set is stated or all text is ASCII. To be called before the
-    dataset's text values are read (pydicom decodes a value once, when it is first read)."""
+    items too, but for the per-frame functional groups) as UTF-8 where all are valid UTF-8, else leave them to
+    pydicom's Latin-1. Returns how they were read and the first such value; None where a character set is stated or
+    all text is ASCII. To be called before the dataset's text values are read (pydicom decodes a value once, when it
+    is first read)."""
     from pydicom.charset import convert_encodings
     from pydicom.datadict import keyword_for_tag
     from pydicom.dataelem import convert_raw_data_element
@@ -85,11 +89,14 @@ def _is_utf8(value: bytes) -> bool:
 
 
 def _raw_texts(dataset) -> Iterator[tuple[object, object]]:
-    """(dataset, element) for the text elements of ``dataset`` (its sequences' items too) not read yet: their bytes."""
+    """(dataset, element) for the text elements of ``dataset`` (its sequences' items too, but for the per-frame
+    functional groups) not read yet: their bytes."""
     from pydicom.datadict import dictionary_VR
     from pydicom.dataelem import RawDataElement
 
     for tag in list(dataset.keys()):
+        if tag == _PER_FRAME_GROUPS:
+            continue
         element = dataset.get_item(tag, keep_deferred=True)  # a deferred value (the pixels) stays unread
         vr = element.VR
         if vr is None:  # implicit VR: the dictionary's
