@@ -6,6 +6,11 @@ one raised inside a weak-reference callback or a ``__del__`` is printed as "Exce
 way the run went on to the end. Loops over slabs, training steps and cases, and the stages of a case, call
 :func:`check`, which raises the recorded interrupt again. After a hangup, :func:`leave_hung_up_terminal` keeps the
 stop's own lines from failing on the terminal that is gone.
+
+A stop can also be asked for by another process, through a file: a cohort workflow run that is stopped writes its
+stop file (:func:`mark`), which its jobs look for between their cases (:func:`watch`, ``check(between=True)``). A
+job that the signal never reached (started by Snakemake just as the stop landed, or running while the signal went
+to Snakemake alone) ran its whole batch to the end while the run waited for it; it now ends after its current case.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["check", "clear", "leave_hung_up_terminal", "request"]
+__all__ = ["check", "clear", "leave_hung_up_terminal", "mark", "marked", "request", "unmark", "watch"]
 
 _requested: BaseException | None = None
+_watched: tuple[Path, Callable[[int], BaseException]] | None = None  # a stop file and how its stop is raised
 
 
 def request(stop: BaseException) -> None:
@@ -26,15 +35,58 @@ def request(stop: BaseException) -> None:
 
 
 def clear() -> None:
-    """Forget a recorded stop (once it has been handled)."""
-    global _requested
-    _requested = None
+    """Forget a recorded stop (once it has been handled), and the stop file watched (:func:`watch`)."""
+    global _requested, _watched
+    _requested = _watched = None
 
 
-def check() -> None:
-    """Raise the recorded stop, if any."""
+def check(between: bool = False) -> None:
+    """Raise the recorded stop, if any; ``between`` (between two cases of a batch: a file system call), also the stop
+    that the watched stop file asks for (:func:`watch`)."""
     if _requested is not None:
         raise _requested
+    if between and _watched is not None:
+        path, make_stop = _watched
+        signum = marked(path)
+        if signum is not None:
+            raise make_stop(signum)
+
+
+def watch(path: str | os.PathLike | None, make_stop: Callable[[int], BaseException]) -> None:
+    """Have ``check(between=True)`` raise ``make_stop(signum)`` once the stop file ``path`` exists (:func:`mark`:
+    ``signum`` is the signal that stopped the process that wrote it); None or an empty path watches nothing."""
+    global _watched
+    _watched = (Path(path), make_stop) if path else None
+
+
+def mark(path: str | os.PathLike, signum: int) -> None:
+    """Write the stop file ``path`` (its folder made where missing), naming the signal ``signum`` that stopped this
+    process, for the processes that :func:`watch` it. It may be called from a signal handler: an error is passed over
+    (those processes then run on, as they did before there was a stop file)."""
+    with contextlib.suppress(OSError):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(f"{int(signum)}\n", encoding="ascii")
+
+
+def marked(path: str | os.PathLike) -> int | None:
+    """The signal a stop file ``path`` names (SIGTERM for one that cannot be read whole: caught as it was written);
+    None when there is none."""
+    try:
+        text = Path(path).read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return int(signal.SIGTERM)
+    try:
+        return int(text.strip())
+    except ValueError:
+        return int(signal.SIGTERM)
+
+
+def unmark(path: str | os.PathLike) -> None:
+    """Remove the stop file ``path`` (once the processes it stopped have ended), where there is one."""
+    with contextlib.suppress(OSError):
+        Path(path).unlink()
 
 
 def leave_hung_up_terminal() -> None:

@@ -493,8 +493,8 @@ def interrupted(self, *args, **kwargs):
     signal.raise_signal(signal.SIGINT)
     return stats(self, *args, **kwargs)
 
-def then_interrupted():
-    done()
+def then_interrupted(*args, **kwargs):
+    done(*args, **kwargs)
     signal.raise_signal(signal.SIGINT)
 
 snakemake.dag.DAG.stats = interrupted
@@ -573,13 +573,15 @@ def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(c
 
 
 @contextlib.contextmanager
-def _run_until_its_first_job(cohort, tmp_path):
-    """A cohort of one case run by Snakemake's command line in a session of its own, its output in a console file,
-    handed over (the process and that file) once its first job has started; killed on the way out if still running."""
-    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+def _run_until_its_first_job(cohort, tmp_path, cases=("a",), script=None):
+    """A cohort of one case (or ``cases``, one batch) run by Snakemake's command line (or by ``script``, which runs
+    it) in a session of its own, its output in a console file, handed over (the process and that file) once its first
+    job has started; killed on the way out if still running."""
+    sheet = sheet_of_own(cohort, tmp_path, list(cases))
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
-               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
+    start = ["-m", "snakemake"] if script is None else ["-c", script]
+    command = [sys.executable, *start, "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]  # one batch (cases_per_job 10)
     console = tmp_path.parent / f"{tmp_path.name}-console.txt"
     with open(console, "w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True)
@@ -671,9 +673,10 @@ def test_a_hangup_whose_terminal_is_gone_stops_the_run_and_leaves_its_line_in_th
 
 
 def test_a_second_ctrl_c_while_the_run_stops_waits_for_the_way_out(cohort, tmp_path):
-    """A Ctrl-C to Snakemake alone (``kill -INT PID``) lets its local job run to its end, and Snakemake waits for it; a
-    second Ctrl-C meanwhile (an impatient user) cut that wait short with three chained tracebacks (KeyboardInterrupt,
-    then "Cannot close a running event loop"), where the run ends as after one: the line, exit code 130."""
+    """A Ctrl-C to Snakemake alone (``kill -INT PID``) reaches its local job through the run's stop file only, and
+    Snakemake waits for the job to see it; a second Ctrl-C meanwhile (an impatient user) cut that wait short with three
+    chained tracebacks (KeyboardInterrupt, then "Cannot close a running event loop"), where the run ends as after one:
+    the line, exit code 130."""
     from medseg.cohort.planning_stop import run_stopped_line
 
     with _run_until_its_first_job(cohort, tmp_path) as (process, console):
@@ -685,8 +688,64 @@ def test_a_second_ctrl_c_while_the_run_stops_waits_for_the_way_out(cohort, tmp_p
     text = console.read_text()
     assert process.returncode == 130, text[-3000:]
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
-    assert text.splitlines()[-1] == run_stopped_line(1, 1)  # the job ran to its end: its case is kept
+    assert text.splitlines()[-1] == run_stopped_line(0, 1)  # the job saw the stop file before its case
     assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / ".results.lock").exists()
+
+
+# Snakemake with a SIGTERM raised just as its local executor has queued a job's thread, before the job's process
+# exists (the signal never reaches the job): the moment a stop lands as Snakemake starts a job
+_TERM_AS_A_JOB_STARTS = """
+import concurrent.futures, signal, sys
+import snakemake.api
+from snakemake.cli import main
+
+submit = concurrent.futures.ThreadPoolExecutor.submit
+
+def submitted_then_terminated(self, *args, **kwargs):
+    future = submit(self, *args, **kwargs)
+    if sys._getframe(1).f_code.co_name == "run_single_job":  # the local executor's: the first job, infer
+        signal.raise_signal(signal.SIGTERM)
+    return future
+
+concurrent.futures.ThreadPoolExecutor.submit = submitted_then_terminated
+sys.argv = ["snakemake", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("to", ["snakemake alone", "a job as it starts"])
+def test_a_job_the_stop_did_not_reach_ends_after_its_current_case(cohort, tmp_path, to):
+    """A SIGTERM to Snakemake alone (``kill PID`` from another shell), or one that lands as Snakemake starts a local
+    job (before the job's process exists), never reaches the job: it ran its whole batch to the end (a 4-case batch of
+    1 s cases: 14 s from the signal to the run's end, measured), and the stopped run waited for it. The run writes its
+    stop file, which the job reads between its cases: here, before its first (0 of 3 cases; 1.4 s measured), with the
+    job's log ending as after the signal itself, and the stop file is gone with the run."""
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    results = tmp_path / "results"
+    clock = None
+    if to == "snakemake alone":
+        with _run_until_its_first_job(cohort, tmp_path, ("a", "b", "c")) as (process, console):
+            os.kill(process.pid, signal.SIGTERM)
+            clock = time.monotonic()
+            process.wait(timeout=120)
+    else:
+        sheet = sheet_of_own(cohort, tmp_path, ["a", "b", "c"])
+        command = [sys.executable, "-c", _TERM_AS_A_JOB_STARTS, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+                   "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
+        console = tmp_path.parent / f"{tmp_path.name}-console.txt"
+        with open(console, "w") as output:
+            process = subprocess.run(command, stdout=output, stderr=output, timeout=120)
+    text = console.read_text()
+    assert process.returncode == 143, text[-3000:]
+    assert text.splitlines()[-1] == run_stopped_line(0, 3, signal.SIGTERM), text[-3000:]
+    assert "Traceback" not in text
+    assert (results / "logs" / "infer" / "batch001.log").read_text().splitlines()[-1] == "Terminated."
+    assert not _records(results / "status") and not (results / "jobs" / "batch001.infer.json").exists()
+    state = tmp_path / ".snakemake"
+    assert not list((state / "medseg-runs").glob("*")) and not list((state / "locks").glob("*"))
+    if clock is not None:
+        assert time.monotonic() - clock < 60
 
 
 def test_a_run_without_hooks_is_refused_in_one_line_before_any_work(cohort, tmp_path):
@@ -1051,6 +1110,35 @@ def test_a_stops_line_is_added_to_the_runs_snakemake_log(tmp_path):
     log_stop("medseg: stopped by SIGHUP", [str(log), tmp_path / "gone" / "x.snakemake.log"])
     assert log.read_text() == "Select jobs to execute...\nmedseg: stopped by SIGHUP\n"
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_stop_file_stops_a_job_between_its_cases_as_the_signal_it_names(tmp_path):
+    """The stop file a stopped run writes (the first stop's signal) is raised between cases, as that signal's stop; a
+    check within a case does not read it, and nothing is raised once the watch is cleared."""
+    from medseg import stopping
+    from medseg.cli import _Terminated, stop_for
+
+    marker = tmp_path / "runs" / "host-1.stop"
+    stopping.watch(marker, stop_for)
+    try:
+        stopping.check(between=True)  # none yet
+        stopping.mark(marker, signal.SIGTERM)
+        assert stopping.marked(marker) == signal.SIGTERM
+        stopping.check()  # within a case: read between cases only
+        with pytest.raises(_Terminated) as stop:
+            stopping.check(between=True)
+        assert (stop.value.code, stop.value.said) == (143, "Terminated.")
+        marker.write_text("")  # caught as it was written: a stop all the same
+        assert stopping.marked(marker) == signal.SIGTERM
+        stopping.mark(marker, signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt) as stop:
+            stopping.check(between=True)
+        assert not isinstance(stop.value, _Terminated)
+    finally:
+        stopping.clear()
+    stopping.check(between=True)  # no watch: nothing raised
+    stopping.unmark(marker)
+    assert stopping.marked(marker) is None and not marker.exists()
 
 
 def test_outside_the_snakefile_and_the_run_a_stop_is_the_callers_own(monkeypatch, stop_state):

@@ -214,6 +214,16 @@ def _stop_signals() -> tuple[int, ...]:
     return (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
 
+def stop_for(signum: int) -> KeyboardInterrupt:
+    """The exception a stop by the signal ``signum`` is raised as: :class:`KeyboardInterrupt` for Ctrl-C (SIGINT),
+    :class:`_Terminated` for the others (SIGTERM "Terminated.", exit code 143; SIGHUP "Hangup.", 129)."""
+    import signal
+
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return _Terminated(signum, "Terminated." if signum == signal.SIGTERM else "Hangup.")
+
+
 def _stop_on_sigterm() -> None:
     """SIGTERM and SIGHUP raise :class:`_Terminated` and Ctrl-C :class:`KeyboardInterrupt`, as Python's own handler
     does; all are also recorded in :mod:`medseg.stopping`, so that one dropped in a weak-reference callback or a
@@ -225,12 +235,9 @@ def _stop_on_sigterm() -> None:
     from medseg import stopping
 
     def stop(signum, frame):
-        if signum == signal.SIGINT:
-            error = KeyboardInterrupt()
-        else:
-            if signum != signal.SIGTERM:
-                stopping.leave_hung_up_terminal()
-            error = _Terminated(signum, "Terminated." if signum == signal.SIGTERM else "Hangup.")
+        if signum not in (signal.SIGINT, signal.SIGTERM):
+            stopping.leave_hung_up_terminal()
+        error = stop_for(signum)
         stopping.request(error)
         raise error
 

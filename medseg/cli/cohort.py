@@ -84,6 +84,22 @@ _in_run = click.option("--in-run", metavar="HOLDER", default=None, hidden=True, 
                             "(the Snakefile sets $MEDSEG_COHORT_RUN for its jobs).")
 
 
+_stop_file = click.option("--stop-file", metavar="PATH", default=None, hidden=True, envvar="MEDSEG_COHORT_STOP",
+                          help="The stop file of the workflow run this job is part of: once it exists (the run was "
+                               "stopped), the job ends after its current case, as if the signal had reached it (the "
+                               "Snakefile sets $MEDSEG_COHORT_STOP for its jobs).")
+
+
+def _watch(stop_file: str | None) -> None:
+    """A job of a workflow run ends between two cases once the run's stop file exists: a job the run's Ctrl-C, SIGTERM
+    or SIGHUP did not reach (Snakemake started it just as the stop landed, or the signal went to Snakemake alone) ran
+    its whole batch to the end, and the stopped run waited for it."""
+    from medseg import stopping
+    from medseg.cli import stop_for
+
+    stopping.watch(stop_file, stop_for)
+
+
 _planned = click.option("--planned-sha256", metavar="SHA256", default=None, hidden=True, envvar="MEDSEG_COHORT_WEIGHTS",
                         help="The weights' SHA-256 the workflow run planned with: a package found with other weights "
                              "(replaced mid-run) is refused (the Snakefile sets $MEDSEG_COHORT_WEIGHTS for its jobs).")
@@ -227,11 +243,13 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threa
               help="Overlap of neighbouring tiles, a fraction of the tile (default: the model's inference.overlap).")
 @_job_options("infer")
 @_planned
+@_stop_file
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          attempt, record, redo, in_run, planned_sha256):
+          attempt, record, redo, in_run, planned_sha256, stop_file):
     from medseg.cohort import InferOptions, infer_cases, redo_for_job
 
     _check_job(memory_mb, final_memory_mb, attempt, record)
+    _watch(stop_file)
     selected = _select(samples, cases, results, in_run)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
@@ -256,10 +274,12 @@ $ medseg cohort evaluate samples.tsv -o results
 @_results
 @_cases
 @_job_options("evaluate")
-def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo, in_run):
+@_stop_file
+def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo, in_run, stop_file):
     from medseg.cohort import evaluate_cases, redo_for_job
 
     _check_job(memory_mb, final_memory_mb, attempt, record)
+    _watch(stop_file)
     selected = _select(samples, cases, results, in_run)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb),

@@ -65,6 +65,7 @@ _before: dict[int, object] = {}  # the handlers found as the run started, put ba
 _executing = False  # inside Snakemake's workflow.execute (end_with_execution): the run is planned there until onstart
 _tracked = False  # end_with_execution wraps workflow.execute of the run read last, so that _executing tells
 _ignored_by_stop = False  # a stop under Snakemake's command line ignored the stops for its way out: not the caller's
+_stop_file: str | None = None  # written by the stop once the jobs run, for the jobs it may miss (planning_done)
 
 
 def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
@@ -153,12 +154,16 @@ def _pass_on(number: int, frame) -> None:
         signal.raise_signal(number)
 
 
-def planning_done() -> None:
+def planning_done(stop_file: str | os.PathLike | None = None) -> None:
     """Python's own Ctrl-C (``KeyboardInterrupt``) back, for Snakemake to stop the run's jobs with, where
     :func:`stop_planning_on_interrupt` set it aside, and SIGTERM made one too, in place of Snakemake's own SIGTERM
     handler (which waited for the running jobs to end, and reported a failed run), and SIGHUP where it is not ignored
-    (it ended Snakemake at once); the stop is noted for :func:`stopped_by`."""
-    global _handler
+    (it ended Snakemake at once); the stop is noted for :func:`stopped_by`, and written to ``stop_file``
+    (:func:`medseg.stopping.mark`), which the run's jobs watch: a local job the signal did not reach (one Snakemake
+    started just as the stop landed, or any while the signal went to Snakemake alone) ran its whole batch to the end
+    while the stopped run waited for it; it ends after its current case."""
+    global _handler, _stop_file
+    _stop_file = None if stop_file is None else os.fspath(stop_file)
     if _handler is None or threading.current_thread() is not threading.main_thread():
         return
     for number in _SIGNALS:  # SIGTERM in place of Snakemake's own; the others where planning's handler is still set
@@ -173,6 +178,8 @@ def _stop_jobs(number, frame) -> None:
     global _stopped_by
     if _stopped_by is None:
         _stopped_by = number
+        if _stop_file is not None:
+            stopping.mark(_stop_file, number)
     _hung_up(number)
     for held in _SIGNALS:
         if signal.getsignal(held) is not signal.SIG_IGN:  # a SIGHUP under nohup stays ignored

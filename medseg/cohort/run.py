@@ -341,7 +341,9 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
     lazy = _LazySegmenter(package, options)
     summary = JobSummary(stage="infer", model={"name": package.name, "weights_sha256": package.sha256})
     for sample in samples:
-        stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
+        # a Ctrl-C or SIGTERM whose exception a callback swallowed; the stop file of a workflow run that was stopped
+        # (a job the signal did not reach ends here, after its current case)
+        stopping.check(between=True)
         with _case_claim(folder, sample.case_id):
             summary.cases.append(_infer_one(sample, folder, package, options, lazy))
         if on_case is not None:
@@ -607,7 +609,9 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
                          f"{'has' if len(unsegmented) == 1 else 'have'} not been segmented yet; run the infer step "
                          "first")
     for sample in samples:
-        stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
+        # a Ctrl-C or SIGTERM whose exception a callback swallowed; the stop file of a workflow run that was stopped
+        # (a job the signal did not reach ends here, after its current case)
+        stopping.check(between=True)
         if sample.reference is None:
             if folder.unscore(sample.case_id):
                 log.info("%s: no reference any more; its earlier scores were removed", sample.case_id)

@@ -25,7 +25,7 @@ from pathlib import Path
 from medseg.errors import OutputExistsError
 from medseg.jsonfile import RECORD_BYTES, read_json_object
 
-__all__ = ["check_lock", "forget_run", "record_run", "release_stale_locks"]
+__all__ = ["check_lock", "forget_run", "record_run", "release_stale_locks", "stop_file"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,20 @@ def record_run(state: Path | str = ".snakemake", pid: int | None = None) -> Path
 
 
 def forget_run(state: Path | str = ".snakemake", pid: int | None = None) -> None:
-    """Drop the record of a run that ended normally (Snakemake released its lock itself)."""
+    """Drop the record of a run that ended normally (Snakemake released its lock itself), and its stop file
+    (:func:`stop_file`)."""
     pid = os.getpid() if pid is None else pid
     with contextlib.suppress(FileNotFoundError):
         (Path(state) / RUNS / f"{socket.gethostname()}-{pid}.json").unlink()
+    with contextlib.suppress(OSError):
+        stop_file(state, pid).unlink()
+
+
+def stop_file(state: Path | str = ".snakemake", pid: int | None = None) -> Path:
+    """The stop file of the run ``pid`` (default: this process), beside its record, absolute: written when the run is
+    stopped (Ctrl-C, SIGTERM, SIGHUP), for its jobs to end after their current case (:mod:`medseg.stopping`)."""
+    pid = os.getpid() if pid is None else pid
+    return Path(state).absolute() / RUNS / f"{socket.gethostname()}-{pid}.stop"
 
 
 STEPS = ((b"cohort", b"infer"), (b"cohort", b"evaluate"), (b"report",))  # what the workflow's jobs run

@@ -46,7 +46,7 @@ if workflow.is_main_process:
 
 import pandas as pd
 
-from medseg import cohort
+from medseg import cohort, stopping
 from medseg.cohort import records, snakelock
 from medseg.cohort.input_voxels import input_grid
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
@@ -190,8 +190,11 @@ if workflow.is_main_process:
 
 
 onstart:
-    # a Ctrl-C, SIGTERM or SIGHUP from here on is Snakemake's to handle: it stops the jobs, releases its lock
-    planning_done()
+    # a Ctrl-C, SIGTERM or SIGHUP from here on is Snakemake's to handle: it stops the jobs, releases its lock; and it
+    # writes the run's stop file, after which the jobs end after their current case (those the signal did not reach:
+    # started as it landed, or all when it went to Snakemake alone); one left by a run of this pid is removed first
+    stopping.unmark(_STOP_FILE)
+    planning_done(_STOP_FILE)
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
 
@@ -209,11 +212,13 @@ onsuccess:
 
 onerror:
     try:
+        if stopped_by() is not None:  # a job the stop caught as it started, which Snakemake lost track of, ends first
+            # (its process would wait for it anyway): after its current case, told by the stop file (removed with the
+            # run's record, next)
+            wait_for_lost_jobs(workflow)
         snakelock.forget_run(Path(".snakemake"))
         if stopped_by() is not None:  # a Ctrl-C, SIGTERM or SIGHUP, which Snakemake reports as a failed run (exit
-            # 1): one line, also in the run's log, and exit 130 (143, 129); a job the stop caught as it started, which
-            # Snakemake lost track of, ends first (its process would wait for it anyway)
-            wait_for_lost_jobs(workflow)
+            # 1): one line, also in the run's log, and exit 130 (143, 129)
             _folder = records.ResultsFolder(RESULTS)
             _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
             tell_stop(run_stopped_line(_finished, len(SAMPLES), stopped_by()), log)
@@ -322,8 +327,12 @@ _RUN_VARIABLE = "MEDSEG_COHORT_RUN"
 # and the model's weights as planned: a package replaced mid-run (a training run finishing into its folder) is refused
 # by the jobs that find it, instead of making the later cases with another model than the earlier ones
 _WEIGHTS_VARIABLE = "MEDSEG_COHORT_WEIGHTS"
+# and the run's stop file, written when it is stopped: a job the signal did not reach ends after its current case
+_STOP_VARIABLE = "MEDSEG_COHORT_STOP"
+_STOP_FILE = snakelock.stop_file(Path(".snakemake"))
 if workflow.is_main_process:
     os.environ[_RUN_VARIABLE] = _HOLDER
+    os.environ[_STOP_VARIABLE] = str(_STOP_FILE)
     os.environ[_WEIGHTS_VARIABLE] = _PACKAGE.sha256
     _forced = {} if _PREVIEW else cohort.forced_jobs(sys.argv[1:])
     for _stage, _value in cohort.redo_values(RESULTS, _forced).items():
@@ -336,7 +345,7 @@ if workflow.is_main_process:
     if _stopped:
         logger.warning(_stopped)
 else:
-    for _variable in (*_REDO_VARIABLES.values(), _RUN_VARIABLE, _WEIGHTS_VARIABLE):
+    for _variable in (*_REDO_VARIABLES.values(), _RUN_VARIABLE, _WEIGHTS_VARIABLE, _STOP_VARIABLE):
         os.environ.setdefault(_variable, "")
 
 
@@ -344,6 +353,7 @@ envvars:
     *_REDO_VARIABLES.values(),
     _RUN_VARIABLE,
     _WEIGHTS_VARIABLE,
+    _STOP_VARIABLE,
 
 
 @functools.cache
