@@ -554,6 +554,28 @@ def test_a_sigterm_once_snakemake_holds_its_lock_and_before_any_job_releases_the
     assert not (tmp_path / "results").exists()
 
 
+def test_a_sigterm_once_snakemake_has_made_its_scheduler_and_before_onstart_is_one_line_and_143(cohort, tmp_path):
+    """Snakemake sets its own SIGTERM handler as it makes the jobs' scheduler, and medseg's comes back at onstart; a
+    SIGTERM in between was Snakemake's: it started no job and ended as a failed run ("At least one job did not complete
+    successfully", exit code 1). It ends as one a moment earlier does: the planning line and exit code 143."""
+    from medseg.cohort.planning_stop import planning_stopped_line
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    after_the_scheduler = _TERM_AT_SCHEDULER.replace(
+        "    signal.raise_signal(signal.SIGTERM)\n    return scheduler(*args, **kwargs)",
+        "    made = scheduler(*args, **kwargs)\n    signal.raise_signal(signal.SIGTERM)\n    return made")
+    assert after_the_scheduler != _TERM_AT_SCHEDULER
+    command = [sys.executable, "-c", after_the_scheduler, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1] == planning_stopped_line(signal.SIGTERM)
+    assert "Traceback" not in done.stderr and "did not complete successfully" not in done.stderr
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*")) and not (tmp_path / ".results.lock").exists()
+    assert not list((tmp_path / ".snakemake" / "medseg-runs").glob("*"))
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(cohort, tmp_path):
     """A dry run of --touch holds the results folder (a lock file beside it, given back at exit); a Ctrl-C while it
     listed its jobs ended it with os._exit, which runs no exit handler, and the lock file stayed."""

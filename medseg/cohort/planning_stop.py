@@ -154,22 +154,36 @@ def _pass_on(number: int, frame) -> None:
         signal.raise_signal(number)
 
 
-def planning_done(stop_file: str | os.PathLike | None = None) -> None:
+def planning_done(stop_file: str | os.PathLike | None = None, workflow=None) -> None:
     """Python's own Ctrl-C (``KeyboardInterrupt``) back, for Snakemake to stop the run's jobs with, where
     :func:`stop_planning_on_interrupt` set it aside, and SIGTERM made one too, in place of Snakemake's own SIGTERM
     handler (which waited for the running jobs to end, and reported a failed run), and SIGHUP where it is not ignored
     (it ended Snakemake at once); the stop is noted for :func:`stopped_by`, and written to ``stop_file``
     (:func:`medseg.stopping.mark`), which the run's jobs watch: a local job the signal did not reach (one Snakemake
     started just as the stop landed, or any while the signal went to Snakemake alone) ran its whole batch to the end
-    while the stopped run waited for it; it ends after its current case."""
+    while the stopped run waited for it; it ends after its current case.
+
+    A SIGTERM that Snakemake's own handler took (``workflow``'s scheduler notes it), between making the jobs' scheduler
+    and here, stops the run as one a moment earlier does (the planning line, exit code 143): it started no job and
+    ended as a failed run (exit code 1)."""
     global _handler, _stop_file
     _stop_file = None if stop_file is None else os.fspath(stop_file)
     if _handler is None or threading.current_thread() is not threading.main_thread():
         return
+    if _terminated_in_snakemakes_hands(workflow):
+        _handler(signal.SIGTERM, sys._getframe())  # the planning stop: its line, and SystemExit(143)
     for number in _SIGNALS:  # SIGTERM in place of Snakemake's own; the others where planning's handler is still set
         if number == signal.SIGTERM or signal.getsignal(number) is _handler:
             signal.signal(number, _stop_jobs)
     _handler = None
+
+
+def _terminated_in_snakemakes_hands(workflow) -> bool:
+    """Whether Snakemake's SIGTERM handler, which its job scheduler sets as it is made, took a SIGTERM (the scheduler
+    then starts no job and reports a failed run); False with a Snakemake that names these otherwise."""
+    scheduler = getattr(workflow, "scheduler", None)
+    return (getattr(scheduler, "_user_kill", None) == "graceful"
+            and _snakemakes(getattr(scheduler, "exit_gracefully", None)))
 
 
 def _stop_jobs(number, frame) -> None:

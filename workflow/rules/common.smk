@@ -194,7 +194,7 @@ onstart:
     # writes the run's stop file, after which the jobs end after their current case (those the signal did not reach:
     # started as it landed, or all when it went to Snakemake alone); one left by a run of this pid is removed first
     stopping.unmark(_STOP_FILE)
-    planning_done(_STOP_FILE)
+    planning_done(_STOP_FILE, workflow)  # a SIGTERM Snakemake's own handler took since it made its scheduler: stopped
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
 
