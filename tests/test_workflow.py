@@ -576,6 +576,52 @@ def test_a_sigterm_once_snakemake_has_made_its_scheduler_and_before_onstart_is_o
     assert not (tmp_path / "results").exists()
 
 
+# Snakemake with a Ctrl-C raised as the workflow's hook onstart records the run, or as onsuccess forgets it
+_CTRL_C_IN_A_HOOK = """
+import signal, sys
+import snakemake.api
+from snakemake.cli import main
+from medseg.cohort import snakelock
+
+hooked = getattr(snakelock, sys.argv[1])
+
+def interrupted(*args, **kwargs):
+    signal.raise_signal(signal.SIGINT)
+    return hooked(*args, **kwargs)
+
+setattr(snakelock, sys.argv[1], interrupted)
+sys.argv = ["snakemake", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("hook", ["onstart", "onsuccess"])
+def test_a_ctrl_c_in_the_runs_onstart_or_onsuccess_is_no_traceback(cohort, tmp_path, hook):
+    """A Ctrl-C as onstart wrote the batch plan or the run record (after it gave Snakemake its Ctrl-C back) ended in a
+    KeyboardInterrupt traceback, the run record left; one as onsuccess forgot it (every job done) ended in a traceback
+    and exit code 1. In onstart, which starts no job, it is a stop while the run is planned: that line, exit code 130,
+    nothing held left; in onsuccess the outcome is decided: the run ends as it would have, exit code 0."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    results = tmp_path / "results"
+    patched = "record_run" if hook == "onstart" else "forget_run"
+    command = [sys.executable, "-c", _CTRL_C_IN_A_HOOK, patched, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+               "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr[-3000:]
+    if hook == "onstart":
+        assert done.returncode == 130, done.stderr[-3000:]
+        assert done.stderr.splitlines()[-1] == PLANNING_STOPPED
+        assert not (results / "cases").exists()
+    else:
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (results / "report.html").is_file()
+    state = tmp_path / ".snakemake"
+    assert not list((state / "locks").glob("*")) and not list((state / "medseg-runs").glob("*"))
+    assert not (tmp_path / ".results.lock").exists()
+
+
 def test_a_ctrl_c_while_a_dry_run_of_touch_lists_its_jobs_leaves_no_claim_file(cohort, tmp_path):
     """A dry run of --touch holds the results folder (a lock file beside it, given back at exit); a Ctrl-C while it
     listed its jobs ended it with os._exit, which runs no exit handler, and the lock file stayed."""
@@ -945,7 +991,7 @@ def stop_state(monkeypatch):
     from medseg.cohort import planning_stop
 
     for name, fresh in (("_handler", None), ("_stopped_by", None), ("_command", False), ("_before", {}),
-                        ("_executing", False), ("_tracked", False)):
+                        ("_executing", False), ("_tracked", False), ("_decided", False), ("_stop_file", None)):
         monkeypatch.setattr(planning_stop, name, fresh)
     monkeypatch.setattr(planning_stop, "_ignored_by_stop", False, raising=False)  # (none before medseg kept it)
     numbers = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
@@ -1120,6 +1166,32 @@ def test_an_ignored_ctrl_c_is_left_ignored_while_planning_while_the_jobs_run_and
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and stopped_by() == signal.SIGTERM
     run_ended()
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+@pytest.mark.parametrize("command", [True, False], ids=["snakemake-command", "api"])
+def test_once_the_outcome_is_decided_a_stop_changes_nothing(monkeypatch, stop_state, command):
+    """onsuccess and onerror: a Ctrl-C or SIGTERM there (or, under Snakemake's command line, after them, as Snakemake
+    releases its lock) raised KeyboardInterrupt, a traceback and exit code 1 after every job had ended; it is held. A
+    program running the workflow through Snakemake's API gets its own handlers back as the run ends."""
+    from medseg.cohort.planning_stop import outcome_decided, planning_done, run_ended, stop_planning_on_interrupt
+
+    def callers(number, frame):
+        raise AssertionError("the caller's handler, while the run ended")
+
+    monkeypatch.setattr(stop_state, "_under_snakemake_command", lambda: command)
+    signal.signal(signal.SIGINT, callers)
+    signal.signal(signal.SIGTERM, callers)
+    stop_planning_on_interrupt(lambda line: None)
+    planning_done()
+    outcome_decided()
+    signal.raise_signal(signal.SIGINT)  # held: no KeyboardInterrupt
+    signal.raise_signal(signal.SIGTERM)
+    assert stop_state.stopped_by() is None
+    run_ended()
+    held = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    assert held == ((stop_state._held,) * 2 if command else (callers, callers))
+    if command:
+        signal.raise_signal(signal.SIGINT)  # as Snakemake releases its lock: still held
 
 
 def test_a_stops_line_is_added_to_the_runs_snakemake_log(tmp_path):

@@ -45,8 +45,9 @@ from typing import NoReturn
 from medseg import stopping
 
 __all__ = ["PLANNING_STOPPED", "STOPPED_CODE", "end_with_execution", "ends_with_the_process", "jobs_stopped",
-           "log_stop", "planning_done", "planning_stopped_line", "run_ended", "run_stopped_line",
-           "stop_planning_on_interrupt", "stopped_by", "stopped_code", "wait_for_lost_jobs"]
+           "log_stop", "outcome_decided", "planning_done", "planning_stopped_line", "run_ended", "run_stopped_line",
+           "stop_if_snakemake_took_sigterm", "stop_planning_on_interrupt", "stopped_by", "stopped_code",
+           "wait_for_lost_jobs"]
 
 PLANNING_STOPPED = "medseg: stopped while the cohort run was being planned (Ctrl-C); no job was started"
 STOPPED_CODE = 130  # as a shell reports a command ended by SIGINT, and as medseg's commands exit on a Ctrl-C
@@ -65,6 +66,7 @@ _before: dict[int, object] = {}  # the handlers found as the run started, put ba
 _executing = False  # inside Snakemake's workflow.execute (end_with_execution): the run is planned there until onstart
 _tracked = False  # end_with_execution wraps workflow.execute of the run read last, so that _executing tells
 _ignored_by_stop = False  # a stop under Snakemake's command line ignored the stops for its way out: not the caller's
+_decided = False  # the run's outcome is decided (onsuccess, onerror): a stop changes nothing (outcome_decided)
 _stop_file: str | None = None  # written by the stop once the jobs run, for the jobs it may miss (planning_done)
 
 
@@ -81,8 +83,9 @@ def stop_planning_on_interrupt(stop: Callable[[str], NoReturn]) -> None:
     Snakemake's Python API, after a run a Ctrl-C stopped) would otherwise tell a job that failed as a Ctrl-C. The
     handlers found are kept for :func:`run_ended`, unless they are this module's own, left by a run that ended
     without putting them back (then those found before that run are kept)."""
-    global _before, _command, _handler, _ignored_by_stop, _stopped_by, _tracked
+    global _before, _command, _decided, _handler, _ignored_by_stop, _stopped_by, _tracked
     _stopped_by, _tracked = None, False
+    _decided = False
     if threading.current_thread() is not threading.main_thread():
         return
     found = {number: signal.getsignal(number) for number in _SIGNALS}
@@ -170,12 +173,36 @@ def planning_done(stop_file: str | os.PathLike | None = None, workflow=None) -> 
     _stop_file = None if stop_file is None else os.fspath(stop_file)
     if _handler is None or threading.current_thread() is not threading.main_thread():
         return
-    if _terminated_in_snakemakes_hands(workflow):
-        _handler(signal.SIGTERM, sys._getframe())  # the planning stop: its line, and SystemExit(143)
+    stop_if_snakemake_took_sigterm(workflow)
     for number in _SIGNALS:  # SIGTERM in place of Snakemake's own; the others where planning's handler is still set
         if number == signal.SIGTERM or signal.getsignal(number) is _handler:
             signal.signal(number, _stop_jobs)
     _handler = None
+
+
+def stop_if_snakemake_took_sigterm(workflow) -> None:
+    """Where Snakemake's own SIGTERM handler took a SIGTERM since it made ``workflow``'s job scheduler (see
+    :func:`planning_done`), stop the run as the planning handler does (its line, SystemExit(143)); nothing otherwise,
+    or once :func:`planning_done` has given the stops to the jobs."""
+    if _handler is not None and threading.current_thread() is threading.main_thread() \
+            and _terminated_in_snakemakes_hands(workflow):
+        _handler(signal.SIGTERM, sys._getframe())
+
+
+def outcome_decided() -> None:
+    """From here on (the workflow's ``onsuccess`` and ``onerror``: every job has ended) a Ctrl-C, SIGTERM or SIGHUP
+    changes nothing: it waits for the way out (:func:`_held`), and under Snakemake's command line, whose process ends
+    with the run, it stays so after :func:`run_ended` (a program running the workflow through Snakemake's API gets its
+    own handlers back there). One that came as the hook forgot the run's record or as Snakemake released its lock ended
+    in a KeyboardInterrupt traceback (exit code 1) where every job had succeeded. Only in the main thread."""
+    global _decided
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _decided = True
+    for number in _SIGNALS:
+        current = signal.getsignal(number)
+        if current is not signal.SIG_IGN and (_ours(current) or _snakemakes(current)):
+            signal.signal(number, _held)
 
 
 def _terminated_in_snakemakes_hands(workflow) -> bool:
@@ -228,7 +255,7 @@ def run_ended() -> None:
     global _before, _handler
     if not _before or threading.current_thread() is not threading.main_thread():
         return
-    if _command and _stopped_by is not None:
+    if _command and (_stopped_by is not None or _decided):
         return
     for number, before in _before.items():
         current = signal.getsignal(number)

@@ -7,9 +7,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from medseg.cohort.planning_stop import (end_with_execution, ends_with_the_process, log_stop, planning_done,
-                                         run_ended, run_stopped_line, stop_planning_on_interrupt, stopped_by,
-                                         stopped_code, wait_for_lost_jobs)
+from medseg.cohort.planning_stop import (end_with_execution, ends_with_the_process, log_stop, outcome_decided,
+                                         planning_done, run_ended, run_stopped_line, stop_if_snakemake_took_sigterm,
+                                         stop_planning_on_interrupt, stopped_by, stopped_code, wait_for_lost_jobs)
 
 
 def tell_stop(line, logfiles):
@@ -35,6 +35,9 @@ def planning_stopped(line):
         if claim is not None:  # atexit, which gives it back and removes its lock file
             claim.__exit__(None, None, None)
         os._exit(stopped_code())
+    lock = globals().get("snakelock")  # a stop in onstart: the run's record (the lock is Snakemake's to release)
+    if lock is not None:
+        lock.forget_run(Path(".snakemake"))
     tell_stop(line, getattr(getattr(workflow, "logger_manager", None), "get_logfile", list)())
     sys.exit(stopped_code())
 
@@ -190,18 +193,23 @@ if workflow.is_main_process:
 
 
 onstart:
-    # a Ctrl-C, SIGTERM or SIGHUP from here on is Snakemake's to handle: it stops the jobs, releases its lock; and it
-    # writes the run's stop file, after which the jobs end after their current case (those the signal did not reach:
-    # started as it landed, or all when it went to Snakemake alone); one left by a run of this pid is removed first
-    stopping.unmark(_STOP_FILE)
-    planning_done(_STOP_FILE, workflow)  # a SIGTERM Snakemake's own handler took since it made its scheduler: stopped
+    # no job has started before the end of onstart: a Ctrl-C, SIGTERM or SIGHUP until then is one while the run is
+    # planned (its line and exit code; one in onstart's own work was a KeyboardInterrupt traceback), and so is a
+    # SIGTERM that Snakemake's own handler took since it made the jobs' scheduler
+    stop_if_snakemake_took_sigterm(workflow)
+    stopping.unmark(_STOP_FILE)  # one left by a run of this pid
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
+    # from here on a stop is Snakemake's to handle: it stops the jobs, releases its lock; and it writes the run's stop
+    # file, after which the jobs end after their current case (those the signal did not reach: started as it landed,
+    # or all when it went to Snakemake alone)
+    planning_done(_STOP_FILE, workflow)
 
 
 # each ends with the SIGINT, SIGTERM and SIGHUP handlers found before the run back (a caller of Snakemake's API gets
 # its own; end_with_execution, above, for a run that reaches no hook)
 onsuccess:
+    outcome_decided()  # every job has ended: a stop from here on changes nothing (it was a traceback, exit code 1)
     try:
         snakelock.forget_run(Path(".snakemake"))
         if _forced:  # its token was kept for the same command run again after a stop (a plain run does not finish it)
@@ -211,6 +219,7 @@ onsuccess:
 
 
 onerror:
+    outcome_decided()
     try:
         if stopped_by() is not None:  # a job the stop caught as it started, which Snakemake lost track of, ends first
             # (its process would wait for it anyway): after its current case, told by the stop file (removed with the
