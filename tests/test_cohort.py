@@ -2380,3 +2380,25 @@ def test_a_cases_folder_that_is_a_link_is_named_for_every_case(tmp_path):
         f"{results / 'cases'}: a link to {tmp_path / 'gone'} that leads nowhere is in the place of the results' cases/ "
         "folder; a cohort writes its cases' files, and removes those it replaces, inside the results folder, not "
         "where a link leads: put the folder itself in place of the link, or remove the link")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no claims (flock) on Windows")
+def test_a_stopped_runs_left_case_claims_are_removed_and_held_ones_kept(tmp_path):
+    """A stop that lands as a job takes or gives back a case's claim leaves ``status/.<id>.lock``, which looked like
+    a crashed run's: the stopped run removes those no process holds, and keeps a claim a step still holds (another
+    open file description's flock: a step started by hand) and the folder's other hidden files."""
+    from medseg.io.folder_claim import claimed
+
+    folder = ResultsFolder(tmp_path / "results")
+    status = tmp_path / "results" / "status"
+    status.mkdir(parents=True)
+    (status / ".a.lock").write_text("")  # made, never locked: the stop landed in between
+    (status / ".b.lock").write_text("pid 4242 on login1, user alice\n")  # its lock released, not removed
+    (status / ".ms-0123.part.a.infer.json").write_text("{")  # a writer's partial file: not a claim
+    with claimed(status / "c", "cohort run on case c"):
+        assert (status / ".c.lock").is_file()
+        assert folder.remove_left_claims() == [status / ".a.lock", status / ".b.lock"]
+        assert (status / ".c.lock").is_file()  # held: kept
+    assert sorted(p.name for p in status.iterdir()) == [".ms-0123.part.a.infer.json"]
+    assert folder.remove_left_claims() == []
+    assert ResultsFolder(tmp_path / "none").remove_left_claims() == []  # no status folder: nothing

@@ -672,17 +672,22 @@ def test_a_ctrl_c_sigterm_or_sighup_while_the_jobs_run_is_one_line_and_exit_130_
     time limit or scancel, to every process of the job) ended so too, having waited for the running jobs, and had its
     job tried again ("Trying to restart job"); it is handled as a Ctrl-C is, with exit code 143. A SIGHUP (an ssh
     session closed) ended Snakemake at once, leaving its lock, run record and claim; it is handled so too, with exit
-    code 129. The line is also the last of the run's Snakemake log. The stop (to the process group, as a terminal,
-    SLURM or the shell of a closed session sends it) lands as the first job starts."""
+    code 129. The line is also the last of the run's Snakemake log, and no case's claim file is left. The stop (to the
+    process group, as a terminal, SLURM or the shell of a closed session sends it) lands as the first job starts."""
     from medseg.cohort.planning_stop import run_stopped_line
 
     results = tmp_path / "results"
     with _run_until_its_first_job(cohort, tmp_path) as (process, console):
+        # what a stop landing as a job took or gave back a case's claim leaves (the file, unlocked), which looked like
+        # a crashed run's
+        (results / "status").mkdir(parents=True, exist_ok=True)
+        (results / "status" / ".b.lock").write_text("")
         os.killpg(process.pid, stop)
         process.wait(timeout=120)
     text = console.read_text()
     assert process.returncode == 128 + stop, text[-3000:]
     assert text.splitlines()[-1] == run_stopped_line(0, 1, stop)
+    assert not list((results / "status").glob(".*.lock"))
     assert snakemake_log(tmp_path).splitlines()[-1] == run_stopped_line(0, 1, stop)
     assert "At least one job did not complete successfully" not in text and "Trying to restart job" not in text
     state = tmp_path / ".snakemake"  # the lock, the run record and the claim on the results folder given back

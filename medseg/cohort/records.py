@@ -508,6 +508,14 @@ class ResultsFolder:
 
         remove_leftovers(self.case_dir(case_id))
 
+    def remove_left_claims(self) -> list[Path]:
+        """Remove the cases' claim files (``status/.<id>.lock``) that no process holds (a stop that landed as a job
+        took or gave back a case's claim left one); return them. For a stopped workflow run, once its jobs have
+        ended."""
+        from medseg.io.folder_claim import remove_unheld_claims
+
+        return remove_unheld_claims(self.root / "status")
+
     def remove_record_leftovers(self, case_id: str) -> None:
         """Remove the hidden partial files and backups a killed writer left of the case's records in ``status/``
         (shared with the other cases: only the case's own). For the holder of the case's claim."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from medseg.errors import OutputExistsError
 
-__all__ = ["claimed", "claim_holder", "claim_path", "held_by_another", "holder_text"]
+__all__ = ["claimed", "claim_holder", "claim_path", "held_by_another", "holder_text", "remove_unheld_claims"]
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,41 @@ def held_by_another(folder: Path | str) -> str | None:
     finally:
         os.close(handle)  # drops the shared lock, if taken
     return None
+
+
+def remove_unheld_claims(folder: Path | str) -> list[Path]:
+    """Remove the claim files in ``folder`` (``.<name>.lock``: the claims on its entries, as a cohort's ``status/``
+    holds one per case worked on) that no process holds; return them. A stop that lands as a claim is taken or given
+    back (between the file's making and its lock, or its lock's release and its removal) leaves the file, which the
+    next claim of the same entry takes over, but which looked like a crashed run's. Each is removed under its own lock,
+    so that a process opening it meanwhile locks a new file instead (:func:`claimed`); a held one, of a process still
+    working, is kept. Nothing is removed where the platform or file system has no locks."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no claims
+        return []
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder)
+                       if entry.name.startswith(".") and entry.name.endswith(".lock") and entry.is_file())
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = Path(folder, name)
+        try:
+            handle = os.open(path, os.O_RDWR)
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(handle).st_ino == os.stat(path).st_ino:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # held (BlockingIOError), replaced or removed meanwhile, or no locks here
+            continue
+        finally:
+            os.close(handle)
+    return removed
 
 
 def claim_holder(folder: Path | str) -> str | None:

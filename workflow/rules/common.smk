@@ -229,6 +229,7 @@ onerror:
         if stopped_by() is not None:  # a Ctrl-C, SIGTERM or SIGHUP, which Snakemake reports as a failed run (exit
             # 1): one line, also in the run's log, and exit 130 (143, 129)
             _folder = records.ResultsFolder(RESULTS)
+            _folder.remove_left_claims()  # of a case a job was taking or giving back as the stop landed
             _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
             tell_stop(run_stopped_line(_finished, len(SAMPLES), stopped_by()), log)
             sys.exit(stopped_code())
