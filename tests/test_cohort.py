@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import pwd
+import signal
 import socket
 import subprocess
 import sys
@@ -859,6 +860,21 @@ def test_locks_of_a_killed_run_are_released(tmp_path):
     assert snakelock.release_stale_locks(tmp_path) == ["0.input.lock", "0.output.lock"]
     assert not any(p.exists() for p in locks)
     assert list((tmp_path / snakelock.RUNS).iterdir()) == []
+
+
+def test_a_killed_runs_stop_file_goes_with_its_record(tmp_path):
+    """A run killed while it stopped (a SLURM time limit: SIGTERM, then SIGKILL while it waited for its jobs) left its
+    stop file in .snakemake/medseg-runs; the next run released its lock and its record but kept the stop file, for
+    good. It now goes with the record; a live run's is kept."""
+    from medseg import stopping
+
+    _locks(tmp_path)
+    dead, live = _dead_pid(), os.getpid()
+    for pid in (dead, live):
+        stopping.mark(snakelock.stop_file(tmp_path, pid), signal.SIGTERM)
+    snakelock.record_run(tmp_path, pid=dead)
+    assert snakelock.release_stale_locks(tmp_path) == ["0.input.lock", "0.output.lock"]
+    assert [p.name for p in (tmp_path / snakelock.RUNS).iterdir()] == [snakelock.stop_file(tmp_path, live).name]
 
 
 def test_locks_of_a_live_run_are_kept(tmp_path):

@@ -147,7 +147,9 @@ def _runs_step(words: list[bytes]) -> bool:
 
 
 def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
-    """Remove the lock files held only by recorded runs that are gone; return their names.
+    """Remove the lock files held only by recorded runs that are gone, and those runs' records and stop files
+    (:func:`stop_file`: a run killed while it stopped, a SLURM time limit's SIGKILL after its SIGTERM, left it); return
+    the lock files' names.
 
     Nothing is removed unless every lock file present is accounted for by such a run, no recorded run on this
     host is still alive, and no ``medseg cohort`` step of it is still working in the run's folder.
@@ -183,6 +185,8 @@ def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
     for path in dead:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        with contextlib.suppress(OSError):  # its stop file, where it was killed once stopped (stop_file)
+            path.with_suffix(".stop").unlink()
     names = [lock.name for lock in locks]
     log.info("released Snakemake lock(s) %s left by a killed run", ", ".join(names))
     return names
