@@ -1290,3 +1290,22 @@ def test_an_nrrd_region_not_read_from_its_bytes_falls_back_to_simpleitk(sitk, tm
         assert np.array_equal(part, stored.transpose(2, 1, 0)[box].astype(np.float32))
     elif case != "bzip2 named":
         assert part is None or part == "refused"
+
+
+@pytest.mark.parametrize("size", ["7.0", "7x"])
+def test_an_nrrd_whose_sizes_teem_reads_past_a_non_digit_has_its_region_read_through_simpleitk(sitk, tmp_path, size):
+    """teem reads a size written "7.0" or "7x" as 7, and SimpleITK reads the file; the region read from its bytes
+    parsed the sizes as Python integers and ended the report in "ValueError: invalid literal for int()". Such a
+    header's region is now read through SimpleITK, as the whole file is: the same values."""
+    from medseg.io.itk_image import read_itk_region
+    from medseg.report.overlay import ItkImageFile
+
+    stored = np.arange(7 * 9 * 11, dtype=np.int16).reshape(7, 9, 11)
+    path = _hand_nrrd(tmp_path / "scan.nrrd", stored, "short")
+    path.write_bytes(path.read_bytes().replace(b"sizes: 11 9 7\n", f"sizes: 11 9 {size}\n".encode(), 1))
+    whole = read_image(path).array
+    assert whole.shape == (11, 9, 7)
+    box = (slice(2, 6), slice(0, 9), slice(5, 7))
+    part = read_itk_region(path, box)
+    assert part is not None and np.array_equal(part, whole[box])
+    assert np.array_equal(ItkImageFile(path, whole.shape).read(box), stored.transpose(2, 1, 0)[box])

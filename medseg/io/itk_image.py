@@ -249,7 +249,11 @@ def _nrrd_part(path: Path, reader, parts: list[range]) -> np.ndarray | None:
     dtype = nrrd_dtype(fields)
     if dtype is None or int(reader.GetDimension()) != 3 or _stored_dtype(path, reader) != dtype.newbyteorder("="):
         return None
-    if [int(n) for n in reader.GetSize()] != [int(n) for n in fields.get("sizes", "").split()]:
+    try:
+        declared = [int(n) for n in fields.get("sizes", "").split()]
+    except ValueError:  # teem reads "4.0" or "4x" as 4 (sscanf): its shape is SimpleITK's to tell
+        return None
+    if [int(n) for n in reader.GetSize()] != declared:
         return None
     source = _data_source(path)
     if source is None:  # the voxels follow the header
