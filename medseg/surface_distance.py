@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MAP_BYTES_PER_VOXEL", "directed_distances", "search_threads"]
+__all__ = ["CHUNK", "MAP_BYTES_PER_VOXEL", "directed_distances", "edge_indices", "search_threads"]
 
 # scipy's feature transform: an int32 index per axis of 3D (12), its int8 copy of the input (1) and the inverted
 # edges given to it (1); tracemalloc counted 13 bytes a voxel of scipy's own
@@ -53,6 +53,8 @@ TIE_SLACK = 2.0 ** -46
 # the planes' 2D feature transforms of the voxels no slab decides: two int16 indices a voxel
 PLANE_BYTES_PER_VOXEL = 4
 PLANE_LOOKUP_COST = 1.0  # a voxel's lookup in one plane, in voxels of map
+# edge voxels searched, looked up or indexed at a time (a few tens of MB of temporaries, whatever the edges)
+CHUNK = 1 << 17
 
 
 def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget_bytes: int) -> np.ndarray:
@@ -60,25 +62,72 @@ def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget
     same shape), in ``np.argwhere(query)`` order, as MONAI's ``get_surface_distance(query, target, "euclidean",
     spacing_mm)`` gives them on the CPU; infinite where ``target`` holds none; none where ``query`` holds none (MONAI
     gives an infinite distance per voxel of ``target`` there; scoring asks only where both hold voxels).
-    ``budget_bytes``: the memory a distance map may hold at once."""
+    ``budget_bytes``: the memory a distance map may hold at once.
+
+    The query's voxels are held as int32 indices (12 bytes each in 3D, of MONAI's 24 and its float64 copy's 24) and
+    their distances as float32; coordinates in mm, the searches and the lookups go :data:`CHUNK` voxels at a time."""
     from scipy.spatial import KDTree
 
-    points = np.argwhere(query)
+    n_points = int(np.count_nonzero(query))
     if not target.any():
-        return np.full(len(points), np.inf, dtype=np.float32)
-    if not len(points):
+        return np.full(n_points, np.inf, dtype=np.float32)
+    if not n_points:
         return np.zeros(0, dtype=np.float32)
     scale = np.asarray(spacing_mm, dtype=np.float64)
-    tree = KDTree(np.argwhere(target).astype(np.float64) * scale, leafsize=LEAF_SIZE)
+    tree = KDTree(_target_mm(target, scale), leafsize=LEAF_SIZE)
     workers = search_threads()
-    sample = points[::max(1, len(points) // SAMPLE)]
-    sample_distances = tree.query(sample.astype(np.float64) * scale, workers=workers)[0]
-    plan = _cheapest_plan(target.shape, scale, budget_bytes, sample, sample_distances, len(points))
-    if plan is None:
-        distances = tree.query(points.astype(np.float64) * scale, workers=workers)[0]
-    else:
-        distances = _from_maps(points, target, scale, plan, tree, workers, budget_bytes)
-    return distances.astype(np.float32)
+    points = edge_indices(query)
+    sample = points[::max(1, n_points // SAMPLE)]
+    sample_distances = tree.query(_mm(sample, scale), workers=workers)[0]
+    plan = _cheapest_plan(target.shape, scale, budget_bytes, sample, sample_distances, n_points)
+    distances = np.full(n_points, np.nan, dtype=np.float32)  # NaN: not found yet (a distance is never NaN)
+    if plan is not None:
+        _from_maps(points, target, scale, plan, distances, budget_bytes)
+    _search_left(points, scale, tree, workers, distances)
+    return distances
+
+
+def edge_indices(mask: np.ndarray) -> np.ndarray:
+    """``np.argwhere(mask)``, the same rows in the same order, as int32 where the grid allows (int64 beyond 2^31
+    voxels along an axis), found a slab of about :data:`CHUNK` voxels at a time: numpy's own holds int64 indices
+    twice over while it makes them (48 bytes a voxel found in 3D, against 12 here)."""
+    dtype = np.int32 if max(mask.shape, default=0) <= np.iinfo(np.int32).max else np.int64
+    found = np.empty((int(np.count_nonzero(mask)), mask.ndim), dtype=dtype)
+    if mask.ndim == 0 or not len(found):
+        return found
+    step = max(1, CHUNK // max(math.prod(mask.shape[1:]), 1))
+    at = 0
+    for start in range(0, mask.shape[0], step):
+        index = np.nonzero(mask[start:start + step])
+        count = len(index[0])
+        found[at:at + count, 0] = index[0] + start
+        for axis in range(1, mask.ndim):
+            found[at:at + count, axis] = index[axis]
+        at += count
+    return found
+
+
+def _mm(points: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Voxel indices in mm as MONAI's k-d tree takes them: the indices as float64 times the voxel size."""
+    return points.astype(np.float64) * scale
+
+
+def _target_mm(target: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The tree's points: :func:`_mm` of ``np.argwhere(target)`` (24 bytes a voxel, the tree's own copy), made
+    :data:`CHUNK` voxels at a time."""
+    points = edge_indices(target)
+    coordinates = np.empty(points.shape, dtype=np.float64)
+    for start in range(0, len(points), CHUNK):
+        coordinates[start:start + CHUNK] = _mm(points[start:start + CHUNK], scale)
+    return coordinates
+
+
+def _search_left(points: np.ndarray, scale: np.ndarray, tree, workers: int, distances: np.ndarray) -> None:
+    """The tree's distances of the voxels not found yet (NaN in ``distances``), :data:`CHUNK` voxels at a time."""
+    for start in range(0, len(points), CHUNK):
+        left = np.flatnonzero(np.isnan(distances[start:start + CHUNK])) + start
+        if left.size:
+            distances[left] = tree.query(_mm(points[left], scale), workers=workers)[0]
 
 
 def search_threads() -> int:
@@ -144,49 +193,53 @@ def _rounds_alike(distances: np.ndarray, slack: np.ndarray) -> np.ndarray:
     return (distances == 0) | ((distances - slack).astype(np.float32) == (distances + slack).astype(np.float32))
 
 
-def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: tuple[int, int, int], tree,
-               workers: int, budget_bytes: int) -> np.ndarray:
+def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: tuple[int, int, int],
+               distances: np.ndarray, budget_bytes: int) -> None:
     """:func:`directed_distances` from scipy's feature transform of ``target`` over slabs of ``plan``, the voxels
     no slab decides from its planes' 2D feature transforms (:func:`_from_planes`, where their
-    :data:`PLANE_BYTES_PER_VOXEL` fit ``budget_bytes``), the few left searched in ``tree``."""
+    :data:`PLANE_BYTES_PER_VOXEL` fit ``budget_bytes``), into ``distances``; those left (NaN) are the tree's. The
+    voxels are taken :data:`CHUNK` at a time."""
     from scipy.ndimage import distance_transform_edt
 
     axis, step, margin = plan
     rows = target.shape[axis]
     extent_mm = float(np.sum(np.asarray(target.shape) * scale))
-    distances = np.empty(len(points), dtype=np.float64)
-    undecided = []
     for start in range(0, rows, step):
-        chosen = np.flatnonzero((points[:, axis] >= start) & (points[:, axis] < start + step))
-        if not chosen.size:
-            continue
         low, high = max(start - margin, 0), min(start + step + margin, rows)
         region = target[(slice(None),) * axis + (slice(low, high),)]
-        if not region.any():  # no target voxel here: the feature transform would name none
-            undecided.append(chosen)
+        if not region.any():  # no target voxel here: the feature transform would name none (left to the tree)
             continue
-        nearest = distance_transform_edt(~region, sampling=scale, return_distances=False, return_indices=True)
-        local = points[chosen].T.copy()
-        local[axis] -= low
-        found = nearest[(slice(None), *local)].T.astype(np.int64)  # (n, ndim) indices in the region
+        nearest = None
+        for first in range(0, len(points), CHUNK):
+            row = points[first:first + CHUNK, axis]
+            chosen = np.flatnonzero((row >= start) & (row < start + step)) + first
+            if not chosen.size:
+                continue
+            if nearest is None:
+                nearest = distance_transform_edt(~region, sampling=scale, return_distances=False,
+                                                 return_indices=True)
+            inside = points[chosen]
+            local = inside.T.copy()
+            local[axis] -= low
+            found = nearest[(slice(None), *local)].T  # (n, ndim) indices in the region
+            found[:, axis] += low
+            # as the tree measures it: both voxels' indices scaled to mm, then their difference
+            offset = _mm(inside, scale) - _mm(found, scale)
+            near = np.sqrt(np.einsum("ij,ij->i", offset, offset))
+            decided = _decided(inside[:, axis], near, step, margin, rows, float(scale[axis])) & _rounds_alike(
+                near, TIE_SLACK * (extent_mm + near))
+            distances[chosen[decided]] = near[decided]
         del nearest
-        found[:, axis] += low
-        # as the tree measures it: both voxels' indices scaled to mm, then their difference
-        offset = points[chosen].astype(np.float64) * scale - found.astype(np.float64) * scale
-        near = np.sqrt(np.einsum("ij,ij->i", offset, offset))
-        decided = _decided(points[chosen, axis], near, step, margin, rows, float(scale[axis])) & _rounds_alike(
-            near, TIE_SLACK * (extent_mm + near))
-        distances[chosen[decided]] = near[decided]
-        undecided.append(chosen[~decided])
-    left = np.concatenate(undecided) if undecided else np.zeros(0, dtype=np.int64)
-    if left.size and _planes_fit(target.shape, budget_bytes):
-        near = _from_planes(points[left], target, scale)
+    if not _planes_fit(target.shape, budget_bytes) or not np.isnan(distances).any():
+        return
+    planes = _plane_transforms(target, scale)
+    for first in range(0, len(points), CHUNK):
+        left = np.flatnonzero(np.isnan(distances[first:first + CHUNK])) + first
+        if not left.size:
+            continue
+        near = _from_planes(points[left], planes, scale)
         alike = np.isfinite(near) & _rounds_alike(near, TIE_SLACK * (extent_mm + near))
         distances[left[alike]] = near[alike]
-        left = left[~alike]
-    if left.size:
-        distances[left] = tree.query(points[left].astype(np.float64) * scale, workers=workers)[0]
-    return distances
 
 
 def _planes_fit(shape: tuple[int, ...], budget_bytes: int) -> bool:
@@ -194,13 +247,10 @@ def _planes_fit(shape: tuple[int, ...], budget_bytes: int) -> bool:
     return PLANE_BYTES_PER_VOXEL * math.prod(shape) <= budget_bytes and max(shape) <= np.iinfo(np.int16).max
 
 
-def _from_planes(points: np.ndarray, target: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Distances (mm, float64, measured as the tree measures them) from ``points`` to the nearest voxel of
-    ``target``: each plane across the axis of the largest voxel size gets scipy's 2D feature transform (int16, 4 bytes a
-    voxel), a point's nearest voxel in a plane is the one nearest its own row and column there, and the planes are
-    visited outwards from the point's until they lie further than the nearest found. The voxels a slab leaves
-    undecided (deep inside the other mask, beyond its margins) cost a tree search of a whole cap of the other surface
-    each (about 1 ms); here a few dozen lookups."""
+def _plane_transforms(target: np.ndarray, scale: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The planes across the axis of the largest voxel size, each with scipy's 2D feature transform of ``target``
+    there (int16, :data:`PLANE_BYTES_PER_VOXEL` bytes a voxel): ``(axis, nearest, filled)``, ``filled`` whether a
+    plane holds a target voxel."""
     from scipy.ndimage import distance_transform_edt
 
     axis = int(np.argmax(scale))
@@ -212,7 +262,20 @@ def _from_planes(points: np.ndarray, target: np.ndarray, scale: np.ndarray) -> n
     for row in np.flatnonzero(filled):
         nearest[row] = distance_transform_edt(~planes[row], sampling=scale[across], return_distances=False,
                                               return_indices=True)
-    where = points.astype(np.float64) * scale
+    return axis, nearest, filled
+
+
+def _from_planes(points: np.ndarray, planes: tuple[int, np.ndarray, np.ndarray], scale: np.ndarray) -> np.ndarray:
+    """Distances (mm, float64, measured as the tree measures them) from ``points`` to the nearest voxel of the
+    target whose :func:`_plane_transforms` are ``planes``: a point's nearest voxel in a plane is the one nearest its
+    own row and column there, and the planes are visited outwards from the point's until they lie further than the
+    nearest found. The voxels a slab leaves undecided (deep inside the other mask, beyond its margins) cost a tree
+    search of a whole cap of the other surface each (about 1 ms); here a few dozen lookups."""
+    axis, nearest, filled = planes
+    ndim = points.shape[1]
+    across = [a for a in range(ndim) if a != axis]
+    rows = len(filled)
+    where = _mm(points, scale)
     row_mm = float(scale[axis])
     best = np.full(len(points), np.inf)
     active = np.arange(len(points))
@@ -222,16 +285,16 @@ def _from_planes(points: np.ndarray, target: np.ndarray, scale: np.ndarray) -> n
         if not active.size:
             break
         for sign in ((1,) if step == 0 else (1, -1)):
-            row = points[active, axis] + sign * step
+            row = points[active, axis].astype(np.int64) + sign * step
             chosen = (row >= 0) & (row < rows)
             chosen[chosen] = filled[row[chosen]]
             ids, row = active[chosen], row[chosen]
-            found = np.empty((len(ids), target.ndim), dtype=np.int64)
+            found = np.empty((len(ids), ndim), dtype=np.int64)
             found[:, axis] = row
             inside = tuple(points[ids, a] for a in across)
             for k, a in enumerate(across):
                 found[:, a] = nearest[(row, k, *inside)]
-            offset = where[ids] - found.astype(np.float64) * scale
+            offset = where[ids] - _mm(found, scale)
             near = np.sqrt(np.einsum("ij,ij->i", offset, offset))
             better = near < best[ids]
             best[ids[better]] = near[better]

@@ -207,3 +207,72 @@ def test_the_plan_prices_the_planes_not_the_tree_for_voxels_beyond_the_margins(m
     assert surface_distance._cheapest_plan(shape, scale, 6 * pred.size, sample, near, len(points)) == (0, 27, 0)
     monkeypatch.setattr(surface_distance, "PLANE_BYTES_PER_VOXEL", 7)  # planes beyond the budget: the old plan
     assert surface_distance._cheapest_plan(shape, scale, 6 * pred.size, sample, near, len(points)) == (0, 7, 10)
+
+
+def _traced_peak(function, *args):
+    """``function(*args)`` and the peak of the memory numpy allocated meanwhile (tracemalloc), in bytes."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = function(*args)
+        return result, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_edge_indices_are_argwheres_rows_in_int32():
+    """The query's voxels as int32 indices, found a slab at a time: np.argwhere's rows, in its order."""
+    rng = np.random.default_rng(0)
+    for shape in ((37, 20, 11), (50, 61), (3, 1, 4)):
+        mask = rng.random(shape) < 0.4
+        found = surface_distance.edge_indices(mask)
+        assert found.dtype == np.int32
+        np.testing.assert_array_equal(found, np.argwhere(mask))
+    assert surface_distance.edge_indices(np.zeros((4, 5, 6), bool)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("plan", ["tree", "maps"])
+def test_noise_holds_about_16_bytes_a_query_voxel_beside_the_map(monkeypatch, plan):
+    """A prediction of random noise (every voxel of it an edge) against an ellipsoid's surface: the query's voxels
+    were int64 indices from np.argwhere (48 bytes each while it made them), float64 copies in mm (24, twice while
+    made), float64 distances and per-slab copies (over 100 bytes an edge voxel at the peak, 62 bytes a voxel of
+    the box in a 320×320×100 case); now int32 indices (12) and float32 distances (4), the rest a chunk at a time.
+    The distances stay MONAI's."""
+    monkeypatch.setattr(surface_distance, "CHUNK", 4096, raising=False)
+    if plan == "tree":
+        monkeypatch.setattr(surface_distance, "SEARCH_COST", 0.0)
+        monkeypatch.setattr(surface_distance, "SEARCH_COST_PER_AREA", 0.0)
+    else:
+        monkeypatch.setattr(surface_distance, "SEARCH_COST", 1e9)
+    rng = np.random.default_rng(1)
+    shape = (64, 64, 40)
+    query = _edges(rng.random(shape) < 0.5)
+    target = _edges(_ellipsoid(shape, [n / 2 for n in shape], (28, 28, 17)))
+    spacing = (0.7, 0.7, 2.5)
+    budget = 6 * query.size
+    found, peak = _traced_peak(directed_distances, query, target, spacing, budget)
+    np.testing.assert_array_equal(found, get_surface_distance(query, target, "euclidean", spacing))
+    n_query, n_target = int(query.sum()), int(target.sum())
+    assert n_query > 60_000 and n_target < 15_000
+    held = peak - 64 * n_target - (budget if plan == "maps" else 0)  # the tree's points and indices; the map
+    assert held < 20 * n_query, (held / n_query, plan)
+
+
+def test_the_figures_of_both_directions_are_the_float64_ones_in_a_third_of_the_memory():
+    """HD95 (the larger direction's 95th percentile) and ASSD (the mean of both) from one float64 array, each
+    direction's percentile partitioning its own part: bit for bit np.percentile's and np.concatenate(...).mean()'s
+    values of the float64 distances, holding 8 bytes a distance beyond the float32 ones (float64 copies of each,
+    their concatenation and the percentile's copies held 24 and more)."""
+    rng = np.random.default_rng(2)
+    forward = (rng.random(300_000) * 40).astype(np.float32)
+    backward = np.round(rng.random(100_001) * 30, 1).astype(np.float32)  # ties
+    old_forward, old_backward = forward.astype(np.float64), backward.astype(np.float64)
+    expected = (max(float(np.percentile(old_forward, 95)), float(np.percentile(old_backward, 95))),
+                float(np.concatenate([old_forward, old_backward]).mean()))
+    del old_forward, old_backward
+    (hd95, assd), peak = _traced_peak(metrics._hd95_and_mean, forward, backward)
+    assert (hd95, assd) == expected
+    assert peak <= 8 * (len(forward) + len(backward)) + 65536
