@@ -486,8 +486,8 @@ def _hd95_and_mean(forward: np.ndarray, backward: np.ndarray) -> tuple[float, fl
 
 EDGE_BLOCK = 1 << 24  # voxels of a box whose edges are found at a time
 # the memory a label's distance map may hold (medseg.surface_distance), in bytes a voxel of the label volume: scoring
-# holds 3-4 besides (the labels, two edge volumes of the box) and a cohort's scoring job is given 24 (a speckled
-# mask's edge voxels take about 55 bytes each beside the map: medseg.voxel_charge.SCORING_BYTES_PER_VOXEL)
+# holds 3-4 besides (the labels, two edge volumes of the box) and a cohort's scoring job is given 32 (a mask's edge
+# voxels take 16 bytes each beside the map, the other mask's in a k-d tree 43: medseg.voxel_charge)
 # (medseg.cohort.job_memory); at least DISTANCE_MAP_MIN_BYTES (within the 0.4 GB its base allows beyond what the
 # libraries take)
 DISTANCE_MAP_BYTES_PER_VOXEL = 6

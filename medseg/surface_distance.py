@@ -87,11 +87,12 @@ def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget
     return distances
 
 
-def edge_indices(mask: np.ndarray) -> np.ndarray:
+def edge_indices(mask: np.ndarray, dtype=None) -> np.ndarray:
     """``np.argwhere(mask)``, the same rows in the same order, as int32 where the grid allows (int64 beyond 2^31
-    voxels along an axis), found a slab of about :data:`CHUNK` voxels at a time: numpy's own holds int64 indices
-    twice over while it makes them (48 bytes a voxel found in 3D, against 12 here)."""
-    dtype = np.int32 if max(mask.shape, default=0) <= np.iinfo(np.int32).max else np.int64
+    voxels along an axis) or as ``dtype``, found a slab of about :data:`CHUNK` voxels at a time: numpy's own holds
+    int64 indices twice over while it makes them (48 bytes a voxel found in 3D, against 12 here)."""
+    if dtype is None:
+        dtype = np.int32 if max(mask.shape, default=0) <= np.iinfo(np.int32).max else np.int64
     found = np.empty((int(np.count_nonzero(mask)), mask.ndim), dtype=dtype)
     if mask.ndim == 0 or not len(found):
         return found
@@ -113,12 +114,11 @@ def _mm(points: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def _target_mm(target: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """The tree's points: :func:`_mm` of ``np.argwhere(target)`` (24 bytes a voxel, the tree's own copy), made
-    :data:`CHUNK` voxels at a time."""
-    points = edge_indices(target)
-    coordinates = np.empty(points.shape, dtype=np.float64)
-    for start in range(0, len(points), CHUNK):
-        coordinates[start:start + CHUNK] = _mm(points[start:start + CHUNK], scale)
+    """The tree's points: :func:`_mm` of ``np.argwhere(target)`` (24 bytes a voxel, which the tree keeps), the
+    indices found as float64 and scaled in place, :data:`CHUNK` voxels at a time."""
+    coordinates = edge_indices(target, np.float64)
+    for start in range(0, len(coordinates), CHUNK):
+        coordinates[start:start + CHUNK] *= scale
     return coordinates
 
 

@@ -14,11 +14,13 @@ RESAMPLE_BYTES_PER_VOXEL = 40
 COPY_BYTES_PER_VOXEL = 12
 # scoring against a reference, once the inference's arrays are freed: the labels and the reference (2), two edge
 # volumes of a label's box (2), a distance map (medseg.metrics' DISTANCE_MAP_BYTES_PER_VOXEL, 6) and the edge voxels'
-# indices, coordinates and distances beside it (about 55 bytes an edge voxel: 8 a voxel where a prediction with 5 %
-# of its voxels knocked out has edges in 14 % of its box); measured 16-22 bytes a voxel beyond the process's own
-# (512×512×100 and ×200, 5 % knocked out), where 12 were charged. More speckled masks take more (every voxel an
-# edge: about 60)
-SCORING_BYTES_PER_VOXEL = 24
+# arrays beside it (int32 indices and float32 distances, 16 bytes a query edge voxel; the k-d tree of the other
+# mask's edge voxels, scipy's, 43 bytes each). Peak resident memory beyond the process's own, the labels included
+# (medseg.metrics.evaluate_volumes; benchmarks/README.md): a smooth prediction 6.6-8.4 bytes a voxel, one with 5 % of
+# its voxels knocked out 14.6-23.2, random noise over the volume (half of it, every predicted voxel an edge, whose
+# tree holds 21 bytes a voxel) 30.6-31.5 (55-68 before the edge voxels' arrays were slimmed, where 24 were charged).
+# Masks that are both noise take more (49; a mask of 6/7 of the voxels, every one an edge, against another: 71)
+SCORING_BYTES_PER_VOXEL = 32
 
 
 def charged_bytes(input_voxels: int, model_voxels: int, resamples: bool, per_model_voxel: int = 0,

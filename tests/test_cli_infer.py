@@ -1653,9 +1653,9 @@ def test_a_model_that_keeps_the_voxel_size_is_not_charged_for_resampling():
 
 
 def test_infer_with_a_reference_is_refused_where_its_scoring_would_not_fit(tmp_path, capsys, monkeypatch):
-    """With --reference the guard charges what scoring holds after the inference (24 bytes a voxel, a speckled
-    prediction's edges and distance map), not the inference's 12: a 1000³ header on a machine of 16 GB is refused
-    from its header, before anything is read; without a reference it passes the guard."""
+    """With --reference the guard charges what scoring holds after the inference (32 bytes a voxel, a noisy
+    prediction's edges, their k-d tree and distance map), not the inference's 12: a 1000³ header on a machine of 16
+    GB is refused from its header, before anything is read; without a reference it passes the guard."""
     import medseg.preprocess
     from medseg.preprocess import check_grid_size
 
@@ -1675,7 +1675,7 @@ def test_infer_with_a_reference_is_refused_where_its_scoring_would_not_fit(tmp_p
                         "--device", "cpu"], capsys)
     line = err.strip().splitlines()[-1]
     assert code == 1 and line.startswith(f"medseg: error: {path}: segmenting its 1000×1000×1000 voxels needs about "
-                                         "22 GiB of memory (this machine has 15 GiB)"), line
+                                         "30 GiB of memory (this machine has 15 GiB)"), line
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 

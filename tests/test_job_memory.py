@@ -46,22 +46,24 @@ def test_model_space_follows_the_models_spacing_on_the_axes_it_sets():
     assert model_voxels(grid, {"spacing_mm": None}) == 1000
 
 
-def test_scoring_memory_is_the_base_and_24_bytes_a_voxel_of_the_largest_case():
+def test_scoring_memory_is_the_base_and_32_bytes_a_voxel_of_the_largest_case():
     """12 bytes a voxel left a speckled prediction's scoring short: its edge voxels' arrays beside the distance
-    map took 16-22 bytes a voxel."""
+    map took 16-22 bytes a voxel; 24 left a prediction of random noise short (53-66 bytes a voxel, 31-32 since its
+    edge voxels' arrays were slimmed)."""
     assert evaluate_memory_mb([SMALL]) == 900
-    assert evaluate_memory_mb([SMALL, CT]) == 2700  # 800 + 24 B x 78.6 M = 2687 MB
+    assert evaluate_memory_mb([SMALL, CT]) == 3400  # 800 + 32 B x 78.6 M = 3317 MB
     assert evaluate_memory_mb([]) == 800  # no case with a reference
 
 
 def test_infer_with_a_reference_is_charged_for_scoring_once_the_inference_is_freed():
-    """``medseg infer --reference`` scores after the inference's arrays are freed: at least 24 bytes an input voxel
-    (a speckled prediction's scoring peaked at 16 a voxel beyond the process's own, where 12 were charged); a model
-    that resamples is charged more for its inference already."""
+    """``medseg infer --reference`` scores after the inference's arrays are freed: at least 32 bytes an input voxel
+    (a speckled prediction's scoring peaked at 16 a voxel beyond the process's own, where 12 were charged; a
+    prediction of random noise at 31-32, where 24 were); a model that resamples is charged more for its inference
+    already."""
     from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL, charged_bytes
 
-    assert SCORING_BYTES_PER_VOXEL == 24
+    assert SCORING_BYTES_PER_VOXEL == 32
     assert charged_bytes(1000, 1000, False) == 12_000
-    assert charged_bytes(1000, 1000, False, scoring=True) == 24_000
+    assert charged_bytes(1000, 1000, False, scoring=True) == 32_000
     assert charged_bytes(1000, 1000, False, 32, scoring=True) == 44_000  # an ensemble's inference: more
     assert charged_bytes(1000, 250, True, scoring=True) == 50_000

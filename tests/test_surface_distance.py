@@ -276,3 +276,23 @@ def test_the_figures_of_both_directions_are_the_float64_ones_in_a_third_of_the_m
     (hd95, assd), peak = _traced_peak(metrics._hd95_and_mean, forward, backward)
     assert (hd95, assd) == expected
     assert peak <= 8 * (len(forward) + len(backward)) + 65536
+
+
+def test_scoring_a_noise_prediction_stays_within_what_the_guard_charges(monkeypatch):
+    """A prediction of random noise over the volume (every predicted voxel an edge) against an ellipsoid: scoring's
+    peak, the labels (2 bytes a voxel) and the tree's nodes (about 12 bytes a tree voxel, outside numpy's traced
+    memory) included, within SCORING_BYTES_PER_VOXEL. It held 62 bytes a voxel of numpy arrays alone where 24 were
+    charged; scaled down here (CHUNK, and no 128 MB floor under the map's budget) as on a 512×512×100 volume."""
+    from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL
+
+    monkeypatch.setattr(surface_distance, "CHUNK", 4096, raising=False)
+    monkeypatch.setattr(metrics, "DISTANCE_MAP_MIN_BYTES", 0)
+    rng = np.random.default_rng(4)
+    shape = (112, 112, 64)
+    ref = _ellipsoid(shape, [n / 2 for n in shape], (54, 54, 30)).astype(np.uint8)
+    pred = (rng.random(shape) < 0.5).astype(np.uint8)
+    box = tuple(slice(0, n) for n in shape)
+    (hd95, assd), peak = _traced_peak(metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5))
+    tree_nodes = 12 * int(metrics._mask_edges(pred, 1, box).sum())
+    assert (peak + tree_nodes + 2 * pred.size) / pred.size <= SCORING_BYTES_PER_VOXEL, peak / pred.size
+    assert (hd95, assd) == (24.78023, 9.743754)  # as before, bit for bit

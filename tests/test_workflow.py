@@ -2044,16 +2044,16 @@ def test_the_batch_jobs_memory_follows_their_largest_input_unless_set(cohort, tm
                 jobs[rule.group(1), batch] = (memory, int(command.group(1)), int(command.group(2)))
         return jobs
 
-    # batch001 (a, b): 1200 MB + 12 B x 36,864 voxels, and for scoring a's 800 + 24 B a voxel; batch002 (ct, c):
-    # phantom keeps the voxel size, 1200 + 12 B x 78.6 M; scoring ct 800 + 24 B x 78.6 M; the last retry 3 times
+    # batch001 (a, b): 1200 MB + 12 B x 36,864 voxels, and for scoring a's 800 + 32 B a voxel; batch002 (ct, c):
+    # phantom keeps the voxel size, 1200 + 12 B x 78.6 M; scoring ct 800 + 32 B x 78.6 M; the last retry 3 times
     assert asked(snakemake(tmp_path, "-n", "-p", samples=large, results=tmp_path / "results", cases_per_job=2)) == {
         ("infer", "batch001"): (1300, 1300, 3900), ("infer", "batch002"): (2200, 2200, 6600),
-        ("evaluate", "batch001"): (900, 900, 2700), ("evaluate", "batch002"): (2700, 2700, 8100)}
+        ("evaluate", "batch001"): (900, 900, 2700), ("evaluate", "batch002"): (3400, 3400, 10200)}
     # the config's mem_mb wins for inference, a --set-resources for scoring
     assert asked(snakemake(tmp_path, "-n", "-p", "--set-resources", "evaluate:mem_mb=5000*attempt", samples=large,
                            results=tmp_path / "results", cases_per_job=2, mem_mb=3000)) == {
         ("infer", "batch001"): (3000, 3000, 9000), ("infer", "batch002"): (3000, 3000, 9000),
-        ("evaluate", "batch001"): (5000, 5000, 2700), ("evaluate", "batch002"): (5000, 5000, 8100)}
+        ("evaluate", "batch001"): (5000, 5000, 2700), ("evaluate", "batch002"): (5000, 5000, 10200)}
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
@@ -2277,7 +2277,7 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
 
     asked = sorted((option(s, "--comment"), option(s, "--mem"), option(s, "-t")) for s in submitted)
     # each job's memory planned from its small inputs (medseg/cohort/job_memory.py): 1200 MB + 12 B a voxel for
-    # inference, 800 MB + 24 B a voxel for scoring
+    # inference, 800 MB + 32 B a voxel for scoring
     assert asked == [("rule_evaluate_wildcards_batch001", "900", "30"),
                      ("rule_evaluate_wildcards_batch002", "900", "30"),
                      ("rule_infer_wildcards_batch001", "1300", "25"),  # 10 min + 5 per case

@@ -28,9 +28,12 @@ So inference holds about 0.5 GB before any case and 6-10 bytes a voxel for a mod
 holds about 0.1-0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as
 float32, and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.metrics``'
 ``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.36 GB for 512×512×340 voxels, measured again), with about 55 bytes for each
-edge voxel beside it: a prediction with 5 % of its voxels knocked out (edges in 14 % of its box) took 628 MB for
+edge voxel beside it (16 since they are int32 indices and float32 distances, and 43 for each edge voxel of the other
+mask in its k-d tree): a prediction with 5 % of its voxels knocked out (edges in 14 % of its box) took 628 MB for
 512×512×100 voxels, 20 bytes a voxel (22 on 512×512×200) beyond the 95 MB ``medseg evaluate`` holds before any
-case, where 12 were charged; 24 are now (:data:`medseg.voxel_charge.SCORING_BYTES_PER_VOXEL`).
+case, where 12 were charged; 24 were then. A prediction of random noise (every predicted voxel an edge, the k-d tree of
+its edge voxels 21 bytes a voxel) took 53-66 bytes a voxel; with the edge voxels' arrays slimmed (int32 indices,
+float32 distances) 31-32, and 32 are charged (:data:`medseg.voxel_charge.SCORING_BYTES_PER_VOXEL`).
 A retry (a job killed for memory) asks for twice, then three times the first attempt's memory.
 """
 
@@ -48,7 +51,8 @@ __all__ = ["CUDA_MB", "EVALUATE_BASE_MB", "EVALUATE_BYTES_PER_VOXEL", "INFER_BAS
 INFER_BASE_MB = 1200  # Python, torch, MONAI and the model (measured: 0.47-0.55 GB), and the job's Snakemake process
 CUDA_MB = 2000  # the CUDA libraries and context in host memory, with device=cuda (an allowance, not measured here)
 EVALUATE_BASE_MB = 800  # Python and the libraries (measured: 0.4 GB), and the job's Snakemake process
-# the labels, their edges (measured: 3-4), a distance map (6) and its edge voxels' arrays (a speckled mask: 16-22)
+# the labels, their edges (measured: 3-4), a distance map (6) and the edge voxels' arrays and k-d tree (a prediction
+# of random noise: 31-32 in all)
 EVALUATE_BYTES_PER_VOXEL = SCORING_BYTES_PER_VOXEL
 
 
