@@ -523,6 +523,13 @@ def _mask_edges(labels: np.ndarray, value: int, box: tuple[slice, ...], squeeze:
     return edges
 
 
+# the world-space k-d trees of a sheared grid: leaves of 64 points and nodes not shrunk to their points' bounds search
+# 4-5 times faster than scipy's defaults (16, shrunk) from the edges of a speckled prediction deep inside the
+# reference (192×192×80 voxels, 5 % knocked out, 20° tilt: 13.9 s → 2.8 s), and find the same nearest distances
+WORLD_LEAF_SIZE = 64
+WORLD_COMPACT_NODES = False
+
+
 def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each edge voxel's distance (mm) to the nearest edge voxel of the other mask, both ways, between world
     positions ``columns @ index`` (the crop's offset is common to both and cancels)."""
@@ -532,8 +539,8 @@ def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
     points = [np.argwhere(e) @ columns.T for e in edges]
     workers = search_threads()
-    return (cKDTree(points[1]).query(points[0], workers=workers)[0],
-            cKDTree(points[0]).query(points[1], workers=workers)[0])
+    return tuple(cKDTree(target, leafsize=WORLD_LEAF_SIZE, compact_nodes=WORLD_COMPACT_NODES).query(
+        query, workers=workers)[0] for query, target in ((points[0], points[1]), (points[1], points[0])))
 
 
 def sub_box_note(box: dict) -> str:
