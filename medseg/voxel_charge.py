@@ -17,8 +17,8 @@ COPY_BYTES_PER_VOXEL = 12
 # arrays beside it (int32 indices and float32 distances, 16 bytes a query edge voxel; the k-d tree of the other
 # mask's edge voxels, scipy's, 43 bytes each). Peak resident memory beyond the process's own, the labels included
 # (medseg.metrics.evaluate_volumes; benchmarks/README.md): a smooth prediction 6.6-8.4 bytes a voxel, one with 5 % of
-# its voxels knocked out 14.6-23.2, random noise over the volume (half of it, every predicted voxel an edge, whose
-# tree holds 21 bytes a voxel) 30.6-31.5 (55-68 before the edge voxels' arrays were slimmed, where 24 were charged).
+# its voxels knocked out 14.4-23.0, random noise over the volume (half of it, every predicted voxel an edge, whose
+# tree holds 21 bytes a voxel) 30.6-31.4 (55-68 before the edge voxels' arrays were slimmed, where 24 were charged).
 # Masks that are both noise take more (49; a mask of 6/7 of the voxels, every one an edge, against another: 71)
 SCORING_BYTES_PER_VOXEL = 32
 

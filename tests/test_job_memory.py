@@ -48,7 +48,7 @@ def test_model_space_follows_the_models_spacing_on_the_axes_it_sets():
 
 def test_scoring_memory_is_the_base_and_32_bytes_a_voxel_of_the_largest_case():
     """12 bytes a voxel left a speckled prediction's scoring short: its edge voxels' arrays beside the distance
-    map took 16-22 bytes a voxel; 24 left a prediction of random noise short (53-66 bytes a voxel, 31-32 since its
+    map took 16-22 bytes a voxel; 24 left a prediction of random noise short (55-68 bytes a voxel, 30.6-31.4 since its
     edge voxels' arrays were slimmed)."""
     assert evaluate_memory_mb([SMALL]) == 900
     assert evaluate_memory_mb([SMALL, CT]) == 3400  # 800 + 32 B x 78.6 M = 3317 MB
@@ -58,7 +58,7 @@ def test_scoring_memory_is_the_base_and_32_bytes_a_voxel_of_the_largest_case():
 def test_infer_with_a_reference_is_charged_for_scoring_once_the_inference_is_freed():
     """``medseg infer --reference`` scores after the inference's arrays are freed: at least 32 bytes an input voxel
     (a speckled prediction's scoring peaked at 16 a voxel beyond the process's own, where 12 were charged; a
-    prediction of random noise at 31-32, where 24 were); a model that resamples is charged more for its inference
+    prediction of random noise at 30.6-31.4, where 24 were); a model that resamples is charged more for its inference
     already."""
     from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL, charged_bytes
 
