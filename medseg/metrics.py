@@ -25,7 +25,8 @@ size when that is less: on a 5 µm grid 0.01 mm is two voxels); otherwise :class
 and nothing is scored. A reference that holds the same voxel centres in another order (axes swapped or reversed, as
 between two DICOM converters) is first re-indexed onto the prediction's grid, which moves no voxel and
 interpolates nothing (:func:`reorder_onto_grid`); the record says so. A reference that is a box of the prediction's
-voxel lattice inside its grid (3D Slicer saves a segmentation cropped to its segments) is zero-padded onto it
+voxel lattice (3D Slicer saves a segmentation cropped to its segments) is zero-padded onto it, cropped to the grid
+where it reaches past it with label 0 in every voxel out there (refused where any is labelled)
 (:func:`place_onto_grid`, :func:`sub_box_placement`); the record gives the box (``reference_sub_box``).
 """
 
@@ -140,8 +141,9 @@ def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not
     before its voxels are read: a reference declaring 1024³ voxels was read whole (tens of seconds, GBs of memory)
     to be refused as "shape … differs". A shape that is ``shape`` in another axis order passes (the reference may
     be re-indexed), as does a box of ``source``'s grid where ``affine`` (``source``'s) is given and the header places
-    the box inside it (:func:`sub_box_placement`: it is zero-padded onto the grid), a DICOM file, a folder, a header
-    that cannot be read or a shape that is not one 3D volume (reading it names the problem)."""
+    the box on its lattice (:func:`sub_box_placement`: it is zero-padded onto the grid; one reaching past the grid is
+    cropped to it where its voxels there are all 0, which :func:`place_onto_grid` tells from them), a DICOM file, a
+    folder, a header that cannot be read or a shape that is not one 3D volume (reading it names the problem)."""
     from pathlib import Path
 
     from medseg.errors import MedsegError
@@ -161,8 +163,8 @@ def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not
         return
     if affine is None:
         raise GeometryError(f"{path}: shape {declared} differs from {source}'s {tuple(shape)}; {outcome}")
-    if isinstance(sub_box_placement(declared, declared_affine, tuple(shape), affine), tuple):
-        return
+    if isinstance(sub_box_placement(declared, declared_affine, tuple(shape), affine, beyond=True), tuple):
+        return  # a box of the grid; one reaching past it is cropped where its voxels there are all 0 (read to tell)
     raise GeometryError(_shape_refusal(path, declared, declared_affine, source, tuple(shape), affine,
                                        grid_tolerance_mm(affine), outcome))
 
@@ -275,7 +277,7 @@ AXIS_NAMES = ("i", "j", "k")
 
 
 def sub_box_placement(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple[int, ...],
-                      target_affine: np.ndarray, tolerance_mm: float | None = None
+                      target_affine: np.ndarray, tolerance_mm: float | None = None, *, beyond: bool = False
                       ) -> tuple[list[int], list[bool], list[int]] | str | None:
     """Where a grid lies in ``target``'s when it is a box of the target's voxel lattice (3D Slicer saves a
     segmentation cropped to its segments: the image's voxels, spacing and axes, the origin moved by whole voxels).
@@ -287,6 +289,9 @@ def sub_box_placement(shape: tuple[int, ...], affine: np.ndarray, target_shape: 
     it is no such box, returns what keeps it from being one, to follow "on the target's voxel lattice, but"
     ("its first voxel at 3.5 along i (not a whole number of voxels)", "extends 4 voxels beyond its last k"; axes named
     as the target's voxel axes i, j, k); ``None`` where they are not (other voxel sizes or axes).
+    ``beyond=True`` also places a box that reaches past the target's grid (``start`` may then be negative, or a box
+    end past the grid's): whether its voxels out there are all 0, which only its voxels tell, decides whether it is
+    cropped to the grid (:func:`place_onto_grid`).
     """
     if len(shape) != 3 or len(target_shape) != 3:
         return None
@@ -316,6 +321,8 @@ def sub_box_placement(shape: tuple[int, ...], affine: np.ndarray, target_shape: 
             f"its first voxel at {start:.4g} along {AXIS_NAMES[t]}" for t, start in zip(off, starts)
         ) + " (not a whole number of voxels)"
     start = [int(whole[t]) - (extent[t] - 1 if flips[t] else 0) for t in range(3)]
+    if beyond:
+        return axes, flips, start
     beyond = []
     for t in range(3):
         before, after = -start[t], start[t] + extent[t] - target_shape[t]
@@ -348,35 +355,53 @@ def _shape_refusal(source, shape, affine, target_source, target_shape, target_af
 
 
 def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None = None, *,
-                    log_box: bool = True) -> Volume:
+                    log_box: bool = True, outcome: str = "not scored") -> Volume:
     """``volume`` on ``target``'s grid without resampling: re-indexed (:func:`reorder_onto_grid`), or, where it is a
-    box of ``target``'s voxel lattice inside ``target``'s grid (:func:`sub_box_placement`; a 3D Slicer
-    segmentation cropped to its segments), zero-padded to it (label 0 outside the box, in the smallest unsigned
-    integer type holding its labels; ``info["sub_box"]`` gives the box's shape and its first voxel's index on
-    ``target``'s grid). Anything else returns ``volume`` as it came, for :func:`check_same_grid` to refuse.
+    box of ``target``'s voxel lattice (:func:`sub_box_placement`; a 3D Slicer segmentation cropped to its segments),
+    zero-padded to it (label 0 outside the box, in the smallest unsigned integer type holding its labels;
+    ``info["sub_box"]`` gives the box's shape and its first voxel's index on ``target``'s grid). A box reaching past
+    ``target``'s grid is cropped to it where every voxel out there is 0 (``info["sub_box"]["voxels_outside_grid"]``
+    counts them), and refused as a :class:`~medseg.errors.GeometryError` ending in ``outcome`` where any is labelled.
+    Anything else returns ``volume`` as it came, for :func:`check_same_grid` to refuse.
     ``log_box=False`` leaves the padding unlogged, for a caller that tells of many cases' boxes in one line
     (training)."""
     moved = reorder_onto_grid(volume, target, tolerance_mm)
     if moved is not volume or volume.array.ndim != 3 or volume.shape == target.shape:
         return moved
-    found = sub_box_placement(volume.shape, volume.affine, target.shape, target.affine, tolerance_mm)
+    found = sub_box_placement(volume.shape, volume.affine, target.shape, target.affine, tolerance_mm, beyond=True)
     if not isinstance(found, tuple):
         return volume
     axes, flips, start = found
     array = np.transpose(np.asarray(volume.array), axes)
     if any(flips):
         array = np.flip(array, axis=[t for t in range(3) if flips[t]])
-    region = tuple(slice(s, s + n) for s, n in zip(start, array.shape))
+    grid = tuple(int(n) for n in target.shape[:3])
+    low = [max(0, -s) for s in start]  # the part of the box on the grid, in the box's (re-indexed) voxels
+    high = [max(lo, min(n, g - s)) for lo, n, g, s in zip(low, array.shape, grid, start)]
+    inside = array[tuple(slice(lo, hi) for lo, hi in zip(low, high))]
+    outside = array.size - inside.size
+    if outside:  # a box reaching past the grid: its voxels out there must all be 0, or nothing there could be scored
+        labelled = int(np.count_nonzero(array)) - int(np.count_nonzero(inside))
+        if labelled:
+            reach = sub_box_placement(volume.shape, volume.affine, target.shape, target.affine, tolerance_mm)
+            head = f"{volume.source}: shape {tuple(volume.shape)} differs from {target.source}'s {grid}"
+            raise GeometryError(f"{head}: on its voxel lattice, but {reach}, and {labelled} of its labelled voxels "
+                                f"{'lie' if labelled != 1 else 'lies'} there, outside the grid; {outcome}")
+        array = inside
+    region = tuple(slice(s + lo, s + lo + n) for s, lo, n in zip(start, low, array.shape))
     dtype = _padding_type(array)
-    padded = np.zeros(tuple(target.shape[:3]), dtype=dtype)
+    padded = np.zeros(grid, dtype=dtype)
     padded[region] = array
     if dtype != array.dtype and not np.array_equal(padded[region], array):  # not whole label values after all
-        padded = np.zeros(tuple(target.shape[:3]), dtype=array.dtype)
+        padded = np.zeros(grid, dtype=array.dtype)
         padded[region] = array
     box = {"shape": [int(n) for n in volume.shape], "offset_voxels": [int(s) for s in start]}
+    if outside:
+        box["voxels_outside_grid"] = int(outside)
     if log_box:
-        log.info("%s: a box of %s's grid (shape %s, first voxel at %s); zero-padded onto it, nothing resampled",
-                 volume.source, target.source, volume.shape, tuple(start))
+        log.info("%s: a box of %s's grid (shape %s, first voxel at %s%s); zero-padded onto it, nothing resampled",
+                 volume.source, target.source, volume.shape, tuple(start),
+                 f"; its {outside} voxels outside the grid, all 0, cropped off" if outside else "")
     info = {**volume.info, "sub_box": box}
     if axes != [0, 1, 2] or any(flips):
         info["reordered"] = True
@@ -547,8 +572,11 @@ def sub_box_note(box: dict) -> str:
     """What a record says of a reference placed from a box of the prediction's grid (``reference_sub_box``)."""
     shape = "×".join(str(n) for n in box["shape"])
     offset = ", ".join(str(n) for n in box["offset_voxels"])
+    outside = box.get("voxels_outside_grid")
+    cropped = (f"; its {outside} voxels outside the grid, all label 0, cropped off" if isinstance(outside, int)
+               and outside else "")
     return (f"a box of {shape} voxels of the prediction's grid (as 3D Slicer crops a segmentation), its first voxel "
-            f"at voxel ({offset}); zero-padded onto the grid (label 0 outside the box), nothing resampled")
+            f"at voxel ({offset}){cropped}; zero-padded onto the grid (label 0 outside the box), nothing resampled")
 
 
 def both_empty_entry(name: str) -> dict:
@@ -568,10 +596,11 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     """
     labels = _label_names(labels)
     pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
-    ref = place_onto_grid(ref, pred)
     # the reference is named first, as `medseg infer --reference` names it; arrays of no file by their role
-    check_same_grid(*(volume if volume.source is not None else dataclasses.replace(volume, source=f"the {role}")
-                      for volume, role in ((pred, "prediction"), (ref, "reference"))))
+    named_pred, named_ref = (volume if volume.source is not None else dataclasses.replace(volume, source=f"the {role}")
+                             for volume, role in ((pred, "prediction"), (ref, "reference")))
+    ref = dataclasses.replace(place_onto_grid(named_ref, named_pred), source=ref.source)
+    check_same_grid(named_pred, ref if ref.source is not None else dataclasses.replace(ref, source="the reference"))
     from medseg.io.nifti import is_sheared
 
     spacing = pred.spacing_mm

@@ -293,7 +293,7 @@ def segment_case(
                                affine=volume.affine)
             ref_volume = read_reference(reference, segmenter.package.labels)
             ref_volume.source_sha256 = sha256_of(files_read(reference))  # the metrics name the file scored against
-            ref_volume = place_onto_grid(ref_volume, volume)
+            ref_volume = place_onto_grid(ref_volume, volume, outcome="nothing segmented or written")
         check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
     timings["read_s"] = time.perf_counter() - clock
 

@@ -413,8 +413,9 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
             continue
         image, label = tuple(image[:3]), tuple(label[:3])
         off = grid_offset_mm(label, label_affine, image, image_affine)
-        if off is None and isinstance(sub_box_placement(label, label_affine, image, image_affine), tuple):
-            continue  # zero-padded onto the image's grid as the case is read
+        if off is None and isinstance(sub_box_placement(label, label_affine, image, image_affine, beyond=True),
+                                      tuple):  # zero-padded onto the image's grid as the case is read (a box
+            continue  # reaching past the grid cropped to it where its voxels there are all 0, else refused then)
         if off is None:  # as reading the case would say: "shape … differs from …'s"
             shapes.append(f"{case.case_id} ({'×'.join(map(str, label))} against {'×'.join(map(str, image))})")
             continue
@@ -548,12 +549,12 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
     # are re-indexed, a box of the image's voxel lattice (3D Slicer's cropped segmentation) is zero-padded onto its
     # grid (nothing resampled; told for all cases in one line, not here), and the grid is checked with the tolerance
     # and the words `medseg evaluate`, `medseg infer --reference` and evaluate_model.py score with
-    label = place_onto_grid(label, image, log_box=False)
-    case.label_box = label.info.get("sub_box")
     try:
+        label = place_onto_grid(label, image, log_box=False, outcome="not trained")
         check_same_grid(image, label, outcome="not trained")
     except GeometryError as error:
         raise TrainingError(str(error)) from error
+    case.label_box = label.info.get("sub_box")
     values = np.unique(label.array)
     if not np.all(values == np.round(values)):
         hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""

@@ -119,7 +119,8 @@ def test_other_grid_is_refused_and_nothing_written(pair, tmp_path, capsys):
 
 def test_a_reference_cropped_to_a_box_is_scored_and_one_sticking_out_refused(pair, tmp_path, capsys):
     """3D Slicer's segmentation cropped to its segments is zero-padded onto the prediction's grid, the table's first
-    line saying so; a box half a slice off, or reaching beyond the grid, is one line, exit 1, nothing written."""
+    line saying so; a box half a slice off, or reaching beyond the grid with labelled voxels out there, is one line,
+    exit 1, nothing written. One reaching beyond it with label 0 out there is cropped to the grid and scored."""
     pred, ref = pair
     image = nib.load(ref)
     labels = np.asanyarray(image.dataobj)
@@ -133,10 +134,22 @@ def test_a_reference_cropped_to_a_box_is_scored_and_one_sticking_out_refused(pai
                                       "(3, 4, 2), zero-padded)")
     uncropped = json.loads(metrics_json(evaluate_files(pred, ref, case_id="case7")))
     assert json.loads(out.read_text())["labels"] == uncropped["labels"]
-    for shift, problem in (((0, 0, 0.5), "its first voxel at 2.5 along k (not a whole number of voxels)"),
-                           ((0, 0, 3), "extends 1 voxel beyond its last k")):
+    beyond = moved @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1.0]])  # its last k past the grid
+    box = labels[3:21, 4:22, 2:10].copy()
+    assert not box[..., -1].any()
+    nib.save(nib.Nifti1Image(box, beyond), tmp_path / "beyond.nii.gz")
+    assert run(["evaluate", str(pred), str(tmp_path / "beyond.nii.gz"), "-o", str(tmp_path / "beyond.json")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "case case7 (voxel 0.8 x 0.8 x 2 mm; reference a box of 18×18×8 voxels at voxel (3, 4, 5), cropped to the "
+        "grid and zero-padded)")
+    assert json.loads((tmp_path / "beyond.json").read_text())["reference_sub_box"]["voxels_outside_grid"] == 18 * 18
+    box[5:8, 6:9, -1] = 1  # 9 labelled voxels past the grid
+    for shift, problem, labelled in (
+            ((0, 0, 0.5), "its first voxel at 2.5 along k (not a whole number of voxels)", labels[3:21, 4:22, 2:10]),
+            ((0, 0, 3), "extends 1 voxel beyond its last k, and 9 of its labelled voxels lie there, outside the grid",
+             box)):
         placed = moved @ np.array([[1, 0, 0, shift[0]], [0, 1, 0, shift[1]], [0, 0, 1, shift[2]], [0, 0, 0, 1.0]])
-        nib.save(nib.Nifti1Image(labels[3:21, 4:22, 2:10], placed), tmp_path / "off.nii.gz")
+        nib.save(nib.Nifti1Image(labelled, placed), tmp_path / "off.nii.gz")
         out = tmp_path / "off.json"
         assert run(["evaluate", str(pred), str(tmp_path / "off.nii.gz"), "-o", str(out)]) == 1
         err = capsys.readouterr().err
@@ -152,7 +165,9 @@ def test_a_reference_of_another_shape_is_refused_from_its_header_unread(pair, tm
     from medseg.errors import GeometryError
 
     pred, ref = pair
-    nib.save(nib.Nifti1Image(np.zeros((24, 24, 13), np.uint8), nib.load(ref).affine), tmp_path / "big.nii.gz")
+    # half a slice off its lattice (a box on it reaching past the grid is read: its voxels there must all be 0)
+    off = nib.load(ref).affine @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0.5], [0, 0, 0, 1.0]])
+    nib.save(nib.Nifti1Image(np.zeros((24, 24, 13), np.uint8), off), tmp_path / "big.nii.gz")
     read = []
     real_read_nifti = nifti.read_nifti
     monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
@@ -160,8 +175,8 @@ def test_a_reference_of_another_shape_is_refused_from_its_header_unread(pair, tm
     with pytest.raises(GeometryError) as error:
         evaluate_files(pred, tmp_path / "big.nii.gz")
     assert str(error.value) == (f"{tmp_path / 'big.nii.gz'}: shape (24, 24, 13) differs from {pred}'s (24, 24, 12): "
-                                "on its voxel lattice, but extends 1 voxel beyond its last k; resample one onto the "
-                                "other's grid first; not scored")
+                                "on its voxel lattice, but its first voxel at 0.5 along k (not a whole number of "
+                                "voxels); resample one onto the other's grid first; not scored")
     assert read == []
     image = nib.load(ref)
     nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj).transpose(2, 0, 1),

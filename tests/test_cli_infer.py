@@ -1808,8 +1808,9 @@ def test_a_reference_of_another_shape_is_refused_from_its_header_unread(tmp_path
     import medseg.io.nifti as nifti
 
     shape = nib.load(case).shape
-    nib.save(nib.Nifti1Image(np.zeros((shape[0] + 1, *shape[1:]), np.uint8), nib.load(case).affine),
-             tmp_path / "ref.nii.gz")
+    # half a voxel off its lattice (a box on it reaching past the grid is read: its voxels there must all be 0)
+    off = nib.load(case).affine @ np.array([[1, 0, 0, 0.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    nib.save(nib.Nifti1Image(np.zeros((shape[0] + 1, *shape[1:]), np.uint8), off), tmp_path / "ref.nii.gz")
     read = []
     real_read_nifti = nifti.read_nifti
     monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
@@ -1820,8 +1821,8 @@ def test_a_reference_of_another_shape_is_refused_from_its_header_unread(tmp_path
     assert code == 1
     assert err.strip().splitlines()[-1] == (
         f"medseg: error: {tmp_path / 'ref.nii.gz'}: shape {(shape[0] + 1, *shape[1:])} differs from {case}'s "
-        f"{tuple(shape)}: on its voxel lattice, but extends 1 voxel beyond its last i; resample one onto the other's "
-        "grid first; nothing segmented or written")
+        f"{tuple(shape)}: on its voxel lattice, but its first voxel at 0.5 along i (not a whole number of voxels); "
+        "resample one onto the other's grid first; nothing segmented or written")
     assert str(tmp_path / "ref.nii.gz") not in read
     assert not out_dir.exists() or _files(out_dir) == []
 
@@ -2980,3 +2981,41 @@ def test_infer_groups_the_dice_of_labels_its_package_never_learnt(tmp_path, case
     lines = out.splitlines()[1:]
     assert lines[-1] == f"  Dice {', '.join(empty)}: n/a (both empty; never learnt: no training case held them)"
     assert len(lines) == 7 - len(empty) + 1 and not [line for line in lines[:-1] if "both empty" in line]
+
+
+def test_a_reference_box_reaching_past_the_input_is_cropped_where_label_0_lies_there(tmp_path, case, make_package,
+                                                                                      capsys):
+    """`infer --reference` with a box of the input's lattice reaching 3 voxels past its last i: cropped to the grid
+    where its voxels out there are all 0 (the figures of the label written on the grid); with labelled voxels out
+    there, one line counting them, exit 1, nothing written."""
+    from medseg.scoring import evaluate_files
+
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    assert label[36:].max() == 0
+    box = np.zeros((38, 30, 7), np.uint8)  # voxels 5..42 along i, the last 3 past the grid
+    box[:35] = label[5:40, 6:36, 1:]
+    moved = np.diag([1.0, 1.0, 2.0, 1.0])
+    moved[:3, 3] = moved[:3, :3] @ (5, 6, 1)
+    nib.save(nib.Nifti1Image(box, moved), str(tmp_path / "case_label.nii.gz"))
+    on_grid = np.zeros_like(label)
+    on_grid[5:40, 6:36, 1:] = box[:35]
+    nib.save(nib.Nifti1Image(on_grid, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case_full.nii.gz"))
+    package = str(make_package())
+    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out"),
+                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
+    assert metrics["reference_sub_box"] == {"shape": [38, 30, 7], "offset_voxels": [5, 6, 1],
+                                            "voxels_outside_grid": 3 * 30 * 7}
+    full = evaluate_files(tmp_path / "out" / "case_seg.nii.gz", tmp_path / "case_full.nii.gz", {1: "x", 2: "y", 3: "z"})
+    assert [metrics["labels"][k]["dice"] for k in "123"] == [full["labels"][k]["dice"] for k in "123"]
+    box[36:38, 10, 3] = 1  # 2 labelled voxels past the last i
+    nib.save(nib.Nifti1Image(box, moved), str(tmp_path / "case_label.nii.gz"))
+    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out2"),
+                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"medseg: error: {tmp_path / 'case_label.nii.gz'}: shape (38, 30, 7) differs from {case}'s (40, 40, 8): on its "
+        "voxel lattice, but extends 3 voxels beyond its last i, and 2 of its labelled voxels lie there, outside the "
+        "grid; nothing segmented or written")
+    assert not (tmp_path / "out2").exists() or _files(tmp_path / "out2") == []

@@ -602,3 +602,36 @@ def test_the_border_of_a_cropped_reference_is_read_on_the_predictions_grid(tmp_p
     capsys.readouterr()
     row = next(csv.DictReader((tmp_path / "out" / "cohort.tsv").open(), delimiter="\t"))
     assert row["flags"] == flags
+
+
+def test_a_reference_box_reaching_past_the_grid_is_cropped_where_label_0_lies_there_in_a_folder(tmp_path, capsys):
+    """A box of the grid 3 voxels longer than it along i, label 0 in those voxels: scored as the labels on the grid,
+    the report taking it as on the grid (no geometry flag, drawn, its label on the last face read there: no border
+    flag). Case c's box labels 4 voxels out there: c alone fails, in one line counting them."""
+    ref = np.zeros((20, 20, 8), np.uint8)
+    ref[3:12, 4:13, 2:6] = 1
+    ref[15:20, 14:18, 3:7] = 2  # on the grid's last i face, as the prediction
+    moved = AFFINE.copy()
+    moved[:3, 3] = AFFINE[:3, :3] @ (2, 3, 1)
+    box = np.pad(ref[2:20, 3:19, 1:8], ((0, 3), (0, 0), (0, 0)))  # 3 voxels past the last i, all 0
+    for case in "abc":
+        save(ref, tmp_path / "pred" / f"{case}_seg.nii.gz")
+    save(ref, tmp_path / "ref" / "a.nii.gz")
+    save(box, tmp_path / "ref" / "b.nii.gz", moved)
+    box[19:21, 5, 3:5] = 1  # 4 labelled voxels past the grid
+    save(box, tmp_path / "ref" / "c.nii.gz", moved)
+    out = tmp_path / "out"
+    assert run(["evaluate", str(tmp_path / "pred"), str(tmp_path / "ref"), "-o", str(out)]) == 1
+    assert "3 cases: 2 scored, 1 failed" in capsys.readouterr().out
+    scored = json.loads((out / "b_metrics.json").read_text())
+    assert scored["labels"] == json.loads((out / "a_metrics.json").read_text())["labels"]
+    assert scored["labels"]["2"]["dice"] == 1.0
+    assert scored["reference_sub_box"] == {"shape": [21, 16, 7], "offset_voxels": [2, 3, 1],
+                                           "voxels_outside_grid": 3 * 16 * 7}
+    rows = {row["case_id"]: row for row in csv.DictReader((out / "cohort.tsv").open(), delimiter="\t")}
+    assert rows["b"]["status"] == "scored" and rows["b"]["flags"] == ""
+    assert rows["c"]["status"] == "failed" and not (out / "c_metrics.json").exists()
+    assert json.loads((out / "c_failed.json").read_text())["error"] == (
+        f"{tmp_path / 'ref' / 'c.nii.gz'}: shape (21, 16, 7) differs from {tmp_path / 'pred' / 'c_seg.nii.gz'}'s "
+        "(20, 20, 8): on its voxel lattice, but extends 3 voxels beyond its last i, and 4 of its labelled voxels lie "
+        "there, outside the grid; not scored")

@@ -351,7 +351,9 @@ def test_different_shape_is_refused():
     b = Volume(np.zeros((10, 10, 11), np.int32), np.eye(4), source="ref.nii.gz")
     with pytest.raises(GeometryError, match=r"ref.nii.gz: shape \(10, 10, 11\) differs .*not scored"):
         check_same_grid(a, b)
-    with pytest.raises(GeometryError):  # a box one voxel deeper than the prediction's grid
+    b.array[0, 0, 10] = 1  # a box one voxel deeper than the prediction's grid, labelled there
+    with pytest.raises(GeometryError, match=r"extends 1 voxel beyond its last k, and 1 of its labelled voxels lies "
+                                            r"there, outside the grid; not scored$"):
         evaluate_volumes(a, b, {1: "x"})
 
 
@@ -680,13 +682,10 @@ def test_an_nrrd_reference_cropped_by_simpleitk_scores_as_the_uncropped_one(tmp_
 
 @pytest.mark.parametrize(("move", "problem"), [
     ((0.5, 0.0, 0.0), "on its voxel lattice, but its first voxel at 4.5 along i (not a whole number of voxels)"),
-    ((0.0, 0.0, 6.0), "on its voxel lattice, but extends 1 voxel beyond its last k"),
-    ((-5.0, 0.0, -4.0), "on its voxel lattice, but extends 1 voxel before its first i and 2 voxels before its "
-                        "first k"),
 ])
-def test_a_box_off_the_lattice_or_out_of_the_grid_is_refused_saying_how(tmp_path, move, problem, monkeypatch):
-    """A fractional offset, or a box that extends beyond the prediction's grid, is refused in one line saying what
-    differs, from the headers (nothing read); so is another voxel size."""
+def test_a_box_off_the_lattice_is_refused_saying_how(tmp_path, move, problem, monkeypatch):
+    """A fractional offset is refused in one line saying what differs, from the headers (nothing read); so is another
+    voxel size. (A box reaching past the grid is told from its voxels: below.)"""
     import medseg.io.nifti as nifti
 
     _, _, _, cropped, cropped_affine = sub_box_case(tmp_path)
@@ -716,6 +715,47 @@ def test_a_box_off_the_lattice_or_out_of_the_grid_is_refused_saying_how(tmp_path
         evaluate_files(pred, tmp_path / "ref_box.nii.gz", HIPPO_LABELS)
     assert str(error.value) == (f"{tmp_path / 'ref_box.nii.gz'}: shape (18, 17, 13) differs from {pred}'s "
                                 "(30, 26, 20), with voxels of (0.8, 1.1, 3) mm against (0.8, 1.1, 2) mm; not scored")
+
+
+@pytest.mark.parametrize(("move", "offset", "inside"), [
+    ((0.0, 0.0, 6.0), [4, 3, 8], (18, 17, 12)),  # 1 voxel beyond the last k
+    ((-5.0, 0.0, -4.0), [-1, 3, -2], (17, 17, 11)),  # 1 before the first i, 2 before the first k
+])
+def test_a_box_reaching_past_the_grid_is_cropped_where_label_0_lies_there(tmp_path, move, offset, inside):
+    """A box of the lattice reaching past the prediction's grid whose voxels out there are all 0 is cropped to the
+    grid and zero-padded: the same figures as the same labels written on the grid; the record counts the voxels
+    cropped off. One labelled voxel out there and it is refused in one line counting them."""
+    affine, _, _, cropped, cropped_affine = sub_box_case(tmp_path)
+    index = np.eye(4)
+    index[:3, 3] = move
+    nib.save(nib.Nifti1Image(cropped, cropped_affine @ index), tmp_path / "ref_box.nii.gz")
+    on_grid = np.zeros((30, 26, 20), np.uint8)  # the box's voxels that lie on the grid, written there by hand
+    low = [max(0, -o) for o in offset]
+    part = cropped[tuple(slice(lo, lo + n) for lo, n in zip(low, inside))]
+    on_grid[tuple(slice(o + lo, o + lo + n) for o, lo, n in zip(offset, low, inside))] = part
+    assert np.count_nonzero(part) == np.count_nonzero(cropped)  # nothing labelled was cropped off
+    nib.save(nib.Nifti1Image(on_grid, affine), tmp_path / "ref_on_grid.nii.gz")
+    pred = tmp_path / "pred.nii.gz"
+    box = evaluate_files(pred, tmp_path / "ref_box.nii.gz", HIPPO_LABELS)
+    full = evaluate_files(pred, tmp_path / "ref_on_grid.nii.gz", HIPPO_LABELS)
+    assert full["labels"]["1"]["ref_volume_ml"] > 0 and full["labels"]["2"]["ref_volume_ml"] > 0
+    assert json.dumps(box["labels"], sort_keys=True) == json.dumps(full["labels"], sort_keys=True)
+    outside = 18 * 17 * 13 - math.prod(inside)
+    assert box["reference_sub_box"] == {"shape": [18, 17, 13], "offset_voxels": offset,
+                                        "voxels_outside_grid": outside}
+    assert f"its {outside} voxels outside the grid, all label 0, cropped off; zero-padded" in box["notes"][0]
+    labelled = cropped.copy()  # two labelled voxels in the part of the box past the grid
+    corner = tuple(0 if o < 0 else n - 1 for o, n in zip(offset, cropped.shape))
+    labelled[corner] = 1
+    labelled[corner[0], corner[1] - 1, corner[2]] = 2
+    nib.save(nib.Nifti1Image(labelled, cropped_affine @ index), tmp_path / "ref_box.nii.gz")
+    reach = ("extends 1 voxel beyond its last k" if offset[2] > 0 else
+             "extends 1 voxel before its first i and 2 voxels before its first k")
+    with pytest.raises(GeometryError) as error:
+        evaluate_files(pred, tmp_path / "ref_box.nii.gz", HIPPO_LABELS)
+    assert str(error.value) == (f"{tmp_path / 'ref_box.nii.gz'}: shape (18, 17, 13) differs from {pred}'s (30, 26, 20)"
+                                f": on its voxel lattice, but {reach}, and 2 of its labelled voxels lie there, outside "
+                                "the grid; not scored")
 
 
 
@@ -1037,10 +1077,10 @@ def test_arrays_of_no_file_on_other_grids_are_named_by_their_role():
     blob = np.zeros((8, 8, 8), np.uint8)
     blob[2:5, 2:5, 2:5] = 1
     with pytest.raises(GeometryError) as info:
-        evaluate_volumes(Volume(blob[:6], np.eye(4)), Volume(blob, np.eye(4)), {1: "x"})
-    assert str(info.value) == ("the reference: shape (8, 8, 8) differs from the prediction's (6, 8, 8): on its voxel "
-                               "lattice, but extends 2 voxels beyond its last i; resample one onto the other's grid "
-                               "first; not scored")
+        evaluate_volumes(Volume(blob[:4], np.eye(4)), Volume(blob, np.eye(4)), {1: "x"})
+    assert str(info.value) == ("the reference: shape (8, 8, 8) differs from the prediction's (4, 8, 8): on its voxel "
+                               "lattice, but extends 4 voxels beyond its last i, and 9 of its labelled voxels lie "
+                               "there, outside the grid; not scored")
     moved = np.eye(4)
     moved[0, 3] = 2.0
     with pytest.raises(GeometryError, match=r"^the reference: its affine places voxels up to 2 mm away from where "

@@ -1483,8 +1483,11 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
         fractional[0, 0, 0] = 1.5
         _write(labels / "a.nii.gz", fractional)
         return images, labels, str(labels / "a.nii.gz")
-    if kind == "shape mismatch":  # one slice more than its image: no box of its grid (a box is zero-padded)
-        _write(labels / "a.nii.gz", np.pad(label, ((0, 0), (0, 0), (0, 1))))
+    if kind == "shape mismatch":  # one slice more than its image, labelled there (a box of the grid is zero-padded,
+        # one reaching past it cropped where its voxels out there are all 0)
+        beyond = np.pad(label, ((0, 0), (0, 0), (0, 1)))
+        beyond[4:6, 4:6, -1] = 1
+        _write(labels / "a.nii.gz", beyond)
         return images, labels, str(labels / "a.nii.gz")
     if kind == "grid scaled":  # a label tool that rounded the spacing: voxels drift up to 0.03 mm over the grid
         nib.save(nib.Nifti1Image(label, np.diag([1.002, 1.0, 1.0, 1.0])), str(labels / "a.nii.gz"))
@@ -1505,7 +1508,8 @@ BAD = {
     "undeclared label": "label values [7] are not declared",
     "fractional label": "label values are not whole numbers, found 1.5",
     "shape mismatch": ("shape (16, 16, 7) differs from {images}'s (16, 16, 6): on its voxel lattice, but extends 1 "
-                       "voxel beyond its last k; resample one onto the other's grid first; not trained"),
+                       "voxel beyond its last k, and 4 of its labelled voxels lie there, outside the grid; not "
+                       "trained"),
     "grid scaled": "its affine places voxels up to 0.03 mm away from where",
     "one folder for both": ("given as both the images and the labels folder; put the label files in a folder of "
                             "their own"),
@@ -1520,7 +1524,8 @@ def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_pa
     images, labels, _ = _bad_set(tmp_path, "unpaired")
     image = np.zeros((16, 16, 6), np.float32)
     _write(images / "short.nii.gz", image)
-    _write(labels / "short.nii.gz", np.zeros((16, 16, 7), np.uint8))
+    # one slice more, of other voxels: no box of the image's lattice
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 7), np.uint8), np.diag([1.0, 1.0, 1.5, 1.0])), labels / "short.nii.gz")
     _write(images / "cropped.nii.gz", image)  # a box of its image's grid (3D Slicer's crop): zero-padded, not named
     _write(labels / "cropped.nii.gz", np.zeros((16, 16, 5), np.uint8))
     _write(images / "turned.nii.gz", image)  # the same grid, its label's axes in another order
@@ -1687,7 +1692,8 @@ def test_labels_cropped_to_boxes_are_logged_once_by_load_cases_and_told_once_by_
 
 @pytest.mark.parametrize(("kind", "why"), [
     ("half a voxel off", "on its voxel lattice, but its first voxel at 2.5 along i (not a whole number of voxels)"),
-    ("beyond the grid", "on its voxel lattice, but extends 2 voxels beyond its last k"),
+    ("beyond the grid", "on its voxel lattice, but extends 2 voxels beyond its last k, and 12 of its labelled voxels "
+                        "lie there, outside the grid"),
     ("other voxel sizes", None),
 ])
 def test_a_label_that_is_no_box_of_its_images_grid_is_refused_in_the_words_of_scoring(tmp_path, kind, why):
@@ -1718,12 +1724,42 @@ def test_a_label_that_is_no_box_of_its_images_grid_is_refused_in_the_words_of_sc
         load_cases(pair_cases(images, labels), tiny_training_config())
     sizes = "with voxels of (0.9, 1.1, 3) mm against (0.9, 1.1, 2.5) mm"
     head = f"{labels / 'a.nii.gz'}: shape (8, 6, 4) differs from {images / 'a.nii.gz'}'s (16, 16, 6)"
-    assert str(info.value) == (f"{head}: {why}; resample one onto the other's grid first; not trained" if why else
-                               f"{head}, {sizes}; not trained")
+    resample = "" if kind == "beyond the grid" else "; resample one onto the other's grid first"
+    assert str(info.value) == (f"{head}: {why}{resample}; not trained" if why else f"{head}, {sizes}; not trained")
     with pytest.raises(MedsegError) as scored:
         evaluate_files(tmp_path / "on_grid.nii.gz", labels / "a.nii.gz")
     assert str(scored.value) == str(info.value).replace(str(images / "a.nii.gz"), str(tmp_path / "on_grid.nii.gz")) \
         .replace("not trained", "not scored")
+
+
+def test_a_label_box_reaching_past_its_images_grid_with_label_0_there_loads_as_the_label_on_the_grid(tmp_path):
+    """A label that is a box of its image's lattice reaching 2 slices past the image's last k, label 0 in all of them,
+    is cropped to the grid and zero-padded as scoring does: the very label tensor of the same labels written on the
+    grid; the box (with the voxels cropped off) is what the package's record lists."""
+    import torch
+
+    from medseg.scoring import evaluate_files
+
+    images, labels, full = tmp_path / "images", tmp_path / "labels", tmp_path / "full"
+    for folder in (images, labels, full):
+        folder.mkdir()
+    affine = np.diag([0.9, 1.1, 2.5, 1.0])
+    affine[:3, 3] = [-7.0, 3.0, 11.0]
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).normal(size=(16, 16, 6)).astype(np.float32), affine),
+             images / "a.nii.gz")
+    box, moved = np.zeros((8, 6, 4), np.uint8), affine.copy()
+    box[2:6, 1:4, 0:2] = 1  # its last 2 slices (past the image's grid) all 0
+    moved[:3, 3] += affine[:3, :3] @ [2, 1, 4]
+    nib.save(nib.Nifti1Image(box, moved), labels / "a.nii.gz")
+    on_grid = np.zeros((16, 16, 6), np.uint8)
+    on_grid[4:8, 2:5, 4:6] = 1
+    nib.save(nib.Nifti1Image(on_grid, affine), full / "a.nii.gz")
+    [cropped], [uncropped] = (load_cases(pair_cases(images, folder), tiny_training_config()) for folder in (labels,
+                                                                                                             full))
+    assert torch.equal(cropped.label, uncropped.label) and int(cropped.label.sum()) == 24
+    assert cropped.label_box == {"shape": [8, 6, 4], "offset_voxels": [2, 1, 4], "voxels_outside_grid": 8 * 6 * 2}
+    assert uncropped.label_box is None
+    assert evaluate_files(full / "a.nii.gz", labels / "a.nii.gz")["labels"]["1"]["dice"] == 1.0  # scoring agrees
 
 
 def test_images_given_as_labels_are_named_in_a_short_line(tmp_path, capsys, config_file):
@@ -1766,9 +1802,9 @@ def test_every_case_that_cannot_be_trained_on_is_named_in_one_run(tmp_path):
         load_cases(pair_cases(images, labels), tiny_training_config())
     assert str(info.value) == (
         f"2 of 3 cases cannot be trained on: {labels / 'a.nii.gz'}: shape (16, 16, 7) differs from "
-        f"{images / 'a.nii.gz'}'s (16, 16, 6): on its voxel lattice, but extends 1 voxel beyond its last k; resample "
-        f"one onto the other's grid first; not trained; {labels / 'b.nii.gz'}: label values [7] are not declared in "
-        "the config's labels [0, 1, 2, 3]")
+        f"{images / 'a.nii.gz'}'s (16, 16, 6): on its voxel lattice, but extends 1 voxel beyond its last k, and 4 of "
+        f"its labelled voxels lie there, outside the grid; not trained; {labels / 'b.nii.gz'}: label values [7] are "
+        "not declared in the config's labels [0, 1, 2, 3]")
 
 
 def test_more_than_three_cases_that_cannot_be_trained_on_are_each_listed(tmp_path, caplog):
@@ -1777,7 +1813,7 @@ def test_more_than_three_cases_that_cannot_be_trained_on_are_each_listed(tmp_pat
     image = np.random.default_rng(1).normal(size=(16, 16, 6)).astype(np.float32)
     for name in "bcde":
         _write(images / f"{name}.nii.gz", image)
-        _write(labels / f"{name}.nii.gz", np.zeros((16, 16, 8), np.uint8))
+        _write(labels / f"{name}.nii.gz", np.ones((16, 16, 8), np.uint8))  # labelled past the image's last k
     with caplog.at_level("WARNING"), pytest.raises(MedsegError) as info:
         load_cases(pair_cases(images, labels), tiny_training_config())
     assert str(info.value).startswith("5 of 5 cases cannot be trained on: ")

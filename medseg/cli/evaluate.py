@@ -34,8 +34,8 @@ value present; --model must be the model the sidecar names.
 Both images must be label images on the same grid (same shape, affines within 0.01 mm, or a tenth of the
 smallest voxel where that is less); a reference that holds the same voxels in another order (axes swapped or
 reversed, as from another DICOM converter) is re-indexed onto the prediction's grid without resampling, and one
-cropped to a box of that grid (as 3D Slicer saves a segmentation) is zero-padded onto it. Otherwise nothing is
-scored and the exit code is 1.
+cropped to a box of that grid (as 3D Slicer saves a segmentation) is zero-padded onto it (a box reaching past
+the grid is cropped to it where every voxel out there is 0). Otherwise nothing is scored and the exit code is 1.
 
 Either file may be a DICOM SEG (.dcm, or a file with
 the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, its
@@ -298,7 +298,8 @@ def format_table(metrics: dict) -> str:
     box = metrics.get("reference_sub_box")
     if isinstance(box, dict):  # a reference cropped to a box of the grid (3D Slicer's segmentations)
         reordered += (f"; reference a box of {'×'.join(str(n) for n in box['shape'])} voxels at voxel "
-                      f"({', '.join(str(n) for n in box['offset_voxels'])}), zero-padded")
+                      f"({', '.join(str(n) for n in box['offset_voxels'])}), "
+                      f"{'cropped to the grid and ' if box.get('voxels_outside_grid') else ''}zero-padded")
     from medseg.cli.options import escaped_line
 
     # escaped here, not by the caller: a line break in a case id would split the table's first line in two

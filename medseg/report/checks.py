@@ -109,7 +109,8 @@ def _scored_as_box(metrics: dict | None, shape, affine, reference_shape, referen
     box = (metrics or {}).get("reference_sub_box")
     if not isinstance(box, dict) or list(box.get("shape") or ()) != [int(n) for n in reference_shape]:
         return False
-    placed = sub_box_placement(reference_shape, reference_affine, shape, affine, tolerance_mm)
+    # a box reaching past the grid was scored cropped to it (its voxels out there all 0, as scoring checked)
+    placed = sub_box_placement(reference_shape, reference_affine, shape, affine, tolerance_mm, beyond=True)
     return isinstance(placed, tuple) and list(placed[2]) == list(box.get("offset_voxels") or ())
 
 
@@ -247,7 +248,8 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
             if found is None and _scored_as_box(case.metrics, shape, affine, reference_shape, reference_affine,
                                                 tolerance_mm):  # a box of the grid (3D Slicer's cropped
                 # segmentation), which scoring zero-padded onto the grid; a file now cropped that was not is flagged
-                placed = sub_box_placement(reference_shape, reference_affine, shape, affine, tolerance_mm)
+                placed = sub_box_placement(reference_shape, reference_affine, shape, affine, tolerance_mm,
+                                           beyond=True)
                 found, box = (placed[0], placed[1]), placed[2]
             if found is None:
                 check.geometry.append(f"reference {reference_path.name} is not on the segmentation's grid")
@@ -260,7 +262,7 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
                       shape: tuple[int, ...] | None = None) -> dict[str, dict[str, int]] | None:
     """The reference's voxels on each face of the segmentation's grid (a structure the field of view cuts off
     touches a face in both): read in full, re-indexed as scoring does (and, a box of the grid, its first voxel at
-    ``start`` of a grid of ``shape``, zero-padded onto it)."""
+    ``start`` of a grid of ``shape``, cropped to the grid and zero-padded onto it)."""
     try:
         labels, _ = read_case_labels(case, path)
     except Exception as error:  # reported on the page, never raised
@@ -270,8 +272,11 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
     labels = np.transpose(labels, axes)
     if any(flips):
         labels = np.flip(labels, axis=[t for t in range(3) if flips[t]])
-    if start is not None and shape is not None:
+    if start is not None and shape is not None:  # a box reaching past the grid was scored cropped to it
+        low = [max(0, -s) for s in start]
+        high = [max(lo, min(n, g - s)) for lo, n, g, s in zip(low, labels.shape, shape, start)]
+        labels = labels[tuple(slice(lo, hi) for lo, hi in zip(low, high))]
         padded = np.zeros(shape, dtype=labels.dtype)
-        padded[tuple(slice(s, s + n) for s, n in zip(start, labels.shape))] = labels
+        padded[tuple(slice(s + lo, s + lo + n) for s, lo, n in zip(start, low, labels.shape))] = labels
         labels = padded
     return border_voxels(labels)

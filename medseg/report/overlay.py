@@ -218,7 +218,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     """Read the segmentation, and the input image and reference when they can be found and share its grid (a
     reference holding the same voxels in another order is re-indexed, as scoring does). Grid problems are
     flagged by :func:`medseg.report.checks.check_segmentation` for every case; here they only leave a layer out."""
-    from medseg.errors import MedsegError
+    from medseg.errors import GeometryError, MedsegError
     from medseg.io.dicom import SeriesGrid, read_dicom_grid
     from medseg.io.files import os_reason
     from medseg.io.images import read_image
@@ -289,9 +289,12 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
             box = (case.metrics or {}).get("reference_sub_box")
             place = place_onto_grid if isinstance(box, dict) and list(box.get("shape") or ()) == list(
                 np.shape(reference)) else reorder_onto_grid
-            moved = place(Volume(reference, reference_affine, source=reference_path),
-                          Volume(prediction, affine, source=path), tolerance_mm)
-            if same_grid(moved.shape, moved.affine):
+            try:
+                moved = place(Volume(reference, reference_affine, source=reference_path),
+                              Volume(prediction, affine, source=path), tolerance_mm)
+            except GeometryError:  # a box reaching past the grid that now labels voxels out there
+                moved = None
+            if moved is not None and same_grid(moved.shape, moved.affine):
                 arrays.reference = moved.array
             else:
                 arrays.notes.append(f"reference not shown: {reference_path.name} is not on the segmentation's grid")
