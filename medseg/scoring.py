@@ -177,15 +177,20 @@ def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[
     else of one in the reference's own folder (a folder of test labels handed out with it), else of one in the
     prediction's folder (nnU-Net writes its dataset.json beside its predictions), with the file they come from. None
     where none is there or names any labels (a datalist names none)."""
-    from medseg.io.dataset_json import NAME, declared_names
+    from medseg.io.dataset_json import NAME, declared_names, named_as_given
 
-    reference = Path(reference).absolute()
-    for folder in dict.fromkeys((reference.parent.parent, reference.parent, Path(prediction).absolute().parent)):
+    absolute = Path(reference).absolute()
+    folders = ((absolute.parent.parent, reference), (absolute.parent, reference),
+               (Path(prediction).absolute().parent, prediction))
+    searched = {}
+    for folder, given in folders:  # each folder once, in this order, named as the first to give it
+        searched.setdefault(folder, given)
+    for folder, given in searched.items():
         path = folder / NAME
         if os.path.isfile(path):  # False behind a folder that cannot be searched (Path.is_file raised there)
             names = declared_names(path)
             if names:
-                return names, path
+                return names, named_as_given(path, given)  # named as the files beside it are given
     return None
 
 

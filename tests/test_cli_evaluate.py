@@ -533,6 +533,26 @@ def test_a_prediction_changed_after_its_sidecar_was_written_is_scored_with_a_war
         "records): it is scored as it is now, under the label names and model the sidecar gives"]
 
 
+def test_the_dataset_json_names_come_from_is_named_as_the_files_are_given(tmp_path, capsys, monkeypatch):
+    """Files given relative to the working folder were named so, and the dataset.json their names came from by its
+    absolute path ("label names from /home/…/Task01/dataset.json"); it is now named as they are given."""
+    ref = np.zeros((8, 8, 4), np.uint8)
+    ref[2:5, 2:5, 1:3] = 1
+    (tmp_path / "Task01" / "labelsTr").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(ref, np.eye(4)), tmp_path / "Task01" / "labelsTr" / "a.nii.gz")
+    nib.save(nib.Nifti1Image(ref, np.eye(4)), tmp_path / "a_pred.nii.gz")
+    (tmp_path / "Task01" / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "thing"}}))
+    monkeypatch.chdir(tmp_path)
+    assert run(["evaluate", "a_pred.nii.gz", "Task01/labelsTr/a.nii.gz", "--json"]) == 0
+    assert capsys.readouterr().err == "label names from Task01/dataset.json\n"
+    monkeypatch.chdir(tmp_path / "Task01" / "labelsTr")
+    assert run(["evaluate", str(tmp_path / "a_pred.nii.gz"), "a.nii.gz", "--json"]) == 0
+    assert capsys.readouterr().err == "label names from ../dataset.json\n"
+    assert run(["evaluate", str(tmp_path / "a_pred.nii.gz"), str(tmp_path / "Task01" / "labelsTr" / "a.nii.gz"),
+                "--json"]) == 0
+    assert capsys.readouterr().err == f"label names from {tmp_path / 'Task01' / 'dataset.json'}\n"
+
+
 def test_nnunet_predictions_against_labelstr_are_named_after_the_dataset_json(tmp_path, capsys, caplog):
     """nnU-Net's predictions (``case.nii.gz``, no sidecar) scored against ``labelsTr`` were named label_1, label_2
     though the dataset folder's dataset.json names them, as `medseg train` reads it."""

@@ -294,15 +294,15 @@ def test_train_refuses_a_dataset_json_whose_content_is_not_here_as_its_absent_fi
     argv = ["train", "--images", "images", "--labels", "labels", "-o", "model", "--epochs", "1"]
     code, _, err = run_cli(argv, capsys)
     assert (code, err.strip()) == (1, "medseg: error: 2 files of the training set are git-annex links whose content "
-                                      f"is not present here (labels/case2.nii.gz, {described}): fetch them with "
-                                      f"datalad get labels {described} (or git annex get)")
+                                      "is not present here (labels/case2.nii.gz, dataset.json): fetch them with "
+                                      "datalad get labels dataset.json (or git annex get)")  # named as given
     assert not (dataset / "model").exists()
     (dataset / "labels" / "case2.nii.gz").unlink()  # fetched: the dataset.json alone
     nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=2).labels.astype(np.uint8),
                              np.diag([1.0, 1.0, 2.0, 1.0])), str(dataset / "labels" / "case2.nii.gz"))
     code, _, err = run_cli(argv, capsys)
     assert (code, err.strip()) == (1, "medseg: error: 1 file of the training set is a git-annex link whose content is "
-                                      f"not present here ({described}): fetch it with datalad get {described} (or git "
+                                      "not present here (dataset.json): fetch it with datalad get dataset.json (or git "
                                       "annex get)")
     assert not (dataset / "model").exists()
 
@@ -320,7 +320,7 @@ def test_train_refuses_a_dataset_json_that_is_a_link_leading_nowhere_as_a_missin
     monkeypatch.chdir(dataset)
     code, _, err = run_cli(["train", "--images", "images", "--labels", "labels", "-o", "model", "--epochs", "1"],
                            capsys)
-    assert (code, err.strip()) == (1, f"medseg: error: {described}: a link to ../moved/dataset.json that leads "
+    assert (code, err.strip()) == (1, "medseg: error: dataset.json: a link to ../moved/dataset.json that leads "
                                       "nowhere (its target moved or deleted, or a loop of links); it gives the "
                                       "training folders' training list and label names: restore its target, or "
                                       "remove the link to pair the cases by file name")

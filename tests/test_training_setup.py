@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -81,6 +83,34 @@ def test_a_default_config_takes_the_label_values_found_and_a_dataset_jsons_names
     dataset.write_text(json.dumps({"labels": {"background": 0, "ball": 1, "box": 2}}))
     with pytest.raises(TrainingError, match=rf"case\d.nii.gz: label value 3, which {dataset} does not declare"):
         default_training_config(images, labels, tmp_path / "out", pairs, {}, resume=False)
+
+
+def test_a_dataset_json_is_named_as_the_folders_beside_it_are_given(folders, tmp_path, monkeypatch):
+    """Folders given relative to the working folder had their files named so, and the dataset.json beside them by its
+    absolute path, in the same line ("task/labelsTr/case1.nii.gz: label value 3, which /home/…/task/dataset.json does
+    not declare"). It is now named as the folders are given; found through folders linked from elsewhere, by its
+    absolute path (a place not given)."""
+    from medseg.io.dataset_json import find_dataset_json
+
+    images, labels = folders
+    dataset = images.parent / "dataset.json"
+    dataset.write_text(json.dumps({"labels": {"background": 0, "ball": 1, "box": 2}}))
+    monkeypatch.chdir(tmp_path)
+    relative = (Path("task") / "imagesTr", Path("task") / "labelsTr")
+    assert find_dataset_json(*relative) == Path("task") / "dataset.json"
+    assert find_dataset_json(images, labels) == dataset
+    with pytest.raises(TrainingError) as info:
+        default_training_config(*relative, tmp_path / "out", pair_cases(*relative), {}, resume=False)
+    assert str(info.value).startswith(f"{Path('task') / 'labelsTr'}{os.sep}case")
+    assert ": label value 3, which task/dataset.json does not declare (its labels [0, 1, 2])" in str(info.value)
+    monkeypatch.chdir(labels)
+    assert find_dataset_json(Path("..") / "imagesTr", Path("..") / "labelsTr") == Path("..") / "dataset.json"
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "imagesTr").symlink_to(images)
+    (linked / "labelsTr").symlink_to(labels)
+    monkeypatch.chdir(tmp_path)
+    assert find_dataset_json(Path("linked") / "imagesTr", Path("linked") / "labelsTr") == dataset
 
 
 def test_a_label_named_like_the_background_is_warned_about():

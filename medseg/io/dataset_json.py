@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
-           "not_used", "read_dataset_json", "read_document", "renamed_labels", "training_list"]
+           "named_as_given", "not_used", "read_dataset_json", "read_document", "renamed_labels", "training_list"]
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,29 @@ class DatasetJson:
     data: dict[str, str] = field(default_factory=dict)  # model card notes: description, licence
 
 
+def named_as_given(found: Path, given: Path | str) -> Path:
+    """``found`` (an absolute path, a ``dataset.json`` looked for beside ``given``) named as ``given`` is: relative to
+    the working folder where ``given`` is relative (``Task01/dataset.json``, ``../dataset.json``), as the messages
+    naming it name the images and labels beside it; absolute where ``given`` is."""
+    if Path(given).is_absolute():
+        return found
+    try:
+        return Path(os.path.relpath(found))
+    except ValueError:  # another drive than the working folder's (Windows)
+        return found
+
+
 def find_dataset_json(images_dir: Path | str, labels_dir: Path | str) -> Path | None:
     """The ``dataset.json`` of the folder that holds both the images and the labels folder, if there is one: the
-    folder they are given in first (``TaskXX/imagesTr`` may be a link to elsewhere), then the one they resolve to."""
-    for parents in ((Path(images_dir).absolute().parent, Path(labels_dir).absolute().parent),
-                    (Path(images_dir).resolve().parent, Path(labels_dir).resolve().parent)):
+    folder they are given in first (``TaskXX/imagesTr`` may be a link to elsewhere), named as the images folder is
+    given (:func:`named_as_given`), then the one they resolve to (by its absolute path: a place not given)."""
+    for given, parents in ((True, (Path(images_dir).absolute().parent, Path(labels_dir).absolute().parent)),
+                           (False, (Path(images_dir).resolve().parent, Path(labels_dir).resolve().parent))):
         # one whose content is not here (a git-annex link that leads nowhere), or any other link that leads nowhere,
         # too: passed over, training went on with label_N names and without its training list, not a word said
         found = parents[0] / NAME
         if parents[0] == parents[1] and (found.is_file() or found.is_symlink() or absent_content(found) is not None):
-            return found
+            return named_as_given(found, images_dir) if given else found
     return None
 
 
