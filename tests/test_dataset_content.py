@@ -134,6 +134,29 @@ def test_the_git_lfs_hint_names_the_path_to_pull_from_the_repository_root(datase
                                       "them with git lfs pull --include=images,labels")
 
 
+def test_the_git_lfs_hint_of_a_pointer_reached_through_a_linked_folder_names_its_own_repository(dataset, tmp_path,
+                                                                                                 monkeypatch):
+    """A pointer reached through a linked folder (project/data → the dataset's images) got the whole `git lfs pull`
+    (no repository above the link) or, where the project is a repository of its own, `--include=data/case4.nii.gz`,
+    a path of the wrong repository. The path is now taken from the repository the pointer lives in."""
+    from medseg.io.files import absent_content
+
+    (dataset / ".git").mkdir()
+    lfs_pointer(dataset / "images" / "case4.nii.gz")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data").symlink_to(dataset / "images")
+    monkeypatch.chdir(project)
+    hint = "a Git LFS pointer file, not an image (its content was not pulled): fetch it with "
+    expected = f"{hint}git -C {os.path.realpath(dataset)} lfs pull --include=images/case4.nii.gz"
+    assert absent_content(Path("data") / "case4.nii.gz") == expected
+    (project / ".git").mkdir()  # the project a repository of its own: still the dataset's
+    assert absent_content(Path("data") / "case4.nii.gz") == expected
+    assert absent_content(project / "data" / "case4.nii.gz") == expected
+    monkeypatch.chdir(project / "data")  # in the dataset's repository through the link: no -C
+    assert absent_content("case4.nii.gz") == f"{hint}git lfs pull --include=images/case4.nii.gz"
+
+
 def test_infer_names_each_absent_input_and_reads_a_present_annexed_one(dataset, make_package, capsys, monkeypatch):
     """The absent ones were "a link to ../.git/annex/objects/… that leads nowhere" and, the pointer files, "not a NIfTI
     image (named .gz but not gzip-compressed …)"; the present one is segmented, its sidecar naming the path given."""

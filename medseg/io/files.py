@@ -80,15 +80,17 @@ def _lfs_pull(paths: list[Path]) -> str:
     """``git lfs pull`` limited to ``paths`` (files or folders): ``git lfs pull --include=images/case4.nii.gz``.
     git-lfs takes ``--include=<paths>``, a comma-separated list of patterns matched against paths from the
     repository's root (not from the current folder, and not absolute), so the paths are given from the root of the
-    Git repository that holds them (the nearest folder above with a ``.git``), and, where the current folder is not
-    in it, the command runs there (``git -C ROOT lfs pull …``). The whole ``git lfs pull`` where there is no such
+    Git repository that holds them (the nearest folder above with a ``.git``, found from where the path leads: a
+    pointer reached through a linked folder lives in the repository the link leads into, not in the one, if any,
+    that holds the link), and, where the current folder is not in it, the command runs there
+    (``git -C ROOT lfs pull …``). The whole ``git lfs pull`` where there is no such
     repository (or the paths are in several), or where a path holds a comma or a wildcard character, which a
     pattern cannot say literally."""
     import shlex
 
     roots, included = set(), []
     for path in paths:
-        absolute = Path(os.path.abspath(path))
+        absolute = Path(os.path.realpath(path))  # links followed: the repository the pointer itself lives in
         root = next((folder for folder in (absolute, *absolute.parents) if os.path.lexists(folder / ".git")), None)
         if root is None:
             return "git lfs pull"
@@ -97,7 +99,7 @@ def _lfs_pull(paths: list[Path]) -> str:
     if len(roots) != 1 or any(char in name for name in included for char in ",*?[\\") or "." in included:
         return "git lfs pull"
     root = roots.pop()
-    here = Path(os.path.abspath(os.curdir))
+    here = Path(os.path.realpath(os.curdir))
     where = "" if here == root or root in here.parents else f" -C {shlex.quote(os.fspath(root))}"
     return f"git{where} lfs pull --include={shlex.quote(','.join(included))}"
 
