@@ -28,7 +28,7 @@ recursively) into cohort.tsv, summary.json and one self-contained HTML page: sum
 distributions, cases worst first with their flags and overlays, failures and provenance.
 
 \b
-$ medseg report results -o results/qa.html
+$ medseg report results -o qa/
 $ medseg report results --dice-threshold 0.8 --max-overlays 200 --overwrite
 $ medseg report results --sheet samples.tsv
 """
