@@ -1106,8 +1106,14 @@ def test_a_seg_finds_its_source_from_an_old_relative_sidecar_or_says_what_is_mis
     monkeypatch.chdir(tmp_path)
     assert np.array_equal(read_seg_volume(seg, sidecar).array, label_rule(volume.array))
     with pytest.raises(InputError, match=r"series_seg.dcm: its source series gone \(recorded in its sidecar\) is not "
-                                         r"found; the SEG is scored on the source images it references"):
+                                         r"found \(moved or renamed since the prediction was made\?\); the SEG is "
+                                         r"scored on the source images it references: put the series back there, or "
+                                         r"write the folder where it lies now as the sidecar's \"input\"$"):
         read_seg_volume(seg, {**sidecar, "input": "gone"})
+    # the way out the message gives: the series moved, the sidecar's input set to where it lies now
+    (tmp_path / "study" / "series").rename(tmp_path / "moved")
+    assert np.array_equal(read_seg_volume(seg, {**sidecar, "input": str(tmp_path / "moved")}).array,
+                          label_rule(volume.array))
 
 
 def test_the_cohort_table_names_the_series_each_row_segmented(tmp_path, tiny_package):

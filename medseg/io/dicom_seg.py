@@ -896,8 +896,10 @@ def _read_seg(path: Path | str, sidecar: dict, source_path: Path | str | None, w
             Path(recorded), path.parent / recorded, path.parent.parent / recorded]
         source_path = next((c for c in candidates if c.exists()), None)
         if source_path is None:
-            raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found; the SEG "
-                             "is scored on the source images it references")
+            raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found (moved or "
+                             "renamed since the prediction was made?); the SEG is scored on the source images it "
+                             "references: put the series back there, or write the folder where it lies now as the "
+                             "sidecar's \"input\"")
     source = read_source(source_path, recorded_series(sidecar))
     array = read_dicom_seg(path, source, labels, warn_missing=warn_missing, label_codes=sidecar.get("label_codes"))
     info = {"dicom_seg_source": str(source_path)}
