@@ -1116,6 +1116,21 @@ def test_a_seg_finds_its_source_from_an_old_relative_sidecar_or_says_what_is_mis
                           label_rule(volume.array))
 
 
+def test_a_seg_reference_for_an_image_that_is_not_a_dicom_series_says_what_to_segment(tmp_path):
+    """A prediction made from a conversion of the series (dcm2niix's NIfTI) cannot be scored against a SEG of the
+    series: the refusal says that the series' own folder is to be segmented."""
+    values = stored_values(SHAPE, seed=19)
+    write_series(tmp_path / "series", values, slice_positions(SHAPE[2], 2.0), seed=1)
+    volume = read_dicom_series(tmp_path / "series")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "ref.dcm", NAMES, "test-model")
+    converted = Volume(array=volume.array, affine=volume.affine, source=tmp_path / "series.nii.gz")
+    with pytest.raises(InputError, match=r"ref.dcm: a DICOM SEG is placed frame by frame on the DICOM series it "
+                                         r"segments, and the image segmented, .*series.nii.gz, is not a DICOM series "
+                                         r"\(a conversion of one, as to NIfTI, no longer has the images its frames "
+                                         r"reference\): segment the series' own folder to score against this SEG$"):
+        read_dicom_seg(tmp_path / "ref.dcm", converted, NAMES)
+
+
 def test_the_cohort_table_names_the_series_each_row_segmented(tmp_path, tiny_package):
     """Two rows segmenting two series of one folder are told apart in cohort.tsv, not only on the HTML cards."""
     from medseg.report.build import build_report

@@ -421,7 +421,10 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     label_names = {int(value): str(name) for value, name in label_names.items()}
     source = volume.dicom
     if source is None:
-        raise InputError(f"{path}: a DICOM SEG is read onto its source series, and {volume.source} is not one")
+        raise InputError(f"{path}: a DICOM SEG is placed frame by frame on the DICOM series it segments, and the "
+                         f"image segmented, {volume.source}, is not a DICOM series (a conversion of one, as to NIfTI, "
+                         "no longer has the images its frames reference): segment the series' own folder to score "
+                         "against this SEG")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
