@@ -296,3 +296,38 @@ def test_scoring_a_noise_prediction_stays_within_what_the_guard_charges(monkeypa
     tree_nodes = 12 * int(metrics._mask_edges(pred, 1, box).sum())
     assert (peak + tree_nodes + 2 * pred.size) / pred.size <= SCORING_BYTES_PER_VOXEL, peak / pred.size
     assert (hd95, assd) == (24.78023, 9.743754)  # as before, bit for bit
+
+
+def test_scoring_a_noise_prediction_on_a_sheared_grid_stays_within_what_the_guard_charges(monkeypatch):
+    """The world-space distances of a sheared grid (a tilted gantry): a prediction of random noise held np.argwhere's
+    int64 indices beside their float64 world positions, and each tree search's int64 neighbour indices beside the
+    distances, 45 bytes a voxel with the labels and the tree's nodes where 32 are charged (41.6 resident on
+    320×320×100 voxels). Within the charge now, every distance the one scipy's default tree finds from
+    ``np.argwhere(edges) @ columns.T``, bit for bit."""
+    import math
+
+    from scipy.spatial import cKDTree
+
+    from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL
+
+    monkeypatch.setattr(surface_distance, "CHUNK", 4096)
+    rng = np.random.default_rng(4)
+    shape = (80, 80, 40)
+    ref = _ellipsoid(shape, [n / 2 for n in shape], (38, 38, 18)).astype(np.uint8)
+    pred = (rng.random(shape) < 0.5).astype(np.uint8)
+    box = tuple(slice(0, n) for n in shape)
+    columns = np.diag([0.7, 0.7, 2.5])
+    columns[1, 2] = 2.5 * math.tan(math.radians(20))
+    small = tuple(slice(0, 8) for _ in shape)  # scipy's first-call allocations, outside the peak
+    metrics._surface_metrics(pred[small], ref[small] | 1, 1, small, (0.7, 0.7, 2.5), columns)
+    (hd95, assd), peak = _traced_peak(metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
+    tree_nodes = 12 * int(metrics._mask_edges(pred, 1, box).sum())
+    assert (peak + tree_nodes + 2 * pred.size) / pred.size <= SCORING_BYTES_PER_VOXEL, peak / pred.size
+    edges = [metrics._mask_edges(array, 1, box) for array in (pred, ref)]
+    points = [np.argwhere(e) @ columns.T for e in edges]
+    expected = (cKDTree(points[1]).query(points[0])[0], cKDTree(points[0]).query(points[1])[0])
+    for ours, theirs in zip(metrics._world_distances(edges, columns), expected):
+        assert ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, theirs)
+    assert (hd95, assd) == (max(np.percentile(expected[0], 95), np.percentile(expected[1], 95)),
+                            np.concatenate(expected).mean())
