@@ -53,6 +53,7 @@ __all__ = [
     "METRIC_KEYS",
     "SURFACE_DEFINITION",
     "both_empty_entry",
+    "box_on_grid",
     "check_header_shape",
     "check_same_grid",
     "evaluate_volumes",
@@ -354,6 +355,18 @@ def _shape_refusal(source, shape, affine, target_source, target_shape, target_af
     return f"{head}; {outcome}"
 
 
+def box_on_grid(start, box_shape: tuple[int, ...], grid_shape: tuple[int, ...]
+                ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """The part of a box whose first voxel is at index ``start`` of a grid (negative where the box starts before it)
+    that lies on the grid: ``(part, region)``, the slices of the box's array and of the grid's voxels it covers
+    (empty where the box misses the grid)."""
+    low = [max(0, -int(s)) for s in start]
+    high = [max(lo, min(int(n), int(g) - int(s))) for lo, n, g, s in zip(low, box_shape, grid_shape, start)]
+    part = tuple(slice(lo, hi) for lo, hi in zip(low, high))
+    region = tuple(slice(int(s) + lo, int(s) + hi) for s, lo, hi in zip(start, low, high))
+    return part, region
+
+
 def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None = None, *,
                     log_box: bool = True, outcome: str = "not scored") -> Volume:
     """``volume`` on ``target``'s grid without resampling: re-indexed (:func:`reorder_onto_grid`), or, where it is a
@@ -376,9 +389,8 @@ def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None =
     if any(flips):
         array = np.flip(array, axis=[t for t in range(3) if flips[t]])
     grid = tuple(int(n) for n in target.shape[:3])
-    low = [max(0, -s) for s in start]  # the part of the box on the grid, in the box's (re-indexed) voxels
-    high = [max(lo, min(n, g - s)) for lo, n, g, s in zip(low, array.shape, grid, start)]
-    inside = array[tuple(slice(lo, hi) for lo, hi in zip(low, high))]
+    part, region = box_on_grid(start, array.shape, grid)
+    inside = array[part]
     outside = array.size - inside.size
     if outside:  # a box reaching past the grid: its voxels out there must all be 0, or nothing there could be scored
         labelled = int(np.count_nonzero(array)) - int(np.count_nonzero(inside))
@@ -388,7 +400,6 @@ def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None =
             raise GeometryError(f"{head}: on its voxel lattice, but {reach}, and {labelled} of its labelled voxels "
                                 f"{'lie' if labelled != 1 else 'lies'} there, outside the grid; {outcome}")
         array = inside
-    region = tuple(slice(s + lo, s + lo + n) for s, lo, n in zip(start, low, array.shape))
     dtype = _padding_type(array)
     padded = np.zeros(grid, dtype=dtype)
     padded[region] = array

@@ -1331,3 +1331,17 @@ def test_labels_are_counted_inside_their_boxes_where_these_are_small(seed):
         p, r = pred == value, ref == value
         expected = (int(p.sum()), int(r.sum()), int((p & r).sum()))
         assert counted.counts(value) == expected, value
+
+
+def test_the_part_of_a_box_on_the_grid_is_one_pair_of_slices():
+    """A box's part on the grid, for scoring's placement and the QA report's border read alike: a box 2 voxels
+    before the grid's first i and 3 past its last k, one inside it, and one that misses it."""
+    from medseg.metrics import box_on_grid
+
+    assert box_on_grid([-2, 1, 5], (6, 4, 8), (10, 10, 10)) == (
+        (slice(2, 6), slice(0, 4), slice(0, 5)), (slice(0, 4), slice(1, 5), slice(5, 10)))
+    assert box_on_grid([1, 2, 3], (4, 4, 4), (10, 10, 10)) == (
+        (slice(0, 4),) * 3, (slice(1, 5), slice(2, 6), slice(3, 7)))
+    part, region = box_on_grid([-9, 0, 0], (4, 4, 4), (10, 10, 10))
+    grid = np.zeros((10, 10, 10))
+    assert np.ones((4, 4, 4))[part].size == 0 and grid[region].size == 0

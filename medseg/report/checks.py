@@ -273,10 +273,10 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
     if any(flips):
         labels = np.flip(labels, axis=[t for t in range(3) if flips[t]])
     if start is not None and shape is not None:  # a box reaching past the grid was scored cropped to it
-        low = [max(0, -s) for s in start]
-        high = [max(lo, min(n, g - s)) for lo, n, g, s in zip(low, labels.shape, shape, start)]
-        labels = labels[tuple(slice(lo, hi) for lo, hi in zip(low, high))]
+        from medseg.metrics import box_on_grid
+
+        part, region = box_on_grid(start, labels.shape, shape)
         padded = np.zeros(shape, dtype=labels.dtype)
-        padded[tuple(slice(s + lo, s + lo + n) for s, lo, n in zip(start, low, labels.shape))] = labels
+        padded[region] = labels[part]
         labels = padded
     return border_voxels(labels)
