@@ -164,8 +164,17 @@ def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not
         return
     if affine is None:
         raise GeometryError(f"{path}: shape {declared} differs from {source}'s {tuple(shape)}; {outcome}")
-    if isinstance(sub_box_placement(declared, declared_affine, tuple(shape), affine, beyond=True), tuple):
+    placed = sub_box_placement(declared, declared_affine, tuple(shape), affine, beyond=True)
+    if isinstance(placed, tuple) and (math.prod(declared) <= math.prod(shape)
+                                      or isinstance(sub_box_placement(declared, declared_affine, tuple(shape),
+                                                                      affine), tuple)):
         return  # a box of the grid; one reaching past it is cropped where its voxels there are all 0 (read to tell)
+    if isinstance(placed, tuple):  # past the grid and larger than it: no crop of it, and reading it is not charged
+        reach = sub_box_placement(declared, declared_affine, tuple(shape), affine)
+        raise GeometryError(
+            f"{path}: shape {declared} differs from {source}'s {tuple(shape)}: on its voxel lattice, but {reach}, "
+            f"holding more voxels than that grid ({math.prod(declared)} against {math.prod(shape)}): no crop of it, "
+            f"not read; {outcome}")
     raise GeometryError(_shape_refusal(path, declared, declared_affine, source, tuple(shape), affine,
                                        grid_tolerance_mm(affine), outcome))
 
