@@ -158,7 +158,8 @@ def _is_seg(path: Path) -> bool:
 
 def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
     """Pair the NIfTI files (and DICOM SEGs, ``case_seg.dcm``) of ``pred_dir`` with the NIfTI files and DICOM SEGs
-    (``case.dcm``, ``case_seg.dcm``; each placed, as it is scored, on the series the prediction's sidecar records) of
+    (``case.dcm``, ``case_seg.dcm``; each placed, as it is scored, on the series the prediction's sidecar records, or by
+    its own geometry on a label image prediction not made from a series) of
     ``ref_dir`` by name. A prediction's case is its name
     without ``_seg`` (``medseg infer``'s ``case_seg.nii.gz``) and, where that meets a reference, without nnU-Net's
     ``_0000``; a reference's is its name, or without ``_label(s)``, ``_seg``, ``_mask`` or ``_gt`` where that meets
@@ -431,16 +432,14 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                 f"scored: move the one not to score out of {seg.parent}"), nifti, reference)
             continue
         sidecar = prediction_sidecar(prediction)
-        if is_dicom_file(reference) and not os.path.lexists(sidecar):  # one pair's words name no case
-            # a SEG prediction is placed on that series too: a NIfTI reference would not do
-            both = is_dicom_file(prediction)
-            what = f"it and its reference {reference.name} are DICOM SEGs" if both else \
-                f"its reference {reference.name} is a DICOM SEG"
+        if is_dicom_file(reference) and is_dicom_file(prediction) and not os.path.lexists(sidecar):
+            # one pair's words name no case; a SEG prediction has no grid of its own to place a SEG reference on (a
+            # label image prediction without a sidecar has: the reference is placed on it by its frames' geometry)
             record_failure(case, "evaluate", InputError(
-                f"{prediction}: case {case!r} cannot be scored: {what}, placed on the DICOM series the prediction "
-                f"was made from, and no sidecar beside the prediction ({sidecar.name}, which medseg infer writes) "
-                "names that series; put the sidecar back beside it" +
-                ("" if both else ", or give the case a label image (NIfTI) as its reference")), prediction, reference)
+                f"{prediction}: case {case!r} cannot be scored: it and its reference {reference.name} are DICOM SEGs, "
+                "placed on the DICOM series the prediction was made from, and no sidecar beside the prediction "
+                f"({sidecar.name}, which medseg infer writes) names that series; put the sidecar back beside it"),
+                prediction, reference)
             continue
         try:
             made_by = made_by_of(prediction)

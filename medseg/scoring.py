@@ -289,9 +289,10 @@ def evaluate_files(
     does not declare is warned about and named ``label_N``).
 
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
-    (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG
+    (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG of that series
     (:func:`~medseg.io.label_images.read_seg_reference`; ``label_codes``, a model package's, match its segments
-    where no name does)."""
+    where no name does), and a SEG reference of a prediction made from an image file (dcm2niix's NIfTI of the
+    series) or without a sidecar is placed by its frames' own geometry on the prediction's grid."""
     from medseg.errors import MedsegError
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
@@ -321,7 +322,7 @@ def evaluate_files(
         check_header_shape(pred_path, pred.shape[:3], ref_path, affine=pred.affine)
     reference_signature = file_signature(ref_path)  # before the read: see medseg.report.collect
     if is_dicom_file(ref_path):
-        ref, ref_values = read_seg_reference(ref_path, pred_path, labels, label_codes), None
+        ref, ref_values = read_seg_reference(ref_path, pred_path, labels, label_codes, grid=pred), None
         ref.source_sha256 = sha256_of(ref_path)
     else:
         ref, ref_values = read_reference_values(ref_path, labels)

@@ -474,15 +474,21 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
 
 
 def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str], label_codes: dict) -> Volume:
-    """A DICOM SEG reference on the grid of ``volume``, the DICOM series it segments (nothing is resampled); its
-    segments matched to ``labels`` by name, else by the package's ``label_codes``."""
+    """A DICOM SEG reference on the grid of ``volume`` (nothing is resampled): frame by frame on the images of the
+    DICOM series it segments where ``volume`` is that series, else by its frames' own geometry on ``volume``'s voxel
+    grid (an image converted from the series: dcm2niix's NIfTI); its segments matched to ``labels`` by name, else by
+    the package's ``label_codes``."""
     from medseg.io.dicom_seg import read_dicom_seg
     from medseg.io.files import check_readable
 
     check_readable(Path(reference))  # a SEG this user may not read is that, whatever the input is
     if volume.dicom is None:
-        raise InputError(f"{reference}: a DICOM SEG reference is placed on the DICOM series it segments, and "
-                         f"{volume.source} is not a DICOM series folder; nothing segmented or written")
+        from medseg.io.seg_placement import read_seg_on_grid
+
+        array = read_seg_on_grid(reference, volume.shape, volume.affine, volume.source, labels,
+                                 label_codes=label_codes, outcome="nothing segmented or written")
+        return Volume(array=array, affine=volume.affine, source=Path(reference),
+                      info={"dicom_seg_placed_on": str(volume.source)})
     array = read_dicom_seg(reference, volume, labels, label_codes=label_codes)
     return Volume(array=array, affine=volume.affine, source=Path(reference),
                   info={"dicom_seg_source": str(volume.source)})

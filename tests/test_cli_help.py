@@ -275,3 +275,14 @@ def test_evaluate_help_tells_of_box_references_seg_nhdr_and_seg_references_store
     assert "one cropped to a box of that grid (as 3D Slicer saves a segmentation) is zero-padded onto it" in text
     assert "3D Slicer's case.seg.nrrd or case.seg.nhdr is case case" in text
     assert ("or stored under their UID, which pair with the prediction made from the series they reference" in text)
+
+
+def test_evaluate_help_tells_that_a_seg_reference_of_a_converted_image_is_placed_by_its_geometry(capsys, monkeypatch):
+    """`medseg evaluate --help` said a DICOM SEG is placed on the series the prediction's sidecar records only: a
+    prediction of dcm2niix's NIfTI of the series has its SEG reference placed by the frames' own geometry."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run(["evaluate", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and ("or, for a prediction made from an image file (dcm2niix's NIfTI of the series) or without a "
+                          "sidecar, by its frames' own position, orientation and spacing on the prediction's grid "
+                          "(refused where they are off its voxel lattice)") in text

@@ -281,3 +281,37 @@ def test_a_seg_of_other_images_on_an_anonymised_series_is_named_as_such(dicom_ro
     volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
     with pytest.raises(InputError, match=r"liver.dcm: segments 3 image\(s\) that are not in "):
         read_dicom_seg(dicom_root / "ct-seg" / "liver.dcm", volume, {0: "background", 1: "spleen"})
+
+
+def test_a_dicom_seg_scores_a_prediction_of_dcm2niix_conversion_as_on_its_series(dicom_root, tmp_path, capsys):
+    """dcmqi's liver.dcm against a prediction made from dcm2niix's NIfTI of its series (whose rows dcm2niix stores
+    reversed): placed by its frames' own geometry on the NIfTI's grid, it scores Dice 1.0 against the same labels,
+    with the volume it has on the series' own images (70.362 ml)."""
+    from medseg.cli import main
+    from medseg.io.dicom_seg import read_dicom_seg
+
+    if dcm2niix_path() is None:
+        pytest.skip("dcm2niix is not installed (pip install dcm2niix)")
+    folder = dicom_root / "ct-seg"
+    subprocess.run([dcm2niix_path(), "-z", "y", "-b", "n", "-f", "ct", "-o", str(tmp_path), str(folder / "series")],
+                   check=True, capture_output=True)
+    converted = nib.load(tmp_path / "ct.nii.gz")
+    volume = read_dicom_series(folder / "series")
+    names = {"0": "background", "1": "liver"}
+    on_series = read_dicom_seg(folder / "liver.dcm", volume, {0: "background", 1: "liver"}).astype(np.uint8)
+    prediction, off_mm = to_reference_grid(on_series, volume.affine, converted)
+    assert off_mm < AFFINE_TOL_MM and not np.array_equal(prediction, on_series)  # another voxel order
+    volumes = {}
+    for name, affine, array, source in (("series", volume.affine, on_series, folder / "series"),
+                                        ("converted", converted.affine, prediction, tmp_path / "ct.nii.gz")):
+        nib.save(nib.Nifti1Image(array, affine), tmp_path / f"{name}_seg.nii.gz")
+        (tmp_path / f"{name}_seg.json").write_text(json.dumps({"input": str(source), "labels": names}))
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", str(tmp_path / f"{name}_seg.nii.gz"), str(folder / "liver.dcm"), "--json"])
+        assert exit_info.value.code == 0
+        liver = json.loads(capsys.readouterr().out)["labels"]["1"]
+        assert (liver["name"], liver["dice"]) == ("liver", 1.0)
+        volumes[name] = liver["ref_volume_ml"]
+    assert volumes["converted"] == pytest.approx(volumes["series"], rel=1e-6)
+    assert volumes["converted"] == pytest.approx(70.362, abs=5e-4)

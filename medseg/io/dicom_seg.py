@@ -395,6 +395,91 @@ def _concept(code: dict):
     return CodedConcept(value=str(code["value"]), scheme_designator=str(code["scheme"]), meaning=str(code["meaning"]))
 
 
+def open_seg(path: Path):
+    """A DICOM SEG of labels (BINARY or LABELMAP) as highdicom reads it, with how its undeclared text was read
+    (:func:`~medseg.io.dicom_text.read_undeclared_text`); refused in one line naming the file: no such file, not a
+    SEG, truncated, a FRACTIONAL SEG (probabilities, not labels)."""
+    import highdicom as hd
+    import pydicom
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        dataset = pydicom.dcmread(path)
+        # its segment labels are matched by name: UTF-8 bytes under no character set read as such (before highdicom
+        # reads them, in Latin-1 alone), as the series and the SEG writer read them
+        read = read_undeclared_text(dataset)
+        seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
+    except Exception as error:  # not a SEG, truncated, unreadable: one line
+        raise InputError(f"{path}: {_unread_seg(path, error)}") from error
+    _check_pixel_length(seg, path)
+    kind = str(seg.get("SegmentationType", "BINARY"))
+    if kind == "FRACTIONAL":
+        fraction = str(seg.get("SegmentationFractionalType", "")).lower() or "fractions"
+        raise InputError(f"{path}: a FRACTIONAL SEG ({fraction} per voxel), not labels: make it a BINARY SEG or a "
+                         "label image at the threshold you mean")
+    return seg, read
+
+
+def tell_segment_names(seg, read, path: Path, warn: bool) -> None:
+    """Say (``warn``: a warning, else at info level) where the SEG's segment labels, by which its segments are matched,
+    were read from undeclared text."""
+    labels = [(f"segment {int(item.SegmentNumber)}'s label", item.get("SegmentLabel"))
+              for item in seg.get("SegmentSequence", [])]
+    note = read and undeclared_text_note(labels, read.encoding)
+    if note:
+        log.log(logging.WARNING if warn else logging.INFO, "%s: %s", path, note)
+
+
+def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs: Callable, path: Path,
+                 label_names: dict[int, str], warn_missing: bool) -> None:
+    """Write each segment (number → (label value, segment label), :func:`_segment_labels`) into ``labels`` from the
+    blocks ``slabs(number)`` yields: ``(selector, mask)``, ``labels[selector]`` the block (basic slices, or lists of
+    indices) and ``mask`` its voxels of that segment. Refused in one line: segments of two labels that overlap,
+    segments of one label that overlap; disjoint segments of one label are their union (a warning:
+    ``warn_missing``), and a label without a segment is warned of (``warn_missing``)."""
+    indices = [np.arange(n) for n in labels.shape]
+    drawn_by: dict[int, list[tuple[int, str]]] = {}
+    for number, (value, name) in segments.items():
+        clashes = same = 0
+        first_clash = None  # (i, j, k, label) of the first voxel, in the array's order, that another label holds
+        for selector, mask in slabs(number):
+            basic = all(isinstance(part, slice) for part in selector)
+            block = labels[selector]  # a view where basic
+            under = block[mask]  # the voxels of this segment only
+            clash = (under != 0) & (under != value)
+            if clash.any():
+                clashes += int(np.count_nonzero(clash))
+                at = int(np.argmax(clash))
+                where = np.unravel_index(int(np.flatnonzero(mask)[at]), mask.shape)
+                found = (*(int(indices[t][selector[t]][where[t]]) for t in range(3)), int(under[at]))
+                first_clash = found if first_clash is None else min(first_clash, found)
+            same += int(np.count_nonzero(under == value))
+            if not clashes and not same:
+                block[mask] = value
+                if not basic:
+                    labels[selector] = block
+        if clashes:
+            other = drawn_by[first_clash[3]][0][1]
+            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {clashes} voxel(s); a "
+                             "reference label map holds one label per voxel, so make them disjoint (e.g. the liver "
+                             "without its tumour)")
+        if same:  # two drawings of one structure (two readers'?): their union would be neither
+            raise InputError(f"{path}: segments {_segment_list(drawn_by[value] + [(number, name)])} match one "
+                             f"label of the model, '{label_names[value]}', and overlap in {same} voxel(s); keep one "
+                             "of them in the reference")
+        drawn_by.setdefault(value, []).append((number, name))
+    for value, drawn in drawn_by.items():
+        if len(drawn) > 1:  # parts or instances of one structure (lesion 1, lesion 2...), disjoint: their union
+            log.log(logging.WARNING if warn_missing else logging.INFO, "%s: segments %s match one label of the "
+                    "model, '%s', and do not overlap: read as that label, their union", path, _segment_list(drawn),
+                    label_names[value])
+    missing = [label_names[v] for v in sorted(label_names) if int(v) != 0 and v not in drawn_by]
+    if missing and warn_missing:
+        log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
+                    "predicted)", path, ", ".join(f"'{m}'" for m in missing))
+
+
 def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: dict[int, str],
                    warn_missing: bool = True, label_codes: dict | None = None) -> np.ndarray:
     """The labels of a DICOM SEG on the grid of ``volume``, the source series it was made from (read with
@@ -414,8 +499,6 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     its name, with a warning; a SEG made from only some of the series' images is read as empty on the others, with a
     warning (these warnings: ``warn_missing``; not on a second reading, as the report's).
     """
-    import highdicom as hd
-    import pydicom
 
     path = Path(path)
     label_names = {int(value): str(name) for value, name in label_names.items()}
@@ -425,22 +508,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
                          f"image segmented, {volume.source}, is not a DICOM series (a conversion of one, as to NIfTI, "
                          "no longer has the images its frames reference): segment the series' own folder to score "
                          "against this SEG")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        dataset = pydicom.dcmread(path)
-        # its segment labels are matched by name: UTF-8 bytes under no character set read as such (before highdicom
-        # reads them, in Latin-1 alone), as the series and the SEG writer read them
-        read = read_undeclared_text(dataset)
-        seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
-    except Exception as error:  # not a SEG, truncated, unreadable: one line
-        raise InputError(f"{path}: {_unread_seg(path, error)}") from error
-    _check_pixel_length(seg, path)
-    kind = str(seg.get("SegmentationType", "BINARY"))
-    if kind == "FRACTIONAL":
-        fraction = str(seg.get("SegmentationFractionalType", "")).lower() or "fractions"
-        raise InputError(f"{path}: a FRACTIONAL SEG ({fraction} per voxel), not labels: make it a BINARY SEG or a "
-                         "label image at the threshold you mean")
+    seg, read = open_seg(path)
     referenced = {str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])}
     if source.series_uid and referenced and source.series_uid not in referenced:
         raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
@@ -461,11 +529,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
                          f"{_series_words(volume)}: {shown}{' …' if len(foreign) > 3 else ''}")
     _tell_coverage(seg, slices, frame_sources, path, volume.source, warn_missing)
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
-    labels = [(f"segment {int(item.SegmentNumber)}'s label", item.get("SegmentLabel"))
-              for item in seg.get("SegmentSequence", [])]
-    note = read and undeclared_text_note(labels, read.encoding)
-    if note:  # its segments are matched by these names
-        log.log(logging.WARNING if warn_missing else logging.INFO, "%s: %s", path, note)
+    tell_segment_names(seg, read, path, warn_missing)  # its segments are matched by these names
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     geometry = {ref: _source_geometry(headers[p], ref[1]) for p, ref in zip(source.paths, slices)}
     options = {"combine_segments": False, "assert_missing_frames_are_empty": True}
@@ -474,46 +538,14 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
         # refuses to index it by source image): they were checked to lie on them, frame by frame
         options["ignore_spatial_locations"] = True
     labels = np.zeros(volume.shape, dtype=values_dtype(max(label_names, default=0)))  # as the segmentation is written
-    drawn_by: dict[int, list[tuple[int, str]]] = {}
-    for number, (value, name) in segments.items():
+
+    def slabs(number: int):
         # the segment's frames are put in the labels a slab of slices at a time, never stacked on the whole grid
-        clashes = same = 0
-        first_clash = None  # (i, j, k, label) of the first voxel, in the array's order, that another label holds
         for part, mask in _segment_slabs(seg, number, slices, options, path, volume.source):
             contiguous = part == list(range(part[0], part[-1] + 1))
-            block = labels[:, :, slice(part[0], part[-1] + 1) if contiguous else part]  # a view where contiguous
-            under = block[mask]  # the voxels of this segment only
-            clash = (under != 0) & (under != value)
-            if clash.any():
-                clashes += int(np.count_nonzero(clash))
-                at = int(np.argmax(clash))
-                i, j, s = np.unravel_index(int(np.flatnonzero(mask)[at]), mask.shape)
-                found = (int(i), int(j), part[s], int(under[at]))
-                first_clash = found if first_clash is None else min(first_clash, found)
-            same += int(np.count_nonzero(under == value))
-            if not clashes and not same:
-                block[mask] = value
-                if not contiguous:
-                    labels[:, :, part] = block
-        if clashes:
-            other = drawn_by[first_clash[3]][0][1]
-            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {clashes} voxel(s); a "
-                             "reference label map holds one label per voxel, so make them disjoint (e.g. the liver "
-                             "without its tumour)")
-        if same:  # two drawings of one structure (two readers'?): their union would be neither
-            raise InputError(f"{path}: segments {_segment_list(drawn_by[value] + [(number, name)])} match one "
-                             f"label of the model, '{label_names[value]}', and overlap in {same} voxel(s); keep one "
-                             "of them in the reference")
-        drawn_by.setdefault(value, []).append((number, name))
-    for value, drawn in drawn_by.items():
-        if len(drawn) > 1:  # parts or instances of one structure (lesion 1, lesion 2...), disjoint: their union
-            log.log(logging.WARNING if warn_missing else logging.INFO, "%s: segments %s match one label of the "
-                    "model, '%s', and do not overlap: read as that label, their union", path, _segment_list(drawn),
-                    label_names[value])
-    missing = [label_names[v] for v in sorted(label_names) if int(v) != 0 and v not in drawn_by]
-    if missing and warn_missing:
-        log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
-                    "predicted)", path, ", ".join(f"'{m}'" for m in missing))
+            yield (slice(None), slice(None), slice(part[0], part[-1] + 1) if contiguous else part), mask
+
+    put_segments(labels, segments, slabs, path, label_names, warn_missing)
     return labels
 
 

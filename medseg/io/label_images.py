@@ -2,12 +2,14 @@
 
 A label image holds whole non-negative values (and only the model's labels, when they are known). A DICOM SEG is
 placed frame by frame on the DICOM series the prediction was made from, which the prediction's sidecar (written by
-``medseg infer``) records.
+``medseg infer``) records; a SEG reference of a prediction made from an image file (a conversion of the series) is
+placed by its own frames' geometry on the prediction's grid.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
 from medseg.volume import Volume, stem
 
 __all__ = ["MAX_LABEL", "header_scaling_note", "prediction_sidecar", "read_prediction", "read_prediction_values",
-           "read_reference", "read_reference_values", "read_seg_reference"]
+           "made_from_series", "read_reference", "read_reference_values", "read_seg_on_prediction_grid",
+           "read_seg_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +154,23 @@ def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
 
 
 def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None,
-                       label_codes: dict | None = None) -> Volume:
-    """A reference that is a DICOM SEG (another tool's, or a reader's), placed frame by frame on the DICOM series the
-    prediction was made from (its sidecar records the series and the model's label names; ``labels``, when given,
-    name them instead); segments are matched to the labels by name, regardless of case where that singles one
-    out, else by their codes: ``label_codes`` when given (a model package's, with its ``labels``), else those the
-    sidecar records (not when ``labels`` name the labels otherwise)."""
+                       label_codes: dict | None = None, grid: Volume | None = None) -> Volume:
+    """A reference that is a DICOM SEG (another tool's, or a reader's). Where the prediction's sidecar records that it
+    was made from a DICOM series, the SEG is placed frame by frame on that series' images, as its frames reference
+    them; otherwise (a prediction made from a conversion of the series, dcm2niix's NIfTI, or one without a sidecar)
+    it is placed by its own frames' geometry on ``grid``, the prediction's voxel grid
+    (:func:`~medseg.io.seg_placement.read_seg_on_grid`). The label names come from ``labels`` when given, else the
+    sidecar, else the SEG's segments (each its segment number); segments are matched to them by name, regardless of
+    case where that singles one out, else by their codes: ``label_codes`` when given (a model package's, with its
+    ``labels``), else those the sidecar records (not when ``labels`` name the labels otherwise)."""
     from medseg.io.dicom_seg import read_seg_volume
 
     path = _existing_file(path)
-    sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
+    sidecar_path = prediction_sidecar(Path(pred_path))
+    if grid is None or os.path.lexists(sidecar_path):
+        sidecar = _prediction_sidecar(Path(pred_path), path, "a DICOM SEG reference")
+    else:  # no sidecar: the prediction's grid is all there is to place it on
+        sidecar = {}
     if labels:
         def named(names: dict) -> dict[str, str]:
             return {str(k): str(v) for k, v in names.items() if int(k) != 0}  # what background is called does not count
@@ -170,9 +180,39 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
         sidecar = {**sidecar, "labels": {str(k): v for k, v in labels.items()}}
     if label_codes is not None:
         sidecar = {**sidecar, "label_codes": {str(k): v for k, v in label_codes.items()}}
-    # a second reading of the case's input (its headers: the frames are placed by them): its skipped files and series
-    # choice were told when it was segmented
-    return read_seg_volume(path, sidecar, warn_skipped=False)
+    if grid is None or made_from_series(sidecar):
+        # a second reading of the case's input (its headers: the frames are placed by them): its skipped files and
+        # series choice were told when it was segmented
+        return read_seg_volume(path, sidecar, warn_skipped=False)
+    return read_seg_on_prediction_grid(path, grid.shape, grid.affine, grid.source, sidecar)
+
+
+def made_from_series(sidecar: dict) -> bool:
+    """Whether a prediction's sidecar records a DICOM series as its input (a folder, or the series it was read as),
+    on whose images a DICOM SEG of that series is placed; not an image file (a NIfTI, an NRRD)."""
+    from medseg.io.dicom_seg import recorded_series
+
+    recorded = sidecar.get("input")
+    return bool(recorded) and (recorded_series(sidecar) is not None or Path(str(recorded)).is_dir())
+
+
+def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray, source, sidecar: dict,
+                                warn_missing: bool = True) -> Volume:
+    """A DICOM SEG reference placed by its own frames' geometry on the voxel grid ``shape`` / ``affine`` of
+    ``source`` (the prediction), its labels those ``sidecar`` records (else the SEG's segments, each its segment
+    number) and codes those it records; ``warn_missing`` as for :func:`~medseg.io.dicom_seg.read_dicom_seg`."""
+    from medseg.io.seg_placement import read_seg_on_grid, seg_label_names
+
+    names = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
+    if not names:
+        names = seg_label_names(path)
+        log.log(logging.INFO if warn_missing else logging.DEBUG, "%s: no labels named for the prediction: each "
+                "segment is read as its segment number (%s)", path,
+                ", ".join(f"{value} {name}" for value, name in sorted(names.items()) if value))
+    array = read_seg_on_grid(path, shape, affine, source, names, warn_missing=warn_missing,
+                             label_codes=sidecar.get("label_codes"))
+    return Volume(array=array, affine=np.asarray(affine, dtype=np.float64).copy(), source=Path(path),
+                  info={"dicom_seg_placed_on": str(source)})
 
 
 def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:

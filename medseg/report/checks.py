@@ -58,14 +58,21 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return array, affine_mm(image)[0]
 
 
-def read_case_labels(case: CaseResult, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_case_labels(case: CaseResult, path: Path, grid: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A case's label image (its reference) as :func:`read_labels` gives it; a DICOM SEG (another tool's
-    reference) placed on the source series the case's sidecar records, as scoring placed it."""
+    reference) placed as scoring placed it: on the source series the case's sidecar records, or, for a case not
+    segmented from a DICOM series (a conversion of it), by its frames' own geometry on ``grid``, the segmentation's
+    ``(shape, affine, source)``."""
     from medseg.io.files import is_dicom_file
 
     if not is_dicom_file(path):
         return read_labels(path)
     from medseg.io.dicom_seg import read_seg_volume
+    from medseg.io.label_images import made_from_series, read_seg_on_prediction_grid
+
+    if grid is not None and not made_from_series(case.sidecar or {}):
+        volume = read_seg_on_prediction_grid(path, *grid, case.sidecar or {}, warn_missing=False)
+        return volume.array, volume.affine
 
     # a second reading: scoring warned about what the reference lacks, in its own log (the source's headers place it)
     volume = read_seg_volume(path, case.sidecar or {}, case.input_path(), warn_skipped=False, warn_missing=False)
@@ -233,7 +240,8 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     if reference_path is not None and case.metrics is not None and is_dicom_file(reference_path):
         # a DICOM SEG reference lies on the source images it references, as scoring placed it: no grid to compare
         if check.border:
-            check.reference_border = _reference_border(case, reference_path, (0, 1, 2), (False, False, False), check)
+            check.reference_border = _reference_border(case, reference_path, (0, 1, 2), (False, False, False), check,
+                                                       grid=(shape, affine, case.segmentation_path()))
     elif reference_path is not None and case.metrics is not None:
         try:
             reference_shape, reference_affine = read_grid(reference_path)
@@ -259,12 +267,14 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
 
 def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips: tuple[bool, ...],
                       check: SegmentationCheck, start: list[int] | None = None,
-                      shape: tuple[int, ...] | None = None) -> dict[str, dict[str, int]] | None:
+                      shape: tuple[int, ...] | None = None, grid: tuple | None = None
+                      ) -> dict[str, dict[str, int]] | None:
     """The reference's voxels on each face of the segmentation's grid (a structure the field of view cuts off
     touches a face in both): read in full, re-indexed as scoring does (and, a box of the grid, its first voxel at
-    ``start`` of a grid of ``shape``, cropped to the grid and zero-padded onto it)."""
+    ``start`` of a grid of ``shape``, cropped to the grid and zero-padded onto it; a DICOM SEG of a case not made
+    from its series placed on ``grid``, as :func:`read_case_labels` does)."""
     try:
-        labels, _ = read_case_labels(case, path)
+        labels, _ = read_case_labels(case, path, grid)
     except Exception as error:  # reported on the page, never raised
         log.debug("%s: reference border not checked", path, exc_info=True)  # where in the code, at -vv
         check.notes.append(f"reference border not checked: {error}")

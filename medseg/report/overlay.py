@@ -278,7 +278,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         arrays.notes.append(f"reference not shown: scoring refused {reference_path.name} (see the failure)")
     elif reference_path is not None:
         try:
-            reference, reference_affine = read_case_labels(case, reference_path)
+            reference, reference_affine = read_case_labels(case, reference_path, (prediction.shape, affine, path))
         except Exception as error:  # an unreadable reference is reported on the page, never raised
             log.debug("%s: reference not shown", reference_path, exc_info=True)  # where in the code, at -vv
             why = f"cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.strerror else error

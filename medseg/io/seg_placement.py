@@ -1,0 +1,230 @@
+"""Placing a DICOM SEG on an image grid by the SEG's own geometry, for an image that is not its source series.
+
+A conversion of a DICOM series (dcm2niix's NIfTI, an NRRD) no longer has the images a SEG's frames reference, but
+it keeps their grid: each SEG frame states where it lies (its ImagePositionPatient, ImageOrientationPatient and
+PixelSpacing, in the functional groups, in LPS), and a frame whose rows and columns run along two voxel axes of the
+image, with the same spacing, and whose first pixel lies on a voxel centre, is a slice of the image's voxel lattice:
+its pixels are put on those voxels, nothing resampled. The image's affine is RAS (as medseg reads NIfTI, NRRD and
+DICOM alike); the SEG's LPS positions are turned into RAS (x and y negated) before they are compared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import InputError
+from medseg.label_map import values_dtype
+
+__all__ = ["ORIENTATION_TOLERANCE", "SPACING_TOLERANCE_MM", "read_seg_on_grid", "seg_label_names"]
+
+log = logging.getLogger(__name__)
+
+ORIENTATION_TOLERANCE = 1e-4  # direction cosines, as a SEG frame is compared with its source image elsewhere
+SPACING_TOLERANCE_MM = 1e-4  # pixel spacing, likewise
+_LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
+
+
+def seg_label_names(path: Path | str) -> dict[int, str]:
+    """Label value → name for a SEG scored where nothing names the labels (no model, no sidecar): each segment is
+    its segment number (a LABELMAP SEG's pixel value), named by its SegmentLabel."""
+    from medseg.io.dicom_seg import _segment_label, open_seg
+
+    seg, _ = open_seg(Path(path))
+    names = {0: "background"}
+    for item in seg.get("SegmentSequence", []):
+        number = int(item.SegmentNumber)
+        if number:
+            names[number] = _segment_label(item.get("SegmentLabel", "")) or f"segment {number}"
+    return names
+
+
+def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarray, source, label_names: dict[int, str],
+                     warn_missing: bool = True, label_codes: dict | None = None, outcome: str = "not scored"
+                     ) -> np.ndarray:
+    """The labels of the DICOM SEG ``path`` on the voxel grid ``shape`` / ``affine`` (RAS, mm) of ``source`` (named
+    in messages), placed by the SEG's own frame geometry (see the module's docstring): no source image is read.
+
+    Segments are matched to ``label_names`` as :func:`medseg.io.dicom_seg.read_dicom_seg` matches them (by name,
+    else by ``label_codes``), and overlapping segments are refused as there. Refused in one line naming both files
+    (:class:`InputError`): frames whose rows or columns do not run along the grid's voxel axes (orientation), whose
+    pixel spacing or spacing between slices differs from the grid's voxel sizes along those axes (spacing), a frame
+    whose first pixel lies off the grid's voxel centres by more than a tenth of a pixel (at least 0.01 mm), a frame
+    without a stated position, and labelled pixels of frames reaching past the grid (unlabelled ones are cropped
+    off, as a cropped reference box is). Voxels without a frame are background. Each refusal ends with ``outcome``,
+    what the caller then does not do."""
+    from medseg.io.dicom_seg import _segment_labels, open_seg, put_segments, tell_segment_names
+
+    path = Path(path)
+    shape = tuple(int(n) for n in shape[:3])
+    affine = np.asarray(affine, dtype=np.float64)
+    label_names = {int(value): str(name) for value, name in label_names.items()}
+    seg, read = open_seg(path)
+    try:
+        frames = _frame_geometry(seg, path, source)
+        placements = _placements(frames, affine, path, source)
+    except InputError as error:
+        raise InputError(f"{error}; {outcome}") from None
+    tell_segment_names(seg, read, path, warn_missing)
+    segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
+    labelmap = str(seg.get("SegmentationType", "BINARY")) == "LABELMAP"
+    numbers = _frame_segments(seg)
+    outside = [0]
+
+    def slabs(number: int) -> Iterator[tuple[tuple, np.ndarray]]:
+        for index, placement in enumerate(placements):
+            if not labelmap and numbers[index] != number:
+                continue
+            pixels = np.asarray(seg.get_stored_frame(index + 1))
+            mask = pixels == number if labelmap else pixels > 0
+            placed = _on_grid(mask, placement, shape)
+            outside[0] += placed[2]
+            if placed[0] is not None:
+                yield placed[0], placed[1]
+
+    labels = np.zeros(shape, dtype=values_dtype(max(label_names, default=0)))
+    put_segments(labels, segments, slabs, path, label_names, warn_missing)
+    if outside[0]:
+        raise InputError(f"{path}: {outside[0]} labelled pixel(s) of its frames lie outside the grid of {source} "
+                         f"(shape {shape}): not a segmentation of that image; {outcome}")
+    log.info("%s: placed on the voxel grid of %s by its frames' positions and orientation (%d frames); nothing "
+             "resampled", path, source, len(placements))
+    return labels
+
+
+def _frame_geometry(seg, path: Path, source) -> list[dict]:
+    """Each frame's pixel spacing, orientation and position (LPS), from its own functional groups, else the shared
+    ones; a frame that states none of one is refused."""
+    from medseg.io.dicom_seg import _plane_geometry
+
+    shared = (seg.get("SharedFunctionalGroupsSequence") or [{}])[0]
+    per_frame = list(seg.get("PerFrameFunctionalGroupsSequence") or [])
+    if not per_frame:
+        raise InputError(f"{path}: states no position for its frames (no per-frame functional groups), so it cannot "
+                         f"be placed on the grid of {source}")
+    frames = []
+    for index, groups in enumerate(per_frame):
+        geometry = _plane_geometry(groups, shared)
+        lacking = [key for key, value in geometry.items() if value is None]
+        if lacking:
+            raise InputError(f"{path}: frame {index + 1} states no {' or '.join(lacking)}, so it cannot be placed on "
+                             f"the grid of {source}")
+        frames.append(geometry)
+    thickness = _functional_value(shared, "PixelMeasuresSequence", "SpacingBetweenSlices")
+    if thickness is not None:
+        frames[0]["SpacingBetweenSlices"] = thickness
+    return frames
+
+
+def _functional_value(shared, sequence: str, keyword: str) -> float | None:
+    items = shared.get(sequence) if hasattr(shared, "get") else None
+    value = items[0].get(keyword) if items else None
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _frame_segments(seg) -> list[int | None]:
+    """The segment number each frame of a BINARY SEG holds (None where it names none)."""
+    found = []
+    for groups in seg.get("PerFrameFunctionalGroupsSequence", []):
+        items = groups.get("SegmentIdentificationSequence") or []
+        found.append(int(items[0].ReferencedSegmentNumber) if items else None)
+    return found
+
+
+def _numbers(values) -> str:
+    return "[" + ", ".join(f"{float(v) + 0.0:.6g}" for v in values) + "]"  # + 0.0: no -0
+
+
+def _placements(frames: list[dict], affine: np.ndarray, path: Path, source
+                ) -> list[tuple[int, int, int, int, tuple[int, int, int]]]:
+    """Where each frame lies on the grid: ``(column axis, column step, row axis, row step, origin)``, the grid
+    axis (0, 1, 2) its columns and rows run along, +1 or -1 voxel per pixel, and the voxel index of its first pixel;
+    refused (see :func:`read_seg_on_grid`) where a frame is no slice of the grid's lattice."""
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    if not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
+        raise InputError(f"{source}: its affine has a voxel size of 0 or not a number, so {path} cannot be placed on "
+                         "its grid")
+    units = affine[:3, :3] / sizes
+    inverse = np.linalg.inv(affine)
+    grid_words = f"the grid's voxel axes ({', '.join(_numbers(units[:, t] * _LPS_TO_RAS) for t in range(3))} in LPS)"
+    found = []
+    for index, frame in enumerate(frames):
+        orientation = np.asarray(frame["ImageOrientationPatient"], dtype=np.float64)
+        placed = []
+        for direction in (orientation[:3], orientation[3:]):  # along a row (columns), along a column (rows)
+            ras = direction * _LPS_TO_RAS
+            dots = units.T @ ras
+            axis = int(np.argmax(np.abs(dots)))
+            sign = 1 if dots[axis] > 0 else -1
+            if np.max(np.abs(ras - sign * units[:, axis])) > ORIENTATION_TOLERANCE:
+                raise InputError(f"{path}: cannot be placed on the grid of {source}: the orientation of its frame "
+                                 f"{index + 1}, {_numbers(orientation)} (LPS), does not run along {grid_words}; "
+                                 "score it against the DICOM series it segments, or an image converted from it "
+                                 "without resampling")
+            placed.append((axis, sign))
+        (column_axis, column_step), (row_axis, row_step) = placed  # pixels along a row: the column index grows
+        if column_axis == row_axis:
+            raise InputError(f"{path}: cannot be placed on the grid of {source}: the rows and columns of its frame "
+                             f"{index + 1} ({_numbers(orientation)}, LPS) run along one voxel axis")
+        row_spacing, column_spacing = (float(v) for v in frame["PixelSpacing"])  # DICOM: between rows, columns
+        for spacing, axis, what in ((column_spacing, column_axis, "columns"), (row_spacing, row_axis, "rows")):
+            if abs(spacing - sizes[axis]) > SPACING_TOLERANCE_MM:
+                raise InputError(f"{path}: cannot be placed on the grid of {source}: its pixel spacing "
+                                 f"{_numbers(frame['PixelSpacing'])} mm (rows, columns) differs from the grid's voxel "
+                                 f"size along its {what}, {sizes[axis]:.6g} mm (spacing); resample one onto the "
+                                 "other's grid first")
+        slice_axis = 3 - column_axis - row_axis
+        between = frame.get("SpacingBetweenSlices")
+        if between is not None and abs(between - sizes[slice_axis]) > max(SPACING_TOLERANCE_MM,
+                                                                          1e-3 * sizes[slice_axis]):
+            raise InputError(f"{path}: cannot be placed on the grid of {source}: its spacing between slices, "
+                             f"{between:.6g} mm, differs from the grid's voxel size across its frames, "
+                             f"{sizes[slice_axis]:.6g} mm (spacing); resample one onto the other's grid first")
+        position = np.asarray(frame["ImagePositionPatient"], dtype=np.float64) * _LPS_TO_RAS
+        voxel = (inverse @ np.append(position, 1.0))[:3]
+        whole = np.rint(voxel)
+        off = float(np.linalg.norm(affine[:3, :3] @ (voxel - whole)))
+        tolerance = max(0.01, 0.1 * min(row_spacing, column_spacing))
+        if off > tolerance:
+            raise InputError(f"{path}: cannot be placed on the grid of {source}: its frame {index + 1} lies {off:.3g} "
+                             f"mm off the grid's voxel centres (off-lattice; tolerance {tolerance:.3g} mm): its first "
+                             f"pixel, at {_numbers(frame['ImagePositionPatient'])} (LPS), falls at voxel "
+                             f"{_numbers(voxel)}; resample one onto the other's grid first")
+        found.append((column_axis, column_step, row_axis, row_step, tuple(int(v) for v in whole)))
+    return found
+
+
+def _on_grid(mask: np.ndarray, placement, shape: tuple[int, int, int]) -> tuple[tuple | None, np.ndarray, int]:
+    """A frame's ``mask`` (rows, columns) as a block of the grid: ``(selector, block mask, labelled pixels outside
+    the grid)``; the selector is None where no pixel of the frame is on the grid."""
+    column_axis, column_step, row_axis, row_step, origin = placement
+    block = mask.T  # (column, row)
+    starts = [origin[column_axis], origin[row_axis]]
+    if column_step < 0:
+        block = block[::-1, :]
+        starts[0] -= block.shape[0] - 1
+    if row_step < 0:
+        block = block[:, ::-1]
+        starts[1] -= block.shape[1] - 1
+    slice_axis = 3 - column_axis - row_axis
+    axes = (column_axis, row_axis, slice_axis)
+    starts.append(origin[slice_axis])
+    extents = [block.shape[0], block.shape[1], 1]
+    low = [max(0, -s) for s in starts]
+    high = [max(lo, min(n, shape[a] - s)) for lo, n, a, s in zip(low, extents, axes, starts)]
+    inside = block[low[0]:high[0], low[1]:high[1]]
+    labelled_outside = int(np.count_nonzero(block)) - int(np.count_nonzero(inside))
+    if any(hi <= lo for lo, hi in zip(low, high)):
+        return None, inside, labelled_outside
+    selector = [slice(None)] * 3
+    for a, s, lo, hi in zip(axes, starts, low, high):
+        selector[a] = slice(s + lo, s + hi)
+    order = np.argsort(axes)  # the block's dimensions (column, row, slice) put in the grid's axis order
+    placed = np.transpose(inside[:, :, None], order)
+    return tuple(selector), placed, labelled_outside

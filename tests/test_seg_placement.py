@@ -1,0 +1,205 @@
+"""A DICOM SEG placed by its own frames' geometry on the grid of an image converted from its series (a NIfTI on the
+series' grid, in any voxel order), and refused, one line naming both files, where its frames are off that grid."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dicom_factory import slice_positions, stored_values, write_series
+
+from medseg.cli import main
+from medseg.errors import InputError
+from medseg.io.dicom import read_dicom_series
+from medseg.io.dicom_seg import read_dicom_seg, write_dicom_seg
+from medseg.io.seg_placement import read_seg_on_grid
+
+SHAPE = (24, 20, 7)
+NAMES = {0: "background", 1: "odd", 2: "corner"}
+OBLIQUE = (0.0, 0.8, 0.6, 0.0, -0.6, 0.8)
+
+
+def label_rule(values: np.ndarray) -> np.ndarray:
+    """1 where the stored value is a multiple of 5, 2 in the low-index corner (an asymmetric region)."""
+    labels = np.zeros(values.shape, np.uint8)
+    labels[np.mod(values, 5) == 0] = 1
+    labels[values < 120] = 2
+    return labels
+
+
+@pytest.fixture
+def case(tmp_path):
+    """A synthetic axial series (0.8 × 0.6 mm pixels, slices 2 mm apart), its SEG (labels 1 and 2) and the labels
+    that SEG reads as on the series' own images (today's placement)."""
+    values = stored_values(SHAPE, seed=23)
+    write_series(tmp_path / "series", values, slice_positions(SHAPE[2], 2.0), seed=2)
+    volume = read_dicom_series(tmp_path / "series")
+    write_dicom_seg(label_rule(values), volume, tmp_path / "ref.dcm", NAMES, "test-model")
+    expected = read_dicom_seg(tmp_path / "ref.dcm", volume, NAMES)
+    assert np.array_equal(expected, label_rule(values)) and set(np.unique(expected)) == {0, 1, 2}
+    return volume, expected, tmp_path / "ref.dcm"
+
+
+def flipped(array: np.ndarray, affine: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same voxels with ``axis`` reversed, and the affine that keeps each in place."""
+    change = np.eye(4)
+    change[axis, axis] = -1
+    change[axis, 3] = array.shape[axis] - 1
+    return np.flip(array, axis), affine @ change
+
+
+def swapped(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same voxels with axes i and j exchanged."""
+    change = np.eye(4)[[1, 0, 2, 3]]
+    return np.transpose(array, (1, 0, 2)), affine @ change
+
+
+def test_a_seg_placed_by_its_geometry_equals_its_placement_on_its_series_in_any_voxel_order(case):
+    """On the series' own grid, and on the same voxels stored LPS instead of RAS (i and j reversed), slices in
+    reverse order, and i and j exchanged: the labels read are those of the series' images, voxel for voxel."""
+    volume, expected, seg = case
+    placed = read_seg_on_grid(seg, volume.shape, volume.affine, "series.nii.gz", NAMES)
+    assert placed.dtype == np.uint8 and np.array_equal(placed, expected)
+    array, affine = expected, np.asarray(volume.affine, float)
+    array, affine = flipped(*flipped(array, affine, 0), 1)  # LPS voxel order (as ITK writes a series)
+    array, affine = flipped(array, affine, 2)  # slices in reverse order
+    assert np.array_equal(read_seg_on_grid(seg, array.shape, affine, "lps.nii.gz", NAMES), array)
+    array, affine = swapped(array, affine)
+    assert array.shape == (20, 24, 7)
+    assert np.array_equal(read_seg_on_grid(seg, array.shape, affine, "swapped.nii.gz", NAMES), array)
+
+
+def test_frames_reaching_past_the_grid_are_cropped_where_empty_and_refused_where_labelled(case):
+    """A grid of the series' first 20 columns: the SEG's frames reach 4 columns past it. Empty there, they are cropped;
+    labelled there, the SEG is refused in one line."""
+    volume, expected, seg = case
+    empty_beyond = expected.copy()
+    empty_beyond[20:] = 0
+    write_dicom_seg(empty_beyond, volume, seg.with_name("cropped.dcm"), NAMES, "test-model")
+    placed = read_seg_on_grid(seg.with_name("cropped.dcm"), (20, 20, 7), volume.affine, "crop.nii.gz", NAMES)
+    assert np.array_equal(placed, expected[:20])
+    outside = int(np.count_nonzero(expected[20:]))
+    assert outside > 0
+    with pytest.raises(InputError) as caught:
+        read_seg_on_grid(seg, (20, 20, 7), volume.affine, "crop.nii.gz", NAMES)
+    assert str(caught.value) == (f"{seg}: {outside} labelled pixel(s) of its frames lie outside the grid of "
+                                 "crop.nii.gz (shape (20, 20, 7)): not a segmentation of that image; not scored")
+
+
+@pytest.mark.parametrize("kind", ["orientation", "spacing", "slice spacing", "off-lattice"])
+def test_a_seg_off_the_grid_is_refused_in_one_line_naming_both_files(case, tmp_path, capsys, kind):
+    """Frames whose rows run along no voxel axis, a grid of other pixel or slice spacing, a grid shifted by 0.3 of a
+    voxel: `medseg evaluate` says which, naming the SEG and the prediction, exit 1, and writes nothing."""
+    volume, expected, seg = case
+    affine = np.asarray(volume.affine, float).copy()
+    if kind == "orientation":  # the SEG of an oblique series against the axial grid
+        write_series(tmp_path / "oblique", stored_values(SHAPE, seed=23), slice_positions(SHAPE[2], 2.0,
+                     orientation=OBLIQUE), orientation=OBLIQUE, seed=2)
+        oblique = read_dicom_series(tmp_path / "oblique")
+        seg = tmp_path / "oblique.dcm"
+        write_dicom_seg(expected, oblique, seg, NAMES, "test-model")
+        pattern = (r"cannot be placed on the grid of \S+pred.nii.gz: the orientation of its frame 1, "
+                   r"\[0, 0.8, 0.6, 0, -0.6, 0.8\] \(LPS\), does not run along the grid's voxel axes "
+                   r"\(\[1, 0, 0\], \[0, 1, 0\], \[0, 0, 1\] in LPS\); score it against the DICOM series it "
+                   r"segments, or an image converted from it without resampling; not scored")
+    elif kind == "spacing":
+        affine[:3, 0] *= 0.81 / 0.6  # columns 0.81 mm apart where the SEG's are 0.6 mm
+        pattern = (r"cannot be placed on the grid of \S+pred.nii.gz: its pixel spacing \[0.8, 0.6\] mm \(rows, "
+                   r"columns\) differs from the grid's voxel size along its columns, 0.81 mm \(spacing\); resample "
+                   r"one onto the other's grid first; not scored")
+    elif kind == "slice spacing":
+        affine[:3, 2] *= 1.5  # slices 3 mm apart where the SEG's are 2 mm
+        pattern = (r"cannot be placed on the grid of \S+pred.nii.gz: its spacing between slices, 2 mm, differs from "
+                   r"the grid's voxel size across its frames, 3 mm \(spacing\); resample one onto the other's grid "
+                   r"first; not scored")
+    else:
+        affine[:3, 3] += affine[:3, 1] * 0.3  # 0.3 of a row: 0.24 mm
+        pattern = (r"cannot be placed on the grid of \S+pred.nii.gz: its frame 1 lies 0.24 mm off the grid's voxel "
+                   r"centres \(off-lattice; tolerance 0.06 mm\): its first pixel, at \[[-\d., ]+\] \(LPS\), falls at "
+                   r"voxel \[0, -0.3, \d\]; resample one onto the other's grid first; not scored")
+    nib.save(nib.Nifti1Image(expected, affine), tmp_path / "pred.nii.gz")
+    with pytest.raises(InputError, match=re.escape(str(seg)) + ": " + pattern + "$"):
+        read_seg_on_grid(seg, SHAPE, affine, tmp_path / "pred.nii.gz", NAMES)
+    code, _, err = _main(["evaluate", str(tmp_path / "pred.nii.gz"), str(seg), "-o", str(tmp_path / "m.json")],
+                         capsys)
+    assert code == 1 and not (tmp_path / "m.json").exists()
+    assert re.fullmatch("medseg: error: " + re.escape(str(seg)) + ": " + pattern, err.strip().splitlines()[-1])
+
+
+def test_evaluate_scores_a_prediction_of_a_converted_series_against_its_seg(case, tmp_path, capsys):
+    """A prediction on a conversion of the series (LPS voxel order, slices reversed) without a sidecar: the SEG is
+    placed on its grid, each segment its segment number; with a sidecar whose input is that NIfTI (as medseg infer
+    of it writes), under the sidecar's names. Dice from the known overlap: label 1 missed on one slice."""
+    volume, expected, seg = case
+    array, affine = flipped(*flipped(expected, np.asarray(volume.affine, float), 0), 1)
+    array, affine = flipped(array, affine, 2)
+    prediction = array.copy()
+    prediction[:, :, 3][prediction[:, :, 3] == 1] = 0
+    kept = int(np.count_nonzero(prediction == 1))
+    total = int(np.count_nonzero(array == 1))
+    dice = 2 * kept / (kept + total)
+    nib.save(nib.Nifti1Image(prediction, affine), tmp_path / "conv_seg.nii.gz")
+    code, out, err = _main(["evaluate", str(tmp_path / "conv_seg.nii.gz"), str(seg), "--json"], capsys)
+    assert code == 0, err
+    labels = json.loads(out)["labels"]
+    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {
+        "1": ("label_1", pytest.approx(dice, abs=1e-12)), "2": ("label_2", 1.0)}
+    assert labels["1"]["ref_volume_ml"] == pytest.approx(total * 0.8 * 0.6 * 2.0 / 1000)
+    (tmp_path / "conv_seg.json").write_text(json.dumps({"input": str(tmp_path / "conv.nii.gz"), "labels": NAMES}))
+    code, out, err = _main(["evaluate", str(tmp_path / "conv_seg.nii.gz"), str(seg), "--json"], capsys)
+    assert code == 0, err
+    labels = json.loads(out)["labels"]
+    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {
+        "1": ("odd", pytest.approx(dice, abs=1e-12)), "2": ("corner", 1.0)}
+
+
+def _main(args: list[str], capsys) -> tuple[int, str, str]:
+    """``medseg ARGS``: exit code, stdout, stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    printed = capsys.readouterr()
+    return int(exit_info.value.code or 0), printed.out, printed.err
+
+
+def _foreign_seg(path, sources, pixels, names, kind):
+    """A SEG as another tool writes one (highdicom directly): masks (slices, rows, columns, segments), or a label map
+    (slices, rows, columns) for ``kind`` LABELMAP."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    descriptions = [hd.seg.SegmentDescription(
+        segment_number=n + 1, segment_label=name, segmented_property_category=codes.SCT.Tissue,
+        segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for n, name in enumerate(names)]
+    hd.seg.Segmentation(
+        source_images=sources, pixel_array=pixels, segmentation_type=getattr(hd.seg.SegmentationTypeValues, kind),
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=99, sop_instance_uid=hd.UID(),
+        instance_number=1, manufacturer="other", manufacturer_model_name="other", software_versions="1",
+        device_serial_number="0").save_as(str(path))
+
+
+def test_a_label_map_seg_is_placed_and_overlapping_segments_are_refused_as_on_the_series(case, tmp_path):
+    """Another tool's LABELMAP SEG (pixel values are segment numbers) placed on the grid with its rows reversed; two
+    BINARY segments of two labels that overlap are refused as on the series, naming both."""
+    import pydicom
+
+    volume, _, _ = case
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
+    label_map = np.zeros((SHAPE[2], SHAPE[1], SHAPE[0]), np.uint8)  # (slices, rows, columns)
+    label_map[:, 2:8, 3:9] = 1
+    label_map[1:4, 12:16, :] = 2
+    _foreign_seg(tmp_path / "labelmap.dcm", sources, label_map, ["odd", "corner"], "LABELMAP")
+    expected, affine = flipped(label_map.transpose(2, 1, 0), np.asarray(volume.affine, float), 1)
+    placed = read_seg_on_grid(tmp_path / "labelmap.dcm", SHAPE, affine, "rows_reversed.nii.gz", NAMES)
+    assert np.array_equal(placed, expected) and int(np.count_nonzero(placed == 2)) == 3 * 4 * 24
+    masks = np.zeros((SHAPE[2], SHAPE[1], SHAPE[0], 2), bool)
+    masks[:, 0:10, :, 0] = True
+    masks[:, 5:15, :, 1] = True  # rows 5-9 in both: 5 × 24 × 7 voxels
+    _foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["odd", "corner"], "BINARY")
+    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'odd' and 'corner' overlap in 840 voxel\(s\); a "
+                                         r"reference label map holds one label per voxel"):
+        read_seg_on_grid(tmp_path / "overlap.dcm", SHAPE, affine, "rows_reversed.nii.gz", NAMES)
