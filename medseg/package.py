@@ -285,10 +285,17 @@ def validate_config(config: dict, where: str) -> None:
             f"U-Net, where instance norm is undefined; make a side larger than {2 ** arch.get('depth', 4)}"
         )
     context = config["inference"].get("context_slices", 0)
-    if arch["in_channels"] != 2 * context + 1:
+    modalities = config.get("modalities")
+    if modalities is None and arch["in_channels"] != 2 * context + 1:
         raise ModelPackageError(
             f"{where}: in_channels={arch['in_channels']} does not match context_slices={context} "
             f"(expected {2 * context + 1})"
+        )
+    if modalities is not None and arch["in_channels"] != len(modalities) * (2 * context + 1):
+        raise ModelPackageError(
+            f"{where}: in_channels={arch['in_channels']} does not match {len(modalities)} modalities "
+            f"({', '.join(modalities)}) with context_slices={context} (expected {len(modalities)} × "
+            f"{2 * context + 1} = {len(modalities) * (2 * context + 1)})"
         )
 
 
@@ -420,6 +427,18 @@ class ModelPackage:
         return {int(k): v for k, v in self.config.get("label_codes", {}).items()}
 
     @property
+    def modalities(self) -> list[str] | None:
+        """The input modalities the model takes, in channel order (``model.json``'s ``modalities``); None for a
+        model of one image per case (every package made before modalities could be declared)."""
+        modalities = self.config.get("modalities")
+        return list(modalities) if modalities is not None else None
+
+    @property
+    def n_modalities(self) -> int:
+        """How many images (modalities) a case gives the model: 1 unless ``modalities`` declares more."""
+        return len(self.config.get("modalities") or [None])
+
+    @property
     def weights_path(self) -> Path:
         """The safetensors file of the weights."""
         return self.path / self.config["weights"]["file"]
@@ -450,6 +469,8 @@ class ModelPackage:
                                           for key in ("slice_axis", "flip_tta")}}
         applied = {"architecture": self.config["architecture"], "labels": self.config["labels"],
                    "preprocessing": _as_applied("preprocessing", self.preprocessing), "inference": inference}
+        if self.modalities is not None:  # declared: the channel order decides the segmentation (none: as before)
+            applied["modalities"] = self.modalities
         return hashlib.sha256(json.dumps(applied, sort_keys=True).encode()).hexdigest()
 
     def check_weights(self) -> None:

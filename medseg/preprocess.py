@@ -87,11 +87,18 @@ def intensity_transform(pre: dict, key: str = "image"):
     return None
 
 
-def build_transforms(pre: dict, with_label: bool = False) -> Compose:
-    """Channel-first, orientation, spacing and intensity transforms for ``image`` (and ``label``)."""
+def build_transforms(pre: dict, with_label: bool = False, channels: int = 1) -> Compose:
+    """Channel-first, orientation, spacing and intensity transforms for ``image`` (and ``label``). ``channels`` > 1:
+    the image is ``(X, Y, Z, C)``, its modalities on the last axis, each normalised on its own (z-score is
+    channel-wise; a window applies to each channel alike)."""
     keys = ("image", "label") if with_label else ("image",)
     modes = ("bilinear", "nearest") if with_label else ("bilinear",)
-    transforms = [EnsureChannelFirstd(keys=keys, channel_dim="no_channel")]
+    if channels > 1:
+        transforms = [EnsureChannelFirstd(keys="image", channel_dim=-1)]
+        if with_label:
+            transforms.append(EnsureChannelFirstd(keys="label", channel_dim="no_channel"))
+    else:
+        transforms = [EnsureChannelFirstd(keys=keys, channel_dim="no_channel")]
     transforms += spatial_transforms(pre, keys, modes)
     intensity = intensity_transform(pre)
     if intensity is not None:
@@ -135,20 +142,23 @@ def check_resampling_size(volume: Volume, pre: dict, per_model_voxel: int = 0, d
     32³ image whose header says 50 mm voxels becomes 1600³ at 1 mm); the message names the header's spacing.
     ``doing``: what the cgroup warning (:func:`warn_over_cgroup`) says the memory is for; None: no such warning
     (training warns once for its whole set of cases)."""
-    check_grid_size(volume.source, volume.shape[:3], volume.affine, pre, per_model_voxel, doing)
+    check_grid_size(volume.source, volume.shape[:3], volume.affine, pre, per_model_voxel, doing,
+                    channels=volume.channels)
 
 
 def grid_memory(shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0,
-                scoring: bool = False) -> tuple[int, tuple[int, ...]]:
-    """Bytes the guard charges for a grid (see :func:`check_grid_size`), and its shape in model space."""
+                scoring: bool = False, channels: int = 1) -> tuple[int, tuple[int, ...]]:
+    """Bytes the guard charges for a grid (see :func:`check_grid_size`) of ``channels`` modalities, and its shape
+    in model space."""
     shape = tuple(int(n) for n in shape)
     resamples = any(float(v or 0) for v in pre.get("spacing_mm") or [])
     model_shape = grid_model_shape(shape, affine, pre) if resamples else shape
-    return charged_bytes(math.prod(shape), math.prod(model_shape), resamples, per_model_voxel, scoring), model_shape
+    return charged_bytes(math.prod(shape), math.prod(model_shape), resamples, per_model_voxel, scoring,
+                         channels), model_shape
 
 
 def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dict, per_model_voxel: int = 0,
-                    doing: str | None = "segmenting it", scoring: bool = False) -> None:
+                    doing: str | None = "segmenting it", scoring: bool = False, channels: int = 1) -> None:
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
     and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
@@ -156,7 +166,8 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
     31 GB that resampling it would. ``per_model_voxel``: bytes the inference itself holds per model-space voxel
     beyond that (an ensemble over slicing axes keeps two float32 class-probability volumes: 8 bytes per class).
     ``scoring``: the volume is scored against a reference afterwards, charged at least ``SCORING_BYTES_PER_VOXEL``
-    a voxel."""
+    a voxel. ``channels``: the modalities each voxel holds (a 4D input of C of them is C volumes to read, resample
+    and normalise: charged C times)."""
     memory = physical_memory()
     shape = tuple(int(n) for n in shape)
     spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0))
@@ -172,7 +183,7 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
             raise InputError(f"{source}: resampling its {'×'.join(map(str, shape))} voxels of {spacing_text} "
                              f"mm to the model's {wanted_text} mm gives about {estimate:.3g} voxels, more than any "
                              "machine's memory holds; check the voxel size in the header, and the model's spacing_mm")
-    needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel, scoring)
+    needed, model_shape = grid_memory(shape, affine, pre, per_model_voxel, scoring, channels)
     if memory is None or needed <= memory:
         if doing is not None:
             warn_over_cgroup(source, needed, memory, doing)
@@ -245,6 +256,14 @@ def check_not_constant(volume: Volume, nothing: str = "there is nothing to segme
     everywhere, and the model's answer (often one label for the whole volume) says nothing about it; a network
     trained on it learns nothing from it. ``nothing``: what that means for the caller."""
     array = volume.array
+    if volume.channels > 1:  # a blank modality: each is normalised on its own, and one of them says nothing
+        for index in range(volume.channels):
+            channel = array[..., index]
+            if channel.size and float(channel.min()) == float(channel.max()):
+                raise InputError(f"{volume.source}: every voxel of channel {index} (modality {index + 1} of "
+                                 f"{volume.channels}) holds {float(channel.flat[0]):g}: {nothing} (a blank or failed "
+                                 "export?)")
+        return
     if array.size and float(array.min()) == float(array.max()):
         raise InputError(f"{volume.source}: every voxel holds {float(array.flat[0]):g}: {nothing} "
                          "(a blank or failed export?)")

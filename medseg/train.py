@@ -664,12 +664,14 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     from medseg.io.nifti import read_nifti
     from medseg.metrics import place_onto_grid
     from medseg.preprocess import build_transforms, invert_labels, to_model_space
+    from medseg.training_cases import read_case_image
 
-    transforms = build_transforms(segmenter.package.preprocessing)
+    channels = segmenter.package.n_modalities
+    transforms = build_transforms(segmenter.package.preprocessing, channels=channels)
     segmenter.net.eval()
     scores: dict[int, list[float]] = {v: [] for v in labels if v != 0}
     for case in cases:
-        volume = read_nifti(case.image_path, hash_input=False)
+        volume = read_case_image(case, segmenter.package.modalities or 1, hash_input=False)
         # placed as loading placed it: re-indexed, or a box of the image's grid zero-padded onto it
         reference = place_onto_grid(read_nifti(case.label_path, hash_input=False, labels=True), volume,
                                     log_box=False).array

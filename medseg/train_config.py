@@ -124,9 +124,11 @@ def tile_side(side: int, step: int = _TILE_STEP) -> int:
 
 def default_config(values: list[int] | dict[int, Path], name: str = "model", where: str = "labels",
                    tile: list[int] | None = None, names: dict[int, str] | None = None,
-                   data: dict[str, str] | None = None) -> dict:
+                   data: dict[str, str] | None = None, modalities: list[str] | None = None) -> dict:
     """The config used when none is given: a small 2.5D U-Net for labels ``values`` (named ``label_N``, or as
     ``names`` has them: a dataset.json's, whose values may add labels no file holds), ``data`` the card's notes.
+    ``modalities``: the input modalities of a multi-modal set, in channel order (the network then takes each with
+    its neighbouring slices: ``in_channels`` = 3 × their number); None (or one): one image a case.
 
     Labels may skip values (BraTS's 0, 1, 2, 4; FreeSurfer's): the network gets one output class per value, class k
     the k-th smallest; more than :data:`~medseg.numbers.IMAGE_LIKE_VALUES` scattered values in the files (not
@@ -154,13 +156,15 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
                             "in a config given with -c")
     if len(values) == 1:  # background only: one foreground label, as the network has two classes at least
         values.append(1)
+    several = modalities is not None and len(modalities) > 1
     return {
         "format": "medseg-model/1",
         "name": name,
         "version": "1",
         "description": DEFAULT_DESCRIPTION,
-        "architecture": {"type": "unet2d", "in_channels": 3, "n_classes": len(values), "base_width": 16,
-                         "depth": 4, "dropout": 0.0, "norm": "batch"},
+        **({"modalities": list(modalities)} if several else {}),
+        "architecture": {"type": "unet2d", "in_channels": 3 * (len(modalities) if several else 1),
+                         "n_classes": len(values), "base_width": 16, "depth": 4, "dropout": 0.0, "norm": "batch"},
         # one output class per value, class k the k-th smallest (medseg.label_map): 0, 1, 2, 4 need no recoding
         "labels": {str(v): default_label_name(v, names) for v in values},
         "preprocessing": copy.deepcopy(DEFAULT_PREPROCESSING),

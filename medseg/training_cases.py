@@ -46,7 +46,8 @@ from medseg.volume import slicer_segmentation_ending, stem
 if TYPE_CHECKING:
     from medseg.io.dataset_json import DatasetDocument
 
-__all__ = ["LabelsFrom", "TrainCase", "check_case_list", "check_label_presence", "check_training_foreground",
+__all__ = ["LabelsFrom", "TrainCase", "case_channels", "check_case_channels", "check_case_list",
+           "read_case_image", "check_label_presence", "check_training_foreground",
            "data_hashes", "label_values", "load_cases", "padded_labels_text", "pair_cases"]
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class TrainCase:
     # where the label file is a box of the image's voxel lattice, zero-padded onto its grid: the box's shape and its
     # first voxel's index on the image's grid (as scoring records ``reference_sub_box``)
     label_box: dict | None = None
+    # nnU-Net's channel files of a multi-modal case (case_0000, case_0001, ...; ``image_path`` is the first), in
+    # channel order; None for a case of one image file (3D, or 4D holding its modalities)
+    channel_paths: list[Path] | None = None
 
     def view(self, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Image ``(C, A, B, S)`` and label ``(A, B, S)`` turned so that model-space ``axis`` is last."""
@@ -305,25 +309,22 @@ def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpair
     unpaired = [images[n] for n in sorted(set(images) - set(labels))]
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
     shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
-    channels = [n for n in set(images) - set(labels) if (split := nnunet_channel(n)) is not None and split[0] in paired
-                and stem(images[split[0]]).endswith("_0000")]  # beside a paired case_0000: its channel 1, 2…
-    if unpaired and allow_unpaired:  # left out as asked, but said: further channels of a case would go unseen
-        log.warning("%s: left out %s without a counterpart of the same name%s: %s", images_dir,
-                    counted(len(unpaired), "file"), f", {len(channels)} of them further input channels of a paired "
-                    "case (nnU-Net's _0001…; medseg trains on the _0000 image alone)" if channels else "", shown)
+    # beside a paired case_0000: its channels 1, 2… (nnU-Net's layout of a multi-modal case), taken with it
+    channel_files, taken = _channel_files(images, paired)
+    if taken:
+        unpaired = [images[n] for n in sorted(set(images) - set(labels) - taken)]
+        unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
+        shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
+    if unpaired and allow_unpaired:  # left out as asked, but said
+        log.warning("%s: left out %s without a counterpart of the same name: %s", images_dir,
+                    counted(len(unpaired), "file"), shown)
     if unpaired and not allow_unpaired:
-        if len(channels) == len(unpaired):  # nothing else is amiss: a multi-channel set, refused as such
-            raise TrainingError(_channels_refused(images_dir, channels, images) + _shape_mismatches(
-                [TrainCase(name, images[name], labels[name]) for name in paired]))
-        hint = (f"; {len(channels)} of them (e.g. {images[min(channels)].name}) "
-                f"{'looks' if len(channels) == 1 else 'look'} like further input channels of a paired case (nnU-Net's "
-                "_0001…), and medseg trains on one image per case" if channels else "")
         raise TrainingError(
             f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
-            f"(images in {images_dir}, labels in {labels_dir}): {shown}{_case_only(images, labels)}{hint}"
+            f"(images in {images_dir}, labels in {labels_dir}): {shown}{_case_only(images, labels)}"
             + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
         )
-    return [TrainCase(name, images[name], labels[name]) for name in paired]
+    return _with_channels([TrainCase(name, images[name], labels[name]) for name in paired], channel_files)
 
 
 def _listed_cases(images_dir: Path, labels_dir: Path, listed, scene: bool = False) -> list[TrainCase]:
@@ -357,30 +358,107 @@ def _listed_cases(images_dir: Path, labels_dir: Path, listed, scene: bool = Fals
                             f"{'is' if one else 'are'} not there: {shown}; restore {'it' if one else 'them'}, or "
                             f"take {'its entry' if one else 'their entries'} out of the dataset.json's training list")
     unlisted = [path for path in [*image_files.values(), *label_files.values()] if path not in used]
-    channels = [name for name, path in image_files.items() if path not in used
-                and (split := nnunet_channel(name)) is not None and split[0] in cases
-                and stem(cases[split[0]].image_path).endswith("_0000")]
-    if channels:  # beside a listed case_0000: its further channels, refused as such
-        raise TrainingError(_channels_refused(images_dir, channels, image_files))
+    # beside a listed case_0000: its further channels (nnU-Net's multi-modal layout), taken with it
+    by_case = {case_id: case.image_path for case_id, case in cases.items()}
+    unused = {name: path for name, path in image_files.items() if path not in used}
+    channel_files, taken = _channel_files({**unused, **by_case}, list(cases))
+    unlisted = [path for path in unlisted if path not in {unused[name] for name in taken}]
     if unlisted:
         shown = ", ".join(f"{path.parent.name}/{path.name}" for path in unlisted[:5])
         log.warning("%s: left out %s of %s and %s that its training list does not name (trained on: the %s it "
                     "lists): %s%s", listed.path, counted(len(unlisted), "file"), images_dir, labels_dir,
                     counted(len(cases), "case"), shown, f" … and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
-    return [cases[case_id] for case_id in sorted(cases)]
+    return _with_channels([cases[case_id] for case_id in sorted(cases)], channel_files)
 
 
-def _channels_refused(images_dir: Path | str, channels: list[str], images: dict[str, Path]) -> str:
-    """The one line refusing an nnU-Net set of several input channels per case (``case_0000``, ``case_0001``, …,
-    one label ``case``): medseg trains on one image per case."""
-    cases = sorted({name[:-5] for name in channels})
-    suffixes = sorted({"_0000"} | {name[-5:] for name in channels})
-    first = images[min(channels)]
-    shown = ", ".join(suffixes[:4]) + (", …" if len(suffixes) > 4 else "")
-    return (f"{first}: {counted(len(cases), 'case')} {'has' if len(cases) == 1 else 'have'} several input channels "
-            f"({shown}: nnU-Net's channel suffixes); medseg trains on one image per case and does not support "
-            f"multi-channel input; to train on the first channel alone, move the other channels' files (_0001…) out of "
-            f"{images_dir}")
+def _channel_files(images: dict[str, Path], cases) -> tuple[dict[str, dict[int, Path]], set[str]]:
+    """nnU-Net's further channel files (``case_0001``, ``case_0002``…, keys of ``images`` by file stem) of the
+    ``cases`` whose image is ``case_0000`` (``images[case]``): each such case's files by channel number, its
+    ``_0000`` among them, and the keys of ``images`` so taken."""
+    cases = set(cases)
+    found: dict[str, dict[int, Path]] = {}
+    taken: set[str] = set()
+    for name, path in images.items():
+        split = nnunet_channel(name)
+        if split is None or split[1] == "0000" or split[0] not in cases or split[0] not in images:
+            continue
+        if not stem(images[split[0]]).endswith("_0000"):
+            continue
+        found.setdefault(split[0], {0: images[split[0]]})[int(split[1])] = path
+        taken.add(name)
+    return found, taken
+
+
+def _with_channels(cases: list[TrainCase], channel_files: dict[str, dict[int, Path]]) -> list[TrainCase]:
+    """``cases`` with their nnU-Net channel files (:func:`_channel_files`) as ``channel_paths``. Every case needs one
+    file per channel, numbered from ``_0000`` without a gap, and as many as the others: a missing one is refused in
+    one line naming the file, and the case that has it."""
+    if not channel_files:
+        return cases
+    count = max(max(files) + 1 for files in channel_files.values())
+    fullest = next(case for case, files in sorted(channel_files.items()) if max(files) + 1 == count)
+    for case in cases:
+        files = channel_files.get(case.case_id, {0: case.image_path})
+        missing = next((index for index in range(count) if index not in files), None)
+        if missing is not None:
+            first = files[0]
+            name = stem(first)
+            base = name[:-5] if name.endswith("_0000") else name
+            expected = first.with_name(f"{base}_{missing:04d}{first.name[len(name):]}")
+            raise TrainingError(f"{expected}: not there, where case {fullest!r} has {count} channel files "
+                                f"(_0000 … _{count - 1:04d}); every case needs one file per input channel (modality), "
+                                "numbered alike")
+        case.channel_paths = [files[index] for index in range(count)]
+    return cases
+
+
+def case_channels(cases: list[TrainCase]) -> int:
+    """The input channels (modalities) the ``cases`` give, the same for all of them: nnU-Net's channel files, or a
+    4D image's last axis (from its header), else 1. Cases that differ are a :class:`TrainingError` naming the
+    first that differs from the first case."""
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_grid
+
+    def channels(case: TrainCase) -> int:
+        if case.channel_paths:
+            return len(case.channel_paths)
+        try:
+            shape, _ = read_grid(case.image_path)
+        except (ImageReadError, InputError):
+            return 1  # reading the case names the problem
+        return int(shape[3]) if len(shape) == 4 else 1
+
+    if not cases:
+        return 1
+    first = channels(cases[0])
+    for case in cases[1:]:
+        found = channels(case)
+        if found != first:
+            raise TrainingError(f"{case.image_path}: {_channels_text(found)}, where {cases[0].image_path} has "
+                                f"{_channels_text(first)}; every case needs the same modalities, in the same order")
+    return first
+
+
+def _channels_text(count: int) -> str:
+    return "one channel (a 3D image)" if count == 1 else f"{count} channels"
+
+
+def check_case_channels(cases: list[TrainCase], config: dict, where: str = "the config") -> None:
+    """Refuse cases whose channel count (:func:`case_channels`) is not the modalities ``config`` declares (one
+    image per case when it declares none), in one line naming a case's file, the counts, and what to change."""
+    declared = config.get("modalities")
+    wanted = len(declared) if declared else 1
+    found = case_channels(cases)
+    if found == wanted:
+        return
+    if declared:
+        raise TrainingError(f"{cases[0].image_path}: {_channels_text(found)}, but {where} declares {wanted} modalities "
+                            f"({', '.join(declared)}); give images of {wanted} channels, or declare the modalities "
+                            "they hold")
+    names = ", ".join(f"channel{index}" for index in range(found))
+    raise TrainingError(f"{cases[0].image_path}: {found} channels (modalities), but {where} declares none (one image "
+                        f"a case); declare them, as \"modalities\": [{names}] with in_channels = {found} × (2 × "
+                        "context_slices + 1), or train without -c")
 
 
 def _case_only(images: dict[str, Path], labels: dict[str, Path]) -> str:
@@ -441,16 +519,19 @@ def check_case_list(cases, role: str) -> None:
                      "load_cases(pair_cases(images_folder, labels_folder), config) returns")
 
 
-def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
+def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") -> list[TrainCase]:
     """Read, check and bring every case into model space. A case that cannot be trained on does not stop the
     others' checks: every such case is named in one line (the error itself where there is one). Label files that
     are boxes of their image's grid, zero-padded onto it, are told in one info line for all
-    (:func:`padded_labels_text`)."""
+    (:func:`padded_labels_text`). The cases' channels must be the modalities the config declares (``where`` names
+    it): :func:`check_case_channels`."""
     check_case_list(cases, "the cases")
+    check_case_channels(cases, config, where)
     from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch
 
     pre = config["preprocessing"]
-    transforms = build_transforms(pre, with_label=True)
+    n_channels = len(config.get("modalities") or [None])
+    transforms = build_transforms(pre, with_label=True, channels=n_channels)
     declared = {int(k) for k in config["labels"]}
     axes = slice_axes(config["inference"])
     first: MedsegError | None = None
@@ -458,7 +539,7 @@ def load_cases(cases: list[TrainCase], config: dict) -> list[TrainCase]:
     _check_cases_fit(cases, pre, physical_memory())
     for case in cases:
         try:
-            _load_case(case, pre, transforms, declared, axes)
+            _load_case(case, pre, transforms, declared, axes, config.get("modalities"))
         except MedsegError as error:
             if isinstance(error.__cause__ or error.__context__, MemoryError):
                 raise  # the machine is short of memory: the other cases would only be short of it too
@@ -500,7 +581,7 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
             shape, affine = read_grid(case.image_path)
         except (ImageReadError, InputError):
             continue
-        channels = math.prod(shape[3:]) if len(shape) > 3 else 1
+        channels = len(case.channel_paths) if case.channel_paths else math.prod(shape[3:]) if len(shape) > 3 else 1
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -521,7 +602,30 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
     warn_over_cgroup(cases[0].image_path.parent, total, memory, f"training on its {len(cases)} cases")
 
 
-def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes) -> None:
+def read_case_image(case: TrainCase, n_channels: int | list[str] = 1, hash_input: bool = True):
+    """A case's image as a :class:`~medseg.volume.Volume`: its nnU-Net channel files stacked, a 4D image of
+    ``n_channels`` modalities (their count, or their names), or one 3D image."""
+    names = n_channels if isinstance(n_channels, list) else None
+    n_channels = len(n_channels) if isinstance(n_channels, list) else n_channels
+    from medseg.io.nifti import read_nifti
+
+    if case.channel_paths:
+        from medseg.errors import GeometryError
+        from medseg.io.channels import read_channel_files
+
+        try:
+            return read_channel_files(case.channel_paths, hash_input, names)
+        except GeometryError as error:
+            raise TrainingError(f"{error}; not trained") from error
+    if n_channels > 1:
+        from medseg.io.channels import read_channels
+
+        return read_channels(case.image_path, names or n_channels, hash_input=hash_input)
+    return read_nifti(case.image_path, hash_input=hash_input)
+
+
+def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
+               modalities: list[str] | None = None) -> None:
     """Read and check one case and bring it into model space (``case.image``, ``case.label``)."""
     from monai.data import MetaTensor
 
@@ -537,7 +641,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes)
         check_slices_fit,
     )
 
-    image = read_nifti(case.image_path)
+    image = read_case_image(case, modalities or 1)
     # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
     check_not_constant(image, "nothing to learn from")
     # first: a nonsense voxel size gives the other check a nonsense shape; a cgroup is warned about for the whole set

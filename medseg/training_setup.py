@@ -68,9 +68,10 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
     the names its run started with. ``tell(kind, text)`` (kind ``warning`` or ``note``) is called as each thing to
     tell arises, before a later check may fail (logged by default)."""
     from medseg.checkpoint import check_checkpoint_labels, checkpoint_tile, started_without_names
+    from medseg.io.channels import modality_names
     from medseg.io.dataset_json import find_dataset_json, read_dataset_json
     from medseg.train_config import MAX_TRAINING_CLASSES, check_config, default_config, default_tile
-    from medseg.training_cases import label_values
+    from medseg.training_cases import case_channels, label_values
 
     images, labels, output = Path(images), Path(labels), Path(output)
     tile = (checkpoint_tile(output) if resume else None) or default_tile(pairs)
@@ -109,10 +110,20 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
                             f"declare (its labels {sorted(names)}); recode the label file or correct the dataset.json")
     if resume:
         check_checkpoint_labels(output, found, names, dataset_path if names else None)
+    # a multi-modal set: its channel count from the files (nnU-Net's channel files, a 4D image's last axis), their
+    # names from the dataset.json where it gives as many (channel_names, modality), else channel0, channel1…
+    channels = case_channels(pairs)
+    modalities = modality_names(dataset.modalities if dataset is not None else None, channels) \
+        if channels > 1 else None
+    if modalities is not None:
+        named = f", named by {dataset_path}" if dataset is not None and len(dataset.modalities) == channels else ""
+        tell("note", f"{channels} input modalities a case ({', '.join(modalities)}{named}): each normalised on its "
+                     "own")
     # named after the folder: "-o ." is the current folder's name
     made.config = with_overrides(default_config(found, name=output.resolve().name or "model", where=str(labels),
                                                 tile=tile, names=names,
-                                                data=dataset.data if dataset is not None else None), overrides)
+                                                data=dataset.data if dataset is not None else None,
+                                                modalities=modalities), overrides)
     check_config(made.config, "default config" if dataset is None else f"default config with {dataset_path}")
     if dataset is not None and names:
         made.names_from = dataset_path

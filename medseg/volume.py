@@ -17,11 +17,13 @@ SLICER_SEGMENTATION_ENDINGS = (".seg.nrrd", ".seg.nhdr")
 
 @dataclass
 class Volume:
-    """A 3D image on a grid.
+    """A 3D image on a grid, of one channel or several (the modalities of a multi-modal case).
 
-    ``array`` is indexed (i, j, k) like the file's voxels; ``affine`` maps voxel indices to RAS+ world
-    coordinates in mm (the NIfTI convention, also MONAI's). ``header`` is the NIfTI header the volume
-    came from, kept so that outputs reproduce its sform/qform exactly; DICOM inputs have none.
+    ``array`` is indexed (i, j, k) like the file's voxels, ``(X, Y, Z)``, or ``(X, Y, Z, C)`` for ``C`` channels on
+    one grid (a 4D NIfTI of modalities, or nnU-Net's channel files stacked); ``shape`` is the grid's, always 3D;
+    ``affine`` maps voxel indices to RAS+ world coordinates in mm (the NIfTI convention, also MONAI's). ``header``
+    is the NIfTI header the volume came from, kept so that outputs reproduce its sform/qform exactly; DICOM inputs
+    have none.
     ``source`` is the file or folder read, ``source_sha256`` its content hash. ``dicom`` is set for DICOM
     inputs: the source images in slice order (:class:`medseg.io.dicom.DicomSource`), for DICOM SEG output.
     """
@@ -36,7 +38,13 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape)
+        """The grid's shape: the array's first three axes (the channels, if any, are :attr:`channels`)."""
+        return tuple(self.array.shape[:3])
+
+    @property
+    def channels(self) -> int:
+        """How many channels (modalities) each voxel holds: 1 for a 3D array, ``C`` for ``(X, Y, Z, C)``."""
+        return int(self.array.shape[3]) if self.array.ndim == 4 else 1
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:

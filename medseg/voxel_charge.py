@@ -24,16 +24,17 @@ SCORING_BYTES_PER_VOXEL = 32
 
 
 def charged_bytes(input_voxels: int, model_voxels: int, resamples: bool, per_model_voxel: int = 0,
-                  scoring: bool = False) -> int:
+                  scoring: bool = False, channels: int = 1) -> int:
     """Bytes charged for a volume of ``input_voxels`` that is ``model_voxels`` in model space:
     :data:`RESAMPLE_BYTES_PER_VOXEL` for each voxel of both where the model resamples, else
     :data:`COPY_BYTES_PER_VOXEL` for each input voxel; plus ``per_model_voxel`` bytes for each model-space voxel
     (an ensemble over slicing axes: 8 bytes per class). ``scoring`` (``medseg infer --reference``): at least
     :data:`SCORING_BYTES_PER_VOXEL` for each input voxel, what scoring holds after the inference's arrays are
-    freed."""
+    freed. ``channels``: the modalities of a multi-modal input, each read, resampled and normalised: the reading and
+    resampling charges count each voxel that many times (the labels, the ensemble and scoring are one volume)."""
     if resamples:
-        needed = (int(model_voxels) + int(input_voxels)) * RESAMPLE_BYTES_PER_VOXEL  # Python ints: no overflow
+        needed = (int(model_voxels) + int(input_voxels)) * RESAMPLE_BYTES_PER_VOXEL * int(channels)  # Python ints
     else:
-        needed = int(input_voxels) * COPY_BYTES_PER_VOXEL
+        needed = int(input_voxels) * COPY_BYTES_PER_VOXEL * int(channels)
     needed += int(model_voxels) * int(per_model_voxel)
     return max(needed, int(input_voxels) * SCORING_BYTES_PER_VOXEL) if scoring else needed

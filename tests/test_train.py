@@ -228,10 +228,17 @@ def test_pairing_accepts_nnunet_channel_suffix(tmp_path):
     cases = pair_cases(images, labels)
     assert [c.case_id for c in cases] == ["case0", "case1"]
     assert cases[0].image_path.name == "case0_0000.nii.gz" and cases[0].label_path.name == "case0.nii.gz"
-    # a second channel file has no label of its own: named in the error, not silently dropped
+    # a second channel file is that case's second modality; the other case then lacks its own, named
     (images / "case1_0001.nii.gz").write_bytes((images / "case1_0000.nii.gz").read_bytes())
-    with pytest.raises(TrainingError, match="case1_0001.nii.gz: 1 case has several input channels"):
+    with pytest.raises(TrainingError) as info:
         pair_cases(images, labels)
+    assert str(info.value) == (f"{images / 'case0_0001.nii.gz'}: not there, where case 'case1' has 2 channel files "
+                               "(_0000 … _0001); every case needs one file per input channel (modality), numbered "
+                               "alike")
+    (images / "case0_0001.nii.gz").write_bytes((images / "case0_0000.nii.gz").read_bytes())
+    cases = pair_cases(images, labels)
+    assert [[path.name for path in case.channel_paths] for case in cases] == [
+        ["case0_0000.nii.gz", "case0_0001.nii.gz"], ["case1_0000.nii.gz", "case1_0001.nii.gz"]]
 
 
 def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
@@ -1174,9 +1181,10 @@ def test_a_training_list_naming_a_missing_case_stops_the_run_in_one_line(tmp_pat
     assert not out.exists()
 
 
-def test_an_nnunet_set_of_several_channels_is_refused_in_one_line_naming_them(tiny_set, tmp_path, capsys):
+def test_an_nnunet_set_of_several_channels_trains_a_model_of_its_named_modalities(tiny_set, tmp_path, capsys):
     """nnU-Net v2's multi-channel layout (imagesTr/case_0000 and case_0001, labelsTr/case, a dataset.json with two
-    channel_names) was refused as "4 file(s) have no counterpart of the same name", the channels told last."""
+    channel_names) was refused ("medseg trains on one image per case"); it trains a model of those modalities, named
+    by the dataset.json, each with its neighbouring slices."""
     folder = tmp_path / "Dataset002_Two"
     images, labels = folder / "imagesTr", folder / "labelsTr"
     images.mkdir(parents=True)
@@ -1190,12 +1198,12 @@ def test_an_nnunet_set_of_several_channels_is_refused_in_one_line_naming_them(ti
         "channel_names": {"0": "T1", "1": "T2"}, "labels": {"background": 0, "a": 1, "b": 2, "c": 3},
         "numTraining": 4, "file_ending": ".nii.gz"}))
     out = tmp_path / "model"
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 1
-    assert capsys.readouterr().err.splitlines() == [
-        f"medseg: error: {images / 'case0_0001.nii.gz'}: 4 cases have several input channels (_0000, _0001: "
-        f"nnU-Net's channel suffixes); medseg trains on one image per case and does not support multi-channel input; "
-        f"to train on the first channel alone, move the other channels' files (_0001…) out of {images}"]
-    assert not out.exists()
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 0
+    assert (f"2 input modalities a case (T1, T2, named by {folder / 'dataset.json'}): each normalised on its own"
+            in capsys.readouterr().err.splitlines())
+    package = load_package(out)
+    assert package.modalities == ["T1", "T2"] and package.n_modalities == 2
+    assert package.config["architecture"]["in_channels"] == 6  # 2 modalities × 3 slices (context 1)
 
 
 OR_CONFIG = "; give -c with a config of the labels to train without it"
@@ -1270,7 +1278,6 @@ def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, ca
     several channels are refused, numbers as nnU-Net v2 names are names."""
     import logging
 
-    from medseg.errors import InputError
     from medseg.io.dataset_json import read_dataset_json
 
     path = tmp_path / "dataset.json"
@@ -1290,12 +1297,11 @@ def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, ca
     assert read_dataset_json(path).names == {0: "background", 1: "Anterior", 2: "Posterior"}
     path.write_text(json.dumps({"labels": {"background": 0, "Anterior": "1", "Posterior": 2}}))
     assert read_dataset_json(path).names == {0: "background", 1: "Anterior", 2: "Posterior"}
-    path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "channel_names": {"0": "T2", "1": "ADC"}}))
-    with pytest.raises(InputError) as info:
-        read_dataset_json(path)
-    assert str(info.value) == (f"{path}: declares 2 input channels (T2, ADC); medseg trains on one image per case and "
-                               "does not support multi-channel input; to train on one channel, keep only its files "
-                               "in the images folder and give -c with a config of the labels")
+    # nnU-Net v2's channel names (the Decathlon's "modality"), in channel order: the modalities of a multi-modal set
+    path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "channel_names": {"1": "ADC", "0": "T2"}}))
+    assert read_dataset_json(path).modalities == ["T2", "ADC"]
+    path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "modality": {"0": "FLAIR", "1": "T1w"}}))
+    assert read_dataset_json(path).modalities == ["FLAIR", "T1w"]
 
 
 def test_a_dataset_json_in_utf16_gives_its_names_and_one_in_another_encoding_is_named_so(tmp_path, caplog):
@@ -1920,14 +1926,11 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"{labels}: left out 1 link that leads nowhere (moved or deleted targets, or a loop): gone.nii.gz"]
     (images / "a.nii.gz").rename(images / "a_0000.nii.gz")
-    _write(images / "a_0001.nii.gz", np.zeros((16, 16, 6), np.float32))
-    with pytest.raises(TrainingError, match=r"a_0001\.nii\.gz: 1 case has several input channels \(_0000, _0001: "
-                                            r"nnU-Net's channel suffixes\); medseg trains on one image per case"):
-        pair_cases(images, labels)
-    _write(images / "b.nii.gz", np.zeros((16, 16, 6), np.float32))  # and an image without a label: both told
-    with pytest.raises(TrainingError, match=r"1 of them \(e\.g\. a_0001\.nii\.gz\) looks like further input channels "
-                                            r"of a paired case \(nnU-Net's _0001…\), and medseg trains on one image "
-                                            r"per case$"):
+    _write(images / "a_0001.nii.gz", np.zeros((16, 16, 6), np.float32))  # the case's second modality
+    assert [path.name for path in pair_cases(images, labels)[0].channel_paths] == ["a_0000.nii.gz", "a_0001.nii.gz"]
+    _write(images / "b.nii.gz", np.zeros((16, 16, 6), np.float32))  # an image without a label: told alone
+    with pytest.raises(TrainingError, match=r"b\.nii\.gz: 1 file\(s\) have no counterpart of the same name .*"
+                                            r"b\.nii\.gz$"):
         pair_cases(images, labels)
     (images / "b.nii.gz").unlink()
     (images / "a_0001.nii.gz").unlink()
@@ -4347,7 +4350,7 @@ def test_a_folder_without_nifti_files_says_what_it_holds(tmp_path):
 
 def test_files_left_unpaired_on_request_are_named_and_channels_told(tmp_path, caplog):
     """pair_cases(..., allow_unpaired=True) dropped an nnU-Net case's further channels (case_0001) and any other
-    unpaired file without a word; they are left out still, and named."""
+    unpaired file without a word; the channels are the case's modalities now, the other file left out and named."""
     images, labels = tmp_path / "imagesTr", tmp_path / "labelsTr"
     image, label = np.zeros((16, 16, 6), np.float32), np.zeros((16, 16, 6), np.uint8)
     for name in ("a_0000", "a_0001", "lonely"):
@@ -4356,10 +4359,9 @@ def test_files_left_unpaired_on_request_are_named_and_channels_told(tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="medseg"):
         cases = pair_cases(images, labels, allow_unpaired=True)
     assert [case.case_id for case in cases] == ["a"]
+    assert [path.name for path in cases[0].channel_paths] == ["a_0000.nii.gz", "a_0001.nii.gz"]
     assert caplog.messages == [
-        f"{images}: left out 2 files without a counterpart of the same name, 1 of them further input channels of a "
-        f"paired case (nnU-Net's _0001…; medseg trains on the _0000 image alone): {images / 'a_0001.nii.gz'}, "
-        f"{images / 'lonely.nii.gz'}"]
+        f"{images}: left out 1 file without a counterpart of the same name: {images / 'lonely.nii.gz'}"]
 
 
 @pytest.mark.parametrize("place", ["deep", "fifo"])

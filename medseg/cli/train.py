@@ -26,7 +26,8 @@ $ medseg infer scan.nii.gz --model my_model
 # not readable=True: the library names a folder or config this user may not read (exit 1, not a usage error)
 @click.option("--images", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
               help="Folder of images (.nii, .nii.gz; .nrrd, .nhdr, .mha, .mhd with the itk extra; directly in it; "
-              "nnU-Net's _0000 suffix allowed).")
+              "nnU-Net's _0000 suffix allowed). Multi-modal cases: 4D NIfTI images of the modalities on their last "
+              "axis, or nnU-Net's channel files case_0000, case_0001 ….")
 @click.option("--labels", required=True, type=GivenPath(file_okay=False, readable=False, path_type=Path),
               help="Folder of label images named as the images, or with a suffix: _label(s), _seg, _mask, _gt.")
 @click.option("-c", "--config", "config_path", type=GivenPath(dir_okay=False, readable=False, path_type=Path),
@@ -155,7 +156,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     precision = training_precision(str(settings["precision"]), choice.device)[0]
     check_step_fits(config["architecture"], settings, choice.device, physical_memory(), precision, output, where)
     try:
-        cases = load_cases(pairs, config)
+        cases = load_cases(pairs, config, where)
     except KeyboardInterrupt:  # click says only "Aborted."
         kept = " (its checkpoint is as it was)" if resume else ""
         click.echo(escaped_line(f"{output}: stopped while the cases were read; nothing was written{kept}"), err=True)

@@ -39,6 +39,9 @@ class DatasetJson:
     path: Path
     names: dict[int, str]  # label value → name, background 0 among them
     data: dict[str, str] = field(default_factory=dict)  # model card notes: description, licence
+    # the input channels' names in channel order ("channel_names", nnU-Net v2; "modality", the Decathlon's and
+    # nnU-Net v1's), as the file gives them; empty where it gives none
+    modalities: list[str] = field(default_factory=list)
 
 
 def named_as_given(found: Path, given: Path | str) -> Path:
@@ -153,11 +156,9 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
         log.warning("%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
         return None
     channels = doc.get("channel_names") or doc.get("modality")
-    if isinstance(channels, dict) and len(channels) > 1:
-        shown = ", ".join(str(v) for v in channels.values())
-        raise InputError(f"{path}: declares {len(channels)} input channels ({shown}); medseg trains on one image per "
-                         "case and does not support multi-channel input; to train on one channel, keep only its "
-                         "files in the images folder and give -c with a config of the labels")
+    modalities: list[str] = []
+    if isinstance(channels, dict) and all(_whole_text(key) for key in channels):  # "0": "FLAIR", "1": "T1w", ...
+        modalities = [str(channels[key]) for key in sorted(channels, key=lambda key: int(str(key).strip()))]
     names = _names(doc["labels"], path)
     values = sorted(names)
     if values[0] < 0:  # told as labels without 0 before, when 0 was among them
@@ -181,7 +182,7 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
     reference = _text(doc.get("reference"))
     if licence or reference:
         data["licence"] = "; ".join(t for t in (licence, f"reference: {reference}" if reference else "") if t)
-    return DatasetJson(path=path, names=names, data=data)
+    return DatasetJson(path=path, names=names, data=data, modalities=modalities)
 
 
 def _decoded(data: bytes) -> str:

@@ -40,14 +40,16 @@ _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
 _CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
 _GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SHORT}"
 
-__all__ = ["affine_mm", "as_3d", "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
+__all__ = ["affine_mm", "as_3d", "channel_shape",
+           "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
            "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
            "read_float_region", "float_region_slabs", "scaled_float32", "stored_region_slabs", "read_stored_labels"]
 
 log = logging.getLogger(__name__)
 
 
-def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, role: str = "") -> Volume:
+def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, role: str = "",
+               channels: bool = False) -> Volume:
     """Read a 3D NIfTI (or any 3D image nibabel reads) into a float32 :class:`Volume`.
 
     With ``labels`` the voxels keep their stored integer type when the file has no scaling (float64
@@ -56,15 +58,21 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     The affine is in mm (:func:`affine_mm`). ``role`` (reference, prediction), when given, is named in the
     errors about the voxels' values, for a reader that takes two images of one kind. An NRRD or MetaImage file
     (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) is read through SimpleITK (:func:`medseg.io.itk_image.read_itk_image`).
+    With ``channels`` a 4D NIfTI of several volumes on one grid, ``(X, Y, Z, C)`` (a Decathlon image of its
+    modalities; ``(X, Y, Z, 1, C)`` too), is read as a :class:`Volume` of ``C`` channels (its array ``(X, Y, Z,
+    C)``); a 3D image stays 3D (one channel).
     """
     from medseg.io.itk_image import is_itk_name
 
+    if channels and is_itk_name(path):
+        raise InputError(f"{path}: a multi-channel input is read from a 4D NIfTI file (or nnU-Net's channel files, "
+                         "case_0000.nii.gz, case_0001.nii.gz, ... in NIfTI); convert this one to NIfTI")
     if is_itk_name(path):
         from medseg.io.itk_image import read_itk_image
 
         return read_itk_image(path, hash_input, labels, role)
     try:
-        return _read_nifti(Path(path), hash_input, labels, _gzip_reader, role)
+        return _read_nifti(Path(path), hash_input, labels, _gzip_reader, role, channels)
     except ImageReadError as error:
         if _gzip_reader is gzip or not _stray_bytes_maybe(error.__cause__):
             raise
@@ -72,7 +80,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     # ahead, meets them before it has handed out the voxels; the standard library's hands the stream out first.
     # Fewer than 10 such bytes (a gzip header's length) read to ISA-L as a stream cut short: the standard library's
     # reader tells the two apart (a stream really cut short fails there too, with the same error)
-    return _read_nifti(Path(path), hash_input, labels, gzip, role)
+    return _read_nifti(Path(path), hash_input, labels, gzip, role, channels)
 
 
 def _gzip_damage_text(error: BaseException) -> str:
@@ -99,7 +107,8 @@ def _stray_bytes_maybe(cause: BaseException | None) -> bool:
             or type(cause) is EOFError)
 
 
-def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "") -> Volume:
+def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "", channels: bool = False
+                ) -> Volume:
     """:func:`read_nifti`, with gzip streams decompressed by ``reader`` (a module with gzip's ``open``)."""
     if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
@@ -186,7 +195,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
         if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
             raise InputError(f"{path}: empty volume of shape {shape}")
-        if len(shape_3d(shape)) != 3:  # on the header: a 4D series is not read (it can be many GB) to be refused
+        if len(shape_3d(shape)) != 3 and not (channels and len(channel_shape(shape)) == 4):
+            # on the header: a 4D series is not read (it can be many GB) to be refused
             raise InputError(_not_one_volume_text(path, shape))
         as_stored = labels and dtype.kind in "biu" and _unscaled(image)
         out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
@@ -213,8 +223,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         note = f"{excess} bytes after the voxels the header declares ignored"
         log.warning("%s: %s", path, note)
         info["trailing_bytes_note"] = note
-    array = as_3d(array)
-    if array.ndim != 3:
+    array = array.reshape(channel_shape(array.shape)) if channels else as_3d(array)
+    if array.ndim != 3 and not (channels and array.ndim == 4):
         raise InputError(_not_one_volume_text(path, tuple(array.shape)))
     if min(array.shape) < 1:
         raise InputError(f"{path}: empty volume of shape {tuple(array.shape)}")
@@ -239,12 +249,12 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
         log.warning("%s: %s", path, note)
         info["compression_note"] = note
-    if tuple(array.shape) != shape:  # a 2D image, or a 4D / 5D one holding one volume
+    if tuple(array.shape) != shape:  # a 2D image, a 4D / 5D one holding one volume, a 5D one of channels
         info["stored_shape"] = list(shape)
     if orientation_note:
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
-    qform_note = _disagreeing_qform(image, array.shape)
+    qform_note = _disagreeing_qform(image, array.shape[:3])
     if qform_note:
         log.warning("%s: %s", path, qform_note)
         info["qform_note"] = qform_note
@@ -253,7 +263,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     if unit is not None:
         info["units_note"] = (f"the file's spatial unit is the {unit} (xyzt_units): the affine, spacing and volumes "
                               f"recorded here are in mm; the segmentation keeps the file's header, in {unit}s")
-    thickness_note = _unknown_thickness(image, array.shape) or flat_note
+    thickness_note = _unknown_thickness(image, array.shape[:3]) or flat_note
     if thickness_note:
         log.warning("%s: %s", path, thickness_note)
         info["thickness_note"] = thickness_note
@@ -801,6 +811,16 @@ def shape_3d(shape: tuple[int, ...]) -> tuple[int, ...]:
         return (*shape, 1)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
+    return shape
+
+
+def channel_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a multi-channel reading takes an image as: :func:`shape_3d`'s, but a 4D image of several volumes
+    ``(X, Y, Z, C)`` kept, and NIfTI's vector layout ``(X, Y, Z, 1, C)`` read as ``(X, Y, Z, C)``. Any other shape
+    is returned as :func:`shape_3d` gives it, for the caller to refuse."""
+    shape = shape_3d(shape)
+    if len(shape) == 5 and shape[3] == 1:
+        return (*shape[:3], shape[4])
     return shape
 
 

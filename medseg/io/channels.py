@@ -1,0 +1,133 @@
+"""A multi-modal case's images as one :class:`~medseg.volume.Volume` of several channels: a 4D NIfTI holding its
+modalities on the last axis (the Medical Segmentation Decathlon's ``BRATS_001.nii.gz``, ``(X, Y, Z, 4)``), or
+nnU-Net's channel files, one 3D file a modality (``case_0000.nii.gz``, ``case_0001.nii.gz``, ...) on one grid."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import GeometryError, InputError
+from medseg.io.files import exists, nnunet_channel
+from medseg.volume import Volume, stem
+
+__all__ = ["channel_siblings", "modality_names", "modalities_text", "read_channel_files", "read_channels"]
+
+
+def modalities_text(modalities: list[str] | int) -> str:
+    """``4 modalities (flair, t1, t1gd, t2)`` as messages name what a model takes."""
+    if isinstance(modalities, int):
+        return f"{modalities} modalities" if modalities != 1 else "one image"
+    return f"{len(modalities)} modalities ({', '.join(modalities)})"
+
+
+def modality_names(names, count: int) -> list[str]:
+    """``count`` modality names for a config: ``names`` (a dataset.json's ``channel_names`` / ``modality`` values,
+    in channel order) made into names a model config takes (letters, digits, ``_.+-``; ``T1 gd`` is ``T1_gd``), or
+    ``channel0``, ``channel1``... where there are none, too few, or two that would be alike."""
+    made = [re.sub(r"[^A-Za-z0-9_.+-]", "_", str(name).strip())[:64] for name in (names or [])]
+    if len(made) != count or not all(made) or len({name.casefold() for name in made}) != count:
+        return [f"channel{index}" for index in range(count)]
+    return made
+
+
+def channel_siblings(path: Path | str) -> list[Path] | None:
+    """The channel files of the case whose first channel is ``path`` (named as nnU-Net names it, ``case_0000`` and
+    an image ending), in channel order: ``path`` and the ``case_0001``, ``case_0002``... of the same ending beside it,
+    up to the first number missing. None where ``path`` is not so named."""
+    path = Path(path)
+    name = stem(path)
+    split = nnunet_channel(name)
+    if split is None or split[1] != "0000":
+        return None
+    ending = path.name[len(name):]
+    files = [path]
+    while len(files) < 10000:
+        sibling = path.with_name(f"{split[0]}_{len(files):04d}{ending}")
+        if not exists(sibling):
+            break
+        files.append(sibling)
+    return files
+
+
+def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[str] | None = None) -> Volume:
+    """nnU-Net's channel files of one case (``paths``, in channel order) as one Volume of ``len(paths)`` channels,
+    ``(X, Y, Z, C)``, on the first file's grid, with its header; its hash is that of all the files in order. Each
+    must be one 3D volume on the first one's grid (the same shape, voxels placed within the scoring tolerance):
+    another is a :class:`~medseg.errors.GeometryError` naming it. ``names``: the modalities, for messages."""
+    from medseg.io.atomic import sha256_of
+    from medseg.io.nifti import read_nifti
+    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm
+
+    paths = [Path(p) for p in paths]
+    first = read_nifti(paths[0], hash_input=False)
+    arrays = [first.array]
+    for index, path in enumerate(paths[1:], start=1):
+        volume = read_nifti(path, hash_input=False)
+        what = f"channel {index}" + (f" ({names[index]})" if names and index < len(names) else "")
+        if volume.shape != first.shape:
+            raise GeometryError(f"{path}: {what} has {'×'.join(map(str, volume.shape))} voxels, where "
+                                f"{paths[0].name} (channel 0) has {'×'.join(map(str, first.shape))}; a case's "
+                                "channels must lie on one grid (register and resample them onto one first)")
+        off = grid_displacement_mm(first.shape, first.affine, volume.affine)
+        if not off <= grid_tolerance_mm(first.affine):
+            raise GeometryError(f"{path}: {what} lies on another grid than {paths[0].name} (channel 0): its voxels "
+                                f"are placed up to {off:.3g} mm apart; a case's channels must lie on one grid "
+                                "(register and resample them onto one first)")
+        arrays.append(volume.array)
+    array = np.stack(arrays, axis=-1)
+    del arrays
+    info = dict(first.info)
+    info["channel_files"] = [path.name for path in paths]
+    return Volume(array=array, affine=first.affine, source=paths[0], header=first.header,
+                  source_sha256=sha256_of(paths) if hash_input else None, info=info)
+
+
+def read_channels(path: Path | str, modalities: list[str] | int, model: str = "the model",
+                  hash_input: bool = True) -> Volume:
+    """The input of a model that takes several ``modalities`` (their names, or their count): a 4D NIfTI holding
+    them on its last axis, or the first of nnU-Net's channel files (``case_0000.nii.gz``; the others are found
+    beside it, :func:`channel_siblings`). Another channel count, a 3D image alone, a DICOM series (one series is one
+    modality) or a missing channel file is an :class:`~medseg.errors.InputError` naming the file and the counts."""
+    from medseg.io.nifti import read_nifti
+
+    path = Path(path)
+    names = list(modalities) if not isinstance(modalities, int) else None
+    count = len(names) if names is not None else int(modalities)
+    takes = f"model {model} takes {modalities_text(names or count)}"
+    make = (f"give a 4D NIfTI holding them on its last axis (X×Y×Z×{count}, e.g. nibabel: "
+            "nib.Nifti1Image(np.stack([flair, t1, ...], axis=-1), affine)), or nnU-Net's channel files "
+            f"case_0000 … case_{count - 1:04d}.nii.gz and give case_0000.nii.gz")
+    if path.is_dir():
+        raise InputError(f"{path}: a DICOM series is one modality, and {takes}; {make}")
+    split = nnunet_channel(stem(path))
+    if split is not None and split[1] != "0000":
+        first = path.with_name(f"{split[0]}_0000{path.name[len(stem(path)):]}")
+        if exists(first):  # a further channel's file: its case is read from its first channel's
+            raise InputError(f"{path}: channel {int(split[1])} of case {split[0]} (nnU-Net's channel files); give "
+                             f"{first}: the case's other channel files are read beside it")
+    siblings = channel_siblings(path)
+    if siblings is not None and len(siblings) > 1:
+        if len(siblings) != count:
+            raise InputError(f"{path}: {len(siblings)} channel files ({siblings[0].name} … {siblings[-1].name}), "
+                             f"and {takes}" + (f"; {siblings[0].with_name(_channel_name(siblings[0], len(siblings)))}"
+                                               " is missing" if len(siblings) < count else ""))
+        return read_channel_files(siblings, hash_input, names)
+    volume = read_nifti(path, hash_input=hash_input, channels=True)
+    if volume.channels == count:
+        return volume
+    if volume.channels == 1:
+        missing = ""
+        if siblings is not None:  # case_0000 alone
+            missing = f" ({path.with_name(_channel_name(path, 1))} is not there)"
+        raise InputError(f"{path}: a 3D image (one modality){missing}, and {takes}; {make}")
+    raise InputError(f"{path}: {volume.channels} channels ({'×'.join(map(str, volume.array.shape))}), and {takes}; "
+                     f"give a 4D image of those {count}, in that order")
+
+
+def _channel_name(first: Path, index: int) -> str:
+    """The file name of channel ``index`` of the case whose first channel file is ``first``."""
+    name = stem(first)
+    return f"{name[:-4]}{index:04d}{first.name[len(name):]}"
