@@ -175,11 +175,13 @@ def check_reference_exists(reference: Path | str, input_path: Path | str) -> Non
                              f"{input_path})")
 
 
-def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0, scoring: bool = False) -> None:
+def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0, scoring: bool = False,
+                       channels: int = 1) -> None:
     """The memory guard of :func:`medseg.preprocess.check_resampling_size` from a NIfTI's header, before its voxels
     are read (a 512×512×1500 CT took 13 s and 2.3 GB to read before it was refused). A header that cannot be read,
     or that is not 3D, is left to :func:`read_image`, which names the problem; a DICOM folder is checked by
-    :func:`read_image` through :func:`_check_grid`, from its headers once its series is chosen."""
+    :func:`read_image` through :func:`_check_grid`, from its headers once its series is chosen. ``channels``: the
+    modalities a multi-modal model takes (a 4D input's last axis, or nnU-Net's channel files: each charged)."""
     from medseg.errors import MedsegError
     from medseg.io.images import read_grid
 
@@ -189,11 +191,13 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
         shape, affine = read_grid(input_path)
     except (MedsegError, OSError, ValueError):
         return
-    _check_grid(input_path, pre, per_model_voxel, shape, affine, scoring)
+    if channels > 1 and len(shape) == 4:  # the channels are checked against the model's as the file is read
+        shape = shape[:3]
+    _check_grid(input_path, pre, per_model_voxel, shape, affine, scoring, channels)
 
 
 def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: tuple[int, ...],
-                affine: np.ndarray, scoring: bool = False) -> None:
+                affine: np.ndarray, scoring: bool = False, channels: int = 1) -> None:
     """:func:`medseg.preprocess.check_grid_size` of a grid read from headers (a DICOM series was decoded whole
     before the guard refused it); a grid that is not 3D or whose affine is degenerate is left to the reader."""
     from medseg.preprocess import check_grid_size
@@ -201,7 +205,7 @@ def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: 
     if len(shape) != 3 or not np.isfinite(affine).all():
         return
     try:
-        check_grid_size(input_path, shape, affine, pre, per_model_voxel, scoring=scoring)
+        check_grid_size(input_path, shape, affine, pre, per_model_voxel, scoring=scoring, channels=channels)
     except InputError:
         raise
     except (ValueError, ArithmeticError, np.linalg.LinAlgError):  # a degenerate affine: read_image names it
@@ -255,16 +259,24 @@ def segment_case(
     # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
     ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
     scoring = reference is not None  # scoring after the inference holds more than it, a speckled mask's most
-    _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring)
+    modalities = segmenter.package.n_modalities
+    _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report)
     input_signature = file_signature(input_path)
     if output_format == "dicom-seg":  # a model whose labels cannot be a SEG's segments: refused before any read
         from medseg.io.dicom_seg import check_segment_labels
 
         check_segment_labels(segmenter.package.labels, input_path)
-    volume = read_image(input_path, series=series,
-                        check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing, ensemble_bytes,
-                                           scoring=scoring))
+    if modalities > 1:  # a 4D NIfTI of the modalities, or nnU-Net's channel files (never a DICOM series)
+        from medseg.io.channels import read_channels
+
+        if series is not None:
+            raise ImageReadError(f"{input_path}: --series applies to DICOM folders only")
+        volume = read_channels(input_path, segmenter.package.modalities, segmenter.package.name)
+    else:
+        volume = read_image(input_path, series=series,
+                            check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing,
+                                               ensemble_bytes, scoring=scoring))
     # a disk too full for the outputs is found before the minutes of inference, not after them
     check_free_space(targets, volume.shape[:3], segmenter.package.label_map.dtype.itemsize, output_format)
     seg_sources = None
@@ -306,6 +318,8 @@ def segment_case(
     record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before,
                       input_signature)
     record["case_id"] = case_id or volume.name
+    if segmenter.package.modalities is not None:  # which image went in as which modality
+        record["modalities"] = segmenter.package.modalities
     if input_check is not None:
         record["input_check"] = input_check
     untrained = labels_not_trained(segmenter.package)
@@ -390,7 +404,14 @@ def segment_volume(
     array = np.asarray(volume.array)
     if array.dtype.kind not in "biuf":
         raise InputError(f"{name}: voxels of type {array.dtype}; give numbers (a float or integer array)")
-    if array.ndim != 3 or not array.size:
+    modalities = segmenter.package.n_modalities
+    if modalities > 1 and (array.ndim != 4 or array.shape[3] != modalities or not array.size):
+        from medseg.io.channels import modalities_text
+
+        raise InputError(f"{name}: an array of shape {array.shape}; model {segmenter.package.name} takes "
+                         f"{modalities_text(segmenter.package.modalities)}: give them as one array (X, Y, Z, "
+                         f"{modalities}), in that order")
+    if modalities == 1 and (array.ndim != 3 or not array.size):
         raise InputError(f"{name}: an array of shape {array.shape}; give one 3D volume (X, Y, Z), a 2D image as "
                          "X×Y×1")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -444,6 +465,11 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
 
     ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
     clock = time.perf_counter()
+    if volume.channels != segmenter.package.n_modalities:  # a caller's Volume: files are checked as they are read
+        from medseg.io.channels import modalities_text
+
+        raise InputError(f"{name}: {volume.channels} channel(s), and model {segmenter.package.name} takes "
+                         f"{modalities_text(segmenter.package.modalities or 1)}")
     check_not_constant(volume)
     label_like = label_like_note(volume)
     if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
@@ -451,7 +477,7 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
         volume.info["label_like_note"] = label_like
     check_resampling_size(volume, segmenter.package.preprocessing, ensemble_bytes)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
-    transforms = build_transforms(segmenter.package.preprocessing)
+    transforms = build_transforms(segmenter.package.preprocessing, channels=volume.channels)
     data = to_model_space(volume, transforms, release_voxels=release_voxels)
     timings["preprocess_s"] = time.perf_counter() - clock
     input_check = _input_check(data["image"], segmenter.package, name)

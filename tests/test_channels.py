@@ -10,9 +10,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import run_cli, tiny_config
 
-from medseg.errors import GeometryError, ModelPackageError, TrainingError
+from medseg.errors import GeometryError, InputError, ModelPackageError, TrainingError
 from medseg.package import load_package, validate_config
 from medseg.synthetic import make_phantom
 from medseg.training_cases import load_cases, pair_cases
@@ -102,6 +102,76 @@ def test_two_epochs_give_a_package_of_the_modalities(modal_package):
     assert len(package.config["training"]["train_images_sha256"]) == 3
 
 
+def test_a_trained_package_segments_a_4d_file_onto_its_grid(modal_package, modal_sets, tmp_path, capsys):
+    """`medseg infer` of a 4D file writes a 3D segmentation on the input's grid (its spatial affine, shape and
+    header), labels from the package, and a sidecar naming the modalities."""
+    package = load_package(modal_package)
+    trained = package.config["training"]["train_case_ids"]
+    held_out = next(f"case{n}" for n in range(4) if f"case{n}" not in trained)  # the validation case
+    source = modal_sets["4d"][0] / f"{held_out}.nii.gz"
+    code, _, err = run_cli(["infer", str(source), "--model", str(modal_package), "-o", str(tmp_path), "--device",
+                            "cpu"], capsys)
+    assert code == 0, err
+    written, image = nib.load(tmp_path / f"{held_out}_seg.nii.gz"), nib.load(source)
+    assert image.shape == (*SHAPE, 2) and written.shape == SHAPE
+    assert np.array_equal(written.affine, image.affine)
+    assert int(written.header["dim"][0]) == 3 and written.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asarray(written.dataobj)).tolist()) <= {0, 1, 2, 3}
+    sidecar = json.loads((tmp_path / f"{held_out}_seg.json").read_text())
+    assert sidecar["shape"] == list(SHAPE) and sidecar["modalities"] == MODALITIES
+    assert sidecar["in_training_set"] is False and len(trained) == 3
+
+
+def test_nnunet_channel_files_are_found_beside_case_0000(modal_package, modal_sets, tmp_path, capsys):
+    """`medseg infer case_0000.nii.gz` reads the case's other channel files beside it (the same labels as its 4D
+    file); a further channel's file given alone is refused, naming the file to give; one missing is named."""
+    folder = modal_sets["nnunet"][0]
+    args = ["--model", str(modal_package), "-o", str(tmp_path), "--device", "cpu"]
+    assert run_cli(["infer", str(folder / "case2_0000.nii.gz"), *args], capsys)[0] == 0
+    assert run_cli(["infer", str(modal_sets["4d"][0] / "case2.nii.gz"), *args], capsys)[0] == 0
+    from_files = np.asarray(nib.load(tmp_path / "case2_0000_seg.nii.gz").dataobj)
+    assert np.array_equal(from_files, np.asarray(nib.load(tmp_path / "case2_seg.nii.gz").dataobj))
+    sidecar = json.loads((tmp_path / "case2_0000_seg.json").read_text())
+    assert sidecar["input_info"]["channel_files"] == ["case2_0000.nii.gz", "case2_0001.nii.gz"]
+    code, _, err = run_cli(["infer", str(folder / "case2_0001.nii.gz"), *args], capsys)
+    assert code == 1 and err.splitlines()[-1] == (
+        f"medseg: error: {folder / 'case2_0001.nii.gz'}: channel 1 of case case2 (nnU-Net's channel files); give "
+        f"{folder / 'case2_0000.nii.gz'}: the case's other channel files are read beside it")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "x_0000.nii.gz").write_bytes((folder / "case1_0000.nii.gz").read_bytes())
+    code, _, err = run_cli(["infer", str(alone / "x_0000.nii.gz"), *args], capsys)
+    assert code == 1 and err.splitlines()[-1].startswith(
+        f"medseg: error: {alone / 'x_0000.nii.gz'}: a 3D image (one modality) ({alone / 'x_0001.nii.gz'} is not "
+        f"there), and model tiny takes 2 modalities (t1, t2); give a 4D NIfTI")
+    assert not list(alone.glob("*_seg*"))
+
+
+def test_inputs_of_another_channel_count_are_refused_in_one_line(modal_package, modal_sets, tmp_path, capsys):
+    """A 3D image, a 4D image of three channels or a DICOM folder given to a model of two modalities: one line naming
+    the file and the counts, exit code 1, nothing written; in a batch the other inputs are segmented."""
+    image, _, affine = two_modalities(7)
+    three = tmp_path / "three.nii.gz"
+    nib.save(nib.Nifti1Image(np.concatenate([image, image[..., :1]], axis=-1), affine), three)
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(image[..., 0], affine), flat)
+    dicom = tmp_path / "series"
+    dicom.mkdir()
+    good = modal_sets["4d"][0] / "case1.nii.gz"
+    out = tmp_path / "out"
+    code, _, err = run_cli(["infer", str(three), str(flat), str(dicom), str(good), "--model", str(modal_package),
+                            "-o", str(out), "--device", "cpu"], capsys)
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert code == 1
+    assert errors[0] == (f"medseg: error: {three}: 3 channels (32×32×12×3), and model tiny takes 2 modalities "
+                         "(t1, t2); give a 4D image of those 2, in that order")
+    assert errors[1].startswith(f"medseg: error: {flat}: a 3D image (one modality), and model tiny takes 2 "
+                                "modalities (t1, t2); give a 4D NIfTI holding them on its last axis (X×Y×Z×2")
+    assert errors[2].startswith(f"medseg: error: {dicom}: a DICOM series is one modality, and model tiny takes 2 "
+                                "modalities (t1, t2)")
+    assert sorted(path.name for path in out.iterdir()) == ["case1_seg.json", "case1_seg.nii.gz"]
+
+
 def test_training_refuses_cases_of_mismatched_channels(modal_sets, tmp_path):
     """A case of other channels than the rest, a missing channel file, a channel file on another grid, and a config
     whose modalities are not the images': each one line naming the file."""
@@ -170,3 +240,32 @@ def test_channel_files_on_another_grid_are_a_geometry_error(tmp_path):
     assert str(info.value) == (f"{tmp_path / 'a_0001.nii.gz'}: channel 1 (t2) has 32×32×10 voxels, where "
                                "a_0000.nii.gz (channel 0) has 32×32×12; a case's channels must lie on one grid "
                                "(register and resample them onto one first)")
+
+
+def test_segment_volume_takes_an_array_of_the_modalities(modal_package):
+    """The Python API: segment_volume of a (X, Y, Z, C) Volume gives (X, Y, Z) labels; a 3D array is refused."""
+    from medseg.inference import Segmenter
+    from medseg.segment import segment_volume
+    from medseg.volume import Volume
+
+    image, _, affine = two_modalities(3)
+    segmenter = Segmenter(modal_package, device="cpu")
+    labels = segment_volume(Volume(image, affine), segmenter)
+    assert labels.shape == SHAPE and labels.dtype == np.uint8
+    with pytest.raises(InputError, match=r"the volume: an array of shape \(32, 32, 12\); model tiny takes 2 modalities "
+                                         r"\(t1, t2\): give them as one array \(X, Y, Z, 2\), in that order"):
+        segment_volume(Volume(image[..., 0], affine), segmenter)
+
+
+def test_a_folder_of_channel_files_given_whole_segments_each_case_once(modal_package, modal_sets, tmp_path, capsys):
+    """`medseg infer imagesTs/*` of nnU-Net's layout for a multi-modal model: each case once, from its _0000 file;
+    the further channel files are not inputs of their own (each was refused as one modality)."""
+    folder = modal_sets["nnunet"][0]
+    inputs = sorted(str(path) for path in folder.iterdir())
+    code, _, err = run_cli(["infer", *inputs, "--model", str(modal_package), "-o", str(tmp_path), "--device", "cpu"],
+                           capsys)
+    assert code == 0, err
+    assert ("note: 4 inputs are further channel files of a case given by its _0000 file (case0_0001.nii.gz of "
+            "case0_0000.nii.gz): each case is read from its _0000 file, with its channel files beside it"
+            in err.splitlines())
+    assert sorted(path.name for path in tmp_path.glob("*.nii.gz")) == [f"case{n}_0000_seg.nii.gz" for n in range(4)]

@@ -112,7 +112,19 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         taken = shipped_name_taken(package, model)
         if taken is not None:
             click.echo(escaped_line(f"warning: {taken}"), err=True)
-        channels = further_channels(inputs)
+    channels = further_channels(inputs)
+    if channels and package.n_modalities > 1 and not references:
+        # nnU-Net's imagesTs given whole to a multi-modal model: each case is read from its _0000 file, its other
+        # channel files beside it; given as inputs of their own, each was refused as one modality
+        further = {Path(path) for path, _ in channels}
+        inputs = [path for path in inputs if Path(path) not in further]
+        if not silent:
+            first, zero = channels[0]
+            click.echo(escaped_line(
+                f"note: {len(channels)} input{'s are' if len(channels) > 1 else ' is'} further channel files of a "
+                f"case given by its _0000 file ({first.name} of {zero.name}): each case is read from its _0000 file, "
+                "with its channel files beside it"), err=True)
+    elif not silent:
         if channels:  # nnU-Net's imagesTs of a multi-channel set, given whole: each channel segmented as a case
             first, zero = channels[0]
             click.echo(escaped_line(
