@@ -269,3 +269,20 @@ def test_a_folder_of_channel_files_given_whole_segments_each_case_once(modal_pac
             "case0_0000.nii.gz): each case is read from its _0000 file, with its channel files beside it"
             in err.splitlines())
     assert sorted(path.name for path in tmp_path.glob("*.nii.gz")) == [f"case{n}_0000_seg.nii.gz" for n in range(4)]
+
+
+def test_the_qa_report_draws_the_first_modality_and_says_so(modal_package, modal_sets, tmp_path, capsys):
+    """A 4D input's segmentation is on its grid (no geometry flag for the 4D shape), and its overlay draws the first
+    modality under the labels, said under the overlay."""
+    results = tmp_path / "results"
+    source = modal_sets["4d"][0] / "case0.nii.gz"
+    assert run_cli(["infer", str(source), "--model", str(modal_package), "-o", str(results), "--device", "cpu"],
+                   capsys)[0] == 0
+    code, _, err = run_cli(["report", str(results), "-o", str(tmp_path / "qa") + "/"], capsys)
+    assert code == 0, err
+    page = (tmp_path / "qa" / "report.html").read_text()
+    assert "image: the first of the input&#x27;s 2 modalities (t1) is shown" in page
+    assert "slices of the input with the predicted labels" in page
+    assert "case0.nii.gz is not on the segmentation" not in page  # flagged so before (the shape of 4 axes)
+    table = (tmp_path / "qa" / "cohort.tsv").read_text().splitlines()
+    assert "geometry" not in table[1]

@@ -54,6 +54,19 @@ def test_nifti_headers_of_either_version_byte_order_and_compression_are_read(tmp
         assert input_grid(path) == InputGrid(105, (0.5, 2.0, 3.0)), (kind.__name__, order, gzipped)
 
 
+def test_a_4d_image_counts_its_channels_apart(tmp_path):
+    """A 4D image of modalities (X, Y, Z, C): all its values counted, and its channels, so that its grid's voxels are
+    known (a 3D image is one channel)."""
+    for shape, channels in (((7, 5, 3, 4), 4), ((7, 5, 3), 1), ((7, 5, 3, 1, 2), 2)):
+        header = nib.Nifti1Header()
+        header.set_data_shape(shape)
+        header.set_zooms((0.5, 2.0, 3.0) + (1.0,) * (len(shape) - 3))
+        path = tmp_path / f"c{channels}_{len(shape)}.nii"
+        path.write_bytes(header.binaryblock + b"\0" * 4)
+        assert input_grid(path) == InputGrid(105 * channels, (0.5, 2.0, 3.0), channels)
+        assert input_grid(path).grid_voxels == 105
+
+
 def test_a_named_pipe_given_as_an_input_counts_no_voxels_without_waiting(tmp_path):
     """Its header was read while planning: a named pipe given as an image waited for a writer, and the cohort's
     planning with it (its case fails in its own job, as any unreadable input)."""

@@ -67,3 +67,19 @@ def test_infer_with_a_reference_is_charged_for_scoring_once_the_inference_is_fre
     assert charged_bytes(1000, 1000, False, scoring=True) == 32_000
     assert charged_bytes(1000, 1000, False, 32, scoring=True) == 44_000  # an ensemble's inference: more
     assert charged_bytes(1000, 250, True, scoring=True) == 50_000
+
+
+def test_a_multi_modal_input_is_charged_for_each_modality_and_scored_once():
+    """A 4D input of 4 modalities is read, resampled and normalised 4 times over: its inference charge is 4 volumes'
+    (a model's case_0000 file too, its other channels beside it), its scoring (3D labels) one volume's."""
+    package = SimpleNamespace(preprocessing={"spacing_mm": None}, inference={"slice_axis": 2}, n_modalities=4,
+                              config={"architecture": {"n_classes": 4}})
+    four = InputGrid(4 * 256 * 256 * 100, (1.0, 1.0, 1.0), channels=4)  # 6.6 M voxels, 26.2 M values
+    assert four.grid_voxels == 256 * 256 * 100 and model_voxels(four, package.preprocessing) == 6_553_600
+    # 1200 MB + 12 B x 6.55 M voxels x 4 modalities = 1515 MB
+    assert infer_memory_mb([four], package) == 1600
+    assert infer_memory_mb([InputGrid(256 * 256 * 100, (1.0, 1.0, 1.0))], package) == 1600  # case_0000.nii.gz
+    single = SimpleNamespace(**{**vars(package), "n_modalities": 1})
+    assert infer_memory_mb([InputGrid(256 * 256 * 100, (1.0, 1.0, 1.0))], single) == 1300  # 1200 + 79 MB
+    # scoring: 800 MB + 24 B x 6.55 M voxels of the 3D labels = 957 MB, not 24 B x 26.2 M
+    assert evaluate_memory_mb([four]) == 1000

@@ -32,10 +32,17 @@ _SLICE_SPACING_MM = (0.01, 20.0)
 
 @dataclass(frozen=True)
 class InputGrid:
-    """An input image's voxel count and, when its header tells it, its voxel size (mm, three axes)."""
+    """An input image's voxel count (all its volumes: a 4D image of 4 modalities counts each voxel 4 times) and, when
+    its header tells it, its voxel size (mm, three axes); ``channels``: the volumes beyond the first three axes."""
 
     voxels: int = 0
     spacing_mm: tuple[float, float, float] | None = None
+    channels: int = 1
+
+    @property
+    def grid_voxels(self) -> int:
+        """The voxels of its 3D grid, each counted once (a segmentation of it holds as many)."""
+        return self.voxels // max(self.channels, 1)
 
     @property
     def voxel_mm3(self) -> float | None:
@@ -88,9 +95,10 @@ def _nifti_grid(path: Path) -> InputGrid:
         if not 1 <= dims[0] <= 7:
             return InputGrid()
         voxels = int(math.prod(max(int(n), 1) for n in dims[1:1 + dims[0]]))
+        channels = int(math.prod(max(int(n), 1) for n in dims[4:1 + dims[0]])) if dims[0] > 3 else 1
         spacing = tuple(abs(float(v)) for v in pixdim[1:4])
         known = all(math.isfinite(v) and v > 0 for v in spacing)
-        return InputGrid(voxels, spacing if known else None)
+        return InputGrid(voxels, spacing if known else None, channels)
     return InputGrid()
 
 

@@ -59,26 +59,28 @@ EVALUATE_BYTES_PER_VOXEL = SCORING_BYTES_PER_VOXEL
 def model_voxels(grid: InputGrid, preprocessing: Mapping) -> int:
     """The voxels ``grid`` takes in model space: its own where the model keeps the voxel size (``spacing_mm`` null),
     else its volume over the model's voxel (an axis whose spacing the model leaves counts as kept), or its own where
-    the header tells no voxel size."""
+    the header tells no voxel size; the voxels of its 3D grid, each counted once (a 4D input's channels apart)."""
     wanted = [float(v or 0) for v in preprocessing.get("spacing_mm") or []]
     if not any(wanted) or grid.spacing_mm is None:
-        return grid.voxels
+        return grid.grid_voxels
     scale = math.prod(have / want for have, want in zip(grid.spacing_mm, wanted) if want > 0)
-    return int(math.ceil(grid.voxels * scale))
+    return int(math.ceil(grid.grid_voxels * scale))
 
 
 def infer_memory_mb(grids: Iterable[InputGrid], package, device: str = "cpu") -> int:
     """The memory (MB) an inference job of the cases of ``grids`` (their inputs' headers) asks for on its first
     attempt: :data:`INFER_BASE_MB`, :data:`CUDA_MB` more on a CUDA ``device``, and what the memory guard charges the
     largest case for ``package`` (a :class:`medseg.package.ModelPackage`: its preprocessing, slicing axes and
-    classes), rounded up to 100 MB."""
+    classes), rounded up to 100 MB. A multi-modal model's input is charged for each of its modalities: a 4D
+    input's channels, or the model's modalities for nnU-Net's ``case_0000`` file (its other channels beside it)."""
     preprocessing, inference = package.preprocessing, package.inference
     resamples = any(float(v or 0) for v in preprocessing.get("spacing_mm") or [])
     axes = inference["slice_axis"]
     # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
     ensemble = 8 * int(package.config["architecture"]["n_classes"]) if isinstance(axes, list) and len(axes) > 1 else 0
-    charge = max((charged_bytes(grid.voxels, model_voxels(grid, preprocessing), resamples, ensemble)
-                  for grid in grids), default=0)
+    modalities = int(getattr(package, "n_modalities", 1))
+    charge = max((charged_bytes(grid.grid_voxels, model_voxels(grid, preprocessing), resamples, ensemble,
+                                channels=max(grid.channels, modalities)) for grid in grids), default=0)
     memory = INFER_BASE_MB + (CUDA_MB if str(device).startswith("cuda") else 0) + charge / 1e6
     return int(math.ceil(memory / 100) * 100)
 
@@ -87,6 +89,6 @@ def evaluate_memory_mb(grids: Iterable[InputGrid]) -> int:
     """The memory (MB) a scoring job of the cases of ``grids`` (the inputs' headers of those with a reference) asks
     for on its first attempt: :data:`EVALUATE_BASE_MB` and :data:`EVALUATE_BYTES_PER_VOXEL` a voxel of the largest,
     rounded up to 100 MB."""
-    voxels = max((grid.voxels for grid in grids), default=0)
+    voxels = max((grid.grid_voxels for grid in grids), default=0)  # the labels: a 4D input's grid, once
     memory = EVALUATE_BASE_MB + EVALUATE_BYTES_PER_VOXEL * voxels / 1e6
     return int(math.ceil(memory / 100) * 100)

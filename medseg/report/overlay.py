@@ -238,11 +238,26 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         return tuple(shape) == prediction.shape and grid_displacement_mm(shape, affine, other_affine) <= tolerance_mm
 
     image_path = case.input_path()
+    modalities = (case.sidecar or {}).get("modalities")
+    if isinstance(modalities, list) and len(modalities) > 1 and image_path is not None:
+        # a multi-modal model's input: its first modality is drawn (a 4D file's first channel, or nnU-Net's _0000)
+        arrays.notes.append(f"image: the first of the input's {len(modalities)} modalities ({modalities[0]}) is "
+                            "shown")
     if source is not None:  # a DICOM SEG: its source series, whose headers placed it, is the image
         arrays.image = SeriesImage(source, case.input_series()) if isinstance(source, SeriesGrid) else source.array
     elif image_path is None:
         recorded = (case.sidecar or {}).get("input")
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
+    elif image_path.is_file() and _four_dimensional(image_path, modalities):  # read whole; its first channel drawn
+        try:
+            volume = read_image_channels(image_path)
+        except MedsegError as error:
+            arrays.notes.append(f"image not shown: {error}")
+        else:
+            if same_grid(volume.shape, volume.affine):
+                arrays.image = np.ascontiguousarray(volume.array[..., 0])
+            else:
+                arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     elif image_path.is_file() and not _header_on_grid(image_path, same_grid):
         # told from its header, before its voxels are read: a sidecar naming another image (a 4 MB gzip file can
         # declare 16 GiB of float32 voxels) had it read whole, to be left out
@@ -301,6 +316,27 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     elif case.metrics is not None:
         arrays.notes.append(f"reference not shown: {case.metrics.get('reference')} not found")
     return arrays
+
+
+def read_image_channels(path: Path):
+    """A multi-channel NIfTI input as :func:`~medseg.io.nifti.read_nifti` reads it for a multi-modal model."""
+    from medseg.io.nifti import read_nifti
+
+    return read_nifti(path, hash_input=False, channels=True)
+
+
+def _four_dimensional(path: Path, modalities) -> bool:
+    """Whether ``path`` is a multi-modal model's 4D input (its sidecar records the model's ``modalities``; its header
+    has a fourth axis longer than 1)."""
+    from medseg.errors import MedsegError
+    from medseg.io.images import read_grid
+
+    if not isinstance(modalities, list) or len(modalities) < 2:
+        return False
+    try:
+        return len(read_grid(path)[0]) == 4
+    except (MedsegError, OSError, ValueError):
+        return False
 
 
 def _header_on_grid(path: Path, same_grid) -> bool:
