@@ -390,9 +390,10 @@ def segment_volume(
 
     ``volume`` is a :class:`~medseg.volume.Volume`: a 3D array with the affine that maps its voxel indices to RAS+
     world coordinates in mm, as ``Volume(array, affine)`` (for a nibabel image, ``Volume(image.get_fdata(
-    dtype=np.float32), image.affine)``), or a file read with :func:`medseg.io.images.read_image`. Returns the labels
-    on the volume's own grid: its shape, the package's label values (class k written as its k-th smallest declared
-    value), uint8 (uint16 where a value is above 255); ``volume`` is left as it was.
+    dtype=np.float32), image.affine)``), or a file read with :func:`medseg.io.images.read_image`; for a model of
+    several modalities, an ``(X, Y, Z, C)`` array of them in the package's order (``package.modalities``). Returns the
+    labels on the volume's own grid: its shape, the package's label values (class k written as its k-th smallest
+    declared value), uint8 (uint16 where a value is above 255); ``volume`` is left as it was.
     ``progress`` as for :func:`segment_case`. The input checks are :func:`segment_case`'s (a blank image, a grid
     too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are the warnings logged
     (a label image given as the input, a field of view unlike the training volumes')."""
