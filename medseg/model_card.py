@@ -75,6 +75,15 @@ def card_weights_mismatch(card: str, sha256: str) -> str | None:
     return named[1].lower() if named and named[1].lower() != sha256.lower() else None
 
 
+def _modalities_line(config: dict) -> str:
+    """The card's line on a multi-modal model's inputs; empty for a model of one image a case."""
+    modalities = config.get("modalities")
+    if not modalities:
+        return ""
+    return (f"\n- Modalities: {len(modalities)}, in this order: {', '.join(modalities)} (a case is a 4D NIfTI "
+            "of them on its last axis, or nnU-Net's case_0000 … files; each normalised on its own)")
+
+
 def model_card(config: dict) -> str:
     """A short markdown model card from a trained package config."""
     training = config.get("training", {})
@@ -164,7 +173,7 @@ accuracy figures were measured.
 
 {config.get('description', '')}
 
-{version}- Labels: {labels}{_codes_line(config)}
+{version}- Labels: {labels}{_codes_line(config)}{_modalities_line(config)}
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
 - Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices \
 {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}

@@ -286,3 +286,16 @@ def test_the_qa_report_draws_the_first_modality_and_says_so(modal_package, modal
     assert "case0.nii.gz is not on the segmentation" not in page  # flagged so before (the shape of 4 axes)
     table = (tmp_path / "qa" / "cohort.tsv").read_text().splitlines()
     assert "geometry" not in table[1]
+
+
+def test_the_card_and_medseg_models_name_the_modalities(modal_package, capsys):
+    """The model card and `medseg models PKG` (and its --json) say which modalities a case gives, in order."""
+    card = (modal_package / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert ("- Modalities: 2, in this order: t1, t2 (a case is a 4D NIfTI of them on its last axis, or nnU-Net's "
+            "case_0000 … files; each normalised on its own)") in card.splitlines()
+    code, out, _ = run_cli(["models", str(modal_package)], capsys)
+    assert code == 0 and ("  modalities: t1, t2 (a case is a 4D NIfTI of them on its last axis, or nnU-Net's "
+                          "case_0000 … files)") in out.splitlines()
+    code, out, _ = run_cli(["models", "--json", str(modal_package), "hippocampus"], capsys)
+    rows = json.loads(out)
+    assert rows[0]["modalities"] == MODALITIES and "modalities" not in rows[1]  # the shipped ones: as before

@@ -58,6 +58,8 @@ def models(packages: tuple[str, ...], as_json: bool):
             "weights_sha256": package.sha256,
             "config_sha256": package.config_sha256,
         }
+        if package.modalities is not None:  # a multi-modal model: what each case must give it
+            row["modalities"] = package.modalities
         if packages:
             row |= {"path": os.path.abspath(package.path), "weights_checked": True,
                     "training": _training_summary(package)}
@@ -122,6 +124,9 @@ def _describe(row: dict) -> str:
     mark = " (default)" if row["default"] else ""
     labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items()) + classes_note(row["labels"])
     lines = [f"{row['name']}{mark}: {row['description']}", f"  labels: {labels}"]
+    if row.get("modalities"):
+        lines.append(f"  modalities: {', '.join(row['modalities'])} (a case is a 4D NIfTI of them on its last axis, or "
+                     "nnU-Net's case_0000 … files)")
     codes = codes_text(row["label_codes"])
     if codes:
         lines.append(f"  DICOM SEG codes: {codes}")
