@@ -190,6 +190,9 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
                dataset_json: Path | str | DatasetDocument | None = None) -> list[TrainCase]:
     """Pair images and labels by file name (a label may add ``_label(s)``, ``_seg``, ``_mask`` or ``_gt``; an image
     may add nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
+    A case's further channel files (``case_0001.nii.gz``…, a multi-modal case) are its ``channel_paths``, all its
+    files in channel order; every case must then have as many, each named (a missing one is a
+    :class:`TrainingError` naming it).
 
     Images without a label and labels without an image are an error naming them, unless ``allow_unpaired``.
     Where ``dataset_json`` (a Decathlon / nnU-Net v1 ``dataset.json``, as

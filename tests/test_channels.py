@@ -299,3 +299,25 @@ def test_the_card_and_medseg_models_name_the_modalities(modal_package, capsys):
     code, out, _ = run_cli(["models", "--json", str(modal_package), "hippocampus"], capsys)
     rows = json.loads(out)
     assert rows[0]["modalities"] == MODALITIES and "modalities" not in rows[1]  # the shipped ones: as before
+
+
+def test_a_cohort_segments_4d_and_channel_file_cases_and_fails_a_3d_one_alone(modal_package, modal_sets, tmp_path,
+                                                                                 capsys):
+    """`medseg cohort infer` of a multi-modal model: a 4D case and a case of channel files are segmented on their
+    grids, a 3D image's case fails in its own record (the counts named) and the others carry on."""
+    four, files = modal_sets["4d"][0] / "case1.nii.gz", modal_sets["nnunet"][0] / "case1_0000.nii.gz"
+    flat = tmp_path / "flat.nii.gz"
+    image, _, affine = two_modalities(5)
+    nib.save(nib.Nifti1Image(image[..., 0], affine), flat)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"case_id\timage\nfour\t{four}\nfiles\t{files}\nflat\t{flat}\n")
+    results = tmp_path / "results"
+    code, _, err = run_cli(["cohort", "infer", str(sheet), "-o", str(results), "--model", str(modal_package),
+                            "--device", "cpu"], capsys)
+    assert code == 0, err  # a failed case is recorded; `medseg cohort check` decides what fails the run
+    for case, source in (("four", four), ("files", files)):
+        written = nib.load(results / "cases" / case / f"{case}_seg.nii.gz")
+        assert written.shape == SHAPE and np.array_equal(written.affine, nib.load(source).affine)
+    failure = json.loads((results / "cases" / "flat" / "flat_failed.json").read_text())
+    assert failure["error"].startswith(f"{flat}: a 3D image (one modality), and model tiny takes 2 modalities (t1, t2)")
+    assert not (results / "cases" / "flat" / "flat_seg.nii.gz").exists()
