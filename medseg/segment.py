@@ -429,7 +429,8 @@ def segment_volume(
     if bottom_row_text(affine) is not None:  # ignored: the voxels were placed by its top three rows alone
         raise InputError(f"{name}: {bottom_row_text(affine)}; give the 4×4 voxel-to-RAS+ (mm) matrix")
     own = Volume(np.asarray(array, dtype=np.float32), affine, source=name, header=volume.header,
-                 source_sha256=volume.source_sha256, info=dict(volume.info), dicom=volume.dicom)
+                 source_sha256=volume.source_sha256, info=dict(volume.info), dicom=volume.dicom,
+                 channel_axis=modalities > 1)
     # a float32 copy made here (of an int16 or float64 array) is handed over, not held through inference beside the
     # model-space image and copied again; the caller's own float32 array is left as it was
     mine = not np.may_share_memory(own.array, array)

@@ -19,11 +19,12 @@ SLICER_SEGMENTATION_ENDINGS = (".seg.nrrd", ".seg.nhdr")
 class Volume:
     """A 3D image on a grid, of one channel or several (the modalities of a multi-modal case).
 
-    ``array`` is indexed (i, j, k) like the file's voxels, ``(X, Y, Z)``, or ``(X, Y, Z, C)`` for ``C`` channels on
-    one grid (a 4D NIfTI of modalities, or nnU-Net's channel files stacked); ``shape`` is the grid's, always 3D;
-    ``affine`` maps voxel indices to RAS+ world coordinates in mm (the NIfTI convention, also MONAI's). ``header``
-    is the NIfTI header the volume came from, kept so that outputs reproduce its sform/qform exactly; DICOM inputs
-    have none.
+    ``array`` is indexed (i, j, k) like the file's voxels, ``(X, Y, Z)``, or with ``channel_axis`` ``(X, Y, Z, C)``
+    for ``C`` channels on one grid (a 4D NIfTI of modalities, or nnU-Net's channel files stacked: the readers of a
+    multi-modal input set it); ``shape`` is then the grid's, 3D (an array of other axes, without ``channel_axis``,
+    keeps its own shape, for the checks that refuse it); ``affine`` maps voxel indices to RAS+ world coordinates in
+    mm (the NIfTI convention, also MONAI's). ``header`` is the NIfTI header the volume came from, kept so that
+    outputs reproduce its sform/qform exactly; DICOM inputs have none.
     ``source`` is the file or folder read, ``source_sha256`` its content hash. ``dicom`` is set for DICOM
     inputs: the source images in slice order (:class:`medseg.io.dicom.DicomSource`), for DICOM SEG output.
     """
@@ -35,16 +36,19 @@ class Volume:
     source_sha256: str | None = None
     info: dict = field(default_factory=dict)
     dicom: object | None = field(default=None, repr=False, compare=False)
+    channel_axis: bool = False  # the array's fourth axis holds channels (modalities) of one grid
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """The grid's shape: the array's first three axes (the channels, if any, are :attr:`channels`)."""
-        return tuple(self.array.shape[:3])
+        """The grid's shape: the array's, or with ``channel_axis`` its first three axes (the channels are
+        :attr:`channels`)."""
+        return tuple(self.array.shape[:3]) if self.channel_axis else tuple(self.array.shape)
 
     @property
     def channels(self) -> int:
-        """How many channels (modalities) each voxel holds: 1 for a 3D array, ``C`` for ``(X, Y, Z, C)``."""
-        return int(self.array.shape[3]) if self.array.ndim == 4 else 1
+        """How many channels (modalities) each voxel holds: ``C`` of an ``(X, Y, Z, C)`` array with
+        ``channel_axis``, else 1."""
+        return int(self.array.shape[3]) if self.channel_axis and self.array.ndim == 4 else 1
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:

@@ -82,7 +82,7 @@ def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[s
     info = dict(first.info)
     info["channel_files"] = [path.name for path in paths]
     return Volume(array=array, affine=first.affine, source=paths[0], header=first.header,
-                  source_sha256=sha256_of(paths) if hash_input else None, info=info)
+                  source_sha256=sha256_of(paths) if hash_input else None, info=info, channel_axis=True)
 
 
 def read_channels(path: Path | str, modalities: list[str] | int, model: str = "the model",

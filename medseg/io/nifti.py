@@ -277,6 +277,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         header=header,
         source_sha256=sha256_of(_files_read(image)) if hash_input else None,
         info=info,
+        channel_axis=array.ndim == 4,
     )
 
 
