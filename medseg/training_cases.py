@@ -383,8 +383,8 @@ def _channel_files(images: dict[str, Path], cases) -> tuple[dict[str, dict[int, 
     taken: set[str] = set()
     for name, path in images.items():
         split = nnunet_channel(name)
-        if split is None or split[1] == "0000" or split[0] not in cases or split[0] not in images:
-            continue
+        if split is None or split[1] == "0000" or split[0] not in cases or split[0] not in images or name in cases:
+            continue  # a case of its own (a label of its name) is not another case's channel
         if not stem(images[split[0]]).endswith("_0000"):
             continue
         found.setdefault(split[0], {0: images[split[0]]})[int(split[1])] = path
@@ -458,7 +458,7 @@ def check_case_channels(cases: list[TrainCase], config: dict, where: str = "the 
         raise TrainingError(f"{cases[0].image_path}: {_channels_text(found)}, but {where} declares {wanted} modalities "
                             f"({', '.join(declared)}); give images of {wanted} channels, or declare the modalities "
                             "they hold")
-    names = ", ".join(f"channel{index}" for index in range(found))
+    names = ", ".join(f'"channel{index}"' for index in range(found))
     raise TrainingError(f"{cases[0].image_path}: {found} channels (modalities), but {where} declares none (one image "
                         f"a case); declare them, as \"modalities\": [{names}] with in_channels = {found} × (2 × "
                         "context_slices + 1), or train without -c")

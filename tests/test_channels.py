@@ -188,7 +188,7 @@ def test_training_refuses_cases_of_mismatched_channels(modal_sets, tmp_path):
         load_cases(pair_cases(images, labels), one, "cfg.json")
     assert str(info.value) == (
         f"{images / 'case0.nii.gz'}: 2 channels (modalities), but cfg.json declares none (one image a case); declare "
-        "them, as \"modalities\": [channel0, channel1] with in_channels = 2 × (2 × context_slices + 1), or train "
+        'them, as "modalities": ["channel0", "channel1"] with in_channels = 2 × (2 × context_slices + 1), or train '
         "without -c")
 
     files, file_labels = write_modal_set(tmp_path / "files", "nnunet", count=3)
@@ -321,3 +321,18 @@ def test_a_cohort_segments_4d_and_channel_file_cases_and_fails_a_3d_one_alone(mo
     failure = json.loads((results / "cases" / "flat" / "flat_failed.json").read_text())
     assert failure["error"].startswith(f"{flat}: a 3D image (one modality), and model tiny takes 2 modalities (t1, t2)")
     assert not (results / "cases" / "flat" / "flat_seg.nii.gz").exists()
+
+
+def test_a_case_named_like_a_channel_file_stays_a_case(tmp_path):
+    """Images a_0000 and a_0001 with labels a and a_0001: two cases of one image each, not one of two channels."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    image, label, affine = two_modalities(0)
+    for name in ("a_0000", "a_0001"):
+        nib.save(nib.Nifti1Image(image[..., 0], affine), images / f"{name}.nii.gz")
+    for name in ("a", "a_0001"):
+        nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), labels / f"{name}.nii.gz")
+    cases = pair_cases(images, labels)
+    assert [(case.case_id, case.image_path.name, case.channel_paths) for case in cases] == [
+        ("a", "a_0000.nii.gz", None), ("a_0001", "a_0001.nii.gz", None)]
