@@ -24,6 +24,7 @@ from monai.transforms import (
 from medseg.errors import InputError
 from medseg.numbers import gib_text
 from medseg.resources import cgroup_limit, physical_memory, resident_memory
+from medseg.slab_resample import slab_resampling
 from medseg.volume import Volume
 from medseg.voxel_charge import charged_bytes
 
@@ -340,8 +341,9 @@ def apply_transforms(transforms: Compose, data: dict, source, stage: str = "prep
     """``transforms`` one at a time (as Compose runs them): each step's input is freed as soon as its output exists,
     where one Compose call holds its argument, a full copy of the volume, until the last transform is done. A
     failure is one line naming ``source`` (:class:`InputError`)."""
-    for index in range(len(transforms.transforms)):
-        data = _apply(functools.partial(transforms, start=index, end=index + 1), data, source, stage)
+    with slab_resampling():  # MONAI's resampling, with its sampling grid made a slab at a time
+        for index in range(len(transforms.transforms)):
+            data = _apply(functools.partial(transforms, start=index, end=index + 1), data, source, stage)
     return data
 
 
@@ -392,7 +394,8 @@ def invert_labels(labels: torch.Tensor, data: dict, transforms: Compose, shape: 
     pred = MetaTensor(labels[None], meta=dict(data["image"].meta))
     pred.applied_operations = list(data["image"].applied_operations)
     invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=True)
-    inverted = _apply(invert, {"pred": pred, "image": data["image"]}, source, "inverting the labels")["pred"]
+    with slab_resampling():
+        inverted = _apply(invert, {"pred": pred, "image": data["image"]}, source, "inverting the labels")["pred"]
     result = np.asarray(inverted[0].detach().cpu().numpy())
     if tuple(result.shape) != tuple(shape):
         raise RuntimeError(f"inverted labels have shape {result.shape}, expected {shape}")
