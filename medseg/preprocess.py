@@ -162,9 +162,10 @@ def check_grid_size(source, shape: tuple[int, ...], affine: np.ndarray, pre: dic
                     doing: str | None = "segmenting it", scoring: bool = False, channels: int = 1) -> None:
     """:func:`check_resampling_size` from a header's shape and affine (:func:`medseg.io.images.read_grid`), before
     the voxels are read. A model that resamples is charged ``RESAMPLE_BYTES_PER_VOXEL`` for each voxel of the input
-    and of model space; one that keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
-    voxel (:mod:`medseg.voxel_charge`): a 512×512×1500 CT is charged 4.7 GB there (about 3.4 GB measured), not the
-    31 GB that resampling it would. ``per_model_voxel``: bytes the inference itself holds per model-space voxel
+    and of model space, and the inference's slab (``SLAB_BYTES_PER_VOXEL`` a model-space voxel of it); one that
+    keeps the voxel size (``spacing_mm`` null) ``COPY_BYTES_PER_VOXEL`` for each input
+    voxel (:mod:`medseg.voxel_charge`): a 512×512×1500 CT is charged 4.7 GB there (about 3.4 GB measured), not what
+    resampling it would. ``per_model_voxel``: bytes the inference itself holds per model-space voxel
     beyond that (an ensemble over slicing axes keeps two float32 class-probability volumes: 8 bytes per class).
     ``scoring``: the volume is scored against a reference afterwards, charged at least ``SCORING_BYTES_PER_VOXEL``
     a voxel. ``channels``: the modalities each voxel holds (a 4D input of C of them is C volumes to read, resample

@@ -4,11 +4,20 @@ ask for (:mod:`medseg.cohort.job_memory`), which must not import torch to plan."
 
 from __future__ import annotations
 
-__all__ = ["COPY_BYTES_PER_VOXEL", "RESAMPLE_BYTES_PER_VOXEL", "SCORING_BYTES_PER_VOXEL", "charged_bytes"]
+__all__ = ["COPY_BYTES_PER_VOXEL", "RESAMPLE_BYTES_PER_VOXEL", "SCORING_BYTES_PER_VOXEL", "SLAB_BYTES_PER_VOXEL",
+           "SLAB_VOXELS", "charged_bytes"]
 
-# transient bytes per voxel of resampling and of inverting, as measured (float32 grids and values): a guard
-# against headers whose spacing makes a resampled volume of terabytes, not a memory model
-RESAMPLE_BYTES_PER_VOXEL = 40
+# bytes per voxel of the input and of model space where the model resamples: the input read in float32 and its
+# C-ordered copy, the model-space image, the labels and their float32 copy while they are inverted, the inverted
+# labels; the sampling grid is built a slab at a time (medseg.slab_resample). Measured 6.3-8.0 beyond the process's
+# own with the inference's slab set aside (512×512×200 at 0.8×0.8×1.5 mm to 1 mm, downsampled, upsampled, LPS); 40
+# while the grid was built whole (19 measured)
+RESAMPLE_BYTES_PER_VOXEL = 12
+# the inference's slab (its context planes, logits, count map and labels) for each model-space voxel in it, and the
+# model-space voxels a slab holds at most (medseg.inference: 16 M logits, 2 classes or more): about 0.5 GB at most,
+# 0.5 GB measured beside a 410×410×300 model-space image with the hippocampus model
+SLAB_BYTES_PER_VOXEL = 64
+SLAB_VOXELS = 1 << 23
 # the same for a model that keeps the voxel size: the image read in float32, its normalised copy, the labels
 # (8.6 bytes per voxel measured on a 512×512×1500 CT, the interpreter and torch included)
 COPY_BYTES_PER_VOXEL = 12
@@ -26,7 +35,8 @@ SCORING_BYTES_PER_VOXEL = 32
 def charged_bytes(input_voxels: int, model_voxels: int, resamples: bool, per_model_voxel: int = 0,
                   scoring: bool = False, channels: int = 1) -> int:
     """Bytes charged for a volume of ``input_voxels`` that is ``model_voxels`` in model space:
-    :data:`RESAMPLE_BYTES_PER_VOXEL` for each voxel of both where the model resamples, else
+    :data:`RESAMPLE_BYTES_PER_VOXEL` for each voxel of both where the model resamples, and the inference's slab
+    (:data:`SLAB_BYTES_PER_VOXEL` for each model-space voxel, :data:`SLAB_VOXELS` of them at most), else
     :data:`COPY_BYTES_PER_VOXEL` for each input voxel; plus ``per_model_voxel`` bytes for each model-space voxel
     (an ensemble over slicing axes: 8 bytes per class). ``scoring`` (``medseg infer --reference``): at least
     :data:`SCORING_BYTES_PER_VOXEL` for each input voxel, what scoring holds after the inference's arrays are
@@ -34,6 +44,7 @@ def charged_bytes(input_voxels: int, model_voxels: int, resamples: bool, per_mod
     resampling charges count each voxel that many times (the labels, the ensemble and scoring are one volume)."""
     if resamples:
         needed = (int(model_voxels) + int(input_voxels)) * RESAMPLE_BYTES_PER_VOXEL * int(channels)  # Python ints
+        needed += min(int(model_voxels), SLAB_VOXELS) * SLAB_BYTES_PER_VOXEL  # the inference's slab, once
     else:
         needed = int(input_voxels) * COPY_BYTES_PER_VOXEL * int(channels)
     needed += int(model_voxels) * int(per_model_voxel)

@@ -21,11 +21,13 @@ def test_inference_memory_is_the_base_and_the_guards_charge_of_the_largest_case(
     assert infer_memory_mb([SMALL], phantom) == 1300
     # 1200 + 12 B x 78.6 M = 2144 MB; the largest case counts, not the sum
     assert infer_memory_mb([SMALL, CT, SMALL], phantom) == 2200
-    # hippocampus resamples to 1 mm: 40 B x (78.6 M + 38.5 M model-space voxels) = 4684 MB, + 1200
+    # hippocampus resamples to 1 mm: 12 B x (78.6 M + 38.5 M model-space voxels) = 1406 MB, and the inference's
+    # slab, 64 B x 8.4 M model-space voxels at most = 537 MB; + 1200 (40 B a voxel, 5900 MB, while MONAI's sampling
+    # grid was built whole)
     assert model_voxels(CT, hippocampus.preprocessing) == 38_535_168
-    assert infer_memory_mb([CT], hippocampus) == 5900
-    # a header without a voxel size: model space taken as large as the input (40 B x 2 x 78.6 M)
-    assert infer_memory_mb([InputGrid(CT.voxels, None)], hippocampus) == 7500
+    assert infer_memory_mb([CT], hippocampus) == 3200
+    # a header without a voxel size: model space taken as large as the input (12 B x 2 x 78.6 M + 537 MB)
+    assert infer_memory_mb([InputGrid(CT.voxels, None)], hippocampus) == 3700
     # device cuda: 2000 MB more for the CUDA libraries in host memory; none readable: the base alone
     assert infer_memory_mb([CT], phantom, device="cuda:1") == 4200
     assert infer_memory_mb([CT], phantom, device="cpu") == infer_memory_mb([CT], phantom, device="auto") == 2200
@@ -66,7 +68,7 @@ def test_infer_with_a_reference_is_charged_for_scoring_once_the_inference_is_fre
     assert charged_bytes(1000, 1000, False) == 12_000
     assert charged_bytes(1000, 1000, False, scoring=True) == 32_000
     assert charged_bytes(1000, 1000, False, 32, scoring=True) == 44_000  # an ensemble's inference: more
-    assert charged_bytes(1000, 250, True, scoring=True) == 50_000
+    assert charged_bytes(1000, 250, True, scoring=True) == 31_000  # 12 B x 1250 + a slab of 64 B x 250
 
 
 def test_a_multi_modal_input_is_charged_for_each_modality_and_scored_once():
@@ -83,3 +85,23 @@ def test_a_multi_modal_input_is_charged_for_each_modality_and_scored_once():
     assert infer_memory_mb([InputGrid(256 * 256 * 100, (1.0, 1.0, 1.0))], single) == 1300  # 1200 + 79 MB
     # scoring: 800 MB + 24 B x 6.55 M voxels of the 3D labels = 957 MB, not 24 B x 26.2 M
     assert evaluate_memory_mb([four]) == 1000
+
+
+def test_a_resampling_model_is_charged_at_least_its_measured_peak_and_no_longer_its_whole_grid():
+    """``medseg infer -m hippocampus`` of a 512×512×200 CT at 0.8×0.8×1.5 mm (410×410×300 at 1 mm) peaked 1.16 GB
+    beyond the 0.42 GB of imports and model once MONAI's sampling grid was built a slab at a time (1.96 GB before,
+    charged 4.11 GB: 40 bytes a voxel); with fixed labels instead of the network, 6.3 bytes a voxel, and 6.8-8.0 for
+    a downsampled, an upsampled and an LPS volume (benchmarks/README.md)."""
+    import numpy as np
+
+    from medseg.preprocess import grid_memory
+
+    pre = load_package("hippocampus").preprocessing
+    charge, model_shape = grid_memory((512, 512, 200), np.diag([0.8, 0.8, 1.5, 1.0]), pre)
+    assert model_shape == (410, 410, 300)
+    assert 1.16e9 < charge < 1.8e9  # 12 B x 102.9 M voxels + a slab of 537 MB
+    for shape, spacing, measured in [((1024, 1024, 80), (0.4, 0.4, 1.0), 6.8),
+                                     ((512, 512, 100), (-0.8, -0.8, 1.5), 7.0), ((200, 200, 60), (2.0, 2.0, 2.5), 8.0)]:
+        charge, model_shape = grid_memory(shape, np.diag([*spacing, 1.0]), pre)
+        voxels = int(np.prod(shape)) + int(np.prod(model_shape))
+        assert charge > measured * voxels and charge >= 12 * voxels

@@ -24,7 +24,10 @@ the same as a DICOM series of 100 files         6.6 M   633 / 727 MB            
 ==============================================  ======  ============================  ==============
 
 So inference holds about 0.5 GB before any case and 6-10 bytes a voxel for a model that keeps the voxel size, about
-16-25 bytes a voxel of input and model space together for one that resamples; the guard charges 12 and 40. Scoring
+16-25 bytes a voxel of input and model space together for one that resamples (the hippocampus figures above), 6-8
+since MONAI's sampling grid is built a slab at a time, and the inference's slab beside them (about 0.5 GB at most: a
+512×512×200 CT of 0.8×0.8×1.5 mm, 410×410×300 at 1 mm, 1,580 MB); the guard charges 12, and 12 with 64 a model-space
+voxel of the slab (0.54 GB at most; 40 a voxel while the grid was built whole). Scoring
 holds about 0.1-0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as
 float32, and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.metrics``'
 ``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.36 GB for 512×512×340 voxels, measured again), with about 55 bytes for each
