@@ -68,7 +68,8 @@ def test_infer_with_a_reference_is_charged_for_scoring_once_the_inference_is_fre
     assert charged_bytes(1000, 1000, False) == 12_000
     assert charged_bytes(1000, 1000, False, scoring=True) == 32_000
     assert charged_bytes(1000, 1000, False, 32, scoring=True) == 44_000  # an ensemble's inference: more
-    assert charged_bytes(1000, 250, True, scoring=True) == 31_000  # 12 B x 1250 + a slab of 64 B x 250
+    assert charged_bytes(1000, 250, True) == 31_000  # 12 B x 1250 + a slab of 64 B x 250
+    assert charged_bytes(1000, 250, True, scoring=True) == 32_000  # scoring's 32 B x 1000 is the larger
 
 
 def test_a_multi_modal_input_is_charged_for_each_modality_and_scored_once():
@@ -83,8 +84,8 @@ def test_a_multi_modal_input_is_charged_for_each_modality_and_scored_once():
     assert infer_memory_mb([InputGrid(256 * 256 * 100, (1.0, 1.0, 1.0))], package) == 1600  # case_0000.nii.gz
     single = SimpleNamespace(**{**vars(package), "n_modalities": 1})
     assert infer_memory_mb([InputGrid(256 * 256 * 100, (1.0, 1.0, 1.0))], single) == 1300  # 1200 + 79 MB
-    # scoring: 800 MB + 24 B x 6.55 M voxels of the 3D labels = 957 MB, not 24 B x 26.2 M
-    assert evaluate_memory_mb([four]) == 1000
+    # scoring: 800 MB + 32 B x 6.55 M voxels of the 3D labels = 1010 MB, not 32 B x 26.2 M
+    assert evaluate_memory_mb([four]) == 1100
 
 
 def test_a_resampling_model_is_charged_at_least_its_measured_peak_and_no_longer_its_whole_grid():
