@@ -203,3 +203,22 @@ def test_a_label_map_seg_is_placed_and_overlapping_segments_are_refused_as_on_th
     with pytest.raises(InputError, match=r"overlap\.dcm: segments 'odd' and 'corner' overlap in 840 voxel\(s\); a "
                                          r"reference label map holds one label per voxel"):
         read_seg_on_grid(tmp_path / "overlap.dcm", SHAPE, affine, "rows_reversed.nii.gz", NAMES)
+
+
+def test_a_binary_seg_of_one_segment_named_in_the_shared_groups_is_placed(case, tmp_path):
+    """highdicom writes a BINARY SEG of one segment with its SegmentIdentificationSequence in the shared functional
+    groups, not per frame: its frames were all passed over, and the reference read as empty (Dice 0, in silence)."""
+    import pydicom
+
+    volume, _, _ = case
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]
+    masks = np.zeros((SHAPE[2], SHAPE[1], SHAPE[0], 1), bool)  # (slices, rows, columns, segments)
+    masks[2, 3:9, 4:15, 0] = True
+    masks[5, 10:12, 0:2, 0] = True
+    _foreign_seg(tmp_path / "one.dcm", sources, masks, ["odd"], "BINARY")
+    shared = pydicom.dcmread(tmp_path / "one.dcm").SharedFunctionalGroupsSequence[0]
+    assert int(shared.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == 1
+    expected = masks[..., 0].transpose(2, 1, 0).astype(np.uint8)
+    assert np.array_equal(read_dicom_seg(tmp_path / "one.dcm", volume, NAMES), expected)  # on the series
+    placed = read_seg_on_grid(tmp_path / "one.dcm", SHAPE, volume.affine, "series.nii.gz", NAMES)
+    assert int(np.count_nonzero(placed)) == 6 * 11 + 2 * 2 and np.array_equal(placed, expected)

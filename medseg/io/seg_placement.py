@@ -129,10 +129,13 @@ def _functional_value(shared, sequence: str, keyword: str) -> float | None:
 
 
 def _frame_segments(seg) -> list[int | None]:
-    """The segment number each frame of a BINARY SEG holds (None where it names none)."""
+    """The segment number each frame of a BINARY SEG holds, from its own functional groups, else the shared ones
+    (highdicom writes a SEG of one segment so); None where neither names one."""
+    shared = (seg.get("SharedFunctionalGroupsSequence") or [{}])[0]
+    shared_items = (shared.get("SegmentIdentificationSequence") if hasattr(shared, "get") else None) or []
     found = []
     for groups in seg.get("PerFrameFunctionalGroupsSequence", []):
-        items = groups.get("SegmentIdentificationSequence") or []
+        items = groups.get("SegmentIdentificationSequence") or shared_items
         found.append(int(items[0].ReferencedSegmentNumber) if items else None)
     return found
 
