@@ -222,3 +222,28 @@ def test_a_binary_seg_of_one_segment_named_in_the_shared_groups_is_placed(case, 
     assert np.array_equal(read_dicom_seg(tmp_path / "one.dcm", volume, NAMES), expected)  # on the series
     placed = read_seg_on_grid(tmp_path / "one.dcm", SHAPE, volume.affine, "series.nii.gz", NAMES)
     assert int(np.count_nonzero(placed)) == 6 * 11 + 2 * 2 and np.array_equal(placed, expected)
+
+
+def test_two_frames_of_one_segment_on_one_slice_are_refused_in_one_line(case, tmp_path, capsys):
+    """Two frames of one segment stating one position (a malformed SEG) ended in a KeyError's traceback where their
+    pixels overlap: refused in one line naming the frames and the slice, exit 1."""
+    import pydicom
+
+    volume, expected, _ = case
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]
+    masks = np.zeros((SHAPE[2], SHAPE[1], SHAPE[0], 1), bool)
+    masks[2:4, 3:9, 4:15, 0] = True  # one box on slices 2 and 3
+    _foreign_seg(tmp_path / "one.dcm", sources, masks, ["odd"], "BINARY")
+    dataset = pydicom.dcmread(tmp_path / "one.dcm")
+    frames = dataset.PerFrameFunctionalGroupsSequence
+    first = frames[0].PlanePositionSequence[0].ImagePositionPatient
+    frames[1].PlanePositionSequence[0].ImagePositionPatient = first
+    dataset.save_as(tmp_path / "twice.dcm")
+    k = int(round((np.linalg.inv(volume.affine) @ [-first[0], -first[1], first[2], 1.0])[2]))
+    assert k in (2, 3)
+    nib.save(nib.Nifti1Image(expected, volume.affine), tmp_path / "pred.nii.gz")
+    code, out, err = _main(["evaluate", str(tmp_path / "pred.nii.gz"), str(tmp_path / "twice.dcm"), "--json"], capsys)
+    assert (code, out) == (1, "")
+    assert err.strip() == (f"medseg: error: {tmp_path / 'twice.dcm'}: its frames 1 and 2 of segment 1 fall on one "
+                           f"slice of the grid of {tmp_path / 'pred.nii.gz'} (k = {k}): a SEG has one frame per "
+                           "segment and position; not scored")

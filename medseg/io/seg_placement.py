@@ -72,6 +72,7 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     labelmap = str(seg.get("SegmentationType", "BINARY")) == "LABELMAP"
     numbers = _frame_segments(seg)
+    _check_one_frame_per_slice(placements, [None] * len(numbers) if labelmap else numbers, path, source, outcome)
     outside = [0]
 
     def slabs(number: int) -> Iterator[tuple[tuple, np.ndarray]]:
@@ -138,6 +139,22 @@ def _frame_segments(seg) -> list[int | None]:
         items = groups.get("SegmentIdentificationSequence") or shared_items
         found.append(int(items[0].ReferencedSegmentNumber) if items else None)
     return found
+
+
+def _check_one_frame_per_slice(placements: list, numbers: list[int | None], path: Path, source, outcome: str
+                               ) -> None:
+    """Refuse two frames of one segment (of a LABELMAP SEG: any two) that fall on one slice of the grid: a SEG has a
+    frame per segment and position, and which of the two to read (or their union) nothing says."""
+    seen: dict[tuple, int] = {}
+    for index, (column_axis, _, row_axis, _, origin) in enumerate(placements):
+        slice_axis = 3 - column_axis - row_axis
+        key = (numbers[index], slice_axis, origin[slice_axis])
+        if key in seen:
+            of = "" if numbers[index] is None else f" of segment {numbers[index]}"
+            raise InputError(f"{path}: its frames {seen[key] + 1} and {index + 1}{of} fall on one slice of the grid "
+                             f"of {source} ({'ijk'[slice_axis]} = {origin[slice_axis]}): a SEG has one frame per "
+                             f"segment and position; {outcome}")
+        seen[key] = index
 
 
 def _numbers(values) -> str:
