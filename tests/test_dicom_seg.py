@@ -1131,6 +1131,35 @@ def test_a_seg_reference_for_an_image_that_is_not_a_dicom_series_says_what_to_se
         read_dicom_seg(tmp_path / "ref.dcm", converted, NAMES)
 
 
+def test_a_seg_prediction_whose_sidecar_records_a_converted_image_says_to_fix_the_sidecar(tmp_path, capsys):
+    """A SEG prediction whose sidecar's "input" names a conversion of its series (its folder written there by hand,
+    as the moved-series error invites) was told to segment the series' own folder "to score against this SEG": it is
+    the sidecar's input that is to be the series' folder; exit 1, nothing written."""
+    values = stored_values(SHAPE, seed=19)
+    write_series(tmp_path / "series", values, slice_positions(SHAPE[2], 2.0), seed=1)
+    volume = read_dicom_series(tmp_path / "series")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "case_seg.dcm", NAMES, "test-model")
+    nib.save(nib.Nifti1Image(volume.array, volume.affine), tmp_path / "series.nii.gz")
+    nib.save(nib.Nifti1Image(labels, volume.affine), tmp_path / "ref.nii.gz")
+    sidecar = {"input": str(tmp_path / "series.nii.gz"), "labels": {str(k): v for k, v in NAMES.items()}}
+    (tmp_path / "case_seg.json").write_text(json.dumps(sidecar))
+    capsys.readouterr()
+    code = run_main(["evaluate", str(tmp_path / "case_seg.dcm"), str(tmp_path / "ref.nii.gz"), "-o",
+                     str(tmp_path / "m.json")])
+    assert code == 1 and not (tmp_path / "m.json").exists()
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {tmp_path / 'case_seg.dcm'}: its sidecar's \"input\", {tmp_path / 'series.nii.gz'}, is "
+        "not a DICOM series: a DICOM SEG is placed frame by frame on the images of the series it segments (a "
+        "conversion of it, as to NIfTI, no longer has them); write that series' folder as the sidecar's \"input\"")
+    # the way out it gives
+    (tmp_path / "case_seg.json").write_text(json.dumps({**sidecar, "input": str(tmp_path / "series")}))
+    assert run_main(["evaluate", str(tmp_path / "case_seg.dcm"), str(tmp_path / "ref.nii.gz"), "-o",
+                     str(tmp_path / "m.json")]) == 0
+    assert {k: v["dice"] for k, v in json.loads((tmp_path / "m.json").read_text())["labels"].items()} == {
+        "1": 1.0, "2": 1.0}
+
+
 def test_the_cohort_table_names_the_series_each_row_segmented(tmp_path, tiny_package):
     """Two rows segmenting two series of one folder are told apart in cohort.tsv, not only on the HTML cards."""
     from medseg.report.build import build_report

@@ -936,6 +936,10 @@ def _read_seg(path: Path | str, sidecar: dict, source_path: Path | str | None, w
                              "references: put the series back there, or write the folder where it lies now as the "
                              "sidecar's \"input\"")
     source = read_source(source_path, recorded_series(sidecar))
+    if source.dicom is None:  # read_dicom_seg's words would tell to segment the series: its sidecar is what is wrong
+        raise InputError(f"{path}: its sidecar's \"input\", {source_path}, is not a DICOM series: a DICOM SEG is "
+                         "placed frame by frame on the images of the series it segments (a conversion of it, as to "
+                         "NIfTI, no longer has them); write that series' folder as the sidecar's \"input\"")
     array = read_dicom_seg(path, source, labels, warn_missing=warn_missing, label_codes=sidecar.get("label_codes"))
     info = {"dicom_seg_source": str(source_path)}
     made_from = sidecar.get("input_sha256")
