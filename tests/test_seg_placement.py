@@ -247,3 +247,30 @@ def test_two_frames_of_one_segment_on_one_slice_are_refused_in_one_line(case, tm
     assert err.strip() == (f"medseg: error: {tmp_path / 'twice.dcm'}: its frames 1 and 2 of segment 1 fall on one "
                            f"slice of the grid of {tmp_path / 'pred.nii.gz'} (k = {k}): a SEG has one frame per "
                            "segment and position; not scored")
+
+
+def test_a_spacing_between_slices_stated_per_frame_is_checked_as_a_shared_one(case, tmp_path):
+    """A SEG of 2 mm slices on a grid of 1 mm slices lies on its lattice, every other slice: refused by its spacing
+    between slices, where the shared functional groups state it, and also where each frame does (it was then placed,
+    every other slice of the grid left empty)."""
+    import pydicom
+
+    volume, _, seg = case
+    affine = np.asarray(volume.affine, float).copy()
+    affine[:3, 2] *= 0.5  # slices 1 mm apart, the SEG's 2 mm apart: its frames on every other one
+    grid = (SHAPE[0], SHAPE[1], 2 * SHAPE[2])
+    pattern = (r"cannot be placed on the grid of fine.nii.gz: its spacing between slices, 2 mm, differs from the "
+               r"grid's voxel size across its frames, 1 mm \(spacing\); resample one onto the other's grid first; "
+               r"not scored$")
+    with pytest.raises(InputError, match=re.escape(str(seg)) + ": " + pattern):
+        read_seg_on_grid(seg, grid, affine, "fine.nii.gz", NAMES)
+    dataset = pydicom.dcmread(seg)
+    measures = dataset.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence
+    del dataset.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence
+    for frame in dataset.PerFrameFunctionalGroupsSequence:
+        frame.PixelMeasuresSequence = measures
+    dataset.save_as(tmp_path / "per_frame.dcm")
+    assert float(pydicom.dcmread(tmp_path / "per_frame.dcm").PerFrameFunctionalGroupsSequence[0]
+                 .PixelMeasuresSequence[0].SpacingBetweenSlices) == 2.0
+    with pytest.raises(InputError, match=re.escape(str(tmp_path / "per_frame.dcm")) + ": " + pattern):
+        read_seg_on_grid(tmp_path / "per_frame.dcm", grid, affine, "fine.nii.gz", NAMES)

@@ -97,8 +97,8 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
 
 
 def _frame_geometry(seg, path: Path, source) -> list[dict]:
-    """Each frame's pixel spacing, orientation and position (LPS), from its own functional groups, else the shared
-    ones; a frame that states none of one is refused."""
+    """Each frame's pixel spacing, orientation and position (LPS), and its spacing between slices where stated, from
+    its own functional groups, else the shared ones; a frame that states none of the first three is refused."""
     from medseg.io.dicom_seg import _plane_geometry
 
     shared = (seg.get("SharedFunctionalGroupsSequence") or [{}])[0]
@@ -113,10 +113,13 @@ def _frame_geometry(seg, path: Path, source) -> list[dict]:
         if lacking:
             raise InputError(f"{path}: frame {index + 1} states no {' or '.join(lacking)}, so it cannot be placed on "
                              f"the grid of {source}")
+        # its own pixel measures, else the shared ones (a SEG may state them per frame)
+        between = _functional_value(groups, "PixelMeasuresSequence", "SpacingBetweenSlices")
+        if between is None:
+            between = _functional_value(shared, "PixelMeasuresSequence", "SpacingBetweenSlices")
+        if between is not None:
+            geometry["SpacingBetweenSlices"] = between
         frames.append(geometry)
-    thickness = _functional_value(shared, "PixelMeasuresSequence", "SpacingBetweenSlices")
-    if thickness is not None:
-        frames[0]["SpacingBetweenSlices"] = thickness
     return frames
 
 
