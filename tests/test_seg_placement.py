@@ -274,3 +274,24 @@ def test_a_spacing_between_slices_stated_per_frame_is_checked_as_a_shared_one(ca
                  .PixelMeasuresSequence[0].SpacingBetweenSlices) == 2.0
     with pytest.raises(InputError, match=re.escape(str(tmp_path / "per_frame.dcm")) + ": " + pattern):
         read_seg_on_grid(tmp_path / "per_frame.dcm", grid, affine, "fine.nii.gz", NAMES)
+
+
+def test_an_oblique_frame_off_the_lattice_along_its_normal_is_refused_at_a_readable_voxel(tmp_path):
+    """An oblique series' SEG on its grid moved 0.3 mm along the slice normal only: refused as off-lattice, the voxel
+    its first pixel falls at written without float noise (it read `[-3.55271e-15, 0, 3.85]`)."""
+    write_series(tmp_path / "series", stored_values(SHAPE, seed=23), slice_positions(SHAPE[2], 2.0,
+                 orientation=OBLIQUE), orientation=OBLIQUE, seed=2)
+    volume = read_dicom_series(tmp_path / "series")
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[3:9, 4:10, 2:5] = 1
+    write_dicom_seg(labels, volume, tmp_path / "ref.dcm", NAMES, "test-model")
+    assert np.array_equal(read_seg_on_grid(tmp_path / "ref.dcm", SHAPE, volume.affine, "oblique.nii.gz", NAMES),
+                          labels)
+    affine = np.asarray(volume.affine, float).copy()
+    affine[:3, 3] += affine[:3, 2] / np.linalg.norm(affine[:3, 2]) * 0.3  # along the normal alone
+    with pytest.raises(InputError) as caught:
+        read_seg_on_grid(tmp_path / "ref.dcm", SHAPE, affine, "oblique.nii.gz", NAMES)
+    assert re.fullmatch(r"\S+ref\.dcm: cannot be placed on the grid of oblique\.nii\.gz: its frame 1 lies 0\.3 mm off "
+                        r"the grid's voxel centres \(off-lattice; tolerance 0\.06 mm\): its first pixel, at "
+                        r"\[[-\d., ]+\] \(LPS\), falls at voxel \[0, 0, 3\.85\]; resample one onto the other's grid "
+                        r"first; not scored", str(caught.value)), str(caught.value)

@@ -218,7 +218,7 @@ def _placements(frames: list[dict], affine: np.ndarray, path: Path, source
             raise InputError(f"{path}: cannot be placed on the grid of {source}: its frame {index + 1} lies {off:.3g} "
                              f"mm off the grid's voxel centres (off-lattice; tolerance {tolerance:.3g} mm): its first "
                              f"pixel, at {_numbers(frame['ImagePositionPatient'])} (LPS), falls at voxel "
-                             f"{_numbers(voxel)}; resample one onto the other's grid first")
+                             f"{_numbers(np.round(voxel, 4))}; resample one onto the other's grid first")
         found.append((column_axis, column_step, row_axis, row_step, tuple(int(v) for v in whole)))
     return found
 
