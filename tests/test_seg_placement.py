@@ -295,3 +295,30 @@ def test_an_oblique_frame_off_the_lattice_along_its_normal_is_refused_at_a_reada
                         r"the grid's voxel centres \(off-lattice; tolerance 0\.06 mm\): its first pixel, at "
                         r"\[[-\d., ]+\] \(LPS\), falls at voxel \[0, 0, 3\.85\]; resample one onto the other's grid "
                         r"first; not scored", str(caught.value)), str(caught.value)
+
+
+def test_frames_of_two_orientations_crossing_on_the_grid_are_refused_in_one_line(tmp_path):
+    """A SEG whose second frame states its own orientation (coronal, where the others are axial) crosses the first
+    on the grid: a KeyError's traceback where both label their common voxels; refused in one line."""
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    write_series(tmp_path / "series", stored_values((20, 20, 20), seed=3), slice_positions(20, 1.0),
+                 pixel_spacing=(1.0, 1.0), seed=2)
+    volume = read_dicom_series(tmp_path / "series")
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[5:15, 5:15, 8:12] = 1
+    write_dicom_seg(labels, volume, tmp_path / "ref.dcm", NAMES, "test-model")
+    dataset = pydicom.dcmread(tmp_path / "ref.dcm")
+    second = dataset.PerFrameFunctionalGroupsSequence[1]
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 0, 1]  # coronal: rows along z
+    second.PlaneOrientationSequence = pydicom.Sequence([orientation])
+    ras = volume.affine @ [0, 10, 0, 1]  # the plane j = 10, across the labelled box
+    second.PlanePositionSequence[0].ImagePositionPatient = [-ras[0], -ras[1], ras[2]]
+    dataset.save_as(tmp_path / "crossing.dcm")
+    with pytest.raises(InputError) as caught:
+        read_seg_on_grid(tmp_path / "crossing.dcm", volume.shape, volume.affine, "pred.nii.gz", NAMES)
+    assert str(caught.value) == (f"{tmp_path / 'crossing.dcm'}: cannot be placed on the grid of pred.nii.gz: its "
+                                 "frames are not parallel (frame 1 a slice across the grid's k axis, frame 2 across "
+                                 "its j axis); not scored")

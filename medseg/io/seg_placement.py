@@ -219,6 +219,10 @@ def _placements(frames: list[dict], affine: np.ndarray, path: Path, source
                              f"mm off the grid's voxel centres (off-lattice; tolerance {tolerance:.3g} mm): its first "
                              f"pixel, at {_numbers(frame['ImagePositionPatient'])} (LPS), falls at voxel "
                              f"{_numbers(np.round(voxel, 4))}; resample one onto the other's grid first")
+        if found and slice_axis != 3 - found[0][0] - found[0][2]:  # crossing frames: one voxel in two frames
+            raise InputError(f"{path}: cannot be placed on the grid of {source}: its frames are not parallel (frame "
+                             f"1 a slice across the grid's {'ijk'[3 - found[0][0] - found[0][2]]} axis, frame "
+                             f"{index + 1} across its {'ijk'[slice_axis]} axis)")
         found.append((column_axis, column_step, row_axis, row_step, tuple(int(v) for v in whole)))
     return found
 
