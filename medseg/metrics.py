@@ -136,6 +136,11 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None, out
         )
 
 
+OVERHANG_VOXELS_FACTOR = 2
+"""A reference box reaching past the prediction's grid is read (to tell whether its voxels out there are all 0) where
+it holds at most this many times the grid's voxels (a margin of a quarter of the grid along each axis); a larger one
+is refused from its header, its read charged nowhere."""
+
 def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not scored",
                        affine: np.ndarray | None = None) -> None:
     """:func:`check_same_grid`'s shape test of a label file against ``source``'s ``shape``, from the file's header,
@@ -165,16 +170,14 @@ def check_header_shape(source, shape: tuple[int, ...], path, outcome: str = "not
     if affine is None:
         raise GeometryError(f"{path}: shape {declared} differs from {source}'s {tuple(shape)}; {outcome}")
     placed = sub_box_placement(declared, declared_affine, tuple(shape), affine, beyond=True)
-    if isinstance(placed, tuple) and (math.prod(declared) <= math.prod(shape)
-                                      or isinstance(sub_box_placement(declared, declared_affine, tuple(shape),
-                                                                      affine), tuple)):
+    if isinstance(placed, tuple) and math.prod(declared) <= OVERHANG_VOXELS_FACTOR * math.prod(shape):
         return  # a box of the grid; one reaching past it is cropped where its voxels there are all 0 (read to tell)
-    if isinstance(placed, tuple):  # past the grid and larger than it: no crop of it, and reading it is not charged
+    if isinstance(placed, tuple):  # past the grid and far larger than it: reading it whole is charged nowhere
         reach = sub_box_placement(declared, declared_affine, tuple(shape), affine)
         raise GeometryError(
             f"{path}: shape {declared} differs from {source}'s {tuple(shape)}: on its voxel lattice, but {reach}, "
-            f"holding more voxels than that grid ({math.prod(declared)} against {math.prod(shape)}): no crop of it, "
-            f"not read; {outcome}")
+            f"holding more than {OVERHANG_VOXELS_FACTOR} times that grid's voxels ({math.prod(declared)} against "
+            f"{math.prod(shape)}): not read; {outcome}")
     raise GeometryError(_shape_refusal(path, declared, declared_affine, source, tuple(shape), affine,
                                        grid_tolerance_mm(affine), outcome))
 

@@ -759,29 +759,33 @@ def test_a_box_reaching_past_the_grid_is_cropped_where_label_0_lies_there(tmp_pa
 
 
 
-def test_a_box_past_the_grid_holding_more_voxels_than_it_is_refused_unread(tmp_path, monkeypatch):
+def test_a_box_past_the_grid_holding_over_twice_its_voxels_is_refused_unread(tmp_path, monkeypatch):
     """A box of the lattice that reaches past the grid is read to tell whether its voxels out there are all 0; one
-    holding more voxels than the grid is no crop of it (a 640³ reference of a 40³ prediction was read whole: 352 MB,
-    charged nowhere) and is refused from its header, nothing read."""
+    holding over twice the grid's voxels (a 640³ reference of a 40³ prediction was read whole: 352 MB, charged
+    nowhere) is refused from its header, nothing read. One with a margin (34×30×22 around 30×26×20) is read."""
     import medseg.io.nifti as nifti
 
     affine, _, _, _, _ = sub_box_case(tmp_path)
-    wide = np.zeros((34, 30, 22), np.uint8)  # 2 voxels past the grid each side: 22 440 voxels against 15 600
+    margin = np.zeros((34, 30, 22), np.uint8)  # 2 voxels past the grid each side: 22 440 voxels against 15 600
     index = np.eye(4)
     index[:3, 3] = (-2, -2, -1)
+    nib.save(nib.Nifti1Image(margin, affine @ index), tmp_path / "ref_margin.nii.gz")
+    pred = tmp_path / "pred.nii.gz"
+    scores = evaluate_files(pred, tmp_path / "ref_margin.nii.gz", HIPPO_LABELS)
+    assert scores["reference_sub_box"]["voxels_outside_grid"] == 22440 - 15600
+    wide = np.zeros((64, 26, 20), np.uint8)  # 34 voxels past the last i: 33 280 voxels, over twice 15 600
+    index[:3, 3] = (0, 0, 0)
     nib.save(nib.Nifti1Image(wide, affine @ index), tmp_path / "ref_wide.nii.gz")
     read = []
     real_read_nifti = nifti.read_nifti
     monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
                         real_read_nifti(path, *a, **k))
-    pred = tmp_path / "pred.nii.gz"
     with pytest.raises(GeometryError) as error:
         evaluate_files(pred, tmp_path / "ref_wide.nii.gz", HIPPO_LABELS)
     assert str(error.value) == (
-        f"{tmp_path / 'ref_wide.nii.gz'}: shape (34, 30, 22) differs from {pred}'s (30, 26, 20): on its voxel "
-        "lattice, but extends 2 voxels before its first i and 2 voxels beyond its last i and 2 voxels before its "
-        "first j and 2 voxels beyond its last j and 1 voxel before its first k and 1 voxel beyond its last k, holding "
-        "more voxels than that grid (22440 against 15600): no crop of it, not read; not scored")
+        f"{tmp_path / 'ref_wide.nii.gz'}: shape (64, 26, 20) differs from {pred}'s (30, 26, 20): on its voxel "
+        "lattice, but extends 34 voxels beyond its last i, holding more than 2 times that grid's voxels (33280 "
+        "against 15600): not read; not scored")
     assert str(tmp_path / "ref_wide.nii.gz") not in read
 
 
