@@ -3839,3 +3839,41 @@ def test_a_sheet_case_whose_folder_this_user_may_not_read_says_so_on_its_row(tmp
         ("failed", "not_run", "in the sample sheet, but the results this user may read hold nothing for it; "
                               f"{shown}: cannot read (permission denied); give this user read access to it"))
     assert rows["case01"]["failed_stage"] != "report"
+
+
+def test_a_segmentation_replaced_by_a_broken_image_is_named_with_its_problem_not_drawn_from_garbage(tmp_path, caplog):
+    """A case's segmentation replaced after the run by a file whose voxels or header scoring refuses is told as
+    scoring tells it (the file and its problem), never drawn from NaN cast to integers, and no numpy warning or
+    error (an SVD that did not converge, terabytes that cannot be allocated) stands for the reason."""
+    import gzip
+    import struct
+
+    image, labels, affine = phantom(0)
+    broken = {}
+    for case_id in ("nan", "complex", "nan_affine", "huge"):
+        folder = write_case_arrays(tmp_path, case_id, image, labels, labels, affine)
+        broken[case_id] = folder / f"{case_id}_seg.nii.gz"
+    with_nan = labels.astype(np.float32)
+    with_nan[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(with_nan, affine), broken["nan"])
+    nib.save(nib.Nifti1Image(labels.astype(np.complex64), affine), broken["complex"])
+    header = bytearray(gzip.decompress(broken["nan_affine"].read_bytes()))
+    struct.pack_into("<hh", header, 252, 0, 1)  # qform_code 0, sform_code 1: the sform places the voxels
+    struct.pack_into("<f", header, 280, np.nan)  # srow_x[0]
+    broken["nan_affine"].write_bytes(gzip.compress(bytes(header)))
+    header = bytearray(gzip.decompress(broken["huge"].read_bytes()))
+    struct.pack_into("<4h", header, 40, 3, 30000, 30000, 30000)  # dim[0..3]: 27e12 voxels in a small file
+    broken["huge"].write_bytes(gzip.compress(bytes(header)))
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("WARNING"):
+        warnings.simplefilter("always")
+        page = build_report(tmp_path, tmp_path / "r.html").html.read_text()
+    assert [str(w.message) for w in caught if issubclass(w.category, (RuntimeWarning, np.exceptions.ComplexWarning))] \
+        == []
+    said = caplog.text + html_module.unescape(page)
+    assert f"{broken['nan']}: the image contains NaN or infinite voxels (1 NaN; the first at voxel index (0, 0, 0))" \
+        in said
+    assert f"{broken['complex']}: complex voxels (complex64)" in said
+    assert f"{broken['nan_affine']}: the affine is singular or not finite (rows nan " in said
+    assert f"{broken['huge']}: its header declares 30000×30000×30000 voxels of uint8" in said
+    for words in ("SVD", "allocate", "RuntimeWarning", "ComplexWarning", "InputError", "ImageReadError"):
+        assert words not in said

@@ -43,7 +43,8 @@ _GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SH
 __all__ = ["affine_mm", "as_3d", "channel_shape",
            "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
            "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
-           "read_float_region", "float_region_slabs", "scaled_float32", "stored_region_slabs", "read_stored_labels"]
+           "read_float_region", "float_region_slabs", "scaled_float32", "stored_region_slabs", "read_stored_labels",
+           "grey_level_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +188,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             if offset < header_bytes:  # nibabel reads the voxels from there: the header's bytes become voxels
                 raise ImageReadError(f"{path}: corrupt header (vox_offset {offset:g} points into the header, which "
                                      f"takes the first {header_bytes} bytes of the file)")
-        if dtype.kind not in "biuf":
-            kind = "RGB or other multi-value" if dtype.fields else "complex" if dtype.kind == "c" else "non-numeric"
-            raise InputError(f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per "
-                             "voxel)")
+        problem = grey_level_problem(path, dtype)
+        if problem is not None:
+            raise InputError(problem)
         if any(n < 0 for n in shape):
             raise ImageReadError(f"{path}: corrupt header (negative dimension in shape {shape})")
         if 0 in shape:  # checked on the header: nibabel returns such data flattened, as shape (0,)
@@ -836,6 +836,14 @@ def _not_one_volume_text(path: Path | str, shape: tuple[int, ...]) -> str:
     return text
 
 
+def grey_level_problem(path: Path | str, dtype: np.dtype) -> str | None:
+    """The error for an image whose voxels are not one number each (complex, RGB), None where they are."""
+    if dtype.kind in "biuf":
+        return None
+    kind = "RGB or other multi-value" if dtype.fields else "complex" if dtype.kind == "c" else "non-numeric"
+    return f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per voxel)"
+
+
 def non_finite_error(path: Path, array: np.ndarray, role: str | None = None) -> InputError:
     """The error for an image of NaN or infinite voxels: how many of each, and the first one's index."""
     bad = ~np.isfinite(array)
@@ -1169,14 +1177,23 @@ def _stored_labels(image) -> np.ndarray | None:
             from nibabel.volumeutils import apply_read_scaling
 
             slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)  # as dataobj scales them
-            return _read_whole(proxy, np.dtype(np.int32), lambda raw: np.rint(apply_read_scaling(raw, slope, inter)))
+            return _read_whole(proxy, np.dtype(np.int32), lambda raw: _finite_rint(apply_read_scaling(raw, slope,
+                                                                                                      inter)))
         if np.issubdtype(stored, np.integer):
             return _read_whole(proxy)
-        return _read_whole(proxy, np.dtype(np.int32), np.rint)
+        return _read_whole(proxy, np.dtype(np.int32), _finite_rint)
     except _GZIP_DAMAGE:
         raise
     except (OSError, ValueError, OverflowError, TypeError):
         return None
+
+
+def _finite_rint(values: np.ndarray) -> np.ndarray:
+    """``np.rint(values)``; a ValueError where one is NaN or infinite, which no integer holds (read as nibabel reads
+    it, the file's voxels are then refused with the count of such values)."""
+    if not np.isfinite(values).all():
+        raise ValueError("NaN or infinite voxels")
+    return np.rint(values)
 
 
 def scaled_float32(stored: np.ndarray, proxy) -> np.ndarray:

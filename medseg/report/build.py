@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.allocator import release_free_memory
-from medseg.errors import InputError
+from medseg.errors import InputError, MedsegError
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
 from medseg.io.files import path_argument
 from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS, SURFACE_DEFINITION, jsonable
@@ -234,7 +234,9 @@ def _overlays(cases, flags, order, label_order, max_overlays
         except Exception as error:  # one unreadable case must not stop the cohort's report
             log.debug("%s: no overlay", case.case_id, exc_info=True)  # where in the code, at -vv
             log.warning("%s: no overlay (%s)", case.case_id, error)
-            notes.setdefault(index, []).append(f"no overlay: {type(error).__name__}: {error}")
+            # medseg's own errors are worded for the reader (the file and its problem); another's name helps find it
+            told = error if isinstance(error, MedsegError) else f"{type(error).__name__}: {error}"
+            notes.setdefault(index, []).append(f"no overlay: {told}")
         finally:  # this case's volumes released, and their memory given back, before the next case's are read
             arrays = None
             release_free_memory()

@@ -38,8 +38,18 @@ class SegmentationCheck:
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A label image's integer array and affine (in mm, as medseg reads every NIfTI), without converting it to
     float."""
+    from medseg.errors import InputError
     from medseg.io.itk_image import is_itk_name
-    from medseg.io.nifti import affine_mm, as_3d, load_image, read_stored_labels
+    from medseg.io.nifti import (
+        affine_mm,
+        as_3d,
+        check_voxels_fit,
+        grey_level_problem,
+        load_image,
+        non_finite_error,
+        read_stored_labels,
+    )
+    from medseg.volume import singular_affine_text
 
     if is_itk_name(path):  # NRRD / MetaImage: SimpleITK reads it in its stored integer type
         from medseg.io.itk_image import read_itk_image
@@ -51,11 +61,24 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb"):
             pass
     image = load_image(path)
+    # refused as scoring refuses them, in its words: a header declaring more voxels than the file holds (read, they
+    # were terabytes to allocate), complex or RGB voxels, NaN or infinite ones (cast to integers as anything), an
+    # affine that places no voxel (drawing it met "SVD did not converge")
+    check_voxels_fit(path, image)
+    problem = grey_level_problem(path, np.dtype(image.get_data_dtype()))
+    if problem is not None:
+        raise InputError(problem)
+    affine = affine_mm(image)[0]
+    unplaced = singular_affine_text(affine)
+    if unplaced is not None:
+        raise InputError(f"{path}: {unplaced}")
     array = read_stored_labels(image)  # a gzip-compressed file: one copy of its voxels at a time, not two
     array = as_3d(array if array is not None else np.asanyarray(image.dataobj))
     if not np.issubdtype(array.dtype, np.integer):
+        if not np.isfinite(array).all():
+            raise non_finite_error(path, array)
         array = np.rint(array).astype(np.int32)
-    return array, affine_mm(image)[0]
+    return array, affine
 
 
 def read_case_labels(case: CaseResult, path: Path, grid: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
