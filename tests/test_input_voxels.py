@@ -11,13 +11,16 @@ from medseg.cohort.input_voxels import InputGrid, input_grid, voxel_count
 
 
 def _header_only_nifti(path: Path, shape: tuple[int, ...], zooms: tuple[float, ...] | None = None) -> Path:
-    """A NIfTI file whose header declares ``shape`` (its voxels are not written: only the header is read)."""
+    """A NIfTI file whose header declares ``shape``, its voxels zeros on no disk space (a sparse file: only the header
+    is read, and the file's size, which must hold them)."""
     header = nib.Nifti1Header()
     header.set_data_dtype(np.int16)
     header.set_data_shape(shape)
     if zooms is not None:
         header.set_zooms(zooms)
-    path.write_bytes(header.binaryblock + b"\0" * 4)
+    with open(path, "wb") as file:
+        file.write(header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 2 * int(np.prod(shape)))
     return path
 
 
@@ -46,7 +49,7 @@ def test_nifti_headers_of_either_version_byte_order_and_compression_are_read(tmp
         header = kind(endianness=order)
         header.set_data_shape((7, 5, 3))
         header.set_zooms((0.5, 2.0, 3.0))
-        block = header.binaryblock + b"\0" * 4
+        block = header.binaryblock + b"\0" * (4 + 105 * 4)  # the header, and the float32 voxels it declares
         path = tmp_path / f"v{index}.nii{'.gz' if gzipped else ''}"
         path.write_bytes(gzip.compress(block) if gzipped else block)
         assert nib.load(path).shape == (7, 5, 3)
@@ -240,3 +243,29 @@ def test_a_colour_screenshot_larger_than_the_slices_does_not_give_the_grid(tmp_p
     grid = input_grid(folder)
     assert grid.voxels == sum(p.stat().st_size for p in folder.iterdir()) // 2 > 64 * 64 * 10 + 96 * 96
     assert grid.spacing_mm == (0.8, 0.6, 0.8)
+
+
+def test_a_header_declaring_more_voxels_than_its_file_can_hold_counts_none(tmp_path):
+    """A corrupt NIfTI header declaring 30000³ voxels in a file of a few kB (uncompressed, or gzip-compressed beyond
+    deflate's 1032:1) made its batch's jobs ask for 324 TB of memory (mem_mb=324001200): the whole batch waited on
+    or was refused by a scheduler, for a case reading refuses at once. Such an input counts no voxels, as an
+    unreadable one does; a file that holds its voxels (here sparse: zeros on no disk space) counts them all."""
+    import gzip
+
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.float32)
+    header.set_data_shape((30000, 30000, 30000))
+    block = header.binaryblock + b"\0" * 4
+    (tmp_path / "raw.nii").write_bytes(block + b"\0" * 4096)
+    (tmp_path / "packed.nii.gz").write_bytes(gzip.compress(block + b"\0" * 10**5))
+    assert voxel_count(tmp_path / "raw.nii") == 0
+    assert voxel_count(tmp_path / "packed.nii.gz") == 0
+    header.set_data_shape((1000, 1000, 100))
+    with open(tmp_path / "whole.nii", "wb") as file:
+        file.write(header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 1000 * 1000 * 100 * 4)
+    assert voxel_count(tmp_path / "whole.nii") == 10**8
+    # gzip-compressed zeros: 2 MB declared, 2 kB on disk, within deflate's ratio
+    header.set_data_shape((100, 100, 50))
+    (tmp_path / "zeros.nii.gz").write_bytes(gzip.compress(header.binaryblock + b"\0" * (4 + 100 * 100 * 50 * 4)))
+    assert voxel_count(tmp_path / "zeros.nii.gz") == 100 * 100 * 50

@@ -13,11 +13,14 @@ from medseg.cohort.report_memory import largest_voxels, report_memory_mb
 
 
 def _header_only_nifti(path: Path, shape: tuple[int, ...]) -> Path:
-    """A NIfTI file whose header declares ``shape`` (its voxels are not written: only the header is read)."""
+    """A NIfTI file whose header declares ``shape``, its voxels zeros on no disk space (a sparse file: only the header
+    is read, and the file's size, which must hold them)."""
     header = nib.Nifti1Header()
     header.set_data_dtype(np.int16)
     header.set_data_shape(shape)
-    path.write_bytes(header.binaryblock + b"\0" * 4)
+    with open(path, "wb") as file:
+        file.write(header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 2 * int(np.prod(shape)))
     return path
 
 

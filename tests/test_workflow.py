@@ -2010,7 +2010,9 @@ def test_the_report_jobs_memory_follows_the_cohort(cohort, tmp_path):
     header = nib.Nifti1Header()  # a 512 x 512 x 300 CT, as its header declares it (only headers are read to plan)
     header.set_data_dtype(np.int16)
     header.set_data_shape((512, 512, 300))
-    (tmp_path / "ct.nii").write_bytes(header.binaryblock + b"\0" * 4)
+    with open(tmp_path / "ct.nii", "wb") as file:  # its voxels zeros on no disk space (a sparse file)
+        file.write(header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 2 * 512 * 512 * 300)
     large = write_sheet(tmp_path, [("ct", "ct.nii", ""), ("a", str(sheet.parent / "a.nii.gz"), "")])
     # 800 + 0.5 + 1.5 x 2 overlays + 8 B x 78.6 M voxels
     assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 1500
@@ -2026,7 +2028,9 @@ def test_the_batch_jobs_memory_follows_their_largest_input_unless_set(cohort, tm
     header.set_data_dtype(np.int16)
     header.set_data_shape((512, 512, 300))
     header.set_zooms((0.7, 0.7, 1.0))
-    (tmp_path / "ct.nii").write_bytes(header.binaryblock + b"\0" * 4)
+    with open(tmp_path / "ct.nii", "wb") as file:  # its voxels zeros on no disk space (a sparse file)
+        file.write(header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 2 * 512 * 512 * 300)
     data = sheet.parent
     large = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
                                    ("b", str(data / "b.nii.gz"), ""),

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 # a DICOM slice spacing outside this range (mm) is not believed: SliceThickness is often missing, 0 or wrong
 _SLICE_SPACING_MM = (0.01, 20.0)
+# deflate stores at most 258 bytes per match in no less than 2 bits: no gzip stream expands beyond about 1032:1 (the
+# bound medseg.io.nifti.check_voxels_fit holds a file to; that module imports nibabel, which planning does not)
+_MOST_DEFLATE_RATIO = 1032
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ def voxel_count(path: Path | str) -> int:
 
 def _nifti_grid(path: Path) -> InputGrid:
     """The voxels and pixdim a NIfTI-1 or NIfTI-2 header declares (gzipped or not), read with the standard library:
-    planning does not import nibabel (0.1-0.2 s of every Snakemake call)."""
+    planning does not import nibabel (0.1-0.2 s of every Snakemake call). A single file that cannot hold the voxels
+    its header declares (a corrupt header: 30000³ voxels in a few kB, which reading refuses) counts none: its batch's
+    jobs asked for hundreds of TB of memory."""
     with path.open("rb") as file:
         gzipped = file.read(2) == b"\x1f\x8b"
     with (gzip.open(path, "rb") if gzipped else path.open("rb")) as file:
@@ -87,14 +92,24 @@ def _nifti_grid(path: Path) -> InputGrid:
         if size == 348:
             dims = struct.unpack(f"{order}8h", header[40:56])
             pixdim = struct.unpack(f"{order}8f", header[76:108])
+            bits, offset, single = struct.unpack(f"{order}h", header[72:74])[0], \
+                struct.unpack(f"{order}f", header[108:112])[0], header[344:348] == b"n+1\0"
         elif size == 540:
             dims = struct.unpack(f"{order}8q", header[16:80])
             pixdim = struct.unpack(f"{order}8d", header[104:168])
+            bits, offset, single = struct.unpack(f"{order}h", header[14:16])[0], \
+                struct.unpack(f"{order}q", header[168:176])[0], header[4:8] == b"n+2\0"
         else:
             continue
         if not 1 <= dims[0] <= 7:
             return InputGrid()
         voxels = int(math.prod(max(int(n), 1) for n in dims[1:1 + dims[0]]))
+        if single:  # the voxels follow the header in this file (a .hdr's are in its .img)
+            stored = os.stat(path).st_size
+            room = stored * _MOST_DEFLATE_RATIO if gzipped else stored - (offset if math.isfinite(offset) else 0)
+            if voxels * max(int(bits), 8) // 8 > room:
+                log.debug("%s: its header declares %d voxels, more than the file holds", path, voxels)
+                return InputGrid()
         channels = int(math.prod(max(int(n), 1) for n in dims[4:1 + dims[0]])) if dims[0] > 3 else 1
         spacing = tuple(abs(float(v)) for v in pixdim[1:4])
         known = all(math.isfinite(v) and v > 0 for v in spacing)
