@@ -61,7 +61,7 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         return read_itk_grid(path)
     import nibabel as nib
 
-    from medseg.io.nifti import affine_mm, check_voxels_fit, gzip_without_gz, load_image, shape_3d
+    from medseg.io.nifti import affine_mm, check_voxels_fit, cut_short_text, gzip_without_gz, load_image, shape_3d
 
     check_readable(path)  # as read_image says it, not as a header nibabel could not read
     try:
@@ -75,5 +75,8 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         misnamed = gzip_without_gz(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None
         if misnamed is not None:  # as read_image says it
             raise ImageReadError(misnamed) from error
+        cut = cut_short_text(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None
+        if cut is not None:  # as read_image says it (nibabel: "Empty file: '<the path>'")
+            raise ImageReadError(cut) from error
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
     return shape_3d(shape), affine

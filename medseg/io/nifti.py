@@ -44,7 +44,7 @@ __all__ = ["affine_mm", "as_3d", "channel_shape",
            "shape_3d", "read_nifti", "files_read", "labels_image", "load_image", "write_labels",
            "is_sheared", "qform_for", "tilt_qform", "check_voxels_fit", "gzip_without_gz", "save_nifti",
            "read_float_region", "float_region_slabs", "scaled_float32", "stored_region_slabs", "read_stored_labels",
-           "grey_level_problem"]
+           "grey_level_problem", "cut_short_text"]
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         misnamed = gzip_without_gz(path)
         if misnamed is not None:
             raise ImageReadError(misnamed) from error
-        cut = _header_cut_short(path)
+        cut = cut_short_text(path)
         if cut is not None:
-            raise ImageReadError(f"{path}: {cut}; {_CUT_SHORT}") from error
+            raise ImageReadError(cut) from error
         nifti = _starts_a_nifti_header(path)
         if nifti and _gzip_cut_short(path):  # a whole header, then too little data for nibabel to tell the file's type
             raise ImageReadError(f"{path}: {_GZIP_ENDS_EARLY}") from error
@@ -1291,6 +1291,13 @@ def _dimension_count_problem(path: Path) -> str | None:
             return (f"corrupt header (dim[0], its number of dimensions, is {counts[0 if order == 'little' else 1]}; "
                     "NIfTI allows 1 to 7)")
     return None
+
+
+def cut_short_text(path: Path | str) -> str | None:
+    """The error for a file whose NIfTI or Analyze header is empty or ends before its stated size (an interrupted copy),
+    None where it is whole or no such header (:func:`_header_cut_short`)."""
+    cut = _header_cut_short(Path(path))
+    return None if cut is None else f"{path}: {cut}; {_CUT_SHORT}"
 
 
 def _header_cut_short(path: Path) -> str | None:
