@@ -167,3 +167,13 @@ def test_a_header_read_alone_that_is_empty_or_cut_short_is_told_as_reading_the_i
             with pytest.raises(ImageReadError) as caught:
                 read(path)
             assert str(caught.value) == expected
+
+
+def test_rgb_voxels_are_refused_in_words_not_as_numpys_record_type(tmp_path):
+    """An RGB24 NIfTI was refused as "RGB or other multi-value voxels ([('R', 'u1'), ('G', 'u1'), ('B', 'u1')])"."""
+    path = tmp_path / "rgb.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")]), np.eye(4)), path)
+    with pytest.raises(ValueError) as caught:
+        read_nifti(path, hash_input=False)
+    assert str(caught.value) == (f"{path}: RGB or other multi-value voxels (3 values per voxel, R, G, B of uint8); "
+                                 "medseg reads grey-level images (one number per voxel)")

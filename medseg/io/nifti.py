@@ -841,7 +841,11 @@ def grey_level_problem(path: Path | str, dtype: np.dtype) -> str | None:
     if dtype.kind in "biuf":
         return None
     kind = "RGB or other multi-value" if dtype.fields else "complex" if dtype.kind == "c" else "non-numeric"
-    return f"{path}: {kind} voxels ({dtype}); medseg reads grey-level images (one number per voxel)"
+    stored = dtype
+    if dtype.fields:  # numpy's record type, [('R', 'u1'), ('G', 'u1'), ('B', 'u1')], in words as the ITK reader's
+        types = sorted({str(dtype.fields[name][0].base) for name in dtype.names})
+        stored = f"{len(dtype.names)} values per voxel, {', '.join(dtype.names)} of {' and '.join(types)}"
+    return f"{path}: {kind} voxels ({stored}); medseg reads grey-level images (one number per voxel)"
 
 
 def non_finite_error(path: Path, array: np.ndarray, role: str | None = None) -> InputError:
