@@ -1983,6 +1983,33 @@ def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, capsys, config_file, kind
     assert not out.exists()
 
 
+def test_cli_an_image_whose_sform_is_not_finite_is_one_line_without_a_config(tmp_path, capsys):
+    """Without --config the default tile is read from the images' headers: an image whose sform holds NaN (qform code
+    0) ended the run in a traceback ("numpy.linalg.LinAlgError: SVD did not converge"); it is refused as reading
+    the image refuses it."""
+    import struct
+
+    from medseg.cli import main
+
+    images, labels, _ = _bad_set(tmp_path, "unpaired")
+    (images / "lonely.nii.gz").unlink()
+    image = nib.Nifti1Image(np.zeros((16, 16, 6), np.float32), np.eye(4))
+    image.set_qform(None, code=0)
+    image.set_sform(np.eye(4), code=1)
+    raw = bytearray(image.header.binaryblock + b"\0" * 4 + np.zeros((16, 16, 6), np.float32).tobytes())
+    struct.pack_into("<f", raw, 280, np.nan)  # srow_x[0]
+    (images / "a.nii.gz").unlink()
+    bad = images / "a.nii"
+    bad.write_bytes(bytes(raw))
+    out = tmp_path / "model"
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--images", str(images), "--labels", str(labels), "-o", str(out), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and not any("Traceback" in line for line in err)
+    assert err[-1] == f"medseg: error: {bad}: the affine is singular or not finite (rows nan 0 0 0; 0 1 0 0; 0 0 1 0)"
+    assert not out.exists()
+
+
 def test_cli_one_folder_for_images_and_labels_is_a_usage_error(tmp_path, capsys, config_file):
     """The command line alone says it (exit 2, as a file given as --images); it exited 1, as bad data does."""
     from medseg.cli import main

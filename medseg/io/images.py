@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.errors import ImageReadError, MedsegError
+from medseg.errors import ImageReadError, InputError, MedsegError
 from medseg.io.files import check_readable, exists, not_there, os_reason, path_argument
 from medseg.io.nifti import read_nifti
 from medseg.volume import Volume
@@ -41,7 +41,8 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     The shape is the file's as :func:`read_image` takes it (a 2D image is one slice, a 4D or 5D image holding one
     volume counts as 3D), the affine in mm; unlike :func:`read_image` a shape that is
     not 3D is returned, not refused, for the caller to compare. Any file that cannot be read is an
-    :class:`ImageReadError`; a folder that holds no usable DICOM series, or not the ``series`` asked for, a
+    :class:`ImageReadError`, an affine that is not finite or places no voxel (as :func:`read_image` refuses it) an
+    :class:`~medseg.errors.InputError`; a folder that holds no usable DICOM series, or not the ``series`` asked for, a
     :class:`~medseg.errors.DicomError`.
     """
     path = path_argument(path, "the image")
@@ -79,4 +80,9 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         if cut is not None:  # as read_image says it (nibabel: "Empty file: '<the path>'")
             raise ImageReadError(cut) from error
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
+    from medseg.volume import singular_affine_text
+
+    unplaced = singular_affine_text(affine)
+    if unplaced is not None:  # as read_image refuses it: placed on no grid, it met "SVD did not converge" later
+        raise InputError(f"{path}: {unplaced}")
     return shape_3d(shape), affine
