@@ -152,7 +152,8 @@ def test_the_benchmark_prints_each_readers_peak_as_copies_of_its_array(capsys):
 
 def test_a_header_read_alone_that_is_empty_or_cut_short_is_told_as_reading_the_image_tells_it(tmp_path):
     """Reading a header alone (training's checks of every case, scoring's grid checks) said of an empty image file
-    "cannot read header (Empty file: '<the path again>')", where segmenting it says it was cut short."""
+    "cannot read header (Empty file: '<the path again>')", and the report, which reads a segmentation's labels as
+    they are stored, "Empty file: '<the path>'", where segmenting it says it was cut short."""
     from medseg.io.images import read_grid
 
     header = nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)).header.binaryblock
@@ -163,7 +164,7 @@ def test_a_header_read_alone_that_is_empty_or_cut_short_is_told_as_reading_the_i
         path = tmp_path / name
         path.write_bytes(data)
         expected = f"{path}: {said}; the file was cut short (an interrupted copy or download?)"
-        for read in (read_grid, lambda p: read_nifti(p, hash_input=False)):
+        for read in (read_grid, lambda p: read_nifti(p, hash_input=False), read_labels):
             with pytest.raises(ImageReadError) as caught:
                 read(path)
             assert str(caught.value) == expected

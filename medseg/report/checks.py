@@ -38,12 +38,15 @@ class SegmentationCheck:
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A label image's integer array and affine (in mm, as medseg reads every NIfTI), without converting it to
     float."""
-    from medseg.errors import InputError
+    import nibabel as nib
+
+    from medseg.errors import ImageReadError, InputError
     from medseg.io.itk_image import is_itk_name
     from medseg.io.nifti import (
         affine_mm,
         as_3d,
         check_voxels_fit,
+        cut_short_text,
         grey_level_problem,
         load_image,
         non_finite_error,
@@ -60,7 +63,13 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.is_file():  # a file this user may not open: the OS's reason, where nibabel said "Could not read file: …"
         with open(path, "rb"):
             pass
-    image = load_image(path)
+    try:
+        image = load_image(path)
+    except nib.filebasedimages.ImageFileError as error:
+        cut = cut_short_text(path)  # empty, or a header cut short: as reading the image says it
+        if cut is not None:
+            raise ImageReadError(cut) from error
+        raise
     # refused as scoring refuses them, in its words: a header declaring more voxels than the file holds (read, they
     # were terabytes to allocate), complex or RGB voxels, NaN or infinite ones (cast to integers as anything), an
     # affine that places no voxel (drawing it met "SVD did not converge")
