@@ -77,18 +77,20 @@ def test_itk_label_file_keeps_its_integer_type_as_a_reference(sitk, tmp_path, en
 
 
 def test_read_grid_reads_the_header_alone(sitk, tmp_path):
-    """The header of a .mhd whose data file holds half the voxels: its grid is read (the memory guard needs no
-    voxel); reading the image names the cut."""
+    """The header of a .mhd: its grid is read without a voxel (the memory guard needs none). A data file that holds
+    half the voxels is named as cut short by the header's reading already, in the words reading the image uses (as
+    a NIfTI file is: a corrupt header declaring terabytes beside a few kB was otherwise blamed on the memory)."""
     sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "scan.mhd"))
-    raw = tmp_path / "scan.raw"
-    raw.write_bytes(raw.read_bytes()[:300])
     shape, affine = read_grid(tmp_path / "scan.mhd")
     assert shape == (11, 9, 6) and affine[2, 3] == pytest.approx(7.0)
-    with pytest.raises(ImageReadError) as error:
-        read_image(tmp_path / "scan.mhd")
-    assert str(error.value) == (f"{tmp_path / 'scan.mhd'}: its data file scan.raw: truncated image data (300 of the "
-                                "1188 bytes its header declares); the file was cut short (an interrupted copy or "
-                                "download?)")
+    raw = tmp_path / "scan.raw"
+    raw.write_bytes(raw.read_bytes()[:300])
+    for read in (read_grid, read_image):
+        with pytest.raises(ImageReadError) as error:
+            read(tmp_path / "scan.mhd")
+        assert str(error.value) == (f"{tmp_path / 'scan.mhd'}: its data file scan.raw: truncated image data (300 of "
+                                    "the 1188 bytes its header declares); the file was cut short (an interrupted copy "
+                                    "or download?)")
 
 
 def test_attached_file_cut_short_is_one_line(sitk, tmp_path):
@@ -367,8 +369,8 @@ def test_an_nrrd_in_ras_space_is_placed_by_its_own_header(sitk, tmp_path):
 
 
 def test_the_memory_guard_refuses_from_the_header_before_any_voxel(sitk, tmp_path, phantom_segmenter, monkeypatch):
-    """A .mhd whose header declares 4000×4000×3000 voxels (its .raw holds a few): refused by the memory guard from
-    read_grid, not read (nor refused as cut short)."""
+    """A .mhd whose header declares 4000×4000×3000 voxels (its .raw holds them, as zeros on no disk space: a sparse
+    file): refused by the memory guard from read_grid, not read."""
     import medseg.preprocess
     from medseg.segment import segment_case
 
@@ -376,6 +378,8 @@ def test_the_memory_guard_refuses_from_the_header_before_any_voxel(sitk, tmp_pat
     sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "huge.mhd"))
     header = (tmp_path / "huge.mhd").read_text().replace("DimSize = 11 9 6", "DimSize = 4000 4000 3000")
     (tmp_path / "huge.mhd").write_text(header)
+    with open(tmp_path / "huge.raw", "r+b") as raw:
+        raw.truncate(4000 * 4000 * 3000 * 2)
     with pytest.raises(InputError) as error:
         segment_case(tmp_path / "huge.mhd", phantom_segmenter, tmp_path / "out")
     assert str(error.value) == (f"{tmp_path / 'huge.mhd'}: segmenting its 4000×4000×3000 voxels needs about 536 GiB "
@@ -1309,3 +1313,24 @@ def test_an_nrrd_whose_sizes_teem_reads_past_a_non_digit_has_its_region_read_thr
     part = read_itk_region(path, box)
     assert part is not None and np.array_equal(part, whole[box])
     assert np.array_equal(ItkImageFile(path, whole.shape).read(box), stored.transpose(2, 1, 0)[box])
+
+
+def test_a_header_declaring_more_voxels_than_its_data_file_holds_is_corrupt_not_too_large(sitk, tmp_path, capsys):
+    """An NRRD or MetaImage header declaring 30000³ voxels beside a data file of 7 kB was blamed on the machine's
+    memory ("segmenting its 30000×30000×30000 voxels needs about 301749 GiB of memory …; segment it on a machine
+    with more memory"): the header is read before the size guard, and now with the size of its data."""
+    image = sitk.GetImageFromArray(np.zeros((12, 12, 12), np.float32))
+    for name in ("scan.nhdr", "scan.mhd"):
+        sitk.WriteImage(image, str(tmp_path / name))
+        header = tmp_path / name
+        text = header.read_text()
+        header.write_text(text.replace("sizes: 12 12 12", "sizes: 30000 30000 30000")
+                          .replace("DimSize = 12 12 12", "DimSize = 30000 30000 30000"))
+        assert text != header.read_text()
+        said = f"{header}: its data file scan.raw: truncated image data (6912 of the 108000000000000 bytes its header "
+        with pytest.raises(ImageReadError) as caught:
+            read_grid(header)
+        assert str(caught.value).startswith(said)
+        code, _, err = run_cli(["infer", str(header), "-m", "phantom", "-o", str(tmp_path / "out")], capsys)
+        assert code == 1 and err.strip().splitlines()[-1].startswith(f"medseg: error: {said}")
+        assert not (tmp_path / "out").exists()

@@ -106,9 +106,12 @@ def _format(path: Path) -> str:
 
 def read_itk_grid(path: Path | str) -> tuple[tuple[int, ...], np.ndarray]:
     """The shape (as :func:`medseg.io.nifti.shape_3d` takes it; a 4D image of several volumes is returned, not
-    refused) and RAS affine in mm of an NRRD / MetaImage file, from its header alone (no voxel is read)."""
+    refused) and RAS affine in mm of an NRRD / MetaImage file, from its header alone (no voxel is read). A data file
+    that holds fewer bytes than the header declares is an :class:`ImageReadError` here already (30000³ voxels
+    declared beside a data file of kB were otherwise taken at their word: "needs about 301749 GiB of memory")."""
     path = Path(path)
     reader = _header(path)
+    _check_data_size(path, reader)
     return _shape(reader), _affine(reader)[0]
 
 
