@@ -269,3 +269,20 @@ def test_a_header_declaring_more_voxels_than_its_file_can_hold_counts_none(tmp_p
     header.set_data_shape((100, 100, 50))
     (tmp_path / "zeros.nii.gz").write_bytes(gzip.compress(header.binaryblock + b"\0" * (4 + 100 * 100 * 50 * 4)))
     assert voxel_count(tmp_path / "zeros.nii.gz") == 100 * 100 * 50
+
+
+def test_an_nrrd_or_metaimage_header_declaring_more_voxels_than_its_files_can_hold_counts_none(tmp_path):
+    """As a NIfTI file: an NRRD or MetaImage header declaring 30000³ voxels beside a data file of 1 kB (that no
+    compression the readers take for these files can expand to them) made its batch ask for hundreds of TB."""
+    (tmp_path / "scan.raw").write_bytes(bytes(1000))
+    for name, header in (("scan.nhdr", "NRRD0004\ntype: uchar\ndimension: 3\nsizes: {0} {0} {0}\nencoding: raw\n"
+                                       "data file: scan.raw\n\n"),
+                         ("scan.mhd", "ObjectType = Image\nNDims = 3\nDimSize = {0} {0} {0}\nElementType = MET_UCHAR\n"
+                                      "ElementDataFile = scan.raw\n")):
+        (tmp_path / name).write_text(header.format(10))
+        assert voxel_count(tmp_path / name) == 1000
+        (tmp_path / name).write_text(header.format(30000))
+        assert voxel_count(tmp_path / name) == 0
+    (tmp_path / "attached.nrrd").write_bytes(b"NRRD0004\ntype: uchar\ndimension: 3\nsizes: 30000 30000 30000\n"
+                                             b"encoding: gzip\n\n" + bytes(100))
+    assert voxel_count(tmp_path / "attached.nrrd") == 0

@@ -118,14 +118,19 @@ def _nifti_grid(path: Path) -> InputGrid:
 
 
 def _itk_grid(path: Path) -> InputGrid:
-    """The voxels and voxel size an NRRD or MetaImage text header declares (parsed without SimpleITK)."""
-    from medseg.io.itk_image import header_sizes
+    """The voxels and voxel size an NRRD or MetaImage text header declares (parsed without SimpleITK); none where its
+    files cannot hold them, even compressed (a corrupt header, as :func:`_nifti_grid` counts one)."""
+    from medseg.io.itk_image import header_sizes, stored_bytes
 
     found = header_sizes(path)
     if found is None:
         return InputGrid()
     sizes, spacing = found
     voxels = int(math.prod(max(n, 1) for n in sizes))
+    stored = stored_bytes(path)  # a voxel takes a byte at least, which gzip or zlib shrink 1032 times at most
+    if stored is not None and voxels > stored * _MOST_DEFLATE_RATIO:
+        log.debug("%s: its header declares %d voxels, more than its files hold", path, voxels)
+        return InputGrid()
     known = spacing is not None and len(spacing) >= 3 and all(math.isfinite(v) and v > 0 for v in spacing[:3])
     return InputGrid(voxels, tuple(spacing[:3]) if known else None)
 

@@ -680,6 +680,23 @@ def header_sizes(path: Path | str) -> tuple[tuple[int, ...], tuple[float, ...] |
     return None
 
 
+def stored_bytes(path: Path | str) -> int | None:
+    """The bytes an NRRD / MetaImage file and the data files its header names take on disk, without SimpleITK (a
+    cohort's planning bounds the voxels a header declares by them); None where they cannot be told (a list or
+    pattern of files not parsed) or bound the voxels by no ratio (NRRD's bzip2 encoding)."""
+    path = Path(path)
+    fields = _fields(path)
+    if "bz2" in fields.get("encoding", "").lower() or "bzip2" in fields.get("encoding", "").lower():
+        return None
+    files = _data_source(path)
+    if files == []:
+        return None
+    try:
+        return path.stat().st_size + sum((path.parent / name).stat().st_size for name in files or ())
+    except OSError:
+        return None
+
+
 def _data_files(path: Path) -> list[str]:
     """The data files a detached header names (relative to its folder, in the order they hold the voxels): its one
     data file, each file of a list (``LIST``: the names on the lines after it) or of a pattern (``slice%03d.raw 1 10
