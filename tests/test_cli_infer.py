@@ -1183,7 +1183,10 @@ def test_corrupt_headers_and_voxel_types_are_one_line_and_the_batch_goes_on(tmp_
     assert len(lines) == len(bad)
     for line, (path, problem) in zip(lines, bad.items()):
         assert line.startswith(f"medseg: error: {path}: {problem}")
-    assert f"{len(bad)} of {len(bad) + 1} inputs failed" in err
+    # the last line names the failed inputs (the first three), as their error lines may have scrolled away
+    first = ", ".join(str(path) for path in list(bad)[:3])
+    assert err.strip().splitlines()[-1] == (f"medseg: {len(bad)} of {len(bad) + 1} inputs failed ({first} and "
+                                            f"{len(bad) - 3} more)")
     assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
 
 
@@ -1254,7 +1257,7 @@ def test_an_output_one_input_cannot_have_fails_that_input_alone_in_a_batch(tmp_p
     assert any(line.startswith("medseg: error: ") and line.endswith(too_long) for line in lines)
     blocker = out_dir / "blocked_seg.json"
     assert f"medseg: error: {blocker}: a folder is in the place of this output; move it away" in lines
-    assert lines[-1] == "medseg: 2 of 3 inputs failed"
+    assert lines[-1] == f"medseg: 2 of 3 inputs failed ({long}, {blocked})"
     assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
 
 
@@ -2440,7 +2443,7 @@ def test_a_full_output_folder_stops_the_batch_instead_of_segmenting_every_input_
     monkeypatch.setattr(medseg.segment, "segment_case", refused(errno.EFBIG))  # that input's own: the others go on
     code, out, err = run(["infer", *map(str, inputs), "-o", str(tmp_path / "out2")], capsys)
     assert code == 1 and calls == ["a.nii.gz", "b.nii.gz", "c.nii.gz", "d.nii.gz"]
-    assert err.strip().splitlines()[-1] == "medseg: 1 of 4 inputs failed"
+    assert err.strip().splitlines()[-1] == f"medseg: 1 of 4 inputs failed ({inputs[1]})"
 
 
 def test_a_runtime_error_is_one_line_with_its_traceback_at_vv(tmp_path, case, monkeypatch, capsys, caplog):
@@ -2873,7 +2876,7 @@ def test_a_full_disk_beside_the_inputs_stops_the_inputs_written_there(tmp_path, 
         f"medseg: error: {full[0].parent / 'a_seg.nii.gz'}: cannot write (no space left on device)",
         f"medseg: {full[0].parent} takes no more outputs: 2 later inputs written on its file system not segmented; "
         "1 on another file system goes on",
-        "medseg: 1 of 4 inputs failed, 2 not segmented (their outputs' file system took no more)"]
+        f"medseg: 1 of 4 inputs failed ({full[0]}), 2 not segmented (their outputs' file system took no more)"]
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["a.nii.gz", "b.nii.gz", "c.nii.gz"]
     assert _files(tmp_path / "other") == ["d.nii.gz", "d_seg.json", "d_seg.nii.gz"]
 
@@ -2905,7 +2908,7 @@ def test_an_output_that_is_a_link_is_refused_and_the_other_inputs_go_on(tmp_path
     assert err.splitlines() == [
         f"medseg: error: {tmp_path / 'out' / 'a_seg.nii.gz'}: a link to {archive} is in the place of this output; "
         "remove the link (medseg neither writes through a link, which would change archive.nii.gz there, nor replaces "
-        "it with a file)", "medseg: 1 of 2 inputs failed"]
+        "it with a file)", f"medseg: 1 of 2 inputs failed ({inputs[0]})"]
     assert (tmp_path / "out" / "a_seg.nii.gz").is_symlink() and archive.read_text() == "archived"
     assert _files(tmp_path / "out") == ["a_seg.nii.gz", "b_seg.json", "b_seg.nii.gz"]
     code, out, err = run(["-q", "infer", str(inputs[0]), "-m", str(make_package()), "-o", str(tmp_path / "out")],

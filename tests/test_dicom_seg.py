@@ -639,7 +639,8 @@ def test_labels_that_would_be_one_segment_label_are_refused_before_inference(tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"medseg: error: {tmp_path / name}: labels 'left\\lobe' and ' left/lobe' of the model would both "
                    "be segment 'left/lobe' in a DICOM SEG (64 characters at most, a backslash written as /); rename "
-                   "one, or write NIfTI instead" for name in ("a", "b")] + ["medseg: 2 of 2 inputs failed"]
+                   "one, or write NIfTI instead" for name in ("a", "b")] + [
+                       f"medseg: 2 of 2 inputs failed ({tmp_path / 'a'}, {tmp_path / 'b'})"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

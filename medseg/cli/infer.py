@@ -133,6 +133,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 "its own, as a medseg model takes one channel: give only the _0000 files to segment each case once"),
                 err=True)
     failures = 0
+    failed_inputs: list[Path] = []  # named on the batch's last line, as its error lines may have scrolled away
     full: dict[int, Path] = {}  # file systems that took no more outputs (full, over quota, read-only): their folder
     skipped = 0  # later inputs written on one of them, not segmented
     for index, path in enumerate(inputs):
@@ -158,6 +159,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             if len(inputs) == 1:
                 raise
             failures += 1
+            failed_inputs.append(path)
             click.echo(error_line(error), err=True)
             left = len(inputs) - index - 1
             if left and results_unwritable(error):
@@ -193,6 +195,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             if len(inputs) == 1:
                 raise DeviceError(f"{path}: inference failed ({reason})") from error
             failures += 1
+            failed_inputs.append(path)
             click.echo(error_line(f"{path}: inference failed ({reason})"), err=True)
             continue
         except Exception as error:  # a bug met by one case: report it, go on with the others
@@ -200,6 +203,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 raise
             logging.getLogger("medseg").debug("%s failed", path, exc_info=True)
             failures += 1
+            failed_inputs.append(path)
             click.echo(error_line(f"{path}: unexpected failure ({type(error).__name__}: {error}); run it alone for "
                                   "the traceback"), err=True)
             continue
@@ -217,7 +221,10 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                     click.echo(line)
     if failures:
         unwritten = f", {skipped} not segmented (their outputs' file system took no more)" if skipped else ""
-        click.echo(f"medseg: {failures} of {len(inputs)} inputs failed{unwritten}", err=True)
+        named = ", ".join(str(path) for path in failed_inputs[:3])
+        if len(failed_inputs) > 3:
+            named += f" and {len(failed_inputs) - 3} more"
+        click.echo(escaped_line(f"medseg: {failures} of {len(inputs)} inputs failed ({named}){unwritten}"), err=True)
         return 1
     return 0
 
