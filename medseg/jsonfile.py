@@ -87,6 +87,8 @@ def read_json_object(path: Path | str, max_bytes: int | None, what: str = "a med
     if max_bytes is not None and len(data) > max_bytes:  # grown since its size was read
         raise JsonFileError(path, f"more than {size_text(max_bytes)}, where {what} holds at most "
                                   f"{size_text(max_bytes)}")
+    if not data.strip():  # json's words for it: "Expecting value: line 1 column 1 (char 0)"
+        raise JsonFileError(path, "an empty file" if not data else "white space only")
     try:
         value = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
