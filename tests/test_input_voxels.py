@@ -65,7 +65,7 @@ def test_a_4d_image_counts_its_channels_apart(tmp_path):
         header.set_data_shape(shape)
         header.set_zooms((0.5, 2.0, 3.0) + (1.0,) * (len(shape) - 3))
         path = tmp_path / f"c{channels}_{len(shape)}.nii"
-        path.write_bytes(header.binaryblock + b"\0" * 4)
+        path.write_bytes(header.binaryblock + b"\0" * (4 + 105 * channels * header.get_data_dtype().itemsize))
         assert input_grid(path) == InputGrid(105 * channels, (0.5, 2.0, 3.0), channels)
         assert input_grid(path).grid_voxels == 105
 
