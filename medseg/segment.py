@@ -23,7 +23,7 @@ from medseg.io.files import is_path, path_argument
 from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
 from medseg.io.nifti import write_labels
-from medseg.io.pairs import file_signature
+from medseg.io.pairs import file_signature, input_signature
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 
 if TYPE_CHECKING:
@@ -261,8 +261,9 @@ def segment_case(
     scoring = reference is not None  # scoring after the inference holds more than it, a speckled mask's most
     modalities = segmenter.package.n_modalities
     _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
-    # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report)
-    input_signature = file_signature(input_path)
+    # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report); of
+    # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)
+    signature = input_signature(input_path, modalities)
     if output_format == "dicom-seg":  # a model whose labels cannot be a SEG's segments: refused before any read
         from medseg.io.dicom_seg import check_segment_labels
 
@@ -316,7 +317,7 @@ def segment_case(
     stopping.check()
 
     record = _sidecar(volume, labels, segmenter, seg_path, timings, segmenter.window_net.tiles - tiles_before,
-                      input_signature)
+                      signature)
     record["case_id"] = case_id or volume.name
     if segmenter.package.modalities is not None:  # which image went in as which modality
         record["modalities"] = segmenter.package.modalities

@@ -336,3 +336,82 @@ def test_a_case_named_like_a_channel_file_stays_a_case(tmp_path):
     cases = pair_cases(images, labels)
     assert [(case.case_id, case.image_path.name, case.channel_paths) for case in cases] == [
         ("a", "a_0000.nii.gz", None), ("a_0001", "a_0001.nii.gz", None)]
+
+
+def _report_rows(results: Path, out: Path, sheet: Path | None = None) -> dict[str, dict]:
+    """The QA report's table of ``results`` (against ``sheet``, or without a sheet), by case id."""
+    import csv
+
+    from medseg.report import build_report
+
+    built = build_report(results, out / "report.html", max_overlays=0, overwrite=True, sheet=sheet)
+    with open(built.table, encoding="utf-8", newline="") as handle:
+        return {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+
+
+def test_every_channel_file_of_a_cohort_case_counts_as_its_input(modal_package, tmp_path):
+    """A case of nnU-Net's channel files was tracked by its _0000 file alone: a case_0001 replaced since was not
+    noticed (its old segmentation kept, and shown by the QA report), a case_0001 dropped was not 'away', and a
+    case_0000 merely touched was segmented again. Each channel file now counts: a replaced one redoes its case (and
+    only it) and the report without the sheet marks it stale; a dropped one keeps the case's results, said away."""
+    import os
+
+    from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples, stale_cases
+    from medseg.io.atomic import sha256_of
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for seed, case in enumerate("ab"):
+        image, _, affine = two_modalities(seed)
+        for channel in range(2):
+            nib.save(nib.Nifti1Image(image[..., channel], affine), data / f"{case}_{channel:04d}.nii.gz")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\na\tdata/a_0000.nii.gz\nb\tdata/b_0000.nii.gz\n")
+    samples, results = read_samples(sheet), tmp_path / "results"
+    options = InferOptions(model=str(modal_package), device="cpu", batch_size=8)
+    assert [case.outcome for case in infer_cases(samples, results, options).cases] == ["ok", "ok"]
+    folder = ResultsFolder(results)
+    files = [data / "a_0000.nii.gz", data / "a_0001.nii.gz"]
+    sidecar = json.loads(folder.sidecar("a").read_text())
+    assert sidecar["input_signature"] == [[f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    assert sidecar["input_sha256"] == sha256_of(files)
+    kept_b = folder.sidecar("b").read_bytes()
+
+    image = two_modalities(7)[0]  # another scan's second modality, on a's grid, in a_0001's place
+    nib.save(nib.Nifti1Image(image[..., 1], nib.load(files[0]).affine), files[1])
+    assert stale_cases(samples, results, load_package(modal_package), options) == {"infer": ["a"], "evaluate": []}
+    rows = _report_rows(results, tmp_path / "qa")
+    assert (rows["a"]["status"], rows["a"]["failed_stage"]) == ("failed", "stale")
+    assert rows["a"]["error"] == (f"the input {files[0]} was changed or replaced after the case was segmented (its "
+                                  "SHA-256 is not the one recorded then); segment the case again (a cohort redoes "
+                                  "such a case)")
+    assert rows["b"]["failed_stage"] == ""
+    rows = _report_rows(results, tmp_path / "qa", sheet)  # as the workflow makes it
+    assert (rows["a"]["failed_stage"], rows["b"]["failed_stage"]) == ("stale", "")
+    assert rows["a"]["error"] == (f"the input {files[0]} was changed or replaced after the case was segmented (its "
+                                  "size or modification time differs from the one recorded then, and its content from "
+                                  "the one read then); run the workflow again to redo the case")
+    outcome = {case.case_id: case for case in infer_cases(samples, results, options).cases}
+    assert (outcome["a"].outcome, outcome["a"].reused, outcome["b"].reused) == ("ok", False, True)
+    assert json.loads(folder.sidecar("a").read_text())["input_sha256"] == sha256_of(files)
+    assert folder.sidecar("b").read_bytes() == kept_b
+    assert _report_rows(results, tmp_path / "qa")["a"]["failed_stage"] == ""
+
+    os.utime(files[0], ns=(1_000_000_000, 1_000_000_000))  # touched: the same content keeps the case
+    assert [case.reused for case in infer_cases(samples, results, options).cases] == [True, True]
+
+    dropped = data / "b_0001.nii.gz"
+    os.rename(dropped, tmp_path / "b_0001.nii.gz")  # a dropped channel file: the case's input is away
+    outcome = {case.case_id: case for case in infer_cases(samples, results, options).cases}
+    assert (outcome["b"].outcome, outcome["b"].stage, outcome["b"].reused) == ("failed", "read", False)
+    assert outcome["b"].error == (f"{dropped}: no such file or folder; the results made from it earlier are kept, and "
+                                  "reused if it comes back unchanged")
+    assert folder.segmentation("b").is_file() and folder.sidecar("b").read_bytes() == kept_b
+    for given in (None, sheet):
+        row = _report_rows(results, tmp_path / "qa", given)["b"]
+        assert (row["status"], row["failed_stage"], row["error"]) == (
+            "failed", "stale", f"the input {data / 'b_0000.nii.gz'}'s channel file b_0001.nii.gz is missing; the "
+                               "results made from it earlier are kept in the results folder (not shown here), and "
+                               "reused if it comes back unchanged")
+    os.rename(tmp_path / "b_0001.nii.gz", dropped)
+    assert [case.reused for case in infer_cases(samples, results, options).cases] == [True, True]

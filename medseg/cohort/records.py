@@ -34,7 +34,7 @@ import os
 from pathlib import Path
 
 from medseg.io.atomic import atomic_paths, reason_of
-from medseg.io.pairs import file_signature
+from medseg.io.pairs import input_signature
 from medseg.jsonfile import RECORD_BYTES, read_json_object
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "ResultsFolder",
     "content_sha256",
     "fingerprint",
+    "input_files",
     "made_for",
     "not_fetched",
     "now",
@@ -76,9 +77,10 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def path_signature(path: Path | None) -> list | str | None:
+def path_signature(path: Path | None, modalities: int = 1) -> list | str | None:
     """What identifies a file's or folder's content cheaply: sizes and modification times (ns), of both files of a
-    header / image pair."""
+    header / image pair, and for a model of several ``modalities`` of each of nnU-Net's channel files of a
+    ``case_0000`` input (:func:`~medseg.io.pairs.input_signature`)."""
     if path is None:
         return None
     path = Path(path)
@@ -88,16 +90,41 @@ def path_signature(path: Path | None) -> list | str | None:
                           for p in path.rglob("*") if p.is_file())
     except OSError:
         return "missing"
-    return file_signature(path) or "missing"
+    return input_signature(path, modalities) or "missing"
 
 
-def content_sha256(path: Path | str, series: str | None = None) -> str | None:
+def input_files(path: Path | str, modalities: int = 1) -> list[Path]:
+    """The files (or folder) an input is read from by a model of ``modalities`` modalities: nnU-Net's channel files
+    of a ``case_0000`` input (:func:`~medseg.io.channels.channel_files`), else ``path`` alone."""
+    from medseg.io.channels import channel_files
+
+    return channel_files(path, modalities) or [Path(path)]
+
+
+def content_sha256(path: Path | str, series: str | None = None, modalities: int = 1) -> str | None:
     """The SHA-256 of an input's content as medseg records it when it reads it (a sidecar's ``input_sha256``, the
     metrics' ``reference_sha256``): a DICOM folder's series (``series`` as the sheet names it), a DICOM file as it is,
-    an image's files as reading it reads them (both of a header / image pair). None where it cannot be read. Kept
-    for the file's size and time as they are (a report's sheet check and its sidecar check ask for the same file)."""
+    an image's files as reading it reads them (both of a header / image pair; for a model of several ``modalities``,
+    nnU-Net's channel files of a ``case_0000`` input, in order). None where it cannot be read. Kept for the file's
+    size and time as they are (a report's sheet check and its sidecar check ask for the same file)."""
     path = Path(path)
+    files = input_files(path, modalities) if modalities > 1 else [path]
+    if len(files) > 1:
+        return _channels_sha256(tuple(str(file.absolute()) for file in files),
+                                json.dumps(path_signature(path, modalities)))
     return _content_sha256(str(path.absolute()), series, json.dumps(path_signature(path)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _channels_sha256(files: tuple[str, ...], signature: str) -> str | None:
+    """The SHA-256 of nnU-Net's channel files of one case, in order, as reading them hashes them, while their
+    signature is ``signature`` (the cache's key)."""
+    from medseg.io.atomic import sha256_of
+
+    try:
+        return sha256_of(list(files))
+    except OSError:
+        return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -120,20 +147,25 @@ def _content_sha256(path: str, series: str | None, signature: str) -> str | None
         return None
 
 
-def unavailable(path: Path | str | None) -> bool:
+def unavailable(path: Path | str | None, modalities: int = 1) -> bool:
     """Whether an input is away: missing, or a folder without any file in it but hidden ones (a share not mounted,
     an emptied DICOM folder; empty subfolders like ``lost+found`` and files like ``.DS_Store`` do not count), or a
     folder some of whose files are not here (a DICOM series in a dataset some of whose slices were dropped, as a
     dropped NIfTI file is missing; links that lead nowhere), or a file whose content is not here in its own place
     (an unlocked git-annex file dropped is a pointer file, as the slices of such a series are; a Git LFS pointer),
     or a file some of whose image is in files whose content is not here (an Analyze / NIfTI pair's ``.img``, the
-    ``.raw`` a ``.mhd`` or ``.nhdr`` names, dropped: :func:`~medseg.io.pairs.parts_not_here`)."""
+    ``.raw`` a ``.mhd`` or ``.nhdr`` names, dropped: :func:`~medseg.io.pairs.parts_not_here`); for a model of
+    several ``modalities``, any of nnU-Net's channel files of a ``case_0000`` input (:func:`input_files`)."""
     from medseg.io.files import absent_content, missing_under
     from medseg.io.pairs import parts_not_here
 
     if path is None:
         return False
     path = Path(path)
+    if modalities > 1:
+        files = input_files(path, modalities)
+        if len(files) > 1:
+            return any(unavailable(file) for file in files)
     try:
         if not path.is_dir():
             return not path.exists() or absent_content(path) is not None or parts_not_here(path) is not None
@@ -145,18 +177,21 @@ def unavailable(path: Path | str | None) -> bool:
     return missing_under(path) is not None  # one walk of types and sizes where all are here
 
 
-def away_text(path: Path | str, missing: str = "no such file or folder") -> str:
+def away_text(path: Path | str, missing: str = "no such file or folder", modalities: int = 1) -> str:
     """Why an :func:`unavailable` input is away, as the line of a case that keeps its results begins:
     ``a.nii.gz: no such file or folder`` (``missing``), what a link in its place is (a git-annex link whose content
     is not here, and how to fetch it; a link that leads nowhere, and where it led), ``study: an empty folder``, or
     ``study: 3 of its files are git-annex links whose content is not present here (…): fetch them with …``, or
     what a pointer file in its place is (``a git-annex pointer file, not an image (…): fetch it with …``), or which
     of the other files it is read from is not here (``scan.mhd: its data file scan.raw is a git-annex link whose
-    content is not present here (…): fetch it with …``)."""
+    content is not present here (…): fetch it with …``). For a model of several ``modalities``, that of the first
+    of nnU-Net's channel files of a ``case_0000`` input that is away (``case_0001.nii.gz: no such file or folder``)."""
     from medseg.io.files import absent_content, missing_under, not_there
     from medseg.io.pairs import parts_not_here
 
     path = Path(path)
+    if modalities > 1:
+        path = next((file for file in input_files(path, modalities) if unavailable(file)), path)
     if path.is_dir():
         return f"{path}: {missing_under(path) or 'an empty folder'}"
     if not path.exists():

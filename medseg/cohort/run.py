@@ -149,15 +149,24 @@ class _LazySegmenter:
 _NOW = object()  # a file's signature as it is now
 
 
+def package_modalities(package) -> int:
+    """The images a case gives ``package`` (a :class:`medseg.package.ModelPackage`): its modalities, or 1. A
+    ``case_0000`` input of a model of several is nnU-Net's channel files, each of which counts where the input's
+    signature, hash and availability are looked at (:func:`~medseg.cohort.records.path_signature`)."""
+    return int(getattr(package, "n_modalities", 1) or 1)
+
+
 def infer_fingerprint(sample: Sample, package, options: InferOptions, image_signature=_NOW) -> str:
     """What makes a segmentation: the input (path, sizes, times), the model (its weights and every field of its
     ``model.json`` but the training record and the DICOM SEG codes, which a NIfTI result does not carry: labels,
     preprocessing, tiles, blending, context, version) and the settings that change results (device and precision
     as requested, tile overlap). The batch size does not count. ``image_signature``: the input's
-    :func:`path_signature` to use instead of the one it has now."""
+    :func:`path_signature` to use instead of the one it has now (for a multi-modal model, of each of nnU-Net's channel
+    files of a ``case_0000`` input)."""
     overlap = package.inference["overlap"] if options.overlap is None else options.overlap
     model_config = {key: value for key, value in package.config.items() if key not in ("training", "label_codes")}
-    signature = path_signature(sample.image) if image_signature is _NOW else image_signature
+    signature = (path_signature(sample.image, package_modalities(package)) if image_signature is _NOW
+                 else image_signature)
     return fingerprint(stage="infer", case_id=sample.case_id, image=str(sample.image),
                        image_signature=signature, series=sample.series,
                        model=package.name, weights_sha256=package.sha256, model_config=model_config,
@@ -205,7 +214,7 @@ def _kept_while_unavailable(folder: ResultsFolder, case_id: str, stage: str, key
 def infer_kept(sample: Sample, folder: ResultsFolder, package, options: InferOptions) -> bool:
     """Whether the case's image is unavailable (missing, or a folder without files) while its segmentation, made
     for this row, model and settings, is kept (see :func:`_kept_while_unavailable`)."""
-    return unavailable(sample.image) and _kept_while_unavailable(
+    return unavailable(sample.image, package_modalities(package)) and _kept_while_unavailable(
         folder, sample.case_id, "infer", "image_signature", lambda s: infer_fingerprint(sample, package, options, s))
 
 
@@ -226,20 +235,20 @@ def _recorded(path: Path, key: str) -> str | None:
 
 
 def _same_content(folder: ResultsFolder, case_id: str, stage: str, key: str, path: Path, print_with,
-                  made_sha256, series: str | None = None) -> str | None:
+                  made_sha256, series: str | None = None, channels: int = 1) -> str | None:
     """The recorded signature (``key`` in the stage's record) of a file whose size or time differs now but whose
     content does not: the stage's results were made for exactly the work asked now with that signature
     (``print_with(signature)``), and the file's SHA-256 now is ``made_sha256()`` (what the results record having
     read: the sidecar's ``input_sha256``, the metrics' ``reference_sha256``). A file touched, copied without
     ``-p``, or restored from a backup without its times keeps its results. None otherwise (the file is hashed only
-    where all else holds)."""
+    where all else holds). ``channels``: the modalities of the model that reads it (:func:`path_signature`)."""
     record = folder.status(case_id, stage)
     old = record.get(key) if record is not None and record.get("outcome") == "ok" else None
-    if old in (None, "missing") or old == path_signature(path) or folder.finished(case_id, stage,
-                                                                                 print_with(old)) is None:
+    if old in (None, "missing") or old == path_signature(path, channels) \
+            or folder.finished(case_id, stage, print_with(old)) is None:
         return None
     made = made_sha256()
-    return old if made is not None and content_sha256(path, series) == made else None
+    return old if made is not None and content_sha256(path, series, channels) == made else None
 
 
 def infer_same_content(sample: Sample, folder: ResultsFolder, package, options: InferOptions) -> str | None:
@@ -247,7 +256,8 @@ def infer_same_content(sample: Sample, folder: ResultsFolder, package, options: 
     not its content (see :func:`_same_content`), else None."""
     return _same_content(folder, sample.case_id, "infer", "image_signature", sample.image,
                          lambda s: infer_fingerprint(sample, package, options, s),
-                         lambda: _recorded(folder.sidecar(sample.case_id), "input_sha256"), sample.series)
+                         lambda: _recorded(folder.sidecar(sample.case_id), "input_sha256"), sample.series,
+                         package_modalities(package))
 
 
 def evaluate_same_content(sample: Sample, folder: ResultsFolder, inferred: dict) -> str | None:
@@ -388,7 +398,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     from medseg.segment import segment_case
 
     case_id = sample.case_id
-    signature = path_signature(sample.image)
+    signature = path_signature(sample.image, package_modalities(package))
     print_ = infer_fingerprint(sample, package, options, signature)
     blocked = _blocked_case_folder(folder, case_id, "infer", print_, probe=False)  # a file in its place
     if blocked is not None:
@@ -405,8 +415,8 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if infer_kept(sample, folder, package, options):
         # the same row, model and settings; only the file is away: what was made from it stays (the report shows
         # the case as not answering its row meanwhile)
-        error = (f"{away_text(sample.image)}; the results made from it earlier are kept, and reused if it comes back "
-                 "unchanged")
+        error = (f"{away_text(sample.image, modalities=package_modalities(package))}; the results made from it "
+                 "earlier are kept, and reused if it comes back unchanged")
         _log_failure(case_id, "read", error)
         return CaseOutcome(case_id, "failed", False, 0.0, "read", error)
     # a case folder that takes no files (another user's, made read-only): that case fails, not the job; looked at

@@ -4,6 +4,7 @@ nnU-Net's channel files, one 3D file a modality (``case_0000.nii.gz``, ``case_00
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from medseg.errors import GeometryError, InputError
 from medseg.io.files import exists, nnunet_channel
 from medseg.volume import Volume, stem
 
-__all__ = ["channel_siblings", "modality_names", "modalities_text", "read_channel_files", "read_channels"]
+__all__ = ["channel_files", "channel_siblings", "modality_names", "modalities_text", "read_channel_files",
+           "read_channels"]
 
 
 def modalities_text(modalities: list[str] | int) -> str:
@@ -50,6 +52,50 @@ def channel_siblings(path: Path | str) -> list[Path] | None:
             break
         files.append(sibling)
     return files
+
+
+def channel_files(path: Path | str, modalities: int) -> list[Path] | None:
+    """The files a model of ``modalities`` modalities reads for the input ``path`` where it reads nnU-Net's channel
+    files: ``case_0000`` … ``case_{modalities - 1:04d}`` of ``path``'s ending beside it, each whether it is there or
+    not (one dropped is an input away, as a dropped file is), and any further one that is there (the case is then
+    refused for its count). None where ``path`` is read alone: a model of one image a case, a folder, a name without
+    the ``_0000`` suffix, or a ``_0000`` file with no channel file beside it that holds several volumes itself (a 4D
+    file; only then is its header read). What identifies such a case's input (its signature, hash and availability)
+    is all of these files."""
+    if modalities < 2:
+        return None
+    path = Path(path)
+    name = stem(path)
+    split = nnunet_channel(name)
+    if split is None or split[1] != "0000":
+        return None
+    try:
+        if path.is_dir():
+            return None
+    except OSError:
+        return None
+    ending = path.name[len(name):]
+    files = [path] + [path.with_name(f"{split[0]}_{index:04d}{ending}") for index in range(1, modalities)]
+    if not any(os.path.lexists(file) for file in files[1:]) and _holds_volumes(path):
+        return None
+    while len(files) < 10000:
+        further = path.with_name(f"{split[0]}_{len(files):04d}{ending}")
+        if not os.path.lexists(further):
+            break
+        files.append(further)
+    return files
+
+
+def _holds_volumes(path: Path) -> bool:
+    """Whether the image at ``path`` holds several volumes (a 4D file), from its header; False where it cannot be
+    read."""
+    from medseg.errors import MedsegError
+    from medseg.io.images import read_grid
+
+    try:
+        return len(read_grid(path)[0]) > 3
+    except (MedsegError, OSError, ValueError):
+        return False
 
 
 def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[str] | None = None) -> Volume:

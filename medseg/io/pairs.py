@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medseg.io.files import absent_content, absent_files
 
-__all__ = ["companion", "file_signature", "image_files", "image_parts", "parts_not_here"]
+__all__ = ["companion", "file_signature", "image_files", "image_parts", "input_signature", "parts_not_here"]
 
 _COMPANION = {"hdr": "img", "img": "hdr", "HDR": "IMG", "IMG": "HDR"}
 
@@ -106,3 +106,15 @@ def file_signature(path: Path | str) -> list | None:
     if len(stats) == 1:
         return [stats[0].st_size, stats[0].st_mtime_ns]
     return [[stat.st_size, stat.st_mtime_ns] for stat in stats]  # a header / image pair: a change in either
+
+
+def input_signature(path: Path | str, modalities: int = 1) -> list | None:
+    """:func:`file_signature` of an input as a model of ``modalities`` modalities reads it: for nnU-Net's channel
+    files (``case_0000`` given, :func:`~medseg.io.channels.channel_files`), that of each channel file in order (None
+    for one not there), so that a ``case_0001`` replaced since shows; else the file's own, as for any input."""
+    from medseg.io.channels import channel_files
+
+    files = channel_files(path, modalities)
+    if files is None:
+        return file_signature(path)
+    return [file_signature(file) for file in files]

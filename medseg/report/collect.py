@@ -446,17 +446,26 @@ def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
                 f"against {scored_against}; run the workflow again to rescore the case")
     # the row's own files, away for a while (an unmounted share): the cohort keeps what was made from them
     scored = os.path.abspath(sample.reference) if sample.reference is not None and case.metrics is not None else None
-    return _inputs_away(named, scored) or _changed_since_made(case, sample)
+    return _inputs_away(named, scored, _modalities(case.sidecar)) or _changed_since_made(case, sample)
 
 
-def _inputs_away(image: str | None, reference: str | None) -> str | None:
+def _modalities(sidecar: dict | None) -> int:
+    """The modalities of the model a sidecar records having segmented with (its ``modalities``), or 1: a
+    ``case_0000`` input of several is read with nnU-Net's channel files beside it, each of which counts where the
+    input's signature, hash and availability are looked at (:func:`~medseg.cohort.records.path_signature`)."""
+    names = (sidecar or {}).get("modalities")
+    return len(names) if isinstance(names, list) and len(names) > 1 else 1
+
+
+def _inputs_away(image: str | None, reference: str | None, modalities: int = 1) -> str | None:
     """Why a cohort's case is not shown while its ``image``, or the ``reference`` its scores were made against, is
     away (:func:`~medseg.cohort.records.unavailable`: an unmounted share, an archived file, a dataset's file dropped),
     or None: the cohort keeps what was made from them, and reuses it once they are back unchanged. Absolute paths, or
-    None for a file not to be looked at."""
+    None for a file not to be looked at. ``modalities``: those of the model that read the image (a channel file of
+    nnU-Net's beside a ``case_0000`` image, dropped, is the input's being away, named)."""
     import os
 
-    from medseg.cohort.records import unavailable
+    from medseg.cohort.records import input_files, unavailable
     from medseg.io.files import absent_content, missing_under
     from medseg.io.pairs import parts_not_here
 
@@ -470,9 +479,11 @@ def _inputs_away(image: str | None, reference: str | None) -> str | None:
             return f" in part: {part}" if part else ""
         return f": {what}" if what else ""
 
-    if image is not None and unavailable(image):
-        return (f"the input {image} is missing{missing(image)}; the results made from it earlier are kept in the "
-                "results folder (not shown here), and reused if it comes back unchanged")
+    if image is not None and unavailable(image, modalities):
+        away = next((str(file) for file in input_files(image, modalities) if unavailable(file)), image)
+        what = f"the input {image}" if away == image else f"the input {image}'s channel file {os.path.basename(away)}"
+        return (f"{what} is missing{missing(away)}; the results made from it earlier are kept in the results folder "
+                "(not shown here), and reused if it comes back unchanged")
     if reference is not None and unavailable(reference):
         return (f"the reference {reference} is missing{missing(reference)}; the scores made against it earlier are "
                 "kept in the results folder (not shown here), and reused if it comes back unchanged")
@@ -490,17 +501,17 @@ def _changed_since_made(case: CaseResult, sample) -> str | None:
 
     folder = ResultsFolder(case.results_dir)
     checks = [("infer", "image_signature", sample.image, "input", "segmented", "redo", sample.series,
-               (case.sidecar or {}).get("input_sha256"))]
+               (case.sidecar or {}).get("input_sha256"), _modalities(case.sidecar))]
     if sample.reference is not None and case.metrics is not None:
         checks.append(("evaluate", "reference_signature", sample.reference, "reference", "scored", "rescore", None,
-                       case.metrics.get("reference_sha256")))
-    for stage, key, path, role, made, again, series, made_sha256 in checks:
+                       case.metrics.get("reference_sha256"), 1))
+    for stage, key, path, role, made, again, series, made_sha256, modalities in checks:
         record = folder.status(case.case_id, stage)
         recorded = record.get(key) if record is not None and record.get("outcome") == "ok" else None
         if recorded is None or recorded == "missing":  # written before medseg recorded it, or made while away
             continue
-        if path_signature(path) != recorded and not (isinstance(made_sha256, str)
-                                                     and content_sha256(path, series) == made_sha256):
+        if path_signature(path, modalities) != recorded and not (
+                isinstance(made_sha256, str) and content_sha256(path, series, modalities) == made_sha256):
             return (f"the {role} {os.path.abspath(path)} was changed or replaced after the case was {made} (its "
                     "size or modification time differs from the one recorded then, and its content from the one "
                     f"read then); run the workflow again to {again} the case")
@@ -730,7 +741,7 @@ def _check_sources(case: CaseResult) -> None:
     import os
 
     from medseg.cohort.records import content_sha256
-    from medseg.io.pairs import file_signature
+    from medseg.io.pairs import input_signature
 
     if case.failure is not None or case.sidecar is None:
         return
@@ -741,18 +752,20 @@ def _check_sources(case: CaseResult) -> None:
                         "input": case.sidecar.get("input"), "reference": metrics.get("reference"), "error": away,
                         "error_type": "StaleResult"}
         return
-    checks = [("input", case.sidecar, "segmented", "segment the case again", "infer", "image_signature"),
-              ("reference", metrics, "scored", "score the case again", "evaluate", "reference_signature")]
-    for role, record, made, again, stage, key in checks:
+    # an input of nnU-Net's channel files (a multi-modal model's case_0000): each of them counts
+    checks = [("input", case.sidecar, "segmented", "segment the case again", "infer", "image_signature",
+               _modalities(case.sidecar)),
+              ("reference", metrics, "scored", "score the case again", "evaluate", "reference_signature", 1)]
+    for role, record, made, again, stage, key, modalities in checks:
         path, recorded, made_sha256 = record.get(role), record.get(f"{role}_signature"), record.get(f"{role}_sha256")
         if not isinstance(path, str) or not os.path.isabs(path) or recorded is None or not isinstance(made_sha256, str):
             continue
-        now = file_signature(path)
+        now = input_signature(path, modalities)
         if now is None or now == recorded or _kept_by_cohort(case, stage, key, now):
             continue
         # hashed as it was then: a DICOM SEG reference's file, an image's files as reading it reads them; None
         # where unreadable now (the overlay and the geometry check say so)
-        found = content_sha256(path)
+        found = content_sha256(path, modalities=modalities)
         if found is None or found == made_sha256:
             continue
         why = (f"the {role} {path} was changed or replaced after the case was {made} (its SHA-256 is not the one "
@@ -784,10 +797,11 @@ def _away_from_cohort(case: CaseResult) -> str | None:
 
     image, reference = ((path if isinstance(path, str) and os.path.isabs(path) else None)
                         for path in ((case.sidecar or {}).get("input"), (case.metrics or {}).get("reference")))
-    if image is None or not (unavailable(image) or unavailable(reference)):  # all here: no record read
+    modalities = _modalities(case.sidecar)
+    if image is None or not (unavailable(image, modalities) or unavailable(reference)):  # all here: no record read
         return None
     image = made("infer", image)
-    return None if image is None else _inputs_away(image, reference and made("evaluate", reference))
+    return None if image is None else _inputs_away(image, reference and made("evaluate", reference), modalities)
 
 
 def _kept_by_cohort(case: CaseResult, stage: str, key: str, signature: list) -> bool:

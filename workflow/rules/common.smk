@@ -237,13 +237,15 @@ onerror:
         run_ended()
 
 
-_missing = [s for s in SAMPLES if records.unavailable(s.image)]
+# a multi-modal model's case_0000 image is read with nnU-Net's channel files beside it: each of them counts
+_MODALITIES = cohort.package_modalities(_PACKAGE)
+_missing = [s for s in SAMPLES if records.unavailable(s.image, _MODALITIES)]
 if len(_missing) == len(SAMPLES):
     run_ended()
     sys.exit(
         f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images is here (paths in a sample sheet are relative to "
         f"the sheet's folder; an empty folder, or one some of whose files are not here, counts as missing), e.g. {SAMPLES[0].image}"
-        + records.not_fetched(s.image for s in SAMPLES)
+        + records.not_fetched(f for s in SAMPLES for f in records.input_files(s.image, _MODALITIES))
     )
 if _missing and workflow.is_main_process:
     logger.warning(
@@ -251,7 +253,7 @@ if _missing and workflow.is_main_process:
         "earlier from the same row, model and settings are kept): "
         + ", ".join(s.case_id for s in _missing[:10])
         + (" ..." if len(_missing) > 10 else "")
-        + records.not_fetched(s.image for s in _missing)
+        + records.not_fetched(f for s in _missing for f in records.input_files(s.image, _MODALITIES))
     )
 _away = {s.case_id for s in _missing}  # each image looked at once: a DICOM folder is walked for it
 _no_reference = [s for s in SAMPLES if s.case_id not in _away and records.unavailable(s.reference)]
@@ -273,7 +275,8 @@ def inputs_signature(wildcards, column):
     a file replaced by another with an older time (mv, rsync -a, a restored backup) still reruns the job. For
     the images, each case's DICOM series choice (the sheet's series column) counts too."""
     samples = BATCHES[wildcards.batch]
-    files = [[str(getattr(s, column)), records.path_signature(getattr(s, column))] for s in samples]
+    modalities = _MODALITIES if column == "image" else 1  # a case_0000's channel files beside it too
+    files = [[str(getattr(s, column)), records.path_signature(getattr(s, column), modalities)] for s in samples]
     if column == "image":
         files = [[*entry, s.series] for entry, s in zip(files, samples)]
     return records.fingerprint(files=files)[:16]
