@@ -53,14 +53,18 @@ def output_file_system(input_path: Path | str, output_dir: Path | str | None) ->
     return None
 
 
-def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=()) -> None:
+def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, overwrite: bool, references=(),
+                        modalities: int = 1) -> None:
     """Before any input is read: two inputs that would write the same names (a/scan.nii.gz, b/scan.nii.gz into one
     folder) and an output that would replace an input or a reference (scan.nii.gz beside scan_seg.nii.gz, both
     given) are :class:`ConflictingInputsError`, and (unless ``overwrite``) existing outputs of any input are an
     :class:`OutputExistsError` naming them. ``medseg infer`` calls it with ``overwrite`` True before the model loads
-    (the clashes), then without it after (the model and device are named before "exists already")."""
+    (the clashes), then without it after (the model and device are named before "exists already"). ``modalities``:
+    the model's; for several, nnU-Net's ``case_0000`` writes ``case_seg.nii.gz``
+    (:func:`~medseg.io.channels.case_name`), which another input ``case.nii.gz`` would write too."""
     from medseg.errors import OutputExistsError, OutputWriteError
     from medseg.io.atomic import check_writable
+    from medseg.io.channels import case_name
     from medseg.segment import case_targets, superseded_outputs
 
     inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
@@ -72,7 +76,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     orphans: list[Path] = []
     having = 0  # inputs with outputs
     for path in inputs:
-        targets = case_targets(path, output_dir, scored, output_format)
+        targets = case_targets(path, output_dir, scored, output_format, case_name(path, modalities))
         for target in targets:
             replaced = given.get(_real(target))
             if replaced is None and _folded(_real(target)) in folded:  # spelt otherwise in letter case or accent
@@ -93,7 +97,8 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
             if _one_image(first, path):
                 raise ConflictingInputsError(f"{first} and {path} are the two files of one image; give it once")
             _check_scene(first, path)
-            names = _real(case_targets(first, output_dir, scored, output_format)[0]).name
+            names = _real(case_targets(first, output_dir, scored, output_format,
+                                       case_name(first, modalities))[0]).name
             if names != segmentation.name:  # Scan_seg and scan_seg: one file on macOS's and Windows's disks
                 from medseg.io.files import name_difference
 
@@ -109,7 +114,8 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
                 raise
             continue  # that input's own fault: it is refused in its turn, and the others carry on
         if not overwrite:  # the other format's segmentation or unscored metrics of an earlier run would go too
-            earlier = superseded_outputs(path, output_dir, scored, output_format, keep=given)
+            earlier = superseded_outputs(path, output_dir, scored, output_format, case_name(path, modalities),
+                                         keep=given)
             present = [t for t in targets if t.exists()] + [t for t in earlier if t.exists() or t.is_symlink()]
             # a segmentation without its sidecar: a run killed outright between placing the two
             alone = [targets[0]] if targets[0].exists() and not targets[1].exists() else []

@@ -228,7 +228,9 @@ def segment_case(
 
     ``progress(total_slices)`` may return a callback that receives slice counts. With a ``reference``
     label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
-    after ``case_id`` when given, else after the input. Nothing is written unless every step succeeds.
+    after ``case_id`` when given, else after the input (for a multi-modal model, nnU-Net's ``case_0000.nii.gz``
+    after its case: ``case_seg.nii.gz``, :func:`~medseg.io.channels.case_name`). Nothing is written unless every
+    step succeeds.
     ``overwrite`` replaces earlier outputs, and removes those the new ones supersede (:func:`superseded_outputs`:
     the other format's segmentation, metrics of an earlier run that this one does not score); without it, any of
     them existing is an :class:`~medseg.errors.OutputExistsError`.
@@ -237,6 +239,11 @@ def segment_case(
     out_dir = None if out_dir is None else path_argument(out_dir, "the output folder")
     reference = None if reference is None else path_argument(reference, "the reference")
     segmenter = _segmenter(segmenter)
+    modalities = segmenter.package.n_modalities
+    if case_id is None:  # nnU-Net's case_0000 of a multi-modal model: its case's name, as nnU-Net names its outputs
+        from medseg.io.channels import case_name
+
+        case_id = case_name(input_path, modalities)
     targets = case_targets(input_path, out_dir, reference is not None, output_format, case_id)
     seg_path, sidecar_path = targets[:2]
     metrics_path = targets[2] if reference is not None else None
@@ -259,7 +266,6 @@ def segment_case(
     # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
     ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
     scoring = reference is not None  # scoring after the inference holds more than it, a speckled mask's most
-    modalities = segmenter.package.n_modalities
     _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report); of
     # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)

@@ -127,11 +127,11 @@ def test_nnunet_channel_files_are_found_beside_case_0000(modal_package, modal_se
     file); a further channel's file given alone is refused, naming the file to give; one missing is named."""
     folder = modal_sets["nnunet"][0]
     args = ["--model", str(modal_package), "-o", str(tmp_path), "--device", "cpu"]
-    assert run_cli(["infer", str(folder / "case2_0000.nii.gz"), *args], capsys)[0] == 0
+    assert run_cli(["infer", str(folder / "case2_0000.nii.gz"), *args, "-o", str(tmp_path / "files")], capsys)[0] == 0
     assert run_cli(["infer", str(modal_sets["4d"][0] / "case2.nii.gz"), *args], capsys)[0] == 0
-    from_files = np.asarray(nib.load(tmp_path / "case2_0000_seg.nii.gz").dataobj)
+    from_files = np.asarray(nib.load(tmp_path / "files" / "case2_seg.nii.gz").dataobj)
     assert np.array_equal(from_files, np.asarray(nib.load(tmp_path / "case2_seg.nii.gz").dataobj))
-    sidecar = json.loads((tmp_path / "case2_0000_seg.json").read_text())
+    sidecar = json.loads((tmp_path / "files" / "case2_seg.json").read_text())
     assert sidecar["input_info"]["channel_files"] == ["case2_0000.nii.gz", "case2_0001.nii.gz"]
     code, _, err = run_cli(["infer", str(folder / "case2_0001.nii.gz"), *args], capsys)
     assert code == 1 and err.splitlines()[-1] == (
@@ -268,7 +268,36 @@ def test_a_folder_of_channel_files_given_whole_segments_each_case_once(modal_pac
     assert ("note: 4 inputs are further channel files of a case given by its _0000 file (case0_0001.nii.gz of "
             "case0_0000.nii.gz): each case is read from its _0000 file, with its channel files beside it"
             in err.splitlines())
-    assert sorted(path.name for path in tmp_path.glob("*.nii.gz")) == [f"case{n}_0000_seg.nii.gz" for n in range(4)]
+    assert sorted(path.name for path in tmp_path.glob("*.nii.gz")) == [f"case{n}_seg.nii.gz" for n in range(4)]
+
+
+def test_a_case_of_channel_files_is_named_after_its_case_and_no_other_input_takes_its_name(modal_package, tmp_path,
+                                                                                        capsys):
+    """nnU-Net's case_0000 read with its channel files wrote case_0000_seg.nii.gz, named after the file given; it is
+    named after its case, case_seg.nii.gz (sidecar's case_id case), as nnU-Net names its predictions. Another input
+    that would write the same names (a 4D case.nii.gz given with it) is refused before anything is read or written,
+    with --overwrite too."""
+    folder, out = tmp_path / "imagesTs", tmp_path / "out"
+    folder.mkdir()
+    image, _, affine = two_modalities(1)
+    for channel in range(2):
+        nib.save(nib.Nifti1Image(image[..., channel], affine), folder / f"case_{channel:04d}.nii.gz")
+    nib.save(nib.Nifti1Image(image, affine), folder / "case.nii.gz")
+    args = ["--model", str(modal_package), "--device", "cpu"]
+    code, out_text, err = run_cli(["infer", str(folder / "case_0000.nii.gz"), *args, "-o", str(out)], capsys)
+    assert code == 0, err
+    assert out_text.startswith(f"{folder / 'case_0000.nii.gz'} -> {out / 'case_seg.nii.gz'} (")
+    assert sorted(path.name for path in out.iterdir()) == ["case_seg.json", "case_seg.nii.gz"]
+    sidecar = json.loads((out / "case_seg.json").read_text())
+    assert (sidecar["case_id"], sidecar["segmentation"]) == ("case", "case_seg.nii.gz")
+    both = [str(folder / "case_0000.nii.gz"), str(folder / "case.nii.gz")]
+    for where, extra in (([], []), (["-o", str(tmp_path / "two")], ["--overwrite"])):
+        code, _, err = run_cli(["infer", *both, *args, *where, *extra], capsys)
+        into = tmp_path / "two" if where else folder
+        assert code == 2 and err.splitlines() == [
+            f"medseg infer: error: {both[0]} and {both[1]} would both be written to case_seg.nii.gz in {into}; segment "
+            "them into different folders (-o). Try 'medseg infer --help'."]
+    assert not (tmp_path / "two").exists() and not (folder / "case_seg.nii.gz").exists()
 
 
 def test_the_qa_report_draws_the_first_modality_and_says_so(modal_package, modal_sets, tmp_path, capsys):

@@ -100,9 +100,19 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
     segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                           invocation=invocation())
-    if not overwrite:  # the clashes were refused above: what is left is outputs that exist already
+    channels = further_channels(inputs)
+    taken_as_channels = bool(channels) and package.n_modalities > 1 and not references
+    if taken_as_channels:
+        # nnU-Net's imagesTs given whole to a multi-modal model: each case is read from its _0000 file, its other
+        # channel files beside it; given as inputs of their own, each was refused as one modality
+        further = {Path(path) for path, _ in channels}
+        inputs = [path for path in inputs if Path(path) not in further]
+    if not overwrite or package.n_modalities > 1:
+        # the clashes were refused above, but for a multi-modal model's names (case_0000 writes case_seg, as an input
+        # case.nii.gz does); what is left is outputs that exist already
         with usage_errors():
-            check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references)
+            check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references,
+                                package.n_modalities)
     if not silent:
         click.echo(f"model {package.name} ({package.sha256[:12]}…) on {segmenter.device_choice}, "
                    f"precision {segmenter.precision}", err=True)
@@ -112,12 +122,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         taken = shipped_name_taken(package, model)
         if taken is not None:
             click.echo(escaped_line(f"warning: {taken}"), err=True)
-    channels = further_channels(inputs)
-    if channels and package.n_modalities > 1 and not references:
-        # nnU-Net's imagesTs given whole to a multi-modal model: each case is read from its _0000 file, its other
-        # channel files beside it; given as inputs of their own, each was refused as one modality
-        further = {Path(path) for path, _ in channels}
-        inputs = [path for path in inputs if Path(path) not in further]
+    if taken_as_channels:
         if not silent:
             first, zero = channels[0]
             click.echo(escaped_line(

@@ -14,7 +14,7 @@ from medseg.errors import GeometryError, InputError
 from medseg.io.files import exists, nnunet_channel
 from medseg.volume import Volume, stem
 
-__all__ = ["channel_files", "channel_siblings", "modality_names", "modalities_text", "read_channel_files",
+__all__ = ["case_name", "channel_files", "channel_siblings", "modality_names", "modalities_text", "read_channel_files",
            "read_channels"]
 
 
@@ -52,6 +52,17 @@ def channel_siblings(path: Path | str) -> list[Path] | None:
             break
         files.append(sibling)
     return files
+
+
+def case_name(path: Path | str, modalities: int) -> str | None:
+    """The case an input named as nnU-Net names a case's first channel file (``case_0000.nii.gz``) is for a model of
+    several ``modalities`` (``case``): its outputs are named after it (``case_seg.nii.gz``), as nnU-Net names its
+    predictions. None for any other input, and for any input of a model of one image a case (``case_0001`` beside
+    it is then a case of its own): named after its file."""
+    if modalities < 2:
+        return None
+    split = nnunet_channel(stem(path))
+    return split[0] if split is not None and split[1] == "0000" else None
 
 
 def channel_files(path: Path | str, modalities: int) -> list[Path] | None:
