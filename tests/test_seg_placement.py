@@ -322,3 +322,51 @@ def test_frames_of_two_orientations_crossing_on_the_grid_are_refused_in_one_line
     assert str(caught.value) == (f"{tmp_path / 'crossing.dcm'}: cannot be placed on the grid of pred.nii.gz: its "
                                  "frames are not parallel (frame 1 a slice across the grid's k axis, frame 2 across "
                                  "its j axis); not scored")
+
+
+def test_a_seg_reference_of_a_prediction_whose_series_moved_is_placed_on_the_prediction_grid(case, tmp_path, capsys,
+                                                                                              caplog):
+    """A NIfTI prediction whose sidecar records the DICOM series it was made from, since moved away: its SEG reference
+    was refused ("not found (moved or renamed …)") although the prediction's grid is the series' own. It is placed by
+    its frames' geometry on that grid, the record's notes saying so; the same Dice as on the series."""
+    volume, expected, seg = case
+    prediction = expected.copy()
+    prediction[:, :, 3][prediction[:, :, 3] == 1] = 0
+    kept, total = int(np.count_nonzero(prediction == 1)), int(np.count_nonzero(expected == 1))
+    nib.save(nib.Nifti1Image(prediction, volume.affine), tmp_path / "case_seg.nii.gz")
+    (tmp_path / "case_seg.json").write_text(json.dumps({
+        "input": str(tmp_path / "series"), "labels": NAMES,
+        "input_info": {"format": "dicom", "series_uid": volume.dicom.series_uid}}))
+    args = ["evaluate", str(tmp_path / "case_seg.nii.gz"), str(seg), "--json"]
+    code, out, err = _main(args, capsys)
+    assert code == 0, err
+    on_series = json.loads(out)
+    assert "notes" not in on_series
+    write_dicom_seg(prediction, volume, tmp_path / "dcm_seg.dcm", NAMES, "test-model")  # a SEG prediction
+    (tmp_path / "dcm_seg.json").write_text((tmp_path / "case_seg.json").read_text())
+    (tmp_path / "series").rename(tmp_path / "moved")
+    code, out, err = _main(["-v", *args], capsys)
+    assert code == 0, err
+    record = json.loads(out)
+    assert {k: (v["name"], v["dice"]) for k, v in record["labels"].items()} == {
+        "1": ("odd", pytest.approx(2 * kept / (kept + total), abs=1e-12)), "2": ("corner", 1.0)}
+    assert record["labels"] == on_series["labels"]
+    note = (f"its source series {tmp_path / 'series'} (recorded in the prediction's sidecar) is not found (moved or "
+            f"deleted since); placed by its frames' own geometry on the voxel grid of {tmp_path / 'case_seg.nii.gz'}")
+    assert record["notes"] == [f"reference: {note}"]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if "not found" in r.getMessage()] == [
+        ("INFO", f"{seg}: {note}")]
+    # the report's overlay and border check read it alike
+    from medseg.report.checks import read_case_labels
+    from medseg.report.collect import CaseResult
+
+    result = CaseResult("case", tmp_path, tmp_path, sidecar=json.loads((tmp_path / "case_seg.json").read_text()))
+    labels, placed_affine = read_case_labels(result, seg, (SHAPE, volume.affine, tmp_path / "case_seg.nii.gz"))
+    assert np.array_equal(labels, expected) and np.allclose(placed_affine, volume.affine)
+    # a DICOM SEG prediction is placed on its series: without it, refused as before, exit 1
+    code, out, err = _main(["evaluate", str(tmp_path / "dcm_seg.dcm"), str(seg), "--json"], capsys)
+    assert (code, out) == (1, "")
+    assert err.strip() == (f"medseg: error: {tmp_path / 'dcm_seg.dcm'}: its source series {tmp_path / 'series'} "
+                           "(recorded in its sidecar) is not found (moved or renamed since the prediction was made?); "
+                           "the SEG is scored on the source images it references: put the series back there, or "
+                           "write the folder where it lies now as the sidecar's \"input\"")

@@ -34,8 +34,8 @@ from medseg.volume import Volume
 if TYPE_CHECKING:
     from medseg.io.dicom import SeriesGrid
 
-__all__ = ["check_is_seg", "check_segment_labels", "read_dicom_seg", "read_seg_volume", "read_seg_with_grid",
-           "read_seg_with_source", "recorded_series", "seg_sources", "write_dicom_seg"]
+__all__ = ["check_is_seg", "check_segment_labels", "find_recorded_source", "read_dicom_seg", "read_seg_volume",
+           "read_seg_with_grid", "read_seg_with_source", "recorded_series", "seg_sources", "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
@@ -873,6 +873,16 @@ def recorded_series(sidecar: dict) -> str | None:
     return str(series) if series else None
 
 
+def find_recorded_source(path: Path | str, recorded: str) -> Path | None:
+    """Where the input a sidecar records (``recorded``) lies for the DICOM SEG ``path``; None where it is not found.
+    A relative path (sidecars before medseg recorded absolute ones) was relative to the folder the run started in:
+    tried from here, from the SEG's folder and from the folder above it."""
+    path = Path(path)
+    candidates = [Path(recorded)] if Path(recorded).is_absolute() else [
+        Path(recorded), path.parent / recorded, path.parent.parent / recorded]
+    return next((c for c in candidates if c.exists()), None)
+
+
 def read_seg_volume(path: Path | str, sidecar: dict, source_path: Path | str | None = None, warn_skipped: bool = True,
                     warn_missing: bool = True) -> Volume:
     """A DICOM SEG written by ``medseg infer`` as a label :class:`Volume` on its source series' grid: the source
@@ -925,11 +935,7 @@ def _read_seg(path: Path | str, sidecar: dict, source_path: Path | str | None, w
         raise InputError(f"{path}: a DICOM SEG is placed on its source series, which its sidecar must name (with the "
                          "labels); none found")
     if source_path is None:
-        # a relative path (sidecars before medseg recorded absolute ones) was relative to the folder the run
-        # started in: tried from here, from the SEG's folder and from the folder above it
-        candidates = [Path(recorded)] if Path(recorded).is_absolute() else [
-            Path(recorded), path.parent / recorded, path.parent.parent / recorded]
-        source_path = next((c for c in candidates if c.exists()), None)
+        source_path = find_recorded_source(path, recorded)
         if source_path is None:
             raise InputError(f"{path}: its source series {recorded} (recorded in its sidecar) is not found (moved or "
                              "renamed since the prediction was made?); the SEG is scored on the source images it "

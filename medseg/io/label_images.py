@@ -22,7 +22,7 @@ from medseg.volume import Volume, stem
 
 __all__ = ["MAX_LABEL", "header_scaling_note", "prediction_sidecar", "read_prediction", "read_prediction_values",
            "made_from_series", "read_reference", "read_reference_values", "read_seg_on_prediction_grid",
-           "read_seg_reference"]
+           "read_seg_reference", "series_gone"]
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,8 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
                        label_codes: dict | None = None, grid: Volume | None = None) -> Volume:
     """A reference that is a DICOM SEG (another tool's, or a reader's). Where the prediction's sidecar records that it
     was made from a DICOM series, the SEG is placed frame by frame on that series' images, as its frames reference
-    them; otherwise (a prediction made from a conversion of the series, dcm2niix's NIfTI, or one without a sidecar)
+    them; otherwise (a prediction made from a conversion of the series, dcm2niix's NIfTI, one without a sidecar, or
+    a label image whose series has since moved or been deleted: not a DICOM SEG prediction, which needs its series)
     it is placed by its own frames' geometry on ``grid``, the prediction's voxel grid
     (:func:`~medseg.io.seg_placement.read_seg_on_grid`). The label names come from ``labels`` when given, else the
     sidecar, else the SEG's segments (each its segment number); segments are matched to them by name, regardless of
@@ -180,11 +181,25 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
         sidecar = {**sidecar, "labels": {str(k): v for k, v in labels.items()}}
     if label_codes is not None:
         sidecar = {**sidecar, "label_codes": {str(k): v for k, v in label_codes.items()}}
-    if grid is None or made_from_series(sidecar):
+    if grid is None or (made_from_series(sidecar) and (is_dicom_file(pred_path) or not series_gone(path, sidecar))):
         # a second reading of the case's input (its headers: the frames are placed by them): its skipped files and
-        # series choice were told when it was segmented
+        # series choice were told when it was segmented. A DICOM SEG prediction needs its series: refused without it
         return read_seg_volume(path, sidecar, warn_skipped=False)
     return read_seg_on_prediction_grid(path, grid.shape, grid.affine, grid.source, sidecar)
+
+
+def series_gone(path: Path | str, sidecar: dict, source_path: Path | str | None = None) -> bool:
+    """Whether the DICOM series a prediction's sidecar records (``source_path``, where it lies now, when given) is
+    not found for the DICOM SEG reference ``path``: moved or deleted since the prediction was made. Its SEG
+    reference is then placed by its frames' own geometry on the prediction's grid, which is the series' grid."""
+    from medseg.io.dicom_seg import find_recorded_source, recorded_series
+
+    recorded = sidecar.get("input")
+    if not recorded or recorded_series(sidecar) is None:
+        return False
+    if source_path is not None:
+        return not os.path.exists(source_path)
+    return find_recorded_source(path, str(recorded)) is None
 
 
 def made_from_series(sidecar: dict) -> bool:
@@ -197,10 +212,12 @@ def made_from_series(sidecar: dict) -> bool:
 
 
 def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray, source, sidecar: dict,
-                                warn_missing: bool = True) -> Volume:
+                                warn_missing: bool = True, source_path: Path | str | None = None) -> Volume:
     """A DICOM SEG reference placed by its own frames' geometry on the voxel grid ``shape`` / ``affine`` of
     ``source`` (the prediction), its labels those ``sidecar`` records (else the SEG's segments, each its segment
-    number) and codes those it records; ``warn_missing`` as for :func:`~medseg.io.dicom_seg.read_dicom_seg`."""
+    number) and codes those it records; ``warn_missing`` as for :func:`~medseg.io.dicom_seg.read_dicom_seg`. Where
+    the sidecar records a DICOM series not found (:func:`series_gone`; ``source_path``: where it lies now), the
+    volume's ``source_note`` says which placement was used (the record's notes)."""
     from medseg.io.seg_placement import read_seg_on_grid, seg_label_names
 
     names = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
@@ -211,8 +228,14 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
                 ", ".join(f"{value} {name}" for value, name in sorted(names.items()) if value))
     array = read_seg_on_grid(path, shape, affine, source, names, warn_missing=warn_missing,
                              label_codes=sidecar.get("label_codes"))
-    return Volume(array=array, affine=np.asarray(affine, dtype=np.float64).copy(), source=Path(path),
-                  info={"dicom_seg_placed_on": str(source)})
+    info = {"dicom_seg_placed_on": str(source)}
+    if series_gone(path, sidecar, source_path):
+        # which placement was used, in the record's notes: not the one on the series the sidecar records
+        info["source_note"] = (f"its source series {sidecar['input']} (recorded in the prediction's sidecar) is not "
+                               f"found (moved or deleted since); placed by its frames' own geometry on the voxel grid "
+                               f"of {source}")
+        log.log(logging.INFO if warn_missing else logging.DEBUG, "%s: %s", path, info["source_note"])
+    return Volume(array=array, affine=np.asarray(affine, dtype=np.float64).copy(), source=Path(path), info=info)
 
 
 def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:

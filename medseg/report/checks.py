@@ -93,17 +93,19 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def read_case_labels(case: CaseResult, path: Path, grid: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A case's label image (its reference) as :func:`read_labels` gives it; a DICOM SEG (another tool's
     reference) placed as scoring placed it: on the source series the case's sidecar records, or, for a case not
-    segmented from a DICOM series (a conversion of it), by its frames' own geometry on ``grid``, the segmentation's
-    ``(shape, affine, source)``."""
+    segmented from a DICOM series (a conversion of it), or whose series has since moved (a NIfTI segmentation: its
+    grid is the series'), by its frames' own geometry on ``grid``, the segmentation's ``(shape, affine, source)``."""
     from medseg.io.files import is_dicom_file
 
     if not is_dicom_file(path):
         return read_labels(path)
     from medseg.io.dicom_seg import read_seg_volume
-    from medseg.io.label_images import made_from_series, read_seg_on_prediction_grid
+    from medseg.io.label_images import made_from_series, read_seg_on_prediction_grid, series_gone
 
-    if grid is not None and not made_from_series(case.sidecar or {}):
-        volume = read_seg_on_prediction_grid(path, *grid, case.sidecar or {}, warn_missing=False)
+    sidecar = case.sidecar or {}
+    if grid is not None and (not made_from_series(sidecar) or (
+            not is_dicom_file(grid[2]) and series_gone(path, sidecar, case.input_path()))):
+        volume = read_seg_on_prediction_grid(path, *grid, sidecar, warn_missing=False, source_path=case.input_path())
         return volume.array, volume.affine
 
     # a second reading: scoring warned about what the reference lacks, in its own log (the source's headers place it)
