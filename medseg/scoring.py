@@ -199,13 +199,13 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
                      names: dict[int, str] | None = None) -> dict:
     """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
 
-    Label names (and the values that count) come from ``package`` (a :class:`~medseg.package.ModelPackage`, or the
-    name or folder of one), else from the prediction's sidecar, else every
-    value present is scored, named after ``names`` (a dataset.json's, :func:`dataset_label_names`; also the labels
-    it declares that neither file holds) or ``label_N``. A ``package`` must be the model the sidecar names
+    Label names (and the values that count) come from ``package`` (a :class:`~medseg.package.ModelPackage`, or the name
+    or folder of one), else from the prediction's sidecar, else every value present is scored, named after ``names`` (a
+    dataset.json's, :func:`dataset_label_names`; also the labels it declares that neither file holds), else a DICOM SEG
+    reference's SegmentLabel, else ``label_N``. A ``package`` must be the model the sidecar names
     (:func:`check_made_by`). The sidecar is read by :func:`made_by_of` (``sidecar_required`` as its ``required``),
-    unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from
-    ``package``, else from the sidecar."""
+    unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from ``package``, else
+    from the sidecar."""
     prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
     if is_path(package):  # a shipped model's name or a package folder (any os.PathLike, as load_package takes)
         from medseg.package import load_package
@@ -286,7 +286,8 @@ def evaluate_files(
 ) -> dict:
     """Read two label images and score them; labels default to the values present, named ``label_N``, or after
     ``names`` (a dataset.json's: the values it declares are scored whether present or not; a value present that it
-    does not declare is warned about and named ``label_N``).
+    does not declare is warned about and named ``label_N``), else, for a DICOM SEG reference, after its segments'
+    SegmentLabel (each segment scored as its segment number).
 
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
     (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG of that series
@@ -331,11 +332,19 @@ def evaluate_files(
         present = {int(value) for volume, values in ((pred, pred_values), (ref, ref_values))
                    for value in (label_values(volume.array) if values is None else values).tolist()} | {0}
         names = {int(value): str(name) for value, name in (names or {}).items()}
+        # a DICOM SEG reference read with no labels named: each segment its segment number, named by its SegmentLabel
+        segment_names = {int(value): str(name) for value, name in (ref.info or {}).get("seg_label_names", {}).items()}
         undeclared = sorted(int(v) for v in present - set(names) - {0})
         if names and undeclared:
-            log.warning("%s, %s: label values %s are not among the labels the dataset.json names (%s); scored as "
-                        "label_N", pred_path, ref_path, values_text(undeclared), _labels_text(names))
-        labels = {int(v): names.get(int(v), f"label_{int(v)}") for v in sorted(present | set(names))}
+            by_segment = [v for v in undeclared if v in segment_names]
+            shown = _labels_text({v: segment_names[v] for v in by_segment})
+            how = ("scored as label_N" if not by_segment else f"scored under the reference's segment labels ({shown})"
+                   if len(by_segment) == len(undeclared) else
+                   f"scored under the reference's segment labels ({shown}), the others as label_N")
+            log.warning("%s, %s: label values %s are not among the labels the dataset.json names (%s); %s",
+                        pred_path, ref_path, values_text(undeclared), _labels_text(names), how)
+        labels = {int(v): names.get(int(v)) or segment_names.get(int(v)) or f"label_{int(v)}"
+                  for v in sorted(present | set(names))}
         ignore = [value for value, name in names.items() if value and name.strip().casefold() == "ignore"]
         if ignore:  # nnU-Net leaves those voxels out of every label's figures
             log.warning("%s: label %d 'ignore' is nnU-Net's ignore label (voxels without annotation); medseg scores it "

@@ -1282,7 +1282,7 @@ def test_a_dicom_seg_reference_is_scored_by_infer_evaluate_and_the_report(tmp_pa
     assert not (tmp_path / "y").exists()
     assert cli("evaluate", str(tmp_path / "reference.nii.gz"), str(tmp_path / "reference_seg"), "--json") == 0
     assert {k: (v["name"], v["dice"]) for k, v in json.loads(capsys.readouterr().out)["labels"].items()} == {
-        "1": ("label_1", 1.0), "2": ("label_2", 1.0)}
+        "1": ("FIRST", 1.0), "2": ("Second", 1.0)}  # the SEG's segment labels
     moved = pydicom.dcmread(tmp_path / "reference_seg")  # a frame shifted off its source image by 0.5 mm
     position = moved.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0]
     position.ImagePositionPatient = [float(v) + (0.5 if k == 0 else 0.0)
@@ -1335,10 +1335,10 @@ def test_a_folder_of_seg_references_is_scored_as_each_pair_alone(tmp_path, capsy
         assert folder["labels"] == single["labels"] and folder["reference_sha256"] == single["reference_sha256"]
         assert 0 < min(label["dice"] for label in folder["labels"].values()) < 1
     # case3, a prediction without a sidecar (no series recorded): its SEG placed by its frames' geometry on the
-    # prediction's grid, each segment its segment number, scores as case1's on its series
+    # prediction's grid, each segment its segment number named by its SegmentLabel, scores as case1's on its series
     case1, case3 = (json.loads((out / f"{case}_metrics.json").read_text())["labels"] for case in ("case1", "case3"))
     assert [(v["name"], v["dice"]) for v in case3.values()] == [
-        (f"label_{k}", case1[k]["dice"]) for k in ("1", "2")]
+        (name, case1[k]["dice"]) for k, name in (("1", "FIRST"), ("2", "Second"))]
     page = (out / "report.html").read_text()  # its overlays draw the SEG so placed, as scored
     assert "reference not shown" not in page and "reference border not checked" not in page
     assert page.count("<img") >= 3, page.count("<img")

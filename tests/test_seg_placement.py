@@ -131,8 +131,9 @@ def test_a_seg_off_the_grid_is_refused_in_one_line_naming_both_files(case, tmp_p
 
 def test_evaluate_scores_a_prediction_of_a_converted_series_against_its_seg(case, tmp_path, capsys):
     """A prediction on a conversion of the series (LPS voxel order, slices reversed) without a sidecar: the SEG is
-    placed on its grid, each segment its segment number; with a sidecar whose input is that NIfTI (as medseg infer
-    of it writes), under the sidecar's names. Dice from the known overlap: label 1 missed on one slice."""
+    placed on its grid, each segment its segment number named by its SegmentLabel (it was label_N); with a sidecar
+    whose input is that NIfTI (as medseg infer of it writes), under the sidecar's names. Dice from the known overlap:
+    label 1 missed on one slice."""
     volume, expected, seg = case
     array, affine = flipped(*flipped(expected, np.asarray(volume.affine, float), 0), 1)
     array, affine = flipped(array, affine, 2)
@@ -145,8 +146,8 @@ def test_evaluate_scores_a_prediction_of_a_converted_series_against_its_seg(case
     code, out, err = _main(["evaluate", str(tmp_path / "conv_seg.nii.gz"), str(seg), "--json"], capsys)
     assert code == 0, err
     labels = json.loads(out)["labels"]
-    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {
-        "1": ("label_1", pytest.approx(dice, abs=1e-12)), "2": ("label_2", 1.0)}
+    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {  # named by the SEG's SegmentLabel
+        "1": ("odd", pytest.approx(dice, abs=1e-12)), "2": ("corner", 1.0)}
     assert labels["1"]["ref_volume_ml"] == pytest.approx(total * 0.8 * 0.6 * 2.0 / 1000)
     (tmp_path / "conv_seg.json").write_text(json.dumps({"input": str(tmp_path / "conv.nii.gz"), "labels": NAMES}))
     code, out, err = _main(["evaluate", str(tmp_path / "conv_seg.nii.gz"), str(seg), "--json"], capsys)
@@ -370,3 +371,19 @@ def test_a_seg_reference_of_a_prediction_whose_series_moved_is_placed_on_the_pre
                            "(recorded in its sidecar) is not found (moved or renamed since the prediction was made?); "
                            "the SEG is scored on the source images it references: put the series back there, or "
                            "write the folder where it lies now as the sidecar's \"input\"")
+
+
+def test_a_seg_reference_names_the_labels_a_dataset_json_leaves_unnamed(case, tmp_path, capsys, caplog):
+    """A prediction without a sidecar beside a dataset.json that names label 1 alone: label 1 takes the dataset.json's
+    name, label 2 the SEG's SegmentLabel (it was label_2), and the warning says so."""
+    volume, expected, seg = case
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image(expected, volume.affine), tmp_path / "pred" / "case.nii.gz")
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "Odd one": 1}}))
+    code, out, err = _main(["evaluate", str(tmp_path / "pred" / "case.nii.gz"), str(seg), "--json"], capsys)
+    assert code == 0, err
+    labels = json.loads(out)["labels"]
+    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {"1": ("Odd one", 1.0), "2": ("corner", 1.0)}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{tmp_path / 'pred' / 'case.nii.gz'}, {seg}: label values [2] are not among the labels the dataset.json "
+        "names (1 Odd one); scored under the reference's segment labels (2 corner)"]

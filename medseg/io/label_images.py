@@ -215,13 +215,15 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
                                 warn_missing: bool = True, source_path: Path | str | None = None) -> Volume:
     """A DICOM SEG reference placed by its own frames' geometry on the voxel grid ``shape`` / ``affine`` of
     ``source`` (the prediction), its labels those ``sidecar`` records (else the SEG's segments, each its segment
-    number) and codes those it records; ``warn_missing`` as for :func:`~medseg.io.dicom_seg.read_dicom_seg`. Where
+    number, named by its SegmentLabel: the volume's ``seg_label_names``) and codes those it records;
+    ``warn_missing`` as for :func:`~medseg.io.dicom_seg.read_dicom_seg`. Where
     the sidecar records a DICOM series not found (:func:`series_gone`; ``source_path``: where it lies now), the
     volume's ``source_note`` says which placement was used (the record's notes)."""
     from medseg.io.seg_placement import read_seg_on_grid, seg_label_names
 
     names = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
-    if not names:
+    named_by_seg = not names
+    if named_by_seg:
         names = seg_label_names(path)
         log.log(logging.INFO if warn_missing else logging.DEBUG, "%s: no labels named for the prediction: each "
                 "segment is read as its segment number (%s)", path,
@@ -229,6 +231,8 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
     array = read_seg_on_grid(path, shape, affine, source, names, warn_missing=warn_missing,
                              label_codes=sidecar.get("label_codes"))
     info = {"dicom_seg_placed_on": str(source)}
+    if named_by_seg:  # what names the labels where nothing else does (the record's, the report's)
+        info["seg_label_names"] = {str(value): name for value, name in sorted(names.items()) if value}
     if series_gone(path, sidecar, source_path):
         # which placement was used, in the record's notes: not the one on the series the sidecar records
         info["source_note"] = (f"its source series {sidecar['input']} (recorded in the prediction's sidecar) is not "
