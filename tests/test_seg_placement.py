@@ -387,3 +387,34 @@ def test_a_seg_reference_names_the_labels_a_dataset_json_leaves_unnamed(case, tm
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{tmp_path / 'pred' / 'case.nii.gz'}, {seg}: label values [2] are not among the labels the dataset.json "
         "names (1 Odd one); scored under the reference's segment labels (2 corner)"]
+
+
+@pytest.mark.parametrize("thickness", [2.0, 1.0])
+def test_frames_on_every_other_slice_of_a_finer_grid_are_warned_of_where_thicker_than_its_slices(case, tmp_path,
+                                                                                                 caplog, thickness):
+    """A SEG of 2 mm slices stating no spacing between slices, on a grid of 1 mm slices: its frames fall on every
+    other slice, and were placed there in silence. Where it states a slice thickness above the grid's 1 mm (an
+    annotation of a coarser series?) one warning names the file; placed as before, no refusal. A thickness of 1 mm
+    (frames left out where empty) says nothing."""
+    import pydicom
+
+    volume, expected, seg = case
+    dataset = pydicom.dcmread(seg)
+    measures = dataset.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    del measures.SpacingBetweenSlices
+    measures.SliceThickness = thickness
+    dataset.save_as(tmp_path / "coarse.dcm")
+    affine = np.asarray(volume.affine, float).copy()
+    affine[:3, 2] *= 0.5  # slices 1 mm apart, the SEG's frames 2 mm apart
+    grid = (SHAPE[0], SHAPE[1], 2 * SHAPE[2])
+    with caplog.at_level("INFO"):
+        placed = read_seg_on_grid(tmp_path / "coarse.dcm", grid, affine, "fine.nii.gz", NAMES)
+    assert np.array_equal(placed[:, :, 0::2], expected) and not placed[:, :, 1::2].any()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if thickness == 1.0:
+        assert warned == []
+        return
+    assert warned == [f"{tmp_path / 'coarse.dcm'}: its frames lie on one slice in 2 of the grid of fine.nii.gz (k = 0 "
+                      "to 12) and state a slice thickness of 2 mm, more than the grid's 1 mm between slices, with no "
+                      "spacing between slices: an annotation of a coarser series? The slices between are read as "
+                      "background"]

@@ -91,6 +91,7 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     if outside[0]:
         raise InputError(f"{path}: {outside[0]} labelled pixel(s) of its frames lie outside the grid of {source} "
                          f"(shape {shape}): not a segmentation of that image; {outcome}")
+    _tell_coarser_slices(frames, placements, affine, path, source, warn_missing)
     log.info("%s: placed on the voxel grid of %s by its frames' positions and orientation (%d frames); nothing "
              "resampled", path, source, len(placements))
     return labels
@@ -119,8 +120,36 @@ def _frame_geometry(seg, path: Path, source) -> list[dict]:
             between = _functional_value(shared, "PixelMeasuresSequence", "SpacingBetweenSlices")
         if between is not None:
             geometry["SpacingBetweenSlices"] = between
+        thickness = _functional_value(groups, "PixelMeasuresSequence", "SliceThickness")
+        if thickness is None:
+            thickness = _functional_value(shared, "PixelMeasuresSequence", "SliceThickness")
+        geometry["SliceThickness"] = thickness
         frames.append(geometry)
     return frames
+
+
+def _tell_coarser_slices(frames: list[dict], placements: list, affine: np.ndarray, path: Path, source,
+                         warn: bool) -> None:
+    """Warn (``warn``; else at info level), in one line naming the file, where a SEG stating no spacing between
+    slices has its frames on one slice in n of the grid (n > 1: the slice indices of its frames, on three slices or
+    more, share that step) and states a slice thickness above the grid's spacing between slices: an annotation of a
+    coarser series, placed on every n-th slice, the slices between read as background. Not refused: frames a writer
+    left out as empty, on a series of overlapping slices (thicker than their spacing), may fall so too."""
+    if not placements or any(frame.get("SpacingBetweenSlices") is not None for frame in frames):
+        return
+    column_axis, _, row_axis, _, _ = placements[0]
+    slice_axis = 3 - column_axis - row_axis
+    indices = sorted({placement[4][slice_axis] for placement in placements})
+    step = int(np.gcd.reduce(np.diff(indices))) if len(indices) > 2 else 0  # two share any step
+    thicknesses = [frame["SliceThickness"] for frame in frames if frame.get("SliceThickness") is not None]
+    spacing = float(np.linalg.norm(affine[:3, slice_axis]))
+    if step < 2 or not thicknesses or max(thicknesses) <= spacing * (1 + 1e-3) + SPACING_TOLERANCE_MM:
+        return
+    log.log(logging.WARNING if warn else logging.INFO,
+            "%s: its frames lie on one slice in %d of the grid of %s (%s = %d to %d) and state a slice thickness of "
+            "%.6g mm, more than the grid's %.6g mm between slices, with no spacing between slices: an annotation of "
+            "a coarser series? The slices between are read as background", path, step, source, "ijk"[slice_axis],
+            indices[0], indices[-1], max(thicknesses), spacing)
 
 
 def _functional_value(shared, sequence: str, keyword: str) -> float | None:
