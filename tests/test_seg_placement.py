@@ -418,3 +418,28 @@ def test_frames_on_every_other_slice_of_a_finer_grid_are_warned_of_where_thicker
                       "to 12) and state a slice thickness of 2 mm, more than the grid's 1 mm between slices, with no "
                       "spacing between slices: an annotation of a coarser series? The slices between are read as "
                       "background"]
+
+
+def test_segments_sharing_a_label_are_each_their_own_number_where_nothing_names_the_labels(case, tmp_path, capsys,
+                                                                                           caplog):
+    """Two lesions drawn as two segments both labelled 'Lesion', scored without a model or sidecar: they were matched
+    by name to one of them (both read as label 2, label 1 warned of as 'no segment … of the model'). Each is its
+    segment number, named apart in the record."""
+    import pydicom
+
+    volume, _, _ = case
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]
+    masks = np.zeros((SHAPE[2], SHAPE[1], SHAPE[0], 3), bool)  # (slices, rows, columns, segments)
+    masks[:, 0:4, :, 0] = True
+    masks[:, 8:12, :, 1] = True
+    masks[:, 14:16, :, 2] = True
+    _foreign_seg(tmp_path / "lesions.dcm", sources, masks, ["Lesion", "Lesion", "lesion"], "BINARY")
+    expected = (masks.astype(np.uint8) * [1, 2, 3]).sum(axis=3).transpose(2, 1, 0)
+    nib.save(nib.Nifti1Image(expected.astype(np.uint8), volume.affine), tmp_path / "pred.nii.gz")
+    code, out, err = _main(["evaluate", str(tmp_path / "pred.nii.gz"), str(tmp_path / "lesions.dcm"), "--json"],
+                           capsys)
+    assert code == 0, err
+    labels = json.loads(out)["labels"]
+    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {
+        "1": ("Lesion (segment 1)", 1.0), "2": ("Lesion (segment 2)", 1.0), "3": ("lesion (segment 3)", 1.0)}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

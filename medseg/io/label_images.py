@@ -229,7 +229,7 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
                 "segment is read as its segment number (%s)", path,
                 ", ".join(f"{value} {name}" for value, name in sorted(names.items()) if value))
     array = read_seg_on_grid(path, shape, affine, source, names, warn_missing=warn_missing,
-                             label_codes=sidecar.get("label_codes"))
+                             label_codes=sidecar.get("label_codes"), by_number=named_by_seg)
     info = {"dicom_seg_placed_on": str(source)}
     if named_by_seg:  # what names the labels where nothing else does (the record's, the report's)
         info["seg_label_names"] = {str(value): name for value, name in sorted(names.items()) if value}

@@ -11,6 +11,7 @@ DICOM alike); the SEG's LPS positions are turned into RAS (x and y negated) befo
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,8 @@ _LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 def seg_label_names(path: Path | str) -> dict[int, str]:
     """Label value → name for a SEG scored where nothing names the labels (no model, no sidecar): each segment is
-    its segment number (a LABELMAP SEG's pixel value), named by its SegmentLabel."""
+    its segment number (a LABELMAP SEG's pixel value), named by its SegmentLabel; segments whose labels are one
+    regardless of case (two lesions, each a segment 'Lesion') are named apart, ``Lesion (segment 2)``."""
     from medseg.io.dicom_seg import _segment_label, open_seg
 
     seg, _ = open_seg(Path(path))
@@ -39,12 +41,14 @@ def seg_label_names(path: Path | str) -> dict[int, str]:
         number = int(item.SegmentNumber)
         if number:
             names[number] = _segment_label(item.get("SegmentLabel", "")) or f"segment {number}"
-    return names
+    shared = Counter(name.casefold() for value, name in names.items() if value)
+    return {value: f"{name} (segment {value})" if value and shared[name.casefold()] > 1 else name
+            for value, name in names.items()}
 
 
 def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarray, source, label_names: dict[int, str],
-                     warn_missing: bool = True, label_codes: dict | None = None, outcome: str = "not scored"
-                     ) -> np.ndarray:
+                     warn_missing: bool = True, label_codes: dict | None = None, outcome: str = "not scored",
+                     by_number: bool = False) -> np.ndarray:
     """The labels of the DICOM SEG ``path`` on the voxel grid ``shape`` / ``affine`` (RAS, mm) of ``source`` (named
     in messages), placed by the SEG's own frame geometry (see the module's docstring): no source image is read.
 
@@ -55,7 +59,8 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     whose first pixel lies off the grid's voxel centres by more than a tenth of a pixel (at least 0.01 mm), a frame
     without a stated position, and labelled pixels of frames reaching past the grid (unlabelled ones are cropped
     off, as a cropped reference box is). Voxels without a frame are background. Each refusal ends with ``outcome``,
-    what the caller then does not do."""
+    what the caller then does not do. ``by_number``: each segment is read as its segment number (``label_names``
+    those of :func:`seg_label_names`), not matched by name."""
     from medseg.io.dicom_seg import _segment_labels, open_seg, put_segments, tell_segment_names
 
     path = Path(path)
@@ -69,7 +74,11 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     except InputError as error:
         raise InputError(f"{error}; {outcome}") from None
     tell_segment_names(seg, read, path, warn_missing)
-    segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
+    if by_number:  # nothing names the labels: segments that share a name are two labels, not one
+        segments = {int(item.SegmentNumber): (int(item.SegmentNumber), label_names[int(item.SegmentNumber)])
+                    for item in seg.SegmentSequence if int(item.SegmentNumber)}
+    else:
+        segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     labelmap = str(seg.get("SegmentationType", "BINARY")) == "LABELMAP"
     numbers = _frame_segments(seg)
     _check_one_frame_per_slice(placements, [None] * len(numbers) if labelmap else numbers, path, source, outcome)
