@@ -191,8 +191,11 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
         shape, affine = read_grid(input_path)
     except (MedsegError, OSError, ValueError):
         return
-    if channels > 1 and len(shape) == 4:  # the channels are checked against the model's as the file is read
-        shape = shape[:3]
+    if channels > 1:  # the channels are checked against the model's as the file is read
+        from medseg.io.nifti import channel_shape
+
+        shape = channel_shape(shape)  # NIfTI's vector layout (X, Y, Z, 1, C) as (X, Y, Z, C)
+        shape = shape[:3] if len(shape) == 4 else shape
     _check_grid(input_path, pre, per_model_voxel, shape, affine, scoring, channels)
 
 

@@ -421,6 +421,7 @@ def case_channels(cases: list[TrainCase]) -> int:
     first that differs from the first case."""
     from medseg.errors import ImageReadError
     from medseg.io.images import read_grid
+    from medseg.io.nifti import channel_shape
 
     def channels(case: TrainCase) -> int:
         if case.channel_paths:
@@ -429,6 +430,7 @@ def case_channels(cases: list[TrainCase]) -> int:
             shape, _ = read_grid(case.image_path)
         except (ImageReadError, InputError):
             return 1  # reading the case names the problem
+        shape = channel_shape(shape)  # (X, Y, Z, C), or NIfTI's vector layout (X, Y, Z, 1, C)
         return int(shape[3]) if len(shape) == 4 else 1
 
     if not cases:

@@ -444,3 +444,42 @@ def test_every_channel_file_of_a_cohort_case_counts_as_its_input(modal_package, 
                                "reused if it comes back unchanged")
     os.rename(tmp_path / "b_0001.nii.gz", dropped)
     assert [case.reused for case in infer_cases(samples, results, options).cases] == [True, True]
+
+
+def test_nifti_vector_layout_is_taken_as_a_4d_image_everywhere(modal_package, tmp_path, capsys, monkeypatch):
+    """A 5D NIfTI of the modalities in NIfTI's vector layout (X, Y, Z, 1, C), as inference reads it: training counts
+    its channels from the header, the memory guard refuses it from its header before reading, and the QA report
+    finds it on its segmentation's grid and draws its first modality."""
+    import medseg.preprocess
+    from medseg.segment import _check_header_size
+    from medseg.training_cases import case_channels
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for seed in range(2):
+        image, label, affine = two_modalities(seed)
+        vector = nib.Nifti1Image(image[:, :, :, None, :], affine)
+        vector.header.set_intent("vector")
+        nib.save(vector, images / f"case{seed}.nii.gz")
+        nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), labels / f"case{seed}.nii.gz")
+    assert case_channels(pair_cases(images, labels)) == 2
+    loaded = load_cases(pair_cases(images, labels), modal_config())
+    assert tuple(loaded[0].image.shape) == (2, *loaded[0].label.shape)
+
+    source = images / "case0.nii.gz"
+    pre = load_package(modal_package).preprocessing
+    with monkeypatch.context() as patched:
+        patched.setattr(medseg.preprocess, "physical_memory", lambda: 10**5)
+        with pytest.raises(InputError, match=r"case0\.nii\.gz: segmenting its 32×32×12 voxels needs about"):
+            _check_header_size(source, pre, channels=2)
+
+    results = tmp_path / "results"
+    assert run_cli(["infer", str(source), "--model", str(modal_package), "-o", str(results), "--device", "cpu"],
+                   capsys)[0] == 0
+    code, _, err = run_cli(["report", str(results), "-o", str(tmp_path / "qa") + "/"], capsys)
+    assert code == 0, err
+    page = (tmp_path / "qa" / "report.html").read_text()
+    assert "image: the first of the input&#x27;s 2 modalities (t1) is shown" in page
+    assert "case0.nii.gz is not on the segmentation" not in page and "image not shown" not in page
+    assert "geometry" not in (tmp_path / "qa" / "cohort.tsv").read_text().splitlines()[1]

@@ -267,8 +267,11 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
         except MedsegError as error:
             check.notes.append(f"input image not checked: {error}")
         else:
-            if len(image_shape) == 4 and (case.sidecar or {}).get("modalities"):  # a 4D input of a multi-modal model
-                image_shape = tuple(image_shape[:3])
+            if (case.sidecar or {}).get("modalities"):  # a 4D (or 5D vector) input of a multi-modal model
+                from medseg.io.nifti import channel_shape
+
+                grid = channel_shape(image_shape)
+                image_shape = tuple(grid[:3]) if len(grid) == 4 else image_shape
             if image_shape != shape or not grid_displacement_mm(shape, affine, image_affine) <= tolerance_mm:
                 check.geometry.append(f"input image {image_path.name} is not on the segmentation's grid (shape "
                                       f"{image_shape} vs {shape}); was it replaced after inference?")

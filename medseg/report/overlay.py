@@ -330,11 +330,12 @@ def _four_dimensional(path: Path, modalities) -> bool:
     has a fourth axis longer than 1)."""
     from medseg.errors import MedsegError
     from medseg.io.images import read_grid
+    from medseg.io.nifti import channel_shape
 
     if not isinstance(modalities, list) or len(modalities) < 2:
         return False
     try:
-        return len(read_grid(path)[0]) == 4
+        return len(channel_shape(read_grid(path)[0])) == 4  # NIfTI's vector layout (X, Y, Z, 1, C) too
     except (MedsegError, OSError, ValueError):
         return False
 
