@@ -225,8 +225,12 @@ class Segmenter:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def slab_slices(self, plane: tuple[int, int]) -> int:
-        """Slices per slab, so a slab's logits stay near ``slab_voxels`` values."""
-        return max(1, self.slab_voxels // (plane[0] * plane[1] * max(self.n_classes, 1)))
+        """Slices per slab, so that a slab's logits, and its input (each slice with its context slices, for each
+        modality: ``in_channels`` values a voxel, copied once as it is stacked), stay near ``slab_voxels`` values: a
+        model of 4 modalities with 2 context slices each side takes 20 input channels, and slabs sized by its 2
+        classes alone held 10 input values for each logit (1.3 GB for a 240×240×155 case)."""
+        per_voxel = max(self.n_classes, int(self.package.config["architecture"]["in_channels"]), 1)
+        return max(1, self.slab_voxels // (plane[0] * plane[1] * per_voxel))
 
     def slices_to_label(self, image_shape: tuple[int, ...]) -> int:
         """How many 2D slices :meth:`predict` evaluates for a model-space image of this shape (for progress)."""

@@ -41,6 +41,24 @@ def test_progress_reports_every_slice(make_package):
     assert sum(seen) == 10 and len(seen) == 4  # slabs of 3 slices
 
 
+
+def test_slabs_of_a_multi_modal_model_hold_no_more_input_values_than_slab_voxels(make_package):
+    """A model of 4 modalities with 1 context slice each side takes 12 input channels for its 4 classes: a slab is
+    sized by the larger, so its stacked input stays within ``slab_voxels`` values (sized by the classes alone it
+    held 3 times as many); the labels do not depend on it."""
+    config = make_package(modalities=["a", "b", "c", "d"],
+                          architecture={"type": "unet2d", "in_channels": 12, "n_classes": 4, "base_width": 4,
+                                        "depth": 2, "dropout": 0.0, "norm": "batch"},
+                          inference={"slice_axis": 2, "roi_size": [32, 32], "overlap": 0.25, "blend": "gaussian",
+                                     "context_slices": 1})
+    package = load_package(config)
+    seen = []
+    image = torch.randn(4, 40, 40, 10)
+    segmenter = Segmenter(package, device="cpu", slab_voxels=40 * 40 * 12 * 3)
+    labels = segmenter.predict(image, progress=seen.append)
+    assert segmenter.slab_slices((40, 40)) == 3 and seen == [3, 3, 3, 1]  # 40×40×3 slices × 12 channels
+    assert torch.equal(labels, Segmenter(package, device="cpu", slab_voxels=1 << 24).predict(image))
+
 def test_bf16_on_cpu_is_opt_in_and_agrees_with_fp32(phantom_package, caplog):
     """bf16 on a CPU that emulates it (no AVX-512 BF16 or AMX) is several times slower than fp32: a warning says so."""
     from medseg.device import native_bf16
