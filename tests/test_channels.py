@@ -483,3 +483,27 @@ def test_nifti_vector_layout_is_taken_as_a_4d_image_everywhere(modal_package, tm
     assert "image: the first of the input&#x27;s 2 modalities (t1) is shown" in page
     assert "case0.nii.gz is not on the segmentation" not in page and "image not shown" not in page
     assert "geometry" not in (tmp_path / "qa" / "cohort.tsv").read_text().splitlines()[1]
+
+
+def test_the_qa_report_leaves_out_a_4d_input_off_the_grid_from_its_header(modal_package, modal_sets, tmp_path, capsys,
+                                                                          monkeypatch):
+    """A multi-modal case whose 4D input was replaced by one on another grid: the overlay leaves it out from its
+    header, unread (a 4 MB gzip file can declare gigabytes of voxels), and says so."""
+    import medseg.report.overlay
+
+    source = tmp_path / "case.nii.gz"
+    source.write_bytes((modal_sets["4d"][0] / "case0.nii.gz").read_bytes())
+    results = tmp_path / "results"
+    assert run_cli(["infer", str(source), "--model", str(modal_package), "-o", str(results), "--device", "cpu"],
+                   capsys)[0] == 0
+    image, _, affine = two_modalities(0)
+    nib.save(nib.Nifti1Image(np.concatenate([image, image], axis=2), affine), source)  # 32×32×24×2
+
+    def unread(path):
+        raise AssertionError(f"{path} read whole")
+
+    monkeypatch.setattr(medseg.report.overlay, "read_image_channels", unread)
+    code, _, err = run_cli(["report", str(results), "-o", str(tmp_path / "qa") + "/"], capsys)
+    assert code == 0, err
+    page = (tmp_path / "qa" / "report.html").read_text()
+    assert "image not shown: case.nii.gz is not on the segmentation&#x27;s grid" in page

@@ -248,6 +248,10 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     elif image_path is None:
         recorded = (case.sidecar or {}).get("input")
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
+    elif image_path.is_file() and _four_dimensional(image_path, modalities) and not _header_on_grid(
+            image_path, lambda shape, other_affine: same_grid(_channel_grid(shape), other_affine)):
+        # told from its header, as a 3D input's is: a sidecar naming another 4D image was read whole to be left out
+        arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
     elif image_path.is_file() and _four_dimensional(image_path, modalities):  # read whole; its first channel drawn
         try:
             volume = read_image_channels(image_path)
@@ -323,6 +327,14 @@ def read_image_channels(path: Path):
     from medseg.io.nifti import read_nifti
 
     return read_nifti(path, hash_input=False, channels=True)
+
+
+def _channel_grid(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The grid of a multi-channel image's header shape: its first three axes (NIfTI's vector layout too)."""
+    from medseg.io.nifti import channel_shape
+
+    shape = channel_shape(shape)
+    return tuple(shape[:3]) if len(shape) == 4 else tuple(shape)
 
 
 def _four_dimensional(path: Path, modalities) -> bool:
