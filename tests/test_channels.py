@@ -507,3 +507,32 @@ def test_the_qa_report_leaves_out_a_4d_input_off_the_grid_from_its_header(modal_
     assert code == 0, err
     page = (tmp_path / "qa" / "report.html").read_text()
     assert "image not shown: case.nii.gz is not on the segmentation&#x27;s grid" in page
+
+
+def test_nrrd_channel_files_are_read_and_a_single_nrrd_is_refused_saying_so(modal_package, tmp_path, capsys):
+    """nnU-Net's channel files in NRRD are a case as NIfTI ones are (the same labels); one NRRD file given for all the
+    modalities is refused in one line saying what is read."""
+    sitk = pytest.importorskip("SimpleITK")
+    from medseg.io.images import read_image
+
+    image, _, affine = two_modalities(2)
+    for channel in range(2):
+        nib.save(nib.Nifti1Image(image[..., channel], affine), tmp_path / f"n_{channel:04d}.nii.gz")
+        voxels = read_image(tmp_path / f"n_{channel:04d}.nii.gz").array
+        written = sitk.GetImageFromArray(np.ascontiguousarray(voxels.transpose(2, 1, 0)))
+        written.SetSpacing((1.5, 1.0, 2.0))
+        sitk.WriteImage(written, str(tmp_path / f"n_{channel:04d}.nrrd"))
+    out = tmp_path / "out"
+    args = ["--model", str(modal_package), "-o", str(out), "--device", "cpu"]
+    assert run_cli(["infer", str(tmp_path / "n_0000.nrrd"), *args], capsys)[0] == 0
+    sidecar = json.loads((out / "n_0000_seg.json").read_text())
+    assert sidecar["input_info"]["channel_files"] == ["n_0000.nrrd", "n_0001.nrrd"]
+    assert nib.load(out / "n_0000_seg.nii.gz").shape == SHAPE
+    single = tmp_path / "single.nrrd"
+    single.write_bytes((tmp_path / "n_0000.nrrd").read_bytes())
+    code, _, err = run_cli(["infer", str(single), *args], capsys)
+    assert code == 1 and err.splitlines()[-1] == (
+        f"medseg: error: {single}: the modalities of a case in one file are read from a 4D NIfTI file only; convert "
+        "this one to NIfTI, or save each modality as nnU-Net's channel files (case_0000, case_0001 …, which may be "
+        "NRRD or MetaImage) and give case_0000")
+    assert not (out / "single_seg.nii.gz").exists()

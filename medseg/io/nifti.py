@@ -66,8 +66,9 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     from medseg.io.itk_image import is_itk_name
 
     if channels and is_itk_name(path):
-        raise InputError(f"{path}: a multi-channel input is read from a 4D NIfTI file (or nnU-Net's channel files, "
-                         "case_0000.nii.gz, case_0001.nii.gz, ... in NIfTI); convert this one to NIfTI")
+        raise InputError(f"{path}: the modalities of a case in one file are read from a 4D NIfTI file only; convert "
+                         "this one to NIfTI, or save each modality as nnU-Net's channel files (case_0000, case_0001 "
+                         "…, which may be NRRD or MetaImage) and give case_0000")
     if is_itk_name(path):
         from medseg.io.itk_image import read_itk_image
 
