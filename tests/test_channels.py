@@ -536,3 +536,20 @@ def test_nrrd_channel_files_are_read_and_a_single_nrrd_is_refused_saying_so(moda
         "this one to NIfTI, or save each modality as nnU-Net's channel files (case_0000, case_0001 …, which may be "
         "NRRD or MetaImage) and give case_0000")
     assert not (out / "single_seg.nii.gz").exists()
+
+
+def test_channel_files_given_with_references_are_warned_about_as_refused(modal_package, modal_sets, tmp_path, capsys):
+    """`medseg infer case_0000 case_0001 --reference … --reference …` of a multi-modal model: the warning says the
+    further channel file is refused (it is, in its own line), not that it is segmented as an image of its own."""
+    folder, labels = modal_sets["nnunet"]
+    reference = str(labels / "case1.nii.gz")
+    code, _, err = run_cli(["infer", str(folder / "case1_0000.nii.gz"), str(folder / "case1_0001.nii.gz"),
+                            "--reference", reference, "--reference", reference, "--model", str(modal_package),
+                            "-o", str(tmp_path), "--device", "cpu"], capsys)
+    assert code == 1
+    assert ("warning: 1 input is a further channel file of a case given by its _0000 file (case1_0001.nii.gz of "
+            "case1_0000.nii.gz); each is refused, as model tiny reads a case's channel files beside its _0000 file: "
+            "give only the _0000 files, each with its reference") in err.splitlines()
+    assert "segmented as an image of its own" not in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "case1_0000_metrics.json", "case1_0000_seg.json", "case1_0000_seg.nii.gz"]

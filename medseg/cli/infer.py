@@ -130,7 +130,14 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 f"case given by its _0000 file ({first.name} of {zero.name}): each case is read from its _0000 file, "
                 "with its channel files beside it"), err=True)
     elif not silent:
-        if channels:  # nnU-Net's imagesTs of a multi-channel set, given whole: each channel segmented as a case
+        if channels and package.n_modalities > 1:  # with --reference: each paired with its own, so each is refused
+            first, zero = channels[0]
+            are = "s are further channel files" if len(channels) > 1 else " is a further channel file"
+            click.echo(escaped_line(
+                f"warning: {len(channels)} input{are} of a case given by its _0000 file ({first.name} of "
+                f"{zero.name}); each is refused, as model {package.name} reads a case's channel files beside its "
+                "_0000 file: give only the _0000 files, each with its reference"), err=True)
+        elif channels:  # nnU-Net's imagesTs of a multi-channel set, given whole: each channel segmented as a case
             first, zero = channels[0]
             click.echo(escaped_line(
                 f"warning: {len(channels)} input{'s are' if len(channels) > 1 else ' is'} named as nnU-Net names a "
