@@ -167,6 +167,26 @@ def dataset_names_disagree(images: Path, labels: Path, config: dict, config_path
             "are the model's")
 
 
+def dataset_modalities_disagree(config: dict, config_path: Path, dataset_json: DatasetDocument | None) -> str | None:
+    """A warning where the config given with -c declares the modalities a dataset.json beside the folders names too,
+    but in another order: the network takes channel k (``case_0000``, ``case_0001`` …, or a 4D image's k-th volume)
+    as the config's k-th modality, and a case stacked by the config's names at inference would be given it in
+    another order. None where they agree, differ in more than their order, or either names none."""
+    from medseg.io.dataset_json import channel_names
+
+    declared = config.get("modalities")
+    if not declared or dataset_json is None or dataset_json.reason is not None:
+        return None
+    theirs = channel_names(dataset_json.document)
+    if len(theirs) != len(declared) or [n.casefold() for n in theirs] == [n.casefold() for n in declared]:
+        return None
+    if sorted(n.casefold() for n in theirs) != sorted(n.casefold() for n in declared):
+        return None  # other names: nothing tells which is which
+    return (f"{dataset_json.path} gives the channels in the order {', '.join(theirs)}; the config {config_path} "
+            f"declares the modalities {', '.join(declared)}: channel k of each case is trained as the config's k-th "
+            "modality; declare them in the files' order")
+
+
 def background_misnamed(config: dict, where: str) -> str | None:
     """A warning where a foreground label is named like the background (names swapped in the config, or in a
     dataset.json): it is trained, scored and reported as a structure."""

@@ -553,3 +553,27 @@ def test_channel_files_given_with_references_are_warned_about_as_refused(modal_p
     assert "segmented as an image of its own" not in err
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "case1_0000_metrics.json", "case1_0000_seg.json", "case1_0000_seg.nii.gz"]
+
+
+def test_a_config_declaring_the_dataset_json_channels_in_another_order_is_warned_about(tmp_path, capsys):
+    """-c declaring t1, t2 where the dataset.json beside the folders gives channel 0 as T2 and 1 as T1: a warning
+    naming both orders (the network takes channel k as the config's k-th modality); the same order, or other names,
+    none."""
+    from medseg.io.dataset_json import load_document
+    from medseg.training_setup import dataset_modalities_disagree
+
+    images, labels = write_modal_set(tmp_path / "set", "nnunet", count=2)
+    dataset = tmp_path / "set" / "dataset.json"
+    dataset.write_text(json.dumps({"channel_names": {"0": "T2", "1": "T1"}, "labels": {
+        "background": 0, "ellipsoid": 1, "box": 2, "tube": 3}, "numTraining": 2, "file_ending": ".nii.gz"}))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(modal_config(epochs=1, steps_per_epoch=1, val_fraction=0.5)))
+    code, _, err = run_cli(["train", "--images", str(images), "--labels", str(labels), "-c", str(config), "-o",
+                            str(tmp_path / "model"), "--threads", "1", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert (f"warning: {dataset} gives the channels in the order T2, T1; the config {config} declares the modalities "
+            "t1, t2: channel k of each case is trained as the config's k-th modality; declare them in the files' "
+            "order") in err.splitlines()
+    for names in ({"0": "T1", "1": "T2"}, {"0": "flair", "1": "T1"}):
+        dataset.write_text(json.dumps({"channel_names": names, "labels": {"background": 0, "a": 1}}))
+        assert dataset_modalities_disagree(modal_config(), config, load_document(dataset)) is None

@@ -105,6 +105,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.training_setup import (
         background_misnamed,
         check_planned_epochs,
+        dataset_modalities_disagree,
         dataset_names_disagree,
         default_training_config,
         outcome_text,
@@ -128,6 +129,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         disagree = dataset_names_disagree(images, labels, config, config_path, dataset_json)
         if disagree is not None:
             click.echo(f"warning: {disagree}", err=True)
+        reordered = dataset_modalities_disagree(config, config_path, dataset_json)
+        if reordered is not None:
+            click.echo(escaped_line(f"warning: {reordered}"), err=True)
     if config_path is None:
         def tell(kind: str, text: str) -> None:  # as it arises: a check after it may fail
             if not quiet():

@@ -155,10 +155,7 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
     if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict) or not doc["labels"]:
         log.warning("%s: no \"labels\" mapping of label values and names; labels are named label_N", path)
         return None
-    channels = doc.get("channel_names") or doc.get("modality")
-    modalities: list[str] = []
-    if isinstance(channels, dict) and all(_whole_text(key) for key in channels):  # "0": "FLAIR", "1": "T1w", ...
-        modalities = [str(channels[key]) for key in sorted(channels, key=lambda key: int(str(key).strip()))]
+    modalities = channel_names(doc)
     names = _names(doc["labels"], path)
     values = sorted(names)
     if values[0] < 0:  # told as labels without 0 before, when 0 was among them
@@ -302,6 +299,16 @@ def _names(labels: dict, path: Path) -> dict[int, str]:
             raise InputError(f"{path}: label value {value} is named twice ('{names[value]}', '{name}')")
         names[value] = name.strip()
     return dict(sorted(names.items()))
+
+
+def channel_names(doc) -> list[str]:
+    """The input channels' names of a dataset.json document in channel order (nnU-Net v2's ``channel_names``, the
+    Decathlon's and nnU-Net v1's ``modality``: ``"0": "FLAIR", "1": "T1w"``, numbered as texts); empty where it
+    gives none."""
+    channels = doc.get("channel_names") or doc.get("modality") if isinstance(doc, dict) else None
+    if not isinstance(channels, dict) or not all(_whole_text(key) for key in channels):
+        return []
+    return [str(channels[key]) for key in sorted(channels, key=lambda key: int(str(key).strip()))]
 
 
 def _whole_text(value) -> bool:
