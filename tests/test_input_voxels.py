@@ -286,3 +286,23 @@ def test_an_nrrd_or_metaimage_header_declaring_more_voxels_than_its_files_can_ho
     (tmp_path / "attached.nrrd").write_bytes(b"NRRD0004\ntype: uchar\ndimension: 3\nsizes: 30000 30000 30000\n"
                                              b"encoding: gzip\n\n" + bytes(100))
     assert voxel_count(tmp_path / "attached.nrrd") == 0
+
+
+def test_a_nifti_file_whose_bitpix_disagrees_with_its_datatype_counts_its_voxels(tmp_path):
+    """Reading takes a voxel's bytes from the header's datatype, not its bitpix (which some writers leave wrong): an
+    uncompressed uint8 file whose bitpix says 64 reads whole, and its planning counted it as holding too little for
+    its voxels (0 voxels: its job asked for the least memory)."""
+    import struct
+
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.uint8)
+    header.set_data_shape((64, 64, 40))
+    block = bytearray(header.binaryblock)
+    block[72:74] = struct.pack("<h", 64)  # bitpix 64 for a datatype of 8 bits
+    (tmp_path / "wrong_bitpix.nii").write_bytes(bytes(block) + b"\0" * (4 + 64 * 64 * 40))
+    assert nib.load(tmp_path / "wrong_bitpix.nii").get_fdata().shape == (64, 64, 40)
+    assert voxel_count(tmp_path / "wrong_bitpix.nii") == 64 * 64 * 40
+    # the datatype's own bytes still bound it: the same voxels declared as float64 do not fit
+    header.set_data_dtype(np.float64)
+    (tmp_path / "short.nii").write_bytes(header.binaryblock + b"\0" * (4 + 64 * 64 * 40))
+    assert voxel_count(tmp_path / "short.nii") == 0

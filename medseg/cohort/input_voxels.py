@@ -31,6 +31,10 @@ _SLICE_SPACING_MM = (0.01, 20.0)
 # deflate stores at most 258 bytes per match in no less than 2 bits: no gzip stream expands beyond about 1032:1 (the
 # bound medseg.io.nifti.check_voxels_fit holds a file to; that module imports nibabel, which planning does not)
 _MOST_DEFLATE_RATIO = 1032
+# bytes a voxel takes by a NIfTI header's datatype code, as reading takes it (its bitpix, which nibabel does not read,
+# may disagree); a code not here counts a byte
+_DATATYPE_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8, 1536: 16,
+                   1792: 16, 2048: 32, 2304: 4}
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,12 @@ def _nifti_grid(path: Path) -> InputGrid:
         if size == 348:
             dims = struct.unpack(f"{order}8h", header[40:56])
             pixdim = struct.unpack(f"{order}8f", header[76:108])
-            bits, offset, single = struct.unpack(f"{order}h", header[72:74])[0], \
+            code, offset, single = struct.unpack(f"{order}h", header[70:72])[0], \
                 struct.unpack(f"{order}f", header[108:112])[0], header[344:348] == b"n+1\0"
         elif size == 540:
             dims = struct.unpack(f"{order}8q", header[16:80])
             pixdim = struct.unpack(f"{order}8d", header[104:168])
-            bits, offset, single = struct.unpack(f"{order}h", header[14:16])[0], \
+            code, offset, single = struct.unpack(f"{order}h", header[12:14])[0], \
                 struct.unpack(f"{order}q", header[168:176])[0], header[4:8] == b"n+2\0"
         else:
             continue
@@ -107,7 +111,7 @@ def _nifti_grid(path: Path) -> InputGrid:
         if single:  # the voxels follow the header in this file (a .hdr's are in its .img)
             stored = os.stat(path).st_size
             room = stored * _MOST_DEFLATE_RATIO if gzipped else stored - (offset if math.isfinite(offset) else 0)
-            if voxels * max(int(bits), 8) // 8 > room:
+            if voxels * _DATATYPE_BYTES.get(code, 1) > room:
                 log.debug("%s: its header declares %d voxels, more than the file holds", path, voxels)
                 return InputGrid()
         channels = int(math.prod(max(int(n), 1) for n in dims[4:1 + dims[0]])) if dims[0] > 3 else 1
