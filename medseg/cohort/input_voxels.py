@@ -22,15 +22,14 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from medseg.io.free_space import DEFLATE_MAX_RATIO  # no nibabel: planning does not import it
+
 __all__ = ["InputGrid", "input_grid", "voxel_count"]
 
 log = logging.getLogger(__name__)
 
 # a DICOM slice spacing outside this range (mm) is not believed: SliceThickness is often missing, 0 or wrong
 _SLICE_SPACING_MM = (0.01, 20.0)
-# deflate stores at most 258 bytes per match in no less than 2 bits: no gzip stream expands beyond about 1032:1 (the
-# bound medseg.io.nifti.check_voxels_fit holds a file to; that module imports nibabel, which planning does not)
-_MOST_DEFLATE_RATIO = 1032
 # bytes a voxel takes by a NIfTI header's datatype code, as reading takes it (its bitpix, which nibabel does not read,
 # may disagree); a code not here counts a byte
 _DATATYPE_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8, 1536: 16,
@@ -110,7 +109,7 @@ def _nifti_grid(path: Path) -> InputGrid:
         voxels = int(math.prod(max(int(n), 1) for n in dims[1:1 + dims[0]]))
         if single:  # the voxels follow the header in this file (a .hdr's are in its .img)
             stored = os.stat(path).st_size
-            room = stored * _MOST_DEFLATE_RATIO if gzipped else stored - (offset if math.isfinite(offset) else 0)
+            room = stored * DEFLATE_MAX_RATIO if gzipped else stored - (offset if math.isfinite(offset) else 0)
             if voxels * _DATATYPE_BYTES.get(code, 1) > room:
                 log.debug("%s: its header declares %d voxels, more than the file holds", path, voxels)
                 return InputGrid()
@@ -132,7 +131,7 @@ def _itk_grid(path: Path) -> InputGrid:
     sizes, spacing = found
     voxels = int(math.prod(max(n, 1) for n in sizes))
     stored = stored_bytes(path)  # a voxel takes a byte at least, which gzip or zlib shrink 1032 times at most
-    if stored is not None and voxels > stored * _MOST_DEFLATE_RATIO:
+    if stored is not None and voxels > stored * DEFLATE_MAX_RATIO:
         log.debug("%s: its header declares %d voxels, more than its files hold", path, voxels)
         return InputGrid()
     known = spacing is not None and len(spacing) >= 3 and all(math.isfinite(v) and v > 0 for v in spacing[:3])

@@ -26,6 +26,7 @@ from medseg.io.files import (
     is_dicom_file,
     not_there,
 )
+from medseg.io.free_space import DEFLATE_MAX_RATIO
 from medseg.io.pairs import companion
 from medseg.volume import Volume, bottom_row_text, singular_affine_text
 
@@ -462,8 +463,6 @@ def _float32_may_merge(image, dtype: np.dtype) -> bool:
     return wide or not _unscaled(image)
 
 
-# deflate stores at most 258 bytes per match in no less than 2 bits: no gzip stream expands beyond about 1032:1
-_MOST_DEFLATE_RATIO = 1032
 
 
 def check_voxels_fit(path: Path | str, image) -> None:
@@ -482,7 +481,7 @@ def check_voxels_fit(path: Path | str, image) -> None:
     shape = "×".join(str(int(n)) for n in image.header.get_data_shape())
     what = f"its header declares {shape} voxels of {np.dtype(image.header.get_data_dtype())} ({_bytes(declared)})"
     if _starts_with(data, _GZIP_MAGIC):
-        if declared > size * _MOST_DEFLATE_RATIO:
+        if declared > size * DEFLATE_MAX_RATIO:
             raise ImageReadError(f"{path}: {what}, more than a gzip file of {size} bytes can hold; {_CUT_SHORT}, or "
                                  "its header is corrupt")
     elif data.name.lower().endswith((".bz2", ".zst")):  # other compressions nibabel reads: no bound to hold it to
