@@ -306,3 +306,18 @@ def test_a_nifti_file_whose_bitpix_disagrees_with_its_datatype_counts_its_voxels
     header.set_data_dtype(np.float64)
     (tmp_path / "short.nii").write_bytes(header.binaryblock + b"\0" * (4 + 64 * 64 * 40))
     assert voxel_count(tmp_path / "short.nii") == 0
+
+
+def test_a_bzip2_nrrd_is_bounded_by_bzip2s_own_ratio(tmp_path):
+    """NRRD's bz2 encoding was left unbounded: a corrupt header declaring 30000³ voxels beside 100 bytes still made its
+    batch ask for hundreds of TB. It is bounded by bzip2's most (46,620,000 bytes a stored byte), not deflate's 1032,
+    which real bzip2 files of zeros pass by far (8 MB in well under 8 kB)."""
+    import bz2
+
+    head = "NRRD0004\ntype: uchar\ndimension: 3\nsizes: {0} {0} {0}\nencoding: bz2\n\n"
+    (tmp_path / "corrupt.nrrd").write_bytes(head.format(30000).encode() + bz2.compress(bytes(10**4)))
+    assert voxel_count(tmp_path / "corrupt.nrrd") == 0
+    packed = bz2.compress(bytes(200 ** 3), 9)
+    assert 200 ** 3 > 1032 * (len(packed) + 100)  # beyond deflate's bound
+    (tmp_path / "zeros.nrrd").write_bytes(head.format(200).encode() + packed)
+    assert voxel_count(tmp_path / "zeros.nrrd") == 200 ** 3

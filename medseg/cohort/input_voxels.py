@@ -131,7 +131,7 @@ def _itk_grid(path: Path) -> InputGrid:
     sizes, spacing = found
     voxels = int(math.prod(max(n, 1) for n in sizes))
     stored = stored_bytes(path)  # a voxel takes a byte at least, which gzip or zlib shrink 1032 times at most
-    if stored is not None and voxels > stored * DEFLATE_MAX_RATIO:
+    if stored is not None and voxels > stored[0] * stored[1]:
         log.debug("%s: its header declares %d voxels, more than its files hold", path, voxels)
         return InputGrid()
     known = spacing is not None and len(spacing) >= 3 and all(math.isfinite(v) and v > 0 for v in spacing[:3])
