@@ -14,6 +14,7 @@ was counted 2.5 to 100 times under), where listing them with ``Path.rglob`` and 
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import logging
 import math
@@ -22,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from medseg.io.free_space import DEFLATE_MAX_RATIO  # no nibabel: planning does not import it
+from medseg.io.free_space import BZIP2_MAX_RATIO, DEFLATE_MAX_RATIO  # no nibabel: planning does not import it
 
 __all__ = ["InputGrid", "input_grid", "voxel_count"]
 
@@ -82,13 +83,17 @@ def voxel_count(path: Path | str) -> int:
 
 
 def _nifti_grid(path: Path) -> InputGrid:
-    """The voxels and pixdim a NIfTI-1 or NIfTI-2 header declares (gzipped or not), read with the standard library:
-    planning does not import nibabel (0.1-0.2 s of every Snakemake call). A single file that cannot hold the voxels
-    its header declares (a corrupt header: 30000³ voxels in a few kB, which reading refuses) counts none: its batch's
-    jobs asked for hundreds of TB of memory."""
+    """The voxels and pixdim a NIfTI-1 or NIfTI-2 header declares (gzip- or bzip2-compressed or not), read with the
+    standard library: planning does not import nibabel (0.1-0.2 s of every Snakemake call). A single file that cannot
+    hold the voxels its header declares (a corrupt header: 30000³ voxels in a few kB, which reading refuses) counts
+    none: its batch's jobs asked for hundreds of TB of memory."""
     with path.open("rb") as file:
-        gzipped = file.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else path.open("rb")) as file:
+        magic = file.read(3)
+    # gzip, or bzip2 (a .nii.bz2, which nibabel reads too): the most bytes of voxels a stored byte stands for
+    gzipped, bzipped = magic[:2] == b"\x1f\x8b", magic == b"BZh"
+    ratio = DEFLATE_MAX_RATIO if gzipped else BZIP2_MAX_RATIO if bzipped else None
+    opener = gzip.open if gzipped else bz2.open if bzipped else open
+    with opener(path, "rb") as file:
         header = file.read(540)
     for order in "<>":
         size = struct.unpack(f"{order}i", header[:4])[0]
@@ -109,7 +114,7 @@ def _nifti_grid(path: Path) -> InputGrid:
         voxels = int(math.prod(max(int(n), 1) for n in dims[1:1 + dims[0]]))
         if single:  # the voxels follow the header in this file (a .hdr's are in its .img)
             stored = os.stat(path).st_size
-            room = stored * DEFLATE_MAX_RATIO if gzipped else stored - (offset if math.isfinite(offset) else 0)
+            room = stored * ratio if ratio is not None else stored - (offset if math.isfinite(offset) else 0)
             if voxels * _DATATYPE_BYTES.get(code, 1) > room:
                 log.debug("%s: its header declares %d voxels, more than the file holds", path, voxels)
                 return InputGrid()

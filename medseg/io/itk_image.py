@@ -686,12 +686,12 @@ def stored_bytes(path: Path | str) -> tuple[int, int] | None:
     their product): deflate's 1032 (gzip, zlib, and any uncompressed encoding), or bzip2's 46,620,000 (NRRD's
     ``bz2``: a block holds at most 900,000 bytes of its run-length code, 5 of which stand for at most 259 bytes).
     None where they cannot be told (a list or pattern of files not parsed)."""
-    from medseg.io.free_space import DEFLATE_MAX_RATIO
+    from medseg.io.free_space import BZIP2_MAX_RATIO, DEFLATE_MAX_RATIO
 
     path = Path(path)
     fields = _fields(path)
     encoding = fields.get("encoding", "").lower()
-    ratio = _BZIP2_MAX_RATIO if "bz2" in encoding or "bzip2" in encoding else DEFLATE_MAX_RATIO
+    ratio = BZIP2_MAX_RATIO if "bz2" in encoding or "bzip2" in encoding else DEFLATE_MAX_RATIO
     files = _data_source(path)
     if files == []:
         return None
@@ -699,11 +699,6 @@ def stored_bytes(path: Path | str) -> tuple[int, int] | None:
         return path.stat().st_size + sum((path.parent / name).stat().st_size for name in files or ()), ratio
     except OSError:
         return None
-
-
-# bzip2's most: a block codes at most 900,000 bytes of its first run-length pass, in which 5 bytes stand for a run of
-# at most 259, and takes more than a byte
-_BZIP2_MAX_RATIO = 900_000 // 5 * 259
 
 
 def _data_files(path: Path) -> list[str]:
