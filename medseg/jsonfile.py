@@ -89,6 +89,8 @@ def read_json_object(path: Path | str, max_bytes: int | None, what: str = "a med
                                   f"{size_text(max_bytes)}")
     if not data.strip():  # json's words for it: "Expecting value: line 1 column 1 (char 0)"
         raise JsonFileError(path, "an empty file" if not data else "white space only")
+    if not data.strip(b"\0"):  # its size written, its content never (a system that stopped as the file was saved)
+        raise JsonFileError(path, f"{len(data)} NUL bytes only, its content never written")
     try:
         value = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:

@@ -407,10 +407,12 @@ def test_a_checkpoint_record_the_os_refuses_names_the_reason_once_in_lower_case(
                                  "--overwrite")
 
 
-@pytest.mark.parametrize("data, said", [(b"", "an empty file"), (b" \n\n", "white space only")])
+@pytest.mark.parametrize("data, said", [(b"", "an empty file"), (b" \n\n", "white space only"),
+                                        (b"\0" * 512, "512 NUL bytes only, its content never written")])
 @pytest.mark.parametrize("reader", READERS)
 def test_an_empty_record_is_named_so_not_in_jsons_words(tmp_path, reader, data, said):
-    """A record left empty (a copy cut off, a disk that filled as it was written) was refused in json's words:
-    "Expecting value: line 1 column 1 (char 0)"."""
+    """A record left empty (a copy cut off, a disk that filled as it was written; its size but not its content
+    written, zeros, where the system stopped as it was saved) was refused in json's words: "Expecting value: line 1
+    column 1 (char 0)"."""
     outcome = _outcome(tmp_path, reader, lambda path: path.write_bytes(data))
     _expect(reader, outcome, said)
