@@ -1334,3 +1334,28 @@ def test_a_header_declaring_more_voxels_than_its_data_file_holds_is_corrupt_not_
         code, _, err = run_cli(["infer", str(header), "-m", "phantom", "-o", str(tmp_path / "out")], capsys)
         assert code == 1 and err.strip().splitlines()[-1].startswith(f"medseg: error: {said}")
         assert not (tmp_path / "out").exists()
+
+
+def test_a_compressed_file_declaring_more_voxels_than_it_can_expand_to_is_corrupt_not_too_large(sitk, tmp_path,
+                                                                                              capsys):
+    """As a raw one: a gzip-compressed NRRD (or zlib-compressed MetaImage) declaring 4000³ voxels beside a few hundred
+    bytes was blamed on the machine's memory ("needs about 715 GiB of memory … segment it on a machine with more
+    memory"); no compression these readers take expands that far (deflate's 1032:1, bzip2's 46,620,000:1)."""
+    image = sitk.GetImageFromArray(np.zeros((12, 12, 12), np.int16))
+    for name, old, new in (("scan.nrrd", "sizes: 12 12 12", "sizes: 4000 4000 4000"),
+                           ("scan.mha", "DimSize = 12 12 12", "DimSize = 4000 4000 4000")):
+        header = tmp_path / name
+        sitk.WriteImage(image, str(header), True)
+        assert read_grid(header)[0] == (12, 12, 12)  # a whole file within the bound is read as before
+        data = header.read_bytes()
+        assert old.encode() in data
+        header.write_bytes(data.replace(old.encode(), new.encode()))
+        size = header.stat().st_size
+        said = (f"{header}: its header declares 4000×4000×4000 voxels of int16 (128000000000 bytes), more than its "
+                f"{size} bytes on disk can hold compressed; the file was cut short")
+        with pytest.raises(ImageReadError) as caught:
+            read_grid(header)
+        assert str(caught.value).startswith(said)
+        code, _, err = run_cli(["infer", str(header), "-m", "phantom", "-o", str(tmp_path / "out")], capsys)
+        assert code == 1 and err.strip().splitlines()[-1].startswith(f"medseg: error: {said}"), err
+        assert "GiB" not in err and not (tmp_path / "out").exists()
