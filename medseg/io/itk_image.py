@@ -683,8 +683,8 @@ def header_sizes(path: Path | str) -> tuple[tuple[int, ...], tuple[float, ...] |
 def stored_bytes(path: Path | str) -> tuple[int, int] | None:
     """The bytes an NRRD / MetaImage file and the data files its header names take on disk, without SimpleITK, and
     the most bytes of voxels one of them can stand for (a cohort's planning bounds the voxels a header declares by
-    their product): deflate's 1032 (gzip, zlib, and any uncompressed encoding), or bzip2's 46,620,000 (NRRD's
-    ``bz2``: a block holds at most 900,000 bytes of its run-length code, 5 of which stand for at most 259 bytes).
+    their product): deflate's 1032 (gzip, zlib, and any uncompressed encoding), or bzip2's 45,900,000 (NRRD's
+    ``bz2``: a block holds 900,000 bytes of its run-length code, 5 of which stand for a run of 255 bytes at most).
     None where they cannot be told (a list or pattern of files not parsed)."""
     from medseg.io.free_space import BZIP2_MAX_RATIO, DEFLATE_MAX_RATIO
 
