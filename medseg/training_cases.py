@@ -572,31 +572,19 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
     """Refuse, from the headers alone, a set of cases that training could not hold in memory: it keeps every case in
     model space (float32 image, uint8 label), and each volume may fit alone (six of 3 GiB on a 23 GiB machine) where
     all do not. A header that cannot be read counts nothing here: reading the case reports it."""
-    import warnings
-
-    from medseg.errors import ImageReadError, InputError
-    from medseg.io.images import read_grid
-    from medseg.preprocess import grid_memory, warn_over_cgroup
+    from medseg.preprocess import warn_over_cgroup
 
     if memory is None or not cases:
         return
     total = 0
     for case in cases:
-        try:
-            shape, affine = read_grid(case.image_path)
-        except (ImageReadError, InputError):
+        charge = _case_memory(case, pre)
+        if charge is None:
             continue
-        channels = len(case.channel_paths) if case.channel_paths else math.prod(shape[3:]) if len(shape) > 3 else 1
-        try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                alone, model_shape = grid_memory(shape[:3], affine, pre)
-        except (ValueError, OverflowError):
-            continue
-        voxels = math.prod(model_shape)
-        if voxels <= 0 or alone > memory:
+        alone, held = charge
+        if held <= 0 or alone > memory:
             return  # a case that cannot fit even alone: its own check names it and its voxel size, in one line
-        total += voxels * (4 * channels + 1)
+        total += held
     if total > memory:
         spacing = pre.get("spacing_mm")
         fix = (f"check preprocessing.spacing_mm ({spacing}) against the images' voxel sizes, or train on fewer "
@@ -605,6 +593,31 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
                             f"{total / 2**30:.1f} GiB in model space, more than this machine's {memory / 2**30:.1f} "
                             f"GiB of memory; {fix}")
     warn_over_cgroup(cases[0].image_path.parent, total, memory, f"training on its {len(cases)} cases")
+
+
+def _case_memory(case: TrainCase, pre: dict) -> tuple[int, int] | None:
+    """From its header alone, the bytes one case needs: read and brought into model space on its own (what the
+    memory guard charges a volume of its modalities, :func:`~medseg.preprocess.grid_memory`: a 4D image's channels
+    or its channel files count each), and held there by training (float32 a modality, uint8 the label). None where
+    its header cannot be read: reading the case reports it."""
+    import warnings
+
+    from medseg.errors import ImageReadError, InputError
+    from medseg.io.images import read_grid
+    from medseg.preprocess import grid_memory
+
+    try:
+        shape, affine = read_grid(case.image_path)
+    except (ImageReadError, InputError):
+        return None
+    channels = len(case.channel_paths) if case.channel_paths else math.prod(shape[3:]) if len(shape) > 3 else 1
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            alone, model_shape = grid_memory(shape[:3], affine, pre, channels=channels)
+    except (ValueError, OverflowError):
+        return None
+    return alone, math.prod(model_shape) * (4 * channels + 1)
 
 
 def read_case_image(case: TrainCase, n_channels: int | list[str] = 1, hash_input: bool = True):

@@ -577,3 +577,26 @@ def test_a_config_declaring_the_dataset_json_channels_in_another_order_is_warned
     for names in ({"0": "T1", "1": "T2"}, {"0": "flair", "1": "T1"}):
         dataset.write_text(json.dumps({"channel_names": names, "labels": {"background": 0, "a": 1}}))
         assert dataset_modalities_disagree(modal_config(), config, load_document(dataset)) is None
+
+
+def test_the_training_sets_memory_check_charges_one_case_for_each_of_its_modalities(tmp_path, monkeypatch):
+    """Whether one case fits alone was charged for one channel: a case of two modalities (a 4D image, or channel
+    files) was charged half of what its own check charges, and a set of such cases too large even one at a time was
+    refused for the set's total, not by the case's own check naming it and its voxels."""
+    import medseg.preprocess
+    from medseg.training_cases import _case_memory
+    from medseg.voxel_charge import COPY_BYTES_PER_VOXEL
+
+    voxels = int(np.prod(SHAPE))
+    pre = modal_config()["preprocessing"]  # spacing_mm null: each voxel of each modality copied once
+    for layout in ("4d", "nnunet"):
+        cases = pair_cases(*write_modal_set(tmp_path / layout, layout, count=3))
+        assert [_case_memory(case, pre) for case in cases] == [
+            (voxels * COPY_BYTES_PER_VOXEL * 2, voxels * (4 * 2 + 1))] * 3
+        # one case alone needs 24 bytes a voxel, more than the machine has; the three together are held in 27
+        monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: voxels * 20)
+        with pytest.raises(TrainingError) as refused:
+            load_cases(cases, modal_config())
+        assert "would hold about" not in str(refused.value)
+        assert str(refused.value).startswith("3 of 3 cases cannot be trained on: ")
+        assert "segmenting its 32×32×12 voxels needs about" in str(refused.value)
