@@ -398,16 +398,15 @@ def _with_channels(cases: list[TrainCase], channel_files: dict[str, dict[int, Pa
     one line naming the file, and the case that has it."""
     if not channel_files:
         return cases
+    from medseg.io.channels import channel_file
+
     count = max(max(files) + 1 for files in channel_files.values())
     fullest = next(case for case, files in sorted(channel_files.items()) if max(files) + 1 == count)
     for case in cases:
         files = channel_files.get(case.case_id, {0: case.image_path})
         missing = next((index for index in range(count) if index not in files), None)
         if missing is not None:
-            first = files[0]
-            name = stem(first)
-            base = name[:-5] if name.endswith("_0000") else name
-            expected = first.with_name(f"{base}_{missing:04d}{first.name[len(name):]}")
+            expected = channel_file(files[0], missing)
             raise TrainingError(f"{expected}: not there, where case {fullest!r} has {count} channel files "
                                 f"(_0000 … _{count - 1:04d}); every case needs one file per input channel (modality), "
                                 "numbered alike")

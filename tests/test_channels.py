@@ -600,3 +600,16 @@ def test_the_training_sets_memory_check_charges_one_case_for_each_of_its_modalit
         assert "would hold about" not in str(refused.value)
         assert str(refused.value).startswith("3 of 3 cases cannot be trained on: ")
         assert "segmenting its 32×32×12 voxels needs about" in str(refused.value)
+
+
+def test_a_channel_file_is_named_in_one_place_as_nnunet_names_it():
+    """The name of a case's channel file was built three times (the siblings looked for, the files a case of a model
+    of several modalities reads, training's missing file): one helper names it, of the first file's ending."""
+    from medseg.io.channels import channel_file
+
+    assert channel_file(Path("/d/case_0000.nii.gz"), 2) == Path("/d/case_0002.nii.gz")
+    assert channel_file("/d/BRATS_001_0000.nrrd", 13) == Path("/d/BRATS_001_0013.nrrd")
+    assert channel_file(Path("a.b_0000.NII.GZ"), 1) == Path("a.b_0001.NII.GZ")
+    # a case's one image, and a name of another channel number, are the case's name whole
+    assert channel_file(Path("/d/case.nii.gz"), 1) == Path("/d/case_0001.nii.gz")
+    assert channel_file(Path("/d/x_0005.nii.gz"), 1) == Path("/d/x_0005_0001.nii.gz")

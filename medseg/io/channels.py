@@ -14,8 +14,8 @@ from medseg.errors import GeometryError, InputError
 from medseg.io.files import exists, nnunet_channel
 from medseg.volume import Volume, stem
 
-__all__ = ["case_name", "channel_files", "channel_siblings", "modality_names", "modalities_text", "read_channel_files",
-           "read_channels"]
+__all__ = ["case_name", "channel_file", "channel_files", "channel_siblings", "modality_names", "modalities_text",
+           "read_channel_files", "read_channels"]
 
 
 def modalities_text(modalities: list[str] | int) -> str:
@@ -35,6 +35,17 @@ def modality_names(names, count: int) -> list[str]:
     return made
 
 
+def channel_file(first: Path | str, index: int) -> Path:
+    """The file of channel ``index`` of a case, as nnU-Net names it, beside ``first``, the case's first channel file
+    (``case_0000.nii.gz``; ``case_0002.nii.gz`` for channel 2), of its ending; a name without the ``_0000`` suffix
+    (a case's one image, ``case.nii.gz``) is the case's name whole (``case_0002.nii.gz``)."""
+    first = Path(first)
+    name = stem(first)
+    split = nnunet_channel(name)
+    case = split[0] if split is not None and split[1] == "0000" else name
+    return first.with_name(f"{case}_{index:04d}{first.name[len(name):]}")
+
+
 def channel_siblings(path: Path | str) -> list[Path] | None:
     """The channel files of the case whose first channel is ``path`` (named as nnU-Net names it, ``case_0000`` and
     an image ending), in channel order: ``path`` and the ``case_0001``, ``case_0002``... of the same ending beside it,
@@ -44,10 +55,9 @@ def channel_siblings(path: Path | str) -> list[Path] | None:
     split = nnunet_channel(name)
     if split is None or split[1] != "0000":
         return None
-    ending = path.name[len(name):]
     files = [path]
     while len(files) < 10000:
-        sibling = path.with_name(f"{split[0]}_{len(files):04d}{ending}")
+        sibling = channel_file(path, len(files))
         if not exists(sibling):
             break
         files.append(sibling)
@@ -85,12 +95,11 @@ def channel_files(path: Path | str, modalities: int) -> list[Path] | None:
             return None
     except OSError:
         return None
-    ending = path.name[len(name):]
-    files = [path] + [path.with_name(f"{split[0]}_{index:04d}{ending}") for index in range(1, modalities)]
+    files = [path] + [channel_file(path, index) for index in range(1, modalities)]
     if not any(os.path.lexists(file) for file in files[1:]) and _holds_volumes(path):
         return None
     while len(files) < 10000:
-        further = path.with_name(f"{split[0]}_{len(files):04d}{ending}")
+        further = channel_file(path, len(files))
         if not os.path.lexists(further):
             break
         files.append(further)
@@ -169,8 +178,8 @@ def read_channels(path: Path | str, modalities: list[str] | int, model: str = "t
     if siblings is not None and len(siblings) > 1:
         if len(siblings) != count:
             raise InputError(f"{path}: {len(siblings)} channel files ({siblings[0].name} … {siblings[-1].name}), "
-                             f"and {takes}" + (f"; {siblings[0].with_name(_channel_name(siblings[0], len(siblings)))}"
-                                               " is missing" if len(siblings) < count else ""))
+                             f"and {takes}" + (f"; {channel_file(siblings[0], len(siblings))} is missing"
+                                               if len(siblings) < count else ""))
         return read_channel_files(siblings, hash_input, names)
     volume = read_nifti(path, hash_input=hash_input, channels=True)
     if volume.channels == count:
@@ -178,13 +187,8 @@ def read_channels(path: Path | str, modalities: list[str] | int, model: str = "t
     if volume.channels == 1:
         missing = ""
         if siblings is not None:  # case_0000 alone
-            missing = f" ({path.with_name(_channel_name(path, 1))} is not there)"
+            missing = f" ({channel_file(path, 1)} is not there)"
         raise InputError(f"{path}: a 3D image (one modality){missing}, and {takes}; {make}")
     raise InputError(f"{path}: {volume.channels} channels ({'×'.join(map(str, volume.array.shape))}), and {takes}; "
                      f"give a 4D image of those {count}, in that order")
 
-
-def _channel_name(first: Path, index: int) -> str:
-    """The file name of channel ``index`` of the case whose first channel file is ``first``."""
-    name = stem(first)
-    return f"{name[:-4]}{index:04d}{first.name[len(name):]}"
