@@ -3877,3 +3877,53 @@ def test_a_segmentation_replaced_by_a_broken_image_is_named_with_its_problem_not
     assert f"{broken['huge']}: its header declares 30000×30000×30000 voxels of uint8" in said
     for words in ("SVD", "allocate", "RuntimeWarning", "ComplexWarning", "InputError", "ImageReadError"):
         assert words not in said
+
+
+@pytest.mark.parametrize("layout", ["4d", "vector"])
+def test_a_multi_modal_cases_overlay_reads_its_first_channel_only(tmp_path, layout):
+    """A multi-modal model's 4D input was read whole (143 MB as float32 for a BraTS case) to draw its first channel:
+    only that channel's voxels are read now, the crop drawn, and the overlay is the one drawn from the whole file,
+    byte for byte; int16 voxels with a slope and an intercept, in NIfTI's vector layout (X, Y, Z, 1, C) too."""
+    import tracemalloc
+
+    from medseg.io.nifti import read_nifti
+    from medseg.report.collect import collect_results
+    from medseg.report.overlay import ImageFile, load_case_arrays, render_overlay
+
+    image, labels, affine = phantom(4, shape=(96, 96, 40))
+    channels = np.stack([image, -image, image * 2.0, image + 500.0], axis=-1).round().astype(np.int16)
+    if layout == "vector":
+        channels = channels[:, :, :, None, :]
+    folder = write_case_arrays(tmp_path, "m", image, labels, perturb(labels, "erode"), affine)
+    source = tmp_path / "inputs" / "m_image.nii.gz"
+    stored = nib.Nifti1Image(channels, affine)
+    stored.header.set_slope_inter(0.5, -3.0)
+    nib.save(stored, source)
+    sidecar = json.loads((folder / "m_seg.json").read_text())
+    sidecar.update(input_sha256=sha256_of(source), modalities=["flair", "t1", "t1gd", "t2"])
+    (folder / "m_seg.json").write_text(json.dumps(sidecar))
+    legend = [("1", "ball"), ("2", "box")]
+
+    case = collect_results(tmp_path)[0]
+
+    def traced(draw) -> tuple[bytes, int]:
+        tracemalloc.start()
+        try:
+            return draw(), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def as_before() -> bytes:  # the input read whole, its first channel drawn
+        arrays = load_case_arrays(case)
+        whole = read_nifti(source, hash_input=False, channels=True).array
+        arrays.image = np.ascontiguousarray(whole[..., 0])
+        del whole
+        return render_overlay(arrays, legend, "1")
+
+    arrays = load_case_arrays(case)
+    assert isinstance(arrays.image, ImageFile) and arrays.image.shape == labels.shape
+    assert arrays.notes == ["image: the first of the input's 4 modalities (flair) is shown"]
+    expected, peak_before = traced(as_before)
+    picture, peak = traced(lambda: render_overlay(load_case_arrays(case), legend, "1"))
+    assert picture == expected
+    assert peak < 0.6 * peak_before, (peak, peak_before)

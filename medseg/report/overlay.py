@@ -26,11 +26,17 @@ log = logging.getLogger(__name__)
 class ImageFile:
     """A NIfTI input on the segmentation's grid, read where it is drawn: :func:`render_overlay` reads the crop it
     shows, as :func:`~medseg.io.images.read_image` reads it (float32, bit for bit). Read whole as float32, a
-    512×512×800 CT took 0.8 GB of the report's memory to draw three slices of a crop around its labels."""
+    512×512×800 CT took 0.8 GB of the report's memory to draw three slices of a crop around its labels. With
+    ``first_channel``, a multi-modal model's 4D input (``(X, Y, Z, C)``, NIfTI's vector layout ``(X, Y, Z, 1, C)``
+    too) whose first channel is drawn: only that channel's voxels are read (a BraTS case was read whole, 143 MB as
+    float32, for a quarter of it)."""
 
-    def __init__(self, path: Path, image):
+    def __init__(self, path: Path, image, first_channel: bool = False):
         self.path, self._image = path, image
-        self.shape = tuple(int(n) for n in image.shape)
+        stored = tuple(int(n) for n in image.shape)
+        # the region of the first channel beyond the three spatial axes
+        self._channel = (slice(0, 1),) * (len(stored) - 3) if first_channel else ()
+        self.shape = stored[:3] if first_channel else stored
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray:
         """The voxels of ``region`` (file voxel order); the whole file is read (and its errors raised, as
@@ -38,8 +44,12 @@ class ImageFile:
         from medseg.io.images import read_image
         from medseg.io.nifti import read_float_region
 
-        part = read_float_region(self._image, region)
-        return part if part is not None else read_image(self.path, warn_skipped=False).array[region]
+        part = read_float_region(self._image, (*region, *self._channel))
+        if part is not None:
+            return part.reshape(part.shape[:3]) if self._channel else part
+        if self._channel:
+            return read_image_channels(self.path).array[region][..., 0]
+        return read_image(self.path, warn_skipped=False).array[region]
 
     def view(self, region: tuple[slice, ...], box: tuple[slice, ...], centre: tuple[int, ...]
              ) -> tuple[list[np.ndarray], tuple[float, float]] | None:
@@ -51,6 +61,8 @@ class ImageFile:
         three slices."""
         from medseg.io.nifti import float_region_slabs, scaled_float32
 
+        if self._channel:  # one channel's region is read at once (:meth:`read`)
+            return None
         window = _WindowValues()
         slab_axis = 2 if self._image.dataobj.order == "F" else 0  # as float_region_slabs reads it
         planes = _slab_planes(float_region_slabs(self._image, region, _IMAGE_SLAB_VOXELS), slab_axis, region, box,
@@ -252,6 +264,9 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
             image_path, lambda shape, other_affine: same_grid(_channel_grid(shape), other_affine)):
         # told from its header, as a 3D input's is: a sidecar naming another 4D image was read whole to be left out
         arrays.notes.append(f"image not shown: {image_path.name} is not on the segmentation's grid")
+    elif image_path.is_file() and _four_dimensional(image_path, modalities) and (
+            lazy := _image_file(image_path, prediction.shape, first_channel=True)) is not None:
+        arrays.image = lazy  # its first channel read where drawn
     elif image_path.is_file() and _four_dimensional(image_path, modalities):  # read whole; its first channel drawn
         try:
             volume = read_image_channels(image_path)
@@ -365,28 +380,30 @@ def _header_on_grid(path: Path, same_grid) -> bool:
         return True
 
 
-def _image_file(path: Path, shape: tuple[int, ...]) -> ImageFile | ItkImageFile | None:
+def _image_file(path: Path, shape: tuple[int, ...], first_channel: bool = False) -> ImageFile | ItkImageFile | None:
     """``path`` to be read in part, or None where it is to be read whole (its header found on the grid): a 3D
     NIfTI (or Analyze) file of grey-level voxels whose header nibabel reads as :func:`read_image` would, or an NRRD /
-    MetaImage file (SimpleITK reads the part drawn)."""
+    MetaImage file (SimpleITK reads the part drawn). ``first_channel``: a multi-modal model's 4D NIfTI input, whose
+    first channel is drawn."""
     import nibabel as nib
 
     from medseg.io.itk_image import is_itk_name
     from medseg.io.nifti import check_voxels_fit, load_image
 
     if is_itk_name(path):  # its header, read by SimpleITK, was found on the grid
-        return ItkImageFile(path, shape)
+        return ItkImageFile(path, shape) if not first_channel else None
     try:
         image = load_image(path, mmap=False)  # mapped, a file rewritten while in use ends the process
         check_voxels_fit(path, image)
         # one file: its voxels follow the header (an offset into it is refused by read_image)
         inside = isinstance(image, nib.Nifti1Image) and (float(getattr(image.dataobj, "offset", 0))
                                                          < image.header.single_vox_offset)
-        if tuple(image.shape) != tuple(shape) or np.dtype(image.get_data_dtype()).kind not in "biuf" or inside:
+        grid = _channel_grid(image.shape) if first_channel else tuple(image.shape)
+        if tuple(grid) != tuple(shape) or np.dtype(image.get_data_dtype()).kind not in "biuf" or inside:
             return None
     except Exception:  # anything nibabel cannot read: reading it whole names the problem
         return None
-    return ImageFile(path, image)
+    return ImageFile(path, image, first_channel)
 
 
 # voxels of a mask whose distances to its centroid are held at once (8 bytes each, twice), and of an image read at
