@@ -525,9 +525,9 @@ def test_nrrd_channel_files_are_read_and_a_single_nrrd_is_refused_saying_so(moda
     out = tmp_path / "out"
     args = ["--model", str(modal_package), "-o", str(out), "--device", "cpu"]
     assert run_cli(["infer", str(tmp_path / "n_0000.nrrd"), *args], capsys)[0] == 0
-    sidecar = json.loads((out / "n_0000_seg.json").read_text())
+    sidecar = json.loads((out / "n_seg.json").read_text())
     assert sidecar["input_info"]["channel_files"] == ["n_0000.nrrd", "n_0001.nrrd"]
-    assert nib.load(out / "n_0000_seg.nii.gz").shape == SHAPE
+    assert nib.load(out / "n_seg.nii.gz").shape == SHAPE
     single = tmp_path / "single.nrrd"
     single.write_bytes((tmp_path / "n_0000.nrrd").read_bytes())
     code, _, err = run_cli(["infer", str(single), *args], capsys)
@@ -552,7 +552,7 @@ def test_channel_files_given_with_references_are_warned_about_as_refused(modal_p
             "give only the _0000 files, each with its reference") in err.splitlines()
     assert "segmented as an image of its own" not in err
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "case1_0000_metrics.json", "case1_0000_seg.json", "case1_0000_seg.nii.gz"]
+        "case1_metrics.json", "case1_seg.json", "case1_seg.nii.gz"]
 
 
 def test_a_config_declaring_the_dataset_json_channels_in_another_order_is_warned_about(tmp_path, capsys):
