@@ -78,7 +78,9 @@ def help_of(command, capsys) -> str:
                  "input).",
                  "--overlap FLOAT RANGE Overlap of neighbouring tiles, a fraction of the tile (default: the model's",
                  "auto: the first CUDA GPU, else Apple MPS, else the CPU.",
-                 "auto: fp16 on CUDA, fp32 on the CPU and MPS; fp16 needs CUDA;"]),
+                 "auto: fp16 on CUDA, fp32 on the CPU and MPS; fp16 needs CUDA;",
+                 "or a DICOM SEG: of a DICOM input, or of the series an input image was converted from",
+                 "A multi-modal model takes a 4D NIfTI of its modalities, or a case's nnU-Net channel files"]),
     (["cohort", "infer"], ["a fraction of the tile", "The memory this job has, in MB",
                            "The memory of the job's last retry, in MB", "auto: the first CUDA GPU"]),
     (["cohort", "evaluate"], ["The memory this job has, in MB"]),
@@ -103,7 +105,9 @@ def test_option_help_gives_units_and_what_defaults_do(command, named, capsys):
     """Option help that left out a unit or what its default does: --overlap (a fraction? voxels?), --memory-mb's MB,
     what --device auto picks and --precision auto on MPS; evaluate's --model default skipped the dataset.json it
     reads; train's summary said "the classic 2D U-Net" where its default is 2.5D, "Folder of images" not which, and
-    its --epochs, --steps-per-epoch, --seed and --fold "Override training.X" without the value they override."""
+    its --epochs, --steps-per-epoch, --seed and --fold "Override training.X" without the value they override; infer's
+    --reference took a DICOM SEG "of a DICOM input" only, where one of a converted series is placed on the image, and
+    its summary left out the multi-modal inputs."""
     from medseg.train_config import DEFAULT_TRAINING
 
     assert [DEFAULT_TRAINING[key] for key in ("epochs", "steps_per_epoch", "seed", "fold")] == [20, 100, 0, 0]

@@ -31,7 +31,8 @@ _HELP = """Segment NIfTI files (NRRD and MetaImage too, with the itk extra) or D
 
 Writes <stem>_seg.nii.gz (uint8 labels, uint16 beyond 255, on the input's exact grid) and <stem>_seg.json
 (labels, model, hashes, versions, device, timings), and with --reference <stem>_metrics.json (Dice, HD95, ASSD,
-volumes per label). The model is loaded once for all inputs; a failing input is
+volumes per label). A multi-modal model takes a 4D NIfTI of its modalities, or a case's nnU-Net channel files
+given as case_0000.nii.gz (written as case_seg.nii.gz). The model is loaded once for all inputs; a failing input is
 reported and the others carry on (exit code 1 if any failed).
 
 \b
@@ -49,8 +50,9 @@ $ medseg infer case.nrrd --reference case_label.seg.nrrd   # 3D Slicer's NRRD (p
 @click.option("-o", "--output", "--output-dir", "output_dir", type=GivenPath(file_okay=False, path_type=Path),
               default=None, help="Folder for outputs, made if missing (default: beside each input).")
 @click.option("--reference", "references", multiple=True, type=GivenPath(readable=False, path_type=Path),
-              help="Reference label image (NIfTI, or a DICOM SEG of a DICOM input); score the result (give one "
-              "per input, in order).")
+              help="Reference label image (NIfTI, or a DICOM SEG: of a DICOM input, or of the series an input image "
+              "was converted from, placed by its frames' own geometry); score the result (give one per input, in "
+              "order).")
 @device_option
 @precision_option
 @batch_option
