@@ -106,3 +106,26 @@ def test_a_resampling_model_is_charged_at_least_its_measured_peak_and_no_longer_
         charge, model_shape = grid_memory(shape, np.diag([*spacing, 1.0]), pre)
         voxels = int(np.prod(shape)) + int(np.prod(model_shape))
         assert charge > measured * voxels and charge >= 12 * voxels
+
+
+def test_the_benchmarks_table_of_job_memory_shows_what_the_jobs_ask_for():
+    """benchmarks/README.md's table of the cohort jobs' memory gave 1,800 MB for the hippocampus job of a 256×256×100
+    NIfTI of 0.9×0.9×1.5 mm, its first attempt under the 40-byte charge; the jobs ask 1,900 MB since the charge of a
+    resampling model became 12 bytes a voxel and the inference's slab."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    phantom, hippocampus = load_package("phantom"), load_package("hippocampus")
+    rows = {"64³ NIfTI, 1 mm": InputGrid(64 ** 3, (1.0, 1.0, 1.0)),
+            "256×256×100 NIfTI, 0.9×0.9×1.5 mm": InputGrid(256 * 256 * 100, (0.9, 0.9, 1.5)),
+            "the same as a DICOM series": InputGrid(256 * 256 * 100, (0.9, 0.9, 0.9)),  # slices taken as 0.9 mm
+            "512×512×100 NIfTI, 0.7×0.7×1 mm": InputGrid(512 * 512 * 100, (0.7, 0.7, 1.0))}
+    for start, grid in rows.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {start}"))
+        asked = [int(v.replace(",", "")) for v in re.findall(r"[\d,]+", row.split("|")[4])]
+        expected = [infer_memory_mb([grid], phantom), infer_memory_mb([grid], hippocampus)]
+        assert asked == expected[:len(asked)], (start, asked, expected)
+        evaluate = row.split("|")[6].strip()
+        if evaluate != "—":
+            assert int(evaluate.replace(",", "").split()[0]) == evaluate_memory_mb([grid]), (start, evaluate)
