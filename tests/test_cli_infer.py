@@ -517,7 +517,8 @@ def test_a_damaged_gzip_stream_is_refused_though_its_voxels_decode(tmp_path, cas
 
 def test_not_3d_is_refused(tmp_path, make_package, capsys, monkeypatch):
     """A 4D image of several volumes (an fMRI run, a multi-channel MSD case) is refused from its header (it was read
-    in full first), saying what the extra axes hold."""
+    in full first), saying what the extra axes hold; it said "medseg reads one volume per file", which multi-modal
+    models no longer bear out."""
     import medseg.io.nifti
 
     def read_voxels(*args, **kwargs):
@@ -529,13 +530,16 @@ def test_not_3d_is_refused(tmp_path, make_package, capsys, monkeypatch):
     code, _, err = run(["infer", str(path), "--model", str(make_package())], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
         f"medseg: error: {path}: expected a 3D volume, got shape (8, 8, 4, 3): 3 volumes (time points or channels); "
-        "medseg reads one volume per file, so save the one meant as a file of its own")
+        "a label image, or the input of a model of one image a case, is one volume per file (a model declaring that "
+        "many modalities takes a 4D NIfTI's volumes as its channels), so save the one meant as a file of its own")
     five = tmp_path / "five_d.nii"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 2, 3), np.float32), np.eye(4)), str(five))
     code, _, err = run(["infer", str(five), "--model", str(make_package())], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
         f"medseg: error: {five}: expected a 3D volume, got shape (8, 8, 4, 2, 3): 6 volumes (time points or "
-        "channels); medseg reads one volume per file, so save the one meant as a file of its own")
+        "channels); a label image, or the input of a model of one image a case, is one volume per file (a model "
+        "declaring that many modalities takes a 4D NIfTI's volumes as its channels), so save the one meant as a "
+        "file of its own")
 
 
 def test_existing_outputs_are_not_overwritten(tmp_path, case, make_package, capsys, monkeypatch):

@@ -827,12 +827,13 @@ def channel_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _not_one_volume_text(path: Path | str, shape: tuple[int, ...]) -> str:
     """The error for an image of ``shape`` that is not one 3D volume (a 4D or 5D image holds several: time points,
-    channels or echoes; medseg's models take one channel, and a label file is one volume)."""
+    channels or echoes; a model of one image a case takes one channel, and a label file is one volume)."""
     text = f"{path}: expected a 3D volume, got shape {tuple(shape)}"
     volumes = int(np.prod(shape[3:])) if len(shape) > 3 else 0
     if volumes > 1:
-        text += (f": {volumes} volumes (time points or channels); medseg reads one volume per file, so save the "
-                 "one meant as a file of its own")
+        text += (f": {volumes} volumes (time points or channels); a label image, or the input of a model of one "
+                 "image a case, is one volume per file (a model declaring that many modalities takes a 4D NIfTI's "
+                 "volumes as its channels), so save the one meant as a file of its own")
     return text
 
 
