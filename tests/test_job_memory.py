@@ -129,3 +129,19 @@ def test_the_benchmarks_table_of_job_memory_shows_what_the_jobs_ask_for():
         evaluate = row.split("|")[6].strip()
         if evaluate != "—":
             assert int(evaluate.replace(",", "").split()[0]) == evaluate_memory_mb([grid]), (start, evaluate)
+
+
+def test_the_cohort_config_comment_gives_what_the_inference_jobs_ask_for():
+    """configs/cohort.yaml's comment on mem_mb said 5.9 GB for a 512×512×300 CT with hippocampus, the 40-byte charge's
+    figure; the jobs ask 3.2 GB since the sampling grid is built a slab at a time."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "configs" / "cohort.yaml").read_text(encoding="utf-8")
+    comment = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    found = re.search(r"([\d.]+) GB for a 512x512x300 CT of 0\.7x0\.7x1 mm with phantom, ([\d.]+) GB with hippocampus",
+                      comment)
+    assert found, comment
+    phantom, hippocampus = load_package("phantom"), load_package("hippocampus")
+    assert [float(found[1]), float(found[2])] == [infer_memory_mb([CT], phantom) / 1000,
+                                                    infer_memory_mb([CT], hippocampus) / 1000]
