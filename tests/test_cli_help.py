@@ -89,7 +89,9 @@ def help_of(command, capsys) -> str:
                     "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present",
                     "--case-id ID Case identifier to record",
                     "the .nii/.nii.gz files (.nrrd, .nhdr, .mha, .mhd too, with the itk extra; 3D Slicer's "
-                    "case.seg.nrrd or case.seg.nhdr is case case;"]),
+                    "case.seg.nrrd or case.seg.nhdr is case case;",
+                    "without a sidecar, or whose recorded series has since moved or been deleted (a NIfTI prediction "
+                    "keeps its grid), by its frames' own position, orientation and spacing"]),
     (["train"], ["Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as channels) on labelled NIfTI",
                  "Folder of images (.nii, .nii.gz; .nrrd, .nhdr, .mha, .mhd with the itk extra;", "[default: cpu]",
                  "Override training.epochs (default: the config's, else 20).",
@@ -287,6 +289,7 @@ def test_evaluate_help_tells_that_a_seg_reference_of_a_converted_image_is_placed
     monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = run(["evaluate", "--help"], capsys)
     text = " ".join(out.split())
-    assert code == 0 and ("or, for a prediction made from an image file (dcm2niix's NIfTI of the series) or without a "
-                          "sidecar, by its frames' own position, orientation and spacing on the prediction's grid "
+    assert code == 0 and ("or, for a prediction made from an image file (dcm2niix's NIfTI of the series), without a "
+                          "sidecar, or whose recorded series has since moved or been deleted (a NIfTI prediction keeps "
+                          "its grid), by its frames' own position, orientation and spacing on the prediction's grid "
                           "(refused where they are off its voxel lattice)") in text

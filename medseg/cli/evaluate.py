@@ -39,9 +39,10 @@ the grid is cropped to it where every voxel out there is 0). Otherwise nothing i
 
 Either file may be a DICOM SEG (.dcm, or a file with
 the DICM marker): it is placed frame by frame on the DICOM series the prediction's sidecar records, or, for a
-prediction made from an image file (dcm2niix's NIfTI of the series) or without a sidecar, by its frames' own
-position, orientation and spacing on the prediction's grid (refused where they are off its voxel lattice); its
-segments matched to the labels by name, else by their DICOM codes (the --model's, else the sidecar's).
+prediction made from an image file (dcm2niix's NIfTI of the series), without a sidecar, or whose recorded series
+has since moved or been deleted (a NIfTI prediction keeps its grid), by its frames' own position, orientation and
+spacing on the prediction's grid (refused where they are off its voxel lattice); its segments matched to the
+labels by name, else by their DICOM codes (the --model's, else the sidecar's).
 
 Empty masks: both empty gives Dice and distances null
 (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
