@@ -94,9 +94,10 @@ class SlabAffineTransform(AffineTransform):
 
 
 def _linspace(steps: int, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
-    """ATen's ``linspace_from_neg_one``: the normalised coordinates of ``steps`` voxels along one axis."""
+    """ATen's ``linspace_from_neg_one``: the normalised coordinates of ``steps`` voxels along one axis (one axis
+    of them: ATen's 0 of an axis one voxel long is a scalar, which the slab's indexing cannot take)."""
     if steps <= 1:
-        return torch.zeros((), dtype=like.dtype, device=like.device)
+        return torch.zeros((1,), dtype=like.dtype, device=like.device)
     values = torch.linspace(-1, 1, steps, dtype=like.dtype, device=like.device)
     return values if align_corners else values * (steps - 1) / steps
 

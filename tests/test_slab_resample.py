@@ -86,3 +86,16 @@ def test_the_swap_is_undone_after_use_and_after_an_error():
         raise RuntimeError("a transform failed")
     assert functional.AffineTransform is AffineTransform
     assert medseg.slab_resample.SLAB_VOXELS == SlabAffineTransform.slab_voxels
+
+
+@pytest.mark.parametrize("spatial_size", [(1, 40, 30), (30, 1, 40), (40, 30, 1), (1, 1, 1200)])
+def test_an_output_one_voxel_thick_is_monai_bit_for_bit(spatial_size, monkeypatch):
+    """A coronal 2D image of 1100×1×1000 voxels (a model that segments coronal slices takes it) was inverted onto
+    its grid with an IndexError: the coordinates of an axis one voxel long were a scalar, not an axis."""
+    src = torch.from_numpy(np.random.default_rng(3).normal(0.0, 1.0, (1, 2, 9, 7, 8)).astype(np.float32))
+    options = {"normalized": False, "mode": "bilinear", "padding_mode": "border", "align_corners": False,
+               "reverse_indexing": True}
+    expected = AffineTransform(**options)(src, theta=_theta(), spatial_size=spatial_size)
+    monkeypatch.setattr(SlabAffineTransform, "slab_voxels", 100)
+    result = SlabAffineTransform(**options)(src, theta=_theta(), spatial_size=spatial_size)
+    assert result.shape == (1, 2, *spatial_size) and torch.equal(result, expected)
