@@ -145,3 +145,23 @@ def test_the_cohort_config_comment_gives_what_the_inference_jobs_ask_for():
     phantom, hippocampus = load_package("phantom"), load_package("hippocampus")
     assert [float(found[1]), float(found[2])] == [infer_memory_mb([CT], phantom) / 1000,
                                                     infer_memory_mb([CT], hippocampus) / 1000]
+
+
+def test_a_resampling_multi_modal_input_is_charged_its_slab_for_each_modality():
+    """``medseg infer`` of a 4D input of 4 modalities (256×256×60 at 0.7×0.7×2 mm) with a hippocampus-sized model of
+    4 × 5 input channels held 0.77 GB beyond the process's own, and was charged 0.62 GB: the inference's slab stacks
+    each modality's context planes, and was charged once."""
+    import numpy as np
+
+    from medseg.preprocess import grid_memory
+    from medseg.voxel_charge import charged_bytes
+
+    pre = load_package("hippocampus").preprocessing
+    affine = np.diag([0.7, 0.7, 2.0, 1.0])
+    one, model_shape = grid_memory((256, 256, 60), affine, pre)
+    four, _ = grid_memory((256, 256, 60), affine, pre, channels=4)
+    assert model_shape == (180, 180, 119)  # 179×179×119 from the NIfTI's float32 0.7
+    model, voxels = 180 * 180 * 119, 256 * 256 * 60 + 180 * 180 * 119
+    assert one == 12 * voxels + 64 * model
+    assert four == 4 * (12 * voxels + 64 * model) and four > 0.77e9
+    assert charged_bytes(1000, 250, True, channels=2) == 62_000  # 2 x (12 B x 1250 + a slab of 64 B x 250)
