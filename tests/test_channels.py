@@ -300,16 +300,21 @@ def test_a_case_of_channel_files_is_named_after_its_case_and_no_other_input_take
     assert not (tmp_path / "two").exists() and not (folder / "case_seg.nii.gz").exists()
 
 
-def test_the_qa_report_draws_the_first_modality_and_says_so(modal_package, modal_sets, tmp_path, capsys):
-    """A 4D input's segmentation is on its grid (no geometry flag for the 4D shape), and its overlay draws the first
-    modality under the labels, said under the overlay."""
+
+def _segmented_and_reported(source: Path, package, tmp_path: Path, capsys) -> str:
+    """``medseg infer`` of ``source`` into tmp_path/results, then ``medseg report`` of it into tmp_path/qa/ (both exit
+    0); returns the page."""
     results = tmp_path / "results"
-    source = modal_sets["4d"][0] / "case0.nii.gz"
-    assert run_cli(["infer", str(source), "--model", str(modal_package), "-o", str(results), "--device", "cpu"],
+    assert run_cli(["infer", str(source), "--model", str(package), "-o", str(results), "--device", "cpu"],
                    capsys)[0] == 0
     code, _, err = run_cli(["report", str(results), "-o", str(tmp_path / "qa") + "/"], capsys)
     assert code == 0, err
-    page = (tmp_path / "qa" / "report.html").read_text()
+    return (tmp_path / "qa" / "report.html").read_text()
+
+def test_the_qa_report_draws_the_first_modality_and_says_so(modal_package, modal_sets, tmp_path, capsys):
+    """A 4D input's segmentation is on its grid (no geometry flag for the 4D shape), and its overlay draws the first
+    modality under the labels, said under the overlay."""
+    page = _segmented_and_reported(modal_sets["4d"][0] / "case0.nii.gz", modal_package, tmp_path, capsys)
     assert "image: the first of the input&#x27;s 2 modalities (t1) is shown" in page
     assert "slices of the input with the predicted labels" in page
     assert "case0.nii.gz is not on the segmentation" not in page  # flagged so before (the shape of 4 axes)
@@ -474,12 +479,7 @@ def test_nifti_vector_layout_is_taken_as_a_4d_image_everywhere(modal_package, tm
         with pytest.raises(InputError, match=r"case0\.nii\.gz: segmenting its 32×32×12 voxels needs about"):
             _check_header_size(source, pre, channels=2)
 
-    results = tmp_path / "results"
-    assert run_cli(["infer", str(source), "--model", str(modal_package), "-o", str(results), "--device", "cpu"],
-                   capsys)[0] == 0
-    code, _, err = run_cli(["report", str(results), "-o", str(tmp_path / "qa") + "/"], capsys)
-    assert code == 0, err
-    page = (tmp_path / "qa" / "report.html").read_text()
+    page = _segmented_and_reported(source, modal_package, tmp_path, capsys)
     assert "image: the first of the input&#x27;s 2 modalities (t1) is shown" in page
     assert "case0.nii.gz is not on the segmentation" not in page and "image not shown" not in page
     assert "geometry" not in (tmp_path / "qa" / "cohort.tsv").read_text().splitlines()[1]
