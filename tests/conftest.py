@@ -151,3 +151,23 @@ def run_cli(args, capsys):
         main(args)
     out, err = capsys.readouterr()
     return exit_info.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> tuple[Path, Path]:
+    """Six synthetic phantom cases (``images/``, ``labels/``) for the training tests, made once per test module."""
+    from training_factory import write_set  # it imports this module's tiny_config
+
+    return write_set(tmp_path_factory.mktemp("tiny_set"))
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    """A training config file of :func:`training_factory.tiny_training_config`, written once per test module."""
+    import json
+
+    from training_factory import tiny_training_config
+
+    path = tmp_path_factory.mktemp("config") / "tiny.json"
+    path.write_text(json.dumps(tiny_training_config()))
+    return path

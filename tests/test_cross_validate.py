@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import benchmark_main
-from test_train import tiny_training_config, write_set
+from training_factory import tiny_training_config, write_set
 
 
 @pytest.fixture(scope="module")

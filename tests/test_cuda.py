@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from test_train import run, tiny_training_config, weights, write_set
+from training_factory import run, tiny_training_config, weights, write_set
 
 from medseg.cli import main
 from medseg.inference import Segmenter

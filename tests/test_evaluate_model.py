@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import benchmark_main
-from test_train import tiny_training_config, write_set
+from training_factory import tiny_training_config, write_set
 
 from medseg.train import train
 from medseg.training_cases import load_cases, pair_cases

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from conftest import benchmark_main
-from test_train import tiny_training_config, write_set
+from training_factory import tiny_training_config, write_set
 
 
 def test_trains_on_the_configs_split_and_prints_dice(tmp_path, capsys):

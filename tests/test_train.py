@@ -4,7 +4,6 @@ tiny synthetic set: package, reproducibility, resume, bad inputs."""
 from __future__ import annotations
 
 import codecs
-import contextlib
 import copy
 import hashlib
 import json
@@ -19,8 +18,27 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
 from safetensors.torch import load_file
+from training_factory import (
+    _FEW_STEPS,
+    BAD,
+    SHAPE,
+    _bad_set,
+    _case_holding,
+    _caught_warnings,
+    _dataset_folder,
+    _exit_code,
+    _interrupted_copy,
+    _interrupted_in_second_epoch,
+    _train_cli,
+    _write,
+    checkpoint_tensors,
+    run,
+    run_stopped_after_first_epoch,
+    tiny_training_config,
+    weights,
+    write_set,
+)
 
 from medseg.device import native_bf16
 from medseg.errors import DeviceError, InputError, MedsegError, TrainingError
@@ -28,73 +46,7 @@ from medseg.model_card import model_card
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
 from medseg.train import train
-from medseg.training_cases import TrainCase, load_cases, pair_cases
-
-SHAPE = (32, 32, 12)
-
-
-def tiny_training_config(**training) -> dict:
-    """A 2.5D config small enough to train two epochs in about a second."""
-    settings = {
-        "epochs": 2, "steps_per_epoch": 3, "batch_size": 4, "learning_rate": 0.01, "schedule": "cosine",
-        "warmup_epochs": 1, "val_fraction": 0.34, "split_seed": 0, "seed": 3,
-        "augment": {"rotate_deg": 10, "scale": 0.1, "flip_axes": [0], "noise_std": 0.05, "prob": 0.8},
-        "data": {"description": "medseg.synthetic phantoms", "licence": "generated"},
-    }
-    settings.update(training)
-    config = tiny_config(training=settings)
-    config["architecture"]["in_channels"] = 3
-    config["inference"].update(context_slices=1, flip_tta=[0])
-    return config
-
-
-def checkpoint_tensors(out: Path) -> Path:
-    """The checkpoint's tensors file, as its record names it (``last-<sha256 prefix>.safetensors``)."""
-    named = out / ".checkpoint" / json.loads((out / ".checkpoint" / "last.json").read_text())["weights_file"]
-    assert named.is_file() and re.fullmatch(r"last-[0-9a-f]{16}\.safetensors", named.name)
-    return named
-
-
-def write_set(folder: Path, count: int = 6, label_suffix: str = "") -> tuple[Path, Path]:
-    for seed in range(count):
-        write_phantom(folder / "images" / f"case{seed}.nii.gz", folder / "labels" / f"case{seed}{label_suffix}.nii.gz",
-                      shape=SHAPE, seed=seed, oblique=False)
-    return folder / "images", folder / "labels"
-
-
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory) -> tuple[Path, Path]:
-    return write_set(tmp_path_factory.mktemp("tiny_set"))
-
-
-@pytest.fixture(scope="module")
-def config_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "tiny.json"
-    path.write_text(json.dumps(tiny_training_config()))
-    return path
-
-
-def run(config: dict, images: Path, labels: Path, out: Path, **kwargs):
-    torch.set_num_threads(1)  # bit-identical results need the same reduction order in every run
-    cases = load_cases(pair_cases(images, labels), config)
-    return train(copy.deepcopy(config), cases, out, **kwargs)
-
-
-def run_stopped_after_first_epoch(config: dict, images: Path, labels: Path, out: Path) -> None:
-    """A training run killed once its first epoch's checkpoint is written."""
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(record: dict) -> None:
-        if record["epoch"] == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(config, images, labels, out, on_epoch=kill_after_first)
-
-
-def weights(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(folder / "weights.safetensors"))
+from medseg.training_cases import load_cases, pair_cases
 
 
 def test_pairing_strips_label_suffixes(tmp_path):
@@ -102,7 +54,6 @@ def test_pairing_strips_label_suffixes(tmp_path):
     cases = pair_cases(images, labels)
     assert [c.case_id for c in cases] == ["case0", "case1"]
     assert cases[1].label_path.name == "case1_seg.nii.gz"
-
 
 
 @pytest.mark.parametrize("gone", ["images", "labels"])
@@ -115,6 +66,7 @@ def test_pairing_names_which_folder_is_not_there(tmp_path, gone):
     with pytest.raises(TrainingError) as caught:
         pair_cases(tmp_path / "images", tmp_path / "labels")
     assert str(caught.value) == f"{tmp_path / gone}: no such {gone} folder"
+
 
 @pytest.mark.parametrize(("unreadable", "mode", "problem"), [
     ("images", 0o311, "cannot read"), ("labels", 0o444, "cannot look at its files"),
@@ -180,7 +132,6 @@ def test_pairing_matches_names_whose_accents_are_composed_differently(tmp_path):
     assert [c.label_path.name for c in cases] == [f"pati\u00e9nt{i}.nii.gz" for i in range(2)]
 
 
-
 def test_two_files_of_one_case_whose_names_differ_in_accent_composition_are_told_apart(tmp_path):
     """A Linux disk holds patiént0.nii.gz with é as one character and as e and its accent as two files, which look
     alike on a screen: the error says how the names differ, or the user cannot tell which to keep."""
@@ -194,6 +145,7 @@ def test_two_files_of_one_case_whose_names_differ_in_accent_composition_are_told
                                             r"composed, as one character or as a letter and its accent\); keep one "
                                             r"of them$"):
         pair_cases(images, labels)
+
 
 def test_pairing_accepts_nnunet_channel_suffix_with_label_suffixes(tmp_path):
     images, labels = write_set(tmp_path, count=2, label_suffix="_seg")
@@ -419,13 +371,6 @@ def test_training_labels_without_foreground_are_refused_and_missing_labels_named
     assert training["val_dice"]["3"] is None and training["val_dice"]["1"] is not None
     assert "| tube * | n/a | n/a | n/a |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert sorted(training["train_case_ids"]) == sorted(c.case_id for c in cases[2:])
-
-
-def _case_holding(name: str, *values: int) -> TrainCase:
-    """A case whose label tensor holds background and ``values`` (the presence check reads nothing else)."""
-    label = torch.zeros(len(values) + 1, dtype=torch.uint8)
-    label[1:] = torch.tensor(values, dtype=torch.uint8)
-    return TrainCase(name, Path(f"{name}.nii.gz"), Path(f"{name}_seg.nii.gz"), label=label)
 
 
 def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
@@ -966,16 +911,6 @@ def test_codes_reach_a_card_in_another_encoding_and_a_package_made_again_takes_t
     assert sorted(load_package(out).label_codes) == [3]
 
 
-def _dataset_folder(tiny_set, folder: Path, labels) -> tuple[Path, Path]:
-    """The tiny set as a Decathlon / nnU-Net dataset folder, with ``labels`` as its dataset.json's."""
-    shutil.copytree(tiny_set[0], folder / "imagesTr")
-    shutil.copytree(tiny_set[1], folder / "labelsTr")
-    (folder / "dataset.json").write_text(json.dumps({
-        "name": "Phantoms", "description": "Synthetic  shapes", "reference": "medseg.synthetic", "licence": "CC0",
-        "modality": {"0": "MRI"}, "labels": labels}))
-    return folder / "imagesTr", folder / "labelsTr"
-
-
 def test_the_advice_on_labels_no_training_case_holds_fits_where_they_were_declared(caplog):
     """The warning on declared labels that no training case holds said "leave such gaps out of the config" where the
     labels came from a dataset.json and there was no config, and where they were the files' own values (held by
@@ -1459,68 +1394,6 @@ def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
 def test_bad_ema_decay_is_a_training_error(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match="training.ema_decay: 1.0 is greater than or equal to the maximum of 1"):
         run(tiny_training_config(ema_decay=1.0), *tiny_set, tmp_path / "model")
-
-
-def _write(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(array, np.eye(4)), str(path))
-
-
-def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
-    """A small folder pair with one defect; returns the folders and the file the message must name."""
-    images, labels = tmp_path / "images", tmp_path / "labels"
-    image = np.random.default_rng(0).normal(size=(16, 16, 6)).astype(np.float32)
-    label = np.zeros((16, 16, 6), np.uint8)
-    label[4:8, 4:8, 2:4] = 1
-    _write(images / "a.nii.gz", image)
-    _write(labels / "a.nii.gz", label)
-    if kind == "no pairs":
-        (labels / "a.nii.gz").rename(labels / "b.nii.gz")
-        return images, labels, str(images)
-    if kind == "unpaired":
-        _write(images / "lonely.nii.gz", image)
-        return images, labels, "lonely.nii.gz"
-    if kind == "undeclared label":
-        label[0, 0, 0] = 7
-        _write(labels / "a.nii.gz", label)
-        return images, labels, str(labels / "a.nii.gz")
-    if kind == "fractional label":
-        fractional = label.astype(np.float32)
-        fractional[0, 0, 0] = 1.5
-        _write(labels / "a.nii.gz", fractional)
-        return images, labels, str(labels / "a.nii.gz")
-    if kind == "shape mismatch":  # one slice more than its image, labelled there (a box of the grid is zero-padded,
-        # one reaching past it cropped where its voxels out there are all 0)
-        beyond = np.pad(label, ((0, 0), (0, 0), (0, 1)))
-        beyond[4:6, 4:6, -1] = 1
-        _write(labels / "a.nii.gz", beyond)
-        return images, labels, str(labels / "a.nii.gz")
-    if kind == "grid scaled":  # a label tool that rounded the spacing: voxels drift up to 0.03 mm over the grid
-        nib.save(nib.Nifti1Image(label, np.diag([1.002, 1.0, 1.0, 1.0])), str(labels / "a.nii.gz"))
-        return images, labels, str(labels / "a.nii.gz")
-    if kind == "one folder for both":  # each image was its own label: "label values are not whole numbers"
-        _write(images / "a_seg.nii.gz", label)
-        return images, images, str(images)
-    if kind == "overflowing intensities":  # finite as stored, infinite once normalised
-        _write(images / "a.nii.gz", np.where(image > 0, 3e38, -3e38).astype(np.float32))
-        return images, labels, str(images / "a.nii.gz")
-    raise AssertionError(kind)
-
-
-BAD = {
-    "no pairs": ("no image has a label of the same name in {labels} (1 images, 1 labels; e.g. image 'a', label 'b'; "
-                 "a label may add _label, _labels, _seg, _mask, _gt to its image's name, an image nnU-Net's _0000)"),
-    "unpaired": "have no counterpart of the same name",
-    "undeclared label": "label values [7] are not declared",
-    "fractional label": "label values are not whole numbers, found 1.5",
-    "shape mismatch": ("shape (16, 16, 7) differs from {images}'s (16, 16, 6): on its voxel lattice, but extends 1 "
-                       "voxel beyond its last k, and 4 of its labelled voxels lie there, outside the grid; not "
-                       "trained"),
-    "grid scaled": "its affine places voxels up to 0.03 mm away from where",
-    "one folder for both": ("given as both the images and the labels folder; put the label files in a folder of "
-                            "their own"),
-    "overflowing intensities": "preprocessing gave non-finite values (intensities up to 3e+38 overflow float32)",
-}
 
 
 def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_path):
@@ -2266,42 +2139,6 @@ def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys,
     assert "no validation split (too few cases to split)" in card and "a seeded" not in card
 
 
-_FEW_STEPS = ("--steps-per-epoch", "2")  # the runs of tests that check messages, not learning
-
-
-def _train_cli(images: Path, labels: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--images", str(images), "--labels", str(labels), "-o", str(out), "--threads", "1", *extra]
-
-
-def _exit_code(args: list[str]) -> int:
-    from medseg.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code
-
-
-def _interrupted_in_second_epoch(args: list[str], monkeypatch, epoch: int = 2) -> int:
-    """Run `medseg train` with a Ctrl-C during epoch 2 (after epoch 1's checkpoint), or during ``epoch``; returns the
-    exit code."""
-    import medseg.train as training
-
-    torch.set_num_threads(1)
-    real_epoch, calls = training._train_epoch, []
-
-    def interrupted(*epoch_args, **kwargs):
-        calls.append(1)
-        if len(calls) == epoch:
-            raise KeyboardInterrupt
-        return real_epoch(*epoch_args, **kwargs)
-
-    monkeypatch.setattr(training, "_train_epoch", interrupted)
-    try:
-        return _exit_code(args)
-    finally:
-        monkeypatch.setattr(training, "_train_epoch", real_epoch)
-
-
 BAD_CONFIGS = {
     "misspelt setting": (lambda c: c["training"].update(epoch=2),
                          "training: unknown setting(s) ('epoch' was unexpected)"),
@@ -3043,19 +2880,6 @@ def test_label_values_that_skip_train_as_they_are():
     assert config["architecture"]["n_classes"] == 4
 
 
-def _interrupted_copy(tiny_set, tmp_path, config_file, monkeypatch):
-    """A copy of the tiny set and a CLI run on it interrupted in its second epoch: (images, labels, out, args)."""
-    import shutil
-
-    images, labels = tmp_path / "images", tmp_path / "labels"
-    shutil.copytree(tiny_set[0], images)
-    shutil.copytree(tiny_set[1], labels)
-    out = tmp_path / "model"
-    args = _train_cli(images, labels, out, "-c", str(config_file))
-    assert _interrupted_in_second_epoch(args, monkeypatch) == 130
-    return images, labels, out, args
-
-
 def test_a_checkpoint_without_its_settings_is_refused_on_resuming(tiny_set, tmp_path, capsys, config_file,
                                                                   monkeypatch):
     """A checkpoint of an earlier medseg that did not record its run's settings (nor its split and data) was resumed
@@ -3244,21 +3068,6 @@ def test_what_infer_refuses_is_refused_before_training(tmp_path, capsys):
     with pytest.raises(MedsegError, match=rf"^{images / 'case0.nii.gz'}: every voxel holds 0: nothing to learn "
                                           r"from \(a blank or failed export\?\)$"):
         load_cases(pair_cases(images, labels), tiny_training_config())
-
-
-@contextlib.contextmanager
-def _caught_warnings(name):
-    import logging
-
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger(name)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_set, tmp_path, capsys,
