@@ -34,7 +34,6 @@ from training_factory import (
 
 from medseg.device import native_bf16
 from medseg.errors import DeviceError, MedsegError, TrainingError
-from medseg.model_card import model_card
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
 from medseg.train import train
@@ -1135,27 +1134,6 @@ def test_a_wrong_value_in_the_config_is_refused_when_the_command_line_overrides_
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         f"medseg: error: {path}: training.epochs: '5' is not of type 'integer'")
     assert not (tmp_path / "m").exists()
-
-
-def test_the_card_shows_every_setting_and_a_licence_spelt_license(tiny_set, tmp_path):
-    """The card left out the settings its sentence does not word (weight decay, a moving average of the weights),
-    and data notes other than the description and `licence`: a `license` (nnU-Net's spelling) read 'not stated'."""
-    config = tiny_training_config(epochs=1, ema_decay=0.99, weight_decay=0.001,
-                                  data={"description": "phantoms", "license": "CC0", "source": "medseg.synthetic"})
-    run(config, *tiny_set, tmp_path / "model")
-    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
-    assert "Licence / attribution: CC0\n\nsource: medseg.synthetic\n" in card
-    assert '"weight_decay": 0.001' in card and '"ema_decay": 0.99' in card
-
-
-def test_the_card_names_the_sha256_of_its_weights(tiny_set, tmp_path):
-    """A card could not be matched to its weights: it did not record their SHA-256."""
-    package = run(tiny_training_config(epochs=1, steps_per_epoch=2), *tiny_set, tmp_path / "model")
-    digest = hashlib.sha256((tmp_path / "model" / "weights.safetensors").read_bytes()).hexdigest()
-    assert package.config["weights"]["sha256"] == digest
-    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
-    assert f"\n- Weights: `weights.safetensors`, SHA-256 `{digest}`\n" in card
-    assert card == model_card(package.config)
 
 
 def test_a_float_image_among_the_labels_is_named_as_one(tmp_path, capsys):

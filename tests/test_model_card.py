@@ -1,0 +1,30 @@
+"""The model card written beside a trained package (medseg.model_card)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from training_factory import run, tiny_training_config
+
+from medseg.model_card import model_card
+
+
+def test_the_card_shows_every_setting_and_a_licence_spelt_license(tiny_set, tmp_path):
+    """The card left out the settings its sentence does not word (weight decay, a moving average of the weights),
+    and data notes other than the description and `licence`: a `license` (nnU-Net's spelling) read 'not stated'."""
+    config = tiny_training_config(epochs=1, ema_decay=0.99, weight_decay=0.001,
+                                  data={"description": "phantoms", "license": "CC0", "source": "medseg.synthetic"})
+    run(config, *tiny_set, tmp_path / "model")
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "Licence / attribution: CC0\n\nsource: medseg.synthetic\n" in card
+    assert '"weight_decay": 0.001' in card and '"ema_decay": 0.99' in card
+
+
+def test_the_card_names_the_sha256_of_its_weights(tiny_set, tmp_path):
+    """A card could not be matched to its weights: it did not record their SHA-256."""
+    package = run(tiny_training_config(epochs=1, steps_per_epoch=2), *tiny_set, tmp_path / "model")
+    digest = hashlib.sha256((tmp_path / "model" / "weights.safetensors").read_bytes()).hexdigest()
+    assert package.config["weights"]["sha256"] == digest
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert f"\n- Weights: `weights.safetensors`, SHA-256 `{digest}`\n" in card
+    assert card == model_card(package.config)
