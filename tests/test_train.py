@@ -7,25 +7,13 @@ import copy
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_factory import (
-    _FEW_STEPS,
-    SHAPE,
-    _dataset_folder,
-    _exit_code,
-    _train_cli,
-    checkpoint_tensors,
-    run,
-    tiny_training_config,
-    weights,
-    write_set,
-)
+from training_factory import SHAPE, checkpoint_tensors, run, tiny_training_config, weights, write_set
 
 from medseg.device import native_bf16
 from medseg.errors import DeviceError, TrainingError
@@ -349,38 +337,6 @@ def test_training_leaves_the_callers_random_generators_and_cudnn_flags_as_they_w
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags
 
 
-def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(tiny_set, tmp_path, capsys,
-                                                                                config_file):
-    """With -c the config's labels win, and a dataset.json beside the folders was passed over in silence: a user
-    whose config names label 1 what the dataset calls label 2 trained a model that names them wrongly. Names that
-    differ from the dataset.json's (beyond letter case) are now told in one line; nothing is said where they agree,
-    or where the dataset.json cannot be read (the config is what the user asked for)."""
-    images, labels = _dataset_folder(tiny_set, tmp_path / "Task09",
-                                     {"0": "background", "1": "Box", "2": "Ellipsoid", "3": "Tube"})
-    dataset = tmp_path / "Task09" / "dataset.json"
-    args = ["-c", str(config_file), "--epochs", "1"]
-    assert _exit_code(_train_cli(images, labels, tmp_path / "m1", *args)) == 0
-    told = [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line]
-    assert told == [f"warning: {dataset} names labels 1 Box, 2 Ellipsoid; the config {config_file} names them "
-                    "1 ellipsoid, 2 box, and its names are the model's"]
-    assert load_package(tmp_path / "m1").labels == {0: "background", 1: "ellipsoid", 2: "box", 3: "tube"}
-    dataset.write_text(json.dumps({"labels": {"bg": 0, "ELLIPSOID": 1, "Box": 2, "tube": 3}}))  # background's
-    assert _exit_code(_train_cli(images, labels, tmp_path / "m2", *args)) == 0  # name does not count
-    assert "dataset.json" not in capsys.readouterr().err
-    # a dataset.json medseg could not train from itself is still compared: its 'ignore' voxels would become tubes
-    dataset.write_text(json.dumps({"labels": {"0": "background", "1": "ellipsoid", "2": "box", "3": "ignore"}}))
-    assert _exit_code(_train_cli(images, labels, tmp_path / "m4", *args)) == 0
-    assert [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line] == [
-        f"warning: {dataset} names labels 3 ignore; the config {config_file} names them 3 tube, and its names are "
-        "the model's"]
-    dataset.write_text("{not json")  # was passed over in silence, its training list with it
-    assert _exit_code(_train_cli(images, labels, tmp_path / "m3", *args)) == 0
-    assert [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line] == [
-        f"warning: {dataset}: not read (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
-        "its training list and label names are not used (the cases are paired by file name; the labels are named as "
-        f"{config_file} names them)"]
-
-
 def test_ema_package_ships_the_moving_average(tiny_set, tmp_path):
     from medseg.train import _EMA
 
@@ -480,56 +436,6 @@ def test_a_resampling_package_records_the_dice_users_get_on_the_input_grid(tmp_p
     assert "mapped back onto its own grid" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
 
 
-def test_a_config_with_a_shipped_recipes_card_texts_is_warned_about_and_trains(tiny_set, tmp_path, capsys):
-    """A copy of a shipped config with only its name edited wrote a model card describing the shipped run and its
-    data, without a word; it is told in one line, and the run goes on."""
-    from medseg.cli import main
-
-    phantom = json.loads((Path(__file__).parents[1] / "configs" / "train" / "phantom.json").read_text())
-    config = tiny_training_config(epochs=1, data=phantom["training"]["data"])
-    config.update(name="mine", description=phantom["description"])
-    path = tmp_path / "mine.json"
-    path.write_text(json.dumps(config))
-    out = tmp_path / "mine"
-    with pytest.raises(SystemExit) as info:
-        main(["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(path), "-o", str(out),
-              "--threads", "1", *_FEW_STEPS])
-    assert info.value.code == 0
-    assert (f"warning: {path}: its description, training.data description and training.data licence are word for "
-            "word those of the shipped model phantom: the model card will carry them as they are, describing that "
-            "recipe's run and data, not this one's; edit them in the config\n") in capsys.readouterr().err
-    assert phantom["training"]["data"]["description"] in (out / "MODEL_CARD.md").read_text()
-
-
-def test_a_wrong_value_in_the_config_is_refused_when_the_command_line_overrides_it(tiny_set, tmp_path, capsys):
-    """`--epochs 1` replaced the config's `"epochs": "5"` before the config was checked: the run went on, and the
-    same file failed later, on a run without the option (or a --resume)."""
-    from medseg.cli import main
-
-    config = tiny_training_config(epochs="5")
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(config))
-    with pytest.raises(SystemExit) as info:
-        main(["train", "--images", str(tiny_set[0]), "--labels", str(tiny_set[1]), "-c", str(path), "-o",
-              str(tmp_path / "m"), "--epochs", "1", "--steps-per-epoch", "1"])
-    assert info.value.code == 1
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
-        f"medseg: error: {path}: training.epochs: '5' is not of type 'integer'")
-    assert not (tmp_path / "m").exists()
-
-
-def test_a_changed_plan_under_the_default_config_reads_as_a_sentence(tiny_set, tmp_path, capsys):
-    """Resuming a one-epoch run of the default config without --epochs: "and the default config asks for N", not
-    "and default config asks for N"."""
-    out = tmp_path / "model"
-    assert _exit_code(_train_cli(*tiny_set, out, "--epochs", "1", "--steps-per-epoch", "1")) == 0
-    capsys.readouterr()
-    assert _exit_code(_train_cli(*tiny_set, out, "--resume", "--steps-per-epoch", "1")) == 1
-    assert re.fullmatch(rf"medseg: error: {re.escape(str(out))}: the checkpoint's run was planned for 1 epoch, and the "
-                        r"default config asks for \d+; give --epochs 1 to finish it as planned, or --epochs \d+ to "
-                        r"extend it", capsys.readouterr().err.strip())
-
-
 def test_a_unet_too_deep_for_its_patch_is_warned_about(tiny_set, tmp_path, caplog):
     """Depth 6 on 16-pixel patches (padded to 64, one cell at the bottom) trained without a word and reached a Dice
     of 0.1; with batch norm over a batch it is not refused, but said."""
@@ -543,24 +449,6 @@ def test_a_unet_too_deep_for_its_patch_is_warned_about(tiny_set, tmp_path, caplo
     with caplog.at_level("WARNING"):
         run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "fits")
     assert not [m for m in caplog.messages if "one cell at the bottom" in m]
-
-
-def test_a_label_named_background_that_is_not_0_is_warned_about(tiny_set, tmp_path, capsys):
-    """Names given the wrong way round (0 "thing", 1 "background") trained without a word; label 1 is scored and
-    reported as a structure."""
-    config = tiny_training_config(epochs=1, steps_per_epoch=1)
-    config["labels"] = {"0": "thing", "1": "background", "2": "box", "3": "tube"}
-    path = tmp_path / "swapped.json"
-    path.write_text(json.dumps(config))
-    assert _exit_code(_train_cli(*tiny_set, tmp_path / "model", "-c", str(path))) == 0
-    assert (f"warning: {path}: label 1 is named 'background', but value 0 is the background (named 'thing'): label 1 "
-            "is trained, scored and reported as a structure; are the names swapped?") in capsys.readouterr().err
-    # -q: errors only, as for every other warning
-    assert _exit_code(["-q", *_train_cli(*tiny_set, tmp_path / "quiet", "-c", str(path))]) == 0
-    assert capsys.readouterr().err == ""
-    path.write_text(json.dumps(tiny_training_config(epochs=1, steps_per_epoch=1)))  # background 0: no word
-    assert _exit_code(_train_cli(*tiny_set, tmp_path / "plain", "-c", str(path))) == 0
-    assert "are the names swapped?" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("schedule, rates", [
