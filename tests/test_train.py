@@ -1,5 +1,5 @@
-"""medseg.train (with train_config, training_cases, checkpoint, train_resume and model_card) and `medseg train` on a
-tiny synthetic set: package, reproducibility, resume, bad inputs."""
+"""medseg.train on a tiny synthetic set: the package it writes and `medseg infer` runs, validation, devices and
+precision, reproducibility, the moving average, the learning-rate schedule and the warnings of a run."""
 
 from __future__ import annotations
 
