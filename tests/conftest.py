@@ -171,3 +171,31 @@ def config_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("config") / "tiny.json"
     path.write_text(json.dumps(tiny_training_config()))
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_package(tmp_path_factory):
+    """A small randomly initialised model package: the test is about where labels go, not their quality."""
+    import torch
+
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import load_package, save_package
+
+    torch.manual_seed(0)
+    architecture = {"in_channels": 1, "n_classes": 3, "base_width": 4, "depth": 2}
+    config = {
+        "format": "medseg-model/1", "name": "tiny", "version": "0.0.1",
+        "architecture": {"type": "unet2d", **architecture},
+        "labels": {"0": "background", "1": "first", "2": "second"},
+        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
+        "inference": {"slice_axis": 2, "roi_size": [32, 32], "overlap": 0.25},
+        "weights": {"file": "weights.safetensors", "sha256": "0" * 64},
+    }
+    net = UNet2D(UNetConfig(**architecture)).eval()
+    with torch.no_grad():  # spread the logits so that all three labels win somewhere
+        net.head.weight.mul_(500.0)
+        net.head.bias.zero_()
+        net.head.bias.sub_(net(torch.randn(4, 1, 32, 32)).mean(dim=(0, 2, 3)))
+    folder = tmp_path_factory.mktemp("tiny")
+    save_package(net, config, folder)
+    return load_package(folder)

@@ -15,6 +15,20 @@ import numpy as np
 import pydicom
 import pytest
 from dicom_factory import slice_positions, stored_values, write_series
+from seg_factory import (
+    ANATOMY,
+    HIPPOCAMPUS,
+    NAMES,
+    OBLIQUE,
+    SHAPE,
+    code,
+    csv_rows,
+    foreign_seg,
+    label_rule,
+    retag,
+    run_main,
+    write_enhanced,
+)
 
 from medseg.cli import main
 from medseg.errors import DicomError, InputError
@@ -22,47 +36,6 @@ from medseg.folder_scoring import pair_predictions
 from medseg.io.dicom import read_dicom_series
 from medseg.io.dicom_seg import read_dicom_seg, read_seg_volume, seg_sources, write_dicom_seg
 from medseg.volume import Volume
-
-SHAPE = (24, 20, 7)
-OBLIQUE = (0.0, 0.8, 0.6, 0.0, -0.6, 0.8)  # rows along +y tilted, columns going down in -y / +z
-NAMES = {0: "background", 1: "odd", 2: "corner"}
-
-
-def label_rule(values: np.ndarray) -> np.ndarray:
-    """Labels as a function of the (rescaled) pixel values: 1 where the value is a multiple of 5, 2 where it is
-    below a threshold that only the low-index corner of low slices reaches (an asymmetric region)."""
-    labels = np.zeros(values.shape, np.uint8)
-    labels[np.mod(values, 5) == 0] = 1
-    labels[values < -1024 + 120] = 2
-    return labels
-
-
-@pytest.fixture(scope="module")
-def tiny_package(tmp_path_factory):
-    """A small randomly initialised model package: the test is about where labels go, not their quality."""
-    import torch
-
-    from medseg.network import UNet2D, UNetConfig
-    from medseg.package import load_package, save_package
-
-    torch.manual_seed(0)
-    architecture = {"in_channels": 1, "n_classes": 3, "base_width": 4, "depth": 2}
-    config = {
-        "format": "medseg-model/1", "name": "tiny", "version": "0.0.1",
-        "architecture": {"type": "unet2d", **architecture},
-        "labels": {"0": "background", "1": "first", "2": "second"},
-        "preprocessing": {"orientation": "RAS", "spacing_mm": None, "intensity": {"kind": "zscore"}},
-        "inference": {"slice_axis": 2, "roi_size": [32, 32], "overlap": 0.25},
-        "weights": {"file": "weights.safetensors", "sha256": "0" * 64},
-    }
-    net = UNet2D(UNetConfig(**architecture)).eval()
-    with torch.no_grad():  # spread the logits so that all three labels win somewhere
-        net.head.weight.mul_(500.0)
-        net.head.bias.zero_()
-        net.head.bias.sub_(net(torch.randn(4, 1, 32, 32)).mean(dim=(0, 2, 3)))
-    folder = tmp_path_factory.mktemp("tiny")
-    save_package(net, config, folder)
-    return load_package(folder)
 
 
 def frames_by_source(seg: pydicom.Dataset) -> dict[tuple[str, int | None], dict[int, np.ndarray]]:
@@ -112,14 +85,6 @@ def test_each_seg_frame_lands_on_its_source_slice_unmirrored(tmp_path):
         source = next(pydicom.dcmread(p) for p in paths if pydicom.dcmread(p).SOPInstanceUID == uid)
         np.testing.assert_allclose([float(v) for v in groups.PlanePositionSequence[0].ImagePositionPatient],
                                    [float(v) for v in source.ImagePositionPatient], atol=1e-4)
-
-
-def code(scheme: str, value: str, meaning: str) -> dict:
-    return {"scheme": scheme, "value": value, "meaning": meaning}
-
-
-ANATOMY = code("SCT", "91723000", "Anatomical Structure")
-HIPPOCAMPUS = code("SCT", "5366008", "Hippocampus")
 
 
 def coded(item, sequence: str) -> list[tuple[str, str, str]]:
@@ -189,18 +154,6 @@ def test_the_seg_spacing_between_slices_is_written_without_float_noise(tmp_path,
         assert str(measures.SpacingBetweenSlices) == written
     seg = hd.seg.segread(tmp_path / "seg.dcm")  # still a valid SEG whose frames sit on the source slices
     assert seg.number_of_frames > 0
-
-
-def write_enhanced(folder, values, scratch) -> None:
-    """An oblique series converted to one legacy-enhanced multi-frame CT file ``folder/ct.dcm``."""
-    from highdicom.legacy import LegacyConvertedEnhancedCTImage
-
-    paths = write_series(scratch, values, slice_positions(values.shape[2], 2.0, orientation=OBLIQUE),
-                         orientation=OBLIQUE, seed=3)
-    enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(p) for p in paths], series_instance_uid=hd.UID(),
-                                              series_number=9, sop_instance_uid=hd.UID(), instance_number=1)
-    folder.mkdir()
-    enhanced.save_as(folder / "ct.dcm")
 
 
 def test_seg_from_an_enhanced_multi_frame_source(tmp_path):
@@ -414,19 +367,6 @@ def test_infer_dicom_seg_refuses_a_nifti_input(tmp_path, capsys, tiny_package):
             else "--series applies to DICOM folders only")
 
 
-def _retag(paths, **changes) -> None:
-    """Rewrite every file of a series with attributes changed (None: removed)."""
-    for path in paths:
-        dataset = pydicom.dcmread(path)
-        for keyword, value in changes.items():
-            if value is None:
-                if keyword in dataset:
-                    delattr(dataset, keyword)
-            else:
-                setattr(dataset, keyword, value)
-        dataset.save_as(path)
-
-
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")  # pydicom, on writing the faulty test value
 @pytest.mark.parametrize("changes", [
     {"SpecificCharacterSet": ""},  # left empty by some exporters (the shared ct-seg series)
@@ -437,7 +377,7 @@ def _retag(paths, **changes) -> None:
 def test_seg_from_sources_with_faulty_patient_and_charset_values(tmp_path, changes):
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    _retag(paths, **changes)
+    retag(paths, **changes)
     volume = read_dicom_series(tmp_path / "dcm")
     labels = label_rule(volume.array)
     write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
@@ -468,7 +408,7 @@ def test_seg_keeps_a_non_ascii_patient_name_in_its_character_set(tmp_path, caplo
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
     study = name.split("=")[-1].replace("^", " ")  # a study description in the same script
-    _retag(paths, SpecificCharacterSet=charset, PatientName=name, StudyDescription=study, ReferringPhysicianName=name)
+    retag(paths, SpecificCharacterSet=charset, PatientName=name, StudyDescription=study, ReferringPhysicianName=name)
     volume = read_dicom_series(tmp_path / "dcm")
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
@@ -539,7 +479,7 @@ def test_seg_segment_labels_outside_the_sources_character_set(tmp_path, charset,
     SEG then matched no label of the model when read back; the SEG is now written in UTF-8."""
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    _retag(paths, SpecificCharacterSet=charset, PatientName=name)
+    retag(paths, SpecificCharacterSet=charset, PatientName=name)
     volume = read_dicom_series(tmp_path / "dcm")
     labels = label_rule(volume.array)
     names = {0: "background", 1: "Leber größer", 2: "肝臓"}
@@ -569,7 +509,7 @@ def test_a_segment_named_as_a_label_in_another_accent_composition_is_that_label(
     other = "NFC" if form == "NFD" else "NFD"
     segments = [unicodedata.normalize(form, name) for name in ("Läsion", "Ödem")]
     names = {0: "background", 1: unicodedata.normalize(other, "Läsion"), 2: unicodedata.normalize(other, "Ödem")}
-    _foreign_seg(tmp_path / "seg.dcm", sources, label_map, segments, kind="LABELMAP")
+    foreign_seg(tmp_path / "seg.dcm", sources, label_map, segments, kind="LABELMAP")
     written = pydicom.dcmread(tmp_path / "seg.dcm").SegmentSequence
     assert [item.SegmentLabel for item in written if item.SegmentNumber] == segments  # (a label map's 0: background)
     read = read_dicom_seg(tmp_path / "seg.dcm", volume, names)
@@ -650,9 +590,9 @@ def test_seg_in_utf8_keeps_a_patient_name_read_under_a_dropped_character_set(tmp
     names were read again from their bytes in that default set: 'MÃ¼ller^JÃ¼rgen' in the SEG."""
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    _retag(paths, SpecificCharacterSet="ISO_IR 192", PatientName="Müller^Jürgen")
+    retag(paths, SpecificCharacterSet="ISO_IR 192", PatientName="Müller^Jürgen")
     with pytest.warns(UserWarning, match="UTF-8"):  # pydicom's own, writing and reading a term it corrects
-        _retag(paths, SpecificCharacterSet="UTF-8")
+        retag(paths, SpecificCharacterSet="UTF-8")
     volume = read_dicom_series(tmp_path / "dcm")
     labels = label_rule(volume.array)
     names = {0: "background", 1: "Läsion", 2: "b"}
@@ -725,7 +665,7 @@ def test_a_kanji_label_under_iso_ir_13_alone_makes_the_seg_utf8(tmp_path, charse
     reader but pydicom decodes. With ISO 2022 IR 87 beside it, the kanji are written in JIS X 0208, as DICOM has it."""
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    _retag(paths, SpecificCharacterSet=charset, PatientName="ﾔﾏﾀﾞ^ﾀﾛｳ")
+    retag(paths, SpecificCharacterSet=charset, PatientName="ﾔﾏﾀﾞ^ﾀﾛｳ")
     volume = read_dicom_series(tmp_path / "dcm")
     names = {0: "background", 1: "肝臓", 2: "ﾀﾛｳ"}
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", names, "test-model")
@@ -741,7 +681,7 @@ def test_seg_in_utf8_for_its_labels_logs_no_replacement_characters(tmp_path, cap
     SEG was then written in UTF-8 with no character replaced."""
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    _retag(paths, SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
+    retag(paths, SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
     volume = read_dicom_series(tmp_path / "dcm")
     with caplog.at_level(logging.INFO):
         write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", {0: "bg", 1: "肝臓", 2: "b"}, "m")
@@ -757,7 +697,7 @@ def test_seg_in_utf8_for_its_labels_logs_no_replacement_characters(tmp_path, cap
 def test_seg_keeps_the_sources_character_set_where_it_holds_the_labels(tmp_path):
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    _retag(paths, SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
+    retag(paths, SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
     volume = read_dicom_series(tmp_path / "dcm")
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", {0: "bg", 1: "Läsion", 2: "b"}, "m")
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
@@ -770,7 +710,7 @@ def test_seg_from_sources_without_a_slice_thickness_reads_back(tmp_path, caplog,
     highdicom and medseg could not read back."""
     values = stored_values(SHAPE, seed=13)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.5), seed=3)
-    _retag(paths, SliceThickness=thickness)
+    retag(paths, SliceThickness=thickness)
     volume = read_dicom_series(tmp_path / "dcm")
     labels = label_rule(volume.array)
     with caplog.at_level("WARNING", logger="medseg"):
@@ -806,7 +746,7 @@ def test_seg_from_an_enhanced_source_without_a_slice_thickness_reads_back(tmp_pa
 def test_a_series_without_frame_of_reference_fails_before_inference(tmp_path, capsys, tiny_package):
     values = stored_values(SHAPE, seed=14)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=4)
-    _retag(paths, FrameOfReferenceUID=None)
+    retag(paths, FrameOfReferenceUID=None)
     with pytest.raises(SystemExit) as info:
         main(["-q", "infer", str(tmp_path / "dcm"), "--device", "cpu", "--format", "dicom-seg",
               "--model", str(tiny_package.path), "-o", str(tmp_path / "out")])
@@ -823,7 +763,7 @@ def test_seg_from_a_source_without_a_series_uid_is_refused(tmp_path):
     """The SEG's ReferencedSeriesSequence must name the series (Type 1): it was written empty, with a warning."""
     values = stored_values(SHAPE, seed=15)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)
-    _retag(paths, SeriesInstanceUID=None)
+    retag(paths, SeriesInstanceUID=None)
     volume = read_dicom_series(tmp_path / "dcm")
     folder = re.escape(str(tmp_path / "dcm"))
     with pytest.raises(DicomError, match=rf"^{folder}: no SeriesInstanceUID in any of its {SHAPE[2]} files "
@@ -836,7 +776,7 @@ def test_seg_from_a_source_without_a_series_uid_is_refused(tmp_path):
 def test_seg_from_a_source_without_a_study_uid(tmp_path, caplog):
     values = stored_values(SHAPE, seed=15)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)
-    _retag(paths, StudyInstanceUID=None)
+    retag(paths, StudyInstanceUID=None)
     volume = read_dicom_series(tmp_path / "dcm")
     with caplog.at_level("WARNING", logger="medseg"):
         write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
@@ -851,7 +791,7 @@ def test_seg_from_a_source_without_a_study_uid(tmp_path, caplog):
 def test_an_unknown_character_set_is_reported_once_per_series(tmp_path, caplog):
     values = stored_values(SHAPE, seed=16)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=7)
-    _retag(paths, SpecificCharacterSet="ISO_IR_100")
+    retag(paths, SpecificCharacterSet="ISO_IR_100")
     volume = read_dicom_series(tmp_path / "dcm")
     with caplog.at_level("WARNING", logger="medseg"):
         write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
@@ -1055,13 +995,6 @@ def test_a_seg_scored_on_a_series_changed_since_says_so(tmp_path, capsys, caplog
     assert f"{seg}: {note}" in err
     assert changed["notes"] == [f"prediction: {note}"]
     assert {k: v["dice"] for k, v in changed["labels"].items()} == {k: v["dice"] for k, v in record["labels"].items()}
-
-
-def csv_rows(path):
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as handle:
-        yield from csv.DictReader(handle, delimiter="\t")
 
 
 def test_a_seg_of_other_images_of_the_same_series_uid_is_refused(tmp_path):
@@ -1370,7 +1303,7 @@ def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp
     sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
     masks = np.zeros((3, 36, 40, 1), bool)
     masks[1:, 5:15, 5:20, 0] = True
-    _foreign_seg(tmp_path / "part.dcm", sources[1:4], masks, ["first"])  # its empty frame left out, its image listed
+    foreign_seg(tmp_path / "part.dcm", sources[1:4], masks, ["first"])  # its empty frame left out, its image listed
     names = {0: "background", 1: "first", 2: "second"}
     told = f"{tmp_path / 'part.dcm'}: covers 3 of the 6 images of {tmp_path / 'case9'}; the others are read as empty"
 
@@ -1434,7 +1367,7 @@ def test_a_reference_seg_that_lists_only_the_images_its_frames_lie_on_is_not_war
     volume = read_dicom_series(tmp_path / "case")
     masks = np.zeros((6, 36, 40, 1), bool)
     masks[2:4, 5:15, 5:20, 0] = True
-    _foreign_seg(tmp_path / "whole.dcm", [pydicom.dcmread(p) for p in volume.dicom.paths], masks, ["first"])
+    foreign_seg(tmp_path / "whole.dcm", [pydicom.dcmread(p) for p in volume.dicom.paths], masks, ["first"])
     seg = pydicom.dcmread(tmp_path / "whole.dcm")
     framed = {uid for groups in seg.PerFrameFunctionalGroupsSequence for derivation in groups.DerivationImageSequence
               for uid in (str(item.ReferencedSOPInstanceUID) for item in derivation.SourceImageSequence)}
@@ -1449,23 +1382,6 @@ def test_a_reference_seg_that_lists_only_the_images_its_frames_lie_on_is_not_war
     told = [(r.levelno, r.getMessage().split(" (")[0]) for r in caplog.records if "images of" in r.getMessage()]
     assert told == [(logging.INFO, f"{tmp_path / 'dcmqi.dcm'}: covers 2 of the 6 images of {tmp_path / 'case'}; "
                                    "the others are read as empty")]
-
-
-def _foreign_seg(path, sources, masks, names, kind="BINARY", **kwargs):
-    """A SEG as another tool writes one (highdicom directly): ``masks`` (slices, rows, columns, segments), or a
-    label map (slices, rows, columns) for ``kind`` LABELMAP."""
-    from pydicom.sr.codedict import codes
-
-    descriptions = [hd.seg.SegmentDescription(
-        segment_number=n + 1, segment_label=name, segmented_property_category=codes.SCT.Tissue,
-        segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
-        for n, name in enumerate(names)]
-    seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=masks, segmentation_type=getattr(hd.seg.SegmentationTypeValues, kind),
-        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=99, sop_instance_uid=hd.UID(),
-        instance_number=1, manufacturer="other", manufacturer_model_name="other", software_versions="1",
-        device_serial_number="0", **kwargs)
-    seg.save_as(str(path))
 
 
 def _without_preserved_flag(path, out, shift_frame: int | None = None):
@@ -1495,28 +1411,28 @@ def test_reference_segs_of_other_tools_are_read_or_refused_in_one_line(tmp_path,
     label_map = np.zeros((6, 36, 40), np.uint8)  # (slices, rows, columns)
     label_map[:, 0:10] = 1
     label_map[:, 20:30] = 2
-    _foreign_seg(tmp_path / "labelmap.dcm", sources, label_map, ["first", "second"], kind="LABELMAP")
+    foreign_seg(tmp_path / "labelmap.dcm", sources, label_map, ["first", "second"], kind="LABELMAP")
     read = read_dicom_seg(tmp_path / "labelmap.dcm", volume, names)
     assert np.array_equal(read, label_map.transpose(2, 1, 0))
 
     masks = np.zeros((6, 36, 40, 2), bool)
     masks[:, 0:20, :, 0] = True
     masks[:, 10:30, :, 1] = True  # rows 10-19 in both
-    _foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second"])
+    foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second"])
     with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'second' overlap in 2400 voxel\(s\); "
                                          r"a reference label map holds one label per voxel"):
         read_dicom_seg(tmp_path / "overlap.dcm", volume, names)
     fractions = np.where(masks[..., :1], 0.9, 0.02).astype(np.float32)
-    _foreign_seg(tmp_path / "fractional.dcm", sources, fractions, ["first"], kind="FRACTIONAL",
+    foreign_seg(tmp_path / "fractional.dcm", sources, fractions, ["first"], kind="FRACTIONAL",
                  fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY)
     with pytest.raises(InputError, match=r"fractional\.dcm: a FRACTIONAL SEG \(probability per voxel\), not labels"):
         read_dicom_seg(tmp_path / "fractional.dcm", volume, names)
-    _foreign_seg(tmp_path / "upper.dcm", sources, masks[..., :1], ["FIRST"])
+    foreign_seg(tmp_path / "upper.dcm", sources, masks[..., :1], ["FIRST"])
     with pytest.raises(InputError, match=r"segment 1 'FIRST' matches more than one label of the model regardless of "
                                          r"case \(First, first\)"):
         read_dicom_seg(tmp_path / "upper.dcm", volume, {0: "background", 1: "First", 2: "first"})
 
-    _foreign_seg(tmp_path / "first_only.dcm", sources, masks[..., :1], ["First"])
+    foreign_seg(tmp_path / "first_only.dcm", sources, masks[..., :1], ["First"])
     with caplog.at_level("WARNING"):
         read = read_dicom_seg(tmp_path / "first_only.dcm", volume, names)
     assert int((read == 1).sum()) == 4800 and not (read == 2).any()
@@ -1555,17 +1471,17 @@ def test_reference_segments_of_one_label_are_refused_where_they_overlap_and_merg
     masks[:, 0:10, :, 0] = True
     masks[:, 20:30, :, 1] = True
     masks[:, 5:15, :, 2] = True  # rows 5-9 also in segment 1's
-    _foreign_seg(tmp_path / "two_readers.dcm", sources, masks[..., [0, 2]], ["first", "First"])
+    foreign_seg(tmp_path / "two_readers.dcm", sources, masks[..., [0, 2]], ["first", "First"])
     with pytest.raises(InputError, match=r"two_readers\.dcm: segments 1 'first' and 2 'First' match one label of the "
                                          r"model, 'first', and overlap in 1200 voxel\(s\); keep one of them in the "
                                          r"reference$"):
         read_dicom_seg(tmp_path / "two_readers.dcm", volume, names)
-    _foreign_seg(tmp_path / "three.dcm", sources, masks, ["first", "first", "first"])
+    foreign_seg(tmp_path / "three.dcm", sources, masks, ["first", "first", "first"])
     with pytest.raises(InputError, match=r"three\.dcm: segments 1 'first', 2 'first' and 3 'first' match one label "
                                          r"of the model, 'first', and overlap in 1200 voxel\(s\)"):
         read_dicom_seg(tmp_path / "three.dcm", volume, names)
 
-    _foreign_seg(tmp_path / "parts.dcm", sources, masks[..., :2], ["first", "First"])
+    foreign_seg(tmp_path / "parts.dcm", sources, masks[..., :2], ["first", "First"])
     with caplog.at_level("INFO"):
         read = read_dicom_seg(tmp_path / "parts.dcm", volume, names)
         again = read_dicom_seg(tmp_path / "parts.dcm", volume, names, warn_missing=False)
@@ -1596,7 +1512,7 @@ def test_a_reference_segment_label_outside_ascii_without_a_character_set_is_read
     masks = np.zeros((6, 36, 40, 2), bool)
     masks[:, 0:10, :, 0] = True  # 2400 voxels
     masks[:, 20:25, :, 1] = True  # 1200 voxels
-    _foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "Straße"])  # both coded as tissue: named only
+    foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "Straße"])  # both coded as tissue: named only
     names = {0: "background", 1: "Straße", 2: "Müller"}
     for encoding in ("latin-1", "utf-8"):
         seg = pydicom.dcmread(tmp_path / "seg.dcm")
@@ -1633,7 +1549,7 @@ def test_a_utf8_reference_seg_without_a_character_set_is_scored_by_evaluate(tmp_
     masks = np.zeros((6, 36, 40, 2), bool)
     masks[:, 0:10, :, 0] = True
     masks[:, 20:25, :, 1] = True
-    _foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "Straße"])
+    foreign_seg(tmp_path / "seg.dcm", sources, masks, ["Müller", "Straße"])
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
     if "SpecificCharacterSet" in seg:
         del seg.SpecificCharacterSet
@@ -2075,12 +1991,12 @@ def test_segments_put_a_slab_at_a_time_name_the_first_overlap_in_the_arrays_orde
     masks[5, :, 0:5, 0] = True  # the first columns, on the last slice
     masks[0, :, 20:25, 1] = True  # later columns, on the first slice
     masks[[0, 5], :, :, 2] = True  # over both
-    _foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second", "third"])
+    foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second", "third"])
     monkeypatch.setattr(medseg.io.dicom_seg, "_SLICES_AT_ONCE", 2)
     with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'third' overlap in 360 voxel\(s\)"):
         read_dicom_seg(tmp_path / "overlap.dcm", volume, names)
     masks[..., 2] = False
-    _foreign_seg(tmp_path / "apart.dcm", sources, masks, ["first", "second", "third"])
+    foreign_seg(tmp_path / "apart.dcm", sources, masks, ["first", "second", "third"])
     expected = np.zeros((40, 36, 6), np.uint8)
     expected[0:5, :, 5], expected[20:25, :, 0] = 1, 2
     assert np.array_equal(read_dicom_seg(tmp_path / "apart.dcm", volume, names, warn_missing=False), expected)
@@ -2166,12 +2082,6 @@ def test_a_folder_of_predictions_scores_its_dicom_segs_as_one_pair_does(tmp_path
     assert row["status"] == "scored" and "geometry" not in row["flags"]
     page = (out / "report.html").read_text()  # drawn on its series, which the sidecar beside the SEG names
     assert "cannot read" not in page and "no overlay" not in page and "image not shown" not in page
-
-
-def run_main(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    return exit_info.value.code
 
 
 def _case_from_series(tmp_path, case: str, seed: int, pred):
