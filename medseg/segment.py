@@ -274,7 +274,7 @@ def segment_case(
     # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)
     signature = input_signature(input_path, modalities)
     if output_format == "dicom-seg":  # a model whose labels cannot be a SEG's segments: refused before any read
-        from medseg.io.dicom_seg import check_segment_labels
+        from medseg.io.seg_labels import check_segment_labels
 
         check_segment_labels(segmenter.package.labels, input_path)
     if modalities > 1:  # a 4D NIfTI of the modalities, or nnU-Net's channel files (never a DICOM series)

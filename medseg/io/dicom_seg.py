@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from medseg.io.dicom_text import (
     undeclared_text_note,
 )
 from medseg.io.files import os_reason
+from medseg.io.seg_labels import _segment_label, _segment_labels, check_segment_labels, put_segments, tell_segment_names
 from medseg.label_map import values_dtype
 from medseg.volume import Volume
 
@@ -346,33 +346,10 @@ def _set_charset(seg, terms: list[str], source) -> None:
         del seg.SpecificCharacterSet
 
 
-def check_segment_labels(label_names: dict[int, str], source) -> None:
-    """Refuse (:class:`DicomError`, naming ``source``) a model two of whose non-zero labels would be one SegmentLabel
-    in a DICOM SEG; :func:`medseg.segment.segment_case` checks it before inference, :func:`write_dicom_seg` again."""
-    written: dict[str, str] = {}
-    for value in sorted(int(v) for v in label_names if int(v) != 0):
-        name = str(label_names[value])
-        if written.setdefault(_segment_label(name), name) != name:
-            raise DicomError(f"{source}: labels '{written[_segment_label(name)]}' and '{name}' of the model "
-                             f"would both be segment '{_segment_label(name)}' in a DICOM SEG (64 characters at most, "
-                             "a backslash written as /); rename one, or write NIfTI instead")
-
-
 def _seg_series_number(source_number) -> int:
     """The SEG's SeriesNumber: its source's + 1000 (0 for a source without one), held within 1 to 2147483647 (DICOM's
     IS holds at most 2**31 - 1, and highdicom takes no number below 1)."""
     return min(max(int(source_number or 0) + 1000, 1), 2**31 - 1)
-
-
-def _segment_label(name) -> str:
-    """A label's name as a SEG's SegmentLabel holds it (DICOM's LO): no backslash (DICOM's value separator, read back
-    as two values; written as /), no leading or trailing spaces (readers drop them), at most 64 characters, accents
-    composed (NFC: "ä" one character, not a letter and its accent, as macOS may give it). Applied to the SEG's labels
-    too (several values, as another writer's backslash reads, are joined), so that the model's names and the SEG's
-    are compared alike."""
-    if not isinstance(name, str) and hasattr(name, "__iter__"):
-        name = "\\".join(str(part) for part in name)
-    return unicodedata.normalize("NFC", str(name)).replace("\\", "/").strip()[:64].strip()
 
 
 def _round_spacing(seg) -> None:
@@ -419,65 +396,6 @@ def open_seg(path: Path):
         raise InputError(f"{path}: a FRACTIONAL SEG ({fraction} per voxel), not labels: make it a BINARY SEG or a "
                          "label image at the threshold you mean")
     return seg, read
-
-
-def tell_segment_names(seg, read, path: Path, warn: bool) -> None:
-    """Say (``warn``: a warning, else at info level) where the SEG's segment labels, by which its segments are matched,
-    were read from undeclared text."""
-    labels = [(f"segment {int(item.SegmentNumber)}'s label", item.get("SegmentLabel"))
-              for item in seg.get("SegmentSequence", [])]
-    note = read and undeclared_text_note(labels, read.encoding)
-    if note:
-        log.log(logging.WARNING if warn else logging.INFO, "%s: %s", path, note)
-
-
-def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs: Callable, path: Path,
-                 label_names: dict[int, str], warn_missing: bool) -> None:
-    """Write each segment (number → (label value, segment label), :func:`_segment_labels`) into ``labels`` from the
-    blocks ``slabs(number)`` yields: ``(selector, mask)``, ``labels[selector]`` the block (basic slices, or lists of
-    indices) and ``mask`` its voxels of that segment. Refused in one line: segments of two labels that overlap,
-    segments of one label that overlap; disjoint segments of one label are their union (a warning:
-    ``warn_missing``), and a label without a segment is warned of (``warn_missing``)."""
-    indices = [np.arange(n) for n in labels.shape]
-    drawn_by: dict[int, list[tuple[int, str]]] = {}
-    for number, (value, name) in segments.items():
-        clashes = same = 0
-        first_clash = None  # (i, j, k, label) of the first voxel, in the array's order, that another label holds
-        for selector, mask in slabs(number):
-            basic = all(isinstance(part, slice) for part in selector)
-            block = labels[selector]  # a view where basic
-            under = block[mask]  # the voxels of this segment only
-            clash = (under != 0) & (under != value)
-            if clash.any():
-                clashes += int(np.count_nonzero(clash))
-                at = int(np.argmax(clash))
-                where = np.unravel_index(int(np.flatnonzero(mask)[at]), mask.shape)
-                found = (*(int(indices[t][selector[t]][where[t]]) for t in range(3)), int(under[at]))
-                first_clash = found if first_clash is None else min(first_clash, found)
-            same += int(np.count_nonzero(under == value))
-            if not clashes and not same:
-                block[mask] = value
-                if not basic:
-                    labels[selector] = block
-        if clashes:
-            other = drawn_by[first_clash[3]][0][1]
-            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {clashes} voxel(s); a "
-                             "reference label map holds one label per voxel, so make them disjoint (e.g. the liver "
-                             "without its tumour)")
-        if same:  # two drawings of one structure (two readers'?): their union would be neither
-            raise InputError(f"{path}: segments {_segment_list(drawn_by[value] + [(number, name)])} match one "
-                             f"label of the model, '{label_names[value]}', and overlap in {same} voxel(s); keep one "
-                             "of them in the reference")
-        drawn_by.setdefault(value, []).append((number, name))
-    for value, drawn in drawn_by.items():
-        if len(drawn) > 1:  # parts or instances of one structure (lesion 1, lesion 2...), disjoint: their union
-            log.log(logging.WARNING if warn_missing else logging.INFO, "%s: segments %s match one label of the "
-                    "model, '%s', and do not overlap: read as that label, their union", path, _segment_list(drawn),
-                    label_names[value])
-    missing = [label_names[v] for v in sorted(label_names) if int(v) != 0 and v not in drawn_by]
-    if missing and warn_missing:
-        log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
-                    "predicted)", path, ", ".join(f"'{m}'" for m in missing))
 
 
 def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: dict[int, str],
@@ -549,12 +467,6 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     return labels
 
 
-def _segment_list(segments: list[tuple[int, str]]) -> str:
-    """``1 'lesion a', 2 'lesion b' and 3 'lesion c'``: segments by number and label, as messages name them."""
-    named = [f"{number} '{name}'" for number, name in segments]
-    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
-
-
 def _tell_coverage(seg, slices: list[tuple[str, int | None]], frame_sources: list[tuple[str, int | None]], path: Path,
                    source, warn: bool) -> None:
     """Warn (``warn``; told at info level on a second reading) where a SEG references only some of the series'
@@ -576,91 +488,6 @@ def _tell_coverage(seg, slices: list[tuple[str, int | None]], frame_sources: lis
         log.log(logging.WARNING if warn and lists_inputs else logging.INFO, "%s: covers %d of the %d images of %s; "
                 "the others are read as empty (a label predicted there counts as a false positive)", path, covered,
                 len(slices), source)
-
-
-def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: dict | None = None,
-                    warn: bool = True) -> dict[int, tuple[int, str]]:
-    """Segment number → (label value, segment label), matched by name: exactly, else regardless of case where that
-    singles one model label out, else by the segment's codes (see :func:`read_dicom_seg`). A LABELMAP SEG's segment
-    0 (its background) is no segment to match. A name matched to a coded label whose segment's codes are another
-    label's is warned of (``warn``; told at info level on a second reading)."""
-    by_name = {_segment_label(name): int(value) for value, name in label_names.items() if int(value) != 0}
-    folded: dict[str, list[int]] = {}
-    for name, value in by_name.items():
-        folded.setdefault(name.casefold(), []).append(value)
-    known = {int(value): str(name) for value, name in label_names.items()}
-    by_codes: dict[tuple, list[int]] = {}
-    coded = set()
-    for value, concepts in (label_codes or {}).items():
-        if int(value) in known and int(value) != 0 and concepts.get("type"):
-            by_codes.setdefault(_identity(concepts), []).append(int(value))
-            coded.add(int(value))
-    segments = {}
-    for item in seg.SegmentSequence:
-        number, label = int(item.SegmentNumber), _segment_label(item.get("SegmentLabel", ""))
-        if number == 0:
-            continue
-        matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
-        if len(matches) > 1:
-            raise InputError(f"{path}: segment {number} '{label}' matches more than one label of the model regardless "
-                             f"of case ({', '.join(n for n in by_name if n.casefold() == label.casefold())}); name "
-                             "the segment exactly as one of them")
-        identity, described = _segment_identity(item)
-        coded_as = by_codes.get(identity, []) if identity else []
-        if matches:
-            # (an uncoded label's own segments are coded Tissue, which another label may be coded as: no warning)
-            if coded_as and matches[0] not in coded_as and (matches[0] in coded or identity != _TISSUE):
-                log.log(logging.WARNING if warn else logging.INFO,
-                        "%s: segment %d '%s' is coded %s, which are the codes of label '%s'; matched by its name to "
-                        "'%s'", path, number, label, described, known[coded_as[0]], known[matches[0]])
-        elif not by_codes:
-            raise InputError(f"{path}: segment {number} '{label}' is not a label of the model ({', '.join(by_name)})")
-        elif len(coded_as) == 1:
-            matches = coded_as
-            log.info("%s: segment %d '%s' matched to label '%s' by its codes (%s)", path, number, label,
-                     known[coded_as[0]], described)
-        else:
-            fit = (f"fit more than one ({', '.join(known[v] for v in coded_as)}); name the segment as one of them"
-                   if coded_as else "fit none of them")
-            raise InputError(f"{path}: segment {number} '{label}' is not a label of the model ({', '.join(by_name)}), "
-                             f"and its codes ({described or 'none'}) {fit}")
-        segments[number] = (matches[0], label)
-    return segments
-
-
-_TISSUE = (("SCT", "85756007"), ())  # what write_dicom_seg codes a label without codes as
-
-
-def _identity(concepts: dict) -> tuple:
-    """What a label's codes say it is: its type and type modifier as (scheme, value) pairs; the category, which
-    writers choose differently for the same structure, is left out."""
-    modifier = concepts.get("modifier")
-    return (_key(concepts["type"]), (_key(modifier),) if modifier else ())
-
-
-def _key(code: dict) -> tuple[str, str]:
-    return str(code["scheme"]).strip(), str(code["value"]).strip()
-
-
-def _segment_identity(item) -> tuple[tuple | None, str]:
-    """A SEG segment's type and type modifiers as :func:`_identity` gives a label's, and the same in words; the
-    modifiers are read where the standard puts them (in the type's code item) or on the segment item, where older
-    writers put them. (None, "") for a segment without a type."""
-    types = item.get("SegmentedPropertyTypeCodeSequence") or []
-    if not types:
-        return None, ""
-    kind = types[0]
-    modifiers = list(kind.get("SegmentedPropertyTypeModifierCodeSequence") or []) or list(
-        item.get("SegmentedPropertyTypeModifierCodeSequence") or [])
-    concepts = [_code_of(c) for c in [kind, *modifiers]]
-    described = ", ".join(f"{c['meaning']} ({c['scheme']} {c['value']})" for c in concepts)
-    return (_key(concepts[0]), tuple(sorted(_key(c) for c in concepts[1:]))), described
-
-
-def _code_of(item) -> dict:
-    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""
-    return {"scheme": str(item.get("CodingSchemeDesignator", "")), "value": str(value),
-            "meaning": str(item.get("CodeMeaning", ""))}
 
 
 _SLICES_AT_ONCE = 32  # source slices whose frames are stacked at once (32 of 512×512: 8 MB)

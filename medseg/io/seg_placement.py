@@ -33,7 +33,8 @@ def seg_label_names(path: Path | str) -> dict[int, str]:
     """Label value → name for a SEG scored where nothing names the labels (no model, no sidecar): each segment is
     its segment number (a LABELMAP SEG's pixel value), named by its SegmentLabel; segments whose labels are one
     regardless of case (two lesions, each a segment 'Lesion') are named apart, ``Lesion (segment 2)``."""
-    from medseg.io.dicom_seg import _segment_label, open_seg
+    from medseg.io.dicom_seg import open_seg
+    from medseg.io.seg_labels import _segment_label
 
     seg, _ = open_seg(Path(path))
     names = {0: "background"}
@@ -61,7 +62,8 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     off, as a cropped reference box is). Voxels without a frame are background. Each refusal ends with ``outcome``,
     what the caller then does not do. ``by_number``: each segment is read as its segment number (``label_names``
     those of :func:`seg_label_names`), not matched by name."""
-    from medseg.io.dicom_seg import _segment_labels, open_seg, put_segments, tell_segment_names
+    from medseg.io.dicom_seg import open_seg
+    from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
 
     path = Path(path)
     shape = tuple(int(n) for n in shape[:3])
