@@ -293,7 +293,7 @@ def segment_case(
     if output_format == "dicom-seg":
         if volume.dicom is None:
             raise InputError(f"{input_path}: --format dicom-seg needs a DICOM series folder as input")
-        from medseg.io.dicom_seg import seg_sources as read_seg_sources
+        from medseg.io.seg_sources import seg_sources as read_seg_sources
 
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
     ref_volume = None
