@@ -516,8 +516,8 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
     DICOM series it segments where ``volume`` is that series, else by its frames' own geometry on ``volume``'s voxel
     grid (an image converted from the series: dcm2niix's NIfTI); its segments matched to ``labels`` by name, else by
     the package's ``label_codes``."""
-    from medseg.io.dicom_seg import read_dicom_seg
     from medseg.io.files import check_readable
+    from medseg.io.seg_reading import read_dicom_seg
 
     check_readable(Path(reference))  # a SEG this user may not read is that, whatever the input is
     if volume.dicom is None:

@@ -249,7 +249,7 @@ def test_a_dicom_seg_of_another_tool_is_a_reference_voxel_for_voxel(dicom_root, 
     import gzip
 
     from medseg.cli import main
-    from medseg.io.dicom_seg import read_dicom_seg
+    from medseg.io.seg_reading import read_dicom_seg
 
     folder = dicom_root / "ct-seg"
     head, _, body = (folder / "liver_seg.nrrd").read_bytes().partition(b"\n\n")
@@ -276,7 +276,7 @@ def test_a_seg_of_other_images_on_an_anonymised_series_is_named_as_such(dicom_ro
     """The anonymised CT has no series UID to compare the SEG's with: the liver SEG of another CT was refused for its
     segment 'Liver', which the labels lack, not for segmenting other images."""
     from medseg.errors import InputError
-    from medseg.io.dicom_seg import read_dicom_seg
+    from medseg.io.seg_reading import read_dicom_seg
 
     volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
     with pytest.raises(InputError, match=r"liver.dcm: segments 3 image\(s\) that are not in "):
@@ -288,7 +288,7 @@ def test_a_dicom_seg_scores_a_prediction_of_dcm2niix_conversion_as_on_its_series
     reversed): placed by its frames' own geometry on the NIfTI's grid, it scores Dice 1.0 against the same labels,
     with the volume it has on the series' own images (70.362 ml)."""
     from medseg.cli import main
-    from medseg.io.dicom_seg import read_dicom_seg
+    from medseg.io.seg_reading import read_dicom_seg
 
     if dcm2niix_path() is None:
         pytest.skip("dcm2niix is not installed (pip install dcm2niix)")

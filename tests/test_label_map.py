@@ -300,7 +300,7 @@ def test_a_dicom_seg_of_values_that_skip_numbers_its_segments_1_to_n_and_reads_b
     metrics = json.loads((tmp_path / "scored" / "case_metrics.json").read_text())
     assert {k: v["dice"] for k, v in metrics["labels"].items()} == {"2": 1.0, "41": 1.0}
     from medseg.io.dicom import read_dicom_series
-    from medseg.io.dicom_seg import read_dicom_seg
+    from medseg.io.seg_reading import read_dicom_seg
 
     back = read_dicom_seg(tmp_path / "seg" / "case_seg.dcm", read_dicom_series(dicom_series),
                           load_package(package).labels)

@@ -17,7 +17,8 @@ from seg_factory import ANATOMY, HIPPOCAMPUS, SHAPE, code, foreign_seg, label_ru
 from medseg.cli import main
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_seg import read_dicom_seg, write_dicom_seg
+from medseg.io.dicom_seg import write_dicom_seg
+from medseg.io.seg_reading import read_dicom_seg
 
 
 @pytest.mark.parametrize("form", ["NFD", "NFC"])
@@ -446,7 +447,7 @@ def test_segments_put_a_slab_at_a_time_name_the_first_overlap_in_the_arrays_orde
     """Read a slab of slices at a time, an overlap of segments is refused as it was on the whole grid: its voxels
     counted over every slab, and the label named the one first met in the array's order (column, row, slice), not
     in the first slab that holds an overlap."""
-    import medseg.io.dicom_seg
+    import medseg.io.seg_reading
 
     values = stored_values((40, 36, 6), seed=17) + 900
     write_series(tmp_path / "ct", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
@@ -458,7 +459,7 @@ def test_segments_put_a_slab_at_a_time_name_the_first_overlap_in_the_arrays_orde
     masks[0, :, 20:25, 1] = True  # later columns, on the first slice
     masks[[0, 5], :, :, 2] = True  # over both
     foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second", "third"])
-    monkeypatch.setattr(medseg.io.dicom_seg, "_SLICES_AT_ONCE", 2)
+    monkeypatch.setattr(medseg.io.seg_reading, "_SLICES_AT_ONCE", 2)
     with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'third' overlap in 360 voxel\(s\)"):
         read_dicom_seg(tmp_path / "overlap.dcm", volume, names)
     masks[..., 2] = False

@@ -216,7 +216,7 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
     """A DICOM SEG reference placed by its own frames' geometry on the voxel grid ``shape`` / ``affine`` of
     ``source`` (the prediction), its labels those ``sidecar`` records (else the SEG's segments, each its segment
     number, named by its SegmentLabel: the volume's ``seg_label_names``) and codes those it records;
-    ``warn_missing`` as for :func:`~medseg.io.dicom_seg.read_dicom_seg`. Where
+    ``warn_missing`` as for :func:`~medseg.io.seg_reading.read_dicom_seg`. Where
     the sidecar records a DICOM series not found (:func:`series_gone`; ``source_path``: where it lies now), the
     volume's ``source_note`` says which placement was used (the record's notes)."""
     from medseg.io.seg_placement import read_seg_on_grid, seg_label_names
@@ -255,7 +255,8 @@ def read_prediction_values(path: Path | str,
     path = Path(path)
     if not is_dicom_file(path):
         return read_reference_values(path, labels, role="prediction")
-    from medseg.io.dicom_seg import check_is_seg, read_seg_volume
+    from medseg.io.dicom_seg import read_seg_volume
+    from medseg.io.seg_reading import check_is_seg
 
     _existing_file(path)  # before its sidecar, whose absence would be blamed instead
     check_is_seg(path)  # so is a CT image given as the prediction

@@ -33,8 +33,8 @@ def seg_label_names(path: Path | str) -> dict[int, str]:
     """Label value → name for a SEG scored where nothing names the labels (no model, no sidecar): each segment is
     its segment number (a LABELMAP SEG's pixel value), named by its SegmentLabel; segments whose labels are one
     regardless of case (two lesions, each a segment 'Lesion') are named apart, ``Lesion (segment 2)``."""
-    from medseg.io.dicom_seg import open_seg
     from medseg.io.seg_labels import _segment_label
+    from medseg.io.seg_reading import open_seg
 
     seg, _ = open_seg(Path(path))
     names = {0: "background"}
@@ -53,7 +53,7 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     """The labels of the DICOM SEG ``path`` on the voxel grid ``shape`` / ``affine`` (RAS, mm) of ``source`` (named
     in messages), placed by the SEG's own frame geometry (see the module's docstring): no source image is read.
 
-    Segments are matched to ``label_names`` as :func:`medseg.io.dicom_seg.read_dicom_seg` matches them (by name,
+    Segments are matched to ``label_names`` as :func:`medseg.io.seg_reading.read_dicom_seg` matches them (by name,
     else by ``label_codes``), and overlapping segments are refused as there. Refused in one line naming both files
     (:class:`InputError`): frames whose rows or columns do not run along the grid's voxel axes (orientation), whose
     pixel spacing or spacing between slices differs from the grid's voxel sizes along those axes (spacing), a frame
@@ -62,8 +62,8 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     off, as a cropped reference box is). Voxels without a frame are background. Each refusal ends with ``outcome``,
     what the caller then does not do. ``by_number``: each segment is read as its segment number (``label_names``
     those of :func:`seg_label_names`), not matched by name."""
-    from medseg.io.dicom_seg import open_seg
     from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
+    from medseg.io.seg_reading import open_seg
 
     path = Path(path)
     shape = tuple(int(n) for n in shape[:3])
@@ -111,7 +111,7 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
 def _frame_geometry(seg, path: Path, source) -> list[dict]:
     """Each frame's pixel spacing, orientation and position (LPS), and its spacing between slices where stated, from
     its own functional groups, else the shared ones; a frame that states none of the first three is refused."""
-    from medseg.io.dicom_seg import _plane_geometry
+    from medseg.io.seg_reading import _plane_geometry
 
     shared = (seg.get("SharedFunctionalGroupsSequence") or [{}])[0]
     per_frame = list(seg.get("PerFrameFunctionalGroupsSequence") or [])
