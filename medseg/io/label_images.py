@@ -164,7 +164,7 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
     sidecar, else the SEG's segments (each its segment number); segments are matched to them by name, regardless of
     case where that singles one out, else by their codes: ``label_codes`` when given (a model package's, with its
     ``labels``), else those the sidecar records (not when ``labels`` name the labels otherwise)."""
-    from medseg.io.dicom_seg import read_seg_volume
+    from medseg.io.seg_volume import read_seg_volume
 
     path = _existing_file(path)
     sidecar_path = prediction_sidecar(Path(pred_path))
@@ -192,7 +192,7 @@ def series_gone(path: Path | str, sidecar: dict, source_path: Path | str | None 
     """Whether the DICOM series a prediction's sidecar records (``source_path``, where it lies now, when given) is
     not found for the DICOM SEG reference ``path``: moved or deleted since the prediction was made. Its SEG
     reference is then placed by its frames' own geometry on the prediction's grid, which is the series' grid."""
-    from medseg.io.dicom_seg import find_recorded_source, recorded_series
+    from medseg.io.seg_volume import find_recorded_source, recorded_series
 
     recorded = sidecar.get("input")
     if not recorded or recorded_series(sidecar) is None:
@@ -205,7 +205,7 @@ def series_gone(path: Path | str, sidecar: dict, source_path: Path | str | None 
 def made_from_series(sidecar: dict) -> bool:
     """Whether a prediction's sidecar records a DICOM series as its input (a folder, or the series it was read as),
     on whose images a DICOM SEG of that series is placed; not an image file (a NIfTI, an NRRD)."""
-    from medseg.io.dicom_seg import recorded_series
+    from medseg.io.seg_volume import recorded_series
 
     recorded = sidecar.get("input")
     return bool(recorded) and (recorded_series(sidecar) is not None or Path(str(recorded)).is_dir())
@@ -255,8 +255,8 @@ def read_prediction_values(path: Path | str,
     path = Path(path)
     if not is_dicom_file(path):
         return read_reference_values(path, labels, role="prediction")
-    from medseg.io.dicom_seg import read_seg_volume
     from medseg.io.seg_reading import check_is_seg
+    from medseg.io.seg_volume import read_seg_volume
 
     _existing_file(path)  # before its sidecar, whose absence would be blamed instead
     check_is_seg(path)  # so is a CT image given as the prediction

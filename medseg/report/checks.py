@@ -99,8 +99,8 @@ def read_case_labels(case: CaseResult, path: Path, grid: tuple | None = None) ->
 
     if not is_dicom_file(path):
         return read_labels(path)
-    from medseg.io.dicom_seg import read_seg_volume
     from medseg.io.label_images import made_from_series, read_seg_on_prediction_grid, series_gone
+    from medseg.io.seg_volume import read_seg_volume
 
     sidecar = case.sidecar or {}
     if grid is not None and (not made_from_series(sidecar) or (
@@ -119,7 +119,7 @@ def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
     with the series' grid (:class:`~medseg.io.dicom.SeriesGrid`, ``with_source``: an overlay decodes the files it
     draws from it; else None)."""
     if path.suffix.lower() == ".dcm":
-        from medseg.io.dicom_seg import read_seg_with_grid
+        from medseg.io.seg_volume import read_seg_with_grid
 
         sidecar = case.sidecar if case.sidecar is not None else _sidecar_beside(path)
         # the report reads inputs again: their skipped files were named when the case was segmented

@@ -165,7 +165,7 @@ class CaseResult:
         """The DICOM series the case was segmented from, when the input is a DICOM folder: its UID, or its key
         when the UID does not single it out (the parts of a split series share one; an anonymised series has
         none). Two series may share a number, so the key alone is not enough either."""
-        from medseg.io.dicom_seg import recorded_series
+        from medseg.io.seg_volume import recorded_series
 
         return recorded_series(self.sidecar or {})
 
