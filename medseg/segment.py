@@ -364,7 +364,7 @@ def segment_case(
     # looked for again as the set is placed: a run beside this one may have placed them since (its metrics)
     with atomic_paths(targets, overwrite=overwrite, retire=find_superseded) as temps:
         if output_format == "dicom-seg":
-            from medseg.io.dicom_seg import write_dicom_seg
+            from medseg.io.seg_writing import write_dicom_seg
 
             # the SEG's identifiers: the sidecar can be matched to the object in an archive
             record["dicom_seg"] = write_dicom_seg(labels, volume, temps[0], segmenter.package.labels,

@@ -15,8 +15,8 @@ from dicom_factory import dcm2niix_path, to_reference_grid
 
 from medseg.errors import DicomError
 from medseg.io.dicom import describe_folder, read_dicom_series
-from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.dicom_series import scan_folder
+from medseg.io.seg_writing import write_dicom_seg
 
 pytestmark = pytest.mark.shared_data
 AFFINE_TOL_MM = 1e-4

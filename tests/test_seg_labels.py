@@ -17,8 +17,8 @@ from seg_factory import ANATOMY, HIPPOCAMPUS, SHAPE, code, foreign_seg, label_ru
 from medseg.cli import main
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.seg_reading import read_dicom_seg
+from medseg.io.seg_writing import write_dicom_seg
 
 
 @pytest.mark.parametrize("form", ["NFD", "NFC"])

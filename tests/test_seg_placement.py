@@ -14,9 +14,9 @@ from dicom_factory import slice_positions, stored_values, write_series
 from medseg.cli import main
 from medseg.errors import InputError
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.seg_placement import read_seg_on_grid
 from medseg.io.seg_reading import read_dicom_seg
+from medseg.io.seg_writing import write_dicom_seg
 
 SHAPE = (24, 20, 7)
 NAMES = {0: "background", 1: "odd", 2: "corner"}

@@ -18,8 +18,8 @@ from seg_factory import NAMES, SHAPE, csv_rows, foreign_seg, label_rule, write_e
 from medseg.cli import main
 from medseg.errors import InputError
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.seg_reading import read_dicom_seg
+from medseg.io.seg_writing import write_dicom_seg
 from medseg.volume import Volume
 
 

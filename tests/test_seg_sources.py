@@ -17,9 +17,9 @@ from seg_factory import NAMES, SHAPE, label_rule, retag, write_enhanced
 from medseg.cli import main
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.seg_reading import read_dicom_seg
 from medseg.io.seg_sources import seg_sources
+from medseg.io.seg_writing import write_dicom_seg
 from medseg.volume import Volume
 
 

@@ -17,8 +17,8 @@ from seg_factory import NAMES, OBLIQUE, SHAPE, csv_rows, label_rule, run_main
 from medseg.cli import main
 from medseg.errors import InputError
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.seg_volume import read_seg_volume
+from medseg.io.seg_writing import write_dicom_seg
 
 
 def test_a_dicom_seg_result_is_scored_and_reviewed_like_a_nifti_one(tmp_path, capsys, tiny_package):
