@@ -199,3 +199,45 @@ def tiny_package(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     save_package(net, config, folder)
     return load_package(folder)
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory) -> Path:
+    """A results folder of ten cases for the report's tests (scored, without a reference, failed, an id to escape),
+    made once for all of them as when they were one module."""
+    from report_cases import EVIL, write_case, write_failure
+
+    root = tmp_path_factory.mktemp("results")
+    plan = [("c00", "exact"), ("c01", "erode"), ("c02", "shift"), ("c03", "exact"), ("c04", "erode"),
+            ("c05", "shift"), ("bad", "bad"), (EVIL, "exact")]
+    for seed, (case_id, how) in enumerate(plan):
+        write_case(root, case_id, seed, how)
+    write_case(root, "noref_big", 20, "dilate3", reference=False)
+    write_failure(root, "crashed")
+    return root
+
+
+@pytest.fixture(scope="session")
+def built(cohort, tmp_path_factory):
+    """The report of :func:`cohort` (its outputs)."""
+    from medseg.report.build import build_report
+
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    outputs = build_report(cohort, out, dice_threshold=0.6)  # an eroded ball has Dice 0.675
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def many_labels(tmp_path_factory):
+    """A cohort of more than MANY_LABELS labels and its report: (the label count, the report's outputs)."""
+    from report_cases import write_failure, write_many_label_case
+
+    from medseg.report.build import build_report
+    from medseg.report.figures import MANY_LABELS
+
+    count = MANY_LABELS + 14  # 20: plots wider than the few-label ones
+    root = tmp_path_factory.mktemp("many")
+    for case_id, eroded in (("m0", ()), ("m1", (3, 11)), ("m2", (5,)), ("m3", ())):
+        write_many_label_case(root, case_id, count, eroded)
+    write_failure(root, "m_failed")
+    return count, build_report(root, root / "report.html")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
-import datetime as dt
 import html as html_module
 import io
 import json
@@ -12,13 +10,29 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from chromium_page import CHROMIUM, chromium, page_width, probe_page
+from report_cases import (
+    CROSS,
+    EVIL,
+    LABELS,
+    flag_set,
+    now,
+    perturb,
+    phantom,
+    read_tsv,
+    section,
+    shifted,
+    write_case,
+    write_case_arrays,
+    write_failure,
+    write_many_label_case,
+)
 from scipy import ndimage as ndi
 
 from medseg.errors import InputError, OutputExistsError
@@ -28,131 +42,7 @@ from medseg.report.build import build_report
 from medseg.report.flags import robust_z
 from medseg.volume import Volume
 
-LABELS = {0: "background", 1: "ball", 2: "box"}
-EVIL = "x<b>&\"'y"
-CROSS = ndi.generate_binary_structure(3, 1)
 
-
-# ---------------------------------------------------------------- a synthetic cohort in the contract layout
-def phantom(seed: int, shape=(30, 34, 18), spacing=(1.0, 1.0, 2.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image, labels (1 ball, 2 box, away from the faces) and affine."""
-    rng = np.random.default_rng(seed)
-    grid = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij")
-    radius = 6.0 + 0.3 * (seed % 3)
-    labels = np.zeros(shape, np.uint8)
-    labels[sum((g - c) ** 2 for g, c in zip(grid, (10.0, 12.0, 17.0))) <= radius**2] = 1
-    labels[18:25, 20:28, 5:12] = 2
-    image = (labels * 80.0 + rng.normal(0, 10, shape)).astype(np.float32)
-    affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = (-20.0, 10.0, 5.0)
-    return image, labels, affine
-
-
-def shifted(array: np.ndarray, offset) -> np.ndarray:
-    out = np.zeros_like(array)
-    src = tuple(slice(max(-d, 0), n - max(d, 0)) for n, d in zip(array.shape, offset))
-    dst = tuple(slice(max(d, 0), n - max(-d, 0)) for n, d in zip(array.shape, offset))
-    out[dst] = array[src]
-    return out
-
-
-def perturb(labels: np.ndarray, how: str) -> np.ndarray:
-    out = labels.copy()
-    if how == "erode":
-        out[(labels == 1) & ~ndi.binary_erosion(labels == 1, CROSS)] = 0
-    elif how == "shift":
-        out = shifted(labels, (1, 0, 0))
-    elif how == "dilate3":
-        out[ndi.binary_dilation(labels == 1, CROSS, iterations=3) & (labels == 0)] = 1
-    elif how == "bad":  # box missed, ball pushed onto the i- face
-        out = shifted(np.where(labels == 1, 1, 0).astype(np.uint8), (-8, 0, 0))
-    return out
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def write_case(root: Path, case_id: str, seed: int, how: str, reference: bool = True) -> Path:
-    image, labels, affine = phantom(seed)
-    return write_case_arrays(root, case_id, image, labels, perturb(labels, how), affine, reference, name=str(seed))
-
-
-def write_case_arrays(root: Path, case_id: str, image: np.ndarray, labels: np.ndarray, prediction: np.ndarray,
-                      affine: np.ndarray, reference: bool = True, name: str | None = None,
-                      labels_named: dict[int, str] | None = None) -> Path:
-    """A case in the contract layout: input and reference under ``inputs/``, segmentation, sidecar, metrics."""
-    name = name or case_id
-    labels_named = labels_named or LABELS
-    folder = root / "cases" / case_id
-    folder.mkdir(parents=True)
-    inputs = root / "inputs"
-    inputs.mkdir(exist_ok=True)
-    image_path, label_path = inputs / f"{name}_image.nii.gz", inputs / f"{name}_label.nii.gz"
-    nib.save(nib.Nifti1Image(image, affine), image_path)
-    nib.save(nib.Nifti1Image(labels, affine), label_path)
-    seg_path = folder / f"{case_id}_seg.nii.gz"
-    nib.save(nib.Nifti1Image(prediction, affine), seg_path)
-    counts = np.bincount(prediction.ravel(), minlength=3)
-    voxel_ml = float(np.prod(np.diag(affine)[:3])) / 1000
-    sidecar = {
-        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path),
-        "input_sha256": sha256_of(image_path),
-        "segmentation": seg_path.name, "shape": list(image.shape), "affine": affine.tolist(),
-        "labels": {str(k): v for k, v in labels_named.items()},
-        "label_volume_ml": {str(k): float(counts[k]) * voxel_ml for k in labels_named},
-        "model": {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32},
-        "device": "cpu", "versions": {"medseg": "0.1.0", "monai": "1.6.1", "torch": "2.13.0"},
-        "timings_s": {}, "created": now(),
-    }
-    (folder / f"{case_id}_seg.json").write_text(json.dumps(sidecar))
-    if reference:
-        metrics = evaluate_volumes(Volume(prediction, affine, source=seg_path),
-                                   Volume(labels, affine, source=label_path), labels_named, case_id=case_id)
-        (folder / f"{case_id}_metrics.json").write_text(metrics_json(metrics))
-    return folder
-
-
-def write_failure(root: Path, case_id: str, stage: str = "infer", error_type: str = "RuntimeError") -> Path:
-    folder = root / "cases" / case_id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{case_id}_failed.json"
-    path.write_text(json.dumps({
-        "schema": "medseg-failure/1", "case_id": case_id, "input": f"/data/{case_id}.nii.gz", "reference": None,
-        "stage": stage, "error": "out of memory <in> the 'tiler'", "error_type": error_type, "created": now(),
-    }))
-    return path
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("results")
-    plan = [("c00", "exact"), ("c01", "erode"), ("c02", "shift"), ("c03", "exact"), ("c04", "erode"),
-            ("c05", "shift"), ("bad", "bad"), (EVIL, "exact")]
-    for seed, (case_id, how) in enumerate(plan):
-        write_case(root, case_id, seed, how)
-    write_case(root, "noref_big", 20, "dilate3", reference=False)
-    write_failure(root, "crashed")
-    return root
-
-
-@pytest.fixture(scope="module")
-def built(cohort, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "report.html"
-    outputs = build_report(cohort, out, dice_threshold=0.6)  # an eroded ball has Dice 0.675
-    return outputs
-
-
-def read_tsv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-def flag_set(row: dict) -> set[str]:
-    return set(filter(None, row["flags"].split(";")))
-
-
-# ---------------------------------------------------------------- content
 def test_outputs_and_counts(built):
     assert built.html.is_file() and built.table.is_file() and built.summary.is_file()
     assert built.table.parent == built.html.parent
@@ -1318,6 +1208,7 @@ def test_the_same_weights_under_an_edited_model_json_are_another_model_in_the_pr
     # shortened, and marked so, with the whole hash on hover (twelve bare digits read as a whole hash)
     assert "<th>model.json SHA-256</th>" in page and f"<code title=\"{'c1' * 32}\">{'c1' * 6}…</code>" in page
 
+
 def test_the_case_table_says_which_model_version_made_each_case(tmp_path):
     """A retrained model keeps its name: cohort.tsv named only that, so a case made by the old version (a row taken
     out of the sheet, kept as stale) or two results folders' tables could not be told apart by model."""
@@ -1683,36 +1574,6 @@ def test_cli_report_output_names(cohort, tmp_path, capsys):
             shutil.rmtree(folder)
 
 
-# ---------------------------------------------------------------- in a real browser
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory() as profile:
-        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                   "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                   *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def probe_page(html: Path, tmp_path: Path, window: int, expression: str, *flags: str) -> str:
-    """The value of a JavaScript ``expression`` once ``html`` has loaded in Chromium, in a ``window`` px wide
-    window (the page is copied with a script that writes the value into the DOM, which Chromium then dumps);
-    ``flags`` are more of Chromium's options."""
-    probe = tmp_path / "probe.html"
-    script = (f"<script>window.addEventListener('load',()=>{{document.body.setAttribute('data-probe',"
-              f"String({expression}));}});</script>")
-    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = chromium(f"--window-size={window},2000", "--virtual-time-budget=5000", *flags, "--dump-dom", probe.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    return html_module.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1))
-
-
-def page_width(html: Path, tmp_path: Path, window: int) -> int:
-    """The page's scroll width in Chromium at a ``window`` px wide window (no wider than it: no sideways scroll)."""
-    return int(probe_page(html, tmp_path, window, "document.documentElement.scrollWidth"))
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
 def test_renders_in_headless_chromium(built, tmp_path):
     from PIL import Image
@@ -1759,7 +1620,6 @@ def test_a_long_case_id_wraps_in_the_tables(tmp_path):
     assert widths and max(widths) <= 400, widths  # the id wraps; the scores stay in view
 
 
-# ---------------------------------------------------------------- overlays
 def _focus_voxel(masks: list[np.ndarray]) -> tuple[int, int, int]:
     """The overlay's focus (``_focus``) of whole masks, as the report finds it of masks made a block at a time."""
     from medseg.report import overlay
@@ -1957,58 +1817,6 @@ def test_input_unlike_the_training_volumes_is_flagged(tmp_path):
     assert "field of view unlike the model&#x27;s training volumes: x 100 mm against 31–43 mm trained" in html
 
 
-# ---------------------------------------------------------------- many labels: the compact forms
-def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[int, ...],
-                          emptied: tuple[int, ...] = (), reference: bool = True) -> None:
-    """``count`` boxes of 7×7×9 voxels (labels 1..count) on a grid; the ``eroded`` labels lose their surface
-    in the prediction (Dice 0.568), the ``emptied`` ones all their voxels (Dice 0, no HD95)."""
-    shape, affine = (60, 60, 24), np.diag([1.0, 1.0, 2.0, 1.0])
-    labels = np.zeros(shape, np.uint8)
-    for k in range(1, count + 1):
-        i, j = (k - 1) % 6, (k - 1) // 6
-        labels[3 + 9 * i: 10 + 9 * i, 3 + 9 * j: 10 + 9 * j, 8:17] = k
-    prediction = labels.copy()
-    for k in eroded:
-        prediction[(labels == k) & ~ndi.binary_erosion(labels == k)] = 0
-    prediction[np.isin(labels, emptied)] = 0
-    names = {0: "background", **{k: f"organ_{k:02d}" for k in range(1, count + 1)}}
-    folder, inputs = root / "cases" / case_id, root / "inputs"
-    folder.mkdir(parents=True)
-    inputs.mkdir(exist_ok=True)
-    image_path, label_path = inputs / f"{case_id}_image.nii.gz", inputs / f"{case_id}_label.nii.gz"
-    nib.save(nib.Nifti1Image(labels.astype(np.float32) * 10, affine), image_path)
-    nib.save(nib.Nifti1Image(labels, affine), label_path)
-    seg_path = folder / f"{case_id}_seg.nii.gz"
-    nib.save(nib.Nifti1Image(prediction, affine), seg_path)
-    counts = np.bincount(prediction.ravel(), minlength=count + 1)
-    (folder / f"{case_id}_seg.json").write_text(json.dumps({
-        "schema": "medseg-segmentation/1", "case_id": case_id, "input": str(image_path),
-        "input_sha256": sha256_of(image_path),
-        "segmentation": seg_path.name, "shape": list(shape), "affine": affine.tolist(),
-        "labels": {str(k): v for k, v in names.items()},
-        "label_volume_ml": {str(k): float(counts[k]) * 0.002 for k in names},
-        "model": {"name": "many", "version": "1", "weights_sha256": "cd" * 32}, "device": "cpu",
-        "versions": {"medseg": "0.1.0"}, "timings_s": {}, "created": now(),
-    }))
-    if not reference:
-        return
-    metrics = evaluate_volumes(Volume(prediction, affine, source=seg_path), Volume(labels, affine, source=label_path),
-                               names, case_id=case_id)
-    (folder / f"{case_id}_metrics.json").write_text(metrics_json(metrics))
-
-
-@pytest.fixture(scope="module")
-def many_labels(tmp_path_factory):
-    from medseg.report.figures import MANY_LABELS
-
-    count = MANY_LABELS + 14  # 20: plots wider than the few-label ones
-    root = tmp_path_factory.mktemp("many")
-    for case_id, eroded in (("m0", ()), ("m1", (3, 11)), ("m2", (5,)), ("m3", ())):
-        write_many_label_case(root, case_id, count, eroded)
-    write_failure(root, "m_failed")
-    return count, build_report(root, root / "report.html")
-
-
 def test_labels_no_training_case_held_are_not_said_to_be_named_in_the_flags(tmp_path):
     """A model of labels 1, 3, 7 declared as 0..7 has more than MANY_LABELS labels, so its cards are compact: the
     empty rows of a case without a reference are folded under a note that says the flags above name them. The
@@ -2058,11 +1866,6 @@ def test_many_labels_predicted_empty_without_a_reference_are_named_not_tabled(tm
     look = scored[scored.index("labels to look at (1):"): scored.index("<details>")]
     assert re.findall(r'<tr><th class="rh" scope="row">(\d+) organ', look) == ["4"]
     assert "with no reference to compare" not in scored
-
-
-def section(page: str, heading: str) -> str:
-    start = page.index(f"<h2>{heading}")
-    return page[start: page.index("<h2>", start + 4)]
 
 
 def test_many_labels_get_one_summary_row_each_and_a_narrow_case_table(many_labels):
@@ -2172,7 +1975,6 @@ def test_the_metric_tables_mark_their_row_and_column_headers(built, many_labels)
         assert "<td class=\"id\">" not in cases
 
 
-
 def test_the_failed_cases_table_names_its_rows_and_every_table_has_a_caption(built, tmp_path):
     """The failed cases' case id was a plain cell where the case table's is a row header; and no table had a caption,
     so a screen reader listing the page's tables read each as "table, 9 columns" (15 here, over 200 in a cohort's).
@@ -2194,6 +1996,7 @@ def test_the_failed_cases_table_names_its_rows_and_every_table_has_a_caption(bui
                  "getComputedStyle(document.querySelector('table.stack th')).display")
         assert probe_page(built.html, tmp_path, 390, probe) == "0:block"
         assert probe_page(built.html, tmp_path, 1400, probe) == "0:table-cell"
+
 
 def test_few_labels_keep_the_long_forms(built):
     page = built.html.read_text(encoding="utf-8")
@@ -2290,7 +2093,6 @@ def test_a_compact_card_with_every_label_to_look_at_shows_one_table_and_one_line
     assert card.count("<li>") == 1 and "<li><b>low_dice</b> (8 labels): organ_01 Dice 0.568 &lt; 0.7; " in card
 
 
-# ---------------------------------------------------------------- after reading reports as a QA reader would
 def test_border_contact_is_flagged_only_where_the_reference_does_not_reach(tmp_path):
     """A structure the field of view cuts off touches the face in the reference too: no flag (before, every organ
     of a cropped CT was flagged, on perfect cases too). A prediction leaking onto a face the reference does not
@@ -2830,7 +2632,6 @@ def test_a_report_made_while_a_cohort_run_writes_says_so(tmp_path, caplog, monke
     monkeypatch.delenv("MEDSEG_COHORT_RUN")
     after = build_report(results, tmp_path / "after" / "report.html")
     assert json.loads(after.summary.read_text())["run_in_progress"] is None
-
 
 
 def test_the_three_warnings_above_the_summary_are_one_paragraph_each_as_before():
