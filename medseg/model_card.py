@@ -8,7 +8,7 @@ import re
 
 from medseg.label_map import classes_note
 from medseg.numbers import counted, dice_round_text
-from medseg.package import codes_text
+from medseg.package_labels import codes_text
 from medseg.train_config import validation_without_foreground
 
 __all__ = ["card_weights_mismatch", "card_with_codes", "model_card"]

@@ -119,7 +119,7 @@ def _training_summary(package) -> dict | None:
 def _describe(row: dict) -> str:
     from medseg.label_map import classes_note
     from medseg.numbers import counted, dice_round_text
-    from medseg.package import codes_text
+    from medseg.package_labels import codes_text
 
     mark = " (default)" if row["default"] else ""
     labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items()) + classes_note(row["labels"])
