@@ -20,7 +20,7 @@ from medseg.json_schema import schema_validator
 from medseg.jsonfile import size_text
 from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
-from medseg.package import (
+from medseg.package_config import (
     CONFIG_NAME,
     MAX_CONFIG_BYTES,
     bottleneck_cells,

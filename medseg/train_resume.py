@@ -23,16 +23,14 @@ from medseg.io.files import os_reason
 from medseg.model_card import card_with_codes
 from medseg.package import (
     CHECKPOINT_DIR,
-    CONFIG_NAME,
     ModelPackage,
     load_package,
-    read_config_bytes,
     recorded_trained_with,
     recorded_weights_sha256,
     swapped_names,
     unfinished_training,
-    validate_config,
 )
+from medseg.package_config import CONFIG_NAME, read_config_bytes, validate_config
 from medseg.train_config import DEFAULT_DESCRIPTION, check_config, split_text
 from medseg.training_cases import TrainCase
 

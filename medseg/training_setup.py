@@ -216,7 +216,8 @@ def _shipped_recipes() -> list[tuple[str, Path, dict]]:
     import json
 
     import medseg
-    from medseg.package import CONFIG_NAME, shipped_models, shipped_package_path
+    from medseg.package import shipped_models, shipped_package_path
+    from medseg.package_config import CONFIG_NAME
 
     files = [(f"the shipped model {name}", shipped_package_path(name) / CONFIG_NAME) for name in shipped_models()]
     root = Path(medseg.__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ import torch
 from conftest import run_cli, tiny_config
 
 from medseg.errors import GeometryError, InputError, ModelPackageError, TrainingError
-from medseg.package import load_package, validate_config
+from medseg.package import load_package
+from medseg.package_config import validate_config
 from medseg.synthetic import make_phantom
 from medseg.training_cases import load_cases, pair_cases
 

@@ -169,7 +169,7 @@ def test_a_package_whose_values_skip_loads_with_its_map(tmp_path, capsys):
         config = dict(package.config)
         code = {"scheme": "SCT", "value": "1", "meaning": "x"}
         config["label_codes"] = {"3": {"category": code, "type": code}}
-        from medseg.package import validate_config
+        from medseg.package_config import validate_config
         validate_config(config, "m")
 
 

@@ -589,7 +589,7 @@ def test_a_package_file_that_is_not_a_regular_file_is_named_as_such(tmp_path, na
 def test_a_model_json_larger_than_any_config_is_refused_before_it_is_read(tmp_path):
     """A 2 GB model.json was read whole into memory (4 GB resident, 20 s) to be refused as "not valid JSON (Extra
     data …)"; a resumed run read it whole too."""
-    from medseg.package import MAX_CONFIG_BYTES
+    from medseg.package_config import MAX_CONFIG_BYTES
     from medseg.train_resume import folder_config
 
     package = tmp_path / "pkg"
@@ -623,7 +623,7 @@ def test_a_value_that_fits_none_of_a_settings_forms_is_told_what_is_wrong(sectio
     the form it was meant as says what to change."""
     from conftest import tiny_config
 
-    from medseg.package import validate_config
+    from medseg.package_config import validate_config
 
     config = {**tiny_config(), "weights": {"file": "weights.safetensors", "sha256": "0" * 64}}
     config[section][key] = value

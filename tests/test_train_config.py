@@ -77,7 +77,7 @@ def test_a_gpu_that_only_emulates_bf16_is_not_taken_for_native(monkeypatch):
 
 
 def test_default_config_declares_the_labels_found(tiny_set):
-    from medseg.package import validate_config
+    from medseg.package_config import validate_config
     from medseg.train_config import default_config
     from medseg.training_cases import label_values
 

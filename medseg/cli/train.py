@@ -89,7 +89,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
     from medseg.io.atomic import placed_before_stop
-    from medseg.package import CONFIG_NAME, shipped_package_path
+    from medseg.package import shipped_package_path
+    from medseg.package_config import CONFIG_NAME
     from medseg.resources import physical_memory
     from medseg.step_memory import check_step_fits
     from medseg.train import train as run_training
