@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.errors import MedsegError
     from medseg.io.dataset_json import find_dataset_json
     from medseg.numbers import dice_round_text
-    from medseg.package import CHECKPOINT_DIR, unfinished_training
     from medseg.package_config import CONFIG_NAME
+    from medseg.package_training import CHECKPOINT_DIR, unfinished_training
     from medseg.train import train
     from medseg.train_config import check_config, read_config, seeded_split
     from medseg.train_resume import check_resume, check_trained_on

@@ -18,8 +18,8 @@ from medseg.errors import OutputExistsError, TrainingError, first_line
 from medseg.io.atomic import atomic_paths, remove_leftovers, sha256_of
 from medseg.io.files import os_reason
 from medseg.jsonfile import CHECKPOINT_RECORD_BYTES, JsonFileError, read_json_object
-from medseg.package import CHECKPOINT_DIR, unfinished_text, unfinished_training
 from medseg.package_config import CONFIG_NAME
+from medseg.package_training import CHECKPOINT_DIR, unfinished_text, unfinished_training
 from medseg.train_config import default_label_name
 
 __all__ = [

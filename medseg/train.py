@@ -46,8 +46,9 @@ from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_le
 from medseg.io.files import os_reason
 from medseg.model_card import model_card
 from medseg.numbers import counted, gib_text
-from medseg.package import CHECKPOINT_DIR, ModelPackage, save_package, trained_with
+from medseg.package import ModelPackage, save_package
 from medseg.package_config import CONFIG_NAME, bottleneck_cells
+from medseg.package_training import CHECKPOINT_DIR, trained_with
 from medseg.train_config import (
     check_config,
     default_config,

@@ -34,7 +34,7 @@ def test_a_stop_held_while_the_package_is_placed_says_the_package_is_complete(ti
     assert "checkpoint after epoch" not in err and "written before it" not in err
     assert load_package(out).config["training"]["epochs_run"] == 2  # whole: weights match the config's SHA-256
     # and the checkpoint records it: infer warned of "an unfinished training run", a resume trained nothing
-    from medseg.package import unfinished_training
+    from medseg.package_training import unfinished_training
 
     assert unfinished_training(out) is None
     assert _exit_code(args + ["--resume"]) == 0

@@ -152,7 +152,7 @@ def _tensors_path(tmp_path):
 
 
 def _unfinished_training(tmp_path):
-    from medseg.package import unfinished_training
+    from medseg.package_training import unfinished_training
 
     return _checkpoint(tmp_path), lambda: unfinished_training(tmp_path / "model")
 

@@ -711,7 +711,7 @@ def test_model_json_as_windows_tools_write_it_loads_or_is_named(make_package):
 def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog):
     """Label names swapped, or another voxel size, by hand in model.json: the same weights then made other labels
     (the anterior Dice reported as the posterior's) or fell from 0.99 to 0.8 Dice, without a word."""
-    from medseg.package import trained_with
+    from medseg.package_training import trained_with
 
     path = make_package()
     config = json.loads((path / "model.json").read_text())
@@ -750,7 +750,7 @@ def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog
 def test_defaults_written_out_in_model_json_are_not_told_as_edits(make_package, caplog):
     """Writing out a default (``"nonzero": false``, ``"orientation": null``, ``context_slices`` 0) or one slicing axis
     as a list changes nothing the weights see, yet was warned about as "not what its weights were trained with"."""
-    from medseg.package import trained_with
+    from medseg.package_training import trained_with
 
     path = make_package()
     config = json.loads((path / "model.json").read_text())

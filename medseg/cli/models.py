@@ -103,7 +103,7 @@ def _card_note(package) -> str | None:
 
 def _training_summary(package) -> dict | None:
     """What a package's ``training`` record says of its validation, and whether its run is unfinished."""
-    from medseg.package import unfinished_text, unfinished_training
+    from medseg.package_training import unfinished_text, unfinished_training
     from medseg.training_record import recorded_figures
 
     training = package.config.get("training")
