@@ -366,7 +366,7 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
     from medseg.inference import is_out_of_memory
 
     weights, meta = checkpoint_tensors_path(out_dir), checkpoint_record_path(out_dir)
-    from medseg.package import state_mismatch
+    from medseg.package_weights import state_mismatch
 
     try:
         tensors = load(weights.read_bytes())

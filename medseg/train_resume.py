@@ -21,9 +21,10 @@ from medseg.errors import MedsegError, ModelPackageError, TrainingError
 from medseg.io.atomic import atomic_paths, sha256_of
 from medseg.io.files import os_reason
 from medseg.model_card import card_with_codes
-from medseg.package import ModelPackage, load_package, recorded_weights_sha256
+from medseg.package import ModelPackage, load_package
 from medseg.package_config import CONFIG_NAME, read_config_bytes, validate_config
 from medseg.package_training import CHECKPOINT_DIR, recorded_trained_with, swapped_names, unfinished_training
+from medseg.package_weights import recorded_weights_sha256
 from medseg.train_config import DEFAULT_DESCRIPTION, check_config, split_text
 from medseg.training_cases import TrainCase
 

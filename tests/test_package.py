@@ -1030,15 +1030,15 @@ def test_weights_shorter_than_their_header_length_are_named_cut_short(make_packa
 def test_a_corrupt_header_length_is_not_read_into_memory(tmp_path, monkeypatch):
     """A damaged length field in a large weights file stated a "header" of GBs, which was read whole to look for a
     cut; one past safetensors' own cap (100 MB) is corrupt and is not read."""
-    import medseg.package as package
+    import medseg.package_weights as package_weights
 
     weights = tmp_path / "weights.safetensors"
     with open(weights, "wb") as handle:  # sparse: 300 MB on disk in name only
         handle.write((250_000_000).to_bytes(8, "little"))
         handle.truncate(300_000_000)
     parsed = []
-    monkeypatch.setattr(package.json, "loads", lambda text, *a, **k: parsed.append(len(text)))
-    assert package._short_of(weights) is None
+    monkeypatch.setattr(package_weights.json, "loads", lambda text, *a, **k: parsed.append(len(text)))
+    assert package_weights._short_of(weights) is None
     assert parsed == []
 
 
