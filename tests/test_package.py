@@ -801,13 +801,13 @@ def test_weights_replaced_after_loading_are_checked_again_when_the_network_is_bu
     import os
     import shutil
 
-    import medseg.package
+    import medseg.model_package
 
     folder = make_package()
     package = load_package(folder)
     hashed = []
-    real = medseg.package.sha256_of
-    medseg.package.sha256_of = lambda path: hashed.append(path) or real(path)
+    real = medseg.model_package.sha256_of
+    medseg.model_package.sha256_of = lambda path: hashed.append(path) or real(path)
     try:
         package.build_network()  # unchanged: not hashed again
         assert hashed == []
@@ -822,7 +822,7 @@ def test_weights_replaced_after_loading_are_checked_again_when_the_network_is_bu
             package.build_network()
         assert hashed == [package.weights_path]
     finally:
-        medseg.package.sha256_of = real
+        medseg.model_package.sha256_of = real
 
 
 def test_the_package_load_benchmark_prints_its_figures(monkeypatch, capsys):
