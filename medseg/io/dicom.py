@@ -351,7 +351,7 @@ def describe_folder(folder: Path | str, series: str | None = None) -> dict:
         choice = {"key": None, "uid": None, "reason": f"{first}: {why}; infer and convert refuse the folder while it "
                                                       f"holds {which}"}
     elif not scan.candidates:
-        choice = {"key": None, "uid": None, "reason": f"{folder}: no DICOM images found"}
+        choice = {"key": None, "uid": None, "reason": scan.none_present() or f"{folder}: no DICOM images found"}
     else:
         try:
             chosen, reason = choose_series(scan, series)

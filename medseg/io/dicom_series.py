@@ -33,6 +33,7 @@ from medseg.io.dicom_geometry import (
 )
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_text import read_undeclared_text, undeclared_text_note
+from medseg.io.dicomdir import DicomdirIndex, dicomdir_file_text, missing_text, none_present_text, read_dicomdir
 from medseg.io.files import files_under, is_dicom_file, os_reason
 from medseg.numbers import counted
 from medseg.volume import slicer_segmentation_ending
@@ -118,6 +119,13 @@ class FolderScan:
     skipped: list[tuple[Path, str]]  # files that are not DICOM images, and why
     non_image: list[tuple[Path, str]]  # DICOM objects that are not images (SEG, SR, ...)
     broken: list[tuple[Path, str]] = field(default_factory=list)  # DICOM files cut short or corrupt (keep_broken)
+    dicomdirs: list[DicomdirIndex] = field(default_factory=list)  # the media indexes found (a CD or USB export's)
+
+    def none_present(self) -> str | None:
+        """The message for a folder holding a DICOMDIR whose referenced files are none of them here (its index
+        copied without the images), else None."""
+        gone = next((index for index in self.dicomdirs if index.none_present), None)
+        return None if gone is None else none_present_text(self.folder, gone)
 
 
 def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool = False) -> FolderScan:
@@ -130,6 +138,9 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool
         what = "no such folder" if not folder.exists() else "a file, not a folder of DICOM files"
         if folder.exists() and is_dicom_file(folder):  # a slice given for its series
             what = f"a DICOM file, not a folder of them; give the folder of its series ({folder.parent})"
+            index = dicomdir_file_text(folder)
+            if index is not None:
+                raise ImageReadError(index)
         raise ImageReadError(f"{folder}: {what}")
     files = files_under(folder)
     if not files:
@@ -144,6 +155,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
     non_image: list[tuple[Path, str]] = []
     images: list[tuple[Path, pydicom.Dataset]] = []
     broken: list[tuple[Path, str]] = []
+    dicomdirs: list[DicomdirIndex] = []
     for path in files:
         with messages.about(path):
             try:
@@ -161,6 +173,10 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
             modality = str(dataset.get("Modality", "")).upper()
             if "DirectoryRecordSequence" in dataset:
                 non_image.append((path, "DICOMDIR index, not an image"))
+                index = read_dicomdir(path, {p.relative_to(path.parent).as_posix().lower() for p in files
+                                             if p.is_relative_to(path.parent)})
+                if index is not None:
+                    dicomdirs.append(index)
                 continue
             if modality in NON_IMAGE_MODALITIES or "Rows" not in dataset:
                 non_image.append((path, f"{modality or 'DICOM'} object, not an image"))
@@ -172,8 +188,11 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
             if note:  # the description shown and recorded: reported with pydicom's own notes, once per folder
                 messages.note(note)
     if not images and keep_broken and (non_image or broken):  # something DICOM to list (a SEG alone, a cut file)
-        return FolderScan(folder, [], skipped, non_image, broken)
+        return FolderScan(folder, [], skipped, non_image, broken, dicomdirs)
     if not images:  # the error counts the skipped files: no warning line before it
+        gone = FolderScan(folder, [], skipped, non_image, broken, dicomdirs).none_present()
+        if gone is not None:  # was "no DICOM images found (1 non-image DICOM object(s))"
+            raise DicomError(gone)
         parts = ([f"{len(skipped)} non-DICOM file(s)"] if skipped else []) + (
             [f"{len(non_image)} non-image DICOM object(s)"] if non_image else [])
         what, extra = " and ".join(parts) or "no files", ""
@@ -194,7 +213,33 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
         log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
                     ", ..." if len(skipped) > 5 else "")
-    return FolderScan(folder, _group(images, messages), skipped, non_image, broken)
+    candidates = _group(images, messages)
+    for index in dicomdirs:
+        _judge_missing(folder, index, candidates)
+    return FolderScan(folder, candidates, skipped, non_image, broken, dicomdirs)
+
+
+def _judge_missing(folder: Path, index: DicomdirIndex, candidates: list[SeriesCandidate]) -> None:
+    """Files the DICOMDIR ``index`` references that are not here: a series missing some of its images is refused
+    (read without them, a stack a slice short at an end is a thinner volume, in silence); a series none of whose
+    images are here, or files of no series, are warned about (the folder may have been given a part on purpose)."""
+    unplaced = []
+    for uid, gone in index.missing.items():
+        parts = [c for c in candidates if uid and c.uid == uid]
+        if not parts:
+            unplaced += gone
+            continue
+        if len(gone) == len(index.by_series[uid]):  # its images are here, under other names: the index is stale
+            log.warning("%s: the DICOMDIR names no file of %s that is here (its folders renamed or moved since); "
+                        "the series is read as it is, without the index's check", folder, parts[0].label())
+            continue
+        problem = missing_text(gone, len(index.by_series[uid]))
+        for candidate in parts:
+            candidate.problem = problem + (f"; and: {candidate.problem}" if candidate.problem else "")
+    if unplaced:
+        names = ", ".join(str(p) for p in unplaced[:3]) + (", …" if len(unplaced) > 3 else "")
+        log.warning("%s: %s the DICOMDIR references are not here (%s), of no series found in the folder",
+                    folder, counted(len(unplaced), "file"), names)
 
 
 def series_name(key: str, number: int | None, uid: str | None) -> str:
@@ -265,8 +310,10 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         if len(images) == 1:
             raise DicomError(f"{folder}: {images[0].label()} cannot be one 3D volume: {images[0].problem}")
         raise DicomError(f"{folder}: no series can be one 3D volume: {_listing(candidates)}")
+    own = {id(c): _own_folder(scan, c) for c in eligible}
+    give = ", or give the folder of one (listed with it)" if all(own.values()) else ""
     raise DicomError(f"{folder}: {len(eligible)} eligible series, choose one with --series (in a sample sheet: the "
-                     f"series column): {_listing(eligible)}")
+                     f"series column){give}: {_listing(eligible, own if give else None)}")
 
 
 def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None:
@@ -279,16 +326,28 @@ def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None
              "and moves onto another series if one is added; ")
     if len(scan.candidates) == 1:  # an added series makes a folder without --series refuse to choose: not silent
         return moves + "it is the folder's only series: leave --series out"
-    own = Path(os.path.commonpath([str(p.parent) for p in chosen.files]))
-    others = [p for c in scan.candidates if c is not chosen for p in c.files]
+    own = _own_folder(scan, chosen)
+    return moves + (f"give its own folder, {own}, to name it for good" if own else "keep it in a folder of its own")
+
+
+def _own_folder(scan: FolderScan, candidate: SeriesCandidate) -> Path | None:
+    """The folder under the scanned one that holds ``candidate``'s files and no other series' (as a CD or USB
+    export's DICOM/ST000001/SE000001 does), which names it without --series; None where there is none."""
+    if not candidate.files:
+        return None
+    own = Path(os.path.commonpath([str(p.parent) for p in candidate.files]))
+    others = {frame.path.parent for c in scan.candidates if c is not candidate for frame in c.frames}  # their folders
     alone = own != scan.folder and not any(p.is_relative_to(own) for p in others)
-    return moves + (f"give its own folder, {own}, to name it for good" if alone else "keep it in a folder of its own")
+    return own if alone else None
 
 
-def _listing(candidates: Sequence[SeriesCandidate]) -> str:
+def _listing(candidates: Sequence[SeriesCandidate], folders: dict[int, Path | None] | None = None) -> str:
+    """The candidates as messages list them; ``folders``: each one's own folder by ``id``, shown in its brackets."""
     parts = []
     for c in candidates:
         why = c.problem or ("localizer" if c.localizer else "eligible")
+        if folders and folders.get(id(c)):
+            why += f"; folder {folders[id(c)]}"
         if c.split_values:  # a part of a few files is often one file whose header is wrong: name them
             files = c.files
             named = f" in {', '.join(p.name for p in files)}" if len(files) <= SHOWN_PART_FILES else ""

@@ -211,6 +211,10 @@ def _not_a_seg(path: Path) -> str | None:
         header = pydicom.dcmread(path, stop_before_pixels=True)
     except Exception as reason:  # noqa: BLE001 - pydicom raises many kinds on a file cut inside its header
         return f"truncated or corrupt DICOM file ({_error_text(reason)})"
+    from medseg.io.dicomdir import is_dicomdir
+
+    if is_dicomdir(header):  # it has no SOPClassUID: it was called a file cut short
+        return "a DICOMDIR, the index of a DICOM export (CD, DVD or USB), not a DICOM SEG (a segmentation)"
     modality = str(header.get("Modality", "")).upper()
     if modality and modality != "SEG":
         return f"a DICOM {modality} object, not a DICOM SEG (a segmentation)"
