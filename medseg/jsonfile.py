@@ -17,8 +17,8 @@ from pathlib import Path
 
 from medseg.errors import InputError
 
-__all__ = ["CHECKPOINT_RECORD_BYTES", "JsonFileError", "RECORD_BYTES", "RESULT_BYTES", "read_json_object",
-           "size_text"]
+__all__ = ["CHECKPOINT_RECORD_BYTES", "JsonFileError", "RECORD_BYTES", "RESULT_BYTES", "json_error_text",
+           "read_json_object", "size_text"]
 
 # Caps on what is read into memory. A cohort's bookkeeping (completion, attempt, failure, forced-run and lock
 # records) holds a few fixed fields: some hundred bytes.
@@ -40,6 +40,71 @@ class JsonFileError(InputError):
         super().__init__(f"{path}: {reason}")
         self.path = Path(path)
         self.reason = reason
+
+
+# what may follow a JSON text cut short: white space, or the zero bytes of a file allocated whole before its data
+JSON_TRAILING = " \t\r\n\0"
+# json's words (its JSONDecodeError's ``msg``) in medseg's
+_JSON_WORDS = {
+    "Expecting value": "a value was expected",
+    "Expecting ',' delimiter": "a ',' or a closing bracket was expected",
+    "Expecting ':' delimiter": "a ':' was expected after the key",
+    "Expecting property name enclosed in double quotes": "a key in double quotes was expected",
+    "Invalid control character at": "a control character (a tab or a line break) inside a string; write it as \\t "
+                                    "or \\n",
+    "Invalid \\escape": "an invalid backslash escape inside a string (a backslash, as a Windows path's, is written "
+                        "\\\\)",
+    "Invalid \\uXXXX escape": "an invalid \\u escape inside a string (four hex digits follow \\u)",
+    "Extra data": "more text follows the JSON value (a stray bracket, or two JSON texts in one file)",
+}
+
+
+def json_error_text(error: json.JSONDecodeError) -> str:
+    """What is wrong with a JSON text, from ``json``'s error, in medseg's words and without the file's name: cut
+    short (the text ends, or turns to zero bytes, before its JSON does: an interrupted copy or save), else what
+    was expected where: ``not valid JSON at line 4, column 17: a ',' or a closing bracket was expected``, which names
+    the place as an editor does (json's own, "Expecting ',' delimiter: line 4 column 17 (char 63)", said nothing of
+    a file cut short)."""
+    doc, pos = error.doc, error.pos
+    end = len(doc.rstrip(JSON_TRAILING))
+    if pos >= end or error.msg.startswith("Unterminated string"):  # the scanner ran off the end of the text
+        line = doc.count("\n", 0, end) + 1
+        column = end - (doc.rfind("\n", 0, end) + 1)  # of its last character
+        inside = "inside a string" if error.msg.startswith("Unterminated string") else None
+        brackets = _open_brackets(doc[:end])
+        if inside is None:
+            inside = f"with {brackets} bracket{'s' if brackets != 1 else ''} unclosed" if brackets else "early"
+        zeros = "; zero bytes follow it" if "\0" in doc[end:] else ""
+        return (f"not valid JSON: cut short, it ends at line {line}, column {column} {inside}{zeros} (an interrupted "
+                "copy or save, or a closing bracket or quote missing)")
+    words = _JSON_WORDS.get(error.msg, error.msg)
+    before = doc[:pos].rstrip(" \t\r\n")
+    if doc[pos:pos + 1] in ("}", "]") and before.endswith(","):  # {"a": 1,} and [1,]: json expects more after it
+        words = "a comma before a closing bracket (JSON allows no trailing comma)"
+    elif error.msg.startswith("Expecting property name") and doc[pos:pos + 1] == "'":
+        words = "a key in single quotes; JSON's keys are in double quotes"
+    return f"not valid JSON at line {error.lineno}, column {error.colno}: {words}"
+
+
+def _open_brackets(text: str) -> int:
+    """How many brackets of ``text`` (a JSON text cut short) are open at its end, strings skipped."""
+    depth, in_string, escaped = 0, False, False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+            continue
+        if character == '"':
+            in_string = True
+        elif character in "{[":
+            depth += 1
+        elif character in "}]":
+            depth = max(depth - 1, 0)
+    return depth
 
 
 def size_text(size: int) -> str:
@@ -99,7 +164,9 @@ def read_json_object(path: Path | str, max_bytes: int | None, what: str = "a med
         raise JsonFileError(path, f"not UTF-8 text ({undecodable(error)})") from error
     except RecursionError as error:  # json's own error for brackets nested thousands deep
         raise JsonFileError(path, "JSON nested too deeply") from error
-    except ValueError as error:  # JSONDecodeError, and an integer of more digits than int() converts
+    except json.JSONDecodeError as error:  # was json's words alone: "Expecting ',' delimiter: line 1 column 8 …"
+        raise JsonFileError(path, json_error_text(error)) from error
+    except ValueError as error:  # an integer of more digits than int() converts
         raise JsonFileError(path, str(error)) from error
     if not isinstance(value, dict):
         raise JsonFileError(path, f"holds a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, not an "

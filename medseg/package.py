@@ -284,11 +284,10 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
     except DuplicateKeyError as error:
         raise ModelPackageError(f"{config_path}: the key {error.key!r} appears twice in one object; JSON readers "
                                 "keep only one of them, so say it once") from error
-    except json.JSONDecodeError as error:
-        if error.pos >= len(error.doc.rstrip(_TRAILING)):  # the text ended (or turned to zero bytes) mid-object
-            raise ModelPackageError(f"{config_path}: not valid JSON: it ends before its JSON does ({error}): cut "
-                                    "short by an interrupted copy, or a closing bracket is missing") from error
-        raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
+    except json.JSONDecodeError as error:  # cut short (or turned to zero bytes) mid-object, or where it goes wrong
+        from medseg.jsonfile import json_error_text
+
+        raise ModelPackageError(f"{config_path}: {json_error_text(error)}") from error
     except (UnicodeDecodeError, RecursionError) as error:
         raise ModelPackageError(f"{config_path}: not valid JSON ({error})") from error
     except OSError as error:
@@ -336,9 +335,6 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
         log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
                     "until then the package is the one written before it", path, unfinished_text(unfinished))
     return package
-
-
-_TRAILING = " \t\r\n\0"  # what follows a JSON text cut short: white space, or the zero bytes of a file allocated whole
 
 
 def _cut_short(raw: bytes) -> str | None:

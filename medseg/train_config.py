@@ -234,6 +234,10 @@ def read_config(path: Path | str) -> dict:
                     config[key] = str(config[key])
         else:
             config = json.loads(text, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as error:  # was json's words alone ("Expecting ',' delimiter: line 3 column 5 …")
+        from medseg.jsonfile import json_error_text
+
+        raise TrainingError(f"{path}: {json_error_text(error)}") from error
     except Exception as error:  # noqa: BLE001 - any parse error is a config error
         detail = " ".join(str(error).split())
         kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"  # what it was parsed as (a .txt: JSON)

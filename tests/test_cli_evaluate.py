@@ -431,7 +431,8 @@ def test_the_same_file_as_prediction_and_reference_and_empty_paths_are_usage_err
 def test_an_unreadable_sidecar_is_warned_about(pair, tmp_path, capsys, caplog):
     """A corrupt sidecar was passed over without a word: the labels went unnamed and --model unchecked."""
     pred, ref = pair
-    for text, why in (("{x", "Expecting property name"), ("[1]", "holds a JSON list, not an object"),
+    for text, why in (("{x", "not valid JSON at line 1, column 2: a key in double quotes was expected"),
+                      ("[1]", "holds a JSON list, not an object"),
                       ('{"labels": "ball"}', "its 'labels' is not an object")):
         (tmp_path / "case7_seg.json").write_text(text)
         caplog.clear()

@@ -332,7 +332,7 @@ def test_a_dataset_json_without_names_is_passed_over_with_a_warning(tmp_path, ca
             path.write_text(text)
             assert read_dataset_json(path) is None
     assert caplog.text.count(f"{path}: no \"labels\" mapping of label values and names; labels are named label_N") == 3
-    assert f"{path}: not read (Expecting property name" in caplog.text
+    assert f"{path}: not read (not valid JSON at line 1, column 2: a key in double quotes was expected)" in caplog.text
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"labels": {"0": "background", "1": "a"}}).encode())
     assert read_dataset_json(path).names == {0: "background", 1: "a"}
     path.write_text(json.dumps({"labels": {"0": 0, "1": 1}}))  # names that are numbers, in nnU-Net v2's form
@@ -446,7 +446,8 @@ def test_dataset_json_of_linked_folders_and_of_runs_started_without_one(tiny_set
 
 
 @pytest.mark.parametrize(("content", "reason"), [
-    (b'{"training": [', "Expecting value: line 1 column 15 (char 14)"),
+    (b'{"training": [', "not valid JSON: cut short, it ends at line 1, column 14 with 2 brackets unclosed (an "
+                        "interrupted copy or save, or a closing bracket or quote missing)"),
     (codecs.BOM_UTF32_LE + '{"labels": {}}'.encode("utf-32-le"), "saved as UTF-32; save it as UTF-8"),
 ])
 def test_an_unreadable_dataset_json_with_c_is_one_warning_naming_what_goes_unused(tmp_path, capsys, caplog, content,

@@ -416,3 +416,46 @@ def test_an_empty_record_is_named_so_not_in_jsons_words(tmp_path, reader, data, 
     column 1 (char 0)"."""
     outcome = _outcome(tmp_path, reader, lambda path: path.write_bytes(data))
     _expect(reader, outcome, said)
+
+
+@pytest.mark.parametrize("text, said", [
+    ('{\n  "a": 1,\n  "b": [1, 2', "not valid JSON: cut short, it ends at line 3, column 12 with 2 brackets "
+                                  "unclosed (an interrupted copy or save, or a closing bracket or quote missing)"),
+    ('{"a": "x\\"y', "not valid JSON: cut short, it ends at line 1, column 11 inside a string (an interrupted copy or "
+                    "save, or a closing bracket or quote missing)"),
+    ('{"a": "}", "b": [{"c": 1}]' + "\0" * 64, "not valid JSON: cut short, it ends at line 1, column 26 with 1 "
+                                               "bracket unclosed; zero bytes follow it (an interrupted copy or save, "
+                                               "or a closing bracket or quote missing)"),
+    ('{"a": 1\n "b": 2}', "not valid JSON at line 2, column 2: a ',' or a closing bracket was expected"),
+    ('{"a": [1, 2,]}', "not valid JSON at line 1, column 13: a comma before a closing bracket (JSON allows no "
+                       "trailing comma)"),
+    ("{'a': 1}", "not valid JSON at line 1, column 2: a key in single quotes; JSON's keys are in double quotes"),
+    ('{"a": 1}}', "not valid JSON at line 1, column 9: more text follows the JSON value (a stray bracket, or two JSON "
+                  "texts in one file)"),
+    ('{"path": "C:\\scans"}', "not valid JSON at line 1, column 13: an invalid backslash escape inside a string (a "
+                              "backslash, as a Windows path's, is written \\\\)"),
+])
+def test_json_errors_say_where_and_whether_the_file_was_cut_short(tmp_path, text, said):
+    """A file cut mid-way was refused in json's bare words ("Expecting ',' delimiter: line 3 column 13 (char 27)"),
+    which said nothing of a file cut short; the place is given as an editor gives it (line, column)."""
+    path = tmp_path / "record.json"
+    path.write_text(text)
+    with pytest.raises(JsonFileError) as caught:
+        read_json_object(path, None)
+    assert str(caught.value) == f"{path}: {said}"
+
+
+def test_a_training_config_and_a_dataset_json_cut_short_are_named_so(tmp_path):
+    from medseg.io.dataset_json import read_document
+    from medseg.train_config import read_config
+
+    cut = ('{\n  "name": "m",\n  "labels": {"0": "background", "1": "a"', "it ends at line 3, column 40 with 2 "
+           "brackets unclosed (an interrupted copy or save, or a closing bracket or quote missing)")
+    config = tmp_path / "config.json"
+    config.write_text(cut[0])
+    with pytest.raises(TrainingError) as caught:  # was "not valid JSON (Expecting ',' delimiter: line 3 column 42 …)"
+        read_config(config)
+    assert str(caught.value) == f"{config}: not valid JSON: cut short, {cut[1]}"
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(cut[0])
+    assert read_document(dataset) == (None, f"not valid JSON: cut short, {cut[1]}")

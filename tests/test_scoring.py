@@ -50,7 +50,7 @@ def test_the_sidecars_record_is_read(pair):
     ("[]", "holds a JSON list, not an object"),
     ('{"labels": "ellipsoid"}', "its 'labels' is not an object"),
     ('{"labels": {"one": "ellipsoid"}}', "invalid literal"),
-    ("{", "Expecting property name"),
+    ("{", "not valid JSON: cut short, it ends at line 1, column 1 with 1 bracket unclosed"),
     ("[" * 100000 + "]" * 100000, "JSON nested too deeply"),  # json's RecursionError was a traceback
 ])
 def test_a_sidecar_that_cannot_be_read_is_named_with_why(tmp_path, text, why):

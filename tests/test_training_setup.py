@@ -229,7 +229,7 @@ def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(
     dataset.write_text("{not json")  # was passed over in silence, its training list with it
     assert _exit_code(_train_cli(images, labels, tmp_path / "m3", *args)) == 0
     assert [line for line in capsys.readouterr().err.splitlines() if "dataset.json" in line] == [
-        f"warning: {dataset}: not read (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+        f"warning: {dataset}: not read (not valid JSON at line 1, column 2: a key in double quotes was expected); "
         "its training list and label names are not used (the cases are paired by file name; the labels are named as "
         f"{config_file} names them)"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.io.files import absent_content, undecodable
-from medseg.jsonfile import size_text
+from medseg.jsonfile import json_error_text, size_text
 from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
 
@@ -107,7 +107,9 @@ def read_document(path: Path | str) -> tuple[object, str | None]:
         bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
         encoding = "UTF-16" if error.encoding.startswith("utf-16") else "UTF-8"
         return None, f"not {encoding} text: {undecodable(error, bom)}; save it as UTF-8"
-    except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, or more than the cap
+    except json.JSONDecodeError as error:  # was json's words alone ("Expecting ',' delimiter: line 3 column 5 …")
+        return None, json_error_text(error)
+    except (OSError, ValueError) as error:  # ValueError: more than the cap
         return None, " ".join(str(error).split())
     except RecursionError:  # json's own error for brackets nested thousands deep, which no dataset.json holds
         return None, "nested too deeply to be a dataset.json"
