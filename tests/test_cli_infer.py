@@ -247,6 +247,40 @@ def test_an_impossible_dimension_count_is_named_in_every_header_kind_and_reader(
                 reader(tmp_path / f"odd_{name}")
 
 
+def test_an_unknown_datatype_code_is_named_in_every_header_kind_and_reader(tmp_path, case, make_package, capsys):
+    """A datatype code NIfTI does not define (99) was "cannot read header (data code 99 not recognized)", nibabel's
+    words; it is called a corrupt header, with the code and the codes NIfTI has. The other inputs carry on."""
+    import struct
+
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_grid
+    from medseg.io.nifti import read_nifti
+
+    data = np.zeros((4, 4, 4), np.int16)
+    nib.save(nib.Nifti2Image(data, np.eye(4)), tmp_path / "two.nii")
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "little.nii")
+    swapped = nib.load(tmp_path / "little.nii").header.as_byteswapped(">")
+    nib.save(nib.Nifti1Image(data, np.eye(4), header=swapped), tmp_path / "big.nii")
+    said = ("corrupt header: its datatype code 99 is not one NIfTI defines (those of images and labels: 2 uint8, "
+            "4 int16, 8 int32, 16 float32, 64 float64, 256 int8, 512 uint16, 768 uint32); the file was damaged, or "
+            "written by a tool that does not follow NIfTI")
+    bad = []
+    for name, place, form in (("two.nii", 12, "<h"), ("big.nii", 70, ">h"), ("little.nii", 70, "<h")):
+        raw = bytearray((tmp_path / name).read_bytes())
+        raw[place:place + 2] = struct.pack(form, 99)
+        bad.append(tmp_path / f"odd_{name}.gz")
+        bad[-1].write_bytes(gzip.compress(bytes(raw)))
+        for reader in (read_grid, read_nifti):
+            with pytest.raises(ImageReadError) as caught:
+                reader(bad[-1])
+            assert str(caught.value) == f"{bad[-1]}: {said}"
+    code, out, err = run(["infer", str(bad[0]), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                         capsys)
+    assert code == 1 and f"medseg: error: {bad[0]}: {said}\n" in err and "Traceback" not in err
+    assert _files(tmp_path / "out") == [Path(case).name.replace(".nii.gz", "_seg.json"),
+                                        Path(case).name.replace(".nii.gz", "_seg.nii.gz")]
+
+
 def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
     job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""
