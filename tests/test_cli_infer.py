@@ -281,6 +281,37 @@ def test_an_unknown_datatype_code_is_named_in_every_header_kind_and_reader(tmp_p
                                         Path(case).name.replace(".nii.gz", "_seg.nii.gz")]
 
 
+@pytest.mark.parametrize("ending, said", [
+    (".nii.xz", "xz-compressed (.xz), which medseg does not read; undo it (xz -d scan.nii.xz)"),
+    (".nii.zst", "zstd-compressed (.zst), which this Python cannot read (it has no zstd: install the backports.zstd "
+                 "package, or use Python 3.14); undo it (zstd -d scan.nii.zst)"),
+    (".nii.ZIP", "a ZIP archive (.ZIP), which medseg does not read; undo it (unzip scan.nii.ZIP)"),
+])
+def test_an_image_in_a_compression_medseg_does_not_read_fails_alone_naming_what_it_reads(
+        tmp_path, case, make_package, capsys, monkeypatch, ending, said):
+    """A .nii.zst without zstd ended the whole batch in nibabel's TripWireError traceback; a .nii.xz was "not a NIfTI
+    image (Cannot work out file type …)". Each is one line naming what medseg reads; the other inputs carry on."""
+    import lzma
+
+    from medseg.errors import ImageReadError
+    from medseg.io import compression
+    from medseg.io.images import read_grid
+
+    monkeypatch.setattr(compression, "zstd_available", lambda: False)  # as here; where it is, nibabel reads .zst
+    bad = tmp_path / f"scan{ending}"
+    bad.write_bytes(lzma.compress(gzip.decompress(Path(case).read_bytes())))  # its content is never looked at
+    expected = (f"{bad}: {said} or give one of .nii, .nii.gz, .nii.bz2, .nii.zst (with zstd), .hdr/.img (and .gz), "
+                ".nrrd, .nhdr, .mha, .mhd, or a DICOM folder")
+    code, _, err = run(["infer", str(bad), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                       capsys)
+    assert code == 1 and f"medseg: error: {expected}\n" in err and "Traceback" not in err
+    assert err.rstrip().endswith(f"medseg: 1 of 2 inputs failed ({bad})")
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    with pytest.raises(ImageReadError) as caught:  # the header-only reader (the report, training's pairing)
+        read_grid(bad)
+    assert str(caught.value) == expected
+
+
 def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
     job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""

@@ -17,6 +17,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
 from medseg.errors import ImageReadError, InputError, first_line
 from medseg.io.atomic import sha256_of
+from medseg.io.compression import unsupported_compression
 from medseg.io.files import (
     apple_double,
     check_present,
@@ -330,6 +331,9 @@ def load_image(path: Path | str, mmap: bool | str = True):
     a device is refused (:func:`check_regular_file`)."""
     path = Path(path)
     check_regular_file(path)
+    compressed = unsupported_compression(path)
+    if compressed is not None:  # .nii.xz: "Cannot work out file type"; .nii.zst without zstd: a traceback
+        raise ImageReadError(compressed)
     check_present(path)  # a dataset's pointer file: "named .gz but not gzip-compressed" said nothing of the fix
     resource_fork = apple_double(path)
     if resource_fork is not None:  # "named .gz but not gzip-compressed" said nothing of what it is
