@@ -53,6 +53,7 @@ __all__ = [
     "read_record",
     "readable_again",
     "unavailable",
+    "unread_compressions",
     "unreadable_path",
     "write_json",
 ]
@@ -99,6 +100,22 @@ def input_files(path: Path | str, modalities: int = 1) -> list[Path]:
     from medseg.io.channels import channel_files
 
     return channel_files(path, modalities) or [Path(path)]
+
+
+def unread_compressions(samples, modalities: int = 1) -> list[tuple[str, str]]:
+    """``(case_id, error line)`` for each sample whose image (any of its channel files) or reference is named with a
+    compression medseg does not read (:func:`medseg.io.compression.unsupported_compression`: ``scan.nii.xz``, a
+    ``.nii.zst`` without zstd). Its case fails when it runs, as infer refuses such a file; planning, which counts
+    each input's voxels from its header, counted it as none without a word, so the workflow warns of them first."""
+    from medseg.io.compression import unsupported_compression
+
+    found = []
+    for sample in samples:
+        paths = [*input_files(sample.image, modalities), *([sample.reference] if sample.reference else [])]
+        error = next((text for text in map(unsupported_compression, paths) if text is not None), None)
+        if error is not None:
+            found.append((sample.case_id, error))
+    return found
 
 
 def content_sha256(path: Path | str, series: str | None = None, modalities: int = 1) -> str | None:

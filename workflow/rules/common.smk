@@ -256,6 +256,13 @@ if _missing and workflow.is_main_process:
         + records.not_fetched(f for s in _missing for f in records.input_files(s.image, _MODALITIES))
     )
 _away = {s.case_id for s in _missing}  # each image looked at once: a DICOM folder is walked for it
+_uncompressed = records.unread_compressions([s for s in SAMPLES if s.case_id not in _away], _MODALITIES)
+if _uncompressed and workflow.is_main_process:  # planning counted their voxels as none, without a word
+    logger.warning(
+        f"{len(_uncompressed)} of {len(SAMPLES)} cases name a file in a compression medseg does not read; these cases fail "
+        "as bad input, the others run: " + ", ".join(case for case, _ in _uncompressed[:10])
+        + (" ..." if len(_uncompressed) > 10 else "") + f" (e.g. {_uncompressed[0][1]})"
+    )
 _no_reference = [s for s in SAMPLES if s.case_id not in _away and records.unavailable(s.reference)]
 if _no_reference and workflow.is_main_process:
     logger.warning(
