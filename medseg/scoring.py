@@ -295,6 +295,7 @@ def evaluate_files(
     where no name does), and a SEG reference of a prediction made from an image file (dcm2niix's NIfTI of the
     series) or without a sidecar is placed by its frames' own geometry on the prediction's grid."""
     from medseg.errors import MedsegError
+    from medseg.grid_match import check_header_shape
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
     from medseg.io.images import read_grid
@@ -302,7 +303,7 @@ def evaluate_files(
     from medseg.io.nifti import files_read
     from medseg.io.pairs import file_signature
     from medseg.label_values import label_values
-    from medseg.metrics import check_header_shape, evaluate_volumes
+    from medseg.metrics import evaluate_volumes
     from medseg.numbers import values_text
 
     pred_path, ref_path = path_argument(pred_path, "the prediction"), path_argument(ref_path, "the reference")

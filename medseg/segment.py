@@ -298,9 +298,9 @@ def segment_case(
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
     ref_volume = None
     if reference is not None:
+        from medseg.grid_match import check_same_grid, place_onto_grid
         from medseg.io.files import is_dicom_file
         from medseg.io.label_images import read_reference
-        from medseg.metrics import check_same_grid, place_onto_grid
 
         check_reference_exists(reference, input_path)
         reference_signature = file_signature(reference)
@@ -308,8 +308,8 @@ def segment_case(
             ref_volume = _seg_reference(reference, volume, segmenter.package.labels, segmenter.package.label_codes)
             ref_volume.source_sha256 = sha256_of(reference)
         else:
+            from medseg.grid_match import check_header_shape
             from medseg.io.nifti import files_read
-            from medseg.metrics import check_header_shape
 
             check_header_shape(input_path, volume.shape[:3], reference, outcome="nothing segmented or written",
                                affine=volume.affine)

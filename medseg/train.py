@@ -656,8 +656,8 @@ def _input_grid_scores(segmenter: Segmenter, cases: list[TrainCase], labels: lis
     """As :func:`_validation_scores`, but each validation volume read from its file, segmented and mapped back onto
     its own grid as ``medseg infer`` does, and scored against its label file: what a user of a resampling package
     gets (model-space scores compare against a resampled label)."""
+    from medseg.grid_match import place_onto_grid
     from medseg.io.nifti import read_nifti
-    from medseg.metrics import place_onto_grid
     from medseg.preprocess import build_transforms, invert_labels, to_model_space
     from medseg.training_cases import read_case_image
 

@@ -484,8 +484,8 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
     A label in another voxel order (LPS beside RAS) is re-indexed, and one that is a box of its image's voxel lattice
     (3D Slicer's cropped segmentation) zero-padded, not named. Empty where none is, or a header cannot be read
     (reading the case names that)."""
+    from medseg.grid_match import grid_offset_mm, grid_tolerance_mm, sub_box_placement
     from medseg.io.images import read_grid
-    from medseg.metrics import grid_offset_mm, grid_tolerance_mm, sub_box_placement
 
     shapes, placed = [], []
     for case in cases:
@@ -647,9 +647,9 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
     from monai.data import MetaTensor
 
     from medseg.errors import GeometryError
+    from medseg.grid_match import check_same_grid, place_onto_grid
     from medseg.io.label_images import header_scaling_note
     from medseg.io.nifti import read_nifti
-    from medseg.metrics import check_same_grid, place_onto_grid
     from medseg.preprocess import (
         apply_transforms,
         check_finite,

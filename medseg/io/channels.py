@@ -123,9 +123,9 @@ def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[s
     ``(X, Y, Z, C)``, on the first file's grid, with its header; its hash is that of all the files in order. Each
     must be one 3D volume on the first one's grid (the same shape, voxels placed within the scoring tolerance):
     another is a :class:`~medseg.errors.GeometryError` naming it. ``names``: the modalities, for messages."""
+    from medseg.grid_match import grid_displacement_mm, grid_tolerance_mm
     from medseg.io.atomic import sha256_of
     from medseg.io.nifti import read_nifti
-    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm
 
     paths = [Path(p) for p in paths]
     first = read_nifti(paths[0], hash_input=False)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from medseg.allocator import release_free_memory
 from medseg.errors import InputError, MedsegError
+from medseg.grid_match import GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
 from medseg.io.files import path_argument
-from medseg.metrics import EMPTY_MASK_POLICY, GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS, SURFACE_DEFINITION, jsonable
+from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
 from medseg.report.checks import check_segmentation
 from medseg.report.collect import CaseResult, add_expected_cases, check_sources, collect_results, label_key
 from medseg.report.figures import label_colour

@@ -145,7 +145,7 @@ def _scored_as_box(metrics: dict | None, shape, affine, reference_shape, referen
                    tolerance_mm: float | None = None) -> bool:
     """Whether the metrics scored the reference as a box of the prediction's grid (``reference_sub_box``, 3D Slicer's
     cropped segmentation) and the two headers still place it there (then the prediction has more voxels)."""
-    from medseg.metrics import sub_box_placement
+    from medseg.grid_match import sub_box_placement
 
     box = (metrics or {}).get("reference_sub_box")
     if not isinstance(box, dict) or list(box.get("shape") or ()) != [int(n) for n in reference_shape]:
@@ -204,8 +204,8 @@ def border_voxels(labels: np.ndarray) -> dict[str, dict[str, int]]:
 
 def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> SegmentationCheck:
     """Read a case's segmentation (if any) and check its border contact and its grid against the sidecar (within
-    ``tolerance_mm``, by default scoring's :func:`medseg.metrics.grid_tolerance_mm` of its grid)."""
-    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm
+    ``tolerance_mm``, by default scoring's :func:`medseg.grid_match.grid_tolerance_mm` of its grid)."""
+    from medseg.grid_match import grid_displacement_mm, grid_tolerance_mm
 
     if case.status == "failed" and not case.failed_at_scoring:  # no segmentation of this run to check
         return SegmentationCheck(path=None)
@@ -254,9 +254,9 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     """Is the input image, as it is now, on the segmentation's grid; and the reference (allowing the same voxels
     in another order, which scoring re-indexes)?"""
     from medseg.errors import MedsegError
+    from medseg.grid_match import grid_displacement_mm, grid_reordering, on_tilt_grid, sub_box_placement
     from medseg.io.files import is_dicom_file
     from medseg.io.images import read_grid
-    from medseg.metrics import grid_displacement_mm, grid_reordering, on_tilt_grid, sub_box_placement
 
     shape = tuple(check.shape)
     image_path = case.input_path()
@@ -322,7 +322,7 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
     if any(flips):
         labels = np.flip(labels, axis=[t for t in range(3) if flips[t]])
     if start is not None and shape is not None:  # a box reaching past the grid was scored cropped to it
-        from medseg.metrics import box_on_grid
+        from medseg.grid_match import box_on_grid
 
         part, region = box_on_grid(start, labels.shape, shape)
         padded = np.zeros(shape, dtype=labels.dtype)

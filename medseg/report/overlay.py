@@ -231,10 +231,10 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     reference holding the same voxels in another order is re-indexed, as scoring does). Grid problems are
     flagged by :func:`medseg.report.checks.check_segmentation` for every case; here they only leave a layer out."""
     from medseg.errors import GeometryError, MedsegError
+    from medseg.grid_match import grid_displacement_mm, grid_tolerance_mm, place_onto_grid, reorder_onto_grid
     from medseg.io.dicom import SeriesGrid, read_dicom_grid
     from medseg.io.files import os_reason
     from medseg.io.images import read_image
-    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm, place_onto_grid, reorder_onto_grid
     from medseg.report.checks import read_case_labels, read_segmentation
     from medseg.volume import Volume
 
