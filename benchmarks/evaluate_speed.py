@@ -89,6 +89,7 @@ def peak_memory(call) -> int:
 def step_times(pred_path: Path, ref_path: Path) -> dict[str, float]:
     """Seconds of each step of scoring with the speed-ups (reads, label values, counts and boxes, surfaces)."""
     import medseg.metrics as metrics
+    import medseg.surface_metrics as surface_metrics
     from medseg.io.label_images import read_prediction, read_reference
     from medseg.label_values import label_values
 
@@ -106,7 +107,7 @@ def step_times(pred_path: Path, ref_path: Path) -> dict[str, float]:
         set(label_values(pred.array).tolist()) | set(label_values(ref.array).tolist()) - {0}))
     counted = timed("counts and boxes", lambda: metrics._LabelCounts(pred.array, ref.array, values))
     for value in values:
-        timed("surface distances (edges, MONAI's distances)", lambda value=value: metrics._surface_metrics(
+        timed("surface distances (edges, MONAI's distances)", lambda value=value: surface_metrics._surface_metrics(
             pred.array, ref.array, value, counted.box(value), pred.spacing_mm))
     return times
 

@@ -22,8 +22,8 @@ SLAB_VOXELS = 1 << 23
 # (8.6 bytes per voxel measured on a 512×512×1500 CT, the interpreter and torch included)
 COPY_BYTES_PER_VOXEL = 12
 # scoring against a reference, once the inference's arrays are freed: the labels and the reference (2), two edge
-# volumes of a label's box (2), a distance map (medseg.metrics' DISTANCE_MAP_BYTES_PER_VOXEL, 6) and the edge voxels'
-# arrays beside it (int32 indices and float32 distances, 16 bytes a query edge voxel; the k-d tree of the other
+# volumes of a label's box (2), a distance map (medseg.surface_metrics' DISTANCE_MAP_BYTES_PER_VOXEL, 6) and the edge
+# voxels' arrays beside it (int32 indices and float32 distances, 16 bytes a query edge voxel; the k-d tree of the other
 # mask's edge voxels, scipy's, 43 bytes each). Peak resident memory beyond the process's own, the labels included
 # (medseg.metrics.evaluate_volumes; benchmarks/README.md): a smooth prediction 6.6-8.4 bytes a voxel, one with 5 % of
 # its voxels knocked out 14.4-23.0, random noise over the volume (half of it, every predicted voxel an edge, whose

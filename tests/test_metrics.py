@@ -907,7 +907,7 @@ def test_a_speckled_prediction_on_a_sheared_grid_searches_trees_of_larger_leaves
     is the one scipy's default tree finds, bit for bit, and so are HD95 and ASSD."""
     from scipy.spatial import cKDTree
 
-    import medseg.metrics as metrics
+    import medseg.surface_metrics as surface_metrics
 
     built = []
     real = cKDTree
@@ -925,15 +925,15 @@ def test_a_speckled_prediction_on_a_sheared_grid_searches_trees_of_larger_leaves
     columns = np.diag([0.7, 0.7, 2.5])
     columns[1, 2] = 2.5 * math.tan(math.radians(20))
     box = tuple(slice(0, n) for n in shape)
-    edges = [metrics._mask_edges(array, 1, box) for array in (pred, ref)]
-    found = metrics._world_distances(edges, columns)
+    edges = [surface_metrics._mask_edges(array, 1, box) for array in (pred, ref)]
+    found = surface_metrics._world_distances(edges, columns)
     assert built == [{"leafsize": 64, "compact_nodes": False}] * 2
     points = [np.argwhere(e) @ columns.T for e in edges]
     expected = (real(points[1]).query(points[0])[0], real(points[0]).query(points[1])[0])
     for ours, theirs in zip(found, expected):
         assert ours.dtype == np.float64
         np.testing.assert_array_equal(ours, theirs)
-    hd95, assd = metrics._surface_metrics(pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
+    hd95, assd = surface_metrics._surface_metrics(pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
     assert (hd95, assd) == (max(np.percentile(expected[0], 95), np.percentile(expected[1], 95)),
                             np.concatenate(expected).mean())
     assert expected[0].max() > 10 * 0.7  # edges well inside the reference
@@ -1201,8 +1201,9 @@ def test_surface_edges_are_found_a_slab_at_a_time(monkeypatch):
     import tracemalloc
 
     import medseg.metrics as metrics
+    import medseg.surface_metrics as surface_metrics
 
-    monkeypatch.setattr(metrics, "EDGE_BLOCK", 1 << 14)
+    monkeypatch.setattr(surface_metrics, "EDGE_BLOCK", 1 << 14)
     monkeypatch.setattr(metrics._LabelCounts, "BLOCK", 1 << 14)  # (its int64 slab counts are not at issue here)
     shape = (160, 160, 160)
     ref = np.zeros(shape, np.uint8)
@@ -1299,6 +1300,7 @@ def test_fortran_ordered_labels_score_as_label_by_label_in_c_order(seed):
     the one of the path that counts, boxes and measures each label on its own (uint64 arrays in C order), on
     random labels touching the faces, single voxels, empty masks on either side and 2D images."""
     import medseg.metrics as metrics
+    import medseg.surface_metrics as surface_metrics
 
     pred, ref, affine = _random_labels(seed)
     labels = {value: f"l{value}" for value in range(5)}
@@ -1308,7 +1310,7 @@ def test_fortran_ordered_labels_score_as_label_by_label_in_c_order(seed):
     for value, entry in fast.items():
         if entry["status"] == "ok" and np.array_equal(pred == int(value), ref == int(value)):
             box = metrics._bounding_box(ref == int(value))
-            assert (entry["hd95_mm"], entry["assd_mm"]) == metrics._surface_metrics(
+            assert (entry["hd95_mm"], entry["assd_mm"]) == surface_metrics._surface_metrics(
                 pred, ref, int(value), box, np.diag(affine)[:3]) == (0.0, 0.0)
 
 

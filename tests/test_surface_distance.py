@@ -8,6 +8,7 @@ from monai.metrics.utils import get_surface_distance
 
 import medseg.metrics as metrics
 import medseg.surface_distance as surface_distance
+import medseg.surface_metrics as surface_metrics
 from medseg.surface_distance import MAP_BYTES_PER_VOXEL, directed_distances
 
 
@@ -18,7 +19,7 @@ def _ellipsoid(shape, centre, radii) -> np.ndarray:
 
 def _edges(mask: np.ndarray) -> np.ndarray:
     box = tuple(slice(0, n) for n in mask.shape)
-    return metrics._mask_edges(mask.astype(np.uint8), 1, box)
+    return surface_metrics._mask_edges(mask.astype(np.uint8), 1, box)
 
 
 def _random_pair(rng, kind: str, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -76,9 +77,9 @@ def test_a_speckled_prediction_takes_the_map_and_scores_as_monai(monkeypatch):
     monkeypatch.setattr(surface_distance, "_cheapest_plan", lambda *args: plans.append(real(*args)) or plans[-1])
     box = metrics._bounding_box((pred == 1) | (ref == 1))
     spacing = (0.7, 0.7, 2.5)
-    hd95, assd = metrics._surface_metrics(pred, ref, 1, box, spacing)
+    hd95, assd = surface_metrics._surface_metrics(pred, ref, 1, box, spacing)
 
-    edges = [metrics._mask_edges(array, 1, box) for array in (pred, ref)]
+    edges = [surface_metrics._mask_edges(array, 1, box) for array in (pred, ref)]
     forward, backward = (np.asarray(get_surface_distance(a, b, distance_metric="euclidean", spacing=spacing),
                                     dtype=np.float64) for a, b in (edges, edges[::-1]))
     expected_hd95 = max(np.percentile(forward, 95), np.percentile(backward, 95))
@@ -273,7 +274,7 @@ def test_the_figures_of_both_directions_are_the_float64_ones_in_a_third_of_the_m
     expected = (max(float(np.percentile(old_forward, 95)), float(np.percentile(old_backward, 95))),
                 float(np.concatenate([old_forward, old_backward]).mean()))
     del old_forward, old_backward
-    (hd95, assd), peak = _traced_peak(metrics._hd95_and_mean, forward, backward)
+    (hd95, assd), peak = _traced_peak(surface_metrics._hd95_and_mean, forward, backward)
     assert (hd95, assd) == expected
     assert peak <= 8 * (len(forward) + len(backward)) + 65536
 
@@ -286,14 +287,14 @@ def test_scoring_a_noise_prediction_stays_within_what_the_guard_charges(monkeypa
     from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL
 
     monkeypatch.setattr(surface_distance, "CHUNK", 4096, raising=False)
-    monkeypatch.setattr(metrics, "DISTANCE_MAP_MIN_BYTES", 0)
+    monkeypatch.setattr(surface_metrics, "DISTANCE_MAP_MIN_BYTES", 0)
     rng = np.random.default_rng(4)
     shape = (112, 112, 64)
     ref = _ellipsoid(shape, [n / 2 for n in shape], (54, 54, 30)).astype(np.uint8)
     pred = (rng.random(shape) < 0.5).astype(np.uint8)
     box = tuple(slice(0, n) for n in shape)
-    (hd95, assd), peak = _traced_peak(metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5))
-    tree_nodes = 12 * int(metrics._mask_edges(pred, 1, box).sum())
+    (hd95, assd), peak = _traced_peak(surface_metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5))
+    tree_nodes = 12 * int(surface_metrics._mask_edges(pred, 1, box).sum())
     assert (peak + tree_nodes + 2 * pred.size) / pred.size <= SCORING_BYTES_PER_VOXEL, peak / pred.size
     assert (hd95, assd) == (24.78023, 9.743754)  # as before, bit for bit
 
@@ -319,14 +320,14 @@ def test_scoring_a_noise_prediction_on_a_sheared_grid_stays_within_what_the_guar
     columns = np.diag([0.7, 0.7, 2.5])
     columns[1, 2] = 2.5 * math.tan(math.radians(20))
     small = tuple(slice(0, 8) for _ in shape)  # scipy's first-call allocations, outside the peak
-    metrics._surface_metrics(pred[small], ref[small] | 1, 1, small, (0.7, 0.7, 2.5), columns)
-    (hd95, assd), peak = _traced_peak(metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
-    tree_nodes = 12 * int(metrics._mask_edges(pred, 1, box).sum())
+    surface_metrics._surface_metrics(pred[small], ref[small] | 1, 1, small, (0.7, 0.7, 2.5), columns)
+    (hd95, assd), peak = _traced_peak(surface_metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
+    tree_nodes = 12 * int(surface_metrics._mask_edges(pred, 1, box).sum())
     assert (peak + tree_nodes + 2 * pred.size) / pred.size <= SCORING_BYTES_PER_VOXEL, peak / pred.size
-    edges = [metrics._mask_edges(array, 1, box) for array in (pred, ref)]
+    edges = [surface_metrics._mask_edges(array, 1, box) for array in (pred, ref)]
     points = [np.argwhere(e) @ columns.T for e in edges]
     expected = (cKDTree(points[1]).query(points[0])[0], cKDTree(points[0]).query(points[1])[0])
-    for ours, theirs in zip(metrics._world_distances(edges, columns), expected):
+    for ours, theirs in zip(surface_metrics._world_distances(edges, columns), expected):
         assert ours.dtype == np.float64
         np.testing.assert_array_equal(ours, theirs)
     assert (hd95, assd) == (max(np.percentile(expected[0], 95), np.percentile(expected[1], 95)),

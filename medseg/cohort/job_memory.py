@@ -29,7 +29,7 @@ since MONAI's sampling grid is built a slab at a time, and the inference's slab 
 512×512×200 CT of 0.8×0.8×1.5 mm, 410×410×300 at 1 mm, 1,580 MB); the guard charges 12, and 12 with 64 a model-space
 voxel of the slab (0.54 GB at most; 40 a voxel while the grid was built whole). Scoring
 holds about 0.1-0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as
-float32, and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.metrics``'
+float32, and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.surface_metrics``'
 ``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.36 GB for 512×512×340 voxels, measured again), with about 55 bytes for each
 edge voxel beside it (16 since they are int32 indices and float32 distances, and 43 for each edge voxel of the other
 mask in its k-d tree): a prediction with 5 % of its voxels knocked out (edges in 14 % of its box) took 628 MB for
