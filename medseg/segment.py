@@ -192,7 +192,7 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
     except (MedsegError, OSError, ValueError):
         return
     if channels > 1:  # the channels are checked against the model's as the file is read
-        from medseg.io.nifti import channel_shape
+        from medseg.io.image_shape import channel_shape
 
         shape = channel_shape(shape)  # NIfTI's vector layout (X, Y, Z, 1, C) as (X, Y, Z, C)
         shape = shape[:3] if len(shape) == 4 else shape

@@ -419,8 +419,8 @@ def case_channels(cases: list[TrainCase]) -> int:
     4D image's last axis (from its header), else 1. Cases that differ are a :class:`TrainingError` naming the
     first that differs from the first case."""
     from medseg.errors import ImageReadError
+    from medseg.io.image_shape import channel_shape
     from medseg.io.images import read_grid
-    from medseg.io.nifti import channel_shape
 
     def channels(case: TrainCase) -> int:
         if case.channel_paths:

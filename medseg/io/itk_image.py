@@ -105,7 +105,7 @@ def _format(path: Path) -> str:
 
 
 def read_itk_grid(path: Path | str) -> tuple[tuple[int, ...], np.ndarray]:
-    """The shape (as :func:`medseg.io.nifti.shape_3d` takes it; a 4D image of several volumes is returned, not
+    """The shape (as :func:`medseg.io.image_shape.shape_3d` takes it; a 4D image of several volumes is returned, not
     refused) and RAS affine in mm of an NRRD / MetaImage file, from its header alone (no voxel is read). A data file
     that holds fewer bytes than the header declares is an :class:`ImageReadError` here already (30000³ voxels
     declared beside a data file of kB were otherwise taken at their word: "needs about 301749 GiB of memory")."""
@@ -121,7 +121,8 @@ def read_itk_image(path: Path | str, hash_input: bool = True, labels: bool = Fal
     slice (1 mm thick, noted in ``info``), a 4D image holding one volume is squeezed; several volumes, and voxels of
     more than one value (RGB, vectors), are refused in one line. ``role`` is named in the errors about the voxels'
     values."""
-    from medseg.io.nifti import _not_one_volume_text, as_3d, non_finite_error, shape_3d
+    from medseg.io.image_shape import _not_one_volume_text, as_3d, shape_3d
+    from medseg.io.nifti import non_finite_error
 
     path = Path(path)
     reader = _header(path)
@@ -197,7 +198,7 @@ def read_itk_region(path: Path | str, region: tuple[slice, ...]) -> np.ndarray |
     or infinite ones (as float32), what the libraries printed saying that something failed, a region that is not a
     box of the grid, a MetaImage of a list or pattern of data files; the caller reads the whole file then, for its
     values or its error."""
-    from medseg.io.nifti import shape_3d
+    from medseg.io.image_shape import shape_3d
 
     path = Path(path)
     reader = _header(path)
@@ -422,7 +423,7 @@ def _no_orientation(path: Path) -> str | None:
 
 
 def _shape(reader) -> tuple[int, ...]:
-    from medseg.io.nifti import shape_3d
+    from medseg.io.image_shape import shape_3d
 
     return shape_3d(tuple(int(n) for n in reader.GetSize()))
 

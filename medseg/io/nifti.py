@@ -28,6 +28,7 @@ from medseg.io.files import (
     not_there,
 )
 from medseg.io.free_space import DEFLATE_MAX_RATIO
+from medseg.io.image_shape import _not_one_volume_text, as_3d, channel_shape, shape_3d
 from medseg.io.pairs import companion
 from medseg.volume import Volume, bottom_row_text, singular_affine_text
 
@@ -814,40 +815,6 @@ def _has_spm_mat(image) -> bool:
     return bool(holder is not None and holder.filename and Path(holder.filename).is_file())
 
 
-def shape_3d(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape medseg reads an image as: a 2D image as one slice ``(X, Y, 1)``; trailing axes of size 1 beyond
-    the third dropped (a 4D or 5D image holding one volume). Any other shape is returned as it is, for the
-    caller to refuse."""
-    shape = tuple(int(n) for n in shape)
-    if len(shape) == 2:
-        return (*shape, 1)
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape
-
-
-def channel_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape a multi-channel reading takes an image as: :func:`shape_3d`'s, but a 4D image of several volumes
-    ``(X, Y, Z, C)`` kept, and NIfTI's vector layout ``(X, Y, Z, 1, C)`` read as ``(X, Y, Z, C)``. Any other shape
-    is returned as :func:`shape_3d` gives it, for the caller to refuse."""
-    shape = shape_3d(shape)
-    if len(shape) == 5 and shape[3] == 1:
-        return (*shape[:3], shape[4])
-    return shape
-
-
-def _not_one_volume_text(path: Path | str, shape: tuple[int, ...]) -> str:
-    """The error for an image of ``shape`` that is not one 3D volume (a 4D or 5D image holds several: time points,
-    channels or echoes; a model of one image a case takes one channel, and a label file is one volume)."""
-    text = f"{path}: expected a 3D volume, got shape {tuple(shape)}"
-    volumes = int(np.prod(shape[3:])) if len(shape) > 3 else 0
-    if volumes > 1:
-        text += (f": {volumes} volumes (time points or channels); a label image, or the input of a model of one "
-                 "image a case, is one volume per file (a model declaring that many modalities takes a 4D NIfTI's "
-                 "volumes as its channels), so save the one meant as a file of its own")
-    return text
-
-
 def grey_level_problem(path: Path | str, dtype: np.dtype) -> str | None:
     """The error for an image whose voxels are not one number each (complex, RGB), None where they are."""
     if dtype.kind in "biuf":
@@ -869,11 +836,6 @@ def non_finite_error(path: Path, array: np.ndarray, role: str | None = None) -> 
     given = f", given as the {role}" if role else ""
     return InputError(f"{path}: the image contains NaN or infinite voxels ({kinds}; the first at voxel index "
                       f"{first}){given}")
-
-
-def as_3d(array: np.ndarray) -> np.ndarray:
-    """``array`` in the shape of :func:`shape_3d` (a view: only axes of size 1 are added or dropped)."""
-    return array.reshape(shape_3d(array.shape))
 
 
 def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None) -> nib.Nifti1Image:

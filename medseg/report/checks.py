@@ -41,10 +41,10 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import nibabel as nib
 
     from medseg.errors import ImageReadError, InputError
+    from medseg.io.image_shape import as_3d
     from medseg.io.itk_image import is_itk_name
     from medseg.io.nifti import (
         affine_mm,
-        as_3d,
         check_voxels_fit,
         cut_short_text,
         grey_level_problem,
@@ -268,7 +268,7 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
             check.notes.append(f"input image not checked: {error}")
         else:
             if (case.sidecar or {}).get("modalities"):  # a 4D (or 5D vector) input of a multi-modal model
-                from medseg.io.nifti import channel_shape
+                from medseg.io.image_shape import channel_shape
 
                 grid = channel_shape(image_shape)
                 image_shape = tuple(grid[:3]) if len(grid) == 4 else image_shape

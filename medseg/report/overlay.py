@@ -346,7 +346,7 @@ def read_image_channels(path: Path):
 
 def _channel_grid(shape: tuple[int, ...]) -> tuple[int, ...]:
     """The grid of a multi-channel image's header shape: its first three axes (NIfTI's vector layout too)."""
-    from medseg.io.nifti import channel_shape
+    from medseg.io.image_shape import channel_shape
 
     shape = channel_shape(shape)
     return tuple(shape[:3]) if len(shape) == 4 else tuple(shape)
@@ -356,8 +356,8 @@ def _four_dimensional(path: Path, modalities) -> bool:
     """Whether ``path`` is a multi-modal model's 4D input (its sidecar records the model's ``modalities``; its header
     has a fourth axis longer than 1)."""
     from medseg.errors import MedsegError
+    from medseg.io.image_shape import channel_shape
     from medseg.io.images import read_grid
-    from medseg.io.nifti import channel_shape
 
     if not isinstance(modalities, list) or len(modalities) < 2:
         return False
