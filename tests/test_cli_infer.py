@@ -342,7 +342,7 @@ def test_the_header_checks_do_not_open_a_named_pipe(tmp_path):
     import threading
 
     from medseg.errors import ImageReadError
-    from medseg.io import nifti
+    from medseg.io import nifti, nifti_files
 
     pipe = tmp_path / "pipe.nii.gz"
     os.mkfifo(pipe)
@@ -355,8 +355,9 @@ def test_the_header_checks_do_not_open_a_named_pipe(tmp_path):
         except ImageReadError as error:
             outcomes["files_read"] = str(error)
 
-    checks = {"files_read": files_read, "header_start": lambda: outcomes.update(header_start=nifti._header_start(pipe)),
-              "gzip_cut_short": lambda: outcomes.update(gzip_cut_short=nifti._gzip_cut_short(pipe))}
+    checks = {"files_read": files_read,
+              "header_start": lambda: outcomes.update(header_start=nifti_files._header_start(pipe)),
+              "gzip_cut_short": lambda: outcomes.update(gzip_cut_short=nifti_files._gzip_cut_short(pipe))}
     for name, check in checks.items():
         thread = threading.Thread(target=check, daemon=True)
         thread.start()

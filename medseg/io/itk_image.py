@@ -346,7 +346,7 @@ def _header(path: Path):
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
     if path.is_dir():
         raise ImageReadError(f"{path}: a folder, not an image file")
-    from medseg.io.nifti import check_regular_file
+    from medseg.io.nifti_files import check_regular_file
 
     check_regular_file(path)  # a named pipe: SimpleITK would wait for a writer that may never come
     check_readable(path)

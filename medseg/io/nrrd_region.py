@@ -71,7 +71,7 @@ def read_nrrd_region(fields: dict[str, str], data: Path, start: int, parts: list
         return None  # gzip with a byte skip of -1: teem takes the stream's last bytes, decompressing it all
     if len(parts) != 3 or any(p.step != 1 or len(p) == 0 or p.start < 0 or p.stop > n for p, n in zip(parts, sizes)):
         return None
-    from medseg.io.nifti import _GZIP_DAMAGE
+    from medseg.io.nifti_files import _GZIP_DAMAGE
 
     try:
         with open(data, "rb") as handle:
@@ -133,7 +133,7 @@ def _raw_region(handle, dtype: np.dtype, sizes: list[int], byte_skip: int, parts
 def _gzip_region(handle, dtype: np.dtype, sizes: list[int], byte_skip: int, parts: list[range]) -> np.ndarray | None:
     """:func:`read_nrrd_region` of gzip data: the stream decompressed once, the box's rows kept, to the data's
     declared end (and the gzip trailer's check where the stream ends there)."""
-    from medseg.io.nifti import _gzip_reader
+    from medseg.io.nifti_files import _gzip_reader
 
     if handle.read(2) != b"\x1f\x8b":  # teem reads gzip streams alone
         return None

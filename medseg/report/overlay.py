@@ -388,7 +388,7 @@ def _image_file(path: Path, shape: tuple[int, ...], first_channel: bool = False)
     import nibabel as nib
 
     from medseg.io.itk_image import is_itk_name
-    from medseg.io.nifti import check_voxels_fit, load_image
+    from medseg.io.nifti_files import check_voxels_fit, load_image
 
     if is_itk_name(path):  # its header, read by SimpleITK, was found on the grid
         return ItkImageFile(path, shape) if not first_channel else None
