@@ -31,7 +31,8 @@ from medseg.io.dicom_series import (
     scan_folder,
     transfer_syntax,
 )
-from medseg.io.nifti import qform_for, save_nifti
+from medseg.io.nifti import save_nifti
+from medseg.io.nifti_geometry import qform_for
 from medseg.numbers import gib_text
 from medseg.resources import physical_memory
 from medseg.volume import Volume, header_precision
@@ -311,7 +312,7 @@ def convert_dicom(folder: Path | str, output: Path | str, series: str | None = N
 
 def volume_image(volume: Volume) -> nib.Nifti1Image:
     """A NIfTI image of ``volume``: its affine as sform and qform (code 1, scanner; for a gantry tilt's sheared
-    affine, the qform is the grid ITK reads the series on: :func:`~medseg.io.nifti.qform_for`), int16 when
+    affine, the qform is the grid ITK reads the series on: :func:`~medseg.io.nifti_geometry.qform_for`), int16 when
     lossless."""
     array = volume.array
     lossless = array.size and np.all(array == np.rint(array)) and array.min() >= -32768 and array.max() <= 32767

@@ -63,8 +63,8 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     import nibabel as nib
 
     from medseg.io.image_shape import shape_3d
-    from medseg.io.nifti import affine_mm
     from medseg.io.nifti_files import check_voxels_fit, cut_short_text, gzip_without_gz, load_image
+    from medseg.io.nifti_geometry import affine_mm
 
     check_readable(path)  # as read_image says it, not as a header nibabel could not read
     try:
