@@ -215,7 +215,7 @@ def test_a_label_file_is_read_as_nibabel_reads_it_with_one_copy_of_its_voxels(tm
     before; an uncompressed file mapped by nibabel, as before)."""
     import tracemalloc
 
-    from medseg.io import nifti
+    from medseg.io import nifti_voxels
     from medseg.io.nifti import as_3d
     from medseg.report.checks import read_labels
 
@@ -230,7 +230,7 @@ def test_a_label_file_is_read_as_nibabel_reads_it_with_one_copy_of_its_voxels(tm
     if not np.issubdtype(expected.dtype, np.integer):
         expected = np.rint(expected).astype(np.int32)
     read_labels(tmp_path / name)  # the modules it imports, loaded
-    monkeypatch.setattr(nifti, "_VOXEL_BLOCK_BYTES", 256 * 192 * 4)
+    monkeypatch.setattr(nifti_voxels, "_VOXEL_BLOCK_BYTES", 256 * 192 * 4)
     tracemalloc.start()
     try:
         labels, affine = read_labels(tmp_path / name)

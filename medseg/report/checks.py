@@ -43,9 +43,10 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from medseg.errors import ImageReadError, InputError
     from medseg.io.image_shape import as_3d
     from medseg.io.itk_image import is_itk_name
-    from medseg.io.nifti import grey_level_problem, non_finite_error, read_stored_labels
+    from medseg.io.nifti import grey_level_problem, non_finite_error
     from medseg.io.nifti_files import check_voxels_fit, cut_short_text, load_image
     from medseg.io.nifti_geometry import affine_mm
+    from medseg.io.nifti_voxels import read_stored_labels
     from medseg.volume import singular_affine_text
 
     if is_itk_name(path):  # NRRD / MetaImage: SimpleITK reads it in its stored integer type

@@ -42,7 +42,7 @@ class ImageFile:
         """The voxels of ``region`` (file voxel order); the whole file is read (and its errors raised, as
         :class:`~medseg.errors.MedsegError`) where the part read is not known to be what reading it whole gives."""
         from medseg.io.images import read_image
-        from medseg.io.nifti import read_float_region
+        from medseg.io.nifti_voxels import read_float_region
 
         part = read_float_region(self._image, (*region, *self._channel))
         if part is not None:
@@ -59,7 +59,7 @@ class ImageFile:
         is to be read whole (:meth:`read` of the region then gives its values, or its error). The region itself is
         never held: a 512×512×1000 CT whose labels span it took 2.5 GB (stored, float32 and a sorted copy) to draw
         three slices."""
-        from medseg.io.nifti import float_region_slabs, scaled_float32
+        from medseg.io.nifti_voxels import float_region_slabs, scaled_float32
 
         if self._channel:  # one channel's region is read at once (:meth:`read`)
             return None
