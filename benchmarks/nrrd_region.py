@@ -48,7 +48,7 @@ def _write_case(work: Path, name: str, shape: tuple[int, int, int]) -> Path:
     from medseg.io.atomic import sha256_of
     from medseg.io.images import read_grid
     from medseg.io.itk_image import itk_files_read
-    from medseg.io.nifti import write_labels
+    from medseg.io.nifti_write import write_labels
     from medseg.io.pairs import file_signature
     from medseg.segment import versions
     from medseg.volume import Volume

@@ -26,7 +26,8 @@ from scipy import ndimage as ndi
 from medseg.errors import MedsegError
 from medseg.io.atomic import atomic_paths
 from medseg.io.label_images import read_reference
-from medseg.io.nifti import read_nifti, write_labels
+from medseg.io.nifti import read_nifti
+from medseg.io.nifti_write import write_labels
 from medseg.metrics import evaluate_volumes, metrics_json
 from medseg.report.build import build_report
 from medseg.segment import versions

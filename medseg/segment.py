@@ -22,7 +22,7 @@ from medseg.io.atomic import atomic_paths, check_folders_writable, check_superse
 from medseg.io.files import is_path, path_argument
 from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
-from medseg.io.nifti import write_labels
+from medseg.io.nifti_write import write_labels
 from medseg.io.pairs import file_signature, input_signature
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 

@@ -120,7 +120,7 @@ def write_phantom(
     (code 1)."""
     import nibabel as nib
 
-    from medseg.io.nifti import save_nifti
+    from medseg.io.nifti_write import save_nifti
 
     phantom = make_phantom(shape=shape, seed=seed, oblique=oblique)
     for path, array in ((image_path, phantom.image), (label_path, phantom.labels)):

@@ -180,4 +180,4 @@ def test_the_image_modules_are_reached_from_medseg_io_without_importing_nibabel_
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=PACKAGE_DIR.parent)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split("\n") == ["False", "medseg.io.images medseg.io.nifti", "False", ""]
+    assert run.stdout.split("\n") == ["False", "medseg.io.images medseg.io.nifti_write", "False", ""]

@@ -6,7 +6,7 @@ from medseg.io.atomic import atomic_paths, sha256_of
 
 __all__ = ["atomic_paths", "sha256_of", "read_image", "read_nifti", "write_labels"]
 
-_IMAGES = {"read_image": "medseg.io.images", "read_nifti": "medseg.io.nifti", "write_labels": "medseg.io.nifti"}
+_IMAGES = {"read_image": "medseg.io.images", "read_nifti": "medseg.io.nifti", "write_labels": "medseg.io.nifti_write"}
 
 
 def __dir__() -> list[str]:

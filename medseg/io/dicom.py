@@ -31,8 +31,8 @@ from medseg.io.dicom_series import (
     scan_folder,
     transfer_syntax,
 )
-from medseg.io.nifti import save_nifti
 from medseg.io.nifti_geometry import qform_for
+from medseg.io.nifti_write import save_nifti
 from medseg.numbers import gib_text
 from medseg.resources import physical_memory
 from medseg.volume import Volume, header_precision
