@@ -139,7 +139,11 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     except nib.filebasedimages.ImageFileError as error:
         if is_dicom_file(path):  # one file of a series (or a DICOM SEG): the DICOM reader takes the series' folder
             from medseg.io.dicom_series import NON_IMAGE_MODALITIES
+            from medseg.io.dicomdir import dicomdir_file_text
 
+            index = dicomdir_file_text(path)
+            if index is not None:  # "give the folder of its series" said nothing of what it is
+                raise ImageReadError(index) from error
             modality = dicom_modality(path)  # None for a damaged header: the plain advice stands
             if modality == "SEG":  # the advice for an image file would point at the SEG's own folder
                 raise ImageReadError(f"{path}: a DICOM SEG (a segmentation), not an image to segment; give the folder "

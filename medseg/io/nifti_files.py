@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from medseg.errors import ImageReadError, first_line
+from medseg.io.compression import unsupported_compression
 from medseg.io.files import apple_double, check_present, check_readable
 from medseg.io.free_space import DEFLATE_MAX_RATIO
 
@@ -69,6 +70,9 @@ def load_image(path: Path | str, mmap: bool | str = True):
     a device is refused (:func:`check_regular_file`)."""
     path = Path(path)
     check_regular_file(path)
+    compressed = unsupported_compression(path)
+    if compressed is not None:  # .nii.xz: "Cannot work out file type"; .nii.zst without zstd: a traceback
+        raise ImageReadError(compressed)
     check_present(path)  # a dataset's pointer file: "named .gz but not gzip-compressed" said nothing of the fix
     resource_fork = apple_double(path)
     if resource_fork is not None:  # "named .gz but not gzip-compressed" said nothing of what it is
@@ -80,6 +84,9 @@ def load_image(path: Path | str, mmap: bool | str = True):
     dimensions = _dimension_count_problem(path) if header_first else None
     if dimensions is not None:
         raise ImageReadError(f"{path}: {dimensions}")
+    datatype = _datatype_problem(path) if header_first else None
+    if datatype is not None:  # nibabel: "data code 99 not recognized", named as a header it could not read
+        raise ImageReadError(f"{path}: {datatype}")
     if _uncompressed_gz(path):
         from io import BytesIO
 
@@ -287,6 +294,29 @@ def _dimension_count_problem(path: Path) -> str | None:
         if not any(1 <= count <= 7 for count in counts):
             return (f"corrupt header (dim[0], its number of dimensions, is {counts[0 if order == 'little' else 1]}; "
                     "NIfTI allows 1 to 7)")
+    return None
+
+
+# the datatype codes NIfTI defines for grey levels and labels, as a message lists them
+_DATATYPES_SHOWN = "2 uint8, 4 int16, 8 int32, 16 float32, 64 float64, 256 int8, 512 uint16, 768 uint32"
+
+
+def _datatype_problem(path: Path) -> str | None:
+    """"corrupt header: its datatype code 99 is …" where ``path``'s NIfTI (or Analyze) header states a datatype code
+    that nibabel does not know, in the byte order its size field is read in; None otherwise."""
+    start = _header_start(path)
+    if start is None:
+        return None
+    raw = start[0]
+    for order in ("little", "big"):
+        place = {348: 70, 540: 12}.get(int.from_bytes(raw[:4], order))
+        if place is None or len(raw) < place + 2:
+            continue
+        code = int.from_bytes(raw[place:place + 2], order, signed=True)
+        if code not in nib.nifti1.data_type_codes.value_set("code"):
+            return (f"corrupt header: its datatype code {code} is not one NIfTI defines (those of images and labels: "
+                    f"{_DATATYPES_SHOWN}); the file was damaged, or written by a tool that does not follow NIfTI")
+        return None
     return None
 
 
