@@ -153,6 +153,23 @@ def run_cli(args, capsys):
     return exit_info.value.code, out, err
 
 
+def _files(folder):
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def case(tmp_path):
+    """A 40x40x8 phantom stored in RAS order (so model space keeps its axes)."""
+    import nibabel as nib
+    import numpy as np
+
+    from medseg.synthetic import make_phantom
+
+    phantom = make_phantom((40, 40, 8), seed=11)
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case.nii.gz"))
+    return tmp_path / "case.nii.gz"
+
+
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory) -> tuple[Path, Path]:
     """Six synthetic phantom cases (``images/``, ``labels/``) for the training tests, made once per test module."""

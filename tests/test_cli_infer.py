@@ -16,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import as_plain_user, run_cli
+from conftest import _files, as_plain_user, run_cli
 from held_stops import ctrl_c_while_placing
 
 from medseg.cli import main
@@ -25,18 +25,6 @@ from medseg.package import load_package
 from medseg.synthetic import make_phantom, write_phantom
 
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
-
-
-def _files(folder):
-    return sorted(p.name for p in folder.rglob("*") if p.is_file())
-
-
-@pytest.fixture
-def case(tmp_path):
-    """A 40x40x8 phantom stored in RAS order (so model space keeps its axes)."""
-    phantom = make_phantom((40, 40, 8), seed=11)
-    nib.save(nib.Nifti1Image(phantom.image, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case.nii.gz"))
-    return tmp_path / "case.nii.gz"
 
 
 def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, monkeypatch):
@@ -2606,7 +2594,6 @@ def test_the_progress_bar_names_the_input_escaped(monkeypatch):
     assert "\x1b[31m" not in terminal.getvalue() and "\n" not in terminal.getvalue()
 
 
-
 def test_no_progress_bar_where_there_is_no_stderr(monkeypatch):
     """A program with no standard error (pythonw; a caller of main() whose stderr the shell closed) failed the case at
     its first slice: asking the missing stream whether it was a terminal raised AttributeError."""
@@ -2617,6 +2604,7 @@ def test_no_progress_bar_where_there_is_no_stderr(monkeypatch):
     monkeypatch.setattr(sys, "stderr", None)
     with _ProgressFactory(Path("scan.nii.gz"), silent=False) as progress:
         assert progress(4) is None
+
 
 def test_a_memory_error_without_a_message_says_out_of_memory(tmp_path, case, monkeypatch, capsys):
     """Python's own MemoryError (an allocation refused under `ulimit -v`) has no message: the line read "inference
