@@ -1,0 +1,146 @@
+"""Input paths that lead to no readable file, each named in one line: missing files, links that lead nowhere,
+unreadable files and folders, macOS resource forks (medseg.io.files)."""
+
+import shutil
+import sys
+
+import nibabel as nib
+import numpy as np
+from conftest import _files, as_plain_user, run_cli
+
+from medseg.synthetic import make_phantom
+
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
+
+
+def test_missing_file_is_one_line_exit_1(tmp_path, make_package, capsys):
+    code, out, err = run(["infer", str(tmp_path / "nope.nii.gz"), "--model", str(make_package())], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == f"medseg: error: {tmp_path / 'nope.nii.gz'}: no such file or folder"
+    assert "Traceback" not in err
+
+
+def test_a_macos_resource_fork_file_is_named_for_what_it_is(tmp_path, make_package, capsys):
+    """The Decathlon's tarballs hold a ``._case.nii.gz`` (AppleDouble) beside each image; given to infer or evaluate
+    it was "not a NIfTI image (named .gz but not gzip-compressed, …)", which did not say what the file is."""
+    fork = tmp_path / "._case.nii.gz"
+    fork.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64))
+    expected = (f"{fork}: a macOS resource-fork file (AppleDouble, the '._' companion of case.nii.gz that a Mac "
+                "writes and the Decathlon's tarballs hold), not an image; leave the ._ files out")
+    code, _, err = run(["infer", str(fork), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {expected}"
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+    label = tmp_path / "label.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), label)
+    code, _, err = run(["evaluate", str(label), str(fork)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {expected}"
+    fork.write_text("notes\n")  # a hidden file of other content is not called one
+    code, _, err = run(["evaluate", str(label), str(fork)], capsys)
+    assert code == 1 and "resource-fork" not in err and "not a NIfTI image" in err
+
+
+def test_links_that_lead_nowhere_are_named_as_links(tmp_path, case, make_package, capsys):
+    """A loop of links ended the batch in a traceback (Path.resolve raises on loops); a link whose target was moved
+    was "no such file or folder" beside the link the user can see."""
+    loop, dangling = tmp_path / "loop.nii.gz", tmp_path / "moved.nii.gz"
+    loop.symlink_to(loop.name)
+    dangling.symlink_to(tmp_path / "elsewhere" / "scan.nii.gz")
+    nowhere = "that leads nowhere (its target moved or deleted, or a loop of links)"
+    code, _, err = run(["infer", str(loop), str(dangling), str(case), "--model", str(make_package()),
+                        "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("medseg: error: ")]
+    assert errors == [f"medseg: error: {loop}: a link to loop.nii.gz {nowhere}",
+                      f"medseg: error: {dangling}: a link to {tmp_path / 'elsewhere' / 'scan.nii.gz'} {nowhere}"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out2"),
+                        "--reference", str(dangling)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"medseg: error: {dangling}: a link to {tmp_path / 'elsewhere' / 'scan.nii.gz'} {nowhere} (the reference "
+        f"given for {case})")
+
+
+def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_package):
+    """Permission denied on one input or reference stopped the whole batch with click's usage error (exit 2,
+    nothing segmented); it is that case's error now, in the reader's words, and the other cases are done."""
+    package = make_package()
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    for name in ("a", "b", "c"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / f"{name}_label.nii.gz"))
+    (tmp_path / "b.nii.gz").chmod(0)
+    (tmp_path / "c_label.nii.gz").chmod(0)
+    command = [sys.executable, "-m", "medseg", "infer", "--model", str(package), "-o", str(tmp_path / "out")]
+    for name in ("a", "b", "c"):
+        command += [str(tmp_path / f"{name}.nii.gz"), "--reference", str(tmp_path / f"{name}_label.nii.gz")]
+    run = as_plain_user(command)
+    assert run.returncode == 1, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
+    assert errors == [f"medseg: error: {tmp_path / 'b.nii.gz'}: cannot read (permission denied)",
+                      f"medseg: error: {tmp_path / 'c_label.nii.gz'}: cannot read (permission denied)"]
+    assert _files(tmp_path / "out") == ["a_metrics.json", "a_seg.json", "a_seg.nii.gz"]
+
+
+def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package):
+    """The .img of an Analyze/NIfTI pair without read permission was reported as "truncated or corrupt image data"."""
+    nib.save(nib.Nifti1Pair(make_phantom((40, 40, 8), seed=2).image, np.eye(4)), str(tmp_path / "pair.hdr"))
+    (tmp_path / "pair.img").chmod(0)
+    command = [sys.executable, "-m", "medseg", "infer", str(tmp_path / "pair.hdr"), "--model", str(make_package()),
+               "-o", str(tmp_path / "out")]
+    run = as_plain_user(command)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (f"medseg: error: {tmp_path / 'pair.hdr'}: cannot read the data "
+                                                   "file pair.img (permission denied)")
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
+def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_companion_fails_alone(
+        tmp_path, case, make_package):
+    """An input inside a folder without search permission ended in a traceback (Path.exists raised), and the
+    unreadable header of an .img, or .img.gz of a .hdr.gz, read as "not a NIfTI image" or as an unreadable header."""
+    image = make_phantom((40, 40, 8), seed=2).image
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    shutil.copy(case, hidden / "x.nii.gz")
+    for name in ("p.hdr", "q.hdr.gz"):
+        nib.save(nib.Nifti1Pair(image, np.eye(4)), str(tmp_path / name))
+    (tmp_path / "p.hdr").chmod(0)
+    (tmp_path / "q.img.gz").chmod(0)
+    hidden.chmod(0o600)  # listed, not searched
+    try:
+        command = [sys.executable, "-m", "medseg", "infer", str(hidden / "x.nii.gz"), str(tmp_path / "p.img"),
+                   str(tmp_path / "q.hdr.gz"), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")]
+        run = as_plain_user(command)
+    finally:
+        hidden.chmod(0o700)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
+    assert errors == [
+        f"medseg: error: {hidden / 'x.nii.gz'}: cannot look at it (permission denied: a folder on its way cannot be "
+        "searched)",
+        f"medseg: error: {tmp_path / 'p.img'}: cannot read the header p.hdr (permission denied)",
+        f"medseg: error: {tmp_path / 'q.hdr.gz'}: cannot read the data file q.img.gz (permission denied)"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case):
+    """`evaluate` and `train` gave a PermissionError traceback for a file or folder inside a folder without search
+    permission (infer named it in one line)."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "label.nii.gz"))
+    shutil.copy(tmp_path / "label.nii.gz", hidden / "ref.nii.gz")
+    hidden.chmod(0o600)
+    expected = "cannot look at it (permission denied: a folder on its way cannot be searched)"
+    try:
+        for args, named in ((["evaluate", str(tmp_path / "label.nii.gz"), str(hidden / "ref.nii.gz")],
+                             hidden / "ref.nii.gz"),
+                            (["train", "--images", str(hidden / "im"), "--labels", str(hidden / "lb"), "-o",
+                              str(tmp_path / "m")], hidden / "lb")):
+            run = as_plain_user([sys.executable, "-m", "medseg", *args])
+            assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+            assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"
+    finally:
+        hidden.chmod(0o700)
