@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
 import pytest
+from conftest import _files, run_cli
 
 from medseg.batch_outputs import as_typed, check_batch_outputs, check_dicom_options, check_input_exists
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError, OutputExistsError
+
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
 
 @pytest.fixture
@@ -144,3 +153,264 @@ def test_inputs_given_as_an_iterator_are_all_checked(scans):
 def test_an_unknown_output_format_is_an_input_error(scans):
     with pytest.raises(InputError, match="unknown output format 'png' \\(nifti or dicom-seg\\)"):
         check_batch_outputs([scans / "a" / "scan.nii.gz"], None, False, "png", True)
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, case, make_package, capsys):
+    (tmp_path / "a").mkdir()
+    other = tmp_path / "a" / "case.nii"
+    nib.save(nib.load(str(case)), str(other))
+    code, _, err = run(["infer", str(case), str(other), "--model", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--overwrite"], capsys)
+    assert code == 2
+    assert f"{case} and {other} would both be written to case_seg.nii.gz" in err
+    assert not (tmp_path / "out").exists()
+    # the same file twice is said to be that (it was advised to segment "them" into different folders)
+    code, _, err = run(["infer", str(case), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                       capsys)
+    assert code == 2 and f"{case} is given twice; give each input once" in err
+    assert not (tmp_path / "out").exists()
+    # so is a .hdr/.img pair given by both its files (it was advised to segment "them" into different folders)
+    stored = nib.load(str(case))
+    nib.save(nib.Nifti1Pair(np.asanyarray(stored.dataobj), stored.affine), str(tmp_path / "pair.img"))
+    pair = [str(tmp_path / "pair.hdr"), str(tmp_path / "pair.img")]
+    code, _, err = run(["infer", *pair, "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 2 and f"{pair[0]} and {pair[1]} are the two files of one image; give it once" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_in_the_place_of_an_output_is_refused_before_any_work(tmp_path, case, make_package, capsys):
+    out_dir = tmp_path / "out"
+    (out_dir / "case_seg.json").mkdir(parents=True)
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(out_dir), "--overwrite"],
+                       capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out_dir / 'case_seg.json'}: a folder is in the place "
+                                            "of this output; move it away")
+    assert _files(out_dir) == []
+
+
+def test_an_output_one_input_cannot_have_fails_that_input_alone_in_a_batch(tmp_path, case, make_package, capsys):
+    """An output name longer than the file system allows, or a folder in an output's place, is that input's fault:
+    alone it is refused before any work; in a batch it stopped every input before any work, though it fails
+    only that one."""
+    package = str(make_package())
+    long = tmp_path / ("x" * 250 + ".nii")  # its segmentation's name would be 261 bytes
+    long.write_bytes(gzip.decompress(case.read_bytes()))
+    blocked = tmp_path / "blocked.nii.gz"
+    blocked.write_bytes(case.read_bytes())
+    out_dir = tmp_path / "out"
+    (out_dir / "blocked_seg.json").mkdir(parents=True)
+    code, _, err = run(["infer", str(long), "--model", package, "-o", str(out_dir)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].endswith("the file name is too long (261 bytes, at most 255); "
+                                                               "shorten the input's name")
+    code, out, err = run(["infer", str(long), str(blocked), str(case), "--model", package, "-o", str(out_dir)],
+                         capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    too_long = "the file name is too long (261 bytes, at most 255); shorten the input's name"
+    assert any(line.startswith("medseg: error: ") and line.endswith(too_long) for line in lines)
+    blocker = out_dir / "blocked_seg.json"
+    assert f"medseg: error: {blocker}: a folder is in the place of this output; move it away" in lines
+    assert lines[-1] == f"medseg: 2 of 3 inputs failed ({long}, {blocked})"
+    assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_name_whose_unwritten_metrics_would_be_too_long_is_segmented(tmp_path, case, make_package, capsys):
+    """An input whose segmentation and sidecar names fit in 255 bytes but whose ``_metrics.json`` would not is
+    segmented when no reference is given (the metrics are never written); looking for an earlier run's metrics of
+    that name raised the file system's "File name too long" as a traceback."""
+    package = str(make_package())
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    long = folder / ("m" * 243 + ".nii.gz")  # _seg.json 252 bytes, _metrics.json 256
+    long.write_bytes(case.read_bytes())
+    code, out, err = run(["infer", str(long), "--model", package], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert _files(folder) == sorted([long.name, "m" * 243 + "_seg.json", "m" * 243 + "_seg.nii.gz"])
+    assert nib.load(str(folder / ("m" * 243 + "_seg.nii.gz"))).shape == (40, 40, 8)
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, case, make_package, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder\n")
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(blocker / "out")], capsys)
+    assert code == 1 and "Traceback" not in err
+    # the file in the way is named (the folder check that every output goes through; cohort --record uses it too)
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {blocker / 'out'}: cannot make this output folder: "
+                                            f"{blocker} is a file, not a folder")
+
+
+def test_existing_outputs_of_any_input_are_refused_before_any_work(tmp_path, case, make_package, capsys):
+    other = tmp_path / "other.nii.gz"
+    other.write_bytes(case.read_bytes())
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "other_seg.json").write_text("{}")
+    code, _, err = run(["infer", str(case), str(other), "--model", str(make_package()), "-o", str(out_dir)], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out_dir / 'other_seg.json'}: output exists already; "
+                                            "pass --overwrite to replace it (nothing was segmented: 1 of 2 inputs "
+                                            "have outputs)")
+    assert _files(out_dir) == ["other_seg.json"]  # the first input was not segmented either
+
+
+def test_an_output_that_would_replace_the_reference_says_so(tmp_path, case, make_package, capsys):
+    reference = tmp_path / "case_seg.nii.gz"
+    reference.write_bytes(case.read_bytes())
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "--reference", str(reference), "--overwrite"],
+                       capsys)
+    assert code == 2 and f"would replace the reference {reference}; write the outputs elsewhere (-o)" in err
+
+
+def test_a_linked_input_gets_its_outputs_beside_the_link(tmp_path, case, make_package, capsys):
+    """Before, the folder came from the link's target and the name from the link: the outputs of work/mine.nii.gz
+    went into the (shared, maybe read-only) data folder as mine_seg.nii.gz."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    work.mkdir()
+    case.rename(data / "scan.nii.gz")
+    (work / "mine.nii.gz").symlink_to(data / "scan.nii.gz")
+    code, _, err = run(["infer", str(work / "mine.nii.gz"), "--model", str(make_package())], capsys)
+    assert code == 0, err
+    assert _files(work) == ["mine.nii.gz", "mine_seg.json", "mine_seg.nii.gz"]
+    assert _files(data) == ["scan.nii.gz"]
+
+
+def test_outputs_beside_the_input_are_shown_through_the_folder_as_typed(tmp_path, case, make_package, capsys,
+                                                                        monkeypatch):
+    """Before, `medseg infer scans/a.nii.gz` reported `-> /full/path/to/scans/a_seg.nii.gz`; a `..` after a link
+    (which a shell and the kernel resolve differently) is still shown in full."""
+    package = str(make_package())
+    (tmp_path / "scans").mkdir()
+    case.rename(tmp_path / "scans" / "a.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["infer", "scans/a.nii.gz", "--model", package], capsys)
+    assert code == 0, err
+    assert out.startswith("scans/a.nii.gz -> scans/a_seg.nii.gz (")
+    monkeypatch.chdir(tmp_path / "scans")
+    code, out, err = run(["infer", "a.nii.gz", "--model", package, "--overwrite"], capsys)
+    assert code == 0 and out.startswith("a.nii.gz -> a_seg.nii.gz (")
+    (tmp_path / "link").symlink_to(tmp_path / "scans", target_is_directory=True)
+    code, out, err = run(["infer", "../link/../scans/a.nii.gz", "--model", package, "--overwrite"], capsys)
+    full = tmp_path.resolve() / "scans" / "a_seg.nii.gz"
+    assert code == 0 and out.startswith(f"../link/../scans/a.nii.gz -> {full} (")
+
+
+def test_outputs_beside_an_input_in_a_read_only_folder_point_to_o(tmp_path, case, make_package, capsys,
+                                                                   monkeypatch):
+    """Scans on a read-only share (a PACS export, a colleague's folder) segmented without -o: the line said only that
+    the folder takes no outputs, not that -o writes them elsewhere. (The folder is made read-only by monkeypatching
+    the check, as root writes anywhere.)"""
+    import errno
+
+    import medseg.segment
+    from medseg.errors import OutputWriteError
+
+    def read_only(targets):
+        folder = Path(targets[0]).parent
+        raise OutputWriteError(f"{folder}: cannot write outputs in this folder (read-only file system)") from OSError(
+            errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(medseg.segment, "check_folders_writable", read_only)
+    package = str(make_package())
+    code, _, err = run(["infer", str(case), "--model", package], capsys)
+    assert (code, err.strip().splitlines()[-1]) == (1, f"medseg: error: {case.parent}: cannot write outputs in this "
+                                                       "folder (read-only file system); write the outputs elsewhere "
+                                                       "with -o")
+    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out")], capsys)
+    assert (code, err.strip().splitlines()[-1]) == (1, f"medseg: error: {tmp_path / 'out'}: cannot write outputs in "
+                                                       "this folder (read-only file system)")
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's /sys, a folder nobody "
+                    "may write in")
+def test_an_output_folder_that_cannot_be_written_is_refused_before_segmenting(tmp_path, case, make_package,
+                                                                                capsys):
+    """Before, a read-only output folder was found when writing, after each input's whole inference."""
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", "/sys/kernel"], capsys)
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("medseg: error: /sys/kernel: cannot write outputs in this folder (")
+    # before the input is read: a damaged input is not what is reported
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(case.read_bytes()[:200])
+    code, _, err = run(["infer", str(broken), "--model", str(make_package()), "-o", "/sys/kernel"], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].startswith("medseg: error: /sys/kernel: cannot write outputs")
+
+
+def test_a_path_through_a_link_and_up_gets_its_outputs_beside_the_file_read(tmp_path, case, make_package, capsys):
+    """work/linkdir/../scan.nii.gz, with linkdir a link to data/sub, is data/scan.nii.gz for the kernel: its
+    outputs go beside that file, not beside work/scan.nii.gz (another image)."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    (data / "sub").mkdir(parents=True)
+    work.mkdir()
+    case.rename(data / "scan.nii.gz")
+    (work / "scan.nii.gz").write_bytes(b"another image")
+    (work / "linkdir").symlink_to(data / "sub")
+    code, _, err = run(["infer", str(work / "linkdir" / ".." / "scan.nii.gz"), "--model", str(make_package())],
+                       capsys)
+    assert code == 0, err
+    assert _files(data) == ["scan.nii.gz", "scan_seg.json", "scan_seg.nii.gz"]
+    assert _files(work) == ["scan.nii.gz"]
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's /sys, a folder nobody "
+                    "may write in")
+def test_an_output_folder_that_cannot_be_made_is_named_itself(tmp_path, case, make_package, capsys):
+    """-o /sys/kernel/medseg_x was refused as "/sys/kernel: cannot write outputs in this folder", naming a folder
+    the user did not give."""
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", "/sys/kernel/medseg_x"], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith(
+        "medseg: error: /sys/kernel/medseg_x: cannot make this output folder: /sys/kernel takes no files (")
+
+
+def test_outputs_this_user_may_not_read_are_written_not_refused_as_a_usage_error(tmp_path, case, make_package):
+    """click's own check refused, as a usage error (exit 2, "Directory 'out' is not readable"), an output folder
+    that takes files but cannot be listed (a drop box, -wx), and a file without read permission that --overwrite
+    replaces (not reads): both are written now."""
+    from conftest import as_plain_user
+
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o311)
+    (tmp_path / "old.nii.gz").write_bytes(b"")
+    (tmp_path / "old.nii.gz").chmod(0)
+    try:
+        segmented = as_plain_user([sys.executable, "-m", "medseg", "infer", str(case), "--model", str(make_package()),
+                                   "-o", str(out)])
+        synthesised = as_plain_user([sys.executable, "-m", "medseg", "synth", str(tmp_path / "old.nii.gz"),
+                                     "--shape", "8", "8", "4", "--overwrite"])
+    finally:
+        out.chmod(0o755)
+    assert segmented.returncode == 0, segmented.stderr
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+    assert synthesised.returncode == 0, synthesised.stderr
+    assert nib.load(str(tmp_path / "old.nii.gz")).shape == (8, 8, 4)
+
+
+def test_an_output_that_is_a_link_is_refused_and_the_other_inputs_go_on(tmp_path, case, make_package, capsys):
+    """`--overwrite` replaced a link among the outputs (out/a_seg.nii.gz -> an archive's file) by a file, silently:
+    the archive kept the old segmentation, the link was gone. That input is refused now, naming the link; the other
+    inputs of the batch are segmented."""
+    (tmp_path / "out").mkdir()
+    archive = tmp_path / "archive.nii.gz"
+    archive.write_text("archived")
+    inputs = [tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"]
+    for path in inputs:
+        path.write_bytes(case.read_bytes())
+    (tmp_path / "out" / "a_seg.nii.gz").symlink_to(archive)
+    code, out, err = run(["-q", "infer", *map(str, inputs), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                          "--overwrite"], capsys)
+    assert code == 1
+    assert err.splitlines() == [
+        f"medseg: error: {tmp_path / 'out' / 'a_seg.nii.gz'}: a link to {archive} is in the place of this output; "
+        "remove the link (medseg neither writes through a link, which would change archive.nii.gz there, nor replaces "
+        "it with a file)", f"medseg: 1 of 2 inputs failed ({inputs[0]})"]
+    assert (tmp_path / "out" / "a_seg.nii.gz").is_symlink() and archive.read_text() == "archived"
+    assert _files(tmp_path / "out") == ["a_seg.nii.gz", "b_seg.json", "b_seg.nii.gz"]
+    code, out, err = run(["-q", "infer", str(inputs[0]), "-m", str(make_package()), "-o", str(tmp_path / "out")],
+                         capsys)  # alone and without --overwrite: the same line, before the model loads
+    assert (code, out) == (1, "")
+    assert err.startswith(f"medseg: error: {tmp_path / 'out' / 'a_seg.nii.gz'}: a link to {archive} is in the place")
