@@ -4,10 +4,7 @@ import gzip
 import hashlib
 import json
 import math
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -15,7 +12,6 @@ import numpy as np
 import pytest
 from conftest import _files, run_cli
 
-from medseg.cli import main
 from medseg.io import read_image
 from medseg.package import load_package
 from medseg.synthetic import make_phantom, write_phantom
@@ -69,65 +65,6 @@ def test_sidecar_spacing_reads_as_the_metrics_do(tmp_path, make_package, capsys)
     sidecar = json.loads((tmp_path / "out" / "ct_seg.json").read_text())
     metrics = json.loads((tmp_path / "out" / "ct_metrics.json").read_text())
     assert sidecar["spacing_mm"] == metrics["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
-
-
-def test_a_line_break_in_a_file_name_keeps_its_error_one_line(tmp_path, case, make_package, capsys):
-    bad = tmp_path / "bad\nname.nii.gz"
-    bad.write_text("this is not an image\n")
-    shown = str(bad).replace("\n", "\\n")
-    for inputs in ([bad], [bad, case]):
-        code, _, err = run(["infer", *map(str, inputs), "--model", str(make_package()), "-o", str(tmp_path / "out")],
-                           capsys)
-        assert code == 1
-        errors = [line for line in err.splitlines() if line.startswith("medseg: error: ")]
-        assert errors == [f"medseg: error: {shown}: not a NIfTI image (named .gz but not gzip-compressed, and not "
-                          "an uncompressed NIfTI file either)"]
-        assert not any(line.startswith("name.nii.gz") for line in err.splitlines())
-
-
-@pytest.mark.parametrize("name, shown", [("bad\u2028name", "bad\\u2028name"), ("bad\x85name", "bad\\x85name"),
-                                         ("bad\x0bname", "bad\\x0bname"), ("bad\x1b[2Jname", "bad\\x1b[2Jname")])
-def test_other_line_breaks_and_terminal_controls_in_a_file_name_are_escaped(tmp_path, case, make_package, capsys,
-                                                                             name, shown):
-    """Unicode line separators and vertical controls also end a line (``str.splitlines`` and many log viewers
-    split on them), and an escape character in a name would drive the terminal: each is written escaped."""
-    bad = tmp_path / f"{name}.nii.gz"
-    bad.write_text("this is not an image\n")
-    code, _, err = run(["infer", str(bad), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
-                       capsys)
-    assert code == 1
-    errors = [line for line in err.splitlines() if line.startswith("medseg: error: ")]
-    assert errors == [f"medseg: error: {tmp_path}/{shown}.nii.gz: not a NIfTI image (named .gz but not "
-                      "gzip-compressed, and not an uncompressed NIfTI file either)"]
-    assert "\x1b" not in err
-
-
-def test_log_and_result_lines_of_a_file_name_with_a_line_break_stay_one_line(tmp_path, case, make_package):
-    """Errors were escaped, but the log lines and the result line of the same input were not: a line break in a
-    name split them, and a line of the log then began with part of a file name."""
-    odd = tmp_path / "a\nb.nii.gz"
-    odd.write_bytes(case.read_bytes())
-    done = subprocess.run([sys.executable, "-m", "medseg", "-v", "infer", str(odd), "--model", str(make_package()),
-                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0
-    shown = str(tmp_path / "a\\nb")
-    assert done.stdout.startswith(f"{shown}.nii.gz -> {tmp_path / 'out'}/a\\nb_seg.nii.gz (")
-    assert len(done.stdout.splitlines()) == 1
-    logged = [line for line in done.stderr.splitlines() if line.startswith("INFO medseg.segment: ")]
-    assert [line.split(" (read ")[0] for line in logged] == [
-        f"INFO medseg.segment: {shown}.nii.gz: wrote {tmp_path / 'out'}/a\\nb_seg.nii.gz"]
-    assert not [line for line in done.stderr.splitlines() if line.startswith("b")]
-    assert (tmp_path / "out" / "a\nb_seg.nii.gz").is_file()
-
-
-def test_the_wrote_lines_of_other_commands_escape_line_breaks_too(tmp_path, capsys):
-    image, label = tmp_path / "a\nb.nii.gz", tmp_path / "c\x1bd.nii.gz"
-    code, out, _ = run(["synth", str(image), "--label", str(label), "--shape", "24", "24", "8"], capsys)
-    assert code == 0 and out == f"wrote {tmp_path}/a\\nb.nii.gz and {tmp_path}/c\\x1bd.nii.gz\n"
-    copy = tmp_path / "copy.nii.gz"
-    copy.write_bytes(label.read_bytes())
-    code, out, _ = run(["evaluate", str(label), str(copy), "-o", str(tmp_path / "m\n.json")], capsys)
-    assert code == 0 and out.splitlines()[-1] == f"wrote {tmp_path}/m\\n.json" and "\x1b" not in out
 
 
 def test_a_label_image_given_as_the_input_is_segmented_with_a_warning(tmp_path, case, make_package, capsys, caplog):
@@ -704,41 +641,6 @@ def test_synth_warns_when_the_grid_is_too_small_for_the_structures(tmp_path, cap
     assert code == 0 and err == ""
 
 
-def test_verbose_shows_stage_timings_and_debug_stays_medsegs_own(tmp_path, case, make_package):
-    """-v repeated the stdout line; -vv printed 36 lines of matplotlib's and pylibjpeg's debug output."""
-    command = [sys.executable, "-m", "medseg", "-vv", "infer", str(case), "-m", str(make_package()), "-o",
-               str(tmp_path / "out")]
-    run = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-    assert run.returncode == 0, run.stderr
-    debug = [line for line in run.stderr.splitlines() if line.startswith("DEBUG ")]
-    assert all(line.startswith("DEBUG medseg") for line in debug), debug
-    assert re.search(r"INFO medseg.segment: .*case.nii.gz: wrote .*case_seg.nii.gz \(read \d+\.\d\d s, preprocess "
-                     r"\d+\.\d\d s, inference \d+\.\d\d s, postprocess \d+\.\d\d s, write \d+\.\d\d s\)", run.stderr)
-
-
-def test_a_warning_the_library_logs_reads_as_the_commands_own_and_names_its_logger_at_debug(tmp_path, make_package):
-    """A NIfTI whose sform and qform disagree: `medseg infer` wrote "WARNING medseg.io.nifti: ..." beside its own
-    "warning: ..." lines (the README quotes that form); at -vv every log line still names its logger."""
-    odd = tmp_path / "odd.nii.gz"
-    image = nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).image, np.diag([1.0, 1.0, 2.0, 1.0]))
-    shifted = np.diag([1.0, 1.0, 2.0, 1.0])
-    shifted[0, 3] = 5.0
-    image.set_qform(shifted, code=1)
-    image.set_sform(np.diag([1.0, 1.0, 2.0, 1.0]), code=2)
-    nib.save(image, odd)
-    told = (f"{odd}: the header's sform and qform disagree, placing voxels up to 5 mm apart: the sform is used (as "
-            "nibabel does); a tool that reads the qform shows the input, and its segmentation, elsewhere")
-    package = make_package()
-    for verbosity, line in (([], f"warning: {told}"), (["-vv"], f"WARNING medseg.io.nifti: {told}")):
-        run = subprocess.run([sys.executable, "-m", "medseg", *verbosity, "infer", str(odd), "-m", str(package), "-o",
-                              str(tmp_path / "out"), "--overwrite", "--threads", "1"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parents[1], timeout=300)
-        assert run.returncode == 0, run.stderr
-        assert line in run.stderr.splitlines(), run.stderr
-        if not verbosity:
-            assert not [line for line in run.stderr.splitlines() if line.startswith(("WARNING", "INFO"))], run.stderr
-
-
 def test_a_training_image_is_named_so(tmp_path, make_package, capsys):
     """Where the package lists its training images' SHA-256, `medseg infer` says which inputs are among them (their
     Dice overstates accuracy on new data) and records it in the sidecar; a package without the list claims nothing."""
@@ -817,28 +719,6 @@ def test_a_copy_of_a_training_image_saved_another_way_is_warned_about_by_its_nam
         "case_008"
 
 
-def test_a_runtime_error_is_one_line_with_its_traceback_at_vv(tmp_path, case, monkeypatch, capsys, caplog):
-    """torch's or MONAI's RuntimeError was one line even at -vv (where in the code it came from was lost), and was
-    classed as a bad input."""
-    import medseg.segment
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("shapes [1, 4, 32, 32] and [1, 4, 30, 32] do not match")
-
-    monkeypatch.setattr(medseg.segment, "segment_case", broken)
-    code, out, err = run(["infer", str(case), "-o", str(tmp_path / "out")], capsys)
-    assert (code, out) == (1, "")
-    assert err.strip().splitlines()[-1] == (f"medseg: error: {case}: inference failed (shapes [1, 4, 32, 32] and "
-                                            "[1, 4, 30, 32] do not match)")
-    assert "Traceback" not in err
-    with caplog.at_level("DEBUG", logger="medseg"):
-        code, _, _ = run(["-vv", "infer", str(case), "-o", str(tmp_path / "out")], capsys)
-    assert code == 1
-    [record] = [r for r in caplog.records if r.getMessage() == f"{case}: inference failed"]
-    assert record.levelname == "DEBUG" and record.exc_info[0] is RuntimeError
-    assert not (tmp_path / "out").exists()
-
-
 def test_dice_lines_say_why_the_policy_set_a_dice(tmp_path, case, capsys):
     """A Dice of 0 for a label the reference does not hold read like a missed structure ("Dice box: 0.0000"): the
     line says which status of the empty-mask policy gave it, as the report's tables do."""
@@ -893,50 +773,6 @@ def test_no_progress_bar_where_there_is_no_stderr(monkeypatch):
     monkeypatch.setattr(sys, "stderr", None)
     with _ProgressFactory(Path("scan.nii.gz"), silent=False) as progress:
         assert progress(4) is None
-
-
-def test_a_memory_error_without_a_message_says_out_of_memory(tmp_path, case, monkeypatch, capsys):
-    """Python's own MemoryError (an allocation refused under `ulimit -v`) has no message: the line read "inference
-    failed ()", in a batch as alone."""
-    import medseg.segment
-
-    def exhausted(*args, **kwargs):
-        raise MemoryError()
-
-    monkeypatch.setattr(medseg.segment, "segment_case", exhausted)
-    for inputs in ([case], [case, case.with_name("copy.nii.gz")]):
-        if len(inputs) == 2:
-            shutil.copy(case, inputs[1])
-        code, out, err = run(["infer", *map(str, inputs), "-o", str(tmp_path / "out")], capsys)
-        assert (code, out) == (1, "")
-        assert f"medseg: error: {case}: inference failed (out of memory)" in err.splitlines()
-
-
-@pytest.mark.parametrize("refusal", [MemoryError(), ImportError("libtorch_cpu.so: failed to map segment from shared "
-                                                                 "object")], ids=["memory-error", "loader"])
-def test_running_out_of_memory_outside_a_case_is_one_line(tmp_path, monkeypatch, capsys, refusal):
-    """Under a memory limit (ulimit -v, a batch system's h_vmem), a MemoryError outside a case's own work (importing
-    torch and MONAI) ended the command in a traceback; under a tighter one, importing torch fails in the dynamic
-    loader, as an ImportError ("failed to map segment from shared object"), and did the same. Any other ImportError
-    is not taken for one."""
-    import medseg.synthetic
-
-    def refused(*args, **kwargs):
-        raise refusal
-
-    monkeypatch.setattr(medseg.synthetic, "write_phantom", refused)
-    code, out, err = run(["synth", str(tmp_path / "p.nii.gz")], capsys)
-    assert (code, out) == (1, "")
-    assert err == ("medseg: error: out of memory (the machine's memory or a limit such as ulimit -v refused an "
-                   "allocation)\n")
-    assert list(tmp_path.iterdir()) == []
-
-    def missing(*args, **kwargs):
-        raise ImportError("No module named 'nonexistent'")
-
-    monkeypatch.setattr(medseg.synthetic, "write_phantom", missing)
-    with pytest.raises(ImportError, match="nonexistent"):
-        main(["synth", str(tmp_path / "p.nii.gz")])
 
 
 def test_dice_of_many_labels_is_one_line_naming_the_metrics_file(tmp_path, case, make_package, capsys):
