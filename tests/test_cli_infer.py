@@ -261,25 +261,6 @@ def test_an_empty_volume_names_its_shape(tmp_path, capsys):
     assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {path}: empty volume of shape (10, 10, 0)"
 
 
-def test_threads_are_set_and_recorded_without_changing_the_labels(tmp_path, case, capsys):
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        labels = {}
-        for threads in (1, 2):
-            out = tmp_path / f"t{threads}"
-            code, _, err = run(["infer", str(case), "-o", str(out), "--device", "cpu", "--threads", str(threads)],
-                               capsys)
-            assert code == 0, err
-            sidecar = json.loads(next(out.glob("*_seg.json")).read_text())
-            assert sidecar["cpu_threads"] == threads
-            labels[threads] = np.asarray(nib.load(next(out.glob("*_seg.nii.gz"))).dataobj)
-        np.testing.assert_array_equal(labels[1], labels[2])
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_the_size_guard_counts_without_overflow(tmp_path):
     """1e6 mm voxels make 31 000 001³ voxels: int64 products wrapped round and let it through to MONAI."""
     from medseg.errors import InputError

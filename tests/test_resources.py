@@ -10,8 +10,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from medseg.resources import CgroupLimit, cgroup_cpus, cgroup_limit, physical_memory, resident_memory, set_threads
+
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
 GIB = 2**30
 
@@ -209,5 +212,24 @@ def test_more_threads_than_usable_cpus_are_capped_with_a_warning(caplog):
         assert torch.get_num_threads() == cpus
         assert [r.getMessage() for r in caplog.records] == [
             f"--threads 100000: this process may use {cpus} CPU{'' if cpus == 1 else 's'}; using {cpus} threads"]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_are_set_and_recorded_without_changing_the_labels(tmp_path, case, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        labels = {}
+        for threads in (1, 2):
+            out = tmp_path / f"t{threads}"
+            code, _, err = run(["infer", str(case), "-o", str(out), "--device", "cpu", "--threads", str(threads)],
+                               capsys)
+            assert code == 0, err
+            sidecar = json.loads(next(out.glob("*_seg.json")).read_text())
+            assert sidecar["cpu_threads"] == threads
+            labels[threads] = np.asarray(nib.load(next(out.glob("*_seg.nii.gz"))).dataobj)
+        np.testing.assert_array_equal(labels[1], labels[2])
     finally:
         torch.set_num_threads(before)
