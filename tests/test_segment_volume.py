@@ -1,14 +1,19 @@
 """`medseg.segment.segment_volume`: an image held in memory (a numpy array, a nibabel image) labelled as
 `segment_case` labels its file, nothing written and the caller's array left as it was."""
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from medseg.errors import InputError
 from medseg.segment import segment_case, segment_volume
 from medseg.synthetic import write_phantom
 from medseg.volume import Volume
+
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +161,81 @@ def test_a_scored_set_placed_meanwhile_by_another_run_goes_with_the_segmentation
     sidecar = json.loads((out / "case_seg.json").read_text())
     assert sidecar["input"] == str(unscored) and "reference" not in sidecar
     assert sidecar["segmentation_sha256"] == sha256_of(out / "case_seg.nii.gz")
+
+
+def test_a_training_image_is_named_so(tmp_path, make_package, capsys):
+    """Where the package lists its training images' SHA-256, `medseg infer` says which inputs are among them (their
+    Dice overstates accuracy on new data) and records it in the sidecar; a package without the list claims nothing."""
+    import hashlib
+
+    inputs = []
+    for seed in range(2):
+        path = tmp_path / f"in{seed}.nii.gz"
+        nib.save(nib.Nifti1Image(np.random.default_rng(seed).random((24, 24, 4), dtype=np.float32), np.eye(4)),
+                 str(path))
+        inputs.append(path)
+    trained = hashlib.sha256(inputs[0].read_bytes()).hexdigest()
+    listed = make_package("listed", training={"train_images_sha256": [trained]})
+    code, out, _ = run(["infer", *map(str, inputs), "--model", str(listed), "-o", str(tmp_path / "a")], capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].endswith(" s; one of the model's training images)") and inputs[0].name in lines[0]
+    assert inputs[1].name in lines[1] and "training images" not in lines[1]
+    sidecars = [json.loads((tmp_path / "a" / f"in{seed}_seg.json").read_text()) for seed in range(2)]
+    assert [s["in_training_set"] for s in sidecars] == [True, False]
+    code, out, _ = run(["infer", str(inputs[0]), "--model", str(make_package("unlisted")), "-o", str(tmp_path / "b")],
+                       capsys)
+    assert code == 0 and "training images" not in out
+    assert "in_training_set" not in json.loads((tmp_path / "b" / "in0_seg.json").read_text())
+    # a DICOM series is never a training image (training reads NIfTI files; its hash covers the series): unknown
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    write_series(tmp_path / "series", stored_values((24, 24, 4)), slice_positions(4, 2.0))
+    code, _, _ = run(["infer", str(tmp_path / "series"), "--model", str(listed), "-o", str(tmp_path / "c")], capsys)
+    series_hash = json.loads((tmp_path / "c" / "series_seg.json").read_text())["input_sha256"]
+    with_series = make_package("with_series", training={"train_images_sha256": [series_hash]})
+    code, out, _ = run(["infer", str(tmp_path / "series"), "--model", str(with_series), "-o", str(tmp_path / "d")],
+                       capsys)
+    assert code == 0 and "training images" not in out
+    assert "in_training_set" not in json.loads((tmp_path / "d" / "series_seg.json").read_text())
+
+
+def test_a_copy_of_a_training_image_saved_another_way_is_warned_about_by_its_name(tmp_path, make_package, capsys,
+                                                                                   caplog):
+    """A training image decompressed (.nii.gz → .nii) has other bytes: it was taken for new data without a word."""
+    import gzip
+    import hashlib
+
+    from medseg.report.collect import collect_results
+
+    original = tmp_path / "case_007.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(3).random((24, 24, 4), dtype=np.float32), np.eye(4)),
+             str(original))
+    copy = tmp_path / "copies" / "Case_007.nii"
+    copy.parent.mkdir()
+    copy.write_bytes(gzip.decompress(original.read_bytes()))
+    listed = make_package("listed", training={"train_images_sha256": [hashlib.sha256(original.read_bytes())
+                                                                      .hexdigest()],
+                                              "train_case_ids": ["case_007", "case_008"]})
+    with caplog.at_level("WARNING", logger="medseg"):
+        code, out, _ = run(["infer", str(copy), "--model", str(listed), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0 and "training images" not in out
+    sidecar = json.loads((tmp_path / "out" / "Case_007_seg.json").read_text())
+    assert sidecar["in_training_set"] is False and sidecar["named_like_training_case"] == "case_007"
+    assert [r.getMessage() for r in caplog.records if "named like" in r.getMessage()] == [
+        f"{copy}: named like training case case_007 of model listed, but not byte for byte its file (decompressed, "
+        "converted or re-saved?): if it is that image, its Dice overstates the model's accuracy on new data"]
+    case = next(iter(collect_results(tmp_path / "out")))
+    assert ("named like the model's training case case_007, but not byte for byte its file: if it is that image, its "
+            "Dice overstates the model's accuracy on new data") in case.notes
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medseg"):  # the original itself: a training image, no name warning
+        code, out, _ = run(["infer", str(original), "--model", str(listed), "-o", str(tmp_path / "out2")], capsys)
+    assert code == 0 and "one of the model's training images" in out
+    assert "named_like_training_case" not in json.loads((tmp_path / "out2" / "case_007_seg.json").read_text())
+    assert not [r for r in caplog.records if "named like" in r.getMessage()]
+    nnunet = tmp_path / "copies" / "case_008_0000.nii"  # nnU-Net's channel suffix, which training strips
+    nnunet.write_bytes(copy.read_bytes())
+    code, _, _ = run(["infer", str(nnunet), "--model", str(listed), "-o", str(tmp_path / "out3")], capsys)
+    assert json.loads((tmp_path / "out3" / "case_008_0000_seg.json").read_text())["named_like_training_case"] == \
+        "case_008"
