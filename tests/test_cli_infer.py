@@ -135,49 +135,6 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
-def test_a_reference_on_another_grid_says_nothing_is_written(tmp_path, case, make_package, capsys):
-    """The case stops before inference; the message said "not scored", as if only the scoring were skipped."""
-    image = nib.load(case)
-    moved = image.affine.copy()
-    moved[0, 3] += 0.5
-    nib.save(nib.Nifti1Image((image.get_fdata() > 0.5).astype(np.uint8), moved), tmp_path / "ref.nii.gz")
-    out_dir = tmp_path / "out"
-    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out_dir), "--reference",
-                        str(tmp_path / "ref.nii.gz")], capsys)
-    assert code == 1
-    line = err.strip().splitlines()[-1]
-    assert line.startswith(f"medseg: error: {tmp_path / 'ref.nii.gz'}: its affine places voxels up to 0.5 mm away "
-                           f"from where {case}'s does")
-    assert line.endswith("; nothing segmented or written")
-    assert not out_dir.exists() or _files(out_dir) == []
-
-
-def test_a_reference_of_another_shape_is_refused_from_its_header_unread(tmp_path, case, make_package, capsys,
-                                                                        monkeypatch):
-    """A reference declaring 1024³ voxels beside a small input was read whole (36 s, 2.5 GB) before its shape was
-    compared; its header says enough."""
-    import medseg.io.nifti as nifti
-
-    shape = nib.load(case).shape
-    # half a voxel off its lattice (a box on it reaching past the grid is read: its voxels there must all be 0)
-    off = nib.load(case).affine @ np.array([[1, 0, 0, 0.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
-    nib.save(nib.Nifti1Image(np.zeros((shape[0] + 1, *shape[1:]), np.uint8), off), tmp_path / "ref.nii.gz")
-    read = []
-    real_read_nifti = nifti.read_nifti
-    monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
-                        real_read_nifti(path, *a, **k))
-    out_dir = tmp_path / "out"
-    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out_dir), "--reference",
-                        str(tmp_path / "ref.nii.gz")], capsys)
-    assert code == 1
-    assert err.strip().splitlines()[-1] == (
-        f"medseg: error: {tmp_path / 'ref.nii.gz'}: shape {(shape[0] + 1, *shape[1:])} differs from {case}'s "
-        f"{tuple(shape)}: on its voxel lattice, but its first voxel at 0.5 along i (not a whole number of voxels); "
-        "resample one onto the other's grid first; nothing segmented or written")
-    assert str(tmp_path / "ref.nii.gz") not in read
-    assert not out_dir.exists() or _files(out_dir) == []
-
-
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, case, make_package, capsys):
     code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(tmp_path / "out")], capsys)
     assert code == 0 and "\r" not in err and "slice/s" not in err
@@ -391,57 +348,6 @@ def test_readme_names_every_output_key(tmp_path, make_package, capsys):
     assert unnamed == {name: [] for name in records}
 
 
-def test_the_sidecar_records_the_references_sha256_as_the_metrics_do(tmp_path, case, make_package, capsys):
-    """The sidecar of `infer --reference` named the reference's path only: its SHA-256, which the metrics beside it
-    record, is the sidecar's too (as `input_sha256` is the input's), so the sidecar alone says what it was scored
-    against."""
-    import hashlib
-
-    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
-    nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case_label.nii.gz"))
-    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out"),
-                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
-    assert code == 0, err
-    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
-    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
-    expected = hashlib.sha256((tmp_path / "case_label.nii.gz").read_bytes()).hexdigest()
-    assert (sidecar["reference"], sidecar["reference_sha256"], metrics["reference_sha256"]) == (
-        str(tmp_path / "case_label.nii.gz"), expected, expected)
-
-
-def test_a_reference_cropped_to_a_box_of_the_input_is_scored_as_the_uncropped_one(tmp_path, case, make_package,
-                                                                                   capsys):
-    """`infer --reference` with 3D Slicer's segmentation cropped to its segments (the input's lattice, the origin
-    moved by whole voxels): zero-padded onto the input's grid, the same figures as the uncropped label's."""
-    from medseg.metrics import metrics_json
-    from medseg.scoring import evaluate_files
-
-    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
-    affine = np.diag([1.0, 1.0, 2.0, 1.0])
-    moved = affine.copy()
-    moved[:3, 3] = affine[:3, :3] @ (5, 6, 1)
-    nib.save(nib.Nifti1Image(label, affine), str(tmp_path / "case_full.nii.gz"))
-    assert label[:5].max() == label[36:].max() == 0 and label[:, :6].max() == label[:, 36:].max() == 0
-    nib.save(nib.Nifti1Image(label[5:36, 6:36, 1:], moved), str(tmp_path / "case_label.seg.nii.gz"))
-    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out"),
-                        "--reference", str(tmp_path / "case_label.seg.nii.gz")], capsys)
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
-    assert metrics["reference_sub_box"] == {"shape": [31, 30, 7], "offset_voxels": [5, 6, 1]}
-    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
-    assert sidecar["reference_sub_box"] == metrics["reference_sub_box"]
-    assert {entry["status"] for entry in metrics["labels"].values()} != {"both_empty"}
-    uncropped = json.loads(metrics_json(evaluate_files(tmp_path / "out" / "case_seg.nii.gz",
-                                                       tmp_path / "case_full.nii.gz", {1: "x", 2: "y", 3: "z"})))
-    assert [metrics["labels"][key]["dice"] for key in ("1", "2", "3")] == [
-        uncropped["labels"][key]["dice"] for key in ("1", "2", "3")]
-    assert [metrics["labels"][key]["hd95_mm"] for key in ("1", "2", "3")] == [
-        uncropped["labels"][key]["hd95_mm"] for key in ("1", "2", "3")]
-    code, _, err = run(["report", str(tmp_path / "out")], capsys)  # no geometry flag: the box is on the grid
-    assert code == 0, err
-    assert "geometry" not in json.loads((tmp_path / "out" / "summary.json").read_text())["flags"]
-
-
 def test_infer_groups_the_dice_of_labels_its_package_never_learnt(tmp_path, case, make_package, capsys):
     """`medseg infer --reference` takes the labels never learnt from the package's record (train_labels_absent, as
     the sidecar's labels_not_trained): those empty in both images share one Dice line, the others keep theirs."""
@@ -463,41 +369,3 @@ def test_infer_groups_the_dice_of_labels_its_package_never_learnt(tmp_path, case
     lines = out.splitlines()[1:]
     assert lines[-1] == f"  Dice {', '.join(empty)}: n/a (both empty; never learnt: no training case held them)"
     assert len(lines) == 7 - len(empty) + 1 and not [line for line in lines[:-1] if "both empty" in line]
-
-
-def test_a_reference_box_reaching_past_the_input_is_cropped_where_label_0_lies_there(tmp_path, case, make_package,
-                                                                                      capsys):
-    """`infer --reference` with a box of the input's lattice reaching 3 voxels past its last i: cropped to the grid
-    where its voxels out there are all 0 (the figures of the label written on the grid); with labelled voxels out
-    there, one line counting them, exit 1, nothing written."""
-    from medseg.scoring import evaluate_files
-
-    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
-    assert label[36:].max() == 0
-    box = np.zeros((38, 30, 7), np.uint8)  # voxels 5..42 along i, the last 3 past the grid
-    box[:35] = label[5:40, 6:36, 1:]
-    moved = np.diag([1.0, 1.0, 2.0, 1.0])
-    moved[:3, 3] = moved[:3, :3] @ (5, 6, 1)
-    nib.save(nib.Nifti1Image(box, moved), str(tmp_path / "case_label.nii.gz"))
-    on_grid = np.zeros_like(label)
-    on_grid[5:40, 6:36, 1:] = box[:35]
-    nib.save(nib.Nifti1Image(on_grid, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case_full.nii.gz"))
-    package = str(make_package())
-    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out"),
-                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
-    assert metrics["reference_sub_box"] == {"shape": [38, 30, 7], "offset_voxels": [5, 6, 1],
-                                            "voxels_outside_grid": 3 * 30 * 7}
-    full = evaluate_files(tmp_path / "out" / "case_seg.nii.gz", tmp_path / "case_full.nii.gz", {1: "x", 2: "y", 3: "z"})
-    assert [metrics["labels"][k]["dice"] for k in "123"] == [full["labels"][k]["dice"] for k in "123"]
-    box[36:38, 10, 3] = 1  # 2 labelled voxels past the last i
-    nib.save(nib.Nifti1Image(box, moved), str(tmp_path / "case_label.nii.gz"))
-    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out2"),
-                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
-    assert code == 1
-    assert err.strip().splitlines()[-1] == (
-        f"medseg: error: {tmp_path / 'case_label.nii.gz'}: shape (38, 30, 7) differs from {case}'s (40, 40, 8): on its "
-        "voxel lattice, but extends 3 voxels beyond its last i, and 2 of its labelled voxels lie there, outside the "
-        "grid; nothing segmented or written")
-    assert not (tmp_path / "out2").exists() or _files(tmp_path / "out2") == []

@@ -1,5 +1,4 @@
-"""Scoring a prediction (medseg.scoring): with what its sidecar says of how it was made, and two label files on one
-grid (evaluate_files)."""
+"""Scoring a prediction with what its sidecar says of how it was made (medseg.scoring)."""
 
 from __future__ import annotations
 
@@ -11,12 +10,13 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-from metric_cases import HIPPO_LABELS, independent_metrics
+from conftest import _files, run_cli
 
-from medseg.errors import GeometryError, InputError, ModelMismatchError
-from medseg.io.label_images import read_reference
-from medseg.scoring import MadeBy, check_made_by, evaluate_files, prediction_sidecar, read_made_by, score_prediction
-from medseg.synthetic import write_phantom
+from medseg.errors import InputError, ModelMismatchError
+from medseg.scoring import MadeBy, check_made_by, prediction_sidecar, read_made_by, score_prediction
+from medseg.synthetic import make_phantom, write_phantom
+
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
 SHAPE = (40, 40, 12)
 
@@ -53,7 +53,7 @@ def test_the_sidecars_record_is_read(pair):
     ("[]", "holds a JSON list, not an object"),
     ('{"labels": "ellipsoid"}', "its 'labels' is not an object"),
     ('{"labels": {"one": "ellipsoid"}}', "invalid literal"),
-    ("{", "not valid JSON: cut short, it ends at line 1, column 1 with 1 bracket unclosed"),
+    ("{", "Expecting property name"),
     ("[" * 100000 + "]" * 100000, "JSON nested too deeply"),  # json's RecursionError was a traceback
 ])
 def test_a_sidecar_that_cannot_be_read_is_named_with_why(tmp_path, text, why):
@@ -244,63 +244,133 @@ def test_the_values_of_labels_nothing_names_are_found_once_a_file(tmp_path, monk
     assert labels["4"]["ref_volume_ml"] == pytest.approx(16 * 2 * 0.7 * 0.8 * 2.5 / 1000)
 
 
-# ---------------------------------------------------------------- evaluate_files: two label files on one grid
-@pytest.mark.shared_data
-def test_evaluate_files_on_real_label_and_a_shifted_copy(shared_data, tmp_path):
-    path = shared_data / "hippocampus" / "labels" / "hippocampus_006.nii.gz"
-    image = nib.load(path)
-    ref = np.asanyarray(image.dataobj)
-    pred_path = tmp_path / "pred.nii.gz"
-    nib.save(nib.Nifti1Image(np.roll(ref, 1, axis=0).astype(np.uint8), image.affine), pred_path)
-    result = evaluate_files(pred_path, path, HIPPO_LABELS, case_id="h6")
-    assert result["schema"] == "medseg-metrics/1"
-    assert result["case_id"] == "h6"
-    assert result["spacing_mm"] == [1.0, 1.0, 1.0]
-    for value in (1, 2):
-        expected = independent_metrics(np.roll(ref, 1, axis=0), ref, value, image.affine)
-        assert result["labels"][str(value)]["dice"] == pytest.approx(expected["dice"], rel=1e-6)
-        assert result["labels"][str(value)]["hd95_mm"] == pytest.approx(expected["hd95_mm"], rel=1e-6)
+def test_a_reference_on_another_grid_says_nothing_is_written(tmp_path, case, make_package, capsys):
+    """The case stops before inference; the message said "not scored", as if only the scoring were skipped."""
+    image = nib.load(case)
+    moved = image.affine.copy()
+    moved[0, 3] += 0.5
+    nib.save(nib.Nifti1Image((image.get_fdata() > 0.5).astype(np.uint8), moved), tmp_path / "ref.nii.gz")
+    out_dir = tmp_path / "out"
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out_dir), "--reference",
+                        str(tmp_path / "ref.nii.gz")], capsys)
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"medseg: error: {tmp_path / 'ref.nii.gz'}: its affine places voxels up to 0.5 mm away "
+                           f"from where {case}'s does")
+    assert line.endswith("; nothing segmented or written")
+    assert not out_dir.exists() or _files(out_dir) == []
 
 
-def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
-    ref = np.zeros((12, 12, 12), np.uint8)
-    ref[3:7, 3:7, 3:7] = 1
-    nib.save(nib.Nifti1Image(ref, np.eye(4)), tmp_path / "ref.nii.gz")
-    nib.save(nib.Nifti1Image(ref, np.diag([1.0, 1.0, 1.5, 1.0])), tmp_path / "other.nii.gz")
-    with pytest.raises(GeometryError, match="not scored"):
-        evaluate_files(tmp_path / "other.nii.gz", tmp_path / "ref.nii.gz")
-    nib.save(nib.Nifti1Image(ref * 7, np.eye(4)), tmp_path / "seven.nii.gz")
-    with pytest.raises(InputError, match=r"label values \[7\] are not among the model's labels \[0, 1\], given as "
-                                         "the prediction$"):
-        evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz", {0: "bg", 1: "x"})
-    with pytest.raises(InputError, match=r"seven.nii.gz: label values \[7\] are not among the model's labels \[0, 1\], "
-                                         "given as the reference$"):
-        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "seven.nii.gz", {0: "bg", 1: "x"})
-    nib.save(nib.Nifti1Image(ref * 0.5, np.eye(4)), tmp_path / "half.nii.gz")
-    with pytest.raises(InputError, match="not a label image"):
-        read_reference(tmp_path / "half.nii.gz")
-    # the message says which role the file had (an image given as the reference read as a bare "not a label image")
-    with pytest.raises(InputError, match=r"half.nii.gz: not a label image \(values must be non-negative integers; "
-                                         r"it holds 0.5\), given as the reference$"):
-        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "half.nii.gz")
-    with pytest.raises(InputError, match=r"half.nii.gz: .*, given as the prediction$"):
-        evaluate_files(tmp_path / "half.nii.gz", tmp_path / "ref.nii.gz")
-    # the values that are no labels are named: a label map off by float noise is told apart from an image
-    noisy = (ref + 1e-7 * (ref > 0)).astype(np.float64)
-    noisy[0, 0, 0] = -3.0
-    nib.save(nib.Nifti1Image(noisy, np.eye(4)), tmp_path / "noisy.nii.gz")
-    with pytest.raises(InputError, match=r"noisy.nii.gz: not a label image \(values must be non-negative integers; "
-                                         r"it holds -3, 1.0000001\), given as the reference$"):
-        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "noisy.nii.gz")
-    # a value 1e-12 off a whole number is shown in full, not as the whole number it is not
-    nib.save(nib.Nifti1Image(ref + 1e-12 * (ref == 1), np.eye(4)), tmp_path / "near.nii.gz")
-    with pytest.raises(InputError, match=r"it holds 1.000000000001\), given as the reference$"):
-        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "near.nii.gz")
-    nib.save(nib.Nifti1Image(np.arange(64, dtype=np.float64).reshape(4, 4, 4) / 3, np.eye(4)), tmp_path / "ramp.nii.gz")
-    with pytest.raises(InputError, match=r"it holds 0.333333333, 0.666666667, 1.33333333 … \(42 values\)\)"):
-        read_reference(tmp_path / "ramp.nii.gz")
-    # default label names are the values present in either image
-    result = evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz")
-    assert {k: v["name"] for k, v in result["labels"].items()} == {"1": "label_1", "7": "label_7"}
-    assert result["labels"]["1"]["status"] == "empty_prediction"
-    assert result["labels"]["7"]["status"] == "false_positive"
+def test_a_reference_of_another_shape_is_refused_from_its_header_unread(tmp_path, case, make_package, capsys,
+                                                                        monkeypatch):
+    """A reference declaring 1024³ voxels beside a small input was read whole (36 s, 2.5 GB) before its shape was
+    compared; its header says enough."""
+    import medseg.io.nifti as nifti
+
+    shape = nib.load(case).shape
+    # half a voxel off its lattice (a box on it reaching past the grid is read: its voxels there must all be 0)
+    off = nib.load(case).affine @ np.array([[1, 0, 0, 0.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    nib.save(nib.Nifti1Image(np.zeros((shape[0] + 1, *shape[1:]), np.uint8), off), tmp_path / "ref.nii.gz")
+    read = []
+    real_read_nifti = nifti.read_nifti
+    monkeypatch.setattr(nifti, "read_nifti", lambda path, *a, **k: read.append(str(path)) or
+                        real_read_nifti(path, *a, **k))
+    out_dir = tmp_path / "out"
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out_dir), "--reference",
+                        str(tmp_path / "ref.nii.gz")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"medseg: error: {tmp_path / 'ref.nii.gz'}: shape {(shape[0] + 1, *shape[1:])} differs from {case}'s "
+        f"{tuple(shape)}: on its voxel lattice, but its first voxel at 0.5 along i (not a whole number of voxels); "
+        "resample one onto the other's grid first; nothing segmented or written")
+    assert str(tmp_path / "ref.nii.gz") not in read
+    assert not out_dir.exists() or _files(out_dir) == []
+
+
+def test_the_sidecar_records_the_references_sha256_as_the_metrics_do(tmp_path, case, make_package, capsys):
+    """The sidecar of `infer --reference` named the reference's path only: its SHA-256, which the metrics beside it
+    record, is the sidecar's too (as `input_sha256` is the input's), so the sidecar alone says what it was scored
+    against."""
+    import hashlib
+
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case_label.nii.gz"))
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
+    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
+    expected = hashlib.sha256((tmp_path / "case_label.nii.gz").read_bytes()).hexdigest()
+    assert (sidecar["reference"], sidecar["reference_sha256"], metrics["reference_sha256"]) == (
+        str(tmp_path / "case_label.nii.gz"), expected, expected)
+
+
+def test_a_reference_cropped_to_a_box_of_the_input_is_scored_as_the_uncropped_one(tmp_path, case, make_package,
+                                                                                   capsys):
+    """`infer --reference` with 3D Slicer's segmentation cropped to its segments (the input's lattice, the origin
+    moved by whole voxels): zero-padded onto the input's grid, the same figures as the uncropped label's."""
+    from medseg.metrics import metrics_json
+    from medseg.scoring import evaluate_files
+
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    moved = affine.copy()
+    moved[:3, 3] = affine[:3, :3] @ (5, 6, 1)
+    nib.save(nib.Nifti1Image(label, affine), str(tmp_path / "case_full.nii.gz"))
+    assert label[:5].max() == label[36:].max() == 0 and label[:, :6].max() == label[:, 36:].max() == 0
+    nib.save(nib.Nifti1Image(label[5:36, 6:36, 1:], moved), str(tmp_path / "case_label.seg.nii.gz"))
+    code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--reference", str(tmp_path / "case_label.seg.nii.gz")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
+    assert metrics["reference_sub_box"] == {"shape": [31, 30, 7], "offset_voxels": [5, 6, 1]}
+    sidecar = json.loads((tmp_path / "out" / "case_seg.json").read_text())
+    assert sidecar["reference_sub_box"] == metrics["reference_sub_box"]
+    assert {entry["status"] for entry in metrics["labels"].values()} != {"both_empty"}
+    uncropped = json.loads(metrics_json(evaluate_files(tmp_path / "out" / "case_seg.nii.gz",
+                                                       tmp_path / "case_full.nii.gz", {1: "x", 2: "y", 3: "z"})))
+    assert [metrics["labels"][key]["dice"] for key in ("1", "2", "3")] == [
+        uncropped["labels"][key]["dice"] for key in ("1", "2", "3")]
+    assert [metrics["labels"][key]["hd95_mm"] for key in ("1", "2", "3")] == [
+        uncropped["labels"][key]["hd95_mm"] for key in ("1", "2", "3")]
+    code, _, err = run(["report", str(tmp_path / "out")], capsys)  # no geometry flag: the box is on the grid
+    assert code == 0, err
+    assert "geometry" not in json.loads((tmp_path / "out" / "summary.json").read_text())["flags"]
+
+
+def test_a_reference_box_reaching_past_the_input_is_cropped_where_label_0_lies_there(tmp_path, case, make_package,
+                                                                                      capsys):
+    """`infer --reference` with a box of the input's lattice reaching 3 voxels past its last i: cropped to the grid
+    where its voxels out there are all 0 (the figures of the label written on the grid); with labelled voxels out
+    there, one line counting them, exit 1, nothing written."""
+    from medseg.scoring import evaluate_files
+
+    label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    assert label[36:].max() == 0
+    box = np.zeros((38, 30, 7), np.uint8)  # voxels 5..42 along i, the last 3 past the grid
+    box[:35] = label[5:40, 6:36, 1:]
+    moved = np.diag([1.0, 1.0, 2.0, 1.0])
+    moved[:3, 3] = moved[:3, :3] @ (5, 6, 1)
+    nib.save(nib.Nifti1Image(box, moved), str(tmp_path / "case_label.nii.gz"))
+    on_grid = np.zeros_like(label)
+    on_grid[5:40, 6:36, 1:] = box[:35]
+    nib.save(nib.Nifti1Image(on_grid, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "case_full.nii.gz"))
+    package = str(make_package())
+    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out"),
+                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "case_metrics.json").read_text())
+    assert metrics["reference_sub_box"] == {"shape": [38, 30, 7], "offset_voxels": [5, 6, 1],
+                                            "voxels_outside_grid": 3 * 30 * 7}
+    full = evaluate_files(tmp_path / "out" / "case_seg.nii.gz", tmp_path / "case_full.nii.gz", {1: "x", 2: "y", 3: "z"})
+    assert [metrics["labels"][k]["dice"] for k in "123"] == [full["labels"][k]["dice"] for k in "123"]
+    box[36:38, 10, 3] = 1  # 2 labelled voxels past the last i
+    nib.save(nib.Nifti1Image(box, moved), str(tmp_path / "case_label.nii.gz"))
+    code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out2"),
+                        "--reference", str(tmp_path / "case_label.nii.gz")], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"medseg: error: {tmp_path / 'case_label.nii.gz'}: shape (38, 30, 7) differs from {case}'s (40, 40, 8): on its "
+        "voxel lattice, but extends 3 voxels beyond its last i, and 2 of its labelled voxels lie there, outside the "
+        "grid; nothing segmented or written")
+    assert not (tmp_path / "out2").exists() or _files(tmp_path / "out2") == []
