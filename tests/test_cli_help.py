@@ -1,4 +1,4 @@
-"""The command line as a newcomer meets it: ``--version``, ``--help`` of every command, typos."""
+"""The command line as a newcomer meets it: ``--version``, ``--help`` of every command, typos, usage errors."""
 
 import os
 import subprocess

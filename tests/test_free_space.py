@@ -1,4 +1,5 @@
-"""The free-space check before a case is segmented: the lower bound of its outputs, and where it says nothing."""
+"""The free-space check before a case is segmented: the lower bound of its outputs, and where it says nothing;
+a disk that fills up during a batch of `medseg infer`."""
 
 from __future__ import annotations
 

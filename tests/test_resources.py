@@ -1,5 +1,6 @@
 """What a process may use: physical memory, and its cgroup's memory limit and CPU quota read from fake /proc and
-cgroup trees laid out as Linux lays them out (cgroup v2, v1, a container's view of its own part of the hierarchy)."""
+cgroup trees laid out as Linux lays them out (cgroup v2, v1, a container's view of its own part of the hierarchy);
+`medseg infer --threads`."""
 
 from __future__ import annotations
 

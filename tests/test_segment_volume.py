@@ -1,5 +1,6 @@
 """`medseg.segment.segment_volume`: an image held in memory (a numpy array, a nibabel image) labelled as
-`segment_case` labels its file, nothing written and the caller's array left as it was."""
+`segment_case` labels its file, nothing written and the caller's array left as it was; the warning `medseg infer`
+gives for a training image given as its input."""
 
 import json
 
