@@ -152,6 +152,71 @@ def test_an_impossible_dimension_count_is_named_in_every_header_kind_and_reader(
                 reader(tmp_path / f"odd_{name}")
 
 
+def test_an_unknown_datatype_code_is_named_in_every_header_kind_and_reader(tmp_path, case, make_package, capsys):
+    """A datatype code NIfTI does not define (99) was "cannot read header (data code 99 not recognized)", nibabel's
+    words; it is called a corrupt header, with the code and the codes NIfTI has. The other inputs carry on."""
+    import struct
+
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_grid
+    from medseg.io.nifti import read_nifti
+
+    data = np.zeros((4, 4, 4), np.int16)
+    nib.save(nib.Nifti2Image(data, np.eye(4)), tmp_path / "two.nii")
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "little.nii")
+    swapped = nib.load(tmp_path / "little.nii").header.as_byteswapped(">")
+    nib.save(nib.Nifti1Image(data, np.eye(4), header=swapped), tmp_path / "big.nii")
+    said = ("corrupt header: its datatype code 99 is not one NIfTI defines (those of images and labels: 2 uint8, "
+            "4 int16, 8 int32, 16 float32, 64 float64, 256 int8, 512 uint16, 768 uint32); the file was damaged, or "
+            "written by a tool that does not follow NIfTI")
+    bad = []
+    for name, place, form in (("two.nii", 12, "<h"), ("big.nii", 70, ">h"), ("little.nii", 70, "<h")):
+        raw = bytearray((tmp_path / name).read_bytes())
+        raw[place:place + 2] = struct.pack(form, 99)
+        bad.append(tmp_path / f"odd_{name}.gz")
+        bad[-1].write_bytes(gzip.compress(bytes(raw)))
+        for reader in (read_grid, read_nifti):
+            with pytest.raises(ImageReadError) as caught:
+                reader(bad[-1])
+            assert str(caught.value) == f"{bad[-1]}: {said}"
+    code, out, err = run(["infer", str(bad[0]), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                         capsys)
+    assert code == 1 and f"medseg: error: {bad[0]}: {said}\n" in err and "Traceback" not in err
+    assert _files(tmp_path / "out") == [Path(case).name.replace(".nii.gz", "_seg.json"),
+                                        Path(case).name.replace(".nii.gz", "_seg.nii.gz")]
+
+
+@pytest.mark.parametrize("ending, said", [
+    (".nii.xz", "xz-compressed (.xz), which medseg does not read; undo it (xz -d scan.nii.xz)"),
+    (".nii.zst", "zstd-compressed (.zst), which this Python cannot read (it has no zstd: install the backports.zstd "
+                 "package, or use Python 3.14); undo it (zstd -d scan.nii.zst)"),
+    (".nii.ZIP", "a ZIP archive (.ZIP), which medseg does not read; undo it (unzip scan.nii.ZIP)"),
+])
+def test_an_image_in_a_compression_medseg_does_not_read_fails_alone_naming_what_it_reads(
+        tmp_path, case, make_package, capsys, monkeypatch, ending, said):
+    """A .nii.zst without zstd ended the whole batch in nibabel's TripWireError traceback; a .nii.xz was "not a NIfTI
+    image (Cannot work out file type …)". Each is one line naming what medseg reads; the other inputs carry on."""
+    import lzma
+
+    from medseg.errors import ImageReadError
+    from medseg.io import compression
+    from medseg.io.images import read_grid
+
+    monkeypatch.setattr(compression, "zstd_available", lambda: False)  # as here; where it is, nibabel reads .zst
+    bad = tmp_path / f"scan{ending}"
+    bad.write_bytes(lzma.compress(gzip.decompress(Path(case).read_bytes())))  # its content is never looked at
+    expected = (f"{bad}: {said} or give one of .nii, .nii.gz, .nii.bz2, .nii.zst (with zstd), .hdr/.img (and .gz), "
+                ".nrrd, .nhdr, .mha, .mhd, or a DICOM folder")
+    code, _, err = run(["infer", str(bad), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                       capsys)
+    assert code == 1 and f"medseg: error: {expected}\n" in err and "Traceback" not in err
+    assert err.rstrip().endswith(f"medseg: 1 of 2 inputs failed ({bad})")
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    with pytest.raises(ImageReadError) as caught:  # the header-only reader (the report, training's pairing)
+        read_grid(bad)
+    assert str(caught.value) == expected
+
+
 def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
     job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""
@@ -182,7 +247,7 @@ def test_the_header_checks_do_not_open_a_named_pipe(tmp_path):
     import threading
 
     from medseg.errors import ImageReadError
-    from medseg.io import nifti
+    from medseg.io import nifti, nifti_files
 
     pipe = tmp_path / "pipe.nii.gz"
     os.mkfifo(pipe)
@@ -195,8 +260,9 @@ def test_the_header_checks_do_not_open_a_named_pipe(tmp_path):
         except ImageReadError as error:
             outcomes["files_read"] = str(error)
 
-    checks = {"files_read": files_read, "header_start": lambda: outcomes.update(header_start=nifti._header_start(pipe)),
-              "gzip_cut_short": lambda: outcomes.update(gzip_cut_short=nifti._gzip_cut_short(pipe))}
+    checks = {"files_read": files_read,
+              "header_start": lambda: outcomes.update(header_start=nifti_files._header_start(pipe)),
+              "gzip_cut_short": lambda: outcomes.update(gzip_cut_short=nifti_files._gzip_cut_short(pipe))}
     for name, check in checks.items():
         thread = threading.Thread(target=check, daemon=True)
         thread.start()

@@ -1,4 +1,5 @@
-"""Scoring a prediction with what its sidecar says of how it was made (medseg.scoring)."""
+"""Scoring a prediction (medseg.scoring): with what its sidecar says of how it was made, and two label files on one
+grid (evaluate_files)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import _files, run_cli
+from metric_cases import HIPPO_LABELS, independent_metrics
 
-from medseg.errors import InputError, ModelMismatchError
-from medseg.scoring import MadeBy, check_made_by, prediction_sidecar, read_made_by, score_prediction
+from medseg.errors import GeometryError, InputError, ModelMismatchError
+from medseg.io.label_images import read_reference
+from medseg.scoring import MadeBy, check_made_by, evaluate_files, prediction_sidecar, read_made_by, score_prediction
 from medseg.synthetic import make_phantom, write_phantom
 
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
@@ -53,7 +56,7 @@ def test_the_sidecars_record_is_read(pair):
     ("[]", "holds a JSON list, not an object"),
     ('{"labels": "ellipsoid"}', "its 'labels' is not an object"),
     ('{"labels": {"one": "ellipsoid"}}', "invalid literal"),
-    ("{", "Expecting property name"),
+    ("{", "not valid JSON: cut short, it ends at line 1, column 1 with 1 bracket unclosed"),
     ("[" * 100000 + "]" * 100000, "JSON nested too deeply"),  # json's RecursionError was a traceback
 ])
 def test_a_sidecar_that_cannot_be_read_is_named_with_why(tmp_path, text, why):
@@ -242,6 +245,68 @@ def test_the_values_of_labels_nothing_names_are_found_once_a_file(tmp_path, monk
     dice = 2 * np.sum((prediction == 1) & (reference == 1)) / (np.sum(prediction == 1) + np.sum(reference == 1))
     assert labels["1"]["dice"] == pytest.approx(dice) and labels["1"]["dice"] < 1
     assert labels["4"]["ref_volume_ml"] == pytest.approx(16 * 2 * 0.7 * 0.8 * 2.5 / 1000)
+
+
+# ---------------------------------------------------------------- evaluate_files: two label files on one grid
+@pytest.mark.shared_data
+def test_evaluate_files_on_real_label_and_a_shifted_copy(shared_data, tmp_path):
+    path = shared_data / "hippocampus" / "labels" / "hippocampus_006.nii.gz"
+    image = nib.load(path)
+    ref = np.asanyarray(image.dataobj)
+    pred_path = tmp_path / "pred.nii.gz"
+    nib.save(nib.Nifti1Image(np.roll(ref, 1, axis=0).astype(np.uint8), image.affine), pred_path)
+    result = evaluate_files(pred_path, path, HIPPO_LABELS, case_id="h6")
+    assert result["schema"] == "medseg-metrics/1"
+    assert result["case_id"] == "h6"
+    assert result["spacing_mm"] == [1.0, 1.0, 1.0]
+    for value in (1, 2):
+        expected = independent_metrics(np.roll(ref, 1, axis=0), ref, value, image.affine)
+        assert result["labels"][str(value)]["dice"] == pytest.approx(expected["dice"], rel=1e-6)
+        assert result["labels"][str(value)]["hd95_mm"] == pytest.approx(expected["hd95_mm"], rel=1e-6)
+
+
+def test_evaluate_files_refuses_other_grid_and_bad_labels(tmp_path):
+    ref = np.zeros((12, 12, 12), np.uint8)
+    ref[3:7, 3:7, 3:7] = 1
+    nib.save(nib.Nifti1Image(ref, np.eye(4)), tmp_path / "ref.nii.gz")
+    nib.save(nib.Nifti1Image(ref, np.diag([1.0, 1.0, 1.5, 1.0])), tmp_path / "other.nii.gz")
+    with pytest.raises(GeometryError, match="not scored"):
+        evaluate_files(tmp_path / "other.nii.gz", tmp_path / "ref.nii.gz")
+    nib.save(nib.Nifti1Image(ref * 7, np.eye(4)), tmp_path / "seven.nii.gz")
+    with pytest.raises(InputError, match=r"label values \[7\] are not among the model's labels \[0, 1\], given as "
+                                         "the prediction$"):
+        evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz", {0: "bg", 1: "x"})
+    with pytest.raises(InputError, match=r"seven.nii.gz: label values \[7\] are not among the model's labels \[0, 1\], "
+                                         "given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "seven.nii.gz", {0: "bg", 1: "x"})
+    nib.save(nib.Nifti1Image(ref * 0.5, np.eye(4)), tmp_path / "half.nii.gz")
+    with pytest.raises(InputError, match="not a label image"):
+        read_reference(tmp_path / "half.nii.gz")
+    # the message says which role the file had (an image given as the reference read as a bare "not a label image")
+    with pytest.raises(InputError, match=r"half.nii.gz: not a label image \(values must be non-negative integers; "
+                                         r"it holds 0.5\), given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "half.nii.gz")
+    with pytest.raises(InputError, match=r"half.nii.gz: .*, given as the prediction$"):
+        evaluate_files(tmp_path / "half.nii.gz", tmp_path / "ref.nii.gz")
+    # the values that are no labels are named: a label map off by float noise is told apart from an image
+    noisy = (ref + 1e-7 * (ref > 0)).astype(np.float64)
+    noisy[0, 0, 0] = -3.0
+    nib.save(nib.Nifti1Image(noisy, np.eye(4)), tmp_path / "noisy.nii.gz")
+    with pytest.raises(InputError, match=r"noisy.nii.gz: not a label image \(values must be non-negative integers; "
+                                         r"it holds -3, 1.0000001\), given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "noisy.nii.gz")
+    # a value 1e-12 off a whole number is shown in full, not as the whole number it is not
+    nib.save(nib.Nifti1Image(ref + 1e-12 * (ref == 1), np.eye(4)), tmp_path / "near.nii.gz")
+    with pytest.raises(InputError, match=r"it holds 1.000000000001\), given as the reference$"):
+        evaluate_files(tmp_path / "ref.nii.gz", tmp_path / "near.nii.gz")
+    nib.save(nib.Nifti1Image(np.arange(64, dtype=np.float64).reshape(4, 4, 4) / 3, np.eye(4)), tmp_path / "ramp.nii.gz")
+    with pytest.raises(InputError, match=r"it holds 0.333333333, 0.666666667, 1.33333333 … \(42 values\)\)"):
+        read_reference(tmp_path / "ramp.nii.gz")
+    # default label names are the values present in either image
+    result = evaluate_files(tmp_path / "seven.nii.gz", tmp_path / "ref.nii.gz")
+    assert {k: v["name"] for k, v in result["labels"].items()} == {"1": "label_1", "7": "label_7"}
+    assert result["labels"]["1"]["status"] == "empty_prediction"
+    assert result["labels"]["7"]["status"] == "false_positive"
 
 
 def test_a_reference_on_another_grid_says_nothing_is_written(tmp_path, case, make_package, capsys):
