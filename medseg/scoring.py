@@ -196,13 +196,14 @@ def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[
 
 def score_prediction(prediction: Path | str, reference: Path | str, case_id: str, package=None,
                      given_as: str = "--model", sidecar_required: bool = False, made_by=_READ,
-                     names: dict[int, str] | None = None) -> dict:
+                     names: dict[int, str] | None = None, names_from: Path | str | None = None) -> dict:
     """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
 
     Label names (and the values that count) come from ``package`` (a :class:`~medseg.package.ModelPackage`, or the name
     or folder of one), else from the prediction's sidecar, else every value present is scored, named after ``names`` (a
-    dataset.json's, :func:`dataset_label_names`; also the labels it declares that neither file holds), else a DICOM SEG
-    reference's SegmentLabel, else ``label_N``. A ``package`` must be the model the sidecar names
+    dataset.json's, :func:`dataset_label_names`, ``names_from`` its file; also the labels it declares that neither file
+    holds; a DICOM SEG reference's segments are paired with them by name), else a DICOM SEG reference's SegmentLabel,
+    else ``label_N``. A ``package`` must be the model the sidecar names
     (:func:`check_made_by`). The sidecar is read by :func:`made_by_of` (``sidecar_required`` as its ``required``),
     unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from ``package``, else
     from the sidecar."""
@@ -232,7 +233,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
         raise InputError(f"{prediction_sidecar(prediction)}: names no labels, so {prediction.name} cannot be scored "
                          "by name")
     metrics = evaluate_files(prediction, reference, labels, case_id=case_id, label_codes=codes,
-                             names=None if labels else names)
+                             names=None if labels else names, names_from=None if labels else names_from)
     if made_by is not None:
         _warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
     else:
@@ -254,7 +255,7 @@ def score_pair(prediction: Path | str, reference: Path | str, case_id: str, pack
         if found is not None:
             names, source = found
     metrics = score_prediction(prediction, reference, case_id, package, given_as=given_as, made_by=made_by,
-                               names=names)
+                               names=names, names_from=source)
     return metrics, source
 
 
@@ -283,11 +284,14 @@ def evaluate_files(
     case_id: str | None = None,
     label_codes: dict | None = None,
     names: dict[int, str] | None = None,
+    names_from: Path | str | None = None,
 ) -> dict:
     """Read two label images and score them; labels default to the values present, named ``label_N``, or after
     ``names`` (a dataset.json's: the values it declares are scored whether present or not; a value present that it
     does not declare is warned about and named ``label_N``), else, for a DICOM SEG reference, after its segments'
-    SegmentLabel (each segment scored as its segment number).
+    SegmentLabel (each segment scored as its segment number; with ``names``, as the label of ``names`` its
+    SegmentLabel gives, else its segment number, and refused where ``names`` names that value otherwise:
+    :func:`~medseg.io.seg_labels.pair_by_name`, ``names_from`` the file named in that refusal).
 
     A prediction written as a DICOM SEG (``<stem>_seg.dcm``) is placed on its source series, which its sidecar
     (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG of that series
@@ -324,7 +328,8 @@ def evaluate_files(
         check_header_shape(pred_path, pred.shape[:3], ref_path, affine=pred.affine)
     reference_signature = file_signature(ref_path)  # before the read: see medseg.report.collect
     if is_dicom_file(ref_path):
-        ref, ref_values = read_seg_reference(ref_path, pred_path, labels, label_codes, grid=pred), None
+        ref, ref_values = read_seg_reference(ref_path, pred_path, labels, label_codes, grid=pred,
+                                             names=None if labels is not None else names, names_from=names_from), None
         ref.source_sha256 = sha256_of(ref_path)
     else:
         ref, ref_values = read_reference_values(ref_path, labels)

@@ -467,3 +467,26 @@ def test_segments_put_a_slab_at_a_time_name_the_first_overlap_in_the_arrays_orde
     expected = np.zeros((40, 36, 6), np.uint8)
     expected[0:5, :, 5], expected[20:25, :, 0] = 1, 2
     assert np.array_equal(read_dicom_seg(tmp_path / "apart.dcm", volume, names, warn_missing=False), expected)
+
+
+def test_segments_are_paired_with_a_dataset_json_by_name_and_refused_where_it_names_their_value_otherwise():
+    """Where a dataset.json alone names the labels, a SEG's segments were each read as their segment number and
+    scored under the dataset.json's name of that value, whatever the segment's own label said. They are paired by
+    name (regardless of case, accents composed alike); a segment named as no label stays its number, as does one a
+    writer left unnamed (``Segment 3``); one whose value the dataset.json names otherwise is refused."""
+    from medseg.io.seg_labels import pair_by_name
+
+    names = {0: "background", 1: "liver", 2: "Spleen", 5: "Läsion"}
+    seg_names = {0: "background", 1: "SPLEEN", 2: "Liver", 3: "Segment 3", 4: "kidney", 6: "La\u0308sion"}
+    assert pair_by_name(seg_names, names, "seg.dcm", "Task01/dataset.json") == {1: 2, 2: 1, 3: 3, 4: 4, 6: 5}
+    assert pair_by_name({1: "Segment_1", 2: "segment 2"}, names, "seg.dcm", "d.json") == {1: 1, 2: 2}
+    with pytest.raises(InputError) as refused:
+        pair_by_name({1: "Spleen", 2: "Gallbladder"}, {0: "background", 1: "spleen", 2: "liver"}, "seg.dcm",
+                     "Task01/dataset.json")
+    assert str(refused.value) == (
+        "seg.dcm: segment 2 is labelled 'Gallbladder', but Task01/dataset.json names label value 2 'liver' (its "
+        "labels: 1 spleen, 2 liver); the segments of a SEG are paired with the labels by name: if they are one "
+        "structure, rename the segment or the label so that the names agree")
+    with pytest.raises(InputError, match=r"^seg\.dcm: segment 1 'liver' matches more than one label of d\.json "
+                                         r"regardless of case \(Liver, LIVER\)"):
+        pair_by_name({1: "liver"}, {1: "Liver", 2: "LIVER"}, "seg.dcm", "d.json")

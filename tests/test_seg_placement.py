@@ -376,18 +376,19 @@ def test_a_seg_reference_of_a_prediction_whose_series_moved_is_placed_on_the_pre
 
 def test_a_seg_reference_names_the_labels_a_dataset_json_leaves_unnamed(case, tmp_path, capsys, caplog):
     """A prediction without a sidecar beside a dataset.json that names label 1 alone: label 1 takes the dataset.json's
-    name, label 2 the SEG's SegmentLabel (it was label_2), and the warning says so."""
+    name (the SEG's segment 1, 'odd', is that name regardless of case), label 2 the SEG's SegmentLabel (it was
+    label_2), and the warning says so."""
     volume, expected, seg = case
     (tmp_path / "pred").mkdir()
     nib.save(nib.Nifti1Image(expected, volume.affine), tmp_path / "pred" / "case.nii.gz")
-    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "Odd one": 1}}))
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "Odd": 1}}))
     code, out, err = _main(["evaluate", str(tmp_path / "pred" / "case.nii.gz"), str(seg), "--json"], capsys)
     assert code == 0, err
     labels = json.loads(out)["labels"]
-    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {"1": ("Odd one", 1.0), "2": ("corner", 1.0)}
+    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {"1": ("Odd", 1.0), "2": ("corner", 1.0)}
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{tmp_path / 'pred' / 'case.nii.gz'}, {seg}: label values [2] are not among the labels the dataset.json "
-        "names (1 Odd one); scored under the reference's segment labels (2 corner)"]
+        "names (1 Odd); scored under the reference's segment labels (2 corner)"]
 
 
 @pytest.mark.parametrize("thickness", [2.0, 1.0])
@@ -444,3 +445,64 @@ def test_segments_sharing_a_label_are_each_their_own_number_where_nothing_names_
     assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {
         "1": ("Lesion (segment 1)", 1.0), "2": ("Lesion (segment 2)", 1.0), "3": ("lesion (segment 3)", 1.0)}
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_a_seg_reference_whose_segment_a_dataset_json_names_otherwise_is_refused(case, tmp_path, capsys):
+    """The dataset.json names value 1 'liver', the SEG's segment 1 is 'odd': scored silently as liver (values were
+    the keys), a Dice of another structure. Refused in one line naming the file, the segment, both names and the
+    way on; nothing written."""
+    volume, expected, seg = case
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image(expected, volume.affine), tmp_path / "pred" / "case.nii.gz")
+    names = tmp_path / "pred" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"background": 0, "liver": 1, "corner": 2}}))
+    out_path = tmp_path / "m.json"
+    code, out, err = _main(["evaluate", str(tmp_path / "pred" / "case.nii.gz"), str(seg), "-o", str(out_path)],
+                           capsys)
+    assert (code, out) == (1, "") and not out_path.exists()
+    assert err.splitlines() == [
+        f"medseg: error: {seg}: segment 1 is labelled 'odd', but {names} names label value 1 'liver' (its labels: "
+        "1 liver, 2 corner); the segments of a SEG are paired with the labels by name: if they are one structure, "
+        "rename the segment or the label so that the names agree"]
+
+
+def test_a_seg_reference_is_paired_with_a_dataset_json_by_name_not_by_segment_number(case, tmp_path, capsys):
+    """The dataset.json numbers the labels otherwise than the SEG its segments (value 1 'corner', value 2 'ODD'): each
+    segment is read as the label its name gives (regardless of case), not as its segment number: Dice 1.0 each."""
+    volume, expected, seg = case
+    swapped_values = np.where(expected == 1, 2, np.where(expected == 2, 1, 0)).astype(np.uint8)
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image(swapped_values, volume.affine), tmp_path / "pred" / "case.nii.gz")
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "corner": 1, "ODD": 2}}))
+    code, out, err = _main(["evaluate", str(tmp_path / "pred" / "case.nii.gz"), str(seg), "--json"], capsys)
+    assert code == 0, err
+    labels = json.loads(out)["labels"]
+    assert {k: (v["name"], v["dice"]) for k, v in labels.items()} == {"1": ("corner", 1.0), "2": ("ODD", 1.0)}
+    assert labels["2"]["ref_volume_ml"] == pytest.approx(
+        np.count_nonzero(expected == 1) * float(np.prod(volume.spacing_mm)) / 1000)
+
+
+def test_a_folder_of_seg_references_fails_the_case_whose_segment_the_dataset_json_names_otherwise(case, tmp_path,
+                                                                                                   capsys):
+    """Two folders beside a dataset.json: the case whose SEG names segment 1 otherwise than the dataset.json names
+    value 1 fails, with its failure record; the other carries on, scored by name (Dice 1.0)."""
+    volume, expected, seg = case
+    for folder in ("pred", "ref"):
+        (tmp_path / folder).mkdir()
+    for name in ("a", "b"):
+        nib.save(nib.Nifti1Image(expected, volume.affine), tmp_path / "pred" / f"{name}.nii.gz")
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "odd": 1, "corner": 2}}))
+    seg.rename(tmp_path / "ref" / "a.dcm")
+    write_dicom_seg(expected, volume, tmp_path / "ref" / "b.dcm", {0: "background", 1: "liver", 2: "corner"},
+                    "test-model")
+    code, _, err = _main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "ref"), "-o", str(tmp_path / "out")],
+                         capsys)
+    assert code == 1
+    scored = json.loads((tmp_path / "out" / "a_metrics.json").read_text())["labels"]
+    assert {k: (v["name"], v["dice"]) for k, v in scored.items()} == {"1": ("odd", 1.0), "2": ("corner", 1.0)}
+    assert not (tmp_path / "out" / "b_metrics.json").exists()
+    failure = json.loads((tmp_path / "out" / "b_failed.json").read_text())
+    assert failure["error"] == (
+        f"{tmp_path / 'ref' / 'b.dcm'}: segment 1 is labelled 'liver', but {tmp_path / 'pred' / 'dataset.json'} "
+        "names label value 1 'odd' (its labels: 1 odd, 2 corner); the segments of a SEG are paired with the labels by "
+        "name: if they are one structure, rename the segment or the label so that the names agree")

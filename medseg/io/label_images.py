@@ -154,7 +154,8 @@ def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
 
 
 def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None,
-                       label_codes: dict | None = None, grid: Volume | None = None) -> Volume:
+                       label_codes: dict | None = None, grid: Volume | None = None,
+                       names: dict[int, str] | None = None, names_from=None) -> Volume:
     """A reference that is a DICOM SEG (another tool's, or a reader's). Where the prediction's sidecar records that it
     was made from a DICOM series, the SEG is placed frame by frame on that series' images, as its frames reference
     them; otherwise (a prediction made from a conversion of the series, dcm2niix's NIfTI, one without a sidecar, or
@@ -163,7 +164,9 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
     (:func:`~medseg.io.seg_placement.read_seg_on_grid`). The label names come from ``labels`` when given, else the
     sidecar, else the SEG's segments (each its segment number); segments are matched to them by name, regardless of
     case where that singles one out, else by their codes: ``label_codes`` when given (a model package's, with its
-    ``labels``), else those the sidecar records (not when ``labels`` name the labels otherwise)."""
+    ``labels``), else those the sidecar records (not when ``labels`` name the labels otherwise). Where nothing but
+    ``names`` (a dataset.json's, ``names_from`` its file) names them, each segment is the label its name gives, else
+    its segment number (:func:`~medseg.io.seg_labels.pair_by_name`: refused where the two name one value otherwise)."""
     from medseg.io.seg_volume import read_seg_volume
 
     path = _existing_file(path)
@@ -185,7 +188,8 @@ def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int
         # a second reading of the case's input (its headers: the frames are placed by them): its skipped files and
         # series choice were told when it was segmented. A DICOM SEG prediction needs its series: refused without it
         return read_seg_volume(path, sidecar, warn_skipped=False)
-    return read_seg_on_prediction_grid(path, grid.shape, grid.affine, grid.source, sidecar)
+    return read_seg_on_prediction_grid(path, grid.shape, grid.affine, grid.source, sidecar, names=names,
+                                       names_from=names_from)
 
 
 def series_gone(path: Path | str, sidecar: dict, source_path: Path | str | None = None) -> bool:
@@ -212,27 +216,42 @@ def made_from_series(sidecar: dict) -> bool:
 
 
 def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray, source, sidecar: dict,
-                                warn_missing: bool = True, source_path: Path | str | None = None) -> Volume:
+                                warn_missing: bool = True, source_path: Path | str | None = None,
+                                names: dict[int, str] | None = None, names_from=None) -> Volume:
     """A DICOM SEG reference placed by its own frames' geometry on the voxel grid ``shape`` / ``affine`` of
     ``source`` (the prediction), its labels those ``sidecar`` records (else the SEG's segments, each its segment
     number, named by its SegmentLabel: the volume's ``seg_label_names``) and codes those it records;
     ``warn_missing`` as for :func:`~medseg.io.seg_reading.read_dicom_seg`. Where
     the sidecar records a DICOM series not found (:func:`series_gone`; ``source_path``: where it lies now), the
-    volume's ``source_note`` says which placement was used (the record's notes)."""
+    volume's ``source_note`` says which placement was used (the record's notes). Where the sidecar names no labels
+    and ``names`` (a dataset.json's, ``names_from`` its file) do, each segment is the label of ``names`` its
+    SegmentLabel gives, else its segment number (:func:`~medseg.io.seg_labels.pair_by_name`)."""
+    from medseg.io.seg_labels import pair_by_name
     from medseg.io.seg_placement import read_seg_on_grid, seg_label_names
 
-    names = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
-    named_by_seg = not names
+    labels = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
+    named_by_seg = not labels
+    values = None
     if named_by_seg:
-        names = seg_label_names(path)
+        segment_names = seg_label_names(path)
+        values = {number: number for number in segment_names if number}
+        labels = dict(segment_names)
+        if names:  # the dataset.json's names and the SEG's: paired by name, refused where they disagree
+            names = {int(k): str(v) for k, v in names.items()}
+            values = pair_by_name(segment_names, names, path, names_from or "the dataset.json")
+            labels = {0: "background", **{value: names.get(value) or segment_names[number]
+                                          for number, value in values.items()}}
         log.log(logging.INFO if warn_missing else logging.DEBUG, "%s: no labels named for the prediction: each "
-                "segment is read as its segment number (%s)", path,
-                ", ".join(f"{value} {name}" for value, name in sorted(names.items()) if value))
-    array = read_seg_on_grid(path, shape, affine, source, names, warn_missing=warn_missing,
-                             label_codes=sidecar.get("label_codes"), by_number=named_by_seg)
+                "segment is read as %s (%s)", path, "the label its name gives, else its segment number" if names
+                else "its segment number", ", ".join(f"{number} {segment_names[number]}"
+                                                     + (f" as {value}" if value != number else "")
+                                                     for number, value in sorted(values.items())))
+    array = read_seg_on_grid(path, shape, affine, source, labels, warn_missing=warn_missing,
+                             label_codes=sidecar.get("label_codes"), by_number=named_by_seg, segment_values=values)
     info = {"dicom_seg_placed_on": str(source)}
     if named_by_seg:  # what names the labels where nothing else does (the record's, the report's)
-        info["seg_label_names"] = {str(value): name for value, name in sorted(names.items()) if value}
+        info["seg_label_names"] = {str(values[number]): name for number, name in sorted(segment_names.items())
+                                   if number}
     if series_gone(path, sidecar, source_path):
         # which placement was used, in the record's notes: not the one on the series the sidecar records
         info["source_note"] = (f"its source series {sidecar['input']} (recorded in the prediction's sidecar) is not "

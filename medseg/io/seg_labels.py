@@ -5,6 +5,7 @@ the matched segments put into one label map (overlaps refused, disjoint segments
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom_text import undeclared_text_note
 
-__all__ = ["check_segment_labels"]
+__all__ = ["check_segment_labels", "pair_by_name"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,47 @@ def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs
     if missing and warn_missing:
         log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
                     "predicted)", path, ", ".join(f"'{m}'" for m in missing))
+
+
+_UNNAMED = re.compile(r"segment[\s_-]*\d*")  # a writer's stand-in for a name (Slicer's Segment_1): no name
+
+
+def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, named_in) -> dict[int, int]:
+    """Segment number → label value for a SEG whose segments are read where nothing but ``names`` (a dataset.json's,
+    ``named_in`` naming it) names the labels: each segment is the label its SegmentLabel names (``seg_names``, as
+    :func:`medseg.io.seg_placement.seg_label_names` gives them), exactly or, where that singles one out, regardless of
+    case; a segment that names no label, or names none (``Segment 1``), stays its segment number, and is refused
+    (:class:`InputError`, one line) where ``names`` names that value otherwise: the two names of one value disagree,
+    and scoring it under either would be a Dice of another structure."""
+    by_name = {_segment_label(name): int(value) for value, name in names.items() if int(value) != 0}
+    folded: dict[str, list[int]] = {}
+    for name, value in by_name.items():
+        folded.setdefault(name.casefold(), []).append(value)
+    paired = {}
+    for number, label in sorted(seg_names.items()):
+        if not number:
+            continue
+        label = _segment_label(label)
+        matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
+        if len(matches) > 1:
+            raise InputError(f"{path}: segment {number} '{label}' matches more than one label of {named_in} "
+                             f"regardless of case ({', '.join(n for n in by_name if n.casefold() == label.casefold())})"
+                             "; name the segment exactly as one of them")
+        if matches:
+            paired[number] = matches[0]
+            if matches[0] != number:
+                log.info("%s: segment %d '%s' read as label %d '%s' of %s (paired by name)", path, number, label,
+                         matches[0], names[matches[0]], named_in)
+            continue
+        unnamed = not label or _UNNAMED.fullmatch(label.casefold()) is not None
+        if not unnamed and number in names and int(number) != 0:
+            listed = ", ".join(f"{value} {name}" for value, name in sorted(names.items()) if int(value) != 0)
+            raise InputError(f"{path}: segment {number} is labelled '{label}', but {named_in} names label value "
+                             f"{number} '{names[number]}' (its labels: {listed}); the segments of a SEG are paired "
+                             "with the labels by name: if they are one structure, rename the segment or the label so "
+                             "that the names agree")
+        paired[number] = number
+    return paired
 
 
 def _segment_list(segments: list[tuple[int, str]]) -> str:

@@ -49,7 +49,7 @@ def seg_label_names(path: Path | str) -> dict[int, str]:
 
 def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarray, source, label_names: dict[int, str],
                      warn_missing: bool = True, label_codes: dict | None = None, outcome: str = "not scored",
-                     by_number: bool = False) -> np.ndarray:
+                     by_number: bool = False, segment_values: dict[int, int] | None = None) -> np.ndarray:
     """The labels of the DICOM SEG ``path`` on the voxel grid ``shape`` / ``affine`` (RAS, mm) of ``source`` (named
     in messages), placed by the SEG's own frame geometry (see the module's docstring): no source image is read.
 
@@ -61,7 +61,8 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     without a stated position, and labelled pixels of frames reaching past the grid (unlabelled ones are cropped
     off, as a cropped reference box is). Voxels without a frame are background. Each refusal ends with ``outcome``,
     what the caller then does not do. ``by_number``: each segment is read as its segment number (``label_names``
-    those of :func:`seg_label_names`), not matched by name."""
+    those of :func:`seg_label_names`), not matched by name, or as the value ``segment_values`` gives it (segment
+    number → label value, :func:`~medseg.io.seg_labels.pair_by_name`; ``label_names`` then name those values)."""
     from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
     from medseg.io.seg_reading import open_seg
 
@@ -77,8 +78,13 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
         raise InputError(f"{error}; {outcome}") from None
     tell_segment_names(seg, read, path, warn_missing)
     if by_number:  # nothing names the labels: segments that share a name are two labels, not one
-        segments = {int(item.SegmentNumber): (int(item.SegmentNumber), label_names[int(item.SegmentNumber)])
-                    for item in seg.SegmentSequence if int(item.SegmentNumber)}
+        from medseg.io.seg_labels import _segment_label
+
+        values = segment_values or {}
+        segments = {int(item.SegmentNumber): (
+            values.get(int(item.SegmentNumber), int(item.SegmentNumber)),
+            _segment_label(item.get("SegmentLabel", "")) or f"segment {int(item.SegmentNumber)}")
+            for item in seg.SegmentSequence if int(item.SegmentNumber)}
     else:
         segments = _segment_labels(seg, label_names, path, label_codes, warn=warn_missing)
     labelmap = str(seg.get("SegmentationType", "BINARY")) == "LABELMAP"
