@@ -487,6 +487,9 @@ def test_segments_are_paired_with_a_dataset_json_by_name_and_refused_where_it_na
         "seg.dcm: segment 2 is labelled 'Gallbladder', but Task01/dataset.json names label value 2 'liver' (its "
         "labels: 1 spleen, 2 liver); the segments of a SEG are paired with the labels by name: if they are one "
         "structure, rename the segment or the label so that the names agree")
+    # not strict (the report's drawing of what was scored): such a segment stays its number
+    assert pair_by_name({1: "Spleen", 2: "Gallbladder"}, {0: "background", 1: "spleen", 2: "liver"}, "seg.dcm",
+                        "the case's metrics record", strict=False) == {1: 1, 2: 2}
     with pytest.raises(InputError, match=r"^seg\.dcm: segment 1 'liver' matches more than one label of d\.json "
                                          r"regardless of case \(Liver, LIVER\)"):
         pair_by_name({1: "liver"}, {1: "Liver", 2: "LIVER"}, "seg.dcm", "d.json")

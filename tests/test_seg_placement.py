@@ -506,3 +506,24 @@ def test_a_folder_of_seg_references_fails_the_case_whose_segment_the_dataset_jso
         f"{tmp_path / 'ref' / 'b.dcm'}: segment 1 is labelled 'liver', but {tmp_path / 'pred' / 'dataset.json'} "
         "names label value 1 'odd' (its labels: 1 odd, 2 corner); the segments of a SEG are paired with the labels by "
         "name: if they are one structure, rename the segment or the label so that the names agree")
+
+
+def test_the_report_draws_a_seg_reference_paired_by_name_as_it_was_scored(case, tmp_path):
+    """A case scored beside a dataset.json that numbers the labels otherwise than the SEG its segments: the report's
+    overlay and border check read the SEG by segment number (its 'odd' drawn as the prediction's 1, 'corner'), not as
+    scored. They pair its segments with the names the case's metrics record gives, as scoring did; a segment no name
+    of the record pairs (one scoring paired by its codes) is drawn as its segment number, as before."""
+    from medseg.report.checks import read_case_labels
+    from medseg.report.collect import CaseResult
+
+    volume, expected, seg = case
+    grid = (SHAPE, volume.affine, tmp_path / "case.nii.gz")
+    scored = {"labels": {"1": {"name": "corner", "dice": 1.0}, "2": {"name": "ODD", "dice": 1.0}}}
+    labels, _ = read_case_labels(CaseResult("case", tmp_path, tmp_path, metrics=scored), seg, grid)
+    assert np.array_equal(labels, np.where(expected == 1, 2, np.where(expected == 2, 1, 0)))
+    by_number = {"labels": {"1": {"name": "odd"}, "2": {"name": "corner"}}}  # the SEG's own names: as before
+    labels, _ = read_case_labels(CaseResult("case", tmp_path, tmp_path, metrics=by_number), seg, grid)
+    assert np.array_equal(labels, expected)
+    by_codes = {"labels": {"1": {"name": "liver"}, "2": {"name": "corner"}}}
+    labels, _ = read_case_labels(CaseResult("case", tmp_path, tmp_path, metrics=by_codes), seg, grid)
+    assert np.array_equal(labels, expected)

@@ -217,7 +217,7 @@ def made_from_series(sidecar: dict) -> bool:
 
 def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray, source, sidecar: dict,
                                 warn_missing: bool = True, source_path: Path | str | None = None,
-                                names: dict[int, str] | None = None, names_from=None) -> Volume:
+                                names: dict[int, str] | None = None, names_from=None, strict: bool = True) -> Volume:
     """A DICOM SEG reference placed by its own frames' geometry on the voxel grid ``shape`` / ``affine`` of
     ``source`` (the prediction), its labels those ``sidecar`` records (else the SEG's segments, each its segment
     number, named by its SegmentLabel: the volume's ``seg_label_names``) and codes those it records;
@@ -225,7 +225,7 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
     the sidecar records a DICOM series not found (:func:`series_gone`; ``source_path``: where it lies now), the
     volume's ``source_note`` says which placement was used (the record's notes). Where the sidecar names no labels
     and ``names`` (a dataset.json's, ``names_from`` its file) do, each segment is the label of ``names`` its
-    SegmentLabel gives, else its segment number (:func:`~medseg.io.seg_labels.pair_by_name`)."""
+    SegmentLabel gives, else its segment number (:func:`~medseg.io.seg_labels.pair_by_name`, ``strict`` as there)."""
     from medseg.io.seg_labels import pair_by_name
     from medseg.io.seg_placement import read_seg_on_grid, seg_label_names
 
@@ -238,7 +238,7 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
         labels = dict(segment_names)
         if names:  # the dataset.json's names and the SEG's: paired by name, refused where they disagree
             names = {int(k): str(v) for k, v in names.items()}
-            values = pair_by_name(segment_names, names, path, names_from or "the dataset.json")
+            values = pair_by_name(segment_names, names, path, names_from or "the dataset.json", strict)
             labels = {0: "background", **{value: names.get(value) or segment_names[number]
                                           for number, value in values.items()}}
         log.log(logging.INFO if warn_missing else logging.DEBUG, "%s: no labels named for the prediction: each "

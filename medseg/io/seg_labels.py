@@ -105,13 +105,16 @@ def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs
 _UNNAMED = re.compile(r"segment[\s_-]*\d*")  # a writer's stand-in for a name (Slicer's Segment_1): no name
 
 
-def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, named_in) -> dict[int, int]:
+def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, named_in,
+                 strict: bool = True) -> dict[int, int]:
     """Segment number → label value for a SEG whose segments are read where nothing but ``names`` (a dataset.json's,
     ``named_in`` naming it) names the labels: each segment is the label its SegmentLabel names (``seg_names``, as
     :func:`medseg.io.seg_placement.seg_label_names` gives them), exactly or, where that singles one out, regardless of
     case; a segment that names no label, or names none (``Segment 1``), stays its segment number, and is refused
     (:class:`InputError`, one line) where ``names`` names that value otherwise: the two names of one value disagree,
-    and scoring it under either would be a Dice of another structure."""
+    and scoring it under either would be a Dice of another structure. Not ``strict`` (a drawing of what was scored,
+    whose names may have paired it by its codes): such a segment, and one whose name fits several labels, stay their
+    segment numbers, unrefused."""
     by_name = {_segment_label(name): int(value) for value, name in names.items() if int(value) != 0}
     folded: dict[str, list[int]] = {}
     for name, value in by_name.items():
@@ -122,6 +125,8 @@ def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, n
             continue
         label = _segment_label(label)
         matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
+        if len(matches) > 1 and not strict:
+            matches = []
         if len(matches) > 1:
             raise InputError(f"{path}: segment {number} '{label}' matches more than one label of {named_in} "
                              f"regardless of case ({', '.join(n for n in by_name if n.casefold() == label.casefold())})"
@@ -133,7 +138,7 @@ def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, n
                          matches[0], names[matches[0]], named_in)
             continue
         unnamed = not label or _UNNAMED.fullmatch(label.casefold()) is not None
-        if not unnamed and number in names and int(number) != 0:
+        if strict and not unnamed and number in names and int(number) != 0:
             listed = ", ".join(f"{value} {name}" for value, name in sorted(names.items()) if int(value) != 0)
             raise InputError(f"{path}: segment {number} is labelled '{label}', but {named_in} names label value "
                              f"{number} '{names[number]}' (its labels: {listed}); the segments of a SEG are paired "

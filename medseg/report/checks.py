@@ -89,7 +89,10 @@ def read_case_labels(case: CaseResult, path: Path, grid: tuple | None = None) ->
     """A case's label image (its reference) as :func:`read_labels` gives it; a DICOM SEG (another tool's
     reference) placed as scoring placed it: on the source series the case's sidecar records, or, for a case not
     segmented from a DICOM series (a conversion of it), or whose series has since moved (a NIfTI segmentation: its
-    grid is the series'), by its frames' own geometry on ``grid``, the segmentation's ``(shape, affine, source)``."""
+    grid is the series'), by its frames' own geometry on ``grid``, the segmentation's ``(shape, affine, source)``;
+    where the sidecar names no labels, its segments paired by name with those the case's metrics record names (a
+    dataset.json's or a --model's, as scoring paired them; a segment no name pairs, as one scoring paired by its
+    codes, drawn as its segment number, as before)."""
     from medseg.io.files import is_dicom_file
 
     if not is_dicom_file(path):
@@ -100,12 +103,23 @@ def read_case_labels(case: CaseResult, path: Path, grid: tuple | None = None) ->
     sidecar = case.sidecar or {}
     if grid is not None and (not made_from_series(sidecar) or (
             not is_dicom_file(grid[2]) and series_gone(path, sidecar, case.input_path()))):
-        volume = read_seg_on_prediction_grid(path, *grid, sidecar, warn_missing=False, source_path=case.input_path())
+        volume = read_seg_on_prediction_grid(path, *grid, sidecar, warn_missing=False, source_path=case.input_path(),
+                                             names=None if sidecar.get("labels") else _scored_names(case),
+                                             names_from="the case's metrics record", strict=False)
         return volume.array, volume.affine
 
     # a second reading: scoring warned about what the reference lacks, in its own log (the source's headers place it)
     volume = read_seg_volume(path, case.sidecar or {}, case.input_path(), warn_skipped=False, warn_missing=False)
     return volume.array, volume.affine
+
+
+def _scored_names(case: CaseResult) -> dict[int, str] | None:
+    """Label value → name as the case's metrics record names the labels scored; None where it names none."""
+    names = {}
+    for value, entry in ((case.metrics or {}).get("labels") or {}).items():
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and str(value).isdigit():
+            names[int(value)] = entry["name"]
+    return names or None
 
 
 def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
