@@ -250,7 +250,10 @@ def test_reference_segments_named_otherwise_are_matched_by_their_codes(tmp_path,
     assert any("reader.dcm: segment 1 'Hippocampus tail (reader 2)' matched to label 'posterior' by its codes"
                in r.getMessage() for r in caplog.records)
     with pytest.raises(InputError, match=r"reader\.dcm: segment 1 'Hippocampus tail \(reader 2\)' is not a label of "
-                                         r"the model \(anterior, posterior\)$"):
+                                         r"the model \(anterior, posterior\); a SEG's segments are paired with "
+                                         r"the model's labels by name, not by number \(its label 1 is 'anterior'\)"
+                                         r": rename the segment as the label it is, or leave the segments the model "
+                                         r"has no label for out of the SEG$"):
         read_dicom_seg(tmp_path / "reader.dcm", volume, names)  # without the package's codes: by name only
 
     # an older writer puts the modifier on the segment item itself
@@ -493,3 +496,25 @@ def test_segments_are_paired_with_a_dataset_json_by_name_and_refused_where_it_na
     with pytest.raises(InputError, match=r"^seg\.dcm: segment 1 'liver' matches more than one label of d\.json "
                                          r"regardless of case \(Liver, LIVER\)"):
         pair_by_name({1: "liver"}, {1: "Liver", 2: "LIVER"}, "seg.dcm", "d.json")
+
+
+def test_a_segment_a_model_labels_otherwise_is_refused_naming_both_names_and_the_way_on(tmp_path, capsys):
+    """The prediction's sidecar names value 1 'liver', the SEG's segment 1 is 'odd': refused, as before, and the one
+    line now says that segments pair by name, what the model calls that value, and how to go on; nothing written."""
+    values = stored_values(SHAPE, seed=5)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=2)
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "ref.dcm", {0: "background", 1: "odd", 2: "corner"},
+                    "test-model")
+    nib.save(nib.Nifti1Image(label_rule(volume.array), volume.affine), tmp_path / "case_seg.nii.gz")
+    (tmp_path / "case_seg.json").write_text(json.dumps({
+        "input": str(tmp_path / "dcm"), "labels": {"0": "background", "1": "liver", "2": "corner"},
+        "input_info": {"format": "dicom", "series_uid": volume.dicom.series_uid}}))
+    capsys.readouterr()
+    code = run_main(["evaluate", str(tmp_path / "case_seg.nii.gz"), str(tmp_path / "ref.dcm"), "-o",
+                     str(tmp_path / "m.json")])
+    assert code == 1 and not (tmp_path / "m.json").exists()
+    assert capsys.readouterr().err.splitlines() == [
+        f"medseg: error: {tmp_path / 'ref.dcm'}: segment 1 'odd' is not a label of the model (liver, corner); a SEG's "
+        "segments are paired with the model's labels by name, not by number (its label 1 is 'liver'): rename the "
+        "segment as the label it is, or leave the segments the model has no label for out of the SEG"]

@@ -190,7 +190,8 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
                         "%s: segment %d '%s' is coded %s, which are the codes of label '%s'; matched by its name to "
                         "'%s'", path, number, label, described, known[coded_as[0]], known[matches[0]])
         elif not by_codes:
-            raise InputError(f"{path}: segment {number} '{label}' is not a label of the model ({', '.join(by_name)})")
+            raise InputError(f"{path}: segment {number} '{label}' is not a label of the model ({', '.join(by_name)})"
+                             f"{_rename_hint(number, known)}")
         elif len(coded_as) == 1:
             matches = coded_as
             log.info("%s: segment %d '%s' matched to label '%s' by its codes (%s)", path, number, label,
@@ -202,6 +203,14 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
                              f"and its codes ({described or 'none'}) {fit}")
         segments[number] = (matches[0], label)
     return segments
+
+
+def _rename_hint(number: int, known: dict[int, str]) -> str:
+    """How to go on where a segment matches no label: its name pairs it, not its number (the model's label of that
+    value is named, where it has one)."""
+    same = f" (its label {number} is '{known[number]}')" if number and number in known else ""
+    return (f"; a SEG's segments are paired with the model's labels by name, not by number{same}: rename the segment "
+            "as the label it is, or leave the segments the model has no label for out of the SEG")
 
 
 _TISSUE = (("SCT", "85756007"), ())  # what write_dicom_seg codes a label without codes as
