@@ -570,3 +570,38 @@ def test_reading_a_seg_holds_a_slab_of_one_segments_frames_at_a_time(tmp_path, m
     labels[50:100, :, 10:30] = 2
     write_dicom_seg(labels, volume, tmp_path / "part.dcm", names)
     assert np.array_equal(read_dicom_seg(tmp_path / "part.dcm", volume, names), labels)
+
+
+@pytest.mark.parametrize("organisation", ["TILED_FULL", "TILED_SPARSE"])
+def test_a_tiled_seg_is_refused_as_such_in_one_line(tmp_path, capsys, organisation):
+    """A SEG of a whole-slide microscopy image's tiles (DimensionOrganizationType TILED_FULL, without per-frame
+    groups, or TILED_SPARSE) was refused as "cannot read this DICOM SEG ('Segmentation' object has no attribute
+    'TotalPixelMatrixOriginSequence')", or read as slices. Given as a reference, as a prediction, or to
+    read_dicom_seg, it is refused in one line saying that tiled SEGs are not supported; nothing written."""
+    values = stored_values(SHAPE, seed=5)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=2)
+    volume = read_dicom_series(tmp_path / "dcm")
+    labels = label_rule(volume.array)
+    write_dicom_seg(labels, volume, tmp_path / "case_seg.dcm", NAMES, "test-model")
+    dataset = pydicom.dcmread(tmp_path / "case_seg.dcm")
+    dataset.DimensionOrganizationType = organisation
+    dataset.TotalPixelMatrixRows, dataset.TotalPixelMatrixColumns = dataset.Rows, dataset.Columns
+    if organisation == "TILED_FULL":  # tiles in a fixed order: no per-frame groups
+        del dataset.PerFrameFunctionalGroupsSequence
+    dataset.save_as(tmp_path / "case_seg.dcm")
+    (tmp_path / "case_seg.json").write_text(json.dumps({
+        "input": str(tmp_path / "dcm"), "labels": {str(k): v for k, v in NAMES.items()},
+        "input_info": {"format": "dicom", "series_uid": volume.dicom.series_uid}}))
+    nib.save(nib.Nifti1Image(labels, volume.affine), tmp_path / "pred.nii.gz")
+    why = (f"a tiled DICOM SEG (DimensionOrganizationType {organisation}, as of a whole-slide microscopy image): tiled "
+           "(microscopy) SEGs are not supported; medseg reads SEGs of a series' slices (CT, MR, PET)")
+    seg = tmp_path / "case_seg.dcm"
+    with pytest.raises(InputError) as refused:
+        read_dicom_seg(seg, volume, NAMES)
+    assert str(refused.value) == f"{seg}: {why}"
+    for args in (["evaluate", str(tmp_path / "pred.nii.gz"), str(seg)], ["evaluate", str(seg), str(seg.parent / "x")]):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "-o", str(tmp_path / "m.json")])
+        assert exit_info.value.code == 1 and not (tmp_path / "m.json").exists()
+        assert capsys.readouterr().err.splitlines() == [f"medseg: error: {seg}: {why}"]

@@ -40,6 +40,13 @@ def open_seg(path: Path):
 
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    try:  # before its frames are read: a whole-slide SEG may hold gigabytes of them
+        organisation = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["DimensionOrganizationType"])
+    except Exception:  # noqa: BLE001 - the reading that follows names what is wrong with the file
+        organisation = None
+    tiled = organisation is not None and _tiled_reason(organisation)
+    if tiled:
+        raise InputError(f"{path}: {tiled}")
     try:
         dataset = pydicom.dcmread(path)
         # its segment labels are matched by name: UTF-8 bytes under no character set read as such (before highdicom
@@ -220,7 +227,21 @@ def _not_a_seg(path: Path) -> str | None:
         return f"a DICOM {modality} object, not a DICOM SEG (a segmentation)"
     if "SOPClassUID" not in header:  # every DICOM object has one: the file ends before it
         return "truncated or incomplete DICOM file (it ends before its SOPClassUID)"
-    return None
+    return _tiled_reason(header)
+
+
+_TILED = ("TILED_FULL", "TILED_SPARSE")  # DimensionOrganizationType of a whole-slide (microscopy) image's tiles
+
+
+def _tiled_reason(header) -> str | None:
+    """Why a tiled SEG (frames that are tiles of a whole-slide microscopy image's pixel matrix, placed in slide
+    coordinates, not slices of a series in patient space) is not read; None for any other. highdicom refused a
+    TILED_FULL one for a missing TotalPixelMatrixOriginSequence, which said nothing of the kind of SEG it is."""
+    organisation = str(header.get("DimensionOrganizationType", "") or "").strip().upper()
+    if organisation not in _TILED:
+        return None
+    return (f"a tiled DICOM SEG (DimensionOrganizationType {organisation}, as of a whole-slide microscopy image): "
+            "tiled (microscopy) SEGs are not supported; medseg reads SEGs of a series' slices (CT, MR, PET)")
 
 
 def _check_pixel_length(seg, path: Path) -> None:
