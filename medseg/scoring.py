@@ -334,6 +334,11 @@ def evaluate_files(
     else:
         ref, ref_values = read_reference_values(ref_path, labels)
         ref.source_sha256 = sha256_of(files_read(ref_path))  # both files of a header / image pair
+        if labels is None and names:  # a 3D Slicer segmentation's segment names against the dataset.json's
+            from medseg.io.label_images import _check_segment_names
+
+            _check_segment_names(ref_path, ref, {int(k): str(v) for k, v in names.items()}, ref_values,
+                                 whose="the dataset.json's")
     if labels is None:
         present = {int(value) for volume, values in ((pred, pred_values), (ref, ref_values))
                    for value in (label_values(volume.array) if values is None else values).tolist()} | {0}

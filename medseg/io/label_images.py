@@ -78,11 +78,12 @@ def _folded_name(name: str) -> str:
     return "".join(c for c in name.casefold() if c.isalnum())
 
 
-def _check_segment_names(path: Path | str, volume: Volume, labels: dict[int, str], values: np.ndarray) -> None:
+def _check_segment_names(path: Path | str, volume: Volume, labels: dict[int, str], values: np.ndarray,
+                         whose: str = "the model's") -> None:
     """Warn where a 3D Slicer segmentation names a segment otherwise than the model names the label of its value
     (``Liver`` with value 1, the model's 1 being ``spleen``): it is scored by value, as every label image is, and
     Slicer numbers segments in the order they were made, not as the model does. Letter case, spaces and ``_`` aside;
-    names Slicer made up (``Segment_1``) are not compared."""
+    names Slicer made up (``Segment_1``) are not compared. ``whose``: where ``labels`` come from, for the message."""
     named = {int(value): name for value, name in (volume.info or {}).get("segment_names", {}).items()}
     present = {int(v) for v in values}
     differ = [(value, name, labels[value]) for value, name in sorted(named.items())
@@ -90,9 +91,9 @@ def _check_segment_names(path: Path | str, volume: Volume, labels: dict[int, str
     if differ:
         shown = ", ".join(f"{value}: {name!r} scored as {model!r}" for value, name, model in differ[:5])
         more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
-        log.warning("%s: its segments are named otherwise than the model's labels of the same values (%s%s); labels "
-                    "are scored by value: if these are other structures, export the segmentation with the model's "
-                    "values (Slicer: Export to files, with a color table that names them)", path, shown, more)
+        log.warning("%s: its segments are named otherwise than %s labels of the same values (%s%s); labels are "
+                    "scored by value: if these are other structures, export the segmentation with %s values (Slicer: "
+                    "Export to files, with a color table that names them)", path, whose, shown, more, whose)
 
 
 def header_scaling_note(volume: Volume) -> str:
