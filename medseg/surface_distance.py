@@ -32,7 +32,8 @@ import math
 
 import numpy as np
 
-__all__ = ["CHUNK", "MAP_BYTES_PER_VOXEL", "directed_distances", "edge_indices", "search_threads"]
+__all__ = ["CHUNK", "MAP_BYTES_PER_VOXEL", "NearestTarget", "TREE_BYTES_PER_POINT", "directed_distances",
+           "edge_indices", "search_threads"]
 
 # scipy's feature transform: an int32 index per axis of 3D (12), its int8 copy of the input (1) and the inverted
 # edges given to it (1); tracemalloc counted 13 bytes a voxel of scipy's own
@@ -64,35 +65,51 @@ def directed_distances(query: np.ndarray, target: np.ndarray, spacing_mm, budget
     gives an infinite distance per voxel of ``target`` there; scoring asks only where both hold voxels).
     ``budget_bytes``: the memory a distance map may hold at once.
 
-    The query's voxels are held as int32 indices (12 bytes each in 3D, of MONAI's 24 and its float64 copy's 24) and
+    The query's voxels are held as int16 indices (6 bytes each in 3D, of MONAI's 24 and its float64 copy's 24) and
     their distances as float32; coordinates in mm, the searches and the lookups go :data:`CHUNK` voxels at a time."""
-    from scipy.spatial import KDTree
-
     n_points = int(np.count_nonzero(query))
     if not target.any():
         return np.full(n_points, np.inf, dtype=np.float32)
     if not n_points:
         return np.zeros(0, dtype=np.float32)
     scale = np.asarray(spacing_mm, dtype=np.float64)
-    tree = KDTree(_target_mm(target, scale), leafsize=LEAF_SIZE)
-    workers = search_threads()
-    points = edge_indices(query)
-    sample = points[::max(1, n_points // SAMPLE)]
-    sample_distances = tree.query(_mm(sample, scale), workers=workers)[0]
-    plan = _cheapest_plan(target.shape, scale, budget_bytes, sample, sample_distances, n_points)
+    nearest = _nearest_target(target, scale, budget_bytes)
+    if nearest.whole:
+        points = _Voxels(edge_indices(query))
+        sample = points.held[::max(1, n_points // SAMPLE)]
+        sample_distances = nearest.query_points(sample)
+        plan = _cheapest_plan(target.shape, scale, budget_bytes, sample, sample_distances, n_points)
+    else:  # a target too dense for one tree: its trees' building costs more than maps of the box (see _dense_plan),
+        # whose slabs along axis 0 take the query's voxels a slab of rows at a time, as found
+        points = _Voxels(query=query)
+        plan = _dense_plan(target.shape, scale, budget_bytes)
     distances = np.full(n_points, np.nan, dtype=np.float32)  # NaN: not found yet (a distance is never NaN)
     if plan is not None:
         _from_maps(points, target, scale, plan, distances, budget_bytes)
-    _search_left(points, scale, tree, workers, distances)
+    _search_left(points, target, scale, nearest, distances)
     return distances
 
 
+def _nearest_target(target: np.ndarray, scale: np.ndarray, budget_bytes: int) -> NearestTarget:
+    """The k-d trees of ``target``'s voxels in mm (:func:`_mm`), MONAI's (leaves of :data:`LEAF_SIZE`), within
+    ``budget_bytes``."""
+    from scipy.spatial import KDTree
+
+    def positions(indices: np.ndarray) -> np.ndarray:
+        indices *= scale
+        return indices
+
+    return NearestTarget(target, positions, lambda points: KDTree(points, leafsize=LEAF_SIZE), float(scale[0]),
+                         budget_bytes, search_threads())
+
+
 def edge_indices(mask: np.ndarray, dtype=None) -> np.ndarray:
-    """``np.argwhere(mask)``, the same rows in the same order, as int32 where the grid allows (int64 beyond 2^31
-    voxels along an axis) or as ``dtype``, found a slab of about :data:`CHUNK` voxels at a time: numpy's own holds
-    int64 indices twice over while it makes them (48 bytes a voxel found in 3D, against 12 here)."""
+    """``np.argwhere(mask)``, the same rows in the same order, as the narrowest of int16, int32 and int64 that holds
+    every index of the grid (:func:`index_dtype`) or as ``dtype``, found a slab of about :data:`CHUNK` voxels at a
+    time: numpy's own holds int64 indices twice over while it makes them (48 bytes a voxel found in 3D, against 6
+    here; int32's 12 put masks whose every voxel is an edge beyond scoring's charge)."""
     if dtype is None:
-        dtype = np.int32 if max(mask.shape, default=0) <= np.iinfo(np.int32).max else np.int64
+        dtype = index_dtype(mask.shape)
     found = np.empty((int(np.count_nonzero(mask)), mask.ndim), dtype=dtype)
     if mask.ndim == 0 or not len(found):
         return found
@@ -108,9 +125,43 @@ def edge_indices(mask: np.ndarray, dtype=None) -> np.ndarray:
     return found
 
 
+def index_dtype(shape: tuple[int, ...]):
+    """The narrowest signed integer type of int16, int32 and int64 that holds every index of a grid of ``shape``."""
+    largest = max(shape, default=0)
+    return next(t for t in (np.int16, np.int32, np.int64) if largest <= np.iinfo(t).max)
+
+
 def _mm(points: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Voxel indices in mm as MONAI's k-d tree takes them: the indices as float64 times the voxel size."""
     return points.astype(np.float64) * scale
+
+
+def _search_left(points: _Voxels, target: np.ndarray, scale: np.ndarray, nearest: NearestTarget,
+                 distances: np.ndarray) -> None:
+    """The trees' distances of the voxels not found yet (NaN in ``distances``). Trees over slabs of the target's
+    rows find the same float32 values as one over all of it wherever the voxels a value may come from (those as near
+    as the one found, within :data:`TIE_SLACK`) round alike; any other is asked of one tree over all of the target,
+    built for it alone (a voxel size whose distances lie that near a float32 rounding boundary)."""
+    from scipy.spatial import KDTree
+
+    if nearest.whole:  # :data:`CHUNK` voxels at a time
+        for start in range(0, len(distances), CHUNK):
+            left = np.flatnonzero(np.isnan(distances[start:start + CHUNK])) + start
+            if left.size:
+                distances[left] = nearest.query_points(points.at(left))
+        return
+    left = np.flatnonzero(np.isnan(distances))  # a few: the maps decided the rest
+    if not left.size:
+        return
+    found = nearest.query_points(points.at(left))
+    distances[left] = found
+    extent_mm = float(np.sum(np.asarray(target.shape) * scale))
+    unsure = left[~_rounds_alike(found, TIE_SLACK * (extent_mm + found)) & np.isfinite(found)]
+    if unsure.size:
+        tree = KDTree(_target_mm(target, scale), leafsize=LEAF_SIZE)
+        for start in range(0, len(unsure), CHUNK):
+            part = unsure[start:start + CHUNK]
+            distances[part] = tree.query(_mm(points.at(part), scale), workers=search_threads())[0]
 
 
 def _target_mm(target: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -122,12 +173,68 @@ def _target_mm(target: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return coordinates
 
 
-def _search_left(points: np.ndarray, scale: np.ndarray, tree, workers: int, distances: np.ndarray) -> None:
-    """The tree's distances of the voxels not found yet (NaN in ``distances``), :data:`CHUNK` voxels at a time."""
-    for start in range(0, len(points), CHUNK):
-        left = np.flatnonzero(np.isnan(distances[start:start + CHUNK])) + start
-        if left.size:
-            distances[left] = tree.query(_mm(points[left], scale), workers=workers)[0]
+class _Voxels:
+    """The query's voxels, in ``np.argwhere`` order: ``held`` (their indices, :func:`edge_indices`), or found from the
+    boolean array ``query`` a slab of rows along axis 0 at a time (:data:`CHUNK` voxels or so; 6 bytes a voxel of
+    the query not held: a mask whose every voxel is an edge held 5 bytes a voxel of the volume so)."""
+
+    def __init__(self, held: np.ndarray | None = None, query: np.ndarray | None = None):
+        self.held, self.query = held, query
+        if query is not None:
+            self.dtype = index_dtype(query.shape)
+            self.before = np.concatenate([[0], np.cumsum([np.count_nonzero(query[row])
+                                                          for row in range(query.shape[0])])])
+
+    def between(self, axis: int, start: int, stop: int):
+        """``(places, indices)`` of the voxels whose index along ``axis`` lies from ``start`` to ``stop``, a chunk
+        at a time (``axis`` 0 where they are not held)."""
+        if self.held is not None:
+            for first in range(0, len(self.held), CHUNK):
+                row = self.held[first:first + CHUNK, axis].astype(np.int64)
+                chosen = np.flatnonzero((row >= start) & (row < stop)) + first
+                if chosen.size:
+                    yield chosen, self.held[chosen]
+            return
+        # (axis 0: _dense_plan's)
+        step = max(1, CHUNK // max(math.prod(self.query.shape[1:]), 1))
+        stop = min(stop, self.query.shape[0])
+        for low in range(start, stop, step):
+            high = min(stop, low + step)
+            indices = edge_indices(self.query[low:high], self.dtype)
+            if len(indices):
+                indices[:, 0] += low
+                yield np.arange(self.before[low], self.before[high]), indices
+
+    def at(self, places: np.ndarray) -> np.ndarray:
+        """The indices of the voxels at ``places`` (ascending) of ``np.argwhere`` order."""
+        if self.held is not None:
+            return self.held[places]
+        found = np.empty((len(places), self.query.ndim), dtype=self.dtype)
+        rows = np.searchsorted(self.before, places, side="right") - 1
+        for row in np.unique(rows):
+            mine = np.flatnonzero(rows == row)
+            local = edge_indices(self.query[row:row + 1], self.dtype)[places[mine] - self.before[row]]
+            local[:, 0] = row
+            found[mine] = local
+        return found
+
+
+def _dense_plan(shape: tuple[int, ...], scale: np.ndarray, budget_bytes: int) -> tuple[int, int, int] | None:
+    """The maps' plan where the target's voxels are too many for one tree within ``budget_bytes``
+    (:class:`NearestTarget`: a sixteenth of the volume at scoring's 6 bytes a voxel): the whole box
+    where its map fits, else slabs along axis 0 (the query's voxels found a slab at a time, in order) with margins
+    of the first of :data:`MARGIN_SHARES` of the rows a map may hold (the voxels beyond them from the planes); None
+    where no row's map fits. Building the trees over the slabs of so many voxels costs more than the maps: a noise
+    mask's 1.4 million took 5 s, 6 million voxels of map 1-2 s."""
+    axis = 0
+    rows, per_row = shape[axis], math.prod(shape) // max(shape[axis], 1)
+    fit = int(budget_bytes // (MAP_BYTES_PER_VOXEL * max(per_row, 1)))
+    if fit >= rows:
+        return axis, rows, 0
+    if fit < 1:
+        return None
+    margin = int(fit * MARGIN_SHARES[0]) if fit >= 3 else 0
+    return axis, fit - 2 * margin, margin
 
 
 def search_threads() -> int:
@@ -180,6 +287,7 @@ def _cheapest_plan(shape: tuple[int, ...], scale: np.ndarray, budget_bytes: int,
 def _decided(index: np.ndarray, distances: np.ndarray, step: int, margin: int, rows: int, row_mm: float) -> np.ndarray:
     """Whether a voxel at row ``index`` whose nearest target lies ``distances`` away is decided by its slab's map:
     nearer than any row outside the slab and its margins."""
+    index = np.asarray(index, dtype=np.int64)
     start = index // step * step
     low, high = np.maximum(start - margin, 0), np.minimum(start + step + margin, rows)
     below = np.where(low > 0, (index - low + 1) * row_mm, np.inf)
@@ -193,12 +301,12 @@ def _rounds_alike(distances: np.ndarray, slack: np.ndarray) -> np.ndarray:
     return (distances == 0) | ((distances - slack).astype(np.float32) == (distances + slack).astype(np.float32))
 
 
-def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: tuple[int, int, int],
+def _from_maps(points: _Voxels, target: np.ndarray, scale: np.ndarray, plan: tuple[int, int, int],
                distances: np.ndarray, budget_bytes: int) -> None:
     """:func:`directed_distances` from scipy's feature transform of ``target`` over slabs of ``plan``, the voxels
     no slab decides from its planes' 2D feature transforms (:func:`_from_planes`, where their
     :data:`PLANE_BYTES_PER_VOXEL` fit ``budget_bytes``), into ``distances``; those left (NaN) are the tree's. The
-    voxels are taken :data:`CHUNK` at a time."""
+    voxels (``points``: the query's) are taken :data:`CHUNK` at a time."""
     from scipy.ndimage import distance_transform_edt
 
     axis, step, margin = plan
@@ -210,15 +318,10 @@ def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: 
         if not region.any():  # no target voxel here: the feature transform would name none (left to the tree)
             continue
         nearest = None
-        for first in range(0, len(points), CHUNK):
-            row = points[first:first + CHUNK, axis]
-            chosen = np.flatnonzero((row >= start) & (row < start + step)) + first
-            if not chosen.size:
-                continue
+        for chosen, inside in points.between(axis, start, start + step):
             if nearest is None:
                 nearest = distance_transform_edt(~region, sampling=scale, return_distances=False,
                                                  return_indices=True)
-            inside = points[chosen]
             local = inside.T.copy()
             local[axis] -= low
             found = nearest[(slice(None), *local)].T  # (n, ndim) indices in the region
@@ -233,11 +336,11 @@ def _from_maps(points: np.ndarray, target: np.ndarray, scale: np.ndarray, plan: 
     if not _planes_fit(target.shape, budget_bytes) or not np.isnan(distances).any():
         return
     planes = _plane_transforms(target, scale)
-    for first in range(0, len(points), CHUNK):
+    for first in range(0, len(distances), CHUNK):
         left = np.flatnonzero(np.isnan(distances[first:first + CHUNK])) + first
         if not left.size:
             continue
-        near = _from_planes(points[left], planes, scale)
+        near = _from_planes(points.at(left), planes, scale)
         alike = np.isfinite(near) & _rounds_alike(near, TIE_SLACK * (extent_mm + near))
         distances[left[alike]] = near[alike]
 
@@ -299,3 +402,155 @@ def _from_planes(points: np.ndarray, planes: tuple[int, np.ndarray, np.ndarray],
             better = near < best[ids]
             best[ids[better]] = near[better]
     return best
+
+
+# a k-d tree's bytes a point at its peak, its points' float64 positions included: scipy's KDTree (leaves of 32) holds
+# 19-22 bytes a point besides the positions' 24 while it builds, cKDTree (leaves of 64, nodes not compact) 16
+TREE_BYTES_PER_POINT = 48
+# the share of the budget a tree may hold (the map's, beside which the whole tree is searched; on a sheared grid both
+# directions' float64 distances beside it: a lattice held 32.1 bytes a voxel with trees of the whole budget)
+TREE_SHARE = 0.5
+# the rows the slabs' trees reach beyond their own, each side: up to this share of the points a tree may hold
+HALO_SHARE = 1 / 4
+# a row further along axis 0 lies at least this share of the rows' least distance away (the rounding of the bound)
+ROW_SLACK = 1 - 2.0 ** -30
+
+
+class NearestTarget:
+    """The distances (float64, as a k-d tree over all of them measures them) from points to the nearest voxel of the
+    boolean array ``target``, from k-d trees of the voxels' positions within :data:`TREE_SHARE` of ``budget_bytes``
+    (:data:`TREE_BYTES_PER_POINT` a voxel): one tree over all of them where it fits, as scoring always built, else
+    trees over slabs of rows along axis 0, each reaching a halo of rows beyond its own (up to :data:`HALO_SHARE` of
+    the points a tree may hold each side), built one at a time: a mask whose every voxel is an edge (noise, a
+    lattice) made a tree of 37 bytes a voxel of the volume. A point whose nearest in its slab's tree lies closer than
+    any row outside the tree's rows is decided there; any other is searched in the trees of every slab that may
+    hold a nearer voxel. Each tree finds the nearest of its voxels, the smallest of the distances it measures; where
+    several voxels lie at the same distance the whole tree and a slab's may find ones whose distances differ in the
+    last bit.
+
+    ``positions``: float64 voxel indices (n, ndim) to positions in mm, in place (a block of :data:`CHUNK` rows at a
+    time, the same values whatever the block); ``make_tree``: the tree of an array of positions; ``row_mm``: the
+    least distance (mm) between two voxels a row apart along axis 0."""
+
+    def __init__(self, target: np.ndarray, positions, make_tree, row_mm: float, budget_bytes: int, workers: int):
+        self.target, self.positions, self.make_tree = target, positions, make_tree
+        self.row_mm, self.workers = float(row_mm) * ROW_SLACK, workers
+        self.rows = target.shape[0] if target.ndim else 0
+        per_row = np.fromiter((np.count_nonzero(target[row]) for row in range(self.rows)), dtype=np.int64,
+                              count=self.rows)
+        self.count = np.concatenate([[0], np.cumsum(per_row)])
+        fit = max(1.0, budget_bytes * TREE_SHARE / TREE_BYTES_PER_POINT)  # an infinite budget: one tree
+        self.tree = self._tree(0, self.rows) if self.count[-1] <= fit else None
+        self.slabs = [] if self.tree is not None else _tree_slabs(self.count, int(fit))
+
+    @property
+    def whole(self) -> bool:
+        """Whether one tree holds all of the target's voxels."""
+        return self.tree is not None
+
+    def _tree(self, low: int, high: int):
+        """The tree of the target's voxels in rows ``low`` to ``high`` (None where they hold none)."""
+        points = edge_indices(self.target[low:high], np.float64)
+        if not len(points):
+            return None
+        points[:, 0] += low
+        for start in range(0, len(points), CHUNK):
+            points[start:start + CHUNK] = self.positions(points[start:start + CHUNK])
+        return self.make_tree(points)
+
+    def _search(self, tree, indices: np.ndarray, bound: float = np.inf) -> np.ndarray:
+        """``tree``'s distances of the voxels at ``indices`` (None: no tree, infinite)."""
+        if tree is None:
+            return np.full(len(indices), np.inf)
+        return tree.query(self.positions(indices.astype(np.float64)), workers=self.workers,
+                          distance_upper_bound=bound)[0]
+
+    def query_points(self, points: np.ndarray) -> np.ndarray:
+        """The distances of the voxels at the integer indices ``points`` (n, ndim), sorted by their index along axis
+        0 (as ``np.argwhere`` gives them, or a part of those)."""
+        found = np.empty(len(points), dtype=np.float64)
+        if self.tree is not None:
+            for start in range(0, len(points), CHUNK):
+                found[start:start + CHUNK] = self._search(self.tree, points[start:start + CHUNK])
+            return found
+        rows = points[:, 0]
+        self._query(lambda low, high: (int(np.searchsorted(rows, low)), points[np.searchsorted(rows, low):
+                                                                               np.searchsorted(rows, high)]),
+                    found)
+        return found
+
+    def query_mask(self, query: np.ndarray, found: np.ndarray) -> None:
+        """The distances of the voxels of the boolean array ``query`` (of the target's shape) into ``found``, in
+        ``np.argwhere(query)`` order, their indices found a slab of rows at a time."""
+        if self.tree is not None:
+            step = max(1, CHUNK // max(math.prod(query.shape[1:]), 1))
+            at = 0
+            for low in range(0, query.shape[0], step):
+                indices = edge_indices(query[low:low + step], index_dtype(query.shape))
+                indices[:, 0] += low
+                found[at:at + len(indices)] = self._search(self.tree, indices)
+                at += len(indices)
+            return
+        before = np.concatenate([[0], np.cumsum([np.count_nonzero(query[row]) for row in range(query.shape[0])])])
+
+        def slab(low: int, high: int) -> tuple[int, np.ndarray]:
+            indices = edge_indices(query[low:high], index_dtype(query.shape))
+            indices[:, 0] += low
+            return int(before[low]), indices
+
+        self._query(slab, found)
+
+    def _query(self, slab, found: np.ndarray) -> None:
+        """The slabs' searches: ``slab(low, high)`` gives the first place in ``found`` and the indices of the query's
+        voxels in rows ``low`` to ``high``."""
+        undecided, where = [], []
+        for low, high, reach_low, reach_high in self.slabs:
+            at, indices = slab(low, high)
+            if not len(indices):
+                continue
+            tree = self._tree(reach_low, reach_high)
+            for start in range(0, len(indices), CHUNK):
+                part = indices[start:start + CHUNK]
+                near = self._search(tree, part)
+                found[at + start:at + start + len(part)] = near
+                row = part[:, 0].astype(np.int64)
+                below = np.where(reach_low > 0, (row - reach_low + 1) * self.row_mm, np.inf)
+                above = np.where(reach_high < self.rows, (reach_high - row) * self.row_mm, np.inf)
+                left = np.flatnonzero(near >= np.minimum(below, above))
+                undecided.append(part[left])
+                where.append(at + start + left)
+            del tree
+        if not sum(len(w) for w in where):
+            return
+        indices, where = np.concatenate(undecided), np.concatenate(where)
+        row = indices[:, 0].astype(np.int64)
+        for low, high, _, _ in self.slabs:  # the slabs' own rows: every row once
+            gap = np.maximum(np.maximum(low - row, row - high + 1), 0) * self.row_mm
+            chosen = np.flatnonzero(gap <= found[where])
+            if not chosen.size or self.count[high] == self.count[low]:
+                continue
+            tree = self._tree(low, high)
+            for start in range(0, len(chosen), CHUNK):
+                part = chosen[start:start + CHUNK]
+                best = found[where[part]]
+                bound = float(best.max()) * (1 + 2.0 ** -40)
+                near = self._search(tree, indices[part], bound if np.isfinite(bound) else np.inf)
+                found[where[part]] = np.minimum(best, near)
+            del tree
+
+
+def _tree_slabs(count: np.ndarray, fit: int) -> list[tuple[int, int, int, int]]:
+    """Slabs of rows ``(low, high, reach_low, reach_high)`` whose own rows hold up to half of ``fit`` voxels (a row
+    at least) and reach rows beyond each side holding up to :data:`HALO_SHARE` of it; ``count``: the voxels before
+    each row."""
+    rows = len(count) - 1
+    halo = int(fit * HALO_SHARE)
+    slabs, low = [], 0
+    while low < rows:
+        high = max(low + 1, int(np.searchsorted(count, count[low] + fit // 2, side="right")) - 1)
+        high = min(high, rows)
+        reach_low = min(low, int(np.searchsorted(count, count[low] - halo, side="left")))
+        reach_high = max(high, int(np.searchsorted(count, count[high] + halo, side="right")) - 1)
+        slabs.append((low, high, reach_low, min(reach_high, rows)))
+        low = high
+    return slabs

@@ -41,8 +41,11 @@ def _random_pair(rng, kind: str, shape) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def maps_always(monkeypatch):
-    """The tree's searches priced so high that a distance map is always the plan."""
+    """The tree's searches priced so high that a distance map is always the plan, the plan priced from a sample
+    searched in one tree over all of the target, whatever the budget (these small volumes' surfaces are a large
+    share of their voxels)."""
     monkeypatch.setattr(surface_distance, "SEARCH_COST", 1e9)
+    monkeypatch.setattr(surface_distance, "TREE_SHARE", float("inf"))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -224,13 +227,14 @@ def _traced_peak(function, *args):
         tracemalloc.stop()
 
 
-def test_edge_indices_are_argwheres_rows_in_int32():
-    """The query's voxels as int32 indices, found a slab at a time: np.argwhere's rows, in its order."""
+def test_edge_indices_are_argwheres_rows_in_the_narrowest_type():
+    """The query's voxels as int16 indices (int32 where an axis holds more than 32767 voxels), found a slab at a
+    time: np.argwhere's rows, in its order."""
     rng = np.random.default_rng(0)
-    for shape in ((37, 20, 11), (50, 61), (3, 1, 4)):
+    for shape in ((37, 20, 11), (50, 61), (3, 1, 4), (2, 40000)):
         mask = rng.random(shape) < 0.4
         found = surface_distance.edge_indices(mask)
-        assert found.dtype == np.int32
+        assert found.dtype == (np.int32 if max(shape) > 32767 else np.int16)
         np.testing.assert_array_equal(found, np.argwhere(mask))
     assert surface_distance.edge_indices(np.zeros((4, 5, 6), bool)).shape == (0, 3)
 
@@ -332,3 +336,99 @@ def test_scoring_a_noise_prediction_on_a_sheared_grid_stays_within_what_the_guar
         np.testing.assert_array_equal(ours, theirs)
     assert (hd95, assd) == (max(np.percentile(expected[0], 95), np.percentile(expected[1], 95)),
                             np.concatenate(expected).mean())
+
+
+@pytest.mark.parametrize(("kind", "tilt_deg", "expected"), [
+    ("lattice", 0, (0.7, 0.1166657)),
+    ("lattice", 20, (0.6999999999999957, 0.11666574360516106)),
+    ("noise", 0, (0.7, 0.3644981)),
+    ("noise", 20, (0.7000000000000028, 0.3644981238163112)),
+])
+def test_masks_whose_every_voxel_is_an_edge_are_scored_within_the_charge(monkeypatch, kind, tilt_deg, expected):
+    """Both masks noise (half of the voxels, nearly all edges) or a lattice (6/7 of them, every one an edge), on an
+    orthogonal and a sheared grid: the k-d tree of the other mask's edges held 37 bytes a voxel of the volume (a
+    lattice scored 70 bytes a voxel resident where 32 are charged, noise 49). Its trees now hold at most the map's
+    budget, over slabs of rows; on an orthogonal grid the distance maps decide every voxel and no tree is built. The
+    peak of numpy's memory, the labels (2 bytes a voxel) and the largest tree's nodes (at most 14 bytes a point,
+    outside numpy's traced memory) within SCORING_BYTES_PER_VOXEL; scaled down (CHUNK, and no 128 MB floor under the
+    budget) as on a 512×512×100 volume. HD95 and ASSD those of one tree over all edges, bit for bit."""
+    import math
+
+    import scipy.spatial
+
+    from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL
+
+    monkeypatch.setattr(surface_distance, "CHUNK", 4096)
+    monkeypatch.setattr(metrics, "DISTANCE_MAP_MIN_BYTES", 0)
+    largest = [0]
+    for name in ("KDTree", "cKDTree"):
+        def counted(points, *args, _real=getattr(scipy.spatial, name), **options):
+            largest[0] = max(largest[0], len(points))
+            return _real(points, *args, **options)
+        monkeypatch.setattr(scipy.spatial, name, counted)
+    shape = (96, 96, 48)
+    if kind == "lattice":
+        i, j, k = np.ogrid[tuple(slice(0, n) for n in shape)]
+        pred, ref = ((i + 2 * j + 3 * k) % 7 != 0).astype(np.uint8), ((i + 2 * j + 3 * k + 1) % 7 != 0).astype(np.uint8)
+    else:
+        rng = np.random.default_rng(5)
+        pred, ref = (rng.random(shape) < 0.5).astype(np.uint8), (rng.random(shape) < 0.5).astype(np.uint8)
+    columns = None
+    if tilt_deg:
+        columns = np.diag([0.7, 0.7, 2.5])
+        columns[1, 2] = 2.5 * math.tan(math.radians(tilt_deg))
+    box = tuple(slice(0, n) for n in shape)
+    small = tuple(slice(0, 8) for _ in shape)  # scipy's first-call allocations, outside the peak
+    metrics._surface_metrics(pred[small], ref[small] | 1, 1, small, (0.7, 0.7, 2.5), columns)
+    largest[0] = 0
+    figures, peak = _traced_peak(metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
+    held = (peak + 14 * largest[0] + 2 * pred.size) / pred.size
+    assert held <= SCORING_BYTES_PER_VOXEL, (held, largest[0])
+    assert figures == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_trees_over_slabs_of_rows_give_one_trees_distances_bit_for_bit(seed):
+    """Targets whose tree does not fit the budget (TREE_SHARE of it): on an orthogonal grid the maps' plan without a
+    sample, the voxels left searched in trees over slabs of rows, each reaching a halo beyond its own, and those
+    beyond the halos in every slab that may hold a nearer voxel; on a sheared grid every voxel so. Random shapes,
+    noise, a lattice, noise beside a box far from it, speckled ellipsoids; anisotropic voxels; budgets of a sixth
+    and half of one tree, and none: every distance MONAI's (orthogonal) and one tree's over all of the target's
+    world positions (sheared), bit for bit."""
+    import math
+
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    for kind in ("noise", "lattice", "apart", "speckled"):
+        shape = tuple(int(n) for n in rng.integers(8, 36, 3))
+        if kind == "lattice":
+            i, j, k = np.ogrid[tuple(slice(0, n) for n in shape)]
+            pred, ref = (i + 2 * j + 3 * k) % 7 != 0, (i + 2 * j + 3 * k + 1) % 7 != 0
+        elif kind == "apart":
+            pred, ref = np.zeros(shape, bool), np.zeros(shape, bool)
+            pred[:shape[0] // 3] = rng.random((shape[0] // 3, *shape[1:])) < 0.5
+            ref[shape[0] // 2:, 2:-2, 1:-1] = True
+        elif kind == "noise":
+            pred, ref = rng.random(shape) < 0.5, rng.random(shape) < rng.uniform(0.2, 0.8)
+        else:
+            pred, ref = _random_pair(rng, "speckled", shape)
+        edges = [_edges(pred), _edges(ref)]
+        spacing = tuple(float(s) for s in rng.choice([0.7, 1.0, 2.5, 0.3125, 0.43], 3))
+        for query, target in (edges, edges[::-1]):
+            expected = get_surface_distance(query, target, distance_metric="euclidean", spacing=spacing)
+            tree_bytes = surface_distance.TREE_BYTES_PER_POINT * int(target.sum()) / surface_distance.TREE_SHARE
+            for budget in (int(tree_bytes / 6), int(tree_bytes / 2), 1 << 40):
+                np.testing.assert_array_equal(directed_distances(query, target, spacing, budget), expected)
+        columns = np.diag(spacing)
+        columns[1, 2] = spacing[2] * math.tan(math.radians(rng.uniform(5, 30)))
+        turn = rng.uniform(0, 1)
+        columns = np.array([[math.cos(turn), -math.sin(turn), 0], [math.sin(turn), math.cos(turn), 0], [0, 0, 1]]
+                           ) @ columns
+        points = [np.argwhere(e) @ columns.T for e in edges]
+        expected = (cKDTree(points[1], leafsize=64, compact_nodes=False).query(points[0])[0],
+                    cKDTree(points[0], leafsize=64, compact_nodes=False).query(points[1])[0])
+        smaller = min(int(e.sum()) for e in edges) * surface_distance.TREE_BYTES_PER_POINT
+        for budget in (smaller // 3, smaller, None):
+            for ours, theirs in zip(metrics._world_distances(edges, columns, budget), expected):
+                np.testing.assert_array_equal(ours, theirs)
