@@ -1,7 +1,7 @@
 """What scoring one label holds at its peak, against what the memory guard charges for it
 (``medseg.voxel_charge.SCORING_BYTES_PER_VOXEL``).
 
-    python benchmarks/scoring_memory.py [--shape 320 320 100] [--cases smooth speckled noise] [--tilt 0]
+    python benchmarks/scoring_memory.py [--shape 320 320 100] [--cases smooth speckled noise noise2 lattice] [--tilt 0]
 
 Each case runs ``evaluate_volumes`` on a uint8 reference and prediction (0.7×0.7×2.5 mm; ``--tilt`` degrees of
 gantry tilt shear the grid) in a process of its own, made before the peak is reset (``/proc/self/clear_refs``), and
@@ -86,7 +86,7 @@ def one_case(kind: str, shape: tuple[int, ...], tilt_deg: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[320, 320, 100])
-    parser.add_argument("--cases", nargs="+", choices=CASES, default=["smooth", "speckled", "noise"])
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--tilt", type=float, default=0.0)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -24,6 +24,13 @@ nearest its row and column there, the planes visited outwards until they lie fur
 tree would search a whole cap of the other surface for each (about 1 ms: a 512×512×100 ellipsoid with 5 % of its
 voxels knocked out took over 300 s that way, 12 s this way); the plan prices them so, and drops margins the planes make
 needless. Values near a float32 rounding boundary go to the tree.
+
+The tree holds at most :data:`TREE_SHARE` of the same budget (:class:`NearestTarget`): a target whose every voxel is
+an edge (both masks noise, a lattice) made one of 37 bytes a voxel of the volume, beyond scoring's charge. Such a
+target's distances come from the maps over slabs along axis 0, without a sampled plan (trees over so many voxels
+cost more to build than the maps), the query's voxels found a slab of rows at a time; the few voxels left are
+searched in trees over slabs of the target's rows, one at a time, and those whose value the slabs' trees might round
+otherwise than one tree over all of it in that one.
 """
 
 from __future__ import annotations
@@ -32,8 +39,8 @@ import math
 
 import numpy as np
 
-__all__ = ["CHUNK", "MAP_BYTES_PER_VOXEL", "NearestTarget", "TREE_BYTES_PER_POINT", "directed_distances",
-           "edge_indices", "search_threads"]
+__all__ = ["CHUNK", "MAP_BYTES_PER_VOXEL", "NearestTarget", "TREE_BYTES_PER_POINT", "TREE_SHARE", "directed_distances",
+           "edge_indices", "index_dtype", "search_threads"]
 
 # scipy's feature transform: an int32 index per axis of 3D (12), its int8 copy of the input (1) and the inverted
 # edges given to it (1); tracemalloc counted 13 bytes a voxel of scipy's own

@@ -42,13 +42,15 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
         if columns is not None:
             columns = np.delete(columns, squeeze, axis=1)
     edges = [_mask_edges(array, value, box, squeeze) for array in (pred, ref)]
+    budget = max(DISTANCE_MAP_BYTES_PER_VOXEL * pred.size, DISTANCE_MAP_MIN_BYTES)
     if columns is None:
-        budget = max(DISTANCE_MAP_BYTES_PER_VOXEL * pred.size, DISTANCE_MAP_MIN_BYTES)
         distances = [directed_distances(a, b, spacing, budget) for a, b in (edges, edges[::-1])]
+        del edges
+        hd95, assd = _hd95_and_mean(*distances)
     else:
-        distances = _world_distances(edges, columns)
-    del edges
-    hd95, assd = _hd95_and_mean(*distances)
+        both, split = _world_distances_joined(edges, columns, budget)
+        del edges
+        hd95, assd = _hd95_and_mean_of(both, split)
     if columns is None:  # MONAI's distances are float32: 7 significant digits are what they hold (√2 reads
         # 1.414214, not the float32 value's 1.4142135381698608); the world-space ones are float64
         hd95, assd = float(f"{hd95:.7g}"), float(f"{assd:.7g}")
@@ -59,10 +61,16 @@ def _hd95_and_mean(forward: np.ndarray, backward: np.ndarray) -> tuple[float, fl
     """The larger of the two directions' 95th percentiles and the mean of all their distances, in float64: the values
     of ``np.percentile`` of each direction as float64 and of ``np.concatenate`` of both ``.mean()``, from one float64
     array of both (8 bytes a distance; float64 copies of each, their concatenation and the percentile's own copies
-    took 32), the mean taken first, then each direction's percentile partitioning its own part in place."""
+    took 32) (:func:`_hd95_and_mean_of`)."""
     both = np.empty(len(forward) + len(backward), dtype=np.float64)
     split = len(forward)
     both[:split], both[split:] = forward, backward
+    return _hd95_and_mean_of(both, split)
+
+
+def _hd95_and_mean_of(both: np.ndarray, split: int) -> tuple[float, float]:
+    """:func:`_hd95_and_mean` of the float64 distances ``both``, a direction's before ``split`` and the other's from
+    it: the mean taken first, then each direction's percentile partitioning its own part in place."""
     assd = float(both.mean())
     hd95 = max(float(np.percentile(both[:split], 95, overwrite_input=True)),
                float(np.percentile(both[split:], 95, overwrite_input=True)))
@@ -72,7 +80,8 @@ def _hd95_and_mean(forward: np.ndarray, backward: np.ndarray) -> tuple[float, fl
 EDGE_BLOCK = 1 << 24  # voxels of a box whose edges are found at a time
 # the memory a label's distance map may hold (medseg.surface_distance), in bytes a voxel of the label volume: scoring
 # holds 3-4 besides (the labels, two edge volumes of the box) and a cohort's scoring job is given 32 (a mask's edge
-# voxels take 16 bytes each beside the map, the other mask's in a k-d tree 43: medseg.voxel_charge)
+# voxels take 10 bytes each beside the map, int16 indices and float32 distances; the other mask's k-d tree 43-48 a
+# point, at most half of this budget, over slabs of rows beyond it: medseg.voxel_charge)
 # (medseg.cohort.job_memory); at least DISTANCE_MAP_MIN_BYTES (within the 0.4 GB its base allows beyond what the
 # libraries take)
 DISTANCE_MAP_BYTES_PER_VOXEL = 6
@@ -115,38 +124,45 @@ WORLD_LEAF_SIZE = 64
 WORLD_COMPACT_NODES = False
 
 
-def _world_distances(edges, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _world_distances(edges, columns: np.ndarray, budget_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_world_distances_joined`'s two directions."""
+    both, split = _world_distances_joined(edges, columns, budget_bytes)
+    return both[:split], both[split:]
+
+
+def _world_distances_joined(edges, columns: np.ndarray, budget_bytes: int | None = None) -> tuple[np.ndarray, int]:
     """Each edge voxel's distance (mm, float64) to the nearest edge voxel of the other mask, both ways, between world
-    positions ``columns @ index`` (the crop's offset is common to both and cancels). The positions are
+    positions ``columns @ index`` (the crop's offset is common to both and cancels), in one array (HD95 and ASSD take
+    both from it, :func:`_hd95_and_mean_of`), the first direction's before the place returned. The positions are
     ``np.argwhere(edges) @ columns.T``, made in place :data:`~medseg.surface_distance.CHUNK` voxels at a time (24
-    bytes an edge voxel; argwhere's int64 indices beside them took 24-48 more), and each tree is searched a chunk at
-    a time (the neighbours' int64 indices, which are not kept, took 8 bytes a voxel searched)."""
+    bytes an edge voxel in the tree; argwhere's int64 indices beside them took 24-48 more), the query's a slab of
+    rows at a time; each tree is searched a chunk at a time (the neighbours' int64 indices, which are not kept, took
+    8 bytes a voxel searched). A tree over the other mask's edges beyond ``budget_bytes``
+    (:class:`~medseg.surface_distance.NearestTarget`; None: no limit) is built over slabs of rows, one at a time
+    (masks whose every voxel is an edge held 41 bytes a voxel of positions)."""
     from scipy.spatial import cKDTree
 
-    from medseg import surface_distance
-    from medseg.surface_distance import search_threads
+    from medseg.surface_distance import NearestTarget, search_threads
 
-    points = [_world_points(e, columns) for e in edges]
+    counts = [int(np.count_nonzero(e)) for e in edges]
+    both = np.empty(sum(counts), dtype=np.float64)
+    parts = (both[:counts[0]], both[counts[0]:])
+    # two voxels a row apart along axis 0 lie at least as far apart as the first column's part across the others
+    others = columns[:, 1:]
+    row_mm = float(np.linalg.norm(columns[:, 0] - others @ np.linalg.lstsq(others, columns[:, 0], rcond=None)[0]))
+    budget = np.inf if budget_bytes is None else budget_bytes
     workers = search_threads()
-    found = []
-    for query, target in ((points[0], points[1]), (points[1], points[0])):
-        tree = cKDTree(target, leafsize=WORLD_LEAF_SIZE, compact_nodes=WORLD_COMPACT_NODES)
-        distances = np.empty(len(query), dtype=np.float64)
-        for start in range(0, len(query), surface_distance.CHUNK):
-            chunk = slice(start, start + surface_distance.CHUNK)
-            distances[chunk] = tree.query(query[chunk], workers=workers)[0]
-        del tree
-        found.append(distances)
-    return found[0], found[1]
 
+    def positions(indices: np.ndarray) -> np.ndarray:
+        # a single row would be a matrix-vector product (BLAS's gemv), whose last bit may differ from the
+        # matrix product's (gemm) of the same row among others: rows are taken two at least
+        if len(indices) == 1:
+            return (np.concatenate([indices, indices]) @ columns.T)[:1]
+        return indices @ columns.T
 
-def _world_points(edges: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """``np.argwhere(edges) @ columns.T`` (float64 world positions less the grid's origin), the same values, made in
-    place :data:`~medseg.surface_distance.CHUNK` rows at a time from the indices found as float64."""
-    from medseg import surface_distance
-
-    points = surface_distance.edge_indices(edges, np.float64)
-    for start in range(0, len(points), surface_distance.CHUNK):
-        chunk = slice(start, start + surface_distance.CHUNK)
-        points[chunk] = points[chunk] @ columns.T
-    return points
+    for (query, target), found in zip(((edges[0], edges[1]), (edges[1], edges[0])), parts):
+        nearest = NearestTarget(target, positions, lambda points: cKDTree(
+            points, leafsize=WORLD_LEAF_SIZE, compact_nodes=WORLD_COMPACT_NODES), row_mm, budget, workers)
+        nearest.query_mask(query, found)
+        del nearest
+    return both, counts[0]

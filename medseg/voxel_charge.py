@@ -23,12 +23,14 @@ SLAB_VOXELS = 1 << 23
 COPY_BYTES_PER_VOXEL = 12
 # scoring against a reference, once the inference's arrays are freed: the labels and the reference (2), two edge
 # volumes of a label's box (2), a distance map (medseg.surface_metrics' DISTANCE_MAP_BYTES_PER_VOXEL, 6) and the edge
-# voxels' arrays beside it (int32 indices and float32 distances, 16 bytes a query edge voxel; the k-d tree of the other
-# mask's edge voxels, scipy's, 43 bytes each). Peak resident memory beyond the process's own, the labels included
-# (medseg.metrics.evaluate_volumes; benchmarks/README.md): a smooth prediction 6.6-8.4 bytes a voxel, one with 5 % of
-# its voxels knocked out 14.4-23.0, random noise over the volume (half of it, every predicted voxel an edge, whose
-# tree holds 21 bytes a voxel) 30.6-31.4 (55-68 before the edge voxels' arrays were slimmed, where 24 were charged).
-# Masks that are both noise take more (49; a mask of 6/7 of the voxels, every one an edge, against another: 71)
+# voxels' arrays beside it (int16 indices and float32 distances, 10 bytes a query edge voxel; the k-d tree of the other
+# mask's edge voxels, scipy's, 43-48 bytes each, at most half of the map's budget, over slabs of rows beyond it).
+# Peak resident memory beyond the process's own, the labels included (medseg.metrics.evaluate_volumes;
+# benchmarks/README.md, 320×320×100): a smooth prediction 6.6-8.4 bytes a voxel, one with 5 % of its voxels knocked
+# out 14.4-23.0, random noise over the volume (half of it, every predicted voxel an edge) 23.2 (55-68 before the edge
+# voxels' arrays were slimmed, where 24 were charged; 30.6-31.4 with int32 indices), both masks noise 21.7 and a
+# mask of 6/7 of the voxels, every one an edge, against another 25.8-29.0 (26.9 on a sheared grid; 48.7 and 70.2
+# while the other mask's tree was built whole)
 SCORING_BYTES_PER_VOXEL = 32
 
 

@@ -36,7 +36,10 @@ mask in its k-d tree): a prediction with 5 % of its voxels knocked out (edges in
 512×512×100 voxels, 20 bytes a voxel (22 on 512×512×200) beyond the 95 MB ``medseg evaluate`` holds before any
 case, where 12 were charged; 24 were then. A prediction of random noise (every predicted voxel an edge, the k-d tree of
 its edge voxels 21 bytes a voxel) took 55-68 bytes a voxel; with the edge voxels' arrays slimmed (int32 indices,
-float32 distances) 30.6-31.4, and 32 are charged (:data:`medseg.voxel_charge.SCORING_BYTES_PER_VOXEL`).
+float32 distances) 30.6-31.4, 23.2 with int16 indices, and 32 are charged
+(:data:`medseg.voxel_charge.SCORING_BYTES_PER_VOXEL`); masks whose every voxel is an edge (both noise, a lattice)
+21.5-29.0 since the other mask's k-d tree is built over slabs of rows beyond half of the map's budget (48.7-74.3
+while it was built whole).
 A retry (a job killed for memory) asks for twice, then three times the first attempt's memory.
 """
 
@@ -55,7 +58,7 @@ INFER_BASE_MB = 1200  # Python, torch, MONAI and the model (measured: 0.47-0.55 
 CUDA_MB = 2000  # the CUDA libraries and context in host memory, with device=cuda (an allowance, not measured here)
 EVALUATE_BASE_MB = 800  # Python and the libraries (measured: 0.4 GB), and the job's Snakemake process
 # the labels, their edges (measured: 3-4), a distance map (6) and the edge voxels' arrays and k-d tree (a prediction
-# of random noise: 30.6-31.4 in all)
+# of random noise: 23.2 in all; both masks noise or a lattice: 21.5-29.0)
 EVALUATE_BYTES_PER_VOXEL = SCORING_BYTES_PER_VOXEL
 
 
