@@ -359,7 +359,7 @@ def test_masks_whose_every_voxel_is_an_edge_are_scored_within_the_charge(monkeyp
     from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL
 
     monkeypatch.setattr(surface_distance, "CHUNK", 4096)
-    monkeypatch.setattr(metrics, "DISTANCE_MAP_MIN_BYTES", 0)
+    monkeypatch.setattr(surface_metrics, "DISTANCE_MAP_MIN_BYTES", 0)
     largest = [0]
     for name in ("KDTree", "cKDTree"):
         def counted(points, *args, _real=getattr(scipy.spatial, name), **options):
@@ -379,9 +379,9 @@ def test_masks_whose_every_voxel_is_an_edge_are_scored_within_the_charge(monkeyp
         columns[1, 2] = 2.5 * math.tan(math.radians(tilt_deg))
     box = tuple(slice(0, n) for n in shape)
     small = tuple(slice(0, 8) for _ in shape)  # scipy's first-call allocations, outside the peak
-    metrics._surface_metrics(pred[small], ref[small] | 1, 1, small, (0.7, 0.7, 2.5), columns)
+    surface_metrics._surface_metrics(pred[small], ref[small] | 1, 1, small, (0.7, 0.7, 2.5), columns)
     largest[0] = 0
-    figures, peak = _traced_peak(metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
+    figures, peak = _traced_peak(surface_metrics._surface_metrics, pred, ref, 1, box, (0.7, 0.7, 2.5), columns)
     held = (peak + 14 * largest[0] + 2 * pred.size) / pred.size
     assert held <= SCORING_BYTES_PER_VOXEL, (held, largest[0])
     assert figures == expected
@@ -430,5 +430,5 @@ def test_trees_over_slabs_of_rows_give_one_trees_distances_bit_for_bit(seed):
                     cKDTree(points[0], leafsize=64, compact_nodes=False).query(points[1])[0])
         smaller = min(int(e.sum()) for e in edges) * surface_distance.TREE_BYTES_PER_POINT
         for budget in (smaller // 3, smaller, None):
-            for ours, theirs in zip(metrics._world_distances(edges, columns, budget), expected):
+            for ours, theirs in zip(surface_metrics._world_distances(edges, columns, budget), expected):
                 np.testing.assert_array_equal(ours, theirs)
