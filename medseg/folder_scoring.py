@@ -329,7 +329,8 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     case's metrics and failure record replace each other. Predictions without a reference are named in a warning
     and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
     outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
-    ``on_case(case_id, metrics_or_None, error_or_None)`` is called after each case.
+    ``on_case(case_id, metrics_or_None, error_or_None)`` is called after each case scored or failed, but not for
+    a missed case (a reference without a prediction): the warning that lists them tells those at once.
 
     A Ctrl-C or SIGTERM (``KeyboardInterrupt``) goes through carrying what the caller tells of it: ``records_kept``,
     the metrics files and failure records written whole before it (they stay; the report is not made), and
@@ -408,7 +409,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     from medseg.scoring import made_by_of, score_pair
 
     def record_failure(case: str, stage: str, error: BaseException, prediction: Path | None, reference: Path,
-                       error_type: str | None = None) -> None:
+                       error_type: str | None = None, tell: bool = True) -> None:
         path = failure_path[case]
         record = {"schema": FAILURE_SCHEMA, "case_id": case,
                   "input": os.path.abspath(prediction) if prediction is not None else None,  # what was scored
@@ -418,7 +419,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
         with atomic_paths([path], overwrite=True, retire=[metrics_path[case]]) as (temp,):
             temp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
         failed.append((case, one_line(error), path))
-        if on_case is not None:
+        if on_case is not None and tell:
             on_case(case, None, one_line(error))
 
     names_from: list[Path] = []
@@ -478,7 +479,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                 (f", or is one {made_from}" if series else "")
         record_failure(case, "not_run", InputError(
             f"{reference}: no prediction for this reference in {pred_dir} (a missed case; {named})"), None, reference,
-            "MissingPrediction")
+            "MissingPrediction", tell=False)  # the warning above names them all at once: not a line each
     ours = {path.name for path in targets}
     others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
                     if path.name not in ours)

@@ -493,6 +493,29 @@ def test_the_closing_line_counts_one_metrics_file_and_one_failure_record_in_the_
     assert lines[-1] == f"wrote {out} (1 metrics file, 2 failure records, report.html, cohort.tsv, summary.json)"
 
 
+def test_many_missed_references_are_one_warning_and_two_summary_lines_not_three_lines_each(folders, tmp_path,
+                                                                                         capsys):
+    """Six predictions against a whole labelsTs/ of 200 printed each of the 194 missed cases three times: the
+    warning, a progress line on stderr and a summary line on stdout (388 lines beside it)."""
+    pred, ref = folders
+    for case in ("d", "e", "f", "g", "h"):  # references without a prediction: missed cases
+        save(labels(0)[1], ref / f"{case}.nii.gz")
+    out = tmp_path / "scores"
+    code, stdout, stderr = run_cli(["evaluate", str(pred), str(ref), "-o", str(out)], capsys)
+    assert code == 1
+    assert sorted(p.name for p in out.glob("*_failed.json")) == [f"{case}_failed.json" for case in "cdefgh"]
+    assert [line for line in stderr.splitlines() if ": failed: " in line] == [
+        line for line in stderr.splitlines() if line.startswith("c: failed: ")]  # c failed scoring: told; none missed
+    failed = [line for line in stdout.splitlines() if line.startswith("failed")]
+    assert len(failed) == 3
+    assert failed[0].startswith(f"failed c: {ref / 'c.nii.gz'}")
+    assert failed[1].startswith(f"failed d: {ref / 'd.nii.gz'}: no prediction for this reference in {pred} (a missed "
+                                "case; a prediction is named d.nii.gz, d_seg.nii.gz or d_seg.dcm)")
+    assert failed[2] == (f"failed: 4 more missed cases (no prediction), as the first: e, f, g, … (a failure record "
+                         f"each in {out}; cohort.tsv lists them all)")
+    assert stdout.splitlines()[0] == "a: Dice label_1 0.8889, label_2 0.7500"
+
+
 @pytest.mark.parametrize("overwrite", [False, True], ids=["first run", "with --overwrite"])
 def test_a_ctrl_c_says_how_many_records_are_kept_and_that_the_report_was_not_made(folders, tmp_path, capsys,
                                                                                    monkeypatch, overwrite):

@@ -242,7 +242,20 @@ def _summary_lines(result) -> list[str]:
     if trained:  # a training image's Dice says little about new data, as `medseg infer` says of each
         lines.append(f"  {trained} of the cases {'is one' if trained == 1 else 'are'} of the model's training images: "
                      "their Dice overstates accuracy on new data (summary.json's training_images gives both groups)")
-    lines += [f"failed {case}: {error}" for case, error, _ in result.failed]
+    # a case that failed as it was scored gets its line; the missed ones (no prediction: hundreds where a few
+    # predictions meet a whole labelsTs/) are named, the first three, in one line after the first's full error
+    missed = set(result.missed)
+    lines += [f"failed {case}: {error}" for case, error, _ in result.failed
+              if case not in missed or "no prediction for this reference" not in error]
+    unmade = [(case, error) for case, error, _ in result.failed
+              if case in missed and "no prediction for this reference" in error]
+    if unmade:
+        lines.append(f"failed {unmade[0][0]}: {unmade[0][1]}")
+    if len(unmade) > 1:
+        rest = [case for case, _ in unmade[1:]]
+        lines.append(f"failed: {counted(len(rest), 'more missed case')} (no prediction), as the first: "
+                     f"{', '.join(rest[:3])}{', …' if len(rest) > 3 else ''} (a failure record each in "
+                     f"{result.out_dir}; cohort.tsv lists them all)")
     report = result.report
     lines.append(f"wrote {result.out_dir} ({counted(len(result.scored), 'metrics file')}, "
                  f"{counted(len(result.failed), 'failure record')}, {report.html.name}, {report.table.name}, "
