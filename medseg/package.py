@@ -128,6 +128,17 @@ def model_choices() -> str:
     return f"give a shipped model's name ({', '.join(shipped_models()) or 'none shipped'}) or a package folder"
 
 
+def _meant_shipped(candidate: Path) -> str:
+    """``; did you mean hippocampus?`` for a plain name one typo from a shipped model's (``hipocampus``), as click
+    names a mistyped command; empty for a path or a name like none of them."""
+    if len(candidate.parts) != 1:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(candidate.name, shipped_models(), n=1, cutoff=0.8)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash."""
     if not is_path(name_or_path):  # None was taken as a model named "None"
@@ -169,7 +180,8 @@ def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPack
                 where = f"the folder taken relative to {Path.cwd()}; "
             except OSError:  # a working folder since removed
                 pass
-        raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model ({where}shipped: {names})")
+        raise ModelPackageError(f"{name_or_path}: no such model folder or shipped model ({where}shipped: {names})"
+                                f"{_meant_shipped(candidate)}")
     # model.json and the weights of one package: a training run placing a new one waits for this read to end
     # (read between its renames, the old model.json and the new weights were refused as a corrupt file)
     with reading_folder(path):

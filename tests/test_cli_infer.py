@@ -106,7 +106,7 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     code, _, err = run(["infer", str(case), "-m", "hipocampus", "-o", str(tmp_path / "out")], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
         f"medseg: error: hipocampus: no such model folder or shipped model (the folder taken relative to {Path.cwd()}; "
-        "shipped: hippocampus, phantom)")
+        "shipped: hippocampus, phantom); did you mean hippocampus?")
     code, _, err = run(["infer", str(case), "-m", package, "-o", str(tmp_path / "out"), "--device", "cuda:99"], capsys)
     assert code == 1 and "medseg: error: --device cuda:99: " in err and "exists already" not in err
     assert (tmp_path / "out" / "case_seg.nii.gz").read_text() == "an earlier output"

@@ -42,6 +42,21 @@ def test_missing_package_names_the_shipped_ones(tmp_path):
         load_package(tmp_path / "nope")
 
 
+def test_a_shipped_name_mistyped_is_named_as_the_one_meant(tmp_path, monkeypatch):
+    """`-m hipocampus` listed the shipped models but named none, where a mistyped command gets "Did you mean"."""
+    monkeypatch.chdir(tmp_path)
+    shipped = ", ".join(shipped_models())
+    for typed, meant in (("hipocampus", "hippocampus"), ("phantoms", "phantom"), ("Phantom", "phantom")):
+        with pytest.raises(ModelPackageError) as error:
+            load_package(typed)
+        assert str(error.value) == (f"{typed}: no such model folder or shipped model (the folder taken relative to "
+                                    f"{tmp_path}; shipped: {shipped}); did you mean {meant}?")
+    for unlike in ("my_model", "models/hippocampus2"):  # a name like none, or a path: no guess
+        with pytest.raises(ModelPackageError) as error:
+            load_package(unlike)
+        assert "did you mean" not in str(error.value)
+
+
 def test_a_missing_relative_model_path_names_the_folder_it_was_taken_from(tmp_path, monkeypatch):
     """A workflow's `model=my_model` said only "no such model folder": from which folder, a sheet's error says."""
     monkeypatch.chdir(tmp_path)
