@@ -417,15 +417,17 @@ def test_every_channel_file_of_a_cohort_case_counts_as_its_input(modal_package, 
     assert stale_cases(samples, results, load_package(modal_package), options) == {"infer": ["a"], "evaluate": []}
     rows = _report_rows(results, tmp_path / "qa")
     assert (rows["a"]["status"], rows["a"]["failed_stage"]) == ("failed", "stale")
-    assert rows["a"]["error"] == (f"the input {files[0]} was changed or replaced after the case was segmented (its "
-                                  "SHA-256 is not the one recorded then); segment the case again (a cohort redoes "
-                                  "such a case)")
+    # the file that changed is named, not the case_0000 the row names (which the user would find unchanged)
+    assert rows["a"]["error"] == (f"the input {files[0]}'s channel file a_0001.nii.gz was changed or replaced after "
+                                  "the case was segmented (its SHA-256 is not the one recorded then); segment the "
+                                  "case again (a cohort redoes such a case)")
     assert rows["b"]["failed_stage"] == ""
     rows = _report_rows(results, tmp_path / "qa", sheet)  # as the workflow makes it
     assert (rows["a"]["failed_stage"], rows["b"]["failed_stage"]) == ("stale", "")
-    assert rows["a"]["error"] == (f"the input {files[0]} was changed or replaced after the case was segmented (its "
-                                  "size or modification time differs from the one recorded then, and its content from "
-                                  "the one read then); run the workflow again to redo the case")
+    assert rows["a"]["error"] == (f"the input {files[0]}'s channel file a_0001.nii.gz was changed or replaced after "
+                                  "the case was segmented (its size or modification time differs from the one recorded "
+                                  "then, and its content from the one read then); run the workflow again to redo the "
+                                  "case")
     outcome = {case.case_id: case for case in infer_cases(samples, results, options).cases}
     assert (outcome["a"].outcome, outcome["a"].reused, outcome["b"].reused) == ("ok", False, True)
     assert json.loads(folder.sidecar("a").read_text())["input_sha256"] == sha256_of(files)

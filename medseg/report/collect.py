@@ -490,6 +490,24 @@ def _inputs_away(image: str | None, reference: str | None, modalities: int = 1) 
     return None
 
 
+def _changed_files(role: str, path: str, modalities: int, recorded) -> str:
+    """What changed of an input read from ``path``, as a message names it: ``input PATH``, or for nnU-Net's channel
+    files of a ``case_0000`` input (a model of several ``modalities``) whose ``recorded`` signatures show that a
+    further one changed, ``input PATH's channel file case_0001.nii.gz`` (those whose size or time differs now), so
+    that the user looks at the file that changed rather than at the ``case_0000`` the row names."""
+
+    from medseg.io.channels import channel_files
+    from medseg.io.pairs import file_signature
+
+    files = channel_files(path, modalities) if role == "input" else None
+    if not files or not isinstance(recorded, list) or len(recorded) != len(files):
+        return f"{role} {path}"
+    changed = [file.name for file, then in zip(files, recorded) if file_signature(file) != then]
+    if not changed or changed == [files[0].name]:
+        return f"{role} {path}"
+    return f"{role} {path}'s channel file{'s' if len(changed) > 1 else ''} {', '.join(changed)}"
+
+
 def _changed_since_made(case: CaseResult, sample) -> str | None:
     """Why a case's results are older than the row's files now at the same paths (a file changed or replaced
     since: its size or modification time is not the one the cohort recorded when it made the results, and its
@@ -512,9 +530,10 @@ def _changed_since_made(case: CaseResult, sample) -> str | None:
             continue
         if path_signature(path, modalities) != recorded and not (
                 isinstance(made_sha256, str) and content_sha256(path, series, modalities) == made_sha256):
-            return (f"the {role} {os.path.abspath(path)} was changed or replaced after the case was {made} (its "
-                    "size or modification time differs from the one recorded then, and its content from the one "
-                    f"read then); run the workflow again to {again} the case")
+            return (f"the {_changed_files(role, os.path.abspath(path), modalities, recorded)} was changed or "
+                    f"replaced after the case was {made} (its size or modification time differs from the one "
+                    f"recorded then, and its content from the one read then); run the workflow again to {again} the "
+                    "case")
     return None
 
 
@@ -768,8 +787,8 @@ def _check_sources(case: CaseResult) -> None:
         found = content_sha256(path, modalities=modalities)
         if found is None or found == made_sha256:
             continue
-        why = (f"the {role} {path} was changed or replaced after the case was {made} (its SHA-256 is not the one "
-               f"recorded then); {again} (a cohort redoes such a case)")
+        why = (f"the {_changed_files(role, path, modalities, recorded)} was changed or replaced after the case "
+               f"was {made} (its SHA-256 is not the one recorded then); {again} (a cohort redoes such a case)")
         if case.metrics is not None:
             case.notes.append(f"ignored {case.paths['metrics'].name}: its {role} is not the file there now")
         case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
