@@ -616,3 +616,26 @@ def test_a_channel_file_is_named_in_one_place_as_nnunet_names_it():
     # a case's one image, and a name of another channel number, are the case's name whole
     assert channel_file(Path("/d/case.nii.gz"), 1) == Path("/d/case_0001.nii.gz")
     assert channel_file(Path("/d/x_0005.nii.gz"), 1) == Path("/d/x_0005_0001.nii.gz")
+
+
+def test_an_earlier_runs_segmentation_among_the_inputs_is_named_as_one(tmp_path):
+    """`medseg infer imagesTs/*.nii.gz` run again after a run that wrote its outputs beside the inputs (the
+    default) is given case_seg.nii.gz too: it was refused as 'a 3D image (one modality)', which points at the wrong
+    fix. It is named as medseg's own segmentation, with the input to give; a 3D image without such a sidecar is
+    refused as before."""
+    from medseg.io.channels import read_channels
+
+    image, label, affine = two_modalities(0)
+    nib.save(nib.Nifti1Image(image[..., 0], affine), tmp_path / "case_0000.nii.gz")
+    seg = tmp_path / "case_seg.nii.gz"
+    nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), seg)
+    with pytest.raises(InputError) as plain:
+        read_channels(seg, MODALITIES, "tiny")
+    assert str(plain.value).startswith(f"{seg}: a 3D image (one modality), and model tiny takes 2 modalities")
+    (tmp_path / "case_seg.json").write_text(json.dumps({
+        "schema": "medseg-segmentation/1", "input": str(tmp_path / "case_0000.nii.gz"),
+        "segmentation": "case_seg.nii.gz"}))
+    with pytest.raises(InputError) as named:
+        read_channels(seg, MODALITIES, "tiny")
+    assert str(named.value) == (f"{seg}: a segmentation medseg wrote (its sidecar case_seg.json beside it), not an "
+                                f"image of a case; give the image it was made from, {tmp_path / 'case_0000.nii.gz'}")

@@ -151,6 +151,21 @@ def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[s
                   source_sha256=sha256_of(paths) if hash_input else None, info=info, channel_axis=True)
 
 
+def _segmentation_input(path: Path) -> str | None:
+    """Where ``path`` is a segmentation ``medseg infer`` wrote (its sidecar beside it names it), what to give
+    instead: the input it was made from. None otherwise (no sidecar, an unreadable one, someone else's)."""
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+
+    try:
+        record = read_json_object(path.with_name(f"{stem(path)}.json"), RESULT_BYTES, "a medseg result record")
+    except (OSError, ValueError):  # a JsonFileError too
+        return None
+    if record.get("schema") != "medseg-segmentation/1" or record.get("segmentation") != path.name:
+        return None
+    made_from = record.get("input")
+    return f"give the image it was made from, {made_from}" if isinstance(made_from, str) else "give the case's image"
+
+
 def read_channels(path: Path | str, modalities: list[str] | int, model: str = "the model",
                   hash_input: bool = True) -> Volume:
     """The input of a model that takes several ``modalities`` (their names, or their count): a 4D NIfTI holding
@@ -185,6 +200,10 @@ def read_channels(path: Path | str, modalities: list[str] | int, model: str = "t
     if volume.channels == count:
         return volume
     if volume.channels == 1:
+        written = _segmentation_input(path)
+        if written is not None:  # an earlier run's output beside its inputs, as `medseg infer imagesTs/*.nii.gz` finds
+            raise InputError(f"{path}: a segmentation medseg wrote (its sidecar {stem(path)}.json beside it), not "
+                             f"an image of a case; {written}")
         missing = ""
         if siblings is not None:  # case_0000 alone
             missing = f" ({channel_file(path, 1)} is not there)"
