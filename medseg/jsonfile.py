@@ -83,6 +83,12 @@ def json_error_text(error: json.JSONDecodeError) -> str:
         words = "a comma before a closing bracket (JSON allows no trailing comma)"
     elif error.msg.startswith("Expecting property name") and doc[pos:pos + 1] == "'":
         words = "a key in single quotes; JSON's keys are in double quotes"
+    elif doc.startswith(("//", "/*"), pos) or (doc.startswith("#", pos) and not doc[doc.rfind("\n", 0, pos) + 1:pos]
+                                                .strip()):  # a comment, as JSONC, JSON5 and YAML allow them (a # at
+        # the start of its line: {"colour": #fff} is a value without its quotes)
+        words = "a comment (JSON allows none: remove it)"
+    elif pos == 0 and doc.startswith("\ufeff"):  # json's words: "Unexpected UTF-8 BOM (decode using utf-8-sig)"
+        words = "a byte order mark (BOM) starts the file; save it as UTF-8 without one"
     return f"not valid JSON at line {error.lineno}, column {error.colno}: {words}"
 
 
@@ -124,7 +130,8 @@ _JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool
 
 
 def read_json_object(path: Path | str, max_bytes: int | None, what: str = "a medseg record") -> dict:
-    """The JSON object in the file ``path``, read as UTF-8 (no byte order mark: medseg writes none), at most
+    """The JSON object in the file ``path``, read as UTF-8 (a byte order mark, which medseg never writes but an editor
+    such as Windows Notepad may on saving the file, is passed over as model.json's and dataset.json's is), at most
     ``max_bytes`` of it (None: no cap; for records that grow with a cohort). ``what`` names the kind of file in the
     message of one too large (``a prediction sidecar``).
 
@@ -157,7 +164,9 @@ def read_json_object(path: Path | str, max_bytes: int | None, what: str = "a med
     if not data.strip(b"\0"):  # its size written, its content never (a system that stopped as the file was saved)
         raise JsonFileError(path, f"{len(data)} NUL bytes only, its content never written")
     try:
-        value = json.loads(data.decode("utf-8"))
+        # utf-8-sig: a byte order mark is not JSON, but says the file is UTF-8 (json's words for it were "Unexpected
+        # UTF-8 BOM (decode using utf-8-sig)")
+        value = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as error:
         from medseg.io.files import undecodable
 

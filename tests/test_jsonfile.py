@@ -16,7 +16,7 @@ import pytest
 
 from medseg import jsonfile
 from medseg.errors import InputError, MedsegError, TrainingError, first_line
-from medseg.jsonfile import JsonFileError, read_json_object
+from medseg.jsonfile import JsonFileError, json_error_text, read_json_object
 
 
 def _checkpoint(tmp_path: Path) -> Path:
@@ -443,6 +443,38 @@ def test_json_errors_say_where_and_whether_the_file_was_cut_short(tmp_path, text
     with pytest.raises(JsonFileError) as caught:
         read_json_object(path, None)
     assert str(caught.value) == f"{path}: {said}"
+
+
+@pytest.mark.parametrize("text, said", [
+    ('{\n  // the labels\n  "a": 1\n}', "not valid JSON at line 2, column 3: a comment (JSON allows none: remove it)"),
+    ('{"a": 1 /* one */}', "not valid JSON at line 1, column 9: a comment (JSON allows none: remove it)"),
+    ('# written by hand\n{"a": 1}', "not valid JSON at line 1, column 1: a comment (JSON allows none: remove it)"),
+    ('{"colour": #fff}', "not valid JSON at line 1, column 12: a value was expected"),  # a value without quotes
+])
+def test_a_comment_in_json_is_named_a_comment(tmp_path, text, said):
+    """A comment (as JSONC, JSON5 and YAML allow) was "a key in double quotes was expected" or "a value was
+    expected", which sent the user looking for a quote."""
+    path = tmp_path / "record.json"
+    path.write_text(text)
+    with pytest.raises(JsonFileError) as caught:
+        read_json_object(path, None)
+    assert str(caught.value) == f"{path}: {said}"
+
+
+def test_a_record_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """A sidecar or metrics file saved again by Windows Notepad starts with a UTF-8 byte order mark: it was refused in
+    json's words ("Unexpected UTF-8 BOM (decode using utf-8-sig)"), where model.json and dataset.json pass it over."""
+    path = tmp_path / "case_seg.json"
+    path.write_bytes(b'\xef\xbb\xbf{"labels": {"1": "liver"}}')
+    assert read_json_object(path, None) == {"labels": {"1": "liver"}}
+
+
+def test_json_error_text_names_a_byte_order_mark_in_its_words():
+    """A reader that decodes as plain UTF-8 gets json's error for a byte order mark; it is said in medseg's words."""
+    with pytest.raises(json.JSONDecodeError) as caught:
+        json.loads("\ufeff{}")
+    assert json_error_text(caught.value) == ("not valid JSON at line 1, column 1: a byte order mark (BOM) starts the "
+                                             "file; save it as UTF-8 without one")
 
 
 def test_a_training_config_and_a_dataset_json_cut_short_are_named_so(tmp_path):
