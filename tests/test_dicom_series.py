@@ -715,6 +715,23 @@ def test_a_series_of_an_export_copied_in_part_is_refused(tmp_path):
     assert volume.array.shape == (10, 8, 6) and "1 other(s) not eligible: series 4" in volume.info["selection"]
 
 
+@pytest.mark.parametrize("ending", [";1", ".;1", "."])
+def test_an_export_copied_in_part_from_a_disc_showing_iso_names_is_refused(tmp_path, caplog, ending):
+    """A disc read without its Rock Ridge / Joliet names shows each file as ``IM000001;1`` (``IM000001.;1``), which no
+    DICOMDIR holds: every series was called renamed since, with a warning, and one copied in part was read a slice
+    thinner."""
+    media = _export(tmp_path, series=2)
+    for path in [p for p in media.rglob("*") if p.is_file() and p.name != "DICOMDIR"]:
+        path.rename(path.with_name(path.name.lower() + ending))
+    (media / "PT000000" / "ST000000" / "SE000001" / f"im000006{ending}").unlink()
+    with caplog.at_level("WARNING", logger="medseg.io.dicom_series"):
+        problems = {c.number: c.problem for c in scan_folder(media).candidates}
+    assert problems == {3: None, 4: "1 of the 7 files its DICOMDIR references are not here "
+                                    "(PT000000/ST000000/SE000001/IM000006): the export was copied in part, and the "
+                                    "series would be read without them; copy it again"}
+    assert "renamed" not in caplog.text
+
+
 def test_a_dicomdir_whose_folders_were_renamed_does_not_refuse_the_series(tmp_path, caplog):
     """An index that names none of a series' files as they are now (its folders renamed since) tells nothing of
     what is missing: the series is read, with a warning."""

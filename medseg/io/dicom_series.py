@@ -33,7 +33,14 @@ from medseg.io.dicom_geometry import (
 )
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_text import read_undeclared_text, undeclared_text_note
-from medseg.io.dicomdir import DicomdirIndex, dicomdir_file_text, missing_text, none_present_text, read_dicomdir
+from medseg.io.dicomdir import (
+    DicomdirIndex,
+    dicomdir_file_text,
+    index_key,
+    missing_text,
+    none_present_text,
+    read_dicomdir,
+)
 from medseg.io.files import files_under, is_dicom_file, os_reason
 from medseg.numbers import counted
 from medseg.volume import slicer_segmentation_ending
@@ -173,7 +180,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
             modality = str(dataset.get("Modality", "")).upper()
             if "DirectoryRecordSequence" in dataset:
                 non_image.append((path, "DICOMDIR index, not an image"))
-                index = read_dicomdir(path, {p.relative_to(path.parent).as_posix().lower() for p in files
+                index = read_dicomdir(path, {index_key(p.relative_to(path.parent).as_posix()) for p in files
                                              if p.is_relative_to(path.parent)})
                 if index is not None:
                     dicomdirs.append(index)

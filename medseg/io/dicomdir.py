@@ -8,17 +8,29 @@ would be read without them), is told from it, where the folder alone would be "n
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from medseg.numbers import counted
 
-__all__ = ["DicomdirIndex", "read_dicomdir", "is_dicomdir", "dicomdir_file_text", "missing_text", "none_present_text"]
+__all__ = ["DicomdirIndex", "read_dicomdir", "is_dicomdir", "dicomdir_file_text", "index_key", "missing_text",
+           "none_present_text"]
 
 log = logging.getLogger(__name__)
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 SHOWN_MISSING = 3
+# an ISO 9660 file name's version (IM000001;1) and the dot of a name without an extension (IM000001.), which a disc
+# read without its Rock Ridge / Joliet names (mount -o norock,map=off, some ripping tools) shows, and no DICOMDIR holds
+_ISO_VERSION = re.compile(r"\.?(;\d*)?$")
+
+
+def index_key(relative: str) -> str:
+    """A file's path relative to a DICOMDIR's folder (``/`` between its parts) as the index's file IDs are compared
+    with it: in lower case (a CD's names are upper case, some systems copy them in lower case), each part without an
+    ISO 9660 version (``;1``) or a trailing dot."""
+    return "/".join(_ISO_VERSION.sub("", part) for part in relative.lower().split("/"))
 
 
 def is_dicomdir(dataset) -> bool:
@@ -66,9 +78,9 @@ class DicomdirIndex:
 
 def read_dicomdir(path: Path | str, present: set[str] | None = None) -> DicomdirIndex | None:
     """The files the DICOMDIR ``path`` references, and which of them are not under its folder (``present``: the
-    relative paths, lower case and with ``/``, of the files there, listed anew where None). File names are compared
-    ignoring case (a CD's names are upper case, some systems copy them in lower case). None where it cannot be read
-    as a DICOMDIR: it tells nothing then, and the folder is read as it is."""
+    relative paths, as :func:`index_key` gives them, of the files there, listed anew where None). File names are
+    compared as :func:`index_key` gives them: ignoring case and an ISO 9660 version (``;1``). None where it cannot be
+    read as a DICOMDIR: it tells nothing then, and the folder is read as it is."""
     import pydicom
 
     path = Path(path)
@@ -99,7 +111,7 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
     if present is None:
         present = _present(path.parent)
     for uid, files in index.by_series.items():
-        gone = [p for p in files if str(p).lower() not in present]
+        gone = [p for p in files if index_key(p.as_posix()) not in present]
         if gone:
             index.missing[uid] = gone
     return index
@@ -111,7 +123,7 @@ def _present(folder: Path) -> set[str]:
     found = set()
     for root, _, names in os.walk(folder):
         for name in names:
-            found.add(Path(root, name).relative_to(folder).as_posix().lower())
+            found.add(index_key(Path(root, name).relative_to(folder).as_posix()))
     return found
 
 
