@@ -498,6 +498,25 @@ def test_segments_are_paired_with_a_dataset_json_by_name_and_refused_where_it_na
         pair_by_name({1: "liver"}, {1: "Liver", 2: "LIVER"}, "seg.dcm", "d.json")
 
 
+@pytest.mark.parametrize("unnamed, shown", [("Segment 2", "'Segment 2'"), ("", "(its label empty)")])
+def test_an_unnamed_segment_whose_number_another_segment_takes_by_name_is_refused(unnamed, shown):
+    """Segment 1 'Spleen' is label 2 by name; unnamed segment 2 stayed its number, 2: the two were read as one label,
+    the spleen with an unknown structure beside it (their union, with a warning that they "match one label of the
+    model"), and the spleen's Dice was that of both."""
+    from medseg.io.seg_labels import pair_by_name
+
+    names = {0: "background", 1: "liver", 2: "spleen"}
+    with pytest.raises(InputError) as refused:
+        pair_by_name({0: "background", 1: "Spleen", 2: unnamed}, names, "seg.dcm", "Task01/dataset.json")
+    assert str(refused.value) == (
+        f"seg.dcm: segment 2 {shown} names no label and would be read as its number, 2, but segment 1 'Spleen' is "
+        "that label by name ('spleen' of Task01/dataset.json); the two would be scored as one structure: name "
+        "segment 2 as the label it is")
+    # an unnamed segment whose number no other segment takes stays its number, as before
+    assert pair_by_name({1: unnamed, 2: "spleen"}, names, "seg.dcm", "d.json") == {1: 1, 2: 2}
+    assert pair_by_name({1: "Spleen", 2: unnamed}, names, "seg.dcm", "d.json", strict=False) == {1: 2, 2: 2}
+
+
 def test_a_segment_a_model_labels_otherwise_is_refused_naming_both_names_and_the_way_on(tmp_path, capsys):
     """The prediction's sidecar names value 1 'liver', the SEG's segment 1 is 'odd': refused, as before, and the one
     line now says that segments pair by name, what the model calls that value, and how to go on; nothing written."""

@@ -119,7 +119,7 @@ def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, n
     folded: dict[str, list[int]] = {}
     for name, value in by_name.items():
         folded.setdefault(name.casefold(), []).append(value)
-    paired = {}
+    paired, kept = {}, []
     for number, label in sorted(seg_names.items()):
         if not number:
             continue
@@ -145,6 +145,17 @@ def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, n
                              "with the labels by name: if they are one structure, rename the segment or the label so "
                              "that the names agree")
         paired[number] = number
+        if unnamed and strict:
+            kept.append((number, label))
+    for number, label in kept:  # its number is a label another segment's name took: which structure is it?
+        by = next(((other, _segment_label(seg_names[other])) for other, value in sorted(paired.items())
+                   if value == number and other != number), None)
+        if by is not None:
+            shown = f"'{label}'" if label else "(its label empty)"
+            raise InputError(f"{path}: segment {number} {shown} names no label and would be read as its number, "
+                             f"{number}, but segment {by[0]} '{by[1]}' is that label by name ('{names[number]}' of "
+                             f"{named_in}); the two would be scored as one structure: name segment {number} as the "
+                             "label it is")
     return paired
 
 
