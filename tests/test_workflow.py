@@ -1484,6 +1484,19 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     assert run.returncode != 0 and "none of the 1 images is here" in run.stdout + run.stderr
 
 
+def test_a_dicom_folder_named_with_a_compression_suffix_is_not_warned_of_while_planning(tmp_path):
+    """A DICOM folder named as an archive (``study.zip``, unpacked in its place) is read as any folder: planning
+    warned that its case would fail as "a ZIP archive (.zip), which medseg does not read"."""
+    from medseg.cohort.records import unread_compressions
+    from medseg.cohort.samples import read_samples
+
+    (tmp_path / "study.zip").mkdir()
+    (tmp_path / "study.zip" / "IM000001").write_bytes(b"\0" * 128 + b"DICM")
+    (tmp_path / "r.nii.xz").write_bytes(b"\0" * 64)
+    sheet = write_sheet(tmp_path, [("dicom", "study.zip", ""), ("xz", "study.zip", "r.nii.xz")])
+    assert [case for case, _ in unread_compressions(read_samples(sheet))] == ["xz"]
+
+
 def test_cases_in_a_compression_medseg_does_not_read_are_warned_of_while_planning(tmp_path, monkeypatch):
     """A .nii.xz image (or reference) was planned as an input of no voxels without a word, and failed in its job as
     "not a NIfTI image (Cannot work out file type …)"; planning now names the cases as bad input, the others run."""

@@ -38,10 +38,13 @@ def zstd_available() -> bool:
 
 def unsupported_compression(path: Path | str) -> str | None:
     """The one-line error for an image file named with a compression or archive suffix medseg does not read
-    (``scan.nii.xz``; ``scan.nii.zst`` where Python has no zstd), naming what it reads; None for any other name."""
+    (``scan.nii.xz``; ``scan.nii.zst`` where Python has no zstd), naming what it reads; None for any other name, and
+    for a folder (a DICOM series' folder, whatever its name, is read as one)."""
     name = Path(path).name
     suffix = next((s for s in _UNREAD if name.lower().endswith(s)), None)
     if suffix is None or (suffix == ".zst" and zstd_available()):
+        return None
+    if Path(path).is_dir():  # a DICOM folder named so (study.zip, unpacked in its place): read as any folder
         return None
     kind, command = _UNREAD[suffix]
     what = kind if kind.startswith("a ") else f"{kind}-compressed"
