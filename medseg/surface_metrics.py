@@ -40,7 +40,7 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
     if squeeze is not None:
         spacing.pop(squeeze)
         if columns is not None:
-            columns = np.delete(columns, squeeze, axis=1)
+            columns = _plane_columns(np.delete(columns, squeeze, axis=1))
     edges = [_mask_edges(array, value, box, squeeze) for array in (pred, ref)]
     budget = max(DISTANCE_MAP_BYTES_PER_VOXEL * pred.size, DISTANCE_MAP_MIN_BYTES)
     if columns is None:
@@ -55,6 +55,17 @@ def _surface_metrics(pred: np.ndarray, ref: np.ndarray, value: int, box: tuple[s
         # 1.414214, not the float32 value's 1.4142135381698608); the world-space ones are float64
         hd95, assd = float(f"{hd95:.7g}"), float(f"{assd:.7g}")
     return hd95, assd
+
+
+def _plane_columns(columns: np.ndarray) -> np.ndarray | None:
+    """The 3×2 voxel-to-mm columns of a 2D image's two axes as a 2×2 matrix of the same distances (the ``R`` of their
+    QR decomposition: ``|Q R x| = |R x|``), whose positions the k-d trees hold in the image's two dimensions (the
+    3D positions did not fit them: a ValueError); None where the two axes are at right angles (a slice of a tilted
+    series: the shear lay along the axis taken out), scored with their voxel sizes as an unsheared 2D image is."""
+    axes = columns / np.linalg.norm(columns, axis=0)
+    if abs(float(axes[:, 0] @ axes[:, 1])) <= 1e-4:  # as medseg.io.nifti_geometry.is_sheared tells a shear
+        return None
+    return np.linalg.qr(columns, mode="r")
 
 
 def _hd95_and_mean(forward: np.ndarray, backward: np.ndarray) -> tuple[float, float]:

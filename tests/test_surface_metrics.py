@@ -214,3 +214,47 @@ def test_surface_edges_are_found_a_slab_at_a_time(monkeypatch):
     assert entry["hd95_mm"] == pytest.approx(max(np.percentile(w, 95) for w in ways), rel=1e-6)
     assert entry["assd_mm"] == pytest.approx(np.concatenate(ways).mean(), rel=1e-6)
     assert entry["hd95_mm"] > 200  # the stray cube counts: about 253 mm from the reference
+
+
+def _one_slice_pair() -> tuple[np.ndarray, np.ndarray]:
+    pred = np.zeros((12, 10, 1), np.uint8)
+    ref = np.zeros_like(pred)
+    pred[3:8, 2:7, 0] = 1
+    ref[4:9, 2:8, 0] = 1
+    return pred, ref
+
+
+def _surface(record: dict) -> tuple[float, float]:
+    return record["labels"]["1"]["hd95_mm"], record["labels"]["1"]["assd_mm"]
+
+
+def test_a_one_slice_image_on_a_tilted_grid_is_scored_as_on_its_own_two_axes():
+    """A single slice of a gantry-tilted series keeps the series' sheared affine: scored in 2D, its 3D world positions
+    were put into 2D trees ("could not broadcast input array from shape (18,3) into shape (18,2)", a traceback).
+    The shear lies along the axis taken out: the slice scores as the same slice on an unsheared grid, bit for bit."""
+    pred, ref = _one_slice_pair()
+    tilt = math.radians(20)
+    tilted = np.eye(4)
+    tilted[:3, :3] = [[0.8, 0, 0], [0, 0.8, 3.0 * math.sin(tilt)], [0, 0, 3.0 * math.cos(tilt)]]
+    square = np.diag([0.8, 0.8, 3.0, 1.0])
+    scored = _surface(evaluate_volumes(Volume(pred, tilted), Volume(ref, tilted), {1: "a"}))
+    assert scored == _surface(evaluate_volumes(Volume(pred, square), Volume(ref, square), {1: "a"}))
+    assert scored == (0.8497056, 0.5744521)
+
+
+def test_a_one_slice_image_sheared_in_its_own_plane_is_scored_between_world_positions():
+    """Two in-plane axes not at right angles: distances between the edge voxels' world positions (brute force here)."""
+    pred, ref = _one_slice_pair()
+    affine = np.eye(4)
+    affine[:3, :3] = [[0.8, 0.3, 0], [0, 0.8, 0], [0, 0, 3.0]]
+    hd95, assd = _surface(evaluate_volumes(Volume(pred, affine), Volume(ref, affine), {1: "a"}))
+
+    def world_edges(mask):
+        padded = np.pad(mask[:, :, 0].astype(bool), 1)
+        return np.argwhere((padded ^ ndi.binary_erosion(padded))[1:-1, 1:-1]) @ affine[:3, :2].T
+
+    p, r = world_edges(pred), world_edges(ref)
+    gaps = np.sqrt(((p[:, None] - r[None]) ** 2).sum(-1))
+    forward, backward = gaps.min(1), gaps.min(0)
+    assert hd95 == pytest.approx(max(np.percentile(forward, 95), np.percentile(backward, 95)), rel=1e-12)
+    assert assd == pytest.approx(np.concatenate([forward, backward]).mean(), rel=1e-12)
