@@ -498,6 +498,21 @@ def test_segments_are_paired_with_a_dataset_json_by_name_and_refused_where_it_na
         pair_by_name({1: "liver"}, {1: "Liver", 2: "LIVER"}, "seg.dcm", "d.json")
 
 
+def test_segments_named_as_a_dataset_jsons_labels_but_for_spaces_and_underscores_are_paired():
+    """nnU-Net's dataset.json names 1 'left_kidney', 2 'right_kidney'; a reader's SEG names them 'Right Kidney' (1) and
+    'Left Kidney' (2): they were refused as naming value 1 otherwise, where a 3D Slicer segmentation's same names were
+    taken as the dataset.json's (letter case, spaces and ``_`` aside). They are paired, unless that fits several."""
+    from medseg.io.seg_labels import pair_by_name
+
+    names = {0: "background", 1: "left_kidney", 2: "right_kidney"}
+    assert pair_by_name({1: "Right Kidney", 2: "Left Kidney"}, names, "seg.dcm", "d.json") == {1: 2, 2: 1}
+    assert pair_by_name({1: "LEFT-KIDNEY"}, names, "seg.dcm", "d.json") == {1: 1}
+    with pytest.raises(InputError, match=r"^seg\.dcm: segment 1 is labelled 'Left Kidney', but d\.json names label "
+                                         r"value 1 'left_kidney_upper'"):  # two labels fit it so: not paired
+        pair_by_name({1: "Left Kidney"}, {1: "left_kidney_upper", 2: "left-kidney", 3: "Left_Kidney_"}, "seg.dcm",
+                     "d.json")
+
+
 @pytest.mark.parametrize("unnamed, shown", [("Segment 2", "'Segment 2'"), ("", "(its label empty)")])
 def test_an_unnamed_segment_whose_number_another_segment_takes_by_name_is_refused(unnamed, shown):
     """Segment 1 'Spleen' is label 2 by name; unnamed segment 2 stayed its number, 2: the two were read as one label,

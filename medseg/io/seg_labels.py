@@ -105,26 +105,36 @@ def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs
 _UNNAMED = re.compile(r"segment[\s_-]*\d*")  # a writer's stand-in for a name (Slicer's Segment_1): no name
 
 
+def _bare(name: str) -> str:
+    """A name's letters and digits in one case: ``Left Kidney``, ``left_kidney`` and ``LEFT-KIDNEY`` alike."""
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
 def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, named_in,
                  strict: bool = True) -> dict[int, int]:
     """Segment number → label value for a SEG whose segments are read where nothing but ``names`` (a dataset.json's,
     ``named_in`` naming it) names the labels: each segment is the label its SegmentLabel names (``seg_names``, as
     :func:`medseg.io.seg_placement.seg_label_names` gives them), exactly or, where that singles one out, regardless of
-    case; a segment that names no label, or names none (``Segment 1``), stays its segment number, and is refused
-    (:class:`InputError`, one line) where ``names`` names that value otherwise: the two names of one value disagree,
-    and scoring it under either would be a Dice of another structure. Not ``strict`` (a drawing of what was scored,
-    whose names may have paired it by its codes): such a segment, and one whose name fits several labels, stay their
-    segment numbers, unrefused."""
+    case, else of spaces, ``_`` and ``-`` too (``Left Kidney`` is nnU-Net's ``left_kidney``, as a 3D Slicer
+    segmentation's names are compared); a segment that names no label, or names none (``Segment 1``), stays its
+    segment number, and is refused (:class:`InputError`, one line) where ``names`` names that value otherwise: the
+    two names of one value disagree, and scoring it under either would be a Dice of another structure. Not
+    ``strict`` (a drawing of what was scored, whose names may have paired it by its codes): such a segment, and one
+    whose name fits several labels, stay their segment numbers, unrefused."""
     by_name = {_segment_label(name): int(value) for value, name in names.items() if int(value) != 0}
     folded: dict[str, list[int]] = {}
+    bare: dict[str, list[int]] = {}
     for name, value in by_name.items():
         folded.setdefault(name.casefold(), []).append(value)
+        bare.setdefault(_bare(name), []).append(value)
     paired, kept = {}, []
     for number, label in sorted(seg_names.items()):
         if not number:
             continue
         label = _segment_label(label)
         matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
+        if not matches and _bare(label):  # 'Left Kidney' and nnU-Net's 'left_kidney', as a Slicer file's are compared
+            matches = bare.get(_bare(label), [])[:1] if len(bare.get(_bare(label), [])) == 1 else []
         if len(matches) > 1 and not strict:
             matches = []
         if len(matches) > 1:
