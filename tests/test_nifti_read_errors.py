@@ -455,7 +455,7 @@ def _corrupt_files(folder, case):
     header.set_sform(np.diag([0.0, 1.0, 1.0, 1.0]), code=1)  # a zero voxel axis, no qform to fall back on
     nib.save(nib.Nifti1Image(np.ones((4, 5, 6), np.float32), None, header=header), str(folder / "flat.nii.gz"))
     return {
-        patched("dtype.nii", 70, "<h", 9999): "cannot read header (data code 9999 not recognized)",
+        patched("dtype.nii", 70, "<h", 9999): "corrupt header: its datatype code 9999 is not one NIfTI defines",
         patched("negdim.nii", 42, "<h", -5): "corrupt header (negative dimension in shape (-5, 40, 8))",
         folder / "rgb.nii.gz": "RGB or other multi-value voxels",
         folder / "complex.nii.gz": "complex voxels (complex64)",
