@@ -81,12 +81,13 @@ def load_image(path: Path | str, mmap: bool | str = True):
     # nibabel misreads such a header, or reads it as empty; only a file that starts with the header is looked at
     # (an Analyze .img holds voxels, whose first bytes may read as anything)
     header_first = path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz"))
-    dimensions = _dimension_count_problem(path) if header_first else None
+    header = path if header_first else _pair_header(path)  # an .img given: its .hdr (was nibabel's words)
+    dimensions = _dimension_count_problem(header) if header is not None else None
     if dimensions is not None:
-        raise ImageReadError(f"{path}: {dimensions}")
-    datatype = _datatype_problem(path) if header_first else None
+        raise ImageReadError(f"{header}: {dimensions}")
+    datatype = _datatype_problem(header) if header is not None else None
     if datatype is not None:  # nibabel: "data code 99 not recognized", named as a header it could not read
-        raise ImageReadError(f"{path}: {datatype}")
+        raise ImageReadError(f"{header}: {datatype}")
     if _uncompressed_gz(path):
         from io import BytesIO
 
@@ -139,6 +140,21 @@ def _named_otherwise_by_nibabel(path: Path) -> bool:
 
 
 _COMPANION_ROLES = {"image": "the data file", "header": "the header", "mat": "the SPM .mat file"}
+
+
+def _pair_header(path: Path) -> Path | None:
+    """The ``.hdr`` (``.hdr.gz``) of the ``.img`` (``.img.gz``) ``path``, as nibabel pairs them, where it is a file;
+    None for any other name."""
+    from nibabel.spm2analyze import Spm2AnalyzeImage
+
+    if not path.name.lower().endswith((".img", ".img.gz")):
+        return None
+    try:
+        holder = Spm2AnalyzeImage.filespec_to_file_map(str(nibabel_name(path)))["header"]
+    except Exception:  # noqa: BLE001 - a name nibabel cannot pair: nib.load says what is wrong
+        return None
+    header = Path(holder.filename) if holder.filename else None
+    return header if header is not None and header.is_file() else None
 
 
 def _check_companions(path: Path) -> None:
