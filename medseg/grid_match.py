@@ -394,7 +394,7 @@ def _padding_type(array: np.ndarray) -> np.dtype:
 
 def _on_tilt_grid(volume: Volume, target: Volume, tolerance_mm: float) -> bool:
     """Whether ``volume`` holds ``target``'s voxels, ``target`` being a gantry-tilted series' grid (sheared) and
-    ``volume`` on the grid ITK reads such a series on (:func:`~medseg.io.nifti.qform_for`): a label drawn in
+    ``volume`` on the grid ITK reads such a series on (:func:`~medseg.io.nifti_geometry.qform_for`): a label drawn in
     ITK-SNAP over a tilted series, or over medseg's NIfTI of it (whose qform is that grid), is saved so. Its voxels
     are the series' pixels, only placed without the tilt."""
     return volume.array.ndim == 3 and on_tilt_grid(volume.shape, volume.affine, target.shape, target.affine,
@@ -405,7 +405,7 @@ def on_tilt_grid(shape: tuple[int, ...], affine: np.ndarray, target_shape: tuple
                  target_affine: np.ndarray, tolerance_mm: float) -> bool:
     """:func:`_on_tilt_grid` from shapes and affines (a header's): whether a grid of ``shape`` placed by ``affine``
     is the unsheared grid ITK reads the gantry-tilted ``target`` grid on, voxel for voxel."""
-    from medseg.io.nifti import is_sheared, qform_for
+    from medseg.io.nifti_geometry import is_sheared, qform_for
 
     if tuple(shape) != tuple(target_shape) or not is_sheared(target_affine):
         return False

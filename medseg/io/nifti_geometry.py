@@ -141,7 +141,7 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
     """A note when a NIfTI header's sform and qform (both coded) place the voxels in different places: the sform is
     used, as nibabel does; a tool that takes the qform shows the input, and the segmentation that copies its header,
     somewhere else in the world."""
-    from medseg.metrics import grid_displacement_mm, grid_tolerance_mm
+    from medseg.grid_match import grid_displacement_mm, grid_tolerance_mm
 
     header = image.header
     if not isinstance(header, nib.Nifti1Header):  # Nifti2Header too
