@@ -206,10 +206,10 @@ def _read_whole(proxy, dtype: np.dtype | None = None, convert=None) -> np.ndarra
 
 def read_float_region(image, region: tuple[slice, ...]) -> np.ndarray | None:
     """The voxels of ``region`` (one slice per axis of the stored array) of a loaded image as float32, bit for bit
-    as :func:`read_nifti` reads them, reading only that part of the file (a gzip stream is decompressed up to the
-    region's end, a block at a time, and not kept). None where the part cannot be read, or where its values are
-    what :func:`read_nifti` refuses or checks further (NaN or infinite; all one value after the cast to float32):
-    reading the whole file names the problem."""
+    as :func:`~medseg.io.nifti.read_nifti` reads them, reading only that part of the file (a gzip stream is decompressed
+    up to the region's end, a block at a time, and not kept). None where the part cannot be read, or where its values
+    are what :func:`~medseg.io.nifti.read_nifti` refuses or checks further (NaN or infinite; all one value after the
+    cast to float32): reading the whole file names the problem."""
     proxy = image.dataobj
     if not (hasattr(proxy, "_get_unscaled") and hasattr(proxy, "slope") and hasattr(proxy, "inter")):
         return None
@@ -270,9 +270,9 @@ def _opened(proxy):
 
 def float_region_slabs(image, region: tuple[slice, ...], voxels: int = 1 << 22):
     """:func:`read_float_region` a slab at a time: yields ``(start, stored, part)`` as :func:`stored_region_slabs`
-    yields its slabs, with ``part`` the slab scaled into float32 bit for bit as :func:`read_nifti` reads it. Where
-    :func:`read_float_region` would return None, the last item yielded is None: the caller reads the whole image,
-    for its error or its values."""
+    yields its slabs, with ``part`` the slab scaled into float32 bit for bit as :func:`~medseg.io.nifti.read_nifti`
+    reads it. Where :func:`read_float_region` would return None, the last item yielded is None: the caller reads the
+    whole image, for its error or its values."""
     proxy = image.dataobj
     if not (hasattr(proxy, "slope") and hasattr(proxy, "inter")):
         yield None
@@ -305,10 +305,10 @@ def read_stored_labels(image) -> np.ndarray | None:
     stored type; float or scaled voxels rounded to int32 as ``np.rint(...).astype(np.int32)`` rounds them), read into
     one array (:func:`_read_whole`): nibabel holds the decompressed bytes and the array at once, twice the volume
     (0.63 GB more for a 1024×1024×300 label image). The gzip stream is read to its end, where gzip checks its
-    checksum and length, as :func:`read_nifti` reads it: a damaged stream is an :class:`ImageReadError` naming the
-    file (nibabel stops once it has the voxels, and a stream that still decodes read as a label image, drawn wrong in
-    silence). None where it is to be read as nibabel reads it: a file not compressed (mapped), or one that cannot
-    be read so for another reason than a damaged stream (reading it whole names the problem)."""
+    checksum and length, as :func:`~medseg.io.nifti.read_nifti` reads it: a damaged stream is an :class:`ImageReadError`
+    naming the file (nibabel stops once it has the voxels, and a stream that still decodes read as a label image, drawn
+    wrong in silence). None where it is to be read as nibabel reads it: a file not compressed (mapped), or one that
+    cannot be read so for another reason than a damaged stream (reading it whole names the problem)."""
     proxy = image.dataobj
     file_like = getattr(proxy, "file_like", None)
     if not (isinstance(file_like, (str, os.PathLike)) and str(file_like).lower().endswith(".gz")
@@ -373,7 +373,8 @@ def _finite_rint(values: np.ndarray) -> np.ndarray:
 
 
 def scaled_float32(stored: np.ndarray, proxy) -> np.ndarray:
-    """Stored values of ``proxy`` (an image's ``dataobj``) as :func:`read_nifti` gives them: float32, bit for bit."""
+    """Stored values of ``proxy`` (an image's ``dataobj``) as :func:`~medseg.io.nifti.read_nifti` gives them: float32,
+    bit for bit."""
     with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return _scaled(stored, proxy, np.dtype(np.float32))

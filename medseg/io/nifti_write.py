@@ -62,5 +62,6 @@ def save_nifti(image: nib.Nifti1Image, path: Path | str) -> None:
 
 
 def write_labels(labels: np.ndarray, like: Volume, path: Path | str, top_label: int | None = None) -> None:
-    """Write ``labels`` on ``like``'s grid to ``path`` (not atomic: use :func:`atomic_paths` around it)."""
+    """Write ``labels`` on ``like``'s grid to ``path`` (not atomic: use :func:`~medseg.io.atomic.atomic_paths` around
+    it)."""
     nib.save(labels_image(labels, like, top_label), nibabel_name(path))

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def check_segment_labels(label_names: dict[int, str], source) -> None:
     """Refuse (:class:`DicomError`, naming ``source``) a model two of whose non-zero labels would be one SegmentLabel
-    in a DICOM SEG; :func:`medseg.segment.segment_case` checks it before inference, :func:`write_dicom_seg` again."""
+    in a DICOM SEG; :func:`medseg.segment.segment_case` checks it before inference,
+    :func:`~medseg.io.seg_writing.write_dicom_seg` again."""
     written: dict[str, str] = {}
     for value in sorted(int(v) for v in label_names if int(v) != 0):
         name = str(label_names[value])
@@ -178,9 +179,9 @@ def _segment_list(segments: list[tuple[int, str]]) -> str:
 def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: dict | None = None,
                     warn: bool = True) -> dict[int, tuple[int, str]]:
     """Segment number → (label value, segment label), matched by name: exactly, else regardless of case where that
-    singles one model label out, else by the segment's codes (see :func:`read_dicom_seg`). A LABELMAP SEG's segment
-    0 (its background) is no segment to match. A name matched to a coded label whose segment's codes are another
-    label's is warned of (``warn``; told at info level on a second reading)."""
+    singles one model label out, else by the segment's codes (see :func:`~medseg.io.seg_reading.read_dicom_seg`). A
+    LABELMAP SEG's segment 0 (its background) is no segment to match. A name matched to a coded label whose segment's
+    codes are another label's is warned of (``warn``; told at info level on a second reading)."""
     by_name = {_segment_label(name): int(value) for value, name in label_names.items() if int(value) != 0}
     folded: dict[str, list[int]] = {}
     for name, value in by_name.items():

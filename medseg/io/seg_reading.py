@@ -68,8 +68,8 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
                    warn_missing: bool = True, label_codes: dict | None = None) -> np.ndarray:
     """The labels of a DICOM SEG on the grid of ``volume``, the source series it was made from (read with
     :func:`medseg.io.images.read_image`, or its grid alone: :func:`medseg.io.dicom.read_dicom_grid`): the inverse
-    of :func:`write_dicom_seg`, frame by referenced source image (or frame), so nothing is resampled. Also reads
-    another tool's SEG given as a reference (BINARY or LABELMAP).
+    of :func:`~medseg.io.seg_writing.write_dicom_seg`, frame by referenced source image (or frame), so nothing is
+    resampled. Also reads another tool's SEG given as a reference (BINARY or LABELMAP).
 
     Segments are matched to ``label_names`` by their label, regardless of case where that singles one out; a segment
     no name fits is matched by its coded type and type modifier to the one label of ``label_codes`` (a package's:

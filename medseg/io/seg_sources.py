@@ -240,7 +240,7 @@ def _dicom_charset(terms: list[str]) -> list[str] | None:
 def _fit_for_seg(dataset) -> tuple[str | None, list[str]]:
     """Make the values highdicom copies into the SEG valid: absent type 2 attributes empty, a character set that
     is not a DICOM one dropped (the default repertoire, or UTF-8 where the SEG's text needs it: see
-    :func:`_set_charset`), PatientSex as M, F, O or empty, a date or time that is
+    :func:`~medseg.io.seg_writing._set_charset`), PatientSex as M, F, O or empty, a date or time that is
     not one in DICOM's form (``2024-01-01`` for a DA) empty. Returns the dropped character set and the emptied
     values (``StudyDate '2024-01-01'``), for one warning per series; before, highdicom refused the whole SEG
     without naming the attribute."""
