@@ -96,3 +96,15 @@ def test_the_contents_list_names_every_section():
     sections = [anchor(heading) for heading in _headings(text, "#{2,3}") if heading != "Contents"]
     assert [fragment for fragment in sections if fragment not in listed] == []
     assert [fragment for fragment in listed if fragment not in anchors(text)] == []
+
+
+def test_the_design_section_names_every_module():
+    """The README's Design section names each module of medseg/ (`nifti_voxels.py`, `cli/infer.py`,
+    `medseg/io/atomic.py`...): modules split or added were left out of its layout before."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    design = text[text.index("\n## Design\n"):]
+    design = design[:design.index("\n## ", 1)]
+    named = set(re.findall(r"[\w/]*?(\w+\.py)`", design))
+    modules = sorted(path.relative_to(ROOT / "medseg").as_posix() for path in (ROOT / "medseg").rglob("*.py")
+                     if path.name != "__init__.py" and "models" not in path.relative_to(ROOT / "medseg").parts)
+    assert [module for module in modules if module.rsplit("/", 1)[-1] not in named] == []
