@@ -24,16 +24,23 @@ from medseg.errors import ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
 from medseg.io.files import absent_content, is_path, name_difference, not_regular, not_there, os_reason, type_text
 from medseg.model_package import ModelPackage
-from medseg.package_config import (
+from medseg.package_config import (  # model.json's names, importable from here as before the split
     CONFIG_NAME,
+    FORMAT,
+    MAX_CONFIG_BYTES,
     DuplicateKeyError,
+    bottleneck_cells,
     load_schema,
+    meant_error,
+    non_finite_setting,
     read_config_bytes,
     unique_keys,
     validate_config,
     whole_numbers,
 )
+from medseg.package_labels import codes_text
 from medseg.package_training import (
+    CHECKPOINT_DIR,
     _as_applied,
     recorded_trained_with,
     swapped_names,
@@ -41,19 +48,42 @@ from medseg.package_training import (
     unfinished_text,
     unfinished_training,
 )
-from medseg.package_weights import _partial_copies, recorded_weights_sha256
+from medseg.package_weights import _partial_copies, recorded_weights_sha256, state_mismatch
 
+# the names of model.json's checks, the weights file and the training record are those of package_config,
+# package_labels, package_weights and package_training, kept here for the code that imported them from medseg.package
 __all__ = [
+    "CHECKPOINT_DIR",
+    "CONFIG_NAME",
     "DEFAULT_MODEL",
+    "FORMAT",
+    "MAX_CONFIG_BYTES",
+    "DuplicateKeyError",
     "ModelPackage",
+    "bottleneck_cells",
+    "codes_text",
     "empty_model_name",
     "load_package",
+    "load_schema",
+    "meant_error",
     "model_choices",
+    "non_finite_setting",
+    "read_config_bytes",
+    "recorded_trained_with",
+    "recorded_weights_sha256",
     "save_package",
     "shipped_models",
     "shipped_models_folder",
     "shipped_name_taken",
     "shipped_package_path",
+    "state_mismatch",
+    "swapped_names",
+    "trained_with",
+    "unfinished_text",
+    "unfinished_training",
+    "unique_keys",
+    "validate_config",
+    "whole_numbers",
 ]
 
 log = logging.getLogger(__name__)

@@ -646,3 +646,31 @@ def test_a_package_folder_spelt_otherwise_is_named(make_package, tmp_path, monke
         assert str(info.value) == (f"{given}: no such model folder, but {alike} differs from it only {how}: give the "
                                    "name as spelt there (tab completion writes it so), or rename the folder")
     assert load_package(mac.name).name == "tiny"
+
+
+def test_the_names_medseg_package_made_public_before_its_split_are_still_its_own():
+    """medseg.package was split into package_config, package_labels, package_weights, package_training and
+    model_package; the 31 names its __all__ held are still importable from it (21 were dropped, so code doing
+    ``from medseg.package import CHECKPOINT_DIR`` raised ImportError), as the same objects the new modules hold."""
+    import importlib
+
+    import medseg.package
+
+    before_split = {
+        "medseg.package_config": ["CONFIG_NAME", "FORMAT", "MAX_CONFIG_BYTES", "DuplicateKeyError", "bottleneck_cells",
+                                  "load_schema", "meant_error", "non_finite_setting", "read_config_bytes",
+                                  "unique_keys", "validate_config", "whole_numbers"],
+        "medseg.package_labels": ["codes_text"],
+        "medseg.package_training": ["CHECKPOINT_DIR", "recorded_trained_with", "swapped_names", "trained_with",
+                                    "unfinished_text", "unfinished_training"],
+        "medseg.package_weights": ["recorded_weights_sha256", "state_mismatch"],
+        "medseg.model_package": ["ModelPackage"],
+        "medseg.package": ["DEFAULT_MODEL", "empty_model_name", "load_package", "model_choices", "save_package",
+                           "shipped_models", "shipped_models_folder", "shipped_name_taken", "shipped_package_path"],
+    }
+    assert sum(map(len, before_split.values())) == 31
+    for module_name, names in before_split.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            assert name in medseg.package.__all__, name
+            assert getattr(medseg.package, name, None) is getattr(module, name), name
