@@ -46,7 +46,7 @@ def suffix(request):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_voxels_read_are_nibabels_in_type_and_order(tmp_path, monkeypatch, kind, suffix):
-    monkeypatch.setattr(nifti_voxels, "_VOXEL_BLOCK_BYTES", 100, raising=False)  # many blocks, the last one part-filled
+    monkeypatch.setattr(nifti_voxels, "_VOXEL_BLOCK_BYTES", 100)  # many blocks, the last one part-filled
     path = _write(tmp_path / f"image{suffix}", kind)
     image = nib.load(path)
     assert image.get_data_dtype().byteorder == (">" if kind.startswith("big-endian") else "<" if
@@ -117,7 +117,7 @@ def test_an_image_read_as_float32_takes_the_result_and_one_block(tmp_path, monke
     made a boolean volume: a 512×512×300 CT peaked at 472 MB (489 MB with scl_slope set) for its 315 MB result;
     394 MB once read a block at a time, 315 MB with the check made a block at a time too. (Blocks of 64 kB: the
     volume here is 12 MB, where a block's few temporary arrays would count.)"""
-    monkeypatch.setattr(nifti_voxels, "_VOXEL_BLOCK_BYTES", 1 << 16, raising=False)
+    monkeypatch.setattr(nifti_voxels, "_VOXEL_BLOCK_BYTES", 1 << 16)
     ct = np.random.default_rng(1).integers(-1024, 1500, (192, 192, 80)).astype(np.int16)  # 11.8 MB as float32
     image = nib.Nifti1Image(ct * 0.5 + 7.0 if scaled else ct, AFFINE)
     image.header.set_data_dtype(np.int16)
@@ -131,7 +131,7 @@ def test_an_image_read_as_float32_takes_the_result_and_one_block(tmp_path, monke
 
 
 def test_nan_voxels_are_found_in_any_block(tmp_path, monkeypatch):
-    monkeypatch.setattr(nifti_voxels, "_VOXEL_BLOCK_BYTES", 100, raising=False)
+    monkeypatch.setattr(nifti_voxels, "_VOXEL_BLOCK_BYTES", 100)
     values = np.random.default_rng(2).normal(0.0, 1.0, SHAPE).astype(np.float32)
     values[12, 10, 6] = np.nan  # the last voxel of the last block
     nib.save(nib.Nifti1Image(values, AFFINE), tmp_path / "nan.nii.gz")
