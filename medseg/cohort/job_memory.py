@@ -31,8 +31,9 @@ voxel of the slab (0.54 GB at most; 40 a voxel while the grid was built whole). 
 holds about 0.1-0.4 GB and 3-4 bytes a voxel, 11 where a DICOM SEG is placed on a source series read whole as
 float32, and up to 6 more where a prediction speckled with holes takes a distance map (``medseg.surface_metrics``'
 ``DISTANCE_MAP_BYTES_PER_VOXEL``: 0.87 → 1.36 GB for 512×512×340 voxels, measured again), with about 55 bytes for each
-edge voxel beside it (16 since they are int32 indices and float32 distances, and 43 for each edge voxel of the other
-mask in its k-d tree): a prediction with 5 % of its voxels knocked out (edges in 14 % of its box) took 628 MB for
+edge voxel beside it (10 since they are int16 indices where the grid allows and float32 distances, and 43-48 for
+each edge voxel of the other mask in its k-d tree, at most half of the map's budget): a prediction with 5 % of its
+voxels knocked out (edges in 14 % of its box) took 628 MB for
 512×512×100 voxels, 20 bytes a voxel (22 on 512×512×200) beyond the 95 MB ``medseg evaluate`` holds before any
 case, where 12 were charged; 24 were then. A prediction of random noise (every predicted voxel an edge, the k-d tree of
 its edge voxels 21 bytes a voxel) took 55-68 bytes a voxel; with the edge voxels' arrays slimmed (int32 indices,
