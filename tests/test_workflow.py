@@ -1822,13 +1822,6 @@ def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
     assert len(list((results / "jobs").glob("*.json"))) == 10 and (results / "jobs" / ".plan.json").is_file()
 
 
-def test_some_names_cuts_a_long_list_short():
-    from medseg.cohort import some_names
-
-    assert some_names(["a"]) == "a" and some_names(list("abc"), 3) == "a, b, c"
-    assert some_names([f"c{i}" for i in range(200)]) == "c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, … and 190 more (200)"
-
-
 def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     """Snakemake's change detection lives in the .snakemake metadata of the folder it ran in. A run from another
     folder (a second checkout, a copied results folder) must still redo a case whose sheet row now names another

@@ -1,0 +1,44 @@
+"""Sample sheets and a small cohort shared by the tests of medseg.cohort's modules and `medseg cohort`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from medseg.cohort.records import ResultsFolder
+from medseg.synthetic import write_phantom
+
+SHAPE = (48, 48, 16)
+MODEL = os.environ.get("MEDSEG_TEST_MODEL", "phantom")  # the shipped phantom model, or a package folder
+
+
+def _sheet(folder: Path, text: str) -> Path:
+    path = folder / "samples.tsv"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(name="cohort")
+def cohort_folder(tmp_path):
+    """Two phantoms with references, one without, one truncated file, one missing file."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 1), ("b", 2), ("c", 3)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    raw = (data / "a.nii.gz").read_bytes()
+    (data / "bad.nii.gz").write_bytes(raw[: len(raw) // 2])
+    sheet = _sheet(data, "case_id\timage\treference\n"
+                         "a\ta.nii.gz\ta_label.nii.gz\n"
+                         "b\tb.nii.gz\tb_label.nii.gz\n"
+                         "c\tc.nii.gz\n"
+                         "bad\tbad.nii.gz\ta_label.nii.gz\n"
+                         "gone\tgone.nii.gz\n")
+    return sheet, tmp_path / "results"
+
+
+def _run_ids(folder: ResultsFolder, stage: str) -> dict[str, str]:
+    return {p.name.split(".")[0]: json.loads(p.read_text())["run_id"]
+            for p in sorted((folder.root / "status").glob(f"*.{stage}.json"))}
