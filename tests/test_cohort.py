@@ -997,37 +997,6 @@ def test_a_case_given_up_under_a_tighter_cgroup_names_its_limit(cohort, monkeypa
     assert json.loads(folder.failure("a").read_text())["error"].endswith("more than 8000 MB tries it again")
 
 
-def test_cases_left_since_the_report_are_those_whose_folder_went_after_it(tmp_path):
-    """A row taken out of the sheet, then its folder removed: the report must be rebuilt (Snakemake saw nothing to
-    do). A folder moved elsewhere in the results keeps the case in the rebuilt report: asked once, not forever."""
-    import os
-
-    results = tmp_path / "results"
-    for case in ("a", "b", "c"):
-        (results / "cases" / case).mkdir(parents=True)
-    (results / "cohort.tsv").write_text("rank\tcase_id\tstatus\n1\ta\tscored\n2\tb\tfailed\n3\tc\tfailed\n")
-    (results / "report.html").write_text("<html></html>")
-    folder = ResultsFolder(results)
-
-    def age(path: Path, seconds: float) -> None:
-        when = (results / "report.html").stat().st_mtime + seconds
-        os.utime(path, (when, when))
-
-    for path in (results, results / "cases"):
-        age(path, -10)
-    assert folder.left_since_report(["a"]) == []  # nothing removed since the report
-    (results / "cases" / "b").rmdir()
-    (results / "old").mkdir()
-    (results / "cases" / "c").rename(results / "old" / "c")
-    age(results / "cases", 10)
-    assert folder.left_since_report(["a"]) == ["b", "c"]
-    assert folder.left_since_report(["a", "b"]) == ["c"]  # b is a sheet case: its own rerun redoes it
-    age(results / "report.html", 20)  # the rebuilt report (c still in it, found in old/)
-    assert folder.left_since_report(["a"]) == []
-    (results / "report.html").unlink()
-    assert folder.left_since_report(["a"]) == []  # no report: it is built anyway
-
-
 def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_by_cohort_infer(cohort, make_package, caplog):
     """`medseg infer` and the workflow's planning warned; `medseg cohort infer` run by hand did not."""
     sheet, results = cohort
@@ -1350,24 +1319,6 @@ def test_an_input_or_reference_only_touched_or_copied_keeps_its_results_and_a_ch
     assert made() == after
 
 
-def test_a_dicom_folder_is_hashed_as_its_series_was_read(tmp_path):
-    """A DICOM folder's content, for a cohort to tell one only copied from one changed: the SHA-256 its sidecar
-    records (the series' files, whatever the other files of the folder)."""
-    from dicom_factory import slice_positions, stored_values, write_series
-
-    from medseg.cohort.records import content_sha256
-    from medseg.io.images import read_image
-
-    folder = tmp_path / "dicom"
-    write_series(folder, stored_values((8, 6, 4), seed=1), slice_positions(4, 2.0), series_number=3)
-    write_series(folder, stored_values((8, 6, 4), seed=2), slice_positions(4, 2.0), series_number=4, prefix="b")
-    (folder / "notes.txt").write_text("not DICOM\n")
-    read = read_image(folder, series="3").source_sha256
-    assert content_sha256(folder, "3") == read != content_sha256(folder, "4")
-    assert content_sha256(folder) is None  # two series and none named: no series to read, nothing kept by it
-    assert content_sha256(tmp_path / "gone") is None
-
-
 def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_same_path_as_stale(cohort):
     """A file replaced by another of the same grid under the same name: the report with the sheet showed the old
     figures as the case's, flagged nothing. The cohort records each file's size and time when it uses it."""
@@ -1425,16 +1376,6 @@ def test_a_setting_with_a_final_line_break_is_refused_by_its_pattern():
     check_config(config, schema)
 
 
-def test_a_status_record_nested_too_deeply_is_unreadable_not_a_traceback(tmp_path):
-    """A completion record of brackets nested thousands deep (a damaged or hostile file) raised json's RecursionError
-    through the planner and the report; it reads as any other unreadable record: absent, so its case is made again."""
-    folder = ResultsFolder(tmp_path / "results")
-    path = folder.status_path("a", "infer")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("[" * 100000 + "]" * 100000)
-    assert folder.status("a", "infer") is None
-
-
 def _tree(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(folder.iterdir())}
 
@@ -1481,36 +1422,3 @@ def test_a_case_folder_that_is_a_link_fails_that_case_and_nothing_is_written_or_
     summary = infer_cases(samples[:1], results, options)
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "ok")]
     assert sorted(p.name for p in (results / "cases" / "a").iterdir()) == ["a_seg.json", "a_seg.nii.gz"]
-
-
-def test_a_cases_folder_that_is_a_link_is_named_for_every_case(tmp_path):
-    """cases/ itself as a link (also one that leads nowhere) is the link each case is refused for."""
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "cases").symlink_to(tmp_path / "gone")
-    assert ResultsFolder(results).blocked_reason("a", probe=False) == (
-        f"{results / 'cases'}: a link to {tmp_path / 'gone'} that leads nowhere is in the place of the results' cases/ "
-        "folder; a cohort writes its cases' files, and removes those it replaces, inside the results folder, not "
-        "where a link leads: put the folder itself in place of the link, or remove the link")
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="no claims (flock) on Windows")
-def test_a_stopped_runs_left_case_claims_are_removed_and_held_ones_kept(tmp_path):
-    """A stop that lands as a job takes or gives back a case's claim leaves ``status/.<id>.lock``, which looked like
-    a crashed run's: the stopped run removes those no process holds, and keeps a claim a step still holds (another
-    open file description's flock: a step started by hand) and the folder's other hidden files."""
-    from medseg.io.folder_claim import claimed
-
-    folder = ResultsFolder(tmp_path / "results")
-    status = tmp_path / "results" / "status"
-    status.mkdir(parents=True)
-    (status / ".a.lock").write_text("")  # made, never locked: the stop landed in between
-    (status / ".b.lock").write_text("pid 4242 on login1, user alice\n")  # its lock released, not removed
-    (status / ".ms-0123.part.a.infer.json").write_text("{")  # a writer's partial file: not a claim
-    with claimed(status / "c", "cohort run on case c"):
-        assert (status / ".c.lock").is_file()
-        assert folder.remove_left_claims() == [status / ".a.lock", status / ".b.lock"]
-        assert (status / ".c.lock").is_file()  # held: kept
-    assert sorted(p.name for p in status.iterdir()) == [".ms-0123.part.a.infer.json"]
-    assert folder.remove_left_claims() == []
-    assert ResultsFolder(tmp_path / "none").remove_left_claims() == []  # no status folder: nothing
