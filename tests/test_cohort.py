@@ -1103,110 +1103,6 @@ def test_a_forced_run_makes_every_case_again_once(tmp_path):
     assert evaluate_cases(samples, results, redo="token2").reused == 2
 
 
-def test_the_slurm_profiles_placeholders_are_found_in_the_default_resources():
-    from medseg.cohort.settings import placeholder_resources
-
-    assert placeholder_resources(["tmpdir=system_tmpdir", "mem_mb=2000", "slurm_account=your_account"]) == (
-        "default resources slurm_account=your_account: still the SLURM profile's placeholder; set your cluster's "
-        "account in the profile's config.yaml (sacctmgr show assoc user=$USER lists it) or sbatch will refuse every "
-        "job")
-    assert placeholder_resources(["slurm_account='your_account'"]) is not None
-    assert placeholder_resources(["slurm_account=lab42", "slurm_partition=cpu"]) is None
-    assert placeholder_resources([]) is None
-
-
-def test_a_fixed_set_resources_memory_or_time_is_warned_about():
-    """--set-resources infer:mem_mb=500 replaced the rule's memory on every attempt: a job killed for memory was
-    submitted three times with 500 MB and its cases given up, where the rule's own memory doubles, then triples."""
-    from medseg.cohort.settings import fixed_retry_resources
-
-    class Resource:  # Snakemake's: an expression is evaluated per job (it may use attempt), a number is not
-        def __init__(self, value, evaluable=False):
-            self._value, self._evaluable = value, evaluable
-
-        def is_evaluable(self):
-            return self._evaluable
-
-        @property
-        def value(self):
-            assert not self._evaluable
-            return self._value
-
-    assert fixed_retry_resources({"infer": {"mem_mb": Resource(500)}}) == (
-        "set-resources infer:mem_mb=500: every attempt of the job asks for this, so a job killed for memory or time "
-        "is retried with the same (the rules' own double, then triple, on a retry); to keep that, give "
-        "infer:mem_mb=500*attempt or --config mem_mb=500")
-    both = fixed_retry_resources({"infer": {"runtime": 60}, "evaluate": {"mem_mb": Resource(3000)}})
-    assert both.startswith("set-resources infer:runtime=60, evaluate:mem_mb=3000: ")
-    assert both.endswith("give infer:runtime=60*attempt; evaluate:mem_mb=3000*attempt or --config evaluate_mem_mb=3000")
-    # an expression (of attempt), other resources and other rules keep the retries' scaling
-    assert fixed_retry_resources({"infer": {"mem_mb": Resource(None, evaluable=True),
-                                            "slurm_partition": Resource("gpu")},
-                                  "report": {"mem_mb": Resource(8000)}}) is None
-    assert fixed_retry_resources({}) is None
-
-
-def test_memory_per_cpu_is_warned_about():
-    """mem_mb_per_cpu in the default or a rule's resources makes the SLURM plugin ask for --mem-per-cpu instead of
-    --mem (the README says not to): neither the retries' doubling nor the jobs' --memory-mb follow it, and nothing
-    said so while planning."""
-    from medseg.cohort.settings import per_cpu_memory
-
-    assert per_cpu_memory(["slurm_account=lab42", "mem_mb_per_cpu=2000"], {}) == (
-        "default-resources mem_mb_per_cpu=2000: memory per CPU makes the SLURM plugin ask for --mem-per-cpu instead "
-        "of --mem, which neither a retry's doubled memory nor the memory the jobs are told (the rules' mem_mb) "
-        "follow; give it as mem_mb (--default-resources mem_mb=..., --config mem_mb=... for inference)")
-    both = per_cpu_memory(["mem_mb_per_cpu=2000"], {"infer": {"mem_mb_per_cpu": 4000}, "report": {"runtime": 9}})
-    assert both.startswith("default-resources mem_mb_per_cpu=2000, set-resources infer:mem_mb_per_cpu: memory per "
-                           "CPU makes")
-    assert per_cpu_memory(["mem_mb=2000", "runtime=30"], {"infer": {"mem_mb": 4000, "cpus_per_gpu": 4}}) is None
-    assert per_cpu_memory([], {}) is None
-
-
-def test_resource_settings_are_read_through_snakemakes_public_names():
-    """Planning read Snakemake's private ResourceSettings._parsed_overwrite_resources and _parsed_resources. The
-    settings as the command line gives them (parsed) and as the Python API does (raw mappings, units to convert) give
-    the same memory; a --resources cap and an expression of attempt are followed."""
-    from types import SimpleNamespace
-
-    from snakemake.cli import parse_set_resources
-    from snakemake.resources import Resources
-
-    from medseg.cohort.settings import first_attempt_memory, resource_settings
-
-    raw = SimpleNamespace(overwrite_resources={"infer": {"mem": "8GB"}, "evaluate": {"mem_mb": 3000}},
-                          resources={"mem_mb": 6000})
-    overrides, caps, warning = resource_settings(raw)
-    assert warning is None
-    assert first_attempt_memory("infer", 4000, overrides, caps) == 6000  # 8 GB, capped by --resources mem_mb=6000
-    assert first_attempt_memory("evaluate", 2000, overrides, caps) == 3000
-    assert first_attempt_memory("report", 4000, overrides, caps) == 4000
-    parsed = SimpleNamespace(overwrite_resources=parse_set_resources(["infer:mem=8GB", "evaluate:mem_mb=3000*attempt"]),
-                             resources=Resources.from_mapping({}))
-    overrides, caps, warning = resource_settings(parsed)
-    assert warning is None
-    assert first_attempt_memory("infer", 4000, overrides, caps) == 8000
-    assert first_attempt_memory("evaluate", 2000, overrides, caps) == 3000  # the first attempt's
-    # the private names are not needed: a settings object without them is read the same
-    assert not hasattr(parsed, "_parsed_overwrite_resources")
-
-
-def test_resource_settings_renamed_by_a_snakemake_upgrade_are_a_warning_not_a_traceback():
-    """A Snakemake whose settings name --set-resources otherwise: planning went on with a warning that the memory
-    checks are skipped; the jobs keep the config's memory."""
-    from types import SimpleNamespace
-
-    from medseg.cohort.settings import first_attempt_memory, resource_settings
-
-    for settings in (SimpleNamespace(set_resources={}, global_resources={}), None):
-        overrides, caps, warning = resource_settings(settings)
-        assert (overrides, caps) == ({}, {})
-        assert warning.startswith("cannot read Snakemake's --set-resources and --resources (AttributeError: ")
-        assert warning.endswith("the planning checks of the jobs' memory are skipped (fixed retry memory, memory per "
-                                "CPU, cases given up with less memory than this run's jobs start with)")
-        assert first_attempt_memory("infer", 4000, overrides, caps) == 4000
-
-
 def test_an_input_or_reference_only_touched_or_copied_keeps_its_results_and_a_changed_one_is_redone(tmp_path,
                                                                                                     monkeypatch):
     """Images restored from a backup without their times, touched, or copied without -p: the content is the same,
@@ -1359,21 +1255,6 @@ def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_sa
     evaluate_cases(samples, results)
     rows = {row["case_id"]: row for row in read_tsv(build_report(results, page, sheet=sheet, overwrite=True).table)}
     assert [rows[case]["status"] for case in "abc"] == ["scored", "scored", "no_reference"]
-
-
-def test_a_setting_with_a_final_line_break_is_refused_by_its_pattern():
-    """JSON Schema's pattern is searched with Python's re, where $ matches before a final line break: device
-    'cpu\n' (a YAML block scalar, a quoted "cpu\n") passed, and the line break split every inference job's shell
-    command in two, so each job failed three times ("--precision: command not found")."""
-    from medseg.cohort.settings import check_config
-
-    schema = Path(__file__).resolve().parents[1] / "configs" / "schemas" / "config.schema.yaml"
-    config = {"samples": "samples.tsv", "model": "phantom", "results": "results", "device": "cpu\n"}
-    with pytest.raises(InputError) as caught:
-        check_config(config, schema)
-    assert str(caught.value) == "config device: 'cpu\\n' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"
-    config["device"] = "cuda:1"
-    check_config(config, schema)
 
 
 def _tree(folder: Path) -> dict[str, str]:
