@@ -1,4 +1,5 @@
-"""medseg.cohort: sample sheets, batches, resumable per-case runs with failure records, stale Snakemake locks."""
+"""Which finished cases of a cohort (medseg.cohort.run) are stale: inputs away, replaced, touched or copied, and
+references taken out, as the batch and the report see them."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ from cohort_cases import (
 from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
 from medseg.cohort.records import ResultsFolder
 from medseg.synthetic import write_phantom
-
-# --- stale results after the sheet, the model or the run changed ------------------------------------------------
 
 
 def test_a_reference_become_a_dangling_link_is_named_as_one_not_as_an_empty_folder(cohort, tmp_path):
