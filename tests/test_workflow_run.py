@@ -1,0 +1,470 @@
+"""The Snakefile run for real by Snakemake on a small synthetic cohort with a corrupt and a missing case.
+
+Checks the outputs of every case, the failure records, the QA report, that a second run does nothing, runs
+through Snakemake's API, runs whose cases all fail, and that profiles/slurm runs the cohort through the SLURM
+executor plugin (against stand-in SLURM commands, ``tests/fake_slurm.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from workflow_runs import (
+    MODEL,
+    REPO,
+    SHAPE,
+    SNAKEFILE,
+    sheet_of_own,
+    snakemake,
+    workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
+    write_sheet,
+)
+
+from medseg.synthetic import write_phantom
+
+
+@pytest.fixture(scope="module")
+def finished(cohort) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """The cohort run once, as a user would, without --keep-going."""
+    folder, sheet = cohort
+    results = folder / "results"
+    run = snakemake(folder, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
+    return folder, results, run
+
+
+def test_the_run_completes_despite_bad_cases(finished):
+    folder, results, run = finished
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "steps (100%) done" in run.stderr
+    # what became of the cases is on the console, not only in the report's log
+    assert "5 cases (2 failed, " in run.stdout + run.stderr and f"wrote {results / 'report.html'}" in run.stdout
+    failed = [line for line in run.stdout.splitlines() if line.startswith("failed: ")]
+    assert [line.split(":")[1] for line in failed] == [" bad", " gone"], failed
+    assert "truncated image data (its gzip stream ends early); the file was cut short" in failed[0]
+    assert str(folder / "data" / "bad.nii.gz") in failed[0]
+    # the demo model is named as such (a sheet of real scans run without model= got synthetic-shape labels)
+    demo = "model phantom: the shipped demo model (synthetic shapes only), the default of configs/cohort.yaml"
+    assert (demo in run.stderr) == (MODEL == "phantom")
+    data = folder / "data"
+    for case in ("a", "b", "c"):
+        seg = nib.load(results / "cases" / case / f"{case}_seg.nii.gz")
+        image = nib.load(data / f"{case}.nii.gz")
+        assert seg.shape == SHAPE
+        np.testing.assert_array_equal(seg.affine, image.affine)
+        assert seg.get_data_dtype() == np.uint8
+        sidecar = json.loads((results / "cases" / case / f"{case}_seg.json").read_text())
+        assert sidecar["case_id"] == case and sidecar["input"] == str(data / f"{case}.nii.gz")
+    for case in ("a", "b"):
+        metrics = json.loads((results / "cases" / case / f"{case}_metrics.json").read_text())
+        assert metrics["case_id"] == case and metrics["reference"] == str(data / f"{case}_label.nii.gz")
+        assert [entry["name"] for entry in metrics["labels"].values()] == ["ellipsoid", "box", "tube"]
+        dice = metrics["labels"]["1"]["dice"]
+        assert dice is not None and 0.0 <= dice <= 1.0
+        if MODEL == "phantom":  # the shipped model finds the ellipsoid even on these small grids (0.92-0.96)
+            assert dice > 0.85
+    assert not (results / "cases" / "c" / "c_metrics.json").exists()
+    # every rule leaves its log and benchmark
+    assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]
+    assert sorted(p.name for p in (results / "benchmarks" / "evaluate").iterdir()) == ["batch001.tsv",
+                                                                                        "batch002.tsv"]
+    assert (results / "logs" / "report.log").is_file() and (results / "benchmarks" / "report.tsv").is_file()
+    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
+    assert [case["case_id"] for case in job["cases"]] == ["a", "b", "c"]
+    assert job["counts"] == {"ok": 3, "failed": 0, "skipped": 0, "reused": 0}
+
+
+def test_a_row_taken_out_reruns_its_own_job_only(finished):
+    """Jobs were cut by position: a row taken out moved every later case into another job, and every later job ran
+    again (on SLURM, resubmitted) only to find its cases done."""
+    folder, results, _ = finished
+    sheet = folder / "data" / "samples.tsv"
+    text = sheet.read_text()
+    try:
+        sheet.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("a\t")))
+        run = snakemake(folder, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=3)
+        assert run.returncode == 0, run.stderr[-3000:]
+        planned = set(re.findall(r"batch=(\w+)", run.stdout + run.stderr))
+        assert planned == {"batch001"}, planned  # [a, b, c] is now [b, c]; [bad, gone] stays as it was
+    finally:
+        sheet.write_text(text)
+
+
+def test_a_job_a_cluster_starts_finds_the_jobs_its_run_planned(finished, tmp_path):
+    """A job on a cluster reads the Snakefile again while other jobs write their records: jobs planned from the
+    records it found were other jobs (batch001 unknown once batch002's record was there), and Snakemake crashed."""
+    import shutil
+
+    folder, results, _ = finished
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    (copy / "jobs" / "batch001.infer.json").unlink()  # batch001 still running, batch002 done
+    (copy / "jobs" / "batch001.evaluate.json").unlink()
+    run = snakemake(folder, "-n", "-p", "--mode", "remote", "--target-jobs", "infer:batch=batch001", "--cores", "1",
+                    samples=folder / "data" / "samples.tsv", results=copy, cases_per_job=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "--case a --case b --case c" in run.stdout + run.stderr
+
+
+def test_bad_cases_end_as_failure_records(finished):
+    folder, results, _ = finished
+    bad = json.loads((results / "cases" / "bad" / "bad_failed.json").read_text())
+    assert bad["schema"] == "medseg-failure/1"
+    assert (bad["case_id"], bad["stage"], bad["error_type"]) == ("bad", "read", "ImageReadError")
+    assert bad["input"] == str(folder / "data" / "bad.nii.gz")
+    assert bad["reference"] == str(folder / "data" / "b_label.nii.gz")
+    assert "truncated image data (its gzip stream ends early); the file was cut short" in bad["error"]
+    gone = json.loads((results / "cases" / "gone" / "gone_failed.json").read_text())
+    assert gone["stage"] == "read" and gone["reference"] is None and "no such file" in gone["error"]
+    assert sorted(p.name for p in (results / "cases" / "bad").iterdir()) == ["bad_failed.json"]
+    job = json.loads((results / "jobs" / "batch002.infer.json").read_text())
+    assert job["counts"] == {"ok": 0, "failed": 2, "skipped": 0, "reused": 0}
+
+
+def test_the_report_shows_every_case_and_the_failures(finished):
+    _, results, _ = finished
+    with open(results / "cohort.tsv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert set(rows) == {"a", "b", "c", "bad", "gone"}
+    assert {case: rows[case]["status"] for case in rows} == {
+        "a": "scored", "b": "scored", "c": "no_reference", "bad": "failed", "gone": "failed"}
+    assert rows["bad"]["failed_stage"] == "read" and "truncated" in rows["bad"]["error"]
+    summary = json.loads((results / "summary.json").read_text())
+    assert {k: summary["cases"][k] for k in ("total", "scored", "no_reference", "failed")} == {
+        "total": 5, "scored": 2, "no_reference": 1, "failed": 2}
+    html = (results / "report.html").read_text()
+    assert "truncated image data (its gzip stream ends early); the file was cut short" in html and "gone.nii.gz" in html
+
+
+def test_a_second_run_does_nothing(finished):
+    folder, results, _ = finished
+    status = {p.name: p.read_text() for p in (results / "status").iterdir()}
+    run = snakemake(folder, "--cores", "2", samples=folder / "data" / "samples.tsv", results=results,
+                    cases_per_job=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Nothing to be done" in run.stderr
+    assert {p.name: p.read_text() for p in (results / "status").iterdir()} == status
+    # the same sheet named another way (relative to the working folder, through ..): every job ran again
+    for named in ("data/samples.tsv", "data/../data/samples.tsv"):
+        run = snakemake(folder, "-n", "--cores", "2", samples=named, results=results, cases_per_job=3)
+        assert run.returncode == 0 and "Nothing to be done" in run.stderr + run.stdout, (named, run.stderr[-3000:])
+
+
+# the workflow run through Snakemake's Python API by a program with its own SIGINT and SIGTERM handlers: argv is
+# SNAKEFILE WORKDIR MODE KEY=VALUE..., MODE dryrun, run, no_hooks (a run with the setting no_hooks) or no_cores (a run
+# the API refuses once the Snakefile is read: no cores given); it says on its last line whether each handler is its own
+# again (no_cores: after it raised SIGINT and SIGTERM, and on a line of its own which of them its handler received)
+_THROUGH_THE_API = """
+import signal, sys
+from pathlib import Path
+
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, ExecutionSettings, OutputSettings, ResourceSettings
+
+snakefile, workdir, mode, *settings = sys.argv[1:]
+
+received = []
+
+def callers(number, frame):
+    received.append(int(number))
+
+signal.signal(signal.SIGINT, callers)
+signal.signal(signal.SIGTERM, callers)
+config = {key: int(value) if value.isdigit() else value for key, value in (text.split("=", 1) for text in settings)}
+try:
+    with SnakemakeApi(OutputSettings()) as api:
+        resources = ResourceSettings() if mode == "no_cores" else ResourceSettings(cores=1)
+        workflow = api.workflow(resource_settings=resources, snakefile=Path(snakefile),
+                                config_settings=ConfigSettings(config=config), workdir=Path(workdir))
+        if mode == "dryrun":
+            workflow.dag().execute_workflow(executor="dryrun")
+        else:
+            workflow.dag().execute_workflow(execution_settings=ExecutionSettings(no_hooks=mode == "no_hooks"))
+except SystemExit as stop:
+    print(f"exit {stop.code}", file=sys.stderr)
+except Exception as error:
+    print(f"raised {type(error).__name__}", file=sys.stderr)
+if mode == "no_cores":
+    signal.raise_signal(signal.SIGINT)
+    signal.raise_signal(signal.SIGTERM)
+print("handlers", *(signal.getsignal(number) is callers for number in (signal.SIGINT, signal.SIGTERM)),
+      file=sys.stderr)
+if mode == "no_cores":
+    print("received", *received, file=sys.stderr)
+"""
+
+
+def _through_the_api(workdir: Path, mode: str, **config) -> subprocess.CompletedProcess:
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, **config}.items()]
+    return subprocess.run([sys.executable, "-c", _THROUGH_THE_API, str(SNAKEFILE), str(workdir), mode, *settings],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("way_out", ["dry run", "nothing to do", "refused setting"])
+def test_a_run_through_snakemakes_api_that_reaches_no_hook_gives_the_callers_handlers_back(finished, tmp_path,
+                                                                                          way_out):
+    """A dry run and a run with nothing to do run no hook, and a setting refused while planning ends the run before
+    any: the planning SIGINT handler stayed in the program that ran the workflow through Snakemake's API (a Ctrl-C
+    there called sys.exit), and so did Snakemake's SIGTERM handler of the finished run (it swallowed the next one)."""
+    folder, results, run = finished
+    assert run.returncode == 0, run.stderr[-3000:]
+    sheet = folder / "data" / "samples.tsv"
+    if way_out == "nothing to do":
+        done = _through_the_api(folder, "run", samples=sheet, results=results, cases_per_job=3)
+        assert "Nothing to be done" in done.stderr, done.stderr[-3000:]
+    elif way_out == "dry run":
+        done = _through_the_api(tmp_path, "dryrun", samples=sheet, results=tmp_path / "results")
+        assert "This was a dry-run" in done.stderr, done.stderr[-3000:]
+    else:
+        done = _through_the_api(tmp_path, "run", samples=sheet, results=tmp_path / "results", cases_per_job=0)
+        assert "exit medseg: error: config cases_per_job" in done.stderr, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1] == "handlers True True", done.stderr[-3000:]
+
+
+# a dry run through Snakemake's Python API, with a Ctrl-C raised as its job loop lists the first job; the program says
+# what reached it, whether its own code after the run ran, and whether its handlers are its own again
+_API_STOP_AT_LISTING = """
+import signal, sys
+from pathlib import Path
+
+import snakemake.api
+from snakemake.api import SnakemakeApi
+from snakemake.scheduling.job_scheduler import JobScheduler
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+snakefile, workdir, *settings = sys.argv[1:]
+run = JobScheduler.run
+
+def interrupted(self, *args, **kwargs):
+    signal.raise_signal(signal.SIGINT)
+    return run(self, *args, **kwargs)
+
+def callers(number, frame):
+    pass
+
+JobScheduler.run = interrupted
+signal.signal(signal.SIGINT, callers)
+config = dict(text.split("=", 1) for text in settings)
+try:
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(snakefile),
+                                config_settings=ConfigSettings(config=config), workdir=Path(workdir))
+        workflow.dag().execute_workflow(executor="dryrun")
+    print("returned", file=sys.stderr)
+except SystemExit as stop:
+    print(f"exit {stop.code}", file=sys.stderr)
+print("handlers", signal.getsignal(signal.SIGINT) is callers, file=sys.stderr)
+"""
+
+
+def test_a_ctrl_c_while_a_dry_run_through_snakemakes_api_lists_its_jobs_does_not_end_the_program(cohort, tmp_path):
+    """A Ctrl-C while a dry run listed its jobs ended the process with os._exit: right for Snakemake's command line,
+    whose process ends with the run, but a program running the workflow through Snakemake's API (a notebook's kernel
+    among them) was ended too, its own clean-up skipped. It gets the line and SystemExit(130), as for a stop anywhere
+    else while the run is planned, and its handler back."""
+    from medseg.cohort.planning_stop import PLANNING_STOPPED
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    done = subprocess.run([sys.executable, "-c", _API_STOP_AT_LISTING, str(SNAKEFILE), str(tmp_path),
+                           f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stderr.splitlines()
+    assert PLANNING_STOPPED in lines and lines[-2:] == ["exit 130", "handlers True"], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "results").exists()
+
+
+def test_a_stop_after_snakemakes_api_refused_the_run_goes_to_the_callers_handlers(cohort, tmp_path):
+    """Snakemake's API refuses a run (here: no cores given) after it has read the Snakefile, before the run: the
+    planning handler stayed in the program, whose next Ctrl-C or SIGTERM, wherever it came, was told as "stopped while
+    the cohort run was being planned" and raised SystemExit. They go to the program's own handlers."""
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    done = _through_the_api(tmp_path, "no_cores", samples=sheet, results=tmp_path / "results")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-3:] == ["raised ApiError", "handlers True True",
+                                             f"received {int(signal.SIGINT)} {int(signal.SIGTERM)}"], \
+        done.stderr[-3000:]
+    assert "stopped while the cohort run was being planned" not in done.stderr
+
+
+def test_no_hooks_in_the_settings_of_snakemakes_api_is_refused_before_any_job(cohort, tmp_path):
+    """--no-hooks was refused on the command line only: the same setting given through Snakemake's Python API (which
+    no command line carries) ran the cohort's jobs without the run's set-up and end (no batch plan, no run record,
+    a Ctrl-C not told)."""
+    from medseg.cohort import NO_HOOKS_REFUSED
+
+    sheet = sheet_of_own(cohort, tmp_path, ["a"])
+    results = tmp_path / "results"
+    refused = _through_the_api(tmp_path, "no_hooks", samples=sheet, results=results)
+    assert refused.stderr.splitlines()[-3:] == [NO_HOOKS_REFUSED, "exit 2", "handlers True True"], \
+        refused.stderr[-3000:]
+    assert "localrule infer" not in refused.stderr and not list(results.glob("jobs/*.json"))
+    assert not list(results.glob("cases/*")) and not list((tmp_path / ".snakemake" / "locks").glob("*"))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
+    """A problem of the whole run (here: device=cuda without a GPU) fails each job; its one line was only in
+    RESULTS/logs/infer/<batch>.log, the console showing Snakemake's CalledProcessError. The workflow profile now
+    prints a failed job's log."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", None, shape=SHAPE, seed=3)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "")])
+    run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=tmp_path / "results", device="cuda")
+    assert run.returncode == 1
+    assert "medseg: error: --device cuda: CUDA is not available on this machine" in run.stdout + run.stderr
+    assert not (tmp_path / "results" / "report.html").exists()
+
+
+def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):
+    """medseg recorded the case as failed and went on, but Snakemake then hashed the job's small inputs to record it
+    ("Error recording metadata for finished job ([Errno 13] Permission denied: ...)") and the run failed, with no
+    report. The workflow profile turns Snakemake's input hashing off (medseg tells changed inputs itself)."""
+    from conftest import as_plain_user
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, seed in (("a", 3), ("b", 4)):
+        write_phantom(data / f"{name}.nii.gz", None, shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "")])
+    (data / "b.nii.gz").chmod(0)
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet,
+                                                     "results": tmp_path / "results"}.items()]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", *settings]
+    run = as_plain_user(command, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with open(tmp_path / "results" / "cohort.tsv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert (rows["a"]["status"], rows["b"]["status"]) == ("no_reference", "failed")
+    assert rows["b"]["error"] == f"{data / 'b.nii.gz'}: cannot read (permission denied)"
+
+
+def test_a_run_whose_every_case_failed_exits_with_an_error_and_keeps_its_report(tmp_path):
+    """Every case failed and the run exited 0 ("4 of 4 steps (100%) done"): a scheduler or CI job saw success."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.nii.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 40)
+    sheet = write_sheet(data, [("x", "x.nii.gz", ""), ("y", "missing.nii.gz", "")])
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert (f"medseg: error: {results}: every case failed (fail_on_failed_cases: all); their errors are in "
+            f"{results / 'report.html'} and cohort.tsv") in run.stderr
+    assert (results / "report.html").is_file() and (results / "cohort.tsv").is_file()
+    assert not (results / "jobs" / "cohort.check.json").exists()
+    again = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results)  # still failed: still an error
+    assert again.returncode == 1 and "every case failed" in again.stderr
+    lenient = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, fail_on_failed_cases="never")
+    assert lenient.returncode == 0, lenient.stderr[-3000:]
+    assert json.loads((results / "jobs" / "cohort.check.json").read_text())["failed"] == 2
+    bad = snakemake(tmp_path, "-n", samples=sheet, results=results, fail_on_failed_cases="some")
+    assert bad.returncode == 1 and "fail_on_failed_cases" in bad.stderr + bad.stdout
+
+
+def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_path, monkeypatch):
+    """profiles/slurm through snakemake-executor-plugin-slurm, against stand-in SLURM commands that run each job
+    here and kill it as SLURM would (tests/fake_slurm.py). A job killed for memory used to run its command twice
+    more in the same allocation (a rule's retries: applied in the job's own Snakemake), telling medseg twice and
+    three times the memory; and the count of failed cases, printed by the report job, went to its SLURM log."""
+    import importlib.util
+
+    import fake_slurm
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    if sys.platform != "linux":
+        pytest.skip("the stand-in SLURM commands read /proc to enforce --mem, as SLURM's cgroup does")
+    folder, local, _ = finished
+    state = tmp_path / "slurm"
+    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
+    # a status check answers once a job has ended (20 s at most), so that the plugin does not wait ever longer
+    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    # more than their first 1300 MB and 900 MB, planned from the small inputs (the report's retry, by the profile's
+    # retries: 1, had as much again)
+    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=2000,rule_report=1500")
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                    "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
+                    "--slurm-logdir", str(tmp_path / "slurm-logs"), "--slurm-init-seconds-before-status-checks", "1",
+                    samples=folder / "data" / "samples.tsv", results=results, cases_per_job=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "SLURM status is: 'OUT_OF_MEMORY'" in run.stderr
+    # the count line and the failures reach the console (check_failures runs where Snakemake runs)
+    assert "5 cases (2 failed, " in run.stdout
+    assert [line.split(":")[1] for line in run.stdout.splitlines() if line.startswith("failed: ")] == [" bad", " gone"]
+    # the same segmentations as the local run
+    for case in ("a", "b", "c"):
+        name = f"cases/{case}/{case}_seg.nii.gz"
+        assert (results / name).read_bytes() == (local / name).read_bytes(), name
+    submitted = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
+
+    def option(entry: dict, name: str) -> str:
+        args = entry["args"]
+        return args[args.index(name) + 1]
+
+    asked = sorted((option(s, "--comment"), option(s, "--mem"), option(s, "-t")) for s in submitted)
+    # each job's memory planned from its small inputs (medseg/cohort/job_memory.py): 1200 MB + 12 B a voxel for
+    # inference, 800 MB + 32 B a voxel for scoring
+    assert asked == [("rule_evaluate_wildcards_batch001", "900", "30"),
+                     ("rule_evaluate_wildcards_batch002", "900", "30"),
+                     ("rule_infer_wildcards_batch001", "1300", "25"),  # 10 min + 5 per case
+                     ("rule_infer_wildcards_batch001", "2600", "50"),  # the retry: twice the memory and time
+                     ("rule_infer_wildcards_batch002", "1300", "20"),
+                     ("rule_report", "1800", "120"),  # the retry: twice the memory and time
+                     ("rule_report", "900", "60")]  # 5 small cases (medseg/cohort/report_memory.py)
+    for entry in submitted:
+        assert option(entry, "-A") == "lab42" and option(entry, "-p") == "cpu", entry["args"]
+        assert {"--no-requeue", "--export=ALL", "--cpus-per-task=1"} <= set(entry["args"]), entry["args"]
+    jobs = {file.stem: json.loads(file.read_text()) for file in (state / "jobs").glob("*.json")}
+    assert sorted(job["state"] for job in jobs.values()) == ["COMPLETED"] * 5 + ["OUT_OF_MEMORY"] * 2
+    # each job ran its command once, in the environment the run set for its jobs
+    steps = [json.loads(line) for line in (state / "srun.jsonl").read_text().splitlines()]
+    ran = [step["job_id"] for step in steps]
+    # (a job killed for memory may die before its step starts: its Snakemake alone may pass the 150 MB mark)
+    assert len(ran) == len(set(ran)) and {j for j, job in jobs.items() if job["state"] == "COMPLETED"} <= set(ran)
+    assert set(ran) <= set(jobs)
+    holder = {step["env"]["MEDSEG_COHORT_RUN"] for step in steps}
+    assert len(holder) == 1 and holder.pop().startswith("pid ")
+    from medseg.package import load_package
+
+    # and the weights it planned with, which a job finding another package refuses
+    assert {step["env"]["MEDSEG_COHORT_WEIGHTS"] for step in steps} == {load_package(MODEL).sha256}
+    assert all(step["env"]["MEDSEG_REDO_INFER"] == step["env"]["MEDSEG_REDO_EVALUATE"] == "" for step in steps)
+    # the retried job was told its memory and attempt; no case was given up
+    assert "--memory-mb 2600 --final-memory-mb 3900 --attempt 2 3 " in run.stderr
+    assert json.loads((results / "status" / "a.infer.json").read_text())["outcome"] == "ok"
+    # the SLURM logs of the jobs killed for memory are kept, those of the jobs that succeeded are not
+    killed = sorted(job_id for job_id, job in jobs.items() if job["state"] == "OUT_OF_MEMORY")
+    logs = sorted(p.relative_to(tmp_path / "slurm-logs") for p in (tmp_path / "slurm-logs").rglob("*.log"))
+    assert sorted(p.stem for p in logs) == killed and sorted(p.parts[0] for p in logs) == ["rule_infer", "rule_report"]
+    assert Path("rule_infer", "batch001") in [p.parent for p in logs]
+    assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]
+
+
+def test_the_cohort_benchmark_without_snakemake_says_so_before_it_starts(tmp_path, monkeypatch):
+    """benchmarks/cohort_speed.py where snakemake is not installed: one line saying so, before the phantoms and the
+    minutes of single-case runs (it had failed only at the workflow, after them)."""
+    import importlib.util
+
+    from conftest import benchmark_main
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "snakemake" else find_spec(
+        name, *a))
+    monkeypatch.setattr("sys.argv", ["cohort_speed.py", "--count", "2", "--workdir", str(tmp_path / "work")])
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main("cohort_speed")()
+    assert "snakemake is not installed" in str(exit_info.value.code)
+    assert not (tmp_path / "work").exists()

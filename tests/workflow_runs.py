@@ -1,0 +1,76 @@
+"""Snakemake runs of the Snakefile on small synthetic cohorts, shared by the workflow's test modules."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cohort_cases import MODEL, SHAPE
+
+from medseg.synthetic import write_phantom
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 300, **config) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile in ``workdir`` (its own .snakemake folder)."""
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, **config}.items()]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
+               *args, "--config", *settings]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def write_sheet(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
+    sheet = folder / "samples.tsv"
+    sheet.write_text("case_id\timage\treference\n" + "".join("\t".join(row) + "\n" for row in rows))
+    return sheet
+
+
+def sheet_of_own(cohort, tmp_path: Path, cases: list[str]) -> Path:
+    """A sheet beside ``tmp_path`` (which the tests look through) of the cohort's case a (image and reference) under
+    each name of ``cases``: the module's sheet, which later tests read, is left as it is (a test that wrote over it
+    made them run its cases)."""
+    data = cohort[0] / "data"
+    own = tmp_path.parent / f"{tmp_path.name}-sheet"
+    own.mkdir(exist_ok=True)
+    return write_sheet(own, [(case, str(data / "a.nii.gz"), str(data / "a_label.nii.gz")) for case in cases])
+
+
+@pytest.fixture(scope="module", name="cohort")
+def workflow_cohort(tmp_path_factory) -> tuple[Path, Path]:
+    """Cases: a, b (with references), c (no reference), bad (truncated .nii.gz), gone (missing file)."""
+    folder = tmp_path_factory.mktemp("cohort")
+    data = folder / "data"
+    data.mkdir()
+    for name, seed in (("a", 11), ("b", 12), ("c", 13)):
+        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    raw = (data / "a.nii.gz").read_bytes()
+    (data / "bad.nii.gz").write_bytes(raw[: len(raw) // 2])
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz"),
+                               ("c", "c.nii.gz", ""), ("bad", "bad.nii.gz", "b_label.nii.gz"),
+                               ("gone", "gone.nii.gz", "")])
+    return folder, sheet
+
+
+# the stops a run handles as Ctrl-C (SIGHUP where the platform has it), as a terminal, SLURM or an ssh session's end
+# sends them, for the tests' parameters
+STOPS = [pytest.param(signal.SIGINT, id="ctrl-c"), pytest.param(signal.SIGTERM, id="sigterm"),
+         pytest.param(getattr(signal, "SIGHUP", 1), id="sighup",
+                      marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform"))]
+
+
+def snakemake_log(workdir: Path) -> str:
+    """The text of the last run's Snakemake log (``.snakemake/log/<time>.snakemake.log``)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    assert logs, f"no Snakemake log in {workdir}"
+    return logs[-1].read_text()
+
+
+def _records(status: Path) -> list[Path]:
+    """The cases' finished inference records in ``status``; not a writer's temporary file (``.ms-<hex>.part.<name>``,
+    which pathlib's ``*`` matches: a kill that landed while one was written had it read as a finished case)."""
+    return [path for path in status.glob("*.infer.json") if not path.name.startswith(".")]
