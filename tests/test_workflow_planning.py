@@ -1,0 +1,262 @@
+"""What a cohort run refuses or warns about while Snakemake plans it: bad settings, damaged packages, results
+folders, sample sheets and references, paths with braces, and a clean ``snakemake --lint``."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import socket
+import subprocess
+import sys
+
+import nibabel as nib
+import pytest
+from workflow_runs import (
+    MODEL,
+    SHAPE,
+    SNAKEFILE,
+    snakemake,
+    workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
+    write_sheet,
+)
+
+from medseg.synthetic import write_phantom
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"cases_per_job": 0}, "config cases_per_job: 0 is less than the minimum of 1"),
+        ({"device": "gpu"}, "config device: 'gpu' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"),
+        ({"colour": "red"}, "config: unknown key 'colour'; the keys are samples, model, results"),
+        ({"modle": "phantom"}, "config: unknown key 'modle' (did you mean 'model'?)"),
+        # `cases_per_job=` with nothing after it: it read "None is not of type 'integer'"
+        ({"cases_per_job": ""}, "config cases_per_job: no value given (cases_per_job= with nothing after it, or "
+                                "null); it takes an integer"),
+        # NaN passes every bound: the report crashed with a traceback after every case had run
+        ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
+        ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):
+    """One line naming the key (not Snakemake's print of the whole schema, a hundred lines)."""
+    folder, sheet = cohort
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", **setting)
+    assert run.returncode == 1
+    assert message in run.stdout + run.stderr
+    # medseg's one line: Snakemake framed it with the Snakefile's line and two traceback lines
+    assert run.stderr.strip().splitlines()[-1].startswith("medseg: error: config")
+    assert "Traceback" not in run.stderr and '  File "' not in run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("damage", ["cut weights", "altered weights", "edited width"])
+def test_a_package_with_damaged_weights_is_refused_at_planning(cohort, tmp_path, damage):
+    """Planning read the package without its weights' hash, then without comparing the weights' shapes with its
+    architecture: the run went on to the jobs, each failed three times (retried with more memory), and the one
+    useful line was in a job log."""
+    import shutil
+
+    from medseg.package import load_package
+
+    folder, sheet = cohort
+    package = tmp_path / "model"
+    shutil.copytree(load_package(MODEL, check_hash=False).path, package)
+    weights = package / "weights.safetensors"
+    if damage == "cut weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        expected = f"medseg: error: {weights}: cut short: "
+    elif damage == "altered weights":  # whole, one byte of a tensor changed: only the hash tells
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
+        expected = f"medseg: error: {weights}: SHA-256 "
+    else:  # the hash still holds: only the shapes tell
+        config = json.loads((package / "model.json").read_text())
+        config["architecture"]["base_width"] *= 2
+        (package / "model.json").write_text(json.dumps(config))
+        expected = f"medseg: error: {weights}: weights do not match the architecture in model.json ("
+    run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=tmp_path / "results", model=package)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(expected)
+    assert not (tmp_path / "results" / "cases").exists()
+
+
+def test_a_results_folder_that_is_a_file_is_one_line(cohort, tmp_path):
+    folder, sheet = cohort
+    (tmp_path / "afile").write_text("x")
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "afile")
+    assert run.returncode != 0 and len((run.stdout + run.stderr).strip().splitlines()) < 10
+    message = f"{tmp_path / 'afile'}: the results folder (config 'results') is a file; name a folder"
+    assert message in run.stdout + run.stderr
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_second_run_on_one_results_folder_is_refused_from_any_working_folder(cohort, tmp_path):
+    """Snakemake's lock is per working folder: two runs started from two folders on one results folder both went on
+    (cases segmented twice, one run's job logs over the other's). A run holds the results folder now; a preview
+    takes no claim and still plans."""
+    from medseg.io.folder_claim import claim_path, claimed
+
+    _, sheet = cohort
+    results = tmp_path / "results"
+    with claimed(results, "cohort run"):  # as a run started from another folder holds it
+        run = snakemake(tmp_path / "elsewhere", "--cores", "2", samples=sheet, results=results)
+        assert run.returncode == 1
+        assert run.stderr.strip().splitlines()[-1] == (
+            f"medseg: error: {results}: another cohort run is writing to this folder (pid {os.getpid()} on "
+            f"{socket.gethostname()}, user {pwd.getpwuid(os.geteuid()).pw_name}, per {claim_path(results)}); wait "
+            "for it to end or give another folder")
+        preview = snakemake(tmp_path / "elsewhere", "-n", "--cores", "2", samples=sheet, results=results)
+        assert preview.returncode == 0, preview.stderr[-3000:]
+        # a preview that changes the folder (touching or deleting outputs) waits its turn like a run
+        for writing in (("--touch",), ("--delete-all-output",)):
+            touch = snakemake(tmp_path / "elsewhere", *writing, "--cores", "2", samples=sheet, results=results)
+            assert touch.returncode == 1 and "another cohort run is writing to this folder" in touch.stderr, writing
+    assert not (results / "cases").exists() and not claim_path(results).exists()
+
+
+def test_braces_and_angle_brackets_in_paths_do_not_stop_the_run(tmp_path):
+    """Snakemake reads a brace in a path as a wildcard and <name> as a path variable: an image named so, or a sheet
+    in a folder named so, stopped the whole cohort while planning with a Snakemake error naming neither the sheet
+    nor the line. Such files are legal on Linux; now the cases run, and a results folder named so is refused in one
+    line before anything runs."""
+    data = tmp_path / "study {2024}"
+    data.mkdir()
+    names = {"braced": "a{b}.nii.gz", "angled": "c<i>.nii.gz"}
+    for seed, name in enumerate(names.values()):
+        write_phantom(data / name, data / f"{seed}<{{label}}>.nii.gz", shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [(case, name, f"{seed}<{{label}}>.nii.gz")
+                               for seed, (case, name) in enumerate(names.items())])
+    results = tmp_path / "results"
+    # both cases in one job: the paths reach Snakemake as the job's inputs all the same, with half the jobs
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 cases (0 failed, " in run.stdout + run.stderr
+    for case in names:
+        assert nib.load(results / "cases" / case / f"{case}_seg.nii.gz").shape == SHAPE
+        assert json.loads((results / "cases" / case / f"{case}_metrics.json").read_text())["case_id"] == case
+    again = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    for odd, shown in (("o{u}t", "'{' '}'"), ("o<u>t", "'<' '>'")):
+        run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / odd)
+        assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+            f"medseg: error: {tmp_path / odd}: the results folder (config 'results') has {shown} in its path, which "
+            "Snakemake reads as a wildcard or path variable; choose a folder without them")
+        assert not (tmp_path / odd).exists()
+
+
+def test_bad_sample_sheets_are_refused(tmp_path):
+    sheet = write_sheet(tmp_path, [("a", "a.nii.gz", ""), ("A", "b.nii.gz", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+        f"medseg: error: {sheet}:3: case_id 'A' repeats line 2 (case_ids must be unique, ignoring letter case)")
+    assert '  File "' not in run.stderr
+    sheet = write_sheet(tmp_path, [("a b", "a.nii.gz", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 ASCII letters" in run.stdout + run.stderr
+    sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode != 0 and "none of the 1 images is here" in run.stdout + run.stderr
+
+
+def test_a_sheet_whose_images_all_exist_but_are_away_is_not_told_they_do_not_exist(tmp_path):
+    """Every image of the sheet away while it exists (an emptied DICOM folder, a share's mount point not mounted):
+    the error began 'none of the 2 images exists', untrue of folders that are there."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    sheet = write_sheet(tmp_path, [("a", "a", ""), ("b", "b", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+        f"medseg: error: {sheet}: none of the 2 images is here (paths in a sample sheet are relative to the sheet's "
+        "folder; an empty folder, or one some of whose files are not here, counts as missing), e.g. "
+        f"{tmp_path / 'a'}")
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean(cohort, tmp_path):
+    _, sheet = cohort
+    run = snakemake(tmp_path, "--lint", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Lints for" not in run.stdout + run.stderr
+    assert "Congratulations, your workflow is in a good condition!" in run.stderr
+
+
+def test_missing_references_are_named_at_planning(tmp_path):
+    """A missing image was warned about before any job ran, a missing reference only showed as a scoring failure
+    at the end."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", data / "a_label.nii.gz", shape=SHAPE, seed=1)
+    write_phantom(data / "b.nii.gz", None, shape=SHAPE, seed=2)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("1 reference(s) not found; these cases will be segmented, and their scoring fails (scores made earlier "
+            "against the same file are kept): b") in run.stderr + run.stdout
+
+
+def test_a_null_setting_can_be_given_on_the_command_line(cohort, tmp_path):
+    """Snakemake passes overlap=null as the text 'null'; it was refused ("'null' is not of type 'number',
+    'null'"), so the model's own overlap could not be restored from the command line."""
+    _, sheet = cohort
+    commands = {}
+    for value in ("null", "0.5", "NULL"):
+        run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", overlap=value)
+        assert run.returncode == 0, run.stderr[-3000:]
+        commands[value] = [line for line in run.stdout.splitlines() if "cohort infer" in line]
+    assert commands["null"] and not any("--overlap" in line for line in commands["null"] + commands["NULL"])
+    assert commands["0.5"] and all("--overlap 0.5" in line for line in commands["0.5"])
+
+
+def test_planning_a_cohort_does_not_import_torch(cohort, tmp_path):
+    """Every Snakemake call plans the cohort (a preview, each run, each cluster job parsing the Snakefile); checking
+    the model package there imported torch through one arithmetic helper, 2-3 s of each call; writing the records
+    imported nibabel (0.1-0.2 s of each call, through ``medseg.io``'s image readers)."""
+    _, sheet = cohort
+    command = [sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(SNAKEFILE), "--directory",
+               str(tmp_path), "-n", "--config", f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'r'}"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "medseg.package" in imported and "medseg.cohort" in imported
+    assert not {"torch", "monai", "nibabel"} & imported
+
+
+def test_the_default_model_is_the_shipped_one_whatever_the_working_folder_holds(cohort, tmp_path):
+    """`medseg train -o phantom` in the working folder: a run without model= took that package while saying "the
+    shipped demo model"; as `medseg infer` without --model, it is the shipped one. Named, the folder is taken, with a
+    warning (once, not in every job)."""
+    import shutil
+
+    from medseg.package import load_package
+
+    _, sheet = cohort
+    shutil.copytree(load_package("hippocampus").path, tmp_path / "phantom")
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "-n",
+               "--cores", "1", "--config", f"samples={sheet}", f"results={tmp_path / 'results'}"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0, said[-2000:]
+    assert "model phantom: the shipped demo model" in said and "the package folder" not in said
+    run = subprocess.run([*command, "model=phantom"], capture_output=True, text=True, timeout=300)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0, said[-2000:]
+    assert said.count(f"phantom: the package folder {tmp_path / 'phantom'}, not the shipped model of that name") == 1
+    assert "the shipped demo model" not in said
+
+
+def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_while_planning(tmp_path, make_package):
+    """`medseg infer` warns about it; a cohort run named it by that name without a word."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", shape=SHAPE, seed=1)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "")])
+    mine = make_package("phantom")  # another package, named as the shipped demo model
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model=mine)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (f"{mine} calls itself 'phantom', as a model shipped with medseg, but is another package"
+            in run.stderr + run.stdout)
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model="phantom")
+    assert "calls itself" not in run.stderr + run.stdout
