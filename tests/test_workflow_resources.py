@@ -1,0 +1,153 @@
+"""The resources a cohort run's jobs ask for (memory of the batch, scoring and report jobs) and the resource
+settings warned about while planning."""
+
+from __future__ import annotations
+
+import re
+
+import nibabel as nib
+import numpy as np
+import pytest
+from workflow_runs import (
+    REPO,
+    snakemake,
+    workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
+    write_sheet,
+)
+
+
+def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(cohort, tmp_path):
+    """A dry run with profiles/slurm as shipped planned every job without a word; sbatch then refused them all."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    warning = "default resources slurm_account=your_account: still the SLURM profile's placeholder"
+    plain = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), samples=sheet,
+                      results=tmp_path / "results")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert warning in plain.stdout + plain.stderr
+    assert not (tmp_path / "results").exists()  # a preview writes nothing
+    set_ = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000", samples=sheet,
+                     results=tmp_path / "results")
+    assert set_.returncode == 0, set_.stderr[-3000:]
+    assert warning not in set_.stdout + set_.stderr
+
+
+def test_a_fixed_set_resources_memory_is_warned_about_while_planning(cohort, tmp_path):
+    """--set-resources infer:mem_mb=500 gave every retry of a job killed for memory the same 500 MB, without a word;
+    an expression of attempt keeps the retries' scaling."""
+    _, sheet = cohort
+    warning = "set-resources infer:mem_mb=500: every attempt of the job asks for this"
+    fixed = snakemake(tmp_path, "-n", "-p", "--set-resources", "infer:mem_mb=500", samples=sheet,
+                      results=tmp_path / "results")
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert warning in fixed.stdout + fixed.stderr
+    assert "--memory-mb 500 " in fixed.stdout
+    scaled = snakemake(tmp_path, "-n", "-p", "--set-resources", "infer:mem_mb=500*attempt", samples=sheet,
+                       results=tmp_path / "results")
+    assert scaled.returncode == 0, scaled.stderr[-3000:]
+    assert "set-resources" not in scaled.stdout.replace("--set-resources", "") + scaled.stderr.replace(
+        "--set-resources", "")
+    assert "--memory-mb 500 " in scaled.stdout
+
+
+def test_memory_per_cpu_is_warned_about_while_planning(cohort, tmp_path):
+    """--default-resources mem_mb_per_cpu= (sbatch --mem-per-cpu, which the retries' scaling and the jobs'
+    --memory-mb do not follow) was planned without a word."""
+    _, sheet = cohort
+    warning = "default-resources mem_mb_per_cpu=2000: memory per CPU makes the SLURM plugin ask for --mem-per-cpu"
+    run = snakemake(tmp_path, "-n", "--default-resources", "mem_mb_per_cpu=2000", samples=sheet,
+                    results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (run.stdout + run.stderr).count(warning) == 1
+    plain = snakemake(tmp_path, "-n", "--default-resources", "mem_mb=2000", samples=sheet, results=tmp_path / "results")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "mem_mb_per_cpu" not in plain.stdout + plain.stderr
+
+
+def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
+    """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
+    _, sheet = cohort
+    run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", evaluate_mem_mb=5000,
+                    cases_per_job=10)
+    assert run.returncode == 0, run.stderr[-3000:]
+    commands = [line for line in run.stdout.splitlines() if "cohort evaluate" in line]
+    assert len(commands) == 1 and "--memory-mb 5000 --final-memory-mb 15000 --attempt 1 3 " in commands[0]
+    # a whole number written as 3000.0 passes the schema's integer check; the jobs must get 3000 (medseg refused
+    # "9000.0" for --final-memory-mb, so every job failed after the dry run had passed)
+    run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", evaluate_mem_mb=3000.0,
+                    mem_mb=3000.0, cases_per_job=10.0, batch_size=16.0, max_overlays=5.0)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert any("cohort evaluate" in line and "--memory-mb 3000 --final-memory-mb 9000 " in line for line in lines)
+    assert any("cohort infer" in line and "--memory-mb 3000 --final-memory-mb 9000 " in line
+               and "--batch-size 16 " in line for line in lines)
+    assert any(" report " in line and "--max-overlays 5 " in line for line in lines)
+
+
+def test_the_report_jobs_memory_follows_the_cohort(cohort, tmp_path):
+    """The report job asked 4000 MB whatever the cohort: its memory grows with the largest input (one case's arrays
+    are held at once), the cases and the overlays drawn (medseg/cohort/report_memory.py)."""
+    _, sheet = cohort
+
+    def report_memory(run):
+        assert run.returncode == 0, run.stderr[-3000:]
+        block = (run.stdout + run.stderr).split("rule report:")[1].split("\n\n")[0]
+        return int(re.search(r"mem_mb=(\d+)", block).group(1))
+
+    # 5 small cases, 3 with a reference: 800 + 1.25 + 1.5 x 5 overlays + 8 B x 36,864 voxels
+    assert report_memory(snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")) == 900
+    header = nib.Nifti1Header()  # a 512 x 512 x 300 CT, as its header declares it (only headers are read to plan)
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((512, 512, 300))
+    with open(tmp_path / "ct.nii", "wb") as file:  # its voxels zeros on no disk space (a sparse file)
+        file.write(header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 2 * 512 * 512 * 300)
+    large = write_sheet(tmp_path, [("ct", "ct.nii", ""), ("a", str(sheet.parent / "a.nii.gz"), "")])
+    # 800 + 0.5 + 1.5 x 2 overlays + 8 B x 78.6 M voxels
+    assert report_memory(snakemake(tmp_path, "-n", samples=large, results=tmp_path / "results2")) == 1500
+
+
+def test_the_batch_jobs_memory_follows_their_largest_input_unless_set(cohort, tmp_path):
+    """Every inference job asked for 4000 MB and every scoring job 2000 MB, whatever its volumes: three times what
+    a batch of small phantoms takes, and less than a large CT with a model that resamples is charged. Each batch's
+    jobs now ask for what its largest input needs (headers only, medseg/cohort/job_memory.py); mem_mb and
+    evaluate_mem_mb in the config, and --set-resources, still give every job their own figure."""
+    _, sheet = cohort
+    header = nib.Nifti1Header()  # a 512 x 512 x 300 CT of 0.7 x 0.7 x 1 mm, as its header declares it
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((512, 512, 300))
+    header.set_zooms((0.7, 0.7, 1.0))
+    with open(tmp_path / "ct.nii", "wb") as file:  # its voxels zeros on no disk space (a sparse file)
+        file.write(header.binaryblock + b"\0" * 4)
+        file.truncate(352 + 2 * 512 * 512 * 300)
+    data = sheet.parent
+    large = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
+                                   ("b", str(data / "b.nii.gz"), ""),
+                                   ("ct", "ct.nii", str(data / "a_label.nii.gz")), ("c", str(data / "c.nii.gz"), "")])
+
+    def asked(run):
+        assert run.returncode == 0, run.stderr[-3000:]
+        jobs = {}
+        for block in (run.stdout + run.stderr).split("\n\n"):
+            rule = re.search(r"^rule (infer|evaluate):", block, re.M)
+            if rule:
+                batch = re.search(r"wildcards: batch=(\w+)", block).group(1)
+                memory = int(re.search(r"mem_mb=(\d+)", block).group(1))
+                command = re.search(r"--memory-mb (\d+) --final-memory-mb (\d+) ", block)
+                jobs[rule.group(1), batch] = (memory, int(command.group(1)), int(command.group(2)))
+        return jobs
+
+    # batch001 (a, b): 1200 MB + 12 B x 36,864 voxels, and for scoring a's 800 + 32 B a voxel; batch002 (ct, c):
+    # phantom keeps the voxel size, 1200 + 12 B x 78.6 M; scoring ct 800 + 32 B x 78.6 M; the last retry 3 times
+    assert asked(snakemake(tmp_path, "-n", "-p", samples=large, results=tmp_path / "results", cases_per_job=2)) == {
+        ("infer", "batch001"): (1300, 1300, 3900), ("infer", "batch002"): (2200, 2200, 6600),
+        ("evaluate", "batch001"): (900, 900, 2700), ("evaluate", "batch002"): (3400, 3400, 10200)}
+    # the config's mem_mb wins for inference, a --set-resources for scoring
+    assert asked(snakemake(tmp_path, "-n", "-p", "--set-resources", "evaluate:mem_mb=5000*attempt", samples=large,
+                           results=tmp_path / "results", cases_per_job=2, mem_mb=3000)) == {
+        ("infer", "batch001"): (3000, 3000, 9000), ("infer", "batch002"): (3000, 3000, 9000),
+        ("evaluate", "batch001"): (5000, 5000, 2700), ("evaluate", "batch002"): (5000, 5000, 10200)}
