@@ -1,10 +1,5 @@
-"""The Snakefile, run for real by Snakemake on small synthetic cohorts with a corrupt and a missing case.
-
-Checks the outputs of every case, the failure records, the QA report, that a second run does nothing, that a
-run killed with SIGKILL resumes with only its unfinished cases, that bad settings are refused where they
-enter, that ``snakemake --lint`` is clean, and that profiles/slurm runs the cohort through the SLURM executor
-plugin (against stand-in SLURM commands, ``tests/fake_slurm.py``).
-"""
+"""Which cases a workflow run makes again: replaced inputs, removed results, dropped references, a changed series
+or settings, an edited sheet, folders made by hand, dates ahead of the clock and forced runs."""
 
 from __future__ import annotations
 
@@ -23,7 +18,6 @@ from workflow_runs import (
     SHAPE,
     _records,
     snakemake,
-    workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
     write_sheet,
 )
 
