@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import nibabel as nib
+import numpy as np
 import pytest
 from workflow_runs import (
     MODEL,
@@ -159,6 +160,55 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
     assert run.returncode != 0 and "none of the 1 images is here" in run.stdout + run.stderr
+
+
+def test_a_dicom_folder_named_with_a_compression_suffix_is_not_warned_of_while_planning(tmp_path):
+    """A DICOM folder named as an archive (``study.zip``, unpacked in its place) is read as any folder: planning
+    warned that its case would fail as "a ZIP archive (.zip), which medseg does not read"."""
+    from medseg.cohort.records import unread_compressions
+    from medseg.cohort.samples import read_samples
+
+    (tmp_path / "study.zip").mkdir()
+    (tmp_path / "study.zip" / "IM000001").write_bytes(b"\0" * 128 + b"DICM")
+    (tmp_path / "r.nii.xz").write_bytes(b"\0" * 64)
+    sheet = write_sheet(tmp_path, [("dicom", "study.zip", ""), ("xz", "study.zip", "r.nii.xz")])
+    assert [case for case, _ in unread_compressions(read_samples(sheet))] == ["xz"]
+
+
+def test_cases_in_a_compression_medseg_does_not_read_are_warned_of_while_planning(tmp_path, monkeypatch):
+    """A .nii.xz image (or reference) was planned as an input of no voxels without a word, and failed in its job as
+    "not a NIfTI image (Cannot work out file type …)"; planning now names the cases as bad input, the others run."""
+    from medseg.cohort.records import unread_compressions
+    from medseg.cohort.samples import read_samples
+    from medseg.io import compression
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)), tmp_path / "a.nii.gz")
+    for name in ("x.nii.xz", "r.nii.lz4", "z.nii.zst"):
+        (tmp_path / name).write_bytes(b"\0" * 64)
+    sheet = write_sheet(tmp_path, [("ok", "a.nii.gz", ""), ("x", "x.nii.xz", ""), ("r", "a.nii.gz", "r.nii.lz4"),
+                                   ("z", "z.nii.zst", "")])
+    read = ("undo it ({}) or give one of .nii, .nii.gz, .nii.bz2, .nii.zst (with zstd), .hdr/.img (and .gz), .nrrd, "
+            ".nhdr, .mha, .mhd, or a DICOM folder")
+
+    samples = read_samples(sheet)
+    zstd_here = compression.zstd_available()
+    monkeypatch.setattr(compression, "zstd_available", lambda: False)
+    assert unread_compressions(samples) == [
+        ("x", f"{tmp_path / 'x.nii.xz'}: xz-compressed (.xz), which medseg does not read; "
+              + read.format("xz -d x.nii.xz")),
+        ("r", f"{tmp_path / 'r.nii.lz4'}: LZ4-compressed (.lz4), which medseg does not read; "
+              + read.format("lz4 -d r.nii.lz4")),
+        ("z", f"{tmp_path / 'z.nii.zst'}: zstd-compressed (.zst), which this Python cannot read (it has no zstd: "
+              "install the backports.zstd package, or use Python 3.14); " + read.format("zstd -d z.nii.zst"))]
+    monkeypatch.setattr(compression, "zstd_available", lambda: True)  # nibabel reads it then
+    assert [case for case, _ in unread_compressions(samples)] == ["x", "r"]
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr
+    cases = ["x", "r"] if zstd_here else ["x", "r", "z"]  # the workflow's own Python decides for the .zst
+    assert (f"{len(cases)} of 4 cases name a file in a compression medseg does not read; these cases fail as bad "
+            f"input, the others run: {', '.join(cases)} (e.g. {tmp_path / 'x.nii.xz'}: xz-compressed (.xz), which "
+            f"medseg does not read; {read.format('xz -d x.nii.xz')})") in run.stdout + run.stderr
+    assert "infer" in run.stdout  # the others planned to run
 
 
 def test_a_sheet_whose_images_all_exist_but_are_away_is_not_told_they_do_not_exist(tmp_path):
