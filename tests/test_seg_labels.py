@@ -5,6 +5,7 @@ overlapping or disjoint, segment labels read from undeclared text."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import nibabel as nib
@@ -511,6 +512,35 @@ def test_segments_named_as_a_dataset_jsons_labels_but_for_spaces_and_underscores
                                          r"value 1 'left_kidney_upper'"):  # two labels fit it so: not paired
         pair_by_name({1: "Left Kidney"}, {1: "left_kidney_upper", 2: "left-kidney", 3: "Left_Kidney_"}, "seg.dcm",
                      "d.json")
+
+
+def test_segments_named_as_a_models_labels_but_for_spaces_and_underscores_are_matched_as_with_a_dataset_json(
+        tmp_path):
+    """A model's labels 1 'left_kidney', 2 'right_kidney'; a reader's SEG names its segments 'Right Kidney' (1) and
+    'Left Kidney' (2). Paired with a dataset.json's same labels they were taken as theirs, but against the model
+    (evaluate --model, infer --reference, the cohort) refused as 'not a label of the model'. They are matched alike
+    now; a segment two labels fit so, or none, is refused as before."""
+    values = stored_values((20, 16, 3), seed=11) + 900
+    write_series(tmp_path / "ct", values, slice_positions(3, 3.0))
+    volume = read_dicom_series(tmp_path / "ct")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]
+    masks = np.zeros((3, 16, 20, 2), bool)  # (slices, rows, columns, segments)
+    masks[:, 0:5, :, 0] = True
+    masks[:, 8:12, :, 1] = True
+    foreign_seg(tmp_path / "kidneys.dcm", sources, masks, ["Right Kidney", "Left Kidney"])
+    read = read_dicom_seg(tmp_path / "kidneys.dcm", volume, {0: "background", 1: "left_kidney", 2: "right_kidney"})
+    expected = np.zeros((3, 16, 20), np.uint8)
+    expected[:, 0:5] = 2
+    expected[:, 8:12] = 1
+    assert np.array_equal(read, expected.transpose(2, 1, 0))
+    foreign_seg(tmp_path / "left.dcm", sources, masks[..., 1:], ["Left Kidney"])
+    for labels in ({0: "background", 1: "left_kidney", 2: "left-kidney"}, {0: "background", 1: "kidney_l"}):
+        shown = ", ".join(name for value, name in labels.items() if value)
+        seg = re.escape(str(tmp_path / "left.dcm"))
+        with pytest.raises(InputError, match=rf"^{seg}: segment 1 'Left Kidney' is not a label of "
+                                             rf"the model \({shown}\); a SEG's segments are paired with the model's "
+                                             r"labels by name, not by number \(its label 1 is '"):
+            read_dicom_seg(tmp_path / "left.dcm", volume, labels)
 
 
 @pytest.mark.parametrize("unnamed, shown", [("Segment 2", "'Segment 2'"), ("", "(its label empty)")])

@@ -111,6 +111,30 @@ def _bare(name: str) -> str:
     return "".join(c for c in name.casefold() if c.isalnum())
 
 
+def _name_matcher(by_name: dict[str, int]) -> Callable[[str], list[int]]:
+    """The labels (SegmentLabel → value, as :func:`_segment_label` writes the names) a segment's label names: exactly,
+    else regardless of case (all that fit, for the caller to refuse where several do), else regardless of spaces,
+    ``_`` and ``-`` too where that singles one label out (``Left Kidney`` is nnU-Net's ``left_kidney``, as a 3D
+    Slicer segmentation's names are compared; none where several fit). A SEG's segments are paired so with a model's
+    labels and with a dataset.json's alike."""
+    folded: dict[str, list[int]] = {}
+    bare: dict[str, list[int]] = {}
+    for name, value in by_name.items():
+        folded.setdefault(name.casefold(), []).append(value)
+        bare.setdefault(_bare(name), []).append(value)
+
+    def matches(label: str) -> list[int]:
+        if label in by_name:
+            return [by_name[label]]
+        found = folded.get(label.casefold(), [])
+        if not found and _bare(label):
+            fits = bare.get(_bare(label), [])
+            found = fits if len(fits) == 1 else []
+        return list(found)
+
+    return matches
+
+
 def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, named_in,
                  strict: bool = True) -> dict[int, int]:
     """Segment number → label value for a SEG whose segments are read where nothing but ``names`` (a dataset.json's,
@@ -123,19 +147,13 @@ def pair_by_name(seg_names: dict[int, str], names: dict[int, str], path: Path, n
     ``strict`` (a drawing of what was scored, whose names may have paired it by its codes): such a segment, and one
     whose name fits several labels, stay their segment numbers, unrefused."""
     by_name = {_segment_label(name): int(value) for value, name in names.items() if int(value) != 0}
-    folded: dict[str, list[int]] = {}
-    bare: dict[str, list[int]] = {}
-    for name, value in by_name.items():
-        folded.setdefault(name.casefold(), []).append(value)
-        bare.setdefault(_bare(name), []).append(value)
+    name_matches = _name_matcher(by_name)
     paired, kept = {}, []
     for number, label in sorted(seg_names.items()):
         if not number:
             continue
         label = _segment_label(label)
-        matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
-        if not matches and _bare(label):  # 'Left Kidney' and nnU-Net's 'left_kidney', as a Slicer file's are compared
-            matches = bare.get(_bare(label), [])[:1] if len(bare.get(_bare(label), [])) == 1 else []
+        matches = name_matches(label)
         if len(matches) > 1 and not strict:
             matches = []
         if len(matches) > 1:
@@ -179,13 +197,13 @@ def _segment_list(segments: list[tuple[int, str]]) -> str:
 def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: dict | None = None,
                     warn: bool = True) -> dict[int, tuple[int, str]]:
     """Segment number → (label value, segment label), matched by name: exactly, else regardless of case where that
-    singles one model label out, else by the segment's codes (see :func:`~medseg.io.seg_reading.read_dicom_seg`). A
-    LABELMAP SEG's segment 0 (its background) is no segment to match. A name matched to a coded label whose segment's
-    codes are another label's is warned of (``warn``; told at info level on a second reading)."""
+    singles one model label out, else regardless of spaces, ``_`` and ``-`` too where that does
+    (:func:`_name_matcher`, as :func:`pair_by_name` pairs them with a dataset.json's), else by the segment's codes
+    (see :func:`~medseg.io.seg_reading.read_dicom_seg`). A LABELMAP SEG's segment 0 (its background) is no segment to
+    match. A name matched to a coded label whose segment's codes are another label's is warned of (``warn``; told at
+    info level on a second reading)."""
     by_name = {_segment_label(name): int(value) for value, name in label_names.items() if int(value) != 0}
-    folded: dict[str, list[int]] = {}
-    for name, value in by_name.items():
-        folded.setdefault(name.casefold(), []).append(value)
+    name_matches = _name_matcher(by_name)
     known = {int(value): str(name) for value, name in label_names.items()}
     by_codes: dict[tuple, list[int]] = {}
     coded = set()
@@ -198,7 +216,7 @@ def _segment_labels(seg, label_names: dict[int, str], path: Path, label_codes: d
         number, label = int(item.SegmentNumber), _segment_label(item.get("SegmentLabel", ""))
         if number == 0:
             continue
-        matches = [by_name[label]] if label in by_name else folded.get(label.casefold(), [])
+        matches = name_matches(label)
         if len(matches) > 1:
             raise InputError(f"{path}: segment {number} '{label}' matches more than one label of the model regardless "
                              f"of case ({', '.join(n for n in by_name if n.casefold() == label.casefold())}); name "

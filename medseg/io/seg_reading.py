@@ -71,9 +71,10 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     of :func:`~medseg.io.seg_writing.write_dicom_seg`, frame by referenced source image (or frame), so nothing is
     resampled. Also reads another tool's SEG given as a reference (BINARY or LABELMAP).
 
-    Segments are matched to ``label_names`` by their label, regardless of case where that singles one out; a segment
-    no name fits is matched by its coded type and type modifier to the one label of ``label_codes`` (a package's:
-    label value → ``category``, ``type``, optional ``modifier``) that has them. Refused with :class:`InputError`
+    Segments are matched to ``label_names`` by their label, regardless of case, else of spaces, ``_`` and ``-`` too,
+    where that singles one out (:func:`~medseg.io.seg_labels._name_matcher`); a segment no name fits is matched by
+    its coded type and type modifier to the one label of ``label_codes`` (a package's: label value → ``category``,
+    ``type``, optional ``modifier``) that has them. Refused with :class:`InputError`
     naming the file: a SEG of another series or of images outside this one, a segment that neither names nor codes
     fit, a FRACTIONAL SEG (not labels), segments of different labels that overlap (a label map holds one label per
     voxel), segments of one label that overlap (two drawings of it: their union would be neither), a frame that does
