@@ -527,3 +527,40 @@ def test_the_report_draws_a_seg_reference_paired_by_name_as_it_was_scored(case, 
     by_codes = {"labels": {"1": {"name": "liver"}, "2": {"name": "corner"}}}
     labels, _ = read_case_labels(CaseResult("case", tmp_path, tmp_path, metrics=by_codes), seg, grid)
     assert np.array_equal(labels, expected)
+
+
+def test_segments_a_dataset_json_pairs_with_one_label_are_told_as_matching_its_label_not_the_models(case, tmp_path,
+                                                                                                    capsys, caplog):
+    """The SEG's segments 1 'left_kidney' and 2 'Left Kidney' (its parts) are both the dataset.json's label 1
+    'left_kidney' by name (no model, no sidecar): read as their union, with a warning that they 'match one label
+    of the model', where there was none. The warning names the dataset.json (as the refusal does where they
+    overlap)."""
+    volume, expected, _ = case
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image((expected > 0).astype(np.uint8), volume.affine), tmp_path / "pred" / "case.nii.gz")
+    names = tmp_path / "pred" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"background": 0, "left_kidney": 1, "corner": 2}}))
+    write_dicom_seg(expected, volume, tmp_path / "two.dcm", {0: "background", 1: "left_kidney", 2: "Left Kidney"},
+                    "test-model")
+    code, out, err = _main(["evaluate", str(tmp_path / "pred" / "case.nii.gz"), str(tmp_path / "two.dcm"), "--json"],
+                           capsys)
+    assert code == 0, err
+    labels = json.loads(out)["labels"]
+    assert (labels["1"]["name"], labels["1"]["dice"]) == ("left_kidney", 1.0)
+    assert [r.getMessage() for r in caplog.records if "match one label" in r.getMessage()] == [
+        f"{tmp_path / 'two.dcm'}: segments 1 'left_kidney' and 2 'Left Kidney' match one label of {names}, "
+        "'left_kidney', and do not overlap: read as that label, their union"]
+    import pydicom
+    from seg_factory import foreign_seg
+
+    masks = np.zeros((SHAPE[2], SHAPE[1], SHAPE[0], 2), bool)  # (slices, rows, columns, segments)
+    masks[:, 0:8, :, 0] = True
+    masks[:, 5:12, :, 1] = True  # rows 5-7 in both
+    foreign_seg(tmp_path / "overlap.dcm", [pydicom.dcmread(p) for p in volume.dicom.paths], masks,
+                ["left_kidney", "Left Kidney"])
+    code, out, err = _main(["evaluate", str(tmp_path / "pred" / "case.nii.gz"), str(tmp_path / "overlap.dcm"),
+                            "--json"], capsys)
+    assert (code, out) == (1, "") and err.splitlines() == [
+        f"medseg: error: {tmp_path / 'overlap.dcm'}: segments 1 'left_kidney' and 2 'Left Kidney' match one label of "
+        f"{names}, 'left_kidney', and overlap in {3 * SHAPE[0] * SHAPE[2]} voxel(s); keep one of them in the "
+        "reference"]

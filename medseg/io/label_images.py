@@ -233,13 +233,15 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
     labels = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
     named_by_seg = not labels
     values = None
+    named_in = "the model"
     if named_by_seg:
         segment_names = seg_label_names(path)
         values = {number: number for number in segment_names if number}
         labels = dict(segment_names)
         if names:  # the dataset.json's names and the SEG's: paired by name, refused where they disagree
             names = {int(k): str(v) for k, v in names.items()}
-            values = pair_by_name(segment_names, names, path, names_from or "the dataset.json", strict)
+            named_in = str(names_from or "the dataset.json")
+            values = pair_by_name(segment_names, names, path, named_in, strict)
             labels = {0: "background", **{value: names.get(value) or segment_names[number]
                                           for number, value in values.items()}}
         log.log(logging.INFO if warn_missing else logging.DEBUG, "%s: no labels named for the prediction: each "
@@ -248,7 +250,8 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
                                                      + (f" as {value}" if value != number else "")
                                                      for number, value in sorted(values.items())))
     array = read_seg_on_grid(path, shape, affine, source, labels, warn_missing=warn_missing,
-                             label_codes=sidecar.get("label_codes"), by_number=named_by_seg, segment_values=values)
+                             label_codes=sidecar.get("label_codes"), by_number=named_by_seg, segment_values=values,
+                             named_in=named_in)
     info = {"dicom_seg_placed_on": str(source)}
     if named_by_seg:  # what names the labels where nothing else does (the record's, the report's)
         info["seg_label_names"] = {str(values[number]): name for number, name in sorted(segment_names.items())

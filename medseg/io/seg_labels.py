@@ -55,12 +55,13 @@ def tell_segment_names(seg, read, path: Path, warn: bool) -> None:
 
 
 def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs: Callable, path: Path,
-                 label_names: dict[int, str], warn_missing: bool) -> None:
+                 label_names: dict[int, str], warn_missing: bool, named_in: str = "the model") -> None:
     """Write each segment (number → (label value, segment label), :func:`_segment_labels`) into ``labels`` from the
     blocks ``slabs(number)`` yields: ``(selector, mask)``, ``labels[selector]`` the block (basic slices, or lists of
     indices) and ``mask`` its voxels of that segment. Refused in one line: segments of two labels that overlap,
     segments of one label that overlap; disjoint segments of one label are their union (a warning:
-    ``warn_missing``), and a label without a segment is warned of (``warn_missing``)."""
+    ``warn_missing``), and a label without a segment is warned of (``warn_missing``). ``named_in``: what names
+    ``label_names``, as messages say (``the model``, or a dataset.json's path where its names paired the segments)."""
     indices = [np.arange(n) for n in labels.shape]
     drawn_by: dict[int, list[tuple[int, str]]] = {}
     for number, (value, name) in segments.items():
@@ -89,18 +90,18 @@ def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs
                              "without its tumour)")
         if same:  # two drawings of one structure (two readers'?): their union would be neither
             raise InputError(f"{path}: segments {_segment_list(drawn_by[value] + [(number, name)])} match one "
-                             f"label of the model, '{label_names[value]}', and overlap in {same} voxel(s); keep one "
+                             f"label of {named_in}, '{label_names[value]}', and overlap in {same} voxel(s); keep one "
                              "of them in the reference")
         drawn_by.setdefault(value, []).append((number, name))
     for value, drawn in drawn_by.items():
         if len(drawn) > 1:  # parts or instances of one structure (lesion 1, lesion 2...), disjoint: their union
-            log.log(logging.WARNING if warn_missing else logging.INFO, "%s: segments %s match one label of the "
-                    "model, '%s', and do not overlap: read as that label, their union", path, _segment_list(drawn),
-                    label_names[value])
+            log.log(logging.WARNING if warn_missing else logging.INFO, "%s: segments %s match one label of %s, "
+                    "'%s', and do not overlap: read as that label, their union", path, _segment_list(drawn),
+                    named_in, label_names[value])
     missing = [label_names[v] for v in sorted(label_names) if int(v) != 0 and v not in drawn_by]
     if missing and warn_missing:
-        log.warning("%s: no segment for %s of the model: read as absent from this reference (Dice 0 where "
-                    "predicted)", path, ", ".join(f"'{m}'" for m in missing))
+        log.warning("%s: no segment for %s of %s: read as absent from this reference (Dice 0 where "
+                    "predicted)", path, ", ".join(f"'{m}'" for m in missing), named_in)
 
 
 _UNNAMED = re.compile(r"segment[\s_-]*\d*")  # a writer's stand-in for a name (Slicer's Segment_1): no name

@@ -49,7 +49,8 @@ def seg_label_names(path: Path | str) -> dict[int, str]:
 
 def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarray, source, label_names: dict[int, str],
                      warn_missing: bool = True, label_codes: dict | None = None, outcome: str = "not scored",
-                     by_number: bool = False, segment_values: dict[int, int] | None = None) -> np.ndarray:
+                     by_number: bool = False, segment_values: dict[int, int] | None = None,
+                     named_in: str = "the model") -> np.ndarray:
     """The labels of the DICOM SEG ``path`` on the voxel grid ``shape`` / ``affine`` (RAS, mm) of ``source`` (named
     in messages), placed by the SEG's own frame geometry (see the module's docstring): no source image is read.
 
@@ -62,7 +63,8 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     off, as a cropped reference box is). Voxels without a frame are background. Each refusal ends with ``outcome``,
     what the caller then does not do. ``by_number``: each segment is read as its segment number (``label_names``
     those of :func:`seg_label_names`), not matched by name, or as the value ``segment_values`` gives it (segment
-    number → label value, :func:`~medseg.io.seg_labels.pair_by_name`; ``label_names`` then name those values)."""
+    number → label value, :func:`~medseg.io.seg_labels.pair_by_name`; ``label_names`` then name those values, and
+    ``named_in``, the dataset.json's path, says in messages what names them)."""
     from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
     from medseg.io.seg_reading import open_seg
 
@@ -104,7 +106,7 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
                 yield placed[0], placed[1]
 
     labels = np.zeros(shape, dtype=values_dtype(max(label_names, default=0)))
-    put_segments(labels, segments, slabs, path, label_names, warn_missing)
+    put_segments(labels, segments, slabs, path, label_names, warn_missing, named_in)
     if outside[0]:
         raise InputError(f"{path}: {outside[0]} labelled pixel(s) of its frames lie outside the grid of {source} "
                          f"(shape {shape}): not a segmentation of that image; {outcome}")
