@@ -564,3 +564,24 @@ def test_segments_a_dataset_json_pairs_with_one_label_are_told_as_matching_its_l
         f"medseg: error: {tmp_path / 'overlap.dcm'}: segments 1 'left_kidney' and 2 'Left Kidney' match one label of "
         f"{names}, 'left_kidney', and overlap in {3 * SHAPE[0] * SHAPE[2]} voxel(s); keep one of them in the "
         "reference"]
+
+
+def test_segments_of_one_name_are_paired_with_a_dataset_jsons_label_by_their_segment_labels(case, tmp_path, capsys,
+                                                                                          caplog):
+    """Two lesions drawn as segments 'Lesion' and 'Lesion', a dataset.json naming 1 'lesion': the segments, named
+    apart as 'Lesion (segment 1)' and 'Lesion (segment 2)' for scoring where nothing names them, were paired under
+    those names and refused ("segment 1 is labelled 'Lesion (segment 1)'", a label the SEG does not hold), where
+    a model's 'lesion' reads them as their union. They are paired by their SegmentLabels: one label, their union."""
+    volume, expected, _ = case
+    (tmp_path / "pred").mkdir()
+    nib.save(nib.Nifti1Image((expected > 0).astype(np.uint8), volume.affine), tmp_path / "pred" / "case.nii.gz")
+    names = tmp_path / "pred" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"background": 0, "lesion": 1}}))
+    write_dicom_seg(expected, volume, tmp_path / "two.dcm", {0: "background", 1: "Lesion", 2: "Lesion"}, "test-model")
+    code, out, err = _main(["evaluate", str(tmp_path / "pred" / "case.nii.gz"), str(tmp_path / "two.dcm"), "--json"],
+                           capsys)
+    assert code == 0, err
+    assert {k: (v["name"], v["dice"]) for k, v in json.loads(out)["labels"].items()} == {"1": ("lesion", 1.0)}
+    assert [r.getMessage() for r in caplog.records if "match one label" in r.getMessage()] == [
+        f"{tmp_path / 'two.dcm'}: segments 1 'Lesion' and 2 'Lesion' match one label of {names}, 'lesion', and do "
+        "not overlap: read as that label, their union"]

@@ -228,20 +228,21 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
     and ``names`` (a dataset.json's, ``names_from`` its file) do, each segment is the label of ``names`` its
     SegmentLabel gives, else its segment number (:func:`~medseg.io.seg_labels.pair_by_name`, ``strict`` as there)."""
     from medseg.io.seg_labels import pair_by_name
-    from medseg.io.seg_placement import read_seg_on_grid, seg_label_names
+    from medseg.io.seg_placement import named_apart, read_seg_on_grid, seg_label_names
 
     labels = {int(k): str(v) for k, v in (sidecar.get("labels") or {}).items()}
     named_by_seg = not labels
     values = None
     named_in = "the model"
     if named_by_seg:
-        segment_names = seg_label_names(path)
+        segment_labels = seg_label_names(path, apart=False)  # as written: paired with the names so
+        segment_names = named_apart(segment_labels)
         values = {number: number for number in segment_names if number}
         labels = dict(segment_names)
         if names:  # the dataset.json's names and the SEG's: paired by name, refused where they disagree
             names = {int(k): str(v) for k, v in names.items()}
             named_in = str(names_from or "the dataset.json")
-            values = pair_by_name(segment_names, names, path, named_in, strict)
+            values = pair_by_name(segment_labels, names, path, named_in, strict)
             labels = {0: "background", **{value: names.get(value) or segment_names[number]
                                           for number, value in values.items()}}
         log.log(logging.INFO if warn_missing else logging.DEBUG, "%s: no labels named for the prediction: each "

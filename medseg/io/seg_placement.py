@@ -29,10 +29,11 @@ SPACING_TOLERANCE_MM = 1e-4  # pixel spacing, likewise
 _LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 
-def seg_label_names(path: Path | str) -> dict[int, str]:
+def seg_label_names(path: Path | str, apart: bool = True) -> dict[int, str]:
     """Label value → name for a SEG scored where nothing names the labels (no model, no sidecar): each segment is
     its segment number (a LABELMAP SEG's pixel value), named by its SegmentLabel; segments whose labels are one
-    regardless of case (two lesions, each a segment 'Lesion') are named apart, ``Lesion (segment 2)``."""
+    regardless of case (two lesions, each a segment 'Lesion') are named apart, ``Lesion (segment 2)``
+    (:func:`named_apart`; not ``apart``: their SegmentLabels, as a dataset.json's names are paired with)."""
     from medseg.io.seg_labels import _segment_label
     from medseg.io.seg_reading import open_seg
 
@@ -42,6 +43,11 @@ def seg_label_names(path: Path | str) -> dict[int, str]:
         number = int(item.SegmentNumber)
         if number:
             names[number] = _segment_label(item.get("SegmentLabel", "")) or f"segment {number}"
+    return named_apart(names) if apart else names
+
+
+def named_apart(names: dict[int, str]) -> dict[int, str]:
+    """``names`` (value → a segment's name) with those one regardless of case named apart: ``Lesion (segment 2)``."""
     shared = Counter(name.casefold() for value, name in names.items() if value)
     return {value: f"{name} (segment {value})" if value and shared[name.casefold()] > 1 else name
             for value, name in names.items()}
