@@ -16,6 +16,7 @@ import numpy as np
 
 from medseg.errors import InputError
 from medseg.io.files import check_readable, is_dicom_file, not_there, os_reason
+from medseg.io.seg_labels import bare_name
 from medseg.label_values import label_values
 from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
 from medseg.volume import Volume, stem
@@ -74,10 +75,6 @@ def read_reference_values(path: Path | str, labels: dict[int, str] | None = None
     return volume, values
 
 
-def _folded_name(name: str) -> str:
-    return "".join(c for c in name.casefold() if c.isalnum())
-
-
 def _check_segment_names(path: Path | str, volume: Volume, labels: dict[int, str], values: np.ndarray,
                          whose: str = "the model's") -> None:
     """Warn where a 3D Slicer segmentation names a segment otherwise than the model names the label of its value
@@ -87,7 +84,7 @@ def _check_segment_names(path: Path | str, volume: Volume, labels: dict[int, str
     named = {int(value): name for value, name in (volume.info or {}).get("segment_names", {}).items()}
     present = {int(v) for v in values}
     differ = [(value, name, labels[value]) for value, name in sorted(named.items())
-              if value in labels and value in present and _folded_name(name) != _folded_name(labels[value])]
+              if value in labels and value in present and bare_name(name) != bare_name(labels[value])]
     if differ:
         shown = ", ".join(f"{value}: {name!r} scored as {model!r}" for value, name, model in differ[:5])
         more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""

@@ -107,7 +107,7 @@ def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs
 _UNNAMED = re.compile(r"segment[\s_-]*\d*")  # a writer's stand-in for a name (Slicer's Segment_1): no name
 
 
-def _bare(name: str) -> str:
+def bare_name(name: str) -> str:
     """A name's letters and digits in one case: ``Left Kidney``, ``left_kidney`` and ``LEFT-KIDNEY`` alike."""
     return "".join(c for c in name.casefold() if c.isalnum())
 
@@ -122,14 +122,14 @@ def _name_matcher(by_name: dict[str, int]) -> Callable[[str], list[int]]:
     bare: dict[str, list[int]] = {}
     for name, value in by_name.items():
         folded.setdefault(name.casefold(), []).append(value)
-        bare.setdefault(_bare(name), []).append(value)
+        bare.setdefault(bare_name(name), []).append(value)
 
     def matches(label: str) -> list[int]:
         if label in by_name:
             return [by_name[label]]
         found = folded.get(label.casefold(), [])
-        if not found and _bare(label):
-            fits = bare.get(_bare(label), [])
+        if not found and bare_name(label):
+            fits = bare.get(bare_name(label), [])
             found = fits if len(fits) == 1 else []
         return list(found)
 
