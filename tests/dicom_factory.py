@@ -2,7 +2,8 @@
 
 ``write_series`` writes one single-frame file per slice from a (columns, rows, slices) array of stored
 values, with any orientation, positions, rescale and transfer syntax; file names are shuffled so that
-nothing can rely on their order.
+nothing can rely on their order. ``make_series`` writes one of ``SHAPE`` with 2 mm slices, the DICOM test modules'
+default, and ``_raw`` stores an element's bytes as a non-conformant writer would.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
 FRAME_OF_REFERENCE = "1.2.826.0.1.3680043.8.498.2"
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+SAGITTAL = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+SHAPE = (10, 8, 6)  # the default of make_series: columns, rows, slices
 
 
 def stored_values(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -137,3 +140,21 @@ def to_reference_grid(array: np.ndarray, affine: np.ndarray, reference) -> tuple
     out = np.empty(reference.shape[:3], dtype=array.dtype)
     out[tuple(target)] = array.reshape(-1)
     return out, float(np.abs(affine - reference.affine @ permutation).max())
+
+
+def make_series(folder, seed=0, shape=SHAPE, **kwargs):
+    values = stored_values(shape, seed=seed)
+    positions = kwargs.pop("positions", None) or slice_positions(shape[2], 2.0, orientation=kwargs.get(
+        "orientation", AXIAL))
+    paths = write_series(folder, values, positions, seed=seed, **kwargs)
+    return values, paths
+
+
+def _raw(path: Path, keyword: str, vr: str, value: bytes) -> None:
+    """Store ``value`` as the element's bytes, as a non-conformant writer would (pydicom refuses to)."""
+    from pydicom.dataelem import RawDataElement
+
+    dataset = pydicom.dcmread(path)
+    tag = pydicom.tag.Tag(pydicom.datadict.tag_for_keyword(keyword))
+    dataset[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    dataset.save_as(path)

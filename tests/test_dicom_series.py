@@ -12,7 +12,8 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from dicom_factory import AXIAL, slice_positions, stored_values, write_series
+from conftest import run_cli
+from dicom_factory import AXIAL, SAGITTAL, SHAPE, _raw, make_series, slice_positions, stored_values, write_series
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from medseg.cli import main
@@ -20,24 +21,6 @@ from medseg.errors import DicomError, ImageReadError, InputError
 from medseg.io import read_image
 from medseg.io.dicom import describe_folder, read_dicom_series
 from medseg.io.dicom_series import scan_folder
-
-SHAPE = (10, 8, 6)
-SAGITTAL = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
-
-
-def make_series(folder, seed=0, shape=SHAPE, **kwargs):
-    values = stored_values(shape, seed=seed)
-    positions = kwargs.pop("positions", None) or slice_positions(shape[2], 2.0, orientation=kwargs.get(
-        "orientation", AXIAL))
-    paths = write_series(folder, values, positions, seed=seed, **kwargs)
-    return values, paths
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_inspect_writes_control_characters_of_headers_and_names_escaped(tmp_path, capsys):
@@ -567,6 +550,7 @@ def test_series_spacing_reads_as_the_metrics_do(tmp_path, capsys):
     assert json.loads(stdout)["series"][0]["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
     assert read_image(tmp_path).info["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
 
+
 def test_readme_names_every_key_of_a_dicom_inputs_info(tmp_path):
     """A DICOM input's sidecar `input_info` holds the series' description the reader made; the README named a few of
     its keys (flags, passed_over) and left the others for the reader to guess."""
@@ -574,6 +558,7 @@ def test_readme_names_every_key_of_a_dicom_inputs_info(tmp_path):
     write_series(tmp_path, stored_values(SHAPE), slice_positions(SHAPE[2], 2.5))
     info = read_image(tmp_path).info
     assert [key for key in info if f"`{key}`" not in readme] == []
+
 
 def test_inspect_lists_series_flags_and_choice(tmp_path, capsys):
     make_series(tmp_path, seed=1, series_number=3, description="body", prefix="a")
@@ -858,7 +843,6 @@ def test_unusable_spacing_or_rescale_values_are_refused(tmp_path, capsys, change
     assert not (tmp_path / "out.nii.gz").exists()
 
 
-
 def test_a_first_file_with_another_pixel_spacing_is_the_one_named(tmp_path, capsys):
     """The odd image is named against the most common spacing, not against the first file: when the first file is
     the odd one, naming it and the next (a good one) sent the user to the wrong file. A second odd spacing is said
@@ -936,7 +920,6 @@ def test_infer_names_the_series_and_warns_about_a_broken_one(tmp_path, capsys, c
                in r.getMessage() for r in caplog.records)
 
 
-
 def test_a_broken_series_passed_over_is_recorded_and_shown_in_the_report(tmp_path, capsys):
     """A cohort's QA reader sees the report, not the job's log: a series passed over because it cannot be one
     volume (it may be the one wanted) is recorded in the sidecar and shown on the case's card."""
@@ -961,6 +944,7 @@ def test_a_broken_series_passed_over_is_recorded_and_shown_in_the_report(tmp_pat
 
     page = html.unescape((tmp_path / "out" / "report.html").read_text())
     assert f"another image series of the input could not be used and was passed over: {passed}" in page
+
 
 def test_inspect_with_a_series_that_matches_nothing_exits_1(tmp_path, capsys):
     make_series(tmp_path, seed=9)
@@ -1008,16 +992,6 @@ def test_enhanced_files_of_one_frame_each_are_read(tmp_path):
     assert enhanced.info["files"] == enhanced.info["slices"] == SHAPE[2]
     np.testing.assert_allclose(enhanced.affine, single.affine, atol=1e-9)
     np.testing.assert_array_equal(enhanced.array, values.astype(np.float32) * 0.5 - 100.0)
-
-
-def _raw(path: Path, keyword: str, vr: str, value: bytes) -> None:
-    """Store ``value`` as the element's bytes, as a non-conformant writer would (pydicom refuses to)."""
-    from pydicom.dataelem import RawDataElement
-
-    dataset = pydicom.dcmread(path)
-    tag = pydicom.tag.Tag(pydicom.datadict.tag_for_keyword(keyword))
-    dataset[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
-    dataset.save_as(path)
 
 
 @pytest.mark.parametrize(("keyword", "vr", "value", "problem"), [
