@@ -1,0 +1,132 @@
+"""`medseg inspect` (medseg/cli/inspect.py): the series listed, their flags and folders, and the one that would be
+used."""
+
+from __future__ import annotations
+
+import json
+
+import pydicom
+import pytest
+from conftest import run_cli
+from dicom_factory import SHAPE, make_series, slice_positions, stored_values, write_series
+
+from medseg.io import read_image
+
+
+def test_inspect_writes_control_characters_of_headers_and_names_escaped(tmp_path, capsys):
+    """A SeriesDescription holding control characters reached the terminal raw from `medseg inspect`'s table: a
+    carriage return let a received series show another description over its own, an ESC ] 0; set the title."""
+    make_series(tmp_path / "scan\x07s", description="real\rFAKE\x1b]0;title\x07")
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    assert code == 0
+    row = out.splitlines()[1]
+    assert row.split()[2] == "real\\rFAKE\\x1b]0;title\\x07" and row.split()[-1] == "scan\\x07s"
+    assert all(character.isprintable() for character in out.replace("\n", ""))
+
+
+def test_series_spacing_reads_as_the_metrics_do(tmp_path, capsys):
+    """A CT's 0.48828125 mm pixels (250 mm over 512), exact in float32: `inspect` and a sidecar's `input_info` give
+    them as the metrics and the sidecar's own spacing_mm do, not rounded to 0.4882812."""
+    write_series(tmp_path, stored_values(SHAPE), slice_positions(SHAPE[2], 2.5), pixel_spacing=(0.48828125, 0.48828125))
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path), "--json"], capsys)
+    assert code == 0
+    assert json.loads(stdout)["series"][0]["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
+    assert read_image(tmp_path).info["spacing_mm"] == [0.48828125, 0.48828125, 2.5]
+
+
+def test_inspect_lists_series_flags_and_choice(tmp_path, capsys):
+    make_series(tmp_path, seed=1, series_number=3, description="body", prefix="a")
+    step = 2.0
+    make_series(tmp_path, seed=2, series_number=6, description="tilted", prefix="t",
+                positions=slice_positions(SHAPE[2], step, inplane_shift=(0.0, 0.5, 0.0)))
+    keep = [0, 1, 3, 4, 5]
+    positions = slice_positions(SHAPE[2], step)
+    write_series(tmp_path, stored_values(SHAPE)[:, :, keep], [positions[k] for k in keep], series_number=8,
+                 description="gappy", prefix="g")
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path), "--json"], capsys)
+    assert code == 0
+    report = json.loads(stdout)
+    entries = {entry["key"]: entry for entry in report["series"]}
+    assert entries["3"]["shape"] == [10, 8, 6] and entries["3"]["spacing_mm"] == [0.6, 0.8, 2.0]
+    assert entries["3"]["orientation"] == "LPS" and entries["3"]["flags"] == []
+    assert "tilt" in entries["6"]["flags"] and entries["6"]["tilt_deg"] == pytest.approx(14.0362, abs=1e-3)
+    assert "gaps" in entries["8"]["flags"] and not entries["8"]["eligible"]
+    assert report["chosen"]["key"] is None and "2 eligible series" in report["chosen"]["reason"]
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path), "--series", "6"], capsys)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert lines[0].split()[:4] == ["KEY", "NUMBER", "DESCRIPTION", "MODALITY"] and lines[0].endswith("FOLDER")
+    assert any(line.startswith("8 ") and "missing slices" in line and line.endswith(" .") for line in lines)
+    assert lines[-1] == "would use: series 6 (chosen with --series 6)"
+
+
+def test_inspect_with_a_series_that_matches_nothing_exits_1(tmp_path, capsys):
+    make_series(tmp_path, seed=9)
+    code, out, err = run_cli(["inspect", str(tmp_path), "--series", "99"], capsys)
+    assert code == 1 and "would use: none: " in out and "no series matches the series asked for, '99'" in out
+    # the reason on stderr too, one line (it was on stdout only: a script keeping stderr saw a bare exit 1)
+    assert len(err.splitlines()) == 1 and err.startswith(f"medseg: error: {tmp_path}") \
+        and "no series matches the series asked for, '99'" in err
+    code, out, err = run_cli(["inspect", str(tmp_path), "--series", "99", "--json"], capsys)
+    assert code == 1 and json.loads(out)["chosen"]["key"] is None
+    assert "no series matches the series asked for, '99'" in err
+    assert run_cli(["inspect", str(tmp_path)], capsys)[0] == 0
+
+
+def test_inspect_lists_a_folder_that_holds_only_non_image_objects(tmp_path, capsys):
+    """A folder with only a DICOM SEG: inspect gave only the error "no DICOM images found (1 non-image DICOM
+    object(s))", no listing; it lists the object now, as it does beside images. infer still refuses the folder."""
+    _, paths = make_series(tmp_path / "series")
+    (tmp_path / "only").mkdir()
+    dataset = pydicom.dcmread(paths[0])
+    dataset.Modality = "SEG"
+    dataset.save_as(tmp_path / "only" / "seg.dcm")
+    code, out, err = run_cli(["inspect", str(tmp_path / "only")], capsys)
+    # listed, and nothing usable: a script checking the folder is told so, on stderr too
+    assert (code, err) == (1, f"medseg: error: {tmp_path / 'only'}: no DICOM images found\n")
+    assert "ignored objects: seg.dcm (SEG object, not an image)" in out
+    assert out.strip().splitlines()[-1] == f"would use: none: {tmp_path / 'only'}: no DICOM images found"
+    code, out, _ = run_cli(["inspect", str(tmp_path / "only"), "--json"], capsys)
+    assert code == 1 and json.loads(out)["ignored_objects"] == [{"path": "seg.dcm",
+                                                                  "reason": "SEG object, not an image"}]
+    # a folder without anything DICOM (NIfTI files): the one-line error as before, with its hint
+    (tmp_path / "nifti").mkdir()
+    (tmp_path / "nifti" / "a.nii.gz").write_bytes(b"x")
+    code, out, err = run_cli(["inspect", str(tmp_path / "nifti")], capsys)
+    assert (code, out) == (1, "") and "no DICOM images found (1 non-DICOM file(s)); a folder is read as one" in err
+    code, out, err = run_cli(["infer", str(tmp_path / "only"), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and "no DICOM images found (1 non-image DICOM object(s))" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["convert", "inspect"])
+def test_a_missing_folder_or_a_file_is_one_line_as_in_infer(tmp_path, capsys, command):
+    """Before: Click's four-line usage error, exit 2, worded "Directory 'scan.nii.gz' is a file."."""
+    afile = tmp_path / "scan.nii.gz"
+    afile.write_bytes(b"not a folder")
+    for given, problem in ((tmp_path / "gone", "no such folder"), (afile, "a file, not a folder of DICOM files")):
+        args = [command, str(given)] + ([str(tmp_path / "out.nii.gz")] if command == "convert" else [])
+        code, out, err = run_cli(args, capsys)
+        assert (code, out, err) == (1, "", f"medseg: error: {given}: {problem}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]
+    _, paths = make_series(tmp_path / "series")  # one slice of a series: its folder is named
+    args = [command, str(paths[0])] + ([str(tmp_path / "out.nii.gz")] if command == "convert" else [])
+    code, out, err = run_cli(args, capsys)
+    assert (code, out, err) == (1, "", f"medseg: error: {paths[0]}: a DICOM file, not a folder of them; give the "
+                                       f"folder of its series ({paths[0].parent})\n")
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):
+    """Two series with one number (keyed by their UIDs) could only be told apart by position and UID: the table now
+    shows each one's number and the folder that holds its files."""
+    make_series(tmp_path / "study" / "HFS", seed=1, series_number=2, prefix="a")
+    make_series(tmp_path / "study" / "HFDL" / "x", seed=2, series_number=2, prefix="b")
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study"), "--json"], capsys)
+    assert code == 0
+    entries = json.loads(stdout)["series"]
+    assert sorted((entry["number"], entry["folder"]) for entry in entries) == [(2, "HFDL/x"), (2, "HFS")]
+    assert all(entry["key"] == entry["uid"] for entry in entries)  # the shared number keys neither
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study" / "HFS")], capsys)
+    row = stdout.splitlines()[1].split()
+    assert (row[0], row[1], row[-1]) == ("2", "2", ".")
