@@ -10,7 +10,16 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from dicom_factory import AXIAL, dcm2niix_path, slice_positions, stored_values, to_reference_grid, write_series
+from conftest import run_cli
+from dicom_factory import (
+    AXIAL,
+    dcm2niix_path,
+    make_series,
+    slice_positions,
+    stored_values,
+    to_reference_grid,
+    write_series,
+)
 
 from medseg.errors import DicomError
 from medseg.io.dicom import read_dicom_series, volume_image
@@ -242,3 +251,27 @@ def test_synthetic_series_equals_dcm2niix(tmp_path, orientation):
     ordered, affine_diff = to_reference_grid(volume.array, volume.affine, reference)
     assert affine_diff < 1e-4
     np.testing.assert_array_equal(ordered, reference.get_fdata(dtype=np.float32))
+
+
+def test_a_first_file_with_another_pixel_spacing_is_the_one_named(tmp_path, capsys):
+    """The odd image is named against the most common spacing, not against the first file: when the first file is
+    the odd one, naming it and the next (a good one) sent the user to the wrong file. A second odd spacing is said
+    as such ("the others" were not all at the common one)."""
+    _, paths = make_series(tmp_path / "dcm", seed=6)
+    first, second, third = sorted(paths)[:3]
+
+    def convert_with(path, spacing):
+        dataset = pydicom.dcmread(path)
+        dataset.PixelSpacing = spacing
+        dataset.save_as(path)
+        code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
+        assert code == 1 and len(err.strip().splitlines()) == 1
+        return err
+
+    err = convert_with(first, [0.9, 0.6])
+    assert (f"images with different pixel spacings: 1 of {len(paths)} at 0.9 × 0.6 mm (the others 0.8 × 0.6 mm); "
+            f"the first such file: {first.name}") in err, err
+    assert second.name not in err
+    err = convert_with(third, [0.7, 0.6])
+    assert (f"images with different pixel spacings: 2 of {len(paths)} off the most common 0.8 × 0.6 mm, at 2 other "
+            f"spacings (the first at 0.9 × 0.6 mm); the first such file: {first.name}") in err, err

@@ -286,30 +286,6 @@ def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
         read_dicom_series(tmp_path / "study")
 
 
-def test_a_first_file_with_another_pixel_spacing_is_the_one_named(tmp_path, capsys):
-    """The odd image is named against the most common spacing, not against the first file: when the first file is
-    the odd one, naming it and the next (a good one) sent the user to the wrong file. A second odd spacing is said
-    as such ("the others" were not all at the common one)."""
-    _, paths = make_series(tmp_path / "dcm", seed=6)
-    first, second, third = sorted(paths)[:3]
-
-    def convert_with(path, spacing):
-        dataset = pydicom.dcmread(path)
-        dataset.PixelSpacing = spacing
-        dataset.save_as(path)
-        code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
-        assert code == 1 and len(err.strip().splitlines()) == 1
-        return err
-
-    err = convert_with(first, [0.9, 0.6])
-    assert (f"images with different pixel spacings: 1 of {len(paths)} at 0.9 × 0.6 mm (the others 0.8 × 0.6 mm); "
-            f"the first such file: {first.name}") in err, err
-    assert second.name not in err
-    err = convert_with(third, [0.7, 0.6])
-    assert (f"images with different pixel spacings: 2 of {len(paths)} off the most common 0.8 × 0.6 mm, at 2 other "
-            f"spacings (the first at 0.9 × 0.6 mm); the first such file: {first.name}") in err, err
-
-
 def test_a_single_valued_image_type_is_one_value(tmp_path):
     _, paths = make_series(tmp_path, seed=6)
     _retag(paths, ImageType="LOCALIZER")
