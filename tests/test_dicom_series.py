@@ -1,5 +1,5 @@
-"""Series discovery, splitting and explicit choice; bad inputs; compressed and multi-frame data; the `convert`
-and `inspect` commands. All on synthetic series written with pydicom."""
+"""Series discovery, splitting and explicit choice (medseg/io/dicom_series.py): keys, localizers, skipped files,
+copies and series passed over. All on synthetic series written with pydicom."""
 
 from __future__ import annotations
 
