@@ -21,15 +21,21 @@ def _sheet(folder: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture(name="cohort")
-def cohort_folder(tmp_path):
-    """Two phantoms with references, one without, one truncated file, one missing file."""
-    data = tmp_path / "data"
+def write_cohort_data(data: Path, seeds: tuple[int, int, int]) -> Path:
+    """``data`` made and filled with phantoms a, b and c (each with its ``_label``; ``seeds`` theirs) and
+    ``bad.nii.gz``, the first half of a's image (a truncated file)."""
     data.mkdir()
-    for name, seed in (("a", 1), ("b", 2), ("c", 3)):
+    for name, seed in zip(("a", "b", "c"), seeds):
         write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
     raw = (data / "a.nii.gz").read_bytes()
     (data / "bad.nii.gz").write_bytes(raw[: len(raw) // 2])
+    return data
+
+
+@pytest.fixture(name="cohort")
+def cohort_folder(tmp_path):
+    """Two phantoms with references, one without, one truncated file, one missing file."""
+    data = write_cohort_data(tmp_path / "data", seeds=(1, 2, 3))
     sheet = _sheet(data, "case_id\timage\treference\n"
                          "a\ta.nii.gz\ta_label.nii.gz\n"
                          "b\tb.nii.gz\tb_label.nii.gz\n"

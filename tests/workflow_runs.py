@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cohort_cases import MODEL, SHAPE
-
-from medseg.synthetic import write_phantom
+from cohort_cases import MODEL, SHAPE, write_cohort_data  # noqa: F401 - SHAPE: the workflow modules take it from here
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -44,12 +42,7 @@ def sheet_of_own(cohort, tmp_path: Path, cases: list[str]) -> Path:
 def workflow_cohort(tmp_path_factory) -> tuple[Path, Path]:
     """Cases: a, b (with references), c (no reference), bad (truncated .nii.gz), gone (missing file)."""
     folder = tmp_path_factory.mktemp("cohort")
-    data = folder / "data"
-    data.mkdir()
-    for name, seed in (("a", 11), ("b", 12), ("c", 13)):
-        write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
-    raw = (data / "a.nii.gz").read_bytes()
-    (data / "bad.nii.gz").write_bytes(raw[: len(raw) // 2])
+    data = write_cohort_data(folder / "data", seeds=(11, 12, 13))
     sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz"),
                                ("c", "c.nii.gz", ""), ("bad", "bad.nii.gz", "b_label.nii.gz"),
                                ("gone", "gone.nii.gz", "")])
