@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# A shell without job control starts a background command (`make test &`, some CI runners) with Ctrl-C ignored, and
+# Python then keeps SIGINT ignored, as does every process it starts. The Ctrl-C tests (medseg's handlers, its
+# subprocesses and Snakemake runs stopped with SIGINT) test what a user at a terminal sees, so the suite takes Ctrl-C
+# back as Python's own KeyboardInterrupt; its children then start with SIGINT at its default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def as_plain_user(command: list[str], wait: bool = True,
