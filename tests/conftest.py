@@ -20,6 +20,10 @@ SHARED_DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", REPO.parent / "shared" /
 # back as Python's own KeyboardInterrupt; its children then start with SIGINT at its default.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# Under nohup SIGHUP is ignored likewise, and the hangup tests' children would ignore it too: the suite keeps surviving
+# a hangup (a handler that does nothing), and its children, as every exec resets a handled signal, start at default.
+if getattr(signal, "SIGHUP", None) is not None and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda number, frame: None)
 
 
 def as_plain_user(command: list[str], wait: bool = True,
