@@ -10,7 +10,19 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# defaults; relative paths in the config are relative to the working directory
+# defaults; relative paths in the config are relative to the working directory. Their YAML is checked first:
+# Snakemake's own error for it ("Config file is not valid JSON or YAML") named neither the file nor the line
+import sys
+
+from medseg.errors import MedsegError
+from medseg.yamlfile import check_yaml_file
+
+try:
+    check_yaml_file(f"{workflow.basedir}/configs/cohort.yaml", "the workflow's settings")
+except MedsegError as error:
+    sys.exit(f"medseg: error: {error}")
+
+
 configfile: f"{workflow.basedir}/configs/cohort.yaml"
 
 

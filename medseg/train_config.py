@@ -239,6 +239,12 @@ def read_config(path: Path | str) -> dict:
 
         raise TrainingError(f"{path}: {json_error_text(error)}") from error
     except Exception as error:  # noqa: BLE001 - any parse error is a config error
+        import yaml
+
+        if isinstance(error, yaml.YAMLError):  # was PyYAML's words, folded: "(while parsing a flow sequence in
+            from medseg.yamlfile import yaml_error_text  # "<unicode string>", line 3, column 11: … ^ expected …)"
+
+            raise TrainingError(f"{path}: {yaml_error_text(error, text)}") from error
         detail = " ".join(str(error).split())
         kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"  # what it was parsed as (a .txt: JSON)
         raise TrainingError(f"{path}: not valid {kind} ({detail})") from error

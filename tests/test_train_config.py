@@ -243,7 +243,7 @@ def test_a_setting_given_twice_in_a_config_is_one_line(tmp_path, capsys):
             ("twice.json", '{"name": "a", "training": {"epochs": 2, "epochs": 3}}',
              "not valid JSON (the key 'epochs' is given twice)"),
             ("twice.yaml", "name: a\ntraining:\n  epochs: 2\n  epochs: 3\n",
-             "not valid YAML (the key 'epochs' is given twice")):
+             "not valid YAML at line 4, column 3: the key 'epochs' is given twice")):
         path = tmp_path / name
         path.write_text(text)
         assert _exit_code(_train_cli(images, labels, tmp_path / "model", "-c", str(path))) == 1
@@ -359,7 +359,17 @@ def test_yaml_errors_are_one_line(tmp_path, capsys, tiny_set):
     bad.write_text("name: x\n  bad: [1\n")
     assert _exit_code(_train_cli(*tiny_set, tmp_path / "m", "-c", str(bad))) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"medseg: error: {bad}: not valid YAML (")
+    # in medseg's words, as a JSON config's (PyYAML's were "mapping values are not allowed here in "<unicode
+    # string>", line 2, column 6: bad: [1 ^")
+    assert err == [f"medseg: error: {bad}: not valid YAML at line 2, column 6: a mapping ('key: value') where a "
+                   "value was expected: a value holding ': ' is written in quotes, and a key indented deeper than the "
+                   "key above it, which has its value, belongs to no mapping"]
+    bad.write_text("name: x\ntraining:\n  epochs: 2\n  augment: [flip, rotate\n")
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "m", "-c", str(bad))) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"medseg: error: {bad}: not valid YAML: cut short, it ends at line 4, column 24 with the '[' opened at line 4, "
+        "column 12 unclosed (an interrupted copy or save, or a closing bracket or quote missing)")
+    assert not (tmp_path / "m").exists()
 
 
 def test_a_yaml_config_is_read_as_its_author_means_it(tmp_path):

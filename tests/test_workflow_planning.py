@@ -162,6 +162,28 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     assert run.returncode != 0 and "none of the 1 images is here" in run.stdout + run.stderr
 
 
+def test_a_workflow_settings_file_that_is_not_valid_yaml_is_one_line(tmp_path):
+    """configs/cohort.yaml edited with a tab: Snakemake's words were "Config file is not valid JSON or YAML",
+    naming neither the file nor the line."""
+    import shutil
+
+    from workflow_runs import REPO
+
+    copy = tmp_path / "checkout"
+    shutil.copytree(REPO / "workflow", copy / "workflow")
+    shutil.copytree(REPO / "configs", copy / "configs")
+    shutil.copy(SNAKEFILE, copy / "Snakefile")
+    settings = copy / "configs" / "cohort.yaml"
+    settings.write_text(settings.read_text() + "extra:\n\t- a\n")
+    lines = settings.read_text().count("\n")
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "--directory",
+                          str(tmp_path), "-n", "--cores", "1"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"medseg: error: {settings}: not valid YAML at line {lines}, column 1: a tab indents the line; YAML indents "
+        "with spaces only")
+
+
 def test_a_dicom_folder_named_with_a_compression_suffix_is_not_warned_of_while_planning(tmp_path):
     """A DICOM folder named as an archive (``study.zip``, unpacked in its place) is read as any folder: planning
     warned that its case would fail as "a ZIP archive (.zip), which medseg does not read"."""

@@ -1,0 +1,80 @@
+"""YAML errors in medseg's words (medseg.yamlfile): one line naming the line and column and what is wrong, where
+PyYAML's own message was several lines about "<unicode string>" and its parser's tokens."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from medseg.errors import InputError
+from medseg.yamlfile import check_yaml_file, yaml_error_text
+
+CUT = "(an interrupted copy or save, or a closing bracket or quote missing)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\ntraining:\n  epochs: [1, 2\n",
+         f"not valid YAML: cut short, it ends at line 3, column 15 with the '[' opened at line 3, column 11 unclosed "
+         f"{CUT}"),
+        ("a: [1, {b: 2\n\n",
+         f"not valid YAML: cut short, it ends at line 1, column 12 with 2 brackets unclosed, the last a '{{' opened at "
+         f"line 1, column 8 {CUT}"),
+        ('name: "x\ntraining: 1\n',
+         f"not valid YAML: cut short, it ends at line 2, column 11 inside the string opened at line 1, column 7 {CUT}"),
+        ("a: 1\nb: 2\0\0\0", None),  # zero bytes: a control character YAML refuses, at its place
+        ("name: x\ntraining:\n\tepochs: 2\n",
+         "not valid YAML at line 3, column 1: a tab indents the line; YAML indents with spaces only"),
+        ("name: x\n  bad: 1\n",
+         "not valid YAML at line 2, column 6: a mapping ('key: value') where a value was expected: a value holding "
+         "': ' is written in quotes, and a key indented deeper than the key above it, which has its value, belongs "
+         "to no mapping"),
+        ("name: x\n- a\n",
+         "not valid YAML at line 2, column 1: a list item ('-') where a key of the mapping at line 1, column 1 was "
+         "expected; indent the list under its key"),
+        ("a:\n  - 1\n b: 2\n",
+         "not valid YAML at line 3, column 2: the line is indented out of step with the mapping at line 1, column 1 "
+         "(its items start at column 1); indent items of one mapping alike"),
+        ("name: x\nfoo\nbar: 1\n",
+         "not valid YAML at line 2, column 1: a key without its ':' (or a value continued on a line indented as a "
+         "key)"),
+        ("a: [1\nb: 2\n",
+         "not valid YAML at line 2, column 2: a ',' or ']' was expected (the '[' opened at line 1, column 4 is not "
+         "closed before it)"),
+        ("a: [1, 2]]\n", "not valid YAML at line 1, column 10: a closing ']' that no bracket before it opened"),
+        ("a: @x\n", "not valid YAML at line 1, column 4: a value cannot start with '@'; put the value in quotes"),
+        ('a: "C:\\data"\n',
+         "not valid YAML at line 1, column 7: an invalid backslash escape inside a double-quoted string (a "
+         "backslash, as a Windows path's, is written \\\\, or the string is put in single quotes)"),
+        ("a: !!python/object:os.system x\n",
+         "not valid YAML at line 1, column 4: the tag '!!python/object:os.system', which a config may not hold "
+         "(plain values, lists and mappings only)"),
+        ("a: 1\n---\nb: 2\n",
+         "not valid YAML at line 2, column 1: a second document ('---') follows the first; a config is one document"),
+        ("a: \x07\n", "not valid YAML at line 1, column 4: the control character U+0007, which YAML allows nowhere "
+                      "(remove it, or save the file as UTF-8 text)"),
+    ],
+)
+def test_yaml_errors_are_one_line_in_medsegs_words(text, expected):
+    with pytest.raises(yaml.YAMLError) as raised:
+        yaml.safe_load(text)
+    words = yaml_error_text(raised.value, text)
+    if expected is None:
+        assert words.startswith("not valid YAML at line 2, column 5: the control character U+0000"), words
+    else:
+        assert words == expected
+    assert "\n" not in words and "<unicode string>" not in words and "^" not in words
+
+
+def test_check_yaml_file_names_the_file(tmp_path):
+    path = tmp_path / "cohort.yaml"
+    path.write_text("samples: configs/samples.tsv\n\tmodel: phantom\n")
+    with pytest.raises(InputError) as raised:
+        check_yaml_file(path, "the workflow's settings")
+    assert str(raised.value) == (f"{path}: not valid YAML at line 2, column 1: a tab indents the line; YAML indents "
+                                 "with spaces only")
+    path.write_text("samples: configs/samples.tsv  # a comment\nmodel: phantom\n")
+    check_yaml_file(path, "the workflow's settings")  # valid: nothing raised
+    with pytest.raises(InputError, match="cannot read the workflow's settings"):
+        check_yaml_file(tmp_path / "none.yaml", "the workflow's settings")
