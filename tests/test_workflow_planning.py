@@ -184,6 +184,34 @@ def test_a_workflow_settings_file_that_is_not_valid_yaml_is_one_line(tmp_path):
         "with spaces only")
 
 
+def test_a_row_naming_a_further_channel_file_is_warned_of_while_planning(tmp_path, make_package):
+    """A multi-modal model's row naming case_0001.nii.gz (not its case's case_0000.nii.gz, README "Multi-modal
+    models") was planned without a word and failed only as its job read it; planning now names its line and file,
+    and the other rows run. A model of one image a case reads case_0001.nii.gz as a case of its own."""
+    from medseg.cohort.records import further_channel_rows
+    from medseg.cohort.samples import read_samples
+
+    image = nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+    for name in ("a_0000", "a_0001", "b_0000", "b_0001", "c_0001"):  # no c_0000: c_0001 is an image of its own
+        nib.save(image, tmp_path / f"{name}.nii.gz")
+    sheet = write_sheet(tmp_path, [("a", "a_0000.nii.gz", ""), ("b", "b_0001.nii.gz", ""),
+                                   ("c", "c_0001.nii.gz", "")])
+    expected = (f"1 of 3 cases name a channel file other than their case's first (_0000) as the image; these cases "
+                f"fail as bad input, the others run: {sheet}:3: {tmp_path / 'b_0001.nii.gz'}: channel 1 of case b "
+                f"(nnU-Net's channel files); give {tmp_path / 'b_0000.nii.gz'}: the case's other channel files are "
+                "read beside it")
+    samples = read_samples(sheet)
+    assert further_channel_rows(samples, 2, sheet) == expected
+    assert further_channel_rows(samples, 1, sheet) is None
+    architecture = {"type": "unet2d", "in_channels": 2, "n_classes": 4, "base_width": 4, "depth": 2, "dropout": 0.0,
+                    "norm": "batch"}
+    package = make_package("mm", modalities=["t1", "t2"], architecture=architecture)
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model=package)
+    assert run.returncode == 0, run.stderr
+    assert expected in (run.stdout + run.stderr).splitlines()
+    assert "infer " in run.stdout + run.stderr
+
+
 def test_a_dicom_folder_named_with_a_compression_suffix_is_not_warned_of_while_planning(tmp_path):
     """A DICOM folder named as an archive (``study.zip``, unpacked in its place) is read as any folder: planning
     warned that its case would fail as "a ZIP archive (.zip), which medseg does not read"."""

@@ -44,6 +44,7 @@ __all__ = [
     "ResultsFolder",
     "content_sha256",
     "fingerprint",
+    "further_channel_rows",
     "input_files",
     "made_for",
     "not_fetched",
@@ -116,6 +117,28 @@ def unread_compressions(samples, modalities: int = 1) -> list[tuple[str, str]]:
         if error is not None:
             found.append((sample.case_id, error))
     return found
+
+
+def further_channel_rows(samples, modalities: int, sheet: Path | str, total: int | None = None) -> str | None:
+    """The planning warning for the rows whose image is one of nnU-Net's further channel files of a case
+    (``case_0001.nii.gz``, its ``case_0000.nii.gz`` beside it: :func:`~medseg.io.channels.further_channel_text`),
+    which a model of several ``modalities`` refuses: each such case failed only as its job read it. One line naming
+    the sheet's line and file of each (the first three); None where there is none, and for a model of one image a
+    case, which reads ``case_0001.nii.gz`` as a case of its own. ``total``: the sheet's cases (``samples``' count
+    where not given)."""
+    from medseg.io.channels import further_channel_text
+
+    if modalities < 2:
+        return None
+    found = [(sample, text) for sample in samples if (text := further_channel_text(sample.image)) is not None]
+    if not found:
+        return None
+    shown = "; ".join(f"{sheet}:{sample.line}: {sample.image}: {text}" for sample, text in found[:3])
+    more = f"; ... ({len(found) - 3} more: {', '.join(sample.case_id for sample, _ in found[3:13])}" \
+           f"{' ...' if len(found) > 13 else ''})" if len(found) > 3 else ""
+    total = len(samples) if total is None else total
+    return (f"{len(found)} of {total} cases name a channel file other than their case's first (_0000) as the image; "
+            f"these cases fail as bad input, the others run: {shown}{more}")
 
 
 def content_sha256(path: Path | str, series: str | None = None, modalities: int = 1) -> str | None:

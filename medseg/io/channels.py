@@ -14,8 +14,8 @@ from medseg.errors import GeometryError, InputError
 from medseg.io.files import exists, nnunet_channel
 from medseg.volume import Volume, stem
 
-__all__ = ["case_name", "channel_file", "channel_files", "channel_siblings", "modality_names", "modalities_text",
-           "read_channel_files", "read_channels"]
+__all__ = ["case_name", "channel_file", "channel_files", "channel_siblings", "further_channel_text", "modality_names",
+           "modalities_text", "read_channel_files", "read_channels"]
 
 
 def modalities_text(modalities: list[str] | int) -> str:
@@ -166,6 +166,22 @@ def _segmentation_input(path: Path) -> str | None:
     return f"give the image it was made from, {made_from}" if isinstance(made_from, str) else "give the case's image"
 
 
+def further_channel_text(path: Path | str) -> str | None:
+    """Why ``path`` is no input of a model of several modalities where it is one of nnU-Net's further channel files
+    (``case_0001.nii.gz``, its case's ``case_0000.nii.gz`` beside it), without the file's name: ``channel 1 of case
+    case (nnU-Net's channel files); give …/case_0000.nii.gz: the case's other channel files are read beside it``.
+    None for any other input (a ``_0001`` file without its ``_0000`` beside it is read as an image of its own)."""
+    path = Path(path)
+    split = nnunet_channel(stem(path))
+    if split is None or split[1] == "0000":
+        return None
+    first = path.with_name(f"{split[0]}_0000{path.name[len(stem(path)):]}")
+    if not exists(first):
+        return None
+    return (f"channel {int(split[1])} of case {split[0]} (nnU-Net's channel files); give {first}: the case's other "
+            "channel files are read beside it")
+
+
 def read_channels(path: Path | str, modalities: list[str] | int, model: str = "the model",
                   hash_input: bool = True) -> Volume:
     """The input of a model that takes several ``modalities`` (their names, or their count): a 4D NIfTI holding
@@ -183,12 +199,9 @@ def read_channels(path: Path | str, modalities: list[str] | int, model: str = "t
             f"case_0000 … case_{count - 1:04d}.nii.gz and give case_0000.nii.gz")
     if path.is_dir():
         raise InputError(f"{path}: a DICOM series is one modality, and {takes}; {make}")
-    split = nnunet_channel(stem(path))
-    if split is not None and split[1] != "0000":
-        first = path.with_name(f"{split[0]}_0000{path.name[len(stem(path)):]}")
-        if exists(first):  # a further channel's file: its case is read from its first channel's
-            raise InputError(f"{path}: channel {int(split[1])} of case {split[0]} (nnU-Net's channel files); give "
-                             f"{first}: the case's other channel files are read beside it")
+    further = further_channel_text(path)
+    if further is not None:  # a further channel's file: its case is read from its first channel's
+        raise InputError(f"{path}: {further}")
     siblings = channel_siblings(path)
     if siblings is not None and len(siblings) > 1:
         if len(siblings) != count:

@@ -263,6 +263,11 @@ if _uncompressed and workflow.is_main_process:  # planning counted their voxels 
         "as bad input, the others run: " + ", ".join(case for case, _ in _uncompressed[:10])
         + (" ..." if len(_uncompressed) > 10 else "") + f" (e.g. {_uncompressed[0][1]})"
     )
+# a row naming case_0001.nii.gz, not its case's case_0000.nii.gz: it failed only as its job read it
+_further = records.further_channel_rows([s for s in SAMPLES if s.case_id not in _away], _MODALITIES, SHEET,
+                                       len(SAMPLES))
+if _further is not None and workflow.is_main_process:
+    logger.warning(_further)
 _no_reference = [s for s in SAMPLES if s.case_id not in _away and records.unavailable(s.reference)]
 if _no_reference and workflow.is_main_process:
     logger.warning(
