@@ -21,7 +21,13 @@ from pathlib import Path
 
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError
 from medseg.io.files import absent_content, absent_files, is_dicom_file, part10_seg_series, path_argument
-from medseg.io.itk_image import IMAGE_FILE_KINDS, ITK_ENDINGS, data_files_among, scene_images_text, slicer_scene_images
+from medseg.io.itk_image import (
+    IMAGE_ENDINGS,
+    IMAGE_FILE_KINDS,
+    data_files_among,
+    scene_images_text,
+    slicer_scene_images,
+)
 from medseg.numbers import counted
 from medseg.volume import stem
 
@@ -29,7 +35,7 @@ __all__ = ["FolderPairs", "FolderScores", "case_file_name", "pair_predictions", 
 
 log = logging.getLogger(__name__)
 
-_NIFTI = (".nii.gz", ".nii", *ITK_ENDINGS)  # NRRD and MetaImage through SimpleITK (the itk extra)
+_NIFTI = IMAGE_ENDINGS  # NIfTI (.nii.zst too), NRRD and MetaImage through SimpleITK (the itk extra)
 _PREDICTION_SUFFIX = "_seg"  # medseg infer writes <stem>_seg.nii.gz
 _SEG = "_seg.dcm"  # medseg infer --format dicom-seg writes <stem>_seg.dcm, placed on its series by its sidecar
 _DICOM = ".dcm"  # a reference DICOM SEG (a reader's, another tool's): <case>.dcm or <case>_seg.dcm

@@ -29,8 +29,8 @@ from medseg.io.files import (
     type_text,
 )
 from medseg.io.itk_image import (
+    IMAGE_ENDINGS,
     IMAGE_FILE_KINDS,
-    ITK_ENDINGS,
     SLICER_SEGMENTATION,
     data_files_among,
     is_slicer_scene,
@@ -76,7 +76,7 @@ class TrainCase:
         return torch.movedim(self.image, 1 + axis, -1), torch.movedim(self.label, axis, -1)
 
 
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", *ITK_ENDINGS)  # NRRD and MetaImage through SimpleITK (the itk extra)
+_IMAGE_SUFFIXES = IMAGE_ENDINGS  # NIfTI (.nii.zst too), NRRD and MetaImage through SimpleITK (the itk extra)
 _LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask", "_gt")  # _gt: ACDC's ground truth
 
 

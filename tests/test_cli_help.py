@@ -89,7 +89,8 @@ def help_of(command, capsys) -> str:
                     "and false positive / negative volumes (ml).",
                     "else those of a Decathlon / nnU-Net dataset.json (see above), else every value present",
                     "--case-id ID Case identifier to record",
-                    "the .nii/.nii.gz files (.nrrd, .nhdr, .mha, .mhd too, with the itk extra; 3D Slicer's "
+                    "the .nii/.nii.gz files (.nii.bz2, .nii.zst too; .nrrd, .nhdr, .mha, .mhd with the itk extra; 3D "
+                    "Slicer's "
                     "case.seg.nrrd or case.seg.nhdr is case case;",
                     "without a sidecar, or whose recorded series has since moved or been deleted (a NIfTI prediction "
                     "keeps its grid), by its frames' own position, orientation and spacing"]),

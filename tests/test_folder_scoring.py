@@ -479,7 +479,8 @@ def test_dicom_images_without_the_part_10_header_in_the_references_folder_are_no
         found = pair_predictions(pred, ref)
     assert [case for case, _, _ in found.pairs] == ["a", "b", "c"]
     assert found.missed == [] and found.unreferenced == []
-    assert "left out 2 entries that are not .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd or .dcm (DICOM SEG) files " \
+    assert "left out 2 entries that are not .nii/.nii.gz/.nii.bz2/.nii.zst/" \
+        ".nrrd/.nhdr/.mha/.mhd or .dcm (DICOM SEG) files " \
         "(subfolders are not searched): IM0.dcm, IM1.dcm" in caplog.text
 
 

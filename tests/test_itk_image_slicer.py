@@ -134,7 +134,8 @@ def test_a_slicer_scene_folder_is_both_the_images_and_the_labels_of_a_training_s
     assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
         ("a", "a.nrrd", "a.seg.nrrd"), ("b", "b.nrrd", "b.seg.nhdr")]
     assert [record.getMessage() for record in caplog.records] == [
-        f"{scene}: left out 1 entry that is not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file (subfolders are not "
+        f"{scene}: left out 1 entry that is not a .nii/.nii.gz/.nii.bz2/.nii.zst/"
+        f".nrrd/.nhdr/.mha/.mhd file (subfolders are not "
         "searched): Scene.mrml"]  # once, not once per listing
     sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / "c.nrrd"))  # an image without a segmentation
     with pytest.raises(TrainingError) as error:

@@ -314,7 +314,8 @@ def test_a_folder_of_seg_references_is_scored_as_each_pair_alone(tmp_path, capsy
     assert "reference not shown" not in page and "reference border not checked" not in page
     assert page.count("<img") >= 3, page.count("<img")
     assert "Traceback" not in printed.err
-    assert f"{refs}: left out 1 entry that is not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd or .dcm (DICOM SEG) file " \
+    assert f"{refs}: left out 1 entry that is not a .nii/.nii.gz/.nii.bz2/.nii.zst/" \
+        f".nrrd/.nhdr/.mha/.mhd or .dcm (DICOM SEG) file " \
         "(subfolders are not searched): IM0001.dcm" in caplog.text
     # a case with a NIfTI and a SEG reference: which to score is the user's to say, before anything is scored
     nib.save(nib.load(pred / "case1_seg.nii.gz"), refs / "case1.nii.gz")

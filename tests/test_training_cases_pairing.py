@@ -217,13 +217,15 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
     (images / "case8.img").write_bytes(b"analyze")
     with caplog.at_level("WARNING"):
         assert [c.case_id for c in pair_cases(images, labels)] == ["case0", "case1", "case2"]
-    assert (f"{images}: left out 2 entries that are not .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd files (subfolders are not "
+    assert (f"{images}: left out 2 entries that are not .nii/.nii.gz/.nii.bz2/.nii.zst/"
+            f".nrrd/.nhdr/.mha/.mhd files (subfolders are not "
             "searched): case8.img, site2/") in [r.getMessage() for r in caplog.records]
     shutil.rmtree(images / "site2")
     caplog.clear()
     with caplog.at_level("WARNING"):
         pair_cases(images, labels)
-    assert (f"{images}: left out 1 entry that is not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file (subfolders are not "
+    assert (f"{images}: left out 1 entry that is not a .nii/.nii.gz/.nii.bz2/.nii.zst/"
+            f".nrrd/.nhdr/.mha/.mhd file (subfolders are not "
             "searched): case8.img"
             in [r.getMessage() for r in caplog.records])
     # a hidden case is said too (it was left out silently); macOS's ._ companions and .DS_Store are not
@@ -248,14 +250,16 @@ def test_a_folder_without_nifti_files_says_what_it_holds(tmp_path):
     _write(labels / "a.nii.gz", np.zeros((16, 16, 6), np.uint8))
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
-    assert str(error.value) == (f"{images}: no .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file, only 3 files of other kinds "
+    assert str(error.value) == (f"{images}: no .nii/.nii.gz/.nii.bz2/.nii.zst/"
+                                f".nrrd/.nhdr/.mha/.mhd file, only 3 files of other kinds "
                                 "(.tif, .txt); medseg trains on NIfTI, NRRD and MetaImage files: convert them first")
     for name in ("a_0000.tif", "b_0000.tif", "notes.txt"):
         (images / name).unlink()
     (images / "series1").mkdir()
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
-    assert str(error.value) == (f"{images}: no .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file directly in it, only 1 "
+    assert str(error.value) == (f"{images}: no .nii/.nii.gz/.nii.bz2/.nii.zst/"
+                                f".nrrd/.nhdr/.mha/.mhd file directly in it, only 1 "
                                 "subfolder (subfolders are not searched; a DICOM series: convert it first, e.g. with "
                                 "medseg convert)")
     (images / "series1").rmdir()
@@ -264,7 +268,7 @@ def test_a_folder_without_nifti_files_says_what_it_holds(tmp_path):
         path.unlink()
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
-    assert str(error.value) == f"{labels}: no .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file in it"
+    assert str(error.value) == f"{labels}: no .nii/.nii.gz/.nii.bz2/.nii.zst/.nrrd/.nhdr/.mha/.mhd file in it"
 
 
 def test_files_left_unpaired_on_request_are_named_and_channels_told(tmp_path, caplog):

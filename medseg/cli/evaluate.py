@@ -48,10 +48,10 @@ Empty masks: both empty gives Dice and distances null
 (both_empty); a prediction where the reference is empty gives Dice 0 (false_positive); an empty
 prediction gives Dice 0 (empty_prediction); distances are null whenever one mask is empty.
 
-Two folders (PREDICTION_DIR REFERENCE_DIR -o OUT_DIR): the .nii/.nii.gz files (.nrrd, .nhdr, .mha, .mhd too,
-with the itk extra; 3D Slicer's case.seg.nrrd or case.seg.nhdr is case case; and predictions' case_seg.dcm,
-references' DICOM SEGs case.dcm or case_seg.dcm, or stored under their UID, which pair with the prediction made
-from the series they reference) are paired by name (case.nii.gz or case_seg.nii.gz with
+Two folders (PREDICTION_DIR REFERENCE_DIR -o OUT_DIR): the .nii/.nii.gz files (.nii.bz2, .nii.zst too; .nrrd,
+.nhdr, .mha, .mhd with the itk extra; 3D Slicer's case.seg.nrrd or case.seg.nhdr is case case; and predictions'
+case_seg.dcm, references' DICOM SEGs case.dcm or case_seg.dcm, or stored under their UID, which pair with the
+prediction made from the series they reference) are paired by name (case.nii.gz or case_seg.nii.gz with
 case.nii.gz, or case_label, _seg, _mask, _gt), each pair scored as above into
 OUT_DIR/<case>_metrics.json, and OUT_DIR gets the QA report of them (report.html, cohort.tsv, summary.json, as
 `medseg report` writes them). A pair that cannot be scored gets OUT_DIR/<case>_failed.json and the others carry on;

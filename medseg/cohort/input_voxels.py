@@ -23,7 +23,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from medseg.io.free_space import BZIP2_MAX_RATIO, DEFLATE_MAX_RATIO  # no nibabel: planning does not import it
+# no nibabel: planning does not import it
+from medseg.io.free_space import BZIP2_MAX_RATIO, DEFLATE_MAX_RATIO, ZSTD_MAX_RATIO
 
 __all__ = ["InputGrid", "input_grid", "voxel_count"]
 
@@ -83,16 +84,18 @@ def voxel_count(path: Path | str) -> int:
 
 
 def _nifti_grid(path: Path) -> InputGrid:
-    """The voxels and pixdim a NIfTI-1 or NIfTI-2 header declares (gzip- or bzip2-compressed or not), read with the
-    standard library: planning does not import nibabel (0.1-0.2 s of every Snakemake call). A single file that cannot
+    """The voxels and pixdim a NIfTI-1 or NIfTI-2 header declares (gzip-, bzip2- or zstd-compressed or not; zstd where
+    Python has it, as nibabel reads it), read with the standard library: planning does not import nibabel (0.1-0.2 s
+    of every Snakemake call). A single file that cannot
     hold the voxels its header declares (a corrupt header: 30000³ voxels in a few kB, which reading refuses) counts
     none: its batch's jobs asked for hundreds of TB of memory."""
     with path.open("rb") as file:
-        magic = file.read(3)
-    # gzip, or bzip2 (a .nii.bz2, which nibabel reads too): the most bytes of voxels a stored byte stands for
-    gzipped, bzipped = magic[:2] == b"\x1f\x8b", magic == b"BZh"
-    ratio = DEFLATE_MAX_RATIO if gzipped else BZIP2_MAX_RATIO if bzipped else None
-    opener = gzip.open if gzipped else bz2.open if bzipped else open
+        magic = file.read(4)
+    # gzip, bzip2 or zstd (a .nii.bz2, a .nii.zst, which nibabel reads too; a .nii.zst's voxels were counted as none,
+    # and its job asked for the memory of an empty input): the most bytes of voxels a stored byte stands for
+    gzipped, bzipped, zstd = magic[:2] == b"\x1f\x8b", magic[:3] == b"BZh", magic == b"\x28\xb5\x2f\xfd"
+    ratio = DEFLATE_MAX_RATIO if gzipped else BZIP2_MAX_RATIO if bzipped else ZSTD_MAX_RATIO if zstd else None
+    opener = gzip.open if gzipped else bz2.open if bzipped else _zstd_open() if zstd else open
     with opener(path, "rb") as file:
         header = file.read(540)
     for order in "<>":
@@ -123,6 +126,16 @@ def _nifti_grid(path: Path) -> InputGrid:
         known = all(math.isfinite(v) and v > 0 for v in spacing)
         return InputGrid(voxels, spacing if known else None, channels)
     return InputGrid()
+
+
+def _zstd_open():
+    """zstd's ``open`` as nibabel takes it (Python 3.14's ``compression.zstd``, else ``backports.zstd``); an
+    ImportError without either (the case fails as bad input in its job, as the planning warned)."""
+    try:
+        from compression import zstd
+    except ImportError:
+        from backports import zstd
+    return zstd.open
 
 
 def _itk_grid(path: Path) -> InputGrid:

@@ -18,13 +18,16 @@ from pathlib import Path
 
 from medseg.errors import OutputWriteError
 
-__all__ = ["BZIP2_MAX_RATIO", "DEFLATE_MAX_RATIO", "JSON_MIN_BYTES", "check_free_space", "free_bytes",
-           "least_output_bytes"]
+__all__ = ["BZIP2_MAX_RATIO", "DEFLATE_MAX_RATIO", "JSON_MIN_BYTES", "ZSTD_MAX_RATIO", "check_free_space",
+           "free_bytes", "least_output_bytes"]
 
 DEFLATE_MAX_RATIO = 1032  # deflate's best: a 258-byte match in about 2 bits, whatever the compression level
 # bzip2's most: a block codes at most 900,000 bytes of its first run-length pass, in which 5 bytes stand for a run of
 # at most 255 (bzip2 ends a run there), and takes more than a byte
 BZIP2_MAX_RATIO = 900_000 // 5 * 255
+# zstd's most: a block holds at most 128 KiB, and none takes fewer than 4 bytes (an RLE block: its 3-byte header and
+# the byte repeated)
+ZSTD_MAX_RATIO = (128 << 10) // 4
 JSON_MIN_BYTES = 1024  # a sidecar or metrics file is never smaller (a sidecar is 3-4 KB)
 
 

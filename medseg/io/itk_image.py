@@ -24,16 +24,21 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.files import check_present, check_readable, exists, not_there
 from medseg.volume import Volume, singular_affine_text, slicer_segmentation_ending
 
-__all__ = ["IMAGE_FILE_KINDS", "ITK_ENDINGS", "SLICER_SEGMENTATION", "data_files_among", "header_naming",
-           "header_sizes", "is_itk_name", "is_slicer_scene", "is_slicer_segmentation", "itk_files_read",
-           "read_itk_grid", "read_itk_image", "read_itk_region", "scene_images_text", "slicer_scene_images"]
+__all__ = ["IMAGE_ENDINGS", "IMAGE_FILE_KINDS", "ITK_ENDINGS", "NIFTI_ENDINGS", "SLICER_SEGMENTATION",
+           "data_files_among", "header_naming", "header_sizes", "is_itk_name", "is_slicer_scene",
+           "is_slicer_segmentation", "itk_files_read", "read_itk_grid", "read_itk_image", "read_itk_region",
+           "scene_images_text", "slicer_scene_images"]
 
 log = logging.getLogger(__name__)
 
 # the endings read through SimpleITK (in any letter case); a detached header (.nhdr, .mhd) names its data file
 ITK_ENDINGS = (".nrrd", ".nhdr", ".mha", ".mhd")
-# the image files a folder of cases is searched for, as messages name them
-IMAGE_FILE_KINDS = ".nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd"
+# NIfTI files as nibabel reads them: gzip-, bzip2- or (where Python has zstd, medseg.io.compression) zstd-compressed
+NIFTI_ENDINGS = (".nii", ".nii.gz", ".nii.bz2", ".nii.zst")
+# the image files a folder of cases is searched for (a .nii.zst was left out as "not an image", where it is read when
+# given as a file), and as messages name them
+IMAGE_ENDINGS = (*NIFTI_ENDINGS, *ITK_ENDINGS)
+IMAGE_FILE_KINDS = "/".join(IMAGE_ENDINGS)
 # 3D Slicer's segmentation file as messages name it: case.seg.nrrd (or its detached header, case.seg.nhdr) is case's
 # (medseg.volume.stem), a label image, never an image to segment
 SLICER_SEGMENTATION = ".seg.nrrd"
@@ -66,7 +71,7 @@ def slicer_scene_images(paths) -> list[Path]:
 
     paths = [Path(p) for p in paths]
     segmented = {case(p) for p in paths if is_slicer_segmentation(p)}
-    images = (".nii", ".nii.gz", *ITK_ENDINGS)
+    images = IMAGE_ENDINGS
     return sorted(p for p in paths if not is_slicer_segmentation(p) and p.name.lower().endswith(images)
                   and case(p) in segmented)
 
