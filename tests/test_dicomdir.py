@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pydicom
+import pydicom.fileset
 import pytest
 from conftest import run_cli
-from dicom_factory import make_series
+from dicom_factory import SAGITTAL, make_series, slice_positions, stored_values, write_series
 
 from medseg.errors import DicomError, ImageReadError, InputError
 from medseg.io import read_image
@@ -145,3 +146,116 @@ def test_a_dicomdir_file_given_for_an_image_or_a_seg_is_named_as_an_index(tmp_pa
         check_is_seg(index)
     assert str(error.value) == (f"{index}: a DICOMDIR, the index of a DICOM export (CD, DVD or USB), not a DICOM SEG "
                                 "(a segmentation)")
+
+
+_IMAGE_RECORD = pydicom.fileset.DIRECTORY_RECORDERS["IMAGE"]  # pydicom's own: the IMAGE record's InstanceNumber
+
+
+def _split_export(tmp_path, monkeypatch, record_keywords=(), sizes=False) -> tuple[Path, dict[int, PurePosixPath]]:
+    """An export of one series read in two parts, 6 axial images (instances 1-6) then 5 sagittal ones (7-11), its
+    DICOMDIR's IMAGE records holding ``record_keywords`` of each image besides its InstanceNumber (an exporter may add
+    them); the files by instance number. ``sizes``: the second part is 5 axial images of another size further up
+    (z 60-68 mm), and the parts' instance numbers interleave (odd: the first part, even: the second)."""
+    from pydicom import fileset
+    from pydicom.uid import generate_uid
+
+    uid = generate_uid()
+    first = write_series(tmp_path / "written" / "ax", stored_values((10, 8, 6)), slice_positions(6, 2.0),
+                         series_uid=uid, prefix="a")
+    if sizes:
+        second = write_series(tmp_path / "written" / "up", stored_values((12, 8, 5), 1),
+                              slice_positions(5, 2.0, origin=(-10.0, -20.0, 60.0)), series_uid=uid, prefix="u")
+    else:
+        second = write_series(tmp_path / "written" / "sa", stored_values((10, 8, 5), 1),
+                              slice_positions(5, 2.0, orientation=SAGITTAL), orientation=SAGITTAL, series_uid=uid,
+                              prefix="s")
+    numbers = ([2 * k + 1 for k in range(6)] + [2 * k + 2 for k in range(5)]) if sizes else list(range(1, 12))
+
+    def with_keywords(dataset):
+        record = _IMAGE_RECORD(dataset)
+        for keyword in record_keywords:
+            setattr(record, keyword, dataset.get(keyword))
+        return record
+
+    monkeypatch.setitem(fileset.DIRECTORY_RECORDERS, "IMAGE", with_keywords)
+    file_set = fileset.FileSet()
+    for number, path in zip(numbers, first + second):
+        dataset = pydicom.dcmread(path)
+        dataset.InstanceNumber = number
+        file_set.add(dataset)
+    file_set.write(tmp_path / "media")
+    records = pydicom.dcmread(tmp_path / "media" / "DICOMDIR").DirectoryRecordSequence
+    files = {int(r.InstanceNumber): PurePosixPath(*r.ReferencedFileID) for r in records
+             if r.DirectoryRecordType == "IMAGE"}
+    return tmp_path / "media", files
+
+
+def test_a_file_missing_from_one_part_of_a_split_series_refuses_that_part_alone(tmp_path, monkeypatch):
+    """The index's InstanceNumber tells the part a missing file was of (its numbers run past it on both sides, the
+    other part's do not reach it): the other part, all of whose files are here, stays eligible; every part was
+    refused."""
+    media, files = _split_export(tmp_path, monkeypatch)
+    (media / files[3]).unlink()
+    problems = {c.key: c.problem for c in scan_folder(media).candidates}
+    assert problems["3-2"] is None
+    assert problems["3-1"].startswith(f"1 of the 11 files its DICOMDIR references are not here ({files[3]}), of this "
+                                      "part of the series, as the index's records of them tell: the export was copied "
+                                      "in part")
+    volume = read_dicom_series(media)  # the sagittal part, the one eligible, whole
+    np.testing.assert_array_equal(volume.array, stored_values((10, 8, 5), 1).astype(np.float32) - 1024.0)
+    assert "1 other(s) not eligible: series 3-1" in volume.info["selection"]
+
+
+def test_a_missing_file_the_index_cannot_place_refuses_every_part_it_may_be_of_and_says_so(tmp_path, monkeypatch):
+    """Instance 6, the last axial one, or the sagittal stack's first image numbered out of order: the InstanceNumber
+    alone does not tell; both parts are refused, saying why. A record that gives the image's orientation does."""
+    media, files = _split_export(tmp_path, monkeypatch)
+    (media / files[6]).unlink()
+    problems = {c.key: c.problem for c in scan_folder(media).candidates}
+    said = (f"1 of the 11 files its DICOMDIR references are not here ({files[6]}), and the index's records of them do "
+            "not tell which part of the series they were of (no orientation, size, position or instance number that "
+            "sets one apart), so every part they may be of is refused: the export was copied in part")
+    assert problems["3-1"].startswith(said) and problems["3-2"].startswith(said)
+
+    media, files = _split_export(tmp_path / "oriented", monkeypatch, ["ImageOrientationPatient"])
+    (media / files[6]).unlink()
+    problems = {c.key: c.problem for c in scan_folder(media).candidates}
+    assert problems["3-2"] is None and "of this part of the series" in problems["3-1"]
+
+
+def test_a_part_none_of_whose_files_are_here_leaves_the_parts_found_alone_where_the_index_says_so(tmp_path,
+                                                                                                  monkeypatch, caplog):
+    """Every sagittal file gone: where the index's records give each image's orientation, the axial part (whole) is
+    read, with a warning naming the files; where they give only InstanceNumbers, the axial part is refused, as a series
+    missing files was."""
+    media, files = _split_export(tmp_path, monkeypatch, ["ImageOrientationPatient"])
+    for number in range(7, 12):
+        (media / files[number]).unlink()
+    with caplog.at_level("WARNING", logger="medseg.io.dicom_series"):
+        [candidate] = scan_folder(media).candidates
+    assert candidate.problem is None and len(candidate.frames) == 6
+    assert (f"{media}: 5 files the DICOMDIR references are not here ({files[7]}, {files[8]}, {files[9]}, …), of "
+            "series 3 but of no part of it found in the folder") in caplog.text
+
+    media, files = _split_export(tmp_path / "numbered", monkeypatch)
+    for number in range(7, 12):
+        (media / files[number]).unlink()
+    [candidate] = scan_folder(media).candidates
+    assert candidate.problem == (f"5 of the 11 files its DICOMDIR references are not here ({files[7]}, {files[8]}, "
+                                 f"{files[9]}, …): the export was copied in part, and the series would be read "
+                                 "without them; copy it again")
+
+
+def test_a_missing_files_position_tells_its_part_where_its_number_does_not(tmp_path, monkeypatch):
+    """Two axial parts of another size, one above the other, their instance numbers interleaved: the number of the
+    first part's third image (5) lies inside both parts' numbers and tells nothing; the position the record gives
+    lies inside the first part's stack alone."""
+    media, files = _split_export(tmp_path, monkeypatch, ["ImagePositionPatient"], sizes=True)
+    (media / files[5]).unlink()
+    problems = {c.key: c.problem for c in scan_folder(media).candidates}
+    assert problems["3-2"] is None and "of this part of the series" in problems["3-1"]
+
+    media, files = _split_export(tmp_path / "numbered", monkeypatch, sizes=True)
+    (media / files[5]).unlink()
+    problems = {c.key: c.problem for c in scan_folder(media).candidates}
+    assert all("do not tell which part of the series they were of" in problem for problem in problems.values())

@@ -229,8 +229,13 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
 def _judge_missing(folder: Path, index: DicomdirIndex, candidates: list[SeriesCandidate]) -> None:
     """Files the DICOMDIR ``index`` references that are not here: a series missing some of its images is refused
     (read without them, a stack a slice short at an end is a thinner volume, in silence); a series none of whose
-    images are here, or files of no series, are warned about (the folder may have been given a part on purpose)."""
+    images are here, or files of no series, are warned about (the folder may have been given a part on purpose).
+    Of a series read in parts (split by orientation, image type, echo or size), only the part a missing file belonged
+    to is refused where the file's index record tells which (:func:`_parts_of_record`); where it does not, every
+    part it may have belonged to is, and the message says why. A missing file that fits no part found belonged to a
+    part none of whose images are here: warned about, the parts found left as they are."""
     unplaced = []
+    partless: list[tuple[SeriesCandidate, object]] = []  # (a part of its series, a file of a part not found)
     for uid, gone in index.missing.items():
         parts = [c for c in candidates if uid and c.uid == uid]
         if not parts:
@@ -240,13 +245,112 @@ def _judge_missing(folder: Path, index: DicomdirIndex, candidates: list[SeriesCa
             log.warning("%s: the DICOMDIR names no file of %s that is here (its folders renamed or moved since); "
                         "the series is read as it is, without the index's check", folder, parts[0].label())
             continue
-        problem = missing_text(gone, len(index.by_series[uid]))
+        total = len(index.by_series[uid])
+        owned: dict[int, list] = {id(c): [] for c in parts}
+        unknown: list = []  # (file, the parts it may have belonged to)
+        for file in gone:
+            fits = _parts_of_record(index.described.get(file, {}), parts)
+            if not fits:  # its record gives another orientation, size, image type or echo than every part found
+                partless.append((parts[0], file))
+            elif len(parts) == 1:
+                unknown.append((file, fits))  # the series' one part found: refused as a series missing files is
+            elif len(fits) == 1:
+                owned[id(fits[0])].append(file)
+            else:
+                unknown.append((file, fits))
         for candidate in parts:
-            candidate.problem = problem + (f"; and: {candidate.problem}" if candidate.problem else "")
+            mine = owned[id(candidate)]
+            maybe = [file for file, fits in unknown if candidate in fits]
+            if mine:
+                _refuse(candidate, missing_text(mine, total, ", of this part of the series, as the index's records of "
+                                                             "them tell"))
+            if maybe and len(parts) == 1:
+                _refuse(candidate, missing_text(maybe, total))
+            elif maybe:
+                _refuse(candidate, missing_text(maybe, total, ", and the index's records of them do not tell which "
+                                                              "part of the series they were of (no orientation, size, "
+                                                              "position or instance number that sets one apart), so "
+                                                              "every part they may be of is refused"))
     if unplaced:
         names = ", ".join(str(p) for p in unplaced[:3]) + (", …" if len(unplaced) > 3 else "")
         log.warning("%s: %s the DICOMDIR references are not here (%s), of no series found in the folder",
                     folder, counted(len(unplaced), "file"), names)
+    if partless:
+        names = ", ".join(str(p) for _, p in partless[:3]) + (", …" if len(partless) > 3 else "")
+        log.warning("%s: %s the DICOMDIR references are not here (%s), of %s but of no part of it found in the "
+                    "folder (their index records give another orientation, size, image type or echo); the parts "
+                    "found are read as they are", folder, counted(len(partless), "file"), names,
+                    f"series {partless[0][0].number if partless[0][0].number is not None else partless[0][0].uid}")
+
+
+def _refuse(candidate: SeriesCandidate, problem: str) -> None:
+    candidate.problem = problem + (f"; and: {candidate.problem}" if candidate.problem else "")
+
+
+def _parts_of_record(fields: dict, parts: list[SeriesCandidate]) -> list[SeriesCandidate]:
+    """The parts of a series split in parts that a file its DICOMDIR references, not here, may have belonged to, by
+    what the file's index record says (:func:`~medseg.io.dicomdir.record_fields`): its split key where given
+    (orientation, size, image type, echo: the parts that agree), then its position (parts of one orientation) or its
+    InstanceNumber: the one part whose stack holds it inside, where the parts' stacks (numbers) do not overlap
+    (:func:`_one_run_holding`). Every part where the record tells nothing (an IMAGE record need give only its
+    InstanceNumber); none where it fits no part found (a part none of whose images are here)."""
+    fits = list(parts)
+    if "orientation" in fields:
+        fits = [c for c in fits if c.frames[0].geometry.orientation is not None and max(
+            abs(a - b) for a, b in zip(c.frames[0].geometry.orientation, fields["orientation"])) <= ORIENTATION_ATOL]
+    if "size" in fields:
+        fits = [c for c in fits if (c.frames[0].geometry.rows, c.frames[0].geometry.columns) == fields["size"]]
+    if "image_type" in fields:
+        fits = [c for c in fits if c.image_type == fields["image_type"]]
+    if "echo" in fields:
+        fits = [c for c in fits if {str(d.get("EchoNumbers")) for d in c.datasets.values()} == {fields["echo"]}]
+    if len(fits) > 1 and "position" in fields and _one_orientation(fits):  # depths along one normal compare
+        held = _one_run_holding({id(c): _depths(c) for c in fits}, _depth(fits[0], fields["position"]))
+        if held is not None:
+            return [c for c in fits if id(c) == held]
+    if len(fits) > 1 and "instance" in fields:
+        held = _one_run_holding({id(c): [f.instance_number for f in c.frames] for c in fits}, fields["instance"])
+        if held is not None:
+            return [c for c in fits if id(c) == held]
+    return fits
+
+
+def _one_run_holding(runs: dict, value) -> int | None:
+    """The key of the one run (a part's positions or instance numbers) that holds values on both sides of ``value``,
+    where the runs' ranges do not overlap: a missing image inside one part's stack is that part's. None where the
+    ranges overlap (interleaved numbers) or no run holds it so (an image beyond a part's end may be of either part
+    beside it)."""
+    ranges = {}
+    for key, values in runs.items():
+        values = [v for v in values if v is not None]
+        if not values or value is None:
+            return None
+        ranges[key] = (min(values), max(values))
+    spans = sorted(ranges.values())
+    if any(later[0] <= earlier[1] for earlier, later in zip(spans, spans[1:])):
+        return None
+    holding = [key for key, (low, high) in ranges.items() if low < value < high]
+    return holding[0] if len(holding) == 1 else None
+
+
+def _one_orientation(parts: list[SeriesCandidate]) -> bool:
+    orientations = [c.frames[0].geometry.orientation for c in parts]
+    return None not in orientations and all(
+        max(abs(a - b) for a, b in zip(o, orientations[0])) <= ORIENTATION_ATOL for o in orientations)
+
+
+def _depths(candidate: SeriesCandidate) -> list[float | None]:
+    return [_depth(candidate, frame.geometry.position) for frame in candidate.frames]
+
+
+def _depth(candidate: SeriesCandidate, position) -> float | None:
+    """Where ``position`` (LPS mm) lies along ``candidate``'s slice normal (None without an orientation)."""
+    orientation = candidate.frames[0].geometry.orientation
+    if orientation is None or position is None:
+        return None
+    (a, b, c), (d, e, f) = orientation[:3], orientation[3:]
+    normal = (b * f - c * e, c * d - a * f, a * e - b * d)
+    return sum(n * float(p) for n, p in zip(normal, position))
 
 
 def series_name(key: str, number: int | None, uid: str | None) -> str:

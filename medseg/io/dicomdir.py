@@ -66,6 +66,9 @@ class DicomdirIndex:
     files: int = 0  # every record naming a file
     by_series: dict[str, list[PurePosixPath]] = field(default_factory=dict)
     missing: dict[str, list[PurePosixPath]] = field(default_factory=dict)  # by series, those not found
+    # what the index's record of each file not found says of the image (record_fields): which part of a series split
+    # in parts (by orientation, size, image type, echo) it belonged to may be told from it
+    described: dict[PurePosixPath, dict] = field(default_factory=dict)
 
     @property
     def missing_count(self) -> int:
@@ -94,6 +97,7 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
         return None
     series = _series_of(records)
     index = DicomdirIndex(path)
+    fields: dict[PurePosixPath, dict] = {}
     for record, uid in zip(records, series):
         parts = record.get("ReferencedFileID")
         if parts is None or parts == "":
@@ -106,6 +110,7 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
         if str(record.get("DirectoryRecordType", "")).strip().upper() == "IMAGE":
             index.images += 1
         index.by_series.setdefault(uid, []).append(relative)
+        fields[relative] = record_fields(record)
     if not index.files:
         return index
     if present is None:
@@ -114,7 +119,46 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
         gone = [p for p in files if index_key(p.as_posix()) not in present]
         if gone:
             index.missing[uid] = gone
+            index.described.update((p, fields.get(p, {})) for p in gone)
     return index
+
+
+def record_fields(record) -> dict:
+    """What a directory record says of its image, where it says it (an IMAGE record must give only its
+    InstanceNumber; an exporter may add the image's own attributes): ``instance`` (InstanceNumber), ``orientation``
+    (ImageOrientationPatient, 6 floats), ``position`` (ImagePositionPatient, 3 floats), ``size`` (Rows, Columns),
+    ``image_type`` (ImageType, upper case), ``echo`` (EchoNumbers, as text). A value that does not read is left out."""
+    found: dict = {}
+
+    def floats(keyword: str, count: int):
+        try:
+            values = [float(v) for v in record.get(keyword)]
+        except (TypeError, ValueError):
+            return None
+        return tuple(values) if len(values) == count else None
+
+    try:
+        found["instance"] = int(str(record.get("InstanceNumber")).strip())
+    except (TypeError, ValueError):
+        pass
+    for name, keyword, count in (("orientation", "ImageOrientationPatient", 6),
+                                 ("position", "ImagePositionPatient", 3)):
+        value = floats(keyword, count) if keyword in record else None
+        if value is not None:
+            found[name] = value
+    try:
+        rows, columns = int(record.get("Rows")), int(record.get("Columns"))
+        if rows > 0 and columns > 0:
+            found["size"] = (rows, columns)
+    except (TypeError, ValueError):
+        pass
+    image_type = record.get("ImageType")
+    if image_type:
+        values = [image_type] if isinstance(image_type, (str, bytes)) else list(image_type)
+        found["image_type"] = tuple(str(v).upper() for v in values)
+    if record.get("EchoNumbers") not in (None, ""):
+        found["echo"] = str(record.get("EchoNumbers"))
+    return found
 
 
 def _present(folder: Path) -> set[str]:
@@ -179,8 +223,9 @@ def _first(index: DicomdirIndex) -> str:
     return str(next(p for files in index.by_series.values() for p in files))
 
 
-def missing_text(files: list[PurePosixPath], total: int) -> str:
-    """The problem of a series some of whose images its DICOMDIR references are not here."""
+def missing_text(files: list[PurePosixPath], total: int, whose: str = "") -> str:
+    """The problem of a series some of whose images its DICOMDIR references are not here; ``whose``, said after the
+    files, tells which part of a series read in parts they are of."""
     names = ", ".join(str(p) for p in files[:SHOWN_MISSING]) + (", …" if len(files) > SHOWN_MISSING else "")
-    return (f"{len(files)} of the {total} files its DICOMDIR references are not here ({names}): the export was copied "
-            "in part, and the series would be read without them; copy it again")
+    return (f"{len(files)} of the {total} files its DICOMDIR references are not here ({names}){whose}: the export was "
+            "copied in part, and the series would be read without them; copy it again")
