@@ -1,7 +1,8 @@
 """What the distributions carry: the wheel, every file of the package (the shipped models and the schemas that
 medseg reads at run time); the source distribution, the whole project, so that its tests run from it (it had the
 test files, which setuptools takes by their names, but not conftest.py and the helpers they import, nor the
-Snakefile, configs and benchmarks they use)."""
+Snakefile, configs and benchmarks they use); and the metadata's licence, which names the CC-BY-SA 4.0 of the shipped
+hippocampus weights beside medseg's Apache-2.0."""
 
 from __future__ import annotations
 
@@ -26,14 +27,16 @@ def _tracked() -> list[str]:
     return [name for name in listed.stdout.decode().split("\0") if name and (REPO / name).is_file()]
 
 
-def test_the_distributions_carry_the_package_and_the_project(tmp_path):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[list[str], Path, str, str]:
+    """The project's tracked files, and the folder with the sdist and wheel built from a copy of them."""
     pytest.importorskip("setuptools", minversion="77")  # pyproject's build requirement
     tracked = _tracked()
-    source = tmp_path / "source"  # a copy: a build writes medseg.egg-info and build/ beside the code
+    source = tmp_path_factory.mktemp("source")  # a copy: a build writes medseg.egg-info and build/ beside the code
     for name in tracked:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, source / name)
-    out = tmp_path / "dist"
+    out = tmp_path_factory.mktemp("dist")
     code = ("import sys\nfrom setuptools import build_meta\n"  # which rewrites sys.argv
             "out = sys.argv[1]\nsdist = build_meta.build_sdist(out)\nwheel = build_meta.build_wheel(out)\n"
             "print('BUILT', sdist, wheel)")
@@ -41,6 +44,11 @@ def test_the_distributions_carry_the_package_and_the_project(tmp_path):
                            timeout=300)
     assert build.returncode == 0, build.stderr
     sdist_name, wheel_name = next(line for line in build.stdout.splitlines() if line.startswith("BUILT ")).split()[1:]
+    return tracked, out, sdist_name, wheel_name
+
+
+def test_the_distributions_carry_the_package_and_the_project(built):
+    tracked, out, sdist_name, wheel_name = built
     prefix = sdist_name.removesuffix(".tar.gz") + "/"
     with tarfile.open(out / sdist_name) as sdist:
         in_sdist = {member.name.removeprefix(prefix) for member in sdist.getmembers() if member.isfile()}
@@ -54,3 +62,23 @@ def test_the_distributions_carry_the_package_and_the_project(tmp_path):
     from medseg import __version__  # one version: --version prints what the metadata says
 
     assert wheel_name.startswith(f"medseg-{__version__}-") and sdist_name == f"medseg-{__version__}.tar.gz"
+
+
+def test_the_metadata_declares_the_licence_of_the_shipped_weights(built):
+    """The wheel ships the hippocampus weights, which are CC-BY-SA 4.0 (derived from the Decathlon data): the
+    metadata's licence expression, which licence scanners read, names it beside medseg's Apache-2.0, and the NOTICE
+    that says which part is under which licence travels in both distributions."""
+    _, out, sdist_name, wheel_name = built
+    with zipfile.ZipFile(out / wheel_name) as wheel:
+        info = wheel_name.split("-py3")[0] + ".dist-info/"
+        metadata = wheel.read(info + "METADATA").decode()
+        licences = {name.removeprefix(info + "licenses/") for name in wheel.namelist()
+                    if name.startswith(info + "licenses/")}
+        notice = wheel.read(info + "licenses/NOTICE").decode() if "NOTICE" in licences else ""
+    assert "License-Expression: Apache-2.0 AND CC-BY-SA-4.0" in metadata.splitlines()
+    assert licences == {"LICENSE", "NOTICE"}
+    assert "medseg/models/hippocampus/" in notice and "CC-BY-SA 4.0" in notice
+    assert "https://creativecommons.org/licenses/by-sa/4.0/" in notice
+    with tarfile.open(out / sdist_name) as sdist:
+        pkg_info = sdist.extractfile(sdist_name.removesuffix(".tar.gz") + "/PKG-INFO").read().decode()
+    assert "License-Expression: Apache-2.0 AND CC-BY-SA-4.0" in pkg_info.splitlines()
