@@ -1,8 +1,9 @@
 """The Snakefile run for real by Snakemake on a small synthetic cohort with a corrupt and a missing case.
 
 Checks the outputs of every case, the failure records, the QA report, that a second run does nothing, runs
-through Snakemake's API, runs whose cases all fail, and that profiles/slurm runs the cohort through the SLURM
-executor plugin (against stand-in SLURM commands, ``tests/fake_slurm.py``).
+through Snakemake's API, runs whose cases all fail, that the jobs run the medseg beside the Snakefile, and that
+profiles/slurm runs the cohort through the SLURM executor plugin (against stand-in SLURM commands,
+``tests/fake_slurm.py``).
 """
 
 from __future__ import annotations
@@ -468,3 +469,32 @@ def test_the_cohort_benchmark_without_snakemake_says_so_before_it_starts(tmp_pat
         benchmark_main("cohort_speed")()
     assert "snakemake is not installed" in str(exit_info.value.code)
     assert not (tmp_path / "work").exists()
+
+
+def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path):
+    """The planning imports the medseg beside the Snakefile (Snakemake puts its folder first on the path), but a job
+    ran `python -m medseg` in the working folder, importing whichever medseg the environment has: run with -s or
+    --directory from another folder, the jobs of a wheel install or of another checkout's editable install ran other
+    code than the run was planned with, and nothing said so. Here the environment's medseg is a stand-in that leaves
+    a mark and fails."""
+    stand_in = tmp_path / "elsewhere" / "medseg"
+    stand_in.mkdir(parents=True)
+    mark = tmp_path / "stand-in-ran"
+    (stand_in / "__init__.py").write_text('__version__ = "0.0.0"\n')
+    (stand_in / "__main__.py").write_text(f"import pathlib, sys\npathlib.Path({str(mark)!r}).touch()\nsys.exit(3)\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", None, shape=SHAPE, seed=3)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "")])
+    results = tmp_path / "results"
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet, "results": results}.items()]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", *settings]
+    environment = {**os.environ, "PYTHONPATH": str(stand_in.parent)}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=environment)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert not mark.exists()
+    sidecar = json.loads((results / "cases" / "a" / "a_seg.json").read_text())
+    from medseg import __version__
+
+    assert sidecar["versions"]["medseg"] == __version__ != "0.0.0"

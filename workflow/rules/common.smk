@@ -126,9 +126,14 @@ SHEET = config["samples"]
 SHEET_PATH = os.path.abspath(SHEET)
 RESULTS = str(Path(config["results"]))
 # medseg runs with the interpreter that runs Snakemake (no environment to activate), or, with
-# --software-deployment-method conda, from the rule's conda environment (workflow/envs/medseg.yaml)
+# --software-deployment-method conda, from the rule's conda environment (workflow/envs/medseg.yaml). The jobs run
+# the medseg this file plans with, the folder beside the Snakefile (which Snakemake puts first on the path): from
+# another working folder (-s, --directory) a job's Python imported the environment's medseg instead, an installed
+# wheel or another checkout's editable install, other code than the run was planned with
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-MEDSEG = "python -m medseg" if _CONDA else f"{shlex.quote(sys.executable)} -m medseg"
+_MEDSEG_ROOT = str(Path(cohort.__file__).resolve().parents[2])  # medseg/cohort/__init__.py
+MEDSEG = ("python -m medseg" if _CONDA else
+          f"PYTHONPATH={shlex.quote(_MEDSEG_ROOT)}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(sys.executable)} -m medseg")
 
 _rows = planned(cohort.read_sample_rows, SHEET)
 # medseg's own checks first: their messages name the sheet and its line; the schema documents the columns
