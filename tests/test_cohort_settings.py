@@ -69,6 +69,53 @@ def test_memory_per_cpu_is_warned_about():
     assert per_cpu_memory([], {}) is None
 
 
+def test_cpus_other_than_the_rules_threads_are_warned_about():
+    """--set-resources infer:cpus_per_task=8 (or a profile's cpus_per_task, or cpus_per_gpu for GPU jobs) had sbatch
+    give each job 8 CPUs while medseg ran on the rule's one thread, without a word."""
+    from snakemake.cli import parse_set_resources
+    from snakemake.resources import Resources
+
+    from medseg.cohort.settings import cpus_beside_threads, rule_threads
+
+    def overrides(*texts):  # as planning gets them from the command line: Snakemake's Resources per rule
+        return {rule: Resources.from_mapping(given) for rule, given in parse_set_resources(list(texts)).items()}
+
+    threads = {"infer": 1, "evaluate": 1}
+    assert cpus_beside_threads([], overrides("infer:cpus_per_task=8", "evaluate:cpus_per_task=4"), threads) == (
+        "set-resources infer:cpus_per_task=8 (infer runs 1 thread), set-resources evaluate:cpus_per_task=4 "
+        "(evaluate runs 1 thread): the SLURM plugin asks sbatch for these CPUs, but medseg runs each job on its "
+        "rule's threads, so CPUs are held idle (or threads share fewer CPUs); give the CPUs as threads instead, "
+        "--config threads=N for infer and --set-threads evaluate=N for evaluate (the plugin then asks for "
+        "--cpus-per-task=N), or leave cpus_per_task and cpus_per_gpu out")
+    assert cpus_beside_threads(["slurm_account=lab42", "cpus_per_task=2"], {}, {"infer": 4}) == (
+        cpus_beside_threads([], {"infer": {"cpus_per_task": 2}}, {"infer": 4}).replace(
+            "set-resources infer:cpus_per_task", "default-resources cpus_per_task"))
+    assert "(infer runs 4 threads)" in cpus_beside_threads(["cpus_per_task=2"], {}, {"infer": 4})
+    # per GPU: only where the rule's jobs ask for a GPU (the plugin reads it there only)
+    assert cpus_beside_threads([], overrides("infer:cpus_per_gpu=4"), threads, {"infer"}).startswith(
+        "set-resources infer:cpus_per_gpu=4 (infer runs 1 thread): ")
+    assert cpus_beside_threads([], overrides("infer:cpus_per_gpu=4"), threads) is None
+    # an expression (of attempt): its first attempt's
+    assert cpus_beside_threads([], overrides("infer:cpus_per_task=4*attempt"), threads).startswith(
+        "set-resources infer:cpus_per_task=4 (infer runs 1 thread): ")
+    # as many as the threads, cpus_per_task beside cpus_per_gpu (the plugin takes the former), other rules and other
+    # resources: nothing to say
+    assert cpus_beside_threads([], overrides("infer:cpus_per_task=4"), {"infer": 4}) is None
+    assert cpus_beside_threads([], overrides("infer:cpus_per_task=1", "infer:cpus_per_gpu=4"), threads,
+                               {"infer"}) is None
+    assert cpus_beside_threads(["mem_mb=2000"], overrides("report:cpus_per_task=4", "infer:mem_mb=4000"),
+                               threads) is None
+    # --set-threads replaces the Snakefile's threads
+    from types import SimpleNamespace
+
+    from snakemake.cli import parse_set_threads
+
+    assert rule_threads(SimpleNamespace(overwrite_threads={"evaluate": 4}), threads) == {"infer": 1, "evaluate": 4}
+    assert rule_threads(SimpleNamespace(overwrite_threads=parse_set_threads(["evaluate=2"])), threads) == {
+        "infer": 1, "evaluate": 2}
+    assert rule_threads(None, {"infer": 2}) == {"infer": 2}
+
+
 def test_resource_settings_are_read_through_snakemakes_public_names():
     """Planning read Snakemake's private ResourceSettings._parsed_overwrite_resources and _parsed_resources. The
     settings as the command line gives them (parsed) and as the Python API does (raw mappings, units to convert) give

@@ -68,6 +68,19 @@ def test_memory_per_cpu_is_warned_about_while_planning(cohort, tmp_path):
     assert "mem_mb_per_cpu" not in plain.stdout + plain.stderr
 
 
+def test_cpus_per_task_other_than_the_threads_are_warned_about_while_planning(cohort, tmp_path):
+    """--set-resources infer:cpus_per_task=8 had the SLURM plugin ask for 8 CPUs per job while medseg ran on one
+    thread (config threads), planned without a word; evaluate's CPUs matched by --set-threads are not warned of."""
+    _, sheet = cohort
+    run = snakemake(tmp_path, "-n", "--set-resources", "infer:cpus_per_task=8", "evaluate:cpus_per_task=2",
+                    "--set-threads", "evaluate=2", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    output = run.stdout + run.stderr
+    assert output.count("set-resources infer:cpus_per_task=8 (infer runs 1 thread): the SLURM plugin asks sbatch "
+                        "for these CPUs, but medseg runs each job on its rule's threads") == 1
+    assert "evaluate:cpus_per_task=2 (" not in output
+
+
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
     _, sheet = cohort

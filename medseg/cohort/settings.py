@@ -13,8 +13,9 @@ from medseg.errors import InputError
 from medseg.json_schema import schema_validator
 from medseg.numbers import counted
 
-__all__ = ["check_config", "check_results_folder", "first_attempt_memory", "fixed_retry_resources",
-           "pattern_characters", "per_cpu_memory", "placeholder_resources", "resource_settings"]
+__all__ = ["check_config", "check_results_folder", "cpus_beside_threads", "first_attempt_memory",
+           "fixed_retry_resources", "pattern_characters", "per_cpu_memory",
+           "placeholder_resources", "resource_settings", "rule_threads"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
@@ -153,6 +154,86 @@ def per_cpu_memory(default_resources: Sequence[str], overrides: Mapping[str, Map
     return (f"{', '.join(given)}: memory per CPU makes the SLURM plugin ask for --mem-per-cpu instead of --mem, which "
             "neither a retry's doubled memory nor the memory the jobs are told (the rules' mem_mb) follow; give it as "
             "mem_mb (--default-resources mem_mb=..., --config mem_mb=... for inference)")
+
+
+def _whole_number(value: object) -> int | None:
+    """A resource's value as a whole number: a number or a ``NAME=VALUE`` text's value; None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip().strip("'\""))
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, name: str) -> object:
+    """The value ``set-resources RULE:NAME=`` gives a rule's first attempt (``overrides``: rule → resources, numbers
+    or Snakemake's ``Resource``, which holds a text or an expression as one to evaluate); None where none is given
+    or it cannot be worked out before the jobs exist (an expression of the job's input)."""
+    import asyncio
+
+    given = overrides.get(rule, {})
+    if name not in given:  # Snakemake's Resources: get() gives an unset Resource, not None, for a name not there
+        return None
+    value = given[name]
+    try:
+        if hasattr(value, "evaluate"):
+            value = value.evaluate(wildcards={}, input=[], attempt=1, threads=1, rulename=rule,
+                                   async_run=asyncio.run).value
+    except Exception:  # an expression of the job's input, or Snakemake's signature changed: not known here
+        return None
+    return value
+
+
+def cpus_beside_threads(default_resources: Sequence[str], overrides: Mapping[str, Mapping[str, object]],
+                        threads: Mapping[str, int], gpu_rules: frozenset[str] | set[str] = frozenset()) -> str | None:
+    """The warning for CPUs given to the SLURM jobs as ``cpus_per_task`` (or, for a rule in ``gpu_rules``, whose
+    jobs ask for a GPU, ``cpus_per_gpu``) in the default resources (``NAME=VALUE`` texts) or ``set-resources`` (rule
+    → resources) that differ from the threads the rule's command runs on (``threads``: rule → its threads, the
+    rules that pass ``--threads`` to medseg). The plugin then asks sbatch for those CPUs, while medseg runs on the
+    rule's threads: CPUs held idle (or, fewer, threads sharing them). It was planned without a word. None when
+    none differs."""
+    defaults = {}
+    for text in map(str, default_resources):
+        name, _, value = text.partition("=")
+        defaults[name.strip()] = value
+    given = []
+    for rule, rule_threads in threads.items():
+        for name in ("cpus_per_task", "cpus_per_gpu"):
+            if name == "cpus_per_gpu" and rule not in gpu_rules:
+                continue  # the plugin reads it for jobs that ask for a GPU only
+            source, value = f"set-resources {rule}:{name}", _rule_resource(overrides, rule, name)
+            if value is None and name in defaults:
+                source, value = f"default-resources {name}", defaults[name]
+            if value is None:
+                continue
+            cpus = _whole_number(value)
+            if cpus is not None and cpus > 0 and cpus != rule_threads:
+                given.append(f"{source}={cpus} ({rule} runs {rule_threads} thread{'s' * (rule_threads != 1)})")
+            break  # cpus_per_task given: the plugin ignores cpus_per_gpu
+    if not given:
+        return None
+    return (f"{', '.join(given)}: the SLURM plugin asks sbatch for these CPUs, but medseg runs each job on its rule's "
+            "threads, so CPUs are held idle (or threads share fewer CPUs); give the CPUs as threads instead, "
+            "--config threads=N for infer and --set-threads evaluate=N for evaluate (the plugin then asks for "
+            "--cpus-per-task=N), or leave cpus_per_task and cpus_per_gpu out")
+
+
+def rule_threads(settings: object, threads: Mapping[str, int]) -> dict[str, int]:
+    """The threads of each rule of ``threads`` (rule → the Snakefile's threads), a ``--set-threads RULE=N`` of
+    Snakemake's ``ResourceSettings`` ``settings`` in their place (its public ``overwrite_threads``; one that is not
+    a whole number, or settings without that name, keep the Snakefile's)."""
+    given = getattr(settings, "overwrite_threads", None)
+    given = given if isinstance(given, Mapping) else {}
+    found = {}
+    for rule, number in threads.items():
+        value = given.get(rule)
+        if hasattr(value, "is_evaluable"):  # Snakemake's Resource, as the command line's --set-threads gives it
+            value = None if value.is_evaluable() else value.value
+        found[rule] = _whole_number(value) or number
+    return found
 
 
 def resource_settings(settings: object) -> tuple[dict[str, Mapping], Mapping, str | None]:

@@ -54,8 +54,9 @@ from medseg.cohort import records, snakelock
 from medseg.cohort.input_voxels import input_grid
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.report_memory import report_memory_mb
-from medseg.cohort.settings import (check_config, check_results_folder, first_attempt_memory,
-                                    fixed_retry_resources, per_cpu_memory, placeholder_resources, resource_settings)
+from medseg.cohort.settings import (check_config, check_results_folder, cpus_beside_threads, first_attempt_memory,
+                                    fixed_retry_resources, per_cpu_memory, placeholder_resources, resource_settings,
+                                    rule_threads)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -119,6 +120,12 @@ if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it i
     _per_cpu = per_cpu_memory(_DEFAULT_RESOURCES, _OVERRIDES)
     if _per_cpu is not None:
         logger.warning(_per_cpu)
+    # CPUs per task (or per GPU) other than the threads medseg runs on: sbatch gives them, medseg leaves them idle
+    _cpus = cpus_beside_threads(_DEFAULT_RESOURCES, _OVERRIDES,
+                                rule_threads(_RESOURCE_SETTINGS, {"infer": config.get("threads", 1), "evaluate": 1}),
+                                {"infer"} if str(config.get("device", "")).startswith("cuda") else set())
+    if _cpus is not None:
+        logger.warning(_cpus)
 validate(config, "../../configs/schemas/config.schema.yaml")
 
 SHEET = config["samples"]
