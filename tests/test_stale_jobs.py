@@ -33,8 +33,8 @@ def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path)
     assert void["infer"] == VoidedJobs(gone=["b"], jobs=["b0001.infer"])
     assert record.exists() and (results / "report.html").exists()  # a preview changes nothing
     assert voided_message("infer", void["infer"], 4000, preview=True) == (
-        "infer: results of b are missing: job b0001.infer will run again when the workflow runs (not in a preview's "
-        "list of jobs: a preview changes nothing)")
+        "infer: results of b are missing: job b0001.infer will run again when the workflow runs (a preview changes "
+        "nothing; Snakemake's list of jobs shows it only where Snakemake notices the change too)")
     assert voided_message("evaluate", void["evaluate"], 2000, preview=True) is None
 
     # another tile overlap: every case's results were made for other work (b's record says so, its folder gone)

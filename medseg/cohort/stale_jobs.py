@@ -20,10 +20,10 @@ made by ``medseg cohort`` and ``medseg report`` by hand, or whose ``jobs/`` was 
 as finished whatever its cases hold (another model's segmentations, missing cases); so would a new batch (a row
 added) in a folder Snakemake last ran from another working folder. The job then runs and keeps what still holds.
 Only a folder without any job record of the stage is warned about in a run: a new batch is Snakemake's own news
-there. A preview removes nothing and says what the run will redo (its own list of jobs cannot: the records are still
-there), new batches included: run from a working folder without the metadata of the run that made the report
-(another member's checkout), Snakemake's preview said "Nothing to be done" for rows added to the sheet, which the
-run then segmented.
+there. A preview removes nothing and says what the run will redo (Snakemake's list of jobs shows only what it
+notices itself: the records are still there), new batches included: run from a working folder without the metadata
+of the run that made the report (another member's checkout), Snakemake's preview said "Nothing to be done" for rows
+added to the sheet, which the run then segmented.
 """
 
 from __future__ import annotations
@@ -133,8 +133,11 @@ def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview:
             if void.retried else [])
     jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
     if preview:
-        return (f"{stage}: {'; '.join(why)}: {jobs} will run again when the workflow runs (not in a preview's list "
-                "of jobs: a preview changes nothing)")
+        # Snakemake's own list of jobs shows it too where it notices the change itself (a changed input file or
+        # setting is one of its job parameters), not where only medseg can (another model's weights, a run from
+        # another working folder): neither is known here
+        return (f"{stage}: {'; '.join(why)}: {jobs} will run again when the workflow runs (a preview changes nothing; "
+                "Snakemake's list of jobs shows it only where Snakemake notices the change too)")
     return f"{stage}: {'; '.join(why)}: {jobs} will run again"
 
 
