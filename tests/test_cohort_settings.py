@@ -116,6 +116,33 @@ def test_cpus_other_than_the_rules_threads_are_warned_about():
     assert rule_threads(None, {"infer": 2}) == {"infer": 2}
 
 
+def test_a_gpu_model_that_gives_jobs_other_gpus_than_asked_for_is_warned_about():
+    """A profile's default gpu_model had the SLURM plugin ask for --gpus=a100:1 for the scoring and report jobs, which
+    use no GPU; a gpu_model for inference with device auto or cpu asked for --gpus=a100:0, and the jobs ran on the
+    CPU. Both were planned without a word."""
+    from snakemake.cli import parse_set_resources
+    from snakemake.resources import Resources
+
+    from medseg.cohort.settings import gpu_model_without_gpu
+
+    def overrides(*texts):  # as planning gets them from the command line: Snakemake's Resources per rule
+        return {rule: Resources.from_mapping(given) for rule, given in parse_set_resources(list(texts)).items()}
+
+    no_gpu = ("the inference jobs ask for no GPU (gpu=0; the SLURM plugin passes --gpus=a100:0) and run on the CPU; "
+              "give --config device=cuda to run them on the GPU, or leave gpu_model out")
+    assert gpu_model_without_gpu([], overrides("infer:gpu_model=a100"), "auto") == (
+        f"set-resources infer:gpu_model=a100 with device auto: {no_gpu}")
+    every_job = ("default-resources gpu_model=a100: the SLURM plugin asks every job whose rule sets no gpu for one, "
+                 "the scoring and report jobs too (--gpus=a100:1 each, which they do not use); give it to inference "
+                 "alone, --set-resources infer:gpu_model=a100")
+    assert gpu_model_without_gpu(["slurm_account=lab42", "gpu_model=a100"], {}, "cuda") == every_job
+    assert gpu_model_without_gpu(["gpu_model='a100'"], overrides("infer:slurm_partition=gpu"), "cpu") == (
+        f"{every_job}; with device cpu, {no_gpu}")
+    # inference with a GPU model and device cuda (the README's way), or no GPU model: nothing to say
+    assert gpu_model_without_gpu([], overrides("infer:gpu_model=a100", "infer:slurm_partition=gpu"), "cuda:1") is None
+    assert gpu_model_without_gpu(["slurm_account=lab42"], overrides("infer:slurm_partition=gpu"), "auto") is None
+
+
 def test_resource_settings_are_read_through_snakemakes_public_names():
     """Planning read Snakemake's private ResourceSettings._parsed_overwrite_resources and _parsed_resources. The
     settings as the command line gives them (parsed) and as the Python API does (raw mappings, units to convert) give

@@ -81,6 +81,17 @@ def test_cpus_per_task_other_than_the_threads_are_warned_about_while_planning(co
     assert "evaluate:cpus_per_task=2 (" not in output
 
 
+def test_a_gpu_model_for_inference_without_device_cuda_is_warned_about_while_planning(cohort, tmp_path):
+    """--set-resources infer:gpu_model=a100 with device auto: sbatch --gpus=a100:0 and the jobs on the CPU, planned
+    without a word."""
+    _, sheet = cohort
+    run = snakemake(tmp_path, "-n", "--set-resources", "infer:gpu_model=a100", samples=sheet,
+                    results=tmp_path / "results", device="auto")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (run.stdout + run.stderr).count("set-resources infer:gpu_model=a100 with device auto: the inference jobs "
+                                           "ask for no GPU (gpu=0; the SLURM plugin passes --gpus=a100:0)") == 1
+
+
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
     """Scoring large volumes (surface distances) can need more than the 2 GB default; the retries scale it."""
     _, sheet = cohort

@@ -14,7 +14,7 @@ from medseg.json_schema import schema_validator
 from medseg.numbers import counted
 
 __all__ = ["check_config", "check_results_folder", "cpus_beside_threads", "first_attempt_memory",
-           "fixed_retry_resources", "pattern_characters", "per_cpu_memory",
+           "fixed_retry_resources", "gpu_model_without_gpu", "pattern_characters", "per_cpu_memory",
            "placeholder_resources", "resource_settings", "rule_threads"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
@@ -219,6 +219,33 @@ def cpus_beside_threads(default_resources: Sequence[str], overrides: Mapping[str
             "threads, so CPUs are held idle (or threads share fewer CPUs); give the CPUs as threads instead, "
             "--config threads=N for infer and --set-threads evaluate=N for evaluate (the plugin then asks for "
             "--cpus-per-task=N), or leave cpus_per_task and cpus_per_gpu out")
+
+
+def gpu_model_without_gpu(default_resources: Sequence[str], overrides: Mapping[str, Mapping[str, object]],
+                          device: str) -> str | None:
+    """The warning for a ``gpu_model`` that gives SLURM jobs other GPUs than the workflow asks for: in the default
+    resources (``NAME=VALUE`` texts), the plugin asks for ``--gpus=MODEL:1`` for every job whose rule sets no
+    ``gpu`` (scoring and the report, which use none, each held a GPU); given to the inference jobs (``set-resources
+    infer:gpu_model=``, or the default) while ``device`` is not ``cuda``, the rule asks for no GPU (gpu=0), the
+    plugin passes ``--gpus=MODEL:0``, and the jobs run on the CPU (on a GPU partition, as the profile's example sets
+    beside it). Both were planned without a word. None otherwise."""
+    default = None
+    for text in map(str, default_resources):
+        name, _, given = text.partition("=")
+        if name.strip() == "gpu_model":
+            default = given.strip().strip("'\"") or None
+    infer = _rule_resource(overrides, "infer", "gpu_model")
+    said = []
+    if default is not None:
+        said.append(f"default-resources gpu_model={default}: the SLURM plugin asks every job whose rule sets no gpu "
+                    f"for one, the scoring and report jobs too (--gpus={default}:1 each, which they do not use); give "
+                    f"it to inference alone, --set-resources infer:gpu_model={default}")
+    model = infer or default
+    if model and not str(device).startswith("cuda"):
+        source = f"set-resources infer:gpu_model={model} with device {device}:" if infer else f"with device {device},"
+        said.append(f"{source} the inference jobs ask for no GPU (gpu=0; the SLURM plugin passes --gpus={model}:0) "
+                    "and run on the CPU; give --config device=cuda to run them on the GPU, or leave gpu_model out")
+    return "; ".join(said) or None
 
 
 def rule_threads(settings: object, threads: Mapping[str, int]) -> dict[str, int]:

@@ -55,8 +55,8 @@ from medseg.cohort.input_voxels import input_grid
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.report_memory import report_memory_mb
 from medseg.cohort.settings import (check_config, check_results_folder, cpus_beside_threads, first_attempt_memory,
-                                    fixed_retry_resources, per_cpu_memory, placeholder_resources, resource_settings,
-                                    rule_threads)
+                                    fixed_retry_resources, gpu_model_without_gpu, per_cpu_memory,
+                                    placeholder_resources, resource_settings, rule_threads)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -126,6 +126,10 @@ if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it i
                                 {"infer"} if str(config.get("device", "")).startswith("cuda") else set())
     if _cpus is not None:
         logger.warning(_cpus)
+    # a GPU model for inference jobs that ask for no GPU (device not cuda): sbatch --gpus=MODEL:0, the jobs on the CPU
+    _no_gpu = gpu_model_without_gpu(_DEFAULT_RESOURCES, _OVERRIDES, config.get("device", "auto"))
+    if _no_gpu is not None:
+        logger.warning(_no_gpu)
 validate(config, "../../configs/schemas/config.schema.yaml")
 
 SHEET = config["samples"]
