@@ -117,6 +117,31 @@ def test_a_missing_folder_or_a_file_is_one_line_as_in_infer(tmp_path, capsys, co
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+@pytest.mark.parametrize("command", ["convert", "inspect", "infer"])
+def test_a_dcm_file_that_is_no_dicom_or_a_seg_is_named_as_what_it_is(tmp_path, capsys, command):
+    """A text file named .dcm was "a DICOM file, not a folder of them" (convert, inspect) or "a DICOM file, not a
+    NIfTI image" (infer), and a DICOM SEG given to convert or inspect was told to give the SEG's own folder."""
+    text = tmp_path / "notes.dcm"
+    text.write_text("exported by hand; not an image " * 10)
+    _, paths = make_series(tmp_path / "series")
+    seg = tmp_path / "liver.dcm"
+    dataset = pydicom.dcmread(paths[0])
+    dataset.Modality = "SEG"
+    dataset.save_as(seg)
+    out = tmp_path / "out"
+    expected = {text: "not a DICOM file, though named .dcm (no DICM marker after a 128-byte preamble, and no DICOM "
+                      "header without one)"}
+    if command != "infer":  # infer's words for a SEG are its own (test_dicom_series)
+        expected[seg] = ("a DICOM SEG (a segmentation), not a series of images; give the folder of the series it "
+                         "segments")
+    for given, problem in expected.items():
+        args = [command, str(given)] + {"convert": [str(out / "x.nii.gz")], "inspect": [],
+                                        "infer": ["-o", str(out)]}[command]
+        code, stdout, err = run_cli(args, capsys)
+        assert (code, stdout, err.strip().splitlines()[-1]) == (1, "", f"medseg: error: {given}: {problem}")
+    assert not out.exists()
+
+
 def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):
     """Two series with one number (keyed by their UIDs) could only be told apart by position and UID: the table now
     shows each one's number and the folder that holds its files."""

@@ -46,7 +46,7 @@ from medseg.numbers import counted
 from medseg.volume import slicer_segmentation_ending
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match",
-           "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note"]
+           "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note", "not_dicom_text"]
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +144,20 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool
     if not folder.is_dir():
         what = "no such folder" if not folder.exists() else "a file, not a folder of DICOM files"
         if folder.exists() and is_dicom_file(folder):  # a slice given for its series
-            what = f"a DICOM file, not a folder of them; give the folder of its series ({folder.parent})"
+            not_dicom = not_dicom_text(folder)
+            if not_dicom is not None:  # a .dcm name is no proof: it was called "a DICOM file"
+                raise ImageReadError(not_dicom)
             index = dicomdir_file_text(folder)
             if index is not None:
                 raise ImageReadError(index)
+            modality = str(_read_header(folder).get("Modality", "")).upper()
+            if modality == "SEG":  # "give the folder of its series" pointed at the SEG's own folder
+                what = ("a DICOM SEG (a segmentation), not a series of images; give the folder of the series it "
+                        "segments")
+            elif modality in NON_IMAGE_MODALITIES:
+                what = f"a DICOM {modality} object, not a series of images"
+            else:
+                what = f"a DICOM file, not a folder of them; give the folder of its series ({folder.parent})"
         raise ImageReadError(f"{folder}: {what}")
     files = files_under(folder)
     if not files:
@@ -497,6 +507,20 @@ def _header_complete_without_pixels(path: Path, required: list[str]) -> bool:
     except Exception:  # as broken as it looked
         return False
     return all(k in header for k in required)
+
+
+def not_dicom_text(path: Path | str) -> str | None:
+    """The error for a single file given where a DICOM series goes (or an image file) that is no DICOM file, or
+    whose header is broken, though its name ends in ``.dcm``; None for a DICOM file whose header reads."""
+    path = Path(path)
+    try:
+        dataset = _read_header(path)
+    except ImageReadError as error:  # cut short or corrupt: its own words
+        return str(error)
+    if dataset is None:
+        return (f"{path}: not a DICOM file, though named {path.suffix or 'as one'} (no DICM marker after a 128-byte "
+                "preamble, and no DICOM header without one)")
+    return None
 
 
 def _read_header(path: Path) -> pydicom.Dataset | None:

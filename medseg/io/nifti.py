@@ -138,9 +138,12 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         raise
     except nib.filebasedimages.ImageFileError as error:
         if is_dicom_file(path):  # one file of a series (or a DICOM SEG): the DICOM reader takes the series' folder
-            from medseg.io.dicom_series import NON_IMAGE_MODALITIES
+            from medseg.io.dicom_series import NON_IMAGE_MODALITIES, not_dicom_text
             from medseg.io.dicomdir import dicomdir_file_text
 
+            not_dicom = not_dicom_text(path)
+            if not_dicom is not None:  # a .dcm name is no proof: it was called "a DICOM file, not a NIfTI image"
+                raise ImageReadError(not_dicom) from error
             index = dicomdir_file_text(path)
             if index is not None:  # "give the folder of its series" said nothing of what it is
                 raise ImageReadError(index) from error
