@@ -521,10 +521,13 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
 
     check_readable(Path(reference))  # a SEG this user may not read is that, whatever the input is
     if volume.dicom is None:
+        from medseg.io.dicom import conversion_series_uid
         from medseg.io.seg_placement import read_seg_on_grid
 
+        series = conversion_series_uid(volume.source)
         array = read_seg_on_grid(reference, volume.shape, volume.affine, volume.source, labels,
-                                 label_codes=label_codes, outcome="nothing segmented or written")
+                                 label_codes=label_codes, outcome="nothing segmented or written",
+                                 series=series and (series[0], f"its conversion's sidecar {series[1]}"))
         return Volume(array=array, affine=volume.affine, source=Path(reference),
                       info={"dicom_seg_placed_on": str(volume.source)})
     array = read_dicom_seg(reference, volume, labels, label_codes=label_codes)

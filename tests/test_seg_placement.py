@@ -585,3 +585,69 @@ def test_segments_of_one_name_are_paired_with_a_dataset_jsons_label_by_their_seg
     assert [r.getMessage() for r in caplog.records if "match one label" in r.getMessage()] == [
         f"{tmp_path / 'two.dcm'}: segments 1 'Lesion' and 2 'Lesion' match one label of {names}, 'lesion', and do "
         "not overlap: read as that label, their union"]
+
+
+@pytest.mark.parametrize("recorded_by", ["medseg convert", "dcm2niix"])
+def test_a_seg_of_another_series_is_refused_beside_a_conversion_whose_sidecar_names_its_series(case, tmp_path, capsys,
+                                                                                              recorded_by):
+    """A SEG of another series on the same scanner coordinates (the other session of a decubitus pair) was placed by
+    its geometry on a conversion of this series and scored (Dice 0.02 on the shared MR pair), where beside the
+    series itself it is refused; the conversion's sidecar (medseg convert --sidecar's, dcm2niix's -ba n) names the
+    series, and now so is it: by infer before any work, and by evaluate of a prediction made from that image."""
+    import pydicom
+
+    volume, expected, seg = case
+    conversion = tmp_path / "conv.nii.gz"
+    code, _, err = _main(["convert", str(tmp_path / "series"), str(conversion), "--sidecar"], capsys)
+    assert code == 0, err
+    uid = json.loads((tmp_path / "conv.json").read_text())["series_uid"]
+    if recorded_by == "dcm2niix":
+        (tmp_path / "conv.json").write_text(json.dumps({"SeriesDescription": "t1", "SeriesInstanceUID": uid}))
+    other = tmp_path / "other.dcm"
+    dataset = pydicom.dcmread(seg)
+    dataset.ReferencedSeriesSequence[0].SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    dataset.save_as(other)
+    code, out, err = _main(["infer", str(conversion), "-m", "phantom", "--reference", str(other), "-o",
+                            str(tmp_path / "out"), "--device", "cpu"], capsys)
+    assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
+        f"medseg: error: {other}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, not of {conversion} (series "
+        f"{uid}, as its conversion's sidecar {tmp_path / 'conv.json'} records); nothing segmented or written"))
+    assert not (tmp_path / "out").exists()
+    prediction = tmp_path / "conv_seg.nii.gz"  # a prediction of the conversion, as medseg infer of it records it
+    nib.save(nib.Nifti1Image(nib.load(conversion).get_fdata().astype(np.uint8) * 0, nib.load(conversion).affine),
+             prediction)
+    (tmp_path / "conv_seg.json").write_text(json.dumps({"input": str(conversion), "labels": NAMES}))
+    code, out, err = _main(["evaluate", str(prediction), str(other)], capsys)
+    assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
+        f"medseg: error: {other}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, not of {prediction} (series "
+        f"{uid}, as the sidecar {tmp_path / 'conv.json'} of its input records); not scored"))
+    code, out, err = _main(["evaluate", str(prediction), str(seg), "--json"], capsys)  # its own series' SEG scores
+    assert code == 0, err
+    assert {k: v["status"] for k, v in json.loads(out)["labels"].items()} == {"1": "empty_prediction",
+                                                                           "2": "empty_prediction"}
+
+
+def test_a_seg_of_another_series_is_refused_beside_a_prediction_whose_series_moved(case, tmp_path, capsys):
+    """Where the series a NIfTI prediction was made from has moved, its SEG reference is placed by its geometry; a
+    SEG of another series on the same coordinates was scored so, where the sidecar names the series it was made
+    from."""
+    import pydicom
+
+    volume, expected, seg = case
+    nib.save(nib.Nifti1Image(expected, volume.affine), tmp_path / "case_seg.nii.gz")
+    (tmp_path / "case_seg.json").write_text(json.dumps({
+        "input": str(tmp_path / "series"), "labels": NAMES,
+        "input_info": {"format": "dicom", "series_uid": volume.dicom.series_uid}}))
+    other = tmp_path / "other.dcm"
+    dataset = pydicom.dcmread(seg)
+    dataset.ReferencedSeriesSequence[0].SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    dataset.save_as(other)
+    (tmp_path / "series").rename(tmp_path / "moved")
+    code, out, err = _main(["evaluate", str(tmp_path / "case_seg.nii.gz"), str(other)], capsys)
+    assert (code, out, err.strip()) == (1, "", (
+        f"medseg: error: {other}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, not of "
+        f"{tmp_path / 'case_seg.nii.gz'} (series {volume.dicom.series_uid}, as the prediction's sidecar records); "
+        "not scored"))
+    code, out, err = _main(["evaluate", str(tmp_path / "case_seg.nii.gz"), str(seg), "--json"], capsys)
+    assert code == 0, err
+    assert {k: v["dice"] for k, v in json.loads(out)["labels"].items()} == {"1": 1.0, "2": 1.0}

@@ -38,7 +38,7 @@ from medseg.resources import physical_memory
 from medseg.volume import Volume, header_precision
 
 __all__ = ["DicomSource", "SeriesGrid", "read_dicom_series", "read_dicom_grid", "describe_folder", "convert_dicom",
-           "volume_image", "series_sha256", "POLICY"]
+           "volume_image", "series_sha256", "conversion_series_uid", "POLICY"]
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +333,31 @@ def _own_sidecar(path: Path) -> bool:
     except (OSError, ValueError):  # a JsonFileError too
         return False
     return {"source", "source_sha256", "series_uid"} <= set(record)
+
+
+_IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def conversion_series_uid(image: Path | str) -> tuple[str, Path] | None:
+    """The SeriesInstanceUID of the DICOM series the image file ``image`` was converted from, and the JSON beside it
+    that records it (its name with ``.json`` for the image's ending): ``medseg convert --sidecar``'s (``series_uid``)
+    or dcm2niix's (``SeriesInstanceUID``, which it writes with ``-ba n``); None where there is no such record, or it
+    cannot be read."""
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+
+    image = Path(image)
+    ending = next((e for e in _IMAGE_ENDINGS if image.name.lower().endswith(e)), None)
+    if ending is None:
+        return None
+    record_path = image.with_name(image.name[: -len(ending)] + ".json")
+    try:
+        if not record_path.is_file():
+            return None
+        record = read_json_object(record_path, RESULT_BYTES, "a conversion's sidecar")
+    except (OSError, ValueError):  # a JsonFileError too: a record that says nothing usable checks nothing
+        return None
+    uid = record.get("series_uid") if _own_sidecar(record_path) else record.get("SeriesInstanceUID")
+    return (uid.strip(), record_path) if isinstance(uid, str) and uid.strip() else None
 
 
 def _sidecar_path(output: Path) -> Path:

@@ -56,7 +56,7 @@ def named_apart(names: dict[int, str]) -> dict[int, str]:
 def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarray, source, label_names: dict[int, str],
                      warn_missing: bool = True, label_codes: dict | None = None, outcome: str = "not scored",
                      by_number: bool = False, segment_values: dict[int, int] | None = None,
-                     named_in: str = "the model") -> np.ndarray:
+                     named_in: str = "the model", series: tuple[str, str] | None = None) -> np.ndarray:
     """The labels of the DICOM SEG ``path`` on the voxel grid ``shape`` / ``affine`` (RAS, mm) of ``source`` (named
     in messages), placed by the SEG's own frame geometry (see the module's docstring): no source image is read.
 
@@ -70,7 +70,9 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     what the caller then does not do. ``by_number``: each segment is read as its segment number (``label_names``
     those of :func:`seg_label_names`), not matched by name, or as the value ``segment_values`` gives it (segment
     number → label value, :func:`~medseg.io.seg_labels.pair_by_name`; ``label_names`` then name those values, and
-    ``named_in``, the dataset.json's path, says in messages what names them)."""
+    ``named_in``, the dataset.json's path, says in messages what names them). ``series``: the SeriesInstanceUID
+    of the DICOM series the grid's image was made from and what records it (a conversion's sidecar, the prediction's):
+    a SEG whose ReferencedSeriesSequence lists other series only is refused, as it is beside the series itself."""
     from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
     from medseg.io.seg_reading import open_seg
 
@@ -79,6 +81,13 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     affine = np.asarray(affine, dtype=np.float64)
     label_names = {int(value): str(name) for value, name in label_names.items()}
     seg, read = open_seg(path)
+    referenced = {str(item.get("SeriesInstanceUID", "")).strip() for item in seg.get("ReferencedSeriesSequence", [])}
+    referenced.discard("")
+    if series is not None and referenced and series[0] not in referenced:
+        # placed by its geometry alone, a SEG of another series of the patient (another session, on the same scanner
+        # coordinates) was scored as this image's reference
+        raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of {source} (series "
+                         f"{series[0]}, as {series[1]} records); {outcome}")
     try:
         frames = _frame_geometry(seg, path, source)
         placements = _placements(frames, affine, path, source)
