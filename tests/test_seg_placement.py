@@ -651,3 +651,26 @@ def test_a_seg_of_another_series_is_refused_beside_a_prediction_whose_series_mov
     code, out, err = _main(["evaluate", str(tmp_path / "case_seg.nii.gz"), str(seg), "--json"], capsys)
     assert code == 0, err
     assert {k: v["dice"] for k, v in json.loads(out)["labels"].items()} == {"1": 1.0, "2": 1.0}
+
+
+def test_a_seg_stating_another_frame_of_reference_than_its_series_is_warned_of(case, tmp_path, caplog):
+    """A SEG whose FrameOfReferenceUID is not its source images' (DICOM has it share theirs) was read without a word;
+    its frames lie on the images they reference, so it is still placed there, with a warning naming both UIDs."""
+    import logging
+
+    import pydicom
+
+    volume, expected, seg = case
+    other = tmp_path / "other_frame.dcm"
+    dataset = pydicom.dcmread(seg)
+    image_frame = str(dataset.FrameOfReferenceUID)
+    dataset.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.99"
+    dataset.save_as(other)
+    caplog.set_level(logging.INFO, logger="medseg")
+    assert np.array_equal(read_dicom_seg(seg, volume, NAMES), expected)
+    assert not [r for r in caplog.records if "FrameOfReferenceUID" in r.getMessage()]  # its own: no word
+    assert np.array_equal(read_dicom_seg(other, volume, NAMES), expected)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if "FrameOfReferenceUID" in r.getMessage()] == [(
+        logging.WARNING, f"{other}: its FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 is not that of the images of "
+        f"{volume.source} ({image_frame}), which a SEG of them shares; its frames are placed on the images they "
+        "reference, on which they lie: check that it segments this series")]

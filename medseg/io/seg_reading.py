@@ -102,6 +102,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
         headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
     slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
               for p, f in zip(source.paths, source.frames)]
+    _tell_frame_of_reference(seg, headers[source.paths[0]], path, volume.source, warn_missing)
     # every frame must come from an image of this series (part): a SEG of other images would read as empty, since
     # source images without frames are empty ones (an anonymised series has no UID to compare; the parts of a
     # split series share theirs)
@@ -132,6 +133,19 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
 
     put_segments(labels, segments, slabs, path, label_names, warn_missing)
     return labels
+
+
+def _tell_frame_of_reference(seg, header, path: Path, source, warn: bool) -> None:
+    """Warn (``warn``; else at info level) where the SEG states another FrameOfReferenceUID than the images of its
+    series (whose files agree on one): DICOM has a SEG share its source images' frame of reference. Its frames are
+    still placed on the images they reference, on which they are checked to lie; the mismatch was not told."""
+    seg_frame = str(seg.get("FrameOfReferenceUID", "")).strip()
+    image_frame = str(header.get("FrameOfReferenceUID", "")).strip()
+    if seg_frame and image_frame and seg_frame != image_frame:
+        log.log(logging.WARNING if warn else logging.INFO,
+                "%s: its FrameOfReferenceUID %s is not that of the images of %s (%s), which a SEG of them shares; "
+                "its frames are placed on the images they reference, on which they lie: check that it segments "
+                "this series", path, seg_frame, source, image_frame)
 
 
 def _tell_coverage(seg, slices: list[tuple[str, int | None]], frame_sources: list[tuple[str, int | None]], path: Path,
