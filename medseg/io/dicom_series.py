@@ -433,8 +433,26 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         raise DicomError(f"{folder}: no series can be one 3D volume: {_listing(candidates)}")
     own = {id(c): _own_folder(scan, c) for c in eligible}
     give = ", or give the folder of one (listed with it)" if all(own.values()) else ""
-    raise DicomError(f"{folder}: {len(eligible)} eligible series, choose one with --series (in a sample sheet: the "
-                     f"series column){give}: {_listing(eligible, own if give else None)}")
+    raise DicomError(f"{folder}: {len(eligible)} eligible series{_studies_text(eligible)}, choose one with --series "
+                     f"(in a sample sheet: the series column){give}: {_listing(eligible, own if give else None)}")
+
+
+def _studies_text(candidates: list[SeriesCandidate]) -> str:
+    """`` of 2 studies (patients 'a', 'b')`` where ``candidates`` belong to more than one study (StudyInstanceUID;
+    a folder is read as one study, and a choice among series of several patients is no choice of a series), else
+    empty."""
+    def first(candidate: SeriesCandidate, keyword: str) -> str:
+        dataset = next(iter(candidate.datasets.values()), None)
+        return str(dataset.get(keyword, "") or "").strip() if dataset is not None else ""
+
+    studies = {first(c, "StudyInstanceUID") for c in candidates} - {""}
+    if len(studies) < 2:
+        return ""
+    patients = list(dict.fromkeys(first(c, "PatientID") for c in candidates if first(c, "PatientID")))
+    if not patients:
+        return f" of {len(studies)} studies"
+    who = f"patient {patients[0]!r}" if len(patients) == 1 else f"patients {', '.join(map(repr, patients))}"
+    return f" of {len(studies)} studies ({who})"
 
 
 def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None:
