@@ -674,3 +674,21 @@ def test_a_seg_stating_another_frame_of_reference_than_its_series_is_warned_of(c
         logging.WARNING, f"{other}: its FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 is not that of the images of "
         f"{volume.source} ({image_frame}), which a SEG of them shares; its frames are placed on the images they "
         "reference, on which they lie: check that it segments this series")]
+
+
+def test_a_seg_without_a_sidecar_given_as_the_prediction_is_told_to_go_second(case, tmp_path, capsys):
+    """Another tool's SEG given as the prediction was refused for its missing sidecar alone, which medseg infer
+    writes and no other tool does; the line now says that as the reference it needs none, and so it scores."""
+    volume, expected, seg = case
+    code, _, err = _main(["convert", str(tmp_path / "series"), str(tmp_path / "conv.nii.gz")], capsys)
+    assert code == 0, err
+    labels = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(expected, nib.load(tmp_path / "conv.nii.gz").affine), labels)
+    code, out, err = _main(["evaluate", str(seg), str(labels)], capsys)
+    assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
+        f"medseg: error: {seg}: a DICOM SEG prediction is scored on its source series, named by the sidecar "
+        f"{tmp_path / 'ref.json'} of the prediction, which cannot be read (no such file or directory); a DICOM SEG "
+        "that medseg infer did not write has none: give it as the reference (the second file), which needs none"))
+    code, out, err = _main(["evaluate", str(labels), str(seg), "--json"], capsys)
+    assert code == 0, err
+    assert {k: v["dice"] for k, v in json.loads(out)["labels"].items()} == {"1": 1.0, "2": 1.0}

@@ -136,9 +136,9 @@ def prediction_sidecar(prediction: Path | str) -> Path:
     return prediction.with_name(f"{stem(prediction)}.json")
 
 
-def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
+def _prediction_sidecar(pred_path: Path, subject: Path, what: str, absent: str = "") -> dict:
     """The sidecar ``medseg infer`` wrote beside a prediction, which names the DICOM series ``subject`` (a DICOM
-    SEG: ``what``) is placed on."""
+    SEG: ``what``) is placed on; ``absent`` is added to the error where there is no such file."""
     from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
     sidecar_path = prediction_sidecar(pred_path)
@@ -147,8 +147,9 @@ def _prediction_sidecar(pred_path: Path, subject: Path, what: str) -> dict:
     except (OSError, JsonFileError) as error:
         # not "[Errno 2] …: '/the/same/path'"
         why = error.reason if isinstance(error, JsonFileError) else os_reason(error)
+        hint = absent if isinstance(error, FileNotFoundError) else ""
         raise InputError(f"{subject}: {what} is scored on its source series, named by the sidecar "
-                         f"{sidecar_path} of the prediction, which cannot be read ({why})") from error
+                         f"{sidecar_path} of the prediction, which cannot be read ({why}){hint}") from error
 
 
 def read_seg_reference(path: Path | str, pred_path: Path | str, labels: dict[int, str] | None = None,
@@ -298,7 +299,10 @@ def read_prediction_values(path: Path | str,
 
     _existing_file(path)  # before its sidecar, whose absence would be blamed instead
     check_is_seg(path)  # so is a CT image given as the prediction
-    volume = read_seg_volume(path, _prediction_sidecar(path, path, "a DICOM SEG"), warn_skipped=False)
+    # another tool's SEG (a reader's, another model's) has no sidecar: as the reference it needs none
+    volume = read_seg_volume(path, _prediction_sidecar(
+        path, path, "a DICOM SEG prediction", absent="; a DICOM SEG that medseg infer did not write has none: give it "
+        "as the reference (the second file), which needs none"), warn_skipped=False)
     values = None
     if labels is not None:
         labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
