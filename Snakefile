@@ -12,15 +12,18 @@ min_version("9.0")
 
 # defaults; relative paths in the config are relative to the working directory. Their YAML is checked first:
 # Snakemake's own error for it ("Config file is not valid JSON or YAML") named neither the file nor the line
+# (where it is there: Snakemake reads it only then, and without it a --configfile stands for it)
+import os
 import sys
 
 from medseg.errors import MedsegError
 from medseg.yamlfile import check_yaml_file
 
-try:
-    check_yaml_file(f"{workflow.basedir}/configs/cohort.yaml", "the workflow's settings")
-except MedsegError as error:
-    sys.exit(f"medseg: error: {error}")
+if os.path.exists(f"{workflow.basedir}/configs/cohort.yaml"):
+    try:
+        check_yaml_file(f"{workflow.basedir}/configs/cohort.yaml", "the workflow's settings")
+    except MedsegError as error:
+        sys.exit(f"medseg: error: {error}")
 
 
 configfile: f"{workflow.basedir}/configs/cohort.yaml"

@@ -134,7 +134,11 @@ def _open_brackets(text: str) -> list[tuple[int, int, str]]:
 
 def check_yaml_file(path: Path | str, what: str) -> None:
     """Raise :class:`InputError` naming ``path`` (``what`` it is, for a file that cannot be read) when it is not
-    UTF-8 YAML, in one line (:func:`yaml_error_text`); nothing else of it is checked."""
+    UTF-8 YAML, in one line (:func:`yaml_error_text`); nothing else of it is checked. JSON passes (Snakemake reads a
+    config file as JSON first: JSON indented with tabs, which PyYAML refuses, is a valid config), and so does a tag
+    (``!!python/tuple``): only the text's syntax is checked, not what its loader makes of it."""
+    import json
+
     import yaml
 
     try:
@@ -145,7 +149,12 @@ def check_yaml_file(path: Path | str, what: str) -> None:
         raise InputError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); save {what} as "
                          "UTF-8") from error
     try:
-        yaml.safe_load(text)
+        json.loads(text)
+        return
+    except (ValueError, RecursionError):  # not JSON: read as YAML
+        pass
+    try:
+        yaml.compose(text, Loader=yaml.SafeLoader)  # one document; its anchors and aliases resolve
     except yaml.YAMLError as error:
         raise InputError(f"{path}: {yaml_error_text(error, text)}") from error
     except RecursionError as error:

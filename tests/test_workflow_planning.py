@@ -184,6 +184,31 @@ def test_a_workflow_settings_file_that_is_not_valid_yaml_is_one_line(tmp_path):
         "with spaces only")
 
 
+def test_a_checkout_without_its_settings_file_runs_on_a_configfile(tmp_path):
+    """Without configs/cohort.yaml Snakemake reads the settings from --configfile alone; its YAML check refused the
+    run ("cannot read the workflow's settings (No such file or directory)")."""
+    import shutil
+
+    from workflow_runs import REPO
+
+    copy = tmp_path / "checkout"
+    shutil.copytree(REPO / "workflow", copy / "workflow")
+    shutil.copytree(REPO / "configs", copy / "configs")
+    shutil.copy(SNAKEFILE, copy / "Snakefile")
+    settings = tmp_path / "my.yaml"
+    (copy / "configs" / "cohort.yaml").rename(settings)
+    image = nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4))
+    nib.save(image, tmp_path / "a.nii.gz")
+    sheet = write_sheet(tmp_path, [("a", "a.nii.gz", "")])
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "--directory",
+                          str(tmp_path), "-n", "--cores", "1", "--configfile", str(settings), "--config",
+                          f"samples={sheet}", f"results={tmp_path / 'results'}"], capture_output=True, text=True,
+                         timeout=300)
+    assert "cannot read the workflow's settings" not in run.stderr
+    assert run.returncode == 0, run.stderr
+    assert "infer " in run.stdout + run.stderr
+
+
 def test_a_row_naming_a_further_channel_file_is_warned_of_while_planning(tmp_path, make_package):
     """A multi-modal model's row naming case_0001.nii.gz (not its case's case_0000.nii.gz, README "Multi-modal
     models") was planned without a word and failed only as its job read it; planning now names its line and file,

@@ -78,3 +78,39 @@ def test_check_yaml_file_names_the_file(tmp_path):
     check_yaml_file(path, "the workflow's settings")  # valid: nothing raised
     with pytest.raises(InputError, match="cannot read the workflow's settings"):
         check_yaml_file(tmp_path / "none.yaml", "the workflow's settings")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{\n\t"samples": "configs/samples.tsv",\n\t"model": "phantom"\n}\n',  # JSON indented with tabs
+        "samples: configs/samples.tsv\nsizes: !!python/tuple [1, 2]\n",  # a tag Snakemake's loader constructs
+        "defaults: &d\n  device: cpu\nrun:\n  <<: *d\n  threads: 2\n",  # an anchor, an alias and a merge
+        "---\nmodel: phantom\n...\n",  # one document, marked
+        "",
+    ],
+)
+def test_check_yaml_file_passes_what_snakemake_reads(tmp_path, text):
+    """Snakemake reads a config file as JSON first, then as YAML with its tags: JSON indented with tabs (which PyYAML
+    refuses) and a ``!!python/tuple`` were refused as "a tab indents the line" and "a tag a config may not hold"."""
+    from snakemake.common.configfile import _load_configfile
+
+    path = tmp_path / "cohort.yaml"
+    path.write_text(text)
+    if text:
+        assert _load_configfile(str(path)) is not None  # Snakemake's own reader takes it
+    check_yaml_file(path, "the workflow's settings")  # nothing raised
+
+
+def test_check_yaml_file_refuses_what_snakemake_refuses(tmp_path):
+    path = tmp_path / "cohort.yaml"
+    path.write_text("a: [" * 5000)  # nested too deeply for JSON and for PyYAML
+    with pytest.raises(InputError) as raised:
+        check_yaml_file(path, "the workflow's settings")
+    assert str(raised.value) == f"{path}: not valid YAML: nested too deeply"
+    path.write_text("a: 1\n---\nb: 2\n")
+    with pytest.raises(InputError, match="line 2, column 1: a second document"):
+        check_yaml_file(path, "the workflow's settings")
+    path.write_text("a: *nowhere\n")
+    with pytest.raises(InputError, match="'\\*nowhere' refers to no anchor"):
+        check_yaml_file(path, "the workflow's settings")
