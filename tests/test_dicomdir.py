@@ -259,3 +259,31 @@ def test_a_missing_files_position_tells_its_part_where_its_number_does_not(tmp_p
     (media / files[5]).unlink()
     problems = {c.key: c.problem for c in scan_folder(media).candidates}
     assert all("do not tell which part of the series they were of" in problem for problem in problems.values())
+
+
+def test_a_missing_file_of_a_series_none_of_whose_images_read_is_named_with_the_series_problem(tmp_path,
+                                                                                               monkeypatch):
+    """A series whose files here all fail to read (RescaleSlope 0) has no frames: the index's record of a missing
+    file, giving its orientation, was compared with the first frame, and scanning the folder ended in an IndexError;
+    the series is refused, naming the missing file and the series' own problem."""
+    from pydicom import fileset
+
+    def with_orientation(dataset):
+        record = _IMAGE_RECORD(dataset)
+        record.ImageOrientationPatient = dataset.ImageOrientationPatient
+        return record
+
+    monkeypatch.setitem(fileset.DIRECTORY_RECORDERS, "IMAGE", with_orientation)
+    file_set = fileset.FileSet()
+    for path in write_series(tmp_path / "written", stored_values((10, 8, 4)), slice_positions(4, 2.0), slope=0.0):
+        file_set.add(pydicom.dcmread(path))
+    file_set.write(tmp_path / "media")
+    records = pydicom.dcmread(tmp_path / "media" / "DICOMDIR").DirectoryRecordSequence
+    gone = sorted(PurePosixPath(*r.ReferencedFileID) for r in records if r.DirectoryRecordType == "IMAGE")[1]
+    (tmp_path / "media" / gone).unlink()
+    [candidate] = scan_folder(tmp_path / "media").candidates
+    assert candidate.frames == [] and candidate.unusable_files == 3
+    assert candidate.problem.startswith(f"1 of the 4 files its DICOMDIR references are not here ({gone}): the export "
+                                        "was copied in part, and the series would be read without them; copy it "
+                                        "again; and: ")
+    assert "RescaleSlope" in candidate.problem

@@ -303,8 +303,11 @@ def _parts_of_record(fields: dict, parts: list[SeriesCandidate]) -> list[SeriesC
     (orientation, size, image type, echo: the parts that agree), then its position (parts of one orientation) or its
     InstanceNumber: the one part whose stack holds it inside, where the parts' stacks (numbers) do not overlap
     (:func:`_one_run_holding`). Every part where the record tells nothing (an IMAGE record need give only its
-    InstanceNumber); none where it fits no part found (a part none of whose images are here)."""
+    InstanceNumber); none where it fits no part found (a part none of whose images are here). A series none of whose
+    images here could be read has no frames to compare with: every part, as where the record tells nothing."""
     fits = list(parts)
+    if not all(c.frames for c in fits):  # its files' frames unreadable (its problem says why): nothing to compare
+        return fits
     if "orientation" in fields:
         fits = [c for c in fits if c.frames[0].geometry.orientation is not None and max(
             abs(a - b) for a, b in zip(c.frames[0].geometry.orientation, fields["orientation"])) <= ORIENTATION_ATOL]
