@@ -287,3 +287,20 @@ def test_a_missing_file_of_a_series_none_of_whose_images_read_is_named_with_the_
                                         "was copied in part, and the series would be read without them; copy it "
                                         "again; and: ")
     assert "RescaleSlope" in candidate.problem
+
+
+def test_the_index_records_of_files_that_are_here_are_not_read_for_their_image(tmp_path, monkeypatch):
+    """What a record says of its image (orientation, size, …) is wanted only of files not here; read of every record
+    of the index, it was a quarter of the time reading a DICOMDIR took (36 of 153 ms for 403 records)."""
+    import medseg.io.dicomdir as dicomdir
+
+    media, files = _split_export(tmp_path, monkeypatch, ["ImageOrientationPatient", "Rows", "Columns"])
+    described = []
+    real = dicomdir.record_fields
+    monkeypatch.setattr(dicomdir, "record_fields", lambda record: described.append(record) or real(record))
+    index = dicomdir.read_dicomdir(media / "DICOMDIR")
+    assert index.files == 11 and not index.missing and described == []
+    (media / files[3]).unlink()
+    index = dicomdir.read_dicomdir(media / "DICOMDIR")
+    assert len(described) == 1 and index.described == {files[3]: real(described[0])}
+    assert index.described[files[3]]["size"] == (8, 10) and index.described[files[3]]["instance"] == 3

@@ -97,7 +97,7 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
         return None
     series = _series_of(records)
     index = DicomdirIndex(path)
-    fields: dict[PurePosixPath, dict] = {}
+    records_of: dict[PurePosixPath, object] = {}  # read for what they say of an image only where it is not here
     for record, uid in zip(records, series):
         parts = record.get("ReferencedFileID")
         if parts is None or parts == "":
@@ -110,7 +110,7 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
         if str(record.get("DirectoryRecordType", "")).strip().upper() == "IMAGE":
             index.images += 1
         index.by_series.setdefault(uid, []).append(relative)
-        fields[relative] = record_fields(record)
+        records_of[relative] = record
     if not index.files:
         return index
     if present is None:
@@ -119,7 +119,7 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
         gone = [p for p in files if index_key(p.as_posix()) not in present]
         if gone:
             index.missing[uid] = gone
-            index.described.update((p, fields.get(p, {})) for p in gone)
+            index.described.update((p, record_fields(records_of[p])) for p in gone)
     return index
 
 
