@@ -101,3 +101,17 @@ def test_cohort_planning_counts_a_zst_inputs_voxels(tmp_path):
     gz, zst = input_grid(tmp_path / "case.nii.gz"), input_grid(tmp_path / "case.nii.zst")
     assert zst.voxels == gz.voxels == int(np.prod(SHAPE))
     assert zst.spacing_mm == gz.spacing_mm and zst.spacing_mm is not None
+
+
+def test_cohort_planning_counts_a_zst_written_by_pzstd(tmp_path):
+    """pzstd (zstd's parallel tool) starts its files with a skippable frame (magic 0x184D2A50), which nibabel's zstd
+    reads past: planning took such a .nii.zst for an uncompressed file and counted its voxels as none."""
+    from medseg.cohort.input_voxels import input_grid
+
+    _case(tmp_path, "case")
+    stream = (tmp_path / "case.nii.zst").read_bytes()
+    skippable = (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + len(stream).to_bytes(4, "little")
+    (tmp_path / "pzstd.nii.zst").write_bytes(skippable + stream)
+    assert nib.load(tmp_path / "pzstd.nii.zst").shape == SHAPE  # read as its .nii.zst is
+    grid = input_grid(tmp_path / "pzstd.nii.zst")
+    assert grid.voxels == int(np.prod(SHAPE)) and grid.spacing_mm == input_grid(tmp_path / "case.nii.gz").spacing_mm

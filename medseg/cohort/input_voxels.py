@@ -93,7 +93,9 @@ def _nifti_grid(path: Path) -> InputGrid:
         magic = file.read(4)
     # gzip, bzip2 or zstd (a .nii.bz2, a .nii.zst, which nibabel reads too; a .nii.zst's voxels were counted as none,
     # and its job asked for the memory of an empty input): the most bytes of voxels a stored byte stands for
-    gzipped, bzipped, zstd = magic[:2] == b"\x1f\x8b", magic[:3] == b"BZh", magic == b"\x28\xb5\x2f\xfd"
+    # a zstd frame, or a skippable frame before it (0x184D2A50-5F: pzstd, zstd's parallel tool, writes one first)
+    zstd = magic == b"\x28\xb5\x2f\xfd" or (magic[1:] == b"\x2a\x4d\x18" and b"\x50" <= magic[:1] <= b"\x5f")
+    gzipped, bzipped = magic[:2] == b"\x1f\x8b", magic[:3] == b"BZh"
     ratio = DEFLATE_MAX_RATIO if gzipped else BZIP2_MAX_RATIO if bzipped else ZSTD_MAX_RATIO if zstd else None
     opener = gzip.open if gzipped else bz2.open if bzipped else _zstd_open() if zstd else open
     with opener(path, "rb") as file:
