@@ -868,3 +868,30 @@ def test_no_pair_with_seg_references_not_fetched_says_that_their_content_is_not_
 
 def image_uid(path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def test_bz2_references_are_paired_and_scored_with_or_without_zstd(tmp_path, capsys):
+    """.nii.bz2 files are cases of a folder whatever this Python has (the test of .nii.zst folders, which holds a
+    .nii.bz2 case too, skips where Python has no zstd); a .nii.zst reference where it has none fails its own case, in
+    one line, and the others are scored."""
+    from medseg.io.compression import zstd_available
+
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    pred.mkdir()
+    ref.mkdir()
+    labels = np.zeros((16, 16, 6), np.uint8)
+    labels[4:9, 4:9, 2:4] = 1
+    for case in ("a", "b"):
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), pred / f"{case}_seg.nii.gz")
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), ref / "a.nii.bz2")
+    (ref / "b.nii.zst").write_bytes(b"\x28\xb5\x2f\xfd")  # named so; read only where Python has zstd
+    assert [(case, r.name) for case, _, r in pair_predictions(pred, ref).pairs] == [("a", "a.nii.bz2"),
+                                                                                   ("b", "b.nii.zst")]
+    code, _, _ = run_cli(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1  # a case failed
+    assert json.loads((tmp_path / "out" / "a_metrics.json").read_text())["labels"]["1"]["dice"] == 1.0
+    failed = json.loads((tmp_path / "out" / "b_failed.json").read_text())
+    assert failed["stage"] == "evaluate" and "\n" not in failed["error"]
+    if not zstd_available():
+        assert failed["error"].startswith(f"{ref / 'b.nii.zst'}: zstd-compressed (.zst), which this Python cannot "
+                                          "read (it has no zstd")
