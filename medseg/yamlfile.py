@@ -68,6 +68,19 @@ def yaml_error_text(error: Exception, text: str) -> str:
     if problem == "could not find expected ':'":
         return (f"not valid YAML at {where}: a key without its ':' (or a value continued on a line indented as a "
                 "key)")
+    if problem.startswith("expected '<document start>', but found"):  # after a top-level value in brackets
+        found = problem.split("found ", 1)[1]
+        if found in ("']'", "'}'"):
+            return f"{at}: a closing {found} that no bracket before it opened"
+        return (f"{at}: more text after the value in brackets that makes the whole document (a config is one "
+                "mapping of 'key: value' lines)")
+    if context == "while parsing a flow node":  # where a value of a [ ] or { } was due ("[1,, 2]", "[1, }")
+        found = problem.split("found ", 1)[1] if "found " in problem else "?"
+        if found == "','":
+            return f"{at}: a ',' with no value before it (two commas in a row, or one right after the opening bracket)"
+        if found in ("']'", "'}'"):
+            return f"{at}: a {found} that does not close the bracket open here, which is the other kind"
+        return f"{at}: a value was expected, not {found} (a value starting with it is written in quotes)"
     if context.startswith("while parsing a flow"):
         bracket = "[" if "sequence" in context else "{"
         closing = "]" if bracket == "[" else "}"

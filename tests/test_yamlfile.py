@@ -43,6 +43,12 @@ CUT = "(an interrupted copy or save, or a closing bracket or quote missing)"
          "not valid YAML at line 2, column 2: a ',' or ']' was expected (the '[' opened at line 1, column 4 is not "
          "closed before it)"),
         ("a: [1, 2]]\n", "not valid YAML at line 1, column 10: a closing ']' that no bracket before it opened"),
+        # a ',' without its value was named as a '{' that was not there ("the '{' opened at line 1, column 7")
+        ("a: [1,, 2]\n", "not valid YAML at line 1, column 7: a ',' with no value before it (two commas in a row, or "
+                         "one right after the opening bracket)"),
+        ("a: [1, }\n", "not valid YAML at line 1, column 8: a '}' that does not close the bracket open here, which is "
+                       "the other kind"),
+        ("{a: 1}}\n", "not valid YAML at line 1, column 7: a closing '}' that no bracket before it opened"),
         ("a: @x\n", "not valid YAML at line 1, column 4: a value cannot start with '@'; put the value in quotes"),
         ('a: "C:\\data"\n',
          "not valid YAML at line 1, column 7: an invalid backslash escape inside a double-quoted string (a "
