@@ -31,6 +31,9 @@ def yaml_error_text(error: Exception, text: str) -> str:
     if isinstance(error, yaml.reader.ReaderError):  # a character YAML allows nowhere (a control character, a NUL)
         line, column = _place(text, error.position)
         code = error.character if isinstance(error.character, int) else ord(error.character[:1] or "\0")
+        end = len(text.rstrip(_TRAILING))
+        if code == 0 and error.position >= end:  # the zero bytes of a file allocated whole, its text cut short
+            return _zeros_after(text, end)
         return (f"not valid YAML at line {line}, column {column}: the control character U+{code:04X}, which YAML "
                 "allows nowhere (remove it, or save the file as UTF-8 text)")
     if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
@@ -120,6 +123,21 @@ def _cut_short(text: str, end: int, context: str, opened) -> str:
             inside = "early"
     zeros = "; zero bytes follow it" if "\0" in text[end:] else ""
     return f"not valid YAML: cut short, it ends at line {line}, column {column} {inside}{zeros} {_CUT_SHORT}"
+
+
+def _zeros_after(text: str, end: int) -> str:
+    """A text that turns to zero bytes at ``end``: cut short, as :func:`_cut_short` tells (inside which string, with
+    which bracket unclosed) from what its text before the zero bytes lacks."""
+    import yaml
+
+    context, opened = "", None
+    try:
+        yaml.compose(text[:end], Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        context, opened = error.context or "", error.context_mark
+    except yaml.YAMLError:
+        pass
+    return _cut_short(text, end, context, opened)
 
 
 def _place(text: str, index: int) -> tuple[int, int]:

@@ -23,7 +23,16 @@ CUT = "(an interrupted copy or save, or a closing bracket or quote missing)"
          f"line 1, column 8 {CUT}"),
         ('name: "x\ntraining: 1\n',
          f"not valid YAML: cut short, it ends at line 2, column 11 inside the string opened at line 1, column 7 {CUT}"),
-        ("a: 1\nb: 2\0\0\0", None),  # zero bytes: a control character YAML refuses, at its place
+        # zero bytes where the text ends (a file allocated whole, its text cut short): as a JSON file's, not "the
+        # control character U+0000"; one amid the text is that
+        ("a: 1\nb: 2\0\0\0",
+         f"not valid YAML: cut short, it ends at line 2, column 4 early; zero bytes follow it {CUT}"),
+        ("a: [1, 2\n\0\0",
+         f"not valid YAML: cut short, it ends at line 1, column 8 with the '[' opened at line 1, column 4 unclosed; "
+         f"zero bytes follow it {CUT}"),
+        ('a: "x\n\0', f"not valid YAML: cut short, it ends at line 1, column 5 inside the string opened at line 1, "
+                      f"column 4; zero bytes follow it {CUT}"),
+        ("a: 1\nb: 2\0\0\0\nc: 3\n", None),
         ("name: x\ntraining:\n\tepochs: 2\n",
          "not valid YAML at line 3, column 1: a tab indents the line; YAML indents with spaces only"),
         ("name: x\n  bad: 1\n",
