@@ -380,3 +380,17 @@ def test_one_dicom_file_given_to_infer_is_told_to_give_its_folder(tmp_path, caps
         code, out, err = run_cli(["infer", str(other), "-o", str(tmp_path / "out")], capsys)
         assert (code, out, err.strip().splitlines()[-1]) == (1, "", f"medseg: error: {other}: {problem}")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("names", "ending"), [(["a.nii.bz2", "b.nii.bz2", "c.nii.gz"], ".nii.bz2"),
+                                               (["a.nii.zst"], ".nii.zst"), (["a.nii", "b.nii"], ".nii"),
+                                               (["a.nii.gz", "b.nii"], ".nii.gz")])
+def test_a_folder_of_nifti_files_is_told_to_be_given_file_by_file_with_their_ending(tmp_path, names, ending):
+    """A folder of .nii.bz2 or .nii.zst cases given as a DICOM study had no hint, and one of .nii files was told
+    'e.g. folder/*.nii.gz', which names none of them: the hint names the ending the folder's files have most."""
+    for name in names:
+        (tmp_path / name).write_bytes(b"\0" * 352)
+    with pytest.raises(DicomError) as error:
+        scan_folder(tmp_path)
+    assert str(error.value) == (f"{tmp_path}: no DICOM images found ({len(names)} non-DICOM file(s)); a folder is read "
+                                f"as one DICOM study: give NIfTI files one by one, e.g. {tmp_path}/*{ending}")

@@ -213,9 +213,15 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         parts = ([f"{len(skipped)} non-DICOM file(s)"] if skipped else []) + (
             [f"{len(non_image)} non-image DICOM object(s)"] if non_image else [])
         what, extra = " and ".join(parts) or "no files", ""
-        nifti = [p for p, _ in skipped if p.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".img", ".mgz"))]
+        from medseg.io.itk_image import NIFTI_ENDINGS
+
+        # the ending the folder's NIfTI files have most (a folder of .nii.bz2 or .nii.zst cases had no hint)
+        endings = (*NIFTI_ENDINGS, ".hdr", ".img", ".mgz")
+        nifti = [next(e for e in endings if p.name.lower().endswith(e)) for p, _ in skipped
+                 if p.name.lower().endswith(endings)]
         itk = [p for p, _ in skipped if p.name.lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd"))]
-        kind, ending = ("NIfTI", ".nii.gz") if nifti else ("image", Path(itk[0].name).suffix if itk else "")
+        kind, ending = (("NIfTI", max(dict.fromkeys(nifti), key=nifti.count)) if nifti
+                        else ("image", Path(itk[0].name).suffix if itk else ""))
         hint = (f"; a folder is read as one DICOM study: give {kind} files one by one, e.g. {folder}/*{ending}"
                 if nifti or itk else "")
         segmentations = sorted({ending for ending in map(slicer_segmentation_ending, itk) if ending})
