@@ -304,3 +304,40 @@ def test_the_index_records_of_files_that_are_here_are_not_read_for_their_image(t
     index = dicomdir.read_dicomdir(media / "DICOMDIR")
     assert len(described) == 1 and index.described == {files[3]: real(described[0])}
     assert index.described[files[3]]["size"] == (8, 10) and index.described[files[3]]["instance"] == 3
+
+
+def test_files_of_parts_not_found_are_warned_of_series_by_series(tmp_path, monkeypatch, caplog):
+    """Two series read in parts, each missing its whole sagittal part, the records giving each image's orientation:
+    the warning named the 10 files as of the first series alone ('of series 3')."""
+    from pydicom import fileset
+    from pydicom.uid import generate_uid
+
+    def with_orientation(dataset):
+        record = _IMAGE_RECORD(dataset)
+        record.ImageOrientationPatient = dataset.ImageOrientationPatient
+        return record
+
+    monkeypatch.setitem(fileset.DIRECTORY_RECORDERS, "IMAGE", with_orientation)
+    file_set = fileset.FileSet()
+    for number in (3, 4):
+        uid = generate_uid()
+        axial = write_series(tmp_path / "written" / f"ax{number}", stored_values((10, 8, 4)), slice_positions(4, 2.0),
+                             series_uid=uid, series_number=number, prefix=f"a{number}")
+        sagittal = write_series(tmp_path / "written" / f"sa{number}", stored_values((10, 8, 3), 1),
+                                slice_positions(3, 2.0, orientation=SAGITTAL), orientation=SAGITTAL, series_uid=uid,
+                                series_number=number, prefix=f"s{number}")
+        for index, path in enumerate(axial + sagittal):
+            dataset = pydicom.dcmread(path)
+            dataset.InstanceNumber = index + 1
+            file_set.add(dataset)
+    file_set.write(tmp_path / "media")
+    for record in pydicom.dcmread(tmp_path / "media" / "DICOMDIR").DirectoryRecordSequence:
+        if record.DirectoryRecordType == "IMAGE" and float(record.ImageOrientationPatient[1]) == 1.0:  # sagittal
+            (tmp_path / "media" / PurePosixPath(*record.ReferencedFileID)).unlink()
+    with caplog.at_level("WARNING", logger="medseg.io.dicom_series"):
+        candidates = scan_folder(tmp_path / "media").candidates
+    assert [(c.number, c.problem, len(c.frames)) for c in candidates] == [(3, None, 4), (4, None, 4)]
+    warned = [r.getMessage() for r in caplog.records if "of no part of it found" in r.getMessage()]
+    assert len(warned) == 2
+    assert [re.search(r"3 files the DICOMDIR references are not here \(.*\), of series (\d)", w).group(1)
+            for w in warned] == ["3", "4"]

@@ -291,12 +291,16 @@ def _judge_missing(folder: Path, index: DicomdirIndex, candidates: list[SeriesCa
         names = ", ".join(str(p) for p in unplaced[:3]) + (", …" if len(unplaced) > 3 else "")
         log.warning("%s: %s the DICOMDIR references are not here (%s), of no series found in the folder",
                     folder, counted(len(unplaced), "file"), names)
-    if partless:
-        names = ", ".join(str(p) for _, p in partless[:3]) + (", …" if len(partless) > 3 else "")
+    by_series: dict[str, list] = {}  # one warning a series (each names its own)
+    for part, file in partless:
+        by_series.setdefault(part.uid, []).append((part, file))
+    for files in by_series.values():
+        part = files[0][0]
+        names = ", ".join(str(p) for _, p in files[:3]) + (", …" if len(files) > 3 else "")
         log.warning("%s: %s the DICOMDIR references are not here (%s), of %s but of no part of it found in the "
                     "folder (their index records give another orientation, size, image type or echo); the parts "
-                    "found are read as they are", folder, counted(len(partless), "file"), names,
-                    f"series {partless[0][0].number if partless[0][0].number is not None else partless[0][0].uid}")
+                    "found are read as they are", folder, counted(len(files), "file"), names,
+                    f"series {part.number if part.number is not None else part.uid}")
 
 
 def _refuse(candidate: SeriesCandidate, problem: str) -> None:
