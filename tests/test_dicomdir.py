@@ -341,3 +341,40 @@ def test_files_of_parts_not_found_are_warned_of_series_by_series(tmp_path, monke
     assert len(warned) == 2
     assert [re.search(r"3 files the DICOMDIR references are not here \(.*\), of series (\d)", w).group(1)
             for w in warned] == ["3", "4"]
+
+
+def test_a_malformed_element_of_an_index_record_tells_nothing_and_ends_nothing(tmp_path, monkeypatch):
+    """An IMAGE record whose Rows is 3 bytes long (a US is 2) made pydicom raise BytesLengthException as the record
+    was read for its image, and scanning the folder ended in a traceback; a NaN in its orientation fitted no part, and
+    the series was read without the file. Such a value tells nothing: the series missing the file is refused."""
+    from pydicom import fileset
+
+    from medseg.io.dicomdir import record_fields
+
+    def with_size(dataset):
+        record = _IMAGE_RECORD(dataset)
+        record.Rows, record.Columns = dataset.Rows, dataset.Columns
+        return record
+
+    monkeypatch.setitem(fileset.DIRECTORY_RECORDERS, "IMAGE", with_size)
+    file_set = fileset.FileSet()
+    for path in write_series(tmp_path / "written", stored_values((10, 8, 4)), slice_positions(4, 2.0)):
+        file_set.add(pydicom.dcmread(path))
+    file_set.write(tmp_path / "media")
+    index = tmp_path / "media" / "DICOMDIR"
+    rows_columns = b"\x28\x00\x10\x00US\x02\x00\x08\x00\x28\x00\x11\x00US\x02\x00\x0a\x00"
+    data = index.read_bytes()
+    assert data.count(rows_columns) == 4
+    # the same bytes in all (the records' offsets stand): Rows 3 bytes long, Columns 1
+    malformed = b"\x28\x00\x10\x00US\x03\x00\x08\x00\x00\x28\x00\x11\x00US\x01\x00\x0a"
+    index.write_bytes(data.replace(rows_columns, malformed))
+    records = [r for r in pydicom.dcmread(index).DirectoryRecordSequence if r.DirectoryRecordType == "IMAGE"]
+    gone = PurePosixPath(*records[1].ReferencedFileID)
+    (tmp_path / "media" / gone).unlink()
+    [candidate] = scan_folder(tmp_path / "media").candidates
+    assert candidate.problem.startswith(f"1 of the 4 files its DICOMDIR references are not here ({gone}): the export "
+                                        "was copied in part, and the series would be read without them; copy it again")
+    record = pydicom.Dataset()
+    record.InstanceNumber = 2
+    record.ImageOrientationPatient = [float("nan"), 0, 0, 0, 1, 0]
+    assert record_fields(record) == {"instance": 2}

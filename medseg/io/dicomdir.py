@@ -126,38 +126,48 @@ def read_dicomdir(path: Path | str, present: set[str] | None = None) -> Dicomdir
 def record_fields(record) -> dict:
     """What a directory record says of its image, where it says it (an IMAGE record must give only its
     InstanceNumber; an exporter may add the image's own attributes): ``instance`` (InstanceNumber), ``orientation``
-    (ImageOrientationPatient, 6 floats), ``position`` (ImagePositionPatient, 3 floats), ``size`` (Rows, Columns),
-    ``image_type`` (ImageType, upper case), ``echo`` (EchoNumbers, as text). A value that does not read is left out."""
+    (ImageOrientationPatient, 6 finite floats), ``position`` (ImagePositionPatient, 3 finite floats), ``size`` (Rows,
+    Columns), ``image_type`` (ImageType, upper case), ``echo`` (EchoNumbers, as text). A value that does not read
+    (pydicom's error for a malformed element, a NaN) is left out: the record then tells less of its part."""
+    import math
+
     found: dict = {}
+
+    def value(keyword: str):
+        try:
+            return record.get(keyword)
+        except Exception:  # noqa: BLE001 - a malformed element (a US of 3 bytes: BytesLengthException) says nothing
+            return None
 
     def floats(keyword: str, count: int):
         try:
-            values = [float(v) for v in record.get(keyword)]
+            values = [float(v) for v in value(keyword)]
         except (TypeError, ValueError):
             return None
-        return tuple(values) if len(values) == count else None
+        return tuple(values) if len(values) == count and all(math.isfinite(v) for v in values) else None
 
     try:
-        found["instance"] = int(str(record.get("InstanceNumber")).strip())
+        found["instance"] = int(str(value("InstanceNumber")).strip())
     except (TypeError, ValueError):
         pass
     for name, keyword, count in (("orientation", "ImageOrientationPatient", 6),
                                  ("position", "ImagePositionPatient", 3)):
-        value = floats(keyword, count) if keyword in record else None
-        if value is not None:
-            found[name] = value
+        read = floats(keyword, count)
+        if read is not None:
+            found[name] = read
     try:
-        rows, columns = int(record.get("Rows")), int(record.get("Columns"))
+        rows, columns = int(value("Rows")), int(value("Columns"))
         if rows > 0 and columns > 0:
             found["size"] = (rows, columns)
     except (TypeError, ValueError):
         pass
-    image_type = record.get("ImageType")
+    image_type = value("ImageType")
     if image_type:
         values = [image_type] if isinstance(image_type, (str, bytes)) else list(image_type)
         found["image_type"] = tuple(str(v).upper() for v in values)
-    if record.get("EchoNumbers") not in (None, ""):
-        found["echo"] = str(record.get("EchoNumbers"))
+    echo = value("EchoNumbers")
+    if echo not in (None, ""):
+        found["echo"] = str(echo)
     return found
 
 
