@@ -252,6 +252,7 @@ def _judge_missing(folder: Path, index: DicomdirIndex, candidates: list[SeriesCa
     part none of whose images are here: warned about, the parts found left as they are."""
     unplaced = []
     partless: list[tuple[SeriesCandidate, object]] = []  # (a part of its series, a file of a part not found)
+    known: dict = {}  # what _parts_of_record worked out of each part, once for all its series' files
     for uid, gone in index.missing.items():
         parts = [c for c in candidates if uid and c.uid == uid]
         if not parts:
@@ -265,7 +266,7 @@ def _judge_missing(folder: Path, index: DicomdirIndex, candidates: list[SeriesCa
         owned: dict[int, list] = {id(c): [] for c in parts}
         unknown: list = []  # (file, the parts it may have belonged to)
         for file in gone:
-            fits = _parts_of_record(index.described.get(file, {}), parts)
+            fits = _parts_of_record(index.described.get(file, {}), parts, known)
             if not fits:  # its record gives another orientation, size, image type or echo than every part found
                 partless.append((parts[0], file))
             elif len(parts) == 1:
@@ -307,14 +308,23 @@ def _refuse(candidate: SeriesCandidate, problem: str) -> None:
     candidate.problem = problem + (f"; and: {candidate.problem}" if candidate.problem else "")
 
 
-def _parts_of_record(fields: dict, parts: list[SeriesCandidate]) -> list[SeriesCandidate]:
+def _parts_of_record(fields: dict, parts: list[SeriesCandidate], known: dict | None = None) -> list[SeriesCandidate]:
     """The parts of a series split in parts that a file its DICOMDIR references, not here, may have belonged to, by
     what the file's index record says (:func:`~medseg.io.dicomdir.record_fields`): its split key where given
     (orientation, size, image type, echo: the parts that agree), then its position (parts of one orientation) or its
     InstanceNumber: the one part whose stack holds it inside, where the parts' stacks (numbers) do not overlap
     (:func:`_one_run_holding`). Every part where the record tells nothing (an IMAGE record need give only its
     InstanceNumber); none where it fits no part found (a part none of whose images are here). A series none of whose
-    images here could be read has no frames to compare with: every part, as where the record tells nothing."""
+    images here could be read has no frames to compare with: every part, as where the record tells nothing.
+    ``known``: what was worked out of the parts for another file of the series (each part's echoes, and the ends of
+    its stack and of its numbers), which a file would otherwise work out again from every image of every part."""
+    known = {} if known is None else known
+
+    def of(candidate: SeriesCandidate, what: str, work):
+        if (id(candidate), what) not in known:
+            known[id(candidate), what] = work(candidate)
+        return known[id(candidate), what]
+
     fits = list(parts)
     if not all(c.frames for c in fits):  # its files' frames unreadable (its problem says why): nothing to compare
         return fits
@@ -326,16 +336,26 @@ def _parts_of_record(fields: dict, parts: list[SeriesCandidate]) -> list[SeriesC
     if "image_type" in fields:
         fits = [c for c in fits if c.image_type == fields["image_type"]]
     if "echo" in fields:
-        fits = [c for c in fits if {str(d.get("EchoNumbers")) for d in c.datasets.values()} == {fields["echo"]}]
+        fits = [c for c in fits if of(c, "echo", lambda c: {str(d.get("EchoNumbers")) for d in c.datasets.values()})
+                == {fields["echo"]}]
     if len(fits) > 1 and "position" in fields and _one_orientation(fits):  # depths along one normal compare
-        held = _one_run_holding({id(c): _depths(c) for c in fits}, _depth(fits[0], fields["position"]))
+        held = _one_run_holding({id(c): of(c, "depths", lambda c: _ends(_depths(c))) for c in fits},
+                                _depth(fits[0], fields["position"]))
         if held is not None:
             return [c for c in fits if id(c) == held]
     if len(fits) > 1 and "instance" in fields:
-        held = _one_run_holding({id(c): [f.instance_number for f in c.frames] for c in fits}, fields["instance"])
+        held = _one_run_holding({id(c): of(c, "numbers", lambda c: _ends([f.instance_number for f in c.frames]))
+                                 for c in fits}, fields["instance"])
         if held is not None:
             return [c for c in fits if id(c) == held]
     return fits
+
+
+def _ends(values: list) -> list:
+    """The least and the greatest of ``values`` that are not None (none where there is none): all that
+    :func:`_one_run_holding` reads of a run."""
+    values = [v for v in values if v is not None]
+    return [min(values), max(values)] if values else []
 
 
 def _one_run_holding(runs: dict, value) -> int | None:
