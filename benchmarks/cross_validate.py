@@ -16,6 +16,10 @@ code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that
 Prints per fold the validation Dice of every label and the training time, then the mean and the standard
 deviation over the folds: with equal folds the mean over folds is the mean over every case of the data set, each
 scored by the one model that did not train on it.
+
+The config is checked before any case is read, as ``medseg train -c`` checks it: an error is one line naming its file
+(a ``val_fraction`` of 0, which holds out no case, included), and ``--folds`` / ``--threads`` that are not fold
+numbers / positive numbers are usage errors (exit code 2).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("images", type=Path, help="folder of images")
     parser.add_argument("labels", type=Path, help="folder of labels with the same names")
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the fold packages")
-    parser.add_argument("--folds", default=None, help="comma-separated folds (default: every fold)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--folds", type=_folds, default=None, help="comma-separated folds (default: every fold)")
+    parser.add_argument("--threads", type=_positive, default=None,
+                        help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--summary-only", action="store_true", help="train nothing; summarise the packages there")
     args = parser.parse_args(argv)
 
@@ -54,18 +59,24 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    where = str(args.config)  # errors in the config name its file, as `medseg train -c` names it
     try:
         config = read_config(args.config)
+        settings = check_config(config, where)  # types and ranges, before the split reads them or a case is read
+        if not settings["val_fraction"]:
+            print(f"error: {where}: training.val_fraction is 0: no case is held out, so no fold has validation "
+                  "cases; set it above 0 (0.2 makes five folds)", file=sys.stderr)
+            return 1
         pairs = pair_cases(args.images, args.labels, dataset_json=find_dataset_json(args.images, args.labels))
         training = dict(config.get("training", {}))
-        _, first, _ = seeded_split(pairs, training)
+        _, first, _ = seeded_split(pairs, training, where)
         every = list(range(len(pairs) // len(first))) if first else [0]
-        folds = [int(f) for f in args.folds.split(",")] if args.folds else every
+        folds = args.folds or every
         loaded = None
         rows = []
         every_id = [case.case_id for case in pairs]
         for fold in folds:
-            _, val, _ = seeded_split(pairs, {**training, "fold": fold})
+            _, val, _ = seeded_split(pairs, {**training, "fold": fold}, where)
             wanted = [case.case_id for case in val]
             folder = args.output / f"fold{fold}"
             record = folder / CONFIG_NAME
@@ -77,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 if recorded.get("val_cases") != wanted:
                     print(f"{folder}: holds a package validated on other cases than fold {fold}", file=sys.stderr)
                     return 1
-            epochs = int(check_config(fold_config)["epochs"])
+            epochs = int(check_config(fold_config, where)["epochs"])
             done = (checkpoint_epoch(folder) or 0) if checkpoint else 0
             if checkpoint:  # a package of another config (settings, files) is not summarised as this config's
                 longer = {**fold_config, "training": {**fold_config["training"], "epochs": max(done, epochs)}}
@@ -129,6 +140,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mean':>4} {sum(r[1] for r in rows):>5}  " + "  ".join(cell(m) for m in means))
         print(f"{'SD':>4} {'':>5}  " + "  ".join(cell(s) for s in spreads))
     return 0
+
+
+def _folds(text: str) -> list[int]:
+    """``--folds 0,2``: fold numbers, whole and not negative (checked against the set's folds once it is read)."""
+    folds = []
+    for item in text.split(","):
+        try:
+            fold = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not a fold number (give e.g. 0,1,2)") from None
+        if fold < 0:
+            raise argparse.ArgumentTypeError(f"{fold}: folds are numbered from 0")
+        folds.append(fold)
+    return folds
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
 
 
 if __name__ == "__main__":

@@ -120,3 +120,38 @@ def test_a_fold_without_a_labels_dice_prints_n_a_and_is_left_out_of_the_mean(cro
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].split()[4] == "n/a"
     assert float(lines[4].split()[4]) == pytest.approx(other, abs=5e-5) and lines[5].split()[3] == "n/a"
+
+
+@pytest.mark.parametrize(("training", "message"), [
+    ({"epoch": 2}, "training: unknown setting(s) ('epoch' was unexpected)"),
+    ({"split_seed": -5}, "training.split_seed: -5 is less than the minimum of 0"),
+    ({"val_fraction": "0.3"}, "training.val_fraction: '0.3' is not of type 'number'"),
+    ({"val_fraction": 0}, "training.val_fraction is 0: no case is held out, so no fold has validation cases"),
+    ({"fold": 9}, "training.fold (--fold) must be in 0..2 (6 cases, 2 validation cases per fold), got 9"),
+])
+def test_a_config_error_is_one_line_naming_the_config_before_any_fold_is_trained(
+        cross_validate, tmp_path, capsys, training, message):
+    """A typo or a bad value was 'training config: …', a numpy traceback (negative split seed) or, for
+    val_fraction 0, a whole model trained and then an AttributeError in the summary."""
+    images, labels = write_set(tmp_path / "data")
+    config = tmp_path / "mine.json"
+    config.write_text(json.dumps(tiny_training_config(epochs=1, **training)))
+    out = tmp_path / "cv"
+    assert cross_validate([str(config), str(images), str(labels), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {config}: {message}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("argument", "message"), [
+    (["--folds", "0,x"], "argument --folds: 'x' is not a fold number (give e.g. 0,1,2)"),
+    (["--folds", "-1"], "argument --folds: -1: folds are numbered from 0"),
+    (["--threads", "0"], "argument --threads: 0 is not a positive number"),
+])
+def test_bad_folds_or_threads_are_usage_errors(cross_validate, tmp_path, capsys, argument, message):
+    """`--folds 0,x` was a ValueError traceback after the cases were paired, `--threads 0` was ignored and
+    `--threads -1` a torch RuntimeError."""
+    with pytest.raises(SystemExit) as exit_info:
+        cross_validate([str(tmp_path / "mine.json"), str(tmp_path), str(tmp_path), "-o", str(tmp_path / "cv"),
+                        *argument])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
