@@ -19,14 +19,14 @@ scored by the one model that did not train on it.
 
 The config is checked before any case is read, as ``medseg train -c`` checks it: an error is one line naming its file
 (a ``val_fraction`` of 0, which holds out no case, included), and ``--folds`` / ``--threads`` that are not fold
-numbers / positive numbers are usage errors (exit code 2).
+numbers / positive numbers are usage errors (exit code 2). A fold's ``model.json`` that is damaged or holds no
+training record of ``medseg train`` is one line naming it.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             fold_config["training"] = {**training, "fold": fold}
             checkpoint = (folder / CHECKPOINT_DIR / "last.json").is_file()
             if record.exists():
-                recorded = json.loads(record.read_text())["training"]
+                recorded = _recorded(record)
                 if recorded.get("val_cases") != wanted:
                     print(f"{folder}: holds a package validated on other cases than fold {fold}", file=sys.stderr)
                     return 1
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'resuming' if checkpoint else 'training'} fold {fold} in {folder}", file=sys.stderr,
                       flush=True)  # an interrupted fold continues, one asked for more epochs goes on
                 train(fold_config, loaded, folder, resume=checkpoint)
-                recorded = json.loads(record.read_text())["training"]
+                recorded = _recorded(record)
             rows.append((fold, len(wanted), recorded))
     except MedsegError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -140,6 +140,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mean':>4} {sum(r[1] for r in rows):>5}  " + "  ".join(cell(m) for m in means))
         print(f"{'SD':>4} {'':>5}  " + "  ".join(cell(s) for s in spreads))
     return 0
+
+
+def _recorded(record: Path) -> dict:
+    """The ``training`` record of a fold's ``model.json``: one line naming the file where it is damaged or holds none
+    (a hand-edited or foreign package), instead of a JSON traceback or a KeyError."""
+    from medseg.errors import TrainingError
+    from medseg.io.files import os_reason
+    from medseg.jsonfile import read_json_object
+
+    try:
+        training = read_json_object(record, None, "a model package's model.json").get("training")
+    except OSError as error:
+        raise TrainingError(f"{record}: cannot read ({os_reason(error)})") from error
+    needed = {"val_cases": list, "val_dice": dict, "train_seconds": (int, float)}
+    if not isinstance(training, dict) or any(not isinstance(training.get(k), t) for k, t in needed.items()):
+        raise TrainingError(f"{record}: holds no training record of medseg train (training.val_cases, val_dice, "
+                            "train_seconds); train this fold again into an empty folder")
+    return training
 
 
 def _folds(text: str) -> list[int]:

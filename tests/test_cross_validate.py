@@ -155,3 +155,23 @@ def test_bad_folds_or_threads_are_usage_errors(cross_validate, tmp_path, capsys,
         cross_validate([str(tmp_path / "mine.json"), str(tmp_path), str(tmp_path), "-o", str(tmp_path / "cv"),
                         *argument])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_fold_whose_model_json_is_damaged_or_holds_no_record_is_one_line(cross_validate, tmp_path, capsys):
+    """A model.json cut short was a JSONDecodeError traceback, one without its training record a KeyError."""
+    images, labels = write_set(tmp_path / "data")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_training_config(epochs=1)))
+    record = tmp_path / "cv" / "fold0" / "model.json"
+    record.parent.mkdir(parents=True)
+    for text, message in (('{"format": "medseg-model/1", "name": "ti', "not valid JSON: cut short"),
+                          (json.dumps({"format": "medseg-model/1", "name": "tiny"}),
+                           "holds no training record of medseg train")):
+        record.write_text(text)
+        for extra in ([], ["--summary-only"]):
+            assert cross_validate([str(config), str(images), str(labels), "-o", str(tmp_path / "cv"), "--folds", "0",
+                                   *extra]) == 1
+            captured = capsys.readouterr()
+            err = captured.err.strip().splitlines()
+            assert captured.out == "" and len(err) == 1 and err[0].startswith(f"error: {record}: {message}")
+            assert record.read_text() == text
