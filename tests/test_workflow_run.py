@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -471,12 +472,20 @@ def test_the_cohort_benchmark_without_snakemake_says_so_before_it_starts(tmp_pat
     assert not (tmp_path / "work").exists()
 
 
-def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path):
+@pytest.mark.parametrize("folder", [None, "checkout 12:30"], ids=["checkout", "path-separator"])
+def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path, folder):
     """The planning imports the medseg beside the Snakefile (Snakemake puts its folder first on the path), but a job
     ran `python -m medseg` in the working folder, importing whichever medseg the environment has: run with -s or
     --directory from another folder, the jobs of a wheel install or of another checkout's editable install ran other
     code than the run was planned with, and nothing said so. Here the environment's medseg is a stand-in that leaves
-    a mark and fails."""
+    a mark and fails. A checkout whose path holds PYTHONPATH's separator (``:``, a folder named after a time) was
+    split there, and its jobs ran the stand-in again."""
+    snakefile = SNAKEFILE
+    if folder is not None:  # a copy of what the workflow reads, in a folder of that name
+        checkout = tmp_path / folder
+        for name in ("medseg", "workflow", "configs"):
+            shutil.copytree(REPO / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+        snakefile = shutil.copy2(SNAKEFILE, checkout / "Snakefile")
     stand_in = tmp_path / "elsewhere" / "medseg"
     stand_in.mkdir(parents=True)
     mark = tmp_path / "stand-in-ran"
@@ -488,7 +497,7 @@ def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path):
     sheet = write_sheet(data, [("a", "a.nii.gz", "")])
     results = tmp_path / "results"
     settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet, "results": results}.items()]
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+    command = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(tmp_path), "--cores", "1",
                "--config", *settings]
     environment = {**os.environ, "PYTHONPATH": str(stand_in.parent)}
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=environment)

@@ -131,14 +131,19 @@ def working_steps(workdir: Path | str) -> list[int]:
 
 
 def _runs_step(words: list[bytes]) -> bool:
-    """Whether a command line runs medseg (``-m medseg``, or a ``medseg`` script) with one of :data:`STEPS` as its
-    command (options of medseg itself, like ``-v``, may come between)."""
+    """Whether a command line runs medseg (``-m medseg``, a ``medseg`` script, or the jobs' ``-c`` that runs the
+    medseg of a folder, :data:`medseg.cohort.job_command.FROM_FOLDER`) with one of :data:`STEPS` as its command
+    (options of medseg itself, like ``-v``, may come between)."""
+    from medseg.cohort.job_command import FROM_FOLDER
+
     python = bool(words) and Path(words[0].decode(errors="replace")).name.startswith("python")
     starts = [i + 1 for i, word in enumerate(words)
               # the installed script, on its own or run by its interpreter (python [-sP] /venv/bin/medseg ...)
               if ((i == 0 or (python and all(w.startswith(b"-") for w in words[1:i])))
                   and (word == b"medseg" or word.endswith(b"/medseg")))
               or (word == b"medseg" and i > 0 and words[i - 1] == b"-m") or word == b"-mmedseg"]
+    starts += [i + 2 for i, word in enumerate(words)  # python -c FROM_FOLDER FOLDER [-v] cohort infer ...
+               if python and i > 0 and words[i - 1] == b"-c" and word == FROM_FOLDER.encode()]
     for start in starts:
         rest = [word for word in words[start:] if not word.startswith(b"-")][:2]
         if any(tuple(rest[:len(step)]) == step for step in STEPS):

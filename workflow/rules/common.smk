@@ -52,6 +52,7 @@ import pandas as pd
 from medseg import cohort, stopping
 from medseg.cohort import records, snakelock
 from medseg.cohort.input_voxels import input_grid
+from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.report_memory import report_memory_mb
 from medseg.cohort.settings import (check_config, check_results_folder, cpus_beside_threads, first_attempt_memory,
@@ -143,8 +144,7 @@ RESULTS = str(Path(config["results"]))
 # wheel or another checkout's editable install, other code than the run was planned with
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 _MEDSEG_ROOT = str(Path(cohort.__file__).resolve().parents[2])  # medseg/cohort/__init__.py
-MEDSEG = ("python -m medseg" if _CONDA else
-          f"PYTHONPATH={shlex.quote(_MEDSEG_ROOT)}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(sys.executable)} -m medseg")
+MEDSEG = medseg_command("python", None) if _CONDA else medseg_command(sys.executable, _MEDSEG_ROOT)
 
 _rows = planned(cohort.read_sample_rows, SHEET)
 # medseg's own checks first: their messages name the sheet and its line; the schema documents the columns
