@@ -4,6 +4,7 @@ checks before any case runs, stops, and a step by hand beside a workflow run."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import socket
@@ -291,3 +292,33 @@ def test_the_count_line_puts_the_kept_cases_among_all_cases(capsys):
         _report(summary, None)
     assert capsys.readouterr().err.startswith(
         "infer: 2 ok, 1 failed, 0 skipped (3 cases, 2 of them kept from earlier runs); ")
+
+
+def test_with_v_each_case_is_told_once(tmp_path, capsys, caplog):
+    """The workflow's jobs run `medseg -v cohort infer|evaluate`: each case's line came twice in their logs, the
+    command's ("a: ok (0.8 s)") and the library's log line saying the same ("INFO medseg.cohort.run: a: segmented in
+    0.83 s"), and as often for a case kept from an earlier run ("a: finished earlier (ok), kept"); the report job's
+    "wrote" line too."""
+    from medseg.cli import main
+
+    write_phantom(tmp_path / "a.nii.gz", tmp_path / "a_label.nii.gz", shape=(16, 16, 4), seed=1)
+    sheet = _sheet(tmp_path, "case_id\timage\treference\na\ta.nii.gz\ta_label.nii.gz\n")
+    told = []
+    for step in ("infer", "evaluate", "infer", "evaluate"):  # then again: the case kept
+        options = ["--model", MODEL, "--device", "cpu"] if step == "infer" else []
+        with pytest.raises(SystemExit) as caught:
+            main(["-v", "cohort", step, str(sheet), "-o", str(tmp_path / "results"), "--threads", "1", *options])
+        assert caught.value.code == 0
+        logged = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]  # as -v shows
+        caplog.clear()
+        told.append([line for line in capsys.readouterr().out.splitlines() + logged if "a: " in line])
+    assert [len(lines) for lines in told] == [1, 1, 1, 1], told
+    assert [line.split(" (")[0] for lines in told for line in lines] == ["a: ok"] * 4
+    # the report job: "wrote report.html, cohort.tsv and summary.json" beside "wrote report.html (1 overlays, 0.4 s)"
+    with pytest.raises(SystemExit) as caught:
+        main(["-v", "report", str(tmp_path / "results"), "--max-overlays", "0"])
+    assert caught.value.code == 0
+    logged = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+    assert [line for line in capsys.readouterr().out.splitlines() + logged if line.startswith("wrote ")] == [
+        f"wrote {tmp_path / 'results' / 'report.html'}, {tmp_path / 'results' / 'cohort.tsv'} and "
+        f"{tmp_path / 'results' / 'summary.json'}"]

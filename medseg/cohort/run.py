@@ -410,7 +410,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     if done is not None:
         if done["outcome"] == "ok":
             _recode_sidecar(sample, folder, package)
-        log.info("%s: finished earlier (%s), kept", case_id, done["outcome"])
+        log.debug("%s: finished earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
     if infer_kept(sample, folder, package, options):
         # the same row, model and settings; only the file is away: what was made from it stays (the report shows
@@ -454,7 +454,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
         folder.mark_finished(case_id, "infer", print_, "ok", [outputs.segmentation, outputs.sidecar], seconds,
                              extra={"timings_s": outputs.record.get("timings_s"), "image_signature": signature,
                                     "also_made_for": also})
-    log.info("%s: segmented in %.2f s", case_id, seconds)
+    log.debug("%s: segmented in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
 
@@ -682,7 +682,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         if done["outcome"] == "skipped":  # never scored: its segmentation had failed, and still has
             log.info("%s: not scored (%s), as before", case_id, done.get("error") or "skipped")
         else:
-            log.info("%s: scored earlier (%s), kept", case_id, done["outcome"])
+            log.debug("%s: scored earlier (%s), kept", case_id, done["outcome"])
         return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
     if evaluate_kept(sample, folder, inferred):
         # worded as the image's case above ("missing" said the same in other words); unavailable: missing, a link
@@ -725,7 +725,7 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         seconds = time.perf_counter() - clock
         folder.mark_finished(case_id, "evaluate", print_, "ok", [metrics_path], seconds,
                              extra={"reference_signature": signature})
-    log.info("%s: scored in %.2f s", case_id, seconds)
+    log.debug("%s: scored in %.2f s", case_id, seconds)
     return CaseOutcome(case_id, "ok", False, round(seconds, 3))
 
 

@@ -140,7 +140,7 @@ def build_report(
         temps[2].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     counts = summary["cases"]
     seconds = time.perf_counter() - clock
-    log.info("wrote %s (%d overlays, %.1f s)", output, len(overlays), seconds)
+    log.debug("wrote %s (%d overlays, %.1f s)", output, len(overlays), seconds)  # the command says so
     failures = [(case.case_id, str(case.failure.get("error") or case.failure.get("stage") or "failed"))
                 for case in cases if case.failure is not None]
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
