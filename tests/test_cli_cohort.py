@@ -292,6 +292,10 @@ def test_the_count_line_puts_the_kept_cases_among_all_cases(capsys):
         _report(summary, None)
     assert capsys.readouterr().err.startswith(
         "infer: 2 ok, 1 failed, 0 skipped (3 cases, 2 of them kept from earlier runs); ")
+    # one case: "(1 cases, 1 of them kept from earlier runs)" said evaluate's line of a sheet with one reference
+    with cli.make_context("medseg", ["models"]) as context, context:
+        _report(JobSummary("evaluate", [CaseOutcome("a", "ok", True, 0.0)]), None)
+    assert capsys.readouterr().err.startswith("evaluate: 1 ok, 0 failed, 0 skipped (1 case, 1 of them kept from ")
 
 
 def test_with_v_each_case_is_told_once(tmp_path, capsys, caplog):

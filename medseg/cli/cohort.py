@@ -207,6 +207,7 @@ def _tell(case) -> None:
 
 def _report(summary, record) -> None:
     from medseg.cohort import write_job_record
+    from medseg.numbers import counted
 
     if record is not None:
         write_job_record(record, summary)
@@ -214,8 +215,8 @@ def _report(summary, record) -> None:
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
                    # kept cases are among the ok, failed and skipped ones ("6 ok, 4 failed, 9 kept" read as 19
                    # cases; "0 skipped (2 of them kept)" as kept skipped cases)
-                   f"{summary.count('skipped')} skipped ({len(summary.cases)} cases, {summary.reused} of them kept "
-                   "from earlier runs); "
+                   f"{summary.count('skipped')} skipped ({counted(len(summary.cases), 'case')}, "
+                   f"{summary.reused} of them kept from earlier runs); "
                    f"setup ({'imports, model' if summary.stage == 'infer' else 'imports'}) {summary.setup_s:.1f} s, "
                    f"total {summary.total_s:.1f} s", err=True)
 
