@@ -98,6 +98,12 @@ def test_cpus_other_than_the_rules_threads_are_warned_about():
     # an expression (of attempt): its first attempt's
     assert cpus_beside_threads([], overrides("infer:cpus_per_task=4*attempt"), threads).startswith(
         "set-resources infer:cpus_per_task=4 (infer runs 1 thread): ")
+    # an expression of threads: with the rule's threads, as Snakemake evaluates it for the job (it was evaluated with
+    # one thread, and infer:cpus_per_task=threads with --config threads=4, the job asking for its 4 threads, was
+    # warned of as 1 CPU)
+    assert cpus_beside_threads([], overrides("infer:cpus_per_task=threads"), {"infer": 4, "evaluate": 1}) is None
+    assert cpus_beside_threads([], overrides("infer:cpus_per_task=2*threads"), {"infer": 4}).startswith(
+        "set-resources infer:cpus_per_task=8 (infer runs 4 threads): ")
     # as many as the threads, cpus_per_task beside cpus_per_gpu (the plugin takes the former), other rules and other
     # resources: nothing to say
     assert cpus_beside_threads([], overrides("infer:cpus_per_task=4"), {"infer": 4}) is None

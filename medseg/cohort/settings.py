@@ -168,10 +168,11 @@ def _whole_number(value: object) -> int | None:
     return value
 
 
-def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, name: str) -> object:
+def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, name: str, threads: int = 1) -> object:
     """The value ``set-resources RULE:NAME=`` gives a rule's first attempt (``overrides``: rule → resources, numbers
-    or Snakemake's ``Resource``, which holds a text or an expression as one to evaluate); None where none is given
-    or it cannot be worked out before the jobs exist (an expression of the job's input)."""
+    or Snakemake's ``Resource``, which holds a text or an expression as one to evaluate, here with the rule's
+    ``threads``); None where none is given or it cannot be worked out before the jobs exist (an expression of the
+    job's input)."""
     import asyncio
 
     given = overrides.get(rule, {})
@@ -180,7 +181,7 @@ def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, nam
     value = given[name]
     try:
         if hasattr(value, "evaluate"):
-            value = value.evaluate(wildcards={}, input=[], attempt=1, threads=1, rulename=rule,
+            value = value.evaluate(wildcards={}, input=[], attempt=1, threads=threads, rulename=rule,
                                    async_run=asyncio.run).value
     except Exception:  # an expression of the job's input, or Snakemake's signature changed: not known here
         return None
@@ -204,7 +205,7 @@ def cpus_beside_threads(default_resources: Sequence[str], overrides: Mapping[str
         for name in ("cpus_per_task", "cpus_per_gpu"):
             if name == "cpus_per_gpu" and rule not in gpu_rules:
                 continue  # the plugin reads it for jobs that ask for a GPU only
-            source, value = f"set-resources {rule}:{name}", _rule_resource(overrides, rule, name)
+            source, value = f"set-resources {rule}:{name}", _rule_resource(overrides, rule, name, rule_threads)
             if value is None and name in defaults:
                 source, value = f"default-resources {name}", defaults[name]
             if value is None:
