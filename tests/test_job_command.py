@@ -1,5 +1,6 @@
 """The command with which the workflow's jobs run medseg: the medseg package of the folder given, before the
-environment's and a user's own PYTHONPATH, also where that folder's path holds the path separator."""
+working folder's, the environment's and a user's own PYTHONPATH, also where that folder's path holds the path
+separator."""
 
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ def _stand_in(folder, name):
 def test_the_command_runs_the_medseg_of_the_folder_given(tmp_path, name):
     _stand_in(tmp_path / name, "planned")
     _stand_in(tmp_path / "environment", "environment")
+    _stand_in(tmp_path / "work", "working folder")  # Snakemake run there with -s: python -m put it first
     command = medseg_command(sys.executable, tmp_path / name) + " -v cohort infer 'a sheet.tsv' --case 'x:y'"
     environment = {**os.environ, "PYTHONPATH": str(tmp_path / "environment")}
-    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=environment, cwd=tmp_path,
-                         timeout=60)
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=environment,
+                         cwd=tmp_path / "work", timeout=60)
     assert run.returncode == 3, run.stderr
     # the user's own PYTHONPATH still follows, after the folder given
     assert json.loads(run.stdout) == ["planned", ["-v", "cohort", "infer", "a sheet.tsv", "--case", "x:y"],

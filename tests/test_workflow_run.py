@@ -478,8 +478,8 @@ def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path, folder):
     ran `python -m medseg` in the working folder, importing whichever medseg the environment has: run with -s or
     --directory from another folder, the jobs of a wheel install or of another checkout's editable install ran other
     code than the run was planned with, and nothing said so. Here the environment's medseg is a stand-in that leaves
-    a mark and fails. A checkout whose path holds PYTHONPATH's separator (``:``, a folder named after a time) was
-    split there, and its jobs ran the stand-in again."""
+    a mark and fails, as does one in the working folder. A checkout whose path holds PYTHONPATH's separator (``:``, a
+    folder named after a time) was split there, and its jobs ran the stand-in again."""
     snakefile = SNAKEFILE
     if folder is not None:  # a copy of what the workflow reads, in a folder of that name
         checkout = tmp_path / folder
@@ -491,6 +491,8 @@ def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path, folder):
     mark = tmp_path / "stand-in-ran"
     (stand_in / "__init__.py").write_text('__version__ = "0.0.0"\n')
     (stand_in / "__main__.py").write_text(f"import pathlib, sys\npathlib.Path({str(mark)!r}).touch()\nsys.exit(3)\n")
+    # and one in the working folder (another checkout run with -s): python -m put it before PYTHONPATH
+    shutil.copytree(stand_in, tmp_path / "medseg")
     data = tmp_path / "data"
     data.mkdir()
     write_phantom(data / "a.nii.gz", None, shape=SHAPE, seed=3)
