@@ -7,6 +7,13 @@ would not let through, naming the limit's file. A CPU quota (``docker run --cpus
 machine's, and torch would start a thread for each of its cores, which then wait on each other:
 :func:`set_threads` starts no more than the quota allows. medseg's own CPU work (the surface distances' searches) takes
 :func:`cpu_threads`: those set by :func:`set_threads`, else as many as the quota allows, without importing torch.
+
+torch's OpenMP threads spin while they wait for each other (GNU OpenMP, which torch's Linux wheels ship, for about
+300,000 turns at the end of each parallel region); where other processes keep the CPUs busy, a thread that spins holds
+a CPU that the thread it waits for needs, and `medseg infer` of a hippocampus crop took 7.9 s of inference with two
+threads against 0.31 s with a passive wait, on two cores that other processes kept busy (README, *Devices and
+precision*). :func:`wait_passively` makes them sleep instead; the command line calls it in its own process, before
+torch is imported, and leaves a program that imports medseg to choose its own.
 """
 
 from __future__ import annotations
@@ -15,18 +22,23 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 
-__all__ = ["CgroupLimit", "cgroup_cpus", "cgroup_limit", "cpu_threads", "physical_memory", "resident_memory",
-           "set_threads", "usable_cpus"]
+__all__ = ["WAIT_VARIABLES", "CgroupLimit", "cgroup_cpus", "cgroup_limit", "cpu_threads", "physical_memory",
+           "resident_memory", "set_threads", "usable_cpus", "wait_passively"]
 
 log = logging.getLogger(__name__)
 
 _UNLIMITED = 1 << 62  # cgroup v1 writes "no limit" as the largest page-aligned 63-bit number
 _threads: int | None = None  # the CPU threads set by set_threads (--threads), for medseg's own work
+
+# how a user chooses the OpenMP threads' waiting: the standard variable, GNU OpenMP's spin count, and Intel's and
+# LLVM's (libiomp5, libomp: conda's and macOS's torch) block time and library mode
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
 
 
 def physical_memory() -> int | None:
@@ -130,6 +142,20 @@ def set_threads(threads: int | None, *, torch: bool = True) -> None:
         log.info("torch threads: %d, the CPU quota of this process's cgroup (%g CPUs, %s); --threads sets them",
                  allowed, quota.size, quota.file)
         torch_module.set_num_threads(allowed)
+
+
+def wait_passively(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Have OpenMP's threads (torch's) sleep while they wait, not spin: ``OMP_WAIT_POLICY=PASSIVE`` in ``environ``
+    (this process's environment by default, and so its children's; or a child's, given); True when set. Not where the
+    user chose how they wait (any of :data:`WAIT_VARIABLES` set, even empty), and not in this process once torch is
+    imported, whose OpenMP runtime read its settings when it was loaded. It changes the environment: for a program's
+    entry point (medseg's command line calls it), not for a library call."""
+    own = environ is None
+    environ = os.environ if environ is None else environ
+    if any(name in environ for name in WAIT_VARIABLES) or (own and "torch" in sys.modules):
+        return False
+    environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 
 def cpu_threads() -> int:

@@ -1,11 +1,12 @@
 """What a process may use: physical memory, and its cgroup's memory limit and CPU quota read from fake /proc and
 cgroup trees laid out as Linux lays them out (cgroup v2, v1, a container's view of its own part of the hierarchy);
-`medseg infer --threads`."""
+`medseg infer --threads`; the OpenMP threads' passive wait the command line asks for."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -13,7 +14,16 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from medseg.resources import CgroupLimit, cgroup_cpus, cgroup_limit, physical_memory, resident_memory, set_threads
+from medseg.resources import (
+    WAIT_VARIABLES,
+    CgroupLimit,
+    cgroup_cpus,
+    cgroup_limit,
+    physical_memory,
+    resident_memory,
+    set_threads,
+    wait_passively,
+)
 
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
@@ -234,3 +244,28 @@ def test_threads_are_set_and_recorded_without_changing_the_labels(tmp_path, case
         np.testing.assert_array_equal(labels[1], labels[2])
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_passive_wait_is_set_where_the_user_chose_none():
+    environ = {"PATH": "/usr/bin"}
+    assert wait_passively(environ) is True
+    assert environ == {"PATH": "/usr/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@pytest.mark.parametrize("name", WAIT_VARIABLES)
+@pytest.mark.parametrize("value", ["ACTIVE", "1000", ""])
+def test_a_wait_the_user_chose_is_kept(name, value):
+    """Any of the OpenMP runtimes' own variables, even set empty, is the user's choice, left as it is."""
+    environ = {name: value}
+    assert wait_passively(environ) is False
+    assert environ == {name: value}
+
+
+def test_no_passive_wait_is_set_in_a_process_whose_torch_is_loaded(monkeypatch):
+    """Its OpenMP runtime read the environment when torch was imported: a variable set now would only mislead."""
+    import torch  # noqa: F401
+
+    for name in WAIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert wait_passively() is False
+    assert all(name not in os.environ for name in WAIT_VARIABLES)

@@ -278,13 +278,17 @@ def _named_command(args: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: library errors → one line and exit 1; usage errors → one line and exit 2. Run as the
-    console command (``argv`` None), a Ctrl-C or SIGTERM that comes once the outcome is decided (the interpreter
-    takes about a second to tear torch and MONAI down) is ignored: it turned a finished run into a silent exit 130."""
+    console command (``argv`` None: ``medseg``, and ``python -m medseg`` as the cohort workflow's jobs run it), torch's
+    OpenMP threads wait passively unless the environment chose otherwise (:func:`medseg.resources.wait_passively`),
+    and a Ctrl-C or SIGTERM that comes once the outcome is decided (the interpreter takes about a second to tear torch
+    and MONAI down) is ignored: it turned a finished run into a silent exit 130."""
     closed = None
     try:
         if argv is None:  # the console command's process (not a caller's, whose allocator is its own business)
             from medseg.allocator import tune_allocator
+            from medseg.resources import wait_passively
 
+            wait_passively()  # torch's OpenMP threads sleep, not spin, while they wait; before torch is imported
             tune_allocator()
             closed = _stand_in_for_closed_stdout()
             _null_for_closed_stderr()
