@@ -39,26 +39,40 @@ def test_shuffled_single_series_is_chosen_with_reason(tmp_path):
     assert read_image(copy).source_sha256 == volume.source_sha256
 
 
-def test_a_choice_among_series_of_several_studies_says_so_with_their_patients(tmp_path, capsys):
+def test_a_choice_among_series_of_several_studies_says_so_naming_the_studies_not_the_patients(tmp_path, capsys):
     """A folder is read as one study: one holding two patients' series (an export of a whole worklist) was "2
-    eligible series, choose one", as if they were series of one study; now it says how many studies and patients."""
+    eligible series, choose one", as if they were series of one study; now it says how many studies, each named by
+    its date and description (its UID's tail where these do not tell it apart), never by its PatientID or name,
+    which medseg prints nowhere else (a QA log is no place for them)."""
+    patient = {"PatientID": "P-17", "PatientName": "Doe^Jane"}
     make_series(tmp_path / "study" / "a", seed=1, series_number=3, description="t1", prefix="a",
-                extra={"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.71", "PatientID": "P-17"})
+                extra={"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.71", "StudyDate": "20240301",
+                       "StudyDescription": "MR knee", **patient})
     make_series(tmp_path / "study" / "b", seed=2, series_number=5, description="ct", prefix="b",
-                extra={"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.72", "PatientID": "P-18"})
+                extra={"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.72", "StudyDate": "20240302",
+                       "StudyDescription": "CT head", "PatientID": "P-18", "PatientName": "Roe^John"})
+    make_series(tmp_path / "same" / "a", seed=1, series_number=3, description="t1", prefix="a",  # one date
+                extra={"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.71", **patient})
+    make_series(tmp_path / "same" / "b", seed=2, series_number=5, description="ct", prefix="b",
+                extra={"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.72", **patient})
     make_series(tmp_path / "one" / "a", seed=1, series_number=3, description="t1", prefix="a")  # one study
     make_series(tmp_path / "one" / "b", seed=2, series_number=5, description="ct", prefix="b")
     with pytest.raises(DicomError) as info:
         read_dicom_series(tmp_path / "study")
-    assert str(info.value).startswith(f"{tmp_path / 'study'}: 2 eligible series of 2 studies (patients 'P-17', "
-                                      "'P-18'), choose one with --series (in a sample sheet: the series column), or "
-                                      "give the folder of one (listed with it): series 3 't1'")
+    assert str(info.value).startswith(f"{tmp_path / 'study'}: 2 eligible series of 2 studies (2024-03-01 'MR knee', "
+                                      "2024-03-02 'CT head'), choose one with --series (in a sample sheet: the series "
+                                      "column), or give the folder of one (listed with it): series 3 't1'")
+    with pytest.raises(DicomError) as info:
+        read_dicom_series(tmp_path / "same")
+    assert str(info.value).startswith(f"{tmp_path / 'same'}: 2 eligible series of 2 studies (2024-01-01 UID …498.71, "
+                                      "2024-01-01 UID …498.72), choose one with --series")
     with pytest.raises(DicomError) as info:
         read_dicom_series(tmp_path / "one")
     assert str(info.value).startswith(f"{tmp_path / 'one'}: 2 eligible series, choose one with --series")
     code, out, err = run_cli(["inspect", str(tmp_path / "study")], capsys)
     assert code == 0 and "would use: none: " in out
-    assert "2 eligible series of 2 studies (patients 'P-17', 'P-18')" in out
+    assert "2 eligible series of 2 studies (2024-03-01 'MR knee', 2024-03-02 'CT head')" in out
+    assert not [word for word in ("P-17", "P-18", "Doe", "Roe") if word in out + err]
     assert read_dicom_series(tmp_path / "study", series="5").info["series_number"] == 5  # chosen: read as before
 
 

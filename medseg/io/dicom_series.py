@@ -470,22 +470,31 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
                      f"(in a sample sheet: the series column){give}: {_listing(eligible, own if give else None)}")
 
 
-def _studies_text(candidates: list[SeriesCandidate]) -> str:
-    """`` of 2 studies (patients 'a', 'b')`` where ``candidates`` belong to more than one study (StudyInstanceUID;
-    a folder is read as one study, and a choice among series of several patients is no choice of a series), else
-    empty."""
+def _studies_text(candidates: list[SeriesCandidate], shown: int = 3) -> str:
+    """`` of 2 studies (2024-03-01 'MR knee', 2024-03-02 'CT head')`` where ``candidates`` belong to more than one
+    study (StudyInstanceUID; a folder is read as one study, and a choice among series of several patients is no
+    choice of a series), else empty. Each study is named by its date and description, with its UID's last
+    components where these do not tell it apart; never by patient (a QA log is no place for a PatientID)."""
     def first(candidate: SeriesCandidate, keyword: str) -> str:
         dataset = next(iter(candidate.datasets.values()), None)
         return str(dataset.get(keyword, "") or "").strip() if dataset is not None else ""
 
-    studies = {first(c, "StudyInstanceUID") for c in candidates} - {""}
+    studies: dict[str, str] = {}  # UID → its date and description, in the listing's order
+    for c in candidates:
+        uid = first(c, "StudyInstanceUID")
+        if uid and uid not in studies:
+            date = first(c, "StudyDate")
+            date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if re.fullmatch(r"\d{8}", date) else date
+            description = first(c, "StudyDescription")
+            studies[uid] = " ".join(filter(None, [date, repr(description) if description else ""]))
     if len(studies) < 2:
         return ""
-    patients = list(dict.fromkeys(first(c, "PatientID") for c in candidates if first(c, "PatientID")))
-    if not patients:
-        return f" of {len(studies)} studies"
-    who = f"patient {patients[0]!r}" if len(patients) == 1 else f"patients {', '.join(map(repr, patients))}"
-    return f" of {len(studies)} studies ({who})"
+    names = list(studies.values())
+    for uid, name in studies.items():
+        if not name or names.count(name) > 1:  # the UID's tail tells them apart
+            studies[uid] = " ".join(filter(None, [name, "UID …" + ".".join(uid.split(".")[-2:])]))
+    listed = ", ".join(list(studies.values())[:shown]) + (", …" if len(studies) > shown else "")
+    return f" of {len(studies)} studies ({listed})"
 
 
 def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None:
