@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -692,3 +693,52 @@ def test_a_seg_without_a_sidecar_given_as_the_prediction_is_told_to_go_second(ca
     code, out, err = _main(["evaluate", str(labels), str(seg), "--json"], capsys)
     assert code == 0, err
     assert {k: v["dice"] for k, v in json.loads(out)["labels"].items()} == {"1": 1.0, "2": 1.0}
+
+
+def test_a_seg_referencing_its_series_in_another_study_is_not_refused_as_of_another_series(case, tmp_path, capsys):
+    """A SEG lists the series of its own study in ReferencedSeriesSequence and those of other studies in
+    StudiesContainingOtherReferencedInstancesSequence; one whose source series is of another study (and which also
+    references a series of its own) was refused as a segmentation of that other series, beside the series itself and
+    beside a conversion whose sidecar names it. A SEG listing only other series is still refused, in either list."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    volume, expected, seg = case
+    code, _, err = _main(["convert", str(tmp_path / "series"), str(tmp_path / "conv.nii.gz"), "--sidecar"], capsys)
+    assert code == 0, err
+    conversion = nib.load(tmp_path / "conv.nii.gz")
+    uid = volume.dicom.series_uid
+
+    def referencing(name: str, own: str, other: str) -> Path:
+        dataset = pydicom.dcmread(seg)
+        images = dataset.ReferencedSeriesSequence[0].ReferencedInstanceSequence  # moved to the other study's list
+        study, series, registered = Dataset(), Dataset(), Dataset()
+        registered.ReferencedSOPClassUID = images[0].ReferencedSOPClassUID
+        registered.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.301"  # an image of its own study's series
+        dataset.ReferencedSeriesSequence[0].ReferencedInstanceSequence = Sequence([registered])
+        dataset.ReferencedSeriesSequence[0].SeriesInstanceUID = own
+        study.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.300"
+        series.SeriesInstanceUID = other
+        series.ReferencedInstanceSequence = images
+        study.ReferencedSeriesSequence = Sequence([series])
+        dataset.StudiesContainingOtherReferencedInstancesSequence = Sequence([study])
+        dataset.save_as(tmp_path / name)
+        return tmp_path / name
+
+    elsewhere = referencing("elsewhere.dcm", "1.2.826.0.1.3680043.8.498.1", uid)
+    assert np.array_equal(read_dicom_seg(elsewhere, volume, NAMES), expected)
+    placed = read_seg_on_grid(elsewhere, conversion.shape, conversion.affine, tmp_path / "conv.nii.gz", NAMES,
+                              series=(uid, "its conversion's sidecar"))
+    assert np.array_equal(placed, expected)
+    foreign = referencing("foreign.dcm", "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2")
+    with pytest.raises(InputError) as info:
+        read_dicom_seg(foreign, volume, NAMES)
+    assert str(info.value) == (f"{foreign}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, "
+                               f"1.2.826.0.1.3680043.8.498.2, not of {volume.source} (series {uid})")
+    with pytest.raises(InputError) as info:
+        read_seg_on_grid(foreign, conversion.shape, conversion.affine, tmp_path / "conv.nii.gz", NAMES,
+                         series=(uid, "its conversion's sidecar"))
+    assert str(info.value) == (f"{foreign}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, "
+                               f"1.2.826.0.1.3680043.8.498.2, not of {tmp_path / 'conv.nii.gz'} (series {uid}, as its "
+                               "conversion's sidecar records); not scored")

@@ -72,22 +72,20 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     number → label value, :func:`~medseg.io.seg_labels.pair_by_name`; ``label_names`` then name those values, and
     ``named_in``, the dataset.json's path, says in messages what names them). ``series``: the SeriesInstanceUID
     of the DICOM series the grid's image was made from and what records it (a conversion's sidecar, the prediction's):
-    a SEG whose ReferencedSeriesSequence lists other series only is refused, as it is beside the series itself."""
+    a SEG that references other series only is refused, as it is beside the series itself
+    (:func:`~medseg.io.seg_reading.check_referenced_series`)."""
     from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
-    from medseg.io.seg_reading import open_seg
+    from medseg.io.seg_reading import check_referenced_series, open_seg
 
     path = Path(path)
     shape = tuple(int(n) for n in shape[:3])
     affine = np.asarray(affine, dtype=np.float64)
     label_names = {int(value): str(name) for value, name in label_names.items()}
     seg, read = open_seg(path)
-    referenced = {str(item.get("SeriesInstanceUID", "")).strip() for item in seg.get("ReferencedSeriesSequence", [])}
-    referenced.discard("")
-    if series is not None and referenced and series[0] not in referenced:
+    if series is not None:
         # placed by its geometry alone, a SEG of another series of the patient (another session, on the same scanner
         # coordinates) was scored as this image's reference
-        raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of {source} (series "
-                         f"{series[0]}, as {series[1]} records); {outcome}")
+        check_referenced_series(seg, path, series[0], source, f", as {series[1]} records); {outcome}")
     try:
         frames = _frame_geometry(seg, path, source)
         placements = _placements(frames, affine, path, source)

@@ -24,11 +24,29 @@ from medseg.volume import Volume
 if TYPE_CHECKING:
     from medseg.io.dicom import SeriesGrid
 
-__all__ = ["check_is_seg", "read_dicom_seg"]
+__all__ = ["check_is_seg", "read_dicom_seg", "check_referenced_series"]
 
 log = logging.getLogger(__name__)
 
 _POSITION_TOLERANCE_MM = 0.01  # least tolerance of a SEG frame's position against its source image's
+
+
+def check_referenced_series(seg, path: Path | str, series_uid: str | None, subject, recorded: str = "") -> None:
+    """Refuse the SEG ``path`` (read as ``seg``) where the series it references (its Common Instance Reference
+    module: ReferencedSeriesSequence for series of its own study, StudiesContainingOtherReferencedInstancesSequence
+    for those of others) are all other than ``series_uid``, that of ``subject``; ``recorded``: what records that UID
+    (`` as its conversion's sidecar x.json records``) and what is not done, for the message. A SEG that references
+    no series, or an unknown ``series_uid``, is not refused."""
+    def uids(items) -> set[str]:
+        return {str(item.get("SeriesInstanceUID", "") or "").strip() for item in items or []}
+
+    referenced = uids(seg.get("ReferencedSeriesSequence"))
+    for study in seg.get("StudiesContainingOtherReferencedInstancesSequence") or []:
+        referenced |= uids(study.get("ReferencedSeriesSequence"))
+    referenced.discard("")
+    if series_uid and referenced and series_uid not in referenced:
+        raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of {subject} (series "
+                         f"{series_uid}{recorded}")
 
 
 def open_seg(path: Path):
@@ -94,10 +112,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
                          "no longer has the images its frames reference): segment the series' own folder to score "
                          "against this SEG")
     seg, read = open_seg(path)
-    referenced = {str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])}
-    if source.series_uid and referenced and source.series_uid not in referenced:
-        raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of "
-                         f"{volume.source} (series {source.series_uid})")
+    check_referenced_series(seg, path, source.series_uid, volume.source, ")")
     with FileMessages(Path(volume.source), report=False):  # reported when the series was read
         headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
     slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
