@@ -689,7 +689,9 @@ def test_a_seg_without_a_sidecar_given_as_the_prediction_is_told_to_go_second(ca
     assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
         f"medseg: error: {seg}: a DICOM SEG prediction is scored on its source series, named by the sidecar "
         f"{tmp_path / 'ref.json'} of the prediction, which cannot be read (no such file or directory); a DICOM SEG "
-        "that medseg infer did not write has none: give it as the reference (the second file), which needs none"))
+        "that medseg infer did not write has none: give it as the reference (the second file), which needs none (Dice, "
+        "HD95 and ASSD are the same either way; the predicted and reference volumes, and the false-positive and "
+        "false-negative ones, change places)"))
     code, out, err = _main(["evaluate", str(labels), str(seg), "--json"], capsys)
     assert code == 0, err
     assert {k: v["dice"] for k, v in json.loads(out)["labels"].items()} == {"1": 1.0, "2": 1.0}

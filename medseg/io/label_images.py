@@ -302,7 +302,9 @@ def read_prediction_values(path: Path | str,
     # another tool's SEG (a reader's, another model's) has no sidecar: as the reference it needs none
     volume = read_seg_volume(path, _prediction_sidecar(
         path, path, "a DICOM SEG prediction", absent="; a DICOM SEG that medseg infer did not write has none: give it "
-        "as the reference (the second file), which needs none"), warn_skipped=False)
+        "as the reference (the second file), which needs none (Dice, HD95 and ASSD are the same either way; the "
+        "predicted and reference volumes, and the false-positive and false-negative ones, change places)"),
+        warn_skipped=False)
     values = None
     if labels is not None:
         labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
