@@ -142,6 +142,25 @@ def test_a_dcm_file_that_is_no_dicom_or_a_seg_is_named_as_what_it_is(tmp_path, c
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["inspect", "infer"])
+def test_a_short_text_named_dcm_is_no_dicom_file_and_a_short_dicom_file_is_cut_short(tmp_path, capsys, command):
+    """A text under 132 bytes named .dcm (a saved "404 Not Found" page) was "truncated DICOM file (22 bytes, shorter
+    than the 132 that begin one)"; a DICOM file cut that short begins with binary bytes, and is still named so."""
+    _, paths = make_series(tmp_path / "series")
+    page = tmp_path / "page.dcm"
+    page.write_text("<html>Not Found</html>")
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(paths[0].read_bytes()[:100])
+    expected = {page: "not a DICOM file, though named .dcm (no DICM marker after a 128-byte preamble, and no DICOM "
+                      "header without one)",
+                cut: "truncated DICOM file (100 bytes, shorter than the 132 that begin one)"}
+    for given, problem in expected.items():
+        args = [command, str(given)] + (["-o", str(tmp_path / "out")] if command == "infer" else [])
+        code, stdout, err = run_cli(args, capsys)
+        assert (code, stdout, err.strip().splitlines()[-1]) == (1, "", f"medseg: error: {given}: {problem}")
+    assert not (tmp_path / "out").exists()
+
+
 def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):
     """Two series with one number (keyed by their UIDs) could only be told apart by position and UID: the table now
     shows each one's number and the folder that holds its files."""

@@ -576,11 +576,25 @@ def not_dicom_text(path: Path | str) -> str | None:
     try:
         dataset = _read_header(path)
     except ImageReadError as error:  # cut short or corrupt: its own words
-        return str(error)
+        if not _short_text(path):
+            return str(error)
+        dataset = None  # a short text ("404 Not Found"), not a DICOM file cut short: that begins with binary bytes
     if dataset is None:
         return (f"{path}: not a DICOM file, though named {path.suffix or 'as one'} (no DICM marker after a 128-byte "
                 "preamble, and no DICOM header without one)")
     return None
+
+
+def _short_text(path: Path) -> bool:
+    """Whether ``path`` is shorter than the 132 bytes that begin a DICOM file and is text (UTF-8, no NUL byte): a
+    DICOM file cut short begins with its preamble or, bare, with a tag, both holding NUL bytes."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+        head.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return 0 < len(head) < 132 and b"\0" not in head
 
 
 def _read_header(path: Path) -> pydicom.Dataset | None:
