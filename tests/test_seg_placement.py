@@ -744,3 +744,16 @@ def test_a_seg_referencing_its_series_in_another_study_is_not_refused_as_of_anot
     assert str(info.value) == (f"{foreign}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, "
                                f"1.2.826.0.1.3680043.8.498.2, not of {tmp_path / 'conv.nii.gz'} (series {uid}, as its "
                                "conversion's sidecar records); not scored")
+
+
+@pytest.mark.parametrize("name", ["conv.nii.gz", "conv.nii.bz2", "conv.NRRD"])
+def test_the_series_of_a_conversion_is_read_from_its_json_whatever_the_images_ending(tmp_path, name):
+    """The image endings were a list of their own, without .nii.bz2 and .nii.zst, which medseg reads: a conversion
+    so compressed went unchecked against a SEG of another series."""
+    from medseg.io.dicom import conversion_series_uid
+
+    (tmp_path / name).write_bytes(b"")
+    (tmp_path / "conv.json").write_text(json.dumps({"SeriesInstanceUID": " 1.2.826.0.1.3680043.8.498.7 "}))
+    assert conversion_series_uid(tmp_path / name) == ("1.2.826.0.1.3680043.8.498.7", tmp_path / "conv.json")
+    (tmp_path / "conv.json").write_text(json.dumps({"SeriesDescription": "t1"}))  # dcm2niix's -ba y: no UID
+    assert conversion_series_uid(tmp_path / name) is None

@@ -335,18 +335,16 @@ def _own_sidecar(path: Path) -> bool:
     return {"source", "source_sha256", "series_uid"} <= set(record)
 
 
-_IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-
-
 def conversion_series_uid(image: Path | str) -> tuple[str, Path] | None:
     """The SeriesInstanceUID of the DICOM series the image file ``image`` was converted from, and the JSON beside it
     that records it (its name with ``.json`` for the image's ending): ``medseg convert --sidecar``'s (``series_uid``)
     or dcm2niix's (``SeriesInstanceUID``, which it writes with ``-ba n``); None where there is no such record, or it
     cannot be read."""
+    from medseg.io.itk_image import IMAGE_ENDINGS
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     image = Path(image)
-    ending = next((e for e in _IMAGE_ENDINGS if image.name.lower().endswith(e)), None)
+    ending = next((e for e in IMAGE_ENDINGS if image.name.lower().endswith(e)), None)
     if ending is None:
         return None
     record_path = image.with_name(image.name[: -len(ending)] + ".json")
