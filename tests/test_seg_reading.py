@@ -606,3 +606,29 @@ def test_a_tiled_seg_is_refused_as_such_in_one_line(tmp_path, capsys, organisati
             main([*args, "-o", str(tmp_path / "m.json")])
         assert exit_info.value.code == 1 and not (tmp_path / "m.json").exists()
         assert capsys.readouterr().err.splitlines() == [f"medseg: error: {seg}: {why}"]
+
+
+def test_a_seg_of_other_images_is_refused_without_a_warning_of_its_frame_of_reference_first(tmp_path, caplog):
+    """A SEG of another series' images (a series without a UID to compare, or sharing one) states another
+    FrameOfReferenceUID too: its refusal was preceded by a warning that its frames lie on the images they reference
+    and are placed there, which the refusal then contradicted (the shared ct-seg SEG against the anonymised CT)."""
+    import logging
+
+    import pydicom
+
+    from medseg.io.seg_reading import read_dicom_seg
+
+    values = stored_values(SHAPE, seed=16)
+    write_series(tmp_path / "a", values, slice_positions(SHAPE[2], 2.0), series_uid="1.2.3.4", seed=1)
+    write_series(tmp_path / "b", values, slice_positions(SHAPE[2], 2.0), series_uid="1.2.3.4", seed=2)
+    a, b = read_dicom_series(tmp_path / "a"), read_dicom_series(tmp_path / "b")
+    write_dicom_seg(label_rule(a.array), a, tmp_path / "seg.dcm", NAMES, "test-model")
+    dataset = pydicom.dcmread(tmp_path / "seg.dcm")
+    dataset.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.99"
+    dataset.save_as(tmp_path / "seg.dcm")
+    caplog.set_level(logging.INFO, logger="medseg")
+    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} image\(s\) that are not in .*b \(series "):
+        read_dicom_seg(tmp_path / "seg.dcm", b, NAMES)
+    assert [r.getMessage() for r in caplog.records if "FrameOfReferenceUID" in r.getMessage()] == []
+    read_dicom_seg(tmp_path / "seg.dcm", a, NAMES)  # of its own images: read, and warned of
+    assert [r.levelno for r in caplog.records if "FrameOfReferenceUID" in r.getMessage()] == [logging.WARNING]

@@ -117,7 +117,6 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
         headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
     slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
               for p, f in zip(source.paths, source.frames)]
-    _tell_frame_of_reference(seg, headers[source.paths[0]], path, volume.source, warn_missing)
     # every frame must come from an image of this series (part): a SEG of other images would read as empty, since
     # source images without frames are empty ones (an anonymised series has no UID to compare; the parts of a
     # split series share theirs)
@@ -138,6 +137,8 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
         # a SEG from another tool may not state that its frames keep the source images' geometry (highdicom then
         # refuses to index it by source image): they were checked to lie on them, frame by frame
         options["ignore_spatial_locations"] = True
+    # after the checks that refuse a SEG of other images, whose refusal this warning would only precede
+    _tell_frame_of_reference(seg, headers[source.paths[0]], path, volume.source, warn_missing)
     labels = np.zeros(volume.shape, dtype=values_dtype(max(label_names, default=0)))  # as the segmentation is written
 
     def slabs(number: int):
