@@ -177,6 +177,33 @@ def test_resource_settings_are_read_through_snakemakes_public_names():
     assert not hasattr(parsed, "_parsed_overwrite_resources")
 
 
+def test_a_set_resources_memory_of_threads_is_worked_out_with_the_rules_threads():
+    """--set-resources infer:mem_mb=2000*threads with --config threads=4 had SLURM asked for 8000 MB per job, while
+    planning took the jobs to start with 2000 MB (the expression was evaluated with one thread): a case given up
+    with 6000 MB was not tried again by a run whose jobs had 8000."""
+    from types import SimpleNamespace
+
+    from snakemake.cli import parse_set_resources, parse_set_threads
+    from snakemake.resources import Resources
+
+    from medseg.cohort.settings import first_attempt_memory, resource_settings, rule_threads
+
+    settings = SimpleNamespace(overwrite_resources=parse_set_resources(
+        ["infer:mem_mb=2000*threads", "evaluate:mem_mb=1000*threads*attempt"]), resources=Resources.from_mapping({}))
+    overrides, caps, warning = resource_settings(settings)
+    assert warning is None
+    assert first_attempt_memory("infer", 4000, overrides, caps, threads=4) == 8000
+    assert first_attempt_memory("evaluate", 900, overrides, caps, threads=3) == 3000
+    assert first_attempt_memory("infer", 4000, overrides, {"mem_mb": 6000}, threads=4) == 6000  # --resources caps it
+    assert first_attempt_memory("report", 900, overrides, caps, threads=4) == 900  # the config's, not an expression
+    # the rules' threads: --set-threads in the Snakefile's place, at most --max-threads, as Snakemake holds each job
+    threads = {"infer": 4, "evaluate": 1}
+    assert rule_threads(SimpleNamespace(overwrite_threads=parse_set_threads(["evaluate=2"]), max_threads=None),
+                        threads) == {"infer": 4, "evaluate": 2}
+    assert rule_threads(SimpleNamespace(overwrite_threads=parse_set_threads(["evaluate=8"]), max_threads=3),
+                        threads) == {"infer": 3, "evaluate": 3}
+
+
 def test_resource_settings_renamed_by_a_snakemake_upgrade_are_a_warning_not_a_traceback():
     """A Snakemake whose settings name --set-resources otherwise: planning went on with a warning that the memory
     checks are skipped; the jobs keep the config's memory."""

@@ -9,7 +9,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 from workflow_runs import (
+    MODEL,
     REPO,
+    SHAPE,
     snakemake,
     workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
     write_sheet,
@@ -66,6 +68,32 @@ def test_memory_per_cpu_is_warned_about_while_planning(cohort, tmp_path):
     plain = snakemake(tmp_path, "-n", "--default-resources", "mem_mb=2000", samples=sheet, results=tmp_path / "results")
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert "mem_mb_per_cpu" not in plain.stdout + plain.stderr
+
+
+def test_a_set_resources_memory_of_threads_tries_a_case_given_up_with_less_again(tmp_path):
+    """--set-resources infer:mem_mb=2000*threads with --config threads=2 gives each job 4000 MB; planning worked the
+    expression out with one thread (2000 MB), so a case given up with 3000 MB was kept given up, never tried with
+    the more memory its job now has."""
+    import json
+
+    from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples, write_job_record
+    from medseg.synthetic import write_phantom
+
+    write_phantom(tmp_path / "a.nii.gz", None, shape=SHAPE, seed=41)
+    sheet = write_sheet(tmp_path, [("a", "a.nii.gz", "")])
+    results = tmp_path / "results"
+    options = InferOptions(model=MODEL, device="auto", precision="auto")
+    write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(read_samples(sheet), results, options))
+    status = ResultsFolder(results).status_path("a", "infer")  # as a case whose workers were killed with 3000 MB
+    status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
+                                  "worker_given_up_memory_mb": 3000}))
+    # --cores 2: the dry run's jobs get the rule's 2 threads too (a dry run holds them to 1 core otherwise)
+    run = snakemake(tmp_path, "-n", "--cores", "2", "--set-resources", "infer:mem_mb=2000*threads", samples=sheet,
+                    results=results, threads=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    output = run.stdout + run.stderr
+    assert "a given up with less memory than this run's jobs start with (4000 MB): job batch001.infer will run " \
+           "again when the workflow runs" in output
 
 
 def test_cpus_per_task_other_than_the_threads_are_warned_about_while_planning(cohort, tmp_path):

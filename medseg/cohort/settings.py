@@ -252,15 +252,20 @@ def gpu_model_without_gpu(default_resources: Sequence[str], overrides: Mapping[s
 def rule_threads(settings: object, threads: Mapping[str, int]) -> dict[str, int]:
     """The threads of each rule of ``threads`` (rule → the Snakefile's threads), a ``--set-threads RULE=N`` of
     Snakemake's ``ResourceSettings`` ``settings`` in their place (its public ``overwrite_threads``; one that is not
-    a whole number, or settings without that name, keep the Snakefile's)."""
+    a whole number, or settings without that name, keep the Snakefile's), at most its ``--max-threads``
+    (``max_threads``), which Snakemake holds every job's threads to. A local run's ``--cores`` caps them too, but
+    a dry run sets it to 1 where not given and a cluster run leaves it unset: it is not followed here."""
     given = getattr(settings, "overwrite_threads", None)
     given = given if isinstance(given, Mapping) else {}
+    most = _whole_number(getattr(settings, "max_threads", None))
     found = {}
     for rule, number in threads.items():
         value = given.get(rule)
         if hasattr(value, "is_evaluable"):  # Snakemake's Resource, as the command line's --set-threads gives it
             value = None if value.is_evaluable() else value.value
         found[rule] = _whole_number(value) or number
+        if most is not None and most > 0:
+            found[rule] = min(found[rule], most)
     return found
 
 
@@ -289,9 +294,10 @@ def resource_settings(settings: object) -> tuple[dict[str, Mapping], Mapping, st
 
 
 def first_attempt_memory(rule: str, configured: int, overrides: Mapping[str, Mapping[str, object]],
-                         caps: Mapping[str, object]) -> int | None:
+                         caps: Mapping[str, object], threads: int = 1) -> int | None:
     """The memory (MB) a rule's jobs start with: ``configured`` (the config's), a ``--set-resources RULE:mem_mb=``
-    (or mem=) in its place, at most a ``--resources mem_mb=``; ``overrides`` and ``caps`` as
+    (or mem=) in its place, evaluated with the rule's ``threads`` as Snakemake evaluates it for the job
+    (``mem_mb=2000*threads``), at most a ``--resources mem_mb=``; ``overrides`` and ``caps`` as
     :func:`resource_settings` gives them. None when a ``--set-resources`` expression cannot be worked out before the
     jobs exist (one that reads the job's input)."""
     import asyncio
@@ -300,7 +306,7 @@ def first_attempt_memory(rule: str, configured: int, overrides: Mapping[str, Map
     memory = override["mem_mb"] if "mem_mb" in override else configured
     try:
         if hasattr(memory, "evaluate"):  # Snakemake's Resource: a number, or an expression of attempt
-            memory = memory.evaluate(wildcards={}, input=[], attempt=1, threads=1, rulename=rule,
+            memory = memory.evaluate(wildcards={}, input=[], attempt=1, threads=threads, rulename=rule,
                                      async_run=asyncio.run).value
     except Exception:  # an expression of the job's input, or Snakemake's signature changed: not known here
         return None

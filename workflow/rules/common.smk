@@ -106,6 +106,9 @@ planned(check_results_folder, config["results"])
 _RESOURCE_SETTINGS = getattr(workflow, "resource_settings", None)
 _OVERRIDES, _CAPS, _unread = resource_settings(_RESOURCE_SETTINGS)
 _DEFAULT_RESOURCES = getattr(getattr(_RESOURCE_SETTINGS, "default_resources", None), "args", None) or []
+# the threads each batch rule's jobs run on (--config threads, --set-threads), with which Snakemake evaluates a
+# --set-resources expression of threads (mem_mb=2000*threads, cpus_per_task=threads) for each job
+_THREADS = rule_threads(_RESOURCE_SETTINGS, {"infer": config.get("threads", 1), "evaluate": 1})
 if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it is planned every job without a word
     if _unread is not None:
         logger.warning(_unread)
@@ -122,8 +125,7 @@ if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it i
     if _per_cpu is not None:
         logger.warning(_per_cpu)
     # CPUs per task (or per GPU) other than the threads medseg runs on: sbatch gives them, medseg leaves them idle
-    _cpus = cpus_beside_threads(_DEFAULT_RESOURCES, _OVERRIDES,
-                                rule_threads(_RESOURCE_SETTINGS, {"infer": config.get("threads", 1), "evaluate": 1}),
+    _cpus = cpus_beside_threads(_DEFAULT_RESOURCES, _OVERRIDES, _THREADS,
                                 {"infer"} if str(config.get("device", "")).startswith("cuda") else set())
     if _cpus is not None:
         logger.warning(_cpus)
@@ -425,7 +427,8 @@ if workflow.is_main_process:
     _folder = cohort.ResultsFolder(RESULTS)
     # a case given up with less memory than this run's jobs start with is tried again; Snakemake would keep its
     # finished batch (a larger --set-resources RULE:mem_mb= changes no job parameter)
-    _memory = {stage: {batch: first_attempt_memory(stage, batch_memory(batch, stage), _OVERRIDES, _CAPS)
+    _memory = {stage: {batch: first_attempt_memory(stage, batch_memory(batch, stage), _OVERRIDES, _CAPS,
+                                                   _THREADS[stage])
                        for batch in BATCHES} for stage in ("infer", "evaluate")}
     _options = cohort.InferOptions(model=str(_PACKAGE.path), device=config["device"], precision=config["precision"],
                                    overlap=config["overlap"])
