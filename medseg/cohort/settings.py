@@ -106,11 +106,8 @@ def placeholder_resources(default_resources: Sequence[str]) -> str | None:
     """The warning for a profile's default resources (Snakemake's ``NAME=VALUE`` texts) that still hold the shipped
     SLURM profile's placeholders: a dry run planned them without a word, and every job was then refused by sbatch.
     None when none is left."""
-    left = []
-    for text in default_resources:
-        name, _, value = str(text).partition("=")
-        if SLURM_PLACEHOLDERS.get(name.strip()) == value.strip().strip("'\""):
-            left.append(f"{name.strip()}={value.strip()}")
+    left = [f"{name}={value}" for name, value in _named_values(default_resources).items()
+            if SLURM_PLACEHOLDERS.get(name) == _unquoted(value)]
     if not left:
         return None
     return (f"default resources {', '.join(left)}: still the SLURM profile's placeholder; set your cluster's account "
@@ -125,9 +122,7 @@ def fixed_retry_resources(overrides: Mapping[str, Mapping[str, object]]) -> str 
     none is fixed."""
     fixed = []
     for (rule, name), setting in RETRY_SCALED.items():
-        value = overrides.get(rule, {}).get(name)
-        if hasattr(value, "is_evaluable"):  # Snakemake's Resource: an expression (of attempt) is evaluated per job
-            value = None if value.is_evaluable() else value.value
+        value = _fixed(overrides.get(rule, {}).get(name))  # an expression (of attempt) is evaluated per job
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             fixed.append((f"{rule}:{name}={value:g}", rule, name, value, setting))
     if not fixed:
@@ -145,8 +140,8 @@ def per_cpu_memory(default_resources: Sequence[str], overrides: Mapping[str, Map
     resources (``NAME=VALUE`` texts) or ``set-resources`` (rule → resources): the SLURM plugin then asks for
     ``--mem-per-cpu`` instead of ``--mem``, which neither a retry's doubled memory nor the memory the jobs are told
     (``--memory-mb``: the rule's ``mem_mb``) follow. It was planned and run without a word. None when none is."""
-    given = [f"default-resources {text.strip()}" for text in map(str, default_resources)
-             if text.partition("=")[0].strip() == "mem_mb_per_cpu"]
+    given = [f"default-resources {name}={value}" for name, value in _named_values(default_resources).items()
+             if name == "mem_mb_per_cpu"]
     given += [f"set-resources {rule}:mem_mb_per_cpu" for rule, resources in overrides.items()
               if "mem_mb_per_cpu" in resources]
     if not given:
@@ -156,11 +151,34 @@ def per_cpu_memory(default_resources: Sequence[str], overrides: Mapping[str, Map
             "mem_mb (--default-resources mem_mb=..., --config mem_mb=... for inference)")
 
 
+def _named_values(texts: Sequence[str]) -> dict[str, str]:
+    """Snakemake's ``NAME=VALUE`` texts (the default resources) as name → value, the spaces around each taken off;
+    the last of a name counts, as in Snakemake's own."""
+    named = {}
+    for text in map(str, texts):
+        name, _, value = text.partition("=")
+        named[name.strip()] = value.strip()
+    return named
+
+
+def _unquoted(value: str) -> str:
+    """A ``NAME=VALUE`` text's value without the quotes that make it a string (``gpu_model='a100'``)."""
+    return value.strip().strip("'\"")
+
+
+def _fixed(value: object) -> object:
+    """A resource's value where it is given as one, None where Snakemake's ``Resource`` holds an expression still to
+    be evaluated per job (of ``attempt``, ``threads`` or the job's input); a plain value as it is."""
+    if hasattr(value, "is_evaluable"):
+        return None if value.is_evaluable() else value.value
+    return value
+
+
 def _whole_number(value: object) -> int | None:
     """A resource's value as a whole number: a number or a ``NAME=VALUE`` text's value; None for anything else."""
     if isinstance(value, str):
         try:
-            value = int(value.strip().strip("'\""))
+            value = int(_unquoted(value))
         except ValueError:
             return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -168,23 +186,27 @@ def _whole_number(value: object) -> int | None:
     return value
 
 
+# what _rule_resource gives for a resource that set-resources leaves out, and for one it cannot work out
+_NOT_GIVEN, _NOT_KNOWN = object(), object()
+
+
 def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, name: str, threads: int = 1) -> object:
     """The value ``set-resources RULE:NAME=`` gives a rule's first attempt (``overrides``: rule → resources, numbers
     or Snakemake's ``Resource``, which holds a text or an expression as one to evaluate, here with the rule's
-    ``threads``); None where none is given or it cannot be worked out before the jobs exist (an expression of the
-    job's input)."""
+    ``threads``, as Snakemake evaluates it for the job); ``_NOT_GIVEN`` where none is given, ``_NOT_KNOWN`` where it
+    cannot be worked out before the jobs exist (an expression of the job's input)."""
     import asyncio
 
     given = overrides.get(rule, {})
     if name not in given:  # Snakemake's Resources: get() gives an unset Resource, not None, for a name not there
-        return None
+        return _NOT_GIVEN
     value = given[name]
     try:
         if hasattr(value, "evaluate"):
             value = value.evaluate(wildcards={}, input=[], attempt=1, threads=threads, rulename=rule,
                                    async_run=asyncio.run).value
     except Exception:  # an expression of the job's input, or Snakemake's signature changed: not known here
-        return None
+        return _NOT_KNOWN
     return value
 
 
@@ -196,16 +218,15 @@ def cpus_beside_threads(default_resources: Sequence[str], overrides: Mapping[str
     rules that pass ``--threads`` to medseg). The plugin then asks sbatch for those CPUs, while medseg runs on the
     rule's threads: CPUs held idle (or, fewer, threads sharing them). It was planned without a word. None when
     none differs."""
-    defaults = {}
-    for text in map(str, default_resources):
-        name, _, value = text.partition("=")
-        defaults[name.strip()] = value
+    defaults = _named_values(default_resources)
     given = []
     for rule, rule_threads in threads.items():
         for name in ("cpus_per_task", "cpus_per_gpu"):
             if name == "cpus_per_gpu" and rule not in gpu_rules:
                 continue  # the plugin reads it for jobs that ask for a GPU only
             source, value = f"set-resources {rule}:{name}", _rule_resource(overrides, rule, name, rule_threads)
+            if value is _NOT_GIVEN or value is _NOT_KNOWN:
+                value = None
             if value is None and name in defaults:
                 source, value = f"default-resources {name}", defaults[name]
             if value is None:
@@ -230,12 +251,9 @@ def gpu_model_without_gpu(default_resources: Sequence[str], overrides: Mapping[s
     infer:gpu_model=``, or the default) while ``device`` is not ``cuda``, the rule asks for no GPU (gpu=0), the
     plugin passes ``--gpus=MODEL:0``, and the jobs run on the CPU (on a GPU partition, as the profile's example sets
     beside it). Both were planned without a word. None otherwise."""
-    default = None
-    for text in map(str, default_resources):
-        name, _, given = text.partition("=")
-        if name.strip() == "gpu_model":
-            default = given.strip().strip("'\"") or None
+    default = _unquoted(_named_values(default_resources).get("gpu_model", "")) or None
     infer = _rule_resource(overrides, "infer", "gpu_model")
+    infer = None if infer is _NOT_GIVEN or infer is _NOT_KNOWN else infer
     said = []
     if default is not None:
         said.append(f"default-resources gpu_model={default}: the SLURM plugin asks every job whose rule sets no gpu "
@@ -260,10 +278,7 @@ def rule_threads(settings: object, threads: Mapping[str, int]) -> dict[str, int]
     most = _whole_number(getattr(settings, "max_threads", None))
     found = {}
     for rule, number in threads.items():
-        value = given.get(rule)
-        if hasattr(value, "is_evaluable"):  # Snakemake's Resource, as the command line's --set-threads gives it
-            value = None if value.is_evaluable() else value.value
-        found[rule] = _whole_number(value) or number
+        found[rule] = _whole_number(_fixed(given.get(rule))) or number  # a Resource from the command line
         if most is not None and most > 0:
             found[rule] = min(found[rule], most)
     return found
@@ -300,16 +315,8 @@ def first_attempt_memory(rule: str, configured: int, overrides: Mapping[str, Map
     (``mem_mb=2000*threads``), at most a ``--resources mem_mb=``; ``overrides`` and ``caps`` as
     :func:`resource_settings` gives them. None when a ``--set-resources`` expression cannot be worked out before the
     jobs exist (one that reads the job's input)."""
-    import asyncio
-
-    override = overrides.get(rule, {})  # Snakemake's Resources: get() takes no default
-    memory = override["mem_mb"] if "mem_mb" in override else configured
-    try:
-        if hasattr(memory, "evaluate"):  # Snakemake's Resource: a number, or an expression of attempt
-            memory = memory.evaluate(wildcards={}, input=[], attempt=1, threads=threads, rulename=rule,
-                                     async_run=asyncio.run).value
-    except Exception:  # an expression of the job's input, or Snakemake's signature changed: not known here
-        return None
+    memory = _rule_resource(overrides, rule, "mem_mb", threads)  # a number, or an expression of attempt, threads
+    memory = configured if memory is _NOT_GIVEN else memory
     cap = caps["mem_mb"] if "mem_mb" in caps else None
     cap = getattr(cap, "value", cap)
     if not isinstance(memory, (int, float)) or isinstance(memory, bool):
