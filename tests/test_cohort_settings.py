@@ -147,6 +147,13 @@ def test_a_gpu_model_that_gives_jobs_other_gpus_than_asked_for_is_warned_about()
     # inference with a GPU model and device cuda (the README's way), or no GPU model: nothing to say
     assert gpu_model_without_gpu([], overrides("infer:gpu_model=a100", "infer:slurm_partition=gpu"), "cuda:1") is None
     assert gpu_model_without_gpu(["slurm_account=lab42"], overrides("infer:slurm_partition=gpu"), "auto") is None
+    # an empty GPU model for inference takes the default's away from it, as the plugin reads it (no --gpus): only the
+    # default's warning for the other jobs is left (the device's was given too, for --gpus=a100:0 that never came)
+    for cleared in (overrides("infer:gpu_model=''"), overrides("infer:gpu_model="),
+                    {"infer": Resources.from_mapping({"gpu_model": ""})},
+                    {"infer": Resources.from_mapping({"gpu_model": None})}):
+        assert gpu_model_without_gpu(["gpu_model=a100"], cleared, "auto") == every_job
+        assert gpu_model_without_gpu([], cleared, "cpu") is None
 
 
 def test_resource_settings_are_read_through_snakemakes_public_names():

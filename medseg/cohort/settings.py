@@ -250,18 +250,19 @@ def gpu_model_without_gpu(default_resources: Sequence[str], overrides: Mapping[s
     ``gpu`` (scoring and the report, which use none, each held a GPU); given to the inference jobs (``set-resources
     infer:gpu_model=``, or the default) while ``device`` is not ``cuda``, the rule asks for no GPU (gpu=0), the
     plugin passes ``--gpus=MODEL:0``, and the jobs run on the CPU (on a GPU partition, as the profile's example sets
-    beside it). Both were planned without a word. None otherwise."""
+    beside it). Both were planned without a word. An empty ``set-resources infer:gpu_model=`` (or null) takes the
+    default's away from the inference jobs: the plugin reads an empty GPU model as none. None otherwise."""
     default = _unquoted(_named_values(default_resources).get("gpu_model", "")) or None
     infer = _rule_resource(overrides, "infer", "gpu_model")
-    infer = None if infer is _NOT_GIVEN or infer is _NOT_KNOWN else infer
+    given = infer is not _NOT_GIVEN and infer is not _NOT_KNOWN  # set-resources replaces the default, empty too
     said = []
     if default is not None:
         said.append(f"default-resources gpu_model={default}: the SLURM plugin asks every job whose rule sets no gpu "
                     f"for one, the scoring and report jobs too (--gpus={default}:1 each, which they do not use); give "
                     f"it to inference alone, --set-resources infer:gpu_model={default}")
-    model = infer or default
+    model = (infer or None) if given else default
     if model and not str(device).startswith("cuda"):
-        source = f"set-resources infer:gpu_model={model} with device {device}:" if infer else f"with device {device},"
+        source = f"set-resources infer:gpu_model={model} with device {device}:" if given else f"with device {device},"
         said.append(f"{source} the inference jobs ask for no GPU (gpu=0; the SLURM plugin passes --gpus={model}:0) "
                     "and run on the CPU; give --config device=cuda to run them on the GPU, or leave gpu_model out")
     return "; ".join(said) or None
