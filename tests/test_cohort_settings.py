@@ -111,6 +111,18 @@ def test_cpus_other_than_the_rules_threads_are_warned_about():
                                {"infer"}) is None
     assert cpus_beside_threads(["mem_mb=2000"], overrides("report:cpus_per_task=4", "infer:mem_mb=4000"),
                                threads) is None
+    # an expression of the job's input is worked out per job, and replaces the default: nothing said rather than the
+    # default's CPUs (which the jobs do not ask for) warned of; one set to null leaves the job without it (the plugin
+    # reads cpus_per_gpu for GPU jobs, else the threads), not with the default's
+    of_input = overrides("infer:cpus_per_task=max(1, int(input.size_mb))")
+    assert cpus_beside_threads(["cpus_per_task=2"], of_input, {"infer": 4}) is None
+    assert cpus_beside_threads(["cpus_per_gpu=2"], of_input, {"infer": 4}, {"infer"}) is None
+    assert cpus_beside_threads(["cpus_per_task=2"], overrides("infer:cpus_per_gpu=input.size_mb"), {"infer": 4},
+                               {"infer"}).startswith("default-resources cpus_per_task=2 (infer runs 4 threads): ")
+    cleared = {"infer": Resources.from_mapping({"cpus_per_task": None})}
+    assert cpus_beside_threads(["cpus_per_task=2"], cleared, {"infer": 4}) is None
+    assert cpus_beside_threads(["cpus_per_task=2", "cpus_per_gpu=8"], cleared, {"infer": 4}, {"infer"}).startswith(
+        "default-resources cpus_per_gpu=8 (infer runs 4 threads): ")
     # --set-threads replaces the Snakefile's threads
     from types import SimpleNamespace
 
@@ -154,6 +166,10 @@ def test_a_gpu_model_that_gives_jobs_other_gpus_than_asked_for_is_warned_about()
                     {"infer": Resources.from_mapping({"gpu_model": None})}):
         assert gpu_model_without_gpu(["gpu_model=a100"], cleared, "auto") == every_job
         assert gpu_model_without_gpu([], cleared, "cpu") is None
+    # a GPU model worked out per job (of its input): nothing said of the inference jobs, rather than the default's
+    of_input = overrides("infer:gpu_model='h100' if input.size_mb > 1000 else 'a100'")
+    assert gpu_model_without_gpu(["gpu_model=a100"], of_input, "auto") == every_job
+    assert gpu_model_without_gpu([], of_input, "auto") is None
 
 
 def test_resource_settings_are_read_through_snakemakes_public_names():

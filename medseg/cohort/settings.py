@@ -217,7 +217,8 @@ def cpus_beside_threads(default_resources: Sequence[str], overrides: Mapping[str
     → resources) that differ from the threads the rule's command runs on (``threads``: rule → its threads, the
     rules that pass ``--threads`` to medseg). The plugin then asks sbatch for those CPUs, while medseg runs on the
     rule's threads: CPUs held idle (or, fewer, threads sharing them). It was planned without a word. None when
-    none differs."""
+    none differs, and for a rule whose ``set-resources`` value cannot be worked out before the jobs exist (an
+    expression of the job's input): the default it replaces was warned of, though the jobs do not ask for it."""
     defaults = _named_values(default_resources)
     given = []
     for rule, rule_threads in threads.items():
@@ -225,11 +226,11 @@ def cpus_beside_threads(default_resources: Sequence[str], overrides: Mapping[str
             if name == "cpus_per_gpu" and rule not in gpu_rules:
                 continue  # the plugin reads it for jobs that ask for a GPU only
             source, value = f"set-resources {rule}:{name}", _rule_resource(overrides, rule, name, rule_threads)
-            if value is _NOT_GIVEN or value is _NOT_KNOWN:
-                value = None
-            if value is None and name in defaults:
-                source, value = f"default-resources {name}", defaults[name]
-            if value is None:
+            if value is _NOT_KNOWN:
+                break  # worked out for each job: nothing said rather than a guess
+            if value is _NOT_GIVEN:
+                source, value = f"default-resources {name}", defaults.get(name)
+            if value is None:  # none given, or set to null, which the job leaves out: the plugin reads the next
                 continue
             cpus = _whole_number(value)
             if cpus is not None and cpus > 0 and cpus != rule_threads:
@@ -254,13 +255,13 @@ def gpu_model_without_gpu(default_resources: Sequence[str], overrides: Mapping[s
     default's away from the inference jobs: the plugin reads an empty GPU model as none. None otherwise."""
     default = _unquoted(_named_values(default_resources).get("gpu_model", "")) or None
     infer = _rule_resource(overrides, "infer", "gpu_model")
-    given = infer is not _NOT_GIVEN and infer is not _NOT_KNOWN  # set-resources replaces the default, empty too
+    given = infer is not _NOT_GIVEN  # set-resources replaces the default, empty too
     said = []
     if default is not None:
         said.append(f"default-resources gpu_model={default}: the SLURM plugin asks every job whose rule sets no gpu "
                     f"for one, the scoring and report jobs too (--gpus={default}:1 each, which they do not use); give "
                     f"it to inference alone, --set-resources infer:gpu_model={default}")
-    model = (infer or None) if given else default
+    model = None if infer is _NOT_KNOWN else (infer or None) if given else default  # not known: nothing said
     if model and not str(device).startswith("cuda"):
         source = f"set-resources infer:gpu_model={model} with device {device}:" if given else f"with device {device},"
         said.append(f"{source} the inference jobs ask for no GPU (gpu=0; the SLURM plugin passes --gpus={model}:0) "
