@@ -144,7 +144,8 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
                      "it so)" if existing[0] in orphans else "output exists already")
         whole = ""
         if len(inputs) > 1:  # the check is made for all inputs before any is read: say that none was
-            whole = f" (nothing was segmented: {having} of {len(inputs)} inputs have outputs)"
+            have = "has" if having == 1 else "have"
+            whole = f" (nothing was segmented: {having} of {len(inputs)} inputs {have} outputs)"
         raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}{whole}")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.errors import InputError, TrainingError
+from medseg.numbers import counted
 
 if TYPE_CHECKING:
     from medseg.io.dataset_json import DatasetDocument
@@ -309,7 +310,8 @@ def outcome_text(package_config: dict, model_space: dict) -> str:
             package_config["labels"], len(t.get("val_cases") or []), t.get("val_labels_absent")):
         return f"last epoch {t['best_epoch']}; no validation case holds a foreground label"
     if t.get("val_mean_dice") is None and t.get("val_cases"):
-        return f"epoch {t['best_epoch']}; no label could be scored in the {len(t['val_cases'])} validation case(s)"
+        scored_in = counted(len(t["val_cases"]), "validation case")
+        return f"epoch {t['best_epoch']}; no label could be scored in the {scored_in}"
     if t.get("val_mean_dice") is None:
         return f"epoch {t['best_epoch']}, not validated"
     which = f"best epoch {t['best_epoch']}, val mean Dice {dice(t['val_mean_dice'])}"

@@ -116,7 +116,7 @@ def test_existing_outputs_need_overwrite_and_are_named_for_the_whole_batch(scans
     (scans / "a" / "scan_seg.json").write_bytes(b"{}")
     with pytest.raises(OutputExistsError, match=r"scan_seg.nii.gz: output exists already; pass --overwrite to "
                                                 r"replace it; scan_seg.json exists too \(nothing was segmented: 1 of 2 "
-                                                r"inputs have outputs\)$"):
+                                                r"inputs has outputs\)$"):
         check_batch_outputs([a, other], None, False, "nifti", False)
     check_batch_outputs([a, other], None, False, "nifti", True)
     (scans / "a" / "scan_seg.json").unlink()  # a run killed between placing the two
@@ -251,7 +251,7 @@ def test_existing_outputs_of_any_input_are_refused_before_any_work(tmp_path, cas
     assert code == 1
     assert err.strip().splitlines()[-1] == (f"medseg: error: {out_dir / 'other_seg.json'}: output exists already; "
                                             "pass --overwrite to replace it (nothing was segmented: 1 of 2 inputs "
-                                            "have outputs)")
+                                            "has outputs)")
     assert _files(out_dir) == ["other_seg.json"]  # the first input was not segmented either
 
 

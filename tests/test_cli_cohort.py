@@ -295,7 +295,7 @@ def test_the_count_line_puts_the_kept_cases_among_all_cases(capsys):
     # one case: "(1 cases, 1 of them kept from earlier runs)" said evaluate's line of a sheet with one reference
     with cli.make_context("medseg", ["models"]) as context, context:
         _report(JobSummary("evaluate", [CaseOutcome("a", "ok", True, 0.0)]), None)
-    assert capsys.readouterr().err.startswith("evaluate: 1 ok, 0 failed, 0 skipped (1 case, 1 of them kept from ")
+    assert capsys.readouterr().err.startswith("evaluate: 1 ok, 0 failed, 0 skipped (1 case, kept from an earlier run)")
 
 
 def test_with_v_each_case_is_told_once(tmp_path, capsys, caplog):
@@ -326,3 +326,36 @@ def test_with_v_each_case_is_told_once(tmp_path, capsys, caplog):
     assert [line for line in capsys.readouterr().out.splitlines() + logged if line.startswith("wrote ")] == [
         f"wrote {tmp_path / 'results' / 'report.html'}, {tmp_path / 'results' / 'cohort.tsv'} and "
         f"{tmp_path / 'results' / 'summary.json'}"]
+
+
+
+
+def test_the_count_lines_of_a_run_of_one_case_say_one_case(cohort, capsys):
+    """``cohort infer`` and ``cohort evaluate`` of one case read "(1 cases, 0 of them kept from earlier runs)"."""
+    from medseg.cli import main
+
+    sheet, results = cohort
+    told = []
+    for step in ("infer", "evaluate"):
+        options = ["--model", MODEL, "--device", "cpu"] if step == "infer" else []
+        with pytest.raises(SystemExit) as caught:
+            main(["cohort", step, str(sheet), "-o", str(results), "--case", "a", *options])
+        assert caught.value.code == 0
+        told.append(capsys.readouterr().err.splitlines()[-1].split("; setup")[0])
+    assert told == ["infer: 1 ok, 0 failed, 0 skipped (1 case, none kept from earlier runs)",
+                    "evaluate: 1 ok, 0 failed, 0 skipped (1 case, none kept from earlier runs)"]
+
+
+@pytest.mark.parametrize(("stage", "kept", "said"), [
+    ("infer", [False, False], "(2 cases, 0 of them kept from earlier runs)"),
+    ("evaluate", [True], "(1 case, kept from an earlier run)"),
+    ("evaluate", [False], "(1 case, none kept from earlier runs)")])
+def test_the_count_line_counts_one_case_as_one(capsys, stage, kept, said):
+    from medseg.cli import cli
+    from medseg.cli.cohort import _report
+    from medseg.cohort.run import CaseOutcome, JobSummary
+
+    summary = JobSummary(stage, [CaseOutcome(f"c{n}", "ok", reused, 0.0) for n, reused in enumerate(kept)])
+    with cli.make_context("medseg", ["models"]) as context, context:
+        _report(summary, None)
+    assert capsys.readouterr().err.startswith(f"{stage}: {len(kept)} ok, 0 failed, 0 skipped {said}; ")

@@ -313,7 +313,7 @@ def test_cli_single_case_trains_without_validation_and_says_so(tmp_path, capsys,
     assert info.value.code == 0
     captured = capsys.readouterr()
     precision = json.loads(config_file.read_text())["training"].get("precision", "fp32")
-    assert (f"training on 1 case(s), validating on 0, device cpu (requested), precision {precision} (configured)"
+    assert (f"training on 1 case, validating on 0, device cpu (requested), precision {precision} (configured)"
             in captured.err)
     assert "warning: no validation case" in captured.err
     assert captured.out.strip() == f"wrote {out} (epoch 2, not validated)"

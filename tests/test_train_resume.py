@@ -351,7 +351,7 @@ def test_resuming_checks_the_data_and_the_checkpoint_file(tiny_set, tmp_path, ca
     label = nib.load(labels / "case4.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros(label.shape, np.uint8), label.affine), labels / "case4.nii.gz")
     assert _exit_code(args + ["--resume"]) == 1
-    # the error alone: it came after the run's first line ("training on 4 case(s), …"), as if training had begun
+    # the error alone: it came after the run's first line ("training on 4 cases, …"), as if training had begun
     assert capsys.readouterr().err.strip().splitlines() == [
         f"medseg: error: {out}: the checkpoint was trained on other data (changed: case4); resume with the files it "
         "was started with, or start again with --overwrite"]

@@ -221,8 +221,8 @@ def test_a_row_naming_a_further_channel_file_is_warned_of_while_planning(tmp_pat
         nib.save(image, tmp_path / f"{name}.nii.gz")
     sheet = write_sheet(tmp_path, [("a", "a_0000.nii.gz", ""), ("b", "b_0001.nii.gz", ""),
                                    ("c", "c_0001.nii.gz", "")])
-    expected = (f"1 of 3 cases name a channel file other than their case's first (_0000) as the image; these cases "
-                f"fail as bad input, the others run: {sheet}:3: {tmp_path / 'b_0001.nii.gz'}: channel 1 of case b "
+    expected = (f"1 of 3 cases names a channel file other than its case's first (_0000) as the image; this case "
+                f"fails as bad input, the others run: {sheet}:3: {tmp_path / 'b_0001.nii.gz'}: channel 1 of case b "
                 f"(nnU-Net's channel files); give {tmp_path / 'b_0000.nii.gz'}: the case's other channel files are "
                 "read beside it")
     samples = read_samples(sheet)

@@ -212,11 +212,13 @@ def _report(summary, record) -> None:
     if record is not None:
         write_job_record(record, summary)
     if not quiet():
+        total = len(summary.cases)
+        # kept cases are among the ok, failed and skipped ones ("6 ok, 4 failed, 9 kept" read as 19 cases; "0 skipped
+        # (2 of them kept)" as kept skipped cases); one case is not "1 cases, 0 of them kept"
+        kept = (f"{summary.reused} of them kept from earlier runs" if total != 1 else
+                "kept from an earlier run" if summary.reused else "none kept from earlier runs")
         click.echo(f"{summary.stage}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
-                   # kept cases are among the ok, failed and skipped ones ("6 ok, 4 failed, 9 kept" read as 19
-                   # cases; "0 skipped (2 of them kept)" as kept skipped cases)
-                   f"{summary.count('skipped')} skipped ({counted(len(summary.cases), 'case')}, "
-                   f"{summary.reused} of them kept from earlier runs); "
+                   f"{summary.count('skipped')} skipped ({counted(total, 'case')}, {kept}); "
                    f"setup ({'imports, model' if summary.stage == 'infer' else 'imports'}) {summary.setup_s:.1f} s, "
                    f"total {summary.total_s:.1f} s", err=True)
 

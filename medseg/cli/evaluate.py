@@ -222,7 +222,7 @@ def _summary_lines(result) -> list[str]:
     cases = result.summary["cases"]
     lines = [f"{counted(cases['total'], 'case')}: {cases['scored']} scored, {cases['failed']} failed"
              + (f" ({len(result.missed)} missed: no prediction)" if result.missed else "")
-             + (f"; {len(result.unreferenced)} predictions without a reference not scored"
+             + (f"; {counted(len(result.unreferenced), 'prediction')} without a reference not scored"
                 if result.unreferenced else "")]
     # labels never learnt without a Dice (declared, but in no training case): one line for those
     # whose cases are counted alike, not a line each
@@ -279,7 +279,9 @@ def _label_n(n: int, entry: dict, total: int) -> str:
     without = total - sum(counts.values())
     if without > 0:
         why.append(f"{without} without this label")
-    return f"n {n} of {total} cases" + (f": {', '.join(why)}" if why else "")
+    from medseg.numbers import counted
+
+    return f"n {n} of {counted(total, 'case')}" + (f": {', '.join(why)}" if why else "")
 
 
 def _same_file(first: Path, second: Path) -> bool:

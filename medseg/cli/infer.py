@@ -83,6 +83,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.io.atomic import placed_before_stop, results_unwritable
     from medseg.io.dicom_series import series_text
     from medseg.io.files import further_channels
+    from medseg.numbers import counted
     from medseg.package import load_package, shipped_name_taken
     from medseg.segment import case_targets, segment_case
 
@@ -238,7 +239,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         named = ", ".join(str(path) for path in failed_inputs[:3])
         if len(failed_inputs) > 3:
             named += f" and {len(failed_inputs) - 3} more"
-        click.echo(escaped_line(f"medseg: {failures} of {len(inputs)} inputs failed ({named}){unwritten}"), err=True)
+        click.echo(escaped_line(f"medseg: {failures} of {counted(len(inputs), 'input')} failed ({named}){unwritten}"),
+                   err=True)
         return 1
     return 0
 

@@ -89,6 +89,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
     from medseg.io.atomic import placed_before_stop
+    from medseg.numbers import counted
     from medseg.package import shipped_package_path
     from medseg.package_config import CONFIG_NAME
     from medseg.resources import physical_memory
@@ -172,8 +173,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     silent = quiet()
     if not silent:
         used, why = training_precision(str(config["training"].get("precision", "fp32")), choice.device)
-        click.echo(f"training on {len(cases) - n_val} case(s), validating on {n_val}, device {choice}, precision "
-                   f"{used} ({why})", err=True)
+        click.echo(f"training on {counted(len(cases) - n_val, 'case')}, validating on {n_val}, device {choice}, "
+                   f"precision {used} ({why})", err=True)
         padded = padded_labels_text(cases)
         # 3D Slicer's cropped segmentations: one line for all of them, which load_cases logged where -v shows it
         if padded is not None and not logging.getLogger("medseg.training_cases").isEnabledFor(logging.INFO):

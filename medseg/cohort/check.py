@@ -41,7 +41,8 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
         raise InputError(f"{summary_path}: not a cohort summary (it lacks cases.failed and cases.total as "
                          "numbers)") from error
     if not 0 <= failed <= total:
-        raise InputError(f"{summary_path}: {failed} failed of {total} cases; not a consistent cohort summary")
+        raise InputError(f"{summary_path}: {failed} failed of {counted(total, 'case')}; not a consistent cohort "
+                         "summary")
     counts = {"failed": failed, "total": total, "fail_on": fail_on}
     if failed and (fail_on == "any" or (fail_on == "all" and failed == total)):
         which = "every case" if failed == total else f"{failed} of {counted(total, 'case')}"

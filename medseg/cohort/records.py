@@ -127,6 +127,7 @@ def further_channel_rows(samples, modalities: int, sheet: Path | str, total: int
     case, which reads ``case_0001.nii.gz`` as a case of its own. ``total``: the sheet's cases (``samples``' count
     where not given)."""
     from medseg.io.channels import further_channel_text
+    from medseg.numbers import counted
 
     if modalities < 2:
         return None
@@ -137,8 +138,10 @@ def further_channel_rows(samples, modalities: int, sheet: Path | str, total: int
     more = f"; ... ({len(found) - 3} more: {', '.join(sample.case_id for sample, _ in found[3:13])}" \
            f"{' ...' if len(found) > 13 else ''})" if len(found) > 3 else ""
     total = len(samples) if total is None else total
-    return (f"{len(found)} of {total} cases name a channel file other than their case's first (_0000) as the image; "
-            f"these cases fail as bad input, the others run: {shown}{more}")
+    one = len(found) == 1
+    return (f"{len(found)} of {counted(total, 'case')} {'names' if one else 'name'} a channel file other than "
+            f"{'its' if one else 'their'} case's first (_0000) as the image; "
+            f"{'this case fails' if one else 'these cases fail'} as bad input, the others run: {shown}{more}")
 
 
 def content_sha256(path: Path | str, series: str | None = None, modalities: int = 1) -> str | None:

@@ -18,6 +18,7 @@ from medseg.errors import DicomError
 from medseg.io.dicom_text import charset_terms
 from medseg.io.seg_labels import _segment_label, check_segment_labels
 from medseg.io.seg_sources import _decode_texts, _seg_texts, seg_sources
+from medseg.numbers import counted
 from medseg.volume import Volume
 
 __all__ = ["write_dicom_seg"]
@@ -110,8 +111,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     _set_charset(seg, terms, volume.source)
     _round_spacing(seg)
     seg.save_as(str(path))
-    log.info("%s: DICOM SEG made with %d segments over %d source images", volume.source, len(values),
-             len(source_images))  # (path is still the temporary name here)
+    log.info("%s: DICOM SEG made with %s over %s", volume.source, counted(len(values), "segment"),
+             counted(len(source_images), "source image"))  # (path is still the temporary name here)
     return {"sop_instance_uid": str(seg.SOPInstanceUID), "series_instance_uid": str(seg.SeriesInstanceUID),
             "study_instance_uid": str(seg.StudyInstanceUID), "series_number": int(seg.SeriesNumber),
             "segments": len(values)}

@@ -15,6 +15,7 @@ from medseg.grid_match import GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
 from medseg.io.files import path_argument
 from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
+from medseg.numbers import counted
 from medseg.report.checks import check_segmentation
 from medseg.report.collect import CaseResult, add_expected_cases, check_sources, collect_results, label_key
 from medseg.report.figures import label_colour
@@ -94,7 +95,7 @@ def build_report(
     if samples is not None:
         cases = add_expected_cases(cases, samples, results_dir)
     check_sources(cases)  # an input or reference replaced since, in any results folder
-    log.info("%s: %d cases", results_dir, len(cases))
+    log.info("%s: %s", results_dir, counted(len(cases), "case"))
     checks = []
     for case in cases:
         checks.append(check_segmentation(case))
@@ -140,7 +141,7 @@ def build_report(
         temps[2].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     counts = summary["cases"]
     seconds = time.perf_counter() - clock
-    log.debug("wrote %s (%d overlays, %.1f s)", output, len(overlays), seconds)  # the command says so
+    log.debug("wrote %s (%s, %.1f s)", output, counted(len(overlays), "overlay"), seconds)  # the command says so
     failures = [(case.case_id, str(case.failure.get("error") or case.failure.get("stage") or "failed"))
                 for case in cases if case.failure is not None]
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
