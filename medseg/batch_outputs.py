@@ -2,7 +2,8 @@
 
 Two inputs that would write the same files, an output that would replace an input or a reference, and (unless
 overwriting) outputs that exist already are refused for the whole batch at once; options that need a DICOM folder
-are refused for a file, as reading it would refuse them.
+are refused for a file, as reading it would refuse them. :func:`check_before_model` gathers an input's checks that
+need no model, so that an input they refuse costs no model load (a batch of such inputs loads none).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from medseg.errors import ConflictingInputsError
 
-__all__ = ["as_typed", "check_batch_outputs", "check_dicom_options", "check_input_exists", "output_file_system"]
+__all__ = ["as_typed", "check_batch_outputs", "check_before_model", "check_dicom_options", "check_input_exists",
+           "output_file_system"]
 
 
 def as_typed(output: Path, input_path: Path | str) -> Path:
@@ -258,3 +260,17 @@ def check_dicom_options(path: Path | str, series: str | None, output_format: str
         raise ImageReadError(f"{path}: --series applies to DICOM folders only")
     if output_format == "dicom-seg":
         raise InputError(f"{path}: --format dicom-seg needs a DICOM series folder as input")
+
+
+def check_before_model(path: Path | str, reference: Path | str | None, series: str | None, output_format: str) -> None:
+    """What refuses an input without any model: the input or its reference missing (:func:`check_input_exists`),
+    options that need a DICOM folder given for a file (:func:`check_dicom_options`), and with ``output_format``
+    ``dicom-seg`` a series no DICOM SEG can be made from (:func:`~medseg.io.seg_sources.check_seg_source`: no
+    SeriesInstanceUID or FrameOfReferenceUID, and what else reading it for the SEG refuses), each as the error
+    segmenting it would raise, after the model had loaded (seconds: torch, the network, the device)."""
+    check_input_exists(path, reference)
+    check_dicom_options(path, series, output_format)
+    if output_format == "dicom-seg":
+        from medseg.io.seg_sources import check_seg_source
+
+        check_seg_source(path, series)

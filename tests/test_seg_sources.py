@@ -228,6 +228,103 @@ def test_seg_from_a_source_without_a_series_uid_is_refused(tmp_path):
     assert not (tmp_path / "seg.dcm").exists()
 
 
+def _no_model(monkeypatch):
+    """Make loading a model package fail the test: the checks that need none come before it."""
+    import medseg.package
+
+    def load_package(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(medseg.package, "load_package", load_package)
+
+
+def test_a_series_no_seg_can_be_made_from_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    """A series without SeriesInstanceUID was refused, with its right line, only after the model had loaded (7 s of
+    an 18 s wait on a loaded machine went to torch and the network)."""
+    paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+    retag(paths, SeriesInstanceUID=None)
+    _no_model(monkeypatch)
+    with pytest.raises(SystemExit) as info:
+        main(["infer", str(tmp_path / "dcm"), "--format", "dicom-seg", "-o", str(tmp_path / "out")])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"medseg: error: {tmp_path / 'dcm'}: no SeriesInstanceUID in any of its {SHAPE[2]} files (anonymised?), so a "
+        "DICOM SEG cannot name the series it segments (DICOM requires it); write NIfTI instead"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_series_no_seg_can_be_made_from_is_refused_without_importing_torch(tmp_path):
+    """The refusal came after torch and MONAI were imported (5 of its 7-10 s); in a fresh interpreter, neither is."""
+    import subprocess
+    import sys
+
+    paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+    retag(paths, SeriesInstanceUID=None)
+    args = ["infer", str(tmp_path / "dcm"), "--format", "dicom-seg", "-o", str(tmp_path / "out")]
+    code = (f"import sys\nfrom medseg.cli import main\ntry:\n    main({args!r})\nexcept SystemExit as e:\n"
+            "    code = e.code\nassert code == 1, code\n"
+            "assert 'torch' not in sys.modules and 'monai' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "no SeriesInstanceUID in any of its" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_batch_whose_every_input_is_refused_without_a_model_loads_none(tmp_path, capsys, monkeypatch):
+    """Each input named in its turn, the batch's count line, and no model loaded, no output folder made."""
+    paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=14), slice_positions(SHAPE[2], 2.0), seed=4)
+    retag(paths, FrameOfReferenceUID=None)
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), scan)
+    gone = tmp_path / "gone"
+    _no_model(monkeypatch)
+    with pytest.raises(SystemExit) as info:
+        main(["infer", str(tmp_path / "dcm"), str(scan), str(gone), "--format", "dicom-seg",
+              "-o", str(tmp_path / "out")])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and err[0].startswith(f"medseg: error: {tmp_path / 'dcm'}: no FrameOfReferenceUID in any "
+                                               f"of its {SHAPE[2]} files, so a DICOM SEG cannot be placed")
+    assert err[1:] == [f"medseg: error: {scan}: --format dicom-seg needs a DICOM series folder as input",
+                       f"medseg: error: {gone}: no such file or folder",
+                       f"medseg: 3 of 3 inputs failed ({tmp_path / 'dcm'}, {scan}, {gone})"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_look_ahead_refuses_what_the_read_refuses_and_only_that(tmp_path):
+    """:func:`check_seg_source`, from the headers before any model, says what :func:`seg_sources` says of the series
+    read: a UID no file states is refused in the same words; one some files state is given to all, not refused."""
+    from medseg.io.seg_sources import check_seg_source
+
+    values = stored_values(SHAPE, seed=15)
+    some = write_series(tmp_path / "some", values, slice_positions(SHAPE[2], 2.0), seed=6)
+    retag(some[:2], FrameOfReferenceUID=None)  # (a SeriesInstanceUID some lack makes two series)
+    check_seg_source(tmp_path / "some")
+    seg_sources(read_dicom_series(tmp_path / "some"))
+    for keyword in ("FrameOfReferenceUID", "SeriesInstanceUID"):
+        retag(write_series(tmp_path / keyword, values, slice_positions(SHAPE[2], 2.0), seed=6), **{keyword: None})
+        with pytest.raises(DicomError) as ahead:
+            check_seg_source(tmp_path / keyword)
+        with pytest.raises(DicomError) as read:
+            seg_sources(read_dicom_series(tmp_path / keyword))
+        assert str(ahead.value) == str(read.value)
+        assert str(ahead.value).startswith(f"{tmp_path / keyword}: no {keyword} in any of its {SHAPE[2]} files")
+
+
+def test_in_a_batch_an_input_refused_before_the_model_loads_leaves_the_others_going(tmp_path, capsys, tiny_package):
+    for name, strip in (("anon", True), ("good", False)):
+        paths = write_series(tmp_path / name, stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+        if strip:
+            retag(paths, SeriesInstanceUID=None)
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "infer", str(tmp_path / "anon"), str(tmp_path / "good"), "--format", "dicom-seg", "--device",
+              "cpu", "--model", str(tiny_package.path), "-o", str(tmp_path / "out")])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"medseg: error: {tmp_path / 'anon'}: no SeriesInstanceUID in any of its")
+    assert err[-1] == f"medseg: 1 of 2 inputs failed ({tmp_path / 'anon'})"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_seg.dcm", "good_seg.json"]
+
+
 def test_seg_from_a_source_without_a_study_uid(tmp_path, caplog):
     values = stored_values(SHAPE, seed=15)
     paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=6)

@@ -74,12 +74,10 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.batch_outputs import (
         as_typed,
         check_batch_outputs,
-        check_dicom_options,
-        check_input_exists,
+        check_before_model,
         output_file_system,
     )
     from medseg.errors import DeviceError, MedsegError
-    from medseg.inference import Segmenter
     from medseg.io.atomic import placed_before_stop, results_unwritable
     from medseg.io.dicom_series import series_text
     from medseg.io.files import further_channels
@@ -90,10 +88,26 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     # outputs that clash with each other or with an input (usage errors), before the model loads
     with usage_errors():
         check_batch_outputs(inputs, output_dir, bool(references), output_format, True, references)
-    if len(inputs) == 1:  # nothing else to do: a missing file, or options for a folder, before the model loads
-        check_input_exists(inputs[0], references[0] if references else None)
-        check_dicom_options(inputs[0], series, output_format)
+    # what refuses an input without any model (a missing file, options for a folder, a series no DICOM SEG can be
+    # made from), before the model loads: alone, the input's error; in a batch, told in its turn (the others go on),
+    # and a batch of such inputs only loads no model
+    refused: dict[str, MedsegError] = {}
+    for index, path in enumerate(inputs):
+        try:
+            check_before_model(path, references[index] if references else None, series, output_format)
+        except MedsegError as error:
+            if len(inputs) == 1:
+                raise
+            refused[str(path)] = error
+    if refused and len(refused) == len(inputs):
+        for error in refused.values():
+            click.echo(error_line(error), err=True)
+        named = ", ".join(list(refused)[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
+        click.echo(escaped_line(f"medseg: {len(inputs)} of {counted(len(inputs), 'input')} failed ({named})"),
+                   err=True)
+        return 1
     silent = quiet()
+    from medseg.inference import Segmenter  # torch and MONAI: seconds, after the checks that need neither
     from medseg.resources import set_threads
 
     set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
@@ -155,6 +169,11 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         reference = references[index] if references else None
         if full and output_file_system(path, output_dir) in full:
             skipped += 1
+            continue
+        if str(path) in refused:  # refused before the model loaded
+            failures += 1
+            failed_inputs.append(path)
+            click.echo(error_line(refused[str(path)]), err=True)
             continue
         try:
             with _ProgressFactory(path, silent) as progress:
