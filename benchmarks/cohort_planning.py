@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         single = dry_run_seconds(files, root / "results_file", args.repeats)
         many = dry_run_seconds(folders, root / "results_dicom", args.repeats)
     total = args.cases * args.files_per_case
-    print(f"planning (snakemake -n, median of {args.repeats}) of {args.cases} cases")
+    print(f"planning (snakemake -n, median of {args.repeats}) of {args.cases} case{'' if args.cases == 1 else 's'}")
     rows = [("single-file images", single), (f"folders of {args.files_per_case} files ({total} files)", many)]
     width = max(len(label) for label, _ in rows)
     for label, seconds in rows:

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.checkpoint import check_output_folder, checkpoint_epoch
     from medseg.errors import MedsegError
     from medseg.io.dataset_json import find_dataset_json
-    from medseg.numbers import dice_round_text
+    from medseg.numbers import counted, dice_round_text
     from medseg.package_config import CONFIG_NAME
     from medseg.package_training import CHECKPOINT_DIR, unfinished_training
     from medseg.train import train
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
     names = {str(k): v for k, v in config["labels"].items() if str(k) != "0"}
     header = f"{'fold':>4} {'cases':>5}  " + "  ".join(f"{name:>10}" for name in names.values()) + "  train min"
-    print(f"{args.config.name}: {len(rows)} fold(s) of {len(pairs)} cases, validation mean Dice per fold")
+    print(f"{args.config.name}: {counted(len(rows), 'fold')} of {counted(len(pairs), 'case')}, validation mean Dice "
+          "per fold")
     print(header)
     # n/a: no Dice in the fold (the label in no validation reference and never predicted there), or too few folds
     # for an SD

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 images = {stem(p) for p in args.images.iterdir()}
                 folder, what = ((args.labels, "label") if {missing[0], f"{missing[0]}_0000"} & images
                                 else (args.images, "image"))
-                print(f"error: {folder}: {len(missing)} validation case(s) missing, e.g. {missing[0]} (no {what}; "
+                lost = f"{len(missing)} validation case{'' if len(missing) == 1 else 's'}"
+                print(f"error: {folder}: {lost} missing, e.g. {missing[0]} (no {what}; "
                       f"the package lists its validation cases under training.val_cases; --cases-from all scores "
                       "every pair in the folders instead)", file=sys.stderr)
                 return 1

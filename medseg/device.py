@@ -47,7 +47,9 @@ def resolve_device(spec: str = "auto") -> DeviceChoice:
             except ValueError as error:
                 raise DeviceError(f"--device {spec}: expected cuda or cuda:N") from error
         if index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present"
+            from medseg.numbers import counted
+
+            raise DeviceError(f"--device {spec}: only {counted(torch.cuda.device_count(), 'CUDA device')} present"
                               + (f" ({_visible_devices()}, numbered from 0)" if _visible_devices() else ""))
         return DeviceChoice(f"cuda:{index}", f"requested, {torch.cuda.get_device_name(index)}")
     if spec == "mps":

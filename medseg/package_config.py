@@ -16,7 +16,7 @@ from pathlib import Path
 from medseg.errors import ModelPackageError
 from medseg.json_schema import schema_validator
 from medseg.label_map import MAX_LABEL_VALUE, label_map
-from medseg.numbers import values_text
+from medseg.numbers import counted, values_text
 from medseg.package_labels import _alike, _check_code_texts, _check_label_keys
 
 __all__ = [
@@ -162,8 +162,8 @@ def validate_config(config: dict, where: str) -> None:
                                 "segmentation (uint16) holds")
     if len(values) != arch["n_classes"]:
         raise ModelPackageError(
-            f"{where}: {len(values)} labels ({values_text(values)}) for n_classes={arch['n_classes']}: the network "
-            "has one output class per label (class k stands for the k-th smallest value)"
+            f"{where}: {counted(len(values), 'label')} ({values_text(values)}) for n_classes={arch['n_classes']}: the "
+            "network has one output class per label (class k stands for the k-th smallest value)"
         )
     coded = sorted(int(k) for k in config.get("label_codes", {}))
     stray = [v for v in coded if v == 0 or v not in values]

@@ -479,8 +479,9 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
     clock = time.perf_counter()
     if volume.channels != segmenter.package.n_modalities:  # a caller's Volume: files are checked as they are read
         from medseg.io.channels import modalities_text
+        from medseg.numbers import counted
 
-        raise InputError(f"{name}: {volume.channels} channel(s), and model {segmenter.package.name} takes "
+        raise InputError(f"{name}: {counted(volume.channels, 'channel')}, and model {segmenter.package.name} takes "
                          f"{modalities_text(segmenter.package.modalities or 1)}")
     check_not_constant(volume)
     label_like = label_like_note(volume)

@@ -307,7 +307,7 @@ def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpair
                    if images and labels else "")
         raise TrainingError(
             f"{images_dir}: no image has a label of the same name in {labels_dir} "
-            f"({len(images)} images, {len(labels)} labels{example})"
+            f"({counted(len(images), 'image')}, {counted(len(labels), 'label')}{example})"
         )
     unpaired = [images[n] for n in sorted(set(images) - set(labels))]
     unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
@@ -323,7 +323,8 @@ def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpair
                     counted(len(unpaired), "file"), shown)
     if unpaired and not allow_unpaired:
         raise TrainingError(
-            f"{unpaired[0]}: {len(unpaired)} file(s) have no counterpart of the same name "
+            f"{unpaired[0]}: {counted(len(unpaired), 'file')} {'has' if len(unpaired) == 1 else 'have'} no counterpart "
+            "of the same name "
             f"(images in {images_dir}, labels in {labels_dir}): {shown}{_case_only(images, labels)}"
             + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
         )
@@ -508,7 +509,8 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
                         (placed, "a label off the image's grid")):
         if found:
             shown = ", ".join(found[:3]) + (f" … and {len(found) - 3} more" if len(found) > 3 else "")
-            text += f"; besides, {len(found)} paired case(s) have {what}: {shown}"
+            have = "has" if len(found) == 1 else "have"
+            text += f"; besides, {counted(len(found), 'paired case')} {have} {what}: {shown}"
     return text
 
 
@@ -560,7 +562,7 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
             for problem in problems:
                 log.warning("%s", problem)
             more = f"; … ({len(problems) - 3} more; all {len(problems)} are listed above)"
-        raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be trained on: {shown}{more}")
+        raise TrainingError(f"{len(problems)} of {counted(len(cases), 'case')} cannot be trained on: {shown}{more}")
     padded = padded_labels_text(cases)
     if padded is not None:  # 3D Slicer's cropped segmentations: one line for all of them
         log.info("%s", padded)
@@ -588,10 +590,10 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
         spacing = pre.get("spacing_mm")
         fix = (f"check preprocessing.spacing_mm ({spacing}) against the images' voxel sizes, or train on fewer "
                "cases" if spacing else "train on fewer or smaller cases")
-        raise TrainingError(f"{cases[0].image_path.parent}: the {len(cases)} cases would hold about "
+        raise TrainingError(f"{cases[0].image_path.parent}: the {counted(len(cases), 'case')} would hold about "
                             f"{total / 2**30:.1f} GiB in model space, more than this machine's {memory / 2**30:.1f} "
                             f"GiB of memory; {fix}")
-    warn_over_cgroup(cases[0].image_path.parent, total, memory, f"training on its {len(cases)} cases")
+    warn_over_cgroup(cases[0].image_path.parent, total, memory, f"training on its {counted(len(cases), 'case')}")
 
 
 def _case_memory(case: TrainCase, pre: dict) -> tuple[int, int] | None:

@@ -461,7 +461,7 @@ def test_an_output_folder_is_swept_once_by_the_first_set_placed_there(tmp_path, 
         with atomic_paths([folder / "a.txt"]) as (temp,):
             temp.write_text("a")
     assert not stale.exists() and (folder / "a.txt").read_text() == "a"
-    assert f"{folder}: removed 1 partial file(s) a killed writer left (untouched for over an hour)" in caplog.messages
+    assert f"{folder}: removed 1 partial file a killed writer left (untouched for over an hour)" in caplog.messages
     stale.write_bytes(b"partial")  # a second set in the same process: the folder was swept already
     with atomic_paths([folder / "b.txt"]) as (temp,):
         temp.write_text("b")

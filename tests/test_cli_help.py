@@ -357,7 +357,7 @@ def test_help_is_fast_and_does_not_import_torch():
     # nor does a usage error of infer's (it took three seconds to say that --reference was given once for two)
     result = _without_torch([["infer", "a.nii.gz", "b.nii.gz", "--reference", "r.nii.gz"],
                              ["infer", "a", "b", "--series", "3"]], 2)
-    assert "--reference was given 1 time(s) for 2 input(s)" in result.stderr
+    assert "--reference was given once for 2 inputs" in result.stderr
     assert "--series applies to one DICOM folder at a time" in result.stderr
     # nor does a training folder that is not there
     result = _without_torch([["train", "--images", "no-images", "--labels", "no-labels", "-o", "m"]], 1)

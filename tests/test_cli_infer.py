@@ -121,7 +121,7 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
         f"medseg: error: {missing}: no such file (the reference given for {case})")
     assert "model tiny" not in err  # found before the model was loaded
     code, _, err = run(["infer", str(case), str(case), "-m", package, "--reference", str(case)], capsys)
-    assert code == 2 and "--reference was given 1 time(s) for 2 input(s); give one per input" in err
+    assert code == 2 and "--reference was given once for 2 inputs; give one per input" in err
     # a folder of NIfTI files is not a DICOM study
     folder = tmp_path / "niftis"
     folder.mkdir()
@@ -129,7 +129,7 @@ def test_first_mistakes_get_one_line_that_says_what_to_do(tmp_path, case, make_p
     with caplog.at_level("WARNING"):
         code, _, err = run(["infer", str(folder), "-m", package, "-o", str(tmp_path / "o3")], capsys)
     assert code == 1 and err.strip().splitlines()[-1].endswith(
-        f"no DICOM images found (1 non-DICOM file(s)); a folder is read as one DICOM study: give NIfTI files one "
+        f"no DICOM images found (1 non-DICOM file); a folder is read as one DICOM study: give NIfTI files one "
         f"by one, e.g. {folder}/*.nii.gz")
     assert not [r for r in caplog.records if "skipped" in r.getMessage()]  # the error counts them: no warning
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()

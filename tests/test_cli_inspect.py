@@ -93,9 +93,9 @@ def test_inspect_lists_a_folder_that_holds_only_non_image_objects(tmp_path, caps
     (tmp_path / "nifti").mkdir()
     (tmp_path / "nifti" / "a.nii.gz").write_bytes(b"x")
     code, out, err = run_cli(["inspect", str(tmp_path / "nifti")], capsys)
-    assert (code, out) == (1, "") and "no DICOM images found (1 non-DICOM file(s)); a folder is read as one" in err
+    assert (code, out) == (1, "") and "no DICOM images found (1 non-DICOM file); a folder is read as one" in err
     code, out, err = run_cli(["infer", str(tmp_path / "only"), "-o", str(tmp_path / "out")], capsys)
-    assert code == 1 and "no DICOM images found (1 non-image DICOM object(s))" in err
+    assert code == 1 and "no DICOM images found (1 non-image DICOM object)" in err
     assert not (tmp_path / "out").exists()
 
 

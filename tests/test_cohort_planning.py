@@ -56,4 +56,4 @@ def test_plans_with_this_interpreters_snakemake(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "executable", str(wrapper))
     main = benchmark_main("cohort_planning")
     assert main(["--cases", "1", "--files-per-case", "1", "--repeats", "1"]) == 0
-    assert capsys.readouterr().out.startswith("planning (snakemake -n, median of 1) of 1 cases\n")
+    assert capsys.readouterr().out.startswith("planning (snakemake -n, median of 1) of 1 case\n")

@@ -34,7 +34,7 @@ def test_folds_are_trained_reused_and_summarised(cross_validate, tmp_path, capsy
     first = capsys.readouterr().out.splitlines()
     recorded = {k: json.loads((out / f"fold{k}" / "model.json").read_text())["training"] for k in (0, 1)}
     assert recorded[0]["val_cases"] == ["case2", "case3"] and recorded[1]["val_cases"] == ["case4", "case5"]
-    assert first[0] == "tiny.json: 2 fold(s) of 6 cases, validation mean Dice per fold"
+    assert first[0] == "tiny.json: 2 folds of 6 cases, validation mean Dice per fold"
     fold_rows = [line.split() for line in first[2:4]]
     assert [row[:2] for row in fold_rows] == [["0", "2"], ["1", "2"]]
     for row, k in zip(fold_rows, (0, 1)):

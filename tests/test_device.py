@@ -49,7 +49,7 @@ def test_unavailable_cuda_says_why_where_it_can(case, make_package, capsys, monk
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     with pytest.raises(DeviceError) as error:
         resolve_device("cuda:3")
-    assert str(error.value) == ("--device cuda:3: only 1 CUDA device(s) present (CUDA_VISIBLE_DEVICES is '3': "
+    assert str(error.value) == ("--device cuda:3: only 1 CUDA device present (CUDA_VISIBLE_DEVICES is '3': "
                                 "torch sees only the GPUs it names, numbered from 0)")
 
 

@@ -78,7 +78,7 @@ def test_rle_headers_declaring_more_pixels_than_the_data_can_hold_are_refused_be
     first = Path(str(caught.value).split(": ")[0])  # one of the files (the first the series lists)
     held = len(pydicom.dcmread(first).PixelData)
     assert first in paths
-    assert str(caught.value) == (f"{first}: its header declares 1 frame(s) of 2000×2000 pixels (0.0075 GiB decoded), "
+    assert str(caught.value) == (f"{first}: its header declares 1 frame of 2000×2000 pixels (0.0075 GiB decoded), "
                                  f"more than RLE data of {held} bytes can hold; the header is corrupt or the file cut "
                                  "short")
     assert peak < 2**22  # a decoded file alone is 8 MB

@@ -53,7 +53,7 @@ def test_library_warnings_are_one_line_per_kind_naming_files_for_every_input(tmp
         mine = [line for line in warned if f": {folder}: " in line]
         assert len([line for line in mine if "Invalid value for VR IS" in line]) == 1, warned
         # logged and warned both by pydicom (warn_and_log), shown once
-        assert sum(f"Unknown encoding 'ISO_IR 999' - using default encoding instead (in {SHAPE[2]} file(s): "
+        assert sum(f"Unknown encoding 'ISO_IR 999' - using default encoding instead (in {SHAPE[2]} files: "
                    f"{names}, ...)" in line for line in mine) == 1, warned
         assert any(line.endswith(f"; {SHAPE[2]} different values") and "Invalid value for VR IS: '" in line
                    for line in mine), warned

@@ -116,7 +116,7 @@ def test_localizer_is_dropped(tmp_path):
                 image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
     volume = read_dicom_series(tmp_path)
     assert volume.info["series_number"] == 4
-    assert volume.info["selection"].startswith("the only eligible 3D series (4 other(s) not eligible: series 1-1")
+    assert volume.info["selection"].startswith("the only eligible 3D series (4 others not eligible: series 1-1")
     np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
     report = describe_folder(tmp_path)
     flags = {entry["key"]: entry["flags"] for entry in report["series"]}
@@ -192,7 +192,7 @@ def test_non_dicom_files_are_skipped_and_listed(tmp_path, caplog):
     assert sorted(volume.info["skipped_files"]) == ["README.txt: not a DICOM file", "index.html: not a DICOM file",
                                                     "notes.bin: not a DICOM file"]
     assert [r.getMessage() for r in caplog.records] == [
-        f"{tmp_path}: skipped 3 file(s) that are not DICOM (README.txt, index.html, notes.bin)"]
+        f"{tmp_path}: skipped 3 files that are not DICOM (README.txt, index.html, notes.bin)"]
 
 
 def test_empty_folder_and_folder_without_dicom(tmp_path):
@@ -201,7 +201,7 @@ def test_empty_folder_and_folder_without_dicom(tmp_path):
         read_dicom_series(tmp_path / "empty")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("hello")
-    with pytest.raises(DicomError, match=r"docs: no DICOM images found \(1 non-DICOM file\(s\)\)"):
+    with pytest.raises(DicomError, match=r"docs: no DICOM images found \(1 non-DICOM file\)"):
         read_dicom_series(tmp_path / "docs")
 
 
@@ -215,7 +215,7 @@ def test_a_model_package_given_as_a_study_is_named_as_one(tmp_path, capsys):
         main(["inspect", str(package)])
     assert info.value.code == 1
     assert capsys.readouterr().err == (
-        f"medseg: error: {package}: no DICOM images found (3 non-DICOM file(s)); it is a model package (model.json), "
+        f"medseg: error: {package}: no DICOM images found (3 non-DICOM files); it is a model package (model.json), "
         f"not a DICOM study: `medseg models {package}` describes it, and `-m {package}` segments with it\n")
 
 
@@ -314,7 +314,7 @@ def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
     copies = [r.getMessage() for r in caplog.records if "same SOPInstanceUID, same bytes" in r.getMessage()]
     study = tmp_path / "study"
     assert copies == [f"{study / 'backup' / '0000.dcm'}: a copy of {study / '0000.dcm'} (same SOPInstanceUID, same "
-                      f"bytes); {len(paths) - 1} more file(s) copy others of the series; each image used once"]
+                      f"bytes); {len(paths) - 1} more files copy others of the series; each image used once"]
     # another file that claims an image's SOPInstanceUID is not taken for a copy
     impostor = pydicom.dcmread(paths[0])
     impostor.PixelData = bytes(len(impostor.PixelData))

@@ -32,7 +32,7 @@ def test_a_colour_file_in_a_grey_series_is_named(tmp_path, capsys):
     short message."""
     _, paths = make_series(tmp_path / "study", seed=2)
     _make_colour(paths[3])
-    problem = (f"{paths[3].name}: colour (RGB) among {len(paths) - 1} grey-level file(s) of the series; colour images "
+    problem = (f"{paths[3].name}: colour (RGB) among {len(paths) - 1} grey-level files of the series; colour images "
                "are not supported (move it out of the folder)")
     assert describe_folder(tmp_path / "study")["series"][0]["problem"] == problem
     code, _, err = run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "out.nii.gz")], capsys)
@@ -67,7 +67,7 @@ def test_a_repeated_slice_is_refused(tmp_path):
     positions = slice_positions(SHAPE[2], 2.0)
     positions[3] = positions[2]
     _, paths = make_series(tmp_path, seed=1, positions=positions)
-    with pytest.raises(DicomError, match=r"1 image\(s\) repeat a slice position already taken \(first at "
+    with pytest.raises(DicomError, match=r"1 image repeats a slice position already taken \(first at "
                        r"[-0-9.]+ mm along the normal\): \S+ and \S+$") as error:
         read_dicom_series(tmp_path)
     named = str(error.value).rsplit(": ", 1)[1].split(" and ")
@@ -259,7 +259,7 @@ def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_
             dataset.save_as(path)
     with pytest.raises(DicomError, match=r"cannot be one 3D volume: .*without ImageOrientationPatient \(the series' "
                                          r"other images have it\), and it stands on no slice of the stack \(and \d+ "
-                                         r"more file\(s\)\)"):
+                                         r"more files\)"):
         read_dicom_series(tmp_path / "dcm")
 
 
@@ -309,7 +309,7 @@ def test_a_file_that_disagrees_with_its_series_is_named(tmp_path, capsys, keywor
     code, _, err = run_cli(["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")], capsys)
     assert code == 1
     assert err.strip().splitlines()[-1].endswith(
-        f"its files disagree on {keyword} ({common} in {len(paths) - 1} file(s), {value} in {odd.name}); they do "
+        f"its files disagree on {keyword} ({common} in {len(paths) - 1} files, {value} in {odd.name}); they do "
         "not make one volume")
     assert not (tmp_path / "out.nii.gz").exists()
 

@@ -279,7 +279,7 @@ def test_a_seg_of_other_images_on_an_anonymised_series_is_named_as_such(dicom_ro
     from medseg.io.seg_reading import read_dicom_seg
 
     volume = read_dicom_series(dicom_root / "ct-jpeg2000" / "series")
-    with pytest.raises(InputError, match=r"liver.dcm: segments 3 image\(s\) that are not in "):
+    with pytest.raises(InputError, match=r"liver.dcm: segments 3 images that are not in "):
         read_dicom_seg(dicom_root / "ct-seg" / "liver.dcm", volume, {0: "background", 1: "spleen"})
 
 

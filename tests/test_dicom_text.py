@@ -28,7 +28,7 @@ def test_a_description_outside_ascii_without_a_character_set_is_read_as_latin1_w
     names = ", ".join(f"{k:04d}.dcm" for k in range(3))
     assert told == ([f"{tmp_path / 'dcm'}: SeriesDescription 'T1 Müller' holds characters outside ASCII, but no "
                      "SpecificCharacterSet is stated (DICOM's default is ASCII): read as Latin-1 (ISO_IR 100) "
-                     f"(in {SHAPE[2]} file(s): {names}, ...)"] if warned else [])
+                     f"(in {SHAPE[2]} files: {names}, ...)"] if warned else [])
 
 
 @pytest.mark.parametrize("charset", [None, "", "ISO_IR 6"])
@@ -50,7 +50,7 @@ def test_a_utf8_description_without_a_character_set_is_read_as_utf8_as_the_seg_w
     names = ", ".join(f"{k:04d}.dcm" for k in range(3))
     assert told == [f"{tmp_path / 'dcm'}: SeriesDescription 'T1 Müller' holds characters outside ASCII, but no "
                     "SpecificCharacterSet is stated (DICOM's default is ASCII): read as UTF-8, which its bytes are "
-                    f"(in {SHAPE[2]} file(s): {names}, ...)"]
+                    f"(in {SHAPE[2]} files: {names}, ...)"]
 
 
 def test_a_file_whose_text_is_not_all_utf8_is_read_as_latin1_whole(tmp_path):

@@ -94,13 +94,13 @@ def test_a_series_of_an_export_copied_in_part_is_refused(tmp_path):
     (media / "PT000000" / "ST000000" / "SE000001" / "IM000006").unlink()
     scan = scan_folder(media)
     problems = {c.number: c.problem for c in scan.candidates}
-    assert problems == {3: None, 4: "1 of the 7 files its DICOMDIR references are not here "
+    assert problems == {3: None, 4: "1 of the 7 files its DICOMDIR references is not here "
                                     "(PT000000/ST000000/SE000001/IM000006): the export was copied in part, and the "
                                     "series would be read without them; copy it again"}
     with pytest.raises(DicomError, match=r"series 4 'desc 1' \(CT, 6 images, .*\) cannot be one 3D volume: 1 of "):
         read_dicom_series(media, series="4")
     volume = read_dicom_series(media)  # the whole series is chosen, and the other named as not eligible
-    assert volume.array.shape == (10, 8, 6) and "1 other(s) not eligible: series 4" in volume.info["selection"]
+    assert volume.array.shape == (10, 8, 6) and "1 other not eligible: series 4" in volume.info["selection"]
 
 
 @pytest.mark.parametrize("ending", [";1", ".;1", "."])
@@ -114,7 +114,7 @@ def test_an_export_copied_in_part_from_a_disc_showing_iso_names_is_refused(tmp_p
     (media / "PT000000" / "ST000000" / "SE000001" / f"im000006{ending}").unlink()
     with caplog.at_level("WARNING", logger="medseg.io.dicom_series"):
         problems = {c.number: c.problem for c in scan_folder(media).candidates}
-    assert problems == {3: None, 4: "1 of the 7 files its DICOMDIR references are not here "
+    assert problems == {3: None, 4: "1 of the 7 files its DICOMDIR references is not here "
                                     "(PT000000/ST000000/SE000001/IM000006): the export was copied in part, and the "
                                     "series would be read without them; copy it again"}
     assert "renamed" not in caplog.text
@@ -198,12 +198,12 @@ def test_a_file_missing_from_one_part_of_a_split_series_refuses_that_part_alone(
     (media / files[3]).unlink()
     problems = {c.key: c.problem for c in scan_folder(media).candidates}
     assert problems["3-2"] is None
-    assert problems["3-1"].startswith(f"1 of the 11 files its DICOMDIR references are not here ({files[3]}), of this "
+    assert problems["3-1"].startswith(f"1 of the 11 files its DICOMDIR references is not here ({files[3]}), of this "
                                       "part of the series, as the index's records of them tell: the export was copied "
                                       "in part")
     volume = read_dicom_series(media)  # the sagittal part, the one eligible, whole
     np.testing.assert_array_equal(volume.array, stored_values((10, 8, 5), 1).astype(np.float32) - 1024.0)
-    assert "1 other(s) not eligible: series 3-1" in volume.info["selection"]
+    assert "1 other not eligible: series 3-1" in volume.info["selection"]
 
 
 def test_a_missing_file_the_index_cannot_place_refuses_every_part_it_may_be_of_and_says_so(tmp_path, monkeypatch):
@@ -212,7 +212,7 @@ def test_a_missing_file_the_index_cannot_place_refuses_every_part_it_may_be_of_a
     media, files = _split_export(tmp_path, monkeypatch)
     (media / files[6]).unlink()
     problems = {c.key: c.problem for c in scan_folder(media).candidates}
-    said = (f"1 of the 11 files its DICOMDIR references are not here ({files[6]}), and the index's records of them do "
+    said = (f"1 of the 11 files its DICOMDIR references is not here ({files[6]}), and the index's records of them do "
             "not tell which part of the series they were of (no orientation, size, position or instance number that "
             "sets one apart), so every part they may be of is refused: the export was copied in part")
     assert problems["3-1"].startswith(said) and problems["3-2"].startswith(said)

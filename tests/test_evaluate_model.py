@@ -83,7 +83,7 @@ def test_a_missing_label_names_the_labels_folder(evaluate, trained, tmp_path, ca
     (tmp_path / "labels" / f"{missing}.nii.gz").unlink()
     assert evaluate([str(package.path), str(images), str(tmp_path / "labels")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {tmp_path / 'labels'}: 1 validation case(s) missing, e.g. {missing} (no label;")
+    assert err.startswith(f"error: {tmp_path / 'labels'}: 1 validation case missing, e.g. {missing} (no label;")
     assert err.rstrip().endswith("--cases-from all scores every pair in the folders instead)")
     assert "\n" not in err
 

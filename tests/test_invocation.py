@@ -164,7 +164,7 @@ def test_a_closed_stdout_is_told_and_the_exit_code_says_it(tmp_path):
     image = tmp_path / "phantom.nii.gz"
     done = medseg("synth", str(image), "--shape", "8", "8", "8", redirect=">&-")
     assert done.returncode == 1 and done.stderr == (
-        "medseg: error: standard output is closed (>&-): 1 line(s) of output lost (any files written are whole); "
+        "medseg: error: standard output is closed (>&-): 1 line of output lost (any files written are whole); "
         "to discard the output, redirect it to /dev/null\n")
     import nibabel as nib
 

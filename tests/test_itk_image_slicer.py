@@ -140,7 +140,7 @@ def test_a_slicer_scene_folder_is_both_the_images_and_the_labels_of_a_training_s
     sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / "c.nrrd"))  # an image without a segmentation
     with pytest.raises(TrainingError) as error:
         pair_cases(scene, scene)
-    assert str(error.value).startswith(f"{scene / 'c.nrrd'}: 1 file(s) have no counterpart of the same name "
+    assert str(error.value).startswith(f"{scene / 'c.nrrd'}: 1 file has no counterpart of the same name "
                                        f"(images in {scene}, labels in {scene}): {scene / 'c.nrrd'}")
     assert [c.case_id for c in pair_cases(scene, scene, allow_unpaired=True)] == ["a", "b"]
 

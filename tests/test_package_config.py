@@ -23,6 +23,7 @@ from medseg.package import load_package
          "label value 70000 is above 65535, the largest a segmentation \\(uint16\\) holds"),
         (lambda c: c.update(labels={"0": "background", "2": "a", "41": "b"}), r"3 labels \(\[0, 2, 41\]\) for "
                                                                               "n_classes=4"),
+        (lambda c: c.update(labels={"0": "background"}), r"1 label \(\[0\]\) for n_classes=4"),  # was "1 labels"
         (lambda c: c["inference"].update(context_slices=1), "in_channels=1 does not match context_slices=1"),
         (lambda c: c["inference"].update(slice_axis=5), "inference/slice_axis"),
         (lambda c: c.pop("labels"), "'labels' is a required property"),

@@ -120,12 +120,12 @@ def test_reference_segments_of_one_label_are_refused_where_they_overlap_and_merg
     masks[:, 5:15, :, 2] = True  # rows 5-9 also in segment 1's
     foreign_seg(tmp_path / "two_readers.dcm", sources, masks[..., [0, 2]], ["first", "First"])
     with pytest.raises(InputError, match=r"two_readers\.dcm: segments 1 'first' and 2 'First' match one label of the "
-                                         r"model, 'first', and overlap in 1200 voxel\(s\); keep one of them in the "
+                                         r"model, 'first', and overlap in 1200 voxels; keep one of them in the "
                                          r"reference$"):
         read_dicom_seg(tmp_path / "two_readers.dcm", volume, names)
     foreign_seg(tmp_path / "three.dcm", sources, masks, ["first", "first", "first"])
     with pytest.raises(InputError, match=r"three\.dcm: segments 1 'first', 2 'first' and 3 'first' match one label "
-                                         r"of the model, 'first', and overlap in 1200 voxel\(s\)"):
+                                         r"of the model, 'first', and overlap in 1200 voxels"):
         read_dicom_seg(tmp_path / "three.dcm", volume, names)
 
     foreign_seg(tmp_path / "parts.dcm", sources, masks[..., :2], ["first", "First"])
@@ -464,7 +464,7 @@ def test_segments_put_a_slab_at_a_time_name_the_first_overlap_in_the_arrays_orde
     masks[[0, 5], :, :, 2] = True  # over both
     foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second", "third"])
     monkeypatch.setattr(medseg.io.seg_reading, "_SLICES_AT_ONCE", 2)
-    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'third' overlap in 360 voxel\(s\)"):
+    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'third' overlap in 360 voxels"):
         read_dicom_seg(tmp_path / "overlap.dcm", volume, names)
     masks[..., 2] = False
     foreign_seg(tmp_path / "apart.dcm", sources, masks, ["first", "second", "third"])

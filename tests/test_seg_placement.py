@@ -87,7 +87,7 @@ def test_frames_reaching_past_the_grid_are_cropped_where_empty_and_refused_where
     assert outside > 0
     with pytest.raises(InputError) as caught:
         read_seg_on_grid(seg, (20, 20, 7), volume.affine, "crop.nii.gz", NAMES)
-    assert str(caught.value) == (f"{seg}: {outside} labelled pixel(s) of its frames lie outside the grid of "
+    assert str(caught.value) == (f"{seg}: {outside} labelled pixels of its frames lie outside the grid of "
                                  "crop.nii.gz (shape (20, 20, 7)): not a segmentation of that image; not scored")
 
 
@@ -203,7 +203,7 @@ def test_a_label_map_seg_is_placed_and_overlapping_segments_are_refused_as_on_th
     masks[:, 0:10, :, 0] = True
     masks[:, 5:15, :, 1] = True  # rows 5-9 in both: 5 × 24 × 7 voxels
     _foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["odd", "corner"], "BINARY")
-    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'odd' and 'corner' overlap in 840 voxel\(s\); a "
+    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'odd' and 'corner' overlap in 840 voxels; a "
                                          r"reference label map holds one label per voxel"):
         read_seg_on_grid(tmp_path / "overlap.dcm", SHAPE, affine, "rows_reversed.nii.gz", NAMES)
 
@@ -563,7 +563,7 @@ def test_segments_a_dataset_json_pairs_with_one_label_are_told_as_matching_its_l
                             "--json"], capsys)
     assert (code, out) == (1, "") and err.splitlines() == [
         f"medseg: error: {tmp_path / 'overlap.dcm'}: segments 1 'left_kidney' and 2 'Left Kidney' match one label of "
-        f"{names}, 'left_kidney', and overlap in {3 * SHAPE[0] * SHAPE[2]} voxel(s); keep one of them in the "
+        f"{names}, 'left_kidney', and overlap in {3 * SHAPE[0] * SHAPE[2]} voxels; keep one of them in the "
         "reference"]
 
 

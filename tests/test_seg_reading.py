@@ -87,7 +87,7 @@ def test_damaged_or_wrong_files_given_as_a_seg_are_named_for_what_they_are(tmp_p
     (tmp_path / "noise.dcm").write_bytes(np.random.default_rng(0).bytes(3000))
     expected = {
         "cut.dcm": rf"truncated DICOM SEG \(its pixel data holds {needed - needed // 2} of the {needed} bytes its "
-                   rf"header gives: {seg.NumberOfFrames} frames of {seg.Rows}×{seg.Columns}, 1 bit\(s\) per pixel\)$",
+                   rf"header gives: {seg.NumberOfFrames} frames of {seg.Rows}×{seg.Columns}, 1 bit per pixel\)$",
         "head.dcm": r"truncated or incomplete DICOM file \(it ends before its SOPClassUID\)$",
         "noise.dcm": r"not a DICOM file \(no DICM marker after the 128-byte preamble\)$",
     }
@@ -114,7 +114,7 @@ def test_a_seg_of_other_images_of_the_same_series_uid_is_refused(tmp_path):
     write_series(tmp_path / "b", values, slice_positions(SHAPE[2], 2.0), series_uid="1.2.3.4", seed=2)
     a, b = read_dicom_series(tmp_path / "a"), read_dicom_series(tmp_path / "b")
     write_dicom_seg(label_rule(a.array), a, tmp_path / "seg.dcm", NAMES, "test-model")
-    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} image\(s\) that are not in .*b \(series "
+    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} images that are not in .*b \(series "
                                          r"1.2.3.4\): "):
         read_dicom_seg(tmp_path / "seg.dcm", b, NAMES)
 
@@ -132,7 +132,7 @@ def test_a_seg_of_another_part_of_a_split_series_names_the_part(tmp_path):
                  series_uid="1.2.3.5", seed=2, prefix="b")
     axial, other = read_dicom_series(tmp_path / "s", "3-1"), read_dicom_series(tmp_path / "s", "3-2")
     write_dicom_seg(label_rule(axial.array), axial, tmp_path / "seg.dcm", NAMES, "test-model")
-    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} image\(s\) that are not in .*s \(series "
+    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} images that are not in .*s \(series "
                                          r"3-2, one part of series 1.2.3.5 split by orientation\): "):
         read_dicom_seg(tmp_path / "seg.dcm", other, NAMES)
 
@@ -458,7 +458,7 @@ def test_reference_segs_of_other_tools_are_read_or_refused_in_one_line(tmp_path,
     masks[:, 0:20, :, 0] = True
     masks[:, 10:30, :, 1] = True  # rows 10-19 in both
     foreign_seg(tmp_path / "overlap.dcm", sources, masks, ["first", "second"])
-    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'second' overlap in 2400 voxel\(s\); "
+    with pytest.raises(InputError, match=r"overlap\.dcm: segments 'first' and 'second' overlap in 2400 voxels; "
                                          r"a reference label map holds one label per voxel"):
         read_dicom_seg(tmp_path / "overlap.dcm", volume, names)
     fractions = np.where(masks[..., :1], 0.9, 0.02).astype(np.float32)

@@ -191,7 +191,7 @@ def test_seg_from_an_enhanced_source_without_a_slice_thickness_reads_back(tmp_pa
     with caplog.at_level("WARNING", logger="medseg"):
         write_dicom_seg(labels, volume, tmp_path / "seg.dcm", NAMES, "test-model")
     assert [r.getMessage() for r in caplog.records if "SliceThickness" in r.getMessage()] == [
-        f"{tmp_path / 'dcm'}: 1 of the series' 1 images state no SliceThickness; the DICOM SEG states the slice "
+        f"{tmp_path / 'dcm'}: 1 of the series' 1 image states no SliceThickness; the DICOM SEG states the slice "
         "spacing, 2 mm, as its thickness"]
     seg = hd.seg.segread(tmp_path / "seg.dcm")
     assert float(seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SliceThickness) == 2.0

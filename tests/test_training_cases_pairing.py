@@ -130,10 +130,10 @@ def test_unpaired_files_and_a_label_of_another_shape_are_named_in_one_run(tmp_pa
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 6), np.uint8), moved), labels / "shifted.nii.gz")
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
-    assert str(error.value).endswith("; besides, 1 paired case(s) have a label of another shape than the image: "
-                                     "short (16×16×7 against 16×16×6); besides, 1 paired case(s) have a label off "
+    assert str(error.value).endswith("; besides, 1 paired case has a label of another shape than the image: "
+                                     "short (16×16×7 against 16×16×6); besides, 1 paired case has a label off "
                                      "the image's grid: shifted (up to 2 mm off)")
-    assert "have no counterpart of the same name" in str(error.value) and "lonely.nii.gz" in str(error.value)
+    assert "1 file has no counterpart of the same name" in str(error.value) and "lonely.nii.gz" in str(error.value)
 
 
 def test_unpaired_files_whose_names_differ_only_in_letter_case_are_told_so(tmp_path):
@@ -147,7 +147,7 @@ def test_unpaired_files_whose_names_differ_only_in_letter_case_are_told_so(tmp_p
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
     assert str(error.value) == (
-        f"{images / 'CASE2.nii.gz'}: 5 file(s) have no counterpart of the same name (images in {images}, labels in "
+        f"{images / 'CASE2.nii.gz'}: 5 files have no counterpart of the same name (images in {images}, labels in "
         f"{labels}): {images / 'CASE2.nii.gz'}, {images / 'Case1.nii.gz'}, {labels / 'case1.nii.gz'}, "
         f"{labels / 'case2.nii.gz'}, {labels / 'other.nii.gz'} (CASE2 and case2, Case1 and case1 differ only in letter "
         "case)")
@@ -169,7 +169,7 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     _write(images / "a_0001.nii.gz", np.zeros((16, 16, 6), np.float32))  # the case's second modality
     assert [path.name for path in pair_cases(images, labels)[0].channel_paths] == ["a_0000.nii.gz", "a_0001.nii.gz"]
     _write(images / "b.nii.gz", np.zeros((16, 16, 6), np.float32))  # an image without a label: told alone
-    with pytest.raises(TrainingError, match=r"b\.nii\.gz: 1 file\(s\) have no counterpart of the same name .*"
+    with pytest.raises(TrainingError, match=r"b\.nii\.gz: 1 file has no counterpart of the same name .*"
                                             r"b\.nii\.gz$"):
         pair_cases(images, labels)
     (images / "b.nii.gz").unlink()

@@ -159,7 +159,7 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 ASCII letters" in run.stdout + run.stderr
     sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
-    assert run.returncode != 0 and "none of the 1 images is here" in run.stdout + run.stderr
+    assert run.returncode != 0 and "samples.tsv: its one image is not here (paths" in run.stdout + run.stderr
 
 
 def test_a_workflow_settings_file_that_is_not_valid_yaml_is_one_line(tmp_path):

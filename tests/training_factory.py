@@ -140,9 +140,9 @@ def _bad_set(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
 
 
 BAD = {
-    "no pairs": ("no image has a label of the same name in {labels} (1 images, 1 labels; e.g. image 'a', label 'b'; "
+    "no pairs": ("no image has a label of the same name in {labels} (1 image, 1 label; e.g. image 'a', label 'b'; "
                  "a label may add _label, _labels, _seg, _mask, _gt to its image's name, an image nnU-Net's _0000)"),
-    "unpaired": "have no counterpart of the same name",
+    "unpaired": "1 file has no counterpart of the same name",
     "undeclared label": "label values [7] are not declared",
     "fractional label": "label values are not whole numbers, found 1.5",
     "shape mismatch": ("shape (16, 16, 7) differs from {images}'s (16, 16, 6): on its voxel lattice, but extends 1 "

@@ -302,10 +302,12 @@ def main(argv: list[str] | None = None) -> None:
 
         if closed is not None and closed.written:
             from medseg.cli.options import error_line
+            from medseg.numbers import counted
 
             with contextlib.suppress(OSError):
-                click.echo(error_line(f"standard output is closed (>&-): {closed.lines} line(s) of output lost (any "
-                                      "files written are whole); to discard the output, redirect it to /dev/null"),
+                lost = counted(closed.lines, "line")
+                click.echo(error_line(f"standard output is closed (>&-): {lost} of output lost (any files written are "
+                                      "whole); to discard the output, redirect it to /dev/null"),
                            err=True)
             code = code or 1
 

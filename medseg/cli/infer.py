@@ -67,8 +67,10 @@ $ medseg infer case.nrrd --reference case_label.seg.nrrd   # 3D Slicer's NRRD (p
 def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, threads,
           output_format, overwrite):
     if references and len(references) != len(inputs):  # usage errors before torch is imported (seconds)
-        raise click.UsageError(f"--reference was given {len(references)} time(s) for {len(inputs)} input(s); give "
-                               "one per input, in the inputs' order")
+        given = "once" if len(references) == 1 else f"{len(references)} times"
+        inputs_text = "1 input" if len(inputs) == 1 else f"{len(inputs)} inputs"
+        raise click.UsageError(f"--reference was given {given} for {inputs_text}; give one per input, in the inputs' "
+                               "order")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
     from medseg.batch_outputs import (

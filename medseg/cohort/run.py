@@ -581,7 +581,8 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
         memory += (f" (this job's cgroup allows it {limit.size / 2**20:.0f} MiB, {limit.file}"
                    f"{'' if offered is None else ', less than the job asked for'})")
     error = WorkerDiedError(
-        f"{sample.image}: the process working on this case died {attempts} times without reporting an error "
+        f"{sample.image}: the process working on this case died {'once' if attempts == 1 else f'{attempts} times'} "
+        "without reporting an error "
         f"(crashed, killed or out of memory){memory}"
     )
     _log_failure(sample.case_id, stage, error)

@@ -193,7 +193,7 @@ def release_stale_locks(state: Path | str = ".snakemake") -> list[str]:
         with contextlib.suppress(OSError):  # its stop file, where it was killed once stopped (stop_file)
             path.with_suffix(".stop").unlink()
     names = [lock.name for lock in locks]
-    log.info("released Snakemake lock(s) %s left by a killed run", ", ".join(names))
+    log.info("released Snakemake lock%s %s left by a killed run", "s" if len(names) != 1 else "", ", ".join(names))
     return names
 
 

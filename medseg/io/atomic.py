@@ -19,6 +19,7 @@ from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under, is_annex_link, os_reason
+from medseg.numbers import counted
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
            "check_writable", "folder_now", "fsync_path", "placed_before_stop", "reading_folder", "reason_of",
@@ -115,8 +116,8 @@ def _sweep_once(folder: Path) -> None:
     with _folder_locks([folder / "-"]):  # the lock of the folder that holds a (any) file "-"
         removed = remove_stale_leftovers(folder, now)
     if removed:
-        log.info("%s: removed %d partial file(s) a killed writer left (untouched for over an hour)", folder,
-                 len(removed))
+        log.info("%s: removed %s a killed writer left (untouched for over an hour)", folder,
+                 counted(len(removed), "partial file"))
 
 
 def _temp_name(target: Path) -> Path:

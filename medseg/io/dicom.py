@@ -33,7 +33,7 @@ from medseg.io.dicom_series import (
 )
 from medseg.io.nifti_geometry import qform_for
 from medseg.io.nifti_write import save_nifti
-from medseg.numbers import gib_text
+from medseg.numbers import counted, gib_text
 from medseg.resources import physical_memory
 from medseg.volume import Volume, header_precision
 
@@ -112,7 +112,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     flags = list(candidate.flags)
     if beyond:
         path, note = next(iter(beyond.items()))
-        others = f" (and {len(beyond) - 1} more file(s))" if len(beyond) > 1 else ""
+        others = f" (and {counted(len(beyond) - 1, 'more file')})" if len(beyond) > 1 else ""
         log.warning("%s: %s: %s%s; read as pydicom reads them, masked to BitsStored: right if the high bits hold an "
                     "overlay (its tags may have been removed), wrong if the header understates the bits; compare "
                     "the intensities with the scanner's", folder, _relative(path, folder), note, others)
@@ -516,7 +516,7 @@ def _check_rle_length(path: Path, dataset: pydicom.Dataset) -> None:
     declared, held = _decoded_bytes(dataset), len(dataset.PixelData)
     if declared > _RLE_MOST_PER_BYTE * held:
         frames = _header_int(dataset, "NumberOfFrames", 1)
-        raise ImageReadError(f"{path}: its header declares {frames} frame(s) of {dataset.get('Rows')}×"
+        raise ImageReadError(f"{path}: its header declares {counted(frames, 'frame')} of {dataset.get('Rows')}×"
                              f"{dataset.get('Columns')} pixels ({gib_text(declared)} decoded), more than RLE data of "
                              f"{held} bytes can hold; the header is corrupt or the file cut short")
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medseg.numbers import counted
+
 __all__ = ["FrameGeometry", "SeriesGeometry", "GeometryProblem", "series_geometry", "LPS_TO_RAS", "axcodes",
            "ORIENTATION_ATOL"]
 
@@ -147,7 +149,8 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
             raise GeometryProblem(f"{n} images at {unique} positions ({n // unique} per position): a 4D series "
                                   "(time points, echoes or repeats), not one 3D volume")
         k = int(np.flatnonzero(steps <= duplicate_tol)[0])
-        raise GeometryProblem(f"{n - unique} image(s) repeat a slice position already taken "
+        raise GeometryProblem(f"{counted(n - unique, 'image')} {'repeats' if n - unique == 1 else 'repeat'} a slice "
+                              "position already taken "
                               f"(first at {distance[k]:.3f} mm along the normal)", frames=(order[k], order[k + 1]))
     median = float(np.median(steps))
     tol = max(SPACING_ATOL_MM, SPACING_RTOL * median)
@@ -161,7 +164,8 @@ def series_geometry(frames: Sequence[FrameGeometry]) -> SeriesGeometry:
         if len(gaps) == off.size:
             missing_count = int(sum(round(ratio[i]) - 1 for i in gaps))
             raise GeometryProblem(f"missing slices: a step of {steps[k]:.3f} mm {where} where the others are "
-                                  f"{median:.3f} mm ({missing_count} slice(s) missing in {len(gaps)} gap(s))",
+                                  f"{median:.3f} mm ({counted(missing_count, 'slice')} missing in "
+                                  f"{counted(len(gaps), 'gap')})",
                                   frames=either_side)
         raise GeometryProblem(f"uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm, "
                               f"first off-median step {steps[k]:.3f} mm {where}", frames=either_side)

@@ -109,7 +109,7 @@ class FileMessages:
             where = ""
             if named:
                 shown = ", ".join(named[:SHOWN_FILES]) + (", ..." if len(named) > SHOWN_FILES else "")
-                where = f" (in {len(named)} file(s): {shown})" if len(named) > 1 else f" (in {shown})"
+                where = f" (in {len(named)} files: {shown})" if len(named) > 1 else f" (in {shown})"
             values = f"; {len(kind.texts)} different values" if len(kind.texts) > 1 else ""
             log.warning("%s: %s%s%s", self.folder, kind.text, where, values)
 

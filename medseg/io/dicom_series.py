@@ -113,7 +113,7 @@ class SeriesCandidate:
         if self.description:
             text += f" '{self.description}'"
         count = (f"{counted(self.unusable_files, 'file')}, none usable" if not self.frames and self.unusable_files
-                 else f"{len(self.frames)} images")
+                 else counted(len(self.frames), "image"))
         return f"{text} ({self.modality}, {count}, UID {self.uid or 'none'})"
 
 
@@ -210,8 +210,8 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         gone = FolderScan(folder, [], skipped, non_image, broken, dicomdirs).none_present()
         if gone is not None:  # was "no DICOM images found (1 non-image DICOM object(s))"
             raise DicomError(gone)
-        parts = ([f"{len(skipped)} non-DICOM file(s)"] if skipped else []) + (
-            [f"{len(non_image)} non-image DICOM object(s)"] if non_image else [])
+        parts = ([counted(len(skipped), "non-DICOM file")] if skipped else []) + (
+            [counted(len(non_image), "non-image DICOM object")] if non_image else [])
         what, extra = " and ".join(parts) or "no files", ""
         from medseg.io.itk_image import NIFTI_ENDINGS
 
@@ -234,7 +234,8 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         raise DicomError(f"{folder}: no DICOM images found ({what}{extra}){hint}")
     if skipped and warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
-        log.warning("%s: skipped %d file(s) that are not DICOM (%s%s)", folder, len(skipped), names,
+        log.warning("%s: skipped %s that %s not DICOM (%s%s)", folder, counted(len(skipped), "file"),
+                    "is" if len(skipped) == 1 else "are", names,
                     ", ..." if len(skipped) > 5 else "")
     candidates = _group(images, messages)
     for index in dicomdirs:
@@ -290,17 +291,18 @@ def _judge_missing(folder: Path, index: DicomdirIndex, candidates: list[SeriesCa
                                                               "every part they may be of is refused"))
     if unplaced:
         names = ", ".join(str(p) for p in unplaced[:3]) + (", …" if len(unplaced) > 3 else "")
-        log.warning("%s: %s the DICOMDIR references are not here (%s), of no series found in the folder",
-                    folder, counted(len(unplaced), "file"), names)
+        log.warning("%s: %s the DICOMDIR references %s not here (%s), of no series found in the folder",
+                    folder, counted(len(unplaced), "file"), "is" if len(unplaced) == 1 else "are", names)
     by_series: dict[str, list] = {}  # one warning a series (each names its own)
     for part, file in partless:
         by_series.setdefault(part.uid, []).append((part, file))
     for files in by_series.values():
         part = files[0][0]
         names = ", ".join(str(p) for _, p in files[:3]) + (", …" if len(files) > 3 else "")
-        log.warning("%s: %s the DICOMDIR references are not here (%s), of %s but of no part of it found in the "
+        log.warning("%s: %s the DICOMDIR references %s not here (%s), of %s but of no part of it found in the "
                     "folder (their index records give another orientation, size, image type or echo); the parts "
-                    "found are read as they are", folder, counted(len(files), "file"), names,
+                    "found are read as they are", folder, counted(len(files), "file"),
+                    "is" if len(files) == 1 else "are", names,
                     f"series {part.number if part.number is not None else part.uid}")
 
 
@@ -457,7 +459,8 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         others = len(candidates) - 1
         why = "the only eligible 3D series"
         if others:
-            why += f" ({others} other(s) not eligible: {_listing([c for c in candidates if c is not eligible[0]])})"
+            listed = _listing([c for c in candidates if c is not eligible[0]])
+            why += f" ({others} {'other' if others == 1 else 'others'} not eligible: {listed})"
         return eligible[0], why
     if not eligible:
         images = [c for c in candidates if not c.localizer]
@@ -745,7 +748,8 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
                     key = _split_key(dataset, frame, orientations)
                     parts.setdefault(key, []).append((path, dataset, frame))
         if copies:
-            more = f"; {len(copies) - 1} more file(s) copy others of the series" if len(copies) > 1 else ""
+            more = (f"; {counted(len(copies) - 1, 'more file')} {'copies' if len(copies) == 2 else 'copy'} others of "
+                    "the series") if len(copies) > 1 else ""
             log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
                         copies[0][1], more)
         unoriented = _leave_out_unoriented(parts)
@@ -862,7 +866,7 @@ def _disagreement(candidate: SeriesCandidate) -> str | None:
         common, count = counts.most_common(1)[0]
         odd = sorted(path for path, value in values.items() if value != common)
         more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
-        return (f"its files disagree on {keyword} ({common} in {count} file(s), {values[odd[0]]} in "
+        return (f"its files disagree on {keyword} ({common} in {counted(count, 'file')}, {values[odd[0]]} in "
                 f"{odd[0].name}{more}); they do not make one volume")
     return None
 
@@ -898,8 +902,9 @@ def _colour_problem(candidate: SeriesCandidate, dataset: pydicom.Dataset) -> str
     grey = len(candidate.datasets) - len(colour)
     if not grey or not colour:
         return f"colour images ({kind}) are not supported"
-    more = f" and {len(colour) - 1} more file(s)" if len(colour) > 1 else ""
-    return (f"{colour[0].name}{more}: colour ({kind}) among {grey} grey-level file(s) of the series; colour images "
+    more = f" and {counted(len(colour) - 1, 'more file')}" if len(colour) > 1 else ""
+    return (f"{colour[0].name}{more}: colour ({kind}) among {counted(grey, 'grey-level file')} of the series; colour "
+            "images "
             f"are not supported (move {'it' if len(colour) == 1 else 'them'} out of the folder)")
 
 
@@ -959,7 +964,7 @@ def _file_key(dataset: pydicom.Dataset, orientations: list[tuple[float, ...]]) -
 def _first_of(problems: list[str]) -> str | None:
     if not problems:
         return None
-    return problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else "")
+    return problems[0] + (f" (and {counted(len(problems) - 1, 'more file')})" if len(problems) > 1 else "")
 
 
 def _leave_out_unoriented(parts: dict[tuple, list]) -> list[tuple]:

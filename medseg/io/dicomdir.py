@@ -237,5 +237,6 @@ def missing_text(files: list[PurePosixPath], total: int, whose: str = "") -> str
     """The problem of a series some of whose images its DICOMDIR references are not here; ``whose``, said after the
     files, tells which part of a series read in parts they are of."""
     names = ", ".join(str(p) for p in files[:SHOWN_MISSING]) + (", …" if len(files) > SHOWN_MISSING else "")
-    return (f"{len(files)} of the {total} files its DICOMDIR references are not here ({names}){whose}: the export was "
-            "copied in part, and the series would be read without them; copy it again")
+    are = "is" if len(files) == 1 else "are"
+    return (f"{len(files)} of the {total} files its DICOMDIR references {are} not here ({names}){whose}: the export "
+            "was copied in part, and the series would be read without them; copy it again")

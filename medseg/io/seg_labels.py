@@ -14,6 +14,7 @@ import numpy as np
 
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom_text import undeclared_text_note
+from medseg.numbers import counted
 
 __all__ = ["check_segment_labels", "pair_by_name"]
 
@@ -85,13 +86,13 @@ def put_segments(labels: np.ndarray, segments: dict[int, tuple[int, str]], slabs
                     labels[selector] = block
         if clashes:
             other = drawn_by[first_clash[3]][0][1]
-            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {clashes} voxel(s); a "
+            raise InputError(f"{path}: segments '{other}' and '{name}' overlap in {counted(clashes, 'voxel')}; a "
                              "reference label map holds one label per voxel, so make them disjoint (e.g. the liver "
                              "without its tumour)")
         if same:  # two drawings of one structure (two readers'?): their union would be neither
             raise InputError(f"{path}: segments {_segment_list(drawn_by[value] + [(number, name)])} match one "
-                             f"label of {named_in}, '{label_names[value]}', and overlap in {same} voxel(s); keep one "
-                             "of them in the reference")
+                             f"label of {named_in}, '{label_names[value]}', and overlap in {counted(same, 'voxel')}; "
+                             "keep one of them in the reference")
         drawn_by.setdefault(value, []).append((number, name))
     for value, drawn in drawn_by.items():
         if len(drawn) > 1:  # parts or instances of one structure (lesion 1, lesion 2...), disjoint: their union

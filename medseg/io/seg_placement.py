@@ -19,6 +19,7 @@ import numpy as np
 
 from medseg.errors import InputError
 from medseg.label_map import values_dtype
+from medseg.numbers import counted
 
 __all__ = ["ORIENTATION_TOLERANCE", "SPACING_TOLERANCE_MM", "read_seg_on_grid", "seg_label_names"]
 
@@ -121,8 +122,9 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     labels = np.zeros(shape, dtype=values_dtype(max(label_names, default=0)))
     put_segments(labels, segments, slabs, path, label_names, warn_missing, named_in)
     if outside[0]:
-        raise InputError(f"{path}: {outside[0]} labelled pixel(s) of its frames lie outside the grid of {source} "
-                         f"(shape {shape}): not a segmentation of that image; {outcome}")
+        lie = "lies" if outside[0] == 1 else "lie"
+        raise InputError(f"{path}: {counted(outside[0], 'labelled pixel')} of its frames {lie} outside the grid of "
+                         f"{source} (shape {shape}): not a segmentation of that image; {outcome}")
     _tell_coarser_slices(frames, placements, affine, path, source, warn_missing)
     log.info("%s: placed on the voxel grid of %s by its frames' positions and orientation (%d frames); nothing "
              "resampled", path, source, len(placements))

@@ -19,6 +19,7 @@ from medseg.io.files import os_reason
 from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
 from medseg.io.seg_sources import _source_header
 from medseg.label_map import values_dtype
+from medseg.numbers import counted
 from medseg.volume import Volume
 
 if TYPE_CHECKING:
@@ -125,7 +126,8 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     foreign = sorted({ref for ref in map(_single_frame(images), frame_sources) if ref not in images}, key=str)
     if foreign:
         shown = ", ".join(f"{u}" + (f" frame {f}" if f else "") for u, f in foreign[:3])
-        raise InputError(f"{path}: segments {len(foreign)} image(s) that are not in {volume.source}"
+        are = "is" if len(foreign) == 1 else "are"
+        raise InputError(f"{path}: segments {counted(len(foreign), 'image')} that {are} not in {volume.source}"
                          f"{_series_words(volume)}: {shown}{' …' if len(foreign) > 3 else ''}")
     _tell_coverage(seg, slices, frame_sources, path, volume.source, warn_missing)
     # after the images: a SEG of other images is named as such, not by its segments the model lacks
@@ -290,7 +292,8 @@ def _check_pixel_length(seg, path: Path) -> None:
         return  # the reading that follows names what is missing
     if len(data) < needed:
         raise InputError(f"{path}: truncated DICOM SEG (its pixel data holds {len(data)} of the {needed} bytes its "
-                         f"header gives: {frames} frames of {seg.Rows}×{seg.Columns}, {bits} bit(s) per pixel)")
+                         f"header gives: {counted(frames, 'frame')} of {seg.Rows}×{seg.Columns}, "
+                         f"{counted(bits, 'bit')} per pixel)")
 
 
 def _error_text(error: Exception) -> str:

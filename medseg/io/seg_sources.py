@@ -14,6 +14,7 @@ import numpy as np
 from medseg.errors import DicomError, InputError
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_text import TEXT_VRS, UTF8, charset_terms, read_undeclared_text, undeclared_text_note
+from medseg.numbers import counted
 from medseg.volume import Volume
 
 __all__ = ["check_seg_source", "seg_sources"]
@@ -71,8 +72,9 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         step = float(np.linalg.norm(np.asarray(volume.affine)[:3, 2]))
         for dataset in thin:
             dataset.SliceThickness = f"{step:.6g}"
-        log.warning("%s: %d of the series' %d images state no SliceThickness; the DICOM SEG states the slice "
-                    "spacing, %.6g mm, as its thickness", volume.source, len(thin), len(datasets), step)
+        log.warning("%s: %d of the series' %s %s no SliceThickness; the DICOM SEG states the slice spacing, %.6g mm, "
+                    "as its thickness", volume.source, len(thin), counted(len(datasets), "image"),
+                    "states" if len(thin) == 1 else "state", step)
     first = datasets[files[0]]  # a value only some files lacked was given to all above: first lacks it, all do
     if not str(first.get("StudyInstanceUID", "") or ""):
         import highdicom as hd

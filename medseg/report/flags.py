@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medseg.numbers import dice_text, with_minus
+from medseg.numbers import counted, dice_text, with_minus
 from medseg.report.checks import SegmentationCheck
 from medseg.report.collect import CaseResult
 
@@ -147,8 +147,8 @@ def flag_cases(
     inputs: dict[tuple[str, str | None], list[int]] = {}
     for index, case in enumerate(cases):
         if counts[case.case_id] > 1:
-            flags[index].append(Flag("duplicate_id", f"case id also used in {counts[case.case_id] - 1} other "
-                                                     f"folder(s); this one is {case.folder.name}"))
+            others = counted(counts[case.case_id] - 1, "other folder")
+            flags[index].append(Flag("duplicate_id", f"case id also used in {others}; this one is {case.folder.name}"))
         sidecar = case.sidecar or {}
         digest = sidecar.get("input_sha256")
         # a case that failed at scoring was segmented from this input (a wrong reference beside the wrong image)

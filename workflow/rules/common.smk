@@ -261,7 +261,9 @@ _missing = [s for s in SAMPLES if records.unavailable(s.image, _MODALITIES)]
 if len(_missing) == len(SAMPLES):
     run_ended()
     sys.exit(
-        f"medseg: error: {SHEET}: none of the {len(SAMPLES)} images is here (paths in a sample sheet are relative to "
+        f"medseg: error: {SHEET}: "
+        + (f"none of the {len(SAMPLES)} images is here" if len(SAMPLES) > 1 else "its one image is not here")
+        + f" (paths in a sample sheet are relative to "
         f"the sheet's folder; an empty folder, or one some of whose files are not here, counts as missing), e.g. {SAMPLES[0].image}"
         + records.not_fetched(f for s in SAMPLES for f in records.input_files(s.image, _MODALITIES))
     )
