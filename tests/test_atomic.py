@@ -678,7 +678,9 @@ def test_another_users_claim_file_this_user_may_only_read_still_keeps_a_second_r
         claim.chmod(0o444)  # as another user's 0644 file reads to this one (run without root's power over permissions)
 
     def script(wait):
-        return ("import sys\nfrom medseg.errors import MedsegError\nfrom medseg.io.folder_claim import claimed\n"
+        return ("import logging, sys\nfrom medseg.errors import MedsegError\n"
+                "from medseg.io.folder_claim import claimed\n"
+                "logging.basicConfig(format='%(message)s')  # its warnings on stderr (the library's are silent)\n"
                 f"try:\n    with claimed({str(folder)!r}, 'cohort run', wait={wait}):\n"
                 f"        print('ran as', open({str(claim)!r}).read().strip())\n"
                 "except MedsegError as error:\n    sys.exit(str(error))\n")
@@ -728,7 +730,8 @@ def test_a_claim_beside_a_folder_whose_parent_takes_no_files_goes_on_without_one
     folder.mkdir(parents=True)
     folder.chmod(0o777)
     parent.chmod(0o555)
-    code = ("from medseg.io.folder_claim import claimed\n"
+    code = ("import logging\nlogging.basicConfig(format='%(message)s')  # the warning on stderr\n"
+            "from medseg.io.folder_claim import claimed\n"
             f"with claimed({str(folder)!r}, 'training run'):\n    print('ran')\n")
     try:
         run = as_plain_user([sys.executable, "-c", code], timeout=30)

@@ -181,3 +181,48 @@ def test_the_image_modules_are_reached_from_medseg_io_without_importing_nibabel_
                          cwd=PACKAGE_DIR.parent)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n") == ["False", "medseg.io.images medseg.io.nifti_write", "False", ""]
+
+
+_WARNED_READ = ("import logging, os, sys, tempfile\n"
+                "import nibabel as nib, numpy as np\n"
+                "folder = tempfile.mkdtemp()\n"
+                "nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), os.path.join(folder, 'a.nii'))\n"
+                "os.rename(os.path.join(folder, 'a.nii'), os.path.join(folder, 'a.nii.gz'))  # a warning: not gzip\n"
+                "{setup}\n"
+                "from medseg.io.images import read_image\n"
+                "print(read_image(os.path.join(folder, 'a.nii.gz')).array.shape)\n")
+
+
+def _run_warned_read(setup: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", _WARNED_READ.format(setup=setup)], capture_output=True, text=True,
+                          timeout=120, cwd=PACKAGE_DIR.parent)
+
+
+def test_the_library_writes_no_warning_to_stderr_until_the_program_configures_logging():
+    """A notebook or pipeline that configures no logging heard each of medseg's warnings on stderr (Python's
+    last-resort handler, as no medseg logger had a handler); the README says nothing prints."""
+    quiet = _run_warned_read("")
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("(4, 4, 4)\n", "")
+    told = _run_warned_read("logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')")
+    assert told.returncode == 0, told.stderr
+    assert told.stderr.startswith("WARNING medseg.io.nifti: ") and "not gzip-compressed despite its .gz name" in \
+        told.stderr and told.stderr.count("\n") == 1
+
+
+def test_cohort_planning_shows_medseg_warnings_as_before_and_once():
+    """The workflow configures no logging: its planning shows medseg's warnings itself (the bare message on stderr,
+    as before the library's loggers were silenced), once however often it asks, and not where a program running it
+    has configured logging (whose handler takes them)."""
+    setup = ("from medseg.cohort.planning_log import show_planning_warnings\n"
+             "show_planning_warnings(); show_planning_warnings()")
+    planning = _run_warned_read(setup)
+    assert planning.returncode == 0, planning.stderr
+    assert planning.stderr.endswith("a.nii.gz: not gzip-compressed despite its .gz name: read as an uncompressed "
+                                    "NIfTI file\n") and planning.stderr.count("\n") == 1
+    hosted = _run_warned_read("logging.basicConfig(format='host: %(message)s')\n" + setup)
+    assert hosted.returncode == 0, hosted.stderr
+    assert hosted.stderr.startswith("host: ") and hosted.stderr.count("\n") == 1
