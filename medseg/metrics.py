@@ -145,7 +145,9 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
 
     ``labels`` maps label values to names; keys may be text, as a sidecar's or ``model.json``'s JSON gives them
     (``{"1": "anterior"}``). Returns a ``medseg-metrics/1`` record; undefined values are ``float('nan')`` (use
-    :func:`metrics_json` to write it, which turns them into ``null``).
+    :func:`metrics_json` to write it, which turns them into ``null``). Raises :class:`~medseg.errors.InputError`
+    for what is not a ``Volume`` of whole label values from 0 with a 4×4 affine, or for ``labels`` that are not such
+    a mapping, and :class:`~medseg.errors.GeometryError` for two grids that do not match.
     """
     labels = _label_names(labels)
     pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
@@ -367,6 +369,9 @@ def _label_volume(volume: Volume, role: str) -> Volume:
     """``volume`` checked as a 3D array of label values (whole numbers from 0) with a finite, invertible 4×4 affine (a
     caller's arrays are not read from files, whose reader checks them: fractional or NaN voxels, or text, matched no
     label and scored 0 or NaN), the array and the affine as numpy arrays (nested lists will do)."""
+    if not isinstance(volume, Volume):  # an array or a nibabel image failed on a missing attribute
+        raise InputError(f"a {type(volume).__name__} given as the {role}; give a Volume(array, affine) (for a nibabel "
+                         "image, Volume(np.asarray(image.dataobj), image.affine))")
     name = volume.source if volume.source is not None else f"the {role}"
     array = np.asarray(volume.array)
     if array.ndim == 0 and array.dtype.kind == "O":  # a nibabel image, or None, in place of the array

@@ -390,6 +390,18 @@ def test_arrays_that_hold_no_label_values_are_refused_as_a_file_of_them_is(pred,
     assert str(raised.value) == message
 
 
+def test_an_array_or_a_nibabel_image_in_place_of_a_volume_is_an_input_error_naming_its_role():
+    """segment_volume refused them in one line; evaluate_volumes failed on a missing attribute (AttributeError)."""
+    cube = _cube()
+    with pytest.raises(InputError) as raised:
+        evaluate_volumes(cube, Volume(cube, np.eye(4)), {1: "x"})
+    assert str(raised.value) == ("a ndarray given as the prediction; give a Volume(array, affine) (for a nibabel "
+                                 "image, Volume(np.asarray(image.dataobj), image.affine))")
+    with pytest.raises(InputError) as raised:
+        evaluate_volumes(Volume(cube, np.eye(4)), nib.Nifti1Image(cube, np.eye(4)), {1: "x"})
+    assert str(raised.value).startswith("a Nifti1Image given as the reference; give a Volume(array, affine)")
+
+
 @pytest.mark.parametrize("affine, message", [
     (np.diag([1.0, 1.0, 0.0, 1.0]), "the reference: the affine is singular or not finite (rows 1 0 0 0; 0 1 0 0; "
                                     "0 0 0 0), given as the reference"),
