@@ -169,8 +169,10 @@ def _meant_shipped(candidate: Path) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def load_package(name_or_path: str | Path, check_hash: bool = True) -> ModelPackage:
-    """Load a model package by shipped name or folder path, validating config and weights hash."""
+def load_package(name_or_path: str | os.PathLike, check_hash: bool = True) -> ModelPackage:
+    """Load a model package by shipped name or folder path, validating config and weights hash; anything that is
+    not such a package (no such model, a config or weights that fail their checks) is a
+    :class:`~medseg.errors.ModelPackageError` naming the file."""
     if not is_path(name_or_path):  # None was taken as a model named "None"
         raise ModelPackageError(f"{type_text(name_or_path)} given as the model package; give a shipped model's "
                                 "name or a package folder")

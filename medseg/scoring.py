@@ -14,11 +14,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import is_path, os_reason, path_argument, type_text
 from medseg.io.label_images import prediction_sidecar
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+
+if TYPE_CHECKING:
+    from medseg.package import ModelPackage
 
 __all__ = ["MadeBy", "check_folder_made_by", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of",
            "prediction_sidecar", "read_made_by", "score_pair", "score_prediction"]
@@ -194,9 +198,11 @@ def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[
     return None
 
 
-def score_prediction(prediction: Path | str, reference: Path | str, case_id: str, package=None,
-                     given_as: str = "--model", sidecar_required: bool = False, made_by=_READ,
-                     names: dict[int, str] | None = None, names_from: Path | str | None = None) -> dict:
+def score_prediction(prediction: Path | str, reference: Path | str, case_id: str,
+                     package: ModelPackage | str | os.PathLike | None = None,
+                     given_as: str = "--model", sidecar_required: bool = False,
+                     made_by: MadeBy | None | object = _READ, names: dict[int, str] | None = None,
+                     names_from: Path | str | None = None) -> dict:
     """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
 
     Label names (and the values that count) come from ``package`` (a :class:`~medseg.package.ModelPackage`, or the name
@@ -206,7 +212,9 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     else ``label_N``. A ``package`` must be the model the sidecar names
     (:func:`check_made_by`). The sidecar is read by :func:`made_by_of` (``sidecar_required`` as its ``required``),
     unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from ``package``, else
-    from the sidecar."""
+    from the sidecar. A ``package`` that did not make the prediction is a :class:`~medseg.errors.ModelMismatchError`;
+    a file missing or unreadable an :class:`~medseg.errors.ImageReadError`, one that holds no label image an
+    :class:`~medseg.errors.InputError`, two that share no grid a :class:`~medseg.errors.GeometryError`."""
     prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
     if is_path(package):  # a shipped model's name or a package folder (any os.PathLike, as load_package takes)
         from medseg.package import load_package
@@ -297,7 +305,9 @@ def evaluate_files(
     (``<stem>_seg.json`` beside it) names; so is a reference that is a DICOM SEG of that series
     (:func:`~medseg.io.label_images.read_seg_reference`; ``label_codes``, a model package's, match its segments
     where no name does), and a SEG reference of a prediction made from an image file (dcm2niix's NIfTI of the
-    series) or without a sidecar is placed by its frames' own geometry on the prediction's grid."""
+    series) or without a sidecar is placed by its frames' own geometry on the prediction's grid. A file missing or
+    unreadable is an :class:`~medseg.errors.ImageReadError`, one that holds no label image an
+    :class:`~medseg.errors.InputError`, two that share no grid a :class:`~medseg.errors.GeometryError`."""
     from medseg.errors import MedsegError
     from medseg.grid_match import check_header_shape
     from medseg.io.atomic import sha256_of

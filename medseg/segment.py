@@ -27,6 +27,7 @@ from medseg.io.pairs import file_signature, input_signature
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 
 if TYPE_CHECKING:
+    from medseg.inference import Segmenter
     from medseg.package import ModelPackage
 
 __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "labels_not_trained",
@@ -217,7 +218,7 @@ def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: 
 
 def segment_case(
     input_path: Path | str,
-    segmenter,
+    segmenter: Segmenter | str | os.PathLike,
     out_dir: Path | str | None = None,
     overwrite: bool = False,
     series: str | None = None,
@@ -392,7 +393,7 @@ def segment_case(
 
 def segment_volume(
     volume: Volume,
-    segmenter,
+    segmenter: Segmenter | str | os.PathLike,
     progress: Callable[[int], Callable[[int], None] | None] | None = None,
 ) -> np.ndarray:
     """Label an image held in memory with a :class:`~medseg.inference.Segmenter` (or a model's name or folder), as

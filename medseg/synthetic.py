@@ -117,7 +117,7 @@ def write_phantom(
     oblique: bool = True,
 ) -> Phantom:
     """Draw a phantom (:func:`make_phantom`) and write it (and its label) as NIfTI with sform and qform set
-    (code 1)."""
+    (code 1). A ``shape`` that is not three sizes from 1 is an :class:`~medseg.errors.InputError`."""
     import nibabel as nib
 
     from medseg.io.nifti_write import save_nifti

@@ -136,7 +136,9 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
     as more than a segmentation holds. The training section holds :data:`DEFAULT_TRAINING`; the inference tile (and
     so the training patch) is ``tile`` (:func:`default_tile`), 128 × 128 without it.
     ``where`` (the labels folder) starts the error message; when ``values`` maps each value to a file holding it
-    (:func:`~medseg.training_cases.label_values`), the file holding the value told of starts it instead.
+    (:func:`~medseg.training_cases.label_values`), the file holding the value told of starts it instead. Values so
+    refused are a :class:`~medseg.errors.TrainingError`; ``values`` that are no list of whole numbers an
+    :class:`~medseg.errors.InputError`.
     """
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
     files = values if isinstance(values, dict) else {}
@@ -201,7 +203,8 @@ def default_label_name(value: int, names: dict[int, str] | None = None) -> str:
 
 
 def read_config(path: Path | str) -> dict:
-    """A training config (JSON or YAML): the model package fields plus a ``training`` section."""
+    """A training config (JSON or YAML): the model package fields plus a ``training`` section. A file that cannot
+    be read, or is not valid JSON or YAML, is a :class:`~medseg.errors.TrainingError` naming it."""
     path = path_argument(path, "the training config")
     try:
         with open(path, "rb") as handle:  # a named pipe too (-c <(...)); one byte past the cap tells a larger file

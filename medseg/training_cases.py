@@ -530,7 +530,8 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     others' checks: every such case is named in one line (the error itself where there is one). Label files that
     are boxes of their image's grid, zero-padded onto it, are told in one info line for all
     (:func:`padded_labels_text`). The cases' channels must be the modalities the config declares (``where`` names
-    it): :func:`check_case_channels`."""
+    it): :func:`check_case_channels`. Cases that cannot be trained on are a :class:`~medseg.errors.TrainingError`
+    naming each."""
     check_case_list(cases, "the cases")
     check_case_channels(cases, config, where)
     from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch

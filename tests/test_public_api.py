@@ -226,3 +226,32 @@ def test_cohort_planning_shows_medseg_warnings_as_before_and_once():
     hosted = _run_warned_read("logging.basicConfig(format='host: %(message)s')\n" + setup)
     assert hosted.returncode == 0, hosted.stderr
     assert hosted.stderr.startswith("host: ") and hosted.stderr.count("\n") == 1
+
+
+README_ENTRY_POINTS = [  # the functions the README's "Using medseg from Python" section calls or names
+    ("medseg.inference", "Segmenter"), ("medseg.segment", "segment_case"), ("medseg.segment", "segment_volume"),
+    ("medseg.metrics", "evaluate_volumes"), ("medseg.scoring", "score_prediction"),
+    ("medseg.scoring", "evaluate_files"),
+    ("medseg.report.build", "build_report"), ("medseg.synthetic", "write_phantom"), ("medseg.io.images", "read_image"),
+    ("medseg.io.channels", "read_channels"), ("medseg.package", "load_package"), ("medseg.resources", "set_threads"),
+    ("medseg.train", "train"), ("medseg.train_config", "read_config"), ("medseg.train_config", "default_config"),
+    ("medseg.training_cases", "load_cases"), ("medseg.training_cases", "pair_cases"),
+]
+
+
+@pytest.mark.parametrize("module_name, name", README_ENTRY_POINTS)
+def test_the_readme_entry_points_annotate_every_parameter_and_say_what_they_raise(module_name, name):
+    """A notebook's user reads the signature and the docstring: the segmenter and the package were unannotated, and
+    read_image, load_package, score_prediction, evaluate_files, build_report, read_config, load_cases and
+    write_phantom said nothing of the errors they raise."""
+    import inspect
+
+    from medseg import errors
+
+    function = getattr(importlib.import_module(module_name), name)
+    signature = inspect.signature(function.__init__ if inspect.isclass(function) else function)
+    unannotated = [parameter.name for parameter in signature.parameters.values()
+                   if parameter.name != "self" and parameter.annotation is inspect.Parameter.empty]
+    assert unannotated == [], f"{module_name}.{name}"
+    told = [error for error in errors.__all__ if error.endswith("Error") and error in (inspect.getdoc(function) or "")]
+    assert told, f"{module_name}.{name}: its docstring names no error of medseg.errors"

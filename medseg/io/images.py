@@ -21,7 +21,10 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
     extra), or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
     about the folder's files that are not DICOM, as a second reading of an input need not). ``check_grid(shape,
     affine)`` is called with a DICOM series' grid from its headers, before any pixel is decoded (the memory guard:
-    a NIfTI's header is checked by its caller, through :func:`read_grid`)."""
+    a NIfTI's header is checked by its caller, through :func:`read_grid`).
+    A path that is missing or holds no readable image is an :class:`~medseg.errors.ImageReadError`; an image that is
+    not one 3D volume, holds NaN voxels or has a singular affine an :class:`~medseg.errors.InputError`; a DICOM folder
+    that gives no one volume a :class:`~medseg.errors.DicomError`."""
     path = path_argument(path, "the image")
     if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path)}")

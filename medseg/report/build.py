@@ -72,7 +72,10 @@ def build_report(
 ) -> ReportOutputs:
     """Write ``output`` (HTML) and, beside it, ``cohort.tsv`` and ``summary.json`` for the cases under
     ``results_dir``. Overlays are drawn for the ``max_overlays`` worst non-failed cases. With the cohort's
-    sample ``sheet``, its cases that have no results, or a reference but no scores, are listed as failed."""
+    sample ``sheet``, its cases that have no results, or a reference but no scores, are listed as failed.
+    A results folder that is missing or holds no case results, or a setting out of range, is an
+    :class:`~medseg.errors.InputError`; an output that exists, without ``overwrite``, an
+    :class:`~medseg.errors.OutputExistsError`."""
     clock = time.perf_counter()
     if not 0 <= dice_threshold <= 1:  # NaN included
         raise InputError(f"Dice threshold {dice_threshold}: give a value from 0 to 1")
