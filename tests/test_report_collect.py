@@ -409,3 +409,26 @@ def test_a_sheet_case_whose_folder_this_user_may_not_read_says_so_on_its_row(tmp
         ("failed", "not_run", "in the sample sheet, but the results this user may read hold nothing for it; "
                               f"{shown}: cannot read (permission denied); give this user read access to it"))
     assert rows["case01"]["failed_stage"] != "report"
+
+
+def test_a_case_failed_at_scoring_in_a_scores_folder_of_its_own_is_drawn_from_its_prediction(tmp_path):
+    """``medseg evaluate PRED_DIR REF_DIR -o SCORES`` writes a case's failure record apart from its prediction and
+    sidecar. The report joined the sidecar (its volumes showed) but looked for the segmentation only beside the
+    failure record: the card said "segmentation file not found" (a ``geometry`` flag) and had no overlay, though
+    the failure names the prediction and the file is there."""
+    folder = write_case(tmp_path / "run", "moved", 4, "erode", reference=False)
+    segmentation = folder / "moved_seg.nii.gz"
+    label = tmp_path / "run" / "inputs" / "4_label.nii.gz"
+    scores = tmp_path / "run" / "scores"
+    scores.mkdir()
+    (scores / "moved_failed.json").write_text(json.dumps({
+        "schema": "medseg-failure/1", "case_id": "moved", "input": str(segmentation), "reference": str(label),
+        "stage": "evaluate", "error_type": "GeometryError", "created": now(),
+        "error": f"{label}: its affine places voxels up to 7.5 mm away from where {segmentation}'s does"}))
+    outputs = build_report(tmp_path / "run", tmp_path / "r.html", max_overlays=5)
+    row = read_tsv(outputs.table)[0]
+    assert (row["case_id"], row["status"], row["failed_stage"]) == ("moved", "failed", "evaluate")
+    assert row["segmentation"] == str(segmentation)
+    page = outputs.html.read_text()
+    assert "segmentation file not found" not in page
+    assert 'alt="overlay of moved: sagittal, coronal and axial slices of the input with the predicted labels' in page

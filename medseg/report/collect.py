@@ -148,10 +148,14 @@ class CaseResult:
         return min(values) if values else None
 
     def segmentation_path(self) -> Path | None:
-        """The segmentation file, if it can be found."""
+        """The segmentation file, if it can be found: beside the case's records, beside its sidecar (scores, or a
+        failure at scoring, written into a folder of their own), or where its metrics name it."""
         candidates = []
         if self.sidecar and self.sidecar.get("segmentation"):
-            candidates.append(self.folder / Path(str(self.sidecar["segmentation"])).name)
+            name = Path(str(self.sidecar["segmentation"])).name
+            candidates.append(self.folder / name)
+            if "sidecar" in self.paths:
+                candidates.append(self.paths["sidecar"].parent / name)
         candidates.append(self.folder / f"{self.case_id}_seg.nii.gz")
         if self.metrics and self.metrics.get("prediction"):
             candidates.append(resolve_path(self.metrics["prediction"], self))
