@@ -177,3 +177,30 @@ def test_an_input_or_reference_replaced_since_is_stale_outside_a_cohort(tmp_path
     assert rows["c"]["error"].startswith(f"the reference {data / 'c_label.nii.gz'} was changed or replaced after the "
                                          "case was scored")
     assert rows["b"]["min_dice"] == rows["c"]["min_dice"] == ""
+
+
+def test_a_case_failed_at_scoring_whose_segmentation_changed_since_is_stale_and_its_volumes_not_pooled(tmp_path):
+    """A case that failed at scoring keeps its sidecar's predicted volumes (its segmentation stands). Its
+    segmentation cut short after medseg wrote it (which is why scoring failed) still gave the sidecar's volumes
+    to the case table and to the cohort's volume statistics, though the file no longer holds that segmentation;
+    it was not checked against the sidecar's SHA-256 as a scored case's is."""
+    write_case(tmp_path, "kept", 1, "exact", reference=False)
+    folder = write_case(tmp_path, "cut", 2, "exact", reference=False)
+    segmentation, sidecar_path = folder / "cut_seg.nii.gz", folder / "cut_seg.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["segmentation_sha256"] = sha256_of(segmentation)
+    sidecar_path.write_text(json.dumps(sidecar))
+    segmentation.write_bytes(segmentation.read_bytes()[:300])  # an interrupted copy
+    failure = write_failure(tmp_path, "cut", stage="evaluate", error_type="ImageReadError")
+    record = json.loads(failure.read_text())
+    record["error"] = f"{segmentation}: truncated image data (its gzip stream ends early)"
+    failure.write_text(json.dumps(record))
+    outputs = build_report(tmp_path, tmp_path / "r.html", max_overlays=0)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert (rows["cut"]["status"], rows["cut"]["failed_stage"]) == ("failed", "stale")
+    assert rows["cut"]["error"].startswith("cut_seg.nii.gz is not the file its sidecar cut_seg.json describes")
+    assert rows["cut"]["ball_pred_volume_ml"] == "" and rows["cut"]["ball_status"] == "failed"
+    kept = json.loads((tmp_path / "cases" / "kept" / "kept_seg.json").read_text())["label_volume_ml"]["1"]
+    volume = json.loads(outputs.summary.read_text())["labels"]["1"]["pred_volume_ml"]
+    assert (volume["n"], volume["mean"]) == (1, kept)
+    assert "truncated image data" in outputs.html.read_text()  # scoring's own reason is kept as a note

@@ -690,8 +690,8 @@ def _check_segmentation(case: CaseResult) -> None:
 
     from medseg.io.atomic import sha256_of
 
-    if case.failure is not None or case.sidecar is None:
-        return
+    if case.sidecar is None or (case.failure is not None and not case.failed_at_scoring):
+        return  # a case that failed only at scoring shows its segmentation's volumes: that file must be the sidecar's
     described, made = case.sidecar.get("segmentation"), case.sidecar.get("segmentation_sha256")
     path = case.segmentation_path()  # the file the report reads: in the case's folder, or where the metrics say
     metrics = case.metrics or {}
@@ -722,8 +722,12 @@ def _check_segmentation(case: CaseResult) -> None:
         return
     if case.metrics is not None:
         case.notes.append(f"ignored {metrics_name}: it does not score the case's segmentation")
+    reference = metrics.get("reference")
+    if case.failure is not None:  # failed at scoring: scoring's reason is told, the file's change decides the stage
+        case.notes.append(f"scoring failed too: {case.failure.get('error')}")
+        reference = case.failure.get("reference")
     case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
-                    "input": case.sidecar.get("input"), "reference": metrics.get("reference"),
+                    "input": case.sidecar.get("input"), "reference": reference,
                     "error": f"{why}; {again}",
                     "error_type": "StaleResult"}
     case.metrics = None
