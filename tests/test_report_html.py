@@ -430,3 +430,12 @@ def test_control_characters_of_names_and_errors_are_written_escaped(tmp_path):
     page = build_report(tmp_path, tmp_path / "r.html").html.read_bytes()
     assert not any(byte in page for byte in (b"\x1b", b"\x07", "\x9b".encode()))
     assert b"esc\\x1b[2J.nii.gz: cannot read\\x07 (truncated)" in page
+
+
+def test_the_case_table_says_the_dice_threshold_its_red_cells_are_below(tmp_path):
+    """The case table's note said only "red below the Dice threshold": a reader of a report made with
+    ``--dice-threshold 0.85`` had to find the number in the flag rules or the settings at the page's foot."""
+    write_case(tmp_path, "a", 1, "erode")
+    write_case(tmp_path, "b", 2, "exact")
+    page = build_report(tmp_path, tmp_path / "r.html", dice_threshold=0.85, max_overlays=0).html.read_text()
+    assert "A Dice cell is red below the Dice threshold 0.85," in section(page, "Cases, worst first")

@@ -349,8 +349,12 @@ def _summary_section(content: ReportContent) -> str:
             "ones; see the empty-mask policy below. std is the sample standard deviation.</p>")
 
 
-DICE_COLOURS = ("A Dice cell is red below the Dice threshold, amber where the label is flagged as far below the "
-                "cases it is judged with (dice_outlier), green otherwise.")
+def _dice_colours(threshold: float) -> str:
+    """What the case table's Dice cell colours mean, with the threshold they are judged against."""
+    return (f"A Dice cell is red below the Dice threshold {threshold:g}, amber where the label is flagged as far below "
+            "the cases it is judged with (dice_outlier), green otherwise.")
+
+
 ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
               "(cases without a reference last), then by number of flags.")
 TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfolded on a compact case card
@@ -419,7 +423,7 @@ def _worst_table(content: ReportContent) -> str:
                     f"<td>{_status_cell(case)}</td><td>{badges}</td>{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}</tr>")
     return ("<h2>Cases, worst first</h2>"
-            f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason. {DICE_COLOURS}</p>'
+            f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason. {_dice_colours(threshold)}</p>'
             f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, Dice and predicted volume")}'
             f"<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>{label_heads}"
             f"{volume_heads}</tr></thead>" + "".join(rows) + "</table></div>")
@@ -460,7 +464,7 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
             f'<p class="small muted">{ORDER_TEXT} With {len(content.label_order)} labels, each case\'s Dice per label '
             "is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
-            f"for its reasons. {DICE_COLOURS}</p>"
+            f"for its reasons. {_dice_colours(threshold)}</p>"
             f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, lowest and mean Dice")}'
             "<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th><th>lowest Dice</th><th>label</th>"
             f"<th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th></tr></thead>"
