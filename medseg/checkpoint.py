@@ -167,6 +167,9 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     epoch = checkpoint_epoch(out_dir)
     # a first checkpoint never completed (a full disk, a kill): the folder without its record holds nothing to keep
     begun = not checkpoint_record_path(out_dir).exists() and (out_dir / CHECKPOINT_DIR).is_dir()
+    if resume and not out_dir.exists():  # no folder at all: the record was not unreadable, there is no run
+        raise TrainingError(f"{out_dir}: no such folder; nothing to resume: run without --resume to start training "
+                            "into it")
     if resume and epoch is None:
         if checkpoint_record_path(out_dir).is_file():  # a record that does not parse as one: say what is wrong with it
             read_checkpoint_record(checkpoint_record_path(out_dir))

@@ -123,6 +123,16 @@ def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, caps
     assert not (tmp_path / "new").exists()  # the write test leaves no folder behind
 
 
+def test_resume_into_a_folder_that_does_not_exist_says_so(tiny_set, tmp_path, capsys, config_file):
+    """`--resume -o FOLDER` with no such folder said "no readable .checkpoint/last.json", as if a record were
+    damaged."""
+    missing = tmp_path / "missing"
+    assert _exit_code(_train_cli(*tiny_set, missing, "-c", str(config_file), "--resume")) == 1
+    assert capsys.readouterr().err == (f"medseg: error: {missing}: no such folder; nothing to resume: run without "
+                                       "--resume to start training into it\n")
+    assert not missing.exists()
+
+
 def test_a_checkpoint_folder_that_is_a_link_is_refused_and_its_target_left_alone(tiny_set, tmp_path, capsys,
                                                                                  config_file):
     """A package from elsewhere whose .checkpoint links to another folder: `medseg train -o PKG --overwrite` wrote
