@@ -24,7 +24,7 @@ from medseg.train_config import default_label_name
 
 __all__ = [
     "CHECKPOINT_SCHEMA", "check_checkpoint_labels", "check_output_folder", "checkpoint_epoch",
-    "checkpoint_planned_epochs", "checkpoint_stamp", "checkpoint_tile", "started_without_names",
+    "checkpoint_planned_epochs", "checkpoint_stamp", "checkpoint_tile", "checkpoint_val_dice", "started_without_names",
     "check_weights_digest", "checkpoint_record_path", "checkpoint_tensors_path", "load_checkpoint",
     "read_checkpoint_json", "read_checkpoint_record", "record_codes", "record_package", "save_checkpoint"
 ]
@@ -128,6 +128,16 @@ def checkpoint_epoch(out_dir: Path | str) -> int | None:
         return int(read_checkpoint_json(meta)["epoch"])
     except (OSError, ValueError, KeyError, TypeError):  # a JsonFileError too
         return None
+
+
+def checkpoint_val_dice(out_dir: Path | str) -> dict[int, float | None]:
+    """Epoch → validation mean Dice, as scored during training (in model space where the package resamples), of the
+    epochs the checkpoint in ``out_dir`` records; empty when there is none (or it is unreadable)."""
+    try:
+        history = read_checkpoint_json(checkpoint_record_path(out_dir))["history"]
+        return {int(h["epoch"]): h.get("val_mean_dice") for h in history if isinstance(h, dict) and "epoch" in h}
+    except (OSError, ValueError, KeyError, TypeError):  # a JsonFileError too
+        return {}
 
 
 _NOT_RESUMABLE = ("its checkpoint, written by an earlier medseg, does not record the settings its run was started "

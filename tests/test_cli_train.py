@@ -458,6 +458,12 @@ def test_cli_says_which_grid_the_final_dice_is_scored_on(tmp_path, capsys):
     assert ("validation Dice per epoch is scored in model space (resampled to preprocessing.spacing_mm); the "
             "package's figures are the best epoch scored again on the volumes' own grids") in captured.err
 
+    # a --resume of the finished run that only writes its package again ends with the same line (it had no model-space
+    # figure: the epoch lines it takes it from were of the earlier session)
+    (out / "model.json").unlink()
+    assert _exit_code(_train_cli(images, labels, out, "-c", str(path), "--resume")) == 0
+    assert capsys.readouterr().out == captured.out
+
 
 def test_a_misspelt_setting_is_told_before_the_folder_needs_overwrite(tiny_set, tmp_path, capsys):
     """Before: the folder's 'pass --overwrite' came first, and the misspelling only after adding --overwrite."""

@@ -85,7 +85,7 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
 def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fold, device, threads, resume,
            overwrite):
     """`medseg train`, with its output folder claimed."""
-    from medseg.checkpoint import check_output_folder, checkpoint_epoch, checkpoint_stamp
+    from medseg.checkpoint import check_output_folder, checkpoint_epoch, checkpoint_stamp, checkpoint_val_dice
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
     from medseg.io.atomic import placed_before_stop
@@ -209,7 +209,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         click.echo(f"warning: {misnamed}", err=True)
     label_names = {str(value): str(name) for value, name in config["labels"].items()}
 
-    model_space = {}  # epoch → validation mean Dice as the epoch lines show it
+    # epoch → validation mean Dice as the epoch lines show it; a resumed run's earlier epochs from its checkpoint (its
+    # best epoch may be one of them, or the run finished and only its package is written)
+    model_space = checkpoint_val_dice(output) if resume else {}
 
     def report(record: dict) -> None:
         model_space[record["epoch"]] = record.get("val_mean_dice")
