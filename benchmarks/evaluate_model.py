@@ -12,7 +12,8 @@ seconds per volume (whole case, and the inference step alone). A case that canno
 code is 1.
 
 ``--cases-from model`` restricts the run to the validation cases the package recorded when it was trained
-(``training.val_cases`` in its ``model.json``): the held-out figures of the model card. With ``--cases-from all``
+(``training.val_cases`` in its ``model.json``): the held-out figures of the model card (a hand-edited
+``val_cases`` that is not a list of case ids is one line naming the field and what it takes). With ``--cases-from all``
 a note says how many of the cases are the package's training images (``training.train_images_sha256``).
 """
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.inference import Segmenter
     from medseg.numbers import dice_round_text
     from medseg.package import load_package
+    from medseg.package_config import CONFIG_NAME
     from medseg.resources import set_threads
     from medseg.segment import segment_case
     from medseg.training_cases import pair_cases
@@ -58,7 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         package = load_package(args.model)
         cases = pair_cases(args.images, args.labels, allow_unpaired=args.cases_from == "model")
         if args.cases_from == "model":
-            wanted = package.config.get("training", {}).get("val_cases")
+            training = package.config.get("training")
+            wanted = training.get("val_cases") if isinstance(training, dict) else None
+            if wanted is not None and not (isinstance(wanted, list) and all(isinstance(c, str) for c in wanted)):
+                # hand-edited: a text "case3" was read as the case ids "c", "a", "s", "e", "3"
+                print(f"error: {package.path / CONFIG_NAME}: training.val_cases is {_shown(wanted)}, not a list of "
+                      'case ids (texts, as medseg train writes it: ["case3", "case7"]); correct it, or use '
+                      "--cases-from all", file=sys.stderr)
+                return 1
             if not wanted:
                 print(f"error: {args.model}: the package records no validation cases; use --cases-from all",
                       file=sys.stderr)
@@ -122,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "
               f"{statistics.fmean(inference_seconds):.3f} inference (torch threads {torch.get_num_threads()})")
     return 1 if failed else 0
+
+
+def _shown(value) -> str:
+    """A hand-edited ``model.json`` value as JSON, shortened to one short phrase."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _positive(text: str) -> int:

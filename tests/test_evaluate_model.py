@@ -88,6 +88,25 @@ def test_a_missing_label_names_the_labels_folder(evaluate, trained, tmp_path, ca
     assert "\n" not in err
 
 
+@pytest.mark.parametrize("edited", ["case2", 5, ["case2", 3]])
+def test_hand_edited_val_cases_name_the_field_and_what_it_takes(evaluate, trained, tmp_path, capsys, edited):
+    """model.json's training.val_cases edited into a text was read letter by letter: "1 validation case(s) missing,
+    e.g. 0"; a number was a TypeError traceback."""
+    import json
+
+    package, images, labels = trained
+    copied = shutil.copytree(package.path, tmp_path / "model")
+    config = json.loads((copied / "model.json").read_text())
+    config["training"]["val_cases"] = edited
+    (copied / "model.json").write_text(json.dumps(config))
+    assert evaluate([str(copied), str(images), str(labels)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (f"error: {copied / 'model.json'}: training.val_cases is {json.dumps(edited)}, not a list "
+                            'of case ids (texts, as medseg train writes it: ["case3", "case7"]); correct it, or use '
+                            "--cases-from all\n")
+    assert captured.out == ""
+
+
 def test_a_corrupt_image_is_one_line(evaluate, trained, tmp_path, capsys):
     package, images, labels = trained
     shutil.copytree(images, tmp_path / "images")
