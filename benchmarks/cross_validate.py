@@ -40,11 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the fold packages")
     parser.add_argument("--folds", type=_folds, default=None, help="comma-separated folds (default: every fold)")
     parser.add_argument("--threads", type=_positive, default=None,
-                        help="torch CPU threads (default: torch's choice)")
+                        help="CPU threads, as medseg train --threads (default: torch's choice, at most a cgroup's "
+                        "CPU quota)")
     parser.add_argument("--summary-only", action="store_true", help="train nothing; summarise the packages there")
     args = parser.parse_args(argv)
-
-    import torch
 
     from medseg.checkpoint import check_output_folder, checkpoint_epoch
     from medseg.errors import MedsegError
@@ -52,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.numbers import counted, dice_round_text
     from medseg.package_config import CONFIG_NAME
     from medseg.package_training import CHECKPOINT_DIR, unfinished_training
+    from medseg.resources import set_threads
     from medseg.train import train
     from medseg.train_config import check_config, read_config, seeded_split
     from medseg.train_resume import check_resume, check_trained_on
     from medseg.training_cases import load_cases, pair_cases
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # as `medseg train` sets them: given (at most the usable CPUs), or a cgroup's CPU quota
     where = str(args.config)  # errors in the config name its file, as `medseg train -c` names it
     try:
         config = read_config(args.config)

@@ -157,6 +157,26 @@ def test_bad_folds_or_threads_are_usage_errors(cross_validate, tmp_path, capsys,
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("threads", "quota", "expected"), [(["--threads", "8"], None, 2), ([], 1.5, 2)])
+def test_threads_are_set_as_medseg_sets_them(cross_validate, tmp_path, monkeypatch, threads, quota, expected):
+    """--threads set torch's threads directly: more than the CPUs this process may use were started, and without it a
+    cgroup's CPU quota was not respected (medseg train's own setting caps both)."""
+    import medseg.resources as resources
+    from medseg.resources import CgroupLimit
+
+    monkeypatch.setattr(resources, "_threads", resources._threads)  # medseg's own threads back after the test
+    monkeypatch.setattr(resources, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(resources, "cgroup_cpus", lambda: None if quota is None else CgroupLimit(quota, tmp_path))
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:  # a config that is not there: the run ends at once, its threads set
+        assert cross_validate([str(tmp_path / "none.json"), str(tmp_path), str(tmp_path), "-o", str(tmp_path / "cv"),
+                               *threads]) == 1
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_fold_whose_model_json_is_damaged_or_holds_no_record_is_one_line(cross_validate, tmp_path, capsys):
     """A model.json cut short was a JSONDecodeError traceback, one without its training record a KeyError."""
     images, labels = write_set(tmp_path / "data")
