@@ -32,6 +32,7 @@ def test_a_stop_held_while_the_package_is_placed_says_the_package_is_complete(ti
     assert f"{out}: stopped just after the model package was written; it is complete (medseg infer --model {out} " \
         "runs it)" in err
     assert "checkpoint after epoch" not in err and "written before it" not in err
+    assert err.endswith("runs it)\n")  # the stop's one line: no "Aborted." after it
     assert load_package(out).config["training"]["epochs_run"] == 2  # whole: weights match the config's SHA-256
     # and the checkpoint records it: infer warned of "an unfinished training run", a resume trained nothing
     from medseg.package_training import unfinished_training
@@ -234,10 +235,11 @@ def test_a_stop_before_the_first_epoch_ended_says_nothing_was_written(tiny_set, 
     with monkeypatch.context() as patched:
         patched.setattr(reading, "load_cases", interrupted)  # imported by the command when it runs
         assert _exit_code(args) == 130
-    assert f"{out}: stopped while the cases were read; nothing was written" in capsys.readouterr().err
+    # its one line, the last (no "Aborted." after it)
+    assert capsys.readouterr().err.endswith(f"{out}: stopped while the cases were read; nothing was written\n")
     assert not out.exists()
     with monkeypatch.context() as patched:
         patched.setattr(training, "_train_epoch", interrupted)
         assert _exit_code(args) == 130
-    assert f"{out}: stopped before the first epoch ended; nothing was written" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(f"{out}: stopped before the first epoch ended; nothing was written\n")
     assert not out.exists()

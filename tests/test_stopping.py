@@ -38,10 +38,35 @@ def test_a_stop_in_a_batch_says_how_far_it_got(tmp_path, case, make_package, cap
 
     monkeypatch.setattr(segment, "write_labels", interrupted_on_the_third)
     code, out, err = run(["infer", *map(str, inputs), "-m", str(make_package()), "-o", str(tmp_path / "out")], capsys)
-    assert code == 130  # the stop line, then one word (click's blank line between them is gone)
-    assert err.splitlines()[-2:] == [
-        f"medseg: stopped at {inputs[2]}: 2 of 5 inputs done (1 failed), 3 not written", "Aborted."]
-    assert "" not in err.splitlines()
+    assert code == 130  # the stop line alone (click's blank line and "Aborted." after it are gone)
+    assert err.splitlines()[-1] == f"medseg: stopped at {inputs[2]}: 2 of 5 inputs done (1 failed), 3 not written"
+    assert "" not in err.splitlines() and "Aborted." not in err
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_sigterm_in_a_batch_is_its_own_line_alone_with_exit_143(tmp_path, case, make_package, capsys, monkeypatch):
+    """A batch stopped by SIGTERM said how far it got, then "Terminated.": the stop is one line, as for Ctrl-C (the
+    exit code, 143, tells the signal)."""
+    from medseg import segment
+
+    second = shutil.copy(case, tmp_path / "b.nii.gz")
+    real, calls = segment.write_labels, []
+
+    def terminated_at_the_second(labels, like, path, **options):
+        calls.append(path)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real(labels, like, path, **options)
+
+    monkeypatch.setattr(segment, "write_labels", terminated_at_the_second)
+    try:
+        code, _, err = run(["infer", str(case), str(second), "-m", str(make_package()), "-o", str(tmp_path / "out")],
+                           capsys)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert code == 143
+    assert err.splitlines()[-1] == f"medseg: stopped at {second}: 1 of 2 inputs done, 1 not written"
+    assert "Terminated." not in err and "Aborted." not in err
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
 
 
@@ -57,8 +82,9 @@ def test_a_stop_held_while_a_case_is_placed_counts_that_case_as_done(tmp_path, c
     with ctrl_c_while_placing(monkeypatch, "b_seg.nii.gz"):  # the second case's set
         code, out, err = run(["infer", *map(str, inputs), "-m", str(package), "-o", str(tmp_path / "out")], capsys)
     assert code == 130
-    assert [line for line in err.splitlines() if line][-2:] == [
-        f"medseg: stopped after {inputs[1]}: 2 of 3 inputs done, 1 not written", "Aborted."]
+    assert [line for line in err.splitlines() if line][-1] == (
+        f"medseg: stopped after {inputs[1]}: 2 of 3 inputs done, 1 not written")
+    assert "Aborted." not in err
     assert _files(tmp_path / "out") == ["b_seg.json", "b_seg.nii.gz", "case_seg.json", "case_seg.nii.gz"]
 
 
@@ -71,17 +97,18 @@ def test_a_single_command_stopped_while_placing_says_what_it_wrote(tmp_path, cas
     with ctrl_c_while_placing(monkeypatch, "case_seg.nii.gz"):
         code, _, err = run(["infer", str(case), "-m", str(package), "-o", str(out)], capsys)
     assert code == 130
-    assert [line for line in err.splitlines() if line][-2:] == [
-        f"medseg: stopped once its outputs were whole: wrote {out / 'case_seg.nii.gz'}, {out / 'case_seg.json'}",
-        "Aborted."]
+    assert [line for line in err.splitlines() if line][-1] == (
+        f"medseg: stopped once its outputs were whole: wrote {out / 'case_seg.nii.gz'}, {out / 'case_seg.json'}")
+    assert "Aborted." not in err
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
     reference = tmp_path / "reference.nii.gz"
     reference.write_bytes((out / "case_seg.nii.gz").read_bytes())
     with ctrl_c_while_placing(monkeypatch, "m.json"):
         code, _, err = run(["evaluate", str(out / "case_seg.nii.gz"), str(reference), "-o",
                             str(tmp_path / "m.json")], capsys)
-    assert code == 130 and [line for line in err.splitlines() if line][-2:] == [
-        f"medseg: stopped once its outputs were whole: wrote {tmp_path / 'm.json'}", "Aborted."]
+    assert code == 130 and [line for line in err.splitlines() if line][-1] == (
+        f"medseg: stopped once its outputs were whole: wrote {tmp_path / 'm.json'}")
+    assert "Aborted." not in err
     assert json.loads((tmp_path / "m.json").read_text())["schema"] == "medseg-metrics/1"
 
 

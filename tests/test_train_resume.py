@@ -128,7 +128,7 @@ def test_cli_interrupted_run_says_how_to_resume_and_refuses_changed_settings(tin
     args = _train_cli(*tiny_set, out, "-c", str(config_file))
     assert _interrupted_in_second_epoch(args, monkeypatch) == 130
     err = capsys.readouterr().err
-    assert f"{out}: checkpoint after epoch 1 kept; run the same command with --resume to continue" in err
+    assert err.endswith(f"{out}: checkpoint after epoch 1 kept; run the same command with --resume to continue\n")
     assert not (out / "model.json").exists()
 
     assert _exit_code(args) == 1  # a plain rerun would start over silently: it is told about the checkpoint

@@ -417,16 +417,20 @@ def _run(argv: list[str] | None) -> int:
         stopping.clear()
 
 
-def _tell_placed(stop: KeyboardInterrupt) -> None:
-    """The outputs a stop was held back for while they were placed: written whole, though the command stopped (the
-    commands that say so in their own words mark the stop ``told``)."""
+def _tell_placed(stop: KeyboardInterrupt) -> bool:
+    """Whether the stop has been told in a line of its own: the command's (it marks the stop ``told``: a batch's
+    "stopped at", a training run's checkpoint kept), or else the outputs the stop was held back for while they were
+    placed, written whole though the command stopped, told here."""
     from medseg.cli.options import escaped_line
     from medseg.io.atomic import placed_before_stop
 
+    if getattr(stop, "told", False):
+        return True
     placed = placed_before_stop(stop)
-    if placed and not getattr(stop, "told", False):
+    if placed:
         click.echo(escaped_line(f"medseg: stopped once its outputs were whole: wrote {', '.join(map(str, placed))}"),
                    err=True)
+    return bool(placed)
 
 
 def _say(line: str) -> None:
@@ -552,14 +556,18 @@ def _outcome(argv: list[str] | None) -> int:
                               f"system's file name encoding ({sys.getfilesystemencoding()}) cannot hold; run medseg "
                               "in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"), err=True)
         return 1
+    # a stop is one line: the command's own where it tells how far it got (a second, "Aborted.", "Terminated." or
+    # "Hangup.", said nothing more; the exit code tells the signal), else that word alone
     except _Terminated as stop:
+        told = False
         with contextlib.suppress(OSError):  # a hangup's terminal is gone: the exit code tells
-            _tell_placed(stop)
-        _say(stop.said)
+            told = _tell_placed(stop)
+        if not told:
+            _say(stop.said)
         return stop.code
     except KeyboardInterrupt as stop:
-        _tell_placed(stop)
-        click.echo("Aborted.", err=True)
+        if not _tell_placed(stop):
+            click.echo("Aborted.", err=True)
         return 130
     except OSError as error:
         import errno

@@ -163,9 +163,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     check_step_fits(config["architecture"], settings, choice.device, physical_memory(), precision, output, where)
     try:
         cases = load_cases(pairs, config, where)
-    except KeyboardInterrupt:  # click says only "Aborted."
+    except KeyboardInterrupt as stop:  # told in this one line (not "Aborted.")
         kept = " (its checkpoint is as it was)" if resume else ""
         click.echo(escaped_line(f"{output}: stopped while the cases were read; nothing was written{kept}"), err=True)
+        stop.told = True
         raise
     if resume:  # other files than the checkpoint's: refused before the run is announced
         check_trained_on(output, cases)
@@ -241,12 +242,15 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                        if (output / CONFIG_NAME).is_file() else "")
             click.echo(f"{output}: checkpoint after epoch {done} kept; run the same command {again} to continue"
                        f"{earlier}", err=True)
+            stop.told = True
         elif done is not None:  # --overwrite stopped before its first epoch ended: the replaced run is untouched
             click.echo(f"{output}: stopped before this run's first checkpoint; the folder holds the run it was to "
                        "replace, as before", err=True)
+            stop.told = True
         elif not (output / CONFIG_NAME).is_file():  # the folder made for the run is removed
             click.echo(escaped_line(f"{output}: stopped before the first epoch ended; nothing was written"),
                        err=True)
+            stop.told = True
         raise
     t = package.config["training"]
     if kept:
