@@ -1,7 +1,6 @@
 """Outputs lie exactly on the input grid: shape, sform/qform and codes reproduced; labels not mirrored."""
 
 import gzip
-import json
 import re
 import struct
 import warnings
@@ -11,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from nifti_cases import KINDS, _affine, _oblique_image, _segment, _write
 
 from medseg.errors import ImageReadError, InputError
 from medseg.inference import Segmenter
@@ -19,32 +19,6 @@ from medseg.package import load_package
 from medseg.preprocess import build_transforms, invert_labels, to_model_space
 from medseg.segment import segment_case
 from medseg.synthetic import make_phantom, rotation_matrix
-
-
-def _affine(kind: str) -> np.ndarray:
-    affine = np.eye(4)
-    if kind == "oblique":
-        affine[:3, :3] = rotation_matrix([0.3, -0.2, 0.5]) * [0.9, 1.1, 1.3]
-        affine[:3, 3] = [-12.25, 33.5, 7.125]
-    elif kind == "lps":  # voxel axes run towards L, P, S: what DICOM-derived NIfTIs often hold
-        affine[:3, :3] = np.diag([-0.8, -0.8, 2.5])
-        affine[:3, 3] = [100.0, 120.0, -40.0]
-    elif kind == "anisotropic":
-        affine[:3, :3] = np.diag([0.5, 0.7, 4.0])
-    elif kind == "permuted":  # sagittal-like storage: voxel axis 0 runs along S
-        affine[:3, :3] = np.array([[0, 0, -1.2], [0, 0.9, 0], [3.0, 0, 0]])
-    return affine
-
-
-KINDS = ["oblique", "lps", "anisotropic", "permuted"]
-
-
-def _write(path, array, affine, sform_code=1, qform_code=1, dtype=np.float32):
-    image = nib.Nifti1Image(array.astype(dtype), affine)
-    image.header.set_sform(affine if sform_code else None, code=sform_code)
-    image.header.set_qform(affine, code=qform_code)
-    nib.save(image, str(path))
-    return nib.load(str(path))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -109,12 +83,6 @@ def test_spacing_resampling_inverts_onto_the_input_grid(tmp_path):
         assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.85
         shift = np.abs(np.argwhere(a).mean(0) - np.argwhere(b).mean(0))
         assert np.all(shift <= np.array([1.0, 0.5 / 0.7, 0.1]) + 1e-6)
-
-
-# ---------------------------------------------------------------- headers whose affine nibabel does not give in mm
-def _segment(path, package, out):
-    outputs = segment_case(path, Segmenter(package, device="cpu"), out_dir=out)
-    return np.asarray(nib.load(str(outputs.segmentation)).dataobj), json.loads(outputs.sidecar.read_text())
 
 
 def _hippocampus_like(seed=5):
@@ -576,13 +544,6 @@ def _raw(path):
 
     with ImageOpener(str(path)) as handle:
         return nib.Nifti1Header.from_fileobj(handle, check=False)
-
-
-def _oblique_image(array):
-    image = nib.Nifti1Image(array, _affine("oblique"))
-    image.header.set_sform(_affine("oblique"), code=2)
-    image.header.set_qform(None, code=0)
-    return image
 
 
 def test_header_faults_nibabel_repairs_quietly_are_refused_in_one_line(tmp_path, make_package):
