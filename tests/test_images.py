@@ -1,4 +1,5 @@
-"""Outputs lie exactly on the input grid: shape, sform/qform and codes reproduced; labels not mirrored."""
+"""The one entry point for inputs (medseg.io.images): a folder given to read_nifti worded as the other readers
+word it, a DICOM folder whose headers the disk fails to read."""
 
 import pytest
 
