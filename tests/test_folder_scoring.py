@@ -15,47 +15,19 @@ import pydicom
 import pytest
 from conftest import run_cli
 from dicom_factory import slice_positions, stored_values, write_series
+from folder_cases import (
+    AFFINE,
+    folder_pairs,  # noqa: F401  (the folders fixture its tests take)
+    labels,
+    run,
+    save,
+)
 from seg_factory import label_rule, run_main
 
-from medseg.cli import main
 from medseg.errors import InputError
 from medseg.folder_scoring import pair_predictions
 from medseg.io.dicom import read_dicom_series
 from medseg.io.seg_writing import write_dicom_seg
-
-AFFINE = np.diag([0.8, 0.8, 2.0, 1.0])
-
-
-def run(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    return exit_info.value.code
-
-
-def labels(shift: int) -> tuple[np.ndarray, np.ndarray]:
-    """A reference of two labels and a prediction shifted by ``shift`` voxels (Dice below 1 where shifted)."""
-    ref = np.zeros((20, 20, 8), np.uint8)
-    ref[3:12, 4:13, 2:6] = 1
-    ref[14:18, 14:18, 3:7] = 2
-    return np.roll(ref, shift, axis=0), ref
-
-
-def save(array: np.ndarray, path, affine=AFFINE) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(array, affine), path)
-
-
-@pytest.fixture
-def folders(tmp_path):
-    """Three cases as medseg infer and nnU-Net name them; case c's reference is on another grid."""
-    pred, ref = tmp_path / "pred", tmp_path / "labelsTs"
-    for case, shift in (("a", 1), ("b", 2), ("c", 0)):
-        predicted, reference = labels(shift)
-        save(predicted, pred / f"{case}_seg.nii.gz")
-        shifted = AFFINE.copy()
-        shifted[0, 3] = 5.0 if case == "c" else 0.0  # c: 5 mm off
-        save(reference, ref / f"{case}.nii.gz", shifted)
-    return pred, ref
 
 
 def test_a_folder_of_three_pairs_with_one_broken_scores_two_as_single_mode_does(folders, tmp_path, capsys):
