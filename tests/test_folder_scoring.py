@@ -1,5 +1,8 @@
-"""`medseg evaluate PRED_DIR REF_DIR -o OUT_DIR`: pairing by name (and DICOM SEG references by the series they
-segment), one record per case, failures and missed cases on their rows, the report of them, usage errors."""
+"""`medseg evaluate PRED_DIR REF_DIR -o OUT_DIR` (medseg.folder_scoring): one record per case, failures and missed
+cases on their rows, the report, summary and printed lines of them, existing outputs, a full disk, a Ctrl-C. Its
+pairing is tested in test_folder_scoring_pairing.py (DICOM SEG references: test_folder_scoring_seg.py), its labels
+and models in test_folder_scoring_labels.py, cropped references in test_folder_scoring_boxes.py and its usage
+errors in test_folder_scoring_options.py, over folder_cases.py."""
 
 from __future__ import annotations
 
@@ -60,21 +63,6 @@ def test_a_folder_of_one_case_is_summed_up_as_one_case(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 case: 1 scored, 0 failed" in out
     assert "1 cases" not in out
-
-
-def test_a_folder_and_a_file_is_a_usage_error_in_one_line(folders, tmp_path, capsys):
-    pred, ref = folders
-    assert run(["evaluate", str(pred), str(ref / "a.nii.gz"), "-o", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"medseg evaluate: error: {pred} is a folder and {ref / 'a.nii.gz'} is a file: give two files (a prediction "
-        "and its reference) or two folders (predictions and references). Try 'medseg evaluate --help'.")
-    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref)]) == 2
-    assert f"{ref} is a folder and {pred / 'a_seg.nii.gz'} is a file" in capsys.readouterr().err
-    assert run(["evaluate", str(pred), str(ref)]) == 2  # no -o
-    assert "two folders are scored into a folder: give -o OUT_DIR" in capsys.readouterr().err
-    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out"), "--case-id", "x"]) == 2
-    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out.json")]) == 2
-    assert not (tmp_path / "out").exists() and not (tmp_path / "out.json").exists()
 
 
 def test_existing_outputs_are_refused_before_scoring_and_overwrite_replaces_a_case_that_now_fails(folders, tmp_path,
@@ -208,43 +196,6 @@ def test_a_full_disk_stops_the_run_in_one_line_and_leaves_no_empty_output_folder
     kept.mkdir()
     assert run(["-q", "evaluate", str(pred), str(ref), "-o", str(kept)]) == 1
     assert kept.is_dir() and not list(kept.iterdir())  # a folder that was there stays
-
-
-def test_output_dir_names_the_folder_of_evaluate_and_report_as_of_infer_and_train(folders, tmp_path, capsys):
-    """infer and train took --output-dir for their -o folder; evaluate (a folder of cases) and report (a folder or
-    page) refused it as "No such option"."""
-    pred, ref = folders
-    scores, qa = tmp_path / "scores", tmp_path / "qa"
-    assert run(["evaluate", str(pred), str(ref), "--output-dir", str(scores)]) == 1  # case c fails, as with -o
-    assert sorted(p.name for p in scores.glob("*.json")) == ["a_metrics.json", "b_metrics.json", "c_failed.json",
-                                                               "summary.json"]
-    assert run(["report", str(scores), "--output-dir", str(qa), "--max-overlays", "0"]) == 0
-    assert sorted(p.name for p in qa.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
-    capsys.readouterr()
-    for command in ("evaluate", "report"):
-        assert run([command, "--help"]) == 0
-        out = capsys.readouterr().out
-        assert "-o, --output " in out and "--output-dir DIR" in out
-
-
-def test_output_dir_is_a_folder_without_a_trailing_slash_and_not_given_with_o(folders, tmp_path, capsys):
-    """--output-dir was another name of -o: a new folder without a trailing / was refused as a file name without
-    .json (or .html), in a message naming -o; given with -o, the last of the two was taken in silence."""
-    pred, ref = folders
-    one = tmp_path / "one"
-    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "--output-dir", str(one)]) == 0
-    assert sorted(p.name for p in one.iterdir()) == ["a_metrics.json"]
-    qa = tmp_path / "qa"
-    assert run(["report", str(one), "--output-dir", str(qa), "--max-overlays", "0"]) == 0
-    assert sorted(p.name for p in qa.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
-    capsys.readouterr()
-    both = tmp_path / "both"
-    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "-o", str(tmp_path / "a.json"),
-                "--output-dir", str(both)]) == 2
-    assert f"-o {tmp_path / 'a.json'} and --output-dir {both}: give one of them" in capsys.readouterr().err
-    assert run(["report", str(one), "-o", str(tmp_path / "r.html"), "--output-dir", str(both)]) == 2
-    assert "give one of them" in capsys.readouterr().err
-    assert not both.exists() and not (tmp_path / "a.json").exists() and not (tmp_path / "r.html").exists()
 
 
 def test_the_closing_line_counts_one_metrics_file_and_one_failure_record_in_the_singular(folders, tmp_path, capsys):

@@ -1,0 +1,61 @@
+"""The command line of `medseg evaluate PRED_DIR REF_DIR -o OUT_DIR`: a folder given with a file, or without -o,
+one usage error; --output-dir of evaluate and report a folder, and not given with -o."""
+
+from __future__ import annotations
+
+from folder_cases import (
+    folder_pairs,  # noqa: F401  (the folders fixture its tests take)
+    run,
+)
+
+
+def test_a_folder_and_a_file_is_a_usage_error_in_one_line(folders, tmp_path, capsys):
+    pred, ref = folders
+    assert run(["evaluate", str(pred), str(ref / "a.nii.gz"), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"medseg evaluate: error: {pred} is a folder and {ref / 'a.nii.gz'} is a file: give two files (a prediction "
+        "and its reference) or two folders (predictions and references). Try 'medseg evaluate --help'.")
+    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref)]) == 2
+    assert f"{ref} is a folder and {pred / 'a_seg.nii.gz'} is a file" in capsys.readouterr().err
+    assert run(["evaluate", str(pred), str(ref)]) == 2  # no -o
+    assert "two folders are scored into a folder: give -o OUT_DIR" in capsys.readouterr().err
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out"), "--case-id", "x"]) == 2
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out.json")]) == 2
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.json").exists()
+
+
+def test_output_dir_names_the_folder_of_evaluate_and_report_as_of_infer_and_train(folders, tmp_path, capsys):
+    """infer and train took --output-dir for their -o folder; evaluate (a folder of cases) and report (a folder or
+    page) refused it as "No such option"."""
+    pred, ref = folders
+    scores, qa = tmp_path / "scores", tmp_path / "qa"
+    assert run(["evaluate", str(pred), str(ref), "--output-dir", str(scores)]) == 1  # case c fails, as with -o
+    assert sorted(p.name for p in scores.glob("*.json")) == ["a_metrics.json", "b_metrics.json", "c_failed.json",
+                                                               "summary.json"]
+    assert run(["report", str(scores), "--output-dir", str(qa), "--max-overlays", "0"]) == 0
+    assert sorted(p.name for p in qa.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
+    capsys.readouterr()
+    for command in ("evaluate", "report"):
+        assert run([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "-o, --output " in out and "--output-dir DIR" in out
+
+
+def test_output_dir_is_a_folder_without_a_trailing_slash_and_not_given_with_o(folders, tmp_path, capsys):
+    """--output-dir was another name of -o: a new folder without a trailing / was refused as a file name without
+    .json (or .html), in a message naming -o; given with -o, the last of the two was taken in silence."""
+    pred, ref = folders
+    one = tmp_path / "one"
+    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "--output-dir", str(one)]) == 0
+    assert sorted(p.name for p in one.iterdir()) == ["a_metrics.json"]
+    qa = tmp_path / "qa"
+    assert run(["report", str(one), "--output-dir", str(qa), "--max-overlays", "0"]) == 0
+    assert sorted(p.name for p in qa.iterdir()) == ["cohort.tsv", "report.html", "summary.json"]
+    capsys.readouterr()
+    both = tmp_path / "both"
+    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "-o", str(tmp_path / "a.json"),
+                "--output-dir", str(both)]) == 2
+    assert f"-o {tmp_path / 'a.json'} and --output-dir {both}: give one of them" in capsys.readouterr().err
+    assert run(["report", str(one), "-o", str(tmp_path / "r.html"), "--output-dir", str(both)]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert not both.exists() and not (tmp_path / "a.json").exists() and not (tmp_path / "r.html").exists()
