@@ -209,9 +209,15 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         "labels": results,
     }
     # a voxel size the file does not give (a single slice without a thickness): the volumes rest on what was assumed;
-    # a DICOM SEG placed on a source series that changed since the prediction was made
+    # a DICOM SEG placed on a source series that changed since the prediction was made, or stating another frame of
+    # reference than its series' images (a QA team reads the record and the report, not the log)
     notes = [f"{role}: {volume.info[key]}" for role, volume in (("prediction", pred), ("reference", ref))
-             for key in ("thickness_note", "source_note") if isinstance(volume.info.get(key), str)]
+             for key in ("thickness_note", "source_note", "frame_of_reference_note")
+             if isinstance(volume.info.get(key), str)]
+    for role, volume in (("prediction", pred), ("reference", ref)):
+        mismatch = volume.info.get("frame_of_reference_mismatch")
+        if isinstance(mismatch, dict):
+            record[f"{role}_frame_of_reference_mismatch"] = dict(mismatch)
     if ref.info.get("tilt_grid"):
         notes.append(f"reference: {TILT_GRID_NOTE}")
     box = ref.info.get("sub_box")

@@ -519,7 +519,7 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
     grid (an image converted from the series: dcm2niix's NIfTI); its segments matched to ``labels`` by name, else by
     the package's ``label_codes``."""
     from medseg.io.files import check_readable
-    from medseg.io.seg_reading import read_dicom_seg
+    from medseg.io.seg_reading import read_dicom_seg_with_info
 
     check_readable(Path(reference))  # a SEG this user may not read is that, whatever the input is
     if volume.dicom is None:
@@ -532,9 +532,9 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
                                  series=series and (series[0], f"its conversion's sidecar {series[1]}"))
         return Volume(array=array, affine=volume.affine, source=Path(reference),
                       info={"dicom_seg_placed_on": str(volume.source)})
-    array = read_dicom_seg(reference, volume, labels, label_codes=label_codes)
+    array, read = read_dicom_seg_with_info(reference, volume, labels, label_codes=label_codes)
     return Volume(array=array, affine=volume.affine, source=Path(reference),
-                  info={"dicom_seg_source": str(volume.source)})
+                  info={"dicom_seg_source": str(volume.source), **read})
 
 
 def labels_not_trained(package: ModelPackage) -> list[int]:

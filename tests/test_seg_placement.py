@@ -677,6 +677,49 @@ def test_a_seg_stating_another_frame_of_reference_than_its_series_is_warned_of(c
         "reference, on which they lie: check that it segments this series")]
 
 
+def test_a_seg_stating_another_frame_of_reference_is_recorded_in_the_metrics_and_on_the_report_card(case, tmp_path,
+                                                                                                      capsys):
+    """The FrameOfReferenceUID mismatch of a SEG reference was only logged; a QA team reads the metrics JSON and the
+    QA report. The record names both UIDs and notes it, and the case's card shows the note; a SEG sharing its
+    series' frame of reference adds neither."""
+    import html
+
+    import pydicom
+
+    from medseg.report.build import build_report
+
+    volume, expected, seg = case
+    other = tmp_path / "other_frame.dcm"
+    dataset = pydicom.dcmread(seg)
+    image_frame = str(dataset.FrameOfReferenceUID)
+    dataset.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.99"
+    dataset.save_as(other)
+    folder = tmp_path / "results" / "cases" / "c1"
+    folder.mkdir(parents=True)
+    prediction = folder / "c1_seg.nii.gz"
+    nib.save(nib.Nifti1Image(expected, volume.affine), prediction)
+    (folder / "c1_seg.json").write_text(json.dumps({
+        "schema": "medseg-segmentation/1", "case_id": "c1", "input": str(tmp_path / "series"),
+        "input_sha256": volume.source_sha256, "segmentation": prediction.name, "shape": list(SHAPE),
+        "affine": volume.affine.tolist(), "labels": NAMES,
+        "input_info": {"format": "dicom", "series_uid": volume.dicom.series_uid}}))
+    note = (f"reference: its FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 is not that of the images of "
+            f"{tmp_path / 'series'} ({image_frame}), which a SEG of them shares; its frames are placed on the images "
+            "they reference, on which they lie: check that it segments this series")
+    code, out, err = _main(["evaluate", str(prediction), str(seg), "--json"], capsys)
+    assert code == 0, err
+    assert "frame_of_reference" not in out and "notes" not in json.loads(out)  # its own series' frame: nothing
+    code, _, err = _main(["evaluate", str(prediction), str(other), "-o", str(folder / "c1_metrics.json")], capsys)
+    assert code == 0, err
+    record = json.loads((folder / "c1_metrics.json").read_text())
+    assert record["reference_frame_of_reference_mismatch"] == {"seg": "1.2.826.0.1.3680043.8.498.99",
+                                                               "series": image_frame}
+    assert record["notes"] == [note]
+    assert {k: v["dice"] for k, v in record["labels"].items()} == {"1": 1.0, "2": 1.0}  # still scored on its images
+    page = build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=0).html.read_text(encoding="utf-8")
+    assert html.escape(note) in page
+
+
 def test_a_seg_without_a_sidecar_given_as_the_prediction_is_told_to_go_second(case, tmp_path, capsys):
     """Another tool's SEG given as the prediction was refused for its missing sidecar alone, which medseg infer
     writes and no other tool does; the line now says that as the reference it needs none, and so it scores."""

@@ -25,7 +25,7 @@ from medseg.volume import Volume
 if TYPE_CHECKING:
     from medseg.io.dicom import SeriesGrid
 
-__all__ = ["check_is_seg", "read_dicom_seg", "check_referenced_series"]
+__all__ = ["check_is_seg", "check_referenced_series", "read_dicom_seg", "read_dicom_seg_with_info"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,15 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
     its name, with a warning; a SEG made from only some of the series' images is read as empty on the others, with a
     warning (these warnings: ``warn_missing``; not on a second reading, as the report's).
     """
+    return read_dicom_seg_with_info(path, volume, label_names, warn_missing, label_codes)[0]
 
+
+def read_dicom_seg_with_info(path: Path | str, volume: Volume | SeriesGrid, label_names: dict[int, str],
+                             warn_missing: bool = True, label_codes: dict | None = None) -> tuple[np.ndarray, dict]:
+    """:func:`read_dicom_seg`, with what a record of the scoring keeps of the reading (as a
+    :class:`~medseg.volume.Volume`'s ``info``): where the SEG states another FrameOfReferenceUID than its series'
+    images, ``frame_of_reference_mismatch`` (``{"seg": its UID, "series": the images'}``) and
+    ``frame_of_reference_note``, the warning's words; empty otherwise."""
     path = Path(path)
     label_names = {int(value): str(name) for value, name in label_names.items()}
     source = volume.dicom
@@ -140,7 +148,7 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
         # refuses to index it by source image): they were checked to lie on them, frame by frame
         options["ignore_spatial_locations"] = True
     # after the checks that refuse a SEG of other images, whose refusal this warning would only precede
-    _tell_frame_of_reference(seg, headers[source.paths[0]], path, volume.source, warn_missing)
+    info = _tell_frame_of_reference(seg, headers[source.paths[0]], path, volume.source, warn_missing)
     labels = np.zeros(volume.shape, dtype=values_dtype(max(label_names, default=0)))  # as the segmentation is written
 
     def slabs(number: int):
@@ -150,20 +158,24 @@ def read_dicom_seg(path: Path | str, volume: Volume | SeriesGrid, label_names: d
             yield (slice(None), slice(None), slice(part[0], part[-1] + 1) if contiguous else part), mask
 
     put_segments(labels, segments, slabs, path, label_names, warn_missing)
-    return labels
+    return labels, info
 
 
-def _tell_frame_of_reference(seg, header, path: Path, source, warn: bool) -> None:
+def _tell_frame_of_reference(seg, header, path: Path, source, warn: bool) -> dict:
     """Warn (``warn``; else at info level) where the SEG states another FrameOfReferenceUID than the images of its
     series (whose files agree on one): DICOM has a SEG share its source images' frame of reference. Its frames are
-    still placed on the images they reference, on which they are checked to lie; the mismatch was not told."""
+    still placed on the images they reference, on which they are checked to lie; the mismatch was not told. Returns
+    what a metrics record keeps of it (see :func:`read_dicom_seg_with_info`): a log is not what a QA team reads."""
     seg_frame = str(seg.get("FrameOfReferenceUID", "")).strip()
     image_frame = str(header.get("FrameOfReferenceUID", "")).strip()
-    if seg_frame and image_frame and seg_frame != image_frame:
-        log.log(logging.WARNING if warn else logging.INFO,
-                "%s: its FrameOfReferenceUID %s is not that of the images of %s (%s), which a SEG of them shares; "
-                "its frames are placed on the images they reference, on which they lie: check that it segments "
-                "this series", path, seg_frame, source, image_frame)
+    if not (seg_frame and image_frame and seg_frame != image_frame):
+        return {}
+    note = (f"its FrameOfReferenceUID {seg_frame} is not that of the images of {source} ({image_frame}), which a SEG "
+            "of them shares; its frames are placed on the images they reference, on which they lie: check that it "
+            "segments this series")
+    log.log(logging.WARNING if warn else logging.INFO, "%s: %s", path, note)
+    return {"frame_of_reference_mismatch": {"seg": seg_frame, "series": image_frame},
+            "frame_of_reference_note": note}
 
 
 def _tell_coverage(seg, slices: list[tuple[str, int | None]], frame_sources: list[tuple[str, int | None]], path: Path,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.errors import InputError
-from medseg.io.seg_reading import read_dicom_seg
+from medseg.io.seg_reading import read_dicom_seg_with_info
 from medseg.volume import Volume
 
 if TYPE_CHECKING:
@@ -103,8 +103,9 @@ def _read_seg(path: Path | str, sidecar: dict, source_path: Path | str | None, w
         raise InputError(f"{path}: its sidecar's \"input\", {source_path}, is not a DICOM series: a DICOM SEG is "
                          "placed frame by frame on the images of the series it segments (a conversion of it, as to "
                          "NIfTI, no longer has them); write that series' folder as the sidecar's \"input\"")
-    array = read_dicom_seg(path, source, labels, warn_missing=warn_missing, label_codes=sidecar.get("label_codes"))
-    info = {"dicom_seg_source": str(source_path)}
+    array, read = read_dicom_seg_with_info(path, source, labels, warn_missing=warn_missing,
+                                           label_codes=sidecar.get("label_codes"))
+    info = {"dicom_seg_source": str(source_path), **read}  # a FrameOfReferenceUID not its series': the record's
     made_from = sidecar.get("input_sha256")
     if isinstance(made_from, str) and made_from and source.source_sha256 and made_from != source.source_sha256:
         # the frames are placed by the images they reference, which were found: the geometry holds, the pixels may not
