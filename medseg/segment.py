@@ -529,7 +529,8 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
         series = conversion_series_uid(volume.source)
         array = read_seg_on_grid(reference, volume.shape, volume.affine, volume.source, labels,
                                  label_codes=label_codes, outcome="nothing segmented or written",
-                                 series=series and (series[0], f"its conversion's sidecar {series[1]}"))
+                                 series=series and (series[0], f"its conversion's sidecar {series[1]}"),
+                                 series_record=series and series[1])
         return Volume(array=array, affine=volume.affine, source=Path(reference),
                       info={"dicom_seg_placed_on": str(volume.source)})
     array, read = read_dicom_seg_with_info(reference, volume, labels, label_codes=label_codes)

@@ -604,6 +604,9 @@ def test_a_seg_of_another_series_is_refused_beside_a_conversion_whose_sidecar_na
     uid = json.loads((tmp_path / "conv.json").read_text())["series_uid"]
     if recorded_by == "dcm2niix":
         (tmp_path / "conv.json").write_text(json.dumps({"SeriesDescription": "t1", "SeriesInstanceUID": uid}))
+    hint = (f"segment the series it references (or a conversion of it); if series {uid} holds the same images, "
+            f"re-exported under a new SeriesInstanceUID, move {tmp_path / 'conv.json'} aside: the SEG is then placed "
+            "by its frames' own geometry, checked to lie on the grid")
     other = tmp_path / "other.dcm"
     dataset = pydicom.dcmread(seg)
     dataset.ReferencedSeriesSequence[0].SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.1"
@@ -612,7 +615,8 @@ def test_a_seg_of_another_series_is_refused_beside_a_conversion_whose_sidecar_na
                             str(tmp_path / "out"), "--device", "cpu"], capsys)
     assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
         f"medseg: error: {other}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, not of {conversion} (series "
-        f"{uid}, as its conversion's sidecar {tmp_path / 'conv.json'} records); nothing segmented or written"))
+        f"{uid}, as its conversion's sidecar {tmp_path / 'conv.json'} records); nothing segmented or written: "
+        f"{hint}"))
     assert not (tmp_path / "out").exists()
     prediction = tmp_path / "conv_seg.nii.gz"  # a prediction of the conversion, as medseg infer of it records it
     nib.save(nib.Nifti1Image(nib.load(conversion).get_fdata().astype(np.uint8) * 0, nib.load(conversion).affine),
@@ -621,11 +625,69 @@ def test_a_seg_of_another_series_is_refused_beside_a_conversion_whose_sidecar_na
     code, out, err = _main(["evaluate", str(prediction), str(other)], capsys)
     assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
         f"medseg: error: {other}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, not of {prediction} (series "
-        f"{uid}, as the sidecar {tmp_path / 'conv.json'} of its input records); not scored"))
+        f"{uid}, as the sidecar {tmp_path / 'conv.json'} of its input records); not scored: {hint}"))
     code, out, err = _main(["evaluate", str(prediction), str(seg), "--json"], capsys)  # its own series' SEG scores
     assert code == 0, err
     assert {k: v["status"] for k, v in json.loads(out)["labels"].items()} == {"1": "empty_prediction",
                                                                            "2": "empty_prediction"}
+
+
+def test_a_seg_of_a_series_since_re_exported_under_a_new_uid_is_refused_saying_how_to_go_on(case, tmp_path, capsys):
+    """A series re-exported under a new SeriesInstanceUID (and new image UIDs), converted with its sidecar, is refused
+    a SEG drawn on the old series, and so is the series itself; the line said nothing of how to go on. It now says:
+    segment the series the SEG references, or, where the images are the same, have the SEG placed by its own geometry
+    (the conversion's JSON moved aside; beside the series, a conversion without one), which then scores."""
+    import shutil
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    volume, expected, seg = case
+    new_uid = "1.2.826.0.1.3680043.8.498.77"
+    shutil.copytree(tmp_path / "series", tmp_path / "again")
+    for path in (tmp_path / "again").iterdir():  # re-exported: new series and image UIDs, the same pixels and places
+        dataset = pydicom.dcmread(path)
+        dataset.SeriesInstanceUID = new_uid
+        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        dataset.save_as(path)
+    conversion, record = tmp_path / "again.nii.gz", tmp_path / "again.json"
+    code, _, err = _main(["convert", str(tmp_path / "again"), str(conversion), "--sidecar"], capsys)
+    assert code == 0, err
+    old_uid = volume.dicom.series_uid
+    hint = (f"segment the series it references (or a conversion of it); if series {new_uid} holds the same images, "
+            f"re-exported under a new SeriesInstanceUID, move {record} aside: the SEG is then placed by its frames' "
+            "own geometry, checked to lie on the grid")
+    code, out, err = _main(["infer", str(conversion), "-m", "phantom", "--reference", str(seg), "-o",
+                            str(tmp_path / "out"), "--device", "cpu"], capsys)
+    assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
+        f"medseg: error: {seg}: a segmentation of series {old_uid}, not of {conversion} (series {new_uid}, as its "
+        f"conversion's sidecar {record} records); nothing segmented or written: {hint}"))
+    assert not (tmp_path / "out").exists()
+    prediction = tmp_path / "again_seg.nii.gz"  # a prediction of the conversion, as medseg infer of it records it
+    nib.save(nib.Nifti1Image(expected, nib.load(conversion).affine), prediction)
+    (tmp_path / "again_seg.json").write_text(json.dumps({"input": str(conversion), "labels": NAMES}))
+    code, out, err = _main(["evaluate", str(prediction), str(seg)], capsys)
+    assert (code, out, err.strip().splitlines()[-1]) == (1, "", (
+        f"medseg: error: {seg}: a segmentation of series {old_uid}, not of {prediction} (series {new_uid}, as the "
+        f"sidecar {record} of its input records); not scored: {hint}"))
+    record.rename(tmp_path / "again.json.aside")  # as the line says: placed by its geometry, and scored
+    code, out, err = _main(["evaluate", str(prediction), str(seg), "--json"], capsys)
+    assert code == 0, err
+    assert {k: v["dice"] for k, v in json.loads(out)["labels"].items()} == {"1": 1.0, "2": 1.0}
+    again = read_dicom_series(tmp_path / "again")
+    with pytest.raises(InputError) as info:  # beside the series itself
+        read_dicom_seg(seg, again, NAMES)
+    assert str(info.value) == (
+        f"{seg}: a segmentation of series {old_uid}, not of {tmp_path / 'again'} (series {new_uid}): segment the "
+        f"series it references (or a conversion of it); if series {new_uid} holds the same images, re-exported under "
+        f"a new SeriesInstanceUID, segment a conversion of {tmp_path / 'again'} with no JSON beside it that records "
+        "the series (medseg convert without --sidecar): the SEG is placed on its grid by its frames' own geometry, "
+        "checked to lie on it")
+    code, _, err = _main(["convert", str(tmp_path / "again"), str(tmp_path / "plain.nii.gz")], capsys)
+    assert code == 0, err
+    assert not (tmp_path / "plain.json").exists()
+    plain = nib.load(tmp_path / "plain.nii.gz")
+    assert np.array_equal(read_seg_on_grid(seg, plain.shape, plain.affine, tmp_path / "plain.nii.gz", NAMES), expected)
 
 
 def test_a_seg_of_another_series_is_refused_beside_a_prediction_whose_series_moved(case, tmp_path, capsys):
@@ -648,7 +710,7 @@ def test_a_seg_of_another_series_is_refused_beside_a_prediction_whose_series_mov
     assert (code, out, err.strip()) == (1, "", (
         f"medseg: error: {other}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, not of "
         f"{tmp_path / 'case_seg.nii.gz'} (series {volume.dicom.series_uid}, as the prediction's sidecar records); "
-        "not scored"))
+        "not scored: segment the series it references (or a conversion of it)"))
     code, out, err = _main(["evaluate", str(tmp_path / "case_seg.nii.gz"), str(seg), "--json"], capsys)
     assert code == 0, err
     assert {k: v["dice"] for k, v in json.loads(out)["labels"].items()} == {"1": 1.0, "2": 1.0}
@@ -780,13 +842,19 @@ def test_a_seg_referencing_its_series_in_another_study_is_not_refused_as_of_anot
     with pytest.raises(InputError) as info:
         read_dicom_seg(foreign, volume, NAMES)
     assert str(info.value) == (f"{foreign}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, "
-                               f"1.2.826.0.1.3680043.8.498.2, not of {volume.source} (series {uid})")
+                               f"1.2.826.0.1.3680043.8.498.2, not of {volume.source} (series {uid}): segment the "
+                               f"series it references (or a conversion of it); if series {uid} holds the same "
+                               f"images, re-exported under a new SeriesInstanceUID, segment a conversion of "
+                               f"{volume.source} with no JSON beside it that records the series (medseg convert "
+                               "without --sidecar): the SEG is placed on its grid by its frames' own geometry, "
+                               "checked to lie on it")
     with pytest.raises(InputError) as info:
         read_seg_on_grid(foreign, conversion.shape, conversion.affine, tmp_path / "conv.nii.gz", NAMES,
                          series=(uid, "its conversion's sidecar"))
     assert str(info.value) == (f"{foreign}: a segmentation of series 1.2.826.0.1.3680043.8.498.1, "
                                f"1.2.826.0.1.3680043.8.498.2, not of {tmp_path / 'conv.nii.gz'} (series {uid}, as its "
-                               "conversion's sidecar records); not scored")
+                               "conversion's sidecar records); not scored: segment the series it references (or a "
+                               "conversion of it)")
 
 
 @pytest.mark.parametrize("name", ["conv.nii.gz", "conv.nii.bz2", "conv.NRRD"])

@@ -248,9 +248,10 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
                 else "its segment number", ", ".join(f"{number} {segment_names[number]}"
                                                      + (f" as {value}" if value != number else "")
                                                      for number, value in sorted(values.items())))
+    series = _recorded_series_uid(sidecar, source_path)
     array = read_seg_on_grid(path, shape, affine, source, labels, warn_missing=warn_missing,
                              label_codes=sidecar.get("label_codes"), by_number=named_by_seg, segment_values=values,
-                             named_in=named_in, series=_recorded_series_uid(sidecar, source_path))
+                             named_in=named_in, series=series and series[:2], series_record=series and series[2])
     info = {"dicom_seg_placed_on": str(source)}
     if named_by_seg:  # what names the labels where nothing else does (the record's, the report's)
         info["seg_label_names"] = {str(values[number]): name for number, name in sorted(segment_names.items())
@@ -264,21 +265,23 @@ def read_seg_on_prediction_grid(path: Path, shape: tuple[int, ...], affine: np.n
     return Volume(array=array, affine=np.asarray(affine, dtype=np.float64).copy(), source=Path(path), info=info)
 
 
-def _recorded_series_uid(sidecar: dict, source_path: Path | str | None = None) -> tuple[str, str] | None:
-    """The SeriesInstanceUID of the DICOM series a prediction was made from, and what records it: its sidecar's
-    (a series, since moved or deleted), else that of the sidecar of the image file it was made from (a conversion
-    of the series: ``medseg convert --sidecar``'s, dcm2niix's); ``source_path``: where that input lies now."""
+def _recorded_series_uid(sidecar: dict, source_path: Path | str | None = None
+                         ) -> tuple[str, str, Path | None] | None:
+    """The SeriesInstanceUID of the DICOM series a prediction was made from, what records it and the conversion's
+    JSON that does (else None): its sidecar's (a series, since moved or deleted), else that of the sidecar of the
+    image file it was made from (a conversion of the series: ``medseg convert --sidecar``'s, dcm2niix's);
+    ``source_path``: where that input lies now."""
     from medseg.io.dicom import conversion_series_uid
 
     info = sidecar.get("input_info")
     uid = info.get("series_uid") if isinstance(info, dict) else None
     if isinstance(uid, str) and uid.strip():
-        return uid.strip(), "the prediction's sidecar"
+        return uid.strip(), "the prediction's sidecar", None
     recorded = source_path or sidecar.get("input")
     if not recorded or os.path.isdir(recorded):
         return None
     found = conversion_series_uid(recorded)
-    return found and (found[0], f"the sidecar {found[1]} of its input")
+    return found and (found[0], f"the sidecar {found[1]} of its input", found[1])
 
 
 def read_prediction(path: Path | str, labels: dict[int, str] | None = None) -> Volume:

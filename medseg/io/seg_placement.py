@@ -57,7 +57,8 @@ def named_apart(names: dict[int, str]) -> dict[int, str]:
 def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarray, source, label_names: dict[int, str],
                      warn_missing: bool = True, label_codes: dict | None = None, outcome: str = "not scored",
                      by_number: bool = False, segment_values: dict[int, int] | None = None,
-                     named_in: str = "the model", series: tuple[str, str] | None = None) -> np.ndarray:
+                     named_in: str = "the model", series: tuple[str, str] | None = None,
+                     series_record: Path | str | None = None) -> np.ndarray:
     """The labels of the DICOM SEG ``path`` on the voxel grid ``shape`` / ``affine`` (RAS, mm) of ``source`` (named
     in messages), placed by the SEG's own frame geometry (see the module's docstring): no source image is read.
 
@@ -74,7 +75,9 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     ``named_in``, the dataset.json's path, says in messages what names them). ``series``: the SeriesInstanceUID
     of the DICOM series the grid's image was made from and what records it (a conversion's sidecar, the prediction's):
     a SEG that references other series only is refused, as it is beside the series itself
-    (:func:`~medseg.io.seg_reading.check_referenced_series`)."""
+    (:func:`~medseg.io.seg_reading.check_referenced_series`; ``series_record``: the conversion's JSON that records
+    that UID, which the refusal says to move aside where the image holds that series' images re-exported under a new
+    SeriesInstanceUID)."""
     from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
     from medseg.io.seg_reading import check_referenced_series, open_seg
 
@@ -86,7 +89,7 @@ def read_seg_on_grid(path: Path | str, shape: tuple[int, ...], affine: np.ndarra
     if series is not None:
         # placed by its geometry alone, a SEG of another series of the patient (another session, on the same scanner
         # coordinates) was scored as this image's reference
-        check_referenced_series(seg, path, series[0], source, f", as {series[1]} records); {outcome}")
+        check_referenced_series(seg, path, series[0], source, series[1], outcome, series_record)
     try:
         frames = _frame_geometry(seg, path, source)
         placements = _placements(frames, affine, path, source)

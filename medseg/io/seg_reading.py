@@ -32,12 +32,17 @@ log = logging.getLogger(__name__)
 _POSITION_TOLERANCE_MM = 0.01  # least tolerance of a SEG frame's position against its source image's
 
 
-def check_referenced_series(seg, path: Path | str, series_uid: str | None, subject, recorded: str = "") -> None:
+def check_referenced_series(seg, path: Path | str, series_uid: str | None, subject, recorded_by: str | None = None,
+                            outcome: str = "", record: Path | str | None = None) -> None:
     """Refuse the SEG ``path`` (read as ``seg``) where the series it references (its Common Instance Reference
     module: ReferencedSeriesSequence for series of its own study, StudiesContainingOtherReferencedInstancesSequence
-    for those of others) are all other than ``series_uid``, that of ``subject``; ``recorded``: what records that UID
-    (`` as its conversion's sidecar x.json records``) and what is not done, for the message. A SEG that references
-    no series, or an unknown ``series_uid``, is not refused."""
+    for those of others) are all other than ``series_uid``, that of ``subject``: the DICOM series itself
+    (``recorded_by`` None), else an image made from it, whose series ``recorded_by`` records (``its conversion's
+    sidecar x.json``; ``record``: that conversion's JSON, where one records it); ``outcome``: what is not done. The
+    message says how to go on: segment the series the SEG references; where ``series_uid`` may be that series'
+    images re-exported under a new SeriesInstanceUID, have the SEG placed by its frames' own geometry, as it is
+    where nothing records the series (the conversion's JSON moved aside, or a conversion without one). A SEG that
+    references no series, or an unknown ``series_uid``, is not refused."""
     def uids(items) -> set[str]:
         return {str(item.get("SeriesInstanceUID", "") or "").strip() for item in items or []}
 
@@ -45,9 +50,23 @@ def check_referenced_series(seg, path: Path | str, series_uid: str | None, subje
     for study in seg.get("StudiesContainingOtherReferencedInstancesSequence") or []:
         referenced |= uids(study.get("ReferencedSeriesSequence"))
     referenced.discard("")
-    if series_uid and referenced and series_uid not in referenced:
-        raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of {subject} (series "
-                         f"{series_uid}{recorded}")
+    if not (series_uid and referenced and series_uid not in referenced):
+        return
+    recorded = f", as {recorded_by} records" if recorded_by else ""
+    outcome = f"; {outcome}" if outcome else ""
+    same = f"if series {series_uid} holds the same images, re-exported under a new SeriesInstanceUID"
+    if recorded_by is None:  # the series itself: a conversion of it without a record is placed by its geometry
+        hint = (f"; {same}, segment a conversion of {subject} with no JSON beside it that records the series (medseg "
+                "convert without --sidecar): the SEG is placed on its grid by its frames' own geometry, checked to "
+                "lie on it")
+    elif record is not None:
+        hint = (f"; {same}, move {record} aside: the SEG is then placed by its frames' own geometry, checked to lie "
+                "on the grid")
+    else:  # the sidecar of the prediction itself: nothing to move aside
+        hint = ""
+    raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of {subject} (series "
+                     f"{series_uid}{recorded}){outcome}: segment the series it references (or a conversion of it)"
+                     f"{hint}")
 
 
 def open_seg(path: Path):
@@ -121,7 +140,7 @@ def read_dicom_seg_with_info(path: Path | str, volume: Volume | SeriesGrid, labe
                          "no longer has the images its frames reference): segment the series' own folder to score "
                          "against this SEG")
     seg, read = open_seg(path)
-    check_referenced_series(seg, path, source.series_uid, volume.source, ")")
+    check_referenced_series(seg, path, source.series_uid, volume.source)
     with FileMessages(Path(volume.source), report=False):  # reported when the series was read
         headers = {p: _source_header(p) for p in dict.fromkeys(source.paths)}  # one read per file
     slices = [(str(headers[p].SOPInstanceUID), None if f is None else f + 1)
