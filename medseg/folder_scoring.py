@@ -288,10 +288,11 @@ def _made_from(prediction: Path) -> str | None:
 def _pair_by_series(by_case: dict[str, Path], ref_by_case: dict[str, Path]) -> None:
     """Pair the DICOM SEG references whose name meets no prediction (archives name a SEG by its SOP Instance UID) by
     content, as one pair is scored: each to the prediction, among those without a reference, whose sidecar records
-    the series the SEG segments (its ReferencedSeriesSequence); ``ref_by_case`` is changed in place. A SEG of the
-    series of two such predictions is an :class:`InputError`, as two predictions of one case are; so is one of the
-    series of a prediction that has its reference already (by name, or an earlier SEG), as two references of one
-    case are (matched against predictions without a reference only, it was a missed case)."""
+    the series the SEG segments (:func:`~medseg.io.files.part10_seg_series`: its ReferencedSeriesSequence, and for
+    series of other studies its StudiesContainingOtherReferencedInstancesSequence); ``ref_by_case`` is changed in
+    place. A SEG of the series of two such predictions is an :class:`InputError`, as two predictions of one case are;
+    so is one of the series of a prediction that has its reference already (by name, or an earlier SEG), as two
+    references of one case are (matched against predictions without a reference only, it was a missed case)."""
     lone = {name: path for name, path in ref_by_case.items() if name not in by_case and is_dicom_file(path)}
     if not lone or not by_case:
         return

@@ -85,6 +85,44 @@ def test_seg_references_named_by_their_uid_are_paired_by_the_series_they_segment
         pair_predictions(pred, refs)
 
 
+def test_a_seg_by_uid_of_a_series_of_another_study_is_paired_by_that_series(tmp_path):
+    """A SEG lists the series of its own study in ReferencedSeriesSequence and those of other studies in
+    StudiesContainingOtherReferencedInstancesSequence, which pairing by series did not read (the check that a SEG
+    segments its series reads both): a SEG stored under its UID whose series is of another study was a missed case,
+    its prediction without a reference. It is paired now, and scored as the pair alone; a second such SEG of that
+    series is that case's second reference, refused."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    pred, refs = tmp_path / "pred", tmp_path / "refs"
+    refs.mkdir()
+    volume, reference = _case_from_series(tmp_path, "case1", 16, pred)
+    write_dicom_seg(reference, volume, refs / "x.dcm", {0: "background", 1: "odd", 2: "corner"})
+    dataset = pydicom.dcmread(refs / "x.dcm")
+    study = Dataset()
+    study.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.300"  # the series' study, not the SEG's
+    study.ReferencedSeriesSequence = dataset.ReferencedSeriesSequence
+    dataset.StudiesContainingOtherReferencedInstancesSequence = Sequence([study])
+    del dataset.ReferencedSeriesSequence
+    uid = str(dataset.SOPInstanceUID)
+    dataset.save_as(refs / uid)
+    (refs / "x.dcm").unlink()
+    out = tmp_path / "scores"
+    assert run_main(["-q", "evaluate", str(pred), str(refs), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.json") if p.name != "summary.json") == ["case1_metrics.json"]
+    assert run_main(["-q", "evaluate", str(pred / "case1_seg.nii.gz"), str(refs / uid), "-o",
+                     str(tmp_path / "one.json")]) == 0
+    single, folder = (json.loads(p.read_text()) for p in (tmp_path / "one.json", out / "case1_metrics.json"))
+    assert folder["labels"] == single["labels"] and 0 < folder["labels"]["1"]["dice"] < 1
+    shutil.copy(refs / uid, refs / "1.2.826.0.1.3680043.8.498.301")
+    with pytest.raises(InputError) as caught:
+        pair_predictions(pred, refs)
+    assert str(caught.value) == (
+        f"{refs / '1.2.826.0.1.3680043.8.498.301'}: case 'case1' has two references in {refs} ({uid} and "
+        f"1.2.826.0.1.3680043.8.498.301, a DICOM SEG of series {volume.dicom.series_uid}, which case1_seg.nii.gz was "
+        "made from, as its sidecar records); keep one of them")
+
+
 def test_a_seg_reference_of_a_dataset_not_fetched_fails_its_case_saying_how_to_fetch_it(tmp_path, caplog):
     """A SEG reference stored under its UID in a DataLad / git-annex dataset and not fetched (a link that leads
     nowhere) was left out as "not a … file", its prediction "without a reference", the case in no figure; one named

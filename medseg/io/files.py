@@ -438,20 +438,24 @@ _SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"  # the Segmentation Storage SOP Cl
 
 
 def part10_seg_series(path: Path | str) -> set[str] | None:
-    """The series a DICOM SEG file segments (the SeriesInstanceUIDs its ReferencedSeriesSequence lists; empty where
-    it lists none), for a file that is a DICOM Part 10 file (the 128-byte preamble and ``DICM`` marker) of the
-    Segmentation Storage SOP Class, as archives store a SEG under its SOP Instance UID, without a ``.dcm``; None for
-    any other file, or one that cannot be read. Only the header is read, not the frames."""
+    """The series a DICOM SEG file segments (those it references, as the check that it segments the series it is
+    placed on reads them: :func:`~medseg.io.seg_reading.referenced_series`, its ReferencedSeriesSequence and, for
+    series of other studies, its StudiesContainingOtherReferencedInstancesSequence; empty where it lists none), for a
+    file that is a DICOM Part 10 file (the 128-byte preamble and ``DICM`` marker) of the Segmentation Storage SOP
+    Class, as archives store a SEG under its SOP Instance UID, without a ``.dcm``; None for any other file, or one
+    that cannot be read. Only the header is read, not the frames."""
     import pydicom
+
+    from medseg.io.seg_reading import referenced_series
 
     if not _has_dicom_marker(path):
         return None
     try:
-        seg = pydicom.dcmread(path, stop_before_pixels=True,
-                              specific_tags=["SOPClassUID", "ReferencedSeriesSequence"])
+        seg = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
+            "SOPClassUID", "ReferencedSeriesSequence", "StudiesContainingOtherReferencedInstancesSequence"])
         if str(seg.get("SOPClassUID", "")) != _SEG_STORAGE:
             return None
-        return {str(item.get("SeriesInstanceUID", "")) for item in seg.get("ReferencedSeriesSequence", [])} - {""}
+        return referenced_series(seg)
     except Exception:  # noqa: BLE001 - pydicom raises many kinds on a damaged header
         return None
 

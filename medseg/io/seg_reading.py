@@ -25,7 +25,7 @@ from medseg.volume import Volume
 if TYPE_CHECKING:
     from medseg.io.dicom import SeriesGrid
 
-__all__ = ["check_is_seg", "check_referenced_series", "read_dicom_seg", "read_dicom_seg_with_info"]
+__all__ = ["check_is_seg", "check_referenced_series", "read_dicom_seg", "read_dicom_seg_with_info", "referenced_series"]
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,7 @@ def check_referenced_series(seg, path: Path | str, series_uid: str | None, subje
     images re-exported under a new SeriesInstanceUID, have the SEG placed by its frames' own geometry, as it is
     where nothing records the series (the conversion's JSON moved aside, or a conversion without one). A SEG that
     references no series, or an unknown ``series_uid``, is not refused."""
-    def uids(items) -> set[str]:
-        return {str(item.get("SeriesInstanceUID", "") or "").strip() for item in items or []}
-
-    referenced = uids(seg.get("ReferencedSeriesSequence"))
-    for study in seg.get("StudiesContainingOtherReferencedInstancesSequence") or []:
-        referenced |= uids(study.get("ReferencedSeriesSequence"))
-    referenced.discard("")
+    referenced = referenced_series(seg)
     if not (series_uid and referenced and series_uid not in referenced):
         return
     recorded = f", as {recorded_by} records" if recorded_by else ""
@@ -67,6 +61,20 @@ def check_referenced_series(seg, path: Path | str, series_uid: str | None, subje
     raise InputError(f"{path}: a segmentation of series {', '.join(sorted(referenced))}, not of {subject} (series "
                      f"{series_uid}{recorded}){outcome}: segment the series it references (or a conversion of it)"
                      f"{hint}")
+
+
+def referenced_series(seg) -> set[str]:
+    """The SeriesInstanceUIDs of the series the DICOM SEG ``seg`` (a dataset, or a header read with the two
+    sequences) references: its ReferencedSeriesSequence (series of its own study) and the series each item of its
+    StudiesContainingOtherReferencedInstancesSequence lists (series of other studies); empty where it lists none."""
+    def uids(items) -> set[str]:
+        return {str(item.get("SeriesInstanceUID", "") or "").strip() for item in items or []}
+
+    referenced = uids(seg.get("ReferencedSeriesSequence"))
+    for study in seg.get("StudiesContainingOtherReferencedInstancesSequence") or []:
+        referenced |= uids(study.get("ReferencedSeriesSequence"))
+    referenced.discard("")
+    return referenced
 
 
 def open_seg(path: Path):
