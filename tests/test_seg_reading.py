@@ -377,6 +377,38 @@ def test_a_reference_seg_of_some_of_the_series_images_is_read_with_a_warning(tmp
     assert covers() == [] and again == {told}  # read again (its checks and overlay): told at info level, not warned
 
 
+def test_a_seg_of_some_images_of_a_series_of_another_study_is_warned_of_as_of_its_own_study(tmp_path, caplog):
+    """A SEG lists the images it was made from under ReferencedSeriesSequence for a series of its own study, and
+    under StudiesContainingOtherReferencedInstancesSequence for one of another study; the coverage warning read only
+    the first, so a SEG of 3 of the 6 images of a series of another study read the others as empty without a word."""
+    import logging
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    values = stored_values((40, 36, 6), seed=16) + 900
+    write_series(tmp_path / "case9", values, slice_positions(6, 3.0), pixel_spacing=(1.1, 1.2))
+    volume = read_dicom_series(tmp_path / "case9")
+    sources = [pydicom.dcmread(p) for p in volume.dicom.paths]  # in slice order
+    masks = np.zeros((3, 36, 40, 1), bool)
+    masks[1:, 5:15, 5:20, 0] = True
+    foreign_seg(tmp_path / "part.dcm", sources[1:4], masks, ["first"])  # its empty frame left out, its image listed
+    dataset = pydicom.dcmread(tmp_path / "part.dcm")
+    study = Dataset()
+    study.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.300"  # the series' study, not the SEG's
+    study.ReferencedSeriesSequence = dataset.ReferencedSeriesSequence
+    dataset.StudiesContainingOtherReferencedInstancesSequence = Sequence([study])
+    del dataset.ReferencedSeriesSequence
+    dataset.save_as(tmp_path / "other_study.dcm")
+    caplog.set_level(logging.INFO, logger="medseg")
+    read = read_dicom_seg(tmp_path / "other_study.dcm", volume, {0: "background", 1: "first"})
+    assert read.sum(axis=(0, 1)).tolist() == [0, 0, 150, 150, 0, 0]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records if "images of" in r.getMessage()
+            and r.levelno == logging.WARNING] == [
+        f"{tmp_path / 'other_study.dcm'}: covers 3 of the 6 images of {tmp_path / 'case9'}; the others are read as "
+        "empty"]
+
+
 def test_a_seg_s_frame_references_are_walked_once_per_reading(tmp_path, monkeypatch):
     """Each frame's reference to its source image is gathered once per reading, for the check that the frames lie
     on this series and for the coverage warning alike (it was walked twice, frame by frame)."""

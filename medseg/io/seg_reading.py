@@ -67,14 +67,19 @@ def referenced_series(seg) -> set[str]:
     """The SeriesInstanceUIDs of the series the DICOM SEG ``seg`` (a dataset, or a header read with the two
     sequences) references: its ReferencedSeriesSequence (series of its own study) and the series each item of its
     StudiesContainingOtherReferencedInstancesSequence lists (series of other studies); empty where it lists none."""
-    def uids(items) -> set[str]:
-        return {str(item.get("SeriesInstanceUID", "") or "").strip() for item in items or []}
-
-    referenced = uids(seg.get("ReferencedSeriesSequence"))
-    for study in seg.get("StudiesContainingOtherReferencedInstancesSequence") or []:
-        referenced |= uids(study.get("ReferencedSeriesSequence"))
+    referenced = {str(item.get("SeriesInstanceUID", "") or "").strip() for item in _referenced_series_items(seg)}
     referenced.discard("")
     return referenced
+
+
+def _referenced_series_items(seg) -> list:
+    """The items of the series the SEG ``seg`` references, each with its SeriesInstanceUID and the images it lists
+    (ReferencedInstanceSequence): those of its own study's (ReferencedSeriesSequence), then those of other studies'
+    (StudiesContainingOtherReferencedInstancesSequence). The one place that reads the two lists."""
+    items = list(seg.get("ReferencedSeriesSequence") or [])
+    for study in seg.get("StudiesContainingOtherReferencedInstancesSequence") or []:
+        items.extend(study.get("ReferencedSeriesSequence") or [])
+    return items
 
 
 def open_seg(path: Path):
@@ -209,12 +214,13 @@ def _tell_coverage(seg, slices: list[tuple[str, int | None]], frame_sources: lis
                    source, warn: bool) -> None:
     """Warn (``warn``; told at info level on a second reading) where a SEG references only some of the series'
     images: the others have no frames, so they are read as empty, as the standard has it. The images a SEG was made
-    from are those its ReferencedSeriesSequence lists (a frame left out as empty still counts); a SEG that lists none
+    from are those its ReferencedSeriesSequence lists, or for a series of another study its
+    StudiesContainingOtherReferencedInstancesSequence (a frame left out as empty still counts); a SEG that lists none
     says nothing of what it covers, and is not warned about. Nor is one that lists only the images its frames lie on,
     as dcmqi writes them by default (slices outside a label's extent left out, and not listed): it cannot tell a SEG
     made from the whole series from one made from part of it (told at info level). ``frame_sources``: the SEG's
     :func:`_frame_sources`, as the caller walked them."""
-    listed = {str(item.ReferencedSOPInstanceUID) for series in seg.get("ReferencedSeriesSequence", [])
+    listed = {str(item.ReferencedSOPInstanceUID) for series in _referenced_series_items(seg)
               for item in series.get("ReferencedInstanceSequence", [])}
     if not listed:
         return
