@@ -367,6 +367,25 @@ def test_metrics_without_any_label_are_flagged_nothing_scored(tmp_path):
     assert "nothing_scored" in outputs.html.read_text()
 
 
+def test_a_seg_reference_of_another_frame_of_reference_is_flagged_naming_both_uids(tmp_path):
+    """A metrics record whose DICOM SEG reference states another FrameOfReferenceUID than its series' images
+    (``reference_frame_of_reference_mismatch``) was a clean case in the table, its note on the card alone: it is now
+    flagged, the flag naming both UIDs."""
+    folder = write_case(tmp_path, "other_frame", 0, "exact")
+    metrics = json.loads((folder / "other_frame_metrics.json").read_text())
+    metrics["reference_frame_of_reference_mismatch"] = {"seg": "1.2.826.0.1.3680043.8.498.99",
+                                                        "series": "1.2.826.0.1.3680043.8.498.2"}
+    (folder / "other_frame_metrics.json").write_text(json.dumps(metrics))
+    write_case(tmp_path, "fine", 1, "exact")
+    outputs = build_report(tmp_path, tmp_path / "r.html", max_overlays=0)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert flag_set(rows["other_frame"]) == {"frame_of_reference"} and flag_set(rows["fine"]) == set()
+    assert ("the reference SEG&#x27;s FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 is not that of its series&#x27; "
+            "images (1.2.826.0.1.3680043.8.498.2): check that it segments this series") in outputs.html.read_text()
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["flags"]["frame_of_reference"] == {"cases": 1, "flags": 1}
+
+
 def test_a_case_that_failed_only_at_scoring_keeps_the_flags_of_its_segmentation(tmp_path):
     """Its segmentation stands (volumes, duplicate_input), yet it showed only `failed`: an input unlike the
     model's training volumes, an empty label or a label on the border went unflagged until the failure record was

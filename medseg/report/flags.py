@@ -110,6 +110,10 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "label_like_input": "the input's voxels hold only a few small whole numbers, 0 among them, as a label image's "
                             "do: a label file given as the input (image and label folders swapped, or a sheet's "
                             "columns the wrong way round)",
+        "frame_of_reference": "the reference (or the prediction), a DICOM SEG placed on the images of its series, "
+                              "states another FrameOfReferenceUID than theirs, which a SEG of them shares (the "
+                              "metrics' reference_frame_of_reference_mismatch names both): its frames lie on the "
+                              "images they reference and were scored there, but check that it segments this series",
         "nothing_scored": "the metrics hold no label at all: neither image has a foreground voxel and no model named "
                           "the labels expected (scored by `medseg evaluate` without --model), so the case says "
                           "nothing about the segmentation",
@@ -200,6 +204,12 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     if case.metrics is not None and not case.metrics.get("labels"):
         out.append(Flag("nothing_scored", "no label scored: neither image has a foreground voxel, and no model named "
                                           "the expected labels"))
+    for role in ("reference", "prediction"):  # a DICOM SEG of another frame of reference than its series'
+        mismatch = (case.metrics or {}).get(f"{role}_frame_of_reference_mismatch")
+        if isinstance(mismatch, dict):
+            out.append(Flag("frame_of_reference", f"the {role} SEG's FrameOfReferenceUID {mismatch.get('seg')} is not "
+                                                  f"that of its series' images ({mismatch.get('series')}): check "
+                                                  "that it segments this series"))
     label_like = ((case.sidecar or {}).get("input_info") or {}).get("label_like_note")
     if isinstance(label_like, str):
         out.append(Flag("label_like_input", f"input {label_like}"))

@@ -28,6 +28,7 @@ FLAG_COLOURS = {
     "duplicate_id": "#555555", "unlike_training": "#7a4b00",
     "label_like_input": "#8e0000", "dice_outlier": "#a0005a", "volume_difference_outlier": "#5b3a8c",
     "duplicate_input": "#3d4f5c", "nothing_scored": "#a33a00", "untrained_label": "#c8001a",
+    "frame_of_reference": "#1f3a93",
 }
 STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
              ("pred_volume_ml", "predicted volume (ml)", 3), ("ref_volume_ml", "reference volume (ml)", 3),
