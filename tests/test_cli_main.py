@@ -227,3 +227,40 @@ def test_a_caller_of_main_keeps_its_environment(monkeypatch, capsys):
         main(["--version"])
     assert stopped.value.code == 0
     assert "OMP_WAIT_POLICY" not in os.environ
+
+
+# a stand-in torch first on the path: it writes down the wait policy the process has when a command imports it (the
+# moment torch's OpenMP runtime reads its settings), then fails the import
+_STAND_IN_TORCH = """import os
+from pathlib import Path
+Path(os.environ["MEDSEG_TEST_TORCH_SAW"]).write_text(os.environ.get("OMP_WAIT_POLICY", "(unset)"))
+raise ImportError("a stand-in torch")
+"""
+
+
+@pytest.mark.parametrize("start", ["console", "module", "job"])
+def test_torch_is_imported_after_the_passive_wait_is_set(tmp_path, start):
+    """However the command starts (the console script, ``python -m medseg``, a cohort job's ``-P -c`` runpy), the
+    policy is in the environment when ``medseg infer`` imports torch, not only once the command is done (--version
+    imports no torch, and a runtime loaded after it ran saw the policy however late it was set)."""
+    from medseg.cohort.job_command import FROM_FOLDER
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "stand_in" / "torch").mkdir(parents=True)
+    (tmp_path / "stand_in" / "torch" / "__init__.py").write_text(_STAND_IN_TORCH)
+    image = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), str(image))
+    saw = tmp_path / "saw.txt"
+    args = ["infer", str(image), "--model", "phantom", "-o", str(tmp_path / "out")]
+    python = [sys.executable, "-P"]  # the stand-in, not the working folder, decides what `import torch` finds
+    command = {"console": [*python, "-c", "import sys; from medseg.cli import main; sys.exit(main())", *args],
+               "module": [*python, "-m", "medseg", *args],
+               "job": [*python, "-c", FROM_FOLDER, str(root), *args]}[start]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
+                                                            "KMP_LIBRARY")}
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path / "stand_in"), str(root)]), MEDSEG_TEST_TORCH_SAW=str(saw))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert saw.exists(), f"medseg infer imported no torch (exit {done.returncode}): {done.stderr}"
+    assert saw.read_text() == "PASSIVE"
+    assert done.returncode != 0  # the stand-in's failed import, not a segmentation
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
