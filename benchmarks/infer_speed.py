@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -29,19 +30,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+from medseg.resources import wait_passively
 
-from medseg.allocator import tune_allocator
-from medseg.errors import MedsegError
-from medseg.inference import Segmenter
-from medseg.package import load_package
-from medseg.preprocess import grid_model_shape
-from medseg.resources import set_threads
-from medseg.segment import segment_case
-from medseg.synthetic import make_phantom
+# as the medseg command does, before torch is imported (its OpenMP runtime reads the policy when it is loaded): the
+# in-process figures are the command's, whose threads wait passively unless the environment chose otherwise
+wait_passively()
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from medseg.allocator import tune_allocator  # noqa: E402
+from medseg.errors import MedsegError  # noqa: E402
+from medseg.inference import Segmenter  # noqa: E402
+from medseg.package import load_package  # noqa: E402
+from medseg.preprocess import grid_model_shape  # noqa: E402
+from medseg.resources import set_threads  # noqa: E402
+from medseg.segment import segment_case  # noqa: E402
+from medseg.synthetic import make_phantom  # noqa: E402
 
 AFFINE = np.diag([0.8, 0.8, 2.5, 1.0])  # the phantom's voxels: 0.8 mm in plane, 2.5 mm slices
 
@@ -196,6 +203,7 @@ def main() -> None:
         "precision": segmenter.precision,
         "threads": torch.get_num_threads(),
         "allocator_tuned": tuned,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "tiles": tiles,
         "tile_size": list(roi),
         "forward_s": round(forward_s, 3),

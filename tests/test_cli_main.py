@@ -238,6 +238,21 @@ raise ImportError("a stand-in torch")
 """
 
 
+def _with_stand_in_torch(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The environment of a process that imports the stand-in torch, without a wait policy chosen, and the file in
+    which the stand-in writes down the policy it saw."""
+    (tmp_path / "stand_in" / "torch").mkdir(parents=True)
+    (tmp_path / "stand_in" / "torch" / "__init__.py").write_text(_STAND_IN_TORCH)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
+                                                            "KMP_LIBRARY")}
+    saw = tmp_path / "saw.txt"
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path / "stand_in"), str(_ROOT)]), MEDSEG_TEST_TORCH_SAW=str(saw))
+    return env, saw
+
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
 @pytest.mark.parametrize("start", ["console", "module", "job"])
 def test_torch_is_imported_after_the_passive_wait_is_set(tmp_path, start):
     """However the command starts (the console script, ``python -m medseg``, a cohort job's ``-P -c`` runpy), the
@@ -245,22 +260,26 @@ def test_torch_is_imported_after_the_passive_wait_is_set(tmp_path, start):
     imports no torch, and a runtime loaded after it ran saw the policy however late it was set)."""
     from medseg.cohort.job_command import FROM_FOLDER
 
-    root = Path(__file__).resolve().parents[1]
-    (tmp_path / "stand_in" / "torch").mkdir(parents=True)
-    (tmp_path / "stand_in" / "torch" / "__init__.py").write_text(_STAND_IN_TORCH)
+    env, saw = _with_stand_in_torch(tmp_path)
     image = tmp_path / "scan.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), str(image))
-    saw = tmp_path / "saw.txt"
     args = ["infer", str(image), "--model", "phantom", "-o", str(tmp_path / "out")]
     python = [sys.executable, "-P"]  # the stand-in, not the working folder, decides what `import torch` finds
     command = {"console": [*python, "-c", "import sys; from medseg.cli import main; sys.exit(main())", *args],
                "module": [*python, "-m", "medseg", *args],
-               "job": [*python, "-c", FROM_FOLDER, str(root), *args]}[start]
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
-                                                            "KMP_LIBRARY")}
-    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path / "stand_in"), str(root)]), MEDSEG_TEST_TORCH_SAW=str(saw))
+               "job": [*python, "-c", FROM_FOLDER, str(_ROOT), *args]}[start]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert saw.exists(), f"medseg infer imported no torch (exit {done.returncode}): {done.stderr}"
     assert saw.read_text() == "PASSIVE"
     assert done.returncode != 0  # the stand-in's failed import, not a segmentation
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_speed_benchmarks_torch_waits_as_the_commands(tmp_path):
+    """benchmarks/infer_speed.py's in-process figures are set beside the command's: its torch, imported at the top,
+    waited spinning while the command's waited passively."""
+    env, saw = _with_stand_in_torch(tmp_path)
+    done = subprocess.run([sys.executable, "-P", "-c", "import runpy, sys; runpy.run_path(sys.argv[1])",
+                           str(_ROOT / "benchmarks" / "infer_speed.py")], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert "a stand-in torch" in done.stderr
+    assert saw.read_text() == "PASSIVE"
