@@ -227,6 +227,28 @@ def test_a_set_resources_memory_of_threads_is_worked_out_with_the_rules_threads(
                         threads) == {"infer": 3, "evaluate": 3}
 
 
+def test_the_rules_threads_are_held_to_the_runs_cores_as_snakemake_holds_each_job():
+    """A local run with --cores 2 (profiles/local) runs a rule of 4 threads on 2 and evaluates infer:mem_mb=2000*threads
+    to 4000 MB; planning took 4 threads (8000 MB), so a case given up with 6000 MB had its batch voided and run again
+    on every run, the job (4000 MB) keeping it given up. A dry run's --cores 1 is Snakemake's stand-in, not followed."""
+    from types import SimpleNamespace
+
+    from snakemake.cli import parse_set_threads
+
+    from medseg.cohort.settings import rule_threads
+
+    threads = {"infer": 4, "evaluate": 1}
+    local = SimpleNamespace(overwrite_threads={}, max_threads=None, cores=2)
+    assert rule_threads(local, threads) == {"infer": 2, "evaluate": 1}
+    assert rule_threads(local, threads, preview=True) == {"infer": 2, "evaluate": 1}  # --cores 2 given to the dry run
+    assert rule_threads(SimpleNamespace(overwrite_threads=parse_set_threads(["evaluate=8"]), max_threads=3, cores=2),
+                        threads) == {"infer": 2, "evaluate": 2}
+    one = SimpleNamespace(overwrite_threads={}, max_threads=None, cores=1)
+    assert rule_threads(one, threads) == {"infer": 1, "evaluate": 1}  # a run on one core
+    assert rule_threads(one, threads, preview=True) == threads  # a dry run without --cores
+    assert rule_threads(SimpleNamespace(overwrite_threads={}, max_threads=None, cores=None), threads) == threads
+
+
 def test_resource_settings_renamed_by_a_snakemake_upgrade_are_a_warning_not_a_traceback():
     """A Snakemake whose settings name --set-resources otherwise: planning went on with a warning that the memory
     checks are skipped; the jobs keep the config's memory."""

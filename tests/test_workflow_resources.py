@@ -96,6 +96,31 @@ def test_a_set_resources_memory_of_threads_tries_a_case_given_up_with_less_again
            "again when the workflow runs" in output
 
 
+def test_a_set_resources_memory_of_threads_is_worked_out_with_the_threads_the_cores_allow(tmp_path):
+    """--cores 3 holds a rule of 4 threads to 3, and Snakemake gives each job infer:mem_mb=2000*threads = 6000 MB;
+    planning took 4 threads (8000 MB): with --cores 2 (4000 MB), a case given up with 5000 MB was named as tried
+    again, its batch voided on every run while the job kept the case given up."""
+    import json
+
+    from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples, write_job_record
+    from medseg.synthetic import write_phantom
+
+    write_phantom(tmp_path / "a.nii.gz", None, shape=SHAPE, seed=41)
+    sheet = write_sheet(tmp_path, [("a", "a.nii.gz", "")])
+    results = tmp_path / "results"
+    options = InferOptions(model=MODEL, device="auto", precision="auto")
+    write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(read_samples(sheet), results, options))
+    status = ResultsFolder(results).status_path("a", "infer")  # as a case whose workers were killed with 5000 MB
+    status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
+                                  "worker_given_up_memory_mb": 5000}))
+    run = snakemake(tmp_path, "-n", "--cores", "3", "--set-resources", "infer:mem_mb=2000*threads", samples=sheet,
+                    results=results, threads=4)
+    assert run.returncode == 0, run.stderr[-3000:]
+    output = run.stdout + run.stderr  # 3 threads of the 4: 6000 MB, not 8000
+    assert "a given up with less memory than this run's jobs start with (6000 MB): job batch001.infer will run " \
+           "again when the workflow runs" in output
+
+
 def test_cpus_per_task_other_than_the_threads_are_warned_about_while_planning(cohort, tmp_path):
     """--set-resources infer:cpus_per_task=8 had the SLURM plugin ask for 8 CPUs per job while medseg ran on one
     thread (config threads), planned without a word; evaluate's CPUs matched by --set-threads are not warned of."""

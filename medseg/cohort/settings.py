@@ -269,20 +269,25 @@ def gpu_model_without_gpu(default_resources: Sequence[str], overrides: Mapping[s
     return "; ".join(said) or None
 
 
-def rule_threads(settings: object, threads: Mapping[str, int]) -> dict[str, int]:
+def rule_threads(settings: object, threads: Mapping[str, int], preview: bool = False) -> dict[str, int]:
     """The threads of each rule of ``threads`` (rule → the Snakefile's threads), a ``--set-threads RULE=N`` of
     Snakemake's ``ResourceSettings`` ``settings`` in their place (its public ``overwrite_threads``; one that is not
     a whole number, or settings without that name, keep the Snakefile's), at most its ``--max-threads``
-    (``max_threads``), which Snakemake holds every job's threads to. A local run's ``--cores`` caps them too, but
-    a dry run sets it to 1 where not given and a cluster run leaves it unset: it is not followed here."""
+    (``max_threads``) and its ``--cores`` (``cores``), to which Snakemake holds every job's threads: a local run
+    with ``--cores 2`` (profiles/local) runs a rule of 4 threads on 2, and evaluates ``mem_mb=2000*threads`` to
+    4000. A cluster run leaves ``cores`` unset. A ``preview`` (a dry run) without ``--cores`` has Snakemake set it
+    to 1, which the run it previews does not have: there a ``cores`` of 1 is not followed."""
     given = getattr(settings, "overwrite_threads", None)
     given = given if isinstance(given, Mapping) else {}
-    most = _whole_number(getattr(settings, "max_threads", None))
+    caps = [_whole_number(getattr(settings, "max_threads", None)), _whole_number(getattr(settings, "cores", None))]
+    if preview and caps[1] == 1:
+        caps[1] = None  # Snakemake's stand-in for a dry run without --cores
     found = {}
     for rule, number in threads.items():
         found[rule] = _whole_number(_fixed(given.get(rule))) or number  # a Resource from the command line
-        if most is not None and most > 0:
-            found[rule] = min(found[rule], most)
+        for most in caps:
+            if most is not None and most > 0:
+                found[rule] = min(found[rule], most)
     return found
 
 

@@ -106,9 +106,10 @@ planned(check_results_folder, config["results"])
 _RESOURCE_SETTINGS = getattr(workflow, "resource_settings", None)
 _OVERRIDES, _CAPS, _unread = resource_settings(_RESOURCE_SETTINGS)
 _DEFAULT_RESOURCES = getattr(getattr(_RESOURCE_SETTINGS, "default_resources", None), "args", None) or []
-# the threads each batch rule's jobs run on (--config threads, --set-threads), with which Snakemake evaluates a
-# --set-resources expression of threads (mem_mb=2000*threads, cpus_per_task=threads) for each job
-_THREADS = rule_threads(_RESOURCE_SETTINGS, {"infer": config.get("threads", 1), "evaluate": 1})
+# the threads each batch rule's jobs run on (--config threads, --set-threads, at most --max-threads and --cores), with
+# which Snakemake evaluates a --set-resources expression of threads (mem_mb=2000*threads, cpus_per_task=threads)
+_THREADS = rule_threads(_RESOURCE_SETTINGS, {"infer": config.get("threads", 1), "evaluate": 1},
+                        cohort.previewing(sys.argv[1:]))
 if workflow.is_main_process:  # a dry run with the shipped SLURM profile as it is planned every job without a word
     if _unread is not None:
         logger.warning(_unread)
