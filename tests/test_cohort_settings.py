@@ -123,6 +123,12 @@ def test_cpus_other_than_the_rules_threads_are_warned_about():
     assert cpus_beside_threads(["cpus_per_task=2"], cleared, {"infer": 4}) is None
     assert cpus_beside_threads(["cpus_per_task=2", "cpus_per_gpu=8"], cleared, {"infer": 4}, {"infer"}).startswith(
         "default-resources cpus_per_gpu=8 (infer runs 4 threads): ")
+    # cpus_per_task=0 the plugin takes as not set (a GPU job then gets --cpus-per-gpu): said nothing of cpus_per_gpu=8
+    assert cpus_beside_threads(["cpus_per_gpu=8"], overrides("infer:cpus_per_task=0"), {"infer": 4},
+                               {"infer"}).startswith("default-resources cpus_per_gpu=8 (infer runs 4 threads): ")
+    assert cpus_beside_threads(["cpus_per_task=0", "cpus_per_gpu=8"], {}, {"infer": 4}, {"infer"}).startswith(
+        "default-resources cpus_per_gpu=8 (infer runs 4 threads): ")
+    assert cpus_beside_threads(["cpus_per_task=0"], {}, {"infer": 4}) is None
     # --set-threads replaces the Snakefile's threads
     from types import SimpleNamespace
 

@@ -230,8 +230,8 @@ def cpus_beside_threads(default_resources: Sequence[str], overrides: Mapping[str
                 break  # worked out for each job: nothing said rather than a guess
             if value is _NOT_GIVEN:
                 source, value = f"default-resources {name}", defaults.get(name)
-            if value is None:  # none given, or set to null, which the job leaves out: the plugin reads the next
-                continue
+            if value is None or _whole_number(value) == 0:  # none given, set to null (the job leaves it out) or 0,
+                continue  # which the plugin takes as not set: it reads the next (cpus_per_gpu), else the threads
             cpus = _whole_number(value)
             if cpus is not None and cpus > 0 and cpus != rule_threads:
                 given.append(f"{source}={cpus} ({rule} runs {rule_threads} thread{'s' * (rule_threads != 1)})")
