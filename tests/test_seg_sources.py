@@ -4,6 +4,7 @@ UID, values that only some files state."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import highdicom as hd
@@ -393,3 +394,73 @@ def test_a_seg_from_a_series_where_some_files_lack_an_attribute_takes_the_others
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
     assert str(seg.StudyInstanceUID) == study
+
+
+def _counted_header_reads(monkeypatch) -> list:
+    """Each DICOM header read while scanning a folder, by path."""
+    import medseg.io.dicom_series as dicom_series
+
+    reads, read_header = [], dicom_series._read_header
+
+    def counting(path, *args, **kwargs):
+        reads.append(path)
+        return read_header(path, *args, **kwargs)
+
+    monkeypatch.setattr(dicom_series, "_read_header", counting)
+    return reads
+
+
+def test_a_series_checked_for_a_seg_has_its_headers_read_once(tmp_path, monkeypatch, caplog):
+    """The check before the model loads read every header, and the series' reading read them all again (600 files:
+    0.7-1.7 s more for every valid series); the scan is kept for the reading, which tells its warnings once."""
+    from medseg.io.seg_sources import check_seg_source
+
+    write_series(tmp_path / "dcm", stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+    (tmp_path / "dcm" / "notes.txt").write_text("not an image\n")
+    reads = _counted_header_reads(monkeypatch)
+    own = logging.Handler()  # a program's handler on medseg's logger itself hears each warning once too
+    own.emit = lambda record: heard.append(record.getMessage())
+    heard: list[str] = []
+    logging.getLogger("medseg").addHandler(own)
+    try:
+        with caplog.at_level(logging.INFO, logger="medseg"):
+            check_seg_source(tmp_path / "dcm")
+            assert [r.getMessage() for r in caplog.records] == [] and heard == []  # told as the series is read
+            volume = read_dicom_series(tmp_path / "dcm")
+    finally:
+        logging.getLogger("medseg").removeHandler(own)
+    assert len(reads) == SHAPE[2] + 1 and volume.shape == SHAPE  # the slices and the text file, once each
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == [f"{tmp_path / 'dcm'}: skipped 1 file that is not DICOM (notes.txt)"]
+    assert [line for line in heard if "skipped" in line] == skipped
+    reads.clear()
+    read_dicom_series(tmp_path / "dcm")  # a later reading reads them again: the kept scan served one reading
+    assert len(reads) == SHAPE[2] + 1
+
+
+def test_a_series_changed_after_its_check_is_read_again(tmp_path, monkeypatch):
+    """A file replaced between the check and the reading (a batch's earlier cases took hours) is read as it is now."""
+    from medseg.io.seg_sources import check_seg_source
+
+    paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+    check_seg_source(tmp_path / "dcm")
+    values = stored_values(SHAPE, seed=3)
+    write_series(tmp_path / "other", values, slice_positions(SHAPE[2], 2.0), seed=6)
+    (tmp_path / "other" / paths[0].name).replace(paths[0])
+    reads = _counted_header_reads(monkeypatch)
+    volume = read_dicom_series(tmp_path / "dcm")
+    assert len(reads) == SHAPE[2]
+    # the file now is another series' (its own UID): the kept scan would have read it as the first slice
+    assert volume.info["files"] == SHAPE[2] - 1 and len(volume.info["passed_over"]) == 1
+
+
+def test_a_series_refused_for_a_seg_keeps_no_scan(tmp_path):
+    """A series refused is never read: its scan is not kept."""
+    from medseg.io import dicom_series
+    from medseg.io.seg_sources import check_seg_source
+
+    paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+    retag(paths, SeriesInstanceUID=None)
+    with pytest.raises(DicomError, match="no SeriesInstanceUID in any of its"):
+        check_seg_source(tmp_path / "dcm")
+    assert str(tmp_path / "dcm") not in dicom_series._HELD

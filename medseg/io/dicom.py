@@ -209,13 +209,15 @@ class SeriesGrid:
         return [self.candidate.frames[index] for index in self.candidate.geometry.order]
 
 
-def read_dicom_grid(folder: Path | str, series: str | None = None, warn_skipped: bool = True) -> SeriesGrid:
+def read_dicom_grid(folder: Path | str, series: str | None = None, warn_skipped: bool = True,
+                    scan: FolderScan | None = None) -> SeriesGrid:
     """The grid of the series :func:`read_dicom_series` would read under ``folder`` (``series`` and ``warn_skipped``
     as there), from the files' headers: the series chosen, ordered and checked as one volume (orientation, spacing,
     slice positions) as that reading does, its pixels neither read nor decoded (evaluate against a SEG of a
-    512×512×600 CT: 1.50 GB at the peak, 2.17 GB when the series was read whole)."""
+    512×512×600 CT: 1.50 GB at the peak, 2.17 GB when the series was read whole). ``scan``: the folder's
+    :func:`~medseg.io.dicom_series.scan_folder` where it was made already (its headers are not read again)."""
     folder = Path(folder)
-    scan, candidate, reason, rejected = _chosen_series(folder, series, warn_skipped)
+    scan, candidate, reason, rejected = _chosen_series(folder, series, warn_skipped, scan)
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     info = _series_info(folder, scan, candidate, reason, series, rejected, list(candidate.flags))
@@ -225,11 +227,12 @@ def read_dicom_grid(folder: Path | str, series: str | None = None, warn_skipped:
                       candidate=candidate)
 
 
-def _chosen_series(folder: Path, series: str | None, warn_skipped: bool
+def _chosen_series(folder: Path, series: str | None, warn_skipped: bool, scan: FolderScan | None = None
                    ) -> tuple[FolderScan, SeriesCandidate, str, list[SeriesCandidate]]:
-    """The folder's scan, the series chosen in it (and why), and the image series passed over as broken, with what
-    the choice is worth telling (what its pixels are worth telling is :func:`read_dicom_series`'s)."""
-    scan = scan_folder(folder, warn_skipped=warn_skipped)
+    """The folder's scan (``scan``, where made already), the series chosen in it (and why), and the image series
+    passed over as broken, with what the choice is worth telling (what its pixels are worth telling is
+    :func:`read_dicom_series`'s)."""
+    scan = scan if scan is not None else scan_folder(folder, warn_skipped=warn_skipped)
     candidate, reason = choose_series(scan, series)
     positional = positional_key_note(scan, candidate) if str(series).strip() == candidate.key else None
     if positional and warn_skipped:

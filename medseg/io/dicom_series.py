@@ -45,7 +45,8 @@ from medseg.io.files import files_under, is_dicom_file, os_reason
 from medseg.numbers import counted
 from medseg.volume import slicer_segmentation_ending
 
-__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "choose_series", "series_match",
+__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "held_scan", "release_scan", "choose_series",
+           "series_match",
            "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note", "not_dicom_text"]
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,67 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool
     files = files_under(folder)
     if not files:
         raise DicomError(f"{folder}: empty folder, no DICOM files")
+    held = _HELD.pop(_held_key(folder), None) if warn_skipped and not keep_broken else None
+    if held is not None and held[0] == _signature(files):
+        for record in held[2]:  # what its scan would have told, told now, as the folder is read
+            logging.getLogger(record.name).handle(record)
+        return held[1]
     with FileMessages(folder) as messages:
         return _scan(folder, files, messages, warn_skipped, keep_broken)
+
+
+# scans made ahead of the reading (a DICOM SEG's series checked before the model loads), kept for it: by folder,
+# (the files' signature, the scan, the log records its making held back); no more than _HELD_FILES_MAX files in all
+_HELD: dict[str, tuple[list, FolderScan, list[logging.LogRecord]]] = {}
+_HELD_FILES_MAX = 20_000
+
+
+def _held_key(folder: Path) -> str:
+    return os.path.abspath(folder)
+
+
+def _signature(files: list[Path]) -> list | None:
+    """The files' paths, sizes, modification times (ns) and inodes: a file added, removed or replaced shows."""
+    try:
+        return [(str(p), *((s := p.stat()).st_size, s.st_mtime_ns, s.st_ino)) for p in files]
+    except OSError:
+        return None
+
+
+class _Held(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def held_scan(folder: Path | str) -> FolderScan:
+    """:func:`scan_folder` of ``folder`` (a folder read ahead of its reading), kept for the next
+    :func:`scan_folder` of that folder with ``warn_skipped`` and without ``keep_broken`` (that of
+    :func:`~medseg.io.dicom.read_dicom_series`), which takes it where no file under the folder was added, removed or
+    changed since, and tells then what scanning it logged: the series' headers are read once, and its warnings told
+    once, as it is read. Raises as :func:`scan_folder`, its warnings untold. :func:`release_scan` drops a scan kept
+    for a reading that will not come. One thread at a time (the ``medseg`` logger's records are held meanwhile)."""
+    folder = Path(folder)
+    medseg_log = logging.getLogger("medseg")
+    holder, handlers, propagate = _Held(), medseg_log.handlers, medseg_log.propagate
+    medseg_log.handlers, medseg_log.propagate = [holder], False  # held, not told (nor by a handler of its own)
+    try:
+        # taken before the headers are read: a file changed while they are shows as changed
+        signature = _signature(files_under(folder)) if folder.is_dir() else None
+        scan = scan_folder(folder)
+    finally:
+        medseg_log.handlers, medseg_log.propagate = handlers, propagate
+    if signature is not None and sum(len(h[0]) for h in _HELD.values()) + len(signature) <= _HELD_FILES_MAX:
+        _HELD[_held_key(folder)] = (signature, scan, holder.records)
+    return scan
+
+
+def release_scan(folder: Path | str) -> None:
+    """Drop the scan :func:`held_scan` kept for ``folder``, where any."""
+    _HELD.pop(_held_key(Path(folder)), None)
 
 
 def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped: bool = True,

@@ -127,17 +127,24 @@ def check_seg_source(folder: Path | str, series: str | None = None) -> None:
     """Refuse, from the headers alone and before any model is loaded, the series under ``folder`` (``series`` chosen
     as reading it chooses) that no DICOM SEG can be made from, as :func:`seg_sources` refuses it once it is read: the
     same error, naming the same file or folder. What the series' reading and :func:`seg_sources` warn of is left to
-    them (told once, as the input is read); its pixels are not decoded, its headers read once (600 files of 128×128:
-    0.7-1.7 s on a loaded 2-core machine, where reading the series took 1.4-2.1 s)."""
+    them (told once, as the input is read); its pixels are not decoded, and its headers are read once: the folder's
+    scan is kept (:func:`~medseg.io.dicom_series.held_scan`) for the reading that follows, unless the series is
+    refused."""
     from medseg.io.dicom import read_dicom_grid
+    from medseg.io.dicom_series import held_scan, release_scan
 
+    # the headers read once: the scan is kept for the series' reading, which tells what scanning it warned of
+    scan = held_scan(folder)
     medseg_log = logging.getLogger("medseg")
     level = medseg_log.level
     medseg_log.setLevel(logging.ERROR)  # the warnings of this look ahead are told when the series is read
     try:
-        grid = read_dicom_grid(folder, series, warn_skipped=False)
+        grid = read_dicom_grid(folder, series, warn_skipped=False, scan=scan)
         _check_split(grid.source, grid.dicom)
         _check_headers(grid.source, {path: grid.candidate.datasets[path] for path in dict.fromkeys(grid.dicom.paths)})
+    except BaseException:
+        release_scan(folder)  # refused: never read
+        raise
     finally:
         medseg_log.setLevel(level)
 
