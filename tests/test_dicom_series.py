@@ -406,5 +406,6 @@ def test_a_folder_of_nifti_files_is_told_to_be_given_file_by_file_with_their_end
         (tmp_path / name).write_bytes(b"\0" * 352)
     with pytest.raises(DicomError) as error:
         scan_folder(tmp_path)
-    assert str(error.value) == (f"{tmp_path}: no DICOM images found ({len(names)} non-DICOM file(s)); a folder is read "
-                                f"as one DICOM study: give NIfTI files one by one, e.g. {tmp_path}/*{ending}")
+    counted = "1 non-DICOM file" if len(names) == 1 else f"{len(names)} non-DICOM files"
+    assert str(error.value) == (f"{tmp_path}: no DICOM images found ({counted}); a folder is read as one DICOM "
+                                f"study: give NIfTI files one by one, e.g. {tmp_path}/*{ending}")
