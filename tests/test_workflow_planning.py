@@ -318,7 +318,7 @@ def test_missing_references_are_named_at_planning(tmp_path):
     sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert ("1 reference(s) not found; these cases will be segmented, and their scoring fails (scores made earlier "
+    assert ("1 reference not found; this case will be segmented, and its scoring fails (scores made earlier "
             "against the same file are kept): b") in run.stderr + run.stdout
 
 

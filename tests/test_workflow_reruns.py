@@ -282,7 +282,7 @@ def test_inputs_and_records_dated_ahead_of_the_clock_do_not_fail_the_run(tmp_pat
     os.utime(record, (ahead, ahead))
     preview = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert preview.returncode == 0, preview.stderr[-3000:]
-    assert (f"{results}: 1 file(s) dated ahead of the clock (jobs/batch001.infer.json 2.0 h; machines whose clocks "
+    assert (f"{results}: 1 file dated ahead of the clock (jobs/batch001.infer.json 2.0 h; machines whose clocks "
             "differ, or copied with their times from one whose clock is ahead): they will be set to now when the "
             "workflow runs (a preview changes nothing)") in preview.stdout + preview.stderr
     assert record.stat().st_mtime == ahead

@@ -52,6 +52,7 @@ import pandas as pd
 from medseg import cohort, stopping
 from medseg.cohort import records, snakelock
 from medseg.cohort.input_voxels import input_grid
+from medseg.numbers import counted
 from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.report_memory import report_memory_mb
@@ -292,8 +293,10 @@ if _further is not None and workflow.is_main_process:
 _no_reference = [s for s in SAMPLES if s.case_id not in _away and records.unavailable(s.reference)]
 if _no_reference and workflow.is_main_process:
     logger.warning(
-        f"{len(_no_reference)} reference(s) not found; these cases will be segmented, and their scoring fails "
-        "(scores made earlier against the same file are kept): " + ", ".join(s.case_id for s in _no_reference[:10])
+        f"{counted(len(_no_reference), 'reference')} not found; "
+        + ("this case will be segmented, and its scoring fails" if len(_no_reference) == 1
+           else "these cases will be segmented, and their scoring fails")
+        + " (scores made earlier against the same file are kept): " + ", ".join(s.case_id for s in _no_reference[:10])
         + (" ..." if len(_no_reference) > 10 else "")
         + records.not_fetched(s.reference for s in _no_reference)
     )
@@ -342,7 +345,7 @@ if workflow.is_main_process and not _PREVIEW:
     planned(cohort.check_results_writable, RESULTS)
     _adopted = cohort.adopt_unwritable_files(RESULTS)
     if _adopted:
-        logger.warning(f"{RESULTS}: {len(_adopted)} file(s) this user could not write (another user's: "
+        logger.warning(f"{RESULTS}: {counted(len(_adopted), 'file')} this user could not write (another user's: "
                        f"{cohort.some_names([str(Path(p).relative_to(RESULTS)) for p in _adopted], 3)}) replaced by "
                        "this user's copies, the same contents and times, so that the jobs can write them")
 # job records and report files dated ahead of the folder's clock (machines whose clocks differ, a folder copied with
@@ -355,7 +358,7 @@ if workflow.is_main_process:
         if not _PREVIEW:
             cohort.reset_times([_path for _path, _ in _ahead])
         _named = [f"{Path(_path).relative_to(RESULTS)} {_seconds / 3600:.1f} h" for _path, _seconds in _ahead]
-        logger.warning(f"{RESULTS}: {len(_ahead)} file(s) dated ahead of the clock ({cohort.some_names(_named, 3)}; "
+        logger.warning(f"{RESULTS}: {counted(len(_ahead), 'file')} dated ahead of the clock ({cohort.some_names(_named, 3)}; "
                        "machines whose clocks differ, or copied with their times from one whose clock is ahead): "
                        + ("they will be set to now when the workflow runs (a preview changes nothing)" if _PREVIEW
                           else "set to now, so that Snakemake does not fail the jobs that read them; the jobs after "
