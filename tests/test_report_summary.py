@@ -401,3 +401,23 @@ def test_a_source_date_epoch_that_is_not_plain_digits_is_named_and_the_report_da
     assert f"SOURCE_DATE_EPOCH={given!r} is not a whole number of seconds" in caplog.text
     monkeypatch.setenv("SOURCE_DATE_EPOCH", " 0 ")
     assert report_time() == "1970-01-01T00:00:00+00:00"
+
+
+def _one_training_image(others: int) -> dict:
+    dice = {"1": {"name": "ball", "training": {"n": 1, "mean": 0.9},
+                  "other": {"n": others, "mean": 0.8 if others else None}}}
+    return {"training_images": {"cases": 1, "other_cases": others, "unknown_cases": 0, "dice": dice}}
+
+
+def test_the_note_on_one_training_image_says_one_case():
+    """One case an image the model was trained on read "All of 1 cases are images the model was trained on",
+    "1 of 3 cases are images" and "on them" for one case."""
+    from medseg.report.html import _training_note
+
+    alone = re.sub(r"<[^>]+>", "", _training_note(_one_training_image(0)))
+    assert alone.startswith("The one case is an image the model was trained on (its SHA-256 is among the training "
+                            "images its package lists; marked training image below): its Dice overstates what the "
+                            "model does on new data. Mean Dice: ball 0.900 on it. With fewer than ")
+    among = re.sub(r"<[^>]+>", "", _training_note(_one_training_image(2)))
+    assert among.startswith("1 of 3 cases is an image the model was trained on (its SHA-256")
+    assert "Mean Dice: ball 0.900 on it, 0.800 on the others. " in among and "cases are" not in among

@@ -253,8 +253,9 @@ def _training_note(summary: dict) -> str:
         dice = "–" if stats["mean"] is None else dice_text(stats["mean"])
         return f"{dice} on {whom}" if stats["n"] >= cases else f"{dice} on {stats['n']} of {whom}"
 
+    one = known["cases"] == 1  # "1 of 3 cases is an image …, its Dice"; "All of 1 cases are" read one alone
     per_label = "; ".join(
-        f"{e(entry['name'])} {mean(entry['training'], known['cases'], 'them')}"
+        f"{e(entry['name'])} {mean(entry['training'], known['cases'], 'it' if one else 'them')}"
         + (f", {mean(entry['other'], others, 'the others')}" if entry["other"]["n"] else "")
         for entry in known["dice"].values() if entry["training"]["n"])
     scored = {group: max((entry[group]["n"] for entry in known["dice"].values()), default=0)
@@ -272,9 +273,15 @@ def _training_note(summary: dict) -> str:
     total = known["cases"] + others + unknown
     untold = (f"{counted(unknown, 'case')} that failed before {'its' if unknown == 1 else 'their'} input was "
               f"hashed {'is' if unknown == 1 else 'are'} in neither group. ") if unknown else ""
-    return (f'<p class="warn"><b>{"All" if not others and not unknown else known["cases"]} of {total} cases are '
-            "images the model was trained on</b> (their SHA-256 is among the training images its package lists; "
-            "marked <i>training image</i> below): their Dice overstates what it does on new data. " + untold
+    if not one:
+        head = (f'{"All" if not others and not unknown else known["cases"]} of {total} cases are images the model was '
+                "trained on</b> (their SHA-256 is among the training images its package lists; marked <i>training "
+                "image</i> below): their Dice overstates what it does on new data.")
+    else:
+        head = (f'{"The one case is" if total == 1 else f"1 of {total} cases is"} an image the model was trained '
+                "on</b> (its SHA-256 is among the training images its package lists; marked <i>training image</i> "
+                "below): its Dice overstates what the model does on new data.")
+    return (f'<p class="warn"><b>{head} ' + untold
             + (f"Mean Dice: {per_label}. " if per_label else "") + outliers
             + ("The summary below pools all cases." if others else "") + "</p>")
 
