@@ -184,8 +184,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         if done is not None and done < asked:  # the only sign was the epoch numbers going on
             click.echo(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}", err=True)
         elif done is not None and not (output / CONFIG_NAME).is_file():  # stopped after its last epoch, no package
-            click.echo(f"resuming {output}: its checkpoint has all {asked} epochs; nothing left to train, its package "
-                       "is written", err=True)
+            epochs = "the one epoch" if asked == 1 else f"all {asked} epochs"  # was "all 1 epochs"
+            click.echo(f"resuming {output}: its checkpoint has {epochs}; nothing left to train, its package is written",
+                       err=True)
         if n_val and (config.get("preprocessing") or {}).get("spacing_mm") and (done is None or done < asked):
             click.echo("validation Dice per epoch is scored in model space (resampled to preprocessing.spacing_mm); "
                        "the package's figures are the best epoch scored again on the volumes' own grids", err=True)
