@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{folder}: no package for fold {fold}", file=sys.stderr)
                     return 1
                 if checkpoint and (done != epochs or pending):
-                    why = (f"trained for {done} epochs, the config asks for {epochs}" if done != epochs
+                    why = (f"trained for {counted(done, 'epoch')}, the config asks for {epochs}" if done != epochs
                            else "its run stopped before it wrote its package")
                     print(f"warning: {folder}: {why}; summarised as it is", file=sys.stderr)
             else:

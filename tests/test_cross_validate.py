@@ -84,7 +84,7 @@ def test_folds_of_another_config_are_refused_and_more_epochs_go_on(cross_validat
     longer.write_text(json.dumps(tiny_training_config(epochs=2)))
     assert cross_validate([str(longer), str(images), str(labels), "-o", str(out), "--folds", "0",
                            "--summary-only"]) == 0
-    assert f"warning: {out / 'fold0'}: trained for 1 epochs, the config asks for 2" in capsys.readouterr().err
+    assert f"warning: {out / 'fold0'}: trained for 1 epoch, the config asks for 2" in capsys.readouterr().err
     assert cross_validate([str(longer), str(images), str(labels), "-o", str(out), "--folds", "0"]) == 0
     assert "resuming fold 0" in capsys.readouterr().err
     assert json.loads((out / "fold0" / "model.json").read_text())["training"]["epochs_run"] == 2
