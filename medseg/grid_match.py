@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from medseg.errors import GeometryError
+from medseg.numbers import counted
 from medseg.volume import Volume
 
 __all__ = [
@@ -372,7 +373,7 @@ def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None =
     if log_box:
         log.info("%s: a box of %s's grid (shape %s, first voxel at %s%s); zero-padded onto it, nothing resampled",
                  volume.source, target.source, volume.shape, tuple(start),
-                 f"; its {outside} voxels outside the grid, all 0, cropped off" if outside else "")
+                 f"; its {counted(int(outside), 'voxel')} outside the grid, all 0, cropped off" if outside else "")
     info = {**volume.info, "sub_box": box}
     if axes != [0, 1, 2] or any(flips):
         info["reordered"] = True

@@ -125,9 +125,11 @@ def sub_box_note(box: dict) -> str:
     """What a record says of a reference placed from a box of the prediction's grid (``reference_sub_box``)."""
     shape = "×".join(str(n) for n in box["shape"])
     offset = ", ".join(str(n) for n in box["offset_voxels"])
+    from medseg.numbers import counted  # (evaluate_volumes' counts are a local of that name)
+
     outside = box.get("voxels_outside_grid")
-    cropped = (f"; its {outside} voxels outside the grid, all label 0, cropped off" if isinstance(outside, int)
-               and outside else "")
+    cropped = (f"; its {counted(outside, 'voxel')} outside the grid, all label 0, cropped off"
+               if isinstance(outside, int) and outside else "")
     return (f"a box of {shape} voxels of the prediction's grid (as 3D Slicer crops a segmentation), its first voxel "
             f"at voxel ({offset}){cropped}; zero-padded onto the grid (label 0 outside the box), nothing resampled")
 

@@ -693,3 +693,13 @@ def test_labels_are_counted_inside_their_boxes_where_these_are_small(seed):
         p, r = pred == value, ref == value
         expected = (int(p.sum()), int(r.sum()), int((p & r).sum()))
         assert counted.counts(value) == expected, value
+
+
+def test_a_reference_box_with_one_voxel_outside_the_grid_says_one_voxel():
+    """The record's note read "its 1 voxels outside the grid"."""
+    from medseg.metrics import sub_box_note
+
+    one = sub_box_note({"shape": [2, 2, 2], "offset_voxels": [-1, 0, 0], "voxels_outside_grid": 1})
+    assert "; its 1 voxel outside the grid, all label 0, cropped off; " in one
+    two = sub_box_note({"shape": [2, 2, 2], "offset_voxels": [-1, 0, 0], "voxels_outside_grid": 2})
+    assert "; its 2 voxels outside the grid, all label 0, cropped off; " in two
