@@ -386,6 +386,30 @@ def test_a_seg_reference_of_another_frame_of_reference_is_flagged_naming_both_ui
     assert summary["flags"]["frame_of_reference"] == {"cases": 1, "flags": 1}
 
 
+def test_a_prediction_and_reference_both_of_another_frame_of_reference_are_one_flag_naming_both(tmp_path):
+    """Where both DICOM SEGs state another FrameOfReferenceUID than their series' images, the case had two
+    frame_of_reference flags: ``frame_of_reference;frame_of_reference`` in cohort.tsv, which says neither which
+    is which nor anything the second adds, and n_flags and summary.json's count doubled. It is one flag whose
+    reason names each SEG's UID; the rule names the prediction's record key too."""
+    folder = write_case(tmp_path, "both", 0, "exact")
+    metrics = json.loads((folder / "both_metrics.json").read_text())
+    metrics["prediction_frame_of_reference_mismatch"] = {"seg": "1.2.826.0.1.3680043.8.498.98",
+                                                         "series": "1.2.826.0.1.3680043.8.498.2"}
+    metrics["reference_frame_of_reference_mismatch"] = {"seg": "1.2.826.0.1.3680043.8.498.99",
+                                                        "series": "1.2.826.0.1.3680043.8.498.2"}
+    (folder / "both_metrics.json").write_text(json.dumps(metrics))
+    outputs = build_report(tmp_path, tmp_path / "r.html", max_overlays=0)
+    (row,) = read_tsv(outputs.table)
+    assert (row["flags"], row["n_flags"]) == ("frame_of_reference", "1")
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["flags"]["frame_of_reference"] == {"cases": 1, "flags": 1}
+    assert "prediction_frame_of_reference_mismatch" in summary["flag_rules"]["frame_of_reference"]
+    assert html_module.escape(
+        "the reference SEG's FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 and the prediction SEG's "
+        "1.2.826.0.1.3680043.8.498.98 are not that of their series' images (1.2.826.0.1.3680043.8.498.2): check that "
+        "they segment this series") in outputs.html.read_text()
+
+
 def test_a_case_that_failed_only_at_scoring_keeps_the_flags_of_its_segmentation(tmp_path):
     """Its segmentation stands (volumes, duplicate_input), yet it showed only `failed`: an input unlike the
     model's training volumes, an empty label or a label on the border went unflagged until the failure record was

@@ -112,8 +112,10 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
                             "columns the wrong way round)",
         "frame_of_reference": "the reference (or the prediction), a DICOM SEG placed on the images of its series, "
                               "states another FrameOfReferenceUID than theirs, which a SEG of them shares (the "
-                              "metrics' reference_frame_of_reference_mismatch names both): its frames lie on the "
-                              "images they reference and were scored there, but check that it segments this series",
+                              "metrics' reference_frame_of_reference_mismatch, or "
+                              "prediction_frame_of_reference_mismatch, names both; one flag where both SEGs do): its "
+                              "frames lie on the images they reference and were scored there, but check that it "
+                              "segments this series",
         "nothing_scored": "the metrics hold no label at all: neither image has a foreground voxel and no model named "
                           "the labels expected (scored by `medseg evaluate` without --model), so the case says "
                           "nothing about the segmentation",
@@ -180,6 +182,25 @@ def _told_apart(cases: list[CaseResult], flags: list[list[Flag]]) -> list[list[F
              for flag in case_flags] for case_flags in flags]
 
 
+def _frame_of_reference_reason(metrics: dict) -> str | None:
+    """The reason of a case's one ``frame_of_reference`` flag: the DICOM SEGs (reference, prediction) whose
+    FrameOfReferenceUID the metrics record as not that of their series' images, each named with its UID; None where
+    none is. One flag for both: two of one code, unlabelled, read ``frame_of_reference;frame_of_reference``."""
+    found = [(role, mismatch) for role in ("reference", "prediction")
+             if isinstance(mismatch := metrics.get(f"{role}_frame_of_reference_mismatch"), dict)]
+    if not found:
+        return None
+    series = ", ".join(dict.fromkeys(str(mismatch.get("series")) for _, mismatch in found))
+    if len(found) == 1:
+        role, mismatch = found[0]
+        return (f"the {role} SEG's FrameOfReferenceUID {mismatch.get('seg')} is not that of its series' images "
+                f"({series}): check that it segments this series")
+    (_, reference), (_, prediction) = found
+    return (f"the reference SEG's FrameOfReferenceUID {reference.get('seg')} and the prediction SEG's "
+            f"{prediction.get('seg')} are not that of their series' images ({series}): check that they segment this "
+            "series")
+
+
 def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: float) -> list[Flag]:
     out: list[Flag] = []
     if case.failure is not None:
@@ -204,12 +225,9 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     if case.metrics is not None and not case.metrics.get("labels"):
         out.append(Flag("nothing_scored", "no label scored: neither image has a foreground voxel, and no model named "
                                           "the expected labels"))
-    for role in ("reference", "prediction"):  # a DICOM SEG of another frame of reference than its series'
-        mismatch = (case.metrics or {}).get(f"{role}_frame_of_reference_mismatch")
-        if isinstance(mismatch, dict):
-            out.append(Flag("frame_of_reference", f"the {role} SEG's FrameOfReferenceUID {mismatch.get('seg')} is not "
-                                                  f"that of its series' images ({mismatch.get('series')}): check "
-                                                  "that it segments this series"))
+    frame = _frame_of_reference_reason(case.metrics or {})
+    if frame is not None:
+        out.append(Flag("frame_of_reference", frame))
     label_like = ((case.sidecar or {}).get("input_info") or {}).get("label_like_note")
     if isinstance(label_like, str):
         out.append(Flag("label_like_input", f"input {label_like}"))
