@@ -659,7 +659,7 @@ def test_a_seg_of_other_images_is_refused_without_a_warning_of_its_frame_of_refe
     dataset.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.99"
     dataset.save_as(tmp_path / "seg.dcm")
     caplog.set_level(logging.INFO, logger="medseg")
-    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} image\(s\) that are not in .*b \(series "):
+    with pytest.raises(InputError, match=rf"seg.dcm: segments {SHAPE[2]} images that are not in .*b \(series "):
         read_dicom_seg(tmp_path / "seg.dcm", b, NAMES)
     assert [r.getMessage() for r in caplog.records if "FrameOfReferenceUID" in r.getMessage()] == []
     read_dicom_seg(tmp_path / "seg.dcm", a, NAMES)  # of its own images: read, and warned of
