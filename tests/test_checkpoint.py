@@ -313,6 +313,31 @@ def test_an_overwrite_stopped_in_its_first_epoch_leaves_the_replaced_run_as_it_w
     assert load_package(out).config["training"]["epochs_run"] == 3
 
 
+def test_the_stop_lines_of_a_run_escape_a_line_break_in_the_folder_name(tiny_set, tmp_path, capsys, config_file,
+                                                                         monkeypatch):
+    """"checkpoint after epoch N kept" and "stopped before this run's first checkpoint" wrote the folder name as it
+    was, so a line break in it split the stop's one line in two; the other stop lines escape it."""
+    import medseg.train as training
+
+    out = tmp_path / "mo\ndel"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file))
+    assert _interrupted_in_second_epoch(args + ["--epochs", "2"], monkeypatch) == 130
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (f"{tmp_path}/mo\\ndel: checkpoint after epoch 1 kept; run the same command with "
+                                    "--resume to continue")
+    assert _exit_code(args + ["--epochs", "2", "--resume"]) == 0
+    capsys.readouterr()
+
+    def interrupted(*epoch_args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_train_epoch", interrupted)
+    assert _exit_code(args + ["--overwrite", "--seed", "5"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{tmp_path}/mo\\ndel: stopped before this run's first checkpoint; the folder holds the run it was to "
+        "replace, as before")
+
+
 def test_an_overwrite_run_stopped_after_its_last_epoch_but_before_its_package_is_named(tiny_set, tmp_path, capsys,
                                                                                         config_file, monkeypatch):
     """All epochs done, stopped before the package was written (a Ctrl-C during the final scoring): the folder holds

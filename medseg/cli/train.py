@@ -241,12 +241,12 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             again = "with --resume instead of --overwrite" if overwrite else "with --resume"
             earlier = ("; until it finishes, the package in the folder is the one written before it"
                        if (output / CONFIG_NAME).is_file() else "")
-            click.echo(f"{output}: checkpoint after epoch {done} kept; run the same command {again} to continue"
-                       f"{earlier}", err=True)
+            click.echo(escaped_line(f"{output}: checkpoint after epoch {done} kept; run the same command {again} to "
+                                    f"continue{earlier}"), err=True)
             stop.told = True
         elif done is not None:  # --overwrite stopped before its first epoch ended: the replaced run is untouched
-            click.echo(f"{output}: stopped before this run's first checkpoint; the folder holds the run it was to "
-                       "replace, as before", err=True)
+            click.echo(escaped_line(f"{output}: stopped before this run's first checkpoint; the folder holds the run "
+                                    "it was to replace, as before"), err=True)
             stop.told = True
         elif not (output / CONFIG_NAME).is_file():  # the folder made for the run is removed
             click.echo(escaped_line(f"{output}: stopped before the first epoch ended; nothing was written"),
