@@ -51,13 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.numbers import counted, dice_round_text
     from medseg.package_config import CONFIG_NAME
     from medseg.package_training import CHECKPOINT_DIR, unfinished_training
-    from medseg.resources import set_threads
     from medseg.train import train
     from medseg.train_config import check_config, read_config, seeded_split
     from medseg.train_resume import check_resume, check_trained_on
     from medseg.training_cases import load_cases, pair_cases
 
-    set_threads(args.threads)  # as `medseg train` sets them: given (at most the usable CPUs), or a cgroup's CPU quota
+    _set_threads(args.threads)  # as `medseg train` sets them: given (at most the usable CPUs), or a cgroup's CPU quota
     where = str(args.config)  # errors in the config name its file, as `medseg train -c` names it
     try:
         config = read_config(args.config)
@@ -172,6 +171,24 @@ def _folds(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"{fold}: folds are numbered from 0")
         folds.append(fold)
     return folds
+
+
+def _set_threads(threads: int | None) -> None:
+    """medseg's own thread setting, its warning shown (``--threads`` above the CPUs this process may use is capped):
+    medseg's loggers write nothing in a script that does not configure logging, so the cap was silent."""
+    import logging
+
+    from medseg.resources import set_threads
+
+    shown = logging.StreamHandler(sys.stderr)
+    shown.setFormatter(logging.Formatter("warning: %(message)s"))
+    shown.setLevel(logging.WARNING)
+    log = logging.getLogger("medseg.resources")
+    log.addHandler(shown)
+    try:
+        set_threads(threads)
+    finally:
+        log.removeHandler(shown)
 
 
 def _positive(text: str) -> int:

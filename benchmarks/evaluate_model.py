@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="autocast precision (default fp32, the figures of the model card; `medseg infer`'s "
                         "auto is fp16 on CUDA)")
     parser.add_argument("--batch-size", type=_positive, default=32)
-    parser.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=_positive, default=None,
+                        help="CPU threads, as medseg infer --threads (default: torch's choice, at most a cgroup's CPU "
+                        "quota)")
     args = parser.parse_args(argv)
 
     import torch
@@ -50,12 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.numbers import dice_round_text
     from medseg.package import load_package
     from medseg.package_config import CONFIG_NAME
-    from medseg.resources import set_threads
     from medseg.segment import segment_case
     from medseg.training_cases import pair_cases
     from medseg.volume import stem
 
-    set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
+    _set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
     try:
         package = load_package(args.model)
         cases = pair_cases(args.images, args.labels, allow_unpaired=args.cases_from == "model")
@@ -139,6 +140,24 @@ def _shown(value) -> str:
 
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _set_threads(threads: int | None) -> None:
+    """medseg's own thread setting, its warning shown (``--threads`` above the CPUs this process may use is capped):
+    medseg's loggers write nothing in a script that does not configure logging, so the cap was silent."""
+    import logging
+
+    from medseg.resources import set_threads
+
+    shown = logging.StreamHandler(sys.stderr)
+    shown.setFormatter(logging.Formatter("warning: %(message)s"))
+    shown.setLevel(logging.WARNING)
+    log = logging.getLogger("medseg.resources")
+    log.addHandler(shown)
+    try:
+        set_threads(threads)
+    finally:
+        log.removeHandler(shown)
 
 
 def _positive(text: str) -> int:

@@ -195,3 +195,25 @@ def test_a_fold_whose_model_json_is_damaged_or_holds_no_record_is_one_line(cross
             err = captured.err.strip().splitlines()
             assert captured.out == "" and len(err) == 1 and err[0].startswith(f"error: {record}: {message}")
             assert record.read_text() == text
+
+
+@pytest.mark.parametrize("script", ["cross_validate", "evaluate_model"])
+def test_threads_above_the_usable_cpus_are_capped_with_a_warning(script, tmp_path, monkeypatch, capsys):
+    """--threads 8 on a process that may use 2 CPUs ran 2 threads without a word: medseg's warning went to its
+    loggers, which write nothing in a script."""
+    import medseg.resources as resources
+
+    main = benchmark_main(script)
+    monkeypatch.setattr(resources, "_threads", resources._threads)  # medseg's own threads back after the test
+    monkeypatch.setattr(resources, "usable_cpus", lambda: 2)
+    before = torch.get_num_threads()
+    missing = str(tmp_path / "none")
+    args = ([missing + ".json", str(tmp_path), str(tmp_path), "-o", str(tmp_path / "cv")] if script == "cross_validate"
+            else [missing, str(tmp_path), str(tmp_path)])
+    try:  # a config or model that is not there: the run ends at once, its threads set
+        assert main([*args, "--threads", "8"]) == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    err = capsys.readouterr().err.splitlines()
+    assert err.count("warning: --threads 8: this process may use 2 CPUs; using 2 threads") == 1
