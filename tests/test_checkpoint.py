@@ -338,6 +338,27 @@ def test_the_stop_lines_of_a_run_escape_a_line_break_in_the_folder_name(tiny_set
         "replace, as before")
 
 
+def test_the_resume_lines_of_a_run_escape_a_line_break_in_the_folder_name(tiny_set, tmp_path, capsys, config_file,
+                                                                           monkeypatch):
+    """"resuming <folder> from its checkpoint…" and "<folder>: the run had finished its N epochs…" wrote the folder
+    name as it was, so a line break in it split the line in two."""
+    out = tmp_path / "mo\ndel"
+    shown = f"{tmp_path}/mo\\ndel"
+    args = _train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "2")
+    assert _interrupted_in_second_epoch(args, monkeypatch) == 130
+    capsys.readouterr()
+    assert _exit_code(args + ["--resume"]) == 0
+    assert f"resuming {shown} from its checkpoint after epoch 1, on to epoch 2" in capsys.readouterr().err.splitlines()
+    assert _exit_code(args + ["--resume"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{shown}: the run had finished its 2 epochs and its package is intact; nothing to train, the package is kept "
+        "as it was (give --epochs with more to extend it)")
+    (out / "model.json").unlink()  # the package to write again from the finished checkpoint
+    assert _exit_code(args + ["--resume"]) == 0
+    assert (f"resuming {shown}: its checkpoint has all 2 epochs; nothing left to train, its package is written"
+            in capsys.readouterr().err.splitlines())
+
+
 def test_an_overwrite_run_stopped_after_its_last_epoch_but_before_its_package_is_named(tiny_set, tmp_path, capsys,
                                                                                         config_file, monkeypatch):
     """All epochs done, stopped before the package was written (a Ctrl-C during the final scoring): the folder holds

@@ -182,11 +182,12 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             click.echo(escaped_line(padded), err=True)
         done = checkpoint_epoch(output) if resume else None
         if done is not None and done < asked:  # the only sign was the epoch numbers going on
-            click.echo(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}", err=True)
+            click.echo(escaped_line(f"resuming {output} from its checkpoint after epoch {done}, on to epoch {asked}"),
+                       err=True)
         elif done is not None and not (output / CONFIG_NAME).is_file():  # stopped after its last epoch, no package
             epochs = "the one epoch" if asked == 1 else f"all {asked} epochs"  # was "all 1 epochs"
-            click.echo(f"resuming {output}: its checkpoint has {epochs}; nothing left to train, its package is written",
-                       err=True)
+            click.echo(escaped_line(f"resuming {output}: its checkpoint has {epochs}; nothing left to train, its "
+                                    "package is written"), err=True)
         if n_val and (config.get("preprocessing") or {}).get("spacing_mm") and (done is None or done < asked):
             click.echo("validation Dice per epoch is scored in model space (resampled to preprocessing.spacing_mm); "
                        "the package's figures are the best epoch scored again on the volumes' own grids", err=True)
@@ -257,9 +258,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if kept:
         planned = int(t["epochs_run"])
         kept_as = ("kept with the config's label_codes written into it" if kept[0] else "kept as it was")
-        click.echo(f"{output}: the run had finished its {planned} epoch{'s' if planned != 1 else ''} and its package "
-                   f"is intact; nothing to train, the package is {kept_as} (give --epochs with more to extend it)",
-                   err=True)
+        click.echo(escaped_line(f"{output}: the run had finished its {planned} epoch{'s' if planned != 1 else ''} and "
+                                f"its package is intact; nothing to train, the package is {kept_as} (give --epochs "
+                                "with more to extend it)"), err=True)
         return 0
     which = outcome_text(package.config, model_space)
     if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
