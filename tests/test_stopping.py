@@ -65,7 +65,8 @@ def test_a_sigterm_in_a_batch_is_its_own_line_alone_with_exit_143(tmp_path, case
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     assert code == 143
-    assert err.splitlines()[-1] == f"medseg: stopped at {second}: 1 of 2 inputs done, 1 not written"
+    # the line names the signal: a batch job's log tells a time limit (SIGTERM) from a Ctrl-C, which it did not
+    assert err.splitlines()[-1] == f"medseg: stopped by SIGTERM at {second}: 1 of 2 inputs done, 1 not written"
     assert "Terminated." not in err and "Aborted." not in err
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
 
@@ -293,3 +294,13 @@ def test_a_command_run_in_process_gives_the_signal_handlers_back(capsys):
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)  # the caller's own Ctrl-C, handled by the caller
     stopping.check()  # nothing recorded: no stop left for later work
+
+
+def test_a_stops_own_line_names_a_sigterm_or_sighup_and_a_ctrl_c_by_nothing():
+    """A batch, a folder's scoring or a training run stopped by a scheduler's time limit wrote the same line as a
+    Ctrl-C (the words "Terminated." and "Hangup." no longer follow it): its log could not tell them apart."""
+    from medseg.cli import stop_for
+    from medseg.cli.options import stopped_by
+
+    assert [stopped_by(stop_for(number)) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [
+        "", " by SIGTERM", " by SIGHUP"]

@@ -421,15 +421,16 @@ def _tell_placed(stop: KeyboardInterrupt) -> bool:
     """Whether the stop has been told in a line of its own: the command's (it marks the stop ``told``: a batch's
     "stopped at", a training run's checkpoint kept), or else the outputs the stop was held back for while they were
     placed, written whole though the command stopped, told here."""
-    from medseg.cli.options import escaped_line
+    from medseg.cli.options import escaped_line, stopped_by
     from medseg.io.atomic import placed_before_stop
 
     if getattr(stop, "told", False):
         return True
     placed = placed_before_stop(stop)
     if placed:
-        click.echo(escaped_line(f"medseg: stopped once its outputs were whole: wrote {', '.join(map(str, placed))}"),
-                   err=True)
+        by = stopped_by(stop)
+        click.echo(escaped_line(f"medseg: stopped{by} once its outputs were whole: wrote "
+                                f"{', '.join(map(str, placed))}"), err=True)
     return bool(placed)
 
 

@@ -16,6 +16,7 @@ from medseg.cli.options import (
     output_or_folder,
     overwrite_option,
     quiet,
+    stopped_by,
     typed_option,
     usage_errors,
 )
@@ -202,8 +203,9 @@ def _stopped_line(stop: KeyboardInterrupt, output: Path, overwrite: bool) -> str
     from medseg.numbers import counted
 
     again = "the same command again" if overwrite else "it again with --overwrite"
-    return (f"medseg: stopped after {len(stop.records_kept)} of {counted(stop.cases_total, 'case')}: their records in "
-            f"{output} are kept; the report was not made: run {again} to finish")
+    by = stopped_by(stop)
+    return (f"medseg: stopped{by} after {len(stop.records_kept)} of {counted(stop.cases_total, 'case')}: their "
+            f"records in {output} are kept; the report was not made: run {again} to finish")
 
 
 def _dice_line(metrics: dict) -> str:

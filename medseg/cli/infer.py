@@ -20,6 +20,7 @@ from medseg.cli.options import (
     precision_option,
     quiet,
     series_option,
+    stopped_by,
     threads_option,
     usage_errors,
 )
@@ -187,7 +188,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 # a stop held while this case's outputs were placed acts once they are all in place: it is done
                 placed = bool(placed_before_stop(stop))
                 done, where = index + placed - skipped, "after" if placed else "at"
-                click.echo(escaped_line(f"medseg: stopped {where} {path}: {done} of {len(inputs)} inputs done"
+                by = stopped_by(stop)
+                click.echo(escaped_line(f"medseg: stopped{by} {where} {path}: {done} of {len(inputs)} inputs done"
                                         f"{failed}, {len(inputs) - done} not written"), err=True)
                 stop.told = True
             raise

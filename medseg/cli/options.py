@@ -124,6 +124,13 @@ def _escaped(char: str) -> str:
     return char
 
 
+def stopped_by(stop: BaseException) -> str:
+    """How a stop's own line names its signal: " by SIGTERM" (a time limit, scancel or kill) or " by SIGHUP" (the
+    terminal or ssh session closed), so that a batch job's log tells a scheduler's stop from a Ctrl-C, which is
+    named by nothing ("")."""
+    return {143: " by SIGTERM", 129: " by SIGHUP"}.get(getattr(stop, "code", None), "")
+
+
 def escaped_line(text: str) -> str:
     """``text`` as one line: a line break in it (a file name may hold one, or a Unicode line separator) is written
     as ``\\n``, ``\\u2028`` and so on, as is any other control character but a tab (an escape in a name would

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, device_form, escaped_line
+from medseg.cli.options import GivenPath, device_form, escaped_line, stopped_by
 from medseg.train_config import DEFAULT_TRAINING
 
 __all__ = ["train"]
@@ -165,7 +165,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         cases = load_cases(pairs, config, where)
     except KeyboardInterrupt as stop:  # told in this one line (not "Aborted.")
         kept = " (its checkpoint is as it was)" if resume else ""
-        click.echo(escaped_line(f"{output}: stopped while the cases were read; nothing was written{kept}"), err=True)
+        by = stopped_by(stop)
+        click.echo(escaped_line(f"{output}: stopped{by} while the cases were read; nothing was written{kept}"),
+                   err=True)
         stop.told = True
         raise
     if resume:  # other files than the checkpoint's: refused before the run is announced
@@ -233,7 +235,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
                                on_kept=kept.append, overwrite=overwrite, labels_from=labels_from)
     except KeyboardInterrupt as stop:
         if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):  # held until the package was whole
-            click.echo(escaped_line(f"{output}: stopped just after the model package was written; it is complete "
+            by = stopped_by(stop)
+            click.echo(escaped_line(f"{output}: stopped{by} just after the model package was written; it is complete "
                                     f"(medseg infer --model {output} runs it)"), err=True)
             stop.told = True
             raise
@@ -242,15 +245,19 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             again = "with --resume instead of --overwrite" if overwrite else "with --resume"
             earlier = ("; until it finishes, the package in the folder is the one written before it"
                        if (output / CONFIG_NAME).is_file() else "")
-            click.echo(escaped_line(f"{output}: checkpoint after epoch {done} kept; run the same command {again} to "
-                                    f"continue{earlier}"), err=True)
+            by = stopped_by(stop)
+            said = f"stopped{by}; " if by else ""  # a Ctrl-C's line as it was
+            click.echo(escaped_line(f"{output}: {said}checkpoint after epoch {done} kept; run the same command {again} "
+                                    f"to continue{earlier}"), err=True)
             stop.told = True
         elif done is not None:  # --overwrite stopped before its first epoch ended: the replaced run is untouched
-            click.echo(escaped_line(f"{output}: stopped before this run's first checkpoint; the folder holds the run "
-                                    "it was to replace, as before"), err=True)
+            by = stopped_by(stop)
+            click.echo(escaped_line(f"{output}: stopped{by} before this run's first checkpoint; the folder holds the "
+                                    "run it was to replace, as before"), err=True)
             stop.told = True
         elif not (output / CONFIG_NAME).is_file():  # the folder made for the run is removed
-            click.echo(escaped_line(f"{output}: stopped before the first epoch ended; nothing was written"),
+            by = stopped_by(stop)
+            click.echo(escaped_line(f"{output}: stopped{by} before the first epoch ended; nothing was written"),
                        err=True)
             stop.told = True
         raise
