@@ -204,3 +204,33 @@ def test_a_case_failed_at_scoring_whose_segmentation_changed_since_is_stale_and_
     volume = json.loads(outputs.summary.read_text())["labels"]["1"]["pred_volume_ml"]
     assert (volume["n"], volume["mean"]) == (1, kept)
     assert "truncated image data" in outputs.html.read_text()  # scoring's own reason is kept as a note
+
+
+def test_a_segmentation_this_user_may_not_read_says_so_not_that_it_is_stale(tmp_path):
+    """A segmentation whose sidecar records its SHA-256 but which this user may not read made the case stale:
+    "cannot read (permission denied); segment the case again", though the file is whole. The case fails at the
+    report on the file it cannot read, named as the report's readers name it, with what to do; the overlay's
+    warning words it so too (it was Python's "[Errno 13] Permission denied: '…'")."""
+    import sys
+
+    from conftest import as_plain_user
+
+    results = tmp_path / "results"
+    folder = write_case(results, "locked", 1, "exact")
+    segmentation = folder / "locked_seg.nii.gz"
+    for name, key in (("locked_seg.json", "segmentation_sha256"), ("locked_metrics.json", "prediction_sha256")):
+        record = json.loads((folder / name).read_text())
+        record[key] = sha256_of(segmentation)
+        (folder / name).write_text(json.dumps(record))
+    segmentation.chmod(0)
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--max-overlays", "1"])
+    finally:
+        segmentation.chmod(0o644)
+    assert run.returncode == 0, run.stderr
+    row = read_tsv(results / "cohort.tsv")[0]
+    assert (row["status"], row["failed_stage"], row["error_type"], row["error"]) == (
+        "failed", "report", "UnreadableResult",
+        "cases/locked/locked_seg.nii.gz: cannot read (permission denied); give this user read access to it")
+    assert run.stderr.strip().splitlines() == [
+        f"warning: locked: no overlay ({segmentation}: cannot read (permission denied))"]

@@ -13,7 +13,7 @@ from medseg.allocator import release_free_memory
 from medseg.errors import InputError, MedsegError
 from medseg.grid_match import GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
-from medseg.io.files import path_argument
+from medseg.io.files import os_reason, path_argument
 from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
 from medseg.numbers import counted
 from medseg.report.checks import check_segmentation
@@ -238,9 +238,12 @@ def _overlays(cases, flags, order, label_order, max_overlays
                 notes.setdefault(index, []).extend(arrays.notes)
         except Exception as error:  # one unreadable case must not stop the cohort's report
             log.debug("%s: no overlay", case.case_id, exc_info=True)  # where in the code, at -vv
-            log.warning("%s: no overlay (%s)", case.case_id, error)
-            # medseg's own errors are worded for the reader (the file and its problem); another's name helps find it
-            told = error if isinstance(error, MedsegError) else f"{type(error).__name__}: {error}"
+            # medseg's own errors are worded for the reader (the file and its problem), an OS error on a file as
+            # medseg's readers word it ("[Errno 13] Permission denied: '…'" was Python's); another's name helps find it
+            told = error if isinstance(error, MedsegError) else (
+                f"{error.filename}: cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.filename
+                and error.strerror else f"{type(error).__name__}: {error}")
+            log.warning("%s: no overlay (%s)", case.case_id, told)
             notes.setdefault(index, []).append(f"no overlay: {told}")
         finally:  # this case's volumes released, and their memory given back, before the next case's are read
             arrays = None

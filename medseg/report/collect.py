@@ -701,6 +701,15 @@ def _check_segmentation(case: CaseResult) -> None:
     if isinstance(made, str) and path is not None:
         try:
             found = sha256_of(path)
+        except PermissionError:  # the file may be whole: what to do is to let this user read it, not to redo it
+            if case.failure is not None:  # failed at scoring: scoring's reason is told
+                case.notes.append(f"scoring failed too: {case.failure.get('error')}")
+            case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "report",
+                            "input": case.sidecar.get("input"), "reference": metrics.get("reference"),
+                            "error": f"{_shown(path, case.results_dir)}: cannot read (permission denied); "
+                                     f"{_GIVE_READ_ACCESS}", "error_type": "UnreadableResult"}
+            case.metrics = None
+            return
         except OSError as error:
             found, why = None, f"{path.name}: cannot read ({os_reason(error)})"
         if found is not None and found != made:
