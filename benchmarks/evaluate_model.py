@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.errors import MedsegError
     from medseg.inference import Segmenter
-    from medseg.numbers import dice_round_text
+    from medseg.numbers import counted, dice_round_text
     from medseg.package import load_package
     from medseg.package_config import CONFIG_NAME
     from medseg.segment import segment_case
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 images = {stem(p) for p in args.images.iterdir()}
                 folder, what = ((args.labels, "label") if {missing[0], f"{missing[0]}_0000"} & images
                                 else (args.images, "image"))
-                lost = f"{len(missing)} validation case{'' if len(missing) == 1 else 's'}"
+                lost = counted(len(missing), "validation case")
                 print(f"error: {folder}: {lost} missing, e.g. {missing[0]} (no {what}; "
                       f"the package lists its validation cases under training.val_cases; --cases-from all scores "
                       "every pair in the folders instead)", file=sys.stderr)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     left_out = f" ({failed} failed, not in the figures)" if failed else ""
-    print(f"model {package.name} ({package.path}), {len(cases)} cases{left_out} from {args.images} "
+    print(f"model {package.name} ({package.path}), {counted(len(cases), 'case')}{left_out} from {args.images} "
           f"({'recorded validation split' if args.cases_from == 'model' else 'all pairs'}), "
           f"device {segmenter.device_choice.device}, precision {segmenter.precision}, flip TTA {segmenter.flips}")
     print(f"{'label':<14}{'n':>5}{'mean Dice':>11}{'median':>9}{'min':>8}")
@@ -126,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{name:<14}{0:>5}{'n/a':>11}")
     if trained_on:  # --cases-from all over the training folders: not the model's accuracy on new data
-        print(f"note: {trained_on} of these cases are the model's training images (their SHA-256 is in its package): "
-              "the figures overstate its accuracy on new data; --cases-from model scores its held-out cases")
+        which = (f"{trained_on} of these cases are the model's training images (their SHA-256 is" if trained_on > 1
+                 else f"{'the one case' if len(cases) == 1 else '1 of these cases'} is one of the model's training "
+                      "images (its SHA-256 is")
+        print(f"note: {which} in its package): the figures overstate its accuracy on new data; --cases-from model "
+              "scores its held-out cases")
     if seconds:
         print(f"seconds per volume: {statistics.fmean(seconds):.3f} whole case, "
               f"{statistics.fmean(inference_seconds):.3f} inference (torch threads {torch.get_num_threads()})")

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.device import native_bf16
     from medseg.errors import MedsegError
     from medseg.label_map import label_map
-    from medseg.numbers import dice_round_text
+    from medseg.numbers import counted, dice_round_text
     from medseg.train import dice_per_label, learning_rate
     from medseg.train_config import read_config, seeded_split
     from medseg.training_cases import load_cases, pair_cases
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = sorted(int(k) for k in config["labels"] if int(k) != 0)
     n_classes = len(labels) + 1
     classes = label_map(config["labels"]).classes_of(labels)  # the cases' labels hold class indices, as pred does
-    print(f"{args.config.name}: {len(train_cases)} training / {len(val_cases)} validation cases ({described})")
+    print(f"{args.config.name}: {len(train_cases)} training / {counted(len(val_cases), 'validation case')} "
+          f"({described})")
 
     patch = tuple(args.patch)
     augment = config["training"].get("augment", {})

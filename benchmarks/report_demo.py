@@ -29,6 +29,7 @@ from medseg.io.label_images import read_reference
 from medseg.io.nifti import read_nifti
 from medseg.io.nifti_write import write_labels
 from medseg.metrics import evaluate_volumes, metrics_json
+from medseg.numbers import counted
 from medseg.report.build import build_report
 from medseg.segment import versions
 from medseg.volume import Volume
@@ -162,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     made = time.perf_counter() - clock
     outputs = build_report(args.output, args.output / "report.html", max_overlays=args.max_overlays, overwrite=True)
     print(f"cases written: {outputs.cases} in {made:.1f} s ({1000 * made / outputs.cases:.0f} ms per case)")
-    print(f"report: {outputs.seconds:.1f} s for {outputs.cases} cases and {outputs.overlays} overlays "
-          f"({1000 * outputs.seconds / outputs.cases:.0f} ms per case); {outputs.failed} failed, "
+    print(f"report: {outputs.seconds:.1f} s for {counted(outputs.cases, 'case')} and "
+          f"{counted(outputs.overlays, 'overlay')} ({1000 * outputs.seconds / outputs.cases:.0f} ms per case); "
+          f"{outputs.failed} failed, "
           f"{outputs.flagged} flagged")
     print(f"wrote {outputs.html}, {outputs.table}, {outputs.summary}")
     return 0

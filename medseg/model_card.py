@@ -42,7 +42,7 @@ def _extent_line(extent: dict | None, validated: bool) -> str:
     if not extent:
         return ""
     sizes = " × ".join(f"{low:g}–{high:g}" for low, high in zip(extent["min"], extent["max"]))
-    cases = f"{extent.get('cases', '?')} training{' and validation' if validated else ''} cases"
+    cases = counted(extent.get("cases", "?"), f"training{' and validation' if validated else ''} case")
     return (f"\n- Inputs: fields of view of {sizes} mm (model-space axes) across its {cases}; `medseg infer` warns "
             "about inputs outside half the smallest to twice the largest, and the QA report flags them "
             "(`unlike_training`)")

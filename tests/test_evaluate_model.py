@@ -160,3 +160,20 @@ def test_shipped_hippocampus_records_its_split(shared_data):
     assert training["val_cases"] == [c.case_id for c in val] and described == training["val_split"]
     assert training["sessions"] == [{"epochs": [1, 45], "torch_threads": 2, "device": "cpu", "precision": "bf16"}]
     assert training["precision"] == "bf16" == training["settings"]["precision"]
+
+
+def test_one_validation_case_is_counted_in_the_singular(evaluate, trained, tmp_path, capsys):
+    """A package whose recorded validation split is one case printed "1 cases from …", and a training image among
+    them "note: 1 of these cases are the model's training images (their SHA-256 …)"."""
+    import json
+
+    package, images, labels = trained
+    copied = shutil.copytree(package.path, tmp_path / "model")
+    config = json.loads((copied / "model.json").read_text())
+    config["training"]["val_cases"] = [config["training"]["train_case_ids"][0]]  # one of its training images
+    (copied / "model.json").write_text(json.dumps(config))
+    assert evaluate([str(copied), str(images), str(labels), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f", 1 case from {images} (recorded validation split)" in out
+    assert ("note: the one case is one of the model's training images (its SHA-256 is in its package): the figures "
+            "overstate its accuracy on new data; --cases-from model scores its held-out cases") in out

@@ -28,3 +28,21 @@ def test_the_card_names_the_sha256_of_its_weights(tiny_set, tmp_path):
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert f"\n- Weights: `weights.safetensors`, SHA-256 `{digest}`\n" in card
     assert card == model_card(package.config)
+
+
+def test_a_package_of_one_training_case_counts_it_in_the_singular():
+    """A package trained on one case, without validation, read "fields of view … across its 1 training cases"."""
+    import json
+    from pathlib import Path
+
+    import medseg
+
+    config = json.loads((Path(medseg.__file__).parent / "models" / "phantom" / "model.json").read_text())
+    config["training"].update(train_cases=1, val_cases=[])
+    config["input_extent_mm"]["cases"] = 1
+    card = model_card(config)
+    assert " mm (model-space axes) across its 1 training case; `medseg infer` warns" in card
+    assert "Used for this package: 1 training case, 0 validation cases (see Training)." in card
+    config["training"].update(train_cases=34, val_cases=[f"case{k}" for k in range(6)])
+    config["input_extent_mm"]["cases"] = 40
+    assert " across its 40 training and validation cases; " in model_card(config)

@@ -231,7 +231,9 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("case_id,image\na,x.nii.gz\n", "lacks the column(s) case_id, image (is it tab-separated?)"),
+        ("case_id,image\na,x.nii.gz\n", "lacks the columns case_id, image (is it tab-separated?)"),
+        # one column missing, one repeated: the count words take the singular ("column(s) image appear twice")
+        ("image\treference\nx.nii.gz\tr.nii.gz\n", ":1: header lacks the column case_id; found image, reference"),
         ("case_id\timage\na\tx.nii.gz\nA\ty.nii.gz\n", "case_id 'A' repeats line 2"),
         ("case_id\timage\na/b\tx.nii.gz\n", "case_id 'a/b' must be"),
         ("case_id\timage\n-a\tx.nii.gz\n", "case_id '-a' must be"),
@@ -244,10 +246,12 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
                                              "header has 2 columns"),
         ("case_id\timage\n", "has a header but no cases"),
         # a header written as a comment was skipped, and the first case taken for the header
-        ("# cohort 1\n#case_id\timage\na\tx.nii.gz\n", ":3: header lacks the column(s) case_id, image (line 2 is the "
+        ("# cohort 1\n#case_id\timage\na\tx.nii.gz\n", ":3: header lacks the columns case_id, image (line 2 is the "
                                                        "header, read as a comment: remove its '#'); found a, x.nii.gz"),
         ("# only a comment\n", "the sample sheet is empty"),
-        ("case_id\timage\timage\na\tx\ty\n", "column(s) image appear twice"),
+        ("case_id\timage\timage\na\tx\ty\n", ":1: column image appears twice in the header"),
+        ("case_id\timage\timage\treference\treference\na\tx\ty\tr\ts\n",
+         ":1: columns image, reference appear twice in the header"),
         ("case_id\t\timage\na\tb\tx\n", ":1: column 2 of the header has no name"),  # its cells were dropped
         # folders Windows cannot hold: results copied to a share failed there, long after the run
         ("case_id\timage\nNUL\tx.nii.gz\n", ":2: case_id 'NUL' is a Windows device name: results named after it "

@@ -111,11 +111,14 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
                 # a header written as a comment (#case_id, as some tools write it) is skipped as one
                 hint = f" (line {number} is the header, read as a comment: remove its '#')"
                 break
-        raise InputError(f"{path}:{header_number}: header lacks the column(s) {', '.join(missing)}{hint}; "
+        raise InputError(f"{path}:{header_number}: header lacks the column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(missing)}{hint}; "
                          f"found {', '.join(header)}")
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
-        raise InputError(f"{path}:{header_number}: column(s) {', '.join(duplicated)} appear twice in the header")
+        columns = (f"columns {', '.join(duplicated)} appear" if len(duplicated) > 1
+                   else f"column {duplicated[0]} appears")
+        raise InputError(f"{path}:{header_number}: {columns} twice in the header")
     misnamed = _misnamed_column(header)
     if misnamed:
         raise InputError(f"{path}:{header_number}: column {misnamed[0]!r} of the header is not one medseg reads; "
