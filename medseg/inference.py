@@ -36,7 +36,7 @@ from medseg.device import (
     slow_bf16_warning,
 )
 from medseg.errors import DeviceError, InputError, ModelPackageError
-from medseg.io.files import is_path
+from medseg.io.files import is_path, type_text
 from medseg.package import ModelPackage, load_package
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
@@ -154,7 +154,7 @@ class Segmenter:
         if is_path(package):  # a name or a folder, as scoring takes one
             package = load_package(package)
         if not isinstance(package, ModelPackage):  # None failed on "'NoneType' object has no attribute 'inference'"
-            raise ModelPackageError(f"a {type(package).__name__} given as the model package; give a shipped model's "
+            raise ModelPackageError(f"{type_text(package)} given as the model package; give a shipped model's "
                                     "name, a package folder or a loaded medseg.package.ModelPackage")
         self.package = package
         self.invocation = invocation

@@ -58,6 +58,7 @@ from medseg.grid_match import (  # the grid matching's public names, importable 
     reorder_onto_grid,
     sub_box_placement,
 )
+from medseg.io.files import type_text
 from medseg.surface_metrics import _surface_metrics
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, volume_ml
 
@@ -378,12 +379,12 @@ def _label_volume(volume: Volume, role: str) -> Volume:
     caller's arrays are not read from files, whose reader checks them: fractional or NaN voxels, or text, matched no
     label and scored 0 or NaN), the array and the affine as numpy arrays (nested lists will do)."""
     if not isinstance(volume, Volume):  # an array or a nibabel image failed on a missing attribute
-        raise InputError(f"a {type(volume).__name__} given as the {role}; give a Volume(array, affine) (for a nibabel "
+        raise InputError(f"{type_text(volume)} given as the {role}; give a Volume(array, affine) (for a nibabel "
                          "image, Volume(np.asarray(image.dataobj), image.affine))")
     name = volume.source if volume.source is not None else f"the {role}"
     array = np.asarray(volume.array)
     if array.ndim == 0 and array.dtype.kind == "O":  # a nibabel image, or None, in place of the array
-        raise InputError(f"{name}: a {type(volume.array).__name__} in place of the voxel array; give the labels as an "
+        raise InputError(f"{name}: {type_text(volume.array)} in place of the voxel array; give the labels as an "
                          f"array (a nibabel image's: np.asarray(image.dataobj)), given as the {role}")
     if array.ndim != 3 or not array.size:
         raise InputError(f"{name}: an array of shape {array.shape}; give 3D label volumes (a 2D image as X×Y×1), "

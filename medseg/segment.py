@@ -19,7 +19,7 @@ from medseg import stopping
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
-from medseg.io.files import is_path, path_argument
+from medseg.io.files import is_path, path_argument, type_text
 from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
 from medseg.io.nifti_write import write_labels
@@ -409,7 +409,7 @@ def segment_volume(
     too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are the warnings logged
     (a label image given as the input, a field of view unlike the training volumes')."""
     if not isinstance(volume, Volume):  # an array or a nibabel image failed on a missing attribute
-        raise InputError(f"a {type(volume).__name__} given as the volume; give a Volume(array, affine) (for a nibabel "
+        raise InputError(f"{type_text(volume)} given as the volume; give a Volume(array, affine) (for a nibabel "
                          "image, Volume(image.get_fdata(dtype=np.float32), image.affine))")
     segmenter = _segmenter(segmenter)
     name = volume.source if volume.source is not None else "the volume"
@@ -456,7 +456,7 @@ def _segmenter(segmenter):
 
         return Segmenter(segmenter)
     if not all(hasattr(segmenter, name) for name in ("package", "predict", "window_net")):
-        raise InputError(f"a {type(segmenter).__name__} given as the segmenter; give a medseg.inference.Segmenter, "
+        raise InputError(f"{type_text(segmenter)} given as the segmenter; give a medseg.inference.Segmenter, "
                          "or a shipped model's name or a package folder")
     return segmenter
 

@@ -144,3 +144,16 @@ def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(
             assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"
     finally:
         hidden.chmod(0o700)
+
+
+def test_a_types_name_takes_the_article_it_is_read_with():
+    """The errors about an argument of the wrong type said "a ndarray" and "an uint8": the article went by the first
+    letter, not by how the name is read (en-dee-array, you-int)."""
+    from medseg.io.files import type_text, with_article
+
+    names = ["ndarray", "Nifti1Image", "NoneType", "int", "object", "str", "float", "list", "uint8", "MGHImage",
+             "MetaTensor", "HTMLParser", "memmap", "mmap", "xarray", "slice", "Volume"]
+    assert [with_article(name) for name in names] == [
+        "an ndarray", "a Nifti1Image", "a NoneType", "an int", "an object", "a str", "a float", "a list", "a uint8",
+        "an MGHImage", "a MetaTensor", "an HTMLParser", "a memmap", "an mmap", "an xarray", "a slice", "a Volume"]
+    assert (type_text(np.zeros(2)), type_text(np.uint8(1)), type_text(None)) == ("an ndarray", "a uint8", "a NoneType")

@@ -395,7 +395,7 @@ def test_an_array_or_a_nibabel_image_in_place_of_a_volume_is_an_input_error_nami
     cube = _cube()
     with pytest.raises(InputError) as raised:
         evaluate_volumes(cube, Volume(cube, np.eye(4)), {1: "x"})
-    assert str(raised.value) == ("a ndarray given as the prediction; give a Volume(array, affine) (for a nibabel "
+    assert str(raised.value) == ("an ndarray given as the prediction; give a Volume(array, affine) (for a nibabel "
                                  "image, Volume(np.asarray(image.dataobj), image.affine))")
     with pytest.raises(InputError) as raised:
         evaluate_volumes(Volume(cube, np.eye(4)), nib.Nifti1Image(cube, np.eye(4)), {1: "x"})

@@ -8,6 +8,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import medseg
@@ -105,6 +106,10 @@ def _type_slips():
                                                          "pathlib.Path) (one call takes one path; call it for each)"),
         (lambda: segment_case("a.nii.gz", "phantom", out_dir=3), "an int given as the output folder"),
         (lambda: score_prediction(None, "b.nii.gz", case_id="a"), "a NoneType given as the prediction"),
+        # the article as the type's name is read: "a ndarray", "an uint8" were not
+        (lambda: score_prediction(np.zeros(3), "b.nii.gz", case_id="a"), "an ndarray given as the prediction; give a "
+                                                                           "path"),
+        (lambda: read_image(np.uint8(3)), "a uint8 given as the image"),
         (lambda: evaluate_files("a.nii.gz", None), "a NoneType given as the reference"),
         (lambda: build_report(None, "report.html"), "a NoneType given as the results folder"),
         (lambda: load_package(None), "a NoneType given as the model package"),

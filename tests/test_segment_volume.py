@@ -64,10 +64,10 @@ def test_what_is_no_volume_or_no_segmenter_is_one_medseg_error(phantom_file, pha
     attribute ("'numpy.ndarray' object has no attribute 'source'")."""
     path, _ = phantom_file
     image = nib.load(path)
-    for given, kind in ((image, "Nifti1Image"), (image.get_fdata(dtype=np.float32), "ndarray")):
+    for given, kind in ((image, "a Nifti1Image"), (image.get_fdata(dtype=np.float32), "an ndarray")):  # "a ndarray"
         with pytest.raises(InputError) as raised:
             segment_volume(given, phantom_segmenter)
-        assert str(raised.value) == (f"a {kind} given as the volume; give a Volume(array, affine) (for a nibabel "
+        assert str(raised.value) == (f"{kind} given as the volume; give a Volume(array, affine) (for a nibabel "
                                      "image, Volume(image.get_fdata(dtype=np.float32), image.affine))")
     message = ("a NoneType given as the segmenter; give a medseg.inference.Segmenter, or a shipped model's name or a "
                "package folder")

@@ -11,7 +11,8 @@ from medseg.errors import ImageReadError, InputError
 __all__ = ["absent_content", "absent_files", "apple_double", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "missing_under", "name_difference", "nnunet_channel",
-           "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "type_text", "undecodable"]
+           "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "type_text", "undecodable",
+           "with_article"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -176,11 +177,34 @@ def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
     return f"{byte} on line {line}, column {column}"
 
 
+# letters whose names start with a vowel sound (ef, aitch, el, em, en, ar, es, ex): read out one by one at the start of
+# a type's name, they take "an" (an ndarray, an MGHImage), unless they begin a spoken word (a str, a float, a list)
+_VOWEL_SOUND_LETTERS = "fhlmnrsx"
+_SPOKEN_STARTS = ("fl", "fr", "sc", "sh", "sk", "sl", "sm", "sn", "sp", "sq", "st", "sw")
+
+
+def with_article(name: str) -> str:
+    """A type's name after the article it takes as read aloud: ``an int``, ``an ndarray`` (en-dee-array), ``an
+    MGHImage``, ``a Nifti1Image``, ``a NoneType``, ``a str``, ``a uint8`` (you-int)."""
+    lower = name.lower()
+    first, second = lower[:1], lower[1:2]
+    if first in "aeio":
+        vowel_sound = bool(first)
+    elif first == "u":  # a uint8, a ufunc, a URL, a user; an unsigned
+        vowel_sound = second not in ("i", "f", "r", "s", "u")
+    elif first == "x":  # an xarray, an XML
+        vowel_sound = True
+    elif first in _VOWEL_SOUND_LETTERS and second and second not in "aeiouy":  # two consonants: read letter by letter
+        vowel_sound = name[:2].isupper() or lower[:2] not in _SPOKEN_STARTS
+    else:
+        vowel_sound = False
+    return f"{'an' if vowel_sound else 'a'} {name}"
+
+
 def type_text(value) -> str:
     """``value``'s type with its article, for the errors about an argument of the wrong type: ``a NoneType``,
-    ``an int``."""
-    name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    ``an int``, ``an ndarray`` (:func:`with_article`)."""
+    return with_article(type(value).__name__)
 
 
 def is_path(value) -> bool:
