@@ -96,7 +96,7 @@ def test_a_series_of_an_export_copied_in_part_is_refused(tmp_path):
     problems = {c.number: c.problem for c in scan.candidates}
     assert problems == {3: None, 4: "1 of the 7 files its DICOMDIR references is not here "
                                     "(PT000000/ST000000/SE000001/IM000006): the export was copied in part, and the "
-                                    "series would be read without them; copy it again"}
+                                    "series would be read without it; copy it again"}
     with pytest.raises(DicomError, match=r"series 4 'desc 1' \(CT, 6 images, .*\) cannot be one 3D volume: 1 of "):
         read_dicom_series(media, series="4")
     volume = read_dicom_series(media)  # the whole series is chosen, and the other named as not eligible
@@ -116,7 +116,7 @@ def test_an_export_copied_in_part_from_a_disc_showing_iso_names_is_refused(tmp_p
         problems = {c.number: c.problem for c in scan_folder(media).candidates}
     assert problems == {3: None, 4: "1 of the 7 files its DICOMDIR references is not here "
                                     "(PT000000/ST000000/SE000001/IM000006): the export was copied in part, and the "
-                                    "series would be read without them; copy it again"}
+                                    "series would be read without it; copy it again"}
     assert "renamed" not in caplog.text
 
 
@@ -283,8 +283,8 @@ def test_a_missing_file_of_a_series_none_of_whose_images_read_is_named_with_the_
     (tmp_path / "media" / gone).unlink()
     [candidate] = scan_folder(tmp_path / "media").candidates
     assert candidate.frames == [] and candidate.unusable_files == 3
-    assert candidate.problem.startswith(f"1 of the 4 files its DICOMDIR references are not here ({gone}): the export "
-                                        "was copied in part, and the series would be read without them; copy it "
+    assert candidate.problem.startswith(f"1 of the 4 files its DICOMDIR references is not here ({gone}): the export "
+                                        "was copied in part, and the series would be read without it; copy it "
                                         "again; and: ")
     assert "RescaleSlope" in candidate.problem
 
@@ -372,8 +372,8 @@ def test_a_malformed_element_of_an_index_record_tells_nothing_and_ends_nothing(t
     gone = PurePosixPath(*records[1].ReferencedFileID)
     (tmp_path / "media" / gone).unlink()
     [candidate] = scan_folder(tmp_path / "media").candidates
-    assert candidate.problem.startswith(f"1 of the 4 files its DICOMDIR references are not here ({gone}): the export "
-                                        "was copied in part, and the series would be read without them; copy it again")
+    assert candidate.problem.startswith(f"1 of the 4 files its DICOMDIR references is not here ({gone}): the export "
+                                        "was copied in part, and the series would be read without it; copy it again")
     record = pydicom.Dataset()
     record.InstanceNumber = 2
     record.ImageOrientationPatient = [float("nan"), 0, 0, 0, 1, 0]

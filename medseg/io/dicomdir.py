@@ -239,4 +239,5 @@ def missing_text(files: list[PurePosixPath], total: int, whose: str = "") -> str
     names = ", ".join(str(p) for p in files[:SHOWN_MISSING]) + (", …" if len(files) > SHOWN_MISSING else "")
     are = "is" if len(files) == 1 else "are"
     return (f"{len(files)} of the {total} files its DICOMDIR references {are} not here ({names}){whose}: the export "
-            "was copied in part, and the series would be read without them; copy it again")
+            f"was copied in part, and the series would be read without {'it' if len(files) == 1 else 'them'}; copy "
+            "it again")
