@@ -261,3 +261,26 @@ def test_a_ctrl_c_says_how_many_records_are_kept_and_that_the_report_was_not_mad
     assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 1  # c fails on its grid, as before
     assert {p.name for p in out.iterdir()} == {"a_metrics.json", "b_metrics.json", "c_failed.json", "report.html",
                                                 "cohort.tsv", "summary.json"}
+
+
+def test_a_stop_in_the_first_case_says_nothing_was_written_and_names_a_sigterm(folders, tmp_path, capsys, monkeypatch):
+    """Stopped while its first case was scored, the line read "stopped after 0 of 3 cases: their records in <out> are
+    kept; … run it again with --overwrite to finish": no record was written, the folder it made was removed, and a
+    rerun needs no --overwrite."""
+    import signal
+
+    import medseg.scoring
+    from medseg.cli import stop_for
+
+    pred, ref = folders
+    out = tmp_path / "scores"
+
+    def stopped(*args, **kwargs):
+        raise stop_for(signal.SIGTERM)
+
+    monkeypatch.setattr(medseg.scoring, "score_pair", stopped)
+    code, stdout, stderr = run_cli(["evaluate", str(pred), str(ref), "-o", str(out)], capsys)
+    assert (code, stderr) == (143, "medseg: stopped by SIGTERM before any of its 3 cases was scored: nothing was "
+                                   "written; run the same command again\n")
+    assert stdout == ""
+    assert not out.exists()

@@ -202,8 +202,11 @@ def _stopped_line(stop: KeyboardInterrupt, output: Path, overwrite: bool) -> str
     not made, and how to finish."""
     from medseg.numbers import counted
 
-    again = "the same command again" if overwrite else "it again with --overwrite"
     by = stopped_by(stop)
+    if not stop.records_kept:  # stopped in its first case: no record to keep, nor one a rerun must replace
+        cases = "its one case was" if stop.cases_total == 1 else f"any of its {stop.cases_total} cases was"
+        return f"medseg: stopped{by} before {cases} scored: nothing was written; run the same command again"
+    again = "the same command again" if overwrite else "it again with --overwrite"
     return (f"medseg: stopped{by} after {len(stop.records_kept)} of {counted(stop.cases_total, 'case')}: their "
             f"records in {output} are kept; the report was not made: run {again} to finish")
 
