@@ -234,3 +234,25 @@ def test_a_segmentation_this_user_may_not_read_says_so_not_that_it_is_stale(tmp_
         "cases/locked/locked_seg.nii.gz: cannot read (permission denied); give this user read access to it")
     assert run.stderr.strip().splitlines() == [
         f"warning: locked: no overlay ({segmentation}: cannot read (permission denied))"]
+
+
+def test_a_case_folder_this_user_may_list_but_not_enter_is_left_out_with_a_warning(tmp_path):
+    """A case folder with read but no search permission (``chmod -R 644 results``): its files could be listed but not
+    opened, and the report crashed on them with a PermissionError traceback, exit 1, writing nothing. It is left out
+    with the warning an unlistable folder gets, and the other cases are reported."""
+    import sys
+
+    from conftest import as_plain_user
+
+    results = tmp_path / "results"
+    folder = write_case(results, "locked", 1, "exact")
+    write_case(results, "open", 1, "exact")
+    folder.chmod(0o644)
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--max-overlays", "0"])
+    finally:
+        folder.chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"warning: {folder}: cannot read (permission denied); the results in it, if any, are left out of the report"]
+    assert [row["case_id"] for row in read_tsv(results / "cohort.tsv")] == ["open"]

@@ -238,7 +238,17 @@ def _json_files(results_dir: Path) -> list[Path]:
             continue
         seen.add(real)
         subfolders.sort()  # the same folder kept, run after run, where two ways lead to it
-        found.extend(Path(folder) / name for name in files if name.endswith(".json"))
+        named = [Path(folder) / name for name in files if name.endswith(".json")]
+        if named:
+            try:  # a folder this user may list but not enter (chmod -R 644): its files crashed the report
+                os.stat(named[0])
+            except PermissionError as error:
+                error.filename = folder
+                refuse(error)
+                continue
+            except OSError:  # gone meanwhile: passed over where it is read
+                pass
+        found.extend(named)
     return sorted(found)
 
 
