@@ -471,3 +471,16 @@ def test_an_unreadable_dataset_json_with_c_is_one_warning_naming_what_goes_unuse
     told = [message for message in caplog.messages if f"{dataset}: not read" in message]
     assert told == [f"{dataset}: not read ({reason}); its training list and label names are not used (the cases are "
                     "paired by file name; labels are named label_N)"]
+
+
+@pytest.mark.parametrize(("training", "given"), [({"image": "a.nii.gz"}, "a dict"), (7, "an int"), ("x", "a str")])
+def test_a_training_entry_that_is_not_a_list_is_named_with_its_article(tmp_path, training, given):
+    """The error read '"training" is dict, not a list of image and label paths': the type's name without its
+    article, as the other errors about a value of the wrong type give it."""
+    from medseg.io.dataset_json import training_list
+
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"labels": {"0": "background", "1": "a"}, "training": training}))
+    with pytest.raises(InputError) as raised:
+        training_list(path)
+    assert str(raised.value).startswith(f'{path}: "training" is {given}, not a list of image and label paths (')

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import InputError
-from medseg.io.files import absent_content, undecodable
+from medseg.io.files import absent_content, type_text, undecodable
 from medseg.jsonfile import json_error_text, size_text
 from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
@@ -216,7 +216,7 @@ def training_list(source: Path | str | DatasetDocument) -> TrainingList | None:
     if listed is None or listed == []:
         return None if count is None else TrainingList(path=path, pairs=[], num_training=count)
     if not isinstance(listed, list):
-        raise InputError(f"{path}: \"training\" is {type(listed).__name__}, not a list of image and label paths "
+        raise InputError(f"{path}: \"training\" is {type_text(listed)}, not a list of image and label paths "
                          "(as the Decathlon's: [{\"image\": \"./imagesTr/case.nii.gz\", \"label\": "
                          "\"./labelsTr/case.nii.gz\"}, …])")
     pairs = []
