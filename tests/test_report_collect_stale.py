@@ -256,3 +256,26 @@ def test_a_case_folder_this_user_may_list_but_not_enter_is_left_out_with_a_warni
     assert run.stderr.strip().splitlines() == [
         f"warning: {folder}: cannot read (permission denied); the results in it, if any, are left out of the report"]
     assert [row["case_id"] for row in read_tsv(results / "cohort.tsv")] == ["open"]
+
+
+def test_a_sheet_case_whose_folder_this_user_may_list_but_not_enter_says_so_on_its_row(tmp_path):
+    """With --sheet, such a case's row said it was not run yet, or its results removed: it names its folder."""
+    import sys
+
+    from conftest import as_plain_user
+
+    results = tmp_path / "results"
+    folder = write_case(results, "locked", 1, "exact")
+    write_case(results, "open", 1, "exact")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\nlocked\tlocked.nii.gz\nopen\topen.nii.gz\n")
+    folder.chmod(0o644)
+    try:
+        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--sheet", str(sheet),
+                             "--max-overlays", "0"])
+    finally:
+        folder.chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    rows = {row["case_id"]: row for row in read_tsv(results / "cohort.tsv")}
+    assert (rows["locked"]["status"], rows["locked"]["failed_stage"], rows["locked"]["error"]) == (
+        "failed", "report", "cases/locked: cannot read (permission denied); give this user read access to it")

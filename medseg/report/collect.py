@@ -239,17 +239,29 @@ def _json_files(results_dir: Path) -> list[Path]:
         seen.add(real)
         subfolders.sort()  # the same folder kept, run after run, where two ways lead to it
         named = [Path(folder) / name for name in files if name.endswith(".json")]
-        if named:
-            try:  # a folder this user may list but not enter (chmod -R 644): its files crashed the report
-                os.stat(named[0])
-            except PermissionError as error:
-                error.filename = folder
-                refuse(error)
-                continue
-            except OSError:  # gone meanwhile: passed over where it is read
-                pass
+        entered = _not_entered(folder, named)
+        if entered is not None:  # listed but not entered (chmod -R 644): its files crashed the report
+            refuse(entered)
+            continue
         found.extend(named)
     return sorted(found)
+
+
+def _not_entered(folder: str, named: list[Path]) -> PermissionError | None:
+    """The error, naming ``folder``, where this user may list ``folder`` but not open the result files ``named`` in it
+    (read without search permission); else None (a file gone meanwhile is passed over where it is read)."""
+    import os
+
+    if not named:
+        return None
+    try:
+        os.stat(named[0])
+    except PermissionError as error:
+        error.filename = folder
+        return error
+    except OSError:
+        pass
+    return None
 
 
 def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[CaseResult]:
@@ -645,11 +657,14 @@ def _unlistable_folders(results_dir: Path) -> list[tuple[Path, str]]:
         if error.filename and error.filename != os.fspath(results_dir):
             found.append((Path(error.filename), os_reason(error)))
 
-    for folder, subfolders, _ in os.walk(results_dir, followlinks=True, onerror=note):
+    for folder, subfolders, files in os.walk(results_dir, followlinks=True, onerror=note):
         real = os.path.realpath(folder)  # a loop of links is walked once, as _json_files walks it
         if real in seen:
             subfolders[:] = []
         seen.add(real)
+        entered = _not_entered(folder, [Path(folder) / name for name in files if name.endswith(".json")])
+        if entered is not None:  # listed but not entered: left out as _json_files leaves it
+            note(entered)
     return sorted(found)
 
 
