@@ -16,11 +16,11 @@ min_version("9.0")
 import os
 import sys
 
-from medseg.cohort.planning_log import show_planning_warnings
 from medseg.errors import MedsegError
+from medseg.shown_warnings import show_warnings
 from medseg.yamlfile import check_yaml_file
 
-show_planning_warnings()  # medseg's own warnings while planning, on stderr (the library's loggers are silent)
+show_warnings(labelled=False)  # medseg's own warnings while planning, on stderr (the library's loggers are silent)
 
 if os.path.exists(f"{workflow.basedir}/configs/cohort.yaml"):
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -47,6 +48,27 @@ def benchmark_main(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+@contextlib.contextmanager
+def no_logging_configured():
+    """This process as a program that configures no logging (a script, the workflow): the root logger without
+    handlers, pytest's own put back afterwards, as are the ``medseg`` logger's (the one ``show_warnings`` adds goes).
+    Within the test itself: pytest gives the root logger its handlers for each phase, after the fixtures' setup."""
+    import logging
+
+    root, medseg_log = logging.getLogger(), logging.getLogger("medseg")
+    saved, kept = root.handlers[:], medseg_log.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in medseg_log.handlers[:]:
+            if handler not in kept:
+                medseg_log.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)
 
 
 @pytest.fixture(autouse=True)

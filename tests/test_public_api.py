@@ -222,8 +222,8 @@ def test_cohort_planning_shows_medseg_warnings_as_before_and_once():
     """The workflow configures no logging: its planning shows medseg's warnings itself (the bare message on stderr,
     as before the library's loggers were silenced), once however often it asks, and not where a program running it
     has configured logging (whose handler takes them)."""
-    setup = ("from medseg.cohort.planning_log import show_planning_warnings\n"
-             "show_planning_warnings(); show_planning_warnings()")
+    setup = ("from medseg.shown_warnings import show_warnings\n"
+             "show_warnings(labelled=False); show_warnings(labelled=False)  # as the Snakefile calls it")
     planning = _run_warned_read(setup)
     assert planning.returncode == 0, planning.stderr
     assert planning.stderr.endswith("a.nii.gz: not gzip-compressed despite its .gz name: read as an uncompressed "

@@ -1,0 +1,43 @@
+"""medseg's warnings on stderr for a program that configures no logging: a script, the cohort workflow's planning.
+
+The library's loggers have a NullHandler, so a program importing medseg hears nothing it did not ask for; one that
+configures no logging then hears none of medseg's warnings either (Python's last-resort handler printed them before).
+Such a program calls :func:`show_warnings` at its start to hear them again, as one line each; a program that has
+configured logging (its root logger has a handler) is left as it is: its own handler takes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["show_warnings"]
+
+
+class _ShownWarnings(logging.StreamHandler):
+    """The handler :func:`show_warnings` adds to the ``medseg`` logger (one, however often it is called)."""
+
+
+class _LevelFirst(logging.Formatter):
+    """``warning: <message>`` (``error: ...`` and so on), as the ``medseg`` command and the scripts write their own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.message}"
+
+
+def show_warnings(*, labelled: bool = True) -> bool:
+    """Give the ``medseg`` logger a handler writing its warnings and errors to stderr, one line each: the message
+    after its level (``warning: ...``) where ``labelled``, the bare message otherwise (the workflow's planning, as it
+    always read). Nothing where the process has configured logging itself (the root logger has a handler, as under
+    ``logging.basicConfig``, pytest or a program running the workflow through Snakemake's API), or where an earlier
+    call added the handler. True when this call added it.
+
+    For a program's entry point (it changes logging for the whole process), not for a library call."""
+    medseg_log = logging.getLogger("medseg")
+    if logging.getLogger().handlers or any(isinstance(h, _ShownWarnings) for h in medseg_log.handlers):
+        return False
+    handler = _ShownWarnings(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_LevelFirst() if labelled else logging.Formatter("%(message)s"))
+    medseg_log.addHandler(handler)
+    return True

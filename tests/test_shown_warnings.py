@@ -1,0 +1,40 @@
+"""medseg.shown_warnings: medseg's warnings on stderr, one line each, for a program that configures no logging."""
+
+from __future__ import annotations
+
+import logging
+
+from conftest import no_logging_configured
+
+from medseg.shown_warnings import show_warnings
+
+
+def test_warnings_and_errors_are_one_line_after_their_level_from_one_handler_however_often_asked(capsys):
+    """A script configuring no logging heard none of medseg's warnings once its loggers had a NullHandler."""
+    with no_logging_configured():
+        assert show_warnings() is True
+        assert show_warnings() is False and show_warnings(labelled=False) is False  # the one handler stays
+        assert len(logging.getLogger("medseg").handlers) == 2  # its NullHandler and the one added
+        logging.getLogger("medseg.io.nifti").info("an info line is not shown")
+        logging.getLogger("medseg.io.nifti").warning("%s: not gzip-compressed despite its .gz name", "a.nii.gz")
+        logging.getLogger("medseg.cohort.run").error("b: failed at infer")
+    assert capsys.readouterr() == ("", "warning: a.nii.gz: not gzip-compressed despite its .gz name\n"
+                                       "error: b: failed at infer\n")
+
+
+def test_the_workflow_planning_reads_the_bare_message(capsys):
+    with no_logging_configured():
+        assert show_warnings(labelled=False) is True
+        logging.getLogger("medseg.package").warning("pkg calls itself 'phantom'")
+    assert capsys.readouterr().err == "pkg calls itself 'phantom'\n"
+
+
+def test_a_program_that_configured_logging_is_left_as_it_is(capsys):
+    """Here pytest has configured logging (the root logger has its handlers): they take medseg's warnings."""
+    medseg_log = logging.getLogger("medseg")
+    before = medseg_log.handlers[:]
+    assert logging.getLogger().handlers
+    assert show_warnings() is False
+    assert medseg_log.handlers == before
+    logging.getLogger("medseg.io.nifti").warning("taken by the program's own handler")
+    assert capsys.readouterr().err == ""
