@@ -20,6 +20,7 @@ from pathlib import Path
 
 from medseg.io import files
 from medseg.io.files import missing_under
+from medseg.shown_warnings import show_warnings
 
 
 def worded(folder: Path) -> bool:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bytes", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     if min(args.files) < 1 or args.bytes < 0 or args.repeats < 1:
         parser.error("--files and --repeats must be at least 1, --bytes at least 0")
     print(f"a folder of N files of {args.bytes} bytes, nothing missing (best of {args.repeats})")

@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from medseg.shown_warnings import show_warnings
 from medseg.synthetic import write_phantom
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,6 +146,7 @@ def main() -> None:
                         help="also time the single-case runs as `cores` parallel streams")
     parser.add_argument("--workdir", type=Path, default=None, help="keep everything here (default: a temp dir)")
     args = parser.parse_args()
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     per_job = args.cases_per_job or -(-args.count // args.cores)
     if importlib.util.find_spec("snakemake") is None:  # before minutes of single-case runs, not after them
         sys.exit("cohort_speed.py: snakemake is not installed in this environment (pip install -e '.[workflow]')")

@@ -11,7 +11,8 @@ summarised with a warning), and a fold interrupted
 mid-training resumes from its checkpoint, so the folds can be trained in separate
 runs (or on separate machines) and summarised at the end. The
 figures are the ones each package recorded when it was trained: whole validation volumes through the inference
-code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that package).
+code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that package). medseg's warnings are
+shown on stderr as ``warning:`` lines, as ``medseg train`` shows them.
 
 Prints per fold the validation Dice of every label and the training time, then the mean and the standard
 deviation over the folds: with equal folds the mean over folds is the mean over every case of the data set, each
@@ -31,6 +32,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from argument_types import positive
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,11 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("labels", type=Path, help="folder of labels with the same names")
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the fold packages")
     parser.add_argument("--folds", type=_folds, default=None, help="comma-separated folds (default: every fold)")
-    parser.add_argument("--threads", type=_positive, default=None,
+    parser.add_argument("--threads", type=positive, default=None,
                         help="CPU threads, as medseg train --threads (default: torch's choice, at most a cgroup's "
                         "CPU quota)")
     parser.add_argument("--summary-only", action="store_true", help="train nothing; summarise the packages there")
     args = parser.parse_args(argv)
+
+    from medseg.resources import set_threads
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr, as `medseg train` shows them (cases left out, a capped --threads)
 
     from medseg.checkpoint import check_output_folder, checkpoint_epoch
     from medseg.errors import MedsegError
@@ -56,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.train_resume import check_resume, check_trained_on
     from medseg.training_cases import load_cases, pair_cases
 
-    _set_threads(args.threads)  # as `medseg train` sets them: given (at most the usable CPUs), or a cgroup's CPU quota
+    set_threads(args.threads)  # as `medseg train` sets them: given (at most the usable CPUs), or a cgroup's CPU quota
     where = str(args.config)  # errors in the config name its file, as `medseg train -c` names it
     try:
         config = read_config(args.config)
@@ -171,34 +179,6 @@ def _folds(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"{fold}: folds are numbered from 0")
         folds.append(fold)
     return folds
-
-
-def _set_threads(threads: int | None) -> None:
-    """medseg's own thread setting, its warning shown (``--threads`` above the CPUs this process may use is capped):
-    medseg's loggers write nothing in a script that does not configure logging, so the cap was silent."""
-    import logging
-
-    from medseg.resources import set_threads
-
-    shown = logging.StreamHandler(sys.stderr)
-    shown.setFormatter(logging.Formatter("warning: %(message)s"))
-    shown.setLevel(logging.WARNING)
-    log = logging.getLogger("medseg.resources")
-    log.addHandler(shown)
-    try:
-        set_threads(threads)
-    finally:
-        log.removeHandler(shown)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 Every case goes through :func:`medseg.segment.segment_case` (read → model space → slice-wise inference →
 back onto the input grid → Dice against the reference), exactly as ``medseg infer --reference`` runs it;
-outputs go to a temporary folder that is removed afterwards. Prints per-label mean / median / min Dice
+outputs go to a temporary folder that is removed afterwards; medseg's warnings are
+shown on stderr as ``warning:`` lines, as the command shows them. Prints per-label mean / median / min Dice
 (cases where reference and prediction are both empty are left out, as the metrics policy says) and the
 seconds per volume (whole case, and the inference step alone). A case that cannot be read or scored is one
 ``error:`` line naming its file; the others are still scored, the figures say how many were left out, and the exit
@@ -27,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from argument_types import positive
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,11 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
                         help="autocast precision (default fp32, the figures of the model card; `medseg infer`'s "
                         "auto is fp16 on CUDA)")
-    parser.add_argument("--batch-size", type=_positive, default=32)
-    parser.add_argument("--threads", type=_positive, default=None,
+    parser.add_argument("--batch-size", type=positive, default=32)
+    parser.add_argument("--threads", type=positive, default=None,
                         help="CPU threads, as medseg infer --threads (default: torch's choice, at most a cgroup's CPU "
                         "quota)")
     args = parser.parse_args(argv)
+
+    from medseg.resources import set_threads
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr, as `medseg infer` shows them (a package's, a capped --threads)
 
     import torch
 
@@ -56,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.training_cases import pair_cases
     from medseg.volume import stem
 
-    _set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
+    set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
     try:
         package = load_package(args.model)
         cases = pair_cases(args.images, args.labels, allow_unpaired=args.cases_from == "model")
@@ -143,34 +151,6 @@ def _shown(value) -> str:
 
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _set_threads(threads: int | None) -> None:
-    """medseg's own thread setting, its warning shown (``--threads`` above the CPUs this process may use is capped):
-    medseg's loggers write nothing in a script that does not configure logging, so the cap was silent."""
-    import logging
-
-    from medseg.resources import set_threads
-
-    shown = logging.StreamHandler(sys.stderr)
-    shown.setFormatter(logging.Formatter("warning: %(message)s"))
-    shown.setLevel(logging.WARNING)
-    log = logging.getLogger("medseg.resources")
-    log.addHandler(shown)
-    try:
-        set_threads(threads)
-    finally:
-        log.removeHandler(shown)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
 
 
 if __name__ == "__main__":

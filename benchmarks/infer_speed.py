@@ -48,6 +48,7 @@ from medseg.package import load_package  # noqa: E402
 from medseg.preprocess import grid_model_shape  # noqa: E402
 from medseg.resources import set_threads  # noqa: E402
 from medseg.segment import segment_case  # noqa: E402
+from medseg.shown_warnings import show_warnings  # noqa: E402
 from medseg.synthetic import make_phantom  # noqa: E402
 
 AFFINE = np.diag([0.8, 0.8, 2.5, 1.0])  # the phantom's voxels: 0.8 mm in plane, 2.5 mm slices
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="Alternating runs of pipeline and forward.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
 
     tuned = tune_allocator()  # as the medseg command does: the in-process figures are the command's
     set_threads(args.threads)  # and its threads (a cgroup's CPU quota caps them where none are given)

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from medseg.resources import WAIT_VARIABLES
+from medseg.shown_warnings import show_warnings
 
 PREFIX: list[str] = []  # ["chrt", "-r", "1"] with --realtime
 SPIN = {"GOMP_SPINCOUNT": "300000", "KMP_BLOCKTIME": "200"}  # each runtime's own default, without a wait policy
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--realtime", action="store_true",
                         help="medseg at real-time priority (chrt -r 1), the CPUs as good as idle to it; no load added.")
     args = parser.parse_args()
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     if args.realtime:
         PREFIX[:] = ["chrt", "-r", "1"]
         args.load = 0  # busy processes of normal priority would not get a CPU from it

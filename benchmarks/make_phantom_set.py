@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.shown_warnings import show_warnings
 from medseg.synthetic import write_phantom
 
 
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--first-seed", type=int, default=1000)
     args = parser.parse_args()
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     for i in range(args.count):
         seed = args.first_seed + i
         rng = np.random.default_rng(seed)

@@ -123,6 +123,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # package, input, output folder
     args = parser.parse_args()
+
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     if args.one:
         package_dir, input_path, out_dir = map(Path, args.one)
         print(json.dumps(one_run(package_dir, input_path, out_dir, args.threads)))
@@ -157,6 +161,7 @@ def main() -> None:
             run = subprocess.run(command, capture_output=True, text=True)
             if run.returncode != 0:
                 raise SystemExit(f"{layout}, {count} modalities: {run.stderr.strip().splitlines()[-1:]}")
+            sys.stderr.write(run.stderr)  # the run's warnings from medseg (its segmentation runs there)
             rows.append({"modalities": count, "layout": layout, **json.loads(run.stdout.strip().splitlines()[-1])})
     base = next(row for row in rows if row["modalities"] == min(counts))
     voxels = math.prod(shape)

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 300])
     args = parser.parse_args(argv)
+
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     from medseg.io.label_images import read_reference
     from medseg.io.nifti import read_nifti
     from medseg.report.checks import read_labels

@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", type=int, nargs=3, default=(512, 512, 300))
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
+
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     args.work.mkdir(parents=True, exist_ok=True)
     for name in ("raw", "gzip", "detached"):
         results = _write_case(args.work, name, tuple(args.shape))

@@ -32,6 +32,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
+
     import torch
 
     from medseg.network import UNet2D, UNetConfig

@@ -32,6 +32,7 @@ from medseg.metrics import evaluate_volumes, metrics_json
 from medseg.numbers import counted
 from medseg.report.build import build_report
 from medseg.segment import versions
+from medseg.shown_warnings import show_warnings
 from medseg.volume import Volume
 
 LABELS = {0: "background", 1: "anterior", 2: "posterior"}
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=10, help="number of cases (at least 9)")
     parser.add_argument("--max-overlays", type=int, default=50)
     args = parser.parse_args(argv)
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     for folder in (args.hippocampus / "images", args.hippocampus / "labels"):
         if not folder.is_dir():
             raise SystemExit(f"{folder}: no such folder (give a folder with images/ and labels/)")

@@ -90,6 +90,10 @@ def main() -> None:
     parser.add_argument("--tilt", type=float, default=0.0)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     shape = tuple(args.shape)
     if args.one:
         print(json.dumps(one_case(args.one, shape, args.tilt), ensure_ascii=False))
@@ -99,6 +103,7 @@ def main() -> None:
     for kind in args.cases:
         run = subprocess.run([sys.executable, __file__, "--one", kind, "--shape", *map(str, shape), "--tilt",
                               str(args.tilt)], capture_output=True, text=True, check=True)
+        sys.stderr.write(run.stderr)  # the case's warnings from medseg (its scoring runs there)
         result = json.loads(run.stdout)
         result["of_the_charge"] = round(result["bytes_a_voxel"] / SCORING_BYTES_PER_VOXEL, 2)
         print(json.dumps(result, ensure_ascii=False), flush=True)

@@ -57,6 +57,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
+
     import monai.metrics  # noqa: F401 - its import is not what is timed
     import nibabel as nib
 

@@ -64,6 +64,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--patch", type=int, nargs=2, default=(48, 48))
     args = parser.parse_args()
+
+    from medseg.shown_warnings import show_warnings
+
+    show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     torch.set_num_threads(args.threads)
     from monai.data import set_track_meta
     from monai.losses import DiceCELoss

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,10 @@ def as_plain_user(command: list[str], wait: bool = True,
 
 
 def benchmark_main(name: str):
-    """The ``main`` of ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package)."""
+    """The ``main`` of ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package; run as scripts, their
+    folder is on ``sys.path`` for the modules they share, as here)."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.append(str(REPO / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
