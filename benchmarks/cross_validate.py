@@ -11,8 +11,11 @@ summarised with a warning), and a fold interrupted
 mid-training resumes from its checkpoint, so the folds can be trained in separate
 runs (or on separate machines) and summarised at the end. The
 figures are the ones each package recorded when it was trained: whole validation volumes through the inference
-code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that package). medseg's warnings are
-shown on stderr as ``warning:`` lines, as ``medseg train`` shows them.
+code of ``medseg infer`` (the same numbers ``evaluate_model.py`` prints for that package). The process is set as
+``medseg train``'s (torch's OpenMP threads wait passively unless the environment chose how they wait,
+:func:`medseg.resources.wait_passively`, and glibc's allocator keeps freed memory,
+:func:`medseg.allocator.tune_allocator`; medseg's warnings on stderr as ``warning:`` lines), so a fold's training time
+is the command's.
 
 Prints per fold the validation Dice of every label and the training time, then the mean and the standard
 deviation over the folds: with equal folds the mean over folds is the mean over every case of the data set, each
@@ -48,10 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary-only", action="store_true", help="train nothing; summarise the packages there")
     args = parser.parse_args(argv)
 
-    from medseg.resources import set_threads
+    from medseg.resources import set_threads, wait_passively
     from medseg.shown_warnings import show_warnings
 
     show_warnings()  # medseg's warnings on stderr, as `medseg train` shows them (cases left out, a capped --threads)
+    wait_passively()  # as `medseg train`: torch's OpenMP threads sleep while they wait; before torch is imported
+    if argv is None:  # run as a script (not a caller's main(ARGS)): its allocator tuned as the medseg command's
+        from medseg.allocator import tune_allocator
+
+        tune_allocator()
 
     from medseg.checkpoint import check_output_folder, checkpoint_epoch
     from medseg.errors import MedsegError

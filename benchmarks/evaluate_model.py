@@ -5,8 +5,10 @@
 
 Every case goes through :func:`medseg.segment.segment_case` (read → model space → slice-wise inference →
 back onto the input grid → Dice against the reference), exactly as ``medseg infer --reference`` runs it;
-outputs go to a temporary folder that is removed afterwards; medseg's warnings are
-shown on stderr as ``warning:`` lines, as the command shows them. Prints per-label mean / median / min Dice
+outputs go to a temporary folder that is removed afterwards; the process is set as ``medseg infer``'s (torch's OpenMP
+threads wait passively unless the environment chose how they wait, :func:`medseg.resources.wait_passively`, and
+glibc's allocator keeps freed memory, :func:`medseg.allocator.tune_allocator`; medseg's warnings on stderr as
+``warning:`` lines), so its seconds are the command's. Prints per-label mean / median / min Dice
 (cases where reference and prediction are both empty are left out, as the metrics policy says) and the
 seconds per volume (whole case, and the inference step alone). A case that cannot be read or scored is one
 ``error:`` line naming its file; the others are still scored, the figures say how many were left out, and the exit
@@ -48,10 +50,15 @@ def main(argv: list[str] | None = None) -> int:
                         "quota)")
     args = parser.parse_args(argv)
 
-    from medseg.resources import set_threads
+    from medseg.resources import set_threads, wait_passively
     from medseg.shown_warnings import show_warnings
 
     show_warnings()  # medseg's warnings on stderr, as `medseg infer` shows them (a package's, a capped --threads)
+    wait_passively()  # as `medseg infer`: torch's OpenMP threads sleep while they wait; before torch is imported
+    if argv is None:  # run as a script (not a caller's main(ARGS)): its allocator tuned as the medseg command's
+        from medseg.allocator import tune_allocator
+
+        tune_allocator()
 
     import torch
 

@@ -1,5 +1,5 @@
-"""What the benchmark scripts share as programs: medseg's warnings shown on stderr, their argument types
-(``benchmarks/argument_types.py``) found from any folder."""
+"""What the benchmark scripts share as programs: medseg's warnings shown on stderr, torch's threads waiting as the
+``medseg`` command's, their argument types (``benchmarks/argument_types.py``) found from any folder."""
 
 from __future__ import annotations
 
@@ -30,9 +30,15 @@ def _arguments(script: str, tmp_path) -> list[str]:
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_medseg_warnings_show_where_the_script_configures_no_logging(script, tmp_path, capsys):
+def test_medseg_warnings_show_where_the_script_configures_no_logging(script, tmp_path, monkeypatch, capsys):
     """Once the library's loggers had a NullHandler, a script that configures no logging showed none of medseg's
     warnings (here: a subfolder of the images left out); it shows them as the medseg command does."""
+    import medseg.allocator as allocator
+    import medseg.resources as resources
+
+    waits, tunes = [], []
+    monkeypatch.setattr(resources, "wait_passively", lambda: waits.append(True) or False)
+    monkeypatch.setattr(allocator, "tune_allocator", lambda: tunes.append(True) or False)
     main = benchmark_main(script)
     with no_logging_configured():
         assert main(_arguments(script, tmp_path)) == 1
@@ -41,6 +47,8 @@ def test_medseg_warnings_show_where_the_script_configures_no_logging(script, tmp
     assert captured.out == "" and len(err) == 2
     assert err[0].startswith(f"warning: {tmp_path / 'images'}{LEFT_OUT}") and err[0].endswith(": sub/")
     assert err[1].startswith(f"error: {tmp_path / 'images'}: no .nii/")
+    assert waits == [True]  # torch's threads wait as the medseg command's (before torch: see the test below)
+    assert tunes == []  # main(ARGS) of a caller: its allocator is its own (a script's is tuned: below)
 
 
 def test_a_script_run_from_another_folder_shows_medseg_warnings_on_stderr(tmp_path):
@@ -59,6 +67,45 @@ def test_a_script_run_from_another_folder_shows_medseg_warnings_on_stderr(tmp_pa
     assert err[0] == f"warning: --threads {cpus + 1}: this process may use {cpus} CPU{plural}; using {cpus} threads"
     assert err[1].startswith(f"warning: {tmp_path / 'images'}{LEFT_OUT}")
     assert err[2].startswith(f"error: {tmp_path / 'images'}: no .nii/")
+
+
+# a stand-in torch first on the path: it writes down the wait policy the process has when the script imports it (when
+# torch's OpenMP runtime reads its settings), then fails the import
+_STAND_IN_TORCH = """import os
+from pathlib import Path
+Path(os.environ["MEDSEG_TEST_TORCH_SAW"]).write_text(os.environ.get("OMP_WAIT_POLICY", "(unset)"))
+raise ImportError("a stand-in torch")
+"""
+
+
+# the script run as `python benchmarks/<script>.py` runs it (its folder first on sys.path), the allocator's tuning
+# written down instead of done
+_AS_SCRIPT = """import os, runpy, sys
+import medseg.allocator
+medseg.allocator.tune_allocator = lambda: print("allocator tuned", flush=True) or True
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_torch_waits_passively_and_the_allocator_is_tuned_as_the_commands(script, tmp_path):
+    """evaluate_model.py's seconds per volume and cross_validate.py's training time are set beside `medseg infer`'s and
+    `medseg train`'s: their torch waited spinning and their allocator gave freed memory back, where the commands'
+    threads wait passively and their allocator keeps it."""
+    (tmp_path / "stand_in" / "torch").mkdir(parents=True)
+    (tmp_path / "stand_in" / "torch" / "__init__.py").write_text(_STAND_IN_TORCH)
+    saw = tmp_path / "saw.txt"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")}
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path / "stand_in"), str(REPO)]), MEDSEG_TEST_TORCH_SAW=str(saw))
+    done = subprocess.run([sys.executable, "-c", _AS_SCRIPT, str(REPO / "benchmarks" / f"{script}.py"),
+                           *_arguments(script, tmp_path)], env=env, capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert "a stand-in torch" in done.stderr
+    assert saw.read_text() == "PASSIVE"
+    assert done.stdout == "allocator tuned\n"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
