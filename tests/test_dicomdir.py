@@ -384,14 +384,15 @@ def test_each_part_is_measured_once_for_all_the_missing_files_of_its_series(tmp_
     """Each missing file's record was compared with every image of every part anew (their positions, echoes and
     numbers): 399 files missing of a 1600-image series in two parts took 2.15 s of a 4.66 s scan. The parts' stacks
     are measured once a series."""
-    import medseg.io.dicom_series as dicom_series
+    import medseg.io.dicomdir_missing as dicomdir_missing
 
     media, files = _split_export(tmp_path, monkeypatch, ["ImagePositionPatient", "EchoNumbers"], sizes=True)
     for number in (3, 5, 7):  # inside the first part's stack
         (media / files[number]).unlink()
     measured = []
-    real = dicom_series._depths
-    monkeypatch.setattr(dicom_series, "_depths", lambda candidate: measured.append(candidate.key) or real(candidate))
+    real = dicomdir_missing._depths
+    monkeypatch.setattr(dicomdir_missing, "_depths",
+                        lambda candidate: measured.append(candidate.key) or real(candidate))
     problems = {c.key: c.problem for c in scan_folder(media).candidates}
     assert problems["3-2"] is None and problems["3-1"].startswith(
         f"3 of the 11 files its DICOMDIR references are not here ({files[3]}, {files[5]}, {files[7]}), of this part")
