@@ -379,9 +379,9 @@ def test_a_header_over_64_kb_is_parsed_for_medsegs_checks(sitk, tmp_path, ending
 
 @pytest.mark.parametrize("ending", [".nrrd", ".mha"])
 def test_a_header_that_does_not_end_is_refused_in_one_line(sitk, tmp_path, monkeypatch, ending):
-    from medseg.io import itk_image
+    from medseg.io import itk_header
 
-    monkeypatch.setattr(itk_image, "_HEADER_MOST_BYTES", 1 << 18)
+    monkeypatch.setattr(itk_header, "_HEADER_MOST_BYTES", 1 << 18)
     path = tmp_path / f"scan{ending}"
     if ending == ".nrrd":
         path.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 5 4 3\n" + "# a comment\n" * 30_000)

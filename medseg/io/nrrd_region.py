@@ -39,7 +39,7 @@ _CHUNK = 1 << 20  # bytes of a gzip stream decompressed at a time where they are
 
 def nrrd_dtype(fields: dict[str, str]) -> np.dtype | None:
     """The numpy type (with its byte order) of an NRRD header's voxels (``fields`` as
-    :func:`medseg.io.itk_image._fields` parses them); None where the type is not one of numpy's, or the byte order of
+    :func:`medseg.io.itk_header._fields` parses them); None where the type is not one of numpy's, or the byte order of
     a type of several bytes is not stated."""
     code = _TYPES.get(" ".join(fields.get("type", "").lower().split()))
     if code is None:
