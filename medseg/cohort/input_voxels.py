@@ -143,7 +143,8 @@ def _zstd_open():
 def _itk_grid(path: Path) -> InputGrid:
     """The voxels and voxel size an NRRD or MetaImage text header declares (parsed without SimpleITK); none where its
     files cannot hold them, even compressed (a corrupt header, as :func:`_nifti_grid` counts one)."""
-    from medseg.io.itk_image import header_sizes, stored_bytes
+    from medseg.io.itk_data_files import stored_bytes
+    from medseg.io.itk_header import header_sizes
 
     found = header_sizes(path)
     if found is None:

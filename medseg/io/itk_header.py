@@ -112,7 +112,7 @@ def _header_length_error(path: Path) -> ImageReadError | None:
 
 def _fields(path: Path) -> dict[str, str]:
     """The header's fields, keys in lower case without spaces (NRRD's ``data file`` and ``datafile`` alike); none
-    where the header cannot be parsed (reading the file with :func:`_header` says why)."""
+    where the header cannot be parsed (reading the file with :func:`~medseg.io.itk_image._header` says why)."""
     try:
         found = _header_text(path)
     except _HeaderTooLong:
