@@ -18,7 +18,7 @@ from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, odd_values
 from medseg.train_config import validation_without_foreground
 
 if TYPE_CHECKING:
-    from medseg.training_cases import TrainCase
+    from medseg.training_pairing import TrainCase
 
 __all__ = ["LabelsFrom", "check_label_presence", "check_training_foreground", "label_values"]
 
