@@ -175,13 +175,16 @@ def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
 _READ = object()  # score_prediction reads the sidecar itself
 
 
-def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[dict[int, str], Path] | None:
+def dataset_label_names(prediction: Path | str, reference: Path | str,
+                        warned: set[Path] | None = None) -> tuple[dict[int, str], Path] | None:
     """Label names for a prediction no model names (no sidecar, no package): those of the Decathlon / nnU-Net
     ``dataset.json`` of the reference's dataset folder (``TaskXX/labelsTr/case.nii.gz`` → ``TaskXX/dataset.json``),
     else of one in the reference's own folder (a folder of test labels handed out with it), else of one in the
     prediction's folder (nnU-Net writes its dataset.json beside its predictions), with the file they come from. None
-    where none is there or names any labels (a datalist names none)."""
-    from medseg.io.dataset_json import NAME, declared_names, named_as_given
+    where none is there or names any labels (a datalist names none). One that is there but whose names cannot be used
+    (not readable, or nnU-Net's region-based labels) is named in a warning, unless it is in ``warned`` (the files
+    warned about already, to which it is added: a folder of cases looks beside each case's reference)."""
+    from medseg.io.dataset_json import NAME, named_as_given, names_for_scoring
 
     absolute = Path(reference).absolute()
     folders = ((absolute.parent.parent, reference), (absolute.parent, reference),
@@ -192,9 +195,15 @@ def dataset_label_names(prediction: Path | str, reference: Path | str) -> tuple[
     for folder, given in searched.items():
         path = folder / NAME
         if os.path.isfile(path):  # False behind a folder that cannot be searched (Path.is_file raised there)
-            names = declared_names(path)
+            names, reason = names_for_scoring(path)
             if names:
                 return names, named_as_given(path, given)  # named as the files beside it are given
+            if reason is not None and (warned is None or path not in warned):
+                # was passed over in silence: a region-based dataset's figures read as its regions'
+                log.warning("%s: %s; its label names are not used (the labels are named label_N)",
+                            named_as_given(path, given), reason)
+                if warned is not None:
+                    warned.add(path)
     return None
 
 
@@ -250,16 +259,18 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
 
 
 def score_pair(prediction: Path | str, reference: Path | str, case_id: str, package=None,
-               given_as: str = "--model", made_by=_READ) -> tuple[dict, Path | None]:
+               given_as: str = "--model", made_by=_READ,
+               warned: set[Path] | None = None) -> tuple[dict, Path | None]:
     """The metrics record of ``prediction`` against ``reference`` as ``medseg evaluate`` makes it, for one pair and
     for each pair of two folders alike: :func:`score_prediction`, its label names from ``package``, else the
     prediction's sidecar, else a Decathlon / nnU-Net dataset.json (:func:`dataset_label_names`). Returns the record
-    and the dataset.json the names came from (None where they did not)."""
+    and the dataset.json the names came from (None where they did not); ``warned`` as :func:`dataset_label_names`
+    takes it."""
     if made_by is _READ:
         made_by = made_by_of(prediction)  # an unreadable sidecar is warned about before the dataset.json is looked for
     names = source = None
     if package is None and (made_by is None or not made_by.labels):
-        found = dataset_label_names(prediction, reference)
+        found = dataset_label_names(prediction, reference, warned)
         if found is not None:
             names, source = found
     metrics = score_prediction(prediction, reference, case_id, package, given_as=given_as, made_by=made_by,

@@ -687,3 +687,37 @@ def test_scoring_imports_neither_torch_nor_monai(pair, tmp_path, monkeypatch, fo
     assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
     assert json.loads((out / "case7_metrics.json" if folders else out).read_text())["labels"]["1"]["hd95_mm"] == 0.8
     assert not [name for name in imported if name.split(".")[0] in ("torch", "monai")]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (json.dumps({"labels": {"background": 0, "whole": [1, 2], "inner": 2}, "regions_class_order": [1, 2]}),
+     "its labels are nnU-Net regions ('whole' is the values [1, 2]): medseg scores each label value on its own, not "
+     "the regions nnU-Net's evaluation scores"),
+    ('{"labels": {"background": 0, "whole": 1,, }',
+     "not read (not valid JSON at line 1, column 41: a key in double quotes was expected)"),
+])
+def test_a_dataset_json_whose_names_cannot_be_used_is_named_in_a_warning(tmp_path, capsys, caplog, content, reason):
+    """A dataset.json beside the reference whose labels medseg cannot take (nnU-Net's region-based labels, or a file
+    that is not JSON) was passed over in silence: the labels were named label_N as if there were none, and a
+    region-based dataset's figures, each label value scored on its own, read as the regions nnU-Net scores. It is
+    named in one warning, once for a folder of cases."""
+    labels = np.zeros((8, 8, 4), np.uint8)
+    labels[2:5, 2:5, 1:3] = 1
+    labels[5:7, 5:7, 1:3] = 2
+    (tmp_path / "Dataset001_X" / "labelsTs").mkdir(parents=True)
+    (tmp_path / "pred").mkdir()
+    for case in ("c1", "c2"):
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "Dataset001_X" / "labelsTs" / f"{case}.nii.gz")
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "pred" / f"{case}.nii.gz")
+    found = tmp_path / "Dataset001_X" / "dataset.json"
+    found.write_text(content)
+    warning = f"{found}: {reason}; its label names are not used (the labels are named label_N)"
+    assert run(["evaluate", str(tmp_path / "pred" / "c1.nii.gz"),
+                str(tmp_path / "Dataset001_X" / "labelsTs" / "c1.nii.gz"), "--json"]) == 0
+    assert [entry["name"] for entry in json.loads(capsys.readouterr().out)["labels"].values()] == [
+        "label_1", "label_2"]
+    assert caplog.messages == [warning]
+    caplog.clear()
+    assert run(["evaluate", str(tmp_path / "pred"), str(tmp_path / "Dataset001_X" / "labelsTs"), "-o",
+                str(tmp_path / "scores")]) == 0
+    assert [m for m in caplog.messages if "dataset.json" in m] == [warning]  # once, not once per case

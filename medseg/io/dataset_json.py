@@ -25,7 +25,8 @@ from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
-           "named_as_given", "not_used", "read_dataset_json", "read_document", "renamed_labels", "training_list"]
+           "named_as_given", "names_for_scoring", "not_used", "read_dataset_json", "read_document", "renamed_labels",
+           "training_list"]
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,29 @@ def declared_names(source: Path | str | DatasetDocument) -> dict[int, str] | Non
             else None
     except (ValueError, AttributeError, InputError):
         return None
+
+
+def names_for_scoring(source: Path | str | DatasetDocument) -> tuple[dict[int, str] | None, str | None]:
+    """The label names a ``dataset.json`` declares, for scoring, as ``(names, None)``; ``(None, why)`` where it is there
+    but its names cannot be used (it cannot be read, or its labels are nnU-Net's regions, lists of values, which
+    scoring, label value by label value, does not score); ``(None, None)`` where it declares no labels (a datalist).
+    No warnings."""
+    read = _read(source)
+    if read.reason is not None:
+        return None, f"not read ({read.reason})"
+    doc = read.document
+    if not isinstance(doc, dict) or not isinstance(doc.get("labels"), dict):
+        return None, None
+    regions = [(name, value) for name, value in doc["labels"].items() if isinstance(value, list)]
+    if regions:
+        name, value = regions[0]
+        return None, (f"its labels are nnU-Net regions ('{name}' is the values {value}): medseg scores each label "
+                      "value on its own, not the regions nnU-Net's evaluation scores")
+    try:
+        return _names(doc["labels"], read.path), None
+    except (ValueError, AttributeError, InputError) as error:
+        text = str(error)
+        return None, text.removeprefix(f"{read.path}: ")
 
 
 def renamed_labels(declared: dict[int, str], names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
