@@ -430,7 +430,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             on_case(case, None, one_line(error))
 
     names_from: list[Path] = []
-    unusable_names: set[Path] = set()  # dataset.json files whose names cannot be used: warned about once each
+    told: set = set()  # the dataset.json warnings given (a file whose names cannot be used, or differ): once each
     unnamed: dict[str, dict] = {}  # case -> metrics of a case scored without label names: the values present
     untrained: list[set[int]] = []  # per case scored, the labels its sidecar says were never learnt
     for case, prediction, reference in found.pairs:
@@ -453,7 +453,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
         try:
             made_by = made_by_of(prediction)
             metrics, source = score_pair(prediction, reference, case, package, given_as=given_as, made_by=made_by,
-                                         warned=unusable_names)
+                                         warned=told)
             with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):
                 temp.write_text(metrics_json(metrics))
         except Exception as error:  # any error in one case is recorded, the others carry on

@@ -175,15 +175,16 @@ def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
 _READ = object()  # score_prediction reads the sidecar itself
 
 
-def dataset_label_names(prediction: Path | str, reference: Path | str,
-                        warned: set[Path] | None = None) -> tuple[dict[int, str], Path] | None:
+def dataset_label_names(prediction: Path | str, reference: Path | str, warned: set | None = None,
+                        tell_unusable: bool = True) -> tuple[dict[int, str], Path] | None:
     """Label names for a prediction no model names (no sidecar, no package): those of the Decathlon / nnU-Net
     ``dataset.json`` of the reference's dataset folder (``TaskXX/labelsTr/case.nii.gz`` → ``TaskXX/dataset.json``),
     else of one in the reference's own folder (a folder of test labels handed out with it), else of one in the
     prediction's folder (nnU-Net writes its dataset.json beside its predictions), with the file they come from. None
     where none is there or names any labels (a datalist names none). One that is there but whose names cannot be used
     (not readable, or nnU-Net's region-based labels) is named in a warning, unless it is in ``warned`` (the files
-    warned about already, to which it is added: a folder of cases looks beside each case's reference)."""
+    warned about already, to which it is added: a folder of cases looks beside each case's reference), or unless
+    ``tell_unusable`` is False (the labels are named otherwise)."""
     from medseg.io.dataset_json import NAME, named_as_given, names_for_scoring
 
     absolute = Path(reference).absolute()
@@ -198,7 +199,7 @@ def dataset_label_names(prediction: Path | str, reference: Path | str,
             names, reason = names_for_scoring(path)
             if names:
                 return names, named_as_given(path, given)  # named as the files beside it are given
-            if reason is not None and (warned is None or path not in warned):
+            if reason is not None and tell_unusable and (warned is None or path not in warned):
                 # was passed over in silence: a region-based dataset's figures read as its regions'
                 log.warning("%s: %s; its label names are not used (the labels are named label_N)",
                             named_as_given(path, given), reason)
@@ -260,7 +261,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
 
 def score_pair(prediction: Path | str, reference: Path | str, case_id: str, package=None,
                given_as: str = "--model", made_by=_READ,
-               warned: set[Path] | None = None) -> tuple[dict, Path | None]:
+               warned: set | None = None) -> tuple[dict, Path | None]:
     """The metrics record of ``prediction`` against ``reference`` as ``medseg evaluate`` makes it, for one pair and
     for each pair of two folders alike: :func:`score_prediction`, its label names from ``package``, else the
     prediction's sidecar, else a Decathlon / nnU-Net dataset.json (:func:`dataset_label_names`). Returns the record
@@ -273,9 +274,41 @@ def score_pair(prediction: Path | str, reference: Path | str, case_id: str, pack
         found = dataset_label_names(prediction, reference, warned)
         if found is not None:
             names, source = found
+    else:
+        _warn_if_dataset_names_differ(prediction, reference, package, made_by, warned)
     metrics = score_prediction(prediction, reference, case_id, package, given_as=given_as, made_by=made_by,
                                names=names, names_from=source)
     return metrics, source
+
+
+def _warn_if_dataset_names_differ(prediction: Path, reference: Path, package, made_by, warned: set | None) -> None:
+    """Warns where the labels are named by the model (``package``, else the sidecar ``made_by`` read) and a Decathlon /
+    nnU-Net dataset.json of the reference's dataset (as :func:`dataset_label_names` finds it) names their values
+    otherwise, beyond letter case: scoring goes by value, so the model's label 1 is scored against what the reference
+    holds as 1, which may be another structure (another labelling convention). Once per file and names in
+    ``warned``."""
+    from medseg.io.dataset_json import renamed_labels
+
+    found = dataset_label_names(prediction, reference, tell_unusable=False)
+    if found is None:
+        return
+    declared, path = found
+    labels = {int(value): str(name) for value, name in (package.labels if package is not None
+                                                         else made_by.labels).items()}
+    theirs, ours = renamed_labels(declared, {value: name for value, name in labels.items() if value in declared})
+    key = (path, tuple(sorted(labels.items())))
+    if not theirs or (warned is not None and key in warned):
+        return
+    if warned is not None:
+        warned.add(key)
+    whose = (f"the model {package.name}" if package is not None
+             else f"the prediction's sidecar {made_by.sidecar.name}")
+
+    def shown(names: dict) -> str:
+        return ", ".join(f"{value} {name}" for value, name in names.items())
+
+    log.warning("%s names labels %s; %s names them %s: each label is scored by its value under the model's name; "
+                "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours))
 
 
 def _warn_if_swapped(prediction: Path, reference: Path) -> None:

@@ -721,3 +721,41 @@ def test_a_dataset_json_whose_names_cannot_be_used_is_named_in_a_warning(tmp_pat
     assert run(["evaluate", str(tmp_path / "pred"), str(tmp_path / "Dataset001_X" / "labelsTs"), "-o",
                 str(tmp_path / "scores")]) == 0
     assert [m for m in caplog.messages if "dataset.json" in m] == [warning]  # once, not once per case
+
+
+def test_a_dataset_json_naming_the_label_values_otherwise_than_the_model_is_warned_about(tmp_path, capsys, caplog):
+    """Labels are scored by value under the model's names (from --model or the prediction's sidecar); a dataset.json of
+    the reference's dataset that names the values otherwise (its 1 is the model's 2: another labelling convention)
+    was passed over in silence, so each of the model's labels was scored against another structure of the
+    reference under the model's name. It is named in a warning (once for a folder of cases); names that differ in
+    letter case only are no difference."""
+    labels = np.zeros((8, 8, 4), np.uint8)
+    labels[2:5, 2:5, 1:3] = 1
+    labels[5:7, 5:7, 1:3] = 2
+    dataset = tmp_path / "Task04"
+    (dataset / "labelsTr").mkdir(parents=True)
+    (tmp_path / "pred").mkdir()
+    for case in ("c1", "c2"):
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), dataset / "labelsTr" / f"{case}.nii.gz")
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "pred" / f"{case}.nii.gz")
+    args = ["evaluate", str(tmp_path / "pred" / "c1.nii.gz"), str(dataset / "labelsTr" / "c1.nii.gz"), "--model",
+            "hippocampus", "--json"]
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "Anterior",
+                                                                 "2": "Posterior"}}))
+    assert run(args) == 0
+    assert [entry["name"] for entry in json.loads(capsys.readouterr().out)["labels"].values()] == [
+        "anterior", "posterior"]
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "Posterior",
+                                                                 "2": "Anterior"}}))
+    warning = (f"{dataset / 'dataset.json'} names labels 1 Posterior, 2 Anterior; the model hippocampus names them "
+               "1 anterior, 2 posterior: each label is scored by its value under the model's name; check that the "
+               "reference uses the model's label values")
+    assert run(args) == 0
+    assert [entry["name"] for entry in json.loads(capsys.readouterr().out)["labels"].values()] == [
+        "anterior", "posterior"]
+    assert caplog.messages == [warning]
+    caplog.clear()
+    assert run(["evaluate", str(tmp_path / "pred"), str(dataset / "labelsTr"), "-o", str(tmp_path / "scores"),
+                "--model", "hippocampus"]) == 0
+    assert [m for m in caplog.messages if "dataset.json" in m] == [warning]  # once, not once per case
