@@ -284,3 +284,34 @@ def test_a_stop_in_the_first_case_says_nothing_was_written_and_names_a_sigterm(f
                                    "written; run the same command again\n")
     assert stdout == ""
     assert not out.exists()
+
+
+def test_a_cases_dice_line_says_where_the_empty_mask_policy_set_its_dice(tmp_path, capsys):
+    """A folder's line per case read "Dice label_1 0.0000, label_2 0.0000, label_3 n/a", where `medseg infer` says
+    why: a Dice of 0 for a label missing from the reference (a false positive) or from the prediction looked like a
+    missed overlap, and n/a gave no reason. It says so as infer's lines do."""
+    import numpy as np
+
+    pred_dir, ref_dir = tmp_path / "pred", tmp_path / "ref"
+    pred_dir.mkdir()
+    ref_dir.mkdir()
+    pred, ref = np.zeros((10, 10, 6), np.uint8), np.zeros((10, 10, 6), np.uint8)
+    ref[1:4, 1:4, 1:3] = 1  # label 1: not predicted
+    pred[5:8, 5:8, 1:3] = 2  # label 2: not in the reference
+    pred[1:3, 6:9, 3:5] = ref[1:3, 6:9, 3:5] = 4  # label 4: 12 voxels in both
+    ref[1, 6:9, 3:5] = 0  # ... of which 6 in the reference too: Dice 2·6 / 18
+    save(pred, pred_dir / "a_seg.nii.gz")
+    save(ref, ref_dir / "a.nii.gz")
+    other = np.zeros((10, 10, 6), np.uint8)
+    other[2:5, 2:5, 2:4] = 3  # label 3 in another case only: both empty in case a
+    save(other, pred_dir / "b_seg.nii.gz")
+    save(other, ref_dir / "b.nii.gz")
+    code, stdout, _ = run_cli(["evaluate", str(pred_dir), str(ref_dir), "-o", str(tmp_path / "scores")], capsys)
+    assert code == 0
+    assert stdout.splitlines()[:2] == [
+        "a: Dice label_1 0.0000 (empty prediction: not predicted), label_2 0.0000 (false positive: not in the "
+        "reference), label_4 0.6667", "b: Dice label_3 1.0000"]
+    code, stdout, _ = run_cli(["evaluate", str(pred_dir), str(ref_dir), "-o", str(tmp_path / "named"), "--model",
+                               "phantom"], capsys)  # its labels 1, 2, 3: the 4 of case a is not among them
+    assert code == 1
+    assert stdout.splitlines()[0] == ("b: Dice ellipsoid n/a (both empty), box n/a (both empty), tube 1.0000")

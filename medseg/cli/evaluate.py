@@ -212,10 +212,11 @@ def _stopped_line(stop: KeyboardInterrupt, output: Path, overwrite: bool) -> str
 
 
 def _dice_line(metrics: dict) -> str:
-    """``Dice anterior 0.8912, posterior 0.8731``: one case's Dice per label."""
-    from medseg.numbers import dice_round_text
+    """``Dice anterior 0.8912, posterior 0.0000 (false positive: not in the reference)``: one case's Dice per label,
+    saying where the empty-mask policy set it, as `medseg infer`'s lines do."""
+    from medseg.numbers import dice_status_text
 
-    parts = [f"{entry['name']} {'n/a' if entry['dice'] is None else dice_round_text(entry['dice'])}"
+    parts = [f"{entry['name']} {dice_status_text(entry['dice'], entry.get('status'))}"
              for entry in metrics["labels"].values()]
     return "Dice " + ", ".join(parts) if parts else "no label to score"
 
