@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
 __all__ = ["MadeBy", "check_folder_made_by", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of",
-           "prediction_sidecar", "read_made_by", "score_pair", "score_prediction"]
+           "prediction_sidecar", "read_made_by", "score_pair", "score_prediction", "warn_if_dataset_names_differ"]
 
 log = logging.getLogger("medseg")
 
@@ -282,27 +283,34 @@ def score_pair(prediction: Path | str, reference: Path | str, case_id: str, pack
 
 
 def _warn_if_dataset_names_differ(prediction: Path, reference: Path, package, made_by, warned: set | None) -> None:
-    """Warns where the labels are named by the model (``package``, else the sidecar ``made_by`` read) and a Decathlon /
-    nnU-Net dataset.json of the reference's dataset (as :func:`dataset_label_names` finds it) names their values
-    otherwise, beyond letter case: scoring goes by value, so the model's label 1 is scored against what the reference
-    holds as 1, which may be another structure (another labelling convention). Once per file and names in
-    ``warned``."""
+    """:func:`warn_if_dataset_names_differ` for labels named by the model: ``package``, else the sidecar ``made_by``
+    read."""
+    labels = package.labels if package is not None else made_by.labels
+    whose = (f"the model {package.name}" if package is not None
+             else f"the prediction's sidecar {made_by.sidecar.name}")
+    warn_if_dataset_names_differ(reference, labels, whose, prediction, warned)
+
+
+def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: str,
+                                 prediction: Path | str | None = None, warned: set | None = None) -> None:
+    """Warns where ``labels`` (value → name, as ``whose`` names them: "the model phantom") name the values of a
+    Decathlon / nnU-Net dataset.json of the reference's dataset (as :func:`dataset_label_names` finds it; beside the
+    ``prediction`` too, where given) otherwise, beyond letter case: scoring goes by value, so the model's label 1 is
+    scored against what the reference holds as 1, which may be another structure (another labelling convention).
+    Once per file and names in ``warned``, where given (to which they are added)."""
     from medseg.io.dataset_json import renamed_labels
 
-    found = dataset_label_names(prediction, reference, tell_unusable=False)
+    found = dataset_label_names(reference if prediction is None else prediction, reference, tell_unusable=False)
     if found is None:
         return
     declared, path = found
-    labels = {int(value): str(name) for value, name in (package.labels if package is not None
-                                                         else made_by.labels).items()}
-    theirs, ours = renamed_labels(declared, {value: name for value, name in labels.items() if value in declared})
-    key = (path, tuple(sorted(labels.items())))
+    named = {int(value): str(name) for value, name in labels.items()}
+    theirs, ours = renamed_labels(declared, {value: name for value, name in named.items() if value in declared})
+    key = (path, tuple(sorted(named.items())))
     if not theirs or (warned is not None and key in warned):
         return
     if warned is not None:
         warned.add(key)
-    whose = (f"the model {package.name}" if package is not None
-             else f"the prediction's sidecar {made_by.sidecar.name}")
 
     def shown(names: dict) -> str:
         return ", ".join(f"{value} {name}" for value, name in names.items())

@@ -36,6 +36,10 @@ __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training
 
 log = logging.getLogger(__name__)
 
+# the dataset.json files (with the labels compared) whose names for the reference's label values were warned about in
+# this process (medseg.scoring.warn_if_dataset_names_differ): one warning for a batch of inputs, not one each
+_TOLD_DATASET_NAMES: set = set()
+
 
 def seg_algorithm_version(package) -> str:
     """A DICOM SEG's Algorithm Version for ``package``: its version and its weights' SHA-256 (the first 12 digits),
@@ -356,6 +360,11 @@ def segment_case(
         )
         metrics["reference_signature"] = reference_signature
         timings["metrics_s"] = time.perf_counter() - clock
+        from medseg.scoring import warn_if_dataset_names_differ
+
+        # a dataset.json of the reference's dataset that names the values otherwise: once per file in a process
+        warn_if_dataset_names_differ(reference, segmenter.package.labels, f"the model {segmenter.package.name}",
+                                     warned=_TOLD_DATASET_NAMES)
         record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
         record["reference_sha256"] = ref_volume.source_sha256  # as the metrics and input_sha256 hash it
         if "reference_sub_box" in metrics:  # a box of the input's grid, zero-padded onto it (3D Slicer's crop)

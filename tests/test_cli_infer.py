@@ -369,3 +369,28 @@ def test_infer_groups_the_dice_of_labels_its_package_never_learnt(tmp_path, case
     lines = out.splitlines()[1:]
     assert lines[-1] == f"  Dice {', '.join(empty)}: n/a (both empty; never learnt: no training case held them)"
     assert len(lines) == 7 - len(empty) + 1 and not [line for line in lines[:-1] if "both empty" in line]
+
+
+def test_a_dataset_json_naming_the_reference_labels_otherwise_than_the_model_is_warned_about(tmp_path, case, capsys,
+                                                                                           caplog):
+    """`medseg infer --reference Task/labelsTr/case.nii.gz` scores each label by value under the model's name; a
+    dataset.json of the reference's dataset that names the values otherwise (another labelling convention) went
+    unsaid, as in `medseg evaluate`. It is named in a warning, once for the inputs of one command."""
+    from medseg.synthetic import make_phantom
+
+    phantom = make_phantom((40, 40, 8), seed=11)
+    dataset = tmp_path / "Task09"
+    (dataset / "labelsTr").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(phantom.labels.astype(np.uint8), np.diag([1.0, 1.0, 2.0, 1.0])),
+             str(dataset / "labelsTr" / "case.nii.gz"))
+    shutil.copy(case, tmp_path / "case2.nii.gz")
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "Tube", "2": "Box",
+                                                                 "3": "Ellipsoid"}}))
+    reference = str(dataset / "labelsTr" / "case.nii.gz")
+    code, _, err = run(["infer", str(case), str(tmp_path / "case2.nii.gz"), "-o", str(tmp_path / "out"),
+                        "--reference", reference, "--reference", reference], capsys)
+    assert code == 0, err
+    warning = (f"{dataset / 'dataset.json'} names labels 1 Tube, 3 Ellipsoid; the model phantom names them "
+               "1 ellipsoid, 3 tube: each label is scored by its value under the model's name; check that the "
+               "reference uses the model's label values")
+    assert [m for m in caplog.messages if "dataset.json" in m] == [warning]
