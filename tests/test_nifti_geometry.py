@@ -327,3 +327,54 @@ def test_a_slice_whose_sform_gives_no_thickness_is_segmented_with_1_mm_assumed(t
     nib.save(nib.Nifti1Image(np.zeros((40, 36, 3), np.float32), None, header=header), tmp_path / "thick.nii.gz")
     with pytest.raises(Exception, match="singular"):
         read_nifti(tmp_path / "thick.nii.gz")
+
+
+def test_a_negative_qfac_other_than_minus_1_mirrors_k_as_the_nifti_library_reads_it(tmp_path, caplog):
+    """pixdim[0] (qfac) stored as -0.5 or -2: nibabel repairs it to 1, so a qform-placed file was read mirrored
+    along k against FSL, ITK and AFNI (nifti1_io takes any negative qfac as -1), with no word of it: its labels,
+    scored against the same labels stored with qfac -1, were refused as lying on another grid."""
+    from medseg.scoring import score_prediction
+
+    affine = np.diag([0.9, 1.1, 2.0, 1.0])
+    affine[:3, 2] *= -1  # k runs towards I: a qform holds it with qfac -1
+    affine[:3, 3] = [-10.0, 20.0, 30.0]
+    labels = np.zeros((12, 10, 8), np.uint8)
+    labels[2:6, 3:7, 0:3] = 1  # near k = 0 only: mirrored along k it lies elsewhere
+    labels[7:10, 1:4, 1:2] = 2
+    image = nib.Nifti1Image(labels, None)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(None, code=0)
+    nib.save(image, tmp_path / "minus1.nii")
+    stored = bytearray((tmp_path / "minus1.nii").read_bytes())
+    assert struct.unpack("<f", stored[76:80]) == (-1.0,)
+    for qfac in (-0.5, -2.0):
+        stored[76:80] = struct.pack("<f", qfac)  # pixdim[0]
+        (tmp_path / f"q{qfac:g}.nii").write_bytes(bytes(stored))
+    # any other value of pixdim[0] is read as 1 by both (0: "should not occur", NIfTI says, and means 1)
+    stored[76:80] = struct.pack("<f", 0.5)
+    (tmp_path / "q0.5.nii").write_bytes(bytes(stored))
+    reference = read_nifti(tmp_path / "minus1.nii")
+    np.testing.assert_allclose(reference.affine, affine, atol=1e-6)
+    assert reference.info == {}
+    for qfac in (-0.5, -2.0):
+        with caplog.at_level("WARNING"):
+            volume = read_nifti(tmp_path / f"q{qfac:g}.nii")
+        np.testing.assert_allclose(volume.affine, affine, atol=1e-6)
+        note = (f"pixdim[0] (qfac) is {qfac:g}, where NIfTI defines only 1 and -1: read as -1 (the k axis mirrored), "
+                "as the NIfTI reference library (FSL, ITK, AFNI) reads a negative qfac; nibabel reads it as 1, which "
+                "shows the input, and its segmentation, mirrored along k")
+        assert volume.info == {"qfac_note": note}
+        assert f"{tmp_path / f'q{qfac:g}.nii'}: {note}" in caplog.text
+        record = score_prediction(tmp_path / f"q{qfac:g}.nii", tmp_path / "minus1.nii", case_id="q")
+        assert [record["labels"][key]["dice"] for key in ("1", "2")] == [1.0, 1.0]
+        assert not record.get("reference_reordered")
+    unflipped = read_nifti(tmp_path / "q0.5.nii")
+    np.testing.assert_allclose(unflipped.affine[:3, 2], -affine[:3, 2], atol=1e-6)
+    assert unflipped.info == {}
+    # beside a coded sform that places the voxels, the qform is read the same way: no false "disagree" note
+    image.header.set_sform(affine, code=1)
+    nib.save(image, tmp_path / "both.nii")
+    both = bytearray((tmp_path / "both.nii").read_bytes())
+    both[76:80] = struct.pack("<f", -0.5)
+    (tmp_path / "both_q.nii").write_bytes(bytes(both))
+    assert read_nifti(tmp_path / "both_q.nii").info == {}

@@ -50,6 +50,7 @@ from medseg.io.nifti_geometry import (
     _unknown_thickness,
     affine_mm,
     is_sheared,
+    qfac_note,
     qform_for,
     raw_header,
     tilt_qform,
@@ -270,6 +271,10 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     if orientation_note:
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
+    mirrored_note = qfac_note(image)
+    if mirrored_note:
+        log.warning("%s: %s", path, mirrored_note)
+        info["qfac_note"] = mirrored_note
     qform_note = _disagreeing_qform(image, array.shape[:3])
     if qform_note:
         log.warning("%s: %s", path, qform_note)

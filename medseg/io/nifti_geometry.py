@@ -16,7 +16,7 @@ from medseg.io.image_shape import shape_3d
 from medseg.io.nifti_files import _uncompressed_gz
 from medseg.volume import bottom_row_text
 
-__all__ = ["affine_mm", "is_sheared", "qform_for", "raw_header", "tilt_qform"]
+__all__ = ["affine_mm", "is_sheared", "qfac_note", "qform_for", "raw_header", "tilt_qform"]
 
 _UNIT_MM = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}  # xyzt_units & 7: unknown (read as mm), metre, mm, micron
 _NO_ORIENTATION = ("no orientation in the header ({why}): NIfTI method 1 assumed (x = i*pixdim1, y = j*pixdim2, "
@@ -68,9 +68,11 @@ def _affine_mm(image) -> tuple[np.ndarray, str | None, str | None]:
             raise InputError(f"{name}: xyzt_units gives the spatial unit code {unit}, which NIfTI does not define "
                              "(0 unknown, 1 m, 2 mm, 3 micron)")
         broken = _unusable_sform(header) if codes["sform_code"] and codes["qform_code"] else None
+        if codes["sform_code"] == 0 and codes["qform_code"]:  # nibabel's affine: its qform, qfac repaired to 1
+            affine = np.asarray(_qform(header, raw), dtype=np.float64)
         if broken is not None:  # as ITK does: a coded qform places the voxels where the sform cannot
             try:
-                affine = np.asarray(header.get_qform(), dtype=np.float64)
+                affine = np.asarray(_qform(header, raw), dtype=np.float64)
             except ValueError as error:  # quatern_b, c, d beyond a unit quaternion
                 raise InputError(f"{name}: the header's sform is {broken} and its qform invalid (quatern_b, c, d are "
                                  f"not part of a unit quaternion: {first_line(error)}): nothing places the voxels"
@@ -108,6 +110,34 @@ def _unusable_sform(header) -> str | None:
     if not np.all(np.isfinite(sform)):
         return "not finite"
     return "zero in its voxel axes" if not sform[:3, :3].any() else None
+
+
+def _qform(header, raw, coded: bool = False):
+    """``header``'s qform as the NIfTI reference library (nifti1_io: FSL, ITK, AFNI) reads it: a ``pixdim[0]``
+    (qfac) stored as any negative value (``raw``: the header as stored) mirrors the k axis, as -1 does. nibabel
+    repairs every value but 1 and -1 to 1 on loading, which would place such a file mirrored along k."""
+    if float(raw["pixdim"][0]) < 0 and float(header["pixdim"][0]) != -1:
+        header = header.copy()
+        header["pixdim"][0] = -1.0
+    return header.get_qform(coded=coded)
+
+
+def qfac_note(image) -> str | None:
+    """A note when the qform places the voxels of a NIfTI file whose ``pixdim[0]`` (qfac) is stored as a negative
+    value other than -1: it is read as -1, as the NIfTI reference library reads it (:func:`_qform`), not as
+    nibabel's 1."""
+    header = image.header
+    if not isinstance(header, nib.Nifti1Header):  # Nifti2Header too
+        return None
+    raw = raw_header(image)
+    stated = float(raw["pixdim"][0])
+    if not stated < 0 or stated == -1 or not int(raw["qform_code"]):
+        return None
+    if int(raw["sform_code"]) and _unusable_sform(header) is None:  # the sform places the voxels
+        return None
+    return (f"pixdim[0] (qfac) is {stated:g}, where NIfTI defines only 1 and -1: read as -1 (the k axis mirrored), "
+            "as the NIfTI reference library (FSL, ITK, AFNI) reads a negative qfac; nibabel reads it as 1, which "
+            "shows the input, and its segmentation, mirrored along k")
 
 
 def raw_header(image):
@@ -149,7 +179,7 @@ def _disagreeing_qform(image, shape: tuple[int, ...]) -> str | None:
     sform, sform_code = header.get_sform(coded=True)
     try:
         with np.errstate(invalid="ignore", over="ignore"):  # a NaN or infinite pixdim: told below, not by numpy
-            qform, qform_code = header.get_qform(coded=True)
+            qform, qform_code = _qform(header, raw_header(image), coded=True)
     except ValueError as error:  # quatern_b, c, d beyond a unit quaternion: only the sform places the voxels
         if not sform_code or not int(raw_header(image)["qform_code"]):
             return None
@@ -256,7 +286,7 @@ def tilt_qform(image) -> bool:
         return False
     expected, code = qform_for(sform)
     try:
-        qform, qform_code = header.get_qform(coded=True)
+        qform, qform_code = _qform(header, raw_header(image), coded=True)
     except ValueError:
         return False
     return bool(code and qform_code and np.allclose(qform, expected, atol=1e-4))
