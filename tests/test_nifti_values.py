@@ -65,3 +65,26 @@ def test_float64_detail_float32_cannot_hold_is_not_called_a_blank_export(tmp_pat
     nib.save(nib.Nifti1Image(np.full((8, 8, 4), 7.0), np.eye(4), dtype=np.float64), tmp_path / "blank.nii.gz")
     with pytest.raises(InputError, match="every voxel holds 7: there is nothing to segment"):
         check_not_constant(read_nifti(tmp_path / "blank.nii.gz"))
+
+
+def test_detail_float32_merges_in_part_is_warned_about(tmp_path, caplog):
+    """Whole values of 0-2249 around 1e9 (float64, or int16 with scl_inter 1e9) keep float32's steps of 64 there,
+    35 values of 2250: they were segmented as that posterised image without a word (the fully merged case is
+    refused, above). An image whose values float32 holds, or rounds without merging them, gets no note."""
+    ramp = np.arange(2250, dtype=np.float64).reshape(15, 15, 10)
+    nib.save(nib.Nifti1Image(1e9 + ramp, np.eye(4), dtype=np.float64), tmp_path / "offset.nii.gz")
+    scaled = nib.Nifti1Image(ramp.astype(np.int16), np.eye(4), dtype=np.int16)
+    scaled.header.set_slope_inter(1.0, 1e9)
+    nib.save(scaled, tmp_path / "scaled.nii.gz")
+    for name in ("offset", "scaled"):
+        with caplog.at_level("WARNING"):
+            volume = read_nifti(tmp_path / f"{name}.nii.gz")
+        note = ("its 2,250 distinct voxel values, from 1000000000 to 1000002249, are 36 in float32, which the image "
+                "is segmented in (steps of 64 at that magnitude): the model sees a coarser image than the file "
+                "holds; subtract the offset (or rescale) for the full detail")
+        assert len(np.unique(volume.array)) == 36
+        assert volume.info == {"precision_note": note}
+        assert f"{tmp_path / f'{name}.nii.gz'}: {note}" in caplog.text
+    for name, values in (("plain", ramp), ("fine", ramp / 7.0 + 1e3), ("wide", ramp * 1e6)):
+        nib.save(nib.Nifti1Image(values, np.eye(4), dtype=np.float64), tmp_path / f"{name}.nii.gz")
+        assert read_nifti(tmp_path / f"{name}.nii.gz").info == {}

@@ -262,6 +262,11 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise InputError(f"{path}: its voxels range from {low:.6g} to {high:.6g} (a spread of {high - low:.3g}), "
                              f"values float32 cannot tell apart (all read as {float(array.flat[0]):g}); rescale the "
                              "image")
+    if not as_stored and array.size > 1 and _float32_may_merge(image, dtype):
+        merged_note = _float32_merge_note(path, array)
+        if merged_note:
+            log.warning("%s: %s", path, merged_note)
+            info["precision_note"] = merged_note
     if _uncompressed_gz(path):
         note = "not gzip-compressed despite its .gz name: read as an uncompressed NIfTI file"
         log.warning("%s: %s", path, note)
@@ -300,6 +305,24 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         info=info,
         channel_axis=array.ndim == 4,
     )
+
+
+def _float32_merge_note(path: Path, array: np.ndarray) -> str | None:
+    """A note when reading the voxels as float32 merged most of their distinct stored values: values far larger than
+    their spread (x + 1e9 in float64 or int32, or an scl_inter of 1e9) keep only float32's coarse steps there, and the
+    model sees a posterised image. Looked into only where float32 holds fewer than 65536 steps over the range read,
+    so an ordinary image costs two passes over its voxels."""
+    low, high = float(array.min()), float(array.max())
+    step = float(np.spacing(np.float32(max(abs(low), abs(high)))))
+    if not low < high or (high - low) / step >= 2**16:
+        return None
+    stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # scaled by the header, in its own precision
+    held, kept = int(np.unique(stored).size), int(np.unique(array).size)
+    if kept * 2 > held:
+        return None
+    return (f"its {held:,} distinct voxel values, from {float(stored.min()):.10g} to {float(stored.max()):.10g}, "
+            f"are {kept:,} in float32, which the image is segmented in (steps of {step:g} at that magnitude): the "
+            "model sees a coarser image than the file holds; subtract the offset (or rescale) for the full detail")
 
 
 def files_read(path: Path | str) -> list[Path]:
