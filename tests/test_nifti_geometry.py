@@ -378,3 +378,42 @@ def test_a_negative_qfac_other_than_minus_1_mirrors_k_as_the_nifti_library_reads
     both[76:80] = struct.pack("<f", -0.5)
     (tmp_path / "both_q.nii").write_bytes(bytes(both))
     assert read_nifti(tmp_path / "both_q.nii").info == {}
+
+
+def test_a_qform_quaternion_rounded_beyond_a_unit_one_is_read_as_the_nifti_library_reads_it(tmp_path, make_package,
+                                                                                             caplog):
+    """quatern_b, c, d typed to six decimals, (0.707107, 0.707107, 0): b² + c² + d² = 1.0000006, beyond nibabel's
+    float32 tolerance, so a qform-only file FSL and ITK read as a 180° rotation was refused as "invalid qform".
+    It is read as nifti1_io reads it (normalised), with a note; a quaternion further from a unit one still is not."""
+    from medseg.errors import ImageReadError
+
+    affine = np.eye(4)
+    affine[:3, :3] = [[0, 0.8, 0], [0.8, 0, 0], [0, 0, -2.0]]  # 180° about x + y
+    affine[:3, 3] = [20.0, 30.0, -5.0]
+    image = nib.Nifti1Image(make_phantom((24, 24, 8), seed=3).image, None)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(None, code=0)
+    nib.save(image, tmp_path / "exact.nii")
+    raw = bytearray((tmp_path / "exact.nii").read_bytes())
+    raw[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)  # quatern_b, c, d
+    (tmp_path / "typed.nii").write_bytes(bytes(raw))
+    with caplog.at_level("WARNING"):
+        volume = read_nifti(tmp_path / "typed.nii")
+    np.testing.assert_allclose(volume.affine, affine, atol=1e-6)
+    note = ("quatern_b, c, d lie 6.4e-07 beyond a unit quaternion (values rounded to a few decimals): read as the "
+            "NIfTI reference library (FSL, ITK, AFNI) reads them, normalised; nibabel refuses the input, and its "
+            "segmentation, which keeps the header")
+    assert volume.info == {"quaternion_note": note}
+    assert f"{tmp_path / 'typed.nii'}: {note}" in caplog.text
+    assert read_nifti(tmp_path / "exact.nii").info == {}
+    segmenter = Segmenter(load_package(make_package()), device="cpu")
+    exact = segment_case(tmp_path / "exact.nii", segmenter, out_dir=tmp_path / "a")
+    typed = segment_case(tmp_path / "typed.nii", segmenter, out_dir=tmp_path / "b")  # was an error
+    written = read_nifti(typed.segmentation)  # the header as stored (nibabel refuses it), read the same way
+    np.testing.assert_allclose(written.affine, affine, atol=1e-6)
+    np.testing.assert_array_equal(written.array, read_nifti(exact.segmentation).array)
+    np.testing.assert_allclose(typed.record["affine"], affine, atol=1e-6)
+    raw[256:268] = struct.pack("<3f", 0.9, 0.9, 0.0)  # no rotation: refused as before
+    (tmp_path / "none.nii").write_bytes(bytes(raw))
+    with pytest.raises(ImageReadError, match="none.nii: invalid qform in the header"):
+        read_nifti(tmp_path / "none.nii")

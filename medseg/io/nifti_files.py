@@ -108,7 +108,59 @@ def load_image(path: Path | str, mmap: bool | str = True):
         if kind is None:
             raise nib.filebasedimages.ImageFileError("named .nii but not a NIfTI-1 or NIfTI-2 file")
         return kind.from_file_map({"image": FileHolder(filename=nibabel_name(path))}, mmap=mmap)
-    return nib.load(nibabel_name(path), mmap=mmap)
+    try:
+        return nib.load(nibabel_name(path), mmap=mmap)
+    except ValueError as error:
+        if "should be positive" not in str(error):
+            raise
+        kind = _rounded_quaternion_kind(header)
+        if kind is None:  # no rotation: the reader names it
+            raise
+        return kind.from_filename(nibabel_name(path), mmap=mmap)
+
+
+_QUATERNION_ROUNDING = 1e-4  # how far quatern_b, c, d typed to 5 or 6 decimals take b² + c² + d² beyond 1
+
+
+class _RoundedQuaternion:
+    """A NIfTI header whose quatern_b, c, d lie a rounding beyond a unit quaternion (0.707107, 0.707107, 0: b² + c²
+    + d² = 1.0000006): read as the NIfTI reference library (nifti1_io: FSL, ITK, AFNI) reads them, as the 180°
+    rotation of (b, c, d) normalised. nibabel takes only float32's precision (3 eps) and refuses the rest."""
+
+    def get_qform_quaternion(self):
+        bcd = np.array([float(self._structarr[key]) for key in ("quatern_b", "quatern_c", "quatern_d")])
+        excess = float(bcd @ bcd) - 1.0
+        if 0.0 < excess <= _QUATERNION_ROUNDING:
+            return np.r_[0.0, bcd / np.sqrt(bcd @ bcd)]
+        return super().get_qform_quaternion()
+
+
+_ROUNDED_KINDS: dict[type, type] = {}
+
+
+def _rounded_quaternion_kind(header_path: Path | None):
+    """The nibabel image class of the NIfTI file whose header is at ``header_path``, reading a quaternion within
+    rounding of a unit one as :class:`_RoundedQuaternion` does; None for other files, and for a quaternion further
+    from a unit one (no rotation)."""
+    from nibabel.openers import ImageOpener
+
+    if header_path is None:
+        return None
+    with ImageOpener(nibabel_name(header_path), "rb") as handle:
+        first = handle.read(4)
+    kinds = {348: (nib.Nifti1Image, nib.Nifti1Pair), 540: (nib.Nifti2Image, nib.Nifti2Pair)}
+    klass = kinds.get(int.from_bytes(first, "little")) or kinds.get(int.from_bytes(first, "big"))
+    if klass is None:
+        return None
+    klass = klass[1] if header_path.name.lower().endswith((".hdr", ".hdr.gz")) else klass[0]
+    if klass not in _ROUNDED_KINDS:
+        header_class = type(f"Rounded{klass.header_class.__name__}", (_RoundedQuaternion, klass.header_class), {})
+        _ROUNDED_KINDS[klass] = type(f"Rounded{klass.__name__}", (klass,), {"header_class": header_class})
+    kind = _ROUNDED_KINDS[klass]
+    with ImageOpener(nibabel_name(header_path), "rb") as handle:
+        header = kind.header_class.from_fileobj(handle, check=False)
+    bcd = np.array([float(header[key]) for key in ("quatern_b", "quatern_c", "quatern_d")])
+    return kind if 0.0 < float(bcd @ bcd) - 1.0 <= _QUATERNION_ROUNDING else None
 
 
 def nibabel_name(path: Path | str) -> str:
