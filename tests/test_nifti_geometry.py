@@ -413,6 +413,13 @@ def test_a_qform_quaternion_rounded_beyond_a_unit_one_is_read_as_the_nifti_libra
     np.testing.assert_allclose(written.affine, affine, atol=1e-6)
     np.testing.assert_array_equal(written.array, read_nifti(exact.segmentation).array)
     np.testing.assert_allclose(typed.record["affine"], affine, atol=1e-6)
+    # beside a coded sform that agrees, such a qform is no "invalid qform" either (it was, in a warning)
+    image.header.set_sform(affine, code=1)
+    nib.save(image, tmp_path / "both.nii")
+    both = bytearray((tmp_path / "both.nii").read_bytes())
+    both[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)
+    (tmp_path / "both_typed.nii").write_bytes(bytes(both))
+    assert read_nifti(tmp_path / "both_typed.nii").info == {}
     raw[256:268] = struct.pack("<3f", 0.9, 0.9, 0.0)  # no rotation: refused as before
     (tmp_path / "none.nii").write_bytes(bytes(raw))
     with pytest.raises(ImageReadError, match="none.nii: invalid qform in the header"):

@@ -13,7 +13,7 @@ import numpy as np
 
 from medseg.errors import InputError, first_line
 from medseg.io.image_shape import shape_3d
-from medseg.io.nifti_files import _uncompressed_gz
+from medseg.io.nifti_files import _QUATERNION_ROUNDING, _uncompressed_gz
 from medseg.volume import bottom_row_text
 
 __all__ = ["affine_mm", "is_sheared", "qfac_note", "qform_for", "raw_header", "tilt_qform"]
@@ -114,12 +114,22 @@ def _unusable_sform(header) -> str | None:
 
 def _qform(header, raw, coded: bool = False):
     """``header``'s qform as the NIfTI reference library (nifti1_io: FSL, ITK, AFNI) reads it: a ``pixdim[0]``
-    (qfac) stored as any negative value (``raw``: the header as stored) mirrors the k axis, as -1 does. nibabel
-    repairs every value but 1 and -1 to 1 on loading, which would place such a file mirrored along k."""
+    (qfac) stored as any negative value (``raw``: the header as stored) mirrors the k axis, as -1 does (nibabel
+    repairs every value but 1 and -1 to 1 on loading, which would place such a file mirrored along k), and
+    quatern_b, c, d a rounding beyond a unit quaternion are normalised (nibabel refuses them)."""
     if float(raw["pixdim"][0]) < 0 and float(header["pixdim"][0]) != -1:
         header = header.copy()
         header["pixdim"][0] = -1.0
-    return header.get_qform(coded=coded)
+    try:
+        return header.get_qform(coded=coded)
+    except ValueError:  # quatern_b, c, d beyond a unit quaternion: within a rounding, nifti1_io normalises them
+        bcd = np.array([float(header[key]) for key in ("quatern_b", "quatern_c", "quatern_d")])
+        if not 0.0 < float(bcd @ bcd) - 1.0 <= _QUATERNION_ROUNDING:
+            raise
+        header = header.copy()
+        for key, value in zip(("quatern_b", "quatern_c", "quatern_d"), bcd / np.sqrt(bcd @ bcd)):
+            header[key] = value
+        return header.get_qform(coded=coded)
 
 
 def qfac_note(image) -> str | None:
