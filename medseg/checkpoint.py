@@ -181,11 +181,19 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         raise TrainingError(f"{out_dir}: no such folder; nothing to resume: run without --resume to start training "
                             "into it")
     if resume and epoch is None:
-        if checkpoint_record_path(out_dir).is_file():  # a record that does not parse as one: say what is wrong with it
+        if checkpoint_record_path(out_dir).exists():  # a record that does not read as one: say what is wrong with it
             read_checkpoint_record(checkpoint_record_path(out_dir))
-        again = "train again with --overwrite" if (out_dir / CONFIG_NAME).is_file() else "train without --resume"
-        never = f"; its first checkpoint was never completed: {again}" if begun else ""
-        raise TrainingError(f"{out_dir}: nothing to resume (no readable {CHECKPOINT_DIR}/last.json){never}")
+        # no record at all: nothing is damaged, there is no run here (it said "no readable last.json")
+        if (out_dir / CONFIG_NAME).is_file():
+            again = "train again with --overwrite"
+        elif begun or not any(out_dir.iterdir()):
+            again = "train without --resume"
+        else:  # the user's other files: training without --resume refuses such a folder
+            again = "train without --resume into a new or empty folder"
+        way_on = f"its first checkpoint was never completed: {again}" if begun else \
+            f"{again}, or give the folder of an interrupted run"
+        raise TrainingError(f"{out_dir}: nothing to resume (no checkpoint record {CHECKPOINT_DIR}/last.json in it); "
+                            f"{way_on}")
     if out_dir.is_dir():
         entries = sorted(p.name for p in out_dir.iterdir())
         package = CONFIG_NAME in entries

@@ -50,7 +50,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     package_config.setdefault("format", "medseg-model/1")
     meta = checkpoint_record_path(out_dir)
     if not meta.is_file():
-        raise TrainingError(f"{out_dir}: nothing to resume (no {CHECKPOINT_DIR}/last.json)")
+        raise TrainingError(f"{out_dir}: nothing to resume (no checkpoint record {CHECKPOINT_DIR}/last.json in it)")
     recorded = read_checkpoint_record(meta)
     if "config" not in recorded:  # an earlier medseg's: nothing to compare this run's settings with
         raise TrainingError(f"{meta}: the checkpoint does not record the settings its run was started with (written "

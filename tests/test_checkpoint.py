@@ -135,6 +135,31 @@ def test_resume_into_a_folder_that_does_not_exist_says_so(tiny_set, tmp_path, ca
     assert not missing.exists()
 
 
+def test_resume_into_a_folder_without_a_checkpoint_record_says_there_is_none(tiny_set, tmp_path, capsys,
+                                                                              config_file):
+    """`--resume -o FOLDER` into an empty folder, or one without a checkpoint record, said "no readable
+    .checkpoint/last.json", as if a record were there and damaged."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _exit_code(_train_cli(*tiny_set, empty, "-c", str(config_file), "--resume")) == 1
+    assert capsys.readouterr().err == (f"medseg: error: {empty}: nothing to resume (no checkpoint record "
+                                       ".checkpoint/last.json in it); train without --resume, or give the folder of "
+                                       "an interrupted run\n")
+    assert list(empty.iterdir()) == []
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("x")
+    assert _exit_code(_train_cli(*tiny_set, notes, "-c", str(config_file), "--resume")) == 1
+    assert capsys.readouterr().err == (f"medseg: error: {notes}: nothing to resume (no checkpoint record "
+                                       ".checkpoint/last.json in it); train without --resume into a new or empty "
+                                       "folder, or give the folder of an interrupted run\n")
+    # a record that is there but cannot be read as one is still named as such
+    (empty / ".checkpoint" / "last.json").mkdir(parents=True)
+    assert _exit_code(_train_cli(*tiny_set, empty, "-c", str(config_file), "--resume")) == 1
+    assert capsys.readouterr().err.startswith(
+        f"medseg: error: {empty / '.checkpoint' / 'last.json'}: unreadable checkpoint record (")
+
+
 def test_a_checkpoint_folder_that_is_a_link_is_refused_and_its_target_left_alone(tiny_set, tmp_path, capsys,
                                                                                  config_file):
     """A package from elsewhere whose .checkpoint links to another folder: `medseg train -o PKG --overwrite` wrote
@@ -459,8 +484,8 @@ def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_no_stale
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", "--resume",
                                  *_FEW_STEPS)) == 1
     assert capsys.readouterr().err.strip().endswith(
-        f"{out}: nothing to resume (no readable .checkpoint/last.json); its first checkpoint was never completed: "
-        "train without --resume")
+        f"{out}: nothing to resume (no checkpoint record .checkpoint/last.json in it); its first checkpoint was never "
+        "completed: train without --resume")
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--epochs", "1", *_FEW_STEPS)) == 0
     assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == [checkpoint_tensors(out).name, "last.json"]
     load_package(out)
