@@ -432,3 +432,23 @@ def test_a_case_failed_at_scoring_in_a_scores_folder_of_its_own_is_drawn_from_it
     page = outputs.html.read_text()
     assert "segmentation file not found" not in page
     assert 'alt="overlay of moved: sagittal, coronal and axial slices of the input with the predicted labels' in page
+
+
+def test_a_results_folder_given_with_dot_dot_names_its_files_by_their_normalised_path(tmp_path, monkeypatch):
+    """`medseg report ../run/../results` wrote `/…/run/../run/../results/cases/a1/a1_seg.nii.gz` into cohort.tsv,
+    where the input and the reference beside it are absolute and normalised (as the sample sheet resolves them). A
+    `..` after a link to a folder is read as the shell reads it (beside the link's target), as the sheet reads it."""
+    results = tmp_path / "site" / "results"
+    write_case(results, "a1", 0, "exact")
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    seg = str(results / "cases" / "a1" / "a1_seg.nii.gz")
+    out = build_report("../run/../site/results", tmp_path / "r.html")
+    row = read_tsv(out.table)[0]
+    assert (row["segmentation"], row["input"]) == (seg, str(results / "inputs" / "0_image.nii.gz"))
+    # the same through a link: site/deep/link -> site/deep/there/folder, so link/../../../results is site/results
+    folder = tmp_path / "site" / "deep" / "there" / "folder"
+    folder.mkdir(parents=True)
+    (tmp_path / "run" / "link").symlink_to(folder)
+    out = build_report("link/../../../results", tmp_path / "r.html", overwrite=True)
+    assert read_tsv(out.table)[0]["segmentation"] == seg

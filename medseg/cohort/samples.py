@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from medseg.errors import InputError
-from medseg.io.files import absent_content, apple_double, os_reason, undecodable
+from medseg.io.files import absent_content, absolute_path, apple_double, os_reason, undecodable
 
 __all__ = ["CASE_ID_PATTERN", "COLUMNS", "Sample", "batches", "read_sample_rows", "read_samples", "samples_from_rows",
            "some_names"]
@@ -217,15 +217,7 @@ def _resolve(value: str, base: Path) -> Path:
     """Lexically normalised (a/../b -> b), symbolic links kept as written; except where ``..`` follows a link to a
     folder elsewhere (``scans/../labels/a.nii.gz`` with ``scans`` a link): the shell and ``medseg infer`` open the
     file beside the link's target, and so does the cohort (the lexical name scored another site's reference)."""
-    written = base / Path(value).expanduser()
-    lexical = os.path.abspath(written)
-    if ".." in written.parts and os.path.realpath(written) != os.path.realpath(lexical):
-        if written.name in ("", ".."):
-            return Path(os.path.realpath(written))
-        # the folders resolved, the name kept: a file that is itself a link (to a content-addressed store's
-        # blob-0001) is read by the name written, which tells its format, as the shell and medseg infer read it
-        return Path(os.path.realpath(written.parent)) / written.name
-    return Path(lexical)
+    return absolute_path(base / Path(value).expanduser())
 
 
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # C:\..., C:/..., \\server\share

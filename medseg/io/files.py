@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["absent_content", "absent_files", "apple_double", "check_present",
+__all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "missing_under", "name_difference", "nnunet_channel",
            "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "type_text", "undecodable",
@@ -221,6 +221,21 @@ def path_argument(value, role: str) -> Path:
         return Path(value)
     many = " (one call takes one path; call it for each)" if isinstance(value, (list, tuple, set)) else ""
     raise InputError(f"{type_text(value)} given as {role}; give a path (a str or a pathlib.Path){many}")
+
+
+def absolute_path(path: Path | str) -> Path:
+    """``path`` made absolute and lexically normalised (``a/../b`` -> ``b``), symbolic links kept as written; except
+    where ``..`` follows a link to a folder elsewhere (``scans/../labels`` with ``scans`` a link): the shell, and
+    every reader, opens the one beside the link's target, and so is it named."""
+    written = Path(path)
+    lexical = os.path.abspath(written)
+    if ".." in written.parts and os.path.realpath(written) != os.path.realpath(lexical):
+        if written.name in ("", ".."):
+            return Path(os.path.realpath(written))
+        # the folders resolved, the name kept: a file that is itself a link (to a content-addressed store's
+        # blob-0001) is read by the name written, which tells its format, as the shell and medseg infer read it
+        return Path(os.path.realpath(written.parent)) / written.name
+    return Path(lexical)
 
 
 def exists(path: Path | str) -> bool:

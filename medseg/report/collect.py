@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import InputError
-from medseg.io.files import os_reason
+from medseg.io.files import absolute_path, os_reason
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 from medseg.numbers import counted
 
@@ -267,7 +267,7 @@ def _not_entered(folder: str, named: list[Path]) -> PermissionError | None:
 def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[CaseResult]:
     """Every case under ``results_dir`` (searched recursively), in a stable order. A folder without any
     results is an error unless ``allow_empty`` (a sample sheet then says which cases are missing)."""
-    results_dir = Path(results_dir).absolute()
+    results_dir = absolute_path(results_dir)  # its files named as the sheet's are: a/../b as b
     if not results_dir.is_dir():
         raise InputError(f"{results_dir}: no such results folder")
     cases: dict[tuple[Path, str], CaseResult] = {}
@@ -583,7 +583,7 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
     that do not answer the sheet (made from other inputs, or of a case no longer in it) are ``stale``."""
     from medseg.cohort.records import ResultsFolder
 
-    results_dir = Path(results_dir).absolute()
+    results_dir = absolute_path(results_dir)  # its files named as the sheet's are: a/../b as b
     records = ResultsFolder(results_dir)
     by_id = {case.case_id: case for case in cases}
     out = list(cases)
