@@ -421,3 +421,40 @@ def test_a_segmentation_replaced_by_a_broken_image_is_named_with_its_problem_not
     assert f"{broken['huge']}: its header declares 30000×30000×30000 voxels of uint8" in said
     for words in ("SVD", "allocate", "RuntimeWarning", "ComplexWarning", "InputError", "ImageReadError"):
         assert words not in said
+
+
+def test_a_prediction_seg_of_another_frame_of_reference_is_warned_of_once_per_case(tmp_path, caplog):
+    """The report read a prediction DICOM SEG twice (its grid check, its overlay), and each reading warned that its
+    FrameOfReferenceUID is not that of its series' images: the same line twice for one case."""
+    import json
+    import logging
+
+    import pydicom
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    from medseg.io.atomic import sha256_of
+    from medseg.io.dicom import read_dicom_series
+    from medseg.io.seg_writing import write_dicom_seg
+
+    write_series(tmp_path / "case9", stored_values((40, 36, 6), seed=16) + 900, slice_positions(6, 3.0))
+    volume = read_dicom_series(tmp_path / "case9")
+    folder = tmp_path / "out" / "cases" / "case9"
+    folder.mkdir(parents=True)
+    seg = folder / "case9_seg.dcm"
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[10:20, 8:30, 1:5] = 1
+    write_dicom_seg(labels, volume, seg, {0: "background", 1: "ball"}, "tiny-test")
+    dataset = pydicom.dcmread(seg)
+    dataset.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.99"  # as another tool may rewrite it
+    dataset.save_as(seg)
+    info = {"format": "dicom", "series_uid": volume.dicom.series_uid, "series_key": "3"}
+    (folder / "case9_seg.json").write_text(json.dumps({
+        "schema": "medseg-segmentation/1", "case_id": "case9", "input": str(tmp_path / "case9"), "input_info": info,
+        "segmentation": seg.name, "segmentation_sha256": sha256_of(seg), "shape": list(volume.shape),
+        "affine": volume.affine.tolist(), "labels": {"0": "background", "1": "ball"},
+        "model": {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32}}))
+    caplog.set_level(logging.INFO, logger="medseg")
+    outputs = build_report(tmp_path / "out", tmp_path / "report.html", max_overlays=1)
+    assert (outputs.cases, outputs.failed, outputs.overlays) == (1, 0, 1)
+    told = [r.levelno for r in caplog.records if "FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99" in r.getMessage()]
+    assert told == [logging.WARNING, logging.INFO]  # once as a warning; the second reading at info level

@@ -131,8 +131,11 @@ def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
         from medseg.io.seg_volume import read_seg_with_grid
 
         sidecar = case.sidecar if case.sidecar is not None else _sidecar_beside(path)
-        # the report reads inputs again: their skipped files were named when the case was segmented
-        volume, source = read_seg_with_grid(path, sidecar or {}, case.input_path(), warn_skipped=False)
+        # the report reads inputs again: their skipped files were named when the case was segmented; what the SEG
+        # itself is warned of, once per case (the grid check and the overlay each read it)
+        volume, source = read_seg_with_grid(path, sidecar or {}, case.input_path(), warn_skipped=False,
+                                            warn_missing=not case.segmentation_told)
+        case.segmentation_told = True
         return volume.array, volume.affine, source if with_source else None
     return (*read_labels(path), None)
 

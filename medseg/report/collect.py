@@ -71,6 +71,9 @@ class CaseResult:
     failure: dict | None = None
     paths: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # whether the report has read its segmentation, a DICOM SEG, once: what reading it warns of (another frame of
+    # reference, segments it lacks) is told at that reading, its next ones (an overlay) at info level
+    segmentation_told: bool = field(default=False, repr=False, compare=False)
 
     @property
     def status(self) -> str:
