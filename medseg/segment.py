@@ -291,7 +291,8 @@ def segment_case(
     else:
         volume = read_image(input_path, series=series,
                             check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing,
-                                               ensemble_bytes, scoring=scoring))
+                                               ensemble_bytes, scoring=scoring),
+                            keep_headers=output_format == "dicom-seg")  # the SEG's sources: read once
     # a disk too full for the outputs is found before the minutes of inference, not after them
     check_free_space(targets, volume.shape[:3], segmenter.package.label_map.dtype.itemsize, output_format)
     seg_sources = None

@@ -464,3 +464,31 @@ def test_a_series_refused_for_a_seg_keeps_no_scan(tmp_path):
     with pytest.raises(DicomError, match="no SeriesInstanceUID in any of its"):
         check_seg_source(tmp_path / "dcm")
     assert str(tmp_path / "dcm") not in dicom_series._HELD
+
+
+def test_a_seg_output_reads_each_source_header_once(tmp_path, monkeypatch, tiny_package):
+    """`infer --format dicom-seg` of a series read every file's header again for the SEG (seg_sources), after the
+    check before the model loads and the series' reading had shared one reading of them: twice per file."""
+    from collections import Counter
+    from pathlib import Path
+
+    paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+    reads, dcmread = Counter(), pydicom.dcmread
+
+    def counting(source, *args, **kwargs):
+        reads[Path(str(source))] += 1
+        return dcmread(source, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", counting)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "dcm"), "-o", str(tmp_path / "out"), "--format", "dicom-seg",
+              "--device", "cpu", "--model", str(tiny_package.path)])
+    assert exit_info.value.code == 0
+    assert [reads[path] for path in paths] == [1] * SHAPE[2]
+    monkeypatch.setattr(pydicom, "dcmread", dcmread)
+    seg, first = pydicom.dcmread(tmp_path / "out" / "dcm_seg.dcm"), pydicom.dcmread(paths[0])
+    assert (seg.PatientName, seg.StudyInstanceUID, seg.FrameOfReferenceUID) == (
+        first.PatientName, first.StudyInstanceUID, first.FrameOfReferenceUID)
+    instances = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    referenced = {str(item.ReferencedSOPInstanceUID) for item in instances}
+    assert referenced == {str(pydicom.dcmread(path).SOPInstanceUID) for path in paths}

@@ -65,14 +65,19 @@ class DicomSource:
     series_uid: str
     paths: tuple[Path, ...]  # file of slice k
     frames: tuple[int | None, ...]  # frame of slice k in a multi-frame file (0-based), None if single-frame
+    # the files' headers as the series' reading read them (their pixel data dropped), by path, where it kept them
+    # (``keep_headers``): a DICOM SEG made of the volume takes them, where it read every file's header again
+    headers: dict[Path, pydicom.Dataset] | None = field(default=None, repr=False, compare=False)
 
 
 def read_dicom_series(folder: Path | str, series: str | None = None, warn_skipped: bool = True,
-                      check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None) -> Volume:
+                      check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None,
+                      keep_headers: bool = False) -> Volume:
     """Convert the chosen series under ``folder`` to a float32 volume with a voxel → RAS+ affine (``warn_skipped``:
     warn about files that are not DICOM, and log which series is used and why; False for a second reading of an
     input, as the report's, whose ``series`` is the one its sidecar records rather than a user's --series).
-    ``check_grid(shape, affine)`` is called with the series' grid from its headers, before any pixel is decoded."""
+    ``check_grid(shape, affine)`` is called with the series' grid from its headers, before any pixel is decoded.
+    ``keep_headers``: the volume's ``dicom.headers`` keeps the files' headers as read (for a DICOM SEG of it)."""
     folder = Path(folder)
     scan, candidate, reason, rejected = _chosen_series(folder, series, warn_skipped)
     if "per-slice-bits" in candidate.flags:  # legitimate in some exports (values beyond a file's own: flagged below)
@@ -119,7 +124,12 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         flags.append("bits-beyond-stored")
     files = candidate.files
     info = _series_info(folder, scan, candidate, reason, series, rejected, flags)
-    source = DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames))
+    headers = None
+    if keep_headers:
+        headers = {frame.path: candidate.datasets[frame.path] for frame in frames}
+        for dataset in headers.values():  # a multi-frame file's pixels too: the volume holds them now
+            _forget_pixels(dataset)
+    source = DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames), headers)
     return Volume(array=array, affine=geometry.affine, source=folder, header=None,
                   source_sha256=_hash_files(files), info=info, dicom=source)
 

@@ -16,12 +16,14 @@ __all__ = ["read_grid", "read_image"]
 
 
 def read_image(path: Path | str, series: str | None = None, warn_skipped: bool = True,
-               check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None) -> Volume:
+               check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None,
+               keep_headers: bool = False) -> Volume:
     """Read a NIfTI file, an NRRD or MetaImage file (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``; SimpleITK, the ``itk``
     extra), or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
     about the folder's files that are not DICOM, as a second reading of an input need not). ``check_grid(shape,
     affine)`` is called with a DICOM series' grid from its headers, before any pixel is decoded (the memory guard:
-    a NIfTI's header is checked by its caller, through :func:`read_grid`).
+    a NIfTI's header is checked by its caller, through :func:`read_grid`). ``keep_headers``: a DICOM series'
+    volume keeps its files' headers (``dicom.headers``), which a DICOM SEG of it takes.
     A path that is missing or holds no readable image is an :class:`~medseg.errors.ImageReadError`; an image that is
     not one 3D volume, holds NaN voxels or has a singular affine an :class:`~medseg.errors.InputError`; a DICOM folder
     that gives no one volume a :class:`~medseg.errors.DicomError`."""
@@ -31,7 +33,8 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
     if path.is_dir():
         from medseg.io.dicom import read_dicom_series
 
-        return read_dicom_series(path, series=series, warn_skipped=warn_skipped, check_grid=check_grid)
+        return read_dicom_series(path, series=series, warn_skipped=warn_skipped, check_grid=check_grid,
+                                 keep_headers=keep_headers)
     if series is not None:
         raise ImageReadError(f"{path}: --series applies to DICOM folders only")
     return read_nifti(path)

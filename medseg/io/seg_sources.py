@@ -37,8 +37,9 @@ def seg_sources(volume: Volume) -> dict[Path, object]:
         raise InputError(f"{volume.source}: DICOM SEG output needs a DICOM series input, this is not one")
     files = list(dict.fromkeys(source.paths))
     _check_split(volume.source, source)
+    kept = source.headers or {}  # as the series' reading read them (once, with the check before the model loads)
     with FileMessages(Path(volume.source), report=False):  # reported when the series was read
-        datasets = {p: _source_header(p) for p in files}
+        datasets = {p: _source_header(p, kept.get(p)) for p in files}
         _check_headers(volume.source, datasets)
         reads = [read_undeclared_text(d) for d in datasets.values()]  # each file, before its values are read
         # Latin-1: pydicom's reading, which the series' reading told of
@@ -227,12 +228,13 @@ def _seg_texts(seg) -> Iterator[str]:
                 yield str(value)
 
 
-def _source_header(path: Path):
-    """A source image's header; SOP class / instance UIDs left empty by anonymisers come from the file meta."""
+def _source_header(path: Path, read=None):
+    """A source image's header (``read``, where the series' reading kept it; else read here); SOP class / instance
+    UIDs left empty by anonymisers come from the file meta."""
     import pydicom
 
-    dataset = pydicom.dcmread(path, stop_before_pixels=True)
-    meta = dataset.file_meta
+    dataset = pydicom.dcmread(path, stop_before_pixels=True) if read is None else read
+    meta = getattr(dataset, "file_meta", None)
     for keyword, meta_keyword in (("SOPClassUID", "MediaStorageSOPClassUID"),
                                   ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
         if not str(dataset.get(keyword, "") or "") and meta is not None and meta.get(meta_keyword):
