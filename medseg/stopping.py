@@ -22,7 +22,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["check", "clear", "leave_hung_up_terminal", "mark", "marked", "request", "unmark", "watch"]
+__all__ = ["Terminated", "check", "clear", "handle_stop_signals", "leave_hung_up_terminal", "mark", "marked",
+           "on_stop_signal", "request", "stop_for", "stop_signals", "unmark", "watch"]
 
 _requested: BaseException | None = None
 _watched: tuple[Path, Callable[[int], BaseException]] | None = None  # a stop file and how its stop is raised
@@ -103,3 +104,53 @@ def leave_hung_up_terminal() -> None:
                     null = os.open(os.devnull, os.O_WRONLY)
                     os.dup2(null, fd)
                     os.close(null)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a scheduler's stop) or SIGHUP (the terminal or ssh session closed): handled like Ctrl-C, so
+    that temporary files are removed and a training run keeps its checkpoint; exit code 128 + the signal's number
+    (143, 129)."""
+
+    def __init__(self, signum: int = 15, said: str = "Terminated."):
+        super().__init__()
+        self.code, self.said = 128 + int(signum), said
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals a command stops on as on Ctrl-C: SIGINT, SIGTERM and, where the platform has it, SIGHUP."""
+    return (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+
+
+def stop_for(signum: int) -> KeyboardInterrupt:
+    """The exception a stop by the signal ``signum`` is raised as: :class:`KeyboardInterrupt` for Ctrl-C (SIGINT),
+    :class:`Terminated` for the others (SIGTERM "Terminated.", exit code 143; SIGHUP "Hangup.", 129)."""
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return Terminated(signum, "Terminated." if signum == signal.SIGTERM else "Hangup.")
+
+
+def on_stop_signal(signum, frame) -> None:
+    """The command line's handler of :func:`stop_signals`: raises :func:`stop_for` the signal where Python is, and
+    records it (:func:`request`) for :func:`check` to raise again where that one was dropped."""
+    if signum not in (signal.SIGINT, signal.SIGTERM):
+        leave_hung_up_terminal()
+    error = stop_for(signum)
+    request(error)
+    raise error
+
+
+def handle_stop_signals() -> None:
+    """Have SIGTERM and SIGHUP raise :class:`Terminated` and Ctrl-C :class:`KeyboardInterrupt`, as Python's own
+    handler does (:func:`on_stop_signal`); in the main thread only. SIGHUP (an ssh session closed under a command) had
+    killed the process at once, leaving its temporary files and a training run's last epochs; it is left alone where
+    it is ignored (``nohup``), as SIGINT is. Cheap (nothing imported): the command line calls it before it imports
+    anything else, so that a stop in its first tenth of a second is not a silent kill."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, on_stop_signal):  # not where it is ignored
+        signal.signal(signal.SIGINT, on_stop_signal)
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, on_stop_signal):  # not nohup
+        signal.signal(signal.SIGHUP, on_stop_signal)

@@ -280,6 +280,39 @@ def test_a_ctrl_c_in_the_first_tenth_of_a_second_is_aborted_not_a_traceback(tmp_
     assert not (tmp_path / "p.nii.gz").exists()
 
 
+_SIGNAL_AT_IMPORT = """
+import importlib.abc, os, signal, sys
+class Signalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == 'click':
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.{signal_name})
+sys.meta_path.insert(0, Signalled())
+sys.argv = ['medseg', 'synth', {path!r}]
+{start}
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("start", ["import runpy; runpy.run_module('medseg', run_name='__main__', alter_sys=True)",
+                                   "from medseg.__main__ import run; run()"])
+def test_a_signal_while_the_command_line_is_imported_is_told_in_its_line(tmp_path, signal_name, start):
+    """A SIGTERM within the first tenth of a second or so (click and medseg's command line imported: before medseg's
+    handler was installed) killed the process without a word (a cohort job scancelled as it started: an empty log),
+    and a Ctrl-C then ended the console command (``medseg``) in a traceback. The handlers come before those imports:
+    "Terminated." and exit code 143, "Aborted." and 130, nothing written, from ``python -m medseg`` and the console
+    command's entry point alike."""
+    import tomllib
+
+    code = _SIGNAL_AT_IMPORT.format(signal_name=signal_name, path=str(tmp_path / "p.nii.gz"), start=start)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    expected = (143, "Terminated.\n") if signal_name == "SIGTERM" else (130, "Aborted.\n")
+    assert (done.returncode, done.stderr, done.stdout) == (*expected, "")
+    assert not (tmp_path / "p.nii.gz").exists()
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["medseg"] == "medseg.__main__:run"  # the console command starts there
+
+
 def test_a_command_run_in_process_gives_the_signal_handlers_back(capsys):
     """main() installed its Ctrl-C and SIGTERM handlers for good: a caller's later Ctrl-C was recorded as a stop and
     raised again by its next, unrelated segmentation."""

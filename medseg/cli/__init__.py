@@ -19,7 +19,7 @@ import warnings
 
 import click
 
-from medseg import __version__
+from medseg import __version__, stopping
 from medseg.cli.options import ARGS_KEY
 
 __all__ = ["main", "cli"]
@@ -197,56 +197,17 @@ class _OncePerMessage(logging.Filter):
         return True
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, a scheduler's stop) or SIGHUP (the terminal or ssh session closed): handled like Ctrl-C, so
-    that temporary files are removed and a training run keeps its checkpoint; exit code 128 + the signal's number
-    (143, 129)."""
-
-    def __init__(self, signum: int = 15, said: str = "Terminated."):
-        super().__init__()
-        self.code, self.said = 128 + int(signum), said
-
-
-def _stop_signals() -> tuple[int, ...]:
-    """The signals a command stops on as on Ctrl-C: SIGINT, SIGTERM and, where the platform has it, SIGHUP."""
-    import signal
-
-    return (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
-
-
-def stop_for(signum: int) -> KeyboardInterrupt:
-    """The exception a stop by the signal ``signum`` is raised as: :class:`KeyboardInterrupt` for Ctrl-C (SIGINT),
-    :class:`_Terminated` for the others (SIGTERM "Terminated.", exit code 143; SIGHUP "Hangup.", 129)."""
-    import signal
-
-    if signum == signal.SIGINT:
-        return KeyboardInterrupt()
-    return _Terminated(signum, "Terminated." if signum == signal.SIGTERM else "Hangup.")
+_Terminated = stopping.Terminated  # SIGTERM or SIGHUP, as Ctrl-C is KeyboardInterrupt
+_stop_signals = stopping.stop_signals
+stop_for = stopping.stop_for
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM and SIGHUP raise :class:`_Terminated` and Ctrl-C :class:`KeyboardInterrupt`, as Python's own handler
-    does; all are also recorded in :mod:`medseg.stopping`, so that one dropped in a weak-reference callback or a
-    ``__del__`` is raised again at the next slab, training step or case. SIGHUP (an ssh session closed under a
-    command) had killed the process at once, leaving its temporary files and a training run's last epochs; it is
-    left alone where it is ignored (``nohup``), as SIGINT is."""
-    import signal
-
-    from medseg import stopping
-
-    def stop(signum, frame):
-        if signum not in (signal.SIGINT, signal.SIGTERM):
-            stopping.leave_hung_up_terminal()
-        error = stop_for(signum)
-        stopping.request(error)
-        raise error
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
-            signal.signal(signal.SIGINT, stop)
-        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # not under nohup
-            signal.signal(signal.SIGHUP, stop)
+    """SIGTERM and SIGHUP raise :class:`~medseg.stopping.Terminated` and Ctrl-C :class:`KeyboardInterrupt`, as
+    Python's own handler does; all are also recorded in :mod:`medseg.stopping`, so that one dropped in a weak-reference
+    callback or a ``__del__`` is raised again at the next slab, training step or case
+    (:func:`~medseg.stopping.handle_stop_signals`)."""
+    stopping.handle_stop_signals()
 
 
 def _usage_error_line(error: click.UsageError, args: list[str]) -> str:
@@ -293,10 +254,11 @@ def main(argv: list[str] | None = None) -> None:
             closed = _stand_in_for_closed_stdout()
             _null_for_closed_stderr()
             _escape_unprintable_output()
+            stopping.check()  # a stop the early handler (medseg.__main__) recorded, where an import dropped it
         code = _run(argv)
-    except KeyboardInterrupt:  # a Ctrl-C before the command's own handling of it (imports, in its first 0.1 s)
-        _say("Aborted.")
-        code = 130
+    except KeyboardInterrupt as stop:  # a stop before the command's own handling of it (imports, its first 0.1 s)
+        _say(stop.said if isinstance(stop, _Terminated) else "Aborted.")
+        code = stop.code if isinstance(stop, _Terminated) else 130
     if argv is None:
         import signal
 
