@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError
-from medseg.io.files import absent_content, absent_files, is_dicom_file, part10_seg_series, path_argument
+from medseg.io.files import (
+    absent_content,
+    absent_files,
+    absolute_path,
+    is_dicom_file,
+    part10_seg_series,
+    path_argument,
+)
 from medseg.io.itk_image import (
     IMAGE_ENDINGS,
     IMAGE_FILE_KINDS,
@@ -419,8 +426,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                        error_type: str | None = None, tell: bool = True) -> None:
         path = failure_path[case]
         record = {"schema": FAILURE_SCHEMA, "case_id": case,
-                  "input": os.path.abspath(prediction) if prediction is not None else None,  # what was scored
-                  "reference": os.path.abspath(reference), "stage": stage, "error": one_line(error),
+                  "input": str(absolute_path(prediction)) if prediction is not None else None,  # what was scored
+                  "reference": str(absolute_path(reference)), "stage": stage, "error": one_line(error),
                   "error_type": error_type or type(error).__name__, "created": now()}
         # the metrics of an earlier run go as the record is placed: no figures of a case that failed now
         with atomic_paths([path], overwrite=True, retire=[metrics_path[case]]) as (temp,):

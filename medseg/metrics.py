@@ -37,7 +37,6 @@ import functools
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -58,7 +57,7 @@ from medseg.grid_match import (  # the grid matching's public names, importable 
     reorder_onto_grid,
     sub_box_placement,
 )
-from medseg.io.files import type_text
+from medseg.io.files import absolute_path, type_text
 from medseg.surface_metrics import _surface_metrics
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, volume_ml
 
@@ -197,10 +196,10 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     record = {
         "schema": METRICS_SCHEMA,
         "case_id": case_id,
-        "prediction": os.path.abspath(pred.source) if pred.source is not None else None,
+        "prediction": str(absolute_path(pred.source)) if pred.source is not None else None,
         # the file scored: the report matches it against the segmentation its sidecar describes
         "prediction_sha256": pred.source_sha256,
-        "reference": os.path.abspath(ref.source) if ref.source is not None else None,
+        "reference": str(absolute_path(ref.source)) if ref.source is not None else None,
         # the reference file scored against: a label re-drawn later at the same path is not the one scored
         "reference_sha256": ref.source_sha256,
         "reference_reordered": bool(ref.info.get("reordered", False)),

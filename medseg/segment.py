@@ -19,7 +19,7 @@ from medseg import stopping
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
-from medseg.io.files import is_path, path_argument, type_text
+from medseg.io.files import absolute_path, is_path, path_argument, type_text
 from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
 from medseg.io.nifti_write import write_labels
@@ -366,7 +366,7 @@ def segment_case(
         # a dataset.json of the reference's dataset that names the values otherwise: once per file in a process
         warn_if_dataset_names_differ(reference, segmenter.package.labels, f"the model {segmenter.package.name}",
                                      warned=_TOLD_DATASET_NAMES)
-        record["reference"] = os.path.abspath(reference)  # scored against; the metrics file beside it has the figures
+        record["reference"] = str(absolute_path(reference))  # scored against; the metrics file beside it has them
         record["reference_sha256"] = ref_volume.source_sha256  # as the metrics and input_sha256 hash it
         if "reference_sub_box" in metrics:  # a box of the input's grid, zero-padded onto it (3D Slicer's crop)
             record["reference_sub_box"] = metrics["reference_sub_box"]
@@ -614,7 +614,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
     counts = _label_counts(labels, max(package.labels) + 1)
     return {
         "schema": "medseg-segmentation/1",
-        "input": os.path.abspath(volume.source),  # readable from anywhere (the run's folder is not recorded)
+        "input": str(absolute_path(volume.source)),  # readable from anywhere (the run's folder is not recorded)
         "input_sha256": volume.source_sha256,
         # size and modification time of the input file(s) as read (none for a DICOM folder): the QA report hashes
         # an input again only where they changed
@@ -637,7 +637,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
             "config_sha256": package.config_sha256,  # model.json as read: a hand edit shows here
             # what of model.json decides the segmentation: the same under new label codes or notes
             "settings_sha256": package.settings_sha256,
-            "path": os.path.abspath(package.path),  # as the input: readable from anywhere
+            "path": str(absolute_path(package.path)),  # as the input: readable from anywhere
         },
         "inference": {
             "slice_axis": segmenter.slice_axes if len(segmenter.slice_axes) > 1 else segmenter.slice_axis,

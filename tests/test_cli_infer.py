@@ -394,3 +394,28 @@ def test_a_dataset_json_naming_the_reference_labels_otherwise_than_the_model_is_
                "1 ellipsoid, 3 tube: each label is scored by its value under the model's name; check that the "
                "reference uses the model's label values")
     assert [m for m in caplog.messages if "dataset.json" in m] == [warning]
+
+
+def test_a_path_with_dot_dot_after_a_link_is_recorded_as_the_file_read(tmp_path, case, make_package, capsys,
+                                                                        monkeypatch):
+    """`medseg infer scans/../case.nii.gz`, ``scans`` a link to a folder elsewhere, reads the case.nii.gz beside the
+    link's target, as the shell does, but recorded <cwd>/case.nii.gz (no such file, or another one): the sidecar, the
+    metrics and from them cohort.tsv named a file other than the one read. They name it as the sample sheet does."""
+    package = make_package()
+    site = tmp_path / "site"
+    (site / "deep").mkdir(parents=True)
+    shutil.copy(case, site / "case.nii.gz")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "scans").symlink_to(site / "deep")
+    monkeypatch.chdir(work)
+    code, _, err = run(["infer", "scans/../case.nii.gz", "--model", str(package), "-o", "out"], capsys)
+    assert code == 0, err
+    assert json.loads((work / "out" / "case_seg.json").read_text())["input"] == str(site / "case.nii.gz")
+    shutil.copy(work / "out" / "case_seg.nii.gz", site / "ref.nii.gz")
+    code, _, err = run(["evaluate", "out/../out/case_seg.nii.gz", "scans/../ref.nii.gz", "-o", "m.json"], capsys)
+    assert code == 0, err
+    metrics = json.loads((work / "m.json").read_text())
+    assert (metrics["prediction"], metrics["reference"]) == (str(work / "out" / "case_seg.nii.gz"),
+                                                             str(site / "ref.nii.gz"))
+    assert not (work / "case.nii.gz").exists() and not (work / "ref.nii.gz").exists()

@@ -34,6 +34,7 @@ import os
 from pathlib import Path
 
 from medseg.io.atomic import atomic_paths, reason_of
+from medseg.io.files import absolute_path
 from medseg.io.pairs import input_signature
 from medseg.jsonfile import RECORD_BYTES, read_json_object
 
@@ -635,9 +636,9 @@ class ResultsFolder:
         write_json(path, {
             "schema": FAILURE_SCHEMA,
             "case_id": case_id,
-            "input": os.path.abspath(input_path) if input_path is not None else None,
+            "input": str(absolute_path(input_path)) if input_path is not None else None,
             **({"series": str(series)} if series is not None else {}),
-            "reference": os.path.abspath(reference) if reference is not None else None,
+            "reference": str(absolute_path(reference)) if reference is not None else None,
             "stage": stage,
             "error": one_line(error),
             "error_type": type(error).__name__,
